@@ -1,0 +1,5 @@
+"""`python -m mrules` runs the CLI."""
+
+from mrules.cli import main
+
+main()

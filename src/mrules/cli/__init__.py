@@ -1,0 +1,45 @@
+"""The `mrules` command line: a click group whose commands live one a module."""
+
+from __future__ import annotations
+
+import click
+
+from mrules import __version__
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="mrules")
+def main() -> None:
+    """mrules: marketing automation as code.
+
+    Completion actions, page actions, automation rules, scoring, grading and
+    the CRM sync, written as text, linted in CI and run over event streams.
+
+    \b
+    Start with:
+      mrules lint examples/getcloudy/rules
+      mrules parse examples/getcloudy/rules --format json
+    """
+
+
+def _register() -> None:
+    from mrules.cli import parse_cmd
+
+    main.add_command(parse_cmd.parse)
+    # Commands added by later modules register here, one import a command module.
+    import importlib
+
+    for module in ("lint_cmd", "fmt_cmd", "run_cmd", "state_cmd", "explain_cmd", "segment_cmd"):
+        try:
+            mod = importlib.import_module(f"mrules.cli.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"mrules.cli.{module}":
+                raise
+            continue
+        for command in getattr(mod, "COMMANDS", ()):
+            main.add_command(command)
+
+
+_register()

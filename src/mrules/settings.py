@@ -1,0 +1,57 @@
+"""Engine settings: the knobs where Pardot's behaviour is unverified, with their defaults.
+
+A rule set may change them in a `settings { name = value }` block; the checker
+validates names and types against `SETTINGS`, and the engine reads the merged
+`EngineSettings`. Each default and why it was chosen is in docs/semantics.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+__all__ = ["SETTINGS", "EngineSettings", "SettingSpec"]
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Every engine knob, with the default mrules documents."""
+
+    # Completion actions (§2.3): window in which a repeat activity by the same
+    # prospect on the same asset does not adjust score or resend an autoresponder.
+    throttle_minutes: int = 10
+    # Forms may opt out of throttling for autoresponders (Pardot's isAlwaysEmail).
+    always_send_autoresponder: bool = False
+    # Page actions (§3): at most one notification per prospect, page and window.
+    page_notify_minutes: int = 60
+    # URL normalisation for page actions and `visited` criteria (§3).
+    url_ignore_scheme: bool = True
+    url_ignore_www: bool = True
+    url_ignore_query: bool = True
+    url_ignore_trailing_slash: bool = True
+    url_ignore_path_case: bool = False
+    # Scoring (§5.1): score only the first open of each email.
+    email_open_first_only: bool = True
+    # Criteria (§4.2): whether `between` holds for an empty value (a known Pardot quirk).
+    between_matches_empty: bool = False
+    # Grading (§5.4): the ladder position every prospect starts at (D = 2).
+    grade_start: str = "D"
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> EngineSettings:
+        """Defaults overridden by `values` (already validated by the checker)."""
+        known = {f.name for f in fields(cls)}
+        return replace(cls(), **{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    type: type
+    default: Any
+
+
+SETTINGS: dict[str, SettingSpec] = {
+    f.name: SettingSpec(f.name, type(f.default), f.default) for f in fields(EngineSettings)
+}

@@ -1,0 +1,43 @@
+"""The parser on its own: the example loads, errors are diagnostics, no grammar conflicts."""
+
+from __future__ import annotations
+
+from lark import Lark
+
+from mrules.loader import load
+from mrules.parser import grammar_text, parse_text
+
+
+def test_grammar_has_no_conflicts_in_strict_mode() -> None:
+    # strict=True turns shift/reduce conflicts and terminal collisions into errors.
+    Lark(grammar_text(), parser="lalr", strict=True)
+
+
+def test_example_rule_set_parses_without_diagnostics(example_rules) -> None:
+    result = load([example_rules])
+    assert result.diagnostics == []
+    paths = [f.path for f in result.program.files]
+    assert paths[0] == "library/pardot-default-scoring.mr"
+    assert any(p.endswith("10-completion-actions.mr") for p in paths)
+
+
+def test_syntax_error_is_a_diagnostic_with_position() -> None:
+    file, diags = parse_text('page action "p" on "x.com" { score 25 }', "p.mr")
+    assert file is None
+    [d] = diags
+    assert (d.code, d.start, d.end) == ("MR001", 35, 37)
+    assert "score +25" in (d.hint or "")
+
+
+def test_keywords_are_only_keywords_where_the_grammar_wants_them() -> None:
+    file, diags = parse_text('field status: text\non submit of form "f" { set status = "x" }')
+    assert diags == []
+    assert file is not None and file.items[1].body[0].field.text == "status"
+
+
+def test_every_error_example_still_fails() -> None:
+    from mrules.parser import ERROR_EXAMPLES
+
+    for snippets in ERROR_EXAMPLES.values():
+        for snippet in snippets:
+            assert parse_text(snippet)[0] is None, snippet
