@@ -1,0 +1,130 @@
+"""URL normalisation and the page-action index: exact URLs in a dict, wildcards by longest prefix.
+
+Pardot does not document how it compares URLs (reference §3), so mrules
+normalises both the page-action URL and the URL seen, each step a setting
+(docs/semantics.md): the fragment always goes; by default the scheme, a
+leading `www.`, the query string and a trailing slash go too; the host is
+always lowercased (hosts are case-insensitive), the path only if asked.
+
+A wildcard is a URL ending in `*`. `P*` matches every URL that starts with P;
+`P/*` matches P itself and every page under `P/` (Pardot's "every page of the
+domain" for `www.getcloudy.com/*` includes the home page). An exact URL beats
+any wildcard, and among wildcards the longest prefix wins, so at most one page
+action matches a view. Lookups cost one dict probe plus one probe per distinct
+wildcard-prefix length, whatever the number of page actions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from mrules.settings import EngineSettings
+
+__all__ = ["PageIndex", "is_wildcard", "normalize_url", "wildcard_prefix"]
+
+T = TypeVar("T")
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_wildcard(pattern: str) -> bool:
+    """A page-action URL ending in `*` covers many pages."""
+    return pattern.rstrip().endswith("*")
+
+
+def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str, str]:
+    url = url.strip()
+    url = url.split("#", 1)[0]
+    if not keep_query and settings.url_ignore_query:
+        url = url.split("?", 1)[0]
+    scheme = ""
+    m = _SCHEME.match(url)
+    if m:
+        scheme = m.group(0).lower()
+        url = url[m.end():]
+    if settings.url_ignore_scheme:
+        scheme = ""
+    host, slash, path = url.partition("/")
+    host = host.lower()
+    if settings.url_ignore_www and host.startswith("www."):
+        host = host[4:]
+    if settings.url_ignore_path_case:
+        path = path.lower()
+    return scheme + host, slash + path
+
+
+def normalize_url(url: str, settings: EngineSettings) -> str:
+    """The form in which two URLs are the same page.
+
+    >>> normalize_url("https://WWW.GetCloudy.com/consult/?utm=ads#top", EngineSettings())
+    'getcloudy.com/consult'
+    """
+    host, path = _split(url, settings, keep_query=False)
+    if settings.url_ignore_trailing_slash:
+        path = path.rstrip("/")
+    return host + path
+
+
+def wildcard_prefix(pattern: str, settings: EngineSettings) -> str:
+    """The normalised prefix of a wildcard page-action URL, without its `*`.
+
+    >>> wildcard_prefix("www.getcloudy.com/careers/*", EngineSettings())
+    'getcloudy.com/careers/'
+    """
+    host, path = _split(pattern.rstrip().removesuffix("*"), settings, keep_query=True)
+    return host + path
+
+
+@dataclass(frozen=True)
+class _Wildcards(Generic[T]):
+    by_length: tuple[tuple[int, dict[str, T]], ...]  # longest prefixes first
+
+
+class PageIndex(Generic[T]):
+    """Finds the one page action for a URL: exact match first, then the longest wildcard prefix.
+
+    >>> idx = PageIndex([("x.com/a", "exact"), ("x.com/*", "site"), ("x.com/a/*", "a")],
+    ...                 EngineSettings())
+    >>> idx.lookup("https://x.com/a/"), idx.lookup("x.com/a/b"), idx.lookup("x.com/zz")
+    ('exact', 'a', 'site')
+    """
+
+    def __init__(self, entries: Iterable[tuple[str, T]], settings: EngineSettings) -> None:
+        self.settings = settings
+        self.exact: dict[str, T] = {}
+        lengths: dict[int, dict[str, T]] = {}
+        for pattern, value in entries:
+            if is_wildcard(pattern):
+                prefix = wildcard_prefix(pattern, settings)
+                lengths.setdefault(len(prefix), {}).setdefault(prefix, value)
+            else:
+                self.exact.setdefault(normalize_url(pattern, settings), value)
+        self._wild = _Wildcards(tuple(sorted(lengths.items(), reverse=True)))
+
+    def __len__(self) -> int:
+        return len(self.exact) + sum(len(d) for _, d in self._wild.by_length)
+
+    def lookup(self, url: str) -> T | None:
+        """The page action for a URL as seen, or None."""
+        return self.lookup_normalized(normalize_url(url, self.settings))
+
+    def lookup_normalized(self, url: str) -> T | None:
+        hit = self.exact.get(url)
+        if hit is not None:
+            return hit
+        if not self._wild.by_length:
+            return None
+        slashed = url + "/"
+        for length, prefixes in self._wild.by_length:
+            if length <= len(url):
+                hit = prefixes.get(url[:length])
+            elif length == len(slashed):
+                hit = prefixes.get(slashed)
+            else:
+                continue
+            if hit is not None:
+                return hit
+        return None
