@@ -1,0 +1,174 @@
+"""Parse-and-check benchmark: time `parse_text` and `checker.check` on generated rule sets.
+
+Not a timed test: run it by hand (`.venv/bin/python bench/bench_parse.py`) and read the
+table. The target from the issue is 10,000 rules parsed and checked in under 1 s on one
+core, with a per-rule cost that stays flat as N grows (linear total cost).
+
+The generator is deterministic (seeded) and produces a realistic mix: declarations of
+fields, lists, users and assets; page actions, a third of them on wildcard URLs;
+completion actions with conditional groups; automation rules with nested criteria.
+Every name a rule uses is declared, so the checker sees a clean program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+__all__ = ["generate", "main"]
+
+_FIELD_TYPES = ("text", "number", "date", "boolean")
+
+
+def _declarations(r: int) -> list[str]:
+    return [
+        f"field custom_{r}: {_FIELD_TYPES[r % len(_FIELD_TYPES)]}",
+        f'list "List {r}"',
+        f'user "user{r}@example.com"',
+        f'form "Form {r}" folder "Campaigns/{r % 17}"',
+    ]
+
+
+def _page_action(r: int, rng: random.Random) -> str:
+    url = f"example.com/section{r % 50}/page{r}" + ("*" if r % 3 == 0 else "")
+    return (
+        f'page action "Page {r}" on "{url}" {{\n'
+        f"  score +{rng.randint(1, 25)}\n"
+        + ("  priority\n" if r % 4 == 0 else "")
+        + f'  add tag "visited-{r % 20}"\n'
+        "}"
+    )
+
+
+def _completion_actions(r: int, rng: random.Random) -> str:
+    d = rng.randrange(r + 1)  # a name declared by an earlier (or this) rule
+    return (
+        f'on submit of form "Form {d}" {{\n'
+        f'  add to list "List {d}"\n'
+        f"  score +{rng.randint(5, 50)}\n"
+        f'  set lead_source_{d % 5} = "Web {r}"\n'
+        f'  if company contains "Acme" {{ assign to user "user{d}@example.com" }}\n'
+        f'  if custom_{d} is not empty {{ add tag "hot-{r % 20}"; notify assigned user }}\n'
+        "}"
+    )
+
+
+def _automation_rule(r: int, rng: random.Random) -> str:
+    d = rng.randrange(r + 1)
+    return (
+        f'automation rule "Rule {r}" priority {rng.randint(1, 500)} {{\n'
+        "  when all {\n"
+        f"    score >= {rng.randint(10, 200)}\n"
+        f'    not in list "List {d}"\n'
+        "    any {\n"
+        f'      submitted form "Form {d}"\n'
+        f'      visited "example.com/section{d % 50}*" within {rng.randint(1, 90)} days\n'
+        f"      grade >= B-\n"
+        "    }\n"
+        "  }\n"
+        + ("  repeat every 30 days at most 3 times\n" if r % 5 == 0 else "")
+        + "  then {\n"
+        f'    add to list "List {d}"\n'
+        f'    add tag "rule-{r % 20}"\n'
+        "  }\n"
+        "}"
+    )
+
+
+def generate(n: int, seed: int = 7) -> str:
+    """The text of a rule set with `n` top-level rules (items), the same for a given seed."""
+    rng = random.Random(seed)
+    parts = [f"field lead_source_{i}: text" for i in range(5)]
+    kinds = (_page_action, _completion_actions, _automation_rule)
+    count = len(parts)
+    r = 0
+    while count < n:
+        if r % 2 == 0:
+            for decl in _declarations(r):
+                parts.append(decl)
+                count += 1
+        else:
+            parts.append(kinds[(r // 2) % 3](r, rng))
+            count += 1
+        r += 1
+    return "\n".join(parts[:n]) + "\n"
+
+
+def _best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one table row for each size: seconds and microseconds per rule."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1000,5000,10000", help="comma-separated rule counts")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per size; the best is shown")
+    ap.add_argument("--profile", action="store_true", help="cProfile one parse of the last size")
+    args = ap.parse_args(argv)
+
+    from mrules import ast
+    from mrules.parser import lark_parser, parse_text
+
+    try:
+        from mrules.checker import check
+    except ImportError as e:
+        check = None
+        print(f"note: checker not available ({e}); timing parse only", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    lark_parser()
+    print(f"parser build (once per process): {time.perf_counter() - t0:.3f} s")
+    parse_text('list "warm-up"')
+
+    header = f"{'rules':>7} {'chars':>9} {'parse s':>8} {'us/rule':>8}"
+    if check is not None:
+        header += f" {'check s':>8} {'us/rule':>8} {'total s':>8}"
+    print(header)
+    per_rule = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        text = generate(n)
+        parse_s, (file, diags) = _best(lambda text=text: parse_text(text, "bench.mr"), args.repeat)
+        if file is None or diags:
+            print(f"generated text does not parse: {diags[:3]}", file=sys.stderr)
+            return 1
+        row = f"{n:>7} {len(text):>9} {parse_s:>8.3f} {parse_s / n * 1e6:>8.1f}"
+        total = parse_s
+        if check is not None:
+            program = ast.Program(files=(file,))
+            check_s, found = _best(lambda p=program: check(p), args.repeat)
+            total += check_s
+            row += f" {check_s:>8.3f} {check_s / n * 1e6:>8.1f} {total:>8.3f}"
+            if found:
+                print(f"  note: the checker reported {len(found)} diagnostics, first: "
+                      f"{found[0].code} {found[0].message}", file=sys.stderr)
+        per_rule.append(total / n * 1e6)
+        print(row)
+    if len(per_rule) > 1:
+        spread = max(per_rule) / min(per_rule)
+        print(f"per-rule cost max/min: {spread:.2f} (1.0 = perfectly linear)")
+        print(f"median per-rule total: {statistics.median(per_rule):.1f} us")
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        text = generate(n)
+        prof = cProfile.Profile()
+        prof.runcall(parse_text, text, "bench.mr")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
