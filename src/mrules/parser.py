@@ -617,6 +617,7 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
     ],
     "put the actions in braces: `then { add to list \"MQL\" }`": [
         'automation rule "r" priority 1 { then add to list "x" }',
+        'segmentation rule "r" { then add to list "x" }',
     ],
     "criteria go in a group: `when all { ... }` or `when any { ... }`": [
         'automation rule "r" priority 1 { when score > 10 }',
@@ -657,16 +658,29 @@ def _example_errors() -> list[tuple[str, UnexpectedInput]]:
     return found
 
 
+def _state_key(err: UnexpectedInput) -> int | None:
+    """The LALR state an error happened in (the stack depth does not matter for hints)."""
+    return getattr(getattr(err, "state", None), "position", None)
+
+
+def _char_class(ch: str) -> str:
+    return "word" if ch.isalpha() or ch == "_" else "digit" if ch.isdigit() else ch
+
+
 def _hint_for(err: UnexpectedInput, text: str) -> str | None:
-    if not isinstance(err, UnexpectedToken):
+    key = _state_key(err)
+    if key is None:
         return None
     for label, example in _example_errors():
-        if (
-            isinstance(example, UnexpectedToken)
-            and example.state == err.state
-            and example.token.type == err.token.type
-        ):
-            return label
+        if _state_key(example) != key or type(example) is not type(err):
+            continue
+        if isinstance(err, UnexpectedToken):
+            if example.token.type == err.token.type:  # type: ignore[attr-defined]
+                return label
+        elif isinstance(err, UnexpectedCharacters):
+            ex_char = example.char  # type: ignore[attr-defined]
+            if _char_class(ex_char) == _char_class(err.char):
+                return label
     return None
 
 
@@ -714,6 +728,9 @@ def _token_phrase(tok: Token) -> str:
     return f"'{text}'"
 
 
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     hint = _hint_for(err, text)
     if isinstance(err, UnexpectedToken):
@@ -745,11 +762,30 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 message="unclosed or malformed string",
                 hint='close the string with " on the same line; escape quotes inside as \\"',
             )
-        shown = repr(ch)[1:-1] if ch.isprintable() else f"U+{ord(ch):04X}"
+        allowed = set(err.allowed or ())
+        expected = ("expected " + _expected_phrase(allowed)) if allowed else None
+        word = _WORD_RE.match(text, pos)
+        if word is not None:
+            shown = word.group()
+            if len(shown) > 30:
+                shown = shown[:27] + "..."
+            if hint is None and "NAME" in allowed and shown.lower() != shown:
+                hint = f"field names are lowercase: '{shown.lower()}'"
+            return Diagnostic(
+                code="MR002", severity=Severity.ERROR, path=path, start=pos, end=word.end(),
+                message=f"unexpected '{shown}'" + (f"; {expected}" if expected else ""),
+                hint=hint or _did_you_mean(word.group(), allowed),
+            )
+        if not ch.isprintable():
+            return Diagnostic(
+                code="MR002", severity=Severity.ERROR, path=path, start=pos, end=pos + 1,
+                message=f"unexpected invisible character U+{ord(ch):04X}",
+                hint=hint or "delete it; rule files are plain text",
+            )
         return Diagnostic(
             code="MR002", severity=Severity.ERROR, path=path, start=pos, end=pos + 1,
-            message=f"unexpected character '{shown}'",
-            hint=("expected " + _expected_phrase(set(err.allowed))) if err.allowed else None,
+            message=f"unexpected character '{ch}'",
+            hint=hint or expected,
         )
     assert isinstance(err, UnexpectedEOF)
     return Diagnostic(
