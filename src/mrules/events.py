@@ -1,0 +1,471 @@
+"""The event stream reader: JSON Lines in, `Event` or `Reject` out, in stream order.
+
+This is the input contract of `mrules run` (shared/spec/events.md). Each line
+is decoded on its own, so a bad line costs one `Reject` (its 1-based line
+number, a reason in plain English and the line's text) and never stops the
+stream: no valid event is lost because a bad one came before it.
+
+Decisions the contract leaves open, made here once:
+
+* Lines are split on `\\n` only, in binary, so a `\\r` or a Unicode line
+  separator inside a line never splits it; `\\r\\n` endings are fine. A UTF-8
+  byte order mark is skipped on line 1. A line that is not UTF-8 is a reject.
+* Blank lines (only whitespace) are skipped but still count, so line numbers
+  always match the file; `start_line` skips lines cheaply to resume a run.
+* `ts` follows RFC 3339: date, `T` (or `t`, or a space as RFC 3339 §5.6
+  allows), time with seconds, optional fraction (kept to microseconds), and a
+  zone: `Z`/`z` or `±hh:mm`. A date alone, a time without seconds or without a
+  zone is rejected: event time must be unambiguous. A leap second (`:60`) is
+  read as `:59.999999` of the same minute. The time is converted to UTC.
+* A key whose value is `null` counts as absent. A string key that is present
+  must be a non-empty string (an empty `id` or `visitor` is a bug upstream,
+  not an anonymous value). `fields` must be an object whose values are JSON
+  scalars. Keys this reader does not know are ignored: the contract grows by
+  adding keys.
+* `prospect` is stripped and lowercased, and must look like an email address:
+  one `@` with text on both sides and no whitespace.
+* Required keys by type: every type but `page_view` and `tick` needs
+  `prospect`; `page_view` needs `url` and `visitor` or `prospect`; asset events
+  need `asset` (optional for `unsubscribe`); `identify` needs `visitor`;
+  `crm_update` needs `object` (lead, contact, account, opportunity,
+  campaign_member). `status`, where given, is `won` or `lost`, and `object`,
+  where given, must be one of the CRM objects, whatever the type.
+* When a line has several problems, the reason names the first found, in the
+  order: JSON, `ts`, `type`, the other keys, then the type's requirements.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+import io
+import re
+import sys
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+import orjson
+
+__all__ = [
+    "ASSET_KINDS",
+    "CRM_OBJECTS",
+    "EVENT_TYPES",
+    "MAX_REJECT_TEXT",
+    "OPPORTUNITY_STATUSES",
+    "Event",
+    "EventSourceError",
+    "Reject",
+    "parse_line",
+    "parse_timestamp",
+    "read_events",
+]
+
+EVENT_TYPES = (
+    "page_view",
+    "form_submit",
+    "form_handler_submit",
+    "landing_page_submit",
+    "email_open",
+    "email_click",
+    "file_download",
+    "custom_redirect_click",
+    "identify",
+    "prospect_update",
+    "unsubscribe",
+    "crm_update",
+    "tick",
+)
+
+# The kind of asset (as the rules declare it) that each asset event names.
+ASSET_KINDS: dict[str, str] = {
+    "form_submit": "form",
+    "form_handler_submit": "form handler",
+    "landing_page_submit": "landing page",
+    "email_open": "email",
+    "email_click": "email",
+    "file_download": "file",
+    "custom_redirect_click": "custom redirect",
+    "unsubscribe": "email",
+}
+
+CRM_OBJECTS = ("lead", "contact", "account", "opportunity", "campaign_member")
+OPPORTUNITY_STATUSES = ("won", "lost")
+MAX_REJECT_TEXT = 1000
+
+_TYPES = frozenset(EVENT_TYPES)
+_NEEDS_PROSPECT = _TYPES - {"page_view", "tick"}
+_NEEDS_ASSET = frozenset(ASSET_KINDS) - {"unsubscribe"}
+_CRM_OBJECTS = frozenset(CRM_OBJECTS)
+_STATUSES = frozenset(OPPORTUNITY_STATUSES)
+# Optional string keys besides `prospect`, checked the same way.
+_PLAIN_KEYS = ("id", "visitor", "url", "asset", "user", "object", "crm_id", "status")
+_NON_SCALAR = (dict, list)
+_BOM = b"\xef\xbb\xbf"
+
+_TS_MATCH = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+).fullmatch
+_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
+_NO_SECONDS = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+).fullmatch
+_NO_ZONE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+).fullmatch
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+").fullmatch
+_fromisoformat = datetime.fromisoformat
+
+
+class Event(NamedTuple):
+    """One valid event, as the engine consumes it.
+
+    A NamedTuple rather than a frozen dataclass or a pydantic model: it is
+    immutable and the cheapest record Python builds, and the reader makes one
+    per line on the hot path of `mrules run`.
+    """
+
+    line: int  # 1-based line number in the stream
+    id: str | None
+    ts: datetime  # timezone-aware, UTC
+    ts_epoch: float  # ts as POSIX seconds, for fast comparisons
+    type: str
+    prospect: str | None  # stripped and lowercased email
+    visitor: str | None
+    url: str | None
+    asset: str | None
+    fields: dict[str, Any]  # values are str, int, float, bool or None
+    user: str | None
+    object: str | None
+    crm_id: str | None
+    status: str | None
+
+    @property
+    def asset_kind(self) -> str | None:
+        """The kind of asset `asset` names ("form", "email", ...), or None."""
+        return ASSET_KINDS.get(self.type)
+
+
+class Reject(NamedTuple):
+    """A line that is not applied: where, why, and what it said."""
+
+    line: int
+    reason: str
+    text: str  # the line as read, without its newline, cut to MAX_REJECT_TEXT
+
+
+class EventSourceError(Exception):
+    """The stream itself cannot be read (missing file, broken gzip data)."""
+
+
+class _Bad(Exception):
+    """Internal: the reason a decoded line is not a valid event."""
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _timestamp_problem(text: str) -> str:
+    if _DATE_ONLY(text):
+        hint = "a date alone is not enough: give a time and a zone, e.g. 2026-11-02T09:00:00Z"
+    elif _NO_SECONDS(text):
+        hint = "seconds are required, e.g. 2026-11-02T09:00:00Z"
+    elif _NO_ZONE(text):
+        hint = "no time zone: end it with Z for UTC or an offset like +02:00"
+    else:
+        hint = "expected e.g. 2026-11-02T09:15:00Z"
+    return f"'ts' is not an RFC 3339 timestamp: {_shown(text)} ({hint})"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Read an RFC 3339 timestamp as an aware UTC datetime (the `ts` rules above).
+
+    Raises:
+        ValueError: the text is not an RFC 3339 timestamp; the message says why.
+
+    >>> parse_timestamp("2026-11-02T10:15:00.5+01:00").isoformat()
+    '2026-11-02T09:15:00.500000+00:00'
+    """
+    if _TS_MATCH(text) is None:
+        raise ValueError(_timestamp_problem(text))
+    try:
+        dt = _fromisoformat(text)
+    except ValueError:
+        dt = _parse_unusual(text)
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt
+
+
+def _parse_unusual(text: str) -> datetime:
+    """The slow path: lowercase `t`/`z`, leap seconds, and out-of-range values."""
+    upper = text.upper()
+    leap = upper[17:19] == "60"
+    if leap:
+        upper = upper[:17] + "59" + upper[19:]
+    try:
+        dt = _fromisoformat(upper)
+    except ValueError as e:
+        raise ValueError(
+            f"'ts' is not an RFC 3339 timestamp: {_shown(text)} ({e})"
+        ) from None
+    return dt.replace(microsecond=999999) if leap else dt
+
+
+def _event(obj: dict[str, Any], line: int) -> Event:
+    """Validate one decoded JSON object; raise _Bad with the first problem found."""
+    get = obj.get
+    ts = get("ts")
+    if type(ts) is not str:
+        if ts is None:
+            raise _Bad("missing required key 'ts'")
+        raise _Bad(f"'ts' must be a string holding an RFC 3339 timestamp, not {_json_type(ts)}")
+    if _TS_MATCH(ts) is None:
+        raise _Bad(_timestamp_problem(ts))
+    try:
+        dt = _fromisoformat(ts)
+    except ValueError:
+        try:
+            dt = _parse_unusual(ts)
+        except ValueError as e:
+            raise _Bad(str(e)) from None
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+
+    kind = get("type")
+    if kind not in _TYPES:
+        if kind is None:
+            raise _Bad("missing required key 'type'")
+        if type(kind) is not str:
+            raise _Bad(f"'type' must be a string, not {_json_type(kind)}")
+        close = difflib.get_close_matches(kind, EVENT_TYPES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise _Bad(f"unknown type {_shown(kind)}{hint}")
+
+    for key in _PLAIN_KEYS:
+        value = get(key)
+        if value is not None and (type(value) is not str or not value):
+            if type(value) is str:
+                raise _Bad(f"'{key}' must not be empty")
+            raise _Bad(f"'{key}' must be a string, not {_json_type(value)}")
+
+    prospect = get("prospect")
+    if prospect is not None:
+        if type(prospect) is not str:
+            raise _Bad(f"'prospect' must be an email address, not {_json_type(prospect)}")
+        prospect = prospect.strip().lower()
+        if _EMAIL(prospect) is None:
+            raise _Bad("'prospect' must be an email address")
+
+    fields = get("fields")
+    if fields is None:
+        fields = {}
+    elif type(fields) is not dict:
+        raise _Bad(f"'fields' must be an object of scalars, not {_json_type(fields)}")
+    else:
+        for name, value in fields.items():
+            if isinstance(value, _NON_SCALAR):
+                raise _Bad(
+                    f"'fields' must be an object of scalars: {_shown(name)} is {_json_type(value)}"
+                )
+
+    visitor = get("visitor")
+    url = get("url")
+    asset = get("asset")
+    crm_object = get("object")
+    status = get("status")
+    if kind == "page_view":
+        if url is None:
+            raise _Bad("'url' is required for page_view")
+        if visitor is None and prospect is None:
+            raise _Bad("page_view needs 'visitor' or 'prospect'")
+    elif kind in _NEEDS_PROSPECT:
+        if prospect is None:
+            raise _Bad(f"'prospect' is required for {kind}")
+        if asset is None and kind in _NEEDS_ASSET:
+            raise _Bad(f"'asset' is required for {kind} (the {ASSET_KINDS[kind]}'s name)")
+        if kind == "identify" and visitor is None:
+            raise _Bad("'visitor' is required for identify")
+        if kind == "crm_update" and crm_object is None:
+            raise _Bad("'object' is required for crm_update (" + ", ".join(CRM_OBJECTS) + ")")
+    if crm_object is not None and crm_object not in _CRM_OBJECTS:
+        raise _Bad(
+            f"'object' must be one of {', '.join(CRM_OBJECTS)}, not {_shown(crm_object)}"
+        )
+    if status is not None and status not in _STATUSES:
+        raise _Bad(f"'status' must be won or lost, not {_shown(status)}")
+
+    return Event(
+        line, get("id"), dt, dt.timestamp(), kind, prospect, visitor, url, asset, fields,
+        get("user"), crm_object, get("crm_id"), status,
+    )
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "backslashreplace").rstrip("\r\n")[:MAX_REJECT_TEXT]
+
+
+def _not_json(data: bytes, error: orjson.JSONDecodeError) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        column = len(data[: e.start].decode("utf-8", "replace")) + 1
+        return f"not UTF-8 text: byte 0x{data[e.start]:02x} at column {column}"
+    return f"not JSON: {error.msg} at column {error.colno}"
+
+
+def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
+    """Decode one line of the stream; None for a blank line.
+
+    >>> parse_line(b'{"ts":"2026-11-02T09:00:00Z","type":"tick"}').type
+    'tick'
+    >>> parse_line('{"ts":"2026-11-02","type":"tick"}', 7).reason[:40]
+    "'ts' is not an RFC 3339 timestamp: '2026"
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        if not data.strip():
+            return None
+        if line == 1 and data.startswith(_BOM):
+            return parse_line(data[len(_BOM):], line)
+        return Reject(line, _not_json(data, e), _text(data))
+    if type(obj) is not dict:
+        return Reject(line, f"not a JSON object: the line holds {_json_type(obj)}", _text(data))
+    try:
+        return _event(obj, line)
+    except _Bad as e:
+        return Reject(line, str(e), _text(data))
+
+
+def _iterate(stream: IO[bytes], start_line: int) -> Iterator[Event | Reject]:
+    """The hot loop: parse_line inlined, the fast path first."""
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    event = _event
+    line = 0
+    if start_line > 0:
+        for _ in islice(stream, start_line):
+            line += 1
+    for data in stream:
+        line += 1
+        try:
+            obj = loads(data)
+        except decode_error:
+            item = parse_line(data, line)
+            if item is not None:
+                yield item
+            continue
+        if type(obj) is dict:
+            try:
+                yield event(obj, line)
+            except _Bad as e:
+                yield Reject(line, str(e), _text(data))
+        else:
+            yield parse_line(data, line)  # type: ignore[misc]  # a Reject, never None
+
+
+def _peek(stream: IO[bytes]) -> bytes:
+    peek = getattr(stream, "peek", None)
+    if peek is not None:
+        return bytes(peek(2)[:2])
+    if stream.seekable():
+        where = stream.tell()
+        head = stream.read(2)
+        stream.seek(where)
+        return head
+    return b""
+
+
+def _open(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, tuple[IO[bytes], ...]]:
+    """Open the source as a binary stream, ungzipped; also its name and what to close."""
+    owned = False
+    force_gzip = False
+    if isinstance(source, str | Path):
+        if isinstance(source, str) and source == "-":
+            stream: IO[bytes] = sys.stdin.buffer
+            name = "<stdin>"
+        else:
+            name = str(source)
+            try:
+                stream = open(source, "rb")  # noqa: SIM115  # closed by the reader
+            except OSError as e:
+                raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
+            owned = True
+            force_gzip = name.endswith(".gz")
+    else:
+        if isinstance(source, io.TextIOBase):
+            raise TypeError("read_events needs a binary stream (open the file with 'rb')")
+        stream = source
+        name = str(getattr(source, "name", "<stream>"))
+    try:
+        gzipped = force_gzip or _peek(stream) == b"\x1f\x8b"
+    except OSError as e:
+        raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
+    if gzipped:
+        unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
+        reader = io.BufferedReader(unzipped, 1 << 16)  # type: ignore[arg-type]
+        return reader, name, (reader, stream) if owned else ()
+    return stream, name, (stream,) if owned else ()
+
+
+def read_events(
+    source: str | Path | IO[bytes], *, start_line: int = 0
+) -> Iterator[Event | Reject]:
+    """Read an event stream, yielding an Event or a Reject per non-blank line.
+
+    Args:
+        source: a path (gzip if it ends in `.gz` or starts with the gzip
+            magic bytes), `"-"` for standard input, or a binary file object
+            (gzip detected by its magic bytes when it can be peeked at).
+        start_line: skip lines 1..start_line unread, to resume a run after the
+            last line it committed.
+
+    Raises:
+        EventSourceError: the source cannot be opened, or its gzip data is
+            broken (raised while iterating, after the lines read before it).
+        TypeError: a text-mode file object was given.
+
+    >>> import io
+    >>> data = b'{"ts":"2026-11-02T09:00:00Z","type":"tick"}\\n\\n{"type":"tick"}\\n'
+    >>> [(item.line, type(item).__name__) for item in read_events(io.BytesIO(data))]
+    [(1, 'Event'), (3, 'Reject')]
+    """
+    stream, name, to_close = _open(source)
+    return _guarded(stream, name, to_close, start_line)
+
+
+def _guarded(
+    stream: IO[bytes], name: str, to_close: tuple[IO[bytes], ...], start_line: int
+) -> Iterator[Event | Reject]:
+    try:
+        yield from _iterate(stream, start_line)
+    except (gzip.BadGzipFile, zlib.error, EOFError) as e:
+        detail = str(e) or "the data ends before the end of the gzip stream"
+        raise EventSourceError(f"{name}: broken gzip data: {detail}") from None
+    except OSError as e:
+        raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
+    finally:
+        for opened in to_close:
+            opened.close()
