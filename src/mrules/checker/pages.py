@@ -1,0 +1,119 @@
+"""Page actions: each URL is a URL, and each page view picks one page action.
+
+URLs are compared as the engine compares them (`mrules.urls`, with the rule
+set's own `url_*` settings): an exact URL beats any wildcard, and among
+wildcards the longest prefix wins.
+
+Rules (codes MR401-MR404):
+
+* a page-action or `visited` URL that is not a URL (MR401): empty, with
+  spaces, or with `*` anywhere but at the end;
+* two page actions on the same URL once normalised (MR402):
+  `"getcloudy.com/a"` and `"https://www.getcloudy.com/a/"`; the later never fires;
+* two wildcards with the same prefix (MR403): the later never fires;
+* a wildcard inside another (MR404, a warning): `x.com/products*` and
+  `x.com/products/shoes*`; pages under the longer prefix go to its page action
+  only, which Pardot does not document (§3), so the overlap is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mrules import ast
+from mrules.checker import report
+from mrules.checker.visit import items
+from mrules.diagnostics import Diagnostic
+from mrules.settings import SETTINGS, EngineSettings
+from mrules.symbols import Symbols
+from mrules.urls import is_wildcard, normalize_url, wildcard_prefix
+
+__all__ = ["check_pages", "program_settings", "url_problem"]
+
+
+def program_settings(program: ast.Program) -> EngineSettings:
+    """The engine settings a rule set chooses (values of the wrong type are ignored)."""
+    values: dict[str, object] = {}
+    for _path, item in items(program):
+        if isinstance(item, ast.Settings):
+            for s in item.items:
+                spec = SETTINGS.get(s.name.text)
+                raw = getattr(s.value, "value", None)
+                if spec is not None and type(raw) is spec.type:
+                    values[s.name.text] = raw
+    return EngineSettings.from_values(values)
+
+
+def url_problem(url: str) -> str | None:
+    """Why a string cannot be a page URL, or None.
+
+    >>> url_problem("getcloudy.com/a b")
+    'a URL has no spaces'
+    """
+    if not url.strip():
+        return "a page URL cannot be empty"
+    if any(ch.isspace() for ch in url):
+        return "a URL has no spaces"
+    if "*" in url[:-1]:
+        return "`*` only works at the end of a URL"
+    return None
+
+
+def _bad_url(path: str, name: ast.Name) -> Diagnostic | None:
+    problem = url_problem(name.text)
+    if problem is None:
+        return None
+    return report.error("MR401", f"'{name.text}' is not a URL", path, name,
+                        hint=problem + "; write it like \"getcloudy.com/pricing\"")
+
+
+def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
+    """MR401-MR404."""
+    settings = program_settings(program)
+    exact: dict[str, tuple[str, ast.PageAction]] = {}
+    wild: dict[str, tuple[str, ast.PageAction]] = {}
+    for path, item in items(program):
+        for node in ast.walk(item):
+            if isinstance(node, ast.Activity) and node.asset_kind is None and node.name:
+                bad = _bad_url(path, node.name)
+                if bad is not None:
+                    yield bad
+        if not isinstance(item, ast.PageAction):
+            continue
+        bad = _bad_url(path, item.url)
+        if bad is not None:
+            yield bad
+            continue
+        url = item.url.text
+        if is_wildcard(url):
+            key, table, code, what = wildcard_prefix(url, settings), wild, "MR403", "wildcard"
+        else:
+            key, table, code, what = normalize_url(url, settings), exact, "MR402", "URL"
+        prev = table.setdefault(key, (path, item))
+        if prev[1] is not item:
+            yield report.error(
+                code, f"page actions '{prev[1].name.text}' and '{item.name.text}' have the same "
+                f"{what}; '{item.name.text}' never fires", path, item.url,
+                hint="merge them into one page action",
+                related=[report.note(prev[0], prev[1].url, f"'{prev[1].name.text}' is here")],
+            )
+    yield from _overlaps(wild)
+
+
+def _overlaps(wild: dict[str, tuple[str, ast.PageAction]]) -> Iterator[Diagnostic]:
+    """MR404: each wildcard against the longest other wildcard prefix that contains it."""
+    lengths = sorted({len(p) for p in wild}, reverse=True)
+    for prefix, (path, item) in wild.items():
+        for length in lengths:
+            if length >= len(prefix) or prefix[:length] not in wild:
+                continue
+            outer_path, outer = wild[prefix[:length]]
+            yield report.warning(
+                "MR404",
+                f"wildcard page actions overlap: '{item.name.text}' takes pages under "
+                f"'{prefix}', '{outer.name.text}' the rest of '{prefix[:length]}'",
+                path, item.url,
+                hint="the longest prefix wins; Pardot does not document this tie-break",
+                related=[report.note(outer_path, outer.url, f"'{outer.name.text}' is here")],
+            )
+            break

@@ -1,0 +1,95 @@
+"""Scoring rows, scoring categories and grading profiles.
+
+Rules (codes MR601-MR606):
+
+* a scoring row names an activity Pardot scores (MR601): `form submision +50`
+  -> did you mean 'form submission'?;
+* a row repeated for the same activity (MR602, a warning): the later wins;
+* a scoring-category folder that no declared asset sits in, nor in a folder
+  below it (MR603, a warning): the category never scores anything there;
+* a folder in two scoring categories (MR604): Pardot gives a folder one;
+* more than one `default` grading profile (MR605);
+* a criterion listed twice in one grading profile (MR606).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mrules import ast
+from mrules.checker import report
+from mrules.checker.visit import items
+from mrules.diagnostics import Diagnostic
+from mrules.symbols import ACTIVITY_TYPES, Symbols
+
+__all__ = ["check_grading", "check_scoring"]
+
+
+def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
+    """MR601-MR604."""
+    rows: dict[str, tuple[str, ast.ScoreRow]] = {}
+    folders: dict[str, tuple[str, ast.Name]] = {}
+    asset_folders = {d.node.folder.text for d in sym.assets.values()
+                     if isinstance(d.node, ast.AssetDecl) and d.node.folder is not None}
+    for path, item in items(program):
+        if isinstance(item, ast.Scoring):
+            for row in item.rows:
+                activity = row.activity.text
+                if activity not in ACTIVITY_TYPES:
+                    yield report.error(
+                        "MR601", f"unknown scoring activity '{activity}'", path, row.activity,
+                        hint=report.did_you_mean(activity, ACTIVITY_TYPES)
+                        or "see the list in docs/diagnostics.md#mr601",
+                    )
+                    continue
+                prev = rows.get(activity)
+                rows[activity] = (path, row)
+                if prev is not None:
+                    yield report.warning(
+                        "MR602", f"'{activity}' is scored twice; {row.points:+d} replaces "
+                        f"{prev[1].points:+d}", path, row.activity,
+                        hint="keep one row per activity",
+                        related=[report.note(prev[0], prev[1].activity, "scored here before")],
+                    )
+        elif isinstance(item, ast.ScoringCategory):
+            for folder in item.folders.values:
+                prev_folder = folders.setdefault(folder.text, (path, folder))
+                if prev_folder[1] is not folder:
+                    yield report.error(
+                        "MR604", f"folder '{folder.text}' is in two scoring categories",
+                        path, folder, hint="a folder belongs to one scoring category",
+                        related=[report.note(*prev_folder, "first category here")],
+                    )
+                elif not any(f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
+                             for f in asset_folders):
+                    yield report.warning(
+                        "MR603", f"no declared asset is in folder '{folder.text}'", path, folder,
+                        hint=report.did_you_mean(folder.text, asset_folders)
+                        or "the category scores assets in this folder and the folders below it",
+                    )
+
+
+def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
+    """MR605-MR606."""
+    default: tuple[str, ast.GradingProfile] | None = None
+    for path, item in items(program):
+        if not isinstance(item, ast.GradingProfile):
+            continue
+        if item.default:
+            if default is None:
+                default = (path, item)
+            else:
+                yield report.error(
+                    "MR605", f"'{item.name.text}' is a second default grading profile",
+                    path, item.name, hint="only one profile can be the default",
+                    related=[report.note(default[0], default[1].name, "default profile here")],
+                )
+        seen: dict[str, ast.GradingCriterion] = {}
+        for crit in item.criteria:
+            prev = seen.setdefault(crit.name.text, crit)
+            if prev is not crit:
+                yield report.error(
+                    "MR606", f"criterion '{crit.name.text}' is listed twice in profile "
+                    f"'{item.name.text}'", path, crit.name, hint="keep one",
+                    related=[report.note(path, prev.name, "first listed here")],
+                )

@@ -1,0 +1,67 @@
+"""Walks the checks share: top-level items, the actions of each item, the criteria trees.
+
+Each action is seen with the item that holds it (its context decides which
+actions are allowed) and the conditional group around it, if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from mrules import ast
+
+__all__ = ["ActionSite", "actions", "context_of", "criteria", "items"]
+
+Holder = ast.CompletionActions | ast.PageAction | ast.AutomationRule | ast.SegmentationRule
+
+
+class ActionSite(NamedTuple):
+    path: str
+    item: Holder
+    action: ast.Node  # an ast.Action, or an ast.PriorityFlag in a page-action body
+    conditional: ast.Conditional | None
+
+
+def items(program: ast.Program) -> Iterator[tuple[str, ast.Node]]:
+    """Every top-level item with the path of its file, in load order."""
+    for file in program.files:
+        for item in file.items:
+            yield file.path, item
+
+
+def context_of(item: ast.Node) -> str:
+    """How diagnostics name the place an action sits in."""
+    return {
+        "completion_actions": "completion actions",
+        "page_action": "a page action",
+        "automation_rule": "an automation rule",
+        "segmentation_rule": "a segmentation rule",
+    }.get(item.kind, item.kind)
+
+
+def actions(program: ast.Program) -> Iterator[ActionSite]:
+    """Every action (and `priority` flag) of every item, conditionals included."""
+    for path, item in items(program):
+        if isinstance(item, ast.CompletionActions | ast.PageAction):
+            for stmt in item.body:
+                if isinstance(stmt, ast.Conditional):
+                    for action in stmt.actions:
+                        yield ActionSite(path, item, action, stmt)
+                else:
+                    yield ActionSite(path, item, stmt, None)
+        elif isinstance(item, ast.AutomationRule | ast.SegmentationRule):
+            for action in item.then:
+                yield ActionSite(path, item, action, None)
+
+
+def criteria(program: ast.Program) -> Iterator[tuple[str, ast.Node, ast.Node]]:
+    """(path, item, root criterion) for every `when` and every conditional's condition."""
+    for path, item in items(program):
+        if isinstance(item, ast.AutomationRule | ast.SegmentationRule | ast.DynamicList):
+            if item.when is not None:
+                yield path, item, item.when
+        elif isinstance(item, ast.CompletionActions | ast.PageAction):
+            for stmt in item.body:
+                if isinstance(stmt, ast.Conditional):
+                    yield path, item, stmt.condition
