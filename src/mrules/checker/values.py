@@ -86,7 +86,7 @@ def _typed(sym: Symbols, name: ast.Name) -> FieldInfo | None:
 
 def _fits(info: FieldInfo, value: ast.Node, path: str, verb: str) -> Iterator[Diagnostic]:
     """MR210 for the wrong kind of value, else MR211 for unknown choices."""
-    if isinstance(value, ast.StringList) and info.type in ("text", "picklist") and verb == "set":
+    if isinstance(value, ast.StringList) and info.type in ("text", "picklist") and verb == "set to":
         accepted: tuple[type, ...] = (ast.StringValue,)
     else:
         accepted = _ACCEPTS[info.type]
