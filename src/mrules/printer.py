@@ -44,11 +44,11 @@ from decimal import Decimal
 from typing import Any
 
 from mrules import ast
-from mrules.comments import Comment, Owner, SourceIndex, attach
+from mrules.comments import Comment, Owner, SourceIndex, attach, comment_texts
 from mrules.diagnostics import Diagnostic
 from mrules.parser import parse_text
 
-__all__ = ["WIDTH", "FormatError", "format_file", "format_text", "quote"]
+__all__ = ["WIDTH", "FormatError", "FormatterBug", "format_file", "format_text", "quote"]
 
 WIDTH = 100
 INDENT = "  "
@@ -604,15 +604,33 @@ def format_file(file: ast.File, source_text: str | None = None) -> str:
     return "\n".join(renderer.out) + "\n" if renderer.out else ""
 
 
-def format_text(text: str, path: str = "<string>") -> str:
+class FormatterBug(Exception):
+    """The formatted text would not mean what the original meant (a bug in the printer)."""
+
+
+def format_text(text: str, path: str = "<string>", *, verify: bool = False) -> str:
     """Parse and format one file's text.
+
+    Args:
+        text: the file's text.
+        path: its path, for diagnostics.
+        verify: parse the result again and check that it has the same AST and
+            the same comments (what `mrules fmt` does before writing a file).
 
     Raises:
         FormatError: the text has syntax errors, or other errors from parsing
             (a rule part given twice) that formatting would silently drop.
+        FormatterBug: `verify` found a difference.
     """
     file, diags = parse_text(text, path)
     errors = [d for d in diags if d.is_error]
     if file is None or errors:
         raise FormatError(errors or diags)
-    return format_file(file, text)
+    out = format_file(file, text)
+    if verify:
+        again, _ = parse_text(out, path)
+        if again is None or ast.dump(again, spans=False) != ast.dump(file, spans=False):
+            raise FormatterBug("the formatted text does not parse to the same rules")
+        if sorted(comment_texts(out)) != sorted(comment_texts(text)):
+            raise FormatterBug("the formatted text does not keep the same comments")
+    return out

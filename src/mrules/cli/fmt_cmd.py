@@ -1,0 +1,163 @@
+"""`mrules fmt`: rewrite rule files in the canonical layout, or check that they are."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, fail
+from mrules.diagnostics import render_text, sort_diagnostics
+from mrules.loader import LoadError, decode, rule_files
+from mrules.printer import FormatError, FormatterBug, format_text
+from mrules.source import Source
+
+__all__ = ["COMMANDS", "fmt", "unified_diff"]
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+@dataclass
+class _Input:
+    shown: str
+    path: Path | None  # None for standard input
+    data: bytes
+    text: str
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def unified_diff(before: str, after: str, shown: str) -> str:
+    """A unified diff of one file, marking a missing final newline as git does."""
+
+    def lines(text: str) -> list[str]:
+        out = text.splitlines(keepends=True)
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n\\ No newline at end of file\n"
+        return out
+
+    return "".join(difflib.unified_diff(lines(before), lines(after), shown,
+                                        f"{shown} (formatted)"))
+
+
+def _read_inputs(paths: tuple[str, ...]) -> Iterator[_Input]:
+    """Every file to format, read up front so that nothing is written if one is unreadable."""
+    if paths == (STDIN,):
+        data = click.get_binary_stream("stdin").read()
+        yield _Input(STDIN_NAME, None, data, decode(data, STDIN_NAME))
+        return
+    if STDIN in paths:
+        fail("'-' (standard input) cannot be mixed with file or folder paths")
+    seen: set[Path] = set()
+    for path, _root in rule_files(paths):
+        key = path.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        shown = path.as_posix()
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise LoadError(f"{shown}: cannot read: {e.strerror or e}") from None
+        yield _Input(shown, path, data, decode(data, shown))
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 if any file is not in the canonical layout.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="Write nothing; print what would change as a unified diff.")
+def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
+    """Rewrite rule files in the one canonical layout.
+
+    PATHS are rule files (*.mr) or folders (every *.mr below them, sorted);
+    includes are not followed, so only the files named are formatted. Files
+    are rewritten in place when they change, each reported on stderr. `-`
+    reads standard input and writes the result to standard output.
+
+    Formatting keeps the meaning and every comment: two spaces a level, one
+    statement a line, no `;`, short criteria groups on one line. A file with
+    syntax errors is left untouched and its errors are printed.
+
+    Exit status: 0 done (or nothing to do), 1 syntax errors or, with --check,
+    files that would change, 2 unreadable input.
+
+    \b
+    Example:
+      mrules fmt examples/getcloudy/rules
+      mrules fmt --check --diff rules/
+      cat draft.mr | mrules fmt - > tidy.mr
+    """
+    if not paths:
+        fail("give at least one rule file or folder, or - for standard input")
+    try:
+        inputs = list(_read_inputs(paths))
+    except LoadError as e:
+        fail(str(e))
+        return
+    write = not check and not show_diff
+    changed: list[_Input] = []
+    unchanged = 0
+    broken = 0
+    for item in inputs:
+        try:
+            formatted = format_text(item.text, item.shown, verify=True)
+        except FormatError as e:
+            sources = {item.shown: Source(item.text, item.shown)}
+            click.echo(render_text(sort_diagnostics(e.diagnostics), sources), err=True)
+            broken += 1
+            continue
+        except (FormatterBug, ValueError) as e:
+            click.echo(f"mrules: error: {item.shown}: cannot format: {e}; file left unchanged",
+                       err=True)
+            broken += 1
+            continue
+        if item.path is None:
+            if show_diff:
+                click.echo(unified_diff(item.text, formatted, item.shown), nl=False)
+            elif not check:
+                click.get_binary_stream("stdout").write(formatted.encode("utf-8"))
+            if formatted.encode("utf-8") != item.data:
+                changed.append(item)
+            continue
+        if formatted.encode("utf-8") == item.data:
+            unchanged += 1
+            continue
+        changed.append(item)
+        if show_diff:
+            click.echo(unified_diff(item.text, formatted, item.shown), nl=False)
+        if write:
+            try:
+                item.path.write_bytes(formatted.encode("utf-8"))
+            except OSError as e:
+                fail(f"{item.shown}: cannot write: {e.strerror or e}")
+            click.echo(f"reformatted {item.shown}", err=True)
+        elif check:
+            click.echo(f"would reformat {item.shown}", err=True)
+    if inputs[0].path is not None:
+        click.echo(_summary(len(changed), unchanged, broken, write), err=True)
+    failed = broken > 0 or (check and bool(changed))
+    sys.exit(EXIT_DIAGNOSTICS if failed else EXIT_OK)
+
+
+def _summary(changed: int, unchanged: int, broken: int, write: bool) -> str:
+    """`1 file reformatted, 4 files left unchanged, 1 file with errors`."""
+    verb = "reformatted" if write else "would be reformatted"
+    parts = [f"{_plural(changed, 'file')} {verb}"] if changed else []
+    if unchanged:
+        rest = "left unchanged" if write else "already formatted"
+        parts.append(f"{_plural(unchanged, 'file')} {rest}")
+    if broken:
+        parts.append(f"{_plural(broken, 'file')} with errors (left unchanged)")
+    return ", ".join(parts) if parts else "no files"
+
+
+COMMANDS = (fmt,)
