@@ -1,0 +1,170 @@
+"""`mrules explain`: why a prospect stands where it does, from the ledger."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+import orjson
+
+from mrules.cli.common import fail
+from mrules.cli.run_cmd import open_store
+from mrules.outputs import action_record, prospect_record
+from mrules.state import Prospect
+
+__all__ = ["COMMANDS", "explanation"]
+
+
+def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each point of score, each list and tag, the assignment, fields and grade, with causes.
+
+    `rows` are action-log records of one prospect, in ledger order. Only what
+    still holds is explained: a list removed later is not listed.
+    """
+    score: list[dict[str, Any]] = []
+    lists: dict[str, dict[str, Any]] = {}
+    tags: dict[str, dict[str, Any]] = {}
+    fields: dict[str, dict[str, Any]] = {}
+    assignment = grading = None
+    rules: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for r in rows:
+        action, args = r["action"], r["args"] or {}
+        if action == "score":
+            score.append(r)
+        elif action == "set score":
+            score = [r]  # an absolute score replaces everything before it
+        elif action == "add to list":
+            lists[args["list"]] = r
+        elif action == "remove from list":
+            lists.pop(args["list"], None)
+        elif action == "add tag":
+            tags[args["tag"]] = r
+        elif action == "remove tag":
+            tags.pop(args["tag"], None)
+        elif action == "set field":
+            fields[args["field"]] = r
+        elif action == "assign":
+            assignment = r
+        elif action in ("grading", "change profile", "grade"):
+            grading = r
+        elif action == "rule matched":
+            rules.append(r)
+        elif action in ("notify", "autoresponder") or (
+            action.startswith("crm ") and action != "crm status"
+        ):
+            messages.append(r)
+    return {
+        "prospect": state,
+        "score": score,
+        "score_total": _total(score),
+        "lists": list(lists.values()),
+        "tags": list(tags.values()),
+        "assignment": assignment,
+        "fields": list(fields.values()),
+        "grading": grading,
+        "rules_matched": rules,
+        "outbox_and_crm": messages,
+    }
+
+
+def _total(score: list[dict[str, Any]]) -> int:
+    total = 0
+    for r in score:
+        total = r["after"] if r["action"] == "set score" else total + r["args"]["points"]
+    return total
+
+
+def _cause(r: dict[str, Any]) -> str:
+    rule, ev = r["rule"], r["event"]
+    where = f"{rule['kind']} '{rule['name']}' ({rule['at']})"
+    if rule["kind"] == "event":
+        where = f"event {rule['name']}"
+    event = ""
+    if ev["line"]:
+        event = f", event line {ev['line']}" + (f" id {ev['id']}" if ev["id"] else "")
+    elif rule["kind"] != "event":
+        event = ", at the start of a run (retroactive) or by a tick"
+    return f"{where}{event}, {r['time']}"
+
+
+def render(ex: dict[str, Any]) -> str:
+    """The explanation as text for a terminal."""
+    s = ex["prospect"]
+    out = [f"{s['email']}: score {s['score']}, grade {s['grade'] or '-'}, CRM {s['crm_status']}"]
+    out.append(f"\nScore {s['score']} = sum of {len(ex['score'])} change(s):")
+    for r in ex["score"]:
+        args = r["args"] or {}
+        pts = f"= {r['after']}" if r["action"] == "set score" else f"{args['points']:+d}"
+        what = args.get("activity") or r["rule"]["name"]
+        extra = f" (history of visitor {args['attached_from']})" if "attached_from" in args else ""
+        out.append(f"  {pts:>5}  {what}{extra}: {_cause(r)}")
+    if ex["score_total"] != s["score"]:
+        out.append(f"  (ledger total {ex['score_total']} differs from the score: report a bug)")
+    for title, key, label in (("Lists", "lists", "list"), ("Tags", "tags", "tag")):
+        out.append(f"\n{title}:" + ("" if ex[key] else " none"))
+        for r in ex[key]:
+            out.append(f"  {r['args'][label]}: {_cause(r)}")
+    out.append("\nAssignment:")
+    a = ex["assignment"]
+    if a is None:
+        out.append("  unassigned")
+    else:
+        out.append(f"  {a['args'].get('to')} {a['after']}: {_cause(a)}")
+    out.append("\nFields:" + ("" if ex["fields"] else " none"))
+    for r in ex["fields"]:
+        out.append(f"  {r['args']['field']} = {orjson.dumps(r['after']).decode()}: {_cause(r)}")
+    if ex["grading"] is not None:
+        g = ex["grading"]
+        out.append(f"\nGrade {s['grade'] or '-'}: last changed by {_cause(g)}")
+    if ex["rules_matched"]:
+        out.append("\nAutomation rules matched:")
+        for r in ex["rules_matched"]:
+            out.append(f"  {r['rule']['name']} (match {r['args']['count']}): {_cause(r)}")
+    if ex["outbox_and_crm"]:
+        out.append("\nNotifications, emails and CRM work:")
+        for r in ex["outbox_and_crm"]:
+            args = {k: v for k, v in (r["args"] or {}).items() if v is not None}
+            out.append(f"  {r['action']} {orjson.dumps(args).decode()}: {_cause(r)}")
+    return "\n".join(out)
+
+
+@click.command()
+@click.argument("email")
+@click.option(
+    "--store", "store_path", default="mrules.db", show_default=True, help="The state store to read."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def explain(email: str, store_path: str, fmt: str) -> None:
+    """Explain why EMAIL has its score, lists, tags, assignment, fields and grade.
+
+    Every point of score and every membership is traced to the rule that
+    caused it (file:line) and the event (line and id). The ledger is never
+    pruned, so the explanation covers the prospect's whole life.
+
+    \b
+    Example:
+      mrules explain leung@example.com --store /tmp/getcloudy.db
+    """
+    store = open_store(store_path, readonly=True)
+    try:
+        key = email.strip().lower()
+        data = store.prospect(key)
+        if data is None:
+            fail(f"no prospect '{key}' in {store.path}", 1)
+            return
+        state = prospect_record(Prospect.from_json(data), store.crm_pending(key))
+        rows = [action_record(r) for r in store.ledger(prospect=key)]
+    finally:
+        store.close()
+    ex = explanation(state, rows)
+    if fmt == "json":
+        sys.stdout.buffer.write(orjson.dumps(ex, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        click.echo(render(ex))
+
+
+COMMANDS = (explain,)

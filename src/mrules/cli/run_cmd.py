@@ -1,0 +1,172 @@
+"""`mrules run`: run a rule set over an event stream into a state store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from mrules.checker import check
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_REJECTS, fail, load_or_exit
+from mrules.compiler import compile_program
+from mrules.diagnostics import render_text, sort_diagnostics
+from mrules.engine import Engine
+from mrules.events import EventSourceError, parse_timestamp, read_events
+from mrules.outputs import ActionLog, render_summary, write_rejects
+from mrules.store import Store, StoreError
+
+__all__ = ["COMMANDS", "open_store", "rules_or_exit"]
+
+
+def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """Load, check and compile a rule set; exit 1 with diagnostics if it has errors."""
+    result = load_or_exit(paths)
+    diags = list(result.diagnostics)
+    if not any(d.is_error for d in diags):
+        diags += check(result.program)
+    errors = [d for d in diags if d.is_error]
+    if errors:
+        click.echo(render_text(sort_diagnostics(errors), result.sources), err=True)
+        fail(
+            f"the rule set has {len(errors)} error(s); `mrules lint` shows them all",
+            EXIT_DIAGNOSTICS,
+        )
+    return compile_program(result.program, result.sources)
+
+
+def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Store:
+    try:
+        return Store.open(path, wait=wait, readonly=readonly)
+    except StoreError as e:
+        fail(str(e))
+        raise AssertionError("unreachable") from e
+
+
+@click.command()
+@click.argument("rules", nargs=1, type=click.Path())
+@click.argument("events", nargs=1, type=click.Path(allow_dash=True))
+@click.option(
+    "--store",
+    "store_path",
+    default="mrules.db",
+    show_default=True,
+    help="SQLite state store; created if missing, resumed if it exists.",
+)
+@click.option(
+    "--actions",
+    "actions_path",
+    type=click.Path(dir_okay=False),
+    help="Append every action taken to this JSONL file.",
+)
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False),
+    help="Where rejected lines go [default: beside the store, NAME.rejects.jsonl].",
+)
+@click.option(
+    "--now",
+    "now",
+    metavar="TIME",
+    help="Advance the clock to this RFC 3339 time after the stream (like a tick).",
+)
+@click.option("--wait", is_flag=True, help="Wait for a store another run holds, not refuse.")
+@click.option(
+    "--batch-size",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Events per store transaction.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No summary table.")
+def run(
+    rules: str,
+    events: str,
+    store_path: str,
+    actions_path: str | None,
+    rejects_path: str | None,
+    now: str | None,
+    wait: bool,
+    batch_size: int,
+    quiet: bool,
+) -> None:
+    """Run the rules in RULES over the JSONL events in EVENTS.
+
+    RULES is a rule folder or file; EVENTS a .jsonl or .jsonl.gz file, or -
+    for standard input (format: docs/events.md). Prospect state, the ledger
+    and the outbox go to the store. Running again on the same store resumes
+    after the last committed line of the same file; events whose id was
+    already applied are skipped.
+
+    Exit status: 0 every line applied; 1 the rule set has errors; 2 usage, I/O
+    or store problem (e.g. another run holds the store); 3 some lines were
+    rejected (they are in the rejects file, with line numbers and reasons).
+
+    \b
+    Example:
+      mrules run examples/getcloudy/rules examples/getcloudy/events.jsonl \\
+          --store /tmp/getcloudy.db --actions /tmp/actions.jsonl
+    """
+    compiled = rules_or_exit((rules,))
+    now_ts = None
+    if now is not None:
+        try:
+            now_ts = parse_timestamp(now).timestamp()
+        except ValueError as e:
+            fail(f"--now: {e}")
+    source = "-" if events == "-" else str(Path(events).resolve())
+    if events != "-" and not Path(events).is_file():
+        fail(f"{events}: no such file")
+    store = open_store(store_path, wait=wait)
+    rejects_file = Path(rejects_path) if rejects_path else _beside(store.path, ".rejects.jsonl")
+    console = Console(stderr=True)
+    log: ActionLog | None = None
+    try:
+        if actions_path:
+            log = ActionLog(Path(actions_path), store)
+        engine = Engine(
+            compiled,
+            store,
+            source=source,
+            batch_size=batch_size,
+            on_commit=(lambda b: log.write(b.ledger)) if log else None,
+        )
+        start_line = engine.start()
+        stream = read_events(sys.stdin.buffer if events == "-" else events, start_line=start_line)
+        if console.is_terminal and not quiet:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("events", total=None)
+                summary = engine.run(
+                    stream,
+                    now=now_ts,
+                    progress=lambda n: bar.update(task, description=f"{n:,} lines"),
+                )
+        else:
+            summary = engine.run(stream, now=now_ts)
+        write_rejects(rejects_file, store, source)
+    except EventSourceError as e:
+        fail(str(e))
+        return
+    finally:
+        if log is not None:
+            log.close()
+        store.close()
+    if not quiet:
+        render_summary(summary, console, store.path, rejects_file)
+    sys.exit(EXIT_REJECTS if summary.rejected else EXIT_OK)
+
+
+def _beside(store: Path, suffix: str) -> Path:
+    return store.with_name(store.stem + suffix)
+
+
+COMMANDS = (run,)

@@ -1,0 +1,57 @@
+"""`mrules state export`: every prospect in a store as JSON Lines."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from typing import Any
+
+import click
+import orjson
+
+from mrules.cli.run_cmd import open_store
+from mrules.outputs import prospect_record
+from mrules.state import Prospect
+
+__all__ = ["COMMANDS"]
+
+
+@click.group()
+def state() -> None:
+    """Read a state store (works while a run holds it)."""
+
+
+@state.command("export")
+@click.option(
+    "--store", "store_path", default="mrules.db", show_default=True, help="The state store to read."
+)
+@click.option("--prospect", "emails", multiple=True, help="Only this prospect (repeatable).")
+def export(store_path: str, emails: tuple[str, ...]) -> None:
+    """Print every prospect of the store as one JSON object a line.
+
+    Each line has the email, score, category scores, grade, profile, fields,
+    lists, dynamic lists, tags, assignment, CRM status, flags and the pending
+    CRM work (what the sync still has to do in the CRM).
+
+    \b
+    Example:
+      mrules state export --store /tmp/getcloudy.db
+    """
+    store = open_store(store_path, readonly=True)
+    try:
+        pending: dict[str, list[Any]] = defaultdict(list)
+        for row in store.crm_pending():
+            pending[row[2]].append(row)
+        wanted = {e.strip().lower() for e in emails}
+        out = sys.stdout.buffer
+        for email, data in store.prospects():
+            if wanted and email not in wanted:
+                continue
+            p = Prospect.from_json(data)
+            out.write(orjson.dumps(prospect_record(p, pending[email])) + b"\n")
+        out.flush()
+    finally:
+        store.close()
+
+
+COMMANDS = (state,)

@@ -1,0 +1,770 @@
+"""Checked AST to a `CompiledRuleSet`: closures and indexes, so `mrules run` never walks the AST.
+
+Everything the event loop would otherwise look up is decided here, once:
+- completion actions are keyed by (event type, asset name), every `on` block
+  for one asset in file order, their actions pre-sorted into the seed's phases;
+- page actions sit in a `PageIndex` (exact URLs in a dict, wildcards by
+  longest prefix);
+- default scoring becomes a dict from event type to points;
+- every criterion becomes a closure `(prospect, now) -> bool`, and every rule
+  (automation rule, dynamic list) records the *facts* it reads (`score`,
+  `list`, `f:company_size`, `act`, `time`…) so that after an event the engine
+  re-evaluates only the rules whose facts changed (`RuleIndex`);
+- actions become closures `(engine, prospect, ref, asset_key)`, with names
+  resolved and values converted.
+Each compiled piece keeps a `RuleRef` (kind, name, file:line) for the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from mrules import ast
+from mrules.settings import EngineSettings
+from mrules.source import Source
+from mrules.state import GRADES, Prospect, grade_rank
+from mrules.symbols import ACTIVITY_TYPES, Symbols, collect
+from mrules.urls import PageIndex, is_wildcard, normalize_url, wildcard_prefix
+
+if TYPE_CHECKING:
+    from mrules.engine import Engine
+
+__all__ = [
+    "ASSET_EVENTS",
+    "TRIGGER_EVENTS",
+    "CompiledAction",
+    "CompiledBlock",
+    "CompiledPageAction",
+    "CompiledRule",
+    "CompiledRuleSet",
+    "RuleRef",
+    "compile_program",
+]
+
+Pred = Callable[[Prospect, float], bool]
+DAY = 86400.0
+
+# Event types that fire completion actions: (verb, asset kind).
+TRIGGER_EVENTS: dict[str, tuple[str, str]] = {
+    "form_submit": ("submit", "form"),
+    "form_handler_submit": ("submit", "form handler"),
+    "landing_page_submit": ("submit", "landing page"),
+    "file_download": ("download", "file"),
+    "custom_redirect_click": ("click", "custom redirect"),
+    "email_click": ("click", "email"),
+}
+# Event types that are activities on an asset: (criterion verb, asset kind).
+ASSET_EVENTS: dict[str, tuple[str, str]] = {
+    "form_submit": ("submitted", "form"),
+    "form_handler_submit": ("submitted", "form handler"),
+    "landing_page_submit": ("submitted", "landing page"),
+    "email_open": ("opened", "email"),
+    "email_click": ("clicked", "email"),
+    "file_download": ("downloaded", "file"),
+    "custom_redirect_click": ("clicked", "custom redirect"),
+}
+
+PHASE_ASSIGN, PHASE_DATA, PHASE_SIDE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    """Which rule did it: kind, name and `file:line`, as the ledger shows it."""
+
+    kind: str
+    name: str
+    loc: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAction:
+    kind: str
+    phase: int
+    run: Callable[[Engine, Prospect, RuleRef, str | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBlock:
+    """One `on ... { }` block (or a page action body): standard and conditional actions."""
+
+    key: str  # identity in the store (first appearance, for `since`)
+    ref: RuleRef
+    since: float | None
+    actions: tuple[CompiledAction, ...]
+    conditionals: tuple[tuple[Pred, tuple[CompiledAction, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPageAction:
+    key: str
+    ref: RuleRef
+    priority: bool
+    block: CompiledBlock
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """An automation rule, segmentation rule or dynamic list."""
+
+    key: str
+    ref: RuleRef
+    order: int
+    when: Pred
+    reads: frozenset[str]
+    actions: tuple[CompiledAction, ...] = ()
+    repeat_seconds: float | None = None  # None: fires once per prospect
+    max_times: int | None = None
+    name: str = ""
+
+
+@dataclass
+class CompiledRuleSet:
+    version: str
+    settings: EngineSettings
+    symbols: Symbols
+    blocks: dict[tuple[str, str], tuple[CompiledBlock, ...]]  # (event type, asset) -> blocks
+    pages: PageIndex[CompiledPageAction]
+    page_actions: tuple[CompiledPageAction, ...]
+    scoring: dict[str, tuple[int, RuleRef]]  # event type -> default points and their row
+    crm_scoring: dict[str, tuple[int, RuleRef]]  # opportunity created / won / lost
+    categories: dict[tuple[str, str], str]  # (asset kind, asset) -> scoring category
+    visited: tuple[
+        tuple[str, Callable[[str], bool]], ...
+    ]  # (activity key, matcher on normalised url)
+    rules: tuple[CompiledRule, ...]  # automation rules, priority order, paused left out
+    rules_by_fact: dict[str, tuple[int, ...]]  # fact -> indexes into rules
+    time_rules: tuple[int, ...]  # rules to re-check when only the clock moves
+    dynamic_lists: tuple[CompiledRule, ...]
+    dynamic_by_fact: dict[str, tuple[int, ...]]
+    segmentation: tuple[CompiledRule, ...]
+    profiles: dict[str, dict[str, int]]  # profile -> criterion -> weight
+    default_profile: str | None
+    grade_start: int
+    crm_fields: dict[str, tuple[str, str]]  # CRM field (casefolded) -> (field, prefer)
+    field_types: dict[str, str]
+    auto_create: bool
+    create_on_assignment: str
+    grade_of: Callable[[Prospect], int | None]  # grade rank, None while ungraded
+    rule_keys: dict[str, str] = field(default_factory=dict)  # key -> kind, every keyed piece
+
+    def candidates(self, facts: Iterable[str]) -> list[int]:
+        """Automation rules that read any of these facts, in priority order."""
+        found: set[int] = set()
+        by = self.rules_by_fact
+        for f in facts:
+            idx = by.get(f)
+            if idx:
+                found.update(idx)
+        return sorted(found)
+
+
+# --------------------------------------------------------------------- values
+
+
+def _epoch(text: str) -> float:
+    if "T" not in text and "t" not in text:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.timestamp()
+
+
+def value_of(node: Any) -> Any:
+    """The Python value of an AST value node (dates stay ISO text, as fields hold them)."""
+    if isinstance(node, ast.StringList):
+        return [n.text for n in node.values]
+    return node.value
+
+
+def _as_number(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
+
+
+def _as_epoch(v: Any) -> float | None:
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str) and v:
+        try:
+            return _epoch(v.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _fold(v: Any) -> Any:
+    return v.casefold() if isinstance(v, str) else v
+
+
+def _empty(v: Any) -> bool:
+    return v is None or v == "" or v == [] or v == ()
+
+
+_CMP: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+# ------------------------------------------------------------------- criteria
+
+
+class _CriterionCompiler:
+    """Criterion nodes to predicates, collecting the facts each one reads."""
+
+    def __init__(self, rs: _Builder) -> None:
+        self.rs = rs
+
+    def compile(self, node: Any, reads: set[str]) -> Pred:
+        match node:
+            case ast.Group(match=mode, items=items):
+                preds = tuple(self.compile(i, reads) for i in items)
+                if mode == "all":
+                    return lambda p, now: all(f(p, now) for f in preds)
+                return lambda p, now: any(f(p, now) for f in preds)
+            case ast.Not(criterion=inner):
+                f = self.compile(inner, reads)
+                return lambda p, now: not f(p, now)
+            case ast.ScoreCompare(op=op, value=value):
+                reads.add("score")
+                cmp = _CMP[op]
+                return lambda p, now: cmp(p.score, value)
+            case ast.ScoreBetween(low=low, high=high):
+                reads.add("score")
+                return lambda p, now: low <= p.score <= high
+            case ast.CategoryScoreCompare(category=cat, op=op, value=value):
+                reads.add("score")
+                cmp, name = _CMP[op], cat.text
+                return lambda p, now: cmp((p.categories or {}).get(name, 0), value)
+            case ast.GradeCompare(op=op, grade=grade):
+                reads.add("grade")
+                cmp, rank, grade_of = _CMP[op], grade_rank(grade), self.rs.grade_rank_of
+                return lambda p, now: (g := grade_of(p)) is not None and cmp(g, rank)
+            case ast.FieldTest():
+                reads.add("f:" + node.field.text)
+                return self.field_test(node)
+            case ast.InList(list=name):
+                reads.add("list")
+                n = name.text
+                if n in self.rs.symbols.dynamic_lists:
+                    return lambda p, now: bool(p.dynamic) and n in p.dynamic  # type: ignore[operator]
+                return lambda p, now: bool(p.lists) and n in p.lists  # type: ignore[operator]
+            case ast.Tagged(tag=name):
+                reads.add("tag")
+                n = name.text
+                return lambda p, now: bool(p.tags) and n in p.tags  # type: ignore[operator]
+            case ast.Assigned(to=to, name=name):
+                reads.add("assigned")
+                if to is None:
+                    return lambda p, now: p.assigned_kind is not None
+                target = name.text if name else None
+                if to == "group":
+                    members = set(self.rs.symbols.group_members(target or ""))
+                    return lambda p, now: p.assigned_kind == "user" and p.assigned_to in members
+                return lambda p, now: p.assigned_kind == to and p.assigned_to == target
+            case ast.CrmStatus(status=status):
+                reads.add("crm")
+                return lambda p, now: p.crm_status == status
+            case ast.ProfileIs(profile=name):
+                reads.add("grade")
+                n, default = name.text, self.rs.default_profile
+                return lambda p, now: (p.profile or default) == n
+            case ast.CampaignIs(campaign=name):
+                reads.add("campaign")
+                n = name.text
+                return lambda p, now: p.campaign == n
+            case ast.OptedOut():
+                reads.add("opted_out")
+                return lambda p, now: p.opted_out
+            case ast.Activity():
+                return self.activity(node, reads)
+            case ast.DaysSince(anchor=anchor, op=op, days=days):
+                reads.update(("time", "act", "assigned"))
+                cmp, limit = _CMP[op], float(days)
+                attr = {
+                    "created": "created",
+                    "last activity": "last_activity",
+                    "assigned": "assigned_at",
+                }[anchor]
+
+                def days_since(p: Prospect, now: float) -> bool:
+                    t = getattr(p, attr)
+                    return t is not None and cmp((now - t) / DAY, limit)
+
+                return days_since
+        raise AssertionError(f"criterion {type(node).__name__} has no compiler")
+
+    def activity(self, node: ast.Activity, reads: set[str]) -> Pred:
+        reads.add("act")
+        if node.asset_kind is None:  # visited "url pattern"
+            pattern = node.name.text if node.name else ""
+            key = self.rs.visited_key(pattern)
+        else:
+            key = f"{node.verb}|{node.asset_kind}|{node.name.text if node.name else ''}"
+        if node.within_days is None:
+            return lambda p, now: bool(p.acts) and key in p.acts  # type: ignore[operator]
+        reads.add("time")
+        window = node.within_days * DAY
+
+        def within(p: Prospect, now: float) -> bool:
+            t = p.acts.get(key) if p.acts else None
+            return t is not None and now - t <= window
+
+        return within
+
+    def field_test(self, node: ast.FieldTest) -> Pred:
+        name, op = node.field.text, node.op
+        ftype = self.rs.symbols.field_type(name) or "text"
+        raw = value_of(node.value) if node.value is not None else None
+        values = raw if isinstance(raw, list) else [raw]
+        get = _field_getter(name)
+        if op == "is empty":
+            return lambda p, now: _empty(get(p))
+        if op == "is not empty":
+            return lambda p, now: not _empty(get(p))
+        if op in ("is", "is not"):
+            if ftype == "number" or any(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in values
+            ):
+                wanted_n = {_as_number(v) for v in values}
+
+                def is_num(p: Prospect, now: float) -> bool:
+                    return _as_number(get(p)) in wanted_n
+
+                f = is_num
+            else:
+                wanted = {_fold(v) for v in values}
+
+                def is_value(p: Prospect, now: float) -> bool:
+                    v = get(p)
+                    if isinstance(v, list):
+                        return any(_fold(x) in wanted for x in v)
+                    return v is not None and _fold(v) in wanted
+
+                f = is_value
+            if op == "is not":
+                return lambda p, now: not f(p, now)
+            return f
+        if op in ("contains", "does not contain", "starts with", "ends with"):
+            needles = [str(v).casefold() for v in values]
+            test = {
+                "contains": lambda s, n: n in s,
+                "does not contain": lambda s, n: n in s,
+                "starts with": lambda s, n: s.startswith(n),
+                "ends with": lambda s, n: s.endswith(n),
+            }[op]
+
+            def text_test(p: Prospect, now: float) -> bool:
+                v = get(p)
+                items = v if isinstance(v, list) else ([] if v is None else [v])
+                return any(test(str(x).casefold(), n) for x in items for n in needles)
+
+            if op == "does not contain":
+                return lambda p, now: not text_test(p, now)
+            return text_test
+        conv = _converter(ftype, raw)
+        if op == "between":
+            low = conv(raw)
+            high = conv(value_of(node.value2) if node.value2 is not None else None)
+            empty_ok = self.rs.settings.between_matches_empty
+
+            def between(p: Prospect, now: float) -> bool:
+                v = conv(get(p))
+                if v is None:
+                    return empty_ok
+                return low is not None and high is not None and low <= v <= high
+
+            return between
+        cmp, bound = _CMP[op], conv(raw)
+
+        def compare(p: Prospect, now: float) -> bool:
+            v = conv(get(p))
+            return v is not None and bound is not None and cmp(v, bound)
+
+        return compare
+
+
+def _field_getter(name: str) -> Callable[[Prospect], Any]:
+    if name == "email":
+        return lambda p: p.email
+    if name == "opted_out":
+        return lambda p: p.opted_out
+    return lambda p: p.fields.get(name) if p.fields else None
+
+
+def _converter(ftype: str, sample: Any) -> Callable[[Any], Any]:
+    if ftype == "date" or (isinstance(sample, str) and sample[:4].isdigit() and "-" in sample):
+        return _as_epoch
+    if ftype == "number" or isinstance(sample, int | float):
+        return _as_number
+    return lambda v: None if v is None else str(v).casefold()
+
+
+# -------------------------------------------------------------------- actions
+
+
+def _compile_action(node: Any, b: _Builder) -> CompiledAction:
+    """An action node to a closure; see engine.Engine for the operations they call."""
+    match node:
+        case ast.AddToList(list=name):
+            n = name.text
+            return CompiledAction(
+                "add to list", PHASE_DATA, lambda e, p, r, k: e.add_to_list(p, r, n)
+            )
+        case ast.RemoveFromList(list=name):
+            n = name.text
+            return CompiledAction(
+                "remove from list", PHASE_DATA, lambda e, p, r, k: e.remove_from_list(p, r, n)
+            )
+        case ast.AddTag(tag=name):
+            n = name.text
+            return CompiledAction("add tag", PHASE_DATA, lambda e, p, r, k: e.add_tag(p, r, n))
+        case ast.RemoveTag(tag=name):
+            n = name.text
+            return CompiledAction(
+                "remove tag", PHASE_DATA, lambda e, p, r, k: e.remove_tag(p, r, n)
+            )
+        case ast.AdjustScore(points=pts):
+            return CompiledAction(
+                "score", PHASE_DATA, lambda e, p, r, k: e.adjust_score(p, r, pts, k)
+            )
+        case ast.AdjustCategoryScore(points=pts, category=cat):
+            c = cat.text
+            return CompiledAction(
+                "category score", PHASE_DATA, lambda e, p, r, k: e.adjust_category(p, r, c, pts)
+            )
+        case ast.SetScore(value=value):
+            return CompiledAction(
+                "set score", PHASE_DATA, lambda e, p, r, k: e.set_score(p, r, value)
+            )
+        case ast.Assign(to=to, name=name):
+            n = name.text
+            if to == "group":
+                members = b.symbols.group_members(n)
+                return CompiledAction(
+                    "assign", PHASE_ASSIGN, lambda e, p, r, k: e.assign_group(p, r, n, members)
+                )
+            return CompiledAction("assign", PHASE_ASSIGN, lambda e, p, r, k: e.assign(p, r, to, n))
+        case ast.AssignByCrmRule():
+            return CompiledAction(
+                "assign", PHASE_ASSIGN, lambda e, p, r, k: e.assign_by_crm_rule(p, r)
+            )
+        case ast.SetField(field=f, value=v):
+            name, value = f.text, value_of(v)
+            return CompiledAction(
+                "set field", PHASE_DATA, lambda e, p, r, k: e.set_field(p, r, name, value)
+            )
+        case ast.IncrementField(field=f, by=by):
+            name = f.text
+            return CompiledAction(
+                "increment field", PHASE_DATA, lambda e, p, r, k: e.increment_field(p, r, name, by)
+            )
+        case ast.ChangeSourceCampaign(campaign=c):
+            n = c.text
+            return CompiledAction(
+                "source campaign", PHASE_DATA, lambda e, p, r, k: e.set_campaign(p, r, n)
+            )
+        case ast.AddToCrmCampaign(campaign=c, status=s):
+            payload = {"campaign": c.text, "status": s.text if s else None}
+            return CompiledAction(
+                "crm campaign",
+                PHASE_DATA,
+                lambda e, p, r, k: e.crm_work(p, r, "campaign_member", payload),
+            )
+        case ast.CreateCrmTask():
+            payload = {
+                "subject": node.subject,
+                "due_days": node.due_days,
+                "priority": node.priority,
+                "status": node.status,
+                "owner": node.owner.text if node.owner else None,
+            }
+            return CompiledAction(
+                "crm task", PHASE_SIDE, lambda e, p, r, k: e.crm_work(p, r, "task", payload)
+            )
+        case ast.NotifyUser(user=u):
+            n = u.text
+            return CompiledAction("notify", PHASE_SIDE, lambda e, p, r, k: e.notify(p, r, n, k))
+        case ast.NotifyAssignedUser():
+            return CompiledAction("notify", PHASE_SIDE, lambda e, p, r, k: e.notify(p, r, None, k))
+        case ast.SendAutoresponder(email=em):
+            n = em.text
+            return CompiledAction(
+                "autoresponder", PHASE_SIDE, lambda e, p, r, k: e.autoresponder(p, r, n, k)
+            )
+        case ast.ChangeProfile(profile=pr):
+            n = pr.text
+            return CompiledAction(
+                "change profile", PHASE_DATA, lambda e, p, r, k: e.change_profile(p, r, n)
+            )
+        case ast.MarkProfileCriterion(criterion=c, profile=pr, state=state):
+            key, sign = (
+                f"{pr.text}|{c.text}",
+                {"matches": 1, "does not match": -1, "not known": 0}[state],
+            )
+            return CompiledAction(
+                "grading", PHASE_DATA, lambda e, p, r, k: e.mark_criterion(p, r, key, sign)
+            )
+        case ast.DoNotSync():
+            return CompiledAction(
+                "do not sync", PHASE_DATA, lambda e, p, r, k: e.set_sync_flag(p, r, True)
+            )
+        case ast.AllowCrmRecreate():
+            return CompiledAction(
+                "allow crm recreate", PHASE_DATA, lambda e, p, r, k: e.set_sync_flag(p, r, False)
+            )
+    raise AssertionError(f"action {type(node).__name__} has no compiler")
+
+
+# -------------------------------------------------------------------- builder
+
+
+class _Builder:
+    def __init__(self, program: ast.Program, sources: dict[str, Source] | None) -> None:
+        self.program = program
+        self.sources = sources or {}
+        self.symbols = collect(program)
+        values: dict[str, Any] = {}
+        for _, item in self._items():
+            if isinstance(item, ast.Settings):
+                for s in item.items:
+                    values[s.name.text] = value_of(s.value)
+        self.settings = EngineSettings.from_values(values)
+        self.default_profile = self.symbols.default_profile()
+        self.profiles: dict[str, dict[str, int]] = {}
+        for name, decl in self.symbols.profiles.items():
+            node = decl.node
+            assert isinstance(node, ast.GradingProfile)
+            self.profiles[name] = {c.name.text: c.weight for c in node.criteria}
+        self.grade_start = grade_rank(
+            self.settings.grade_start if self.settings.grade_start in GRADES else "D"
+        )
+        self.visited_keys: dict[str, str] = {}
+        self.criteria = _CriterionCompiler(self)
+
+    def _items(self) -> Iterable[tuple[str, Any]]:
+        for file in self.program.files:
+            for item in file.items:
+                yield file.path, item
+
+    def ref(self, kind: str, name: str, path: str, node: ast.Node) -> RuleRef:
+        src = self.sources.get(path)
+        line = src.position(node.span.start)[0] if src else 0
+        return RuleRef(kind, name, f"{path}:{line}")
+
+    def visited_key(self, pattern: str) -> str:
+        key = "visited|" + pattern
+        self.visited_keys[key] = pattern
+        return key
+
+    def grade_rank_of(self, p: Prospect) -> int | None:
+        """The prospect's grade rank, or None while no criterion of its profile is known."""
+        profile = p.profile or self.default_profile
+        if profile is None or not p.criteria:
+            return None
+        weights = self.profiles.get(profile, {})
+        total, known = self.grade_start, False
+        prefix = profile + "|"
+        for key, sign in p.criteria.items():
+            if sign and key.startswith(prefix):
+                known = True
+                total += weights.get(key[len(prefix) :], 0) * sign
+        return max(0, min(12, total)) if known else None
+
+    def block(
+        self, key: str, ref: RuleRef, since: ast.TimestampValue | None, body: Iterable[Any]
+    ) -> CompiledBlock:
+        actions: list[CompiledAction] = []
+        conditionals: list[tuple[Pred, tuple[CompiledAction, ...]]] = []
+        for stmt in body:
+            if isinstance(stmt, ast.Conditional):
+                pred = self.criteria.compile(stmt.condition, set())
+                conditionals.append((pred, tuple(_compile_action(a, self) for a in stmt.actions)))
+            elif not isinstance(stmt, ast.PriorityFlag):
+                actions.append(_compile_action(stmt, self))
+        return CompiledBlock(
+            key, ref, _epoch(since.value) if since else None, tuple(actions), tuple(conditionals)
+        )
+
+    def build(self) -> CompiledRuleSet:
+        blocks: dict[tuple[str, str], list[CompiledBlock]] = {}
+        pages: list[CompiledPageAction] = []
+        scoring: dict[str, tuple[int, RuleRef]] = {}
+        crm_scoring: dict[str, tuple[int, RuleRef]] = {}
+        rules: list[CompiledRule] = []
+        dynamic: list[CompiledRule] = []
+        segmentation: list[CompiledRule] = []
+        crm_fields: dict[str, tuple[str, str]] = {}
+        auto_create, create_on = False, "lead"
+        keys: dict[str, str] = {}
+        event_for = {(verb, kind): etype for etype, (verb, kind) in TRIGGER_EVENTS.items()}
+        for order, (path, item) in enumerate(self._items(), start=1):
+            match item:
+                case ast.CompletionActions(trigger=t):
+                    etype = event_for[(t.verb, t.asset_kind)]
+                    same = blocks.setdefault((etype, t.asset.text), [])
+                    name = f"{t.verb} of {t.asset_kind} {t.asset.text}"
+                    key = f"on:{etype}:{t.asset.text}#{len(same) + 1}"
+                    ref = self.ref("completion action", name, path, item)
+                    same.append(self.block(key, ref, item.since, item.body))
+                    keys[key] = "completion action"
+                case ast.PageAction(name=n, url=url):
+                    key = f"page:{n.text}"
+                    ref = self.ref("page action", n.text, path, item)
+                    block = self.block(key, ref, item.since, item.body)
+                    prio = any(isinstance(s, ast.PriorityFlag) for s in item.body)
+                    pages.append(CompiledPageAction(url.text, ref, prio, block))
+                    keys[key] = "page action"
+                case ast.Scoring(rows=rows):
+                    for row in rows:
+                        activity = row.activity.text
+                        entry = (row.points, self.ref("scoring", activity, path, row))
+                        if activity.startswith("opportunity "):
+                            crm_scoring[activity.removeprefix("opportunity ")] = entry
+                        for etype in ACTIVITY_TYPES.get(activity, ()):
+                            if etype != "crm_update":
+                                scoring[etype] = entry
+                case ast.AutomationRule(name=n) if not item.paused and item.when is not None:
+                    reads: set[str] = set()
+                    pred = self.criteria.compile(item.when, reads)
+                    rep = item.repeat
+                    rules.append(
+                        CompiledRule(
+                            key=f"rule:{n.text}",
+                            ref=self.ref("automation rule", n.text, path, item),
+                            order=item.priority * 1_000_000 + order,
+                            when=pred,
+                            reads=frozenset(reads),
+                            actions=tuple(_compile_action(a, self) for a in item.then),
+                            repeat_seconds=rep.every_days * DAY if rep else None,
+                            max_times=rep.max_times if rep else None,
+                            name=n.text,
+                        )
+                    )
+                    keys[f"rule:{n.text}"] = "automation rule"
+                case ast.DynamicList(name=n) if item.when is not None:
+                    reads = set()
+                    pred = self.criteria.compile(item.when, reads)
+                    dynamic.append(
+                        CompiledRule(
+                            key=f"dynamic:{n.text}",
+                            ref=self.ref("dynamic list", n.text, path, item),
+                            order=order,
+                            when=pred,
+                            reads=frozenset(reads),
+                            name=n.text,
+                        )
+                    )
+                    keys[f"dynamic:{n.text}"] = "dynamic list"
+                case ast.SegmentationRule(name=n) if item.when is not None:
+                    reads = set()
+                    pred = self.criteria.compile(item.when, reads)
+                    segmentation.append(
+                        CompiledRule(
+                            key=f"segment:{n.text}",
+                            ref=self.ref("segmentation rule", n.text, path, item),
+                            order=order,
+                            when=pred,
+                            reads=frozenset(reads),
+                            actions=tuple(_compile_action(a, self) for a in item.then),
+                            name=n.text,
+                        )
+                    )
+                case ast.Sync():
+                    auto_create = bool(item.auto_create)
+                    create_on = item.create_on_assignment or "lead"
+                    for m in item.mappings:
+                        crm_fields[m.crm_field.text.casefold()] = (m.field.text, m.prefer)
+                case _:
+                    pass
+        rules.sort(key=lambda r: r.order)
+        settings = self.settings
+        visited = tuple(
+            (key, _url_matcher(pattern, settings)) for key, pattern in self.visited_keys.items()
+        )
+        categories: dict[tuple[str, str], str] = {}
+        folder_category: dict[str, str] = {}
+        for cname, decl in self.symbols.categories.items():
+            assert isinstance(decl.node, ast.ScoringCategory)
+            for folder in decl.node.folders.values:
+                folder_category[folder.text] = cname
+        for (kind, aname), decl in self.symbols.assets.items():
+            assert isinstance(decl.node, ast.AssetDecl)
+            folder = decl.node.folder.text if decl.node.folder else None
+            while folder:
+                if folder in folder_category:
+                    categories[(kind, aname)] = folder_category[folder]
+                    break
+                folder = folder.rpartition("/")[0]  # subfolders inherit (§5.2)
+        return CompiledRuleSet(
+            version=ruleset_version(self.program),
+            settings=settings,
+            symbols=self.symbols,
+            blocks={k: tuple(v) for k, v in blocks.items()},
+            pages=PageIndex(((p.key, p) for p in pages), settings),
+            page_actions=tuple(pages),
+            scoring=scoring,
+            crm_scoring=crm_scoring,
+            categories=categories,
+            visited=visited,
+            rules=tuple(rules),
+            rules_by_fact=_by_fact(rules),
+            time_rules=tuple(
+                i for i, r in enumerate(rules) if "time" in r.reads or r.repeat_seconds is not None
+            ),
+            dynamic_lists=tuple(dynamic),
+            dynamic_by_fact=_by_fact(dynamic),
+            segmentation=tuple(segmentation),
+            profiles=self.profiles,
+            default_profile=self.default_profile,
+            grade_start=self.grade_start,
+            crm_fields=crm_fields,
+            field_types={n: f.type for n, f in self.symbols.fields.items()},
+            auto_create=auto_create,
+            create_on_assignment=create_on,
+            grade_of=self.grade_rank_of,
+            rule_keys=keys,
+        )
+
+
+def _by_fact(rules: list[CompiledRule]) -> dict[str, tuple[int, ...]]:
+    out: dict[str, list[int]] = {}
+    for i, r in enumerate(rules):
+        for f in r.reads:
+            out.setdefault(f, []).append(i)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _url_matcher(pattern: str, settings: EngineSettings) -> Callable[[str], bool]:
+    """A matcher on normalised URLs for a `visited` criterion (same rules as page actions)."""
+    if is_wildcard(pattern):
+        prefix = wildcard_prefix(pattern, settings)
+        return lambda u: u.startswith(prefix) or (u + "/") == prefix
+    exact = normalize_url(pattern, settings)
+    return lambda u: u == exact
+
+
+def ruleset_version(program: ast.Program) -> str:
+    """A short hash of the rule set's structure (positions and comments do not count)."""
+    return hashlib.sha256(orjson.dumps(ast.dump(program, spans=False))).hexdigest()[:16]
+
+
+def compile_program(
+    program: ast.Program, sources: dict[str, Source] | None = None
+) -> CompiledRuleSet:
+    """Compile a checked program. `sources` gives the ledger its file:line references."""
+    return _Builder(program, sources).build()

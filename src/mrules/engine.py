@@ -1,0 +1,915 @@
+"""The run loop of `mrules run`: events in, prospect state, ledger and outbox out.
+
+One event at a time, in stream order:
+1. skip it if its `id` was applied before (safe replay);
+2. move the clock to its time (event time, never backwards);
+3. find or create the prospect (a visitor's page views stay anonymous until a
+   form submit or `identify` ties the visitor to a prospect; then they count
+   for default scoring and activity criteria, but page actions and completion
+   actions are never replayed for them, reference §2.3);
+4. apply what the event means: fields, activity, default scoring, the page
+   action, the asset's completion actions in the seed's order (assignment,
+   then data changes in declared order, then automation rules, then
+   notifications, autoresponders and tasks);
+5. settle the prospect: re-evaluate only the automation rules and dynamic
+   lists that read a fact the event changed (`CompiledRuleSet.candidates`),
+   in priority order, until nothing changes.
+
+Every change goes to the ledger (the `explain` command and `--actions` read
+it); notifications and autoresponders go to the outbox; work that needs the
+CRM goes to pending CRM work. Every `batch_size` lines the engine hands the
+store one `Batch`: the changed prospects, the applied ids, the ledger rows and
+the stream position, committed in one transaction, so that a killed run
+resumes exactly where its last commit left it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mrules.compiler import (
+    ASSET_EVENTS,
+    PHASE_ASSIGN,
+    PHASE_DATA,
+    PHASE_SIDE,
+    CompiledAction,
+    CompiledBlock,
+    CompiledRule,
+    CompiledRuleSet,
+    RuleRef,
+)
+from mrules.events import Event, Reject
+from mrules.state import Prospect, Visitor, grade_letter
+from mrules.store import Batch, Store
+from mrules.urls import normalize_url
+
+__all__ = ["Engine", "RunSummary", "iso"]
+
+_dumps = orjson.dumps
+
+
+def _json(value: Any) -> str:
+    return _dumps(value).decode()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to RFC 3339 UTC text."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the summary table and the exit status."""
+
+    lines: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    prospects_created: int = 0
+    resumed_from: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    retroactive: list[str] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.applied / self.seconds if self.seconds > 0 else 0.0
+
+
+class Engine:
+    """Runs one compiled rule set over events, against one store."""
+
+    def __init__(
+        self,
+        rules: CompiledRuleSet,
+        store: Store,
+        *,
+        source: str = "-",
+        batch_size: int = 2000,
+        on_commit: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.cs = rules
+        self.store = store
+        self.source = source
+        self.batch_size = batch_size
+        self.on_commit = on_commit
+        self.settings = rules.settings
+        self.summary = RunSummary()
+        self.prospects: dict[str, Prospect] = {}
+        self.visitors: dict[str, Visitor] = {}
+        self.applied: set[str] = set()
+        self.clock: float | None = None
+        self.now = 0.0
+        self.seq = 0
+        self.shared: dict[str, Any] = {}
+        self.shared_dirty = False
+        self.dirty: set[str] = set()
+        self.dirty_visitors: set[str] = set()
+        self.changed: set[str] = set()
+        self.line = 0
+        self.event_id: str | None = None
+        self.block_since: dict[str, float | None] = {}
+        self.batch = Batch(source=source, line=0, clock=None)
+        self._candidates: dict[frozenset[str], tuple[int, ...]] = {}
+        self._dyn_candidates: dict[frozenset[str], tuple[int, ...]] = {}
+        self._handlers: dict[str, Callable[[Event], None]] = {
+            "page_view": self._page_view,
+            "form_submit": self._asset_event,
+            "form_handler_submit": self._asset_event,
+            "landing_page_submit": self._asset_event,
+            "email_open": self._asset_event,
+            "email_click": self._asset_event,
+            "file_download": self._asset_event,
+            "custom_redirect_click": self._asset_event,
+            "identify": self._identify,
+            "prospect_update": self._prospect_update,
+            "unsubscribe": self._unsubscribe,
+            "crm_update": self._crm_update,
+            "tick": self._tick,
+        }
+        self._event_ref: dict[str, RuleRef] = {}
+        self._throttle = self.settings.throttle_minutes * 60.0
+        self._notify_window = self.settings.page_notify_minutes * 60.0
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> int:
+        """Load the store, apply new rules retroactively; returns the line to resume after."""
+        st = self.store
+        self.prospects = {email: Prospect.from_json(data) for email, data in st.prospects()}
+        self.visitors = {vid: Visitor.from_row(vid, pr, h) for vid, pr, h in st.visitors()}
+        self.applied = st.applied_ids()
+        self.clock = st.clock()
+        self.now = self.clock or 0.0
+        self.seq = st.max_seq()
+        self.shared = {k: orjson.loads(v) for k, v in st.shared().items()}
+        first_seen = st.rules_first_seen()
+        new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
+        for key in new_keys:
+            first_seen[key] = self.clock
+            self.batch.rules.append((key, self.cs.rule_keys[key], self.clock))
+        for blocks in self.cs.blocks.values():
+            for b in blocks:
+                self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
+        for pa in self.cs.page_actions:
+            b = pa.block
+            self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
+        self.batch.ruleset_version = self.cs.version
+        self._track_new_visited_patterns()
+        if self.prospects:
+            self._retroactive({k for k in new_keys if k.startswith(("rule:", "dynamic:"))})
+        self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
+        return self.summary.resumed_from
+
+    def _track_new_visited_patterns(self) -> None:
+        """`visited` criteria new to the store learn the history from the activities table."""
+        tracked = set(self.shared.get("visited_keys", []))
+        new = [(k, m) for k, m in self.cs.visited if k not in tracked]
+        if not new:
+            return
+        if self.prospects:
+            for row in self.store.activities():
+                prospect, _visitor, ts, etype, _kind, _asset, url = row[:7]
+                if etype != "page_view" or prospect is None or url is None:
+                    continue
+                p = self.prospects.get(prospect)
+                if p is None:
+                    continue
+                u = normalize_url(url, self.settings)
+                for key, match in new:
+                    if match(u):
+                        p.touch(key, ts)
+                        self.dirty.add(prospect)
+        self.shared["visited_keys"] = sorted(tracked | {k for k, _ in self.cs.visited})
+        self.shared_dirty = True
+
+    def _retroactive(self, new_keys: set[str]) -> None:
+        """Rules and dynamic lists new to the store see every stored prospect (§4.2)."""
+        if not new_keys:
+            return
+        self.line, self.event_id = 0, None
+        rules = [i for i, r in enumerate(self.cs.rules) if r.key in new_keys]
+        dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
+        self.summary.retroactive = sorted(new_keys)
+        for p in list(self.prospects.values()):
+            self.changed = set()
+            for i in rules:
+                self._try_rule(p, self.cs.rules[i])
+            for i in dyn:
+                self._dynamic(p, self.cs.dynamic_lists[i])
+            if self.changed:
+                self._settle(p, self.changed)
+            self.dirty.add(p.email)
+
+    # -------------------------------------------------------------------- run
+
+    def run(
+        self,
+        items: Iterable[Event | Reject],
+        *,
+        now: float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> RunSummary:
+        """Apply a stream; commit every `batch_size` lines and at the end."""
+        started = time.perf_counter()
+        summary = self.summary
+        batch_size = self.batch_size
+        pending = 0
+        last_line = self.summary.resumed_from
+        for item in items:
+            last_line = item.line
+            summary.lines += 1
+            if isinstance(item, Reject):
+                summary.rejected += 1
+                self.batch.rejects.append((self.source, item.line, item.reason, item.text))
+            else:
+                self.apply(item)
+            pending += 1
+            if pending >= batch_size:
+                self.commit(last_line)
+                pending = 0
+                if progress:
+                    progress(summary.lines)
+        if now is not None:
+            self.advance(now)
+        self.commit(last_line)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def apply(self, e: Event) -> None:
+        """Apply one valid event."""
+        eid = e.id
+        if eid is not None and eid in self.applied:
+            self.summary.duplicates += 1
+            return
+        ts = e.ts_epoch
+        if self.clock is None or ts > self.clock:
+            self.clock = ts
+        self.now = self.clock
+        self.line, self.event_id = e.line, eid
+        self._handlers[e.type](e)
+        if eid is not None:
+            self.applied.add(eid)
+            self.batch.applied_ids.append(eid)
+        self.summary.applied += 1
+
+    def advance(self, now: float) -> None:
+        """Move the clock to `now` (as a tick would) and re-check time-based rules."""
+        if self.clock is None or now > self.clock:
+            self.clock = now
+        self.now = self.clock
+        self.line, self.event_id = 0, None
+        self._tick_all()
+
+    def commit(self, line: int) -> None:
+        b = self.batch
+        b.line, b.clock = line, self.clock
+        prospects = self.prospects
+        b.prospects = {email: prospects[email].to_json() for email in self.dirty}
+        visitors = self.visitors
+        b.visitors = {
+            vid: (visitors[vid].prospect, visitors[vid].to_json()) for vid in self.dirty_visitors
+        }
+        if self.shared_dirty:
+            b.shared = {k: _json(v) for k, v in self.shared.items()}
+        self.store.commit(b)
+        if self.on_commit is not None:
+            self.on_commit(b)
+        self.batch = Batch(source=self.source, line=line, clock=self.clock)
+        self.dirty = set()
+        self.dirty_visitors = set()
+        self.shared_dirty = False
+
+    # ------------------------------------------------------------- identities
+
+    def _prospect(self, email: str, e: Event | None) -> Prospect:
+        p = self.prospects.get(email)
+        if p is None:
+            p = Prospect(email, self.now)
+            p.profile = self.cs.default_profile
+            self.prospects[email] = p
+            self.summary.prospects_created += 1
+            self.log(p, self._ref_for(e), "create prospect", {}, None, email)
+        self.dirty.add(email)
+        return p
+
+    def _ref_for(self, e: Event | None) -> RuleRef:
+        kind = e.type if e is not None else "run"
+        ref = self._event_ref.get(kind)
+        if ref is None:
+            ref = self._event_ref[kind] = RuleRef("event", kind, self.source)
+        return ref
+
+    def _tie_visitor(self, vid: str, p: Prospect) -> None:
+        """A visitor converts: its anonymous page views now count for p (never replayed)."""
+        v = self.visitors.get(vid)
+        if v is None:
+            v = self.visitors[vid] = Visitor(vid, p.email)
+            self.dirty_visitors.add(vid)
+            return
+        if v.prospect == p.email and not v.history:
+            return
+        v.prospect = p.email
+        self.dirty_visitors.add(vid)
+        if v.history:
+            points = self.cs.scoring.get("page_view")
+            for ts, url in v.history:
+                self._visited(p, url, ts)
+                if points:
+                    self._score(
+                        p, points[1], points[0], {"activity": "page view", "attached_from": vid}
+                    )
+            v.history = None
+            self.batch.attach_visitor.append((vid, p.email))
+            self.changed.update(("act", "score", "time"))
+
+    # --------------------------------------------------------------- handlers
+
+    def _page_view(self, e: Event) -> None:
+        url = e.url or ""
+        p: Prospect | None = None
+        if e.prospect is not None:
+            p = self._prospect(e.prospect, e)
+            if e.visitor is not None:
+                self._tie_visitor(e.visitor, p)
+        elif e.visitor is not None:
+            v = self.visitors.get(e.visitor)
+            if v is not None and v.prospect is not None:
+                p = self._prospect(v.prospect, e)
+            else:
+                if v is None:
+                    v = self.visitors[e.visitor] = Visitor(e.visitor)
+                if v.history is None:
+                    v.history = []
+                v.history.append((e.ts_epoch, url))
+                self.dirty_visitors.add(e.visitor)
+                self._activity(None, e)
+                return
+        if p is None:
+            return
+        self.changed = changed = {"act", "time"}
+        self._activity(p, e)
+        normalized = normalize_url(url, self.settings)
+        self._visited(p, url, e.ts_epoch, normalized)
+        points = self.cs.scoring.get("page_view")
+        if points:
+            self._score(p, points[1], points[0], {"activity": "page view"})
+        pa = self.cs.pages.lookup_normalized(normalized)
+        if pa is not None and self._active(pa.block, e.ts_epoch):
+            self._run_blocks(p, (pa.block,), "page:" + pa.ref.name)
+        else:
+            self._settle(p, changed)
+
+    def _visited(self, p: Prospect, url: str, ts: float, normalized: str | None = None) -> None:
+        if p.last_activity is None or ts > p.last_activity:
+            p.last_activity = ts
+        if not self.cs.visited:
+            return
+        u = normalized if normalized is not None else normalize_url(url, self.settings)
+        for key, match in self.cs.visited:
+            if match(u):
+                p.touch(key, ts)
+
+    def _asset_event(self, e: Event) -> None:
+        assert e.prospect is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = changed = {"act", "time"}
+        if e.visitor is not None:
+            self._tie_visitor(e.visitor, p)
+        if e.fields:
+            self._event_fields(p, e)
+        etype, asset = e.type, e.asset or ""
+        verb, kind = ASSET_EVENTS[etype]
+        p.touch(f"{verb}|{kind}|{asset}", e.ts_epoch)
+        p.touch(f"{verb}|{kind}|", e.ts_epoch)
+        if p.last_activity is None or e.ts_epoch > p.last_activity:
+            p.last_activity = e.ts_epoch
+        self._activity(p, e)
+        points = self.cs.scoring.get(etype)
+        if points and not (etype == "email_open" and self._seen_open(p, asset)):
+            self._score(p, points[1], points[0], {"activity": points[1].name, "asset": asset})
+            category = self.cs.categories.get((kind, asset))
+            if category:
+                self._category(p, points[1], category, points[0])
+        blocks = self.cs.blocks.get((etype, asset))
+        if blocks and etype == "email_click":
+            link = f"{asset}|{e.url or ''}"
+            if p.clicked and link in p.clicked:
+                blocks = None  # an email link fires once per prospect (§2.3)
+            else:
+                p.clicked = (p.clicked or set()) | {link}
+        if blocks:
+            active = tuple(b for b in blocks if self._active(b, e.ts_epoch))
+            if active:
+                self._run_blocks(p, active, f"{etype}:{asset}")
+                return
+        self._settle(p, changed)
+
+    def _seen_open(self, p: Prospect, email: str) -> bool:
+        if not self.settings.email_open_first_only:
+            return False
+        if p.opened and email in p.opened:
+            return True
+        p.opened = (p.opened or set()) | {email}
+        return False
+
+    def _identify(self, e: Event) -> None:
+        assert e.prospect is not None and e.visitor is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = set()
+        self._tie_visitor(e.visitor, p)
+        self._settle(p, self.changed)
+
+    def _prospect_update(self, e: Event) -> None:
+        assert e.prospect is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = set()
+        if e.fields:
+            self._event_fields(p, e)
+        self._settle(p, self.changed)
+
+    def _unsubscribe(self, e: Event) -> None:
+        assert e.prospect is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = set()
+        self._activity(p, e)
+        if not p.opted_out:
+            p.opted_out = True
+            self.changed.update(("opted_out", "f:opted_out"))
+            self.log(p, self._ref_for(e), "opt out", {"email": e.asset}, False, True)
+        self._settle(p, self.changed)
+
+    def _crm_update(self, e: Event) -> None:
+        assert e.prospect is not None
+        if e.prospect not in self.prospects and not self.cs.auto_create:
+            self.summary.ignored += 1  # the connector does not create prospects (§7.4)
+            return
+        p = self._prospect(e.prospect, e)
+        self.changed = changed = set()
+        ref = self._ref_for(e)
+        obj = e.object
+        if obj in ("lead", "contact"):
+            # A contact outranks a lead (§7.2): a lead update never demotes a contact.
+            if p.crm_status != obj and (obj == "contact" or p.crm_status in ("none", "deleted")):
+                self.log(p, ref, "crm status", {}, p.crm_status, obj)
+                p.crm_status = obj
+                changed.add("crm")
+            if e.crm_id and p.crm_id != e.crm_id:
+                p.crm_id = e.crm_id
+            if e.user and (p.assigned_kind != "user" or p.assigned_to != e.user):
+                # The owner is always the CRM's (§7.1): the CRM may reassign.
+                self.log(p, ref, "assign", {"to": "user", "by": "crm"}, p.assigned_to, e.user)
+                p.assigned_kind, p.assigned_to = "user", e.user
+                p.assigned_at = p.assigned_at or self.now
+                changed.add("assigned")
+            for crm_field, value in (e.fields or {}).items():
+                mapped = self.cs.crm_fields.get(crm_field.casefold())
+                if mapped is None:
+                    continue
+                name, prefer = mapped
+                ours = p.field(name)
+                blank = value is None or value == ""
+                if blank and ours not in (None, ""):
+                    continue  # a value always beats a blank (§7.6)
+                if prefer == "ours" and ours not in (None, ""):
+                    continue
+                self._set_field(p, ref, name, value)
+        elif obj == "opportunity":
+            outcome = {"won": "won", "lost": "lost"}.get(e.status or "", "created")
+            points = self.cs.crm_scoring.get(outcome)
+            if points:
+                self._score(p, points[1], points[0], {"activity": f"opportunity {outcome}"})
+        self._settle(p, changed)
+
+    def _tick(self, e: Event) -> None:
+        self._tick_all()
+
+    def _tick_all(self) -> None:
+        rules, dyn = self.cs.time_rules, self.cs.dynamic_by_fact.get("time", ())
+        if not rules and not dyn:
+            return
+        for p in self.prospects.values():
+            self.changed = set()
+            before = self.seq
+            for i in rules:
+                self._try_rule(p, self.cs.rules[i])
+            for i in dyn:
+                self._dynamic(p, self.cs.dynamic_lists[i])
+            if self.changed:
+                self._settle(p, self.changed)
+            if self.seq != before:
+                self.dirty.add(p.email)
+
+    def _event_fields(self, p: Prospect, e: Event) -> None:
+        ref = self._ref_for(e)
+        for name, value in e.fields.items():  # type: ignore[union-attr]
+            self._set_field(p, ref, name, value)
+
+    def _activity(self, p: Prospect | None, e: Event) -> None:
+        kind = ASSET_EVENTS.get(e.type, (None, None))[1]
+        self.batch.activities.append(
+            (
+                p.email if p else None,
+                e.visitor,
+                e.ts_epoch,
+                e.type,
+                kind,
+                e.asset,
+                e.url,
+                self.source,
+                e.line,
+                e.id,
+            )
+        )
+
+    # ------------------------------------------------------ completion actions
+
+    def _active(self, block: CompiledBlock, ts: float) -> bool:
+        since = self.block_since.get(block.key)
+        return since is None or ts >= since
+
+    def _run_blocks(self, p: Prospect, blocks: tuple[CompiledBlock, ...], asset_key: str) -> None:
+        """The seed's order: assignment, data changes, automation rules, then side effects."""
+        now = self.now
+        chosen: list[tuple[CompiledAction, RuleRef]] = []
+        for b in blocks:
+            chosen.extend((a, b.ref) for a in b.actions)
+            for pred, actions in b.conditionals:  # conditions are read at trigger time
+                if pred(p, now):
+                    chosen.extend((a, b.ref) for a in actions)
+        for phase in (PHASE_ASSIGN, PHASE_DATA):
+            for a, ref in chosen:
+                if a.phase == phase:
+                    a.run(self, p, ref, asset_key)
+        self._settle(p, self.changed)
+        side = [(a, ref) for a, ref in chosen if a.phase == PHASE_SIDE]
+        if side:
+            self.changed = set()
+            for a, ref in side:
+                a.run(self, p, ref, asset_key)
+            if self.changed:
+                self._settle(p, self.changed)
+
+    # ------------------------------------------------------- automation rules
+
+    def _settle(self, p: Prospect, changed: set[str]) -> None:
+        """Re-evaluate the rules and dynamic lists that read what changed, until quiet."""
+        cs = self.cs
+        rules, dyn = cs.rules, cs.dynamic_lists
+        for _ in range(len(rules) + len(dyn) + 2):
+            if not changed:
+                return
+            key = frozenset(changed)
+            idx = self._candidates.get(key)
+            if idx is None:
+                idx = self._candidates[key] = tuple(cs.candidates(key))
+            didx = self._dyn_candidates.get(key)
+            if didx is None:
+                found: set[int] = set()
+                for f in key:
+                    found.update(cs.dynamic_by_fact.get(f, ()))
+                didx = self._dyn_candidates[key] = tuple(sorted(found))
+            self.changed = changed = set()
+            for i in idx:
+                self._try_rule(p, rules[i])
+            for i in didx:
+                self._dynamic(p, dyn[i])
+
+    def _try_rule(self, p: Prospect, rule: CompiledRule) -> None:
+        now = self.now
+        m = p.matches.get(rule.key) if p.matches else None
+        if m is not None:
+            if rule.repeat_seconds is None:
+                return  # matched once, never again, never undone (§4.2)
+            if rule.max_times is not None and m[0] >= rule.max_times:
+                return
+            if now - m[1] < rule.repeat_seconds:
+                return
+        if not rule.when(p, now):
+            return
+        count = (m[0] if m else 0) + 1
+        if p.matches is None:
+            p.matches = {}
+        p.matches[rule.key] = [count, now]
+        self.log(p, rule.ref, "rule matched", {"count": count}, None, None)
+        for a in rule.actions:
+            a.run(self, p, rule.ref, None)
+
+    def _dynamic(self, p: Prospect, dl: CompiledRule) -> None:
+        member = bool(p.dynamic) and dl.name in p.dynamic  # type: ignore[operator]
+        wanted = dl.when(p, self.now)
+        if wanted == member:
+            return
+        if wanted:
+            p.dynamic = (p.dynamic or set()) | {dl.name}
+            self.log(p, dl.ref, "add to list", {"list": dl.name, "dynamic": True}, False, True)
+        else:
+            p.dynamic.discard(dl.name)  # type: ignore[union-attr]
+            self.log(p, dl.ref, "remove from list", {"list": dl.name, "dynamic": True}, True, False)
+        self.changed.add("list")
+
+    # ----------------------------------------------------------------- ledger
+
+    def log(
+        self, p: Prospect, ref: RuleRef, action: str, args: dict[str, Any], before: Any, after: Any
+    ) -> None:
+        self.seq += 1
+        self.batch.ledger.append(
+            (
+                self.seq,
+                self.now,
+                p.email,
+                ref.kind,
+                ref.name,
+                ref.loc,
+                self.source,
+                self.line,
+                self.event_id,
+                action,
+                _json(args),
+                _json(before),
+                _json(after),
+            )
+        )
+        self.summary.actions[action] += 1
+        self.dirty.add(p.email)
+
+    def _score(self, p: Prospect, ref: RuleRef, points: int, args: dict[str, Any]) -> None:
+        if points == 0:
+            return  # a +0 scoring row changes nothing and is not worth a ledger line
+        before = p.score
+        p.score = before + points
+        self.changed.add("score")
+        self.log(p, ref, "score", {"points": points, **args}, before, p.score)
+
+    def _category(self, p: Prospect, ref: RuleRef, category: str, points: int) -> None:
+        cats = p.categories if p.categories is not None else {}
+        before = cats.get(category, 0)
+        cats[category] = before + points
+        p.categories = cats
+        self.changed.add("score")
+        self.log(
+            p,
+            ref,
+            "category score",
+            {"category": category, "points": points},
+            before,
+            before + points,
+        )
+
+    def _set_field(self, p: Prospect, ref: RuleRef, name: str, value: Any) -> None:
+        before = p.field(name)
+        if before == value:
+            return
+        if p.fields is None:
+            p.fields = {}
+        p.fields[name] = value
+        self.changed.add("f:" + name)
+        self.log(p, ref, "set field", {"field": name}, before, value)
+
+    def _throttled(self, p: Prospect, key: str) -> bool:
+        """Repeat activity within the window neither scores nor resends (§2.3)."""
+        window = self._throttle
+        if window <= 0:
+            return False
+        last = p.throttle.get(key) if p.throttle else None
+        if last is not None and self.now - last < window:
+            self.summary.actions["throttled"] += 1
+            return True
+        if p.throttle is None:
+            p.throttle = {}
+        p.throttle[key] = self.now
+        return False
+
+    # ------------------------------------------- operations compiled actions call
+
+    def add_to_list(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        if p.lists and name in p.lists:
+            return
+        p.lists = (p.lists or set()) | {name}
+        self.changed.add("list")
+        self.log(p, ref, "add to list", {"list": name}, False, True)
+
+    def remove_from_list(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        if not p.lists or name not in p.lists:
+            return
+        p.lists.discard(name)
+        self.changed.add("list")
+        self.log(p, ref, "remove from list", {"list": name}, True, False)
+
+    def add_tag(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        if p.tags and name in p.tags:
+            return
+        p.tags = (p.tags or set()) | {name}
+        self.changed.add("tag")
+        self.log(p, ref, "add tag", {"tag": name}, False, True)
+
+    def remove_tag(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        if not p.tags or name not in p.tags:
+            return
+        p.tags.discard(name)
+        self.changed.add("tag")
+        self.log(p, ref, "remove tag", {"tag": name}, True, False)
+
+    def adjust_score(self, p: Prospect, ref: RuleRef, points: int, asset_key: str | None) -> None:
+        # Completion-action scores are throttled; page-action scores count every view.
+        throttled = asset_key is not None and not asset_key.startswith("page:")
+        if throttled and self._throttled(p, "score|" + asset_key):  # type: ignore[operator]
+            return
+        self._score(p, ref, points, {})
+
+    def adjust_category(self, p: Prospect, ref: RuleRef, category: str, points: int) -> None:
+        self._category(p, ref, category, points)
+
+    def set_score(self, p: Prospect, ref: RuleRef, value: int) -> None:
+        if p.score == value:
+            return
+        before, p.score = p.score, value
+        self.changed.add("score")
+        self.log(p, ref, "set score", {"value": value}, before, value)
+
+    def assign(self, p: Prospect, ref: RuleRef, kind: str, name: str) -> None:
+        if p.assigned_kind is not None:
+            self.summary.actions["assignment kept"] += 1
+            return  # assignment never reassigns (§2.3)
+        p.assigned_kind, p.assigned_to, p.assigned_at = kind, name, self.now
+        self.changed.add("assigned")
+        self.log(p, ref, "assign", {"to": kind, "name": name}, None, name)
+        if p.crm_status == "none" and not p.do_not_sync:
+            # Assignment is what creates the CRM record (§7.3).
+            self.crm_work(
+                p,
+                ref,
+                "create_record",
+                {"object": self.cs.create_on_assignment, "owner": name, "as": kind},
+            )
+
+    def assign_group(self, p: Prospect, ref: RuleRef, group: str, members: tuple[str, ...]) -> None:
+        if p.assigned_kind is not None or not members:
+            if p.assigned_kind is not None:
+                self.summary.actions["assignment kept"] += 1
+            return
+        # The round-robin counter is shared across prospects: it lives in `shared`.
+        key = "round_robin:" + group
+        turn = int(self.shared.get(key, 0))
+        self.shared[key] = turn + 1
+        self.shared_dirty = True
+        self.assign(p, ref, "user", members[turn % len(members)])
+
+    def assign_by_crm_rule(self, p: Prospect, ref: RuleRef) -> None:
+        if p.assigned_kind is not None:
+            self.summary.actions["assignment kept"] += 1
+            return
+        p.assigned_kind, p.assigned_to, p.assigned_at = "crm rule", None, self.now
+        self.changed.add("assigned")
+        self.log(p, ref, "assign", {"to": "crm rule"}, None, "crm rule")
+        self.crm_work(p, ref, "assignment_rule", {"object": self.cs.create_on_assignment})
+
+    def set_field(self, p: Prospect, ref: RuleRef, name: str, value: Any) -> None:
+        self._set_field(p, ref, name, value)
+
+    def increment_field(self, p: Prospect, ref: RuleRef, name: str, by: float) -> None:
+        before = p.field(name)
+        try:
+            base = float(before) if before not in (None, "") else 0.0
+        except (TypeError, ValueError):
+            base = 0.0
+        after = base + by
+        self._set_field(p, ref, name, int(after) if after == int(after) else after)
+
+    def set_campaign(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        if p.campaign == name:
+            return
+        before, p.campaign = p.campaign, name
+        self.changed.add("campaign")
+        self.log(p, ref, "source campaign", {"campaign": name}, before, name)
+
+    def crm_work(self, p: Prospect, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
+        """Work the CRM must do (the sync carries it out later)."""
+        self.log(p, ref, "crm " + kind.replace("_", " "), payload, None, None)
+        self.batch.crm_pending.append(
+            (self.seq, self.now, p.email, kind, _json({**payload, "rule": ref.name, "at": ref.loc}))
+        )
+
+    def notify(self, p: Prospect, ref: RuleRef, user: str | None, asset_key: str | None) -> None:
+        to = user
+        if to is None:
+            to = p.assigned_to if p.assigned_kind == "user" else None
+            if to is None:
+                self.summary.actions["notify skipped (unassigned)"] += 1
+                return
+        if asset_key is not None and asset_key.startswith("page:"):
+            last = p.notified.get(asset_key) if p.notified else None
+            if last is not None and self.now - last < self._notify_window:
+                self.summary.actions["throttled"] += 1
+                return  # one page-action notification per prospect, page and hour (§3)
+            p.notified = {**(p.notified or {}), asset_key: self.now}
+        self._outbox(p, ref, "notify", {"to": to, "prospect": p.email})
+
+    def autoresponder(self, p: Prospect, ref: RuleRef, email: str, asset_key: str | None) -> None:
+        if p.opted_out or (p.fields and p.fields.get("do_not_email") is True):
+            self.summary.actions["autoresponder skipped (opted out)"] += 1
+            return
+        if (
+            asset_key is not None
+            and not self.settings.always_send_autoresponder
+            and self._throttled(p, "autoresponder|" + asset_key)
+        ):
+            return
+        self._outbox(p, ref, "autoresponder", {"email": email, "to": p.email})
+
+    def _outbox(self, p: Prospect, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
+        self.log(p, ref, kind, payload, None, None)
+        self.batch.outbox.append(
+            (self.seq, self.now, p.email, kind, _json({**payload, "rule": ref.name, "at": ref.loc}))
+        )
+
+    def change_profile(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        current = p.profile or self.cs.default_profile
+        if current == name:
+            return
+        before = p.grade
+        p.profile = name
+        p.grade = self.grade(p)
+        self.changed.add("grade")
+        self.log(p, ref, "change profile", {"profile": name}, current, name)
+        if p.grade != before:
+            self.log(p, ref, "grade", {}, before, p.grade)
+
+    def mark_criterion(self, p: Prospect, ref: RuleRef, key: str, sign: int) -> None:
+        crit = p.criteria or {}
+        if crit.get(key, 0) == sign:
+            return
+        before = p.grade
+        if sign:
+            crit[key] = sign
+        else:
+            crit.pop(key, None)
+        p.criteria = crit or None
+        p.grade = self.grade(p)
+        self.changed.add("grade")
+        profile, _, criterion = key.partition("|")
+        state = {1: "matches", -1: "does not match", 0: "not known"}[sign]
+        self.log(
+            p,
+            ref,
+            "grading",
+            {"profile": profile, "criterion": criterion, "state": state},
+            before,
+            p.grade,
+        )
+
+    def set_sync_flag(self, p: Prospect, ref: RuleRef, do_not_sync: bool) -> None:
+        if p.do_not_sync == do_not_sync:
+            return
+        p.do_not_sync = do_not_sync
+        self.changed.add("crm")
+        self.log(
+            p,
+            ref,
+            "do not sync" if do_not_sync else "allow crm recreate",
+            {},
+            not do_not_sync,
+            do_not_sync,
+        )
+
+    def grade(self, p: Prospect) -> str | None:
+        """The grade computed from the profile and criterion states (kept in `p.grade`)."""
+        rank = self.cs.grade_of(p)
+        return None if rank is None else grade_letter(rank)
+
+    # ------------------------------------------------------------ segmentation
+
+    def segment(self) -> dict[str, int]:
+        """Run every segmentation rule once over every prospect (§6.1)."""
+        counts: dict[str, int] = {}
+        self.line, self.event_id = 0, None
+        for rule in self.cs.segmentation:
+            counts[rule.name] = 0
+            for p in self.prospects.values():
+                if rule.when(p, self.now):
+                    counts[rule.name] += 1
+                    self.changed = set()
+                    for a in rule.actions:
+                        a.run(self, p, rule.ref, None)
+                    if self.changed:
+                        self._settle(p, self.changed)
+        return counts
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)

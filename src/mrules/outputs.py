@@ -1,0 +1,166 @@
+"""What `mrules run`, `state export` and `explain` write: records, files and the summary table.
+
+The store is the truth; files are views of it. The action log (`--actions`)
+appends the ledger rows each commit made, after the commit, and on start it
+catches up from the store whatever a killed run committed but did not write,
+so the file never repeats or misses an action. The rejects file is rewritten
+from the store's rejects at the end of every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from mrules.engine import RunSummary, iso
+from mrules.state import Prospect
+from mrules.store import Store
+
+__all__ = [
+    "ActionLog",
+    "action_record",
+    "prospect_record",
+    "render_summary",
+    "write_rejects",
+]
+
+
+def _loads(text: Any) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def action_record(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A ledger row as one line of the action log (docs/outputs.md)."""
+    (seq, ts, prospect, kind, name, loc, source, line, event_id, action, args, before, after) = row
+    return {
+        "seq": seq,
+        "time": iso(ts),
+        "prospect": prospect,
+        "rule": {"kind": kind, "name": name, "at": loc},
+        "event": {"line": line or None, "id": event_id, "source": source},
+        "action": action,
+        "args": _loads(args),
+        "before": _loads(before),
+        "after": _loads(after),
+    }
+
+
+class ActionLog:
+    """The `--actions` JSONL file, kept exactly in step with the store's ledger."""
+
+    def __init__(self, path: Path, store: Store) -> None:
+        self.path = path
+        last = _last_seq(path)
+        if last is None:  # a new file holds this run's actions only
+            last = store.max_seq()
+        self.file: IO[bytes] = path.open("ab")
+        self.last = last
+        self.write(store.ledger(after_seq=last))  # catch up after a killed run
+
+    def write(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        out = []
+        for row in rows:
+            if row[0] > self.last:
+                out.append(orjson.dumps(action_record(row)))
+                self.last = row[0]
+        if out:
+            self.file.write(b"\n".join(out) + b"\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _last_seq(path: Path) -> int | None:
+    """The seq of the last complete line of an existing action log, or None."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - 65536))
+        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        return int(orjson.loads(tail)["seq"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def write_rejects(path: Path, store: Store, source: str) -> int:
+    """Rewrite the rejects file from the store; returns how many lines it has."""
+    rows = list(store.rejects(source))
+    if not rows:
+        if path.exists():
+            path.unlink()
+        return 0
+    with path.open("wb") as f:
+        for src, line, reason, text in rows:
+            f.write(orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}))
+            f.write(b"\n")
+    return len(rows)
+
+
+def prospect_record(p: Prospect, pending: Iterable[tuple[Any, ...]] = ()) -> dict[str, Any]:
+    """One prospect as `state export` prints it."""
+    assigned = None
+    if p.assigned_kind is not None:
+        assigned = {"kind": p.assigned_kind, "name": p.assigned_to, "at": iso(p.assigned_at)}
+    return {
+        "email": p.email,
+        "created": iso(p.created),
+        "score": p.score,
+        "category_scores": p.categories or {},
+        "grade": p.grade,
+        "profile": p.profile,
+        "fields": p.fields or {},
+        "lists": sorted(p.lists or ()),
+        "dynamic_lists": sorted(p.dynamic or ()),
+        "tags": sorted(p.tags or ()),
+        "assigned": assigned,
+        "crm_status": p.crm_status,
+        "crm_id": p.crm_id,
+        "do_not_sync": p.do_not_sync,
+        "opted_out": p.opted_out,
+        "source_campaign": p.campaign,
+        "last_activity": iso(p.last_activity),
+        "pending_crm": [
+            {"seq": seq, "time": iso(ts), "kind": kind, **orjson.loads(payload)}
+            for seq, ts, _email, kind, payload, *_ in pending
+        ],
+    }
+
+
+def render_summary(
+    s: RunSummary, console: Console, store_path: Path, rejects_path: Path | None
+) -> None:
+    """The end-of-run table on stderr."""
+    t = Table(title="mrules run", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    t.add_row("lines read", f"{s.lines:,}")
+    if s.resumed_from:
+        t.add_row("resumed after line", f"{s.resumed_from:,}")
+    t.add_row("events applied", f"{s.applied:,}")
+    if s.duplicates:
+        t.add_row("skipped (id already applied)", f"{s.duplicates:,}")
+    if s.ignored:
+        t.add_row("ignored (CRM record, no prospect)", f"{s.ignored:,}")
+    t.add_row("rejected", f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else ""))
+    t.add_row("prospects created", f"{s.prospects_created:,}")
+    for action, n in sorted(s.actions.items()):
+        if action != "create prospect":
+            t.add_row(f"  {action}", f"{n:,}")
+    if s.retroactive:
+        t.add_row("retroactive", ", ".join(s.retroactive))
+    t.add_row("time", f"{s.seconds:.2f} s")
+    t.add_row("events/s", f"{s.events_per_second:,.0f}")
+    t.add_row("store", str(store_path))
+    console.print(t)
+
+
+def iter_jsonl(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    for r in records:
+        yield orjson.dumps(r) + b"\n"

@@ -1,0 +1,149 @@
+"""Prospect state: one compact record per prospect, and the grade ladder.
+
+A `Prospect` holds everything the rules read or write about one person, and
+nothing about anyone else: that is what lets a stream split by prospect run in
+pieces (docs/semantics.md). Collections stay `None` until first used so that
+a prospect costs a few hundred bytes in memory; `to_json`/`from_json` give the
+form the store keeps.
+
+Activity is summarised as the last time of each *activity key*:
+`submitted|form|Demande Get Cloudy`, `submitted|form|` (any form),
+`visited|getcloudy.com/pricing*` (a URL pattern some rule reads). That is all
+the activity criteria need (`submitted form "X" within 30 days`); the full
+history stays in the store's `activities` table for retroactive rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["GRADES", "Prospect", "Visitor", "grade_letter", "grade_rank"]
+
+GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
+_RANK = {g: i for i, g in enumerate(GRADES)}
+
+
+def grade_rank(letter: str) -> int:
+    """Position of a grade on the 13-step ladder (F=0 … A+=12)."""
+    return _RANK[letter]
+
+
+def grade_letter(rank: int) -> str:
+    return GRADES[max(0, min(len(GRADES) - 1, rank))]
+
+
+class Prospect:
+    """The state of one prospect. Plain slots: this object is on the hot path."""
+
+    __slots__ = (
+        "acts",
+        "assigned_at",
+        "assigned_kind",
+        "assigned_to",
+        "campaign",
+        "categories",
+        "clicked",
+        "created",
+        "criteria",
+        "crm_id",
+        "crm_status",
+        "do_not_sync",
+        "dynamic",
+        "email",
+        "fields",
+        "grade",
+        "last_activity",
+        "lists",
+        "matches",
+        "notified",
+        "opened",
+        "opted_out",
+        "profile",
+        "score",
+        "tags",
+        "throttle",
+    )
+
+    def __init__(self, email: str, created: float) -> None:
+        self.email = email
+        self.created = created
+        self.score = 0
+        self.categories: dict[str, int] | None = None
+        self.fields: dict[str, Any] | None = None
+        self.lists: set[str] | None = None
+        self.dynamic: set[str] | None = None
+        self.tags: set[str] | None = None
+        self.assigned_kind: str | None = None  # user | queue | crm rule
+        self.assigned_to: str | None = None
+        self.assigned_at: float | None = None
+        self.crm_status = "none"  # none | lead | contact | deleted
+        self.crm_id: str | None = None
+        self.do_not_sync = False
+        self.opted_out = False
+        self.campaign: str | None = None
+        self.profile: str | None = None
+        self.grade: str | None = None  # None until a criterion of the profile is known
+        self.criteria: dict[str, int] | None = None  # "profile|criterion" -> +1 / -1
+        self.last_activity: float | None = None
+        self.acts: dict[str, float] | None = None  # activity key -> last time
+        self.matches: dict[str, list[float]] | None = None  # rule -> [count, last time]
+        self.throttle: dict[str, float] | None = None  # "score|asset" -> last time
+        self.clicked: set[str] | None = None  # "email|url" links already clicked
+        self.notified: dict[str, float] | None = None  # page action -> last notification
+        self.opened: set[str] | None = None  # emails opened (first-open scoring)
+
+    # Serialisation: only what is set, so that the store stays small too.
+    def to_json(self) -> bytes:
+        out: dict[str, Any] = {"email": self.email, "created": self.created, "score": self.score}
+        for name in Prospect.__slots__:
+            if name in out:
+                continue
+            value = getattr(self, name)
+            if value is None or value is False or (name == "crm_status" and value == "none"):
+                continue
+            out[name] = sorted(value) if isinstance(value, set) else value
+        return orjson.dumps(out)
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Prospect:
+        raw = orjson.loads(data)
+        p = cls(raw.pop("email"), raw.pop("created"))
+        for name, value in raw.items():
+            if name in ("lists", "dynamic", "tags", "clicked", "opened"):
+                value = set(value)
+            setattr(p, name, value)
+        return p
+
+    def field(self, name: str) -> Any:
+        return self.fields.get(name) if self.fields else None
+
+    def touch(self, key: str, ts: float) -> None:
+        """Record an activity key at time ts (keeping the latest time)."""
+        acts = self.acts
+        if acts is None:
+            self.acts = {key: ts}
+        elif acts.get(key, -1e18) < ts:
+            acts[key] = ts
+
+
+class Visitor:
+    """A tracking cookie: anonymous page views until an event ties it to a prospect."""
+
+    __slots__ = ("history", "id", "prospect")
+
+    def __init__(self, vid: str, prospect: str | None = None) -> None:
+        self.id = vid
+        self.prospect = prospect
+        self.history: list[tuple[float, str]] | None = None  # (time, url) while anonymous
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.history or [])
+
+    @classmethod
+    def from_row(cls, vid: str, prospect: str | None, history: bytes) -> Visitor:
+        v = cls(vid, prospect)
+        h = orjson.loads(history) if history else []
+        v.history = [tuple(x) for x in h] or None  # type: ignore[misc]
+        return v
