@@ -1,0 +1,134 @@
+"""`mrules lint` end to end: exit codes, --strict, every --format, and partial checking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.checker import CODES
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BROKEN = """\
+list "MQL"
+field size: picklist ["small", "large"]
+form "Demo"
+on submit of form "Demo" {
+  add to list "MQl"
+  if size is "medium" { score +5 }
+}
+"""
+WARNS = 'tag "a"\nform "F"\non submit of form "F" { add tag "b" }\n'
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Paths in the output are shown relative to the working directory.
+    monkeypatch.chdir(tmp_path)
+    Path("broken.mr").write_text(BROKEN, encoding="utf-8")
+    Path("warns.mr").write_text(WARNS, encoding="utf-8")
+    return tmp_path
+
+
+def lint(*args: str):
+    return CliRunner().invoke(main, ["lint", *args])
+
+
+def test_example_rule_set_lints_clean_even_strict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = lint("examples/getcloudy/rules", "--strict")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert result.stderr.strip() == "ok: 7 files, no problems"  # 5 files + 2 library includes
+
+
+@pytest.mark.usefixtures("workdir")
+def test_text_output_shows_location_carets_and_hints(snapshot) -> None:
+    result = lint("broken.mr")
+    assert result.exit_code == 1
+    assert result.stdout.startswith("broken.mr:5:15: error[MR103]: unknown list 'MQl'")
+    assert result.stderr.strip() == "2 errors in 1 file"
+    assert result.stdout == snapshot
+
+
+@pytest.mark.usefixtures("workdir")
+def test_warnings_fail_only_with_strict() -> None:
+    plain, strict = lint("warns.mr"), lint("warns.mr", "--strict")
+    assert (plain.exit_code, strict.exit_code) == (0, 1)
+    assert "warning[MR109]: unknown tag 'b'" in plain.stdout
+    assert plain.stderr.strip() == strict.stderr.strip() == "1 warning in 1 file"
+
+
+@pytest.mark.usefixtures("workdir")
+def test_json_format() -> None:
+    result = lint("broken.mr", "warns.mr", "--format", "json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    got = [(d["path"], d["line"], d["column"], d["code"], d["severity"]) for d in data]
+    assert got == [
+        ("broken.mr", 5, 15, "MR103", "error"),
+        ("broken.mr", 6, 14, "MR211", "error"),
+        ("warns.mr", 3, 33, "MR109", "warning"),
+    ]
+    assert data[0]["hint"] == "did you mean 'MQL'?"
+
+
+@pytest.mark.usefixtures("workdir")
+def test_sarif_format() -> None:
+    result = lint("broken.mr", "--format", "sarif")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["version"] == "2.1.0"
+    [run] = doc["runs"]
+    assert [r["ruleId"] for r in run["results"]] == ["MR103", "MR211"]
+    rules = {r["id"]: r["shortDescription"]["text"] for r in run["tool"]["driver"]["rules"]}
+    assert rules == {"MR103": CODES["MR103"], "MR211": CODES["MR211"]}
+    region = run["results"][0]["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (5, 15)
+
+
+@pytest.mark.usefixtures("workdir")
+def test_github_format() -> None:
+    result = lint("broken.mr", "warns.mr", "--format", "github")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("::error file=broken.mr,line=5,col=15,")
+    assert "title=MR103::unknown list 'MQl' (did you mean 'MQL'?)" in lines[0]
+    assert lines[2].startswith("::warning file=warns.mr,line=3,")
+
+
+def test_unreadable_input_exits_2(tmp_path: Path) -> None:
+    missing = lint(str(tmp_path / "nowhere.mr"))
+    assert missing.exit_code == 2
+    assert "no such file or folder" in missing.stderr
+    (tmp_path / "latin1.mr").write_bytes('list "caf\xe9"'.encode("latin-1"))
+    latin = lint(str(tmp_path / "latin1.mr"))
+    assert latin.exit_code == 2
+    assert "not UTF-8" in latin.stderr
+    assert lint().exit_code == 2
+    assert "Traceback" not in missing.output + latin.output
+
+
+def test_a_file_that_does_not_parse_does_not_cause_unknown_name_cascades(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a.mr").write_text('list "X"\nlist "Y" @\n', encoding="utf-8")
+    Path("b.mr").write_text(
+        'form "F"\non submit of form "F" { add to list "X" }\n'
+        'dynamic list "D" { when all { score between 50 and 10 } }\n', encoding="utf-8")
+    result = lint("a.mr", "b.mr", "--format", "json")
+    codes = [d["code"] for d in json.loads(result.stdout)]
+    # The syntax error, and the checks that do not depend on a.mr's declarations.
+    assert codes == ["MR002", "MR214"]
+    assert result.exit_code == 1
+
+
+def test_help_has_an_example() -> None:
+    result = CliRunner().invoke(main, ["lint", "--help"])
+    assert result.exit_code == 0
+    assert "mrules lint examples/getcloudy/rules" in result.stdout
