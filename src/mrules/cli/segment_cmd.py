@@ -1,0 +1,50 @@
+"""`mrules segment`: run the segmentation rules once over every prospect in a store."""
+
+from __future__ import annotations
+
+import click
+
+from mrules.cli.run_cmd import open_store, rules_or_exit
+from mrules.engine import Engine
+
+__all__ = ["COMMANDS"]
+
+
+@click.command()
+@click.argument("rules", type=click.Path())
+@click.option(
+    "--store",
+    "store_path",
+    default="mrules.db",
+    show_default=True,
+    help="The state store to segment.",
+)
+@click.option("--wait", is_flag=True, help="Wait for a store another run holds, not refuse.")
+def segment(rules: str, store_path: str, wait: bool) -> None:
+    """Run every segmentation rule of RULES once over the prospects in the store.
+
+    Segmentation rules (Pardot §6.1) match the prospects that satisfy their
+    criteria now, data and history alike, apply their list and tag actions,
+    and are never re-evaluated: run this command again to segment again.
+    Automation rules that read the lists or tags it changes run as usual.
+
+    \b
+    Example:
+      mrules segment examples/getcloudy/rules --store /tmp/getcloudy.db
+    """
+    compiled = rules_or_exit((rules,))
+    store = open_store(store_path, wait=wait)
+    try:
+        engine = Engine(compiled, store, source="segment")
+        engine.start()
+        counts = engine.segment()
+        engine.commit(store.stream_position("segment"))
+    finally:
+        store.close()
+    if not counts:
+        click.echo("no segmentation rules in this rule set", err=True)
+    for name, n in counts.items():
+        click.echo(f"{name}: {n} prospect(s) matched")
+
+
+COMMANDS = (segment,)
