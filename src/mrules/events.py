@@ -238,7 +238,14 @@ def _utc(text: str) -> datetime:
         dt = _fromisoformat(text)
     except ValueError:
         dt = _parse_unusual(text)
-    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+    if dt.tzinfo is UTC:
+        return dt
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise _Bad(
+            f"'ts' is not an RFC 3339 timestamp: {_shown(text)} (out of range in UTC)"
+        ) from None
 
 
 def _parse_unusual(text: str) -> datetime:
@@ -342,6 +349,13 @@ def _not_json(data: bytes, error: orjson.JSONDecodeError) -> str:
     except UnicodeDecodeError as e:
         column = len(data[: e.start].decode("utf-8", "replace")) + 1
         return f"not UTF-8 text: byte 0x{data[e.start]:02x} at column {column}"
+    text = data.rstrip(b"\r\n")
+    try:  # again without the newline, so the column is on this line
+        orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        error = e
+    if error.pos >= len(text):
+        return f"not JSON: {error.msg} (the line ends inside a value)"
     return f"not JSON: {error.msg} at column {error.colno}"
 
 

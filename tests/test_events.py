@@ -1,0 +1,459 @@
+"""The event stream reader against its contract (shared/spec/events.md)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mrules.events import (
+    ASSET_KINDS,
+    EVENT_TYPES,
+    MAX_REJECT_TEXT,
+    Event,
+    EventSourceError,
+    Reject,
+    parse_line,
+    parse_timestamp,
+    read_events,
+)
+
+TS = "2026-11-02T09:00:00Z"
+T0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+def _line(**obj: object) -> str:
+    return orjson.dumps({"ts": TS, **obj}).decode()
+
+
+def _read(data: bytes, **kwargs: int) -> list[Event | Reject]:
+    return list(read_events(io.BytesIO(data), **kwargs))
+
+
+# ------------------------------------------------------------------ good lines
+
+GOOD = [
+    (  # the contract's own example lines
+        '{"ts":"2026-11-02T09:00:00Z","type":"page_view","visitor":"v-81",'
+        '"url":"https://www.getcloudy.com/pricing"}',
+        {"type": "page_view", "visitor": "v-81", "url": "https://www.getcloudy.com/pricing",
+         "prospect": None, "fields": {}, "ts": T0},
+    ),
+    (
+        '{"ts":"2026-11-02T09:02:10Z","type":"form_submit","visitor":"v-81",'
+        '"prospect":"leung@example.com","asset":"Demande Get Cloudy",'
+        '"fields":{"first_name":"Leung","company":"Example SA"}}',
+        {"type": "form_submit", "prospect": "leung@example.com", "asset": "Demande Get Cloudy",
+         "fields": {"first_name": "Leung", "company": "Example SA"},
+         "ts": T0 + timedelta(minutes=2, seconds=10)},
+    ),
+    (
+        '{"ts":"2026-11-03T14:00:00Z","type":"crm_update","prospect":"leung@example.com",'
+        '"object":"lead","fields":{"Phone":"+33 1 23 45 67 89"}}',
+        {"type": "crm_update", "object": "lead", "fields": {"Phone": "+33 1 23 45 67 89"}},
+    ),
+    # prospect: stripped and lowercased
+    (_line(type="email_open", prospect="  Leung@Example.COM ", asset="News"),
+     {"prospect": "leung@example.com", "asset": "News", "visitor": None}),
+    # timestamps: offsets become UTC, fractions, lowercase, space, leap second, -00:00
+    (_line(type="tick") .replace(TS, "2026-11-02T10:00:00+01:00"), {"ts": T0}),
+    (_line(type="tick").replace(TS, "2026-11-02T04:30:00.25-04:30"),
+     {"ts": T0 + timedelta(milliseconds=250)}),
+    (_line(type="tick").replace(TS, "2026-11-02t09:00:00z"), {"ts": T0}),
+    (_line(type="tick").replace(TS, "2026-11-02 09:00:00Z"), {"ts": T0}),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00-00:00"), {"ts": T0}),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00.123456789Z"),
+     {"ts": T0 + timedelta(microseconds=123456)}),
+    (_line(type="tick").replace(TS, "2026-12-31T23:59:60Z"),
+     {"ts": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)}),
+    # null is absent; unknown keys are ignored; scalars of every JSON kind in fields
+    (_line(type="page_view", visitor="v1", url="u", prospect=None, fields=None, extra=[1]),
+     {"prospect": None, "fields": {}}),
+    (_line(type="prospect_update", prospect="a@b", fields={"s": "x", "i": 3, "f": 1.5,
+                                                           "b": True, "n": None}),
+     {"fields": {"s": "x", "i": 3, "f": 1.5, "b": True, "n": None}}),
+    # each type with its minimum keys
+    (_line(type="page_view", prospect="a@b", url="u"), {"visitor": None, "prospect": "a@b"}),
+    (_line(type="form_handler_submit", prospect="a@b", asset="H"), {"asset": "H"}),
+    (_line(type="landing_page_submit", prospect="a@b", asset="L"), {"asset": "L"}),
+    (_line(type="email_click", prospect="a@b", asset="E", url="https://x.example/l"),
+     {"url": "https://x.example/l"}),
+    (_line(type="file_download", prospect="a@b", asset="F.pdf"), {"asset": "F.pdf"}),
+    (_line(type="custom_redirect_click", prospect="a@b", asset="R"), {"url": None}),
+    (_line(type="identify", prospect="a@b", visitor="v"), {"visitor": "v"}),
+    (_line(type="unsubscribe", prospect="a@b"), {"asset": None}),
+    (_line(type="crm_update", prospect="a@b", object="opportunity", status="won", crm_id="006X",
+           user="alan@getcloudy.com", id="e-1"),
+     {"object": "opportunity", "status": "won", "crm_id": "006X", "user": "alan@getcloudy.com",
+      "id": "e-1"}),
+    (_line(type="tick", id="t-9"), {"id": "t-9", "prospect": None}),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), GOOD)
+def test_good_line(text: str, want: dict[str, object]) -> None:
+    event = parse_line(text, 5)
+    assert isinstance(event, Event), event
+    assert event.line == 5
+    assert {key: getattr(event, key) for key in want} == want
+    assert event.ts.tzinfo is UTC
+    assert event.ts_epoch == event.ts.timestamp()
+
+
+def test_asset_kinds_cover_the_asset_events() -> None:
+    assert set(ASSET_KINDS) <= set(EVENT_TYPES)
+    event = parse_line(_line(type="custom_redirect_click", prospect="a@b", asset="R"))
+    assert isinstance(event, Event)
+    assert event.asset_kind == "custom redirect"
+    assert parse_line(_line(type="tick")).asset_kind is None  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------- bad lines
+
+BAD = [
+    ('{"ts":"2026-11-02T09:00:00Z" "type":"tick"}',
+     r"^not JSON: unexpected character, expected ',' or '}' at column 30$"),
+    ("[1, 2]", r"^not a JSON object: the line holds an array$"),
+    ('"tick"', r"^not a JSON object: the line holds a string$"),
+    ('{"type":"tick"}', r"^missing required key 'ts'$"),
+    ('{"ts":null,"type":"tick"}', r"^missing required key 'ts'$"),
+    ('{"ts":1793610000,"type":"tick"}', r"^'ts' must be a string .* not a number$"),
+    (f'{{"ts":"{TS}"}}', r"^missing required key 'type'$"),
+    (_line(type=7), r"^'type' must be a string, not a number$"),
+    (_line(type="page_veiw", visitor="v", url="u"),
+     r"^unknown type 'page_veiw' \(did you mean 'page_view'\?\)$"),
+    (_line(type="purchase"), r"^unknown type 'purchase'$"),
+    (_line(type="tick").replace(TS, "2026-13-01"),
+     r"^'ts' is not an RFC 3339 timestamp: '2026-13-01' \(a date alone"),
+    (_line(type="tick").replace(TS, "2026-11-02"), r"RFC 3339 .*a date alone is not enough"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00"), r"RFC 3339 .*no time zone"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00Z"), r"RFC 3339 .*seconds are required"),
+    (_line(type="tick").replace(TS, "2026-13-02T09:00:00Z"), r"RFC 3339 .*month must be in"),
+    (_line(type="tick").replace(TS, "2026-11-02T24:00:00Z"), r"RFC 3339 .*hour must be in"),
+    (_line(type="tick").replace(TS, "2026-W44-1T09:00:00Z"), r"RFC 3339 .*expected e\.g\."),
+    (_line(type="tick").replace(TS, "20261102T090000Z"), r"RFC 3339"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00.Z"), r"RFC 3339"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00.1234567xZ"), r"RFC 3339"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00+0100"), r"RFC 3339"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00+25:00"), r"RFC 3339"),
+    (_line(type="tick").replace(TS, "2026-11-02T09:00:00\u0663Z"), r"RFC 3339"),
+    (_line(type="tick").replace(TS, "0001-01-01T00:30:00+01:00"), r"out of range in UTC"),
+    (_line(type="page_view", visitor="v"), r"^'url' is required for page_view$"),
+    (_line(type="page_view", url="u"), r"^page_view needs 'visitor' or 'prospect'$"),
+    (_line(type="form_submit", visitor="v", asset="F"), r"^'prospect' is required for form_sub"),
+    (_line(type="email_open", prospect="a@b"), r"^'asset' is required for email_open \(the email"),
+    (_line(type="file_download", prospect="a@b"), r"^'asset' is required for file_download"),
+    (_line(type="identify", prospect="a@b"), r"^'visitor' is required for identify$"),
+    (_line(type="crm_update", prospect="a@b"), r"^'object' is required for crm_update \(lead, "),
+    (_line(type="crm_update", prospect="a@b", object="invoice"),
+     r"^'object' must be one of lead, .*, not 'invoice'$"),
+    (_line(type="crm_update", prospect="a@b", object="opportunity", status="open"),
+     r"^'status' must be won or lost, not 'open'$"),
+    (_line(type="email_open", prospect="leung", asset="E"),
+     r"^'prospect' must be an email address$"),
+    (_line(type="email_open", prospect="le ung@example.com", asset="E"), r"email address$"),
+    (_line(type="email_open", prospect="a@b@c", asset="E"), r"email address$"),
+    (_line(type="email_open", prospect="@example.com", asset="E"), r"email address$"),
+    (_line(type="email_open", prospect="   ", asset="E"), r"email address$"),
+    (_line(type="email_open", prospect=["a@b"], asset="E"), r"email address, not an array$"),
+    (_line(type="tick", id=12), r"^'id' must be a string, not a number$"),
+    (_line(type="tick", id=""), r"^'id' must not be empty$"),
+    (_line(type="page_view", visitor=True, url="u"), r"^'visitor' must be a string, not a bool"),
+    (_line(type="prospect_update", prospect="a@b", fields=["x"]),
+     r"^'fields' must be an object of scalars, not an array$"),
+    (_line(type="prospect_update", prospect="a@b", fields={"tags": ["a"]}),
+     r"^'fields' must be an object of scalars: 'tags' is an array$"),
+    (_line(type="prospect_update", prospect="a@b", fields={"o": {}}), r"'o' is an object$"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), BAD)
+def test_bad_line(text: str, reason: str) -> None:
+    reject = parse_line(text, 3)
+    assert isinstance(reject, Reject), reject
+    assert re.search(reason, reject.reason), reject.reason
+    assert reject.line == 3
+    assert reject.text == text
+
+
+def test_timestamp_function_agrees_with_the_reader() -> None:
+    assert parse_timestamp("2026-11-02T10:00:00+01:00") == T0
+    with pytest.raises(ValueError, match="a date alone"):
+        parse_timestamp("2026-11-02")
+
+
+def test_reject_text_is_cut() -> None:
+    long = _line(type="nope", note="x" * 3000)
+    reject = parse_line(long)
+    assert isinstance(reject, Reject)
+    assert reject.text == long[:MAX_REJECT_TEXT]
+
+
+# ---------------------------------------------------------------- the stream
+
+GOOD_PV = _line(type="page_view", visitor="v1", url="https://site.example/a")
+MIXED = b"\n".join([
+    GOOD_PV.encode(),
+    b"",
+    b"   \t",
+    b'{"ts": "2026-11-02T09:00:00Z", "type": "page_veiw", "visitor": "v1", "url": "u"}',
+    b'{"ts": "2026-11-02", "type": "tick"}',
+    b"\xff\xfe not text",
+    _line(type="form_submit", prospect="A@B.example", visitor="v1", asset="F").encode(),
+    b'{"type": "tick"',
+    b"null",
+    b'{"ts": "2026-11-02T09:00:00Z", "type": "email_open", "prospect": "x", "asset": "E"}',
+    b'{"ts": "2026-11-02T09:00:00Z", "type": "tick", "id": 5}',
+    _line(type="tick").encode(),
+]) + b"\n"
+
+
+def test_mixed_stream_rejects(snapshot: object) -> None:
+    items = _read(MIXED)
+    assert [(i.line, type(i).__name__) for i in items if isinstance(i, Event)] == [
+        (1, "Event"), (7, "Event"), (12, "Event"),
+    ]
+    assert [tuple(r) for r in items if isinstance(r, Reject)] == snapshot
+
+
+def test_blank_lines_count_and_crlf_endings() -> None:
+    data = b"\r\n  \r\n" + GOOD_PV.encode() + b"\r\n\n" + GOOD_PV.encode()  # no final newline
+    assert [i.line for i in _read(data)] == [3, 5]
+
+
+def test_non_utf8_line_is_rejected_and_reading_goes_on() -> None:
+    data = b'{"ts":"' + TS.encode() + b'","type":"tick","id":"caf\xe9"}\n' + GOOD_PV.encode()
+    first, second = _read(data)
+    assert isinstance(first, Reject)
+    assert first.reason == "not UTF-8 text: byte 0xe9 at column 53"
+    assert first.text.endswith('"caf\\xe9"}')
+    assert isinstance(second, Event)
+    assert second.line == 2
+
+
+def test_byte_order_mark_on_the_first_line_only() -> None:
+    bom = b"\xef\xbb\xbf"
+    first, second = _read(bom + GOOD_PV.encode() + b"\n" + bom + GOOD_PV.encode())
+    assert isinstance(first, Event)
+    assert isinstance(second, Reject)
+
+
+def test_line_separators_inside_a_line_do_not_split_it() -> None:
+    text = _line(type="page_view", visitor="v\u2028\r1", url="u\x85")
+    (event,) = _read(text.encode())
+    assert isinstance(event, Event)
+    assert event.visitor == "v\u2028\r1"
+
+
+def test_start_line_resumes_after_the_committed_line() -> None:
+    lines = [_line(type="tick", id=f"e{n}") for n in range(1, 6)]
+    lines[2] = "not json"
+    data = "\n".join(lines).encode()
+    assert [(i.line, getattr(i, "id", None)) for i in _read(data, start_line=2)] == [
+        (3, None), (4, "e4"), (5, "e5"),
+    ]
+    assert _read(data, start_line=5) == []
+    assert _read(data, start_line=99) == []
+    assert [i.line for i in _read(data, start_line=0)] == [1, 2, 3, 4, 5]
+
+
+def test_gzip_file_by_suffix_and_by_magic_bytes(tmp_path: Path) -> None:
+    data = MIXED
+    plain = [tuple(i) for i in _read(data)]
+    gz = tmp_path / "events.jsonl.gz"
+    gz.write_bytes(gzip.compress(data))
+    assert [tuple(i) for i in read_events(gz)] == plain
+    disguised = tmp_path / "events.jsonl"
+    disguised.write_bytes(gzip.compress(data))
+    assert [tuple(i) for i in read_events(str(disguised))] == plain
+    assert [tuple(i) for i in read_events(io.BytesIO(gzip.compress(data)))] == plain
+    assert [i.line for i in read_events(gz, start_line=6)] == [7, 8, 9, 10, 11, 12]
+
+
+def test_plain_file_path(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(MIXED)
+    assert [tuple(i) for i in read_events(path)] == [tuple(i) for i in _read(MIXED)]
+
+
+def test_broken_gzip_is_a_source_error_after_the_good_lines(tmp_path: Path) -> None:
+    packed = gzip.compress((GOOD_PV + "\n").encode() * 2000)
+    path = tmp_path / "cut.jsonl.gz"
+    path.write_bytes(packed[: len(packed) - 20])
+    seen = []
+    with pytest.raises(EventSourceError, match=r"cut\.jsonl\.gz: broken gzip data"):
+        seen.extend(read_events(path))
+    assert seen  # the lines before the break were read
+    fake = tmp_path / "fake.jsonl.gz"
+    fake.write_bytes(GOOD_PV.encode())
+    with pytest.raises(EventSourceError, match="broken gzip data"):
+        list(read_events(fake))
+
+
+def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    with pytest.raises(EventSourceError, match=r"nope\.jsonl: cannot read: No such file"):
+        read_events(tmp_path / "nope.jsonl")
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = io.TextIOWrapper(io.BufferedReader(io.BytesIO(MIXED)))
+    monkeypatch.setattr("sys.stdin", fake)
+    assert [tuple(i) for i in read_events("-")] == [tuple(i) for i in _read(MIXED)]
+
+
+def test_unpeekable_stream() -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self.data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+            chunk = self.data.read(min(len(buffer), 7))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    assert [tuple(i) for i in read_events(Pipe(MIXED))] == [tuple(i) for i in _read(MIXED)]
+
+
+def test_text_stream_is_refused() -> None:
+    with pytest.raises(TypeError, match="binary"):
+        read_events(io.StringIO(GOOD_PV))
+
+
+# ------------------------------------------------------------------ properties
+
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                 max_size=12)
+_emails = st.builds(lambda a, b: f"{a}@{b}.example", st.from_regex(r"[A-Za-z0-9._+-]{1,10}",
+                                                                    fullmatch=True),
+                    st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True))
+_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(
+    allow_nan=False, allow_infinity=False) | _names
+_offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5,
+                                                                                  minutes=-30))])
+
+
+@st.composite
+def _timestamps(draw: st.DrawFn) -> str:
+    moment = draw(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1),
+                               timezones=_offsets))
+    text = moment.isoformat(timespec=draw(st.sampled_from(["seconds", "milliseconds", "auto"])))
+    if text.endswith("+00:00") and draw(st.booleans()):
+        text = text[:-6] + draw(st.sampled_from(["Z", "z"]))
+    return text
+
+
+@st.composite
+def valid_events(draw: st.DrawFn) -> dict[str, object]:
+    kind = draw(st.sampled_from(EVENT_TYPES))
+    event: dict[str, object] = {"ts": draw(_timestamps()), "type": kind}
+    if draw(st.booleans()):
+        event["id"] = draw(_names)
+    if kind == "page_view":
+        event["url"] = draw(_names)
+        who = draw(st.sampled_from(["visitor", "prospect", "both"]))
+        if who != "prospect":
+            event["visitor"] = draw(_names)
+        if who != "visitor":
+            event["prospect"] = draw(_emails)
+    elif kind != "tick":
+        event["prospect"] = draw(_emails)
+    if kind in ASSET_KINDS and (kind != "unsubscribe" or draw(st.booleans())):
+        event["asset"] = draw(_names)
+    if kind == "identify" or (kind in ASSET_KINDS and draw(st.booleans())):
+        event["visitor"] = draw(_names)
+    if kind == "crm_update":
+        event["object"] = draw(st.sampled_from(["lead", "contact", "opportunity"]))
+        if draw(st.booleans()):
+            event["status"] = draw(st.sampled_from(["won", "lost"]))
+    if draw(st.booleans()):
+        event["fields"] = draw(st.dictionaries(_names, _scalars, max_size=3))
+    if draw(st.booleans()):
+        event["x_extension"] = draw(st.lists(_scalars, max_size=2))  # unknown keys: ignored
+    return event
+
+
+def _mutations(event: dict[str, object]) -> list[dict[str, object]]:
+    """Ways to spoil a valid event, each of which the contract rejects."""
+    out: list[dict[str, object]] = [
+        {k: v for k, v in event.items() if k != "ts"},
+        {k: v for k, v in event.items() if k != "type"},
+        {**event, "type": str(event["type"]).upper()},
+        {**event, "ts": str(event["ts"])[:10]},
+        {**event, "id": 1},
+        {**event, "fields": {"a": [1]}},
+    ]
+    if "prospect" in event:
+        out.append({**event, "prospect": "no-at-sign"})
+    return out
+
+
+@st.composite
+def bad_lines(draw: st.DrawFn) -> bytes:
+    choice = draw(st.integers(0, 3))
+    if choice == 0:  # not JSON: an object that never closes
+        body = draw(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",),
+                                          exclude_characters="\n}"), max_size=20))
+        return ("{" + body).encode()
+    if choice == 1:
+        return draw(st.sampled_from([b"[]", b"1", b'"x"', b"null", b"true"]))
+    if choice == 2:  # not UTF-8
+        return draw(st.sampled_from([b"\xff", b"\xc3(", b"\xed\xa0\x80"])) + b'{"ts":"x"}'
+    return orjson.dumps(draw(st.sampled_from(_mutations(draw(valid_events())))))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    good=st.lists(valid_events(), max_size=12),
+    extra=st.lists(st.tuples(st.integers(0, 12), st.one_of(
+        bad_lines().map(lambda b: (True, b)),
+        st.sampled_from([b"", b"  ", b"\t\r"]).map(lambda b: (False, b)),
+    )), max_size=8),
+)
+def test_bad_lines_never_change_the_good_events(
+    good: list[dict[str, object]], extra: list[tuple[int, tuple[bool, bytes]]]
+) -> None:
+    clean = [orjson.dumps(e) for e in good]
+    lines = list(clean)
+    for position, item in sorted(extra, key=lambda x: x[0], reverse=True):
+        lines.insert(min(position, len(lines)), item)  # type: ignore[arg-type]
+    tagged = [(False, x) if isinstance(x, bytes) else x for x in lines]
+    bad_numbers = [n for n, (bad, _) in enumerate(tagged, start=1) if bad]
+    data = b"\n".join(x for _, x in tagged)
+
+    want = _read(b"\n".join(clean))
+    assert all(isinstance(e, Event) for e in want)
+    assert [e.type for e in want] == [e["type"] for e in good]  # type: ignore[union-attr]
+    got = _read(data)
+    events = [e for e in got if isinstance(e, Event)]
+    rejects = [r for r in got if isinstance(r, Reject)]
+    assert [e._replace(line=0) for e in events] == [e._replace(line=0) for e in want]
+    assert [r.line for r in rejects] == bad_numbers
+    assert [i.line for i in got] == sorted(i.line for i in got)
+
+
+@given(_timestamps())
+def test_timestamps_round_trip(text: str) -> None:
+    assert parse_timestamp(text) == datetime.fromisoformat(text.upper())
+
+
+@settings(max_examples=300)
+@given(st.text(st.sampled_from("0123456789-:TtZz+. ,W\u0663"), max_size=30))
+def test_timestamp_fast_path_accepts_nothing_the_grammar_refuses(text: str) -> None:
+    strict = re.fullmatch(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+        r"([Zz]|[+-][0-9]{2}:[0-9]{2})", text)
+    try:
+        parse_timestamp(text)
+    except ValueError:
+        return
+    assert strict is not None, text
