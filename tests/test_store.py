@@ -1,0 +1,654 @@
+"""The SQLite state store: round trips, atomic commits, locking, errors, SIGKILL safety."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrules import __version__
+from mrules.store import SCHEMA_VERSION, Batch, Store, StoreError, StoreLocked
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "mrules.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[Store]:
+    with Store.open(db) as s:
+        yield s
+
+
+def full_batch(line: int = 3, seq: int = 0) -> Batch:
+    """A batch that fills every field, as the engine would after `line` lines."""
+    src = "/data/events.jsonl"
+    return Batch(
+        source=src,
+        line=line,
+        clock=1_790_000_000.5,
+        prospects={"a@x.com": b'{"score":5}', "b@x.com": b"\x00\xffraw"},
+        visitors={"v-1": ("a@x.com", b"[1,2]"), "v-2": (None, b"[]")},
+        applied_ids=["ev-1", "ev-2"],
+        activities=[
+            ("a@x.com", "v-1", 10.0, "form_submit", "form", "Demande", None, src, 1, "ev-1"),
+            (None, "v-2", 11.0, "page_view", None, None, "https://x.com/p", src, 2, None),
+        ],
+        ledger=[
+            (seq + 1, 10.0, "a@x.com", "completion", "Demande", "r.mr:3:1", src, 1, "ev-1",
+             "adjust_score", '{"by":5}', '{"score":0}', '{"score":5}'),
+        ],
+        outbox=[(seq + 2, 10.0, "a@x.com", "notify", '{"user":"sales"}')],
+        crm_pending=[(seq + 3, 10.0, "a@x.com", "campaign_member", '{"campaign":"Q4"}')],
+        rejects=[(src, 3, "not JSON", "{oops")],
+        shared={"rr:sales": '{"next":1}'},
+        rules=[("completion:Demande", "completion", 10.0), ("score:opens", "scoring", None)],
+        ruleset_version="sha256:abc",
+        attach_visitor=[],
+    )  # fmt: skip
+
+
+def dump(s: Store) -> dict[str, Any]:
+    """Everything the store's read API returns, for whole-state comparisons."""
+    return {
+        "streams": s.streams(),
+        "clock": s.clock(),
+        "ruleset_version": s.ruleset_version(),
+        "rules": s.rules_first_seen(),
+        "applied": s.applied_ids(),
+        "prospects": list(s.prospects()),
+        "visitors": list(s.visitors()),
+        "shared": s.shared(),
+        "activities": list(s.activities()),
+        "ledger": list(s.ledger()),
+        "outbox": list(s.outbox()),
+        "crm_pending": list(s.crm_pending()),
+        "rejects": list(s.rejects()),
+        "max_seq": s.max_seq(),
+    }
+
+
+# -- round trips -----------------------------------------------------------------------------
+
+
+def test_every_batch_field_round_trips_through_a_reopen(db: Path) -> None:
+    batch = full_batch()
+    with Store.open(db) as s:
+        s.commit(batch)
+    with Store.open(db, readonly=True) as s:
+        assert s.stream_position(batch.source) == 3
+        assert s.stream_position("/other.jsonl") == 0
+        assert s.clock() == batch.clock
+        assert s.ruleset_version() == "sha256:abc"
+        assert s.rules_first_seen() == {k: t for k, _, t in batch.rules}
+        assert list(s.rules()) == sorted(batch.rules)
+        assert s.applied_ids() == {"ev-1", "ev-2"}
+        assert s.has_applied("ev-2") and not s.has_applied("ev-3")
+        assert s.prospect("b@x.com") == b"\x00\xffraw"
+        assert s.prospect("c@x.com") is None
+        assert list(s.prospects()) == sorted(batch.prospects.items())
+        assert s.prospect_count() == 2
+        assert list(s.visitors()) == [(v, p, h) for v, (p, h) in sorted(batch.visitors.items())]
+        assert s.shared() == batch.shared
+        assert list(s.activities()) == batch.activities
+        assert list(s.activities("a@x.com")) == batch.activities[:1]
+        assert list(s.ledger()) == batch.ledger
+        assert list(s.outbox()) == batch.outbox
+        assert list(s.crm_pending()) == batch.crm_pending
+        assert list(s.rejects()) == batch.rejects
+        assert s.max_seq() == 3
+        meta = s.meta()
+        assert meta["schema_version"] == str(SCHEMA_VERSION)
+        assert meta["ruleset_version"] == "sha256:abc"
+        assert float(meta["clock"]) == batch.clock
+        assert {"created_at", "mrules_version"} <= meta.keys()
+
+
+def test_a_new_store_is_empty(store: Store) -> None:
+    assert dump(store) == {
+        "streams": {},
+        "clock": None,
+        "ruleset_version": None,
+        "rules": {},
+        "applied": set(),
+        "prospects": [],
+        "visitors": [],
+        "shared": {},
+        "activities": [],
+        "ledger": [],
+        "outbox": [],
+        "crm_pending": [],
+        "rejects": [],
+        "max_seq": 0,
+    }
+    assert store.prospect_count() == 0
+
+
+def test_upserts_replace_and_first_seen_keeps_the_first(store: Store) -> None:
+    store.commit(full_batch(line=3))
+    second = Batch(
+        source="/data/events.jsonl",
+        line=7,
+        clock=None,
+        prospects={"a@x.com": b"new"},
+        visitors={"v-2": ("b@x.com", b"[9]")},
+        applied_ids=["ev-2", "ev-7"],
+        rejects=[("/data/events.jsonl", 3, "still not JSON", "{oops!")],
+        shared={"throttle": "3"},
+        rules=[("completion:Demande", "completion", 99.0), ("new", "automation", 20.0)],
+    )
+    store.commit(second)
+    assert store.stream_position("/data/events.jsonl") == 7
+    assert store.clock() == 1_790_000_000.5, "clock None leaves the clock"
+    assert store.ruleset_version() == "sha256:abc", "ruleset_version None leaves it"
+    assert store.prospect("a@x.com") == b"new"
+    assert store.prospect("b@x.com") == b"\x00\xffraw"
+    assert dict((v, (p, h)) for v, p, h in store.visitors())["v-2"] == ("b@x.com", b"[9]")
+    assert store.applied_ids() == {"ev-1", "ev-2", "ev-7"}
+    assert list(store.rejects()) == [("/data/events.jsonl", 3, "still not JSON", "{oops!")]
+    assert store.shared() == {"rr:sales": '{"next":1}', "throttle": "3"}
+    assert store.rules_first_seen() == {
+        "completion:Demande": 10.0,
+        "score:opens": None,
+        "new": 20.0,
+    }
+
+
+def test_shared_none_leaves_shared_state(store: Store) -> None:
+    store.commit(Batch("-", 1, 1.0, shared={"k": "1"}))
+    store.commit(Batch("-", 2, 2.0, shared=None))
+    store.commit(Batch("-", 3, 3.0, shared={}))
+    assert store.shared() == {"k": "1"}
+
+
+def test_attach_visitor_claims_only_that_visitors_anonymous_activities(store: Store) -> None:
+    def view(visitor: str, prospect: str | None, ts: float) -> tuple[Any, ...]:
+        return (prospect, visitor, ts, "page_view", None, None, "https://x.com", "-", int(ts), None)
+
+    store.commit(Batch("-", 2, 2.0, activities=[view("v-1", None, 1.0), view("v-2", None, 2.0)]))
+    store.commit(
+        Batch(
+            "-",
+            5,
+            5.0,
+            activities=[view("v-1", None, 3.0), view("v-1", "old@x.com", 4.0)],
+            attach_visitor=[("v-1", "new@x.com")],
+        )
+    )
+    assert [(a[0], a[1], a[2]) for a in store.activities()] == [
+        ("new@x.com", "v-1", 1.0),
+        (None, "v-2", 2.0),
+        ("new@x.com", "v-1", 3.0),
+        ("old@x.com", "v-1", 4.0),
+    ]
+    assert [a[2] for a in store.activities("new@x.com")] == [1.0, 3.0]
+
+
+def test_attach_visitor_uses_the_anonymous_index(store: Store) -> None:
+    conn = sqlite3.connect(store.path)
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN UPDATE activities SET prospect = ?"
+        " WHERE visitor = ? AND prospect IS NULL",
+        ("p", "v"),
+    ).fetchall()
+    conn.close()
+    assert any("activities_anonymous" in row[-1] for row in plan), plan
+
+
+def test_activities_are_ordered_by_ts_then_insertion(store: Store) -> None:
+    rows = [
+        ("p@x.com", None, ts, t, None, None, None, "-", i, None)
+        for i, (ts, t) in enumerate([(5.0, "a"), (1.0, "b"), (5.0, "c"), (1.0, "d")])
+    ]
+    store.commit(Batch("-", 2, None, activities=rows[:2]))
+    store.commit(Batch("-", 4, None, activities=rows[2:]))
+    assert [a[3] for a in store.activities()] == ["b", "d", "a", "c"]
+
+
+def test_ledger_filters_and_max_seq_spans_three_tables(store: Store) -> None:
+    def entry(seq: int, prospect: str) -> tuple[Any, ...]:
+        return (seq, 1.0, prospect, "automation", "r", None, "-", 1, None, "tag", "{}", "{}", "{}")
+
+    store.commit(
+        Batch(
+            "-",
+            1,
+            1.0,
+            ledger=[entry(1, "a@x.com"), entry(2, "b@x.com"), entry(4, "a@x.com")],
+            outbox=[(3, 1.0, "a@x.com", "notify", "{}")],
+            crm_pending=[(9, 1.0, "b@x.com", "task", "{}"), (5, 1.0, "a@x.com", "task", "{}")],
+        )
+    )
+    assert [e[0] for e in store.ledger()] == [1, 2, 4]
+    assert [e[0] for e in store.ledger("a@x.com")] == [1, 4]
+    assert [e[0] for e in store.ledger(after_seq=1)] == [2, 4]
+    assert [e[0] for e in store.ledger("a@x.com", after_seq=1)] == [4]
+    assert [c[0] for c in store.crm_pending()] == [5, 9]
+    assert [c[0] for c in store.crm_pending("b@x.com")] == [9]
+    assert store.max_seq() == 9
+
+
+def test_rejects_filter_by_source(store: Store) -> None:
+    store.commit(Batch("b", 1, None, rejects=[("b", 1, "r", "t"), ("a", 2, "r", "t")]))
+    assert [r[:2] for r in store.rejects()] == [("a", 2), ("b", 1)]
+    assert [r[:2] for r in store.rejects("b")] == [("b", 1)]
+
+
+def test_snapshot_reads_one_committed_state_while_a_writer_commits(db: Path) -> None:
+    with Store.open(db) as writer, Store.open(db, readonly=True) as reader:
+        writer.commit(Batch("-", 1, 1.0, prospects={"a@x.com": b"1"}))
+        with reader.snapshot():
+            assert reader.prospect_count() == 1
+            writer.commit(Batch("-", 2, 2.0, prospects={"b@x.com": b"2"}))
+            assert reader.prospect_count() == 1
+            assert reader.stream_position("-") == 1
+        assert reader.prospect_count() == 2
+        assert reader.stream_position("-") == 2
+
+
+# -- a model-based property: any sequence of batches reads back as a plain model --------------
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6)
+_emails = st.sampled_from(["a@x.com", "b@x.com", "c@x.com"])
+_batches = st.lists(
+    st.fixed_dictionaries(
+        {
+            "prospects": st.dictionaries(_emails, st.binary(max_size=8), max_size=3),
+            "visitors": st.dictionaries(
+                st.sampled_from(["v1", "v2"]),
+                st.tuples(st.none() | _emails, st.binary(max_size=4)),
+                max_size=2,
+            ),
+            "applied": st.lists(st.sampled_from(["e1", "e2", "e3", "e4"]), max_size=3),
+            "shared": st.none() | st.dictionaries(st.sampled_from(["k1", "k2"]), _text),
+            "rules": st.lists(
+                st.tuples(
+                    st.sampled_from(["r1", "r2", "r3"]),
+                    st.just("automation"),
+                    st.none() | st.floats(0, 1e10),
+                ),
+                max_size=3,
+            ),
+            "rejects": st.lists(st.tuples(st.integers(1, 4), _text), max_size=3),
+            # (visitor, prospect or None, ts): ties in ts exercise insertion order
+            "activities": st.lists(
+                st.tuples(st.sampled_from(["v1", "v2"]), st.none() | _emails, st.integers(0, 3)),
+                max_size=4,
+            ),
+            "attach": st.lists(st.tuples(st.sampled_from(["v1", "v2"]), _emails), max_size=2),
+            "clock": st.none() | st.floats(0, 1e10),
+            "version": st.none() | _text,
+        }
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_batches)
+def test_any_sequence_of_batches_matches_a_dict_model(batches: list[dict]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _run_against_model(Path(tmp) / "mrules.db", batches)
+
+
+def _run_against_model(path: Path, batches: list[dict]) -> None:
+    model: dict[str, Any] = {
+        "prospects": {},
+        "visitors": {},
+        "applied": set(),
+        "shared": {},
+        "rules": {},
+        "rejects": {},
+        "activities": [],
+        "clock": None,
+        "version": None,
+    }
+    with Store.open(path) as s:
+        for n, b in enumerate(batches, start=1):
+            s.commit(
+                Batch(
+                    "-",
+                    n,
+                    b["clock"],
+                    prospects=b["prospects"],
+                    visitors=b["visitors"],
+                    applied_ids=b["applied"],
+                    shared=b["shared"],
+                    rules=b["rules"],
+                    rejects=[("-", line, reason, "x") for line, reason in b["rejects"]],
+                    activities=[(p, v, float(ts), "page_view", None, None, None, "-", n, None)
+                                for v, p, ts in b["activities"]],
+                    attach_visitor=b["attach"],
+                    ruleset_version=b["version"],
+                )
+            )  # fmt: skip
+            model["activities"] += [[p, v, float(ts)] for v, p, ts in b["activities"]]
+            for visitor, prospect in b["attach"]:
+                for a in model["activities"]:
+                    if a[1] == visitor and a[0] is None:
+                        a[0] = prospect
+            model["prospects"].update(b["prospects"])
+            model["visitors"].update(b["visitors"])
+            model["applied"].update(b["applied"])
+            model["shared"].update(b["shared"] or {})
+            for key, _, first in b["rules"]:
+                model["rules"].setdefault(key, first)
+            model["rejects"].update({line: reason for line, reason in b["rejects"]})
+            model["clock"] = model["clock"] if b["clock"] is None else b["clock"]
+            model["version"] = model["version"] if b["version"] is None else b["version"]
+        assert list(s.prospects()) == sorted(model["prospects"].items())
+        assert list(s.visitors()) == [(v, p, h) for v, (p, h) in sorted(model["visitors"].items())]
+        assert s.applied_ids() == model["applied"]
+        assert s.shared() == model["shared"]
+        assert s.rules_first_seen() == model["rules"]
+        assert [(r[1], r[2]) for r in s.rejects()] == sorted(model["rejects"].items())
+        in_order = sorted(model["activities"], key=lambda a: a[2])  # stable: ties keep insertion
+        assert [[a[0], a[1], a[2]] for a in s.activities()] == in_order
+        for email in ("a@x.com", "b@x.com"):
+            assert [list(a[:3]) for a in s.activities(email)] == [
+                a for a in in_order if a[0] == email
+            ]
+        assert s.clock() == model["clock"]
+        assert s.ruleset_version() == model["version"]
+        assert s.stream_position("-") == len(batches)
+
+
+# -- atomicity ------------------------------------------------------------------------------
+
+BAD_ROW = ("too", "short")
+
+BAD_PARTS = {
+    "prospects": {"prospects": {"z@x.com": b"ok", "y@x.com": {"not": "bytes"}}},
+    "prospects-null-email": {"prospects": {None: b"no email"}},
+    "visitors": {"visitors": {"v-9": ("z@x.com",)}},
+    "applied_ids": {"applied_ids": ["ev-50", None]},
+    "activities": {"activities": [full_batch().activities[0], BAD_ROW]},
+    "ledger": {"ledger": [(50, 1.0, "z", "k", "n", None, "-", 1, None, "a", "{}", "{}", "{}"),
+                          BAD_ROW]},
+    "outbox": {"outbox": [(60, 1.0, "z", "notify", "{}"), (1, 1.0, "dup seq", "notify", "{}")]},
+    "crm_pending": {"crm_pending": [BAD_ROW]},
+    "rejects": {"rejects": [("-", 9, "r", "t"), ("-", 10, None, "reason is NOT NULL")]},
+    "shared": {"shared": {"k": None}},
+    "rules": {"rules": [("r", None, 1.0)]},
+    "attach_visitor": {"attach_visitor": [("v-1",)]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("part", BAD_PARTS)
+def test_a_failing_commit_leaves_nothing_of_the_batch(store: Store, part: str) -> None:
+    store.commit(Batch("/data/events.jsonl", 2, 1.0, outbox=[(1, 1.0, "a", "notify", "{}")]))
+    before = dump(store)
+    batch = full_batch(line=10, seq=100)  # every part valid, then one part spoilt
+    for name, value in BAD_PARTS[part].items():
+        setattr(batch, name, value)
+    field = part.split("-")[0]
+    with pytest.raises(StoreError, match=rf"cannot commit to store .*\({field} of the batch"):
+        store.commit(batch)
+    assert dump(store) == before
+    store.commit(full_batch(line=10, seq=100))  # still usable, nothing left half-open
+    assert store.stream_position("/data/events.jsonl") == 10
+
+
+def test_a_readonly_store_refuses_to_commit(db: Path) -> None:
+    Store.open(db).close()
+    with Store.open(db, readonly=True) as s, pytest.raises(StoreError, match="read-only"):
+        s.commit(Batch("-", 1, None))
+
+
+def test_a_closed_store_refuses_reads_and_writes(db: Path) -> None:
+    s = Store.open(db)
+    s.close()
+    s.close()
+    with pytest.raises(StoreError, match="closed"):
+        s.prospect_count()
+    with pytest.raises(StoreError, match="closed"):
+        s.commit(Batch("-", 1, None))
+
+
+# -- locking (other processes) ----------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from mrules import __version__
+from mrules.store import Batch, Store
+path, release_after = sys.argv[1], float(sys.argv[2])
+store = Store.open(path)
+store.commit(Batch("-", 1, 1.0, prospects={"held@x.com": b"1"}))
+print("ready", flush=True)
+if release_after >= 0:
+    time.sleep(release_after)
+    store.close()
+    print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def holder(db: Path, tmp_path: Path) -> Iterator[Any]:
+    """Start a process that opens the store for writing; release_after < 0 keeps it."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(release_after: float = -1) -> subprocess.Popen[str]:
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        p = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(db), str(release_after)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        procs.append(p)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        return p
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait(timeout=10)
+
+
+def test_a_second_writer_is_refused_naming_the_holders_pid(db: Path, holder: Any) -> None:
+    p = holder()
+    t = time.monotonic()
+    with pytest.raises(StoreLocked) as info:
+        Store.open(db)
+    assert time.monotonic() - t < 1, "refusing must not wait"
+    assert info.value.pid == p.pid
+    assert f"pid {p.pid}" in str(info.value)
+    assert str(db) in str(info.value)
+
+
+def test_waiting_writer_gives_up_after_its_timeout(db: Path, holder: Any) -> None:
+    p = holder()
+    t = time.monotonic()
+    with pytest.raises(StoreLocked, match=rf"pid {p.pid}\) after waiting 0.3 s"):
+        Store.open(db, wait=True, timeout=0.3)
+    assert 0.25 <= time.monotonic() - t < 3
+
+
+@pytest.mark.parametrize("timeout", [None, 10.0])
+def test_waiting_writer_gets_the_store_when_the_holder_closes(
+    db: Path, holder: Any, timeout: float | None
+) -> None:
+    t = time.monotonic()
+    holder(release_after=0.5)
+    with Store.open(db, wait=True, timeout=timeout) as s:
+        waited = time.monotonic() - t
+        assert s.prospect("held@x.com") == b"1"
+    assert 0.4 <= waited < 8
+
+
+def test_readonly_open_reads_while_a_run_holds_the_store(db: Path, holder: Any) -> None:
+    holder()
+    with Store.open(db, readonly=True) as s:
+        assert s.prospect("held@x.com") == b"1"
+        assert s.stream_position("-") == 1
+
+
+def test_the_same_process_cannot_open_the_store_twice_for_writing(db: Path) -> None:
+    with Store.open(db), pytest.raises(StoreLocked, match=f"pid {os.getpid()}"):
+        Store.open(db)
+    Store.open(db).close()  # released on close
+
+
+# -- opening errors -------------------------------------------------------------------------
+
+
+def _newer_schema(db: Path) -> None:
+    Store.open(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+
+
+def _foreign_sqlite(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.commit()
+    conn.close()
+
+
+BAD_STORES = {
+    "not-sqlite": lambda db: db.write_text("email,score\na@x.com,5\n" * 50),
+    "directory": lambda db: db.mkdir(),
+    "newer-schema": _newer_schema,
+    "other-sqlite-database": _foreign_sqlite,
+    "missing-folder": lambda db: None,
+}
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["write", "read"])
+@pytest.mark.parametrize("case", BAD_STORES)
+def test_unusable_stores_give_a_clear_store_error(
+    tmp_path: Path, case: str, readonly: bool, snapshot: Any
+) -> None:
+    db = tmp_path / ("no-such-folder/mrules.db" if case == "missing-folder" else "mrules.db")
+    BAD_STORES[case](db)
+    before = db.read_bytes() if db.is_file() else None
+    with pytest.raises(StoreError) as info:
+        Store.open(db, readonly=readonly)
+    assert type(info.value) is StoreError
+    message = str(info.value).replace(str(tmp_path), "<tmp>")
+    assert message.replace(f"mrules {__version__} ", "mrules <version> ") == snapshot
+    if before is not None:
+        assert db.read_bytes() == before, "a refused file is left as it was"
+
+
+def test_readonly_open_of_a_missing_store_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store at"):
+        Store.open(tmp_path / "mrules.db", readonly=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readonly_open_of_an_empty_database_says_so(db: Path) -> None:
+    db.touch()
+    with pytest.raises(StoreError, match="empty: no run has written to it yet"):
+        Store.open(db, readonly=True)
+
+
+def test_the_schema_is_as_documented(store: Store, snapshot: Any) -> None:
+    conn = sqlite3.connect(store.path)
+    sql = [
+        r[0]
+        for r in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type DESC, name"
+        )
+    ]
+    columns = {
+        t: [c[1] for c in conn.execute(f"PRAGMA table_info({t})")]
+        for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    conn.close()
+    assert "\n".join(sql) == snapshot
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "store.md").read_text()
+    for table, cols in columns.items():
+        assert f"### `{table}`" in doc, f"docs/store.md does not describe table {table}"
+        for col in cols:
+            assert f"| `{col}` |" in doc, f"docs/store.md does not describe {table}.{col}"
+
+
+# -- SIGKILL in the middle of commits ---------------------------------------------------------
+
+BATCH = 1000
+
+COMMITTER = f"""
+import sys
+from mrules import __version__
+from mrules.store import Batch, Store
+B = {BATCH}
+store = Store.open(sys.argv[1], wait=True, timeout=10)
+line = store.stream_position("ev")
+while True:
+    n = line // B  # batches already committed
+    first, line = line + 1, line + B
+    lines = range(first, line + 1)
+    store.commit(Batch(
+        "ev", line, float(line),
+        prospects={{"all@x.com": str(n).encode(), **{{f"p{{i}}@x.com": b"s" for i in lines}}}},
+        applied_ids=[f"e{{i}}" for i in lines],
+        activities=[(f"p{{i}}@x.com", None, float(i), "email_open", None, None, None, "ev", i,
+                     f"e{{i}}") for i in lines],
+        ledger=[(i, float(i), f"p{{i}}@x.com", "automation", "r", None, "ev", i, f"e{{i}}", "tag",
+                 "{{}}", "{{}}", "{{}}") for i in lines],
+        rejects=[("ev", i, "bad", "x") for i in lines if i % 100 == 0],
+        shared={{"batches": str(n + 1)}},
+    ))
+    print(line, flush=True)
+"""
+
+
+def _check_consistent(db: Path) -> int:
+    with Store.open(db) as s:
+        line = s.stream_position("ev")
+        n = line // BATCH
+        assert line % BATCH == 0
+        assert s.applied_ids() == {f"e{i}" for i in range(1, line + 1)}
+        assert s.prospect_count() == line + (1 if line else 0)
+        if line:
+            assert s.prospect("all@x.com") == str(n - 1).encode()
+            assert s.shared() == {"batches": str(n)}
+            assert s.clock() == float(line)
+        assert s.max_seq() == line
+        assert [e[0] for e in s.ledger()] == list(range(1, line + 1))
+        assert [a[8] for a in s.activities()] == list(range(1, line + 1))
+        assert len(list(s.rejects())) == line // 100
+        return line
+
+
+def test_sigkill_during_commits_leaves_a_committed_prefix(db: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    rng = random.Random()
+    last = 0
+    for _ in range(4):
+        p = subprocess.Popen(
+            [sys.executable, "-c", COMMITTER, str(db)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert p.stdout is not None
+        reported = int(p.stdout.readline())  # the child committed at least once
+        time.sleep(rng.uniform(0.0, 0.4))
+        p.send_signal(signal.SIGKILL)
+        out, _ = p.communicate(timeout=10)
+        reported = max([reported, *map(int, out.split())])
+        line = _check_consistent(db)
+        # Every reported commit survives; at most the one in flight when killed is lost
+        # (or kept: it may have committed after its last report).
+        assert reported <= line <= reported + BATCH
+        assert line > last
+        last = line
