@@ -204,9 +204,12 @@ def _completion_actions(rng: random.Random, cat: Catalog) -> list[str]:
             body = [_action(rng, cat, kinds) for _ in range(rng.randint(1, 4))]
             lines = [f"  {a}" for a in dict.fromkeys(body)]
             if n % 4 == 0:
+                # Assignment is either standard or conditional on one asset (MR311).
+                second = ("score",) if any(a.startswith("assign") for a in body) else (
+                    "score", "assign")
                 lines.append(f"  if {rng.choice(_CONDITIONS)} {{")
                 lines += [f"    {_action(rng, cat, ('list', 'tag', 'notify'))}",
-                          f"    {_action(rng, cat, ('score', 'assign'))}", "  }"]
+                          f"    {_action(rng, cat, second)}", "  }"]
             out.append(f"on {triggers[kind]} {_q(name)} {{")
             out += [*lines, "}", ""]
     return out

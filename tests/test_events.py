@@ -457,3 +457,13 @@ def test_timestamp_fast_path_accepts_nothing_the_grammar_refuses(text: str) -> N
     except ValueError:
         return
     assert strict is not None, text
+
+
+def test_prospect_normalisation_is_the_same_the_second_time() -> None:
+    for _ in range(2):
+        event = parse_line(_line(type="email_open", prospect=" Ana@X.example", asset="E"))
+        assert isinstance(event, Event)
+        assert event.prospect == "ana@x.example"
+        reject = parse_line(_line(type="email_open", prospect="ana at x", asset="E"))
+        assert isinstance(reject, Reject)
+        assert reject.reason == "'prospect' must be an email address"

@@ -261,6 +261,24 @@ def _parse_unusual(text: str) -> datetime:
     return dt.replace(microsecond=999999) if leap else dt
 
 
+# Normalised prospect emails by their text as read: a stream names the same
+# prospects again and again, so most lookups skip strip, lower and the regex.
+_EMAILS: dict[str, str] = {}
+_EMAILS_MAX = 100_000
+
+
+def _normalise_email(value: object) -> str:
+    if type(value) is not str:
+        raise _Bad(f"'prospect' must be an email address, not {_json_type(value)}")
+    email = value.strip().lower()
+    if _EMAIL(email) is None:
+        raise _Bad("'prospect' must be an email address")
+    if len(_EMAILS) >= _EMAILS_MAX:
+        _EMAILS.clear()
+    _EMAILS[value] = email
+    return email
+
+
 def _event(obj: dict[str, Any], line: int) -> Event:
     """Validate one decoded JSON object; raise _Bad with the first problem found."""
     get = obj.get
@@ -289,11 +307,10 @@ def _event(obj: dict[str, Any], line: int) -> Event:
 
     prospect = get("prospect")
     if prospect is not None:
-        if type(prospect) is not str:
-            raise _Bad(f"'prospect' must be an email address, not {_json_type(prospect)}")
-        prospect = prospect.strip().lower()
-        if _EMAIL(prospect) is None:
-            raise _Bad("'prospect' must be an email address")
+        try:
+            prospect = _EMAILS[prospect]
+        except (KeyError, TypeError):  # TypeError: unhashable, so not a string
+            prospect = _normalise_email(prospect)
 
     fields = get("fields")
     if fields is None:
