@@ -157,7 +157,7 @@ class Reject(NamedTuple):
 
     line: int
     reason: str
-    text: str  # the line as read, without its newline, cut to MAX_REJECT_TEXT
+    text: str  # the line without its newline, cut to MAX_REJECT_TEXT; bad bytes as \xNN
 
 
 class EventSourceError(Exception):
