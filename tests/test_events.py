@@ -467,3 +467,8 @@ def test_prospect_normalisation_is_the_same_the_second_time() -> None:
         reject = parse_line(_line(type="email_open", prospect="ana at x", asset="E"))
         assert isinstance(reject, Reject)
         assert reject.reason == "'prospect' must be an email address"
+
+
+def test_negative_start_line_is_refused() -> None:
+    with pytest.raises(ValueError, match="start_line"):
+        read_events(io.BytesIO(b""), start_line=-1)

@@ -466,12 +466,15 @@ def read_events(
         EventSourceError: the source cannot be opened, or its gzip data is
             broken (raised while iterating, after the lines read before it).
         TypeError: a text-mode file object was given.
+        ValueError: start_line is negative.
 
     >>> import io
     >>> data = b'{"ts":"2026-11-02T09:00:00Z","type":"tick"}\\n\\n{"type":"tick"}\\n'
     >>> [(item.line, type(item).__name__) for item in read_events(io.BytesIO(data))]
     [(1, 'Event'), (3, 'Reject')]
     """
+    if start_line < 0:
+        raise ValueError(f"start_line must be 0 or more, not {start_line}")
     stream, name, to_close = _open(source)
     return _iterate(stream, name, to_close, start_line)
 
