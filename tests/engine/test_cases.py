@@ -21,9 +21,10 @@ Each YAML document is one case (a file may hold several, separated by `---`):
       exit: 0                            # of the last run
 
 Comparison is partial for mappings (only the keys given, recursively, also
-inside lists of mappings, whose length must match) and exact otherwise. Every run after the first reuses the previous
-rules unless it gives its own; each run's events go to `file` (default
-`events.jsonl`, so a later run of the same name resumes after its position).
+inside lists of mappings, whose length must match) and exact otherwise.
+Every run after the first reuses the previous rules unless it gives its own;
+each run's events go to `file` (default `events.jsonl`, so a later run of the
+same name resumes after its position).
 The full state export of every case is also snapshotted (reviewed by hand).
 """
 
@@ -62,7 +63,8 @@ def _load() -> list[Any]:
             marks = []
             if doc.get("xfail"):
                 marks.append(pytest.mark.xfail(strict=True, reason=doc["xfail"]))
-            params.append(pytest.param(doc, id=f"{topic.replace('/', '.')}.{doc['name']}", marks=marks))
+            case_id = f"{topic.replace('/', '.')}.{doc['name']}"
+            params.append(pytest.param(doc, id=case_id, marks=marks))
     return params
 
 
@@ -81,7 +83,8 @@ def partial(want: Any, got: Any, where: str = "") -> list[str]:
     if isinstance(want, list) and any(isinstance(w, dict) for w in want):
         if not isinstance(got, list) or len(got) != len(want):
             return [f"{where}: want {len(want)} items, got {got!r}"]
-        return [e for i, (w, g) in enumerate(zip(want, got)) for e in partial(w, g, f"{where}[{i}]")]
+        pairs = enumerate(zip(want, got, strict=True))
+        return [e for i, (w, g) in pairs for e in partial(w, g, f"{where}[{i}]")]
     if want != got:
         return [f"{where}: want {want!r}, got {got!r}"]
     return []
