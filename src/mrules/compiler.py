@@ -121,6 +121,9 @@ class CompiledRule:
     repeat_seconds: float | None = None  # None: fires once per prospect
     max_times: int | None = None
     name: str = ""
+    # When the outcome could next change with no event: one function per time-based
+    # criterion, giving the moment its threshold is crossed (or None).
+    timers: tuple[Callable[[Prospect], float | None], ...] = ()
 
 
 @dataclass
@@ -228,14 +231,19 @@ class _CriterionCompiler:
 
     def __init__(self, rs: _Builder) -> None:
         self.rs = rs
+        self.timers: list[Callable[[Prospect], float | None]] = []
+
+    def compile_rule(self, node: Any) -> tuple[Pred, frozenset[str], tuple[Any, ...]]:
+        """A rule's predicate, the facts it reads, and its timers."""
+        reads: set[str] = set()
+        self.timers = []
+        pred = self.compile(node, reads)
+        return pred, frozenset(reads), tuple(self.timers)
 
     def compile(self, node: Any, reads: set[str]) -> Pred:
         match node:
             case ast.Group(match=mode, items=items):
-                preds = tuple(self.compile(i, reads) for i in items)
-                if mode == "all":
-                    return lambda p, now: all(f(p, now) for f in preds)
-                return lambda p, now: any(f(p, now) for f in preds)
+                return _group(mode, tuple(self.compile(i, reads) for i in items))
             case ast.Not(criterion=inner):
                 f = self.compile(inner, reads)
                 return lambda p, now: not f(p, now)
@@ -305,6 +313,11 @@ class _CriterionCompiler:
                     t = getattr(p, attr)
                     return t is not None and cmp((now - t) / DAY, limit)
 
+                def crossing(p: Prospect) -> float | None:
+                    t = getattr(p, attr)
+                    return None if t is None else t + limit * DAY + _EPSILON
+
+                self.timers.append(crossing)
                 return days_since
         raise AssertionError(f"criterion {type(node).__name__} has no compiler")
 
@@ -324,6 +337,11 @@ class _CriterionCompiler:
             t = p.acts.get(key) if p.acts else None
             return t is not None and now - t <= window
 
+        def window_ends(p: Prospect) -> float | None:
+            t = p.acts.get(key) if p.acts else None
+            return None if t is None else t + window + _EPSILON
+
+        self.timers.append(window_ends)
         return within
 
     def field_test(self, node: ast.FieldTest) -> Pred:
@@ -396,6 +414,38 @@ class _CriterionCompiler:
             return v is not None and bound is not None and cmp(v, bound)
 
         return compare
+
+
+_EPSILON = 1e-6  # a threshold crossed at t is seen by the first tick after t
+
+
+def _group(mode: str, preds: tuple[Pred, ...]) -> Pred:
+    """`all`/`any` without generator overhead: this runs for every candidate rule."""
+    if len(preds) == 1:
+        return preds[0]
+    if mode == "all":
+        if len(preds) == 2:
+            a, b = preds
+            return lambda p, now: a(p, now) and b(p, now)
+
+        def all_of(p: Prospect, now: float) -> bool:
+            for f in preds:
+                if not f(p, now):
+                    return False
+            return True
+
+        return all_of
+    if len(preds) == 2:
+        a, b = preds
+        return lambda p, now: a(p, now) or b(p, now)
+
+    def any_of(p: Prospect, now: float) -> bool:
+        for f in preds:
+            if f(p, now):
+                return True
+        return False
+
+    return any_of
 
 
 def _field_getter(name: str) -> Callable[[Prospect], Any]:
@@ -639,8 +689,7 @@ class _Builder:
                             if etype != "crm_update":
                                 scoring[etype] = entry
                 case ast.AutomationRule(name=n) if not item.paused and item.when is not None:
-                    reads: set[str] = set()
-                    pred = self.criteria.compile(item.when, reads)
+                    pred, reads, timers = self.criteria.compile_rule(item.when)
                     rep = item.repeat
                     rules.append(
                         CompiledRule(
@@ -648,7 +697,8 @@ class _Builder:
                             ref=self.ref("automation rule", n.text, path, item),
                             order=item.priority * 1_000_000 + order,
                             when=pred,
-                            reads=frozenset(reads),
+                            reads=reads,
+                            timers=timers,
                             actions=tuple(_compile_action(a, self) for a in item.then),
                             repeat_seconds=rep.every_days * DAY if rep else None,
                             max_times=rep.max_times if rep else None,
@@ -657,29 +707,28 @@ class _Builder:
                     )
                     keys[f"rule:{n.text}"] = "automation rule"
                 case ast.DynamicList(name=n) if item.when is not None:
-                    reads = set()
-                    pred = self.criteria.compile(item.when, reads)
+                    pred, reads, timers = self.criteria.compile_rule(item.when)
                     dynamic.append(
                         CompiledRule(
                             key=f"dynamic:{n.text}",
                             ref=self.ref("dynamic list", n.text, path, item),
                             order=order,
                             when=pred,
-                            reads=frozenset(reads),
+                            reads=reads,
+                            timers=timers,
                             name=n.text,
                         )
                     )
                     keys[f"dynamic:{n.text}"] = "dynamic list"
                 case ast.SegmentationRule(name=n) if item.when is not None:
-                    reads = set()
-                    pred = self.criteria.compile(item.when, reads)
+                    pred, reads, _ = self.criteria.compile_rule(item.when)
                     segmentation.append(
                         CompiledRule(
                             key=f"segment:{n.text}",
                             ref=self.ref("segmentation rule", n.text, path, item),
                             order=order,
                             when=pred,
-                            reads=frozenset(reads),
+                            reads=reads,
                             actions=tuple(_compile_action(a, self) for a in item.then),
                             name=n.text,
                         )

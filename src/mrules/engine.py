@@ -26,6 +26,7 @@ resumes exactly where its last commit left it.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -53,9 +54,18 @@ from mrules.urls import normalize_url
 __all__ = ["Engine", "RunSummary", "iso"]
 
 _dumps = orjson.dumps
+_INF = float("inf")
 
 
 def _json(value: Any) -> str:
+    """JSON text of a ledger value; the common scalars skip the encoder."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
     return _dumps(value).decode()
 
 
@@ -97,6 +107,7 @@ class Engine:
         source: str = "-",
         batch_size: int = 2000,
         on_commit: Callable[[Batch], None] | None = None,
+        exhaustive_ticks: bool = False,
     ) -> None:
         self.cs = rules
         self.store = store
@@ -138,6 +149,17 @@ class Engine:
             "tick": self._tick,
         }
         self._event_ref: dict[str, RuleRef] = {}
+        # Time-based rules: a heap of (when the outcome may next change, prospect),
+        # and the prospects touched since the last tick with the clock they were
+        # settled at (their next wake-up is computed lazily at the next tick).
+        self._time_rules = tuple(rules.rules[i] for i in rules.time_rules)
+        self._time_dynamic = tuple(
+            rules.dynamic_lists[i] for i in rules.dynamic_by_fact.get("time", ())
+        )
+        self._wakes: list[tuple[float, str]] = []
+        self._settled_at: dict[str, float] = {}
+        # Tests compare the wake-up heap with re-checking every prospect at every tick.
+        self._exhaustive_ticks = exhaustive_ticks
         self._throttle = self.settings.throttle_minutes * 60.0
         self._notify_window = self.settings.page_notify_minutes * 60.0
 
@@ -168,6 +190,9 @@ class Engine:
         self._track_new_visited_patterns()
         if self.prospects:
             self._retroactive({k for k in new_keys if k.startswith(("rule:", "dynamic:"))})
+        if self._time_rules or self._time_dynamic:
+            # No wake-up times survive a restart: the first tick looks at everyone once.
+            self._settled_at = dict.fromkeys(self.prospects, -_INF)
         self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
         return self.summary.resumed_from
 
@@ -301,6 +326,7 @@ class Engine:
             self.summary.prospects_created += 1
             self.log(p, self._ref_for(e), "create prospect", {}, None, email)
         self.dirty.add(email)
+        self._settled_at[email] = self.now
         return p
 
     def _ref_for(self, e: Event | None) -> RuleRef:
@@ -426,14 +452,14 @@ class Engine:
     def _identify(self, e: Event) -> None:
         assert e.prospect is not None and e.visitor is not None
         p = self._prospect(e.prospect, e)
-        self.changed = set()
+        self.changed = {"time"}
         self._tie_visitor(e.visitor, p)
         self._settle(p, self.changed)
 
     def _prospect_update(self, e: Event) -> None:
         assert e.prospect is not None
         p = self._prospect(e.prospect, e)
-        self.changed = set()
+        self.changed = {"time"}
         if e.fields:
             self._event_fields(p, e)
         self._settle(p, self.changed)
@@ -441,7 +467,7 @@ class Engine:
     def _unsubscribe(self, e: Event) -> None:
         assert e.prospect is not None
         p = self._prospect(e.prospect, e)
-        self.changed = set()
+        self.changed = {"time"}
         self._activity(p, e)
         if not p.opted_out:
             p.opted_out = True
@@ -455,7 +481,7 @@ class Engine:
             self.summary.ignored += 1  # the connector does not create prospects (§7.4)
             return
         p = self._prospect(e.prospect, e)
-        self.changed = changed = set()
+        self.changed = changed = {"time"}
         ref = self._ref_for(e)
         obj = e.object
         if obj in ("lead", "contact"):
@@ -495,20 +521,68 @@ class Engine:
         self._tick_all()
 
     def _tick_all(self) -> None:
-        rules, dyn = self.cs.time_rules, self.cs.dynamic_by_fact.get("time", ())
-        if not rules and not dyn:
+        """The clock moved: re-check time-based rules for the prospects whose time has come.
+
+        A rule's outcome changes only when a fact it reads changes (the prospect
+        is settled then) or when a time threshold is crossed (its timers). So a
+        tick evaluates just the prospects with a wake-up time now past, plus
+        those touched since the last tick, whose wake-up time is computed here.
+        """
+        if not self._time_rules and not self._time_dynamic:
             return
-        for p in self.prospects.values():
+        now, wakes, prospects = self.now, self._wakes, self.prospects
+        due: set[str] = set()
+        for email, settled in self._settled_at.items():
+            when = self._wake(prospects[email], settled)
+            if when <= now:
+                due.add(email)
+            elif when != _INF:
+                heapq.heappush(wakes, (when, email))
+        self._settled_at = {}
+        while wakes and wakes[0][0] <= now:
+            due.add(heapq.heappop(wakes)[1])
+        if self._exhaustive_ticks:
+            due = set(prospects)
+        for email in sorted(due):  # sorted: shared counters must not depend on dict order
+            p = prospects[email]
             self.changed = set()
             before = self.seq
-            for i in rules:
-                self._try_rule(p, self.cs.rules[i])
-            for i in dyn:
-                self._dynamic(p, self.cs.dynamic_lists[i])
+            for rule in self._time_rules:
+                self._try_rule(p, rule)
+            for dl in self._time_dynamic:
+                self._dynamic(p, dl)
             if self.changed:
                 self._settle(p, self.changed)
             if self.seq != before:
-                self.dirty.add(p.email)
+                self.dirty.add(email)
+            when = self._wake(p, now)
+            if when != _INF:
+                heapq.heappush(wakes, (when, email))
+
+    def _wake(self, p: Prospect, since: float) -> float:
+        """The first moment after `since` when a time-based rule could change its outcome."""
+        best = _INF
+        matches = p.matches
+        for rule in self._time_rules:
+            m = matches.get(rule.key) if matches else None
+            if m is not None:
+                if rule.repeat_seconds is None:
+                    continue  # latched for good
+                if rule.max_times is not None and m[0] >= rule.max_times:
+                    continue
+                t = m[1] + rule.repeat_seconds  # the cooldown ends
+                if since < t < best:
+                    best = t
+            for timer in rule.timers:
+                t = timer(p)  # type: ignore[assignment]
+                if t is not None and since < t < best:
+                    best = t
+        for dl in self._time_dynamic:
+            for timer in dl.timers:
+                t = timer(p)  # type: ignore[assignment]
+                if t is not None and since < t < best:
+                    best = t
+        return best
 
     def _event_fields(self, p: Prospect, e: Event) -> None:
         ref = self._ref_for(e)
