@@ -429,7 +429,7 @@ def _group(mode: str, preds: tuple[Pred, ...]) -> Pred:
             return lambda p, now: a(p, now) and b(p, now)
 
         def all_of(p: Prospect, now: float) -> bool:
-            for f in preds:
+            for f in preds:  # noqa: SIM110 - a plain loop is faster than all(generator)
                 if not f(p, now):
                     return False
             return True
@@ -440,7 +440,7 @@ def _group(mode: str, preds: tuple[Pred, ...]) -> Pred:
         return lambda p, now: a(p, now) or b(p, now)
 
     def any_of(p: Prospect, now: float) -> bool:
-        for f in preds:
+        for f in preds:  # noqa: SIM110 - a plain loop is faster than any(generator)
             if f(p, now):
                 return True
         return False
