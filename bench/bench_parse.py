@@ -46,9 +46,9 @@ def _page_action(r: int, rng: random.Random) -> str:
 
 
 def _completion_actions(r: int, rng: random.Random) -> str:
-    d = rng.randrange(r + 1)  # a name declared by an earlier (or this) rule
+    d = 2 * rng.randrange(r // 2 + 1)  # declarations come at even r, before rule r
     return (
-        f'on submit of form "Form {d}" {{\n'
+        f'on submit of form "Form {r - 1}" {{\n'
         f'  add to list "List {d}"\n'
         f"  score +{rng.randint(5, 50)}\n"
         f'  set lead_source_{d % 5} = "Web {r}"\n'
@@ -59,9 +59,9 @@ def _completion_actions(r: int, rng: random.Random) -> str:
 
 
 def _automation_rule(r: int, rng: random.Random) -> str:
-    d = rng.randrange(r + 1)
+    d = 2 * rng.randrange(r // 2 + 1)
     return (
-        f'automation rule "Rule {r}" priority {rng.randint(1, 500)} {{\n'
+        f'automation rule "Rule {r}" priority {r} {{\n'
         "  when all {\n"
         f"    score >= {rng.randint(10, 200)}\n"
         f'    not in list "List {d}"\n'
@@ -84,6 +84,7 @@ def generate(n: int, seed: int = 7) -> str:
     """The text of a rule set with `n` top-level rules (items), the same for a given seed."""
     rng = random.Random(seed)
     parts = [f"field lead_source_{i}: text" for i in range(5)]
+    parts += [f'tag "{prefix}-{i}"' for prefix in ("visited", "hot", "rule") for i in range(20)]
     kinds = (_page_action, _completion_actions, _automation_rule)
     count = len(parts)
     r = 0

@@ -17,7 +17,7 @@ import importlib.resources
 import re
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from mrules import ast
@@ -33,13 +33,19 @@ def grammar_text() -> str:
 
 @functools.cache
 def lark_parser() -> Lark:
-    """The LALR parser, built once per process."""
+    """The LALR parser, built once per process.
+
+    `cache=True` keeps the built tables in the temp folder (keyed by the grammar's
+    hash and Lark's version), so a CLI run loads them instead of rebuilding them;
+    an unwritable or stale cache only costs the rebuild.
+    """
     return Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=True,
     )
 
 
@@ -129,19 +135,45 @@ class _Word:
         self.span = span
 
 
-@v_args(meta=True)
-class _ToAst(Transformer[Token, ast.File]):
-    """Builds AST nodes, one short method per grammar rule; no logic beyond unquoting."""
+class _ToAst:
+    """Builds AST nodes, one short method per grammar rule; no logic beyond unquoting.
+
+    Each method takes the rule's `meta` (positions) and its children, already built.
+    `build` walks the tree bottom-up without recursion (deep `not not ...` chains are
+    fine) and dispatches through a table made once per rule name, which is cheaper
+    than Lark's `Transformer` with `v_args` wrappers on every node.
+    """
 
     def __init__(self, path: str) -> None:
-        super().__init__()
         self.path = path
         self.diagnostics: list[Diagnostic] = []
+        self._methods: dict[str, Any] = {}
 
-    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
-        if data in _WORD_ALIASES:
-            return _Word(_WORD_ALIASES[data], _span(meta))
-        raise AssertionError(f"grammar rule {data!r} has no transformer method")
+    def _method(self, data: str) -> Any:
+        method = getattr(self, data, None) if not data.startswith("_") else None
+        if method is None:
+            if data not in _WORD_ALIASES:
+                raise AssertionError(f"grammar rule {data!r} has no transformer method")
+            word = _WORD_ALIASES[data]
+
+            def method(meta: Any, c: list[Any]) -> _Word:
+                return _Word(word, _span(meta))
+
+        self._methods[data] = method
+        return method
+
+    def build(self, tree: Tree[Token]) -> Any:
+        """The AST of a parse tree; children are built before their parents."""
+        built: dict[int, Any] = {}
+        methods = self._methods
+        result = None
+        for sub in tree.iter_subtrees():
+            children = [
+                built.pop(id(c)) if type(c) is Tree else c for c in sub.children
+            ]
+            method = methods.get(sub.data) or self._method(sub.data)
+            result = built[id(sub)] = method(sub.meta, children)
+        return result
 
     def _error(self, code: str, message: str, span: ast.Span, hint: str | None = None) -> None:
         self.diagnostics.append(
@@ -808,5 +840,5 @@ def parse_text(text: str, path: str = "<string>") -> tuple[ast.File | None, list
     except UnexpectedInput as err:
         return None, [_syntax_diagnostic(err, text, path)]
     builder = _ToAst(path)
-    file = builder.transform(tree)
+    file = builder.build(tree)
     return file, builder.diagnostics
