@@ -164,14 +164,14 @@ def check_asset_limits(program: ast.Program, sym: Symbols) -> Iterator[Diagnosti
     """MR305, MR309-MR311: per asset, over all its `on` blocks (a page action is one asset)."""
     by_asset: dict[tuple[str, ...], list[ActionSite]] = defaultdict(list)
     conditionals: dict[tuple[str, ...], list[tuple[str, ast.Conditional]]] = defaultdict(list)
+    counted: set[int] = set()
     for site in actions(program):
         if isinstance(site.item, ast.CompletionActions | ast.PageAction):
             key = _asset_key(site.item)
             if not isinstance(site.action, ast.PriorityFlag):
                 by_asset[key].append(site)
-            if site.conditional is not None and all(
-                c is not site.conditional for _, c in conditionals[key]
-            ):
+            if site.conditional is not None and id(site.conditional) not in counted:
+                counted.add(id(site.conditional))
                 conditionals[key].append((site.path, site.conditional))
     for key, conds in conditionals.items():
         if len(conds) > MAX_CONDITIONALS:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.values import GRADES, describe_value
-from mrules.checker.visit import criteria, items
+from mrules.checker.visit import criteria, items, nodes
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
 
@@ -237,22 +237,21 @@ def _is_image(name: str) -> bool:
 
 def check_activities(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR221 and MR223: activity criteria and file triggers Pardot records."""
-    for path, item in items(program):
-        for node in ast.walk(item):
-            if isinstance(node, ast.Activity):
-                allowed = ACTIVITIES[node.verb]
-                if node.asset_kind not in allowed:
-                    what = report.a_or_an(node.asset_kind) if node.asset_kind else "a URL"
-                    can = ", ".join(k or "URLs" for k in allowed)
-                    yield report.error(
-                        "MR221", f"Pardot records no '{node.verb}' activity for {what}",
-                        path, node, hint=f"'{node.verb}' applies to: {can}",
-                    )
-                elif node.verb == "downloaded" and node.name and _is_image(node.name.text):
-                    yield _image(path, node.name)
-            elif (isinstance(node, ast.Trigger) and node.verb == "download"
-                  and _is_image(node.asset.text)):
-                yield _image(path, node.asset)
+    for path, node in nodes(program):
+        if isinstance(node, ast.Activity):
+            allowed = ACTIVITIES[node.verb]
+            if node.asset_kind not in allowed:
+                what = report.a_or_an(node.asset_kind) if node.asset_kind else "a URL"
+                can = ", ".join(k or "URLs" for k in allowed)
+                yield report.error(
+                    "MR221", f"Pardot records no '{node.verb}' activity for {what}",
+                    path, node, hint=f"'{node.verb}' applies to: {can}",
+                )
+            elif node.verb == "downloaded" and node.name and _is_image(node.name.text):
+                yield _image(path, node.name)
+        elif (isinstance(node, ast.Trigger) and node.verb == "download"
+              and _is_image(node.asset.text)):
+            yield _image(path, node.asset)
 
 
 def _image(path: str, name: ast.Name) -> Diagnostic:

@@ -16,11 +16,12 @@ Rules (codes MR101-MR116):
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items
+from mrules.checker.visit import nodes
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
 
@@ -45,134 +46,165 @@ def check_duplicates(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
             )
 
 
-def _unknown(code: str, what: str, name: ast.Name, path: str, pool: Iterable[str],
-             declare: str, *, warn: bool = False) -> Diagnostic:
-    hint = report.did_you_mean(name.text, pool) or f"declare it: {declare}"
-    make = report.warning if warn else report.error
-    return make(code, f"unknown {what} '{name.text}'", path, name, hint=hint)
-
-
-def _resolve(code: str, what: str, name: ast.Name, path: str, table: Mapping[str, object],
-             declare: str, *, warn: bool = False) -> Iterator[Diagnostic]:
-    if name.text not in table:
-        yield _unknown(code, what, name, path, table, declare, warn=warn)
-
-
 def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _asset(kind: str, name: ast.Name, path: str, sym: Symbols) -> Iterator[Diagnostic]:
-    if (kind, name.text) in sym.assets:
-        return
-    others = [k for (k, n) in sym.assets if n == name.text]
-    if others:
-        decl = sym.assets[(others[0], name.text)]
-        yield report.error(
-            "MR106", f"'{name.text}' is {report.a_or_an(others[0])}, not {report.a_or_an(kind)}",
-            path, name, hint=f"write `{others[0]} {_quoted(name.text)}`",
-            related=[report.note(decl.path, decl.name, "declared here")],
-        )
-        return
-    yield _unknown("MR105", kind, name, path, sym.asset_names(kind),
-                   f"{kind} {_quoted(name.text)}")
+_USES_NAMES = frozenset({
+    "field_test", "set_field", "increment_field", "sync_map", "in_list", "add_to_list",
+    "remove_from_list", "tagged", "add_tag", "remove_tag", "assigned", "assign", "notify_user",
+    "create_crm_task", "group_decl", "campaign_is", "change_source_campaign",
+    "add_to_crm_campaign", "profile_is", "change_profile", "mark_profile_criterion",
+    "category_score_compare", "adjust_category_score", "trigger", "activity",
+    "send_autoresponder",
+})
 
 
-def _field(name: ast.Name, path: str, sym: Symbols) -> Iterator[Diagnostic]:
-    yield from _resolve("MR102", "field", name, path, sym.fields, f"field {name.text}: text")
+class _Resolver:
+    """Looks names up in `Symbols`; one speller per namespace, built on first need."""
 
+    def __init__(self, sym: Symbols) -> None:
+        self.sym = sym
+        self.all_lists = {**sym.lists, **sym.dynamic_lists}
+        self.asset_kinds: dict[str, list[str]] = defaultdict(list)
+        self.assets_by_kind: dict[str, dict[str, object]] = defaultdict(dict)
+        for kind, name in sym.assets:
+            self.asset_kinds[name].append(kind)
+            self.assets_by_kind[kind][name] = None
+        self._spellers: dict[str, report.Speller] = {}
 
-def _list(name: ast.Name, path: str, pool: Mapping[str, object], kind: str = "list"
-          ) -> Iterator[Diagnostic]:
-    yield from _resolve("MR103", "list", name, path, pool, f"{kind} {_quoted(name.text)}")
+    def _hint(self, namespace: str, pool: Iterable[str], word: str) -> str | None:
+        speller = self._spellers.get(namespace)
+        if speller is None:
+            speller = self._spellers[namespace] = report.Speller(pool)
+        return speller.suggest(word)
 
+    def resolve(self, code: str, what: str, name: ast.Name, path: str,
+                table: Mapping[str, object], declare: str, *, warn: bool = False,
+                namespace: str | None = None) -> Iterator[Diagnostic]:
+        if name.text in table:
+            return
+        hint = self._hint(namespace or what, table, name.text) or f"declare it: {declare}"
+        make = report.warning if warn else report.error
+        yield make(code, f"unknown {what} '{name.text}'", path, name, hint=hint)
 
-def _assignee(to: str, name: ast.Name, path: str, sym: Symbols) -> Iterator[Diagnostic]:
-    code, table = {"user": ("MR104", sym.users), "group": ("MR107", sym.groups),
-                   "queue": ("MR108", sym.queues)}[to]
-    yield from _resolve(code, to, name, path, table, f"{to} {_quoted(name.text)}")
+    def asset(self, kind: str, name: ast.Name, path: str) -> Iterator[Diagnostic]:
+        sym = self.sym
+        if (kind, name.text) in sym.assets:
+            return
+        others = self.asset_kinds.get(name.text)
+        if others:
+            decl = sym.assets[(others[0], name.text)]
+            yield report.error(
+                "MR106",
+                f"'{name.text}' is {report.a_or_an(others[0])}, not {report.a_or_an(kind)}",
+                path, name, hint=f"write `{others[0]} {_quoted(name.text)}`",
+                related=[report.note(decl.path, decl.name, "declared here")],
+            )
+            return
+        yield from self.resolve("MR105", kind, name, path, self.assets_by_kind[kind],
+                                f"{kind} {_quoted(name.text)}")
 
+    def field(self, name: ast.Name, path: str) -> Iterator[Diagnostic]:
+        yield from self.resolve("MR102", "field", name, path, self.sym.fields,
+                                f"field {name.text}: text")
 
-def _profile(name: ast.Name, path: str, sym: Symbols) -> Iterator[Diagnostic]:
-    yield from _resolve("MR113", "grading profile", name, path, sym.profiles,
-                        f"grading profile {_quoted(name.text)} {{ ... }}")
+    def assignee(self, to: str, name: ast.Name, path: str) -> Iterator[Diagnostic]:
+        code, table = {"user": ("MR104", self.sym.users), "group": ("MR107", self.sym.groups),
+                       "queue": ("MR108", self.sym.queues)}[to]
+        yield from self.resolve(code, to, name, path, table, f"{to} {_quoted(name.text)}")
 
+    def profile(self, name: ast.Name, path: str) -> Iterator[Diagnostic]:
+        yield from self.resolve("MR113", "grading profile", name, path, self.sym.profiles,
+                                f"grading profile {_quoted(name.text)} {{ ... }}")
 
-def _node(node: ast.Node, path: str, sym: Symbols) -> Iterator[Diagnostic]:
-    match node:
-        case ast.FieldTest(field=name) | ast.SetField(field=name) | ast.IncrementField(
-            field=name
-        ) | ast.SyncMap(field=name):
-            yield from _field(name, path, sym)
-        case ast.InList(list=name):
-            yield from _list(name, path, {**sym.lists, **sym.dynamic_lists})
-        case ast.AddToList(list=name) | ast.RemoveFromList(list=name):
-            if name.text not in sym.dynamic_lists:  # a dynamic target is MR303
-                yield from _list(name, path, sym.lists)
-        case ast.Tagged(tag=name) | ast.AddTag(tag=name) | ast.RemoveTag(tag=name):
-            yield from _resolve("MR109", "tag", name, path, sym.tags,
-                                f"tag {_quoted(name.text)}", warn=True)
-        case ast.Assigned(to=str(to), name=ast.Name() as name) | ast.Assign(to=to, name=name):
-            yield from _assignee(to, name, path, sym)
-        case ast.NotifyUser(user=name) | ast.CreateCrmTask(owner=ast.Name() as name):
-            yield from _assignee("user", name, path, sym)
-        case ast.GroupDecl(members=members):
-            for member in members.values:
-                yield from _assignee("user", member, path, sym)
-        case ast.CampaignIs(campaign=name) | ast.ChangeSourceCampaign(campaign=name):
-            yield from _resolve("MR110", "campaign", name, path, sym.campaigns,
-                                f"campaign {_quoted(name.text)}")
-        case ast.AddToCrmCampaign(campaign=name, status=status):
-            yield from _crm_campaign(name, status, path, sym)
-        case ast.ProfileIs(profile=name) | ast.ChangeProfile(profile=name):
-            yield from _profile(name, path, sym)
-        case ast.MarkProfileCriterion(criterion=crit, profile=profile):
-            yield from _profile(profile, path, sym)
-            decl = sym.profiles.get(profile.text)
-            if decl is not None and isinstance(decl.node, ast.GradingProfile):
-                known = [c.name.text for c in decl.node.criteria]
-                if crit.text not in known:
-                    yield report.error(
-                        "MR114", f"profile '{profile.text}' has no criterion '{crit.text}'",
-                        path, crit, hint=report.did_you_mean(crit.text, known)
-                        or "criteria: " + ", ".join(known),
-                        related=[report.note(decl.path, decl.name, "profile declared here")],
-                    )
-        case ast.CategoryScoreCompare(category=name) | ast.AdjustCategoryScore(category=name):
-            yield from _resolve("MR115", "scoring category", name, path, sym.categories,
-                                f"scoring category {_quoted(name.text)} folders [...]")
-        case ast.Trigger(asset_kind=kind, asset=name):
-            yield from _asset(kind, name, path, sym)
-        case ast.Activity(asset_kind=str(kind), name=ast.Name() as name):
-            yield from _asset(kind, name, path, sym)
-        case ast.SendAutoresponder(email=name):
-            yield from _asset("email", name, path, sym)
-        case _:
-            pass
+    def node(self, node: ast.Node, path: str) -> Iterator[Diagnostic]:
+        if node.kind not in _USES_NAMES:  # most nodes: a cheap exit before the match
+            return
+        sym = self.sym
+        match node:
+            case ast.FieldTest(field=name) | ast.SetField(field=name) | ast.IncrementField(
+                field=name
+            ) | ast.SyncMap(field=name):
+                yield from self.field(name, path)
+            case ast.InList(list=name):
+                yield from self.resolve("MR103", "list", name, path, self.all_lists,
+                                        f"list {_quoted(name.text)}")
+            case ast.AddToList(list=name) | ast.RemoveFromList(list=name):
+                if name.text not in sym.dynamic_lists:  # a dynamic target is MR303
+                    yield from self.resolve("MR103", "list", name, path, sym.lists,
+                                            f"list {_quoted(name.text)}", namespace="static list")
+            case ast.Tagged(tag=name) | ast.AddTag(tag=name) | ast.RemoveTag(tag=name):
+                yield from self.resolve("MR109", "tag", name, path, sym.tags,
+                                        f"tag {_quoted(name.text)}", warn=True)
+            case ast.Assigned(to=str(to), name=ast.Name() as name) | ast.Assign(
+                to=to, name=name
+            ):
+                yield from self.assignee(to, name, path)
+            case ast.NotifyUser(user=name) | ast.CreateCrmTask(owner=ast.Name() as name):
+                yield from self.assignee("user", name, path)
+            case ast.GroupDecl(members=members):
+                for member in members.values:
+                    yield from self.assignee("user", member, path)
+            case ast.CampaignIs(campaign=name) | ast.ChangeSourceCampaign(campaign=name):
+                yield from self.resolve("MR110", "campaign", name, path, sym.campaigns,
+                                        f"campaign {_quoted(name.text)}")
+            case ast.AddToCrmCampaign(campaign=name, status=status):
+                yield from self.crm_campaign(name, status, path)
+            case ast.ProfileIs(profile=name) | ast.ChangeProfile(profile=name):
+                yield from self.profile(name, path)
+            case ast.MarkProfileCriterion(criterion=crit, profile=profile):
+                yield from self.profile(profile, path)
+                yield from self.criterion(crit, profile, path)
+            case ast.CategoryScoreCompare(category=name) | ast.AdjustCategoryScore(
+                category=name
+            ):
+                yield from self.resolve("MR115", "scoring category", name, path, sym.categories,
+                                        f"scoring category {_quoted(name.text)} folders [...]")
+            case ast.Trigger(asset_kind=kind, asset=name):
+                yield from self.asset(kind, name, path)
+            case ast.Activity(asset_kind=str(kind), name=ast.Name() as name):
+                yield from self.asset(kind, name, path)
+            case ast.SendAutoresponder(email=name):
+                yield from self.asset("email", name, path)
+            case _:
+                pass
 
+    def criterion(self, crit: ast.Name, profile: ast.Name, path: str) -> Iterator[Diagnostic]:
+        decl = self.sym.profiles.get(profile.text)
+        if decl is None or not isinstance(decl.node, ast.GradingProfile):
+            return
+        known = [c.name.text for c in decl.node.criteria]
+        if crit.text not in known:
+            yield report.error(
+                "MR114", f"profile '{profile.text}' has no criterion '{crit.text}'",
+                path, crit, hint=report.did_you_mean(crit.text, known)
+                or "criteria: " + ", ".join(known),
+                related=[report.note(decl.path, decl.name, "profile declared here")],
+            )
 
-def _crm_campaign(name: ast.Name, status: ast.Name | None, path: str, sym: Symbols
-                  ) -> Iterator[Diagnostic]:
-    decl = sym.crm_campaigns.get(name.text)
-    if decl is None:
-        yield _unknown("MR111", "crm campaign", name, path, sym.crm_campaigns,
-                       f"crm campaign {_quoted(name.text)}")
-        return
-    node = decl.node
-    if status is None or not isinstance(node, ast.CrmCampaignDecl) or node.statuses is None:
-        return
-    statuses = [s.text for s in node.statuses.values]
-    if status.text not in statuses:
-        yield report.error(
-            "MR112", f"crm campaign '{name.text}' has no member status '{status.text}'",
-            path, status, hint=report.did_you_mean(status.text, statuses)
-            or "statuses: " + ", ".join(statuses),
-            related=[report.note(decl.path, node.statuses, "statuses declared here")],
-        )
+    def crm_campaign(self, name: ast.Name, status: ast.Name | None, path: str
+                     ) -> Iterator[Diagnostic]:
+        decl = self.sym.crm_campaigns.get(name.text)
+        if decl is None:
+            yield from self.resolve("MR111", "crm campaign", name, path, self.sym.crm_campaigns,
+                                    f"crm campaign {_quoted(name.text)}")
+            return
+        node = decl.node
+        if status is None or not isinstance(node, ast.CrmCampaignDecl) or node.statuses is None:
+            return
+        statuses = [s.text for s in node.statuses.values]
+        if status.text not in statuses:
+            yield report.error(
+                "MR112", f"crm campaign '{name.text}' has no member status '{status.text}'",
+                path, status, hint=report.did_you_mean(status.text, statuses)
+                or "statuses: " + ", ".join(statuses),
+                related=[report.note(decl.path, node.statuses, "statuses declared here")],
+            )
 
 
 def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR102-MR115: every name used resolves to a declaration of the right kind."""
-    for path, item in items(program):
-        for node in ast.walk(item):
-            yield from _node(node, path, sym)
+    resolver = _Resolver(sym)
+    for path, node in nodes(program):
+        yield from resolver.node(node, path)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items
+from mrules.checker.visit import items, nodes
 from mrules.diagnostics import Diagnostic
 from mrules.settings import SETTINGS, EngineSettings
 from mrules.symbols import Symbols
@@ -72,12 +72,12 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     settings = program_settings(program)
     exact: dict[str, tuple[str, ast.PageAction]] = {}
     wild: dict[str, tuple[str, ast.PageAction]] = {}
+    for path, node in nodes(program):
+        if isinstance(node, ast.Activity) and node.asset_kind is None and node.name:
+            bad = _bad_url(path, node.name)
+            if bad is not None:
+                yield bad
     for path, item in items(program):
-        for node in ast.walk(item):
-            if isinstance(node, ast.Activity) and node.asset_kind is None and node.name:
-                bad = _bad_url(path, node.name)
-                if bad is not None:
-                    yield bad
         if not isinstance(item, ast.PageAction):
             continue
         bad = _bad_url(path, item.url)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+from collections import defaultdict
 from collections.abc import Iterable
 
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Related, Severity
 
-__all__ = ["a_or_an", "did_you_mean", "error", "note", "warning"]
+__all__ = ["Speller", "a_or_an", "did_you_mean", "error", "note", "warning"]
 
 
 def _span(where: ast.Node | ast.Span) -> ast.Span:
@@ -68,3 +69,49 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 def a_or_an(word: str) -> str:
     """`an email`, `a form`: the article for an asset kind or a type name."""
     return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _variants(word: str) -> set[str]:
+    """The word, case-folded, and every way of deleting one character from it."""
+    key = word.casefold()
+    return {key} | {key[:i] + key[i + 1:] for i in range(len(key))}
+
+
+class Speller:
+    """Did-you-mean over one namespace, built once per check run.
+
+    `difflib` compares the word with every name, which is quadratic when a
+    big rule set has many unknown names. Past `SMALL` names, candidates come
+    from an index of one-character deletions (SymSpell's idea): two names
+    within one edit (or a swap) of each other share a deletion, so a lookup
+    costs one probe per character; the closest in length wins. Answers are
+    cached, since one misspelling tends to be repeated.
+    """
+
+    SMALL = 200
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+        self._index: dict[str, list[str]] | None = None
+        self._cache: dict[str, str | None] = {}
+
+    def suggest(self, word: str) -> str | None:
+        """`did you mean 'x'?` or None."""
+        if word not in self._cache:
+            self._cache[word] = self._suggest(word)
+        return self._cache[word]
+
+    def _suggest(self, word: str) -> str | None:
+        if len(self.names) <= self.SMALL:
+            return did_you_mean(word, self.names)
+        if self._index is None:
+            self._index = defaultdict(list)
+            for name in self.names:
+                for v in _variants(name):
+                    self._index[v].append(name)
+        found = {n for v in _variants(word) for n in self._index.get(v, ())}
+        if not found:
+            return None
+        best = min(found, key=lambda n: (n.casefold() != word.casefold(),
+                                         abs(len(n) - len(word)), n))
+        return f"did you mean '{best}'?"

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.fields import CHOICE_TYPES
-from mrules.checker.visit import items
+from mrules.checker.visit import nodes
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import FIELD_TYPES, FieldInfo, Symbols
 
@@ -150,7 +150,13 @@ def _bound(value: ast.Node) -> float | str:
     return value.value
 
 
+_TYPED = frozenset({"field_test", "set_field", "increment_field", "score_between",
+                    "grade_compare"})
+
+
 def _node(node: ast.Node, path: str, sym: Symbols) -> Iterator[Diagnostic]:
+    if node.kind not in _TYPED:
+        return
     match node:
         case ast.FieldTest():
             yield from _field_test(node, path, sym)
@@ -182,6 +188,5 @@ def _node(node: ast.Node, path: str, sym: Symbols) -> Iterator[Diagnostic]:
 
 def check_values(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR210-MR215 over every field test, field write and score or grade comparison."""
-    for path, item in items(program):
-        for node in ast.walk(item):
-            yield from _node(node, path, sym)
+    for path, node in nodes(program):
+        yield from _node(node, path, sym)

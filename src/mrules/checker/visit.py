@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from mrules import ast
 
-__all__ = ["ActionSite", "actions", "context_of", "criteria", "items"]
+__all__ = ["ActionSite", "actions", "context_of", "criteria", "items", "nodes"]
 
 Holder = ast.CompletionActions | ast.PageAction | ast.AutomationRule | ast.SegmentationRule
 
@@ -28,6 +28,44 @@ def items(program: ast.Program) -> Iterator[tuple[str, ast.Node]]:
     for file in program.files:
         for item in file.items:
             yield file.path, item
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_last: tuple[ast.Program, list[tuple[str, ast.Node]]] | None = None
+
+
+def _walk(item: ast.Node, path: str, out: list[tuple[str, ast.Node]]) -> None:
+    stack = [item]
+    while stack:
+        node = stack.pop()
+        out.append((path, node))
+        cls = type(node)
+        names = _FIELDS.get(cls)
+        if names is None:
+            names = _FIELDS[cls] = tuple(n for n in cls.model_fields if n != "span")
+        kids: list[ast.Node] = []
+        for name in names:
+            value = getattr(node, name)
+            if isinstance(value, ast.Node):
+                kids.append(value)
+            elif isinstance(value, tuple):
+                kids.extend(v for v in value if isinstance(v, ast.Node))
+        stack.extend(reversed(kids))
+
+
+def nodes(program: ast.Program) -> list[tuple[str, ast.Node]]:
+    """(path, node) for every node below the top-level items, parents first.
+
+    Several checks scan every node; the list is built once per program (the
+    last program asked for is remembered), which keeps `check` one walk deep.
+    """
+    global _last
+    if _last is None or _last[0] is not program:
+        out: list[tuple[str, ast.Node]] = []
+        for path, item in items(program):
+            _walk(item, path, out)
+        _last = (program, out)
+    return _last[1]
 
 
 def context_of(item: ast.Node) -> str:
