@@ -16,7 +16,7 @@ from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.engine import Engine
 from mrules.events import EventSourceError, parse_timestamp, read_events
 from mrules.outputs import ActionLog, render_summary, write_rejects
-from mrules.store import Store, StoreError
+from mrules.store import Store, StoreError, StoreLocked
 
 __all__ = ["COMMANDS", "open_store", "rules_or_exit"]
 
@@ -40,6 +40,9 @@ def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
 def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Store:
     try:
         return Store.open(path, wait=wait, readonly=readonly)
+    except StoreLocked as e:
+        fail(f"{e}; add --wait to wait for it to finish")
+        raise AssertionError("unreachable") from e
     except StoreError as e:
         fail(str(e))
         raise AssertionError("unreachable") from e
