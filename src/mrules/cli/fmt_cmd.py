@@ -50,7 +50,7 @@ def unified_diff(before: str, after: str, shown: str) -> str:
 def _read_inputs(paths: tuple[str, ...]) -> Iterator[_Input]:
     """Every file to format, read up front so that nothing is written if one is unreadable."""
     if paths == (STDIN,):
-        data = click.get_binary_stream("stdin").read()
+        data = sys.stdin.buffer.read()
         yield _Input(STDIN_NAME, None, data, decode(data, STDIN_NAME))
         return
     if STDIN in paths:
@@ -124,7 +124,8 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
             if show_diff:
                 click.echo(unified_diff(item.text, formatted, item.shown), nl=False)
             elif not check:
-                click.get_binary_stream("stdout").write(formatted.encode("utf-8"))
+                sys.stdout.buffer.write(formatted.encode("utf-8"))
+                sys.stdout.flush()
             if formatted.encode("utf-8") != item.data:
                 changed.append(item)
             continue

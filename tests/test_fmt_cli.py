@@ -1,0 +1,144 @@
+"""`mrules fmt` end to end: rewrite in place, --check, --diff, stdin, folders, bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSY = ROOT / "tests" / "fmt" / "messy"
+IDENTITY = ROOT / "tests" / "fmt" / "identity"
+
+
+def _run(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(main, ["fmt", *args], input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with one messy and one canonical file; the cwd, so paths print short."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    shutil.copy(MESSY / "semicolons.mr", folder / "a.mr")
+    shutil.copy(IDENTITY / "page_actions.mr", folder / "b.mr")
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+def test_rewrites_only_the_files_that_change(work: Path) -> None:
+    before_b = (work / "b.mr").stat().st_mtime_ns
+    result = _run("rules")
+    assert result.exit_code == 0
+    assert result.stderr == "reformatted rules/a.mr\n1 file reformatted, 1 file left unchanged\n"
+    assert (work / "a.mr").read_text() == _run("-", input=(MESSY / "semicolons.mr").read_bytes()
+                                               ).stdout
+    assert (work / "b.mr").stat().st_mtime_ns == before_b
+    again = _run("rules", "--check")
+    assert again.exit_code == 0
+    assert again.stderr == "2 files already formatted\n"
+
+
+def test_check_exits_1_and_writes_nothing(work: Path) -> None:
+    before = (work / "a.mr").read_bytes()
+    result = _run("--check", "rules")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "would reformat rules/a.mr\n1 file would be reformatted, 1 file already formatted\n"
+    )
+    assert (work / "a.mr").read_bytes() == before
+    assert _run("--check", "rules/b.mr").exit_code == 0
+
+
+def test_diff_prints_a_unified_diff_and_writes_nothing(work: Path, snapshot) -> None:
+    before = (work / "a.mr").read_bytes()
+    result = _run("--diff", "rules")
+    assert result.exit_code == 0
+    assert (work / "a.mr").read_bytes() == before
+    assert result.stdout == snapshot
+    assert _run("--diff", "--check", "rules").exit_code == 1
+    assert _run("--diff", "rules/b.mr").stdout == ""
+
+
+def test_a_file_with_syntax_errors_is_left_untouched(work: Path) -> None:
+    bad = work / "c.mr"
+    bad.write_text('list  "x"\non submit of form "f" { score 25 }\n')
+    before = bad.read_bytes()
+    result = _run("rules")
+    assert result.exit_code == 1
+    assert bad.read_bytes() == before
+    assert "rules/c.mr:2:31: error[MR001]: unexpected '25'" in result.stderr
+    assert "score +25" in result.stderr  # the hint, with the caret excerpt
+    assert "1 file with errors (left unchanged)" in result.stderr
+    assert (work / "a.mr").read_text() != (MESSY / "semicolons.mr").read_text()  # others done
+
+
+def test_stdin_to_stdout() -> None:
+    result = _run("-", input=b'list  "x" tag "y"\n')
+    assert result.exit_code == 0
+    assert result.stdout == 'list "x"\ntag "y"\n'
+    assert result.stderr == ""
+    assert _run("-", "--check", input=b'list "x"\n').exit_code == 0
+    check = _run("-", "--check", input=b'list  "x"\n')
+    assert (check.exit_code, check.stdout) == (1, "")
+    diff = _run("-", "--diff", input=b'list  "x"\n')
+    assert diff.stdout == (
+        '--- <stdin>\n+++ <stdin> (formatted)\n@@ -1 +1 @@\n-list  "x"\n+list "x"\n'
+    )
+
+
+def test_stdin_with_errors_prints_nothing_on_stdout() -> None:
+    result = _run("-", input=b'list "x" ;\n')
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "<stdin>:1:10: error[MR001]" in result.stderr
+
+
+def test_crlf_and_missing_final_newline_count_as_changes(work: Path) -> None:
+    (work / "b.mr").write_bytes(b'list "x"\r\nlist "y"')
+    result = _run("--diff", "rules/b.mr")
+    assert result.stdout.endswith('+list "y"\n')
+    assert "\\ No newline at end of file" in result.stdout
+    assert _run("rules/b.mr").exit_code == 0
+    assert (work / "b.mr").read_bytes() == b'list "x"\nlist "y"\n'
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["nowhere"], "nowhere: no such file or folder"),
+        ("empty", ["empty"], "empty: no rule files (*.mr) in this folder"),
+        ("latin1", ["latin1.mr"], "latin1.mr:1: not UTF-8 text"),
+        (None, [], "give at least one rule file or folder"),
+        (None, ["-", "x.mr"], "'-' (standard input) cannot be mixed"),
+    ],
+)
+def test_unreadable_input_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  setup: str | None, args: list[str], message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    if setup == "empty":
+        (tmp_path / "empty").mkdir()
+    elif setup == "latin1":
+        (tmp_path / "latin1.mr").write_bytes('list "café"\n'.encode("latin-1"))
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mrules: error: ")
+    assert message in result.stderr
+
+
+def test_nothing_is_written_when_one_file_is_unreadable(work: Path) -> None:
+    (work / "z.mr").write_bytes(b'list "\xff"\n')
+    before = (work / "a.mr").read_bytes()
+    assert _run("rules").exit_code == 2
+    assert (work / "a.mr").read_bytes() == before
+
+
+def test_help_has_an_example() -> None:
+    result = CliRunner().invoke(main, ["fmt", "--help"])
+    assert result.exit_code == 0
+    assert "mrules fmt examples/getcloudy/rules" in result.stdout

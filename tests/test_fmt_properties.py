@@ -1,0 +1,125 @@
+"""Properties of the printer: generated trees print and parse back; layout noise is ignored."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mrules import ast
+from mrules.comments import scan
+from mrules.parser import parse_text
+from mrules.printer import format_file, format_text
+from strategies import SETTINGS, files
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = sorted(
+    [*(ROOT / "tests" / "fmt" / "identity").glob("*.mr"),
+     *(ROOT / "tests" / "fmt" / "messy").glob("*.mr"),
+     *(ROOT / "examples" / "getcloudy" / "rules").glob("*.mr"),
+     *(ROOT / "rules").glob("*.mr")]
+)
+
+
+@SETTINGS
+@given(files)
+def test_generated_trees_print_and_parse_back(file: ast.File) -> None:
+    text = format_file(file)
+    parsed, diags = parse_text(text, file.path)
+    assert parsed is not None, (text, diags)
+    assert ast.dump(parsed, spans=False) == ast.dump(file, spans=False)
+    assert format_text(text, file.path) == text
+
+
+def _statement_ends(file: ast.File) -> set[int]:
+    """Offsets just after statements that may be followed by `;`."""
+    ends: set[int] = set()
+    for node in ast.walk(file):
+        inner: tuple[ast.Node, ...] = ()
+        if isinstance(node, ast.Group):
+            inner = node.items
+        elif isinstance(node, ast.Conditional):
+            inner = node.actions
+        elif isinstance(node, ast.CompletionActions | ast.PageAction):
+            inner = node.body
+        elif isinstance(node, ast.AutomationRule | ast.SegmentationRule):
+            inner = node.then
+        elif isinstance(node, ast.Scoring):
+            inner = node.rows
+        elif isinstance(node, ast.GradingProfile):
+            inner = node.criteria
+        elif isinstance(node, ast.Settings):
+            inner = node.items
+        elif isinstance(node, ast.Sync):
+            inner = node.mappings
+        if isinstance(node, ast.AutomationRule | ast.SegmentationRule | ast.DynamicList):
+            inner = (*inner, *(p for p in (node.when, getattr(node, "repeat", None)) if p))
+        ends.update(n.span.end for n in inner)
+    return ends
+
+
+@st.composite
+def _perturbed(draw: st.DrawFn, text: str, path: str) -> str:
+    """The same file with other whitespace between tokens and `;` after some statements.
+
+    Kept as they were: whether a comment has code before it on its line, the
+    newline after a comment, and whether a gap holds a blank line (blank lines
+    are part of the layout fmt keeps).
+    """
+    tokens, comments = scan(text)
+    file, _ = parse_text(text, path)
+    assert file is not None
+    ends = _statement_ends(file)
+    pieces = sorted([(t.start, t.end, False) for t in tokens]
+                    + [(c.start, c.end, True) for c in comments])
+    out: list[str] = []
+    pos = 0
+    prev_comment = False
+    for start, end, is_comment in [*pieces, (len(text), len(text), False)]:
+        gap = text[pos:start]
+        blank = re.search(r"\n[^\S\n]*\n", gap) is not None
+        newline = "\n" in gap
+        spaces = st.text(st.sampled_from(" \t"), max_size=3)
+        if blank:
+            gap = "\n" * draw(st.integers(2, 4)) + draw(spaces)
+        elif newline and (is_comment or prev_comment or draw(st.booleans())):
+            gap = "\n" + draw(spaces)
+        elif newline or pos in ends:
+            gap = draw(st.sampled_from([" ", "  ", "\t", "\n"])) if not (
+                is_comment or prev_comment) else draw(st.sampled_from([" ", "\t "]))
+        else:
+            gap = draw(st.sampled_from(["", " ", " \t "])) if gap == "" else draw(
+                st.sampled_from([" ", "  ", "\t"]))
+        if pos in ends and ";" not in (text[pos - 1], text[start:end]) and draw(st.booleans()):
+            gap = ";" + gap
+        if not newline and "\n" in gap and (is_comment or prev_comment):
+            gap = " "
+        out.append(gap)
+        out.append(text[start:end])
+        pos = end
+        prev_comment = is_comment
+    return "".join(out)
+
+
+@st.composite
+def _corpus_pairs(draw: st.DrawFn) -> tuple[Path, str]:
+    path = draw(st.sampled_from(CORPUS))
+    text = path.read_text("utf-8")
+    return path, draw(_perturbed(text, path.name))
+
+
+@SETTINGS
+@given(_corpus_pairs())
+def test_whitespace_and_semicolons_do_not_change_the_output(pair: tuple[Path, str]) -> None:
+    path, noisy = pair
+    assert format_text(noisy, path.name) == format_text(path.read_text("utf-8"), path.name)
+
+
+@SETTINGS
+@given(_corpus_pairs())
+def test_comments_survive_noise(pair: tuple[Path, str]) -> None:
+    path, noisy = pair
+    out = format_text(noisy, path.name)
+    assert sorted(c.text for c in scan(out)[1]) == sorted(c.text for c in scan(noisy)[1])
