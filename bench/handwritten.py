@@ -296,6 +296,10 @@ def _block(kind: str, name: str, texts: list[str],
 
 def build_model(seed: int) -> Model:
     """The rule set of `generate_rules(seed)` as Python data, checked against its text."""
+    unknown = [c for c in gen._CONDITIONS if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"handwritten.py does not know the conditions {unknown}: "
+                         "update CONDITIONS")
     cat = gen.build_catalog()
     rng = random.Random(f"rules-{seed}")
     model = Model()
