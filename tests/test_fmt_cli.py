@@ -142,3 +142,9 @@ def test_help_has_an_example() -> None:
     result = CliRunner().invoke(main, ["fmt", "--help"])
     assert result.exit_code == 0
     assert "mrules fmt examples/getcloudy/rules" in result.stdout
+
+
+def test_the_example_and_library_are_in_canonical_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = _run("--check", "examples", "rules")
+    assert result.exit_code == 0, result.stderr

@@ -123,3 +123,30 @@ def test_comments_survive_noise(pair: tuple[Path, str]) -> None:
     path, noisy = pair
     out = format_text(noisy, path.name)
     assert sorted(c.text for c in scan(out)[1]) == sorted(c.text for c in scan(noisy)[1])
+
+
+@st.composite
+def _with_comments(draw: st.DrawFn) -> tuple[str, str]:
+    """A corpus file with comments added between random tokens, alone or at line ends."""
+    path = draw(st.sampled_from(CORPUS))
+    text = path.read_text("utf-8")
+    tokens, _ = scan(text)
+    cuts = sorted(draw(st.sets(st.sampled_from([t.end for t in tokens]), max_size=6)))
+    words = st.text(st.characters(exclude_characters="\n\r", exclude_categories=("Cs",)),
+                    max_size=8)
+    out, pos = [], 0
+    for n, cut in enumerate(cuts):
+        out.append(text[pos:cut])
+        lead = draw(st.sampled_from([" ", "\n", "\n\n", "\n  "]))
+        out.append(f"{lead}#{n}{draw(words)}\n")
+        pos = cut
+    out.append(text[pos:])
+    return path.name, "".join(out)
+
+
+@SETTINGS
+@given(_with_comments())
+def test_comments_anywhere_are_kept_once_and_settle(case: tuple[str, str]) -> None:
+    name, text = case
+    once = format_text(text, name, verify=True)  # same rules, same comments
+    assert format_text(once, name) == once

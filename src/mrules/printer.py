@@ -4,7 +4,8 @@ One method per node type builds a small layout tree (entries made of lines and
 nested bodies); `mrules.comments` hands the file's comments to those lines; a
 renderer writes the text. The canonical layout:
 
-* Two spaces a level; one statement a line; `;` is never written.
+* Two spaces a level; one statement a line, however long (statements are never
+  wrapped); `;` is never written.
 * Top-level blocks (`on`, `page action`, `automation rule`, `segmentation rule`,
   `dynamic list`, `scoring`, `grading profile`, `sync`, `settings`) are always
   multi-line, and exactly one blank line separates a top-level block from
