@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ASSET_EVENTS",
+    "NEW_PROSPECT",
     "TRIGGER_EVENTS",
     "CompiledAction",
     "CompiledBlock",
@@ -150,6 +151,7 @@ class CompiledRuleSet:
     default_profile: str | None
     grade_start: int
     crm_fields: dict[str, tuple[str, str]]  # CRM field (casefolded) -> (field, prefer)
+    most_recent: frozenset[str]  # fields mapped `prefer most recent`: their changes are stamped
     field_types: dict[str, str]
     auto_create: bool
     create_on_assignment: str
@@ -691,6 +693,9 @@ class _Builder:
                 case ast.AutomationRule(name=n) if not item.paused and item.when is not None:
                     pred, reads, timers = self.criteria.compile_rule(item.when)
                     rep = item.repeat
+                    if rep is not None:
+                        # Eligible again once the cooldown ends: any later change re-checks it.
+                        reads = reads | {"time"}
                     rules.append(
                         CompiledRule(
                             key=f"rule:{n.text}",
@@ -782,6 +787,9 @@ class _Builder:
             default_profile=self.default_profile,
             grade_start=self.grade_start,
             crm_fields=crm_fields,
+            most_recent=frozenset(
+                f for f, prefer in crm_fields.values() if prefer == "most recent"
+            ),
             field_types={n: f.type for n, f in self.symbols.fields.items()},
             auto_create=auto_create,
             create_on_assignment=create_on,
@@ -790,11 +798,14 @@ class _Builder:
         )
 
 
+NEW_PROSPECT = "*"  # the fact a new prospect changes: every rule reads it
+
+
 def _by_fact(rules: list[CompiledRule]) -> dict[str, tuple[int, ...]]:
-    out: dict[str, list[int]] = {}
+    out: dict[str, list[int]] = {NEW_PROSPECT: tuple(range(len(rules)))}  # type: ignore[dict-item]
     for i, r in enumerate(rules):
         for f in r.reads:
-            out.setdefault(f, []).append(i)
+            out.setdefault(f, []).append(i)  # type: ignore[attr-defined]
     return {k: tuple(v) for k, v in out.items()}
 
 

@@ -37,6 +37,7 @@ import orjson
 
 from mrules.compiler import (
     ASSET_EVENTS,
+    NEW_PROSPECT,
     PHASE_ASSIGN,
     PHASE_DATA,
     PHASE_SIDE,
@@ -129,6 +130,7 @@ class Engine:
         self.changed: set[str] = set()
         self.line = 0
         self.event_id: str | None = None
+        self.event_ts = 0.0
         self.block_since: dict[str, float | None] = {}
         self.batch = Batch(source=source, line=0, clock=None)
         self._candidates: dict[frozenset[str], tuple[int, ...]] = {}
@@ -158,6 +160,7 @@ class Engine:
         )
         self._wakes: list[tuple[float, str]] = []
         self._settled_at: dict[str, float] = {}
+        self._fresh: str | None = None  # a prospect created by the current event
         # Tests compare the wake-up heap with re-checking every prospect at every tick.
         self._exhaustive_ticks = exhaustive_ticks
         self._throttle = self.settings.throttle_minutes * 60.0
@@ -281,7 +284,8 @@ class Engine:
         if self.clock is None or ts > self.clock:
             self.clock = ts
         self.now = self.clock
-        self.line, self.event_id = e.line, eid
+        self.line, self.event_id, self.event_ts = e.line, eid, ts
+        self._fresh = None
         self._handlers[e.type](e)
         if eid is not None:
             self.applied.add(eid)
@@ -325,6 +329,7 @@ class Engine:
             self.prospects[email] = p
             self.summary.prospects_created += 1
             self.log(p, self._ref_for(e), "create prospect", {}, None, email)
+            self._fresh = email  # its first settle looks at every rule (§4.2)
         self.dirty.add(email)
         self._settled_at[email] = self.now
         return p
@@ -509,6 +514,10 @@ class Engine:
                     continue  # a value always beats a blank (§7.6)
                 if prefer == "ours" and ours not in (None, ""):
                     continue
+                if prefer == "most recent" and ours not in (None, ""):
+                    stamp = p.stamps.get(name) if p.stamps else None
+                    if stamp is not None and stamp > e.ts_epoch:
+                        continue  # our value is newer than the CRM's (§7.6)
                 self._set_field(p, ref, name, value)
         elif obj == "opportunity":
             outcome = {"won": "won", "lost": "lost"}.get(e.status or "", "created")
@@ -640,6 +649,9 @@ class Engine:
         """Re-evaluate the rules and dynamic lists that read what changed, until quiet."""
         cs = self.cs
         rules, dyn = cs.rules, cs.dynamic_lists
+        if self._fresh == p.email:
+            changed = changed | {NEW_PROSPECT}
+            self._fresh = None
         for _ in range(len(rules) + len(dyn) + 2):
             if not changed:
                 return
@@ -748,6 +760,8 @@ class Engine:
         if p.fields is None:
             p.fields = {}
         p.fields[name] = value
+        if name in self.cs.most_recent:
+            p.stamps = {**(p.stamps or {}), name: self.event_ts}
         self.changed.add("f:" + name)
         self.log(p, ref, "set field", {"field": name}, before, value)
 

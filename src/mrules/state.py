@@ -62,6 +62,7 @@ class Prospect:
         "opted_out",
         "profile",
         "score",
+        "stamps",
         "tags",
         "throttle",
     )
@@ -93,6 +94,8 @@ class Prospect:
         self.clicked: set[str] | None = None  # "email|url" links already clicked
         self.notified: dict[str, float] | None = None  # page action -> last notification
         self.opened: set[str] | None = None  # emails opened (first-open scoring)
+        # When our value of a `prefer most recent` field last changed (event time).
+        self.stamps: dict[str, float] | None = None
 
     # Serialisation: only what is set, so that the store stays small too.
     def to_json(self) -> bytes:
