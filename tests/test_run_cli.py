@@ -179,10 +179,6 @@ def test_bad_lines_exit_3_with_rejects_beside_the_store(tmp_path: Path) -> None:
     assert "nope" in rejects[1]["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CLI bug: the summary table cuts long paths with '…' when stderr is not a terminal",
-)
 def test_summary_names_the_whole_rejects_path(tmp_path: Path) -> None:
     deep = tmp_path / ("a-long-folder-name-" * 3) / "run"
     deep.mkdir(parents=True)
