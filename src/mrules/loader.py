@@ -26,7 +26,16 @@ from mrules.diagnostics import Diagnostic, Severity
 from mrules.parser import parse_text
 from mrules.source import Source
 
-__all__ = ["RULE_SUFFIX", "LoadError", "LoadResult", "library_files", "load", "load_text"]
+__all__ = [
+    "RULE_SUFFIX",
+    "LoadError",
+    "LoadResult",
+    "decode",
+    "library_files",
+    "load",
+    "load_text",
+    "rule_files",
+]
 
 RULE_SUFFIX = ".mr"
 LIBRARY_PREFIX = "library/"

@@ -126,6 +126,9 @@ def run(
     store = open_store(store_path, wait=wait)
     rejects_file = Path(rejects_path) if rejects_path else _beside(store.path, ".rejects.jsonl")
     console = Console(stderr=True)
+    if not console.is_terminal:
+        # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
+        console = Console(stderr=True, width=200)
     log: ActionLog | None = None
     try:
         if actions_path:
