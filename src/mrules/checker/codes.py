@@ -42,6 +42,7 @@ CODES: dict[str, str] = {
     "MR202": "choice field without values",
     "MR203": "values on a field that has no choices",
     "MR204": "default field declared with another type",
+    "MR205": "field named like a criterion keyword",
     # values and criteria
     "MR210": "value of the wrong type",
     "MR211": "value not among the field's choices",
