@@ -451,47 +451,8 @@ class AllowCrmRecreate(Node):
     kind: Literal["allow_crm_recreate"] = "allow_crm_recreate"
 
 
-Action = Annotated[
-    AddToList
-    | RemoveFromList
-    | AddTag
-    | RemoveTag
-    | AdjustScore
-    | AdjustCategoryScore
-    | SetScore
-    | Assign
-    | AssignByCrmRule
-    | SetField
-    | IncrementField
-    | ChangeSourceCampaign
-    | AddToCrmCampaign
-    | CreateCrmTask
-    | NotifyUser
-    | NotifyAssignedUser
-    | SendAutoresponder
-    | ChangeProfile
-    | MarkProfileCriterion
-    | DoNotSync
-    | AllowCrmRecreate,
-    Field(discriminator="kind"),
-]
-
-
-class Conditional(Node):
-    """A conditional completion-action group: `if <one condition> { actions }`."""
-
-    kind: Literal["conditional"] = "conditional"
-    condition: Criterion
-    actions: tuple[Action, ...]
-
-
-class PriorityFlag(Node):
-    """`priority` in a page action body: the page is a priority page."""
-
-    kind: Literal["priority"] = "priority"
-
-
-Statement = Annotated[
+# Every action, once: completion actions, page actions and rules share them.
+ActionNode = (
     AddToList
     | RemoveFromList
     | AddTag
@@ -513,8 +474,26 @@ Statement = Annotated[
     | MarkProfileCriterion
     | DoNotSync
     | AllowCrmRecreate
-    | Conditional
-    | PriorityFlag,
+)
+Action = Annotated[ActionNode, Field(discriminator="kind")]
+
+
+class Conditional(Node):
+    """A conditional completion-action group: `if <one condition> { actions }`."""
+
+    kind: Literal["conditional"] = "conditional"
+    condition: Criterion
+    actions: tuple[Action, ...]
+
+
+class PriorityFlag(Node):
+    """`priority` in a page action body: the page is a priority page."""
+
+    kind: Literal["priority"] = "priority"
+
+
+Statement = Annotated[
+    ActionNode | Conditional | PriorityFlag,
     Field(discriminator="kind"),
 ]
 
