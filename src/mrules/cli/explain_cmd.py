@@ -152,12 +152,13 @@ def explain(email: str, store_path: str, fmt: str) -> None:
     store = open_store(store_path, readonly=True)
     try:
         key = email.strip().lower()
-        data = store.prospect(key)
-        if data is None:
-            fail(f"no prospect '{key}' in {store.path}", 1)
-            return
-        state = prospect_record(Prospect.from_json(data), store.crm_pending(key))
-        rows = [action_record(r) for r in store.ledger(prospect=key)]
+        with store.snapshot():  # the state and its ledger from the same commit
+            data = store.prospect(key)
+            if data is None:
+                fail(f"no prospect '{key}' in {store.path}", 1)
+                return
+            state = prospect_record(Prospect.from_json(data), store.crm_pending(key))
+            rows = [action_record(r) for r in store.ledger(prospect=key)]
     finally:
         store.close()
     ex = explanation(state, rows)

@@ -39,17 +39,18 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     """
     store = open_store(store_path, readonly=True)
     try:
-        pending: dict[str, list[Any]] = defaultdict(list)
-        for row in store.crm_pending():
-            pending[row[2]].append(row)
-        wanted = {e.strip().lower() for e in emails}
-        out = sys.stdout.buffer
-        for email, data in store.prospects():
-            if wanted and email not in wanted:
-                continue
-            p = Prospect.from_json(data)
-            out.write(orjson.dumps(prospect_record(p, pending[email])) + b"\n")
-        out.flush()
+        with store.snapshot():  # one committed state, even while a run commits
+            pending: dict[str, list[Any]] = defaultdict(list)
+            for row in store.crm_pending():
+                pending[row[2]].append(row)
+            wanted = {e.strip().lower() for e in emails}
+            out = sys.stdout.buffer
+            for email, data in store.prospects():
+                if wanted and email not in wanted:
+                    continue
+                p = Prospect.from_json(data)
+                out.write(orjson.dumps(prospect_record(p, pending[email])) + b"\n")
+            out.flush()
     finally:
         store.close()
 
