@@ -109,10 +109,12 @@ class Engine:
         batch_size: int = 2000,
         on_commit: Callable[[Batch], None] | None = None,
         exhaustive_ticks: bool = False,
+        source_label: str | None = None,
     ) -> None:
         self.cs = rules
         self.store = store
-        self.source = source
+        self.source = source  # the stream's identity in the store (an absolute path)
+        self.source_label = source_label or source  # how the ledger shows it
         self.batch_size = batch_size
         self.on_commit = on_commit
         self.settings = rules.settings
@@ -338,7 +340,7 @@ class Engine:
         kind = e.type if e is not None else "run"
         ref = self._event_ref.get(kind)
         if ref is None:
-            ref = self._event_ref[kind] = RuleRef("event", kind, self.source)
+            ref = self._event_ref[kind] = RuleRef("event", kind, self.source_label)
         return ref
 
     def _tie_visitor(self, vid: str, p: Prospect) -> None:

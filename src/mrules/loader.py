@@ -31,6 +31,7 @@ __all__ = [
     "LoadError",
     "LoadResult",
     "decode",
+    "display_path",
     "library_files",
     "load",
     "load_text",
@@ -58,7 +59,11 @@ class LoadResult:
         return any(d.is_error for d in self.diagnostics)
 
 
-def _display(path: Path) -> str:
+def display_path(path: str | Path) -> str:
+    """A path as messages show it: relative to the working folder when inside it."""
+    if str(path) == "-":
+        return "-"
+    path = Path(path)
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
@@ -98,7 +103,7 @@ class _Loader:
         if key in self.seen:
             return
         self.seen.add(key)
-        shown = _display(path)
+        shown = display_path(path)
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -164,7 +169,7 @@ class _Loader:
                   "includes are relative to the rule folder and stay inside it")
             return
         if not path.is_file():
-            error("MR020", f"no rule file '{target}' under {_display(root)}")
+            error("MR020", f"no rule file '{target}' under {display_path(root)}")
             return
         self.add_disk_file(path, root)
 

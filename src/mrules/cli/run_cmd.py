@@ -15,6 +15,7 @@ from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.engine import Engine
 from mrules.events import EventSourceError, parse_timestamp, read_events
+from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_rejects
 from mrules.store import Store, StoreError, StoreLocked
 
@@ -137,6 +138,7 @@ def run(
             compiled,
             store,
             source=source,
+            source_label=display_path(events),
             batch_size=batch_size,
             on_commit=(lambda b: log.write(b.ledger)) if log else None,
         )
