@@ -293,10 +293,13 @@ def deep_size(root: Any) -> int:
     return total
 
 
-def memory(engine: Engine, db: Path) -> dict[str, Any]:
+def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dict[str, Any]:
     """Bytes per prospect: a deep walk of the engine's state after the run, and tracemalloc
-    around loading that state back from the store as `Engine.start` does."""
+    around loading that state back from the store as `Engine.start` does; the baseline's
+    state by the same deep walk, for comparison."""
     n = len(engine.prospects)
+    base_walk = (deep_size(baseline.prospects) + deep_size(baseline.visitors)
+                 if baseline is not None else 0)
     walk_p = deep_size(engine.prospects)
     walk_v = deep_size(engine.visitors)
     gc.collect()
@@ -316,6 +319,7 @@ def memory(engine: Engine, db: Path) -> dict[str, Any]:
         "walk_prospects_only_per_prospect": walk_p / n if n else 0.0,
         "tracemalloc_load_bytes_per_prospect": loaded / n if n else 0.0,
         "applied_ids_bytes": deep_size(engine.applied),
+        "baseline_walk_bytes_per_prospect": base_walk / n if n else 0.0,
     }
 
 
@@ -391,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         checks["naive ticks (prospects only)"] = n_naive
         diffs += d_naive
         naive.obj = None
-    mem = memory(engine_run.obj, dbs["mrules"])
+    mem = memory(engine_run.obj, dbs["mrules"], base_run.obj)
     cli = None if args.skip_cli else run_cli(rules, events, work / "cli.db")
 
     best = {name: _best(rs) for name, rs in runs.items()}
@@ -429,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory per prospect ({mem['prospects']:,} prospects, {mem['visitors']:,} visitors): "
           f"{mem['walk_bytes_per_prospect']:.0f} B deep walk of the engine's prospects + visitors "
           f"({mem['walk_prospects_only_per_prospect']:.0f} B prospects alone), "
-          f"{mem['tracemalloc_load_bytes_per_prospect']:.0f} B tracemalloc loading them back; "
+          f"{mem['tracemalloc_load_bytes_per_prospect']:.0f} B tracemalloc loading them back, "
+          f"{mem['baseline_walk_bytes_per_prospect']:.0f} B the baseline's deep walk; "
           f"target < {TARGET_BYTES} B: {'ok' if ok['memory'] else 'MISSED'}")
     print(f"differential check: {', '.join(f'{k}: {v} mismatches' for k, v in checks.items())}")
     for d in diffs:

@@ -443,7 +443,7 @@ def automation_rules(cat: gen.Catalog) -> list[Rule]:
              lambda p, now: (p.last_activity is not None
                              and (now - p.last_activity) / DAY > 30 and p.score > 20),
              (("score", -10),), repeat=30 * DAY, max_times=3, timers=(idle_30,)),
-        Rule("Nurture reminder", frozenset(("list", "opted_out")),
+        Rule("Nurture reminder", frozenset(("list", "opted_out", "time")),  # repeats read time
              lambda p, now: "Nurture cloud" in p.lists and not p.opted_out,
              (("notify", gen.USERS[1]),), repeat=7 * DAY, max_times=4),
         Rule("Customers", frozenset(("crm", "f:is_customer")),
@@ -494,6 +494,7 @@ class Baseline:
         self.rules = model.rules
         self.time_rules = [r for r in model.rules if "time" in r.reads or r.repeat is not None]
         self._by_facts: dict[frozenset[str], list[Rule]] = {}
+        self.fresh: str | None = None  # created by the current event: its first settle tries all
         self._wakes: list[tuple[float, str]] = []
         self._settled_at: dict[str, float] = {}
         self.lines = self.applied_count = self.rejected = self.ignored = 0
@@ -525,6 +526,7 @@ class Baseline:
             self.clock = e.ts_epoch
         self.now = self.clock
         self.line, self.event_id = e.line, eid
+        self.fresh = None
         t = e.type
         if t == "page_view":
             self.page_view(e)
@@ -580,6 +582,7 @@ class Baseline:
         if p is None:
             p = self.prospects[email] = P(email, self.now)
             self.log(p, "event", etype, self.source, "create prospect", {}, None, email)
+            self.fresh = email
         self.dirty.add(email)
         self._settled_at[email] = self.now
         return p
@@ -777,14 +780,19 @@ class Baseline:
     # ---------------------------------------------------------------- rules
 
     def settle(self, p: P, changed: set[str]) -> None:
-        """Try the rules that read a changed fact, in priority order, until nothing changes."""
+        """Try the rules that read a changed fact, in priority order, until nothing changes
+        (all of them in a new prospect's first settle)."""
+        if self.fresh == p.email:
+            changed = changed | {"*"}
+            self.fresh = None
         for _ in range(len(self.rules) + 2):
             if not changed:
                 return
             key = frozenset(changed)
             rules = self._by_facts.get(key)
             if rules is None:
-                rules = self._by_facts[key] = [r for r in self.rules if r.reads & key]
+                rules = self._by_facts[key] = [r for r in self.rules
+                                               if "*" in key or r.reads & key]
             self.changed = changed = set()
             for rule in rules:
                 self.try_rule(p, rule)
