@@ -503,9 +503,9 @@ class _ToAst:
 
     def create_crm_task(self, span: ast.Span, c: list[Any]) -> ast.CreateCrmTask:
         options: dict[str, Any] = {}
-        for key, value, where in c[1] or ():
+        for key, value, at in c[1] or ():
             if key in options:
-                self._error("MR010", f"a CRM task has more than one `{key}`", where, "keep only one")
+                self._error("MR010", f"a CRM task has more than one `{key}`", at, "keep only one")
             options[key] = value
         return ast.CreateCrmTask(subject=unquote(c[0].text), span=span, **options)
 
