@@ -1,8 +1,12 @@
-"""Text to AST: the cached LALR parser, the tree-to-AST transformer, and parse errors.
+"""Text to AST: the cached LALR parser, the AST builder, the fast path, and parse errors.
 
 The grammar (`grammar/mrules.lark`, shipped as `mrules/grammar/mrules.lark`) is
 built into a Lark LALR parser once per process. `parse_text` turns one file's
-text into an `ast.File` plus diagnostics. Nothing from Lark reaches the user:
+text into an `ast.File` plus diagnostics, through a fast path (`_FastParser`: one
+master regex and Lark's own LALR tables, building the AST while reducing) that
+gives what Lark's contextual lexer and parse tree give (`parse_text_with_lark`,
+the reference) and hands Lark whatever it cannot vouch for, errors included.
+Nothing from Lark reaches the user:
 syntax errors are translated here into `Diagnostic`s that name what was
 expected in the language's own words, with a hint for common mistakes found by
 matching the parser state against `ERROR_EXAMPLES`.
@@ -1156,7 +1160,8 @@ def _collector_paused() -> Iterator[None]:
     A parse allocates hundreds of thousands of small objects and no reference cycles,
     so the collector finds nothing, yet it keeps rescanning the growing tree: that was
     a quarter of the parse time for 10,000 rules, and made the per-rule cost grow with
-    the file. Reference counting still frees everything as usual.
+    the file. Reference counting still frees everything as usual. The switch is
+    process-wide, so other threads' collections wait for the length of a parse too.
     """
     was_enabled = gc.isenabled()
     gc.disable()
