@@ -10,6 +10,7 @@ import click
 import orjson
 
 from mrules.cli.run_cmd import open_store
+from mrules.engine import iso
 from mrules.outputs import prospect_record
 from mrules.state import Prospect
 
@@ -51,6 +52,39 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
                 p = Prospect.from_json(data)
                 out.write(orjson.dumps(prospect_record(p, pending[email])) + b"\n")
             out.flush()
+    finally:
+        store.close()
+
+
+@state.command("outbox")
+@click.option(
+    "--store", "store_path", default="mrules.db", show_default=True, help="The state store to read."
+)
+def outbox(store_path: str) -> None:
+    """Print the outbox: every notification and autoresponder, oldest first.
+
+    Each line has the ledger seq, the event time, the prospect, the kind
+    (notify or autoresponder) and what to send, with the rule that asked.
+    Work for the CRM (tasks, campaign members, records) is in `state export`.
+
+    \b
+    Example:
+      mrules state outbox --store /tmp/getcloudy.db
+    """
+    store = open_store(store_path, readonly=True)
+    try:
+        out = sys.stdout.buffer
+        with store.snapshot():
+            for seq, ts, email, kind, payload in store.outbox():
+                record = {
+                    "seq": seq,
+                    "time": iso(ts),
+                    "prospect": email,
+                    "kind": kind,
+                    **orjson.loads(payload),
+                }
+                out.write(orjson.dumps(record) + b"\n")
+        out.flush()
     finally:
         store.close()
 
