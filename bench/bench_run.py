@@ -47,7 +47,7 @@ from mrules.engine import Engine
 from mrules.events import read_events
 from mrules.loader import load
 from mrules.outputs import ActionLog
-from mrules.state import Prospect, Visitor
+from mrules.state import Codecs, Prospect, Visitor
 from mrules.store import Batch, Store
 
 __all__ = ["NullStore", "Run", "deep_size", "differential", "ensure_inputs", "main",
@@ -231,13 +231,16 @@ def differential(mrules_db: Path, baseline_db: Path | None, baseline: hw.Baselin
             diffs.append(text)
 
     with Store.open(mrules_db, readonly=True) as store:
-        ours = {email: Prospect.from_json(data) for email, data in store.prospects()}
+        codecs = Codecs()
+        ours = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
+        tracked = set(orjson.loads(store.shared().get("activity_keys", "[]")))
     theirs = baseline.prospects
     for email in sorted(ours.keys() | theirs.keys()):
         if email not in theirs or email not in ours:
             note(f"prospect {email}: only in {'mrules' if email in ours else 'baseline'}")
             continue
-        a, b = hw.record(ours[email]), hw.record(theirs[email])
+        a = hw.record(ours[email], codecs=codecs, tracked=tracked)
+        b = hw.record(theirs[email], tracked=tracked)
         if a != b:
             keys = [k for k in a if a[k] != b[k]]
             note(f"prospect {email}: " + "; ".join(
@@ -306,7 +309,8 @@ def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dic
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     with Store.open(db, readonly=True) as store:
-        prospects = {email: Prospect.from_json(data) for email, data in store.prospects()}
+        codecs = Codecs()
+        prospects = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
         visitors = {vid: Visitor.from_row(vid, pr, h) for vid, pr, h in store.visitors()}
         gc.collect()
         loaded = tracemalloc.get_traced_memory()[0] - before

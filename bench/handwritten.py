@@ -148,14 +148,30 @@ class V:
 CORE = ("score", "categories", "fields", "lists", "dynamic", "tags", "assigned_kind",
         "assigned_to", "assigned_at", "crm_status", "crm_id", "opted_out", "do_not_sync",
         "campaign", "created", "last_activity")
-INTERNAL = ("acts", "matches", "throttle", "clicked", "notified", "opened")
+# Throttle and notification windows are not compared here: what they decide shows in
+# the ledger and the outbox, which are compared row by row.
+INTERNAL = ("acts", "matches", "clicked", "opened")
 
 
-def record(p: Any, names: Iterable[str] = CORE + INTERNAL) -> dict[str, Any]:
-    """A prospect (baseline `P` or mrules `Prospect`) as plain comparable values."""
+def record(p: Any, names: Iterable[str] = CORE + INTERNAL, codecs: Any = None,
+           tracked: set[str] | None = None) -> dict[str, Any]:
+    """A prospect (baseline `P`, or mrules `Prospect` with its `codecs`) as plain values.
+
+    mrules keeps lists, tags and one-shot rule matches as bits, and the time of
+    only the activity keys some criterion reads (`tracked`); both sides are
+    brought to names, {rule: match count} and the tracked activity keys.
+    """
     out = {}
     for name in names:
         v = getattr(p, name, None)
+        if codecs is not None and name in ("lists", "dynamic", "tags"):
+            v = p.names(name, codecs)
+        elif name == "matches":
+            v = {k: int(m[0]) for k, m in (v or {}).items()}
+            if codecs is not None:
+                v.update(dict.fromkeys(p.names("latched", codecs), 1))
+        elif name == "acts" and tracked is not None:
+            v = {k: t for k, t in (v or {}).items() if k in tracked}
         if v is None or v == {} or v == set() or v == []:
             v = None
         elif isinstance(v, set):

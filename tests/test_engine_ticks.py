@@ -42,7 +42,8 @@ def _run(rules_dir, events_path, store_path, exhaustive: bool):  # type: ignore[
                         exhaustive_ticks=exhaustive)
         engine.start()
         engine.run(read_events(events_path))
-        states = {email: orjson.loads(p.to_json()) for email, p in engine.prospects.items()}
+        codecs = compiled.codecs
+        states = {e: orjson.loads(p.to_json(codecs)) for e, p in engine.prospects.items()}
         ledger = sorted(row[1:] for row in store.ledger())
     return states, ledger
 

@@ -1,4 +1,4 @@
-"""`mrules state outbox` on the example: the seed's autoresponder goes out once, opt-outs get none."""
+"""`mrules state outbox` on the example: the autoresponder goes out once, opt-outs get none."""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ import orjson
 from mrules import ast
 from mrules.settings import EngineSettings
 from mrules.source import Source
-from mrules.state import GRADES, Prospect, grade_rank
+from mrules.state import GRADES, Codecs, Prospect, grade_rank
 from mrules.symbols import ACTIVITY_TYPES, Symbols, collect
 from mrules.urls import PageIndex, is_wildcard, normalize_url, wildcard_prefix
 
@@ -122,6 +122,7 @@ class CompiledRule:
     repeat_seconds: float | None = None  # None: fires once per prospect
     max_times: int | None = None
     name: str = ""
+    bit: int = 0  # automation rule: its latch bit; dynamic list: its list bit
     # When the outcome could next change with no event: one function per time-based
     # criterion, giving the moment its threshold is crossed (or None).
     timers: tuple[Callable[[Prospect], float | None], ...] = ()
@@ -156,6 +157,8 @@ class CompiledRuleSet:
     auto_create: bool
     create_on_assignment: str
     grade_of: Callable[[Prospect], int | None]  # grade rank, None while ungraded
+    codecs: Codecs  # names of lists, tags and rules to the bits prospects keep
+    activity_keys: dict[str, str]  # the activity keys some criterion reads (shared strs)
     rule_keys: dict[str, str] = field(default_factory=dict)  # key -> kind, every keyed piece
 
     def candidates(self, facts: Iterable[str]) -> list[int]:
@@ -269,14 +272,14 @@ class _CriterionCompiler:
                 return self.field_test(node)
             case ast.InList(list=name):
                 reads.add("list")
-                n = name.text
-                if n in self.rs.symbols.dynamic_lists:
-                    return lambda p, now: bool(p.dynamic) and n in p.dynamic  # type: ignore[operator]
-                return lambda p, now: bool(p.lists) and n in p.lists  # type: ignore[operator]
+                bit = self.rs.codecs.lists.bit(name.text)
+                if name.text in self.rs.symbols.dynamic_lists:
+                    return lambda p, now: bool(p.dynamic & bit)
+                return lambda p, now: bool(p.lists & bit)
             case ast.Tagged(tag=name):
                 reads.add("tag")
-                n = name.text
-                return lambda p, now: bool(p.tags) and n in p.tags  # type: ignore[operator]
+                bit = self.rs.codecs.tags.bit(name.text)
+                return lambda p, now: bool(p.tags & bit)
             case ast.Assigned(to=to, name=name):
                 reads.add("assigned")
                 if to is None:
@@ -330,6 +333,7 @@ class _CriterionCompiler:
             key = self.rs.visited_key(pattern)
         else:
             key = f"{node.verb}|{node.asset_kind}|{node.name.text if node.name else ''}"
+        key = self.rs.activity_keys.setdefault(key, key)  # one shared str per key
         if node.within_days is None:
             return lambda p, now: bool(p.acts) and key in p.acts  # type: ignore[operator]
         reads.add("time")
@@ -473,22 +477,22 @@ def _compile_action(node: Any, b: _Builder) -> CompiledAction:
     """An action node to a closure; see engine.Engine for the operations they call."""
     match node:
         case ast.AddToList(list=name):
-            n = name.text
+            n, bit = name.text, b.codecs.lists.bit(name.text)
             return CompiledAction(
-                "add to list", PHASE_DATA, lambda e, p, r, k: e.add_to_list(p, r, n)
+                "add to list", PHASE_DATA, lambda e, p, r, k: e.add_to_list(p, r, n, bit)
             )
         case ast.RemoveFromList(list=name):
-            n = name.text
+            n, bit = name.text, b.codecs.lists.bit(name.text)
             return CompiledAction(
-                "remove from list", PHASE_DATA, lambda e, p, r, k: e.remove_from_list(p, r, n)
+                "remove from list", PHASE_DATA, lambda e, p, r, k: e.remove_from_list(p, r, n, bit)
             )
         case ast.AddTag(tag=name):
-            n = name.text
-            return CompiledAction("add tag", PHASE_DATA, lambda e, p, r, k: e.add_tag(p, r, n))
+            n, bit = name.text, b.codecs.tags.bit(name.text)
+            return CompiledAction("add tag", PHASE_DATA, lambda e, p, r, k: e.add_tag(p, r, n, bit))
         case ast.RemoveTag(tag=name):
-            n = name.text
+            n, bit = name.text, b.codecs.tags.bit(name.text)
             return CompiledAction(
-                "remove tag", PHASE_DATA, lambda e, p, r, k: e.remove_tag(p, r, n)
+                "remove tag", PHASE_DATA, lambda e, p, r, k: e.remove_tag(p, r, n, bit)
             )
         case ast.AdjustScore(points=pts):
             return CompiledAction(
@@ -606,6 +610,8 @@ class _Builder:
             self.settings.grade_start if self.settings.grade_start in GRADES else "D"
         )
         self.visited_keys: dict[str, str] = {}
+        self.activity_keys: dict[str, str] = {}  # every activity key a criterion reads
+        self.codecs = Codecs()
         self.criteria = _CriterionCompiler(self)
 
     def _items(self) -> Iterable[tuple[str, Any]]:
@@ -621,7 +627,7 @@ class _Builder:
     def visited_key(self, pattern: str) -> str:
         key = "visited|" + pattern
         self.visited_keys[key] = pattern
-        return key
+        return self.activity_keys.setdefault(key, key)
 
     def grade_rank_of(self, p: Prospect) -> int | None:
         """The prospect's grade rank, or None while no criterion of its profile is known."""
@@ -699,6 +705,7 @@ class _Builder:
                     rules.append(
                         CompiledRule(
                             key=f"rule:{n.text}",
+                            bit=self.codecs.rules.bit(f"rule:{n.text}"),
                             ref=self.ref("automation rule", n.text, path, item),
                             order=item.priority * 1_000_000 + order,
                             when=pred,
@@ -716,6 +723,7 @@ class _Builder:
                     dynamic.append(
                         CompiledRule(
                             key=f"dynamic:{n.text}",
+                            bit=self.codecs.lists.bit(n.text),
                             ref=self.ref("dynamic list", n.text, path, item),
                             order=order,
                             when=pred,
@@ -794,6 +802,8 @@ class _Builder:
             auto_create=auto_create,
             create_on_assignment=create_on,
             grade_of=self.grade_rank_of,
+            codecs=self.codecs,
+            activity_keys=self.activity_keys,
             rule_keys=keys,
         )
 

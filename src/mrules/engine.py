@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from sys import intern as _intern
 from typing import Any
 
 import orjson
@@ -163,6 +164,7 @@ class Engine:
         self._wakes: list[tuple[float, str]] = []
         self._settled_at: dict[str, float] = {}
         self._fresh: str | None = None  # a prospect created by the current event
+        self._act_cache: dict[tuple[str, str], tuple[str, ...]] = {}
         # Tests compare the wake-up heap with re-checking every prospect at every tick.
         self._exhaustive_ticks = exhaustive_ticks
         self._throttle = self.settings.throttle_minutes * 60.0
@@ -173,7 +175,8 @@ class Engine:
     def start(self) -> int:
         """Load the store, apply new rules retroactively; returns the line to resume after."""
         st = self.store
-        self.prospects = {email: Prospect.from_json(data) for email, data in st.prospects()}
+        codecs = self.cs.codecs
+        self.prospects = {email: Prospect.from_json(data, codecs) for email, data in st.prospects()}
         self.visitors = {vid: Visitor.from_row(vid, pr, h) for vid, pr, h in st.visitors()}
         self.applied = st.applied_ids()
         self.clock = st.clock()
@@ -192,7 +195,7 @@ class Engine:
             b = pa.block
             self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
         self.batch.ruleset_version = self.cs.version
-        self._track_new_visited_patterns()
+        self._track_new_activity_keys()
         if self.prospects:
             self._retroactive({k for k in new_keys if k.startswith(("rule:", "dynamic:"))})
         if self._time_rules or self._time_dynamic:
@@ -201,27 +204,46 @@ class Engine:
         self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
         return self.summary.resumed_from
 
-    def _track_new_visited_patterns(self) -> None:
-        """`visited` criteria new to the store learn the history from the activities table."""
-        tracked = set(self.shared.get("visited_keys", []))
-        new = [(k, m) for k, m in self.cs.visited if k not in tracked]
+    def _track_new_activity_keys(self) -> None:
+        """Activity criteria new to the store learn the history from the activities table.
+
+        A prospect keeps the last time of only the activity keys some criterion
+        reads; a rule set that reads a new one gets it from the stored history.
+        """
+        tracked = set(self.shared.get("activity_keys", []))
+        keys = self.cs.activity_keys
+        new = {k for k in keys if k not in tracked}
         if not new:
             return
         if self.prospects:
+            visited = [(k, m) for k, m in self.cs.visited if k in new]
             for row in self.store.activities():
-                prospect, _visitor, ts, etype, _kind, _asset, url = row[:7]
-                if etype != "page_view" or prospect is None or url is None:
-                    continue
-                p = self.prospects.get(prospect)
+                prospect, _visitor, ts, etype, _kind, asset, url = row[:7]
+                p = self.prospects.get(prospect) if prospect is not None else None
                 if p is None:
                     continue
-                u = normalize_url(url, self.settings)
-                for key, match in new:
-                    if match(u):
-                        p.touch(key, ts)
-                        self.dirty.add(prospect)
-        self.shared["visited_keys"] = sorted(tracked | {k for k, _ in self.cs.visited})
+                if etype == "page_view" and url is not None:
+                    u = normalize_url(url, self.settings)
+                    hits = [k for k, match in visited if match(u)]
+                else:
+                    hits = [k for k in self._activity_keys(etype, asset or "") if k in new]
+                for key in hits:
+                    p.touch(key, ts)
+                    self.dirty.add(prospect)
+        self.shared["activity_keys"] = sorted(tracked | set(keys))
         self.shared_dirty = True
+
+    def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]:
+        """The keys an asset event touches that some criterion reads (shared strs)."""
+        found = self._act_cache.get((etype, asset))
+        if found is None:
+            verb, kind = ASSET_EVENTS[etype]
+            keys = self.cs.activity_keys
+            found = tuple(
+                keys[k] for k in (f"{verb}|{kind}|{asset}", f"{verb}|{kind}|") if k in keys
+            )
+            self._act_cache[(etype, asset)] = found
+        return found
 
     def _retroactive(self, new_keys: set[str]) -> None:
         """Rules and dynamic lists new to the store see every stored prospect (§4.2)."""
@@ -306,7 +328,10 @@ class Engine:
         b = self.batch
         b.line, b.clock = line, self.clock
         prospects = self.prospects
-        b.prospects = {email: prospects[email].to_json() for email in self.dirty}
+        codecs, now = self.cs.codecs, self.now
+        for email in self.dirty:
+            _forget_expired(prospects[email], now, self._throttle, self._notify_window)
+        b.prospects = {email: prospects[email].to_json(codecs) for email in self.dirty}
         visitors = self.visitors
         b.visitors = {
             vid: (visitors[vid].prospect, visitors[vid].to_json()) for vid in self.dirty_visitors
@@ -422,9 +447,9 @@ class Engine:
         if e.fields:
             self._event_fields(p, e)
         etype, asset = e.type, e.asset or ""
-        verb, kind = ASSET_EVENTS[etype]
-        p.touch(f"{verb}|{kind}|{asset}", e.ts_epoch)
-        p.touch(f"{verb}|{kind}|", e.ts_epoch)
+        kind = ASSET_EVENTS[etype][1]
+        for key in self._activity_keys(etype, asset):
+            p.touch(key, e.ts_epoch)
         if p.last_activity is None or e.ts_epoch > p.last_activity:
             p.last_activity = e.ts_epoch
         self._activity(p, e)
@@ -453,7 +478,7 @@ class Engine:
             return False
         if p.opened and email in p.opened:
             return True
-        p.opened = (p.opened or set()) | {email}
+        p.opened = (p.opened or set()) | {_intern(email)}
         return False
 
     def _identify(self, e: Event) -> None:
@@ -575,10 +600,13 @@ class Engine:
         best = _INF
         matches = p.matches
         for rule in self._time_rules:
-            m = matches.get(rule.key) if matches else None
-            if m is not None:
-                if rule.repeat_seconds is None:
+            if rule.repeat_seconds is None:
+                if p.latched & rule.bit:
                     continue  # latched for good
+                m = None
+            else:
+                m = matches.get(rule.key) if matches else None
+            if m is not None:
                 if rule.max_times is not None and m[0] >= rule.max_times:
                     continue
                 t = m[1] + rule.repeat_seconds  # the cooldown ends
@@ -675,34 +703,42 @@ class Engine:
 
     def _try_rule(self, p: Prospect, rule: CompiledRule) -> None:
         now = self.now
-        m = p.matches.get(rule.key) if p.matches else None
-        if m is not None:
-            if rule.repeat_seconds is None:
+        if rule.repeat_seconds is None:
+            if p.latched & rule.bit or (p.matches and rule.key in p.matches):
                 return  # matched once, never again, never undone (§4.2)
-            if rule.max_times is not None and m[0] >= rule.max_times:
+            if not rule.when(p, now):
                 return
-            if now - m[1] < rule.repeat_seconds:
+            p.latched |= rule.bit
+            count = 1
+        else:
+            m = p.matches.get(rule.key) if p.matches else None
+            if m is None and p.latched & rule.bit:
+                m = (1, -_INF)  # it fired once before it was made to repeat
+            if m is not None:
+                if rule.max_times is not None and m[0] >= rule.max_times:
+                    return
+                if now - m[1] < rule.repeat_seconds:
+                    return
+            if not rule.when(p, now):
                 return
-        if not rule.when(p, now):
-            return
-        count = (m[0] if m else 0) + 1
-        if p.matches is None:
-            p.matches = {}
-        p.matches[rule.key] = [count, now]
+            count = (m[0] if m else 0) + 1
+            if p.matches is None:
+                p.matches = {}
+            p.matches[rule.key] = (count, now)
         self.log(p, rule.ref, "rule matched", {"count": count}, None, None)
         for a in rule.actions:
             a.run(self, p, rule.ref, None)
 
     def _dynamic(self, p: Prospect, dl: CompiledRule) -> None:
-        member = bool(p.dynamic) and dl.name in p.dynamic  # type: ignore[operator]
+        member = bool(p.dynamic & dl.bit)
         wanted = dl.when(p, self.now)
         if wanted == member:
             return
         if wanted:
-            p.dynamic = (p.dynamic or set()) | {dl.name}
+            p.dynamic |= dl.bit
             self.log(p, dl.ref, "add to list", {"list": dl.name, "dynamic": True}, False, True)
         else:
-            p.dynamic.discard(dl.name)  # type: ignore[union-attr]
+            p.dynamic &= ~dl.bit
             self.log(p, dl.ref, "remove from list", {"list": dl.name, "dynamic": True}, True, False)
         self.changed.add("list")
 
@@ -759,6 +795,7 @@ class Engine:
         before = p.field(name)
         if before == value:
             return
+        name = _intern(name)  # one str per field name, not one per prospect
         if p.fields is None:
             p.fields = {}
         p.fields[name] = value
@@ -778,36 +815,36 @@ class Engine:
             return True
         if p.throttle is None:
             p.throttle = {}
-        p.throttle[key] = self.now
+        p.throttle[_intern(key)] = self.now
         return False
 
     # ------------------------------------------- operations compiled actions call
 
-    def add_to_list(self, p: Prospect, ref: RuleRef, name: str) -> None:
-        if p.lists and name in p.lists:
+    def add_to_list(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if p.lists & bit:
             return
-        p.lists = (p.lists or set()) | {name}
+        p.lists |= bit
         self.changed.add("list")
         self.log(p, ref, "add to list", {"list": name}, False, True)
 
-    def remove_from_list(self, p: Prospect, ref: RuleRef, name: str) -> None:
-        if not p.lists or name not in p.lists:
+    def remove_from_list(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if not p.lists & bit:
             return
-        p.lists.discard(name)
+        p.lists &= ~bit
         self.changed.add("list")
         self.log(p, ref, "remove from list", {"list": name}, True, False)
 
-    def add_tag(self, p: Prospect, ref: RuleRef, name: str) -> None:
-        if p.tags and name in p.tags:
+    def add_tag(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if p.tags & bit:
             return
-        p.tags = (p.tags or set()) | {name}
+        p.tags |= bit
         self.changed.add("tag")
         self.log(p, ref, "add tag", {"tag": name}, False, True)
 
-    def remove_tag(self, p: Prospect, ref: RuleRef, name: str) -> None:
-        if not p.tags or name not in p.tags:
+    def remove_tag(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if not p.tags & bit:
             return
-        p.tags.discard(name)
+        p.tags &= ~bit
         self.changed.add("tag")
         self.log(p, ref, "remove tag", {"tag": name}, True, False)
 
@@ -903,7 +940,7 @@ class Engine:
             if last is not None and self.now - last < self._notify_window:
                 self.summary.actions["throttled"] += 1
                 return  # one page-action notification per prospect, page and hour (§3)
-            p.notified = {**(p.notified or {}), asset_key: self.now}
+            p.notified = {**(p.notified or {}), _intern(asset_key): self.now}
         self._outbox(p, ref, "notify", {"to": to, "prospect": p.email})
 
     def autoresponder(self, p: Prospect, ref: RuleRef, email: str, asset_key: str | None) -> None:
@@ -995,6 +1032,16 @@ class Engine:
                     if self.changed:
                         self._settle(p, self.changed)
         return counts
+
+
+def _forget_expired(p: Prospect, now: float, throttle: float, notify: float) -> None:
+    """Drop throttle and notification times whose window has passed: they decide nothing."""
+    if p.throttle:
+        kept = {k: t for k, t in p.throttle.items() if now - t < throttle}
+        p.throttle = kept or None
+    if p.notified:
+        kept = {k: t for k, t in p.notified.items() if now - t < notify}
+        p.notified = kept or None
 
 
 def _later(a: float | None, b: float | None) -> float | None:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mrules.engine import RunSummary, iso
-from mrules.state import Prospect
+from mrules.state import Codecs, Prospect
 from mrules.store import Store
 
 __all__ = [
@@ -103,8 +103,10 @@ def write_rejects(path: Path, store: Store, source: str) -> int:
     return len(rows)
 
 
-def prospect_record(p: Prospect, pending: Iterable[tuple[Any, ...]] = ()) -> dict[str, Any]:
-    """One prospect as `state export` prints it."""
+def prospect_record(
+    p: Prospect, codecs: Codecs, pending: Iterable[tuple[Any, ...]] = ()
+) -> dict[str, Any]:
+    """One prospect as `state export` prints it (`codecs`: the one it was read with)."""
     assigned = None
     if p.assigned_kind is not None:
         assigned = {"kind": p.assigned_kind, "name": p.assigned_to, "at": iso(p.assigned_at)}
@@ -116,9 +118,9 @@ def prospect_record(p: Prospect, pending: Iterable[tuple[Any, ...]] = ()) -> dic
         "grade": p.grade,
         "profile": p.profile,
         "fields": p.fields or {},
-        "lists": sorted(p.lists or ()),
-        "dynamic_lists": sorted(p.dynamic or ()),
-        "tags": sorted(p.tags or ()),
+        "lists": p.names("lists", codecs),
+        "dynamic_lists": p.names("dynamic", codecs),
+        "tags": p.names("tags", codecs),
         "assigned": assigned,
         "crm_status": p.crm_status,
         "crm_id": p.crm_id,

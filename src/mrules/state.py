@@ -15,11 +15,13 @@ history stays in the store's `activities` table for retroactive rules.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["GRADES", "Prospect", "Visitor", "grade_letter", "grade_rank"]
+__all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "Visitor", "grade_letter", "grade_rank"]
 
 GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
 _RANK = {g: i for i, g in enumerate(GRADES)}
@@ -32,6 +34,59 @@ def grade_rank(letter: str) -> int:
 
 def grade_letter(rank: int) -> str:
     return GRADES[max(0, min(len(GRADES) - 1, rank))]
+
+
+class NameBits:
+    """Names to bits, so that a set of names (lists, tags, rules) is one int.
+
+    A Python set costs 216 bytes even with one member; an int costs 28. The
+    compiler gives every name a rule set uses a bit; a name met later (in a
+    store written by an older rule set) gets the next free bit.
+
+    >>> nb = NameBits(); mask = nb.bit("MQL") | nb.bit("Customers")
+    >>> nb.decode(mask), nb.encode(["Customers"]) == nb.bit("Customers")
+    (['Customers', 'MQL'], True)
+    """
+
+    __slots__ = ("_bits", "_names")
+
+    def __init__(self) -> None:
+        self._bits: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def bit(self, name: str) -> int:
+        found = self._bits.get(name)
+        if found is None:
+            found = self._bits[name] = 1 << len(self._names)
+            self._names.append(name)
+        return found
+
+    def encode(self, names: Iterable[str]) -> int:
+        mask = 0
+        for name in names:
+            mask |= self.bit(name)
+        return mask
+
+    def decode(self, mask: int) -> list[str]:
+        out, names, i = [], self._names, 0
+        while mask:
+            if mask & 1:
+                out.append(names[i])
+            mask >>= 1
+            i += 1
+        return sorted(out)
+
+
+@dataclass(frozen=True)
+class Codecs:
+    """The name-to-bit tables of one rule set: lists (static and dynamic), tags, rules."""
+
+    lists: NameBits = field(default_factory=NameBits)
+    tags: NameBits = field(default_factory=NameBits)
+    rules: NameBits = field(default_factory=NameBits)
+
+
+_BITS = {"lists": "lists", "dynamic": "lists", "tags": "tags", "latched": "rules"}
 
 
 class Prospect:
@@ -55,6 +110,7 @@ class Prospect:
         "fields",
         "grade",
         "last_activity",
+        "latched",
         "lists",
         "matches",
         "notified",
@@ -73,9 +129,9 @@ class Prospect:
         self.score = 0
         self.categories: dict[str, int] | None = None
         self.fields: dict[str, Any] | None = None
-        self.lists: set[str] | None = None
-        self.dynamic: set[str] | None = None
-        self.tags: set[str] | None = None
+        self.lists = 0  # static lists, as bits of Codecs.lists
+        self.dynamic = 0  # dynamic lists, as bits of Codecs.lists
+        self.tags = 0  # as bits of Codecs.tags
         self.assigned_kind: str | None = None  # user | queue | crm rule
         self.assigned_to: str | None = None
         self.assigned_at: float | None = None
@@ -88,8 +144,9 @@ class Prospect:
         self.grade: str | None = None  # None until a criterion of the profile is known
         self.criteria: dict[str, int] | None = None  # "profile|criterion" -> +1 / -1
         self.last_activity: float | None = None
-        self.acts: dict[str, float] | None = None  # activity key -> last time
-        self.matches: dict[str, list[float]] | None = None  # rule -> [count, last time]
+        self.acts: dict[str, float] | None = None  # activity key a rule reads -> last time
+        self.latched = 0  # rules that fire once and have fired, as bits of Codecs.rules
+        self.matches: dict[str, tuple[int, float]] | None = None  # repeating rule -> (count, last)
         self.throttle: dict[str, float] | None = None  # "score|asset" -> last time
         self.clicked: set[str] | None = None  # "email|url" links already clicked
         self.notified: dict[str, float] | None = None  # page action -> last notification
@@ -97,8 +154,8 @@ class Prospect:
         # When our value of a `prefer most recent` field last changed (event time).
         self.stamps: dict[str, float] | None = None
 
-    # Serialisation: only what is set, so that the store stays small too.
-    def to_json(self) -> bytes:
+    # Serialisation: names, not bits, and only what is set, so the store stays small.
+    def to_json(self, codecs: Codecs) -> bytes:
         out: dict[str, Any] = {"email": self.email, "created": self.created, "score": self.score}
         for name in Prospect.__slots__:
             if name in out:
@@ -106,18 +163,32 @@ class Prospect:
             value = getattr(self, name)
             if value is None or value is False or (name == "crm_status" and value == "none"):
                 continue
-            out[name] = sorted(value) if isinstance(value, set) else value
+            if name in _BITS:
+                if not value:
+                    continue
+                value = getattr(codecs, _BITS[name]).decode(value)
+            elif isinstance(value, set):
+                value = sorted(value)
+            out[name] = value
         return orjson.dumps(out)
 
     @classmethod
-    def from_json(cls, data: bytes) -> Prospect:
+    def from_json(cls, data: bytes, codecs: Codecs) -> Prospect:
         raw = orjson.loads(data)
         p = cls(raw.pop("email"), raw.pop("created"))
         for name, value in raw.items():
-            if name in ("lists", "dynamic", "tags", "clicked", "opened"):
+            if name in _BITS:
+                value = getattr(codecs, _BITS[name]).encode(value)
+            elif name in ("clicked", "opened"):
                 value = set(value)
+            elif name == "matches":
+                value = {k: (int(v[0]), float(v[1])) for k, v in value.items()}
             setattr(p, name, value)
         return p
+
+    def names(self, attr: str, codecs: Codecs) -> list[str]:
+        """The names in one of the bit sets (`lists`, `dynamic`, `tags`, `latched`)."""
+        return getattr(codecs, _BITS[attr]).decode(getattr(self, attr))
 
     def field(self, name: str) -> Any:
         return self.fields.get(name) if self.fields else None

@@ -11,7 +11,7 @@ import orjson
 from mrules.cli.common import fail
 from mrules.cli.run_cmd import open_store
 from mrules.outputs import action_record, prospect_record
-from mrules.state import Prospect
+from mrules.state import Codecs, Prospect
 
 __all__ = ["COMMANDS", "explanation"]
 
@@ -157,7 +157,10 @@ def explain(email: str, store_path: str, fmt: str) -> None:
             if data is None:
                 fail(f"no prospect '{key}' in {store.path}", 1)
                 return
-            state = prospect_record(Prospect.from_json(data), store.crm_pending(key))
+            codecs = Codecs()
+            state = prospect_record(
+                Prospect.from_json(data, codecs), codecs, store.crm_pending(key)
+            )
             rows = [action_record(r) for r in store.ledger(prospect=key)]
     finally:
         store.close()

@@ -12,7 +12,7 @@ import orjson
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
 from mrules.outputs import prospect_record
-from mrules.state import Prospect
+from mrules.state import Codecs, Prospect
 
 __all__ = ["COMMANDS"]
 
@@ -45,12 +45,13 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
             for row in store.crm_pending():
                 pending[row[2]].append(row)
             wanted = {e.strip().lower() for e in emails}
+            codecs = Codecs()
             out = sys.stdout.buffer
             for email, data in store.prospects():
                 if wanted and email not in wanted:
                     continue
-                p = Prospect.from_json(data)
-                out.write(orjson.dumps(prospect_record(p, pending[email])) + b"\n")
+                p = Prospect.from_json(data, codecs)
+                out.write(orjson.dumps(prospect_record(p, codecs, pending[email])) + b"\n")
             out.flush()
     finally:
         store.close()
