@@ -1,3 +1,57 @@
-"""mrules: marketing automation as code."""
+"""mrules: marketing automation as code.
+
+The library's verbs, for scripts and tests (the CLI is a thin shell over them):
+
+>>> import mrules
+>>> loaded = mrules.parse('list "MQL"\\non submit of form "F" { add to list "MQL" }\\nform "F"')
+>>> [d.code for d in mrules.check(loaded.program)]
+[]
+>>> rules = mrules.compile(loaded.program, loaded.sources)
+>>> sorted(rules.blocks)
+[('form_submit', 'F')]
+
+`mrules.load(paths)` reads rule folders and files like the CLI does; the
+engine is `mrules.engine.Engine`, its store `mrules.store.Store`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "check", "compile", "load", "parse"]
+
+if TYPE_CHECKING:
+    from mrules.ast import Program
+    from mrules.compiler import CompiledRuleSet
+    from mrules.diagnostics import Diagnostic
+    from mrules.loader import LoadResult
+    from mrules.source import Source
+
+
+def load(paths: Any) -> LoadResult:
+    """Read and parse rule files and folders (includes followed); see `mrules.loader.load`."""
+    from mrules.loader import load as _load
+
+    return _load(paths)
+
+
+def parse(text: str, path: str = "<string>") -> LoadResult:
+    """Parse one rule text; library includes work. Diagnostics are in the result."""
+    from mrules.loader import load_text
+
+    return load_text(text, path)
+
+
+def check(program: Program) -> list[Diagnostic]:
+    """Every diagnostic of a parsed program, sorted by place."""
+    from mrules.checker import check as _check
+
+    return _check(program)
+
+
+def compile(program: Program, sources: dict[str, Source] | None = None) -> CompiledRuleSet:
+    """A checked program compiled for the engine; `sources` give the ledger file:line."""
+    from mrules.compiler import compile_program
+
+    return compile_program(program, sources)
