@@ -164,7 +164,7 @@ def record(p: Any, names: Iterable[str] = CORE + INTERNAL, codecs: Any = None,
     out = {}
     for name in names:
         v = getattr(p, name, None)
-        if codecs is not None and name in ("lists", "dynamic", "tags"):
+        if codecs is not None and name in ("lists", "dynamic", "tags", "opened"):
             v = p.names(name, codecs)
         elif name == "matches":
             v = {k: int(m[0]) for k, m in (v or {}).items()}

@@ -476,9 +476,10 @@ class Engine:
     def _seen_open(self, p: Prospect, email: str) -> bool:
         if not self.settings.email_open_first_only:
             return False
-        if p.opened and email in p.opened:
+        bit = self.cs.codecs.emails.bit(email)
+        if p.opened & bit:
             return True
-        p.opened = (p.opened or set()) | {_intern(email)}
+        p.opened |= bit
         return False
 
     def _identify(self, e: Event) -> None:
@@ -796,6 +797,8 @@ class Engine:
         if before == value:
             return
         name = _intern(name)  # one str per field name, not one per prospect
+        if type(value) is str and len(value) <= 40:
+            value = _intern(value)  # picklist values, countries, sizes: shared, not copied
         if p.fields is None:
             p.fields = {}
         p.fields[name] = value

@@ -79,14 +79,21 @@ class NameBits:
 
 @dataclass(frozen=True)
 class Codecs:
-    """The name-to-bit tables of one rule set: lists (static and dynamic), tags, rules."""
+    """The name-to-bit tables of one rule set: lists (static and dynamic), tags, rules, emails."""
 
     lists: NameBits = field(default_factory=NameBits)
     tags: NameBits = field(default_factory=NameBits)
     rules: NameBits = field(default_factory=NameBits)
+    emails: NameBits = field(default_factory=NameBits)
 
 
-_BITS = {"lists": "lists", "dynamic": "lists", "tags": "tags", "latched": "rules"}
+_BITS = {
+    "lists": "lists",
+    "dynamic": "lists",
+    "tags": "tags",
+    "latched": "rules",
+    "opened": "emails",
+}
 
 
 class Prospect:
@@ -150,7 +157,7 @@ class Prospect:
         self.throttle: dict[str, float] | None = None  # "score|asset" -> last time
         self.clicked: set[str] | None = None  # "email|url" links already clicked
         self.notified: dict[str, float] | None = None  # page action -> last notification
-        self.opened: set[str] | None = None  # emails opened (first-open scoring)
+        self.opened = 0  # emails opened (first-open scoring), as bits of Codecs.emails
         # When our value of a `prefer most recent` field last changed (event time).
         self.stamps: dict[str, float] | None = None
 
@@ -179,7 +186,7 @@ class Prospect:
         for name, value in raw.items():
             if name in _BITS:
                 value = getattr(codecs, _BITS[name]).encode(value)
-            elif name in ("clicked", "opened"):
+            elif name == "clicked":
                 value = set(value)
             elif name == "matches":
                 value = {k: (int(v[0]), float(v[1])) for k, v in value.items()}
@@ -187,7 +194,7 @@ class Prospect:
         return p
 
     def names(self, attr: str, codecs: Codecs) -> list[str]:
-        """The names in one of the bit sets (`lists`, `dynamic`, `tags`, `latched`)."""
+        """The names in a bit set (`lists`, `dynamic`, `tags`, `latched`, `opened`)."""
         return getattr(codecs, _BITS[attr]).decode(getattr(self, attr))
 
     def field(self, name: str) -> Any:
