@@ -47,7 +47,7 @@ from mrules.engine import Engine
 from mrules.events import read_events
 from mrules.loader import load
 from mrules.outputs import ActionLog
-from mrules.state import Codecs, Prospect, Visitor
+from mrules.state import Codecs, Prospect
 from mrules.store import Batch, Store
 
 __all__ = ["NullStore", "Run", "deep_size", "differential", "ensure_inputs", "main",
@@ -264,8 +264,9 @@ def differential(mrules_db: Path, baseline_db: Path | None, baseline: hw.Baselin
             lambda r: (*r[:4], _payload(r[4])))
     compare("crm work", "SELECT seq, ts, prospect, kind, payload FROM crm_pending ORDER BY seq",
             lambda r: (*r[:4], _payload(r[4])))
-    compare("visitors", "SELECT visitor, prospect, history FROM visitors ORDER BY visitor",
-            lambda r: (r[0], r[1], _loads(r[2])))
+    # Tied visitors only: mrules keeps anonymous views in `activities` alone (compared below).
+    compare("visitors", "SELECT visitor, prospect FROM visitors WHERE prospect IS NOT NULL"
+            " ORDER BY visitor", lambda r: r)
     compare("activities", "SELECT prospect, visitor, ts, type, asset, url, line FROM activities"
             " ORDER BY id", lambda r: r)
     return count, diffs
@@ -311,7 +312,7 @@ def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dic
     with Store.open(db, readonly=True) as store:
         codecs = Codecs()
         prospects = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
-        visitors = {vid: Visitor.from_row(vid, pr, h) for vid, pr, h in store.visitors()}
+        visitors = {vid: pr for vid, pr, _ in store.visitors() if pr is not None}
         gc.collect()
         loaded = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()

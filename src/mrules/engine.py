@@ -49,7 +49,7 @@ from mrules.compiler import (
     RuleRef,
 )
 from mrules.events import Event, Reject
-from mrules.state import Prospect, Visitor, grade_letter
+from mrules.state import Prospect, grade_letter
 from mrules.store import Batch, Store
 from mrules.urls import normalize_url
 
@@ -121,7 +121,11 @@ class Engine:
         self.settings = rules.settings
         self.summary = RunSummary()
         self.prospects: dict[str, Prospect] = {}
-        self.visitors: dict[str, Visitor] = {}
+        # Visitors tied to a prospect (visitor id -> the prospect's email). Anonymous
+        # views live in the store's activities table, and in `_anonymous` until the
+        # batch holding them commits: memory holds no history.
+        self.visitors: dict[str, str] = {}
+        self._anonymous: dict[str, list[tuple[float, str]]] = {}
         self.applied: set[str] = set()
         self.clock: float | None = None
         self.now = 0.0
@@ -177,7 +181,11 @@ class Engine:
         st = self.store
         codecs = self.cs.codecs
         self.prospects = {email: Prospect.from_json(data, codecs) for email, data in st.prospects()}
-        self.visitors = {vid: Visitor.from_row(vid, pr, h) for vid, pr, h in st.visitors()}
+        self.visitors = {
+            vid: self.prospects[pr].email if pr in self.prospects else pr
+            for vid, pr, _ in st.visitors()
+            if pr is not None
+        }
         self.applied = st.applied_ids()
         self.clock = st.clock()
         self.now = self.clock or 0.0
@@ -333,9 +341,7 @@ class Engine:
             _forget_expired(prospects[email], now, self._throttle, self._notify_window)
         b.prospects = {email: prospects[email].to_json(codecs) for email in self.dirty}
         visitors = self.visitors
-        b.visitors = {
-            vid: (visitors[vid].prospect, visitors[vid].to_json()) for vid in self.dirty_visitors
-        }
+        b.visitors = {vid: (visitors[vid], b"[]") for vid in self.dirty_visitors}
         if self.shared_dirty:
             b.shared = {k: _json(v) for k, v in self.shared.items()}
         self.store.commit(b)
@@ -344,6 +350,7 @@ class Engine:
         self.batch = Batch(source=self.source, line=line, clock=self.clock)
         self.dirty = set()
         self.dirty_visitors = set()
+        self._anonymous = {}  # committed: the store has these views now
         self.shared_dirty = False
 
     # ------------------------------------------------------------- identities
@@ -369,27 +376,30 @@ class Engine:
         return ref
 
     def _tie_visitor(self, vid: str, p: Prospect) -> None:
-        """A visitor converts: its anonymous page views now count for p (never replayed)."""
-        v = self.visitors.get(vid)
-        if v is None:
-            v = self.visitors[vid] = Visitor(vid, p.email)
-            self.dirty_visitors.add(vid)
+        """A visitor converts: its anonymous page views now count for p (never replayed).
+
+        Only a visitor's first tie can find anonymous views: once tied, its views
+        are its prospect's.
+        """
+        known = self.visitors.get(vid)
+        if known == p.email:
             return
-        if v.prospect == p.email and not v.history:
-            return
-        v.prospect = p.email
+        self.visitors[vid] = p.email
         self.dirty_visitors.add(vid)
-        if v.history:
-            points = self.cs.scoring.get("page_view")
-            for ts, url in v.history:
-                self._visited(p, url, ts)
-                if points:
-                    self._score(
-                        p, points[1], points[0], {"activity": "page view", "attached_from": vid}
-                    )
-            v.history = None
-            self.batch.attach_visitor.append((vid, p.email))
-            self.changed.update(("act", "score", "time"))
+        if known is not None:
+            return
+        history = self.store.anonymous_views(vid) + self._anonymous.pop(vid, [])
+        if not history:
+            return
+        points = self.cs.scoring.get("page_view")
+        for ts, url in history:
+            self._visited(p, url, ts)
+            if points:
+                self._score(
+                    p, points[1], points[0], {"activity": "page view", "attached_from": vid}
+                )
+        self.batch.attach_visitor.append((vid, p.email))
+        self.changed.update(("act", "score", "time"))
 
     # --------------------------------------------------------------- handlers
 
@@ -401,16 +411,11 @@ class Engine:
             if e.visitor is not None:
                 self._tie_visitor(e.visitor, p)
         elif e.visitor is not None:
-            v = self.visitors.get(e.visitor)
-            if v is not None and v.prospect is not None:
-                p = self._prospect(v.prospect, e)
-            else:
-                if v is None:
-                    v = self.visitors[e.visitor] = Visitor(e.visitor)
-                if v.history is None:
-                    v.history = []
-                v.history.append((e.ts_epoch, url))
-                self.dirty_visitors.add(e.visitor)
+            email = self.visitors.get(e.visitor)
+            if email is not None:
+                p = self._prospect(email, e)
+            else:  # anonymous: kept as an activity row until the visitor converts
+                self._anonymous.setdefault(e.visitor, []).append((e.ts_epoch, url))
                 self._activity(None, e)
                 return
         if p is None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "Visitor", "grade_letter", "grade_rank"]
+__all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "grade_letter", "grade_rank"]
 
 GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
 _RANK = {g: i for i, g in enumerate(GRADES)}
@@ -207,24 +207,3 @@ class Prospect:
             self.acts = {key: ts}
         elif acts.get(key, -1e18) < ts:
             acts[key] = ts
-
-
-class Visitor:
-    """A tracking cookie: anonymous page views until an event ties it to a prospect."""
-
-    __slots__ = ("history", "id", "prospect")
-
-    def __init__(self, vid: str, prospect: str | None = None) -> None:
-        self.id = vid
-        self.prospect = prospect
-        self.history: list[tuple[float, str]] | None = None  # (time, url) while anonymous
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.history or [])
-
-    @classmethod
-    def from_row(cls, vid: str, prospect: str | None, history: bytes) -> Visitor:
-        v = cls(vid, prospect)
-        h = orjson.loads(history) if history else []
-        v.history = [tuple(x) for x in h] or None  # type: ignore[misc]
-        return v

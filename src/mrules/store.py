@@ -387,6 +387,14 @@ class Store:
         """Every visitor as (visitor, prospect or None, history), ordered by visitor."""
         return self._iter("SELECT visitor, prospect, history FROM visitors ORDER BY visitor")
 
+    def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
+        """A visitor's committed anonymous page views as (ts, url), in arrival order."""
+        sql = (
+            "SELECT ts, url FROM activities WHERE visitor = ? AND prospect IS NULL"
+            " AND type = 'page_view' ORDER BY id"
+        )
+        return [(ts, url or "") for ts, url in self._all(sql, (visitor,))]
+
     def shared(self) -> dict[str, str]:
         """State shared across prospects (round-robin counters, throttles): key -> JSON text."""
         return dict(self._all("SELECT key, value FROM shared"))
