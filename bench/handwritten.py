@@ -170,7 +170,9 @@ def record(p: Any, names: Iterable[str] = CORE + INTERNAL, codecs: Any = None,
             v = {k: int(m[0]) for k, m in (v or {}).items()}
             if codecs is not None:
                 v.update(dict.fromkeys(p.names("latched", codecs), 1))
-        elif name == "acts" and tracked is not None:
+        elif codecs is not None and name in ("fields", "acts"):
+            v = dict(zip(v[::2], v[1::2], strict=True)) if v else None
+        if name == "acts" and tracked is not None:
             v = {k: t for k, t in (v or {}).items() if k in tracked}
         if v is None or v == {} or v == set() or v == []:
             v = None

@@ -335,16 +335,16 @@ class _CriterionCompiler:
             key = f"{node.verb}|{node.asset_kind}|{node.name.text if node.name else ''}"
         key = self.rs.activity_keys.setdefault(key, key)  # one shared str per key
         if node.within_days is None:
-            return lambda p, now: bool(p.acts) and key in p.acts  # type: ignore[operator]
+            return lambda p, now: p.act(key) is not None
         reads.add("time")
         window = node.within_days * DAY
 
         def within(p: Prospect, now: float) -> bool:
-            t = p.acts.get(key) if p.acts else None
+            t = p.act(key)
             return t is not None and now - t <= window
 
         def window_ends(p: Prospect) -> float | None:
-            t = p.acts.get(key) if p.acts else None
+            t = p.act(key)
             return None if t is None else t + window + _EPSILON
 
         self.timers.append(window_ends)
@@ -459,7 +459,7 @@ def _field_getter(name: str) -> Callable[[Prospect], Any]:
         return lambda p: p.email
     if name == "opted_out":
         return lambda p: p.opted_out
-    return lambda p: p.fields.get(name) if p.fields else None
+    return lambda p: p.field(name)
 
 
 def _converter(ftype: str, sample: Any) -> Callable[[Any], Any]:

@@ -804,9 +804,7 @@ class Engine:
         name = _intern(name)  # one str per field name, not one per prospect
         if type(value) is str and len(value) <= 40:
             value = _intern(value)  # picklist values, countries, sizes: shared, not copied
-        if p.fields is None:
-            p.fields = {}
-        p.fields[name] = value
+        p.set_field(name, value)
         if name in self.cs.most_recent:
             p.stamps = {**(p.stamps or {}), name: self.event_ts}
         self.changed.add("f:" + name)
@@ -952,7 +950,7 @@ class Engine:
         self._outbox(p, ref, "notify", {"to": to, "prospect": p.email})
 
     def autoresponder(self, p: Prospect, ref: RuleRef, email: str, asset_key: str | None) -> None:
-        if p.opted_out or (p.fields and p.fields.get("do_not_email") is True):
+        if p.opted_out or p.field("do_not_email") is True:
             self.summary.actions["autoresponder skipped (opted out)"] += 1
             return
         if (

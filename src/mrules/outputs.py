@@ -117,7 +117,7 @@ def prospect_record(
         "category_scores": p.categories or {},
         "grade": p.grade,
         "profile": p.profile,
-        "fields": p.fields or {},
+        "fields": p.field_items(),
         "lists": p.names("lists", codecs),
         "dynamic_lists": p.names("dynamic", codecs),
         "tags": p.names("tags", codecs),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any
 
 import orjson
@@ -135,7 +136,7 @@ class Prospect:
         self.created = created
         self.score = 0
         self.categories: dict[str, int] | None = None
-        self.fields: dict[str, Any] | None = None
+        self.fields: tuple[Any, ...] | None = None  # (name, value, name, value, …): see field()
         self.lists = 0  # static lists, as bits of Codecs.lists
         self.dynamic = 0  # dynamic lists, as bits of Codecs.lists
         self.tags = 0  # as bits of Codecs.tags
@@ -151,7 +152,7 @@ class Prospect:
         self.grade: str | None = None  # None until a criterion of the profile is known
         self.criteria: dict[str, int] | None = None  # "profile|criterion" -> +1 / -1
         self.last_activity: float | None = None
-        self.acts: dict[str, float] | None = None  # activity key a rule reads -> last time
+        self.acts: tuple[Any, ...] | None = None  # (key, last time, …) for keys a rule reads
         self.latched = 0  # rules that fire once and have fired, as bits of Codecs.rules
         self.matches: dict[str, tuple[int, float]] | None = None  # repeating rule -> (count, last)
         self.throttle: dict[str, float] | None = None  # "score|asset" -> last time
@@ -174,6 +175,8 @@ class Prospect:
                 if not value:
                     continue
                 value = getattr(codecs, _BITS[name]).decode(value)
+            elif name in _PAIRS:
+                value = dict(zip(value[::2], value[1::2], strict=True))
             elif isinstance(value, set):
                 value = sorted(value)
             out[name] = value
@@ -188,6 +191,8 @@ class Prospect:
                 value = getattr(codecs, _BITS[name]).encode(value)
             elif name == "clicked":
                 value = set(value)
+            elif name in _PAIRS:
+                value = tuple(x for k, v in value.items() for x in (intern(k), v)) or None
             elif name == "matches":
                 value = {k: (int(v[0]), float(v[1])) for k, v in value.items()}
             setattr(p, name, value)
@@ -197,13 +202,44 @@ class Prospect:
         """The names in a bit set (`lists`, `dynamic`, `tags`, `latched`, `opened`)."""
         return getattr(codecs, _BITS[attr]).decode(getattr(self, attr))
 
+    # Fields and activity times are small maps (a handful of entries): a flat tuple of
+    # pairs costs a third of a dict, and a scan over a few interned keys is as fast.
     def field(self, name: str) -> Any:
-        return self.fields.get(name) if self.fields else None
+        return _get(self.fields, name)
+
+    def set_field(self, name: str, value: Any) -> None:
+        self.fields = _put(self.fields, name, value)
+
+    def field_items(self) -> dict[str, Any]:
+        pairs = self.fields or ()
+        return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+    def act(self, key: str) -> float | None:
+        """The last time of an activity key, or None."""
+        return _get(self.acts, key)
 
     def touch(self, key: str, ts: float) -> None:
         """Record an activity key at time ts (keeping the latest time)."""
-        acts = self.acts
-        if acts is None:
-            self.acts = {key: ts}
-        elif acts.get(key, -1e18) < ts:
-            acts[key] = ts
+        last = _get(self.acts, key)
+        if last is None or last < ts:
+            self.acts = _put(self.acts, key, ts)
+
+
+_PAIRS = ("fields", "acts")
+
+
+def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:
+    if pairs:
+        for i in range(0, len(pairs), 2):
+            if pairs[i] == key:
+                return pairs[i + 1]
+    return None
+
+
+def _put(pairs: tuple[Any, ...] | None, key: str, value: Any) -> tuple[Any, ...]:
+    if pairs:
+        for i in range(0, len(pairs), 2):
+            if pairs[i] == key:
+                return (*pairs[: i + 1], value, *pairs[i + 2 :])
+        return (*pairs, key, value)
+    return (key, value)
