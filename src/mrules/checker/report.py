@@ -16,6 +16,20 @@ def _span(where: ast.Node | ast.Span) -> ast.Span:
     return where if isinstance(where, ast.Span) else where.span
 
 
+def _make(
+    severity: Severity,
+    code: str,
+    message: str,
+    path: str,
+    where: ast.Node | ast.Span,
+    hint: str | None,
+    related: Iterable[Related],
+) -> Diagnostic:
+    span = _span(where)
+    return Diagnostic(code=code, severity=severity, message=message, path=path,
+                      start=span.start, end=span.end, related=tuple(related), hint=hint)
+
+
 def error(
     code: str,
     message: str,
@@ -26,9 +40,7 @@ def error(
     related: Iterable[Related] = (),
 ) -> Diagnostic:
     """An error: something that cannot work as written."""
-    span = _span(where)
-    return Diagnostic(code=code, severity=Severity.ERROR, message=message, path=path,
-                      start=span.start, end=span.end, related=tuple(related), hint=hint)
+    return _make(Severity.ERROR, code, message, path, where, hint, related)
 
 
 def warning(
@@ -41,9 +53,7 @@ def warning(
     related: Iterable[Related] = (),
 ) -> Diagnostic:
     """A warning: something that works but is probably not what the author meant."""
-    span = _span(where)
-    return Diagnostic(code=code, severity=Severity.WARNING, message=message, path=path,
-                      start=span.start, end=span.end, related=tuple(related), hint=hint)
+    return _make(Severity.WARNING, code, message, path, where, hint, related)
 
 
 def note(path: str, where: ast.Node | ast.Span, message: str) -> Related:
