@@ -153,7 +153,6 @@ class CompiledRuleSet:
     grade_start: int
     crm_fields: dict[str, tuple[str, str]]  # CRM field (casefolded) -> (field, prefer)
     most_recent: frozenset[str]  # fields mapped `prefer most recent`: their changes are stamped
-    field_types: dict[str, str]
     auto_create: bool
     create_on_assignment: str
     grade_of: Callable[[Prospect], int | None]  # grade rank, None while ungraded
@@ -798,7 +797,6 @@ class _Builder:
             most_recent=frozenset(
                 f for f, prefer in crm_fields.values() if prefer == "most recent"
             ),
-            field_types={n: f.type for n, f in self.symbols.fields.items()},
             auto_create=auto_create,
             create_on_assignment=create_on,
             grade_of=self.grade_rank_of,

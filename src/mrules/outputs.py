@@ -9,7 +9,7 @@ from the store's rejects at the end of every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,8 +161,3 @@ def render_summary(
     t.add_row("events/s", f"{s.events_per_second:,.0f}")
     t.add_row("store", str(store_path))
     console.print(t)
-
-
-def iter_jsonl(records: Iterable[dict[str, Any]]) -> Iterator[bytes]:
-    for r in records:
-        yield orjson.dumps(r) + b"\n"
