@@ -12,8 +12,13 @@ One event at a time, in stream order:
    then data changes in declared order, then automation rules, then
    notifications, autoresponders and tasks);
 5. settle the prospect: re-evaluate only the automation rules and dynamic
-   lists that read a fact the event changed (`CompiledRuleSet.candidates`),
-   in priority order, until nothing changes.
+   lists that read a fact the event changed (`CompiledRuleSet.candidates`;
+   every rule for a new prospect), in priority order, until nothing changes.
+
+Ticks (and `--now`) re-check time-based rules only for the prospects whose
+next threshold has passed: a heap of wake-up times fed by the compiled
+timers (`_tick_all`). Anonymous page views are not kept in memory: they are
+activity rows, read back from the store when the visitor converts.
 
 Every change goes to the ledger (the `explain` command and `--actions` read
 it); notifications and autoresponders go to the outbox; work that needs the
