@@ -30,8 +30,18 @@ __all__ = [
 ]
 
 
+_dumps = orjson.dumps
+
+
 def _loads(text: Any) -> Any:
     return None if text is None else orjson.loads(text)
+
+
+def _raw(text: str | bytes | None) -> bytes:
+    """Stored JSON text as bytes to embed (NULL in the store is JSON null)."""
+    if text is None:
+        return b"null"
+    return text.encode() if isinstance(text, str) else text
 
 
 def action_record(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -64,13 +74,71 @@ class ActionLog:
 
     def write(self, rows: Iterable[tuple[Any, ...]]) -> None:
         out = []
+        line = self._line
         for row in rows:
             if row[0] > self.last:
-                out.append(orjson.dumps(action_record(row)))
+                out.append(line(row))
                 self.last = row[0]
         if out:
             self.file.write(b"\n".join(out) + b"\n")
             self.file.flush()
+
+    _time_of: tuple[float | None, bytes] = (None, b"null")
+
+    def _line(self, row: tuple[Any, ...]) -> bytes:
+        """`orjson.dumps(action_record(row))`, without decoding the stored JSON to re-encode it.
+
+        The ledger keeps args, before and after as JSON text already; the time
+        text is cached, since the rows of one event share it.
+        """
+        (
+            seq,
+            ts,
+            prospect,
+            kind,
+            name,
+            loc,
+            source,
+            line,
+            event_id,
+            action,
+            args,
+            before,
+            after,
+        ) = row
+        if self._time_of[0] != ts:
+            self._time_of = (ts, _dumps(iso(ts)))
+        return b"".join(
+            (
+                b'{"seq":',
+                str(seq).encode(),
+                b',"time":',
+                self._time_of[1],
+                b',"prospect":',
+                _dumps(prospect),
+                b',"rule":{"kind":',
+                _dumps(kind),
+                b',"name":',
+                _dumps(name),
+                b',"at":',
+                _dumps(loc),
+                b'},"event":{"line":',
+                _dumps(line or None),
+                b',"id":',
+                _dumps(event_id),
+                b',"source":',
+                _dumps(source),
+                b'},"action":',
+                _dumps(action),
+                b',"args":',
+                _raw(args),
+                b',"before":',
+                _raw(before),
+                b',"after":',
+                _raw(after),
+                b"}",
+            )
+        )
 
     def close(self) -> None:
         self.file.close()
