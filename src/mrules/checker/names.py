@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.visit import nodes
-from mrules.diagnostics import Diagnostic
+from mrules.diagnostics import Diagnostic, Related
 from mrules.symbols import Symbols
 
 __all__ = ["check_duplicates", "check_references"]
@@ -176,12 +176,9 @@ class _Resolver:
             return
         known = [c.name.text for c in decl.node.criteria]
         if crit.text not in known:
-            yield report.error(
-                "MR114", f"profile '{profile.text}' has no criterion '{crit.text}'",
-                path, crit, hint=report.did_you_mean(crit.text, known)
-                or "criteria: " + ", ".join(known),
-                related=[report.note(decl.path, decl.name, "profile declared here")],
-            )
+            yield _not_among("MR114", f"profile '{profile.text}' has no criterion '{crit.text}'",
+                             path, crit, known, "criteria",
+                             report.note(decl.path, decl.name, "profile declared here"))
 
     def crm_campaign(self, name: ast.Name, status: ast.Name | None, path: str
                      ) -> Iterator[Diagnostic]:
@@ -195,12 +192,10 @@ class _Resolver:
             return
         statuses = [s.text for s in node.statuses.values]
         if status.text not in statuses:
-            yield report.error(
+            yield _not_among(
                 "MR112", f"crm campaign '{name.text}' has no member status '{status.text}'",
-                path, status, hint=report.did_you_mean(status.text, statuses)
-                or "statuses: " + ", ".join(statuses),
-                related=[report.note(decl.path, node.statuses, "statuses declared here")],
-            )
+                path, status, statuses, "statuses",
+                report.note(decl.path, node.statuses, "statuses declared here"))
 
 
 def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
@@ -208,3 +203,12 @@ def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
     resolver = _Resolver(sym)
     for path, node in nodes(program):
         yield from resolver.node(node, path)
+
+
+def _not_among(code: str, message: str, path: str, name: ast.Name, choices: list[str],
+               plural: str, declared: Related) -> Diagnostic:
+    """A name that is not one of a declaration's members, with a suggestion."""
+    return report.error(code, message, path, name,
+                        hint=report.did_you_mean(name.text, choices)
+                        or f"{plural}: " + ", ".join(choices),
+                        related=[declared])
