@@ -55,7 +55,8 @@ from mrules.compiler import (
 )
 from mrules.events import Event, Reject
 from mrules.state import Prospect, grade_letter
-from mrules.store import Batch, Store
+from mrules.store import Batch
+from mrules.storeapi import StateStore
 from mrules.urls import normalize_url
 
 __all__ = ["Engine", "RunSummary", "iso"]
@@ -109,10 +110,11 @@ class Engine:
     def __init__(
         self,
         rules: CompiledRuleSet,
-        store: Store,
+        store: StateStore,
         *,
         source: str = "-",
-        batch_size: int = 2000,
+        batch_size: int = 20_000,
+        commit_seconds: float | None = None,
         on_commit: Callable[[Batch], None] | None = None,
         exhaustive_ticks: bool = False,
         source_label: str | None = None,
@@ -122,6 +124,7 @@ class Engine:
         self.source = source  # the stream's identity in the store (an absolute path)
         self.source_label = source_label or source  # how the ledger shows it
         self.batch_size = batch_size
+        self.commit_seconds = commit_seconds
         self.on_commit = on_commit
         self.settings = rules.settings
         self.summary = RunSummary()
@@ -285,10 +288,13 @@ class Engine:
         now: float | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> RunSummary:
-        """Apply a stream; commit every `batch_size` lines and at the end."""
+        """Apply a stream; commit every `batch_size` lines (or `commit_seconds`) and at the end."""
         started = time.perf_counter()
         summary = self.summary
         batch_size = self.batch_size
+        every = self.commit_seconds
+        clock = time.monotonic
+        last_commit = clock()
         pending = 0
         last_line = self.summary.resumed_from
         for item in items:
@@ -300,8 +306,11 @@ class Engine:
             else:
                 self.apply(item)
             pending += 1
-            if pending >= batch_size:
+            if pending >= batch_size or (
+                every is not None and not pending & 255 and clock() - last_commit >= every
+            ):
                 self.commit(last_line)
+                last_commit = clock()
                 pending = 0
                 if progress:
                     progress(summary.lines)

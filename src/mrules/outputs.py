@@ -9,7 +9,8 @@ from the store's rejects at the end of every run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,11 +20,12 @@ from rich.table import Table
 
 from mrules.engine import RunSummary, iso
 from mrules.state import Codecs, Prospect
-from mrules.store import Store
+from mrules.storeapi import StateStore
 
 __all__ = [
     "ActionLog",
     "action_record",
+    "export_records",
     "prospect_record",
     "render_summary",
     "write_rejects",
@@ -63,7 +65,7 @@ def action_record(row: tuple[Any, ...]) -> dict[str, Any]:
 class ActionLog:
     """The `--actions` JSONL file, kept exactly in step with the store's ledger."""
 
-    def __init__(self, path: Path, store: Store) -> None:
+    def __init__(self, path: Path, store: StateStore) -> None:
         self.path = path
         last = _last_seq(path)
         if last is None:  # a new file holds this run's actions only
@@ -157,7 +159,7 @@ def _last_seq(path: Path) -> int | None:
         return None
 
 
-def write_rejects(path: Path, store: Store, source: str) -> int:
+def write_rejects(path: Path, store: StateStore, source: str) -> int:
     """Rewrite the rejects file from the store; returns how many lines it has."""
     rows = list(store.rejects(source))
     if not rows:
@@ -201,6 +203,26 @@ def prospect_record(
             for seq, ts, _email, kind, payload, *_ in pending
         ],
     }
+
+
+def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+    """Every prospect of the store (or only `emails`) as `state export` prints it, by email.
+
+    Read inside one snapshot: the states and the pending CRM work are of one commit.
+    """
+    with store.snapshot():
+        pending: dict[str, list[Any]] = defaultdict(list)
+        for row in store.crm_pending():
+            pending[row[2]].append(row)
+        wanted = {e.strip().lower() for e in emails}
+        codecs = Codecs()
+        records = []
+        for email, data in store.prospects():
+            if wanted and email not in wanted:
+                continue
+            p = Prospect.from_json(data, codecs)
+            records.append(prospect_record(p, codecs, pending[email]))
+    return iter(records)
 
 
 def render_summary(

@@ -365,6 +365,18 @@ class Store:
         """The ids of every applied event (for the engine's in-memory dedupe set)."""
         return {row[0] for row in self._all("SELECT id FROM applied")}
 
+    def applied_among(self, ids: list[str]) -> set[str]:
+        """Which of these event ids a committed batch applied (one query for many ids)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._all(f"SELECT id FROM applied WHERE id IN ({marks})", tuple(chunk))
+            )
+        return found
+
     def has_applied(self, event_id: str) -> bool:
         """Whether the event with this id was applied by a committed batch."""
         return self._one("SELECT 1 FROM applied WHERE id = ?", (event_id,)) is not None

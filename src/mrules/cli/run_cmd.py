@@ -9,15 +9,16 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from mrules import api, storeapi
 from mrules.checker import check
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_REJECTS, fail, load_or_exit
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
-from mrules.engine import Engine
-from mrules.events import EventSourceError, parse_timestamp, read_events
+from mrules.events import EventSourceError, parse_timestamp
 from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_rejects
-from mrules.store import Store, StoreError, StoreLocked
+from mrules.store import StoreError, StoreLocked
+from mrules.storeapi import MEMORY, StateStore
 
 __all__ = ["COMMANDS", "open_store", "rules_or_exit"]
 
@@ -38,9 +39,12 @@ def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return compile_program(result.program, result.sources)
 
 
-def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Store:
+def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> StateStore:
+    """The store a `--store` value names (`:memory:` is a new in-memory store), or exit 2."""
+    if path == MEMORY and readonly:
+        fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
     try:
-        return Store.open(path, wait=wait, readonly=readonly)
+        return storeapi.open_store(path, wait=wait, readonly=readonly)
     except StoreLocked as e:
         fail(f"{e}; add --wait to wait for it to finish")
         raise AssertionError("unreachable") from e
@@ -79,11 +83,18 @@ def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Stor
 )
 @click.option("--wait", is_flag=True, help="Wait for a store another run holds, not refuse.")
 @click.option(
+    "--commit-every",
     "--batch-size",
-    default=2000,
+    "commit_every",
+    default=20_000,
     show_default=True,
     type=click.IntRange(1),
-    help="Events per store transaction.",
+    help="Events per store transaction (--batch-size is the old name).",
+)
+@click.option(
+    "--commit-seconds",
+    type=click.FloatRange(min=0.001),
+    help="Also commit when this many seconds have passed since the last commit.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary table.")
 def run(
@@ -94,14 +105,16 @@ def run(
     rejects_path: str | None,
     now: str | None,
     wait: bool,
-    batch_size: int,
+    commit_every: int,
+    commit_seconds: float | None,
     quiet: bool,
 ) -> None:
     """Run the rules in RULES over the JSONL events in EVENTS.
 
     RULES is a rule folder or file; EVENTS a .jsonl or .jsonl.gz file, or -
     for standard input (format: docs/events.md). Prospect state, the ledger
-    and the outbox go to the store. Running again on the same store resumes
+    and the outbox go to the store (--store :memory: keeps them in memory
+    only, for a trial run). Running again on the same store resumes
     after the last committed line of the same file; events whose id was
     already applied are skipped.
 
@@ -125,7 +138,11 @@ def run(
     if events != "-" and not Path(events).is_file():
         fail(f"{events}: no such file")
     store = open_store(store_path, wait=wait)
-    rejects_file = Path(rejects_path) if rejects_path else _beside(store.path, ".rejects.jsonl")
+    in_memory = store_path == MEMORY
+    if rejects_path:
+        rejects_file: Path | None = Path(rejects_path)
+    else:
+        rejects_file = None if in_memory else _beside(store.path, ".rejects.jsonl")
     console = Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
@@ -134,16 +151,8 @@ def run(
     try:
         if actions_path:
             log = ActionLog(Path(actions_path), store)
-        engine = Engine(
-            compiled,
-            store,
-            source=source,
-            source_label=display_path(events),
-            batch_size=batch_size,
-            on_commit=(lambda b: log.write(b.ledger)) if log else None,
-        )
-        start_line = engine.start()
-        stream = read_events(sys.stdin.buffer if events == "-" else events, start_line=start_line)
+        on_commit = (lambda b: log.write(b.ledger)) if log else None
+        stream_in = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
             with Progress(
                 SpinnerColumn(),
@@ -153,15 +162,37 @@ def run(
                 transient=True,
             ) as bar:
                 task = bar.add_task("events", total=None)
-                summary = engine.run(
-                    stream,
+                result = api.run(
+                    compiled,
+                    stream_in,
+                    store,
                     now=now_ts,
+                    commit_every=commit_every,
+                    commit_seconds=commit_seconds,
+                    on_commit=on_commit,
+                    source=source,
+                    label=display_path(events),
                     progress=lambda n: bar.update(task, description=f"{n:,} lines"),
                 )
         else:
-            summary = engine.run(stream, now=now_ts)
-        write_rejects(rejects_file, store, source)
+            result = api.run(
+                compiled,
+                stream_in,
+                store,
+                now=now_ts,
+                commit_every=commit_every,
+                commit_seconds=commit_seconds,
+                on_commit=on_commit,
+                source=source,
+                label=display_path(events),
+            )
+        summary = result.summary
+        if rejects_file is not None:
+            write_rejects(rejects_file, store, source)
     except EventSourceError as e:
+        fail(str(e))
+        return
+    except StoreError as e:
         fail(str(e))
         return
     finally:
