@@ -7,8 +7,8 @@ The library's verbs, for scripts and tests (the CLI is a thin shell over them):
 >>> [d.code for d in mrules.check(loaded.program)]
 []
 >>> rules = mrules.compile(loaded.program, loaded.sources)
->>> sorted(rules.blocks)
-[('form_submit', 'F')]
+>>> sorted(rules.blocks) == [("form_submit", "F")]  # event types are `mrules.vocab` StrEnums
+True
 
 `mrules.load(paths)` reads rule folders and files like the CLI does.
 `mrules.run(rules, events, store=":memory:")` runs them (see `mrules.api`):

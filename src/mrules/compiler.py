@@ -31,6 +31,9 @@ from mrules.source import Source
 from mrules.state import GRADES, Codecs, Prospect, grade_rank
 from mrules.symbols import ACTIVITY_TYPES, Symbols, collect
 from mrules.urls import PageIndex, is_wildcard, normalize_url, wildcard_prefix
+from mrules.vocab import ASSET_EVENTS as _ASSET_EVENTS
+from mrules.vocab import TRIGGER_EVENTS as _TRIGGER_EVENTS
+from mrules.vocab import TRIGGERS
 
 if TYPE_CHECKING:
     from mrules.engine import Engine
@@ -51,25 +54,10 @@ __all__ = [
 Pred = Callable[[Prospect, float], bool]
 DAY = 86400.0
 
-# Event types that fire completion actions: (verb, asset kind).
-TRIGGER_EVENTS: dict[str, tuple[str, str]] = {
-    "form_submit": ("submit", "form"),
-    "form_handler_submit": ("submit", "form handler"),
-    "landing_page_submit": ("submit", "landing page"),
-    "file_download": ("download", "file"),
-    "custom_redirect_click": ("click", "custom redirect"),
-    "email_click": ("click", "email"),
-}
-# Event types that are activities on an asset: (criterion verb, asset kind).
-ASSET_EVENTS: dict[str, tuple[str, str]] = {
-    "form_submit": ("submitted", "form"),
-    "form_handler_submit": ("submitted", "form handler"),
-    "landing_page_submit": ("submitted", "landing page"),
-    "email_open": ("opened", "email"),
-    "email_click": ("clicked", "email"),
-    "file_download": ("downloaded", "file"),
-    "custom_redirect_click": ("clicked", "custom redirect"),
-}
+# Event types that fire completion actions, and that are activities on an asset: the
+# vocabulary's tables (`mrules.vocab`).
+TRIGGER_EVENTS: dict[str, tuple[str, str]] = _TRIGGER_EVENTS  # type: ignore[assignment]
+ASSET_EVENTS: dict[str, tuple[str, str]] = _ASSET_EVENTS  # type: ignore[assignment]
 
 PHASE_ASSIGN, PHASE_DATA, PHASE_SIDE = 0, 1, 2
 
@@ -668,7 +656,7 @@ class _Builder:
         crm_fields: dict[str, tuple[str, str]] = {}
         auto_create, create_on = False, "lead"
         keys: dict[str, str] = {}
-        event_for = {(verb, kind): etype for etype, (verb, kind) in TRIGGER_EVENTS.items()}
+        event_for = TRIGGERS
         for order, (path, item) in enumerate(self._items(), start=1):
             match item:
                 case ast.CompletionActions(trigger=t):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import Batch, StoreError
 
 __all__ = ["MemoryStore"]
@@ -112,26 +113,30 @@ class MemoryStore:
         rows = self._activities
         if prospect is not None:
             rows = [a for a in rows if a[0] == prospect]
-        return iter([tuple(a) for a in sorted(rows, key=lambda a: a[2])])
+        return iter([Activity._make(a) for a in sorted(rows, key=lambda a: a[2])])
 
     def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[tuple[Any, ...]]:
         return iter(
-            [e for e in self._ledger if e[0] > after_seq and (prospect is None or e[2] == prospect)]
+            [
+                LedgerEntry._make(e)
+                for e in self._ledger
+                if e[0] > after_seq and (prospect is None or e[2] == prospect)
+            ]
         )
 
     def max_seq(self) -> int:
         return self._max_seq
 
     def outbox(self) -> Iterator[tuple[Any, ...]]:
-        return iter(sorted(self._outbox, key=lambda r: r[0]))
+        return iter([Message._make(r) for r in sorted(self._outbox, key=lambda r: r[0])])
 
     def crm_pending(self, prospect: str | None = None) -> Iterator[tuple[Any, ...]]:
         rows = sorted(self._crm, key=lambda r: r[0])
-        return iter([r for r in rows if prospect is None or r[2] == prospect])
+        return iter([Message._make(r) for r in rows if prospect is None or r[2] == prospect])
 
     def rejects(self, source: str | None = None) -> Iterator[tuple[Any, ...]]:
         rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))
-        return iter([r for r in rows if source is None or r[0] == source])
+        return iter([RejectedLine._make(r) for r in rows if source is None or r[0] == source])
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[MemoryStore]:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mrules.engine import RunSummary, iso
+from mrules.records import LedgerEntry
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import StateStore
 
@@ -46,19 +47,19 @@ def _raw(text: str | bytes | None) -> bytes:
     return text.encode() if isinstance(text, str) else text
 
 
-def action_record(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A ledger row as one line of the action log (docs/outputs.md)."""
-    (seq, ts, prospect, kind, name, loc, source, line, event_id, action, args, before, after) = row
+def action_record(entry: LedgerEntry) -> dict[str, Any]:
+    """A ledger entry as one line of the action log (docs/outputs.md)."""
+    e = entry if type(entry) is LedgerEntry else LedgerEntry._make(entry)
     return {
-        "seq": seq,
-        "time": iso(ts),
-        "prospect": prospect,
-        "rule": {"kind": kind, "name": name, "at": loc},
-        "event": {"line": line or None, "id": event_id, "source": source},
-        "action": action,
-        "args": _loads(args),
-        "before": _loads(before),
-        "after": _loads(after),
+        "seq": e.seq,
+        "time": iso(e.ts),
+        "prospect": e.prospect,
+        "rule": {"kind": e.rule_kind, "name": e.rule_name, "at": e.rule_loc},
+        "event": {"line": e.line or None, "id": e.event_id, "source": e.source},
+        "action": str(e.action),
+        "args": _loads(e.args),
+        "before": _loads(e.before),
+        "after": _loads(e.after),
     }
 
 

@@ -35,7 +35,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import Any
 
 from mrules import __version__
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 
 __all__ = [
     "APPLICATION_ID",
@@ -415,17 +416,17 @@ class Store:
         """Activities as Batch.activities tuples, ordered by ts then insertion."""
         if prospect is None:
             sql = f"SELECT {_ACTIVITY_COLUMNS} FROM activities ORDER BY ts, id"
-            return self._iter(sql)
+            return self._iter(sql, make=Activity._make)
         sql = f"SELECT {_ACTIVITY_COLUMNS} FROM activities WHERE prospect = ? ORDER BY ts, id"
-        return self._iter(sql, (prospect,))
+        return self._iter(sql, (prospect,), make=Activity._make)
 
     def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[tuple[Any, ...]]:
         """Ledger entries as Batch.ledger tuples with seq > after_seq, ordered by seq."""
         if prospect is None:
             sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE seq > ? ORDER BY seq"
-            return self._iter(sql, (after_seq,))
+            return self._iter(sql, (after_seq,), make=LedgerEntry._make)
         sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE prospect = ? AND seq > ? ORDER BY seq"
-        return self._iter(sql, (prospect, after_seq))
+        return self._iter(sql, (prospect, after_seq), make=LedgerEntry._make)
 
     def max_seq(self) -> int:
         """The largest seq of ledger, outbox and crm_pending (one shared sequence); 0 if none."""
@@ -438,27 +439,29 @@ class Store:
 
     def outbox(self) -> Iterator[tuple[Any, ...]]:
         """Outbox messages as Batch.outbox tuples, ordered by seq."""
-        return self._iter("SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq")
+        sql = "SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq"
+        return self._iter(sql, make=Message._make)
 
     def crm_pending(self, prospect: str | None = None) -> Iterator[tuple[Any, ...]]:
         """CRM work not yet done, as Batch.crm_pending tuples, ordered by seq."""
         if prospect is None:
             sql = "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
-            return self._iter(sql + " ORDER BY seq")
+            return self._iter(sql + " ORDER BY seq", make=Message._make)
         sql = (
             "SELECT seq, ts, prospect, kind, payload FROM crm_pending"
             " WHERE prospect = ? AND done = 0 ORDER BY seq"
         )
-        return self._iter(sql, (prospect,))
+        return self._iter(sql, (prospect,), make=Message._make)
 
     def rejects(self, source: str | None = None) -> Iterator[tuple[Any, ...]]:
         """Rejected lines as (source, line, reason, text), ordered by source then line."""
         if source is None:
             return self._iter(
-                "SELECT source, line, reason, text FROM rejects ORDER BY source, line"
+                "SELECT source, line, reason, text FROM rejects ORDER BY source, line",
+                make=RejectedLine._make,
             )
         sql = "SELECT source, line, reason, text FROM rejects WHERE source = ? ORDER BY line"
-        return self._iter(sql, (source,))
+        return self._iter(sql, (source,), make=RejectedLine._make)
 
     def meta(self) -> dict[str, str]:
         """The meta table (schema_version, ruleset_version, clock, created_at, mrules_version)."""
@@ -580,14 +583,19 @@ class Store:
         except sqlite3.Error as e:
             raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e
 
-    def _iter(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[Any]:
+    def _iter(
+        self, sql: str, params: tuple[Any, ...] = (), make: Callable[[Any], Any] | None = None
+    ) -> Iterator[Any]:
         # Executed now, so a bad store fails at the call, not at the first next().
         cur = self._exec(self._connection(), sql, params)
-        return self._rows(cur)
+        return self._rows(cur, make)
 
-    def _rows(self, cur: sqlite3.Cursor) -> Iterator[Any]:
+    def _rows(self, cur: sqlite3.Cursor, make: Callable[[Any], Any] | None) -> Iterator[Any]:
         try:
-            yield from cur
+            if make is None:
+                yield from cur
+            else:
+                yield from map(make, cur)
         except sqlite3.Error as e:
             raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e
 
