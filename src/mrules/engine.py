@@ -36,6 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from sys import intern as _intern
 from typing import Any
 
@@ -54,6 +55,7 @@ from mrules.compiler import (
     RuleRef,
 )
 from mrules.events import Event, Reject
+from mrules.history import Row, json_text
 from mrules.state import Prospect, grade_letter
 from mrules.store import Batch
 from mrules.storeapi import StateStore
@@ -65,16 +67,7 @@ _dumps = orjson.dumps
 _INF = float("inf")
 
 
-def _json(value: Any) -> str:
-    """JSON text of a ledger value; the common scalars skip the encoder."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(value)
-    return _dumps(value).decode()
+_json = json_text
 
 
 def iso(ts: float | None) -> str | None:
@@ -134,7 +127,11 @@ class Engine:
         # batch holding them commits: memory holds no history.
         self.visitors: dict[str, str] = {}
         self._anonymous: dict[str, list[tuple[float, str]]] = {}
-        self.applied: set[str] = set()
+        # Event ids applied recently (a bounded window, oldest first); older ones are
+        # looked up in the store a chunk of events at a time (`_dedupe`).
+        self.applied: dict[str, None] = {}
+        self.window = max(1 << 18, 2 * batch_size)
+        self._ask_store = False  # whether the store may hold ids the window does not
         self.clock: float | None = None
         self.now = 0.0
         self.seq = 0
@@ -166,6 +163,8 @@ class Engine:
             "tick": self._tick,
         }
         self._event_ref: dict[str, RuleRef] = {}
+        self._row: Row | None = None  # the history row of the current event and prospect
+        self._rowed = False  # whether the current event has a row yet
         # Time-based rules: a heap of (when the outcome may next change, prospect),
         # and the prospects touched since the last tick with the clock they were
         # settled at (their next wake-up is computed lazily at the next tick).
@@ -194,7 +193,8 @@ class Engine:
             for vid, pr, _ in st.visitors()
             if pr is not None
         }
-        self.applied = st.applied_ids()
+        self.applied = {}
+        self._ask_store = st.has_applied_ids()
         self.clock = st.clock()
         self.now = self.clock or 0.0
         self.seq = st.max_seq()
@@ -265,7 +265,7 @@ class Engine:
         """Rules and dynamic lists new to the store see every stored prospect (§4.2)."""
         if not new_keys:
             return
-        self.line, self.event_id = 0, None
+        self.line, self.event_id, self._row = 0, None, None
         rules = [i for i, r in enumerate(self.cs.rules) if r.key in new_keys]
         dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
         self.summary.retroactive = sorted(new_keys)
@@ -297,28 +297,41 @@ class Engine:
         last_commit = clock()
         pending = 0
         last_line = self.summary.resumed_from
-        for item in items:
-            last_line = item.line
-            summary.lines += 1
-            if isinstance(item, Reject):
-                summary.rejected += 1
-                self.batch.rejects.append((self.source, item.line, item.reason, item.text))
-            else:
-                self.apply(item)
-            pending += 1
-            if pending >= batch_size or (
-                every is not None and not pending & 255 and clock() - last_commit >= every
-            ):
-                self.commit(last_line)
-                last_commit = clock()
-                pending = 0
-                if progress:
-                    progress(summary.lines)
+        it = iter(items)
+        while chunk := list(islice(it, 512)):
+            skip = self._dedupe(chunk)
+            for item in chunk:
+                last_line = item.line
+                summary.lines += 1
+                if isinstance(item, Reject):
+                    summary.rejected += 1
+                    self.batch.rejects.append((self.source, item.line, item.reason, item.text))
+                elif skip and item.id in skip:
+                    summary.duplicates += 1
+                else:
+                    self.apply(item)
+                pending += 1
+                if pending >= batch_size or (
+                    every is not None and not pending & 255 and clock() - last_commit >= every
+                ):
+                    self.commit(last_line)
+                    last_commit = clock()
+                    pending = 0
+                    if progress:
+                        progress(summary.lines)
         if now is not None:
             self.advance(now)
         self.commit(last_line)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _dedupe(self, chunk: list[Event | Reject]) -> set[str] | None:
+        """The ids of this chunk that committed batches applied before the window began."""
+        if not self._ask_store:
+            return None
+        applied = self.applied
+        ids = [i.id for i in chunk if type(i) is Event and i.id is not None and i.id not in applied]
+        return self.store.applied_among(ids) if ids else None
 
     def apply(self, e: Event) -> None:
         """Apply one valid event."""
@@ -332,10 +345,16 @@ class Engine:
         self.now = self.clock
         self.line, self.event_id, self.event_ts = e.line, eid, ts
         self._fresh = None
+        self._row, self._rowed = None, False
         self._handlers[e.type](e)
         if eid is not None:
-            self.applied.add(eid)
-            self.batch.applied_ids.append(eid)
+            applied = self.applied
+            applied[eid] = None
+            if len(applied) > self.window:  # forget the oldest: the store has it now
+                del applied[next(iter(applied))]
+                self._ask_store = True
+            if not self._rowed:  # nothing to record but the id: a bare row keeps it
+                self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
         self.summary.applied += 1
 
     def advance(self, now: float) -> None:
@@ -344,6 +363,7 @@ class Engine:
             self.clock = now
         self.now = self.clock
         self.line, self.event_id = 0, None
+        self._row = None
         self._tick_all()
 
     def commit(self, line: int) -> None:
@@ -353,7 +373,7 @@ class Engine:
         codecs, now = self.cs.codecs, self.now
         for email in self.dirty:
             _forget_expired(prospects[email], now, self._throttle, self._notify_window)
-        b.prospects = {email: prospects[email].to_json(codecs) for email in self.dirty}
+        b.prospects = {email: prospects[email].to_json(codecs) for email in sorted(self.dirty)}
         visitors = self.visitors
         b.visitors = {vid: (visitors[vid], b"[]") for vid in self.dirty_visitors}
         if self.shared_dirty:
@@ -362,6 +382,7 @@ class Engine:
         if self.on_commit is not None:
             self.on_commit(b)
         self.batch = Batch(source=self.source, line=line, clock=self.clock)
+        self._row = None
         self.dirty = set()
         self.dirty_visitors = set()
         self._anonymous = {}  # committed: the store has these views now
@@ -649,20 +670,13 @@ class Engine:
             self._set_field(p, ref, name, value)
 
     def _activity(self, p: Prospect | None, e: Event) -> None:
-        kind = ASSET_EVENTS.get(e.type, (None, None))[1]
-        self.batch.activities.append(
-            (
-                p.email if p else None,
-                e.visitor,
-                e.ts_epoch,
-                e.type,
-                kind,
-                e.asset,
-                e.url,
-                self.source,
-                e.line,
-                e.id,
-            )
+        row = self._row_for(p.email if p else None)
+        row.visitor, row.ts, row.etype, row.asset, row.url = (
+            e.visitor,
+            e.ts_epoch,
+            e.type,
+            e.asset,
+            e.url,
         )
 
     # ------------------------------------------------------ completion actions
@@ -764,29 +778,27 @@ class Engine:
 
     # ----------------------------------------------------------------- ledger
 
+    def _row_for(self, email: str | None) -> Row:
+        """The history row of the current event for this prospect (a new one if needed)."""
+        row = self._row
+        if row is None or row.prospect != email or row.line != self.line:
+            row = Row(email, self.now, self.source, self.line, self.event_id)
+            self.batch.rows.append(row)
+            self._row, self._rowed = row, True
+        return row
+
     def log(
-        self, p: Prospect, ref: RuleRef, action: str, args: dict[str, Any], before: Any, after: Any
+        self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
     ) -> None:
+        """One ledger step: kept as values in the event's history row, encoded at commit."""
         self.seq += 1
-        self.batch.ledger.append(
-            (
-                self.seq,
-                self.now,
-                p.email,
-                ref.kind,
-                ref.name,
-                ref.loc,
-                self.source,
-                self.line,
-                self.event_id,
-                action,
-                _json(args),
-                _json(before),
-                _json(after),
-            )
-        )
+        email = p.email
+        row = self._row
+        if row is None or row.prospect != email or row.line != self.line:
+            row = self._row_for(email)
+        row.steps += (self.seq, ref, action, args, before, after)
         self.summary.actions[action] += 1
-        self.dirty.add(p.email)
+        self.dirty.add(email)
 
     def _score(self, p: Prospect, ref: RuleRef, points: int, args: dict[str, Any]) -> None:
         if points == 0:
@@ -1040,7 +1052,7 @@ class Engine:
     def segment(self) -> dict[str, int]:
         """Run every segmentation rule once over every prospect (§6.1)."""
         counts: dict[str, int] = {}
-        self.line, self.event_id = 0, None
+        self.line, self.event_id, self._row = 0, None, None
         for rule in self.cs.segmentation:
             counts[rule.name] = 0
             for p in self.prospects.values():

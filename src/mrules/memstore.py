@@ -3,8 +3,10 @@
 `mrules run --store :memory:` and `mrules.run(..., store=":memory:")` use it.
 It keeps exactly what the SQLite store keeps and answers the same reads, in
 the same order, so a test or a script can run the engine without a file; it
-lives as long as the process (nothing is written anywhere). `commit` is
-atomic in the same sense as SQLite's: a batch that fails leaves nothing.
+lives as long as the process (nothing is written anywhere). History rows are
+kept as the engine made them (`mrules.history.Row`), never encoded; they are
+indexed by prospect, by anonymous visitor and by event id. `commit` is atomic
+in the same sense as SQLite's: a batch that fails leaves nothing.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mrules.history import Row
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.store import Batch, StoreError
+from mrules.store import Batch, StoreError, rows_of_records
 
 __all__ = ["MemoryStore"]
 
@@ -27,15 +30,15 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self.path = Path(":memory:")
-        self._closed = False
         self._streams: dict[str, int] = {}
         self._meta: dict[str, Any] = {}
         self._rules: dict[str, tuple[str, float | None]] = {}
         self._prospects: dict[str, bytes] = {}
         self._visitors: dict[str, tuple[str | None, bytes]] = {}
+        self._rows: list[Row] = []  # every history row, in commit order
+        self._by_prospect: dict[str, list[int]] = {}  # email -> positions in _rows
+        self._anonymous: dict[str, list[int]] = {}  # visitor -> positions of anonymous rows
         self._applied: set[str] = set()
-        self._activities: list[list[Any]] = []  # mutable rows: attach_visitor sets [0]
-        self._ledger: list[tuple[Any, ...]] = []
         self._outbox: list[tuple[Any, ...]] = []
         self._crm: list[tuple[Any, ...]] = []
         self._rejects: dict[tuple[str, int], tuple[Any, ...]] = {}
@@ -80,6 +83,9 @@ class MemoryStore:
     def applied_ids(self) -> set[str]:
         return set(self._applied)
 
+    def has_applied_ids(self) -> bool:
+        return bool(self._applied)
+
     def applied_among(self, ids: list[str]) -> set[str]:
         applied = self._applied
         return {i for i in ids if i in applied}
@@ -100,41 +106,38 @@ class MemoryStore:
         return iter([(v, p, h) for v, (p, h) in sorted(self._visitors.items())])
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
-        return [
-            (a[2], a[6] or "")
-            for a in self._activities
-            if a[1] == visitor and a[0] is None and a[3] == "page_view"
-        ]
+        rows = (self._rows[i] for i in self._anonymous.get(visitor, ()))
+        return [(r.ts, r.url or "") for r in rows if r.prospect is None and r.etype == "page_view"]
 
     def shared(self) -> dict[str, str]:
         return dict(self._shared)
 
-    def activities(self, prospect: str | None = None) -> Iterator[tuple[Any, ...]]:
-        rows = self._activities
-        if prospect is not None:
-            rows = [a for a in rows if a[0] == prospect]
-        return iter([Activity._make(a) for a in sorted(rows, key=lambda a: a[2])])
+    def _of(self, prospect: str | None) -> list[Row]:
+        if prospect is None:
+            return self._rows
+        return [self._rows[i] for i in self._by_prospect.get(prospect, ())]
 
-    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[tuple[Any, ...]]:
-        return iter(
-            [
-                LedgerEntry._make(e)
-                for e in self._ledger
-                if e[0] > after_seq and (prospect is None or e[2] == prospect)
-            ]
-        )
+    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
+        found = [a for a in (r.activity() for r in self._of(prospect)) if a is not None]
+        found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
+        return iter(found)
+
+    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:
+        found = [e for r in self._of(prospect) if r.steps for e in r.entries(after_seq)]
+        found.sort(key=lambda e: e.seq)
+        return iter(found)
 
     def max_seq(self) -> int:
         return self._max_seq
 
-    def outbox(self) -> Iterator[tuple[Any, ...]]:
+    def outbox(self) -> Iterator[Message]:
         return iter([Message._make(r) for r in sorted(self._outbox, key=lambda r: r[0])])
 
-    def crm_pending(self, prospect: str | None = None) -> Iterator[tuple[Any, ...]]:
+    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
         rows = sorted(self._crm, key=lambda r: r[0])
         return iter([Message._make(r) for r in rows if prospect is None or r[2] == prospect])
 
-    def rejects(self, source: str | None = None) -> Iterator[tuple[Any, ...]]:
+    def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
         rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))
         return iter([RejectedLine._make(r) for r in rows if source is None or r[0] == source])
 
@@ -147,34 +150,44 @@ class MemoryStore:
 
     def commit(self, batch: Batch) -> None:
         """Apply the batch; on a malformed part nothing of the batch is kept."""
-        if self._closed:
-            raise StoreError("store :memory: is closed")
         try:
-            ledger = sorted(batch.ledger, key=lambda e: e[0])
-            seqs = (
-                [e[0] for e in ledger]
-                + [r[0] for r in batch.outbox]
-                + [r[0] for r in batch.crm_pending]
-            )
-            activities = [list(a) for a in batch.activities]
-            for a in activities:
-                if len(a) != 10:
-                    raise ValueError("an activity row has the wrong length")
+            activities, ledger, applied = rows_of_records(batch)
+            outbox = [Message._make(r) for r in batch.outbox]
+            crm = [Message._make(r) for r in batch.crm_pending]
+            rejects = [RejectedLine._make(r) for r in batch.rejects]
+            visitors = {v: (p, h) for v, (p, h) in batch.visitors.items()}
+            attach = [(v, p) for v, p in batch.attach_visitor]
+            seqs = {r.seq for r in outbox} | {r.seq for r in crm}
+            if len(seqs) < len(outbox) + len(crm) or any(
+                r.seq <= self._max_seq for r in outbox + crm
+            ):
+                raise ValueError("a seq is used twice")
         except (TypeError, ValueError, IndexError) as e:
             raise StoreError(f"cannot commit to store :memory:: {e}") from e
         self._prospects.update(batch.prospects)
-        self._visitors.update(batch.visitors)
-        self._activities.extend(activities)
-        for visitor, prospect in batch.attach_visitor:
-            for a in self._activities:
-                if a[1] == visitor and a[0] is None:
-                    a[0] = prospect
-        self._applied.update(batch.applied_ids)
-        self._ledger.extend(ledger)
-        self._outbox.extend(batch.outbox)
-        self._crm.extend(batch.crm_pending)
-        for r in batch.rejects:
-            self._rejects[(r[0], r[1])] = tuple(r)
+        self._visitors.update(visitors)
+        rows, by_prospect, anonymous = self._rows, self._by_prospect, self._anonymous
+        for row in (*batch.rows, *activities, *ledger, *applied):
+            n = len(rows)
+            rows.append(row)
+            if row.prospect is not None:
+                by_prospect.setdefault(row.prospect, []).append(n)
+            elif row.visitor is not None:
+                anonymous.setdefault(row.visitor, []).append(n)
+            if row.event_id is not None:
+                self._applied.add(row.event_id)
+        for visitor, prospect in attach:
+            claimed = anonymous.pop(visitor, [])
+            for n in claimed:
+                rows[n].prospect = prospect
+            if claimed:
+                mine = by_prospect.setdefault(prospect, [])
+                mine.extend(claimed)
+                mine.sort()
+        self._outbox.extend(outbox)
+        self._crm.extend(crm)
+        for r in rejects:
+            self._rejects[(r[0], r[1])] = r
         if batch.shared:
             self._shared.update(batch.shared)
         for key, kind, first in batch.rules:
@@ -184,5 +197,4 @@ class MemoryStore:
             self._meta["clock"] = float(batch.clock)
         if batch.ruleset_version is not None:
             self._meta["ruleset_version"] = batch.ruleset_version
-        if seqs:
-            self._max_seq = max(self._max_seq, *seqs)
+        self._max_seq = max(self._max_seq, batch.max_seq())

@@ -68,6 +68,7 @@ class ActionLog:
 
     def __init__(self, path: Path, store: StateStore) -> None:
         self.path = path
+        _drop_partial_line(path)
         last = _last_seq(path)
         if last is None:  # a new file holds this run's actions only
             last = store.max_seq()
@@ -145,6 +146,20 @@ class ActionLog:
 
     def close(self) -> None:
         self.file.close()
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line a killed run left half-written (the store still has its entries)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        cut = tail.rfind(b"\n")
+        f.truncate(max(0, size - len(tail) + cut + 1) if cut >= 0 else max(0, size - len(tail)))
 
 
 def _last_seq(path: Path) -> int | None:

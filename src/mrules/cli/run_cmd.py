@@ -151,7 +151,7 @@ def run(
     try:
         if actions_path:
             log = ActionLog(Path(actions_path), store)
-        on_commit = (lambda b: log.write(b.ledger)) if log else None
+        on_commit = (lambda b: log.write(b.ledger_entries())) if log else None
         stream_in = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
             with Progress(

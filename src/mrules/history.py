@@ -1,0 +1,299 @@
+"""History rows: one event's activity and the ledger entries it caused, for one prospect.
+
+The engine builds a `Row` per (event, prospect) it touches: the event's
+activity if it has one (a page view, a form submit...) and the ledger steps
+(seq, rule, action, args, before, after) in the order they happened. Values
+stay Python objects until a store needs bytes; `pack` then writes the whole
+row as one compact JSON array, with every repeated string (the stream, the
+event type, the rule, the action, most args, asset names and URLs) replaced
+by a small integer from the store's `names` table, and `unpack` reverses it.
+`Row.entries()` and `Row.activity()` give the typed records the readers use
+(`mrules.records`), with args, before and after as JSON text, exactly as the
+ledger always held them.
+
+The packed array (docs/store.md, table `history`):
+
+    [source, line, type, asset, url, asset_kind, clock, (dseq, rule, action, args, before, after)*]
+
+`type` is 0 when the row has no activity; `asset`/`url` are a names id (int)
+or the text itself; `asset_kind` is null when it is the one the type implies;
+`clock` is null when the ledger's time equals the row's `ts`; `dseq` is the
+seq minus the previous step's (the first step's seq is the row's `seq`
+column); `args` is a names id or `[value]`; `before`/`after` are the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from mrules.records import Activity, LedgerEntry
+from mrules.vocab import ASSET_EVENTS
+
+__all__ = ["STEP", "Interner", "Ref", "Row", "json_text", "pack", "unpack"]
+
+_dumps = orjson.dumps
+_loads = orjson.loads
+STEP = 6  # values per ledger step in Row.steps: seq, ref, action, args, before, after
+_HEAD = 7  # packed values before the steps
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a ledger value; the common scalars skip the encoder."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    return _dumps(value).decode()
+
+
+def _kind_of(etype: str | None) -> str | None:
+    found = ASSET_EVENTS.get(etype) if etype is not None else None  # type: ignore[call-overload]
+    return None if found is None else str(found[1])
+
+
+class Row:
+    """One history row: what one event did to one prospect (or an anonymous visitor)."""
+
+    __slots__ = (
+        "asset",
+        "clock",
+        "etype",
+        "event_id",
+        "kind",
+        "line",
+        "prospect",
+        "source",
+        "steps",
+        "ts",
+        "url",
+        "visitor",
+    )
+
+    def __init__(
+        self,
+        prospect: str | None,
+        ts: float,
+        source: str,
+        line: int,
+        event_id: str | None,
+    ) -> None:
+        self.prospect = prospect
+        self.visitor: str | None = None
+        self.ts = ts  # the activity's event time, or the clock when there is no activity
+        self.clock = ts  # the engine clock of the ledger steps
+        self.source = source
+        self.line = line
+        self.event_id = event_id
+        self.etype: str | None = None  # the activity's event type; None: no activity
+        self.asset: str | None = None
+        self.url: str | None = None
+        self.kind: str | None = None  # asset kind, when not the one etype implies
+        self.steps: list[Any] = []  # flat: seq, ref, action, args, before, after, ...
+
+    def __repr__(self) -> str:
+        return (
+            f"Row({self.prospect!r}, line {self.line}, {self.etype}, {len(self.steps) // STEP}"
+            " steps)"
+        )
+
+    @property
+    def first_seq(self) -> int | None:
+        return self.steps[0] if self.steps else None
+
+    def activity(self) -> Activity | None:
+        if self.etype is None:
+            return None
+        kind = self.kind if self.kind is not None else _kind_of(self.etype)
+        return Activity(
+            self.prospect,
+            self.visitor,
+            self.ts,
+            self.etype,
+            kind,
+            self.asset,
+            self.url,
+            self.source,
+            self.line,
+            self.event_id,
+        )
+
+    def entries(self, after_seq: int = 0) -> Iterator[LedgerEntry]:
+        """The ledger entries of this row (seq > after_seq), args/before/after as JSON text."""
+        steps = self.steps
+        for i in range(0, len(steps), STEP):
+            seq, ref, action, args, before, after = steps[i : i + STEP]
+            if seq <= after_seq:
+                continue
+            yield LedgerEntry(
+                seq,
+                self.clock,
+                self.prospect,
+                ref.kind,
+                ref.name,
+                ref.loc,
+                self.source,
+                self.line,
+                self.event_id,
+                action,
+                json_text(args),
+                json_text(before),
+                json_text(after),
+            )
+
+
+class Ref:
+    """A rule reference read back from a store (kind, name, file:line), like `RuleRef`."""
+
+    __slots__ = ("kind", "loc", "name")
+
+    def __init__(self, kind: str, name: str, loc: str | None) -> None:
+        self.kind, self.name, self.loc = kind, name, loc
+
+
+class Interner:
+    """The store's `names` table in memory: text <-> small integer, and what a batch added.
+
+    `names[0]` is unused: 0 means "none". A batch's new names are in `added`
+    until the store writes them; `rollback()` forgets them if the commit fails.
+    """
+
+    def __init__(self, cap: int = 200_000) -> None:
+        self.ids: dict[Any, int] = {}
+        self.texts: list[str | None] = [None]
+        self.added: list[tuple[int, str]] = []
+        self.cap = cap
+        self._refs: dict[int, tuple[Any, int]] = {}  # id(ref) -> (ref, names id)
+        self._parsed_refs: dict[int, Ref] = {}
+
+    def load(self, rows: Iterator[tuple[int, str]]) -> None:
+        for i, text in rows:
+            while len(self.texts) <= i:
+                self.texts.append(None)
+            self.texts[i] = text
+            self.ids[text] = i
+
+    def get(self, text: str) -> int:
+        """The id of `text`, adding it (for the next commit) if new."""
+        found = self.ids.get(text)
+        if found is None:
+            found = len(self.texts)
+            text = str(text)  # a StrEnum member is stored as its plain text
+            self.texts.append(text)
+            self.ids[text] = found
+            self.added.append((found, text))
+        return found
+
+    def maybe(self, text: str) -> int | str:
+        """The id of `text` if it is known or there is room; else the text itself."""
+        found = self.ids.get(text)
+        if found is not None:
+            return found
+        if len(self.texts) >= self.cap or len(text) > 200:
+            return text
+        return self.get(text)
+
+    def ref(self, ref: Any) -> int:
+        found = self._refs.get(id(ref))
+        if found is not None and found[0] is ref:
+            return found[1]
+        i = self.get(_dumps([ref.kind, ref.name, ref.loc]).decode())
+        self._refs[id(ref)] = (ref, i)
+        return i
+
+    def commit(self) -> None:
+        self.added = []
+
+    def rollback(self) -> None:
+        for _i, text in self.added:
+            self.ids.pop(text, None)
+        if self.added:
+            del self.texts[self.added[0][0] :]
+        self.added = []
+        self._refs = {k: v for k, v in self._refs.items() if v[1] < len(self.texts)}
+
+    # -- reading --------------------------------------------------------------------------
+    def text(self, i: int) -> str:
+        text = self.texts[i] if i < len(self.texts) else None
+        if text is None:
+            raise KeyError(i)
+        return text
+
+    def parsed_ref(self, i: int) -> Ref:
+        found = self._parsed_refs.get(i)
+        if found is None:
+            kind, name, loc = _loads(self.text(i))
+            found = self._parsed_refs[i] = Ref(kind, name, loc)
+        return found
+
+
+def pack(row: Row, names: Interner) -> bytes:
+    """The row's packed data (see the module docstring); new names go to `names.added`."""
+    asset, url = row.asset, row.url
+    out: list[Any] = [
+        names.get(row.source) if row.source is not None else 0,
+        row.line,
+        names.get(row.etype) if row.etype is not None else 0,
+        names.maybe(asset) if asset is not None else None,
+        names.maybe(url) if url is not None else None,
+        row.kind,
+        row.clock if row.clock != row.ts else None,
+    ]
+    steps = row.steps
+    if steps:
+        prev = steps[0]
+        email = row.prospect.encode() if row.prospect else None
+        maybe, ref_id, get = names.maybe, names.ref, names.get
+        for i in range(0, len(steps), STEP):
+            seq, ref, action, args, before, after = steps[i : i + STEP]
+            text = _dumps(args)
+            if email is not None and email in text:
+                packed_args: Any = [args]  # per-prospect args (a notification's address)
+            else:
+                packed_args = maybe(text.decode())
+                if type(packed_args) is str:
+                    packed_args = [args]
+            out += (seq - prev, ref_id(ref), get(action), packed_args, before, after)
+            prev = seq
+    return _dumps(out)
+
+
+def unpack(
+    data: bytes,
+    names: Interner,
+    prospect: str | None,
+    visitor: str | None,
+    ts: float,
+    seq: int | None,
+    event_id: str | None,
+    new_ref: Callable[[str, str, str | None], Any] | None = None,
+) -> Row:
+    """A Row from its packed data and columns (ref objects read back as `Ref`)."""
+    v = _loads(data)
+    text = names.text
+    row = Row(prospect, ts, text(v[0]) if v[0] else None, v[1], event_id)  # type: ignore[arg-type]
+    row.visitor = visitor
+    if v[2]:
+        row.etype = text(v[2])
+        asset, url = v[3], v[4]
+        row.asset = text(asset) if type(asset) is int else asset
+        row.url = text(url) if type(url) is int else url
+        row.kind = v[5]
+    if v[6] is not None:
+        row.clock = v[6]
+    n = len(v)
+    if n > _HEAD:
+        steps = row.steps
+        current = seq or 0
+        parsed_ref = names.parsed_ref
+        for i in range(_HEAD, n, STEP):
+            dseq, ref, action, args, before, after = v[i : i + STEP]
+            current += dseq
+            args_value = _loads(text(args)) if type(args) is int else args[0]
+            steps += (current, parsed_ref(ref), text(action), args_value, before, after)
+    return row
