@@ -83,6 +83,7 @@ def test_migrated_store_reads_and_resumes_like_a_fresh_one(stores: tuple[Path, P
     shutil.copy(EXAMPLE / "events.jsonl", copy)
     res = cli("run", str(EXAMPLE / "rules"), str(copy), "--store", str(old), "-q")
     assert res.exit_code == 0
-    assert cli("state", "export", "--store", str(old)).output == cli(
-        "state", "export", "--store", str(fresh)
-    ).output
+    assert (
+        cli("state", "export", "--store", str(old)).output
+        == cli("state", "export", "--store", str(fresh)).output
+    )

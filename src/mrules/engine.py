@@ -187,7 +187,7 @@ class Engine:
         """Load the store, apply new rules retroactively; returns the line to resume after."""
         st = self.store
         codecs = self.cs.codecs
-        self.prospects = {email: Prospect.from_json(data, codecs) for email, data in st.prospects()}
+        self.prospects = {email: Prospect.from_json(data, codecs, email) for email, data in st.prospects()}
         self.visitors = {
             vid: self.prospects[pr].email if pr in self.prospects else pr
             for vid, pr, _ in st.visitors()
@@ -956,9 +956,7 @@ class Engine:
     def crm_work(self, p: Prospect, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
         """Work the CRM must do (the sync carries it out later)."""
         self.log(p, ref, "crm " + kind.replace("_", " "), payload, None, None)
-        self.batch.crm_pending.append(
-            (self.seq, self.now, p.email, kind, _json({**payload, "rule": ref.name, "at": ref.loc}))
-        )
+        # The CRM work itself is this ledger step: stores derive `crm_pending` from it.
 
     def notify(self, p: Prospect, ref: RuleRef, user: str | None, asset_key: str | None) -> None:
         to = user
@@ -989,9 +987,7 @@ class Engine:
 
     def _outbox(self, p: Prospect, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
         self.log(p, ref, kind, payload, None, None)
-        self.batch.outbox.append(
-            (self.seq, self.now, p.email, kind, _json({**payload, "rule": ref.name, "at": ref.loc}))
-        )
+        # The message itself is this ledger step: stores derive the outbox from it.
 
     def change_profile(self, p: Prospect, ref: RuleRef, name: str) -> None:
         current = p.profile or self.cs.default_profile

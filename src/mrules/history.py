@@ -13,31 +13,44 @@ ledger always held them.
 
 The packed array (docs/store.md, table `history`):
 
-    [source, line, type, asset, url, asset_kind, clock, (dseq, rule, action, args, before, after)*]
+    [source, line, type, asset, url, (asset_kind, clock)?, (dseq, rule, action, args, before, after)*]
 
-`type` is 0 when the row has no activity; `asset`/`url` are a names id (int)
-or the text itself; `asset_kind` is null when it is the one the type implies;
-`clock` is null when the ledger's time equals the row's `ts`; `dseq` is the
-seq minus the previous step's (the first step's seq is the row's `seq`
-column); `args` is a names id or `[value]`; `before`/`after` are the values.
+`type` is 0 when the row has no activity; `asset`/`url` are 0 (none), a
+names id or the text itself. A negative `type` (rare) says `asset_kind` and
+`clock` follow: `asset_kind` is 0 when it is the one the type implies,
+`clock` is 0 when the ledger's time equals the row's `ts`. `dseq`
+is the seq minus the previous step's, left out for the first step (its seq
+is the row's `seq` column); `args` is a names id or `[value]`;
+`before`/`after` are the values. Outbox messages and CRM work are ledger
+steps too (`Row.messages`): a store derives them instead of keeping copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from mrules.records import Activity, LedgerEntry
-from mrules.vocab import ASSET_EVENTS
+from mrules.records import Activity, LedgerEntry, Message
+from mrules.vocab import ASSET_EVENTS, Action
+
+# Ledger actions that are an outbox message, and those that are CRM work (with its kind).
+OUTBOX_ACTIONS = frozenset((Action.NOTIFY, Action.AUTORESPONDER))
+CRM_ACTIONS = {
+    Action.CRM_CAMPAIGN_MEMBER: "campaign_member",
+    Action.CRM_TASK: "task",
+    Action.CRM_CREATE_RECORD: "create_record",
+    Action.CRM_ASSIGNMENT_RULE: "assignment_rule",
+}
+OUTBOX, CRM = 1, 2  # bits of a row's `messages` column
 
 __all__ = ["STEP", "Interner", "Ref", "Row", "json_text", "pack", "unpack"]
 
 _dumps = orjson.dumps
 _loads = orjson.loads
 STEP = 6  # values per ledger step in Row.steps: seq, ref, action, args, before, after
-_HEAD = 7  # packed values before the steps
+_HEAD = 5  # packed values before the steps (7 when the type is negative)
 
 
 def json_text(value: Any) -> str:
@@ -105,6 +118,36 @@ class Row:
     @property
     def first_seq(self) -> int | None:
         return self.steps[0] if self.steps else None
+
+    def message_bits(self) -> int:
+        """OUTBOX | CRM: which kinds of message this row's steps are."""
+        bits = 0
+        steps = self.steps
+        for i in range(2, len(steps), STEP):
+            action = steps[i]
+            if action in OUTBOX_ACTIONS:
+                bits |= OUTBOX
+            elif action in CRM_ACTIONS:
+                bits |= CRM
+        return bits
+
+    def messages(self, want: int) -> Iterator[Message]:
+        """The outbox messages (want=OUTBOX) or CRM work (want=CRM) these steps are.
+
+        A message is its ledger step: the same seq, time and prospect, the
+        action's arguments plus the rule's name and file:line as payload.
+        """
+        steps = self.steps
+        for i in range(0, len(steps), STEP):
+            seq, ref, action, args, _before, _after = steps[i : i + STEP]
+            if want == OUTBOX and action in OUTBOX_ACTIONS:
+                kind = str(action)
+            elif want == CRM and action in CRM_ACTIONS:
+                kind = CRM_ACTIONS[action]
+            else:
+                continue
+            payload = {**(args or {}), "rule": ref.name, "at": ref.loc}
+            yield Message(seq, self.clock, self.prospect, kind, _dumps(payload).decode())
 
     def activity(self) -> Activity | None:
         if self.etype is None:
@@ -232,33 +275,77 @@ class Interner:
         return found
 
 
+# Steps whose before and after follow from the action (and the row): they are packed
+# without them, the action id negated. A score's after is before + points.
+_IMPLIED: dict[str, tuple[Any, Any]] = {
+    Action.ADD_TO_LIST: (False, True),
+    Action.ADD_TAG: (False, True),
+    Action.REMOVE_FROM_LIST: (True, False),
+    Action.REMOVE_TAG: (True, False),
+    Action.RULE_MATCHED: (None, None),
+    Action.NOTIFY: (None, None),
+    Action.AUTORESPONDER: (None, None),
+    **{a: (None, None) for a in CRM_ACTIONS},
+}
+_SCORE = Action.SCORE
+_CREATE = Action.CREATE_PROSPECT
+
+
+def _implied(action: Any, args: Any, before: Any, after: Any, prospect: str | None) -> bool:
+    found = _IMPLIED.get(action)
+    if found is not None:
+        return before is found[0] and after is found[1]
+    if action == _SCORE:
+        return (
+            type(before) is int
+            and type(after) is int
+            and type(args) is dict
+            and type(args.get("points")) is int
+            and after == before + args["points"]
+        )
+    return action == _CREATE and before is None and after == prospect and prospect is not None
+
+
 def pack(row: Row, names: Interner) -> bytes:
     """The row's packed data (see the module docstring); new names go to `names.added`."""
     asset, url = row.asset, row.url
+    etype = names.get(row.etype) if row.etype is not None else 0
     out: list[Any] = [
         names.get(row.source) if row.source is not None else 0,
         row.line,
-        names.get(row.etype) if row.etype is not None else 0,
-        names.maybe(asset) if asset is not None else None,
-        names.maybe(url) if url is not None else None,
-        row.kind,
-        row.clock if row.clock != row.ts else None,
+        etype,
+        names.maybe(asset) if asset is not None else 0,
+        names.maybe(url) if url is not None else 0,
     ]
+    if row.kind is not None or row.clock != row.ts:  # rare: a negative type says so
+        if not etype:
+            raise ValueError("a row without an activity has its clock as its time")
+        out[2] = -etype
+        out += (row.kind or 0, row.clock if row.clock != row.ts else 0)
     steps = row.steps
     if steps:
         prev = steps[0]
-        email = row.prospect.encode() if row.prospect else None
+        email = row.prospect
+        email_bytes = email.encode() if email else None
         maybe, ref_id, get = names.maybe, names.ref, names.get
         for i in range(0, len(steps), STEP):
             seq, ref, action, args, before, after = steps[i : i + STEP]
             text = _dumps(args)
-            if email is not None and email in text:
+            if email_bytes is not None and email_bytes in text:
                 packed_args: Any = [args]  # per-prospect args (a notification's address)
             else:
                 packed_args = maybe(text.decode())
                 if type(packed_args) is str:
                     packed_args = [args]
-            out += (seq - prev, ref_id(ref), get(action), packed_args, before, after)
+            if i:  # the first step's seq is the row's `seq` column
+                out.append(seq - prev)
+            if _implied(action, args, before, after, email):
+                if action == _SCORE:
+                    out += (ref_id(ref), -get(action), packed_args, before)
+                else:
+                    out += (ref_id(ref), -get(action), packed_args)
+            else:
+                out += (ref_id(ref), get(action), packed_args, before, after)
             prev = seq
     return _dumps(out)
 
@@ -271,29 +358,50 @@ def unpack(
     ts: float,
     seq: int | None,
     event_id: str | None,
-    new_ref: Callable[[str, str, str | None], Any] | None = None,
 ) -> Row:
-    """A Row from its packed data and columns (ref objects read back as `Ref`)."""
+    """A Row from its packed data and columns (rule references read back as `Ref`)."""
     v = _loads(data)
     text = names.text
     row = Row(prospect, ts, text(v[0]) if v[0] else None, v[1], event_id)  # type: ignore[arg-type]
     row.visitor = visitor
-    if v[2]:
-        row.etype = text(v[2])
+    head = _HEAD
+    etype = v[2]
+    if etype:
         asset, url = v[3], v[4]
-        row.asset = text(asset) if type(asset) is int else asset
-        row.url = text(url) if type(url) is int else url
-        row.kind = v[5]
-    if v[6] is not None:
-        row.clock = v[6]
+        if asset != 0:
+            row.asset = text(asset) if type(asset) is int else asset
+        if url != 0:
+            row.url = text(url) if type(url) is int else url
+        if etype < 0:
+            etype = -etype
+            row.kind = v[5] or None
+            if v[6]:
+                row.clock = v[6]
+            head += 2
+        row.etype = text(etype)
     n = len(v)
-    if n > _HEAD:
-        steps = row.steps
-        current = seq or 0
-        parsed_ref = names.parsed_ref
-        for i in range(_HEAD, n, STEP):
-            dseq, ref, action, args, before, after = v[i : i + STEP]
-            current += dseq
-            args_value = _loads(text(args)) if type(args) is int else args[0]
-            steps += (current, parsed_ref(ref), text(action), args_value, before, after)
+    steps = row.steps
+    current = seq or 0
+    parsed_ref = names.parsed_ref
+    i = first = head
+    while i < n:
+        if i > first:
+            current += v[i]
+            i += 1
+        ref, action, args = v[i], v[i + 1], v[i + 2]
+        args_value = _loads(text(args)) if type(args) is int else args[0]
+        if action < 0:
+            name = text(-action)
+            if name == _SCORE:
+                before = v[i + 3]
+                after = before + args_value["points"]
+                i += 4
+            else:
+                before, after = _IMPLIED.get(name, (None, prospect))
+                i += 3
+        else:
+            name = text(action)
+            before, after = v[i + 3], v[i + 4]
+            i += 5
+        steps += (current, parsed_ref(ref), name, args_value, before, after)
     return row

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mrules.history import Row
+from mrules.history import CRM, OUTBOX, Row
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import Batch, StoreError, rows_of_records
 
@@ -131,11 +131,13 @@ class MemoryStore:
         return self._max_seq
 
     def outbox(self) -> Iterator[Message]:
-        return iter([Message._make(r) for r in sorted(self._outbox, key=lambda r: r[0])])
+        derived = [m for r in self._rows if r.steps for m in r.messages(OUTBOX)]
+        return iter(sorted(self._outbox + derived, key=lambda r: r[0]))
 
     def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
-        rows = sorted(self._crm, key=lambda r: r[0])
-        return iter([Message._make(r) for r in rows if prospect is None or r[2] == prospect])
+        derived = [m for r in self._of(prospect) if r.steps for m in r.messages(CRM)]
+        rows = [r for r in self._crm if prospect is None or r[2] == prospect]
+        return iter(sorted(rows + derived, key=lambda r: r[0]))
 
     def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
         rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))

@@ -236,7 +236,7 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
         for email, data in store.prospects():
             if wanted and email not in wanted:
                 continue
-            p = Prospect.from_json(data, codecs)
+            p = Prospect.from_json(data, codecs, email)
             records.append(prospect_record(p, codecs, pending[email]))
     return iter(records)
 

@@ -162,12 +162,12 @@ class Prospect:
         # When our value of a `prefer most recent` field last changed (event time).
         self.stamps: dict[str, float] | None = None
 
-    # Serialisation: names, not bits, and only what is set, so the store stays small.
+    # Serialisation: names, not bits, only what is set, and short keys (`_SHORT`), so the
+    # store stays small. `from_json` reads the long keys of schema 1 stores as well.
     def to_json(self, codecs: Codecs) -> bytes:
-        out: dict[str, Any] = {"email": self.email, "created": self.created, "score": self.score}
-        for name in Prospect.__slots__:
-            if name in out:
-                continue
+        # The email is the store's key for the row: it is not repeated inside.
+        out: dict[str, Any] = {"c": self.created, "s": self.score}
+        for name in _REST:
             value = getattr(self, name)
             if value is None or value is False or (name == "crm_status" and value == "none"):
                 continue
@@ -175,19 +175,28 @@ class Prospect:
                 if not value:
                     continue
                 value = getattr(codecs, _BITS[name]).decode(value)
+                if name == "latched":  # "rule:MQL handoff" is kept as "MQL handoff"
+                    value = [v[5:] if v.startswith("rule:") else "=" + v for v in value]
             elif name in _PAIRS:
                 value = dict(zip(value[::2], value[1::2], strict=True))
             elif isinstance(value, set):
                 value = sorted(value)
-            out[name] = value
+            out[_SHORT[name]] = value
         return orjson.dumps(out)
 
     @classmethod
-    def from_json(cls, data: bytes, codecs: Codecs) -> Prospect:
+    def from_json(cls, data: bytes, codecs: Codecs, email: str | None = None) -> Prospect:
+        """A prospect from `to_json`'s bytes; `email` is the store's key for them."""
         raw = orjson.loads(data)
-        p = cls(raw.pop("email"), raw.pop("created"))
-        for name, value in raw.items():
+        if "c" in raw:
+            p = cls(raw.pop("e", email), raw.pop("c"))
+        else:  # a schema 1 store: long keys
+            p = cls(raw.pop("email"), raw.pop("created"))
+        for key, value in raw.items():
+            name = _LONG.get(key, key)
             if name in _BITS:
+                if key == "l":
+                    value = [v[1:] if v.startswith("=") else "rule:" + v for v in value]
                 value = getattr(codecs, _BITS[name]).encode(value)
             elif name == "clicked":
                 value = set(value)
@@ -226,6 +235,40 @@ class Prospect:
 
 
 _PAIRS = ("fields", "acts")
+# The stored key of every attribute: a prospect row is written at every commit that
+# changed it, so its keys are short.
+_SHORT = {
+    "acts": "a",
+    "assigned_at": "aa",
+    "assigned_kind": "ak",
+    "assigned_to": "at",
+    "campaign": "cp",
+    "categories": "cs",
+    "clicked": "ck",
+    "created": "c",
+    "criteria": "cr",
+    "crm_id": "ci",
+    "crm_status": "st",
+    "do_not_sync": "ds",
+    "dynamic": "d",
+    "email": "e",
+    "fields": "f",
+    "grade": "g",
+    "last_activity": "la",
+    "latched": "l",
+    "lists": "ls",
+    "matches": "m",
+    "notified": "n",
+    "opened": "o",
+    "opted_out": "oo",
+    "profile": "p",
+    "score": "s",
+    "stamps": "sp",
+    "tags": "t",
+    "throttle": "th",
+}
+_LONG = {v: k for k, v in _SHORT.items()}
+_REST = tuple(n for n in Prospect.__slots__ if n not in ("email", "created", "score"))
 
 
 def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:

@@ -35,6 +35,7 @@ import fcntl
 import os
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,8 +46,9 @@ from typing import Any
 import orjson
 
 from mrules import __version__
-from mrules.history import STEP, Interner, Ref, Row, pack, unpack
+from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.state import Codecs, Prospect
 from mrules.vocab import ASSET_EVENTS
 
 __all__ = [
@@ -100,15 +102,17 @@ CREATE TABLE visitors (
 CREATE TABLE history (
     id       INTEGER PRIMARY KEY,
     prospect INTEGER,
-    visitor  TEXT,
-    ts       REAL,
+    visitor,
+    ts,
     seq      INTEGER,
     event_id TEXT,
+    event    INTEGER,
+    messages INTEGER,
     data     BLOB NOT NULL
 );
 CREATE INDEX history_prospect ON history (prospect) WHERE prospect IS NOT NULL;
 CREATE INDEX history_anonymous ON history (visitor) WHERE prospect IS NULL AND visitor IS NOT NULL;
-CREATE INDEX history_event ON history (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX history_event ON history (event) WHERE event IS NOT NULL;
 CREATE TABLE outbox (
     seq      INTEGER PRIMARY KEY,
     ts       REAL,
@@ -158,11 +162,20 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         "CREATE TABLE prospects (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, state BLOB)",
         "INSERT INTO prospects (email, state) SELECT email, state FROM prospects_v1 ORDER BY email",
         "DROP TABLE prospects_v1",
-        "CREATE TABLE history (id INTEGER PRIMARY KEY, prospect INTEGER, visitor TEXT, ts REAL,"
-        " seq INTEGER, event_id TEXT, data BLOB NOT NULL)",
+        "CREATE TABLE history (id INTEGER PRIMARY KEY, prospect INTEGER, visitor, ts,"
+        " seq INTEGER, event_id TEXT, event INTEGER, messages INTEGER, data BLOB NOT NULL)",
     ):
         conn.execute(statement)
     pids = dict(conn.execute("SELECT email, id FROM prospects"))
+    codecs = Codecs()  # states to the short keys of schema 2 (the same values)
+    conn.executemany(
+        "UPDATE prospects SET state = ? WHERE id = ?",
+        [
+            (Prospect.from_json(state, codecs).to_json(codecs), i)
+            for i, state in conn.execute("SELECT id, state FROM prospects").fetchall()
+            if state is not None
+        ],
+    )
     names = Interner()
     plain = Batch("-", 0, None)
     plain.activities = [
@@ -194,16 +207,22 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         [
             (
                 None if row.prospect is None else pids[row.prospect],
-                row.visitor,
-                row.ts,
+                None if row.visitor is None else names.maybe(row.visitor),
+                _ts(row.ts),
                 row.steps[0] if row.steps else None,
                 row.event_id,
+                None if row.event_id is None else event_hash(row.event_id),
+                row.message_bits() or None,
                 pack(row, names),
             )
             for row in activities + ledger + applied
         ],
     )
     conn.executemany(_INSERT_NAME, names.added)
+    # The engine's messages are their ledger steps now (derived on read): drop the copies.
+    for table, want in (("outbox", OUTBOX), ("crm_pending", CRM)):
+        seqs = [(m.seq,) for row in ledger for m in row.messages(want)]
+        conn.executemany(f"DELETE FROM {table} WHERE seq = ?", seqs)
     top = plain.max_seq()
     for table in ("outbox", "crm_pending"):
         found = conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0]
@@ -216,7 +235,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         "CREATE INDEX history_prospect ON history (prospect) WHERE prospect IS NOT NULL",
         "CREATE INDEX history_anonymous ON history (visitor)"
         " WHERE prospect IS NULL AND visitor IS NOT NULL",
-        "CREATE INDEX history_event ON history (event_id) WHERE event_id IS NOT NULL",
+        "CREATE INDEX history_event ON history (event) WHERE event IS NOT NULL",
     ):
         conn.execute(statement)
 
@@ -237,7 +256,8 @@ _UPSERT_VISITOR = (
     "ON CONFLICT (visitor) DO UPDATE SET prospect = excluded.prospect, history = excluded.history"
 )
 _INSERT_HISTORY = (
-    "INSERT INTO history (prospect, visitor, ts, seq, event_id, data) VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _ATTACH_VISITOR = "UPDATE history SET prospect = ? WHERE visitor = ? AND prospect IS NULL"
 _INSERT_NAME = "INSERT INTO names (id, text) VALUES (?, ?)"
@@ -358,8 +378,13 @@ def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
     current: Row | None = None
     for e in sorted(batch.ledger, key=lambda e: e[0]):
         seq, ts, prospect, kind, name, loc, source, line, event_id, action, args, bef, aft = e
-        if current is None or (current.prospect, current.clock, current.source, current.line,
-                               current.event_id) != (prospect, ts, source, line, event_id):
+        if current is None or (
+            current.prospect,
+            current.clock,
+            current.source,
+            current.line,
+            current.event_id,
+        ) != (prospect, ts, source, line, event_id):
             current = Row(prospect, ts, source, line, event_id)
             ledger.append(current)
         current.steps += (seq, Ref(kind, name, loc), action, _json_value(args),
@@ -370,6 +395,19 @@ def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
             raise TypeError(f"an event id must be text, not {event_id!r}")
         applied.append(Row(None, batch.clock, batch.source, 0, event_id))
     return activities, ledger, applied
+
+
+def event_hash(event_id: str) -> int:
+    """The 31-bit hash `history_event` indexes (a 4-byte key); the id itself decides."""
+    return zlib.crc32(event_id.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF
+
+
+def _ts(ts: float | None) -> float | int | None:
+    """A time as whole milliseconds when that is exact (6 bytes, not 8), else as it is."""
+    if ts is None:
+        return None
+    ms = round(ts * 1000)
+    return ms if ms / 1000 == ts else ts
 
 
 class _PartError(ValueError):
@@ -502,22 +540,23 @@ class Store:
 
     def has_applied_ids(self) -> bool:
         """Whether any committed batch applied an event with an id."""
-        return self._one("SELECT 1 FROM history WHERE event_id IS NOT NULL LIMIT 1") is not None
+        return self._one("SELECT 1 FROM history WHERE event IS NOT NULL LIMIT 1") is not None
 
     def applied_among(self, ids: list[str]) -> set[str]:
         """Which of these event ids a committed batch applied (one query for many ids)."""
         found: set[str] = set()
+        wanted = set(ids)
         for i in range(0, len(ids), 500):
-            chunk = tuple(ids[i : i + 500])
+            chunk = tuple({event_hash(x) for x in ids[i : i + 500]})
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT event_id FROM history WHERE event_id IN ({marks})"
-            found.update(r[0] for r in self._all(sql, chunk))
+            sql = f"SELECT event_id FROM history WHERE event IN ({marks})"
+            found.update(r[0] for r in self._all(sql, chunk) if r[0] in wanted)
         return found
 
     def has_applied(self, event_id: str) -> bool:
         """Whether the event with this id was applied by a committed batch."""
-        sql = "SELECT 1 FROM history WHERE event_id = ? LIMIT 1"
-        return self._one(sql, (event_id,)) is not None
+        sql = "SELECT 1 FROM history WHERE event = ? AND event_id = ? LIMIT 1"
+        return self._one(sql, (event_hash(event_id), event_id)) is not None
 
     def prospect(self, email: str) -> bytes | None:
         """The state the engine stored for this prospect, or None."""
@@ -546,7 +585,8 @@ class Store:
             " ORDER BY id"
         )
         out = []
-        for row in self._history(sql, (visitor,)):
+        key = self._interner().ids.get(visitor, visitor)
+        for row in self._history(sql, (key,)):
             if row.etype == "page_view":
                 out.append((row.ts, row.url or ""))
         return out
@@ -558,15 +598,17 @@ class Store:
     def activities(self, prospect: str | None = None) -> Iterator[Activity]:
         """Activities (`mrules.records.Activity`), ordered by ts then insertion."""
         if prospect is None:
-            sql = f"SELECT {_HISTORY_COLUMNS} FROM history ORDER BY ts, id"
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history ORDER BY id"
             rows = self._history(sql)
         else:
             pid = self._pid_of(prospect)
             if pid is None:
                 return iter(())
-            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE prospect = ? ORDER BY ts, id"
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE prospect = ? ORDER BY id"
             rows = self._history(sql, (pid,))
-        return (a for a in (row.activity() for row in rows) if a is not None)
+        found = [a for a in (row.activity() for row in rows) if a is not None]
+        found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
+        return iter(found)
 
     def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:
         """Ledger entries (`mrules.records.LedgerEntry`) with seq > after_seq, by seq."""
@@ -602,20 +644,49 @@ class Store:
         return 0 if row is None or row[0] is None else int(row[0])
 
     def outbox(self) -> Iterator[Message]:
-        """Outbox messages as Batch.outbox tuples, ordered by seq."""
+        """Outbox messages (`mrules.records.Message`), ordered by seq.
+
+        The engine's messages are ledger steps of `history` rows (derived here);
+        the `outbox` table holds messages given as plain records.
+        """
         sql = "SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq"
-        return self._iter(sql, make=Message._make)
+        plain = list(self._iter(sql, make=Message._make))
+        return self._merged(plain, OUTBOX, None)
 
     def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
-        """CRM work not yet done, as Batch.crm_pending tuples, ordered by seq."""
+        """CRM work not yet done (`mrules.records.Message`), ordered by seq.
+
+        Derived from the ledger steps of `history` rows, plus the `crm_pending`
+        table's rows not marked done (CRM work given as plain records).
+        """
         if prospect is None:
             sql = "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
-            return self._iter(sql + " ORDER BY seq", make=Message._make)
-        sql = (
-            "SELECT seq, ts, prospect, kind, payload FROM crm_pending"
-            " WHERE prospect = ? AND done = 0 ORDER BY seq"
-        )
-        return self._iter(sql, (prospect,), make=Message._make)
+            plain = list(self._iter(sql + " ORDER BY seq", make=Message._make))
+        else:
+            sql = (
+                "SELECT seq, ts, prospect, kind, payload FROM crm_pending"
+                " WHERE prospect = ? AND done = 0 ORDER BY seq"
+            )
+            plain = list(self._iter(sql, (prospect,), make=Message._make))
+        return self._merged(plain, CRM, prospect)
+
+    def _merged(self, plain: list[Message], want: int, prospect: str | None) -> Iterator[Message]:
+        if prospect is None:
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE messages & ? ORDER BY id"
+            rows = self._history(sql, (want,))
+        else:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(plain)
+            sql = (
+                f"SELECT {_HISTORY_COLUMNS} FROM history WHERE prospect = ? AND messages & ?"
+                " ORDER BY id"
+            )
+            rows = self._history(sql, (pid, want))
+        derived = [m for row in rows for m in row.messages(want)]
+        if not plain:
+            return iter(derived)
+        return iter(sorted(plain + derived, key=lambda m: m.seq))
 
     def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
         """Rejected lines as (source, line, reason, text), ordered by source then line."""
@@ -698,7 +769,10 @@ class Store:
                 if batch.attach_visitor:
                     conn.executemany(
                         _ATTACH_VISITOR,
-                        [(self._pid(p, pids, new_pids), v) for v, p in batch.attach_visitor],
+                        [
+                            (self._pid(p, pids, new_pids), names.ids.get(v, v))
+                            for v, p in batch.attach_visitor
+                        ],
                     )
                 part = "prospects"
                 if new_pids:
@@ -786,12 +860,16 @@ class Store:
         for row in rows:
             email = row.prospect
             pid = None if email is None else pids.get(email) or self._pid(email, pids, new_pids)
+            event_id = row.event_id
+            visitor = row.visitor
             yield (
                 pid,
-                row.visitor,
-                row.ts,
+                None if visitor is None else names.maybe(visitor),
+                _ts(row.ts),
                 row.steps[0] if row.steps else None,
-                row.event_id,
+                event_id,
+                None if event_id is None else event_hash(event_id),
+                row.message_bits() or None if row.steps else None,
                 pack(row, names),
             )
 
@@ -844,6 +922,10 @@ class Store:
                     if email is None:  # a prospect committed after this read began
                         emails = self._emails()
                         email = emails.get(pid)
+                if type(ts) is int:
+                    ts /= 1000
+                if type(visitor) is int:
+                    visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
         except sqlite3.Error as e:
             raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e

@@ -158,7 +158,7 @@ def explain(email: str, store_path: str, fmt: str) -> None:
                 return
             codecs = Codecs()
             state = prospect_record(
-                Prospect.from_json(data, codecs), codecs, store.crm_pending(key)
+                Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
             )
             rows = [action_record(r) for r in store.ledger(prospect=key)]
     finally:
