@@ -187,7 +187,9 @@ class Engine:
         """Load the store, apply new rules retroactively; returns the line to resume after."""
         st = self.store
         codecs = self.cs.codecs
-        self.prospects = {email: Prospect.from_json(data, codecs, email) for email, data in st.prospects()}
+        self.prospects = {
+            email: Prospect.from_json(data, codecs, email) for email, data in st.prospects()
+        }
         self.visitors = {
             vid: self.prospects[pr].email if pr in self.prospects else pr
             for vid, pr, _ in st.visitors()

@@ -13,7 +13,8 @@ ledger always held them.
 
 The packed array (docs/store.md, table `history`):
 
-    [source, line, type, asset, url, (asset_kind, clock)?, (dseq, rule, action, args, before, after)*]
+    [source, line, type, asset, url, (asset_kind, clock)?, (dseq, rule, action, args, before,
+     after)*]
 
 `type` is 0 when the row has no activity; `asset`/`url` are 0 (none), a
 names id or the text itself. A negative `type` (rare) says `asset_kind` and
