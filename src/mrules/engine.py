@@ -91,6 +91,8 @@ class RunSummary:
     actions: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     retroactive: list[str] = field(default_factory=list)
+    # Prospects whose rules did not converge: where, and the rules still acting.
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def events_per_second(self) -> float:
@@ -145,8 +147,10 @@ class Engine:
         self.event_ts = 0.0
         self.block_since: dict[str, float | None] = {}
         self.batch = Batch(source=source, line=0, clock=None)
-        self._candidates: dict[frozenset[str], tuple[int, ...]] = {}
-        self._dyn_candidates: dict[frozenset[str], tuple[int, ...]] = {}
+        # facts changed -> (automation rules, dynamic lists) that read one of them
+        self._candidates: dict[
+            frozenset[str], tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]
+        ] = {}
         self._handlers: dict[str, Callable[[Event], None]] = {
             "page_view": self._page_view,
             "form_submit": self._asset_event,
@@ -712,30 +716,73 @@ class Engine:
     # ------------------------------------------------------- automation rules
 
     def _settle(self, p: Prospect, changed: set[str]) -> None:
-        """Re-evaluate the rules and dynamic lists that read what changed, until quiet."""
+        """Re-evaluate the rules and dynamic lists that read what changed, until quiet.
+
+        A prospect whose rules still change something after as many rounds as
+        there are rules (two dynamic lists that add and remove each other) is
+        left as it stands and reported (`RunSummary.unsettled`), with the rules
+        that acted in the last round.
+        """
         cs = self.cs
-        rules, dyn = cs.rules, cs.dynamic_lists
         if self._fresh == p.email:
             changed = changed | {NEW_PROSPECT}
             self._fresh = None
-        for _ in range(len(rules) + len(dyn) + 2):
+        rounds = len(cs.rules) + len(cs.dynamic_lists) + 2
+        try_rule, dynamic = self._try_rule, self._dynamic
+        for _ in range(rounds):
             if not changed:
                 return
             key = frozenset(changed)
-            idx = self._candidates.get(key)
-            if idx is None:
-                idx = self._candidates[key] = tuple(cs.candidates(key))
-            didx = self._dyn_candidates.get(key)
-            if didx is None:
-                found: set[int] = set()
-                for f in key:
-                    found.update(cs.dynamic_by_fact.get(f, ()))
-                didx = self._dyn_candidates[key] = tuple(sorted(found))
+            found = self._candidates.get(key)
+            if found is None:
+                found = self._candidates[key] = self._candidates_for(key)
+            rules, dyn = found
             self.changed = changed = set()
-            for i in idx:
-                self._try_rule(p, rules[i])
-            for i in didx:
-                self._dynamic(p, dyn[i])
+            for rule in rules:
+                if rule.repeat_seconds is None and p.latched & rule.bit:
+                    continue  # matched once, never again (checked again in _try_rule)
+                try_rule(p, rule)
+            for dl in dyn:
+                dynamic(p, dl)
+        if changed:
+            self._unsettled(p, changed)
+
+    def _candidates_for(
+        self, key: frozenset[str]
+    ) -> tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]:
+        cs = self.cs
+        found: set[int] = set()
+        for f in key:
+            found.update(cs.dynamic_by_fact.get(f, ()))
+        rules = tuple(cs.rules[i] for i in cs.candidates(key))
+        return rules, tuple(cs.dynamic_lists[i] for i in sorted(found))
+
+    def _unsettled(self, p: Prospect, changed: set[str]) -> None:
+        """One more round, noting which rules still act, then report the prospect."""
+        before = self.seq
+        acting: list[str] = []
+        rules, dyn = self._candidates_for(frozenset(changed))
+        self.changed = set()
+        for rule in (*rules, *dyn):
+            mark = self.seq
+            if rule in dyn:
+                self._dynamic(p, rule)
+            else:
+                self._try_rule(p, rule)
+            if self.seq != mark:
+                acting.append(f"{rule.ref.kind} '{rule.ref.name}' ({rule.ref.loc})")
+        if self.seq == before:
+            return  # it settled on that last round after all
+        self.summary.unsettled.append(
+            {
+                "prospect": p.email,
+                "source": self.source_label,
+                "line": self.line or None,
+                "id": self.event_id,
+                "reason": "its rules do not settle: they keep changing it; left as it stands",
+                "rules": acting,
+            }
+        )
 
     def _try_rule(self, p: Prospect, rule: CompiledRule) -> None:
         now = self.now

@@ -29,6 +29,7 @@ __all__ = [
     "export_records",
     "prospect_record",
     "render_summary",
+    "write_diagnostics",
     "write_rejects",
 ]
 
@@ -175,6 +176,21 @@ def _last_seq(path: Path) -> int | None:
         return None
 
 
+def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
+    """Write what the run reports besides rejected lines (prospects whose rules did not settle).
+
+    One JSON object a line; the file is removed when there is nothing to report.
+    """
+    if not unsettled:
+        if path.exists():
+            path.unlink()
+        return 0
+    with path.open("wb") as f:
+        for record in unsettled:
+            f.write(orjson.dumps(record) + b"\n")
+    return len(unsettled)
+
+
 def write_rejects(path: Path, store: StateStore, source: str) -> int:
     """Rewrite the rejects file from the store; returns how many lines it has."""
     rows = list(store.rejects(source))
@@ -242,7 +258,11 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
 
 
 def render_summary(
-    s: RunSummary, console: Console, store_path: Path, rejects_path: Path | None
+    s: RunSummary,
+    console: Console,
+    store_path: Path,
+    rejects_path: Path | None,
+    diagnostics_path: Path | None = None,
 ) -> None:
     """The end-of-run table on stderr."""
     t = Table(title="mrules run", show_header=False, title_justify="left")
@@ -261,6 +281,9 @@ def render_summary(
     for action, n in sorted(s.actions.items()):
         if action != "create prospect":
             t.add_row(f"  {action}", f"{n:,}")
+    if s.unsettled:
+        where = f"  → {diagnostics_path}" if diagnostics_path else ""
+        t.add_row("[red]rules did not settle[/red]", f"{len(s.unsettled):,}{where}")
     if s.retroactive:
         t.add_row("retroactive", ", ".join(s.retroactive))
     t.add_row("time", f"{s.seconds:.2f} s")

@@ -16,7 +16,7 @@ from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.events import EventSourceError, parse_timestamp
 from mrules.loader import display_path
-from mrules.outputs import ActionLog, render_summary, write_rejects
+from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
 from mrules.store import StoreError, StoreLocked
 from mrules.storeapi import MEMORY, StateStore
 
@@ -76,6 +76,13 @@ def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Stat
     help="Where rejected lines go [default: beside the store, NAME.rejects.jsonl].",
 )
 @click.option(
+    "--diagnostics",
+    "diagnostics_path",
+    type=click.Path(dir_okay=False),
+    help="Where prospects whose rules did not settle are reported"
+    " [default: beside the store, NAME.diagnostics.jsonl, only when there are some].",
+)
+@click.option(
     "--now",
     "now",
     metavar="TIME",
@@ -103,6 +110,7 @@ def run(
     store_path: str,
     actions_path: str | None,
     rejects_path: str | None,
+    diagnostics_path: str | None,
     now: str | None,
     wait: bool,
     commit_every: int,
@@ -143,6 +151,10 @@ def run(
         rejects_file: Path | None = Path(rejects_path)
     else:
         rejects_file = None if in_memory else _beside(store.path, ".rejects.jsonl")
+    if diagnostics_path:
+        diagnostics_file: Path | None = Path(diagnostics_path)
+    else:
+        diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
     console = Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
@@ -189,6 +201,8 @@ def run(
         summary = result.summary
         if rejects_file is not None:
             write_rejects(rejects_file, store, source)
+        if diagnostics_file is not None:
+            write_diagnostics(diagnostics_file, summary.unsettled)
     except EventSourceError as e:
         fail(str(e))
         return
@@ -199,8 +213,16 @@ def run(
         if log is not None:
             log.close()
         store.close()
+    for d in summary.unsettled[:5]:
+        click.echo(
+            f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"
+            f" rules acting: {', '.join(d['rules'])}",
+            err=True,
+        )
+    if len(summary.unsettled) > 5:
+        click.echo(f"mrules: warning: ... and {len(summary.unsettled) - 5} more", err=True)
     if not quiet:
-        render_summary(summary, console, store.path, rejects_file)
+        render_summary(summary, console, store.path, rejects_file, diagnostics_file)
     sys.exit(EXIT_REJECTS if summary.rejected else EXIT_OK)
 
 
