@@ -213,6 +213,7 @@ class Interner:
         self.added: list[tuple[int, str]] = []
         self.cap = cap
         self._refs: dict[int, tuple[Any, int]] = {}  # id(ref) -> (ref, names id)
+        self.args: dict[bytes, int] = {}  # args JSON bytes -> names id (the packer's cache)
         self._parsed_refs: dict[int, Ref] = {}
 
     def load(self, rows: Iterator[tuple[int, str]]) -> None:
@@ -242,6 +243,19 @@ class Interner:
             return text
         return self.get(text)
 
+    def maybe_args(self, text: bytes) -> int | None:
+        """The id of an args JSON text (bytes), interning it if there is room; else None."""
+        found = self.args.get(text)
+        if found is None:
+            decoded = text.decode()
+            found = self.ids.get(decoded)
+            if found is None:
+                if len(self.texts) >= self.cap or len(text) > 200:
+                    return None
+                found = self.get(decoded)
+            self.args[text] = found
+        return found
+
     def ref(self, ref: Any) -> int:
         found = self._refs.get(id(ref))
         if found is not None and found[0] is ref:
@@ -260,6 +274,7 @@ class Interner:
             del self.texts[self.added[0][0] :]
         self.added = []
         self._refs = {k: v for k, v in self._refs.items() if v[1] < len(self.texts)}
+        self.args = {k: v for k, v in self.args.items() if v < len(self.texts)}
 
     # -- reading --------------------------------------------------------------------------
     def text(self, i: int) -> str:
@@ -328,23 +343,28 @@ def pack(row: Row, names: Interner) -> bytes:
         prev = steps[0]
         email = row.prospect
         email_bytes = email.encode() if email else None
-        maybe, ref_id, get = names.maybe, names.ref, names.get
+        ref_id, get, known_args = names.ref, names.get, names.args
+        implied = _IMPLIED.get
         for i in range(0, len(steps), STEP):
             seq, ref, action, args, before, after = steps[i : i + STEP]
             text = _dumps(args)
-            if email_bytes is not None and email_bytes in text:
-                packed_args: Any = [args]  # per-prospect args (a notification's address)
-            else:
-                packed_args = maybe(text.decode())
-                if type(packed_args) is str:
-                    packed_args = [args]
+            packed_args: Any = known_args.get(text)
+            if packed_args is None:
+                if email_bytes is not None and email_bytes in text:
+                    packed_args = [args]  # per-prospect args (a notification's address)
+                else:
+                    packed_args = names.maybe_args(text)
+                    if packed_args is None:
+                        packed_args = [args]
             if i:  # the first step's seq is the row's `seq` column
                 out.append(seq - prev)
-            if _implied(action, args, before, after, email):
-                if action == _SCORE:
-                    out += (ref_id(ref), -get(action), packed_args, before)
-                else:
-                    out += (ref_id(ref), -get(action), packed_args)
+            found = implied(action)
+            if found is not None and before is found[0] and after is found[1]:
+                out += (ref_id(ref), -get(action), packed_args)
+            elif action == _SCORE and _implied(action, args, before, after, email):
+                out += (ref_id(ref), -get(action), packed_args, before)
+            elif action == _CREATE and _implied(action, args, before, after, email):
+                out += (ref_id(ref), -get(action), packed_args)
             else:
                 out += (ref_id(ref), get(action), packed_args, before, after)
             prev = seq
