@@ -56,10 +56,12 @@ from mrules.compiler import (
 )
 from mrules.events import Event, Reject
 from mrules.history import Row, json_text
+from mrules.policy import can_assign, crm_status_after, crm_value_wins, round_robin
 from mrules.state import Prospect, grade_letter
 from mrules.store import Batch
 from mrules.storeapi import StateStore
 from mrules.urls import normalize_url
+from mrules.vocab import Action
 
 __all__ = ["Engine", "RunSummary", "iso"]
 
@@ -564,10 +566,10 @@ class Engine:
         ref = self._ref_for(e)
         obj = e.object
         if obj in ("lead", "contact"):
-            # A contact outranks a lead (§7.2): a lead update never demotes a contact.
-            if p.crm_status != obj and (obj == "contact" or p.crm_status in ("none", "deleted")):
-                self.log(p, ref, "crm status", {}, p.crm_status, obj)
-                p.crm_status = obj
+            status = crm_status_after(p.crm_status, obj)  # a contact outranks a lead (§7.2)
+            if status is not None:
+                self.log(p, ref, Action.CRM_STATUS, {}, p.crm_status, status)
+                p.crm_status = status
                 changed.add("crm")
             if e.crm_id and p.crm_id != e.crm_id:
                 p.crm_id = e.crm_id
@@ -582,17 +584,15 @@ class Engine:
                 if mapped is None:
                     continue
                 name, prefer = mapped
-                ours = p.field(name)
-                blank = value is None or value == ""
-                if blank and ours not in (None, ""):
-                    continue  # a value always beats a blank (§7.6)
-                if prefer == "ours" and ours not in (None, ""):
-                    continue
-                if prefer == "most recent" and ours not in (None, ""):
-                    stamp = p.stamps.get(name) if p.stamps else None
-                    if stamp is not None and stamp > e.ts_epoch:
-                        continue  # our value is newer than the CRM's (§7.6)
-                self._set_field(p, ref, name, value)
+                stamp = p.stamps.get(name) if p.stamps else None
+                if crm_value_wins(  # §7.6: a value beats a blank, then `prefer`
+                    ours=p.field(name),
+                    theirs=value,
+                    prefer=prefer,
+                    our_stamp=stamp,
+                    their_time=e.ts_epoch,
+                ):
+                    self._set_field(p, ref, name, value)
         elif obj == "opportunity":
             outcome = {"won": "won", "lost": "lost"}.get(e.status or "", "created")
             points = self.cs.crm_scoring.get(outcome)
@@ -947,7 +947,7 @@ class Engine:
         self.log(p, ref, "set score", {"value": value}, before, value)
 
     def assign(self, p: Prospect, ref: RuleRef, kind: str, name: str) -> None:
-        if p.assigned_kind is not None:
+        if not can_assign(p.assigned_kind):
             self.summary.actions["assignment kept"] += 1
             return  # assignment never reassigns (§2.3)
         p.assigned_kind, p.assigned_to, p.assigned_at = kind, name, self.now
@@ -969,10 +969,9 @@ class Engine:
             return
         # The round-robin counter is shared across prospects: it lives in `shared`.
         key = "round_robin:" + group
-        turn = int(self.shared.get(key, 0))
-        self.shared[key] = turn + 1
+        member, self.shared[key] = round_robin(members, int(self.shared.get(key, 0)))
         self.shared_dirty = True
-        self.assign(p, ref, "user", members[turn % len(members)])
+        self.assign(p, ref, "user", member)
 
     def assign_by_crm_rule(self, p: Prospect, ref: RuleRef) -> None:
         if p.assigned_kind is not None:
