@@ -1,6 +1,6 @@
 """The event stream reader: JSON Lines in, `Event` or `Reject` out, in stream order.
 
-This is the input contract of `mrules run` (shared/spec/events.md). Each line
+This is the input contract of `mrules run` (docs/events.md). Each line
 is decoded on its own, so a bad line costs one `Reject` (its 1-based line
 number, a reason in plain English and the line's text) and never stops the
 stream: no valid event is lost because a bad one came before it.
