@@ -147,7 +147,7 @@ def test_explain_unknown_email(repo: Path, tmp_path: Path) -> None:
     assert run_example(tmp_path).exit_code == 0
     res = invoke("explain", "nobody@example.com", "--store", str(tmp_path / "gc.db"))
     no_crash(res)
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a wrong argument (docs/exit-codes.md), not findings in rules
     assert "no prospect 'nobody@example.com'" in res.stderr
 
 
