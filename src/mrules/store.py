@@ -937,7 +937,10 @@ def _os_advice(e: OSError) -> str:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full: free some space, then run the same command again"
     if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "make the store's folder writable, then run the same command again"
+        return (
+            "the store's folder is read-only or not writable: make it writable, then run the"
+            " same command again"
+        )
     return "check the store's folder, then run the same command again"
 
 

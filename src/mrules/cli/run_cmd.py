@@ -26,7 +26,7 @@ from mrules.engine import Engine
 from mrules.events import EventSourceError, parse_timestamp, read_events
 from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_rejects
-from mrules.store import Store
+from mrules.store import Store, StoreError
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_TIMEOUT", "open_store", "rules_or_exit", "wait_options"]
 
@@ -172,7 +172,6 @@ def run(
     _output_folder("--rejects", rejects_path)
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     rejects_file = Path(rejects_path) if rejects_path else _beside(store.path, ".rejects.jsonl")
-    engine: Engine | None = None
     console = Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
@@ -207,29 +206,37 @@ def run(
                 )
         else:
             summary = engine.run(stream, now=now_ts)
-        write_rejects(rejects_file, store, source)
+        rejected = write_rejects(rejects_file, store, source)
     except EventSourceError as e:
         fail(str(e))
     except KeyboardInterrupt:
-        fail(_stopped("interrupted", engine, events), EXIT_INTERRUPTED)
+        fail(_stopped("interrupted", store, source, events), EXIT_INTERRUPTED)
     except OutputError as e:
-        fail(f"{e}; {_stopped('', engine, events)}", EXIT_STORE)
+        fail(f"{e}; {_stopped('', store, source, events)}", EXIT_STORE)
     finally:
         if log is not None:
             log.close()
         store.close()
     if not quiet:
         render_summary(summary, console, store.path, rejects_file)
-    sys.exit(EXIT_REJECTS if summary.rejected else EXIT_OK)
+    # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
+    # failed (exit 4) or was interrupted (130) before reporting them still reports them.
+    sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
 
 
-def _stopped(what: str, engine: Engine | None, events: str) -> str:
-    """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`."""
-    done = max(engine.batch.line, engine.summary.resumed_from) if engine is not None else 0
+def _stopped(what: str, store: Store, source: str, events: str) -> str:
+    """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`.
+
+    N is read back from the store: a batch in flight when the run stopped was rolled back.
+    """
+    try:
+        done = store.stream_position(source)
+    except StoreError:
+        done = 0
     kept = (
         f"the store keeps lines 1-{done:,} of {display_path(events)}"
         if done
-        else ("the store keeps what earlier runs committed")
+        else "the store keeps what earlier runs committed"
     )
     head = f"{what}; " if what else ""
     return f"{head}{kept}; running the same command again resumes after them"
