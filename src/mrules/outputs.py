@@ -238,7 +238,7 @@ def _repair(path: Path) -> int | None:
     """Cut an action log after its last complete line; return that line's seq.
 
     None when the file does not exist, is empty, or holds only the torn start
-    of a first line (then it is emptied). Raises OutputError when it has
+    of a first line, maybe with junk after it (then it is emptied). Raises OutputError when it has
     content but no line is an action-log line: not a log, left as it is.
     """
     try:
@@ -250,7 +250,6 @@ def _repair(path: Path) -> int | None:
     with path.open("rb") as f:
         newlines = _newlines_backward(f, size)
         after = next(newlines)
-        whole_lines = after >= 0
         for before in newlines:
             f.seek(before + 1)
             seq = _seq_of(f.read(after - before - 1))
@@ -260,8 +259,10 @@ def _repair(path: Path) -> int | None:
                 return seq
             after = before
         f.seek(0)
-        head = f.read(len(_LINE_START))
-    if head == _LINE_START and not whole_lines:  # a first line torn before its newline
+        head = f.read(_BLOCK).split(b"\n", 1)[0].split(b"\x00", 1)[0]
+    if head and (head.startswith(_LINE_START) or _LINE_START.startswith(head)):
+        # The first line, torn (by a kill or a full disk) before its newline, maybe with
+        # bytes the disk left after it: the log has no row yet.
         _truncate(path, 0)
         return None
     raise OutputError(

@@ -179,7 +179,10 @@ def run(
     log: ActionLog | None = None
     try:
         if actions_path:
-            log = ActionLog(Path(actions_path), store)
+            try:
+                log = ActionLog(Path(actions_path), store)
+            except OutputError as e:
+                fail(str(e), EXIT_STORE)
         engine = Engine(
             compiled,
             store,
