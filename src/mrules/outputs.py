@@ -3,26 +3,32 @@
 The store is the truth; files are views of it. The action log (`--actions`)
 appends the ledger rows each commit made, after the commit, and on start it
 catches up from the store whatever a killed run committed but did not write,
-so the file never repeats or misses an action. The rejects file is rewritten
-from the store's rejects at the end of every run.
+so the file never repeats or misses an action: a last line torn by a kill or
+a full disk is cut off first, and the rows from there on are written again
+from the store. The rejects file is rewritten whole (atomically) from the
+store's rejects at the end of every run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
+from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.engine import RunSummary, iso
 from mrules.state import Codecs, Prospect
 from mrules.store import Store
 
 __all__ = [
     "ActionLog",
+    "OutputError",
     "action_record",
     "prospect_record",
     "render_summary",
@@ -61,27 +67,66 @@ def action_record(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 class ActionLog:
-    """The `--actions` JSONL file, kept exactly in step with the store's ledger."""
+    """The `--actions` JSONL file, kept exactly in step with the store's ledger.
+
+    Where a log starts: a log that does not exist yet (or is empty and was
+    never started by a run of this store) holds the actions from the current
+    end of the ledger on, and the store notes that start, so that a run
+    killed before its first row still gets its rows written by the next. A
+    log with content goes on after its last complete line: anything after it
+    (a line torn by a kill or a full disk, bytes that are not a log line) is
+    cut off and the rows are caught up from the store.
+
+    Raises:
+        OutputError: the file cannot be read, repaired or written, or it is not
+            an action log of this store; the message says what to do.
+    """
 
     def __init__(self, path: Path, store: Store) -> None:
         self.path = path
-        last = _last_seq(path)
-        if last is None:  # a new file holds this run's actions only
-            last = store.max_seq()
-        self.file: IO[bytes] = path.open("ab")
+        self.last = 0
+        self._fd: int | None = None
+        try:
+            key = str(path.resolve())
+            last = _repair(path)
+            if last is None:  # nothing written yet: this run's actions, or the noted start
+                noted = store.log_start(key) if _is_empty_file(path) else None
+                last = store.max_seq() if noted is None else noted
+                if noted is None:
+                    store.set_log_start(key, last)
+            elif last > store.max_seq():
+                raise OutputError(
+                    f"action log {path} goes up to seq {last}, beyond the store's last"
+                    f" ({store.max_seq()}): it was written from another store; give a new"
+                    f" --actions path or move the file away"
+                )
+            created = not path.exists()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            if created:
+                fsync_folder(path.parent)
+        except OSError as e:
+            raise OutputError(f"cannot open action log {path}: {e.strerror or e}") from e
         self.last = last
         self.write(store.ledger(after_seq=last))  # catch up after a killed run
 
     def write(self, rows: Iterable[tuple[Any, ...]]) -> None:
         out = []
         line = self._line
+        last = self.last
         for row in rows:
-            if row[0] > self.last:
+            if row[0] > last:
                 out.append(line(row))
-                self.last = row[0]
+                last = row[0]
         if out:
-            self.file.write(b"\n".join(out) + b"\n")
-            self.file.flush()
+            data = b"\n".join(out) + b"\n"
+            try:
+                _write_all(self._fd, data)
+            except OSError as e:
+                raise OutputError(
+                    f"cannot write action log {self.path}: {e.strerror or e}; the next run"
+                    f" repairs the log and writes the missing rows from the store"
+                ) from e
+            self.last = last
 
     _time_of: tuple[float | None, bytes] = (None, b"null")
 
@@ -141,33 +186,119 @@ class ActionLog:
         )
 
     def close(self) -> None:
-        self.file.close()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
-def _last_seq(path: Path) -> int | None:
-    """The seq of the last complete line of an existing action log, or None."""
-    if not path.exists() or path.stat().st_size == 0:
+def _write_all(fd: int | None, data: bytes) -> None:
+    if fd is None:
+        raise OSError("the action log is closed")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
+
+
+_BLOCK = 65536
+
+
+def _seq_of(line: bytes) -> int | None:
+    """The seq of one complete action-log line, or None if it is not one."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    seq = record.get("seq") if isinstance(record, dict) else None
+    return seq if type(seq) is int else None
+
+
+def _newlines_backward(f: Any, size: int) -> Iterator[int]:
+    """Offsets of the newlines of an open file, last first, then -1 (before the start)."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - _BLOCK)
+        f.seek(start)
+        chunk = f.read(pos - start)
+        i = len(chunk)
+        while (i := chunk.rfind(b"\n", 0, i)) >= 0:
+            yield start + i
+        pos = start
+    yield -1
+
+
+def _repair(path: Path) -> int | None:
+    """Cut an action log after its last complete line; return that line's seq.
+
+    None when the file does not exist, is empty, or holds only the torn start
+    of a first line, maybe with junk after it (then it is emptied). Raises OutputError when it has
+    content but no line is an action-log line: not a log, left as it is.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
         return None
     with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - 65536))
-        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    try:
-        return int(orjson.loads(tail)["seq"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        newlines = _newlines_backward(f, size)
+        after = next(newlines)
+        for before in newlines:
+            f.seek(before + 1)
+            seq = _seq_of(f.read(after - before - 1))
+            if seq is not None:
+                if after + 1 < size:
+                    _truncate(path, after + 1)
+                return seq
+            after = before
+        f.seek(0)
+        head = f.read(_BLOCK).split(b"\n", 1)[0].split(b"\x00", 1)[0]
+    if head and (head.startswith(_LINE_START) or _LINE_START.startswith(head)):
+        # The first line, torn (by a kill or a full disk) before its newline, maybe with
+        # bytes the disk left after it: the log has no row yet.
+        _truncate(path, 0)
         return None
+    raise OutputError(
+        f"{path} is not an mrules action log (no line with a seq): give a new --actions"
+        f" path, or move the file away"
+    )
+
+
+_LINE_START = b'{"seq":'
+
+
+def _truncate(path: Path, size: int) -> None:
+    with path.open("r+b") as f:
+        f.truncate(size)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_rejects(path: Path, store: Store, source: str) -> int:
-    """Rewrite the rejects file from the store; returns how many lines it has."""
+    """Rewrite the rejects file from the store (atomically); returns how many lines it has."""
     rows = list(store.rejects(source))
-    if not rows:
-        if path.exists():
-            path.unlink()
-        return 0
-    with path.open("wb") as f:
-        for src, line, reason, text in rows:
-            f.write(orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}))
-            f.write(b"\n")
+    try:
+        if not rows:
+            if path.exists():
+                path.unlink()
+            return 0
+        data = b"".join(
+            orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}) + b"\n"
+            for src, line, reason, text in rows
+        )
+        atomic_write(path, data)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write rejects file {path}: {e.strerror or e}; the store keeps the rejected"
+            f" lines, and the next run writes the file again"
+        ) from e
     return len(rows)
 
 

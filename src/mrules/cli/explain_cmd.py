@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import fail
+from mrules.cli.common import EXIT_USAGE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.outputs import action_record, prospect_record
 from mrules.state import Codecs, Prospect
@@ -145,6 +145,9 @@ def explain(email: str, store_path: str, fmt: str) -> None:
     caused it (file:line) and the event (line and id). The ledger is never
     pruned, so the explanation covers the prospect's whole life.
 
+    Exit status (docs/exit-codes.md): 0 done; 2 no such prospect or store; 4
+    the store cannot be read (damaged, not an mrules store).
+
     \b
     Example:
       mrules explain leung@example.com --store /tmp/getcloudy.db
@@ -155,8 +158,7 @@ def explain(email: str, store_path: str, fmt: str) -> None:
         with store.snapshot():  # the state and its ledger from the same commit
             data = store.prospect(key)
             if data is None:
-                fail(f"no prospect '{key}' in {store.path}", 1)
-                return
+                fail(f"no prospect '{key}' in {store.path}", EXIT_USAGE)
             codecs = Codecs()
             state = prospect_record(
                 Prospect.from_json(data, codecs), codecs, store.crm_pending(key)

@@ -9,17 +9,29 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from mrules.atomic import OutputError
 from mrules.checker import check
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_REJECTS, fail, load_or_exit
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTS,
+    EXIT_STORE,
+    fail,
+    load_or_exit,
+)
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.engine import Engine
 from mrules.events import EventSourceError, parse_timestamp, read_events
 from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_rejects
-from mrules.store import Store, StoreError, StoreLocked
+from mrules.store import Store, StoreError
 
-__all__ = ["COMMANDS", "open_store", "rules_or_exit"]
+__all__ = ["COMMANDS", "DEFAULT_WAIT_TIMEOUT", "open_store", "rules_or_exit", "wait_options"]
+
+DEFAULT_WAIT_TIMEOUT = 600.0
+"""Seconds `--wait` waits for the store at most, unless `--wait-timeout` says otherwise."""
 
 
 def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
@@ -38,15 +50,43 @@ def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return compile_program(result.program, result.sources)
 
 
-def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Store:
-    try:
-        return Store.open(path, wait=wait, readonly=readonly)
-    except StoreLocked as e:
-        fail(f"{e}; add --wait to wait for it to finish")
-        raise AssertionError("unreachable") from e
-    except StoreError as e:
-        fail(str(e))
-        raise AssertionError("unreachable") from e
+def open_store(
+    path: str, *, wait: bool = False, timeout: float | None = None, readonly: bool = False
+) -> Store:
+    """Open a store; its errors (StoreError, StoreLocked) reach `common.failures()`.
+
+    `timeout` (seconds) implies `wait`; `wait` alone waits DEFAULT_WAIT_TIMEOUT.
+    """
+    if timeout is not None:
+        wait = True
+    elif wait:
+        timeout = DEFAULT_WAIT_TIMEOUT
+    return Store.open(path, wait=wait, timeout=timeout, readonly=readonly)
+
+
+def wait_options(f):  # type: ignore[no-untyped-def]
+    """`--wait` and `--wait-timeout`, shared by the commands that write a store."""
+    f = click.option(
+        "--wait-timeout",
+        "wait_timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help=f"Wait at most this long for the store (implies --wait) [default with --wait:"
+        f" {DEFAULT_WAIT_TIMEOUT:g}]; exit 5 when it passes.",
+    )(f)
+    return click.option(
+        "--wait", is_flag=True, help="Wait for a store another run holds, not refuse (exit 5)."
+    )(f)
+
+
+def _output_folder(option: str, path: str | None) -> None:
+    """Refuse an output file in a folder that does not exist (mrules creates no folders)."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
 
 
 @click.command()
@@ -77,7 +117,7 @@ def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Stor
     metavar="TIME",
     help="Advance the clock to this RFC 3339 time after the stream (like a tick).",
 )
-@click.option("--wait", is_flag=True, help="Wait for a store another run holds, not refuse.")
+@wait_options
 @click.option(
     "--batch-size",
     default=2000,
@@ -94,6 +134,7 @@ def run(
     rejects_path: str | None,
     now: str | None,
     wait: bool,
+    wait_timeout: float | None,
     batch_size: int,
     quiet: bool,
 ) -> None:
@@ -105,9 +146,12 @@ def run(
     after the last committed line of the same file; events whose id was
     already applied are skipped.
 
-    Exit status: 0 every line applied; 1 the rule set has errors; 2 usage, I/O
-    or store problem (e.g. another run holds the store); 3 some lines were
-    rejected (they are in the rejects file, with line numbers and reasons).
+    Exit status (docs/exit-codes.md): 0 every line applied; 1 the rule set
+    has errors; 2 usage or unreadable input; 3 some lines were rejected (they
+    are in the rejects file, with line numbers and reasons); 4 the store or an
+    output file failed (disk full, read-only, damaged); 5 another run holds
+    the store; 130 interrupted. After 4 or 130, what was committed is kept:
+    fix the cause and run the same command again to resume.
 
     \b
     Example:
@@ -124,7 +168,9 @@ def run(
     source = "-" if events == "-" else str(Path(events).resolve())
     if events != "-" and not Path(events).is_file():
         fail(f"{events}: no such file")
-    store = open_store(store_path, wait=wait)
+    _output_folder("--actions", actions_path)
+    _output_folder("--rejects", rejects_path)
+    store = open_store(store_path, wait=wait, timeout=wait_timeout)
     rejects_file = Path(rejects_path) if rejects_path else _beside(store.path, ".rejects.jsonl")
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -133,7 +179,10 @@ def run(
     log: ActionLog | None = None
     try:
         if actions_path:
-            log = ActionLog(Path(actions_path), store)
+            try:
+                log = ActionLog(Path(actions_path), store)
+            except OutputError as e:
+                fail(str(e), EXIT_STORE)
         engine = Engine(
             compiled,
             store,
@@ -160,17 +209,40 @@ def run(
                 )
         else:
             summary = engine.run(stream, now=now_ts)
-        write_rejects(rejects_file, store, source)
+        rejected = write_rejects(rejects_file, store, source)
     except EventSourceError as e:
         fail(str(e))
-        return
+    except KeyboardInterrupt:
+        fail(_stopped("interrupted", store, source, events), EXIT_INTERRUPTED)
+    except OutputError as e:
+        fail(f"{e}; {_stopped('', store, source, events)}", EXIT_STORE)
     finally:
         if log is not None:
             log.close()
         store.close()
     if not quiet:
         render_summary(summary, console, store.path, rejects_file)
-    sys.exit(EXIT_REJECTS if summary.rejected else EXIT_OK)
+    # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
+    # failed (exit 4) or was interrupted (130) before reporting them still reports them.
+    sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
+
+
+def _stopped(what: str, store: Store, source: str, events: str) -> str:
+    """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`.
+
+    N is read back from the store: a batch in flight when the run stopped was rolled back.
+    """
+    try:
+        done = store.stream_position(source)
+    except StoreError:
+        done = 0
+    kept = (
+        f"the store keeps lines 1-{done:,} of {display_path(events)}"
+        if done
+        else "the store keeps what earlier runs committed"
+    )
+    head = f"{what}; " if what else ""
+    return f"{head}{kept}; running the same command again resumes after them"
 
 
 def _beside(store: Path, suffix: str) -> Path:
