@@ -42,6 +42,7 @@ import gzip
 import io
 import re
 import sys
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -118,8 +119,9 @@ _NO_SECONDS = re.compile(
 _NO_ZONE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
 ).fullmatch
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+").fullmatch
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+").fullmatch
 _fromisoformat = datetime.fromisoformat
+_nfc = unicodedata.normalize
 _new_event = tuple.__new__  # Event(...) minus the generated __new__'s Python frame
 
 
@@ -145,11 +147,16 @@ class Event(NamedTuple):
     object: str | None
     crm_id: str | None
     status: str | None
+    raw: bytes = b""  # the line as read, for a Reject the engine makes of it
 
     @property
     def asset_kind(self) -> str | None:
         """The kind of asset `asset` names ("form", "email", ...), or None."""
         return ASSET_KINDS.get(self.type)
+
+    def reject(self, reason: str) -> Reject:
+        """This line as a Reject: the engine refuses some valid events (docs/events.md)."""
+        return Reject(self.line, reason, _text(self.raw))
 
 
 class Reject(NamedTuple):
@@ -271,6 +278,8 @@ def _normalise_email(value: object) -> str:
     if type(value) is not str:
         raise _Bad(f"'prospect' must be an email address, not {_json_type(value)}")
     email = value.strip().lower()
+    if not email.isascii():  # josé in NFC and in NFD (e + combining accent) is one prospect
+        email = _nfc("NFC", email)
     if _EMAIL(email) is None:
         raise _Bad("'prospect' must be an email address")
     if len(_EMAILS) >= _EMAILS_MAX:
@@ -279,7 +288,7 @@ def _normalise_email(value: object) -> str:
     return email
 
 
-def _event(obj: dict[str, Any], line: int) -> Event:
+def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
     """Validate one decoded JSON object; raise _Bad with the first problem found."""
     get = obj.get
     ts = get("ts")
@@ -290,7 +299,7 @@ def _event(obj: dict[str, Any], line: int) -> Event:
     dt = _utc(ts)
 
     kind = get("type")
-    if kind not in _TYPES:
+    if type(kind) is not str or kind not in _TYPES:  # type first: a list is unhashable
         if kind is None:
             raise _Bad("missing required key 'type'")
         if type(kind) is not str:
@@ -352,7 +361,7 @@ def _event(obj: dict[str, Any], line: int) -> Event:
 
     return _new_event(Event, (
         line, get("id"), dt, dt.timestamp(), kind, prospect, visitor, url, asset, fields,
-        get("user"), crm_object, get("crm_id"), status,
+        get("user"), crm_object, get("crm_id"), status, data,
     ))
 
 
@@ -389,7 +398,10 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
     "'ts' is not an RFC 3339 timestamp: '2026"
     """
     if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
+        try:  # bytes decoded with surrogateescape come back as they were
+            data = data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # other lone surrogates: invalid UTF-8, rejected below
+            data = data.encode("utf-8", "surrogatepass")
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -401,7 +413,7 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
     if type(obj) is not dict:
         return Reject(line, _not_object(obj), _text(data))
     try:
-        return _event(obj, line)
+        return _event(obj, line, data)
     except _Bad as e:
         return Reject(line, str(e), _text(data))
 
@@ -501,7 +513,7 @@ def _iterate(
                 continue
             if type(obj) is dict:
                 try:
-                    yield event(obj, line)
+                    yield event(obj, line, data)
                 except _Bad as e:
                     yield Reject(line, str(e), _text(data))
             else:
