@@ -543,7 +543,8 @@ def test_type_of_the_wrong_json_type_is_a_reject_and_the_stream_goes_on() -> Non
     [
         (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"\\ud800"}', r"^not JSON: no low surr"),
         (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"\\udc00x"}', r"^not JSON: .*surrogate"),
-        (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":1e400}}', r"^not JSON: .*infin"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":1e400}}',
+         r"^not JSON: .*infin"),
         (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":NaN}}', r"^not JSON: unexp"),
         (b'{"ts":"' + TS.encode() + b'","type":"tick","x":' + b"[" * 2000 + b"]" * 2000 + b"}",
          r"^not JSON: depth limit exceeded"),
