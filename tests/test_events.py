@@ -628,3 +628,107 @@ def test_any_text_is_an_event_a_reject_or_blank(text: str) -> None:
     """Also for text lines (lone surrogates included): never an exception."""
     item = parse_line(text, 1)
     assert item is None or isinstance(item, Event | Reject)
+
+
+# ------------------------------------------- the engine's policies, seen from the CLI
+
+POLICY_RULES = """\
+include "library/pardot-default-scoring"
+field company_size: picklist ["1-10", "11-50", "51-200", "200+"]
+list "Demo"
+form "Book a Demo"
+on submit of form "Book a Demo" {
+  add to list "Demo"
+}
+"""
+
+
+def _run_cli(tmp_path: Path, rules: str, events: list[dict[str, object]]) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.mr").write_text(rules, encoding="utf-8")
+    (tmp_path / "ev.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "rules"), str(tmp_path / "ev.jsonl"), "--store",
+               str(tmp_path / "db")],
+    )
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    return res.exit_code, res.stderr
+
+
+def _rows(summary: str) -> dict[str, int]:
+    """The summary table's rows with a count, by label."""
+    found = re.findall(r"│ (.+?)\s*│\s*([\d,]+) │", summary)
+    return {label.strip(): int(n.replace(",", "")) for label, n in found}
+
+
+def _submit(asset: str, **fields: object) -> dict[str, object]:
+    return {"ts": TS, "type": "form_submit", "prospect": "ann@x.example", "asset": asset,
+            "fields": fields}
+
+
+def test_summary_reports_unknown_assets_with_a_did_you_mean(tmp_path: Path) -> None:
+    """Issue 6.9: "Book a demo" for form "Book a Demo" is applied but visible (exit 0)."""
+    code, err = _run_cli(tmp_path, POLICY_RULES, [_submit("Book a demo")] * 3 + [
+        _submit("Book a Demo"), _submit("Pricing"),
+    ])
+    assert code == 0
+    rows = _rows(err)
+    assert rows["events naming an unknown asset"] == 4
+    assert rows["unknown form 'Book a demo' (did you mean 'Book a Demo'?)"] == 3
+    assert rows["unknown form 'Pricing'"] == 1
+    assert rows["events applied"] == 5
+
+
+def test_summary_reports_skipped_field_values(tmp_path: Path) -> None:
+    code, err = _run_cli(tmp_path, POLICY_RULES, [
+        _submit("Book a Demo", company_size="huge", employees="many"),
+        _submit("Book a Demo", company_size="huge"),
+    ])
+    assert code == 0
+    rows = _rows(err)
+    assert rows["field values skipped (do not fit)"] == 3
+    assert rows["'huge' is not a value of picklist 'company_size' (values: 1-10, 11-50, "
+                "51-200, 200+)"] == 2
+    assert rows["'many' is not a number (number field 'employees')"] == 1
+    assert "unknown asset" not in err
+
+
+def test_summary_shows_names_as_text_not_markup_or_escape_sequences(tmp_path: Path) -> None:
+    """Asset names are data: rich markup in them is printed, control characters escaped."""
+    code, err = _run_cli(tmp_path, POLICY_RULES, [
+        _submit("[bold red]x[/]"), _submit("\x1b[2Jwiped"), _submit("[/]"),
+    ])
+    assert code == 0
+    assert "unknown form '[bold red]x[/]'" in err
+    assert "unknown form '\\x1b[2Jwiped'" in err
+    assert "\x1b" not in err
+
+
+def test_summary_caps_the_distinct_warnings(tmp_path: Path) -> None:
+    code, err = _run_cli(tmp_path, POLICY_RULES, [_submit(f"Form {n}") for n in range(130)])
+    assert code == 0
+    rows = _rows(err)
+    assert rows["events naming an unknown asset"] == 130
+    # 100 distinct names kept (10 shown, 90 more), the other 30 counted together
+    assert rows["and 90+ more"] == 130 - 10
+    assert sum(1 for k in rows if k.startswith("unknown form 'Form ")) == 10
+
+
+def test_a_setting_word_the_setting_does_not_take_is_a_lint_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    (tmp_path / "r.mr").write_text('settings {\n  unknown_assets = "rejct"\n'
+                                   '  bad_field_values = "drop"\n}\n', encoding="utf-8")
+    res = CliRunner().invoke(main, ["lint", str(tmp_path / "r.mr")])
+    assert res.exit_code == 1
+    assert ("error[MR611]: setting 'unknown_assets' takes one of \"warn\", \"reject\", "
+            "\"ignore\", not \"rejct\"") in res.output
+    assert "did you mean 'reject'?" in res.output
+    assert ("error[MR611]: setting 'bad_field_values' takes one of \"skip\", \"reject\", "
+            "\"keep\", not \"drop\"") in res.output
