@@ -130,6 +130,8 @@ BAD = [
     (_line(type="page_veiw", visitor="v", url="u"),
      r"^unknown type 'page_veiw' \(did you mean 'page_view'\?\)$"),
     (_line(type="purchase"), r"^unknown type 'purchase'$"),
+    (_line(type="FORM_SUBMIT"), r"^unknown type 'FORM_SUBMIT' \(did you mean 'form_submit'\?\)$"),
+    (_line(type=""), r"^unknown type ''$"),
     (_line(type="tick").replace(TS, "2026-13-01"),
      r"^'ts' is not an RFC 3339 timestamp: '2026-13-01' \(a date alone"),
     (_line(type="tick").replace(TS, "2026-11-02"), r"RFC 3339 .*a date alone is not enough"),

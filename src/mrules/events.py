@@ -304,7 +304,8 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
             raise _Bad("missing required key 'type'")
         if type(kind) is not str:
             raise _Bad(f"'type' must be a string, not {_json_type(kind)}")
-        close = difflib.get_close_matches(kind, EVENT_TYPES, n=1)
+        folded = kind.strip().lower()
+        close = [folded] if folded in _TYPES else difflib.get_close_matches(kind, EVENT_TYPES, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise _Bad(f"unknown type {_shown(kind)}{hint}")
 
