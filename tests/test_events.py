@@ -1,4 +1,4 @@
-"""The event stream reader against its contract (shared/spec/events.md)."""
+"""The event stream reader against its contract (docs/events.md)."""
 
 from __future__ import annotations
 

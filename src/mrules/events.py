@@ -1,6 +1,6 @@
 """The event stream reader: JSON Lines in, `Event` or `Reject` out, in stream order.
 
-This is the input contract of `mrules run` (shared/spec/events.md). Each line
+This is the input contract of `mrules run` (docs/events.md). Each line
 is decoded on its own, so a bad line costs one `Reject` (its 1-based line
 number, a reason in plain English and the line's text) and never stops the
 stream: no valid event is lost because a bad one came before it.
@@ -17,13 +17,15 @@ Decisions the contract leaves open, made here once:
   zone: `Z`/`z` or `±hh:mm`. A date alone, a time without seconds or without a
   zone is rejected: event time must be unambiguous. A leap second (`:60`) is
   read as `:59.999999` of the same minute. The time is converted to UTC.
-* A key whose value is `null` counts as absent. A string key that is present
-  must be a non-empty string (an empty `id` or `visitor` is a bug upstream,
-  not an anonymous value). `fields` must be an object whose values are JSON
-  scalars. Keys this reader does not know are ignored: the contract grows by
-  adding keys.
-* `prospect` is stripped and lowercased, and must look like an email address:
-  one `@` with text on both sides and no whitespace.
+* Every key is type-checked before it is used (`type` before the lookup that
+  would fail on a list). A key whose value is `null` counts as absent. A
+  string key that is present must be a non-empty string (an empty `id` or
+  `visitor` is a bug upstream, not an anonymous value). `fields` must be an
+  object whose values are JSON scalars. Keys this reader does not know are
+  ignored: the contract grows by adding keys.
+* `prospect` is stripped, lowercased and normalised to NFC (josé typed with a
+  combining accent is the same prospect), and must look like an email address:
+  one `@` with text on both sides, no whitespace, no control characters.
 * Required keys by type: every type but `page_view` and `tick` needs
   `prospect`; `page_view` needs `url` and `visitor` or `prospect`; asset events
   need `asset` (optional for `unsubscribe`); `identify` needs `visitor`;
