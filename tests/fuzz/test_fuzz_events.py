@@ -14,15 +14,18 @@ rules do not declare, a picklist value the field does not have) are bad lines
 too. `BAD_KINDS` lists every kind of bad line (more than 90); each stream
 draws from all of them.
 
-A second harness runs streams of odd but valid lines (NUL, control and
-combining characters, huge integers, long strings) and checks that every
-command that reads the store handles what the reader accepts.
+Two more harnesses run streams of odd but valid lines (NUL, control and
+combining characters, random code points, huge integers, long strings, field
+values of every kind for typed fields), under every pair of policies, and
+check that `run`, `state export`, `state outbox`, `segment` and `explain`
+handle whatever the reader accepts.
 
 The default run is short (a few seconds). The long one is opt-in:
 
     MRULES_FUZZ_EVENT_LINES=10000 .venv/bin/python -m pytest -m slow tests/fuzz/test_fuzz_events.py
 
-runs streams until that many bad lines were read (default 10,000).
+runs streams until that many bad lines were read (default 10,000), and a
+quarter as many random valid events under each of the 9 policy pairs.
 """
 
 from __future__ import annotations
@@ -569,3 +572,98 @@ def test_odd_valid_values_never_crash_a_command(tmp_path: Path, policy: str) -> 
         assert res.exit_code == 0, res.output
     assert all(unicodedata.is_normalized("NFC", r["email"]) for r in state)
     assert "jos\u00e90@example.com" in {r["email"] for r in state}
+
+
+def _any_text(rng: random.Random) -> str:
+    """Any code points but surrogates (JSON cannot carry them), short or long."""
+    n = rng.choice([1, 2, 5, 20, 300])
+    text = "".join(chr(rng.randrange(0x110000)) for _ in range(n))
+    return "".join(c for c in text if not 0xD800 <= ord(c) <= 0xDFFF) or "x"
+
+
+_VALUES = [
+    "",
+    "true",
+    "FALSE",
+    "2026-01-31",
+    "2026-13-01",
+    "nan",
+    "1e999",
+    "  7 ",
+    "cloud;data",
+    "200+",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    True,
+    False,
+    None,
+]
+_FIELD_NAMES = [
+    "company_size",
+    "employees",
+    "interests",
+    "do_not_email",
+    "consult_requests",
+    "lead_source",
+    "first_name",
+    "opted_out",
+    "email",
+    "last_seen",
+    "Company_Size__c",
+    "Phone",
+    "LeadSource",
+]
+
+
+def random_event(rng: random.Random, n: int) -> Obj:
+    """A valid event with random strings and random field values for typed fields."""
+    e = valid_event(rng, n)
+    for key in ("visitor", "url", "asset", "user", "crm_id", "id"):
+        if rng.random() < 0.3:
+            e[key] = _any_text(rng)
+    if "prospect" in e and rng.random() < 0.3:
+        local = _any_text(rng).replace("@", "").replace(" ", "")
+        e["prospect"] = f"{local}@{_any_text(rng).replace('@', '')}"
+    if rng.random() < 0.7:
+        e["fields"] = {
+            rng.choice([*_FIELD_NAMES, _any_text(rng)]): rng.choice(
+                [
+                    _any_text(rng),
+                    rng.randrange(-(2**63), 2**64),
+                    rng.random() * 10.0 ** rng.randrange(308),
+                    *_VALUES,
+                ]
+            )
+            for _ in range(rng.randrange(5))
+        }
+    return e
+
+
+@pytest.mark.parametrize("bad_fields", ["skip", "reject", "keep"])
+@pytest.mark.parametrize("unknown", ["warn", "reject", "ignore"])
+def test_random_valid_values_under_every_policy(
+    tmp_path: Path, request: pytest.FixtureRequest, unknown: str, bad_fields: str
+) -> None:
+    """Random strings and field values, each policy pair: run, export, outbox, segment, explain."""
+    count = 300
+    if _slow_enabled(request):
+        count = max(count, int(os.environ.get("MRULES_FUZZ_EVENT_LINES", "10000")) // 4)
+    rules = _rules(tmp_path)
+    (rules / "90-strict.mr").write_text(
+        f'settings {{\n  unknown_assets = "{unknown}"\n  bad_field_values = "{bad_fields}"\n}}\n'
+        "field last_seen: date\n",
+        encoding="utf-8",
+    )
+    rng = random.Random(f"{unknown}/{bad_fields}")
+    data = b"\n".join(_dump(random_event(rng, n)) for n in range(count)) + b"\n"
+    code, state, rejects = _run(tmp_path, "random", data)
+    assert code == (3 if rejects else 0), code
+    allowed = ["'prospect' must be an email address"]  # random text may hold white space
+    allowed += ["unknown "] if unknown == "reject" else []
+    allowed += ["bad field value: "] if bad_fields == "reject" else []
+    assert all(r["reason"].startswith(tuple(allowed)) for r in rejects), rejects[:3]
+    store = str(tmp_path / "random.db")
+    assert _invoke("state", "outbox", "--store", store).exit_code == 0
+    assert _invoke("segment", str(rules), "--store", store).exit_code == 0
+    for record in state[:10]:
+        assert _invoke("explain", record["email"], "--store", store).exit_code == 0
