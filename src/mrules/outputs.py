@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.engine import RunSummary, iso
@@ -349,7 +351,12 @@ def render_summary(
         t.add_row("skipped (id already applied)", f"{s.duplicates:,}")
     if s.ignored:
         t.add_row("ignored (CRM record, no prospect)", f"{s.ignored:,}")
-    t.add_row("rejected", f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else ""))
+    t.add_row(
+        "rejected", Text(f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else ""))
+    )
+    _warnings(t, "events naming an unknown asset", s.unknown_assets)
+    kept = "field values kept that do not fit" if s.bad_fields_kept else None
+    _warnings(t, kept or "field values skipped (do not fit)", s.bad_fields)
     t.add_row("prospects created", f"{s.prospects_created:,}")
     for action, n in sorted(s.actions.items()):
         if action != "create prospect":
@@ -358,5 +365,22 @@ def render_summary(
         t.add_row("retroactive", ", ".join(s.retroactive))
     t.add_row("time", f"{s.seconds:.2f} s")
     t.add_row("events/s", f"{s.events_per_second:,.0f}")
-    t.add_row("store", str(store_path))
+    t.add_row("store", Text(str(store_path)))
     console.print(t)
+
+
+_SHOWN_WARNINGS = 10
+
+
+def _warnings(t: Table, label: str, counts: Counter[str]) -> None:
+    """A warning row and its most frequent causes (names as data, never as markup)."""
+    if not counts:
+        return
+    t.add_row(Text(label, style="yellow"), f"{sum(counts.values()):,}")
+    top = [(cause, n) for cause, n in counts.most_common() if cause]  # "": causes not kept
+    for cause, n in top[:_SHOWN_WARNINGS]:
+        t.add_row(Text("  " + cause), f"{n:,}")
+    rest = top[_SHOWN_WARNINGS:]
+    if rest or counts[""]:
+        more = f"{len(rest)}+" if counts[""] else f"{len(rest)}"
+        t.add_row(Text(f"  and {more} more"), f"{sum(n for _, n in rest) + counts['']:,}")
