@@ -42,7 +42,7 @@ import handwritten as hw
 
 from mrules.events import Event, Reject, read_events
 
-__all__ = ["MemoryLoop", "compare_exports", "main", "read_lean", "read_export"]
+__all__ = ["MemoryLoop", "compare_exports", "main", "read_export", "read_lean"]
 
 _new_event = tuple.__new__
 
@@ -68,19 +68,31 @@ def read_lean(path: str | Path) -> Iterator[Event]:
     fromiso = dt.datetime.fromisoformat
     event = Event
     with open(path, "rb") as f:
-        line = 0
-        for data in f:
-            line += 1
+        for line, data in enumerate(f, 1):
             o = loads(data)
             get = o.get
             email = get("prospect")
             if email is not None:
                 email = email.strip().lower()
-            yield _new_event(event, (
-                line, get("id"), None, fromiso(o["ts"]).timestamp(), o["type"], email,
-                get("visitor"), get("url"), get("asset"), get("fields") or {}, get("user"),
-                get("object"), get("crm_id"), get("status"),
-            ))
+            yield _new_event(
+                event,
+                (
+                    line,
+                    get("id"),
+                    None,
+                    fromiso(o["ts"]).timestamp(),
+                    o["type"],
+                    email,
+                    get("visitor"),
+                    get("url"),
+                    get("asset"),
+                    get("fields") or {},
+                    get("user"),
+                    get("object"),
+                    get("crm_id"),
+                    get("status"),
+                ),
+            )
 
 
 class MemoryLoop(hw.Baseline):
@@ -104,8 +116,17 @@ class MemoryLoop(hw.Baseline):
     def commit(self, line: int) -> None:
         pass
 
-    def log(self, p: hw.P, kind: str, name: str, loc: str, action: str, args: dict[str, Any],
-            before: Any, after: Any) -> None:
+    def log(
+        self,
+        p: hw.P,
+        kind: str,
+        name: str,
+        loc: str,
+        action: str,
+        args: dict[str, Any],
+        before: Any,
+        after: Any,
+    ) -> None:
         self.seq += 1
 
     def activity(self, email: str | None, e: Event) -> None:
@@ -115,11 +136,11 @@ class MemoryLoop(hw.Baseline):
         self.seq += 1
         self.sent += 1
 
-    def crm_work(self, p: hw.P, kind: str, name: str, work: str,
-                 payload: dict[str, Any]) -> None:
+    def crm_work(self, p: hw.P, kind: str, name: str, work: str, payload: dict[str, Any]) -> None:
         self.seq += 1
         self.pending.setdefault(p.email, []).append(
-            (self.seq, self.now, work, {**payload, "rule": name}))
+            (self.seq, self.now, work, {**payload, "rule": name})
+        )
 
     # ----------------------------------------------------------------- output
 
@@ -131,19 +152,36 @@ class MemoryLoop(hw.Baseline):
             p = self.prospects[email]
             assigned = None
             if p.assigned_kind is not None:
-                assigned = {"kind": p.assigned_kind, "name": p.assigned_to,
-                            "at": iso(p.assigned_at)}
-            out.append({
-                "email": p.email, "created": iso(p.created), "score": p.score,
-                "category_scores": dict(p.categories), "grade": None, "profile": None,
-                "fields": dict(p.fields), "lists": sorted(p.lists),
-                "dynamic_lists": sorted(p.dynamic), "tags": sorted(p.tags),
-                "assigned": assigned, "crm_status": p.crm_status, "crm_id": p.crm_id,
-                "do_not_sync": p.do_not_sync, "opted_out": p.opted_out,
-                "source_campaign": p.campaign, "last_activity": iso(p.last_activity),
-                "pending_crm": [{"seq": seq, "time": iso(ts), "kind": kind, **payload}
-                                for seq, ts, kind, payload in self.pending.get(email, ())],
-            })
+                assigned = {
+                    "kind": p.assigned_kind,
+                    "name": p.assigned_to,
+                    "at": iso(p.assigned_at),
+                }
+            out.append(
+                {
+                    "email": p.email,
+                    "created": iso(p.created),
+                    "score": p.score,
+                    "category_scores": dict(p.categories),
+                    "grade": None,
+                    "profile": None,
+                    "fields": dict(p.fields),
+                    "lists": sorted(p.lists),
+                    "dynamic_lists": sorted(p.dynamic),
+                    "tags": sorted(p.tags),
+                    "assigned": assigned,
+                    "crm_status": p.crm_status,
+                    "crm_id": p.crm_id,
+                    "do_not_sync": p.do_not_sync,
+                    "opted_out": p.opted_out,
+                    "source_campaign": p.campaign,
+                    "last_activity": iso(p.last_activity),
+                    "pending_crm": [
+                        {"seq": seq, "time": iso(ts), "kind": kind, **payload}
+                        for seq, ts, kind, payload in self.pending.get(email, ())
+                    ],
+                }
+            )
         return out
 
 
@@ -169,8 +207,9 @@ def read_export(lines: Iterable[bytes | str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["email"])
 
 
-def compare_exports(ours: list[dict[str, Any]], theirs: list[dict[str, Any]],
-                    show: int = 5) -> tuple[int, list[str]]:
+def compare_exports(
+    ours: list[dict[str, Any]], theirs: list[dict[str, Any]], show: int = 5
+) -> tuple[int, list[str]]:
     """Mismatching prospects between two exports (both as `read_export`/`export` give them),
     with the first few described."""
     a = {r["email"]: r for r in ours}
@@ -186,25 +225,39 @@ def compare_exports(ours: list[dict[str, Any]], theirs: list[dict[str, Any]],
                 diffs.append(f"prospect {email}: only in {'mrules' if x is None else 'loop'}")
             else:
                 keys = sorted(k for k in x.keys() | y.keys() if x.get(k) != y.get(k))
-                diffs.append(f"prospect {email}: " + "; ".join(
-                    f"{k}: loop {x.get(k)!r} / mrules {y.get(k)!r}" for k in keys))
+                diffs.append(
+                    f"prospect {email}: "
+                    + "; ".join(f"{k}: loop {x.get(k)!r} / mrules {y.get(k)!r}" for k in keys)
+                )
     return count, diffs
 
 
-def mrules_export(store: Path, mrules_cmd: list[str] | None = None,
-                  env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def mrules_export(
+    store: Path, mrules_cmd: list[str] | None = None, env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """`mrules state export --store STORE`, read back with `read_export`."""
-    cmd = (mrules_cmd or [sys.executable, "-m", "mrules"]) + ["state", "export", "--store",
-                                                              str(store)]
+    cmd = (mrules_cmd or [sys.executable, "-m", "mrules"]) + [
+        "state",
+        "export",
+        "--store",
+        str(store),
+    ]
     proc = subprocess.run(cmd, capture_output=True, check=False, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): "
-                           f"{proc.stderr.decode(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace')[-2000:]}"
+        )
     return read_export(proc.stdout.splitlines())
 
 
-def run(events: Path, seed: int = 7, reader: str = "lean", model: hw.Model | None = None,
-        ticks: str = "wake") -> MemoryLoop:
+def run(
+    events: Path,
+    seed: int = 7,
+    reader: str = "lean",
+    model: hw.Model | None = None,
+    ticks: str = "wake",
+) -> MemoryLoop:
     loop = MemoryLoop(model or hw.build_model(seed), ticks=ticks)
     loop.run(read_lean(events) if reader == "lean" else read_events(events))
     return loop
@@ -216,26 +269,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="the seed the rules were made with")
     parser.add_argument("--reader", choices=("lean", "mrules"), default="lean")
     parser.add_argument("--export", type=Path, help="write the final state here (JSON Lines)")
-    parser.add_argument("--check-against", type=Path, metavar="STORE",
-                        help="compare the final state with `mrules state export --store STORE`")
+    parser.add_argument(
+        "--check-against",
+        type=Path,
+        metavar="STORE",
+        help="compare the final state with `mrules state export --store STORE`",
+    )
     args = parser.parse_args(argv)
     model = hw.build_model(args.seed)
     w0, c0 = time.perf_counter(), time.process_time()
     loop = run(args.events, reader=args.reader, model=model)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(orjson.dumps({"lines": loop.lines, "prospects": len(loop.prospects),
-                        "ledger_entries": loop.seq, "wall_s": round(wall, 3),
-                        "cpu_s": round(cpu, 3), "events_per_s_cpu": round(loop.lines / cpu),
-                        "peak_rss_bytes": rss}).decode())
+    print(
+        orjson.dumps(
+            {
+                "lines": loop.lines,
+                "prospects": len(loop.prospects),
+                "ledger_entries": loop.seq,
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "events_per_s_cpu": round(loop.lines / cpu),
+                "peak_rss_bytes": rss,
+            }
+        ).decode()
+    )
     if args.export:
         with args.export.open("wb") as f:
             for r in loop.export():
                 f.write(orjson.dumps(r) + b"\n")
     if args.check_against:
         count, diffs = compare_exports(loop.export(), mrules_export(args.check_against))
-        print(f"differential check against {args.check_against}: {count} mismatching "
-              f"prospects of {len(loop.prospects):,}", file=sys.stderr)
+        print(
+            f"differential check against {args.check_against}: {count} mismatching "
+            f"prospects of {len(loop.prospects):,}",
+            file=sys.stderr,
+        )
         for d in diffs:
             print("  " + d, file=sys.stderr)
         return 1 if count else 0

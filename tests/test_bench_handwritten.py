@@ -63,16 +63,20 @@ def test_other_seeds(tmp_path: Path, seed: int) -> None:
     """Other seeds draw other page and completion actions: the decoding must still fit."""
     inp = _inputs(tmp_path, seed, 120, 1500)
     base = bench_run.run_baseline(inp["model"], inp["events"], tmp_path / "baseline.db")
-    assert bench_run.differential(tmp_path / "mrules.db", tmp_path / "baseline.db",
-                                  base.obj) == (0, [])
+    assert bench_run.differential(tmp_path / "mrules.db", tmp_path / "baseline.db", base.obj) == (
+        0,
+        [],
+    )
 
 
 def test_a_changed_rule_is_noticed(small: dict[str, Any]) -> None:
     model = small["model"]
-    rules = [r if r.name != "Warm band" else hw.Rule(r.name, r.reads,
-                                                     lambda p, now: 40 <= p.score <= 99,
-                                                     r.actions)
-             for r in model.rules]
+    rules = [
+        r
+        if r.name != "Warm band"
+        else hw.Rule(r.name, r.reads, lambda p, now: 40 <= p.score <= 99, r.actions)
+        for r in model.rules
+    ]
     wrong = hw.Model(model.exact, model.wildcards, model.blocks, rules)
     d = small["dir"]
     base = bench_run.run_baseline(wrong, small["events"], d / "wrong.db")
@@ -93,9 +97,11 @@ def test_a_changed_prospect_is_noticed(small: dict[str, Any]) -> None:
 
 def test_model_refuses_a_generator_it_does_not_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     original = gen._automation_rules
-    monkeypatch.setattr(gen, "_automation_rules",
-                        lambda cat: [line.replace("Warm band", "Tepid band")
-                                     for line in original(cat)])
+    monkeypatch.setattr(
+        gen,
+        "_automation_rules",
+        lambda cat: [line.replace("Warm band", "Tepid band") for line in original(cat)],
+    )
     with pytest.raises(RuntimeError, match="automation rules differ"):
         hw.build_model(7)
     monkeypatch.setattr(gen, "_automation_rules", original)
@@ -105,6 +111,7 @@ def test_model_refuses_a_generator_it_does_not_mirror(monkeypatch: pytest.Monkey
 
 
 # ------------------------------------------------- without a store (NullStore)
+
 
 def test_no_store_runs_end_in_the_stored_state(small: dict[str, Any]) -> None:
     """`bench_run.py --no-store`: the engine and the baseline against a store that keeps
@@ -117,8 +124,9 @@ def test_no_store_runs_end_in_the_stored_state(small: dict[str, Any]) -> None:
     assert bench_run.differential(small["dir"] / "mrules.db", None, base.obj) == (0, [])
 
 
-def test_no_store_check_notices_lost_anonymous_views(small: dict[str, Any],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_store_check_notices_lost_anonymous_views(
+    small: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(bench_run.NullStore, "anonymous_views", lambda self, visitor: [])
     compiled, _ = bench_run.compile_rules(small["dir"] / "rules")
     engine = bench_run.run_mrules(compiled, small["events"], None)
@@ -127,20 +135,35 @@ def test_no_store_check_notices_lost_anonymous_views(small: dict[str, Any],
 
 # --------------------------------------------- the loop without persistence
 
+
 @pytest.fixture(scope="module")
 def exported(small: dict[str, Any]) -> list[dict[str, Any]]:
     """`mrules run` then `mrules state export`, in subprocesses, on the small workload."""
     d = small["dir"]
     store = d / "cli.db"
-    proc = subprocess.run([sys.executable, "-m", "mrules", "run", str(d / "rules"),
-                           str(small["events"]), "--store", str(store), "-q"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mrules",
+            "run",
+            str(d / "rules"),
+            str(small["events"]),
+            "--store",
+            str(store),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return hm.mrules_export(store)
 
 
-def test_memory_loop_equals_state_export(small: dict[str, Any],
-                                         exported: list[dict[str, Any]]) -> None:
+def test_memory_loop_equals_state_export(
+    small: dict[str, Any], exported: list[dict[str, Any]]
+) -> None:
     for reader in ("lean", "mrules"):
         loop = hm.run(small["events"], reader=reader, model=small["model"])
         assert loop.lines == 3000
@@ -152,33 +175,42 @@ def test_memory_loop_equals_state_export(small: dict[str, Any],
     assert len({r["score"] for r in exported}) > 20
 
 
-def test_memory_loop_cli_check(small: dict[str, Any], exported: list[dict[str, Any]],
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_memory_loop_cli_check(
+    small: dict[str, Any], exported: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
     d = small["dir"]
     out = d / "loop.jsonl"
-    assert hm.main([str(small["events"]), "--check-against", str(d / "cli.db"),
-                    "--export", str(out)]) == 0
+    assert (
+        hm.main([str(small["events"]), "--check-against", str(d / "cli.db"), "--export", str(out)])
+        == 0
+    )
     assert "0 mismatching prospects" in capsys.readouterr().err
     assert hm.read_export(out.read_bytes().splitlines()) == hm.read_export(
-        [hm.orjson.dumps(r) for r in exported])
+        [hm.orjson.dumps(r) for r in exported]
+    )
 
 
-def test_memory_loop_notices_a_changed_rule(small: dict[str, Any],
-                                            exported: list[dict[str, Any]]) -> None:
+def test_memory_loop_notices_a_changed_rule(
+    small: dict[str, Any], exported: list[dict[str, Any]]
+) -> None:
     model = small["model"]
-    rules = [r if r.name != "Warm band" else hw.Rule(r.name, r.reads,
-                                                     lambda p, now: 40 <= p.score <= 99,
-                                                     r.actions)
-             for r in model.rules]
-    loop = hm.run(small["events"], model=hw.Model(model.exact, model.wildcards, model.blocks,
-                                                  rules))
+    rules = [
+        r
+        if r.name != "Warm band"
+        else hw.Rule(r.name, r.reads, lambda p, now: 40 <= p.score <= 99, r.actions)
+        for r in model.rules
+    ]
+    loop = hm.run(
+        small["events"], model=hw.Model(model.exact, model.wildcards, model.blocks, rules)
+    )
     count, diffs = hm.compare_exports(loop.export(), exported, show=10**6)
     assert count == len(diffs) > 0
     assert any("'Warm'" in d and "lists: loop" in d for d in diffs)
 
 
-def test_memory_loop_notices_a_changed_pending_crm_item(small: dict[str, Any],
-                                                        exported: list[dict[str, Any]]) -> None:
+def test_memory_loop_notices_a_changed_pending_crm_item(
+    small: dict[str, Any], exported: list[dict[str, Any]]
+) -> None:
     loop = hm.run(small["events"], model=small["model"])
     email = next(e for e, items in sorted(loop.pending.items()) if items)
     seq, ts, kind, payload = loop.pending[email][0]
@@ -188,8 +220,21 @@ def test_memory_loop_notices_a_changed_pending_crm_item(small: dict[str, Any],
 
 
 def test_lean_reader_reads_what_read_events_reads(small: dict[str, Any]) -> None:
-    used = ("line", "id", "ts_epoch", "type", "prospect", "visitor", "url", "asset", "fields",
-            "user", "object", "crm_id", "status")
+    used = (
+        "line",
+        "id",
+        "ts_epoch",
+        "type",
+        "prospect",
+        "visitor",
+        "url",
+        "asset",
+        "fields",
+        "user",
+        "object",
+        "crm_id",
+        "status",
+    )
     lean = [tuple(getattr(e, k) for k in used) for e in hm.read_lean(small["events"])]
     full = [tuple(getattr(e, k) for k in used) for e in read_events(small["events"])]
     assert lean == full and len(lean) == 3000
