@@ -281,10 +281,10 @@ class Rule:
     repeat: float | None = None
     max_times: int | None = None
     timers: tuple[Callable[[P], float | None], ...] = ()
+    key: str = field(init=False, compare=False)  # "rule:" + name, made once
 
-    @property
-    def key(self) -> str:
-        return "rule:" + self.name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", "rule:" + self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,8 +164,8 @@ def exported(small: dict[str, Any]) -> list[dict[str, Any]]:
 def test_memory_loop_equals_state_export(
     small: dict[str, Any], exported: list[dict[str, Any]]
 ) -> None:
-    for reader in ("lean", "mrules"):
-        loop = hm.run(small["events"], reader=reader, model=small["model"])
+    for reader, lean in (("lean", True), ("mrules", True), ("lean", False)):
+        loop = hm.run(small["events"], reader=reader, model=small["model"], lean=lean)
         assert loop.lines == 3000
         assert hm.compare_exports(loop.export(), exported) == (0, [])
     # Not vacuous: the export holds what the comparison is about.
@@ -238,3 +238,31 @@ def test_lean_reader_reads_what_read_events_reads(small: dict[str, Any]) -> None
     lean = [tuple(getattr(e, k) for k in used) for e in hm.read_lean(small["events"])]
     full = [tuple(getattr(e, k) for k in used) for e in read_events(small["events"])]
     assert lean == full and len(lean) == 3000
+
+
+def test_lean_reads_fit_the_model(small: dict[str, Any]) -> None:
+    model = small["model"]
+    lean = hm.lean_model(model)
+    assert [r.name for r in lean.rules] == [r.name for r in model.rules]
+    changed = [a.name for a, b in zip(lean.rules, model.rules, strict=True) if a.reads != b.reads]
+    assert sorted(changed) == sorted(hm.LEAN_READS)
+    fewer = [r for r in model.rules if r.name != "Enterprise fast lane"]
+    with pytest.raises(ValueError, match="Enterprise fast lane"):
+        hm.lean_model(hw.Model(model.exact, model.wildcards, model.blocks, fewer))
+
+
+def test_lean_loop_needs_its_page_visit_facts(
+    small: dict[str, Any], exported: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules that read "a:pricing" and "a:docs" are tried only after those facts: a
+    page view that forgot to set them ends elsewhere than mrules (a check that can fail)."""
+    original = hm.MemoryLoop.visited
+
+    def forgetful(self: hm.MemoryLoop, p: hw.P, u: str, ts: float) -> None:
+        original(self, p, u, ts)
+        self.changed.difference_update(("a:pricing", "a:docs"))
+
+    monkeypatch.setattr(hm.MemoryLoop, "visited", forgetful)
+    loop = hm.run(small["events"], model=small["model"])
+    count, diffs = hm.compare_exports(loop.export(), exported, show=10**6)
+    assert count > 0 and any("docs-reader" in d for d in diffs)
