@@ -40,6 +40,7 @@ __all__ = [
     "load",
     "load_text",
     "printable_path",
+    "read_rule_file",
     "rule_files",
 ]
 
@@ -169,6 +170,38 @@ def _read_regular(real: Path) -> bytes:
         os.close(fd)
 
 
+def _inside(path: Path, root: Path, real_root: Path, code: str) -> Path:
+    """The real path of a rule file, if it lies inside the real rule root; else `_Refused`."""
+    real = _real_path(path)
+    if not real.is_relative_to(real_root):
+        raise _Refused(
+            code,
+            f"{_link_path(path)} leads to {printable_path(str(real))}, "
+            f"outside the rule root {_link_path(root)}",
+            "rule files and their links stay inside the rule folder; "
+            "copy the file in if it belongs to the rule set",
+        )
+    return real
+
+
+def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
+    """The real path and the bytes of one rule file of `rule_files`, read as `load` reads it.
+
+    Raises:
+        LoadError: the file is refused (a link out of the root, a loop, not a regular
+            file) or unreadable; it was not read, and the message quotes none of it.
+    """
+    try:
+        real_root = Path(os.path.realpath(root, strict=True))
+        real = _inside(path, root, real_root, "MR024")
+        return real, _read_regular(real)
+    except _Refused as r:
+        raise LoadError(f"{r.message}; {r.hint}") from None
+    except (OSError, RuntimeError, ValueError) as e:
+        raise LoadError(f"{_link_path(root)}: cannot read: "
+                        f"{getattr(e, 'strerror', None) or e}") from None
+
+
 class _Loader:
     def __init__(self) -> None:
         self.files: list[ast.File] = []
@@ -197,15 +230,7 @@ class _Loader:
         include that named it, if any) and never opened, so no excerpt of it exists.
         """
         try:
-            real = _real_path(path)
-            if not real.is_relative_to(self._real_root(root)):
-                raise _Refused(
-                    "MR021" if at else "MR024",
-                    f"{_link_path(path)} leads to {printable_path(str(real))}, "
-                    f"outside the rule root {_link_path(root)}",
-                    "rule files and their links stay inside the rule folder; "
-                    "copy the file in if it belongs to the rule set",
-                )
+            real = _inside(path, root, self._real_root(root), "MR021" if at else "MR024")
             key = str(real)
             if key in self.seen:
                 return

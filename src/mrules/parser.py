@@ -32,7 +32,17 @@ from lark.utils import TextSlice
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
 
-__all__ = ["ERROR_EXAMPLES", "grammar_text", "lark_parser", "parse_text", "parse_text_with_lark"]
+__all__ = [
+    "ERROR_EXAMPLES",
+    "MAX_DECIMAL",
+    "MAX_NESTING",
+    "MAX_NUMBER",
+    "collector_paused",
+    "grammar_text",
+    "lark_parser",
+    "parse_text",
+    "parse_text_with_lark",
+]
 
 
 def grammar_text() -> str:
@@ -69,8 +79,8 @@ _BAD_CHAR_RE = re.compile("[\x00\ud800-\udfff]")
 
 MAX_NUMBER = 2**53 - 1
 """The largest magnitude of a whole number in a rule file (every JSON reader holds it exactly)."""
-MAX_DECIMAL_DIGITS = 100
-"""The most digits a decimal number (one with a point) has before its point."""
+MAX_DECIMAL = 1e100
+"""A decimal number (one with a point) lies strictly between -MAX_DECIMAL and MAX_DECIMAL."""
 MAX_NESTING = 32
 """How deep criteria may nest: each `all { }`, `any { }` and `not` is one level."""
 _MAX_DIGITS = len(str(MAX_NUMBER))
@@ -283,11 +293,13 @@ class _ToAst:
         if "." not in text:
             return self._int(tok)
         whole = text.split(".", 1)[0].lstrip("+-").lstrip("0")
-        if len(whole) <= MAX_DECIMAL_DIGITS:
-            return float(text)
+        if len(whole) <= 101:
+            value = float(text)
+            if abs(value) < MAX_DECIMAL:
+                return value
         self._error(
             "MR014", f"number {_shorten(tok.text)} is out of range", _tspan(tok),
-            f"a decimal number has at most {MAX_DECIMAL_DIGITS} digits before its point",
+            "a decimal number lies below 10^100 either way",
         )
         return float(-MAX_NUMBER if text.startswith("-") else MAX_NUMBER)
 
@@ -1251,7 +1263,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[ast.File | None, list
     if fast is not None:
         builder = _ToAst(path)
         try:
-            with _collector_paused():
+            with collector_paused():
                 file = fast.parse(text, builder)
         except _Fallback:
             pass
@@ -1261,7 +1273,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[ast.File | None, list
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a tree is built, if it was running.
 
     A parse allocates hundreds of thousands of small objects and no reference cycles,
@@ -1269,6 +1281,8 @@ def _collector_paused() -> Iterator[None]:
     a quarter of the parse time for 10,000 rules, and made the per-rule cost grow with
     the file. Reference counting still frees everything as usual. The switch is
     process-wide, so other threads' collections wait for the length of a parse too.
+    `mrules lint` holds it for the whole command: the checker walks the same big,
+    acyclic tree, and each collection would rescan all of it.
     """
     was_enabled = gc.isenabled()
     gc.disable()
