@@ -251,9 +251,9 @@ class _ToAst:
     def _text(self, tok: _Tok) -> str:
         """A STRING token's value; NUL and lone surrogates are errors (and become U+FFFD)."""
         raw = tok.text
-        if "\\" not in raw and "\x00" not in raw:
+        if raw.isascii() and "\\" not in raw and "\x00" not in raw:
             return raw[1:-1]
-        value = unquote(raw)
+        value = unquote(raw)  # a raw surrogate can only come from a str, not from a file
         bad = _BAD_CHAR_RE.search(value)
         if bad is None:
             return value
