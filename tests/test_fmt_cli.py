@@ -179,15 +179,29 @@ def test_a_failed_write_leaves_the_file_and_no_temporary(
 
 
 def test_the_rewrite_keeps_the_mode_and_a_symlink(work: Path, tmp_path: Path) -> None:
+    """The rewrite keeps the file's mode, and a link inside the rule root stays a link."""
     os_ = __import__("os")
     (work / "a.mr").chmod(0o640)
-    real = tmp_path / "real.mr"
+    (work / "lib").mkdir()
+    real = work / "lib" / "real.mr"
     shutil.copy(MESSY / "semicolons.mr", real)
     (work / "c.mr").symlink_to(real)
     assert _run("rules/a.mr", "rules/c.mr").exit_code == 0
     assert (work / "a.mr").stat().st_mode & 0o777 == 0o640
     assert (work / "c.mr").is_symlink() and os_.readlink(work / "c.mr") == str(real)
     assert real.read_bytes() == (work / "a.mr").read_bytes()
+
+
+def test_a_link_out_of_the_rule_root_is_refused_and_its_target_untouched(
+    work: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.mr"
+    shutil.copy(MESSY / "semicolons.mr", outside)
+    before = outside.read_bytes()
+    (work / "c.mr").symlink_to(outside)
+    res = _run("rules/c.mr")
+    assert res.exit_code == 2, res.output
+    assert outside.read_bytes() == before
 
 
 def test_full_disk_leaves_the_file_whole(tmp_path: Path) -> None:

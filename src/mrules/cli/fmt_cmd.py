@@ -13,7 +13,7 @@ import click
 from mrules.atomic import atomic_write
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
 from mrules.diagnostics import render_text, sort_diagnostics
-from mrules.loader import LoadError, decode, rule_files
+from mrules.loader import LoadError, decode, printable_path, read_rule_file, rule_files
 from mrules.printer import FormatError, FormatterBug, format_text
 from mrules.source import Source
 
@@ -57,16 +57,12 @@ def _read_inputs(paths: tuple[str, ...]) -> Iterator[_Input]:
     if STDIN in paths:
         fail("'-' (standard input) cannot be mixed with file or folder paths")
     seen: set[Path] = set()
-    for path, _root in rule_files(paths):
-        key = path.resolve()
+    for path, root in rule_files(paths):
+        key, data = read_rule_file(path, root)  # LoadError for a link out of the root, a FIFO...
         if key in seen:
             continue
         seen.add(key)
-        shown = path.as_posix()
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise LoadError(f"{shown}: cannot read: {e.strerror or e}") from None
+        shown = printable_path(path.as_posix())
         yield _Input(shown, path, data, decode(data, shown))
 
 
