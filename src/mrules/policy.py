@@ -18,9 +18,17 @@ False
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
-__all__ = ["blank", "can_assign", "crm_status_after", "crm_value_wins", "round_robin"]
+__all__ = [
+    "blank",
+    "can_assign",
+    "crm_status_after",
+    "crm_value_wins",
+    "member_for",
+    "round_robin",
+]
 
 
 def blank(value: Any) -> bool:
@@ -75,3 +83,14 @@ def can_assign(assigned_kind: str | None) -> bool:
 def round_robin(members: tuple[str, ...], turn: int) -> tuple[str, int]:
     """The member whose turn it is, and the next turn (the counter is shared by prospects)."""
     return members[turn % len(members)], turn + 1
+
+
+def member_for(members: tuple[str, ...], email: str) -> str:
+    """The member a prospect goes to under `round_robin = "by prospect"`: a hash of the email.
+
+    Stable across runs, processes and partitions (CRC-32, not Python's salted hash).
+
+    >>> member_for(("ann", "bob"), "a@x.com") == member_for(("ann", "bob"), "a@x.com")
+    True
+    """
+    return members[zlib.crc32(email.encode("utf-8", "surrogatepass")) % len(members)]

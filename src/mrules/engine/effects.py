@@ -19,7 +19,7 @@ from mrules.compiler import (
     RuleRef,
 )
 from mrules.history import json_text
-from mrules.policy import can_assign, round_robin
+from mrules.policy import can_assign, member_for, round_robin
 from mrules.state import Prospect, grade_letter
 
 _dumps = orjson.dumps
@@ -178,6 +178,9 @@ class Effects:
         if p.assigned_kind is not None or not members:
             if p.assigned_kind is not None:
                 self.summary.actions["assignment kept"] += 1
+            return
+        if self.settings.round_robin == "by prospect":  # the same in any partition
+            self.assign(p, ref, "user", member_for(members, p.email))
             return
         # The round-robin counter is shared across prospects: it lives in `shared`.
         key = "round_robin:" + group
