@@ -10,6 +10,7 @@ import orjson
 from mrules.compiler import (
     ASSET_EVENTS,
 )
+from mrules.engine.context import Context
 from mrules.engine.screening import fit_field
 from mrules.events import Event
 from mrules.history import json_text
@@ -36,8 +37,8 @@ class Handlers:
         p: Prospect | None = None
         if e.prospect is not None:
             p = self._prospect(e.prospect, e)
-            if e.visitor is not None:
-                self._tie_visitor(e.visitor, p)
+            if e.visitor is not None:  # the view's own facts below cover the tie's
+                self._tie_visitor(e.visitor, Context(p))
         elif e.visitor is not None:
             email = self.visitors.get(e.visitor)
             if email is not None:
@@ -48,18 +49,18 @@ class Handlers:
                 return
         if p is None:
             return
-        self.changed = changed = {"act", "time"}
+        c = Context(p, ("act", "time"))
         self._activity(p, e)
         normalized = normalize_url(url, self.settings)
         self._visited(p, url, e.ts_epoch, normalized)
         points = self.cs.scoring.get("page_view")
         if points:
-            self._score(p, points[1], points[0], {"activity": "page view"})
+            self._score(c, points[1], points[0], {"activity": "page view"})
         pa = self.cs.pages.lookup_normalized(normalized)
         if pa is not None and self._active(pa.block, e.ts_epoch):
-            self._run_blocks(p, (pa.block,), "page:" + pa.ref.name)
+            self._run_blocks(c, (pa.block,), "page:" + pa.ref.name)
         else:
-            self._settle(p, changed)
+            self._settle(c)
 
     def _visited(self, p: Prospect, url: str, ts: float, normalized: str | None = None) -> None:
         if p.last_activity is None or ts > p.last_activity:
@@ -74,11 +75,11 @@ class Handlers:
     def _asset_event(self, e: Event) -> None:
         assert e.prospect is not None
         p = self._prospect(e.prospect, e)
-        self.changed = changed = {"act", "time"}
+        c = Context(p, ("act", "time"))
         if e.visitor is not None:
-            self._tie_visitor(e.visitor, p)
+            self._tie_visitor(e.visitor, c)
         if e.fields:
-            self._event_fields(p, e)
+            self._event_fields(c, e)
         etype, asset = e.type, e.asset or ""
         kind = ASSET_EVENTS[etype][1]
         if (kind, asset) not in self._assets:
@@ -90,10 +91,10 @@ class Handlers:
         self._activity(p, e)
         points = self.cs.scoring.get(etype)
         if points and not (etype == "email_open" and self._seen_open(p, asset)):
-            self._score(p, points[1], points[0], {"activity": points[1].name, "asset": asset})
+            self._score(c, points[1], points[0], {"activity": points[1].name, "asset": asset})
             category = self.cs.categories.get((kind, asset))
             if category:
-                self._category(p, points[1], category, points[0])
+                self._category(c, points[1], category, points[0])
         blocks = self.cs.blocks.get((etype, asset))
         if blocks and etype == "email_click":
             link = f"{asset}|{e.url or ''}"
@@ -104,9 +105,9 @@ class Handlers:
         if blocks:
             active = tuple(b for b in blocks if self._active(b, e.ts_epoch))
             if active:
-                self._run_blocks(p, active, f"{etype}:{asset}")
+                self._run_blocks(c, active, f"{etype}:{asset}")
                 return
-        self._settle(p, changed)
+        self._settle(c)
 
     def _seen_open(self, p: Prospect, email: str) -> bool:
         if not self.settings.email_open_first_only:
@@ -119,31 +120,29 @@ class Handlers:
 
     def _identify(self, e: Event) -> None:
         assert e.prospect is not None and e.visitor is not None
-        p = self._prospect(e.prospect, e)
-        self.changed = {"time"}
-        self._tie_visitor(e.visitor, p)
-        self._settle(p, self.changed)
+        c = Context(self._prospect(e.prospect, e), ("time",))
+        self._tie_visitor(e.visitor, c)
+        self._settle(c)
 
     def _prospect_update(self, e: Event) -> None:
         assert e.prospect is not None
-        p = self._prospect(e.prospect, e)
-        self.changed = {"time"}
+        c = Context(self._prospect(e.prospect, e), ("time",))
         if e.fields:
-            self._event_fields(p, e)
-        self._settle(p, self.changed)
+            self._event_fields(c, e)
+        self._settle(c)
 
     def _unsubscribe(self, e: Event) -> None:
         assert e.prospect is not None
         p = self._prospect(e.prospect, e)
-        self.changed = {"time"}
+        c = Context(p, ("time",))
         if e.asset is not None:
             self._warn_asset("email", e.asset)
         self._activity(p, e)
         if not p.opted_out:
             p.opted_out = True
-            self.changed.update(("opted_out", "f:opted_out"))
+            c.facts.update(("opted_out", "f:opted_out"))
             self.log(p, self._ref_for(e), "opt out", {"email": e.asset}, False, True)
-        self._settle(p, self.changed)
+        self._settle(c)
 
     def _crm_update(self, e: Event) -> None:
         assert e.prospect is not None
@@ -151,7 +150,8 @@ class Handlers:
             self.summary.ignored += 1  # the connector does not create prospects (§7.4)
             return
         p = self._prospect(e.prospect, e)
-        self.changed = changed = {"time"}
+        c = Context(p, ("time",))
+        changed = c.facts
         ref = self._ref_for(e)
         obj = e.object
         if obj in ("lead", "contact"):
@@ -188,18 +188,19 @@ class Handlers:
                     our_stamp=stamp,
                     their_time=e.ts_epoch,
                 ):
-                    self._set_field(p, ref, name, value)
+                    self._set_field(c, ref, name, value)
         elif obj == "opportunity":
             outcome = {"won": "won", "lost": "lost"}.get(e.status or "", "created")
             points = self.cs.crm_scoring.get(outcome)
             if points:
-                self._score(p, points[1], points[0], {"activity": f"opportunity {outcome}"})
-        self._settle(p, changed)
+                self._score(c, points[1], points[0], {"activity": f"opportunity {outcome}"})
+        self._settle(c)
 
     def _tick(self, e: Event) -> None:
         self._tick_all()
 
-    def _event_fields(self, p: Prospect, e: Event) -> None:
+    def _event_fields(self, c: Context, e: Event) -> None:
+        p = c.p
         ref = self._ref_for(e)
         info_of = self._field_info
         for name, value in e.fields.items():
@@ -208,7 +209,7 @@ class Handlers:
                 value, problem = fit_field(info, value)
                 if problem is not None and not self._misfit(p, ref, name, value, problem, None):
                     continue
-            self._set_field(p, ref, name, value)
+            self._set_field(c, ref, name, value)
 
     def _activity(self, p: Prospect | None, e: Event) -> None:
         row = self._row_for(p.email if p else None)

@@ -20,6 +20,7 @@ from mrules.compiler import (
     CompiledRuleSet,
     RuleRef,
 )
+from mrules.engine.context import Context
 from mrules.engine.effects import Effects
 from mrules.engine.handlers import HANDLERS, Handlers
 from mrules.engine.screening import Screening, _typed_fields
@@ -79,7 +80,6 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.shared_dirty = False
         self.dirty: set[str] = set()
         self.dirty_visitors: set[str] = set()
-        self.changed: set[str] = set()
         self.line = 0
         self.event_id: str | None = None
         self.event_ts = 0.0
@@ -214,13 +214,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
         dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
         self.summary.retroactive = sorted(new_keys)
         for p in list(self.prospects.values()):
-            self.changed = set()
+            c = Context(p)
             for i in rules:
-                self._try_rule(p, self.cs.rules[i])
+                self._try_rule(c, self.cs.rules[i])
             for i in dyn:
-                self._dynamic(p, self.cs.dynamic_lists[i])
-            if self.changed:
-                self._settle(p, self.changed)
+                self._dynamic(c, self.cs.dynamic_lists[i])
+            if c.facts:
+                self._settle(c)
             self.dirty.add(p.email)
 
     # -------------------------------------------------------------------- run
@@ -359,12 +359,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
             ref = self._event_ref[kind] = RuleRef("event", kind, self.source_label)
         return ref
 
-    def _tie_visitor(self, vid: str, p: Prospect) -> None:
+    def _tie_visitor(self, vid: str, c: Context) -> None:
         """A visitor converts: its anonymous page views now count for p (never replayed).
 
         Only a visitor's first tie can find anonymous views: once tied, its views
         are its prospect's.
         """
+        p = c.p
         known = self.visitors.get(vid)
         if known == p.email:
             return
@@ -380,10 +381,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self._visited(p, url, ts)
             if points:
                 self._score(
-                    p, points[1], points[0], {"activity": "page view", "attached_from": vid}
+                    c, points[1], points[0], {"activity": "page view", "attached_from": vid}
                 )
         self.batch.attach_visitor.append((vid, p.email))
-        self.changed.update(("act", "score", "time"))
+        c.facts.update(("act", "score", "time"))
 
     # ----------------------------------------------------------------- ledger
 

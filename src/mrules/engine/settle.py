@@ -12,6 +12,7 @@ from mrules.compiler import (
     NEW_PROSPECT,
     CompiledRule,
 )
+from mrules.engine.context import Context
 from mrules.engine.effects import run_action
 from mrules.history import json_text
 from mrules.state import Prospect
@@ -52,14 +53,14 @@ class Settlement:
             due = set(prospects)
         for email in sorted(due):  # sorted: shared counters must not depend on dict order
             p = prospects[email]
-            self.changed = set()
+            c = Context(p)
             before = self.seq
             for rule in self._time_rules:
-                self._try_rule(p, rule)
+                self._try_rule(c, rule)
             for dl in self._time_dynamic:
-                self._dynamic(p, dl)
-            if self.changed:
-                self._settle(p, self.changed)
+                self._dynamic(c, dl)
+            if c.facts:
+                self._settle(c)
             if self.seq != before:
                 self.dirty.add(email)
             when = self._wake(p, now)
@@ -96,7 +97,7 @@ class Settlement:
 
     # ------------------------------------------------------- automation rules
 
-    def _settle(self, p: Prospect, changed: set[str]) -> None:
+    def _settle(self, c: Context) -> None:
         """Re-evaluate the rules and dynamic lists that read what changed, until quiet.
 
         A prospect whose rules still change something after as many rounds as
@@ -104,7 +105,7 @@ class Settlement:
         left as it stands and reported (`RunSummary.unsettled`), with the rules
         that acted in the last round.
         """
-        cs = self.cs
+        cs, p, changed = self.cs, c.p, c.facts
         if self._fresh == p.email:
             changed = changed | {NEW_PROSPECT}
             self._fresh = None
@@ -118,15 +119,15 @@ class Settlement:
             if found is None:
                 found = self._candidates[key] = self._candidates_for(key)
             rules, dyn = found
-            self.changed = changed = set()
+            c.facts = changed = set()  # what this round's rules change
             for rule in rules:
                 if rule.repeat_seconds is None and p.latched & rule.bit:
                     continue  # matched once, never again (checked again in _try_rule)
-                try_rule(p, rule)
+                try_rule(c, rule)
             for dl in dyn:
-                dynamic(p, dl)
+                dynamic(c, dl)
         if changed:
-            self._unsettled(p, changed)
+            self._unsettled(c, changed)
 
     def _candidates_for(
         self, key: frozenset[str]
@@ -138,18 +139,18 @@ class Settlement:
         rules = tuple(cs.rules[i] for i in cs.candidates(key))
         return rules, tuple(cs.dynamic_lists[i] for i in sorted(found))
 
-    def _unsettled(self, p: Prospect, changed: set[str]) -> None:
+    def _unsettled(self, c: Context, changed: set[str]) -> None:
         """One more round, noting which rules still act, then report the prospect."""
-        before = self.seq
+        p, before = c.p, self.seq
         acting: list[str] = []
         rules, dyn = self._candidates_for(frozenset(changed))
-        self.changed = set()
+        c.facts = set()
         for rule in (*rules, *dyn):
             mark = self.seq
             if rule in dyn:
-                self._dynamic(p, rule)
+                self._dynamic(c, rule)
             else:
-                self._try_rule(p, rule)
+                self._try_rule(c, rule)
             if self.seq != mark:
                 acting.append(f"{rule.ref.kind} '{rule.ref.name}' ({rule.ref.loc})")
         if self.seq == before:
@@ -165,8 +166,8 @@ class Settlement:
             }
         )
 
-    def _try_rule(self, p: Prospect, rule: CompiledRule) -> None:
-        now = self.now
+    def _try_rule(self, c: Context, rule: CompiledRule) -> None:
+        p, now = c.p, self.now
         if rule.repeat_seconds is None:
             if p.latched & rule.bit or (p.matches and rule.key in p.matches):
                 return  # matched once, never again, never undone (§4.2)
@@ -191,9 +192,10 @@ class Settlement:
             p.matches[rule.key] = (count, now)
         self.log(p, rule.ref, "rule matched", {"count": count}, None, None)
         for a in rule.actions:
-            run_action(self, a, p, rule.ref, None)
+            run_action(self, a, c, rule.ref, None)
 
-    def _dynamic(self, p: Prospect, dl: CompiledRule) -> None:
+    def _dynamic(self, c: Context, dl: CompiledRule) -> None:
+        p = c.p
         member = bool(p.dynamic & dl.bit)
         wanted = dl.when(p, self.now)
         if wanted == member:
@@ -204,7 +206,7 @@ class Settlement:
         else:
             p.dynamic &= ~dl.bit
             self.log(p, dl.ref, "remove from list", {"list": dl.name, "dynamic": True}, True, False)
-        self.changed.add("list")
+        c.facts.add("list")
 
     # ------------------------------------------------------------ segmentation
 
@@ -217,9 +219,9 @@ class Settlement:
             for p in self.prospects.values():
                 if rule.when(p, self.now):
                     counts[rule.name] += 1
-                    self.changed = set()
+                    c = Context(p)
                     for a in rule.actions:
-                        run_action(self, a, p, rule.ref, None)
-                    if self.changed:
-                        self._settle(p, self.changed)
+                        run_action(self, a, c, rule.ref, None)
+                    if c.facts:
+                        self._settle(c)
         return counts
