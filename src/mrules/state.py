@@ -167,21 +167,23 @@ class Prospect:
     def to_json(self, codecs: Codecs) -> bytes:
         # The email is the store's key for the row: it is not repeated inside.
         out: dict[str, Any] = {"c": self.created, "s": self.score}
-        for name in _REST:
+        for name, short, kind in _LAYOUT:
             value = getattr(self, name)
-            if value is None or value is False or (name == "crm_status" and value == "none"):
+            if value is None or value is False or value == 0 and kind == _BITS_KIND:
                 continue
-            if name in _BITS:
-                if not value:
-                    continue
+            if kind is None:
+                pass
+            elif kind == _BITS_KIND:
                 value = getattr(codecs, _BITS[name]).decode(value)
                 if name == "latched":  # "rule:MQL handoff" is kept as "MQL handoff"
                     value = [v[5:] if v.startswith("rule:") else "=" + v for v in value]
-            elif name in _PAIRS:
+            elif kind == _PAIRS_KIND:
                 value = dict(zip(value[::2], value[1::2], strict=True))
-            elif isinstance(value, set):
+            elif kind == _SET_KIND:
                 value = sorted(value)
-            out[_SHORT[name]] = value
+            elif value == "none":  # crm_status
+                continue
+            out[short] = value
         return orjson.dumps(out)
 
     @classmethod
@@ -214,7 +216,12 @@ class Prospect:
     # Fields and activity times are small maps (a handful of entries): a flat tuple of
     # pairs costs a third of a dict, and a scan over a few interned keys is as fast.
     def field(self, name: str) -> Any:
-        return _get(self.fields, name)
+        pairs = self.fields  # `_get`, inlined: criteria call this on every evaluation
+        if pairs:
+            for i in range(0, len(pairs), 2):
+                if pairs[i] == name:
+                    return pairs[i + 1]
+        return None
 
     def set_field(self, name: str, value: Any) -> None:
         self.fields = _put(self.fields, name, value)
@@ -225,7 +232,12 @@ class Prospect:
 
     def act(self, key: str) -> float | None:
         """The last time of an activity key, or None."""
-        return _get(self.acts, key)
+        pairs = self.acts  # `_get`, inlined: activity criteria call this on every evaluation
+        if pairs:
+            for i in range(0, len(pairs), 2):
+                if pairs[i] == key:
+                    return pairs[i + 1]
+        return None
 
     def touch(self, key: str, ts: float) -> None:
         """Record an activity key at time ts (keeping the latest time)."""
@@ -269,6 +281,24 @@ _SHORT = {
 }
 _LONG = {v: k for k, v in _SHORT.items()}
 _REST = tuple(n for n in Prospect.__slots__ if n not in ("email", "created", "score"))
+_BITS_KIND, _PAIRS_KIND, _SET_KIND, _STATUS_KIND = 1, 2, 3, 4
+# (attribute, stored key, how it is encoded) for every attribute but email, created, score
+_LAYOUT = tuple(
+    (
+        n,
+        _SHORT[n],
+        _BITS_KIND
+        if n in _BITS
+        else _PAIRS_KIND
+        if n in _PAIRS
+        else _SET_KIND
+        if n == "clicked"
+        else _STATUS_KIND
+        if n == "crm_status"
+        else None,
+    )
+    for n in _REST
+)
 
 
 def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:
