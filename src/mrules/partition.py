@@ -1,0 +1,477 @@
+"""Bucketing an event archive by prospect, once, for runs in many processes (docs/scale-out.md).
+
+`partition(files, out, buckets)` rewrites JSONL event files (gzip too) into
+`buckets` fixed hash buckets of the canonical prospect, so that every event
+that can change a prospect lands in that prospect's bucket, and each bucket
+can be run by the unchanged engine alone:
+
+- **The key** of an event is its prospect's email as the event reader
+  normalises it (stripped, lower case, NFC); a page view with only a
+  `visitor` uses the prospect that visitor is tied to anywhere in the
+  archive (a pre-pass reads the ties first), so a visitor's anonymous views
+  are in its prospect's bucket before the tie. Prospects that share a
+  visitor are one group and share a bucket. A visitor never tied goes by its
+  own id. Ticks go to every bucket.
+- **The hash** is stable and versioned (`HASH_VERSION`): the first 8 bytes of
+  BLAKE2b of the key's UTF-8, big-endian, modulo the bucket count; never
+  Python's `hash()`, which changes from process to process.
+- **The order key**: each bucket line keeps its event's file ordinal and line
+  number (`ORD LINE <the original line>`), so "file order" is defined once and
+  a bucket run numbers its events as the original file does.
+- **Lines that cannot be routed** (not JSON, a `prospect` that is not an
+  email...) go to bucket 0 with their file and line; the run rejects them
+  there exactly as a single-process run would.
+- **The manifest** (`manifest.json`) records the files (absolute path, line
+  count), the hash version, the bucket count, the parts and `until`, the
+  latest event time. `identity.json.gz` records which bucket every prospect
+  and visitor went to. Partitioning more files into the same folder appends a
+  new part to every bucket; nothing already written moves. A new file that
+  ties together prospects (or a visitor) already written to different buckets
+  cannot be appended: it is refused, and the archive must be partitioned
+  again into a new folder.
+
+A part is written into a hidden temporary folder and renamed into place, then
+the manifest is replaced atomically: a killed partition pass leaves the folder
+as it was.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mrules.atomic import atomic_write
+from mrules.events import EventSourceError, _Bad, _normalise_email, parse_timestamp
+
+__all__ = [
+    "HASH_VERSION",
+    "MANIFEST",
+    "Manifest",
+    "PartitionError",
+    "bucket_of",
+    "is_partition_folder",
+    "partition",
+    "read_bucket_lines",
+]
+
+HASH_VERSION = "blake2b-64/1"
+"""BLAKE2b (8-byte digest) of the key's UTF-8, as a big-endian integer, modulo the buckets."""
+
+MANIFEST = "manifest.json"
+IDENTITY = "identity.json.gz"
+FORMAT = "mrules-partition"
+_VISITOR = "visitor:"  # the key of a visitor never tied to a prospect
+
+
+class PartitionError(Exception):
+    """The archive cannot be partitioned (or the folder is not a partition); the message says why."""
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """The bucket of a routing key: stable across processes, machines and Python versions.
+
+    >>> bucket_of("leung@example.com", 64), bucket_of("leung@example.com", 1)
+    (45, 0)
+    """
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+@dataclass
+class Manifest:
+    """What a partition folder holds (`manifest.json`)."""
+
+    buckets: int
+    hash: str = HASH_VERSION
+    files: list[dict[str, Any]] = field(default_factory=list)  # path, label, lines, events
+    parts: list[dict[str, Any]] = field(default_factory=list)  # name, files (ordinals), events
+    until: str | None = None  # the latest event time of the archive (RFC 3339)
+    until_epoch: float | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "format": FORMAT,
+                "version": 1,
+                "hash": self.hash,
+                "buckets": self.buckets,
+                "files": self.files,
+                "parts": self.parts,
+                "until": self.until,
+                "until_epoch": self.until_epoch,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        path = folder / MANIFEST
+        try:
+            raw = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise PartitionError(f"{folder}: not a partition folder (no {MANIFEST})") from None
+        except OSError as e:
+            raise PartitionError(f"{path}: cannot read: {e.strerror or e}") from None
+        except orjson.JSONDecodeError as e:
+            raise PartitionError(f"{path}: damaged manifest ({e})") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise PartitionError(f"{path}: not an mrules partition manifest")
+        if raw.get("hash") != HASH_VERSION:
+            raise PartitionError(
+                f"{path}: written with hash {raw.get('hash')!r}; this mrules routes with"
+                f" {HASH_VERSION!r}: partition the archive again into a new folder"
+            )
+        try:
+            return cls(
+                buckets=int(raw["buckets"]),
+                files=list(raw["files"]),
+                parts=list(raw["parts"]),
+                until=raw.get("until"),
+                until_epoch=raw.get("until_epoch"),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise PartitionError(f"{path}: damaged manifest ({e})") from None
+
+    def bucket_files(self, folder: Path, bucket: int) -> list[Path]:
+        """The part files of one bucket, in part order (a part may have none for it)."""
+        found = []
+        for part in self.parts:
+            path = folder / part["name"] / f"b{bucket:05d}.jsonl"
+            if path.exists():
+                found.append(path)
+        return found
+
+
+def is_partition_folder(path: str | Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / MANIFEST).is_file()
+
+
+class _Groups:
+    """Union-find over prospect emails and visitor keys: who must share a bucket."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        root = x
+        while (up := parent.get(root, root)) != root:
+            root = up
+        while x != root:  # path compression
+            up = parent[x]
+            parent[x] = root
+            x = up
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            self.parent[rb] = ra
+            self.parent.setdefault(ra, ra)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The raw lines of an events file (gzip by name or magic bytes), as the reader splits them."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise PartitionError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        gz = path.name.endswith(".gz") or f.peek(2)[:2] == b"\x1f\x8b"
+        stream: Any = gzip.GzipFile(fileobj=f, mode="rb") if gz else f
+        try:
+            yield from stream
+        except (gzip.BadGzipFile, EOFError, OSError) as e:
+            detail = str(e) or "the data ends before the end of the gzip stream"
+            raise PartitionError(f"{path}: broken gzip data: {detail}") from None
+    finally:
+        f.close()
+
+
+def _email(value: Any) -> str | None:
+    try:
+        return _normalise_email(value)
+    except _Bad:
+        return None
+
+
+def _is_tick(obj: dict[str, Any]) -> bool:
+    kind = obj.get("type")
+    return type(kind) is str and kind.strip().lower() == "tick"
+
+
+def _load_identity(folder: Path) -> tuple[dict[str, int], dict[str, int]]:
+    path = folder / IDENTITY
+    if not path.exists():
+        return {}, {}
+    try:
+        raw = orjson.loads(gzip.decompress(path.read_bytes()))
+        return dict(raw["prospects"]), dict(raw["visitors"])
+    except (OSError, EOFError, KeyError, TypeError, orjson.JSONDecodeError) as e:
+        raise PartitionError(f"{path}: damaged identity file ({e})") from None
+
+
+def _ties(files: Sequence[Path]) -> _Groups:
+    """Pass 1: every (prospect, visitor) pair an event names ties them into one group."""
+    groups = _Groups()
+    loads = orjson.loads
+    for path in files:
+        for raw in _lines(path):
+            if b'"visitor"' not in raw or b'"prospect"' not in raw:
+                continue
+            try:
+                obj = loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if type(obj) is not dict:
+                continue
+            visitor = obj.get("visitor")
+            email = _email(obj.get("prospect")) if obj.get("prospect") is not None else None
+            if email is not None and type(visitor) is str and visitor:
+                groups.union(email, _VISITOR + visitor)
+    return groups
+
+
+def partition(
+    files: Sequence[str | Path],
+    out: str | Path,
+    buckets: int | None = None,
+    *,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Partition `files` into `out` (new, or a partition folder to append a part to).
+
+    Returns what was done: events, rejected-to-bucket-0 lines, ticks, seconds, the part's name.
+
+    Raises:
+        PartitionError: a file cannot be read, the folder is not a partition or
+            has another bucket count, a file is already in it, or a new file ties
+            prospects already written to different buckets.
+    """
+    started = time.perf_counter()
+    folder = Path(out)
+    paths = [Path(f) for f in files]
+    for p in paths:
+        if not p.is_file():
+            raise PartitionError(f"{p}: no such file")
+    if folder.exists() and not folder.is_dir():
+        raise PartitionError(f"{folder}: not a folder")
+    if is_partition_folder(folder):
+        manifest = Manifest.load(folder)
+        if buckets is not None and buckets != manifest.buckets:
+            raise PartitionError(
+                f"{folder} has {manifest.buckets} buckets, not {buckets}; new files append"
+                f" to the same buckets (leave out --buckets, or use a new folder)"
+            )
+    else:
+        if folder.exists() and any(x for x in folder.iterdir() if not x.name.startswith(".")):
+            raise PartitionError(f"{folder}: not empty and not a partition folder")
+        if buckets is None:
+            raise PartitionError("--buckets is needed for a new partition folder")
+        manifest = Manifest(buckets=buckets)
+    if not 1 <= manifest.buckets <= 65536:
+        raise PartitionError(f"--buckets must be 1 to 65536, not {manifest.buckets}")
+    known = {f["path"] for f in manifest.files}
+    for p in paths:
+        if str(p.resolve()) in known:
+            raise PartitionError(f"{p}: already in {folder} (a file is partitioned once)")
+    if len({str(p.resolve()) for p in paths}) != len(paths):
+        raise PartitionError("a file is named twice")
+    n = manifest.buckets
+    prospects, visitors = _load_identity(folder)
+
+    # Pass 1: ties, then each group's bucket (a member already written decides).
+    groups = _ties(paths)
+    members: dict[str, list[str]] = {}
+    for x in list(groups.parent):
+        members.setdefault(groups.find(x), []).append(x)
+    route: dict[str, int] = {}  # email or visitor key -> bucket, for grouped keys
+    for root, keys in members.items():
+        placed = {}
+        for k in keys:
+            b = visitors.get(k[len(_VISITOR) :]) if k.startswith(_VISITOR) else prospects.get(k)
+            if b is not None:
+                placed[k] = b
+        if len(set(placed.values())) > 1:
+            shown = ", ".join(
+                f"{k[len(_VISITOR):] if k.startswith(_VISITOR) else k} in bucket {b}"
+                for k, b in sorted(placed.items())[:4]
+            )
+            raise PartitionError(
+                f"the new files tie together prospects and visitors already written to"
+                f" different buckets ({shown}); partition the whole archive again into a"
+                f" new folder"
+            )
+        if placed:
+            bucket = next(iter(placed.values()))
+        else:
+            emails = sorted(k for k in keys if not k.startswith(_VISITOR))
+            bucket = bucket_of(emails[0] if emails else root, n)
+        for k in keys:
+            route[k] = bucket
+
+    # Pass 2: route every line.
+    part_no = len(manifest.parts)
+    name = f"part-{part_no:04d}"
+    tmp = folder / f".{name}.tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".part-*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp.mkdir()
+    buffers: list[list[bytes]] = [[] for _ in range(n)]
+    sizes = [0] * n
+    buffered = 0
+    limit = 32 << 20
+    loads = orjson.loads
+    cache: dict[Any, int] = {}
+    all_buckets = range(n)
+    stats = {"events": 0, "unrouted": 0, "ticks": 0, "files": len(paths), "part": name}
+    latest: float | None = None
+    latest_text: str | None = None
+    new_files: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal buffered
+        for b in all_buckets:
+            chunk = buffers[b]
+            if chunk:
+                with open(tmp / f"b{b:05d}.jsonl", "ab") as f:
+                    f.write(b"".join(chunk))
+                buffers[b] = []
+        buffered = 0
+
+    try:
+        for i, path in enumerate(paths):
+            ordinal = len(manifest.files) + i
+            last = 0
+            count = 0
+            line = 0
+            for raw in _lines(path):
+                line += 1
+                if not raw.strip():
+                    continue  # blank lines: the reader skips them too
+                last = line
+                count += 1
+                if not raw.endswith(b"\n"):
+                    raw += b"\n"
+                rec = b"%d %d " % (ordinal, line) + raw
+                targets: Any = (0,)
+                try:
+                    obj = loads(raw)
+                except orjson.JSONDecodeError:
+                    obj = None
+                if type(obj) is dict:
+                    who = obj.get("prospect")
+                    if _is_tick(obj):  # a tick goes to every bucket, whatever else it names
+                        targets = all_buckets
+                        stats["ticks"] += 1
+                    elif who is not None:
+                        b = cache.get(who) if type(who) is str else None
+                        if b is None:
+                            email = _email(who)
+                            if email is None:
+                                stats["unrouted"] += 1
+                            else:
+                                b = route.get(email)
+                                if b is None:
+                                    b = prospects.get(email)
+                                if b is None:
+                                    b = bucket_of(email, n)
+                                prospects[email] = b
+                                if type(who) is str and len(cache) < 1_000_000:
+                                    cache[who] = b
+                                targets = (b,)
+                        else:
+                            targets = (b,)
+                    elif type(obj.get("visitor")) is str and obj["visitor"]:
+                        vid = obj["visitor"]
+                        b = route.get(_VISITOR + vid)
+                        if b is None:
+                            b = visitors.get(vid)
+                        if b is None:
+                            b = bucket_of(_VISITOR + vid, n)
+                        visitors[vid] = b
+                        targets = (b,)
+                    else:
+                        stats["unrouted"] += 1
+                    ts = obj.get("ts")
+                    if type(ts) is str and (latest_text is None or ts > latest_text):
+                        # text order is a cheap filter; the parsed time decides
+                        try:
+                            epoch = parse_timestamp(ts).timestamp()
+                        except (ValueError, OverflowError):
+                            epoch = None
+                        if epoch is not None and (latest is None or epoch > latest):
+                            latest, latest_text = epoch, ts
+                else:
+                    stats["unrouted"] += 1
+                for b in targets:
+                    buffers[b].append(rec)
+                    sizes[b] += len(rec)
+                buffered += len(rec) * len(targets)
+                if buffered > limit:
+                    flush()
+            stats["events"] += count
+            new_files.append(
+                {
+                    "path": str(path.resolve()),
+                    "label": str(path),
+                    "lines": last,
+                    "events": count,
+                    "part": name,
+                }
+            )
+            if progress is not None:
+                progress(i + 1, len(paths), stats["events"])
+        flush()
+        final = folder / name
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # Only then the identity and the manifest: until the manifest names the part, it is not there.
+    atomic_write(
+        folder / IDENTITY,
+        gzip.compress(orjson.dumps({"prospects": prospects, "visitors": visitors}), 1),
+    )
+    manifest.files.extend(new_files)
+    manifest.parts.append(
+        {
+            "name": name,
+            "files": [f["path"] for f in new_files],
+            "events": stats["events"],
+            "bytes": sum(sizes),
+        }
+    )
+    if latest is not None and (manifest.until_epoch is None or latest > manifest.until_epoch):
+        manifest.until_epoch = latest
+        manifest.until = latest_text
+    atomic_write(folder / MANIFEST, manifest.to_json())
+    stats["seconds"] = time.perf_counter() - started
+    stats["buckets"] = n
+    stats["until"] = manifest.until
+    return stats
+
+
+def read_bucket_lines(paths: Sequence[Path]) -> Iterator[tuple[int, int, bytes]]:
+    """A bucket's lines in archive order: (file ordinal, line, the original line)."""
+    for path in paths:
+        try:
+            f = open(path, "rb")  # noqa: SIM115
+        except OSError as e:
+            raise EventSourceError(f"{path}: cannot read: {e.strerror or e}") from None
+        with f:
+            for rec in f:
+                o, ln, raw = rec.split(b" ", 2)
+                yield int(o), int(ln), raw

@@ -1,0 +1,263 @@
+"""`run_partitioned`: every bucket of a partition folder as a task, then the merge.
+
+The tasks run in a local process pool (`engine="local"`), on Dask
+(`engine="dask"`: a scheduler address, or a local cluster of N workers), or
+in this process (`workers=1`). Shards go to `STORE.shards/FINGERPRINT/`
+beside the target store (the fingerprint is the rule set's version, the
+manifest and `now`), so a rerun after a kill reuses every finished shard
+and only runs the buckets that were not done; a shard of another rule set
+or archive is never reused. The target store must be new: it is built as a
+hidden file beside its path and renamed into place when the merge is done,
+and the shards are removed then (unless `keep_shards`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrules.atomic import atomic_write
+from mrules.partition import Manifest, PartitionError
+from mrules.scale.merge import MergeError, merge_shards
+from mrules.scale.tasks import run_bucket, shard_name
+
+__all__ = ["RunReport", "ScaleError", "run_partitioned"]
+
+
+class ScaleError(Exception):
+    """A partitioned run cannot start or finish; the message says why and what to do."""
+
+
+@dataclass
+class RunReport:
+    """What a partitioned run did."""
+
+    buckets: int = 0
+    events: int = 0  # bucket lines read (a tick counts once a bucket)
+    archive_events: int = 0  # lines of the archive
+    applied: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    prospects: int = 0
+    seconds: float = 0.0  # wall, tasks and merge
+    task_seconds: float = 0.0  # wall, tasks only
+    task_cpu: float = 0.0  # CPU seconds of every task
+    merge_seconds: float = 0.0
+    merge_cpu: float = 0.0
+    skipped: int = 0  # buckets whose shard a previous run finished
+    per_bucket: list[dict[str, Any]] = field(default_factory=list)
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
+    merge: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.archive_events / self.seconds if self.seconds > 0 else 0.0
+
+
+def _fingerprint(rules_version: str, manifest: Manifest, now: float | None) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(rules_version.encode())
+    h.update(manifest.to_json())
+    h.update(repr(now).encode())
+    return h.hexdigest()
+
+
+def _check_rules(rules: Any) -> None:
+    if rules.settings.round_robin == "shared" and rules.symbols.groups:
+        raise ScaleError(
+            'the rules assign to groups with round_robin = "shared": one turn counter for'
+            " every prospect cannot be split into buckets; add `settings { round_robin ="
+            ' "by prospect" }` for a partitioned run (docs/semantics.md, Partitioned runs)'
+        )
+
+
+def _remove_store_files(path: Path) -> None:
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def run_partitioned(
+    rules: Any,
+    folder: str | Path,
+    store: str | Path,
+    *,
+    engine: str = "local",
+    workers: int = 2,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+    actions: str | Path | None = None,
+    now: float | None = None,
+    commit_every: int = 20_000,
+    keep_shards: bool = False,
+    progress: Callable[[int, int, int, float], None] | None = None,
+    dask_cluster_options: dict[str, Any] | None = None,
+) -> RunReport:
+    """Run `rules` over the partition `folder` into the new store `store`.
+
+    Raises:
+        ScaleError, PartitionError: the folder, the rules or the store path do not fit.
+        MergeError: the shards overlap (a bug, or a folder changed under a run).
+        StoreError, OutputError: the store or the action log cannot be written.
+    """
+    from mrules.api import compile_rules
+    from mrules.outputs import ActionLog
+    from mrules.store import Store
+
+    started = time.perf_counter()
+    compiled = compile_rules(rules)
+    _check_rules(compiled)
+    folder = Path(folder)
+    manifest = Manifest.load(folder)
+    if not manifest.files:
+        raise PartitionError(f"{folder}: the partition holds no file")
+    target = Path(store)
+    if target.exists():
+        raise ScaleError(
+            f"{target} exists: a partitioned run writes a new store (replays are cheap);"
+            " give another --store or move it away"
+        )
+    if not target.parent.is_dir():
+        raise ScaleError(f"{target.parent} does not exist; create it first")
+    fingerprint = _fingerprint(compiled.version, manifest, now)
+    shard_root = target.with_name(target.name + ".shards")
+    shard_dir = shard_root / fingerprint
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    for stale in shard_dir.glob(".*.tmp*"):  # a killed task's temporary shard
+        stale.unlink(missing_ok=True)
+    blob = pickle.dumps(compiled)
+    from mrules.loader import display_path
+
+    # As `mrules run` names a file in the ledger: relative to the working folder when inside it.
+    files = [(f["path"], display_path(f["path"])) for f in manifest.files]
+    tasks = []
+    for b in range(manifest.buckets):
+        parts = manifest.bucket_files(folder, b)
+        size = sum(p.stat().st_size for p in parts)
+        tasks.append(
+            {
+                "bucket": b,
+                "parts": [str(p) for p in parts],
+                "files": files,
+                "shard": str(shard_dir / shard_name(b)),
+                "rules_key": compiled.version,
+                "rules": blob,
+                "commit_every": commit_every,
+                "now": now,
+                "size": size,
+            }
+        )
+    tasks.sort(key=lambda t: -t["size"])  # the largest first: the last task is a small one
+    report = RunReport(buckets=manifest.buckets)
+    report.archive_events = sum(f["events"] for f in manifest.files)
+    done = 0
+
+    def finished(out: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        report.per_bucket.append(out)
+        report.events += out["events"]
+        report.applied += out["applied"]
+        report.rejected += out["rejected"]
+        report.duplicates += out["duplicates"]
+        report.task_cpu += out["cpu"]
+        report.skipped += out["skipped"]
+        report.unsettled += out["unsettled"]
+        if progress is not None:
+            progress(done, len(tasks), report.events, time.perf_counter() - started)
+
+    if engine == "dask":
+        from mrules.scale.dask_engine import run_on_dask
+
+        run_on_dask(tasks, finished, scheduler=scheduler, workers=dask_local or workers,
+                    cluster_options=dask_cluster_options)  # fmt: skip
+    elif engine == "local":
+        from mrules.scale.local import run_local
+
+        run_local(tasks, finished, workers=workers)
+    else:
+        raise ScaleError(f"unknown engine {engine!r} (local or dask)")
+    report.task_seconds = time.perf_counter() - started
+
+    # The merge: into a hidden store beside the target, renamed into place when complete.
+    merge_started, merge_cpu = time.perf_counter(), time.process_time()
+    tmp = target.with_name(f".{target.name}.merging")
+    _remove_store_files(tmp)
+    actions_tmp = None
+    log = None
+    st = Store.open(tmp)
+    try:
+        if actions is not None:
+            actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
+            actions_tmp.unlink(missing_ok=True)
+            log = ActionLog(actions_tmp, st)
+        shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
+        report.merge = merge_shards(
+            st,
+            shards,
+            [f for f, _ in files],
+            [f["lines"] for f in manifest.files],
+            on_commit=(lambda b: log.write(b.ledger_entries())) if log is not None else None,
+            commit_rows=commit_every,
+        )
+    except BaseException:
+        if log is not None:
+            log.close()
+        st.close()
+        _remove_store_files(tmp)
+        if actions_tmp is not None:
+            actions_tmp.unlink(missing_ok=True)
+        raise
+    if log is not None:
+        log.close()
+    st.close()
+    with contextlib.suppress(FileNotFoundError):
+        tmp.with_name(tmp.name + ".lock").unlink()
+    if actions_tmp is not None:
+        os.replace(actions_tmp, Path(actions))  # type: ignore[arg-type]
+    os.replace(tmp, target)
+    report.prospects = report.merge["prospects"]
+    report.merge_seconds = time.perf_counter() - merge_started
+    report.merge_cpu = time.process_time() - merge_cpu
+    if not keep_shards:
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            shard_root.rmdir()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_all_rejects(path: Path, store: Any, files: list[str]) -> int:
+    """The rejects file of a partitioned run: every file's rejected lines, in archive order.
+
+    For one file it is byte for byte what `mrules run` writes (`outputs.write_rejects`).
+    """
+    import orjson
+
+    from mrules.atomic import OutputError
+
+    rows = [r for src in files for r in store.rejects(src)]
+    try:
+        if not rows:
+            if path.exists():
+                path.unlink()
+            return 0
+        data = b"".join(
+            orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}) + b"\n"
+            for src, line, reason, text in rows
+        )
+        atomic_write(path, data)
+    except OSError as e:
+        raise OutputError(f"cannot write rejects file {path}: {e.strerror or e}") from e
+    return len(rows)
+
+
+__all__ += ["MergeError", "write_all_rejects"]
