@@ -144,6 +144,16 @@ def _output_folder(option: str, path: str | None) -> None:
     type=click.FloatRange(min=0.001),
     help="Also commit when this many seconds have passed since the last commit.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    help="Run a partition folder (mrules partition) bucket by bucket: local processes or Dask.",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
+              help="Worker processes for --engine local.")  # fmt: skip
+@click.option("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask scheduler.")
+@click.option("--dask-local", type=click.IntRange(1), metavar="N",
+              help="--engine dask: start a local Dask cluster of N workers.")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No summary table.")
 def run(
     rules: str,
@@ -157,12 +167,18 @@ def run(
     wait_timeout: float | None,
     commit_every: int,
     commit_seconds: float | None,
+    engine: str | None,
+    workers: int,
+    scheduler: str | None,
+    dask_local: int | None,
     quiet: bool,
 ) -> None:
     """Run the rules in RULES over the JSONL events in EVENTS.
 
     RULES is a rule folder or file; EVENTS a .jsonl or .jsonl.gz file, or -
-    for standard input (format: docs/events.md). Prospect state, the ledger
+    for standard input (format: docs/events.md), or a partition folder
+    (`mrules partition`) to run bucket by bucket with --engine local|dask
+    (docs/scale-out.md). Prospect state, the ledger
     and the outbox go to the store (--store :memory: keeps them in memory
     only, for a trial run). Running again on the same store resumes
     after the last committed line of the same file; events whose id was
@@ -187,6 +203,15 @@ def run(
             now_ts = parse_timestamp(now).timestamp()
         except ValueError as e:
             fail(f"--now: {e}")
+    if engine is not None or Path(events).is_dir():  # a partition folder: docs/scale-out.md
+        from mrules.cli.partition_cmd import run_partitioned_cli
+
+        run_partitioned_cli(
+            compiled, events, store_path=store_path, engine=engine, workers=workers,
+            scheduler=scheduler, dask_local=dask_local, actions_path=actions_path,
+            rejects_path=rejects_path, diagnostics_path=diagnostics_path, now_ts=now_ts,
+            commit_every=commit_every, quiet=quiet,
+        )  # fmt: skip
     source = "-" if events == "-" else str(Path(events).resolve())
     if events != "-" and not Path(events).is_file():
         fail(f"{events}: no such file")

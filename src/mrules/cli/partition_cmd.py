@@ -1,0 +1,173 @@
+"""`mrules partition`: bucket an event archive by prospect, once; and the partitioned `run`.
+
+`partition` is the command. `run_partitioned_cli` is what `mrules run RULES
+DIR` calls when DIR is a partition folder or `--engine` is given
+(docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mrules.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_STORE, fail
+
+__all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
+
+
+@click.command()
+@click.argument("events", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--buckets",
+    type=click.IntRange(1, 65536),
+    help="How many buckets (fixed for the folder's life; needed for a new folder).",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The partition folder: new, or one to append these files to.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No summary.")
+def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: bool) -> None:
+    """Rewrite the JSONL event files EVENTS (.gz too) into buckets by prospect.
+
+    Every event of a prospect (and of every visitor tied to it) lands in one
+    bucket, chosen by a stable, versioned hash of the normalised email;
+    ticks go to every bucket. Each line keeps its file and line number, so a
+    partitioned run numbers events as the original files do. Run the rules
+    over the folder with `mrules run RULES DIR --engine local --workers N`
+    (or --engine dask). Partitioning more files into the same folder appends
+    a new part to each bucket; nothing already written moves.
+
+    \b
+    Example:
+      mrules partition events-2026-*.jsonl.gz --buckets 64 --out /data/part
+      mrules run rules/ /data/part --engine local --workers 8 --store replay.db
+    """
+    from mrules.partition import PartitionError
+    from mrules.partition import partition as do_partition
+
+    if "-" in events:
+        fail("partition reads files, not standard input")
+    try:
+        stats = do_partition(list(events), out, buckets)
+    except PartitionError as e:
+        fail(str(e))
+    if not quiet:
+        rate = stats["events"] / stats["seconds"] if stats["seconds"] else 0.0
+        click.echo(
+            f"partitioned {stats['events']:,} lines of {stats['files']} file(s) into"
+            f" {stats['buckets']} buckets ({stats['part']} of {out}) in {stats['seconds']:.2f} s"
+            f" ({rate:,.0f} lines/s); {stats['ticks']:,} ticks copied to every bucket;"
+            f" {stats['unrouted']:,} lines to reject (in bucket 0); until {stats['until']}",
+            err=True,
+        )
+    sys.exit(EXIT_OK)
+
+
+def run_partitioned_cli(
+    compiled: Any,
+    events: str,
+    *,
+    store_path: str,
+    engine: str | None,
+    workers: int,
+    scheduler: str | None,
+    dask_local: int | None,
+    actions_path: str | None,
+    rejects_path: str | None,
+    diagnostics_path: str | None,
+    now_ts: float | None,
+    commit_every: int,
+    quiet: bool,
+) -> None:
+    """`mrules run RULES DIR` on a partition folder: tasks, merge, outputs; exits."""
+    from mrules.outputs import write_diagnostics
+    from mrules.partition import Manifest, PartitionError, is_partition_folder
+    from mrules.scale.dask_engine import DaskMissing
+    from mrules.scale.driver import MergeError, ScaleError, run_partitioned, write_all_rejects
+    from mrules.scale.local import WorkerLost
+    from mrules.store import Store
+
+    engine = engine or "local"
+    if not is_partition_folder(events):
+        if Path(events).is_file() or events == "-":
+            fail(
+                f"--engine {engine} runs a partition folder, and {events} is a file: partition"
+                f" it first (mrules partition {events} --buckets N --out DIR)"
+            )
+        fail(f"{events}: not a partition folder (no manifest.json); see mrules partition")
+    if store_path == ":memory:":
+        fail("a partitioned run merges into a store file: give --store PATH")
+    if scheduler is not None and engine != "dask":
+        fail("--scheduler is for --engine dask")
+    if dask_local is not None and engine != "dask":
+        fail("--dask-local is for --engine dask")
+    if scheduler is not None and dask_local is not None:
+        fail("give --scheduler or --dask-local, not both")
+    store = Path(store_path)
+    interactive = sys.stderr.isatty() and not quiet
+
+    def progress(done: int, total: int, lines: int, seconds: float) -> None:
+        if quiet:
+            return
+        rate = lines / seconds if seconds > 0 else 0.0
+        text = f"buckets {done}/{total}  {lines:,} lines  {rate:,.0f} lines/s"
+        if interactive:
+            click.echo(f"\r{text}", nl=done == total, err=True)
+        elif done == total or done % max(1, total // 10) == 0:
+            click.echo(text, err=True)
+
+    try:
+        manifest = Manifest.load(Path(events))
+        report = run_partitioned(
+            compiled,
+            events,
+            store,
+            engine=engine,
+            workers=workers,
+            scheduler=scheduler,
+            dask_local=dask_local,
+            actions=actions_path,
+            now=now_ts,
+            commit_every=commit_every,
+            progress=progress,
+        )
+    except (PartitionError, ScaleError, DaskMissing) as e:
+        fail(str(e))
+    except WorkerLost as e:
+        fail(str(e), EXIT_INTERRUPTED)
+    except MergeError as e:
+        fail(f"the shards do not merge: {e}", EXIT_STORE)
+    rejects_file = Path(rejects_path) if rejects_path else store.with_name(
+        store.stem + ".rejects.jsonl"
+    )
+    diagnostics_file = Path(diagnostics_path) if diagnostics_path else store.with_name(
+        store.stem + ".diagnostics.jsonl"
+    )
+    with Store.open(store, readonly=True) as st:
+        rejected = write_all_rejects(rejects_file, st, [f["path"] for f in manifest.files])
+    unsettled = sorted(report.unsettled, key=lambda d: (d.get("ordinal", 0), d.get("line", 0)))
+    write_diagnostics(diagnostics_file, [
+        {k: v for k, v in d.items() if k != "ordinal"} for d in unsettled
+    ])  # fmt: skip
+    if not quiet:
+        click.echo(
+            f"mrules run ({engine}): {report.archive_events:,} lines ({report.events:,} bucket"
+            f" lines: ticks go to every bucket), {rejected:,} rejected,"
+            f" {report.prospects:,} prospects;"
+            f" {report.buckets} buckets ({report.skipped} done before) in"
+            f" {report.task_seconds:.2f} s, merge {report.merge_seconds:.2f} s, total"
+            f" {report.seconds:.2f} s ({report.events_per_second:,.0f} lines/s); store {store}"
+            + (f"; rejects {rejects_file}" if rejected else ""),
+            err=True,
+        )
+    sys.exit(EXIT_REJECTS if rejected else EXIT_OK)
+
+
+COMMANDS = (partition,)
