@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import heapq
 import os
 import shutil
 import time
@@ -73,7 +74,7 @@ _VISITOR = "visitor:"  # the key of a visitor never tied to a prospect
 
 
 class PartitionError(Exception):
-    """The archive cannot be partitioned (or the folder is not a partition); the message says why."""
+    """The archive cannot be partitioned, or the folder is not a partition; the message says why."""
 
 
 def bucket_of(key: str, buckets: int) -> int:
@@ -143,12 +144,17 @@ class Manifest:
 
     def bucket_files(self, folder: Path, bucket: int) -> list[Path]:
         """The part files of one bucket, in part order (a part may have none for it)."""
-        found = []
-        for part in self.parts:
-            path = folder / part["name"] / f"b{bucket:05d}.jsonl"
-            if path.exists():
-                found.append(path)
-        return found
+        return [p for p, _ in self.bucket_parts(folder, bucket) if p.exists()]
+
+    def bucket_parts(self, folder: Path, bucket: int) -> list[tuple[Path, Path]]:
+        """Every part's (lines, skip list) paths for one bucket; either may not exist."""
+        return [
+            (
+                folder / part["name"] / f"b{bucket:05d}.jsonl",
+                folder / part["name"] / f"b{bucket:05d}.skip",
+            )
+            for part in self.parts
+        ]
 
 
 def is_partition_folder(path: str | Path) -> bool:
@@ -211,20 +217,19 @@ def _is_tick(obj: dict[str, Any]) -> bool:
     return type(kind) is str and kind.strip().lower() == "tick"
 
 
-def _load_identity(folder: Path) -> tuple[dict[str, int], dict[str, int]]:
+def _load_identity(folder: Path) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
     path = folder / IDENTITY
     if not path.exists():
-        return {}, {}
+        return {}, {}, {}
     try:
         raw = orjson.loads(gzip.decompress(path.read_bytes()))
-        return dict(raw["prospects"]), dict(raw["visitors"])
+        return dict(raw["prospects"]), dict(raw["visitors"]), dict(raw["groups"])
     except (OSError, EOFError, KeyError, TypeError, orjson.JSONDecodeError) as e:
         raise PartitionError(f"{path}: damaged identity file ({e})") from None
 
 
-def _ties(files: Sequence[Path]) -> _Groups:
+def _ties(files: Sequence[Path], groups: _Groups) -> None:
     """Pass 1: every (prospect, visitor) pair an event names ties them into one group."""
-    groups = _Groups()
     loads = orjson.loads
     for path in files:
         for raw in _lines(path):
@@ -240,7 +245,46 @@ def _ties(files: Sequence[Path]) -> _Groups:
             email = _email(obj.get("prospect")) if obj.get("prospect") is not None else None
             if email is not None and type(visitor) is str and visitor:
                 groups.union(email, _VISITOR + visitor)
-    return groups
+
+
+def _owner(obj: Any) -> str | None:
+    """The routing key of a parsed line: its prospect's email, or `visitor:ID`; None: neither."""
+    if type(obj) is not dict or _is_tick(obj):
+        return None
+    who = obj.get("prospect")
+    if who is not None:
+        return _email(who)
+    vid = obj.get("visitor")
+    return _VISITOR + vid if type(vid) is str and vid else None
+
+
+def _moved_lines(
+    folder: Path, manifest: Manifest, moves: dict[int, dict[str, int]]
+) -> tuple[dict[int, list[bytes]], dict[int, list[bytes]]]:
+    """The written lines of prospects (and visitors) that join a group in another bucket.
+
+    Returns the lines to add to each bucket (sorted by order key) and the order
+    keys each bucket must skip from now on.
+    """
+    add: dict[int, list[tuple[int, int, bytes]]] = {}
+    skip: dict[int, list[bytes]] = {}
+    for source, keys in moves.items():
+        for path in manifest.bucket_files(folder, source):
+            with open(path, "rb") as f:
+                for rec in f:
+                    o, ln, raw = rec.split(b" ", 2)
+                    try:
+                        key = _owner(orjson.loads(raw))
+                    except orjson.JSONDecodeError:
+                        continue
+                    to = keys.get(key) if key is not None else None
+                    if to is not None:
+                        add.setdefault(to, []).append((int(o), int(ln), rec))
+                        skip.setdefault(source, []).append(b"%s %s\n" % (o, ln))
+    return (
+        {b: [rec for *_, rec in sorted(recs)] for b, recs in add.items()},
+        skip,
+    )
 
 
 def partition(
@@ -289,37 +333,41 @@ def partition(
     if len({str(p.resolve()) for p in paths}) != len(paths):
         raise PartitionError("a file is named twice")
     n = manifest.buckets
-    prospects, visitors = _load_identity(folder)
+    prospects, visitors, parent = _load_identity(folder)
 
-    # Pass 1: ties, then each group's bucket (a member already written decides).
-    groups = _ties(paths)
+    # Pass 1: ties (with those of the files already written), then each group's bucket.
+    groups = _Groups()
+    groups.parent = parent
+    _ties(paths, groups)
     members: dict[str, list[str]] = {}
     for x in list(groups.parent):
         members.setdefault(groups.find(x), []).append(x)
     route: dict[str, int] = {}  # email or visitor key -> bucket, for grouped keys
+    moves: dict[int, dict[str, int]] = {}  # bucket -> {key written there: its group's bucket}
     for root, keys in members.items():
         placed = {}
         for k in keys:
             b = visitors.get(k[len(_VISITOR) :]) if k.startswith(_VISITOR) else prospects.get(k)
             if b is not None:
                 placed[k] = b
-        if len(set(placed.values())) > 1:
-            shown = ", ".join(
-                f"{k[len(_VISITOR):] if k.startswith(_VISITOR) else k} in bucket {b}"
-                for k, b in sorted(placed.items())[:4]
-            )
-            raise PartitionError(
-                f"the new files tie together prospects and visitors already written to"
-                f" different buckets ({shown}); partition the whole archive again into a"
-                f" new folder"
-            )
         if placed:
-            bucket = next(iter(placed.values()))
+            # A group already written keeps its bucket; a new tie between groups written to
+            # different buckets moves the others' lines there (a copy, and a skip list).
+            bucket = placed[min(placed)]
+            for k, b in placed.items():
+                if b != bucket:
+                    moves.setdefault(b, {})[k] = bucket
         else:
             emails = sorted(k for k in keys if not k.startswith(_VISITOR))
             bucket = bucket_of(emails[0] if emails else root, n)
         for k in keys:
             route[k] = bucket
+            if k.startswith(_VISITOR):
+                if k[len(_VISITOR) :] in visitors:
+                    visitors[k[len(_VISITOR) :]] = bucket
+            elif k in prospects:
+                prospects[k] = bucket
+    added, skipped = _moved_lines(folder, manifest, moves) if moves else ({}, {})
 
     # Pass 2: route every line.
     part_no = len(manifest.parts)
@@ -352,6 +400,12 @@ def partition(
         buffered = 0
 
     try:
+        for b, recs in added.items():  # earlier files' lines come first in a part
+            buffers[b].extend(recs)
+            sizes[b] += sum(len(r) for r in recs)
+        for b, keys in skipped.items():
+            (tmp / f"b{b:05d}.skip").write_bytes(b"".join(keys))
+        stats["moved"] = sum(len(r) for r in added.values())
         for i, path in enumerate(paths):
             ordinal = len(manifest.files) + i
             last = 0
@@ -443,7 +497,10 @@ def partition(
     # Only then the identity and the manifest: until the manifest names the part, it is not there.
     atomic_write(
         folder / IDENTITY,
-        gzip.compress(orjson.dumps({"prospects": prospects, "visitors": visitors}), 1),
+        gzip.compress(
+            orjson.dumps({"prospects": prospects, "visitors": visitors, "groups": groups.parent}),
+            1,
+        ),
     )
     manifest.files.extend(new_files)
     manifest.parts.append(
@@ -464,14 +521,47 @@ def partition(
     return stats
 
 
-def read_bucket_lines(paths: Sequence[Path]) -> Iterator[tuple[int, int, bytes]]:
-    """A bucket's lines in archive order: (file ordinal, line, the original line)."""
-    for path in paths:
+def _part_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise EventSourceError(f"{path}: cannot read: {e.strerror or e}") from None
+    with f:
+        for rec in f:
+            o, ln, raw = rec.split(b" ", 2)
+            yield int(o), int(ln), raw
+
+
+def read_bucket_lines(parts: Sequence[tuple[Path, Path]]) -> Iterator[tuple[int, int, bytes]]:
+    """A bucket's lines in archive order: (file ordinal, line, the original line).
+
+    `parts`: every part's (lines, skip list) paths, in part order. A line a later
+    part's skip list names has moved to another bucket (an append tied its
+    prospect to a group written there).
+    """
+    skips: list[set[tuple[int, int]]] = []
+    for _, skip in parts:
         try:
-            f = open(path, "rb")  # noqa: SIM115
+            data = skip.read_bytes()
+        except FileNotFoundError:
+            data = b""
         except OSError as e:
-            raise EventSourceError(f"{path}: cannot read: {e.strerror or e}") from None
-        with f:
-            for rec in f:
-                o, ln, raw = rec.split(b" ", 2)
-                yield int(o), int(ln), raw
+            raise EventSourceError(f"{skip}: cannot read: {e.strerror or e}") from None
+        skips.append({(int(a), int(b)) for a, b in (x.split() for x in data.splitlines())})
+    later: list[set[tuple[int, int]]] = [set() for _ in parts]
+    for i in range(len(parts) - 2, -1, -1):
+        later[i] = later[i + 1] | skips[i + 1]
+
+    def lines(i: int, path: Path) -> Iterator[tuple[int, int, bytes]]:
+        gone = later[i]
+        for item in _part_lines(path):
+            if not gone or (item[0], item[1]) not in gone:
+                yield item
+
+    streams = [lines(i, path) for i, (path, _) in enumerate(parts)]
+    if len(streams) == 1:
+        yield from streams[0]
+    else:
+        yield from heapq.merge(*streams, key=lambda item: (item[0], item[1]))

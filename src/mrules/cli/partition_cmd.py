@@ -144,11 +144,13 @@ def run_partitioned_cli(
         fail(str(e), EXIT_INTERRUPTED)
     except MergeError as e:
         fail(f"the shards do not merge: {e}", EXIT_STORE)
-    rejects_file = Path(rejects_path) if rejects_path else store.with_name(
-        store.stem + ".rejects.jsonl"
+    rejects_file = (
+        Path(rejects_path) if rejects_path else store.with_name(store.stem + ".rejects.jsonl")
     )
-    diagnostics_file = Path(diagnostics_path) if diagnostics_path else store.with_name(
-        store.stem + ".diagnostics.jsonl"
+    diagnostics_file = (
+        Path(diagnostics_path)
+        if diagnostics_path
+        else store.with_name(store.stem + ".diagnostics.jsonl")
     )
     with Store.open(store, readonly=True) as st:
         rejected = write_all_rejects(rejects_file, st, [f["path"] for f in manifest.files])

@@ -53,8 +53,13 @@ def run_on_dask(
     try:
         # pure=False: the same task twice is two runs (a retry), not a cached result.
         futures = [
-            client.submit(run_bucket, task, key=f"mrules-bucket-{task['bucket']}-{task['shard']}",
-                          pure=False, retries=2)  # fmt: skip
+            client.submit(
+                run_bucket,
+                task,
+                key=f"mrules-bucket-{task['bucket']}-{task['shard']}",
+                pure=False,
+                retries=2,
+            )
             for task in tasks
         ]
         for future in as_completed(futures):

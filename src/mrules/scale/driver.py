@@ -27,7 +27,7 @@ from typing import Any
 from mrules.atomic import atomic_write
 from mrules.partition import Manifest, PartitionError
 from mrules.scale.merge import MergeError, merge_shards
-from mrules.scale.tasks import run_bucket, shard_name
+from mrules.scale.tasks import shard_name
 
 __all__ = ["RunReport", "ScaleError", "run_partitioned"]
 
@@ -140,12 +140,12 @@ def run_partitioned(
     files = [(f["path"], display_path(f["path"])) for f in manifest.files]
     tasks = []
     for b in range(manifest.buckets):
-        parts = manifest.bucket_files(folder, b)
-        size = sum(p.stat().st_size for p in parts)
+        parts = manifest.bucket_parts(folder, b)
+        size = sum(p.stat().st_size for p, _ in parts if p.exists())
         tasks.append(
             {
                 "bucket": b,
-                "parts": [str(p) for p in parts],
+                "parts": [(str(p), str(k)) for p, k in parts],
                 "files": files,
                 "shard": str(shard_dir / shard_name(b)),
                 "rules_key": compiled.version,

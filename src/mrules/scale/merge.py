@@ -133,7 +133,7 @@ def merge_shards(
                 if key in shared and shared[key] != value:
                     raise MergeError(
                         f"shared state {key!r} differs between buckets: a partitioned run"
-                        f" needs per-prospect rules (round_robin = \"by prospect\")"
+                        f' needs per-prospect rules (round_robin = "by prospect")'
                     )
                 shared[key] = value
             for key, kind, first in s.rules():

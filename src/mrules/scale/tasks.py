@@ -64,7 +64,7 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
     rules = _rules(task["rules_key"], task["rules"])
     tmp = shard.with_name(f".{shard.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     files = task["files"]  # [(absolute path, label)] in archive order
-    lines = read_bucket_lines([Path(p) for p in task["parts"]])
+    lines = read_bucket_lines([(Path(p), Path(k)) for p, k in task["parts"]])
     pending = next(lines, None)
     st = Store.open(tmp)
     try:
@@ -93,7 +93,9 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
             out["ignored"] += summary.ignored
             out["unsettled"] += [{**d, "ordinal": ordinal} for d in summary.unsettled]
         if pending is not None:
-            raise ValueError(f"bucket {bucket}: a line names file {pending[0]}, not in the manifest")
+            raise ValueError(
+                f"bucket {bucket}: a line names file {pending[0]}, not in the manifest"
+            )
     except BaseException:
         st.close()
         _remove(tmp)

@@ -1,0 +1,87 @@
+"""Single-process reference runs and partitioned runs, as the bytes users compare."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import mrules
+from mrules.outputs import ActionLog, export_records, write_rejects
+from mrules.partition import partition
+from mrules.scale.driver import run_partitioned, write_all_rejects
+from mrules.store import Store
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+
+def outputs(store: Any, log: Path, rejects: bytes) -> dict[str, bytes]:
+    export = b"".join(orjson.dumps(r) + b"\n" for r in export_records(store))
+    return {"export": export, "actions": log.read_bytes(), "rejects": rejects}
+
+
+def single(rules: Any, files: list[Path], tmp: Path, now: float | None = None) -> dict[str, bytes]:
+    """One process, one `mrules run` a file (as a user would), into one SQLite store."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    st = Store.open(tmp / "single.db")
+    log = ActionLog(tmp / "single.actions.jsonl", st)
+    rejects = b""
+    try:
+        for i, f in enumerate(files):
+            mrules.run(rules, f, st, on_commit=lambda b: log.write(b.ledger_entries()),
+                       now=now if i == len(files) - 1 else None)  # fmt: skip
+            out = tmp / f"single.rejects.{i}.jsonl"
+            if write_rejects(out, st, str(f.resolve())):
+                rejects += out.read_bytes()
+        log.close()
+        return outputs(st, tmp / "single.actions.jsonl", rejects)
+    finally:
+        st.close()
+
+
+def partitioned(
+    rules: Any,
+    files: list[Path],
+    tmp: Path,
+    buckets: int,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    now: float | None = None,
+    parts: bool = False,
+    **options: Any,
+) -> dict[str, bytes]:
+    """Partition (one part, or a part a file with `parts`), run bucket by bucket, merge."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    folder = tmp / "part"
+    if parts:
+        for f in files:
+            partition([f], folder, buckets)
+    else:
+        partition(files, folder, buckets)
+    report = run_partitioned(rules, folder, tmp / "multi.db", engine=engine, workers=workers,
+                             actions=tmp / "multi.actions.jsonl", now=now, **options)  # fmt: skip
+    assert report.buckets == buckets
+    with Store.open(tmp / "multi.db", readonly=True) as st:
+        out = tmp / "multi.rejects.jsonl"
+        n = write_all_rejects(out, st, [str(f.resolve()) for f in files])
+        return outputs(st, tmp / "multi.actions.jsonl", out.read_bytes() if n else b"")
+
+
+def assert_same(a: dict[str, bytes], b: dict[str, bytes]) -> None:
+    for key in ("export", "actions", "rejects"):
+        if a[key] != b[key]:
+            la, lb = a[key].splitlines(), b[key].splitlines()
+            first = next(
+                (i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y),
+                min(len(la), len(lb)),
+            )
+            raise AssertionError(
+                f"{key} differs at line {first + 1} ({len(la)} vs {len(lb)} lines):\n"
+                f"  single: {la[first][:400] if first < len(la) else None!r}\n"
+                f"  multi:  {lb[first][:400] if first < len(lb) else None!r}"
+            )
