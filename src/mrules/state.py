@@ -169,7 +169,7 @@ class Prospect:
         out: dict[str, Any] = {"c": self.created, "s": self.score}
         for name, short, kind in _LAYOUT:
             value = getattr(self, name)
-            if value is None or value is False or value == 0 and kind == _BITS_KIND:
+            if value is None or value is False or (value == 0 and kind == _BITS_KIND):
                 continue
             if kind is None:
                 pass

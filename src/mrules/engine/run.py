@@ -32,6 +32,7 @@ from mrules.state import Prospect
 from mrules.store import Batch
 from mrules.storeapi import StateStore
 from mrules.urls import normalize_url
+from mrules.vocab import Action
 
 _dumps = orjson.dumps
 _INF = float("inf")
@@ -346,7 +347,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             p.profile = self.cs.default_profile
             self.prospects[email] = p
             self.summary.prospects_created += 1
-            self.log(p, self._ref_for(e), "create prospect", {}, None, email)
+            self.log(p, self._ref_for(e), Action.CREATE_PROSPECT, {}, None, email)
             self._fresh = email  # its first settle looks at every rule (§4.2)
         self.dirty.add(email)
         self._settled_at[email] = self.now
