@@ -12,8 +12,8 @@ from mrules.vocab import ACTIVITY_TYPES, AssetKind, CrmObject, EventType, Verb
 
 
 def test_the_readers_and_the_ast_use_the_vocabulary() -> None:
-    assert events.EVENT_TYPES == tuple(EventType)
-    assert events.CRM_OBJECTS == tuple(CrmObject)
+    assert tuple(EventType) == events.EVENT_TYPES
+    assert tuple(CrmObject) == events.CRM_OBJECTS
     assert set(events.ASSET_KINDS.values()) <= set(AssetKind)
     assert set(ast.ASSET_KINDS) == set(AssetKind)
     assert set(typing.get_args(ast.AssetKind)) == set(AssetKind)
