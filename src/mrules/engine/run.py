@@ -8,6 +8,7 @@ actions do, `EFFECTS`), `settle` (automation rules, dynamic lists, ticks).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
@@ -71,7 +72,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._anonymous: dict[str, list[tuple[float, str]]] = {}
         # Event ids applied recently (a bounded window, oldest first); older ones are
         # looked up in the store a chunk of events at a time (`_dedupe`).
-        self.applied: dict[str, None] = {}
+        # An OrderedDict, not a dict: dropping the oldest of a plain dict leaves dead
+        # slots that every later `next(iter(...))` walks over (quadratic at 2M events).
+        self.applied: OrderedDict[str, None] = OrderedDict()
         self.window = max(1 << 18, 2 * batch_size)
         self._ask_store = False  # whether the store may hold ids the window does not
         self.clock: float | None = None
@@ -138,7 +141,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             for vid, pr, _ in st.visitors()
             if pr is not None
         }
-        self.applied = {}
+        self.applied = OrderedDict()
         self._ask_store = st.has_applied_ids()
         self.clock = st.clock()
         self.now = self.clock or 0.0
@@ -301,7 +304,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             applied = self.applied
             applied[eid] = None
             if len(applied) > self.window:  # forget the oldest: the store has it now
-                del applied[next(iter(applied))]
+                applied.popitem(last=False)
                 self._ask_store = True
             if not self._rowed:  # nothing to record but the id: a bare row keeps it
                 self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
