@@ -63,7 +63,14 @@ class RunResult:
         return "".join(orjson.dumps(r).decode() + "\n" for r in self.export())
 
     def close(self) -> None:
+        """Close the store (a SQLite store opened from a path holds its lock until then)."""
         self.store.close()
+
+    def __enter__(self) -> RunResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def compile_rules(rules: Any) -> CompiledRuleSet:

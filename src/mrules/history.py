@@ -19,7 +19,7 @@ The packed array (docs/store.md, table `history`):
 `type` is 0 when the row has no activity; `asset`/`url` are 0 (none), a
 names id or the text itself. A negative `type` (rare) says `asset_kind` and
 `clock` follow: `asset_kind` is 0 when it is the one the type implies,
-`clock` is 0 when the ledger's time equals the row's `ts`. `dseq`
+`clock` is the ledger's time (it differs from the row's `ts`). `dseq`
 is the seq minus the previous step's, left out for the first step (its seq
 is the row's `seq` column); `args` is a names id or `[value]`;
 `before`/`after` are the values. Outbox messages and CRM work are ledger
@@ -337,7 +337,7 @@ def pack(row: Row, names: Interner) -> bytes:
         if not etype:
             raise ValueError("a row without an activity has its clock as its time")
         out[2] = -etype
-        out += (row.kind or 0, row.clock if row.clock != row.ts else 0)
+        out += (row.kind or 0, row.clock)
     steps = row.steps
     if steps:
         prev = steps[0]
@@ -396,8 +396,7 @@ def unpack(
         if etype < 0:
             etype = -etype
             row.kind = v[5] or None
-            if v[6]:
-                row.clock = v[6]
+            row.clock = v[6]
             head += 2
         row.etype = text(etype)
     n = len(v)

@@ -22,6 +22,7 @@ from mrules.engine.context import Context
 from mrules.history import json_text
 from mrules.policy import can_assign, member_for, round_robin
 from mrules.state import Prospect, grade_letter
+from mrules.vocab import Action
 
 _dumps = orjson.dumps
 _INF = float("inf")
@@ -69,7 +70,7 @@ class Effects:
         before = p.score
         p.score = before + points
         c.facts.add("score")
-        self.log(p, ref, "score", {"points": points, **args}, before, p.score)
+        self.log(p, ref, Action.SCORE, {"points": points, **args}, before, p.score)
 
     def _category(self, c: Context, ref: RuleRef, category: str, points: int) -> None:
         p = c.p
@@ -81,7 +82,7 @@ class Effects:
         self.log(
             p,
             ref,
-            "category score",
+            Action.CATEGORY_SCORE,
             {"category": category, "points": points},
             before,
             before + points,
@@ -99,7 +100,7 @@ class Effects:
         if name in self.cs.most_recent:
             p.stamps = {**(p.stamps or {}), name: self.event_ts}
         c.facts.add("f:" + name)
-        self.log(p, ref, "set field", {"field": name}, before, value)
+        self.log(p, ref, Action.SET_FIELD, {"field": name}, before, value)
 
     def _throttled(self, p: Prospect, key: str) -> bool:
         """Repeat activity within the window neither scores nor resends (§2.3)."""
@@ -123,7 +124,7 @@ class Effects:
             return
         p.lists |= bit
         c.facts.add("list")
-        self.log(p, ref, "add to list", {"list": name}, False, True)
+        self.log(p, ref, Action.ADD_TO_LIST, {"list": name}, False, True)
 
     def remove_from_list(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
         p = c.p
@@ -131,7 +132,7 @@ class Effects:
             return
         p.lists &= ~bit
         c.facts.add("list")
-        self.log(p, ref, "remove from list", {"list": name}, True, False)
+        self.log(p, ref, Action.REMOVE_FROM_LIST, {"list": name}, True, False)
 
     def add_tag(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
         p = c.p
@@ -139,7 +140,7 @@ class Effects:
             return
         p.tags |= bit
         c.facts.add("tag")
-        self.log(p, ref, "add tag", {"tag": name}, False, True)
+        self.log(p, ref, Action.ADD_TAG, {"tag": name}, False, True)
 
     def remove_tag(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
         p = c.p
@@ -147,7 +148,7 @@ class Effects:
             return
         p.tags &= ~bit
         c.facts.add("tag")
-        self.log(p, ref, "remove tag", {"tag": name}, True, False)
+        self.log(p, ref, Action.REMOVE_TAG, {"tag": name}, True, False)
 
     def adjust_score(self, c: Context, ref: RuleRef, points: int, asset_key: str | None) -> None:
         p = c.p
@@ -166,7 +167,7 @@ class Effects:
             return
         before, p.score = p.score, value
         c.facts.add("score")
-        self.log(p, ref, "set score", {"value": value}, before, value)
+        self.log(p, ref, Action.SET_SCORE, {"value": value}, before, value)
 
     def assign(self, c: Context, ref: RuleRef, kind: str, name: str) -> None:
         p = c.p
@@ -175,7 +176,7 @@ class Effects:
             return  # assignment never reassigns (§2.3)
         p.assigned_kind, p.assigned_to, p.assigned_at = kind, name, self.now
         c.facts.add("assigned")
-        self.log(p, ref, "assign", {"to": kind, "name": name}, None, name)
+        self.log(p, ref, Action.ASSIGN, {"to": kind, "name": name}, None, name)
         if p.crm_status == "none" and not p.do_not_sync:
             # Assignment is what creates the CRM record (§7.3).
             self.crm_work(
@@ -207,7 +208,7 @@ class Effects:
             return
         p.assigned_kind, p.assigned_to, p.assigned_at = "crm rule", None, self.now
         c.facts.add("assigned")
-        self.log(p, ref, "assign", {"to": "crm rule"}, None, "crm rule")
+        self.log(p, ref, Action.ASSIGN, {"to": "crm rule"}, None, "crm rule")
         self.crm_work(c, ref, "assignment_rule", {"object": self.cs.create_on_assignment})
 
     def set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None:
@@ -236,7 +237,7 @@ class Effects:
             return
         before, p.campaign = p.campaign, name
         c.facts.add("campaign")
-        self.log(p, ref, "source campaign", {"campaign": name}, before, name)
+        self.log(p, ref, Action.SOURCE_CAMPAIGN, {"campaign": name}, before, name)
 
     def crm_work(self, c: Context, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
         """Work the CRM must do (the sync carries it out later)."""
@@ -258,7 +259,7 @@ class Effects:
                 self.summary.actions["throttled"] += 1
                 return  # one page-action notification per prospect, page and hour (§3)
             p.notified = {**(p.notified or {}), _intern(asset_key): self.now}
-        self._outbox(c, ref, "notify", {"to": to, "prospect": p.email})
+        self._outbox(c, ref, Action.NOTIFY, {"to": to, "prospect": p.email})
 
     def autoresponder(self, c: Context, ref: RuleRef, email: str, asset_key: str | None) -> None:
         p = c.p
@@ -271,7 +272,7 @@ class Effects:
             and self._throttled(p, "autoresponder|" + asset_key)
         ):
             return
-        self._outbox(c, ref, "autoresponder", {"email": email, "to": p.email})
+        self._outbox(c, ref, Action.AUTORESPONDER, {"email": email, "to": p.email})
 
     def _outbox(self, c: Context, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
         p = c.p
@@ -287,9 +288,9 @@ class Effects:
         p.profile = name
         p.grade = self.grade(p)
         c.facts.add("grade")
-        self.log(p, ref, "change profile", {"profile": name}, current, name)
+        self.log(p, ref, Action.CHANGE_PROFILE, {"profile": name}, current, name)
         if p.grade != before:
-            self.log(p, ref, "grade", {}, before, p.grade)
+            self.log(p, ref, Action.GRADE, {}, before, p.grade)
 
     def mark_criterion(self, c: Context, ref: RuleRef, key: str, sign: int) -> None:
         p = c.p
@@ -309,7 +310,7 @@ class Effects:
         self.log(
             p,
             ref,
-            "grading",
+            Action.GRADING,
             {"profile": profile, "criterion": criterion, "state": state},
             before,
             p.grade,

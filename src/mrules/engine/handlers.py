@@ -141,7 +141,7 @@ class Handlers:
         if not p.opted_out:
             p.opted_out = True
             c.facts.update(("opted_out", "f:opted_out"))
-            self.log(p, self._ref_for(e), "opt out", {"email": e.asset}, False, True)
+            self.log(p, self._ref_for(e), Action.OPT_OUT, {"email": e.asset}, False, True)
         self._settle(c)
 
     def _crm_update(self, e: Event) -> None:
@@ -164,7 +164,7 @@ class Handlers:
                 p.crm_id = e.crm_id
             if e.user and (p.assigned_kind != "user" or p.assigned_to != e.user):
                 # The owner is always the CRM's (§7.1): the CRM may reassign.
-                self.log(p, ref, "assign", {"to": "user", "by": "crm"}, p.assigned_to, e.user)
+                self.log(p, ref, Action.ASSIGN, {"to": "user", "by": "crm"}, p.assigned_to, e.user)
                 p.assigned_kind, p.assigned_to = "user", e.user
                 p.assigned_at = p.assigned_at or self.now
                 changed.add("assigned")

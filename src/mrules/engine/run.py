@@ -8,6 +8,7 @@ actions do, `EFFECTS`), `settle` (automation rules, dynamic lists, ticks).
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
@@ -32,6 +33,7 @@ from mrules.state import Prospect
 from mrules.store import Batch
 from mrules.storeapi import StateStore
 from mrules.urls import normalize_url
+from mrules.vocab import Action
 
 _dumps = orjson.dumps
 _INF = float("inf")
@@ -70,7 +72,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._anonymous: dict[str, list[tuple[float, str]]] = {}
         # Event ids applied recently (a bounded window, oldest first); older ones are
         # looked up in the store a chunk of events at a time (`_dedupe`).
-        self.applied: dict[str, None] = {}
+        # An OrderedDict, not a dict: dropping the oldest of a plain dict leaves dead
+        # slots that every later `next(iter(...))` walks over (quadratic at 2M events).
+        self.applied: OrderedDict[str, None] = OrderedDict()
         self.window = max(1 << 18, 2 * batch_size)
         self._ask_store = False  # whether the store may hold ids the window does not
         self.clock: float | None = None
@@ -137,7 +141,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             for vid, pr, _ in st.visitors()
             if pr is not None
         }
-        self.applied = {}
+        self.applied = OrderedDict()
         self._ask_store = st.has_applied_ids()
         self.clock = st.clock()
         self.now = self.clock or 0.0
@@ -300,7 +304,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             applied = self.applied
             applied[eid] = None
             if len(applied) > self.window:  # forget the oldest: the store has it now
-                del applied[next(iter(applied))]
+                applied.popitem(last=False)
                 self._ask_store = True
             if not self._rowed:  # nothing to record but the id: a bare row keeps it
                 self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
@@ -346,7 +350,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             p.profile = self.cs.default_profile
             self.prospects[email] = p
             self.summary.prospects_created += 1
-            self.log(p, self._ref_for(e), "create prospect", {}, None, email)
+            self.log(p, self._ref_for(e), Action.CREATE_PROSPECT, {}, None, email)
             self._fresh = email  # its first settle looks at every rule (§4.2)
         self.dirty.add(email)
         self._settled_at[email] = self.now

@@ -18,6 +18,7 @@ from mrules.events import ASSET_KINDS, Event, Reject
 from mrules.history import json_text as _json
 from mrules.state import Prospect
 from mrules.symbols import FieldInfo, Symbols
+from mrules.vocab import Action
 
 __all__ = ["Screening", "fit_field"]
 
@@ -88,7 +89,7 @@ class Screening:
         if self._field_policy == "keep":
             return True
         args = {"field": name, "value": value, "reason": problem}
-        self.log(p, ref, "skip field", args, None, None)
+        self.log(p, ref, Action.SKIP_FIELD, args, None, None)
         return False
 
 

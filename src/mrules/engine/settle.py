@@ -16,6 +16,7 @@ from mrules.engine.context import Context
 from mrules.engine.effects import run_action
 from mrules.history import json_text
 from mrules.state import Prospect
+from mrules.vocab import Action
 
 _dumps = orjson.dumps
 _INF = float("inf")
@@ -190,7 +191,7 @@ class Settlement:
             if p.matches is None:
                 p.matches = {}
             p.matches[rule.key] = (count, now)
-        self.log(p, rule.ref, "rule matched", {"count": count}, None, None)
+        self.log(p, rule.ref, Action.RULE_MATCHED, {"count": count}, None, None)
         for a in rule.actions:
             run_action(self, a, c, rule.ref, None)
 
@@ -202,10 +203,13 @@ class Settlement:
             return
         if wanted:
             p.dynamic |= dl.bit
-            self.log(p, dl.ref, "add to list", {"list": dl.name, "dynamic": True}, False, True)
+            args = {"list": dl.name, "dynamic": True}
+            self.log(p, dl.ref, Action.ADD_TO_LIST, args, False, True)
         else:
             p.dynamic &= ~dl.bit
-            self.log(p, dl.ref, "remove from list", {"list": dl.name, "dynamic": True}, True, False)
+            self.log(
+                p, dl.ref, Action.REMOVE_FROM_LIST, {"list": dl.name, "dynamic": True}, True, False
+            )
         c.facts.add("list")
 
     # ------------------------------------------------------------ segmentation
