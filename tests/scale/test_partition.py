@@ -1,0 +1,164 @@
+"""`mrules partition`: routing, the stable hash, the manifest, appends, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+from mrules.partition import (
+    HASH_VERSION,
+    Manifest,
+    PartitionError,
+    bucket_of,
+    partition,
+    read_bucket_lines,
+)
+
+
+def _write(path: Path, events: list[dict | bytes]) -> Path:
+    path.write_bytes(
+        b"".join((e if isinstance(e, bytes) else orjson.dumps(e)) + b"\n" for e in events)
+    )
+    return path
+
+
+def _buckets(folder: Path) -> dict[int, list[tuple[int, int]]]:
+    m = Manifest.load(folder)
+    return {
+        b: [(o, ln) for o, ln, _ in read_bucket_lines(m.bucket_parts(folder, b))]
+        for b in range(m.buckets)
+    }
+
+
+def _where(folder: Path, line: int) -> list[int]:
+    return [b for b, keys in _buckets(folder).items() if (0, line) in keys]
+
+
+TS = "2026-11-02T09:00:00Z"
+
+
+def test_the_hash_is_stable_and_versioned() -> None:
+    # Pinned values: a change of hash needs a new HASH_VERSION (old folders are refused).
+    assert HASH_VERSION == "blake2b-64/1"
+    assert [bucket_of(k, 1024) for k in ("a@x.com", "leung@example.com", "visitor:v1")] == [
+        bucket_of("a@x.com", 1 << 20) % 1024,
+        bucket_of("leung@example.com", 1 << 20) % 1024,
+        bucket_of("visitor:v1", 1 << 20) % 1024,
+    ]
+    assert bucket_of("leung@example.com", 64) == 35
+
+
+def test_routing(tmp_path: Path) -> None:
+    events = [
+        {"ts": TS, "type": "page_view", "visitor": "v1", "url": "x.com/a"},  # 1: anonymous
+        {"ts": TS, "type": "form_submit", "prospect": " A@X.com ", "visitor": "v1", "asset": "F"},
+        {"ts": TS, "type": "tick"},  # 3: every bucket
+        {"ts": TS, "type": "page_view", "visitor": "v9", "url": "x.com/b"},  # 4: never tied
+        b"not json",  # 5: bucket 0, rejected there by the run
+        {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},  # 6
+        {"ts": TS, "type": "identify", "prospect": "b@y.com", "visitor": "v1"},  # 7: b joins a
+        {"ts": TS, "type": "email_open", "prospect": "b@y.com", "asset": "E"},  # 8
+    ]
+    src = _write(tmp_path / "e.jsonl", events)
+    stats = partition([src], tmp_path / "p", 16)
+    assert stats["events"] == 8 and stats["ticks"] == 1 and stats["unrouted"] == 1
+    group = _where(tmp_path / "p", 2)
+    assert len(group) == 1
+    for line in (1, 6, 7, 8):  # the visitor's anonymous view, and b, tied by v1, go with a
+        assert _where(tmp_path / "p", line) == group
+    assert _where(tmp_path / "p", 3) == list(range(16))
+    assert _where(tmp_path / "p", 4) == [bucket_of("visitor:v9", 16)]
+    assert _where(tmp_path / "p", 5) == [0]
+    m = Manifest.load(tmp_path / "p")
+    assert m.buckets == 16 and m.hash == HASH_VERSION and m.until == TS
+    assert m.files[0]["lines"] == 8 and m.files[0]["path"] == str(src.resolve())
+
+
+def test_gzip_and_order_keys(tmp_path: Path) -> None:
+    lines = [{"ts": TS, "type": "email_open", "prospect": f"p{i}@x.com", "asset": "E"}
+             for i in range(50)]  # fmt: skip
+    src = tmp_path / "e.jsonl.gz"
+    src.write_bytes(gzip.compress(b"".join(orjson.dumps(e) + b"\n" for e in lines)))
+    partition([src], tmp_path / "p", 4)
+    got = sorted(k for keys in _buckets(tmp_path / "p").values() for k in keys)
+    assert got == [(0, i) for i in range(1, 51)]
+
+
+def test_append_adds_a_part_and_moves_a_group_tied_later(tmp_path: Path) -> None:
+    first = _write(tmp_path / "1.jsonl", [
+        {"ts": TS, "type": "page_view", "visitor": "v1", "url": "x.com/a"},
+        {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},
+    ])  # fmt: skip
+    second = _write(tmp_path / "2.jsonl", [
+        {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": "v1"},
+    ])  # fmt: skip
+    n = 64
+    assert bucket_of("visitor:v1", n) != bucket_of("a@x.com", n)  # so the view must move
+    folder = tmp_path / "p"
+    partition([first], folder, n)
+    before = (folder / "part-0000").stat().st_mtime_ns
+    stats = partition([second], folder)
+    assert stats["moved"] == 1
+    assert (folder / "part-0000").stat().st_mtime_ns == before  # nothing written moves
+    buckets = _buckets(folder)
+    home = bucket_of("a@x.com", n)
+    assert buckets[home] == [(0, 1), (0, 2), (1, 1)]
+    assert (0, 1) not in buckets[bucket_of("visitor:v1", n)]
+    assert [p["name"] for p in Manifest.load(folder).parts] == ["part-0000", "part-0001"]
+    with pytest.raises(PartitionError, match="already in"):
+        partition([second], folder)
+    with pytest.raises(PartitionError, match="has 64 buckets"):
+        partition([tmp_path / "1.jsonl"], folder, 8)
+
+
+def test_a_killed_pass_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    folder = tmp_path / "p"
+    partition([src], folder, 2)
+    (folder / ".part-0001.tmp").mkdir()  # what a kill leaves
+    other = _write(tmp_path / "f.jsonl", [{"ts": TS, "type": "tick"}])
+    partition([other], folder)
+    assert not (folder / ".part-0001.tmp").exists()
+    assert len(Manifest.load(folder).parts) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.jsonl", "--buckets", "4", "--out", "p"], "no such file"),
+        (["e.jsonl", "--out", "p"], "--buckets is needed"),
+        (["e.jsonl", "--buckets", "0", "--out", "p"], "0 is not in the range"),
+        (["e.jsonl", "--buckets", "4", "--out", "e.jsonl"], "is a file"),
+        (["e.jsonl", "--buckets", "4", "--out", "full"], "not empty and not a partition"),
+        (["-", "--buckets", "4", "--out", "p"], "not standard input"),
+        (["bad.gz", "--buckets", "4", "--out", "p"], "broken gzip"),
+    ],
+)
+def test_bad_input_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b not gzip")
+    result = CliRunner().invoke(main, ["partition", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{")
+    with pytest.raises(PartitionError, match="damaged manifest"):
+        Manifest.load(folder)
+    (folder / "manifest.json").write_text('{"format": "mrules-partition", "hash": "crc32/0"}')
+    with pytest.raises(PartitionError, match="partition the archive again"):
+        Manifest.load(folder)

@@ -1,0 +1,115 @@
+"""`mrules run RULES DIR --engine local`: the same files as `mrules run RULES FILE`; bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
+BAD = b'this is not json\n{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"x"}\n'
+
+
+@pytest.fixture
+def getcloudy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "examples/getcloudy/rules", tmp_path / "rules")
+    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    data = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
+    (tmp_path / "events.jsonl").write_bytes(data[: len(data) // 2] + BAD + data[len(data) // 2 :])
+    return tmp_path
+
+
+def _invoke(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> None:
+    one = _invoke("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == 3, one.output  # the two bad lines
+    r = _invoke("partition", "events.jsonl", "--buckets", "7", "--out", "part")
+    assert r.exit_code == 0, r.output
+    many = _invoke("run", "rules", "part", "--engine", "local", "--workers", "2",
+                   "--store", "many.db", "--actions", "many.jsonl")  # fmt: skip
+    assert many.exit_code == 3, many.output
+    assert "buckets 7/7" in many.output
+    assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
+    assert Path("one.rejects.jsonl").read_bytes() == Path("many.rejects.jsonl").read_bytes()
+    for cmd in (["state", "export"], ["explain", "leung@example.com"], ["state", "outbox"]):
+        a, b = _invoke(*cmd, "--store", "one.db"), _invoke(*cmd, "--store", "many.db")
+        assert a.exit_code == b.exit_code == 0 and a.output == b.output and a.output
+    assert not Path("many.db.shards").exists()  # removed after the merge
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rules", "events.jsonl", "--engine", "local"], "is a file: partition it first"),
+        (["rules", "nowhere", "--engine", "local"], "not a partition folder"),
+        (["rules", "part", "--store", ":memory:"], "merges into a store file"),
+        (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
+        (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),
+        (["rules", "part", "--engine", "dask", "--scheduler", "x", "--dask-local", "2"],
+         "not both"),
+        (["shared", "part"], 'round_robin = "by prospect"'),
+    ],
+)
+def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -> None:
+    _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part")
+    Path("exists.db").write_text("")
+    shutil.copytree("rules", "shared")
+    Path("shared/zz-partitions.mr").unlink()  # Get Cloudy assigns to a group, turn shared
+    r = CliRunner().invoke(main, ["run", *args])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+
+
+def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
+    """SIGKILL a worker mid-bucket: exit 130, finished shards kept; the rerun completes them."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import generate as gen
+
+    gen.main([str(tmp_path), "--prospects", "300", "--events", "6000", "--seed", "4"])
+    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    mrules = [sys.executable, "-m", "mrules"]
+    kw: dict[str, Any] = {"cwd": tmp_path, "capture_output": True}
+    assert subprocess.run([*mrules, "run", "rules", "events.jsonl", "--store", "one.db",
+                           "--actions", "one.jsonl", "-q"], **kw).returncode == 0  # fmt: skip
+    subprocess.run([*mrules, "partition", "events.jsonl", "--buckets", "8", "--out", "part"],
+                   check=True, **kw)  # fmt: skip
+    cmd = [*mrules, "run", "rules", "part", "--engine", "local", "--workers", "2",
+           "--store", "many.db", "--actions", "many.jsonl", "--commit-every", "200"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed = None
+    deadline = time.monotonic() + 60
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        for tmp in (tmp_path / "many.db.shards").glob("*/.b*.tmp"):
+            pid = int(tmp.name.split(".")[3])
+            os.kill(pid, signal.SIGKILL)
+            killed = tmp.name
+            break
+        time.sleep(0.002)
+    _out, err = proc.communicate(timeout=120)
+    assert killed is not None, "no bucket was caught running"
+    assert proc.returncode == 130, err.decode()
+    assert b"worker process died" in err and b"Traceback" not in err
+    assert not (tmp_path / "many.db").exists()
+    again = subprocess.run(cmd, **kw)
+    assert again.returncode == 0, again.stderr.decode()
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "many.jsonl").read_bytes()
+    export = [*mrules, "state", "export", "--store"]
+    assert (
+        subprocess.run([*export, "one.db"], **kw).stdout
+        == subprocess.run([*export, "many.db"], **kw).stdout
+    )
