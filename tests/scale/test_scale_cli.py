@@ -60,8 +60,10 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
         (["rules", "part", "--store", ":memory:"], "merges into a store file"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
         (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),
-        (["rules", "part", "--engine", "dask", "--scheduler", "x", "--dask-local", "2"],
-         "not both"),
+        (
+            ["rules", "part", "--engine", "dask", "--scheduler", "x", "--dask-local", "2"],
+            "not both",
+        ),
         (["shared", "part"], 'round_robin = "by prospect"'),
     ],
 )

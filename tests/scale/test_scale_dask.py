@@ -10,8 +10,9 @@ from scale_helpers import assert_same, partitioned, single
 
 pytest.importorskip("distributed", reason="Dask's distributed is not installed (mrules[dask])")
 
-import generate as gen  # noqa: E402
-from mrules.api import compile_rules  # noqa: E402
+import generate as gen
+
+from mrules.api import compile_rules
 
 
 @pytest.fixture(scope="module")
