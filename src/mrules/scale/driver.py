@@ -192,33 +192,24 @@ def run_partitioned(
     tmp = target.with_name(f".{target.name}.merging")
     _remove_store_files(tmp)
     actions_tmp = None
-    log = None
-    st = Store.open(tmp)
     try:
-        if actions is not None:
-            actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
-            actions_tmp.unlink(missing_ok=True)
-            log = ActionLog(actions_tmp, st)
         shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
         report.merge = merge_shards(
-            st,
-            shards,
-            [f for f, _ in files],
-            [f["lines"] for f in manifest.files],
-            on_commit=(lambda b: log.write(b.ledger_entries())) if log is not None else None,
-            commit_rows=commit_every,
+            tmp, shards, [f for f, _ in files], [f["lines"] for f in manifest.files]
         )
+        if actions is not None:
+            # The action log from the merged ledger, as `mrules run --actions` writes it.
+            actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
+            actions_tmp.write_bytes(b"")
+            with Store.open(tmp) as st:
+                st.set_log_start(str(actions_tmp.resolve()), 0)
+                log = ActionLog(actions_tmp, st)
+                log.close()
     except BaseException:
-        if log is not None:
-            log.close()
-        st.close()
         _remove_store_files(tmp)
         if actions_tmp is not None:
             actions_tmp.unlink(missing_ok=True)
         raise
-    if log is not None:
-        log.close()
-    st.close()
     with contextlib.suppress(FileNotFoundError):
         tmp.with_name(tmp.name + ".lock").unlink()
     if actions_tmp is not None:
