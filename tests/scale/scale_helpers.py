@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,6 @@ from mrules.outputs import ActionLog, export_records, write_rejects
 from mrules.partition import partition
 from mrules.scale.driver import run_partitioned, write_all_rejects
 from mrules.store import Store
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
 
 
 def outputs(store: Any, log: Path, rejects: bytes) -> dict[str, bytes]:
@@ -58,7 +53,9 @@ def partitioned(
     """Partition (one part, or a part a file with `parts`), run bucket by bucket, merge."""
     tmp.mkdir(parents=True, exist_ok=True)
     folder = tmp / "part"
-    if parts:
+    if (folder / "manifest.json").exists():
+        pass  # partitioned already (a rerun)
+    elif parts:
         for f in files:
             partition([f], folder, buckets)
     else:

@@ -77,6 +77,7 @@ def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -
     assert message in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow
 def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     """SIGKILL a worker mid-bucket: exit 130, finished shards kept; the rerun completes them."""
     sys.path.insert(0, str(ROOT / "bench"))

@@ -32,6 +32,7 @@ def test_dask_threads_cluster(inputs: dict[str, Any], tmp_path: Path, buckets: i
     assert_same(inputs["single"], got)
 
 
+@pytest.mark.slow
 def test_dask_two_worker_processes(inputs: dict[str, Any], tmp_path: Path) -> None:
     got = partitioned(inputs["rules"], [inputs["events"]], tmp_path, 7, engine="dask",
                       dask_local=2)  # fmt: skip

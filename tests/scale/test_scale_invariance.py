@@ -183,3 +183,37 @@ def test_conformance_cases(case: dict[str, Any], tmp_path: Path) -> None:
         assert "round_robin" in str(e)
         pytest.skip("shared round-robin turn: refused for partitioned runs (documented)")
     assert_same(ref, got)
+
+
+def test_a_bucket_that_dies_half_way_is_run_again(
+    generated: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that stops mid-bucket leaves no shard; the rerun gives the same bytes.
+
+    (tests/scale/test_scale_cli.py kills a real worker process with SIGKILL; slow.)
+    """
+    import mrules.scale.tasks as tasks
+    from mrules.partition import partition
+    from mrules.scale.driver import run_partitioned
+
+    real = tasks.parse_line
+    calls = {"n": 0}
+
+    def dying(data: bytes, line: int) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1500:
+            raise KeyboardInterrupt  # what a kill looks like from inside
+        return real(data, line)
+
+    folder = tmp_path / "part"
+    partition([generated["whole"]], folder, 4)
+    monkeypatch.setattr(tasks, "parse_line", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_partitioned(generated["rules"], folder, tmp_path / "multi.db", workers=1)
+    shards = list((tmp_path / "multi.db.shards").glob("*/b*.db"))
+    assert 0 < len(shards) < 4  # some buckets done, the one that died not
+    assert not list((tmp_path / "multi.db.shards").glob("*/.b*.tmp"))
+    assert not (tmp_path / "multi.db").exists()
+    monkeypatch.setattr(tasks, "parse_line", real)
+    got = partitioned(generated["rules"], [generated["whole"]], tmp_path, 4)
+    assert_same(generated["single"], got)

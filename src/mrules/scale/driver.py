@@ -131,8 +131,17 @@ def run_partitioned(
     shard_root = target.with_name(target.name + ".shards")
     shard_dir = shard_root / fingerprint
     shard_dir.mkdir(parents=True, exist_ok=True)
-    for stale in shard_dir.glob(".*.tmp*"):  # a killed task's temporary shard
+    for stale in shard_dir.glob(".b*.tmp*"):  # a killed task's temporary shard
         stale.unlink(missing_ok=True)
+    template = shard_dir / ".template.db"
+    if not template.exists():
+        from mrules.store import Store as _Store
+
+        made = shard_dir / ".template.db.new"
+        _remove_store_files(made)
+        _Store.open(made).close()
+        made.with_name(made.name + ".lock").unlink(missing_ok=True)
+        os.replace(made, template)
     blob = pickle.dumps(compiled)
     from mrules.loader import display_path
 
@@ -153,6 +162,7 @@ def run_partitioned(
                 "commit_every": commit_every,
                 "now": now,
                 "size": size,
+                "template": str(template),
             }
         )
     tasks.sort(key=lambda t: -t["size"])  # the largest first: the last task is a small one
