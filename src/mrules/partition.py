@@ -387,6 +387,7 @@ def partition(
     stats = {"events": 0, "unrouted": 0, "ticks": 0, "files": len(paths), "part": name}
     latest: float | None = None
     latest_text: str | None = None
+    floor = ""  # the UTC date of the day before `latest`
     new_files: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -460,14 +461,16 @@ def partition(
                     else:
                         stats["unrouted"] += 1
                     ts = obj.get("ts")
-                    if type(ts) is str and (latest_text is None or ts > latest_text):
-                        # text order is a cheap filter; the parsed time decides
+                    # A date before the day before the latest cannot be later than it,
+                    # whatever its offset (offsets are under a day): only the others parse.
+                    if type(ts) is str and ts[:10] >= floor:
                         try:
                             epoch = parse_timestamp(ts).timestamp()
                         except (ValueError, OverflowError):
                             epoch = None
                         if epoch is not None and (latest is None or epoch > latest):
                             latest, latest_text = epoch, ts
+                            floor = time.strftime("%Y-%m-%d", time.gmtime(epoch - 86400))
                 else:
                     stats["unrouted"] += 1
                 for b in targets:

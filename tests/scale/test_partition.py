@@ -162,3 +162,13 @@ def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text('{"format": "mrules-partition", "hash": "crc32/0"}')
     with pytest.raises(PartitionError, match="partition the archive again"):
         Manifest.load(folder)
+
+
+def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
+    src = _write(tmp_path / "e.jsonl", [
+        {"ts": "2026-11-02T01:00:00+02:00", "type": "tick"},  # 2026-11-01T23:00Z
+        {"ts": "2026-11-01T23:30:00Z", "type": "tick"},  # later, though its text sorts first
+        {"ts": "2026-10-01T00:00:00Z", "type": "tick"},
+    ])  # fmt: skip
+    partition([src], tmp_path / "p", 2)
+    assert Manifest.load(tmp_path / "p").until == "2026-11-01T23:30:00Z"

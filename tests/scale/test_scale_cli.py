@@ -65,6 +65,7 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
             "not both",
         ),
         (["shared", "part"], 'round_robin = "by prospect"'),
+        (["rules", "part", "--actions", "no/such/log.jsonl"], "create it first"),
     ],
 )
 def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -> None:

@@ -110,7 +110,13 @@ def run_partitioned_cli(
         fail("--dask-local is for --engine dask")
     if scheduler is not None and dask_local is not None:
         fail("give --scheduler or --dask-local, not both")
+    for option, path in (("--actions", actions_path), ("--rejects", rejects_path),
+                         ("--diagnostics", diagnostics_path)):  # fmt: skip
+        if path is not None and not Path(path).parent.is_dir():
+            fail(f"{option} {path}: {Path(path).parent} is not a folder; create it first")
     store = Path(store_path)
+    if not store.parent.is_dir():
+        fail(f"--store {store_path}: {store.parent} is not a folder; create it first")
     interactive = sys.stderr.isatty() and not quiet
 
     def progress(done: int, total: int, lines: int, seconds: float) -> None:

@@ -20,7 +20,7 @@ __all__ = ["DaskMissing", "run_on_dask"]
 
 
 class DaskMissing(Exception):
-    """Dask's `distributed` is not installed."""
+    """Dask's `distributed` is not installed, or the scheduler cannot be reached."""
 
 
 def run_on_dask(
@@ -49,7 +49,10 @@ def run_on_dask(
         cluster = LocalCluster(**options)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise DaskMissing(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
     try:
         # pure=False: the same task twice is two runs (a retry), not a cached result.
         futures = [
