@@ -109,7 +109,6 @@ def run_partitioned(
         StoreError, OutputError: the store or the action log cannot be written.
     """
     from mrules.api import compile_rules
-    from mrules.outputs import ActionLog
     from mrules.store import Store
 
     started = time.perf_counter()
@@ -163,6 +162,7 @@ def run_partitioned(
                 "now": now,
                 "size": size,
                 "template": str(template),
+                "actions": actions is not None,
             }
         )
     tasks.sort(key=lambda t: -t["size"])  # the largest first: the last task is a small one
@@ -204,17 +204,18 @@ def run_partitioned(
     actions_tmp = None
     try:
         shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
+        if actions is not None:
+            actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
         report.merge = merge_shards(
-            tmp, shards, [f for f, _ in files], [f["lines"] for f in manifest.files]
+            tmp,
+            shards,
+            [f for f, _ in files],
+            [f["lines"] for f in manifest.files],
+            actions=actions_tmp,
         )
         if actions is not None:
-            # The action log from the merged ledger, as `mrules run --actions` writes it.
-            actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
-            actions_tmp.write_bytes(b"")
-            with Store.open(tmp) as st:
-                st.set_log_start(str(actions_tmp.resolve()), 0)
-                log = ActionLog(actions_tmp, st)
-                log.close()
+            with Store.open(tmp) as st:  # as `mrules run --actions` notes where its log starts
+                st.set_log_start(str(Path(actions).resolve()), 0)
     except BaseException:
         _remove_store_files(tmp)
         if actions_tmp is not None:

@@ -52,6 +52,7 @@ class MergeError(Exception):
 class _Shard:
     def __init__(self, path: Path, index: int) -> None:
         self.path, self.index = path, index
+        self.log: Any = None  # the shard's action log, when the run writes one
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         version = self.meta("schema_version")
         if version != SCHEMA:
@@ -92,12 +93,23 @@ class _Shard:
 
     def close(self) -> None:
         self.conn.close()
+        if self.log is not None:
+            self.log.close()
 
 
 def merge_shards(
-    target_path: Path, shards: list[Path], files: list[str], lines: list[int]
+    target_path: Path,
+    shards: list[Path],
+    files: list[str],
+    lines: list[int],
+    *,
+    actions: Path | None = None,
 ) -> dict[str, Any]:
-    """Merge `shards` into the new, empty store at `target_path`; `files`/`lines`: the streams."""
+    """Merge `shards` into the new, empty store at `target_path`; `files`/`lines`: the streams.
+
+    With `actions`, also merge the shards' action logs into that file: each line as the
+    bucket wrote it, its seq renumbered (a ledger step's line, in the order of its row).
+    """
     Store.open(target_path).close()  # a new store, whole, with its schema
     ordinals = {path: i for i, path in enumerate(files)}
     opened: list[_Shard] = []
@@ -110,6 +122,12 @@ def merge_shards(
         if version is None or version[0] != SCHEMA:
             raise MergeError(f"{target_path}: the merge writes schema {SCHEMA} stores only")
         opened = [_Shard(p, i) for i, p in enumerate(shards)]
+        if actions is not None:
+            from mrules.scale.tasks import log_of
+
+            for s in opened:
+                s.log = open(log_of(s.path), "rb")  # noqa: SIM115  # closed with the shard
+            out_log = open(actions, "wb")  # noqa: SIM115
         conn.execute("BEGIN")
         names = Interner()
         pids: dict[str, int] = {}
@@ -120,7 +138,8 @@ def merge_shards(
         ).fetchall()
         for name, _sql in indexes:
             conn.execute(f'DROP INDEX "{name}"')
-        seq = _copy_history(conn, opened, ordinals, names, pids, stats)
+        seq = _copy_history(conn, opened, ordinals, names, pids, stats,
+                            out_log if actions is not None else None)  # fmt: skip
         for _name, sql in indexes:
             conn.execute(sql)
         _copy_rest(conn, opened, ordinals, names, pids, files, lines, seq, stats)
@@ -134,6 +153,8 @@ def merge_shards(
         conn.close()
         for s in opened:
             s.close()
+        if actions is not None and opened:
+            out_log.close()
     return stats
 
 
@@ -144,8 +165,10 @@ def _copy_history(
     names: Interner,
     pids: dict[str, int],
     stats: dict[str, Any],
+    log: Any = None,
 ) -> int:
     seq = 0
+    log_lines: list[bytes] = []
     out: list[tuple[Any, ...]] = []
     insert = (
         "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
@@ -224,6 +247,14 @@ def _copy_history(
             steps += 1
         if steps:
             first = seq + 1
+            if log is not None:
+                shard_log = shards[index].log
+                for k in range(first, first + steps):
+                    line = shard_log.readline()
+                    cut = line.find(b",", 7)
+                    if not line.startswith(b'{"seq":') or cut < 0:
+                        raise MergeError(f"the action log of shard {shards[index].path} ends early")
+                    log_lines.append(b'{"seq":%d%s' % (k, line[cut:]))
             seq += steps
         if pid is not None:
             pid = pids.get(email)
@@ -238,6 +269,9 @@ def _copy_history(
         if len(out) >= 20_000:
             conn.executemany(insert, out)
             out.clear()
+            if log_lines:
+                log.write(b"".join(log_lines))
+                log_lines.clear()
 
     group: list[tuple[Any, ...]] = []
     key: tuple[int, int] | None = None
@@ -263,6 +297,8 @@ def _copy_history(
         flush()
     if out:
         conn.executemany(insert, out)
+    if log_lines:
+        log.write(b"".join(log_lines))
     stats["seq"] = seq
     return seq
 

@@ -23,13 +23,18 @@ from typing import Any
 from mrules.events import parse_line
 from mrules.partition import read_bucket_lines
 
-__all__ = ["run_bucket", "shard_name"]
+__all__ = ["log_of", "run_bucket", "shard_name"]
 
 _RULES: dict[str, Any] = {}  # compiled rule sets by version: one unpickling a worker process
 
 
 def shard_name(bucket: int) -> str:
     return f"b{bucket:05d}.db"
+
+
+def log_of(shard: Path) -> Path:
+    """The shard's action log (its own seqs), written beside it when the run wants one."""
+    return shard.with_name(shard.name + ".actions.jsonl")
 
 
 def _rules(key: str, blob: bytes) -> Any:
@@ -57,7 +62,8 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"bucket": bucket, "pid": os.getpid(), "events": 0, "applied": 0,
                            "rejected": 0, "duplicates": 0, "ignored": 0, "unsettled": [],
                            "skipped": False}  # fmt: skip
-    if shard.exists():
+    want_log = bool(task.get("actions"))
+    if shard.exists() and (not want_log or log_of(shard).exists()):
         out["skipped"] = True
         out["seconds"] = time.perf_counter() - started
         out["cpu"] = time.process_time() - cpu
@@ -73,10 +79,25 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
         # and schema, a copy ~1 ms; with 1,024 buckets that is most of a bucket's cost.
         shutil.copyfile(template, tmp)
     st = Store.open(tmp)
+    log = None
+    tmp_log = log_of(tmp)
     try:
+        if want_log:
+            # The bucket's action log, written here in parallel: the merge only renumbers
+            # the seq at the start of each line (docs/scale-out.md).
+            from mrules.outputs import ActionLog
+
+            tmp_log.unlink(missing_ok=True)
+            log = ActionLog(tmp_log, st)
+        write = (lambda b: log.write(b.ledger_entries())) if log is not None else None
         for ordinal, (source, label) in enumerate(files):
             engine = Engine(
-                rules, st, source=source, source_label=label, batch_size=task["commit_every"]
+                rules,
+                st,
+                source=source,
+                source_label=label,
+                batch_size=task["commit_every"],
+                on_commit=write,
             )
             engine.start()
 
@@ -103,9 +124,15 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
                 f"bucket {bucket}: a line names file {pending[0]}, not in the manifest"
             )
     except BaseException:
+        if log is not None:
+            log.close()
         st.close()
         _remove(tmp)
+        tmp_log.unlink(missing_ok=True)
         raise
+    if log is not None:
+        log.close()
+        os.replace(tmp_log, log_of(shard))  # the log first: a shard in place has its log
     st.close()
     with contextlib.suppress(FileNotFoundError):
         tmp.with_name(tmp.name + ".lock").unlink()
