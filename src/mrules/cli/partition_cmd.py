@@ -102,8 +102,8 @@ def run_partitioned_cli(
                 f" it first (mrules partition {events} --buckets N --out DIR)"
             )
         fail(f"{events}: not a partition folder (no manifest.json); see mrules partition")
-    if store_path == ":memory:":
-        fail("a partitioned run merges into a store file: give --store PATH")
+    if store_path == ":memory:" or store_path.startswith(("postgresql://", "postgres://")):
+        fail("a partitioned run merges into a new SQLite store file: give --store PATH")
     if scheduler is not None and engine != "dask":
         fail("--scheduler is for --engine dask")
     if dask_local is not None and engine != "dask":

@@ -1,0 +1,514 @@
+"""A PostgreSQL state store: the `StateStore` interface over one database (`--store postgresql://...`).
+
+For teams whose workers and reports share one database. The tables are the
+SQLite store's (docs/store.md), named `mrules_*` so that they can live beside
+other tables, with the same meaning: one transaction a batch (everything the
+batch changed and the stream position), so a killed run resumes exactly;
+history rows packed by `mrules.history` exactly as in SQLite, with the `names`
+table; reads (`state export`, `explain`, the action log) that return the same
+records in the same order. Differences: the visitor column is always text; the
+writers' lock is a PostgreSQL advisory lock held by the writer's session
+(`StoreLocked` when another session holds it); `snapshot()` is a REPEATABLE
+READ transaction. Install with `pip install 'mrules[postgres]'` (psycopg 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mrules import __version__
+from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.store import (
+    Batch,
+    StoreError,
+    StoreLocked,
+    _now,
+    event_hash,
+    rows_of_records,
+)
+
+__all__ = ["LOCK_KEY", "PgStore", "is_postgres_url"]
+
+SCHEMA_VERSION = 2
+LOCK_KEY = 0x6D72756C  # "mrul": the advisory lock of the writer
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mrules_meta (key text PRIMARY KEY, value text);
+CREATE TABLE IF NOT EXISTS mrules_streams (source text PRIMARY KEY, line bigint NOT NULL,
+    updated_at text);
+CREATE TABLE IF NOT EXISTS mrules_rules (key text PRIMARY KEY, kind text,
+    first_seen double precision);
+CREATE TABLE IF NOT EXISTS mrules_names (id integer PRIMARY KEY, text text NOT NULL);
+CREATE TABLE IF NOT EXISTS mrules_prospects (id integer PRIMARY KEY, email text UNIQUE NOT NULL,
+    state bytea);
+CREATE TABLE IF NOT EXISTS mrules_visitors (visitor text PRIMARY KEY, prospect text, history bytea);
+CREATE TABLE IF NOT EXISTS mrules_history (id bigserial PRIMARY KEY, prospect integer,
+    visitor text, ts double precision, seq bigint, event_id text, event integer,
+    messages integer, data bytea NOT NULL);
+CREATE INDEX IF NOT EXISTS mrules_history_prospect ON mrules_history (prospect)
+    WHERE prospect IS NOT NULL;
+CREATE INDEX IF NOT EXISTS mrules_history_anonymous ON mrules_history (visitor)
+    WHERE prospect IS NULL AND visitor IS NOT NULL;
+CREATE INDEX IF NOT EXISTS mrules_history_event ON mrules_history (event)
+    WHERE event IS NOT NULL;
+CREATE TABLE IF NOT EXISTS mrules_rejects (source text, line bigint, reason text, text text,
+    PRIMARY KEY (source, line));
+CREATE TABLE IF NOT EXISTS mrules_shared (key text PRIMARY KEY, value text);
+"""
+
+_COLUMNS = "prospect, visitor, ts, seq, event_id, data"
+_SET_META = (
+    "INSERT INTO mrules_meta (key, value) VALUES (%s, %s)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
+def is_postgres_url(spec: Any) -> bool:
+    return isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://"))
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep:
+        return url
+    scheme, _, user = head.partition("://")
+    return f"{scheme}://{user.split(':', 1)[0]}@{tail}"
+
+
+class PgStore:
+    """An open PostgreSQL store; see `mrules.storeapi.StateStore` for each method."""
+
+    def __init__(self, url: str, conn: Any, readonly: bool) -> None:
+        self.url = url
+        # `path` names the store in messages; default outputs go beside it (cwd/DBNAME.*).
+        self.path = Path(conn.info.dbname or "mrules")
+        self.readonly = readonly
+        self._conn: Any = conn
+        self._names: Interner | None = None
+        self._pids: dict[str, int] | None = None
+        self._next_pid = 1
+
+    def __repr__(self) -> str:
+        return f"PgStore({_shown(self.url)!r})"
+
+    def __enter__(self) -> PgStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        readonly: bool = False,
+    ) -> PgStore:
+        """Connect; a writer takes the advisory lock and creates the tables if needed.
+
+        Raises:
+            StoreError: psycopg is not installed, the server cannot be reached, or the
+                database holds a store of a newer mrules.
+            StoreLocked: another session writes to the store (and `wait` is false or timed out).
+        """
+        try:
+            import psycopg
+        except ImportError:
+            raise StoreError(
+                "--store postgresql://... needs psycopg: pip install 'mrules[postgres]'"
+            ) from None
+        try:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as e:
+            raise StoreError(
+                f"cannot connect to store {_shown(url)}: {str(e).strip()}; check the URL and"
+                " that the server runs"
+            ) from None
+        store = cls(url, conn, readonly)
+        try:
+            if not readonly:
+                store._lock(wait, timeout)
+                with conn.transaction():
+                    conn.execute(_SCHEMA)
+                    version = store._meta_value("schema_version")
+                    if version is None:
+                        conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
+                        conn.execute(_SET_META, ("created_at", _now()))
+                        conn.execute(_SET_META, ("mrules_version", __version__))
+            version = store._meta_value("schema_version")
+            if version is None:
+                raise StoreError(f"{_shown(url)} holds no mrules store yet: run mrules run first")
+            if int(version) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {_shown(url)} was written by a newer mrules (schema {version})"
+                )
+        except psycopg.Error as e:
+            conn.close()
+            raise StoreError(f"cannot open store {_shown(url)}: {str(e).strip()}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _lock(self, wait: bool, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)).fetchone()[0]
+            if got:
+                return
+            if not wait or (deadline is not None and time.monotonic() >= deadline):
+                raise StoreLocked(
+                    f"store {_shown(self.url)} is being written by another run", self.path, None
+                )
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()  # ends the session: the advisory lock goes with it
+            self._conn = None
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _c(self) -> Any:
+        if self._conn is None:
+            raise StoreError(f"store {_shown(self.url)} is closed")
+        return self._conn
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        import psycopg
+
+        try:
+            return self._c().execute(sql, params).fetchall()
+        except psycopg.Error as e:
+            raise StoreError(f"cannot read store {_shown(self.url)}: {str(e).strip()}") from None
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _meta_value(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM mrules_meta WHERE key = %s", (key,))
+        return None if row is None else row[0]
+
+    def _interner(self) -> Interner:
+        if self._names is None or self.readonly:
+            names = Interner()
+            names.load(iter(self._all("SELECT id, text FROM mrules_names ORDER BY id")))
+            self._names = names
+        return self._names
+
+    def _pid_map(self) -> dict[str, int]:
+        if self._pids is None:
+            self._pids = dict(self._all("SELECT email, id FROM mrules_prospects"))
+            self._next_pid = max(self._pids.values(), default=0) + 1
+        return self._pids
+
+    def _pid_of(self, email: str) -> int | None:
+        row = self._one("SELECT id FROM mrules_prospects WHERE email = %s", (email,))
+        return None if row is None else int(row[0])
+
+    def _history(self, where: str = "", params: tuple[Any, ...] = ()) -> Iterator[Row]:
+        names = self._interner()
+        emails = dict(self._all("SELECT id, email FROM mrules_prospects"))
+        rows = self._all(f"SELECT {_COLUMNS} FROM mrules_history {where} ORDER BY id", params)
+        try:
+            for pid, visitor, ts, seq, event_id, data in rows:
+                email = emails.get(pid) if pid is not None else None
+                yield unpack(bytes(data), names, email, visitor, ts, seq, event_id)
+        except (KeyError, IndexError, ValueError, orjson.JSONDecodeError) as e:
+            raise StoreError(
+                f"store {_shown(self.url)} is damaged (a history row cannot be read: {e})"
+            ) from None
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def stream_position(self, source: str) -> int:
+        row = self._one("SELECT line FROM mrules_streams WHERE source = %s", (source,))
+        return 0 if row is None else int(row[0])
+
+    def streams(self) -> dict[str, int]:
+        return dict(self._all("SELECT source, line FROM mrules_streams ORDER BY source"))
+
+    def clock(self) -> float | None:
+        value = self._meta_value("clock")
+        return None if value is None else float(value)
+
+    def ruleset_version(self) -> str | None:
+        return self._meta_value("ruleset_version")
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._all("SELECT key, value FROM mrules_meta ORDER BY key"))
+
+    def rules_first_seen(self) -> dict[str, float | None]:
+        return dict(self._all("SELECT key, first_seen FROM mrules_rules"))
+
+    def rules(self) -> Iterator[tuple[str, str, float | None]]:
+        return iter(self._all("SELECT key, kind, first_seen FROM mrules_rules ORDER BY key"))
+
+    def applied_ids(self) -> set[str]:
+        sql = "SELECT DISTINCT event_id FROM mrules_history WHERE event_id IS NOT NULL"
+        return {r[0] for r in self._all(sql)}
+
+    def has_applied_ids(self) -> bool:
+        sql = "SELECT 1 FROM mrules_history WHERE event IS NOT NULL LIMIT 1"
+        return self._one(sql) is not None
+
+    def applied_among(self, ids: list[str]) -> set[str]:
+        wanted = set(ids)
+        hashes = list({event_hash(x) for x in ids})
+        if not hashes:
+            return set()
+        sql = "SELECT event_id FROM mrules_history WHERE event = ANY(%s)"
+        return {r[0] for r in self._all(sql, (hashes,)) if r[0] in wanted}
+
+    def has_applied(self, event_id: str) -> bool:
+        sql = "SELECT 1 FROM mrules_history WHERE event = %s AND event_id = %s LIMIT 1"
+        return self._one(sql, (event_hash(event_id), event_id)) is not None
+
+    def prospect(self, email: str) -> bytes | None:
+        row = self._one("SELECT state FROM mrules_prospects WHERE email = %s", (email,))
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def prospects(self) -> Iterator[tuple[str, bytes]]:
+        sql = (
+            "SELECT email, state FROM mrules_prospects WHERE state IS NOT NULL"
+            ' ORDER BY email COLLATE "C"'
+        )
+        return iter([(e, bytes(s)) for e, s in self._all(sql)])
+
+    def prospect_count(self) -> int:
+        row = self._one("SELECT count(*) FROM mrules_prospects WHERE state IS NOT NULL")
+        return int(row[0]) if row else 0
+
+    def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
+        sql = 'SELECT visitor, prospect, history FROM mrules_visitors ORDER BY visitor COLLATE "C"'
+        return iter([(v, p, bytes(h) if h is not None else b"[]") for v, p, h in self._all(sql)])
+
+    def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
+        where = "WHERE visitor = %s AND prospect IS NULL"
+        return [
+            (row.ts, row.url or "")
+            for row in self._history(where, (visitor,))
+            if row.etype == "page_view"
+        ]
+
+    def shared(self) -> dict[str, str]:
+        return dict(self._all("SELECT key, value FROM mrules_shared"))
+
+    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
+        if prospect is None:
+            rows = self._history()
+        else:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(())
+            rows = self._history("WHERE prospect = %s", (pid,))
+        found = [a for a in (row.activity() for row in rows) if a is not None]
+        found.sort(key=lambda a: a.ts)
+        return iter(found)
+
+    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:
+        if prospect is not None:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(())
+            rows = list(self._history("WHERE prospect = %s AND seq IS NOT NULL", (pid,)))
+        else:
+            # A row's steps start at its seq: rows before the one holding after_seq are out.
+            start = self._one(
+                "SELECT max(id) FROM mrules_history WHERE seq IS NOT NULL AND seq <= %s",
+                (after_seq,),
+            )
+            first = start[0] if start and start[0] is not None and after_seq > 0 else 0
+            rows = list(self._history("WHERE seq IS NOT NULL AND id >= %s", (first,)))
+        entries = [e for row in rows for e in row.entries(after_seq)]
+        entries.sort(key=lambda e: e.seq)
+        return iter(entries)
+
+    def max_seq(self) -> int:
+        value = self._meta_value("seq")
+        return 0 if value is None else int(value)
+
+    def _messages(self, want: int, prospect: str | None) -> Iterator[Message]:
+        if prospect is None:
+            rows = self._history("WHERE (messages & %s) <> 0", (want,))
+        else:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(())
+            rows = self._history("WHERE prospect = %s AND (messages & %s) <> 0", (pid, want))
+        return iter([m for row in rows for m in row.messages(want)])
+
+    def outbox(self) -> Iterator[Message]:
+        return self._messages(OUTBOX, None)
+
+    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
+        return self._messages(CRM, prospect)
+
+    def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
+        if source is None:
+            sql = (
+                "SELECT source, line, reason, text FROM mrules_rejects"
+                ' ORDER BY source COLLATE "C", line'
+            )
+            rows = self._all(sql)
+        else:
+            sql = (
+                "SELECT source, line, reason, text FROM mrules_rejects WHERE source = %s"
+                " ORDER BY line"
+            )
+            rows = self._all(sql, (source,))
+        return iter([RejectedLine._make(r) for r in rows])
+
+    def log_start(self, log: str) -> int | None:
+        value = self._meta_value("actions_log:" + log)
+        return None if value is None else int(value)
+
+    def set_log_start(self, log: str, seq: int) -> None:
+        if self.readonly:
+            raise StoreError(f"store {_shown(self.url)} was opened read-only")
+        self._c().execute(_SET_META, ("actions_log:" + log, str(int(seq))))
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[PgStore]:
+        conn = self._c()
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            yield self
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        """Write the batch and the stream position in one transaction (all or nothing)."""
+        import psycopg
+
+        if self.readonly:
+            raise StoreError(f"store {_shown(self.url)} was opened read-only")
+        if batch.outbox or batch.crm_pending:
+            raise StoreError(
+                "the PostgreSQL store keeps messages as ledger steps only (no plain outbox"
+                " or CRM records)"
+            )
+        conn = self._c()
+        names = self._interner()
+        pids = self._pid_map()
+        new_pids: list[str] = []
+
+        def pid(email: str) -> int:
+            found = pids.get(email)
+            if found is None:
+                found = pids[email] = self._next_pid
+                self._next_pid += 1
+                new_pids.append(email)
+            return found
+
+        try:
+            activities, ledger, applied = rows_of_records(batch)
+            with conn.transaction(), conn.cursor() as cur:
+                if batch.prospects:
+                    cur.executemany(
+                        "INSERT INTO mrules_prospects (id, email, state) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+                        [(pid(e), e, s) for e, s in batch.prospects.items()],
+                    )
+                if batch.visitors:
+                    cur.executemany(
+                        "INSERT INTO mrules_visitors (visitor, prospect, history)"
+                        " VALUES (%s, %s, %s) ON CONFLICT (visitor) DO UPDATE SET"
+                        " prospect = excluded.prospect, history = excluded.history",
+                        [(v, p, h) for v, (p, h) in batch.visitors.items()],
+                    )
+                rows = [*batch.rows, *activities, *ledger, *applied]
+                if rows:
+                    packed = []
+                    for row in rows:
+                        p = None if row.prospect is None else pid(row.prospect)
+                        eid = row.event_id
+                        packed.append((
+                            p, row.visitor, row.ts, row.steps[0] if row.steps else None, eid,
+                            None if eid is None else event_hash(eid),
+                            (row.message_bits() or None) if row.steps else None,
+                            pack(row, names),
+                        ))  # fmt: skip
+                    cur.executemany(
+                        "INSERT INTO mrules_history (prospect, visitor, ts, seq, event_id,"
+                        " event, messages, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        packed,
+                    )
+                for v, p in batch.attach_visitor:
+                    cur.execute(
+                        "UPDATE mrules_history SET prospect = %s WHERE visitor = %s"
+                        " AND prospect IS NULL",
+                        (pid(p), v),
+                    )
+                new = [e for e in new_pids if e not in batch.prospects]
+                if new:  # ids that rows name before the prospect has a state
+                    cur.executemany(
+                        "INSERT INTO mrules_prospects (id, email, state) VALUES (%s, %s, NULL)"
+                        " ON CONFLICT DO NOTHING",
+                        [(pids[e], e) for e in new],
+                    )
+                if batch.rejects:
+                    cur.executemany(
+                        "INSERT INTO mrules_rejects (source, line, reason, text)"
+                        " VALUES (%s, %s, %s, %s) ON CONFLICT (source, line) DO UPDATE SET"
+                        " reason = excluded.reason, text = excluded.text",
+                        [tuple(r) for r in batch.rejects],
+                    )
+                if batch.shared:
+                    cur.executemany(
+                        "INSERT INTO mrules_shared (key, value) VALUES (%s, %s)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        list(batch.shared.items()),
+                    )
+                if batch.rules:
+                    cur.executemany(
+                        "INSERT INTO mrules_rules (key, kind, first_seen) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (key) DO NOTHING",
+                        batch.rules,
+                    )
+                if names.added:
+                    cur.executemany(
+                        "INSERT INTO mrules_names (id, text) VALUES (%s, %s)", names.added
+                    )
+                cur.execute(
+                    "INSERT INTO mrules_streams (source, line, updated_at) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (source) DO UPDATE SET line = excluded.line,"
+                    " updated_at = excluded.updated_at",
+                    (batch.source, batch.line, _now()),
+                )
+                meta: list[tuple[str, str]] = [("mrules_version", __version__)]
+                if batch.clock is not None:
+                    meta.append(("clock", repr(float(batch.clock))))
+                if batch.ruleset_version is not None:
+                    meta.append(("ruleset_version", batch.ruleset_version))
+                top = batch.max_seq()
+                if top > self.max_seq():
+                    meta.append(("seq", str(top)))
+                cur.executemany(_SET_META, meta)
+        except (psycopg.Error, ValueError, TypeError, IndexError, KeyError) as e:
+            names.rollback()
+            for email in new_pids:
+                pids.pop(email, None)
+            raise StoreError(
+                f"cannot commit to store {_shown(self.url)} (the batch at"
+                f" {batch.source}:{batch.line}): {str(e).strip()}; nothing of this batch was"
+                " written, every earlier batch is kept"
+            ) from None
+        except BaseException:
+            names.rollback()
+            for email in new_pids:
+                pids.pop(email, None)
+            raise
+        names.commit()

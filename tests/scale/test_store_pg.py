@@ -1,0 +1,149 @@
+"""The PostgreSQL store against a real server: the same reads as the SQLite store, resume, lock.
+
+The suite starts a throwaway cluster (initdb and pg_ctl from Debian's postgresql
+package) in a temporary folder on a free port, and stops it at the end; the
+tests skip, saying why, where the binaries or psycopg are absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+
+pytest.importorskip("psycopg", reason="psycopg is not installed (mrules[postgres])")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (apt-get install postgresql)")
+    prefix: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="mrules-pg-"))
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres user to run the server")
+        if not shutil.which("runuser"):
+            pytest.skip("running as root without runuser to start the server as postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    data = folder / "data"
+    run = {"capture_output": True, "text": True, "check": False, "timeout": 120}
+    made = subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "mrules",
+                           "--no-sync", "-E", "UTF8"], **run)  # fmt: skip
+    if made.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"initdb failed: {made.stderr.strip()[:300]}")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    started = subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", options, "-l",
+                              str(folder / "log"), "-w", "start"], **run)  # fmt: skip
+    if started.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"pg_ctl start failed: {started.stderr.strip()[:300]}")
+    try:
+        yield f"postgresql://mrules@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], **run)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[str]:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for (table,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'mrules_%'"
+        ).fetchall():
+            conn.execute(f"DROP TABLE {table}")
+    yield pg_url
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.output
+
+
+@pytest.fixture
+def getcloudy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "examples/getcloudy/rules", "rules")
+    data = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
+    Path("events.jsonl").write_bytes(data + b"this line is not JSON\n")
+    return tmp_path
+
+
+def test_same_reads_as_sqlite(db: str, getcloudy: Path) -> None:
+    code, out = _cli("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert code == 3, out
+    code, out = _cli("run", "rules", "events.jsonl", "--store", db, "--actions", "pg.jsonl",
+                     "--rejects", "pg.rejects.jsonl")  # fmt: skip
+    assert code == 3, out
+    assert Path("one.jsonl").read_bytes() == Path("pg.jsonl").read_bytes()
+    assert Path("one.rejects.jsonl").read_bytes() == Path("pg.rejects.jsonl").read_bytes()
+    for cmd in (["state", "export"], ["explain", "leung@example.com"], ["state", "outbox"]):
+        a, b = _cli(*cmd, "--store", "one.db"), _cli(*cmd, "--store", db)
+        assert a == b and a[0] == 0 and a[1]
+
+
+def test_resume_applies_nothing_twice(db: str, getcloudy: Path) -> None:
+    lines = Path("events.jsonl").read_bytes().splitlines(keepends=True)
+    Path("part.jsonl").write_bytes(b"".join(lines[:12]))
+    assert _cli("run", "rules", "part.jsonl", "--store", "one.db", "-q")[0] == 0
+    assert _cli("run", "rules", "part.jsonl", "--store", db, "-q")[0] == 0
+    Path("part.jsonl").write_bytes(b"".join(lines))  # the file grew: resume after line 12
+    assert _cli("run", "rules", "part.jsonl", "--store", "one.db", "-q")[0] == 3
+    assert _cli("run", "rules", "part.jsonl", "--store", db, "-q")[0] == 3
+    assert _cli("run", "rules", "part.jsonl", "--store", db, "-q")[0] == 3  # nothing new
+    a, b = _cli("state", "export", "--store", "one.db"), _cli("state", "export", "--store", db)
+    assert a == b and a[1].count("\n") > 3
+
+
+def test_one_writer_at_a_time(db: str, getcloudy: Path) -> None:
+    from mrules.store_pg import PgStore
+
+    with PgStore.open(db):
+        code, out = _cli("run", "rules", "events.jsonl", "--store", db)
+        assert code == 5 and "another run" in out
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+
+
+def test_unreachable_server_is_one_line(getcloudy: Path) -> None:
+    code, out = _cli("run", "rules", "events.jsonl", "--store",
+                     f"postgresql://nobody:secret@127.0.0.1:{_free_port()}/x")  # fmt: skip
+    assert code == 4 and "cannot connect" in out and "secret" not in out
+    assert "Traceback" not in out
+    with contextlib.suppress(FileNotFoundError):
+        Path("x.rejects.jsonl").unlink()
