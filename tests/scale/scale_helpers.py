@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,13 @@ from mrules.outputs import ActionLog, export_records, write_rejects
 from mrules.partition import partition
 from mrules.scale.driver import run_partitioned, write_all_rejects
 from mrules.store import Store
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+import generate as gen  # noqa: E402  (bench/generate.py: the bench workload)
+
+__all__ = ["assert_same", "gen", "outputs", "partitioned", "single"]
 
 
 def outputs(store: Any, log: Path, rejects: bytes) -> dict[str, bytes]:

@@ -57,7 +57,7 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
     [
         (["rules", "events.jsonl", "--engine", "local"], "is a file: partition it first"),
         (["rules", "nowhere", "--engine", "local"], "not a partition folder"),
-        (["rules", "part", "--store", ":memory:"], "merges into a store file"),
+        (["rules", "part", "--store", ":memory:"], "merges into a new SQLite store file"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
         (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),
         (
@@ -81,8 +81,7 @@ def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -
 @pytest.mark.slow
 def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     """SIGKILL a worker mid-bucket: exit 130, finished shards kept; the rerun completes them."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    import generate as gen
+    from scale_helpers import gen
 
     gen.main([str(tmp_path), "--prospects", "300", "--events", "6000", "--seed", "4"])
     (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)

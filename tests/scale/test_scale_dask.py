@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scale_helpers import assert_same, partitioned, single
+from scale_helpers import assert_same, gen, partitioned, single
 
 pytest.importorskip("distributed", reason="Dask's distributed is not installed (mrules[dask])")
 
-import generate as gen
 
 from mrules.api import compile_rules
 

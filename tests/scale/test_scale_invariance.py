@@ -14,11 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import generate as gen
 import orjson
 import pytest
 import yaml
-from scale_helpers import assert_same, partitioned, single
+from scale_helpers import assert_same, gen, partitioned, single
 
 from mrules.api import compile_rules
 from mrules.events import parse_timestamp
