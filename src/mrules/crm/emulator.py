@@ -622,7 +622,7 @@ class EmulatedCrm:
                 "INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ("Id",)
             )
         given = self._clean(info, values, creating=True, load=load)
-        merged = self._defaults(info, given)
+        merged = self._defaults(info, given, by or self.integration_user_id)
         self._validate(info, merged, given, None, allow_duplicates)
         now = self.now()
         created = given.pop("CreatedDate", None) if load else None
@@ -749,7 +749,7 @@ class EmulatedCrm:
             )
         return out
 
-    def _defaults(self, info: ObjectInfo, given: dict[str, Any]) -> dict[str, Any]:
+    def _defaults(self, info: ObjectInfo, given: dict[str, Any], owner: str) -> dict[str, Any]:
         merged = dict(given)
         for name, f in info.fields.items():
             if name in merged and merged[name] is not None:
@@ -757,7 +757,7 @@ class EmulatedCrm:
             if f.type == "boolean" and name not in SYSTEM_FIELDS:
                 merged[name] = name == "IsActive"
             elif name == "OwnerId":
-                merged[name] = self.integration_user_id
+                merged[name] = owner
         defaults = {
             ("Lead", "Status"): _first(LEAD_STATUSES),
             ("Task", "Status"): "Not Started",
@@ -851,6 +851,15 @@ class EmulatedCrm:
             "SELECT id FROM record WHERE sobject=? AND NOT is_deleted"
             f" AND json_extract(fields, '$.{field}') = ? ORDER BY created_date, id",
             (sobject, value),
+        )
+        return [r[0] for r in rows]
+
+    def ids_by_email(self, sobject: str, email: str) -> list[str]:
+        """Ids of live records of an object with this email, any case (no API call counted)."""
+        rows = self._conn.execute(
+            "SELECT id FROM record WHERE sobject=? AND NOT is_deleted AND email=?"
+            " ORDER BY created_date, id",
+            (sobject, email.strip().lower()),
         )
         return [r[0] for r in rows]
 

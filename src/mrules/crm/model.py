@@ -393,7 +393,9 @@ class Schema:
             if obj not in schema.objects:
                 raise SchemaError(f"custom_fields: {obj!r} is not a standard object")
             info = schema.objects[obj]
-            added = {n: _custom_field(obj, n, spec) for n, spec in _mapping(fields, obj).items()}
+            if not isinstance(fields, dict):
+                raise SchemaError(f"custom_fields.{obj}: expected an object of field names")
+            added = {n: _custom_field(obj, n, spec) for n, spec in fields.items()}
             schema.objects[obj] = replace(info, fields={**info.fields, **added})
         prefixes = {o.key_prefix for o in schema.objects.values()}
         for name, spec in _mapping(org, "custom_objects").items():
