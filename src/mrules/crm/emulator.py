@@ -120,6 +120,7 @@ class EmulatedCrm:
         self.path = path
         self._schema = Schema.from_org(json.loads(self._meta("org") or "{}"))
         self._calls = 0
+        self._loading_deleted = False
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -154,6 +155,10 @@ class EmulatedCrm:
         with crm._tx():
             if fmt is None:
                 crm._set_meta("format", _FORMAT)
+                clock = (org or {}).get("clock")
+                if isinstance(clock, str):
+                    with contextlib.suppress(ValueError):
+                        crm._set_meta("clock", _stamp(parse_datetime(clock)))
             if org is not None:
                 crm._set_meta("org", json.dumps(org, sort_keys=True))
             crm._schema = Schema.from_org(json.loads(crm._meta("org") or "{}"))
@@ -666,9 +671,11 @@ class EmulatedCrm:
         old = json.loads(row["fields"])
         if info.name == "Lead" and old.get("IsConverted") and not load:
             raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
-        given = self._clean(info, {k: v for k, v in values.items() if k != "Id"}, False, load)
+        given = self._clean(info, {k: v for k, v in values.items() if k != "Id"}, False, load, old)
         given.pop("CreatedDate", None)
         modified = given.pop("LastModifiedDate", None) if load else None
+        if load and all(old.get(k) == v for k, v in given.items()):
+            return WriteResult(id=row["id"], success=True)  # a reload that changes nothing
         merged = {**old, **given}
         self._validate(info, merged, given, row["id"], allow_duplicates)
         merged = {**old, **given}
@@ -716,7 +723,12 @@ class EmulatedCrm:
         return row
 
     def _clean(
-        self, info: ObjectInfo, values: Mapping[str, Any], creating: bool, load: bool
+        self,
+        info: ObjectInfo,
+        values: Mapping[str, Any],
+        creating: bool,
+        load: bool,
+        old: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         readonly: list[str] = []
@@ -735,6 +747,8 @@ class EmulatedCrm:
             if load and canon in LOAD_WRITABLE:
                 allowed = True
             if canon == "Id" or not allowed:
+                if load and old is not None and check_value(f, value) == old.get(canon):
+                    continue  # a reload repeats the value it cannot change
                 readonly.append(canon)
                 continue
             out[canon] = check_value(f, value)
@@ -881,7 +895,7 @@ class EmulatedCrm:
                 f"{f.label}: invalid cross reference id",
                 (name,),
             )
-        if row["is_deleted"]:
+        if row["is_deleted"] and not self._loading_deleted:
             raise CrmError("ENTITY_IS_DELETED", f"{f.label}: entity is deleted", (name,))
         if row["sobject"] == "User" and not json.loads(row["fields"]).get("IsActive", True):
             raise CrmError(
@@ -922,6 +936,8 @@ class EmulatedCrm:
         self_id: str | None,
         allow: bool,
     ) -> None:
+        if merged.get("IsConverted"):
+            return  # a converted lead is nobody's duplicate
         for rule in self._schema.duplicate_rules:
             if rule["object"] != info.name or not any(f in given for f in rule["fields"]):
                 continue
@@ -1286,6 +1302,15 @@ class EmulatedCrm:
             if canon is not None and info.fields[canon].type == "reference":
                 values[name] = self._resolve(values[name])
         by = self.admin_user_id
+        self._loading_deleted = bool(deleted)
+        try:
+            self._load_one(info, values, raw_id, by, deleted)
+        finally:
+            self._loading_deleted = False
+
+    def _load_one(
+        self, info: ObjectInfo, values: dict[str, Any], raw_id: Any, by: str, deleted: bool
+    ) -> None:
         existing, label, keep_id = None, None, None
         if raw_id not in (None, ""):
             raw_id = str(raw_id).strip()
@@ -1315,8 +1340,24 @@ class EmulatedCrm:
             new = res.id
             if label is not None:
                 self._conn.execute("INSERT OR REPLACE INTO label VALUES (?, ?)", (label, new))
+        stamp = self._given_stamp(values.get("SystemModstamp"))
         if deleted:
-            self._soft_delete(new, info.name, _stamp(self.now()), None)
+            self._soft_delete(new, info.name, stamp or _stamp(self.now()), None)
+        if stamp is not None:  # the export's own stamp, so a reload reads the same
+            self._conn.execute("UPDATE record SET system_modstamp=? WHERE id=?", (stamp, new))
+
+    @staticmethod
+    def _given_stamp(value: Any) -> str | None:
+        if not isinstance(value, str) or not value:
+            return None
+        try:
+            return _stamp(parse_datetime(value))
+        except ValueError:
+            raise CrmError(
+                "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                f"System Modstamp: value not of required type: {value}",
+                ("SystemModstamp",),
+            ) from None
 
     def _load_member_statuses(
         self, rows: Iterable[tuple[int, Mapping[str, Any]]]

@@ -160,6 +160,7 @@ LOAD_WRITABLE = frozenset(
         "ConvertedAccountId",
         "ConvertedContactId",
         "ConvertedOpportunityId",
+        "FirstRespondedDate",
     }
 )
 """System fields a load may set (audit fields and a lead converted before the export)."""
@@ -173,7 +174,6 @@ DERIVED = frozenset(
         "IsWon",
         "ForecastCategory",
         "HasResponded",
-        "FirstRespondedDate",
         "MasterRecordId",
     }
 )
