@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crm_helpers import T0
+from crm_time import T0
 
 from mrules.crm.emulator import RECYCLE_DAYS, CrmFileError, EmulatedCrm, default_crm_path
 from mrules.crm.errors import CrmCallError
@@ -15,6 +16,14 @@ from mrules.crm.port import Cursor, LeadConvert
 
 LEAD = {"LastName": "Chan", "Company": "Example SA", "Email": "leung@example.com"}
 FAR = T0 + dt.timedelta(days=365)
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmulatedCrm]:
+    crm = EmulatedCrm.open(tmp_path / "t.crm.db")
+    crm.set_clock(T0)
+    yield crm
+    crm.close()
 
 
 def code(result) -> str:

@@ -1,4 +1,4 @@
-"""What the CRM tests share: the time the scenarios start, and a clock that moves the emulator."""
+"""The CRM tests' start time, and a clock that moves the emulator (the recorded org has its own)."""
 
 from __future__ import annotations
 
