@@ -121,6 +121,7 @@ class EmulatedCrm:
         self._schema = Schema.from_org(json.loads(self._meta("org") or "{}"))
         self._calls = 0
         self._loading_deleted = False
+        self._users: dict[str, str] = {}
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -299,11 +300,15 @@ class EmulatedCrm:
 
     @property
     def integration_user_id(self) -> str:
-        return self.label_id(INTEGRATION_USER) or ""
+        if INTEGRATION_USER not in self._users:
+            self._users[INTEGRATION_USER] = self.label_id(INTEGRATION_USER) or ""
+        return self._users[INTEGRATION_USER]
 
     @property
     def admin_user_id(self) -> str:
-        return self.label_id(ADMIN_USER) or ""
+        if ADMIN_USER not in self._users:
+            self._users[ADMIN_USER] = self.label_id(ADMIN_USER) or ""
+        return self._users[ADMIN_USER]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -525,7 +530,8 @@ class EmulatedCrm:
     ) -> list[WriteResult]:
         self._batch(records)
         self._count_call()
-        return [self._one(self._create, sobject, r, allow_duplicates) for r in records]
+        with self._tx():
+            return [self._one(self._create, sobject, r, allow_duplicates) for r in records]
 
     def update(
         self,
@@ -536,7 +542,8 @@ class EmulatedCrm:
     ) -> list[WriteResult]:
         self._batch(records)
         self._count_call()
-        return [self._one(self._update, sobject, r, allow_duplicates) for r in records]
+        with self._tx():
+            return [self._one(self._update, sobject, r, allow_duplicates) for r in records]
 
     def upsert(
         self, sobject: str, external_id_field: str, records: Sequence[Mapping[str, Any]]
@@ -578,7 +585,8 @@ class EmulatedCrm:
     def delete(self, ids: Sequence[str]) -> list[WriteResult]:
         self._batch(ids)
         self._count_call()
-        return [self._one_id(self._delete, i) for i in ids]
+        with self._tx():
+            return [self._one_id(self._delete, i) for i in ids]
 
     def undelete(self, ids: Sequence[str]) -> list[WriteResult]:
         """Bring records (and what was deleted with them) back from the recycle bin."""
@@ -595,9 +603,25 @@ class EmulatedCrm:
                 http_status=400,
             )
 
+    @contextlib.contextmanager
+    def _record_tx(self) -> Iterator[None]:
+        """One record of a call: a savepoint inside the call's transaction, else its own."""
+        if not self._conn.in_transaction:
+            with self._tx():
+                yield
+            return
+        self._conn.execute("SAVEPOINT record")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK TO record")
+            self._conn.execute("RELEASE record")
+            raise
+        self._conn.execute("RELEASE record")
+
     def _one(self, fn: Any, sobject: str, values: Mapping[str, Any], allow: bool) -> WriteResult:
         try:
-            with self._tx():
+            with self._record_tx():
                 return fn(sobject, values, allow)
         except CrmError as e:
             return _failed(e)
@@ -606,7 +630,7 @@ class EmulatedCrm:
 
     def _one_id(self, fn: Any, id_: str) -> WriteResult:
         try:
-            with self._tx():
+            with self._record_tx():
                 return fn(id_)
         except CrmError as e:
             return _failed(e)
