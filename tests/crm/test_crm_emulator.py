@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from crm_time import T0
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mrules.crm.emulator import RECYCLE_DAYS, CrmFileError, EmulatedCrm, default_crm_path
 from mrules.crm.errors import CrmCallError
@@ -485,3 +487,53 @@ def test_survives_reopening(tmp_path: Path) -> None:
         assert crm.get(lead).fields["LastName"] == "Chan"
         assert crm.now() == T0
         assert one(crm, "Lead", dict(LEAD, Email="n@n.example")) != lead
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["create", "update", "delete", "undelete"]),
+            st.integers(0, 7),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(1, 4),
+)
+def test_cursor_paging_sees_every_change(tmp_path_factory, steps, page_size) -> None:
+    """Changes read page by page between random writes: each seen, with its final state."""
+    with EmulatedCrm.open(tmp_path_factory.mktemp("p") / "p.crm.db") as crm:
+        crm.set_clock(T0)
+        ids: list[str] = []
+        cursor, seen = None, {}
+        minute = 0
+        for op, pick, advance in steps:
+            minute += advance  # writes often share a stamp
+            crm.set_clock(T0 + dt.timedelta(minutes=minute))
+            if op == "create" or not ids:
+                ids.append(one(crm, "Lead", dict(LEAD, Email=f"p{len(ids)}@example.com")))
+            elif op == "update":
+                crm.update("Lead", [{"Id": ids[pick % len(ids)], "Phone": str(minute)}])
+            elif op == "delete":
+                crm.delete([ids[pick % len(ids)]])
+            else:
+                crm.undelete([ids[pick % len(ids)]])
+            if pick % 3 == 0:  # read some of the way now and then
+                page = crm.query_changed("Lead", cursor, FAR, ["Phone"], limit=page_size)
+                seen.update({r.id: (r.fields["Phone"], r.is_deleted) for r in page.records})
+                cursor = page.cursor
+        while True:
+            page = crm.query_changed("Lead", cursor, FAR, ["Phone"], limit=page_size)
+            seen.update({r.id: (r.fields["Phone"], r.is_deleted) for r in page.records})
+            cursor = page.cursor
+            if page.done:
+                break
+        final = {
+            r.id: (r.fields.get("Phone"), r.is_deleted)
+            for r in crm.records("Lead", include_deleted=True)
+        }
+        assert seen == final

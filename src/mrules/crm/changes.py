@@ -161,7 +161,7 @@ def _apply(crm: EmulatedCrm, c: Change) -> str:
     if op == "convert":
         rid, sobject = _target(crm, d, "Lead")
         opportunity = d.get("opportunity", True)
-        res = crm.convert_as(
+        conv = crm.convert_as(
             LeadConvert(
                 lead_id=rid,
                 converted_status=d.get("status"),
@@ -174,13 +174,13 @@ def _apply(crm: EmulatedCrm, c: Change) -> str:
             by,
         )
         for key, value in (
-            ("contact_label", res.contact_id),
-            ("account_label", res.account_id),
-            ("opportunity_label", res.opportunity_id),
+            ("contact_label", conv.contact_id),
+            ("account_label", conv.account_id),
+            ("opportunity_label", conv.opportunity_id),
         ):
             if d.get(key) and value:
                 crm.set_label(str(d[key]), value)
-        return f"lead {rid} converted to contact {res.contact_id}"
+        return f"lead {rid} converted to contact {conv.contact_id}"
     if op == "opportunity":
         contact = _person(crm, _need(d, "contact"), "Contact")
         account = (crm.get(contact) or _missing(contact)).fields.get("AccountId")
@@ -202,12 +202,12 @@ def _apply(crm: EmulatedCrm, c: Change) -> str:
     if op in ("win", "lose"):
         rid = _ref(crm, _need(d, "id"))
         stage = "Closed Won" if op == "win" else "Closed Lost"
-        values: dict[str, Any] = {"Id": rid, "StageName": stage}
+        edit: dict[str, Any] = {"Id": rid, "StageName": stage}
         if "amount" in d:
-            values["Amount"] = d["amount"]
+            edit["Amount"] = d["amount"]
         if "close_date" in d:
-            values["CloseDate"] = d["close_date"]
-        crm.edit("Opportunity", values, by)
+            edit["CloseDate"] = d["close_date"]
+        crm.edit("Opportunity", edit, by)
         return f"opportunity {rid} {stage}"
     if op == "add_member":
         campaign = _campaign(crm, _need(d, "campaign"))

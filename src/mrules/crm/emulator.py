@@ -821,7 +821,8 @@ class EmulatedCrm:
         if info.name == "Task":
             merged["IsClosed"] = TASK_STATUSES.get(merged.get("Status") or "", False)
         if info.name == "CampaignMember" and merged.get("CampaignId"):
-            responded = self._member_statuses(merged["CampaignId"]).get(merged.get("Status"))
+            statuses = self._member_statuses(merged["CampaignId"])
+            responded = statuses.get(str(merged.get("Status") or ""))
             merged["HasResponded"] = bool(responded)
             if responded and not merged.get("FirstRespondedDate"):
                 merged["FirstRespondedDate"] = self.now().date().isoformat()
@@ -1404,8 +1405,8 @@ class EmulatedCrm:
             )
         loaded = 0
         for campaign, statuses in by_campaign.items():
-            row = self._row(campaign)
-            if row is None or row["sobject"] != "Campaign":
+            found = self._row(campaign)
+            if found is None or found["sobject"] != "Campaign":
                 issues += [
                     LoadIssue(s[0], f"CampaignId: unknown campaign {campaign}") for s in statuses
                 ]

@@ -110,7 +110,7 @@ class SalesforceCrm:
                     **common,
                 )
             elif get("USERNAME") and get("PASSWORD"):
-                extra = {}
+                extra: dict[str, Any] = {}
                 if get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
                     extra = {
                         "consumer_key": get("CONSUMER_KEY"),
@@ -165,7 +165,7 @@ class SalesforceCrm:
     def describe(self, sobject: str) -> ObjectInfo:
         if sobject not in self._describes:
             body = self._call(lambda: self._sf.restful(f"sobjects/{sobject}/describe/"))
-            self._describes[sobject] = _object_info(body)
+            self._describes[sobject] = _object_info(body or {})
         return self._describes[sobject]
 
     def _field_list(self, sobject: str, fields: Sequence[str] | None) -> list[str]:
@@ -212,8 +212,12 @@ class SalesforceCrm:
         page = self._call(lambda: self._sf.query(soql, include_deleted=include_deleted))
         rows = list(page.get("records", []))
         while not page.get("done", True) and page.get("nextRecordsUrl"):
-            url = page["nextRecordsUrl"]
-            page = self._call(lambda u=url: self._sf.query_more(u, identifier_is_url=True))
+            url: str = page["nextRecordsUrl"]
+
+            def more(u: str = url) -> Any:
+                return self._sf.query_more(u, identifier_is_url=True)
+
+            page = self._call(more)
             rows += page.get("records", [])
         return rows
 
@@ -423,7 +427,7 @@ def _object_info(body: Mapping[str, Any]) -> ObjectInfo:
             external_id=bool(f.get("externalId", False)),
         )
     return ObjectInfo(
-        name=body["name"],
+        name=str(body.get("name", "")),
         key_prefix=body.get("keyPrefix") or "",
         custom=bool(body.get("custom", False)),
         fields=fields,
