@@ -505,7 +505,11 @@ def test_survives_reopening(tmp_path: Path) -> None:
     st.integers(1, 4),
 )
 def test_cursor_paging_sees_every_change(tmp_path_factory, steps, page_size) -> None:
-    """Changes read page by page between random writes: each seen, with its final state."""
+    """Changes read page by page between random writes: each seen, with its final state.
+
+    Readers read up to just before the clock: a write can still come at the
+    clock's own time (the port's contract).
+    """
     with EmulatedCrm.open(tmp_path_factory.mktemp("p") / "p.crm.db") as crm:
         crm.set_clock(T0)
         ids: list[str] = []
@@ -523,11 +527,14 @@ def test_cursor_paging_sees_every_change(tmp_path_factory, steps, page_size) -> 
             else:
                 crm.undelete([ids[pick % len(ids)]])
             if pick % 3 == 0:  # read some of the way now and then
-                page = crm.query_changed("Lead", cursor, FAR, ["Phone"], limit=page_size)
+                until = crm.now() - dt.timedelta(milliseconds=1)
+                page = crm.query_changed("Lead", cursor, until, ["Phone"], limit=page_size)
                 seen.update({r.id: (r.fields["Phone"], r.is_deleted) for r in page.records})
                 cursor = page.cursor
+        crm.set_clock(T0 + dt.timedelta(days=1))  # the bin is not purged yet
         while True:
-            page = crm.query_changed("Lead", cursor, FAR, ["Phone"], limit=page_size)
+            until = crm.now() - dt.timedelta(milliseconds=1)
+            page = crm.query_changed("Lead", cursor, until, ["Phone"], limit=page_size)
             seen.update({r.id: (r.fields["Phone"], r.is_deleted) for r in page.records})
             cursor = page.cursor
             if page.done:

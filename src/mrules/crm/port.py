@@ -184,6 +184,11 @@ class CrmPort(Protocol):
 
         Ordered by SystemModstamp then Id; deleted records (still in the recycle
         bin) come with `is_deleted` when `include_deleted` (queryAll).
+
+        A write can still be stamped with the CRM's current time after a read:
+        read up to a time before the clock (the emulator's clock never goes
+        back), or re-read an overlap and drop what was seen (a real org, whose
+        stamps are set at commit).
         """
         ...
 
