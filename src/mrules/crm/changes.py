@@ -145,7 +145,7 @@ def _apply(crm: EmulatedCrm, c: Change) -> str:
     by = _user(crm, d["by"]) if d.get("by") else crm.admin_user_id
     op = c.op
     if op == "create":
-        sobject = _need(d, "object")
+        sobject = _text(d, "object")
         res = crm.add(sobject, _resolve_refs(crm, _fields(d)), by)
         _label(crm, d, res.id)
         return f"created {sobject} {res.id}"
@@ -232,6 +232,13 @@ def _need(d: Mapping[str, Any], key: str) -> Any:
     return d[key]
 
 
+def _text(d: Mapping[str, Any], key: str) -> str:
+    value = _need(d, key)
+    if not isinstance(value, str):
+        raise CrmError("INVALID_TYPE", f"{key!r} must be a text, not {value!r}")
+    return value
+
+
 def _fields(d: Mapping[str, Any]) -> dict[str, Any]:
     fields = d.get("fields")
     if not isinstance(fields, dict):
@@ -279,7 +286,7 @@ def _by_email(crm: EmulatedCrm, email: str, only: str | None) -> tuple[str, str]
 
 
 def _target(crm: EmulatedCrm, d: Mapping[str, Any], only: str | None = None) -> tuple[str, str]:
-    only = d.get("object") or only
+    only = _text(d, "object") if d.get("object") else only
     if d.get("email"):
         return _by_email(crm, str(d["email"]), only)
     rid = _ref(crm, _need(d, "id"))
