@@ -253,3 +253,18 @@ def test_describe(store: Path) -> None:
     assert body["keyPrefix"] == "00Q"
     assert fields["Company_Size__c"]["picklistValues"] == ["1-10", "11-50", "51-200", "200+"]
     assert fields["LastName"]["required"] and not fields["IsConverted"]["createable"]
+
+
+def test_a_failing_crm_file(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fails mid-load ends in one line and exit 4, not a traceback."""
+    import sqlite3
+
+    from mrules.crm.emulator import EmulatedCrm
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EmulatedCrm, "load_rows", full)
+    result = mrules("crm", "load", SEED, "--store", store)
+    assert result.exit_code == 4
+    assert "the CRM file failed: database or disk is full" in result.stderr

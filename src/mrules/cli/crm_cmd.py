@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +69,8 @@ def _open(
         fail(str(e), EXIT_USAGE if not path.exists() else EXIT_STORE)
     try:
         yield crm
+    except sqlite3.DatabaseError as e:  # disk full, read-only, locked too long, damaged
+        fail(f"{path}: the CRM file failed: {e}", EXIT_STORE)
     finally:
         crm.close()
 
