@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
-from mrules.parser import parse_text
+from mrules.parser import parse_recovering
 from mrules.source import Source
 
 __all__ = [
@@ -63,6 +63,8 @@ class LoadResult:
     program: ast.Program
     sources: dict[str, Source] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    unparsed: dict[str, tuple[ast.Span, ...]] = field(default_factory=dict)
+    """Per file, the spans of the items skipped after syntax errors."""
 
     @property
     def has_errors(self) -> bool:
@@ -203,11 +205,16 @@ def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
 
 
 class _Loader:
+    def result(self) -> LoadResult:
+        return LoadResult(ast.Program(files=tuple(self.files)), self.sources, self.diagnostics,
+                          self.unparsed)
+
     def __init__(self) -> None:
         self.files: list[ast.File] = []
         self.sources: dict[str, Source] = {}
         self.diagnostics: list[Diagnostic] = []
         self.seen: set[str] = set()
+        self.unparsed: dict[str, tuple[ast.Span, ...]] = {}
         self._roots: dict[Path, Path] = {}
 
     def _real_root(self, root: Path) -> Path:
@@ -265,10 +272,10 @@ class _Loader:
 
     def add_text(self, text: str, shown: str, root: Path | None, depth: int = 0) -> None:
         self.sources[shown] = Source(text, shown)
-        file, diags = parse_text(text, shown)
+        file, diags, unparsed = parse_recovering(text, shown)
         self.diagnostics.extend(diags)
-        if file is None:
-            return
+        if unparsed:
+            self.unparsed[shown] = unparsed
         broken = {d.start for d in diags if d.code == "MR015"}
         for item in file.items:
             if isinstance(item, ast.Include) and item.path.span.start not in broken:
@@ -361,11 +368,11 @@ def load(paths: Sequence[str | Path]) -> LoadResult:
     loader = _Loader()
     for path, root in rule_files(paths):
         loader.add_disk_file(path, root)
-    return LoadResult(ast.Program(files=tuple(loader.files)), loader.sources, loader.diagnostics)
+    return loader.result()
 
 
 def load_text(text: str, path: str = "<string>") -> LoadResult:
     """Load a rule set from one string (library includes work; file includes do not)."""
     loader = _Loader()
     loader.add_text(text, path, None)
-    return LoadResult(ast.Program(files=tuple(loader.files)), loader.sources, loader.diagnostics)
+    return loader.result()
