@@ -371,8 +371,9 @@ def load(paths: Sequence[str | Path]) -> LoadResult:
     return loader.result()
 
 
-def load_text(text: str, path: str = "<string>") -> LoadResult:
-    """Load a rule set from one string (library includes work; file includes do not)."""
+def load_text(text: str, path: str = "<string>", root: Path | None = None) -> LoadResult:
+    """Load a rule set from one string (library includes work; file includes only
+    when `root`, the folder they are relative to, is given)."""
     loader = _Loader()
-    loader.add_text(text, path, None)
+    loader.add_text(text, path, root)
     return loader.result()

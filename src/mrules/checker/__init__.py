@@ -24,6 +24,7 @@ from mrules import ast, symbols
 from mrules.checker import actions, criteria, fields, names, pages, scoring, settings_check, values
 from mrules.checker import sync as sync_checks
 from mrules.checker.codes import CODES
+from mrules.checker.suppress import apply_suppressions
 from mrules.diagnostics import Diagnostic, sort_diagnostics
 from mrules.loader import LoadResult
 from mrules.parser import collector_paused, unquote
@@ -88,7 +89,7 @@ def check_loaded(result: LoadResult) -> list[Diagnostic]:
     elif skipped:
         checked = [d for d in checked if d.code not in WHOLE_PROGRAM_CODES
                    or (d.code in _NAME_CODES and _name_of(d, result) not in skipped)]
-    return sort_diagnostics(found + checked)
+    return sort_diagnostics(apply_suppressions(found + checked, result.sources))
 
 
 def _skipped_words(result: LoadResult) -> set[str] | None:
