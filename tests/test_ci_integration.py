@@ -49,17 +49,23 @@ def test_pre_commit_try_repo_annotates_a_broken_file(tmp_path: Path) -> None:
     git(work, "add", "-A")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "--all-files", "--color",
-         "never"],
-        cwd=work, env=env, capture_output=True, text=True, check=False, timeout=600)
-    text = out.stdout + out.stderr
-    assert out.returncode == 1, text
+
+    def try_repo(hook: str) -> tuple[int, str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook, "--all-files",
+             "--color", "never"],
+            cwd=work, env=env, capture_output=True, text=True, check=False, timeout=600)
+        return out.returncode, out.stdout + out.stderr
+
+    code, text = try_repo("mrules-lint")
+    assert code == 1, text
     assert re.search(r"mrules lint\.+Failed", text), text
-    assert "rules/main.mr:3:41: error[MR103]: unknown list 'MQl'" in text, text
-    assert re.search(r"mrules fmt --check\.+Failed", text), text
+    assert "rules/main.mr:3:40: error[MR103]: unknown list 'MQl'" in text, text
+    code, text = try_repo("mrules-fmt-check")
+    assert code == 1 and re.search(r"mrules fmt --check\.+Failed", text), text
     assert "would reformat rules/messy.mr" in text, text
-    assert re.search(r"mrules fmt\.+Failed", text), text  # it rewrote the file
+    code, text = try_repo("mrules-fmt")
+    assert code == 1 and re.search(r"mrules fmt\.+Failed", text), text  # it rewrote files
     assert (work / "rules" / "messy.mr").read_text("utf-8") == 'list "Other"\n'
 
 
@@ -124,7 +130,7 @@ def test_the_actions_shell_steps_lint_annotate_and_fail(tmp_path: Path) -> None:
     lint = by_name["Lint"]
     assert lint.returncode == 0, lint.stderr  # the step records the status, then goes on
     assert outputs["exit-code"] == "1"
-    assert lint.stdout.startswith("::error file=rules/main.mr,line=3,col=41,"), lint.stdout
+    assert lint.stdout.startswith("::error file=rules/main.mr,line=3,col=40,"), lint.stdout
     sarif = json.loads((workspace / "mrules.sarif").read_text("utf-8"))
     assert sarif["runs"][0]["results"][0]["ruleId"] == "MR103"
     fail = by_name["Fail on problems"]
