@@ -21,13 +21,13 @@ import importlib.resources
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
-from mrules.parser import parse_recovering
+from mrules.parser import Parsed, parse_recovering
 from mrules.source import Source
 
 __all__ = [
@@ -209,7 +209,10 @@ class _Loader:
         return LoadResult(ast.Program(files=tuple(self.files)), self.sources, self.diagnostics,
                           self.unparsed)
 
-    def __init__(self) -> None:
+    def __init__(self, overlays: Mapping[str, str] | None = None,
+                 cache: dict[tuple[str, str], Parsed] | None = None) -> None:
+        self.overlays = overlays or {}
+        self.cache = cache
         self.files: list[ast.File] = []
         self.sources: dict[str, Source] = {}
         self.diagnostics: list[Diagnostic] = []
@@ -237,11 +240,15 @@ class _Loader:
         include that named it, if any) and never opened, so no excerpt of it exists.
         """
         try:
-            real = _inside(path, root, self._real_root(root), "MR021" if at else "MR024")
+            if str(path) in self.overlays and not os.path.lexists(path):
+                real = path  # an unsaved buffer of a file not on disk yet: its own key
+            else:
+                real = _inside(path, root, self._real_root(root), "MR021" if at else "MR024")
             key = str(real)
             if key in self.seen:
                 return
-            data = _read_regular(real)
+            overlay = self.overlays.get(key)
+            data = _read_regular(real) if overlay is None else b""
         except _Refused as r:
             where, span = at if at else (_link_path(path), ast.NO_SPAN)
             self.diagnostics.append(
@@ -251,7 +258,7 @@ class _Loader:
             return
         self.seen.add(key)
         shown = printable_path(display_path(real))
-        self.add_text(decode(data, shown), shown, root, depth)
+        self.add_text(decode(data, shown) if overlay is None else overlay, shown, root, depth)
 
     def add_library_file(self, name: str, depth: int) -> bool:
         shown = f"{LIBRARY_PREFIX}{name}{RULE_SUFFIX}"
@@ -272,7 +279,14 @@ class _Loader:
 
     def add_text(self, text: str, shown: str, root: Path | None, depth: int = 0) -> None:
         self.sources[shown] = Source(text, shown)
-        file, diags, unparsed = parse_recovering(text, shown)
+        if self.cache is None:
+            file, diags, unparsed = parse_recovering(text, shown)
+        else:
+            parsed = self.cache.get((shown, text))
+            if parsed is None:
+                parsed = self.cache[shown, text] = parse_recovering(text, shown)
+            file, diags, unparsed = parsed
+            diags = list(diags)
         self.diagnostics.extend(diags)
         if unparsed:
             self.unparsed[shown] = unparsed
@@ -358,17 +372,47 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def load(paths: Sequence[str | Path]) -> LoadResult:
+def load(paths: Sequence[str | Path], overlays: Mapping[str, str] | None = None,
+         cache: dict[tuple[str, str], Parsed] | None = None) -> LoadResult:
     """Load and parse a rule set from files and folders.
+
+    `overlays` maps the real path of a file to the text to use instead of what is
+    on disk (an editor's unsaved buffer; such a file need not exist yet, if it lies
+    in a folder given). `cache` keeps parsed files by (path shown, text) between
+    loads, so that loading again after one file changed parses only that file.
 
     Raises:
         LoadError: a path is missing or unreadable, a folder has no rule files,
             or a file is not UTF-8.
     """
-    loader = _Loader()
-    for path, root in rule_files(paths):
+    loader = _Loader(overlays, cache)
+    found = rule_files(paths) if not overlays else _with_unsaved(paths, overlays)
+    for path, root in found:
         loader.add_disk_file(path, root)
     return loader.result()
+
+
+def _with_unsaved(paths: Sequence[str | Path], overlays: Mapping[str, str]
+                  ) -> list[tuple[Path, Path]]:
+    """`rule_files`, plus the overlaid files not on disk yet under a folder given."""
+    try:
+        found = rule_files(paths)
+    except LoadError:
+        found = []
+    known = {os.path.realpath(f) for f, _ in found}
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            continue
+        real_folder = os.path.realpath(folder)
+        for key in sorted(overlays):
+            if key not in known and key.endswith(RULE_SUFFIX) and key.startswith(
+                    real_folder + os.sep) and not os.path.exists(key):
+                found.append((Path(key), folder))
+                known.add(key)
+    if not found:
+        return rule_files(paths)  # the LoadError of no rule files
+    return found
 
 
 def load_text(text: str, path: str = "<string>", root: Path | None = None) -> LoadResult:
