@@ -210,7 +210,7 @@ class _Loader:
                           self.unparsed)
 
     def __init__(self, overlays: Mapping[str, str] | None = None,
-                 cache: dict[tuple[str, str], Parsed] | None = None) -> None:
+                 cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> None:
         self.overlays = overlays or {}
         self.cache = cache
         self.files: list[ast.File] = []
@@ -278,14 +278,16 @@ class _Loader:
         return True
 
     def add_text(self, text: str, shown: str, root: Path | None, depth: int = 0) -> None:
-        self.sources[shown] = Source(text, shown)
         if self.cache is None:
+            self.sources[shown] = Source(text, shown)
             file, diags, unparsed = parse_recovering(text, shown)
         else:
-            parsed = self.cache.get((shown, text))
-            if parsed is None:
-                parsed = self.cache[shown, text] = parse_recovering(text, shown)
-            file, diags, unparsed = parsed
+            entry = self.cache.get((shown, text))
+            if entry is None:
+                entry = self.cache[shown, text] = (Source(text, shown),
+                                                   parse_recovering(text, shown))
+            self.sources[shown] = entry[0]
+            file, diags, unparsed = entry[1]
             diags = list(diags)
         self.diagnostics.extend(diags)
         if unparsed:
@@ -373,13 +375,14 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 
 
 def load(paths: Sequence[str | Path], overlays: Mapping[str, str] | None = None,
-         cache: dict[tuple[str, str], Parsed] | None = None) -> LoadResult:
+         cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> LoadResult:
     """Load and parse a rule set from files and folders.
 
     `overlays` maps the real path of a file to the text to use instead of what is
     on disk (an editor's unsaved buffer; such a file need not exist yet, if it lies
-    in a folder given). `cache` keeps parsed files by (path shown, text) between
-    loads, so that loading again after one file changed parses only that file.
+    in a folder given). `cache` keeps each file's Source and parse by (path shown,
+    text) between loads, so that loading again after one file changed parses only
+    that file.
 
     Raises:
         LoadError: a path is missing or unreadable, a folder has no rule files,

@@ -64,7 +64,7 @@ _INCLUDE_RE = re.compile(r"^include(?![A-Za-z0-9_])", re.MULTILINE)
 _WORD_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"?|([A-Za-z_][A-Za-z0-9_]*)')
 
 
-def check(program: ast.Program) -> list[Diagnostic]:
+def check(program: ast.Program, sym: symbols.Symbols | None = None) -> list[Diagnostic]:
     """Run every check over a parsed program.
 
     >>> from mrules.loader import load_text
@@ -72,17 +72,21 @@ def check(program: ast.Program) -> list[Diagnostic]:
     ["unknown form 'X'"]
     """
     with collector_paused():  # the checks walk a big acyclic tree: no cycles to collect
-        sym = symbols.collect(program)
+        if sym is None:
+            sym = symbols.collect(program)
         found: list[Diagnostic] = []
         for run in CHECKS:
             found.extend(run(program, sym))
         return sort_diagnostics(found)
 
 
-def check_loaded(result: LoadResult) -> list[Diagnostic]:
-    """Parse diagnostics plus checker diagnostics for a loaded rule set, sorted."""
+def check_loaded(result: LoadResult, sym: symbols.Symbols | None = None) -> list[Diagnostic]:
+    """Parse diagnostics plus checker diagnostics for a loaded rule set, sorted.
+
+    `sym` is the program's declarations, when the caller has collected them already.
+    """
     found = list(result.diagnostics)
-    checked = check(result.program)
+    checked = check(result.program, sym)
     skipped = _skipped_words(result)
     if skipped is None or any(d.code in _INCOMPLETE for d in result.diagnostics):
         checked = [d for d in checked if d.code not in WHOLE_PROGRAM_CODES]

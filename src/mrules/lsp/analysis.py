@@ -27,6 +27,7 @@ from mrules.config import Config
 from mrules.diagnostics import Diagnostic
 from mrules.loader import LoadResult, load
 from mrules.parser import ITEM_KEYWORDS, Parsed, lark_parser
+from mrules.source import Source
 
 __all__ = [
     "KEYWORD_DOCS",
@@ -61,8 +62,23 @@ class Analysis:
     result: LoadResult
     diagnostics: list[Diagnostic]
     symbols: symbols.Symbols
-    refs: dict[str, list[NameRef]] = field(default_factory=dict)  # path -> sorted by start
-    by_key: dict[tuple[str, str], list[NameRef]] = field(default_factory=dict)
+    _index: tuple[dict[str, list[NameRef]], dict[tuple[str, str], list[NameRef]]] | None = \
+        field(default=None, repr=False)
+
+    @property
+    def refs(self) -> dict[str, list[NameRef]]:
+        """Every declared or used name of each file, sorted by offset (built on first use:
+        diagnostics do not need it)."""
+        if self._index is None:
+            self._index = _index(self.result, self.symbols)
+        return self._index[0]
+
+    @property
+    def by_key(self) -> dict[tuple[str, str], list[NameRef]]:
+        """The declarations and uses of each (namespace, name)."""
+        if self._index is None:
+            self._index = _index(self.result, self.symbols)
+        return self._index[1]
 
     def name_at(self, path: str, offset: int) -> NameRef | None:
         """The name written at `offset` (or just before it, at its end), if any."""
@@ -137,6 +153,14 @@ def _uses(node: ast.Node) -> Iterable[tuple[str, ast.Name]]:
             return
 
 
+_USES_NAMES = frozenset({
+    "field_test", "set_field", "increment_field", "sync_map", "in_list", "add_to_list",
+    "remove_from_list", "tagged", "add_tag", "remove_tag", "assigned", "assign", "notify_user",
+    "create_crm_task", "group_decl", "campaign_is", "change_source_campaign",
+    "add_to_crm_campaign", "profile_is", "change_profile", "mark_profile_criterion",
+    "category_score_compare", "adjust_category_score", "trigger", "activity",
+    "send_autoresponder",
+})
 _NAMESPACE_OF_TABLE = {
     "users": "user", "groups": "group", "queues": "queue", "lists": "list",
     "dynamic_lists": "list", "tags": "tag", "campaigns": "campaign",
@@ -175,8 +199,9 @@ def _index(result: LoadResult, sym: symbols.Symbols) -> tuple[dict, dict]:
         ns = _NAMESPACE_OF_DUPLICATE.get(namespace, namespace)
         add(ns, later.name.text, later.path, later.name, True)
     for path, node in nodes(result.program):
-        for namespace, name in _uses(node):
-            add(namespace, name.text, path, name, False)
+        if node.kind in _USES_NAMES:
+            for namespace, name in _uses(node):
+                add(namespace, name.text, path, name, False)
     by_key: dict[tuple[str, str], list[NameRef]] = defaultdict(list)
     for path in refs:
         refs[path].sort(key=lambda r: (r.start, r.end))
@@ -190,14 +215,13 @@ _NAMESPACE_OF_DUPLICATE = {"dynamic list": "list"}
 
 def analyze(paths: list[Path], overlays: Mapping[str, str] | None = None,
             config: Config | None = None,
-            cache: dict[tuple[str, str], Parsed] | None = None) -> Analysis:
+            cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> Analysis:
     """Load, check and index a rule set (LoadError if it cannot be read at all)."""
     result = load(paths, overlays=overlays, cache=cache)
     config = config or Config()
-    diags = [d for d in check_loaded(result) if config.wants(d.code)]
     sym = symbols.collect(result.program)
-    refs, by_key = _index(result, sym)
-    return Analysis(result, diags, sym, refs, by_key)
+    diags = [d for d in check_loaded(result, sym) if config.wants(d.code)]
+    return Analysis(result, diags, sym)
 
 
 # ------------------------------------------------------------------ hover

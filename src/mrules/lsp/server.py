@@ -33,6 +33,7 @@ from mrules.diagnostics import Diagnostic, Severity, help_uri
 from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError
 from mrules.lsp.analysis import Analysis, NameRef, analyze, complete, hover, quick_fix
 from mrules.parser import Parsed
+from mrules.source import Source
 
 __all__ = ["DEBOUNCE", "MrulesLanguageServer", "serve", "server"]
 
@@ -101,7 +102,7 @@ class MrulesLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("mrules", __version__)
         self.rule_sets: dict[Path, _RuleSet] = {}
-        self.cache: dict[tuple[str, str], Parsed] = {}
+        self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
         self.debounce = DEBOUNCE
 
     # ------------------------------------------------------------- rule sets
