@@ -11,7 +11,7 @@ assets, users…) are `Name` nodes so that diagnostics can underline exactly the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, model_serializer
 
@@ -130,6 +130,8 @@ class Node(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     span: Span = Field(default=NO_SPAN, repr=False)
+    if TYPE_CHECKING:
+        kind: str  # every node class declares its own `kind` tag as a Literal
 
     @model_serializer(mode="wrap")
     def _drop_spans(self, handler: Any, info: SerializationInfo) -> Any:

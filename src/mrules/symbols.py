@@ -153,8 +153,8 @@ def items(program: ast.Program) -> Iterator[tuple[str, ast.Node]]:
 def collect(program: ast.Program) -> Symbols:
     """Gather the declarations of a program."""
     sym = Symbols()
-    for name, ftype in BUILTIN_FIELDS.items():
-        sym.fields[name] = FieldInfo(name, ftype)
+    for builtin, builtin_type in BUILTIN_FIELDS.items():
+        sym.fields[builtin] = FieldInfo(builtin, builtin_type)
 
     def add(namespace: str, table: dict, key: object, path: str, node: ast.Node,
             name: ast.Name) -> None:

@@ -21,7 +21,17 @@ import re
 from collections.abc import Callable, Iterable
 
 from mrules import ast, symbols
-from mrules.checker import actions, criteria, fields, names, pages, scoring, settings_check, values
+from mrules.checker import (
+    actions,
+    criteria,
+    cycles,
+    fields,
+    names,
+    pages,
+    scoring,
+    settings_check,
+    values,
+)
 from mrules.checker import sync as sync_checks
 from mrules.checker.codes import CODES
 from mrules.checker.suppress import apply_suppressions
@@ -44,6 +54,7 @@ CHECKS: tuple[Check, ...] = (
     actions.check_actions,
     actions.check_rule_parts,
     actions.check_asset_limits,
+    cycles.check_list_cycles,
     pages.check_pages,
     sync_checks.check_sync,
     scoring.check_scoring,

@@ -74,6 +74,7 @@ CODES: dict[str, str] = {
     "MR310": "too many completion actions on an asset",
     "MR311": "standard and conditional assignment or autoresponder",
     "MR312": "automation rules share a priority",
+    "MR313": "dynamic lists that read each other through not",
     # page actions
     "MR401": "not a URL",
     "MR402": "two page actions on one URL",

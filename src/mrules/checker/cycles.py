@@ -1,0 +1,133 @@
+"""Dynamic lists that read each other through `not`: membership that can flip forever.
+
+Rule (code MR313): the graph "dynamic list D reads list L" must have no cycle
+that passes through a negated read (`not in list`). A dynamic list is
+re-evaluated whenever a list it reads changes, so
+
+    dynamic list "A" { when all { not in list "B" } }
+    dynamic list "B" { when all { in list "A" } }
+
+adds a prospect to A, hence to B, hence removes it from A, hence from B, and
+so on: no order of evaluation settles, and the run stops at an arbitrary state
+(the engine reports such prospects). Cycles of plain `in list` reads are
+fine: membership only grows along them, so evaluation settles. This is the
+stratified-negation rule of Datalog, applied to lists.
+
+Automation rules are left out: they match once (or after a cooldown), so they
+cannot flip a membership back and forth within one settlement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mrules import ast
+from mrules.checker import report
+from mrules.checker.visit import items
+from mrules.diagnostics import Diagnostic
+from mrules.symbols import Symbols
+
+__all__ = ["check_list_cycles"]
+
+# (list read, negated?, the criterion node that reads it)
+_Read = tuple[str, bool, ast.InList]
+
+
+def _reads(criterion: ast.Node) -> Iterator[_Read]:
+    """Every `in list` under a criterion, with whether an odd number of `not`s wraps it."""
+    stack: list[tuple[ast.Node, bool]] = [(criterion, False)]
+    while stack:
+        node, negated = stack.pop()
+        if isinstance(node, ast.InList):
+            yield node.list.text, negated, node
+        elif isinstance(node, ast.Not):
+            stack.append((node.criterion, not negated))
+        elif isinstance(node, ast.Group):
+            stack.extend((item, negated) for item in node.items)
+
+
+def check_list_cycles(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
+    """MR313: a cycle of dynamic-list reads with a `not` on it."""
+    dynamic: dict[str, tuple[str, ast.DynamicList]] = {}
+    for path, item in items(program):
+        if isinstance(item, ast.DynamicList):
+            dynamic.setdefault(item.name.text, (path, item))
+    # edges: list read -> dynamic list that reads it
+    edges: dict[str, list[tuple[str, bool, ast.InList]]] = {}
+    for name, (_path, item) in dynamic.items():
+        if item.when is None:
+            continue
+        for read, negated, node in _reads(item.when):
+            if read in dynamic:
+                edges.setdefault(read, []).append((name, negated, node))
+    components = _strongly_connected(
+        list(dynamic), {k: [t for t, _, _ in v] for k, v in edges.items()}
+    )
+    component_of = {name: i for i, comp in enumerate(components) for name in comp}
+    for comp in components:
+        members = set(comp)
+        for source in sorted(members):
+            for target, negated, node in edges.get(source, ()):
+                if not negated or component_of.get(target) != component_of[source]:
+                    continue
+                path, item = dynamic[target]
+                others = sorted(members - {target}) or [target]
+                cycle = " -> ".join(f"'{n}'" for n in [target, *others, target])
+                related = [
+                    report.note(dynamic[n][0], dynamic[n][1].name, f"'{n}' is on the cycle")
+                    for n in others
+                    if n != target
+                ]
+                yield report.error(
+                    "MR313",
+                    f"dynamic list '{target}' reads 'not in list \"{source}\"', which depends on "
+                    f"'{target}' itself ({cycle}): membership can flip forever",
+                    path,
+                    node,
+                    hint="break the cycle: test a field, a tag or a static list that the "
+                    "other list does not derive from",
+                    related=related,
+                )
+
+
+def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative (rule sets may hold thousands of lists)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in nodes:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            successors = edges.get(node, [])
+            if i < len(successors):
+                work.append((node, i + 1))
+                nxt = successors[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    comp.append(top)
+                    if top == node:
+                        break
+                found.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return found
