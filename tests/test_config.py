@@ -119,3 +119,10 @@ def test_defaults() -> None:
 def test_load_config_reads_paths_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "mrules.toml").write_text('rules = ["a", "b/c"]\n', "utf-8")
     assert load_config(tmp_path / "mrules.toml").rules == (tmp_path / "a", tmp_path / "b/c")
+
+
+def test_stdin_filename_finds_the_configuration(project: Path) -> None:
+    (project / "rules" / "mrules.toml").write_text('ignore = ["MR109"]\n', "utf-8")
+    result = CliRunner().invoke(main, ["lint", "-", "--stdin-filename", "rules/draft.mr",
+                                       "--format", "json"], input=WARNS)
+    assert [d["code"] for d in json.loads(result.stdout)] == ["MR312"]

@@ -335,7 +335,7 @@ _COMPLETION_KINDS = {
 
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION,
-                types.CompletionOptions(trigger_characters=['"', " "]))
+                types.CompletionOptions(trigger_characters=['"']))
 def on_completion(ls: MrulesLanguageServer, params: types.CompletionParams
                   ) -> types.CompletionList:
     cur = ls.current(params.text_document.uri)
