@@ -6,7 +6,8 @@ a change. The script writes a generated rule set (bench_parse.generate, split in
 files of about 100 items), starts `mrules lsp` as an editor does (a subprocess on
 stdio, driven by pygls's client), opens one file, then sends `--changes` edits that
 alternately break and repair a list name, and measures wall-clock time from sending
-each didChange to receiving the publishDiagnostics of that version. The server's
+each didChange to receiving the publishDiagnostics of that version; the edits
+alternate a misspelt list name, a repair, a syntax error mid-file, a repair. The server's
 debounce (mrules.lsp.server.DEBOUNCE) is part of every figure. It also times the
 in-process pieces (`analyze` with a warm parse cache, and cold) for comparison.
 """
@@ -46,7 +47,8 @@ def write_rules(folder: Path, rules: int, per_file: int) -> list[Path]:
     return files
 
 
-async def measure(folder: Path, target: Path, changes: int) -> tuple[float, list[float], int]:
+async def measure(folder: Path, target: Path, changes: int
+                  ) -> tuple[float, dict[str, list[float]], int]:
     client = LanguageClient("bench", "1")
     arrived: dict[int, float] = {}
     counts: dict[int, int] = {}
@@ -65,8 +67,10 @@ async def measure(folder: Path, target: Path, changes: int) -> tuple[float, list
     original = target.read_text("utf-8")
     name = re.search(r'add to list "([^"]+)"', original)
     assert name is not None, "the generated file adds to no list"
-    broken = original.replace(f'add to list "{name.group(1)}"',
-                              f'add to list "{name.group(1)}x"', 1)
+    misspelt = original.replace(f'add to list "{name.group(1)}"',
+                                f'add to list "{name.group(1)}x"', 1)
+    middle = original.index("\n", len(original) // 2)
+    unparsable = original[:middle] + " @" + original[middle:]  # a syntax error mid-file
 
     async def wait(version: int) -> float:
         while version not in arrived:
@@ -77,16 +81,15 @@ async def measure(folder: Path, target: Path, changes: int) -> tuple[float, list
     client.text_document_did_open(types.DidOpenTextDocumentParams(
         types.TextDocumentItem(uri=uri, language_id="mrules", version=1, text=original)))
     first = await wait(1) - t0
-    times = []
-    errors = 0
+    times: dict[str, list[float]] = {"misspelt name": [], "syntax error": [], "repaired": []}
     for v in range(2, changes + 2):
-        text = broken if v % 2 == 0 else original
+        kind = "repaired" if v % 2 else "misspelt name" if v % 4 == 2 else "syntax error"
+        text = {"repaired": original, "misspelt name": misspelt, "syntax error": unparsable}[kind]
         sent = time.perf_counter()
         client.text_document_did_change(types.DidChangeTextDocumentParams(
             types.VersionedTextDocumentIdentifier(uri=uri, version=v),
             [types.TextDocumentContentChangeWholeDocument(text=text)]))
-        times.append(await wait(v) - sent)
-        errors += counts[v] > 0 if v % 2 == 0 else counts[v] != 0
+        times[kind].append(await wait(v) - sent)
         await asyncio.sleep(0.05)  # a pause between keystrokes: no coalescing
     await client.shutdown_async(None)
     client.exit(None)
@@ -121,14 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         target = files[len(files) // 2]
         cold, warm = in_process(folder, target)
         first, times, wrong = asyncio.run(measure(folder, target, args.changes))
-    times_ms = sorted(t * 1000 for t in times)
-    p90 = times_ms[min(len(times_ms) - 1, int(len(times_ms) * 0.9))]
+    every = sorted(t * 1000 for ts in times.values() for t in ts)
     print(f"rule folder: {args.rules} items in {len(files)} files; {args.changes} changes")
     print(f"in-process analyze: cold {cold * 1000:.0f} ms, after one file changed "
           f"{warm * 1000:.0f} ms")
     print(f"server, open to first diagnostics: {first * 1000:.0f} ms")
-    print(f"server, change to diagnostics: median {statistics.median(times_ms):.0f} ms, "
-          f"p90 {p90:.0f} ms, max {max(times_ms):.0f} ms")
+    print(f"server, change to diagnostics: median {statistics.median(every):.0f} ms, "
+          f"p90 {every[min(len(every) - 1, int(len(every) * 0.9))]:.0f} ms, "
+          f"max {max(every):.0f} ms")
+    for kind, ts in times.items():
+        if ts:
+            ms = sorted(t * 1000 for t in ts)
+            print(f"  {kind}: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms "
+                  f"({len(ms)} changes)")
     if wrong:
         print(f"error: {wrong} answers had the wrong diagnostics", file=sys.stderr)
         return 1

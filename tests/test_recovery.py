@@ -121,3 +121,62 @@ def test_word_hints_are_for_words_the_language_never_uses() -> None:
 
     keywords = {t.pattern.value for t in lark_parser().terminals if t.pattern.type == "str"}
     assert not set(WORD_HINTS) & keywords - {"and", "then"}
+
+
+def _reference(text: str) -> tuple[list, list, list]:
+    """Recovery with Lark deciding every piece: slower, and the reference for the fast one."""
+    from mrules.parser import _ITEM_START_RE, _recover_with_lark
+
+    items: list = []
+    found: list = []
+    unparsed: list = []
+    starts = [m.start() for m in _ITEM_START_RE.finditer(text)]
+    _recover_with_lark(text, 0, len(text), "x.mr", starts, items, found, unparsed)
+    return items, found, unparsed
+
+
+def _mutants(count: int) -> list[str]:
+    import random
+
+    from conftest import EXAMPLE
+
+    rng = random.Random(11)
+    bases = [p.read_text("utf-8") for p in sorted((EXAMPLE / "rules").glob("*.mr"))]
+    out = []
+    while len(out) < count:
+        text = rng.choice(bases)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(text))
+            op = rng.randrange(4)
+            if op == 0:
+                text = text[:i] + text[i + 1:]
+            elif op == 1:
+                text = text[:i] + rng.choice(["@", "}", "{", '"', "and ", "\n", "list "]) + text[i:]
+            elif op == 2:
+                j = text.find("}", i)
+                text = text if j < 0 else text[:j] + text[j + 1:]
+            else:
+                j = text.find("\n", i)
+                word = rng.choice(["list", "form", "tag", "on"])
+                text = text if j < 0 else text[:j + 1] + word + " " + text[j + 1:]
+        out.append(text)
+    return out
+
+
+def test_fast_recovery_agrees_with_lark_recovery() -> None:
+    """The fast path finds where a piece breaks and Lark parses only that item; the result
+    (items kept, items skipped, where each error is) is what Lark finds reading it all."""
+    from mrules import ast
+
+    compared = 0
+    for text in _mutants(150):
+        parsed = parse_recovering(text, "x.mr")
+        if not parsed.unparsed:
+            continue
+        compared += 1
+        items, found, unparsed = _reference(text)
+        assert [ast.dump(i) for i in parsed.file.items] == [ast.dump(i) for i in items], text
+        assert list(parsed.unparsed) == unparsed, text
+        assert sorted((d.code, d.start) for d in parsed.diagnostics) == sorted(
+            (d.code, d.start) for d in found), text
+    assert compared > 50

@@ -770,7 +770,14 @@ _PART_HINTS = {
 # ------------------------------------------------------------------ fast path
 
 class _Fallback(Exception):
-    """The fast path cannot vouch for this text: let Lark's own parser decide."""
+    """The fast path cannot vouch for this text: let Lark's own parser decide.
+
+    `at` is where the text stopped making sense to it (a syntax error, usually).
+    """
+
+    def __init__(self, *args: object, at: int | None = None) -> None:
+        super().__init__(*args)
+        self.at = at
 
 
 # The regex terminals the fast lexer was written for. If the grammar changes any of
@@ -959,10 +966,11 @@ class _FastParser:
         starts: list[int | None] = []
         ends: list[int | None] = []
         at_end = False
+        start = end = 0
         while True:
             m = match()
             if m is None:
-                raise _Fallback
+                raise _Fallback(at=end)
             group = m.lastindex
             kind = kinds[group]  # type: ignore[index]
             if kind == "end":
@@ -980,11 +988,11 @@ class _FastParser:
                 row = table[state]
                 term = row[key] if key in row else resolve(state, key)  # type: ignore[assignment]
                 if term is None:
-                    raise _Fallback
+                    raise _Fallback(at=start)
             while True:
                 act = actions[state].get(term)
                 if act is None:
-                    raise _Fallback
+                    raise _Fallback(at=len(text) if at_end else start)
                 if act >= 0:
                     break
                 size, origin, include, trailing, inline, expand1, method = rules[~act]
@@ -1024,7 +1032,7 @@ class _FastParser:
                 if at_end and state == end_state:
                     return value  # type: ignore[no-any-return]
             if at_end:
-                raise _Fallback
+                raise _Fallback(at=len(text))
             states.append(act)
             state = act
             values.append(tok(term, lexeme, start, end) if term in kept else None)
@@ -1385,7 +1393,7 @@ def parse_recovering(text: str, path: str = "<string>") -> Parsed:
     >>> [i.name.text for i in parsed.file.items], [d.code for d in parsed.diagnostics]
     (['A', 'T'], ['MR001', 'MR002'])
     """
-    file, diags = parse_text(text, path)
+    file, diags, _ = _fast_piece(text, 0, len(text), path)
     if file is not None:
         return Parsed(file, diags, ())
     items: list[Any] = []
@@ -1393,6 +1401,10 @@ def parse_recovering(text: str, path: str = "<string>") -> Parsed:
     unparsed: list[ast.Span] = []
     starts = [m.start() for m in _ITEM_START_RE.finditer(text)]
     _recover(text, 0, len(text), path, starts, items, found, unparsed)
+    if not unparsed:  # valid after all (the fast path could not vouch for it): the reference
+        file, diags = parse_text_with_lark(text, path)
+        if file is not None:
+            return Parsed(file, diags, ())
     file = ast.File(path=path, items=tuple(items), span=ast.Span(0, len(text)))
     return Parsed(file, found, tuple(unparsed))
 
@@ -1400,15 +1412,16 @@ def parse_recovering(text: str, path: str = "<string>") -> Parsed:
 def _piece(text: str, start: int, end: int, path: str
            ) -> tuple[ast.File | None, list[Diagnostic], UnexpectedInput | None]:
     """Parse text[start:end] at its own offsets (what lies before it reads as blanks)."""
-    padded = " " * start + text[start:end]
-    file, diags = parse_text(padded, path)
+    file, diags, _ = _fast_piece(text, start, end, path)
     if file is not None:
         return file, diags, None
+    padded = " " * start + text[start:end]
     try:
-        lark_parser().parse(padded)
+        tree = lark_parser().parse(padded)
     except UnexpectedInput as err:
-        return None, diags, err
-    return None, diags, None  # not reached: parse_text only fails on a syntax error
+        return None, [], err
+    builder = _ToAst(path)
+    return builder.build(tree), builder.diagnostics, None
 
 
 def _error_at(err: UnexpectedInput, end: int) -> int:
@@ -1421,8 +1434,80 @@ def _error_at(err: UnexpectedInput, end: int) -> int:
     return end
 
 
+def _fast_piece(text: str, start: int, end: int, path: str
+                ) -> tuple[ast.File | None, list[Diagnostic], int]:
+    """text[start:end] through the fast path: (file, diagnostics, -1), or (None, [], where
+    it gave up)."""
+    fast = _fast_parser()
+    if fast is None:
+        return None, [], start
+    builder = _ToAst(path)
+    padded = text[start:end] if start == 0 else " " * start + text[start:end]
+    try:
+        with collector_paused():
+            file = fast.parse(padded, builder)
+    except _Fallback as f:
+        return None, [], start if f.at is None else min(max(f.at, start), end)
+    return file, builder.diagnostics, -1
+
+
+def _may_go_on(err: UnexpectedInput, text: str, at: int) -> bool:
+    """Whether the item that ended early at `at` (an item keyword at a line start) could
+    continue with that word: then only a parse of the rest can tell."""
+    expected = set(getattr(err, "expected", ()) or ())
+    if "NAME" in expected:
+        return True
+    word = _WORD_RE.match(text, at)
+    patterns = _terminal_patterns()
+    return word is not None and any(patterns.get(t) == word.group() for t in expected)
+
+
 def _recover(text: str, start: int, end: int, path: str, starts: list[int], items: list[Any],
              found: list[Diagnostic], unparsed: list[ast.Span]) -> None:
+    """Parse text[start:end], skipping broken items: the fast path finds where a piece
+    stops making sense; Lark parses only the item there, for its verdict and message."""
+    import bisect
+
+    while start < end:
+        if sum(d.code in SYNTAX_CODES for d in found) >= MAX_SYNTAX_ERRORS:
+            unparsed.append(ast.Span(start, end))
+            return
+        file, diags, at = _fast_piece(text, start, end, path)
+        if file is not None:
+            items.extend(file.items)
+            found.extend(diags)
+            return
+        i = bisect.bisect_left(starts, at)  # starts[:i] < at <= starts[i:]
+        broken = max(start, starts[i - 1]) if i > 0 else start
+        j = bisect.bisect_left(starts, max(at, broken + 1))
+        resume = min(starts[j], end) if j < len(starts) else end
+        if broken > start:
+            _recover(text, start, broken, path, starts, items, found, unparsed)
+        file, diags, err = _piece(text, broken, resume, path)
+        if err is None:  # the fast path could not vouch for it, and Lark parsed it
+            if file is not None:
+                items.extend(file.items)
+            found.extend(diags)
+            start = resume
+            continue
+        if resume < end and _error_at(err, resume) >= resume and _may_go_on(err, text, resume):
+            _recover_with_lark(text, broken, end, path, starts, items, found, unparsed)
+            return
+        diag = _piece_diagnostic(err, text, broken, resume, path)
+        if resume < len(text) and _error_at(err, resume) >= resume and \
+                diag.hint not in ERROR_EXAMPLES:
+            diag = diag.model_copy(update={"hint": _unfinished_hint(getattr(err, "expected",
+                                                                            None))})
+        found.append(diag)
+        unparsed.append(ast.Span(broken, resume))
+        start = resume
+
+
+def _recover_with_lark(text: str, start: int, end: int, path: str, starts: list[int],
+                       items: list[Any], found: list[Diagnostic], unparsed: list[ast.Span]
+                       ) -> None:
+    """`_recover` with Lark deciding where each piece breaks (slower: every attempt reads
+    the rest of the file); for items that may run past a line that looks like an item."""
     import bisect
 
     while start < end:
@@ -1445,11 +1530,12 @@ def _recover(text: str, start: int, end: int, path: str, starts: list[int], item
         if resume <= broken:
             resume = end
         diag = _piece_diagnostic(err, text, start, end, path)
-        if at in starts[i:i + 1] and at > broken and diag.hint is None:
-            diag = diag.model_copy(update={"hint": "the item before it is unfinished"})
+        if at in starts[i:i + 1] and at > broken and diag.hint not in ERROR_EXAMPLES:
+            diag = diag.model_copy(update={"hint": _unfinished_hint(getattr(err, "expected",
+                                                                            None))})
         found.append(diag)
         if broken > start:
-            _recover(text, start, broken, path, starts, items, found, unparsed)
+            _recover_with_lark(text, start, broken, path, starts, items, found, unparsed)
         unparsed.append(ast.Span(broken, resume))
         start = resume
 
@@ -1472,6 +1558,15 @@ def _piece_diagnostic(err: UnexpectedInput, text: str, start: int, end: int, pat
             "code": "MR001", "start": end, "end": stop,
             "message": f"unexpected '{shown}'"
                        + (f"; expected {_expected_phrase(expected)}" if expected else ""),
-            "hint": "the item above may be missing its closing '}'",
+            "hint": diag.hint if diag.hint and "closing '}'" not in diag.hint
+            else _unfinished_hint(expected),
         })
     return diag
+
+
+def _unfinished_hint(expected: object) -> str:
+    """The hint for an error at the start of an item: the one before it did not end."""
+    names = set(expected or ())  # type: ignore[call-overload]
+    if any(_terminal_patterns().get(n) == "}" for n in names):
+        return "the item before it may be missing its closing '}'"
+    return "the item before it is unfinished"
