@@ -42,7 +42,7 @@ class Session:
         self.client.initialized(types.InitializedParams())
 
     def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(asyncio.wait_for(coro, 30))
+        return self.loop.run_until_complete(asyncio.wait_for(coro, 60))
 
     def uri(self, rel: str) -> str:
         return (self.root / rel).resolve().as_uri()
@@ -79,9 +79,11 @@ class Session:
         try:
             self.run(self.client.shutdown_async(None))
             self.client.exit(None)
-            self.run(self.client.stop())
         finally:
-            self.loop.close()
+            try:
+                self.run(self.client.stop())  # ends the server process if exit did not
+            finally:
+                self.loop.close()
 
 
 @pytest.fixture
