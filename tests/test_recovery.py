@@ -180,3 +180,14 @@ def test_fast_recovery_agrees_with_lark_recovery() -> None:
         assert sorted((d.code, d.start) for d in parsed.diagnostics) == sorted(
             (d.code, d.start) for d in found), text
     assert compared > 50
+
+
+def test_one_file_with_three_syntax_errors_and_two_name_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(HERE)
+    code, diags = lint_json("one-file.mr")
+    assert [(d["line"], d["code"]) for d in diags] == [
+        (5, "MR002"), (8, "MR001"), (12, "MR103"), (17, "MR001"), (22, "MR102")]
+    assert code == 1
+    assert "did you mean 'company_size'?" in diags[-1]["hint"]
