@@ -240,3 +240,36 @@ def test_the_example_opens_clean(session_factory, tmp_path: Path) -> None:
     s = session_factory(tmp_path)
     uri = s.open("rules/30-automation.mr")
     assert s.diagnostics_of(uri) == []
+
+
+def test_a_configuration_change_is_applied(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    broken = RULES.replace('add to list "MQL" }', 'add to list "MQl" }')
+    uri = s.open("rules/10-rules.mr", broken)
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
+    (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
+    before = len(s.events)
+    s.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams([
+        types.FileEvent(uri=(project / "mrules.toml").as_uri(), type=types.FileChangeType.Created)
+    ]))
+    s.wait_for(lambda: any(u == uri for u, _ in s.events[before:]))
+    assert s.diagnostics[uri] == []
+
+
+def test_a_bad_configuration_is_shown_once_and_defaults_apply(session_factory,
+                                                              project: Path) -> None:
+    (project / "mrules.toml").write_text("ignores = 1\n", "utf-8")
+    s = session_factory(project)
+    shown: list[str] = []
+
+    @s.client.feature(types.WINDOW_SHOW_MESSAGE)
+    def message(params: types.ShowMessageParams) -> None:
+        shown.append(params.message)
+
+    uri = s.open("rules/10-rules.mr", RULES.replace('"MQL" }', '"MQl" }'))
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
+    before = len(s.events)
+    s.change(uri, RULES.replace('"MQL" }', '"MQx" }'))
+    s.diagnostics_of(uri, before)  # the second check is done
+    s.wait_for(lambda: bool(shown))
+    assert len(shown) == 1 and "unknown key 'ignores'" in shown[0]

@@ -104,6 +104,7 @@ class MrulesLanguageServer(LanguageServer):
         self.rule_sets: dict[Path, _RuleSet] = {}
         self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
         self.debounce = DEBOUNCE
+        self.config_error: str | None = None
 
     # ------------------------------------------------------------- rule sets
 
@@ -121,8 +122,13 @@ class MrulesLanguageServer(LanguageServer):
             found = find_config(real)
             config = load_config(found) if found is not None else Config()
         except ConfigError as e:
-            self.window_show_message(types.ShowMessageParams(types.MessageType.Error, str(e)))
+            if str(e) != self.config_error:  # once, not at every keystroke
+                self.window_show_message(types.ShowMessageParams(types.MessageType.Error,
+                                                                 f"mrules: {e}"))
+            self.config_error = str(e)
             config = Config()
+        else:
+            self.config_error = None
         root = real.parent
         for configured in config.rules:
             croot = Path(os.path.realpath(configured))
@@ -291,8 +297,13 @@ def did_change_files(ls: MrulesLanguageServer, params: types.DidChangeWatchedFil
                      ) -> None:
     for change in params.changes:
         path = uri_to_path(change.uri)
-        if path is not None and path.suffix == RULE_SUFFIX:
+        if path is None:
+            continue
+        if path.suffix == RULE_SUFFIX:
             ls.schedule(path)
+        elif path.name in ("mrules.toml", "pyproject.toml"):  # settings: check everything
+            for root in list(ls.rule_sets):
+                ls.schedule(root / "_")
 
 
 # ------------------------------------------------------------------ features
