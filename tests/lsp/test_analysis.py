@@ -77,3 +77,18 @@ def test_rename_rules(analysis) -> None:
         analysis.rename_edits(field, "Size")
     lst = next(r for r in analysis.refs[path] if r.namespace == "list")
     assert analysis.rename_edits(lst, 'A "B"') == {path: [(lst.start, lst.end, '"A \\"B\\""')]}
+
+
+def test_quick_fix_trims_an_unused_suppression() -> None:
+    def mr030(message: str, comment: str) -> str | None:
+        d = Diagnostic(code="MR030", severity=Severity.WARNING, message=message, path="x",
+                       start=0, end=len(comment))
+        return quick_fix(d, comment)
+
+    assert mr030("unused suppression of MR101: not reported on this line",
+                 "# mrules: ignore[MR101]") == ""
+    assert mr030("unused suppression of MR312: not reported on this line",
+                 "# mrules: ignore[MR109, MR312] why") == "# mrules: ignore[MR109] why"
+    assert mr030("unused suppression: nothing is reported on this line",
+                 "# mrules: ignore") == ""
+    assert mr030("'312' in a suppression is not a code", "# mrules: ignore[312]") is None

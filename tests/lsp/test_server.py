@@ -273,3 +273,17 @@ def test_a_bad_configuration_is_shown_once_and_defaults_apply(session_factory,
     s.diagnostics_of(uri, before)  # the second check is done
     s.wait_for(lambda: bool(shown))
     assert len(shown) == 1 and "unknown key 'ignores'" in shown[0]
+
+
+def test_code_action_removes_an_unused_suppression(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    text = RULES.replace('priority 10 {', 'priority 10 {  # mrules: ignore[MR101]')
+    uri = s.open("rules/10-rules.mr", text)
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR030"
+    [action] = s.run(s.client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d]))))
+    assert action.title == "Remove the unused suppression"
+    [edit] = action.edit.changes[uri]
+    assert edit.new_text == "" and edit.range == d.range == types.Range(
+        pos(text, "# mrules"), pos(text, "[MR101]", 7))

@@ -512,8 +512,15 @@ def _open_quote(line: str) -> int | None:
 _DID_YOU_MEAN_RE = re.compile(r"did you mean '([^']*)'\?|field names are lowercase: '([^']*)'")
 
 
+_UNUSED_RE = re.compile(r"unused suppression of ([^:]+):")
+_SUPPRESSION_RE = re.compile(r"#\s*mrules:\s*(ignore-file|ignore)\b\s*(?:\[([^\]]*)\])?")
+
+
 def quick_fix(diag: Diagnostic, text: str) -> str | None:
-    """The replacement text a did-you-mean hint proposes for a diagnostic's span, or None."""
+    """The replacement text for a diagnostic's span: what a did-you-mean hint proposes, or
+    an unused suppression without its unused codes (nothing, when none is used); or None."""
+    if diag.code == "MR030":
+        return _trim_suppression(diag, text[diag.start:diag.end])
     m = _DID_YOU_MEAN_RE.search(diag.hint or "")
     if m is None:
         return None
@@ -525,3 +532,16 @@ def quick_fix(diag: Diagnostic, text: str) -> str | None:
         return quote(word)
     return word
 
+
+def _trim_suppression(diag: Diagnostic, comment: str) -> str | None:
+    m = _SUPPRESSION_RE.match(comment)
+    if m is None:
+        return None
+    unused = _UNUSED_RE.search(diag.message)
+    if unused is None:  # nothing on the line at all
+        return "" if diag.message.startswith("unused suppression") else None
+    drop = {c.strip() for c in unused.group(1).split(",")}
+    keep = [c.strip() for c in (m.group(2) or "").split(",") if c.strip() and c.strip() not in drop]
+    if not keep:
+        return ""
+    return f"# mrules: {m.group(1)}[{', '.join(keep)}]" + comment[m.end():]

@@ -498,11 +498,16 @@ def on_code_action(ls: MrulesLanguageServer, params: types.CodeActionParams
     actions = []
     for diag in params.context.diagnostics:
         data: Any = diag.data
-        if diag.source != "mrules" or not isinstance(data, dict) or not data.get("fix"):
+        if diag.source != "mrules" or not isinstance(data, dict) or not isinstance(
+                data.get("fix"), str):
             continue
-        fix = str(data["fix"])
+        fix = data["fix"]
+        if diag.code == "MR030":
+            title = "Remove the unused suppression" if not fix else f"Keep only {fix}"
+        else:
+            title = f"Change to {fix}"
         actions.append(types.CodeAction(
-            title=f"Change to {fix}",
+            title=title,
             kind=types.CodeActionKind.QuickFix,
             diagnostics=[diag],
             is_preferred=True,
