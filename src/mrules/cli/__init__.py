@@ -68,6 +68,8 @@ def _register() -> None:
         "explain_cmd",
         "segment_cmd",
         "crm_cmd",
+        "completion_cmd",
+        "lsp_cmd",
     ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")
