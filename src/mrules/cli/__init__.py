@@ -28,7 +28,7 @@ class _Main(click.Group):
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         try:
-            return self.main(*args, **kwargs)  # type: ignore[arg-type]
+            return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
         except Exception as e:
             from mrules.cli.common import internal_error
 
@@ -60,8 +60,18 @@ def _register() -> None:
     # Commands added by later modules register here, one import a command module.
     import importlib
 
-    for module in ("lint_cmd", "fmt_cmd", "run_cmd", "state_cmd", "explain_cmd", "segment_cmd",
-                   "partition_cmd"):
+    for module in (
+        "lint_cmd",
+        "fmt_cmd",
+        "run_cmd",
+        "state_cmd",
+        "explain_cmd",
+        "segment_cmd",
+        "crm_cmd",
+        "completion_cmd",
+        "lsp_cmd",
+        "partition_cmd",
+    ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")
         except ModuleNotFoundError as e:
