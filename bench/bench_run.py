@@ -26,7 +26,6 @@ import gc
 import json
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
@@ -81,9 +80,9 @@ class NullStore:
 
     def commit(self, batch: Batch) -> None:
         views = self._anonymous
-        for row in batch.activities:  # (prospect, visitor, ts, type, kind, asset, url, ...)
-            if row[0] is None and row[3] == "page_view" and row[1] is not None:
-                views.setdefault(row[1], []).append((row[2], row[6] or ""))
+        for row in batch.rows:  # history rows (mrules.history.Row)
+            if row.prospect is None and row.etype == "page_view" and row.visitor is not None:
+                views.setdefault(row.visitor, []).append((row.ts, row.url or ""))
         for visitor, _prospect in batch.attach_visitor:
             views.pop(visitor, None)
 
@@ -96,6 +95,12 @@ class NullStore:
     visitors = activities = prospects
 
     def applied_ids(self) -> set[str]:
+        return set()
+
+    def has_applied_ids(self) -> bool:
+        return False
+
+    def applied_among(self, ids: list[str]) -> set[str]:
         return set()
 
     def clock(self) -> None:
@@ -203,6 +208,7 @@ def run_mrules(
     actions: Path | None = None,
     *,
     name: str = "mrules",
+    commit_every: int = 20_000,
 ) -> Run:
     """The engine as `mrules run` wires it, from an empty store (or none)."""
 
@@ -218,7 +224,8 @@ def run_mrules(
                 compiled,
                 store,
                 source=str(events.resolve()),
-                on_commit=(lambda b: log.write(b.ledger)) if log else None,
+                batch_size=commit_every,
+                on_commit=(lambda b: log.write(b.ledger_entries())) if log else None,
             )
             start = engine.start()
             summary = engine.run(read_events(events, start_line=start))
@@ -253,14 +260,6 @@ def run_cli(rules: Path, events: Path, db: Path) -> Run:
 # ----------------------------------------------------------- differential
 
 
-def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def _loads(text: Any) -> Any:
     return None if text is None else orjson.loads(text)
 
@@ -291,7 +290,7 @@ def differential(
 
     with Store.open(mrules_db, readonly=True) as store:
         codecs = Codecs()
-        ours = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
+        ours = {email: Prospect.from_json(data, codecs, email) for email, data in store.prospects()}
         tracked = set(orjson.loads(store.shared().get("activity_keys", "[]")))
     theirs = baseline.prospects
     for email in sorted(ours.keys() | theirs.keys()):
@@ -309,41 +308,34 @@ def differential(
     if baseline_db is None:
         return count, diffs
 
-    def compare(what: str, sql: str, shape: Callable[[tuple[Any, ...]], Any]) -> None:
-        left = [shape(r) for r in _rows(mrules_db, sql)]
-        right = [shape(r) for r in _rows(baseline_db, sql)]
+    def compare(what: str, read: Callable[[Any], Any], shape: Callable[[Any], Any]) -> None:
+        with Store.open(mrules_db, readonly=True) as a, Store.open(baseline_db, readonly=True) as b:
+            left = [shape(r) for r in read(a)]
+            right = [shape(r) for r in read(b)]
         if len(left) != len(right):
             note(f"{what}: {len(left)} rows in mrules, {len(right)} in the baseline")
         for x, y in zip(left, right, strict=False):
             if x != y:
                 note(f"{what}: mrules {x!r} / baseline {y!r}")
 
+    # Read through the store (`mrules.records`): the schema packs them (docs/store.md).
     compare(
         "ledger",
-        "SELECT seq, ts, prospect, rule_kind, rule_name, source, line, event_id,"
-        " action, args, before, after FROM ledger ORDER BY seq",
-        lambda r: (*r[:9], _loads(r[9]), _loads(r[10]), _loads(r[11])),
+        lambda st: st.ledger(),
+        lambda r: (*r[:5], *r[6:10], _loads(r[10]), _loads(r[11]), _loads(r[12])),
     )
-    compare(
-        "outbox",
-        "SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq",
-        lambda r: (*r[:4], _payload(r[4])),
-    )
-    compare(
-        "crm work",
-        "SELECT seq, ts, prospect, kind, payload FROM crm_pending ORDER BY seq",
-        lambda r: (*r[:4], _payload(r[4])),
-    )
-    # Tied visitors only: mrules keeps anonymous views in `activities` alone (compared below).
+    compare("outbox", lambda st: st.outbox(), lambda r: (*r[:4], _payload(r[4])))
+    compare("crm work", lambda st: st.crm_pending(), lambda r: (*r[:4], _payload(r[4])))
+    # Tied visitors only: mrules keeps anonymous views in its history alone (compared below).
     compare(
         "visitors",
-        "SELECT visitor, prospect FROM visitors WHERE prospect IS NOT NULL ORDER BY visitor",
+        lambda st: [(v, p) for v, p, _ in st.visitors() if p is not None],
         lambda r: r,
     )
     compare(
         "activities",
-        "SELECT prospect, visitor, ts, type, asset, url, line FROM activities ORDER BY id",
-        lambda r: r,
+        lambda st: st.activities(),
+        lambda r: (r.prospect, r.visitor, r.ts, r.type, r.asset, r.url, r.line),
     )
     return count, diffs
 
@@ -353,7 +345,7 @@ def no_store_mismatches(engine: Engine, mrules_db: Path) -> int:
     codecs = engine.cs.codecs
     read = Codecs()
     with Store.open(mrules_db, readonly=True) as store:
-        stored = {email: Prospect.from_json(data, read) for email, data in store.prospects()}
+        stored = {email: Prospect.from_json(data, read, email) for email, data in store.prospects()}
         tracked = set(orjson.loads(store.shared().get("activity_keys", "[]")))
     count = len(stored.keys() ^ engine.prospects.keys())
     for email in stored.keys() & engine.prospects.keys():
@@ -404,7 +396,9 @@ def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dic
     before = tracemalloc.get_traced_memory()[0]
     with Store.open(db, readonly=True) as store:
         codecs = Codecs()
-        prospects = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
+        prospects = {
+            email: Prospect.from_json(data, codecs, email) for email, data in store.prospects()
+        }
         visitors = {vid: pr for vid, pr, _ in store.visitors() if pr is not None}
         gc.collect()
         loaded = tracemalloc.get_traced_memory()[0] - before

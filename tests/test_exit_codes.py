@@ -139,7 +139,7 @@ def test_130_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_an_internal_error_is_one_line_and_a_saved_traceback(tmp_path: Path) -> None:
     """Only the `mrules` program itself reports a bug this way (CliRunner sees the bug)."""
     script = (
-        "import sys, mrules.cli.state_cmd as s\n"
+        "import sys, mrules.state as s\n"
         "def boom(*a, **k): raise RuntimeError('boom \\ud800')\n"
         "s.Prospect.from_json = boom\n"
         "from mrules.cli import main\n"

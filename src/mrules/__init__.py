@@ -7,11 +7,19 @@ The library's verbs, for scripts and tests (the CLI is a thin shell over them):
 >>> [d.code for d in mrules.check(loaded.program)]
 []
 >>> rules = mrules.compile(loaded.program, loaded.sources)
->>> sorted(rules.blocks)
-[('form_submit', 'F')]
+>>> sorted(rules.blocks) == [("form_submit", "F")]  # event types are `mrules.vocab` StrEnums
+True
 
-`mrules.load(paths)` reads rule folders and files like the CLI does; the
-engine is `mrules.engine.Engine`, its store `mrules.store.Store`.
+`mrules.load(paths)` reads rule folders and files like the CLI does.
+`mrules.run(rules, events, store=":memory:")` runs them (see `mrules.api`):
+
+>>> from pathlib import Path
+>>> example = Path(mrules.__file__).parents[2] / "examples" / "getcloudy"
+>>> result = mrules.run(example / "rules", example / "events.jsonl")
+>>> result.summary.applied, result.export(["leung@example.com"])[0]["score"]
+(27, 131)
+
+The engine is `mrules.engine.Engine`; its stores implement `mrules.storeapi.StateStore`.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "check", "compile", "load", "parse"]
+__all__ = ["__version__", "check", "compile", "load", "parse", "run"]
 
 if TYPE_CHECKING:
+    from mrules.api import RunResult
     from mrules.ast import Program
     from mrules.compiler import CompiledRuleSet
     from mrules.diagnostics import Diagnostic
@@ -55,3 +64,10 @@ def compile(program: Program, sources: dict[str, Source] | None = None) -> Compi
     from mrules.compiler import compile_program
 
     return compile_program(program, sources)
+
+
+def run(rules: Any, events: Any, store: Any = ":memory:", **options: Any) -> RunResult:
+    """Run rules over events into a store (`":memory:"` by default); see `mrules.api.run`."""
+    from mrules.api import run as _run
+
+    return _run(rules, events, store, **options)

@@ -54,6 +54,8 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
+from mrules.vocab import EVENT_ASSET_KINDS, CrmObject, EventType
+
 __all__ = [
     "ASSET_KINDS",
     "CRM_OBJECTS",
@@ -68,35 +70,12 @@ __all__ = [
     "read_events",
 ]
 
-EVENT_TYPES = (
-    "page_view",
-    "form_submit",
-    "form_handler_submit",
-    "landing_page_submit",
-    "email_open",
-    "email_click",
-    "file_download",
-    "custom_redirect_click",
-    "identify",
-    "prospect_update",
-    "unsubscribe",
-    "crm_update",
-    "tick",
-)
+EVENT_TYPES: tuple[str, ...] = tuple(EventType)
 
 # The kind of asset (as the rules declare it) that each asset event names.
-ASSET_KINDS: dict[str, str] = {
-    "form_submit": "form",
-    "form_handler_submit": "form handler",
-    "landing_page_submit": "landing page",
-    "email_open": "email",
-    "email_click": "email",
-    "file_download": "file",
-    "custom_redirect_click": "custom redirect",
-    "unsubscribe": "email",
-}
+ASSET_KINDS: dict[str, str] = dict(EVENT_ASSET_KINDS)
 
-CRM_OBJECTS = ("lead", "contact", "account", "opportunity", "campaign_member")
+CRM_OBJECTS: tuple[str, ...] = tuple(CrmObject)
 OPPORTUNITY_STATUSES = ("won", "lost")
 MAX_REJECT_TEXT = 1000
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,18 @@ from rich.text import Text
 
 from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.engine import RunSummary, iso
+from mrules.records import LedgerEntry
 from mrules.state import Codecs, Prospect
-from mrules.store import Store
+from mrules.storeapi import StateStore
 
 __all__ = [
     "ActionLog",
     "OutputError",
     "action_record",
+    "export_records",
     "prospect_record",
     "render_summary",
+    "write_diagnostics",
     "write_rejects",
 ]
 
@@ -52,19 +55,19 @@ def _raw(text: str | bytes | None) -> bytes:
     return text.encode() if isinstance(text, str) else text
 
 
-def action_record(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A ledger row as one line of the action log (docs/outputs.md)."""
-    (seq, ts, prospect, kind, name, loc, source, line, event_id, action, args, before, after) = row
+def action_record(entry: LedgerEntry) -> dict[str, Any]:
+    """A ledger entry as one line of the action log (docs/outputs.md)."""
+    e = entry if type(entry) is LedgerEntry else LedgerEntry._make(entry)
     return {
-        "seq": seq,
-        "time": iso(ts),
-        "prospect": prospect,
-        "rule": {"kind": kind, "name": name, "at": loc},
-        "event": {"line": line or None, "id": event_id, "source": source},
-        "action": action,
-        "args": _loads(args),
-        "before": _loads(before),
-        "after": _loads(after),
+        "seq": e.seq,
+        "time": iso(e.ts),
+        "prospect": e.prospect,
+        "rule": {"kind": e.rule_kind, "name": e.rule_name, "at": e.rule_loc},
+        "event": {"line": e.line or None, "id": e.event_id, "source": e.source},
+        "action": str(e.action),
+        "args": _loads(e.args),
+        "before": _loads(e.before),
+        "after": _loads(e.after),
     }
 
 
@@ -84,7 +87,7 @@ class ActionLog:
             an action log of this store; the message says what to do.
     """
 
-    def __init__(self, path: Path, store: Store) -> None:
+    def __init__(self, path: Path, store: StateStore) -> None:
         self.path = path
         self.last = 0
         self._fd: int | None = None
@@ -283,7 +286,22 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def write_rejects(path: Path, store: Store, source: str) -> int:
+def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
+    """Write what the run reports besides rejected lines (prospects whose rules did not settle).
+
+    One JSON object a line; the file is removed when there is nothing to report.
+    """
+    if not unsettled:
+        if path.exists():
+            path.unlink()
+        return 0
+    with path.open("wb") as f:
+        for record in unsettled:
+            f.write(orjson.dumps(record) + b"\n")
+    return len(unsettled)
+
+
+def write_rejects(path: Path, store: StateStore, source: str) -> int:
     """Rewrite the rejects file from the store (atomically); returns how many lines it has."""
     rows = list(store.rejects(source))
     try:
@@ -336,8 +354,32 @@ def prospect_record(
     }
 
 
+def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+    """Every prospect of the store (or only `emails`) as `state export` prints it, by email.
+
+    Read inside one snapshot: the states and the pending CRM work are of one commit.
+    """
+    with store.snapshot():
+        pending: dict[str, list[Any]] = defaultdict(list)
+        for row in store.crm_pending():
+            pending[row[2]].append(row)
+        wanted = {e.strip().lower() for e in emails}
+        codecs = Codecs()
+        records = []
+        for email, data in store.prospects():
+            if wanted and email not in wanted:
+                continue
+            p = Prospect.from_json(data, codecs, email)
+            records.append(prospect_record(p, codecs, pending[email]))
+    return iter(records)
+
+
 def render_summary(
-    s: RunSummary, console: Console, store_path: Path, rejects_path: Path | None
+    s: RunSummary,
+    console: Console,
+    store_path: Path,
+    rejects_path: Path | None,
+    diagnostics_path: Path | None = None,
 ) -> None:
     """The end-of-run table on stderr."""
     t = Table(title="mrules run", show_header=False, title_justify="left")
@@ -351,9 +393,7 @@ def render_summary(
         t.add_row("skipped (id already applied)", f"{s.duplicates:,}")
     if s.ignored:
         t.add_row("ignored (CRM record, no prospect)", f"{s.ignored:,}")
-    t.add_row(
-        "rejected", Text(f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else ""))
-    )
+    t.add_row("rejected", Text(f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else "")))
     _warnings(t, "events naming an unknown asset", s.unknown_assets)
     kept = "field values kept that do not fit" if s.bad_fields_kept else None
     _warnings(t, kept or "field values skipped (do not fit)", s.bad_fields)
@@ -361,6 +401,9 @@ def render_summary(
     for action, n in sorted(s.actions.items()):
         if action != "create prospect":
             t.add_row(f"  {action}", f"{n:,}")
+    if s.unsettled:
+        where = f"  → {diagnostics_path}" if diagnostics_path else ""
+        t.add_row("[red]rules did not settle[/red]", f"{len(s.unsettled):,}{where}")
     if s.retroactive:
         t.add_row("retroactive", ", ".join(s.retroactive))
     t.add_row("time", f"{s.seconds:.2f} s")

@@ -46,6 +46,10 @@ class EngineSettings:
     # that field, counted and logged), "reject" (the line goes to the rejects
     # file) or "keep" (store it as given, counted in the summary).
     bad_field_values: str = "skip"
+    # `assign to group` (§2.3): "shared" takes the members in turn, one counter for
+    # all prospects (in the store's `shared` table); "by prospect" picks the member
+    # from a hash of the email, the same in any partition of the stream.
+    round_robin: str = "shared"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> EngineSettings:
@@ -71,6 +75,7 @@ class SettingSpec:
 CHOICES: dict[str, tuple[str, ...]] = {
     "unknown_assets": ("warn", "reject", "ignore"),
     "bad_field_values": ("skip", "reject", "keep"),
+    "round_robin": ("shared", "by prospect"),
 }
 
 SETTINGS: dict[str, SettingSpec] = {

@@ -162,32 +162,43 @@ class Prospect:
         # When our value of a `prefer most recent` field last changed (event time).
         self.stamps: dict[str, float] | None = None
 
-    # Serialisation: names, not bits, and only what is set, so the store stays small.
+    # Serialisation: names, not bits, only what is set, and short keys (`_SHORT`), so the
+    # store stays small. `from_json` reads the long keys of schema 1 stores as well.
     def to_json(self, codecs: Codecs) -> bytes:
-        out: dict[str, Any] = {"email": self.email, "created": self.created, "score": self.score}
-        for name in Prospect.__slots__:
-            if name in out:
-                continue
+        # The email is the store's key for the row: it is not repeated inside.
+        out: dict[str, Any] = {"c": self.created, "s": self.score}
+        for name, short, kind in _LAYOUT:
             value = getattr(self, name)
-            if value is None or value is False or (name == "crm_status" and value == "none"):
+            if value is None or value is False or (value == 0 and kind == _BITS_KIND):
                 continue
-            if name in _BITS:
-                if not value:
-                    continue
+            if kind is None:
+                pass
+            elif kind == _BITS_KIND:
                 value = getattr(codecs, _BITS[name]).decode(value)
-            elif name in _PAIRS:
+                if name == "latched":  # "rule:MQL handoff" is kept as "MQL handoff"
+                    value = [v[5:] if v.startswith("rule:") else "=" + v for v in value]
+            elif kind == _PAIRS_KIND:
                 value = dict(zip(value[::2], value[1::2], strict=True))
-            elif isinstance(value, set):
+            elif kind == _SET_KIND:
                 value = sorted(value)
-            out[name] = value
+            elif value == "none":  # crm_status
+                continue
+            out[short] = value
         return orjson.dumps(out)
 
     @classmethod
-    def from_json(cls, data: bytes, codecs: Codecs) -> Prospect:
+    def from_json(cls, data: bytes, codecs: Codecs, email: str | None = None) -> Prospect:
+        """A prospect from `to_json`'s bytes; `email` is the store's key for them."""
         raw = orjson.loads(data)
-        p = cls(raw.pop("email"), raw.pop("created"))
-        for name, value in raw.items():
+        if "c" in raw:
+            p = cls(raw.pop("e", email), raw.pop("c"))
+        else:  # a schema 1 store: long keys
+            p = cls(raw.pop("email"), raw.pop("created"))
+        for key, value in raw.items():
+            name = _LONG.get(key, key)
             if name in _BITS:
+                if key == "l":
+                    value = [v[1:] if v.startswith("=") else "rule:" + v for v in value]
                 value = getattr(codecs, _BITS[name]).encode(value)
             elif name == "clicked":
                 value = set(value)
@@ -205,7 +216,12 @@ class Prospect:
     # Fields and activity times are small maps (a handful of entries): a flat tuple of
     # pairs costs a third of a dict, and a scan over a few interned keys is as fast.
     def field(self, name: str) -> Any:
-        return _get(self.fields, name)
+        pairs = self.fields  # `_get`, inlined: criteria call this on every evaluation
+        if pairs:
+            for i in range(0, len(pairs), 2):
+                if pairs[i] == name:
+                    return pairs[i + 1]
+        return None
 
     def set_field(self, name: str, value: Any) -> None:
         self.fields = _put(self.fields, name, value)
@@ -216,7 +232,12 @@ class Prospect:
 
     def act(self, key: str) -> float | None:
         """The last time of an activity key, or None."""
-        return _get(self.acts, key)
+        pairs = self.acts  # `_get`, inlined: activity criteria call this on every evaluation
+        if pairs:
+            for i in range(0, len(pairs), 2):
+                if pairs[i] == key:
+                    return pairs[i + 1]
+        return None
 
     def touch(self, key: str, ts: float) -> None:
         """Record an activity key at time ts (keeping the latest time)."""
@@ -226,6 +247,58 @@ class Prospect:
 
 
 _PAIRS = ("fields", "acts")
+# The stored key of every attribute: a prospect row is written at every commit that
+# changed it, so its keys are short.
+_SHORT = {
+    "acts": "a",
+    "assigned_at": "aa",
+    "assigned_kind": "ak",
+    "assigned_to": "at",
+    "campaign": "cp",
+    "categories": "cs",
+    "clicked": "ck",
+    "created": "c",
+    "criteria": "cr",
+    "crm_id": "ci",
+    "crm_status": "st",
+    "do_not_sync": "ds",
+    "dynamic": "d",
+    "email": "e",
+    "fields": "f",
+    "grade": "g",
+    "last_activity": "la",
+    "latched": "l",
+    "lists": "ls",
+    "matches": "m",
+    "notified": "n",
+    "opened": "o",
+    "opted_out": "oo",
+    "profile": "p",
+    "score": "s",
+    "stamps": "sp",
+    "tags": "t",
+    "throttle": "th",
+}
+_LONG = {v: k for k, v in _SHORT.items()}
+_REST = tuple(n for n in Prospect.__slots__ if n not in ("email", "created", "score"))
+_BITS_KIND, _PAIRS_KIND, _SET_KIND, _STATUS_KIND = 1, 2, 3, 4
+# (attribute, stored key, how it is encoded) for every attribute but email, created, score
+_LAYOUT = tuple(
+    (
+        n,
+        _SHORT[n],
+        _BITS_KIND
+        if n in _BITS
+        else _PAIRS_KIND
+        if n in _PAIRS
+        else _SET_KIND
+        if n == "clicked"
+        else _STATUS_KIND
+        if n == "crm_status"
+        else None,
+    )
+    for n in _REST
+)
 
 
 def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:

@@ -35,15 +35,22 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import orjson
+
 from mrules import __version__
 from mrules.atomic import fsync_folder
+from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.state import Codecs, Prospect
+from mrules.vocab import ASSET_EVENTS
 
 __all__ = [
     "APPLICATION_ID",
@@ -55,7 +62,7 @@ __all__ = [
     "StorePathError",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump on every schema change, with a migration in `_MIGRATIONS`."""
 
 APPLICATION_ID = 0x6D72756C
@@ -63,7 +70,7 @@ APPLICATION_ID = 0x6D72756C
 
 _LOCK_POLL = 0.05  # seconds between tries when waiting for the lock with a timeout
 _BUSY_TIMEOUT_MS = 10_000  # for SQLite's own locks (a reader checkpointing, a sqlite3 shell)
-_CACHE_KIB = 32_768  # the writer's page cache: index pages of a 200,000-event run stay in memory
+_CACHE_KIB = 65_536  # the writer's page cache: index pages of a 200,000-event run stay in memory
 
 _SCHEMA = """
 CREATE TABLE meta (
@@ -80,49 +87,34 @@ CREATE TABLE rules (
     kind       TEXT NOT NULL,
     first_seen REAL
 ) WITHOUT ROWID;
+CREATE TABLE names (
+    id   INTEGER PRIMARY KEY,
+    text TEXT NOT NULL
+);
 CREATE TABLE prospects (
-    email TEXT NOT NULL PRIMARY KEY,
-    state BLOB NOT NULL
+    id    INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    state BLOB
 );
 CREATE TABLE visitors (
     visitor  TEXT NOT NULL PRIMARY KEY,
     prospect TEXT,
     history  BLOB NOT NULL
 );
-CREATE TABLE applied (
-    id TEXT PRIMARY KEY
-) WITHOUT ROWID;
-CREATE TABLE activities (
-    id         INTEGER PRIMARY KEY,
-    prospect   TEXT,
-    visitor    TEXT,
-    ts         REAL NOT NULL,
-    type       TEXT NOT NULL,
-    asset_kind TEXT,
-    asset      TEXT,
-    url        TEXT,
-    source     TEXT NOT NULL,
-    line       INTEGER NOT NULL,
-    event_id   TEXT
+CREATE TABLE history (
+    id       INTEGER PRIMARY KEY,
+    prospect INTEGER,
+    visitor,
+    ts,
+    seq      INTEGER,
+    event_id TEXT,
+    event    INTEGER,
+    messages INTEGER,
+    data     BLOB NOT NULL
 );
-CREATE INDEX activities_prospect ON activities (prospect, ts);
-CREATE INDEX activities_anonymous ON activities (visitor) WHERE prospect IS NULL;
-CREATE TABLE ledger (
-    seq       INTEGER PRIMARY KEY,
-    ts        REAL,
-    prospect  TEXT,
-    rule_kind TEXT NOT NULL,
-    rule_name TEXT NOT NULL,
-    rule_loc  TEXT,
-    source    TEXT,
-    line      INTEGER,
-    event_id  TEXT,
-    action    TEXT NOT NULL,
-    args      TEXT,
-    before    TEXT,
-    after     TEXT
-);
-CREATE INDEX ledger_prospect ON ledger (prospect, seq);
+CREATE INDEX history_prospect ON history (prospect) WHERE prospect IS NOT NULL;
+CREATE INDEX history_anonymous ON history (visitor) WHERE prospect IS NULL AND visitor IS NOT NULL;
+CREATE INDEX history_event ON history (event) WHERE event IS NOT NULL;
 CREATE TABLE outbox (
     seq      INTEGER PRIMARY KEY,
     ts       REAL,
@@ -152,34 +144,125 @@ CREATE TABLE shared (
 ) WITHOUT ROWID;
 """
 
-# Schema version N -> SQL script that turns an N store into an N+1 store.
-_MIGRATIONS: dict[int, str] = {}
+# Schema version N -> the function that turns an N store into an N+1 store (in the
+# transaction that opens it for writing).
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
-# The writes of one batch, in the order `commit` runs them. Activities go in
-# before `attach_visitor`, so an `identify` also claims the anonymous page
-# views of its own batch. `activities_anonymous` indexes only rows without a
-# prospect, the ones `attach_visitor` looks for, so identified activities
-# (most of them) cost no visitor index update.
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: activities, ledger and applied ids become packed history rows.
+
+    Prospects get integer ids (in email order); every v1 activity becomes a
+    history row, the ledger entries become rows grouped by (prospect, time,
+    event) in seq order, and applied ids with neither become bare rows, so
+    `explain`, `state export` and the action log read exactly what they read
+    before. Runs in the transaction that opens the store for writing.
+    """
+    for statement in (
+        "ALTER TABLE prospects RENAME TO prospects_v1",
+        "CREATE TABLE names (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
+        "CREATE TABLE prospects (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, state BLOB)",
+        "INSERT INTO prospects (email, state) SELECT email, state FROM prospects_v1 ORDER BY email",
+        "DROP TABLE prospects_v1",
+        "CREATE TABLE history (id INTEGER PRIMARY KEY, prospect INTEGER, visitor, ts,"
+        " seq INTEGER, event_id TEXT, event INTEGER, messages INTEGER, data BLOB NOT NULL)",
+    ):
+        conn.execute(statement)
+    pids = dict(conn.execute("SELECT email, id FROM prospects"))
+    codecs = Codecs()  # states to the short keys of schema 2 (the same values)
+    conn.executemany(
+        "UPDATE prospects SET state = ? WHERE id = ?",
+        [
+            (Prospect.from_json(state, codecs).to_json(codecs), i)
+            for i, state in conn.execute("SELECT id, state FROM prospects").fetchall()
+            if state is not None
+        ],
+    )
+    names = Interner()
+    plain = Batch("-", 0, None)
+    plain.activities = [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT prospect, visitor, ts, type, asset_kind, asset, url, source, line, event_id"
+            " FROM activities ORDER BY id"
+        )
+    ]
+    plain.ledger = [
+        tuple(r)
+        for r in conn.execute(
+            "SELECT seq, ts, prospect, rule_kind, rule_name, rule_loc, source, line, event_id,"
+            " action, args, before, after FROM ledger ORDER BY seq"
+        )
+    ]
+    seen = {r[9] for r in plain.activities} | {r[8] for r in plain.ledger}
+    plain.applied_ids = [
+        r[0] for r in conn.execute("SELECT id FROM applied ORDER BY id") if r[0] not in seen
+    ]
+    activities, ledger, applied = rows_of_records(plain)
+    for row in applied:
+        row.source, row.ts = None, None  # type: ignore[assignment]
+    for email in {r.prospect for r in activities + ledger if r.prospect is not None} - set(pids):
+        cur = conn.execute("INSERT INTO prospects (email, state) VALUES (?, NULL)", (email,))
+        pids[email] = int(cur.lastrowid or 0)
+    conn.executemany(
+        _INSERT_HISTORY,
+        [
+            (
+                None if row.prospect is None else pids[row.prospect],
+                None if row.visitor is None else names.maybe(row.visitor),
+                _ts(row.ts),
+                row.steps[0] if row.steps else None,
+                row.event_id,
+                None if row.event_id is None else event_hash(row.event_id),
+                row.message_bits() or None,
+                pack(row, names),
+            )
+            for row in activities + ledger + applied
+        ],
+    )
+    conn.executemany(_INSERT_NAME, names.added)
+    # The engine's messages are their ledger steps now (derived on read): drop the copies.
+    for table, want in (("outbox", OUTBOX), ("crm_pending", CRM)):
+        seqs = [(m.seq,) for row in ledger for m in row.messages(want)]
+        conn.executemany(f"DELETE FROM {table} WHERE seq = ?", seqs)
+    top = plain.max_seq()
+    for table in ("outbox", "crm_pending"):
+        found = conn.execute(f"SELECT max(seq) FROM {table}").fetchone()[0]
+        top = max(top, found or 0)
+    conn.execute(_SET_META, ("seq", top))
+    for statement in (
+        "DROP TABLE activities",
+        "DROP TABLE ledger",
+        "DROP TABLE applied",
+        "CREATE INDEX history_prospect ON history (prospect) WHERE prospect IS NOT NULL",
+        "CREATE INDEX history_anonymous ON history (visitor)"
+        " WHERE prospect IS NULL AND visitor IS NOT NULL",
+        "CREATE INDEX history_event ON history (event) WHERE event IS NOT NULL",
+    ):
+        conn.execute(statement)
+
+
+_MIGRATIONS[1] = _migrate_1_to_2
+
+# The writes of one batch, in the order `commit` runs them. History rows go in
+# before `attach_visitor`, so an `identify` also claims the anonymous page views
+# of its own batch. `history_anonymous` indexes only anonymous rows, the ones
+# `attach_visitor` looks for, so identified rows (most of them) cost no update of it.
 _UPSERT_PROSPECT = (
-    "INSERT INTO prospects (email, state) VALUES (?, ?) "
-    "ON CONFLICT (email) DO UPDATE SET state = excluded.state"
+    "INSERT INTO prospects (id, email, state) VALUES (?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state"
 )
+_INSERT_PROSPECT_ID = "INSERT INTO prospects (id, email, state) VALUES (?, ?, NULL)"
 _UPSERT_VISITOR = (
     "INSERT INTO visitors (visitor, prospect, history) VALUES (?, ?, ?) "
     "ON CONFLICT (visitor) DO UPDATE SET prospect = excluded.prospect, history = excluded.history"
 )
-_INSERT_ACTIVITY = (
-    "INSERT INTO activities (prospect, visitor, ts, type, asset_kind, asset, url, source, line,"
-    " event_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_HISTORY = (
+    "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_ATTACH_VISITOR = "UPDATE activities SET prospect = ? WHERE visitor = ? AND prospect IS NULL"
-# `ON CONFLICT (key) DO NOTHING`, not `INSERT OR IGNORE`: OR IGNORE would also
-# drop rows that break NOT NULL, silently.
-_INSERT_APPLIED = "INSERT INTO applied (id) VALUES (?) ON CONFLICT (id) DO NOTHING"
-_INSERT_LEDGER = (
-    "INSERT INTO ledger (seq, ts, prospect, rule_kind, rule_name, rule_loc, source, line,"
-    " event_id, action, args, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_ATTACH_VISITOR = "UPDATE history SET prospect = ? WHERE visitor = ? AND prospect IS NULL"
+_INSERT_NAME = "INSERT INTO names (id, text) VALUES (?, ?)"
 _INSERT_OUTBOX = "INSERT INTO outbox (seq, ts, prospect, kind, payload) VALUES (?, ?, ?, ?, ?)"
 _INSERT_CRM = "INSERT INTO crm_pending (seq, ts, prospect, kind, payload) VALUES (?, ?, ?, ?, ?)"
 _UPSERT_REJECT = (
@@ -201,14 +284,9 @@ _SET_META = (
     "INSERT INTO meta (key, value) VALUES (?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
+_HISTORY_COLUMNS = "prospect, visitor, ts, seq, event_id, data"
 
 _LOG_KEY = "actions_log:"  # meta key prefix: where an action log (by absolute path) starts
-
-_ACTIVITY_COLUMNS = "prospect, visitor, ts, type, asset_kind, asset, url, source, line, event_id"
-_LEDGER_COLUMNS = (
-    "seq, ts, prospect, rule_kind, rule_name, rule_loc, source, line, event_id, action,"
-    " args, before, after"
-)
 
 
 class StoreError(Exception):
@@ -235,7 +313,13 @@ class StoreLocked(StoreError):
 
 @dataclass
 class Batch:
-    """Everything one transaction writes. The engine fills it and calls Store.commit."""
+    """Everything one transaction writes. The engine fills it and calls Store.commit.
+
+    The engine hands its history as `rows` (`mrules.history.Row`: one event's
+    activity and ledger steps for one prospect). `activities`, `ledger` and
+    `applied_ids` are the same facts as plain records, for tools and tests;
+    the store turns them into history rows too.
+    """
 
     source: str  # stream identity (absolute path of the events file, or "-")
     line: int  # last stream line (1-based) fully processed by this batch
@@ -243,12 +327,13 @@ class Batch:
     prospects: dict[str, bytes] = field(default_factory=dict)  # email -> state (upsert)
     # visitor -> (prospect email or None, history bytes) (upsert)
     visitors: dict[str, tuple[str | None, bytes]] = field(default_factory=dict)
-    applied_ids: list[str] = field(default_factory=list)  # event ids applied in this batch
-    # (prospect|None, visitor|None, ts, type, asset_kind|None, asset|None, url|None,
-    #  source, line, event_id|None)
+    rows: list[Row] = field(default_factory=list)  # history rows, in the order they happened
+    applied_ids: list[str] = field(default_factory=list)  # ids applied besides those in rows
+    # mrules.records.Activity: (prospect|None, visitor|None, ts, type, asset_kind|None,
+    #  asset|None, url|None, source, line, event_id|None)
     activities: list[tuple[Any, ...]] = field(default_factory=list)
-    # (seq, ts, prospect, rule_kind, rule_name, rule_loc, source, line, event_id, action,
-    #  args_json, before_json, after_json)
+    # mrules.records.LedgerEntry: (seq, ts, prospect, rule_kind, rule_name, rule_loc, source,
+    #  line, event_id, action, args_json, before_json, after_json)
     ledger: list[tuple[Any, ...]] = field(default_factory=list)
     # (seq, ts, prospect, kind, payload_json)  kind: notify | autoresponder | task
     outbox: list[tuple[Any, ...]] = field(default_factory=list)
@@ -259,8 +344,100 @@ class Batch:
     # (rule key, kind, first_seen clock) insert-if-absent
     rules: list[tuple[str, str, float | None]] = field(default_factory=list)
     ruleset_version: str | None = None  # set meta when not None
-    # (visitor, prospect): UPDATE activities SET prospect=? WHERE visitor=? AND prospect IS NULL
+    # (visitor, prospect): the visitor's anonymous history rows become the prospect's
     attach_visitor: list[tuple[str, str]] = field(default_factory=list)
+
+    def ledger_entries(self) -> Iterator[LedgerEntry]:
+        """Every ledger entry of the batch (plain ones, then the rows'), for the action log."""
+        for e in self.ledger:
+            yield e if type(e) is LedgerEntry else LedgerEntry._make(e)
+        for row in self.rows:
+            if row.steps:
+                yield from row.entries()
+
+    def max_seq(self) -> int:
+        """The largest seq the batch uses (ledger, outbox, CRM work); 0 if none."""
+        best = 0
+        for row in self.rows:
+            if row.steps and row.steps[-STEP] > best:
+                best = row.steps[-STEP]
+        for part in (self.ledger, self.outbox, self.crm_pending):
+            for r in part:
+                if r[0] > best:
+                    best = r[0]
+        return best
+
+
+def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
+    """The batch's plain activities, ledger entries and applied ids as history rows.
+
+    Raises ValueError/TypeError/IndexError on a malformed record (the caller names the part).
+    """
+    activities = []
+    for a in batch.activities:
+        prospect, visitor, ts, etype, kind, asset, url, source, line, event_id = a
+        row = Row(prospect, ts, source, line, event_id)
+        row.visitor, row.etype, row.asset, row.url = visitor, etype, asset, url
+        default = ASSET_EVENTS.get(etype)
+        if kind != (None if default is None else default[1]):
+            row.kind = kind
+        activities.append(row)
+    ledger: list[Row] = []
+    current: Row | None = None
+    for e in sorted(batch.ledger, key=lambda e: e[0]):
+        seq, ts, prospect, kind, name, loc, source, line, event_id, action, args, bef, aft = e
+        if current is None or (
+            current.prospect,
+            current.clock,
+            current.source,
+            current.line,
+            current.event_id,
+        ) != (prospect, ts, source, line, event_id):
+            current = Row(prospect, ts, source, line, event_id)
+            ledger.append(current)
+        current.steps += (seq, Ref(kind, name, loc), action, _json_value(args),
+                          _json_value(bef), _json_value(aft))  # fmt: skip
+    applied = []
+    for event_id in batch.applied_ids:
+        if type(event_id) is not str:
+            raise TypeError(f"an event id must be text, not {event_id!r}")
+        applied.append(Row(None, batch.clock, batch.source, 0, event_id))
+    return activities, ledger, applied
+
+
+def event_hash(event_id: str) -> int:
+    """The 31-bit hash `history_event` indexes (a 4-byte key); the id itself decides."""
+    return zlib.crc32(event_id.encode("utf-8", "surrogatepass")) & 0x7FFFFFFF
+
+
+def _ts(ts: float | None) -> float | int | None:
+    """A time as whole milliseconds when that is exact (6 bytes, not 8), else as it is."""
+    if ts is None:
+        return None
+    ms = round(ts * 1000)
+    return ms if ms / 1000 == ts else ts
+
+
+def not_derived(records: list[Any], rows: list[Row], want: int) -> list[Any]:
+    """Plain outbox (or CRM) records but those a ledger step of `rows` already is."""
+    derived = {m.seq for row in rows if row.steps for m in row.messages(want)}
+    if not derived:
+        return records
+    return [r for r in records if r[0] not in derived]
+
+
+class _PartError(ValueError):
+    """A malformed record in a named part of a batch."""
+
+    def __init__(self, part: str, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.part, self.cause = part, cause
+
+
+def _json_value(text: Any) -> Any:
+    if text is None:
+        return None
+    return orjson.loads(text)
 
 
 class Store:
@@ -279,6 +456,9 @@ class Store:
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = conn
         self._lock_fd = lock_fd
+        self._names: Interner | None = None  # the names table (loaded on first use)
+        self._pids: dict[str, int] | None = None  # email -> prospect id (the writer's)
+        self._next_pid = 1
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -370,25 +550,48 @@ class Store:
         return self._iter("SELECT key, kind, first_seen FROM rules ORDER BY key")
 
     def applied_ids(self) -> set[str]:
-        """The ids of every applied event (for the engine's in-memory dedupe set)."""
-        return {row[0] for row in self._all("SELECT id FROM applied")}
+        """The ids of every applied event (all of them: for tests and tools, not the engine)."""
+        sql = "SELECT DISTINCT event_id FROM history WHERE event_id IS NOT NULL"
+        return {row[0] for row in self._all(sql)}
+
+    def has_applied_ids(self) -> bool:
+        """Whether any committed batch applied an event with an id."""
+        return self._one("SELECT 1 FROM history WHERE event IS NOT NULL LIMIT 1") is not None
+
+    def applied_hashes(self) -> Iterator[int]:
+        """`event_hash` of every applied event id (the engine's filter, filled at start)."""
+        return (r[0] for r in self._iter("SELECT event FROM history WHERE event IS NOT NULL"))
+
+    def applied_among(self, ids: list[str]) -> set[str]:
+        """Which of these event ids a committed batch applied (one query for many ids)."""
+        found: set[str] = set()
+        wanted = set(ids)
+        for i in range(0, len(ids), 500):
+            chunk = tuple({event_hash(x) for x in ids[i : i + 500]})
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT event_id FROM history WHERE event IN ({marks})"
+            found.update(r[0] for r in self._all(sql, chunk) if r[0] in wanted)
+        return found
 
     def has_applied(self, event_id: str) -> bool:
         """Whether the event with this id was applied by a committed batch."""
-        return self._one("SELECT 1 FROM applied WHERE id = ?", (event_id,)) is not None
+        sql = "SELECT 1 FROM history WHERE event = ? AND event_id = ? LIMIT 1"
+        return self._one(sql, (event_hash(event_id), event_id)) is not None
 
     def prospect(self, email: str) -> bytes | None:
         """The state the engine stored for this prospect, or None."""
         row = self._one("SELECT state FROM prospects WHERE email = ?", (email,))
-        return None if row is None else bytes(row[0])
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def prospects(self) -> Iterator[tuple[str, bytes]]:
         """Every prospect as (email, state), ordered by email."""
-        return self._iter("SELECT email, state FROM prospects ORDER BY email")
+        return self._iter(
+            "SELECT email, state FROM prospects WHERE state IS NOT NULL ORDER BY email"
+        )
 
     def prospect_count(self) -> int:
         """How many prospects the store holds."""
-        row = self._one("SELECT count(*) FROM prospects")
+        row = self._one("SELECT count(*) FROM prospects WHERE state IS NOT NULL")
         return int(row[0]) if row else 0
 
     def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
@@ -398,63 +601,122 @@ class Store:
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         """A visitor's committed anonymous page views as (ts, url), in arrival order."""
         sql = (
-            "SELECT ts, url FROM activities WHERE visitor = ? AND prospect IS NULL"
-            " AND type = 'page_view' ORDER BY id"
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE visitor = ? AND prospect IS NULL"
+            " ORDER BY id"
         )
-        return [(ts, url or "") for ts, url in self._all(sql, (visitor,))]
+        out = []
+        key = self._interner().ids.get(visitor, visitor)
+        for row in self._history(sql, (key,)):
+            if row.etype == "page_view":
+                out.append((row.ts, row.url or ""))
+        return out
 
     def shared(self) -> dict[str, str]:
         """State shared across prospects (round-robin counters, throttles): key -> JSON text."""
         return dict(self._all("SELECT key, value FROM shared"))
 
-    def activities(self, prospect: str | None = None) -> Iterator[tuple[Any, ...]]:
-        """Activities as Batch.activities tuples, ordered by ts then insertion."""
+    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
+        """Activities (`mrules.records.Activity`), ordered by ts then insertion."""
         if prospect is None:
-            sql = f"SELECT {_ACTIVITY_COLUMNS} FROM activities ORDER BY ts, id"
-            return self._iter(sql)
-        sql = f"SELECT {_ACTIVITY_COLUMNS} FROM activities WHERE prospect = ? ORDER BY ts, id"
-        return self._iter(sql, (prospect,))
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history ORDER BY id"
+            rows = self._history(sql)
+        else:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(())
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE prospect = ? ORDER BY id"
+            rows = self._history(sql, (pid,))
+        found = [a for a in (row.activity() for row in rows) if a is not None]
+        found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
+        return iter(found)
 
-    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[tuple[Any, ...]]:
-        """Ledger entries as Batch.ledger tuples with seq > after_seq, ordered by seq."""
-        if prospect is None:
-            sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE seq > ? ORDER BY seq"
-            return self._iter(sql, (after_seq,))
-        sql = f"SELECT {_LEDGER_COLUMNS} FROM ledger WHERE prospect = ? AND seq > ? ORDER BY seq"
-        return self._iter(sql, (prospect, after_seq))
+    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:
+        """Ledger entries (`mrules.records.LedgerEntry`) with seq > after_seq, by seq."""
+        if prospect is not None:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(())
+            sql = (
+                f"SELECT {_HISTORY_COLUMNS} FROM history WHERE prospect = ? AND seq IS NOT NULL"
+                " ORDER BY id"
+            )
+            rows = list(self._history(sql, (pid,)))
+        elif after_seq <= 0:
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE seq IS NOT NULL ORDER BY id"
+            rows = list(self._history(sql))
+        else:
+            # Rows hold seqs in insertion order: read back from the end to the first row
+            # that starts at or before after_seq, not the whole table.
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE seq IS NOT NULL ORDER BY id DESC"
+            rows = []
+            for row in self._history(sql):
+                rows.append(row)
+                if row.steps[0] <= after_seq:
+                    break
+            rows.reverse()
+        entries = [e for row in rows for e in row.entries(after_seq)]
+        entries.sort(key=lambda e: e.seq)
+        return iter(entries)
 
     def max_seq(self) -> int:
         """The largest seq of ledger, outbox and crm_pending (one shared sequence); 0 if none."""
-        row = self._one(
-            "SELECT max(coalesce((SELECT max(seq) FROM ledger), 0),"
-            " coalesce((SELECT max(seq) FROM outbox), 0),"
-            " coalesce((SELECT max(seq) FROM crm_pending), 0))"
-        )
-        return int(row[0]) if row else 0
+        row = self._one("SELECT value FROM meta WHERE key = 'seq'")
+        return 0 if row is None or row[0] is None else int(row[0])
 
-    def outbox(self) -> Iterator[tuple[Any, ...]]:
-        """Outbox messages as Batch.outbox tuples, ordered by seq."""
-        return self._iter("SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq")
+    def outbox(self) -> Iterator[Message]:
+        """Outbox messages (`mrules.records.Message`), ordered by seq.
 
-    def crm_pending(self, prospect: str | None = None) -> Iterator[tuple[Any, ...]]:
-        """CRM work not yet done, as Batch.crm_pending tuples, ordered by seq."""
+        The engine's messages are ledger steps of `history` rows (derived here);
+        the `outbox` table holds messages given as plain records.
+        """
+        sql = "SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq"
+        plain = list(self._iter(sql, make=Message._make))
+        return self._merged(plain, OUTBOX, None)
+
+    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
+        """CRM work not yet done (`mrules.records.Message`), ordered by seq.
+
+        Derived from the ledger steps of `history` rows, plus the `crm_pending`
+        table's rows not marked done (CRM work given as plain records).
+        """
         if prospect is None:
             sql = "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
-            return self._iter(sql + " ORDER BY seq")
-        sql = (
-            "SELECT seq, ts, prospect, kind, payload FROM crm_pending"
-            " WHERE prospect = ? AND done = 0 ORDER BY seq"
-        )
-        return self._iter(sql, (prospect,))
+            plain = list(self._iter(sql + " ORDER BY seq", make=Message._make))
+        else:
+            sql = (
+                "SELECT seq, ts, prospect, kind, payload FROM crm_pending"
+                " WHERE prospect = ? AND done = 0 ORDER BY seq"
+            )
+            plain = list(self._iter(sql, (prospect,), make=Message._make))
+        return self._merged(plain, CRM, prospect)
 
-    def rejects(self, source: str | None = None) -> Iterator[tuple[Any, ...]]:
+    def _merged(self, plain: list[Message], want: int, prospect: str | None) -> Iterator[Message]:
+        if prospect is None:
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE messages & ? ORDER BY id"
+            rows = self._history(sql, (want,))
+        else:
+            pid = self._pid_of(prospect)
+            if pid is None:
+                return iter(plain)
+            sql = (
+                f"SELECT {_HISTORY_COLUMNS} FROM history WHERE prospect = ? AND messages & ?"
+                " ORDER BY id"
+            )
+            rows = self._history(sql, (pid, want))
+        derived = [m for row in rows for m in row.messages(want)]
+        if not plain:
+            return iter(derived)
+        return iter(sorted(plain + derived, key=lambda m: m.seq))
+
+    def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
         """Rejected lines as (source, line, reason, text), ordered by source then line."""
         if source is None:
             return self._iter(
-                "SELECT source, line, reason, text FROM rejects ORDER BY source, line"
+                "SELECT source, line, reason, text FROM rejects ORDER BY source, line",
+                make=RejectedLine._make,
             )
         sql = "SELECT source, line, reason, text FROM rejects WHERE source = ? ORDER BY line"
-        return self._iter(sql, (source,))
+        return self._iter(sql, (source,), make=RejectedLine._make)
 
     def meta(self) -> dict[str, str]:
         """The meta table (schema_version, ruleset_version, clock, created_at, mrules_version)."""
@@ -513,36 +775,60 @@ class Store:
         if self.readonly:
             raise StoreError(f"store {self.path} was opened read-only")
         conn = self._connection()
+        names = self._interner()
+        pids = self._pid_map()
+        new_pids: list[str] = []
         part = "transaction"
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 part = "prospects"
                 if batch.prospects:
-                    conn.executemany(_UPSERT_PROSPECT, batch.prospects.items())
+                    conn.executemany(
+                        _UPSERT_PROSPECT,
+                        [
+                            (self._pid(email, pids, new_pids), email, state)
+                            for email, state in batch.prospects.items()
+                        ],
+                    )
                 part = "visitors"
                 if batch.visitors:
                     conn.executemany(
                         _UPSERT_VISITOR, [(v, p, h) for v, (p, h) in batch.visitors.items()]
                     )
                 part = "activities"
-                if batch.activities:
-                    conn.executemany(_INSERT_ACTIVITY, batch.activities)
+                activities = ledger = applied = None
+                activities, ledger, applied = self._records(batch)
+                for part, rows in (  # noqa: B007 - `part` names the failing part below
+                    ("history", batch.rows),
+                    ("activities", activities),
+                    ("ledger", ledger),
+                    ("applied_ids", applied),
+                ):
+                    if rows:
+                        conn.executemany(_INSERT_HISTORY, self._packed(rows, pids, new_pids))
                 part = "attach_visitor"
                 if batch.attach_visitor:
-                    conn.executemany(_ATTACH_VISITOR, [(p, v) for v, p in batch.attach_visitor])
-                part = "applied_ids"
-                if batch.applied_ids:
-                    conn.executemany(_INSERT_APPLIED, zip(batch.applied_ids, strict=True))
-                part = "ledger"
-                if batch.ledger:
-                    conn.executemany(_INSERT_LEDGER, batch.ledger)
+                    conn.executemany(
+                        _ATTACH_VISITOR,
+                        [
+                            (self._pid(p, pids, new_pids), names.ids.get(v, v))
+                            for v, p in batch.attach_visitor
+                        ],
+                    )
+                part = "prospects"
+                if new_pids:
+                    known = set(batch.prospects)
+                    conn.executemany(
+                        _INSERT_PROSPECT_ID,
+                        [(pids[e], e) for e in new_pids if e not in known],
+                    )
                 part = "outbox"
                 if batch.outbox:
-                    conn.executemany(_INSERT_OUTBOX, batch.outbox)
+                    conn.executemany(_INSERT_OUTBOX, not_derived(batch.outbox, ledger, OUTBOX))
                 part = "crm_pending"
                 if batch.crm_pending:
-                    conn.executemany(_INSERT_CRM, batch.crm_pending)
+                    conn.executemany(_INSERT_CRM, not_derived(batch.crm_pending, ledger, CRM))
                 part = "rejects"
                 if batch.rejects:
                     conn.executemany(_UPSERT_REJECT, batch.rejects)
@@ -552,6 +838,9 @@ class Store:
                 part = "rules"
                 if batch.rules:
                     conn.executemany(_INSERT_RULE, batch.rules)
+                part = "names"
+                if names.added:
+                    conn.executemany(_INSERT_NAME, names.added)
                 part = "stream position"
                 conn.execute(_UPSERT_STREAM, (batch.source, batch.line, _now()))
                 part = "meta"
@@ -560,6 +849,9 @@ class Store:
                     meta.append(("clock", float(batch.clock)))
                 if batch.ruleset_version is not None:
                     meta.append(("ruleset_version", batch.ruleset_version))
+                top = batch.max_seq()
+                if top > self.max_seq():
+                    meta.append(("seq", top))
                 conn.executemany(_SET_META, meta)
                 part = "transaction"
                 conn.execute("COMMIT")
@@ -567,11 +859,123 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        except (sqlite3.Error, ValueError, TypeError) as e:
+        except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+            if isinstance(e, _PartError):
+                part, e = e.part, e.cause
+            names.rollback()
+            for email in new_pids:
+                pids.pop(email, None)
             raise StoreError(
                 f"cannot commit to store {self.path} ({part} of the batch at"
                 f" {batch.source}:{batch.line}): {_describe(e)}; nothing of this batch was"
                 f" written, every earlier batch is kept; {_advice(e, self.path)}"
+            ) from e
+        except BaseException:
+            names.rollback()
+            for email in new_pids:
+                pids.pop(email, None)
+            raise
+        names.commit()
+
+    def _records(self, batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
+        """Plain records to rows; a malformed one raises naming its part of the batch."""
+        if not (batch.activities or batch.ledger or batch.applied_ids):
+            return [], [], []
+        part = "activities"
+        try:
+            plain = Batch(batch.source, batch.line, batch.clock, activities=batch.activities)
+            activities = rows_of_records(plain)[0]
+            part = "ledger"
+            plain = Batch(batch.source, batch.line, batch.clock, ledger=batch.ledger)
+            ledger = rows_of_records(plain)[1]
+            part = "applied_ids"
+            plain = Batch(batch.source, batch.line, batch.clock, applied_ids=batch.applied_ids)
+            applied = rows_of_records(plain)[2]
+        except (ValueError, TypeError, IndexError, KeyError, orjson.JSONDecodeError) as e:
+            raise _PartError(part, e) from e
+        return activities, ledger, applied
+
+    def _packed(
+        self, rows: list[Row], pids: dict[str, int], new_pids: list[str]
+    ) -> Iterator[tuple[Any, ...]]:
+        names = self._names
+        assert names is not None
+        for row in rows:
+            email = row.prospect
+            pid = None if email is None else pids.get(email) or self._pid(email, pids, new_pids)
+            event_id = row.event_id
+            visitor = row.visitor
+            yield (
+                pid,
+                None if visitor is None else names.maybe(visitor),
+                _ts(row.ts),
+                row.steps[0] if row.steps else None,
+                event_id,
+                None if event_id is None else event_hash(event_id),
+                row.message_bits() or None if row.steps else None,
+                pack(row, names),
+            )
+
+    def _pid(self, email: str, pids: dict[str, int], new_pids: list[str]) -> int:
+        """The prospect's integer id, a new one (recorded in new_pids) if it has none."""
+        found = pids.get(email)
+        if found is None:
+            found = pids[email] = self._next_pid
+            self._next_pid += 1
+            new_pids.append(email)
+        return found
+
+    def _pid_map(self) -> dict[str, int]:
+        if self._pids is None:
+            self._pids = dict(self._all("SELECT email, id FROM prospects"))
+            self._next_pid = max(self._pids.values(), default=0) + 1
+        return self._pids
+
+    def _pid_of(self, email: str) -> int | None:
+        if self._pids is not None and not self.readonly:
+            return self._pids.get(email)
+        row = self._one("SELECT id FROM prospects WHERE email = ?", (email,))
+        return None if row is None else int(row[0])
+
+    def _emails(self) -> dict[int, str]:
+        return {i: e for i, e in self._all("SELECT id, email FROM prospects")}
+
+    def _interner(self) -> Interner:
+        if self._names is None or self.readonly:
+            names = Interner()
+            names.load(iter(self._all("SELECT id, text FROM names ORDER BY id")))
+            self._names = names
+        return self._names
+
+    def _history(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[Row]:
+        """History rows decoded (prospect ids read back as emails)."""
+        cur = self._exec(self._connection(), sql, params)
+        return self._decode(cur)
+
+    def _decode(self, cur: sqlite3.Cursor) -> Iterator[Row]:
+        names = self._interner()
+        emails: dict[int, str] | None = None
+        try:
+            for pid, visitor, ts, seq, event_id, data in cur:
+                email = None
+                if pid is not None:
+                    if emails is None:
+                        emails = self._emails()
+                    email = emails.get(pid)
+                    if email is None:  # a prospect committed after this read began
+                        emails = self._emails()
+                        email = emails.get(pid)
+                if type(ts) is int:
+                    ts /= 1000
+                if type(visitor) is int:
+                    visitor = names.text(visitor)
+                yield unpack(data, names, email, visitor, ts, seq, event_id)
+        except sqlite3.Error as e:
+            raise StoreError(_read_message(self.path, e)) from e
+        except (KeyError, IndexError, ValueError, orjson.JSONDecodeError) as e:
+            raise StoreError(
+                f"store {self.path} is damaged (a history row cannot be read: {_describe(e)});"
+                " restore it from a backup or start a new one"
             ) from e
 
     # -- internals -------------------------------------------------------------------------
@@ -599,14 +1003,19 @@ class Store:
         except sqlite3.Error as e:
             raise StoreError(_read_message(self.path, e)) from e
 
-    def _iter(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[Any]:
+    def _iter(
+        self, sql: str, params: tuple[Any, ...] = (), make: Callable[[Any], Any] | None = None
+    ) -> Iterator[Any]:
         # Executed now, so a bad store fails at the call, not at the first next().
         cur = self._exec(self._connection(), sql, params)
-        return self._rows(cur)
+        return self._rows(cur, make)
 
-    def _rows(self, cur: sqlite3.Cursor) -> Iterator[Any]:
+    def _rows(self, cur: sqlite3.Cursor, make: Callable[[Any], Any] | None) -> Iterator[Any]:
         try:
-            yield from cur
+            if make is None:
+                yield from cur
+            else:
+                yield from map(make, cur)
         except sqlite3.Error as e:
             raise StoreError(_read_message(self.path, e)) from e
 
@@ -887,9 +1296,7 @@ def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
             while version < SCHEMA_VERSION:
                 if version not in _MIGRATIONS:
                     raise StoreError(f"store {path} has schema {version}, which mrules cannot read")
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                _MIGRATIONS[version](conn)
                 version += 1
                 conn.execute(_SET_META, ("schema_version", version))
         conn.execute("COMMIT")

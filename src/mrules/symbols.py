@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mrules import ast
+from mrules.vocab import ACTIVITY_TYPES as _ACTIVITY_TYPES
 
 __all__ = [
     "ACTIVITY_TYPES",
@@ -57,31 +58,8 @@ BUILTIN_FIELDS: dict[str, str] = {
     "do_not_call": "boolean",
 }
 
-# Activity types a `scoring` row can name (§5.1), with the event types they score.
-ACTIVITY_TYPES: dict[str, tuple[str, ...]] = {
-    "custom redirect click": ("custom_redirect_click",),
-    "email open": ("email_open",),
-    "email click": ("email_click",),
-    "event checked in": (),
-    "event registered": (),
-    "file access": ("file_download",),
-    "form error": (),
-    "form handler error": (),
-    "form handler submission": ("form_handler_submit",),
-    "form submission": ("form_submit",),
-    "landing page error": (),
-    "landing page success": ("landing_page_submit",),
-    "olark chat": (),
-    "opportunity created": ("crm_update",),
-    "opportunity lost": ("crm_update",),
-    "opportunity won": ("crm_update",),
-    "page view": ("page_view",),
-    "site search query": (),
-    "visitor session": (),
-    "webinar attended": (),
-    "webinar invited": (),
-    "webinar registered": (),
-}
+# Activity types a `scoring` row can name (§5.1): the vocabulary's table.
+ACTIVITY_TYPES = _ACTIVITY_TYPES
 
 
 @dataclass(frozen=True)

@@ -32,19 +32,13 @@ from mrules.checker.values import GRADES, describe_value
 from mrules.checker.visit import criteria, items, nodes
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
+from mrules.vocab import ASSET_ACTIVITIES
 
 __all__ = ["ACTIVITIES", "IMAGE_SUFFIXES", "check_activities", "check_conditions",
            "check_satisfiable", "describe"]
 
 # Which asset kinds each activity verb exists for (§4.4); None is a URL.
-ACTIVITIES: dict[str, tuple[str | None, ...]] = {
-    "submitted": ("form", "form handler", "landing page"),
-    "opened": ("email",),
-    "clicked": ("email", "custom redirect"),
-    "downloaded": ("file",),
-    "visited": (None, "landing page"),
-    "viewed": ("form", "landing page", None),
-}
+ACTIVITIES: dict[str, tuple[str | None, ...]] = dict(ASSET_ACTIVITIES)  # type: ignore[arg-type]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".bmp", ".ico")
 
 

@@ -12,8 +12,12 @@ from mrules.cli.common import EXIT_USAGE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.outputs import action_record, prospect_record
 from mrules.state import Codecs, Prospect
+from mrules.vocab import MESSAGE_ACTIONS, Action
 
 __all__ = ["COMMANDS", "explanation"]
+
+
+_ACTIONS = {a.value: a for a in Action}  # an action this mrules does not know stays text
 
 
 def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -30,30 +34,28 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     rules: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for r in rows:
-        action, args = r["action"], r["args"] or {}
-        if action == "score":
+        action, args = _ACTIONS.get(r["action"], r["action"]), r["args"] or {}
+        if action is Action.SCORE:
             score.append(r)
-        elif action == "set score":
+        elif action is Action.SET_SCORE:
             score = [r]  # an absolute score replaces everything before it
-        elif action == "add to list":
+        elif action is Action.ADD_TO_LIST:
             lists[args["list"]] = r
-        elif action == "remove from list":
+        elif action is Action.REMOVE_FROM_LIST:
             lists.pop(args["list"], None)
-        elif action == "add tag":
+        elif action is Action.ADD_TAG:
             tags[args["tag"]] = r
-        elif action == "remove tag":
+        elif action is Action.REMOVE_TAG:
             tags.pop(args["tag"], None)
-        elif action == "set field":
+        elif action is Action.SET_FIELD:
             fields[args["field"]] = r
-        elif action == "assign":
+        elif action is Action.ASSIGN:
             assignment = r
-        elif action in ("grading", "change profile", "grade"):
+        elif action in (Action.GRADING, Action.CHANGE_PROFILE, Action.GRADE):
             grading = r
-        elif action == "rule matched":
+        elif action is Action.RULE_MATCHED:
             rules.append(r)
-        elif action in ("notify", "autoresponder") or (
-            action.startswith("crm ") and action != "crm status"
-        ):
+        elif action in MESSAGE_ACTIONS:
             messages.append(r)
     return {
         "prospect": state,
@@ -72,7 +74,7 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
 def _total(score: list[dict[str, Any]]) -> int:
     total = 0
     for r in score:
-        total = r["after"] if r["action"] == "set score" else total + r["args"]["points"]
+        total = r["after"] if r["action"] == Action.SET_SCORE else total + r["args"]["points"]
     return total
 
 
@@ -96,7 +98,7 @@ def render(ex: dict[str, Any]) -> str:
     out.append(f"\nScore {s['score']} = sum of {len(ex['score'])} change(s):")
     for r in ex["score"]:
         args = r["args"] or {}
-        pts = f"= {r['after']}" if r["action"] == "set score" else f"{args['points']:+d}"
+        pts = f"= {r['after']}" if r["action"] == Action.SET_SCORE else f"{args['points']:+d}"
         what = args.get("activity") or r["rule"]["name"]
         extra = f" (history of visitor {args['attached_from']})" if "attached_from" in args else ""
         out.append(f"  {pts:>5}  {what}{extra}: {_cause(r)}")
@@ -161,7 +163,7 @@ def explain(email: str, store_path: str, fmt: str) -> None:
                 fail(f"no prospect '{key}' in {store.path}", EXIT_USAGE)
             codecs = Codecs()
             state = prospect_record(
-                Prospect.from_json(data, codecs), codecs, store.crm_pending(key)
+                Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
             )
             rows = [action_record(r) for r in store.ledger(prospect=key)]
     finally:

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from mrules import api, storeapi
 from mrules.atomic import OutputError
 from mrules.checker import check
 from mrules.cli.common import (
@@ -22,11 +23,11 @@ from mrules.cli.common import (
 )
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
-from mrules.engine import Engine
-from mrules.events import EventSourceError, parse_timestamp, read_events
+from mrules.events import EventSourceError, parse_timestamp
 from mrules.loader import display_path
-from mrules.outputs import ActionLog, render_summary, write_rejects
-from mrules.store import Store, StoreError
+from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
+from mrules.store import Batch, StoreError
+from mrules.storeapi import MEMORY, StateStore
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_TIMEOUT", "open_store", "rules_or_exit", "wait_options"]
 
@@ -52,16 +53,19 @@ def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
 
 def open_store(
     path: str, *, wait: bool = False, timeout: float | None = None, readonly: bool = False
-) -> Store:
+) -> StateStore:
     """Open a store; its errors (StoreError, StoreLocked) reach `common.failures()`.
 
+    `:memory:` is a new in-memory store (nothing to read back: readers refuse it).
     `timeout` (seconds) implies `wait`; `wait` alone waits DEFAULT_WAIT_TIMEOUT.
     """
+    if path == MEMORY and readonly:
+        fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
     if timeout is not None:
         wait = True
     elif wait:
         timeout = DEFAULT_WAIT_TIMEOUT
-    return Store.open(path, wait=wait, timeout=timeout, readonly=readonly)
+    return storeapi.open_store(path, wait=wait, timeout=timeout, readonly=readonly)
 
 
 def wait_options(f):  # type: ignore[no-untyped-def]
@@ -97,7 +101,8 @@ def _output_folder(option: str, path: str | None) -> None:
     "store_path",
     default="mrules.db",
     show_default=True,
-    help="SQLite state store; created if missing, resumed if it exists.",
+    help="SQLite state store; created if missing, resumed if it exists; :memory: for a"
+    " trial run that keeps nothing.",
 )
 @click.option(
     "--actions",
@@ -112,6 +117,13 @@ def _output_folder(option: str, path: str | None) -> None:
     help="Where rejected lines go [default: beside the store, NAME.rejects.jsonl].",
 )
 @click.option(
+    "--diagnostics",
+    "diagnostics_path",
+    type=click.Path(dir_okay=False),
+    help="Where prospects whose rules did not settle are reported"
+    " [default: beside the store, NAME.diagnostics.jsonl, only when there are some].",
+)
+@click.option(
     "--now",
     "now",
     metavar="TIME",
@@ -119,11 +131,18 @@ def _output_folder(option: str, path: str | None) -> None:
 )
 @wait_options
 @click.option(
+    "--commit-every",
     "--batch-size",
-    default=2000,
+    "commit_every",
+    default=20_000,
     show_default=True,
     type=click.IntRange(1),
-    help="Events per store transaction.",
+    help="Events per store transaction (--batch-size is the old name).",
+)
+@click.option(
+    "--commit-seconds",
+    type=click.FloatRange(min=0.001),
+    help="Also commit when this many seconds have passed since the last commit.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary table.")
 def run(
@@ -132,17 +151,20 @@ def run(
     store_path: str,
     actions_path: str | None,
     rejects_path: str | None,
+    diagnostics_path: str | None,
     now: str | None,
     wait: bool,
     wait_timeout: float | None,
-    batch_size: int,
+    commit_every: int,
+    commit_seconds: float | None,
     quiet: bool,
 ) -> None:
     """Run the rules in RULES over the JSONL events in EVENTS.
 
     RULES is a rule folder or file; EVENTS a .jsonl or .jsonl.gz file, or -
     for standard input (format: docs/events.md). Prospect state, the ledger
-    and the outbox go to the store. Running again on the same store resumes
+    and the outbox go to the store (--store :memory: keeps them in memory
+    only, for a trial run). Running again on the same store resumes
     after the last committed line of the same file; events whose id was
     already applied are skipped.
 
@@ -170,29 +192,47 @@ def run(
         fail(f"{events}: no such file")
     _output_folder("--actions", actions_path)
     _output_folder("--rejects", rejects_path)
+    _output_folder("--diagnostics", diagnostics_path)
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
-    rejects_file = Path(rejects_path) if rejects_path else _beside(store.path, ".rejects.jsonl")
+    in_memory = store_path == MEMORY
+    if rejects_path:
+        rejects_file: Path | None = Path(rejects_path)
+    else:
+        rejects_file = None if in_memory else _beside(store.path, ".rejects.jsonl")
+    if diagnostics_path:
+        diagnostics_file: Path | None = Path(diagnostics_path)
+    else:
+        diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
+    rejected = 0
     console = Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
         console = Console(stderr=True, width=200)
     log: ActionLog | None = None
-    try:
+
+    def open_log() -> None:  # once the store is read: a damaged one is refused untouched
+        nonlocal log
         if actions_path:
             try:
                 log = ActionLog(Path(actions_path), store)
             except OutputError as e:
                 fail(str(e), EXIT_STORE)
-        engine = Engine(
-            compiled,
-            store,
-            source=source,
-            source_label=display_path(events),
-            batch_size=batch_size,
-            on_commit=(lambda b: log.write(b.ledger)) if log else None,
-        )
-        start_line = engine.start()
-        stream = read_events(sys.stdin.buffer if events == "-" else events, start_line=start_line)
+
+    def write_log(batch: Batch) -> None:
+        if log is not None:
+            log.write(batch.ledger_entries())
+
+    try:
+        options = {
+            "now": now_ts,
+            "commit_every": commit_every,
+            "commit_seconds": commit_seconds,
+            "on_start": open_log,
+            "on_commit": write_log,
+            "source": source,
+            "label": display_path(events),
+        }
+        stream_in = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
             with Progress(
                 SpinnerColumn(),
@@ -202,14 +242,20 @@ def run(
                 transient=True,
             ) as bar:
                 task = bar.add_task("events", total=None)
-                summary = engine.run(
-                    stream,
-                    now=now_ts,
+                result = api.run(
+                    compiled,
+                    stream_in,
+                    store,
                     progress=lambda n: bar.update(task, description=f"{n:,} lines"),
+                    **options,  # type: ignore[arg-type]
                 )
         else:
-            summary = engine.run(stream, now=now_ts)
-        rejected = write_rejects(rejects_file, store, source)
+            result = api.run(compiled, stream_in, store, **options)  # type: ignore[arg-type]
+        summary = result.summary
+        if rejects_file is not None:
+            rejected = write_rejects(rejects_file, store, source)
+        if diagnostics_file is not None:
+            write_diagnostics(diagnostics_file, summary.unsettled)
     except EventSourceError as e:
         fail(str(e))
     except KeyboardInterrupt:
@@ -220,14 +266,22 @@ def run(
         if log is not None:
             log.close()
         store.close()
+    for d in summary.unsettled[:5]:
+        click.echo(
+            f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"
+            f" rules acting: {', '.join(d['rules'])}",
+            err=True,
+        )
+    if len(summary.unsettled) > 5:
+        click.echo(f"mrules: warning: ... and {len(summary.unsettled) - 5} more", err=True)
     if not quiet:
-        render_summary(summary, console, store.path, rejects_file)
+        render_summary(summary, console, store.path, rejects_file, diagnostics_file)
     # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
     # failed (exit 4) or was interrupted (130) before reporting them still reports them.
     sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
 
 
-def _stopped(what: str, store: Store, source: str, events: str) -> str:
+def _stopped(what: str, store: StateStore, source: str, events: str) -> str:
     """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`.
 
     N is read back from the store: a batch in flight when the run stopped was rolled back.

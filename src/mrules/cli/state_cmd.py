@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
-from typing import Any
 
 import click
 import orjson
 
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
-from mrules.outputs import prospect_record
-from mrules.state import Codecs, Prospect
+from mrules.outputs import export_records
 
 __all__ = ["COMMANDS"]
 
@@ -40,19 +37,10 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     """
     store = open_store(store_path, readonly=True)
     try:
-        with store.snapshot():  # one committed state, even while a run commits
-            pending: dict[str, list[Any]] = defaultdict(list)
-            for row in store.crm_pending():
-                pending[row[2]].append(row)
-            wanted = {e.strip().lower() for e in emails}
-            codecs = Codecs()
-            out = sys.stdout.buffer
-            for email, data in store.prospects():
-                if wanted and email not in wanted:
-                    continue
-                p = Prospect.from_json(data, codecs)
-                out.write(orjson.dumps(prospect_record(p, codecs, pending[email])) + b"\n")
-            out.flush()
+        out = sys.stdout.buffer
+        for record in export_records(store, emails):  # one committed state
+            out.write(orjson.dumps(record) + b"\n")
+        out.flush()
     finally:
         store.close()
 

@@ -1,0 +1,194 @@
+"""The library entry point: `mrules.run(rules, events, store=...) -> RunResult`.
+
+`mrules run` is a thin shell over this function; tests and scripts call it
+directly. It loads, checks and compiles the rules (or takes a compiled rule
+set), opens the store (`":memory:"` by default), resumes from it, applies the
+events and commits; the result holds the summary and the (still readable)
+store.
+
+>>> import mrules
+>>> result = mrules.run(
+...     'list "MQL"\\nform "F"\\non submit of form "F" { add to list "MQL" }',
+...     [{"ts": "2026-11-02T09:00:00Z", "type": "form_submit", "prospect": "a@x.com",
+...       "asset": "F"}],
+... )
+>>> result.summary.applied, [r["lists"] for r in result.export()]
+(1, [['MQL']])
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from mrules.storeapi import MEMORY, StateStore, open_store
+
+if TYPE_CHECKING:
+    from mrules.compiler import CompiledRuleSet
+    from mrules.engine import RunSummary
+    from mrules.events import Event, Reject
+
+__all__ = ["RuleSetError", "RunResult", "compile_rules", "run"]
+
+
+class RuleSetError(Exception):
+    """The rule set cannot be run: it has errors (the message renders them) or cannot be read."""
+
+    def __init__(self, message: str, diagnostics: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics or []
+
+
+@dataclass
+class RunResult:
+    """What a run did (`summary`) and the store it wrote (still open for reading)."""
+
+    summary: RunSummary
+    store: StateStore
+    rules: CompiledRuleSet
+
+    def export(self, emails: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Every prospect as `mrules state export` prints it (one dict a prospect)."""
+        from mrules.outputs import export_records
+
+        return list(export_records(self.store, emails))
+
+    def export_jsonl(self) -> str:
+        """`mrules state export`'s output, byte for byte, as text."""
+        return "".join(orjson.dumps(r).decode() + "\n" for r in self.export())
+
+    def close(self) -> None:
+        """Close the store (a SQLite store opened from a path holds its lock until then)."""
+        self.store.close()
+
+    def __enter__(self) -> RunResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def compile_rules(rules: Any) -> CompiledRuleSet:
+    """A compiled rule set from a path, a list of paths, rule text, or a compiled rule set.
+
+    Raises:
+        RuleSetError: the rules cannot be read or have errors.
+    """
+    from mrules.compiler import CompiledRuleSet
+
+    if isinstance(rules, CompiledRuleSet):
+        return rules
+    from mrules.checker import check
+    from mrules.compiler import compile_program
+    from mrules.diagnostics import render_text, sort_diagnostics
+    from mrules.loader import LoadError, load, load_text
+
+    try:
+        if isinstance(rules, str) and not Path(rules).exists() and ("\n" in rules or "{" in rules):
+            result = load_text(rules, "<string>")
+        elif isinstance(rules, str | Path):
+            result = load([str(rules)])
+        else:
+            result = load([str(r) for r in rules])
+    except LoadError as e:
+        raise RuleSetError(str(e)) from e
+    diags = list(result.diagnostics)
+    if not any(d.is_error for d in diags):
+        diags += check(result.program)
+    errors = sort_diagnostics([d for d in diags if d.is_error])
+    if errors:
+        raise RuleSetError(render_text(errors, result.sources), errors)
+    return compile_program(result.program, result.sources)
+
+
+def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:
+    from mrules.events import parse_line
+
+    for n, item in enumerate(events, start=1):
+        if isinstance(item, dict):
+            item = orjson.dumps(item)
+        parsed = parse_line(item, n)
+        if parsed is not None:
+            yield parsed
+
+
+def run(
+    rules: Any,
+    events: str | Path | IO[bytes] | Iterable[Any],
+    store: str | Path | StateStore | None = MEMORY,
+    *,
+    now: float | None = None,
+    commit_every: int = 20_000,
+    commit_seconds: float | None = None,
+    wait: bool = False,
+    on_commit: Callable[[Any], None] | None = None,
+    on_start: Callable[[], None] | None = None,
+    source: str | None = None,
+    label: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run `rules` over `events` into `store`; resume from what the store already holds.
+
+    Args:
+        rules: a rule folder or file (or a list of them), rule text, or a
+            `CompiledRuleSet`.
+        events: a JSONL path (`.gz` too, `"-"` for standard input), a binary
+            file object, or an iterable of lines (str or bytes) or of dicts.
+        store: `":memory:"` (default), a path to the SQLite store, or a store object.
+        now: after the events, move the clock to this epoch time (like a tick).
+        commit_every: events per store transaction.
+        commit_seconds: also commit when this many seconds passed since the last commit.
+        wait: wait for a store another process holds instead of refusing.
+        on_commit: called with every committed batch (the action log uses it).
+        on_start: called once the engine has read the store, before the first event.
+        source: the stream's identity in the store (default: the file's absolute
+            path, `-` for standard input and iterables).
+        label: how the ledger names the stream (default: the path as given).
+        progress: called with the number of lines read at every commit.
+
+    Raises:
+        RuleSetError: the rules cannot be read or have errors.
+        mrules.store.StoreError: the store cannot be opened or written.
+        mrules.events.EventSourceError: the events cannot be read.
+    """
+    from mrules.engine import Engine
+    from mrules.events import read_events
+    from mrules.loader import display_path
+
+    compiled = compile_rules(rules)
+    if isinstance(events, str) and events == "-":
+        events = sys.stdin.buffer
+    is_path = isinstance(events, str | Path)
+    if source is None:
+        source = str(Path(events).resolve()) if is_path else "-"
+    if label is None:
+        label = display_path(str(events)) if is_path else "-"
+    st = open_store(store, wait=wait)
+    try:
+        engine = Engine(
+            compiled,
+            st,
+            source=source,
+            source_label=label,
+            batch_size=commit_every,
+            commit_seconds=commit_seconds,
+            on_commit=on_commit,
+        )
+        start_line = engine.start()
+        if on_start is not None:
+            on_start()
+        if is_path or hasattr(events, "read"):
+            stream: Iterable[Event | Reject] = read_events(events, start_line=start_line)  # type: ignore[arg-type]
+        else:
+            stream = (i for i in _lines(events) if i.line > start_line)  # type: ignore[arg-type]
+        summary = engine.run(stream, now=now, progress=progress)
+    except BaseException:
+        if st is not store:
+            st.close()
+        raise
+    return RunResult(summary, st, compiled)

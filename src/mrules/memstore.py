@@ -1,0 +1,211 @@
+"""An in-memory state store: the `StateStore` interface over Python lists and dicts.
+
+`mrules run --store :memory:` and `mrules.run(..., store=":memory:")` use it.
+It keeps exactly what the SQLite store keeps and answers the same reads, in
+the same order, so a test or a script can run the engine without a file; it
+lives as long as the process (nothing is written anywhere). History rows are
+kept as the engine made them (`mrules.history.Row`), never encoded; they are
+indexed by prospect, by anonymous visitor and by event id. `commit` is atomic
+in the same sense as SQLite's: a batch that fails leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mrules.history import CRM, OUTBOX, Row
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.store import Batch, StoreError, event_hash, not_derived, rows_of_records
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """A store in memory; see `mrules.storeapi.StateStore` for what each method means."""
+
+    readonly = False
+
+    def __init__(self) -> None:
+        self.path = Path(":memory:")
+        self._streams: dict[str, int] = {}
+        self._meta: dict[str, Any] = {}
+        self._rules: dict[str, tuple[str, float | None]] = {}
+        self._prospects: dict[str, bytes] = {}
+        self._visitors: dict[str, tuple[str | None, bytes]] = {}
+        self._rows: list[Row] = []  # every history row, in commit order
+        self._by_prospect: dict[str, list[int]] = {}  # email -> positions in _rows
+        self._anonymous: dict[str, list[int]] = {}  # visitor -> positions of anonymous rows
+        self._applied: set[str] = set()
+        self._outbox: list[tuple[Any, ...]] = []
+        self._crm: list[tuple[Any, ...]] = []
+        self._rejects: dict[tuple[str, int], tuple[Any, ...]] = {}
+        self._shared: dict[str, str] = {}
+        self._max_seq = 0
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._prospects)} prospects)"
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: the data stays readable until the object goes."""
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def stream_position(self, source: str) -> int:
+        return self._streams.get(source, 0)
+
+    def streams(self) -> dict[str, int]:
+        return dict(sorted(self._streams.items()))
+
+    def clock(self) -> float | None:
+        return self._meta.get("clock")
+
+    def ruleset_version(self) -> str | None:
+        return self._meta.get("ruleset_version")
+
+    def meta(self) -> dict[str, str]:
+        return {k: str(v) for k, v in sorted(self._meta.items())}
+
+    def rules_first_seen(self) -> dict[str, float | None]:
+        return {k: first for k, (_, first) in self._rules.items()}
+
+    def rules(self) -> Iterator[tuple[str, str, float | None]]:
+        return iter([(k, kind, first) for k, (kind, first) in sorted(self._rules.items())])
+
+    def applied_ids(self) -> set[str]:
+        return set(self._applied)
+
+    def has_applied_ids(self) -> bool:
+        return bool(self._applied)
+
+    def applied_hashes(self) -> Iterator[int]:
+        return (event_hash(i) for i in self._applied)
+
+    def applied_among(self, ids: list[str]) -> set[str]:
+        applied = self._applied
+        return {i for i in ids if i in applied}
+
+    def has_applied(self, event_id: str) -> bool:
+        return event_id in self._applied
+
+    def prospect(self, email: str) -> bytes | None:
+        return self._prospects.get(email)
+
+    def prospects(self) -> Iterator[tuple[str, bytes]]:
+        return iter(sorted(self._prospects.items()))
+
+    def prospect_count(self) -> int:
+        return len(self._prospects)
+
+    def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
+        return iter([(v, p, h) for v, (p, h) in sorted(self._visitors.items())])
+
+    def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
+        rows = (self._rows[i] for i in self._anonymous.get(visitor, ()))
+        return [(r.ts, r.url or "") for r in rows if r.prospect is None and r.etype == "page_view"]
+
+    def shared(self) -> dict[str, str]:
+        return dict(self._shared)
+
+    def _of(self, prospect: str | None) -> list[Row]:
+        if prospect is None:
+            return self._rows
+        return [self._rows[i] for i in self._by_prospect.get(prospect, ())]
+
+    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
+        found = [a for a in (r.activity() for r in self._of(prospect)) if a is not None]
+        found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
+        return iter(found)
+
+    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:
+        found = [e for r in self._of(prospect) if r.steps for e in r.entries(after_seq)]
+        found.sort(key=lambda e: e.seq)
+        return iter(found)
+
+    def max_seq(self) -> int:
+        return self._max_seq
+
+    def outbox(self) -> Iterator[Message]:
+        derived = [m for r in self._rows if r.steps for m in r.messages(OUTBOX)]
+        return iter(sorted(self._outbox + derived, key=lambda r: r[0]))
+
+    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
+        derived = [m for r in self._of(prospect) if r.steps for m in r.messages(CRM)]
+        rows = [r for r in self._crm if prospect is None or r[2] == prospect]
+        return iter(sorted(rows + derived, key=lambda r: r[0]))
+
+    def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
+        rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))
+        return iter([RejectedLine._make(r) for r in rows if source is None or r[0] == source])
+
+    def log_start(self, log: str) -> int | None:
+        return self._meta.get("actions_log:" + log)
+
+    def set_log_start(self, log: str, seq: int) -> None:
+        self._meta["actions_log:" + log] = int(seq)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[MemoryStore]:
+        """Every read already sees one committed state (commits are not concurrent here)."""
+        yield self
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        """Apply the batch; on a malformed part nothing of the batch is kept."""
+        try:
+            activities, ledger, applied = rows_of_records(batch)
+            outbox = [Message._make(r) for r in not_derived(batch.outbox, ledger, OUTBOX)]
+            crm = [Message._make(r) for r in not_derived(batch.crm_pending, ledger, CRM)]
+            rejects = [RejectedLine._make(r) for r in batch.rejects]
+            visitors = {v: (p, h) for v, (p, h) in batch.visitors.items()}
+            attach = [(v, p) for v, p in batch.attach_visitor]
+            seqs = {r.seq for r in outbox} | {r.seq for r in crm}
+            if len(seqs) < len(outbox) + len(crm) or any(
+                r.seq <= self._max_seq for r in outbox + crm
+            ):
+                raise ValueError("a seq is used twice")
+        except (TypeError, ValueError, IndexError) as e:
+            raise StoreError(f"cannot commit to store :memory:: {e}") from e
+        self._prospects.update(batch.prospects)
+        self._visitors.update(visitors)
+        rows, by_prospect, anonymous = self._rows, self._by_prospect, self._anonymous
+        for row in (*batch.rows, *activities, *ledger, *applied):
+            n = len(rows)
+            rows.append(row)
+            if row.prospect is not None:
+                by_prospect.setdefault(row.prospect, []).append(n)
+            elif row.visitor is not None:
+                anonymous.setdefault(row.visitor, []).append(n)
+            if row.event_id is not None:
+                self._applied.add(row.event_id)
+        for visitor, prospect in attach:
+            claimed = anonymous.pop(visitor, [])
+            for n in claimed:
+                rows[n].prospect = prospect
+            if claimed:
+                mine = by_prospect.setdefault(prospect, [])
+                mine.extend(claimed)
+                mine.sort()
+        self._outbox.extend(outbox)
+        self._crm.extend(crm)
+        for r in rejects:
+            self._rejects[(r[0], r[1])] = r
+        if batch.shared:
+            self._shared.update(batch.shared)
+        for key, kind, first in batch.rules:
+            self._rules.setdefault(key, (kind, first))
+        self._streams[batch.source] = batch.line
+        if batch.clock is not None:
+            self._meta["clock"] = float(batch.clock)
+        if batch.ruleset_version is not None:
+            self._meta["ruleset_version"] = batch.ruleset_version
+        self._max_seq = max(self._max_seq, batch.max_seq())

@@ -1,0 +1,64 @@
+"""The typed records the store keeps and returns: activities, ledger entries, messages, rejects.
+
+NamedTuples: read by name (`entry.action`, `activity.ts`), and still equal to
+the plain tuples of the same values, so a store can return them as cheaply
+as rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["Activity", "LedgerEntry", "Message", "RejectedLine"]
+
+
+class Activity(NamedTuple):
+    """Something a prospect (or an anonymous visitor) did: one event's activity."""
+
+    prospect: str | None  # None while the visitor is anonymous
+    visitor: str | None
+    ts: float  # event time, epoch seconds
+    type: str  # the event type (`mrules.vocab.EventType`)
+    asset_kind: str | None  # `mrules.vocab.AssetKind`, or None
+    asset: str | None
+    url: str | None
+    source: str  # the stream
+    line: int
+    event_id: str | None
+
+
+class LedgerEntry(NamedTuple):
+    """One change a rule (or an event) made to a prospect: what `explain` reads."""
+
+    seq: int  # position in the run's one sequence (shared with outbox and CRM work)
+    ts: float | None  # the engine clock when it happened
+    prospect: str | None
+    rule_kind: str  # `automation rule`, `completion action`, ..., or `event`
+    rule_name: str
+    rule_loc: str | None  # file:line
+    source: str | None  # the stream of the event behind it
+    line: int | None  # its line (0 or None: at the start of a run, or a tick)
+    event_id: str | None
+    action: str  # `mrules.vocab.Action`
+    args: str | None  # JSON text
+    before: str | None  # JSON text
+    after: str | None  # JSON text
+
+
+class Message(NamedTuple):
+    """An outbox message or a piece of CRM work."""
+
+    seq: int
+    ts: float | None
+    prospect: str | None
+    kind: str  # outbox: notify | autoresponder; CRM: campaign_member | task | ...
+    payload: str  # JSON text
+
+
+class RejectedLine(NamedTuple):
+    """An event line that was not applied."""
+
+    source: str
+    line: int
+    reason: str
+    text: str

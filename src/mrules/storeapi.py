@@ -1,0 +1,95 @@
+"""What the engine and the readers need from a state store, and how a store is chosen.
+
+`StateStore` is the interface: the engine (`mrules.engine`) and the read
+commands (`state export`, `state outbox`, `explain`) use only these methods.
+Two stores implement it:
+
+- `mrules.store.Store`: the SQLite file (docs/store.md), durable, lockable,
+  readable while a run writes;
+- `mrules.memstore.MemoryStore`: plain Python lists and dicts, for tests, the
+  library API and throwaway runs; it lives as long as the process.
+
+`open_store(spec)` picks one: `":memory:"` (or None) gives a new in-memory
+store, a path opens (or creates) the SQLite store, a store object is used as
+it is.
+
+>>> store = open_store(":memory:")
+>>> type(store).__name__, store.prospect_count(), store.max_seq()
+('MemoryStore', 0, 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from mrules.store import Batch
+
+__all__ = ["MEMORY", "StateStore", "open_store"]
+
+MEMORY = ":memory:"
+"""The `--store` value that asks for an in-memory store."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """A state store: reads at any time, writes only through `commit` (one batch, atomic)."""
+
+    path: Path
+    readonly: bool
+
+    # -- what the engine reads when it starts ----------------------------------------------
+    def stream_position(self, source: str) -> int: ...
+    def clock(self) -> float | None: ...
+    def rules_first_seen(self) -> dict[str, float | None]: ...
+    def prospects(self) -> Iterator[tuple[str, bytes]]: ...
+    def visitors(self) -> Iterator[tuple[str, str | None, bytes]]: ...
+    def shared(self) -> dict[str, str]: ...
+    def max_seq(self) -> int: ...
+    def activities(self, prospect: str | None = None) -> Iterator[Any]: ...
+    def anonymous_views(self, visitor: str) -> list[tuple[float, str]]: ...
+    def applied_ids(self) -> set[str]: ...
+    def has_applied_ids(self) -> bool: ...
+    def applied_hashes(self) -> Iterator[int]: ...
+    def applied_among(self, ids: list[str]) -> set[str]: ...
+
+    # -- what the readers read ---------------------------------------------------------------
+    def prospect(self, email: str) -> bytes | None: ...
+    def prospect_count(self) -> int: ...
+    def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[Any]: ...
+    def outbox(self) -> Iterator[Any]: ...
+    def crm_pending(self, prospect: str | None = None) -> Iterator[Any]: ...
+    def rejects(self, source: str | None = None) -> Iterator[Any]: ...
+    def snapshot(self) -> contextlib.AbstractContextManager[Any]: ...
+    def log_start(self, log: str) -> int | None: ...
+    def set_log_start(self, log: str, seq: int) -> None: ...
+
+    # -- writing and closing -----------------------------------------------------------------
+    def commit(self, batch: Batch) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_store(
+    spec: str | Path | StateStore | None = MEMORY,
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    readonly: bool = False,
+) -> StateStore:
+    """A store from a `--store` value: `":memory:"`/None (in memory), a path (SQLite), a store.
+
+    Raises:
+        StoreError, StoreLocked: as `mrules.store.Store.open` does for a path.
+    """
+    if spec is None or (isinstance(spec, str) and spec == MEMORY):
+        from mrules.memstore import MemoryStore
+
+        return MemoryStore()
+    if isinstance(spec, str | Path):
+        from mrules.store import Store
+
+        return Store.open(spec, wait=wait, timeout=timeout, readonly=readonly)
+    return spec

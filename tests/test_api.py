@@ -1,0 +1,138 @@
+"""The library API and the store interface: `mrules.run`, `--store :memory:`, `MemoryStore`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from tests.test_store import dump, full_batch
+
+import mrules
+from mrules.api import RuleSetError
+from mrules.cli import main
+from mrules.memstore import MemoryStore
+from mrules.store import Batch, Store, StoreError
+from mrules.storeapi import StateStore, open_store
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "getcloudy"
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_both_stores_implement_the_interface(tmp_path: Path) -> None:
+    assert isinstance(open_store(":memory:"), StateStore)
+    with Store.open(tmp_path / "s.db") as s:
+        assert isinstance(s, StateStore)
+
+
+def test_memory_store_reads_back_what_the_sqlite_store_reads(tmp_path: Path) -> None:
+    mem = MemoryStore()
+    with Store.open(tmp_path / "s.db") as disk:
+        for store in (mem, disk):
+            store.commit(full_batch(line=3))
+            store.commit(
+                Batch(
+                    "/data/events.jsonl",
+                    5,
+                    None,
+                    prospects={"a@x.com": b"new"},
+                    attach_visitor=[("v-2", "b@x.com")],
+                    rejects=[("/data/events.jsonl", 3, "again", "{")],
+                )
+            )
+        assert dump(mem) == dump(disk)
+        for email in ("a@x.com", "b@x.com"):
+            assert list(mem.ledger(email)) == list(disk.ledger(email))
+            assert list(mem.activities(email)) == list(disk.activities(email))
+        assert mem.anonymous_views("v-2") == disk.anonymous_views("v-2")
+
+
+def test_run_into_memory_exports_what_the_cli_exports(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    cli("run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(db), "-q")
+    exported = cli("state", "export", "--store", str(db)).output
+    result = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl")
+    assert isinstance(result.store, MemoryStore)
+    assert result.export_jsonl() == exported
+    assert result.summary.applied == 27 and result.summary.duplicates == 1
+
+
+def test_python_c_prints_the_cli_state(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    cli("run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(db), "-q")
+    exported = cli("state", "export", "--store", str(db)).output
+    code = (
+        "import mrules, sys; r = mrules.run('examples/getcloudy/rules',"
+        " 'examples/getcloudy/events.jsonl'); sys.stdout.write(r.export_jsonl())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout == exported
+
+
+def test_events_as_dicts_lines_and_a_store_path(tmp_path: Path) -> None:
+    lines = (EXAMPLE / "events.jsonl").read_text().splitlines()
+    as_text = mrules.run(EXAMPLE / "rules", lines)
+    import orjson
+
+    as_dicts = mrules.run(EXAMPLE / "rules", [orjson.loads(x) for x in lines if x.strip()])
+    on_disk = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl", store=tmp_path / "s.db")
+    try:
+        assert as_text.export() == as_dicts.export() == on_disk.export()
+    finally:
+        on_disk.close()
+    again = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl", store=tmp_path / "s.db")
+    again.close()
+    assert again.summary.applied == 0 and again.summary.resumed_from == 28
+
+
+def test_a_compiled_rule_set_and_a_store_object_are_used_as_given() -> None:
+    loaded = mrules.load([str(EXAMPLE / "rules")])
+    compiled = mrules.compile(loaded.program, loaded.sources)
+    store = MemoryStore()
+    first = mrules.run(compiled, EXAMPLE / "events.jsonl", store=store)
+    assert first.store is store and first.rules is compiled
+    second = mrules.run(compiled, EXAMPLE / "events.jsonl", store=store)
+    assert second.summary.applied == 0  # resumed: the same stream, nothing applied twice
+
+
+def test_rules_with_errors_raise_with_the_diagnostics() -> None:
+    with pytest.raises(RuleSetError, match="MR1") as info:
+        mrules.run('on submit of form "Nope" { add to list "Missing" }', [])
+    assert info.value.diagnostics
+    with pytest.raises(RuleSetError, match="no such"):
+        mrules.run("/no/such/rules", [])
+
+
+def test_cli_memory_store_runs_and_leaves_no_file(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(
+        main, ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", ":memory:"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "store" in res.output and ":memory:" in res.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_a_memory_store_from_the_cli_is_a_clear_error() -> None:
+    res = CliRunner().invoke(main, ["state", "export", "--store", ":memory:"])
+    assert res.exit_code == 2 and "in-memory store lives inside one run" in res.output
+
+
+def test_a_malformed_batch_leaves_the_memory_store_unchanged() -> None:
+    mem = MemoryStore()
+    mem.commit(full_batch(line=3))
+    before = dump(mem)
+    bad = full_batch(line=9, seq=10)
+    bad.activities = [("too", "short")]
+    with pytest.raises(StoreError):
+        mem.commit(bad)
+    assert dump(mem) == before
