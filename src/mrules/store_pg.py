@@ -264,6 +264,11 @@ class PgStore:
         sql = "SELECT 1 FROM mrules_history WHERE event IS NOT NULL LIMIT 1"
         return self._one(sql) is not None
 
+    def applied_hashes(self) -> Iterator[int]:
+        return iter([r[0] for r in self._all(
+            "SELECT event FROM mrules_history WHERE event IS NOT NULL"
+        )])  # fmt: skip
+
     def applied_among(self, ids: list[str]) -> set[str]:
         wanted = set(ids)
         hashes = list({event_hash(x) for x in ids})

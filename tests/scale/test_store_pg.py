@@ -23,7 +23,17 @@ from click.testing import CliRunner
 
 from mrules.cli import main
 
-pytest.importorskip("psycopg", reason="psycopg is not installed (mrules[postgres])")
+
+def test_every_method_of_the_store_interface() -> None:
+    """No server needed: PgStore answers every read and write the engine and readers use."""
+    from mrules.store_pg import PgStore
+    from mrules.storeapi import StateStore
+
+    wanted = {n for n in dir(StateStore) if not n.startswith("_")} - {"path", "readonly"}
+    assert wanted - set(dir(PgStore)) == set()
+
+
+psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (mrules[postgres])")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,7 +102,7 @@ def db(pg_url: str) -> Iterator[str]:
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    r = CliRunner().invoke(main, list(args))
+    r = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return r.exit_code, r.output
 
 
