@@ -384,7 +384,9 @@ def partition(
     loads = orjson.loads
     cache: dict[Any, int] = {}
     all_buckets = range(n)
-    stats = {"events": 0, "unrouted": 0, "ticks": 0, "files": len(paths), "part": name}
+    stats: dict[str, Any] = {
+        "events": 0, "unrouted": 0, "ticks": 0, "files": len(paths), "part": name,
+    }  # fmt: skip
     latest: float | None = None
     latest_text: str | None = None
     floor = ""  # the UTC date of the day before `latest`
@@ -404,8 +406,8 @@ def partition(
         for b, recs in added.items():  # earlier files' lines come first in a part
             buffers[b].extend(recs)
             sizes[b] += sum(len(r) for r in recs)
-        for b, keys in skipped.items():
-            (tmp / f"b{b:05d}.skip").write_bytes(b"".join(keys))
+        for b, skips in skipped.items():
+            (tmp / f"b{b:05d}.skip").write_bytes(b"".join(skips))
         stats["moved"] = sum(len(r) for r in added.values())
         for i, path in enumerate(paths):
             ordinal = len(manifest.files) + i

@@ -451,11 +451,11 @@ class PgStore:
                         " event, messages, data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                         packed,
                     )
-                for v, p in batch.attach_visitor:
+                for vid, email in batch.attach_visitor:
                     cur.execute(
                         "UPDATE mrules_history SET prospect = %s WHERE visitor = %s"
                         " AND prospect IS NULL",
-                        (pid(p), v),
+                        (pid(email), vid),
                     )
                 new = [e for e in new_pids if e not in batch.prospects]
                 if new:  # ids that rows name before the prospect has a state

@@ -146,7 +146,7 @@ def run_partitioned(
 
     # As `mrules run` names a file in the ledger: relative to the working folder when inside it.
     files = [(f["path"], display_path(f["path"])) for f in manifest.files]
-    tasks = []
+    tasks: list[dict[str, Any]] = []
     for b in range(manifest.buckets):
         parts = manifest.bucket_parts(folder, b)
         size = sum(p.stat().st_size for p, _ in parts if p.exists())
