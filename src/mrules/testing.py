@@ -1158,7 +1158,8 @@ class _Checker:
         if ok:
             return
         reasons = [
-            f"{_value(_brief_message(g))}: {g.get('rule', '?')} ({g.get('at', '?')})" for g in got[:10]
+            f"{_value(_brief_message(g))}: {g.get('rule', '?')} ({g.get('at', '?')})"
+            for g in got[:10]
         ]
         self.fail(
             key,
