@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -34,9 +34,6 @@ from mrules.urls import PageIndex, is_wildcard, normalize_url, wildcard_prefix
 from mrules.vocab import ASSET_EVENTS as _ASSET_EVENTS
 from mrules.vocab import TRIGGER_EVENTS as _TRIGGER_EVENTS
 from mrules.vocab import TRIGGERS
-
-if TYPE_CHECKING:
-    from mrules.engine import Engine
 
 __all__ = [
     "ASSET_EVENTS",
@@ -73,9 +70,19 @@ class RuleRef:
 
 @dataclass(frozen=True, slots=True)
 class CompiledAction:
+    """An action as data: which effect (`mrules.effects.EFFECTS`) runs, with what, when.
+
+    `op` names the effect; `operands` are its arguments after the prospect, the
+    rule and the asset key (names resolved, values converted); `phase` is the
+    seed's order on one asset (assignment, data, side effects); `loc` is where
+    the action is written (file:line).
+    """
+
     kind: str
     phase: int
-    run: Callable[[Engine, Prospect, RuleRef, str | None], None]
+    op: str
+    operands: tuple[Any, ...] = ()
+    loc: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +154,15 @@ class CompiledRuleSet:
     codecs: Codecs  # names of lists, tags and rules to the bits prospects keep
     activity_keys: dict[str, str]  # the activity keys some criterion reads (shared strs)
     rule_keys: dict[str, str] = field(default_factory=dict)  # key -> kind, every keyed piece
+    # What it was compiled from: a compiled rule set pickles as these and is compiled
+    # again where it is unpickled (predicates are closures), e.g. in a worker process.
+    program: ast.Program | None = field(default=None, repr=False, compare=False)
+    sources: dict[str, Source] | None = field(default=None, repr=False, compare=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.program is None:
+            raise TypeError("this compiled rule set does not know its program: cannot pickle")
+        return (compile_program, (self.program, self.sources))
 
     def candidates(self, facts: Iterable[str]) -> list[int]:
         """Automation rules that read any of these facts, in priority order."""
@@ -461,73 +477,45 @@ def _converter(ftype: str, sample: Any) -> Callable[[Any], Any]:
 
 
 def _compile_action(node: Any, b: _Builder) -> CompiledAction:
-    """An action node to a closure; see engine.Engine for the operations they call."""
+    """An action node to data: the effect to run (`mrules.effects.EFFECTS`) and its operands."""
+    act = CompiledAction
+    loc = b.loc(node)
     match node:
         case ast.AddToList(list=name):
-            n, bit = name.text, b.codecs.lists.bit(name.text)
-            return CompiledAction(
-                "add to list", PHASE_DATA, lambda e, p, r, k: e.add_to_list(p, r, n, bit)
-            )
+            ops: tuple[Any, ...] = (name.text, b.codecs.lists.bit(name.text))
+            return act("add to list", PHASE_DATA, "add_to_list", ops, loc)
         case ast.RemoveFromList(list=name):
-            n, bit = name.text, b.codecs.lists.bit(name.text)
-            return CompiledAction(
-                "remove from list", PHASE_DATA, lambda e, p, r, k: e.remove_from_list(p, r, n, bit)
-            )
+            ops = (name.text, b.codecs.lists.bit(name.text))
+            return act("remove from list", PHASE_DATA, "remove_from_list", ops, loc)
         case ast.AddTag(tag=name):
-            n, bit = name.text, b.codecs.tags.bit(name.text)
-            return CompiledAction("add tag", PHASE_DATA, lambda e, p, r, k: e.add_tag(p, r, n, bit))
+            return act(
+                "add tag", PHASE_DATA, "add_tag", (name.text, b.codecs.tags.bit(name.text)), loc
+            )
         case ast.RemoveTag(tag=name):
-            n, bit = name.text, b.codecs.tags.bit(name.text)
-            return CompiledAction(
-                "remove tag", PHASE_DATA, lambda e, p, r, k: e.remove_tag(p, r, n, bit)
-            )
+            ops = (name.text, b.codecs.tags.bit(name.text))
+            return act("remove tag", PHASE_DATA, "remove_tag", ops, loc)
         case ast.AdjustScore(points=pts):
-            return CompiledAction(
-                "score", PHASE_DATA, lambda e, p, r, k: e.adjust_score(p, r, pts, k)
-            )
+            return act("score", PHASE_DATA, "adjust_score", (pts,), loc)
         case ast.AdjustCategoryScore(points=pts, category=cat):
-            c = cat.text
-            return CompiledAction(
-                "category score", PHASE_DATA, lambda e, p, r, k: e.adjust_category(p, r, c, pts)
-            )
+            return act("category score", PHASE_DATA, "adjust_category", (cat.text, pts), loc)
         case ast.SetScore(value=value):
-            return CompiledAction(
-                "set score", PHASE_DATA, lambda e, p, r, k: e.set_score(p, r, value)
-            )
+            return act("set score", PHASE_DATA, "set_score", (value,), loc)
         case ast.Assign(to=to, name=name):
-            n = name.text
             if to == "group":
-                members = b.symbols.group_members(n)
-                return CompiledAction(
-                    "assign", PHASE_ASSIGN, lambda e, p, r, k: e.assign_group(p, r, n, members)
-                )
-            return CompiledAction("assign", PHASE_ASSIGN, lambda e, p, r, k: e.assign(p, r, to, n))
+                ops = (name.text, b.symbols.group_members(name.text))
+                return act("assign", PHASE_ASSIGN, "assign_group", ops, loc)
+            return act("assign", PHASE_ASSIGN, "assign", (to, name.text), loc)
         case ast.AssignByCrmRule():
-            return CompiledAction(
-                "assign", PHASE_ASSIGN, lambda e, p, r, k: e.assign_by_crm_rule(p, r)
-            )
+            return act("assign", PHASE_ASSIGN, "assign_by_crm_rule", (), loc)
         case ast.SetField(field=f, value=v):
-            name, value = f.text, value_of(v)
-            return CompiledAction(
-                "set field", PHASE_DATA, lambda e, p, r, k: e.set_field(p, r, name, value)
-            )
+            return act("set field", PHASE_DATA, "set_field", (f.text, value_of(v)), loc)
         case ast.IncrementField(field=f, by=by):
-            name = f.text
-            return CompiledAction(
-                "increment field", PHASE_DATA, lambda e, p, r, k: e.increment_field(p, r, name, by)
-            )
+            return act("increment field", PHASE_DATA, "increment_field", (f.text, by), loc)
         case ast.ChangeSourceCampaign(campaign=c):
-            n = c.text
-            return CompiledAction(
-                "source campaign", PHASE_DATA, lambda e, p, r, k: e.set_campaign(p, r, n)
-            )
-        case ast.AddToCrmCampaign(campaign=c, status=s):
-            payload = {"campaign": c.text, "status": s.text if s else None}
-            return CompiledAction(
-                "crm campaign",
-                PHASE_DATA,
-                lambda e, p, r, k: e.crm_work(p, r, "campaign_member", payload),
-            )
+            return act("source campaign", PHASE_DATA, "set_campaign", (c.text,), loc)
+        case ast.AddToCrmCampaign(campaign=c, status=st):
+            payload = {"campaign": c.text, "status": st.text if st else None}
+            return act("crm campaign", PHASE_DATA, "crm_work", ("campaign_member", payload), loc)
         case ast.CreateCrmTask():
             payload = {
                 "subject": node.subject,
@@ -536,40 +524,23 @@ def _compile_action(node: Any, b: _Builder) -> CompiledAction:
                 "status": node.status,
                 "owner": node.owner.text if node.owner else None,
             }
-            return CompiledAction(
-                "crm task", PHASE_SIDE, lambda e, p, r, k: e.crm_work(p, r, "task", payload)
-            )
+            return act("crm task", PHASE_SIDE, "crm_work", ("task", payload), loc)
         case ast.NotifyUser(user=u):
-            n = u.text
-            return CompiledAction("notify", PHASE_SIDE, lambda e, p, r, k: e.notify(p, r, n, k))
+            return act("notify", PHASE_SIDE, "notify", (u.text,), loc)
         case ast.NotifyAssignedUser():
-            return CompiledAction("notify", PHASE_SIDE, lambda e, p, r, k: e.notify(p, r, None, k))
+            return act("notify", PHASE_SIDE, "notify", (None,), loc)
         case ast.SendAutoresponder(email=em):
-            n = em.text
-            return CompiledAction(
-                "autoresponder", PHASE_SIDE, lambda e, p, r, k: e.autoresponder(p, r, n, k)
-            )
+            return act("autoresponder", PHASE_SIDE, "autoresponder", (em.text,), loc)
         case ast.ChangeProfile(profile=pr):
-            n = pr.text
-            return CompiledAction(
-                "change profile", PHASE_DATA, lambda e, p, r, k: e.change_profile(p, r, n)
-            )
+            return act("change profile", PHASE_DATA, "change_profile", (pr.text,), loc)
         case ast.MarkProfileCriterion(criterion=c, profile=pr, state=state):
-            key, sign = (
-                f"{pr.text}|{c.text}",
-                {"matches": 1, "does not match": -1, "not known": 0}[state],
-            )
-            return CompiledAction(
-                "grading", PHASE_DATA, lambda e, p, r, k: e.mark_criterion(p, r, key, sign)
-            )
+            sign = {"matches": 1, "does not match": -1, "not known": 0}[state]
+            ops = (f"{pr.text}|{c.text}", sign)
+            return act("grading", PHASE_DATA, "mark_criterion", ops, loc)
         case ast.DoNotSync():
-            return CompiledAction(
-                "do not sync", PHASE_DATA, lambda e, p, r, k: e.set_sync_flag(p, r, True)
-            )
+            return act("do not sync", PHASE_DATA, "set_sync_flag", (True,), loc)
         case ast.AllowCrmRecreate():
-            return CompiledAction(
-                "allow crm recreate", PHASE_DATA, lambda e, p, r, k: e.set_sync_flag(p, r, False)
-            )
+            return act("allow crm recreate", PHASE_DATA, "set_sync_flag", (False,), loc)
     raise AssertionError(f"action {type(node).__name__} has no compiler")
 
 
@@ -600,11 +571,17 @@ class _Builder:
         self.activity_keys: dict[str, str] = {}  # every activity key a criterion reads
         self.codecs = Codecs()
         self.criteria = _CriterionCompiler(self)
+        self.path = ""  # the file of the item being compiled
 
     def _items(self) -> Iterable[tuple[str, Any]]:
         for file in self.program.files:
             for item in file.items:
                 yield file.path, item
+
+    def loc(self, node: ast.Node) -> str:
+        """`file:line` of a node of the item being compiled (its source span)."""
+        src = self.sources.get(self.path)
+        return f"{self.path}:{src.position(node.span.start)[0]}" if src else ""
 
     def ref(self, kind: str, name: str, path: str, node: ast.Node) -> RuleRef:
         src = self.sources.get(path)
@@ -658,6 +635,7 @@ class _Builder:
         keys: dict[str, str] = {}
         event_for = TRIGGERS
         for order, (path, item) in enumerate(self._items(), start=1):
+            self.path = path
             match item:
                 case ast.CompletionActions(trigger=t):
                     etype = event_for[(t.verb, t.asset_kind)]
@@ -791,6 +769,8 @@ class _Builder:
             codecs=self.codecs,
             activity_keys=self.activity_keys,
             rule_keys=keys,
+            program=self.program,
+            sources=self.sources or None,
         )
 
 

@@ -1,0 +1,333 @@
+"""Effects: what compiled actions do to a prospect, dispatched through `EFFECTS` by name,
+and the seed's order of a completion action's phases (`_run_blocks`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from sys import intern as _intern
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from mrules.compiler import (
+    PHASE_ASSIGN,
+    PHASE_DATA,
+    PHASE_SIDE,
+    CompiledAction,
+    CompiledBlock,
+    RuleRef,
+)
+from mrules.history import json_text
+from mrules.policy import can_assign, round_robin
+from mrules.state import Prospect, grade_letter
+
+_dumps = orjson.dumps
+_INF = float("inf")
+_json = json_text
+
+if TYPE_CHECKING:
+    from mrules.engine.run import Engine  # noqa: F401
+
+
+class Effects:
+    """The effects of `Engine`: every change goes to the ledger through `log`."""
+
+    # ------------------------------------------------------ completion actions
+
+    def _active(self, block: CompiledBlock, ts: float) -> bool:
+        since = self.block_since.get(block.key)
+        return since is None or ts >= since
+
+    def _run_blocks(self, p: Prospect, blocks: tuple[CompiledBlock, ...], asset_key: str) -> None:
+        """The seed's order: assignment, data changes, automation rules, then side effects."""
+        now = self.now
+        chosen: list[tuple[CompiledAction, RuleRef]] = []
+        for b in blocks:
+            chosen.extend((a, b.ref) for a in b.actions)
+            for pred, actions in b.conditionals:  # conditions are read at trigger time
+                if pred(p, now):
+                    chosen.extend((a, b.ref) for a in actions)
+        for phase in (PHASE_ASSIGN, PHASE_DATA):
+            for a, ref in chosen:
+                if a.phase == phase:
+                    run_action(self, a, p, ref, asset_key)
+        self._settle(p, self.changed)
+        side = [(a, ref) for a, ref in chosen if a.phase == PHASE_SIDE]
+        if side:
+            self.changed = set()
+            for a, ref in side:
+                run_action(self, a, p, ref, asset_key)
+            if self.changed:
+                self._settle(p, self.changed)
+
+    def _score(self, p: Prospect, ref: RuleRef, points: int, args: dict[str, Any]) -> None:
+        if points == 0:
+            return  # a +0 scoring row changes nothing and is not worth a ledger line
+        before = p.score
+        p.score = before + points
+        self.changed.add("score")
+        self.log(p, ref, "score", {"points": points, **args}, before, p.score)
+
+    def _category(self, p: Prospect, ref: RuleRef, category: str, points: int) -> None:
+        cats = p.categories if p.categories is not None else {}
+        before = cats.get(category, 0)
+        cats[category] = before + points
+        p.categories = cats
+        self.changed.add("score")
+        self.log(
+            p,
+            ref,
+            "category score",
+            {"category": category, "points": points},
+            before,
+            before + points,
+        )
+
+    def _set_field(self, p: Prospect, ref: RuleRef, name: str, value: Any) -> None:
+        before = p.field(name)
+        if before == value:
+            return
+        name = _intern(name)  # one str per field name, not one per prospect
+        if type(value) is str and len(value) <= 40:
+            value = _intern(value)  # picklist values, countries, sizes: shared, not copied
+        p.set_field(name, value)
+        if name in self.cs.most_recent:
+            p.stamps = {**(p.stamps or {}), name: self.event_ts}
+        self.changed.add("f:" + name)
+        self.log(p, ref, "set field", {"field": name}, before, value)
+
+    def _throttled(self, p: Prospect, key: str) -> bool:
+        """Repeat activity within the window neither scores nor resends (§2.3)."""
+        window = self._throttle
+        if window <= 0:
+            return False
+        last = p.throttle.get(key) if p.throttle else None
+        if last is not None and self.now - last < window:
+            self.summary.actions["throttled"] += 1
+            return True
+        if p.throttle is None:
+            p.throttle = {}
+        p.throttle[_intern(key)] = self.now
+        return False
+
+    # ------------------------------------------- operations compiled actions call
+
+    def add_to_list(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if p.lists & bit:
+            return
+        p.lists |= bit
+        self.changed.add("list")
+        self.log(p, ref, "add to list", {"list": name}, False, True)
+
+    def remove_from_list(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if not p.lists & bit:
+            return
+        p.lists &= ~bit
+        self.changed.add("list")
+        self.log(p, ref, "remove from list", {"list": name}, True, False)
+
+    def add_tag(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if p.tags & bit:
+            return
+        p.tags |= bit
+        self.changed.add("tag")
+        self.log(p, ref, "add tag", {"tag": name}, False, True)
+
+    def remove_tag(self, p: Prospect, ref: RuleRef, name: str, bit: int) -> None:
+        if not p.tags & bit:
+            return
+        p.tags &= ~bit
+        self.changed.add("tag")
+        self.log(p, ref, "remove tag", {"tag": name}, True, False)
+
+    def adjust_score(self, p: Prospect, ref: RuleRef, points: int, asset_key: str | None) -> None:
+        # Completion-action scores are throttled; page-action scores count every view.
+        throttled = asset_key is not None and not asset_key.startswith("page:")
+        if throttled and self._throttled(p, "score|" + asset_key):  # type: ignore[operator]
+            return
+        self._score(p, ref, points, {})
+
+    def adjust_category(self, p: Prospect, ref: RuleRef, category: str, points: int) -> None:
+        self._category(p, ref, category, points)
+
+    def set_score(self, p: Prospect, ref: RuleRef, value: int) -> None:
+        if p.score == value:
+            return
+        before, p.score = p.score, value
+        self.changed.add("score")
+        self.log(p, ref, "set score", {"value": value}, before, value)
+
+    def assign(self, p: Prospect, ref: RuleRef, kind: str, name: str) -> None:
+        if not can_assign(p.assigned_kind):
+            self.summary.actions["assignment kept"] += 1
+            return  # assignment never reassigns (§2.3)
+        p.assigned_kind, p.assigned_to, p.assigned_at = kind, name, self.now
+        self.changed.add("assigned")
+        self.log(p, ref, "assign", {"to": kind, "name": name}, None, name)
+        if p.crm_status == "none" and not p.do_not_sync:
+            # Assignment is what creates the CRM record (§7.3).
+            self.crm_work(
+                p,
+                ref,
+                "create_record",
+                {"object": self.cs.create_on_assignment, "owner": name, "as": kind},
+            )
+
+    def assign_group(self, p: Prospect, ref: RuleRef, group: str, members: tuple[str, ...]) -> None:
+        if p.assigned_kind is not None or not members:
+            if p.assigned_kind is not None:
+                self.summary.actions["assignment kept"] += 1
+            return
+        # The round-robin counter is shared across prospects: it lives in `shared`.
+        key = "round_robin:" + group
+        member, self.shared[key] = round_robin(members, int(self.shared.get(key, 0)))
+        self.shared_dirty = True
+        self.assign(p, ref, "user", member)
+
+    def assign_by_crm_rule(self, p: Prospect, ref: RuleRef) -> None:
+        if p.assigned_kind is not None:
+            self.summary.actions["assignment kept"] += 1
+            return
+        p.assigned_kind, p.assigned_to, p.assigned_at = "crm rule", None, self.now
+        self.changed.add("assigned")
+        self.log(p, ref, "assign", {"to": "crm rule"}, None, "crm rule")
+        self.crm_work(p, ref, "assignment_rule", {"object": self.cs.create_on_assignment})
+
+    def set_field(self, p: Prospect, ref: RuleRef, name: str, value: Any) -> None:
+        self._set_field(p, ref, name, value)
+
+    def increment_field(self, p: Prospect, ref: RuleRef, name: str, by: float) -> None:
+        before = p.field(name)
+        try:
+            base = float(before) if before not in (None, "") else 0.0
+        except (TypeError, ValueError):
+            base = 0.0
+        after = base + by
+        self._set_field(p, ref, name, int(after) if after == int(after) else after)
+
+    def set_campaign(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        if p.campaign == name:
+            return
+        before, p.campaign = p.campaign, name
+        self.changed.add("campaign")
+        self.log(p, ref, "source campaign", {"campaign": name}, before, name)
+
+    def crm_work(self, p: Prospect, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
+        """Work the CRM must do (the sync carries it out later)."""
+        self.log(p, ref, "crm " + kind.replace("_", " "), payload, None, None)
+        # The CRM work itself is this ledger step: stores derive `crm_pending` from it.
+
+    def notify(self, p: Prospect, ref: RuleRef, user: str | None, asset_key: str | None) -> None:
+        to = user
+        if to is None:
+            to = p.assigned_to if p.assigned_kind == "user" else None
+            if to is None:
+                self.summary.actions["notify skipped (unassigned)"] += 1
+                return
+        if asset_key is not None and asset_key.startswith("page:"):
+            last = p.notified.get(asset_key) if p.notified else None
+            if last is not None and self.now - last < self._notify_window:
+                self.summary.actions["throttled"] += 1
+                return  # one page-action notification per prospect, page and hour (§3)
+            p.notified = {**(p.notified or {}), _intern(asset_key): self.now}
+        self._outbox(p, ref, "notify", {"to": to, "prospect": p.email})
+
+    def autoresponder(self, p: Prospect, ref: RuleRef, email: str, asset_key: str | None) -> None:
+        if p.opted_out or p.field("do_not_email") is True:
+            self.summary.actions["autoresponder skipped (opted out)"] += 1
+            return
+        if (
+            asset_key is not None
+            and not self.settings.always_send_autoresponder
+            and self._throttled(p, "autoresponder|" + asset_key)
+        ):
+            return
+        self._outbox(p, ref, "autoresponder", {"email": email, "to": p.email})
+
+    def _outbox(self, p: Prospect, ref: RuleRef, kind: str, payload: dict[str, Any]) -> None:
+        self.log(p, ref, kind, payload, None, None)
+        # The message itself is this ledger step: stores derive the outbox from it.
+
+    def change_profile(self, p: Prospect, ref: RuleRef, name: str) -> None:
+        current = p.profile or self.cs.default_profile
+        if current == name:
+            return
+        before = p.grade
+        p.profile = name
+        p.grade = self.grade(p)
+        self.changed.add("grade")
+        self.log(p, ref, "change profile", {"profile": name}, current, name)
+        if p.grade != before:
+            self.log(p, ref, "grade", {}, before, p.grade)
+
+    def mark_criterion(self, p: Prospect, ref: RuleRef, key: str, sign: int) -> None:
+        crit = p.criteria or {}
+        if crit.get(key, 0) == sign:
+            return
+        before = p.grade
+        if sign:
+            crit[key] = sign
+        else:
+            crit.pop(key, None)
+        p.criteria = crit or None
+        p.grade = self.grade(p)
+        self.changed.add("grade")
+        profile, _, criterion = key.partition("|")
+        state = {1: "matches", -1: "does not match", 0: "not known"}[sign]
+        self.log(
+            p,
+            ref,
+            "grading",
+            {"profile": profile, "criterion": criterion, "state": state},
+            before,
+            p.grade,
+        )
+
+    def set_sync_flag(self, p: Prospect, ref: RuleRef, do_not_sync: bool) -> None:
+        if p.do_not_sync == do_not_sync:
+            return
+        p.do_not_sync = do_not_sync
+        self.changed.add("crm")
+        self.log(
+            p,
+            ref,
+            "do not sync" if do_not_sync else "allow crm recreate",
+            {},
+            not do_not_sync,
+            do_not_sync,
+        )
+
+    def grade(self, p: Prospect) -> str | None:
+        """The grade computed from the profile and criterion states (kept in `p.grade`)."""
+        rank = self.cs.grade_of(p)
+        return None if rank is None else grade_letter(rank)
+
+
+# Compiled actions are data (`CompiledAction.op`, `.operands`): the effect each names.
+# Every effect is called as EFFECTS[op](engine, prospect, rule ref, asset key, *operands).
+EFFECTS: dict[str, Callable[..., None]] = {
+    "add_to_list": lambda e, p, r, k, name, bit: e.add_to_list(p, r, name, bit),
+    "remove_from_list": lambda e, p, r, k, name, bit: e.remove_from_list(p, r, name, bit),
+    "add_tag": lambda e, p, r, k, name, bit: e.add_tag(p, r, name, bit),
+    "remove_tag": lambda e, p, r, k, name, bit: e.remove_tag(p, r, name, bit),
+    "adjust_score": lambda e, p, r, k, points: e.adjust_score(p, r, points, k),
+    "adjust_category": lambda e, p, r, k, cat, points: e.adjust_category(p, r, cat, points),
+    "set_score": lambda e, p, r, k, value: e.set_score(p, r, value),
+    "assign": lambda e, p, r, k, kind, name: e.assign(p, r, kind, name),
+    "assign_group": lambda e, p, r, k, group, members: e.assign_group(p, r, group, members),
+    "assign_by_crm_rule": lambda e, p, r, k: e.assign_by_crm_rule(p, r),
+    "set_field": lambda e, p, r, k, name, value: e.set_field(p, r, name, value),
+    "increment_field": lambda e, p, r, k, name, by: e.increment_field(p, r, name, by),
+    "set_campaign": lambda e, p, r, k, name: e.set_campaign(p, r, name),
+    "crm_work": lambda e, p, r, k, kind, payload: e.crm_work(p, r, kind, payload),
+    "notify": lambda e, p, r, k, user: e.notify(p, r, user, k),
+    "autoresponder": lambda e, p, r, k, email: e.autoresponder(p, r, email, k),
+    "change_profile": lambda e, p, r, k, name: e.change_profile(p, r, name),
+    "mark_criterion": lambda e, p, r, k, key, sign: e.mark_criterion(p, r, key, sign),
+    "set_sync_flag": lambda e, p, r, k, flag: e.set_sync_flag(p, r, flag),
+}
+
+
+def run_action(engine: Any, a: CompiledAction, p: Prospect, ref: RuleRef, key: str | None) -> None:
+    """Run one compiled action on a prospect: its effect with its operands."""
+    EFFECTS[a.op](engine, p, ref, key, *a.operands)

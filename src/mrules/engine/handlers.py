@@ -1,0 +1,221 @@
+"""One handler per event type: what each event means for its prospect (docs/semantics.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from mrules.compiler import (
+    ASSET_EVENTS,
+)
+from mrules.events import Event
+from mrules.history import json_text
+from mrules.policy import crm_status_after, crm_value_wins
+from mrules.state import Prospect
+from mrules.urls import normalize_url
+from mrules.vocab import Action, EventType
+
+_dumps = orjson.dumps
+_INF = float("inf")
+_json = json_text
+
+if TYPE_CHECKING:
+    from mrules.engine.run import Engine  # noqa: F401
+
+
+class Handlers:
+    """The event handlers of `Engine`, by event type (`HANDLERS`)."""
+
+    # --------------------------------------------------------------- handlers
+
+    def _page_view(self, e: Event) -> None:
+        url = e.url or ""
+        p: Prospect | None = None
+        if e.prospect is not None:
+            p = self._prospect(e.prospect, e)
+            if e.visitor is not None:
+                self._tie_visitor(e.visitor, p)
+        elif e.visitor is not None:
+            email = self.visitors.get(e.visitor)
+            if email is not None:
+                p = self._prospect(email, e)
+            else:  # anonymous: kept as an activity row until the visitor converts
+                self._anonymous.setdefault(e.visitor, []).append((e.ts_epoch, url))
+                self._activity(None, e)
+                return
+        if p is None:
+            return
+        self.changed = changed = {"act", "time"}
+        self._activity(p, e)
+        normalized = normalize_url(url, self.settings)
+        self._visited(p, url, e.ts_epoch, normalized)
+        points = self.cs.scoring.get("page_view")
+        if points:
+            self._score(p, points[1], points[0], {"activity": "page view"})
+        pa = self.cs.pages.lookup_normalized(normalized)
+        if pa is not None and self._active(pa.block, e.ts_epoch):
+            self._run_blocks(p, (pa.block,), "page:" + pa.ref.name)
+        else:
+            self._settle(p, changed)
+
+    def _visited(self, p: Prospect, url: str, ts: float, normalized: str | None = None) -> None:
+        if p.last_activity is None or ts > p.last_activity:
+            p.last_activity = ts
+        if not self.cs.visited:
+            return
+        u = normalized if normalized is not None else normalize_url(url, self.settings)
+        for key, match in self.cs.visited:
+            if match(u):
+                p.touch(key, ts)
+
+    def _asset_event(self, e: Event) -> None:
+        assert e.prospect is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = changed = {"act", "time"}
+        if e.visitor is not None:
+            self._tie_visitor(e.visitor, p)
+        if e.fields:
+            self._event_fields(p, e)
+        etype, asset = e.type, e.asset or ""
+        kind = ASSET_EVENTS[etype][1]
+        for key in self._activity_keys(etype, asset):
+            p.touch(key, e.ts_epoch)
+        if p.last_activity is None or e.ts_epoch > p.last_activity:
+            p.last_activity = e.ts_epoch
+        self._activity(p, e)
+        points = self.cs.scoring.get(etype)
+        if points and not (etype == "email_open" and self._seen_open(p, asset)):
+            self._score(p, points[1], points[0], {"activity": points[1].name, "asset": asset})
+            category = self.cs.categories.get((kind, asset))
+            if category:
+                self._category(p, points[1], category, points[0])
+        blocks = self.cs.blocks.get((etype, asset))
+        if blocks and etype == "email_click":
+            link = f"{asset}|{e.url or ''}"
+            if p.clicked and link in p.clicked:
+                blocks = None  # an email link fires once per prospect (§2.3)
+            else:
+                p.clicked = (p.clicked or set()) | {link}
+        if blocks:
+            active = tuple(b for b in blocks if self._active(b, e.ts_epoch))
+            if active:
+                self._run_blocks(p, active, f"{etype}:{asset}")
+                return
+        self._settle(p, changed)
+
+    def _seen_open(self, p: Prospect, email: str) -> bool:
+        if not self.settings.email_open_first_only:
+            return False
+        bit = self.cs.codecs.emails.bit(email)
+        if p.opened & bit:
+            return True
+        p.opened |= bit
+        return False
+
+    def _identify(self, e: Event) -> None:
+        assert e.prospect is not None and e.visitor is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = {"time"}
+        self._tie_visitor(e.visitor, p)
+        self._settle(p, self.changed)
+
+    def _prospect_update(self, e: Event) -> None:
+        assert e.prospect is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = {"time"}
+        if e.fields:
+            self._event_fields(p, e)
+        self._settle(p, self.changed)
+
+    def _unsubscribe(self, e: Event) -> None:
+        assert e.prospect is not None
+        p = self._prospect(e.prospect, e)
+        self.changed = {"time"}
+        self._activity(p, e)
+        if not p.opted_out:
+            p.opted_out = True
+            self.changed.update(("opted_out", "f:opted_out"))
+            self.log(p, self._ref_for(e), "opt out", {"email": e.asset}, False, True)
+        self._settle(p, self.changed)
+
+    def _crm_update(self, e: Event) -> None:
+        assert e.prospect is not None
+        if e.prospect not in self.prospects and not self.cs.auto_create:
+            self.summary.ignored += 1  # the connector does not create prospects (§7.4)
+            return
+        p = self._prospect(e.prospect, e)
+        self.changed = changed = {"time"}
+        ref = self._ref_for(e)
+        obj = e.object
+        if obj in ("lead", "contact"):
+            status = crm_status_after(p.crm_status, obj)  # a contact outranks a lead (§7.2)
+            if status is not None:
+                self.log(p, ref, Action.CRM_STATUS, {}, p.crm_status, status)
+                p.crm_status = status
+                changed.add("crm")
+            if e.crm_id and p.crm_id != e.crm_id:
+                p.crm_id = e.crm_id
+            if e.user and (p.assigned_kind != "user" or p.assigned_to != e.user):
+                # The owner is always the CRM's (§7.1): the CRM may reassign.
+                self.log(p, ref, "assign", {"to": "user", "by": "crm"}, p.assigned_to, e.user)
+                p.assigned_kind, p.assigned_to = "user", e.user
+                p.assigned_at = p.assigned_at or self.now
+                changed.add("assigned")
+            for crm_field, value in (e.fields or {}).items():
+                mapped = self.cs.crm_fields.get(crm_field.casefold())
+                if mapped is None:
+                    continue
+                name, prefer = mapped
+                stamp = p.stamps.get(name) if p.stamps else None
+                if crm_value_wins(  # §7.6: a value beats a blank, then `prefer`
+                    ours=p.field(name),
+                    theirs=value,
+                    prefer=prefer,
+                    our_stamp=stamp,
+                    their_time=e.ts_epoch,
+                ):
+                    self._set_field(p, ref, name, value)
+        elif obj == "opportunity":
+            outcome = {"won": "won", "lost": "lost"}.get(e.status or "", "created")
+            points = self.cs.crm_scoring.get(outcome)
+            if points:
+                self._score(p, points[1], points[0], {"activity": f"opportunity {outcome}"})
+        self._settle(p, changed)
+
+    def _tick(self, e: Event) -> None:
+        self._tick_all()
+
+    def _event_fields(self, p: Prospect, e: Event) -> None:
+        ref = self._ref_for(e)
+        for name, value in e.fields.items():  # type: ignore[union-attr]
+            self._set_field(p, ref, name, value)
+
+    def _activity(self, p: Prospect | None, e: Event) -> None:
+        row = self._row_for(p.email if p else None)
+        row.visitor, row.ts, row.etype, row.asset, row.url = (
+            e.visitor,
+            e.ts_epoch,
+            e.type,
+            e.asset,
+            e.url,
+        )
+
+
+# The handler of each event type (`mrules.vocab.EventType`): a method of Handlers.
+HANDLERS: dict[EventType, Callable[[Any, Event], None]] = {
+    EventType.PAGE_VIEW: Handlers._page_view,
+    EventType.FORM_SUBMIT: Handlers._asset_event,
+    EventType.FORM_HANDLER_SUBMIT: Handlers._asset_event,
+    EventType.LANDING_PAGE_SUBMIT: Handlers._asset_event,
+    EventType.EMAIL_OPEN: Handlers._asset_event,
+    EventType.EMAIL_CLICK: Handlers._asset_event,
+    EventType.FILE_DOWNLOAD: Handlers._asset_event,
+    EventType.CUSTOM_REDIRECT_CLICK: Handlers._asset_event,
+    EventType.IDENTIFY: Handlers._identify,
+    EventType.PROSPECT_UPDATE: Handlers._prospect_update,
+    EventType.UNSUBSCRIBE: Handlers._unsubscribe,
+    EventType.CRM_UPDATE: Handlers._crm_update,
+    EventType.TICK: Handlers._tick,
+}

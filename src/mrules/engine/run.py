@@ -1,0 +1,411 @@
+"""The run loop: `Engine` reads events, batches them and commits; identities; the ledger.
+
+The engine is split by concern: this module (the loop, batching, commits,
+identities, the ledger rows), `handlers` (one per event type), `effects` (what
+actions do, `EFFECTS`), `settle` (automation rules, dynamic lists, ticks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from itertools import islice
+from typing import Any
+
+import orjson
+
+from mrules.compiler import (
+    ASSET_EVENTS,
+    CompiledRule,
+    CompiledRuleSet,
+    RuleRef,
+)
+from mrules.engine.effects import Effects
+from mrules.engine.handlers import HANDLERS, Handlers
+from mrules.engine.settle import Settlement
+from mrules.engine.summary import RunSummary
+from mrules.events import Event, Reject
+from mrules.history import Row, json_text
+from mrules.state import Prospect
+from mrules.store import Batch
+from mrules.storeapi import StateStore
+from mrules.urls import normalize_url
+
+_dumps = orjson.dumps
+_INF = float("inf")
+_json = json_text
+
+
+class Engine(Handlers, Effects, Settlement):
+    """Runs one compiled rule set over events, against one store."""
+
+    def __init__(
+        self,
+        rules: CompiledRuleSet,
+        store: StateStore,
+        *,
+        source: str = "-",
+        batch_size: int = 20_000,
+        commit_seconds: float | None = None,
+        on_commit: Callable[[Batch], None] | None = None,
+        exhaustive_ticks: bool = False,
+        source_label: str | None = None,
+    ) -> None:
+        self.cs = rules
+        self.store = store
+        self.source = source  # the stream's identity in the store (an absolute path)
+        self.source_label = source_label or source  # how the ledger shows it
+        self.batch_size = batch_size
+        self.commit_seconds = commit_seconds
+        self.on_commit = on_commit
+        self.settings = rules.settings
+        self.summary = RunSummary()
+        self.prospects: dict[str, Prospect] = {}
+        # Visitors tied to a prospect (visitor id -> the prospect's email). Anonymous
+        # views live in the store's activities table, and in `_anonymous` until the
+        # batch holding them commits: memory holds no history.
+        self.visitors: dict[str, str] = {}
+        self._anonymous: dict[str, list[tuple[float, str]]] = {}
+        # Event ids applied recently (a bounded window, oldest first); older ones are
+        # looked up in the store a chunk of events at a time (`_dedupe`).
+        self.applied: dict[str, None] = {}
+        self.window = max(1 << 18, 2 * batch_size)
+        self._ask_store = False  # whether the store may hold ids the window does not
+        self.clock: float | None = None
+        self.now = 0.0
+        self.seq = 0
+        self.shared: dict[str, Any] = {}
+        self.shared_dirty = False
+        self.dirty: set[str] = set()
+        self.dirty_visitors: set[str] = set()
+        self.changed: set[str] = set()
+        self.line = 0
+        self.event_id: str | None = None
+        self.event_ts = 0.0
+        self.block_since: dict[str, float | None] = {}
+        self.batch = Batch(source=source, line=0, clock=None)
+        # facts changed -> (automation rules, dynamic lists) that read one of them
+        self._candidates: dict[
+            frozenset[str], tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]
+        ] = {}
+        # One handler per event type, bound to this engine (`handlers.HANDLERS`).
+        self._handlers: dict[str, Callable[[Event], None]] = {
+            t: handler.__get__(self) for t, handler in HANDLERS.items()
+        }
+        self._event_ref: dict[str, RuleRef] = {}
+        self._row: Row | None = None  # the history row of the current event and prospect
+        self._rowed = False  # whether the current event has a row yet
+        # Time-based rules: a heap of (when the outcome may next change, prospect),
+        # and the prospects touched since the last tick with the clock they were
+        # settled at (their next wake-up is computed lazily at the next tick).
+        self._time_rules = tuple(rules.rules[i] for i in rules.time_rules)
+        self._time_dynamic = tuple(
+            rules.dynamic_lists[i] for i in rules.dynamic_by_fact.get("time", ())
+        )
+        self._wakes: list[tuple[float, str]] = []
+        self._settled_at: dict[str, float] = {}
+        self._fresh: str | None = None  # a prospect created by the current event
+        self._act_cache: dict[tuple[str, str], tuple[str, ...]] = {}
+        # Tests compare the wake-up heap with re-checking every prospect at every tick.
+        self._exhaustive_ticks = exhaustive_ticks
+        self._throttle = self.settings.throttle_minutes * 60.0
+        self._notify_window = self.settings.page_notify_minutes * 60.0
+
+    # ------------------------------------------------------------------ start
+
+    def start(self) -> int:
+        """Load the store, apply new rules retroactively; returns the line to resume after."""
+        st = self.store
+        codecs = self.cs.codecs
+        self.prospects = {
+            email: Prospect.from_json(data, codecs, email) for email, data in st.prospects()
+        }
+        self.visitors = {
+            vid: self.prospects[pr].email if pr in self.prospects else pr
+            for vid, pr, _ in st.visitors()
+            if pr is not None
+        }
+        self.applied = {}
+        self._ask_store = st.has_applied_ids()
+        self.clock = st.clock()
+        self.now = self.clock or 0.0
+        self.seq = st.max_seq()
+        self.shared = {k: orjson.loads(v) for k, v in st.shared().items()}
+        first_seen = st.rules_first_seen()
+        new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
+        for key in new_keys:
+            first_seen[key] = self.clock
+            self.batch.rules.append((key, self.cs.rule_keys[key], self.clock))
+        for blocks in self.cs.blocks.values():
+            for b in blocks:
+                self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
+        for pa in self.cs.page_actions:
+            b = pa.block
+            self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
+        self.batch.ruleset_version = self.cs.version
+        self._track_new_activity_keys()
+        if self.prospects:
+            self._retroactive({k for k in new_keys if k.startswith(("rule:", "dynamic:"))})
+        if self._time_rules or self._time_dynamic:
+            # No wake-up times survive a restart: the first tick looks at everyone once.
+            self._settled_at = dict.fromkeys(self.prospects, -_INF)
+        self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
+        return self.summary.resumed_from
+
+    def _track_new_activity_keys(self) -> None:
+        """Activity criteria new to the store learn the history from the activities table.
+
+        A prospect keeps the last time of only the activity keys some criterion
+        reads; a rule set that reads a new one gets it from the stored history.
+        """
+        tracked = set(self.shared.get("activity_keys", []))
+        keys = self.cs.activity_keys
+        new = {k for k in keys if k not in tracked}
+        if not new:
+            return
+        if self.prospects:
+            visited = [(k, m) for k, m in self.cs.visited if k in new]
+            for row in self.store.activities():
+                prospect, _visitor, ts, etype, _kind, asset, url = row[:7]
+                p = self.prospects.get(prospect) if prospect is not None else None
+                if p is None:
+                    continue
+                if etype == "page_view" and url is not None:
+                    u = normalize_url(url, self.settings)
+                    hits = [k for k, match in visited if match(u)]
+                else:
+                    hits = [k for k in self._activity_keys(etype, asset or "") if k in new]
+                for key in hits:
+                    p.touch(key, ts)
+                    self.dirty.add(prospect)
+        self.shared["activity_keys"] = sorted(tracked | set(keys))
+        self.shared_dirty = True
+
+    def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]:
+        """The keys an asset event touches that some criterion reads (shared strs)."""
+        found = self._act_cache.get((etype, asset))
+        if found is None:
+            verb, kind = ASSET_EVENTS[etype]
+            keys = self.cs.activity_keys
+            found = tuple(
+                keys[k] for k in (f"{verb}|{kind}|{asset}", f"{verb}|{kind}|") if k in keys
+            )
+            self._act_cache[(etype, asset)] = found
+        return found
+
+    def _retroactive(self, new_keys: set[str]) -> None:
+        """Rules and dynamic lists new to the store see every stored prospect (§4.2)."""
+        if not new_keys:
+            return
+        self.line, self.event_id, self._row = 0, None, None
+        rules = [i for i, r in enumerate(self.cs.rules) if r.key in new_keys]
+        dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
+        self.summary.retroactive = sorted(new_keys)
+        for p in list(self.prospects.values()):
+            self.changed = set()
+            for i in rules:
+                self._try_rule(p, self.cs.rules[i])
+            for i in dyn:
+                self._dynamic(p, self.cs.dynamic_lists[i])
+            if self.changed:
+                self._settle(p, self.changed)
+            self.dirty.add(p.email)
+
+    # -------------------------------------------------------------------- run
+
+    def run(
+        self,
+        items: Iterable[Event | Reject],
+        *,
+        now: float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> RunSummary:
+        """Apply a stream; commit every `batch_size` lines (or `commit_seconds`) and at the end."""
+        started = time.perf_counter()
+        summary = self.summary
+        batch_size = self.batch_size
+        every = self.commit_seconds
+        clock = time.monotonic
+        last_commit = clock()
+        pending = 0
+        last_line = self.summary.resumed_from
+        it = iter(items)
+        while chunk := list(islice(it, 512)):
+            skip = self._dedupe(chunk)
+            for item in chunk:
+                last_line = item.line
+                summary.lines += 1
+                if isinstance(item, Reject):
+                    summary.rejected += 1
+                    self.batch.rejects.append((self.source, item.line, item.reason, item.text))
+                elif skip and item.id in skip:
+                    summary.duplicates += 1
+                else:
+                    self.apply(item)
+                pending += 1
+                if pending >= batch_size or (
+                    every is not None and not pending & 255 and clock() - last_commit >= every
+                ):
+                    self.commit(last_line)
+                    last_commit = clock()
+                    pending = 0
+                    if progress:
+                        progress(summary.lines)
+        if now is not None:
+            self.advance(now)
+        self.commit(last_line)
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _dedupe(self, chunk: list[Event | Reject]) -> set[str] | None:
+        """The ids of this chunk that committed batches applied before the window began."""
+        if not self._ask_store:
+            return None
+        applied = self.applied
+        ids = [i.id for i in chunk if type(i) is Event and i.id is not None and i.id not in applied]
+        return self.store.applied_among(ids) if ids else None
+
+    def apply(self, e: Event) -> None:
+        """Apply one valid event."""
+        eid = e.id
+        if eid is not None and eid in self.applied:
+            self.summary.duplicates += 1
+            return
+        ts = e.ts_epoch
+        if self.clock is None or ts > self.clock:
+            self.clock = ts
+        self.now = self.clock
+        self.line, self.event_id, self.event_ts = e.line, eid, ts
+        self._fresh = None
+        self._row, self._rowed = None, False
+        self._handlers[e.type](e)
+        if eid is not None:
+            applied = self.applied
+            applied[eid] = None
+            if len(applied) > self.window:  # forget the oldest: the store has it now
+                del applied[next(iter(applied))]
+                self._ask_store = True
+            if not self._rowed:  # nothing to record but the id: a bare row keeps it
+                self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
+        self.summary.applied += 1
+
+    def advance(self, now: float) -> None:
+        """Move the clock to `now` (as a tick would) and re-check time-based rules."""
+        if self.clock is None or now > self.clock:
+            self.clock = now
+        self.now = self.clock
+        self.line, self.event_id = 0, None
+        self._row = None
+        self._tick_all()
+
+    def commit(self, line: int) -> None:
+        b = self.batch
+        b.line, b.clock = line, self.clock
+        prospects = self.prospects
+        codecs, now = self.cs.codecs, self.now
+        for email in self.dirty:
+            _forget_expired(prospects[email], now, self._throttle, self._notify_window)
+        b.prospects = {email: prospects[email].to_json(codecs) for email in sorted(self.dirty)}
+        visitors = self.visitors
+        b.visitors = {vid: (visitors[vid], b"[]") for vid in self.dirty_visitors}
+        if self.shared_dirty:
+            b.shared = {k: _json(v) for k, v in self.shared.items()}
+        self.store.commit(b)
+        if self.on_commit is not None:
+            self.on_commit(b)
+        self.batch = Batch(source=self.source, line=line, clock=self.clock)
+        self._row = None
+        self.dirty = set()
+        self.dirty_visitors = set()
+        self._anonymous = {}  # committed: the store has these views now
+        self.shared_dirty = False
+
+    # ------------------------------------------------------------- identities
+
+    def _prospect(self, email: str, e: Event | None) -> Prospect:
+        p = self.prospects.get(email)
+        if p is None:
+            p = Prospect(email, self.now)
+            p.profile = self.cs.default_profile
+            self.prospects[email] = p
+            self.summary.prospects_created += 1
+            self.log(p, self._ref_for(e), "create prospect", {}, None, email)
+            self._fresh = email  # its first settle looks at every rule (§4.2)
+        self.dirty.add(email)
+        self._settled_at[email] = self.now
+        return p
+
+    def _ref_for(self, e: Event | None) -> RuleRef:
+        kind = e.type if e is not None else "run"
+        ref = self._event_ref.get(kind)
+        if ref is None:
+            ref = self._event_ref[kind] = RuleRef("event", kind, self.source_label)
+        return ref
+
+    def _tie_visitor(self, vid: str, p: Prospect) -> None:
+        """A visitor converts: its anonymous page views now count for p (never replayed).
+
+        Only a visitor's first tie can find anonymous views: once tied, its views
+        are its prospect's.
+        """
+        known = self.visitors.get(vid)
+        if known == p.email:
+            return
+        self.visitors[vid] = p.email
+        self.dirty_visitors.add(vid)
+        if known is not None:
+            return
+        history = self.store.anonymous_views(vid) + self._anonymous.pop(vid, [])
+        if not history:
+            return
+        points = self.cs.scoring.get("page_view")
+        for ts, url in history:
+            self._visited(p, url, ts)
+            if points:
+                self._score(
+                    p, points[1], points[0], {"activity": "page view", "attached_from": vid}
+                )
+        self.batch.attach_visitor.append((vid, p.email))
+        self.changed.update(("act", "score", "time"))
+
+    # ----------------------------------------------------------------- ledger
+
+    def _row_for(self, email: str | None) -> Row:
+        """The history row of the current event for this prospect (a new one if needed)."""
+        row = self._row
+        if row is None or row.prospect != email or row.line != self.line:
+            row = Row(email, self.now, self.source, self.line, self.event_id)
+            self.batch.rows.append(row)
+            self._row, self._rowed = row, True
+        return row
+
+    def log(
+        self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
+    ) -> None:
+        """One ledger step: kept as values in the event's history row, encoded at commit."""
+        self.seq += 1
+        email = p.email
+        row = self._row
+        if row is None or row.prospect != email or row.line != self.line:
+            row = self._row_for(email)
+        row.steps += (self.seq, ref, action, args, before, after)
+        self.summary.actions[action] += 1
+        self.dirty.add(email)
+
+
+def _forget_expired(p: Prospect, now: float, throttle: float, notify: float) -> None:
+    """Drop throttle and notification times whose window has passed: they decide nothing."""
+    if p.throttle:
+        kept = {k: t for k, t in p.throttle.items() if now - t < throttle}
+        p.throttle = kept or None
+    if p.notified:
+        kept = {k: t for k, t in p.notified.items() if now - t < notify}
+        p.notified = kept or None
+
+
+def _later(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)

@@ -1,0 +1,225 @@
+"""Settlement and timers: the automation rules and dynamic lists that read what changed,
+until quiet; ticks that wake only the prospects whose time has come; segmentation."""
+
+from __future__ import annotations
+
+import heapq
+from typing import TYPE_CHECKING
+
+import orjson
+
+from mrules.compiler import (
+    NEW_PROSPECT,
+    CompiledRule,
+)
+from mrules.engine.effects import run_action
+from mrules.history import json_text
+from mrules.state import Prospect
+
+_dumps = orjson.dumps
+_INF = float("inf")
+_json = json_text
+
+if TYPE_CHECKING:
+    from mrules.engine.run import Engine  # noqa: F401
+
+
+class Settlement:
+    """Rule evaluation of `Engine`: settle, try a rule, dynamic lists, ticks, segment."""
+
+    def _tick_all(self) -> None:
+        """The clock moved: re-check time-based rules for the prospects whose time has come.
+
+        A rule's outcome changes only when a fact it reads changes (the prospect
+        is settled then) or when a time threshold is crossed (its timers). So a
+        tick evaluates just the prospects with a wake-up time now past, plus
+        those touched since the last tick, whose wake-up time is computed here.
+        """
+        if not self._time_rules and not self._time_dynamic:
+            return
+        now, wakes, prospects = self.now, self._wakes, self.prospects
+        due: set[str] = set()
+        for email, settled in self._settled_at.items():
+            when = self._wake(prospects[email], settled)
+            if when <= now:
+                due.add(email)
+            elif when != _INF:
+                heapq.heappush(wakes, (when, email))
+        self._settled_at = {}
+        while wakes and wakes[0][0] <= now:
+            due.add(heapq.heappop(wakes)[1])
+        if self._exhaustive_ticks:
+            due = set(prospects)
+        for email in sorted(due):  # sorted: shared counters must not depend on dict order
+            p = prospects[email]
+            self.changed = set()
+            before = self.seq
+            for rule in self._time_rules:
+                self._try_rule(p, rule)
+            for dl in self._time_dynamic:
+                self._dynamic(p, dl)
+            if self.changed:
+                self._settle(p, self.changed)
+            if self.seq != before:
+                self.dirty.add(email)
+            when = self._wake(p, now)
+            if when != _INF:
+                heapq.heappush(wakes, (when, email))
+
+    def _wake(self, p: Prospect, since: float) -> float:
+        """The first moment after `since` when a time-based rule could change its outcome."""
+        best = _INF
+        matches = p.matches
+        for rule in self._time_rules:
+            if rule.repeat_seconds is None:
+                if p.latched & rule.bit:
+                    continue  # latched for good
+                m = None
+            else:
+                m = matches.get(rule.key) if matches else None
+            if m is not None:
+                if rule.max_times is not None and m[0] >= rule.max_times:
+                    continue
+                t = m[1] + rule.repeat_seconds  # the cooldown ends
+                if since < t < best:
+                    best = t
+            for timer in rule.timers:
+                t = timer(p)  # type: ignore[assignment]
+                if t is not None and since < t < best:
+                    best = t
+        for dl in self._time_dynamic:
+            for timer in dl.timers:
+                t = timer(p)  # type: ignore[assignment]
+                if t is not None and since < t < best:
+                    best = t
+        return best
+
+    # ------------------------------------------------------- automation rules
+
+    def _settle(self, p: Prospect, changed: set[str]) -> None:
+        """Re-evaluate the rules and dynamic lists that read what changed, until quiet.
+
+        A prospect whose rules still change something after as many rounds as
+        there are rules (two dynamic lists that add and remove each other) is
+        left as it stands and reported (`RunSummary.unsettled`), with the rules
+        that acted in the last round.
+        """
+        cs = self.cs
+        if self._fresh == p.email:
+            changed = changed | {NEW_PROSPECT}
+            self._fresh = None
+        rounds = len(cs.rules) + len(cs.dynamic_lists) + 2
+        try_rule, dynamic = self._try_rule, self._dynamic
+        for _ in range(rounds):
+            if not changed:
+                return
+            key = frozenset(changed)
+            found = self._candidates.get(key)
+            if found is None:
+                found = self._candidates[key] = self._candidates_for(key)
+            rules, dyn = found
+            self.changed = changed = set()
+            for rule in rules:
+                if rule.repeat_seconds is None and p.latched & rule.bit:
+                    continue  # matched once, never again (checked again in _try_rule)
+                try_rule(p, rule)
+            for dl in dyn:
+                dynamic(p, dl)
+        if changed:
+            self._unsettled(p, changed)
+
+    def _candidates_for(
+        self, key: frozenset[str]
+    ) -> tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]:
+        cs = self.cs
+        found: set[int] = set()
+        for f in key:
+            found.update(cs.dynamic_by_fact.get(f, ()))
+        rules = tuple(cs.rules[i] for i in cs.candidates(key))
+        return rules, tuple(cs.dynamic_lists[i] for i in sorted(found))
+
+    def _unsettled(self, p: Prospect, changed: set[str]) -> None:
+        """One more round, noting which rules still act, then report the prospect."""
+        before = self.seq
+        acting: list[str] = []
+        rules, dyn = self._candidates_for(frozenset(changed))
+        self.changed = set()
+        for rule in (*rules, *dyn):
+            mark = self.seq
+            if rule in dyn:
+                self._dynamic(p, rule)
+            else:
+                self._try_rule(p, rule)
+            if self.seq != mark:
+                acting.append(f"{rule.ref.kind} '{rule.ref.name}' ({rule.ref.loc})")
+        if self.seq == before:
+            return  # it settled on that last round after all
+        self.summary.unsettled.append(
+            {
+                "prospect": p.email,
+                "source": self.source_label,
+                "line": self.line or None,
+                "id": self.event_id,
+                "reason": "its rules do not settle: they keep changing it; left as it stands",
+                "rules": acting,
+            }
+        )
+
+    def _try_rule(self, p: Prospect, rule: CompiledRule) -> None:
+        now = self.now
+        if rule.repeat_seconds is None:
+            if p.latched & rule.bit or (p.matches and rule.key in p.matches):
+                return  # matched once, never again, never undone (§4.2)
+            if not rule.when(p, now):
+                return
+            p.latched |= rule.bit
+            count = 1
+        else:
+            m = p.matches.get(rule.key) if p.matches else None
+            if m is None and p.latched & rule.bit:
+                m = (1, -_INF)  # it fired once before it was made to repeat
+            if m is not None:
+                if rule.max_times is not None and m[0] >= rule.max_times:
+                    return
+                if now - m[1] < rule.repeat_seconds:
+                    return
+            if not rule.when(p, now):
+                return
+            count = (m[0] if m else 0) + 1
+            if p.matches is None:
+                p.matches = {}
+            p.matches[rule.key] = (count, now)
+        self.log(p, rule.ref, "rule matched", {"count": count}, None, None)
+        for a in rule.actions:
+            run_action(self, a, p, rule.ref, None)
+
+    def _dynamic(self, p: Prospect, dl: CompiledRule) -> None:
+        member = bool(p.dynamic & dl.bit)
+        wanted = dl.when(p, self.now)
+        if wanted == member:
+            return
+        if wanted:
+            p.dynamic |= dl.bit
+            self.log(p, dl.ref, "add to list", {"list": dl.name, "dynamic": True}, False, True)
+        else:
+            p.dynamic &= ~dl.bit
+            self.log(p, dl.ref, "remove from list", {"list": dl.name, "dynamic": True}, True, False)
+        self.changed.add("list")
+
+    # ------------------------------------------------------------ segmentation
+
+    def segment(self) -> dict[str, int]:
+        """Run every segmentation rule once over every prospect (§6.1)."""
+        counts: dict[str, int] = {}
+        self.line, self.event_id, self._row = 0, None, None
+        for rule in self.cs.segmentation:
+            counts[rule.name] = 0
+            for p in self.prospects.values():
+                if rule.when(p, self.now):
+                    counts[rule.name] += 1
+                    self.changed = set()
+                    for a in rule.actions:
+                        run_action(self, a, p, rule.ref, None)
+                    if self.changed:
+                        self._settle(p, self.changed)
+        return counts

@@ -1,0 +1,39 @@
+"""What a run did (`RunSummary`) and how times are shown (`iso`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunSummary", "iso"]
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to RFC 3339 UTC text."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the summary table and the exit status."""
+
+    lines: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    ignored: int = 0
+    prospects_created: int = 0
+    resumed_from: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    retroactive: list[str] = field(default_factory=list)
+    # Prospects whose rules did not converge: where, and the rules still acting.
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.applied / self.seconds if self.seconds > 0 else 0.0

@@ -1,0 +1,40 @@
+"""A compiled rule set pickles, so a worker process can receive it; actions are data."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import mrules
+from mrules.api import compile_rules
+from mrules.compiler import CompiledAction
+from mrules.engine.effects import EFFECTS
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "getcloudy"
+
+
+def _export_in_worker(data: bytes) -> list[dict[str, Any]]:
+    rules = pickle.loads(data)
+    return mrules.run(rules, EXAMPLE / "events.jsonl").export()
+
+
+def test_a_pickled_rule_set_runs_the_same_in_a_worker() -> None:
+    rules = compile_rules(EXAMPLE / "rules")
+    data = pickle.dumps(rules)
+    again = pickle.loads(data)
+    assert again.version == rules.version and again.rule_keys == rules.rule_keys
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        theirs = pool.submit(_export_in_worker, data).result(timeout=60)
+    assert theirs == mrules.run(rules, EXAMPLE / "events.jsonl").export()
+
+
+def test_compiled_actions_are_data_dispatched_by_the_effect_table() -> None:
+    rules = compile_rules(EXAMPLE / "rules")
+    actions = [a for blocks in rules.blocks.values() for b in blocks for a in b.actions]
+    actions += [a for r in rules.rules for a in r.actions]
+    assert actions and all(type(a) is CompiledAction for a in actions)
+    assert {a.op for a in actions} <= EFFECTS.keys()
+    assert all(a.loc.startswith(("examples/", "/")) or ".mr:" in a.loc for a in actions)
+    assert pickle.loads(pickle.dumps(actions)) == actions
