@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import os
 import re
 import time
 from collections import Counter
@@ -335,7 +336,9 @@ def _time_text(value: Any, path: str, line: int | None, what: str) -> str:
     try:
         parse_timestamp(text)
     except ValueError as e:
-        raise TestFileError(path, line, f"{what}: not an RFC 3339 time: {text!r} ({e})") from None
+        why = re.search(r"\((.*)\)$", str(e))
+        detail = f" ({why.group(1)})" if why else ""
+        raise TestFileError(path, line, f"{what}: not an RFC 3339 time: {text!r}{detail}") from None
     return text
 
 
@@ -1311,8 +1314,25 @@ def _snapshot_path(case: Case) -> Path:
     return f.parent / SNAPSHOT_FOLDER / f"{stem}.json"
 
 
-def _snapshot_state(res: _Result) -> list[dict[str, Any]]:
-    return [res.records[k] for k in sorted(res.records)]
+_AT = re.compile(r"^(.+):(\d+)$")
+
+
+def _snapshot_state(res: _Result, folder: Path) -> list[dict[str, Any]]:
+    """The final state, with rule locations relative to the test file (the same from any cwd)."""
+
+    def fix(obj: Any, key: str | None = None) -> Any:
+        if isinstance(obj, dict):
+            return {k: fix(v, k) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [fix(v) for v in obj]
+        if key == "at" and isinstance(obj, str):
+            m = _AT.match(obj)
+            if m and Path(m.group(1)).exists():
+                rel = os.path.relpath(Path(m.group(1)).resolve(), folder.resolve())
+                return f"{Path(rel).as_posix()}:{m.group(2)}"
+        return obj
+
+    return [fix(res.records[k]) for k in sorted(res.records)]
 
 
 def _read_snapshots(path: Path) -> dict[str, Any]:
@@ -1333,7 +1353,7 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
         return
     path = _snapshot_path(case)
     snaps = _read_snapshots(path)
-    actual = _snapshot_state(checker.res)
+    actual = _snapshot_state(checker.res, Path(case.file).parent)
     if snaps.get(case.name) == actual:
         return
     if update:
@@ -1473,7 +1493,7 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         if o.file != current:
             current = o.file
             out.append(o.file)
-        if o.status == "pass" and not verbose:
+        if o.status == "pass" and not verbose and not o.updated:
             continue
         mark = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}[o.status]
         where = f":{o.line}" if o.line else ""
