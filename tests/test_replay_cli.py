@@ -202,3 +202,24 @@ def test_rules_with_errors(tmp_path: Path) -> None:
     )
     assert res.exit_code == 1
     assert "the new rules have errors" in res.output and "unknown list 'Nope'" in res.output
+
+
+def test_rule_counts_fast_path_equals_the_ledger() -> None:
+    import mrules
+    from mrules.rulestats import rule_counts
+
+    result = mrules.run(str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"))
+    fast = rule_counts(result.store)
+    slow = rule_counts(result.store, fast=False)
+    assert fast == slow
+    assert fast[0][("automation rule", "MQL handoff")] == 2
+    assert fast[1][("automation rule", "MQL handoff")].endswith("30-automation.mr:3")
+
+
+def test_jobs_2_gives_the_same_diff(lowered: Path) -> None:
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")]
+    one = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    two = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "2").stdout)
+    for d in (one, two):
+        d.pop("seconds"), d.pop("old"), d.pop("new")
+    assert one == two

@@ -134,6 +134,7 @@ def _run(
     source_label: str,
 ) -> _Side:
     import mrules
+    from mrules.rulestats import rule_counts
 
     started = time.perf_counter()
     result = mrules.run(compiled, events, label=source_label, progress=progress)
@@ -141,7 +142,7 @@ def _run(
     with st.snapshot():
         records = {r["email"]: r for r in result.export()}
         outbox = [_message(m) for m in st.outbox()]
-        counts, at = _rule_counts(st.ledger())
+        counts, at = rule_counts(st)
     return _Side(
         label,
         records,
@@ -155,29 +156,6 @@ def _run(
     )
 
 
-def _rule_counts(ledger: Any) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]]:
-    """How many times each rule acted: automation rules their matches, others their events."""
-    counts: Counter[tuple[str, str]] = Counter()
-    at: dict[tuple[str, str], str] = {}
-    seen: set[tuple[Any, ...]] = set()
-    for e in ledger:
-        kind = e[3]
-        if kind == "event":
-            continue
-        key = (kind, e[4])
-        if key not in at:
-            at[key] = e[5] or ""
-        if kind in ("automation rule", "segmentation rule"):
-            if e[9] == "rule matched":
-                counts[key] += 1
-            continue
-        mark = (key, e[2], e[1], e[7])  # one event of one prospect
-        if mark not in seen:
-            seen.add(mark)
-            counts[key] += 1
-    return counts, at
-
-
 def _message(m: Any) -> dict[str, Any]:
     seq, ts, prospect, kind, payload = m[:5]
     return {"seq": seq, "ts": ts, "prospect": prospect, "kind": kind, **orjson.loads(payload)}
@@ -186,6 +164,92 @@ def _message(m: Any) -> dict[str, Any]:
 def _message_key(m: dict[str, Any]) -> bytes:
     body = {k: v for k, v in m.items() if k not in ("seq", "ts", "rule", "at", "time")}
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+class _Remote:
+    """The old rules' run in a forked child: its results, then ledger reads on request."""
+
+    def __init__(self, conn: Any, proc: Any) -> None:
+        self.conn, self.proc = conn, proc
+        self.side: _Side | None = None
+        self.error: BaseException | None = None
+
+    @classmethod
+    def start(cls, compiled: Any, events: Any, label: str, shown: str) -> _Remote | None:
+        import multiprocessing
+
+        try:
+            ctx = multiprocessing.get_context("fork")
+        except ValueError:  # no fork here (Windows, macOS default): run one after the other
+            return None
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child, compiled, events, label, shown), daemon=True)
+        proc.start()
+        child.close()
+        return cls(parent, proc)
+
+    def _take(self, msg: Any, tick: Callable[[int], None] | None) -> None:
+        kind, value = msg
+        if kind == "progress":
+            if tick is not None:
+                tick(value)
+        elif kind == "side":
+            self.side = value
+            self.side.store = self
+        elif kind == "error":
+            self.error = value
+
+    def poll(self, tick: Callable[[int], None] | None) -> None:
+        while self.side is None and self.error is None and self.conn.poll():
+            self._take(self.conn.recv(), tick)
+
+    def result(self, tick: Callable[[int], None] | None) -> _Side:
+        while self.side is None and self.error is None:
+            try:
+                self._take(self.conn.recv(), tick)
+            except EOFError:
+                raise ReplayError("the run of the old rules stopped unexpectedly") from None
+        if self.error is not None:
+            raise self.error
+        assert self.side is not None
+        return self.side
+
+    def rows(self, email: str) -> list[dict[str, Any]]:
+        self.conn.send(email)
+        return self.conn.recv()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _serve(conn: Any, compiled: Any, events: Any, label: str, shown: str) -> None:
+    """The child: run, send the results (without the store), answer ledger reads until None."""
+    from mrules.outputs import action_record
+
+    try:
+        side = _run(compiled, events, label, lambda n: conn.send(("progress", n)), shown)
+    except BaseException as e:  # sent to the parent, which raises it
+        try:
+            conn.send(("error", e))
+        except Exception:
+            conn.send(("error", ReplayError(f"{type(e).__name__}: {e}")))
+        return
+    store, side.store = side.store, None
+    conn.send(("side", side))
+    while True:
+        try:
+            email = conn.recv()
+        except EOFError:
+            return
+        if email is None:
+            return
+        conn.send([action_record(e) for e in store.ledger(prospect=email)])
 
 
 # ----------------------------------------------------------------------------- comparing
@@ -226,7 +290,11 @@ class _Explainer:
         from mrules.outputs import action_record
 
         if email not in self.cache:
-            self.cache[email] = [action_record(e) for e in self.side.store.ledger(prospect=email)]
+            store = self.side.store
+            if isinstance(store, _Remote):
+                self.cache[email] = store.rows(email)
+            else:
+                self.cache[email] = [action_record(e) for e in store.ledger(prospect=email)]
         return self.cache[email]
 
     def last(self, email: str, action: str, **args: Any) -> str | None:
@@ -294,8 +362,13 @@ def diff_runs(
     old_label: str | None = None,
     new_label: str | None = None,
     progress: Callable[[str, int], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run both rule sets over `events` in memory and compare them (the JSON of `--format json`).
+
+    With `jobs=2` (and where processes can fork) the old rules run in a child
+    process while the new ones run here; the child keeps its store and
+    answers the few ledger reads the examples need.
 
     Raises:
         mrules.api.RuleSetError: a rule set cannot be read or has errors
@@ -325,10 +398,31 @@ def diff_runs(
             return None
         return lambda n: progress(which, n)
 
-    old = _run(compiled[0], lines, old_label or str(old_rules), ticker("old"), shown)
-    new = _run(compiled[1], lines, new_label or str(new_rules), ticker("new"), shown)
+    old_label = old_label or str(old_rules)
+    remote = _Remote.start(compiled[0], lines, old_label, shown) if jobs > 1 else None
+    if remote is None:
+        old = _run(compiled[0], lines, old_label, ticker("old"), shown)
+        new = _run(compiled[1], lines, new_label or str(new_rules), ticker("new"), shown)
+    else:
+        tick_old = ticker("old")
+
+        def both(n: int) -> None:
+            remote.poll(tick_old)
+            if progress is not None:
+                progress("new", n)
+
+        try:
+            new = _run(compiled[1], lines, new_label or str(new_rules), both, shown)
+            old = remote.result(tick_old)
+        except BaseException:
+            remote.stop()
+            raise
     runs_seconds = time.perf_counter() - started
-    out = _compare(old, new, mql_list, examples)
+    try:
+        out = _compare(old, new, mql_list, examples)
+    finally:
+        if remote is not None:
+            remote.stop()
     out["events"] = {"source": shown, "lines": new.lines, "rejected": new.rejected}
     out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
     out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}

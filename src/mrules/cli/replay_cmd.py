@@ -125,6 +125,13 @@ def _count_lines(path: str) -> int | None:
     help="Example prospects shown a category.",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: run the old rules in a second process at the same time (needs a free core).",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show a progress bar on stderr [default: when stderr is a terminal].",
@@ -136,6 +143,7 @@ def replay(
     fmt: str,
     mql_list: str,
     examples: int,
+    jobs: int,
     progress: bool | None,
 ) -> None:
     """Replay EVENTS under OLD_RULES and NEW_RULES and report what the change does.
@@ -202,6 +210,7 @@ def replay(
                 old_label=old_label,
                 new_label=new_label,
                 progress=bar if show else None,
+                jobs=jobs,
             )
     except GitError as e:
         _fail(str(e))
