@@ -27,6 +27,7 @@ words: the rule (file:line) and the event (line, id) behind the new value
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import subprocess
 import sys
@@ -402,7 +403,13 @@ def diff_runs(
     remote = _Remote.start(compiled[0], lines, old_label, shown) if jobs > 1 else None
     if remote is None:
         old = _run(compiled[0], lines, old_label, ticker("old"), shown)
-        new = _run(compiled[1], lines, new_label or str(new_rules), ticker("new"), shown)
+        # The old run's objects stay alive for the comparison: keep the garbage
+        # collector from walking them again and again during the new run.
+        gc.freeze()
+        try:
+            new = _run(compiled[1], lines, new_label or str(new_rules), ticker("new"), shown)
+        finally:
+            gc.unfreeze()
     else:
         tick_old = ticker("old")
 
