@@ -235,3 +235,16 @@ def test_rules_with_errors_fail_each_case(tmp_path: Path) -> None:
     assert res.exit_code == 1, res.output
     assert res.output.count("ERROR") == 2
     assert "the rules have errors" in res.output and "unknown list 'M'" in res.output
+
+
+def test_readme_transcript_is_real_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (EXAMPLE.parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```text\n\$ mrules test (\S+)\n(.*?)```", readme, re.S)
+    assert block is not None
+    monkeypatch.chdir(EXAMPLE.parent.parent)
+    res = _mrules("test", block.group(1))
+    assert res.exit_code == 0
+    seconds = re.compile(r"in \d+\.\d\d s")
+    assert seconds.sub("in N s", res.output) == seconds.sub("in N s", block.group(2))
