@@ -74,9 +74,7 @@ def _automation_rule(r: int, rng: random.Random) -> str:
         f'      visited "example.com/section{d % 50}*" within {rng.randint(1, 90)} days\n'
         f"      grade >= B-\n"
         "    }\n"
-        "  }\n"
-        + ("  repeat every 30 days at most 3 times\n" if r % 5 == 0 else "")
-        + "  then {\n"
+        "  }\n" + ("  repeat every 30 days at most 3 times\n" if r % 5 == 0 else "") + "  then {\n"
         f'    add to list "List {d}"\n'
         f'    add tag "rule-{r % 20}"\n'
         "  }\n"
@@ -120,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1000,5000,10000", help="comma-separated rule counts")
     ap.add_argument("--repeat", type=int, default=3, help="runs per size; the best is shown")
     ap.add_argument("--profile", action="store_true", help="cProfile one parse of the last size")
-    ap.add_argument("--lark", action="store_true",
-                    help="time the reference path (Lark's lexer and tree) instead of the fast one")
+    ap.add_argument(
+        "--lark",
+        action="store_true",
+        help="time the reference path (Lark's lexer and tree) instead of the fast one",
+    )
     args = ap.parse_args(argv)
 
     from mrules import ast
@@ -164,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             total += check_s
             row += f" {check_s:>8.3f} {check_s / n * 1e6:>8.1f} {total:>8.3f}"
             if found:
-                print(f"  note: the checker reported {len(found)} diagnostics, first: "
-                      f"{found[0].code} {found[0].message}", file=sys.stderr)
+                print(
+                    f"  note: the checker reported {len(found)} diagnostics, first: "
+                    f"{found[0].code} {found[0].message}",
+                    file=sys.stderr,
+                )
         per_rule.append(total / n * 1e6)
         print(row)
     if len(per_rule) > 1:

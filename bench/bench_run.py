@@ -26,7 +26,6 @@ import gc
 import json
 import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import time
@@ -50,19 +49,45 @@ from mrules.outputs import ActionLog
 from mrules.state import Codecs, Prospect
 from mrules.store import Batch, Store
 
-__all__ = ["NullStore", "Run", "deep_size", "differential", "ensure_inputs", "main",
-           "run_baseline", "run_mrules"]
+__all__ = [
+    "NullStore",
+    "Run",
+    "deep_size",
+    "differential",
+    "ensure_inputs",
+    "main",
+    "run_baseline",
+    "run_mrules",
+]
 
 TARGET_STORE, TARGET_LOG, TARGET_BYTES = 0.8, 0.5, 1024
 
 
 class NullStore:
-    """A store that keeps nothing: the engine still builds every batch, SQLite never runs."""
+    """A store that keeps nothing but what the engine reads back during a run.
+
+    The engine still builds every batch; SQLite never runs. The one thing an
+    engine asks of its store mid-run is a visitor's anonymous page views (they
+    live in the activities table only, not in memory), so those are kept, in a
+    dict, until an `identify` or a form claims them: without them the run would
+    end in another state.
+    """
 
     path = Path("/dev/null")
 
+    def __init__(self) -> None:
+        self._anonymous: dict[str, list[tuple[float, str]]] = {}
+
     def commit(self, batch: Batch) -> None:
-        pass
+        views = self._anonymous
+        for row in batch.rows:  # history rows (mrules.history.Row)
+            if row.prospect is None and row.etype == "page_view" and row.visitor is not None:
+                views.setdefault(row.visitor, []).append((row.ts, row.url or ""))
+        for visitor, _prospect in batch.attach_visitor:
+            views.pop(visitor, None)
+
+    def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
+        return list(self._anonymous.get(visitor, ()))
 
     def prospects(self) -> list[Any]:
         return []
@@ -70,6 +95,12 @@ class NullStore:
     visitors = activities = prospects
 
     def applied_ids(self) -> set[str]:
+        return set()
+
+    def has_applied_ids(self) -> bool:
+        return False
+
+    def applied_among(self, ids: list[str]) -> set[str]:
         return set()
 
     def clock(self) -> None:
@@ -99,14 +130,27 @@ class Run:
 
 # ------------------------------------------------------------------ inputs
 
+
 def ensure_inputs(workdir: Path, prospects: int, events: int, seed: int) -> Path:
     """Generate the inputs unless workdir already holds them for these arguments."""
     stamp = workdir / "inputs.json"
     wanted = {"prospects": prospects, "events": events, "seed": seed}
-    if not (stamp.exists() and json.loads(stamp.read_text()) == wanted
-            and (workdir / "events.jsonl").exists()):
-        gen.main([str(workdir), "--prospects", str(prospects), "--events", str(events),
-                  "--seed", str(seed)])
+    if not (
+        stamp.exists()
+        and json.loads(stamp.read_text()) == wanted
+        and (workdir / "events.jsonl").exists()
+    ):
+        gen.main(
+            [
+                str(workdir),
+                "--prospects",
+                str(prospects),
+                "--events",
+                str(events),
+                "--seed",
+                str(seed),
+            ]
+        )
         stamp.write_text(json.dumps(wanted))
     return workdir / "events.jsonl"
 
@@ -132,6 +176,7 @@ def _fresh(path: Path) -> Path:
 
 # -------------------------------------------------------------------- runs
 
+
 def _timed(name: str, body: Callable[[], tuple[int, Any]]) -> Run:
     gc.collect()
     w0, c0 = time.perf_counter(), time.process_time()
@@ -139,9 +184,11 @@ def _timed(name: str, body: Callable[[], tuple[int, Any]]) -> Run:
     return Run(name, time.perf_counter() - w0, time.process_time() - c0, lines, obj)
 
 
-def run_baseline(model: hw.Model, events: Path, db: Path | None, *, ticks: str = "wake",
-                 name: str = "baseline") -> Run:
+def run_baseline(
+    model: hw.Model, events: Path, db: Path | None, *, ticks: str = "wake", name: str = "baseline"
+) -> Run:
     """The hand-written loop, from an empty store (or none)."""
+
     def body() -> tuple[int, Any]:
         store = Store.open(_fresh(db)) if db else NullStore()
         try:
@@ -154,9 +201,17 @@ def run_baseline(model: hw.Model, events: Path, db: Path | None, *, ticks: str =
     return _timed(name, body)
 
 
-def run_mrules(compiled: CompiledRuleSet, events: Path, db: Path | None,
-               actions: Path | None = None, *, name: str = "mrules") -> Run:
+def run_mrules(
+    compiled: CompiledRuleSet,
+    events: Path,
+    db: Path | None,
+    actions: Path | None = None,
+    *,
+    name: str = "mrules",
+    commit_every: int = 20_000,
+) -> Run:
     """The engine as `mrules run` wires it, from an empty store (or none)."""
+
     def body() -> tuple[int, Any]:
         store: Any = Store.open(_fresh(db)) if db else NullStore()
         log = None
@@ -165,8 +220,13 @@ def run_mrules(compiled: CompiledRuleSet, events: Path, db: Path | None,
                 with contextlib.suppress(FileNotFoundError):
                     actions.unlink()
                 log = ActionLog(actions, store)
-            engine = Engine(compiled, store, source=str(events.resolve()),
-                            on_commit=(lambda b: log.write(b.ledger)) if log else None)
+            engine = Engine(
+                compiled,
+                store,
+                source=str(events.resolve()),
+                batch_size=commit_every,
+                on_commit=(lambda b: log.write(b.ledger_entries())) if log else None,
+            )
             start = engine.start()
             summary = engine.run(read_events(events, start_line=start))
         finally:
@@ -183,8 +243,12 @@ def run_cli(rules: Path, events: Path, db: Path) -> Run:
     exe = Path(sys.executable).with_name("mrules")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     w0 = time.perf_counter()
-    proc = subprocess.run([str(exe), "run", str(rules), str(events), "--store", str(_fresh(db)),
-                           "-q"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(exe), "run", str(rules), str(events), "--store", str(_fresh(db)), "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - w0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -194,13 +258,6 @@ def run_cli(rules: Path, events: Path, db: Path) -> Run:
 
 
 # ----------------------------------------------------------- differential
-
-def _rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 def _loads(text: Any) -> Any:
@@ -213,8 +270,9 @@ def _payload(text: str) -> Any:
     return value
 
 
-def differential(mrules_db: Path, baseline_db: Path | None, baseline: hw.Baseline,
-                 show: int = 5) -> tuple[int, list[str]]:
+def differential(
+    mrules_db: Path, baseline_db: Path | None, baseline: hw.Baseline, show: int = 5
+) -> tuple[int, list[str]]:
     """Mismatches between the mrules store and the baseline, with the first few described.
 
     Prospects are compared field by field (mrules read back from its store,
@@ -232,7 +290,7 @@ def differential(mrules_db: Path, baseline_db: Path | None, baseline: hw.Baselin
 
     with Store.open(mrules_db, readonly=True) as store:
         codecs = Codecs()
-        ours = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
+        ours = {email: Prospect.from_json(data, codecs, email) for email, data in store.prospects()}
         tracked = set(orjson.loads(store.shared().get("activity_keys", "[]")))
     theirs = baseline.prospects
     for email in sorted(ours.keys() | theirs.keys()):
@@ -243,36 +301,62 @@ def differential(mrules_db: Path, baseline_db: Path | None, baseline: hw.Baselin
         b = hw.record(theirs[email], tracked=tracked)
         if a != b:
             keys = [k for k in a if a[k] != b[k]]
-            note(f"prospect {email}: " + "; ".join(
-                f"{k}: mrules {a[k]!r} / baseline {b[k]!r}" for k in keys))
+            note(
+                f"prospect {email}: "
+                + "; ".join(f"{k}: mrules {a[k]!r} / baseline {b[k]!r}" for k in keys)
+            )
     if baseline_db is None:
         return count, diffs
 
-    def compare(what: str, sql: str, shape: Callable[[tuple[Any, ...]], Any]) -> None:
-        left = [shape(r) for r in _rows(mrules_db, sql)]
-        right = [shape(r) for r in _rows(baseline_db, sql)]
+    def compare(what: str, read: Callable[[Any], Any], shape: Callable[[Any], Any]) -> None:
+        with Store.open(mrules_db, readonly=True) as a, Store.open(baseline_db, readonly=True) as b:
+            left = [shape(r) for r in read(a)]
+            right = [shape(r) for r in read(b)]
         if len(left) != len(right):
             note(f"{what}: {len(left)} rows in mrules, {len(right)} in the baseline")
         for x, y in zip(left, right, strict=False):
             if x != y:
                 note(f"{what}: mrules {x!r} / baseline {y!r}")
 
-    compare("ledger", "SELECT seq, ts, prospect, rule_kind, rule_name, source, line, event_id,"
-            " action, args, before, after FROM ledger ORDER BY seq",
-            lambda r: (*r[:9], _loads(r[9]), _loads(r[10]), _loads(r[11])))
-    compare("outbox", "SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY seq",
-            lambda r: (*r[:4], _payload(r[4])))
-    compare("crm work", "SELECT seq, ts, prospect, kind, payload FROM crm_pending ORDER BY seq",
-            lambda r: (*r[:4], _payload(r[4])))
-    # Tied visitors only: mrules keeps anonymous views in `activities` alone (compared below).
-    compare("visitors", "SELECT visitor, prospect FROM visitors WHERE prospect IS NOT NULL"
-            " ORDER BY visitor", lambda r: r)
-    compare("activities", "SELECT prospect, visitor, ts, type, asset, url, line FROM activities"
-            " ORDER BY id", lambda r: r)
+    # Read through the store (`mrules.records`): the schema packs them (docs/store.md).
+    compare(
+        "ledger",
+        lambda st: st.ledger(),
+        lambda r: (*r[:5], *r[6:10], _loads(r[10]), _loads(r[11]), _loads(r[12])),
+    )
+    compare("outbox", lambda st: st.outbox(), lambda r: (*r[:4], _payload(r[4])))
+    compare("crm work", lambda st: st.crm_pending(), lambda r: (*r[:4], _payload(r[4])))
+    # Tied visitors only: mrules keeps anonymous views in its history alone (compared below).
+    compare(
+        "visitors",
+        lambda st: [(v, p) for v, p, _ in st.visitors() if p is not None],
+        lambda r: r,
+    )
+    compare(
+        "activities",
+        lambda st: st.activities(),
+        lambda r: (r.prospect, r.visitor, r.ts, r.type, r.asset, r.url, r.line),
+    )
     return count, diffs
 
 
+def no_store_mismatches(engine: Engine, mrules_db: Path) -> int:
+    """Prospects of an engine run without a store whose state differs from the store run's."""
+    codecs = engine.cs.codecs
+    read = Codecs()
+    with Store.open(mrules_db, readonly=True) as store:
+        stored = {email: Prospect.from_json(data, read, email) for email, data in store.prospects()}
+        tracked = set(orjson.loads(store.shared().get("activity_keys", "[]")))
+    count = len(stored.keys() ^ engine.prospects.keys())
+    for email in stored.keys() & engine.prospects.keys():
+        a = hw.record(engine.prospects[email], codecs=codecs, tracked=tracked)
+        b = hw.record(stored[email], codecs=read, tracked=tracked)
+        count += a != b
+    return count
+
+
 # ----------------------------------------------------------------- memory
+
 
 def deep_size(root: Any) -> int:
     """Bytes reachable from root (sys.getsizeof over containers and slots, each object once)."""
@@ -302,8 +386,9 @@ def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dic
     around loading that state back from the store as `Engine.start` does; the baseline's
     state by the same deep walk, for comparison."""
     n = len(engine.prospects)
-    base_walk = (deep_size(baseline.prospects) + deep_size(baseline.visitors)
-                 if baseline is not None else 0)
+    base_walk = (
+        deep_size(baseline.prospects) + deep_size(baseline.visitors) if baseline is not None else 0
+    )
     walk_p = deep_size(engine.prospects)
     walk_v = deep_size(engine.visitors)
     gc.collect()
@@ -311,7 +396,9 @@ def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dic
     before = tracemalloc.get_traced_memory()[0]
     with Store.open(db, readonly=True) as store:
         codecs = Codecs()
-        prospects = {email: Prospect.from_json(data, codecs) for email, data in store.prospects()}
+        prospects = {
+            email: Prospect.from_json(data, codecs, email) for email, data in store.prospects()
+        }
         visitors = {vid: pr for vid, pr, _ in store.visitors() if pr is not None}
         gc.collect()
         loaded = tracemalloc.get_traced_memory()[0] - before
@@ -330,9 +417,14 @@ def memory(engine: Engine, db: Path, baseline: hw.Baseline | None = None) -> dic
 
 # ------------------------------------------------------------------- main
 
+
 def _best(runs: list[Run]) -> dict[str, float]:
-    return {"wall": min(r.wall for r in runs), "cpu": min(r.cpu for r in runs),
-            "lines": runs[0].lines, "repeats": len(runs)}
+    return {
+        "wall": min(r.wall for r in runs),
+        "cpu": min(r.cpu for r in runs),
+        "lines": runs[0].lines,
+        "repeats": len(runs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,11 +434,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mrules-bench"))
-    parser.add_argument("--no-store", action="store_true",
-                        help="also time both sides against a store that keeps nothing")
-    parser.add_argument("--naive-ticks", action="store_true",
-                        help="check the baseline that re-checks every prospect at every tick "
-                             "too (slow at full size)")
+    parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="also time both sides against a store that keeps nothing",
+    )
+    parser.add_argument(
+        "--naive-ticks",
+        action="store_true",
+        help="check the baseline that re-checks every prospect at every tick "
+        "too (slow at full size)",
+    )
     parser.add_argument("--skip-cli", action="store_true", help="do not time the CLI")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.prospects < 1 or args.events < 1:
@@ -361,10 +459,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.process_time()
     model = hw.build_model(args.seed)
     model_cpu = time.process_time() - t0
-    print(f"inputs: {events} ({args.events:,} events, {args.prospects:,} prospects); "
-          f"lint: {'clean' if not problems else '; '.join(problems)}", file=sys.stderr)
-    print(f"compile (mrules load+check+compile): {compile_cpu:.2f} s CPU; "
-          f"baseline model: {model_cpu:.2f} s CPU", file=sys.stderr)
+    print(
+        f"inputs: {events} ({args.events:,} events, {args.prospects:,} prospects); "
+        f"lint: {'clean' if not problems else '; '.join(problems)}",
+        file=sys.stderr,
+    )
+    print(
+        f"compile (mrules load+check+compile): {compile_cpu:.2f} s CPU; "
+        f"baseline model: {model_cpu:.2f} s CPU",
+        file=sys.stderr,
+    )
 
     dbs = {k: work / f"{k}.db" for k in ("baseline", "mrules", "mrules_log")}
     log_path = work / "actions.jsonl"
@@ -373,17 +477,23 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[str, Callable[[], Run]]] = [
         ("baseline, store", lambda: run_baseline(model, events, dbs["baseline"])),
         ("mrules, store", lambda: run_mrules(compiled, events, dbs["mrules"])),
-        ("mrules, store + action log",
-         lambda: run_mrules(compiled, events, dbs["mrules_log"], log_path)),
+        (
+            "mrules, store + action log",
+            lambda: run_mrules(compiled, events, dbs["mrules_log"], log_path),
+        ),
     ]
     if args.no_store:
-        plan += [("baseline, no store", lambda: run_baseline(model, events, None)),
-                 ("mrules, no store", lambda: run_mrules(compiled, events, None))]
+        plan += [
+            ("baseline, no store", lambda: run_baseline(model, events, None)),
+            ("mrules, no store", lambda: run_mrules(compiled, events, None)),
+        ]
     for rep in range(args.repeat):
         for name, fn in plan:
             r = fn()
-            print(f"  [{rep + 1}/{args.repeat}] {name}: {r.wall:.2f} s wall, {r.cpu:.2f} s CPU",
-                  file=sys.stderr)
+            print(
+                f"  [{rep + 1}/{args.repeat}] {name}: {r.wall:.2f} s wall, {r.cpu:.2f} s CPU",
+                file=sys.stderr,
+            )
             runs.setdefault(name, []).append(r)
             if rep == 0:
                 first[name] = r
@@ -400,6 +510,15 @@ def main(argv: list[str] | None = None) -> int:
         checks["naive ticks (prospects only)"] = n_naive
         diffs += d_naive
         naive.obj = None
+    if args.no_store:
+        # Without a store, both sides must still end where they end with one.
+        checks["baseline, no store (prospects only)"] = differential(
+            dbs["mrules"], None, first["baseline, no store"].obj
+        )[0]
+        checks["mrules, no store (prospects only)"] = no_store_mismatches(
+            first["mrules, no store"].obj, dbs["mrules"]
+        )
+        first["baseline, no store"].obj = first["mrules, no store"].obj = None
     mem = memory(engine_run.obj, dbs["mrules"], base_run.obj)
     cli = None if args.skip_cli else run_cli(rules, events, work / "cli.db")
 
@@ -409,45 +528,77 @@ def main(argv: list[str] | None = None) -> int:
     for name, b in best.items():
         lines = b["lines"]
         ref = best["baseline, no store"] if "no store" in name else base
-        rows.append({
-            "run": name, "wall_s": b["wall"], "cpu_s": b["cpu"],
-            "events_per_s_cpu": lines / b["cpu"], "events_per_s_wall": lines / b["wall"],
-            "ratio_cpu": ref["cpu"] / b["cpu"], "ratio_wall": ref["wall"] / b["wall"],
-        })
+        rows.append(
+            {
+                "run": name,
+                "wall_s": b["wall"],
+                "cpu_s": b["cpu"],
+                "events_per_s_cpu": lines / b["cpu"],
+                "events_per_s_wall": lines / b["wall"],
+                "ratio_cpu": ref["cpu"] / b["cpu"],
+                "ratio_wall": ref["wall"] / b["wall"],
+            }
+        )
     if cli is not None:
-        rows.append({"run": "mrules CLI (once, subprocess)", "wall_s": cli.wall,
-                     "cpu_s": cli.cpu, "events_per_s_cpu": args.events / cli.cpu,
-                     "events_per_s_wall": args.events / cli.wall,
-                     "ratio_cpu": base["cpu"] / cli.cpu, "ratio_wall": base["wall"] / cli.wall})
+        rows.append(
+            {
+                "run": "mrules CLI (once, subprocess)",
+                "wall_s": cli.wall,
+                "cpu_s": cli.cpu,
+                "events_per_s_cpu": args.events / cli.cpu,
+                "events_per_s_wall": args.events / cli.wall,
+                "ratio_cpu": base["cpu"] / cli.cpu,
+                "ratio_wall": base["wall"] / cli.wall,
+            }
+        )
 
     print()
-    print(f"{'run':34} {'wall s':>8} {'CPU s':>8} {'ev/s CPU':>10} {'ev/s wall':>10} "
-          f"{'x base CPU':>10} {'x base wall':>11}")
+    print(
+        f"{'run':34} {'wall s':>8} {'CPU s':>8} {'ev/s CPU':>10} {'ev/s wall':>10} "
+        f"{'x base CPU':>10} {'x base wall':>11}"
+    )
     for r in rows:
-        print(f"{r['run']:34} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['events_per_s_cpu']:10,.0f}"
-              f" {r['events_per_s_wall']:10,.0f} {r['ratio_cpu']:10.2f} {r['ratio_wall']:11.2f}")
-    print(f"(best of {args.repeat}; 'x base' = mrules events/s over the baseline's with the same "
-          "store setting)")
+        print(
+            f"{r['run']:34} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} {r['events_per_s_cpu']:10,.0f}"
+            f" {r['events_per_s_wall']:10,.0f} {r['ratio_cpu']:10.2f} {r['ratio_wall']:11.2f}"
+        )
+    print(
+        f"(best of {args.repeat}; 'x base' = mrules events/s over the baseline's with the same "
+        "store setting)"
+    )
     print()
-    ok = {"store": rows[1]["ratio_cpu"] >= TARGET_STORE,
-          "action log": rows[2]["ratio_cpu"] >= TARGET_LOG,
-          "memory": mem["walk_bytes_per_prospect"] < TARGET_BYTES}
-    print(f"targets: store on >= {TARGET_STORE} x baseline: {rows[1]['ratio_cpu']:.2f} "
-          f"{'ok' if ok['store'] else 'MISSED'}; action log on >= {TARGET_LOG}: "
-          f"{rows[2]['ratio_cpu']:.2f} {'ok' if ok['action log'] else 'MISSED'}")
-    print(f"memory per prospect ({mem['prospects']:,} prospects, {mem['visitors']:,} visitors): "
-          f"{mem['walk_bytes_per_prospect']:.0f} B deep walk of the engine's prospects + visitors "
-          f"({mem['walk_prospects_only_per_prospect']:.0f} B prospects alone), "
-          f"{mem['tracemalloc_load_bytes_per_prospect']:.0f} B tracemalloc loading them back, "
-          f"{mem['baseline_walk_bytes_per_prospect']:.0f} B the baseline's deep walk; "
-          f"target < {TARGET_BYTES} B: {'ok' if ok['memory'] else 'MISSED'}")
+    ok = {
+        "store": rows[1]["ratio_cpu"] >= TARGET_STORE,
+        "action log": rows[2]["ratio_cpu"] >= TARGET_LOG,
+        "memory": mem["walk_bytes_per_prospect"] < TARGET_BYTES,
+    }
+    print(
+        f"targets: store on >= {TARGET_STORE} x baseline: {rows[1]['ratio_cpu']:.2f} "
+        f"{'ok' if ok['store'] else 'MISSED'}; action log on >= {TARGET_LOG}: "
+        f"{rows[2]['ratio_cpu']:.2f} {'ok' if ok['action log'] else 'MISSED'}"
+    )
+    print(
+        f"memory per prospect ({mem['prospects']:,} prospects, {mem['visitors']:,} visitors): "
+        f"{mem['walk_bytes_per_prospect']:.0f} B deep walk of the engine's prospects + visitors "
+        f"({mem['walk_prospects_only_per_prospect']:.0f} B prospects alone), "
+        f"{mem['tracemalloc_load_bytes_per_prospect']:.0f} B tracemalloc loading them back, "
+        f"{mem['baseline_walk_bytes_per_prospect']:.0f} B the baseline's deep walk; "
+        f"target < {TARGET_BYTES} B: {'ok' if ok['memory'] else 'MISSED'}"
+    )
     print(f"differential check: {', '.join(f'{k}: {v} mismatches' for k, v in checks.items())}")
     for d in diffs:
         print("  " + d)
-    result = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "lint": problems, "compile_cpu_s": compile_cpu, "rows": rows, "memory": mem,
-              "mismatches": checks, "first_diffs": diffs, "targets_met": ok,
-              "machine": {"cpus": os.cpu_count(), "load": os.getloadavg()}}
+    result = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "lint": problems,
+        "compile_cpu_s": compile_cpu,
+        "rows": rows,
+        "memory": mem,
+        "mismatches": checks,
+        "first_diffs": diffs,
+        "targets_met": ok,
+        "machine": {"cpus": os.cpu_count(), "load": os.getloadavg()},
+    }
     out = work / "bench_result.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -66,8 +66,11 @@ SCORING = {
     "file_download": (3, "file access"),
     "custom_redirect_click": (3, "custom redirect click"),
 }
-CRM_SCORING = {"created": (50, "opportunity created"), "lost": (-100, "opportunity lost"),
-               "won": (0, "opportunity won")}
+CRM_SCORING = {
+    "created": (50, "opportunity created"),
+    "lost": (-100, "opportunity lost"),
+    "won": (0, "opportunity won"),
+}
 # Activity events: (criterion verb, asset kind).
 ACTIVITY = {
     "form_submit": ("submitted", "form"),
@@ -92,13 +95,35 @@ DOCS_CATEGORY = "Docs content"  # every file sits in Site/Docs
 
 # ------------------------------------------------------------------------ state
 
+
 class P:
     """One prospect (attribute names as mrules.state.Prospect, so one comparison fits both)."""
 
-    __slots__ = ("acts", "assigned_at", "assigned_kind", "assigned_to", "campaign", "categories",
-                 "clicked", "created", "crm_id", "crm_status", "do_not_sync", "dynamic", "email",
-                 "fields", "last_activity", "lists", "matches", "notified", "opened", "opted_out",
-                 "score", "tags", "throttle")
+    __slots__ = (
+        "acts",
+        "assigned_at",
+        "assigned_kind",
+        "assigned_to",
+        "campaign",
+        "categories",
+        "clicked",
+        "created",
+        "crm_id",
+        "crm_status",
+        "do_not_sync",
+        "dynamic",
+        "email",
+        "fields",
+        "last_activity",
+        "lists",
+        "matches",
+        "notified",
+        "opened",
+        "opted_out",
+        "score",
+        "tags",
+        "throttle",
+    )
 
     def __init__(self, email: str, created: float) -> None:
         self.email = email
@@ -145,16 +170,35 @@ class V:
         self.history: list[tuple[float, str]] | None = None
 
 
-CORE = ("score", "categories", "fields", "lists", "dynamic", "tags", "assigned_kind",
-        "assigned_to", "assigned_at", "crm_status", "crm_id", "opted_out", "do_not_sync",
-        "campaign", "created", "last_activity")
+CORE = (
+    "score",
+    "categories",
+    "fields",
+    "lists",
+    "dynamic",
+    "tags",
+    "assigned_kind",
+    "assigned_to",
+    "assigned_at",
+    "crm_status",
+    "crm_id",
+    "opted_out",
+    "do_not_sync",
+    "campaign",
+    "created",
+    "last_activity",
+)
 # Throttle and notification windows are not compared here: what they decide shows in
 # the ledger and the outbox, which are compared row by row.
 INTERNAL = ("acts", "matches", "clicked", "opened")
 
 
-def record(p: Any, names: Iterable[str] = CORE + INTERNAL, codecs: Any = None,
-           tracked: set[str] | None = None) -> dict[str, Any]:
+def record(
+    p: Any,
+    names: Iterable[str] = CORE + INTERNAL,
+    codecs: Any = None,
+    tracked: set[str] | None = None,
+) -> dict[str, Any]:
     """A prospect (baseline `P`, or mrules `Prospect` with its `codecs`) as plain values.
 
     mrules keeps lists, tags and one-shot rule matches as bits, and the time of
@@ -183,6 +227,7 @@ def record(p: Any, names: Iterable[str] = CORE + INTERNAL, codecs: Any = None,
 
 
 # ------------------------------------------------------------------ criteria
+
 
 def _fold(v: Any) -> Any:
     return v.casefold() if isinstance(v, str) else v
@@ -226,6 +271,7 @@ CONDITIONS: dict[str, Callable[[P, float], bool]] = {
 
 # --------------------------------------------------------------------- model
 
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
@@ -235,10 +281,10 @@ class Rule:
     repeat: float | None = None
     max_times: int | None = None
     timers: tuple[Callable[[P], float | None], ...] = ()
+    key: str = field(init=False, compare=False)  # "rule:" + name, made once
 
-    @property
-    def key(self) -> str:
-        return "rule:" + self.name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", "rule:" + self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +322,13 @@ def _decode(text: str) -> tuple[Any, ...]:
         return ("score", int(text[7:]))
     if text.startswith("set "):
         name, _, value = text[4:].partition(" = ")
-        return ("set", name, {"false": False, "true": True}.get(value) if value in (
-            "false", "true") else _unq(value))
+        return (
+            "set",
+            name,
+            {"false": False, "true": True}.get(value)
+            if value in ("false", "true")
+            else _unq(value),
+        )
     if text.startswith("increment "):
         name, _, by = text[10:].partition(" by ")
         return ("inc", name, int(by))
@@ -301,23 +352,30 @@ def _decode(text: str) -> tuple[Any, ...]:
 _PHASE = {"assign": ASSIGN, "group": ASSIGN, "notify": SIDE, "auto": SIDE, "task": SIDE}
 
 
-def _block(kind: str, name: str, texts: list[str],
-           conditionals: list[tuple[str, list[str]]]) -> Block:
+def _block(
+    kind: str, name: str, texts: list[str], conditionals: list[tuple[str, list[str]]]
+) -> Block:
     def split(acts: list[tuple[Any, ...]], phase: int) -> tuple[tuple[Any, ...], ...]:
         return tuple(a for a in acts if _PHASE.get(a[0], DATA) == phase)
 
     std = [_decode(t) for t in texts]
-    return Block(kind, name, split(std, ASSIGN), split(std, DATA), split(std, SIDE),
-                 tuple((CONDITIONS[c], tuple(_decode(t) for t in acts))
-                       for c, acts in conditionals))
+    return Block(
+        kind,
+        name,
+        split(std, ASSIGN),
+        split(std, DATA),
+        split(std, SIDE),
+        tuple((CONDITIONS[c], tuple(_decode(t) for t in acts)) for c, acts in conditionals),
+    )
 
 
 def build_model(seed: int) -> Model:
     """The rule set of `generate_rules(seed)` as Python data, checked against its text."""
     unknown = [c for c in gen._CONDITIONS if c not in CONDITIONS]
     if unknown:
-        raise ValueError(f"handwritten.py does not know the conditions {unknown}: "
-                         "update CONDITIONS")
+        raise ValueError(
+            f"handwritten.py does not know the conditions {unknown}: update CONDITIONS"
+        )
     cat = gen.build_catalog()
     rng = random.Random(f"rules-{seed}")
     model = Model()
@@ -346,9 +404,14 @@ def build_model(seed: int) -> Model:
     model.wildcards = sorted(wild, key=lambda w: -len(w[0]))
     # Completion actions (generate._completion_actions).
     text.append("# Completion actions: one block per asset.")
-    triggers = {"form": "submit of form", "form handler": "submit of form handler",
-                "landing page": "submit of landing page", "file": "download of file",
-                "custom redirect": "click of custom redirect", "email": "click of email"}
+    triggers = {
+        "form": "submit of form",
+        "form handler": "submit of form handler",
+        "landing page": "submit of landing page",
+        "file": "download of file",
+        "custom redirect": "click of custom redirect",
+        "email": "click of email",
+    }
     kinds = ("list", "tag", "score", "set", "assign", "autoresponder", "notify", "crm")
     for kind, names in cat.assets.items():
         for n, name in enumerate(names):
@@ -357,23 +420,29 @@ def build_model(seed: int) -> Model:
             lines = [f"  {a}" for a in std]
             conds: list[tuple[str, list[str]]] = []
             if n % 4 == 0:
-                second = ("score",) if any(a.startswith("assign") for a in body) else (
-                    "score", "assign")
+                second = (
+                    ("score",) if any(a.startswith("assign") for a in body) else ("score", "assign")
+                )
                 cond = rng.choice(gen._CONDITIONS)
-                acts = [gen._action(rng, cat, ("list", "tag", "notify")),
-                        gen._action(rng, cat, second)]
+                acts = [
+                    gen._action(rng, cat, ("list", "tag", "notify")),
+                    gen._action(rng, cat, second),
+                ]
                 conds.append((cond, acts))
                 lines += [f"  if {cond} {{", *(f"    {a}" for a in acts), "  }"]
             text.append(f"on {triggers[kind]} {gen._q(name)} {{")
             text += [*lines, "}", ""]
             etype, verb = TRIGGER[kind]
             model.blocks[(etype, name)] = _block(
-                "completion action", f"{verb} of {kind} {name}", std, conds)
+                "completion action", f"{verb} of {kind} {name}", std, conds
+            )
     rules_text = gen._automation_rules(cat)
     expected = gen.generate_rules(seed, cat)
     if "\n".join(text + rules_text).rstrip() + "\n" != expected:
-        raise RuntimeError("handwritten.py no longer mirrors generate.py's page and completion "
-                           "actions: update build_model")
+        raise RuntimeError(
+            "handwritten.py no longer mirrors generate.py's page and completion "
+            "actions: update build_model"
+        )
     model.rules = automation_rules(cat)
     names = [line.split('"')[1] for line in rules_text if line.startswith("automation rule ")]
     if [r.name for r in model.rules] != [n for n in names if n != "Old webinar campaign"]:
@@ -382,6 +451,7 @@ def build_model(seed: int) -> Model:
 
 
 # ------------------------------------------------------------ automation rules
+
 
 def automation_rules(cat: gen.Catalog) -> list[Rule]:
     """generate._automation_rules, hand-written, in priority order ("Old webinar" is paused)."""
@@ -394,8 +464,9 @@ def automation_rules(cat: gen.Catalog) -> list[Rule]:
     k_clicked = "clicked|email|" + cat.assets["email"][3]
     k_redirect = "clicked|custom redirect|" + cat.assets["custom redirect"][1]
 
-    def within(key: str, days: float) -> tuple[Callable[[P, float], bool],
-                                               Callable[[P], float | None]]:
+    def within(
+        key: str, days: float
+    ) -> tuple[Callable[[P, float], bool], Callable[[P], float | None]]:
         window = days * DAY
 
         def test(p: P, now: float) -> bool:
@@ -426,71 +497,154 @@ def automation_rules(cat: gen.Catalog) -> list[Rule]:
         return any("security" in str(x).casefold() for x in items)
 
     when_time = frozenset(("time", "act", "assigned"))  # what `days since` reads
-    task = {"subject": "Follow up trial", "due_days": 3, "priority": "High", "status": None,
-            "owner": None}
+    task = {
+        "subject": "Follow up trial",
+        "due_days": 3,
+        "priority": "High",
+        "status": None,
+        "owner": None,
+    }
     return [
-        Rule("MQL handoff", frozenset(("score", "list")),
-             lambda p, now: p.score >= 100 and "MQL" not in p.lists,
-             (("list", "MQL"), ("assign", "queue", "Inside Sales"), ("notify", None))),
-        Rule("Enterprise fast lane", frozenset(("f:company_size", "act", "time")),
-             lambda p, now: _is(p, "company_size", _200) and form30(p, now),
-             (("list", "Enterprise"), ("group", "Sales EMEA")), timers=(form30_t,)),
-        Rule("Pricing interest", frozenset(("act", "time", "score")),
-             lambda p, now: pricing14(p, now) and p.score >= 20,
-             (("tag", "pricing-visitor"),), timers=(pricing14_t,)),
-        Rule("Docs readers", frozenset(("act", "time")), docs30,
-             (("list", "Docs readers"), ("tag", "docs-reader")), timers=(docs30_t,)),
-        Rule("Whitepaper downloaders", frozenset(("act", "time")), paper60,
-             (("tag", "whitepaper"), ("score", 5)), timers=(paper60_t,)),
-        Rule("Email engaged", frozenset(("act", "time")),
-             lambda p, now: opened30(p, now) or k_clicked in p.acts,
-             (("tag", "email-engaged"),), timers=(opened30_t,)),
-        Rule("Redirect clickers", frozenset(("act",)), lambda p, now: k_redirect in p.acts,
-             (("list", "Nurture cloud"),)),
-        Rule("Security interest", frozenset(("f:interests",)), security,
-             (("list", "Nurture security"), ("tag", "interest-security"))),
-        Rule("French-speaking routing", frozenset(("f:country", "assigned")),
-             lambda p, now: _is(p, "country", _FR_BE) and p.assigned_kind is None,
-             (("assign", "user", gen.USERS[0]),)),
-        Rule("Large companies", frozenset(("f:employees",)), _employees_1000,
-             (("list", "Enterprise"),)),
-        Rule("Trial follow-up", frozenset(("tag", "list")),
-             lambda p, now: "trial" in p.tags and "Customers" not in p.lists,
-             (("task", "task", task),)),
-        Rule("Score decay", when_time | {"score"},
-             lambda p, now: (p.last_activity is not None
-                             and (now - p.last_activity) / DAY > 30 and p.score > 20),
-             (("score", -10),), repeat=30 * DAY, max_times=3, timers=(idle_30,)),
-        Rule("Nurture reminder", frozenset(("list", "opted_out", "time")),  # repeats read time
-             lambda p, now: "Nurture cloud" in p.lists and not p.opted_out,
-             (("notify", gen.USERS[1]),), repeat=7 * DAY, max_times=4),
-        Rule("Customers", frozenset(("crm", "f:is_customer")),
-             lambda p, now: p.crm_status == "contact" and p.fields.get("is_customer") in (True,),
-             (("list", "Customers"),)),
-        Rule("Warm band", frozenset(("score",)), lambda p, now: 50 <= p.score <= 99,
-             (("list", "Warm"),)),
-        Rule("Web lead source", frozenset(("f:lead_source",)),
-             lambda p, now: _is(p, "lead_source", frozenset(("web",))),
-             (("campaign", "Website"),)),
-        Rule("Cold prospects", when_time | {"score"},
-             lambda p, now: (now - p.created) / DAY > 45 and p.score < 5,
-             (("tag", "cold"),), timers=(created_45,)),
-        Rule("Docs category", frozenset(("score",)),
-             lambda p, now: p.categories.get(DOCS_CATEGORY, 0) >= 10,
-             (("list", "Docs readers"),)),
-        Rule("Opted out cleanup", frozenset(("opted_out",)), lambda p, now: p.opted_out,
-             (("unlist", "Newsletter"),)),
+        Rule(
+            "MQL handoff",
+            frozenset(("score", "list")),
+            lambda p, now: p.score >= 100 and "MQL" not in p.lists,
+            (("list", "MQL"), ("assign", "queue", "Inside Sales"), ("notify", None)),
+        ),
+        Rule(
+            "Enterprise fast lane",
+            frozenset(("f:company_size", "act", "time")),
+            lambda p, now: _is(p, "company_size", _200) and form30(p, now),
+            (("list", "Enterprise"), ("group", "Sales EMEA")),
+            timers=(form30_t,),
+        ),
+        Rule(
+            "Pricing interest",
+            frozenset(("act", "time", "score")),
+            lambda p, now: pricing14(p, now) and p.score >= 20,
+            (("tag", "pricing-visitor"),),
+            timers=(pricing14_t,),
+        ),
+        Rule(
+            "Docs readers",
+            frozenset(("act", "time")),
+            docs30,
+            (("list", "Docs readers"), ("tag", "docs-reader")),
+            timers=(docs30_t,),
+        ),
+        Rule(
+            "Whitepaper downloaders",
+            frozenset(("act", "time")),
+            paper60,
+            (("tag", "whitepaper"), ("score", 5)),
+            timers=(paper60_t,),
+        ),
+        Rule(
+            "Email engaged",
+            frozenset(("act", "time")),
+            lambda p, now: opened30(p, now) or k_clicked in p.acts,
+            (("tag", "email-engaged"),),
+            timers=(opened30_t,),
+        ),
+        Rule(
+            "Redirect clickers",
+            frozenset(("act",)),
+            lambda p, now: k_redirect in p.acts,
+            (("list", "Nurture cloud"),),
+        ),
+        Rule(
+            "Security interest",
+            frozenset(("f:interests",)),
+            security,
+            (("list", "Nurture security"), ("tag", "interest-security")),
+        ),
+        Rule(
+            "French-speaking routing",
+            frozenset(("f:country", "assigned")),
+            lambda p, now: _is(p, "country", _FR_BE) and p.assigned_kind is None,
+            (("assign", "user", gen.USERS[0]),),
+        ),
+        Rule(
+            "Large companies",
+            frozenset(("f:employees",)),
+            _employees_1000,
+            (("list", "Enterprise"),),
+        ),
+        Rule(
+            "Trial follow-up",
+            frozenset(("tag", "list")),
+            lambda p, now: "trial" in p.tags and "Customers" not in p.lists,
+            (("task", "task", task),),
+        ),
+        Rule(
+            "Score decay",
+            when_time | {"score"},
+            lambda p, now: (
+                p.last_activity is not None and (now - p.last_activity) / DAY > 30 and p.score > 20
+            ),
+            (("score", -10),),
+            repeat=30 * DAY,
+            max_times=3,
+            timers=(idle_30,),
+        ),
+        Rule(
+            "Nurture reminder",
+            frozenset(("list", "opted_out", "time")),  # repeats read time
+            lambda p, now: "Nurture cloud" in p.lists and not p.opted_out,
+            (("notify", gen.USERS[1]),),
+            repeat=7 * DAY,
+            max_times=4,
+        ),
+        Rule(
+            "Customers",
+            frozenset(("crm", "f:is_customer")),
+            lambda p, now: p.crm_status == "contact" and p.fields.get("is_customer") in (True,),
+            (("list", "Customers"),),
+        ),
+        Rule(
+            "Warm band",
+            frozenset(("score",)),
+            lambda p, now: 50 <= p.score <= 99,
+            (("list", "Warm"),),
+        ),
+        Rule(
+            "Web lead source",
+            frozenset(("f:lead_source",)),
+            lambda p, now: _is(p, "lead_source", frozenset(("web",))),
+            (("campaign", "Website"),),
+        ),
+        Rule(
+            "Cold prospects",
+            when_time | {"score"},
+            lambda p, now: (now - p.created) / DAY > 45 and p.score < 5,
+            (("tag", "cold"),),
+            timers=(created_45,),
+        ),
+        Rule(
+            "Docs category",
+            frozenset(("score",)),
+            lambda p, now: p.categories.get(DOCS_CATEGORY, 0) >= 10,
+            (("list", "Docs readers"),),
+        ),
+        Rule(
+            "Opted out cleanup",
+            frozenset(("opted_out",)),
+            lambda p, now: p.opted_out,
+            (("unlist", "Newsletter"),),
+        ),
     ]
 
 
 # -------------------------------------------------------------------- the loop
 
+
 class Baseline:
     """Runs the model over events; persists like mrules when given a store (anything with
     `commit(Batch)`)."""
 
-    def __init__(self, model: Model, store: Any, *, source: str, batch_size: int = 2000,
-                 ticks: str = "wake") -> None:
+    def __init__(
+        self, model: Model, store: Any, *, source: str, batch_size: int = 2000, ticks: str = "wake"
+    ) -> None:
         self.m = model
         self.store = store
         self.source = source
@@ -584,8 +738,9 @@ class Baseline:
         b.line, b.clock = line, self.clock
         ps, vs = self.prospects, self.visitors
         b.prospects = {email: ps[email].to_json() for email in self.dirty}
-        b.visitors = {vid: (vs[vid].prospect, _dumps(vs[vid].history or []))
-                      for vid in self.dirty_visitors}
+        b.visitors = {
+            vid: (vs[vid].prospect, _dumps(vs[vid].history or [])) for vid in self.dirty_visitors
+        }
         if self.round_robin:
             b.shared = {"round_robin:" + g: str(n) for g, n in self.round_robin.items()}
         self.store.commit(b)
@@ -618,17 +773,34 @@ class Baseline:
         if v.history:
             for ts, url in v.history:
                 self.visited(p, normalize_url(url, SETTINGS), ts)
-                self.score(p, "scoring", "page view", LOC, 1,
-                           {"activity": "page view", "attached_from": vid})
+                self.score(
+                    p,
+                    "scoring",
+                    "page view",
+                    LOC,
+                    1,
+                    {"activity": "page view", "attached_from": vid},
+                )
             v.history = None
             self.batch.attach_visitor.append((vid, p.email))
             self.changed.update(("act", "score", "time"))
 
     def activity(self, email: str | None, e: Event) -> None:
         act = ACTIVITY.get(e.type)
-        self.batch.activities.append((email, e.visitor, e.ts_epoch, e.type,
-                                      act[1] if act else None, e.asset, e.url, self.source,
-                                      e.line, e.id))
+        self.batch.activities.append(
+            (
+                email,
+                e.visitor,
+                e.ts_epoch,
+                e.type,
+                act[1] if act else None,
+                e.asset,
+                e.url,
+                self.source,
+                e.line,
+                e.id,
+            )
+        )
 
     # ------------------------------------------------------------- handlers
 
@@ -700,8 +872,9 @@ class Baseline:
                 first = asset not in p.opened
                 p.opened.add(asset)
             if first:
-                self.score(p, "scoring", points[1], LOC, points[0],
-                           {"activity": points[1], "asset": asset})
+                self.score(
+                    p, "scoring", points[1], LOC, points[0], {"activity": points[1], "asset": asset}
+                )
                 if kind == "file":
                     self.category(p, points[1], DOCS_CATEGORY, points[0])
         block = self.m.blocks.get((etype, asset))
@@ -731,8 +904,16 @@ class Baseline:
             if e.crm_id and p.crm_id != e.crm_id:
                 p.crm_id = e.crm_id
             if e.user and (p.assigned_kind != "user" or p.assigned_to != e.user):
-                self.log(p, "event", "crm_update", src, "assign", {"to": "user", "by": "crm"},
-                         p.assigned_to, e.user)
+                self.log(
+                    p,
+                    "event",
+                    "crm_update",
+                    src,
+                    "assign",
+                    {"to": "user", "by": "crm"},
+                    p.assigned_to,
+                    e.user,
+                )
                 p.assigned_kind, p.assigned_to = "user", e.user
                 p.assigned_at = p.assigned_at or self.now
                 changed.add("assigned")
@@ -809,8 +990,7 @@ class Baseline:
             key = frozenset(changed)
             rules = self._by_facts.get(key)
             if rules is None:
-                rules = self._by_facts[key] = [r for r in self.rules
-                                               if "*" in key or r.reads & key]
+                rules = self._by_facts[key] = [r for r in self.rules if "*" in key or r.reads & key]
             self.changed = changed = set()
             for rule in rules:
                 self.try_rule(p, rule)
@@ -829,8 +1009,7 @@ class Baseline:
             return
         count = (m[0] if m else 0) + 1
         p.matches[rule.key] = [count, now]
-        self.log(p, "automation rule", rule.name, LOC, "rule matched", {"count": count},
-                 None, None)
+        self.log(p, "automation rule", rule.name, LOC, "rule matched", {"count": count}, None, None)
         for a in rule.actions:
             self.do(p, a, "automation rule", rule.name, None)
 
@@ -934,8 +1113,9 @@ class Baseline:
         p.throttle[key] = self.now
         return False
 
-    def score(self, p: P, kind: str, name: str, loc: str, points: int,
-              args: dict[str, Any]) -> None:
+    def score(
+        self, p: P, kind: str, name: str, loc: str, points: int, args: dict[str, Any]
+    ) -> None:
         if points == 0:
             return
         before = p.score
@@ -947,8 +1127,16 @@ class Baseline:
         before = p.categories.get(category, 0)
         p.categories[category] = before + points
         self.changed.add("score")
-        self.log(p, "scoring", name, LOC, "category score",
-                 {"category": category, "points": points}, before, before + points)
+        self.log(
+            p,
+            "scoring",
+            name,
+            LOC,
+            "category score",
+            {"category": category, "points": points},
+            before,
+            before + points,
+        )
 
     def set_field(self, p: P, kind: str, name: str, loc: str, field: str, value: Any) -> None:
         before = p.fields.get(field)
@@ -965,28 +1153,112 @@ class Baseline:
         self.changed.add("assigned")
         self.log(p, kind, name, LOC, "assign", {"to": to, "name": who}, None, who)
         if p.crm_status == "none" and not p.do_not_sync:
-            self.crm_work(p, kind, name, "create_record",
-                          {"object": "lead", "owner": who, "as": to})
+            self.crm_work(
+                p, kind, name, "create_record", {"object": "lead", "owner": who, "as": to}
+            )
 
     def crm_work(self, p: P, kind: str, name: str, work: str, payload: dict[str, Any]) -> None:
         self.log(p, kind, name, LOC, "crm " + work.replace("_", " "), payload, None, None)
-        self.batch.crm_pending.append((self.seq, self.now, p.email, work,
-                                       _dumps({**payload, "rule": name, "at": LOC}).decode()))
+        self.batch.crm_pending.append(
+            (
+                self.seq,
+                self.now,
+                p.email,
+                work,
+                _dumps({**payload, "rule": name, "at": LOC}).decode(),
+            )
+        )
 
     def outbox(self, p: P, kind: str, name: str, what: str, payload: dict[str, Any]) -> None:
         self.log(p, kind, name, LOC, what, payload, None, None)
-        self.batch.outbox.append((self.seq, self.now, p.email, what,
-                                  _dumps({**payload, "rule": name, "at": LOC}).decode()))
+        self.batch.outbox.append(
+            (
+                self.seq,
+                self.now,
+                p.email,
+                what,
+                _dumps({**payload, "rule": name, "at": LOC}).decode(),
+            )
+        )
 
-    def log(self, p: P, kind: str, name: str, loc: str, action: str, args: dict[str, Any],
-            before: Any, after: Any) -> None:
+    def log(
+        self,
+        p: P,
+        kind: str,
+        name: str,
+        loc: str,
+        action: str,
+        args: dict[str, Any],
+        before: Any,
+        after: Any,
+    ) -> None:
         self.seq += 1
-        self.batch.ledger.append((self.seq, self.now, p.email, kind, name, loc, self.source,
-                                  self.line, self.event_id, action, _dumps(args).decode(),
-                                  _dumps(before).decode(), _dumps(after).decode()))
+        self.batch.ledger.append(
+            (
+                self.seq,
+                self.now,
+                p.email,
+                kind,
+                name,
+                loc,
+                self.source,
+                self.line,
+                self.event_id,
+                action,
+                _dumps(args).decode(),
+                _dumps(before).decode(),
+                _dumps(after).decode(),
+            )
+        )
         self.dirty.add(p.email)
 
 
 def _touch(p: P, key: str, ts: float) -> None:
     if p.acts.get(key, -1e18) < ts:
         p.acts[key] = ts
+
+
+# -------------------------------------------------------------------- command
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python bench/handwritten.py EVENTS --store PATH [--seed 7]`: the loop with a store,
+    as one process (bench/compare.py times it whole); prints one JSON line of figures."""
+    import argparse
+    import resource
+    import time
+
+    from mrules.events import read_events
+    from mrules.store import Store
+
+    parser = argparse.ArgumentParser(description="The hand-written baseline, SQLite store.")
+    parser.add_argument("events", type=Path)
+    parser.add_argument("--store", type=Path, required=True, help="a new store (replaced)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(args.store) + suffix).unlink(missing_ok=True)
+    model = build_model(args.seed)
+    w0, c0 = time.perf_counter(), time.process_time()
+    with Store.open(args.store) as store:
+        b = Baseline(model, store, source=str(args.events.resolve()))
+        b.run(read_events(args.events))
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    print(
+        _dumps(
+            {
+                "lines": b.lines,
+                "prospects": len(b.prospects),
+                "ledger_entries": b.seq,
+                "wall_s": round(wall, 3),
+                "cpu_s": round(cpu, 3),
+                "events_per_s_cpu": round(b.lines / cpu),
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        ).decode()
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

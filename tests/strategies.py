@@ -62,12 +62,12 @@ CRITERION_KEYWORDS = frozenset({
 # ------------------------------------------------------------------- leaves
 
 _NAME_CHARS = st.one_of(
-    st.sampled_from('"\\#{}[]();,\n\t\x00\x1b\x7f\x85 '),
+    st.sampled_from('"\\#{}[]();,\n\t\x01\x1b\x7f\x85 '),
     st.sampled_from(string.ascii_letters + string.digits + "-_./@*+"),
-    st.characters(exclude_categories=("Cs",)),
+    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
 )
 quoted_names = st.builds(ast.Name, text=st.text(_NAME_CHARS, max_size=12))
-"""Names written as strings: anything but lone surrogates."""
+"""Names written as strings: anything but NUL and lone surrogates (the language refuses both)."""
 
 bare_names = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True)
 """Words the grammar takes bare where no keyword competes (declarations, settings, sync)."""

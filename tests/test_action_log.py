@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mrules.outputs import ActionLog, action_record
+from mrules.store import Store
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12),
@@ -37,3 +38,113 @@ def test_fast_line_equals_the_record(batch) -> None:
     log = ActionLog.__new__(ActionLog)  # only the formatter: no file, no store
     for row in batch:
         assert orjson.loads(log._line(row)) == action_record(row)
+
+
+# -- a torn or damaged end, resumed: the log equals a clean run's, byte for byte ------------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from conftest import EXAMPLE  # noqa: E402
+from mrules.cli import main  # noqa: E402
+from mrules.exitcodes import ExitCode  # noqa: E402
+
+
+def _run(store: Path, log: Path) -> Any:
+    return CliRunner().invoke(
+        main,
+        ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(store),
+         "-q", "--actions", str(log)],
+    )
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    d = tmp_path_factory.mktemp("log")
+    res = _run(d / "s.db", d / "actions.jsonl")
+    assert res.exit_code == 0, res.output
+    data = (d / "actions.jsonl").read_bytes()
+    assert data.count(b"\n") > 20
+    return {"dir": d, "store": d / "s.db", "log": data}
+
+
+def _resume(clean: dict[str, Any], tmp_path: Path, damaged: bytes) -> bytes:
+    store = tmp_path / "s.db"
+    shutil.copy(clean["store"], store)  # the store committed everything; the log did not
+    log = tmp_path / "actions.jsonl"
+    with Store.open(store) as s:  # as the run that started this log noted it
+        s.set_log_start(str(log.resolve()), 0)
+    log.write_bytes(damaged)
+    res = _run(store, log)
+    assert res.exit_code == 0, res.output
+    return log.read_bytes()
+
+
+def _cuts(data: bytes) -> list[int]:
+    """Where to cut: inside the first, a middle and the last line, and at line ends."""
+    ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
+    return sorted({5, ends[0] + 3, ends[len(ends) // 2] - 7, ends[-2] + 1, len(data) - 1,
+                   ends[len(ends) // 2]})
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x00\x00\x00\x00", b"#garbage\n{\"seq\": }\n", b"\n\n"],
+                         ids=["torn", "nul-bytes", "garbage-lines", "empty-lines"])
+def test_a_torn_or_damaged_end_is_cut_and_caught_up(
+    clean: dict[str, Any], tmp_path: Path, tail: bytes
+) -> None:
+    first_end = clean["log"].index(b"\n")
+    for cut in _cuts(clean["log"]):
+        if cut < first_end and tail.startswith(b"#"):
+            continue  # a torn first line then text: not recognisably a log (refused, below)
+        d = tmp_path / str(cut)
+        d.mkdir()
+        assert _resume(clean, d, clean["log"][:cut] + tail) == clean["log"], cut
+
+
+def test_an_empty_log_a_killed_first_run_left_gets_every_row(
+    clean: dict[str, Any], tmp_path: Path
+) -> None:
+    """The store notes where a new log starts: a run killed before the log's first row
+    leaves an empty file, and the next run fills it from that start, not from the end."""
+    store, log = tmp_path / "s.db", tmp_path / "actions.jsonl"
+    shutil.copy(clean["store"], store)
+    with Store.open(store) as s:  # what the first run noted before its first batch
+        s.set_log_start(str(log.resolve()), 0)
+    log.touch()
+    assert _run(store, log).exit_code == 0
+    assert log.read_bytes() == clean["log"]
+
+
+def test_a_new_log_holds_only_this_runs_actions(clean: dict[str, Any], tmp_path: Path) -> None:
+    store, log = tmp_path / "s.db", tmp_path / "actions.jsonl"
+    shutil.copy(clean["store"], store)
+    assert _run(store, log).exit_code == 0
+    assert log.read_bytes() == b""  # the stream was already applied: no new action
+
+
+def test_a_file_that_is_not_a_log_is_refused_and_left_alone(
+    clean: dict[str, Any], tmp_path: Path
+) -> None:
+    store, log = tmp_path / "s.db", tmp_path / "notes.txt"
+    shutil.copy(clean["store"], store)
+    for text in (b"my notes\nnot a log\n", b'{"seq#garbage\n', b'{"other": 1}'):
+        log.write_bytes(text)
+        res = _run(store, log)
+        assert res.exit_code == ExitCode.STORE
+        assert "not an mrules action log" in res.stderr and "Traceback" not in res.stderr
+        assert log.read_bytes() == text
+
+
+def test_a_log_ahead_of_the_store_is_refused(clean: dict[str, Any], tmp_path: Path) -> None:
+    log = tmp_path / "actions.jsonl"
+    log.write_bytes(clean["log"])
+    res = _run(tmp_path / "new.db", log)  # a new store: its ledger is behind the log
+    assert res.exit_code == ExitCode.STORE
+    assert "written from another store" in res.stderr
+    assert log.read_bytes() == clean["log"]
+    assert all(json.loads(x)["seq"] for x in clean["log"].splitlines())

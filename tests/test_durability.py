@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mrules.cli import main
+from mrules.exitcodes import ExitCode
 from mrules.store import Store, StoreError
 
 RULES = """\
@@ -309,10 +310,16 @@ def test_second_run_refuses_a_held_store_then_waits(work: dict[str, Path]) -> No
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         res = mrules("run", work["rules"], work["events"], "--store", store)
-        assert res.returncode == 2
+        assert res.returncode == ExitCode.BUSY
         assert str(store) in res.stderr
         assert str(holder.pid) in res.stderr
         assert "Traceback" not in res.stderr
+        t = time.monotonic()
+        res = mrules("run", work["rules"], work["events"], "--store", store, "--wait-timeout",
+                     "0.5")
+        assert res.returncode == ExitCode.BUSY, res.stderr
+        assert "after waiting 0.5 s" in res.stderr and str(holder.pid) in res.stderr
+        assert 0.4 <= time.monotonic() - t < 60
         waiting = subprocess.Popen(
             [sys.executable, "-m", "mrules", "run", str(work["rules"]), str(work["events"]),
              "--store", str(store), "-q", "--wait"],

@@ -1,4 +1,4 @@
-"""The event stream reader against its contract (shared/spec/events.md)."""
+"""The event stream reader against its contract (docs/events.md)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,8 @@ BAD = [
     (_line(type="page_veiw", visitor="v", url="u"),
      r"^unknown type 'page_veiw' \(did you mean 'page_view'\?\)$"),
     (_line(type="purchase"), r"^unknown type 'purchase'$"),
+    (_line(type="FORM_SUBMIT"), r"^unknown type 'FORM_SUBMIT' \(did you mean 'form_submit'\?\)$"),
+    (_line(type=""), r"^unknown type ''$"),
     (_line(type="tick").replace(TS, "2026-13-01"),
      r"^'ts' is not an RFC 3339 timestamp: '2026-13-01' \(a date alone"),
     (_line(type="tick").replace(TS, "2026-11-02"), r"RFC 3339 .*a date alone is not enough"),
@@ -436,7 +438,11 @@ def test_bad_lines_never_change_the_good_events(
     got = _read(data)
     events = [e for e in got if isinstance(e, Event)]
     rejects = [r for r in got if isinstance(r, Reject)]
-    assert [e._replace(line=0) for e in events] == [e._replace(line=0) for e in want]
+    # The same events; each keeps its own line (`raw`), which differs in its newline only.
+    assert [e._replace(line=0, raw=b"") for e in events] == [
+        e._replace(line=0, raw=b"") for e in want
+    ]
+    assert [e.raw.rstrip(b"\n") for e in events] == [e.raw.rstrip(b"\n") for e in want]
     assert [r.line for r in rejects] == bad_numbers
     assert [i.line for i in got] == sorted(i.line for i in got)
 
@@ -472,3 +478,259 @@ def test_prospect_normalisation_is_the_same_the_second_time() -> None:
 def test_negative_start_line_is_refused() -> None:
     with pytest.raises(ValueError, match="start_line"):
         read_events(io.BytesIO(b""), start_line=-1)
+
+
+# ------------------------------------------- every key of every type, wrong JSON type
+
+# The smallest valid event of each type.
+MINIMAL: dict[str, dict[str, object]] = {
+    kind: {
+        "ts": TS,
+        "type": kind,
+        **({"url": "https://x.example/", "visitor": "v1"} if kind == "page_view" else {}),
+        **({"prospect": "a@b.example"} if kind not in ("page_view", "tick") else {}),
+        **({"asset": "A"} if kind in ASSET_KINDS else {}),
+        **({"visitor": "v1"} if kind == "identify" else {}),
+        **({"object": "lead"} if kind == "crm_update" else {}),
+    }
+    for kind in EVENT_TYPES
+}
+# Every key the reader reads, and the JSON types it takes (null counts as absent).
+KEYS = ("ts", "type", "id", "prospect", "visitor", "url", "asset", "fields", "user", "object",
+        "crm_id", "status")
+WRONG: list[object] = [["x"], {"k": "v"}, 7, 2.5, True, False, 18446744073709551615, -1e308]
+
+
+def test_minimal_events_are_valid() -> None:
+    for obj in MINIMAL.values():
+        assert isinstance(parse_line(orjson.dumps(obj)), Event), obj
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_every_key_of_every_type_is_type_checked(kind: str) -> None:
+    """A key of the wrong JSON type is a Reject naming the key, never an exception (issue 6.1)."""
+    misses = []
+    for key in KEYS:
+        wrong = list(WRONG) + ([] if key == "fields" else [{}, []])
+        if key == "fields":
+            wrong = [v for v in wrong if not isinstance(v, dict)] + [
+                {"f": ["x"]}, {"f": {"k": 1}}, {"f": []}, {"f": {}},
+            ]
+        for value in wrong:
+            line = orjson.dumps({**MINIMAL[kind], key: value})
+            item = parse_line(line, 9)
+            if not (isinstance(item, Reject) and item.line == 9 and f"'{key}'" in item.reason):
+                misses.append((key, value, item))
+    assert not misses
+
+
+def test_type_of_the_wrong_json_type_is_a_reject_and_the_stream_goes_on() -> None:
+    """The line of issue 6.1: `"type":["tick"]` after a valid line no longer stops the stream."""
+    data = b"\n".join([
+        GOOD_PV.encode(),
+        b'{"ts":"2026-09-03T10:00:01Z","type":["tick"]}',
+        b'{"ts":"2026-09-03T10:00:01Z","type":{"tick":1}}',
+        GOOD_PV.encode(),
+    ])
+    items = _read(data)
+    assert [(i.line, type(i).__name__) for i in items] == [
+        (1, "Event"), (2, "Reject"), (3, "Reject"), (4, "Event"),
+    ]
+    assert items[1].reason == "'type' must be a string, not an array"  # type: ignore[union-attr]
+    assert items[2].reason == "'type' must be a string, not an object"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"\\ud800"}', r"^not JSON: no low surr"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"\\udc00x"}', r"^not JSON: .*surrogate"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":1e400}}',
+         r"^not JSON: .*infin"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":NaN}}', r"^not JSON: unexp"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","x":' + b"[" * 2000 + b"]" * 2000 + b"}",
+         r"^not JSON: depth limit exceeded"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"a\xed\xa0\x80"}', r"^not UTF-8 text"),
+        (b'{"ts":"' + TS.encode() + b'","type":"email_open","prospect":"a\\u0000b@x.example",'
+         b'"asset":"E"}', r"^'prospect' must be an email address$"),
+        (b'{"ts":"' + TS.encode() + b'","type":"email_open","prospect":"a\\u007fb@x.example",'
+         b'"asset":"E"}', r"^'prospect' must be an email address$"),
+        (b'{"ts":"' + TS.encode() + b'\\u0000","type":"tick"}', r"^'ts' is not an RFC 3339"),
+        (b'{"ts":"' + TS.encode() + b'","type":"tick\\u0000"}', r"^unknown type 'tick\\x00'"),
+    ],
+)
+def test_surrogates_nul_huge_numbers_and_depth(line: bytes, reason: str) -> None:
+    item = parse_line(line, 4)
+    assert isinstance(item, Reject), item
+    assert re.search(reason, item.reason), item.reason
+    assert item.line == 4
+
+
+def test_a_text_line_with_a_lone_surrogate_is_a_reject() -> None:
+    """parse_line(str) takes any str: a lone surrogate is not UTF-8, not an exception."""
+    item = parse_line('{"ts":"' + TS + '","type":"tick","id":"\ud800"}', 2)
+    assert isinstance(item, Reject)
+    assert item.reason.startswith("not UTF-8 text: byte 0xed at column ")
+    # bytes decoded with surrogateescape still come back as the bytes they were
+    item = parse_line(b'{"id":"\xff"}'.decode("utf-8", "surrogateescape"))
+    assert isinstance(item, Reject)
+    assert item.reason == "not UTF-8 text: byte 0xff at column 8"
+
+
+def test_nul_and_huge_integers_in_values_are_kept_as_given() -> None:
+    event = parse_line(orjson.dumps({
+        **MINIMAL["prospect_update"], "fields": {"n": 18446744073709551615, "s": "a\x00b"},
+        "id": "x\x00y",
+    }))
+    assert isinstance(event, Event)
+    assert event.fields == {"n": 18446744073709551615, "s": "a\x00b"}
+    assert event.id == "x\x00y"
+
+
+def test_emails_are_unicode_normalised_before_lowercasing() -> None:
+    """josé in NFC and in NFD (e + combining acute) is one prospect (issue 6.9)."""
+    nfc, nfd = "jos\u00e9@x.example", "jose\u0301@x.example"
+    got = {
+        parse_line(_line(type="email_open", prospect=p, asset="E")).prospect  # type: ignore[union-attr]
+        for p in (nfc, nfd, nfd.upper(), " " + nfc.upper())
+    }
+    assert got == {nfc}
+
+
+def test_an_event_keeps_its_line_for_a_later_reject() -> None:
+    text = _line(type="email_open", prospect="a@b.example", asset="E")
+    (event,) = _read(text.encode() + b"\r\n")
+    assert isinstance(event, Event)
+    reject = event.reject("unknown email 'E'")
+    assert reject == Reject(1, "unknown email 'E'", text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200) | st.builds(lambda h, t: h + t, st.sampled_from([
+    b'{"ts":"2026-11-02T09:00:00Z","type":"', b'{"ts":"2026-11-02T09:00:00Z","type":"tick",',
+    b'{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"a@b","asset":',
+]), st.binary(max_size=60)))
+def test_any_bytes_are_an_event_a_reject_or_blank(data: bytes) -> None:
+    """The reader alone, on any bytes: an Event, a Reject or None, never an exception."""
+    item = parse_line(data, 5)
+    assert item is None or isinstance(item, Event | Reject)
+    if item is None:
+        assert not data.strip()
+    else:
+        assert item.line == 5
+    if isinstance(item, Reject):
+        assert item.reason and len(item.text) <= MAX_REJECT_TEXT
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(categories=("Cs", "Ll", "Lu", "Nd", "Po", "Ps", "Zs", "Cc")),
+               max_size=80) | st.builds(lambda v: _line(type="tick", id=v, fields={"f": v}),
+                                         st.text(min_size=1, max_size=20)))
+def test_any_text_is_an_event_a_reject_or_blank(text: str) -> None:
+    """Also for text lines (lone surrogates included): never an exception."""
+    item = parse_line(text, 1)
+    assert item is None or isinstance(item, Event | Reject)
+
+
+# ------------------------------------------- the engine's policies, seen from the CLI
+
+POLICY_RULES = """\
+include "library/pardot-default-scoring"
+field company_size: picklist ["1-10", "11-50", "51-200", "200+"]
+list "Demo"
+form "Book a Demo"
+on submit of form "Book a Demo" {
+  add to list "Demo"
+}
+"""
+
+
+def _run_cli(tmp_path: Path, rules: str, events: list[dict[str, object]]) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.mr").write_text(rules, encoding="utf-8")
+    (tmp_path / "ev.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    res = CliRunner().invoke(
+        main, ["run", str(tmp_path / "rules"), str(tmp_path / "ev.jsonl"), "--store",
+               str(tmp_path / "db")],
+    )
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    return res.exit_code, res.stderr
+
+
+def _rows(summary: str) -> dict[str, int]:
+    """The summary table's rows with a count, by label."""
+    found = re.findall(r"│ (.+?)\s*│\s*([\d,]+) │", summary)
+    return {label.strip(): int(n.replace(",", "")) for label, n in found}
+
+
+def _submit(asset: str, **fields: object) -> dict[str, object]:
+    return {"ts": TS, "type": "form_submit", "prospect": "ann@x.example", "asset": asset,
+            "fields": fields}
+
+
+def test_summary_reports_unknown_assets_with_a_did_you_mean(tmp_path: Path) -> None:
+    """Issue 6.9: "Book a demo" for form "Book a Demo" is applied but visible (exit 0)."""
+    code, err = _run_cli(tmp_path, POLICY_RULES, [_submit("Book a demo")] * 3 + [
+        _submit("Book a Demo"), _submit("Pricing"),
+    ])
+    assert code == 0
+    rows = _rows(err)
+    assert rows["events naming an unknown asset"] == 4
+    assert rows["unknown form 'Book a demo' (did you mean 'Book a Demo'?)"] == 3
+    assert rows["unknown form 'Pricing'"] == 1
+    assert rows["events applied"] == 5
+
+
+def test_summary_reports_skipped_field_values(tmp_path: Path) -> None:
+    code, err = _run_cli(tmp_path, POLICY_RULES, [
+        _submit("Book a Demo", company_size="huge", employees="many"),
+        _submit("Book a Demo", company_size="huge"),
+    ])
+    assert code == 0
+    rows = _rows(err)
+    assert rows["field values skipped (do not fit)"] == 3
+    assert rows["'huge' is not a value of picklist 'company_size' (values: 1-10, 11-50, "
+                "51-200, 200+)"] == 2
+    assert rows["'many' is not a number (number field 'employees')"] == 1
+    assert "unknown asset" not in err
+
+
+def test_summary_shows_names_as_text_not_markup_or_escape_sequences(tmp_path: Path) -> None:
+    """Asset names are data: rich markup in them is printed, control characters escaped."""
+    code, err = _run_cli(tmp_path, POLICY_RULES, [
+        _submit("[bold red]x[/]"), _submit("\x1b[2Jwiped"), _submit("[/]"),
+    ])
+    assert code == 0
+    assert "unknown form '[bold red]x[/]'" in err
+    assert "unknown form '\\x1b[2Jwiped'" in err
+    assert "\x1b" not in err
+
+
+def test_summary_caps_the_distinct_warnings(tmp_path: Path) -> None:
+    code, err = _run_cli(tmp_path, POLICY_RULES, [_submit(f"Form {n}") for n in range(130)])
+    assert code == 0
+    rows = _rows(err)
+    assert rows["events naming an unknown asset"] == 130
+    # 100 distinct names kept (10 shown, 90 more), the other 30 counted together
+    assert rows["and 90+ more"] == 130 - 10
+    assert sum(1 for k in rows if k.startswith("unknown form 'Form ")) == 10
+
+
+def test_a_setting_word_the_setting_does_not_take_is_a_lint_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    (tmp_path / "r.mr").write_text('settings {\n  unknown_assets = "rejct"\n'
+                                   '  bad_field_values = "drop"\n}\n', encoding="utf-8")
+    res = CliRunner().invoke(main, ["lint", str(tmp_path / "r.mr")])
+    assert res.exit_code == 1
+    assert ("error[MR611]: setting 'unknown_assets' takes one of \"warn\", \"reject\", "
+            "\"ignore\", not \"rejct\"") in res.output
+    assert "did you mean 'reject'?" in res.output
+    assert ("error[MR611]: setting 'bad_field_values' takes one of \"skip\", \"reject\", "
+            "\"keep\", not \"drop\"") in res.output

@@ -148,3 +148,113 @@ def test_the_example_and_library_are_in_canonical_layout(monkeypatch: pytest.Mon
     monkeypatch.chdir(ROOT)
     result = _run("--check", "examples", "rules")
     assert result.exit_code == 0, result.stderr
+
+
+# -- atomic rewrite: a failure, a full disk or a kill never leaves a damaged file ----------
+
+
+def test_a_failed_write_leaves_the_file_and_no_temporary(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    import mrules.atomic
+
+    before = (work / "a.mr").read_bytes()
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(mrules.atomic.os, "fsync", full)
+    result = CliRunner().invoke(main, ["fmt", "rules/a.mr"])
+    monkeypatch.undo()
+    assert result.exit_code == 4, result.output
+    assert result.stderr == (
+        "mrules: error: rules/a.mr: cannot write: No space left on device; the file was left"
+        " as it was\n"
+    )
+    assert (work / "a.mr").read_bytes() == before
+    assert sorted(p.name for p in work.iterdir()) == ["a.mr", "b.mr"]
+
+
+def test_the_rewrite_keeps_the_mode_and_a_symlink(work: Path, tmp_path: Path) -> None:
+    """The rewrite keeps the file's mode, and a link inside the rule root stays a link."""
+    os_ = __import__("os")
+    (work / "a.mr").chmod(0o640)
+    (work / "lib").mkdir()
+    real = work / "lib" / "real.mr"
+    shutil.copy(MESSY / "semicolons.mr", real)
+    (work / "c.mr").symlink_to(real)
+    assert _run("rules/a.mr", "rules/c.mr").exit_code == 0
+    assert (work / "a.mr").stat().st_mode & 0o777 == 0o640
+    assert (work / "c.mr").is_symlink() and os_.readlink(work / "c.mr") == str(real)
+    assert real.read_bytes() == (work / "a.mr").read_bytes()
+
+
+def test_a_link_out_of_the_rule_root_is_refused_and_its_target_untouched(
+    work: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.mr"
+    shutil.copy(MESSY / "semicolons.mr", outside)
+    before = outside.read_bytes()
+    (work / "c.mr").symlink_to(outside)
+    res = _run("rules/c.mr")
+    assert res.exit_code == 2, res.output
+    assert outside.read_bytes() == before
+
+
+def test_full_disk_leaves_the_file_whole(tmp_path: Path) -> None:
+    """A tmpfs too small for the formatted copy: exit 4, the original intact (root only)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mount failed: {mounted.stderr.strip()}")
+    try:
+        messy = (MESSY / "semicolons.mr").read_text(encoding="utf-8")
+        text = messy * (40_000 // len(messy) + 1)  # about 40 KB: fits once, not twice
+        (disk / "big.mr").write_text(text, encoding="utf-8")
+        res = CliRunner().invoke(main, ["fmt", str(disk / "big.mr")])
+        assert res.exit_code == 4, res.output
+        assert "No space left on device" in res.stderr and "left as it was" in res.stderr
+        assert (disk / "big.mr").read_text(encoding="utf-8") == text
+        assert [p.name for p in disk.iterdir()] == ["big.mr"]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_killed_rewrites_leave_the_old_or_the_new_file(tmp_path: Path) -> None:
+    """SIGKILL the moment `fmt` starts writing (its temporary file appears), or a little
+    later: the file is always the old one or the new one, never empty or cut."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    messy = (MESSY / "semicolons.mr").read_text(encoding="utf-8")
+    text = messy * (60_000 // len(messy) + 1)
+    target = tmp_path / "big.mr"
+    formatted = CliRunner().invoke(main, ["fmt", "-"], input=text.encode()).stdout
+    assert formatted and formatted != text
+    for delay in (0.0, 0.0, 0.002, 0.01):
+        target.write_text(text, encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, "-m", "mrules", "fmt", str(target)],
+                                stderr=subprocess.DEVNULL, env={**os.environ})
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+                time.sleep(delay)
+                break
+        proc.kill()
+        proc.wait()
+        assert target.read_text(encoding="utf-8") in (text, formatted), delay
+        for p in tmp_path.iterdir():
+            if p.name != "big.mr":
+                p.unlink()  # a temporary file a kill left behind: harmless, hidden

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,7 +122,9 @@ def test_a_file_that_does_not_parse_does_not_cause_unknown_name_cascades(
     Path("a.mr").write_text('list "X"\nlist "Y" @\n', encoding="utf-8")
     Path("b.mr").write_text(
         'form "F"\non submit of form "F" { add to list "X" }\n'
-        'dynamic list "D" { when all { score between 50 and 10 } }\n', encoding="utf-8")
+        'dynamic list "D" { when all { score between 50 and 10 } }\n',
+        encoding="utf-8",
+    )
     result = lint("a.mr", "b.mr", "--format", "json")
     codes = [d["code"] for d in json.loads(result.stdout)]
     # The syntax error, and the checks that do not depend on a.mr's declarations.
@@ -132,3 +136,121 @@ def test_help_has_an_example() -> None:
     result = CliRunner().invoke(main, ["lint", "--help"])
     assert result.exit_code == 0
     assert "mrules lint examples/getcloudy/rules" in result.stdout
+
+
+# ------------------------------------------- inputs that used to crash a command
+
+DEEP_ANY = "any { " * 1000 + 'in list "L"' + " }" * 1000
+
+
+def _rule(when: str) -> str:
+    then = 'then { add to list "L" }'
+    return f'list "L"\nautomation rule "R" priority 1 {{\n  when {when}\n  {then}\n}}\n'
+
+
+CRASHERS = {
+    # issue reproductions: each was a traceback with exit 1
+    "surrogate-in-a-diagnostic": ('on submit of form "x\\ud800" { score +1 }\n', "MR015"),
+    "unknown-name-with-controls": ('on submit of form "x\\u001b[31m" { score +1 }\n', "MR105"),
+    "1000-nested-groups": (_rule(DEEP_ANY), "MR016"),
+    "4301-digits": ('automation rule "R" priority ' + "9" * 4301 + " { }\n", "MR014"),
+    "2^64-priority": ('automation rule "R" priority 18446744073709551616 { }\n', "MR014"),
+    "include-nul": ('include "a\\u0000b"\n', "MR015"),
+    "include-5000": ('include "' + "a" * 5000 + '"\n', "MR023"),
+    "247-nots": (_rule("all { " + "not " * 247 + 'in list "L" }'), "MR016"),
+}
+
+
+@pytest.mark.parametrize(("text", "code"), CRASHERS.values(), ids=CRASHERS)
+@pytest.mark.parametrize(
+    "command",
+    [
+        "lint",
+        "lint --format json",
+        "lint --format github",
+        "lint --format sarif",
+        "parse",
+        "fmt --check",
+    ],
+)
+def test_bad_rule_files_are_diagnostics_in_every_command(tmp_path, text, code, command) -> None:
+    (tmp_path / "a.mr").write_text(text, encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-m", "mrules", *command.split(), "a.mr"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    out = (res.stdout + res.stderr).decode("utf-8")  # strict: the output is valid UTF-8
+    assert "Traceback" not in out
+    if code == "MR105" and command == "parse":
+        assert res.returncode == 0, out  # a checker finding: only lint reports it
+    elif code in {"MR105", "MR023"} and command.startswith("fmt"):
+        assert "formatted" in out, out  # fmt neither checks nor follows includes
+    else:
+        assert res.returncode == 1, out
+        assert code in out
+    assert "\x1b" not in out  # control characters are escaped, never sent to the terminal
+
+
+def test_an_include_of_a_symlink_loop_and_a_328_file_chain(tmp_path) -> None:
+    (tmp_path / "loop.mr").symlink_to(tmp_path / "loop.mr")
+    for i in range(330):
+        (tmp_path / f"c{i:03}.mr").write_text(f'include "c{i + 1:03}"\n' if i < 329 else "")
+    (tmp_path / "a.mr").write_text('include "loop"\ninclude "c000"\n')
+    res = subprocess.run(
+        [sys.executable, "-m", "mrules", "lint", "a.mr"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "a.mr:1:9: error[MR024]: loop.mr is a loop of symbolic links" in res.stdout
+    assert "c031.mr:1:9: error[MR022]: includes nested more than 32 deep" in res.stdout
+
+
+AT_THE_LIMITS = (
+    'tag "t \\ud83c\\udf89 \\u001b"\nfield n: number\n'
+    + 'automation rule "R" priority 9007199254740991 {\n'
+    + "  when "
+    + "all { " * 31
+    + "not n > 9007199254740991"
+    + " }" * 31
+    + "\n"
+    + "  then {\n    score -9007199254740991\n    set n = "
+    + "9" * 99
+    + ".5\n"
+    + '    add tag "t \\ud83c\\udf89 \\u001b"\n  }\n}\n'
+)
+
+
+def test_what_lint_accepts_every_command_handles(tmp_path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "a.mr").write_text(AT_THE_LIMITS, encoding="utf-8")
+    (tmp_path / "events.jsonl").write_text(
+        '{"ts":"2026-11-02T09:00:00Z","type":"page_view","prospect":"a@example.com",'
+        '"url":"https://x.example/"}\n'
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "mrules", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    lint_res = run("lint", "rules")
+    assert lint_res.returncode == 0, lint_res.stdout + lint_res.stderr
+    parsed = run("parse", "rules")
+    assert parsed.returncode == 0, parsed.stderr
+    assert "\U0001f389" in parsed.stdout  # the pair of escapes is one character
+    assert run("fmt", "--check", "rules").returncode in (0, 1)
+    assert run("fmt", "rules").returncode == 0
+    assert run("lint", "rules").returncode == 0  # the formatted file lints as clean
+    ran = run("run", "rules", "events.jsonl", "--store", "s.db", "-q")
+    assert ran.returncode == 0, ran.stderr
+    exported = run("state", "export", "--store", "s.db")
+    assert exported.returncode == 0 and "a@example.com" in exported.stdout

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 from click.testing import CliRunner
 
 from mrules.cli import main
-from mrules.loader import LoadError, load, load_text
+from mrules.loader import LoadError, display_path, load, load_text
 
 
 def _write(root, name: str, text: str) -> None:
@@ -86,3 +93,169 @@ def test_unreadable_rule_sets_exit_2_with_a_message(tmp_path, setup, message: st
     result = CliRunner().invoke(main, ["lint", str(target)])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------- refused files
+
+SECRET = "s3cr3t-value-4242"
+EVENT = (
+    '{"ts":"2026-11-02T09:00:00Z","type":"page_view","prospect":"a@example.com","url":"x.com"}\n'
+)
+
+
+def _mrules(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The installed command, as a user runs it (a real process, its own environment)."""
+    cmd = [sys.executable, "-m", "mrules", *args]
+    return subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
+def _rules_with(tmp_path: Path, name: str, make) -> Path:  # type: ignore[no-untyped-def]
+    root = tmp_path / "rules"
+    _write(root, "a.mr", 'list "A"\n')
+    make(root / name)
+    (tmp_path / "events.jsonl").write_text(EVENT)
+    return root
+
+
+def _every_command(tmp_path: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        " ".join(args): _mrules(*args, cwd=tmp_path, env=env)
+        for args in (
+            ("lint", "rules"),
+            ("lint", "rules", "--format", "json"),
+            ("lint", "rules", "--format", "sarif"),
+            ("lint", "rules", "--format", "github"),
+            ("parse", "rules"),
+            ("run", "rules", "events.jsonl", "--store", "s.db"),
+            ("lint", "rules/env.mr"),
+        )
+    }
+
+
+def test_a_link_to_the_process_environment_is_refused_and_never_printed(tmp_path) -> None:
+    _rules_with(tmp_path, "env.mr", lambda p: p.symlink_to("/proc/self/environ"))
+    results = _every_command(tmp_path, env={"MRULES_TEST_SECRET": SECRET})
+    for what, res in results.items():
+        out = res.stdout + res.stderr
+        assert SECRET not in out, what
+        assert "Traceback" not in out, what
+        assert res.returncode == 1, (what, out)
+        assert "MR024" in out, (what, out)
+    text = results["lint rules"].stdout
+    assert "rules/env.mr:1:1: error[MR024]: rules/env.mr leads to /proc/" in text
+    assert "outside the rule root rules" in text
+    assert "= hint: rule files and their links stay inside the rule folder" in text
+
+
+def test_a_link_to_a_secret_file_is_refused_by_every_command(tmp_path) -> None:
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(f"token = {SECRET}\n")  # not a rule file: a parse error would quote it
+    _rules_with(tmp_path, "env.mr", lambda p: p.symlink_to(secret))
+    for what, res in _every_command(tmp_path).items():
+        out = res.stdout + res.stderr
+        assert SECRET not in out and "token" not in out, what
+        assert res.returncode == 1 and "MR024" in out, (what, out)
+    fmt = _mrules("fmt", "rules", cwd=tmp_path)
+    assert SECRET not in fmt.stdout + fmt.stderr
+    assert fmt.returncode == 2, fmt.stderr  # nothing is formatted when an input is refused
+    assert "rules/env.mr leads to" in fmt.stderr and "outside the rule root" in fmt.stderr
+    assert secret.read_text() == f"token = {SECRET}\n"  # fmt never rewrites through the link
+
+
+def test_an_include_of_a_link_out_of_the_root_points_at_the_include(tmp_path) -> None:
+    root = tmp_path / "rules"
+    _write(root, "a.mr", 'list "A"\ninclude "sub/env"\n')
+    (root / "sub").mkdir()
+    (tmp_path / "secret.mr").write_text(f"{SECRET}\n")
+    (root / "sub" / "env.mr").symlink_to(tmp_path / "secret.mr")
+    result = load([root / "a.mr"])
+    [d] = result.diagnostics
+    assert (d.code, d.path, d.start) == ("MR021", display_path(root / "a.mr"), 17)
+    assert "outside the rule root" in d.message
+    assert not any(SECRET in s.text for s in result.sources.values())
+
+
+def test_links_inside_the_root_are_followed_once(tmp_path) -> None:
+    root = tmp_path / "rules"
+    _write(root, "shared/lists.mr", 'list "Shared"\n')
+    _write(root, "a.mr", 'include "alias"\nlist "A"\n')
+    (root / "alias.mr").symlink_to(root / "shared" / "lists.mr")
+    result = load([root])
+    assert result.diagnostics == []
+    names = [f.path.rsplit("/", 1)[-1] for f in result.program.files]
+    assert names == ["lists.mr", "a.mr"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.symlink_to("/dev/zero"), "leads to /dev/zero, outside the rule root"),
+        (lambda p: os.mkfifo(p), "is not a regular file"),
+        (lambda p: p.symlink_to(p.parent / "nowhere.mr"), "is a link to nothing"),
+        (lambda p: p.symlink_to(p), "is a loop of symbolic links"),
+    ],
+    ids=["dev-zero", "fifo", "dangling", "loop"],
+)
+def test_special_files_are_refused_without_being_read(tmp_path, make, message: str) -> None:
+    _rules_with(tmp_path, "x.mr", make)
+    res = _mrules("lint", "rules", cwd=tmp_path)  # a FIFO read would block: the timeout fails
+    assert res.returncode == 1, res.stderr
+    assert f"rules/x.mr:1:1: error[MR024]: rules/x.mr {message}" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+
+
+def test_an_include_of_a_fifo_or_a_link_loop_is_a_diagnostic(tmp_path) -> None:
+    root = tmp_path / "rules"
+    _write(root, "a.mr", 'include "pipe"\ninclude "loop"\n')
+    os.mkfifo(root / "pipe.mr")
+    (root / "loop.mr").symlink_to(root / "loop.mr")
+    diags = load([root / "a.mr"]).diagnostics
+    assert [(d.code, d.start) for d in diags] == [("MR024", 8), ("MR024", 23)]
+    assert "not a regular file" in diags[0].message and "loop" in diags[1].message
+
+
+def test_include_chains_stop_at_32_files(tmp_path) -> None:
+    for i in range(400):
+        _write(tmp_path, f"f{i:03}.mr", f'include "f{i + 1:03}"\n' if i < 399 else 'list "x"\n')
+    diags = load([tmp_path / "f000.mr"]).diagnostics
+    [d] = diags
+    assert d.code == "MR022" and d.path.endswith("f032.mr")
+    assert d.message == "includes nested more than 32 deep"
+    _write(tmp_path / "ok", "f00.mr", "".join(f'include "f{i:02}"\n' for i in range(1, 40)))
+    for i in range(1, 40):  # many includes side by side are no chain
+        _write(tmp_path / "ok", f"f{i:02}.mr", f'list "L{i}"\n')
+    assert load([tmp_path / "ok" / "f00.mr"]).diagnostics == []
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "message"),
+    [
+        ("a" * 5000, "MR023", "include path of 5,000 characters"),
+        ("a" * 256, "MR023", "include path of 256 characters"),
+        ("a\\u0000b", "MR015", "NUL"),
+        ("library/a\\u0000b", "MR015", "NUL"),
+        ("x\\ud800", "MR015", "lone surrogate"),
+        ("a" * 255, "MR020", "no rule file"),
+        ("sub/" * 60 + "x", "MR020", "no rule file"),
+    ],
+    ids=["5000", "256", "nul", "library-nul", "surrogate", "255", "deep-dirs"],
+)
+def test_include_names_no_file_system_takes_are_diagnostics(tmp_path, target, code, message):
+    _write(tmp_path, "a.mr", f'include "{target}"\n')
+    diags = load([tmp_path / "a.mr"]).diagnostics
+    assert [d.code for d in diags] == [code]
+    assert message in diags[0].message
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path) -> None:
+    root = tmp_path / "rules"
+    root.mkdir()
+    (root / os.fsdecode(b"caf\xe9.mr")).write_text('list "A" @\n')
+    res = _mrules("lint", "rules", "--format", "json", cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert json.loads(res.stdout)[0]["path"] == "rules/caf\\xe9.mr"

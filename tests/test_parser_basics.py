@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from lark import Lark
 
 from mrules.loader import load
@@ -41,3 +42,26 @@ def test_every_error_example_still_fails() -> None:
     for snippets in ERROR_EXAMPLES.values():
         for snippet in snippets:
             assert parse_text(snippet)[0] is None, snippet
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('tag "a\ud800b"', "lone surrogate \\ud800"),  # raw: only a str can hold it
+        ('tag "\\udc00"', "lone surrogate \\udc00"),
+        ('tag "caf\u00e9\udfff"', "lone surrogate \\udfff"),
+        ('tag "a\x00b"', "NUL"),
+        ('tag "a\\u0000b"', "NUL"),
+    ],
+)
+def test_strings_never_hold_nul_or_a_lone_surrogate(text: str, message: str) -> None:
+    file, diags = parse_text(text, "x.mr")
+    assert [d.code for d in diags] == ["MR015"] and message in diags[0].message
+    assert file is not None and "\ufffd" in file.items[0].name.text
+    file.items[0].name.text.encode("utf-8")  # what reaches the checker always encodes
+
+
+def test_a_pair_of_escapes_is_one_character() -> None:
+    file, diags = parse_text('tag "\\ud83c\\udf89 \U0001f389"', "x.mr")
+    assert diags == [] and file is not None
+    assert file.items[0].name.text == "\U0001f389 \U0001f389"

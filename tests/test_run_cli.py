@@ -147,7 +147,7 @@ def test_explain_unknown_email(repo: Path, tmp_path: Path) -> None:
     assert run_example(tmp_path).exit_code == 0
     res = invoke("explain", "nobody@example.com", "--store", str(tmp_path / "gc.db"))
     no_crash(res)
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a wrong argument (docs/exit-codes.md), not findings in rules
     assert "no prospect 'nobody@example.com'" in res.stderr
 
 
@@ -270,3 +270,30 @@ def test_copied_store_reads_the_same(repo: Path, tmp_path: Path) -> None:
     assert run_example(tmp_path).exit_code == 0
     shutil.copy(tmp_path / "gc.db", tmp_path / "copy.db")
     assert export(tmp_path / "copy.db") == export(tmp_path / "gc.db")
+
+
+@pytest.mark.parametrize("option", ["--actions", "--rejects"])
+def test_an_output_in_a_missing_folder_is_a_usage_error(tmp_path: Path, option: str) -> None:
+    events = tmp_path / "ev.jsonl"
+    events.write_text("not json\n" + GOOD)
+    target = tmp_path / "no-such-folder" / "out.jsonl"
+    res = invoke("run", str(ROOT / RULES), str(events), "--store", str(tmp_path / "s.db"),
+                 option, str(target), "-q")
+    no_crash(res)
+    assert res.exit_code == 2, res.output
+    assert res.stderr == (
+        f"mrules: error: {option} {target}: {target.parent} does not exist; create it first"
+        " (mrules creates no folders)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.jsonl"], "nothing was written"
+
+
+def test_a_rerun_of_a_stream_with_rejects_still_exits_3(tmp_path: Path) -> None:
+    events = tmp_path / "ev.jsonl"
+    events.write_text("not json\n" + GOOD)
+    args = ["run", str(ROOT / RULES), str(events), "--store", str(tmp_path / "s.db"), "-q"]
+    assert invoke(*args).exit_code == 3
+    again = invoke(*args)  # nothing new to read; the stream still has a rejected line
+    assert again.exit_code == 3
+    assert [json.loads(x)["line"] for x in (tmp_path / "s.rejects.jsonl").read_text().split(
+        "\n") if x] == [1]

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrules import __version__
-from mrules.store import SCHEMA_VERSION, Batch, Store, StoreError, StoreLocked
+from mrules.store import SCHEMA_VERSION, Batch, Store, StoreError, StoreLocked, StorePathError
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -525,13 +525,23 @@ def _foreign_sqlite(db: Path) -> None:
     conn.close()
 
 
+def _empty_sqlite(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 7")  # a valid database file with no table
+    conn.close()
+
+
 BAD_STORES = {
     "not-sqlite": lambda db: db.write_text("email,score\na@x.com,5\n" * 50),
     "directory": lambda db: db.mkdir(),
     "newer-schema": _newer_schema,
     "other-sqlite-database": _foreign_sqlite,
     "missing-folder": lambda db: None,
+    "empty-file": lambda db: db.touch(),
+    "empty-sqlite-database": _empty_sqlite,
 }
+# A wrong path is a usage error (exit 2); a file that is not a usable store, a store error (4).
+PATH_ERRORS = {"directory", "missing-folder"}
 
 
 @pytest.mark.parametrize("readonly", [False, True], ids=["write", "read"])
@@ -544,7 +554,7 @@ def test_unusable_stores_give_a_clear_store_error(
     before = db.read_bytes() if db.is_file() else None
     with pytest.raises(StoreError) as info:
         Store.open(db, readonly=readonly)
-    assert type(info.value) is StoreError
+    assert type(info.value) is (StorePathError if case in PATH_ERRORS else StoreError)
     message = str(info.value).replace(str(tmp_path), "<tmp>")
     assert message.replace(f"mrules {__version__} ", "mrules <version> ") == snapshot
     if before is not None:
@@ -558,9 +568,32 @@ def test_readonly_open_of_a_missing_store_creates_nothing(tmp_path: Path) -> Non
 
 
 def test_readonly_open_of_an_empty_database_says_so(db: Path) -> None:
-    db.touch()
+    _empty_sqlite(db)
     with pytest.raises(StoreError, match="empty: no run has written to it yet"):
         Store.open(db, readonly=True)
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["write", "read"])
+def test_a_zero_byte_store_is_refused_not_taken_as_new(db: Path, readonly: bool) -> None:
+    db.touch()
+    with pytest.raises(StoreError, match=r"empty file \(0 bytes\).*delete it \(rm "):
+        Store.open(db, readonly=readonly)
+    assert db.stat().st_size == 0
+    assert not db.with_name(db.name + "-wal").exists()
+
+
+def test_a_new_store_is_created_whole(tmp_path: Path) -> None:
+    """The store file appears with its schema in one rename: never a 0-byte store file."""
+    db = tmp_path / "new.db"
+    with Store.open(db) as s:
+        assert s.meta()["schema_version"] == str(SCHEMA_VERSION)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db", "new.db.lock"]
+    # A creation killed half-way leaves at most the hidden temporary file, which the next
+    # creation replaces.
+    (tmp_path / ".again.db.new").write_bytes(b"half a schema")
+    with Store.open(tmp_path / "again.db") as s:
+        assert s.prospect_count() == 0
+    assert not (tmp_path / ".again.db.new").exists()
 
 
 def test_the_schema_is_as_documented(store: Store, snapshot: Any) -> None:

@@ -120,6 +120,7 @@ def run(
     commit_seconds: float | None = None,
     wait: bool = False,
     on_commit: Callable[[Any], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     source: str | None = None,
     label: str | None = None,
     progress: Callable[[int], None] | None = None,
@@ -137,6 +138,7 @@ def run(
         commit_seconds: also commit when this many seconds passed since the last commit.
         wait: wait for a store another process holds instead of refusing.
         on_commit: called with every committed batch (the action log uses it).
+        on_start: called once the engine has read the store, before the first event.
         source: the stream's identity in the store (default: the file's absolute
             path, `-` for standard input and iterables).
         label: how the ledger names the stream (default: the path as given).
@@ -171,6 +173,8 @@ def run(
             on_commit=on_commit,
         )
         start_line = engine.start()
+        if on_start is not None:
+            on_start()
         if is_path or hasattr(events, "read"):
             stream: Iterable[Event | Reject] = read_events(events, start_line=start_line)  # type: ignore[arg-type]
         else:

@@ -9,6 +9,7 @@ CLI, the tests and the snapshots all see the same text.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
@@ -20,6 +21,7 @@ __all__ = [
     "Diagnostic",
     "Related",
     "Severity",
+    "printable",
     "render_github",
     "render_json",
     "render_sarif",
@@ -67,27 +69,86 @@ def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(unique.values(), key=lambda d: (d.path, d.start, d.end, d.code))
 
 
+_UNPRINTABLE_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+_LONG_LINE = 160
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """Text that can always be printed, and cannot steer a terminal.
+
+    Control characters (a tab aside) and lone surrogates become escapes:
+
+    >>> printable("a\\x1b[31mb\\ud800")
+    'a\\\\x1b[31mb\\\\ud800'
+    """
+    if _UNPRINTABLE_RE.search(text) is None:
+        return text
+    return _UNPRINTABLE_RE.sub(_escape, text)
+
+
+def _no_surrogates(text: str) -> str:
+    """Text a UTF-8 encoder accepts: lone surrogates as escapes (JSON escapes the rest)."""
+    if _SURROGATE_RE.search(text) is None:
+        return text
+    return _SURROGATE_RE.sub(_escape, text)
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _clip(text: str, width: int = _LONG_LINE) -> str:
+    text = printable(text).replace("\t", "    ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _plain(text: str) -> bool:
+    return len(text) <= _LONG_LINE and _UNPRINTABLE_RE.search(text) is None
+
+
 def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[str]:
     line, col = source.position(start)
     end_line, end_col = source.position(max(start, end))
-    text = source.line_text(line).expandtabs(4)
+    raw = source.line_text(line)
     width = len(str(line + 1))
     gutter = " " * width
     lines = [f"{gutter} |"]
     if line > 1:
-        lines.append(f"{line - 1:>{width}} | {source.line_text(line - 1).expandtabs(4)}".rstrip())
+        before_line = source.line_text(line - 1)
+        shown = before_line.expandtabs(4) if _plain(before_line) else _clip(before_line)
+        lines.append(f"{line - 1:>{width}} | {shown}".rstrip())
+    if _plain(raw):
+        text = raw.expandtabs(4)
+        prefix = raw[: col - 1].expandtabs(4)
+        if end_line == line:
+            run = max(1, len(raw[col - 1 : end_col - 1].expandtabs(4)))
+        else:
+            run = max(1, len(text) - len(prefix))
+    else:  # a long line, or one with control characters: escaped, and cut around the caret
+        stop = end_col - 1 if end_line == line else len(raw)
+        prefix = printable(raw[: col - 1]).replace("\t", "    ")
+        marked = printable(raw[col - 1 : stop]).replace("\t", "    ")
+        rest = printable(raw[stop:]).replace("\t", "    ")
+        if len(prefix) > 60:
+            prefix = "…" + prefix[-59:]
+        if len(marked) > 80:
+            marked = marked[:79] + "…"
+        if len(rest) > 40:
+            rest = rest[:39] + "…"
+        text = prefix + marked + rest
+        run = max(1, len(marked))
     lines.append(f"{line:>{width}} | {text}".rstrip())
-    prefix = source.line_text(line)[: col - 1].expandtabs(4)
-    if end_line == line:
-        run = max(1, len(source.line_text(line)[col - 1 : end_col - 1].expandtabs(4)))
-    else:
-        run = max(1, len(text) - len(prefix))
     marker = " " * len(prefix) + "^" * run
-    lines.append(f"{gutter} | {marker}" + (f" {label}" if label else ""))
+    lines.append(f"{gutter} | {marker}" + (f" {printable(label)}" if label else ""))
     if line < source.line_count:
-        after = source.line_text(line + 1).expandtabs(4)
-        if after.strip():
-            lines.append(f"{line + 1:>{width}} | {after}".rstrip())
+        after_line = source.line_text(line + 1)
+        if after_line.strip():
+            shown = after_line.expandtabs(4) if _plain(after_line) else _clip(after_line)
+            lines.append(f"{line + 1:>{width}} | {shown}".rstrip())
     return lines
 
 
@@ -100,15 +161,16 @@ def render_text(
     for d in diags[:limit]:
         src = sources.get(d.path)
         line, col = src.position(d.start) if src else (1, 1)
-        out.append(f"{d.path}:{line}:{col}: {d.severity.value}[{d.code}]: {d.message}")
+        out.append(f"{printable(d.path)}:{line}:{col}: {d.severity.value}[{d.code}]: "
+                   f"{printable(d.message)}")
         if src is not None:
             out.extend(_excerpt(src, d.start, d.end, d.hint))
         elif d.hint:
-            out.append(f"  = hint: {d.hint}")
+            out.append(f"  = hint: {printable(d.hint)}")
         for rel in d.related:
             rsrc = sources.get(rel.path)
             rline, rcol = rsrc.position(rel.start) if rsrc else (1, 1)
-            out.append(f"  note: {rel.path}:{rline}:{rcol}: {rel.message}")
+            out.append(f"  note: {printable(rel.path)}:{rline}:{rcol}: {printable(rel.message)}")
             if rsrc is not None:
                 out.extend("  " + x for x in _excerpt(rsrc, rel.start, rel.end, None))
         out.append("")
@@ -124,19 +186,19 @@ def _located(d: Diagnostic, sources: Mapping[str, Source]) -> dict[str, object]:
     return {
         "code": d.code,
         "severity": d.severity.value,
-        "message": d.message,
-        "path": d.path,
+        "message": _no_surrogates(d.message),
+        "path": _no_surrogates(d.path),
         "line": line,
         "column": col,
         "end_line": end_line,
         "end_column": end_col,
-        "hint": d.hint,
+        "hint": _no_surrogates(d.hint) if d.hint else d.hint,
         "related": [
             {
-                "path": r.path,
+                "path": _no_surrogates(r.path),
                 "line": sources[r.path].position(r.start)[0] if r.path in sources else 1,
                 "column": sources[r.path].position(r.start)[1] if r.path in sources else 1,
-                "message": r.message,
+                "message": _no_surrogates(r.message),
             }
             for r in d.related
         ],
@@ -157,9 +219,10 @@ def render_github(diags: Iterable[Diagnostic], sources: Mapping[str, Source]) ->
     lines = []
     for d in diags:
         loc = _located(d, sources)
-        msg = d.message + (f" ({d.hint})" if d.hint else "")
+        msg = printable(d.message + (f" ({d.hint})" if d.hint else ""))
         lines.append(
-            f"::{d.severity.value} file={d.path},line={loc['line']},col={loc['column']},"
+            f"::{d.severity.value} file={esc(printable(d.path))},"
+            f"line={loc['line']},col={loc['column']},"
             f"endLine={loc['end_line']},endColumn={loc['end_column']},"
             f"title={d.code}::{esc(msg)}"
         )
@@ -179,11 +242,11 @@ def render_sarif(
             {
                 "ruleId": d.code,
                 "level": d.severity.value,
-                "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
+                "message": {"text": loc["message"] + (f" ({loc['hint']})" if d.hint else "")},
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": d.path},
+                            "artifactLocation": {"uri": loc["path"]},
                             "region": {
                                 "startLine": loc["line"],
                                 "startColumn": loc["column"],

@@ -1,6 +1,6 @@
 """The event stream reader: JSON Lines in, `Event` or `Reject` out, in stream order.
 
-This is the input contract of `mrules run` (shared/spec/events.md). Each line
+This is the input contract of `mrules run` (docs/events.md). Each line
 is decoded on its own, so a bad line costs one `Reject` (its 1-based line
 number, a reason in plain English and the line's text) and never stops the
 stream: no valid event is lost because a bad one came before it.
@@ -17,13 +17,15 @@ Decisions the contract leaves open, made here once:
   zone: `Z`/`z` or `±hh:mm`. A date alone, a time without seconds or without a
   zone is rejected: event time must be unambiguous. A leap second (`:60`) is
   read as `:59.999999` of the same minute. The time is converted to UTC.
-* A key whose value is `null` counts as absent. A string key that is present
-  must be a non-empty string (an empty `id` or `visitor` is a bug upstream,
-  not an anonymous value). `fields` must be an object whose values are JSON
-  scalars. Keys this reader does not know are ignored: the contract grows by
-  adding keys.
-* `prospect` is stripped and lowercased, and must look like an email address:
-  one `@` with text on both sides and no whitespace.
+* Every key is type-checked before it is used (`type` before the lookup that
+  would fail on a list). A key whose value is `null` counts as absent. A
+  string key that is present must be a non-empty string (an empty `id` or
+  `visitor` is a bug upstream, not an anonymous value). `fields` must be an
+  object whose values are JSON scalars. Keys this reader does not know are
+  ignored: the contract grows by adding keys.
+* `prospect` is stripped, lowercased and normalised to NFC (josé typed with a
+  combining accent is the same prospect), and must look like an email address:
+  one `@` with text on both sides, no whitespace, no control characters.
 * Required keys by type: every type but `page_view` and `tick` needs
   `prospect`; `page_view` needs `url` and `visitor` or `prospect`; asset events
   need `asset` (optional for `unsubscribe`); `identify` needs `visitor`;
@@ -42,6 +44,7 @@ import gzip
 import io
 import re
 import sys
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -97,8 +100,9 @@ _NO_SECONDS = re.compile(
 _NO_ZONE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
 ).fullmatch
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+").fullmatch
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+").fullmatch
 _fromisoformat = datetime.fromisoformat
+_nfc = unicodedata.normalize
 _new_event = tuple.__new__  # Event(...) minus the generated __new__'s Python frame
 
 
@@ -124,11 +128,16 @@ class Event(NamedTuple):
     object: str | None
     crm_id: str | None
     status: str | None
+    raw: bytes = b""  # the line as read, for a Reject the engine makes of it
 
     @property
     def asset_kind(self) -> str | None:
         """The kind of asset `asset` names ("form", "email", ...), or None."""
         return ASSET_KINDS.get(self.type)
+
+    def reject(self, reason: str) -> Reject:
+        """This line as a Reject: the engine refuses some valid events (docs/events.md)."""
+        return Reject(self.line, reason, _text(self.raw))
 
 
 class Reject(NamedTuple):
@@ -250,6 +259,8 @@ def _normalise_email(value: object) -> str:
     if type(value) is not str:
         raise _Bad(f"'prospect' must be an email address, not {_json_type(value)}")
     email = value.strip().lower()
+    if not email.isascii():  # josé in NFC and in NFD (e + combining accent) is one prospect
+        email = _nfc("NFC", email)
     if _EMAIL(email) is None:
         raise _Bad("'prospect' must be an email address")
     if len(_EMAILS) >= _EMAILS_MAX:
@@ -258,7 +269,7 @@ def _normalise_email(value: object) -> str:
     return email
 
 
-def _event(obj: dict[str, Any], line: int) -> Event:
+def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
     """Validate one decoded JSON object; raise _Bad with the first problem found."""
     get = obj.get
     ts = get("ts")
@@ -269,12 +280,13 @@ def _event(obj: dict[str, Any], line: int) -> Event:
     dt = _utc(ts)
 
     kind = get("type")
-    if kind not in _TYPES:
+    if type(kind) is not str or kind not in _TYPES:  # type first: a list is unhashable
         if kind is None:
             raise _Bad("missing required key 'type'")
         if type(kind) is not str:
             raise _Bad(f"'type' must be a string, not {_json_type(kind)}")
-        close = difflib.get_close_matches(kind, EVENT_TYPES, n=1)
+        folded = kind.strip().lower()
+        close = [folded] if folded in _TYPES else difflib.get_close_matches(kind, EVENT_TYPES, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise _Bad(f"unknown type {_shown(kind)}{hint}")
 
@@ -331,7 +343,7 @@ def _event(obj: dict[str, Any], line: int) -> Event:
 
     return _new_event(Event, (
         line, get("id"), dt, dt.timestamp(), kind, prospect, visitor, url, asset, fields,
-        get("user"), crm_object, get("crm_id"), status,
+        get("user"), crm_object, get("crm_id"), status, data,
     ))
 
 
@@ -368,7 +380,10 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
     "'ts' is not an RFC 3339 timestamp: '2026"
     """
     if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
+        try:  # bytes decoded with surrogateescape come back as they were
+            data = data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # other lone surrogates: invalid UTF-8, rejected below
+            data = data.encode("utf-8", "surrogatepass")
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -380,7 +395,7 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
     if type(obj) is not dict:
         return Reject(line, _not_object(obj), _text(data))
     try:
-        return _event(obj, line)
+        return _event(obj, line, data)
     except _Bad as e:
         return Reject(line, str(e), _text(data))
 
@@ -480,7 +495,7 @@ def _iterate(
                 continue
             if type(obj) is dict:
                 try:
-                    yield event(obj, line)
+                    yield event(obj, line, data)
                 except _Bad as e:
                     yield Reject(line, str(e), _text(data))
             else:

@@ -18,9 +18,9 @@ class ExitCode(IntEnum):
     OK = 0
     """Success: nothing to report, or findings below the failure level."""
     DIAGNOSTICS = 1
-    """The rule set has errors (or warnings, with `--strict`); `fmt --check` found files to reformat."""
+    """The rule set has errors (or warnings, with `--strict`), or `fmt --check` found work."""
     USAGE = 2
-    """Bad arguments or unreadable input: a missing path, a rule file outside the root, not UTF-8."""
+    """Bad arguments or unreadable input: a missing path or folder, a file that is not UTF-8."""
     REJECTS = 3
     """`mrules run` finished, but some event lines were rejected (see the rejects file)."""
     STORE = 4

@@ -16,7 +16,11 @@ turns into exit status 2; problems inside files are diagnostics.
 from __future__ import annotations
 
 import difflib
+import errno
 import importlib.resources
+import os
+import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -35,11 +39,17 @@ __all__ = [
     "library_files",
     "load",
     "load_text",
+    "printable_path",
+    "read_rule_file",
     "rule_files",
 ]
 
 RULE_SUFFIX = ".mr"
 LIBRARY_PREFIX = "library/"
+MAX_INCLUDE_DEPTH = 32
+"""How long a chain of includes may be (a file including a file including...)."""
+MAX_INCLUDE_LENGTH = 255
+"""The longest include path, in characters."""
 
 
 class LoadError(Exception):
@@ -91,48 +101,181 @@ def library_files() -> list[str]:
     )
 
 
+class _Refused(Exception):
+    """A rule file that is never read: why, and the hint that goes with it."""
+
+    def __init__(self, code: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+
+def _link_path(path: Path) -> str:
+    """How messages name a path without following its links (a refused link, say)."""
+    text = os.path.abspath(path)
+    cwd = os.getcwd()
+    if text.startswith(cwd + os.sep):
+        text = text[len(cwd) + 1 :]
+    return printable_path(text)
+
+
+def printable_path(text: str) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 as `\\xNN`."""
+    if not _UNDECODED_RE.search(text):
+        return text
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+_UNDECODED_RE = re.compile("[\udc80-\udcff]")
+
+
+def _real_path(path: Path) -> Path:
+    """The path with every link resolved; `_Refused` when it cannot be."""
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        raise _Refused("MR024", f"{_link_path(path)} is a link to nothing",
+                       "remove the link or make it point to a rule file") from None
+    except (OSError, RuntimeError, ValueError) as e:
+        if getattr(e, "errno", None) == errno.ELOOP or isinstance(e, RuntimeError):
+            raise _Refused("MR024", f"{_link_path(path)} is a loop of symbolic links",
+                           "make the link point to a rule file") from None
+        reason = getattr(e, "strerror", None) or str(e)
+        raise _Refused("MR024", f"cannot read {_link_path(path)}: {reason}",
+                       "check the path and its permissions") from None
+
+
+def _read_regular(real: Path) -> bytes:
+    """The bytes of a regular file; FIFOs, devices and sockets are refused unread."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise _Refused("MR024", f"cannot read {printable_path(str(real))}: {e.strerror or e}",
+                       "check the file's permissions") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Refused("MR024", f"{display_path(real)} is not a regular file",
+                           "rule files are plain files; devices, pipes and sockets are "
+                           "never read")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise _Refused("MR024", f"cannot read {display_path(real)}: {e.strerror or e}",
+                       "check the file") from None
+    finally:
+        os.close(fd)
+
+
+def _inside(path: Path, root: Path, real_root: Path, code: str) -> Path:
+    """The real path of a rule file, if it lies inside the real rule root; else `_Refused`."""
+    real = _real_path(path)
+    if not real.is_relative_to(real_root):
+        raise _Refused(
+            code,
+            f"{_link_path(path)} leads to {printable_path(str(real))}, "
+            f"outside the rule root {_link_path(root)}",
+            "rule files and their links stay inside the rule folder; "
+            "copy the file in if it belongs to the rule set",
+        )
+    return real
+
+
+def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
+    """The real path and the bytes of one rule file of `rule_files`, read as `load` reads it.
+
+    Raises:
+        LoadError: the file is refused (a link out of the root, a loop, not a regular
+            file) or unreadable; it was not read, and the message quotes none of it.
+    """
+    try:
+        real_root = Path(os.path.realpath(root, strict=True))
+        real = _inside(path, root, real_root, "MR024")
+        return real, _read_regular(real)
+    except _Refused as r:
+        raise LoadError(f"{r.message}; {r.hint}") from None
+    except (OSError, RuntimeError, ValueError) as e:
+        raise LoadError(f"{_link_path(root)}: cannot read: "
+                        f"{getattr(e, 'strerror', None) or e}") from None
+
+
 class _Loader:
     def __init__(self) -> None:
         self.files: list[ast.File] = []
         self.sources: dict[str, Source] = {}
         self.diagnostics: list[Diagnostic] = []
         self.seen: set[str] = set()
+        self._roots: dict[Path, Path] = {}
 
-    def add_disk_file(self, path: Path, root: Path) -> None:
-        key = str(path.resolve())
-        if key in self.seen:
+    def _real_root(self, root: Path) -> Path:
+        real = self._roots.get(root)
+        if real is None:
+            try:
+                real = Path(os.path.realpath(root, strict=True))
+            except (OSError, RuntimeError, ValueError) as e:
+                raise LoadError(f"{_link_path(root)}: cannot read the rule folder: "
+                                f"{getattr(e, 'strerror', None) or e}") from None
+            real = self._roots[root] = real
+        return real
+
+    def add_disk_file(self, path: Path, root: Path, depth: int = 0,
+                      at: tuple[str, ast.Span] | None = None) -> None:
+        """Read, parse and follow one rule file, unless it must be refused.
+
+        A file is read by its real path, and only if that path is inside the real
+        rule root and names a regular file; a refused file is reported (at the
+        include that named it, if any) and never opened, so no excerpt of it exists.
+        """
+        try:
+            real = _inside(path, root, self._real_root(root), "MR021" if at else "MR024")
+            key = str(real)
+            if key in self.seen:
+                return
+            data = _read_regular(real)
+        except _Refused as r:
+            where, span = at if at else (_link_path(path), ast.NO_SPAN)
+            self.diagnostics.append(
+                Diagnostic(code=r.code, severity=Severity.ERROR, message=r.message, path=where,
+                           start=span.start, end=span.end, hint=r.hint)
+            )
             return
         self.seen.add(key)
-        shown = display_path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise LoadError(f"{shown}: cannot read: {e.strerror or e}") from None
-        self.add_text(decode(data, shown), shown, root)
+        shown = printable_path(display_path(real))
+        self.add_text(decode(data, shown), shown, root, depth)
 
-    def add_library_file(self, name: str) -> bool:
+    def add_library_file(self, name: str, depth: int) -> bool:
         shown = f"{LIBRARY_PREFIX}{name}{RULE_SUFFIX}"
         if shown in self.seen:
             return True
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            return False
         resource = importlib.resources.files("mrules").joinpath("library", f"{name}{RULE_SUFFIX}")
-        if "/" in name or not resource.is_file():
+        try:
+            if not resource.is_file():
+                return False
+            data = resource.read_bytes()
+        except (OSError, ValueError):
             return False
         self.seen.add(shown)
-        self.add_text(decode(resource.read_bytes(), shown), shown, None)
+        self.add_text(decode(data, shown), shown, None, depth)
         return True
 
-    def add_text(self, text: str, shown: str, root: Path | None) -> None:
+    def add_text(self, text: str, shown: str, root: Path | None, depth: int = 0) -> None:
         self.sources[shown] = Source(text, shown)
         file, diags = parse_text(text, shown)
         self.diagnostics.extend(diags)
         if file is None:
             return
+        broken = {d.start for d in diags if d.code == "MR015"}
         for item in file.items:
-            if isinstance(item, ast.Include):
-                self.include(item, shown, root)
+            if isinstance(item, ast.Include) and item.path.span.start not in broken:
+                self.include(item, shown, root, depth)
         self.files.append(file)
 
-    def include(self, item: ast.Include, shown: str, root: Path | None) -> None:
+    def include(self, item: ast.Include, shown: str, root: Path | None, depth: int) -> None:
         target = item.path.text
         span = item.path.span
 
@@ -142,9 +285,20 @@ class _Loader:
                            start=span.start, end=span.end, hint=hint)
             )
 
+        if len(target) > MAX_INCLUDE_LENGTH:
+            error("MR023", f"include path of {len(target):,} characters",
+                  f"an include path has at most {MAX_INCLUDE_LENGTH} characters")
+            return
+        if "\x00" in target:
+            error("MR021", "include path holds a NUL character", "remove it")
+            return
+        if depth >= MAX_INCLUDE_DEPTH:
+            error("MR022", f"includes nested more than {MAX_INCLUDE_DEPTH} deep",
+                  "include shared files from the top-level file rather than in a chain")
+            return
         if target.startswith(LIBRARY_PREFIX):
             name = target[len(LIBRARY_PREFIX):].removesuffix(RULE_SUFFIX)
-            if not self.add_library_file(name):
+            if not self.add_library_file(name, depth + 1):
                 close = difflib.get_close_matches(name, library_files(), n=1)
                 error("MR020", f"no library file '{name}'",
                       f"did you mean 'library/{close[0]}'?" if close
@@ -161,35 +315,39 @@ class _Loader:
             return
         path = root / (target if rel.suffix == RULE_SUFFIX else target + RULE_SUFFIX)
         try:
-            inside = path.resolve().is_relative_to(root.resolve())
-        except OSError:
-            inside = False
-        if not inside:
-            error("MR021", f"include '{target}' leaves the rule root",
-                  "includes are relative to the rule folder and stay inside it")
-            return
-        if not path.is_file():
+            exists = os.path.lexists(path)
+        except (OSError, ValueError):
+            exists = False
+        if not exists:
             error("MR020", f"no rule file '{target}' under {display_path(root)}")
             return
-        self.add_disk_file(path, root)
+        if os.path.isdir(path):
+            error("MR020", f"'{target}' is a folder, not a rule file under {display_path(root)}")
+            return
+        self.add_disk_file(path, root, depth + 1, at=(shown, span))
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, root) pairs for the given paths, in load order; LoadError if none."""
+    """(file, root) pairs for the given paths, in load order; LoadError if none.
+
+    A folder contributes every `*.mr` entry below it that is not a folder: links,
+    pipes and devices included, so that the loader refuses them out loud.
+    """
     found: list[tuple[Path, Path]] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob(f"*{RULE_SUFFIX}") if p.is_file())
-            if not files:
-                raise LoadError(f"{raw}: no rule files (*{RULE_SUFFIX}) in this folder")
-            found.extend((f, path) for f in files)
-        elif path.is_file():
-            found.append((path, path.parent))
-        elif path.exists():
-            raise LoadError(f"{raw}: not a file or folder")
-        else:
-            raise LoadError(f"{raw}: no such file or folder")
+        try:
+            if path.is_dir():
+                files = sorted(p for p in path.rglob(f"*{RULE_SUFFIX}") if not p.is_dir())
+                if not files:
+                    raise LoadError(f"{raw}: no rule files (*{RULE_SUFFIX}) in this folder")
+                found.extend((f, path) for f in files)
+            elif path.exists() or path.is_symlink():
+                found.append((path, path.parent))
+            else:
+                raise LoadError(f"{raw}: no such file or folder")
+        except OSError as e:
+            raise LoadError(f"{printable_path(str(raw))}: cannot read: {e.strerror or e}") from None
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from mrules.history import CRM, OUTBOX, Row
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.store import Batch, StoreError, rows_of_records
+from mrules.store import Batch, StoreError, not_derived, rows_of_records
 
 __all__ = ["MemoryStore"]
 
@@ -143,6 +143,12 @@ class MemoryStore:
         rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))
         return iter([RejectedLine._make(r) for r in rows if source is None or r[0] == source])
 
+    def log_start(self, log: str) -> int | None:
+        return self._meta.get("actions_log:" + log)
+
+    def set_log_start(self, log: str, seq: int) -> None:
+        self._meta["actions_log:" + log] = int(seq)
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[MemoryStore]:
         """Every read already sees one committed state (commits are not concurrent here)."""
@@ -154,8 +160,8 @@ class MemoryStore:
         """Apply the batch; on a malformed part nothing of the batch is kept."""
         try:
             activities, ledger, applied = rows_of_records(batch)
-            outbox = [Message._make(r) for r in batch.outbox]
-            crm = [Message._make(r) for r in batch.crm_pending]
+            outbox = [Message._make(r) for r in not_derived(batch.outbox, ledger, OUTBOX)]
+            crm = [Message._make(r) for r in not_derived(batch.crm_pending, ledger, CRM)]
             rejects = [RejectedLine._make(r) for r in batch.rejects]
             visitors = {v: (p, h) for v, (p, h) in batch.visitors.items()}
             attach = [(v, p) for v, p in batch.attach_visitor]

@@ -3,21 +3,27 @@
 The store is the truth; files are views of it. The action log (`--actions`)
 appends the ledger rows each commit made, after the commit, and on start it
 catches up from the store whatever a killed run committed but did not write,
-so the file never repeats or misses an action. The rejects file is rewritten
-from the store's rejects at the end of every run.
+so the file never repeats or misses an action: a last line torn by a kill or
+a full disk is cut off first, and the rows from there on are written again
+from the store. The rejects file is rewritten whole (atomically) from the
+store's rejects at the end of every run.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import contextlib
+import os
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.engine import RunSummary, iso
 from mrules.records import LedgerEntry
 from mrules.state import Codecs, Prospect
@@ -25,6 +31,7 @@ from mrules.storeapi import StateStore
 
 __all__ = [
     "ActionLog",
+    "OutputError",
     "action_record",
     "export_records",
     "prospect_record",
@@ -65,28 +72,66 @@ def action_record(entry: LedgerEntry) -> dict[str, Any]:
 
 
 class ActionLog:
-    """The `--actions` JSONL file, kept exactly in step with the store's ledger."""
+    """The `--actions` JSONL file, kept exactly in step with the store's ledger.
+
+    Where a log starts: a log that does not exist yet (or is empty and was
+    never started by a run of this store) holds the actions from the current
+    end of the ledger on, and the store notes that start, so that a run
+    killed before its first row still gets its rows written by the next. A
+    log with content goes on after its last complete line: anything after it
+    (a line torn by a kill or a full disk, bytes that are not a log line) is
+    cut off and the rows are caught up from the store.
+
+    Raises:
+        OutputError: the file cannot be read, repaired or written, or it is not
+            an action log of this store; the message says what to do.
+    """
 
     def __init__(self, path: Path, store: StateStore) -> None:
         self.path = path
-        _drop_partial_line(path)
-        last = _last_seq(path)
-        if last is None:  # a new file holds this run's actions only
-            last = store.max_seq()
-        self.file: IO[bytes] = path.open("ab")
+        self.last = 0
+        self._fd: int | None = None
+        try:
+            key = str(path.resolve())
+            last = _repair(path)
+            if last is None:  # nothing written yet: this run's actions, or the noted start
+                noted = store.log_start(key) if _is_empty_file(path) else None
+                last = store.max_seq() if noted is None else noted
+                if noted is None:
+                    store.set_log_start(key, last)
+            elif last > store.max_seq():
+                raise OutputError(
+                    f"action log {path} goes up to seq {last}, beyond the store's last"
+                    f" ({store.max_seq()}): it was written from another store; give a new"
+                    f" --actions path or move the file away"
+                )
+            created = not path.exists()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            if created:
+                fsync_folder(path.parent)
+        except OSError as e:
+            raise OutputError(f"cannot open action log {path}: {e.strerror or e}") from e
         self.last = last
         self.write(store.ledger(after_seq=last))  # catch up after a killed run
 
     def write(self, rows: Iterable[tuple[Any, ...]]) -> None:
         out = []
         line = self._line
+        last = self.last
         for row in rows:
-            if row[0] > self.last:
+            if row[0] > last:
                 out.append(line(row))
-                self.last = row[0]
+                last = row[0]
         if out:
-            self.file.write(b"\n".join(out) + b"\n")
-            self.file.flush()
+            data = b"\n".join(out) + b"\n"
+            try:
+                _write_all(self._fd, data)
+            except OSError as e:
+                raise OutputError(
+                    f"cannot write action log {self.path}: {e.strerror or e}; the next run"
+                    f" repairs the log and writes the missing rows from the store"
+                ) from e
+            self.last = last
 
     _time_of: tuple[float | None, bytes] = (None, b"null")
 
@@ -146,34 +191,99 @@ class ActionLog:
         )
 
     def close(self) -> None:
-        self.file.close()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
-def _drop_partial_line(path: Path) -> None:
-    """Cut a last line a killed run left half-written (the store still has its entries)."""
-    if not path.is_file() or path.stat().st_size == 0:
-        return
-    size = path.stat().st_size
-    with path.open("r+b") as f:
-        f.seek(max(0, size - 65536))
-        tail = f.read()
-        if tail.endswith(b"\n"):
-            return
-        cut = tail.rfind(b"\n")
-        f.truncate(max(0, size - len(tail) + cut + 1) if cut >= 0 else max(0, size - len(tail)))
+def _write_all(fd: int | None, data: bytes) -> None:
+    if fd is None:
+        raise OSError("the action log is closed")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
-def _last_seq(path: Path) -> int | None:
-    """The seq of the last complete line of an existing action log, or None."""
-    if not path.exists() or path.stat().st_size == 0:
+def _is_empty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
+
+
+_BLOCK = 65536
+
+
+def _seq_of(line: bytes) -> int | None:
+    """The seq of one complete action-log line, or None if it is not one."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    seq = record.get("seq") if isinstance(record, dict) else None
+    return seq if type(seq) is int else None
+
+
+def _newlines_backward(f: Any, size: int) -> Iterator[int]:
+    """Offsets of the newlines of an open file, last first, then -1 (before the start)."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - _BLOCK)
+        f.seek(start)
+        chunk = f.read(pos - start)
+        i = len(chunk)
+        while (i := chunk.rfind(b"\n", 0, i)) >= 0:
+            yield start + i
+        pos = start
+    yield -1
+
+
+def _repair(path: Path) -> int | None:
+    """Cut an action log after its last complete line; return that line's seq.
+
+    None when the file does not exist, is empty, or holds only the torn start
+    of a first line, maybe with junk after it (then it is emptied). Raises OutputError when it has
+    content but no line is an action-log line: not a log, left as it is.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
         return None
     with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - 65536))
-        tail = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    try:
-        return int(orjson.loads(tail)["seq"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        newlines = _newlines_backward(f, size)
+        after = next(newlines)
+        for before in newlines:
+            f.seek(before + 1)
+            seq = _seq_of(f.read(after - before - 1))
+            if seq is not None:
+                if after + 1 < size:
+                    _truncate(path, after + 1)
+                return seq
+            after = before
+        f.seek(0)
+        head = f.read(_BLOCK).split(b"\n", 1)[0].split(b"\x00", 1)[0]
+    if head and (head.startswith(_LINE_START) or _LINE_START.startswith(head)):
+        # The first line, torn (by a kill or a full disk) before its newline, maybe with
+        # bytes the disk left after it: the log has no row yet.
+        _truncate(path, 0)
         return None
+    raise OutputError(
+        f"{path} is not an mrules action log (no line with a seq): give a new --actions"
+        f" path, or move the file away"
+    )
+
+
+_LINE_START = b'{"seq":'
+
+
+def _truncate(path: Path, size: int) -> None:
+    with path.open("r+b") as f:
+        f.truncate(size)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
@@ -192,16 +302,23 @@ def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
 
 
 def write_rejects(path: Path, store: StateStore, source: str) -> int:
-    """Rewrite the rejects file from the store; returns how many lines it has."""
+    """Rewrite the rejects file from the store (atomically); returns how many lines it has."""
     rows = list(store.rejects(source))
-    if not rows:
-        if path.exists():
-            path.unlink()
-        return 0
-    with path.open("wb") as f:
-        for src, line, reason, text in rows:
-            f.write(orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}))
-            f.write(b"\n")
+    try:
+        if not rows:
+            if path.exists():
+                path.unlink()
+            return 0
+        data = b"".join(
+            orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}) + b"\n"
+            for src, line, reason, text in rows
+        )
+        atomic_write(path, data)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write rejects file {path}: {e.strerror or e}; the store keeps the rejected"
+            f" lines, and the next run writes the file again"
+        ) from e
     return len(rows)
 
 
@@ -276,7 +393,10 @@ def render_summary(
         t.add_row("skipped (id already applied)", f"{s.duplicates:,}")
     if s.ignored:
         t.add_row("ignored (CRM record, no prospect)", f"{s.ignored:,}")
-    t.add_row("rejected", f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else ""))
+    t.add_row("rejected", Text(f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else "")))
+    _warnings(t, "events naming an unknown asset", s.unknown_assets)
+    kept = "field values kept that do not fit" if s.bad_fields_kept else None
+    _warnings(t, kept or "field values skipped (do not fit)", s.bad_fields)
     t.add_row("prospects created", f"{s.prospects_created:,}")
     for action, n in sorted(s.actions.items()):
         if action != "create prospect":
@@ -288,5 +408,22 @@ def render_summary(
         t.add_row("retroactive", ", ".join(s.retroactive))
     t.add_row("time", f"{s.seconds:.2f} s")
     t.add_row("events/s", f"{s.events_per_second:,.0f}")
-    t.add_row("store", str(store_path))
+    t.add_row("store", Text(str(store_path)))
     console.print(t)
+
+
+_SHOWN_WARNINGS = 10
+
+
+def _warnings(t: Table, label: str, counts: Counter[str]) -> None:
+    """A warning row and its most frequent causes (names as data, never as markup)."""
+    if not counts:
+        return
+    t.add_row(Text(label, style="yellow"), f"{sum(counts.values()):,}")
+    top = [(cause, n) for cause, n in counts.most_common() if cause]  # "": causes not kept
+    for cause, n in top[:_SHOWN_WARNINGS]:
+        t.add_row(Text("  " + cause), f"{n:,}")
+    rest = top[_SHOWN_WARNINGS:]
+    if rest or counts[""]:
+        more = f"{len(rest)}+" if counts[""] else f"{len(rest)}"
+        t.add_row(Text(f"  and {more} more"), f"{sum(n for _, n in rest) + counts['']:,}")

@@ -32,7 +32,17 @@ from lark.utils import TextSlice
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
 
-__all__ = ["ERROR_EXAMPLES", "grammar_text", "lark_parser", "parse_text", "parse_text_with_lark"]
+__all__ = [
+    "ERROR_EXAMPLES",
+    "MAX_DECIMAL",
+    "MAX_NESTING",
+    "MAX_NUMBER",
+    "collector_paused",
+    "grammar_text",
+    "lark_parser",
+    "parse_text",
+    "parse_text_with_lark",
+]
 
 
 def grammar_text() -> str:
@@ -62,10 +72,28 @@ def lark_parser() -> Lark:
 
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE_RE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# What a string may not hold: NUL (C strings and file names end there) and lone
+# surrogates (they are not characters; no UTF-8 text can carry them).
+_BAD_CHAR_RE = re.compile("[\x00\ud800-\udfff]")
+
+MAX_NUMBER = 2**53 - 1
+"""The largest magnitude of a whole number in a rule file (every JSON reader holds it exactly)."""
+MAX_DECIMAL = 1e100
+"""A decimal number (one with a point) lies strictly between -MAX_DECIMAL and MAX_DECIMAL."""
+MAX_NESTING = 32
+"""How deep criteria may nest: each `all { }`, `any { }` and `not` is one level."""
+_MAX_DIGITS = len(str(MAX_NUMBER))
 
 
 def unquote(token: str) -> str:
-    """The value of a STRING token: strip the quotes, resolve escapes."""
+    """The value of a STRING token: strip the quotes, resolve escapes.
+
+    A surrogate pair written as two escapes is one character, as in JSON:
+
+    >>> unquote('"\\\\ud83d\\\\ude00"') == "\\U0001F600"
+    True
+    """
     body = token[1:-1]
     if "\\" not in body:
         return body
@@ -74,7 +102,10 @@ def unquote(token: str) -> str:
         esc = m.group(1)
         return chr(int(esc[1:], 16)) if esc[0] == "u" else _ESCAPES.get(esc, esc)
 
-    return _ESCAPE_RE.sub(sub, body)
+    value = _ESCAPE_RE.sub(sub, body)
+    if _SURROGATE_RE.search(value) is not None:
+        value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return value
 
 
 class _Tok(NamedTuple):
@@ -99,14 +130,11 @@ def _tspan(tok: _Tok) -> ast.Span:
     return ast.Span(tok.start, tok.end)
 
 
-def _name(tok: _Tok) -> ast.Name:
-    text = unquote(tok.text) if tok.type == "STRING" else tok.text
-    return ast.Name(text=text, span=ast.Span(tok.start, tok.end))
-
-
-def _number(tok: _Tok) -> int | float:
-    text = tok.text
-    return float(text) if "." in text else int(text)
+def _shorten(text: str, keep: int = 12) -> str:
+    """A long literal as messages show it: its ends and its length."""
+    if len(text) <= 2 * keep + 1:
+        return text
+    return f"{text[:keep]}…{text[-keep:]} ({len(text):,} characters)"
 
 
 _KIND_ALIASES = {
@@ -168,6 +196,8 @@ class _ToAst:
     def __init__(self, path: str) -> None:
         self.path = path
         self.diagnostics: list[Diagnostic] = []
+        self._depths: dict[int, tuple[Any, int]] = {}  # id -> (group or not, levels)
+        self._deep_at: int | None = None  # where nesting too deep was last reported
 
     @classmethod
     @functools.cache
@@ -217,15 +247,97 @@ class _ToAst:
             )
         )
 
+    # leaves: every string, number and criteria group passes through these
+    def _text(self, tok: _Tok) -> str:
+        """A STRING token's value; NUL and lone surrogates are errors (and become U+FFFD)."""
+        raw = tok.text
+        if raw.isascii() and "\\" not in raw and "\x00" not in raw:
+            return raw[1:-1]
+        value = unquote(raw)  # a raw surrogate can only come from a str, not from a file
+        bad = _BAD_CHAR_RE.search(value)
+        if bad is None:
+            return value
+        ch = bad.group()
+        if ch == "\x00":
+            message, hint = "string holds a NUL character (U+0000)", "remove it"
+        else:
+            message = f"string holds a lone surrogate \\u{ord(ch):04x}, which is not a character"
+            hint = "write the character itself, or both halves of a pair: \\ud83d\\ude00"
+        self._error("MR015", message, _tspan(tok), hint)
+        return _BAD_CHAR_RE.sub("\ufffd", value)
+
+    def _name(self, tok: _Tok) -> ast.Name:
+        text = self._text(tok) if tok.type == "STRING" else tok.text
+        return ast.Name(text=text, span=ast.Span(tok.start, tok.end))
+
+    def _out_of_range(self, tok: _Tok) -> None:
+        self._error(
+            "MR014", f"number {_shorten(tok.text)} is out of range", _tspan(tok),
+            f"whole numbers lie between -{MAX_NUMBER} and {MAX_NUMBER}",
+        )
+
+    def _int(self, tok: _Tok) -> int:
+        """A whole number token's value; out of range is an error (and is clamped)."""
+        text = tok.text
+        if len(text) < _MAX_DIGITS:  # at most 15 digits: always in range
+            return int(text)
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) <= _MAX_DIGITS and int(digits or "0") <= MAX_NUMBER:
+            return int(text)
+        self._out_of_range(tok)
+        return -MAX_NUMBER if text.startswith("-") else MAX_NUMBER
+
+    def _number(self, tok: _Tok) -> int | float:
+        """A NUMBER token's value: whole, or a decimal (a double) when it has a point."""
+        text = tok.text
+        if "." not in text:
+            return self._int(tok)
+        whole = text.split(".", 1)[0].lstrip("+-").lstrip("0")
+        if len(whole) <= 101:
+            value = float(text)
+            if abs(value) < MAX_DECIMAL:
+                return value
+        self._error(
+            "MR014", f"number {_shorten(tok.text)} is out of range", _tspan(tok),
+            "a decimal number lies below 10^100 either way",
+        )
+        return float(-MAX_NUMBER if text.startswith("-") else MAX_NUMBER)
+
+    def _nested(self, node: ast.Group | ast.Not, children: list[Any]) -> ast.Group | ast.Not:
+        """`node`, or an empty stand-in (and an error) when criteria nest too deep.
+
+        The stand-in keeps the tree shallow, so nothing downstream recurses deeply;
+        the error keeps every command from using the tree.
+        """
+        depths = self._depths
+        depth = 1
+        for child in children:
+            entry = depths.get(id(child))
+            if entry is not None and entry[0] is child and entry[1] >= depth:
+                depth = entry[1] + 1
+        if depth > MAX_NESTING:
+            span = node.span
+            if self._deep_at is None or not span.start <= self._deep_at < span.end:
+                self._deep_at = span.start
+                self._error(
+                    "MR016", f"criteria nested more than {MAX_NESTING} deep",
+                    ast.Span(span.start, span.start + 3),
+                    "flatten them: a group inside a group of the same kind merges into it, "
+                    "and `not not x` is `x`",
+                )
+            node, depth = ast.Group(match="all", items=(), span=span), 1
+        depths[id(node)] = (node, depth)
+        return node
+
     def start(self, span: ast.Span, items: list[Any]) -> ast.File:
         return ast.File(path=self.path, items=tuple(items), span=span)
 
     # values
     def string_value(self, span: ast.Span, c: list[_Tok]) -> ast.StringValue:
-        return ast.StringValue(value=unquote(c[0].text), span=span)
+        return ast.StringValue(value=self._text(c[0]), span=span)
 
     def number_value(self, span: ast.Span, c: list[_Tok]) -> ast.NumberValue:
-        return ast.NumberValue(value=_number(c[0]), span=span)
+        return ast.NumberValue(value=self._number(c[0]), span=span)
 
     def timestamp_value(self, span: ast.Span, c: list[_Tok]) -> ast.TimestampValue:
         return self._timestamp(c[0])
@@ -237,7 +349,7 @@ class _ToAst:
         return ast.BoolValue(value=False, span=span)
 
     def string_list(self, span: ast.Span, c: list[_Tok | None]) -> ast.StringList:
-        return ast.StringList(values=tuple(_name(t) for t in c if t is not None), span=span)
+        return ast.StringList(values=tuple(self._name(t) for t in c if t is not None), span=span)
 
     def _timestamp(self, tok: _Tok) -> ast.TimestampValue:
         text = tok.text
@@ -257,41 +369,41 @@ class _ToAst:
 
     # declarations
     def include(self, span: ast.Span, c: list[_Tok]) -> ast.Include:
-        return ast.Include(path=_name(c[0]), span=span)
+        return ast.Include(path=self._name(c[0]), span=span)
 
     def field_decl(self, span: ast.Span, c: list[Any]) -> ast.FieldDecl:
-        return ast.FieldDecl(name=_name(c[0]), type=_name(c[1]), choices=c[2], span=span)
+        return ast.FieldDecl(name=self._name(c[0]), type=self._name(c[1]), choices=c[2], span=span)
 
     def user_decl(self, span: ast.Span, c: list[_Tok]) -> ast.UserDecl:
-        return ast.UserDecl(name=_name(c[0]), span=span)
+        return ast.UserDecl(name=self._name(c[0]), span=span)
 
     def group_decl(self, span: ast.Span, c: list[Any]) -> ast.GroupDecl:
-        return ast.GroupDecl(name=_name(c[0]), members=c[1], span=span)
+        return ast.GroupDecl(name=self._name(c[0]), members=c[1], span=span)
 
     def queue_decl(self, span: ast.Span, c: list[_Tok]) -> ast.QueueDecl:
-        return ast.QueueDecl(name=_name(c[0]), span=span)
+        return ast.QueueDecl(name=self._name(c[0]), span=span)
 
     def list_decl(self, span: ast.Span, c: list[_Tok]) -> ast.ListDecl:
-        return ast.ListDecl(name=_name(c[0]), span=span)
+        return ast.ListDecl(name=self._name(c[0]), span=span)
 
     def tag_decl(self, span: ast.Span, c: list[_Tok]) -> ast.TagDecl:
-        return ast.TagDecl(name=_name(c[0]), span=span)
+        return ast.TagDecl(name=self._name(c[0]), span=span)
 
     def asset_decl(self, span: ast.Span, c: list[Any]) -> ast.AssetDecl:
-        folder = _name(c[2]) if c[2] is not None else None
+        folder = self._name(c[2]) if c[2] is not None else None
         return ast.AssetDecl(
-            asset_kind=c[0].word, name=_name(c[1]), folder=folder, span=span
+            asset_kind=c[0].word, name=self._name(c[1]), folder=folder, span=span
         )
 
     def campaign_decl(self, span: ast.Span, c: list[_Tok]) -> ast.CampaignDecl:
-        return ast.CampaignDecl(name=_name(c[0]), span=span)
+        return ast.CampaignDecl(name=self._name(c[0]), span=span)
 
     def crm_campaign_decl(self, span: ast.Span, c: list[Any]) -> ast.CrmCampaignDecl:
-        return ast.CrmCampaignDecl(name=_name(c[0]), statuses=c[1], span=span)
+        return ast.CrmCampaignDecl(name=self._name(c[0]), statuses=c[1], span=span)
 
     # completion and page actions
     def _trigger(self, verb: str, kind: str, tok: _Tok, span: ast.Span) -> ast.Trigger:
-        return ast.Trigger(verb=verb, asset_kind=kind, asset=_name(tok), span=span)  # type: ignore[arg-type]
+        return ast.Trigger(verb=verb, asset_kind=kind, asset=self._name(tok), span=span)  # type: ignore[arg-type]
 
     def submit_trigger(self, span: ast.Span, c: list[Any]) -> ast.Trigger:
         return self._trigger("submit", c[0].word, c[1], span)
@@ -310,7 +422,7 @@ class _ToAst:
 
     def page_action(self, span: ast.Span, c: list[Any]) -> ast.PageAction:
         return ast.PageAction(
-            name=_name(c[0]), url=_name(c[1]), since=c[2], body=tuple(c[3:]), span=span
+            name=self._name(c[0]), url=self._name(c[1]), since=c[2], body=tuple(c[3:]), span=span
         )
 
     def conditional(self, span: ast.Span, c: list[Any]) -> ast.Conditional:
@@ -337,8 +449,8 @@ class _ToAst:
     def repeat(self, span: ast.Span, c: list[_Tok | None]) -> tuple[str, Any, ast.Span]:
         every, most = c
         node = ast.Repeat(
-            every_days=int(every.text),  # type: ignore[arg-type]
-            max_times=int(most.text) if most is not None else None,
+            every_days=self._int(every),  # type: ignore[arg-type]
+            max_times=self._int(most) if most is not None else None,
             span=span,
         )
         return ("repeat", node, span)
@@ -351,35 +463,37 @@ class _ToAst:
 
     def automation_rule(self, span: ast.Span, c: list[Any]) -> ast.AutomationRule:
         parts = self._parts(c[2:], {"when", "repeat", "paused", "then"}, "an automation rule")
-        return ast.AutomationRule(name=_name(c[0]), priority=int(c[1].text), span=span, **parts)
+        return ast.AutomationRule(
+            name=self._name(c[0]), priority=self._int(c[1]), span=span, **parts
+        )
 
     def segmentation_rule(self, span: ast.Span, c: list[Any]) -> ast.SegmentationRule:
         parts = self._parts(c[1:], {"when", "then"}, "a segmentation rule")
-        return ast.SegmentationRule(name=_name(c[0]), span=span, **parts)
+        return ast.SegmentationRule(name=self._name(c[0]), span=span, **parts)
 
     def dynamic_list(self, span: ast.Span, c: list[Any]) -> ast.DynamicList:
         parts = self._parts(c[1:], {"when"}, "a dynamic list")
-        return ast.DynamicList(name=_name(c[0]), span=span, **parts)
+        return ast.DynamicList(name=self._name(c[0]), span=span, **parts)
 
     # criteria
     def all_group(self, span: ast.Span, c: list[Any]) -> ast.Group:
-        return ast.Group(match="all", items=tuple(c), span=span)
+        return self._nested(ast.Group(match="all", items=tuple(c), span=span), c)
 
     def any_group(self, span: ast.Span, c: list[Any]) -> ast.Group:
-        return ast.Group(match="any", items=tuple(c), span=span)
+        return self._nested(ast.Group(match="any", items=tuple(c), span=span), c)
 
     def negation(self, span: ast.Span, c: list[Any]) -> ast.Not:
-        return ast.Not(criterion=c[0], span=span)
+        return self._nested(ast.Not(criterion=c[0], span=span), c)
 
     def score_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.ScoreCompare:
-        return ast.ScoreCompare(op=c[0].text, value=int(c[1].text), span=span)  # type: ignore[arg-type]
+        return ast.ScoreCompare(op=c[0].text, value=self._int(c[1]), span=span)  # type: ignore[arg-type]
 
     def score_between(self, span: ast.Span, c: list[_Tok]) -> ast.ScoreBetween:
-        return ast.ScoreBetween(low=int(c[0].text), high=int(c[1].text), span=span)
+        return ast.ScoreBetween(low=self._int(c[0]), high=self._int(c[1]), span=span)
 
     def category_score_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.CategoryScoreCompare:
         return ast.CategoryScoreCompare(
-            category=_name(c[0]), op=c[1].text, value=int(c[2].text), span=span  # type: ignore[arg-type]
+            category=self._name(c[0]), op=c[1].text, value=self._int(c[2]), span=span  # type: ignore[arg-type]
         )
 
     def grade_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.GradeCompare:
@@ -387,7 +501,7 @@ class _ToAst:
 
     def field_criterion(self, span: ast.Span, c: list[Any]) -> ast.FieldTest:
         op, value, value2 = c[1]
-        return ast.FieldTest(field=_name(c[0]), op=op, value=value, value2=value2, span=span)
+        return ast.FieldTest(field=self._name(c[0]), op=op, value=value, value2=value2, span=span)
 
     def compare_test(self, span: ast.Span, c: list[Any]) -> tuple[str, Any, Any]:
         return (c[0].text, c[1], None)
@@ -420,25 +534,25 @@ class _ToAst:
         return ("between", c[0], c[1])
 
     def list_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.InList:
-        return ast.InList(list=_name(c[0]), span=span)
+        return ast.InList(list=self._name(c[0]), span=span)
 
     def tag_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.Tagged:
-        return ast.Tagged(tag=_name(c[0]), span=span)
+        return ast.Tagged(tag=self._name(c[0]), span=span)
 
     def assigned_criterion(self, span: ast.Span, c: list[Any]) -> ast.Assigned:
         return ast.Assigned(span=span)
 
     def assigned_to_criterion(self, span: ast.Span, c: list[Any]) -> ast.Assigned:
-        return ast.Assigned(to=c[0].word, name=_name(c[1]), span=span)
+        return ast.Assigned(to=c[0].word, name=self._name(c[1]), span=span)
 
     def crm_status_criterion(self, span: ast.Span, c: list[Any]) -> ast.CrmStatus:
         return ast.CrmStatus(status=c[0].word, span=span)
 
     def profile_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.ProfileIs:
-        return ast.ProfileIs(profile=_name(c[0]), span=span)
+        return ast.ProfileIs(profile=self._name(c[0]), span=span)
 
     def campaign_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.CampaignIs:
-        return ast.CampaignIs(campaign=_name(c[0]), span=span)
+        return ast.CampaignIs(campaign=self._name(c[0]), span=span)
 
     def opted_out_criterion(self, span: ast.Span, c: list[Any]) -> ast.OptedOut:
         return ast.OptedOut(span=span)
@@ -450,60 +564,60 @@ class _ToAst:
         )
 
     def asset_object(self, span: ast.Span, c: list[Any]) -> tuple[str | None, ast.Name | None]:
-        return (c[0].word, _name(c[1]))
+        return (c[0].word, self._name(c[1]))
 
     def any_asset_object(self, span: ast.Span, c: list[Any]) -> tuple[str | None, ast.Name | None]:
         return (c[0].word, None)
 
     def url_object(self, span: ast.Span, c: list[_Tok]) -> tuple[str | None, ast.Name | None]:
-        return (None, _name(c[0]))
+        return (None, self._name(c[0]))
 
     def within(self, span: ast.Span, c: list[_Tok]) -> int:
-        return int(c[0].text)
+        return self._int(c[0])
 
     def days_since_criterion(self, span: ast.Span, c: list[Any]) -> ast.DaysSince:
-        return ast.DaysSince(anchor=c[0].word, op=c[1].text, days=int(c[2].text), span=span)
+        return ast.DaysSince(anchor=c[0].word, op=c[1].text, days=self._int(c[2]), span=span)
 
     # actions
     def add_to_list(self, span: ast.Span, c: list[_Tok]) -> ast.AddToList:
-        return ast.AddToList(list=_name(c[0]), span=span)
+        return ast.AddToList(list=self._name(c[0]), span=span)
 
     def remove_from_list(self, span: ast.Span, c: list[_Tok]) -> ast.RemoveFromList:
-        return ast.RemoveFromList(list=_name(c[0]), span=span)
+        return ast.RemoveFromList(list=self._name(c[0]), span=span)
 
     def add_tag(self, span: ast.Span, c: list[_Tok]) -> ast.AddTag:
-        return ast.AddTag(tag=_name(c[0]), span=span)
+        return ast.AddTag(tag=self._name(c[0]), span=span)
 
     def remove_tag(self, span: ast.Span, c: list[_Tok]) -> ast.RemoveTag:
-        return ast.RemoveTag(tag=_name(c[0]), span=span)
+        return ast.RemoveTag(tag=self._name(c[0]), span=span)
 
     def adjust_score(self, span: ast.Span, c: list[_Tok]) -> ast.AdjustScore:
-        return ast.AdjustScore(points=int(c[0].text), span=span)
+        return ast.AdjustScore(points=self._int(c[0]), span=span)
 
     def adjust_category_score(self, span: ast.Span, c: list[_Tok]) -> ast.AdjustCategoryScore:
-        return ast.AdjustCategoryScore(points=int(c[0].text), category=_name(c[1]), span=span)
+        return ast.AdjustCategoryScore(points=self._int(c[0]), category=self._name(c[1]), span=span)
 
     def set_score(self, span: ast.Span, c: list[_Tok]) -> ast.SetScore:
-        return ast.SetScore(value=int(c[0].text), span=span)
+        return ast.SetScore(value=self._int(c[0]), span=span)
 
     def assign(self, span: ast.Span, c: list[Any]) -> ast.Assign:
-        return ast.Assign(to=c[0].word, name=_name(c[1]), span=span)
+        return ast.Assign(to=c[0].word, name=self._name(c[1]), span=span)
 
     def assign_by_crm_rule(self, span: ast.Span, c: list[Any]) -> ast.AssignByCrmRule:
         return ast.AssignByCrmRule(span=span)
 
     def set_field(self, span: ast.Span, c: list[Any]) -> ast.SetField:
-        return ast.SetField(field=_name(c[0]), value=c[1], span=span)
+        return ast.SetField(field=self._name(c[0]), value=c[1], span=span)
 
     def increment_field(self, span: ast.Span, c: list[_Tok]) -> ast.IncrementField:
-        return ast.IncrementField(field=_name(c[0]), by=_number(c[1]), span=span)
+        return ast.IncrementField(field=self._name(c[0]), by=self._number(c[1]), span=span)
 
     def change_source_campaign(self, span: ast.Span, c: list[_Tok]) -> ast.ChangeSourceCampaign:
-        return ast.ChangeSourceCampaign(campaign=_name(c[0]), span=span)
+        return ast.ChangeSourceCampaign(campaign=self._name(c[0]), span=span)
 
     def add_to_crm_campaign(self, span: ast.Span, c: list[_Tok | None]) -> ast.AddToCrmCampaign:
-        status = _name(c[1]) if c[1] is not None else None
-        return ast.AddToCrmCampaign(campaign=_name(c[0]), status=status, span=span)  # type: ignore[arg-type]
+        status = self._name(c[1]) if c[1] is not None else None
+        return ast.AddToCrmCampaign(campaign=self._name(c[0]), status=status, span=span)  # type: ignore[arg-type]
 
     def create_crm_task(self, span: ast.Span, c: list[Any]) -> ast.CreateCrmTask:
         options: dict[str, Any] = {}
@@ -511,38 +625,38 @@ class _ToAst:
             if key in options:
                 self._error("MR010", f"a CRM task has more than one `{key}`", at, "keep only one")
             options[key] = value
-        return ast.CreateCrmTask(subject=unquote(c[0].text), span=span, **options)
+        return ast.CreateCrmTask(subject=self._text(c[0]), span=span, **options)
 
     def task_options(self, span: ast.Span, c: list[Any]) -> list[Any]:
         return [x for x in c if x is not None]
 
     def task_due(self, span: ast.Span, c: list[_Tok]) -> tuple[str, Any, ast.Span]:
-        return ("due_days", int(c[0].text), span)
+        return ("due_days", self._int(c[0]), span)
 
     def task_priority(self, span: ast.Span, c: list[_Tok]) -> tuple[str, Any, ast.Span]:
-        return ("priority", unquote(c[0].text), span)
+        return ("priority", self._text(c[0]), span)
 
     def task_status(self, span: ast.Span, c: list[_Tok]) -> tuple[str, Any, ast.Span]:
-        return ("status", unquote(c[0].text), span)
+        return ("status", self._text(c[0]), span)
 
     def task_owner(self, span: ast.Span, c: list[_Tok]) -> tuple[str, Any, ast.Span]:
-        return ("owner", _name(c[0]), span)
+        return ("owner", self._name(c[0]), span)
 
     def notify_user(self, span: ast.Span, c: list[_Tok]) -> ast.NotifyUser:
-        return ast.NotifyUser(user=_name(c[0]), span=span)
+        return ast.NotifyUser(user=self._name(c[0]), span=span)
 
     def notify_assigned_user(self, span: ast.Span, c: list[Any]) -> ast.NotifyAssignedUser:
         return ast.NotifyAssignedUser(span=span)
 
     def send_autoresponder(self, span: ast.Span, c: list[_Tok]) -> ast.SendAutoresponder:
-        return ast.SendAutoresponder(email=_name(c[0]), span=span)
+        return ast.SendAutoresponder(email=self._name(c[0]), span=span)
 
     def change_profile(self, span: ast.Span, c: list[_Tok]) -> ast.ChangeProfile:
-        return ast.ChangeProfile(profile=_name(c[0]), span=span)
+        return ast.ChangeProfile(profile=self._name(c[0]), span=span)
 
     def mark_profile_criterion(self, span: ast.Span, c: list[Any]) -> ast.MarkProfileCriterion:
         return ast.MarkProfileCriterion(
-            criterion=_name(c[0]), profile=_name(c[1]), state=c[2].word, span=span
+            criterion=self._name(c[0]), profile=self._name(c[1]), state=c[2].word, span=span
         )
 
     def do_not_sync(self, span: ast.Span, c: list[Any]) -> ast.DoNotSync:
@@ -561,18 +675,18 @@ class _ToAst:
             text=" ".join(w.text for w in words),
             span=ast.Span(words[0].start, words[-1].end),
         )
-        return ast.ScoreRow(activity=activity, points=int(points.text), span=span)
+        return ast.ScoreRow(activity=activity, points=self._int(points), span=span)
 
     def scoring_category(self, span: ast.Span, c: list[Any]) -> ast.ScoringCategory:
-        return ast.ScoringCategory(name=_name(c[0]), folders=c[1], span=span)
+        return ast.ScoringCategory(name=self._name(c[0]), folders=c[1], span=span)
 
     def grading_profile(self, span: ast.Span, c: list[Any]) -> ast.GradingProfile:
         return ast.GradingProfile(
-            default=c[0] is not None, name=_name(c[1]), criteria=tuple(c[2:]), span=span
+            default=c[0] is not None, name=self._name(c[1]), criteria=tuple(c[2:]), span=span
         )
 
     def grading_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.GradingCriterion:
-        return ast.GradingCriterion(name=_name(c[0]), weight=int(c[1].text[0]), span=span)
+        return ast.GradingCriterion(name=self._name(c[0]), weight=int(c[1].text[0]), span=span)
 
     # sync
     def sync(self, span: ast.Span, c: list[Any]) -> ast.Sync:
@@ -589,10 +703,10 @@ class _ToAst:
             options[key] = value
         if "cadence" in options:
             options["every_minutes"], options["batch"] = options.pop("cadence")
-        return ast.Sync(crm=_name(c[0]), mappings=tuple(mappings), span=span, **options)
+        return ast.Sync(crm=self._name(c[0]), mappings=tuple(mappings), span=span, **options)
 
     def sync_objects(self, span: ast.Span, c: list[_Tok]) -> tuple[str, Any, ast.Span]:
-        return ("objects", tuple(_name(t) for t in c), span)
+        return ("objects", tuple(self._name(t) for t in c), span)
 
     def match_by_email(self, span: ast.Span, c: list[Any]) -> tuple[str, Any, ast.Span]:
         return ("match_by", "email", span)
@@ -610,7 +724,7 @@ class _ToAst:
         return ("auto_create", c[0].word == "on", span)
 
     def sync_cadence(self, span: ast.Span, c: list[_Tok | None]) -> tuple[str, Any, ast.Span]:
-        return ("cadence", (int(c[0].text), int(c[1].text) if c[1] is not None else None), span)  # type: ignore[arg-type]
+        return ("cadence", (self._int(c[0]), self._int(c[1]) if c[1] is not None else None), span)  # type: ignore[arg-type]
 
     def blanks_overwrite(self, span: ast.Span, c: list[Any]) -> tuple[str, Any, ast.Span]:
         return ("blank_crm_values", "overwrite", span)
@@ -619,9 +733,9 @@ class _ToAst:
         return ("blank_crm_values", "never overwrite", span)
 
     def sync_map(self, span: ast.Span, c: list[Any]) -> ast.SyncMap:
-        crm_type = _name(c[2]) if c[2] is not None else None
+        crm_type = self._name(c[2]) if c[2] is not None else None
         return ast.SyncMap(
-            field=_name(c[0]), crm_field=_name(c[1]), crm_type=crm_type, prefer=c[3].word,
+            field=self._name(c[0]), crm_field=self._name(c[1]), crm_type=crm_type, prefer=c[3].word,
             span=span,
         )
 
@@ -630,7 +744,7 @@ class _ToAst:
         return ast.Settings(items=tuple(c), span=span)
 
     def setting(self, span: ast.Span, c: list[Any]) -> ast.Setting:
-        return ast.Setting(name=_name(c[0]), value=c[1], span=span)
+        return ast.Setting(name=self._name(c[0]), value=c[1], span=span)
 
 
 _SYNC_WORDS = {
@@ -917,10 +1031,15 @@ class _FastParser:
 
 @functools.cache
 def _fast_parser() -> _FastParser | None:
-    """The fast path, or None if the grammar has a terminal it was not written for."""
+    """The fast path, or None if it cannot be built (Lark's standard path then does it all).
+
+    Building it reads Lark's internals (parse tables, the contextual lexer); any
+    failure there, from a terminal it was not written for to another Lark version's
+    layout, turns the fast path off rather than failing the parse.
+    """
     try:
         return _FastParser(lark_parser())
-    except _Fallback:
+    except Exception:  # a grammar or a Lark it was not written for: Lark's own path
         return None
 
 
@@ -1144,7 +1263,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[ast.File | None, list
     if fast is not None:
         builder = _ToAst(path)
         try:
-            with _collector_paused():
+            with collector_paused():
                 file = fast.parse(text, builder)
         except _Fallback:
             pass
@@ -1154,7 +1273,7 @@ def parse_text(text: str, path: str = "<string>") -> tuple[ast.File | None, list
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a tree is built, if it was running.
 
     A parse allocates hundreds of thousands of small objects and no reference cycles,
@@ -1162,6 +1281,8 @@ def _collector_paused() -> Iterator[None]:
     a quarter of the parse time for 10,000 rules, and made the per-rule cost grow with
     the file. Reference counting still frees everything as usual. The switch is
     process-wide, so other threads' collections wait for the length of a parse too.
+    `mrules lint` holds it for the whole command: the checker walks the same big,
+    acyclic tree, and each collection would rescan all of it.
     """
     was_enabled = gc.isenabled()
     gc.disable()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["SETTINGS", "EngineSettings", "SettingSpec"]
+__all__ = ["CHOICES", "SETTINGS", "EngineSettings", "SettingSpec"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,26 @@ class EngineSettings:
     between_matches_empty: bool = False
     # Grading (§5.4): the ladder position every prospect starts at (D = 2).
     grade_start: str = "D"
+    # Events naming an asset the rules do not declare: "warn" (apply the event,
+    # count it in the summary with a did-you-mean), "reject" (the line goes to the
+    # rejects file) or "ignore" (apply it, say nothing).
+    unknown_assets: str = "warn"
+    # A `fields` value that does not fit its declared field (a picklist value the
+    # field does not have, "many" for a number): "skip" (apply the event without
+    # that field, counted and logged), "reject" (the line goes to the rejects
+    # file) or "keep" (store it as given, counted in the summary).
+    bad_field_values: str = "skip"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> EngineSettings:
         """Defaults overridden by `values` (already validated by the checker)."""
         known = {f.name for f in fields(cls)}
-        return replace(cls(), **{k: v for k, v in values.items() if k in known})
+        chosen = {
+            k: v
+            for k, v in values.items()
+            if k in known and (k not in CHOICES or v in CHOICES[k])
+        }
+        return replace(cls(), **chosen)
 
 
 @dataclass(frozen=True)
@@ -50,8 +64,16 @@ class SettingSpec:
     name: str
     type: type
     default: Any
+    choices: tuple[str, ...] | None = None  # the only values a string setting takes
 
+
+# The string settings that take one of a few words (the checker refuses others).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "unknown_assets": ("warn", "reject", "ignore"),
+    "bad_field_values": ("skip", "reject", "keep"),
+}
 
 SETTINGS: dict[str, SettingSpec] = {
-    f.name: SettingSpec(f.name, type(f.default), f.default) for f in fields(EngineSettings)
+    f.name: SettingSpec(f.name, type(f.default), f.default, CHOICES.get(f.name))
+    for f in fields(EngineSettings)
 }

@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 
 from mrules import __version__
+from mrules.atomic import fsync_folder
 from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.state import Codecs, Prospect
@@ -58,6 +59,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLocked",
+    "StorePathError",
 ]
 
 SCHEMA_VERSION = 2
@@ -284,9 +286,15 @@ _SET_META = (
 )
 _HISTORY_COLUMNS = "prospect, visitor, ts, seq, event_id, data"
 
+_LOG_KEY = "actions_log:"  # meta key prefix: where an action log (by absolute path) starts
+
 
 class StoreError(Exception):
-    """The store cannot be opened, read or written; the message says why, for the user."""
+    """The store cannot be opened, read or written; the message says why and what to do."""
+
+
+class StorePathError(StoreError):
+    """The store path itself is wrong (a folder, a missing folder, no store to read): usage."""
 
 
 class StoreLocked(StoreError):
@@ -408,6 +416,14 @@ def _ts(ts: float | None) -> float | int | None:
         return None
     ms = round(ts * 1000)
     return ms if ms / 1000 == ts else ts
+
+
+def not_derived(records: list[Any], rows: list[Row], want: int) -> list[Any]:
+    """Plain outbox (or CRM) records but those a ledger step of `rows` already is."""
+    derived = {m.seq for row in rows if row.steps for m in row.messages(want)}
+    if not derived:
+        return records
+    return [r for r in records if r[0] not in derived]
 
 
 class _PartError(ValueError):
@@ -702,6 +718,28 @@ class Store:
         """The meta table (schema_version, ruleset_version, clock, created_at, mrules_version)."""
         return {k: str(v) for k, v in self._all("SELECT key, value FROM meta ORDER BY key")}
 
+    def log_start(self, log: str) -> int | None:
+        """The seq after which the action log at absolute path `log` starts, if noted."""
+        row = self._one("SELECT value FROM meta WHERE key = ?", (_LOG_KEY + log,))
+        return None if row is None else int(row[0])
+
+    def set_log_start(self, log: str, seq: int) -> None:
+        """Note where a new action log starts (`meta`, key `actions_log:PATH`).
+
+        A small transaction of its own, before the run's first batch: a run
+        killed before writing the log's first row leaves an empty file, and
+        the next run writes every row after `seq` into it.
+        """
+        if self.readonly:
+            raise StoreError(f"store {self.path} was opened read-only")
+        conn = self._connection()
+        try:
+            conn.execute(_SET_META, (_LOG_KEY + log, int(seq)))
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot write to store {self.path}: {_describe(e)}; {_advice(e, self.path)}"
+            ) from e
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Store]:
         """Read several things from one committed state, even while a run commits.
@@ -783,10 +821,10 @@ class Store:
                     )
                 part = "outbox"
                 if batch.outbox:
-                    conn.executemany(_INSERT_OUTBOX, batch.outbox)
+                    conn.executemany(_INSERT_OUTBOX, not_derived(batch.outbox, ledger, OUTBOX))
                 part = "crm_pending"
                 if batch.crm_pending:
-                    conn.executemany(_INSERT_CRM, batch.crm_pending)
+                    conn.executemany(_INSERT_CRM, not_derived(batch.crm_pending, ledger, CRM))
                 part = "rejects"
                 if batch.rejects:
                     conn.executemany(_UPSERT_REJECT, batch.rejects)
@@ -825,7 +863,8 @@ class Store:
                 pids.pop(email, None)
             raise StoreError(
                 f"cannot commit to store {self.path} ({part} of the batch at"
-                f" {batch.source}:{batch.line}): {_describe(e)}"
+                f" {batch.source}:{batch.line}): {_describe(e)}; nothing of this batch was"
+                f" written, every earlier batch is kept; {_advice(e, self.path)}"
             ) from e
         except BaseException:
             names.rollback()
@@ -928,7 +967,7 @@ class Store:
                     visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e
+            raise StoreError(_read_message(self.path, e)) from e
         except (KeyError, IndexError, ValueError, orjson.JSONDecodeError) as e:
             raise StoreError(
                 f"store {self.path} is damaged (a history row cannot be read: {_describe(e)});"
@@ -948,7 +987,7 @@ class Store:
         try:
             return conn.execute(sql, params)
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e
+            raise StoreError(_read_message(self.path, e)) from e
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._exec(self._connection(), sql, params).fetchone()
@@ -958,7 +997,7 @@ class Store:
         try:
             return cur.fetchall()
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e
+            raise StoreError(_read_message(self.path, e)) from e
 
     def _iter(
         self, sql: str, params: tuple[Any, ...] = (), make: Callable[[Any], Any] | None = None
@@ -974,7 +1013,7 @@ class Store:
             else:
                 yield from map(make, cur)
         except sqlite3.Error as e:
-            raise StoreError(f"cannot read store {self.path}: {_describe(e)}") from e
+            raise StoreError(_read_message(self.path, e)) from e
 
 
 # -- opening: paths, lock, connections, schema ---------------------------------------------
@@ -983,14 +1022,35 @@ class Store:
 def _check_path(path: Path, readonly: bool) -> None:
     """Refuse paths SQLite would fail on obscurely (or, read-only, silently create)."""
     if path.is_dir():
-        raise StoreError(f"store {path} is a folder, not a file (did you mean {path}/mrules.db?)")
+        raise StorePathError(
+            f"store {path} is a folder, not a file (did you mean {path}/mrules.db?)"
+        )
     if readonly:
         if not path.exists():
-            raise StoreError(f"no store at {path}")
+            raise StorePathError(f"no store at {path}")
+    else:
+        parent = path.parent
+        if not parent.is_dir():
+            raise StorePathError(f"cannot create store {path}: folder {parent} does not exist")
+    _refuse_empty_file(path)
+
+
+def _refuse_empty_file(path: Path) -> None:
+    """A store file that exists is never taken as new: mrules creates stores whole.
+
+    A 0-byte file is what a full disk, a failed copy or `touch` leaves; taking
+    it for a new store would silently start over from nothing.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError:
         return
-    parent = path.parent
-    if not parent.is_dir():
-        raise StoreError(f"cannot create store {path}: folder {parent} does not exist")
+    if size == 0:
+        raise StoreError(
+            f"store {path} is an empty file (0 bytes), not an mrules store; if it is a copy"
+            f" that failed, copy the store again; to start a new store from nothing, delete it"
+            f" (rm {path}) and run again"
+        )
 
 
 def _lock_path(path: Path) -> Path:
@@ -1003,11 +1063,18 @@ def _lock(path: Path, wait: bool, timeout: float | None) -> int:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise StoreError(f"cannot create lock file {lock_path}: {e.strerror}") from e
+        raise StoreError(
+            f"cannot create lock file {lock_path}: {e.strerror}; {_os_advice(e)}"
+        ) from e
     try:
         _acquire(fd, path, lock_path, wait, timeout)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            raise StoreError(
+                f"cannot write lock file {lock_path}: {e.strerror}; {_os_advice(e)}"
+            ) from e
     except BaseException:
         os.close(fd)
         raise
@@ -1055,18 +1122,60 @@ def _unlock(fd: int) -> None:
     os.close(fd)
 
 
+def _create(path: Path) -> None:
+    """Create a new store whole: schema in a temporary file, then renamed into place.
+
+    So a store file that exists always holds a schema, and a run killed while
+    creating one leaves no half-made store (only, at worst, a hidden temporary
+    file, removed by the next creation).
+    """
+    folder = path.parent
+    tmp = folder / f".{path.name}.new"
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            _init_schema(conn, path)
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # never replaces a file that appeared meanwhile
+    except FileExistsError:
+        pass
+    except sqlite3.Error as e:
+        raise StoreError(_open_message(path, e)) from e
+    except OSError as e:
+        raise StoreError(f"cannot create store {path}: {e.strerror}; {_os_advice(e)}") from e
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    fsync_folder(folder)
+
+
 def _connect_writer(path: Path) -> sqlite3.Connection:
     """Connect, switch to WAL, create or check the schema; every error becomes StoreError."""
+    if not path.exists():
+        _create(path)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     except sqlite3.Error as e:
-        raise StoreError(f"cannot open store {path}: {_describe(e)}") from e
+        raise StoreError(_open_message(path, e)) from e
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         # Look before switching to WAL: a database that is not ours stays untouched.
         version = _schema_version(conn, path)
-        if version is not None:
-            _refuse_newer(version, path)
+        if version is None:  # mrules creates stores whole (`_create`): this one is not ours
+            raise StoreError(
+                f"{path} is an empty SQLite database, not an mrules store; to start a new"
+                f" store there, delete it (rm {path}) and run again"
+            )
+        _refuse_newer(version, path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"cannot open store {path}: SQLite refused WAL mode ({mode})")
@@ -1084,16 +1193,44 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
-    uri = path.resolve().as_uri() + "?mode=ro"
+    try:
+        return _connect_readonly_as(path, "?mode=ro")
+    except StoreError as e:
+        cause = e.__cause__
+        if not isinstance(cause, sqlite3.Error) or _code(cause) not in (
+            sqlite3.SQLITE_CANTOPEN,
+            sqlite3.SQLITE_READONLY,
+        ):
+            raise
+        if os.access(path.parent, os.W_OK) and not _read_only_fs(path.parent):
+            raise
+    # A WAL store in a read-only folder (a read-only mount, an archive): SQLite
+    # cannot create its `-shm` index there, and no writer can be at work either
+    # (it could not create its `-wal`), so the file can be read as immutable.
+    return _connect_readonly_as(path, "?mode=ro&immutable=1")
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _connect_readonly_as(path: Path, query: str) -> sqlite3.Connection:
+    uri = path.resolve().as_uri() + query
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.Error as e:
-        raise StoreError(f"cannot open store {path}: {_describe(e)}") from e
+        raise StoreError(_open_message(path, e)) from e
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         version = _schema_version(conn, path)
         if version is None:
-            raise StoreError(f"store {path} is empty: no run has written to it yet")
+            raise StoreError(
+                f"store {path} is empty: no run has written to it yet; if that is unexpected,"
+                f" delete it (rm {path}) and run again"
+            )
         _refuse_newer(version, path)
         if version < SCHEMA_VERSION:
             raise StoreError(
@@ -1114,7 +1251,9 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int | None:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if app_id not in (0, APPLICATION_ID) or (tables and "meta" not in tables):
-        raise StoreError(f"{path} is a SQLite database but not an mrules store")
+        raise StoreError(
+            f"{path} is a SQLite database but not an mrules store: give another --store path"
+        )
     if not tables:
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -1163,15 +1302,69 @@ def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
+def _code(e: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of an error (extended codes folded), or None."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _damaged(path: Path) -> str:
+    return (
+        f"restore {path} from a backup, or move it away to start a new store (a new run"
+        f" then applies the stream from its first line)"
+    )
+
+
+def _advice(e: BaseException, path: Path) -> str:
+    """What to do about a failed read or write of the store, for the message's end."""
+    code = _code(e) if isinstance(e, sqlite3.Error) else None
+    if code == sqlite3.SQLITE_FULL:
+        return "the disk is full: free some space, then run the same command again to resume"
+    if code == sqlite3.SQLITE_READONLY:
+        return (
+            f"the store or its folder is read-only: make both writable (a run creates"
+            f" {path.name}-wal and {path.name}-shm beside it), then run the same command again"
+        )
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return f"the store is damaged: {_damaged(path)}"
+    if code == sqlite3.SQLITE_IOERR:
+        return "the disk reported an error: check it, then run the same command again"
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return "check that the store and its folder exist and can be read and written"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "another program holds the database (a sqlite3 shell?): close it and run again"
+    return "run the same command again; if it fails again, please report it"
+
+
+def _os_advice(e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full: free some space, then run the same command again"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            "the store's folder is read-only or not writable: make it writable, then run the"
+            " same command again"
+        )
+    return "check the store's folder, then run the same command again"
+
+
+def _read_message(path: Path, e: sqlite3.Error) -> str:
+    if _code(e) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return f"store {path} is damaged ({e}): {_damaged(path)}"
+    return f"cannot read store {path}: {_describe(e)}; {_advice(e, path)}"
+
+
 def _open_message(path: Path, e: sqlite3.Error) -> str:
-    text = str(e)
-    if "not a database" in text:
-        return f"{path} is not an mrules store (not a SQLite database)"
-    if "malformed" in text:
-        return f"store {path} is damaged ({text}); restore it from a backup or start a new one"
-    if "readonly" in text or "read-only" in text:
-        return f"cannot write store {path}: {text}"
-    return f"cannot open store {path}: {_describe(e)}"
+    code = _code(e)
+    if code == sqlite3.SQLITE_NOTADB:
+        return (
+            f"{path} is not an mrules store (not a SQLite database): give another --store"
+            f" path, or move the file away"
+        )
+    if code == sqlite3.SQLITE_CORRUPT:
+        return f"store {path} is damaged ({e}): {_damaged(path)}"
+    if code == sqlite3.SQLITE_READONLY:
+        return f"cannot write store {path}: {e}; {_advice(e, path)}"
+    return f"cannot open store {path}: {_describe(e)}; {_advice(e, path)}"
 
 
 def _describe(e: BaseException) -> str:

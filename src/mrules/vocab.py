@@ -97,6 +97,7 @@ class Action(StrEnum):
     ADD_TAG = "add tag"
     REMOVE_TAG = "remove tag"
     SET_FIELD = "set field"
+    SKIP_FIELD = "skip field"  # an event's value that does not fit its field (not applied)
     ASSIGN = "assign"
     SOURCE_CAMPAIGN = "source campaign"
     CHANGE_PROFILE = "change profile"

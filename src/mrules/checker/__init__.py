@@ -21,6 +21,7 @@ from mrules.checker import sync as sync_checks
 from mrules.checker.codes import CODES
 from mrules.diagnostics import Diagnostic, sort_diagnostics
 from mrules.loader import LoadResult
+from mrules.parser import collector_paused
 
 __all__ = ["CHECKS", "CODES", "WHOLE_PROGRAM_CODES", "Check", "check", "check_loaded"]
 
@@ -59,11 +60,12 @@ def check(program: ast.Program) -> list[Diagnostic]:
     >>> [d.message for d in check(load_text('on submit of form "X" { score +5 }').program)]
     ["unknown form 'X'"]
     """
-    sym = symbols.collect(program)
-    found: list[Diagnostic] = []
-    for run in CHECKS:
-        found.extend(run(program, sym))
-    return sort_diagnostics(found)
+    with collector_paused():  # the checks walk a big acyclic tree: no cycles to collect
+        sym = symbols.collect(program)
+        found: list[Diagnostic] = []
+        for run in CHECKS:
+            found.extend(run(program, sym))
+        return sort_diagnostics(found)
 
 
 def check_loaded(result: LoadResult) -> list[Diagnostic]:

@@ -4,7 +4,8 @@ Rules (codes MR610-MR614):
 
 * an unknown setting name (MR610): `throtle_minutes = 5` -> did you mean
   'throttle_minutes'?;
-* a value of the wrong type for the setting (MR611): `url_ignore_www = "yes"`;
+* a value of the wrong type for the setting (MR611): `url_ignore_www = "yes"`,
+  or a word the setting does not take: `unknown_assets = "rejct"`;
 * a negative duration (MR612): `throttle_minutes = -1`;
 * `grade_start` that is not one of the 13 grades (MR613);
 * a setting set twice (MR614, a warning): the later value wins.
@@ -51,10 +52,12 @@ def check_settings(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                     setting.name, hint="keep one",
                     related=[report.note(prev[0], prev[1].name, "first set here")],
                 )
-            yield from _value(path, name, spec.type, setting.value)
+            yield from _value(path, name, spec.type, setting.value, spec.choices)
 
 
-def _value(path: str, name: str, kind: type, value: ast.Node) -> Iterator[Diagnostic]:
+def _value(
+    path: str, name: str, kind: type, value: ast.Node, choices: tuple[str, ...] | None = None
+) -> Iterator[Diagnostic]:
     fits = isinstance(value, _KINDS.get(kind, ()))
     if fits and isinstance(value, ast.NumberValue) and not isinstance(value.value, int):
         fits = False
@@ -64,6 +67,12 @@ def _value(path: str, name: str, kind: type, value: ast.Node) -> Iterator[Diagno
             f"not {describe_value(value)}", path, value,
         )
         return
+    if choices and isinstance(value, ast.StringValue) and value.value not in choices:
+        yield report.error(
+            "MR611", f"setting '{name}' takes one of " + ", ".join(f'"{c}"' for c in choices)
+            + f", not {describe_value(value)}", path, value,
+            hint=report.did_you_mean(value.value, choices),
+        )
     if isinstance(value, ast.NumberValue) and name.endswith("_minutes") and value.value < 0:
         yield report.error("MR612", f"setting '{name}' cannot be negative", path, value,
                            hint="0 turns the window off")

@@ -9,7 +9,36 @@ from mrules import __version__
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Main(click.Group):
+    """The `mrules` group: every command runs inside `failures()`.
+
+    Store, output and interrupt failures end in one `mrules: error:` line and
+    their exit code (docs/exit-codes.md) whoever calls the group. Only the
+    `mrules` program itself (`__call__`: the console script, `python -m
+    mrules`) turns an unexpected exception into the one-line internal-error
+    report; tests that call `main.main()` (click's CliRunner) see the
+    exception itself, so a bug is never hidden from them.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        from mrules.cli.common import failures
+
+        with failures():
+            return super().invoke(ctx)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        try:
+            return self.main(*args, **kwargs)  # type: ignore[arg-type]
+        except Exception as e:
+            from mrules.cli.common import internal_error
+
+            internal_error(e)
+
+
+@click.group(
+    cls=_Main,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="mrules")
 def main() -> None:
     """mrules: marketing automation as code.

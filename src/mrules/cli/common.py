@@ -1,26 +1,65 @@
-"""What every command shares: loading a rule set, printing diagnostics, exit codes."""
+"""What every command shares: loading a rule set, printing errors, exit codes.
+
+The exit codes are `mrules.exitcodes.ExitCode` (docs/exit-codes.md); the
+`EXIT_*` names below are aliases of its members. `failures()` turns the
+errors a command cannot fix itself (a store that cannot be used, an output
+file that cannot be written, Ctrl-C) into one `mrules: error: ...` line and
+the code of the table, so that no command prints a traceback for them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
+import os
 import sys
-from collections.abc import Sequence
+import tempfile
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 import click
 
+from mrules.atomic import OutputError
+from mrules.exitcodes import ExitCode
 from mrules.loader import LoadError, LoadResult, load
+from mrules.store import StoreError, StoreLocked, StorePathError
 
-__all__ = ["EXIT_DIAGNOSTICS", "EXIT_OK", "EXIT_REJECTS", "EXIT_USAGE", "fail", "load_or_exit"]
+__all__ = [
+    "EXIT_BUSY",
+    "EXIT_DIAGNOSTICS",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_REJECTS",
+    "EXIT_STORE",
+    "EXIT_USAGE",
+    "fail",
+    "failures",
+    "internal_error",
+    "load_or_exit",
+]
 
-EXIT_OK = 0
-EXIT_DIAGNOSTICS = 1  # the rule set has errors (or warnings with --strict)
-EXIT_USAGE = 2  # bad arguments, unreadable paths, not UTF-8, locked store
-EXIT_REJECTS = 3  # `mrules run`: some event lines were rejected
+EXIT_OK = ExitCode.OK
+EXIT_DIAGNOSTICS = ExitCode.DIAGNOSTICS  # the rule set has errors (or warnings with --strict)
+EXIT_USAGE = ExitCode.USAGE  # bad arguments, unreadable paths, not UTF-8
+EXIT_REJECTS = ExitCode.REJECTS  # `mrules run`: some event lines were rejected
+EXIT_STORE = ExitCode.STORE  # the store or an output file failed (full, read-only, damaged)
+EXIT_BUSY = ExitCode.BUSY  # another run holds the store (or --wait-timeout passed)
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED  # Ctrl-C: what was committed is kept
+EXIT_INTERNAL = 70
+"""A bug in mrules (an exception nothing expected); not in the table: it should never happen."""
+
+INTERRUPTED_MESSAGE = (
+    "interrupted; what was committed is kept, and running the same command again resumes"
+)
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `mrules: error: message` on stderr and exit."""
     click.echo(f"mrules: error: {message}", err=True)
-    sys.exit(code)
+    sys.exit(int(code))
 
 
 def load_or_exit(paths: Sequence[str]) -> LoadResult:
@@ -31,4 +70,53 @@ def load_or_exit(paths: Sequence[str]) -> LoadResult:
         return load(paths)
     except LoadError as e:
         fail(str(e))
-        raise AssertionError("unreachable") from e
+
+
+@contextlib.contextmanager
+def failures() -> Iterator[None]:
+    """Turn store, output and interrupt failures into a one-line message and their code."""
+    try:
+        yield
+    except StoreLocked as e:
+        fail(f"{e}; add --wait to wait for it to finish", EXIT_BUSY)
+    except StorePathError as e:
+        fail(str(e), EXIT_USAGE)
+    except StoreError as e:
+        fail(str(e), EXIT_STORE)
+    except OutputError as e:
+        fail(str(e), EXIT_STORE)
+    except KeyboardInterrupt:
+        fail(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
+    except OSError as e:
+        if e.errno == errno.EPIPE:
+            _quiet_stdout()
+            fail("the output was closed before everything was written (broken pipe)", EXIT_STORE)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG):
+            fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
+        raise
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so Python's final flush stays silent."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+
+
+def internal_error(exc: BaseException) -> NoReturn:
+    """Last resort for a bug: one line, the traceback saved to a file, exit EXIT_INTERNAL."""
+    text = "".join(traceback.format_exception(exc))
+    where = None
+    with contextlib.suppress(OSError):
+        fd, where = tempfile.mkstemp(prefix="mrules-crash-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text)
+    summary = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    summary = summary.encode("utf-8", "backslashreplace").decode("utf-8")
+    click.echo(f"mrules: internal error: {summary} (this is a bug; please report it)", err=True)
+    if where is not None:
+        click.echo(f"Traceback saved to {where}", err=True)
+    else:
+        click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"), err=True, nl=False)
+    sys.exit(EXIT_INTERNAL)

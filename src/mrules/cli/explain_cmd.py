@@ -8,13 +8,16 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import fail
+from mrules.cli.common import EXIT_USAGE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.outputs import action_record, prospect_record
 from mrules.state import Codecs, Prospect
 from mrules.vocab import MESSAGE_ACTIONS, Action
 
 __all__ = ["COMMANDS", "explanation"]
+
+
+_ACTIONS = {a.value: a for a in Action}  # an action this mrules does not know stays text
 
 
 def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -31,7 +34,7 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     rules: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for r in rows:
-        action, args = Action(r["action"]), r["args"] or {}
+        action, args = _ACTIONS.get(r["action"], r["action"]), r["args"] or {}
         if action is Action.SCORE:
             score.append(r)
         elif action is Action.SET_SCORE:
@@ -144,6 +147,9 @@ def explain(email: str, store_path: str, fmt: str) -> None:
     caused it (file:line) and the event (line and id). The ledger is never
     pruned, so the explanation covers the prospect's whole life.
 
+    Exit status (docs/exit-codes.md): 0 done; 2 no such prospect or store; 4
+    the store cannot be read (damaged, not an mrules store).
+
     \b
     Example:
       mrules explain leung@example.com --store /tmp/getcloudy.db
@@ -154,8 +160,7 @@ def explain(email: str, store_path: str, fmt: str) -> None:
         with store.snapshot():  # the state and its ledger from the same commit
             data = store.prospect(key)
             if data is None:
-                fail(f"no prospect '{key}' in {store.path}", 1)
-                return
+                fail(f"no prospect '{key}' in {store.path}", EXIT_USAGE)
             codecs = Codecs()
             state = prospect_record(
                 Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)

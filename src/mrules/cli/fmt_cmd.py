@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, fail
+from mrules.atomic import atomic_write
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
 from mrules.diagnostics import render_text, sort_diagnostics
-from mrules.loader import LoadError, decode, rule_files
+from mrules.loader import LoadError, decode, printable_path, read_rule_file, rule_files
 from mrules.printer import FormatError, FormatterBug, format_text
 from mrules.source import Source
 
@@ -56,16 +57,12 @@ def _read_inputs(paths: tuple[str, ...]) -> Iterator[_Input]:
     if STDIN in paths:
         fail("'-' (standard input) cannot be mixed with file or folder paths")
     seen: set[Path] = set()
-    for path, _root in rule_files(paths):
-        key = path.resolve()
+    for path, root in rule_files(paths):
+        key, data = read_rule_file(path, root)  # LoadError for a link out of the root, a FIFO...
         if key in seen:
             continue
         seen.add(key)
-        shown = path.as_posix()
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise LoadError(f"{shown}: cannot read: {e.strerror or e}") from None
+        shown = printable_path(path.as_posix())
         yield _Input(shown, path, data, decode(data, shown))
 
 
@@ -87,8 +84,13 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
     statement a line, no `;`, short criteria groups on one line. A file with
     syntax errors is left untouched and its errors are printed.
 
-    Exit status: 0 done (or nothing to do), 1 syntax errors or, with --check,
-    files that would change, 2 unreadable input.
+    A file is rewritten atomically (a temporary file in its folder, synced,
+    then renamed over it, keeping its permissions): a kill or a full disk
+    leaves the old file or the new one, never a damaged one.
+
+    Exit status (docs/exit-codes.md): 0 done (or nothing to do), 1 syntax
+    errors or, with --check, files that would change, 2 unreadable input, 4
+    a file could not be written (it is left as it was).
 
     \b
     Example:
@@ -137,9 +139,12 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
             click.echo(unified_diff(item.text, formatted, item.shown), nl=False)
         if write:
             try:
-                item.path.write_bytes(formatted.encode("utf-8"))
+                atomic_write(item.path, formatted.encode("utf-8"))
             except OSError as e:
-                fail(f"{item.shown}: cannot write: {e.strerror or e}")
+                fail(
+                    f"{item.shown}: cannot write: {e.strerror or e}; the file was left as it was",
+                    EXIT_STORE,
+                )
             click.echo(f"reformatted {item.shown}", err=True)
         elif check:
             click.echo(f"would reformat {item.shown}", err=True)

@@ -13,6 +13,7 @@ from mrules.diagnostics import (
     render_sarif,
     render_text,
 )
+from mrules.parser import collector_paused
 
 __all__ = ["COMMANDS", "lint", "summary"]
 
@@ -59,8 +60,9 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
       mrules lint examples/getcloudy/rules
       mrules lint rules/ --format sarif > mrules.sarif
     """
-    result = load_or_exit(paths)
-    diags = check_loaded(result)
+    with collector_paused():  # an acyclic tree: rescanning it made lint superlinear
+        result = load_or_exit(paths)
+        diags = check_loaded(result)
     if fmt == "text":
         if diags:
             click.echo(render_text(diags, result.sources))

@@ -10,17 +10,29 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mrules import api, storeapi
+from mrules.atomic import OutputError
 from mrules.checker import check
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_REJECTS, fail, load_or_exit
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTS,
+    EXIT_STORE,
+    fail,
+    load_or_exit,
+)
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.events import EventSourceError, parse_timestamp
 from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
-from mrules.store import StoreError, StoreLocked
+from mrules.store import Batch, StoreError
 from mrules.storeapi import MEMORY, StateStore
 
-__all__ = ["COMMANDS", "open_store", "rules_or_exit"]
+__all__ = ["COMMANDS", "DEFAULT_WAIT_TIMEOUT", "open_store", "rules_or_exit", "wait_options"]
+
+DEFAULT_WAIT_TIMEOUT = 600.0
+"""Seconds `--wait` waits for the store at most, unless `--wait-timeout` says otherwise."""
 
 
 def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
@@ -39,18 +51,46 @@ def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
     return compile_program(result.program, result.sources)
 
 
-def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> StateStore:
-    """The store a `--store` value names (`:memory:` is a new in-memory store), or exit 2."""
+def open_store(
+    path: str, *, wait: bool = False, timeout: float | None = None, readonly: bool = False
+) -> StateStore:
+    """Open a store; its errors (StoreError, StoreLocked) reach `common.failures()`.
+
+    `:memory:` is a new in-memory store (nothing to read back: readers refuse it).
+    `timeout` (seconds) implies `wait`; `wait` alone waits DEFAULT_WAIT_TIMEOUT.
+    """
     if path == MEMORY and readonly:
         fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
-    try:
-        return storeapi.open_store(path, wait=wait, readonly=readonly)
-    except StoreLocked as e:
-        fail(f"{e}; add --wait to wait for it to finish")
-        raise AssertionError("unreachable") from e
-    except StoreError as e:
-        fail(str(e))
-        raise AssertionError("unreachable") from e
+    if timeout is not None:
+        wait = True
+    elif wait:
+        timeout = DEFAULT_WAIT_TIMEOUT
+    return storeapi.open_store(path, wait=wait, timeout=timeout, readonly=readonly)
+
+
+def wait_options(f):  # type: ignore[no-untyped-def]
+    """`--wait` and `--wait-timeout`, shared by the commands that write a store."""
+    f = click.option(
+        "--wait-timeout",
+        "wait_timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help=f"Wait at most this long for the store (implies --wait) [default with --wait:"
+        f" {DEFAULT_WAIT_TIMEOUT:g}]; exit 5 when it passes.",
+    )(f)
+    return click.option(
+        "--wait", is_flag=True, help="Wait for a store another run holds, not refuse (exit 5)."
+    )(f)
+
+
+def _output_folder(option: str, path: str | None) -> None:
+    """Refuse an output file in a folder that does not exist (mrules creates no folders)."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
 
 
 @click.command()
@@ -61,7 +101,8 @@ def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Stat
     "store_path",
     default="mrules.db",
     show_default=True,
-    help="SQLite state store; created if missing, resumed if it exists.",
+    help="SQLite state store; created if missing, resumed if it exists; :memory: for a"
+    " trial run that keeps nothing.",
 )
 @click.option(
     "--actions",
@@ -88,7 +129,7 @@ def open_store(path: str, *, wait: bool = False, readonly: bool = False) -> Stat
     metavar="TIME",
     help="Advance the clock to this RFC 3339 time after the stream (like a tick).",
 )
-@click.option("--wait", is_flag=True, help="Wait for a store another run holds, not refuse.")
+@wait_options
 @click.option(
     "--commit-every",
     "--batch-size",
@@ -113,6 +154,7 @@ def run(
     diagnostics_path: str | None,
     now: str | None,
     wait: bool,
+    wait_timeout: float | None,
     commit_every: int,
     commit_seconds: float | None,
     quiet: bool,
@@ -126,9 +168,12 @@ def run(
     after the last committed line of the same file; events whose id was
     already applied are skipped.
 
-    Exit status: 0 every line applied; 1 the rule set has errors; 2 usage, I/O
-    or store problem (e.g. another run holds the store); 3 some lines were
-    rejected (they are in the rejects file, with line numbers and reasons).
+    Exit status (docs/exit-codes.md): 0 every line applied; 1 the rule set
+    has errors; 2 usage or unreadable input; 3 some lines were rejected (they
+    are in the rejects file, with line numbers and reasons); 4 the store or an
+    output file failed (disk full, read-only, damaged); 5 another run holds
+    the store; 130 interrupted. After 4 or 130, what was committed is kept:
+    fix the cause and run the same command again to resume.
 
     \b
     Example:
@@ -145,7 +190,10 @@ def run(
     source = "-" if events == "-" else str(Path(events).resolve())
     if events != "-" and not Path(events).is_file():
         fail(f"{events}: no such file")
-    store = open_store(store_path, wait=wait)
+    _output_folder("--actions", actions_path)
+    _output_folder("--rejects", rejects_path)
+    _output_folder("--diagnostics", diagnostics_path)
+    store = open_store(store_path, wait=wait, timeout=wait_timeout)
     in_memory = store_path == MEMORY
     if rejects_path:
         rejects_file: Path | None = Path(rejects_path)
@@ -155,15 +203,35 @@ def run(
         diagnostics_file: Path | None = Path(diagnostics_path)
     else:
         diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
+    rejected = 0
     console = Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
         console = Console(stderr=True, width=200)
     log: ActionLog | None = None
-    try:
+
+    def open_log() -> None:  # once the store is read: a damaged one is refused untouched
+        nonlocal log
         if actions_path:
-            log = ActionLog(Path(actions_path), store)
-        on_commit = (lambda b: log.write(b.ledger_entries())) if log else None
+            try:
+                log = ActionLog(Path(actions_path), store)
+            except OutputError as e:
+                fail(str(e), EXIT_STORE)
+
+    def write_log(batch: Batch) -> None:
+        if log is not None:
+            log.write(batch.ledger_entries())
+
+    try:
+        options = {
+            "now": now_ts,
+            "commit_every": commit_every,
+            "commit_seconds": commit_seconds,
+            "on_start": open_log,
+            "on_commit": write_log,
+            "source": source,
+            "label": display_path(events),
+        }
         stream_in = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
             with Progress(
@@ -178,37 +246,22 @@ def run(
                     compiled,
                     stream_in,
                     store,
-                    now=now_ts,
-                    commit_every=commit_every,
-                    commit_seconds=commit_seconds,
-                    on_commit=on_commit,
-                    source=source,
-                    label=display_path(events),
                     progress=lambda n: bar.update(task, description=f"{n:,} lines"),
+                    **options,  # type: ignore[arg-type]
                 )
         else:
-            result = api.run(
-                compiled,
-                stream_in,
-                store,
-                now=now_ts,
-                commit_every=commit_every,
-                commit_seconds=commit_seconds,
-                on_commit=on_commit,
-                source=source,
-                label=display_path(events),
-            )
+            result = api.run(compiled, stream_in, store, **options)  # type: ignore[arg-type]
         summary = result.summary
         if rejects_file is not None:
-            write_rejects(rejects_file, store, source)
+            rejected = write_rejects(rejects_file, store, source)
         if diagnostics_file is not None:
             write_diagnostics(diagnostics_file, summary.unsettled)
     except EventSourceError as e:
         fail(str(e))
-        return
-    except StoreError as e:
-        fail(str(e))
-        return
+    except KeyboardInterrupt:
+        fail(_stopped("interrupted", store, source, events), EXIT_INTERRUPTED)
+    except OutputError as e:
+        fail(f"{e}; {_stopped('', store, source, events)}", EXIT_STORE)
     finally:
         if log is not None:
             log.close()
@@ -223,7 +276,27 @@ def run(
         click.echo(f"mrules: warning: ... and {len(summary.unsettled) - 5} more", err=True)
     if not quiet:
         render_summary(summary, console, store.path, rejects_file, diagnostics_file)
-    sys.exit(EXIT_REJECTS if summary.rejected else EXIT_OK)
+    # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
+    # failed (exit 4) or was interrupted (130) before reporting them still reports them.
+    sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
+
+
+def _stopped(what: str, store: StateStore, source: str, events: str) -> str:
+    """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`.
+
+    N is read back from the store: a batch in flight when the run stopped was rolled back.
+    """
+    try:
+        done = store.stream_position(source)
+    except StoreError:
+        done = 0
+    kept = (
+        f"the store keeps lines 1-{done:,} of {display_path(events)}"
+        if done
+        else "the store keeps what earlier runs committed"
+    )
+    head = f"{what}; " if what else ""
+    return f"{head}{kept}; running the same command again resumes after them"
 
 
 def _beside(store: Path, suffix: str) -> Path:

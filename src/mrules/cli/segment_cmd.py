@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mrules.cli.run_cmd import open_store, rules_or_exit
+from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 
 __all__ = ["COMMANDS"]
@@ -19,8 +19,8 @@ __all__ = ["COMMANDS"]
     show_default=True,
     help="The state store to segment.",
 )
-@click.option("--wait", is_flag=True, help="Wait for a store another run holds, not refuse.")
-def segment(rules: str, store_path: str, wait: bool) -> None:
+@wait_options
+def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None) -> None:
     """Run every segmentation rule of RULES once over the prospects in the store.
 
     Segmentation rules (Pardot §6.1) match the prospects that satisfy their
@@ -28,12 +28,16 @@ def segment(rules: str, store_path: str, wait: bool) -> None:
     and are never re-evaluated: run this command again to segment again.
     Automation rules that read the lists or tags it changes run as usual.
 
+    Exit status (docs/exit-codes.md): 0 done; 1 the rule set has errors; 2
+    usage; 4 the store failed (what was committed is kept); 5 another run
+    holds the store; 130 interrupted.
+
     \b
     Example:
       mrules segment examples/getcloudy/rules --store /tmp/getcloudy.db
     """
     compiled = rules_or_exit((rules,))
-    store = open_store(store_path, wait=wait)
+    store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
         engine = Engine(compiled, store, source="segment")
         engine.start()

@@ -3,6 +3,7 @@ and the seed's order of a completion action's phases (`_run_blocks`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from sys import intern as _intern
 from typing import TYPE_CHECKING, Any
@@ -200,10 +201,17 @@ class Effects:
         before = p.field(name)
         try:
             base = float(before) if before not in (None, "") else 0.0
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             base = 0.0
-        after = base + by
-        self._set_field(p, ref, name, int(after) if after == int(after) else after)
+        if not math.isfinite(base):  # "nan" or "inf" kept as text is no count
+            base = 0.0
+        try:
+            after = base + by
+        except OverflowError:
+            after = base
+        # A whole number is stored as an int, within the 64 bits JSON tools read.
+        whole = math.isfinite(after) and after.is_integer() and abs(after) < 2**63
+        self._set_field(p, ref, name, int(after) if whole else after)
 
     def set_campaign(self, p: Prospect, ref: RuleRef, name: str) -> None:
         if p.campaign == name:

@@ -10,6 +10,7 @@ import orjson
 from mrules.compiler import (
     ASSET_EVENTS,
 )
+from mrules.engine.screening import fit_field
 from mrules.events import Event
 from mrules.history import json_text
 from mrules.policy import crm_status_after, crm_value_wins
@@ -80,6 +81,8 @@ class Handlers:
             self._event_fields(p, e)
         etype, asset = e.type, e.asset or ""
         kind = ASSET_EVENTS[etype][1]
+        if (kind, asset) not in self._assets:
+            self._warn_asset(kind, asset)
         for key in self._activity_keys(etype, asset):
             p.touch(key, e.ts_epoch)
         if p.last_activity is None or e.ts_epoch > p.last_activity:
@@ -133,6 +136,8 @@ class Handlers:
         assert e.prospect is not None
         p = self._prospect(e.prospect, e)
         self.changed = {"time"}
+        if e.asset is not None:
+            self._warn_asset("email", e.asset)
         self._activity(p, e)
         if not p.opted_out:
             p.opted_out = True
@@ -168,6 +173,13 @@ class Handlers:
                 if mapped is None:
                     continue
                 name, prefer = mapped
+                info = self._field_info.get(name)
+                if info is not None:
+                    value, problem = fit_field(info, value)
+                    if problem is not None and not self._misfit(
+                        p, ref, name, value, problem, crm_field
+                    ):
+                        continue
                 stamp = p.stamps.get(name) if p.stamps else None
                 if crm_value_wins(  # §7.6: a value beats a blank, then `prefer`
                     ours=p.field(name),
@@ -189,7 +201,13 @@ class Handlers:
 
     def _event_fields(self, p: Prospect, e: Event) -> None:
         ref = self._ref_for(e)
-        for name, value in e.fields.items():  # type: ignore[union-attr]
+        info_of = self._field_info
+        for name, value in e.fields.items():
+            info = info_of.get(name)
+            if info is not None:
+                value, problem = fit_field(info, value)
+                if problem is not None and not self._misfit(p, ref, name, value, problem, None):
+                    continue
             self._set_field(p, ref, name, value)
 
     def _activity(self, p: Prospect | None, e: Event) -> None:

@@ -22,6 +22,7 @@ from mrules.compiler import (
 )
 from mrules.engine.effects import Effects
 from mrules.engine.handlers import HANDLERS, Handlers
+from mrules.engine.screening import Screening, _typed_fields
 from mrules.engine.settle import Settlement
 from mrules.engine.summary import RunSummary
 from mrules.events import Event, Reject
@@ -36,7 +37,7 @@ _INF = float("inf")
 _json = json_text
 
 
-class Engine(Handlers, Effects, Settlement):
+class Engine(Handlers, Effects, Settlement, Screening):
     """Runs one compiled rule set over events, against one store."""
 
     def __init__(
@@ -110,6 +111,17 @@ class Engine(Handlers, Effects, Settlement):
         self._exhaustive_ticks = exhaustive_ticks
         self._throttle = self.settings.throttle_minutes * 60.0
         self._notify_window = self.settings.page_notify_minutes * 60.0
+        # What the rules declare, to make unknown assets and ill-fitting field
+        # values visible (settings `unknown_assets`, `bad_field_values`).
+        self._asset_policy = self.settings.unknown_assets
+        self._field_policy = self.settings.bad_field_values
+        self.summary.bad_fields_kept = self._field_policy == "keep"
+        self._assets = frozenset(rules.symbols.assets)
+        self._unknown_text: dict[tuple[str, str], str] = {}
+        self._field_info = _typed_fields(rules.symbols)
+        self._screening = self._asset_policy == "reject" or (
+            self._field_policy == "reject" and bool(self._field_info)
+        )
 
     # ------------------------------------------------------------------ start
 
@@ -271,6 +283,11 @@ class Engine(Handlers, Effects, Settlement):
         if eid is not None and eid in self.applied:
             self.summary.duplicates += 1
             return
+        if self._screening:
+            reason = self._refusal(e)
+            if reason is not None:
+                self.reject(e.reject(reason))
+                return
         ts = e.ts_epoch
         if self.clock is None or ts > self.clock:
             self.clock = ts

@@ -31,6 +31,13 @@ class RunSummary:
     actions: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     retroactive: list[str] = field(default_factory=list)
+    # Warnings (docs/events.md): events applied although they name an asset the
+    # rules do not declare, by "form 'X' (did you mean 'Y'?)"; field values that do
+    # not fit their field, by reason (skipped, or kept with bad_field_values = "keep").
+    # Past 100 distinct causes, the rest are counted together under "".
+    unknown_assets: Counter[str] = field(default_factory=Counter)
+    bad_fields: Counter[str] = field(default_factory=Counter)
+    bad_fields_kept: bool = False
     # Prospects whose rules did not converge: where, and the rules still acting.
     unsettled: list[dict[str, Any]] = field(default_factory=list)
 

@@ -1,0 +1,277 @@
+"""How `mrules run` scales: cost per event, store size and memory at two stream sizes.
+
+    python bench/bench_scale.py [--sizes 200000:20000,2000000:200000] [--seed 7]
+                                [--cache bench/.cache] [--workdir /tmp/mrules-scale]
+                                [--checkout PATH] [--memory-store] [--keep-plain]
+
+For each size EVENTS:PROSPECTS, generates the inputs with bench/generate.py
+(cached in --cache, one directory per size and seed, the stream gzipped unless
+--keep-plain: 2M events are 320 MB plain, 48 MB gzipped; a cached size is not
+generated again), then runs `python -m mrules run RULES EVENTS --store DB -q`
+as one process from --checkout (default: this one; PYTHONPATH=PATH/src, this
+interpreter), and measures it whole with `os.wait4`: CPU and wall seconds,
+peak RSS. Then it counts the prospects (`mrules state export`) and the store's
+bytes (the database file and its WAL, after the run closed it).
+
+It reports per size: CPU microseconds per event, store bytes per event, peak
+RSS per prospect; and between the first and the last size: the ratio of the
+cost per event (1.00 = flat) and the marginal memory per prospect, (RSS_last -
+RSS_first) / (prospects_last - prospects_first), which leaves out what does
+not grow with the stream (the interpreter, the rule set). The fixed cost of a
+run (start-up, rules, an empty store: one run over an empty stream) is
+measured too, and the "net" cost per event leaves it out. With --memory-store
+it also runs `--store :memory:` (skipped with the reason when the CLI refuses
+it). Everything goes to WORKDIR/scale_result.json.
+
+At 2M events, generating takes about a minute and today's `mrules run` about
+four minutes of CPU; `--sizes 200000:20000,1000000:100000` stops at 1M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+import compare  # noqa: E402
+import generate as gen  # noqa: E402
+
+__all__ = ["ensure_cached", "main", "parse_sizes"]
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'200000:20000,2000000:200000' -> [(200000, 20000), (2000000, 200000)]."""
+    out = []
+    for part in text.split(","):
+        events, _, prospects = part.strip().partition(":")
+        if not events.isdigit() or not prospects.isdigit():
+            raise ValueError(f"a size is EVENTS:PROSPECTS, not {part!r}")
+        if int(events) < 1 or int(prospects) < 1:
+            raise ValueError(f"a size needs at least one event and one prospect: {part!r}")
+        out.append((int(events), int(prospects)))
+    return out
+
+
+def ensure_cached(cache: Path, events: int, prospects: int, seed: int, plain: bool) -> Path:
+    """The inputs for one size, generated once; returns the directory (rules/ and events)."""
+    d = cache / f"e{events}-p{prospects}-s{seed}"
+    stream = d / ("events.jsonl" if plain else "events.jsonl.gz")
+    if (d / "done").exists() and stream.exists():
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    t0 = time.perf_counter()
+    gen.main([str(d), "--prospects", str(prospects), "--events", str(events), "--seed", str(seed)])
+    if not plain:
+        with (d / "events.jsonl").open("rb") as src, gzip.open(stream, "wb", 3) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        (d / "events.jsonl").unlink()
+    (d / "done").write_text(json.dumps({"seconds": round(time.perf_counter() - t0, 1)}))
+    return d
+
+
+def _stream(d: Path) -> Path:
+    plain = d / "events.jsonl"
+    return plain if plain.exists() else d / "events.jsonl.gz"
+
+
+def _count_prospects(db: Path, env: dict[str, str]) -> int:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrules", "state", "export", "--store", str(db)],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    return sum(1 for line in proc.stdout.splitlines() if line.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="200000:20000,2000000:200000")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache", type=Path, default=BENCH / ".cache")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mrules-scale"))
+    parser.add_argument(
+        "--checkout", type=Path, default=ROOT, help="the mrules checkout to run (default: this)"
+    )
+    parser.add_argument(
+        "--memory-store", action="store_true", help="also run with --store :memory:"
+    )
+    parser.add_argument(
+        "--keep-plain", action="store_true", help="cache the streams as plain JSON Lines"
+    )
+    args = parser.parse_args(argv)
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as e:
+        parser.error(str(e))
+    checkout = args.checkout.resolve()
+    env = compare._env(checkout / "src")
+    found = compare._imported_from(env)
+    if not found.is_relative_to(checkout):
+        parser.error(f"with PYTHONPATH={checkout}/src this interpreter imports {found}")
+    work = args.workdir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    print(
+        f"checkout {checkout}; load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
+
+    rows: list[dict[str, Any]] = []
+    memory_note = None
+    # The fixed cost (start-up, loading and compiling the rules, an empty store): one run of
+    # the first size's rules over an empty stream, subtracted in the `net` figures.
+    d0 = ensure_cached(args.cache.resolve(), *sizes[0], args.seed, args.keep_plain)
+    empty = work / "empty.jsonl"
+    empty.write_bytes(b"")
+    fixed = compare.measure(
+        [
+            sys.executable,
+            "-m",
+            "mrules",
+            "run",
+            str(d0 / "rules"),
+            str(empty),
+            "-q",
+            "--store",
+            str(compare._fresh(work / "empty.db")),
+        ],
+        env,
+        work,
+    )
+    if fixed.returncode != 0:
+        raise SystemExit(
+            "mrules run failed on an empty stream:\n"
+            + fixed.stderr.decode(errors="replace")[-3000:]
+        )
+    print(
+        f"  fixed cost (empty stream): {fixed.cpu:.2f} s CPU, peak {fixed.rss / 2**20:.0f} MiB",
+        file=sys.stderr,
+    )
+    for events, prospects in sizes:
+        d = ensure_cached(args.cache.resolve(), events, prospects, args.seed, args.keep_plain)
+        stream = _stream(d)
+        db = compare._fresh(work / f"scale-{events}.db")
+        cmd = [sys.executable, "-m", "mrules", "run", str(d / "rules"), str(stream), "-q"]
+        m = compare.measure([*cmd, "--store", str(db)], env, work)
+        if m.returncode != 0:
+            raise SystemExit(
+                f"mrules run failed (exit {m.returncode}) at {events:,} events:\n"
+                + m.stderr.decode(errors="replace")[-3000:]
+            )
+        known = _count_prospects(db, env)
+        size = compare._store_bytes(db)
+        row: dict[str, Any] = {
+            "events": events,
+            "prospects_generated": prospects,
+            "prospects": known,
+            "stream": str(stream),
+            "cpu_s": m.cpu,
+            "wall_s": m.wall,
+            "peak_rss_bytes": m.rss,
+            "cpu_us_per_event": m.cpu / events * 1e6,
+            "net_cpu_us_per_event": (m.cpu - fixed.cpu) / events * 1e6,
+            "events_per_s_cpu": events / m.cpu,
+            "store_bytes": size,
+            "store_bytes_per_event": size / events,
+            "peak_rss_per_prospect": m.rss / known if known else None,
+        }
+        print(
+            f"  {events:,} events, {known:,} prospects: {m.cpu:.1f} s CPU, {m.wall:.1f} s wall, "
+            f"{row['cpu_us_per_event']:.1f} us/event, store {size / 2**20:.0f} MiB "
+            f"({row['store_bytes_per_event']:.0f} B/event), peak {m.rss / 2**20:.0f} MiB",
+            file=sys.stderr,
+        )
+        if args.memory_store and memory_note is None:
+            mm = compare.measure([*cmd, "--store", ":memory:"], env, work)
+            for stray in work.glob(":memory:*"):
+                stray.unlink()
+            if mm.returncode != 0:
+                reason = (mm.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+                memory_note = f"the CLI refuses it (exit {mm.returncode}: {reason})"
+            else:
+                row["memory_store"] = {
+                    "cpu_s": mm.cpu,
+                    "wall_s": mm.wall,
+                    "peak_rss_bytes": mm.rss,
+                    "cpu_us_per_event": mm.cpu / events * 1e6,
+                    "peak_rss_per_prospect": mm.rss / known if known else None,
+                }
+        rows.append(row)
+
+    first, last = rows[0], rows[-1]
+    summary: dict[str, Any] = {}
+    if len(rows) > 1:
+        summary["cost_per_event_ratio"] = last["cpu_us_per_event"] / first["cpu_us_per_event"]
+        summary["net_cost_per_event_ratio"] = (
+            last["net_cpu_us_per_event"] / first["net_cpu_us_per_event"]
+        )
+        grown = last["prospects"] - first["prospects"]
+        summary["marginal_rss_per_prospect"] = (
+            (last["peak_rss_bytes"] - first["peak_rss_bytes"]) / grown if grown else None
+        )
+        if "memory_store" in first and "memory_store" in last:
+            summary["memory_store_cost_per_event_ratio"] = (
+                last["memory_store"]["cpu_us_per_event"] / first["memory_store"]["cpu_us_per_event"]
+            )
+
+    print()
+    print(
+        f"{'events':>10} {'prospects':>9} {'CPU s':>7} {'wall s':>7} {'us/event':>8} "
+        f"{'net us/ev':>9} {'store B/ev':>10} {'peak MiB':>8} {'RSS B/prospect':>14}"
+    )
+    for r in rows:
+        print(
+            f"{r['events']:10,} {r['prospects']:9,} {r['cpu_s']:7.1f} {r['wall_s']:7.1f} "
+            f"{r['cpu_us_per_event']:8.1f} {r['net_cpu_us_per_event']:9.1f} "
+            f"{r['store_bytes_per_event']:10.0f} "
+            f"{r['peak_rss_bytes'] / 2**20:8.0f} {r['peak_rss_per_prospect'] or 0:14,.0f}"
+        )
+        if "memory_store" in r:
+            ms = r["memory_store"]
+            print(
+                f"{'':>10} {':memory:':>9} {ms['cpu_s']:7.1f} {ms['wall_s']:7.1f} "
+                f"{ms['cpu_us_per_event']:8.1f} {'-':>9} {'-':>10} "
+                f"{ms['peak_rss_bytes'] / 2**20:8.0f} "
+                f"{ms['peak_rss_per_prospect'] or 0:14,.0f}"
+            )
+    if summary:
+        print(
+            f"cost per event, {last['events']:,} over {first['events']:,} events: "
+            f"{summary['cost_per_event_ratio']:.2f} (1.00 = flat; without the fixed cost "
+            f"{summary['net_cost_per_event_ratio']:.2f}); marginal peak RSS per "
+            f"prospect: {summary['marginal_rss_per_prospect'] or 0:,.0f} B"
+        )
+    if memory_note:
+        print(f":memory: store skipped: {memory_note}")
+    out = work / "scale_result.json"
+    out.write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                "python": sys.version.split()[0],
+                "rows": rows,
+                "fixed": {"cpu_s": fixed.cpu, "wall_s": fixed.wall, "peak_rss_bytes": fixed.rss},
+                "summary": summary,
+                "memory_store_skipped": memory_note,
+                "machine": {"cpus": os.cpu_count(), "load_after": os.getloadavg()},
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The exit-code table: docs/exit-codes.md lists exactly `ExitCode`, and each code is given.
+
+Every code is provoked through the CLI as a user would meet it; the store and
+output failures in more ways in test_faults.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import common, main
+from mrules.exitcodes import ExitCode
+from mrules.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "examples" / "getcloudy" / "rules"
+EVENTS = ROOT / "examples" / "getcloudy" / "events.jsonl"
+DOC = ROOT / "docs" / "exit-codes.md"
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_the_doc_table_lists_exactly_the_exit_codes() -> None:
+    rows = re.findall(r"^\| (\d+) \| ([A-Z_]+) \| (.+?) \| (.+?) \|$", DOC.read_text(), re.M)
+    assert {name: int(code) for code, name, *_ in rows} == {c.name: c.value for c in ExitCode}
+    assert len(rows) == len(ExitCode), "one row a code"
+    for _code, _name, meaning, commands in rows:
+        assert meaning.strip() and commands.strip()
+
+
+def test_the_cli_aliases_are_the_table() -> None:
+    assert common.EXIT_OK is ExitCode.OK
+    assert common.EXIT_DIAGNOSTICS is ExitCode.DIAGNOSTICS
+    assert common.EXIT_USAGE is ExitCode.USAGE
+    assert common.EXIT_REJECTS is ExitCode.REJECTS
+    assert common.EXIT_STORE is ExitCode.STORE
+    assert common.EXIT_BUSY is ExitCode.BUSY
+    assert common.EXIT_INTERRUPTED is ExitCode.INTERRUPTED
+    assert common.EXIT_INTERNAL not in {c.value for c in ExitCode}
+    assert f"exits **{common.EXIT_INTERNAL}**" in DOC.read_text()
+
+
+@pytest.fixture
+def bad_rules(tmp_path: Path) -> Path:
+    p = tmp_path / "bad.mr"
+    p.write_text('automation rule "x" priority 1 { when all { compnay_size is "1" } }\n')
+    return p
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    s = tmp_path / "s.db"
+    res = invoke("run", RULES, EVENTS, "--store", s, "-q")
+    assert res.exit_code == 0, res.output
+    return s
+
+
+def test_0_ok(store: Path) -> None:
+    assert invoke("lint", RULES).exit_code == ExitCode.OK
+    assert invoke("state", "export", "--store", store).exit_code == ExitCode.OK
+
+
+def test_1_diagnostics(bad_rules: Path, tmp_path: Path) -> None:
+    assert invoke("lint", bad_rules).exit_code == ExitCode.DIAGNOSTICS
+    res = invoke("run", bad_rules, EVENTS, "--store", tmp_path / "x.db")
+    assert res.exit_code == ExitCode.DIAGNOSTICS
+
+
+def test_2_usage(tmp_path: Path, store: Path) -> None:
+    assert invoke("lint", tmp_path / "missing.mr").exit_code == ExitCode.USAGE
+    assert invoke("run", RULES, tmp_path / "missing.jsonl").exit_code == ExitCode.USAGE
+    assert invoke("state", "export", "--store", tmp_path / "none.db").exit_code == ExitCode.USAGE
+    assert invoke("explain", "nobody@x.example", "--store", store).exit_code == ExitCode.USAGE
+    res = invoke("run", RULES, EVENTS, "--store", store, "--actions", tmp_path / "no" / "a.jsonl")
+    assert res.exit_code == ExitCode.USAGE
+
+
+def test_3_rejects(tmp_path: Path) -> None:
+    events = tmp_path / "ev.jsonl"
+    events.write_bytes(EVENTS.read_bytes() + b"{broken\n")
+    res = invoke("run", RULES, events, "--store", tmp_path / "r.db", "-q")
+    assert res.exit_code == ExitCode.REJECTS
+
+
+def test_4_store(tmp_path: Path, store: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for args in (
+        ["run", RULES, EVENTS, "--store", empty],
+        ["state", "export", "--store", empty],
+        ["state", "outbox", "--store", empty],
+        ["explain", "a@x.example", "--store", empty],
+        ["segment", RULES, "--store", empty],
+    ):
+        res = invoke(*args)
+        assert res.exit_code == ExitCode.STORE, (args, res.output)
+        assert res.stderr.startswith("mrules: error: store ") and "0 bytes" in res.stderr
+
+
+def test_5_busy(store: Path) -> None:
+    with Store.open(store):  # this process holds it: a second writer is refused
+        for args in (
+            ["run", RULES, EVENTS, "--store", store],
+            ["segment", RULES, "--store", store],
+            ["run", RULES, EVENTS, "--store", store, "--wait-timeout", "0.2"],
+        ):
+            res = invoke(*args)
+            assert res.exit_code == ExitCode.BUSY, res.output
+            assert "in use by another mrules process" in res.stderr
+        # Readers are never busy.
+        assert invoke("state", "export", "--store", store).exit_code == ExitCode.OK
+
+
+def test_130_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mrules.engine
+
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mrules.engine.Engine, "run", interrupted)
+    res = invoke("run", RULES, EVENTS, "--store", tmp_path / "i.db", "-q")
+    assert res.exit_code == ExitCode.INTERRUPTED
+    assert "interrupted" in res.stderr and "running the same command again resumes" in res.stderr
+    assert "Aborted" not in res.output
+    monkeypatch.setattr(mrules.engine.Engine, "segment", interrupted)
+    res = invoke("segment", RULES, "--store", tmp_path / "i.db")
+    assert res.exit_code == ExitCode.INTERRUPTED and "interrupted" in res.stderr
+
+
+def test_an_internal_error_is_one_line_and_a_saved_traceback(tmp_path: Path) -> None:
+    """Only the `mrules` program itself reports a bug this way (CliRunner sees the bug)."""
+    script = (
+        "import sys, mrules.state as s\n"
+        "def boom(*a, **k): raise RuntimeError('boom \\ud800')\n"
+        "s.Prospect.from_json = boom\n"
+        "from mrules.cli import main\n"
+        "sys.argv = ['mrules', 'state', 'export', '--store', sys.argv[1]]\n"
+        "main()\n"
+    )
+    shutil.copy(EVENTS, tmp_path / "ev.jsonl")
+    store = tmp_path / "s.db"
+    assert invoke("run", RULES, tmp_path / "ev.jsonl", "--store", store, "-q").exit_code == 0
+    res = subprocess.run(
+        [sys.executable, "-c", script, str(store)], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == common.EXIT_INTERNAL, res.stderr
+    first, second = res.stderr.splitlines()
+    assert first.startswith("mrules: internal error: RuntimeError: boom")
+    assert first.endswith("(this is a bug; please report it)")
+    saved = Path(second.removeprefix("Traceback saved to "))
+    try:
+        assert "RuntimeError" in saved.read_text() and "Traceback" in saved.read_text()
+    finally:
+        saved.unlink()
+
+
+@pytest.mark.parametrize("command", [["run"], ["fmt"], ["segment"], ["explain"]])
+def test_help_points_at_the_table(command: list[str]) -> None:
+    res = invoke(*command, "--help")
+    assert res.exit_code == 0
+    assert "docs/exit-codes.md" in res.output
