@@ -38,7 +38,7 @@ __all__ = ["COMMANDS"]
     help="Write the report to this file instead of standard output.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List passing tests too (text format).")
-def test(
+def run_tests(
     paths: tuple[str, ...],
     fmt: str,
     keywords: tuple[str, ...],
@@ -86,4 +86,4 @@ def test(
     sys.exit(report.exit_code)
 
 
-COMMANDS = (test,)
+COMMANDS = (run_tests,)
