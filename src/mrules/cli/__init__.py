@@ -70,6 +70,8 @@ def _register() -> None:
         "crm_cmd",
         "completion_cmd",
         "lsp_cmd",
+        "test_cmd",
+        "replay_cmd",
     ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")
