@@ -559,14 +559,14 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     lost = messages(lost_keys, first_old)
 
     # Per rule.
-    rules = []
-    for key in sorted(set(old.rule_counts) | set(new.rule_counts)):
-        before, after = old.rule_counts.get(key, 0), new.rule_counts.get(key, 0)
+    rules: list[dict[str, Any]] = []
+    for rule_key in sorted(set(old.rule_counts) | set(new.rule_counts)):
+        before, after = old.rule_counts.get(rule_key, 0), new.rule_counts.get(rule_key, 0)
         rules.append(
             {
-                "kind": key[0],
-                "name": key[1],
-                "at": new.rule_at.get(key) or old.rule_at.get(key),
+                "kind": rule_key[0],
+                "name": rule_key[1],
+                "at": new.rule_at.get(rule_key) or old.rule_at.get(rule_key),
                 "before": before,
                 "after": after,
             }

@@ -600,7 +600,7 @@ def _check_expect(expect: _Map, path: str) -> None:
         items = _need_list(expect.get(key), path, _line(expect, key), f"expect.{key}")
         lines = getattr(items, "item_lines", [])
         for i, m in enumerate(items):
-            where = lines[i] if i < len(lines) else _line(expect, key)
+            where = lines[i] if i < len(lines) else _line(expect, key)  # type: ignore[assignment]
             if not isinstance(m, dict):
                 raise TestFileError(path, where, f"expect.{key}: each item must be a mapping")
             if key in ("actions", "no_actions") and "action" in m:
@@ -678,11 +678,11 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
             raise TestFileError(p, None, "no such file or folder")
     seen: set[str] = set()
     unique = []
-    for f in out:
-        key = str(Path(f).resolve())
+    for name in out:
+        key = str(Path(name).resolve())
         if key not in seen:
             seen.add(key)
-            unique.append(f)
+            unique.append(name)
     return unique
 
 
