@@ -149,7 +149,7 @@ def run(
         source: the stream's identity in the store (default: the file's absolute
             path, `-` for standard input and iterables).
         label: how the ledger names the stream (default: the path as given).
-        progress: called with the number of lines read at every commit.
+        progress: called with the number of lines read so far, every 512 lines.
 
     Raises:
         RuleSetError: the rules cannot be read or have errors.
@@ -165,7 +165,7 @@ def run(
         events = sys.stdin.buffer
     is_path = isinstance(events, str | Path)
     if source is None:
-        source = str(Path(events).resolve()) if is_path else "-"
+        source = str(Path(events).resolve()) if isinstance(events, str | Path) else "-"
     if label is None:
         label = display_path(str(events)) if is_path else "-"
     st = open_store(store, wait=wait)

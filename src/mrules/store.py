@@ -401,7 +401,8 @@ def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
     for event_id in batch.applied_ids:
         if type(event_id) is not str:
             raise TypeError(f"an event id must be text, not {event_id!r}")
-        applied.append(Row(None, batch.clock, batch.source, 0, event_id))
+        # A row holding only an applied id: its clock is the batch's, None in a migrated v1 store.
+        applied.append(Row(None, batch.clock, batch.source, 0, event_id))  # type: ignore[arg-type]
     return activities, ledger, applied
 
 
@@ -859,9 +860,10 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
-            if isinstance(e, _PartError):
-                part, e = e.part, e.cause
+        except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+            e: BaseException = err
+            if isinstance(err, _PartError):
+                part, e = err.part, err.cause
             names.rollback()
             for email in new_pids:
                 pids.pop(email, None)

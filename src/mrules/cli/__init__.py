@@ -70,6 +70,8 @@ def _register() -> None:
         "crm_cmd",
         "completion_cmd",
         "lsp_cmd",
+        "test_cmd",
+        "replay_cmd",
         "partition_cmd",
     ):
         try:

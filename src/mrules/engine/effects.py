@@ -19,6 +19,7 @@ from mrules.compiler import (
     RuleRef,
 )
 from mrules.engine.context import Context
+from mrules.engine.parts import EngineParts
 from mrules.history import json_text
 from mrules.policy import can_assign, member_for, round_robin
 from mrules.state import Prospect, grade_letter
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
-class Effects:
+class Effects(EngineParts):
     """The effects of `Engine`: every change goes to the ledger through `log`."""
 
     # ------------------------------------------------------ completion actions
@@ -45,7 +46,9 @@ class Effects:
         """The seed's order: assignment, data changes, automation rules, then side effects."""
         p, now = c.p, self.now
         chosen: list[tuple[CompiledAction, RuleRef]] = []
+        matches = self.summary.matches
         for b in blocks:
+            matches[b.ref] += 1
             chosen.extend((a, b.ref) for a in b.actions)
             for pred, actions in b.conditionals:  # conditions are read at trigger time
                 if pred(p, now):
