@@ -60,7 +60,15 @@ def _register() -> None:
     # Commands added by later modules register here, one import a command module.
     import importlib
 
-    for module in ("lint_cmd", "fmt_cmd", "run_cmd", "state_cmd", "explain_cmd", "segment_cmd"):
+    for module in (
+        "lint_cmd",
+        "fmt_cmd",
+        "run_cmd",
+        "state_cmd",
+        "explain_cmd",
+        "segment_cmd",
+        "crm_cmd",
+    ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")
         except ModuleNotFoundError as e:

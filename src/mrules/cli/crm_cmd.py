@@ -1,0 +1,311 @@
+"""`mrules crm`: the local CRM that stands in for Salesforce (load, export, changes, describe)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mrules.cli.common import EXIT_REJECTS, EXIT_STORE, EXIT_USAGE, fail
+from mrules.crm.changes import apply_changes, read_changes
+from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
+from mrules.crm.errors import CrmCallError
+from mrules.crm.files import CrmInputError, export_records, find_files, load_files, read_org
+from mrules.crm.model import SchemaError, parse_datetime
+
+__all__ = ["COMMANDS"]
+
+
+def _crm_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--store",
+        "store_path",
+        default="mrules.db",
+        show_default=True,
+        help="The state store the CRM sits beside (NAME.crm.db for NAME.db).",
+    )(f)
+    return click.option(
+        "--crm",
+        "crm_path",
+        type=click.Path(dir_okay=False),
+        help="The CRM file [default: beside the store, NAME.crm.db].",
+    )(f)
+
+
+def _time(option: str, value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        fail(f"{option} {value!r}: not a time with a zone, e.g. 2026-11-02T09:00:00Z")
+
+
+@contextmanager
+def _open(
+    crm_path: str | None,
+    store_path: str,
+    *,
+    create: bool,
+    org: dict[str, Any] | None = None,
+) -> Iterator[EmulatedCrm]:
+    path = Path(crm_path) if crm_path else default_crm_path(store_path)
+    if not path.parent.is_dir():
+        fail(f"{path}: {path.parent} does not exist; create it first (mrules creates no folders)")
+    try:
+        crm = EmulatedCrm.open(path, create=create, org=org)
+    except SchemaError as e:
+        fail(f"org.json: {e}")
+    except CrmFileError as e:
+        fail(str(e), EXIT_USAGE if not path.exists() else EXIT_STORE)
+    try:
+        yield crm
+    except sqlite3.DatabaseError as e:  # disk full, read-only, locked too long, damaged
+        fail(f"{path}: the CRM file failed: {e}", EXIT_STORE)
+    finally:
+        crm.close()
+
+
+@click.group()
+def crm() -> None:
+    """The local CRM: a SQLite file that behaves like Salesforce.
+
+    It holds leads, contacts, accounts, opportunities, campaigns, campaign
+    members, users and tasks, with Salesforce's ids, timestamps and write
+    rules. docs/crm.md describes it.
+    """
+
+
+@crm.command("load")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_crm_options
+@click.option(
+    "--edition",
+    type=click.Choice(["standard", "growth", "plus", "advanced", "premium"]),
+    help="The declared edition (Standard and Growth have no custom objects); overrides org.json.",
+)
+@click.option("--at", "at", metavar="TIME", help="Set the CRM's clock first (RFC 3339).")
+def load(
+    paths: tuple[str, ...],
+    crm_path: str | None,
+    store_path: str,
+    edition: str | None,
+    at: str | None,
+) -> None:
+    """Load exports into the CRM: JSONL or CSV, one file per object.
+
+    Files are named after the object (`Lead.jsonl`, `Contact.csv`...) and
+    use Salesforce API field names. A folder's `org.json` declares the
+    edition, custom fields and objects, duplicate rules and the clock. A row
+    whose Id is already in the CRM updates it; an Id that is not a Salesforce
+    id is a label other rows and the changes file can refer to. Bad rows are
+    reported with their line (exit 3); the others load.
+
+    \b
+    Example:
+      mrules crm load examples/getcloudy/crm --store /tmp/getcloudy.db
+    """
+    when = _time("--at", at)
+    try:
+        org_file, files = find_files(paths)
+        org = read_org(org_file) if org_file else None
+    except CrmInputError as e:
+        fail(str(e))
+    if edition is not None:
+        org = {**(org or {}), "edition": edition}
+    with _open(crm_path, store_path, create=True, org=_merged_org(crm_path, store_path, org)) as c:
+        clock = when or (_time("org.json clock", org.get("clock")) if org else None)
+        if clock is not None:
+            c.set_clock(clock)
+        report = load_files(c, files)
+        for issue in report.issues:
+            click.echo(f"{issue}", err=True)
+        counts = ", ".join(f"{n} {name}" for name, n in report.loaded.items()) or "nothing"
+        click.echo(f"loaded {counts} into {c.path}")
+        if report.issues:
+            click.echo(f"{len(report.issues)} row(s) refused; the others loaded", err=True)
+            sys.exit(int(EXIT_REJECTS))
+
+
+def _merged_org(
+    crm_path: str | None, store_path: str, org: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """A new org.json replaces the settings it names, and keeps the others."""
+    if org is None:
+        return None
+    path = Path(crm_path) if crm_path else default_crm_path(store_path)
+    if not path.exists():
+        return org
+    try:
+        with EmulatedCrm.open(path, create=False) as c:
+            return {**c.org, **org}
+    except (CrmFileError, SchemaError):
+        return org
+
+
+@crm.command("export")
+@_crm_options
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    help="Write one file per object into this folder (it must exist) instead of stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="File format with --out (stdout is always JSONL).",
+)
+@click.option("--object", "objects", multiple=True, help="Only this object (repeatable).")
+def export(
+    crm_path: str | None, store_path: str, out: str | None, fmt: str, objects: tuple[str, ...]
+) -> None:
+    """Export the CRM: every record, deleted ones too (IsDeleted), as exports to load back.
+
+    Without --out, one JSON object a line on stdout, each with
+    `attributes.type` naming its object.
+
+    \b
+    Example:
+      mrules crm export --store /tmp/getcloudy.db --object Lead
+      mrules crm export --store /tmp/getcloudy.db --out /tmp/crm-export --format csv
+    """
+    if out is not None and not Path(out).is_dir():
+        fail(f"--out {out}: not a folder; create it first (mrules creates no folders)")
+    with _open(crm_path, store_path, create=False) as c:
+        unknown = [o for o in objects if o not in c.schema.objects and o != "CampaignMemberStatus"]
+        if unknown:
+            fail(f"--object: no object named {', '.join(unknown)}")
+        stdout = sys.stdout
+        for name, fields, rows in export_records(c, objects or None):
+            if out is None:
+                for row in rows:
+                    record = {"attributes": {"type": name}, **_compact(row)}
+                    stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                continue
+            target = Path(out) / f"{name}.{fmt}"
+            buf = io.StringIO()
+            if fmt == "jsonl":
+                for row in rows:
+                    buf.write(json.dumps(_compact(row), ensure_ascii=False) + "\n")
+            else:
+                writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({k: _csv(row.get(k)) for k in fields})
+            target.write_text(buf.getvalue(), encoding="utf-8")
+            click.echo(f"{target}: {len(rows)} record(s)", err=True)
+
+
+def _compact(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _csv(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@crm.command("apply-changes")
+@click.argument("changes", type=click.Path(dir_okay=False))
+@_crm_options
+@click.option(
+    "--until",
+    "until",
+    metavar="TIME",
+    help="Apply the changes due by this time, and move the clock there [default: all of them].",
+)
+def apply_changes_cmd(
+    changes: str, crm_path: str | None, store_path: str, until: str | None
+) -> None:
+    """Apply a file of timed CRM-side changes: what sales do in the CRM.
+
+    Each line is a JSON object with `at` (when it happens) and `op`: update,
+    owner, create, convert, opportunity, win, lose, add_member, delete,
+    undelete (docs/crm.md). Changes apply in time order, each at its own time
+    on the CRM's clock; a change applied before is never applied again, so
+    the same command can run every cycle. A change the CRM refuses is printed
+    with its line and reason (exit 3).
+
+    \b
+    Example:
+      mrules crm apply-changes examples/getcloudy/crm-changes.jsonl \\
+        --store /tmp/getcloudy.db --until 2026-11-05T00:00:00Z
+    """
+    when = _time("--until", until)
+    path = Path(changes)
+    if not path.is_file():
+        fail(f"{changes}: no such file")
+    items, issues = read_changes(path)
+    with _open(crm_path, store_path, create=False) as c:
+        report = apply_changes(c, items, when)
+    for line, reason in issues:
+        click.echo(f"{changes}:{line}: {reason}", err=True)
+    for change, outcome in report.applied:
+        click.echo(f"{changes}:{change.line}: {change.at.isoformat()} {outcome}")
+    for change, reason in report.failed:
+        click.echo(f"{changes}:{change.line}: refused: {reason}", err=True)
+    click.echo(
+        f"{len(report.applied)} applied, {len(report.failed)} refused, "
+        f"{report.already} applied before, {report.pending} still to come",
+        err=True,
+    )
+    if issues or report.failed:
+        sys.exit(int(EXIT_REJECTS))
+
+
+@crm.command("describe")
+@click.argument("sobject")
+@_crm_options
+def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
+    """Print an object's fields as JSON: type, length, required, picklist values.
+
+    \b
+    Example:
+      mrules crm describe Lead --store /tmp/getcloudy.db
+    """
+    with _open(crm_path, store_path, create=False) as c:
+        try:
+            info = c.schema.objects.get(sobject) or c.describe(sobject)
+            if info.custom and not c.schema.custom_objects_allowed():
+                c.describe(sobject)
+        except CrmCallError as e:
+            fail(f"{e.code}: {e.message}")
+        body = {
+            "name": info.name,
+            "keyPrefix": info.key_prefix,
+            "custom": info.custom,
+            "fields": [
+                {
+                    "name": f.name,
+                    "type": f.type,
+                    "length": f.length,
+                    "required": f.required,
+                    "createable": f.createable,
+                    "updateable": f.updateable,
+                    "restrictedPicklist": f.restricted_picklist,
+                    "picklistValues": list(f.picklist_values),
+                    "referenceTo": list(f.reference_to),
+                }
+                for f in info.fields.values()
+            ],
+        }
+        click.echo(json.dumps(body, indent=2))
+
+
+COMMANDS = (crm,)

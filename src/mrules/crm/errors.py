@@ -1,0 +1,55 @@
+"""Errors shaped like Salesforce's.
+
+`CrmError` is one per-record error, the `{statusCode, message, fields}` of an
+sObject Collections result. `CrmCallError` is a whole call that failed (a
+limit, an expired session, an outage, a malformed request): the records of
+that call have no result, and `transient` says whether trying again later
+can succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TRANSIENT_CODES", "CrmCallError", "CrmError"]
+
+TRANSIENT_CODES = frozenset(
+    {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID", "SERVER_UNAVAILABLE"}
+)
+"""Codes a later attempt may get past without any change to the record."""
+
+
+@dataclass(unsafe_hash=True)
+class CrmError(Exception):
+    """One record's error: Salesforce's `statusCode`, `message` and `fields`."""
+
+    status_code: str
+    message: str
+    fields: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        where = f" [{', '.join(self.fields)}]" if self.fields else ""
+        return f"{self.status_code}: {self.message}{where}"
+
+    @property
+    def transient(self) -> bool:
+        return self.status_code in TRANSIENT_CODES
+
+    def as_json(self) -> dict[str, object]:
+        """The error as the REST API writes it."""
+        return {
+            "statusCode": self.status_code,
+            "message": self.message,
+            "fields": list(self.fields),
+        }
+
+
+class CrmCallError(Exception):
+    """A call that failed as a whole; no record of it was written."""
+
+    def __init__(self, code: str, message: str, *, transient: bool, http_status: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.transient = transient
+        self.http_status = http_status

@@ -1,0 +1,198 @@
+"""CRM data files: exports to load (JSONL or CSV, one file per object) and to write.
+
+A folder of exports holds `Lead.jsonl`, `Contact.csv`... (the object's API
+name, any case) and, optionally, `org.json` (the org's edition, custom fields
+and objects, duplicate rules, API limit, clock). Files load in dependency
+order (`LOAD_ORDER`), so a lead may name the contact it was converted to.
+A bad row is reported with its file and line and the rest loads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrules.crm.emulator import EmulatedCrm, LoadIssue
+
+__all__ = [
+    "LOAD_ORDER",
+    "CrmInputError",
+    "FileIssue",
+    "LoadReport",
+    "export_records",
+    "find_files",
+    "load_files",
+    "read_org",
+    "read_rows",
+]
+
+LOAD_ORDER = (
+    "User",
+    "Group",
+    "Account",
+    "Campaign",
+    "CampaignMemberStatus",
+    "Contact",
+    "Opportunity",
+    "OpportunityContactRole",
+    "Lead",
+    "CampaignMember",
+    "Task",
+)
+_SUFFIXES = (".jsonl", ".csv")
+
+
+class CrmInputError(Exception):
+    """Input that cannot be read at all (a missing path, an unknown kind of file)."""
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LoadReport:
+    loaded: dict[str, int] = field(default_factory=dict)
+    issues: list[FileIssue] = field(default_factory=list)
+
+
+def find_files(paths: Sequence[str | Path]) -> tuple[Path | None, list[tuple[str, Path]]]:
+    """The org file and the (object, file) pairs among paths (files or folders)."""
+    org: Path | None = None
+    found: list[tuple[str, Path]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            entries = sorted(x for x in p.iterdir() if x.is_file())
+        elif p.is_file():
+            entries = [p]
+        else:
+            raise CrmInputError(f"{p}: no such file or folder")
+        for entry in entries:
+            if entry.name == "org.json":
+                org = entry
+            elif entry.suffix.lower() in _SUFFIXES:
+                found.append((entry.stem, entry))
+            elif p.is_file():
+                raise CrmInputError(f"{entry}: a CRM file ends in .jsonl or .csv (or is org.json)")
+    return org, found
+
+
+def read_org(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CrmInputError(f"{path}: cannot read the org file: {e}") from e
+    if not isinstance(data, dict):
+        raise CrmInputError(f"{path}: the org file holds one JSON object")
+    return data
+
+
+def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of a JSONL or CSV export; unreadable rows go to `issues`."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        issues.append(FileIssue(str(path), 0, f"not UTF-8 ({e.reason} at byte {e.start})"))
+        return
+    except OSError as e:
+        issues.append(FileIssue(str(path), 0, f"cannot read: {e.strerror or e}"))
+        return
+    if path.suffix.lower() == ".jsonl":
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                issues.append(FileIssue(str(path), n, f"not JSON: {e.msg} (column {e.colno})"))
+                continue
+            if not isinstance(row, dict):
+                issues.append(FileIssue(str(path), n, "a line holds one JSON object"))
+                continue
+            yield n, row
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            n = reader.line_num
+            if None in row:
+                issues.append(FileIssue(str(path), n, "more values than the header has columns"))
+                continue
+            if any(v is None for v in row.values()):
+                issues.append(FileIssue(str(path), n, "fewer values than the header has columns"))
+                continue
+            yield n, {k: (v if v != "" else None) for k, v in row.items() if k}
+    except csv.Error as e:
+        issues.append(FileIssue(str(path), reader.line_num, f"bad CSV: {e}"))
+
+
+def load_files(crm: EmulatedCrm, files: list[tuple[str, Path]]) -> LoadReport:
+    """Load (object, file) pairs in dependency order."""
+    report = LoadReport()
+    known = {name.lower(): name for name in (*crm.schema.objects, "CampaignMemberStatus")}
+
+    def order(item: tuple[str, Path]) -> tuple[int, str]:
+        name = known.get(item[0].lower(), item[0])
+        return (LOAD_ORDER.index(name) if name in LOAD_ORDER else len(LOAD_ORDER), str(item[1]))
+
+    for stem, path in sorted(files, key=order):
+        sobject = known.get(stem.lower())
+        if sobject is None:
+            report.issues.append(
+                FileIssue(
+                    str(path), 0, f"no object named {stem!r} (declare custom objects in org.json)"
+                )
+            )
+            continue
+        read_issues: list[FileIssue] = []
+        loaded, issues = crm.load_rows(sobject, read_rows(path, read_issues))
+        report.issues += read_issues
+        report.issues += [_issue(path, i) for i in issues]
+        report.loaded[sobject] = report.loaded.get(sobject, 0) + loaded
+    report.issues.sort(key=lambda i: (i.path, i.line))
+    return report
+
+
+def _issue(path: Path, issue: LoadIssue) -> FileIssue:
+    return FileIssue(str(path), issue.line, issue.message)
+
+
+def export_records(
+    crm: EmulatedCrm, objects: Sequence[str] | None = None
+) -> Iterator[tuple[str, list[str], list[dict[str, Any]]]]:
+    """(object, field names, rows) for each object with records, deleted ones included."""
+    names = list(objects) if objects else [*LOAD_ORDER, *sorted(crm.schema.objects)]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        if name == "CampaignMemberStatus":
+            rows = [
+                {"CampaignId": c.id, "Label": label, "HasResponded": resp, "IsDefault": default}
+                for c in crm.records("Campaign", include_deleted=True)
+                for label, resp, default in crm.member_statuses(c.id)
+            ]
+            if rows:
+                yield name, ["CampaignId", "Label", "HasResponded", "IsDefault"], rows
+            continue
+        info = crm.schema.objects.get(name)
+        if info is None or (info.custom and not crm.schema.custom_objects_allowed()):
+            continue
+        records = list(crm.records(name, include_deleted=True))
+        if records:
+            fields = list(info.fields)
+            yield name, fields, [dict(r.fields) for r in records]

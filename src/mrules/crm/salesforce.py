@@ -1,0 +1,515 @@
+"""The CRM port over a real Salesforce org, through simple-salesforce.
+
+Install the extra: `pip install 'mrules[salesforce]'`. `SalesforceCrm.from_env()`
+logs in with the variables of `ENV_HELP` (docs/crm.md says how to connect a
+sandbox). Reads are SOQL on `SystemModstamp` cursors (queryAll to see the
+recycle bin) and getDeleted; writes are sObject Collections (at most 200
+records a call, `allOrNone=false`, one result per record); lead conversion
+is the SOAP `convertLead` call (the REST API has none). API usage is read
+from the `Sforce-Limit-Info` header of every response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from xml.sax.saxutils import escape
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+from simple_salesforce.format import quote_soql_value
+
+from mrules.crm.errors import TRANSIENT_CODES, CrmCallError, CrmError
+from mrules.crm.model import parse_datetime
+from mrules.crm.port import (
+    MAX_BATCH,
+    ApiUsage,
+    Changes,
+    ConvertResult,
+    Cursor,
+    Deleted,
+    DeletedRecord,
+    FieldInfo,
+    LeadConvert,
+    ObjectInfo,
+    Record,
+    WriteResult,
+)
+
+__all__ = ["ENV_HELP", "CrmConfigError", "SalesforceCrm"]
+
+ENV_HELP = """\
+MRULES_SF_DOMAIN           'login' (production, the default), 'test' (a sandbox) or 'NAME.my'
+MRULES_SF_API_VERSION      the REST API version (default 59.0)
+One of:
+  MRULES_SF_INSTANCE_URL + MRULES_SF_SESSION_ID          an existing session (access token)
+  MRULES_SF_USERNAME + MRULES_SF_PASSWORD + MRULES_SF_SECURITY_TOKEN
+                                                          a user's password and security token
+  MRULES_SF_CONSUMER_KEY + MRULES_SF_CONSUMER_SECRET     OAuth client credentials (a connected
+                                                          app; MRULES_SF_DOMAIN=NAME.my)
+  MRULES_SF_CONSUMER_KEY + MRULES_SF_USERNAME + MRULES_SF_PRIVATE_KEY_FILE
+                                                          OAuth JWT bearer
+"""
+_SOAP_NS = {
+    "soapenv": "http://schemas.xmlsoap.org/soap/envelope/",
+    "p": "urn:partner.soap.sforce.com",
+}
+_COMPOUND = frozenset({"address", "location"})
+T = TypeVar("T")
+
+
+class CrmConfigError(Exception):
+    """The environment does not say how to log in."""
+
+
+class SalesforceCrm:
+    """The CRM port over simple-salesforce; every method is one API call or a few."""
+
+    def __init__(self, sf: Salesforce) -> None:
+        self._sf = sf
+        self._describes: dict[str, ObjectInfo] = {}
+        self._calls = 0
+        self._converted_status: str | None = None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, session: requests.Session | None = None
+    ) -> SalesforceCrm:
+        """Log in with the MRULES_SF_* variables (ENV_HELP); CrmConfigError when none are set."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            return env.get(f"MRULES_SF_{name}") or None
+
+        common: dict[str, Any] = {"version": get("API_VERSION") or "59.0", "session": session}
+        domain = get("DOMAIN")
+        if domain:
+            common["domain"] = domain
+        try:
+            if get("SESSION_ID") and get("INSTANCE_URL"):
+                common.pop("domain", None)
+                sf = Salesforce(
+                    session_id=get("SESSION_ID"), instance_url=get("INSTANCE_URL"), **common
+                )
+            elif get("CONSUMER_KEY") and get("PRIVATE_KEY_FILE") and get("USERNAME"):
+                sf = Salesforce(
+                    username=get("USERNAME"),
+                    consumer_key=get("CONSUMER_KEY"),
+                    privatekey_file=get("PRIVATE_KEY_FILE"),
+                    **common,
+                )
+            elif get("USERNAME") and get("PASSWORD"):
+                extra: dict[str, Any] = {}
+                if get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
+                    extra = {
+                        "consumer_key": get("CONSUMER_KEY"),
+                        "consumer_secret": get("CONSUMER_SECRET"),
+                    }
+                sf = Salesforce(
+                    username=get("USERNAME"),
+                    password=get("PASSWORD"),
+                    security_token=get("SECURITY_TOKEN") or "",
+                    **extra,
+                    **common,
+                )
+            elif get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
+                sf = Salesforce(
+                    consumer_key=get("CONSUMER_KEY"),
+                    consumer_secret=get("CONSUMER_SECRET"),
+                    **common,
+                )
+            else:
+                raise CrmConfigError("no Salesforce credentials in the environment:\n" + ENV_HELP)
+        except SalesforceError as e:
+            raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
+        return cls(sf)
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T], calls: int = 1) -> T:
+        self._calls += calls
+        try:
+            return fn()
+        except SalesforceExpiredSession as e:
+            raise _call_error(e, "INVALID_SESSION_ID", True) from e
+        except SalesforceRefusedRequest as e:
+            raise _call_error(e, "INSUFFICIENT_ACCESS", False) from e
+        except SalesforceMalformedRequest as e:
+            raise _call_error(e, "MALFORMED_REQUEST", False) from e
+        except SalesforceResourceNotFound as e:
+            raise _call_error(e, "NOT_FOUND", False) from e
+        except SalesforceGeneralError as e:
+            raise _call_error(e, "SERVER_UNAVAILABLE", e.status >= 500) from e
+        except requests.RequestException as e:
+            raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+
+    def api_usage(self) -> ApiUsage:
+        usage = self._sf.api_usage.get("api-usage")
+        if usage is None:
+            return ApiUsage(used=0, limit=0, calls_made=self._calls)
+        return ApiUsage(used=usage.used, limit=usage.total, calls_made=self._calls)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def describe(self, sobject: str) -> ObjectInfo:
+        if sobject not in self._describes:
+            body = self._call(lambda: self._sf.restful(f"sobjects/{sobject}/describe/"))
+            self._describes[sobject] = _object_info(body or {})
+        return self._describes[sobject]
+
+    def _field_list(self, sobject: str, fields: Sequence[str] | None) -> list[str]:
+        if fields is None:
+            info = self.describe(sobject)
+            names = [f.name for f in info.fields.values() if f.type not in _COMPOUND]
+        else:
+            names = list(fields)
+        for must in ("Id", "SystemModstamp", "IsDeleted"):
+            if must not in names:
+                names.append(must)
+        return names
+
+    def query_changed(
+        self,
+        sobject: str,
+        since: Cursor | None,
+        until: dt.datetime,
+        fields: Sequence[str] | None = None,
+        *,
+        include_deleted: bool = True,
+        limit: int = 2000,
+    ) -> Changes:
+        names = self._field_list(sobject, fields)
+        where = f"SystemModstamp <= {_soql_time(until)}"
+        if since is not None:
+            ts = _soql_time(since.modstamp)
+            where += (
+                f" AND (SystemModstamp > {ts} OR (SystemModstamp = {ts}"
+                f" AND Id > {quote_soql_value(since.last_id)}))"
+            )
+        soql = (
+            f"SELECT {', '.join(names)} FROM {sobject} WHERE {where}"
+            f" ORDER BY SystemModstamp, Id LIMIT {limit + 1}"
+        )
+        rows = self._query(soql, include_deleted)
+        records = [_record(sobject, r) for r in rows[:limit]]
+        cursor = since
+        if records:
+            cursor = Cursor(records[-1].system_modstamp, records[-1].id)
+        return Changes(records=records, cursor=cursor, done=len(rows) <= limit)
+
+    def _query(self, soql: str, include_deleted: bool) -> list[dict[str, Any]]:
+        page = self._call(lambda: self._sf.query(soql, include_deleted=include_deleted))
+        rows = list(page.get("records", []))
+        while not page.get("done", True) and page.get("nextRecordsUrl"):
+            url: str = page["nextRecordsUrl"]
+
+            def more(u: str = url) -> Any:
+                return self._sf.query_more(u, identifier_is_url=True)
+
+            page = self._call(more)
+            rows += page.get("records", [])
+        return rows
+
+    def get_deleted(self, sobject: str, start: dt.datetime, end: dt.datetime) -> Deleted:
+        params = {"start": _rest_time(start), "end": _rest_time(end)}
+        body = self._call(lambda: self._sf.restful(f"sobjects/{sobject}/deleted/", params=params))
+        body = body or {}
+        return Deleted(
+            records=[
+                DeletedRecord(r["id"], parse_datetime(r["deletedDate"]))
+                for r in body.get("deletedRecords", [])
+            ],
+            earliest_date_available=parse_datetime(body["earliestDateAvailable"]),
+            latest_date_covered=parse_datetime(body["latestDateCovered"]),
+        )
+
+    def find(
+        self, sobject: str, field: str, values: Sequence[str], fields: Sequence[str] | None = None
+    ) -> list[Record]:
+        names = self._field_list(sobject, fields)
+        out: list[Record] = []
+        wanted = sorted({str(v).strip() for v in values if v})
+        for i in range(0, len(wanted), 100):
+            chunk = wanted[i : i + 100]
+            soql = (
+                f"SELECT {', '.join(names)} FROM {sobject} WHERE {field} IN"
+                f" {quote_soql_value(chunk)} ORDER BY CreatedDate, Id"
+            )
+            out += [_record(sobject, r) for r in self._query(soql, False)]
+        return out
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        allow_duplicates: bool = False,
+    ) -> list[WriteResult]:
+        return self._collection("POST", "composite/sobjects", sobject, records, allow_duplicates)
+
+    def update(
+        self,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        allow_duplicates: bool = False,
+    ) -> list[WriteResult]:
+        return self._collection("PATCH", "composite/sobjects", sobject, records, allow_duplicates)
+
+    def upsert(
+        self, sobject: str, external_id_field: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[WriteResult]:
+        path = f"composite/sobjects/{sobject}/{external_id_field}"
+        return self._collection("PATCH", path, sobject, records, False)
+
+    def _collection(
+        self,
+        method: str,
+        path: str,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        allow_duplicates: bool,
+    ) -> list[WriteResult]:
+        _batch(records)
+        if not records:
+            return []
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": sobject}, **dict(r)} for r in records],
+        }
+        headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow_duplicates else {}
+        results = self._call(
+            lambda: self._sf.restful(path, method=method, json=body, headers=headers)
+        )
+        return [_write_result(r) for r in results or []]
+
+    def delete(self, ids: Sequence[str]) -> list[WriteResult]:
+        _batch(ids)
+        if not ids:
+            return []
+        params = {"ids": ",".join(ids), "allOrNone": "false"}
+        results = self._call(
+            lambda: self._sf.restful("composite/sobjects", method="DELETE", params=params)
+        )
+        return [_write_result(r) for r in results or []]
+
+    def convert_leads(self, converts: Sequence[LeadConvert]) -> list[ConvertResult]:
+        _batch(converts)
+        if not converts:
+            return []
+        if any(c.converted_status is None for c in converts) and self._converted_status is None:
+            rows = self._query(
+                "SELECT MasterLabel FROM LeadStatus WHERE IsConverted = true"
+                " ORDER BY SortOrder LIMIT 1",
+                False,
+            )
+            if not rows:
+                raise CrmCallError(
+                    "INVALID_STATUS", "the org has no converted lead status", transient=False
+                )
+            self._converted_status = rows[0]["MasterLabel"]
+        envelope = _convert_envelope(self._sf.session_id, converts, self._converted_status)
+        url = f"https://{self._sf.sf_instance}/services/Soap/u/{self._sf.sf_version}"
+
+        def post() -> requests.Response:
+            return self._sf.session.post(
+                url,
+                data=envelope.encode("utf-8"),
+                headers={"Content-Type": "text/xml; charset=UTF-8", "SOAPAction": '""'},
+            )
+
+        self._calls += 1
+        try:
+            response = post()
+        except requests.RequestException as e:
+            raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+        limit_info = response.headers.get("Sforce-Limit-Info")
+        if limit_info:
+            self._sf.api_usage = self._sf.parse_api_usage(limit_info)
+        return _convert_results(response)
+
+
+def _batch(records: Sequence[Any]) -> None:
+    if len(records) > MAX_BATCH:
+        raise CrmCallError(
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {MAX_BATCH} records into this call",
+            transient=False,
+        )
+
+
+def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallError:
+    code, message = default, str(e)
+    content = getattr(e, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        code = content[0].get("errorCode", code)
+        message = content[0].get("message", message)
+    status = getattr(e, "status", 0)
+    return CrmCallError(
+        code, message, transient=transient or code in TRANSIENT_CODES, http_status=status
+    )
+
+
+def _soql_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rest_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _record(sobject: str, row: Mapping[str, Any]) -> Record:
+    fields = {k: v for k, v in row.items() if k != "attributes"}
+    return Record(
+        sobject=sobject,
+        id=fields["Id"],
+        fields=fields,
+        system_modstamp=parse_datetime(fields["SystemModstamp"]),
+        is_deleted=bool(fields.get("IsDeleted")),
+    )
+
+
+def _errors(items: Sequence[Mapping[str, Any]] | None) -> tuple[CrmError, ...]:
+    return tuple(
+        CrmError(
+            str(e.get("statusCode", "UNKNOWN_EXCEPTION")),
+            str(e.get("message", "")),
+            tuple(e.get("fields") or ()),
+        )
+        for e in items or ()
+    )
+
+
+def _write_result(r: Mapping[str, Any]) -> WriteResult:
+    return WriteResult(
+        id=r.get("id"),
+        success=bool(r.get("success")),
+        errors=_errors(r.get("errors")),
+        created=bool(r.get("created", False)),
+    )
+
+
+def _object_info(body: Mapping[str, Any]) -> ObjectInfo:
+    fields = {}
+    for f in body.get("fields", []):
+        nillable = bool(f.get("nillable", True))
+        defaulted = bool(f.get("defaultedOnCreate", False))
+        createable = bool(f.get("createable", False))
+        fields[f["name"]] = FieldInfo(
+            name=f["name"],
+            label=f.get("label", f["name"]),
+            type=f.get("type", "string"),
+            length=int(f.get("length") or 0),
+            nillable=nillable,
+            createable=createable,
+            updateable=bool(f.get("updateable", False)),
+            required=createable and not nillable and not defaulted,
+            defaulted_on_create=defaulted,
+            restricted_picklist=bool(f.get("restrictedPicklist", False)),
+            picklist_values=tuple(
+                p["value"] for p in f.get("picklistValues") or () if p.get("active", True)
+            ),
+            reference_to=tuple(f.get("referenceTo") or ()),
+            custom=bool(f.get("custom", False)),
+            external_id=bool(f.get("externalId", False)),
+        )
+    return ObjectInfo(
+        name=str(body.get("name", "")),
+        key_prefix=body.get("keyPrefix") or "",
+        custom=bool(body.get("custom", False)),
+        fields=fields,
+    )
+
+
+def _convert_envelope(session_id: str, converts: Sequence[LeadConvert], default: str | None) -> str:
+    def el(name: str, value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        return f"<p:{name}>{escape(str(value))}</p:{name}>"
+
+    items = []
+    for c in converts:
+        items.append(
+            "<p:leadConverts>"
+            + el("accountId", c.account_id)
+            + el("contactId", c.contact_id)
+            + el("convertedStatus", c.converted_status or default)
+            + el("doNotCreateOpportunity", c.do_not_create_opportunity)
+            + el("leadId", c.lead_id)
+            + el("opportunityName", c.opportunity_name)
+            + el("overwriteLeadSource", c.overwrite_lead_source)
+            + el("ownerId", c.owner_id)
+            + el("sendNotificationEmail", False)
+            + "</p:leadConverts>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soapenv:Envelope xmlns:soapenv="{_SOAP_NS["soapenv"]}" xmlns:p="{_SOAP_NS["p"]}">'
+        "<soapenv:Header><p:SessionHeader>"
+        f"<p:sessionId>{escape(session_id)}</p:sessionId>"
+        "</p:SessionHeader></soapenv:Header>"
+        f"<soapenv:Body><p:convertLead>{''.join(items)}</p:convertLead></soapenv:Body>"
+        "</soapenv:Envelope>"
+    )
+
+
+def _convert_results(response: requests.Response) -> list[ConvertResult]:
+    try:
+        root = ET.fromstring(response.content)
+    except ET.ParseError as e:
+        raise CrmCallError(
+            "SERVER_UNAVAILABLE",
+            f"convertLead answered HTTP {response.status_code} with no SOAP body",
+            transient=response.status_code >= 500,
+            http_status=response.status_code,
+        ) from e
+    fault = root.find(".//soapenv:Fault", _SOAP_NS)
+    if fault is not None:
+        code = (fault.findtext("faultcode") or "UNKNOWN_EXCEPTION").split(":")[-1]
+        raise CrmCallError(
+            code,
+            fault.findtext("faultstring") or "",
+            transient=code in TRANSIENT_CODES,
+            http_status=response.status_code,
+        )
+    out = []
+    for result in root.iterfind(".//p:result", _SOAP_NS):
+
+        def text(name: str, node: ET.Element = result) -> str | None:
+            value = node.findtext(f"p:{name}", namespaces=_SOAP_NS)
+            return value or None
+
+        errors = tuple(
+            CrmError(
+                text("statusCode", e) or "UNKNOWN_EXCEPTION",
+                text("message", e) or "",
+                tuple(x.text or "" for x in e.iterfind("p:fields", _SOAP_NS)),
+            )
+            for e in result.iterfind("p:errors", _SOAP_NS)
+        )
+        out.append(
+            ConvertResult(
+                lead_id=text("leadId") or "",
+                success=text("success") == "true",
+                account_id=text("accountId"),
+                contact_id=text("contactId"),
+                opportunity_id=text("opportunityId"),
+                errors=errors,
+            )
+        )
+    return out

@@ -1,0 +1,372 @@
+"""The Salesforce adapter's own behaviour: logging in, errors, paging, headers, usage.
+
+HTTP answers are hand-written in Salesforce's documented shapes; no network.
+The live test at the end runs only against a real org (MRULES_SF_LIVE=1 and
+credentials, see docs/crm.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+
+responses = pytest.importorskip("responses")
+pytest.importorskip("simple_salesforce")
+
+from responses import matchers  # noqa: E402
+from simple_salesforce import Salesforce  # noqa: E402
+
+from mrules.crm.errors import CrmCallError  # noqa: E402
+from mrules.crm.port import Cursor, LeadConvert  # noqa: E402
+from mrules.crm.salesforce import CrmConfigError, SalesforceCrm  # noqa: E402
+
+INSTANCE = "https://getcloudy.my.salesforce.com"
+BASE = f"{INSTANCE}/services/data/v59.0/"
+T = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+LEAD_ID = "00QDn000000001fMAA"
+
+
+@pytest.fixture
+def http():
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def crm() -> SalesforceCrm:
+    return SalesforceCrm(Salesforce(session_id="00D!token", instance_url=INSTANCE))
+
+
+def test_no_credentials_says_which_variables() -> None:
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env({})
+    assert "MRULES_SF_USERNAME" in str(e.value) and "MRULES_SF_CONSUMER_KEY" in str(e.value)
+
+
+def test_session_from_the_environment(http) -> None:
+    crm = SalesforceCrm.from_env(
+        {"MRULES_SF_SESSION_ID": "00D!token", "MRULES_SF_INSTANCE_URL": INSTANCE}
+    )
+    http.add(
+        "GET",
+        BASE + "sobjects/Lead/deleted/",
+        json={
+            "deletedRecords": [],
+            "earliestDateAvailable": "2026-10-18T00:00:00.000+0000",
+            "latestDateCovered": "2026-11-02T09:00:00.000+0000",
+        },
+        match=[matchers.header_matcher({"Authorization": "Bearer 00D!token"})],
+    )
+    assert crm.get_deleted("Lead", T - dt.timedelta(days=1), T).records == []
+
+
+def test_client_credentials(http) -> None:
+    http.add(
+        "POST",
+        "https://getcloudy.my.salesforce.com/services/oauth2/token",
+        json={
+            "access_token": "00D!fromtoken",
+            "instance_url": INSTANCE,
+            "token_type": "Bearer",
+        },
+        match=[matchers.urlencoded_params_matcher({"grant_type": "client_credentials"})],
+    )
+    crm = SalesforceCrm.from_env(
+        {
+            "MRULES_SF_CONSUMER_KEY": "key",
+            "MRULES_SF_CONSUMER_SECRET": "secret",
+            "MRULES_SF_DOMAIN": "getcloudy.my",
+        }
+    )
+    assert crm._sf.session_id == "00D!fromtoken"
+
+
+SOAP_LOGIN = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope
+ xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
+<soapenv:Body><loginResponse><result><metadataServerUrl>https://getcloudy--dev.sandbox.my.salesforce.com/services/Soap/m/59.0/00DDn0000000001</metadataServerUrl>
+<passwordExpired>false</passwordExpired><sandbox>true</sandbox>
+<serverUrl>https://getcloudy--dev.sandbox.my.salesforce.com/services/Soap/u/59.0/00DDn0000000001</serverUrl>
+<sessionId>00DDn0000000001!sandbox</sessionId><userId>005Dn000000001AAA</userId></result></loginResponse>
+</soapenv:Body></soapenv:Envelope>"""
+
+SOAP_FAULT = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope
+ xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"
+ xmlns:sf="urn:fault.partner.soap.sforce.com">
+<soapenv:Body><soapenv:Fault><faultcode>INVALID_LOGIN</faultcode>
+<faultstring>INVALID_LOGIN: Invalid username, password, security token; or user locked out.
+</faultstring>
+</soapenv:Fault></soapenv:Body></soapenv:Envelope>"""
+
+SANDBOX = {
+    "MRULES_SF_USERNAME": "integration@getcloudy.com.dev",
+    "MRULES_SF_PASSWORD": "pw",
+    "MRULES_SF_SECURITY_TOKEN": "tok",
+    "MRULES_SF_DOMAIN": "test",
+}
+
+
+def test_sandbox_password_login(http) -> None:
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_LOGIN)
+    crm = SalesforceCrm.from_env(SANDBOX)
+    assert crm._sf.sf_instance == "getcloudy--dev.sandbox.my.salesforce.com"
+    body = http.calls[0].request.body
+    assert "<n1:password>pwtok</n1:password>" in (body if isinstance(body, str) else body.decode())
+
+
+def test_refused_login(http) -> None:
+    http.add(
+        "POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_FAULT, status=500
+    )
+    with pytest.raises(CrmCallError) as e:
+        SalesforceCrm.from_env(SANDBOX)
+    assert e.value.code == "LOGIN_FAILED" and "INVALID_LOGIN" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "transient"),
+    [
+        (
+            401,
+            [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}],
+            "INVALID_SESSION_ID",
+            True,
+        ),
+        (
+            403,
+            [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
+            "REQUEST_LIMIT_EXCEEDED",
+            True,
+        ),
+        (
+            403,
+            [{"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights"}],
+            "INSUFFICIENT_ACCESS",
+            False,
+        ),
+        (
+            400,
+            [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token: FROM"}],
+            "MALFORMED_QUERY",
+            False,
+        ),
+        (
+            400,
+            [{"errorCode": "INVALID_FIELD", "message": "No such column 'Nope' on entity 'Lead'."}],
+            "INVALID_FIELD",
+            False,
+        ),
+        (
+            503,
+            [{"errorCode": "SERVER_UNAVAILABLE", "message": "Service unavailable"}],
+            "SERVER_UNAVAILABLE",
+            True,
+        ),
+    ],
+)
+def test_failed_calls(http, crm, status, body, code, transient) -> None:
+    http.add("GET", BASE + "queryAll/", json=body, status=status)
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert (e.value.code, e.value.transient) == (code, transient)
+
+
+def test_connection_error_is_transient(http, crm) -> None:
+    import requests
+
+    http.add("GET", BASE + "queryAll/", body=requests.ConnectionError("reset by peer"))
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert e.value.code == "CONNECTION_ERROR" and e.value.transient
+
+
+def _row(i: int, minute: int) -> dict:
+    rid = f"00QDn00000000{i:02d}AAA"
+    return {
+        "attributes": {"type": "Lead", "url": f"/services/data/v59.0/sobjects/Lead/{rid}"},
+        "Email": f"p{i}@example.com",
+        "Id": rid,
+        "SystemModstamp": f"2026-11-02T09:{minute:02d}:00.000+0000",
+        "IsDeleted": False,
+    }
+
+
+def test_query_follows_next_records_url(http, crm) -> None:
+    http.add(
+        "GET",
+        BASE + "queryAll/",
+        json={
+            "totalSize": 3,
+            "done": False,
+            "nextRecordsUrl": "/services/data/v59.0/query/01gDn000000001-2000",
+            "records": [_row(1, 1), _row(2, 2)],
+        },
+        headers={"Sforce-Limit-Info": "api-usage=10/15000"},
+    )
+    http.add(
+        "GET",
+        INSTANCE + "/services/data/v59.0/query/01gDn000000001-2000",
+        json={"totalSize": 3, "done": True, "records": [_row(3, 3)]},
+        headers={"Sforce-Limit-Info": "api-usage=11/15000;per-app-api-usage=2/500(appName=mrules)"},
+    )
+    page = crm.query_changed("Lead", Cursor(T, "00QDn0000000000AAA"), T.replace(hour=10), ["Email"])
+    assert [r.fields["Email"] for r in page.records] == [
+        "p1@example.com",
+        "p2@example.com",
+        "p3@example.com",
+    ]
+    assert page.done and page.cursor == Cursor(T.replace(minute=3), "00QDn0000000003AAA")
+    soql = http.calls[0].request.params["q"]
+    assert soql == (
+        "SELECT Email, Id, SystemModstamp, IsDeleted FROM Lead"
+        " WHERE SystemModstamp <= 2026-11-02T10:00:00Z"
+        " AND (SystemModstamp > 2026-11-02T09:00:00Z OR (SystemModstamp = 2026-11-02T09:00:00Z"
+        " AND Id > '00QDn0000000000AAA')) ORDER BY SystemModstamp, Id LIMIT 2001"
+    )
+    usage = crm.api_usage()
+    assert (usage.used, usage.limit, usage.calls_made) == (11, 15000, 2)
+
+
+def test_fields_default_to_describe(http, crm) -> None:
+    http.add(
+        "GET",
+        BASE + "sobjects/Lead/describe/",
+        json={
+            "name": "Lead",
+            "keyPrefix": "00Q",
+            "custom": False,
+            "fields": [
+                {"name": "Id", "type": "id"},
+                {"name": "Email", "type": "email", "length": 80, "nillable": True},
+                {"name": "Address", "type": "address"},
+                {"name": "SystemModstamp", "type": "datetime"},
+                {"name": "IsDeleted", "type": "boolean"},
+            ],
+        },
+    )
+    http.add("GET", BASE + "queryAll/", json={"totalSize": 0, "done": True, "records": []})
+    http.add("GET", BASE + "query/", json={"totalSize": 0, "done": True, "records": []})
+    crm.query_changed("Lead", None, T)
+    assert (
+        http.calls[1]
+        .request.params["q"]
+        .startswith("SELECT Id, Email, SystemModstamp, IsDeleted FROM Lead")
+    )
+    crm.find("Lead", "Email", ["o'hara@example.com"])  # describe is cached: no second call
+    assert "IN ('o\\'hara@example.com')" in http.calls[2].request.params["q"]
+
+
+def test_upsert_and_the_duplicate_header(http, crm) -> None:
+    http.add(
+        "PATCH",
+        BASE + "composite/sobjects/Lead/Prospect_Id__c",
+        json=[
+            {"id": LEAD_ID, "success": True, "errors": [], "created": False},
+            {"id": "00QDn000000001gMAA", "success": True, "errors": [], "created": True},
+        ],
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "allOrNone": False,
+                    "records": [
+                        {"attributes": {"type": "Lead"}, "Prospect_Id__c": "p-1", "LastName": "A"},
+                        {"attributes": {"type": "Lead"}, "Prospect_Id__c": "p-2", "LastName": "B"},
+                    ],
+                }
+            )
+        ],
+    )
+    results = crm.upsert(
+        "Lead",
+        "Prospect_Id__c",
+        [{"Prospect_Id__c": "p-1", "LastName": "A"}, {"Prospect_Id__c": "p-2", "LastName": "B"}],
+    )
+    assert [(r.success, r.created) for r in results] == [(True, False), (True, True)]
+    http.add(
+        "POST",
+        BASE + "composite/sobjects",
+        json=[{"id": LEAD_ID, "success": True, "errors": []}],
+        match=[matchers.header_matcher({"Sforce-Duplicate-Rule-Header": "allowSave=true"})],
+    )
+    assert crm.create("Lead", [{"LastName": "A", "Company": "B"}], allow_duplicates=True)[0].success
+    assert crm.create("Lead", []) == [] and crm.delete([]) == []
+
+
+CONVERT_FAILED = f"""<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope
+ xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
+<soapenv:Body><convertLeadResponse><result><accountId xsi:nil="true" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/>
+<errors><fields>OwnerId</fields><message>Converted objects can only be owned by users.</message>
+<statusCode>INVALID_CROSS_REFERENCE_KEY</statusCode></errors><leadId>{LEAD_ID}</leadId>
+<success>false</success></result></convertLeadResponse></soapenv:Body></soapenv:Envelope>"""
+
+
+def test_conversion_uses_the_orgs_converted_status(http, crm) -> None:
+    http.add(
+        "GET",
+        BASE + "query/",
+        json={
+            "totalSize": 1,
+            "done": True,
+            "records": [{"attributes": {"type": "LeadStatus"}, "MasterLabel": "Qualified"}],
+        },
+        match=[
+            matchers.query_param_matcher(
+                {
+                    "q": "SELECT MasterLabel FROM LeadStatus WHERE IsConverted = true"
+                    " ORDER BY SortOrder LIMIT 1"
+                }
+            )
+        ],
+    )
+    http.add("POST", INSTANCE + "/services/Soap/u/59.0", body=CONVERT_FAILED)
+    [res] = crm.convert_leads([LeadConvert(LEAD_ID, do_not_create_opportunity=True)])
+    body = http.calls[1].request.body.decode()
+    assert "<p:convertedStatus>Qualified</p:convertedStatus>" in body
+    assert "<p:doNotCreateOpportunity>true</p:doNotCreateOpportunity>" in body
+    assert "<p:sessionId>00D!token</p:sessionId>" in body
+    assert not res.success and res.lead_id == LEAD_ID and res.account_id is None
+    assert (res.errors[0].status_code, res.errors[0].fields) == (
+        "INVALID_CROSS_REFERENCE_KEY",
+        ("OwnerId",),
+    )
+
+
+def test_conversion_fault(http, crm) -> None:
+    fault = SOAP_FAULT.replace("INVALID_LOGIN", "INVALID_SESSION_ID")
+    http.add("POST", INSTANCE + "/services/Soap/u/59.0", body=fault, status=500)
+    with pytest.raises(CrmCallError) as e:
+        crm.convert_leads([LeadConvert(LEAD_ID, "Closed - Converted")])
+    assert e.value.code == "INVALID_SESSION_ID" and e.value.transient
+
+
+LIVE = os.environ.get("MRULES_SF_LIVE") == "1" and any(
+    os.environ.get(v)
+    for v in ("MRULES_SF_USERNAME", "MRULES_SF_SESSION_ID", "MRULES_SF_CONSUMER_KEY")
+)
+
+
+@pytest.mark.skipif(
+    not LIVE, reason="live org test: set MRULES_SF_LIVE=1 and MRULES_SF_* credentials"
+)
+def test_live_round_trip() -> None:  # pragma: no cover - needs a real org
+    crm = SalesforceCrm.from_env()
+    crm.describe("Lead")
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    email = f"mrules-live-{int(since.timestamp())}@example.com"
+    [made] = crm.create(
+        "Lead", [{"LastName": "mrules live test", "Company": "mrules", "Email": email}]
+    )
+    assert made.success, made.errors
+    try:
+        [bad] = crm.create("Lead", [{"LastName": "no company"}])
+        assert bad.errors[0].status_code == "REQUIRED_FIELD_MISSING"
+        found = crm.find("Lead", "Email", [email.upper()], ["Email"])
+        assert [r.id for r in found] == [made.id]
+        changed = crm.query_changed(
+            "Lead", Cursor(since), dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), ["Email"]
+        )
+        assert made.id in [r.id for r in changed.records]
+    finally:
+        assert crm.delete([made.id])[0].success
+    assert crm.api_usage().used > 0
