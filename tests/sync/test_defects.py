@@ -1,4 +1,4 @@
-"""The three defects of the CRM issue, fixed in the engine (docs/sync.md#what-the-engine-does-with-synced-facts)."""
+"""The three CRM defects, fixed in the engine (docs/sync.md#what-the-engine-does-with-crm-facts)."""
 
 from __future__ import annotations
 
