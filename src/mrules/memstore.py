@@ -18,7 +18,7 @@ from typing import Any
 
 from mrules.history import CRM, OUTBOX, Row
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.store import Batch, StoreError, not_derived, rows_of_records
+from mrules.store import Batch, StoreError, event_hash, not_derived, rows_of_records
 
 __all__ = ["MemoryStore"]
 
@@ -85,6 +85,9 @@ class MemoryStore:
 
     def has_applied_ids(self) -> bool:
         return bool(self._applied)
+
+    def applied_hashes(self) -> Iterator[int]:
+        return (event_hash(i) for i in self._applied)
 
     def applied_among(self, ids: list[str]) -> set[str]:
         applied = self._applied

@@ -30,7 +30,7 @@ from mrules.engine.summary import RunSummary
 from mrules.events import Event, Reject
 from mrules.history import Row, json_text
 from mrules.state import Prospect
-from mrules.store import Batch
+from mrules.store import Batch, event_hash
 from mrules.storeapi import StateStore
 from mrules.urls import normalize_url
 from mrules.vocab import Action
@@ -38,6 +38,11 @@ from mrules.vocab import Action
 _dumps = orjson.dumps
 _INF = float("inf")
 _json = json_text
+
+
+_FILTER_BITS = 1 << 25
+_FILTER_BYTES = _FILTER_BITS >> 3
+_FILTER_MASK = _FILTER_BITS - 1
 
 
 class Engine(Handlers, Effects, Settlement, Screening):
@@ -76,7 +81,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         # slots that every later `next(iter(...))` walks over (quadratic at 2M events).
         self.applied: OrderedDict[str, None] = OrderedDict()
         self.window = max(1 << 18, 2 * batch_size)
-        self._ask_store = False  # whether the store may hold ids the window does not
+        # Ids the store may hold that the window does not (applied before this run, or
+        # dropped from the window): one bit per 31-bit hash, 4 MiB whatever the stream.
+        # A clear bit means "never applied"; a set one is asked of the store.
+        self._maybe_applied = bytearray(_FILTER_BYTES)
         self.clock: float | None = None
         self.now = 0.0
         self.seq = 0
@@ -142,7 +150,11 @@ class Engine(Handlers, Effects, Settlement, Screening):
             if pr is not None
         }
         self.applied = OrderedDict()
-        self._ask_store = st.has_applied_ids()
+        if st.has_applied_ids():
+            mark = self._maybe_applied
+            for h in st.applied_hashes():
+                h &= _FILTER_MASK
+                mark[h >> 3] |= 1 << (h & 7)
         self.clock = st.clock()
         self.now = self.clock or 0.0
         self.seq = st.max_seq()
@@ -275,10 +287,14 @@ class Engine(Handlers, Effects, Settlement, Screening):
 
     def _dedupe(self, chunk: list[Event | Reject]) -> set[str] | None:
         """The ids of this chunk that committed batches applied before the window began."""
-        if not self._ask_store:
-            return None
-        applied = self.applied
-        ids = [i.id for i in chunk if type(i) is Event and i.id is not None and i.id not in applied]
+        applied, mark = self.applied, self._maybe_applied
+        ids = []
+        for i in chunk:
+            eid = i.id if type(i) is Event else None
+            if eid is not None and eid not in applied:
+                h = event_hash(eid) & _FILTER_MASK
+                if mark[h >> 3] & (1 << (h & 7)):
+                    ids.append(eid)
         return self.store.applied_among(ids) if ids else None
 
     def apply(self, e: Event) -> None:
@@ -304,8 +320,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
             applied = self.applied
             applied[eid] = None
             if len(applied) > self.window:  # forget the oldest: the store has it now
-                applied.popitem(last=False)
-                self._ask_store = True
+                h = event_hash(applied.popitem(last=False)[0]) & _FILTER_MASK
+                self._maybe_applied[h >> 3] |= 1 << (h & 7)
             if not self._rowed:  # nothing to record but the id: a bare row keeps it
                 self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
         self.summary.applied += 1
