@@ -18,9 +18,12 @@ from pydantic import BaseModel, ConfigDict
 from mrules.source import Source
 
 __all__ = [
+    "DOCS_URL",
+    "PROJECT_URL",
     "Diagnostic",
     "Related",
     "Severity",
+    "help_uri",
     "printable",
     "render_github",
     "render_json",
@@ -210,54 +213,144 @@ def render_json(diags: Iterable[Diagnostic], sources: Mapping[str, Source]) -> s
     return json.dumps([_located(d, sources) for d in diags], indent=2, ensure_ascii=False)
 
 
+def _escape_data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub's runner unescapes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    """A workflow command's property value (file=, title=): `:` and `,` separate them."""
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def render_github(diags: Iterable[Diagnostic], sources: Mapping[str, Source]) -> str:
-    """GitHub Actions workflow commands, one annotation a diagnostic."""
+    """GitHub Actions workflow commands, one annotation a diagnostic.
 
-    def esc(s: str) -> str:
-        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    Messages escape `%`, CR and LF; property values (the file name) `:` and `,` too:
 
+    >>> d = Diagnostic(code="MR001", severity="error", message="50% off\\nnow",
+    ...                path="a,b:c.mr", start=0, end=0)
+    >>> print(render_github([d], {}))
+    ::error file=a%2Cb%3Ac.mr,line=1,col=1,endLine=1,endColumn=1,title=MR001::50%25 off%0Anow
+    """
     lines = []
     for d in diags:
         loc = _located(d, sources)
-        msg = printable(d.message + (f" ({d.hint})" if d.hint else ""))
+        text = d.message + (f" ({d.hint})" if d.hint else "")
+        msg = "\n".join(printable(part) for part in text.replace("\r\n", "\n").split("\n"))
         lines.append(
-            f"::{d.severity.value} file={esc(printable(d.path))},"
+            f"::{d.severity.value} file={_escape_property(printable(d.path))},"
             f"line={loc['line']},col={loc['column']},"
             f"endLine={loc['end_line']},endColumn={loc['end_column']},"
-            f"title={d.code}::{esc(msg)}"
+            f"title={_escape_property(d.code)}::{_escape_data(msg)}"
         )
     return "\n".join(lines)
 
 
+PROJECT_URL = "https://github.com/mrules-dev/mrules"
+"""Where mrules lives: the SARIF `informationUri`, and the base of every help link."""
+DOCS_URL = f"{PROJECT_URL}/blob/main/docs"
+_LIBRARY_PREFIX = "library/"
+
+
+def help_uri(code: str, title: str) -> str:
+    """The link to a code's section of docs/diagnostics.md.
+
+    >>> help_uri("MR101", "duplicate declaration")
+    'https://github.com/mrules-dev/mrules/blob/main/docs/diagnostics.md#mr101-duplicate-declaration'
+    """
+    anchor = re.sub(r"[^\w\- ]", "", f"{code}: {title}".lower()).replace(" ", "-")
+    return f"{DOCS_URL}/diagnostics.md#{anchor}"
+
+
+def _artifact(path: str) -> dict[str, str]:
+    """A SARIF artifactLocation: relative to SRCROOT (the working folder), the bundled
+    library (MRULES_LIBRARY), or an absolute file URI."""
+    from urllib.parse import quote
+
+    clean = _no_surrogates(path)
+    if clean.startswith(_LIBRARY_PREFIX):
+        return {"uri": quote(clean[len(_LIBRARY_PREFIX):]), "uriBaseId": "MRULES_LIBRARY"}
+    if clean.startswith("/"):
+        return {"uri": "file://" + quote(clean)}
+    if clean.startswith("<"):  # standard input, or a string
+        return {"uri": quote(clean, safe="")}
+    return {"uri": quote(clean), "uriBaseId": "SRCROOT"}
+
+
+def _base_uri(path: str) -> str:
+    from pathlib import Path
+
+    uri = Path(path).resolve().as_uri()
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def _region(sources: Mapping[str, Source], path: str, start: int, end: int
+            ) -> dict[str, int]:
+    src = sources.get(path)
+    line, col = src.position(start) if src else (1, 1)
+    end_line, end_col = src.position(max(start, end)) if src else (line, col)
+    return {"startLine": line, "startColumn": col, "endLine": end_line, "endColumn": end_col}
+
+
 def render_sarif(
-    diags: Iterable[Diagnostic], sources: Mapping[str, Source], rules: Mapping[str, str]
+    diags: Iterable[Diagnostic], sources: Mapping[str, Source], rules: Mapping[str, str],
+    *, base: str = ".",
 ) -> str:
-    """SARIF 2.1.0, for code-scanning dashboards; `rules` maps code to a short description."""
+    """SARIF 2.1.0, for code-scanning dashboards; `rules` maps code to a short description.
+
+    Paths are relative to `base` (SRCROOT: the working folder, which is the repository
+    root in CI), library files to the bundled library (MRULES_LIBRARY); every rule
+    links to its section of docs/diagnostics.md, and related places (the first
+    declaration of a duplicate...) are relatedLocations.
+    """
+    import importlib.resources
+    import os
+
+    from mrules import __version__
+
     diags = list(diags)
     used = sorted({d.code for d in diags})
+    index = {code: i for i, code in enumerate(used)}
+    levels: dict[str, str] = {}
     results = []
     for d in diags:
         loc = _located(d, sources)
-        results.append(
-            {
-                "ruleId": d.code,
-                "level": d.severity.value,
-                "message": {"text": loc["message"] + (f" ({loc['hint']})" if d.hint else "")},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": loc["path"]},
-                            "region": {
-                                "startLine": loc["line"],
-                                "startColumn": loc["column"],
-                                "endLine": loc["end_line"],
-                                "endColumn": loc["end_column"],
-                            },
-                        }
-                    }
-                ],
-            }
-        )
+        levels.setdefault(d.code, d.severity.value)
+        result: dict[str, object] = {
+            "ruleId": d.code,
+            "ruleIndex": index[d.code],
+            "level": d.severity.value,
+            "message": {"text": loc["message"] + (f" ({loc['hint']})" if d.hint else "")},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": _artifact(d.path),
+                "region": _region(sources, d.path, d.start, d.end),
+            }}],
+        }
+        if d.related:
+            result["relatedLocations"] = [
+                {
+                    "id": i,
+                    "message": {"text": _no_surrogates(r.message)},
+                    "physicalLocation": {
+                        "artifactLocation": _artifact(r.path),
+                        "region": _region(sources, r.path, r.start, r.end),
+                    },
+                }
+                for i, r in enumerate(d.related, 1)
+            ]
+        results.append(result)
+    library = importlib.resources.files("mrules").joinpath("library")
+    bases: dict[str, dict[str, object]] = {
+        "SRCROOT": {"uri": _base_uri(base),
+                    "description": {"text": "The folder mrules lint ran in"}},
+    }
+    if any(d.path.startswith(_LIBRARY_PREFIX) or any(r.path.startswith(_LIBRARY_PREFIX)
+                                                     for r in d.related) for d in diags):
+        bases["MRULES_LIBRARY"] = {
+            "uri": _base_uri(os.fspath(library)),  # type: ignore[arg-type]
+            "description": {"text": "The rule library bundled with mrules"},
+        }
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -266,12 +359,24 @@ def render_sarif(
                 "tool": {
                     "driver": {
                         "name": "mrules",
-                        "informationUri": "https://example.invalid/mrules/docs/diagnostics.md",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": PROJECT_URL,
                         "rules": [
-                            {"id": c, "shortDescription": {"text": rules.get(c, c)}} for c in used
+                            {
+                                "id": c,
+                                "shortDescription": {"text": rules.get(c, c)},
+                                "helpUri": help_uri(c, rules.get(c, c)),
+                                "help": {"text": f"{c}: {rules.get(c, c)}; see "
+                                                 f"{help_uri(c, rules.get(c, c))}"},
+                                "defaultConfiguration": {"level": levels[c]},
+                            }
+                            for c in used
                         ],
                     }
                 },
+                "originalUriBaseIds": bases,
+                "columnKind": "unicodeCodePoints",
                 "results": results,
             }
         ],

@@ -21,13 +21,13 @@ import importlib.resources
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
-from mrules.parser import parse_text
+from mrules.parser import Parsed, parse_recovering
 from mrules.source import Source
 
 __all__ = [
@@ -63,6 +63,8 @@ class LoadResult:
     program: ast.Program
     sources: dict[str, Source] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    unparsed: dict[str, tuple[ast.Span, ...]] = field(default_factory=dict)
+    """Per file, the spans of the items skipped after syntax errors."""
 
     @property
     def has_errors(self) -> bool:
@@ -203,11 +205,19 @@ def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
 
 
 class _Loader:
-    def __init__(self) -> None:
+    def result(self) -> LoadResult:
+        return LoadResult(ast.Program(files=tuple(self.files)), self.sources, self.diagnostics,
+                          self.unparsed)
+
+    def __init__(self, overlays: Mapping[str, str] | None = None,
+                 cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> None:
+        self.overlays = overlays or {}
+        self.cache = cache
         self.files: list[ast.File] = []
         self.sources: dict[str, Source] = {}
         self.diagnostics: list[Diagnostic] = []
         self.seen: set[str] = set()
+        self.unparsed: dict[str, tuple[ast.Span, ...]] = {}
         self._roots: dict[Path, Path] = {}
 
     def _real_root(self, root: Path) -> Path:
@@ -230,11 +240,15 @@ class _Loader:
         include that named it, if any) and never opened, so no excerpt of it exists.
         """
         try:
-            real = _inside(path, root, self._real_root(root), "MR021" if at else "MR024")
+            if str(path) in self.overlays and not os.path.lexists(path):
+                real = path  # an unsaved buffer of a file not on disk yet: its own key
+            else:
+                real = _inside(path, root, self._real_root(root), "MR021" if at else "MR024")
             key = str(real)
             if key in self.seen:
                 return
-            data = _read_regular(real)
+            overlay = self.overlays.get(key)
+            data = _read_regular(real) if overlay is None else b""
         except _Refused as r:
             where, span = at if at else (_link_path(path), ast.NO_SPAN)
             self.diagnostics.append(
@@ -244,7 +258,7 @@ class _Loader:
             return
         self.seen.add(key)
         shown = printable_path(display_path(real))
-        self.add_text(decode(data, shown), shown, root, depth)
+        self.add_text(decode(data, shown) if overlay is None else overlay, shown, root, depth)
 
     def add_library_file(self, name: str, depth: int) -> bool:
         shown = f"{LIBRARY_PREFIX}{name}{RULE_SUFFIX}"
@@ -264,11 +278,20 @@ class _Loader:
         return True
 
     def add_text(self, text: str, shown: str, root: Path | None, depth: int = 0) -> None:
-        self.sources[shown] = Source(text, shown)
-        file, diags = parse_text(text, shown)
+        if self.cache is None:
+            self.sources[shown] = Source(text, shown)
+            file, diags, unparsed = parse_recovering(text, shown)
+        else:
+            entry = self.cache.get((shown, text))
+            if entry is None:
+                entry = self.cache[shown, text] = (Source(text, shown),
+                                                   parse_recovering(text, shown))
+            self.sources[shown] = entry[0]
+            file, diags, unparsed = entry[1]
+            diags = list(diags)
         self.diagnostics.extend(diags)
-        if file is None:
-            return
+        if unparsed:
+            self.unparsed[shown] = unparsed
         broken = {d.start for d in diags if d.code == "MR015"}
         for item in file.items:
             if isinstance(item, ast.Include) and item.path.span.start not in broken:
@@ -351,21 +374,53 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def load(paths: Sequence[str | Path]) -> LoadResult:
+def load(paths: Sequence[str | Path], overlays: Mapping[str, str] | None = None,
+         cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> LoadResult:
     """Load and parse a rule set from files and folders.
+
+    `overlays` maps the real path of a file to the text to use instead of what is
+    on disk (an editor's unsaved buffer; such a file need not exist yet, if it lies
+    in a folder given). `cache` keeps each file's Source and parse by (path shown,
+    text) between loads, so that loading again after one file changed parses only
+    that file.
 
     Raises:
         LoadError: a path is missing or unreadable, a folder has no rule files,
             or a file is not UTF-8.
     """
-    loader = _Loader()
-    for path, root in rule_files(paths):
+    loader = _Loader(overlays, cache)
+    found = rule_files(paths) if not overlays else _with_unsaved(paths, overlays)
+    for path, root in found:
         loader.add_disk_file(path, root)
-    return LoadResult(ast.Program(files=tuple(loader.files)), loader.sources, loader.diagnostics)
+    return loader.result()
 
 
-def load_text(text: str, path: str = "<string>") -> LoadResult:
-    """Load a rule set from one string (library includes work; file includes do not)."""
+def _with_unsaved(paths: Sequence[str | Path], overlays: Mapping[str, str]
+                  ) -> list[tuple[Path, Path]]:
+    """`rule_files`, plus the overlaid files not on disk yet under a folder given."""
+    try:
+        found = rule_files(paths)
+    except LoadError:
+        found = []
+    known = {os.path.realpath(f) for f, _ in found}
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            continue
+        real_folder = os.path.realpath(folder)
+        for key in sorted(overlays):
+            if key not in known and key.endswith(RULE_SUFFIX) and key.startswith(
+                    real_folder + os.sep) and not os.path.exists(key):
+                found.append((Path(key), folder))
+                known.add(key)
+    if not found:
+        return rule_files(paths)  # the LoadError of no rule files
+    return found
+
+
+def load_text(text: str, path: str = "<string>", root: Path | None = None) -> LoadResult:
+    """Load a rule set from one string (library includes work; file includes only
+    when `root`, the folder they are relative to, is given)."""
     loader = _Loader()
-    loader.add_text(text, path, None)
-    return LoadResult(ast.Program(files=tuple(loader.files)), loader.sources, loader.diagnostics)
+    loader.add_text(text, path, root)
+    return loader.result()

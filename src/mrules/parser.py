@@ -37,9 +37,12 @@ __all__ = [
     "MAX_DECIMAL",
     "MAX_NESTING",
     "MAX_NUMBER",
+    "WORD_HINTS",
+    "Parsed",
     "collector_paused",
     "grammar_text",
     "lark_parser",
+    "parse_recovering",
     "parse_text",
     "parse_text_with_lark",
 ]
@@ -767,7 +770,14 @@ _PART_HINTS = {
 # ------------------------------------------------------------------ fast path
 
 class _Fallback(Exception):
-    """The fast path cannot vouch for this text: let Lark's own parser decide."""
+    """The fast path cannot vouch for this text: let Lark's own parser decide.
+
+    `at` is where the text stopped making sense to it (a syntax error, usually).
+    """
+
+    def __init__(self, *args: object, at: int | None = None) -> None:
+        super().__init__(*args)
+        self.at = at
 
 
 # The regex terminals the fast lexer was written for. If the grammar changes any of
@@ -956,10 +966,11 @@ class _FastParser:
         starts: list[int | None] = []
         ends: list[int | None] = []
         at_end = False
+        start = end = 0
         while True:
             m = match()
             if m is None:
-                raise _Fallback
+                raise _Fallback(at=end)
             group = m.lastindex
             kind = kinds[group]  # type: ignore[index]
             if kind == "end":
@@ -977,11 +988,11 @@ class _FastParser:
                 row = table[state]
                 term = row[key] if key in row else resolve(state, key)  # type: ignore[assignment]
                 if term is None:
-                    raise _Fallback
+                    raise _Fallback(at=start)
             while True:
                 act = actions[state].get(term)
                 if act is None:
-                    raise _Fallback
+                    raise _Fallback(at=len(text) if at_end else start)
                 if act >= 0:
                     break
                 size, origin, include, trailing, inline, expand1, method = rules[~act]
@@ -1021,7 +1032,7 @@ class _FastParser:
                 if at_end and state == end_state:
                     return value  # type: ignore[no-any-return]
             if at_end:
-                raise _Fallback
+                raise _Fallback(at=len(text))
             states.append(act)
             state = act
             values.append(tok(term, lexeme, start, end) if term in kept else None)
@@ -1096,6 +1107,42 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
     "grades are capital letters with an optional + or -, like B- or A+": [
         'automation rule "r" priority 1 { when all { grade >= b } }',
     ],
+    "conditions combine in a group, not with `and`: `all { employees > 500; score > 10 }`": [
+        'on submit of form "f" { if employees > 500 and score > 10 { score +1 } }',
+        'automation rule "r" priority 1 { when all { employees > 500 and score > 10 } }',
+    ],
+    "either of two conditions is a group, not `or`: `any { employees > 500; score > 10 }`": [
+        'on submit of form "f" { if employees > 500 or score > 10 { score +1 } }',
+        'automation rule "r" priority 1 { when all { employees > 500 or score > 10 } }',
+    ],
+    "a time window is `within 7 days`; `in` starts `in list \"Name\"`": [
+        'automation rule "r" priority 1 { when all { visited "x.com" in the last 7 days } }',
+        'automation rule "r" priority 1 { when all { submitted form "f" in last 7 days } }',
+    ],
+    "a time window counts days: `within 30 days`": [
+        'automation rule "r" priority 1 { when all { visited "x.com" within 30 } }',
+        'automation rule "r" priority 1 { when all { visited "x.com" within 2 weeks } }',
+    ],
+    "there is no `else`: write a second `if` with the opposite condition": [
+        'on submit of form "f" { if score > 1 { score +1 } else { score +2 } }',
+    ],
+    "strings are in double quotes: \"MQL\"": [
+        "list 'MQL'",
+        "on submit of form 'f' { score +1 }",
+    ],
+    "a field is different from a value with `is not`: `company is not \"Acme\"`": [
+        'automation rule "r" priority 1 { when all { company != "Acme" } }',
+    ],
+}
+
+# Words that are never part of the language, and what to write instead; used when the
+# parser state matches no example above.
+WORD_HINTS = {
+    "and": "conditions combine in a group, not with `and`: `all { employees > 500; score > 10 }`",
+    "or": "either of two conditions is a group, not `or`: `any { employees > 500; score > 10 }`",
+    "else": "there is no `else`: write a second `if` with the opposite condition",
+    "elif": "there is no `elif`: write a second `if` with its own condition",
+    "then": "actions go in braces: `then { add to list \"MQL\" }`",
 }
 
 
@@ -1199,7 +1246,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         start = tok.start_pos or 0
         end = tok.end_pos or start + 1
         if hint is None:
-            hint = _did_you_mean(str(tok), err.expected)
+            hint = WORD_HINTS.get(str(tok)) or _did_you_mean(str(tok), err.expected)
         return Diagnostic(
             code="MR001", severity=Severity.ERROR, path=path, start=start, end=end,
             message=f"unexpected {_token_phrase(tok)}; expected {_expected_phrase(err.expected)}",
@@ -1228,7 +1275,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             return Diagnostic(
                 code="MR002", severity=Severity.ERROR, path=path, start=pos, end=word.end(),
                 message=f"unexpected '{shown}'" + (f"; {expected}" if expected else ""),
-                hint=hint or _did_you_mean(word.group(), allowed),
+                hint=hint or WORD_HINTS.get(word.group()) or _did_you_mean(word.group(), allowed),
             )
         if not ch.isprintable():
             return Diagnostic(
@@ -1308,3 +1355,218 @@ def parse_text_with_lark(
     builder = _ToAst(path)
     file = builder.build(tree)
     return file, builder.diagnostics
+
+
+# ------------------------------------------------------------------ recovery
+
+MAX_SYNTAX_ERRORS = 50
+"""Syntax errors reported for one file; past them the rest of the file is left unread."""
+
+# A top-level item starts at the beginning of a line with one of these words.
+ITEM_KEYWORDS = (
+    "include", "field", "user", "group", "queue", "list", "tag", "form", "landing", "file",
+    "custom", "email", "campaign", "crm", "on", "page", "automation", "scoring", "default",
+    "grading", "segmentation", "dynamic", "sync", "settings",
+)
+_ITEM_START_RE = re.compile(r"^(?:" + "|".join(ITEM_KEYWORDS) + r")(?![A-Za-z0-9_])", re.M)
+
+
+class Parsed(NamedTuple):
+    """A file parsed with error recovery: the items that parsed, every diagnostic,
+    and the spans the parser skipped (the broken items)."""
+
+    file: ast.File
+    diagnostics: list[Diagnostic]
+    unparsed: tuple[ast.Span, ...]
+
+
+def parse_recovering(text: str, path: str = "<string>") -> Parsed:
+    """Parse one file, resuming after each syntax error at the next top-level item.
+
+    A valid file takes `parse_text`'s fast path and gives the same result. After a
+    syntax error, the broken item (from the last line that starts an item before
+    the error to the next one after it) is skipped and reported once; the items
+    before and after it parse as usual, so one file reports every broken item and
+    the checker sees every item that parsed.
+
+    >>> parsed = parse_recovering('list "A"\\nlist B\\nlist "C" @\\ntag "T"', "x.mr")
+    >>> [i.name.text for i in parsed.file.items], [d.code for d in parsed.diagnostics]
+    (['A', 'T'], ['MR001', 'MR002'])
+    """
+    file, diags, _ = _fast_piece(text, 0, len(text), path)
+    if file is not None:
+        return Parsed(file, diags, ())
+    items: list[Any] = []
+    found: list[Diagnostic] = []
+    unparsed: list[ast.Span] = []
+    starts = [m.start() for m in _ITEM_START_RE.finditer(text)]
+    _recover(text, 0, len(text), path, starts, items, found, unparsed)
+    if not unparsed:  # valid after all (the fast path could not vouch for it): the reference
+        file, diags = parse_text_with_lark(text, path)
+        if file is not None:
+            return Parsed(file, diags, ())
+    file = ast.File(path=path, items=tuple(items), span=ast.Span(0, len(text)))
+    return Parsed(file, found, tuple(unparsed))
+
+
+def _piece(text: str, start: int, end: int, path: str
+           ) -> tuple[ast.File | None, list[Diagnostic], UnexpectedInput | None]:
+    """Parse text[start:end] at its own offsets (what lies before it reads as blanks)."""
+    file, diags, _ = _fast_piece(text, start, end, path)
+    if file is not None:
+        return file, diags, None
+    padded = " " * start + text[start:end]
+    try:
+        tree = lark_parser().parse(padded)
+    except UnexpectedInput as err:
+        return None, [], err
+    builder = _ToAst(path)
+    return builder.build(tree), builder.diagnostics, None
+
+
+def _error_at(err: UnexpectedInput, end: int) -> int:
+    if isinstance(err, UnexpectedToken):
+        if err.token.type == "$END":
+            return end
+        return err.token.start_pos or 0
+    if isinstance(err, UnexpectedCharacters):
+        return err.pos_in_stream
+    return end
+
+
+def _fast_piece(text: str, start: int, end: int, path: str
+                ) -> tuple[ast.File | None, list[Diagnostic], int]:
+    """text[start:end] through the fast path: (file, diagnostics, -1), or (None, [], where
+    it gave up)."""
+    fast = _fast_parser()
+    if fast is None:
+        return None, [], start
+    builder = _ToAst(path)
+    padded = text[start:end] if start == 0 else " " * start + text[start:end]
+    try:
+        with collector_paused():
+            file = fast.parse(padded, builder)
+    except _Fallback as f:
+        return None, [], start if f.at is None else min(max(f.at, start), end)
+    return file, builder.diagnostics, -1
+
+
+def _may_go_on(err: UnexpectedInput, text: str, at: int) -> bool:
+    """Whether the item that ended early at `at` (an item keyword at a line start) could
+    continue with that word: then only a parse of the rest can tell."""
+    expected = set(getattr(err, "expected", ()) or ())
+    if "NAME" in expected:
+        return True
+    word = _WORD_RE.match(text, at)
+    patterns = _terminal_patterns()
+    return word is not None and any(patterns.get(t) == word.group() for t in expected)
+
+
+def _recover(text: str, start: int, end: int, path: str, starts: list[int], items: list[Any],
+             found: list[Diagnostic], unparsed: list[ast.Span]) -> None:
+    """Parse text[start:end], skipping broken items: the fast path finds where a piece
+    stops making sense; Lark parses only the item there, for its verdict and message."""
+    import bisect
+
+    while start < end:
+        if sum(d.code in SYNTAX_CODES for d in found) >= MAX_SYNTAX_ERRORS:
+            unparsed.append(ast.Span(start, end))
+            return
+        file, diags, at = _fast_piece(text, start, end, path)
+        if file is not None:
+            items.extend(file.items)
+            found.extend(diags)
+            return
+        i = bisect.bisect_left(starts, at)  # starts[:i] < at <= starts[i:]
+        broken = max(start, starts[i - 1]) if i > 0 else start
+        j = bisect.bisect_left(starts, max(at, broken + 1))
+        resume = min(starts[j], end) if j < len(starts) else end
+        if broken > start:
+            _recover(text, start, broken, path, starts, items, found, unparsed)
+        file, diags, err = _piece(text, broken, resume, path)
+        if err is None:  # the fast path could not vouch for it, and Lark parsed it
+            if file is not None:
+                items.extend(file.items)
+            found.extend(diags)
+            start = resume
+            continue
+        if resume < end and _error_at(err, resume) >= resume and _may_go_on(err, text, resume):
+            _recover_with_lark(text, broken, end, path, starts, items, found, unparsed)
+            return
+        diag = _piece_diagnostic(err, text, broken, resume, path)
+        if resume < len(text) and _error_at(err, resume) >= resume and \
+                diag.hint not in ERROR_EXAMPLES:
+            diag = diag.model_copy(update={"hint": _unfinished_hint(getattr(err, "expected",
+                                                                            None))})
+        found.append(diag)
+        unparsed.append(ast.Span(broken, resume))
+        start = resume
+
+
+def _recover_with_lark(text: str, start: int, end: int, path: str, starts: list[int],
+                       items: list[Any], found: list[Diagnostic], unparsed: list[ast.Span]
+                       ) -> None:
+    """`_recover` with Lark deciding where each piece breaks (slower: every attempt reads
+    the rest of the file); for items that may run past a line that looks like an item."""
+    import bisect
+
+    while start < end:
+        if sum(d.code in SYNTAX_CODES for d in found) >= MAX_SYNTAX_ERRORS:
+            unparsed.append(ast.Span(start, end))
+            return
+        file, diags, err = _piece(text, start, end, path)
+        if err is None:
+            if file is not None:
+                items.extend(file.items)
+            found.extend(diags)
+            return
+        at = min(max(_error_at(err, end), start), end)
+        i = bisect.bisect_left(starts, at)  # starts[:i] < at <= starts[i:]
+        broken = max(start, starts[i - 1]) if i > 0 else start
+        j = bisect.bisect_right(starts, broken)
+        while j < len(starts) and starts[j] < at:
+            j += 1
+        resume = min(starts[j], end) if j < len(starts) else end
+        if resume <= broken:
+            resume = end
+        diag = _piece_diagnostic(err, text, start, end, path)
+        if at in starts[i:i + 1] and at > broken and diag.hint not in ERROR_EXAMPLES:
+            diag = diag.model_copy(update={"hint": _unfinished_hint(getattr(err, "expected",
+                                                                            None))})
+        found.append(diag)
+        if broken > start:
+            _recover_with_lark(text, start, broken, path, starts, items, found, unparsed)
+        unparsed.append(ast.Span(broken, resume))
+        start = resume
+
+
+SYNTAX_CODES = frozenset({"MR001", "MR002", "MR003", "MR004"})
+
+
+def _piece_diagnostic(err: UnexpectedInput, text: str, start: int, end: int, path: str
+                      ) -> Diagnostic:
+    """The diagnostic of a piece's error; a piece that ends before the file ends is
+    reported at the item that follows it, not as the end of the file."""
+    padded = " " * start + text[start:end]
+    diag = _syntax_diagnostic(err, padded, path)
+    if diag.code == "MR003" and end < len(text):
+        word = _WORD_RE.match(text, end)
+        stop = word.end() if word else end + 1
+        shown = word.group() if word else text[end:end + 1]
+        expected = getattr(err, "expected", None)
+        return diag.model_copy(update={
+            "code": "MR001", "start": end, "end": stop,
+            "message": f"unexpected '{shown}'"
+                       + (f"; expected {_expected_phrase(expected)}" if expected else ""),
+            "hint": diag.hint if diag.hint and "closing '}'" not in diag.hint
+            else _unfinished_hint(expected),
+        })
+    return diag
+
+
+def _unfinished_hint(expected: object) -> str:
+    """The hint for an error at the start of an item: the one before it did not end."""
+    names = set(expected or ())  # type: ignore[call-overload]
+    if any(_terminal_patterns().get(n) == "}" for n in names):
+        return "the item before it may be missing its closing '}'"
+    return "the item before it is unfinished"

@@ -6,13 +6,18 @@ stops the others. One module holds one family of checks and states its rules
 in its docstring; `codes.CODES` lists every code with its title.
 
 `check_loaded(result)` is what `mrules lint` reports: the parse diagnostics,
-plus the checker's. When some file did not parse or an include failed, the
-declarations it held are missing, so the checks that need the whole program
-(unresolved names, unused folders) are left out rather than report cascades.
+plus the checker's. The parser skips a broken item and keeps the others, so the
+checker runs on every item that parsed; what the broken items would have
+declared is unknown, so a name error about a name written anywhere in a skipped
+item is left out rather than reported as a cascade. When an include failed (or a
+skipped item is an include), a whole file's declarations are missing, and the
+checks that need the whole program (unresolved names, unused folders) are left
+out altogether.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from mrules import ast, symbols
@@ -29,9 +34,10 @@ from mrules.checker import (
 )
 from mrules.checker import sync as sync_checks
 from mrules.checker.codes import CODES
+from mrules.checker.suppress import apply_suppressions
 from mrules.diagnostics import Diagnostic, sort_diagnostics
 from mrules.loader import LoadResult
-from mrules.parser import collector_paused
+from mrules.parser import collector_paused, unquote
 
 __all__ = ["CHECKS", "CODES", "WHOLE_PROGRAM_CODES", "Check", "check", "check_loaded"]
 
@@ -60,11 +66,16 @@ CHECKS: tuple[Check, ...] = (
 WHOLE_PROGRAM_CODES = frozenset(
     {f"MR{n}" for n in range(102, 116)} | {"MR303", "MR603"}
 )
-# Parse codes after which a file (or an included file) is missing from the program.
-_INCOMPLETE = frozenset({"MR001", "MR002", "MR003", "MR004", "MR020", "MR021"})
+# Codes after which a whole file is missing from the program.
+_INCOMPLETE = frozenset({"MR020", "MR021"})
+# Codes that stand for names the program is expected to declare (dropped for a name
+# written in a skipped item); the rest of WHOLE_PROGRAM_CODES is dropped outright.
+_NAME_CODES = WHOLE_PROGRAM_CODES - {"MR603"}
+_INCLUDE_RE = re.compile(r"^include(?![A-Za-z0-9_])", re.MULTILINE)
+_WORD_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"?|([A-Za-z_][A-Za-z0-9_]*)')
 
 
-def check(program: ast.Program) -> list[Diagnostic]:
+def check(program: ast.Program, sym: symbols.Symbols | None = None) -> list[Diagnostic]:
     """Run every check over a parsed program.
 
     >>> from mrules.loader import load_text
@@ -72,17 +83,56 @@ def check(program: ast.Program) -> list[Diagnostic]:
     ["unknown form 'X'"]
     """
     with collector_paused():  # the checks walk a big acyclic tree: no cycles to collect
-        sym = symbols.collect(program)
+        if sym is None:
+            sym = symbols.collect(program)
         found: list[Diagnostic] = []
         for run in CHECKS:
             found.extend(run(program, sym))
         return sort_diagnostics(found)
 
 
-def check_loaded(result: LoadResult) -> list[Diagnostic]:
-    """Parse diagnostics plus checker diagnostics for a loaded rule set, sorted."""
+def check_loaded(result: LoadResult, sym: symbols.Symbols | None = None) -> list[Diagnostic]:
+    """Parse diagnostics plus checker diagnostics for a loaded rule set, sorted.
+
+    `sym` is the program's declarations, when the caller has collected them already.
+    """
     found = list(result.diagnostics)
-    checked = check(result.program)
-    if any(d.code in _INCOMPLETE for d in result.diagnostics):
+    checked = check(result.program, sym)
+    skipped = _skipped_words(result)
+    if skipped is None or any(d.code in _INCOMPLETE for d in result.diagnostics):
         checked = [d for d in checked if d.code not in WHOLE_PROGRAM_CODES]
-    return sort_diagnostics(found + checked)
+    elif skipped:
+        checked = [d for d in checked if d.code not in WHOLE_PROGRAM_CODES
+                   or (d.code in _NAME_CODES and _name_of(d, result) not in skipped)]
+    return sort_diagnostics(apply_suppressions(found + checked, result.sources))
+
+
+def _skipped_words(result: LoadResult) -> set[str] | None:
+    """Every string and word written in the items the parser skipped; None when one of
+    them is an include (a whole file may be missing then)."""
+    words: set[str] = set()
+    for path, spans in result.unparsed.items():
+        text = result.sources[path].text
+        for span in spans:
+            chunk = text[span.start:span.end]
+            if _INCLUDE_RE.search(chunk):
+                return None
+            for quoted, word in _WORD_RE.findall(chunk):
+                words.add(_unquoted(f'"{quoted}"') if quoted else word)
+    return words
+
+
+def _name_of(d: Diagnostic, result: LoadResult) -> str | None:
+    src = result.sources.get(d.path)
+    if src is None:
+        return None
+    text = src.text[d.start:d.end]
+    return _unquoted(text) if text.startswith('"') and text.endswith('"') else text
+
+
+def _unquoted(text: str) -> str:
+    """A string's value; a broken escape (a skipped item holds anything) stays as written."""
+    try:
+        return unquote(text)
+    except ValueError:
+        return text[1:-1]

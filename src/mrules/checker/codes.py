@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "MR022": "includes nested too deeply",
     "MR023": "include path too long",
     "MR024": "rule file outside the rule root or not a regular file",
+    "MR030": "unused suppression",
     # names
     "MR101": "duplicate declaration",
     "MR102": "unknown field",

@@ -16,6 +16,8 @@ Rules (codes MR101-MR116):
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -123,9 +125,12 @@ class _Resolver:
             return
         sym = self.sym
         match node:
-            case ast.FieldTest(field=name) | ast.SetField(field=name) | ast.IncrementField(
+            case ast.FieldTest(field=name):
+                for diag in self.field(name, path):
+                    yield _criterion_keyword(diag, name.text)
+            case ast.SetField(field=name) | ast.IncrementField(field=name) | ast.SyncMap(
                 field=name
-            ) | ast.SyncMap(field=name):
+            ):
                 yield from self.field(name, path)
             case ast.InList(list=name):
                 yield from self.resolve("MR103", "list", name, path, self.all_lists,
@@ -212,3 +217,22 @@ def _not_among(code: str, message: str, path: str, name: ast.Name, choices: list
                         hint=report.did_you_mean(name.text, choices)
                         or f"{plural}: " + ", ".join(choices),
                         related=[declared])
+
+
+# Criteria that look like a field test but are keywords: `scor >= 1` means `score >= 1`.
+_CRITERION_KEYWORDS = ("score", "grade")
+
+
+def _criterion_keyword(diag: Diagnostic, word: str) -> Diagnostic:
+    """An unknown field in a criterion that is closer to `score` or `grade` than to any
+    field gets that keyword as its hint."""
+    keyword = difflib.get_close_matches(word, _CRITERION_KEYWORDS, n=1, cutoff=0.6)
+    if not keyword:
+        return diag
+    best = keyword[0]
+    current = re.match(r"did you mean '(.*)'\?$", diag.hint or "")
+    if current is not None:
+        theirs = difflib.SequenceMatcher(None, word, current.group(1)).ratio()
+        if theirs > difflib.SequenceMatcher(None, word, best).ratio():
+            return diag
+    return diag.model_copy(update={"hint": f"did you mean '{best}'? (a keyword, not a field)"})

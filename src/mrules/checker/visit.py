@@ -58,14 +58,29 @@ def nodes(program: ast.Program) -> list[tuple[str, ast.Node]]:
 
     Several checks scan every node; the list is built once per program (the
     last program asked for is remembered), which keeps `check` one walk deep.
+    Each file's part is remembered too, so a program that shares most of its
+    files with the last one (the language server after one file changed) walks
+    only the files that are new.
     """
-    global _last
+    global _last, _by_file
     if _last is None or _last[0] is not program:
         out: list[tuple[str, ast.Node]] = []
-        for path, item in items(program):
-            _walk(item, path, out)
+        kept: dict[int, tuple[ast.File, list[tuple[str, ast.Node]]]] = {}
+        for file in program.files:
+            entry = _by_file.get(id(file))
+            if entry is None or entry[0] is not file:
+                part: list[tuple[str, ast.Node]] = []
+                for item in file.items:
+                    _walk(item, file.path, part)
+                entry = (file, part)
+            kept[id(file)] = entry
+            out.extend(entry[1])
+        _by_file = kept
         _last = (program, out)
     return _last[1]
+
+
+_by_file: dict[int, tuple[ast.File, list[tuple[str, ast.Node]]]] = {}
 
 
 def context_of(item: ast.Node) -> str:

@@ -69,6 +69,8 @@ def _register() -> None:
         "segment_cmd",
         "crm_cmd",
         "sync_cmd",
+        "completion_cmd",
+        "lsp_cmd",
     ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")

@@ -48,11 +48,11 @@ def unified_diff(before: str, after: str, shown: str) -> str:
                                         f"{shown} (formatted)"))
 
 
-def _read_inputs(paths: tuple[str, ...]) -> Iterator[_Input]:
+def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterator[_Input]:
     """Every file to format, read up front so that nothing is written if one is unreadable."""
     if paths == (STDIN,):
         data = sys.stdin.buffer.read()
-        yield _Input(STDIN_NAME, None, data, decode(data, STDIN_NAME))
+        yield _Input(stdin_name, None, data, decode(data, stdin_name))
         return
     if STDIN in paths:
         fail("'-' (standard input) cannot be mixed with file or folder paths")
@@ -72,7 +72,10 @@ def _read_inputs(paths: tuple[str, ...]) -> Iterator[_Input]:
               help="Write nothing; exit 1 if any file is not in the canonical layout.")
 @click.option("--diff", "show_diff", is_flag=True,
               help="Write nothing; print what would change as a unified diff.")
-def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
+@click.option("--stdin-filename", metavar="PATH",
+              help="With `-`: the name to report standard input as (in errors and diffs).")
+def fmt(paths: tuple[str, ...], check: bool, show_diff: bool,
+        stdin_filename: str | None) -> None:
     """Rewrite rule files in the one canonical layout.
 
     PATHS are rule files (*.mr) or folders (every *.mr below them, sorted);
@@ -97,11 +100,15 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool) -> None:
       mrules fmt examples/getcloudy/rules
       mrules fmt --check --diff rules/
       cat draft.mr | mrules fmt - > tidy.mr
+      mrules fmt - --stdin-filename rules/draft.mr < draft.mr   # from an editor
     """
     if not paths:
         fail("give at least one rule file or folder, or - for standard input")
+    if stdin_filename is not None and paths != (STDIN,):
+        fail("--stdin-filename goes with '-' (standard input)")
+    stdin_name = printable_path(stdin_filename) if stdin_filename else STDIN_NAME
     try:
-        inputs = list(_read_inputs(paths))
+        inputs = list(_read_inputs(paths, stdin_name))
     except LoadError as e:
         fail(str(e))
         return

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import sys
+from pathlib import Path
+
 import click
 
 from mrules.checker import CODES, check_loaded
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, load_or_exit
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, fail, load_or_exit
+from mrules.config import FORMATS, Config, ConfigError, find_config, load_config
 from mrules.diagnostics import (
     Diagnostic,
     render_github,
@@ -13,9 +18,13 @@ from mrules.diagnostics import (
     render_sarif,
     render_text,
 )
+from mrules.loader import LoadError, decode, display_path, load_text, printable_path
 from mrules.parser import collector_paused
 
 __all__ = ["COMMANDS", "lint", "summary"]
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
 
 
 def _plural(n: int, word: str) -> str:
@@ -36,33 +45,111 @@ def summary(diags: list[Diagnostic], files: int) -> str:
     return f"{', '.join(parts)} in {_plural(files, 'file')}"
 
 
+def _codes(text: str | None) -> list[str]:
+    return [c.strip().upper() for c in (text or "").split(",") if c.strip()]
+
+
+def _config(explicit: str | None, start: Path) -> Config:
+    try:
+        if explicit is not None:
+            return load_config(Path(explicit))
+        found = find_config(start)
+        return load_config(found) if found is not None else Config()
+    except ConfigError as e:
+        fail(str(e))
+
+
+def _explain(code: str) -> None:
+    from mrules.explain_codes import code_doc
+
+    text = code_doc(code)
+    if text is None:
+        close = difflib.get_close_matches(code.upper(), list(CODES), n=1)
+        fail(f"no diagnostic code '{code}'"
+             + (f"; did you mean {close[0]}?" if close else "; codes look like MR312"))
+    click.echo(text, nl=False)
+    raise SystemExit(EXIT_OK)
+
+
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]),
-              default="text", show_default=True,
-              help="text: excerpts with carets; json: one array; github: workflow annotations; "
-              "sarif: SARIF 2.1.0 for code scanning.")
-@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-def lint(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="text (the default): excerpts with carets; json: one array; github: "
+              "workflow annotations; sarif: SARIF 2.1.0 for code scanning.")
+@click.option("--strict/--no-strict", default=None, help="Exit 1 on warnings too.")
+@click.option("--select", metavar="CODES",
+              help="Report only these codes or prefixes, comma-separated (MR1,MR312).")
+@click.option("--ignore", metavar="CODES",
+              help="Never report these codes or prefixes, comma-separated.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Read this configuration file instead of looking for one.")
+@click.option("--stdin-filename", metavar="PATH",
+              help="With `-`: the name to report standard input as; its folder is the "
+              "rule root (for includes) and where the configuration is looked for.")
+@click.option("--sarif-file", type=click.Path(dir_okay=False),
+              help="Also write SARIF 2.1.0 to this file (whatever --format prints).")
+@click.option("--explain", metavar="CODE", help="Print what a code means, with an example "
+              "and the fix, and exit.")
+def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: str | None,
+         ignore: str | None, config_path: str | None, stdin_filename: str | None,
+         sarif_file: str | None, explain: str | None) -> None:
     """Check rule files for mistakes before they run.
 
-    PATHS are rule files (*.mr) or folders of them; includes are followed.
-    Reports syntax errors, unknown names (with a did-you-mean), type errors,
+    PATHS are rule files (*.mr) or folders of them; includes are followed; `-`
+    reads one file from standard input. With no PATHS, the `rules` of the
+    configuration file are checked. Reports syntax errors (every broken item,
+    not just the first), unknown names (with a did-you-mean), type errors,
     criteria that can never hold, actions in the wrong place, Pardot limits,
-    page-action URL clashes and CRM sync mapping errors. Every code is
-    explained in docs/diagnostics.md. A summary goes to stderr.
+    page-action URL clashes and CRM sync mapping errors. `--explain MR312`
+    prints what a code means; docs/diagnostics.md lists them all. A summary
+    goes to stderr.
+
+    Settings come from the nearest mrules.toml or [tool.mrules] in
+    pyproject.toml (docs/configuration.md); options override them. A
+    `# mrules: ignore[MR312]` comment silences a code on its line.
 
     Exit status: 0 clean, 1 errors (or warnings with --strict), 2 unreadable
-    input.
+    input or configuration.
 
     \b
     Example:
       mrules lint examples/getcloudy/rules
       mrules lint rules/ --format sarif > mrules.sarif
+      mrules lint - --stdin-filename rules/draft.mr < draft.mr
     """
+    if explain is not None:
+        _explain(explain)
+    stdin = STDIN in paths
+    if stdin and paths != (STDIN,):
+        fail("'-' (standard input) cannot be mixed with file or folder paths")
+    if stdin_filename is not None and not stdin:
+        fail("--stdin-filename goes with '-' (standard input)")
+    start = Path(stdin_filename) if stdin_filename else Path(paths[0]) if paths and not stdin \
+        else Path.cwd()
+    config = _config(config_path, start)
+    try:
+        config = config.with_codes(_codes(select), _codes(ignore))
+    except ConfigError as e:
+        fail(str(e))
+    if not paths:
+        if not config.rules:
+            fail("give at least one rule file or folder (or set `rules` in mrules.toml)")
+        paths = tuple(str(p) for p in config.rules)
+    fmt = fmt or config.format
+    strict = config.strict if strict is None else strict
     with collector_paused():  # an acyclic tree: rescanning it made lint superlinear
-        result = load_or_exit(paths)
-        diags = check_loaded(result)
+        if stdin:
+            shown = printable_path(display_path(stdin_filename)) if stdin_filename \
+                else STDIN_NAME
+            root = Path(stdin_filename).parent if stdin_filename else None
+            try:
+                text = decode(sys.stdin.buffer.read(), shown)
+            except LoadError as e:
+                fail(str(e))
+            result = load_text(text, shown, root=root)
+        else:
+            result = load_or_exit(paths)
+        diags = [d for d in check_loaded(result) if config.wants(d.code)]
     if fmt == "text":
         if diags:
             click.echo(render_text(diags, result.sources))
@@ -73,6 +160,14 @@ def lint(paths: tuple[str, ...], fmt: str, strict: bool) -> None:
             click.echo(render_github(diags, result.sources))
     else:
         click.echo(render_sarif(diags, result.sources, CODES))
+    if sarif_file is not None:
+        from mrules.atomic import atomic_write
+
+        try:
+            atomic_write(Path(sarif_file),
+                         (render_sarif(diags, result.sources, CODES) + "\n").encode("utf-8"))
+        except OSError as e:
+            fail(f"{sarif_file}: cannot write: {e.strerror or e}", 4)
     click.echo(summary(diags, len(result.sources)), err=True)
     failed = any(d.is_error for d in diags) or (strict and bool(diags))
     raise SystemExit(EXIT_DIAGNOSTICS if failed else EXIT_OK)

@@ -1,0 +1,112 @@
+"""Inline suppressions: `# mrules: ignore[MR312]` silences a code on its line.
+
+Rules (code MR030):
+
+* `# mrules: ignore[MR312]` (several codes: `ignore[MR312, MR109]`) at the end
+  of a line silences those codes for diagnostics that start on that line;
+  `# mrules: ignore` with no codes silences every code there;
+* `# mrules: ignore-file[MR109]`, anywhere in a file, silences the codes in the
+  whole file (it needs codes: a file is never silenced entirely);
+* a suppression that silences nothing is a warning (MR030), so stale ones do
+  not pile up; MR030 itself cannot be suppressed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from mrules.comments import scan
+from mrules.diagnostics import Diagnostic, Severity
+from mrules.source import Source
+
+__all__ = ["UNUSED", "Suppression", "apply_suppressions", "suppressions"]
+
+UNUSED = "MR030"
+_MARK = "mrules:"
+_SUPPRESS_RE = re.compile(r"#\s*mrules:\s*(ignore-file|ignore)\b\s*(?:\[([^\]]*)\])?")
+_CODE_RE = re.compile(r"MR[0-9]{3}")
+
+
+@dataclass
+class Suppression:
+    """One `# mrules: ignore...` comment: where, which codes (empty: all), which it used."""
+
+    path: str
+    start: int
+    end: int
+    line: int
+    codes: tuple[str, ...]
+    whole_file: bool
+    used: set[str] = field(default_factory=set)
+
+
+def suppressions(src: Source) -> list[Suppression]:
+    """Every suppression comment of a file (a cheap test first: most files have none)."""
+    if _MARK not in src.text:
+        return []
+    found = []
+    for comment in scan(src.text)[1]:
+        m = _SUPPRESS_RE.match(comment.text)
+        if m is None:
+            continue
+        codes = tuple(c.strip() for c in (m.group(2) or "").split(",") if c.strip())
+        start = comment.start
+        found.append(Suppression(src.path, start, comment.end, src.position(start)[0],
+                                 codes, m.group(1) == "ignore-file"))
+    return found
+
+
+def apply_suppressions(diags: Iterable[Diagnostic], sources: Mapping[str, Source]
+                       ) -> list[Diagnostic]:
+    """The diagnostics no suppression silences, plus MR030 for each unused suppression."""
+    diags = list(diags)
+    by_file: dict[str, list[Suppression]] = {}
+    for path, src in sources.items():
+        found = suppressions(src)
+        if found:
+            by_file[path] = found
+    if not by_file:
+        return diags
+    kept: list[Diagnostic] = []
+    for d in diags:
+        marks = by_file.get(d.path)
+        if not marks or d.code == UNUSED:
+            kept.append(d)
+            continue
+        line = sources[d.path].position(d.start)[0]
+        hit = next((s for s in marks if (s.whole_file or s.line == line)
+                    and (d.code in s.codes or (not s.codes and not s.whole_file))), None)
+        if hit is None:
+            kept.append(d)
+        else:
+            hit.used.add(d.code)
+    for marks in by_file.values():
+        for s in marks:
+            kept.extend(_unused(s))
+    return kept
+
+
+def _unused(s: Suppression) -> Iterable[Diagnostic]:
+    def warn(message: str, hint: str) -> Diagnostic:
+        return Diagnostic(code=UNUSED, severity=Severity.WARNING, message=message, path=s.path,
+                          start=s.start, end=s.end, hint=hint)
+
+    bad = [c for c in s.codes if not _CODE_RE.fullmatch(c)]
+    if bad:
+        yield warn(f"'{bad[0]}' in a suppression is not a code", "write codes like MR312")
+        return
+    if s.whole_file and not s.codes:
+        yield warn("a file-wide suppression needs codes", "write `# mrules: ignore-file[MR109]`")
+        return
+    if not s.codes:
+        if not s.used:
+            yield warn("unused suppression: nothing is reported on this line",
+                       "remove the comment")
+        return
+    unused = [c for c in s.codes if c not in s.used]
+    if unused:
+        where = "in this file" if s.whole_file else "on this line"
+        yield warn(f"unused suppression of {', '.join(unused)}: not reported {where}",
+                   "remove it from the comment")

@@ -1,0 +1,33 @@
+"""`mrules completion SHELL`: print the shell completion script for bash, zsh or fish."""
+
+from __future__ import annotations
+
+import click
+from click.shell_completion import get_completion_class
+
+__all__ = ["COMMANDS", "completion"]
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+@click.pass_context
+def completion(ctx: click.Context, shell: str) -> None:
+    """Print the completion script for SHELL (bash, zsh or fish).
+
+    Commands, options, choices and paths complete with Tab once the script is
+    loaded; docs/editors.md says where to put it for each shell.
+
+    \b
+    Example:
+      eval "$(mrules completion bash)"                 # in ~/.bashrc
+      mrules completion fish > ~/.config/fish/completions/mrules.fish
+    """
+    root = ctx.find_root().command
+    cls = get_completion_class(shell)
+    assert cls is not None  # the three SHELLS are click's own
+    click.echo(cls(root, {}, "mrules", "_MRULES_COMPLETE").source())
+
+
+COMMANDS = (completion,)

@@ -1,0 +1,36 @@
+"""`mrules lsp`: run the language server over standard input and output."""
+
+from __future__ import annotations
+
+import click
+
+from mrules.cli.common import fail
+
+__all__ = ["COMMANDS", "lsp"]
+
+
+@click.command()
+@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the only "
+              "transport, and the default; accepted because many clients pass it).")
+def lsp(stdio: bool) -> None:
+    """Run the mrules language server (for editors).
+
+    Speaks the Language Server Protocol over standard input and output:
+    diagnostics as you type (the whole rule folder is the program), hover,
+    completion, go to definition, find references, rename, document symbols,
+    formatting and quick fixes. docs/editors.md shows how to set up VS Code,
+    Neovim and other editors. Needs the `lsp` extra: pip install 'mrules[lsp]'.
+
+    \b
+    Example:
+      mrules lsp        # started by the editor, not by hand
+    """
+    try:
+        from mrules.lsp.server import serve
+    except ImportError as e:
+        fail(f"the language server needs pygls and lsprotocol ({e}); "
+             "install them with: pip install 'mrules[lsp]'")
+    serve()
+
+
+COMMANDS = (lsp,)

@@ -1,0 +1,140 @@
+"""Project configuration: `[tool.mrules]` in `pyproject.toml`, or an `mrules.toml`.
+
+The configuration file is found from the rule path upward: the first folder
+holding an `mrules.toml`, or a `pyproject.toml` with a `[tool.mrules]` table,
+wins (`mrules.toml` first when a folder has both). Paths in it are relative to
+its folder. Keys (docs/configuration.md):
+
+    rules = ["rules"]            # what `mrules lint` checks when given no path
+    select = ["MR1", "MR312"]    # report only these codes (or code prefixes)
+    ignore = ["MR109"]           # never report these codes (or code prefixes)
+    strict = true                # warnings fail the run, as with --strict
+    format = "text"              # text, json, github or sarif
+
+A file that cannot be read, is not TOML, or has an unknown key or a value of
+the wrong type raises `ConfigError` (exit status 2): a typo in the
+configuration should never silently turn a check off.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["FORMATS", "Config", "ConfigError", "find_config", "load_config"]
+
+FORMATS = ("text", "json", "github", "sarif")
+CONFIG_NAMES = ("mrules.toml", "pyproject.toml")
+_CODE_RE = re.compile(r"MR[0-9]{0,3}")
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings `mrules lint` starts from; command-line options override them."""
+
+    path: Path | None = None  # the file they came from, None for the defaults
+    rules: tuple[Path, ...] = ()
+    select: tuple[str, ...] = ()  # empty: every code
+    ignore: tuple[str, ...] = ()
+    strict: bool = False
+    format: str = "text"
+
+    def wants(self, code: str) -> bool:
+        """Whether a diagnostic with this code is reported.
+
+        >>> Config(select=("MR1",), ignore=("MR109",)).wants("MR103")
+        True
+        >>> Config(select=("MR1",), ignore=("MR109",)).wants("MR109")
+        False
+        """
+        if self.select and not code.startswith(self.select):
+            return False
+        return not (self.ignore and code.startswith(self.ignore))
+
+    def with_codes(self, select: Iterable[str] = (), ignore: Iterable[str] = ()) -> Config:
+        """These settings with more codes selected or ignored (from the command line)."""
+        sel, ign = tuple(select), tuple(ignore)
+        for code in (*sel, *ign):
+            _check_code(code, "the command line")
+        return replace(self, select=sel or self.select, ignore=(*self.ignore, *ign))
+
+
+def _check_code(code: str, where: str) -> None:
+    if not _CODE_RE.fullmatch(code):
+        raise ConfigError(f"{where}: '{code}' is not a code or a code prefix like MR3 or MR312")
+
+
+def find_config(start: Path) -> Path | None:
+    """The configuration file that applies to `start` (a file or folder), or None."""
+    try:
+        here = start.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not here.is_dir():
+        here = here.parent
+    for folder in (here, *here.parents):
+        for name in CONFIG_NAMES:
+            candidate = folder / name
+            try:
+                if not candidate.is_file():
+                    continue
+                if name == "pyproject.toml" and "[tool.mrules" not in candidate.read_text(
+                        "utf-8", errors="replace"):
+                    continue
+            except OSError:
+                continue
+            return candidate
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """The settings of one configuration file; ConfigError if it cannot be used."""
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    if path.name == "pyproject.toml":
+        table = data.get("tool", {}).get("mrules", {})
+        where = f"{path} [tool.mrules]"
+    else:
+        table = data
+        where = str(path)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    known = {"rules", "select", "ignore", "strict", "format"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; the keys are "
+                          + ", ".join(sorted(known)))
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of strings")
+        return tuple(value)
+
+    select, ignore = strings("select"), strings("ignore")
+    for code in (*select, *ignore):
+        _check_code(code, where)
+    strict = table.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{where}: 'strict' must be true or false")
+    fmt = table.get("format", "text")
+    if fmt not in FORMATS:
+        raise ConfigError(f"{where}: 'format' must be one of " + ", ".join(FORMATS))
+    rules = tuple(path.parent / r for r in strings("rules"))
+    return Config(path=path, rules=rules, select=select, ignore=ignore, strict=strict,
+                  format=fmt)

@@ -1,0 +1,547 @@
+"""What the language server knows about a rule set, independent of the protocol.
+
+`analyze` loads a rule folder (with the editor's unsaved buffers in place of
+the files on disk), checks it as `mrules lint` does (configuration and inline
+suppressions included), and indexes every declared name and every use of one.
+The features then work on character offsets of a file's text: `name_at` (what
+the cursor is on), `definition`, `references`, `rename_edits`, `hover`,
+`complete`, `symbols` and `quick_fixes`. The server (`mrules.lsp.server`)
+only converts positions and shapes the answers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lark.exceptions import LarkError
+
+from mrules import ast, symbols
+from mrules.checker import check_loaded
+from mrules.checker.visit import nodes
+from mrules.config import Config
+from mrules.diagnostics import Diagnostic
+from mrules.loader import LoadResult, load
+from mrules.parser import ITEM_KEYWORDS, Parsed, lark_parser
+from mrules.source import Source
+
+__all__ = [
+    "KEYWORD_DOCS",
+    "Analysis",
+    "Completion",
+    "NameRef",
+    "analyze",
+    "complete",
+    "quick_fix",
+]
+
+LANGUAGE_DOC = "docs/language.md"
+
+
+@dataclass(frozen=True)
+class NameRef:
+    """A declared name or a use of one: its namespace and key, and where it is written."""
+
+    namespace: str  # "field", "list", "user", "form", "email", "tag", ...
+    key: str
+    path: str
+    start: int
+    end: int
+    declaration: bool
+    quoted: bool
+
+
+@dataclass
+class Analysis:
+    """A loaded, checked and indexed rule set."""
+
+    result: LoadResult
+    diagnostics: list[Diagnostic]
+    symbols: symbols.Symbols
+    _index: tuple[dict[str, list[NameRef]], dict[tuple[str, str], list[NameRef]]] | None = \
+        field(default=None, repr=False)
+
+    @property
+    def refs(self) -> dict[str, list[NameRef]]:
+        """Every declared or used name of each file, sorted by offset (built on first use:
+        diagnostics do not need it)."""
+        if self._index is None:
+            self._index = _index(self.result, self.symbols)
+        return self._index[0]
+
+    @property
+    def by_key(self) -> dict[tuple[str, str], list[NameRef]]:
+        """The declarations and uses of each (namespace, name)."""
+        if self._index is None:
+            self._index = _index(self.result, self.symbols)
+        return self._index[1]
+
+    def name_at(self, path: str, offset: int) -> NameRef | None:
+        """The name written at `offset` (or just before it, at its end), if any."""
+        refs = self.refs.get(path, [])
+        i = bisect.bisect_right([r.start for r in refs], offset) - 1
+        if i >= 0 and refs[i].start <= offset <= refs[i].end:
+            return refs[i]
+        return None
+
+    def declarations(self, ref: NameRef) -> list[NameRef]:
+        return [r for r in self.by_key.get((ref.namespace, ref.key), []) if r.declaration]
+
+    def references(self, ref: NameRef, include_declaration: bool = True) -> list[NameRef]:
+        return [r for r in self.by_key.get((ref.namespace, ref.key), [])
+                if include_declaration or not r.declaration]
+
+    def rename_edits(self, ref: NameRef, new: str) -> dict[str, list[tuple[int, int, str]]]:
+        """(start, end, new text) per file for renaming a name everywhere; ValueError if the
+        new name cannot be written (a field name must be a lowercase identifier)."""
+        if ref.namespace == "field":
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", new):
+                raise ValueError(f"'{new}' is not a field name: lowercase letters, digits, _")
+            if ref.key in symbols.BUILTIN_FIELDS:
+                raise ValueError(f"'{ref.key}' is a Pardot default field; it cannot be renamed")
+        elif not new or "\n" in new:
+            raise ValueError("a name is one line of text")
+        edits: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        for r in self.references(ref):
+            edits[r.path].append((r.start, r.end, quote(new) if r.quoted else new))
+        return dict(edits)
+
+
+def quote(text: str) -> str:
+    """A name as a quoted string of the language."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _uses(node: ast.Node) -> Iterable[tuple[str, ast.Name]]:
+    """(namespace, name) for every name a node uses (mirrors the checker's resolver)."""
+    match node:
+        case ast.FieldTest(field=name) | ast.SetField(field=name) | ast.IncrementField(
+            field=name
+        ) | ast.SyncMap(field=name):
+            yield "field", name
+        case ast.InList(list=name) | ast.AddToList(list=name) | ast.RemoveFromList(list=name):
+            yield "list", name
+        case ast.Tagged(tag=name) | ast.AddTag(tag=name) | ast.RemoveTag(tag=name):
+            yield "tag", name
+        case ast.Assigned(to=str(to), name=ast.Name() as name) | ast.Assign(to=to, name=name):
+            yield to, name
+        case ast.NotifyUser(user=name) | ast.CreateCrmTask(owner=ast.Name() as name):
+            yield "user", name
+        case ast.GroupDecl(members=members):
+            for member in members.values:
+                yield "user", member
+        case ast.CampaignIs(campaign=name) | ast.ChangeSourceCampaign(campaign=name):
+            yield "campaign", name
+        case ast.AddToCrmCampaign(campaign=name):
+            yield "crm campaign", name
+        case ast.ProfileIs(profile=name) | ast.ChangeProfile(profile=name) | \
+                ast.MarkProfileCriterion(profile=name):
+            yield "grading profile", name
+        case ast.CategoryScoreCompare(category=name) | ast.AdjustCategoryScore(category=name):
+            yield "scoring category", name
+        case ast.Trigger(asset_kind=kind, asset=name):
+            yield kind, name
+        case ast.Activity(asset_kind=str(kind), name=ast.Name() as name):
+            yield kind, name
+        case ast.SendAutoresponder(email=name):
+            yield "email", name
+        case _:
+            return
+
+
+_USES_NAMES = frozenset({
+    "field_test", "set_field", "increment_field", "sync_map", "in_list", "add_to_list",
+    "remove_from_list", "tagged", "add_tag", "remove_tag", "assigned", "assign", "notify_user",
+    "create_crm_task", "group_decl", "campaign_is", "change_source_campaign",
+    "add_to_crm_campaign", "profile_is", "change_profile", "mark_profile_criterion",
+    "category_score_compare", "adjust_category_score", "trigger", "activity",
+    "send_autoresponder",
+})
+_NAMESPACE_OF_TABLE = {
+    "users": "user", "groups": "group", "queues": "queue", "lists": "list",
+    "dynamic_lists": "list", "tags": "tag", "campaigns": "campaign",
+    "crm_campaigns": "crm campaign", "profiles": "grading profile",
+    "categories": "scoring category", "page_actions": "page action",
+    "automation_rules": "automation rule", "segmentation_rules": "segmentation rule",
+}
+
+
+def _declared(sym: symbols.Symbols) -> Iterable[tuple[str, str, symbols.Declared]]:
+    for info in sym.fields.values():
+        if info.declared is not None:
+            yield "field", info.name, info.declared
+    for table, namespace in _NAMESPACE_OF_TABLE.items():
+        for key, decl in getattr(sym, table).items():
+            yield namespace, key, decl
+    for (kind, key), decl in sym.assets.items():
+        yield kind, key, decl
+
+
+def _index(result: LoadResult, sym: symbols.Symbols) -> tuple[dict, dict]:
+    refs: dict[str, list[NameRef]] = defaultdict(list)
+    texts = {p: s.text for p, s in result.sources.items()}
+
+    def add(namespace: str, key: str, path: str, name: ast.Name, decl: bool) -> None:
+        if name.span.end <= name.span.start:
+            return
+        text = texts.get(path, "")
+        quoted = text[name.span.start:name.span.start + 1] == '"'
+        refs[path].append(NameRef(namespace, key, path, name.span.start, name.span.end, decl,
+                                  quoted))
+
+    for namespace, key, decl in _declared(sym):
+        add(namespace, key, decl.path, decl.name, True)
+    for namespace, later, _ in sym.duplicates:
+        ns = _NAMESPACE_OF_DUPLICATE.get(namespace, namespace)
+        add(ns, later.name.text, later.path, later.name, True)
+    for path, node in nodes(result.program):
+        if node.kind in _USES_NAMES:
+            for namespace, name in _uses(node):
+                add(namespace, name.text, path, name, False)
+    by_key: dict[tuple[str, str], list[NameRef]] = defaultdict(list)
+    for path in refs:
+        refs[path].sort(key=lambda r: (r.start, r.end))
+        for r in refs[path]:
+            by_key[r.namespace, r.key].append(r)
+    return dict(refs), dict(by_key)
+
+
+_NAMESPACE_OF_DUPLICATE = {"dynamic list": "list"}
+
+
+def analyze(paths: list[Path], overlays: Mapping[str, str] | None = None,
+            config: Config | None = None,
+            cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> Analysis:
+    """Load, check and index a rule set (LoadError if it cannot be read at all)."""
+    result = load(paths, overlays=overlays, cache=cache)
+    config = config or Config()
+    sym = symbols.collect(result.program)
+    diags = [d for d in check_loaded(result, sym) if config.wants(d.code)]
+    return Analysis(result, diags, sym)
+
+
+# ------------------------------------------------------------------ hover
+
+KEYWORD_DOCS: dict[str, tuple[str, str]] = {
+    "include": ("Reads another rule file (relative to the rule folder) or a bundled "
+                "`library/` file before this one.", "include"),
+    "field": ("Declares a custom prospect field: `field name: type [choices]`; types are "
+              "text, number, date, boolean, picklist, multiselect.", "fields"),
+    "user": ("A Pardot user, by email: a target of `assign to user` and `notify user`.",
+             "users-groups-queues"),
+    "group": ("A group of users for round-robin assignment: `group \"Sales\" [\"a@x\", ...]`.",
+              "users-groups-queues"),
+    "queue": ("A Salesforce queue prospects can be assigned to.", "users-groups-queues"),
+    "list": ("A static list: `add to list`, `remove from list`, `in list` use it.",
+             "lists-and-tags"),
+    "tag": ("A tag: `add tag`, `remove tag`, `tagged` use it.", "lists-and-tags"),
+    "form": ("A Pardot form (an asset): its submissions trigger completion actions.",
+             "assets"),
+    "email": ("A Pardot email (an asset): opens and clicks trigger actions; an "
+              "autoresponder is an email.", "assets"),
+    "campaign": ("A Pardot campaign, for `campaign is` and `change source campaign to`.",
+                 "campaigns"),
+    "on": ("Completion actions: `on submit of form \"F\" { ... }` run when a prospect "
+           "completes the asset.", "3-completion-actions"),
+    "if": ("A conditional group: its actions run only when the condition holds "
+           "(one condition; group several with `all { }`).", "conditional-groups"),
+    "page": ("A page action: `page action \"name\" on \"url\" { score +5 }` scores a visit "
+             "to a page (exact or wildcard URL).", "4-page-actions"),
+    "automation": ("An automation rule: retroactive criteria (`when`) and actions (`then`), "
+                   "evaluated after every change, lower priority first.",
+                   "5-automation-rules"),
+    "segmentation": ("A segmentation rule: run once, on demand (`mrules segment`).",
+                     "61-segmentation-rules"),
+    "dynamic": ("A dynamic list: membership follows its criteria, always.",
+                "62-dynamic-lists"),
+    "when": ("The criteria of a rule: `when all { ... }` or `when any { ... }`.", "criteria"),
+    "then": ("The actions of a rule, in braces: `then { add to list \"MQL\" }`.",
+             "5-automation-rules"),
+    "all": ("Every criterion inside must hold.", "criteria"),
+    "any": ("At least one criterion inside must hold.", "criteria"),
+    "not": ("The criterion after it must not hold.", "criteria"),
+    "score": ("The prospect's score: a criterion (`score >= 100`) or an action "
+              "(`score +25`, `score -10`).", "criteria"),
+    "grade": ("The prospect's grade, A+ to F: `grade >= B`.", "criteria"),
+    "within": ("A time window on an activity: `visited \"x.com/pricing\" within 30 days`.",
+               "criteria"),
+    "priority": ("The order of automation rules (lower first), or a page action's "
+                 "`priority` flag that marks the prospect for sales.", "5-automation-rules"),
+    "repeat": ("Lets an automation rule match a prospect again: `repeat every 30 days`.",
+               "5-automation-rules"),
+    "paused": ("An automation rule that is declared but does not run.", "5-automation-rules"),
+    "scoring": ("Points per activity type: `scoring { form submission +50 }`.", "7-scoring"),
+    "grading": ("A grading profile: criteria that move a prospect's grade.", "8-grading"),
+    "sync": ("The CRM connector: matching, cadence and per-field sync behaviour.",
+             "9-the-crm-connector-sync"),
+    "settings": ("The engine's knobs: `settings { ... }`.", "10-settings"),
+    "add": ("`add to list \"L\"`, `add tag \"T\"`, `add to crm campaign \"C\"`.", "actions"),
+    "remove": ("`remove from list \"L\"`, `remove tag \"T\"`.", "actions"),
+    "assign": ("`assign to user|group|queue \"Name\"`, or `assign by crm rule`.", "actions"),
+    "notify": ("`notify user \"a@x\"` or `notify assigned user`.", "actions"),
+    "send": ("`send autoresponder \"Email\"`.", "actions"),
+    "set": ("`set field = value`, or `set score to N`.", "actions"),
+    "increment": ("`increment field by N` (a number field).", "actions"),
+    "tagged": ("The prospect has a tag: `tagged \"Webinar\"`.", "criteria"),
+    "visited": ("The prospect viewed a page: `visited \"x.com/pricing*\" within 30 days`.",
+                "criteria"),
+    "submitted": ("The prospect submitted a form: `submitted form \"Demo\"`.", "criteria"),
+    "since": ("Only activity from this date on: `since 2026-01-01`.", "since"),
+}
+
+
+def hover(analysis: Analysis, path: str, text: str, offset: int
+          ) -> tuple[str, tuple[int, int]] | None:
+    """Markdown for what the cursor is on, and the span it is about."""
+    ref = analysis.name_at(path, offset)
+    if ref is not None:
+        return _name_hover(analysis, ref), (ref.start, ref.end)
+    word = _word_at(text, offset)
+    if word is None:
+        return None
+    start, end = word
+    w = text[start:end]
+    if w in KEYWORD_DOCS:
+        doc, anchor = KEYWORD_DOCS[w]
+        return f"**{w}**: {doc}\n\n({LANGUAGE_DOC}#{anchor})", word
+    info = analysis.symbols.fields.get(w)
+    if info is not None and info.declared is None:
+        return _field_hover(info), word
+    return None
+
+
+def _where(analysis: Analysis, path: str, offset: int) -> str:
+    src = analysis.result.sources.get(path)
+    line = src.position(offset)[0] if src else 1
+    return f"{path}:{line}"
+
+
+def _field_hover(info: symbols.FieldInfo, where: str | None = None) -> str:
+    out = f"**field** `{info.name}`: {info.type}"
+    if info.choices:
+        out += "\n\nvalues: " + ", ".join(quote(c) for c in info.choices)
+    out += f"\n\ndeclared at {where}" if where else "\n\na Pardot default field"
+    return out
+
+
+def _name_hover(analysis: Analysis, ref: NameRef) -> str:
+    decls = analysis.declarations(ref)
+    if ref.namespace == "field":
+        info = analysis.symbols.fields.get(ref.key)
+        if info is None:
+            return f"**field** `{ref.key}`: not declared"
+        where = _where(analysis, decls[0].path, decls[0].start) if decls else None
+        return _field_hover(info, where)
+    label = f"**{ref.namespace}** {quote(ref.key)}"
+    if not decls:
+        return f"{label}: not declared"
+    d = decls[0]
+    uses = len(analysis.references(ref, include_declaration=False))
+    return (f"{label}\n\ndeclared at {_where(analysis, d.path, d.start)}; "
+            f"used {uses} time{'' if uses == 1 else 's'}")
+
+
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _word_at(text: str, offset: int) -> tuple[int, int] | None:
+    start = offset
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        start -= 1
+    m = _WORD_RE.match(text, start)
+    if m is None or m.end() < offset:
+        return None
+    return m.start(), m.end()
+
+
+# ------------------------------------------------------------------ completion
+
+@dataclass(frozen=True)
+class Completion:
+    label: str
+    kind: str  # "keyword", "field", "value", or a namespace
+    detail: str
+    insert: str
+    start: int  # the text from start to the cursor is replaced by `insert`
+
+
+_ITEM_LINE_RE = re.compile(r"^(?:" + "|".join(ITEM_KEYWORDS) + r")(?![A-Za-z0-9_])", re.M)
+# What the words before a string say it names: (last words) -> namespace.
+_STRING_CONTEXTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("crm", "campaign"), "crm campaign"),
+    (("source", "campaign", "to"), "campaign"),
+    (("profile", "to"), "grading profile"),
+    (("campaign", "is"), "campaign"),
+    (("profile", "is"), "grading profile"),
+    (("of", "profile"), "grading profile"),
+    (("in", "category"), "scoring category"),
+    (("form", "handler"), "form handler"),
+    (("landing", "page"), "landing page"),
+    (("custom", "redirect"), "custom redirect"),
+    (("send", "autoresponder"), "email"),
+    (("list",), "list"),
+    (("tag",), "tag"),
+    (("tagged",), "tag"),
+    (("user",), "user"),
+    (("owner",), "user"),
+    (("group",), "group"),
+    (("queue",), "queue"),
+    (("form",), "form"),
+    (("file",), "file"),
+    (("email",), "email"),
+)
+_VALUE_OPS = (("is",), ("is", "not"), ("contains",), ("does", "not", "contain"), ("=",),
+              ("starts", "with"), ("ends", "with"))
+_TOKEN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*|<->|[<>]=?|[^\s]')
+
+
+def _names(analysis: Analysis, namespace: str) -> list[str]:
+    sym = analysis.symbols
+    table = {
+        "list": {**sym.lists, **sym.dynamic_lists}, "tag": sym.tags, "user": sym.users,
+        "group": sym.groups, "queue": sym.queues, "campaign": sym.campaigns,
+        "crm campaign": sym.crm_campaigns, "grading profile": sym.profiles,
+        "scoring category": sym.categories,
+    }.get(namespace)
+    if table is None:
+        return sorted(sym.asset_names(namespace))
+    return sorted(table)
+
+
+def _accepts(chunk: str) -> set[str] | None:
+    """The terminals the parser accepts after `chunk` (one item's start), or None."""
+    try:
+        ip = lark_parser().parse_interactive(chunk)
+        ip.exhaust_lexer()
+        return set(ip.accepts())
+    except (LarkError, EOFError):
+        return None
+
+
+def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
+    """What may be written at `offset`: keywords the grammar accepts there, declared names
+    of the kind expected, a field's picklist values."""
+    from mrules.parser import _terminal_patterns
+
+    line_start = text.rfind("\n", 0, offset) + 1
+    before = text[line_start:offset]
+    in_string = _open_quote(before)
+    if in_string is not None:
+        start = line_start + in_string
+    else:
+        start = offset
+        while start > line_start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            start -= 1
+    item_start = 0
+    for m in _ITEM_LINE_RE.finditer(text, 0, start):
+        if m.start() < start:
+            item_start = m.start()
+    chunk = text[item_start:start]
+    words = [t for t in _TOKEN_RE.findall(chunk) if not t.startswith("#")]
+    out: list[Completion] = []
+    typed = text[start:offset].lstrip('"')
+    accepted = _accepts(chunk)
+    if accepted is None:  # the item is broken before the cursor: offer what starts one
+        accepted = {k.upper() for k in ITEM_KEYWORDS} if not chunk.strip() else set()
+        patterns = {k.upper(): k for k in ITEM_KEYWORDS}
+    else:
+        patterns = _terminal_patterns()
+    if in_string is None:
+        keywords = sorted({patterns[t] for t in accepted
+                           if t in patterns and patterns[t].replace(" ", "").isalpha()})
+        out.extend(Completion(k, "keyword", KEYWORD_DOCS.get(k, ("keyword", ""))[0], k, start)
+                   for k in keywords if k.startswith(typed))
+        if "NAME" in accepted and not _declaring_field(words):
+            out.extend(Completion(f.name, "field", f.type, f.name, start)
+                       for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
+                       if f.name.startswith(typed))
+    if "STRING" in accepted or in_string is not None:
+        out.extend(_string_completions(analysis, words, start, typed))
+    return out
+
+
+def _declaring_field(words: list[str]) -> bool:
+    return bool(words) and words[0] == "field" and len(words) <= 1
+
+
+def _string_completions(analysis: Analysis, words: list[str], start: int, typed: str
+                        ) -> list[Completion]:
+    for n in range(len(words) - 1, 0, -1):  # a field's values: `size is "`, `set size = "`
+        if words[n - 1] and re.fullmatch(r"[a-z_][a-z0-9_]*", words[n - 1]):
+            op = tuple(words[n:])
+            if op in _VALUE_OPS:
+                info = analysis.symbols.fields.get(words[n - 1])
+                if info is not None and info.choices:
+                    return [Completion(c, "value", f"a value of {info.name}", quote(c), start)
+                            for c in info.choices if c.startswith(typed)]
+    if len(words) <= 1:  # a declaration's own name: nothing to offer
+        return []
+    for tail, namespace in _STRING_CONTEXTS:
+        if tuple(words[-len(tail):]) == tail:
+            if len(words) == len(tail) and words[0] in ITEM_KEYWORDS:
+                return []  # `list "` at the start of an item declares a list
+            return [Completion(n, namespace, namespace, quote(n), start)
+                    for n in _names(analysis, namespace) if n.startswith(typed)]
+    return []
+
+
+def _open_quote(line: str) -> int | None:
+    """Where the string the cursor is in starts on its line, or None outside strings."""
+    pos, open_at = 0, None
+    while pos < len(line):
+        ch = line[pos]
+        if open_at is None:
+            if ch == "#":
+                return None
+            if ch == '"':
+                open_at = pos
+        elif ch == "\\":
+            pos += 1
+        elif ch == '"':
+            open_at = None
+        pos += 1
+    return open_at
+
+
+# ------------------------------------------------------------------ code actions
+
+_DID_YOU_MEAN_RE = re.compile(r"did you mean '([^']*)'\?|field names are lowercase: '([^']*)'")
+
+
+_UNUSED_RE = re.compile(r"unused suppression of ([^:]+):")
+_SUPPRESSION_RE = re.compile(r"#\s*mrules:\s*(ignore-file|ignore)\b\s*(?:\[([^\]]*)\])?")
+
+
+def quick_fix(diag: Diagnostic, text: str) -> str | None:
+    """The replacement text for a diagnostic's span: what a did-you-mean hint proposes, or
+    an unused suppression without its unused codes (nothing, when none is used); or None."""
+    if diag.code == "MR030":
+        return _trim_suppression(diag, text[diag.start:diag.end])
+    m = _DID_YOU_MEAN_RE.search(diag.hint or "")
+    if m is None:
+        return None
+    word = m.group(1) if m.group(1) is not None else m.group(2)
+    current = text[diag.start:diag.end]
+    if current.startswith('"'):
+        return quote(word)
+    if word.startswith("library/") and current.startswith('"'):
+        return quote(word)
+    return word
+
+
+def _trim_suppression(diag: Diagnostic, comment: str) -> str | None:
+    m = _SUPPRESSION_RE.match(comment)
+    if m is None:
+        return None
+    unused = _UNUSED_RE.search(diag.message)
+    if unused is None:  # nothing on the line at all
+        return "" if diag.message.startswith("unused suppression") else None
+    drop = {c.strip() for c in unused.group(1).split(",")}
+    keep = [c.strip() for c in (m.group(2) or "").split(",") if c.strip() and c.strip() not in drop]
+    if not keep:
+        return ""
+    return f"# mrules: {m.group(1)}[{', '.join(keep)}]" + comment[m.end():]

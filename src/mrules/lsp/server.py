@@ -1,0 +1,522 @@
+"""`mrules lsp`: the language server, on pygls and lsprotocol.
+
+A document belongs to a rule set: the configured rule root (`rules` in
+mrules.toml) that holds it, else its own folder with every `*.mr` below it.
+The whole rule set is the program: open documents are read from the editor's
+buffers (saved or not), the other files from disk. After a change the rule
+set is checked again (`DEBOUNCE` seconds after the last keystroke; only the
+changed file is parsed again) and diagnostics are published for each of its
+files. Positions are converted between character offsets and the encoding
+agreed with the client (UTF-16 unless the client offers another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import importlib.resources
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from mrules import __version__, ast
+from mrules.config import Config, ConfigError, find_config, load_config
+from mrules.diagnostics import Diagnostic, Severity, help_uri
+from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError
+from mrules.lsp.analysis import Analysis, NameRef, analyze, complete, hover, quick_fix
+from mrules.parser import Parsed
+from mrules.source import Source
+
+__all__ = ["DEBOUNCE", "MrulesLanguageServer", "serve", "server"]
+
+DEBOUNCE = 0.03
+"""Seconds to wait after a change before checking again (more changes restart the wait)."""
+log = logging.getLogger(__name__)
+
+
+def _units(text: str, encoding: str) -> int:
+    if encoding == types.PositionEncodingKind.Utf8:
+        return len(text.encode("utf-8", "surrogatepass"))
+    if encoding == types.PositionEncodingKind.Utf32:
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+class Lines:
+    """Offsets of one text <-> LSP positions (line, column in the agreed code units)."""
+
+    def __init__(self, text: str, encoding: str) -> None:
+        self.text = text
+        self.encoding = encoding
+        self.starts = [0]
+        self.starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+
+    def position(self, offset: int) -> types.Position:
+        offset = max(0, min(offset, len(self.text)))
+        line = bisect.bisect_right(self.starts, offset) - 1
+        return types.Position(line, _units(self.text[self.starts[line]:offset], self.encoding))
+
+    def range(self, start: int, end: int) -> types.Range:
+        return types.Range(self.position(start), self.position(max(start, end)))
+
+    def offset(self, pos: types.Position) -> int:
+        if pos.line >= len(self.starts):
+            return len(self.text)
+        start = self.starts[max(0, pos.line)]
+        nl = self.text.find("\n", start)
+        end = len(self.text) if nl < 0 else nl
+        units = 0
+        for i in range(start, end):
+            if units >= pos.character:
+                return i
+            units += _units(self.text[i], self.encoding)
+        return end
+
+
+@dataclass
+class _RuleSet:
+    root: Path
+    config: Config
+    analysis: Analysis | None = None
+    error: str | None = None
+    published: frozenset[str] = frozenset()
+    pending: asyncio.TimerHandle | None = None
+
+
+def uri_to_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
+
+
+class MrulesLanguageServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("mrules", __version__)
+        self.rule_sets: dict[Path, _RuleSet] = {}
+        self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
+        self.debounce = DEBOUNCE
+        self.config_error: str | None = None
+
+    # ------------------------------------------------------------- rule sets
+
+    @property
+    def encoding(self) -> str:
+        with contextlib.suppress(Exception):
+            enc = self.workspace.position_encoding
+            if enc:
+                return str(enc)
+        return types.PositionEncodingKind.Utf16
+
+    def rule_set_of(self, path: Path) -> _RuleSet:
+        real = Path(os.path.realpath(path))
+        try:
+            found = find_config(real)
+            config = load_config(found) if found is not None else Config()
+        except ConfigError as e:
+            if str(e) != self.config_error:  # once, not at every keystroke
+                self.window_show_message(types.ShowMessageParams(types.MessageType.Error,
+                                                                 f"mrules: {e}"))
+            self.config_error = str(e)
+            config = Config()
+        else:
+            self.config_error = None
+        root = real.parent
+        for configured in config.rules:
+            croot = Path(os.path.realpath(configured))
+            if real.is_relative_to(croot):
+                root = croot
+                break
+        rs = self.rule_sets.get(root)
+        if rs is None:
+            rs = self.rule_sets[root] = _RuleSet(root, config)
+        else:
+            rs.config = config
+        return rs
+
+    def overlays(self) -> dict[str, str]:
+        out = {}
+        for uri, doc in list(self.workspace.text_documents.items()):
+            path = uri_to_path(uri)
+            if path is not None and path.suffix == RULE_SUFFIX:
+                out[os.path.realpath(path)] = doc.source
+        return out
+
+    def refresh(self, rs: _RuleSet) -> Analysis | None:
+        """Check a rule set again and publish its diagnostics."""
+        if rs.pending is not None:
+            rs.pending.cancel()
+            rs.pending = None
+        try:
+            analysis = analyze([rs.root], self.overlays(), rs.config, self.cache)
+        except LoadError as e:
+            rs.error = str(e)
+            return rs.analysis
+        except Exception as e:  # never take the editor down with a bug: log it
+            log.exception("mrules: checking %s failed", rs.root)
+            rs.error = f"internal error: {e}"
+            return rs.analysis
+        rs.analysis, rs.error = analysis, None
+        used = {(p, s.text) for p, s in analysis.result.sources.items()}
+        self.cache = {k: v for k, v in self.cache.items() if k in used or k[0] not in
+                      analysis.result.sources}
+        self.publish(rs, analysis)
+        return analysis
+
+    def schedule(self, path: Path) -> None:
+        rs = self.rule_set_of(path)
+        if rs.pending is not None:
+            rs.pending.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.refresh(rs)
+            return
+        rs.pending = loop.call_later(self.debounce, self.refresh, rs)
+
+    def current(self, uri: str) -> tuple[Analysis, str, str] | None:
+        """The up-to-date analysis of a document, its path as diagnostics show it, its text."""
+        path = uri_to_path(uri)
+        if path is None:
+            return None
+        rs = self.rule_set_of(path)
+        analysis = rs.analysis if rs.pending is None and rs.analysis is not None \
+            else self.refresh(rs)
+        if analysis is None:
+            return None
+        shown = self.shown_of(analysis, path)
+        if shown is None:
+            return None
+        return analysis, shown, analysis.result.sources[shown].text
+
+    # ------------------------------------------------------------- paths
+
+    def path_of(self, shown: str) -> Path:
+        if shown.startswith(LIBRARY_PREFIX):
+            lib = importlib.resources.files("mrules").joinpath("library")
+            return Path(os.fspath(lib)) / shown[len(LIBRARY_PREFIX):]  # type: ignore[arg-type]
+        return Path(os.path.realpath(shown))
+
+    def uri_of(self, shown: str) -> str:
+        return self.path_of(shown).as_uri()
+
+    def shown_of(self, analysis: Analysis, path: Path) -> str | None:
+        real = os.path.realpath(path)
+        for shown in analysis.result.sources:
+            if str(self.path_of(shown)) == real:
+                return shown
+        return None
+
+    def lines(self, analysis: Analysis, shown: str) -> Lines:
+        return Lines(analysis.result.sources[shown].text, self.encoding)
+
+    # ------------------------------------------------------------- diagnostics
+
+    def to_lsp(self, analysis: Analysis, d: Diagnostic) -> types.Diagnostic:
+        lines = self.lines(analysis, d.path)
+        related = []
+        for r in d.related:
+            if r.path in analysis.result.sources:
+                rl = self.lines(analysis, r.path)
+                related.append(types.DiagnosticRelatedInformation(
+                    types.Location(self.uri_of(r.path), rl.range(r.start, r.end)), r.message))
+        fix = quick_fix(d, analysis.result.sources[d.path].text)
+        from mrules.checker import CODES
+
+        return types.Diagnostic(
+            range=lines.range(d.start, d.end),
+            message=d.message + (f"\n{d.hint}" if d.hint else ""),
+            severity=types.DiagnosticSeverity.Error if d.severity is Severity.ERROR
+            else types.DiagnosticSeverity.Warning,
+            code=d.code,
+            code_description=types.CodeDescription(help_uri(d.code, CODES.get(d.code, d.code))),
+            source="mrules",
+            related_information=related or None,
+            data={"fix": fix} if fix is not None else None,
+        )
+
+    def publish(self, rs: _RuleSet, analysis: Analysis) -> None:
+        by_path: dict[str, list[types.Diagnostic]] = {
+            p: [] for p in analysis.result.sources if not p.startswith(LIBRARY_PREFIX)}
+        for d in analysis.diagnostics:
+            if d.path in by_path:
+                by_path[d.path].append(self.to_lsp(analysis, d))
+        uris = {self.uri_of(p): diags for p, diags in by_path.items()}
+        for uri in rs.published - set(uris):
+            uris[uri] = []
+        for uri, diags in uris.items():
+            doc = self.workspace.text_documents.get(uri)
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+                uri=uri, diagnostics=diags, version=doc.version if doc else None))
+        rs.published = frozenset(u for u, d in uris.items() if d)
+
+
+server = MrulesLanguageServer()
+
+
+# ------------------------------------------------------------------ documents
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: MrulesLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    path = uri_to_path(params.text_document.uri)
+    if path is not None:
+        ls.schedule(path)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: MrulesLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    path = uri_to_path(params.text_document.uri)
+    if path is not None:
+        ls.schedule(path)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: MrulesLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
+    path = uri_to_path(params.text_document.uri)
+    if path is not None:
+        ls.schedule(path)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: MrulesLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    path = uri_to_path(params.text_document.uri)
+    if path is not None:  # the file on disk is the truth again
+        ls.schedule(path)
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def did_change_files(ls: MrulesLanguageServer, params: types.DidChangeWatchedFilesParams
+                     ) -> None:
+    for change in params.changes:
+        path = uri_to_path(change.uri)
+        if path is None:
+            continue
+        if path.suffix == RULE_SUFFIX:
+            ls.schedule(path)
+        elif path.name in ("mrules.toml", "pyproject.toml"):  # settings: check everything
+            for root in list(ls.rule_sets):
+                ls.schedule(root / "_")
+
+
+# ------------------------------------------------------------------ features
+
+def _ref_at(ls: MrulesLanguageServer, uri: str, pos: types.Position
+            ) -> tuple[Analysis, NameRef] | None:
+    cur = ls.current(uri)
+    if cur is None:
+        return None
+    analysis, shown, _ = cur
+    ref = analysis.name_at(shown, ls.lines(analysis, shown).offset(pos))
+    return (analysis, ref) if ref is not None else None
+
+
+def _location(ls: MrulesLanguageServer, analysis: Analysis, ref: NameRef) -> types.Location:
+    return types.Location(ls.uri_of(ref.path),
+                          ls.lines(analysis, ref.path).range(ref.start, ref.end))
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def on_hover(ls: MrulesLanguageServer, params: types.HoverParams) -> types.Hover | None:
+    cur = ls.current(params.text_document.uri)
+    if cur is None:
+        return None
+    analysis, shown, text = cur
+    lines = ls.lines(analysis, shown)
+    found = hover(analysis, shown, text, lines.offset(params.position))
+    if found is None:
+        return None
+    markdown, (start, end) = found
+    return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, markdown),
+                       lines.range(start, end))
+
+
+_COMPLETION_KINDS = {
+    "keyword": types.CompletionItemKind.Keyword,
+    "field": types.CompletionItemKind.Field,
+    "value": types.CompletionItemKind.EnumMember,
+}
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION,
+                types.CompletionOptions(trigger_characters=['"']))
+def on_completion(ls: MrulesLanguageServer, params: types.CompletionParams
+                  ) -> types.CompletionList:
+    cur = ls.current(params.text_document.uri)
+    if cur is None:
+        return types.CompletionList(is_incomplete=False, items=[])
+    analysis, shown, text = cur
+    lines = ls.lines(analysis, shown)
+    offset = lines.offset(params.position)
+    items = []
+    for i, c in enumerate(complete(analysis, text, offset)):
+        items.append(types.CompletionItem(
+            label=c.label,
+            kind=_COMPLETION_KINDS.get(c.kind, types.CompletionItemKind.Reference),
+            detail=c.detail,
+            sort_text=f"{i:05d}",
+            text_edit=types.TextEdit(lines.range(c.start, offset), c.insert),
+        ))
+    return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def on_definition(ls: MrulesLanguageServer, params: types.DefinitionParams
+                  ) -> list[types.Location] | None:
+    found = _ref_at(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    analysis, ref = found
+    return [_location(ls, analysis, d) for d in analysis.declarations(ref)] or None
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def on_references(ls: MrulesLanguageServer, params: types.ReferenceParams
+                  ) -> list[types.Location] | None:
+    found = _ref_at(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    analysis, ref = found
+    refs = analysis.references(ref, params.context.include_declaration)
+    return [_location(ls, analysis, r) for r in refs]
+
+
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+def on_prepare_rename(ls: MrulesLanguageServer, params: types.PrepareRenameParams
+                      ) -> types.Range | None:
+    found = _ref_at(ls, params.text_document.uri, params.position)
+    if found is None or not found[0].declarations(found[1]):
+        return None
+    analysis, ref = found
+    return ls.lines(analysis, ref.path).range(ref.start, ref.end)
+
+
+@server.feature(types.TEXT_DOCUMENT_RENAME)
+def on_rename(ls: MrulesLanguageServer, params: types.RenameParams
+              ) -> types.WorkspaceEdit | None:
+    found = _ref_at(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    analysis, ref = found
+    if not analysis.declarations(ref):
+        raise JsonRpcInvalidParams(f"{ref.namespace} '{ref.key}' is not declared in this "
+                                   "rule set")
+    if any(r.path.startswith(LIBRARY_PREFIX) for r in analysis.references(ref)):
+        raise JsonRpcInvalidParams(f"{ref.namespace} '{ref.key}' is declared in the bundled "
+                                   "library, which cannot be edited")
+    try:
+        edits = analysis.rename_edits(ref, params.new_name)
+    except ValueError as e:
+        raise JsonRpcInvalidParams(str(e)) from None
+    changes = {}
+    for shown, spans in edits.items():
+        lines = ls.lines(analysis, shown)
+        changes[ls.uri_of(shown)] = [types.TextEdit(lines.range(s, e), new)
+                                     for s, e, new in spans]
+    return types.WorkspaceEdit(changes=changes)
+
+
+_SYMBOL_KINDS = {
+    "field_decl": types.SymbolKind.Field, "user_decl": types.SymbolKind.Object,
+    "group_decl": types.SymbolKind.Array, "queue_decl": types.SymbolKind.Object,
+    "list_decl": types.SymbolKind.Array, "tag_decl": types.SymbolKind.Constant,
+    "asset_decl": types.SymbolKind.File, "campaign_decl": types.SymbolKind.Event,
+    "crm_campaign_decl": types.SymbolKind.Event, "completion_actions": types.SymbolKind.Event,
+    "page_action": types.SymbolKind.Function, "automation_rule": types.SymbolKind.Function,
+    "segmentation_rule": types.SymbolKind.Function, "dynamic_list": types.SymbolKind.Array,
+    "scoring": types.SymbolKind.Namespace, "scoring_category": types.SymbolKind.Namespace,
+    "grading_profile": types.SymbolKind.Class, "sync": types.SymbolKind.Module,
+    "settings": types.SymbolKind.Module, "include": types.SymbolKind.Module,
+}
+
+
+def _symbol_name(item: ast.Node) -> tuple[str, ast.Span | None]:
+    if isinstance(item, ast.CompletionActions):
+        t = item.trigger
+        return f"on {t.verb} of {t.asset_kind} \"{t.asset.text}\"", t.asset.span
+    if isinstance(item, ast.Include):
+        return f"include \"{item.path.text}\"", item.path.span
+    name = getattr(item, "name", None)
+    kind = item.kind.replace("_decl", "").replace("_", " ")
+    if isinstance(item, ast.AssetDecl):
+        kind = item.asset_kind
+    if isinstance(name, ast.Name):
+        return f"{kind} {name.text}", name.span
+    return kind, None
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def on_document_symbol(ls: MrulesLanguageServer, params: types.DocumentSymbolParams
+                       ) -> list[types.DocumentSymbol]:
+    cur = ls.current(params.text_document.uri)
+    if cur is None:
+        return []
+    analysis, shown, _ = cur
+    lines = ls.lines(analysis, shown)
+    out = []
+    for file in analysis.result.program.files:
+        if file.path != shown:
+            continue
+        for item in file.items:
+            name, span = _symbol_name(item)
+            whole = lines.range(item.span.start, item.span.end)
+            out.append(types.DocumentSymbol(
+                name=name, kind=_SYMBOL_KINDS.get(item.kind, types.SymbolKind.Object),
+                range=whole,
+                selection_range=lines.range(span.start, span.end) if span else whole))
+    return out
+
+
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+def on_formatting(ls: MrulesLanguageServer, params: types.DocumentFormattingParams
+                  ) -> list[types.TextEdit] | None:
+    from mrules.printer import FormatError, FormatterBug, format_text
+
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    text = doc.source
+    try:
+        formatted = format_text(text, doc.path, verify=True)
+    except (FormatError, FormatterBug, ValueError):
+        return None  # syntax errors: the diagnostics say why; nothing is changed
+    if formatted == text:
+        return []
+    lines = Lines(text, ls.encoding)
+    return [types.TextEdit(lines.range(0, len(text)), formatted)]
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+def on_code_action(ls: MrulesLanguageServer, params: types.CodeActionParams
+                   ) -> list[types.CodeAction]:
+    actions = []
+    for diag in params.context.diagnostics:
+        data: Any = diag.data
+        if diag.source != "mrules" or not isinstance(data, dict) or not isinstance(
+                data.get("fix"), str):
+            continue
+        fix = data["fix"]
+        if diag.code == "MR030":
+            title = "Remove the unused suppression" if not fix else f"Keep only {fix}"
+        else:
+            title = f"Change to {fix}"
+        actions.append(types.CodeAction(
+            title=title,
+            kind=types.CodeActionKind.QuickFix,
+            diagnostics=[diag],
+            is_preferred=True,
+            edit=types.WorkspaceEdit(changes={params.text_document.uri: [
+                types.TextEdit(diag.range, fix)]}),
+        ))
+    return actions
+
+
+def serve() -> None:
+    """Run the server over standard input and output until the client says exit."""
+    server.start_io()

@@ -1,0 +1,94 @@
+"""The language server's knowledge on offsets, without the protocol: hover docs link to real
+sections, completion in broken or unusual places, quick fixes, rename rules."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mrules.diagnostics import Diagnostic, Severity
+from mrules.lsp.analysis import KEYWORD_DOCS, analyze, complete, quick_fix
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def anchors(doc: str) -> set[str]:
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", doc, re.MULTILINE)}
+
+
+def test_keyword_docs_link_to_sections_of_the_language_reference() -> None:
+    known = anchors((ROOT / "docs" / "language.md").read_text("utf-8"))
+    missing = {k: a for k, (_, a) in KEYWORD_DOCS.items() if a not in known}
+    assert not missing
+
+
+@pytest.fixture
+def analysis(tmp_path: Path):
+    (tmp_path / "a.mr").write_text(
+        'field size: picklist ["S", "M"]\nlist "MQL"\nform "F"\ntag "T"\n', "utf-8")
+    return analyze([tmp_path])
+
+
+def test_completion_at_the_start_of_a_file_offers_items(analysis) -> None:
+    labels = [c.label for c in complete(analysis, "", 0)]
+    assert {"list", "automation", "on", "field", "include"} <= set(labels)
+
+
+def test_completion_after_a_broken_item_still_works(analysis) -> None:
+    text = 'list "A" @\non submit of form "F" { add to list '
+    assert [c.label for c in complete(analysis, text, len(text))] == ["MQL"]
+
+
+def test_completion_of_a_partial_keyword_and_field(analysis) -> None:
+    text = 'automation rule "R" priority 1 { when all { si'
+    got = complete(analysis, text, len(text))
+    assert [c.label for c in got] == ["size"]
+    assert got[0].start == len(text) - 2
+
+
+def test_no_names_offered_where_a_name_is_declared(analysis) -> None:
+    assert complete(analysis, 'list "', 6) == []
+
+
+def test_completion_inside_a_comment_offers_nothing_odd(analysis) -> None:
+    text = '# add to list "'
+    assert [c for c in complete(analysis, text, len(text)) if c.kind == "list"] == []
+
+
+def diag(hint: str, start: int, end: int) -> Diagnostic:
+    return Diagnostic(code="MR103", severity=Severity.ERROR, message="m", path="x", start=start,
+                      end=end, hint=hint)
+
+
+def test_quick_fix_quotes_names_and_leaves_words_bare() -> None:
+    text = 'add to list "MQl"\ncompnay is "x"'
+    assert quick_fix(diag("did you mean 'MQL'?", 12, 17), text) == '"MQL"'
+    assert quick_fix(diag("did you mean 'company'?", 18, 25), text) == "company"
+    assert quick_fix(diag("declare it: list \"x\"", 12, 17), text) is None
+
+
+def test_rename_rules(analysis) -> None:
+    path = next(iter(analysis.refs))
+    field = next(r for r in analysis.refs[path] if r.namespace == "field")
+    with pytest.raises(ValueError, match="not a field name"):
+        analysis.rename_edits(field, "Size")
+    lst = next(r for r in analysis.refs[path] if r.namespace == "list")
+    assert analysis.rename_edits(lst, 'A "B"') == {path: [(lst.start, lst.end, '"A \\"B\\""')]}
+
+
+def test_quick_fix_trims_an_unused_suppression() -> None:
+    def mr030(message: str, comment: str) -> str | None:
+        d = Diagnostic(code="MR030", severity=Severity.WARNING, message=message, path="x",
+                       start=0, end=len(comment))
+        return quick_fix(d, comment)
+
+    assert mr030("unused suppression of MR101: not reported on this line",
+                 "# mrules: ignore[MR101]") == ""
+    assert mr030("unused suppression of MR312: not reported on this line",
+                 "# mrules: ignore[MR109, MR312] why") == "# mrules: ignore[MR109] why"
+    assert mr030("unused suppression: nothing is reported on this line",
+                 "# mrules: ignore") == ""
+    assert mr030("'312' in a suppression is not a code", "# mrules: ignore[312]") is None

@@ -1,0 +1,289 @@
+"""`mrules lsp` over its protocol: a subprocess, a pygls client, real JSON-RPC on stdio."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+ROOT = Path(__file__).resolve().parents[2]
+DECLS = """\
+field company_size: picklist ["1-10", "11-50", "200+"]
+list "MQL"
+list "Customers"
+form "Demo \U0001f389"
+user "alan@getcloudy.com"
+"""
+RULES = """\
+on submit of form "Demo \U0001f389" {
+  add to list "MQL"
+  assign to user "alan@getcloudy.com"
+}
+
+automation rule "Big" priority 10 {
+  when all { company_size is "200+" }
+  then { add to list "MQL" }
+}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "00-decls.mr").write_text(DECLS, "utf-8")
+    (rules / "10-rules.mr").write_text(RULES, "utf-8")
+    return tmp_path
+
+
+def pos(text: str, needle: str, delta: int = 0) -> types.Position:
+    """The LSP position (UTF-16 columns) of `needle` in `text`."""
+    offset = text.index(needle) + delta
+    line = text.count("\n", 0, offset)
+    col_text = text[text.rfind("\n", 0, offset) + 1: offset]
+    return types.Position(line, len(col_text.encode("utf-16-le")) // 2)
+
+
+def test_capabilities(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    caps = s.init.capabilities
+    assert caps.hover_provider and caps.definition_provider and caps.references_provider
+    assert caps.rename_provider and caps.document_symbol_provider
+    assert caps.document_formatting_provider and caps.code_action_provider
+    assert caps.completion_provider is not None
+    assert caps.position_encoding in (None, types.PositionEncodingKind.Utf16)
+    assert s.init.server_info.name == "mrules"
+
+
+def test_diagnostics_as_you_type_in_an_unsaved_buffer(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(uri) == []
+    before = len(s.events)
+    broken = RULES.replace('add to list "MQL" }', 'add to list "MQl" }')
+    s.change(uri, broken)
+    [d] = s.diagnostics_of(uri, before)
+    assert d.code == "MR103" and d.source == "mrules"
+    assert "did you mean 'MQL'?" in d.message
+    assert d.range.start == pos(broken, '"MQl"')
+    assert d.range.end == pos(broken, '"MQl"', 5)
+    assert d.code_description.href.endswith("diagnostics.md#mr103-unknown-list")
+    # the file on disk is unchanged: the server checked the buffer
+    assert (project / "rules" / "10-rules.mr").read_text("utf-8") == RULES
+
+
+def test_the_whole_folder_is_the_program(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    decls = s.open("rules/00-decls.mr")
+    rules = s.uri("rules/10-rules.mr")
+    s.diagnostics_of(decls)
+    s.diagnostics_of(rules)  # the first check publishes for every file of the folder
+    before = len(s.events)
+    s.change(decls, DECLS.replace('list "MQL"\n', ""))  # the other file's uses break
+    got = s.diagnostics_of(rules, before)
+    assert [d.code for d in got] == ["MR103", "MR103"]
+
+
+def test_utf16_positions_after_a_non_bmp_character(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    text = 'on submit of form "Demo \U0001f389" { add to list "MQl" }\n'
+    (project / "rules" / "10-rules.mr").write_text(text, "utf-8")
+    uri = s.open("rules/10-rules.mr")
+    [d] = s.diagnostics_of(uri)
+    # the emoji is 2 UTF-16 units: '"MQl"' starts at character 42, not 41
+    assert d.range.start == types.Position(0, 42) == pos(text, '"MQl"')
+    hov = s.run(s.client.text_document_hover_async(types.HoverParams(
+        types.TextDocumentIdentifier(uri), types.Position(0, 43))))
+    assert hov is not None and "unknown" not in hov.contents.value
+    assert hov.range.start == types.Position(0, 42)
+
+
+def test_hover_on_names_fields_and_keywords(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+
+    def hover(needle: str, delta: int = 1) -> str:
+        h = s.run(s.client.text_document_hover_async(types.HoverParams(
+            types.TextDocumentIdentifier(uri), pos(RULES, needle, delta))))
+        return h.contents.value if h else ""
+
+    assert "declared at rules/00-decls.mr:2" in hover('"MQL"')
+    field = hover("company_size")
+    assert "picklist" in field and '"200+"' in field and "00-decls.mr:1" in field
+    assert "least one criterion" not in hover("all {") and "Every criterion" in hover("all {")
+    assert "automation rule" in hover("automation").lower()
+
+
+def test_go_to_definition_and_references(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    locs = s.run(s.client.text_document_definition_async(types.DefinitionParams(
+        types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 2))))
+    [loc] = locs
+    assert loc.uri == s.uri("rules/00-decls.mr")
+    assert loc.range.start == types.Position(1, 5)
+    refs = s.run(s.client.text_document_references_async(types.ReferenceParams(
+        text_document=types.TextDocumentIdentifier(uri), position=pos(RULES, '"MQL"', 2),
+        context=types.ReferenceContext(include_declaration=True))))
+    assert sorted((r.uri.rsplit("/", 1)[1], r.range.start.line) for r in refs) == [
+        ("00-decls.mr", 1), ("10-rules.mr", 1), ("10-rules.mr", 7)]
+
+
+def test_rename_a_declared_name_everywhere(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    edit = s.run(s.client.text_document_rename_async(types.RenameParams(
+        types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 2), 'Marketing "Q" Leads')))
+    changes = edit.changes
+    assert sorted(len(v) for v in changes.values()) == [1, 2]
+    assert {e.new_text for v in changes.values() for e in v} == {'"Marketing \\"Q\\" Leads"'}
+    field = s.run(s.client.text_document_rename_async(types.RenameParams(
+        types.TextDocumentIdentifier(uri), pos(RULES, "company_size"), "size")))
+    assert {e.new_text for v in field.changes.values() for e in v} == {"size"}
+
+
+def test_rename_refuses_a_bad_field_name(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    with pytest.raises(Exception, match="not a field name"):
+        s.run(s.client.text_document_rename_async(types.RenameParams(
+            types.TextDocumentIdentifier(uri), pos(RULES, "company_size"), "Company Size")))
+
+
+def test_completion_keywords_names_and_values(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    text = RULES
+    uri = s.open("rules/10-rules.mr", text)
+
+    def labels(needle: str, delta: int) -> list[str]:
+        result = s.run(s.client.text_document_completion_async(types.CompletionParams(
+            types.TextDocumentIdentifier(uri), pos(text, needle, delta))))
+        return [i.label for i in result.items]
+
+    assert labels('company_size is "', len('company_size is "')) == ["1-10", "11-50", "200+"]
+    text = RULES.replace('company_size is "200+"', 'company_size is "1')  # unclosed, typed
+    s.change(uri, text)
+    assert labels('company_size is "1', len('company_size is "1')) == ["1-10", "11-50"]
+    text = RULES
+    s.change(uri, text)
+    assert labels('add to list "MQL" }', len("add to list ")) == ["Customers", "MQL"]
+    assert labels('assign to user "', len("assign to user ")) == ["alan@getcloudy.com"]
+    kw = labels("when all {", len("when all {"))
+    assert {"score", "not", "any", "in", "visited"} <= set(kw) and "company_size" in kw
+    assert "then" not in kw
+
+
+def test_document_symbols(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/00-decls.mr")
+    syms = s.run(s.client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        types.TextDocumentIdentifier(uri))))
+    assert [x.name for x in syms] == ["field company_size", "list MQL", "list Customers",
+                                      "form Demo \U0001f389", "user alan@getcloudy.com"]
+
+
+def test_formatting_through_fmt(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/00-decls.mr", 'list   "MQL"\nlist "Customers"')
+    edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
+        types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True))))
+    [edit] = edits
+    assert edit.new_text == 'list "MQL"\nlist "Customers"\n'
+    assert edit.range.start == types.Position(0, 0)
+    s.change(uri, 'list "MQL" @')  # syntax errors: nothing to change
+    edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
+        types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True))))
+    assert not edits
+
+
+def test_code_action_fixes_a_misspelt_name(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    broken = RULES.replace("company_size is", "compnay_size is").replace(
+        'add to list "MQL" }', 'add to list "MQl" }')
+    uri = s.open("rules/10-rules.mr", broken)
+    diags = s.diagnostics_of(uri)
+    assert [d.code for d in diags] == ["MR102", "MR103"]
+    fixes = {}
+    for d in diags:
+        actions = s.run(s.client.text_document_code_action_async(types.CodeActionParams(
+            types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d]))))
+        [action] = actions
+        assert action.kind == types.CodeActionKind.QuickFix
+        [edit] = action.edit.changes[uri]
+        fixes[d.code] = edit.new_text
+    assert fixes == {"MR102": "company_size", "MR103": '"MQL"'}
+
+
+def test_config_and_suppressions_apply(session_factory, project: Path) -> None:
+    (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
+    s = session_factory(project)
+    text = RULES.replace('add to list "MQL" }', 'add to list "MQl" }').replace(
+        '"alan@getcloudy.com"\n}', '"alan@getcloudy.co"  # mrules: ignore[MR104]\n}')
+    uri = s.open("rules/10-rules.mr", text)
+    assert s.diagnostics_of(uri) == []
+
+
+def test_a_broken_workspace_never_kills_the_server(session_factory, tmp_path: Path) -> None:
+    s = session_factory(tmp_path)
+    uri = s.open("new.mr", 'list "A" @\n\x00 "\udcff')  # not on disk, garbage
+    diags = s.diagnostics_of(uri)
+    assert diags and all(d.source == "mrules" for d in diags)
+    hov = s.run(s.client.text_document_hover_async(types.HoverParams(
+        types.TextDocumentIdentifier(uri), types.Position(5, 99))))
+    assert hov is None
+
+
+def test_the_example_opens_clean(session_factory, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples" / "getcloudy" / "rules", tmp_path / "rules")
+    s = session_factory(tmp_path)
+    uri = s.open("rules/30-automation.mr")
+    assert s.diagnostics_of(uri) == []
+
+
+def test_a_configuration_change_is_applied(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    broken = RULES.replace('add to list "MQL" }', 'add to list "MQl" }')
+    uri = s.open("rules/10-rules.mr", broken)
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
+    (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
+    before = len(s.events)
+    s.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams([
+        types.FileEvent(uri=(project / "mrules.toml").as_uri(), type=types.FileChangeType.Created)
+    ]))
+    s.wait_for(lambda: any(u == uri for u, _ in s.events[before:]))
+    assert s.diagnostics[uri] == []
+
+
+def test_a_bad_configuration_is_shown_once_and_defaults_apply(session_factory,
+                                                              project: Path) -> None:
+    (project / "mrules.toml").write_text("ignores = 1\n", "utf-8")
+    s = session_factory(project)
+    shown: list[str] = []
+
+    @s.client.feature(types.WINDOW_SHOW_MESSAGE)
+    def message(params: types.ShowMessageParams) -> None:
+        shown.append(params.message)
+
+    uri = s.open("rules/10-rules.mr", RULES.replace('"MQL" }', '"MQl" }'))
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
+    before = len(s.events)
+    s.change(uri, RULES.replace('"MQL" }', '"MQx" }'))
+    s.diagnostics_of(uri, before)  # the second check is done
+    s.wait_for(lambda: bool(shown))
+    assert len(shown) == 1 and "unknown key 'ignores'" in shown[0]
+
+
+def test_code_action_removes_an_unused_suppression(session_factory, project: Path) -> None:
+    s = session_factory(project)
+    text = RULES.replace('priority 10 {', 'priority 10 {  # mrules: ignore[MR101]')
+    uri = s.open("rules/10-rules.mr", text)
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR030"
+    [action] = s.run(s.client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d]))))
+    assert action.title == "Remove the unused suppression"
+    [edit] = action.edit.changes[uri]
+    assert edit.new_text == "" and edit.range == d.range == types.Range(
+        pos(text, "# mrules"), pos(text, "[MR101]", 7))

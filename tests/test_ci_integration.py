@@ -1,0 +1,159 @@
+"""CI integration for real: `pre-commit try-repo` runs this repository's hooks on a broken
+rule set, and the composite Action's shell steps run as a runner would run them.
+
+Both install mrules from this checkout into a fresh virtual environment (pip may fetch
+the build backend and the dependencies from the package index), so each takes a while.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = 'list "MQL"\nform "Demo"\non submit of form "Demo" { add to list "MQl" }\n'
+MESSY = 'list   "Other"\n'
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+def test_hook_manifest_names_the_hooks_the_docs_show() -> None:
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"mrules-lint", "mrules-fmt", "mrules-fmt-check"}
+    assert all(h["language"] == "python" and h["files"] == r"\.mr$" for h in hooks.values())
+    docs = (ROOT / "docs" / "ci.md").read_text("utf-8")
+    for hook in hooks:
+        assert f"id: {hook}" in docs
+
+
+@needs_git
+def test_pre_commit_try_repo_annotates_a_broken_file(tmp_path: Path) -> None:
+    work = tmp_path / "project"
+    (work / "rules").mkdir(parents=True)
+    (work / "rules" / "main.mr").write_text(BROKEN, "utf-8")
+    (work / "rules" / "messy.mr").write_text(MESSY, "utf-8")
+    git(work, "init", "-q")
+    git(work, "add", "-A")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    env.pop("VIRTUAL_ENV", None)
+
+    def try_repo(hook: str) -> tuple[int, str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook, "--all-files",
+             "--color", "never"],
+            cwd=work, env=env, capture_output=True, text=True, check=False, timeout=600)
+        return out.returncode, out.stdout + out.stderr
+
+    code, text = try_repo("mrules-lint")
+    assert code == 1, text
+    assert re.search(r"mrules lint\.+Failed", text), text
+    assert "rules/main.mr:3:40: error[MR103]: unknown list 'MQl'" in text, text
+    code, text = try_repo("mrules-fmt-check")
+    assert code == 1 and re.search(r"mrules fmt --check\.+Failed", text), text
+    assert "would reformat rules/messy.mr" in text, text
+    code, text = try_repo("mrules-fmt")
+    assert code == 1 and re.search(r"mrules fmt\.+Failed", text), text  # it rewrote files
+    assert (work / "rules" / "messy.mr").read_text("utf-8") == 'list "Other"\n'
+
+
+EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
+
+
+def _evaluate(text: str, inputs: dict[str, str], outputs: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        expr = m.group(1)
+        if expr.startswith("inputs."):
+            return inputs[expr.removeprefix("inputs.")]
+        step = re.fullmatch(r"steps\.lint\.outputs\.([\w-]+)", expr)
+        if step:
+            return outputs.get(step.group(1), "")
+        raise AssertionError(f"the test cannot evaluate ${{{{ {expr} }}}}")
+
+    return EXPR.sub(sub, text)
+
+
+def test_the_actions_shell_steps_lint_annotate_and_fail(tmp_path: Path) -> None:
+    action = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
+    assert action["runs"]["using"] == "composite"
+    steps = action["runs"]["steps"]
+    uses = [s["uses"] for s in steps if "uses" in s]
+    assert uses == ["actions/setup-python@v5", "github/codeql-action/upload-sarif@v3"]
+    inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
+    inputs["paths"] = "rules"
+    workspace = tmp_path / "workspace"
+    (workspace / "rules").mkdir(parents=True)
+    (workspace / "rules" / "main.mr").write_text(BROKEN, "utf-8")
+    output_file = tmp_path / "github_output"
+    output_file.write_text("")
+    bin_dir = tmp_path / "bin"  # what setup-python puts first on PATH: a `python`
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    base_env = {**os.environ, "GITHUB_ACTION_PATH": str(ROOT), "RUNNER_TEMP": str(tmp_path),
+                "GITHUB_OUTPUT": str(output_file),
+                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    base_env.pop("VIRTUAL_ENV", None)
+    outputs: dict[str, str] = {}
+    ran = []
+    for step in steps:
+        if "run" not in step:
+            continue
+        cond = step.get("if")
+        if cond and "steps.lint.outputs.exit-code != '0'" in cond and outputs.get(
+                "exit-code") == "0":
+            continue
+        env = {**base_env, **{k: _evaluate(str(v), inputs, outputs)
+                              for k, v in step.get("env", {}).items()}}
+        script = _evaluate(step["run"], inputs, outputs)
+        done = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=workspace, env=env,
+                              capture_output=True, text=True, check=False, timeout=600)
+        ran.append((step["name"], done))
+        for line in output_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            outputs[key] = value
+    by_name = dict(ran)
+    install = by_name["Install mrules"]
+    assert install.returncode == 0, install.stderr
+    assert install.stdout.startswith("mrules, version")
+    lint = by_name["Lint"]
+    assert lint.returncode == 0, lint.stderr  # the step records the status, then goes on
+    assert outputs["exit-code"] == "1"
+    assert lint.stdout.startswith("::error file=rules/main.mr,line=3,col=40,"), lint.stdout
+    sarif = json.loads((workspace / "mrules.sarif").read_text("utf-8"))
+    assert sarif["runs"][0]["results"][0]["ruleId"] == "MR103"
+    fail = by_name["Fail on problems"]
+    assert fail.returncode == 1
+
+
+def test_the_action_passes_a_clean_rule_set_through(tmp_path: Path) -> None:
+    """The Lint step's script alone, with mrules from this environment: exit-code 0."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
+    [lint] = [s for s in action["runs"]["steps"] if s.get("id") == "lint"]
+    venv_bin = tmp_path / "mrules-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "mrules").symlink_to(Path(sys.executable).with_name("mrules"))
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "ok.mr").write_text('list "MQL"\n', "utf-8")
+    output_file = tmp_path / "out"
+    output_file.write_text("")
+    inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
+    inputs.update(paths="rules", strict="true", args="--ignore MR030")
+    env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_OUTPUT": str(output_file),
+           **{k: _evaluate(str(v), inputs, {}) for k, v in lint["env"].items()}}
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", lint["run"]], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert output_file.read_text() == "exit-code=0\n"
+    assert "ok: 1 file, no problems" in done.stderr

@@ -1,0 +1,128 @@
+"""Configuration files (`mrules.toml`, `[tool.mrules]`) and inline suppressions, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+from mrules.config import Config, find_config, load_config
+
+WARNS = ('tag "a"\nform "F"\non submit of form "F" { add tag "b" }\n'  # MR109 warning
+         'automation rule "A" priority 1 { when all { score > 1 } then { score +1 } }\n'
+         'automation rule "B" priority 1 { when all { score > 2 } then { score +1 } }\n')
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "main.mr").write_text(WARNS, "utf-8")
+    return tmp_path
+
+
+def lint(*args: str) -> tuple[int, list[str], str]:
+    result = CliRunner().invoke(main, ["lint", "--format", "json", *args])
+    codes = [d["code"] for d in json.loads(result.stdout)] if result.stdout.strip() else []
+    return result.exit_code, codes, result.stderr
+
+
+def test_no_configuration_reports_everything(project: Path) -> None:
+    assert lint("rules") == (0, ["MR109", "MR312"], "2 warnings in 1 file\n")
+
+
+def test_mrules_toml_ignores_selects_and_is_strict(project: Path) -> None:
+    (project / "mrules.toml").write_text('ignore = ["MR109"]\nstrict = true\n', "utf-8")
+    code, codes, _ = lint("rules")
+    assert (code, codes) == (1, ["MR312"])
+    (project / "mrules.toml").write_text('select = ["MR1"]\n', "utf-8")
+    assert lint("rules")[:2] == (0, ["MR109"])
+
+
+def test_pyproject_table_is_found_from_the_rule_path_upward(project: Path) -> None:
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.mrules]\nignore = ["MR3"]\nrules = ["rules"]\n',
+        "utf-8")
+    assert find_config(project / "rules" / "main.mr") == project / "pyproject.toml"
+    assert lint()[:2] == (0, ["MR109"])  # no path: the configured rule roots
+
+
+def test_a_pyproject_without_the_table_is_skipped(project: Path) -> None:
+    (project / "rules" / "pyproject.toml").write_text('[project]\nname = "x"\n', "utf-8")
+    (project / "mrules.toml").write_text('ignore = ["MR312"]\n', "utf-8")
+    assert find_config(project / "rules") == project / "mrules.toml"
+
+
+def test_options_override_the_configuration(project: Path) -> None:
+    (project / "mrules.toml").write_text('strict = true\nformat = "github"\n', "utf-8")
+    assert lint("rules", "--no-strict")[0] == 0
+    result = CliRunner().invoke(main, ["lint", "rules"])
+    assert result.stdout.startswith("::warning file=rules/main.mr,")
+    assert lint("rules", "--ignore", "mr109")[1] == ["MR312"]
+    assert lint("rules", "--select", "MR312,MR1")[1] == ["MR109", "MR312"]
+
+
+def test_explicit_config_file(project: Path) -> None:
+    (project / "other.toml").write_text('ignore = ["MR312"]\n', "utf-8")
+    assert lint("rules", "--config", "other.toml")[1] == ["MR109"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ignore = [", "not valid TOML"),
+        ('ignores = ["MR1"]', "unknown key 'ignores'"),
+        ('ignore = ["E501"]', "'E501' is not a code"),
+        ('strict = "yes"', "'strict' must be true or false"),
+        ('format = "xml"', "'format' must be one of"),
+        ("select = [1]", "'select' must be a list of strings"),
+    ],
+)
+def test_a_bad_configuration_is_a_usage_error(project: Path, text: str, message: str) -> None:
+    (project / "mrules.toml").write_text(text, "utf-8")
+    code, _, err = lint("rules")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_bad_code_on_the_command_line(project: Path) -> None:
+    code, _, err = lint("rules", "--ignore", "warning")
+    assert code == 2 and "'WARNING' is not a code" in err
+
+
+def test_no_path_and_no_configured_rules(project: Path) -> None:
+    code, _, err = lint()
+    assert code == 2 and "give at least one rule file" in err
+
+
+def test_inline_suppression_and_unused_one_through_the_cli(project: Path) -> None:
+    text = WARNS.replace('{ add tag "b" }', '{ add tag "b" }  # mrules: ignore[MR109]')
+    text += 'list "L"  # mrules: ignore[MR101]\n'
+    (project / "rules" / "main.mr").write_text(text, "utf-8")
+    assert lint("rules")[1] == ["MR312", "MR030"]
+    (project / "mrules.toml").write_text('ignore = ["MR030"]\n', "utf-8")
+    assert lint("rules")[1] == ["MR312"]
+
+
+def test_file_wide_suppression(project: Path) -> None:
+    text = "# mrules: ignore-file[MR109, MR312]\n" + WARNS
+    (project / "rules" / "main.mr").write_text(text, "utf-8")
+    assert lint("rules")[:2] == (0, [])
+
+
+def test_defaults() -> None:
+    assert Config().wants("MR001") and Config().format == "text"
+
+
+def test_load_config_reads_paths_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "mrules.toml").write_text('rules = ["a", "b/c"]\n', "utf-8")
+    assert load_config(tmp_path / "mrules.toml").rules == (tmp_path / "a", tmp_path / "b/c")
+
+
+def test_stdin_filename_finds_the_configuration(project: Path) -> None:
+    (project / "rules" / "mrules.toml").write_text('ignore = ["MR109"]\n', "utf-8")
+    result = CliRunner().invoke(main, ["lint", "-", "--stdin-filename", "rules/draft.mr",
+                                       "--format", "json"], input=WARNS)
+    assert [d["code"] for d in json.loads(result.stdout)] == ["MR312"]

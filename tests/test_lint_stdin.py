@@ -1,0 +1,116 @@
+"""`lint -` and `fmt -` read standard input; `lint --explain`; `mrules completion`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.checker import CODES
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, stdin: str = ""):
+    return CliRunner().invoke(main, list(args), input=stdin)
+
+
+def test_lint_reads_standard_input() -> None:
+    result = run("lint", "-", "--format", "json", stdin='list "A"\nlist "A"\n')
+    assert result.exit_code == 1
+    [d] = json.loads(result.stdout)
+    assert (d["path"], d["line"], d["code"]) == ("<stdin>", 2, "MR101")
+
+
+def test_lint_stdin_filename_names_the_file_and_roots_its_includes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "lists.mr").write_text('list "MQL"\n', "utf-8")
+    text = 'include "lists"\nform "F"\non submit of form "F" { add to list "MQL" }\n'
+    ok = run("lint", "-", "--stdin-filename", "rules/draft.mr", stdin=text)
+    assert ok.exit_code == 0, ok.output
+    bad = run("lint", "-", "--stdin-filename", "rules/draft.mr", "--format", "json",
+              stdin=text.replace('"MQL" }', '"MQl" }'))
+    assert [(d["path"], d["code"]) for d in json.loads(bad.stdout)] == [
+        ("rules/draft.mr", "MR103")]
+
+
+@pytest.mark.parametrize("args", [("-", "x.mr"), ("x.mr", "--stdin-filename", "y.mr")])
+def test_stdin_misuse_is_a_usage_error(args: tuple[str, ...]) -> None:
+    result = run("lint", *args)
+    assert result.exit_code == 2 and "standard input" in result.stderr
+
+
+def test_lint_stdin_that_is_not_utf8_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["lint", "-"], input=b"list \"\xff\"\n")
+    assert result.exit_code == 2 and "not UTF-8" in result.stderr
+
+
+def test_fmt_stdin_filename_names_the_file_in_errors() -> None:
+    result = run("fmt", "-", "--stdin-filename", "rules/a.mr", stdin='list "A" @\n')
+    assert result.exit_code == 1 and "rules/a.mr:1:10" in result.stderr
+    result = run("fmt", "-", "--stdin-filename", "rules/a.mr", stdin='list   "A"\n')
+    assert result.exit_code == 0 and result.stdout == 'list "A"\n'
+
+
+def test_explain_prints_a_codes_documentation() -> None:
+    result = run("lint", "--explain", "mr312")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("## MR312: automation rules share a priority\n")
+    assert "Fix: give each rule its own priority." in result.stdout
+    assert "](" not in result.stdout  # links are shown as text
+
+
+def test_every_code_can_be_explained() -> None:
+    from mrules.explain_codes import code_doc
+
+    assert [c for c in CODES if code_doc(c) is None] == []
+
+
+def test_explain_an_unknown_code() -> None:
+    result = run("lint", "--explain", "MR31")
+    assert result.exit_code == 2 and "no diagnostic code 'MR31'" in result.stderr
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts(shell: str) -> None:
+    result = run("completion", shell)
+    assert result.exit_code == 0
+    assert "_MRULES_COMPLETE" in result.stdout
+
+
+def test_completion_answers_through_the_script_protocol() -> None:
+    env = {**os.environ, "_MRULES_COMPLETE": "bash_complete", "COMP_WORDS": "mrules li",
+           "COMP_CWORD": "1"}
+    script = Path(sys.executable).with_name("mrules")  # the console script the user runs
+    out = subprocess.run([str(script)], env=env, capture_output=True,
+                         text=True, check=False)
+    assert "plain,lint" in out.stdout.split("\n"), out.stdout
+
+
+def test_an_installed_mrules_ships_the_diagnostics_docs(tmp_path: Path) -> None:
+    """Build the wheel and run mrules from it: `--explain` must not need the checkout."""
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path), str(ROOT)],
+        capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stderr
+    [wheel] = tmp_path.glob("mrules-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        assert "mrules/docs/diagnostics.md" in z.namelist()
+    env = {**os.environ, "PYTHONPATH": str(wheel)}
+    out = subprocess.run(
+        [sys.executable, "-c", "import mrules, sys; from mrules.cli import main; "
+         "print(mrules.__file__, file=sys.stderr); main(['lint', '--explain', 'MR101'])"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert ".whl" in out.stderr, out.stderr
+    assert out.stdout.startswith("## MR101: duplicate declaration"), out.stderr

@@ -1,0 +1,112 @@
+"""SARIF and GitHub annotations from `mrules lint`: valid against the vendored SARIF 2.1.0
+schema, with the tool version, help links that land on a section of docs/diagnostics.md,
+related locations and paths relative to SRCROOT; annotations escaped as GitHub reads them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from mrules import __version__
+from mrules.cli import main
+from mrules.diagnostics import DOCS_URL, PROJECT_URL, _artifact
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "tests" / "sarif" / "sarif-schema-2.1.0.json").read_text("utf-8"))
+RULES = """\
+list "MQL"
+list "MQL"
+form "Demo"
+on submit of form "Demo" { add to list "MQl" }
+automation rule "A" priority 1 { when all { score > 1 } then { score +1 } }
+automation rule "B" priority 1 { when all { score > 2 } then { score +1 } }
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my rules").mkdir()
+    (tmp_path / "my rules" / "main.mr").write_text(RULES, "utf-8")
+    return tmp_path
+
+
+def sarif(*args: str) -> dict:
+    result = CliRunner().invoke(main, ["lint", "--format", "sarif", *args])
+    assert result.exit_code == 1, result.output
+    return json.loads(result.stdout)
+
+
+def anchors() -> set[str]:
+    doc = (ROOT / "docs" / "diagnostics.md").read_text("utf-8")
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
+            for h in re.findall(r"^## (.+)$", doc, re.MULTILINE)}
+
+
+def test_sarif_validates_against_the_2_1_0_schema(project: Path) -> None:
+    jsonschema.Draft4Validator(SCHEMA).validate(sarif("my rules"))
+
+
+def test_a_schema_violation_is_caught() -> None:  # the validation above can fail
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(SCHEMA).validate({"version": "2.1.0", "runs": [{}]})
+
+
+def test_tool_version_information_and_help_links(project: Path) -> None:
+    driver = sarif("my rules")["runs"][0]["tool"]["driver"]
+    assert driver["version"] == __version__
+    assert driver["informationUri"] == PROJECT_URL and "invalid" not in PROJECT_URL
+    ids = [r["id"] for r in driver["rules"]]
+    assert ids == ["MR101", "MR103", "MR312"]
+    known = anchors()
+    for rule in driver["rules"]:
+        base, anchor = rule["helpUri"].split("#")
+        assert base == f"{DOCS_URL}/diagnostics.md"
+        assert anchor in known, anchor
+        assert anchor.startswith(rule["id"].lower() + "-")
+    assert {r["defaultConfiguration"]["level"] for r in driver["rules"]} == {"error", "warning"}
+
+
+def test_paths_are_relative_to_srcroot_and_related_locations_kept(project: Path) -> None:
+    run = sarif("my rules")["runs"][0]
+    assert run["originalUriBaseIds"]["SRCROOT"]["uri"] == project.resolve().as_uri() + "/"
+    dup = next(r for r in run["results"] if r["ruleId"] == "MR101")
+    where = dup["locations"][0]["physicalLocation"]
+    assert where["artifactLocation"] == {"uri": "my%20rules/main.mr", "uriBaseId": "SRCROOT"}
+    assert where["region"]["startLine"] == 2
+    [related] = dup["relatedLocations"]
+    assert related["message"]["text"] == "first declared here"
+    assert related["physicalLocation"]["region"]["startLine"] == 1
+    assert run["tool"]["driver"]["rules"][dup["ruleIndex"]]["id"] == "MR101"
+
+
+def test_library_and_absolute_paths() -> None:
+    assert _artifact("library/pardot-default-scoring.mr") == {
+        "uri": "pardot-default-scoring.mr", "uriBaseId": "MRULES_LIBRARY"}
+    assert _artifact("/tmp/a b.mr") == {"uri": "file:///tmp/a%20b.mr"}
+    assert _artifact("<stdin>") == {"uri": "%3Cstdin%3E"}
+
+
+def test_sarif_file_alongside_annotations(project: Path) -> None:
+    result = CliRunner().invoke(main, ["lint", "my rules", "--format", "github",
+                                       "--sarif-file", "out.sarif"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("::error file=my rules/main.mr,line=2,")
+    jsonschema.Draft4Validator(SCHEMA).validate(json.loads(Path("out.sarif").read_text()))
+
+
+def test_github_annotations_escape_file_names_and_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("a,b:c%.mr").write_text('tag "x"\nform "F"\non submit of form "F" { add tag "50%" }\n',
+                                 "utf-8")
+    result = CliRunner().invoke(main, ["lint", "a,b:c%.mr", "--format", "github"])
+    [line] = result.stdout.splitlines()
+    assert line.startswith("::warning file=a%2Cb%3Ac%25.mr,line=3,col=33,")
+    assert "title=MR109::unknown tag '50%25'" in line
