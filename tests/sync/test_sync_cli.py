@@ -193,3 +193,31 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert "not a time" in r.output
     r = w.cli("sync", "status", "--store", str(tmp_path / "none.db"))
     assert r.exit_code == 2 and "no sync yet" in r.output
+
+
+def test_readme_sync_transcript_is_real_output(tmp_path: Path) -> None:
+    import re
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text("utf-8")
+    section = readme.split("## The CRM sync on the example", 1)[1].split("\n## ", 1)[0]
+    (excerpt,) = re.findall(r"```text\n(.*?)```", section, re.S)
+    shutil.copytree(root / "examples", tmp_path / "examples")
+    store = str(tmp_path / "getcloudy.db")
+    rules = str(tmp_path / "examples/getcloudy/rules")
+    run = CliRunner().invoke
+    assert run(main, ["crm", "load", str(tmp_path / "examples/getcloudy/crm"),
+                      "--store", store]).exit_code == 0
+    assert run(main, ["run", rules, str(tmp_path / "examples/getcloudy/events.jsonl"),
+                      "--store", store]).exit_code == 0
+    plan = run(main, ["sync", "plan", "--rules", rules, "--store", store])
+    assert plan.exit_code == 2
+    for line in excerpt.splitlines():
+        assert line in plan.output.splitlines(), line
+    assert run(main, ["sync", "apply", "--rules", rules, "--store", store]).exit_code == 0
+    assert run(main, ["sync", "status", "--store", store]).exit_code == 0
