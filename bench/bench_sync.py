@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             report.errors)}
 
     at0 = 1793610000.0  # 2026-11-02T09:00:00Z
-    link_plan, link_apply, link = cycle(at0)
+    link_plan, link_apply, _link = cycle(at0)
 
     # 10% changed on each side, half of them the same people.
     k = int(n * args.changed)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.sync.world import T0, World, ev
 
 KILLER = r'''
