@@ -103,13 +103,14 @@ def main(argv: list[str] | None = None) -> int:
             pj = plan.as_json()
             t1 = time.perf_counter()
             report = apply_plan(pj, store, crm, db, check_stale=False)
-            report.delivered = deliver(db, store, compiled)
             t2 = time.perf_counter()
+            report.delivered = deliver(db, store, compiled)
+            t3 = time.perf_counter()
         finally:
             db.close()
             store.close()
-        return t1 - t0, t2 - t1, {**pj["summary"], **report.as_json(), "errors": len(
-            report.errors)}
+        return t1 - t0, t3 - t1, {**pj["summary"], **report.as_json(), "errors": len(
+            report.errors), "crm_writes_s": round(t2 - t1, 2), "engine_s": round(t3 - t2, 2)}
 
     at0 = 1793610000.0  # 2026-11-02T09:00:00Z
     link_plan, link_apply, _link = cycle(at0)
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                        "records_per_s": round(n / (link_plan + link_apply))},
         "cycle": {"plan_s": round(plan_s, 2), "apply_s": round(apply_s, 2),
                   "records_per_s": round(n / total),
+                  "of_which_crm_writes_s": second["crm_writes_s"],
+                  "of_which_engine_s": second["engine_s"],
                   "updated_in_crm": second["updated"], "facts_for_engine":
                   second["facts_for_engine"], "errors": second["errors"]},
         "connector_records_per_hour": CONNECTOR_PER_HOUR,

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from mrules.crm.errors import CrmCallError, CrmError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
@@ -325,17 +327,22 @@ def apply_plan(
     # -- one transaction of the sync file --------------------------------------------------
     queue = db.queue()
     with db.tx() as conn:
-        for email, row in links.items():
-            old = current.get(email)
-            hist = (json.loads(conn.execute("SELECT history FROM link WHERE prospect=?",
-                                            (email,)).fetchone()[0]) if old else [])
-            hist += history.get(email, [])
-            conn.execute(
-                "INSERT OR REPLACE INTO link (prospect, object, crm_id, base, times, deleted,"
-                " history, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (email, row["object"], row["crm_id"], json.dumps(row["base"], sort_keys=True),
-                 json.dumps(row["times"], sort_keys=True), row["deleted"], json.dumps(hist), at),
-            )
+        dumps = orjson.dumps
+        conn.executemany(
+            "INSERT INTO link (prospect, object, crm_id, base, times, deleted, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
+            " object=excluded.object, crm_id=excluded.crm_id, base=excluded.base,"
+            " times=excluded.times, deleted=excluded.deleted, at=excluded.at",
+            [(email, row["object"], row["crm_id"],
+              dumps(row["base"], option=orjson.OPT_SORT_KEYS).decode(),
+              dumps(row["times"], option=orjson.OPT_SORT_KEYS).decode(), row["deleted"], at)
+             for email, row in links.items()],
+        )
+        for email, moved in history.items():  # the records a prospect was linked to before
+            (hist,) = conn.execute("SELECT history FROM link WHERE prospect=?",
+                                   (email,)).fetchone()
+            conn.execute("UPDATE link SET history=? WHERE prospect=?",
+                         (json.dumps(json.loads(hist) + moved), email))
         for email, f in errors_clear:
             if f is None:
                 conn.execute("DELETE FROM error WHERE prospect=?", (email,))

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 __all__ = ["SCHEMA_VERSION", "SyncDb", "SyncDbError", "default_sync_path"]
 
 SCHEMA_VERSION = "1"
@@ -155,7 +157,8 @@ class SyncDb:
         for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
             "SELECT prospect, object, crm_id, base, times, deleted FROM link"
         ):
-            out[prospect] = (obj, crm_id, json.loads(base), json.loads(times), bool(deleted))
+            loads = orjson.loads
+            out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
         return out
 
     def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:

@@ -189,9 +189,48 @@ def _cursor_json(c: Cursor | None) -> list[str]:
     return [] if c is None else [format_datetime(c.modstamp), c.last_id]
 
 
-def load_prospects(store: StateStore) -> dict[str, Prospect]:
+class ProspectView:
+    """What the sync reads of a prospect, straight from its stored JSON (no decoding of
+    lists, tags or rules: a plan reads every prospect)."""
+
+    __slots__ = ("_f", "assigned_kind", "assigned_to", "crm_status", "do_not_sync", "email",
+                 "grade", "score", "stamps")
+
+    def __init__(self, email: str, raw: dict[str, Any]) -> None:
+        self.email = email
+        self._f: dict[str, Any] = raw.get("f") or {}
+        self.score = raw.get("s", 0)
+        self.grade = raw.get("g")
+        self.assigned_kind = raw.get("ak")
+        self.assigned_to = raw.get("at")
+        self.do_not_sync = bool(raw.get("ds"))
+        self.stamps: dict[str, float] | None = raw.get("sp")
+        self.crm_status = raw.get("st", "none")
+
+    def field(self, name: str) -> Any:
+        return self._f.get(name)
+
+    @classmethod
+    def of(cls, p: Prospect) -> ProspectView:
+        view = cls(p.email, {})
+        view._f = p.field_items()
+        view.score, view.grade, view.stamps = p.score, p.grade, p.stamps
+        view.assigned_kind, view.assigned_to = p.assigned_kind, p.assigned_to
+        view.do_not_sync, view.crm_status = p.do_not_sync, p.crm_status
+        return view
+
+
+def load_prospects(store: StateStore) -> dict[str, ProspectView]:
+    out: dict[str, ProspectView] = {}
     codecs = Codecs()
-    return {email: Prospect.from_json(data, codecs, email) for email, data in store.prospects()}
+    loads = orjson.loads
+    for email, data in store.prospects():
+        raw = loads(data)
+        if "c" in raw:
+            out[email] = ProspectView(email, raw)
+        else:  # a schema 1 row: long keys
+            out[email] = ProspectView.of(Prospect.from_json(data, codecs, email))
+    return out
 
 
 def _fields_of(info: ObjectInfo, mappings: Iterable[FieldMap]) -> dict[str, FieldMap]:
@@ -222,7 +261,7 @@ def _problem(info: ObjectInfo, name: str, value: Any) -> dict[str, str] | None:
     return None
 
 
-def _ours(p: Prospect, m: FieldMap) -> Any:
+def _ours(p: ProspectView, m: FieldMap) -> Any:
     if m.field == "score":
         return p.score
     if m.field == "grade":
@@ -301,6 +340,7 @@ def make_plan(
                                          "crm_id": r.id, "why": "deleted in the CRM",
                                          "event": event("crm_update", mine, object=obj,
                                                         crm_id=r.id, status="deleted")})
+                    links[mine] = (link[0], link[1], link[2], link[3], True)
                 continue
             if sobject == "Lead" and r.fields.get("IsConverted"):
                 contact = r.fields.get("ConvertedContactId")
@@ -520,6 +560,10 @@ def make_plan(
         if sobject not in maps:
             continue
         r = changed.get(email)
+        if r is None and email not in new_links and all(
+            _ours(p, m) == base.get(name) and name in base for name, m in maps[sobject].items()
+        ):
+            continue  # neither side moved: the common case, kept cheap
         rec_time = None
         if r is not None:
             stamp = r.fields.get("LastModifiedDate")
@@ -543,6 +587,8 @@ def make_plan(
             if has_record and has_base and not same(theirs, base.get(name)) and rec_time:
                 new_times[name] = rec_time  # field-level change time: the edit that changed it
             their_time = new_times.get(name)
+            if their_time is None and has_record and not has_base:
+                their_time = rec_time  # first link: the record's last edit
             our_time = (p.stamps or {}).get(m.field)
             if not has_record and has_base and same(ours, base.get(name)):
                 continue  # neither side moved
