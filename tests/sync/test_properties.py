@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.sync.world import RULES
 
 import mrules
 from mrules.api import compile_rules
@@ -25,7 +26,6 @@ from mrules.sync import SyncConfig, SyncDb, default_sync_path
 from mrules.sync.apply import apply_plan, deliver
 from mrules.sync.cycle import run_cycle
 from mrules.sync.plan import make_plan
-from tests.sync.world import RULES
 
 PEOPLE = [f"u{i}@x.com" for i in range(4)]
 T0 = 1793610000.0  # 2026-11-02T09:00:00Z
