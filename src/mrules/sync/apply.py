@@ -173,7 +173,9 @@ def apply_plan(
     errors_clear: list[tuple[str, str | None]] = []  # (prospect, field or None for all)
     queue_done: set[str] = set()
     queue_fail: dict[str, float] = {}
-    current = db.links()
+    touched = {i["prospect"] for i in plan.get("inbound", ())} | {
+        o["prospect"] for o in plan.get("ops", ())}
+    current = db.links_for(sorted(touched))
 
     def link_row(email: str, obj: str, crm_id: str) -> dict[str, Any]:
         row = links.get(email)

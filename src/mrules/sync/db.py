@@ -161,6 +161,22 @@ class SyncDb:
             out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
         return out
 
+    def links_for(
+        self, emails: list[str]
+    ) -> dict[str, tuple[str, str, dict[str, Any], dict[str, float], bool]]:
+        """`links()` for these prospects only."""
+        out = {}
+        loads = orjson.loads
+        for i in range(0, len(emails), 500):
+            chunk = emails[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
+                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
+                f" WHERE prospect IN ({marks})", chunk
+            ):
+                out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
+        return out
+
     def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:
         return {
             p: (json.loads(w), since, attempts, next_try)

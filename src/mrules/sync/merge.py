@@ -55,6 +55,8 @@ def norm(value: Any) -> Any:
 
 
 def same(a: Any, b: Any) -> bool:
+    if a == b and type(a) is type(b):
+        return True
     return norm(a) == norm(b)
 
 
