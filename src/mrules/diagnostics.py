@@ -305,7 +305,6 @@ def render_sarif(
     declaration of a duplicate...) are relatedLocations.
     """
     import importlib.resources
-    import os
 
     from mrules import __version__
 
@@ -321,7 +320,7 @@ def render_sarif(
             "ruleId": d.code,
             "ruleIndex": index[d.code],
             "level": d.severity.value,
-            "message": {"text": loc["message"] + (f" ({loc['hint']})" if d.hint else "")},
+            "message": {"text": f"{loc['message']}" + (f" ({loc['hint']})" if d.hint else "")},
             "locations": [{"physicalLocation": {
                 "artifactLocation": _artifact(d.path),
                 "region": _region(sources, d.path, d.start, d.end),
@@ -348,7 +347,7 @@ def render_sarif(
     if any(d.path.startswith(_LIBRARY_PREFIX) or any(r.path.startswith(_LIBRARY_PREFIX)
                                                      for r in d.related) for d in diags):
         bases["MRULES_LIBRARY"] = {
-            "uri": _base_uri(os.fspath(library)),  # type: ignore[arg-type]
+            "uri": _base_uri(str(library)),
             "description": {"text": "The rule library bundled with mrules"},
         }
     doc = {

@@ -381,25 +381,28 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
     >>> parse_line('{"ts":"2026-11-02","type":"tick"}', 7).reason[:40]
     "'ts' is not an RFC 3339 timestamp: '2026"
     """
+    raw: bytes
     if isinstance(data, str):
         try:  # bytes decoded with surrogateescape come back as they were
-            data = data.encode("utf-8", "surrogateescape")
+            raw = data.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:  # other lone surrogates: invalid UTF-8, rejected below
-            data = data.encode("utf-8", "surrogatepass")
+            raw = data.encode("utf-8", "surrogatepass")
+    else:
+        raw = data
     try:
-        obj = orjson.loads(data)
+        obj = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        if not data.strip():
+        if not raw.strip():
             return None
-        if line == 1 and data.startswith(_BOM):
-            return parse_line(data[len(_BOM):], line)
-        return Reject(line, _not_json(data, e), _text(data))
+        if line == 1 and raw.startswith(_BOM):
+            return parse_line(raw[len(_BOM):], line)
+        return Reject(line, _not_json(raw, e), _text(raw))
     if type(obj) is not dict:
-        return Reject(line, _not_object(obj), _text(data))
+        return Reject(line, _not_object(obj), _text(raw))
     try:
-        return _event(obj, line, data)
+        return _event(obj, line, raw)
     except _Bad as e:
-        return Reject(line, str(e), _text(data))
+        return Reject(line, str(e), _text(raw))
 
 
 def _peek(stream: IO[bytes]) -> bytes:

@@ -22,7 +22,7 @@ import gc
 import importlib.resources
 import re
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -109,6 +109,9 @@ def unquote(token: str) -> str:
     if _SURROGATE_RE.search(value) is not None:
         value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
     return value
+
+
+_Crit = TypeVar("_Crit", ast.Group, ast.Not)
 
 
 class _Tok(NamedTuple):
@@ -230,7 +233,7 @@ class _ToAst:
         for sub in tree.iter_subtrees():
             children = [
                 built.pop(id(c)) if type(c) is Tree
-                else _Tok(c.type, str(c), c.start_pos, c.end_pos) if isinstance(c, Token)
+                else _Tok(c.type, str(c), c.start_pos or 0, c.end_pos or 0) if isinstance(c, Token)
                 else c
                 for c in sub.children
             ]
@@ -306,7 +309,7 @@ class _ToAst:
         )
         return float(-MAX_NUMBER if text.startswith("-") else MAX_NUMBER)
 
-    def _nested(self, node: ast.Group | ast.Not, children: list[Any]) -> ast.Group | ast.Not:
+    def _nested(self, node: _Crit, children: list[Any]) -> _Crit:
         """`node`, or an empty stand-in (and an error) when criteria nest too deep.
 
         The stand-in keeps the tree shallow, so nothing downstream recurses deeply;
@@ -328,7 +331,7 @@ class _ToAst:
                     "flatten them: a group inside a group of the same kind merges into it, "
                     "and `not not x` is `x`",
                 )
-            node, depth = ast.Group(match="all", items=(), span=span), 1
+            node, depth = ast.Group(match="all", items=(), span=span), 1  # type: ignore[assignment]
         depths[id(node)] = (node, depth)
         return node
 
@@ -956,7 +959,7 @@ class _FastParser:
 
     def parse(self, text: str, builder: _ToAst) -> ast.File:
         """The file's AST, built by `builder`; raises `_Fallback` to let Lark decide."""
-        match = self._master.scanner(text).match
+        match = self._master.scanner(text).match  # type: ignore[attr-defined]
         kinds, words, kept = self._kinds, self._words, self._kept
         table, actions, rules, resolve = self._table, self._actions, self._rules, self._resolve
         span_of, no_span, tok = ast.Span, ast.NO_SPAN, _Tok
@@ -1023,14 +1026,14 @@ class _FastParser:
                 elif expand1 and len(out) == 1:
                     value = out[0]
                 else:
-                    value = method(builder, no_span if s0 is None else span_of(s0, e0), out)
+                    value = method(builder, no_span if s0 is None else span_of(s0, e0 or s0), out)
                 state = actions[states[-1]][origin]
                 states.append(state)
                 values.append(value)
                 starts.append(s0)
                 ends.append(e0)
                 if at_end and state == end_state:
-                    return value  # type: ignore[no-any-return]
+                    return value  # type: ignore[no-any-return,return-value]
             if at_end:
                 raise _Fallback(at=len(text))
             states.append(act)
@@ -1253,7 +1256,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             hint=hint,
         )
     if isinstance(err, UnexpectedCharacters):
-        pos = err.pos_in_stream
+        pos = err.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
         if ch == '"':
             line_end = text.find("\n", pos)
@@ -1430,7 +1433,7 @@ def _error_at(err: UnexpectedInput, end: int) -> int:
             return end
         return err.token.start_pos or 0
     if isinstance(err, UnexpectedCharacters):
-        return err.pos_in_stream
+        return err.pos_in_stream or 0
     return end
 
 

@@ -108,7 +108,7 @@ def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
             what = item.kind.replace("_", " ")
             needs = ("when",) if isinstance(item, ast.DynamicList) else ("when", "then")
             for part in needs:
-                missing = item.when is None if part == "when" else not item.then
+                missing = item.when is None if part == "when" else not getattr(item, "then", ())
                 if missing:
                     yield report.error(
                         "MR304", f"{what} '{item.name.text}' has no `{part}`", path, item.name,

@@ -145,6 +145,7 @@ def _owned_writes(program: ast.Program, sym: Symbols, sync_path: str, sync: ast.
     for name, found in writes.items():
         values = {describe_value(a.value) for _, a in found if isinstance(a, ast.SetField)}
         increments = [(p, a) for p, a in found if isinstance(a, ast.IncrementField)]
+        action: ast.SetField | ast.IncrementField
         if increments:
             path, action = increments[0]
             why = "the next sync overwrites the increments"

@@ -18,6 +18,7 @@ Fields of unknown type or unknown name are left to MR201 and MR102.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from mrules import ast
 from mrules.checker import report
@@ -145,7 +146,8 @@ def _field_test(test: ast.FieldTest, path: str, sym: Symbols) -> Iterator[Diagno
         )
 
 
-def _bound(value: ast.Node) -> float | str:
+def _bound(value: ast.Node) -> Any:
+    """The comparable value of a between bound (both bounds have one type: checked above)."""
     assert isinstance(value, ast.NumberValue | ast.TimestampValue)
     return value.value
 

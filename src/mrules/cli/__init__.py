@@ -28,7 +28,7 @@ class _Main(click.Group):
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         try:
-            return self.main(*args, **kwargs)  # type: ignore[arg-type]
+            return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
         except Exception as e:
             from mrules.cli.common import internal_error
 

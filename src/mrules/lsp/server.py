@@ -202,7 +202,7 @@ class MrulesLanguageServer(LanguageServer):
     def path_of(self, shown: str) -> Path:
         if shown.startswith(LIBRARY_PREFIX):
             lib = importlib.resources.files("mrules").joinpath("library")
-            return Path(os.fspath(lib)) / shown[len(LIBRARY_PREFIX):]  # type: ignore[arg-type]
+            return Path(str(lib)) / shown[len(LIBRARY_PREFIX):]
         return Path(os.path.realpath(shown))
 
     def uri_of(self, shown: str) -> str:
