@@ -221,3 +221,27 @@ def test_readme_sync_transcript_is_real_output(tmp_path: Path) -> None:
         assert line in plan.output.splitlines(), line
     assert run(main, ["sync", "apply", "--rules", rules, "--store", store]).exit_code == 0
     assert run(main, ["sync", "status", "--store", store]).exit_code == 0
+
+
+def test_a_sync_refuses_a_store_a_run_holds(tmp_path: Path) -> None:
+    from mrules.store import Store
+
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    held = Store.open(w.store)  # a run in progress holds the writer lock
+    try:
+        r = w.sync("apply", code=5)
+        assert "mrules: error:" in r.output and "--wait" in r.output
+    finally:
+        held.close()
+    # And a run refuses a store a sync holds: the sync holds the lock from start to end.
+    from mrules.storeapi import open_store
+
+    st = open_store(str(w.store))
+    try:
+        r = w.cli("run", str(w.rules), str(w.events), "--store", str(w.store))
+        assert r.exit_code == 5
+    finally:
+        st.close()
+    w.sync("apply")
+    assert [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]

@@ -384,7 +384,13 @@ def apply_plan(
                 " VALUES (?, ?, ?, ?, ?)",
                 (email, json.dumps(work), since, attempts, next_try),
             )
+        waiting = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
+        done = {o["prospect"] for o in now_ops} - waiting - set(queue_fail)
+        conn.executemany("DELETE FROM dirty WHERE prospect=?", [(e,) for e in done])
+        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
+                         [(e,) for e in waiting | set(queue_fail)])
         if transient is None:
+            db.set_meta("store_seq", plan.get("store_seq", 0))
             for sobject, c in plan.get("cursors_to", {}).items():
                 if c:
                     conn.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?)",

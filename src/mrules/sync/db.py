@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS opportunity (
 CREATE TABLE IF NOT EXISTS opportunity_role (
   id TEXT PRIMARY KEY, opportunity TEXT NOT NULL, contact TEXT NOT NULL, role TEXT,
   is_primary INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+-- prospects a later cycle must look at again (work left waiting, a transient failure)
+CREATE TABLE IF NOT EXISTS dirty (prospect TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS applied_plan (id TEXT PRIMARY KEY, at REAL, summary TEXT);
 CREATE TABLE IF NOT EXISTS cycle (
   at REAL PRIMARY KEY, plan TEXT, created INTEGER, linked INTEGER, updated INTEGER,
@@ -221,6 +223,9 @@ class SyncDb:
     def applied(self, plan_id: str) -> bool:
         row = self.conn.execute("SELECT 1 FROM applied_plan WHERE id=?", (plan_id,)).fetchone()
         return row is not None
+
+    def dirty(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT prospect FROM dirty")}
 
     def count(self, table: str) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

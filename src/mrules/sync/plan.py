@@ -220,6 +220,37 @@ class ProspectView:
         return view
 
 
+def _view(email: str, data: bytes, codecs: Codecs) -> ProspectView:
+    raw = orjson.loads(data)
+    if "c" in raw:
+        return ProspectView(email, raw)
+    return ProspectView.of(Prospect.from_json(data, codecs, email))  # a schema 1 row
+
+
+class _Prospects:
+    """Prospects as the plan needs them: all of them read at once (`full`), or each read
+    when asked (a cycle after the first looks only at what changed)."""
+
+    def __init__(self, store: StateStore, full: bool) -> None:
+        self.store = store
+        self.full = full
+        self.codecs = Codecs()
+        self.cache: dict[str, ProspectView | None] = (
+            dict(load_prospects(store)) if full else {}
+        )
+
+    def get(self, email: str) -> ProspectView | None:
+        if self.full or email in self.cache:
+            return self.cache.get(email)
+        data = self.store.prospect(email)
+        view = None if data is None else _view(email, data, self.codecs)
+        self.cache[email] = view
+        return view
+
+    def __contains__(self, email: str) -> bool:
+        return self.get(email) is not None
+
+
 def load_prospects(store: StateStore) -> dict[str, ProspectView]:
     out: dict[str, ProspectView] = {}
     codecs = Codecs()
@@ -291,7 +322,17 @@ def make_plan(
     if hasattr(crm, "set_clock"):
         crm.set_clock(_dt(at))  # the local CRM follows the run's clock
     until = crm.now() if hasattr(crm, "now") else _dt(at)
-    prospects = load_prospects(store)
+    # The first cycle reads every prospect; later ones only those the engine changed since
+    # the last cycle's plan (the ledger says which), those the CRM changed, and those left
+    # waiting or in error.
+    last_seq = db.meta("store_seq")
+    full = last_seq is None or int(last_seq) > store.max_seq()
+    prospects = _Prospects(store, full)
+    touched: set[str] = set()
+    if not full:
+        touched = {e.prospect for e in store.ledger(after_seq=int(last_seq or 0)) if e.prospect}
+        touched |= db.dirty()
+        touched |= {e["prospect"] for e in db.errors()}
     links = db.links()
     by_crm = {v[1]: k for k, v in links.items()}
     cursors = db.cursors()
@@ -551,8 +592,12 @@ def make_plan(
                 ops.append(numbered(op))
 
     # -- field updates for linked prospects ---------------------------------------------------
-    for email, link in links.items():
-        obj, crm_id, base, times, deleted = link
+    if full:
+        candidates: Iterable[str] = list(links)
+    else:
+        candidates = sorted((touched | set(changed) | set(new_links)) & set(links))
+    for email in candidates:
+        obj, crm_id, base, times, deleted = links[email]
         p = prospects.get(email)
         if deleted or p is None or p.do_not_sync:
             continue
