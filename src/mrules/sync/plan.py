@@ -325,14 +325,21 @@ def make_plan(
     # The first cycle reads every prospect; later ones only those the engine changed since
     # the last cycle's plan (the ledger says which), those the CRM changed, and those left
     # waiting or in error.
+    # The facts the sync itself handed the engine (`event` steps of its streams) are in the
+    # base already; what rules did in reply to them is not, and is looked at.
     last_seq = db.meta("store_seq")
     full = last_seq is None or int(last_seq) > store.max_seq()
-    prospects = _Prospects(store, full)
     touched: set[str] = set()
     if not full:
-        touched = {e.prospect for e in store.ledger(after_seq=int(last_seq or 0)) if e.prospect}
+        touched = {
+            e.prospect for e in store.ledger(after_seq=int(last_seq or 0))
+            if e.prospect and not (e.rule_kind == "event"
+                                   and (e.source or "").startswith("crm-sync:"))
+        }
         touched |= db.dirty()
         touched |= {e["prospect"] for e in db.errors()}
+        full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
+    prospects = _Prospects(store, full)
     links = db.links()
     by_crm = {v[1]: k for k, v in links.items()}
     cursors = db.cursors()
