@@ -25,7 +25,58 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SCHEMA_VERSION", "SyncDb", "SyncDbError", "default_sync_path"]
+__all__ = ["SCHEMA_VERSION", "LinkMap", "SyncDb", "SyncDbError", "default_sync_path"]
+
+Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
+
+
+class LinkMap(dict):  # type: ignore[type-arg]
+    """Links by prospect: (object, crm id, base, times, deleted), parsed when first read.
+
+    `ids()` gives (prospect, object, crm id) of every link without parsing any base.
+    """
+
+    def __init__(self, raw: dict[str, tuple[Any, ...]]) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def ids(self) -> Iterator[tuple[str, str, str]]:
+        for k in self:
+            v = dict.get(self, k)
+            if v is not None:
+                yield k, v[0], v[1]
+            else:
+                r = self._raw[k]
+                yield k, r[0], r[1]
+
+    def __missing__(self, key: str) -> Link:
+        r = self._raw[key]  # KeyError when there is no such link
+        loads = orjson.loads
+        v = (r[0], r[1], loads(r[2]), loads(r[3]), bool(r[4]))
+        dict.__setitem__(self, key, v)
+        return v
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._raw
+        for k in dict.__iter__(self):
+            if k not in self._raw:
+                yield k
+
+    def __len__(self) -> int:
+        return len(set(self._raw) | set(dict.keys(self)))
+
+    def items(self) -> Iterator[tuple[str, Link]]:  # type: ignore[override]
+        for k in self:
+            yield k, self[k]
 
 SCHEMA_VERSION = "1"
 
@@ -162,6 +213,15 @@ class SyncDb:
             loads = orjson.loads
             out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
         return out
+
+    def links_lazy(self) -> LinkMap:
+        """`links()` whose base snapshots are parsed when a prospect's link is read."""
+        return LinkMap({
+            r[0]: r[1:]
+            for r in self.conn.execute(
+                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
+            )
+        })
 
     def links_for(
         self, emails: list[str]

@@ -340,8 +340,8 @@ def make_plan(
         touched |= {e["prospect"] for e in db.errors()}
         full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
     prospects = _Prospects(store, full)
-    links = db.links()
-    by_crm = {v[1]: k for k, v in links.items()}
+    links = db.links_lazy()
+    by_crm = {crm_id: k for k, _obj, crm_id in links.ids()}
     cursors = db.cursors()
     plan = Plan(
         at=at,
@@ -617,8 +617,11 @@ def make_plan(
         ):
             continue  # neither side moved: the common case, kept cheap
         rec_time = None
-        if r is not None:
-            stamp = r.fields.get("LastModifiedDate")
+        if r is not None and not all(
+            same(r.fields.get(name), base.get(name)) and name in base
+            for name in maps[sobject]
+        ):
+            stamp = r.fields.get("LastModifiedDate")  # only read when a field moved
             rec_time = to_epoch(stamp) if isinstance(stamp, str) else r.system_modstamp.timestamp()
         has_record = r is not None
         # A record edited by someone else than the sync: the error queue retries its writes.
@@ -733,7 +736,7 @@ def _find_existing(crm: Any, emails: list[str], objects: list[str]) -> dict[str,
 
 
 def _plan_opportunities(
-    crm: Any, db: SyncDb, plan: Plan, until: dt.datetime, links: dict[str, Any], event: Any
+    crm: Any, db: SyncDb, plan: Plan, until: dt.datetime, links: Any, event: Any
 ) -> None:
     """Opportunities and their contact roles: stage, amount, won/lost, to prospects by contact."""
     cursors = db.cursors()
@@ -753,7 +756,7 @@ def _plan_opportunities(
         roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)
     opp_records, oc = _read_changes(crm, "Opportunity", _cursor(cursors.get("Opportunity")), until)
     plan.cursors_to["Opportunity"] = _cursor_json(oc) or plan.cursors_from.get("Opportunity", [])
-    by_contact: dict[str, str] = {v[1]: k for k, v in links.items() if v[0] == "contact"}
+    by_contact: dict[str, str] = {i: k for k, o, i in links.ids() if o == "contact"}
     for r in opp_records:
         f = r.fields
         row = {"id": r.id, "name": f.get("Name"), "stage": f.get("StageName"),
