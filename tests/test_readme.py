@@ -45,5 +45,9 @@ def test_readme_lint_transcript_is_real_output(tmp_path, monkeypatch) -> None:
 
 
 def test_readme_commands_match_ci() -> None:
-    ci = (ROOT / ".ci" / "run").read_text("utf-8").strip().splitlines()[-1]
-    assert ci in README
+    lines = (ROOT / ".ci" / "run").read_text("utf-8").strip().splitlines()
+    tests = [line for line in lines if "pytest" in line]
+    assert len(tests) == 1, tests  # CI runs exactly the README's test command...
+    assert tests[0] in README
+    assert ".venv/bin/ruff check src" in lines  # ...and lints and type-checks src
+    assert ".venv/bin/mypy src" in lines

@@ -173,7 +173,7 @@ def run(
         events = sys.stdin.buffer
     is_path = isinstance(events, str | Path)
     if source is None:
-        source = str(Path(events).resolve()) if is_path else "-"
+        source = str(Path(events).resolve()) if isinstance(events, str | Path) else "-"
     if label is None:
         label = display_path(str(events)) if is_path else "-"
     st = open_store(store, wait=wait)

@@ -514,7 +514,7 @@ def _compile_action(node: Any, b: _Builder) -> CompiledAction:
         case ast.ChangeSourceCampaign(campaign=c):
             return act("source campaign", PHASE_DATA, "set_campaign", (c.text,), loc)
         case ast.AddToCrmCampaign(campaign=c, status=st):
-            payload = {"campaign": c.text, "status": st.text if st else None}
+            payload: dict[str, Any] = {"campaign": c.text, "status": st.text if st else None}
             return act("crm campaign", PHASE_DATA, "crm_work", ("campaign_member", payload), loc)
         case ast.CreateCrmTask():
             payload = {
@@ -731,12 +731,12 @@ class _Builder:
                 folder_category[folder.text] = cname
         for (kind, aname), decl in self.symbols.assets.items():
             assert isinstance(decl.node, ast.AssetDecl)
-            folder = decl.node.folder.text if decl.node.folder else None
-            while folder:
-                if folder in folder_category:
-                    categories[(kind, aname)] = folder_category[folder]
+            folder_path: str | None = decl.node.folder.text if decl.node.folder else None
+            while folder_path:
+                if folder_path in folder_category:
+                    categories[(kind, aname)] = folder_category[folder_path]
                     break
-                folder = folder.rpartition("/")[0]  # subfolders inherit (§5.2)
+                folder_path = folder_path.rpartition("/")[0]  # subfolders inherit (§5.2)
         return CompiledRuleSet(
             version=ruleset_version(self.program),
             settings=settings,

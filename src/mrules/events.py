@@ -74,7 +74,7 @@ __all__ = [
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)
 
 # The kind of asset (as the rules declare it) that each asset event names.
-ASSET_KINDS: dict[str, str] = dict(EVENT_ASSET_KINDS)
+ASSET_KINDS: dict[str, str] = {str(k): str(v) for k, v in EVENT_ASSET_KINDS.items()}
 
 CRM_OBJECTS: tuple[str, ...] = tuple(CrmObject)
 OPPORTUNITY_STATUSES = ("won", "lost")

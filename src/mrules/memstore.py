@@ -135,12 +135,13 @@ class MemoryStore:
 
     def outbox(self) -> Iterator[Message]:
         derived = [m for r in self._rows if r.steps for m in r.messages(OUTBOX)]
-        return iter(sorted(self._outbox + derived, key=lambda r: r[0]))
+        rows: list[Any] = [*self._outbox, *derived]
+        return iter(sorted(rows, key=lambda r: r[0]))
 
     def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
         derived = [m for r in self._of(prospect) if r.steps for m in r.messages(CRM)]
-        rows = [r for r in self._crm if prospect is None or r[2] == prospect]
-        return iter(sorted(rows + derived, key=lambda r: r[0]))
+        rows: list[Any] = [r for r in self._crm if prospect is None or r[2] == prospect]
+        return iter(sorted([*rows, *derived], key=lambda r: r[0]))
 
     def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
         rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))

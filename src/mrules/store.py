@@ -398,10 +398,11 @@ def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
         current.steps += (seq, Ref(kind, name, loc), action, _json_value(args),
                           _json_value(bef), _json_value(aft))  # fmt: skip
     applied = []
+    clock = batch.clock if batch.clock is not None else 0.0  # set once an event applied
     for event_id in batch.applied_ids:
         if type(event_id) is not str:
             raise TypeError(f"an event id must be text, not {event_id!r}")
-        applied.append(Row(None, batch.clock, batch.source, 0, event_id))
+        applied.append(Row(None, clock, batch.source, 0, event_id))
     return activities, ledger, applied
 
 
@@ -859,9 +860,10 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
-        except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
-            if isinstance(e, _PartError):
-                part, e = e.part, e.cause
+        except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+            e: BaseException = err
+            if isinstance(err, _PartError):
+                part, e = err.part, err.cause
             names.rollback()
             for email in new_pids:
                 pids.pop(email, None)

@@ -71,6 +71,8 @@ def _register() -> None:
         "sync_cmd",
         "completion_cmd",
         "lsp_cmd",
+        "test_cmd",
+        "replay_cmd",
     ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")

@@ -19,6 +19,7 @@ from mrules.compiler import (
     RuleRef,
 )
 from mrules.engine.context import Context
+from mrules.engine.parts import EngineParts
 from mrules.history import json_text
 from mrules.policy import can_assign, member_for, round_robin
 from mrules.state import Prospect, grade_letter
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
-class Effects:
+class Effects(EngineParts):
     """The effects of `Engine`: every change goes to the ledger through `log`."""
 
     # ------------------------------------------------------ completion actions

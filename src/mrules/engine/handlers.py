@@ -11,6 +11,7 @@ from mrules.compiler import (
     ASSET_EVENTS,
 )
 from mrules.engine.context import Context
+from mrules.engine.parts import EngineParts
 from mrules.engine.screening import fit_field
 from mrules.events import Event
 from mrules.history import json_text
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
-class Handlers:
+class Handlers(EngineParts):
     """The event handlers of `Engine`, by event type (`HANDLERS`)."""
 
     # --------------------------------------------------------------- handlers

@@ -14,6 +14,7 @@ from typing import Any
 
 from mrules.checker.report import did_you_mean
 from mrules.compiler import ASSET_EVENTS, RuleRef
+from mrules.engine.parts import EngineParts
 from mrules.events import ASSET_KINDS, Event, Reject
 from mrules.history import json_text as _json
 from mrules.state import Prospect
@@ -23,7 +24,7 @@ from mrules.vocab import Action
 __all__ = ["Screening", "fit_field"]
 
 
-class Screening:
+class Screening(EngineParts):
     """The screening part of `Engine` (policies `unknown_assets`, `bad_field_values`)."""
 
     def reject(self, item: Reject) -> None:
@@ -56,7 +57,7 @@ class Screening:
         if e.type == "crm_update" and e.object in ("lead", "contact"):
             if e.prospect not in self.prospects and not self.cs.auto_create:
                 return []  # ignored anyway (§7.4)
-            out = []
+            out: list[tuple[str | None, str, Any]] = []
             for crm_field, value in e.fields.items():
                 mapped = self.cs.crm_fields.get(crm_field.casefold())
                 if mapped is not None:

@@ -14,6 +14,7 @@ from mrules.compiler import (
 )
 from mrules.engine.context import Context
 from mrules.engine.effects import run_action
+from mrules.engine.parts import EngineParts
 from mrules.history import json_text
 from mrules.state import Prospect
 from mrules.vocab import Action
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
-class Settlement:
+class Settlement(EngineParts):
     """Rule evaluation of `Engine`: settle, try a rule, dynamic lists, ticks, segment."""
 
     def _tick_all(self) -> None:
@@ -82,7 +83,7 @@ class Settlement:
             if m is not None:
                 if rule.max_times is not None and m[0] >= rule.max_times:
                     continue
-                t = m[1] + rule.repeat_seconds  # the cooldown ends
+                t = m[1] + (rule.repeat_seconds or 0.0)  # the cooldown ends (m: it repeats)
                 if since < t < best:
                     best = t
             for timer in rule.timers:

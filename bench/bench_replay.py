@@ -1,0 +1,81 @@
+"""`mrules replay --diff` speed: the two runs and the comparison against one run (target <= 2.2x).
+
+    python bench/bench_replay.py [--prospects 5000] [--events 50000] [--repeat 3] [--workdir DIR]
+
+Generates the benchmark inputs with bench/generate.py, makes NEW rules by
+lowering every `score >= N` threshold of the generated rules by 10, then, in
+this process and alternating, `--repeat` times: one `mrules.run` of the new
+rules in memory, `mrules.replay.diff_runs(old, new, events)` and the same
+with `jobs=2` (the old rules in a forked process). Rule sets
+are compiled beforehand on both sides (compiling is not what is compared).
+Prints the best times and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prospects", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=50000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="mrules-bench-replay-"))
+    import generate
+
+    if not (work / "events.jsonl").exists():
+        generate.main([str(work), "--prospects", str(args.prospects), "--events", str(args.events)])
+    old = work / "rules"
+    new = work / "rules-new"
+    new.mkdir(exist_ok=True)
+    for f in old.glob("*.mr"):
+        text = f.read_text(encoding="utf-8")
+        text = re.sub(r"score >= (\d+)", lambda m: f"score >= {max(0, int(m.group(1)) - 10)}", text)
+        (new / f.name).write_text(text, encoding="utf-8")
+
+    import mrules
+    from mrules.api import compile_rules
+    from mrules.replay import diff_runs
+
+    old_cs, new_cs = compile_rules(str(old)), compile_rules(str(new))
+    events = str(work / "events.jsonl")
+    one, two, par, runs = float("inf"), float("inf"), float("inf"), float("inf")
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        mrules.run(new_cs, events).close()
+        one = min(one, time.perf_counter() - started)
+        started = time.perf_counter()
+        d = diff_runs(old_cs, new_cs, events)
+        two = min(two, time.perf_counter() - started)
+        runs = min(runs, d["seconds"]["runs"])
+        started = time.perf_counter()
+        diff_runs(old_cs, new_cs, events, jobs=2)
+        par = min(par, time.perf_counter() - started)
+    print(f"events: {d['events']['lines']:,}; prospects: {d['prospects']['new']:,}")
+    print(
+        f"MQL: {d['mql']['old']:,} -> {d['mql']['new']:,}; rules changed: "
+        f"{sum(1 for r in d['rules'] if r['before'] != r['after'])}"
+    )
+    print(f"one run (in memory):    {one:.2f} s")
+    print(
+        f"replay --diff, its 2 runs (with their reads): {runs:.2f} s  = {runs / one:.2f}x one run"
+    )
+    print(f"replay --diff (2 runs + comparison): {two:.2f} s  = {two / one:.2f}x one run")
+    print(f"replay --diff --jobs 2:              {par:.2f} s  = {par / one:.2f}x one run")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

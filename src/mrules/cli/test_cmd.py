@@ -1,0 +1,89 @@
+"""`mrules test`: run the test files of a rule set (docs/testing.md)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("test")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts, junit (JUnit XML) for CI.",
+)
+@click.option(
+    "-k",
+    "keywords",
+    multiple=True,
+    metavar="TEXT",
+    help="Run only the tests whose 'FILE::NAME' contains TEXT (case-insensitive; repeatable: any).",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Write the actual state into the snapshots of tests that ask for one (snapshot: true).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the report to this file instead of standard output.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List passing tests too (text format).")
+def run_tests(
+    paths: tuple[str, ...],
+    fmt: str,
+    keywords: tuple[str, ...],
+    update: bool,
+    output: str | None,
+    verbose: bool,
+) -> None:
+    """Run the rule tests in PATHS (default: the current folder).
+
+    A folder contributes every *.test.yaml (or *.test.yml) below it; a file is
+    taken whatever its name. Each test gives a starting state, events and
+    clock ticks, and what to expect; it runs in memory with a simulated clock,
+    never touching a store. A failure shows the expected and the actual value
+    and the rules (file:line) and events behind the actual value.
+
+    Exit status: 0 all passed, 1 a test failed (or its rules have errors),
+    2 a test file is broken (the message says file:line).
+
+    \b
+    Examples:
+      mrules test examples/getcloudy/tests
+      mrules test -k mql --format junit -o junit.xml
+    """
+    from mrules.testing import render_json, render_junit, render_text, run_paths
+
+    report = run_paths(list(paths), keywords, update=update)
+    if fmt == "json":
+        data = render_json(report)
+    elif fmt == "junit":
+        data = render_junit(report)
+    else:
+        data = (render_text(report, verbose=verbose) + "\n").encode()
+    if output:
+        try:
+            with open(output, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            click.echo(f"mrules: error: cannot write {output}: {e.strerror or e}", err=True)
+            sys.exit(4)
+        if fmt != "text":
+            click.echo(render_text(report, verbose=verbose), err=True)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    sys.exit(report.exit_code)
+
+
+COMMANDS = (run_tests,)

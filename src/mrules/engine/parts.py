@@ -1,0 +1,100 @@
+"""What the engine's parts share: the state `Engine.__init__` sets, and the calls across parts.
+
+`Engine` is assembled from parts, one a concern (`handlers`, `effects`,
+`settle`, `screening`, and the loop in `run`). Each part reads state that
+`Engine.__init__` creates and calls methods another part defines. This base
+declares both, so the type checker can follow every cross-part access; at run
+time it adds nothing (annotations only, the stubs exist for the checker alone).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mrules.compiler import CompiledBlock, CompiledRule, CompiledRuleSet, RuleRef
+    from mrules.engine.context import Context
+    from mrules.engine.summary import RunSummary
+    from mrules.events import Event
+    from mrules.history import Row
+    from mrules.settings import EngineSettings
+    from mrules.state import Prospect
+    from mrules.store import Batch
+    from mrules.storeapi import StateStore
+    from mrules.symbols import FieldInfo
+
+__all__ = ["EngineParts"]
+
+
+class EngineParts:
+    """Declarations only: see `Engine.__init__` for what each attribute holds."""
+
+    cs: CompiledRuleSet
+    store: StateStore
+    settings: EngineSettings
+    summary: RunSummary
+    source: str
+    source_label: str
+    prospects: dict[str, Prospect]
+    visitors: dict[str, str]
+    applied: OrderedDict[str, None]
+    clock: float | None
+    now: float
+    seq: int
+    shared: dict[str, Any]
+    shared_dirty: bool
+    dirty: set[str]
+    dirty_visitors: set[str]
+    line: int
+    event_id: str | None
+    event_ts: float
+    block_since: dict[str, float | None]
+    batch: Batch
+    _anonymous: dict[str, list[tuple[float, str]]]
+    _candidates: dict[frozenset[str], tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]]
+    _row: Row | None
+    _rowed: bool
+    _time_rules: tuple[CompiledRule, ...]
+    _time_dynamic: tuple[CompiledRule, ...]
+    _wakes: list[tuple[float, str]]
+    _settled_at: dict[str, float]
+    _fresh: str | None
+    _exhaustive_ticks: bool
+    _throttle: float
+    _notify_window: float
+    _asset_policy: str
+    _field_policy: str
+    _assets: frozenset[tuple[str, str]]
+    _unknown_text: dict[tuple[str, str], str]
+    _field_info: dict[str, FieldInfo]
+
+    if TYPE_CHECKING:
+        # defined in run.py
+        def log(
+            self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
+        ) -> None: ...
+        def _prospect(self, email: str, e: Event | None) -> Prospect: ...
+        def _ref_for(self, e: Event | None) -> RuleRef: ...
+        def _row_for(self, email: str | None) -> Row: ...
+        def _tie_visitor(self, vid: str, c: Context) -> None: ...
+        def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]: ...
+
+        # defined in effects.py
+        def _active(self, block: CompiledBlock, ts: float) -> bool: ...
+        def _run_blocks(
+            self, c: Context, blocks: tuple[CompiledBlock, ...], asset_key: str
+        ) -> None: ...
+        def _score(self, c: Context, ref: RuleRef, points: int, args: dict[str, Any]) -> None: ...
+        def _category(self, c: Context, ref: RuleRef, category: str, points: int) -> None: ...
+        def _set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None: ...
+
+        # defined in settle.py
+        def _settle(self, c: Context) -> None: ...
+        def _tick_all(self) -> None: ...
+
+        # defined in screening.py
+        def _misfit(
+            self, p: Prospect, ref: RuleRef, name: str, value: Any, problem: str, crm: str | None
+        ) -> bool: ...
+        def _warn_asset(self, kind: str, asset: str) -> None: ...

@@ -1,0 +1,743 @@
+"""`mrules replay --diff`: what a rule change would have done to the same history.
+
+Both rule sets run over the same events, each into its own in-memory store
+(a user's store is never opened), through the public API (`mrules.run`).
+The two final states, outboxes, CRM work and ledgers are then compared
+(docs/replay.md):
+
+- prospects whose **MQL status** changes. A prospect *is an MQL* when it is a
+  member (static or dynamic) of the list named "MQL" (`--mql-list` names
+  another); assignment changes are reported on their own;
+- prospects whose **assignment**, **grade**, **lists** (and dynamic lists),
+  **CRM work** (pending CRM records, tasks, campaign members) or CRM status
+  change, and prospects that exist under one rule set only;
+- **outbox** messages (notifications and autoresponders) gained and lost,
+  compared as (prospect, kind, what is sent), so a message sent by another
+  rule or at another time is the same message;
+- the **score distribution** before and after (mean, quantiles, buckets) and
+  how many scores moved;
+- **per rule**, how many times it acted before and after: automation rules
+  count their matches, the other rules the events they acted on.
+
+Each category carries example prospects with the reason, in `mrules explain`'s
+words: the rule (file:line) and the event (line, id) behind the new value
+(or behind the old one, for what the new rules no longer do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["GitError", "ReplayError", "diff_runs", "render_text", "rules_at_revision"]
+
+SCORE_BUCKETS = (0, 25, 50, 100, 150, 200)
+"""Lower bounds of the score buckets of the distribution (the last one is open)."""
+
+
+class ReplayError(Exception):
+    """The replay cannot be done (bad events path, rules at a revision...)."""
+
+
+class GitError(ReplayError):
+    """`--old-rev` could not take the rules from git."""
+
+
+# ------------------------------------------------------------------------ git revisions
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise GitError("--old-rev needs git, and git is not installed") from None
+
+
+@contextlib.contextmanager
+def rules_at_revision(rev: str, path: str) -> Iterator[str]:
+    """The rule file or folder `path` as it was at git revision `rev`, in a temporary folder.
+
+    Works from any folder of the work tree; the folder (of a file: its
+    folder, where its includes live) is taken with `git archive`.
+
+    Raises:
+        GitError: not in a git work tree, an unknown revision, or a path the
+            revision does not have.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise GitError(f"no such rule file or folder: {path}")
+    p = p.resolve()
+    folder = p if p.is_dir() else p.parent
+    top = _git(["rev-parse", "--show-toplevel"], folder)
+    if top.returncode != 0:
+        raise GitError(f"--old-rev: {path} is not inside a git repository")
+    root = Path(top.stdout.decode().strip()).resolve()
+    if rev.startswith("-"):
+        raise GitError(f"--old-rev: not a revision: {rev!r}")
+    ok = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root)
+    if ok.returncode != 0:
+        raise GitError(f"--old-rev: unknown revision {rev!r} in {root}")
+    rel_folder = folder.relative_to(root).as_posix()
+    rel = p.relative_to(root).as_posix()
+    archive = _git(["archive", "--format=tar", rev, "--", rel_folder or "."], root)
+    if archive.returncode != 0:
+        why = archive.stderr.decode(errors="replace").strip().splitlines()
+        raise GitError(
+            f"--old-rev: {rel_folder or '.'} does not exist at {rev}"
+            + (f" ({why[-1]})" if why else "")
+        )
+    with tempfile.TemporaryDirectory(prefix="mrules-old-rules-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        target = Path(tmp) / rel
+        if not target.exists():
+            raise GitError(f"--old-rev: {rel} does not exist at {rev}")
+        yield str(target)
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@dataclass
+class _Side:
+    """One rule set's run: its state, messages and ledger, read through the store API."""
+
+    label: str
+    records: dict[str, dict[str, Any]]
+    outbox: list[dict[str, Any]]
+    rule_counts: Counter[tuple[str, str]]  # (kind, name) -> times it acted
+    rule_at: dict[tuple[str, str], str]  # (kind, name) -> file:line
+    store: Any
+    seconds: float
+    lines: int
+    rejected: int
+
+
+def _run(
+    compiled: Any,
+    events: Any,
+    label: str,
+    progress: Callable[[int], None] | None,
+    source_label: str,
+) -> _Side:
+    import mrules
+    from mrules.rulestats import rule_counts
+
+    started = time.perf_counter()
+    result = mrules.run(compiled, events, label=source_label, progress=progress)
+    st = result.store
+    with st.snapshot():
+        records = {r["email"]: r for r in result.export()}
+        outbox = [_message(m) for m in st.outbox()]
+        counts, at = rule_counts(st)
+    return _Side(
+        label,
+        records,
+        outbox,
+        counts,
+        at,
+        st,
+        time.perf_counter() - started,
+        result.summary.lines,
+        result.summary.rejected,
+    )
+
+
+def _message(m: Any) -> dict[str, Any]:
+    seq, ts, prospect, kind, payload = m[:5]
+    return {"seq": seq, "ts": ts, "prospect": prospect, "kind": kind, **orjson.loads(payload)}
+
+
+def _message_key(m: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in m.items() if k not in ("seq", "ts", "rule", "at", "time")}
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+class _Remote:
+    """The old rules' run in a forked child: its results, then ledger reads on request."""
+
+    def __init__(self, conn: Any, proc: Any) -> None:
+        self.conn, self.proc = conn, proc
+        self.side: _Side | None = None
+        self.error: BaseException | None = None
+
+    @classmethod
+    def start(cls, compiled: Any, events: Any, label: str, shown: str) -> _Remote | None:
+        import multiprocessing
+
+        try:
+            ctx = multiprocessing.get_context("fork")
+        except ValueError:  # no fork here (Windows, macOS default): run one after the other
+            return None
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child, compiled, events, label, shown), daemon=True)
+        proc.start()
+        child.close()
+        return cls(parent, proc)
+
+    def _take(self, msg: Any, tick: Callable[[int], None] | None) -> None:
+        kind, value = msg
+        if kind == "progress":
+            if tick is not None:
+                tick(value)
+        elif kind == "side":
+            self.side = value
+            self.side.store = self
+        elif kind == "error":
+            self.error = value
+
+    def poll(self, tick: Callable[[int], None] | None) -> None:
+        while self.side is None and self.error is None and self.conn.poll():
+            self._take(self.conn.recv(), tick)
+
+    def result(self, tick: Callable[[int], None] | None) -> _Side:
+        while self.side is None and self.error is None:
+            try:
+                self._take(self.conn.recv(), tick)
+            except EOFError:
+                raise ReplayError("the run of the old rules stopped unexpectedly") from None
+        if self.error is not None:
+            raise self.error
+        assert self.side is not None
+        return self.side
+
+    def rows(self, email: str) -> list[dict[str, Any]]:
+        self.conn.send(email)
+        return self.conn.recv()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.proc.join(timeout=5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _serve(conn: Any, compiled: Any, events: Any, label: str, shown: str) -> None:
+    """The child: run, send the results (without the store), answer ledger reads until None."""
+    from mrules.outputs import action_record
+
+    try:
+        side = _run(compiled, events, label, lambda n: conn.send(("progress", n)), shown)
+    except BaseException as e:  # sent to the parent, which raises it
+        try:
+            conn.send(("error", e))
+        except Exception:
+            conn.send(("error", ReplayError(f"{type(e).__name__}: {e}")))
+        return
+    store, side.store = side.store, None
+    conn.send(("side", side))
+    while True:
+        try:
+            email = conn.recv()
+        except EOFError:
+            return
+        if email is None:
+            return
+        conn.send([action_record(e) for e in store.ledger(prospect=email)])
+
+
+# ----------------------------------------------------------------------------- comparing
+
+
+def _iso(ts: float | None) -> str | None:
+    import datetime as dt
+
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _cause(r: dict[str, Any]) -> str:
+    """An action-log record's rule (file:line) and event, as `mrules explain` words it."""
+    rule, ev = r["rule"], r["event"]
+    if rule["kind"] == "event":
+        where = f"event {rule['name']}"
+    else:
+        where = f"{rule['kind']} '{rule['name']}' ({rule['at']})"
+    if ev["line"]:
+        event = f", event line {ev['line']}" + (f" id {ev['id']}" if ev["id"] else "")
+    elif rule["kind"] != "event":
+        event = ", at the start of the run (retroactive) or by a tick"
+    else:
+        event = ""
+    return f"{where}{event}, {r['time']}"
+
+
+class _Explainer:
+    """Reasons for a prospect's value in one run, from its ledger (read only for examples)."""
+
+    def __init__(self, side: _Side) -> None:
+        self.side = side
+        self.cache: dict[str, list[dict[str, Any]]] = {}
+
+    def rows(self, email: str) -> list[dict[str, Any]]:
+        from mrules.outputs import action_record
+
+        if email not in self.cache:
+            store = self.side.store
+            if isinstance(store, _Remote):
+                self.cache[email] = store.rows(email)
+            else:
+                self.cache[email] = [action_record(e) for e in store.ledger(prospect=email)]
+        return self.cache[email]
+
+    def last(self, email: str, action: str, **args: Any) -> str | None:
+        for r in reversed(self.rows(email)):
+            if r["action"] == action and all(
+                (r["args"] or {}).get(k) == v for k, v in args.items()
+            ):
+                return _cause(r)
+        return None
+
+
+def _is_mql(r: dict[str, Any] | None, mql: str) -> bool:
+    return r is not None and (mql in r["lists"] or mql in r["dynamic_lists"])
+
+
+def _assignee(r: dict[str, Any] | None) -> str | None:
+    if r is None or r["assigned"] is None:
+        return None
+    return f"{r['assigned']['kind']} {r['assigned']['name']}"
+
+
+def _crm_work(r: dict[str, Any] | None) -> Counter[bytes]:
+    if r is None:
+        return Counter()
+    return Counter(_message_key(w) for w in r["pending_crm"])
+
+
+def _quantile(values: list[int], q: float) -> float:
+    if not values:
+        return 0.0
+    i = (len(values) - 1) * q
+    lo = int(i)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (i - lo)
+
+
+def _distribution(scores: list[int]) -> dict[str, Any]:
+    s = sorted(scores)
+    buckets = []
+    for i, low in enumerate(SCORE_BUCKETS):
+        high = SCORE_BUCKETS[i + 1] - 1 if i + 1 < len(SCORE_BUCKETS) else None
+        label = f"{low}+" if high is None else (f"{low}" if low == high else f"{low}-{high}")
+        n = sum(1 for x in s if x >= low and (high is None or x <= high))
+        buckets.append({"range": label, "prospects": n})
+    below = sum(1 for x in s if x < 0)
+    if below:
+        buckets.insert(0, {"range": "<0", "prospects": below})
+    return {
+        "prospects": len(s),
+        "mean": round(sum(s) / len(s), 2) if s else 0.0,
+        "median": _quantile(s, 0.5),
+        "p90": _quantile(s, 0.9),
+        "max": s[-1] if s else 0,
+        "buckets": buckets,
+    }
+
+
+def diff_runs(
+    old_rules: Any,
+    new_rules: Any,
+    events: str,
+    *,
+    mql_list: str = "MQL",
+    examples: int = 5,
+    old_label: str | None = None,
+    new_label: str | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    jobs: int = 1,
+) -> dict[str, Any]:
+    """Run both rule sets over `events` in memory and compare them (the JSON of `--format json`).
+
+    With `jobs=2` (and where processes can fork) the old rules run in a child
+    process while the new ones run here; the child keeps its store and
+    answers the few ledger reads the examples need.
+
+    Raises:
+        mrules.api.RuleSetError: a rule set cannot be read or has errors
+            (`.which` says "old" or "new").
+        mrules.events.EventSourceError: the events cannot be read.
+    """
+    from mrules.api import RuleSetError, compile_rules
+    from mrules.loader import display_path
+
+    compiled = []
+    for which, rules in (("old", old_rules), ("new", new_rules)):
+        try:
+            compiled.append(compile_rules(rules))
+        except RuleSetError as e:
+            e.which = which  # type: ignore[attr-defined]
+            raise
+    started = time.perf_counter()
+    if events == "-":
+        lines: Any = sys.stdin.buffer.read().splitlines()
+        shown = "-"
+    else:
+        lines = events
+        shown = display_path(events)
+
+    def ticker(which: str) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+        return lambda n: progress(which, n)
+
+    old_label = old_label or str(old_rules)
+    remote = _Remote.start(compiled[0], lines, old_label, shown) if jobs > 1 else None
+    if remote is None:
+        old = _run(compiled[0], lines, old_label, ticker("old"), shown)
+        # The old run's objects stay alive for the comparison: keep the garbage
+        # collector from walking them again and again during the new run.
+        gc.freeze()
+        try:
+            new = _run(compiled[1], lines, new_label or str(new_rules), ticker("new"), shown)
+        finally:
+            gc.unfreeze()
+    else:
+        tick_old = ticker("old")
+
+        def both(n: int) -> None:
+            remote.poll(tick_old)
+            if progress is not None:
+                progress("new", n)
+
+        try:
+            new = _run(compiled[1], lines, new_label or str(new_rules), both, shown)
+            old = remote.result(tick_old)
+        except BaseException:
+            remote.stop()
+            raise
+    runs_seconds = time.perf_counter() - started
+    try:
+        out = _compare(old, new, mql_list, examples)
+    finally:
+        if remote is not None:
+            remote.stop()
+    out["events"] = {"source": shown, "lines": new.lines, "rejected": new.rejected}
+    out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
+    out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
+    out["seconds"] = {
+        "runs": round(runs_seconds, 4),
+        "total": round(time.perf_counter() - started, 4),
+    }
+    return out
+
+
+def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
+    ex_old, ex_new = _Explainer(old), _Explainer(new)
+    emails = sorted(set(old.records) | set(new.records))
+    cats: dict[str, list[dict[str, Any]]] = {
+        k: []
+        for k in (
+            "mql_gained",
+            "mql_lost",
+            "assignment",
+            "grade",
+            "lists",
+            "crm",
+            "only_old",
+            "only_new",
+        )
+    }
+    score_moves = []
+    for email in emails:
+        a, b = old.records.get(email), new.records.get(email)
+        if a is None or b is None:
+            cats["only_new" if a is None else "only_old"].append({"prospect": email})
+            continue
+        if a["score"] != b["score"]:
+            score_moves.append(b["score"] - a["score"])
+        if _is_mql(a, mql) != _is_mql(b, mql):
+            cats["mql_gained" if _is_mql(b, mql) else "mql_lost"].append(
+                {"prospect": email, "score": [a["score"], b["score"]]}
+            )
+        if _assignee(a) != _assignee(b):
+            cats["assignment"].append({"prospect": email, "old": _assignee(a), "new": _assignee(b)})
+        if a["grade"] != b["grade"]:
+            cats["grade"].append({"prospect": email, "old": a["grade"], "new": b["grade"]})
+        la = set(a["lists"]) | {f"{x} (dynamic)" for x in a["dynamic_lists"]}
+        lb = set(b["lists"]) | {f"{x} (dynamic)" for x in b["dynamic_lists"]}
+        if la != lb:
+            cats["lists"].append(
+                {"prospect": email, "added": sorted(lb - la), "removed": sorted(la - lb)}
+            )
+        wa, wb = _crm_work(a), _crm_work(b)
+        if wa != wb or a["crm_status"] != b["crm_status"]:
+            cats["crm"].append(
+                {
+                    "prospect": email,
+                    "added": [orjson.loads(k) for k in (wb - wa).elements()],
+                    "removed": [orjson.loads(k) for k in (wa - wb).elements()],
+                    "crm_status": [a["crm_status"], b["crm_status"]],
+                }
+            )
+    # Reasons for the examples only: the ledger of a few prospects.
+    for item in cats["mql_gained"][:limit]:
+        e = item["prospect"]
+        item["reason"] = ex_new.last(e, "add to list", list=mql) or "in the dynamic list"
+    for item in cats["mql_lost"][:limit]:
+        e = item["prospect"]
+        item["reason"] = "old rules: " + (ex_old.last(e, "add to list", list=mql) or "dynamic list")
+        removed = ex_new.last(e, "remove from list", list=mql)
+        if removed:
+            item["reason"] += f"; new rules removed it: {removed}"
+    for item in cats["assignment"][:limit]:
+        e = item["prospect"]
+        side = ex_new if item["new"] else ex_old
+        item["reason"] = ("new rules: " if item["new"] else "old rules: ") + (
+            side.last(e, "assign") or "?"
+        )
+    for item in cats["grade"][:limit]:
+        e = item["prospect"]
+        for action in ("grading", "change profile", "grade"):
+            why = ex_new.last(e, action)
+            if why:
+                item["reason"] = f"new rules: {why}"
+                break
+    for item in cats["lists"][:limit]:
+        e = item["prospect"]
+        reasons = []
+        for name in item["added"][:2]:
+            why = ex_new.last(e, "add to list", list=name)
+            if why:
+                reasons.append(f"{name}: {why}")
+        for name in item["removed"][:2]:
+            why = ex_old.last(e, "add to list", list=name)
+            if why:
+                reasons.append(f"{name} (old rules): {why}")
+        item["reason"] = "; ".join(reasons) or None
+    for key, side in (("only_new", ex_new), ("only_old", ex_old)):
+        for item in cats[key][:limit]:
+            item["reason"] = side.last(item["prospect"], "create prospect")
+
+    # Outbox: messages as (prospect, kind, what is sent), counted.
+    ka = Counter(_message_key(m) for m in old.outbox)
+    kb = Counter(_message_key(m) for m in new.outbox)
+    gained_keys, lost_keys = kb - ka, ka - kb
+    first_new = {_message_key(m): m for m in reversed(new.outbox)}
+    first_old = {_message_key(m): m for m in reversed(old.outbox)}
+
+    def messages(keys: Counter[bytes], first: dict[bytes, dict[str, Any]]) -> dict[str, Any]:
+        by_kind: Counter[str] = Counter()
+        items = []
+        for k, n in sorted(keys.items(), key=lambda kv: first[kv[0]]["seq"]):
+            m = first[k]
+            by_kind[m["kind"]] += n
+            body = {x: y for x, y in m.items() if x not in ("seq", "ts", "rule", "at")}
+            items.append(
+                {
+                    **body,
+                    "count": n,
+                    "time": _iso(m["ts"]),
+                    "reason": f"{m.get('rule', '?')} ({m.get('at', '?')})",
+                }
+            )
+        return {
+            "total": sum(keys.values()),
+            "by_kind": dict(sorted(by_kind.items())),
+            "messages": items,
+        }
+
+    gained = messages(gained_keys, first_new)
+    lost = messages(lost_keys, first_old)
+
+    # Per rule.
+    rules: list[dict[str, Any]] = []
+    for rule_key in sorted(set(old.rule_counts) | set(new.rule_counts)):
+        before, after = old.rule_counts.get(rule_key, 0), new.rule_counts.get(rule_key, 0)
+        rules.append(
+            {
+                "kind": rule_key[0],
+                "name": rule_key[1],
+                "at": new.rule_at.get(rule_key) or old.rule_at.get(rule_key),
+                "before": before,
+                "after": after,
+            }
+        )
+    rules.sort(key=lambda r: (-abs(r["after"] - r["before"]), r["kind"], r["name"]))
+
+    common = [e for e in emails if e in old.records and e in new.records]
+    moves = sorted(score_moves)
+    changed = {e for k, v in cats.items() for e in (i["prospect"] for i in v)}
+    return {
+        "mql_list": mql,
+        "prospects": {
+            "old": len(old.records),
+            "new": len(new.records),
+            "changed": len(changed),
+        },
+        "mql": {
+            "old": sum(1 for r in old.records.values() if _is_mql(r, mql)),
+            "new": sum(1 for r in new.records.values() if _is_mql(r, mql)),
+            "gained": _with_examples(cats["mql_gained"], limit),
+            "lost": _with_examples(cats["mql_lost"], limit),
+        },
+        "assignment": _with_examples(cats["assignment"], limit),
+        "grade": _with_examples(cats["grade"], limit),
+        "lists": _with_examples(cats["lists"], limit),
+        "crm": _with_examples(cats["crm"], limit),
+        "only_old": _with_examples(cats["only_old"], limit),
+        "only_new": _with_examples(cats["only_new"], limit),
+        "outbox": {
+            "old": len(old.outbox),
+            "new": len(new.outbox),
+            "gained": gained,
+            "lost": lost,
+        },
+        "score": {
+            "old": _distribution([old.records[e]["score"] for e in common]),
+            "new": _distribution([new.records[e]["score"] for e in common]),
+            "changed": len(moves),
+            "mean_change": round(sum(moves) / len(moves), 2) if moves else 0.0,
+            "up": sum(1 for m in moves if m > 0),
+            "down": sum(1 for m in moves if m < 0),
+        },
+        "rules": rules,
+    }
+
+
+def _with_examples(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    return {
+        "count": len(items),
+        "prospects": [i["prospect"] for i in items],
+        "examples": items[:limit],
+    }
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+def render_text(d: dict[str, Any]) -> str:
+    """The diff as a summary for a terminal or a pull-request comment."""
+    out = [
+        f"Replay of {d['events']['lines']:,} event lines ({d['events']['source']})",
+        f"  old rules: {d['old']['rules']}",
+        f"  new rules: {d['new']['rules']}",
+    ]
+    if d["events"]["rejected"]:
+        out.append(f"  ({d['events']['rejected']:,} lines rejected under the new rules)")
+    p = d["prospects"]
+    out.append(f"\nProspects: {p['old']:,} before, {p['new']:,} after; {p['changed']:,} changed")
+    m = d["mql"]
+    out.append(
+        f'\nMQLs (in list "{d["mql_list"]}"): {m["old"]:,} -> {m["new"]:,}'
+        f"  (+{m['gained']['count']:,} become MQLs, -{m['lost']['count']:,} no longer)"
+    )
+    for item in m["gained"]["examples"]:
+        old_score, new_score = item["score"]
+        out.append(
+            f"  + {item['prospect']} (score {old_score} -> {new_score}): {item.get('reason')}"
+        )
+    _more(out, m["gained"])
+    for item in m["lost"]["examples"]:
+        old_score, new_score = item["score"]
+        out.append(
+            f"  - {item['prospect']} (score {old_score} -> {new_score}): {item.get('reason')}"
+        )
+    _more(out, m["lost"])
+    sections = (
+        (
+            "Assignment",
+            "assignment",
+            lambda i: f"{i['old'] or 'unassigned'} -> {i['new'] or 'unassigned'}",
+        ),
+        ("Grade", "grade", lambda i: f"{i['old'] or '-'} -> {i['new'] or '-'}"),
+        (
+            "Lists",
+            "lists",
+            lambda i: ", ".join([f"+{x}" for x in i["added"]] + [f"-{x}" for x in i["removed"]]),
+        ),
+        ("CRM work", "crm", _crm_line),
+        ("Only under the old rules", "only_old", lambda i: "no such prospect under the new rules"),
+        ("Only under the new rules", "only_new", lambda i: "created"),
+    )
+    for title, key, line in sections:
+        sec = d[key]
+        if not sec["count"]:
+            continue
+        out.append(f"\n{title}: {sec['count']:,} prospect(s) change")
+        for item in sec["examples"]:
+            reason = f": {item['reason']}" if item.get("reason") else ""
+            out.append(f"  ~ {item['prospect']}: {line(item)}{reason}")
+        _more(out, sec)
+    o = d["outbox"]
+    out.append(
+        f"\nOutbox: {o['old']:,} -> {o['new']:,} messages"
+        f" (+{o['gained']['total']:,} gained, -{o['lost']['total']:,} lost)"
+    )
+    for sign, part in (("+", o["gained"]), ("-", o["lost"])):
+        if part["by_kind"]:
+            kinds = ", ".join(f"{k} {n:,}" for k, n in part["by_kind"].items())
+            out.append(f"  {sign} by kind: {kinds}")
+        for msg in part["messages"][:5]:
+            body = {
+                k: v
+                for k, v in msg.items()
+                if k not in ("count", "time", "reason", "prospect", "kind")
+            }
+            times = f" x{msg['count']}" if msg["count"] > 1 else ""
+            out.append(
+                f"  {sign} {msg['kind']}{times} for {msg['prospect']}"
+                f" {orjson.dumps(body).decode()}:"
+                f" {msg['reason']}, {msg['time']}"
+            )
+        if len(part["messages"]) > 5:
+            out.append(
+                f"    ... and {len(part['messages']) - 5:,} more (--format json lists them all)"
+            )
+    s = d["score"]
+    a, b = s["old"], s["new"]
+    out.append(
+        f"\nScores: {s['changed']:,} changed ({s['up']:,} up, {s['down']:,} down,"
+        f" mean change {s['mean_change']:+})"
+    )
+    out.append(f"  {'':8} {'before':>10} {'after':>10}")
+    for key in ("mean", "median", "p90", "max"):
+        out.append(f"  {key:8} {_num(a[key]):>10} {_num(b[key]):>10}")
+    for ba, bb in zip(a["buckets"], b["buckets"], strict=False):
+        if ba["prospects"] or bb["prospects"]:
+            out.append(f"  {ba['range']:8} {ba['prospects']:>10,} {bb['prospects']:>10,}")
+    changed = [r for r in d["rules"] if r["before"] != r["after"]]
+    out.append(f"\nRules: {len(changed)} of {len(d['rules'])} act a different number of times")
+    for r in changed[:15]:
+        out.append(
+            f"  {r['kind']} '{r['name']}' ({r['at']}): {r['before']:,} -> {r['after']:,}"
+            f" ({r['after'] - r['before']:+,})"
+        )
+    if len(changed) > 15:
+        out.append(f"  ... and {len(changed) - 15} more (--format json lists them all)")
+    return "\n".join(out)
+
+
+def _num(x: Any) -> str:
+    return f"{x:,.1f}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x):,}"
+
+
+def _more(out: list[str], sec: dict[str, Any]) -> None:
+    extra = sec["count"] - len(sec["examples"])
+    if extra > 0:
+        out.append(f"    ... and {extra:,} more (--format json lists them all)")
+
+
+def _crm_line(i: dict[str, Any]) -> str:
+    parts = [f"+{w.get('kind')}" for w in i["added"]] + [f"-{w.get('kind')}" for w in i["removed"]]
+    if i["crm_status"][0] != i["crm_status"][1]:
+        parts.append(f"status {i['crm_status'][0]} -> {i['crm_status'][1]}")
+    return ", ".join(parts)

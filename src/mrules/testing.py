@@ -1,0 +1,1614 @@
+"""`mrules test`: test files for a rule set, run in memory with a simulated clock.
+
+A test file is YAML (docs/testing.md): the rules it tests, then test cases,
+each a starting state (`given`), events with times and clock ticks, and what
+to expect afterwards (prospect state, actions taken and not taken, the
+outbox, CRM work, rule matches, a snapshot of the whole state).
+
+Each case runs on a fresh in-memory store through the public API
+(`mrules.run`) only:
+
+1. the starting state is made by a *setup run*: a rule set holding the
+   declarations of the tested rules plus one automation rule per given
+   prospect (`set score to`, `add to list`, `assign to`, ...), over one
+   `prospect_update` event a prospect carrying its fields, at the time `at`;
+2. the tested rules then run over the case's events on the same store (their
+   automation rules see the starting state retroactively, as when a rule set
+   is deployed on an existing database), and the clock moves to `now`;
+3. what the second run did (ledger entries, outbox messages and CRM work
+   after the setup's last `seq`) and the final state export are compared
+   with the expectations. A failure shows expected and actual values and the
+   rules (file:line) and events behind the actual value, as `mrules explain`
+   does.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "t.test.yaml").write_text('''
+... rules: |
+...   list "MQL"
+...   form "F"
+...   on submit of form "F" { add to list "MQL" }
+... tests:
+...   - name: submit adds to MQL
+...     events:
+...       - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}
+...     expect:
+...       prospects:
+...         a@x.com: {lists: [MQL]}
+... ''')
+>>> report = run_paths([str(folder)])
+>>> [(o.name, o.status) for o in report.outcomes], report.exit_code
+([('submit adds to MQL', 'pass')], 0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import difflib
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from mrules.exitcodes import ExitCode
+
+__all__ = [
+    "Case",
+    "Failure",
+    "Outcome",
+    "Report",
+    "TestFileError",
+    "find_test_files",
+    "load_file",
+    "run_case",
+    "run_paths",
+]
+
+TEST_SUFFIXES = (".test.yaml", ".test.yml")
+SNAPSHOT_FOLDER = "__snapshots__"
+DEFAULT_AT = "2000-01-01T00:00:00Z"
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", SNAPSHOT_FOLDER}
+
+# What a test file may say, for messages that suggest the key a typo meant.
+FILE_KEYS = ("rules", "tests")
+CASE_KEYS = ("name", "rules", "given", "events", "now", "expect", "skip")
+GIVEN_KEYS = ("at", "prospects")
+GIVEN_PROSPECT_KEYS = (
+    "fields",
+    "score",
+    "lists",
+    "tags",
+    "assigned",
+    "profile",
+    "grading",
+    "opted_out",
+)
+EXPECT_KEYS = (
+    "prospects",
+    "absent",
+    "actions",
+    "no_actions",
+    "outbox",
+    "crm",
+    "rules",
+    "rejects",
+    "snapshot",
+)
+PROSPECT_KEYS = (
+    "score",
+    "grade",
+    "profile",
+    "fields",
+    "lists",
+    "dynamic_lists",
+    "tags",
+    "assigned",
+    "category_scores",
+    "crm_status",
+    "crm_id",
+    "do_not_sync",
+    "opted_out",
+    "source_campaign",
+    "created",
+    "last_activity",
+)
+_SET_KEYS = ("lists", "dynamic_lists", "tags")
+_MATCHER_KEYS = ("action", "prospect", "rule", "rule_kind", "args", "event")
+_GRADING_STATES = {
+    "matches": "matches",
+    "does not match": "does not match",
+    "not known": "not known",
+}
+_ASSIGNEES = ("user", "group", "queue")
+
+
+# --------------------------------------------------------------------------- the data
+
+
+class TestFileError(Exception):
+    """A test file that cannot be used: its message starts with `file:line:`."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        self.path, self.line, self.message = path, line, message
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Case:
+    """One test case of a test file."""
+
+    __test__ = False
+
+    file: str  # the test file as given (display path)
+    name: str
+    line: int
+    rules: str | list[str]  # a path (or paths) or rule text
+    rules_line: int
+    given: dict[str, Any]
+    events: list[dict[str, Any]]  # JSON events, ticks included
+    event_lines: list[int]  # the YAML line of each event
+    now: str | None
+    expect: dict[str, Any]
+    skip: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}::{self.name}"
+
+
+@dataclass
+class Failure:
+    """One expectation that does not hold."""
+
+    what: str  # e.g. `leung@example.com: score`
+    expected: Any
+    actual: Any
+    line: int | None  # the expectation's line in the test file
+    reasons: list[str] = field(default_factory=list)  # explain-style causes of the actual value
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "expected": self.expected,
+            "actual": self.actual,
+            "line": self.line,
+            "reasons": self.reasons,
+            "note": self.note,
+        }
+
+
+@dataclass
+class Outcome:
+    """What happened to one case (or to a file that could not be read)."""
+
+    file: str
+    name: str
+    line: int | None
+    status: str  # pass | fail | error | skip
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    message: str | None = None  # for errors and skips
+    updated: bool = False  # --update wrote its snapshot
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "name": self.name,
+            "line": self.line,
+            "status": self.status,
+            "seconds": round(self.seconds, 6),
+            "message": self.message,
+            "updated": self.updated,
+            "failures": [f.as_dict() for f in self.failures],
+        }
+
+
+@dataclass
+class Report:
+    """Every outcome of a `mrules test` run."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    broken_files: int = 0
+
+    def counts(self) -> Counter[str]:
+        return Counter(o.status for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        if self.broken_files:
+            return int(ExitCode.USAGE)
+        counts = self.counts()
+        if counts["fail"] or counts["error"]:
+            return int(ExitCode.DIAGNOSTICS)
+        return int(ExitCode.OK)
+
+
+# ---------------------------------------------------------------------- reading files
+
+
+class _Map(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers its line, and the line of each key."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _List(list):  # type: ignore[type-arg]
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, mappings and lists with lines, timestamps kept as text."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    out = _Map()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value", key_node.start_mark
+            )
+        key = str(key) if not isinstance(key, str) else key
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = key_node.start_mark.line + 1
+    return out
+
+
+def _construct_list(loader: _Loader, node: yaml.SequenceNode) -> _List:
+    out = _List(loader.construct_object(n, deep=True) for n in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [n.start_mark.line + 1 for n in node.value]
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_list)
+
+
+def _line(obj: Any, key: str | None = None, default: int | None = None) -> int | None:
+    if key is not None and isinstance(obj, _Map):
+        return obj.key_lines.get(key, obj.line)
+    return getattr(obj, "line", default) or default
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (one of: {', '.join(choices)})"
+
+
+def _check_keys(obj: Any, allowed: Sequence[str], path: str, what: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            raise TestFileError(
+                path, _line(obj, key), f"unknown key '{key}' in {what}{_suggest(key, allowed)}"
+            )
+
+
+def _need_map(obj: Any, path: str, line: int | None, what: str) -> _Map:
+    if obj is None:
+        obj = _Map()
+        obj.line, obj.key_lines = line or 0, {}
+    if not isinstance(obj, dict):
+        raise TestFileError(path, _line(obj, default=line), f"{what} must be a mapping")
+    return obj  # type: ignore[return-value]
+
+
+def _need_list(obj: Any, path: str, line: int | None, what: str) -> list[Any]:
+    if obj is None:
+        return []
+    if not isinstance(obj, list):
+        raise TestFileError(path, _line(obj, default=line), f"{what} must be a list")
+    return obj
+
+
+def _time_text(value: Any, path: str, line: int | None, what: str) -> str:
+    """An RFC 3339 time as the event stream wants it (checked here for a clear message)."""
+    from mrules.events import parse_timestamp
+
+    text = str(value)
+    try:
+        parse_timestamp(text)
+    except ValueError as e:
+        why = re.search(r"\((.*)\)$", str(e))
+        detail = f" ({why.group(1)})" if why else ""
+        raise TestFileError(path, line, f"{what}: not an RFC 3339 time: {text!r}{detail}") from None
+    return text
+
+
+def _epoch(text: str) -> float:
+    from mrules.events import parse_timestamp
+
+    return parse_timestamp(text).timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds as RFC 3339 UTC text (as `state export` prints times)."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def load_file(path: str | Path) -> list[Case]:
+    """The cases of one test file.
+
+    Raises:
+        TestFileError: the file cannot be read, is not YAML, or says something
+            mrules cannot use; the message starts with `file:line:`.
+    """
+    from mrules.loader import display_path
+
+    shown = display_path(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise TestFileError(shown, None, f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise TestFileError(shown, None, f"not UTF-8 text (byte at offset {e.start})") from None
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise TestFileError(shown, line, f"not valid YAML: {problem}") from None
+    except RecursionError:
+        raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
+    if doc is None:
+        raise TestFileError(shown, 1, "empty test file: give 'rules' and 'tests'")
+    doc = _need_map(doc, shown, 1, "a test file")
+    _check_keys(doc, FILE_KEYS, shown, "the test file")
+    folder = Path(path).parent
+    rules, rules_line = _rules_ref(doc.get("rules"), folder, shown, _line(doc, "rules"))
+    tests = _need_list(doc.get("tests"), shown, _line(doc, "tests"), "'tests'")
+    if not tests:
+        raise TestFileError(shown, _line(doc, "tests", 1), "no tests: give a list under 'tests'")
+    cases: list[Case] = []
+    names: dict[str, int] = {}
+    lines = getattr(tests, "item_lines", [])
+    for i, raw in enumerate(tests):
+        line = lines[i] if i < len(lines) else None
+        case = _case(raw, shown, line, folder, rules, rules_line)
+        if case.name in names:
+            raise TestFileError(
+                shown,
+                case.line,
+                f"two tests named '{case.name}' (the other at line {names[case.name]})",
+            )
+        names[case.name] = case.line
+        cases.append(case)
+    return cases
+
+
+def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[Any, int]:
+    """Rule text, or the rule paths (relative to the test file's folder), checked to exist."""
+    if value is None:
+        default = folder.parent / "rules"
+        if default.is_dir():
+            return str(default), line or 1
+        return None, line or 1
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise TestFileError(shown, line, "'rules' must be a path, a list of paths, or rule text")
+    if len(values) == 1 and ("\n" in values[0] or "{" in values[0] or '"' in values[0]):
+        return values[0], line or 1
+    paths = []
+    for v in values:
+        p = folder / v
+        if not p.exists():
+            raise TestFileError(shown, line, f"rules: no such file or folder: {v} (from {folder})")
+        paths.append(str(p))
+    return (paths[0] if len(paths) == 1 else paths), line or 1
+
+
+def _case(raw: Any, path: str, line: int | None, folder: Path, rules: Any, rules_line: int) -> Case:
+    raw = _need_map(raw, path, line, "a test")
+    _check_keys(raw, CASE_KEYS, path, "a test")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise TestFileError(path, raw.line, "a test needs a 'name' (text)")
+    if "rules" in raw:
+        rules, rules_line = _rules_ref(raw["rules"], folder, path, _line(raw, "rules"))
+    if rules is None:
+        raise TestFileError(
+            path,
+            raw.line,
+            "which rules does this test? give 'rules: PATH' (a file or folder, relative to the"
+            " test file) at the top of the file, or keep the tests in a folder beside 'rules/'",
+        )
+    given = _given(raw.get("given"), path, _line(raw, "given"))
+    events, event_lines = _events(raw.get("events"), path, _line(raw, "events"))
+    now = raw.get("now")
+    if now is not None:
+        now = _time_text(now, path, _line(raw, "now"), "now")
+    expect = _need_map(raw.get("expect"), path, _line(raw, "expect", raw.line), "'expect'")
+    _check_expect(expect, path)
+    at = given.get("at")
+    if at is None:
+        times = [e["ts"] for e in events]
+        at = min(times, key=_epoch) if times else (now or DEFAULT_AT)
+        given["at"] = at
+    skip = raw.get("skip")
+    return Case(
+        file=path,
+        name=name.strip(),
+        line=raw.line,
+        rules=rules,
+        rules_line=rules_line,
+        given=given,
+        events=events,
+        event_lines=event_lines,
+        now=now,
+        expect=expect,
+        skip=None if skip in (None, False) else str(skip),
+    )
+
+
+def _given(raw: Any, path: str, line: int | None) -> dict[str, Any]:
+    raw = _need_map(raw, path, line, "'given'")
+    _check_keys(raw, GIVEN_KEYS, path, "'given'")
+    out: dict[str, Any] = {"prospects": {}, "lines": {}}
+    if raw.get("at") is not None:
+        out["at"] = _time_text(raw["at"], path, _line(raw, "at"), "given.at")
+    prospects = _need_map(raw.get("prospects"), path, _line(raw, "prospects"), "given.prospects")
+    for email, state in prospects.items():
+        where = prospects.key_lines.get(email, prospects.line)
+        key = _email(email, path, where)
+        state = _need_map(state, path, where, f"the starting state of {key}")
+        for k in state:
+            if k == "grade":
+                raise TestFileError(
+                    path,
+                    _line(state, k),
+                    "the grade is computed from the profile's criteria: give"
+                    " 'grading: {CRITERION: matches}' (and 'profile') instead",
+                )
+        _check_keys(state, GIVEN_PROSPECT_KEYS, path, f"the starting state of {key}")
+        _given_types(state, path, key)
+        out["prospects"][key] = state
+        out["lines"][key] = where
+    return out
+
+
+def _given_types(state: _Map, path: str, email: str) -> None:
+    def bad(key: str, what: str) -> TestFileError:
+        return TestFileError(path, _line(state, key), f"{email}: '{key}' must be {what}")
+
+    if "score" in state and (
+        isinstance(state["score"], bool)
+        or not isinstance(state["score"], int)
+        or state["score"] < 0
+    ):
+        raise bad("score", "a whole number, 0 or more")
+    if "fields" in state and not isinstance(state["fields"], dict):
+        raise bad("fields", "a mapping of field names to values")
+    for key in ("fields",):
+        for name, value in (state.get(key) or {}).items():
+            if isinstance(value, dict | list):
+                raise bad(key, f"plain values (field '{name}' is not)")
+    for key in ("lists", "tags"):
+        if key in state and not (
+            isinstance(state[key], list) and all(isinstance(x, str) for x in state[key])
+        ):
+            raise bad(key, "a list of names")
+    if "assigned" in state:
+        _assignee(state["assigned"], path, _line(state, "assigned"), email)
+    if "profile" in state and not isinstance(state["profile"], str):
+        raise bad("profile", "a profile name")
+    if "grading" in state:
+        g = state["grading"]
+        if not isinstance(g, dict) or not all(
+            isinstance(v, str) and v in _GRADING_STATES for v in g.values()
+        ):
+            raise bad(
+                "grading", "a mapping of criterion names to matches / does not match / not known"
+            )
+    if "opted_out" in state and not isinstance(state["opted_out"], bool):
+        raise bad("opted_out", "true or false")
+
+
+def _assignee(value: Any, path: str, line: int | None, email: str) -> tuple[str, str] | None:
+    """`user@x` (a user), `{queue: NAME}` (or user/group), or null (unassigned)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip():
+        return "user", value
+    if isinstance(value, dict) and len(value) == 1:
+        ((kind, name),) = value.items()
+        if kind in _ASSIGNEES and isinstance(name, str) and name:
+            return kind, name
+    raise TestFileError(
+        path,
+        line,
+        f"{email}: 'assigned' must be a user's email, {{user|group|queue: NAME}} or null",
+    )
+
+
+def _email(value: Any, path: str, line: int | None) -> str:
+    text = str(value).strip().lower() if value is not None else ""
+    if text.count("@") != 1 or text.startswith("@") or text.endswith("@") or " " in text:
+        raise TestFileError(path, line, f"not an email address: {value!r}")
+    return text
+
+
+def _events(raw: Any, path: str, line: int | None) -> tuple[list[dict[str, Any]], list[int]]:
+    """The events as JSON objects; `{now: TIME}` is a clock tick."""
+    items = _need_list(raw, path, line, "'events'")
+    lines = list(getattr(items, "item_lines", [line or 0] * len(items)))
+    out = []
+    for i, item in enumerate(items):
+        where = lines[i] if i < len(lines) else line
+        if not isinstance(item, dict):
+            raise TestFileError(path, where, "an event must be a mapping like {ts: ..., type: ...}")
+        if "now" in item:
+            if len(item) != 1:
+                raise TestFileError(path, where, "a clock tick is {now: TIME} and nothing else")
+            out.append({"ts": _time_text(item["now"], path, where, "now"), "type": "tick"})
+            continue
+        if "ts" not in item:
+            raise TestFileError(path, where, "an event needs 'ts' (its RFC 3339 time)")
+        event = dict(item)
+        event["ts"] = _time_text(item["ts"], path, where, "ts")
+        out.append(event)
+    return out, lines
+
+
+def _check_expect(expect: _Map, path: str) -> None:
+    _check_keys(expect, EXPECT_KEYS, path, "'expect'")
+    prospects = _need_map(
+        expect.get("prospects"), path, _line(expect, "prospects"), "expect.prospects"
+    )
+    for email, want in prospects.items():
+        where = prospects.key_lines.get(email, prospects.line)
+        _email(email, path, where)
+        want = _need_map(want, path, where, f"the expectation for {email}")
+        _check_keys(want, PROSPECT_KEYS, path, f"the expectation for {email}")
+        for key in _SET_KEYS:
+            if key in want:
+                _set_expectation(want[key], path, _line(want, key), f"{email}: {key}")
+        if "assigned" in want:
+            _assignee(want["assigned"], path, _line(want, "assigned"), email)
+    for email in _need_list(expect.get("absent"), path, _line(expect, "absent"), "expect.absent"):
+        _email(email, path, _line(expect, "absent"))
+    for key in ("actions", "no_actions", "outbox", "crm"):
+        items = _need_list(expect.get(key), path, _line(expect, key), f"expect.{key}")
+        lines = getattr(items, "item_lines", [])
+        for i, m in enumerate(items):
+            where = lines[i] if i < len(lines) else _line(expect, key)  # type: ignore[assignment]
+            if not isinstance(m, dict):
+                raise TestFileError(path, where, f"expect.{key}: each item must be a mapping")
+            if key in ("actions", "no_actions") and "action" in m:
+                _action_name(m["action"], path, where)
+    if "rules" in expect:
+        rules = _need_map(expect["rules"], path, _line(expect, "rules"), "expect.rules")
+        for name, n in rules.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise TestFileError(
+                    path, rules.key_lines.get(name), f"expect.rules: '{name}' must be a count"
+                )
+    for r in _need_list(expect.get("rejects"), path, _line(expect, "rejects"), "expect.rejects"):
+        if not isinstance(r, dict) or not isinstance(r.get("event"), int):
+            raise TestFileError(
+                path,
+                _line(r, default=_line(expect, "rejects")),
+                "expect.rejects: each item is {event: N, reason: REGEX} (N counts events from 1)",
+            )
+        with contextlib.suppress(KeyError):
+            try:
+                re.compile(str(r["reason"]))
+            except re.error as e:
+                raise TestFileError(path, _line(r), f"expect.rejects: bad regex: {e}") from None
+    if "snapshot" in expect and not isinstance(expect["snapshot"], bool):
+        raise TestFileError(
+            path, _line(expect, "snapshot"), "expect.snapshot must be true or false"
+        )
+
+
+def _set_expectation(value: Any, path: str, line: int | None, what: str) -> None:
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return
+    if isinstance(value, dict) and set(value) <= {"include", "exclude"}:
+        for v in value.values():
+            if not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                break
+        else:
+            return
+    raise TestFileError(
+        path,
+        line,
+        f"{what} must be a list of names (exactly these) or {{include: [..], exclude: [..]}}",
+    )
+
+
+def _action_name(value: Any, path: str, line: int | None) -> None:
+    from mrules.vocab import Action
+
+    names = [a.value for a in Action]
+    if value not in names:
+        raise TestFileError(path, line, f"unknown action '{value}'{_suggest(str(value), names)}")
+
+
+# --------------------------------------------------------------------- finding files
+
+
+def find_test_files(paths: Iterable[str]) -> list[str]:
+    """Test files: a file as given; in a folder, every `*.test.yaml` / `*.test.yml` below it.
+
+    Raises:
+        TestFileError: a path does not exist.
+    """
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_file():
+            out.append(str(path))
+        elif path.is_dir():
+            found = []
+            for f in sorted(_walk(path)):
+                if f.name.endswith(TEST_SUFFIXES):
+                    found.append(str(f))
+            out.extend(found)
+        else:
+            raise TestFileError(p, None, "no such file or folder")
+    seen: set[str] = set()
+    unique = []
+    for name in out:
+        key = str(Path(name).resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(name)
+    return unique
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    for e in entries:
+        if e.is_dir():
+            if e.name not in _SKIP_DIRS and not e.name.startswith("."):
+                yield from _walk(e)
+        else:
+            yield e
+
+
+# ---------------------------------------------------------------------------- running
+
+
+class _Rules:
+    """Compiled rule sets and their declarations, loaded once a run."""
+
+    _DECLS = (
+        "field_decl",
+        "user_decl",
+        "group_decl",
+        "queue_decl",
+        "list_decl",
+        "tag_decl",
+        "asset_decl",
+        "campaign_decl",
+        "crm_campaign_decl",
+        "grading_profile",
+        "scoring_category",
+        "settings",
+    )
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, Any] = {}
+        self.decls: dict[str, str] = {}
+        self.setups: dict[str, Any] = {}
+
+    @staticmethod
+    def key(rules: str | list[str]) -> str:
+        return orjson.dumps(rules).decode()
+
+    def get(self, rules: str | list[str]) -> Any:
+        """The compiled rule set (raises mrules.api.RuleSetError)."""
+        from mrules.api import compile_rules
+
+        k = self.key(rules)
+        if k not in self.compiled:
+            try:
+                self.compiled[k] = compile_rules(rules)
+            except Exception as e:  # kept, so each case of the file reports it once
+                self.compiled[k] = e
+        found = self.compiled[k]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def declarations(self, rules: str | list[str]) -> str:
+        """The declaration items of the rule set (with its includes), as rule text."""
+        from mrules.loader import load, load_text
+
+        k = self.key(rules)
+        if k not in self.decls:
+            if isinstance(rules, str) and not Path(rules).exists():
+                result = load_text(rules, "<rules>")
+            else:
+                result = load([rules] if isinstance(rules, str) else rules)
+            parts = []
+            for f in result.program.files:
+                source = result.sources.get(f.path)
+                if source is None:
+                    continue
+                for item in f.items:
+                    if item.kind in self._DECLS:
+                        parts.append(source.text[item.span.start : item.span.end])
+            self.decls[k] = "\n".join(parts) + "\n"
+        return self.decls[k]
+
+    def setup(self, text: str) -> Any:
+        from mrules.api import compile_rules
+
+        if text not in self.setups:
+            self.setups[text] = compile_rules(text)
+        return self.setups[text]
+
+
+_GIVEN_SOURCE = "<given>"
+
+
+def _q(text: str) -> str:
+    from mrules.printer import quote
+
+    return quote(text)
+
+
+def _setup_rules(case: Case, decls: str) -> tuple[str, list[dict[str, Any]]]:
+    """The setup rule set and its events for the case's starting state."""
+    rules = [decls]
+    events = []
+    at = case.given["at"]
+    for email, state in case.given["prospects"].items():
+        event: dict[str, Any] = {"ts": at, "type": "prospect_update", "prospect": email}
+        if state.get("fields"):
+            event["fields"] = dict(state["fields"])
+        events.append(event)
+        actions = []
+        if "score" in state:
+            actions.append(f"set score to {int(state['score'])}")
+        for name in state.get("lists") or ():
+            actions.append(f"add to list {_q(name)}")
+        for name in state.get("tags") or ():
+            actions.append(f"add tag {_q(name)}")
+        assignee = _assignee(state.get("assigned"), case.file, None, email)
+        if assignee is not None:
+            actions.append(f"assign to {assignee[0]} {_q(assignee[1])}")
+        profile = state.get("profile")
+        if profile:
+            actions.append(f"change profile to {_q(profile)}")
+        for criterion, st in (state.get("grading") or {}).items():
+            prof = profile or "Default"
+            actions.append(f"mark {_q(str(criterion))} of profile {_q(prof)} as {st}")
+        if actions:
+            line = case.given["lines"].get(email)
+            rules.append(
+                f"automation rule {_q(f'given {email} ({case.file}:{line})')} priority 1 {{\n"
+                f"  when all {{ email is {_q(email)} }}\n"
+                "  then {\n" + "".join(f"    {a}\n" for a in actions) + "  }\n}\n"
+            )
+        if state.get("opted_out"):
+            events.append({"ts": at, "type": "unsubscribe", "prospect": email})
+    return "".join(rules), events
+
+
+@dataclass
+class _Result:
+    """What one case's run produced, read through the public store API."""
+
+    records: dict[str, dict[str, Any]]
+    ledger: list[Any]  # the tested run's ledger entries
+    all_ledger: dict[str, list[Any]]  # every entry a prospect has (starting state included)
+    outbox: list[dict[str, Any]]
+    crm: list[dict[str, Any]]
+    rejects: list[Any]
+    setup_seq: int
+    store: Any  # the in-memory store, for explanations
+
+
+def run_case(case: Case, rules: _Rules | None = None) -> _Result:
+    """Run one case in memory; raises TestFileError or mrules.api.RuleSetError."""
+    import mrules
+    from mrules.api import RuleSetError
+    from mrules.storeapi import open_store
+
+    rules = rules or _Rules()
+    compiled = rules.get(case.rules)
+    store = open_store(":memory:")
+    setup_seq = 0
+    if case.given["prospects"]:
+        text, events = _setup_rules(case, rules.declarations(case.rules))
+        try:
+            setup = rules.setup(text)
+        except RuleSetError as e:
+            messages = "; ".join(d.message for d in e.diagnostics) or str(e)
+            first = next(iter(case.given["lines"].values()), case.line)
+            raise TestFileError(
+                case.file, first, f"given: the starting state cannot be made: {messages}"
+            ) from None
+        mrules.run(setup, events, store=store, source=_GIVEN_SOURCE, label=_GIVEN_SOURCE)
+        bad = list(store.rejects(_GIVEN_SOURCE))
+        if bad:
+            email = events[bad[0].line - 1].get("prospect", "")
+            raise TestFileError(
+                case.file,
+                case.given["lines"].get(email, case.line),
+                f"given {email}: {bad[0].reason}",
+            )
+        setup_seq = store.max_seq()
+    now = _epoch(case.now) if case.now else None
+    source = f"{case.file}::{case.name}"
+    result = mrules.run(compiled, case.events, store=store, now=now, source=source, label=case.file)
+    st = result.store
+    with st.snapshot():
+        records = {r["email"]: r for r in result.export()}
+        for r in records.values():
+            r["pending_crm"] = [w for w in r["pending_crm"] if w["seq"] > setup_seq]
+        ledger = list(st.ledger(after_seq=setup_seq))
+        outbox = [_message(m) for m in st.outbox() if m[0] > setup_seq]
+        crm = [_message(m) for m in st.crm_pending() if m[0] > setup_seq]
+        rejects = list(st.rejects(source))
+    return _Result(records, ledger, {}, outbox, crm, rejects, setup_seq, st)
+
+
+def _message(m: Any) -> dict[str, Any]:
+    seq, ts, prospect, kind, payload = m[:5]
+    return {
+        "seq": seq,
+        "time": iso(ts),
+        "prospect": prospect,
+        "kind": kind,
+        **orjson.loads(payload),
+    }
+
+
+# -------------------------------------------------------------------------- comparing
+
+_OPS = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
+_SCORE_TEST = re.compile(r"^\s*(==|!=|>=|<=|>|<)\s*(-?\d+)\s*$")
+
+
+class _Checker:
+    """Compares one case's result with its expectations; explains what it finds."""
+
+    def __init__(self, case: Case, res: _Result) -> None:
+        self.case, self.res = case, res
+        self.failures: list[Failure] = []
+        self._explained: dict[str, dict[str, Any]] = {}
+
+    # -- explanations, as `mrules explain` gives them
+
+    def explained(self, email: str) -> dict[str, Any]:
+        from mrules.cli.explain_cmd import explanation
+        from mrules.outputs import action_record
+
+        if email not in self._explained:
+            rows = [action_record(e) for e in self.res.store.ledger(prospect=email)]
+            self._explained[email] = explanation(self.res.records.get(email, {}), rows)
+            self._explained[email]["rows"] = rows
+        return self._explained[email]
+
+    def cause(self, r: dict[str, Any]) -> str:
+        """Which rule (file:line) and which event made an action-log record."""
+        rule, ev = r["rule"], r["event"]
+        if ev.get("source") == _GIVEN_SOURCE or (
+            rule["name"].startswith("given ") and str(rule["at"]).startswith("<")
+        ):
+            m = re.search(r"\(([^()]*:\d+)\)$", rule["name"])
+            return f"the starting state ({m.group(1)})" if m else "the starting state"
+        if rule["kind"] == "event":
+            where = f"event {rule['name']}"
+        else:
+            where = f"{rule['kind']} '{rule['name']}' ({rule['at']})"
+        line = ev.get("line")
+        if line:
+            yaml_line = (
+                self.case.event_lines[line - 1] if 0 < line <= len(self.case.event_lines) else None
+            )
+            at = f" ({self.case.file}:{yaml_line})" if yaml_line else ""
+            event = f", event {line}{at}"
+        elif rule["kind"] != "event":
+            event = ", when the rules started (retroactive) or at a tick"
+        else:
+            event = ""
+        return f"{where}{event}, {r['time']}"
+
+    def fail(self, what: str, expected: Any, actual: Any, line: int | None, **kw: Any) -> None:
+        self.failures.append(Failure(what, expected, actual, line, **kw))
+
+    # -- prospects
+
+    def prospects(self) -> None:
+        want_all = self.case.expect.get("prospects") or {}
+        records = self.res.records
+        for raw_email, want in want_all.items():
+            email = raw_email.strip().lower()
+            line = want_all.key_lines.get(raw_email) if isinstance(want_all, _Map) else None
+            got = records.get(email)
+            if got is None:
+                close = difflib.get_close_matches(email, list(records), n=3)
+                self.fail(
+                    email,
+                    "a prospect",
+                    "no such prospect",
+                    line,
+                    note=f"prospects: {', '.join(sorted(records)) or 'none'}"
+                    + (f"; did you mean {close[0]}?" if close else ""),
+                )
+                continue
+            for key, value in want.items():
+                self.prospect_key(email, key, value, got, _line(want, key, line))
+        for email in self.case.expect.get("absent") or ():
+            e = email.strip().lower()
+            if e in records:
+                ex = self.explained(e)
+                created = next((r for r in ex["rows"] if r["action"] == "create prospect"), None)
+                reasons = [f"created by {self.cause(created)}"] if created else []
+                self.fail(
+                    f"{e}", "absent", "exists", _line(self.case.expect, "absent"), reasons=reasons
+                )
+
+    def prospect_key(
+        self, email: str, key: str, want: Any, got: dict[str, Any], line: int | None
+    ) -> None:
+        actual = got.get(key)
+        what = f"{email}: {key}"
+        if key == "score":
+            if isinstance(want, str):
+                m = _SCORE_TEST.match(want)
+                if m is None:
+                    raise TestFileError(
+                        self.case.file, line, f"{what}: a number or a test like '>= 100'"
+                    )
+                ok = _OPS[m.group(1)](actual, int(m.group(2)))
+            else:
+                ok = actual == want
+            if not ok:
+                self.fail(what, want, actual, line, reasons=self.score_reasons(email))
+        elif key in _SET_KEYS:
+            self.set_key(email, key, want, actual or [], line)
+        elif key == "assigned":
+            w = _assignee(want, self.case.file, line, email)
+            a = None if actual is None else (actual["kind"], actual["name"])
+            if w != a:
+                self.fail(
+                    what,
+                    _show_assignee(w),
+                    _show_assignee(a),
+                    line,
+                    reasons=self.assign_reasons(email),
+                )
+        elif key in ("fields", "category_scores"):
+            if not isinstance(want, dict):
+                raise TestFileError(self.case.file, line, f"{what}: a mapping")
+            for name, value in want.items():
+                have = (actual or {}).get(name)
+                if not _same(value, have):
+                    self.fail(
+                        f"{email}: {key}.{name}",
+                        value,
+                        have,
+                        _line(want, name, line),
+                        reasons=self.field_reasons(email, name) if key == "fields" else [],
+                    )
+        elif key in ("created", "last_activity"):
+            if not _same_time(want, actual):
+                self.fail(what, want, actual, line)
+        elif not _same(want, actual):
+            reasons = self.grade_reasons(email) if key in ("grade", "profile") else []
+            self.fail(what, want, actual, line, reasons=reasons)
+
+    def set_key(self, email: str, key: str, want: Any, actual: list[str], line: int | None) -> None:
+        have = set(actual)
+        if isinstance(want, dict):
+            missing = [x for x in want.get("include") or () if x not in have]
+            extra = [x for x in want.get("exclude") or () if x in have]
+            ok = not missing and not extra
+        else:
+            missing = [x for x in want if x not in have]
+            extra = [x for x in actual if x not in set(want)]
+            ok = set(want) == have
+        if ok:
+            return
+        reasons = []
+        if key in ("lists", "tags"):
+            ex = self.explained(email)
+            label = "list" if key == "lists" else "tag"
+            for r in ex[key]:
+                if r["args"][label] in extra:
+                    reasons.append(f"{r['args'][label]}: added by {self.cause(r)}")
+            for name in missing:
+                removed = [
+                    r
+                    for r in ex["rows"]
+                    if r["action"] == f"remove {'from list' if label == 'list' else 'tag'}"
+                    and r["args"].get(label) == name
+                ]
+                if removed:
+                    reasons.append(f"{name}: removed by {self.cause(removed[-1])}")
+                else:
+                    reasons.append(f"{name}: no rule added it")
+        self.fail(f"{email}: {key}", want, sorted(actual), line, reasons=reasons)
+
+    def score_reasons(self, email: str) -> list[str]:
+        ex = self.explained(email)
+        out = []
+        for r in ex["score"]:
+            args = r["args"] or {}
+            pts = f"= {r['after']}" if r["action"] == "set score" else f"{args.get('points', 0):+d}"
+            what = args.get("activity") or r["rule"]["name"]
+            if r["rule"]["name"].startswith("given "):
+                what = "starting score"
+            out.append(f"{pts:>5}  {what}: {self.cause(r)}")
+        return out or ["no rule changed the score"]
+
+    def assign_reasons(self, email: str) -> list[str]:
+        ex = self.explained(email)
+        a = ex["assignment"]
+        rows = [r for r in ex["rows"] if r["action"] == "assign"]
+        out = []
+        if a is not None:
+            out.append(f"assigned to {a['args'].get('to')} {a['after']} by {self.cause(a)}")
+        out += [
+            f"assignment kept ({r['args'].get('name')}): {self.cause(r)}"
+            for r in rows
+            if r is not a
+        ][:3]
+        return out or ["no rule assigned this prospect"]
+
+    def field_reasons(self, email: str, name: str) -> list[str]:
+        ex = self.explained(email)
+        rows = [
+            r for r in ex["rows"] if r["action"] == "set field" and r["args"].get("field") == name
+        ]
+        return [
+            f"{name} = {orjson.dumps(r['after']).decode()}: {self.cause(r)}" for r in rows[-3:]
+        ] or [f"nothing set {name}"]
+
+    def grade_reasons(self, email: str) -> list[str]:
+        ex = self.explained(email)
+        rows = [r for r in ex["rows"] if r["action"] in ("grading", "change profile", "grade")]
+        return [
+            f"{r['action']} {orjson.dumps(r['args']).decode()}: {self.cause(r)}" for r in rows[-3:]
+        ] or ["no rule changed the grade or profile"]
+
+    # -- actions, outbox, CRM work, rule matches
+
+    def records(self) -> list[dict[str, Any]]:
+        from mrules.outputs import action_record
+
+        if not hasattr(self, "_records"):
+            self._records = [action_record(e) for e in self.res.ledger]
+        return self._records
+
+    def actions(self) -> None:
+        expect = self.case.expect
+        rows = self.records()
+        items = expect.get("actions") or []
+        lines = getattr(items, "item_lines", [])
+        pos = 0
+        for i, m in enumerate(items):
+            line = lines[i] if i < len(lines) else None
+            start = pos
+            while pos < len(rows) and not _matches(m, rows[pos]):
+                pos += 1
+            if pos == len(rows):
+                anywhere = [r for r in rows if _matches(m, r)]
+                same = [r for r in rows if r["action"] == m.get("action")] if "action" in m else []
+                reasons = []
+                if anywhere and start:
+                    reasons.append("it happened, but before the action expected just above it")
+                reasons += [f"{_brief(r)}: {self.cause(r)}" for r in (anywhere or same)[:5]]
+                if not anywhere and not same and "action" in m:
+                    reasons.append(f"no '{m['action']}' action at all in this test")
+                self.fail(f"actions[{i}]", _plain(m), "not taken", line, reasons=reasons)
+                pos = start
+            else:
+                pos += 1
+        items = expect.get("no_actions") or []
+        lines = getattr(items, "item_lines", [])
+        for i, m in enumerate(items):
+            hits = [r for r in rows if _matches(m, r)]
+            if hits:
+                self.fail(
+                    f"no_actions[{i}]",
+                    "not taken",
+                    f"taken {len(hits)} time(s)",
+                    lines[i] if i < len(lines) else None,
+                    reasons=[f"{_brief(r)}: {self.cause(r)}" for r in hits[:5]],
+                )
+
+    def messages(self, key: str, got: list[dict[str, Any]]) -> None:
+        want = self.case.expect.get(key)
+        if want is None:
+            return
+        ok = len(want) == len(got) and all(_partial(w, g) for w, g in zip(want, got, strict=False))
+        if ok:
+            return
+        reasons = [
+            f"{_value(_brief_message(g))}: {g.get('rule', '?')} ({g.get('at', '?')})"
+            for g in got[:10]
+        ]
+        self.fail(
+            key,
+            [_plain(w) for w in want],
+            [_brief_message(g) for g in got],
+            _line(self.case.expect, key),
+            reasons=reasons,
+            note=f"want {len(want)} message(s), got {len(got)}" if len(want) != len(got) else None,
+        )
+
+    def rules(self) -> None:
+        want = self.case.expect.get("rules")
+        if not want:
+            return
+        counts: Counter[str] = Counter(
+            r["rule"]["name"] for r in self.records() if r["action"] == "rule matched"
+        )
+        for name, n in want.items():
+            if counts[name] != n:
+                hits = [
+                    r
+                    for r in self.records()
+                    if r["action"] == "rule matched" and r["rule"]["name"] == name
+                ]
+                reasons = [f"{r['prospect']}: {self.cause(r)}" for r in hits[:5]]
+                if not hits:
+                    matched = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items())) or "none"
+                    reasons.append(f"rules that matched: {matched}")
+                self.fail(f"rules: {name}", n, counts[name], _line(want, name))
+
+                self.failures[-1].reasons = reasons
+
+    def rejects(self) -> None:
+        want = self.case.expect.get("rejects")
+        got = self.res.rejects
+        if want is None:
+            if got:
+                r = got[0]
+                line = (
+                    self.case.event_lines[r.line - 1]
+                    if 0 < r.line <= len(self.case.event_lines)
+                    else None
+                )
+                raise TestFileError(
+                    self.case.file,
+                    line,
+                    f"event {r.line} was rejected: {r.reason} (expect it with 'rejects:' if meant)",
+                )
+            return
+        pairs = [(r.line, r.reason) for r in got]
+        ok = [w["event"] for w in want] == [p[0] for p in pairs] and all(
+            re.search(str(w.get("reason", "")), p[1]) for w, p in zip(want, pairs, strict=False)
+        )
+        if not ok:
+            self.fail(
+                "rejects",
+                [_plain(w) for w in want],
+                [{"event": n, "reason": t} for n, t in pairs],
+                _line(self.case.expect, "rejects"),
+            )
+
+
+def _show_assignee(a: tuple[str, str] | None) -> str:
+    return "unassigned" if a is None else f"{a[0]} {a[1]}"
+
+
+def _same(want: Any, got: Any) -> bool:
+    if isinstance(want, bool) or isinstance(got, bool):
+        return want is got or (want == got and type(want) is type(got))
+    return want == got
+
+
+def _same_time(want: Any, got: Any) -> bool:
+    if want is None or got is None:
+        return want == got
+    try:
+        return _epoch(str(want)) == _epoch(str(got))
+    except ValueError:
+        return False
+
+
+def _partial(want: Any, got: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(
+            k in got and _partial(v, got[k]) for k, v in want.items()
+        )
+    if isinstance(want, str) and isinstance(got, str) and "@" in want and "@" in got:
+        return want.strip().lower() == got.strip().lower()
+    return _same(want, got)
+
+
+def _matches(m: dict[str, Any], r: dict[str, Any]) -> bool:
+    """Does an action-log record match a matcher (keys other than the known ones are args)?"""
+    for key, value in m.items():
+        if key == "action":
+            if r["action"] != value:
+                return False
+        elif key == "prospect":
+            if (r["prospect"] or "") != str(value).strip().lower():
+                return False
+        elif key == "rule":
+            if r["rule"]["name"] != value:
+                return False
+        elif key == "rule_kind":
+            if r["rule"]["kind"] != value:
+                return False
+        elif key == "event":
+            if r["event"]["line"] != value:
+                return False
+        elif key == "args":
+            if not _partial(value, r["args"] or {}):
+                return False
+        elif not _partial(value, (r["args"] or {}).get(key, _MISSING)):
+            return False
+    return True
+
+
+_MISSING = object()
+
+
+def _brief(r: dict[str, Any]) -> str:
+    args = {k: v for k, v in (r["args"] or {}).items() if v is not None}
+    text = f"{r['action']} {orjson.dumps(args).decode()}" if args else r["action"]
+    return f"{r['prospect']}: {text}" if r["prospect"] else text
+
+
+def _brief_message(g: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in g.items() if k not in ("seq", "time", "rule", "at")}
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+# -------------------------------------------------------------------------- snapshots
+
+
+def _snapshot_path(case: Case) -> Path:
+    f = Path(case.file)
+    stem = f.name
+    for suffix in (*TEST_SUFFIXES, ".yaml", ".yml"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return f.parent / SNAPSHOT_FOLDER / f"{stem}.json"
+
+
+_AT = re.compile(r"^(.+):(\d+)$")
+
+
+def _snapshot_state(res: _Result, folder: Path) -> list[dict[str, Any]]:
+    """The final state, with rule locations relative to the test file (the same from any cwd)."""
+
+    def fix(obj: Any, key: str | None = None) -> Any:
+        if isinstance(obj, dict):
+            return {k: fix(v, k) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [fix(v) for v in obj]
+        if key == "at" and isinstance(obj, str):
+            m = _AT.match(obj)
+            if m and Path(m.group(1)).exists():
+                rel = os.path.relpath(Path(m.group(1)).resolve(), folder.resolve())
+                return f"{Path(rel).as_posix()}:{m.group(2)}"
+        return obj
+
+    return [fix(res.records[k]) for k in sorted(res.records)]
+
+
+def _read_snapshots(path: Path) -> dict[str, Any]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise TestFileError(str(path), None, f"cannot read the snapshot file: {e}") from None
+    if not isinstance(data, dict):
+        raise TestFileError(str(path), None, "the snapshot file must hold one JSON object")
+    return data
+
+
+def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
+    case = checker.case
+    if not case.expect.get("snapshot"):
+        return
+    path = _snapshot_path(case)
+    snaps = _read_snapshots(path)
+    actual = _snapshot_state(checker.res, Path(case.file).parent)
+    if snaps.get(case.name) == actual:
+        return
+    if update:
+        snaps[case.name] = actual
+        data = orjson.dumps(snaps, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        try:
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except OSError as e:
+            raise TestFileError(
+                str(path), None, f"cannot write the snapshot: {e.strerror or e}"
+            ) from None
+        outcome.updated = True
+        return
+    line = _line(case.expect, "snapshot")
+    if case.name not in snaps:
+        checker.fail(
+            "snapshot",
+            f"the state in {path}",
+            "no snapshot yet",
+            line,
+            note="run `mrules test --update` to write it, then read and commit it",
+        )
+        return
+    old = [orjson.dumps(r).decode() for r in snaps[case.name]]
+    new = [orjson.dumps(r).decode() for r in actual]
+    diff = list(difflib.unified_diff(old, new, "snapshot", "actual", n=0, lineterm=""))
+    checker.fail(
+        "snapshot",
+        f"the state in {path}",
+        "a different state",
+        line,
+        reasons=diff[2:22],
+        note="if the change is intended: `mrules test --update`, then read the diff",
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _evaluate(case: Case, rules: _Rules, update: bool) -> Outcome:
+    from mrules.api import RuleSetError
+
+    started = time.perf_counter()
+    outcome = Outcome(case.file, case.name, case.line, "pass")
+    if case.skip is not None:
+        outcome.status, outcome.message = "skip", case.skip
+        return outcome
+    try:
+        res = run_case(case, rules)
+        checker = _Checker(case, res)
+        checker.rejects()
+        checker.prospects()
+        checker.actions()
+        checker.messages("outbox", res.outbox)
+        checker.messages("crm", res.crm)
+        checker.rules()
+        _snapshot(checker, update, outcome)
+    except RuleSetError as e:
+        outcome.status = "error"
+        outcome.message = f"{case.file}:{case.rules_line}: the rules have errors:\n{e}"
+    except TestFileError:
+        raise
+    except Exception as e:  # the run itself failed: report it on the case, never a traceback
+        from mrules.events import EventSourceError
+
+        if not isinstance(e, EventSourceError | OSError | ValueError):
+            raise
+        outcome.status = "error"
+        outcome.message = f"{case.file}:{case.line}: {type(e).__name__}: {e}"
+    else:
+        outcome.failures = checker.failures
+        if checker.failures:
+            outcome.status = "fail"
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _selected(case: Case, keywords: Sequence[str]) -> bool:
+    if not keywords:
+        return True
+    text = case.id.lower()
+    return any(k.lower() in text for k in keywords)
+
+
+def run_paths(
+    paths: Sequence[str], keywords: Sequence[str] = (), *, update: bool = False
+) -> Report:
+    """Find, load and run the test files under `paths`; `keywords` select cases (-k)."""
+    started = time.perf_counter()
+    report = Report()
+    rules = _Rules()
+    try:
+        files = find_test_files(paths or ["."])
+    except TestFileError as e:
+        report.outcomes.append(Outcome(e.path, "(file)", None, "error", message=str(e)))
+        report.broken_files += 1
+        files = []
+    report.files = files
+    for f in files:
+        try:
+            cases = load_file(f)
+        except TestFileError as e:
+            report.outcomes.append(Outcome(e.path, "(file)", e.line, "error", message=str(e)))
+            report.broken_files += 1
+            continue
+        for case in cases:
+            if not _selected(case, keywords):
+                continue
+            try:
+                report.outcomes.append(_evaluate(case, rules, update))
+            except TestFileError as e:
+                report.outcomes.append(
+                    Outcome(case.file, case.name, case.line, "error", message=str(e))
+                )
+                report.broken_files += 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# ------------------------------------------------------------------------- rendering
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    return orjson.dumps(_plain(v)).decode()
+
+
+def render_text(report: Report, *, verbose: bool = False) -> str:
+    """The report for a terminal: failures in full, passes as one line each with -v."""
+    out: list[str] = []
+    current = None
+    for o in report.outcomes:
+        if o.file != current:
+            current = o.file
+            out.append(o.file)
+        if o.status == "pass" and not verbose and not o.updated:
+            continue
+        mark = {"pass": "PASS", "fail": "FAIL", "error": "ERROR", "skip": "SKIP"}[o.status]
+        where = f":{o.line}" if o.line else ""
+        extra = " (snapshot updated)" if o.updated else ""
+        out.append(f"  {mark:5} {o.name} [{o.file}{where}]{extra}")
+        if o.message:
+            out += [f"        {line}" for line in o.message.splitlines()]
+        for f in o.failures:
+            at = f"{o.file}:{f.line}: " if f.line else ""
+            out.append(f"        {at}{f.what}")
+            out.append(f"          expected: {_value(f.expected)}")
+            out.append(f"          actual:   {_value(f.actual)}")
+            if f.note:
+                out.append(f"          {f.note}")
+            if f.reasons:
+                out.append("          because:")
+                out += [f"            {r}" for r in f.reasons]
+    c = report.counts()
+    parts = [f"{c['pass']} passed"]
+    for key, word in (("fail", "failed"), ("error", "errors"), ("skip", "skipped")):
+        if c[key]:
+            parts.append(f"{c[key]} {word}")
+    if not report.outcomes:
+        parts = ["no tests found (test files end in .test.yaml)"]
+    out.append(f"{', '.join(parts)} in {report.seconds:.2f} s")
+    return "\n".join(out)
+
+
+def render_json(report: Report) -> bytes:
+    c = report.counts()
+    doc = {
+        "tests": [o.as_dict() for o in report.outcomes],
+        "summary": {
+            "passed": c["pass"],
+            "failed": c["fail"],
+            "errors": c["error"],
+            "skipped": c["skip"],
+            "files": len(report.files),
+            "seconds": round(report.seconds, 6),
+            "exit": report.exit_code,
+        },
+    }
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str) + b"\n"
+
+
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _XML_BAD.sub("\ufffd", text)
+
+
+def _headline(f: Failure) -> str:
+    return f"{f.what}: expected {_value(f.expected)}, got {_value(f.actual)}"[:500]
+
+
+def render_junit(report: Report) -> bytes:
+    """JUnit XML, one `testsuite` a test file, as CI systems read it."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites", name="mrules test")
+    by_file: dict[str, list[Outcome]] = {}
+    for o in report.outcomes:
+        by_file.setdefault(o.file, []).append(o)
+    totals: Counter[str] = Counter()
+    for file, outcomes in by_file.items():
+        c = Counter(o.status for o in outcomes)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_xml_text(file),
+            tests=str(len(outcomes)),
+            failures=str(c["fail"]),
+            errors=str(c["error"]),
+            skipped=str(c["skip"]),
+            time=f"{sum(o.seconds for o in outcomes):.6f}",
+        )
+        for o in outcomes:
+            tc = ET.SubElement(
+                suite,
+                "testcase",
+                classname=_xml_text(file),
+                name=_xml_text(o.name),
+                time=f"{o.seconds:.6f}",
+                file=_xml_text(file),
+                line=str(o.line or 0),
+            )
+            if o.status == "fail":
+                first = o.failures[0]
+                el = ET.SubElement(
+                    tc,
+                    "failure",
+                    message=_xml_text(_headline(first)),
+                    type="AssertionError",
+                )
+                single = Report([o], [file])
+                el.text = _xml_text(render_text(single).split("\n", 1)[1].rsplit("\n", 1)[0])
+            elif o.status == "error":
+                el = ET.SubElement(
+                    tc,
+                    "error",
+                    message=_xml_text(
+                        (o.message or "").splitlines()[0][:500] if o.message else "error"
+                    ),
+                    type="TestFileError",
+                )
+                el.text = _xml_text(o.message or "")
+            elif o.status == "skip":
+                ET.SubElement(tc, "skipped", message=_xml_text(o.message or ""))
+        totals.update(c)
+        totals["tests"] += len(outcomes)
+    root.set("tests", str(totals["tests"]))
+    root.set("failures", str(totals["fail"]))
+    root.set("errors", str(totals["error"]))
+    root.set("skipped", str(totals["skip"]))
+    root.set("time", f"{report.seconds:.6f}")
+    ET.indent(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"

@@ -1,0 +1,225 @@
+"""`mrules replay --diff` through the CLI, checked against two separate `mrules run`s.
+
+The data: tests/replay/lower-threshold.sed turns the example's MQL handoff
+rule (score >= 100) into score >= 50 with a notification to Alan.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
+SED = Path(__file__).parent / "replay" / "lower-threshold.sed"
+
+
+def _mrules(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _lowered(folder: Path) -> Path:
+    """The example's rules with the lowered threshold, in `folder`/rules."""
+    rules = folder / "rules"
+    shutil.copytree(EXAMPLE / "rules", rules)
+    automation = rules / "30-automation.mr"
+    text = automation.read_text(encoding="utf-8")
+    for line in SED.read_text().splitlines():
+        _, old, new, _ = line.split("/")
+        assert re.search(old, text), old
+        text = re.sub(old, new.replace("\\n", "\n"), text)
+    automation.write_text(text, encoding="utf-8")
+    return rules
+
+
+def _separate_run(rules: Path, store: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    res = _mrules("run", str(rules), str(EXAMPLE / "events.jsonl"), "--store", str(store))
+    assert res.exit_code == 0, res.output
+    export = _mrules("state", "export", "--store", str(store))
+    outbox = _mrules("state", "outbox", "--store", str(store))
+    state = {r["email"]: r for r in map(orjson.loads, export.stdout.splitlines())}
+    return state, [orjson.loads(x) for x in outbox.stdout.splitlines()]
+
+
+def _key(m: dict[str, Any]) -> tuple[str, str, str]:
+    body = {
+        k: v
+        for k, v in m.items()
+        if k not in ("seq", "time", "rule", "at", "prospect", "kind", "count", "reason")
+    }
+    return (m["prospect"], m["kind"], orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode())
+
+
+@pytest.fixture
+def lowered(tmp_path: Path) -> Path:
+    return _lowered(tmp_path)
+
+
+def test_diff_matches_two_separate_runs(tmp_path: Path, lowered: Path) -> None:
+    old_state, old_outbox = _separate_run(EXAMPLE / "rules", tmp_path / "old.db")
+    new_state, new_outbox = _separate_run(lowered, tmp_path / "new.db")
+    mql_old = {e for e, r in old_state.items() if "MQL" in r["lists"]}
+    mql_new = {e for e, r in new_state.items() if "MQL" in r["lists"]}
+    gained_by_hand = Counter(map(_key, new_outbox)) - Counter(map(_key, old_outbox))
+    lost_by_hand = Counter(map(_key, old_outbox)) - Counter(map(_key, new_outbox))
+    assert sorted(mql_new - mql_old) == ["bob@bigcorp.example"]  # the data is what we think
+
+    res = _mrules(
+        "replay",
+        "--diff",
+        str(EXAMPLE / "rules"),
+        str(lowered),
+        str(EXAMPLE / "events.jsonl"),
+        "--format",
+        "json",
+    )
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["mql"]["gained"]["prospects"] == sorted(mql_new - mql_old)
+    assert d["mql"]["lost"]["prospects"] == sorted(mql_old - mql_new)
+    assert (d["mql"]["old"], d["mql"]["new"]) == (len(mql_old), len(mql_new))
+    gained = Counter({_key(m): m["count"] for m in d["outbox"]["gained"]["messages"]})
+    assert gained == gained_by_hand and gained  # the notifications that would have gone out
+    assert d["outbox"]["lost"]["total"] == sum(lost_by_hand.values())
+    assert (d["outbox"]["old"], d["outbox"]["new"]) == (len(old_outbox), len(new_outbox))
+    assert d["prospects"]["old"] == len(old_state) and d["prospects"]["new"] == len(new_state)
+    old_scores = sorted(r["score"] for r in old_state.values())
+    assert d["score"]["old"]["max"] == old_scores[-1]
+    assert d["score"]["old"]["mean"] == round(sum(old_scores) / len(old_scores), 2)
+    changed_assign = sorted(
+        e for e in new_state if old_state[e]["assigned"] != new_state[e]["assigned"]
+    )
+    assert d["assignment"]["prospects"] == changed_assign
+    rule = next(r for r in d["rules"] if r["name"] == "MQL handoff")
+    assert rule["after"] > rule["before"]
+    reason = d["mql"]["gained"]["examples"][0]["reason"]
+    assert reason.startswith("automation rule 'MQL handoff' (") and "30-automation.mr:3)" in reason
+    assert "event line 10 id e09" in reason
+
+
+def test_text_summary(lowered: Path) -> None:
+    res = _mrules(
+        "replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")
+    )
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert 'MQLs (in list "MQL"): 2 -> 3  (+1 become MQLs, -0 no longer)' in out
+    assert "  + bob@bigcorp.example (score 50 -> 50): automation rule 'MQL handoff'" in out
+    assert "+ notify for bob@bigcorp.example" in out
+    assert "automation rule 'MQL handoff'" in out.split("\nRules:")[1]
+
+
+def test_never_touches_a_store(
+    tmp_path: Path, lowered: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = _mrules(
+        "replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")
+    )
+    assert res.exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules"]
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@x", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_old_rev_from_a_subfolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    (repo / "marketing").mkdir(parents=True)
+    shutil.copytree(EXAMPLE / "rules", repo / "marketing" / "rules")
+    shutil.copy(EXAMPLE / "events.jsonl", repo / "events.jsonl")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "v1")
+    shutil.rmtree(repo / "marketing" / "rules")
+    _lowered(repo / "marketing")  # the change under review, not committed
+    monkeypatch.chdir(repo / "marketing")
+    res = _mrules(
+        "replay", "--diff", "--old-rev", "HEAD", "rules", "../events.jsonl", "--format", "json"
+    )
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["mql"]["gained"]["prospects"] == ["bob@bigcorp.example"]
+    assert d["old"]["rules"] == "rules at HEAD"
+    res = _mrules("replay", "--diff", "--old-rev", "nosuchrev", "rules", "../events.jsonl")
+    assert res.exit_code == 2 and "unknown revision 'nosuchrev'" in res.output
+    (repo / "marketing" / "new").mkdir()
+    shutil.copy(repo / "marketing" / "rules" / "00-declarations.mr", repo / "marketing" / "new")
+    res = _mrules("replay", "--diff", "--old-rev", "HEAD", "new", "../events.jsonl")
+    assert res.exit_code == 2 and "marketing/new does not exist at HEAD" in res.output
+
+
+def test_old_rev_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = _lowered(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    res = _mrules(
+        "replay", "--diff", "--old-rev", "HEAD~1", str(rules), str(EXAMPLE / "events.jsonl")
+    )
+    assert res.exit_code == 2
+    assert "is not inside a git repository" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["a", "b", "c"], 2, "needs --diff"),
+        (["--diff", "a", "b"], 2, "expected 3 paths, got 2"),
+        (["--diff", "--old-rev", "HEAD", "a", "b", "c"], 2, "expected 2 paths, got 3"),
+        (["--diff", "EX/rules", "EX/rules", "nope.jsonl"], 2, "no such events file: nope.jsonl"),
+        (["--diff", "nope", "EX/rules", "EX/events.jsonl"], 2, "no such rule file or folder: nope"),
+    ],
+)
+def test_bad_arguments(args: list[str], code: int, message: str) -> None:
+    args = [a.replace("EX", str(EXAMPLE)) for a in args]
+    res = _mrules("replay", *args)
+    assert res.exit_code == code, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_rules_with_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mr"
+    bad.write_text('automation rule "R" priority 1 {\n  when all { in list "Nope" }\n}\n')
+    res = _mrules(
+        "replay", "--diff", str(EXAMPLE / "rules"), str(bad), str(EXAMPLE / "events.jsonl")
+    )
+    assert res.exit_code == 1
+    assert "the new rules have errors" in res.output and "unknown list 'Nope'" in res.output
+
+
+def test_rule_counts_fast_path_equals_the_ledger() -> None:
+    import mrules
+    from mrules.rulestats import rule_counts
+
+    result = mrules.run(str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"))
+    fast = rule_counts(result.store)
+    slow = rule_counts(result.store, fast=False)
+    assert fast == slow
+    assert fast[0][("automation rule", "MQL handoff")] == 2
+    assert fast[1][("automation rule", "MQL handoff")].endswith("30-automation.mr:3")
+
+
+def test_jobs_2_gives_the_same_diff(lowered: Path) -> None:
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")]
+    one = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    two = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "2").stdout)
+    for d in (one, two):
+        d.pop("seconds"), d.pop("old"), d.pop("new")
+    assert one == two
