@@ -189,6 +189,12 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert r.output.startswith("mrules: error:") and "not a sync plan" in r.output
     bad.write_text('{"format": "mrules-sync-plan/1", "id": "x", "at": "never"}', "utf-8")
     assert "damaged" in w.sync("apply", str(bad), code=2).output
+    good = tmp_path / "good.json"
+    w.sync("plan", "--out", str(good), code=2)
+    edited = json.loads(good.read_text("utf-8"))
+    edited["ops"][0]["values"]["Email"] = "someone@else.com"
+    bad.write_text(json.dumps(edited), "utf-8")
+    assert "changed after it was made" in w.sync("apply", str(bad), code=1).output
     r = w.sync("run", "--until", "tomorrow", code=2)
     assert "not a time" in r.output
     r = w.cli("sync", "status", "--store", str(tmp_path / "none.db"))

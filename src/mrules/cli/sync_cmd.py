@@ -234,6 +234,11 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
                 raise ValueError(key)
     except (ValueError, KeyError):
         fail(f"{path}: not a sync plan (damaged)")
+    from mrules.sync.plan import plan_id
+
+    if plan_id({k: v for k, v in data.items() if k != "id"}) != data["id"]:
+        fail(f"{path}: the plan was changed after it was made (its id does not match);"
+             " make a new one with `mrules sync plan --out FILE`", EXIT_STALE)
     return data
 
 

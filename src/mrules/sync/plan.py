@@ -27,7 +27,7 @@ from mrules.sync.config import FieldMap, SyncConfig
 from mrules.sync.db import SyncDb
 from mrules.sync.merge import decide, norm, same
 
-__all__ = ["PLAN_FORMAT", "Plan", "iso", "make_plan", "to_epoch"]
+__all__ = ["PLAN_FORMAT", "Plan", "iso", "make_plan", "plan_id", "to_epoch"]
 
 PLAN_FORMAT = "mrules-sync-plan/1"
 UNKNOWN = "[[unknown]]"
@@ -87,8 +87,7 @@ class Plan:
             "notes": self.notes,
         }
         if not self.id:
-            digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-            self.id = digest.hexdigest()[:16]
+            self.id = plan_id(body)
         return {"id": self.id, **body}
 
     @property
@@ -131,6 +130,15 @@ class Plan:
 
 
 WRITES = ("create", "link", "update", "campaign_member", "task")
+
+
+def plan_id(body: dict[str, Any]) -> str:
+    """A plan's id: a digest of everything else in it (an edited plan no longer matches)."""
+    try:
+        data = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return ""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 class _Users:
