@@ -398,11 +398,11 @@ def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
         current.steps += (seq, Ref(kind, name, loc), action, _json_value(args),
                           _json_value(bef), _json_value(aft))  # fmt: skip
     applied = []
-    clock = batch.clock if batch.clock is not None else 0.0  # set once an event applied
     for event_id in batch.applied_ids:
         if type(event_id) is not str:
             raise TypeError(f"an event id must be text, not {event_id!r}")
-        applied.append(Row(None, clock, batch.source, 0, event_id))
+        # A row holding only an applied id: its clock is the batch's, None in a migrated v1 store.
+        applied.append(Row(None, batch.clock, batch.source, 0, event_id))  # type: ignore[arg-type]
     return activities, ledger, applied
 
 
