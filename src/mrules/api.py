@@ -157,7 +157,7 @@ def run(
         source: the stream's identity in the store (default: the file's absolute
             path, `-` for standard input and iterables).
         label: how the ledger names the stream (default: the path as given).
-        progress: called with the number of lines read at every commit.
+        progress: called with the number of lines read so far, every 512 lines.
 
     Raises:
         RuleSetError: the rules cannot be read or have errors.

@@ -398,9 +398,15 @@ def render_summary(
     kept = "field values kept that do not fit" if s.bad_fields_kept else None
     _warnings(t, kept or "field values skipped (do not fit)", s.bad_fields)
     t.add_row("prospects created", f"{s.prospects_created:,}")
-    for action, n in sorted(s.actions.items()):
-        if action != "create prospect":
+    actions = [(a, n) for a, n in sorted(s.actions.items()) if a != "create prospect"]
+    if actions:
+        t.add_row("actions taken", f"{sum(n for _, n in actions):,}")
+        for action, n in actions:
             t.add_row(f"  {action}", f"{n:,}")
+    if s.matches:
+        t.add_row("top rules by matches", "")
+        for ref, n in s.matches.most_common(_TOP_RULES):
+            t.add_row(Text(f"  {ref.kind} '{ref.name}' ({ref.loc})"), f"{n:,}")
     if s.unsettled:
         where = f"  → {diagnostics_path}" if diagnostics_path else ""
         t.add_row("[red]rules did not settle[/red]", f"{len(s.unsettled):,}{where}")
@@ -413,6 +419,7 @@ def render_summary(
 
 
 _SHOWN_WARNINGS = 10
+_TOP_RULES = 5
 
 
 def _warnings(t: Table, label: str, counts: Counter[str]) -> None:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 
 import click
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from mrules import api, storeapi
 from mrules.atomic import OutputError
@@ -232,23 +245,21 @@ def run(
             "source": source,
             "label": display_path(events),
         }
-        stream_in = sys.stdin.buffer if events == "-" else events
+        stream_in: IO[bytes] | str = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("events", total=None)
-                result = api.run(
-                    compiled,
-                    stream_in,
-                    store,
-                    progress=lambda n: bar.update(task, description=f"{n:,} lines"),
-                    **options,  # type: ignore[arg-type]
-                )
+            raw = None if events == "-" else open(events, "rb")  # noqa: SIM115 (closed below)
+            try:
+                with _progress_bar(console, raw, store, source) as report:
+                    result = api.run(
+                        compiled,
+                        raw if raw is not None else stream_in,
+                        store,
+                        progress=report,
+                        **options,  # type: ignore[arg-type]
+                    )
+            finally:
+                if raw is not None:
+                    raw.close()
         else:
             result = api.run(compiled, stream_in, store, **options)  # type: ignore[arg-type]
         summary = result.summary
@@ -297,6 +308,47 @@ def _stopped(what: str, store: StateStore, source: str, events: str) -> str:
     )
     head = f"{what}; " if what else ""
     return f"{head}{kept}; running the same command again resumes after them"
+
+
+@contextmanager
+def _progress_bar(
+    console: Console, raw: IO[bytes] | None, store: StateStore, source: str
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar on the terminal: percentage, rate and time left when the size is known.
+
+    The size is the file's bytes on disk (compressed bytes for a .gz file) and the
+    position is how far the reader has got in them, so the bar is right for gzip
+    too; on standard input only a counter shows. A resumed run counts from the
+    line it resumed after.
+    """
+    size = None
+    if raw is not None:
+        try:
+            size = os.fstat(raw.fileno()).st_size or None
+        except OSError:
+            size = None
+    resumed = store.stream_position(source) if source != "-" else 0
+    columns = [SpinnerColumn(), TextColumn("{task.description}")]
+    if size is not None:
+        columns += [BarColumn(), TaskProgressColumn(), TimeRemainingColumn()]
+    columns.append(TimeElapsedColumn())
+    started = time.monotonic()
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("reading", total=size)
+
+        def report(lines: int) -> None:
+            seconds = time.monotonic() - started
+            rate = f", {lines / seconds:,.0f} lines/s" if seconds > 0.5 else ""
+            where = f"line {resumed + lines:,}"
+            if resumed:
+                where += f" (resumed after {resumed:,})"
+            done = None
+            if size is not None and raw is not None:
+                with suppress(OSError, ValueError):
+                    done = raw.tell()
+            bar.update(task, description=where + rate, completed=done)
+
+        yield report
 
 
 def _beside(store: Path, suffix: str) -> Path:

@@ -46,7 +46,9 @@ class Effects(EngineParts):
         """The seed's order: assignment, data changes, automation rules, then side effects."""
         p, now = c.p, self.now
         chosen: list[tuple[CompiledAction, RuleRef]] = []
+        matches = self.summary.matches
         for b in blocks:
+            matches[b.ref] += 1
             chosen.extend((a, b.ref) for a in b.actions)
             for pred, actions in b.conditionals:  # conditions are read at trigger time
                 if pred(p, now):

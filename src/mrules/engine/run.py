@@ -277,8 +277,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
                     self.commit(last_line)
                     last_commit = clock()
                     pending = 0
-                    if progress:
-                        progress(summary.lines)
+            if progress:
+                progress(summary.lines)
         if now is not None:
             self.advance(now)
         self.commit(last_line)

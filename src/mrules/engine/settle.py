@@ -193,6 +193,7 @@ class Settlement(EngineParts):
                 p.matches = {}
             p.matches[rule.key] = (count, now)
         self.log(p, rule.ref, Action.RULE_MATCHED, {"count": count}, None, None)
+        self.summary.matches[rule.ref] += 1
         for a in rule.actions:
             run_action(self, a, c, rule.ref, None)
 

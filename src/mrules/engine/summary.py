@@ -38,6 +38,9 @@ class RunSummary:
     unknown_assets: Counter[str] = field(default_factory=Counter)
     bad_fields: Counter[str] = field(default_factory=Counter)
     bad_fields_kept: bool = False
+    # How often each rule acted: automation rules that matched, page actions and
+    # completion actions that fired (keyed by the rule's `RuleRef`).
+    matches: Counter[Any] = field(default_factory=Counter)
     # Prospects whose rules did not converge: where, and the rules still acting.
     unsettled: list[dict[str, Any]] = field(default_factory=list)
 
