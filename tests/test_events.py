@@ -157,7 +157,7 @@ BAD = [
     (_line(type="crm_update", prospect="a@b", object="invoice"),
      r"^'object' must be one of lead, .*, not 'invoice'$"),
     (_line(type="crm_update", prospect="a@b", object="opportunity", status="open"),
-     r"^'status' must be won or lost, not 'open'$"),
+     r"^'status' must be won, lost or deleted, not 'open'$"),
     (_line(type="email_open", prospect="leung", asset="E"),
      r"^'prospect' must be an email address$"),
     (_line(type="email_open", prospect="le ung@example.com", asset="E"), r"email address$"),

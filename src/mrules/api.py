@@ -89,7 +89,7 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
     from mrules.loader import LoadError, load, load_text
 
     try:
-        if isinstance(rules, str) and not Path(rules).exists() and ("\n" in rules or "{" in rules):
+        if isinstance(rules, str) and ("\n" in rules or "{" in rules) and not _is_path(rules):
             result = load_text(rules, "<string>")
         elif isinstance(rules, str | Path):
             result = load([str(rules)])
@@ -104,6 +104,14 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
     if errors:
         raise RuleSetError(render_text(errors, result.sources), errors)
     return compile_program(result.program, result.sources)
+
+
+def _is_path(text: str) -> bool:
+    """Whether rule text names an existing file (text too long for a path is not one)."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:

@@ -30,7 +30,8 @@ Decisions the contract leaves open, made here once:
   `prospect`; `page_view` needs `url` and `visitor` or `prospect`; asset events
   need `asset` (optional for `unsubscribe`); `identify` needs `visitor`;
   `crm_update` needs `object` (lead, contact, account, opportunity,
-  campaign_member). `status`, where given, is `won` or `lost`, and `object`,
+  campaign_member). `status`, where given, is `won` or `lost` (an opportunity)
+  or `deleted` (a lead or contact), and `object`,
   where given, must be one of the CRM objects, whatever the type.
 * When a line has several problems, the reason names the first found, in the
   order: JSON, `ts`, `type`, the other keys (in the line's order), `prospect`,
@@ -83,7 +84,8 @@ _TYPES = frozenset(EVENT_TYPES)
 _NEEDS_PROSPECT = _TYPES - {"page_view", "tick"}
 _NEEDS_ASSET = frozenset(ASSET_KINDS) - {"unsubscribe"}
 _CRM_OBJECTS = frozenset(CRM_OBJECTS)
-_STATUSES = frozenset(OPPORTUNITY_STATUSES)
+# `deleted`: a lead or contact deleted in the CRM (what the sync reports, §7.8).
+_STATUSES = frozenset((*OPPORTUNITY_STATUSES, "deleted"))
 # Optional string keys besides `prospect`, checked the same way.
 _PLAIN_KEYS = frozenset(("id", "visitor", "url", "asset", "user", "object", "crm_id", "status"))
 _NON_SCALAR = (dict, list)
@@ -339,7 +341,7 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
             f"'object' must be one of {', '.join(CRM_OBJECTS)}, not {_shown(crm_object)}"
         )
     if status is not None and status not in _STATUSES:
-        raise _Bad(f"'status' must be won or lost, not {_shown(status)}")
+        raise _Bad(f"'status' must be won, lost or deleted, not {_shown(status)}")
 
     return _new_event(Event, (
         line, get("id"), dt, dt.timestamp(), kind, prospect, visitor, url, asset, fields,

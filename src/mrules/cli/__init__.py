@@ -68,6 +68,7 @@ def _register() -> None:
         "explain_cmd",
         "segment_cmd",
         "crm_cmd",
+        "sync_cmd",
         "completion_cmd",
         "lsp_cmd",
         "test_cmd",

@@ -180,14 +180,19 @@ class Effects(EngineParts):
         p.assigned_kind, p.assigned_to, p.assigned_at = kind, name, self.now
         c.facts.add("assigned")
         self.log(p, ref, Action.ASSIGN, {"to": kind, "name": name}, None, name)
-        if p.crm_status == "none" and not p.do_not_sync:
+        if p.crm_status in ("none", "deleted") and not p.do_not_sync:
             # Assignment is what creates the CRM record (§7.3).
-            self.crm_work(
-                c,
-                ref,
-                "create_record",
-                {"object": self.cs.create_on_assignment, "owner": name, "as": kind},
-            )
+            self._queue_create(c, ref)
+
+    def _queue_create(self, c: Context, ref: RuleRef) -> None:
+        p = c.p
+        self.crm_work(
+            c,
+            ref,
+            "create_record",
+            {"object": self.cs.create_on_assignment, "owner": p.assigned_to,
+             "as": p.assigned_kind},
+        )
 
     def assign_group(self, c: Context, ref: RuleRef, group: str, members: tuple[str, ...]) -> None:
         p = c.p
@@ -333,6 +338,14 @@ class Effects(EngineParts):
             not do_not_sync,
             do_not_sync,
         )
+        if (
+            not do_not_sync
+            and p.crm_status in ("none", "deleted")
+            and p.assigned_kind in ("user", "queue")
+        ):
+            # `allow crm recreate` on an assigned prospect without a live CRM record: the
+            # next sync must find (by email) or create its record (§7.8).
+            self._queue_create(c, ref)
 
     def grade(self, p: Prospect) -> str | None:
         """The grade computed from the profile and criterion states (kept in `p.grade`)."""

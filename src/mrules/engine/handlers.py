@@ -155,9 +155,32 @@ class Handlers(EngineParts):
         changed = c.facts
         ref = self._ref_for(e)
         obj = e.object
+        if obj in ("lead", "contact") and e.status == "deleted":
+            # The linked record was deleted in the CRM (§7.8): the prospect is flagged and
+            # never recreated until `allow crm recreate`. A lead deleted while we are
+            # linked to a contact (or another record's delete) does not touch the link.
+            if p.crm_status != "deleted" and (
+                not e.crm_id or p.crm_id in (None, e.crm_id)
+            ) and not (obj == "lead" and p.crm_status == "contact"):
+                self.log(p, ref, Action.CRM_STATUS, {"deleted": e.crm_id}, p.crm_status, "deleted")
+                p.crm_status, p.crm_id = "deleted", None
+                changed.add("crm")
+                if not p.do_not_sync:
+                    p.do_not_sync = True
+                    self.log(p, ref, "do not sync", {"by": "crm delete"}, False, True)
+            self._settle(c)
+            return
+        if obj == "lead" and p.crm_status == "contact":
+            # A contact outranks a lead for the status, the id, the owner and the fields
+            # (§7.2): a lead's update after the contact's changes nothing.
+            self.summary.actions["lead update ignored (contact linked)"] += 1
+            self._settle(c)
+            return
         if obj in ("lead", "contact"):
             status = crm_status_after(p.crm_status, obj)  # a contact outranks a lead (§7.2)
             if status is not None:
+                if p.crm_status == "deleted" and e.crm_id:
+                    p.do_not_sync = False  # relinked (an undelete, or a recreate done)
                 self.log(p, ref, Action.CRM_STATUS, {}, p.crm_status, status)
                 p.crm_status = status
                 changed.add("crm")

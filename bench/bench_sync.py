@@ -1,0 +1,159 @@
+"""Sync benchmark: plan + apply for N prospects against N CRM contacts (docs/sync.md#speed).
+
+    .venv/bin/python bench/bench_sync.py [--prospects 100000] [--changed 0.10] [--workdir DIR]
+
+Builds a store of N prospects with 5 mapped fields, a local CRM with the same
+N people as contacts, and links them (a first cycle, timed too); then changes
+`--changed` of the prospects (a field of ours) and `--changed` of the contacts
+(a field in the CRM), half of them the same people (a conflict the field's
+policy settles), and times one cycle: plan (read every prospect, the CRM's
+changes since the cursor, merge) and apply (CRM writes, the sync file, the
+facts through the engine). Prints one JSON object: records/s for the cycle,
+the first link, and the connector's 4,800 records/hour (800 every 10 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mrules
+from mrules.api import compile_rules
+from mrules.crm.emulator import EmulatedCrm
+from mrules.store import Store
+from mrules.sync import SyncConfig, SyncDb, default_sync_path
+from mrules.sync.apply import apply_plan, deliver
+from mrules.sync.plan import make_plan
+
+CONNECTOR_PER_HOUR = 800 * 6
+FIELDS = (("phone", "Phone", "most recent"), ("title", "Title", "ours"),
+          ("lead_source", "LeadSource", "crm"), ("department", "Department__c", "ours"),
+          ("description", "Notes__c", "most recent"))
+
+
+def rules(n: int) -> str:
+    maps = "\n".join(f'  map {f} <-> "{c}" prefer {p}' for f, c, p in FIELDS)
+    decls = "\n".join(f"field {f}: text" for f, _c, _p in FIELDS)
+    return f"""{decls}
+sync salesforce {{
+  objects lead, contact
+  match by email
+  every 10 minutes batch {max(n, 1)}
+{maps}
+}}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prospects", type=int, default=100_000)
+    ap.add_argument("--changed", type=float, default=0.10)
+    ap.add_argument("--workdir")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args(argv)
+    n = args.prospects
+    rnd = random.Random(args.seed)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-sync-"))
+    work.mkdir(parents=True, exist_ok=True)
+    store_path = work / "bench.db"
+    for p in work.glob("bench.*"):
+        p.unlink()
+    compiled = compile_rules(rules(n))
+    config = SyncConfig.from_rules(compiled)
+    emails = [f"p{i:06d}@bench.example" for i in range(n)]
+
+    # The CRM: N contacts.
+    t = time.perf_counter()
+    custom = {"Department__c": {"type": "string", "length": 80},
+              "Notes__c": {"type": "string", "length": 255}}
+    crm = EmulatedCrm.open(work / "bench.crm.db", org={
+        "edition": "plus", "clock": "2026-11-01T08:00:00Z",
+        "custom_fields": {"Contact": custom, "Lead": custom}})
+    for i in range(0, n, 200):
+        results = crm.create("Contact", [
+            {"LastName": f"P{j}", "Email": emails[j], "Phone": f"+1 555 {j:06d}",
+             "Title": "Engineer", "LeadSource": "Web", "Department__c": "IT",
+             "Notes__c": f"d{j}"}
+            for j in range(i, min(n, i + 200))
+        ])
+        if not all(r.success for r in results):
+            raise SystemExit(f"the CRM refused the seed: {results[0].errors}")
+    seed_s = time.perf_counter() - t
+    # The store: the same N people, same values.
+    events = (json.dumps({"ts": "2026-11-01T09:00:00Z", "type": "prospect_update",
+                          "prospect": e, "fields": {"phone": f"+1 555 {j:06d}",
+                                                    "title": "Engineer", "lead_source": "Web",
+                                                    "department": "IT",
+                                                    "description": f"d{j}"}})
+              for j, e in enumerate(emails))
+    mrules.run(compiled, events, store=store_path).close()
+
+    def cycle(at: float) -> tuple[float, float, dict[str, object]]:
+        store = Store.open(store_path)
+        db = SyncDb.open(default_sync_path(store_path))
+        try:
+            t0 = time.perf_counter()
+            plan = make_plan(store, crm, db, config, at)
+            pj = plan.as_json()
+            t1 = time.perf_counter()
+            report = apply_plan(pj, store, crm, db, check_stale=False)
+            t2 = time.perf_counter()
+            report.delivered = deliver(db, store, compiled)
+            t3 = time.perf_counter()
+        finally:
+            db.close()
+            store.close()
+        return t1 - t0, t3 - t1, {**pj["summary"], **report.as_json(), "errors": len(
+            report.errors), "crm_writes_s": round(t2 - t1, 2), "engine_s": round(t3 - t2, 2)}
+
+    at0 = 1793610000.0  # 2026-11-02T09:00:00Z
+    link_plan, link_apply, _link = cycle(at0)
+
+    # 10% changed on each side, half of them the same people.
+    k = int(n * args.changed)
+    ours = rnd.sample(range(n), k)
+    theirs = ours[: k // 2] + rnd.sample(range(n), k - k // 2)
+    crm.set_clock(crm.now().replace(hour=9, minute=5))
+    for i in range(0, len(theirs), 200):
+        found = crm.find("Contact", "Email", [emails[j] for j in theirs[i : i + 200]])
+        crm.update("Contact", [{"Id": r.id, "Title": "Manager", "Notes__c": "edited"}
+                               for r in found])
+    events = (json.dumps({"ts": "2026-11-02T09:06:00Z", "type": "prospect_update",
+                          "prospect": emails[j], "fields": {"title": "Director",
+                                                            "phone": "+1 555 000000"}})
+              for j in ours)
+    mrules.run(compiled, events, store=store_path, source="bench-changes").close()
+    plan_s, apply_s, second = cycle(at0 + 600)
+    crm.close()
+    total = plan_s + apply_s
+    out = {
+        "prospects": n,
+        "crm_records": n,
+        "mapped_fields": len(FIELDS),
+        "changed_each_side": k,
+        "crm_seed_s": round(seed_s, 2),
+        "first_link": {"plan_s": round(link_plan, 2), "apply_s": round(link_apply, 2),
+                       "records_per_s": round(n / (link_plan + link_apply))},
+        "cycle": {"plan_s": round(plan_s, 2), "apply_s": round(apply_s, 2),
+                  "records_per_s": round(n / total),
+                  "of_which_crm_writes_s": second["crm_writes_s"],
+                  "of_which_engine_s": second["engine_s"],
+                  "updated_in_crm": second["updated"], "facts_for_engine":
+                  second["facts_for_engine"], "errors": second["errors"]},
+        "connector_records_per_hour": CONNECTOR_PER_HOUR,
+        "x_connector": round(n / total * 3600 / CONNECTOR_PER_HOUR),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "workdir": str(work),
+    }
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

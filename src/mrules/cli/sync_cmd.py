@@ -1,0 +1,396 @@
+"""`mrules sync plan | apply | run | status | retry`: the CRM sync (docs/sync.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, EXIT_USAGE, fail
+from mrules.crm.errors import CrmCallError
+from mrules.crm.model import parse_datetime
+from mrules.storeapi import MEMORY
+
+__all__ = ["COMMANDS", "sync"]
+
+EXIT_PENDING = 2
+"""`sync plan`: changes are pending (0: nothing to do)."""
+EXIT_STALE = EXIT_DIAGNOSTICS
+"""`sync apply PLAN`: the plan is stale (or was made for another store)."""
+
+
+def _options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--wait", is_flag=True, help="Wait for a run that holds the store.")(f)
+    f = click.option("--crm", "crm_path", metavar="PATH",
+                     help="The CRM file [default: beside the store, NAME.crm.db].")(f)
+    f = click.option("--store", "store_path", default="mrules.db", show_default=True,
+                     help="The state store; the sync keeps its own file beside it"
+                     " (NAME.sync.db).")(f)
+    return click.option("--rules", "rules", multiple=True, required=True, metavar="PATH",
+                        help="The rule set (files or folders; repeat); its sync block"
+                        " drives the sync.")(f)
+
+
+def _time(value: str | None, option: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_datetime(value).timestamp()
+    except ValueError:
+        fail(f"{option} {value!r}: not a time with a zone, e.g. 2026-11-02T09:00:00Z")
+
+
+@contextlib.contextmanager
+def _session(
+    rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool,
+    *, need_rules: bool = True,
+) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
+    """Rules, config, store (writer lock held), CRM, sync file; errors end in one line."""
+    from mrules.cli.run_cmd import open_store, rules_or_exit
+    from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
+    from mrules.sync import SyncConfig, SyncConfigError, SyncDb, default_sync_path
+    from mrules.sync.db import SyncDbError
+
+    if store_path == MEMORY:
+        fail("the sync needs a store file: --store :memory: keeps nothing between commands")
+    compiled = rules_or_exit(rules) if need_rules else None
+    try:
+        config = SyncConfig.from_rules(compiled) if compiled is not None else None
+    except SyncConfigError as e:
+        fail(str(e))
+    if not Path(store_path).exists():
+        fail(f"{store_path}: no such store (run the rules first: mrules run RULES EVENTS"
+             f" --store {store_path})")
+    store = open_store(store_path, wait=wait)
+    crm_file = Path(crm_path) if crm_path else default_crm_path(store_path)
+    try:
+        try:
+            crm = EmulatedCrm.open(crm_file, create=False)
+        except CrmFileError as e:
+            fail(str(e), EXIT_USAGE if not crm_file.exists() else EXIT_STORE)
+        try:
+            db = SyncDb.open(default_sync_path(store_path))
+        except SyncDbError as e:
+            crm.close()
+            fail(str(e), EXIT_STORE)
+        try:
+            yield compiled, config, store, crm, db
+        except CrmCallError as e:
+            fail(f"the CRM refused the call: {e}", EXIT_STORE)
+        except sqlite3.DatabaseError as e:
+            fail(f"the sync or CRM file failed: {e}", EXIT_STORE)
+        finally:
+            db.close()
+            crm.close()
+    finally:
+        store.close()
+
+
+@click.group()
+def sync() -> None:
+    """The CRM sync: plan, apply, run cycles, status (docs/sync.md)."""
+
+
+# -- plan -----------------------------------------------------------------------------------------
+@sync.command("plan")
+@_options
+@click.option("--at", "at", metavar="TIME", help="Plan the cycle at this time [default: the"
+              " next cycle due, or the run's clock].")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also save the plan (JSON) for `mrules sync apply FILE`.")
+@click.option("--retry", is_flag=True, help="Plan held errors again (as `sync retry` does).")
+def plan_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool,
+             at: str | None, fmt: str, out: str | None, retry: bool) -> None:
+    """Show what the next cycle would do, record by record; exit 2 when changes are pending."""
+    from mrules.sync.cycle import due_times
+    from mrules.sync.plan import make_plan
+
+    when = _time(at, "--at")
+    with _session(rules, store_path, crm_path, wait) as (_c, config, store, crm, db):
+        if when is None:
+            when = _next_due(db, store, config)
+        plan = make_plan(store, crm, db, config, when, retry=retry)
+        pj = plan.as_json()
+        _ = due_times
+    if out:
+        try:
+            Path(out).write_text(json.dumps(pj, indent=1, sort_keys=True) + "\n", "utf-8")
+        except OSError as e:
+            fail(f"{out}: cannot write the plan: {e.strerror or e}", EXIT_STORE)
+    if fmt == "json":
+        click.echo(json.dumps(pj, indent=1, sort_keys=True))
+    else:
+        _render_plan(pj)
+    sys.exit(EXIT_PENDING if plan.pending() else EXIT_OK)
+
+
+def _next_due(db: Any, store: Any, config: Any) -> float:
+    last = db.last_cycle
+    if last is not None:
+        return float(last + config.every_seconds)
+    clock = store.clock()
+    if clock is not None:
+        return float(clock)
+    return dt.datetime.now(dt.UTC).timestamp()
+
+
+def _value(v: Any) -> str:
+    return "(blank)" if v is None or v == "" else json.dumps(v, ensure_ascii=False)
+
+
+def _render_plan(pj: dict[str, Any]) -> None:
+    s = pj["summary"]
+    click.echo(f"sync plan {pj['id']} at {pj['at']} (batch {pj['config']['batch']},"
+               f" every {pj['config']['every_minutes']} minutes)")
+    for i in pj["inbound"]:
+        click.echo(f"  < {i['op']:<13} {i['prospect']}  {i.get('object', '')} {i['crm_id']}"
+                   f"  ({i['why']})")
+    for o in pj["ops"]:
+        wait = o.get("batch", 0)
+        mark = {"create": "+", "link": "=", "update": "~", "pull": "<", "base": " ",
+                "skip": "-", "hold": "!", "wait": "…"}.get(o["op"], "+")
+        when = f"  [batch {wait + 1}]" if wait else ""
+        target = o.get("crm_id") or o.get("object", "")
+        click.echo(f"  {mark} {o['op']:<13} {o['prospect']}  {target}{when}  ({o['why']})")
+        for f in o.get("fields", ()):
+            arrow = "->" if f["winner"] == "ours" else "<-"
+            click.echo(f"      {f['crm_field']}: ours {_value(f['ours'])} {arrow} CRM"
+                       f" {_value(f['theirs'])}: {f['winner']} wins ({f['why']})")
+        for e in o.get("expected_errors", ()):
+            click.echo(f"      expected error {e['code']} on {e['field']}: {e['message']}")
+        for e in o.get("held", ()):
+            click.echo(f"      held {e['field']}: {e['code']} {e['message']}"
+                       " (retried when the prospect or the record changes, or `sync retry`)")
+        if o.get("note"):
+            click.echo(f"      note: {o['note']}")
+    for n in pj["notes"]:
+        click.echo(f"  note: {n}")
+    if s["records"] or s["inbound_facts"]:
+        line = (f"{s['records']} record(s) to write: {s['this_cycle']} this cycle,"
+                f" {s['waiting']} waiting; {s['inbound_facts']} CRM fact(s) for the engine")
+        if s["waiting"]:
+            line += f"; backlog clear after {s['cycles_to_clear']} cycles, at {s['clear_at']}"
+        click.echo(line)
+    else:
+        click.echo("nothing to do")
+
+
+# -- apply ----------------------------------------------------------------------------------------
+@sync.command("apply")
+@click.argument("plan_file", required=False, metavar="[PLAN]")
+@_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def apply_cmd(plan_file: str | None, rules: tuple[str, ...], store_path: str,
+              crm_path: str | None, wait: bool, fmt: str) -> None:
+    """Perform a saved plan (refused when stale), or plan and apply the cycle due now."""
+    from mrules.sync.apply import StalePlan, apply_plan, deliver
+    from mrules.sync.plan import PLAN_FORMAT, make_plan
+
+    saved = _read_plan(plan_file, PLAN_FORMAT) if plan_file else None
+    with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
+        deliver(db, store, compiled)
+        if saved is None:
+            saved = make_plan(store, crm, db, config, _next_due(db, store, config)).as_json()
+            check = False
+        else:
+            check = True
+        try:
+            report = apply_plan(saved, store, crm, db, check_stale=check)
+        except StalePlan as e:
+            fail(f"the plan is stale: {e}; make a new one with `mrules sync plan`", EXIT_STALE)
+        report.delivered = deliver(db, store, compiled)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), indent=1, sort_keys=True))
+    elif report.already:
+        click.echo(f"plan {report.plan_id} was already applied: nothing to do")
+    else:
+        _render_report(report.as_json(), saved["at"])
+
+
+def _read_plan(path: str, fmt: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"{path}: cannot read the plan: {getattr(e, 'strerror', None) or e}")
+    except json.JSONDecodeError as e:
+        fail(f"{path}: not a sync plan (not JSON: {e.msg} at line {e.lineno})")
+    if not isinstance(data, dict) or data.get("format") != fmt or "id" not in data:
+        fail(f"{path}: not a sync plan (make one with `mrules sync plan --out FILE`)")
+    try:
+        parse_datetime(str(data["at"]))
+        for key in ("ops", "inbound", "cursors_to"):
+            if not isinstance(data.get(key), list | dict):
+                raise ValueError(key)
+    except (ValueError, KeyError):
+        fail(f"{path}: not a sync plan (damaged)")
+    from mrules.sync.plan import plan_id
+
+    if plan_id({k: v for k, v in data.items() if k != "id"}) != data["id"]:
+        fail(f"{path}: the plan was changed after it was made (its id does not match);"
+             " make a new one with `mrules sync plan --out FILE`", EXIT_STALE)
+    return data
+
+
+def _render_report(r: dict[str, Any], at: str) -> None:
+    click.echo(f"sync at {at}: {r['created']} created, {r['linked']} linked, {r['updated']}"
+               f" updated, {r['campaign_members']} campaign member(s), {r['tasks']} task(s),"
+               f" {r['facts_for_engine']} CRM fact(s) to the engine, {len(r['errors'])}"
+               f" error(s), {r['api_calls']} API call(s)")
+    for e in r["errors"]:
+        click.echo(f"  error {e['code']} {e['prospect']} {e['object']} {e['field']}:"
+                   f" {e['message']}")
+    if r["transient_failure"]:
+        click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
+
+
+# -- run ------------------------------------------------------------------------------------------
+@sync.command("run")
+@_options
+@click.option("--until", "until", required=True, metavar="TIME",
+              help="Run every cycle due up to this time.")
+@click.option("--changes", "changes_path", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Timed CRM-side changes (JSONL) applied on the clock before each cycle.")
+def run_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool,
+            until: str, changes_path: str | None) -> None:
+    """Run every sync cycle due up to a time (the backlog drains by the declared batch)."""
+    from mrules.sync.cycle import run_until
+
+    end = _time(until, "--until")
+    assert end is not None
+    with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
+        apply_changes = None
+        if changes_path:
+            apply_changes = _changes(crm, changes_path)
+
+        def show(result: Any) -> None:
+            r = result.report.as_json()
+            s = result.plan_json["summary"]
+            click.echo(f"{result.plan_json['at']}  created {r['created']:>5}  linked"
+                       f" {r['linked']:>4}  updated {r['updated']:>5}  facts"
+                       f" {r['facts_for_engine']:>4}  errors {len(r['errors']):>3}  waiting"
+                       f" {s['waiting']:>5}")
+
+        results = run_until(store, crm, db, config, compiled, end, changes=apply_changes,
+                            on_cycle=show)
+        if not results:
+            click.echo("no cycle due (the last ran at "
+                       f"{_iso(db.last_cycle) if db.last_cycle else 'never'})")
+
+
+def _iso(epoch: float) -> str:
+    from mrules.sync.plan import iso
+
+    return iso(epoch)
+
+
+def _changes(crm: Any, path: str) -> Any:
+    from mrules.crm.changes import apply_changes, read_changes
+
+    try:
+        changes, issues = read_changes(Path(path))
+    except OSError as e:
+        fail(f"{path}: cannot read the changes: {e.strerror or e}")
+    for line, why in issues:
+        click.echo(f"{path}:{line}: {why}", err=True)
+
+    def run(at: float) -> None:
+        apply_changes(crm, changes, dt.datetime.fromtimestamp(at, dt.UTC))
+
+    return run
+
+
+# -- status, retry --------------------------------------------------------------------------------
+@sync.command("status")
+@click.option("--store", "store_path", default="mrules.db", show_default=True)
+@click.option("--crm", "crm_path", metavar="PATH")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
+    """Queue depth and oldest item, errors by code, cursors, API calls used."""
+    from mrules.sync import default_sync_path
+    from mrules.sync.db import SyncDb, SyncDbError
+    from mrules.sync.plan import iso
+
+    try:
+        db = SyncDb.open(default_sync_path(store_path), readonly=True)
+    except SyncDbError as e:
+        fail(str(e))
+    try:
+        queue = db.queue()
+        errors = db.errors()
+        out = {
+            "queue": len(queue),
+            "oldest": iso(min(v[1] for v in queue.values())) if queue else None,
+            "errors": len(errors),
+            "errors_by_code": dict(sorted(Counter(e["code"] for e in errors).items())),
+            "cursors": {k: v[0] for k, v in sorted(db.cursors().items())},
+            "links": db.count("link"),
+            "last_cycle": iso(db.last_cycle) if db.last_cycle else None,
+            "api_calls": int(db.meta("api_calls", "0") or 0),
+            "facts_not_delivered": len(db.undelivered()),
+            "opportunities": db.count("opportunity"),
+        }
+        if fmt == "json":
+            out["error_queue"] = errors
+    except sqlite3.DatabaseError as e:
+        fail(f"{db.path}: the sync file failed: {e}", EXIT_STORE)
+    finally:
+        db.close()
+    if fmt == "json":
+        click.echo(json.dumps(out, indent=1, sort_keys=True))
+        return
+    click.echo(f"last cycle: {out['last_cycle'] or 'never'}; {out['links']} linked record(s);"
+               f" {out['api_calls']} API call(s) used")
+    click.echo(f"queue: {out['queue']} prospect(s) waiting"
+               + (f", oldest since {out['oldest']}" if out["oldest"] else ""))
+    click.echo(f"errors: {out['errors']}" + "".join(
+        f"\n  {code}: {n}" for code, n in out["errors_by_code"].items()))
+    for e in errors:
+        click.echo(f"  {e['prospect']} {e['object']} {e['field']}: {e['code']} {e['message']}")
+    for obj, c in out["cursors"].items():
+        click.echo(f"cursor {obj}: {c}")
+
+
+@sync.command("retry")
+@click.option("--store", "store_path", default="mrules.db", show_default=True)
+@click.option("--prospect", "prospects", multiple=True, metavar="EMAIL",
+              help="Only these prospects [default: every held error].")
+def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
+    """Try the writes held by the error queue again at the next cycle."""
+    from mrules.sync import default_sync_path
+    from mrules.sync.db import SyncDb, SyncDbError
+
+    path = default_sync_path(store_path)
+    if not path.exists():
+        fail(f"{path}: no sync yet (run `mrules sync run` or `sync apply`)")
+    try:
+        db = SyncDb.open(path)
+        with db.tx() as conn:
+            if prospects:
+                wanted = [p.strip().lower() for p in prospects]
+                marks = ",".join("?" * len(wanted))
+                n = conn.execute(f"UPDATE error SET retry = 1 WHERE prospect IN ({marks})",
+                                 wanted).rowcount
+                conn.execute(f"UPDATE queue SET next_try = 0 WHERE prospect IN ({marks})",
+                             wanted)
+            else:
+                n = conn.execute("UPDATE error SET retry = 1").rowcount
+                conn.execute("UPDATE queue SET next_try = 0")
+        db.close()
+    except (SyncDbError, sqlite3.DatabaseError) as e:
+        fail(f"{path}: {e}", EXIT_STORE)
+    click.echo(f"{n} held error(s) will be retried at the next cycle")
+
+
+COMMANDS = (sync,)

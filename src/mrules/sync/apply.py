@@ -1,0 +1,513 @@
+"""Perform a plan: the CRM writes of its first batch, then one transaction of the sync file,
+then the CRM's facts handed to the engine (docs/sync.md#nothing-lost).
+
+Order, and why nothing is lost or doubled when a process dies anywhere:
+
+1. the CRM writes (creates, updates, members, tasks). A create is only made
+   after a search by email found no contact and no lead; killed after the
+   write, the next cycle's search finds the record and links it (no
+   duplicate). An update killed before step 2 is read back as a change whose
+   value equals ours: the base is set, nothing else happens;
+2. one transaction of the sync file: links and base snapshots, queue,
+   errors, cursors, and the facts for the engine (rows of `inbound`), with
+   the plan marked applied;
+3. the facts run through the engine (events with stable ids, one stream per
+   plan); killed before they are marked delivered, the next command delivers
+   them again and the engine skips what it already applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mrules.crm.errors import CrmCallError, CrmError
+from mrules.crm.model import format_datetime, parse_datetime
+from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
+from mrules.storeapi import StateStore
+from mrules.sync.db import SyncDb
+
+__all__ = ["ApplyReport", "StalePlan", "apply_plan", "deliver", "stale_reason"]
+
+BACKOFF_MINUTES = (1, 5, 15, 60)
+"""Waits after transient failures (then every hour)."""
+
+
+class StalePlan(Exception):
+    """The plan no longer describes the store, the sync file or the CRM."""
+
+
+@dataclass
+class ApplyReport:
+    plan_id: str
+    already: bool = False
+    created: int = 0
+    linked: int = 0
+    updated: int = 0
+    members: int = 0
+    tasks: int = 0
+    pulled: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    transient: str | None = None
+    delivered: int = 0
+    calls: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan_id,
+            "already_applied": self.already,
+            "created": self.created,
+            "linked": self.linked,
+            "updated": self.updated,
+            "campaign_members": self.members,
+            "tasks": self.tasks,
+            "facts_for_engine": self.delivered,
+            "errors": self.errors,
+            "transient_failure": self.transient,
+            "api_calls": self.calls,
+        }
+
+
+def _cursor(c: Sequence[str]) -> Cursor | None:
+    return Cursor(parse_datetime(c[0]), c[1]) if c else None
+
+
+def stale_reason(plan: Mapping[str, Any], store: StateStore, crm: Any, db: SyncDb) -> str | None:
+    """Why a saved plan can no longer be applied, or None when it still can."""
+    if plan.get("generation") != db.generation:
+        return "another sync was applied since this plan was made"
+    if plan.get("store_seq") != store.max_seq():
+        return "the engine changed the store since this plan was made"
+    until = (crm.now() if hasattr(crm, "now") else dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
+    for sobject, c in plan.get("cursors_to", {}).items():
+        page = crm.query_changed(sobject, _cursor(c), until, limit=1)
+        if page.records:
+            r = page.records[0]
+            return (f"the CRM changed since this plan was made ({sobject} {r.id} at "
+                    f"{format_datetime(r.system_modstamp)})")
+    return None
+
+
+def _backoff(attempts: int) -> float:
+    return 60.0 * BACKOFF_MINUTES[min(attempts, len(BACKOFF_MINUTES) - 1)]
+
+
+def _chunks(items: Sequence[Any], n: int = MAX_BATCH) -> list[Sequence[Any]]:
+    return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def _errs(result: WriteResult) -> list[CrmError]:
+    return list(result.errors)
+
+
+def _write(
+    crm: Any, how: str, sobject: str, records: list[dict[str, Any]]
+) -> list[WriteResult]:
+    out: list[WriteResult] = []
+    for chunk in _chunks(records):
+        fn = crm.create if how == "create" else crm.update
+        out += fn(sobject, list(chunk))
+    return out
+
+
+def _write_keeping(
+    crm: Any, how: str, sobject: str, records: list[dict[str, Any]], required: set[str]
+) -> tuple[list[WriteResult], list[list[CrmError]]]:
+    """Write; a record refused for some of its fields is written again without them.
+
+    Returns each record's final result and the field errors set aside (those
+    fields stay pending: their values are kept, in the error queue).
+    """
+    results = _write(crm, how, sobject, records)
+    set_aside: list[list[CrmError]] = [[] for _ in records]
+    again: list[int] = []
+    for i, r in enumerate(results):
+        if r.success:
+            continue
+        errs = _errs(r)
+        named = {f for e in errs for f in e.fields}
+        if errs and all(e.fields for e in errs) and not (named & required) and not any(
+            e.transient for e in errs
+        ):
+            keep = {k: v for k, v in records[i].items() if k not in named}
+            if len(keep) > (1 if how == "update" else 0):
+                set_aside[i] = errs
+                records[i] = keep
+                again.append(i)
+    if again:
+        retried = _write(crm, how, sobject, [records[i] for i in again])
+        for i, r in zip(again, retried, strict=True):
+            results[i] = r
+    return results, set_aside
+
+
+def apply_plan(
+    plan: Mapping[str, Any],
+    store: StateStore,
+    crm: Any,
+    db: SyncDb,
+    *,
+    check_stale: bool = True,
+) -> ApplyReport:
+    """Perform `plan` (as `Plan.as_json()` gives it); StalePlan when it no longer applies."""
+    report = ApplyReport(plan["id"])
+    if db.applied(plan["id"]):
+        report.already = True
+        return report
+    if check_stale:
+        why = stale_reason(plan, store, crm, db)
+        if why is not None:
+            raise StalePlan(why)
+    calls_before = crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0
+    at = parse_datetime(plan["at"]).timestamp()
+    source = f"crm-sync:{plan['id']}"
+    events: list[dict[str, Any]] = []
+    links: dict[str, dict[str, Any]] = {}  # prospect -> link columns to write
+    history: dict[str, list[str]] = {}
+    errors_add: list[tuple[Any, ...]] = []
+    errors_clear: list[tuple[str, str | None]] = []  # (prospect, field or None for all)
+    queue_done: set[str] = set()
+    queue_fail: dict[str, float] = {}
+    touched = {i["prospect"] for i in plan.get("inbound", ())} | {
+        o["prospect"] for o in plan.get("ops", ())}
+    current = db.links_for(sorted(touched))
+
+    def link_row(email: str, obj: str, crm_id: str) -> dict[str, Any]:
+        row = links.get(email)
+        if row is None:
+            old = current.get(email)
+            row = {"object": obj, "crm_id": crm_id, "base": dict(old[2]) if old else {},
+                   "times": dict(old[3]) if old else {}, "deleted": 0}
+            links[email] = row
+        row["object"], row["crm_id"] = obj, crm_id
+        return row
+
+    # -- CRM facts read by the plan -----------------------------------------------------------
+    for i in plan.get("inbound", ()):
+        email, op = i["prospect"], i["op"]
+        if "event" in i:
+            events.append(i["event"])
+        if op == "delete":
+            link_row(email, i["object"], i["crm_id"])["deleted"] = 1
+            errors_clear.append((email, None))
+        elif op in ("convert", "link", "undelete", "new prospect"):
+            old = current.get(email)
+            if old is not None and old[1] != i["crm_id"]:
+                history.setdefault(email, []).append(f"{old[0]}:{old[1]}")
+            row = link_row(email, i["object"], i["crm_id"])
+            row["deleted"] = 0
+            if op == "link":
+                row["base"], row["times"] = {}, {}
+            if "base" in i:
+                row["base"] = dict(i["base"])
+
+    now_ops = [o for o in plan.get("ops", ()) if o.get("batch", 0) == 0]
+    # -- creates, grouped by object ---------------------------------------------------------
+    transient: str | None = None
+    try:
+        creates = [o for o in now_ops if o["op"] == "create"]
+        for sobject in ("Lead", "Contact"):
+            group = [o for o in creates if o["object"] == sobject.lower()]
+            if not group:
+                continue
+            recs = [dict(o["values"]) for o in group]
+            required = {"LastName", "Company", "Email"}
+            results, aside = _write_keeping(crm, "create", sobject, recs, required)
+            for o, r, errs, sent in zip(group, results, aside, recs, strict=True):
+                email = o["prospect"]
+                if r.success and r.id:
+                    report.created += 1
+                    row = link_row(email, o["object"], r.id)
+                    row["base"] = {k: v for k, v in sent.items()
+                                   if k in {f["crm_field"] for f in o.get("fields", ())}}
+                    row["base"]["OwnerId"] = sent.get("OwnerId")
+                    row["times"] = {}
+                    owner = o["values"].get("OwnerId")
+                    ev = {"ts": plan["at"], "type": "crm_update", "prospect": email,
+                          "object": o["object"], "crm_id": r.id}
+                    if owner:
+                        ev["user"] = _assigned_name(store, email)
+                    events.append({k: v for k, v in ev.items() if v is not None})
+                    queue_done.add(email)
+                    errors_clear.append((email, "*record"))
+                    for e in errs:
+                        for f in e.fields:
+                            errors_add.append(_error(email, o["object"], r.id, f, e,
+                                                     o["values"].get(f), at))
+                else:
+                    errs = _errs(r)
+                    if any(e.transient for e in errs):
+                        queue_fail[email] = at
+                        continue
+                    for e in errs:  # held: the queue keeps the work, the error says why
+                        errors_add.append(_error(email, o["object"], None, "*record", e,
+                                                 o["values"], at))
+        # -- links found by email, and updates ----------------------------------------------
+        updates: dict[str, list[dict[str, Any]]] = {}
+        for o in now_ops:
+            email = o["prospect"]
+            if o["op"] == "skip" and o.get("done"):
+                queue_done.add(email)
+                continue
+            pull_event = o.get("event")
+            if o["op"] == "link":
+                report.linked += 1
+                row = link_row(email, o["object"], o["crm_id"])
+                row["base"], row["times"], row["deleted"] = {}, {}, 0
+                queue_done.add(email)
+                coalesced = "link_event" in o
+                link_event = o["link_event"] if coalesced else o.get("event")
+                pull_event = o.get("event") if coalesced else None
+                if link_event:
+                    events.append(link_event)
+            if "base_after" not in o:
+                continue
+            row = link_row(email, o["link"][0], o["link"][1])
+            row["base"] = dict(o["base_after"])
+            row["times"] = dict(o["times_after"])
+            if pull_event:
+                events.append(pull_event)
+                report.pulled += 1
+            if o.get("values"):
+                updates.setdefault(o["link"][0], []).append(o)
+        for obj, group in updates.items():
+            sobject = obj.capitalize()
+            recs = [{"Id": o["link"][1], **o["values"]} for o in group]
+            results, aside = _write_keeping(crm, "update", sobject, recs, {"Id"})
+            for o, r, errs, sent in zip(group, results, aside, recs, strict=True):
+                email = o["prospect"]
+                row = links[email]
+                if r.success:
+                    report.updated += 1
+                    for k, v in sent.items():
+                        if k != "Id":
+                            row["base"][k] = v
+                            errors_clear.append((email, k))
+                    for e in errs:
+                        for f in e.fields:
+                            errors_add.append(_error(email, obj, o["link"][1], f, e,
+                                                     o["values"].get(f), at))
+                else:
+                    for e in _errs(r):
+                        if e.transient:
+                            queue_fail[email] = at
+                            continue
+                        for f in e.fields or tuple(o["values"]):
+                            errors_add.append(_error(email, obj, o["link"][1], f, e,
+                                                     o["values"].get(f), at))
+        # -- campaign members and tasks --------------------------------------------------
+        for o in now_ops:
+            if o["op"] not in ("campaign_member", "task"):
+                continue
+            email = o["prospect"]
+            target = o.get("crm_id") or (links.get(email) or {}).get("crm_id")
+            if target is None:
+                continue  # its record was not created: the work waits
+            if o["op"] == "campaign_member":
+                done = _member(crm, target, o["payload"], email, at, errors_add)
+                report.members += done
+            else:
+                done = _task(crm, target, o["payload"], email, at, errors_add, plan["at"])
+                report.tasks += done
+            if done:
+                queue_done.add(email)
+    except CrmCallError as e:
+        if not e.transient:
+            raise
+        transient = str(e)
+        report.transient = transient
+
+    report.errors = [
+        {"prospect": e[0], "object": e[1], "crm_id": e[2], "field": e[3], "code": e[4],
+         "message": e[5]} for e in errors_add
+    ]
+    # -- one transaction of the sync file --------------------------------------------------
+    queue = db.queue()
+    with db.tx() as conn:
+        dumps = orjson.dumps
+        conn.executemany(
+            "INSERT INTO link (prospect, object, crm_id, base, times, deleted, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
+            " object=excluded.object, crm_id=excluded.crm_id, base=excluded.base,"
+            " times=excluded.times, deleted=excluded.deleted, at=excluded.at",
+            [(email, row["object"], row["crm_id"],
+              dumps(row["base"], option=orjson.OPT_SORT_KEYS).decode(),
+              dumps(row["times"], option=orjson.OPT_SORT_KEYS).decode(), row["deleted"], at)
+             for email, row in links.items()],
+        )
+        for email, moved in history.items():  # the records a prospect was linked to before
+            (hist,) = conn.execute("SELECT history FROM link WHERE prospect=?",
+                                   (email,)).fetchone()
+            conn.execute("UPDATE link SET history=? WHERE prospect=?",
+                         (json.dumps(json.loads(hist) + moved), email))
+        for email, f in errors_clear:
+            if f is None:
+                conn.execute("DELETE FROM error WHERE prospect=?", (email,))
+            else:
+                conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, f))
+        for e in errors_add:
+            conn.execute(
+                "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect, field) DO UPDATE SET"
+                " code=excluded.code, message=excluded.message, value=excluded.value,"
+                " at=excluded.at, crm_id=excluded.crm_id, attempts=attempts+1, retry=0",
+                e,
+            )
+        conn.execute("UPDATE error SET retry = 0")
+        # The queue: new work from the store, minus what was done.
+        work_seq = int(plan.get("work_seq", 0))
+        if work_seq > db.work_seq:
+            for m in store.crm_pending():
+                if db.work_seq < m.seq <= work_seq:
+                    payload = json.loads(m.payload) if isinstance(m.payload, str | bytes) else {}
+                    item = {"kind": m.kind, "seq": m.seq, **payload}
+                    if m.prospect in queue:
+                        w, since, attempts, nt = queue[m.prospect]
+                        queue[m.prospect] = ([*w, item], since, attempts, nt)
+                    else:
+                        queue[m.prospect] = ([item], m.ts, 0, 0.0)
+            db.set_meta("work_seq", work_seq)
+        for email, (work, since, attempts, next_try) in queue.items():
+            if email in queue_done:
+                conn.execute("DELETE FROM queue WHERE prospect=?", (email,))
+                continue
+            if email in queue_fail:
+                attempts += 1
+                next_try = at + _backoff(attempts - 1)
+            conn.execute(
+                "INSERT OR REPLACE INTO queue (prospect, work, since, attempts, next_try)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (email, json.dumps(work), since, attempts, next_try),
+            )
+        waiting = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
+        done = {o["prospect"] for o in now_ops} - waiting - set(queue_fail)
+        conn.executemany("DELETE FROM dirty WHERE prospect=?", [(e,) for e in done])
+        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
+                         [(e,) for e in waiting | set(queue_fail)])
+        if transient is None:
+            db.set_meta("store_seq", plan.get("store_seq", 0))
+            for sobject, c in plan.get("cursors_to", {}).items():
+                if c:
+                    conn.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?)",
+                                 (sobject, c[0], c[1]))
+            for o in plan.get("opportunities", ()):
+                conn.execute(
+                    "INSERT OR REPLACE INTO opportunity (id, name, stage, amount, close_date,"
+                    " is_won, is_closed, deleted, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (o["id"], o["name"], o["stage"], o["amount"], o["close_date"],
+                     int(o["is_won"]), int(o["is_closed"]), int(o["deleted"]), plan["at"]),
+                )
+            for r in plan.get("roles", ()):
+                conn.execute(
+                    "INSERT OR REPLACE INTO opportunity_role (id, opportunity, contact, role,"
+                    " is_primary, deleted) VALUES (?, ?, ?, ?, ?, ?)",
+                    (r["id"], r["opportunity"], r["contact"], r["role"], int(r["is_primary"]),
+                     int(r["deleted"])),
+                )
+        else:
+            events = [e for e in events if e.get("type") != "prospect_update"]
+        for n, e in enumerate(events, start=1):
+            e = {"id": f"{source}:{n}", **e}
+            conn.execute("INSERT INTO inbound (source, event) VALUES (?, ?)",
+                         (source, json.dumps(e, sort_keys=True)))
+        db.set_meta("generation", db.generation + 1)
+        db.set_meta("last_cycle", at)
+        calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before
+        report.calls = calls
+        summary = plan.get("summary", {})
+        conn.execute("INSERT OR REPLACE INTO applied_plan VALUES (?, ?, ?)",
+                     (plan["id"], at, json.dumps(report.as_json())))
+        conn.execute(
+            "INSERT OR REPLACE INTO cycle VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (at, plan["id"], report.created, report.linked, report.updated, report.pulled,
+             len(errors_add), summary.get("waiting", 0), calls),
+        )
+        total = int(db.meta("api_calls", "0") or 0) + calls
+        db.set_meta("api_calls", total)
+    return report
+
+
+def _assigned_name(store: StateStore, email: str) -> str | None:
+    from mrules.state import Codecs, Prospect
+
+    data = store.prospect(email)
+    if data is None:
+        return None
+    p = Prospect.from_json(data, Codecs(), email)
+    return p.assigned_to if p.assigned_kind == "user" else None
+
+
+def _error(
+    email: str, obj: str, crm_id: str | None, fld: str, e: CrmError, value: Any, at: float
+) -> tuple[Any, ...]:
+    return (email, obj, crm_id, fld, e.status_code, e.message,
+            json.dumps(value, sort_keys=True), at)
+
+
+def _member(
+    crm: Any, target: str, payload: Mapping[str, Any], email: str, at: float,
+    errors: list[tuple[Any, ...]],
+) -> int:
+    name = payload.get("campaign")
+    found = crm.find("Campaign", "Name", [name]) if name else []
+    if not found:
+        e = CrmError("ENTITY_IS_DELETED" if name else "REQUIRED_FIELD_MISSING",
+                     f"no CRM campaign named {name!r}", ("CampaignId",))
+        errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
+        return 1
+    rec: dict[str, Any] = {"CampaignId": found[0].id,
+                           ("LeadId" if target.startswith("00Q") else "ContactId"): target}
+    if payload.get("status"):
+        rec["Status"] = payload["status"]
+    (r,) = crm.create("CampaignMember", [rec])
+    if not r.success:
+        for e in r.errors:
+            if e.status_code == "DUPLICATE_VALUE":
+                return 1  # already a member: done
+            errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
+    return 1
+
+
+def _task(
+    crm: Any, target: str, payload: Mapping[str, Any], email: str, at: float,
+    errors: list[tuple[Any, ...]], when: str,
+) -> int:
+    rec: dict[str, Any] = {"WhoId": target, "Subject": payload.get("subject") or "Task"}
+    days = payload.get("due_days")
+    if days is not None:
+        due = parse_datetime(when) + dt.timedelta(days=int(days))
+        rec["ActivityDate"] = due.date().isoformat()
+    if payload.get("priority"):
+        rec["Priority"] = payload["priority"]
+    if payload.get("status"):
+        rec["Status"] = payload["status"]
+    (r,) = crm.create("Task", [rec])
+    if not r.success:
+        for e in r.errors:
+            errors.append(_error(email, "task", target, "*task", e, rec, at))
+    return 1
+
+
+def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
+    """Run the CRM facts not yet delivered through the engine; mark them delivered."""
+    import mrules
+
+    rows = db.undelivered()
+    if not rows:
+        return 0
+    by_source: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for n, src, ev in rows:
+        by_source.setdefault(src, []).append((n, ev))
+    total = 0
+    for src, items in by_source.items():
+        mrules.run(compiled, [ev for _n, ev in items], store=store, source=src, label="crm sync")
+        with db.tx() as conn:
+            conn.executemany("UPDATE inbound SET delivered = 1 WHERE n = ?",
+                             [(n,) for n, _ev in items])
+        total += len(items)
+    return total

@@ -1,0 +1,83 @@
+"""Cycles on the run's clock: plan + apply + hand the facts to the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mrules.storeapi import StateStore
+from mrules.sync.apply import ApplyReport, apply_plan, deliver
+from mrules.sync.config import SyncConfig
+from mrules.sync.db import SyncDb
+from mrules.sync.plan import Plan, make_plan
+
+__all__ = ["CycleResult", "due_times", "run_cycle", "run_until"]
+
+
+@dataclass
+class CycleResult:
+    plan: Plan
+    plan_json: dict[str, Any]
+    report: ApplyReport
+
+
+def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -> list[float]:
+    """The cycle times due up to `until`: every `every` minutes after the last cycle.
+
+    The first cycle runs at the store's clock (the run's clock), or at `until`
+    for a store that has none yet.
+    """
+    every = config.every_seconds
+    last = db.last_cycle
+    if last is None:
+        clock = store.clock()
+        start = clock if clock is not None and clock <= until else until
+    else:
+        start = last + every
+    out = []
+    t = start
+    while t <= until + 1e-6:
+        out.append(t)
+        t += every
+    return out
+
+
+def run_cycle(
+    store: StateStore,
+    crm: Any,
+    db: SyncDb,
+    config: SyncConfig,
+    compiled: Any,
+    at: float,
+    *,
+    retry: bool = False,
+) -> CycleResult:
+    deliver(db, store, compiled)  # what a killed cycle left for the engine
+    plan = make_plan(store, crm, db, config, at, retry=retry)
+    pj = plan.as_json()
+    report = apply_plan(pj, store, crm, db, check_stale=False)
+    report.delivered = deliver(db, store, compiled)
+    return CycleResult(plan, pj, report)
+
+
+def run_until(
+    store: StateStore,
+    crm: Any,
+    db: SyncDb,
+    config: SyncConfig,
+    compiled: Any,
+    until: float,
+    *,
+    changes: Any = None,
+    on_cycle: Any = None,
+) -> list[CycleResult]:
+    """Every cycle due up to `until`; `changes` (timed CRM changes) are applied up to each."""
+    out = []
+    for at in due_times(db, store, config, until):
+        if changes is not None:
+            changes(at)
+        result = run_cycle(store, crm, db, config, compiled, at)
+        out.append(result)
+        if on_cycle is not None:
+            on_cycle(result)
+    return out

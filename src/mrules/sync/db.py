@@ -1,0 +1,291 @@
+"""The sync's file: `NAME.sync.db` beside the store `NAME.db` (docs/sync.md#the-sync-file).
+
+Why a file of its own, not tables of the store: the store is the engine's
+(its schema is the runtime's contract); the CRM may be a remote org. The
+sync's state is a third thing, and every step of a cycle that must be atomic
+is atomic inside this file: the cursor of an object is committed in the same
+transaction as the facts read up to it (the `inbound` rows); links, base
+snapshots, queue and errors move in the same transaction as the outcome of
+the writes that changed them. Handing the inbound facts to the engine is
+idempotent (each fact is an event with a stable id the store remembers), so
+a kill between the two files repeats a delivery the engine then skips.
+
+The sync always runs holding the store's writer lock, so an engine run and a
+sync on one store serialise (the second waits with `--wait`, or refuses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+__all__ = ["SCHEMA_VERSION", "LinkMap", "SyncDb", "SyncDbError", "default_sync_path"]
+
+Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
+
+
+class LinkMap(dict):  # type: ignore[type-arg]
+    """Links by prospect: (object, crm id, base, times, deleted), parsed when first read.
+
+    `ids()` gives (prospect, object, crm id) of every link without parsing any base.
+    """
+
+    def __init__(self, raw: dict[str, tuple[Any, ...]]) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def ids(self) -> Iterator[tuple[str, str, str]]:
+        for k in self:
+            v = dict.get(self, k)
+            if v is not None:
+                yield k, v[0], v[1]
+            else:
+                r = self._raw[k]
+                yield k, r[0], r[1]
+
+    def __missing__(self, key: str) -> Link:
+        r = self._raw[key]  # KeyError when there is no such link
+        loads = orjson.loads
+        v = (r[0], r[1], loads(r[2]), loads(r[3]), bool(r[4]))
+        dict.__setitem__(self, key, v)
+        return v
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._raw
+        for k in dict.__iter__(self):
+            if k not in self._raw:
+                yield k
+
+    def __len__(self) -> int:
+        return len(set(self._raw) | set(dict.keys(self)))
+
+    def items(self) -> Iterator[tuple[str, Link]]:  # type: ignore[override]
+        for k in self:
+            yield k, self[k]
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+-- one row a prospect linked to a CRM record; base: the last values both sides agreed on
+CREATE TABLE IF NOT EXISTS link (
+  prospect TEXT PRIMARY KEY, object TEXT NOT NULL, crm_id TEXT NOT NULL,
+  base TEXT NOT NULL DEFAULT '{}', times TEXT NOT NULL DEFAULT '{}',
+  deleted INTEGER NOT NULL DEFAULT 0, history TEXT NOT NULL DEFAULT '[]', at REAL);
+CREATE INDEX IF NOT EXISTS link_crm ON link (crm_id);
+-- outbound work the engine asked for, coalesced a prospect
+CREATE TABLE IF NOT EXISTS queue (
+  prospect TEXT PRIMARY KEY, work TEXT NOT NULL, since REAL NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0);
+-- rejected writes: held until the prospect or the record changes, or `sync retry`
+CREATE TABLE IF NOT EXISTS error (
+  prospect TEXT NOT NULL, object TEXT NOT NULL, crm_id TEXT, field TEXT NOT NULL,
+  code TEXT NOT NULL, message TEXT NOT NULL, value TEXT, at REAL NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 1, retry INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (prospect, field));
+CREATE TABLE IF NOT EXISTS cursor (object TEXT PRIMARY KEY, modstamp TEXT NOT NULL,
+  last_id TEXT NOT NULL);
+-- CRM facts for the engine (events), committed with the cursor that read them
+CREATE TABLE IF NOT EXISTS inbound (
+  n INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, event TEXT NOT NULL,
+  delivered INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS opportunity (
+  id TEXT PRIMARY KEY, name TEXT, stage TEXT, amount REAL, close_date TEXT,
+  is_won INTEGER, is_closed INTEGER, deleted INTEGER NOT NULL DEFAULT 0, at TEXT);
+CREATE TABLE IF NOT EXISTS opportunity_role (
+  id TEXT PRIMARY KEY, opportunity TEXT NOT NULL, contact TEXT NOT NULL, role TEXT,
+  is_primary INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+-- prospects a later cycle must look at again (work left waiting, a transient failure)
+CREATE TABLE IF NOT EXISTS dirty (prospect TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS applied_plan (id TEXT PRIMARY KEY, at REAL, summary TEXT);
+CREATE TABLE IF NOT EXISTS cycle (
+  at REAL PRIMARY KEY, plan TEXT, created INTEGER, linked INTEGER, updated INTEGER,
+  pulled INTEGER, errors INTEGER, backlog INTEGER, calls INTEGER);
+"""
+
+
+class SyncDbError(Exception):
+    """The sync file cannot be used (not an mrules sync file, damaged, unwritable)."""
+
+
+def default_sync_path(store_path: str | Path) -> Path:
+    """`NAME.sync.db` for the store `NAME.db` (`mrules.sync.db` for `mrules.db`)."""
+    p = Path(store_path)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(stem + ".sync.db")
+
+
+class SyncDb:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, readonly: bool = False) -> SyncDb:
+        p = Path(path)
+        if p.is_dir():
+            raise SyncDbError(f"{p}: is a folder, not a sync file")
+        if readonly and not p.exists():
+            raise SyncDbError(f"{p}: no sync yet (run `mrules sync run` or `sync apply`)")
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, isolation_level=None)
+            else:
+                conn = sqlite3.connect(p, isolation_level=None, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "meta" not in tables:
+                conn.close()
+                raise SyncDbError(f"{p}: not an mrules sync file")
+            if not readonly:
+                conn.executescript(_SCHEMA)
+                version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if version is None:
+                    conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif version[0] != SCHEMA_VERSION:
+                    conn.close()
+                    raise SyncDbError(f"{p}: sync file schema {version[0]} is not {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as e:
+            raise SyncDbError(f"{p}: cannot use the sync file: {e}") from e
+        return cls(conn, p)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- meta ------------------------------------------------------------------------------------
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return default
+        return default if row is None else row[0]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every apply: a plan made before another apply is stale."""
+        return int(self.meta("generation", "0") or 0)
+
+    @property
+    def work_seq(self) -> int:
+        """The last seq of the store's pending CRM work taken into the queue."""
+        return int(self.meta("work_seq", "0") or 0)
+
+    @property
+    def last_cycle(self) -> float | None:
+        v = self.meta("last_cycle")
+        return None if v is None else float(v)
+
+    # -- reads -------------------------------------------------------------------------------
+    def links(self) -> dict[str, tuple[str, str, dict[str, Any], dict[str, float], bool]]:
+        out = {}
+        for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
+            "SELECT prospect, object, crm_id, base, times, deleted FROM link"
+        ):
+            loads = orjson.loads
+            out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
+        return out
+
+    def links_lazy(self) -> LinkMap:
+        """`links()` whose base snapshots are parsed when a prospect's link is read."""
+        return LinkMap({
+            r[0]: r[1:]
+            for r in self.conn.execute(
+                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
+            )
+        })
+
+    def links_for(
+        self, emails: list[str]
+    ) -> dict[str, tuple[str, str, dict[str, Any], dict[str, float], bool]]:
+        """`links()` for these prospects only."""
+        out = {}
+        loads = orjson.loads
+        for i in range(0, len(emails), 500):
+            chunk = emails[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
+                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
+                f" WHERE prospect IN ({marks})", chunk
+            ):
+                out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
+        return out
+
+    def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:
+        return {
+            p: (json.loads(w), since, attempts, next_try)
+            for p, w, since, attempts, next_try in self.conn.execute(
+                "SELECT prospect, work, since, attempts, next_try FROM queue"
+                " ORDER BY since, prospect"
+            )
+        }
+
+    def errors(self) -> list[dict[str, Any]]:
+        cols = ("prospect", "object", "crm_id", "field", "code", "message", "value", "at",
+                "attempts", "retry")
+        sql = f"SELECT {', '.join(cols)} FROM error ORDER BY at, prospect, field"
+        return [dict(zip(cols, r, strict=True)) for r in self.conn.execute(sql)]
+
+    def cursors(self) -> dict[str, tuple[str, str]]:
+        return {o: (m, i) for o, m, i in self.conn.execute("SELECT * FROM cursor")}
+
+    def undelivered(self) -> list[tuple[int, str, dict[str, Any]]]:
+        return [
+            (n, src, json.loads(ev))
+            for n, src, ev in self.conn.execute(
+                "SELECT n, source, event FROM inbound WHERE delivered = 0 ORDER BY n"
+            )
+        ]
+
+    def opportunities(self) -> dict[str, dict[str, Any]]:
+        cols = ("id", "name", "stage", "amount", "close_date", "is_won", "is_closed", "deleted")
+        return {
+            r[0]: dict(zip(cols, r, strict=True))
+            for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM opportunity")
+        }
+
+    def roles(self) -> dict[str, tuple[str, str, bool]]:
+        return {
+            r[0]: (r[1], r[2], bool(r[3]))
+            for r in self.conn.execute(
+                "SELECT id, opportunity, contact, deleted FROM opportunity_role"
+            )
+        }
+
+    def applied(self, plan_id: str) -> bool:
+        row = self.conn.execute("SELECT 1 FROM applied_plan WHERE id=?", (plan_id,)).fetchone()
+        return row is not None
+
+    def dirty(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT prospect FROM dirty")}
+
+    def count(self, table: str) -> int:
+        return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])

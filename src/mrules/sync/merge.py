@@ -1,0 +1,110 @@
+"""One mapped field, both sides: who wins and why (docs/sync.md#who-wins-a-field).
+
+Pure: the values in, the decision out. The base is the value both sides last
+agreed on (what the last sync wrote or read); without a base (a record just
+linked) the field's policy decides.
+
+>>> decide("Acme", "Acme", "Acme", "ours").winner
+'same'
+>>> d = decide("Acme", "ACME", "Acme", "ours")   # only the CRM changed: it wins
+>>> d.winner, d.why
+('crm', 'one-sided change (CRM)')
+>>> decide("Acme", "ACME", "Old", "ours").winner  # both changed: the policy
+'ours'
+>>> decide(None, "ACME", "Old", "ours").why       # a value beats a blank
+'a value beats a blank'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mrules.policy import blank, crm_value_wins
+
+__all__ = ["Decision", "decide", "norm", "same"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    winner: str
+    """same | ours | crm"""
+    why: str
+    value: Any
+    """The value both sides end with."""
+
+
+def norm(value: Any) -> Any:
+    """A value as compared across the two sides: blank is None, numbers as floats, else text."""
+    if blank(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):  # a multiselect: Salesforce's `a;b`
+        return ";".join(str(v) for v in value)
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return value
+        return f if math.isfinite(f) and value.strip() == value else value
+    return str(value)
+
+
+def same(a: Any, b: Any) -> bool:
+    if a == b and type(a) is type(b):
+        return True
+    return norm(a) == norm(b)
+
+
+def decide(
+    ours: Any,
+    theirs: Any,
+    base: Any,
+    prefer: str,
+    *,
+    has_base: bool = True,
+    blanks: str = "never overwrite",
+    our_time: float | None = None,
+    their_time: float | None = None,
+) -> Decision:
+    """Who wins one field.
+
+    - both sides equal: nothing to do;
+    - one side changed since the base: that side wins (a one-sided change),
+      except that a blank never erases a value (a value beats a blank; with
+      `blank crm values overwrite`, a CRM blank does erase ours);
+    - both changed, or no base: the policy (`ours`, `crm`, `most recent` on
+      the field-level change times; a tie, or a time unknown, goes to the CRM).
+    """
+    if same(ours, theirs):
+        return Decision("same", "in sync", ours)
+    overwrite = blanks == "overwrite"
+    if has_base and same(ours, base):  # only the CRM changed
+        if blank(theirs) and not overwrite:
+            return Decision("ours", "a value beats a blank", ours)
+        return Decision("crm", "one-sided change (CRM)", theirs)
+    if has_base and same(theirs, base):  # only ours changed
+        if blank(ours):
+            return Decision("crm", "a value beats a blank", theirs)
+        return Decision("ours", "one-sided change (ours)", ours)
+    if blank(ours):
+        return Decision("crm", "a value beats a blank", theirs)
+    if blank(theirs):
+        if overwrite and prefer != "ours":
+            return Decision("crm", "blank crm values overwrite", theirs)
+        return Decision("ours", "a value beats a blank", ours)
+    what = "both changed" if has_base else "first link"
+    if prefer == "most recent" and (our_time is None or their_time is None):
+        return Decision("crm", f"{what}; most recent: no time for ours, the CRM's is kept", theirs)
+    wins = crm_value_wins(
+        ours=ours, theirs=theirs, prefer=prefer, our_stamp=our_time, their_time=their_time
+    )
+    if prefer == "most recent":
+        why = f"{what}; most recent: {'CRM' if wins else 'ours'} changed last"
+    else:
+        why = f"{what}; prefer {prefer}"
+    return Decision("crm", why, theirs) if wins else Decision("ours", why, ours)

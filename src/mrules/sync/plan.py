@@ -1,0 +1,790 @@
+"""What one sync cycle would do, record by record (`mrules sync plan`).
+
+A plan is plain data (JSON): it reads the store, the sync file and the CRM,
+and writes nothing but the CRM's clock (the emulator's clock follows the
+run's). `mrules.sync.apply` performs it. Every decision is in the plan with
+its reason, so what `apply` does is what `plan` showed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mrules.crm.errors import CrmCallError
+from mrules.crm.model import format_datetime, parse_datetime
+from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
+from mrules.state import Codecs, Prospect
+from mrules.storeapi import StateStore
+from mrules.sync.config import FieldMap, SyncConfig
+from mrules.sync.db import SyncDb
+from mrules.sync.merge import decide, norm, same
+
+__all__ = ["PLAN_FORMAT", "Plan", "iso", "make_plan", "plan_id", "to_epoch"]
+
+PLAN_FORMAT = "mrules-sync-plan/1"
+UNKNOWN = "[[unknown]]"
+"""What a required CRM field gets when we have no value (LastName, Company), as Pardot sends."""
+OBJECT_NAMES = {"lead": "Lead", "contact": "Contact"}
+SCORE_FIELD, GRADE_FIELD = "pi__Score__c", "pi__Grade__c"
+
+
+def iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_epoch(text: str) -> float:
+    return parse_datetime(text).timestamp()
+
+
+def _dt(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(round(epoch, 3), dt.UTC)
+
+
+@dataclass
+class Plan:
+    """A cycle's plan; `as_json()` is what `sync plan --format json` prints and `apply` reads."""
+
+    at: float
+    until: str
+    generation: int
+    store_seq: int
+    work_seq: int
+    config: dict[str, Any]
+    cursors_from: dict[str, list[str]]
+    cursors_to: dict[str, list[str]]
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    inbound: list[dict[str, Any]] = field(default_factory=list)
+    """CRM facts read this cycle: events for the engine and link changes."""
+    notes: list[str] = field(default_factory=list)
+    opportunities: list[dict[str, Any]] = field(default_factory=list)
+    roles: list[dict[str, Any]] = field(default_factory=list)
+    id: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        body = {
+            "format": PLAN_FORMAT,
+            "at": iso(self.at),
+            "until": self.until,
+            "generation": self.generation,
+            "store_seq": self.store_seq,
+            "work_seq": self.work_seq,
+            "config": self.config,
+            "cursors_from": self.cursors_from,
+            "cursors_to": self.cursors_to,
+            "summary": self.summary(),
+            "ops": self.ops,
+            "inbound": self.inbound,
+            "opportunities": self.opportunities,
+            "roles": self.roles,
+            "notes": self.notes,
+        }
+        if not self.id:
+            self.id = plan_id(body)
+        return {"id": self.id, **body}
+
+    @property
+    def batch(self) -> int:
+        return int(self.config["batch"])
+
+    def now_ops(self) -> list[dict[str, Any]]:
+        return [o for o in self.ops if o.get("batch") == 0]
+
+    def summary(self) -> dict[str, Any]:
+        writes = [o for o in self.ops if o["op"] in WRITES]
+        now = [o for o in writes if o.get("batch") == 0]
+        waiting = len(writes) - len(now)
+        cycles = math.ceil(len(writes) / self.batch) if writes else 0
+        every = float(self.config["every_minutes"]) * 60
+        counts: dict[str, int] = {}
+        for o in self.ops:
+            counts[o["op"]] = counts.get(o["op"], 0) + 1
+        pulled = sum(1 for i in self.inbound if i.get("event"))
+        return {
+            "records": len(writes),
+            "this_cycle": len(now),
+            "waiting": waiting,
+            "cycles_to_clear": cycles,
+            "clear_at": iso(self.at + max(cycles - 1, 0) * every) if writes else None,
+            "by_op": dict(sorted(counts.items())),
+            "inbound_facts": pulled,
+            "expected_errors": sum(len(o.get("expected_errors", ())) for o in self.ops),
+            "held_errors": sum(len(o.get("held", ())) for o in self.ops),
+        }
+
+    def pending(self) -> bool:
+        """Anything to do: a write, a fact for the engine, a cursor to move."""
+        return bool(
+            [o for o in self.ops if o["op"] not in ("wait", "base")]
+            or self.inbound or self.opportunities or self.roles
+        )
+
+    work_seq_moved: bool = False
+
+
+WRITES = ("create", "link", "update", "campaign_member", "task")
+
+
+def plan_id(body: dict[str, Any]) -> str:
+    """A plan's id: a digest of everything else in it (an edited plan no longer matches)."""
+    try:
+        data = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return ""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+class _Users:
+    """CRM users (and queues) by email / name, read once a plan."""
+
+    def __init__(self, crm: Any, until: dt.datetime) -> None:
+        self.by_id: dict[str, str] = {}
+        self.by_email: dict[str, str] = {}
+        self.queues: dict[str, str] = {}
+        for sobject in ("User", "Group"):
+            cursor: Cursor | None = None
+            while True:
+                try:
+                    page = crm.query_changed(sobject, cursor, until, include_deleted=False)
+                except CrmCallError:
+                    break
+                for r in page.records:
+                    if sobject == "User":
+                        email = str(r.fields.get("Email") or "").lower()
+                        self.by_id[r.id] = email
+                        self.by_email.setdefault(email, r.id)
+                    else:  # a queue owns records; it is no user to assign to
+                        self.queues[str(r.fields.get("Name") or "")] = r.id
+                cursor = page.cursor
+                if page.done:
+                    break
+
+    def owner_id(self, kind: str | None, name: str | None) -> str | None:
+        if not name:
+            return None
+        if kind == "queue":
+            return self.queues.get(name)
+        return self.by_email.get(name.lower())
+
+
+def _read_changes(
+    crm: Any, sobject: str, since: Cursor | None, until: dt.datetime
+) -> tuple[list[Record], Cursor | None]:
+    out: list[Record] = []
+    cursor = since
+    while True:
+        page = crm.query_changed(sobject, cursor, until, include_deleted=True)
+        out += page.records
+        cursor = page.cursor
+        if page.done:
+            return out, cursor
+
+
+def _cursor(c: tuple[str, str] | list[str] | None) -> Cursor | None:
+    if not c:
+        return None
+    return Cursor(parse_datetime(c[0]), c[1])
+
+
+def _cursor_json(c: Cursor | None) -> list[str]:
+    return [] if c is None else [format_datetime(c.modstamp), c.last_id]
+
+
+class ProspectView:
+    """What the sync reads of a prospect, straight from its stored JSON (no decoding of
+    lists, tags or rules: a plan reads every prospect)."""
+
+    __slots__ = ("_f", "assigned_kind", "assigned_to", "crm_status", "do_not_sync", "email",
+                 "grade", "score", "stamps")
+
+    def __init__(self, email: str, raw: dict[str, Any]) -> None:
+        self.email = email
+        self._f: dict[str, Any] = raw.get("f") or {}
+        self.score = raw.get("s", 0)
+        self.grade = raw.get("g")
+        self.assigned_kind = raw.get("ak")
+        self.assigned_to = raw.get("at")
+        self.do_not_sync = bool(raw.get("ds"))
+        self.stamps: dict[str, float] | None = raw.get("sp")
+        self.crm_status = raw.get("st", "none")
+
+    def field(self, name: str) -> Any:
+        return self._f.get(name)
+
+    @classmethod
+    def of(cls, p: Prospect) -> ProspectView:
+        view = cls(p.email, {})
+        view._f = p.field_items()
+        view.score, view.grade, view.stamps = p.score, p.grade, p.stamps
+        view.assigned_kind, view.assigned_to = p.assigned_kind, p.assigned_to
+        view.do_not_sync, view.crm_status = p.do_not_sync, p.crm_status
+        return view
+
+
+def _view(email: str, data: bytes, codecs: Codecs) -> ProspectView:
+    raw = orjson.loads(data)
+    if "c" in raw:
+        return ProspectView(email, raw)
+    return ProspectView.of(Prospect.from_json(data, codecs, email))  # a schema 1 row
+
+
+class _Prospects:
+    """Prospects as the plan needs them: all of them read at once (`full`), or each read
+    when asked (a cycle after the first looks only at what changed)."""
+
+    def __init__(self, store: StateStore, full: bool) -> None:
+        self.store = store
+        self.full = full
+        self.codecs = Codecs()
+        self.cache: dict[str, ProspectView | None] = (
+            dict(load_prospects(store)) if full else {}
+        )
+
+    def get(self, email: str) -> ProspectView | None:
+        if self.full or email in self.cache:
+            return self.cache.get(email)
+        data = self.store.prospect(email)
+        view = None if data is None else _view(email, data, self.codecs)
+        self.cache[email] = view
+        return view
+
+    def __contains__(self, email: str) -> bool:
+        return self.get(email) is not None
+
+
+def load_prospects(store: StateStore) -> dict[str, ProspectView]:
+    out: dict[str, ProspectView] = {}
+    codecs = Codecs()
+    loads = orjson.loads
+    for email, data in store.prospects():
+        raw = loads(data)
+        if "c" in raw:
+            out[email] = ProspectView(email, raw)
+        else:  # a schema 1 row: long keys
+            out[email] = ProspectView.of(Prospect.from_json(data, codecs, email))
+    return out
+
+
+def _fields_of(info: ObjectInfo, mappings: Iterable[FieldMap]) -> dict[str, FieldMap]:
+    """Mapped CRM fields the object has, by its canonical API name."""
+    lower = {n.lower(): n for n in info.fields}
+    out = {}
+    for m in mappings:
+        name = lower.get(m.crm_field.lower())
+        if name is not None:
+            out[name] = m
+    return out
+
+
+def _problem(info: ObjectInfo, name: str, value: Any) -> dict[str, str] | None:
+    """The error the CRM will give this value, when we can tell before writing."""
+    f = info.fields.get(name)
+    if f is None or value is None:
+        return None
+    text = value if isinstance(value, str) else None
+    if f.restricted_picklist and f.picklist_values and text not in f.picklist_values:
+        return {"field": name, "code": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                "message": f"bad value for restricted picklist field: {value}"}
+    if text is not None and f.length and len(text) > f.length and f.type in (
+        "string", "textarea", "phone", "email", "url", "picklist"
+    ):
+        return {"field": name, "code": "STRING_TOO_LONG",
+                "message": f"{f.label}: data value too large: {text[:40]} (max length={f.length})"}
+    return None
+
+
+def _ours(p: ProspectView, m: FieldMap) -> Any:
+    if m.field == "score":
+        return p.score
+    if m.field == "grade":
+        return p.grade
+    value = p.field(m.field)
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def make_plan(
+    store: StateStore,
+    crm: Any,
+    db: SyncDb,
+    config: SyncConfig,
+    at: float,
+    *,
+    retry: bool = False,
+) -> Plan:
+    """The plan of the cycle at `at` (epoch seconds, the run's clock)."""
+    if hasattr(crm, "set_clock"):
+        crm.set_clock(_dt(at))  # the local CRM follows the run's clock
+    until = crm.now() if hasattr(crm, "now") else _dt(at)
+    # The first cycle reads every prospect; later ones only those the engine changed since
+    # the last cycle's plan (the ledger says which), those the CRM changed, and those left
+    # waiting or in error.
+    # The facts the sync itself handed the engine (`event` steps of its streams) are in the
+    # base already; what rules did in reply to them is not, and is looked at.
+    last_seq = db.meta("store_seq")
+    full = last_seq is None or int(last_seq) > store.max_seq()
+    touched: set[str] = set()
+    if not full:
+        touched = {
+            e.prospect for e in store.ledger(after_seq=int(last_seq or 0))
+            if e.prospect and not (e.rule_kind == "event"
+                                   and (e.source or "").startswith("crm-sync:"))
+        }
+        touched |= db.dirty()
+        touched |= {e["prospect"] for e in db.errors()}
+        full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
+    prospects = _Prospects(store, full)
+    links = db.links_lazy()
+    by_crm = {crm_id: k for k, _obj, crm_id in links.ids()}
+    cursors = db.cursors()
+    plan = Plan(
+        at=at,
+        until=format_datetime(until),
+        generation=db.generation,
+        store_seq=store.max_seq(),
+        work_seq=db.work_seq,
+        config=config.as_json(),
+        cursors_from={k: list(v) for k, v in cursors.items()},
+        cursors_to={k: list(v) for k, v in cursors.items()},
+    )
+    users = _Users(crm, until)
+    sync_user = getattr(crm, "integration_user_id", None)
+    objects = [OBJECT_NAMES[o] for o in ("lead", "contact") if o in config.objects]
+    infos = {o: crm.describe(o) for o in objects}
+    maps = {o: _fields_of(infos[o], config.mappings) for o in objects}
+    for o in objects:
+        for extra, ours_name in ((SCORE_FIELD, "score"), (GRADE_FIELD, "grade")):
+            if extra in infos[o].fields:  # the managed package's fields, when the org has them
+                maps[o][extra] = FieldMap(ours_name, extra, "ours")
+        missing = [m.crm_field for m in config.mappings
+                   if m.crm_field.lower() not in {n.lower() for n in infos[o].fields}]
+        if missing:
+            plan.notes.append(f"{o} has no field {', '.join(missing)}: not synced on {o}s")
+
+    # -- inbound: what changed in the CRM since each object's cursor --------------------------
+    changed: dict[str, Record] = {}  # prospect -> its linked record as read now
+    new_links: dict[str, tuple[str, str]] = {}  # prospect -> (object, id) linked this cycle
+    def event(kind: str, prospect: str, **kw: Any) -> dict[str, Any]:
+        return {"ts": iso(at), "type": kind, "prospect": prospect, **kw}
+
+    for sobject in objects:
+        records, cursor = _read_changes(crm, sobject, _cursor(cursors.get(sobject)), until)
+        plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
+        obj = sobject.lower()
+        for r in records:
+            email = str(r.fields.get("Email") or "").strip().lower()
+            owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
+            mine = by_crm.get(r.id)
+            link = links.get(mine) if mine else None
+            if r.is_deleted:
+                if link is not None and not link[4]:
+                    plan.inbound.append({"op": "delete", "prospect": mine, "object": obj,
+                                         "crm_id": r.id, "why": "deleted in the CRM",
+                                         "event": event("crm_update", mine, object=obj,
+                                                        crm_id=r.id, status="deleted")})
+                    links[mine] = (link[0], link[1], link[2], link[3], True)
+                continue
+            if sobject == "Lead" and r.fields.get("IsConverted"):
+                contact = r.fields.get("ConvertedContactId")
+                if link is not None and contact and not link[4]:
+                    plan.inbound.append({
+                        "op": "convert", "prospect": mine, "object": "contact",
+                        "crm_id": contact, "from": r.id,
+                        "why": "lead converted: the link moves to the contact",
+                        "event": event("crm_update", mine, object="contact", crm_id=contact,
+                                       **({"user": owner} if owner else {})),
+                    })
+                    by_crm[contact] = mine
+                    links[mine] = ("contact", contact, link[2], link[3], False)
+                    new_links[mine] = ("contact", contact)
+                continue
+            if link is not None:
+                if link[4]:  # undeleted in the CRM: relinked
+                    plan.inbound.append({"op": "undelete", "prospect": mine, "object": obj,
+                                         "crm_id": r.id, "why": "restored in the CRM",
+                                         "event": event("crm_update", mine, object=obj,
+                                                        crm_id=r.id)})
+                    links[mine] = (link[0], link[1], link[2], link[3], False)
+                    new_links[mine] = (obj, r.id)
+                changed[mine] = r
+                base_owner = link[2].get("OwnerId")
+                oid = r.fields.get("OwnerId")
+                if owner and oid != base_owner and base_owner is not None:
+                    plan.inbound.append({"op": "owner", "prospect": mine, "crm_id": r.id,
+                                         "owner": owner, "why": "owner changed in the CRM",
+                                         "event": event("crm_update", mine, object=obj,
+                                                        crm_id=r.id, user=owner)})
+                continue
+            if not email:
+                continue
+            p = prospects.get(email)
+            current = links.get(email)
+            if p is None:
+                if config.auto_create:
+                    plan.inbound.append({
+                        "op": "new prospect", "prospect": email, "object": obj, "crm_id": r.id,
+                        "base": _base_of(r, maps[sobject]),
+                        "why": "a new CRM record; auto create prospects on",
+                        "event": event("crm_update", email, object=obj, crm_id=r.id,
+                                       fields=_crm_fields(r, maps[sobject]),
+                                       **({"user": owner} if owner else {})),
+                    })
+                    links[email] = (obj, r.id, _base_of(r, maps[sobject]), {}, False)
+                    by_crm[r.id] = email
+                    new_links[email] = (obj, r.id)
+                continue
+            if p.do_not_sync:
+                continue
+            if current is not None and not current[4] and not (
+                obj == "contact" and current[0] == "lead"
+            ):
+                continue  # linked to another record already (a contact outranks a lead)
+            why = ("a contact outranks a lead: the link moves to the contact"
+                   if current is not None else "same email (match by email)")
+            plan.inbound.append({"op": "link", "prospect": email, "object": obj, "crm_id": r.id,
+                                 "why": why,
+                                 "event": event("crm_update", email, object=obj, crm_id=r.id,
+                                                **({"user": owner} if owner else {}))})
+            links[email] = (obj, r.id, {}, {}, False)
+            by_crm[r.id] = email
+            new_links[email] = (obj, r.id)
+            changed[email] = r
+
+    if "opportunity" in config.objects:
+        _plan_opportunities(crm, db, plan, until, links, event)
+
+    # -- outbound work the engine asked for --------------------------------------------------
+    queue = db.queue()
+    work_to = plan.work_seq
+    for m in store.crm_pending():
+        if m.seq <= plan.work_seq:
+            continue
+        work_to = max(work_to, m.seq)
+        payload = json.loads(m.payload) if isinstance(m.payload, str | bytes) else dict(m.payload)
+        item = {"kind": m.kind, "seq": m.seq, **payload}
+        if m.prospect in queue:
+            work, since, attempts, next_try = queue[m.prospect]
+            queue[m.prospect] = ([*work, item], since, attempts, next_try)
+        else:
+            queue[m.prospect] = ([item], m.ts, 0, 0.0)
+    plan.work_seq_moved = work_to != plan.work_seq
+    plan.work_seq = work_to
+
+    creating = [
+        email for email, (work, _s, _a, next_try) in queue.items()
+        if any(w["kind"] in ("create_record", "assignment_rule") for w in work)
+        and (email not in links or links[email][4])
+        and next_try <= at
+    ]
+    found = _find_existing(crm, creating, objects)
+    errors = {(e["prospect"], e["field"]): e for e in db.errors()}
+    ops: list[dict[str, Any]] = []
+    queued_ops: dict[str, dict[str, Any]] = {}
+    writes = 0
+
+    def numbered(op: dict[str, Any]) -> dict[str, Any]:
+        nonlocal writes
+        op["batch"] = writes // config.batch
+        writes += 1
+        return op
+    for email, (work, since, _attempts, next_try) in queue.items():
+        p = prospects.get(email)
+        kinds = [w["kind"] for w in work]
+        base_op = {"prospect": email, "since": iso(since), "work": kinds}
+        if next_try > at:
+            ops.append({**base_op, "op": "wait", "why": f"backing off until {iso(next_try)}"})
+            continue
+        if p is None:
+            ops.append({**base_op, "op": "skip", "why": "the prospect is gone", "done": True})
+            continue
+        if p.do_not_sync:
+            ops.append({**base_op, "op": "skip", "why": "do not sync", "done": True})
+            continue
+        if not any(k in ("create_record", "assignment_rule") for k in kinds):
+            continue  # members and tasks follow the record below
+        if email in links and not links[email][4]:
+            ops.append({**base_op, "op": "skip", "why": "already linked", "done": True,
+                        "crm_id": links[email][1]})
+            continue
+        hit = found.get(email)
+        if hit is not None:
+            op = numbered({**base_op, "op": "link", "object": hit.sobject.lower(),
+                           "crm_id": hit.id,
+                           "why": f"a {hit.sobject.lower()} has this email:"
+                                  " linked, no lead created"})
+            if op["batch"] == 0:  # its fields are merged once it is linked
+                changed[email] = hit
+                links[email] = (hit.sobject.lower(), hit.id, {}, {}, False)
+                new_links[email] = (hit.sobject.lower(), hit.id)
+            owner = users.by_id.get(str(hit.fields.get("OwnerId") or ""))
+            op["event"] = event("crm_update", email, object=hit.sobject.lower(), crm_id=hit.id,
+                                **({"user": owner} if owner else {}))
+            ops.append(op)
+            queued_ops[email] = op
+            continue
+        sobject = "Contact" if config.create_on == "contact" else "Lead"
+        info = infos.get(sobject) or crm.describe(sobject)
+        values: dict[str, Any] = {"Email": p.email}
+        first = p.field("first_name")
+        if first:
+            values["FirstName"] = first
+        values["LastName"] = p.field("last_name") or UNKNOWN
+        if sobject == "Lead":
+            values["Company"] = p.field("company") or UNKNOWN
+        owner_note = None
+        if "assignment_rule" in kinds and p.assigned_kind == "crm rule":
+            owner_note = ("assigned by the CRM's rule: the integration user owns it"
+                          " until sales assign it")
+        else:
+            oid = users.owner_id(p.assigned_kind, p.assigned_to)
+            if oid:
+                values["OwnerId"] = oid
+            else:
+                owner_note = f"{p.assigned_to!r} is not a CRM user: the integration user owns it"
+        fields = []
+        expected = []
+        for name, m in maps.get(sobject, {}).items():
+            ours = _ours(p, m)
+            if ours is None or ours == "":
+                continue
+            values[name] = _json_value(ours)
+            fields.append({"field": m.field, "crm_field": name, "ours": ours, "theirs": None,
+                           "winner": "ours", "why": "new record"})
+            problem = _problem(info, name, ours)
+            if problem:
+                expected.append(problem)
+        err = errors.get((email, "*record"))
+        if (err is not None and not retry and not err["retry"]
+                and err["value"] == json.dumps(values, sort_keys=True)):
+            ops.append({**base_op, "op": "hold", "object": sobject.lower(),
+                        "held": [{"field": "*record", "code": err["code"],
+                                  "message": err["message"]}],
+                        "why": "the create was refused; held until the prospect changes"})
+            continue
+        op = {**base_op, "op": "create", "object": sobject.lower(), "values": values,
+              "batch": 0,
+              "fields": fields,
+              "why": f"assigned, and no contact or lead has {p.email}"}
+        if owner_note:
+            op["note"] = owner_note
+        if expected:
+            op["expected_errors"] = expected
+        ops.append(numbered(op))
+        queued_ops[email] = op
+
+    # Campaign members and tasks: once the record exists (linked, or created this cycle).
+    for email, (work, _since, _attempts, next_try) in queue.items():
+        extra = [w for w in work if w["kind"] in ("campaign_member", "task")]
+        if not extra or next_try > at or email not in prospects:
+            continue
+        link = links.get(email)
+        target = link[1] if link and not link[4] else None
+        if target is None and email not in queued_ops:
+            continue  # waits for its record
+        for w in extra:
+            op = {"op": w["kind"], "prospect": email, "crm_id": target, "work": [w["kind"]],
+                  "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
+                  "why": "asked by a rule" + ("" if target else "; after the record's creation")}
+            parent = queued_ops.get(email)
+            if parent is not None and target is None:
+                op["batch"] = parent["batch"]  # rides with its record
+                ops.append(op)
+            else:
+                ops.append(numbered(op))
+
+    # -- field updates for linked prospects ---------------------------------------------------
+    if full:
+        candidates: Iterable[str] = list(links)
+    else:
+        candidates = sorted((touched | set(changed) | set(new_links)) & set(links))
+    for email in candidates:
+        obj, crm_id, base, times, deleted = links[email]
+        p = prospects.get(email)
+        if deleted or p is None or p.do_not_sync:
+            continue
+        sobject = OBJECT_NAMES.get(obj)
+        if sobject not in maps:
+            continue
+        r = changed.get(email)
+        if r is None and email not in new_links and all(
+            _ours(p, m) == base.get(name) and name in base for name, m in maps[sobject].items()
+        ):
+            continue  # neither side moved: the common case, kept cheap
+        rec_time = None
+        if r is not None and not all(
+            same(r.fields.get(name), base.get(name)) and name in base
+            for name in maps[sobject]
+        ):
+            stamp = r.fields.get("LastModifiedDate")  # only read when a field moved
+            rec_time = to_epoch(stamp) if isinstance(stamp, str) else r.system_modstamp.timestamp()
+        has_record = r is not None
+        # A record edited by someone else than the sync: the error queue retries its writes.
+        edited = has_record and r.fields.get("LastModifiedById") != sync_user
+        push: dict[str, Any] = {}
+        pull: dict[str, Any] = {}
+        rows = []
+        held = []
+        expected = []
+        new_base = dict(base)
+        new_times = dict(times)
+        for name, m in maps[sobject].items():
+            ours = _ours(p, m)
+            has_base = name in base
+            theirs = r.fields.get(name) if has_record else base.get(name)
+            if not has_record and not has_base:
+                theirs = None if email not in new_links else theirs
+            if has_record and has_base and not same(theirs, base.get(name)) and rec_time:
+                new_times[name] = rec_time  # field-level change time: the edit that changed it
+            their_time = new_times.get(name)
+            if their_time is None and has_record and not has_base:
+                their_time = rec_time  # first link: the record's last edit
+            our_time = (p.stamps or {}).get(m.field)
+            if not has_record and has_base and same(ours, base.get(name)):
+                continue  # neither side moved
+            d = decide(ours, theirs, base.get(name), m.prefer,
+                       has_base=has_base or not has_record, blanks=config.blanks,
+                       our_time=our_time, their_time=their_time)
+            if d.winner == "same":
+                if (not has_base and (has_record or norm(ours) is not None)) or (
+                    has_base and not same(base.get(name), ours)
+                ):
+                    new_base[name] = _json_value(ours)
+                continue
+            row = {"field": m.field, "crm_field": name, "ours": ours, "theirs": theirs,
+                   "base": base.get(name), "winner": d.winner, "why": d.why}
+            if our_time is not None:
+                row["our_time"] = iso(our_time)
+            if their_time is not None:
+                row["their_time"] = iso(their_time)
+            if d.winner == "ours":
+                err = errors.get((email, name))
+                if (err is not None and not retry and not err["retry"]
+                        and err["value"] == json.dumps(_json_value(ours), sort_keys=True)
+                        and not edited):
+                    held.append({"field": name, "code": err["code"], "message": err["message"]})
+                    continue
+                push[name] = _json_value(ours)
+                problem = _problem(infos[sobject], name, ours)
+                if problem:
+                    expected.append(problem)
+            elif m.field not in ("score", "grade"):
+                pull[m.field] = theirs
+                new_base[name] = _json_value(theirs)
+            rows.append(row)
+        if has_record:
+            new_base["OwnerId"] = r.fields.get("OwnerId")
+        extra: dict[str, Any] = {"base_after": new_base, "times_after": new_times,
+                                 "link": [obj, crm_id]}
+        if pull:
+            extra["event"] = event("prospect_update", email, fields=pull)
+        parent = queued_ops.get(email)
+        if parent is not None and parent["op"] == "link":
+            # Coalesced: the link and its first merge are one record's work.
+            parent["link_event"] = parent.pop("event", None)
+            parent.update(values=push, fields=rows, **extra)
+            if held:
+                parent["held"] = held
+            if expected:
+                parent["expected_errors"] = expected
+            continue
+        if push or held:
+            op = {"op": "update" if push else "hold", "prospect": email, "object": obj,
+                  "crm_id": crm_id, "values": push, "fields": rows,
+                  "why": "mapped fields changed" if push else "held by the error queue", **extra}
+            if held:
+                op["held"] = held
+            if expected:
+                op["expected_errors"] = expected
+            ops.append(numbered(op) if push else op)
+        elif rows or new_base != base or new_times != times or email in new_links:
+            ops.append({"op": "pull" if rows else "base", "prospect": email, "object": obj,
+                        "crm_id": crm_id, "fields": rows, "why": "the CRM's values taken"
+                        if rows else "base snapshot recorded", **extra})
+
+    plan.ops = ops
+    return plan
+
+
+def _crm_fields(r: Record, maps: dict[str, FieldMap]) -> dict[str, Any]:
+    return {name: r.fields.get(name) for name in maps if r.fields.get(name) not in (None, "")}
+
+
+def _base_of(r: Record, maps: dict[str, FieldMap]) -> dict[str, Any]:
+    out = {name: _json_value(r.fields.get(name)) for name in maps}
+    out["OwnerId"] = r.fields.get("OwnerId")
+    return out
+
+
+def _find_existing(crm: Any, emails: list[str], objects: list[str]) -> dict[str, Record]:
+    """The contact (first) or lead that already has each email: identity by email, §7.3."""
+    found: dict[str, Record] = {}
+    for sobject in ("Contact", "Lead"):
+        todo = [e for e in emails if e not in found]
+        for i in range(0, len(todo), MAX_BATCH):
+            for r in crm.find(sobject, "Email", todo[i : i + MAX_BATCH]):
+                if sobject == "Lead" and r.fields.get("IsConverted"):
+                    continue
+                email = str(r.fields.get("Email") or "").lower()
+                found.setdefault(email, r)
+    return found
+
+
+def _plan_opportunities(
+    crm: Any, db: SyncDb, plan: Plan, until: dt.datetime, links: Any, event: Any
+) -> None:
+    """Opportunities and their contact roles: stage, amount, won/lost, to prospects by contact."""
+    cursors = db.cursors()
+    roles = db.roles()
+    opps = db.opportunities()
+    role_records, rc = _read_changes(
+        crm, "OpportunityContactRole", _cursor(cursors.get("OpportunityContactRole")), until
+    )
+    plan.cursors_to["OpportunityContactRole"] = _cursor_json(rc) or plan.cursors_from.get(
+        "OpportunityContactRole", []
+    )
+    for r in role_records:
+        row = {"id": r.id, "opportunity": r.fields.get("OpportunityId"),
+               "contact": r.fields.get("ContactId"), "role": r.fields.get("Role"),
+               "is_primary": bool(r.fields.get("IsPrimary")), "deleted": r.is_deleted}
+        plan.roles.append(row)
+        roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)
+    opp_records, oc = _read_changes(crm, "Opportunity", _cursor(cursors.get("Opportunity")), until)
+    plan.cursors_to["Opportunity"] = _cursor_json(oc) or plan.cursors_from.get("Opportunity", [])
+    by_contact: dict[str, str] = {i: k for k, o, i in links.ids() if o == "contact"}
+    for r in opp_records:
+        f = r.fields
+        row = {"id": r.id, "name": f.get("Name"), "stage": f.get("StageName"),
+               "amount": f.get("Amount"), "close_date": f.get("CloseDate"),
+               "is_won": bool(f.get("IsWon")), "is_closed": bool(f.get("IsClosed")),
+               "deleted": r.is_deleted}
+        plan.opportunities.append(row)
+        before = opps.get(r.id)
+        newly_closed = row["is_closed"] and not r.is_deleted and not (
+            before and before["is_closed"]
+        )
+        if not newly_closed:
+            continue
+        status = "won" if row["is_won"] else "lost"
+        for opp, contact, deleted in roles.values():
+            prospect = by_contact.get(contact)
+            if opp == r.id and not deleted and prospect:
+                plan.inbound.append({
+                    "op": f"opportunity {status}", "prospect": prospect, "crm_id": r.id,
+                    "why": f"{row['name']}: {row['stage']}, {row['amount']}",
+                    "event": event("crm_update", prospect, object="opportunity", crm_id=r.id,
+                                   status=status),
+                })

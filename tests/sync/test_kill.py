@@ -1,0 +1,133 @@
+"""Nothing lost: a sync killed (SIGKILL) at several points, then run again, ends where a sync
+that was never killed ends: no duplicate record, no field value lost (docs/sync.md#nothing-lost).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.sync.world import T0, World, ev
+
+KILLER = r'''
+import os, signal, sys
+point, args = sys.argv[1], sys.argv[2:]
+import mrules, mrules.sync.apply as ap, mrules.sync.cycle as cy
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "crm-write":  # after the first CRM write call: the sync file knows nothing of it
+    orig_write = ap._write
+    def _write(*a, **k):
+        orig_write(*a, **k)
+        die()
+    ap._write = _write
+elif point == "sync-commit":  # after the sync file's commit, before the engine got the facts
+    orig_deliver, calls = cy.deliver, []
+    def deliver(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            die()
+        return orig_deliver(*a, **k)
+    cy.deliver = deliver
+elif point == "engine-commit":  # the engine committed the facts, not yet marked delivered
+    orig_run = mrules.run
+    def run(*a, **k):
+        orig_run(*a, **k).close()
+        die()
+    mrules.run = run
+from mrules.cli import main
+main(args)
+'''
+
+CONTACTS = [
+    {"Id": f"c{i}", "LastName": f"C{i}", "Email": f"p{i:02d}@x.com", "Phone": f"+1 555 {i:04d}",
+     "OwnerId": "sam"}
+    for i in range(0, 30, 3)
+]
+
+
+def _world(tmp: Path) -> World:
+    w = World(tmp, batch=800)
+    w.seed({"Contact": [dict(c) for c in CONTACTS]})
+    w.run(*(ev(T0, f"p{i:02d}@x.com", "prospect_update",
+               fields={"title": f"T{i}", "lead_source": "Web"}) for i in range(30)),
+          *(ev(T0, f"p{i:02d}@x.com", asset="Demo") for i in range(30)))
+    return w
+
+
+def _second_half(w: World) -> None:
+    w.changes(*({"at": "2026-11-02T09:05:00Z", "op": "update", "email": f"p{i:02d}@x.com",
+                 "fields": {"LeadSource": "Phone", "Phone": "+1 555 9999"}}
+                for i in range(0, 30, 5)), until="2026-11-02T09:05:00Z")
+    w.run(*(ev("2026-11-02T09:06:00Z", f"p{i:02d}@x.com", "prospect_update",
+               fields={"title": f"New {i}"}) for i in range(0, 30, 2)))
+
+
+def _sync_cmd(w: World, until: str) -> list[str]:
+    return ["sync", "run", "--until", until, "--rules", str(w.rules), "--store", str(w.store)]
+
+
+def _outcome(w: World) -> dict[str, Any]:
+    people = {}
+    for sobject in ("Lead", "Contact"):
+        for r in w.crm_rows(sobject):
+            if not r.get("Email", "").startswith("p"):
+                continue
+            key = (sobject, r["Email"])
+            assert key not in people, f"duplicate {key}"
+            people[key] = {k: r.get(k) for k in ("Phone", "LeadSource", "Title", "OwnerId")}
+    prospects = {
+        e: {k: p[k] for k in ("crm_status", "crm_id", "fields", "assigned")}
+        for e, p in w.prospects().items()
+    }
+    return {"crm": {f"{k[0]}:{k[1]}": v for k, v in sorted(people.items())},
+            "prospects": prospects,
+            "links": w.syncdb("SELECT prospect, object, crm_id, base FROM link ORDER BY 1"),
+            "queue": w.syncdb("SELECT count(*) FROM queue"),
+            "errors": w.syncdb("SELECT count(*) FROM error")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    w = _world(tmp_path_factory.mktemp("ref"))
+    w.sync("run", "--until", T0)
+    _second_half(w)
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    return _outcome(w)
+
+
+@pytest.mark.parametrize("cycle", [0, 1])
+@pytest.mark.parametrize("point", ["crm-write", "sync-commit", "engine-commit"])
+def test_killed_sync_then_rerun_ends_like_an_unkilled_one(
+    tmp_path: Path, reference: dict[str, Any], point: str, cycle: int
+) -> None:
+    w = _world(tmp_path)
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER, "utf-8")
+
+    def killed(until: str) -> None:
+        proc = subprocess.run([sys.executable, str(script), point, *_sync_cmd(w, until)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+    if cycle == 0:
+        killed(T0)
+    w.sync("run", "--until", T0)
+    _second_half(w)
+    if cycle == 1:
+        killed("2026-11-02T09:10:00Z")
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    got = _outcome(w)
+    assert got == reference
+    assert got["queue"] == [(0,)] and got["errors"] == [(0,)]
+    # No fact lost on the way: the pushed titles and the pulled lead sources are on both sides.
+    assert got["crm"]["Lead:p02@x.com"]["Title"] == "New 2"
+    assert got["prospects"]["p05@x.com"]["fields"]["lead_source"] == "Phone"
+    assert json.dumps(got["prospects"]["p00@x.com"]["fields"], sort_keys=True)
