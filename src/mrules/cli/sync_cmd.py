@@ -329,7 +329,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     try:
         queue = db.queue()
         errors = db.errors()
-        out = {
+        out: dict[str, Any] = {
             "queue": len(queue),
             "oldest": iso(min(v[1] for v in queue.values())) if queue else None,
             "errors": len(errors),
@@ -356,8 +356,10 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
                + (f", oldest since {out['oldest']}" if out["oldest"] else ""))
     click.echo(f"errors: {out['errors']}" + "".join(
         f"\n  {code}: {n}" for code, n in out["errors_by_code"].items()))
-    for e in errors:
-        click.echo(f"  {e['prospect']} {e['object']} {e['field']}: {e['code']} {e['message']}")
+    for err in errors:
+        click.echo(
+            f"  {err['prospect']} {err['object']} {err['field']}: {err['code']} {err['message']}"
+        )
     for obj, c in out["cursors"].items():
         click.echo(f"cursor {obj}: {c}")
 

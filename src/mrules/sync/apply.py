@@ -345,18 +345,18 @@ def apply_plan(
                                    (email,)).fetchone()
             conn.execute("UPDATE link SET history=? WHERE prospect=?",
                          (json.dumps(json.loads(hist) + moved), email))
-        for email, f in errors_clear:
-            if f is None:
+        for email, cleared in errors_clear:
+            if cleared is None:
                 conn.execute("DELETE FROM error WHERE prospect=?", (email,))
             else:
-                conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, f))
-        for e in errors_add:
+                conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, cleared))
+        for error_row in errors_add:
             conn.execute(
                 "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect, field) DO UPDATE SET"
                 " code=excluded.code, message=excluded.message, value=excluded.value,"
                 " at=excluded.at, crm_id=excluded.crm_id, attempts=attempts+1, retry=0",
-                e,
+                error_row,
             )
         conn.execute("UPDATE error SET retry = 0")
         # The queue: new work from the store, minus what was done.
@@ -384,11 +384,11 @@ def apply_plan(
                 " VALUES (?, ?, ?, ?, ?)",
                 (email, json.dumps(work), since, attempts, next_try),
             )
-        waiting = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
-        done = {o["prospect"] for o in now_ops} - waiting - set(queue_fail)
-        conn.executemany("DELETE FROM dirty WHERE prospect=?", [(e,) for e in done])
+        deferred = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
+        finished = {o["prospect"] for o in now_ops} - deferred - set(queue_fail)
+        conn.executemany("DELETE FROM dirty WHERE prospect=?", [(who,) for who in finished])
         conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
-                         [(e,) for e in waiting | set(queue_fail)])
+                         [(who,) for who in deferred | set(queue_fail)])
         if transient is None:
             db.set_meta("store_seq", plan.get("store_seq", 0))
             for sobject, c in plan.get("cursors_to", {}).items():
@@ -411,10 +411,10 @@ def apply_plan(
                 )
         else:
             events = [e for e in events if e.get("type") != "prospect_update"]
-        for n, e in enumerate(events, start=1):
-            e = {"id": f"{source}:{n}", **e}
+        for n, event in enumerate(events, start=1):
+            numbered = {"id": f"{source}:{n}", **event}
             conn.execute("INSERT INTO inbound (source, event) VALUES (?, ?)",
-                         (source, json.dumps(e, sort_keys=True)))
+                         (source, json.dumps(numbered, sort_keys=True)))
         db.set_meta("generation", db.generation + 1)
         db.set_meta("last_cycle", at)
         calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before

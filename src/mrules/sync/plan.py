@@ -367,9 +367,9 @@ def make_plan(
     infos = {o: crm.describe(o) for o in objects}
     maps = {o: _fields_of(infos[o], config.mappings) for o in objects}
     for o in objects:
-        for extra, ours_name in ((SCORE_FIELD, "score"), (GRADE_FIELD, "grade")):
-            if extra in infos[o].fields:  # the managed package's fields, when the org has them
-                maps[o][extra] = FieldMap(ours_name, extra, "ours")
+        for managed, ours_name in ((SCORE_FIELD, "score"), (GRADE_FIELD, "grade")):
+            if managed in infos[o].fields:  # the managed package's fields, when the org has them
+                maps[o][managed] = FieldMap(ours_name, managed, "ours")
         missing = [m.crm_field for m in config.mappings
                    if m.crm_field.lower() not in {n.lower() for n in infos[o].fields}]
         if missing:
@@ -388,7 +388,7 @@ def make_plan(
         for r in records:
             email = str(r.fields.get("Email") or "").strip().lower()
             owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
-            mine = by_crm.get(r.id)
+            mine = by_crm.get(r.id) or ""  # "" when no prospect is linked to the record
             link = links.get(mine) if mine else None
             if r.is_deleted:
                 if link is not None and not link[4]:
@@ -588,14 +588,14 @@ def make_plan(
 
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
     for email, (work, _since, _attempts, next_try) in queue.items():
-        extra = [w for w in work if w["kind"] in ("campaign_member", "task")]
-        if not extra or next_try > at or email not in prospects:
+        side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
+        if not side_work or next_try > at or email not in prospects:
             continue
         link = links.get(email)
         target = link[1] if link and not link[4] else None
         if target is None and email not in queued_ops:
             continue  # waits for its record
-        for w in extra:
+        for w in side_work:
             op = {"op": w["kind"], "prospect": email, "crm_id": target, "work": [w["kind"]],
                   "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
                   "why": "asked by a rule" + ("" if target else "; after the record's creation")}
@@ -616,10 +616,10 @@ def make_plan(
         p = prospects.get(email)
         if deleted or p is None or p.do_not_sync:
             continue
-        sobject = OBJECT_NAMES.get(obj)
+        sobject = OBJECT_NAMES.get(obj) or ""  # "": an object the sync does not map
         if sobject not in maps:
             continue
-        r = changed.get(email)
+        r = changed.get(email)  # type: ignore[assignment]  # None: the CRM did not change it
         if r is None and email not in new_links and all(
             _ours(p, m) == base.get(name) and name in base for name, m in maps[sobject].items()
         ):
@@ -761,7 +761,7 @@ def _plan_opportunities(
                "contact": r.fields.get("ContactId"), "role": r.fields.get("Role"),
                "is_primary": bool(r.fields.get("IsPrimary")), "deleted": r.is_deleted}
         plan.roles.append(row)
-        roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)
+        roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)  # type: ignore[assignment]
     opp_records, oc = _read_changes(crm, "Opportunity", _cursor(cursors.get("Opportunity")), until)
     plan.cursors_to["Opportunity"] = _cursor_json(oc) or plan.cursors_from.get("Opportunity", [])
     by_contact: dict[str, str] = {i: k for k, o, i in links.ids() if o == "contact"}
