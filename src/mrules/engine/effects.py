@@ -33,6 +33,15 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
+# (member kind, added?) -> (the Prospect bit-set attribute, the ledger action)
+_MARKS = {
+    ("list", True): ("lists", Action.ADD_TO_LIST),
+    ("list", False): ("lists", Action.REMOVE_FROM_LIST),
+    ("tag", True): ("tags", Action.ADD_TAG),
+    ("tag", False): ("tags", Action.REMOVE_TAG),
+}
+
+
 class Effects(EngineParts):
     """The effects of `Engine`: every change goes to the ledger through `log`."""
 
@@ -121,37 +130,16 @@ class Effects(EngineParts):
 
     # ------------------------------------------- operations compiled actions call
 
-    def add_to_list(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
+    def mark(self, c: Context, ref: RuleRef, member: str, name: str, bit: int, on: bool) -> None:
+        """Add to (`on`) or remove from a static list or a tag: one bit of `p.lists` or `p.tags`."""
         p = c.p
-        if p.lists & bit:
+        attr, action = _MARKS[member, on]
+        bits = getattr(p, attr)
+        if bool(bits & bit) == on:
             return
-        p.lists |= bit
-        c.facts.add("list")
-        self.log(p, ref, Action.ADD_TO_LIST, {"list": name}, False, True)
-
-    def remove_from_list(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
-        p = c.p
-        if not p.lists & bit:
-            return
-        p.lists &= ~bit
-        c.facts.add("list")
-        self.log(p, ref, Action.REMOVE_FROM_LIST, {"list": name}, True, False)
-
-    def add_tag(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
-        p = c.p
-        if p.tags & bit:
-            return
-        p.tags |= bit
-        c.facts.add("tag")
-        self.log(p, ref, Action.ADD_TAG, {"tag": name}, False, True)
-
-    def remove_tag(self, c: Context, ref: RuleRef, name: str, bit: int) -> None:
-        p = c.p
-        if not p.tags & bit:
-            return
-        p.tags &= ~bit
-        c.facts.add("tag")
-        self.log(p, ref, Action.REMOVE_TAG, {"tag": name}, True, False)
+        setattr(p, attr, bits | bit if on else bits & ~bit)
+        c.facts.add(member)
+        self.log(p, ref, action, {member: name}, not on, on)
 
     def adjust_score(self, c: Context, ref: RuleRef, points: int, asset_key: str | None) -> None:
         p = c.p
@@ -356,10 +344,10 @@ class Effects(EngineParts):
 # Compiled actions are data (`CompiledAction.op`, `.operands`): the effect each names.
 # Every effect is called as EFFECTS[op](engine, context, rule ref, asset key, *operands).
 EFFECTS: dict[str, Callable[..., None]] = {
-    "add_to_list": lambda e, c, r, k, name, bit: e.add_to_list(c, r, name, bit),
-    "remove_from_list": lambda e, c, r, k, name, bit: e.remove_from_list(c, r, name, bit),
-    "add_tag": lambda e, c, r, k, name, bit: e.add_tag(c, r, name, bit),
-    "remove_tag": lambda e, c, r, k, name, bit: e.remove_tag(c, r, name, bit),
+    "add_to_list": lambda e, c, r, k, name, bit: e.mark(c, r, "list", name, bit, True),
+    "remove_from_list": lambda e, c, r, k, name, bit: e.mark(c, r, "list", name, bit, False),
+    "add_tag": lambda e, c, r, k, name, bit: e.mark(c, r, "tag", name, bit, True),
+    "remove_tag": lambda e, c, r, k, name, bit: e.mark(c, r, "tag", name, bit, False),
     "adjust_score": lambda e, c, r, k, points: e.adjust_score(c, r, points, k),
     "adjust_category": lambda e, c, r, k, cat, points: e.adjust_category(c, r, cat, points),
     "set_score": lambda e, c, r, k, value: e.set_score(c, r, value),
