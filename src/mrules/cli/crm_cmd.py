@@ -37,7 +37,8 @@ def _crm_options(f):  # type: ignore[no-untyped-def]
         "--crm",
         "crm_path",
         type=click.Path(dir_okay=False),
-        help="The CRM file [default: beside the store, NAME.crm.db].",
+        help="The CRM file [default: beside the store, NAME.crm.db]; `describe` also takes"
+        " `salesforce` (a real org, MRULES_SF_* variables).",
     )(f)
 
 
@@ -279,6 +280,21 @@ def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
     Example:
       mrules crm describe Lead --store /tmp/getcloudy.db
     """
+    from mrules.crm.connect import CrmConnectError, crm_kind, open_crm
+
+    if crm_kind(crm_path) == "salesforce":  # a real org: what its describe says
+        try:
+            org = open_crm("salesforce", store_path)
+        except CrmConnectError as e:
+            fail(str(e), e.exit_code)
+        try:
+            info = org.describe(sobject)
+        except CrmCallError as e:
+            fail(f"{e.code}: {e.message}", EXIT_USAGE if e.code == "NOT_FOUND" else EXIT_STORE)
+        finally:
+            org.close()
+        click.echo(json.dumps(_describe_json(info), indent=2))
+        return
     with _open(crm_path, store_path, create=False) as c:
         try:
             info = c.schema.objects.get(sobject) or c.describe(sobject)
@@ -286,26 +302,29 @@ def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
                 c.describe(sobject)
         except CrmCallError as e:
             fail(f"{e.code}: {e.message}")
-        body = {
-            "name": info.name,
-            "keyPrefix": info.key_prefix,
-            "custom": info.custom,
-            "fields": [
-                {
-                    "name": f.name,
-                    "type": f.type,
-                    "length": f.length,
-                    "required": f.required,
-                    "createable": f.createable,
-                    "updateable": f.updateable,
-                    "restrictedPicklist": f.restricted_picklist,
-                    "picklistValues": list(f.picklist_values),
-                    "referenceTo": list(f.reference_to),
-                }
-                for f in info.fields.values()
-            ],
-        }
-        click.echo(json.dumps(body, indent=2))
+        click.echo(json.dumps(_describe_json(info), indent=2))
+
+
+def _describe_json(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "keyPrefix": info.key_prefix,
+        "custom": info.custom,
+        "fields": [
+            {
+                "name": f.name,
+                "type": f.type,
+                "length": f.length,
+                "required": f.required,
+                "createable": f.createable,
+                "updateable": f.updateable,
+                "restrictedPicklist": f.restricted_picklist,
+                "picklistValues": list(f.picklist_values),
+                "referenceTo": list(f.reference_to),
+            }
+            for f in info.fields.values()
+        ],
+    }
 
 
 COMMANDS = (crm,)

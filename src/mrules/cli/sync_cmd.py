@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, EXIT_USAGE, fail
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.storeapi import MEMORY
@@ -29,8 +29,10 @@ EXIT_STALE = EXIT_DIAGNOSTICS
 
 def _options(f):  # type: ignore[no-untyped-def]
     f = click.option("--wait", is_flag=True, help="Wait for a run that holds the store.")(f)
-    f = click.option("--crm", "crm_path", metavar="PATH",
-                     help="The CRM file [default: beside the store, NAME.crm.db].")(f)
+    f = click.option("--crm", "crm_path", metavar="local|salesforce|PATH",
+                     help="The CRM: `local` (the file beside the store, NAME.crm.db), a local"
+                     " CRM file, or `salesforce` (a real org; MRULES_SF_* variables, see"
+                     " docs/sync.md) [default: $MRULES_CRM, else local].")(f)
     f = click.option("--store", "store_path", default="mrules.db", show_default=True,
                      help="The state store; the sync keeps its own file beside it"
                      " (NAME.sync.db).")(f)
@@ -55,7 +57,7 @@ def _session(
 ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
     """Rules, config, store (writer lock held), CRM, sync file; errors end in one line."""
     from mrules.cli.run_cmd import open_store, rules_or_exit
-    from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
+    from mrules.crm.connect import CrmConnectError, open_crm
     from mrules.sync import SyncConfig, SyncConfigError, SyncDb, default_sync_path
     from mrules.sync.db import SyncDbError
 
@@ -70,12 +72,11 @@ def _session(
         fail(f"{store_path}: no such store (run the rules first: mrules run RULES EVENTS"
              f" --store {store_path})")
     store = open_store(store_path, wait=wait)
-    crm_file = Path(crm_path) if crm_path else default_crm_path(store_path)
     try:
         try:
-            crm = EmulatedCrm.open(crm_file, create=False)
-        except CrmFileError as e:
-            fail(str(e), EXIT_USAGE if not crm_file.exists() else EXIT_STORE)
+            crm = open_crm(crm_path, store_path)
+        except CrmConnectError as e:
+            fail(str(e), e.exit_code)
         try:
             db = SyncDb.open(default_sync_path(store_path))
         except SyncDbError as e:
@@ -271,6 +272,9 @@ def run_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait:
     with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
         apply_changes = None
         if changes_path:
+            if not hasattr(crm, "set_clock"):
+                fail("--changes applies timed changes to the local CRM; a real org changes"
+                     " on its own")
             apply_changes = _changes(crm, changes_path)
 
         def show(result: Any) -> None:

@@ -66,6 +66,10 @@ _SOAP_NS = {
     "p": "urn:partner.soap.sforce.com",
 }
 _COMPOUND = frozenset({"address", "location"})
+READ_LAG = dt.timedelta(minutes=2)
+"""A sync reads a real org's changes up to now minus this: a record's SystemModstamp is set
+when its transaction starts, so a slow transaction can commit a stamp older than a read that
+came first. Reading a little behind the clock lets the cursor move past only what is final."""
 T = TypeVar("T")
 
 
@@ -130,10 +134,19 @@ class SalesforceCrm:
                     **common,
                 )
             else:
-                raise CrmConfigError("no Salesforce credentials in the environment:\n" + ENV_HELP)
+                raise CrmConfigError(_what_is_missing(get) + "\n" + ENV_HELP)
         except SalesforceError as e:
             raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
         return cls(sf)
+
+    def now(self) -> dt.datetime:
+        """The time up to which a sync reads the org's changes: the wall clock minus READ_LAG."""
+        return _utcnow().replace(microsecond=0) - READ_LAG
+
+    def close(self) -> None:
+        session = getattr(self._sf, "session", None)
+        if session is not None:
+            session.close()
 
     # -- calls --------------------------------------------------------------------------------
 
@@ -294,7 +307,14 @@ class SalesforceCrm:
         results = self._call(
             lambda: self._sf.restful(path, method=method, json=body, headers=headers)
         )
-        return [_write_result(r) for r in results or []]
+        out = [_write_result(r) for r in results or []]
+        if len(out) != len(records):
+            raise CrmCallError(
+                "UNKNOWN_EXCEPTION",
+                f"{len(out)} result(s) for {len(records)} record(s): the outcome is unknown",
+                transient=True,
+            )
+        return out
 
     def delete(self, ids: Sequence[str]) -> list[WriteResult]:
         _batch(ids)
@@ -340,6 +360,30 @@ class SalesforceCrm:
         if limit_info:
             self._sf.api_usage = self._sf.parse_api_usage(limit_info)
         return _convert_results(response)
+
+
+def _what_is_missing(get: Callable[[str], str | None]) -> str:
+    """The variable(s) a half-given login lacks, named; or that none is set."""
+    pairs = (
+        ("SESSION_ID", ("INSTANCE_URL",)),
+        ("INSTANCE_URL", ("SESSION_ID",)),
+        ("USERNAME", ("PASSWORD",)),
+        ("PASSWORD", ("USERNAME",)),
+        ("PRIVATE_KEY_FILE", ("CONSUMER_KEY", "USERNAME")),
+        ("CONSUMER_KEY", ("CONSUMER_SECRET",)),
+        ("CONSUMER_SECRET", ("CONSUMER_KEY",)),
+    )
+    for given, needs in pairs:
+        if get(given):
+            missing = [f"MRULES_SF_{n}" for n in needs if not get(n)]
+            if missing:
+                verb = "are" if len(missing) > 1 else "is"
+                return f"MRULES_SF_{given} is set but {' and '.join(missing)} {verb} not"
+    return "no Salesforce credentials in the environment (MRULES_SF_* variables)"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _batch(records: Sequence[Any]) -> None:
