@@ -314,6 +314,54 @@ def _changes(crm: Any, path: str) -> Any:
     return run
 
 
+# -- send -----------------------------------------------------------------------------------------
+@sync.command("send")
+@click.argument("who", metavar="EMAIL|CRM_ID")
+@_options
+def send_cmd(who: str, rules: tuple[str, ...], store_path: str, crm_path: str | None,
+             wait: bool) -> None:
+    """Send one CRM lead or contact to marketing (Pardot's "Send to Pardot").
+
+    The next cycle (`mrules sync apply` or `sync run`) creates its prospect, or
+    links and updates the prospect with its email, even with `auto create
+    prospects off`. EMAIL finds the contact first, then a lead not converted.
+    """
+    from mrules.crm.ids import InvalidId, to18
+
+    want = who.strip()
+    with _session(rules, store_path, crm_path, wait) as (_c, config, _store, crm, db):
+        found = None
+        if "@" not in want:
+            try:
+                rid = to18(want)
+            except InvalidId:
+                fail(f"{who!r}: not an email nor a CRM id")
+            sobject = {"00Q": "Lead", "003": "Contact"}.get(rid[:3])
+            if sobject is None:
+                fail(f"{rid}: not a lead (00Q…) nor a contact (003…)")
+            found = next(iter(crm.find(sobject, "Id", [rid])), None)
+        else:
+            for sobject in ("Contact", "Lead"):
+                hits = [r for r in crm.find(sobject, "Email", [want])
+                        if not r.fields.get("IsConverted")]
+                if hits:
+                    found = hits[0]
+                    break
+        if found is None:
+            fail(f"{who}: no live lead or contact in the CRM")
+        obj = found.sobject.lower()
+        if not found.fields.get("Email"):
+            fail(f"{obj} {found.id} has no email: a prospect needs one")
+        if obj not in config.objects:
+            fail(f"{found.id} is a {obj}, and the sync block's `objects` does not list {obj}")
+        with db.tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO send VALUES (?, ?, ?)",
+                         (found.id, obj, dt.datetime.now(dt.UTC).timestamp()))
+    email = found.fields.get("Email") or "(no email)"
+    click.echo(f"{obj} {found.id} ({email}) is sent to marketing: the next cycle creates or"
+               " updates its prospect (`mrules sync apply`, or `sync plan` to see it)")
+
+
 # -- status, retry --------------------------------------------------------------------------------
 @sync.command("status")
 @click.option("--store", "store_path", default="mrules.db", show_default=True)

@@ -190,6 +190,8 @@ def apply_plan(
     # -- CRM facts read by the plan -----------------------------------------------------------
     for i in plan.get("inbound", ()):
         email, op = i["prospect"], i["op"]
+        if "create_event" in i:  # sent to marketing: the prospect is created first
+            events.append(i["create_event"])
         if "event" in i:
             events.append(i["event"])
         if op == "delete":
@@ -417,6 +419,9 @@ def apply_plan(
                 [(m["id"], m["campaign"], m["contact"], m["lead"], m["status"],
                   int(m["has_responded"]), m["created"], int(m["deleted"]))
                  for m in plan.get("campaign_members", ())],
+            )
+            conn.executemany(
+                "DELETE FROM send WHERE crm_id = ?", [(i,) for i in plan.get("sent", ())]
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO account (id, name, deleted, at) VALUES (?, ?, ?, ?)",

@@ -126,6 +126,9 @@ CREATE TABLE IF NOT EXISTS opportunity_role (
   is_primary INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
 -- prospects a later cycle must look at again (work left waiting, a transient failure)
 CREATE TABLE IF NOT EXISTS dirty (prospect TEXT PRIMARY KEY);
+-- CRM records sent to marketing (`mrules sync send`): the next cycle creates or updates
+-- their prospects, auto create on or off
+CREATE TABLE IF NOT EXISTS send (crm_id TEXT PRIMARY KEY, object TEXT NOT NULL, at REAL);
 CREATE TABLE IF NOT EXISTS applied_plan (id TEXT PRIMARY KEY, at REAL, summary TEXT);
 CREATE TABLE IF NOT EXISTS cycle (
   at REAL PRIMARY KEY, plan TEXT, created INTEGER, linked INTEGER, updated INTEGER,
@@ -323,6 +326,13 @@ class SyncDb:
                 "SELECT id, opportunity, contact, deleted FROM opportunity_role"
             )
         }
+
+    def sends(self) -> dict[str, str]:
+        """CRM id -> object of the records sent to marketing, not yet synced."""
+        try:
+            return dict(self.conn.execute("SELECT crm_id, object FROM send").fetchall())
+        except sqlite3.OperationalError:  # a file opened read-only from before the table
+            return {}
 
     def applied(self, plan_id: str) -> bool:
         row = self.conn.execute("SELECT 1 FROM applied_plan WHERE id=?", (plan_id,)).fetchone()

@@ -70,6 +70,8 @@ class Plan:
     members: list[dict[str, Any]] = field(default_factory=list)
     accounts: list[dict[str, Any]] = field(default_factory=list)
     """Campaigns, campaign members and accounts read this cycle (kept for reports)."""
+    sent: list[str] = field(default_factory=list)
+    """CRM ids sent to marketing (`sync send`) this plan reads; done once applied."""
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -91,6 +93,7 @@ class Plan:
             "campaigns": self.campaigns,
             "campaign_members": self.members,
             "accounts": self.accounts,
+            "sent": self.sent,
             "notes": self.notes,
         }
         if not self.id:
@@ -131,7 +134,7 @@ class Plan:
         return bool(
             [o for o in self.ops if o["op"] not in ("wait", "base")]
             or self.inbound or self.opportunities or self.roles
-            or self.campaigns or self.members or self.accounts
+            or self.campaigns or self.members or self.accounts or self.sent
         )
 
     work_seq_moved: bool = False
@@ -389,10 +392,16 @@ def make_plan(
     def event(kind: str, prospect: str, **kw: Any) -> dict[str, Any]:
         return {"ts": iso(at), "type": kind, "prospect": prospect, **kw}
 
+    sends = db.sends()
     for sobject in objects:
         records, cursor = _read_changes(crm, sobject, _cursor(cursors.get(sobject)), until)
         plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
         obj = sobject.lower()
+        sent = sorted(i for i, o in sends.items() if o == obj)
+        if sent:  # sent to marketing: read now, changed or not
+            seen = {r.id for r in records}
+            records += [r for r in crm.find(sobject, "Id", sent) if r.id not in seen]
+            plan.sent += sent
         for r in records:
             email = str(r.fields.get("Email") or "").strip().lower()
             owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
@@ -442,15 +451,18 @@ def make_plan(
             p = prospects.get(email)
             current = links.get(email)
             if p is None:
-                if config.auto_create:
+                if config.auto_create or r.id in sends:
                     plan.inbound.append({
                         "op": "new prospect", "prospect": email, "object": obj, "crm_id": r.id,
                         "base": _base_of(r, maps[sobject]),
-                        "why": "a new CRM record; auto create prospects on",
+                        "why": "sent to marketing (sync send)" if r.id in sends
+                        else "a new CRM record; auto create prospects on",
                         "event": event("crm_update", email, object=obj, crm_id=r.id,
                                        fields=_crm_fields(r, maps[sobject]),
                                        **({"user": owner} if owner else {})),
                     })
+                    if not config.auto_create:  # the engine creates no prospect from a CRM fact
+                        plan.inbound[-1]["create_event"] = event("prospect_update", email)
                     links[email] = (obj, r.id, _base_of(r, maps[sobject]), {}, False)
                     by_crm[r.id] = email
                     new_links[email] = (obj, r.id)
