@@ -41,6 +41,15 @@ def _options(f):  # type: ignore[no-untyped-def]
                         " drives the sync.")(f)
 
 
+def _emit(text: str, chunk: int = 1 << 16) -> None:
+    """Print a long text in pieces, each flushed: when the reader of a pipe goes away
+    (`| head -1`), the next piece fails with a broken pipe, which ends the command the
+    documented way (docs/exit-codes.md), where one big write can end half-done unseen."""
+    for i in range(0, len(text), chunk):
+        click.echo(text[i : i + chunk], nl=False)
+    click.echo()
+
+
 def _time(value: str | None, option: str) -> float | None:
     if value is None:
         return None
@@ -129,7 +138,7 @@ def plan_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait
         except OSError as e:
             fail(f"{out}: cannot write the plan: {e.strerror or e}", EXIT_STORE)
     if fmt == "json":
-        click.echo(json.dumps(pj, indent=1, sort_keys=True))
+        _emit(json.dumps(pj, indent=1, sort_keys=True))
     else:
         _render_plan(pj)
     sys.exit(EXIT_PENDING if plan.pending() else EXIT_OK)
@@ -212,7 +221,7 @@ def apply_cmd(plan_file: str | None, rules: tuple[str, ...], store_path: str,
             fail(f"the plan is stale: {e}; make a new one with `mrules sync plan`", EXIT_STALE)
         report.delivered = deliver(db, store, compiled)
     if fmt == "json":
-        click.echo(json.dumps(report.as_json(), indent=1, sort_keys=True))
+        _emit(json.dumps(report.as_json(), indent=1, sort_keys=True))
     elif report.already:
         click.echo(f"plan {report.plan_id} was already applied: nothing to do")
     else:
@@ -400,7 +409,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     finally:
         db.close()
     if fmt == "json":
-        click.echo(json.dumps(out, indent=1, sort_keys=True))
+        _emit(json.dumps(out, indent=1, sort_keys=True))
         return
     click.echo(f"last cycle: {out['last_cycle'] or 'never'}; {out['links']} linked record(s);"
                f" {out['api_calls']} API call(s) used")
