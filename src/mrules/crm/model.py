@@ -12,6 +12,7 @@ shaped like Salesforce's.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -579,8 +580,12 @@ def _wrong_type(info: FieldInfo, value: Any) -> CrmError:
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_datetime(text: str) -> dt.datetime:
-    """A Salesforce or ISO 8601 datetime as an aware UTC datetime (ValueError otherwise)."""
+    """A Salesforce or ISO 8601 datetime as an aware UTC datetime (ValueError otherwise).
+
+    Remembered: a sync reads the same stamps again and again (a batch's writes share one).
+    """
     s = text.strip()
     if s.endswith("Z"):
         s = s[:-1] + "+00:00"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ import orjson
 from mrules.crm.errors import CrmCallError, CrmError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
+from mrules.history import STEP
 from mrules.storeapi import StateStore
 from mrules.sync.db import SyncDb
 
@@ -387,7 +388,11 @@ def apply_plan(
                 (email, json.dumps(work), since, attempts, next_try),
             )
         deferred = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
-        finished = {o["prospect"] for o in now_ops} - deferred - set(queue_fail)
+        # Looked at: the batch's prospects and those marked for this plan. A transient
+        # failure may have stopped before some of them: they stay marked.
+        finished = set() if transient is not None else (
+            {o["prospect"] for o in now_ops} | set(plan.get("dirty", ()))
+        ) - deferred - set(queue_fail)
         conn.executemany("DELETE FROM dirty WHERE prospect=?", [(who,) for who in finished])
         conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
                          [(who,) for who in deferred | set(queue_fail)])
@@ -531,9 +536,38 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
         by_source.setdefault(src, []).append((n, ev))
     total = 0
     for src, items in by_source.items():
-        mrules.run(compiled, [ev for _n, ev in items], store=store, source=src, label="crm sync")
+        # When the store is where the last plan left it, the next plan need not read back
+        # this run's ledger (the facts are in the base already): the prospects whose rules
+        # reacted are marked for it instead, and its store position moves past the run.
+        caught_up = db.meta("store_seq") == str(store.max_seq())
+        reacted: set[str] = set()
+
+        def seen(batch: Any, into: set[str] = reacted) -> None:
+            into.update(_reacted(batch))
+
+        mrules.run(compiled, [ev for _n, ev in items], store=store, source=src,
+                   label="crm sync", on_commit=seen if caught_up else None)
         with db.tx() as conn:
             conn.executemany("UPDATE inbound SET delivered = 1 WHERE n = ?",
                              [(n,) for n, _ev in items])
+            if caught_up:
+                conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
+                                 [(who,) for who in sorted(reacted)])
+                db.set_meta("store_seq", store.max_seq())
         total += len(items)
     return total
+
+
+def _reacted(batch: Any) -> Iterator[str]:
+    """Prospects a committed engine batch changed otherwise than by the sync's own facts
+    (what `make_plan` would find in the ledger after the facts)."""
+    for e in batch.ledger:  # plain ledger records: (seq, ts, prospect, rule_kind, ..., source, ...)
+        if e[2] and not (e[3] == "event" and str(e[6] or "").startswith("crm-sync:")):
+            yield e[2]
+    for row in batch.rows:
+        steps = row.steps
+        if not steps or not row.prospect:
+            continue
+        ours = str(row.source or "").startswith("crm-sync:")
+        if not ours or any(steps[i].kind != "event" for i in range(1, len(steps), STEP)):
+            yield row.prospect

@@ -72,6 +72,8 @@ class Plan:
     """Campaigns, campaign members and accounts read this cycle (kept for reports)."""
     sent: list[str] = field(default_factory=list)
     """CRM ids sent to marketing (`sync send`) this plan reads; done once applied."""
+    dirty: list[str] = field(default_factory=list)
+    """Prospects marked for this plan to look at; looked at once applied."""
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -94,6 +96,7 @@ class Plan:
             "campaign_members": self.members,
             "accounts": self.accounts,
             "sent": self.sent,
+            "dirty": self.dirty,
             "notes": self.notes,
         }
         if not self.id:
@@ -349,13 +352,14 @@ def make_plan(
     last_seq = db.meta("store_seq")
     full = last_seq is None or int(last_seq) > store.max_seq()
     touched: set[str] = set()
+    dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
     if not full:
         touched = {
             e.prospect for e in store.ledger(after_seq=int(last_seq or 0))
             if e.prospect and not (e.rule_kind == "event"
                                    and (e.source or "").startswith("crm-sync:"))
         }
-        touched |= db.dirty()
+        touched |= dirty
         touched |= {e["prospect"] for e in db.errors()}
         full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
     prospects = _Prospects(store, full)
@@ -371,6 +375,7 @@ def make_plan(
         config=config.as_json(),
         cursors_from={k: list(v) for k, v in cursors.items()},
         cursors_to={k: list(v) for k, v in cursors.items()},
+        dirty=sorted(dirty),
     )
     users = _Users(crm, until)
     sync_user = getattr(crm, "integration_user_id", None)
