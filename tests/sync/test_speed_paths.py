@@ -8,8 +8,15 @@ from pathlib import Path
 
 from tests.sync.world import T0, World, ev
 
-BOB = {"Id": "contact-bob", "FirstName": "Bob", "LastName": "Stone", "Email": "bob@x.com",
-       "Phone": "+1 555 0101", "LeadSource": "Web", "OwnerId": "sam"}
+BOB = {
+    "Id": "contact-bob",
+    "FirstName": "Bob",
+    "LastName": "Stone",
+    "Email": "bob@x.com",
+    "Phone": "+1 555 0101",
+    "LeadSource": "Web",
+    "OwnerId": "sam",
+}
 REACTS = """
 automation rule "Linked to a contact" priority 1 {
   when all { crm status is contact }
@@ -42,8 +49,11 @@ def test_a_rule_reacting_to_a_synced_fact_is_seen_by_the_next_plan(tmp_path: Pat
 
     short = json.loads(w.sync("plan", "--format", "json", code=2).output)
     (op,) = [o for o in short["ops"] if o["op"] != "base"]
-    assert (op["op"], op["prospect"], op["values"]) == ("update", "bob@x.com",
-                                                        {"Title": "Customer"})
+    assert (op["op"], op["prospect"], op["values"]) == (
+        "update",
+        "bob@x.com",
+        {"Title": "Customer"},
+    )
     # The long way: the sync's position where the apply left it, the ledger read back.
     conn = sqlite3.connect(tmp_path / "w.sync.db")
     with conn:

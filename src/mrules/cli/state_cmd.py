@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from collections.abc import Callable
 
 import click
 import orjson
 
+from mrules.cli.common import EXIT_STORE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
 from mrules.outputs import export_records
@@ -29,20 +32,43 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
 
     Each line has the email, score, category scores, grade, profile, fields,
     lists, dynamic lists, tags, assignment, CRM status, flags and the pending
-    CRM work (what the sync still has to do in the CRM).
+    CRM work (what the sync still has to do in the CRM: work a sync beside the
+    store, NAME.sync.db, has done is left out).
 
     \b
     Example:
       mrules state export --store /tmp/getcloudy.db
     """
+    synced = _synced(store_path)
     store = open_store(store_path, readonly=True)
     try:
         out = sys.stdout.buffer
         for record in export_records(store, emails):  # one committed state
+            if synced is not None:
+                record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
             out.write(orjson.dumps(record) + b"\n")
         out.flush()
     finally:
         store.close()
+
+
+def _synced(store_path: str) -> Callable[[int], bool] | None:
+    """Whether a seq of CRM work is still pending, when a sync file is beside the store
+    (done work leaves `pending_crm`); None without one (all of it is pending)."""
+    from mrules.sync.db import SyncDb, SyncDbError, default_sync_path
+
+    path = default_sync_path(store_path)
+    if not path.is_file():
+        return None
+    try:
+        db = SyncDb.open(path, readonly=True)
+        try:
+            work_seq, queued = db.still_pending()
+        finally:
+            db.close()
+    except (SyncDbError, sqlite3.Error, ValueError, KeyError, TypeError) as e:
+        fail(f"{path}: cannot read the sync file: {e}", EXIT_STORE)
+    return lambda seq: seq > work_seq or seq in queued
 
 
 @state.command("outbox")

@@ -338,6 +338,17 @@ class SyncDb:
         row = self.conn.execute("SELECT 1 FROM applied_plan WHERE id=?", (plan_id,)).fetchone()
         return row is not None
 
+    def still_pending(self) -> tuple[int, set[int]]:
+        """What of the engine's CRM work the sync has not done: (work_seq, queued seqs).
+
+        Work with a seq above work_seq is not taken into the queue yet; work at or below
+        it is pending while its seq is still in the queue (done work leaves the queue).
+        """
+        queued: set[int] = set()
+        for (work,) in self.conn.execute("SELECT work FROM queue"):
+            queued.update(int(w["seq"]) for w in json.loads(work) if "seq" in w)
+        return self.work_seq, queued
+
     def dirty(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT prospect FROM dirty")}
 
