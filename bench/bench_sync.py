@@ -50,6 +50,11 @@ sync salesforce {{
 """
 
 
+def _rss_mb() -> int:
+    """Peak resident memory of this process so far (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prospects", type=int, default=100_000)
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     "description": f"d{j}"}})
               for j, e in enumerate(emails))
     mrules.run(compiled, events, store=store_path).close()
+    rss_setup = _rss_mb()
 
     def cycle(at: float) -> tuple[float, float, dict[str, object]]:
         store = Store.open(store_path)
@@ -114,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     at0 = 1793610000.0  # 2026-11-02T09:00:00Z
     link_plan, link_apply, _link = cycle(at0)
+    rss_link = _rss_mb()
 
     # 10% changed on each side, half of them the same people.
     k = int(n * args.changed)
@@ -148,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                   second["facts_for_engine"], "errors": second["errors"]},
         "connector_records_per_hour": CONNECTOR_PER_HOUR,
         "x_connector": round(n / total * 3600 / CONNECTOR_PER_HOUR),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb_by_step": {"seed_and_store": rss_setup, "first_link": rss_link,
+                                "cycle": _rss_mb()},
         "workdir": str(work),
     }
     print(json.dumps(out, indent=1))

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import orjson
+
 from mrules.crm.errors import CrmCallError, CrmError
 from mrules.crm.ids import InvalidId, make_id, to18
 from mrules.crm.model import (
@@ -346,11 +348,12 @@ class EmulatedCrm:
 
     def _record(self, row: sqlite3.Row, fields: Sequence[str] | None = None) -> Record:
         info = self._schema.objects.get(row["sobject"])
-        values = json.loads(row["fields"])
-        out: dict[str, Any] = {}
+        values = _loads(row["fields"])
+        system = self._system(row)
         names = fields if fields is not None else (info.fields if info else values)
-        for name in names:
-            out[name] = self._value(row, values, name)
+        out: dict[str, Any] = {
+            name: system[name] if name in system else values.get(name) for name in names
+        }
         out["Id"] = row["id"]
         return Record(
             sobject=row["sobject"],
@@ -362,7 +365,15 @@ class EmulatedCrm:
 
     @staticmethod
     def _value(row: sqlite3.Row, values: Mapping[str, Any], name: str) -> Any:
-        system = {
+        system = EmulatedCrm._system(row)
+        if name in system:
+            return system[name]
+        return values.get(name)
+
+    @staticmethod
+    def _system(row: sqlite3.Row) -> dict[str, Any]:
+        """The system fields of a stored record, from its columns."""
+        return {
             "Id": row["id"],
             "IsDeleted": bool(row["is_deleted"]),
             "CreatedDate": row["created_date"],
@@ -371,9 +382,6 @@ class EmulatedCrm:
             "LastModifiedById": row["last_modified_by"],
             "SystemModstamp": row["system_modstamp"],
         }
-        if name in system:
-            return system[name]
-        return values.get(name)
 
     def get(self, id_: str) -> Record | None:
         """One record by id, deleted or not (no API call counted)."""
@@ -669,7 +677,7 @@ class EmulatedCrm:
             (
                 new,
                 info.name,
-                json.dumps(_nonnull(merged)),
+                _dumps(_nonnull(merged)),
                 _email(merged),
                 stamp_c,
                 user,
@@ -692,7 +700,7 @@ class EmulatedCrm:
     ) -> WriteResult:
         info = self._writable_object(sobject)
         row = self._live_row(values.get("Id"), info)
-        old = json.loads(row["fields"])
+        old = _loads(row["fields"])
         if info.name == "Lead" and old.get("IsConverted") and not load:
             raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         given = self._clean(info, {k: v for k, v in values.items() if k != "Id"}, False, load, old)
@@ -709,7 +717,7 @@ class EmulatedCrm:
             "UPDATE record SET fields=?, email=?, last_modified_date=?, last_modified_by=?,"
             " system_modstamp=max(system_modstamp, ?) WHERE id=?",
             (
-                json.dumps(_nonnull(merged)),
+                _dumps(_nonnull(merged)),
                 _email(merged),
                 stamp,
                 by or self.integration_user_id,
@@ -1458,6 +1466,17 @@ class EmulatedCrm:
 
 def _failed(error: CrmError) -> WriteResult:
     return WriteResult(id=None, success=False, errors=(error,))
+
+
+_loads = orjson.loads
+
+
+def _dumps(values: Mapping[str, Any]) -> str:
+    """A record's fields as stored (JSON text); Python's json for what orjson refuses."""
+    try:
+        return orjson.dumps(values).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(values)
 
 
 def _nonnull(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,8 @@ def to18(value: str) -> str:
         raise InvalidId(f"invalid id: {value!r}")
     if len(value) == 15:
         return value + checksum(value)
+    if value[15:] == checksum(value[:15]):
+        return value  # the common case: an id as the CRM gave it
     body, suffix = value[:15], value[15:].upper()
     chars = list(body)
     for block, letter in enumerate(suffix):

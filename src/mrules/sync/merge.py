@@ -18,6 +18,7 @@ linked) the field's policy decides.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,17 @@ def norm(value: Any) -> Any:
     if isinstance(value, list | tuple):  # a multiselect: Salesforce's `a;b`
         return ";".join(str(v) for v in value)
     if isinstance(value, str):
+        if _NOT_A_NUMBER(value):  # no digit, or a space: text (float() would say so slower)
+            return value
         try:
             f = float(value)
         except ValueError:
             return value
         return f if math.isfinite(f) and value.strip() == value else value
     return str(value)
+
+
+_NOT_A_NUMBER = re.compile(r"\A\D*\Z|\s").search
 
 
 def same(a: Any, b: Any) -> bool:
