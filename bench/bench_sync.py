@@ -32,9 +32,13 @@ from mrules.sync.apply import apply_plan, deliver
 from mrules.sync.plan import make_plan
 
 CONNECTOR_PER_HOUR = 800 * 6
-FIELDS = (("phone", "Phone", "most recent"), ("title", "Title", "ours"),
-          ("lead_source", "LeadSource", "crm"), ("department", "Department__c", "ours"),
-          ("description", "Notes__c", "most recent"))
+FIELDS = (
+    ("phone", "Phone", "most recent"),
+    ("title", "Title", "ours"),
+    ("lead_source", "LeadSource", "crm"),
+    ("department", "Department__c", "ours"),
+    ("description", "Notes__c", "most recent"),
+)
 
 
 def rules(n: int) -> str:
@@ -75,28 +79,55 @@ def main(argv: list[str] | None = None) -> int:
 
     # The CRM: N contacts.
     t = time.perf_counter()
-    custom = {"Department__c": {"type": "string", "length": 80},
-              "Notes__c": {"type": "string", "length": 255}}
-    crm = EmulatedCrm.open(work / "bench.crm.db", org={
-        "edition": "plus", "clock": "2026-11-01T08:00:00Z",
-        "custom_fields": {"Contact": custom, "Lead": custom}})
+    custom = {
+        "Department__c": {"type": "string", "length": 80},
+        "Notes__c": {"type": "string", "length": 255},
+    }
+    crm = EmulatedCrm.open(
+        work / "bench.crm.db",
+        org={
+            "edition": "plus",
+            "clock": "2026-11-01T08:00:00Z",
+            "custom_fields": {"Contact": custom, "Lead": custom},
+        },
+    )
     for i in range(0, n, 200):
-        results = crm.create("Contact", [
-            {"LastName": f"P{j}", "Email": emails[j], "Phone": f"+1 555 {j:06d}",
-             "Title": "Engineer", "LeadSource": "Web", "Department__c": "IT",
-             "Notes__c": f"d{j}"}
-            for j in range(i, min(n, i + 200))
-        ])
+        results = crm.create(
+            "Contact",
+            [
+                {
+                    "LastName": f"P{j}",
+                    "Email": emails[j],
+                    "Phone": f"+1 555 {j:06d}",
+                    "Title": "Engineer",
+                    "LeadSource": "Web",
+                    "Department__c": "IT",
+                    "Notes__c": f"d{j}",
+                }
+                for j in range(i, min(n, i + 200))
+            ],
+        )
         if not all(r.success for r in results):
             raise SystemExit(f"the CRM refused the seed: {results[0].errors}")
     seed_s = time.perf_counter() - t
     # The store: the same N people, same values.
-    events = (json.dumps({"ts": "2026-11-01T09:00:00Z", "type": "prospect_update",
-                          "prospect": e, "fields": {"phone": f"+1 555 {j:06d}",
-                                                    "title": "Engineer", "lead_source": "Web",
-                                                    "department": "IT",
-                                                    "description": f"d{j}"}})
-              for j, e in enumerate(emails))
+    events = (
+        json.dumps(
+            {
+                "ts": "2026-11-01T09:00:00Z",
+                "type": "prospect_update",
+                "prospect": e,
+                "fields": {
+                    "phone": f"+1 555 {j:06d}",
+                    "title": "Engineer",
+                    "lead_source": "Web",
+                    "department": "IT",
+                    "description": f"d{j}",
+                },
+            }
+        )
+        for j, e in enumerate(emails)
+    )
     mrules.run(compiled, events, store=store_path).close()
     rss_setup = _rss_mb()
 
@@ -104,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         store = Store.open(store_path)
         db = SyncDb.open(default_sync_path(store_path))
         try:
+            c0 = time.process_time()
             t0 = time.perf_counter()
             plan = make_plan(store, crm, db, config, at)
             pj = plan.as_json()
@@ -112,11 +144,22 @@ def main(argv: list[str] | None = None) -> int:
             t2 = time.perf_counter()
             report.delivered = deliver(db, store, compiled)
             t3 = time.perf_counter()
+            cpu = time.process_time() - c0
         finally:
             db.close()
             store.close()
-        return t1 - t0, t3 - t1, {**pj["summary"], **report.as_json(), "errors": len(
-            report.errors), "crm_writes_s": round(t2 - t1, 2), "engine_s": round(t3 - t2, 2)}
+        return (
+            t1 - t0,
+            t3 - t1,
+            {
+                **pj["summary"],
+                **report.as_json(),
+                "errors": len(report.errors),
+                "crm_writes_s": round(t2 - t1, 2),
+                "engine_s": round(t3 - t2, 2),
+                "cpu_s": cpu,
+            },
+        )
 
     at0 = 1793610000.0  # 2026-11-02T09:00:00Z
     link_plan, link_apply, _link = cycle(at0)
@@ -129,12 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     crm.set_clock(crm.now().replace(hour=9, minute=5))
     for i in range(0, len(theirs), 200):
         found = crm.find("Contact", "Email", [emails[j] for j in theirs[i : i + 200]])
-        crm.update("Contact", [{"Id": r.id, "Title": "Manager", "Notes__c": "edited"}
-                               for r in found])
-    events = (json.dumps({"ts": "2026-11-02T09:06:00Z", "type": "prospect_update",
-                          "prospect": emails[j], "fields": {"title": "Director",
-                                                            "phone": "+1 555 000000"}})
-              for j in ours)
+        crm.update(
+            "Contact", [{"Id": r.id, "Title": "Manager", "Notes__c": "edited"} for r in found]
+        )
+    events = (
+        json.dumps(
+            {
+                "ts": "2026-11-02T09:06:00Z",
+                "type": "prospect_update",
+                "prospect": emails[j],
+                "fields": {"title": "Director", "phone": "+1 555 000000"},
+            }
+        )
+        for j in ours
+    )
     mrules.run(compiled, events, store=store_path, source="bench-changes").close()
     plan_s, apply_s, second = cycle(at0 + 600)
     crm.close()
@@ -145,19 +196,31 @@ def main(argv: list[str] | None = None) -> int:
         "mapped_fields": len(FIELDS),
         "changed_each_side": k,
         "crm_seed_s": round(seed_s, 2),
-        "first_link": {"plan_s": round(link_plan, 2), "apply_s": round(link_apply, 2),
-                       "records_per_s": round(n / (link_plan + link_apply))},
-        "cycle": {"plan_s": round(plan_s, 2), "apply_s": round(apply_s, 2),
-                  "records_per_s": round(n / total),
-                  "of_which_crm_writes_s": second["crm_writes_s"],
-                  "of_which_engine_s": second["engine_s"],
-                  "updated_in_crm": second["updated"], "facts_for_engine":
-                  second["facts_for_engine"], "errors": second["errors"]},
+        "first_link": {
+            "plan_s": round(link_plan, 2),
+            "apply_s": round(link_apply, 2),
+            "records_per_s": round(n / (link_plan + link_apply)),
+        },
+        "cycle": {
+            "plan_s": round(plan_s, 2),
+            "apply_s": round(apply_s, 2),
+            "records_per_s": round(n / total),
+            "cpu_s": round(second["cpu_s"], 2),
+            "records_per_cpu_s": round(n / second["cpu_s"]),
+            "of_which_crm_writes_s": second["crm_writes_s"],
+            "of_which_engine_s": second["engine_s"],
+            "updated_in_crm": second["updated"],
+            "facts_for_engine": second["facts_for_engine"],
+            "errors": second["errors"],
+        },
         "connector_records_per_hour": CONNECTOR_PER_HOUR,
         "x_connector": round(n / total * 3600 / CONNECTOR_PER_HOUR),
         "peak_rss_mb": _rss_mb(),
-        "peak_rss_mb_by_step": {"seed_and_store": rss_setup, "first_link": rss_link,
-                                "cycle": _rss_mb()},
+        "peak_rss_mb_by_step": {
+            "seed_and_store": rss_setup,
+            "first_link": rss_link,
+            "cycle": _rss_mb(),
+        },
         "workdir": str(work),
     }
     print(json.dumps(out, indent=1))

@@ -34,13 +34,40 @@ def reference(value: Any) -> Any:
 numberish = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.integers().map(str),
-    st.sampled_from(["1_000", " 12", "12 ", "1e5", "-0", "+3", ".5", "٣", "inf", "NaN",
-                     "Infinity", "1 2", "\u00a012", "12\n", "0x10", "+1 555 0101"]),
+    st.sampled_from(
+        [
+            "1_000",
+            " 12",
+            "12 ",
+            "1e5",
+            "-0",
+            "+3",
+            ".5",
+            "٣",
+            "inf",
+            "NaN",
+            "Infinity",
+            "1 2",
+            "\u00a012",
+            "12\n",
+            "0x10",
+            "+1 555 0101",
+        ]
+    ),
 )
 
 
-@given(st.one_of(st.text(), numberish, st.lists(st.text(max_size=3), max_size=3),
-                 st.floats(), st.integers(), st.booleans(), st.none()))
+@given(
+    st.one_of(
+        st.text(),
+        numberish,
+        st.lists(st.text(max_size=3), max_size=3),
+        st.floats(),
+        st.integers(),
+        st.booleans(),
+        st.none(),
+    )
+)
 def test_norm_equals_the_reference(value: Any) -> None:
     got, want = norm(value), reference(value)
     assert type(got) is type(want)

@@ -181,18 +181,54 @@ def _render_plan(pj: dict[str, Any]) -> None:
         for e in o.get("held", ()):
             click.echo(f"      held {e['field']}: {e['code']} {e['message']}"
                        " (retried when the prospect or the record changes, or `sync retry`)")
+        what = _side_work(o)
+        if what:
+            click.echo(f"      {what}")
         if o.get("note"):
             click.echo(f"      note: {o['note']}")
     for n in pj["notes"]:
         click.echo(f"  note: {n}")
+    kept = {name: len(pj.get(key) or ()) for name, key in (
+        ("opportunity", "opportunities"), ("contact role", "roles"), ("campaign", "campaigns"),
+        ("campaign member", "campaign_members"), ("account", "accounts"))}
+    kept_text = ", ".join(f"{n} {name}(s)" for name, n in kept.items() if n)
     if s["records"] or s["inbound_facts"]:
         line = (f"{s['records']} record(s) to write: {s['this_cycle']} this cycle,"
                 f" {s['waiting']} waiting; {s['inbound_facts']} CRM fact(s) for the engine")
         if s["waiting"]:
             line += f"; backlog clear after {s['cycles_to_clear']} cycles, at {s['clear_at']}"
         click.echo(line)
+    elif _pending(pj):
+        # Nothing to write and no fact for the engine, yet applying changes the sync file.
+        click.echo("nothing to write; " + (f"CRM records read for reports: {kept_text}"
+                                           if kept_text else "cursors and base snapshots move"))
     else:
         click.echo("nothing to do")
+
+
+def _pending(pj: dict[str, Any]) -> bool:
+    """`Plan.pending()` of a plan as JSON."""
+    return bool(
+        [o for o in pj["ops"] if o["op"] not in ("wait", "base")]
+        or any(pj.get(k) for k in ("inbound", "opportunities", "roles", "campaigns",
+                                    "campaign_members", "accounts", "sent"))
+    )
+
+
+def _side_work(o: dict[str, Any]) -> str:
+    """What a campaign member or task op writes, in words."""
+    w = o.get("payload") or {}
+    if o["op"] == "campaign_member":
+        status = f", status {_value(w['status'])}" if w.get("status") else ""
+        return f"campaign {_value(w.get('campaign'))}{status}"
+    if o["op"] == "task":
+        parts = [_value(w.get("subject") or "Task")]
+        if w.get("due_days") is not None:
+            parts.append(f"due in {w['due_days']} day(s)")
+        if w.get("priority"):
+            parts.append(f"priority {w['priority']}")
+        return "task " + ", ".join(parts)
+    return ""
 
 
 # -- apply ----------------------------------------------------------------------------------------
@@ -286,16 +322,33 @@ def run_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait:
                      " on its own")
             apply_changes = _changes(crm, changes_path)
 
+        idle: list[str] = []  # cycles that did nothing, shown as one line
+
+        def flush() -> None:
+            if idle:
+                span = idle[0] if len(idle) == 1 else f"{idle[0]} to {idle[-1]}"
+                click.echo(f"{span}  {len(idle)} idle cycle(s): nothing to do")
+                idle.clear()
+
         def show(result: Any) -> None:
             r = result.report.as_json()
             s = result.plan_json["summary"]
+            counts = (r["created"], r["linked"], r["updated"], r["campaign_members"],
+                      r["tasks"], r["facts_for_engine"], len(r["errors"]), s["waiting"])
+            if not any(counts) and not r["transient_failure"]:
+                idle.append(result.plan_json["at"])
+                return
+            flush()
             click.echo(f"{result.plan_json['at']}  created {r['created']:>5}  linked"
                        f" {r['linked']:>4}  updated {r['updated']:>5}  facts"
                        f" {r['facts_for_engine']:>4}  errors {len(r['errors']):>3}  waiting"
                        f" {s['waiting']:>5}")
+            if r["transient_failure"]:
+                click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
         results = run_until(store, crm, db, config, compiled, end, changes=apply_changes,
                             on_cycle=show)
+        flush()
         if not results:
             click.echo("no cycle due (the last ran at "
                        f"{_iso(db.last_cycle) if db.last_cycle else 'never'})")

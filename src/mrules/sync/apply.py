@@ -206,6 +206,7 @@ def apply_plan(
             row["deleted"] = 0
             if op == "link":
                 row["base"], row["times"] = {}, {}
+                report.linked += 1
             if "base" in i:
                 row["base"] = dict(i["base"])
 
@@ -449,6 +450,7 @@ def apply_plan(
         db.set_meta("generation", db.generation + 1)
         db.set_meta("last_cycle", at)
         calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before
+        calls += int(plan.get("api_calls", 0))  # the plan's reads: the cycle's calls
         report.calls = calls
         summary = plan.get("summary", {})
         conn.execute("INSERT OR REPLACE INTO applied_plan VALUES (?, ?, ?)",

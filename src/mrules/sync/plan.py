@@ -72,6 +72,8 @@ class Plan:
     """Campaigns, campaign members and accounts read this cycle (kept for reports)."""
     sent: list[str] = field(default_factory=list)
     """CRM ids sent to marketing (`sync send`) this plan reads; done once applied."""
+    api_calls: int = 0
+    """CRM API calls the plan made (reads); counted with the cycle's once applied."""
     dirty: list[str] = field(default_factory=list)
     """Prospects marked for this plan to look at; looked at once applied."""
     id: str = ""
@@ -97,6 +99,7 @@ class Plan:
             "accounts": self.accounts,
             "sent": self.sent,
             "dirty": self.dirty,
+            "api_calls": self.api_calls,
             "notes": self.notes,
         }
         if not self.id:
@@ -341,6 +344,7 @@ def make_plan(
     retry: bool = False,
 ) -> Plan:
     """The plan of the cycle at `at` (epoch seconds, the run's clock)."""
+    calls_before = crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0
     if hasattr(crm, "set_clock"):
         crm.set_clock(_dt(at))  # the local CRM follows the run's clock
     until = crm.now() if hasattr(crm, "now") else _dt(at)
@@ -624,7 +628,13 @@ def make_plan(
         target = link[1] if link and not link[4] else None
         if target is None and email not in queued_ops:
             continue  # waits for its record
+        members = set()
         for w in side_work:
+            if w["kind"] == "campaign_member":  # asked twice, one membership: written once
+                key = (w.get("campaign"), w.get("status"))
+                if key in members:
+                    continue
+                members.add(key)
             op = {"op": w["kind"], "prospect": email, "crm_id": target, "work": [w["kind"]],
                   "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
                   "why": "asked by a rule" + ("" if target else "; after the record's creation")}
@@ -745,6 +755,8 @@ def make_plan(
                         if rows else "base snapshot recorded", **extra})
 
     plan.ops = ops
+    if hasattr(crm, "api_usage"):
+        plan.api_calls = crm.api_usage().calls_made - calls_before
     return plan
 
 
