@@ -54,6 +54,7 @@ OPS = frozenset(
         "add_member",
         "delete",
         "undelete",
+        "merge",
     }
 )
 
@@ -221,6 +222,14 @@ def _apply(crm: EmulatedCrm, c: Change) -> str:
         rid, sobject = _target(crm, d)
         crm.remove(rid)
         return f"{sobject} {rid} deleted"
+    if op == "merge":
+        master = _ref(crm, _need(d, "master"))
+        losers = d.get("losers")
+        if not isinstance(losers, list) or not losers:
+            raise CrmError("MISSING_ARGUMENT", "the change needs 'losers': ids or labels")
+        ids = [_ref(crm, x) for x in losers]
+        crm.merge(master, ids, by)
+        return f"{', '.join(ids)} merged into {master}"
     rid = _ref(crm, _need(d, "id"))
     crm.restore(rid)
     return f"{rid} undeleted"

@@ -1463,6 +1463,67 @@ class EmulatedCrm:
     def restore(self, id_: str) -> WriteResult:
         return self._undelete(id_)
 
+    _MERGEABLE: ClassVar[frozenset[str]] = frozenset({"Lead", "Contact", "Account"})
+
+    def merge(self, master: str, losers: Sequence[str], by: str) -> WriteResult:
+        """Merge records into `master`, as a CRM user does (Salesforce's merge).
+
+        Up to two losers, of the master's object (Lead, Contact or Account): their
+        children (campaign members, contact roles; an account's contacts and
+        opportunities) move to the master, a campaign membership the master already
+        has is deleted instead, and each loser goes to the recycle bin with
+        `MasterRecordId` set to the master. The master keeps its own values; its
+        `SystemModstamp` moves. CrmError when refused.
+        """
+        row = self._live_row(master)
+        sobject = row["sobject"]
+        if sobject not in self._MERGEABLE:
+            raise CrmError("INVALID_TYPE", f"{sobject} records cannot be merged")
+        if not 1 <= len(losers) <= 2:
+            raise CrmError(
+                "INVALID_ARGUMENT", "a merge takes one or two records besides the master"
+            )
+        if sobject == "Lead" and json.loads(row["fields"]).get("IsConverted"):
+            raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+        now = _stamp(self.now())
+        for loser in losers:
+            other = self._live_row(loser)
+            if other["id"] == row["id"]:
+                raise CrmError("INVALID_ARGUMENT", "a record cannot be merged into itself")
+            if other["sobject"] != sobject:
+                raise CrmError(
+                    "INVALID_TYPE", f"a {other['sobject']} cannot merge into a {sobject}"
+                )
+            for child, ref in self._CHILDREN.get(sobject, ()):
+                for cid in self.find_local(child, ref, other["id"]):
+                    crow = self._row(cid)
+                    assert crow is not None
+                    fields = json.loads(crow["fields"])
+                    if child == "CampaignMember" and self._member_of(
+                        fields.get("CampaignId"), ref, row["id"]
+                    ):
+                        self._soft_delete(cid, child, now, None)  # the master is a member
+                        continue
+                    self._raw_set(cid, {ref: row["id"]})
+            self._raw_set(other["id"], {"MasterRecordId": row["id"]})
+            self._conn.execute(
+                "UPDATE record SET last_modified_by=? WHERE id=?", (by, other["id"])
+            )
+            self._soft_delete(other["id"], sobject, now, None)
+        self._raw_set(row["id"], {})
+        self._conn.execute("UPDATE record SET last_modified_by=? WHERE id=?", (by, row["id"]))
+        return WriteResult(id=row["id"], success=True)
+
+    def _member_of(self, campaign: Any, ref: str, person: str) -> bool:
+        return any(
+            json.loads(r[0]).get(ref) == person
+            for r in self._conn.execute(
+                "SELECT fields FROM record WHERE sobject='CampaignMember' AND NOT is_deleted"
+                " AND json_extract(fields, '$.CampaignId') = ?",
+                (campaign,),
+            )
+        )
+
 
 def _failed(error: CrmError) -> WriteResult:
     return WriteResult(id=None, success=False, errors=(error,))

@@ -198,7 +198,7 @@ def apply_plan(
         if op == "delete":
             link_row(email, i["object"], i["crm_id"])["deleted"] = 1
             errors_clear.append((email, None))
-        elif op in ("convert", "link", "undelete", "new prospect"):
+        elif op in ("convert", "link", "undelete", "new prospect", "merge"):
             old = current.get(email)
             if old is not None and old[1] != i["crm_id"]:
                 history.setdefault(email, []).append(f"{old[0]}:{old[1]}")

@@ -411,15 +411,39 @@ def make_plan(
             seen = {r.id for r in records}
             records += [r for r in crm.find(sobject, "Id", sent) if r.id not in seen]
             plan.sent += sent
+        seen_now = {r.id: r for r in records}
         for r in records:
             email = str(r.fields.get("Email") or "").strip().lower()
             owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
             mine = by_crm.get(r.id) or ""  # "" when no prospect is linked to the record
             link = links.get(mine) if mine else None
+            master = r.fields.get("MasterRecordId") if r.is_deleted else None
+            if master and link is not None and not link[4]:
+                # Merged in the CRM (Pardot §7.8): the link moves to the surviving record,
+                # unless another prospect is linked to it (that prospect stays; this one's
+                # record is gone, as for a deletion).
+                other = by_crm.get(master)
+                if other is None or other == mine:
+                    survivor = seen_now.get(master) or next(
+                        iter(crm.find(sobject, "Id", [master])), None
+                    )
+                    plan.inbound.append({
+                        "op": "merge", "prospect": mine, "object": obj, "crm_id": master,
+                        "from": r.id,
+                        "why": f"merged in the CRM into {master}: the link moves to it",
+                        "event": event("crm_update", mine, object=obj, crm_id=master),
+                    })
+                    by_crm[master] = mine
+                    links[mine] = (obj, master, link[2], link[3], False)
+                    if survivor is not None and not survivor.is_deleted:
+                        changed[mine] = survivor  # its values are the CRM's now
+                    continue
             if r.is_deleted:
                 if link is not None and not link[4]:
                     plan.inbound.append({"op": "delete", "prospect": mine, "object": obj,
-                                         "crm_id": r.id, "why": "deleted in the CRM",
+                                         "crm_id": r.id, "why": "deleted in the CRM" + (
+                                             f" (merged into {master}, linked to"
+                                             f" {by_crm.get(master)})" if master else ""),
                                          "event": event("crm_update", mine, object=obj,
                                                         crm_id=r.id, status="deleted")})
                     links[mine] = (link[0], link[1], link[2], link[3], True)
