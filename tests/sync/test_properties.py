@@ -1,5 +1,5 @@
-"""Random interleavings of marketing edits, CRM edits, conversions, deletes, assignments,
-sync cycles and kills between plan and apply (docs/sync.md#who-wins-a-field).
+"""Random interleavings of marketing edits, CRM edits, conversions, deletes, merges,
+assignments, sync cycles and kills between plan and apply (docs/sync.md#who-wins-a-field).
 
 After any interleaving and two quiet cycles: no person has two records of one object,
 applying a plan again changes nothing, every linked field agrees on both sides, "most
@@ -36,6 +36,7 @@ step = st.one_of(
     st.tuples(st.just("assign"), st.sampled_from(PEOPLE), st.just(0)),
     st.tuples(st.just("convert"), st.sampled_from(PEOPLE), st.just(0)),
     st.tuples(st.just("delete"), st.sampled_from(PEOPLE), st.just(0)),
+    st.tuples(st.just("merge"), st.sampled_from(PEOPLE), st.integers(0, 9)),
     st.tuples(st.just("sync"), st.just(""), st.just(0)),
     st.tuples(st.just("kill"), st.just(""), st.just(0)),  # planned, never applied
 )
@@ -109,6 +110,14 @@ class Sim:
             if recs:
                 self.crm.remove(recs[0][1])
                 self.deleted.add(email)
+        elif op == "merge":  # a duplicate contact made in the CRM, the old one merged into it
+            contacts = [r for r in self.live(email) if r[0] == "Contact"]
+            if contacts:
+                dup = self.crm.add("Contact", {"LastName": "Dup", "Email": email,
+                                               "Phone": f"dup-{k}-{t}"}, self.admin)
+                assert dup.id is not None
+                self.crm.merge(dup.id, [contacts[0][1]], self.admin)
+                self.last[email] = (t, f"dup-{k}-{t}")
         elif op in ("sync", "kill"):
             store, db = self.session()
             try:
