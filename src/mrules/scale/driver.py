@@ -86,6 +86,28 @@ def _remove_store_files(path: Path) -> None:
             p.unlink()
 
 
+def _pg_dbname(url: str) -> str:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = conninfo_to_dict(url).get("dbname")
+    except Exception:  # psycopg absent or a URL it cannot read: PgStore.open says why
+        name = None
+    return str(name or "mrules")
+
+
+def _check_empty_pg(url: str) -> None:
+    """Refuse, before any task runs, a PostgreSQL store that cannot take the run."""
+    from mrules.store_pg import PgStore, _shown
+
+    with PgStore.open(url) as st:
+        if st.prospect_count() or st.streams() or st.max_seq():
+            raise ScaleError(
+                f"store {_shown(url)} is not empty: a partitioned run writes a new store"
+                " (replays are cheap); give an empty database"
+            )
+
+
 def run_partitioned(
     rules: Any,
     folder: str | Path,
@@ -119,7 +141,17 @@ def run_partitioned(
     manifest = Manifest.load(folder)
     if not manifest.files:
         raise PartitionError(f"{folder}: the partition holds no file")
-    target = Path(store)
+    from mrules.store_pg import is_postgres_url
+
+    pg_url = str(store) if is_postgres_url(str(store)) else None
+    if pg_url is not None:
+        # Shards and the merged SQLite store are staged in the working folder, named after
+        # the database (as its default rejects file is), then copied into PostgreSQL.
+        _check_empty_pg(pg_url)
+        target = Path.cwd() / f"{_pg_dbname(pg_url)}.partitioned.db"
+        _remove_store_files(target)
+    else:
+        target = Path(store)
     if target.exists():
         raise ScaleError(
             f"{target} exists: a partitioned run writes a new store (replays are cheap);"
@@ -245,7 +277,17 @@ def run_partitioned(
         tmp.with_name(tmp.name + ".lock").unlink()
     if actions_tmp is not None:
         os.replace(actions_tmp, Path(actions))  # type: ignore[arg-type]
-    os.replace(tmp, target)
+    if pg_url is not None:
+        from mrules.store_pg import copy_from_sqlite
+
+        copy_started = time.perf_counter()
+        try:
+            copy_from_sqlite(pg_url, tmp)
+        finally:
+            _remove_store_files(tmp)
+        report.merge_seconds += time.perf_counter() - copy_started
+    else:
+        os.replace(tmp, target)
     report.prospects = report.merge["prospects"]
     if not keep_shards:
         shutil.rmtree(shard_dir, ignore_errors=True)
