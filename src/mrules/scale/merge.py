@@ -58,11 +58,6 @@ class _Shard:
         version = self.meta("schema_version")
         if version != SCHEMA:
             raise MergeError(f"shard {path} has schema {version}; the merge knows {SCHEMA}")
-        self.names: list[str | None] = [None]
-        for i, text in self.conn.execute("SELECT id, text FROM names ORDER BY id"):
-            while len(self.names) <= i:
-                self.names.append(None)
-            self.names[i] = text
 
     def meta(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -316,7 +311,8 @@ def _copy_history(
         "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    logs = [s.log for s in shards]
+    logs = [iter(s.log) if s.log is not None else iter(()) for s in shards]
+    add_line = log_lines.append
 
     def emit(item: tuple[Any, ...]) -> None:
         nonlocal seq
@@ -325,13 +321,14 @@ def _copy_history(
         if steps:
             first = seq + 1
             if log is not None:
-                shard_log = logs[index]
+                lines = logs[index]
                 for k in range(first, first + steps):
-                    line = shard_log.readline()
+                    # `{"seq":N,...}`: the bucket's seq replaced by the merged one.
+                    line = next(lines, b"")
                     cut = line.find(b",", 7)
-                    if not line.startswith(b'{"seq":') or cut < 0:
+                    if cut < 0 or line[:7] != b'{"seq":':
                         raise MergeError(f"the action log of shard {shards[index].path} ends early")
-                    log_lines.append(b'{"seq":%d%s' % (k, line[cut:]))
+                    add_line(b'{"seq":%d%s' % (k, line[cut:]))
             seq += steps
         pid = None
         if has_pid:
@@ -339,38 +336,45 @@ def _copy_history(
             if pid is None:
                 pid = pids[email] = len(pids) + 1
         out.append((pid, visitor, ts, first, event_id, event, messages, data))
-        if len(out) >= 20_000:
-            conn.executemany(insert, out)
-            out.clear()
-            if log_lines:
-                log.write(b"".join(log_lines))
-                log_lines.clear()
 
     group: list[tuple[Any, ...]] = []
-    key: tuple[int, int] | None = None
-
-    def flush() -> None:
-        # A tick that changed nobody in a bucket left only its id there: kept once.
-        kept = [g for g in group if not g[5]]
-        if not kept:
-            kept = group[:1]
-        stats["bare_dropped"] += len(group) - len(kept)
-        stats["rows"] += len(kept)
-        for item in kept:
-            emit(item)
-
+    okey: tuple[int, int] | None = None
+    rows = dropped = 0
     for item in heapq.merge(*(_prepared_rows(prepared_path(s.path)) for s in shards)):
-        if (item[0], item[1]) != key:
-            if group:
-                flush()
-            group, key = [], (item[0], item[1])
-        group.append(item)
+        key = (item[0], item[1])
+        if key == okey:
+            group.append(item)
+            continue
+        if group:
+            if len(group) == 1:
+                emit(group[0])
+                rows += 1
+            else:
+                # A tick that changed nobody in a bucket left only its id there: kept once.
+                kept = [g for g in group if not g[5]] or group[:1]
+                dropped += len(group) - len(kept)
+                rows += len(kept)
+                for g in kept:
+                    emit(g)
+            if len(out) >= 20_000:
+                conn.executemany(insert, out)
+                out.clear()
+                if log_lines:
+                    log.write(b"".join(log_lines))
+                    log_lines.clear()
+        group, okey = [item], key
     if group:
-        flush()
+        kept = [g for g in group if not g[5]] or group[:1]
+        dropped += len(group) - len(kept)
+        rows += len(kept)
+        for g in kept:
+            emit(g)
     if out:
         conn.executemany(insert, out)
     if log_lines:
         log.write(b"".join(log_lines))
+    stats["rows"] += rows
+    stats["bare_dropped"] += dropped
     stats["seq"] = seq
     return seq
 
