@@ -185,7 +185,8 @@ def run_partitioned_cli(
             f" lines: ticks go to every bucket), {rejected:,} rejected,"
             f" {report.prospects:,} prospects;"
             f" {report.buckets} buckets ({report.skipped} done before) in"
-            f" {report.task_seconds:.2f} s, merge {report.merge_seconds:.2f} s, total"
+            f" {report.task_seconds:.2f} s, merge {report.merge_seconds:.2f} s (serial"
+            f" {report.merge.get('serial_seconds', report.merge_seconds):.2f} s), total"
             f" {report.seconds:.2f} s ({report.events_per_second:,.0f} lines/s); store {shown}"
             + (f"; rejects {rejects_file}" if rejected else ""),
             err=True,
