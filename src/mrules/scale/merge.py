@@ -19,6 +19,10 @@ into records and encoded again: only what names a `names` id (the stream,
 the event type, assets, URLs, visitors, rule references, actions, arguments)
 is rewritten to the target's ids, and the row's first seq. Steps after the
 first hold their seq as a difference, which a contiguous renumbering keeps.
+The rewriting is done shard by shard, where the bucket tasks ran
+(`prepare_shard`, against the target's names table `plan` makes from every
+shard's), so the serial part only interleaves the prepared rows, numbers
+their steps, renumbers the action log's lines and inserts.
 This is the one module besides `store.py` that knows the layout of schema 2;
 it refuses a store of another schema.
 """
