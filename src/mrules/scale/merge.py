@@ -47,6 +47,7 @@ __all__ = ["MergeError", "merge_shards", "plan", "prepare_shard", "prepared_path
 SCHEMA = 2
 _LAST = 1 << 62  # line 0 (the --now tick at the end of a run) sorts after every line
 _SCORE = str(Action.SCORE)
+CHUNK = 5_000  # prepared rows a pickle
 _loads, _dumps = orjson.loads, orjson.dumps
 
 
@@ -140,7 +141,10 @@ def prepare_shard(task: dict[str, Any]) -> dict[str, Any]:
         last: tuple[int, int, str] | None = None
         chunk: list[tuple[Any, ...]] = []
         with open(tmp, "wb") as f:
-            dump = pickle.Pickler(f, protocol=pickle.HIGHEST_PROTOCOL)
+            # One pickle a chunk, each with its own memo (read back one `pickle.load` each).
+            def dump(chunk: list[tuple[Any, ...]]) -> None:
+                pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
+
             for n, (pid, visitor, ts, seq, event_id, event, messages, data) in enumerate(cur):
                 v = _loads(data)
                 x = v[0]
@@ -193,11 +197,10 @@ def prepare_shard(task: dict[str, Any]) -> dict[str, Any]:
                 chunk.append((*key, index, n, bare, steps, pid is not None, visitor, ts, seq,
                               event_id, event, messages, _dumps(v)))  # fmt: skip
                 rows += 1
-                if len(chunk) >= 5_000:
-                    dump.dump(chunk)
-                    dump.clear_memo()
+                if len(chunk) >= CHUNK:
+                    dump(chunk)
                     chunk = []
-            dump.dump(chunk)
+            dump(chunk)
         os.replace(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -212,10 +215,9 @@ def _prepared_rows(path: Path) -> Iterator[tuple[Any, ...]]:
     import pickle
 
     with open(path, "rb") as f:
-        load = pickle.Unpickler(f).load
         while True:
             try:
-                chunk = load()
+                chunk = pickle.load(f)
             except EOFError:
                 return
             yield from chunk
