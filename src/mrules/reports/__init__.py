@@ -156,7 +156,7 @@ def funnel(
                 ),
             }
         ]
-        for a, b in itertools.pairwise(STAGES):
+        for a, b in itertools.pairwise(STAGES[1:]):
             where, params = counted(a)
             ca, cb = _COL[a], _COL[b]
             total, reached = q(f"SELECT count(*), count({cb}) FROM ps WHERE {where}", params)[0]
