@@ -68,13 +68,15 @@ def _build(src: Source) -> None:
             c.execute(
                 """
                 INSERT INTO touch
-                SELECT r.opportunity, m.campaign, min(unixepoch(m.created)),
+                SELECT r.opportunity,
+                       coalesce((SELECT name FROM cname WHERE cname.id = m.campaign), m.campaign),
+                       min(unixepoch(m.created)),
                        max(unixepoch(m.created))
                 FROM sync.opportunity_role r
                 JOIN sync.campaign_member m
                   ON m.contact = r.contact AND coalesce(m.deleted, 0) = 0
                 WHERE coalesce(r.deleted, 0) = 0 AND m.campaign IS NOT NULL
-                GROUP BY r.opportunity, m.campaign
+                GROUP BY 1, 2
                 """
             )
     name = "coalesce((SELECT name FROM cname WHERE cname.id = {0}), {0})"
@@ -88,12 +90,12 @@ def _build(src: Source) -> None:
         ("last_touch", "last DESC, t.campaign"),
     ):
         c.execute(
-            f"INSERT INTO credit SELECT '{model}', opp, {name.format('campaign')}, 1.0 FROM"
+            f"INSERT INTO credit SELECT '{model}', opp, campaign, 1.0 FROM"
             f" (SELECT t.opp, t.campaign, row_number() OVER (PARTITION BY t.opp"
             f" ORDER BY {order}) AS rn FROM touch t) WHERE rn = 1"
         )
     c.execute(
-        f"INSERT INTO credit SELECT 'even', opp, {name.format('campaign')},"
+        "INSERT INTO credit SELECT 'even', opp, campaign,"
         " 1.0 / count(*) OVER (PARTITION BY opp) FROM touch"
     )
     c.execute(
