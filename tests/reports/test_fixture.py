@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,26 +69,6 @@ def _cli(*args: str) -> str:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The fixture's store and sync file, built through the CLI (rules read as `rules`)."""
-    path = str(tmp_path_factory.mktemp("reports") / "fx.db")
-    old = Path.cwd()
-    os.chdir(FIXTURE)  # locations read `rules/rules.mr:N`, the same on every machine
-    try:
-        _cli("crm", "load", "crm", "--store", path)
-        runner = CliRunner()
-        result = runner.invoke(main, ["run", "rules", "events.jsonl", "--store", path])
-        assert result.exit_code == 0, result.output
-        _cli(
-            "sync", "run", "--rules", "rules", "--store", path,
-            "--until", "2026-11-24T00:00:00Z", "--changes", "crm-changes.jsonl",
-        )  # fmt: skip
-        yield path
-    finally:
-        os.chdir(old)
 
 
 def report(store: str, *args: str) -> dict[str, Any]:
