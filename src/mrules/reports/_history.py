@@ -87,9 +87,10 @@ def walk(
     at_mql = hits.score_at_mql
     for prospect in mql:
         at_mql[prospect] = 0
+    only = "" if rules else " AND h.prospect IN (SELECT id FROM ps WHERE mql IS NOT NULL)"
     rows: Iterable[tuple[Any, ...]] = source.conn.execute(
         f"SELECT h.prospect, {ROW_TS}, h.data FROM main.history h"
-        " WHERE h.seq IS NOT NULL AND h.prospect IS NOT NULL ORDER BY h.id"
+        f" WHERE h.seq IS NOT NULL AND h.prospect IS NOT NULL{only} ORDER BY h.id"
     )
     keys: dict[int, tuple[str, str]] = {}
     for i, (kind, name, loc) in refs.items():
