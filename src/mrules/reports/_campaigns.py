@@ -37,6 +37,7 @@ def _build(src: Source) -> None:
         c.execute(f"DROP TABLE IF EXISTS temp.{t}")
     c.execute("CREATE TEMP TABLE cname (id TEXT PRIMARY KEY, name TEXT, cost REAL)")
     c.execute("CREATE TEMP TABLE credit (model TEXT, opp TEXT, campaign TEXT, share REAL)")
+    c.execute("CREATE INDEX temp.credit_model ON credit (model, opp)")
     c.execute("CREATE TEMP TABLE touch (opp TEXT, campaign TEXT, first REAL, last REAL)")
     if src.sync_path is None:
         c.execute(
@@ -49,8 +50,12 @@ def _build(src: Source) -> None:
         closed_at = "unixepoch(closed_at)" if "closed_at" in cols else "NULL"
         campaign = "campaign" if "campaign" in cols else "NULL"
         c.execute(
+            "CREATE TEMP TABLE opp (id TEXT PRIMARY KEY, amount REAL, is_won INTEGER,"
+            " opened REAL, won_at REAL, campaign TEXT)"
+        )
+        c.execute(
             f"""
-            CREATE TEMP TABLE opp AS
+            INSERT OR IGNORE INTO opp
             SELECT id, coalesce(amount, 0.0) AS amount, coalesce(is_won, 0) AS is_won,
                    coalesce({created}, unixepoch(at)) AS opened,
                    CASE WHEN is_won THEN coalesce(unixepoch(close_date), {closed_at},

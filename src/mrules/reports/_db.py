@@ -79,16 +79,20 @@ def period_sql(by: str, col: str) -> str:
 ROW_TS = "(CASE WHEN typeof(h.ts) = 'integer' THEN h.ts / 1000.0 ELSE h.ts END)"
 
 _PROSPECTS = """
-CREATE TEMP TABLE ps AS
-SELECT id, email,
-       json_extract(j, '$.c') AS created,
-       json_extract(j, '$.aa') AS mql,
-       CAST(NULL AS REAL) AS sql,
-       CAST(NULL AS REAL) AS won,
-       json_extract(j, '$.s') AS score,
-       json_extract(j, '$.g') AS grade,
-       json_extract(j, '$.cp') AS campaign
+CREATE TEMP TABLE ps (
+  id INTEGER PRIMARY KEY, email TEXT, created REAL, mql REAL, sql REAL, won REAL,
+  score INTEGER, grade TEXT, campaign TEXT)
+"""
+_FILL = """
+INSERT INTO ps (id, email, created, mql, score, grade, campaign)
+SELECT id, email, json_extract(j, '$.c'), json_extract(j, '$.aa'), json_extract(j, '$.s'),
+       json_extract(j, '$.g'), json_extract(j, '$.cp')
 FROM (SELECT id, email, CAST(state AS TEXT) AS j FROM main.prospects WHERE state IS NOT NULL)
+"""
+_PO = """
+CREATE TEMP TABLE po (
+  prospect INTEGER, opp TEXT, is_primary INTEGER, amount REAL, is_won INTEGER,
+  is_closed INTEGER, opened REAL, won_at REAL, campaign TEXT, contact TEXT)
 """
 
 
@@ -184,31 +188,26 @@ class Source:
         c.execute("DROP TABLE IF EXISTS temp.ps")
         c.execute("DROP TABLE IF EXISTS temp.po")
         c.execute(_PROSPECTS)
-        c.execute("CREATE UNIQUE INDEX temp.ps_email ON ps (email)")
+        c.execute(_FILL)
+        c.execute("CREATE INDEX temp.ps_email ON ps (email)")
+        c.execute(_PO)
+        if self.sync_path is None:
+            return
         opp = self.columns("opportunity")
         # When the prospect became an SQL: the opportunity's CreatedDate, else when the sync
         # saw it (`at`); won: its CloseDate (else when it closed, else when it was seen).
         created = "unixepoch(o.created)" if "created" in opp else "NULL"
         closed_at = "unixepoch(o.closed_at)" if "closed_at" in opp else "NULL"
         campaign = "o.campaign" if "campaign" in opp else "NULL"
-        if self.sync_path is None:
-            c.execute(
-                "CREATE TEMP TABLE po (prospect INTEGER, opp TEXT, is_primary INTEGER,"
-                " amount REAL, is_won INTEGER, is_closed INTEGER, opened REAL, won_at REAL,"
-                " campaign TEXT, contact TEXT)"
-            )
-            return
         c.execute(
             f"""
-            CREATE TEMP TABLE po AS
-            SELECT ps.id AS prospect, o.id AS opp, coalesce(r.is_primary, 0) AS is_primary,
-                   coalesce(o.amount, 0.0) AS amount, coalesce(o.is_won, 0) AS is_won,
-                   coalesce(o.is_closed, 0) AS is_closed,
-                   coalesce({created}, unixepoch(o.at)) AS opened,
+            INSERT INTO po
+            SELECT ps.id, o.id, coalesce(r.is_primary, 0), coalesce(o.amount, 0.0),
+                   coalesce(o.is_won, 0), coalesce(o.is_closed, 0),
+                   coalesce({created}, unixepoch(o.at)),
                    CASE WHEN o.is_won THEN
-                        coalesce(unixepoch(o.close_date), {closed_at}, unixepoch(o.at)) END
-                     AS won_at,
-                   {campaign} AS campaign, l.crm_id AS contact
+                        coalesce(unixepoch(o.close_date), {closed_at}, unixepoch(o.at)) END,
+                   {campaign}, l.crm_id
             FROM sync.link l
             JOIN ps ON ps.email = l.prospect
             JOIN sync.opportunity_role r ON r.contact = l.crm_id AND coalesce(r.deleted, 0) = 0
@@ -216,12 +215,14 @@ class Source:
             WHERE coalesce(l.deleted, 0) = 0
             """
         )
+        c.execute("CREATE INDEX temp.po_prospect ON po (prospect)")
         c.execute(
             """
-            UPDATE ps SET
-              sql = (SELECT min(opened) FROM po WHERE po.prospect = ps.id),
-              won = (SELECT min(won_at) FROM po WHERE po.prospect = ps.id AND po.is_won)
-            WHERE id IN (SELECT prospect FROM po)
+            UPDATE ps SET sql = a.sql, won = a.won
+            FROM (SELECT prospect, min(opened) AS sql,
+                         min(CASE WHEN is_won THEN won_at END) AS won
+                  FROM po GROUP BY prospect) AS a
+            WHERE ps.id = a.prospect
             """
         )
 
