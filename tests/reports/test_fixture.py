@@ -338,3 +338,15 @@ def test_campaigns_in_november(store: str) -> None:
 )
 def test_json_snapshot(store: str, args: tuple[str, ...], snapshot: Any) -> None:
     assert report(store, *args) == snapshot.use_extension(JSONSnapshotExtension)
+
+
+def test_a_cost_declared_in_the_rules_wins_over_the_crm(store: str) -> None:
+    # rules.mr: `campaign "Ads" cost 2500`; the CRM's ActualCost is 2000
+    r = report(store, "campaigns", "--rules", str(FIXTURE / "rules"))
+    got = {c["campaign"]: c for c in r["campaigns"]}
+    ads = got["Ads"]
+    assert (ads["cost"], ads["cost_source"]) == (2500.0, "rules")
+    assert ads["cost_per_prospect"] == 416.6667  # 2500 / 6
+    assert ads["roi"] == 1.4  # (6000 - 2500) / 2500
+    assert (got["Webinar"]["cost"], got["Webinar"]["cost_source"]) == (1000.0, "crm")
+    assert r["totals"]["cost"] == 7000.0
