@@ -238,8 +238,9 @@ def _width(lowest: int, highest: int, most: int = 20) -> int:
 def histogram(values: Sequence[int]) -> list[dict[str, int]]:
     """[low, high) buckets of one width (1, 2, 5, 10, 20, 25, 50...) covering the values.
 
-    >>> [(b["low"], b["count"]) for b in histogram([0, 3, 12, 12, 27])]
-    [(0, 2), (5, 0), (10, 2), (15, 0), (20, 0), (25, 1)]
+    >>> h = histogram([0, 3, 12, 12, 47])
+    >>> len(h), h[0], [(b["low"], b["count"]) for b in h if b["count"]]
+    (10, {'low': 0, 'high': 5, 'count': 2}, [(0, 2), (10, 2), (45, 1)])
     """
     if not values:
         return []
