@@ -8,14 +8,14 @@ never pruned, except the two CRM stages, which come from the sync file:
   creation time);
 - **mql**: the first assignment, to a user or a queue, by a rule or by the CRM;
 - **sql**: the prospect's linked contact has a contact role on an
-  opportunity; the date is the earliest time the sync recorded one of those
-  opportunities, or the close date of one that is won, if earlier;
+  opportunity; the date is the earliest creation date of those opportunities
+  (the time the sync recorded one, when the sync file has no creation date);
 - **won**: one of those opportunities is won; the date is its close date as
-  the CRM gives it (the time the sync recorded it when there is none).
+  the CRM gives it (else when it closed, else when the sync recorded it).
 
-Stages are entered in order: a stage dated before the stage before it (an
-opportunity closed before the prospect existed in mrules) is dated as that
-stage.
+These are the funnel's definitions (docs/reports.md), so the timeline and the
+funnel agree. CRM dates are the CRM's: an opportunity closed before the
+prospect existed in mrules gives a `won` dated before `prospect`.
 
 The score series has one point per moment the score changed (the last value
 at that moment), starting from the prospect's creation; the grade series one
@@ -81,11 +81,14 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
     except sqlite3.Error:
         return {}
     try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(opportunity)")}
+        created = "o.created" if "created" in cols else "NULL"
+        closed_at = "o.closed_at" if "closed_at" in cols else "NULL"
         rows = conn.execute(
-            "SELECT o.at, o.close_date, o.is_won FROM link l"
-            " JOIN opportunity_role r ON r.contact = l.crm_id AND r.deleted = 0"
-            " JOIN opportunity o ON o.id = r.opportunity AND o.deleted = 0"
-            " WHERE l.prospect = ? AND l.deleted = 0",
+            f"SELECT {created}, o.at, o.close_date, {closed_at}, o.is_won FROM link l"
+            " JOIN opportunity_role r ON r.contact = l.crm_id AND coalesce(r.deleted, 0) = 0"
+            " JOIN opportunity o ON o.id = r.opportunity AND coalesce(o.deleted, 0) = 0"
+            " WHERE l.prospect = ? AND coalesce(l.deleted, 0) = 0",
             (email,),
         ).fetchall()
     except sqlite3.Error:
@@ -93,11 +96,14 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
     finally:
         conn.close()
     out: dict[str, str] = {}
-    # An opportunity existed by the time the sync recorded it, and by its close date once closed.
-    seen = [t for r in rows for t in (_as_iso(r[0]), _as_iso(r[1]) if r[2] else None) if t]
-    if seen:
-        out["sql"] = min(seen)
-    won = [t for t in (_as_iso(r[1]) or _as_iso(r[0]) for r in rows if r[2]) if t is not None]
+    opened = [t for t in (_as_iso(r[0]) or _as_iso(r[1]) for r in rows) if t is not None]
+    if opened:
+        out["sql"] = min(opened)
+    won = [
+        t
+        for t in (_as_iso(r[2]) or _as_iso(r[3]) or _as_iso(r[1]) for r in rows if r[4])
+        if t is not None
+    ]
     if won:
         out["won"] = min(won)
     return out
@@ -153,14 +159,6 @@ def timeline(
     for stage, when in (crm or {}).items():
         if stage in ("sql", "won"):
             at[stage] = when
-    # Stages are entered in order: a CRM date before the stage before it (an opportunity
-    # closed before the prospect existed here) counts from that stage's date.
-    previous = None
-    for stage in STAGES:
-        if stage in at:
-            if previous is not None and at[stage] < previous:
-                at[stage] = previous
-            previous = at[stage]
     if not score and "prospect" in at:
         score.append({"at": at["prospect"], "score": 0})
     return {
