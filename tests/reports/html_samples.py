@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 STAGES = ("visitor", "prospect", "mql", "sql", "won")
@@ -196,11 +197,11 @@ def empty() -> dict[str, Any]:
             "reading": "cohort",
             "stages": [{"stage": s, "count": 0} for s in STAGES],
             "conversions": [
-                {"from": a, "to": b, "rate": None} for a, b in zip(STAGES, STAGES[1:], strict=False)
+                {"from": a, "to": b, "rate": None} for a, b in itertools.pairwise(STAGES)
             ],
             "velocity": [
                 {"from": a, "to": b, "n": 0, "median_days": None, "mean_days": None}
-                for a, b in zip(STAGES, STAGES[1:], strict=False)
+                for a, b in itertools.pairwise(STAGES)
             ],
             "periods": [],
             "seed": {"mqls": 0, "accepted_by_sales": 0, "customers": 0},
