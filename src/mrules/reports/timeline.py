@@ -13,7 +13,7 @@ never pruned, except the two CRM stages, which come from the sync file:
 - **won**: one of those opportunities is won; the date is its close date as
   the CRM gives it (else when it closed, else when the sync recorded it).
 
-These are the funnel's definitions (docs/reports.md), so the timeline and the
+These are the funnel's definitions (`mrules.reports`), so the timeline and the
 funnel agree. CRM dates are the CRM's: an opportunity closed before the
 prospect existed in mrules gives a `won` dated before `prospect`.
 
