@@ -75,6 +75,9 @@ _DRAW = """
 """
 
 
+_GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
+
+
 @functools.cache
 def javascript() -> str:
     """vega, vega-lite and vega-embed as one script (vl-convert's), for Altair's Vega-Lite."""
@@ -84,7 +87,7 @@ def javascript() -> str:
     major_minor = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
     versions = vl_convert.get_vegalite_versions()
     wanted = major_minor if major_minor in versions else versions[-1]
-    return str(vl_convert.javascript_bundle(None, vl_version=wanted))
+    return str(vl_convert.javascript_bundle(_GLOBALS, vl_version=wanted))
 
 
 _CLOSERS = re.compile(r"<(/script|!--)", re.IGNORECASE)
