@@ -180,7 +180,18 @@ def test_cli_writes_the_page_from_the_real_reports(example_store: Path, tmp_path
     out = tmp_path / "report.html"
     rules = str(EXAMPLE / "rules")
     r = CliRunner().invoke(
-        html_cmd, [str(out), "--store", str(example_store), "--rules", rules, "--by", "week"]
+        main,
+        [
+            "report",
+            "html",
+            str(out),
+            "--store",
+            str(example_store),
+            "--rules",
+            rules,
+            "--by",
+            "week",
+        ],
     )
     assert r.exit_code == 0, r.output
     text = out.read_text()

@@ -10,6 +10,7 @@ import click
 import orjson
 
 from mrules.cli.common import EXIT_USAGE, fail
+from mrules.cli.report_html_cmd import html as html_page
 
 __all__ = ["COMMANDS", "report"]
 
@@ -240,6 +241,7 @@ def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) 
     _run(lambda: scores(store_path, since=since, until=until), store_path, fmt)
 
 
-# The HTML page (`mrules report html OUT`) registers here: report.add_command(html_cmd).
+# The HTML page: `mrules report html OUT` (its own module, cli/report_html_cmd.py).
+report.add_command(html_page)
 
 COMMANDS = (report,)

@@ -11,7 +11,7 @@ import orjson
 
 from mrules.cli.common import EXIT_USAGE, fail, failures
 
-__all__ = ["COMMANDS", "html"]
+__all__ = ["html"]
 
 
 def _read_diff(path: str) -> dict[str, Any]:
@@ -195,5 +195,3 @@ def _html(
     click.echo(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB): open it in a browser", err=True)
     sys.stdout.flush()
 
-
-COMMANDS = (html,)
