@@ -7,9 +7,11 @@ actions do, `EFFECTS`), `settle` (automation rules, dynamic lists, ticks).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -249,6 +251,16 @@ class Engine(Handlers, Effects, Settlement, Screening):
         progress: Callable[[int], None] | None = None,
     ) -> RunSummary:
         """Apply a stream; commit every `batch_size` lines (or `commit_seconds`) and at the end."""
+        with paced_collector():
+            return self._run(items, now=now, progress=progress)
+
+    def _run(
+        self,
+        items: Iterable[Event | Reject],
+        *,
+        now: float | None,
+        progress: Callable[[int], None] | None,
+    ) -> RunSummary:
         started = time.perf_counter()
         summary = self.summary
         batch_size = self.batch_size
@@ -429,6 +441,30 @@ class Engine(Handlers, Effects, Settlement, Screening):
         row.steps += (self.seq, ref, action, args, before, after)
         self.summary.actions[action] += 1
         self.dirty.add(email)
+
+
+# The cyclic garbage collector's thresholds during a run (see `paced_collector`).
+RUN_GC_THRESHOLDS = (100_000, 50, 1_000)
+
+
+@contextlib.contextmanager
+def paced_collector() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while a stream is applied.
+
+    A run allocates millions of short-lived containers (context sets, ledger
+    args, history rows) and keeps a growing heap of long-lived ones (prospects,
+    the batch of the current commit); with Python's default thresholds the
+    collector walks that heap again and again: a quarter of a run's CPU on the
+    benchmark. A run makes almost no reference cycles (refcounting frees what it
+    drops), so the young generations are collected a hundred times less often and
+    the oldest in effect not during the run. The thresholds are restored after.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _forget_expired(p: Prospect, now: float, throttle: float, notify: float) -> None:
