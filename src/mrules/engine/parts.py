@@ -58,6 +58,7 @@ class EngineParts:
     _time_rules: tuple[CompiledRule, ...]
     _time_dynamic: tuple[CompiledRule, ...]
     _wakes: list[tuple[float, str]]
+    _wake_at: dict[str, float]
     _settled_at: dict[str, float]
     _fresh: str | None
     _exhaustive_ticks: bool

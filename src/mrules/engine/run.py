@@ -118,6 +118,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             rules.dynamic_lists[i] for i in rules.dynamic_by_fact.get("time", ())
         )
         self._wakes: list[tuple[float, str]] = []
+        self._wake_at: dict[str, float] = {}  # each prospect's live entry in `_wakes`
         self._settled_at: dict[str, float] = {}
         self._fresh: str | None = None  # a prospect created by the current event
         self._act_cache: dict[tuple[str, str], tuple[str, ...]] = {}
