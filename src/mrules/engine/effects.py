@@ -178,8 +178,7 @@ class Effects(EngineParts):
             c,
             ref,
             "create_record",
-            {"object": self.cs.create_on_assignment, "owner": p.assigned_to,
-             "as": p.assigned_kind},
+            {"object": self.cs.create_on_assignment, "owner": p.assigned_to, "as": p.assigned_kind},
         )
 
     def assign_group(self, c: Context, ref: RuleRef, group: str, members: tuple[str, ...]) -> None:

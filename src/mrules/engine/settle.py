@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 class Settlement(EngineParts):
     """Rule evaluation of `Engine`: settle, try a rule, dynamic lists, ticks, segment."""
 
+    # Superseded wake-up entries the heap may hold beyond twice the live ones.
+    wake_slack = 1024
+
     def _tick_all(self) -> None:
         """The clock moved: re-check time-based rules for the prospects whose time has come.
 
@@ -90,7 +93,7 @@ class Settlement(EngineParts):
         wake_at[email] = when
         wakes = self._wakes
         heapq.heappush(wakes, (when, email))
-        if len(wakes) > 2 * len(wake_at) + 1024:
+        if len(wakes) > 2 * len(wake_at) + self.wake_slack:
             self._wakes = [(w, e) for e, w in wake_at.items()]
             heapq.heapify(self._wakes)
 
