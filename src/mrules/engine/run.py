@@ -87,6 +87,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         # dropped from the window): one bit per 31-bit hash, 4 MiB whatever the stream.
         # A clear bit means "never applied"; a set one is asked of the store.
         self._maybe_applied = bytearray(_FILTER_BYTES)
+        self._filter_used = False  # no bit set yet: nothing to ask the store
         self.clock: float | None = None
         self.now = 0.0
         self.seq = 0
@@ -158,6 +159,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             for h in st.applied_hashes():
                 h &= _FILTER_MASK
                 mark[h >> 3] |= 1 << (h & 7)
+                self._filter_used = True
         self.clock = st.clock()
         self.now = self.clock or 0.0
         self.seq = st.max_seq()
@@ -300,6 +302,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
 
     def _dedupe(self, chunk: list[Event | Reject]) -> set[str] | None:
         """The ids of this chunk that committed batches applied before the window began."""
+        if not self._filter_used:  # a new store, and the window still holds every id
+            return None
         applied, mark = self.applied, self._maybe_applied
         ids = []
         for i in chunk:
@@ -335,6 +339,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             if len(applied) > self.window:  # forget the oldest: the store has it now
                 h = event_hash(applied.popitem(last=False)[0]) & _FILTER_MASK
                 self._maybe_applied[h >> 3] |= 1 << (h & 7)
+                self._filter_used = True
             if not self._rowed:  # nothing to record but the id: a bare row keeps it
                 self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
         self.summary.applied += 1
