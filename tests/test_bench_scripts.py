@@ -36,13 +36,14 @@ def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
         "compare.py",
         "--events", "600", "--prospects", "60", "--repeat", "1",
         "--workdir", str(tmp_path), "--baseline-worktree", str(ROOT),
+        "--before-worktree", str(ROOT),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "compare_result.json").read_text())
     rows = {r["variant"]: r for r in result["rows"]}
     # d runs, or is skipped with the CLI's reason (today the CLI refuses :memory:).
-    assert set(rows) | set(result["skipped"]) == set("abcde")
-    assert set(result["skipped"]) <= {"d"}
+    assert set(rows) | set(result["skipped"]) == set("abcdefg")
+    assert set(result["skipped"]) <= {"d", "g"}
     if "d" in result["skipped"]:
         assert "refuses" in result["skipped"]["d"] and "d: skipped" in proc.stdout
         assert not list(tmp_path.rglob(":memory:*"))  # no stray lock file left behind
@@ -54,10 +55,19 @@ def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
         rows["c"]["events_per_s_cpu"] / rows["a"]["events_per_s_cpu"]
     )
     assert rows["c"]["store_bytes"] > 0 and "store_bytes" not in rows["a"]
+    # f and g are c and d from the second checkout; "x before" divides d by g, the rest by f.
+    assert rows["f"]["store_bytes"] > 0 and "store_bytes" not in rows["g"]
+    assert rows["c"]["x_f_cpu"] == pytest.approx(
+        rows["c"]["events_per_s_cpu"] / rows["f"]["events_per_s_cpu"]
+    )
+    assert rows["d"]["x_f_cpu"] == pytest.approx(
+        rows["d"]["events_per_s_cpu"] / rows["g"]["events_per_s_cpu"]
+    )
     checks = result["checks"]
     assert checks["prospects"] > 20
     assert checks["a vs c"]["mismatching_prospects"] == 0
     assert checks["e vs c"]["mismatching_prospects"] == 0
+    assert checks["f vs c"]["mismatching_prospects"] == 0
     assert "state check a vs c: 0 mismatching" in proc.stdout
 
 
