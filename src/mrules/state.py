@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from sys import intern
 from typing import Any
 
@@ -167,8 +168,7 @@ class Prospect:
     def to_json(self, codecs: Codecs) -> bytes:
         # The email is the store's key for the row: it is not repeated inside.
         out: dict[str, Any] = {"c": self.created, "s": self.score}
-        for name, short, kind in _LAYOUT:
-            value = getattr(self, name)
+        for (name, short, kind), value in zip(_LAYOUT, _REST_VALUES(self), strict=True):
             if value is None or value is False or (value == 0 and kind == _BITS_KIND):
                 continue
             if kind is None:
@@ -299,6 +299,8 @@ _LAYOUT = tuple(
     )
     for n in _REST
 )
+# Every attribute of _LAYOUT in one call (an encoding reads them all, most to skip them).
+_REST_VALUES = attrgetter(*_REST)
 
 
 def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:
