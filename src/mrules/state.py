@@ -232,11 +232,10 @@ class Prospect:
 
     def act(self, key: str) -> float | None:
         """The last time of an activity key, or None."""
-        pairs = self.acts  # `_get`, inlined: activity criteria call this on every evaluation
-        if pairs:
-            for i in range(0, len(pairs), 2):
-                if pairs[i] == key:
-                    return pairs[i + 1]
+        pairs = self.acts  # activity criteria call this on every evaluation
+        # The times are numbers, never equal to a key: the first equal item is the key.
+        if pairs and key in pairs:
+            return pairs[pairs.index(key) + 1]
         return None
 
     def touch(self, key: str, ts: float) -> None:

@@ -19,6 +19,7 @@ import orjson
 
 from mrules.compiler import (
     ASSET_EVENTS,
+    CompiledAction,
     CompiledRule,
     CompiledRuleSet,
     RuleRef,
@@ -109,6 +110,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
             t: handler.__get__(self) for t, handler in HANDLERS.items()
         }
         self._event_ref: dict[str, RuleRef] = {}
+        # A completion or page action's actions split by phase (`effects.phases`), by block key.
+        self._phased: dict[str, tuple[tuple[CompiledAction, ...], ...]] = {}
         self._row: Row | None = None  # the history row of the current event and prospect
         self._rowed = False  # whether the current event has a row yet
         # Time-based rules: a heap of (when the outcome may next change, prospect),
