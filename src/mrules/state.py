@@ -70,12 +70,11 @@ class NameBits:
         return mask
 
     def decode(self, mask: int) -> list[str]:
-        out, names, i = [], self._names, 0
-        while mask:
-            if mask & 1:
-                out.append(names[i])
-            mask >>= 1
-            i += 1
+        out, names = [], self._names
+        while mask:  # one turn per member, not per bit below the highest
+            low = mask & -mask
+            out.append(names[low.bit_length() - 1])
+            mask ^= low
         return sorted(out)
 
 
