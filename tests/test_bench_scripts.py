@@ -124,3 +124,34 @@ def test_scale_sizes_parse() -> None:
         (200000, 20000),
         (2000000, 200000),
     ]
+
+
+def test_spy_breakdown_charges_each_sample_to_its_innermost_stage(tmp_path: Path) -> None:
+    run = "run (mrules/api.py:197);Engine.run (mrules/engine/run.py:272)"
+    profile = tmp_path / "run.txt"
+    profile.write_text(
+        f"{run};Engine.apply (mrules/engine/run.py:318);"
+        "Settlement._settle (mrules/engine/settle.py:119);"
+        "within (mrules/compiler.py:346) 6\n"  # a criterion called by settlement
+        f"{run};Engine.apply (mrules/engine/run.py:318);"
+        "Settlement._settle (mrules/engine/settle.py:124) 2\n"
+        f"{run};Engine.commit (mrules/engine/run.py:350);Store.commit (mrules/store.py:810) 3\n"
+        "<module> (mrules/__main__.py:3);_find_and_load (<frozen importlib>:1176) 1\n"
+        "not a profile line\n"
+    )
+    proc = _run("spy_breakdown.py", str(profile), "--top", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:5] == [
+        " 50.0%  criterion evaluation",
+        " 25.0%  store write (packing, SQLite)",
+        " 16.7%  settlement (candidates, tries, ticks)",
+        "  8.3%  start-up, rules, other",
+        "12 samples",
+    ]
+    assert lines[5] == " 50.0%  within (mrules/compiler.py:346)"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    proc = _run("spy_breakdown.py", str(empty))
+    assert proc.returncode == 2 and "no py-spy samples" in proc.stderr
+    assert "Traceback" not in proc.stderr
