@@ -49,7 +49,9 @@ class Sim:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.store_path = tmp / "p.db"
-        self.compiled = compile_rules(RULES.replace("BATCH", "800"))
+        self.compiled = compile_rules(
+            RULES.replace("BATCH", "800").replace("OBJECTS", "lead, contact, opportunity")
+        )
         self.config = SyncConfig.from_rules(self.compiled)
         self.crm = EmulatedCrm.open(tmp / "p.crm.db", org={"edition": "plus",
                                                            "clock": "2026-11-01T08:00:00Z"})

@@ -25,7 +25,7 @@ form "Quiet"
 on submit of form "Demo" { assign to user "alan@x.com" }
 on submit of form "Quiet" { score +1 }
 sync salesforce {
-  objects lead, contact, opportunity
+  objects OBJECTS
   match by email
   prefer contact over lead
   create lead on assignment
@@ -57,10 +57,14 @@ def ev(ts: str, prospect: str, type_: str = "form_submit", **kw: Any) -> dict[st
 
 
 class World:
-    def __init__(self, tmp: Path, batch: int = 800) -> None:
+    def __init__(
+        self, tmp: Path, batch: int = 800, objects: str = "lead, contact, opportunity"
+    ) -> None:
         self.tmp = tmp
         self.rules = tmp / "rules.mr"
-        self.rules.write_text(RULES.replace("BATCH", str(batch)), "utf-8")
+        self.rules.write_text(
+            RULES.replace("BATCH", str(batch)).replace("OBJECTS", objects), "utf-8"
+        )
         self.store = tmp / "w.db"
         self.crm_path = tmp / "w.crm.db"
         self.events = tmp / "events.jsonl"

@@ -398,10 +398,31 @@ def apply_plan(
             for o in plan.get("opportunities", ()):
                 conn.execute(
                     "INSERT OR REPLACE INTO opportunity (id, name, stage, amount, close_date,"
-                    " is_won, is_closed, deleted, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " is_won, is_closed, deleted, at, campaign, created, account, closed_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (o["id"], o["name"], o["stage"], o["amount"], o["close_date"],
-                     int(o["is_won"]), int(o["is_closed"]), int(o["deleted"]), plan["at"]),
+                     int(o["is_won"]), int(o["is_closed"]), int(o["deleted"]), plan["at"],
+                     o.get("campaign"), o.get("created"), o.get("account"), o.get("closed_at")),
                 )
+            conn.executemany(
+                "INSERT OR REPLACE INTO campaign (id, name, type, status, budgeted_cost,"
+                " actual_cost, start_date, deleted, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(c["id"], c["name"], c["type"], c["status"], c["budgeted_cost"],
+                  c["actual_cost"], c["start_date"], int(c["deleted"]), plan["at"])
+                 for c in plan.get("campaigns", ())],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO campaign_member (id, campaign, contact, lead, status,"
+                " has_responded, created, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(m["id"], m["campaign"], m["contact"], m["lead"], m["status"],
+                  int(m["has_responded"]), m["created"], int(m["deleted"]))
+                 for m in plan.get("campaign_members", ())],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO account (id, name, deleted, at) VALUES (?, ?, ?, ?)",
+                [(a["id"], a["name"], int(a["deleted"]), plan["at"])
+                 for a in plan.get("accounts", ())],
+            )
             for r in plan.get("roles", ()):
                 conn.execute(
                     "INSERT OR REPLACE INTO opportunity_role (id, opportunity, contact, role,"

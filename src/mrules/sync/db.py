@@ -78,7 +78,9 @@ class LinkMap(dict):  # type: ignore[type-arg]
         for k in self:
             yield k, self[k]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""2 added the campaign, campaign_member and account tables and four opportunity columns;
+a version 1 file is migrated when a sync opens it to write."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -104,9 +106,21 @@ CREATE TABLE IF NOT EXISTS cursor (object TEXT PRIMARY KEY, modstamp TEXT NOT NU
 CREATE TABLE IF NOT EXISTS inbound (
   n INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, event TEXT NOT NULL,
   delivered INTEGER NOT NULL DEFAULT 0);
+-- CRM facts kept for reports (docs/sync.md#the-sync-file): datetimes as ISO 8601 UTC
+-- (2026-11-02T09:00:00Z), dates as YYYY-MM-DD, `at` the cycle that last read the row
 CREATE TABLE IF NOT EXISTS opportunity (
   id TEXT PRIMARY KEY, name TEXT, stage TEXT, amount REAL, close_date TEXT,
-  is_won INTEGER, is_closed INTEGER, deleted INTEGER NOT NULL DEFAULT 0, at TEXT);
+  is_won INTEGER, is_closed INTEGER, deleted INTEGER NOT NULL DEFAULT 0, at TEXT,
+  campaign TEXT, created TEXT, account TEXT, closed_at TEXT);
+CREATE TABLE IF NOT EXISTS campaign (
+  id TEXT PRIMARY KEY, name TEXT, type TEXT, status TEXT, budgeted_cost REAL,
+  actual_cost REAL, start_date TEXT, deleted INTEGER NOT NULL DEFAULT 0, at TEXT);
+CREATE TABLE IF NOT EXISTS campaign_member (
+  id TEXT PRIMARY KEY, campaign TEXT, contact TEXT, lead TEXT, status TEXT,
+  has_responded INTEGER, created TEXT, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS campaign_member_campaign ON campaign_member (campaign);
+CREATE TABLE IF NOT EXISTS account (
+  id TEXT PRIMARY KEY, name TEXT, deleted INTEGER NOT NULL DEFAULT 0, at TEXT);
 CREATE TABLE IF NOT EXISTS opportunity_role (
   id TEXT PRIMARY KEY, opportunity TEXT NOT NULL, contact TEXT NOT NULL, role TEXT,
   is_primary INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
@@ -117,6 +131,30 @@ CREATE TABLE IF NOT EXISTS cycle (
   at REAL PRIMARY KEY, plan TEXT, created INTEGER, linked INTEGER, updated INTEGER,
   pulled INTEGER, errors INTEGER, backlog INTEGER, calls INTEGER);
 """
+
+
+_OPPORTUNITY_ADDED = ("campaign", "created", "account", "closed_at")
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 to 2, in one transaction: the new tables, the new opportunity columns.
+
+    The Opportunity cursor is dropped so that the next cycle reads every opportunity
+    again and fills the new columns (an opportunity closed before is not sent again:
+    the engine's won/lost goes out only when a row turns closed).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = {r[1] for r in conn.execute("PRAGMA table_info(opportunity)")}
+        for col in _OPPORTUNITY_ADDED:
+            if have and col not in have:
+                conn.execute(f"ALTER TABLE opportunity ADD COLUMN {col} TEXT")
+        conn.execute("DELETE FROM cursor WHERE object = 'Opportunity'")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class SyncDbError(Exception):
@@ -154,10 +192,16 @@ class SyncDb:
                 conn.close()
                 raise SyncDbError(f"{p}: not an mrules sync file")
             if not readonly:
+                version = conn.execute(
+                    "SELECT value FROM meta WHERE key='schema'"
+                ).fetchone() if tables else None
+                if version is not None and version[0] == "1":
+                    _migrate_1_to_2(conn)
+                    version = (SCHEMA_VERSION,)
                 conn.executescript(_SCHEMA)
-                version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 if version is None:
-                    conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                                 (SCHEMA_VERSION,))
                 elif version[0] != SCHEMA_VERSION:
                     conn.close()
                     raise SyncDbError(f"{p}: sync file schema {version[0]} is not {SCHEMA_VERSION}")

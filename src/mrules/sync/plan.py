@@ -66,6 +66,10 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     opportunities: list[dict[str, Any]] = field(default_factory=list)
     roles: list[dict[str, Any]] = field(default_factory=list)
+    campaigns: list[dict[str, Any]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    """Campaigns, campaign members and accounts read this cycle (kept for reports)."""
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -84,6 +88,9 @@ class Plan:
             "inbound": self.inbound,
             "opportunities": self.opportunities,
             "roles": self.roles,
+            "campaigns": self.campaigns,
+            "campaign_members": self.members,
+            "accounts": self.accounts,
             "notes": self.notes,
         }
         if not self.id:
@@ -124,6 +131,7 @@ class Plan:
         return bool(
             [o for o in self.ops if o["op"] not in ("wait", "base")]
             or self.inbound or self.opportunities or self.roles
+            or self.campaigns or self.members or self.accounts
         )
 
     work_seq_moved: bool = False
@@ -466,6 +474,10 @@ def make_plan(
 
     if "opportunity" in config.objects:
         _plan_opportunities(crm, db, plan, until, links, event)
+    if "campaign" in config.objects:
+        _plan_campaigns(crm, db, plan, until)
+    if "account" in config.objects:
+        _plan_accounts(crm, db, plan, until)
 
     # -- outbound work the engine asked for --------------------------------------------------
     queue = db.queue()
@@ -743,6 +755,52 @@ def _find_existing(crm: Any, emails: list[str], objects: list[str]) -> dict[str,
     return found
 
 
+def _iso_or_none(value: Any) -> str | None:
+    """A CRM datetime as the sync file keeps it (`2026-11-02T09:00:00Z`), None when blank."""
+    if value in (None, ""):
+        return None
+    try:
+        return iso(parse_datetime(str(value)).timestamp())
+    except ValueError:
+        return None
+
+
+def _read_into(
+    crm: Any, db_cursors: dict[str, tuple[str, str]], plan: Plan, sobject: str,
+    until: dt.datetime,
+) -> list[Record]:
+    """An object's changes since its cursor; the plan's cursor moves to what was read."""
+    records, c = _read_changes(crm, sobject, _cursor(db_cursors.get(sobject)), until)
+    plan.cursors_to[sobject] = _cursor_json(c) or plan.cursors_from.get(sobject, [])
+    return records
+
+
+def _plan_campaigns(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:
+    """Campaigns (with their costs) and campaign members, for reports; no engine event."""
+    cursors = db.cursors()
+    for r in _read_into(crm, cursors, plan, "Campaign", until):
+        f = r.fields
+        plan.campaigns.append({
+            "id": r.id, "name": f.get("Name"), "type": f.get("Type"), "status": f.get("Status"),
+            "budgeted_cost": f.get("BudgetedCost"), "actual_cost": f.get("ActualCost"),
+            "start_date": f.get("StartDate"), "deleted": r.is_deleted,
+        })
+    for r in _read_into(crm, cursors, plan, "CampaignMember", until):
+        f = r.fields
+        plan.members.append({
+            "id": r.id, "campaign": f.get("CampaignId"), "contact": f.get("ContactId") or None,
+            "lead": f.get("LeadId") or None, "status": f.get("Status"),
+            "has_responded": bool(f.get("HasResponded")),
+            "created": _iso_or_none(f.get("CreatedDate")), "deleted": r.is_deleted,
+        })
+
+
+def _plan_accounts(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:
+    """Accounts (id and name), for reports."""
+    for r in _read_into(crm, db.cursors(), plan, "Account", until):
+        plan.accounts.append({"id": r.id, "name": r.fields.get("Name"), "deleted": r.is_deleted})
+
+
 def _plan_opportunities(
     crm: Any, db: SyncDb, plan: Plan, until: dt.datetime, links: Any, event: Any
 ) -> None:
@@ -770,7 +828,10 @@ def _plan_opportunities(
         row = {"id": r.id, "name": f.get("Name"), "stage": f.get("StageName"),
                "amount": f.get("Amount"), "close_date": f.get("CloseDate"),
                "is_won": bool(f.get("IsWon")), "is_closed": bool(f.get("IsClosed")),
-               "deleted": r.is_deleted}
+               "deleted": r.is_deleted, "campaign": f.get("CampaignId") or None,
+               "created": _iso_or_none(f.get("CreatedDate")),
+               "account": f.get("AccountId") or None,
+               "closed_at": f.get("CloseDate") if f.get("IsClosed") else None}
         plan.opportunities.append(row)
         before = opps.get(r.id)
         newly_closed = row["is_closed"] and not r.is_deleted and not (
