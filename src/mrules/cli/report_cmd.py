@@ -11,6 +11,7 @@ import orjson
 
 from mrules.cli.common import EXIT_USAGE, fail
 from mrules.cli.report_html_cmd import html as html_page
+from mrules.cli.report_options import rules_option, sync_option, table_options
 
 __all__ = ["COMMANDS", "report"]
 
@@ -27,50 +28,6 @@ def report() -> None:
     Example:
       mrules report funnel --store getcloudy.db
     """
-
-
-def _common(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(["table", "json", "csv"]),
-        default="table",
-        show_default=True,
-        help="A readable table, the report as JSON, or its main table as CSV.",
-    )(f)
-    f = click.option(
-        "--until", metavar="DATE", help="Up to (not including) this ISO 8601 date or time (UTC)."
-    )(f)
-    f = click.option(
-        "--since", metavar="DATE", help="From this ISO 8601 date or time (UTC), included."
-    )(f)
-    return click.option(
-        "--store",
-        "store_path",
-        default="mrules.db",
-        show_default=True,
-        help="The state store to read (works while a run holds it).",
-    )(f)
-
-
-def _sync_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--sync-db",
-        "sync_db",
-        metavar="PATH",
-        help="The sync file [default: NAME.sync.db beside the store NAME.db, if it exists].",
-    )(f)
-
-
-def _rules_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--rules",
-        "rules",
-        multiple=True,
-        metavar="PATH",
-        help="The rule set (files or folders; repeat): names the rules that never matched,"
-        " and campaign costs declared in the rules.",
-    )(f)
 
 
 def _emit(data: dict[str, Any], fmt: str) -> None:
@@ -113,8 +70,8 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
 
 
 @report.command("funnel")
-@_common
-@_sync_option
+@table_options
+@sync_option
 @click.option(
     "--by", type=click.Choice(["week", "month", "quarter"]), help="Also count each period."
 )
@@ -156,9 +113,9 @@ def funnel_cmd(
 
 
 @report.command("campaigns")
-@_common
-@_sync_option
-@_rules_option
+@table_options
+@sync_option
+@rules_option
 @click.option(
     "--model",
     type=click.Choice(["source", "primary", "first_touch", "last_touch", "even"]),
@@ -199,9 +156,9 @@ def campaigns_cmd(
 
 
 @report.command("rules")
-@_common
-@_sync_option
-@_rules_option
+@table_options
+@sync_option
+@rules_option
 def rules_cmd(
     store_path: str,
     since: str | None,
@@ -228,7 +185,7 @@ def rules_cmd(
 
 
 @report.command("scores")
-@_common
+@table_options
 def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) -> None:
     """Score histogram, grade distribution, and the score each MQL had when assigned.
 

@@ -10,6 +10,7 @@ import click
 import orjson
 
 from mrules.cli.common import EXIT_USAGE, fail, failures
+from mrules.cli.report_options import rules_option, store_and_range, sync_option
 
 __all__ = ["html"]
 
@@ -29,31 +30,9 @@ def _read_diff(path: str) -> dict[str, Any]:
 
 @click.command("html")
 @click.argument("out", type=click.Path(dir_okay=False, allow_dash=False))
-@click.option(
-    "--store",
-    "store_path",
-    default="mrules.db",
-    show_default=True,
-    help="The state store to read (works while a run holds it).",
-)
-@click.option(
-    "--sync-db",
-    "sync_db",
-    metavar="PATH",
-    help="The sync file [default: NAME.sync.db beside the store NAME.db, if it exists].",
-)
-@click.option(
-    "--rules",
-    "rules",
-    multiple=True,
-    metavar="PATH",
-    help="The rule set (files or folders; repeat): names the rules that never matched,"
-    " and campaign costs declared in the rules.",
-)
-@click.option("--since", metavar="DATE", help="From this ISO 8601 date or time (UTC), included.")
-@click.option(
-    "--until", metavar="DATE", help="Up to (not including) this ISO 8601 date or time (UTC)."
-)
+@store_and_range
+@sync_option
+@rules_option
 @click.option(
     "--by",
     type=click.Choice(["week", "month", "quarter"]),
@@ -112,19 +91,7 @@ def html(
       mrules report html report.html --store getcloudy.db --rules examples/getcloudy/rules
     """
     with failures():
-        _html(
-            out,
-            store_path,
-            sync_db,
-            rules,
-            since,
-            until,
-            by,
-            reading,
-            timeline_email,
-            replay_diff,
-            title,
-        )
+        _html(**locals())
 
 
 def _html(
@@ -194,4 +161,3 @@ def _html(
         raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
     click.echo(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB): open it in a browser", err=True)
     sys.stdout.flush()
-
