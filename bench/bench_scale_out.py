@@ -68,6 +68,12 @@ def _merge_seconds(stderr: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def _serial_seconds(stderr: str) -> float | None:
+    """The merge's serial part (without the workers' preparation of each shard)."""
+    m = re.search(r"\(serial ([0-9.]+) s\)", stderr)
+    return float(m.group(1)) if m else None
+
+
 def _load() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall": r["wall"],
             "cpu": r["cpu"],
             "merge": _merge_seconds(r["stderr"]),
+            "merge_serial": _serial_seconds(r["stderr"]),
             "events_per_s_ratio": single["wall"] / r["wall"],
             "cpu_ratio": r["cpu"] / single["cpu"],
             "identical_export": same_export,
@@ -144,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {
             "per_bucket_wall": here["wall"] / n,
             "merge_per_bucket": (_merge_seconds(here["stderr"]) or 0.0) / n,
+            "serial_merge_per_bucket": (_serial_seconds(here["stderr"]) or 0.0) / n,
         }
         if "dask" in args.engines:
             d = _run([*mrules, "run", rules, folder, "--engine", "dask", "--dask-local",
@@ -167,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     # Extrapolation to 64 workers on the same workload (and per 2M events, linearly).
     best = result.get("dask") or result.get("local")
     if best:
-        merge = best["merge"] or 0.0
+        # The merge's serial part stays serial; its preparation of each shard runs in the
+        # workers, so it is divided among them as the tasks are.
+        merge = best["merge_serial"] if best.get("merge_serial") is not None else best["merge"]
+        merge = merge or 0.0
         replay_cpu = max(0.0, best["cpu"] - merge)
         marginal = result.get("marginal", {})
         n = max(result["overhead"]) if result["overhead"] else args.buckets
@@ -202,12 +213,14 @@ def _report(r: dict[str, Any]) -> None:
         if e:
             ratio = e["events_per_s_ratio"]
             print(f"{engine:5} x{r['workers']}              wall {e['wall']:7.2f} s  cpu"
-                  f" {e['cpu']:7.2f} s  merge {e['merge']:.2f} s  events/s x{ratio:.2f}"
+                  f" {e['cpu']:7.2f} s  merge {e['merge']:.2f} s (serial"
+                  f" {e.get('merge_serial') or 0:.2f} s)  events/s x{ratio:.2f}"
                   f"  cpu x{e['cpu_ratio']:.2f}  identical export/log:"
                   f" {e['identical_export']}/{e['identical_action_log']}")  # fmt: skip
     for n, o in r["overhead"].items():
         line = f"{n:5} buckets of ticks: {o['per_bucket_wall'] * 1000:.1f} ms a bucket"
         line += f", merge {o['merge_per_bucket'] * 1000:.2f} ms a bucket"
+        line += f" (serial {o.get('serial_merge_per_bucket', 0) * 1000:.2f} ms)"
         if "dask_per_task_overhead" in o:
             line += f", Dask {o['dask_per_task_overhead'] * 1000:.1f} ms a task beyond it"
         print(line)

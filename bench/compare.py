@@ -1,8 +1,8 @@
 """Side by side, in one run: mrules against the hand-written loops and against another checkout.
 
     python bench/compare.py [--prospects 20000] [--events 200000] [--seed 7] [--repeat 3]
-                            [--workdir DIR] [--baseline-worktree PATH] [--only a,b,c,d,e]
-                            [--no-check]
+                            [--workdir DIR] [--baseline-worktree PATH] [--before-worktree PATH]
+                            [--only a,b,c,d,e,f,g] [--no-check]
 
 Every variant runs as its own process with the same interpreter, started by
 this script, and is measured whole (start-up, rule loading, the run, closing
@@ -21,11 +21,15 @@ shows the best (lowest) CPU and wall of the rounds and the highest peak RSS.
   e  mrules run, baseline   (c) from the checkout given by --baseline-worktree PATH (for
                             example `git worktree add /tmp/mrules-before <commit>`), run
                             with PYTHONPATH=PATH/src and this interpreter
+  f  mrules run, before     (c) from a second checkout, --before-worktree PATH (say, the
+                            branch point of the change being measured)
+  g  mrules :memory:, before  (d) from that second checkout
 
 Events/s are events over whole-process CPU seconds (and over wall seconds);
-"x loop" divides by (a)'s, "x baseline" by (e)'s. Unless --no-check, the
-final states are compared afterwards: (a)'s against `mrules state export` of
-(c)'s store, and (e)'s store exported by its own checkout against (c)'s (the
+"x loop" divides by (a)'s, "x base" by (e)'s, "x before" by (f)'s (for (d),
+by (g)'s). Unless --no-check, the final states are compared afterwards: (a)'s
+against `mrules state export` of (c)'s store, and (e)'s and (f)'s stores
+exported by their own checkouts against (c)'s (the
 figures mean little if these differ; the exit status is then 1). Inputs come
 from bench/generate.py (reused when DIR has them for the same arguments).
 Everything is written to DIR/compare_result.json.
@@ -57,6 +61,8 @@ NAMES = {
     "c": "mrules run",
     "d": "mrules run --store :memory:",
     "e": "mrules run, baseline checkout",
+    "f": "mrules run, before checkout",
+    "g": "mrules :memory:, before checkout",
 }
 
 
@@ -135,7 +141,13 @@ def _store_bytes(path: Path) -> int:
 
 
 def plan(
-    keys: str, work: Path, rules: Path, events: Path, seed: int, baseline: Path | None
+    keys: str,
+    work: Path,
+    rules: Path,
+    events: Path,
+    seed: int,
+    baseline: Path | None,
+    before: Path | None = None,
 ) -> list[Variant]:
     py = sys.executable
     here = _env(ROOT / "src")
@@ -186,6 +198,15 @@ def plan(
                 continue
             db = work / "e.db"
             out.append(Variant(key, [*mrules, str(db)], _env(baseline / "src"), cwd, db))
+        elif key in "fg":
+            if before is None:
+                v = Variant(key, [], here, cwd)
+                v.skipped = "no --before-worktree given"
+                out.append(v)
+                continue
+            db = work / "f.db" if key == "f" else None
+            target = str(db) if db is not None else ":memory:"
+            out.append(Variant(key, [*mrules, target], _env(before / "src"), cwd, db))
     return out
 
 
@@ -207,9 +228,13 @@ def _best(v: Variant, lines: int) -> dict[str, Any]:
 
 
 def check_states(
-    variants: dict[str, Variant], events: Path, seed: int, baseline: Path | None
+    variants: dict[str, Variant],
+    events: Path,
+    seed: int,
+    baseline: Path | None,
+    before: Path | None = None,
 ) -> dict[str, Any]:
-    """Final states compared: (a) with (c)'s store, and (e)'s store with (c)'s."""
+    """Final states compared: (a) with (c)'s store, and (e)'s and (f)'s stores with (c)'s."""
     result: dict[str, Any] = {}
     c = variants.get("c")
     if c is None or not c.runs:
@@ -222,13 +247,15 @@ def check_states(
         loop = hm.run(events, seed=seed)
         count, diffs = hm.compare_exports(loop.export(), ours)
         result["a vs c"] = {"mismatching_prospects": count, "first": diffs}
-    e = variants.get("e")
-    if e is not None and e.runs and baseline is not None:
-        theirs = hm.mrules_export(e.store, mrules_here, _env(baseline / "src"))  # type: ignore[arg-type]
+    for key, checkout in (("e", baseline), ("f", before)):
+        other = variants.get(key)
+        if other is None or not other.runs or checkout is None:
+            continue
+        theirs = hm.mrules_export(other.store, mrules_here, _env(checkout / "src"))  # type: ignore[arg-type]
         count, diffs = hm.compare_exports(theirs, ours)
-        result["e vs c"] = {
+        result[f"{key} vs c"] = {
             "mismatching_prospects": count,
-            "first": [d.replace(": loop ", ": baseline ") for d in diffs],
+            "first": [d.replace(": loop ", f": {NAMES[key]} ") for d in diffs],
         }
     return result
 
@@ -247,21 +274,31 @@ def main(argv: list[str] | None = None) -> int:
         help="another checkout of mrules (e.g. a git worktree of an older "
         "commit) to run as variant e",
     )
-    parser.add_argument("--only", default="abcde", help="variants to run, e.g. 'ace'")
+    parser.add_argument(
+        "--before-worktree",
+        type=Path,
+        metavar="PATH",
+        help="a second checkout (e.g. the branch point of the change measured) to run as "
+        "variants f (SQLite store) and g (:memory:)",
+    )
+    parser.add_argument("--only", default="abcdefg", help="variants to run, e.g. 'acef'")
     parser.add_argument("--no-check", action="store_true", help="skip the state comparison")
     args = parser.parse_args(argv)
-    keys = "".join(k for k in "abcde" if k in args.only.replace(",", ""))
+    keys = "".join(k for k in "abcdefg" if k in args.only.replace(",", ""))
     if args.repeat < 1 or not keys:
-        parser.error("--repeat must be at least 1 and --only name some of a, b, c, d, e")
+        parser.error("--repeat must be at least 1 and --only name some of a, b, c, d, e, f, g")
     baseline = args.baseline_worktree.resolve() if args.baseline_worktree else None
-    if baseline is not None:
-        if not (baseline / "src" / "mrules").is_dir():
-            parser.error(f"{baseline} is not an mrules checkout (no src/mrules)")
-        found = _imported_from(_env(baseline / "src"))
-        if not found.is_relative_to(baseline):
+    before = args.before_worktree.resolve() if args.before_worktree else None
+    for checkout in (baseline, before):
+        if checkout is None:
+            continue
+        if not (checkout / "src" / "mrules").is_dir():
+            parser.error(f"{checkout} is not an mrules checkout (no src/mrules)")
+        found = _imported_from(_env(checkout / "src"))
+        if not found.is_relative_to(checkout):
             parser.error(
-                f"with PYTHONPATH={baseline}/src this interpreter imports mrules "
-                f"from {found}, not from the baseline checkout"
+                f"with PYTHONPATH={checkout}/src this interpreter imports mrules "
+                f"from {found}, not from that checkout"
             )
     found = _imported_from(_env(ROOT / "src"))
     if not found.is_relative_to(ROOT):
@@ -273,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
     events = bench_run.ensure_inputs(work, args.prospects, args.events, args.seed)
     rules = work / "rules"
-    variants = plan(keys, work, rules, events, args.seed, baseline)
+    variants = plan(keys, work, rules, events, args.seed, baseline, before)
     print(
         f"inputs: {events} ({args.events:,} events, {args.prospects:,} prospects, seed "
         f"{args.seed}); {args.repeat} rounds of {', '.join(v.key for v in variants)}; "
@@ -311,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_best(v, args.events) for v in variants if v.runs]
     by_key = {r["variant"]: r for r in rows}
     for r in rows:
-        for ref in ("a", "e"):
-            base = by_key.get(ref)
+        for ref in ("a", "e", "f"):
+            base = by_key.get("g" if ref == "f" and r["variant"] == "d" else ref)
             r[f"x_{ref}_cpu"] = r["events_per_s_cpu"] / base["events_per_s_cpu"] if base else None
             r[f"x_{ref}_wall"] = (
                 r["events_per_s_wall"] / base["events_per_s_wall"] if base else None
@@ -331,19 +368,21 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"{'':2} {'variant':31} {'wall s':>7} {'CPU s':>7} {'ev/s CPU':>9} {'ev/s wall':>9} "
-        f"{'x loop':>9} {'x base':>9} {'peak MiB':>8} {'B/event':>7}"
+        f"{'x loop':>9} {'x base':>9} {'x before':>9} {'peak MiB':>8} {'B/event':>7}"
     )
     for r in rows:
         per = r.get("store_bytes_per_event")
         print(
             f"{r['variant']:2} {r['name']:31} {r['wall_s']:7.2f} {r['cpu_s']:7.2f} "
             f"{r['events_per_s_cpu']:9,.0f} {r['events_per_s_wall']:9,.0f} "
-            f"{x(r['x_a_cpu'])} {x(r['x_e_cpu'])} {r['peak_rss_bytes'] / 2**20:8.0f} "
+            f"{x(r['x_a_cpu'])} {x(r['x_e_cpu'])} {x(r['x_f_cpu'])} "
+            f"{r['peak_rss_bytes'] / 2**20:8.0f} "
             f"{'-' if per is None else str(round(per)):>7}"
         )
     print(
-        f"(whole processes, best of {args.repeat} rounds; events/s over CPU seconds; 'x loop' "
-        "and 'x base' compare CPU events/s with a and e; B/event: store file + WAL)"
+        f"(whole processes, best of {args.repeat} rounds; events/s over CPU seconds; 'x loop', "
+        "'x base' and 'x before' compare CPU events/s with a, e and f (d with g); B/event: "
+        "store file + WAL)"
     )
     for v in variants:
         if v.skipped:
@@ -351,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
 
     checks: dict[str, Any] = {}
     if not args.no_check:
-        checks = check_states({v.key: v for v in variants}, events, args.seed, baseline)
+        checks = check_states({v.key: v for v in variants}, events, args.seed, baseline, before)
         for name, res in checks.items():
             if isinstance(res, dict):
                 print(

@@ -896,6 +896,11 @@ class Baseline:
         p = self.prospect(e.prospect, "crm_update")  # type: ignore[arg-type]
         self.changed = changed = {"time"}
         obj, src = e.object, self.source
+        if obj == "lead" and p.crm_status == "contact":
+            # A contact outranks a lead for the status, the id, the owner and the fields:
+            # a lead's update after the contact's changes nothing (docs/sync.md).
+            self.settle(p, changed)
+            return
         if obj in ("lead", "contact"):
             if p.crm_status != obj and (obj == "contact" or p.crm_status in ("none", "deleted")):
                 self.log(p, "event", "crm_update", src, "crm status", {}, p.crm_status, obj)

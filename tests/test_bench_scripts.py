@@ -36,13 +36,14 @@ def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
         "compare.py",
         "--events", "600", "--prospects", "60", "--repeat", "1",
         "--workdir", str(tmp_path), "--baseline-worktree", str(ROOT),
+        "--before-worktree", str(ROOT),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "compare_result.json").read_text())
     rows = {r["variant"]: r for r in result["rows"]}
     # d runs, or is skipped with the CLI's reason (today the CLI refuses :memory:).
-    assert set(rows) | set(result["skipped"]) == set("abcde")
-    assert set(result["skipped"]) <= {"d"}
+    assert set(rows) | set(result["skipped"]) == set("abcdefg")
+    assert set(result["skipped"]) <= {"d", "g"}
     if "d" in result["skipped"]:
         assert "refuses" in result["skipped"]["d"] and "d: skipped" in proc.stdout
         assert not list(tmp_path.rglob(":memory:*"))  # no stray lock file left behind
@@ -54,10 +55,19 @@ def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
         rows["c"]["events_per_s_cpu"] / rows["a"]["events_per_s_cpu"]
     )
     assert rows["c"]["store_bytes"] > 0 and "store_bytes" not in rows["a"]
+    # f and g are c and d from the second checkout; "x before" divides d by g, the rest by f.
+    assert rows["f"]["store_bytes"] > 0 and "store_bytes" not in rows["g"]
+    assert rows["c"]["x_f_cpu"] == pytest.approx(
+        rows["c"]["events_per_s_cpu"] / rows["f"]["events_per_s_cpu"]
+    )
+    assert rows["d"]["x_f_cpu"] == pytest.approx(
+        rows["d"]["events_per_s_cpu"] / rows["g"]["events_per_s_cpu"]
+    )
     checks = result["checks"]
     assert checks["prospects"] > 20
     assert checks["a vs c"]["mismatching_prospects"] == 0
     assert checks["e vs c"]["mismatching_prospects"] == 0
+    assert checks["f vs c"]["mismatching_prospects"] == 0
     assert "state check a vs c: 0 mismatching" in proc.stdout
 
 
@@ -114,3 +124,34 @@ def test_scale_sizes_parse() -> None:
         (200000, 20000),
         (2000000, 200000),
     ]
+
+
+def test_spy_breakdown_charges_each_sample_to_its_innermost_stage(tmp_path: Path) -> None:
+    run = "run (mrules/api.py:197);Engine.run (mrules/engine/run.py:272)"
+    profile = tmp_path / "run.txt"
+    profile.write_text(
+        f"{run};Engine.apply (mrules/engine/run.py:318);"
+        "Settlement._settle (mrules/engine/settle.py:119);"
+        "within (mrules/compiler.py:346) 6\n"  # a criterion called by settlement
+        f"{run};Engine.apply (mrules/engine/run.py:318);"
+        "Settlement._settle (mrules/engine/settle.py:124) 2\n"
+        f"{run};Engine.commit (mrules/engine/run.py:350);Store.commit (mrules/store.py:810) 3\n"
+        "<module> (mrules/__main__.py:3);_find_and_load (<frozen importlib>:1176) 1\n"
+        "not a profile line\n"
+    )
+    proc = _run("spy_breakdown.py", str(profile), "--top", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:5] == [
+        " 50.0%  criterion evaluation",
+        " 25.0%  store write (packing, SQLite)",
+        " 16.7%  settlement (candidates, tries, ticks)",
+        "  8.3%  start-up, rules, other",
+        "12 samples",
+    ]
+    assert lines[5] == " 50.0%  within (mrules/compiler.py:346)"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    proc = _run("spy_breakdown.py", str(empty))
+    assert proc.returncode == 2 and "no py-spy samples" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -38,8 +38,9 @@ def _run(rules_dir, events_path, store_path, exhaustive: bool):  # type: ignore[
     assert not [d for d in check(result.program) if d.is_error]
     compiled = compile_program(result.program, result.sources)
     with Store.open(store_path) as store:
-        engine = Engine(compiled, store, source="events", batch_size=500,
-                        exhaustive_ticks=exhaustive)
+        engine = Engine(
+            compiled, store, source="events", batch_size=500, exhaustive_ticks=exhaustive
+        )
         engine.start()
         engine.run(read_events(events_path))
         codecs = compiled.codecs
@@ -65,3 +66,41 @@ def test_wake_heap_equals_exhaustive_ticks(tmp_path, seed: int) -> None:
     tick_lines = {i for i, e in enumerate(events, start=1) if e["type"] == "tick"}
     at_ticks = [r for r in slow[1] if r[8] == "rule matched" and r[6] in tick_lines]
     assert at_ticks, "some time-based rule must fire at a tick, or the test proves nothing"
+
+
+def test_wake_heap_follows_prospects_not_events(tmp_path) -> None:
+    """Each settle queues a new wake-up; superseded ones must not pile up with the events."""
+    gen = _generator()
+    cat = gen.build_catalog()
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "bench.mr").write_text(gen.generate_rules(4, cat))
+    events = list(gen.generate_events(4, 12, 4000, cat))
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(orjson.dumps(e) for e in events))
+    result = load([tmp_path / "rules"])
+    compiled = compile_program(result.program, result.sources)
+    pushes = 0
+    with Store.open(tmp_path / "s.db") as store:
+        engine = Engine(compiled, store, source="events", batch_size=500)
+        engine.wake_slack = 4
+        real = engine._schedule
+
+        def counted(email: str, when: float) -> None:
+            nonlocal pushes
+            queued = engine._wake_at.get(email)
+            real(email, when)
+            pushes += engine._wake_at.get(email) not in (None, queued)
+            assert len(engine._wakes) <= 2 * len(engine._wake_at) + engine.wake_slack
+
+        engine._schedule = counted  # type: ignore[method-assign]
+        engine.start()
+        engine.run(read_events(tmp_path / "events.jsonl"))
+        live = {(w, e) for w, e in engine._wakes if engine._wake_at.get(e) == w}
+        assert {e for _, e in live} == set(engine._wake_at)  # one live entry each
+        assert len(live) == len(engine._wake_at)
+        codecs = compiled.codecs
+        states = {e: orjson.loads(p.to_json(codecs)) for e, p in engine.prospects.items()}
+        ledger = sorted(row[1:] for row in store.ledger())
+    assert pushes > 4 * len(engine.prospects) + 8, "too few wake-ups to pile up: proves nothing"
+    slow = _run(tmp_path / "rules", tmp_path / "events.jsonl", tmp_path / "slow.db", True)
+    assert states == slow[0]
+    assert ledger == slow[1]

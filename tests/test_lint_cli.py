@@ -45,7 +45,7 @@ def test_example_rule_set_lints_clean_even_strict(monkeypatch: pytest.MonkeyPatc
     result = lint("examples/getcloudy/rules", "--strict")
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert result.stderr.strip() == "ok: 7 files, no problems"  # 5 files + 2 library includes
+    assert result.stderr.strip() == "ok: 8 files, no problems"  # 6 files + 2 library includes
 
 
 @pytest.mark.usefixtures("workdir")

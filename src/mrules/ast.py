@@ -558,6 +558,7 @@ class CampaignDecl(Node):
 
     kind: Literal["campaign_decl"] = "campaign_decl"
     name: Name
+    cost: int | float | None = None  # what the campaign cost (`cost N`), for the reports
 
 
 class CrmCampaignDecl(Node):

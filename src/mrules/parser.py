@@ -401,8 +401,18 @@ class _ToAst:
             asset_kind=c[0].word, name=self._name(c[1]), folder=folder, span=span
         )
 
-    def campaign_decl(self, span: ast.Span, c: list[_Tok]) -> ast.CampaignDecl:
-        return ast.CampaignDecl(name=self._name(c[0]), span=span)
+    def campaign_decl(self, span: ast.Span, c: list[_Tok | None]) -> ast.CampaignDecl:
+        assert c[0] is not None
+        cost = None
+        tok = c[1] if len(c) > 1 else None
+        if tok is not None:
+            cost = self._number(tok)
+            if cost < 0:
+                self._error(
+                    "MR014", f"a campaign's cost cannot be negative ({tok.text})", _tspan(tok),
+                    "write what the campaign cost: 0 or more",
+                )  # fmt: skip
+        return ast.CampaignDecl(name=self._name(c[0]), cost=cost, span=span)
 
     def crm_campaign_decl(self, span: ast.Span, c: list[Any]) -> ast.CrmCampaignDecl:
         return ast.CrmCampaignDecl(name=self._name(c[0]), statuses=c[1], span=span)

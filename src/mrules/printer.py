@@ -216,7 +216,8 @@ _DECLARATIONS: dict[type[ast.Node], Callable[[Any], str]] = {
     ast.ListDecl: lambda d: f"list {quote(d.name.text)}",
     ast.TagDecl: lambda d: f"tag {quote(d.name.text)}",
     ast.AssetDecl: lambda d: f"{d.asset_kind} {quote(d.name.text)}" + _opt("folder", d.folder),
-    ast.CampaignDecl: lambda d: f"campaign {quote(d.name.text)}",
+    ast.CampaignDecl: lambda d: f"campaign {quote(d.name.text)}"
+    + (f" cost {_number(d.cost)}" if d.cost is not None else ""),
     ast.CrmCampaignDecl: lambda d: f"crm campaign {quote(d.name.text)}"
     + _opt_list("statuses ", d.statuses),
     ast.ScoringCategory: lambda d: (

@@ -114,10 +114,17 @@ def rules_at_revision(rev: str, path: str) -> Iterator[str]:
 
 @dataclass
 class _Side:
-    """One rule set's run: its state, messages and ledger, read through the store API."""
+    """One rule set's run: its prospects' stored states, messages, CRM work and rule counts.
+
+    `states` are the store's bytes for each prospect, compared as they are and
+    decoded only where the two runs differ (`_Facts`); `crm` is each
+    prospect's pending CRM work and `outbox` every message, as `state export`
+    and `state outbox` give them.
+    """
 
     label: str
-    records: dict[str, dict[str, Any]]
+    states: dict[str, bytes]
+    crm: dict[str, list[dict[str, Any]]]
     outbox: list[dict[str, Any]]
     rule_counts: Counter[tuple[str, str]]  # (kind, name) -> times it acted
     rule_at: dict[tuple[str, str], str]  # (kind, name) -> file:line
@@ -133,20 +140,20 @@ def _run(
     label: str,
     progress: Callable[[int], None] | None,
     source_label: str,
+    *,
+    reference: bool = False,
 ) -> _Side:
     import mrules
-    from mrules.rulestats import rule_counts
 
     started = time.perf_counter()
     result = mrules.run(compiled, events, label=source_label, progress=progress)
     st = result.store
     with st.snapshot():
-        records = {r["email"]: r for r in result.export()}
-        outbox = [_message(m) for m in st.outbox()]
-        counts, at = rule_counts(st)
+        states, crm, outbox, (counts, at) = _read_reference(st) if reference else _read(st)
     return _Side(
         label,
-        records,
+        states,
+        crm,
         outbox,
         counts,
         at,
@@ -155,6 +162,87 @@ def _run(
         result.summary.lines,
         result.summary.rejected,
     )
+
+
+_Reads = tuple[
+    dict[str, bytes],
+    dict[str, list[dict[str, Any]]],
+    list[dict[str, Any]],
+    tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]],
+]
+
+
+def _read_reference(st: Any) -> _Reads:
+    """What the comparison needs, through the store interface only (the reference reader)."""
+    from mrules.rulestats import rule_counts
+
+    crm: dict[str, list[dict[str, Any]]] = {}
+    for m in st.crm_pending():
+        crm.setdefault(m[2], []).append(_work(m[0], m[3], orjson.loads(m[4])))
+    return (
+        dict(st.prospects()),
+        crm,
+        [_message(m) for m in st.outbox()],
+        rule_counts(st, fast=False),
+    )
+
+
+def _work(seq: int, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A prospect's pending CRM work as `state export` lists it (its time left out)."""
+    return {"seq": seq, "time": None, "kind": kind, **payload}
+
+
+def _read(st: Any) -> _Reads:
+    """As `_read_reference`, in one pass over an in-memory store's history rows.
+
+    Outbox messages and CRM work are ledger steps (`mrules.history`): they are
+    taken from the rows as dicts, without the JSON text the store's readers
+    make of them, in the same pass that counts the rules. Other stores (and
+    layouts this reader does not know) go through the reference reader; a
+    test compares the two.
+    """
+    from mrules.history import CRM_ACTIONS, OUTBOX_ACTIONS, STEP
+    from mrules.rulestats import _has_fast_path, count_steps
+
+    if not _has_fast_path(st):
+        return _read_reference(st)
+    outbox = [_message(m) for m in st._outbox]
+    work = [(m[0], m[2], _work(m[0], m[3], orjson.loads(m[4]))) for m in st._crm]
+
+    def steps() -> Iterator[tuple[str, str, str | None, str | None, Any, Any, str]]:
+        out_add, work_add = outbox.append, work.append
+        for row in st._rows:
+            steps = row.steps
+            if not steps:
+                continue
+            prospect, clock, line = row.prospect, row.clock, row.line
+            for i in range(0, len(steps), STEP):
+                ref, action = steps[i + 1], steps[i + 2]
+                if action in OUTBOX_ACTIONS:
+                    # As Row.messages words it, then `_message` reads it back.
+                    msg = {"seq": steps[i], "ts": clock, "prospect": prospect, "kind": str(action)}
+                    msg.update({**(steps[i + 3] or {}), "rule": ref.name, "at": ref.loc})
+                    out_add(msg)
+                elif action in CRM_ACTIONS:
+                    payload = {**(steps[i + 3] or {}), "rule": ref.name, "at": ref.loc}
+                    work_add((steps[i], prospect, _work(steps[i], CRM_ACTIONS[action], payload)))
+                yield ref.kind, ref.name, ref.loc, prospect, clock, line, action
+
+    counts = count_steps(steps())
+    outbox.sort(key=_by_seq)
+    work.sort(key=_first)
+    crm: dict[str, list[dict[str, Any]]] = {}
+    for _seq, prospect, w in work:
+        crm.setdefault(prospect, []).append(w)
+    return st._prospects, crm, outbox, counts
+
+
+def _first(t: tuple[Any, ...]) -> Any:
+    return t[0]
+
+
+def _by_seq(m: dict[str, Any]) -> int:
+    return m["seq"]  # type: ignore[no-any-return]
 
 
 def _message(m: Any) -> dict[str, Any]:
@@ -176,7 +264,9 @@ class _Remote:
         self.error: BaseException | None = None
 
     @classmethod
-    def start(cls, compiled: Any, events: Any, label: str, shown: str) -> _Remote | None:
+    def start(
+        cls, compiled: Any, events: Any, label: str, shown: str, reference: bool = False
+    ) -> _Remote | None:
         import multiprocessing
 
         try:
@@ -184,7 +274,9 @@ class _Remote:
         except ValueError:  # no fork here (Windows, macOS default): run one after the other
             return None
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, compiled, events, label, shown), daemon=True)
+        proc = ctx.Process(
+            target=_serve, args=(child, compiled, events, label, shown, reference), daemon=True
+        )
         proc.start()
         child.close()
         return cls(parent, proc)
@@ -229,12 +321,21 @@ class _Remote:
         self.conn.close()
 
 
-def _serve(conn: Any, compiled: Any, events: Any, label: str, shown: str) -> None:
+def _serve(
+    conn: Any, compiled: Any, events: Any, label: str, shown: str, reference: bool = False
+) -> None:
     """The child: run, send the results (without the store), answer ledger reads until None."""
     from mrules.outputs import action_record
 
     try:
-        side = _run(compiled, events, label, lambda n: conn.send(("progress", n)), shown)
+        side = _run(
+            compiled,
+            events,
+            label,
+            lambda n: conn.send(("progress", n)),
+            shown,
+            reference=reference,
+        )
     except BaseException as e:  # sent to the parent, which raises it
         try:
             conn.send(("error", e))
@@ -307,20 +408,28 @@ class _Explainer:
         return None
 
 
-def _is_mql(r: dict[str, Any] | None, mql: str) -> bool:
-    return r is not None and (mql in r["lists"] or mql in r["dynamic_lists"])
+class _Facts:
+    """What the comparison reads of one prospect's state, decoded from the store's bytes."""
+
+    __slots__ = ("assignee", "crm_status", "grade", "lists", "mql", "score")
+
+    def __init__(self, data: bytes, codecs: Any, email: str, mql: str) -> None:
+        from mrules.state import Prospect
+
+        p = Prospect.from_json(data, codecs, email)
+        static, dynamic = p.names("lists", codecs), p.names("dynamic", codecs)
+        self.score: int = p.score
+        self.mql = mql in static or mql in dynamic
+        self.assignee = None if p.assigned_kind is None else f"{p.assigned_kind} {p.assigned_to}"
+        self.grade: str | None = p.grade
+        self.lists = set(static) | {f"{x} (dynamic)" for x in dynamic}
+        self.crm_status: str = p.crm_status
 
 
-def _assignee(r: dict[str, Any] | None) -> str | None:
-    if r is None or r["assigned"] is None:
-        return None
-    return f"{r['assigned']['kind']} {r['assigned']['name']}"
-
-
-def _crm_work(r: dict[str, Any] | None) -> Counter[bytes]:
-    if r is None:
+def _crm_work(work: list[dict[str, Any]] | None) -> Counter[bytes]:
+    if not work:
         return Counter()
-    return Counter(_message_key(w) for w in r["pending_crm"])
+    return Counter(_message_key(w) for w in work)
 
 
 def _quantile(values: list[int], q: float) -> float:
@@ -364,12 +473,15 @@ def diff_runs(
     new_label: str | None = None,
     progress: Callable[[str, int], None] | None = None,
     jobs: int = 1,
+    reference: bool = False,
 ) -> dict[str, Any]:
     """Run both rule sets over `events` in memory and compare them (the JSON of `--format json`).
 
     With `jobs=2` (and where processes can fork) the old rules run in a child
     process while the new ones run here; the child keeps its store and
-    answers the few ledger reads the examples need.
+    answers the few ledger reads the examples need. `reference=True` reads
+    the results through the store interface only, as any store answers it
+    (slower; the tests compare the two readers).
 
     Raises:
         mrules.api.RuleSetError: a rule set cannot be read or has errors
@@ -400,14 +512,21 @@ def diff_runs(
         return lambda n: progress(which, n)
 
     old_label = old_label or str(old_rules)
-    remote = _Remote.start(compiled[0], lines, old_label, shown) if jobs > 1 else None
+    remote = _Remote.start(compiled[0], lines, old_label, shown, reference) if jobs > 1 else None
     if remote is None:
-        old = _run(compiled[0], lines, old_label, ticker("old"), shown)
+        old = _run(compiled[0], lines, old_label, ticker("old"), shown, reference=reference)
         # The old run's objects stay alive for the comparison: keep the garbage
         # collector from walking them again and again during the new run.
         gc.freeze()
         try:
-            new = _run(compiled[1], lines, new_label or str(new_rules), ticker("new"), shown)
+            new = _run(
+                compiled[1],
+                lines,
+                new_label or str(new_rules),
+                ticker("new"),
+                shown,
+                reference=reference,
+            )
         finally:
             gc.unfreeze()
     else:
@@ -419,7 +538,9 @@ def diff_runs(
                 progress("new", n)
 
         try:
-            new = _run(compiled[1], lines, new_label or str(new_rules), both, shown)
+            new = _run(
+                compiled[1], lines, new_label or str(new_rules), both, shown, reference=reference
+            )
             old = remote.result(tick_old)
         except BaseException:
             remote.stop()
@@ -441,8 +562,10 @@ def diff_runs(
 
 
 def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
+    from mrules.state import Codecs
+
     ex_old, ex_new = _Explainer(old), _Explainer(new)
-    emails = sorted(set(old.records) | set(new.records))
+    emails = sorted(old.states.keys() | new.states.keys())
     cats: dict[str, list[dict[str, Any]]] = {
         k: []
         for k in (
@@ -456,38 +579,60 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             "only_new",
         )
     }
+    codecs_old, codecs_new = Codecs(), Codecs()
+    # Scores and MQL status of every prospect, by side; a prospect whose stored state is
+    # the same bytes under both rule sets is decoded once.
+    score_old: dict[str, int] = {}
+    score_new: dict[str, int] = {}
+    mql_old = mql_new = 0
     score_moves = []
     for email in emails:
-        a, b = old.records.get(email), new.records.get(email)
-        if a is None or b is None:
-            cats["only_new" if a is None else "only_old"].append({"prospect": email})
+        sa, sb = old.states.get(email), new.states.get(email)
+        if sa is None or sb is None:
+            cats["only_new" if sa is None else "only_old"].append({"prospect": email})
+            if sa is not None:
+                mql_old += _Facts(sa, codecs_old, email, mql).mql
+            if sb is not None:
+                mql_new += _Facts(sb, codecs_new, email, mql).mql
             continue
-        if a["score"] != b["score"]:
-            score_moves.append(b["score"] - a["score"])
-        if _is_mql(a, mql) != _is_mql(b, mql):
-            cats["mql_gained" if _is_mql(b, mql) else "mql_lost"].append(
-                {"prospect": email, "score": [a["score"], b["score"]]}
-            )
-        if _assignee(a) != _assignee(b):
-            cats["assignment"].append({"prospect": email, "old": _assignee(a), "new": _assignee(b)})
-        if a["grade"] != b["grade"]:
-            cats["grade"].append({"prospect": email, "old": a["grade"], "new": b["grade"]})
-        la = set(a["lists"]) | {f"{x} (dynamic)" for x in a["dynamic_lists"]}
-        lb = set(b["lists"]) | {f"{x} (dynamic)" for x in b["dynamic_lists"]}
-        if la != lb:
-            cats["lists"].append(
-                {"prospect": email, "added": sorted(lb - la), "removed": sorted(la - lb)}
-            )
-        wa, wb = _crm_work(a), _crm_work(b)
-        if wa != wb or a["crm_status"] != b["crm_status"]:
-            cats["crm"].append(
-                {
-                    "prospect": email,
-                    "added": [orjson.loads(k) for k in (wb - wa).elements()],
-                    "removed": [orjson.loads(k) for k in (wa - wb).elements()],
-                    "crm_status": [a["crm_status"], b["crm_status"]],
-                }
-            )
+        if sa == sb:
+            a = b = _Facts(sa, codecs_new, email, mql)
+        else:
+            a, b = _Facts(sa, codecs_old, email, mql), _Facts(sb, codecs_new, email, mql)
+        score_old[email], score_new[email] = a.score, b.score
+        mql_old += a.mql
+        mql_new += b.mql
+        if a is not b:
+            if a.score != b.score:
+                score_moves.append(b.score - a.score)
+            if a.mql != b.mql:
+                cats["mql_gained" if b.mql else "mql_lost"].append(
+                    {"prospect": email, "score": [a.score, b.score]}
+                )
+            if a.assignee != b.assignee:
+                cats["assignment"].append({"prospect": email, "old": a.assignee, "new": b.assignee})
+            if a.grade != b.grade:
+                cats["grade"].append({"prospect": email, "old": a.grade, "new": b.grade})
+            if a.lists != b.lists:
+                cats["lists"].append(
+                    {
+                        "prospect": email,
+                        "added": sorted(b.lists - a.lists),
+                        "removed": sorted(a.lists - b.lists),
+                    }
+                )
+        ca, cb = old.crm.get(email), new.crm.get(email)
+        if ca or cb or a.crm_status != b.crm_status:
+            wa, wb = _crm_work(ca), _crm_work(cb)
+            if wa != wb or a.crm_status != b.crm_status:
+                cats["crm"].append(
+                    {
+                        "prospect": email,
+                        "added": [orjson.loads(k) for k in (wb - wa).elements()],
+                        "removed": [orjson.loads(k) for k in (wa - wb).elements()],
+                        "crm_status": [a.crm_status, b.crm_status],
+                    }
+                )
     # Reasons for the examples only: the ledger of a few prospects.
     for item in cats["mql_gained"][:limit]:
         e = item["prospect"]
@@ -528,11 +673,13 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             item["reason"] = side.last(item["prospect"], "create prospect")
 
     # Outbox: messages as (prospect, kind, what is sent), counted.
-    ka = Counter(_message_key(m) for m in old.outbox)
-    kb = Counter(_message_key(m) for m in new.outbox)
+    keys_old = [_message_key(m) for m in old.outbox]
+    keys_new = [_message_key(m) for m in new.outbox]
+    ka, kb = Counter(keys_old), Counter(keys_new)
     gained_keys, lost_keys = kb - ka, ka - kb
-    first_new = {_message_key(m): m for m in reversed(new.outbox)}
-    first_old = {_message_key(m): m for m in reversed(old.outbox)}
+    # Each key's first message (the lowest seq): the outbox is in seq order.
+    first_new = dict(zip(reversed(keys_new), reversed(new.outbox), strict=True))
+    first_old = dict(zip(reversed(keys_old), reversed(old.outbox), strict=True))
 
     def messages(keys: Counter[bytes], first: dict[bytes, dict[str, Any]]) -> dict[str, Any]:
         by_kind: Counter[str] = Counter()
@@ -573,19 +720,18 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         )
     rules.sort(key=lambda r: (-abs(r["after"] - r["before"]), r["kind"], r["name"]))
 
-    common = [e for e in emails if e in old.records and e in new.records]
     moves = sorted(score_moves)
     changed = {e for k, v in cats.items() for e in (i["prospect"] for i in v)}
     return {
         "mql_list": mql,
         "prospects": {
-            "old": len(old.records),
-            "new": len(new.records),
+            "old": len(old.states),
+            "new": len(new.states),
             "changed": len(changed),
         },
         "mql": {
-            "old": sum(1 for r in old.records.values() if _is_mql(r, mql)),
-            "new": sum(1 for r in new.records.values() if _is_mql(r, mql)),
+            "old": mql_old,
+            "new": mql_new,
             "gained": _with_examples(cats["mql_gained"], limit),
             "lost": _with_examples(cats["mql_lost"], limit),
         },
@@ -602,8 +748,8 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             "lost": lost,
         },
         "score": {
-            "old": _distribution([old.records[e]["score"] for e in common]),
-            "new": _distribution([new.records[e]["score"] for e in common]),
+            "old": _distribution(list(score_old.values())),
+            "new": _distribution(list(score_new.values())),
             "changed": len(moves),
             "mean_change": round(sum(moves) / len(moves), 2) if moves else 0.0,
             "up": sum(1 for m in moves if m > 0),

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["rule_counts"]
+__all__ = ["count_steps", "rule_counts"]
 
 _MATCH_KINDS = frozenset(("automation rule", "segmentation rule"))
 
@@ -69,7 +69,13 @@ def rule_counts(
 ) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]]:
     """Times each (rule kind, rule name) acted, and where each rule is (file:line)."""
     use_fast = _has_fast_path(store) if fast is None else fast
-    steps = _fast_steps(store) if use_fast else _slow_steps(store)
+    return count_steps(_fast_steps(store) if use_fast else _slow_steps(store))
+
+
+def count_steps(
+    steps: Iterable[tuple[str, str, str | None, str | None, Any, Any, str]],
+) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]]:
+    """`rule_counts` over (kind, name, loc, prospect, time, line, action) of every ledger step."""
     counts: Counter[tuple[str, str]] = Counter()
     where: dict[tuple[str, str], str] = {}
     seen: set[tuple[Any, ...]] = set()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from sys import intern
 from typing import Any
 
@@ -69,12 +70,11 @@ class NameBits:
         return mask
 
     def decode(self, mask: int) -> list[str]:
-        out, names, i = [], self._names, 0
-        while mask:
-            if mask & 1:
-                out.append(names[i])
-            mask >>= 1
-            i += 1
+        out, names = [], self._names
+        while mask:  # one turn per member, not per bit below the highest
+            low = mask & -mask
+            out.append(names[low.bit_length() - 1])
+            mask ^= low
         return sorted(out)
 
 
@@ -167,8 +167,7 @@ class Prospect:
     def to_json(self, codecs: Codecs) -> bytes:
         # The email is the store's key for the row: it is not repeated inside.
         out: dict[str, Any] = {"c": self.created, "s": self.score}
-        for name, short, kind in _LAYOUT:
-            value = getattr(self, name)
+        for (name, short, kind), value in zip(_LAYOUT, _REST_VALUES(self), strict=True):
             if value is None or value is False or (value == 0 and kind == _BITS_KIND):
                 continue
             if kind is None:
@@ -232,11 +231,10 @@ class Prospect:
 
     def act(self, key: str) -> float | None:
         """The last time of an activity key, or None."""
-        pairs = self.acts  # `_get`, inlined: activity criteria call this on every evaluation
-        if pairs:
-            for i in range(0, len(pairs), 2):
-                if pairs[i] == key:
-                    return pairs[i + 1]
+        pairs = self.acts  # activity criteria call this on every evaluation
+        # The times are numbers, never equal to a key: the first equal item is the key.
+        if pairs and key in pairs:
+            return pairs[pairs.index(key) + 1]
         return None
 
     def touch(self, key: str, ts: float) -> None:
@@ -299,6 +297,8 @@ _LAYOUT = tuple(
     )
     for n in _REST
 )
+# Every attribute of _LAYOUT in one call (an encoding reads them all, most to skip them).
+_REST_VALUES = attrgetter(*_REST)
 
 
 def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:

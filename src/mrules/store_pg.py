@@ -34,7 +34,7 @@ from mrules.store import (
     rows_of_records,
 )
 
-__all__ = ["LOCK_KEY", "PgStore", "is_postgres_url"]
+__all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite", "is_postgres_url"]
 
 SCHEMA_VERSION = 2
 LOCK_KEY = 0x6D72756C  # "mrul": the advisory lock of the writer
@@ -517,3 +517,95 @@ class PgStore:
                 pids.pop(email, None)
             raise
         names.commit()
+
+
+# The SQLite store's tables copied into a new PostgreSQL store (a partitioned run's merge),
+# in the order the readers need them: (table, columns, ORDER BY).
+_COPIED = (
+    ("names", "id, text", "id"),
+    ("prospects", "id, email, state", "id"),
+    ("visitors", "visitor, prospect, history", "visitor"),
+    ("history", "id, prospect, visitor, ts, seq, event_id, event, messages, data", "id"),
+    ("rejects", "source, line, reason, text", "source, line"),
+    ("shared", "key, value", "key"),
+    ("rules", "key, kind, first_seen", "key"),
+    ("streams", "source, line, updated_at", "source"),
+)
+
+
+def _meta_text(value: Any) -> str:
+    # As PgStore.commit writes them: a float's repr (the clock), other values as text.
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def copy_from_sqlite(url: str, path: Path) -> int:
+    """Copy the SQLite store at `path` into the new, empty PostgreSQL store at `url`.
+
+    One transaction (all or nothing) of COPYs, rows as stored (history rows stay
+    packed; a visitor id becomes its text and a time in milliseconds seconds, as
+    this store keeps them). Returns the history rows copied.
+
+    Raises:
+        StoreError: the PostgreSQL store holds data already, the SQLite store has plain
+            outbox or CRM rows (this store keeps messages as ledger steps only), or a
+            database cannot be read or written.
+        StoreLocked: another session writes to the PostgreSQL store.
+    """
+    import sqlite3
+
+    import psycopg
+
+    src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    store = PgStore.open(url)
+    try:
+        conn = store._c()
+        for table in ("prospects", "history", "streams"):
+            if conn.execute(f"SELECT 1 FROM mrules_{table} LIMIT 1").fetchone() is not None:
+                raise StoreError(
+                    f"store {_shown(url)} is not empty: a partitioned run writes a new store;"
+                    " give an empty database"
+                )
+        for table in ("outbox", "crm_pending"):
+            if src.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:
+                raise StoreError(
+                    f"{path} has plain {table} rows: the PostgreSQL store keeps messages as"
+                    " ledger steps only"
+                )
+        names = dict(src.execute("SELECT id, text FROM names"))
+        rows = 0
+        with conn.transaction(), conn.cursor() as cur:
+            for table, columns, order in _COPIED:
+                select = src.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")
+                with cur.copy(f"COPY mrules_{table} ({columns}) FROM STDIN") as copy:
+                    if table == "history":
+                        for row in select:
+                            # SQLite keeps a visitor as a names id and an exact time as whole
+                            # milliseconds (an int); this store, the text and seconds.
+                            visitor, ts = row[2], row[3]
+                            if type(visitor) is int:
+                                visitor = names[visitor]
+                            if type(ts) is int:
+                                ts /= 1000
+                            copy.write_row((*row[:2], visitor, ts, *row[4:]))
+                            rows += 1
+                    else:
+                        for row in select:
+                            copy.write_row(row)
+            cur.execute(
+                "SELECT setval(pg_get_serial_sequence('mrules_history', 'id'),"
+                " GREATEST((SELECT max(id) FROM mrules_history), 1))"
+            )
+            meta = [
+                (k, _meta_text(v))
+                for k, v in src.execute("SELECT key, value FROM meta ORDER BY key")
+                if k not in ("schema_version", "created_at") and v is not None
+            ]
+            cur.executemany(_SET_META, meta)
+    except psycopg.Error as e:
+        raise StoreError(f"cannot write store {_shown(url)}: {str(e).strip()}") from None
+    except (sqlite3.Error, KeyError) as e:
+        raise StoreError(f"cannot read the merged store {path}: {e}") from None
+    finally:
+        store.close()
+        src.close()
+    return rows

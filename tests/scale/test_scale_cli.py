@@ -57,7 +57,7 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
     [
         (["rules", "events.jsonl", "--engine", "local"], "is a file: partition it first"),
         (["rules", "nowhere", "--engine", "local"], "not a partition folder"),
-        (["rules", "part", "--store", ":memory:"], "merges into a new SQLite store file"),
+        (["rules", "part", "--store", ":memory:"], "merges into a new store: give --store PATH"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
         (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),
         (

@@ -80,6 +80,23 @@ def test_generated_two_parts_appended(generated: dict[str, Any], tmp_path: Path)
     assert_same(generated["single2"], got)
 
 
+@pytest.mark.parametrize(("buckets", "workers"), [(2, 1), (7, 2)])
+def test_prepared_rows_in_many_chunks(
+    generated: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    buckets: int,
+    workers: int,
+) -> None:
+    """Each shard's prepared rows written as many pickles (as large buckets are): the same."""
+    from mrules.scale import merge
+
+    monkeypatch.setattr(merge, "CHUNK", 7)
+    got = partitioned(generated["rules"], [generated["whole"]], tmp_path, buckets,
+                      workers=workers)  # fmt: skip
+    assert_same(generated["single"], got)
+
+
 def test_now_moves_every_bucket(generated: dict[str, Any], tmp_path: Path) -> None:
     now = parse_timestamp("2026-12-31T00:00:00Z").timestamp()
     ref = single(generated["rules"], [generated["whole"]], tmp_path / "ref", now=now)

@@ -74,6 +74,7 @@ def _register() -> None:
         "test_cmd",
         "replay_cmd",
         "partition_cmd",
+        "report_cmd",
     ):
         try:
             mod = importlib.import_module(f"mrules.cli.{module}")

@@ -11,7 +11,12 @@ import orjson
 from mrules.cli.common import EXIT_USAGE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.outputs import action_record, prospect_record
+from mrules.reports.timeline import crm_stages
+from mrules.reports.timeline import render_text as render_timeline
+from mrules.reports.timeline import timeline as lifecycle
 from mrules.state import Codecs, Prospect
+from mrules.storeapi import MEMORY
+from mrules.sync.db import default_sync_path
 from mrules.vocab import MESSAGE_ACTIONS, Action
 
 __all__ = ["COMMANDS", "explanation"]
@@ -140,7 +145,20 @@ def render(ex: dict[str, Any]) -> str:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-def explain(email: str, store_path: str, fmt: str) -> None:
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="Show the prospect's lifecycle instead: stage entries (prospect, MQL, SQL, won) and"
+    " score and grade over time (docs/reports-html.md).",
+)
+@click.option(
+    "--sync-db",
+    "sync_db",
+    type=click.Path(dir_okay=False),
+    help="The sync file that gives the SQL and won stages of --timeline [default: NAME.sync.db"
+    " beside the store NAME.db].",
+)
+def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str | None) -> None:
     """Explain why EMAIL has its score, lists, tags, assignment, fields and grade.
 
     Every point of score and every membership is traced to the rule that
@@ -150,9 +168,14 @@ def explain(email: str, store_path: str, fmt: str) -> None:
     Exit status (docs/exit-codes.md): 0 done; 2 no such prospect or store; 4
     the store cannot be read (damaged, not an mrules store).
 
+    With --timeline: when the prospect was created, became an MQL (its
+    first assignment), an SQL and won (from the sync file), and its score and
+    grade over time.
+
     \b
-    Example:
+    Examples:
       mrules explain leung@example.com --store /tmp/getcloudy.db
+      mrules explain bob@bigcorp.example --store /tmp/getcloudy.db --timeline
     """
     store = open_store(store_path, readonly=True)
     try:
@@ -165,9 +188,19 @@ def explain(email: str, store_path: str, fmt: str) -> None:
             state = prospect_record(
                 Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
             )
-            rows = [action_record(r) for r in store.ledger(prospect=key)]
+            entries = list(store.ledger(prospect=key))
     finally:
         store.close()
+    if timeline:
+        if sync_db is None and store_path != MEMORY and "://" not in store_path:
+            sync_db = str(default_sync_path(store_path))
+        t = lifecycle(key, entries, created=state["created"], crm=crm_stages(sync_db, key))
+        if fmt == "json":
+            sys.stdout.buffer.write(orjson.dumps(t, option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            click.echo(render_timeline(t))
+        return
+    rows = [action_record(r) for r in entries]
     ex = explanation(state, rows)
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(ex, option=orjson.OPT_INDENT_2) + b"\n")

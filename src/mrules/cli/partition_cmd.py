@@ -102,8 +102,9 @@ def run_partitioned_cli(
                 f" it first (mrules partition {events} --buckets N --out DIR)"
             )
         fail(f"{events}: not a partition folder (no manifest.json); see mrules partition")
-    if store_path == ":memory:" or store_path.startswith(("postgresql://", "postgres://")):
-        fail("a partitioned run merges into a new SQLite store file: give --store PATH")
+    pg = store_path.startswith(("postgresql://", "postgres://"))
+    if store_path == ":memory:":
+        fail("a partitioned run merges into a new store: give --store PATH or a PostgreSQL URL")
     if scheduler is not None and engine != "dask":
         fail("--scheduler is for --engine dask")
     if dask_local is not None and engine != "dask":
@@ -114,9 +115,17 @@ def run_partitioned_cli(
                          ("--diagnostics", diagnostics_path)):  # fmt: skip
         if path is not None and not Path(path).parent.is_dir():
             fail(f"{option} {path}: {Path(path).parent} is not a folder; create it first")
-    store = Path(store_path)
-    if not store.parent.is_dir():
-        fail(f"--store {store_path}: {store.parent} is not a folder; create it first")
+    if pg:
+        from mrules.scale.driver import _pg_dbname
+        from mrules.store_pg import _shown
+
+        store = Path(_pg_dbname(store_path))  # default outputs: DBNAME.rejects.jsonl here
+        shown = _shown(store_path)
+    else:
+        store = Path(store_path)
+        shown = store_path
+        if not store.parent.is_dir():
+            fail(f"--store {store_path}: {store.parent} is not a folder; create it first")
     interactive = sys.stderr.isatty() and not quiet
 
     def progress(done: int, total: int, lines: int, seconds: float) -> None:
@@ -134,7 +143,7 @@ def run_partitioned_cli(
         report = run_partitioned(
             compiled,
             events,
-            store,
+            store_path if pg else store,
             engine=engine,
             workers=workers,
             scheduler=scheduler,
@@ -158,8 +167,14 @@ def run_partitioned_cli(
         if diagnostics_path
         else store.with_name(store.stem + ".diagnostics.jsonl")
     )
-    with Store.open(store, readonly=True) as st:
-        rejected = write_all_rejects(rejects_file, st, [f["path"] for f in manifest.files])
+    if pg:
+        from mrules.store_pg import PgStore
+
+        with PgStore.open(store_path, readonly=True) as pst:
+            rejected = write_all_rejects(rejects_file, pst, [f["path"] for f in manifest.files])
+    else:
+        with Store.open(store, readonly=True) as st:
+            rejected = write_all_rejects(rejects_file, st, [f["path"] for f in manifest.files])
     unsettled = sorted(report.unsettled, key=lambda d: (d.get("ordinal", 0), d.get("line", 0)))
     write_diagnostics(diagnostics_file, [
         {k: v for k, v in d.items() if k != "ordinal"} for d in unsettled
@@ -170,8 +185,9 @@ def run_partitioned_cli(
             f" lines: ticks go to every bucket), {rejected:,} rejected,"
             f" {report.prospects:,} prospects;"
             f" {report.buckets} buckets ({report.skipped} done before) in"
-            f" {report.task_seconds:.2f} s, merge {report.merge_seconds:.2f} s, total"
-            f" {report.seconds:.2f} s ({report.events_per_second:,.0f} lines/s); store {store}"
+            f" {report.task_seconds:.2f} s, merge {report.merge_seconds:.2f} s (serial"
+            f" {report.merge.get('serial_seconds', report.merge_seconds):.2f} s), total"
+            f" {report.seconds:.2f} s ({report.events_per_second:,.0f} lines/s); store {shown}"
             + (f"; rejects {rejects_file}" if rejected else ""),
             err=True,
         )

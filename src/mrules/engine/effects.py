@@ -54,8 +54,28 @@ class Effects(EngineParts):
     def _run_blocks(self, c: Context, blocks: tuple[CompiledBlock, ...], asset_key: str) -> None:
         """The seed's order: assignment, data changes, automation rules, then side effects."""
         p, now = c.p, self.now
-        chosen: list[tuple[CompiledAction, RuleRef]] = []
         matches = self.summary.matches
+        if len(blocks) == 1 and not blocks[0].conditionals:  # most triggers: one plain block
+            b = blocks[0]
+            ref = b.ref
+            matches[ref] += 1
+            found = self._phased.get(b.key)
+            if found is None:
+                found = self._phased[b.key] = phases(b)
+            assign, data, side_actions = found
+            for a in assign:
+                run_action(self, a, c, ref, asset_key)
+            for a in data:
+                run_action(self, a, c, ref, asset_key)
+            self._settle(c)
+            if side_actions:
+                c.facts = set()
+                for a in side_actions:
+                    run_action(self, a, c, ref, asset_key)
+                if c.facts:
+                    self._settle(c)
+            return
+        chosen: list[tuple[CompiledAction, RuleRef]] = []
         for b in blocks:
             matches[b.ref] += 1
             chosen.extend((a, b.ref) for a in b.actions)
@@ -178,8 +198,7 @@ class Effects(EngineParts):
             c,
             ref,
             "create_record",
-            {"object": self.cs.create_on_assignment, "owner": p.assigned_to,
-             "as": p.assigned_kind},
+            {"object": self.cs.create_on_assignment, "owner": p.assigned_to, "as": p.assigned_kind},
         )
 
     def assign_group(self, c: Context, ref: RuleRef, group: str, members: tuple[str, ...]) -> None:
@@ -339,6 +358,14 @@ class Effects(EngineParts):
         """The grade computed from the profile and criterion states (kept in `p.grade`)."""
         rank = self.cs.grade_of(p)
         return None if rank is None else grade_letter(rank)
+
+
+_PHASE_ORDER = (PHASE_ASSIGN, PHASE_DATA, PHASE_SIDE)
+
+
+def phases(b: CompiledBlock) -> tuple[tuple[CompiledAction, ...], ...]:
+    """A block's actions by phase (assignment, data, side effects), each in block order."""
+    return tuple(tuple(a for a in b.actions if a.phase == ph) for ph in _PHASE_ORDER)
 
 
 # Compiled actions are data (`CompiledAction.op`, `.operands`): the effect each names.

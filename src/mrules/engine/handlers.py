@@ -159,9 +159,11 @@ class Handlers(EngineParts):
             # The linked record was deleted in the CRM (§7.8): the prospect is flagged and
             # never recreated until `allow crm recreate`. A lead deleted while we are
             # linked to a contact (or another record's delete) does not touch the link.
-            if p.crm_status != "deleted" and (
-                not e.crm_id or p.crm_id in (None, e.crm_id)
-            ) and not (obj == "lead" and p.crm_status == "contact"):
+            if (
+                p.crm_status != "deleted"
+                and (not e.crm_id or p.crm_id in (None, e.crm_id))
+                and not (obj == "lead" and p.crm_status == "contact")
+            ):
                 self.log(p, ref, Action.CRM_STATUS, {"deleted": e.crm_id}, p.crm_status, "deleted")
                 p.crm_status, p.crm_id = "deleted", None
                 changed.add("crm")

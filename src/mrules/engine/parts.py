@@ -13,7 +13,13 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mrules.compiler import CompiledBlock, CompiledRule, CompiledRuleSet, RuleRef
+    from mrules.compiler import (
+        CompiledAction,
+        CompiledBlock,
+        CompiledRule,
+        CompiledRuleSet,
+        RuleRef,
+    )
     from mrules.engine.context import Context
     from mrules.engine.summary import RunSummary
     from mrules.events import Event
@@ -58,6 +64,8 @@ class EngineParts:
     _time_rules: tuple[CompiledRule, ...]
     _time_dynamic: tuple[CompiledRule, ...]
     _wakes: list[tuple[float, str]]
+    _wake_at: dict[str, float]
+    _phased: dict[str, tuple[tuple[CompiledAction, ...], ...]]
     _settled_at: dict[str, float]
     _fresh: str | None
     _exhaustive_ticks: bool

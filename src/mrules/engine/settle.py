@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 class Settlement(EngineParts):
     """Rule evaluation of `Engine`: settle, try a rule, dynamic lists, ticks, segment."""
 
+    # Superseded wake-up entries the heap may hold beyond twice the live ones.
+    wake_slack = 1024
+
     def _tick_all(self) -> None:
         """The clock moved: re-check time-based rules for the prospects whose time has come.
 
@@ -40,17 +43,23 @@ class Settlement(EngineParts):
         """
         if not self._time_rules and not self._time_dynamic:
             return
-        now, wakes, prospects = self.now, self._wakes, self.prospects
+        now, prospects = self.now, self.prospects
+        wake_at = self._wake_at
         due: set[str] = set()
         for email, settled in self._settled_at.items():
             when = self._wake(prospects[email], settled)
             if when <= now:
                 due.add(email)
-            elif when != _INF:
-                heapq.heappush(wakes, (when, email))
+                wake_at.pop(email, None)
+            else:
+                self._schedule(email, when)
         self._settled_at = {}
+        wakes = self._wakes
         while wakes and wakes[0][0] <= now:
-            due.add(heapq.heappop(wakes)[1])
+            when, email = heapq.heappop(wakes)
+            if wake_at.get(email) == when:  # else superseded by a later computation
+                del wake_at[email]
+                due.add(email)
         if self._exhaustive_ticks:
             due = set(prospects)
         for email in sorted(due):  # sorted: shared counters must not depend on dict order
@@ -65,9 +74,28 @@ class Settlement(EngineParts):
                 self._settle(c)
             if self.seq != before:
                 self.dirty.add(email)
-            when = self._wake(p, now)
-            if when != _INF:
-                heapq.heappush(wakes, (when, email))
+            self._schedule(email, self._wake(p, now))
+
+    def _schedule(self, email: str, when: float) -> None:
+        """Make `when` the prospect's one wake-up time (infinity: none).
+
+        A prospect's wake-up time is computed from its whole state, so a new one
+        supersedes the one queued before; the heap keeps superseded entries until
+        they come up (then skipped), and is rebuilt when they outnumber the live
+        ones, so its size follows the prospects, not the events.
+        """
+        wake_at = self._wake_at
+        if when == _INF:
+            wake_at.pop(email, None)
+            return
+        if wake_at.get(email) == when:
+            return  # already queued
+        wake_at[email] = when
+        wakes = self._wakes
+        heapq.heappush(wakes, (when, email))
+        if len(wakes) > 2 * len(wake_at) + self.wake_slack:
+            self._wakes = [(w, e) for e, w in wake_at.items()]
+            heapq.heapify(self._wakes)
 
     def _wake(self, p: Prospect, since: float) -> float:
         """The first moment after `since` when a time-based rule could change its outcome."""

@@ -16,11 +16,99 @@ from typing import Any
 
 from mrules.scale.tasks import run_bucket
 
-__all__ = ["DaskMissing", "run_on_dask"]
+__all__ = ["DaskMissing", "DaskPool", "run_on_dask"]
 
 
 class DaskMissing(Exception):
     """Dask's `distributed` is not installed, or the scheduler cannot be reached."""
+
+
+def _with_rules(task: dict[str, Any], rules: bytes) -> dict[str, Any]:
+    return run_bucket({**task, "rules": rules})
+
+
+class DaskPool:
+    """A Dask client (and its local cluster) kept for every `map` of a run."""
+
+    def __init__(
+        self,
+        *,
+        scheduler: str | None,
+        workers: int,
+        cluster_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.scheduler, self.workers = scheduler, workers
+        self.cluster_options = cluster_options
+        self.client: Any = None
+        self.cluster: Any = None
+        self._scattered: dict[str, Any] = {}
+
+    def __enter__(self) -> DaskPool:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise DaskMissing(
+                "--engine dask needs Dask's distributed: pip install 'mrules[dask]'"
+            ) from None
+        if self.scheduler is None:
+            options: dict[str, Any] = {
+                "n_workers": self.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            }
+            options.update(self.cluster_options or {})
+            self.cluster = LocalCluster(**options)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(self.scheduler, timeout=30)
+            except (OSError, TimeoutError, ValueError) as e:
+                raise DaskMissing(
+                    f"cannot reach the Dask scheduler at {self.scheduler}: {e}"
+                ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        self.client = self.cluster = None
+
+    def map(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        tasks: list[dict[str, Any]],
+        finished: Callable[[dict[str, Any]], None],
+    ) -> None:
+        from distributed import as_completed
+
+        client = self.client
+        futures = []
+        for task in tasks:
+            # Unique on a shared scheduler: the shard's path holds the run's fingerprint.
+            if fn is run_bucket:
+                name = f"bucket-{task['bucket']}-{task['shard']}"
+            else:
+                name = f"{fn.__name__}-{task['shard']}"
+            rules = task.get("rules")
+            if fn is run_bucket and isinstance(rules, bytes):
+                # The compiled rule set goes to every worker once, not with every task.
+                blob = self._scattered.get(task["rules_key"])
+                if blob is None:
+                    blob = self._scattered[task["rules_key"]] = client.scatter(
+                        rules, broadcast=True, hash=False
+                    )
+                light = {k: v for k, v in task.items() if k != "rules"}
+                # pure=False: the same task twice is two runs (a retry), not a cached result.
+                futures.append(client.submit(_with_rules, light, blob, key=f"mrules-{name}",
+                                             pure=False, retries=2))  # fmt: skip
+            else:
+                futures.append(client.submit(fn, task, key=f"mrules-{name}", pure=False,
+                                             retries=2))  # fmt: skip
+        for future in as_completed(futures):
+            finished(future.result())
 
 
 def run_on_dask(
@@ -31,43 +119,5 @@ def run_on_dask(
     workers: int,
     cluster_options: dict[str, Any] | None = None,
 ) -> None:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise DaskMissing(
-            "--engine dask needs Dask's distributed: pip install 'mrules[dask]'"
-        ) from None
-    cluster = None
-    if scheduler is None:
-        options: dict[str, Any] = {
-            "n_workers": workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": None,
-        }
-        options.update(cluster_options or {})
-        cluster = LocalCluster(**options)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout=30)
-        except (OSError, TimeoutError, ValueError) as e:
-            raise DaskMissing(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-    try:
-        # pure=False: the same task twice is two runs (a retry), not a cached result.
-        futures = [
-            client.submit(
-                run_bucket,
-                task,
-                key=f"mrules-bucket-{task['bucket']}-{task['shard']}",
-                pure=False,
-                retries=2,
-            )
-            for task in tasks
-        ]
-        for future in as_completed(futures):
-            finished(future.result())
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    with DaskPool(scheduler=scheduler, workers=workers, cluster_options=cluster_options) as pool:
+        pool.map(run_bucket, tasks, finished)

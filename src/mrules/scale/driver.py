@@ -51,7 +51,8 @@ class RunReport:
     task_seconds: float = 0.0  # wall, tasks only
     task_cpu: float = 0.0  # CPU seconds of every task
     merge_seconds: float = 0.0
-    merge_cpu: float = 0.0
+    merge_cpu: float = 0.0  # this process's CPU seconds in the merge
+    prepare_cpu: float = 0.0  # CPU seconds of the workers' share of the merge
     skipped: int = 0  # buckets whose shard a previous run finished
     per_bucket: list[dict[str, Any]] = field(default_factory=list)
     unsettled: list[dict[str, Any]] = field(default_factory=list)
@@ -83,6 +84,28 @@ def _remove_store_files(path: Path) -> None:
     for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
         with contextlib.suppress(FileNotFoundError):
             p.unlink()
+
+
+def _pg_dbname(url: str) -> str:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = conninfo_to_dict(url).get("dbname")
+    except Exception:  # psycopg absent or a URL it cannot read: PgStore.open says why
+        name = None
+    return str(name or "mrules")
+
+
+def _check_empty_pg(url: str) -> None:
+    """Refuse, before any task runs, a PostgreSQL store that cannot take the run."""
+    from mrules.store_pg import PgStore, _shown
+
+    with PgStore.open(url) as st:
+        if st.prospect_count() or st.streams() or st.max_seq():
+            raise ScaleError(
+                f"store {_shown(url)} is not empty: a partitioned run writes a new store"
+                " (replays are cheap); give an empty database"
+            )
 
 
 def run_partitioned(
@@ -118,7 +141,17 @@ def run_partitioned(
     manifest = Manifest.load(folder)
     if not manifest.files:
         raise PartitionError(f"{folder}: the partition holds no file")
-    target = Path(store)
+    from mrules.store_pg import is_postgres_url
+
+    pg_url = str(store) if is_postgres_url(str(store)) else None
+    if pg_url is not None:
+        # Shards and the merged SQLite store are staged in the working folder, named after
+        # the database (as its default rejects file is), then copied into PostgreSQL.
+        _check_empty_pg(pg_url)
+        target = Path.cwd() / f"{_pg_dbname(pg_url)}.partitioned.db"
+        _remove_store_files(target)
+    else:
+        target = Path(store)
     if target.exists():
         raise ScaleError(
             f"{target} exists: a partitioned run writes a new store (replays are cheap);"
@@ -184,51 +217,78 @@ def run_partitioned(
         if progress is not None:
             progress(done, len(tasks), report.events, time.perf_counter() - started)
 
+    pool: Any
     if engine == "dask":
-        from mrules.scale.dask_engine import run_on_dask
+        from mrules.scale.dask_engine import DaskPool
 
-        run_on_dask(tasks, finished, scheduler=scheduler, workers=dask_local or workers,
-                    cluster_options=dask_cluster_options)  # fmt: skip
+        pool = DaskPool(scheduler=scheduler, workers=dask_local or workers,
+                        cluster_options=dask_cluster_options)  # fmt: skip
     elif engine == "local":
-        from mrules.scale.local import run_local
+        from mrules.scale.local import LocalPool
+        from mrules.scale.tasks import preload
 
-        run_local(tasks, finished, workers=workers)
+        # Forked workers inherit the compiled rule set: no copy of it a task.
+        preload(compiled.version, compiled)
+        for task in tasks:
+            task["rules"] = None
+        pool = LocalPool(workers)
     else:
         raise ScaleError(f"unknown engine {engine!r} (local or dask)")
-    report.task_seconds = time.perf_counter() - started
+    from mrules.scale.tasks import run_bucket
 
-    # The merge: into a hidden store beside the target, renamed into place when complete.
-    merge_started, merge_cpu = time.perf_counter(), time.process_time()
-    tmp = target.with_name(f".{target.name}.merging")
-    _remove_store_files(tmp)
-    actions_tmp = None
-    try:
-        shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
-        if actions is not None:
-            actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
-        report.merge = merge_shards(
-            tmp,
-            shards,
-            [f for f, _ in files],
-            [f["lines"] for f in manifest.files],
-            actions=actions_tmp,
-        )
-        if actions is not None:
-            with Store.open(tmp) as st:  # as `mrules run --actions` notes where its log starts
-                st.set_log_start(str(Path(actions).resolve()), 0)
-    except BaseException:
+    def prepared(out: dict[str, Any]) -> None:
+        report.prepare_cpu += out["cpu"]
+
+    with pool:
+        pool.map(run_bucket, tasks, finished)
+        report.task_seconds = time.perf_counter() - started
+
+        # The merge: into a hidden store beside the target, renamed into place when
+        # complete. Each shard's rows are made ready for it by the workers (prepare_shard).
+        from mrules.scale.merge import prepare_shard
+
+        merge_started, merge_cpu = time.perf_counter(), time.process_time()
+        tmp = target.with_name(f".{target.name}.merging")
         _remove_store_files(tmp)
-        if actions_tmp is not None:
-            actions_tmp.unlink(missing_ok=True)
-        raise
+        actions_tmp = None
+        try:
+            shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
+            if actions is not None:
+                actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
+            report.merge = merge_shards(
+                tmp,
+                shards,
+                [f for f, _ in files],
+                [f["lines"] for f in manifest.files],
+                actions=actions_tmp,
+                prepare=lambda ts: pool.map(prepare_shard, ts, prepared),
+            )
+            if actions is not None:
+                with Store.open(tmp) as st:  # as `mrules run --actions` notes where its log starts
+                    st.set_log_start(str(Path(actions).resolve()), 0)
+            report.merge_seconds = time.perf_counter() - merge_started
+            report.merge_cpu = time.process_time() - merge_cpu
+        except BaseException:
+            _remove_store_files(tmp)
+            if actions_tmp is not None:
+                actions_tmp.unlink(missing_ok=True)
+            raise
     with contextlib.suppress(FileNotFoundError):
         tmp.with_name(tmp.name + ".lock").unlink()
     if actions_tmp is not None:
         os.replace(actions_tmp, Path(actions))  # type: ignore[arg-type]
-    os.replace(tmp, target)
+    if pg_url is not None:
+        from mrules.store_pg import copy_from_sqlite
+
+        copy_started = time.perf_counter()
+        try:
+            copy_from_sqlite(pg_url, tmp)
+        finally:
+            _remove_store_files(tmp)
+        report.merge_seconds += time.perf_counter() - copy_started
+    else:
+        os.replace(tmp, target)
     report.prospects = report.merge["prospects"]
-    report.merge_seconds = time.perf_counter() - merge_started
-    report.merge_cpu = time.process_time() - merge_cpu
     if not keep_shards:
         shutil.rmtree(shard_dir, ignore_errors=True)
         with contextlib.suppress(OSError):

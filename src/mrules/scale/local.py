@@ -1,10 +1,12 @@
 """The local engine: bucket tasks in a pool of worker processes (or in this process).
 
 `workers=1` runs the tasks here, one after the other (no pool to start). The
-pool forks its workers; each unpickles the compiled rule set once (`tasks`).
-A worker that dies (killed, out of memory) stops the run with `WorkerLost`:
-the buckets finished so far keep their shards, and running the same command
-again runs only the others.
+pool forks its workers, once for the whole run: the bucket tasks, then the
+merge's preparation of each shard (`merge.prepare_shard`) run on the same
+processes. The compiled rule set is handed to the workers by the fork
+(`tasks.preload`), not sent with every task. A worker that dies (killed, out
+of memory) stops the run with `WorkerLost`: the buckets finished so far keep
+their shards, and running the same command again runs only the others.
 """
 
 from __future__ import annotations
@@ -17,24 +19,43 @@ from typing import Any
 
 from mrules.scale.tasks import run_bucket
 
-__all__ = ["WorkerLost", "run_local"]
+__all__ = ["LocalPool", "WorkerLost", "run_local"]
 
 
 class WorkerLost(Exception):
     """A worker process died during a bucket."""
 
 
-def run_local(
-    tasks: list[dict[str, Any]], finished: Callable[[dict[str, Any]], None], *, workers: int
-) -> None:
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            finished(run_bucket(task))
-        return
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx) as pool:
+class LocalPool:
+    """Worker processes kept for every `map` of a run (started by the first one)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def map(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        tasks: list[dict[str, Any]],
+        finished: Callable[[dict[str, Any]], None],
+    ) -> None:
+        if self.workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                finished(fn(task))
+            return
+        if self.pool is None:
+            ctx = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=ctx)
         try:
-            pending = {pool.submit(run_bucket, task) for task in tasks}
+            pending = {self.pool.submit(fn, task) for task in tasks}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -45,3 +66,10 @@ def run_local(
                 " buckets finished so far are kept: run the same command again to run the"
                 " others"
             ) from None
+
+
+def run_local(
+    tasks: list[dict[str, Any]], finished: Callable[[dict[str, Any]], None], *, workers: int
+) -> None:
+    with LocalPool(workers) as pool:
+        pool.map(run_bucket, tasks, finished)

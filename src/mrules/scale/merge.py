@@ -19,6 +19,10 @@ into records and encoded again: only what names a `names` id (the stream,
 the event type, assets, URLs, visitors, rule references, actions, arguments)
 is rewritten to the target's ids, and the row's first seq. Steps after the
 first hold their seq as a difference, which a contiguous renumbering keeps.
+The rewriting is done shard by shard, where the bucket tasks ran
+(`prepare_shard`, against the target's names table `plan` makes from every
+shard's), so the serial part only interleaves the prepared rows, numbers
+their steps, renumbers the action log's lines and inserts.
 This is the one module besides `store.py` that knows the layout of schema 2;
 it refuses a store of another schema.
 """
@@ -27,7 +31,8 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +42,12 @@ from mrules.history import Interner
 from mrules.store import Store
 from mrules.vocab import Action
 
-__all__ = ["MergeError", "merge_shards"]
+__all__ = ["MergeError", "merge_shards", "plan", "prepare_shard", "prepared_path"]
 
 SCHEMA = 2
 _LAST = 1 << 62  # line 0 (the --now tick at the end of a run) sorts after every line
 _SCORE = str(Action.SCORE)
+CHUNK = 5_000  # prepared rows a pickle
 _loads, _dumps = orjson.loads, orjson.dumps
 
 
@@ -57,44 +63,164 @@ class _Shard:
         version = self.meta("schema_version")
         if version != SCHEMA:
             raise MergeError(f"shard {path} has schema {version}; the merge knows {SCHEMA}")
-        self.names: list[str | None] = [None]
-        for i, text in self.conn.execute("SELECT id, text FROM names ORDER BY id"):
-            while len(self.names) <= i:
-                self.names.append(None)
-            self.names[i] = text
-        self.emails = dict(self.conn.execute("SELECT id, email FROM prospects"))
 
     def meta(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def rows(self, ordinals: dict[str, int]) -> Iterator[tuple[Any, ...]]:
-        names, emails, index = self.names, self.emails, self.index
-        last: tuple[int, int, str] | None = None
-        cur = self.conn.execute(
-            "SELECT prospect, visitor, ts, seq, event_id, event, messages, data"
-            " FROM history ORDER BY id"
-        )
-        for n, row in enumerate(cur):
-            v = _loads(row[7])
-            source = names[v[0]] if v[0] else None
-            try:
-                ordinal = ordinals[source]  # type: ignore[index]
-            except KeyError:
-                raise MergeError(
-                    f"a row of shard {self.path} names a stream not in the manifest: {source}"
-                ) from None
-            email = emails[row[0]] if row[0] is not None else ""
-            key = (ordinal, v[1] or _LAST, email)
-            if last is not None and key < last:
-                raise MergeError(f"shard {self.path}: rows out of order at row {n + 1}")
-            last = key
-            yield (*key, index, n, row, v)
-
     def close(self) -> None:
         self.conn.close()
         if self.log is not None:
             self.log.close()
+
+
+def plan(shards: list[Path]) -> tuple[list[tuple[int, str]], list[list[int]]]:
+    """The target's `names` table and, per shard, its names ids -> the target's.
+
+    Every name of every shard is kept, in shard order: the rows can then be
+    rewritten shard by shard, in parallel (`prepare_shard`), before the merge.
+    """
+    names = Interner()
+    maps: list[list[int]] = []
+    for path in shards:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if found is None or found[0] != SCHEMA:
+                version = None if found is None else found[0]
+                raise MergeError(f"shard {path} has schema {version}; the merge knows {SCHEMA}")
+            ids = [0]
+            get = names.get
+            for i, text in conn.execute("SELECT id, text FROM names ORDER BY id"):
+                while len(ids) < i:
+                    ids.append(0)
+                ids.append(get(text))
+            maps.append(ids)
+        finally:
+            conn.close()
+    return names.added, maps
+
+
+def prepared_path(shard: Path) -> Path:
+    return shard.with_name(shard.name + ".rows")
+
+
+def prepare_shard(task: dict[str, Any]) -> dict[str, Any]:
+    """One shard's history rows, rewritten to the target's names ids, with their order key.
+
+    Runs in a worker (`task`: the shard, its index, its id map from `plan`, the
+    files' ordinals). Writes `prepared_path(shard)`: pickled chunks of
+    (ordinal, line, email, index, n, bare, steps, has prospect, visitor, ts,
+    seq, event_id, event, messages, data), in the shard's row order, which is
+    its order key (checked). The merge then only interleaves, numbers and inserts.
+    """
+    import os
+    import pickle
+
+    started, cpu = time.perf_counter(), time.process_time()
+    shard = Path(task["shard"])
+    index: int = task["index"]
+    ids: list[int] = task["map"]
+    ordinals: dict[str, int] = task["ordinals"]
+    out_path = prepared_path(shard)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    conn = sqlite3.connect(f"file:{shard}?mode=ro", uri=True)
+    rows = 0
+    try:
+        names: list[str | None] = [None] * len(ids)
+        for i, text in conn.execute("SELECT id, text FROM names ORDER BY id"):
+            names[i] = text
+        # Values a step takes after its rule, action and args, by the action's id.
+        implied = {i: (4 if t == _SCORE else 3) for i, t in enumerate(names) if t is not None}
+        sources = {i: ordinals.get(t) for i, t in enumerate(names) if t is not None}  # type: ignore[arg-type]
+        emails = dict(conn.execute("SELECT id, email FROM prospects"))
+        cur = conn.execute(
+            "SELECT prospect, visitor, ts, seq, event_id, event, messages, data"
+            " FROM history ORDER BY id"
+        )
+        last: tuple[int, int, str] | None = None
+        chunk: list[tuple[Any, ...]] = []
+        with open(tmp, "wb") as f:
+            # One pickle a chunk, each with its own memo (read back one `pickle.load` each).
+            def dump(chunk: list[tuple[Any, ...]]) -> None:
+                pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+            for n, (pid, visitor, ts, seq, event_id, event, messages, data) in enumerate(cur):
+                v = _loads(data)
+                x = v[0]
+                ordinal = sources.get(x) if x else None
+                if ordinal is None:
+                    source = names[x] if 0 < x < len(names) else None
+                    raise MergeError(
+                        f"a row of shard {shard} names a stream not in the manifest: {source}"
+                    )
+                v[0] = ids[x]
+                email = emails[pid] if pid is not None else ""
+                key = (ordinal, v[1] or _LAST, email)
+                if last is not None and key < last:
+                    raise MergeError(f"shard {shard}: rows out of order at row {n + 1}")
+                last = key
+                head = 5
+                etype = v[2]
+                if etype:
+                    v[2] = ids[etype] if etype > 0 else -ids[-etype]
+                    x = v[3]
+                    if type(x) is int and x:
+                        v[3] = ids[x]
+                    x = v[4]
+                    if type(x) is int and x:
+                        v[4] = ids[x]
+                    if etype < 0:
+                        head = 7
+                steps = 0
+                i, end = head, len(v)
+                while i < end:
+                    if steps:
+                        i += 1  # the seq difference: kept
+                    v[i] = ids[v[i]]  # the rule
+                    action = v[i + 1]
+                    if action > 0:
+                        v[i + 1] = ids[action]
+                        step = 5
+                    else:
+                        v[i + 1] = -ids[-action]
+                        step = implied[-action]
+                    args = v[i + 2]
+                    if type(args) is int:
+                        v[i + 2] = ids[args]
+                    i += step
+                    steps += 1
+                if type(visitor) is int:
+                    visitor = ids[visitor]
+                # bare: no prospect, no ledger step, no activity, no visitor (a tick's id)
+                bare = pid is None and seq is None and not etype and visitor is None
+                chunk.append((*key, index, n, bare, steps, pid is not None, visitor, ts, seq,
+                              event_id, event, messages, _dumps(v)))  # fmt: skip
+                rows += 1
+                if len(chunk) >= CHUNK:
+                    dump(chunk)
+                    chunk = []
+            dump(chunk)
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        conn.close()
+    return {"shard": str(shard), "rows": rows, "seconds": time.perf_counter() - started,
+            "cpu": time.process_time() - cpu}  # fmt: skip
+
+
+def _prepared_rows(path: Path) -> Iterator[tuple[Any, ...]]:
+    import pickle
+
+    with open(path, "rb") as f:
+        while True:
+            try:
+                chunk = pickle.load(f)
+            except EOFError:
+                return
+            yield from chunk
 
 
 def merge_shards(
@@ -104,16 +230,30 @@ def merge_shards(
     lines: list[int],
     *,
     actions: Path | None = None,
+    prepare: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, Any]:
     """Merge `shards` into the new, empty store at `target_path`; `files`/`lines`: the streams.
 
     With `actions`, also merge the shards' action logs into that file: each line as the
     bucket wrote it, its seq renumbered (a ledger step's line, in the order of its row).
+    `prepare` runs the shards' `prepare_shard` tasks (in parallel, where the tasks ran);
+    without it they run here, one after the other.
     """
-    Store.open(target_path).close()  # a new store, whole, with its schema
+    started = time.perf_counter()
+    added, maps = plan(shards)
     ordinals = {path: i for i, path in enumerate(files)}
+    tasks = [{"shard": str(p), "index": i, "map": maps[i], "ordinals": ordinals}
+             for i, p in enumerate(shards)]  # fmt: skip
+    planned = time.perf_counter()
+    if prepare is None:
+        for task in tasks:
+            prepare_shard(task)
+    else:
+        prepare(tasks)
+    prepared = time.perf_counter()
+    Store.open(target_path).close()  # a new store, whole, with its schema
     opened: list[_Shard] = []
-    stats = {"rows": 0, "seq": 0, "prospects": 0, "rejects": 0, "bare_dropped": 0}
+    stats: dict[str, Any] = {"rows": 0, "seq": 0, "prospects": 0, "rejects": 0, "bare_dropped": 0}
     conn = sqlite3.connect(target_path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # the file is hidden until renamed into place
@@ -129,7 +269,6 @@ def merge_shards(
                 s.log = open(log_of(s.path), "rb")  # noqa: SIM115  # closed with the shard
             out_log = open(actions, "wb")  # noqa: SIM115
         conn.execute("BEGIN")
-        names = Interner()
         pids: dict[str, int] = {}
         # Indexes built once after the rows, not row by row (as SQLite stores them).
         indexes = conn.execute(
@@ -138,12 +277,14 @@ def merge_shards(
         ).fetchall()
         for name, _sql in indexes:
             conn.execute(f'DROP INDEX "{name}"')
-        seq = _copy_history(conn, opened, ordinals, names, pids, stats,
+        seq = _copy_history(conn, opened, pids, stats,
                             out_log if actions is not None else None)  # fmt: skip
         for _name, sql in indexes:
             conn.execute(sql)
+        names = Interner()
+        names.load(iter(added))
         _copy_rest(conn, opened, ordinals, names, pids, files, lines, seq, stats)
-        conn.executemany("INSERT INTO names (id, text) VALUES (?, ?)", names.added)
+        conn.executemany("INSERT INTO names (id, text) VALUES (?, ?)", added)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -153,16 +294,18 @@ def merge_shards(
         conn.close()
         for s in opened:
             s.close()
+            prepared_path(s.path).unlink(missing_ok=True)
         if actions is not None and opened:
             out_log.close()
+    stats["plan_seconds"] = planned - started
+    stats["prepare_seconds"] = prepared - planned
+    stats["serial_seconds"] = time.perf_counter() - prepared
     return stats
 
 
 def _copy_history(
     conn: sqlite3.Connection,
     shards: list[_Shard],
-    ordinals: dict[str, int],
-    names: Interner,
     pids: dict[str, int],
     stats: dict[str, Any],
     log: Any = None,
@@ -174,131 +317,70 @@ def _copy_history(
         "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    get, maybe, maybe_args = names.get, names.maybe, names.maybe_args
-    # Per shard: its names id -> the target's, for names always interned (`get`), names
-    # interned if there is room (`maybe`: assets, URLs, visitors), and action arguments.
-    got: list[dict[int, int]] = [{} for _ in shards]
-    maybes: list[dict[int, Any]] = [{} for _ in shards]
-    argses: list[dict[int, Any]] = [{} for _ in shards]
-    widths: list[dict[int, int]] = [{} for _ in shards]  # negative action id -> values a step
+    logs = [iter(s.log) if s.log is not None else iter(()) for s in shards]
+    add_line = log_lines.append
 
     def emit(item: tuple[Any, ...]) -> None:
         nonlocal seq
-        _ordinal, _line, email, index, _n, row, v = item
-        shard_names = shards[index].names
-        ids, maybe_ids, args_ids, width = got[index], maybes[index], argses[index], widths[index]
-        pid, visitor, ts, first, event_id, event, messages, _data = row
-        x = v[0]
-        new = ids.get(x)
-        if new is None:
-            new = ids[x] = get(shard_names[x])  # type: ignore[arg-type]
-        v[0] = new
-        head = 5
-        etype = v[2]
-        if etype:
-            t = -etype if etype < 0 else etype
-            new = ids.get(t)
-            if new is None:
-                new = ids[t] = get(shard_names[t])  # type: ignore[arg-type]
-            v[2] = new if etype > 0 else -new
-            for k in (3, 4):  # asset, url: an id, or the text itself
-                x = v[k]
-                if type(x) is int and x:
-                    new = maybe_ids.get(x)
-                    if new is None:
-                        new = maybe_ids[x] = maybe(shard_names[x])  # type: ignore[arg-type]
-                    v[k] = new
-            if etype < 0:
-                head = 7
-        steps = 0
-        i, n = head, len(v)
-        while i < n:
-            if steps:
-                i += 1  # the seq difference: kept
-            x = v[i]  # the rule
-            new = ids.get(x)
-            if new is None:
-                new = ids[x] = get(shard_names[x])  # type: ignore[arg-type]
-            v[i] = new
-            action = v[i + 1]
-            if action > 0:
-                new = ids.get(action)
-                if new is None:
-                    new = ids[action] = get(shard_names[action])  # type: ignore[arg-type]
-                v[i + 1] = new
-                step = 5
-            else:
-                new = ids.get(-action)
-                if new is None:
-                    new = ids[-action] = get(shard_names[-action])  # type: ignore[arg-type]
-                v[i + 1] = -new
-                step = width.get(action)
-                if step is None:
-                    step = width[action] = 4 if shard_names[-action] == _SCORE else 3
-            args = v[i + 2]
-            if type(args) is int:
-                new = args_ids.get(args)
-                if new is None:
-                    text = shard_names[args]
-                    found = maybe_args(text.encode())  # type: ignore[union-attr]
-                    new = args_ids[args] = found if found is not None else [_loads(text)]  # type: ignore[arg-type]
-                v[i + 2] = new
-            i += step
-            steps += 1
+        (_o, _l, email, index, _n, _bare, steps, has_pid, visitor, ts, first,
+         event_id, event, messages, data) = item  # fmt: skip
         if steps:
             first = seq + 1
             if log is not None:
-                shard_log = shards[index].log
+                lines = logs[index]
                 for k in range(first, first + steps):
-                    line = shard_log.readline()
+                    # `{"seq":N,...}`: the bucket's seq replaced by the merged one.
+                    line = next(lines, b"")
                     cut = line.find(b",", 7)
-                    if not line.startswith(b'{"seq":') or cut < 0:
+                    if cut < 0 or line[:7] != b'{"seq":':
                         raise MergeError(f"the action log of shard {shards[index].path} ends early")
-                    log_lines.append(b'{"seq":%d%s' % (k, line[cut:]))
+                    add_line(b'{"seq":%d%s' % (k, line[cut:]))
             seq += steps
-        if pid is not None:
+        pid = None
+        if has_pid:
             pid = pids.get(email)
             if pid is None:
                 pid = pids[email] = len(pids) + 1
-        if type(visitor) is int:
-            new = maybe_ids.get(visitor)
-            if new is None:
-                new = maybe_ids[visitor] = maybe(shard_names[visitor])  # type: ignore[arg-type]
-            visitor = new
-        out.append((pid, visitor, ts, first, event_id, event, messages, _dumps(v)))
-        if len(out) >= 20_000:
-            conn.executemany(insert, out)
-            out.clear()
-            if log_lines:
-                log.write(b"".join(log_lines))
-                log_lines.clear()
+        out.append((pid, visitor, ts, first, event_id, event, messages, data))
 
     group: list[tuple[Any, ...]] = []
-    key: tuple[int, int] | None = None
-
-    def flush() -> None:
-        # bare: no prospect, no ledger step, no activity, no visitor (a tick's id, kept once)
-        kept = [g for g in group if not (g[5][0] is None and g[5][3] is None and not g[6][2]
-                                         and g[5][1] is None)]  # fmt: skip
-        if not kept:
-            kept = group[:1]
-        stats["bare_dropped"] += len(group) - len(kept)
-        stats["rows"] += len(kept)
-        for item in kept:
-            emit(item)
-
-    for item in heapq.merge(*(s.rows(ordinals) for s in shards)):
-        if (item[0], item[1]) != key:
-            if group:
-                flush()
-            group, key = [], (item[0], item[1])
-        group.append(item)
+    okey: tuple[int, int] | None = None
+    rows = dropped = 0
+    for item in heapq.merge(*(_prepared_rows(prepared_path(s.path)) for s in shards)):
+        key = (item[0], item[1])
+        if key == okey:
+            group.append(item)
+            continue
+        if group:
+            if len(group) == 1:
+                emit(group[0])
+                rows += 1
+            else:
+                # A tick that changed nobody in a bucket left only its id there: kept once.
+                kept = [g for g in group if not g[5]] or group[:1]
+                dropped += len(group) - len(kept)
+                rows += len(kept)
+                for g in kept:
+                    emit(g)
+            if len(out) >= 20_000:
+                conn.executemany(insert, out)
+                out.clear()
+                if log_lines:
+                    log.write(b"".join(log_lines))
+                    log_lines.clear()
+        group, okey = [item], key
     if group:
-        flush()
+        kept = [g for g in group if not g[5]] or group[:1]
+        dropped += len(group) - len(kept)
+        rows += len(kept)
+        for g in kept:
+            emit(g)
     if out:
         conn.executemany(insert, out)
     if log_lines:
         log.write(b"".join(log_lines))
+    stats["rows"] += rows
+    stats["bare_dropped"] += dropped
     stats["seq"] = seq
     return seq
 

@@ -23,7 +23,7 @@ from typing import Any
 from mrules.events import parse_line
 from mrules.partition import read_bucket_lines
 
-__all__ = ["log_of", "run_bucket", "shard_name"]
+__all__ = ["log_of", "preload", "run_bucket", "shard_name"]
 
 _RULES: dict[str, Any] = {}  # compiled rule sets by version: one unpickling a worker process
 
@@ -37,9 +37,16 @@ def log_of(shard: Path) -> Path:
     return shard.with_name(shard.name + ".actions.jsonl")
 
 
-def _rules(key: str, blob: bytes) -> Any:
+def preload(key: str, compiled: Any) -> None:
+    """Give this process (and the worker processes it forks) the compiled rule set `key`."""
+    _RULES[key] = compiled
+
+
+def _rules(key: str, blob: bytes | None) -> Any:
     found = _RULES.get(key)
     if found is None:
+        if blob is None:
+            raise ValueError(f"the compiled rule set {key} was neither sent nor preloaded")
         found = _RULES[key] = pickle.loads(blob)
     return found
 

@@ -1,0 +1,204 @@
+"""`mrules report`: the funnel, campaigns, rules and scores of a store (docs/reports.md)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import orjson
+
+from mrules.cli.common import EXIT_USAGE, fail
+from mrules.cli.report_html_cmd import html as html_page
+from mrules.cli.report_options import rules_option, sync_option, table_options
+
+__all__ = ["COMMANDS", "report"]
+
+
+@click.group()
+def report() -> None:
+    """Reports over a store and its sync file: funnel, campaigns, rules, scores.
+
+    Each prints a table by default, or `--format json` / `--format csv`. The
+    SQL and won stages, opportunities and campaign influence come from the
+    sync file (`mrules sync run` writes it beside the store).
+
+    \b
+    Example:
+      mrules report funnel --store getcloudy.db
+    """
+
+
+def _emit(data: dict[str, Any], fmt: str) -> None:
+    from mrules.reports.render import csv_text, tables
+
+    if fmt == "json":
+        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.flush()
+        return
+    if fmt == "csv":
+        sys.stdout.write(csv_text(data))
+        sys.stdout.flush()
+        return
+    from rich.console import Console
+
+    # A pipe or a file gets the whole width a table needs (rich would wrap at 80).
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    for t in tables(data):
+        console.print(t)
+    if data.get("sync") is False and data["report"] in ("funnel", "campaigns", "rules"):
+        click.echo(
+            "note: no sync file, so no SQL, won or opportunity figures: run `mrules sync run`"
+            " (or give --sync-db)",
+            err=True,
+        )
+
+
+def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None:
+    from mrules.reports import ReportError
+
+    if store_path.startswith(("postgresql://", "postgres://")):
+        fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
+    if store_path == ":memory:":
+        fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
+    try:
+        data = build()
+    except ReportError as e:
+        fail(str(e), EXIT_USAGE)
+    _emit(data, fmt)
+
+
+@report.command("funnel")
+@table_options
+@sync_option
+@click.option(
+    "--by", type=click.Choice(["week", "month", "quarter"]), help="Also count each period."
+)
+@click.option(
+    "--reading",
+    type=click.Choice(["cohort", "stage"]),
+    default="cohort",
+    show_default=True,
+    help="cohort: the prospects created in the range and how far they went; stage: the"
+    " entries into each stage that happened in the range.",
+)
+def funnel_cmd(
+    store_path: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    sync_db: str | None,
+    by: str | None,
+    reading: str,
+) -> None:
+    """The lifecycle funnel: visitors, prospects, MQLs, SQLs, won; conversion and velocity.
+
+    The second table answers the seed's question: of the MQLs, how many sales
+    accepted (SQL) and how many became customers (won).
+
+    \b
+    Example:
+      mrules report funnel --store getcloudy.db --by month
+    """
+    from mrules.reports import funnel
+
+    _run(
+        lambda: funnel(
+            store_path, sync_db=sync_db, since=since, until=until, by=by, reading=reading
+        ),
+        store_path,
+        fmt,
+    )
+
+
+@report.command("campaigns")
+@table_options
+@sync_option
+@rules_option
+@click.option(
+    "--model",
+    type=click.Choice(["source", "primary", "first_touch", "last_touch", "even"]),
+    default="even",
+    show_default=True,
+    help="The attribution model behind opportunities, won, won amount and ROI (the influence"
+    " table shows all five).",
+)
+def campaigns_cmd(
+    store_path: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    sync_db: str | None,
+    rules: tuple[str, ...],
+    model: str,
+) -> None:
+    """Campaign cost, prospects, MQLs, opportunities, won amount, ROI and influence.
+
+    \b
+    Example:
+      mrules report campaigns --store getcloudy.db --model first_touch
+    """
+    from mrules.reports import campaigns
+
+    _run(
+        lambda: campaigns(
+            store_path,
+            sync_db=sync_db,
+            rules=list(rules) or None,
+            since=since,
+            until=until,
+            model=model,
+        ),
+        store_path,
+        fmt,
+    )
+
+
+@report.command("rules")
+@table_options
+@sync_option
+@rules_option
+def rules_cmd(
+    store_path: str,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    sync_db: str | None,
+    rules: tuple[str, ...],
+) -> None:
+    """Per automation rule, page action and completion action: what it touched, what followed.
+
+    \b
+    Example:
+      mrules report rules --store getcloudy.db --rules examples/getcloudy/rules
+    """
+    from mrules.reports import rules_report
+
+    _run(
+        lambda: rules_report(
+            store_path, rules=list(rules) or None, sync_db=sync_db, since=since, until=until
+        ),
+        store_path,
+        fmt,
+    )
+
+
+@report.command("scores")
+@table_options
+def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) -> None:
+    """Score histogram, grade distribution, and the score each MQL had when assigned.
+
+    \b
+    Example:
+      mrules report scores --store getcloudy.db
+    """
+    from mrules.reports import scores
+
+    _run(lambda: scores(store_path, since=since, until=until), store_path, fmt)
+
+
+# The HTML page: `mrules report html OUT` (its own module, cli/report_html_cmd.py).
+report.add_command(html_page)
+
+COMMANDS = (report,)

@@ -1,0 +1,163 @@
+"""`mrules report html OUT`: the reports as one self-contained HTML page (docs/reports-html.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from mrules.cli.common import EXIT_USAGE, fail, failures
+from mrules.cli.report_options import rules_option, store_and_range, sync_option
+
+__all__ = ["html"]
+
+
+def _read_diff(path: str) -> dict[str, Any]:
+    """A `mrules replay --diff --format json` file, or exit 2 saying what is wrong with it."""
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as e:
+        fail(f"cannot read {path}: {e.strerror or e}", EXIT_USAGE)
+    except orjson.JSONDecodeError as e:
+        fail(f"{path}: not JSON ({e}); write it with `mrules replay --diff ... --format json`")
+    if not isinstance(data, dict) or not {"mql", "score", "rules"} <= data.keys():
+        fail(f"{path}: not the JSON of `mrules replay --diff ... --format json`", EXIT_USAGE)
+    return data
+
+
+@click.command("html")
+@click.argument("out", type=click.Path(dir_okay=False, allow_dash=False))
+@store_and_range
+@sync_option
+@rules_option
+@click.option(
+    "--by",
+    type=click.Choice(["week", "month", "quarter"]),
+    default="month",
+    show_default=True,
+    help="The periods of the conversion-over-time chart.",
+)
+@click.option(
+    "--reading",
+    type=click.Choice(["cohort", "stage"]),
+    default="cohort",
+    show_default=True,
+    help="Funnel by prospect creation date (cohort) or by the date each stage was entered.",
+)
+@click.option(
+    "--timeline",
+    "timeline_email",
+    metavar="EMAIL",
+    help="The prospect whose score over time the page draws [default: one that won, else the"
+    " first one].",
+)
+@click.option(
+    "--replay-diff",
+    "replay_diff",
+    metavar="DIFF.json",
+    help="Add a section for a rule change: the output of `mrules replay --diff ... --format json`.",
+)
+@click.option("--title", default="mrules report", show_default=True, help="The page's title.")
+def html(
+    out: str,
+    store_path: str,
+    sync_db: str | None,
+    rules: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    by: str,
+    reading: str,
+    timeline_email: str | None,
+    replay_diff: str | None,
+    title: str,
+) -> None:
+    """Write OUT: one HTML page with the reports as charts, that opens with no network.
+
+    The funnel and the seed's three numbers (MQLs, accepted by sales,
+    customers), velocity, conversion over time, campaign ROI and influence,
+    rule effectiveness, score and grade distributions, score at MQL, one
+    prospect's score over time and, with --replay-diff, what a rule change
+    does. Everything (data, charts, the chart library) is inside the file.
+
+    Exit status (docs/exit-codes.md): 0 written; 2 bad options, no such store
+    or prospect, a bad --replay-diff file; 4 the store cannot be read or OUT
+    cannot be written.
+
+    \b
+    Example:
+      mrules report html report.html --store getcloudy.db --rules examples/getcloudy/rules
+    """
+    with failures():
+        _html(**locals())
+
+
+def _html(
+    out: str,
+    store_path: str,
+    sync_db: str | None,
+    rules: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    by: str,
+    reading: str,
+    timeline_email: str | None,
+    replay_diff: str | None,
+    title: str,
+) -> None:
+    from mrules.atomic import OutputError
+    from mrules.cli.run_cmd import open_store
+    from mrules.reports import ReportError, campaigns, funnel, rules_report, scores
+    from mrules.reports import html as page
+    from mrules.sync.db import default_sync_path
+
+    if store_path.startswith(("postgresql://", "postgres://")):
+        fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
+    if store_path == ":memory:":
+        fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
+    if not Path(store_path).is_file():
+        fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
+    diff = _read_diff(replay_diff) if replay_diff is not None else None
+    target = Path(out)
+    if not target.parent.is_dir():
+        fail(f"cannot write {out}: no folder {target.parent}", EXIT_USAGE)
+    sync_path: str | Path | None = sync_db
+    if sync_path is None and default_sync_path(store_path).is_file():
+        sync_path = default_sync_path(store_path)
+    rule_paths: Any = list(rules) or None
+    try:
+        data: dict[str, Any] = {
+            "funnel": funnel(
+                store_path, sync_db=sync_path, since=since, until=until, by=by, reading=reading
+            ),
+            "campaigns": campaigns(
+                store_path, sync_db=sync_path, rules=rule_paths, since=since, until=until
+            ),
+            "rules": rules_report(
+                store_path, rules=rule_paths, sync_db=sync_path, since=since, until=until
+            ),
+            "scores": scores(store_path, since=since, until=until),
+        }
+    except ReportError as e:
+        fail(str(e), EXIT_USAGE)
+    store = open_store(store_path, readonly=True)
+    try:
+        with store.snapshot():
+            email = timeline_email.strip().lower() if timeline_email else None
+            if email is None:
+                email = page.default_prospect(store, sync_path)
+            t = page.prospect_timeline(store, email, sync_path) if email else None
+            if timeline_email and t is None:
+                fail(f"no prospect '{email}' in {store_path}", EXIT_USAGE)
+    finally:
+        store.close()
+    data.update(timeline=t, replay_diff=diff, title=title)
+    text = page.page(data)
+    try:
+        page.write(target, text)
+    except OSError as e:
+        raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
+    click.echo(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB): open it in a browser", err=True)
+    sys.stdout.flush()

@@ -1,0 +1,60 @@
+"""The options the `mrules report` commands share (the tables and the HTML page)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+__all__ = ["rules_option", "store_and_range", "sync_option", "table_options"]
+
+
+def store_and_range(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--store`, `--since`, `--until`."""
+    f = click.option(
+        "--until", metavar="DATE", help="Up to (not including) this ISO 8601 date or time (UTC)."
+    )(f)
+    f = click.option(
+        "--since", metavar="DATE", help="From this ISO 8601 date or time (UTC), included."
+    )(f)
+    return click.option(
+        "--store",
+        "store_path",
+        default="mrules.db",
+        show_default=True,
+        help="The state store to read (works while a run holds it).",
+    )(f)
+
+
+def table_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--format` for the table reports, then the store and the date range."""
+    f = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "csv"]),
+        default="table",
+        show_default=True,
+        help="A readable table, the report as JSON, or its main table as CSV.",
+    )(f)
+    return store_and_range(f)
+
+
+def sync_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--sync-db",
+        "sync_db",
+        metavar="PATH",
+        help="The sync file [default: NAME.sync.db beside the store NAME.db, if it exists].",
+    )(f)
+
+
+def rules_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--rules",
+        "rules",
+        multiple=True,
+        metavar="PATH",
+        help="The rule set (files or folders; repeat): names the rules that never matched,"
+        " and campaign costs declared in the rules.",
+    )(f)

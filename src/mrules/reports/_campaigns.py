@@ -1,0 +1,206 @@
+"""The campaigns report: costs, counts and won amount credited under five models, in SQL.
+
+Credit rows (`temp.credit`: model, opportunity, campaign name, share) are
+built once per model; every figure is a GROUP BY over them:
+
+- `source`: the Pardot source campaign (first touch) of the opportunity's
+  contact-role prospect created first among those that have one;
+- `primary`: the opportunity's Primary Campaign Source (`CampaignId`);
+- `first_touch` / `last_touch`: among the campaign memberships of the
+  opportunity's contact roles, the campaign whose member record was created
+  first / last (ties: campaign name);
+- `even`: an equal share to every campaign of those memberships.
+
+An opportunity no campaign is credited for under a model is `unattributed`
+under it, so each model's credits plus its unattributed amount add up to the
+won amount exactly (up to floating-point rounding of the even shares).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mrules.reports._db import Source
+
+__all__ = ["campaign_report"]
+
+_MODELS = ("source", "primary", "first_touch", "last_touch", "even")
+
+
+def _in(col: str) -> str:
+    return f"({col} IS NOT NULL AND {col} >= :lo AND {col} < :hi)"
+
+
+def _build(src: Source) -> None:
+    c = src.conn
+    for t in ("opp", "cname", "touch", "credit"):
+        c.execute(f"DROP TABLE IF EXISTS temp.{t}")
+    c.execute("CREATE TEMP TABLE cname (id TEXT PRIMARY KEY, name TEXT, cost REAL)")
+    c.execute("CREATE TEMP TABLE credit (model TEXT, opp TEXT, campaign TEXT, share REAL)")
+    c.execute("CREATE INDEX temp.credit_model ON credit (model, opp)")
+    c.execute("CREATE TEMP TABLE touch (opp TEXT, campaign TEXT, first REAL, last REAL)")
+    if src.sync_path is None:
+        c.execute(
+            "CREATE TEMP TABLE opp (id TEXT PRIMARY KEY, amount REAL, is_won INTEGER,"
+            " opened REAL, won_at REAL, campaign TEXT)"
+        )
+    else:
+        cols = src.columns("opportunity")
+        created = "unixepoch(created)" if "created" in cols else "NULL"
+        closed_at = "unixepoch(closed_at)" if "closed_at" in cols else "NULL"
+        campaign = "campaign" if "campaign" in cols else "NULL"
+        c.execute(
+            "CREATE TEMP TABLE opp (id TEXT PRIMARY KEY, amount REAL, is_won INTEGER,"
+            " opened REAL, won_at REAL, campaign TEXT)"
+        )
+        c.execute(
+            f"""
+            INSERT OR IGNORE INTO opp
+            SELECT id, coalesce(amount, 0.0) AS amount, coalesce(is_won, 0) AS is_won,
+                   coalesce({created}, unixepoch(at)) AS opened,
+                   CASE WHEN is_won THEN coalesce(unixepoch(close_date), {closed_at},
+                                                  unixepoch(at)) END AS won_at,
+                   {campaign} AS campaign
+            FROM sync.opportunity WHERE coalesce(deleted, 0) = 0
+            """
+        )
+        if {"id", "name", "actual_cost"} <= src.columns("campaign"):
+            c.execute(
+                "INSERT OR REPLACE INTO cname SELECT id, coalesce(name, id), actual_cost"
+                " FROM sync.campaign WHERE coalesce(deleted, 0) = 0"
+            )
+        if {"campaign", "contact", "created"} <= src.columns("campaign_member"):
+            c.execute(
+                """
+                INSERT INTO touch
+                SELECT r.opportunity,
+                       coalesce((SELECT name FROM cname WHERE cname.id = m.campaign), m.campaign),
+                       min(unixepoch(m.created)),
+                       max(unixepoch(m.created))
+                FROM sync.opportunity_role r
+                JOIN sync.campaign_member m
+                  ON m.contact = r.contact AND coalesce(m.deleted, 0) = 0
+                WHERE coalesce(r.deleted, 0) = 0 AND m.campaign IS NOT NULL
+                GROUP BY 1, 2
+                """
+            )
+    name = "coalesce((SELECT name FROM cname WHERE cname.id = {0}), {0})"
+    c.execute(
+        "INSERT INTO credit SELECT 'primary', id, "
+        + name.format("opp.campaign")
+        + ", 1.0 FROM opp WHERE campaign IS NOT NULL"
+    )
+    for model, order in (
+        ("first_touch", "first, t.campaign"),
+        ("last_touch", "last DESC, t.campaign"),
+    ):
+        c.execute(
+            f"INSERT INTO credit SELECT '{model}', opp, campaign, 1.0 FROM"
+            f" (SELECT t.opp, t.campaign, row_number() OVER (PARTITION BY t.opp"
+            f" ORDER BY {order}) AS rn FROM touch t) WHERE rn = 1"
+        )
+    c.execute(
+        "INSERT INTO credit SELECT 'even', opp, campaign,"
+        " 1.0 / count(*) OVER (PARTITION BY opp) FROM touch"
+    )
+    c.execute(
+        """
+        INSERT INTO credit
+        SELECT 'source', opp, campaign, 1.0 FROM (
+          SELECT po.opp, ps.campaign, row_number() OVER (
+                   PARTITION BY po.opp ORDER BY ps.created, ps.email) AS rn
+          FROM po JOIN ps ON ps.id = po.prospect WHERE ps.campaign IS NOT NULL)
+        WHERE rn = 1
+        """
+    )
+
+
+def campaign_report(
+    src: Source, declared: dict[str, float | None], lo: float, hi: float, model: str
+) -> dict[str, Any]:
+    _build(src)
+    q = src.query
+    p = {"lo": lo, "hi": hi}
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(name: str) -> dict[str, Any]:
+        found = rows.get(name)
+        if found is None:
+            found = rows[name] = {
+                "campaign": name,
+                "cost": None,
+                "cost_source": None,
+                "prospects": 0,
+                "mqls": 0,
+                "members": 0,
+                "opportunities": 0,
+                "won": 0,
+                "won_amount": 0.0,
+                "cost_per_prospect": None,
+                "roi": None,
+                "influence": dict.fromkeys(_MODELS, 0.0),
+            }
+        return found
+
+    for name, cost in q("SELECT name, cost FROM cname ORDER BY name"):
+        r = row(name)
+        if cost is not None:
+            r["cost"], r["cost_source"] = float(cost), "crm"
+    for name, cost in declared.items():  # a cost in the rules wins over the CRM's
+        r = row(name)
+        if cost is not None:
+            r["cost"], r["cost_source"] = cost, "rules"
+    for name, n, mqls in q(
+        f"SELECT campaign, count(*), count(mql) FROM ps WHERE campaign IS NOT NULL"
+        f" AND {_in('created')} GROUP BY campaign",
+        p,
+    ):
+        r = row(name)
+        r["prospects"], r["mqls"] = n, mqls
+    if src.sync_path is not None and {"campaign", "created"} <= src.columns("campaign_member"):
+        for name, n in q(
+            "SELECT coalesce((SELECT name FROM cname WHERE cname.id = m.campaign), m.campaign),"
+            " count(*) FROM sync.campaign_member m WHERE coalesce(m.deleted, 0) = 0"
+            f" AND m.campaign IS NOT NULL AND {_in('unixepoch(m.created)')} GROUP BY 1",
+            p,
+        ):
+            row(name)["members"] = n
+    for mod, name, opps, won, amount in q(
+        f"""
+        SELECT c.model, c.campaign,
+               count(DISTINCT CASE WHEN {_in("o.opened")} THEN o.id END),
+               count(DISTINCT CASE WHEN {_in("o.won_at")} THEN o.id END),
+               total(CASE WHEN {_in("o.won_at")} THEN c.share * o.amount END)
+        FROM credit c JOIN opp o ON o.id = c.opp
+        GROUP BY c.model, c.campaign
+        """,
+        p,
+    ):
+        r = row(name)
+        r["influence"][mod] = amount
+        if mod == model:
+            r["opportunities"], r["won"], r["won_amount"] = opps, won, amount
+    won_total = q(f"SELECT total(amount) FROM opp WHERE {_in('won_at')}", p)[0][0]
+    unattributed = dict.fromkeys(_MODELS, 0.0)
+    for mod in _MODELS:
+        unattributed[mod] = q(
+            f"SELECT total(amount) FROM opp WHERE {_in('won_at')} AND id NOT IN"
+            " (SELECT opp FROM credit WHERE model = :m)",
+            {**p, "m": mod},
+        )[0][0]
+    out = []
+    for r in rows.values():
+        cost = r["cost"]
+        if cost is not None and r["prospects"]:
+            r["cost_per_prospect"] = round(cost / r["prospects"], 4)
+        if cost:
+            r["roi"] = round((r["won_amount"] - cost) / cost, 6)
+        out.append(r)
+    out.sort(key=lambda r: (-r["won_amount"], r["campaign"]))
+    totals: dict[str, Any] = {
+        "cost": float(sum(r["cost"] for r in out if r["cost"] is not None)),
+        "won_amount": won_total,
+        **{m: float(sum(r["influence"][m] for r in out)) for m in _MODELS},
+        "unattributed": unattributed,
+    }
+    return {"campaigns": out, "totals": totals}

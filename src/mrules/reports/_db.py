@@ -1,0 +1,234 @@
+"""Reading a store and its sync file for the reports: one connection, set-based SQL.
+
+`Source.open(store, sync_db)` opens the store read-only (the same checks and
+errors as `mrules explain`), attaches the sync file read-only as `sync` when
+there is one, and builds two temporary tables every report reads:
+
+- `ps`: one row a prospect: id, email, created, mql (first assigned), sql
+  (first opportunity through a contact role), won (first won opportunity's
+  close date), score, grade, source campaign; times in seconds since the epoch.
+- `po`: one row a (prospect, opportunity) pair through a live contact role.
+
+Times: the store's are engine seconds; the sync file's CRM dates (CreatedDate,
+CloseDate) are ISO 8601 text read with SQLite's `unixepoch()` (UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from mrules.store import Store, StoreError
+from mrules.sync.db import default_sync_path
+
+__all__ = ["DAY", "Source", "epoch", "iso", "period_sql"]
+
+DAY = 86400.0
+
+
+def epoch(value: str | float | dt.datetime | dt.date | None) -> float | None:
+    """Seconds since the epoch (UTC) of an ISO 8601 date or time; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = value.strip()
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 date or time: {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    if moment.hour == moment.minute == moment.second == moment.microsecond == 0:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def period_sql(by: str, col: str) -> str:
+    """SQL for the period label of the epoch seconds in `col`: 2026-W44, 2026-10, 2026-Q4."""
+    t = f"{col}, 'unixepoch'"
+    if by == "month":
+        return f"strftime('%Y-%m', {t})"
+    if by == "quarter":
+        return f"strftime('%Y', {t}) || '-Q' || ((CAST(strftime('%m', {t}) AS INTEGER) + 2) / 3)"
+    if by == "week":  # ISO 8601 week: the week's Thursday decides the year (no %G/%V before 3.46)
+        back = f"((CAST(strftime('%w', {t}) AS INTEGER) + 6) % 7)"
+        thu = f"date({t}, '-' || {back} || ' days', '+3 days')"
+        return (
+            f"strftime('%Y', {thu}) || '-W' || "
+            f"printf('%02d', (CAST(strftime('%j', {thu}) AS INTEGER) - 1) / 7 + 1)"
+        )
+    raise ValueError(f"unknown period {by!r}: week, month or quarter")
+
+
+# A row's time: whole milliseconds as an INTEGER, else seconds as REAL (docs/store.md).
+ROW_TS = "(CASE WHEN typeof(h.ts) = 'integer' THEN h.ts / 1000.0 ELSE h.ts END)"
+
+_PROSPECTS = """
+CREATE TEMP TABLE ps (
+  id INTEGER PRIMARY KEY, email TEXT, created REAL, mql REAL, sql REAL, won REAL,
+  score INTEGER, grade TEXT, campaign TEXT)
+"""
+_FILL = """
+INSERT INTO ps (id, email, created, mql, score, grade, campaign)
+SELECT id, email, json_extract(j, '$.c'), json_extract(j, '$.aa'), json_extract(j, '$.s'),
+       json_extract(j, '$.g'), json_extract(j, '$.cp')
+FROM (SELECT id, email, CAST(state AS TEXT) AS j FROM main.prospects WHERE state IS NOT NULL)
+"""
+_PO = """
+CREATE TEMP TABLE po (
+  prospect INTEGER, opp TEXT, is_primary INTEGER, amount REAL, is_won INTEGER,
+  is_closed INTEGER, opened REAL, won_at REAL, campaign TEXT, contact TEXT)
+"""
+
+
+class Source:
+    """An open store (read-only) and, if there is one, its sync file attached as `sync`."""
+
+    def __init__(self, store: Store, conn: sqlite3.Connection, sync_path: Path | None) -> None:
+        self.store = store
+        self.conn = conn
+        self.sync_path = sync_path  # None: no sync file (SQL and won need `mrules sync`)
+        self._cols: dict[str, set[str]] = {}
+
+    @classmethod
+    def open(cls, store: str | Path, sync_db: str | Path | None = None) -> Source:
+        """Open `store` read-only; `sync_db` defaults to NAME.sync.db beside it, if it exists.
+
+        Raises StoreError / StorePathError as the other read commands do; a
+        `sync_db` given but missing raises StorePathError.
+        """
+        from mrules.store import StorePathError
+
+        opened = Store.open(store, readonly=True)
+        conn = opened._conn
+        assert conn is not None
+        sync_path: Path | None
+        if sync_db is None:
+            guess = default_sync_path(store)
+            sync_path = guess if guess.is_file() else None
+        else:
+            sync_path = Path(sync_db)
+            if not sync_path.is_file():
+                opened.close()
+                raise StorePathError(f"no sync file at {sync_path} (run `mrules sync run` first)")
+        self = cls(opened, conn, sync_path)
+        try:
+            self._check_store()
+            if sync_path is not None:
+                self._attach(sync_path)
+            self._build()
+        except sqlite3.DatabaseError as e:
+            opened.close()
+            raise StoreError(f"cannot read store {store}: {e}") from e
+        except BaseException:
+            opened.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- opening ---------------------------------------------------------------------------
+    def _check_store(self) -> None:
+        row = self.conn.execute(
+            "SELECT value FROM main.meta WHERE key = 'schema_version'"
+        ).fetchone()
+        if row is None or int(row[0]) != 2:
+            raise StoreError(
+                f"store {self.store.path} has schema {row[0] if row else '?'}; the reports read"
+                " schema 2 (open it once with `mrules run` to migrate it)"
+            )
+
+    def _attach(self, path: Path) -> None:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        try:
+            self.conn.execute("ATTACH DATABASE ? AS sync", (uri,))
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sync.sqlite_master")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot read sync file {path}: {e}") from e
+        if not {"link", "opportunity", "opportunity_role"} <= tables:
+            raise StoreError(f"{path} is not an mrules sync file (no link or opportunity table)")
+
+    def has(self, table: str) -> bool:
+        return bool(self.columns(table))
+
+    def columns(self, table: str) -> set[str]:
+        """The columns of a table of the sync file (empty: no such table, or no sync file)."""
+        if self.sync_path is None:
+            return set()
+        found = self._cols.get(table)
+        if found is None:
+            found = {r[1] for r in self.conn.execute(f"PRAGMA sync.table_info({table})")}
+            self._cols[table] = found
+        return found
+
+    def _build(self) -> None:
+        c = self.conn
+        c.execute("DROP TABLE IF EXISTS temp.ps")
+        c.execute("DROP TABLE IF EXISTS temp.po")
+        c.execute(_PROSPECTS)
+        c.execute(_FILL)
+        c.execute("CREATE INDEX temp.ps_email ON ps (email)")
+        c.execute(_PO)
+        if self.sync_path is None:
+            return
+        opp = self.columns("opportunity")
+        # When the prospect became an SQL: the opportunity's CreatedDate, else when the sync
+        # saw it (`at`); won: its CloseDate (else when it closed, else when it was seen).
+        created = "unixepoch(o.created)" if "created" in opp else "NULL"
+        closed_at = "unixepoch(o.closed_at)" if "closed_at" in opp else "NULL"
+        campaign = "o.campaign" if "campaign" in opp else "NULL"
+        c.execute(
+            f"""
+            INSERT INTO po
+            SELECT ps.id, o.id, coalesce(r.is_primary, 0), coalesce(o.amount, 0.0),
+                   coalesce(o.is_won, 0), coalesce(o.is_closed, 0),
+                   coalesce({created}, unixepoch(o.at)),
+                   CASE WHEN o.is_won THEN
+                        coalesce(unixepoch(o.close_date), {closed_at}, unixepoch(o.at)) END,
+                   {campaign}, l.crm_id
+            FROM sync.link l
+            JOIN ps ON ps.email = l.prospect
+            JOIN sync.opportunity_role r ON r.contact = l.crm_id AND coalesce(r.deleted, 0) = 0
+            JOIN sync.opportunity o ON o.id = r.opportunity AND coalesce(o.deleted, 0) = 0
+            WHERE coalesce(l.deleted, 0) = 0
+            """
+        )
+        c.execute("CREATE INDEX temp.po_prospect ON po (prospect)")
+        c.execute(
+            """
+            UPDATE ps SET sql = a.sql, won = a.won
+            FROM (SELECT prospect, min(opened) AS sql,
+                         min(CASE WHEN is_won THEN won_at END) AS won
+                  FROM po GROUP BY prospect) AS a
+            WHERE ps.id = a.prospect
+            """
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot read store {self.store.path}: {e}") from e

@@ -1,0 +1,218 @@
+"""One pass over the packed history rows: who each rule touched, and the score at MQL.
+
+The history keeps a row's ledger steps packed in one JSON array
+(docs/store.md, `mrules.history`): which rule did what is only known by
+walking the steps. The pass reads the rows that have steps (`seq IS NOT
+NULL`), in insertion order, and keeps only integers: no record objects, no
+JSON text for arguments (the arguments of a score step are looked up once
+per distinct `names` id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from mrules.reports._db import ROW_TS, Source
+
+__all__ = ["RULE_KINDS", "Hits", "walk"]
+
+RULE_KINDS = ("automation rule", "page action", "completion action")
+_KIND_KEY = {
+    "automation rule": "automation",
+    "page action": "page_action",
+    "completion action": "completion_action",
+}
+
+
+class Hits:
+    """Per rule (kind, name): matches, and the first hit time of each prospect it touched."""
+
+    def __init__(self) -> None:
+        self.matches: dict[tuple[str, str], int] = {}
+        self.first: dict[tuple[str, str], dict[int, float]] = {}
+        self.where: dict[tuple[str, str], str] = {}
+        self.score_at_mql: dict[int, int] = {}
+
+
+def _ids(source: Source) -> tuple[dict[int, tuple[str, str, str]], dict[str, int]]:
+    """The rule references (names id -> kind, name, loc) of the kinds reported; action ids."""
+    refs: dict[int, tuple[str, str, str]] = {}
+    actions: dict[str, int] = {}
+    wanted = {"rule matched", "score", "set score"}
+    for i, text in source.query("SELECT id, text FROM main.names"):
+        if text in wanted:
+            actions[text] = i
+        elif text.startswith('["'):
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                continue
+            if (
+                isinstance(value, list)
+                and len(value) == 3
+                and value[0] in RULE_KINDS
+                and isinstance(value[1], str)
+            ):
+                refs[i] = (value[0], value[1], value[2] or "")
+    return refs, actions
+
+
+def walk(
+    source: Source,
+    mql: dict[int, float],
+    *,
+    rules: bool = True,
+    since: float = -1e18,
+    until: float = 1e18,
+) -> Hits:
+    """Walk the history rows with ledger steps once.
+
+    With `rules`, every row: the hits of each rule whose time lies in [since,
+    until). `mql`: prospect id -> MQL time; the score after the last score
+    step at or before that time is the score at MQL (0 when none).
+    """
+    refs, actions = _ids(source)
+    hits = Hits()
+    if rules:
+        _rule_hits(source, refs, actions, hits, since, until)
+    if mql:
+        _score_at_mql(source, actions, mql, hits)
+    return hits
+
+
+def _rule_hits(
+    source: Source,
+    refs: dict[int, tuple[str, str, str]],
+    actions: dict[str, int],
+    hits: Hits,
+    since: float,
+    until: float,
+) -> None:
+    neg_score = -actions.get("score", 0)
+    m_pos = actions.get("rule matched", 0)
+    m_neg = -m_pos
+    auto = {i for i, (kind, _n, _l) in refs.items() if kind == "automation rule"}
+    wanted = set(refs)
+    count = dict.fromkeys(refs, 0)
+    touched: dict[int, dict[int, float]] = {i: {} for i in refs}
+    last_row = dict.fromkeys(refs, -1)
+    loads = orjson.loads
+    rows: Iterable[tuple[Any, ...]] = source.conn.execute(
+        f"SELECT h.prospect, {ROW_TS}, h.data FROM main.history h"
+        " WHERE h.seq IS NOT NULL AND h.prospect IS NOT NULL ORDER BY h.id"
+    )
+    for row_no, (prospect, ts, data) in enumerate(rows):
+        v = loads(data)
+        i, clock = 5, ts
+        if v[2] < 0:
+            i, clock = 7, v[6]
+        if not since <= clock < until:
+            continue
+        n = len(v)
+        while True:
+            ref, action = v[i], v[i + 1]
+            if ref in wanted:
+                if ref in auto:
+                    if action in (m_neg, m_pos):
+                        count[ref] += 1
+                        t = touched[ref]
+                        if prospect not in t:
+                            t[prospect] = clock
+                elif last_row[ref] != row_no:  # one event of one prospect counts once
+                    last_row[ref] = row_no
+                    count[ref] += 1
+                    t = touched[ref]
+                    if prospect not in t:
+                        t[prospect] = clock
+            if action < 0:
+                i += 4 if action == neg_score else 3
+            else:
+                i += 5
+            if i >= n:
+                break
+            i += 1  # the next step's seq delta
+    # One (kind, name) may have several references (the rule moved between runs).
+    for ref, (kind, name, loc) in refs.items():
+        if not count[ref]:
+            continue
+        key = (kind, name)
+        hits.where.setdefault(key, loc)
+        hits.matches[key] = hits.matches.get(key, 0) + count[ref]
+        merged = hits.first.setdefault(key, {})
+        for prospect, at in touched[ref].items():
+            if prospect not in merged or at < merged[prospect]:
+                merged[prospect] = at
+
+
+def _score_at_mql(
+    source: Source, actions: dict[str, int], mql: dict[int, float], hits: Hits
+) -> None:
+    """Each MQL's score after its last score step at or before its MQL time.
+
+    Rows are read newest first, a prospect at a time; once its last score
+    step is found, its older rows are not decoded.
+    """
+    score_id = actions.get("score", 0)
+    set_id = actions.get("set score", 0)
+    neg_score = -score_id
+    at_mql = hits.score_at_mql
+    for prospect in mql:
+        at_mql[prospect] = 0
+    if not score_id and not set_id:
+        return
+    names_text = dict(source.query("SELECT id, text FROM main.names"))
+    points_of: dict[int, int] = {}
+    loads = orjson.loads
+    # ts <= clock always (a row's clock differs from its ts only for an event older than
+    # the clock), so `ts <= mql` keeps every row whose clock can be at or before it.
+    rows: Iterable[tuple[Any, ...]] = source.conn.execute(
+        f"SELECT h.prospect, {ROW_TS} AS t, h.data FROM main.history h"
+        " JOIN ps ON ps.id = h.prospect"
+        f" WHERE h.seq IS NOT NULL AND ps.mql IS NOT NULL AND {ROW_TS} <= ps.mql"
+        " ORDER BY h.prospect, h.id DESC"
+    )
+    done = -1
+    for prospect, ts, data in rows:
+        if prospect == done:
+            continue
+        limit = mql.get(prospect)
+        if limit is None:
+            continue
+        v = loads(data)
+        i, clock = 5, ts
+        if v[2] < 0:
+            i, clock = 7, v[6]
+        if clock > limit:
+            continue
+        n = len(v)
+        found = None
+        while True:
+            action = v[i + 1]
+            if action == neg_score:
+                args = v[i + 2]
+                if type(args) is int:
+                    pts = points_of.get(args)
+                    if pts is None:
+                        pts = points_of[args] = int(loads(names_text[args])["points"])
+                else:
+                    pts = int(args[0]["points"])
+                found = v[i + 3] + pts
+            elif action in (score_id, set_id):
+                found = v[i + 4]
+            if action < 0:
+                i += 4 if action == neg_score else 3
+            else:
+                i += 5
+            if i >= n:
+                break
+            i += 1
+        if found is not None:  # the row's last score step: the newest at or before MQL
+            at_mql[prospect] = found
+            done = prospect
+
+
+def kind_key(kind: str) -> str:
+    return _KIND_KEY[kind]

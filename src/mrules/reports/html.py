@@ -1,0 +1,452 @@
+"""`mrules report html OUT`: one self-contained HTML page with the reports as charts.
+
+The page (docs/reports-html.md) holds everything it needs: the reports' data,
+their Vega-Lite specs (`mrules.reports.charts`) and the vega, vega-lite and
+vega-embed JavaScript, inlined once (taken from vl-convert, which ships them).
+It loads nothing from the network, and says so to the browser: its Content
+Security Policy allows no fetch, no remote script, style or image. Charts are
+drawn by vega-embed with its SVG renderer when the page opens.
+
+`page(data)` renders dicts of the contract's shapes; `collect(...)` computes
+them from a store with the report functions of `mrules.reports`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import html
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mrules.reports import charts
+
+__all__ = ["default_prospect", "javascript", "page", "prospect_timeline", "write"]
+
+_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline';"
+    " img-src data:; font-src data:"
+)
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
+  color: #222; background: #fafafa; }
+header { background: #1f3b57; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0 0 4px; font-size: 22px; }
+header p { margin: 0; opacity: .85; font-size: 13px; }
+main { padding: 8px 32px 40px; max-width: 1100px; }
+section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; margin: 18px 0;
+  padding: 12px 20px 18px; }
+h2 { font-size: 18px; margin: 6px 0 12px; }
+.figures { display: flex; gap: 16px; flex-wrap: wrap; margin-bottom: 8px; }
+.figure { border: 1px solid #e3e3e3; border-radius: 6px; padding: 8px 16px; min-width: 150px; }
+.figure b { display: block; font-size: 24px; }
+.figure span { font-size: 12px; color: #555; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
+th, td { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: left; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+.chart { margin: 10px 0; }
+.note { color: #555; font-size: 13px; }
+.error { color: #b00; }
+"""
+
+# Draws every chart of the page: the specs are JSON in #mrules-specs, keyed by element id.
+_DRAW = """
+(function () {
+  var specs = JSON.parse(document.getElementById("mrules-specs").textContent);
+  var done = [];
+  Object.keys(specs).forEach(function (id) {
+    var el = document.getElementById(id);
+    done.push(vegaEmbed(el, specs[id], {renderer: "svg", actions: false})
+      .then(function () { el.setAttribute("data-drawn", "yes"); })
+      .catch(function (err) {
+        el.setAttribute("data-drawn", "error");
+        el.textContent = "This chart could not be drawn: " + err;
+        el.className += " error";
+        console.error(err);
+      }));
+  });
+  Promise.all(done).then(function () { document.body.setAttribute("data-charts", "drawn"); });
+})();
+"""
+
+
+_GLOBALS = "window.vegaEmbed = vegaEmbed; window.vega = vega; window.vegaLite = vegaLite;"
+
+
+@functools.cache
+def javascript() -> str:
+    """vega, vega-lite and vega-embed as one script (vl-convert's), for Altair's Vega-Lite."""
+    import altair as alt
+    import vl_convert
+
+    major_minor = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+    versions = vl_convert.get_vegalite_versions()
+    wanted = major_minor if major_minor in versions else versions[-1]
+    return str(vl_convert.javascript_bundle(_GLOBALS, vl_version=wanted))
+
+
+_CLOSERS = re.compile(r"<(/script|!--)", re.IGNORECASE)
+
+
+def _script_text(text: str) -> str:
+    """Text safe inside a <script> element: no `</script` or `<!--` can end it early.
+
+    `<\\/script` means `</script` in a JavaScript string and in JSON; regular
+    expressions elsewhere (`/</g`) are left alone.
+    """
+    return _CLOSERS.sub(lambda m: "<\\" + m.group(1), text)
+
+
+def _json_text(value: Any) -> str:
+    """JSON for a <script type="application/json"> element: every `<` written `\\u003c`."""
+    return orjson.dumps(value).decode().replace("<", "\\u003c")
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(x: Any, fmt: str = ",") -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float) and fmt == ",":
+        return f"{x:,.2f}"
+    return format(x, fmt)
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1%}"
+
+
+def _table(head: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    th = "".join(
+        f'<th class="n">{_e(h)}</th>' if i in numeric else f"<th>{_e(h)}</th>"
+        for i, h in enumerate(head)
+    )
+    body = []
+    for row in rows:
+        tds = "".join(
+            f'<td class="n">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        body.append(f"<tr>{tds}</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+class _Page:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.specs: dict[str, Any] = {}
+
+    def chart(self, name: str, spec: dict[str, Any]) -> None:
+        chart_id = f"chart-{name}"
+        self.specs[chart_id] = spec
+        self.parts.append(f'<div class="chart" id="{chart_id}" data-chart="{_e(name)}"></div>')
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+
+def _range(data: dict[str, Any]) -> str:
+    f = data.get("funnel") or {}
+    since, until = f.get("since"), f.get("until")
+    if since or until:
+        return f"from {since or 'the start'} to {until or 'now'}"
+    return "all time"
+
+
+def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
+    p.add("<section id='funnel'><h2>Lifecycle funnel</h2>")
+    seed = f.get("seed") or {}
+    figures = (
+        ("MQLs", seed.get("mqls")),
+        ("accepted by sales (SQLs)", seed.get("accepted_by_sales")),
+        ("became customers (won)", seed.get("customers")),
+    )
+    p.add(
+        '<div class="figures">'
+        + "".join(
+            f'<div class="figure"><b>{_num(v, ",") if v is not None else "–"}</b>'
+            f"<span>{_e(label)}</span></div>"
+            for label, v in figures
+        )
+        + "</div>"
+    )
+    reading = f.get("reading") or "cohort"
+    p.add(
+        f"<p class='note'>Reading: <b>{_e(reading)}</b> "
+        + (
+            "(prospects counted by their creation date)."
+            if reading == "cohort"
+            else "(each stage counted by the date it was entered)."
+        )
+        + "</p>"
+    )
+    p.chart("funnel", charts.funnel(f))
+    conv = f.get("conversions") or []
+    if conv:
+        p.add(
+            _table(
+                ["from", "to", "conversion"],
+                [
+                    [
+                        charts.STAGE_LABELS.get(c["from"], c["from"]),
+                        charts.STAGE_LABELS.get(c["to"], c["to"]),
+                        _pct(c["rate"]),
+                    ]
+                    for c in conv
+                ],
+                {2},
+            )
+        )
+    p.chart("velocity", charts.velocity(f))
+    p.chart("conversion-over-time", charts.conversion_over_time(f))
+    p.add("</section>")
+
+
+def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
+    p.add("<section id='campaigns'><h2>Campaigns: ROI and influence</h2>")
+    p.chart("campaign-roi", charts.campaign_roi(c))
+    p.chart("campaign-influence", charts.campaign_influence(c))
+    rows = [
+        [
+            x["campaign"],
+            _num(x["cost"]),
+            x["prospects"],
+            x["mqls"],
+            x["opportunities"],
+            x["won"],
+            _num(x["won_amount"]),
+            _num(x["cost_per_prospect"]),
+            _pct(x["roi"]),
+        ]
+        for x in c.get("campaigns") or []
+    ]
+    if rows:
+        head = [
+            "campaign",
+            "cost",
+            "prospects",
+            "MQLs",
+            "opportunities",
+            "won",
+            "won amount",
+            "cost / prospect",
+            "ROI",
+        ]
+        p.add(_table(head, rows, set(range(1, 9))))
+    totals = c.get("totals") or {}
+    if totals:
+        un = totals.get("unattributed") or {}
+        p.add(
+            "<p class='note'>Total won amount "
+            f"{_num(totals.get('won_amount'))}; not credited to any campaign: "
+            + ", ".join(
+                f"{_e(label)} {_num(un.get(m))}" for m, label in charts.MODEL_LABELS.items()
+            )
+            + ".</p>"
+        )
+    p.add("</section>")
+
+
+def _scores_section(p: _Page, s: dict[str, Any]) -> None:
+    p.add("<section id='scores'><h2>Scores and grades</h2>")
+    p.chart("score-distribution", charts.score_distribution(s))
+    p.chart("score-at-mql", charts.score_at_mql(s))
+    p.chart("grade-distribution", charts.grade_distribution(s))
+    p.add("</section>")
+
+
+def _rules_section(p: _Page, r: dict[str, Any]) -> None:
+    p.add("<section id='rules'><h2>Rule effectiveness</h2>")
+    p.chart("rules", charts.rule_effectiveness(r))
+    never = r.get("never_matched") or []
+    if never:
+        p.add(f"<p class='note'>{len(never)} rule(s) never matched:</p>")
+        p.add(
+            _table(["kind", "rule", "at"], [[n["kind"], n["name"], n["location"]] for n in never])
+        )
+    p.add("</section>")
+
+
+def _timeline_section(p: _Page, t: dict[str, Any] | None) -> None:
+    p.add("<section id='timeline'><h2>One prospect's lifecycle</h2>")
+    p.chart("timeline", charts.timeline(t))
+    if t and t.get("stages"):
+        p.add(
+            _table(
+                ["stage", "entered"],
+                [
+                    [charts.TIMELINE_LABELS.get(s["stage"], s["stage"]), s["at"]]
+                    for s in t["stages"]
+                ],
+            )
+        )
+    p.add(
+        "<p class='note'>Another prospect: <code>mrules report html OUT --timeline EMAIL</code>;"
+        " as text: <code>mrules explain EMAIL --timeline</code>.</p></section>"
+    )
+
+
+_DIFF_CATEGORIES = (
+    ("MQL gained", ("mql", "gained")),
+    ("MQL lost", ("mql", "lost")),
+    ("assignment changed", ("assignment",)),
+    ("grade changed", ("grade",)),
+    ("lists changed", ("lists",)),
+    ("CRM work changed", ("crm",)),
+    ("only under the old rules", ("only_old",)),
+    ("only under the new rules", ("only_new",)),
+)
+
+
+def _dig(d: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    for k in path:
+        d = d.get(k) or {}
+    return d
+
+
+def _replay_section(p: _Page, d: dict[str, Any]) -> None:
+    p.add("<section id='replay-diff'><h2>Rule change: replay --diff</h2>")
+    pr = d.get("prospects") or {}
+    mql = d.get("mql") or {}
+    out = d.get("outbox") or {}
+    gained = (out.get("gained") or {}).get("total", 0)
+    lost = (out.get("lost") or {}).get("total", 0)
+    figures = (
+        ("prospects changed", pr.get("changed")),
+        (f"MQLs ({d.get('mql_list', 'MQL')}) old → new", f"{mql.get('old')} → {mql.get('new')}"),
+        ("messages old → new", f"{out.get('old')} → {out.get('new')}"),
+        (
+            "messages gained / lost",
+            f"{gained} / {lost}",
+        ),
+    )
+    p.add(
+        '<div class="figures">'
+        + "".join(
+            f'<div class="figure"><b>{_e(v)}</b><span>{_e(label)}</span></div>'
+            for label, v in figures
+        )
+        + "</div>"
+    )
+    rows = []
+    for label, path in _DIFF_CATEGORIES:
+        cat = _dig(d, path)
+        for ex in cat.get("examples") or []:
+            rows.append([label, ex.get("prospect"), ex.get("reason") or ""])
+        if cat.get("count", 0) > len(cat.get("examples") or []):
+            rows.append([label, f"… {cat['count'] - len(cat['examples'])} more", ""])
+    counts = [[label, _dig(d, path).get("count", 0)] for label, path in _DIFF_CATEGORIES]
+    p.add(_table(["what changed", "prospects"], counts, {1}))
+    if rows:
+        p.add(_table(["what changed", "prospect", "why (new rules unless said)"], rows))
+    for side in ("gained", "lost"):
+        msgs = (out.get(side) or {}).get("messages") or []
+        if msgs:
+            p.add(f"<p class='note'>Messages {side}:</p>")
+            p.add(
+                _table(
+                    ["prospect", "kind", "count", "time", "rule"],
+                    [
+                        [
+                            m.get("prospect"),
+                            m.get("kind"),
+                            m.get("count"),
+                            m.get("time"),
+                            m.get("reason"),
+                        ]
+                        for m in msgs
+                    ],
+                    {2},
+                )
+            )
+    p.chart("replay-scores", charts.replay_scores(d))
+    p.chart("replay-rules", charts.replay_rules(d))
+    p.add("</section>")
+
+
+def page(data: dict[str, Any], *, script: Callable[[], str] = javascript) -> str:
+    """The whole HTML page for `data`: {"funnel", "campaigns", "rules", "scores", "timeline",
+    "replay_diff", "title", "generated"} (each report optional but the page shows all sections).
+    """
+    p = _Page()
+    title = data.get("title") or "mrules report"
+    generated = data.get("generated") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _funnel_section(p, data.get("funnel") or {})
+    _campaigns_section(p, data.get("campaigns") or {})
+    _rules_section(p, data.get("rules") or {})
+    _scores_section(p, data.get("scores") or {})
+    _timeline_section(p, data.get("timeline"))
+    if data.get("replay_diff") is not None:
+        _replay_section(p, data["replay_diff"])
+    specs = _json_text(p.specs)
+    return "".join(
+        [
+            "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
+            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
+            f"<header><h1>{_e(title)}</h1><p>{_e(_range(data))} · generated {_e(generated)}"
+            " · opens offline: everything is in this file</p></header><main>",
+            *p.parts,
+            "</main>",
+            f'<script type="application/json" id="mrules-specs">{specs}</script>',
+            f"<script>{_script_text(script())}</script>",
+            f"<script>{_DRAW}</script>",
+            "</body></html>\n",
+        ]
+    )
+
+
+def default_prospect(store: Any, sync_db: str | Path | None) -> str | None:
+    """The prospect the page shows when none is asked for: one that won, else the first one."""
+    import sqlite3
+
+    if sync_db is not None and Path(sync_db).is_file():
+        try:
+            conn = sqlite3.connect(f"file:{Path(sync_db)}?mode=ro", uri=True)
+            try:
+                row = conn.execute(
+                    "SELECT min(l.prospect) FROM link l"
+                    " JOIN opportunity_role r ON r.contact = l.crm_id AND r.deleted = 0"
+                    " JOIN opportunity o ON o.id = r.opportunity AND o.deleted = 0"
+                    " WHERE l.deleted = 0 AND o.is_won = 1"
+                ).fetchone()
+            finally:
+                conn.close()
+            if row and row[0] and store.prospect(row[0]) is not None:
+                return str(row[0])
+        except sqlite3.Error:
+            pass
+    for email, _ in store.prospects():
+        return str(email)
+    return None
+
+
+def prospect_timeline(store: Any, email: str, sync_db: str | Path | None) -> dict[str, Any] | None:
+    """The timeline of `email` in an open store, or None when there is no such prospect."""
+    from mrules.outputs import prospect_record
+    from mrules.reports.timeline import crm_stages, timeline
+    from mrules.state import Codecs, Prospect
+
+    raw = store.prospect(email)
+    if raw is None:
+        return None
+    codecs = Codecs()
+    state = prospect_record(Prospect.from_json(raw, codecs, email), codecs, [])
+    entries = list(store.ledger(prospect=email))
+    return timeline(email, entries, created=state["created"], crm=crm_stages(sync_db, email))
+
+
+def write(path: Path, text: str) -> None:
+    """Write the page atomically (the old file stays whole until the new one is complete)."""
+    from mrules.atomic import atomic_write
+
+    atomic_write(path, text.encode("utf-8"))

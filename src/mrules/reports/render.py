@@ -1,0 +1,276 @@
+"""Reports as text: rich tables for people, CSV for spreadsheets (JSON is the dict itself)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.table import Table
+
+__all__ = ["csv_text", "tables"]
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.{digits}f}"
+    return f"{value:,.0f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _day(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _range(report: dict[str, Any]) -> str:
+    since, until = report.get("since"), report.get("until")
+    if since is None and until is None:
+        return "all time"
+    return f"{since or '…'} to {until or '…'}"
+
+
+def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def tables(report: dict[str, Any]) -> list[Table]:
+    """The report as one or more rich tables."""
+    kind = report["report"]
+    return {"funnel": _funnel, "campaigns": _campaigns, "rules": _rules, "scores": _scores}[kind](
+        report
+    )
+
+
+def _funnel(r: dict[str, Any]) -> list[Table]:
+    conv = {c["from"]: c["rate"] for c in r["conversions"]}
+    vel = {v["from"]: v for v in r["velocity"]}
+    rows = []
+    for s in r["stages"]:
+        v = vel.get(s["stage"])
+        rows.append(
+            (
+                s["stage"],
+                _num(s["count"]),
+                _pct(conv.get(s["stage"])) if s["stage"] in conv else "",
+                _day(v["median_days"]) if v else "",
+                _day(v["mean_days"]) if v else "",
+            )
+        )
+    title = f"funnel ({r['reading']} reading, {_range(r)})"
+    out = [_table(title, ("stage", "count", "to next", "median days", "mean days"), rows)]
+    seed = r["seed"]
+    out.append(
+        _table(
+            "of the MQLs",
+            ("MQLs", "accepted by sales (SQL)", "customers (won)"),
+            [(_num(seed["mqls"]), _num(seed["accepted_by_sales"]), _num(seed["customers"]))],
+        )
+    )
+    if r["periods"]:
+        cols = ("period", "visitor", "prospect", "mql", "sql", "won")
+        out.append(
+            _table(
+                f"by {r['by']}",
+                cols,
+                [(p["period"], *(_num(p["stages"][c]) for c in cols[1:])) for p in r["periods"]],
+            )
+        )
+    return out
+
+
+_MODEL_COLS = ("source", "primary", "first_touch", "last_touch", "even")
+
+
+def _campaigns(r: dict[str, Any]) -> list[Table]:
+    rows = [
+        (
+            c["campaign"],
+            _money(c["cost"]) + (f" ({c['cost_source']})" if c["cost_source"] else ""),
+            _num(c["prospects"]),
+            _num(c["mqls"]),
+            _num(c["opportunities"]),
+            _num(c["won"]),
+            _money(c["won_amount"]),
+            _money(c["cost_per_prospect"]),
+            _pct(c["roi"]),
+        )
+        for c in r["campaigns"]
+    ]
+    t = r["totals"]
+    main = _table(
+        f"campaigns ({r['model']} model, {_range(r)})",
+        (
+            "campaign",
+            "cost",
+            "prospects",
+            "MQLs",
+            "opps",
+            "won",
+            "won amount",
+            "cost/prospect",
+            "ROI",
+        ),
+        rows,
+    )
+    influence = _table(
+        f"won amount credited by model (total won {_money(t['won_amount'])})",
+        ("campaign", *_MODEL_COLS),
+        [
+            *(
+                (c["campaign"], *(_money(c["influence"][m]) for m in _MODEL_COLS))
+                for c in r["campaigns"]
+            ),
+            ("(unattributed)", *(_money(t["unattributed"][m]) for m in _MODEL_COLS)),
+        ],
+    )
+    return [main, influence]
+
+
+def _rules(r: dict[str, Any]) -> list[Table]:
+    cols = ("rule", "matches", "prospects", "went MQL", "went won", "days to MQL", "days to won")
+    rows = [
+        (
+            f"{x['kind'].replace('_', ' ')} {x['name']!r}",
+            _num(x["matches"]),
+            _num(x["prospects"]),
+            _num(x["went_mql"]),
+            _num(x["went_won"]),
+            _day(x["median_days_to_mql"]),
+            _day(x["median_days_to_won"]),
+        )
+        for x in r["rules"]
+    ]
+    out = [_table(f"rules ({_range(r)}; days: median)", cols, rows)]
+    if r["never_matched"]:
+        out.append(
+            _table(
+                "never matched",
+                ("rule", "where"),
+                [
+                    (f"{x['kind'].replace('_', ' ')} {x['name']!r}", x["location"] or "-")
+                    for x in r["never_matched"]
+                ],
+            )
+        )
+    return out
+
+
+def _bars(buckets: list[dict[str, int]]) -> list[tuple[str, str, str]]:
+    top = max((b["count"] for b in buckets), default=0) or 1
+    return [
+        (f"{b['low']} to {b['high']}", _num(b["count"]), "█" * round(20 * b["count"] / top))
+        for b in buckets
+    ]
+
+
+def _scores(r: dict[str, Any]) -> list[Table]:
+    at = r["score_at_mql"]
+    return [
+        _table("score", ("score", "prospects", ""), _bars(r["score_histogram"])),
+        _table(
+            "grade",
+            ("grade", "prospects"),
+            [(g["grade"] or "(none)", _num(g["count"])) for g in r["grade_distribution"]],
+        ),
+        _table(
+            f"score at MQL (n {at['n']}, median {_num(at['median'])}, mean {_num(at['mean'])})",
+            ("score", "MQLs", ""),
+            _bars(at["histogram"]),
+        ),
+    ]
+
+
+# -- CSV -------------------------------------------------------------------------------------
+def csv_text(report: dict[str, Any]) -> str:
+    """The report's main table as CSV (header row first; numbers unformatted)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    kind = report["report"]
+    if kind == "funnel":
+        if report["periods"]:
+            w.writerow(("period", "visitor", "prospect", "mql", "sql", "won"))
+            for p in report["periods"]:
+                s = p["stages"]
+                w.writerow((p["period"], s["visitor"], s["prospect"], s["mql"], s["sql"], s["won"]))
+        else:
+            conv = {c["from"]: c["rate"] for c in report["conversions"]}
+            vel = {v["from"]: v for v in report["velocity"]}
+            w.writerow(
+                ("stage", "count", "rate_to_next", "median_days_to_next", "mean_days_to_next")
+            )
+            for s in report["stages"]:
+                v = vel.get(s["stage"], {})
+                w.writerow(
+                    (
+                        s["stage"],
+                        s["count"],
+                        _cell(conv.get(s["stage"])),
+                        _cell(v.get("median_days")),
+                        _cell(v.get("mean_days")),
+                    )
+                )
+    elif kind == "campaigns":
+        head = (
+            "campaign",
+            "cost",
+            "cost_source",
+            "prospects",
+            "mqls",
+            "members",
+            "opportunities",
+            "won",
+            "won_amount",
+            "cost_per_prospect",
+            "roi",
+        )
+        w.writerow((*head, *_MODEL_COLS))
+        for c in report["campaigns"]:
+            w.writerow((*(_cell(c[k]) for k in head), *(c["influence"][m] for m in _MODEL_COLS)))
+        t = report["totals"]
+        blank = [""] * (len(head) - 1)
+        w.writerow(("(unattributed)", *blank, *(t["unattributed"][m] for m in _MODEL_COLS)))
+    elif kind == "rules":
+        cols = (
+            "kind",
+            "name",
+            "location",
+            "matches",
+            "prospects",
+            "went_mql",
+            "went_won",
+            "median_days_to_mql",
+            "median_days_to_won",
+        )
+        w.writerow(cols)
+        for x in report["rules"]:
+            w.writerow(tuple(_cell(x[k]) for k in cols))
+        for x in report["never_matched"]:
+            w.writerow((x["kind"], x["name"], x["location"], 0, 0, 0, 0, "", ""))
+    elif kind == "scores":
+        w.writerow(("table", "low", "high", "grade", "count"))
+        for b in report["score_histogram"]:
+            w.writerow(("score", b["low"], b["high"], "", b["count"]))
+        for g in report["grade_distribution"]:
+            w.writerow(("grade", "", "", g["grade"] or "", g["count"]))
+        for b in report["score_at_mql"]["histogram"]:
+            w.writerow(("score_at_mql", b["low"], b["high"], "", b["count"]))
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value

@@ -1,0 +1,200 @@
+"""One prospect's lifecycle: its stage entries, and its score and grade over time.
+
+What `mrules explain EMAIL --timeline` prints and the HTML report draws
+(docs/reports-html.md). Everything comes from the prospect's ledger, which is
+never pruned, except the two CRM stages, which come from the sync file:
+
+- **prospect**: the ledger's `create prospect` step (else the prospect's
+  creation time);
+- **mql**: the first assignment, to a user or a queue, by a rule or by the CRM;
+- **sql**: the prospect's linked contact has a contact role on an
+  opportunity; the date is the earliest creation date of those opportunities
+  (the time the sync recorded one, when the sync file has no creation date);
+- **won**: one of those opportunities is won; the date is its close date as
+  the CRM gives it (else when it closed, else when the sync recorded it).
+
+These are the funnel's definitions (`mrules.reports`), so the timeline and the
+funnel agree. CRM dates are the CRM's: an opportunity closed before the
+prospect existed in mrules gives a `won` dated before `prospect`.
+
+The score series has one point per moment the score changed (the last value
+at that moment), starting from the prospect's creation; the grade series one
+point per moment the grade changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mrules.records import LedgerEntry
+from mrules.vocab import Action
+
+__all__ = ["STAGES", "crm_stages", "render_text", "timeline"]
+
+STAGES = ("prospect", "mql", "sql", "won")
+_GRADE_ACTIONS = frozenset((str(Action.GRADE), str(Action.GRADING), str(Action.CHANGE_PROFILE)))
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _as_iso(value: Any) -> str | None:
+    """A sync-file time (epoch seconds, an ISO timestamp or a date) as an ISO 8601 UTC string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return _iso(float(value))
+    text = str(value).strip()
+    try:
+        return _iso(float(text))
+    except ValueError:
+        pass
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
+    """The `sql` and `won` entries of `email` from the sync file (empty without one).
+
+    Read only; a file that is missing, or is not a sync file (no such tables),
+    gives no CRM stages rather than an error: the timeline still shows what
+    the store knows.
+    """
+    if sync_path is None or not Path(sync_path).is_file():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{Path(sync_path)}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(opportunity)")}
+        created = "o.created" if "created" in cols else "NULL"
+        closed_at = "o.closed_at" if "closed_at" in cols else "NULL"
+        rows = conn.execute(
+            f"SELECT {created}, o.at, o.close_date, {closed_at}, o.is_won FROM link l"
+            " JOIN opportunity_role r ON r.contact = l.crm_id AND coalesce(r.deleted, 0) = 0"
+            " JOIN opportunity o ON o.id = r.opportunity AND coalesce(o.deleted, 0) = 0"
+            " WHERE l.prospect = ? AND coalesce(l.deleted, 0) = 0",
+            (email,),
+        ).fetchall()
+    except sqlite3.Error:
+        return {}
+    finally:
+        conn.close()
+    out: dict[str, str] = {}
+    opened = [t for t in (_as_iso(r[0]) or _as_iso(r[1]) for r in rows) if t is not None]
+    if opened:
+        out["sql"] = min(opened)
+    won = [
+        t
+        for t in (_as_iso(r[2]) or _as_iso(r[3]) or _as_iso(r[1]) for r in rows if r[4])
+        if t is not None
+    ]
+    if won:
+        out["won"] = min(won)
+    return out
+
+
+def timeline(
+    email: str,
+    entries: Iterable[LedgerEntry],
+    *,
+    created: str | None = None,
+    crm: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The timeline of one prospect (the contract's shape) from its ledger entries, in order.
+
+    `created` is the prospect's creation time (ISO), used when the ledger has
+    no `create prospect` step; `crm` the `sql`/`won` entries (`crm_stages`).
+    """
+    at: dict[str, str] = {}
+    score: list[dict[str, Any]] = []
+    grade: list[dict[str, Any]] = []
+    loads = orjson.loads
+    for e in entries:
+        when = _iso(e.ts)
+        if when is None:
+            continue
+        action = str(e.action)
+        if action == Action.CREATE_PROSPECT:
+            at.setdefault("prospect", when)
+        elif action == Action.ASSIGN:
+            at.setdefault("mql", when)
+        elif action in (Action.SCORE, Action.SET_SCORE):
+            after = loads(e.after) if e.after is not None else None
+            if not isinstance(after, int):
+                continue
+            if not score:
+                before = loads(e.before) if e.before is not None else 0
+                start = at.get("prospect") or created or when
+                if start < when and isinstance(before, int):
+                    score.append({"at": start, "score": before})
+            if score and score[-1]["at"] == when:
+                score[-1]["score"] = after
+            else:
+                score.append({"at": when, "score": after})
+        elif action in _GRADE_ACTIONS:
+            after = loads(e.after) if e.after is not None else None
+            value = after if isinstance(after, str) else None
+            if grade and grade[-1]["at"] == when:
+                grade[-1]["grade"] = value
+            elif (grade[-1]["grade"] if grade else None) != value:
+                grade.append({"at": when, "grade": value})
+    if "prospect" not in at and created is not None:
+        at["prospect"] = created
+    for stage, when in (crm or {}).items():
+        if stage in ("sql", "won"):
+            at[stage] = when
+    if not score and "prospect" in at:
+        score.append({"at": at["prospect"], "score": 0})
+    return {
+        "email": email,
+        "stages": [{"stage": s, "at": at[s]} for s in STAGES if s in at],
+        "score": score,
+        "grade": grade,
+    }
+
+
+def render_text(t: dict[str, Any]) -> str:
+    """The timeline as one table in time order: stage entered, score and grade from then on."""
+    moments: dict[str, dict[str, Any]] = {}
+    for s in t["stages"]:
+        moments.setdefault(s["at"], {}).setdefault("stages", []).append(s["stage"])
+    for p in t["score"]:
+        moments.setdefault(p["at"], {})["score"] = p["score"]
+    for g in t["grade"]:
+        moments.setdefault(g["at"], {})["grade"] = g["grade"]
+    out = [f"{t['email']}: lifecycle"]
+    if not moments:
+        out.append("  nothing recorded yet")
+        return "\n".join(out)
+    width = max([5] + [len(", ".join(m.get("stages", ()))) for m in moments.values()])
+    out.append(f"  {'time':<20}  {'stage':<{width}}  {'score':>5}  grade")
+    score: Any = "-"
+    grade: Any = "-"
+    for when in sorted(moments):
+        m = moments[when]
+        score = m.get("score", score)
+        if "grade" in m:
+            grade = m["grade"] or "-"
+        stage = ", ".join(m.get("stages", ())) or ""
+        out.append(f"  {when:<20}  {stage:<{width}}  {score!s:>5}  {grade}")
+    reached = {s["stage"] for s in t["stages"]}
+    missing = [s for s in STAGES if s not in reached]
+    if missing:
+        out.append(f"  not reached: {', '.join(missing)}")
+    return "\n".join(out)

@@ -1,0 +1,291 @@
+"""`mrules report html`: the page from report dicts, and end to end on the bundled example."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from tests.reports import html_samples as samples
+
+from mrules.cli import main
+from mrules.cli.report_html_cmd import html as html_cmd
+from mrules.reports import campaigns, charts, funnel, rules_report, scores
+from mrules.reports import html as page
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "getcloudy"
+CHART_IDS = (
+    "funnel",
+    "velocity",
+    "conversion-over-time",
+    "campaign-roi",
+    "campaign-influence",
+    "rules",
+    "score-distribution",
+    "score-at-mql",
+    "grade-distribution",
+    "timeline",
+)
+
+
+def _js() -> str:
+    return "/* the chart library */"
+
+
+def specs_of(text: str) -> dict[str, Any]:
+    m = re.search(r'<script type="application/json" id="mrules-specs">(.*?)</script>', text, re.S)
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+def values(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The inline data rows of a spec (of its first layer with data)."""
+    if "data" in spec:
+        return spec["data"]["values"]
+    for layer in spec.get("layer", []):
+        if "data" in layer:
+            return layer["data"]["values"]
+    raise AssertionError("no data")
+
+
+def is_empty_chart(spec: dict[str, Any]) -> bool:
+    return spec.get("mark", {}).get("type") == "text" and "layer" not in spec
+
+
+# ----------------------------------------------------------------------- the page from dicts
+
+
+def test_page_has_every_chart_and_no_outside_reference() -> None:
+    text = page.page(samples.full(), script=_js)
+    specs = specs_of(text)
+    assert sorted(specs) == sorted(f"chart-{c}" for c in CHART_IDS)
+    for c in CHART_IDS:
+        assert f'id="chart-{c}"' in text
+        assert not is_empty_chart(specs[f"chart-{c}"]), c
+    assert "default-src 'none'" in text  # the browser is told: no network
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", text)
+    assert "/* the chart library */" in text
+
+
+def test_charts_carry_the_reports_numbers() -> None:
+    specs = specs_of(page.page(samples.full(), script=_js))
+    f = samples.funnel()
+    assert [r["count"] for r in values(specs["chart-funnel"])] == [s["count"] for s in f["stages"]]
+    roi = {r["campaign"]: r["roi"] for r in values(specs["chart-campaign-roi"])}
+    assert roi == {c["campaign"]: c["roi"] for c in samples.campaigns()["campaigns"] if c["roi"]}
+    influence = values(specs["chart-campaign-influence"])
+    for model, label in charts.MODEL_LABELS.items():
+        total = sum(r["amount"] for r in influence if r["model"] == label)
+        assert total == pytest.approx(samples.campaigns()["totals"][model])
+    conv = values(specs["chart-conversion-over-time"])
+    nov = {r["step"]: r["rate"] for r in conv if r["period"] == "2026-11"}
+    assert nov["Prospects → MQLs"] == pytest.approx(5 / 12)
+    rules = values(specs["chart-rules"])
+    assert {r["rule"] for r in rules} == {"Pricing (page_action)", "MQL handoff (automation)"}
+    assert [r["score"] for r in values(specs["chart-timeline"])] == [52, 130, 120]
+
+
+def test_empty_store_still_renders_every_chart() -> None:
+    text = page.page(samples.empty(), script=_js)
+    specs = specs_of(text)
+    assert sorted(specs) == sorted(f"chart-{c}" for c in CHART_IDS)
+    for spec in specs.values():
+        assert is_empty_chart(spec)
+        assert values(spec)[0]["text"]
+
+
+def test_text_from_the_data_cannot_break_out_of_the_page() -> None:
+    data = samples.full()
+    data["campaigns"]["campaigns"][0]["campaign"] = "</script><script>alert(1)</script><!--"
+    data["title"] = "<b>x</b>"
+    text = page.page(data, script=lambda: "var a = '</script>';")
+    assert "<script>alert(1)" not in text
+    assert "<b>x</b>" not in text
+    assert text.count("</script>") == 3  # the specs, the library, the drawing script
+    names = [r["campaign"] for r in values(specs_of(text)["chart-campaign-roi"])]
+    assert "</script><script>alert(1)</script><!--" in names
+
+
+def test_replay_diff_section(tmp_path: Path) -> None:
+    diff = _replay_diff(tmp_path)
+    data = {**samples.full(), "replay_diff": diff}
+    text = page.page(data, script=_js)
+    specs = specs_of(text)
+    assert "chart-replay-scores" in specs and "chart-replay-rules" in specs
+    assert "bob@bigcorp.example" in text  # the prospect the lower threshold makes an MQL
+    before_after = {
+        r["rule"]: r["count"] for r in values(specs["chart-replay-rules"]) if r["rules"] == "new"
+    }
+    assert before_after["MQL handoff (automation rule)"] == next(
+        r["after"] for r in diff["rules"] if r["name"] == "MQL handoff"
+    )
+
+
+def _replay_diff(tmp_path: Path) -> dict[str, Any]:
+    new = tmp_path / "newrules"
+    new.mkdir()
+    for f in (EXAMPLE / "rules").iterdir():
+        (new / f.name).write_text(f.read_text().replace("score >= 100", "score >= 50"))
+    r = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            "--diff",
+            str(EXAMPLE / "rules"),
+            str(new),
+            str(EXAMPLE / "events.jsonl"),
+            "--format",
+            "json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)
+
+
+# -------------------------------------------------------------------- end to end, real store
+
+
+@pytest.fixture(scope="module")
+def example_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example, run and synced with its CRM changes, as a new user does."""
+    d = tmp_path_factory.mktemp("example")
+    store = str(d / "getcloudy.db")
+    runner = CliRunner()
+    for args in (
+        ["crm", "load", str(EXAMPLE / "crm"), "--store", store],
+        ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", store],
+        [
+            "sync",
+            "run",
+            "--rules",
+            str(EXAMPLE / "rules"),
+            "--store",
+            store,
+            "--changes",
+            str(EXAMPLE / "crm-changes.jsonl"),
+            "--until",
+            "2026-12-21T00:00:00Z",
+        ],
+    ):
+        r = runner.invoke(main, args)
+        assert r.exit_code == 0, (args, r.output)
+    return Path(store)
+
+
+def test_cli_writes_the_page_from_the_real_reports(example_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    rules = str(EXAMPLE / "rules")
+    r = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "html",
+            str(out),
+            "--store",
+            str(example_store),
+            "--rules",
+            rules,
+            "--by",
+            "week",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    specs = specs_of(text)
+    f = funnel(example_store, by="week")
+    assert [x["count"] for x in values(specs["chart-funnel"])] == [s["count"] for s in f["stages"]]
+    seed = f["seed"]
+    assert seed["mqls"] > 0 and seed["customers"] > 0  # the example is meaningful
+    for n in (seed["mqls"], seed["accepted_by_sales"], seed["customers"]):
+        assert f"<b>{n}</b>" in text
+    c = campaigns(example_store, rules=[rules])
+    assert {x["campaign"]: x["roi"] for x in values(specs["chart-campaign-roi"])} == {
+        x["campaign"]: x["roi"] for x in c["campaigns"] if x["roi"] is not None
+    }
+    top = max(rules_report(example_store, rules=[rules])["rules"], key=lambda x: x["matches"])
+    assert any(
+        x["value"] == top["matches"] and x["measure"] == "matches"
+        for x in values(specs["chart-rules"])
+    )
+    hist = scores(example_store)["score_histogram"]
+    assert [x["count"] for x in values(specs["chart-score-distribution"])] == [
+        b["count"] for b in hist
+    ]
+    # The default prospect is one that won; its timeline is drawn.
+    t = values(specs["chart-timeline"])
+    assert t, "no timeline drawn"
+    assert "won" in {s["stage"] for s in values(specs["chart-timeline"]["layer"][1])}
+
+
+def test_cli_timeline_of_a_chosen_prospect(example_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(example_store), "--timeline", "Leung@Example.com"]
+    )
+    assert r.exit_code == 0, r.output
+    spec = specs_of(out.read_text())["chart-timeline"]
+    assert "leung@example.com" in json.dumps(spec["title"])
+    assert values(spec)[-1]["score"] == 131  # her score now (README: why she has 131 points)
+
+
+def test_cli_with_a_replay_diff(example_store: Path, tmp_path: Path) -> None:
+    diff = tmp_path / "diff.json"
+    diff.write_text(json.dumps(_replay_diff(tmp_path)))
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(example_store), "--replay-diff", str(diff)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "chart-replay-rules" in specs_of(out.read_text())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "{tmp}/none.db"], "no store at"),
+        (["--store", "{store}", "--timeline", "nobody@example.com"], "no prospect"),
+        (["--store", "{store}", "--replay-diff", "{tmp}/missing.json"], "cannot read"),
+        (["--store", "{store}", "--replay-diff", "{tmp}/bad.json"], "not JSON"),
+        (["--store", "{store}", "--replay-diff", "{tmp}/other.json"], "not the JSON of"),
+        (["--store", "{store}", "--since", "yesterday"], ""),
+        (["--store", ":memory:"], "in-memory"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_a_message(
+    example_store: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"report": "funnel"}')
+    args = [a.format(tmp=tmp_path, store=example_store) for a in args]
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(html_cmd, [str(out), *args])
+    assert r.exit_code == 2, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "mrules: error:" in r.output and message in r.output
+    assert not out.exists()
+
+
+def test_cli_out_in_a_missing_folder(example_store: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        html_cmd, [str(tmp_path / "no" / "r.html"), "--store", str(example_store)]
+    )
+    assert r.exit_code == 2 and "no folder" in r.output
+
+
+def test_cli_on_a_store_with_no_events(tmp_path: Path) -> None:
+    store = tmp_path / "empty.db"
+    events = tmp_path / "none.jsonl"
+    events.write_text("")
+    r = CliRunner().invoke(
+        main, ["run", str(EXAMPLE / "rules"), str(events), "--store", str(store)]
+    )
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(html_cmd, [str(out), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    specs = specs_of(out.read_text())
+    assert is_empty_chart(specs["chart-funnel"]) and is_empty_chart(specs["chart-timeline"])

@@ -1,0 +1,97 @@
+"""The HTML report in a real headless browser: Debian's chromium, driven by Playwright.
+
+Skipped, with the reason, where chromium or Playwright is not installed
+(`.ci/run` installs chromium). Checks what a user would see: no console
+error, no network request, and every chart drawn with marks. Screenshots go
+to the temporary folder (their paths are printed) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from tests.reports import html_samples as samples
+from tests.reports.test_html import _replay_diff, example_store  # noqa: F401 (a fixture)
+
+from mrules.cli.report_html_cmd import html as html_cmd
+from mrules.reports import html as page
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium browser installed (apt-get install chromium)"
+)
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+# Every drawn mark: vega's SVG renderer puts the items of a mark under `g.role-mark`.
+_MARKS = """() => Array.from(document.querySelectorAll('.chart')).map(el => ({
+  chart: el.dataset.chart, drawn: el.dataset.drawn || null,
+  marks: el.querySelectorAll('svg .role-mark > *').length,
+  svg: el.querySelectorAll('svg').length}))"""
+
+
+def open_page(path: Path, shot: str) -> dict[str, Any]:
+    """Open `path`, wait for every chart, and report what the browser saw."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900})
+            console: list[str] = []
+            requests: list[str] = []
+            tab.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            tab.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+            tab.on("request", lambda r: requests.append(r.url))
+            tab.goto(path.as_uri())
+            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+            charts = tab.evaluate(_MARKS)
+            png = Path(tempfile.gettempdir()) / f"mrules-report-{shot}.png"
+            tab.screenshot(path=str(png), full_page=True)
+            print(f"screenshot: {png}")
+        finally:
+            browser.close()
+    return {"console": console, "requests": requests, "charts": charts}
+
+
+def check(seen: dict[str, Any], path: Path, want: int) -> None:
+    assert seen["console"] == []
+    assert seen["requests"] == [path.as_uri()]  # the file itself, nothing else
+    assert len(seen["charts"]) == want
+    for c in seen["charts"]:
+        assert c["drawn"] == "yes", c
+        assert c["svg"] == 1 and c["marks"] > 0, c
+
+
+def test_example_report_draws_every_chart_offline(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    diff = tmp_path / "diff.json"
+    diff.write_text(json.dumps(_replay_diff(tmp_path)))
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(example_store), "--replay-diff", str(diff)]
+    )
+    assert r.exit_code == 0, r.output
+    seen = open_page(out, "example")
+    check(seen, out, 12)
+    marks = {c["chart"]: c["marks"] for c in seen["charts"]}
+    assert marks["funnel"] >= 10  # five bars and five labels
+
+
+def test_empty_report_draws_a_message_in_every_chart(tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    out.write_text(page.page(samples.empty()))
+    seen = open_page(out, "empty")
+    check(seen, out, 10)
+    assert all(c["marks"] == 1 for c in seen["charts"])  # the one text mark saying why

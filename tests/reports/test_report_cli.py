@@ -1,0 +1,174 @@
+"""`mrules report` as a user runs it: tables, CSV, and every error with its exit code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+from mrules.exitcodes import ExitCode
+
+REPORTS = ("funnel", "campaigns", "rules", "scores")
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["report", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_help_has_an_example(name: str) -> None:
+    code, out, _ = run(name, "--help")
+    assert code == 0
+    assert f"mrules report {name}" in out and "--format" in out and "--since" in out
+
+
+def test_funnel_table_answers_the_seed_question(store: str) -> None:
+    code, out, err = run("funnel", "--store", store)
+    assert code == 0, err
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 2}
+    assert "45.0%" in lines["prospect"]  # 9 of 20 prospects became MQLs
+    assert "accepted by sales (SQL)" in out and "customers (won)" in out
+    row = next(line for line in out.splitlines() if line.startswith("│ 9 "))
+    assert [c.strip() for c in row.strip("│").split("│")] == ["9", "7", "5"]
+    assert err == ""
+
+
+def test_campaigns_table_shows_roi_and_every_model(store: str) -> None:
+    code, out, _ = run("campaigns", "--store", store)
+    assert code == 0
+    assert "Webinar" in out and "1,000.00 (crm)" in out and "533.3%" in out
+    for model in ("source", "primary", "first_touch", "last_touch", "even", "(unattributed)"):
+        assert model in out
+
+
+def test_rules_and_scores_tables(store: str) -> None:
+    code, out, _ = run("rules", "--store", store)
+    assert code == 0
+    assert "page action 'Pricing'" in out and "never matched" in out and "'Never'" in out
+    code, out, _ = run("scores", "--store", store)
+    assert code == 0
+    assert "score at MQL (n 9, median 55, mean 57.2)" in out
+
+
+def _csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_funnel_and_periods(store: str) -> None:
+    code, out, _ = run("funnel", "--store", store, "--format", "csv")
+    assert code == 0
+    rows = _csv(out)
+    assert [(r["stage"], r["count"], r["rate_to_next"]) for r in rows] == [
+        ("visitor", "6", "0.5"),
+        ("prospect", "20", "0.45"),
+        ("mql", "9", "0.777778"),
+        ("sql", "7", "0.714286"),
+        ("won", "5", ""),
+    ]
+    code, out, _ = run("funnel", "--store", store, "--format", "csv", "--by", "quarter")
+    assert _csv(out) == [
+        {"period": "2026-Q3", "visitor": "1", "prospect": "0", "mql": "0", "sql": "0", "won": "0"},
+        {"period": "2026-Q4", "visitor": "5", "prospect": "20", "mql": "9", "sql": "7", "won": "5"},
+    ]
+
+
+def test_csv_campaigns_reconciles(store: str) -> None:
+    code, out, _ = run("campaigns", "--store", store, "--format", "csv")
+    assert code == 0
+    rows = _csv(out)
+    assert rows[-1]["campaign"] == "(unattributed)"
+    for model in ("source", "primary", "first_touch", "last_touch", "even"):
+        assert sum(float(r[model]) for r in rows) == pytest.approx(28000.0)
+
+
+def test_csv_rules_and_scores(store: str) -> None:
+    rows = _csv(run("rules", "--store", store, "--format", "csv")[1])
+    assert rows[0]["name"] == "Pricing" and rows[0]["matches"] == "12"
+    assert rows[-1]["name"] == "Never" and rows[-1]["matches"] == "0"
+    rows = _csv(run("scores", "--store", store, "--format", "csv")[1])
+    assert {r["table"] for r in rows} == {"score", "grade", "score_at_mql"}
+    assert sum(int(r["count"]) for r in rows if r["table"] == "score") == 20
+
+
+def test_missing_store_is_a_usage_error(tmp_path: Path) -> None:
+    for name in REPORTS:
+        code, _, err = run(name, "--store", str(tmp_path / "nope.db"))
+        assert code == ExitCode.USAGE
+        assert err.startswith("mrules: error: no store at")
+
+
+def test_a_file_that_is_not_a_store_fails_with_the_store_code(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("hello, I am not SQLite\n" * 100)
+    code, _, err = run("funnel", "--store", str(bad))
+    assert code == ExitCode.STORE
+    assert err.startswith("mrules: error:") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("funnel", "--since", "2026-13-01"), "not an ISO 8601 date"),
+        (("funnel", "--since", "2026-11-01", "--until", "2026-10-01"), "must be after --since"),
+        (("funnel", "--by", "year"), "'year' is not one of"),
+        (("campaigns", "--model", "linear"), "'linear' is not one of"),
+        (("funnel", "--store", ":memory:"), "holds nothing to read"),
+        (("funnel", "--store", "postgresql://x/y"), "SQLite store"),
+        (("rules", "--rules", "/nonexistent/rules"), "the rules cannot be read"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(store: str, args: tuple[str, ...], message: str) -> None:
+    if "--store" not in args:
+        args = (*args, "--store", store)
+    code, _, err = run(*args)
+    assert code == ExitCode.USAGE, err
+    assert message in err
+
+
+def test_a_missing_sync_file_given_is_a_usage_error(store: str, tmp_path: Path) -> None:
+    code, _, err = run("funnel", "--store", store, "--sync-db", str(tmp_path / "none.sync.db"))
+    assert code == ExitCode.USAGE
+    assert "no sync file at" in err
+
+
+def test_without_a_sync_file_reports_run_and_say_what_is_missing(
+    store: str, tmp_path: Path
+) -> None:
+    alone = tmp_path / "alone.db"
+    shutil.copy(store, alone)  # the store only: no alone.sync.db beside it
+    code, out, err = run("funnel", "--store", str(alone))
+    assert code == 0
+    assert "mrules sync run" in err
+    code, out, err = run("funnel", "--store", str(alone), "--format", "json")
+    import json
+
+    data = json.loads(out)
+    assert data["sync"] is False
+    assert {s["stage"]: s["count"] for s in data["stages"]} == {
+        "visitor": 6, "prospect": 20, "mql": 9, "sql": 0, "won": 0,
+    }  # fmt: skip
+    code, out, _ = run("campaigns", "--store", str(alone), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["totals"]["won_amount"] == 0.0
+    # the Pardot side still counts: source campaigns of prospects
+    assert {c["campaign"]: c["prospects"] for c in data["campaigns"]} == {"Webinar": 8, "Ads": 6}
+
+
+def test_the_program_itself(store: str) -> None:
+    """The console script as a user types it: JSON on stdout, exit 0."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "mrules", "report", "funnel", "--store", store, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"accepted_by_sales": 7' in proc.stdout

@@ -1,0 +1,144 @@
+"""`mrules explain EMAIL --timeline`: stage entries and score and grade over time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+from tests.reports.test_html import example_store  # noqa: F401 (a fixture)
+
+from mrules.cli import main
+from mrules.records import LedgerEntry
+from mrules.reports import funnel
+from mrules.reports.timeline import render_text, timeline
+
+T0 = 1_790_000_000.0  # 2026-09-21T14:13:20Z
+
+
+def entry(ts: float, action: str, before: object = None, after: object = None) -> LedgerEntry:
+    return LedgerEntry(
+        1,
+        ts,
+        "a@x",
+        "event",
+        "e",
+        None,
+        "s",
+        1,
+        None,
+        action,
+        "{}",
+        json.dumps(before),
+        json.dumps(after),
+    )
+
+
+def test_score_points_collapse_per_moment_and_start_at_creation() -> None:
+    t = timeline(
+        "a@x",
+        [
+            entry(T0, "create prospect"),
+            entry(T0 + 60, "score", 0, 3),
+            entry(T0 + 60, "score", 3, 53),
+            entry(T0 + 120, "assign", None, "u"),
+            entry(T0 + 180, "set score", 53, 10),
+            entry(T0 + 240, "assign", "u", "v"),  # a reassignment is not a new MQL
+        ],
+    )
+    assert [s["stage"] for s in t["stages"]] == ["prospect", "mql"]
+    assert t["stages"][1]["at"] == "2026-09-21T14:15:20Z"
+    assert [p["score"] for p in t["score"]] == [0, 53, 10]
+
+
+def test_grade_changes_only() -> None:
+    t = timeline(
+        "a@x",
+        [
+            entry(T0, "grading", None, "C-"),
+            entry(T0 + 1, "grade", "C-", "C-"),
+            entry(T0 + 2, "grade", "C-", "B"),
+        ],
+    )
+    assert [g["grade"] for g in t["grade"]] == ["C-", "B"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(-50, 50)), min_size=1, max_size=30))
+def test_last_score_point_is_the_last_score(steps: list[tuple[int, int]]) -> None:
+    entries, score, ts = [], 0, T0
+    for gap, points in steps:
+        ts += gap
+        entries.append(entry(ts, "score", score, score + points))
+        score += points
+    t = timeline("a@x", entries, created="2026-01-01T00:00:00Z")
+    assert t["score"][-1]["score"] == score
+    times = [p["at"] for p in t["score"]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert render_text(t).splitlines()[0] == "a@x: lifecycle"
+
+
+def test_cli_text_and_json(example_store: Path) -> None:  # noqa: F811
+    runner = CliRunner()
+    r = runner.invoke(
+        main, ["explain", "leung@example.com", "--store", str(example_store), "--timeline"]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[1].split() == ["time", "stage", "score", "grade"]
+    assert "not reached: sql, won" in r.output
+    r = runner.invoke(
+        main,
+        [
+            "explain",
+            "henry@example.org",
+            "--store",
+            str(example_store),
+            "--timeline",
+            "--format",
+            "json",
+        ],
+    )
+    t = json.loads(r.output)
+    assert set(t) == {"email", "stages", "score", "grade"}
+    assert [s["stage"] for s in t["stages"]] == ["prospect", "mql", "sql", "won"]
+
+
+def test_cli_unknown_prospect_and_no_sync_file(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    r = CliRunner().invoke(
+        main, ["explain", "nobody@x", "--store", str(example_store), "--timeline"]
+    )
+    assert r.exit_code == 2 and "no prospect" in r.output
+    r = CliRunner().invoke(
+        main,
+        [
+            "explain",
+            "henry@example.org",
+            "--store",
+            str(example_store),
+            "--timeline",
+            "--sync-db",
+            str(tmp_path / "none.db"),
+            "--format",
+            "json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert [s["stage"] for s in json.loads(r.output)["stages"]] == ["prospect", "mql"]
+
+
+def test_timelines_agree_with_the_funnel(example_store: Path) -> None:  # noqa: F811
+    """Differential: each stage's count over every prospect's timeline is the funnel's."""
+    r = CliRunner().invoke(main, ["state", "export", "--store", str(example_store)])
+    emails = [json.loads(line)["email"] for line in r.output.splitlines() if line.strip()]
+    counts = dict.fromkeys(("prospect", "mql", "sql", "won"), 0)
+    for email in emails:
+        r = CliRunner().invoke(
+            main,
+            ["explain", email, "--store", str(example_store), "--timeline", "--format", "json"],
+        )
+        for s in json.loads(r.output)["stages"]:
+            counts[s["stage"]] += 1
+    f = {s["stage"]: s["count"] for s in funnel(example_store)["stages"]}
+    assert counts == {k: f[k] for k in counts}
+    assert counts["won"] > 0
