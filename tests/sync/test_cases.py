@@ -10,8 +10,13 @@ import pytest
 import yaml
 from tests.sync.world import World
 
-CASES = [c for c in yaml.safe_load_all((Path(__file__).parent / "cases" /
-                                        "behaviours.yaml").read_text("utf-8")) if c]
+CASES = [
+    c
+    for c in yaml.safe_load_all(
+        (Path(__file__).parent / "cases" / "behaviours.yaml").read_text("utf-8")
+    )
+    if c
+]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -36,8 +41,13 @@ def test_case(tmp_path: Path, case: dict[str, Any]) -> None:
     for email, fields in (want.get("prospects") or {}).items():
         p = got[email]
         for k, v in fields.items():
-            have = ((p["assigned"] or {}).get("name") if k == "assigned" else
-                    p[k] if k in p else p["fields"].get(k))
+            have = (
+                (p["assigned"] or {}).get("name")
+                if k == "assigned"
+                else p[k]
+                if k in p
+                else p["fields"].get(k)
+            )
             assert have == v, (email, k, have)
     if "errors" in want:
         st = w.status()

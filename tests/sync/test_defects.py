@@ -35,12 +35,26 @@ def _state(events: list[dict[str, object]], rules: str = RULES) -> dict[str, obj
 
 
 def test_contact_beats_a_later_lead_for_id_owner_and_fields() -> None:
-    row = _state([
-        ev("09:00", type="crm_update", object="contact", crm_id="003C", user="alan@x.com",
-           fields={"LeadSource": "Web"}),
-        ev("09:05", type="crm_update", object="lead", crm_id="00QL", user="sam@x.com",
-           fields={"LeadSource": "Phone"}),
-    ])
+    row = _state(
+        [
+            ev(
+                "09:00",
+                type="crm_update",
+                object="contact",
+                crm_id="003C",
+                user="alan@x.com",
+                fields={"LeadSource": "Web"},
+            ),
+            ev(
+                "09:05",
+                type="crm_update",
+                object="lead",
+                crm_id="00QL",
+                user="sam@x.com",
+                fields={"LeadSource": "Phone"},
+            ),
+        ]
+    )
     assert row["crm_status"] == "contact"
     assert row["crm_id"] == "003C"
     assert row["assigned"]["name"] == "alan@x.com"
@@ -48,37 +62,50 @@ def test_contact_beats_a_later_lead_for_id_owner_and_fields() -> None:
 
 
 def test_allow_recreate_after_do_not_sync_queues_the_record() -> None:
-    rules = RULES + """
+    rules = (
+        RULES
+        + """
 form "Stop"
 form "Go"
 automation rule "stop" priority 2 { when all { submitted form "Stop" } then { do not sync } }
 automation rule "go" priority 3 { when all { submitted form "Go" } then { allow crm recreate } }
 """
-    row = _state([
-        ev("09:00", type="form_submit", asset="Stop"),
-        ev("09:01", type="form_submit", asset="F"),  # assigned, but not synced
-        ev("09:02", type="form_submit", asset="Go"),
-    ], rules)
+    )
+    row = _state(
+        [
+            ev("09:00", type="form_submit", asset="Stop"),
+            ev("09:01", type="form_submit", asset="F"),  # assigned, but not synced
+            ev("09:02", type="form_submit", asset="Go"),
+        ],
+        rules,
+    )
     assert row["do_not_sync"] is False
     assert row["_pending"] == ["create_record"]
 
 
 def test_do_not_sync_alone_queues_nothing() -> None:
-    rules = RULES + """
+    rules = (
+        RULES
+        + """
 form "Stop"
 automation rule "stop" priority 2 { when all { submitted form "Stop" } then { do not sync } }
 """
-    row = _state([ev("09:00", type="form_submit", asset="Stop"),
-                  ev("09:01", type="form_submit", asset="F")], rules)
+    )
+    row = _state(
+        [ev("09:00", type="form_submit", asset="Stop"), ev("09:01", type="form_submit", asset="F")],
+        rules,
+    )
     assert row["_pending"] == []
 
 
 def test_crm_deletion_makes_crm_status_deleted_reachable() -> None:
-    row = _state([
-        ev("09:00", type="form_submit", asset="F"),
-        ev("09:10", type="crm_update", object="lead", crm_id="00QL"),
-        ev("09:20", type="crm_update", object="lead", crm_id="00QL", status="deleted"),
-    ])
+    row = _state(
+        [
+            ev("09:00", type="form_submit", asset="F"),
+            ev("09:10", type="crm_update", object="lead", crm_id="00QL"),
+            ev("09:20", type="crm_update", object="lead", crm_id="00QL", status="deleted"),
+        ]
+    )
     assert row["crm_status"] == "deleted"
     assert row["crm_id"] is None
     assert row["do_not_sync"] is True
@@ -88,8 +115,10 @@ def test_crm_deletion_makes_crm_status_deleted_reachable() -> None:
 
 
 def test_a_deleted_lead_does_not_unlink_a_contact() -> None:
-    row = _state([
-        ev("09:00", type="crm_update", object="contact", crm_id="003C"),
-        ev("09:10", type="crm_update", object="lead", crm_id="00QL", status="deleted"),
-    ])
+    row = _state(
+        [
+            ev("09:00", type="crm_update", object="contact", crm_id="003C"),
+            ev("09:10", type="crm_update", object="lead", crm_id="00QL", status="deleted"),
+        ]
+    )
     assert row["crm_status"] == "contact" and row["crm_id"] == "003C"

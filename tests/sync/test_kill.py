@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tests.sync.world import T0, World, ev
 
-KILLER = r'''
+KILLER = r"""
 import os, signal, sys
 point, args = sys.argv[1], sys.argv[2:]
 import mrules, mrules.sync.apply as ap, mrules.sync.cycle as cy
@@ -44,11 +44,16 @@ elif point == "engine-commit":  # the engine committed the facts, not yet marked
     mrules.run = run
 from mrules.cli import main
 main(args)
-'''
+"""
 
 CONTACTS = [
-    {"Id": f"c{i}", "LastName": f"C{i}", "Email": f"p{i:02d}@x.com", "Phone": f"+1 555 {i:04d}",
-     "OwnerId": "sam"}
+    {
+        "Id": f"c{i}",
+        "LastName": f"C{i}",
+        "Email": f"p{i:02d}@x.com",
+        "Phone": f"+1 555 {i:04d}",
+        "OwnerId": "sam",
+    }
     for i in range(0, 30, 3)
 ]
 
@@ -56,18 +61,45 @@ CONTACTS = [
 def _world(tmp: Path) -> World:
     w = World(tmp, batch=800)
     w.seed({"Contact": [dict(c) for c in CONTACTS]})
-    w.run(*(ev(T0, f"p{i:02d}@x.com", "prospect_update",
-               fields={"title": f"T{i}", "lead_source": "Web"}) for i in range(30)),
-          *(ev(T0, f"p{i:02d}@x.com", asset="Demo") for i in range(30)))
+    w.run(
+        *(
+            ev(
+                T0,
+                f"p{i:02d}@x.com",
+                "prospect_update",
+                fields={"title": f"T{i}", "lead_source": "Web"},
+            )
+            for i in range(30)
+        ),
+        *(ev(T0, f"p{i:02d}@x.com", asset="Demo") for i in range(30)),
+    )
     return w
 
 
 def _second_half(w: World) -> None:
-    w.changes(*({"at": "2026-11-02T09:05:00Z", "op": "update", "email": f"p{i:02d}@x.com",
-                 "fields": {"LeadSource": "Phone", "Phone": "+1 555 9999"}}
-                for i in range(0, 30, 5)), until="2026-11-02T09:05:00Z")
-    w.run(*(ev("2026-11-02T09:06:00Z", f"p{i:02d}@x.com", "prospect_update",
-               fields={"title": f"New {i}"}) for i in range(0, 30, 2)))
+    w.changes(
+        *(
+            {
+                "at": "2026-11-02T09:05:00Z",
+                "op": "update",
+                "email": f"p{i:02d}@x.com",
+                "fields": {"LeadSource": "Phone", "Phone": "+1 555 9999"},
+            }
+            for i in range(0, 30, 5)
+        ),
+        until="2026-11-02T09:05:00Z",
+    )
+    w.run(
+        *(
+            ev(
+                "2026-11-02T09:06:00Z",
+                f"p{i:02d}@x.com",
+                "prospect_update",
+                fields={"title": f"New {i}"},
+            )
+            for i in range(0, 30, 2)
+        )
+    )
 
 
 def _sync_cmd(w: World, until: str) -> list[str]:
@@ -87,11 +119,13 @@ def _outcome(w: World) -> dict[str, Any]:
         e: {k: p[k] for k in ("crm_status", "crm_id", "fields", "assigned")}
         for e, p in w.prospects().items()
     }
-    return {"crm": {f"{k[0]}:{k[1]}": v for k, v in sorted(people.items())},
-            "prospects": prospects,
-            "links": w.syncdb("SELECT prospect, object, crm_id, base FROM link ORDER BY 1"),
-            "queue": w.syncdb("SELECT count(*) FROM queue"),
-            "errors": w.syncdb("SELECT count(*) FROM error")}
+    return {
+        "crm": {f"{k[0]}:{k[1]}": v for k, v in sorted(people.items())},
+        "prospects": prospects,
+        "links": w.syncdb("SELECT prospect, object, crm_id, base FROM link ORDER BY 1"),
+        "queue": w.syncdb("SELECT count(*) FROM queue"),
+        "errors": w.syncdb("SELECT count(*) FROM error"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +147,12 @@ def test_killed_sync_then_rerun_ends_like_an_unkilled_one(
     script.write_text(KILLER, "utf-8")
 
     def killed(until: str) -> None:
-        proc = subprocess.run([sys.executable, str(script), point, *_sync_cmd(w, until)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, str(script), point, *_sync_cmd(w, until)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == -signal.SIGKILL, proc.stderr
 
     if cycle == 0:

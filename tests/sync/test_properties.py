@@ -54,8 +54,9 @@ class Sim:
             RULES.replace("BATCH", "800").replace("OBJECTS", "lead, contact, opportunity")
         )
         self.config = SyncConfig.from_rules(self.compiled)
-        self.crm = EmulatedCrm.open(tmp / "p.crm.db", org={"edition": "plus",
-                                                           "clock": "2026-11-01T08:00:00Z"})
+        self.crm = EmulatedCrm.open(
+            tmp / "p.crm.db", org={"edition": "plus", "clock": "2026-11-01T08:00:00Z"}
+        )
         self.admin = self.crm.admin_user_id
         for e in PEOPLE[:2]:  # two people are already contacts
             self.crm.add("Contact", {"LastName": "X", "Email": e, "Phone": "seed"}, self.admin)
@@ -64,8 +65,10 @@ class Sim:
         self.converted: set[str] = set()
         self.deleted: set[str] = set()
         self.last_plan: dict[str, Any] | None = None
-        self.engine([{"type": "prospect_update", "prospect": e, "fields": {"title": "t"}}
-                     for e in PEOPLE], T0)
+        self.engine(
+            [{"type": "prospect_update", "prospect": e, "fields": {"title": "t"}} for e in PEOPLE],
+            T0,
+        )
 
     def engine(self, events: list[dict[str, Any]], t: float) -> None:
         self.n += 1
@@ -86,23 +89,30 @@ class Sim:
     def do(self, op: str, email: str, k: int, t: float) -> None:
         self.crm.set_clock(dt.datetime.fromtimestamp(t, dt.UTC))
         if op == "ours":
-            self.engine([{"type": "prospect_update", "prospect": email,
-                          "fields": {"phone": f"ours-{k}-{t}"}}], t)
+            self.engine(
+                [
+                    {
+                        "type": "prospect_update",
+                        "prospect": email,
+                        "fields": {"phone": f"ours-{k}-{t}"},
+                    }
+                ],
+                t,
+            )
             self.last[email] = (t, f"ours-{k}-{t}")
         elif op == "theirs":
             recs = self.live(email)
             if recs:
-                self.crm.edit(recs[0][0], {"Id": recs[0][1], "Phone": f"crm-{k}-{t}"},
-                              self.admin)
+                self.crm.edit(recs[0][0], {"Id": recs[0][1], "Phone": f"crm-{k}-{t}"}, self.admin)
                 self.last[email] = (t, f"crm-{k}-{t}")
         elif op == "assign":
             self.engine([{"type": "form_submit", "prospect": email, "asset": "Demo"}], t)
         elif op == "convert":
             leads = [r for r in self.live(email) if r[0] == "Lead"]
             if leads:
-                res = self.crm.convert_as(LeadConvert(leads[0][1],
-                                                      do_not_create_opportunity=True),
-                                          self.admin)
+                res = self.crm.convert_as(
+                    LeadConvert(leads[0][1], do_not_create_opportunity=True), self.admin
+                )
                 assert res.success, res.errors
                 self.converted.add(email)
         elif op == "delete":
@@ -113,8 +123,11 @@ class Sim:
         elif op == "merge":  # a duplicate contact made in the CRM, the old one merged into it
             contacts = [r for r in self.live(email) if r[0] == "Contact"]
             if contacts:
-                dup = self.crm.add("Contact", {"LastName": "Dup", "Email": email,
-                                               "Phone": f"dup-{k}-{t}"}, self.admin)
+                dup = self.crm.add(
+                    "Contact",
+                    {"LastName": "Dup", "Email": email, "Phone": f"dup-{k}-{t}"},
+                    self.admin,
+                )
                 assert dup.id is not None
                 self.crm.merge(dup.id, [contacts[0][1]], self.admin)
                 self.last[email] = (t, f"dup-{k}-{t}")
@@ -122,8 +135,9 @@ class Sim:
             store, db = self.session()
             try:
                 if op == "sync":
-                    self.last_plan = run_cycle(store, self.crm, db, self.config,
-                                               self.compiled, t).plan_json
+                    self.last_plan = run_cycle(
+                        store, self.crm, db, self.config, self.compiled, t
+                    ).plan_json
                 else:
                     make_plan(store, self.crm, db, self.config, t).as_json()
             finally:
@@ -131,8 +145,11 @@ class Sim:
                 store.close()
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(steps=st.lists(step, min_size=1, max_size=14))
 def test_random_interleavings(tmp_path_factory: Any, steps: list[tuple[str, str, int]]) -> None:
     sim = Sim(tmp_path_factory.mktemp("prop"))

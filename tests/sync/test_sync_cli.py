@@ -7,10 +7,23 @@ from pathlib import Path
 
 from tests.sync.world import T0, World, ev
 
-BOB = {"Id": "contact-bob", "FirstName": "Bob", "LastName": "Stone", "Email": "bob@x.com",
-       "Phone": "+1 555 0101", "LeadSource": "Web", "OwnerId": "sam"}
-HENRY = {"Id": "lead-henry", "LastName": "Blanc", "Company": "Example", "Email": "henry@x.com",
-         "Phone": "+1 555 0202", "OwnerId": "sam"}
+BOB = {
+    "Id": "contact-bob",
+    "FirstName": "Bob",
+    "LastName": "Stone",
+    "Email": "bob@x.com",
+    "Phone": "+1 555 0101",
+    "LeadSource": "Web",
+    "OwnerId": "sam",
+}
+HENRY = {
+    "Id": "lead-henry",
+    "LastName": "Blanc",
+    "Company": "Example",
+    "Email": "henry@x.com",
+    "Phone": "+1 555 0202",
+    "OwnerId": "sam",
+}
 
 
 def _world(tmp_path: Path, batch: int = 800) -> World:
@@ -21,8 +34,15 @@ def _world(tmp_path: Path, batch: int = 800) -> World:
 
 def test_plan_shows_create_link_and_exit_codes(tmp_path: Path) -> None:
     w = _world(tmp_path)
-    w.run(ev(T0, "ann@x.com", asset="Demo", ), ev(T0, "bob@x.com", asset="Demo"),
-          ev(T0, "cleo@x.com", asset="Quiet"))
+    w.run(
+        ev(
+            T0,
+            "ann@x.com",
+            asset="Demo",
+        ),
+        ev(T0, "bob@x.com", asset="Demo"),
+        ev(T0, "cleo@x.com", asset="Quiet"),
+    )
     r = w.sync("plan", "--format", "json", code=2)
     plan = json.loads(r.output)
     ops = {(o["op"], o["prospect"]) for o in plan["ops"]}
@@ -58,8 +78,15 @@ def test_saved_plan_applies_once_and_a_stale_one_is_refused(tmp_path: Path) -> N
     # A plan made, then the CRM changes: refused.
     w.run(ev("2026-11-02T09:05:00Z", "dora@x.com", asset="Demo"))
     w.sync("plan", "--out", str(out), code=2)
-    w.changes({"at": "2026-11-02T09:06:00Z", "op": "update", "email": "henry@x.com",
-               "fields": {"Title": "CEO"}}, until="2026-11-02T09:06:00Z")
+    w.changes(
+        {
+            "at": "2026-11-02T09:06:00Z",
+            "op": "update",
+            "email": "henry@x.com",
+            "fields": {"Title": "CEO"},
+        },
+        until="2026-11-02T09:06:00Z",
+    )
     r = w.sync("apply", str(out), code=1)
     assert "stale" in r.output and "the CRM changed" in r.output
     assert not [r for r in w.crm_rows("Lead") if r["Email"] == "dora@x.com"]
@@ -71,7 +98,11 @@ def test_backlog_drains_by_batch(tmp_path: Path) -> None:
     plan = json.loads(w.sync("plan", "--format", "json", code=2).output)
     s = plan["summary"]
     assert (s["records"], s["this_cycle"], s["waiting"], s["cycles_to_clear"]) == (
-        2000, 800, 1200, 3)
+        2000,
+        800,
+        1200,
+        3,
+    )
     assert s["clear_at"] == "2026-11-02T09:20:00Z"
     r = w.sync("run", "--until", "2026-11-02T09:30:00Z")
     lines = r.output.splitlines()
@@ -84,9 +115,15 @@ def test_backlog_drains_by_batch(tmp_path: Path) -> None:
 
 def test_rejected_write_goes_to_the_error_queue_and_is_retried(tmp_path: Path) -> None:
     w = _world(tmp_path)
-    w.run(ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge",
-                                                         "phone": "+1 555 0303"}),
-          ev(T0, "ann@x.com", asset="Demo"))
+    w.run(
+        ev(
+            T0,
+            "ann@x.com",
+            "prospect_update",
+            fields={"company_size": "huge", "phone": "+1 555 0303"},
+        ),
+        ev(T0, "ann@x.com", asset="Demo"),
+    )
     plan = json.loads(w.sync("plan", "--format", "json", code=2).output)
     (create,) = [o for o in plan["ops"] if o["op"] == "create"]
     assert create["expected_errors"][0]["code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
@@ -98,12 +135,14 @@ def test_rejected_write_goes_to_the_error_queue_and_is_retried(tmp_path: Path) -
     (err,) = st["error_queue"]
     assert (err["prospect"], err["field"]) == ("ann@x.com", "Company_Size__c")
     # Held while nothing changes: the next plan does not write it again.
-    plan = json.loads(w.sync("plan", "--format", "json", "--at", "2026-11-02T09:10:00Z",
-                             code=2).output)
+    plan = json.loads(
+        w.sync("plan", "--format", "json", "--at", "2026-11-02T09:10:00Z", code=2).output
+    )
     assert [o["op"] for o in plan["ops"]] == ["hold"]
     # The prospect changes: retried, and it goes through.
-    w.run(ev("2026-11-02T09:15:00Z", "ann@x.com", "prospect_update",
-             fields={"company_size": "200+"}))
+    w.run(
+        ev("2026-11-02T09:15:00Z", "ann@x.com", "prospect_update", fields={"company_size": "200+"})
+    )
     w.sync("run", "--until", "2026-11-02T09:20:00Z")
     (lead,) = [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]
     assert lead["Company_Size__c"] == "200+"
@@ -112,8 +151,10 @@ def test_rejected_write_goes_to_the_error_queue_and_is_retried(tmp_path: Path) -
 
 def test_sync_retry_tries_held_errors_again(tmp_path: Path) -> None:
     w = _world(tmp_path)
-    w.run(ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
-          ev(T0, "ann@x.com", asset="Demo"))
+    w.run(
+        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
+        ev(T0, "ann@x.com", asset="Demo"),
+    )
     w.sync("apply")
     assert w.status()["errors"] == 1
     r = w.ok("sync", "retry", "--store", str(w.store))
@@ -129,8 +170,10 @@ def test_crm_delete_honoured_and_not_recreated(tmp_path: Path) -> None:
     w = _world(tmp_path)
     w.run(ev(T0, "ann@x.com", asset="Demo"))
     w.sync("run", "--until", T0)
-    w.changes({"at": "2026-11-02T09:05:00Z", "op": "delete", "email": "ann@x.com"},
-              until="2026-11-02T09:05:00Z")
+    w.changes(
+        {"at": "2026-11-02T09:05:00Z", "op": "delete", "email": "ann@x.com"},
+        until="2026-11-02T09:05:00Z",
+    )
     w.sync("run", "--until", "2026-11-02T09:10:00Z")
     p = w.prospects()["ann@x.com"]
     assert (p["crm_status"], p["crm_id"], p["do_not_sync"]) == ("deleted", None, True)
@@ -145,10 +188,17 @@ def test_conversion_moves_the_link_to_the_contact(tmp_path: Path) -> None:
     w.run(ev(T0, "henry@x.com", asset="Demo"))
     w.sync("run", "--until", T0)
     assert w.prospects()["henry@x.com"]["crm_status"] == "lead"
-    w.changes({"at": "2026-11-02T09:05:00Z", "op": "convert", "email": "henry@x.com",
-               "opportunity": "Henry pilot", "opportunity_label": "opp-h"},
-              {"at": "2026-11-02T09:06:00Z", "op": "win", "id": "opp-h", "amount": 1500},
-              until="2026-11-02T09:06:00Z")
+    w.changes(
+        {
+            "at": "2026-11-02T09:05:00Z",
+            "op": "convert",
+            "email": "henry@x.com",
+            "opportunity": "Henry pilot",
+            "opportunity_label": "opp-h",
+        },
+        {"at": "2026-11-02T09:06:00Z", "op": "win", "id": "opp-h", "amount": 1500},
+        until="2026-11-02T09:06:00Z",
+    )
     w.sync("run", "--until", "2026-11-02T09:10:00Z")
     p = w.prospects()["henry@x.com"]
     assert p["crm_status"] == "contact" and p["crm_id"].startswith("003")
@@ -164,13 +214,26 @@ def test_fields_follow_base_and_policy(tmp_path: Path) -> None:
     w.sync("run", "--until", T0)
     # One-sided: the CRM changes Title (prefer ours): it still wins, nothing of ours moved.
     # Two-sided: both change lead_source (prefer crm) and phone (most recent: ours later).
-    w.changes({"at": "2026-11-02T09:03:00Z", "op": "update", "email": "bob@x.com",
-               "fields": {"Title": "CTO", "LeadSource": "Phone", "Phone": "+1 555 0999"}},
-              until="2026-11-02T09:03:00Z")
-    w.run(ev("2026-11-02T09:04:00Z", "bob@x.com", "prospect_update",
-             fields={"lead_source": "Webinar", "phone": "+1 555 0777"}))
-    plan = json.loads(w.sync("plan", "--format", "json", "--at", "2026-11-02T09:10:00Z",
-                             code=2).output)
+    w.changes(
+        {
+            "at": "2026-11-02T09:03:00Z",
+            "op": "update",
+            "email": "bob@x.com",
+            "fields": {"Title": "CTO", "LeadSource": "Phone", "Phone": "+1 555 0999"},
+        },
+        until="2026-11-02T09:03:00Z",
+    )
+    w.run(
+        ev(
+            "2026-11-02T09:04:00Z",
+            "bob@x.com",
+            "prospect_update",
+            fields={"lead_source": "Webinar", "phone": "+1 555 0777"},
+        )
+    )
+    plan = json.loads(
+        w.sync("plan", "--format", "json", "--at", "2026-11-02T09:10:00Z", code=2).output
+    )
     rows = {f["crm_field"]: f for o in plan["ops"] for f in o.get("fields", ())}
     assert (rows["Title"]["winner"], rows["Title"]["why"]) == ("crm", "one-sided change (CRM)")
     assert rows["LeadSource"]["winner"] == "crm"
@@ -219,10 +282,19 @@ def test_readme_sync_transcript_is_real_output(tmp_path: Path) -> None:
     store = str(tmp_path / "getcloudy.db")
     rules = str(tmp_path / "examples/getcloudy/rules")
     run = CliRunner().invoke
-    assert run(main, ["crm", "load", str(tmp_path / "examples/getcloudy/crm"),
-                      "--store", store]).exit_code == 0
-    assert run(main, ["run", rules, str(tmp_path / "examples/getcloudy/events.jsonl"),
-                      "--store", store]).exit_code == 0
+    assert (
+        run(
+            main, ["crm", "load", str(tmp_path / "examples/getcloudy/crm"), "--store", store]
+        ).exit_code
+        == 0
+    )
+    assert (
+        run(
+            main,
+            ["run", rules, str(tmp_path / "examples/getcloudy/events.jsonl"), "--store", store],
+        ).exit_code
+        == 0
+    )
     plan = run(main, ["sync", "plan", "--rules", rules, "--store", store])
     assert plan.exit_code == 2
     for line in excerpt.splitlines():

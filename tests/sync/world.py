@@ -42,10 +42,20 @@ ORG = {
     "edition": "plus",
     "clock": "2026-11-01T08:00:00Z",
     "custom_fields": {
-        "Lead": {"Company_Size__c": {"type": "picklist", "restricted": True,
-                                     "values": ["1-10", "11-50", "51-200", "200+"]}},
-        "Contact": {"Company_Size__c": {"type": "picklist", "restricted": True,
-                                        "values": ["1-10", "11-50", "51-200", "200+"]}},
+        "Lead": {
+            "Company_Size__c": {
+                "type": "picklist",
+                "restricted": True,
+                "values": ["1-10", "11-50", "51-200", "200+"],
+            }
+        },
+        "Contact": {
+            "Company_Size__c": {
+                "type": "picklist",
+                "restricted": True,
+                "values": ["1-10", "11-50", "51-200", "200+"],
+            }
+        },
     },
 }
 
@@ -72,15 +82,24 @@ class World:
         self.runner = CliRunner()
 
     # -- the CRM -------------------------------------------------------------------------------
-    def seed(self, objects: dict[str, list[dict[str, Any]]], org: dict[str, Any] | None = None
-             ) -> None:
+    def seed(
+        self, objects: dict[str, list[dict[str, Any]]], org: dict[str, Any] | None = None
+    ) -> None:
         folder = self.tmp / "seed"
         folder.mkdir(exist_ok=True)
         (folder / "org.json").write_text(json.dumps(org or ORG), "utf-8")
         users = objects.setdefault("User", [])
         for name in ("alan", "sam"):
-            users.append({"Id": name, "Username": f"{name}@x.com", "Email": f"{name}@x.com",
-                          "LastName": name.title(), "Alias": name, "IsActive": True})
+            users.append(
+                {
+                    "Id": name,
+                    "Username": f"{name}@x.com",
+                    "Email": f"{name}@x.com",
+                    "LastName": name.title(),
+                    "Alias": name,
+                    "IsActive": True,
+                }
+            )
         for obj, rows in objects.items():
             with (folder / f"{obj}.jsonl").open("w") as f:
                 for r in rows:

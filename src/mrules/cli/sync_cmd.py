@@ -29,16 +29,29 @@ EXIT_STALE = EXIT_DIAGNOSTICS
 
 def _options(f):  # type: ignore[no-untyped-def]
     f = click.option("--wait", is_flag=True, help="Wait for a run that holds the store.")(f)
-    f = click.option("--crm", "crm_path", metavar="local|salesforce|PATH",
-                     help="The CRM: `local` (the file beside the store, NAME.crm.db), a local"
-                     " CRM file, or `salesforce` (a real org; MRULES_SF_* variables, see"
-                     " docs/sync.md) [default: $MRULES_CRM, else local].")(f)
-    f = click.option("--store", "store_path", default="mrules.db", show_default=True,
-                     help="The state store; the sync keeps its own file beside it"
-                     " (NAME.sync.db).")(f)
-    return click.option("--rules", "rules", multiple=True, required=True, metavar="PATH",
-                        help="The rule set (files or folders; repeat); its sync block"
-                        " drives the sync.")(f)
+    f = click.option(
+        "--crm",
+        "crm_path",
+        metavar="local|salesforce|PATH",
+        help="The CRM: `local` (the file beside the store, NAME.crm.db), a local"
+        " CRM file, or `salesforce` (a real org; MRULES_SF_* variables, see"
+        " docs/sync.md) [default: $MRULES_CRM, else local].",
+    )(f)
+    f = click.option(
+        "--store",
+        "store_path",
+        default="mrules.db",
+        show_default=True,
+        help="The state store; the sync keeps its own file beside it (NAME.sync.db).",
+    )(f)
+    return click.option(
+        "--rules",
+        "rules",
+        multiple=True,
+        required=True,
+        metavar="PATH",
+        help="The rule set (files or folders; repeat); its sync block drives the sync.",
+    )(f)
 
 
 def _emit(text: str, chunk: int = 1 << 16) -> None:
@@ -61,8 +74,12 @@ def _time(value: str | None, option: str) -> float | None:
 
 @contextlib.contextmanager
 def _session(
-    rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool,
-    *, need_rules: bool = True,
+    rules: tuple[str, ...],
+    store_path: str,
+    crm_path: str | None,
+    wait: bool,
+    *,
+    need_rules: bool = True,
 ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
     """Rules, config, store (writer lock held), CRM, sync file; errors end in one line."""
     from mrules.cli.run_cmd import open_store, rules_or_exit
@@ -78,8 +95,10 @@ def _session(
     except SyncConfigError as e:
         fail(str(e))
     if not Path(store_path).exists():
-        fail(f"{store_path}: no such store (run the rules first: mrules run RULES EVENTS"
-             f" --store {store_path})")
+        fail(
+            f"{store_path}: no such store (run the rules first: mrules run RULES EVENTS"
+            f" --store {store_path})"
+        )
     store = open_store(store_path, wait=wait)
     try:
         try:
@@ -112,15 +131,33 @@ def sync() -> None:
 # -- plan -----------------------------------------------------------------------------------------
 @sync.command("plan")
 @_options
-@click.option("--at", "at", metavar="TIME", help="Plan the cycle at this time [default: the"
-              " next cycle due, or the run's clock].")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Also save the plan (JSON) for `mrules sync apply FILE`.")
+@click.option(
+    "--at",
+    "at",
+    metavar="TIME",
+    help="Plan the cycle at this time [default: the next cycle due, or the run's clock].",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also save the plan (JSON) for `mrules sync apply FILE`.",
+)
 @click.option("--retry", is_flag=True, help="Plan held errors again (as `sync retry` does).")
-def plan_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool,
-             at: str | None, fmt: str, out: str | None, retry: bool) -> None:
+def plan_cmd(
+    rules: tuple[str, ...],
+    store_path: str,
+    crm_path: str | None,
+    wait: bool,
+    at: str | None,
+    fmt: str,
+    out: str | None,
+    retry: bool,
+) -> None:
     """Show what the next cycle would do, record by record; exit 2 when changes are pending."""
     from mrules.sync.cycle import due_times
     from mrules.sync.plan import make_plan
@@ -160,27 +197,42 @@ def _value(v: Any) -> str:
 
 def _render_plan(pj: dict[str, Any]) -> None:
     s = pj["summary"]
-    click.echo(f"sync plan {pj['id']} at {pj['at']} (batch {pj['config']['batch']},"
-               f" every {pj['config']['every_minutes']} minutes)")
+    click.echo(
+        f"sync plan {pj['id']} at {pj['at']} (batch {pj['config']['batch']},"
+        f" every {pj['config']['every_minutes']} minutes)"
+    )
     for i in pj["inbound"]:
-        click.echo(f"  < {i['op']:<13} {i['prospect']}  {i.get('object', '')} {i['crm_id']}"
-                   f"  ({i['why']})")
+        click.echo(
+            f"  < {i['op']:<13} {i['prospect']}  {i.get('object', '')} {i['crm_id']}  ({i['why']})"
+        )
     for o in pj["ops"]:
         wait = o.get("batch", 0)
-        mark = {"create": "+", "link": "=", "update": "~", "pull": "<", "base": " ",
-                "skip": "-", "hold": "!", "wait": "…"}.get(o["op"], "+")
+        mark = {
+            "create": "+",
+            "link": "=",
+            "update": "~",
+            "pull": "<",
+            "base": " ",
+            "skip": "-",
+            "hold": "!",
+            "wait": "…",
+        }.get(o["op"], "+")
         when = f"  [batch {wait + 1}]" if wait else ""
         target = o.get("crm_id") or o.get("object", "")
         click.echo(f"  {mark} {o['op']:<13} {o['prospect']}  {target}{when}  ({o['why']})")
         for f in o.get("fields", ()):
             arrow = "->" if f["winner"] == "ours" else "<-"
-            click.echo(f"      {f['crm_field']}: ours {_value(f['ours'])} {arrow} CRM"
-                       f" {_value(f['theirs'])}: {f['winner']} wins ({f['why']})")
+            click.echo(
+                f"      {f['crm_field']}: ours {_value(f['ours'])} {arrow} CRM"
+                f" {_value(f['theirs'])}: {f['winner']} wins ({f['why']})"
+            )
         for e in o.get("expected_errors", ()):
             click.echo(f"      expected error {e['code']} on {e['field']}: {e['message']}")
         for e in o.get("held", ()):
-            click.echo(f"      held {e['field']}: {e['code']} {e['message']}"
-                       " (retried when the prospect or the record changes, or `sync retry`)")
+            click.echo(
+                f"      held {e['field']}: {e['code']} {e['message']}"
+                " (retried when the prospect or the record changes, or `sync retry`)"
+            )
         what = _side_work(o)
         if what:
             click.echo(f"      {what}")
@@ -188,20 +240,35 @@ def _render_plan(pj: dict[str, Any]) -> None:
             click.echo(f"      note: {o['note']}")
     for n in pj["notes"]:
         click.echo(f"  note: {n}")
-    kept = {name: len(pj.get(key) or ()) for name, key in (
-        ("opportunity", "opportunities"), ("contact role", "roles"), ("campaign", "campaigns"),
-        ("campaign member", "campaign_members"), ("account", "accounts"))}
+    kept = {
+        name: len(pj.get(key) or ())
+        for name, key in (
+            ("opportunity", "opportunities"),
+            ("contact role", "roles"),
+            ("campaign", "campaigns"),
+            ("campaign member", "campaign_members"),
+            ("account", "accounts"),
+        )
+    }
     kept_text = ", ".join(f"{n} {name}(s)" for name, n in kept.items() if n)
     if s["records"] or s["inbound_facts"]:
-        line = (f"{s['records']} record(s) to write: {s['this_cycle']} this cycle,"
-                f" {s['waiting']} waiting; {s['inbound_facts']} CRM fact(s) for the engine")
+        line = (
+            f"{s['records']} record(s) to write: {s['this_cycle']} this cycle,"
+            f" {s['waiting']} waiting; {s['inbound_facts']} CRM fact(s) for the engine"
+        )
         if s["waiting"]:
             line += f"; backlog clear after {s['cycles_to_clear']} cycles, at {s['clear_at']}"
         click.echo(line)
     elif _pending(pj):
         # Nothing to write and no fact for the engine, yet applying changes the sync file.
-        click.echo("nothing to write; " + (f"CRM records read for reports: {kept_text}"
-                                           if kept_text else "cursors and base snapshots move"))
+        click.echo(
+            "nothing to write; "
+            + (
+                f"CRM records read for reports: {kept_text}"
+                if kept_text
+                else "cursors and base snapshots move"
+            )
+        )
     else:
         click.echo("nothing to do")
 
@@ -210,8 +277,18 @@ def _pending(pj: dict[str, Any]) -> bool:
     """`Plan.pending()` of a plan as JSON."""
     return bool(
         [o for o in pj["ops"] if o["op"] not in ("wait", "base")]
-        or any(pj.get(k) for k in ("inbound", "opportunities", "roles", "campaigns",
-                                    "campaign_members", "accounts", "sent"))
+        or any(
+            pj.get(k)
+            for k in (
+                "inbound",
+                "opportunities",
+                "roles",
+                "campaigns",
+                "campaign_members",
+                "accounts",
+                "sent",
+            )
+        )
     )
 
 
@@ -235,10 +312,17 @@ def _side_work(o: dict[str, Any]) -> str:
 @sync.command("apply")
 @click.argument("plan_file", required=False, metavar="[PLAN]")
 @_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-def apply_cmd(plan_file: str | None, rules: tuple[str, ...], store_path: str,
-              crm_path: str | None, wait: bool, fmt: str) -> None:
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def apply_cmd(
+    plan_file: str | None,
+    rules: tuple[str, ...],
+    store_path: str,
+    crm_path: str | None,
+    wait: bool,
+    fmt: str,
+) -> None:
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now."""
     from mrules.sync.apply import StalePlan, apply_plan, deliver
     from mrules.sync.plan import PLAN_FORMAT, make_plan
@@ -283,19 +367,25 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
     from mrules.sync.plan import plan_id
 
     if plan_id({k: v for k, v in data.items() if k != "id"}) != data["id"]:
-        fail(f"{path}: the plan was changed after it was made (its id does not match);"
-             " make a new one with `mrules sync plan --out FILE`", EXIT_STALE)
+        fail(
+            f"{path}: the plan was changed after it was made (its id does not match);"
+            " make a new one with `mrules sync plan --out FILE`",
+            EXIT_STALE,
+        )
     return data
 
 
 def _render_report(r: dict[str, Any], at: str) -> None:
-    click.echo(f"sync at {at}: {r['created']} created, {r['linked']} linked, {r['updated']}"
-               f" updated, {r['campaign_members']} campaign member(s), {r['tasks']} task(s),"
-               f" {r['facts_for_engine']} CRM fact(s) to the engine, {len(r['errors'])}"
-               f" error(s), {r['api_calls']} API call(s)")
+    click.echo(
+        f"sync at {at}: {r['created']} created, {r['linked']} linked, {r['updated']}"
+        f" updated, {r['campaign_members']} campaign member(s), {r['tasks']} task(s),"
+        f" {r['facts_for_engine']} CRM fact(s) to the engine, {len(r['errors'])}"
+        f" error(s), {r['api_calls']} API call(s)"
+    )
     for e in r["errors"]:
-        click.echo(f"  error {e['code']} {e['prospect']} {e['object']} {e['field']}:"
-                   f" {e['message']}")
+        click.echo(
+            f"  error {e['code']} {e['prospect']} {e['object']} {e['field']}: {e['message']}"
+        )
     if r["transient_failure"]:
         click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
@@ -303,12 +393,24 @@ def _render_report(r: dict[str, Any], at: str) -> None:
 # -- run ------------------------------------------------------------------------------------------
 @sync.command("run")
 @_options
-@click.option("--until", "until", required=True, metavar="TIME",
-              help="Run every cycle due up to this time.")
-@click.option("--changes", "changes_path", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Timed CRM-side changes (JSONL) applied on the clock before each cycle.")
-def run_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool,
-            until: str, changes_path: str | None) -> None:
+@click.option(
+    "--until", "until", required=True, metavar="TIME", help="Run every cycle due up to this time."
+)
+@click.option(
+    "--changes",
+    "changes_path",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Timed CRM-side changes (JSONL) applied on the clock before each cycle.",
+)
+def run_cmd(
+    rules: tuple[str, ...],
+    store_path: str,
+    crm_path: str | None,
+    wait: bool,
+    until: str,
+    changes_path: str | None,
+) -> None:
     """Run every sync cycle due up to a time (the backlog drains by the declared batch)."""
     from mrules.sync.cycle import run_until
 
@@ -318,8 +420,10 @@ def run_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait:
         apply_changes = None
         if changes_path:
             if not hasattr(crm, "set_clock"):
-                fail("--changes applies timed changes to the local CRM; a real org changes"
-                     " on its own")
+                fail(
+                    "--changes applies timed changes to the local CRM; a real org changes"
+                    " on its own"
+                )
             apply_changes = _changes(crm, changes_path)
 
         idle: list[str] = []  # cycles that did nothing, shown as one line
@@ -333,25 +437,38 @@ def run_cmd(rules: tuple[str, ...], store_path: str, crm_path: str | None, wait:
         def show(result: Any) -> None:
             r = result.report.as_json()
             s = result.plan_json["summary"]
-            counts = (r["created"], r["linked"], r["updated"], r["campaign_members"],
-                      r["tasks"], r["facts_for_engine"], len(r["errors"]), s["waiting"])
+            counts = (
+                r["created"],
+                r["linked"],
+                r["updated"],
+                r["campaign_members"],
+                r["tasks"],
+                r["facts_for_engine"],
+                len(r["errors"]),
+                s["waiting"],
+            )
             if not any(counts) and not r["transient_failure"]:
                 idle.append(result.plan_json["at"])
                 return
             flush()
-            click.echo(f"{result.plan_json['at']}  created {r['created']:>5}  linked"
-                       f" {r['linked']:>4}  updated {r['updated']:>5}  facts"
-                       f" {r['facts_for_engine']:>4}  errors {len(r['errors']):>3}  waiting"
-                       f" {s['waiting']:>5}")
+            click.echo(
+                f"{result.plan_json['at']}  created {r['created']:>5}  linked"
+                f" {r['linked']:>4}  updated {r['updated']:>5}  facts"
+                f" {r['facts_for_engine']:>4}  errors {len(r['errors']):>3}  waiting"
+                f" {s['waiting']:>5}"
+            )
             if r["transient_failure"]:
                 click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
-        results = run_until(store, crm, db, config, compiled, end, changes=apply_changes,
-                            on_cycle=show)
+        results = run_until(
+            store, crm, db, config, compiled, end, changes=apply_changes, on_cycle=show
+        )
         flush()
         if not results:
-            click.echo("no cycle due (the last ran at "
-                       f"{_iso(db.last_cycle) if db.last_cycle else 'never'})")
+            click.echo(
+                "no cycle due (the last ran at "
+                f"{_iso(db.last_cycle) if db.last_cycle else 'never'})"
+            )
 
 
 def _iso(epoch: float) -> str:
@@ -380,8 +497,9 @@ def _changes(crm: Any, path: str) -> Any:
 @sync.command("send")
 @click.argument("who", metavar="EMAIL|CRM_ID")
 @_options
-def send_cmd(who: str, rules: tuple[str, ...], store_path: str, crm_path: str | None,
-             wait: bool) -> None:
+def send_cmd(
+    who: str, rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool
+) -> None:
     """Send one CRM lead or contact to marketing (Pardot's "Send to Pardot").
 
     The next cycle (`mrules sync apply` or `sync run`) creates its prospect, or
@@ -404,8 +522,9 @@ def send_cmd(who: str, rules: tuple[str, ...], store_path: str, crm_path: str | 
             found = next(iter(crm.find(sobject, "Id", [rid])), None)
         else:
             for sobject in ("Contact", "Lead"):
-                hits = [r for r in crm.find(sobject, "Email", [want])
-                        if not r.fields.get("IsConverted")]
+                hits = [
+                    r for r in crm.find(sobject, "Email", [want]) if not r.fields.get("IsConverted")
+                ]
                 if hits:
                     found = hits[0]
                     break
@@ -417,19 +536,24 @@ def send_cmd(who: str, rules: tuple[str, ...], store_path: str, crm_path: str | 
         if obj not in config.objects:
             fail(f"{found.id} is a {obj}, and the sync block's `objects` does not list {obj}")
         with db.tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO send VALUES (?, ?, ?)",
-                         (found.id, obj, dt.datetime.now(dt.UTC).timestamp()))
+            conn.execute(
+                "INSERT OR REPLACE INTO send VALUES (?, ?, ?)",
+                (found.id, obj, dt.datetime.now(dt.UTC).timestamp()),
+            )
     email = found.fields.get("Email") or "(no email)"
-    click.echo(f"{obj} {found.id} ({email}) is sent to marketing: the next cycle creates or"
-               " updates its prospect (`mrules sync apply`, or `sync plan` to see it)")
+    click.echo(
+        f"{obj} {found.id} ({email}) is sent to marketing: the next cycle creates or"
+        " updates its prospect (`mrules sync apply`, or `sync plan` to see it)"
+    )
 
 
 # -- status, retry --------------------------------------------------------------------------------
 @sync.command("status")
 @click.option("--store", "store_path", default="mrules.db", show_default=True)
 @click.option("--crm", "crm_path", metavar="PATH")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     """Queue depth and oldest item, errors by code, cursors, API calls used."""
     from mrules.sync import default_sync_path
@@ -464,12 +588,18 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     if fmt == "json":
         _emit(json.dumps(out, indent=1, sort_keys=True))
         return
-    click.echo(f"last cycle: {out['last_cycle'] or 'never'}; {out['links']} linked record(s);"
-               f" {out['api_calls']} API call(s) used")
-    click.echo(f"queue: {out['queue']} prospect(s) waiting"
-               + (f", oldest since {out['oldest']}" if out["oldest"] else ""))
-    click.echo(f"errors: {out['errors']}" + "".join(
-        f"\n  {code}: {n}" for code, n in out["errors_by_code"].items()))
+    click.echo(
+        f"last cycle: {out['last_cycle'] or 'never'}; {out['links']} linked record(s);"
+        f" {out['api_calls']} API call(s) used"
+    )
+    click.echo(
+        f"queue: {out['queue']} prospect(s) waiting"
+        + (f", oldest since {out['oldest']}" if out["oldest"] else "")
+    )
+    click.echo(
+        f"errors: {out['errors']}"
+        + "".join(f"\n  {code}: {n}" for code, n in out["errors_by_code"].items())
+    )
     for err in errors:
         click.echo(
             f"  {err['prospect']} {err['object']} {err['field']}: {err['code']} {err['message']}"
@@ -480,8 +610,13 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 
 @sync.command("retry")
 @click.option("--store", "store_path", default="mrules.db", show_default=True)
-@click.option("--prospect", "prospects", multiple=True, metavar="EMAIL",
-              help="Only these prospects [default: every held error].")
+@click.option(
+    "--prospect",
+    "prospects",
+    multiple=True,
+    metavar="EMAIL",
+    help="Only these prospects [default: every held error].",
+)
 def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     """Try the writes held by the error queue again at the next cycle."""
     from mrules.sync import default_sync_path
@@ -496,10 +631,10 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
             if prospects:
                 wanted = [p.strip().lower() for p in prospects]
                 marks = ",".join("?" * len(wanted))
-                n = conn.execute(f"UPDATE error SET retry = 1 WHERE prospect IN ({marks})",
-                                 wanted).rowcount
-                conn.execute(f"UPDATE queue SET next_try = 0 WHERE prospect IN ({marks})",
-                             wanted)
+                n = conn.execute(
+                    f"UPDATE error SET retry = 1 WHERE prospect IN ({marks})", wanted
+                ).rowcount
+                conn.execute(f"UPDATE queue SET next_try = 0 WHERE prospect IN ({marks})", wanted)
             else:
                 n = conn.execute("UPDATE error SET retry = 1").rowcount
                 conn.execute("UPDATE queue SET next_try = 0")

@@ -1506,9 +1506,7 @@ class EmulatedCrm:
                         continue
                     self._raw_set(cid, {ref: row["id"]})
             self._raw_set(other["id"], {"MasterRecordId": row["id"]})
-            self._conn.execute(
-                "UPDATE record SET last_modified_by=? WHERE id=?", (by, other["id"])
-            )
+            self._conn.execute("UPDATE record SET last_modified_by=? WHERE id=?", (by, other["id"]))
             self._soft_delete(other["id"], sobject, now, None)
         self._raw_set(row["id"], {})
         self._conn.execute("UPDATE record SET last_modified_by=? WHERE id=?", (by, row["id"]))

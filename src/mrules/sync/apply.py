@@ -89,8 +89,10 @@ def stale_reason(plan: Mapping[str, Any], store: StateStore, crm: Any, db: SyncD
         page = crm.query_changed(sobject, _cursor(c), until, limit=1)
         if page.records:
             r = page.records[0]
-            return (f"the CRM changed since this plan was made ({sobject} {r.id} at "
-                    f"{format_datetime(r.system_modstamp)})")
+            return (
+                f"the CRM changed since this plan was made ({sobject} {r.id} at "
+                f"{format_datetime(r.system_modstamp)})"
+            )
     return None
 
 
@@ -106,9 +108,7 @@ def _errs(result: WriteResult) -> list[CrmError]:
     return list(result.errors)
 
 
-def _write(
-    crm: Any, how: str, sobject: str, records: list[dict[str, Any]]
-) -> list[WriteResult]:
+def _write(crm: Any, how: str, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
     out: list[WriteResult] = []
     for chunk in _chunks(records):
         fn = crm.create if how == "create" else crm.update
@@ -132,8 +132,11 @@ def _write_keeping(
             continue
         errs = _errs(r)
         named = {f for e in errs for f in e.fields}
-        if errs and all(e.fields for e in errs) and not (named & required) and not any(
-            e.transient for e in errs
+        if (
+            errs
+            and all(e.fields for e in errs)
+            and not (named & required)
+            and not any(e.transient for e in errs)
         ):
             keep = {k: v for k, v in records[i].items() if k not in named}
             if len(keep) > (1 if how == "update" else 0):
@@ -175,15 +178,21 @@ def apply_plan(
     queue_done: set[str] = set()
     queue_fail: dict[str, float] = {}
     touched = {i["prospect"] for i in plan.get("inbound", ())} | {
-        o["prospect"] for o in plan.get("ops", ())}
+        o["prospect"] for o in plan.get("ops", ())
+    }
     current = db.links_for(sorted(touched))
 
     def link_row(email: str, obj: str, crm_id: str) -> dict[str, Any]:
         row = links.get(email)
         if row is None:
             old = current.get(email)
-            row = {"object": obj, "crm_id": crm_id, "base": dict(old[2]) if old else {},
-                   "times": dict(old[3]) if old else {}, "deleted": 0}
+            row = {
+                "object": obj,
+                "crm_id": crm_id,
+                "base": dict(old[2]) if old else {},
+                "times": dict(old[3]) if old else {},
+                "deleted": 0,
+            }
             links[email] = row
         row["object"], row["crm_id"] = obj, crm_id
         return row
@@ -227,13 +236,21 @@ def apply_plan(
                 if r.success and r.id:
                     report.created += 1
                     row = link_row(email, o["object"], r.id)
-                    row["base"] = {k: v for k, v in sent.items()
-                                   if k in {f["crm_field"] for f in o.get("fields", ())}}
+                    row["base"] = {
+                        k: v
+                        for k, v in sent.items()
+                        if k in {f["crm_field"] for f in o.get("fields", ())}
+                    }
                     row["base"]["OwnerId"] = sent.get("OwnerId")
                     row["times"] = {}
                     owner = o["values"].get("OwnerId")
-                    ev = {"ts": plan["at"], "type": "crm_update", "prospect": email,
-                          "object": o["object"], "crm_id": r.id}
+                    ev = {
+                        "ts": plan["at"],
+                        "type": "crm_update",
+                        "prospect": email,
+                        "object": o["object"],
+                        "crm_id": r.id,
+                    }
                     if owner:
                         ev["user"] = _assigned_name(store, email)
                     events.append({k: v for k, v in ev.items() if v is not None})
@@ -241,16 +258,18 @@ def apply_plan(
                     errors_clear.append((email, "*record"))
                     for e in errs:
                         for f in e.fields:
-                            errors_add.append(_error(email, o["object"], r.id, f, e,
-                                                     o["values"].get(f), at))
+                            errors_add.append(
+                                _error(email, o["object"], r.id, f, e, o["values"].get(f), at)
+                            )
                 else:
                     errs = _errs(r)
                     if any(e.transient for e in errs):
                         queue_fail[email] = at
                         continue
                     for e in errs:  # held: the queue keeps the work, the error says why
-                        errors_add.append(_error(email, o["object"], None, "*record", e,
-                                                 o["values"], at))
+                        errors_add.append(
+                            _error(email, o["object"], None, "*record", e, o["values"], at)
+                        )
         # -- links found by email, and updates ----------------------------------------------
         updates: dict[str, list[dict[str, Any]]] = {}
         for o in now_ops:
@@ -294,16 +313,18 @@ def apply_plan(
                             errors_clear.append((email, k))
                     for e in errs:
                         for f in e.fields:
-                            errors_add.append(_error(email, obj, o["link"][1], f, e,
-                                                     o["values"].get(f), at))
+                            errors_add.append(
+                                _error(email, obj, o["link"][1], f, e, o["values"].get(f), at)
+                            )
                 else:
                     for e in _errs(r):
                         if e.transient:
                             queue_fail[email] = at
                             continue
                         for f in e.fields or tuple(o["values"]):
-                            errors_add.append(_error(email, obj, o["link"][1], f, e,
-                                                     o["values"].get(f), at))
+                            errors_add.append(
+                                _error(email, obj, o["link"][1], f, e, o["values"].get(f), at)
+                            )
         # -- campaign members and tasks --------------------------------------------------
         for o in now_ops:
             if o["op"] not in ("campaign_member", "task"):
@@ -327,8 +348,15 @@ def apply_plan(
         report.transient = transient
 
     report.errors = [
-        {"prospect": e[0], "object": e[1], "crm_id": e[2], "field": e[3], "code": e[4],
-         "message": e[5]} for e in errors_add
+        {
+            "prospect": e[0],
+            "object": e[1],
+            "crm_id": e[2],
+            "field": e[3],
+            "code": e[4],
+            "message": e[5],
+        }
+        for e in errors_add
     ]
     # -- one transaction of the sync file --------------------------------------------------
     queue = db.queue()
@@ -339,16 +367,25 @@ def apply_plan(
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
             " object=excluded.object, crm_id=excluded.crm_id, base=excluded.base,"
             " times=excluded.times, deleted=excluded.deleted, at=excluded.at",
-            [(email, row["object"], row["crm_id"],
-              dumps(row["base"], option=orjson.OPT_SORT_KEYS).decode(),
-              dumps(row["times"], option=orjson.OPT_SORT_KEYS).decode(), row["deleted"], at)
-             for email, row in links.items()],
+            [
+                (
+                    email,
+                    row["object"],
+                    row["crm_id"],
+                    dumps(row["base"], option=orjson.OPT_SORT_KEYS).decode(),
+                    dumps(row["times"], option=orjson.OPT_SORT_KEYS).decode(),
+                    row["deleted"],
+                    at,
+                )
+                for email, row in links.items()
+            ],
         )
         for email, moved in history.items():  # the records a prospect was linked to before
-            (hist,) = conn.execute("SELECT history FROM link WHERE prospect=?",
-                                   (email,)).fetchone()
-            conn.execute("UPDATE link SET history=? WHERE prospect=?",
-                         (json.dumps(json.loads(hist) + moved), email))
+            (hist,) = conn.execute("SELECT history FROM link WHERE prospect=?", (email,)).fetchone()
+            conn.execute(
+                "UPDATE link SET history=? WHERE prospect=?",
+                (json.dumps(json.loads(hist) + moved), email),
+            )
         for email, cleared in errors_clear:
             if cleared is None:
                 conn.execute("DELETE FROM error WHERE prospect=?", (email,))
@@ -391,74 +428,134 @@ def apply_plan(
         deferred = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
         # Looked at: the batch's prospects and those marked for this plan. A transient
         # failure may have stopped before some of them: they stay marked.
-        finished = set() if transient is not None else (
-            {o["prospect"] for o in now_ops} | set(plan.get("dirty", ()))
-        ) - deferred - set(queue_fail)
+        finished = (
+            set()
+            if transient is not None
+            else ({o["prospect"] for o in now_ops} | set(plan.get("dirty", ())))
+            - deferred
+            - set(queue_fail)
+        )
         conn.executemany("DELETE FROM dirty WHERE prospect=?", [(who,) for who in finished])
-        conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
-                         [(who,) for who in deferred | set(queue_fail)])
+        conn.executemany(
+            "INSERT OR IGNORE INTO dirty VALUES (?)", [(who,) for who in deferred | set(queue_fail)]
+        )
         if transient is None:
             db.set_meta("store_seq", plan.get("store_seq", 0))
             for sobject, c in plan.get("cursors_to", {}).items():
                 if c:
-                    conn.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?)",
-                                 (sobject, c[0], c[1]))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO cursor VALUES (?, ?, ?)", (sobject, c[0], c[1])
+                    )
             for o in plan.get("opportunities", ()):
                 conn.execute(
                     "INSERT OR REPLACE INTO opportunity (id, name, stage, amount, close_date,"
                     " is_won, is_closed, deleted, at, campaign, created, account, closed_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (o["id"], o["name"], o["stage"], o["amount"], o["close_date"],
-                     int(o["is_won"]), int(o["is_closed"]), int(o["deleted"]), plan["at"],
-                     o.get("campaign"), o.get("created"), o.get("account"), o.get("closed_at")),
+                    (
+                        o["id"],
+                        o["name"],
+                        o["stage"],
+                        o["amount"],
+                        o["close_date"],
+                        int(o["is_won"]),
+                        int(o["is_closed"]),
+                        int(o["deleted"]),
+                        plan["at"],
+                        o.get("campaign"),
+                        o.get("created"),
+                        o.get("account"),
+                        o.get("closed_at"),
+                    ),
                 )
             conn.executemany(
                 "INSERT OR REPLACE INTO campaign (id, name, type, status, budgeted_cost,"
                 " actual_cost, start_date, deleted, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(c["id"], c["name"], c["type"], c["status"], c["budgeted_cost"],
-                  c["actual_cost"], c["start_date"], int(c["deleted"]), plan["at"])
-                 for c in plan.get("campaigns", ())],
+                [
+                    (
+                        c["id"],
+                        c["name"],
+                        c["type"],
+                        c["status"],
+                        c["budgeted_cost"],
+                        c["actual_cost"],
+                        c["start_date"],
+                        int(c["deleted"]),
+                        plan["at"],
+                    )
+                    for c in plan.get("campaigns", ())
+                ],
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO campaign_member (id, campaign, contact, lead, status,"
                 " has_responded, created, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(m["id"], m["campaign"], m["contact"], m["lead"], m["status"],
-                  int(m["has_responded"]), m["created"], int(m["deleted"]))
-                 for m in plan.get("campaign_members", ())],
+                [
+                    (
+                        m["id"],
+                        m["campaign"],
+                        m["contact"],
+                        m["lead"],
+                        m["status"],
+                        int(m["has_responded"]),
+                        m["created"],
+                        int(m["deleted"]),
+                    )
+                    for m in plan.get("campaign_members", ())
+                ],
             )
             conn.executemany(
                 "DELETE FROM send WHERE crm_id = ?", [(i,) for i in plan.get("sent", ())]
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO account (id, name, deleted, at) VALUES (?, ?, ?, ?)",
-                [(a["id"], a["name"], int(a["deleted"]), plan["at"])
-                 for a in plan.get("accounts", ())],
+                [
+                    (a["id"], a["name"], int(a["deleted"]), plan["at"])
+                    for a in plan.get("accounts", ())
+                ],
             )
             for r in plan.get("roles", ()):
                 conn.execute(
                     "INSERT OR REPLACE INTO opportunity_role (id, opportunity, contact, role,"
                     " is_primary, deleted) VALUES (?, ?, ?, ?, ?, ?)",
-                    (r["id"], r["opportunity"], r["contact"], r["role"], int(r["is_primary"]),
-                     int(r["deleted"])),
+                    (
+                        r["id"],
+                        r["opportunity"],
+                        r["contact"],
+                        r["role"],
+                        int(r["is_primary"]),
+                        int(r["deleted"]),
+                    ),
                 )
         else:
             events = [e for e in events if e.get("type") != "prospect_update"]
         for n, event in enumerate(events, start=1):
             numbered = {"id": f"{source}:{n}", **event}
-            conn.execute("INSERT INTO inbound (source, event) VALUES (?, ?)",
-                         (source, json.dumps(numbered, sort_keys=True)))
+            conn.execute(
+                "INSERT INTO inbound (source, event) VALUES (?, ?)",
+                (source, json.dumps(numbered, sort_keys=True)),
+            )
         db.set_meta("generation", db.generation + 1)
         db.set_meta("last_cycle", at)
         calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before
         calls += int(plan.get("api_calls", 0))  # the plan's reads: the cycle's calls
         report.calls = calls
         summary = plan.get("summary", {})
-        conn.execute("INSERT OR REPLACE INTO applied_plan VALUES (?, ?, ?)",
-                     (plan["id"], at, json.dumps(report.as_json())))
+        conn.execute(
+            "INSERT OR REPLACE INTO applied_plan VALUES (?, ?, ?)",
+            (plan["id"], at, json.dumps(report.as_json())),
+        )
         conn.execute(
             "INSERT OR REPLACE INTO cycle VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (at, plan["id"], report.created, report.linked, report.updated, report.pulled,
-             len(errors_add), summary.get("waiting", 0), calls),
+            (
+                at,
+                plan["id"],
+                report.created,
+                report.linked,
+                report.updated,
+                report.pulled,
+                len(errors_add),
+                summary.get("waiting", 0),
+                calls,
+            ),
         )
         total = int(db.meta("api_calls", "0") or 0) + calls
         db.set_meta("api_calls", total)
@@ -478,23 +575,40 @@ def _assigned_name(store: StateStore, email: str) -> str | None:
 def _error(
     email: str, obj: str, crm_id: str | None, fld: str, e: CrmError, value: Any, at: float
 ) -> tuple[Any, ...]:
-    return (email, obj, crm_id, fld, e.status_code, e.message,
-            json.dumps(value, sort_keys=True), at)
+    return (
+        email,
+        obj,
+        crm_id,
+        fld,
+        e.status_code,
+        e.message,
+        json.dumps(value, sort_keys=True),
+        at,
+    )
 
 
 def _member(
-    crm: Any, target: str, payload: Mapping[str, Any], email: str, at: float,
+    crm: Any,
+    target: str,
+    payload: Mapping[str, Any],
+    email: str,
+    at: float,
     errors: list[tuple[Any, ...]],
 ) -> int:
     name = payload.get("campaign")
     found = crm.find("Campaign", "Name", [name]) if name else []
     if not found:
-        e = CrmError("ENTITY_IS_DELETED" if name else "REQUIRED_FIELD_MISSING",
-                     f"no CRM campaign named {name!r}", ("CampaignId",))
+        e = CrmError(
+            "ENTITY_IS_DELETED" if name else "REQUIRED_FIELD_MISSING",
+            f"no CRM campaign named {name!r}",
+            ("CampaignId",),
+        )
         errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
         return 1
-    rec: dict[str, Any] = {"CampaignId": found[0].id,
-                           ("LeadId" if target.startswith("00Q") else "ContactId"): target}
+    rec: dict[str, Any] = {
+        "CampaignId": found[0].id,
+        ("LeadId" if target.startswith("00Q") else "ContactId"): target,
+    }
     if payload.get("status"):
         rec["Status"] = payload["status"]
     (r,) = crm.create("CampaignMember", [rec])
@@ -507,8 +621,13 @@ def _member(
 
 
 def _task(
-    crm: Any, target: str, payload: Mapping[str, Any], email: str, at: float,
-    errors: list[tuple[Any, ...]], when: str,
+    crm: Any,
+    target: str,
+    payload: Mapping[str, Any],
+    email: str,
+    at: float,
+    errors: list[tuple[Any, ...]],
+    when: str,
 ) -> int:
     rec: dict[str, Any] = {"WhoId": target, "Subject": payload.get("subject") or "Task"}
     days = payload.get("due_days")
@@ -547,14 +666,22 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
         def seen(batch: Any, into: set[str] = reacted) -> None:
             into.update(_reacted(batch))
 
-        mrules.run(compiled, [ev for _n, ev in items], store=store, source=src,
-                   label="crm sync", on_commit=seen if caught_up else None)
+        mrules.run(
+            compiled,
+            [ev for _n, ev in items],
+            store=store,
+            source=src,
+            label="crm sync",
+            on_commit=seen if caught_up else None,
+        )
         with db.tx() as conn:
-            conn.executemany("UPDATE inbound SET delivered = 1 WHERE n = ?",
-                             [(n,) for n, _ev in items])
+            conn.executemany(
+                "UPDATE inbound SET delivered = 1 WHERE n = ?", [(n,) for n, _ev in items]
+            )
             if caught_up:
-                conn.executemany("INSERT OR IGNORE INTO dirty VALUES (?)",
-                                 [(who,) for who in sorted(reacted)])
+                conn.executemany(
+                    "INSERT OR IGNORE INTO dirty VALUES (?)", [(who,) for who in sorted(reacted)]
+                )
                 db.set_meta("store_seq", store.max_seq())
         total += len(items)
     return total

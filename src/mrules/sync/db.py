@@ -78,6 +78,7 @@ class LinkMap(dict):  # type: ignore[type-arg]
         for k in self:
             yield k, self[k]
 
+
 SCHEMA_VERSION = "2"
 """2 added the campaign, campaign_member and account tables and four opportunity columns;
 a version 1 file is migrated when a sync opens it to write."""
@@ -195,16 +196,19 @@ class SyncDb:
                 conn.close()
                 raise SyncDbError(f"{p}: not an mrules sync file")
             if not readonly:
-                version = conn.execute(
-                    "SELECT value FROM meta WHERE key='schema'"
-                ).fetchone() if tables else None
+                version = (
+                    conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                    if tables
+                    else None
+                )
                 if version is not None and version[0] == "1":
                     _migrate_1_to_2(conn)
                     version = (SCHEMA_VERSION,)
                 conn.executescript(_SCHEMA)
                 if version is None:
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
-                                 (SCHEMA_VERSION,))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                    )
                 elif version[0] != SCHEMA_VERSION:
                     conn.close()
                     raise SyncDbError(f"{p}: sync file schema {version[0]} is not {SCHEMA_VERSION}")
@@ -263,12 +267,14 @@ class SyncDb:
 
     def links_lazy(self) -> LinkMap:
         """`links()` whose base snapshots are parsed when a prospect's link is read."""
-        return LinkMap({
-            r[0]: r[1:]
-            for r in self.conn.execute(
-                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
-            )
-        })
+        return LinkMap(
+            {
+                r[0]: r[1:]
+                for r in self.conn.execute(
+                    "SELECT prospect, object, crm_id, base, times, deleted FROM link"
+                )
+            }
+        )
 
     def links_for(
         self, emails: list[str]
@@ -281,7 +287,8 @@ class SyncDb:
             marks = ",".join("?" * len(chunk))
             for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
                 "SELECT prospect, object, crm_id, base, times, deleted FROM link"
-                f" WHERE prospect IN ({marks})", chunk
+                f" WHERE prospect IN ({marks})",
+                chunk,
             ):
                 out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
         return out
@@ -296,8 +303,18 @@ class SyncDb:
         }
 
     def errors(self) -> list[dict[str, Any]]:
-        cols = ("prospect", "object", "crm_id", "field", "code", "message", "value", "at",
-                "attempts", "retry")
+        cols = (
+            "prospect",
+            "object",
+            "crm_id",
+            "field",
+            "code",
+            "message",
+            "value",
+            "at",
+            "attempts",
+            "retry",
+        )
         sql = f"SELECT {', '.join(cols)} FROM error ORDER BY at, prospect, field"
         return [dict(zip(cols, r, strict=True)) for r in self.conn.execute(sql)]
 

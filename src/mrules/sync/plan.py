@@ -139,8 +139,13 @@ class Plan:
         """Anything to do: a write, a fact for the engine, a cursor to move."""
         return bool(
             [o for o in self.ops if o["op"] not in ("wait", "base")]
-            or self.inbound or self.opportunities or self.roles
-            or self.campaigns or self.members or self.accounts or self.sent
+            or self.inbound
+            or self.opportunities
+            or self.roles
+            or self.campaigns
+            or self.members
+            or self.accounts
+            or self.sent
         )
 
     work_seq_moved: bool = False
@@ -218,8 +223,17 @@ class ProspectView:
     """What the sync reads of a prospect, straight from its stored JSON (no decoding of
     lists, tags or rules: a plan reads every prospect)."""
 
-    __slots__ = ("_f", "assigned_kind", "assigned_to", "crm_status", "do_not_sync", "email",
-                 "grade", "score", "stamps")
+    __slots__ = (
+        "_f",
+        "assigned_kind",
+        "assigned_to",
+        "crm_status",
+        "do_not_sync",
+        "email",
+        "grade",
+        "score",
+        "stamps",
+    )
 
     def __init__(self, email: str, raw: dict[str, Any]) -> None:
         self.email = email
@@ -260,9 +274,7 @@ class _Prospects:
         self.store = store
         self.full = full
         self.codecs = Codecs()
-        self.cache: dict[str, ProspectView | None] = (
-            dict(load_prospects(store)) if full else {}
-        )
+        self.cache: dict[str, ProspectView | None] = dict(load_prospects(store)) if full else {}
 
     def get(self, email: str) -> ProspectView | None:
         if self.full or email in self.cache:
@@ -307,13 +319,22 @@ def _problem(info: ObjectInfo, name: str, value: Any) -> dict[str, str] | None:
         return None
     text = value if isinstance(value, str) else None
     if f.restricted_picklist and f.picklist_values and text not in f.picklist_values:
-        return {"field": name, "code": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                "message": f"bad value for restricted picklist field: {value}"}
-    if text is not None and f.length and len(text) > f.length and f.type in (
-        "string", "textarea", "phone", "email", "url", "picklist"
+        return {
+            "field": name,
+            "code": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "message": f"bad value for restricted picklist field: {value}",
+        }
+    if (
+        text is not None
+        and f.length
+        and len(text) > f.length
+        and f.type in ("string", "textarea", "phone", "email", "url", "picklist")
     ):
-        return {"field": name, "code": "STRING_TOO_LONG",
-                "message": f"{f.label}: data value too large: {text[:40]} (max length={f.length})"}
+        return {
+            "field": name,
+            "code": "STRING_TOO_LONG",
+            "message": f"{f.label}: data value too large: {text[:40]} (max length={f.length})",
+        }
     return None
 
 
@@ -359,9 +380,10 @@ def make_plan(
     dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
     if not full:
         touched = {
-            e.prospect for e in store.ledger(after_seq=int(last_seq or 0))
-            if e.prospect and not (e.rule_kind == "event"
-                                   and (e.source or "").startswith("crm-sync:"))
+            e.prospect
+            for e in store.ledger(after_seq=int(last_seq or 0))
+            if e.prospect
+            and not (e.rule_kind == "event" and (e.source or "").startswith("crm-sync:"))
         }
         touched |= dirty
         touched |= {e["prospect"] for e in db.errors()}
@@ -390,14 +412,18 @@ def make_plan(
         for managed, ours_name in ((SCORE_FIELD, "score"), (GRADE_FIELD, "grade")):
             if managed in infos[o].fields:  # the managed package's fields, when the org has them
                 maps[o][managed] = FieldMap(ours_name, managed, "ours")
-        missing = [m.crm_field for m in config.mappings
-                   if m.crm_field.lower() not in {n.lower() for n in infos[o].fields}]
+        missing = [
+            m.crm_field
+            for m in config.mappings
+            if m.crm_field.lower() not in {n.lower() for n in infos[o].fields}
+        ]
         if missing:
             plan.notes.append(f"{o} has no field {', '.join(missing)}: not synced on {o}s")
 
     # -- inbound: what changed in the CRM since each object's cursor --------------------------
     changed: dict[str, Record] = {}  # prospect -> its linked record as read now
     new_links: dict[str, tuple[str, str]] = {}  # prospect -> (object, id) linked this cycle
+
     def event(kind: str, prospect: str, **kw: Any) -> dict[str, Any]:
         return {"ts": iso(at), "type": kind, "prospect": prospect, **kw}
 
@@ -427,12 +453,17 @@ def make_plan(
                     survivor = seen_now.get(master) or next(
                         iter(crm.find(sobject, "Id", [master])), None
                     )
-                    plan.inbound.append({
-                        "op": "merge", "prospect": mine, "object": obj, "crm_id": master,
-                        "from": r.id,
-                        "why": f"merged in the CRM into {master}: the link moves to it",
-                        "event": event("crm_update", mine, object=obj, crm_id=master),
-                    })
+                    plan.inbound.append(
+                        {
+                            "op": "merge",
+                            "prospect": mine,
+                            "object": obj,
+                            "crm_id": master,
+                            "from": r.id,
+                            "why": f"merged in the CRM into {master}: the link moves to it",
+                            "event": event("crm_update", mine, object=obj, crm_id=master),
+                        }
+                    )
                     by_crm[master] = mine
                     links[mine] = (obj, master, link[2], link[3], False)
                     if survivor is not None and not survivor.is_deleted:
@@ -440,44 +471,77 @@ def make_plan(
                     continue
             if r.is_deleted:
                 if link is not None and not link[4]:
-                    plan.inbound.append({"op": "delete", "prospect": mine, "object": obj,
-                                         "crm_id": r.id, "why": "deleted in the CRM" + (
-                                             f" (merged into {master}, linked to"
-                                             f" {by_crm.get(master)})" if master else ""),
-                                         "event": event("crm_update", mine, object=obj,
-                                                        crm_id=r.id, status="deleted")})
+                    plan.inbound.append(
+                        {
+                            "op": "delete",
+                            "prospect": mine,
+                            "object": obj,
+                            "crm_id": r.id,
+                            "why": "deleted in the CRM"
+                            + (
+                                f" (merged into {master}, linked to {by_crm.get(master)})"
+                                if master
+                                else ""
+                            ),
+                            "event": event(
+                                "crm_update", mine, object=obj, crm_id=r.id, status="deleted"
+                            ),
+                        }
+                    )
                     links[mine] = (link[0], link[1], link[2], link[3], True)
                 continue
             if sobject == "Lead" and r.fields.get("IsConverted"):
                 contact = r.fields.get("ConvertedContactId")
                 if link is not None and contact and not link[4]:
-                    plan.inbound.append({
-                        "op": "convert", "prospect": mine, "object": "contact",
-                        "crm_id": contact, "from": r.id,
-                        "why": "lead converted: the link moves to the contact",
-                        "event": event("crm_update", mine, object="contact", crm_id=contact,
-                                       **({"user": owner} if owner else {})),
-                    })
+                    plan.inbound.append(
+                        {
+                            "op": "convert",
+                            "prospect": mine,
+                            "object": "contact",
+                            "crm_id": contact,
+                            "from": r.id,
+                            "why": "lead converted: the link moves to the contact",
+                            "event": event(
+                                "crm_update",
+                                mine,
+                                object="contact",
+                                crm_id=contact,
+                                **({"user": owner} if owner else {}),
+                            ),
+                        }
+                    )
                     by_crm[contact] = mine
                     links[mine] = ("contact", contact, link[2], link[3], False)
                     new_links[mine] = ("contact", contact)
                 continue
             if link is not None:
                 if link[4]:  # undeleted in the CRM: relinked
-                    plan.inbound.append({"op": "undelete", "prospect": mine, "object": obj,
-                                         "crm_id": r.id, "why": "restored in the CRM",
-                                         "event": event("crm_update", mine, object=obj,
-                                                        crm_id=r.id)})
+                    plan.inbound.append(
+                        {
+                            "op": "undelete",
+                            "prospect": mine,
+                            "object": obj,
+                            "crm_id": r.id,
+                            "why": "restored in the CRM",
+                            "event": event("crm_update", mine, object=obj, crm_id=r.id),
+                        }
+                    )
                     links[mine] = (link[0], link[1], link[2], link[3], False)
                     new_links[mine] = (obj, r.id)
                 changed[mine] = r
                 base_owner = link[2].get("OwnerId")
                 oid = r.fields.get("OwnerId")
                 if owner and oid != base_owner and base_owner is not None:
-                    plan.inbound.append({"op": "owner", "prospect": mine, "crm_id": r.id,
-                                         "owner": owner, "why": "owner changed in the CRM",
-                                         "event": event("crm_update", mine, object=obj,
-                                                        crm_id=r.id, user=owner)})
+                    plan.inbound.append(
+                        {
+                            "op": "owner",
+                            "prospect": mine,
+                            "crm_id": r.id,
+                            "owner": owner,
+                            "why": "owner changed in the CRM",
+                            "event": event("crm_update", mine, object=obj, crm_id=r.id, user=owner),
+                        }
+                    )
                 continue
             if not email:
                 continue
@@ -485,15 +549,26 @@ def make_plan(
             current = links.get(email)
             if p is None:
                 if config.auto_create or r.id in sends:
-                    plan.inbound.append({
-                        "op": "new prospect", "prospect": email, "object": obj, "crm_id": r.id,
-                        "base": _base_of(r, maps[sobject]),
-                        "why": "sent to marketing (sync send)" if r.id in sends
-                        else "a new CRM record; auto create prospects on",
-                        "event": event("crm_update", email, object=obj, crm_id=r.id,
-                                       fields=_crm_fields(r, maps[sobject]),
-                                       **({"user": owner} if owner else {})),
-                    })
+                    plan.inbound.append(
+                        {
+                            "op": "new prospect",
+                            "prospect": email,
+                            "object": obj,
+                            "crm_id": r.id,
+                            "base": _base_of(r, maps[sobject]),
+                            "why": "sent to marketing (sync send)"
+                            if r.id in sends
+                            else "a new CRM record; auto create prospects on",
+                            "event": event(
+                                "crm_update",
+                                email,
+                                object=obj,
+                                crm_id=r.id,
+                                fields=_crm_fields(r, maps[sobject]),
+                                **({"user": owner} if owner else {}),
+                            ),
+                        }
+                    )
                     if not config.auto_create:  # the engine creates no prospect from a CRM fact
                         plan.inbound[-1]["create_event"] = event("prospect_update", email)
                     links[email] = (obj, r.id, _base_of(r, maps[sobject]), {}, False)
@@ -502,16 +577,33 @@ def make_plan(
                 continue
             if p.do_not_sync:
                 continue
-            if current is not None and not current[4] and not (
-                obj == "contact" and current[0] == "lead"
+            if (
+                current is not None
+                and not current[4]
+                and not (obj == "contact" and current[0] == "lead")
             ):
                 continue  # linked to another record already (a contact outranks a lead)
-            why = ("a contact outranks a lead: the link moves to the contact"
-                   if current is not None else "same email (match by email)")
-            plan.inbound.append({"op": "link", "prospect": email, "object": obj, "crm_id": r.id,
-                                 "why": why,
-                                 "event": event("crm_update", email, object=obj, crm_id=r.id,
-                                                **({"user": owner} if owner else {}))})
+            why = (
+                "a contact outranks a lead: the link moves to the contact"
+                if current is not None
+                else "same email (match by email)"
+            )
+            plan.inbound.append(
+                {
+                    "op": "link",
+                    "prospect": email,
+                    "object": obj,
+                    "crm_id": r.id,
+                    "why": why,
+                    "event": event(
+                        "crm_update",
+                        email,
+                        object=obj,
+                        crm_id=r.id,
+                        **({"user": owner} if owner else {}),
+                    ),
+                }
+            )
             links[email] = (obj, r.id, {}, {}, False)
             by_crm[r.id] = email
             new_links[email] = (obj, r.id)
@@ -542,7 +634,8 @@ def make_plan(
     plan.work_seq = work_to
 
     creating = [
-        email for email, (work, _s, _a, next_try) in queue.items()
+        email
+        for email, (work, _s, _a, next_try) in queue.items()
         if any(w["kind"] in ("create_record", "assignment_rule") for w in work)
         and (email not in links or links[email][4])
         and next_try <= at
@@ -558,6 +651,7 @@ def make_plan(
         op["batch"] = writes // config.batch
         writes += 1
         return op
+
     for email, (work, since, _attempts, next_try) in queue.items():
         p = prospects.get(email)
         kinds = [w["kind"] for w in work]
@@ -574,22 +668,39 @@ def make_plan(
         if not any(k in ("create_record", "assignment_rule") for k in kinds):
             continue  # members and tasks follow the record below
         if email in links and not links[email][4]:
-            ops.append({**base_op, "op": "skip", "why": "already linked", "done": True,
-                        "crm_id": links[email][1]})
+            ops.append(
+                {
+                    **base_op,
+                    "op": "skip",
+                    "why": "already linked",
+                    "done": True,
+                    "crm_id": links[email][1],
+                }
+            )
             continue
         hit = found.get(email)
         if hit is not None:
-            op = numbered({**base_op, "op": "link", "object": hit.sobject.lower(),
-                           "crm_id": hit.id,
-                           "why": f"a {hit.sobject.lower()} has this email:"
-                                  " linked, no lead created"})
+            op = numbered(
+                {
+                    **base_op,
+                    "op": "link",
+                    "object": hit.sobject.lower(),
+                    "crm_id": hit.id,
+                    "why": f"a {hit.sobject.lower()} has this email: linked, no lead created",
+                }
+            )
             if op["batch"] == 0:  # its fields are merged once it is linked
                 changed[email] = hit
                 links[email] = (hit.sobject.lower(), hit.id, {}, {}, False)
                 new_links[email] = (hit.sobject.lower(), hit.id)
             owner = users.by_id.get(str(hit.fields.get("OwnerId") or ""))
-            op["event"] = event("crm_update", email, object=hit.sobject.lower(), crm_id=hit.id,
-                                **({"user": owner} if owner else {}))
+            op["event"] = event(
+                "crm_update",
+                email,
+                object=hit.sobject.lower(),
+                crm_id=hit.id,
+                **({"user": owner} if owner else {}),
+            )
             ops.append(op)
             queued_ops[email] = op
             continue
@@ -604,8 +715,9 @@ def make_plan(
             values["Company"] = p.field("company") or UNKNOWN
         owner_note = None
         if "assignment_rule" in kinds and p.assigned_kind == "crm rule":
-            owner_note = ("assigned by the CRM's rule: the integration user owns it"
-                          " until sales assign it")
+            owner_note = (
+                "assigned by the CRM's rule: the integration user owns it until sales assign it"
+            )
         else:
             oid = users.owner_id(p.assigned_kind, p.assigned_to)
             if oid:
@@ -619,23 +731,45 @@ def make_plan(
             if ours is None or ours == "":
                 continue
             values[name] = _json_value(ours)
-            fields.append({"field": m.field, "crm_field": name, "ours": ours, "theirs": None,
-                           "winner": "ours", "why": "new record"})
+            fields.append(
+                {
+                    "field": m.field,
+                    "crm_field": name,
+                    "ours": ours,
+                    "theirs": None,
+                    "winner": "ours",
+                    "why": "new record",
+                }
+            )
             problem = _problem(info, name, ours)
             if problem:
                 expected.append(problem)
         err = errors.get((email, "*record"))
-        if (err is not None and not retry and not err["retry"]
-                and err["value"] == json.dumps(values, sort_keys=True)):
-            ops.append({**base_op, "op": "hold", "object": sobject.lower(),
-                        "held": [{"field": "*record", "code": err["code"],
-                                  "message": err["message"]}],
-                        "why": "the create was refused; held until the prospect changes"})
+        if (
+            err is not None
+            and not retry
+            and not err["retry"]
+            and err["value"] == json.dumps(values, sort_keys=True)
+        ):
+            ops.append(
+                {
+                    **base_op,
+                    "op": "hold",
+                    "object": sobject.lower(),
+                    "held": [{"field": "*record", "code": err["code"], "message": err["message"]}],
+                    "why": "the create was refused; held until the prospect changes",
+                }
+            )
             continue
-        op = {**base_op, "op": "create", "object": sobject.lower(), "values": values,
-              "batch": 0,
-              "fields": fields,
-              "why": f"assigned, and no contact or lead has {p.email}"}
+        op = {
+            **base_op,
+            "op": "create",
+            "object": sobject.lower(),
+            "values": values,
+            "batch": 0,
+            "fields": fields,
+            "why": f"assigned, and no contact or lead has {p.email}",
+        }
         if owner_note:
             op["note"] = owner_note
         if expected:
@@ -659,9 +793,14 @@ def make_plan(
                 if key in members:
                     continue
                 members.add(key)
-            op = {"op": w["kind"], "prospect": email, "crm_id": target, "work": [w["kind"]],
-                  "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
-                  "why": "asked by a rule" + ("" if target else "; after the record's creation")}
+            op = {
+                "op": w["kind"],
+                "prospect": email,
+                "crm_id": target,
+                "work": [w["kind"]],
+                "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
+                "why": "asked by a rule" + ("" if target else "; after the record's creation"),
+            }
             parent = queued_ops.get(email)
             if parent is not None and target is None:
                 op["batch"] = parent["batch"]  # rides with its record
@@ -683,14 +822,17 @@ def make_plan(
         if sobject not in maps:
             continue
         r = changed.get(email)  # type: ignore[assignment]  # None: the CRM did not change it
-        if r is None and email not in new_links and all(
-            _ours(p, m) == base.get(name) and name in base for name, m in maps[sobject].items()
+        if (
+            r is None
+            and email not in new_links
+            and all(
+                _ours(p, m) == base.get(name) and name in base for name, m in maps[sobject].items()
+            )
         ):
             continue  # neither side moved: the common case, kept cheap
         rec_time = None
         if r is not None and not all(
-            same(r.fields.get(name), base.get(name)) and name in base
-            for name in maps[sobject]
+            same(r.fields.get(name), base.get(name)) and name in base for name in maps[sobject]
         ):
             stamp = r.fields.get("LastModifiedDate")  # only read when a field moved
             rec_time = to_epoch(stamp) if isinstance(stamp, str) else r.system_modstamp.timestamp()
@@ -718,26 +860,44 @@ def make_plan(
             our_time = (p.stamps or {}).get(m.field)
             if not has_record and has_base and same(ours, base.get(name)):
                 continue  # neither side moved
-            d = decide(ours, theirs, base.get(name), m.prefer,
-                       has_base=has_base or not has_record, blanks=config.blanks,
-                       our_time=our_time, their_time=their_time)
+            d = decide(
+                ours,
+                theirs,
+                base.get(name),
+                m.prefer,
+                has_base=has_base or not has_record,
+                blanks=config.blanks,
+                our_time=our_time,
+                their_time=their_time,
+            )
             if d.winner == "same":
                 if (not has_base and (has_record or norm(ours) is not None)) or (
                     has_base and not same(base.get(name), ours)
                 ):
                     new_base[name] = _json_value(ours)
                 continue
-            row = {"field": m.field, "crm_field": name, "ours": ours, "theirs": theirs,
-                   "base": base.get(name), "winner": d.winner, "why": d.why}
+            row = {
+                "field": m.field,
+                "crm_field": name,
+                "ours": ours,
+                "theirs": theirs,
+                "base": base.get(name),
+                "winner": d.winner,
+                "why": d.why,
+            }
             if our_time is not None:
                 row["our_time"] = iso(our_time)
             if their_time is not None:
                 row["their_time"] = iso(their_time)
             if d.winner == "ours":
                 err = errors.get((email, name))
-                if (err is not None and not retry and not err["retry"]
-                        and err["value"] == json.dumps(_json_value(ours), sort_keys=True)
-                        and not edited):
+                if (
+                    err is not None
+                    and not retry
+                    and not err["retry"]
+                    and err["value"] == json.dumps(_json_value(ours), sort_keys=True)
+                    and not edited
+                ):
                     held.append({"field": name, "code": err["code"], "message": err["message"]})
                     continue
                 push[name] = _json_value(ours)
@@ -750,8 +910,11 @@ def make_plan(
             rows.append(row)
         if has_record:
             new_base["OwnerId"] = r.fields.get("OwnerId")
-        extra: dict[str, Any] = {"base_after": new_base, "times_after": new_times,
-                                 "link": [obj, crm_id]}
+        extra: dict[str, Any] = {
+            "base_after": new_base,
+            "times_after": new_times,
+            "link": [obj, crm_id],
+        }
         if pull:
             extra["event"] = event("prospect_update", email, fields=pull)
         parent = queued_ops.get(email)
@@ -765,18 +928,33 @@ def make_plan(
                 parent["expected_errors"] = expected
             continue
         if push or held:
-            op = {"op": "update" if push else "hold", "prospect": email, "object": obj,
-                  "crm_id": crm_id, "values": push, "fields": rows,
-                  "why": "mapped fields changed" if push else "held by the error queue", **extra}
+            op = {
+                "op": "update" if push else "hold",
+                "prospect": email,
+                "object": obj,
+                "crm_id": crm_id,
+                "values": push,
+                "fields": rows,
+                "why": "mapped fields changed" if push else "held by the error queue",
+                **extra,
+            }
             if held:
                 op["held"] = held
             if expected:
                 op["expected_errors"] = expected
             ops.append(numbered(op) if push else op)
         elif rows or new_base != base or new_times != times or email in new_links:
-            ops.append({"op": "pull" if rows else "base", "prospect": email, "object": obj,
-                        "crm_id": crm_id, "fields": rows, "why": "the CRM's values taken"
-                        if rows else "base snapshot recorded", **extra})
+            ops.append(
+                {
+                    "op": "pull" if rows else "base",
+                    "prospect": email,
+                    "object": obj,
+                    "crm_id": crm_id,
+                    "fields": rows,
+                    "why": "the CRM's values taken" if rows else "base snapshot recorded",
+                    **extra,
+                }
+            )
 
     plan.ops = ops
     if hasattr(crm, "api_usage"):
@@ -819,7 +997,10 @@ def _iso_or_none(value: Any) -> str | None:
 
 
 def _read_into(
-    crm: Any, db_cursors: dict[str, tuple[str, str]], plan: Plan, sobject: str,
+    crm: Any,
+    db_cursors: dict[str, tuple[str, str]],
+    plan: Plan,
+    sobject: str,
     until: dt.datetime,
 ) -> list[Record]:
     """An object's changes since its cursor; the plan's cursor moves to what was read."""
@@ -833,19 +1014,32 @@ def _plan_campaigns(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> Non
     cursors = db.cursors()
     for r in _read_into(crm, cursors, plan, "Campaign", until):
         f = r.fields
-        plan.campaigns.append({
-            "id": r.id, "name": f.get("Name"), "type": f.get("Type"), "status": f.get("Status"),
-            "budgeted_cost": f.get("BudgetedCost"), "actual_cost": f.get("ActualCost"),
-            "start_date": f.get("StartDate"), "deleted": r.is_deleted,
-        })
+        plan.campaigns.append(
+            {
+                "id": r.id,
+                "name": f.get("Name"),
+                "type": f.get("Type"),
+                "status": f.get("Status"),
+                "budgeted_cost": f.get("BudgetedCost"),
+                "actual_cost": f.get("ActualCost"),
+                "start_date": f.get("StartDate"),
+                "deleted": r.is_deleted,
+            }
+        )
     for r in _read_into(crm, cursors, plan, "CampaignMember", until):
         f = r.fields
-        plan.members.append({
-            "id": r.id, "campaign": f.get("CampaignId"), "contact": f.get("ContactId") or None,
-            "lead": f.get("LeadId") or None, "status": f.get("Status"),
-            "has_responded": bool(f.get("HasResponded")),
-            "created": _iso_or_none(f.get("CreatedDate")), "deleted": r.is_deleted,
-        })
+        plan.members.append(
+            {
+                "id": r.id,
+                "campaign": f.get("CampaignId"),
+                "contact": f.get("ContactId") or None,
+                "lead": f.get("LeadId") or None,
+                "status": f.get("Status"),
+                "has_responded": bool(f.get("HasResponded")),
+                "created": _iso_or_none(f.get("CreatedDate")),
+                "deleted": r.is_deleted,
+            }
+        )
 
 
 def _plan_accounts(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:
@@ -868,9 +1062,14 @@ def _plan_opportunities(
         "OpportunityContactRole", []
     )
     for r in role_records:
-        row = {"id": r.id, "opportunity": r.fields.get("OpportunityId"),
-               "contact": r.fields.get("ContactId"), "role": r.fields.get("Role"),
-               "is_primary": bool(r.fields.get("IsPrimary")), "deleted": r.is_deleted}
+        row = {
+            "id": r.id,
+            "opportunity": r.fields.get("OpportunityId"),
+            "contact": r.fields.get("ContactId"),
+            "role": r.fields.get("Role"),
+            "is_primary": bool(r.fields.get("IsPrimary")),
+            "deleted": r.is_deleted,
+        }
         plan.roles.append(row)
         roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)  # type: ignore[assignment]
     opp_records, oc = _read_changes(crm, "Opportunity", _cursor(cursors.get("Opportunity")), until)
@@ -878,17 +1077,24 @@ def _plan_opportunities(
     by_contact: dict[str, str] = {i: k for k, o, i in links.ids() if o == "contact"}
     for r in opp_records:
         f = r.fields
-        row = {"id": r.id, "name": f.get("Name"), "stage": f.get("StageName"),
-               "amount": f.get("Amount"), "close_date": f.get("CloseDate"),
-               "is_won": bool(f.get("IsWon")), "is_closed": bool(f.get("IsClosed")),
-               "deleted": r.is_deleted, "campaign": f.get("CampaignId") or None,
-               "created": _iso_or_none(f.get("CreatedDate")),
-               "account": f.get("AccountId") or None,
-               "closed_at": f.get("CloseDate") if f.get("IsClosed") else None}
+        row = {
+            "id": r.id,
+            "name": f.get("Name"),
+            "stage": f.get("StageName"),
+            "amount": f.get("Amount"),
+            "close_date": f.get("CloseDate"),
+            "is_won": bool(f.get("IsWon")),
+            "is_closed": bool(f.get("IsClosed")),
+            "deleted": r.is_deleted,
+            "campaign": f.get("CampaignId") or None,
+            "created": _iso_or_none(f.get("CreatedDate")),
+            "account": f.get("AccountId") or None,
+            "closed_at": f.get("CloseDate") if f.get("IsClosed") else None,
+        }
         plan.opportunities.append(row)
         before = opps.get(r.id)
-        newly_closed = row["is_closed"] and not r.is_deleted and not (
-            before and before["is_closed"]
+        newly_closed = (
+            row["is_closed"] and not r.is_deleted and not (before and before["is_closed"])
         )
         if not newly_closed:
             continue
@@ -896,9 +1102,14 @@ def _plan_opportunities(
         for opp, contact, deleted in roles.values():
             prospect = by_contact.get(contact)
             if opp == r.id and not deleted and prospect:
-                plan.inbound.append({
-                    "op": f"opportunity {status}", "prospect": prospect, "crm_id": r.id,
-                    "why": f"{row['name']}: {row['stage']}, {row['amount']}",
-                    "event": event("crm_update", prospect, object="opportunity", crm_id=r.id,
-                                   status=status),
-                })
+                plan.inbound.append(
+                    {
+                        "op": f"opportunity {status}",
+                        "prospect": prospect,
+                        "crm_id": r.id,
+                        "why": f"{row['name']}: {row['stage']}, {row['amount']}",
+                        "event": event(
+                            "crm_update", prospect, object="opportunity", crm_id=r.id, status=status
+                        ),
+                    }
+                )
