@@ -649,14 +649,15 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
     """Run the CRM facts not yet delivered through the engine; mark them delivered."""
     import mrules
 
-    rows = db.undelivered()
-    if not rows:
-        return 0
-    by_source: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for n, src, ev in rows:
-        by_source.setdefault(src, []).append((n, ev))
     total = 0
-    for src, items in by_source.items():
+    for src in db.undelivered_sources():
+        done: list[tuple[int]] = []  # the facts' row numbers, marked delivered after the run
+
+        def lines(source: str = src, into: list[tuple[int]] = done) -> Iterator[str]:
+            for n, text in db.undelivered_lines(source):  # streamed: no list of every fact
+                into.append((n,))
+                yield text
+
         # When the store is where the last plan left it, the next plan need not read back
         # this run's ledger (the facts are in the base already): the prospects whose rules
         # reacted are marked for it instead, and its store position moves past the run.
@@ -668,22 +669,20 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
 
         mrules.run(
             compiled,
-            [ev for _n, ev in items],
+            lines(),
             store=store,
             source=src,
             label="crm sync",
             on_commit=seen if caught_up else None,
         )
         with db.tx() as conn:
-            conn.executemany(
-                "UPDATE inbound SET delivered = 1 WHERE n = ?", [(n,) for n, _ev in items]
-            )
+            conn.executemany("UPDATE inbound SET delivered = 1 WHERE n = ?", done)
             if caught_up:
                 conn.executemany(
                     "INSERT OR IGNORE INTO dirty VALUES (?)", [(who,) for who in sorted(reacted)]
                 )
                 db.set_meta("store_seq", store.max_seq())
-        total += len(items)
+        total += len(done)
     return total
 
 

@@ -329,6 +329,22 @@ class SyncDb:
             )
         ]
 
+    def undelivered_sources(self) -> list[str]:
+        """The streams (one a plan) with facts not yet delivered, oldest first."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT source FROM inbound WHERE delivered = 0 GROUP BY source ORDER BY min(n)"
+            )
+        ]
+
+    def undelivered_lines(self, source: str) -> Iterator[tuple[int, str]]:
+        """A stream's undelivered facts as (n, JSON text), in order, read as they go."""
+        yield from self.conn.execute(
+            "SELECT n, event FROM inbound WHERE delivered = 0 AND source = ? ORDER BY n",
+            (source,),
+        )
+
     def opportunities(self) -> dict[str, dict[str, Any]]:
         cols = ("id", "name", "stage", "amount", "close_date", "is_won", "is_closed", "deleted")
         return {
