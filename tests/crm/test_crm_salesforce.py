@@ -370,3 +370,50 @@ def test_live_round_trip() -> None:  # pragma: no cover - needs a real org
     finally:
         assert crm.delete([made.id])[0].success
     assert crm.api_usage().used > 0
+
+
+def test_a_merged_record_comes_with_its_master(http, crm) -> None:
+    """queryAll returns a record deleted by a merge with `MasterRecordId` (the sync moves the
+    link to it, docs/sync.md#inbound-what-comes-from-the-crm)."""
+    http.add(
+        "GET",
+        BASE + "sobjects/Contact/describe/",
+        json={
+            "name": "Contact",
+            "keyPrefix": "003",
+            "custom": False,
+            "fields": [
+                {"name": "Id", "type": "id"},
+                {"name": "Email", "type": "email", "length": 80, "nillable": True},
+                {"name": "MasterRecordId", "type": "reference", "referenceTo": ["Contact"]},
+                {"name": "SystemModstamp", "type": "datetime"},
+                {"name": "IsDeleted", "type": "boolean"},
+            ],
+        },
+    )
+    loser, master = "003Dn0000000001AAA", "003Dn0000000002AAA"
+    http.add(
+        "GET",
+        BASE + "queryAll/",
+        json={
+            "totalSize": 1,
+            "done": True,
+            "records": [
+                {
+                    "attributes": {
+                        "type": "Contact",
+                        "url": f"/services/data/v59.0/sobjects/Contact/{loser}",
+                    },
+                    "Id": loser,
+                    "Email": "bob@x.com",
+                    "MasterRecordId": master,
+                    "SystemModstamp": "2026-11-02T09:05:00.000+0000",
+                    "IsDeleted": True,
+                }
+            ],
+        },
+    )
+    page = crm.query_changed("Contact", None, T.replace(hour=10))
+    assert "MasterRecordId" in http.calls[1].request.params["q"]
+    (r,) = page.records
+    assert (r.id, r.is_deleted, r.fields["MasterRecordId"]) == (loser, True, master)
