@@ -114,3 +114,62 @@ def test_done_when_on_the_example(tmp_path: Path) -> None:
         "STRING_TOO_LONG",
     )
     assert json.loads(err["value"]) == long_phone  # the value is kept, not dropped
+
+
+def test_a_backlog_drains_by_batch_on_the_example(tmp_path: Path) -> None:
+    """2,000 form submissions a day after the last cycle: each asks for a lead and a
+    campaign membership; 800 leads a cycle (members ride with their lead), and no cycle
+    runs before the assignments it carries out."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    ex = tmp_path / "examples" / "getcloudy"
+    store = str(tmp_path / "getcloudy.db")
+    rules = str(ex / "rules")
+
+    def cli(*args: str, code: int = 0) -> Result:
+        r = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert r.exit_code == code, (args, r.output)
+        return r
+
+    cli("crm", "load", str(ex / "crm"), "--store", store)
+    cli("run", rules, str(ex / "events.jsonl"), "--store", store)
+    cli("sync", "apply", "--rules", rules, "--store", store)  # the cycle at 2026-12-20T00:00
+    many = tmp_path / "many.jsonl"
+    many.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "ts": "2026-12-21T10:00:00Z",
+                    "type": "form_submit",
+                    "prospect": f"p{i:04d}@example.net",
+                    "asset": "Demande Get Cloudy",
+                }
+            )
+            + "\n"
+            for i in range(2000)
+        )
+    )
+    cli("run", rules, str(many), "--store", store)
+    r = cli("sync", "plan", "--rules", rules, "--store", store, "--format", "json", code=2)
+    plan = json.loads(r.output)
+    assert plan["at"] == "2026-12-21T10:00:00Z"  # not 2026-12-20T00:10: the store is further on
+    s = plan["summary"]
+    assert (s["records"], s["this_cycle"], s["waiting"], s["with_records"]) == (
+        2000,
+        800,
+        1200,
+        2000,
+    )
+    assert (s["cycles_to_clear"], s["clear_at"]) == (3, "2026-12-21T10:20:00Z")
+    text = cli("sync", "plan", "--rules", rules, "--store", store, code=2).output
+    assert (
+        "2000 record(s) to write: 800 this cycle, 1200 waiting (and 2000 campaign member(s)"
+        " or task(s) with them)" in text
+    )
+    r = cli("sync", "run", "--rules", rules, "--store", store, "--until", "2026-12-21T10:30:00Z")
+    lines = r.output.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == [
+        "2026-12-21T10:00:00Z",
+        "2026-12-21T10:10:00Z",
+        "2026-12-21T10:20:00Z",
+    ]
+    assert [int(line.split("created")[1].split()[0]) for line in lines[:3]] == [800, 800, 400]

@@ -159,7 +159,6 @@ def plan_cmd(
     retry: bool,
 ) -> None:
     """Show what the next cycle would do, record by record; exit 2 when changes are pending."""
-    from mrules.sync.cycle import due_times
     from mrules.sync.plan import make_plan
 
     when = _time(at, "--at")
@@ -168,7 +167,6 @@ def plan_cmd(
             when = _next_due(db, store, config)
         plan = make_plan(store, crm, db, config, when, retry=retry)
         pj = plan.as_json()
-        _ = due_times
     if out:
         try:
             Path(out).write_text(json.dumps(pj, indent=1, sort_keys=True) + "\n", "utf-8")
@@ -182,9 +180,11 @@ def plan_cmd(
 
 
 def _next_due(db: Any, store: Any, config: Any) -> float:
+    from mrules.sync.cycle import next_after
+
     last = db.last_cycle
     if last is not None:
-        return float(last + config.every_seconds)
+        return float(next_after(last, config.every_seconds, store.clock()))
     clock = store.clock()
     if clock is not None:
         return float(clock)
@@ -252,9 +252,12 @@ def _render_plan(pj: dict[str, Any]) -> None:
     }
     kept_text = ", ".join(f"{n} {name}(s)" for name, n in kept.items() if n)
     if s["records"] or s["inbound_facts"]:
+        riders = s.get("with_records", 0)
         line = (
             f"{s['records']} record(s) to write: {s['this_cycle']} this cycle,"
-            f" {s['waiting']} waiting; {s['inbound_facts']} CRM fact(s) for the engine"
+            f" {s['waiting']} waiting"
+            + (f" (and {riders} campaign member(s) or task(s) with them)" if riders else "")
+            + f"; {s['inbound_facts']} CRM fact(s) for the engine"
         )
         if s["waiting"]:
             line += f"; backlog clear after {s['cycles_to_clear']} cycles, at {s['clear_at']}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from mrules.sync.config import SyncConfig
 from mrules.sync.db import SyncDb
 from mrules.sync.plan import Plan, make_plan
 
-__all__ = ["CycleResult", "due_times", "run_cycle", "run_until"]
+__all__ = ["CycleResult", "due_times", "next_after", "run_cycle", "run_until"]
 
 
 @dataclass
@@ -21,11 +22,23 @@ class CycleResult:
     report: ApplyReport
 
 
+def next_after(last: float, every: float, clock: float | None) -> float:
+    """The next cycle after the one at `last`: `every` seconds on, or the first time on
+    that cadence at or after the store's `clock` when the clock is further on."""
+    t = last + every
+    if clock is not None and clock > t:
+        t += math.ceil((clock - t) / every - 1e-9) * every
+    return t
+
+
 def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -> list[float]:
     """The cycle times due up to `until`: every `every` minutes after the last cycle.
 
     The first cycle runs at the store's clock (the run's clock), or at `until`
-    for a store that has none yet.
+    for a store that has none yet. No cycle is due before the store's clock:
+    when the run's clock moved on past several cycles (events of a later day),
+    the next cycle is the first on the cadence at or after it, so a record is
+    never written before the assignment that asked for it.
     """
     every = config.every_seconds
     last = db.last_cycle
@@ -33,7 +46,7 @@ def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -
         clock = store.clock()
         start = clock if clock is not None and clock <= until else until
     else:
-        start = last + every
+        start = next_after(last, every, store.clock())
     out = []
     t = start
     while t <= until + 1e-6:

@@ -114,11 +114,13 @@ class Plan:
         return [o for o in self.ops if o.get("batch") == 0]
 
     def summary(self) -> dict[str, Any]:
-        writes = [o for o in self.ops if o["op"] in WRITES]
+        every = [o for o in self.ops if o["op"] in WRITES]
+        riders = [o for o in every if o.get("with_record")]  # counted in their record's batch
+        writes = [o for o in every if not o.get("with_record")]
         now = [o for o in writes if o.get("batch") == 0]
         waiting = len(writes) - len(now)
-        cycles = math.ceil(len(writes) / self.batch) if writes else 0
-        every = float(self.config["every_minutes"]) * 60
+        cycles = max(int(o.get("batch", 0)) for o in writes) + 1 if writes else 0
+        every_s = float(self.config["every_minutes"]) * 60
         counts: dict[str, int] = {}
         for o in self.ops:
             counts[o["op"]] = counts.get(o["op"], 0) + 1
@@ -127,8 +129,9 @@ class Plan:
             "records": len(writes),
             "this_cycle": len(now),
             "waiting": waiting,
+            "with_records": len(riders),
             "cycles_to_clear": cycles,
-            "clear_at": iso(self.at + max(cycles - 1, 0) * every) if writes else None,
+            "clear_at": iso(self.at + max(cycles - 1, 0) * every_s) if writes else None,
             "by_op": dict(sorted(counts.items())),
             "inbound_facts": pulled,
             "expected_errors": sum(len(o.get("expected_errors", ())) for o in self.ops),
@@ -804,6 +807,7 @@ def make_plan(
             parent = queued_ops.get(email)
             if parent is not None and target is None:
                 op["batch"] = parent["batch"]  # rides with its record
+                op["with_record"] = True
                 ops.append(op)
             else:
                 ops.append(numbered(op))
