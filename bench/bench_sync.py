@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import mrules
 from mrules.api import compile_rules
@@ -60,26 +62,13 @@ def _rss_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prospects", type=int, default=100_000)
-    ap.add_argument("--changed", type=float, default=0.10)
-    ap.add_argument("--workdir")
-    ap.add_argument("--seed", type=int, default=7)
-    args = ap.parse_args(argv)
-    n = args.prospects
-    rnd = random.Random(args.seed)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-sync-"))
-    work.mkdir(parents=True, exist_ok=True)
+def setup(work: Path, n: int) -> None:
+    """The store of N prospects and the local CRM of N contacts, the same people, unlinked."""
     store_path = work / "bench.db"
     for p in work.glob("bench.*"):
         p.unlink()
     compiled = compile_rules(rules(n))
-    config = SyncConfig.from_rules(compiled)
     emails = [f"p{i:06d}@bench.example" for i in range(n)]
-
-    # The CRM: N contacts.
-    t = time.perf_counter()
     custom = {
         "Department__c": {"type": "string", "length": 80},
         "Notes__c": {"type": "string", "length": 255},
@@ -110,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if not all(r.success for r in results):
             raise SystemExit(f"the CRM refused the seed: {results[0].errors}")
-    seed_s = time.perf_counter() - t
-    # The store: the same N people, same values.
+    crm.close()
     events = (
         json.dumps(
             {
@@ -130,52 +118,24 @@ def main(argv: list[str] | None = None) -> int:
         for j, e in enumerate(emails)
     )
     mrules.run(compiled, events, store=store_path).close()
-    rss_setup = _rss_mb()
 
-    def cycle(at: float) -> tuple[float, float, dict[str, object]]:
-        store = Store.open(store_path)
-        db = SyncDb.open(default_sync_path(store_path))
-        try:
-            c0 = time.process_time()
-            t0 = time.perf_counter()
-            plan = make_plan(store, crm, db, config, at)
-            pj = plan.as_json()
-            t1 = time.perf_counter()
-            report = apply_plan(pj, store, crm, db, check_stale=False)
-            t2 = time.perf_counter()
-            report.delivered = deliver(db, store, compiled)
-            t3 = time.perf_counter()
-            cpu = time.process_time() - c0
-        finally:
-            db.close()
-            store.close()
-        return (
-            t1 - t0,
-            t3 - t1,
-            {
-                **pj["summary"],
-                **report.as_json(),
-                "errors": len(report.errors),
-                "crm_writes_s": round(t2 - t1, 2),
-                "engine_s": round(t3 - t2, 2),
-                "cpu_s": cpu,
-            },
-        )
 
-    at0 = 1793610000.0  # 2026-11-02T09:00:00Z
-    link_plan, link_apply, _link = cycle(at0)
-    rss_link = _rss_mb()
-
-    # 10% changed on each side, half of them the same people.
-    k = int(n * args.changed)
+def change(work: Path, n: int, changed: float, seed: int) -> int:
+    """`changed` of the prospects changed on our side, as many in the CRM, half the same."""
+    rnd = random.Random(seed)
+    compiled = compile_rules(rules(n))
+    emails = [f"p{i:06d}@bench.example" for i in range(n)]
+    k = int(n * changed)
     ours = rnd.sample(range(n), k)
     theirs = ours[: k // 2] + rnd.sample(range(n), k - k // 2)
+    crm = EmulatedCrm.open(work / "bench.crm.db")
     crm.set_clock(crm.now().replace(hour=9, minute=5))
     for i in range(0, len(theirs), 200):
         found = crm.find("Contact", "Email", [emails[j] for j in theirs[i : i + 200]])
         crm.update(
             "Contact", [{"Id": r.id, "Title": "Manager", "Notes__c": "edited"} for r in found]
         )
+    crm.close()
     events = (
         json.dumps(
             {
@@ -187,24 +147,97 @@ def main(argv: list[str] | None = None) -> int:
         )
         for j in ours
     )
-    mrules.run(compiled, events, store=store_path, source="bench-changes").close()
-    plan_s, apply_s, second = cycle(at0 + 600)
-    crm.close()
-    total = plan_s + apply_s
+    mrules.run(compiled, events, store=work / "bench.db", source="bench-changes").close()
+    return k
+
+
+def cycle(work: Path, n: int, at: float) -> dict[str, Any]:
+    """One cycle (plan, apply, the facts through the engine), timed; run in a child process
+    so that its peak memory is the cycle's own (plus the interpreter's)."""
+    compiled = compile_rules(rules(n))
+    config = SyncConfig.from_rules(compiled)
+    store_path = work / "bench.db"
+    crm = EmulatedCrm.open(work / "bench.crm.db")
+    store = Store.open(store_path)
+    db = SyncDb.open(default_sync_path(store_path))
+    rss_before = _rss_mb()
+    try:
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        plan = make_plan(store, crm, db, config, at)
+        pj = plan.as_json()
+        t1 = time.perf_counter()
+        rss_plan = _rss_mb()
+        report = apply_plan(pj, store, crm, db, check_stale=False)
+        t2 = time.perf_counter()
+        summary = pj["summary"]
+        del plan, pj
+        report.delivered = deliver(db, store, compiled)
+        t3 = time.perf_counter()
+        cpu = time.process_time() - c0
+    finally:
+        db.close()
+        store.close()
+        crm.close()
+    return {
+        **summary,
+        **report.as_json(),
+        "errors": len(report.errors),
+        "plan_s": t1 - t0,
+        "apply_s": t3 - t1,
+        "crm_writes_s": round(t2 - t1, 2),
+        "engine_s": round(t3 - t2, 2),
+        "cpu_s": cpu,
+        "rss_mb": {"before": rss_before, "plan": rss_plan, "peak": _rss_mb()},
+    }
+
+
+def _child(fn: Any, *args: Any) -> Any:
+    """`fn(*args)` in a fresh interpreter (its peak memory is its own)."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prospects", type=int, default=100_000)
+    ap.add_argument("--changed", type=float, default=0.10)
+    ap.add_argument("--workdir")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--setup-only", action="store_true", help="build the store and the CRM, unlinked; stop"
+    )
+    args = ap.parse_args(argv)
+    n = args.prospects
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-sync-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    _child(setup, work, n)
+    seed_s = time.perf_counter() - t
+    if args.setup_only:
+        print(json.dumps({"prospects": n, "setup_s": round(seed_s, 2), "workdir": str(work)}))
+        return 0
+    at0 = 1793610000.0  # 2026-11-02T09:00:00Z
+    link = _child(cycle, work, n, at0)
+    k = _child(change, work, n, args.changed, args.seed)
+    second = _child(cycle, work, n, at0 + 600)
+    total = second["plan_s"] + second["apply_s"]
     out = {
         "prospects": n,
         "crm_records": n,
         "mapped_fields": len(FIELDS),
         "changed_each_side": k,
-        "crm_seed_s": round(seed_s, 2),
+        "setup_s": round(seed_s, 2),
         "first_link": {
-            "plan_s": round(link_plan, 2),
-            "apply_s": round(link_apply, 2),
-            "records_per_s": round(n / (link_plan + link_apply)),
+            "plan_s": round(link["plan_s"], 2),
+            "apply_s": round(link["apply_s"], 2),
+            "records_per_s": round(n / (link["plan_s"] + link["apply_s"])),
+            "linked": link["linked"],
         },
         "cycle": {
-            "plan_s": round(plan_s, 2),
-            "apply_s": round(apply_s, 2),
+            "plan_s": round(second["plan_s"], 2),
+            "apply_s": round(second["apply_s"], 2),
             "records_per_s": round(n / total),
             "cpu_s": round(second["cpu_s"], 2),
             "records_per_cpu_s": round(n / second["cpu_s"]),
@@ -216,11 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "connector_records_per_hour": CONNECTOR_PER_HOUR,
         "x_connector": round(n / total * 3600 / CONNECTOR_PER_HOUR),
-        "peak_rss_mb": _rss_mb(),
         "peak_rss_mb_by_step": {
-            "seed_and_store": rss_setup,
-            "first_link": rss_link,
-            "cycle": _rss_mb(),
+            "first_link": link["rss_mb"],
+            "cycle": second["rss_mb"],
         },
         "workdir": str(work),
     }
