@@ -456,8 +456,10 @@ def make_plan(
     changed: dict[str, Record] = {}  # prospect -> its linked record as read now
     new_links: dict[str, tuple[str, str]] = {}  # prospect -> (object, id) linked this cycle
 
+    ts = iso(at)  # one string for every event of the plan
+
     def event(kind: str, prospect: str, **kw: Any) -> dict[str, Any]:
-        return {"ts": iso(at), "type": kind, "prospect": prospect, **kw}
+        return {"ts": ts, "type": kind, "prospect": prospect, **kw}
 
     sends = db.sends()
     for sobject in objects:
