@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,19 @@ class LinkMap(dict):  # type: ignore[type-arg]
     """Links by prospect: (object, crm id, base, times, deleted), parsed when first read.
 
     `ids()` gives (prospect, object, crm id) of every link without parsing any base.
+    With `fetch`, the raw rows are (object, crm id, deleted) only, and a link's base and
+    times are read from the sync file (`fetch(prospect)`) when the link is first read: a
+    cycle that looks at a few prospects holds no base snapshot of the others.
     """
 
-    def __init__(self, raw: dict[str, tuple[Any, ...]]) -> None:
+    def __init__(
+        self,
+        raw: dict[str, tuple[Any, ...]],
+        fetch: Callable[[str], tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__()
         self._raw = raw
+        self._fetch = fetch
 
     def ids(self) -> Iterator[tuple[str, str, str]]:
         for k in self:
@@ -52,7 +60,11 @@ class LinkMap(dict):  # type: ignore[type-arg]
     def __missing__(self, key: str) -> Link:
         r = self._raw[key]  # KeyError when there is no such link
         loads = orjson.loads
-        v = (r[0], r[1], loads(r[2]), loads(r[3]), bool(r[4]))
+        if self._fetch is not None:
+            base, times = self._fetch(key)
+            v = (r[0], r[1], loads(base), loads(times), bool(r[2]))
+        else:
+            v = (r[0], r[1], loads(r[2]), loads(r[3]), bool(r[4]))
         dict.__setitem__(self, key, v)
         return v
 
@@ -265,8 +277,26 @@ class SyncDb:
             out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
         return out
 
-    def links_lazy(self) -> LinkMap:
-        """`links()` whose base snapshots are parsed when a prospect's link is read."""
+    def links_lazy(self, compact: bool = False) -> LinkMap:
+        """`links()` whose base snapshots are parsed when a prospect's link is read; with
+        `compact`, also read from the file only then (a few bytes a link are kept, not its
+        base snapshot: for a cycle that looks at some prospects, not all)."""
+        if compact:
+            kinds: dict[str, str] = {}  # one string an object name, not one a row
+            sql = "SELECT base, times FROM link WHERE prospect = ?"
+            conn = self.conn
+
+            def fetch(prospect: str) -> tuple[str, str]:
+                row = conn.execute(sql, (prospect,)).fetchone()
+                return (row[0], row[1]) if row is not None else ("{}", "{}")
+
+            return LinkMap(
+                {
+                    r[0]: (kinds.setdefault(r[1], r[1]), r[2], r[3])
+                    for r in conn.execute("SELECT prospect, object, crm_id, deleted FROM link")
+                },
+                fetch,
+            )
         return LinkMap(
             {
                 r[0]: r[1:]

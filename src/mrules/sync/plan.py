@@ -421,7 +421,7 @@ def make_plan(
         touched |= {e["prospect"] for e in db.errors()}
         full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
     prospects = _Prospects(store, full)
-    links = db.links_lazy()
+    links = db.links_lazy(compact=not full)  # all links' base snapshots only when all are read
     by_crm = {crm_id: k for k, _obj, crm_id in links.ids()}
     cursors = db.cursors()
     plan = Plan(
