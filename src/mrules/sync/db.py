@@ -68,6 +68,13 @@ class LinkMap(dict):  # type: ignore[type-arg]
         dict.__setitem__(self, key, v)
         return v
 
+    def take(self, key: str) -> Link:
+        """`self[key]`, for the last time: the map lets go of the parsed link (a link set
+        since the map was read is gone from it; one read from the file stays as its row)."""
+        v = self[key]
+        dict.pop(self, key, None)
+        return v
+
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         try:
             return self[key]

@@ -327,6 +327,13 @@ class _Prospects:
         self.cache[email] = view
         return view
 
+    def take(self, email: str) -> ProspectView | None:
+        """`get`, for the last time: a full read lets the prospect's stored JSON go."""
+        if self.full:
+            data = self.raw.pop(email, None)
+            return None if data is None else _view(email, data, self.codecs)
+        return self.get(email)
+
     def __contains__(self, email: str) -> bool:
         if self.full:
             return email in self.raw
@@ -644,6 +651,7 @@ def make_plan(
             by_crm[r.id] = email
             new_links[email] = (obj, r.id)
             changed[email] = r
+    records, seen_now = [], {}  # the records kept are those in `changed`
 
     if "opportunity" in config.objects:
         _plan_opportunities(crm, db, plan, until, links, event)
@@ -850,15 +858,18 @@ def make_plan(
         candidates: Iterable[str] = list(links)
     else:
         candidates = sorted((touched | set(changed) | set(new_links)) & set(links))
+    # Each prospect is looked at once: its record, stored JSON and parsed link are let go
+    # as its op is made (the ops grow as they shrink).
     for email in candidates:
-        obj, crm_id, base, times, deleted = links[email]
-        p = prospects.get(email)
+        obj, crm_id, base, times, deleted = links.take(email)
+        p = prospects.take(email)
         if deleted or p is None or p.do_not_sync:
             continue
         sobject = OBJECT_NAMES.get(obj) or ""  # "": an object the sync does not map
         if sobject not in maps:
             continue
-        r = changed.get(email)  # type: ignore[assignment]  # None: the CRM did not change it
+        # None: the CRM did not change it
+        r = changed.pop(email) if email in changed else None  # type: ignore[assignment]
         if (
             r is None
             and email not in new_links
