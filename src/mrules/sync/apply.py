@@ -291,8 +291,8 @@ def apply_plan(
             if "base_after" not in o:
                 continue
             row = link_row(email, o["link"][0], o["link"][1])
-            row["base"] = dict(o["base_after"])
-            row["times"] = dict(o["times_after"])
+            row["base"] = o["base_after"]  # the plan's own: copied before it is changed
+            row["times"] = o["times_after"]
             if pull_event:
                 events.append(pull_event)
                 report.pulled += 1
@@ -307,6 +307,7 @@ def apply_plan(
                 row = links[email]
                 if r.success:
                     report.updated += 1
+                    row["base"] = dict(row["base"])  # the plan's base_after stays as planned
                     for k, v in sent.items():
                         if k != "Id":
                             row["base"][k] = v
@@ -367,7 +368,7 @@ def apply_plan(
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
             " object=excluded.object, crm_id=excluded.crm_id, base=excluded.base,"
             " times=excluded.times, deleted=excluded.deleted, at=excluded.at",
-            [
+            (  # a row at a time: a first link writes one a prospect
                 (
                     email,
                     row["object"],
@@ -378,7 +379,7 @@ def apply_plan(
                     at,
                 )
                 for email, row in links.items()
-            ],
+            ),
         )
         for email, moved in history.items():  # the records a prospect was linked to before
             (hist,) = conn.execute("SELECT history FROM link WHERE prospect=?", (email,)).fetchone()
