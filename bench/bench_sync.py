@@ -10,7 +10,14 @@ policy settles), and times one cycle: plan (read every prospect, the CRM's
 changes since the cursor, merge) and apply (CRM writes, the sync file, the
 facts through the engine). Prints one JSON object: records/s for the cycle
 (wall clock and per CPU second), the first link, the connector's 4,800
-records/hour (800 every 10 minutes), and the peak RSS after each step.
+records/hour (800 every 10 minutes), and the peak RSS of the first link and of
+the cycle after each of their steps (before: the process with everything
+imported and the files open; plan; apply; engine). Each step runs in a
+process of its own, so a step's peak is its own, not the setup's.
+
+    .venv/bin/python bench/bench_sync.py --prospects 100000 --setup-only --workdir DIR
+
+stops after building the store and the CRM (to time or profile a first link on it).
 """
 
 from __future__ import annotations
@@ -170,6 +177,7 @@ def cycle(work: Path, n: int, at: float) -> dict[str, Any]:
         rss_plan = _rss_mb()
         report = apply_plan(pj, store, crm, db, check_stale=False)
         t2 = time.perf_counter()
+        rss_apply = _rss_mb()
         summary = pj["summary"]
         del plan, pj
         report.delivered = deliver(db, store, compiled)
@@ -188,7 +196,12 @@ def cycle(work: Path, n: int, at: float) -> dict[str, Any]:
         "crm_writes_s": round(t2 - t1, 2),
         "engine_s": round(t3 - t2, 2),
         "cpu_s": cpu,
-        "rss_mb": {"before": rss_before, "plan": rss_plan, "peak": _rss_mb()},
+        "rss_mb": {
+            "before": rss_before,
+            "plan": rss_plan,
+            "apply": rss_apply,
+            "engine": _rss_mb(),
+        },
     }
 
 
