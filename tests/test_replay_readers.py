@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from mrules.events import EventSourceError
 from mrules.replay import diff_runs, render_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +87,6 @@ def test_the_collector_is_left_as_it_was(tmp_path: Path, jobs: int) -> None:
     assert gc.get_freeze_count() == 0
     diff_runs(str(old), str(new), str(events), jobs=jobs)
     assert gc.get_freeze_count() == 0
-    with pytest.raises(Exception):  # noqa: B017, PT011: any failure of a run
+    with pytest.raises(EventSourceError):
         diff_runs(str(old), str(new), str(tmp_path / "missing.jsonl"), jobs=jobs)
     assert gc.get_freeze_count() == 0
