@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from mrules.events import EventSourceError
 from mrules.replay import diff_runs, render_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,3 +76,17 @@ def test_same_rules_change_nothing(tmp_path: Path) -> None:
     assert d["outbox"]["gained"]["total"] == d["outbox"]["lost"]["total"] == 0
     assert all(r["before"] == r["after"] for r in d["rules"]) and d["rules"]
     assert d["score"]["old"] == d["score"]["new"] and d["score"]["changed"] == 0
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_collector_is_left_as_it_was(tmp_path: Path, jobs: int) -> None:
+    """`diff_runs` freezes the runs' objects while it works, and unfreezes them at the end."""
+    import gc
+
+    old, new, events = _workload(tmp_path, 11)
+    assert gc.get_freeze_count() == 0
+    diff_runs(str(old), str(new), str(events), jobs=jobs)
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(EventSourceError):
+        diff_runs(str(old), str(new), str(tmp_path / "missing.jsonl"), jobs=jobs)
+    assert gc.get_freeze_count() == 0

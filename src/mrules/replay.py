@@ -147,6 +147,10 @@ def _run(
 
     started = time.perf_counter()
     result = mrules.run(compiled, events, label=source_label, progress=progress)
+    # The run's objects stay alive until the comparison is done: keep the garbage
+    # collector from walking them again while they are read and while the other
+    # side runs (`diff_runs` unfreezes at the end).
+    gc.freeze()
     st = result.store
     with st.snapshot():
         states, crm, outbox, (counts, at) = _read_reference(st) if reference else _read(st)
@@ -514,11 +518,8 @@ def diff_runs(
     old_label = old_label or str(old_rules)
     remote = _Remote.start(compiled[0], lines, old_label, shown, reference) if jobs > 1 else None
     if remote is None:
-        old = _run(compiled[0], lines, old_label, ticker("old"), shown, reference=reference)
-        # The old run's objects stay alive for the comparison: keep the garbage
-        # collector from walking them again and again during the new run.
-        gc.freeze()
         try:
+            old = _run(compiled[0], lines, old_label, ticker("old"), shown, reference=reference)
             new = _run(
                 compiled[1],
                 lines,
@@ -543,12 +544,15 @@ def diff_runs(
             )
             old = remote.result(tick_old)
         except BaseException:
+            gc.unfreeze()
             remote.stop()
             raise
     runs_seconds = time.perf_counter() - started
     try:
+        gc.freeze()
         out = _compare(old, new, mql_list, examples)
     finally:
+        gc.unfreeze()
         if remote is not None:
             remote.stop()
     out["events"] = {"source": shown, "lines": new.lines, "rejected": new.rejected}
