@@ -91,73 +91,58 @@ def html(
       mrules report html report.html --store getcloudy.db --rules examples/getcloudy/rules
     """
     with failures():
-        _html(**locals())
+        from mrules.atomic import OutputError
+        from mrules.cli.run_cmd import open_store
+        from mrules.reports import ReportError, campaigns, funnel, rules_report, scores
+        from mrules.reports import html as page
+        from mrules.sync.db import default_sync_path
 
-
-def _html(
-    out: str,
-    store_path: str,
-    sync_db: str | None,
-    rules: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    by: str,
-    reading: str,
-    timeline_email: str | None,
-    replay_diff: str | None,
-    title: str,
-) -> None:
-    from mrules.atomic import OutputError
-    from mrules.cli.run_cmd import open_store
-    from mrules.reports import ReportError, campaigns, funnel, rules_report, scores
-    from mrules.reports import html as page
-    from mrules.sync.db import default_sync_path
-
-    if store_path.startswith(("postgresql://", "postgres://")):
-        fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
-    if store_path == ":memory:":
-        fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
-    if not Path(store_path).is_file():
-        fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
-    diff = _read_diff(replay_diff) if replay_diff is not None else None
-    target = Path(out)
-    if not target.parent.is_dir():
-        fail(f"cannot write {out}: no folder {target.parent}", EXIT_USAGE)
-    sync_path: str | Path | None = sync_db
-    if sync_path is None and default_sync_path(store_path).is_file():
-        sync_path = default_sync_path(store_path)
-    rule_paths: Any = list(rules) or None
-    try:
-        data: dict[str, Any] = {
-            "funnel": funnel(
-                store_path, sync_db=sync_path, since=since, until=until, by=by, reading=reading
-            ),
-            "campaigns": campaigns(
-                store_path, sync_db=sync_path, rules=rule_paths, since=since, until=until
-            ),
-            "rules": rules_report(
-                store_path, rules=rule_paths, sync_db=sync_path, since=since, until=until
-            ),
-            "scores": scores(store_path, since=since, until=until),
-        }
-    except ReportError as e:
-        fail(str(e), EXIT_USAGE)
-    store = open_store(store_path, readonly=True)
-    try:
-        with store.snapshot():
-            email = timeline_email.strip().lower() if timeline_email else None
-            if email is None:
-                email = page.default_prospect(store, sync_path)
-            t = page.prospect_timeline(store, email, sync_path) if email else None
-            if timeline_email and t is None:
-                fail(f"no prospect '{email}' in {store_path}", EXIT_USAGE)
-    finally:
-        store.close()
-    data.update(timeline=t, replay_diff=diff, title=title)
-    text = page.page(data)
-    try:
-        page.write(target, text)
-    except OSError as e:
-        raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
-    click.echo(f"wrote {out} ({len(text.encode()) / 1e6:.1f} MB): open it in a browser", err=True)
-    sys.stdout.flush()
+        if store_path.startswith(("postgresql://", "postgres://")):
+            fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
+        if store_path == ":memory:":
+            fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
+        if not Path(store_path).is_file():
+            fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
+        diff = _read_diff(replay_diff) if replay_diff is not None else None
+        target = Path(out)
+        if not target.parent.is_dir():
+            fail(f"cannot write {out}: no folder {target.parent}", EXIT_USAGE)
+        sync_path: str | Path | None = sync_db
+        if sync_path is None and default_sync_path(store_path).is_file():
+            sync_path = default_sync_path(store_path)
+        rule_paths: Any = list(rules) or None
+        try:
+            data: dict[str, Any] = {
+                "funnel": funnel(
+                    store_path, sync_db=sync_path, since=since, until=until, by=by, reading=reading
+                ),
+                "campaigns": campaigns(
+                    store_path, sync_db=sync_path, rules=rule_paths, since=since, until=until
+                ),
+                "rules": rules_report(
+                    store_path, rules=rule_paths, sync_db=sync_path, since=since, until=until
+                ),
+                "scores": scores(store_path, since=since, until=until),
+            }
+        except ReportError as e:
+            fail(str(e), EXIT_USAGE)
+        store = open_store(store_path, readonly=True)
+        try:
+            with store.snapshot():
+                email = timeline_email.strip().lower() if timeline_email else None
+                if email is None:
+                    email = page.default_prospect(store, sync_path)
+                t = page.prospect_timeline(store, email, sync_path) if email else None
+                if timeline_email and t is None:
+                    fail(f"no prospect '{email}' in {store_path}", EXIT_USAGE)
+        finally:
+            store.close()
+        data.update(timeline=t, replay_diff=diff, title=title)
+        text = page.page(data)
+        try:
+            page.write(target, text)
+        except OSError as e:
+            raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
+        size = len(text.encode()) / 1e6
+        click.echo(f"wrote {out} ({size:.1f} MB): open it in a browser", err=True)
+        sys.stdout.flush()
