@@ -50,6 +50,7 @@ from mrules.crm.port import (
     ObjectInfo,
     Record,
     WriteResult,
+    with_system_fields,
 )
 
 __all__ = ["RECYCLE_DAYS", "CrmFileError", "EmulatedCrm", "LoadIssue", "default_crm_path"]
@@ -419,10 +420,7 @@ class EmulatedCrm:
                     http_status=400,
                 )
             out.append(canon)
-        for must in ("Id", "SystemModstamp", "IsDeleted"):
-            if must not in out:
-                out.append(must)
-        return out
+        return with_system_fields(out)
 
     def query_changed(
         self,

@@ -36,10 +36,19 @@ __all__ = [
     "ObjectInfo",
     "Record",
     "WriteResult",
+    "with_system_fields",
 ]
 
 MAX_BATCH = 200
 """Records per write call: the sObject Collections limit."""
+
+SYSTEM_FIELDS = ("Id", "SystemModstamp", "IsDeleted")
+
+
+def with_system_fields(names: list[str]) -> list[str]:
+    """`names` with the fields every change query needs (id, cursor, deleted) appended."""
+    names.extend(f for f in SYSTEM_FIELDS if f not in names)
+    return names
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from mrules.crm.port import (
     ObjectInfo,
     Record,
     WriteResult,
+    with_system_fields,
 )
 
 __all__ = ["ENV_HELP", "CrmConfigError", "SalesforceCrm"]
@@ -187,10 +188,7 @@ class SalesforceCrm:
             names = [f.name for f in info.fields.values() if f.type not in _COMPOUND]
         else:
             names = list(fields)
-        for must in ("Id", "SystemModstamp", "IsDeleted"):
-            if must not in names:
-                names.append(must)
-        return names
+        return with_system_fields(names)
 
     def query_changed(
         self,
