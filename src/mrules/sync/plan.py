@@ -25,7 +25,7 @@ from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
 from mrules.sync.db import SyncDb
 from mrules.sync.merge import decide, norm, same
-from mrules.sync.spool import ScratchMap, Spool
+from mrules.sync.spool import RecordMap, Spool
 
 __all__ = ["PLAN_FORMAT", "Plan", "iso", "make_plan", "plan_id", "to_epoch"]
 
@@ -369,22 +369,19 @@ def _view(email: str, data: bytes, codecs: Codecs) -> ProspectView:
 
 
 class _Prospects:
-    """Prospects as the plan needs them: all of them read at once (`full`), or each read
-    when asked (a cycle after the first looks only at what changed).
-
-    Read at once, they are kept as their stored JSON (a few hundred bytes each, a third of
-    a decoded view) and decoded when asked."""
+    """Prospects as the plan needs them, each read from the store when asked (a first link
+    looks at every prospect: none is held past its op). A cycle that looks at some
+    prospects keeps those it read (a prospect may be looked at more than once)."""
 
     def __init__(self, store: StateStore, full: bool) -> None:
         self.store = store
         self.full = full
         self.codecs = Codecs()
-        self.raw: dict[str, bytes] = dict(store.prospects()) if full else {}
         self.cache: dict[str, ProspectView | None] = {}
 
     def get(self, email: str) -> ProspectView | None:
         if self.full:
-            data = self.raw.get(email)
+            data = self.store.prospect(email)
             return None if data is None else _view(email, data, self.codecs)
         if email in self.cache:
             return self.cache[email]
@@ -394,15 +391,16 @@ class _Prospects:
         return view
 
     def take(self, email: str) -> ProspectView | None:
-        """`get`, for the last time: a full read lets the prospect's stored JSON go."""
+        """`get`, for the last time (a cycle's cache lets the prospect go)."""
         if self.full:
-            data = self.raw.pop(email, None)
-            return None if data is None else _view(email, data, self.codecs)
-        return self.get(email)
+            return self.get(email)
+        view = self.get(email)
+        self.cache.pop(email, None)
+        return view
 
     def __contains__(self, email: str) -> bool:
         if self.full:
-            return email in self.raw
+            return self.store.prospect(email) is not None
         return self.get(email) is not None
 
 
@@ -527,7 +525,7 @@ def make_plan(
 
     # -- inbound: what changed in the CRM since each object's cursor --------------------------
     # prospect -> its linked record as read now: on disk (a first link reads every record)
-    changed = ScratchMap()
+    changed = RecordMap()
     new_links: dict[str, tuple[str, str]] = {}  # prospect -> (object, id) linked this cycle
 
     ts = iso(at)  # one string for every event of the plan

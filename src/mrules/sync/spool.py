@@ -12,6 +12,7 @@ temporary SQLite database (paged to disk past its cache).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import pickle
 import sqlite3
@@ -21,7 +22,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DUMP_OPTIONS", "ScratchMap", "Spool", "dump_json"]
+from mrules.crm.port import Record
+
+__all__ = ["DUMP_OPTIONS", "RecordMap", "ScratchMap", "Spool", "dump_json"]
 
 DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 """How a plan item is written: the bytes `plan_id` hashes."""
@@ -170,7 +173,7 @@ class ScratchMap:
         self._db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
 
     def __setitem__(self, key: str, value: Any) -> None:
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        data = self.dumps(value)
         self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, data))
 
     def __contains__(self, key: object) -> bool:
@@ -178,13 +181,12 @@ class ScratchMap:
         return row is not None
 
     def pop(self, key: str, *default: Any) -> Any:
-        row = self._db.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        row = self._db.execute("DELETE FROM kv WHERE k = ? RETURNING v", (key,)).fetchone()
         if row is None:
             if default:
                 return default[0]
             raise KeyError(key)
-        self._db.execute("DELETE FROM kv WHERE k = ?", (key,))
-        return pickle.loads(row[0])
+        return self.loads(row[0])
 
     def keys(self) -> Iterator[str]:
         return (r[0] for r in self._db.execute("SELECT k FROM kv").fetchall())
@@ -197,3 +199,48 @@ class ScratchMap:
 
     def close(self) -> None:
         self._db.close()
+
+    @staticmethod
+    def dumps(value: Any) -> bytes:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def loads(data: bytes) -> Any:
+        return pickle.loads(data)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class RecordMap(ScratchMap):
+    """A `ScratchMap` of CRM records: a record whose fields are plain JSON values is kept as
+    JSON (cheaper than pickling a dataclass), any other as a pickle."""
+
+    @staticmethod
+    def dumps(value: Any) -> bytes:
+        r: Record = value
+        if all(type(v) in _PLAIN for v in r.fields.values()) and type(r.fields) is dict:
+            stamp = r.system_modstamp
+            return b"j" + orjson.dumps(
+                (
+                    r.sobject,
+                    r.id,
+                    r.fields,
+                    stamp.timestamp(),
+                    stamp.tzinfo is not None,
+                    r.is_deleted,
+                )
+            )
+        return b"p" + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def loads(data: bytes) -> Any:
+        if data[:1] == b"p":
+            return pickle.loads(data[1:])
+        sobject, rid, fields, stamp, aware, deleted = orjson.loads(data[1:])
+        when = (
+            dt.datetime.fromtimestamp(stamp, dt.UTC)
+            if aware
+            else dt.datetime.fromtimestamp(stamp, dt.UTC).replace(tzinfo=None)
+        )
+        return Record(sobject, rid, fields, when, deleted)
