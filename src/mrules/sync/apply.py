@@ -294,8 +294,11 @@ def apply_plan(
             if "base_after" not in o:
                 continue
             row = link_row(email, o["link"][0], o["link"][1])
-            row["base"] = o["base_after"]  # the plan's own: copied before it is changed
-            row["times"] = o["times_after"]
+            # Kept as the JSON the sync file stores (a first link has a row a prospect);
+            # parsed again only if a write changes it.
+            # (as text: orjson's bytes keep a buffer of some kilobytes each)
+            row["base"] = orjson.dumps(o["base_after"], option=orjson.OPT_SORT_KEYS).decode()
+            row["times"] = orjson.dumps(o["times_after"], option=orjson.OPT_SORT_KEYS).decode()
             if pull_event:
                 events.append(pull_event)
                 report.pulled += 1
@@ -311,7 +314,7 @@ def apply_plan(
                 row = links[email]
                 if r.success:
                     report.updated += 1
-                    row["base"] = dict(row["base"])  # the plan's base_after stays as planned
+                    row["base"] = _parsed(row["base"])
                     for k, v in sent.items():
                         if k != "Id":
                             row["base"][k] = v
@@ -366,7 +369,6 @@ def apply_plan(
     # -- one transaction of the sync file --------------------------------------------------
     queue = db.queue()
     with db.tx() as conn:
-        dumps = orjson.dumps
         conn.executemany(
             "INSERT INTO link (prospect, object, crm_id, base, times, deleted, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
@@ -377,8 +379,8 @@ def apply_plan(
                     email,
                     row["object"],
                     row["crm_id"],
-                    dumps(row["base"], option=orjson.OPT_SORT_KEYS).decode(),
-                    dumps(row["times"], option=orjson.OPT_SORT_KEYS).decode(),
+                    _text(row["base"]),
+                    _text(row["times"]),
                     row["deleted"],
                     at,
                 )
@@ -573,6 +575,18 @@ def apply_plan(
         total = int(db.meta("api_calls", "0") or 0) + calls
         db.set_meta("api_calls", total)
     return report
+
+
+def _parsed(value: dict[str, Any] | str) -> dict[str, Any]:
+    """A link row's base or times as a dict of its own (a copy, or parsed from its JSON)."""
+    return orjson.loads(value) if isinstance(value, str) else dict(value)
+
+
+def _text(value: dict[str, Any] | str) -> str:
+    """A link row's base or times as the sync file stores it (sorted-keys JSON)."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class _Before:
