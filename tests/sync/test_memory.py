@@ -24,24 +24,73 @@ from tests.sync.test_properties import PEOPLE, T0, Sim, step
 
 from mrules.crm.port import Record
 from mrules.sync import plan as plan_module
-from mrules.sync.db import LinkMap, SyncDb
+from mrules.sync.db import PlanLinks, SyncDb
 from mrules.sync.plan import READ_FIELDS, make_plan, plan_id
 
-_links_lazy = SyncDb.links_lazy
+class DictLinks:
+    """The reference for `PlanLinks`: every link read up front into a dict (with its base),
+    an index of every CRM id, the links made this cycle in a dict, as make_plan had them."""
+
+    def __init__(self, db: SyncDb) -> None:
+        self.links = db.links_lazy(compact=False)
+        self.by = {crm_id: k for k, _obj, crm_id in self.links.ids()}
+        self.fresh: dict[str, bool] = {}
+
+    def page(self, ids: list[str], emails: list[str]) -> None:
+        pass
+
+    def by_crm(self, crm_id: str) -> str | None:
+        return self.by.get(crm_id)
+
+    def take_crm(self, crm_id: str, prospect: str) -> None:
+        self.by[crm_id] = prospect
+
+    def get(self, prospect: str, default: Any = None) -> Any:
+        return self.links.get(prospect, default)
+
+    def __getitem__(self, prospect: str) -> Any:
+        return self.links[prospect]
+
+    def __contains__(self, prospect: object) -> bool:
+        return prospect in self.links
+
+    def set(self, prospect: str, link: Any, *, new: bool = False) -> None:
+        self.links[prospect] = link
+        if new:
+            self.fresh[prospect] = True
+
+    def is_new(self, prospect: str) -> bool:
+        return prospect in self.fresh
+
+    def new(self) -> Iterator[str]:
+        return iter(list(self.fresh))
+
+    def walk(self) -> Iterator[tuple[str, Any, bool]]:
+        for k in list(self.links):
+            yield k, self.links[k], k in self.fresh
+
+    def contact_prospect(self, crm_id: str) -> str | None:
+        by_contact = {i: k for k, o, i in self.links.ids() if o == "contact"}
+        return by_contact.get(crm_id)
+
+    def close(self) -> None:
+        pass
 
 
 @contextlib.contextmanager
 def whole() -> Iterator[None]:
-    """make_plan as it was: whole CRM records, every link's base read up front."""
-
-    def every_base(self: SyncDb, compact: bool = False) -> LinkMap:
-        return _links_lazy(self, compact=False)
-
+    """make_plan as it was: whole CRM records, every link read up front into dicts."""
     with (
         mock.patch.object(plan_module, "_slim", lambda r, keep: r),
-        mock.patch.object(SyncDb, "links_lazy", every_base),
+        mock.patch.object(SyncDb, "plan_links", lambda self: DictLinks(self)),
     ):
         yield
+
+
+def spilling(self: SyncDb) -> PlanLinks:
+    """The plan's links with their overlay on disk from the second change (as a first link
+    of thousands of prospects has it)."""
+    return PlanLinks(self.conn, limit=1)
 
 
 class DiffSim(Sim):
@@ -60,6 +109,9 @@ class DiffSim(Sim):
             store, db = self.session()
             try:
                 lean = make_plan(store, self.crm, db, self.config, t).as_json()
+                with mock.patch.object(SyncDb, "plan_links", spilling):
+                    spilled = make_plan(store, self.crm, db, self.config, t).as_json()
+                assert spilled == lean
                 with whole():
                     reference = make_plan(store, self.crm, db, self.config, t).as_json()
                 assert lean == reference

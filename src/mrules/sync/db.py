@@ -25,7 +25,16 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SCHEMA_VERSION", "LinkMap", "SyncDb", "SyncDbError", "default_sync_path"]
+from mrules.sync.spool import SpillMap
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "LinkMap",
+    "PlanLinks",
+    "SyncDb",
+    "SyncDbError",
+    "default_sync_path",
+]
 
 Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
 
@@ -96,6 +105,167 @@ class LinkMap(dict):  # type: ignore[type-arg]
     def items(self) -> Iterator[tuple[str, Link]]:  # type: ignore[override]
         for k in self:
             yield k, self[k]
+
+
+def _link(row: tuple[Any, ...]) -> Link:
+    """A link from its row (object, crm id, base, times, deleted)."""
+    loads = orjson.loads
+    return (row[0], row[1], loads(row[2]), loads(row[3]), bool(row[4]))
+
+
+_IN = 500
+"""Keys an `IN (...)` query takes at a time."""
+
+
+class PlanLinks:
+    """The links a plan reads and changes, without an index of every link in memory.
+
+    A plan looks links up in the sync file a page of CRM records at a time (`page`: the
+    records' ids and emails, two `IN (...)` queries), one at a time otherwise. What this
+    plan changes (a link set, a CRM id taken) is an overlay read first: a dict in a
+    cycle, a temporary SQLite table past a few thousand links (a first link sets one a
+    prospect). The links read behave as a dict of every link would: `walk` gives them in
+    the order of the file, then this plan's new ones in the order they were set.
+    """
+
+    _COLS = "object, crm_id, base, times, deleted"
+
+    def __init__(self, conn: sqlite3.Connection, limit: int = 5000) -> None:
+        self.conn = conn
+        self._changes = SpillMap(limit)  # prospect -> (link, linked this plan, in the file)
+        self._crm = SpillMap(limit)  # CRM id -> prospect, taken by this plan
+        self._rows: dict[str, tuple[Any, ...] | None] = {}  # this page's links, by prospect
+        self._ids: dict[str, str | None] = {}  # this page's CRM ids -> prospect
+
+    def page(self, ids: list[str], emails: list[str]) -> None:
+        """Read the links of a page of records (by CRM id, and by email) in a few queries;
+        the last page's are let go."""
+        self._rows, self._ids = {}, {}
+        conn = self.conn
+        wanted = list(dict.fromkeys(ids))
+        for i in range(0, len(wanted), _IN):
+            chunk = wanted[i : i + _IN]
+            for crm_id, prospect in conn.execute(
+                "SELECT crm_id, prospect FROM link WHERE crm_id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                chunk,
+            ):
+                self._ids[crm_id] = prospect  # the last wins, as in a dict of every link
+        for crm_id in wanted:
+            self._ids.setdefault(crm_id, None)
+        who = list(dict.fromkeys([*emails, *(p for p in self._ids.values() if p)]))
+        for i in range(0, len(who), _IN):
+            chunk = who[i : i + _IN]
+            for row in conn.execute(
+                f"SELECT prospect, {self._COLS} FROM link WHERE prospect IN"
+                f" ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                self._rows[row[0]] = row[1:]
+        for p in who:
+            self._rows.setdefault(p, None)
+
+    def _row(self, prospect: str) -> tuple[Any, ...] | None:
+        if prospect in self._rows:
+            return self._rows[prospect]
+        return self.conn.execute(  # type: ignore[no-any-return]
+            f"SELECT {self._COLS} FROM link WHERE prospect = ?", (prospect,)
+        ).fetchone()
+
+    def by_crm(self, crm_id: str) -> str | None:
+        """The prospect linked to this CRM id (the plan's own changes first)."""
+        p = self._crm.get(crm_id)
+        if p is not None:
+            return p  # type: ignore[no-any-return]
+        if crm_id in self._ids:
+            return self._ids[crm_id]
+        row = self.conn.execute(
+            "SELECT prospect FROM link WHERE crm_id = ? ORDER BY rowid DESC LIMIT 1", (crm_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def take_crm(self, crm_id: str, prospect: str) -> None:
+        """This CRM id is the prospect's now."""
+        self._crm[crm_id] = prospect
+
+    def get(self, prospect: str, default: Any = None) -> Any:
+        c = self._changes.get(prospect)
+        if c is not None:
+            return c[0]
+        row = self._row(prospect)
+        return default if row is None else _link(row)
+
+    def __getitem__(self, prospect: str) -> Link:
+        v = self.get(prospect)
+        if v is None:
+            raise KeyError(prospect)
+        return v  # type: ignore[no-any-return]
+
+    def __contains__(self, prospect: object) -> bool:
+        return isinstance(prospect, str) and self.get(prospect) is not None
+
+    def set(self, prospect: str, link: Link, *, new: bool = False) -> None:
+        """The prospect's link as this plan leaves it; `new`: linked by this plan (a link
+        set new stays new)."""
+        c = self._changes.get(prospect)
+        if c is None:
+            self._changes[prospect] = (link, new, self._row(prospect) is not None)
+        else:
+            self._changes[prospect] = (link, new or c[1], c[2])
+
+    def is_new(self, prospect: str) -> bool:
+        c = self._changes.get(prospect)
+        return bool(c is not None and c[1])
+
+    def new(self) -> Iterator[str]:
+        """The prospects linked by this plan."""
+        return (k for k, c in self._changes.items() if c[1])
+
+    def walk(self) -> Iterator[tuple[str, Link, bool]]:
+        """Every link as (prospect, link, linked by this plan): the file's, then the new
+        ones, read a block at a time."""
+        self._rows, self._ids = {}, {}
+        changes = self._changes
+        cur = self.conn.execute(f"SELECT prospect, {self._COLS} FROM link")
+        while True:
+            rows = cur.fetchmany(1000)
+            if not rows:
+                break
+            for row in rows:
+                c = changes.get(row[0])
+                if c is None:
+                    yield row[0], _link(row[1:]), False
+                else:
+                    yield row[0], c[0], c[1]
+        for k, c in changes.items():
+            if not c[2]:
+                yield k, c[0], c[1]
+
+    def contact_prospect(self, crm_id: str) -> str | None:
+        """The prospect whose link is this contact (the last, in the order of `walk`)."""
+        found: list[tuple[int, str]] = [
+            (rowid, p)
+            for rowid, p in self.conn.execute(
+                "SELECT rowid, prospect FROM link WHERE crm_id = ?", (crm_id,)
+            )
+        ]
+        taker = self._crm.get(crm_id)
+        if taker is not None and all(p != taker for _r, p in found):
+            row = self.conn.execute(
+                "SELECT rowid FROM link WHERE prospect = ?", (taker,)
+            ).fetchone()
+            found.append((row[0] if row is not None else 1 << 62, taker))
+        best = None
+        for _rowid, p in sorted(found):
+            link = self.get(p)
+            if link is not None and link[0] == "contact" and link[1] == crm_id:
+                best = p
+        return best
+
+    def close(self) -> None:
+        self._changes.close()
+        self._crm.close()
+        self._rows, self._ids = {}, {}
 
 
 SCHEMA_VERSION = "2"
@@ -312,6 +482,10 @@ class SyncDb:
                 )
             }
         )
+
+    def plan_links(self) -> PlanLinks:
+        """The links as a plan reads and changes them (looked up, not all read)."""
+        return PlanLinks(self.conn)
 
     def links_for(
         self, emails: list[str]

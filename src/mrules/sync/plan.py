@@ -492,8 +492,9 @@ def make_plan(
         touched |= {e["prospect"] for e in db.errors()}
         full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
     prospects = _Prospects(store, full)
-    links = db.links_lazy(compact=not full)  # all links' base snapshots only when all are read
-    by_crm = {crm_id: k for k, _obj, crm_id in links.ids()}
+    # Links are looked up in the sync file a page of records at a time; this plan's
+    # changes to them are an overlay (on disk past a few thousand: a first link).
+    links = db.plan_links()
     cursors = db.cursors()
     plan = Plan(
         at=at,
@@ -526,7 +527,7 @@ def make_plan(
     # -- inbound: what changed in the CRM since each object's cursor --------------------------
     # prospect -> its linked record as read now: on disk (a first link reads every record)
     changed = RecordMap()
-    new_links: dict[str, tuple[str, str]] = {}  # prospect -> (object, id) linked this cycle
+    # A link set with `new=True` is linked this cycle (`links.is_new`).
 
     ts = iso(at)  # one string for every event of the plan
 
@@ -542,17 +543,21 @@ def make_plan(
             crm, plan, sobject, cursors, until, READ_FIELDS | set(maps[sobject]), sent
         ):
             seen_now = {r.id: r for r in page}  # a merge's survivor, when read in the same page
+            links.page(
+                [r.id for r in page],
+                [str(r.fields.get("Email") or "").strip().lower() for r in page],
+            )
             for r in page:
                 email = str(r.fields.get("Email") or "").strip().lower()
                 owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
-                mine = by_crm.get(r.id) or ""  # "" when no prospect is linked to the record
+                mine = links.by_crm(r.id) or ""  # "" when no prospect is linked to the record
                 link = links.get(mine) if mine else None
                 master = r.fields.get("MasterRecordId") if r.is_deleted else None
                 if master and link is not None and not link[4]:
                     # Merged in the CRM (Pardot §7.8): the link moves to the surviving record,
                     # unless another prospect is linked to it (that prospect stays; this one's
                     # record is gone, as for a deletion).
-                    other = by_crm.get(master)
+                    other = links.by_crm(master)
                     if other is None or other == mine:
                         survivor = seen_now.get(master) or next(
                             iter(crm.find(sobject, "Id", [master])), None
@@ -568,8 +573,8 @@ def make_plan(
                                 "event": event("crm_update", mine, object=obj, crm_id=master),
                             }
                         )
-                        by_crm[master] = mine
-                        links[mine] = (obj, master, link[2], link[3], False)
+                        links.take_crm(master, mine)
+                        links.set(mine, (obj, master, link[2], link[3], False))
                         if survivor is not None and not survivor.is_deleted:
                             changed[mine] = survivor  # its values are the CRM's now
                         continue
@@ -583,7 +588,7 @@ def make_plan(
                                 "crm_id": r.id,
                                 "why": "deleted in the CRM"
                                 + (
-                                    f" (merged into {master}, linked to {by_crm.get(master)})"
+                                    f" (merged into {master}, linked to {links.by_crm(master)})"
                                     if master
                                     else ""
                                 ),
@@ -592,7 +597,7 @@ def make_plan(
                                 ),
                             }
                         )
-                        links[mine] = (link[0], link[1], link[2], link[3], True)
+                        links.set(mine, (link[0], link[1], link[2], link[3], True))
                     continue
                 if sobject == "Lead" and r.fields.get("IsConverted"):
                     contact = r.fields.get("ConvertedContactId")
@@ -614,9 +619,8 @@ def make_plan(
                                 ),
                             }
                         )
-                        by_crm[contact] = mine
-                        links[mine] = ("contact", contact, link[2], link[3], False)
-                        new_links[mine] = ("contact", contact)
+                        links.take_crm(contact, mine)
+                        links.set(mine, ("contact", contact, link[2], link[3], False), new=True)
                     continue
                 if link is not None:
                     if link[4]:  # undeleted in the CRM: relinked
@@ -630,8 +634,7 @@ def make_plan(
                                 "event": event("crm_update", mine, object=obj, crm_id=r.id),
                             }
                         )
-                        links[mine] = (link[0], link[1], link[2], link[3], False)
-                        new_links[mine] = (obj, r.id)
+                        links.set(mine, (link[0], link[1], link[2], link[3], False), new=True)
                     changed[mine] = r
                     base_owner = link[2].get("OwnerId")
                     oid = r.fields.get("OwnerId")
@@ -676,9 +679,10 @@ def make_plan(
                         if not config.auto_create:  # the engine creates no prospect from a CRM fact
                             fact["create_event"] = event("prospect_update", email)
                         plan.inbound.append(fact)
-                        links[email] = (obj, r.id, _base_of(r, maps[sobject]), {}, False)
-                        by_crm[r.id] = email
-                        new_links[email] = (obj, r.id)
+                        links.set(
+                            email, (obj, r.id, _base_of(r, maps[sobject]), {}, False), new=True
+                        )
+                        links.take_crm(r.id, email)
                     continue
                 if p.do_not_sync:
                     continue
@@ -709,9 +713,8 @@ def make_plan(
                         ),
                     }
                 )
-                links[email] = (obj, r.id, {}, {}, False)
-                by_crm[r.id] = email
-                new_links[email] = (obj, r.id)
+                links.set(email, (obj, r.id, {}, {}, False), new=True)
+                links.take_crm(r.id, email)
                 changed[email] = r
 
     if "opportunity" in config.objects:
@@ -798,8 +801,7 @@ def make_plan(
             )
             if op["batch"] == 0:  # its fields are merged once it is linked
                 changed[email] = hit
-                links[email] = (hit.sobject.lower(), hit.id, {}, {}, False)
-                new_links[email] = (hit.sobject.lower(), hit.id)
+                links.set(email, (hit.sobject.lower(), hit.id, {}, {}, False), new=True)
             owner = users.by_id.get(str(hit.fields.get("OwnerId") or ""))
             op["event"] = event(
                 "crm_update",
@@ -917,15 +919,20 @@ def make_plan(
                 ops.append(numbered(op))
 
     # -- field updates for linked prospects ---------------------------------------------------
+    walk: Iterable[tuple[str, Any, bool]]
     if full:
-        candidates: Iterable[str] = list(links)
+        walk = links.walk()
     else:
-        candidates = sorted((touched | set(changed.keys()) | set(new_links)) & set(links))
+        walk = (
+            (email, links[email], links.is_new(email))
+            for email in sorted(
+                e for e in touched | set(changed.keys()) | set(links.new()) if e in links
+            )
+        )
     # Each prospect is looked at once: its record, stored JSON and parsed link are let go
     # as its op is made, and the op goes to disk.
     spool = plan.ops
-    for email in candidates:
-        obj, crm_id, base, times, deleted = links.take(email)
+    for email, (obj, crm_id, base, times, deleted), fresh in walk:
         p = prospects.take(email)
         if deleted or p is None or p.do_not_sync:
             continue
@@ -936,7 +943,7 @@ def make_plan(
         r = changed.pop(email, None)
         if (
             r is None
-            and email not in new_links
+            and not fresh
             and all(
                 _ours(p, m) == base.get(name) and name in base for name, m in maps[sobject].items()
             )
@@ -963,7 +970,7 @@ def make_plan(
             has_base = name in base
             theirs = r.fields.get(name) if has_record else base.get(name)
             if not has_record and not has_base:
-                theirs = None if email not in new_links else theirs
+                theirs = None if not fresh else theirs
             if has_record and has_base and not same(theirs, base.get(name)) and rec_time:
                 new_times[name] = rec_time  # field-level change time: the edit that changed it
             their_time = new_times.get(name)
@@ -1055,7 +1062,7 @@ def make_plan(
             if expected:
                 op["expected_errors"] = expected
             spool.append(numbered(op) if push else op)
-        elif rows or new_base != base or new_times != times or email in new_links:
+        elif rows or new_base != base or new_times != times or fresh:
             spool.append(
                 {
                     "op": "pull" if rows else "base",
@@ -1069,6 +1076,7 @@ def make_plan(
             )
 
     changed.close()
+    links.close()
     if hasattr(crm, "api_usage"):
         plan.api_calls = crm.api_usage().calls_made - calls_before
     return plan
@@ -1186,7 +1194,7 @@ def _plan_opportunities(
         roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)  # type: ignore[assignment]
     opp_records, oc = _read_changes(crm, "Opportunity", _cursor(cursors.get("Opportunity")), until)
     plan.cursors_to["Opportunity"] = _cursor_json(oc) or plan.cursors_from.get("Opportunity", [])
-    by_contact: dict[str, str] = {i: k for k, o, i in links.ids() if o == "contact"}
+    by_contact: dict[str, str | None] = {}  # contact -> its prospect, looked up when needed
     for r in opp_records:
         f = r.fields
         row = {
@@ -1212,8 +1220,12 @@ def _plan_opportunities(
             continue
         status = "won" if row["is_won"] else "lost"
         for opp, contact, deleted in roles.values():
-            prospect = by_contact.get(contact)
-            if opp == r.id and not deleted and prospect:
+            if opp != r.id or deleted:
+                continue
+            if contact not in by_contact:
+                by_contact[contact] = links.contact_prospect(contact) if contact else None
+            prospect = by_contact[contact]
+            if prospect:
                 plan.inbound.append(
                     {
                         "op": f"opportunity {status}",

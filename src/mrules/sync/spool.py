@@ -24,7 +24,7 @@ import orjson
 
 from mrules.crm.port import Record
 
-__all__ = ["DUMP_OPTIONS", "RecordMap", "ScratchMap", "Spool", "dump_json"]
+__all__ = ["DUMP_OPTIONS", "RecordMap", "ScratchMap", "SpillMap", "Spool", "dump_json"]
 
 DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 """How a plan item is written: the bytes `plan_id` hashes."""
@@ -244,3 +244,86 @@ class RecordMap(ScratchMap):
             else dt.datetime.fromtimestamp(stamp, dt.UTC).replace(tzinfo=None)
         )
         return Record(sobject, rid, fields, when, deleted)
+
+
+class SpillMap:
+    """A dict (insertion order kept, as a dict keeps it) held in memory up to `limit` items,
+    then in a private temporary SQLite table: a plan's changes to the links are few in a
+    cycle (kept in memory, cheap to look up) and one a prospect in a first link (on disk)."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self.limit = limit
+        self._mem: dict[str, Any] | None = {}
+        self._db: sqlite3.Connection | None = None
+
+    def _spill(self) -> None:
+        assert self._mem is not None
+        db = self._db = sqlite3.connect("", isolation_level=None)
+        db.execute("PRAGMA cache_size = -2048")
+        db.execute("CREATE TABLE kv (n INTEGER PRIMARY KEY, k TEXT UNIQUE NOT NULL, v BLOB)")
+        dumps, hi = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        db.executemany(
+            "INSERT INTO kv (k, v) VALUES (?, ?)", ((k, dumps(v, hi)) for k, v in self._mem.items())
+        )
+        self._mem = None
+
+    @property
+    def spilled(self) -> bool:
+        return self._mem is None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self._mem is not None:
+            self._mem[key] = value
+            if len(self._mem) > self.limit:
+                self._spill()
+            return
+        assert self._db is not None
+        self._db.execute(  # an update keeps the key's place, as a dict does
+            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            (key, pickle.dumps(value, pickle.HIGHEST_PROTOCOL)),
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._mem is not None:
+            return self._mem.get(key, default)
+        assert self._db is not None
+        row = self._db.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        return default if row is None else pickle.loads(row[0])
+
+    def __contains__(self, key: object) -> bool:
+        if self._mem is not None:
+            return key in self._mem
+        assert self._db is not None
+        return self._db.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        if self._mem is not None:
+            return len(self._mem)
+        assert self._db is not None
+        return int(self._db.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """In insertion order, read a block at a time (not all at once)."""
+        if self._mem is not None:
+            yield from list(self._mem.items())
+            return
+        assert self._db is not None
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT n, k, v FROM kv WHERE n > ? ORDER BY n LIMIT 1000", (last,)
+            ).fetchall()
+            if not rows:
+                return
+            for n, k, v in rows:
+                last = n
+                yield k, pickle.loads(v)
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _v in self.items())
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._mem = {}
