@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 from tests.sync.test_properties import PEOPLE, T0, Sim, step
 
 from mrules.crm.port import Record
+from mrules.sync import apply as apply_module
 from mrules.sync import plan as plan_module
 from mrules.sync.db import PlanLinks, SyncDb
 from mrules.sync.plan import READ_FIELDS, make_plan, plan_id
+
 
 class DictLinks:
     """The reference for `PlanLinks`: every link read up front into a dict (with its base),
@@ -147,6 +149,63 @@ def test_lean_plans_equal_whole_plans(
         t += 60
         sim.do(op, email, k, t)
     assert sim.compared >= 2
+
+
+class Recording(Sim):
+    """A Sim that keeps every plan it applies."""
+
+    def __init__(self, tmp: Path) -> None:
+        super().__init__(tmp)
+        self.plans: list[Any] = []
+
+    def do(self, op: str, email: str, k: int, t: float) -> None:
+        super().do(op, email, k, t)
+        if op == "sync":
+            self.plans.append(self.last_plan)
+
+    def outcome(self) -> Any:
+        store, db = self.session()
+        try:
+            return (
+                self.plans,
+                db.links(),
+                db.errors(),
+                db.queue(),
+                sorted(store.prospects()),
+                [(r.id, r.fields, r.is_deleted) for r in self.crm.records("Contact")],
+                [(r.id, r.fields, r.is_deleted) for r in self.crm.records("Lead")],
+            )
+        finally:
+            db.close()
+            store.close()
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(step, min_size=1, max_size=10))
+def test_links_kept_on_disk_change_nothing(
+    tmp_path_factory: Any, steps: list[tuple[str, str, int]]
+) -> None:
+    """Differential: plan's link changes and apply's link rows kept on disk from the second
+    (as in a first link of thousands) give the same plans, sync file, store and CRM."""
+    outcomes = []
+    for spill in (False, True):
+        with contextlib.ExitStack() as stack:
+            if spill:
+                stack.enter_context(mock.patch.object(SyncDb, "plan_links", spilling))
+                stack.enter_context(mock.patch.object(apply_module, "ROWS_IN_MEMORY", 1))
+            sim = Recording(tmp_path_factory.mktemp("spill"))
+            t = T0
+            for op, email, k in [*steps, ("sync", "", 0), ("sync", "", 0)]:
+                t += 60
+                sim.do(op, email, k, t)
+            outcomes.append(sim.outcome())
+            sim.crm.close()
+    assert outcomes[0][0], "no plan applied"
+    assert outcomes[0] == outcomes[1]
 
 
 def test_a_plan_keeps_only_the_fields_it_reads(tmp_path: Path) -> None:

@@ -33,9 +33,12 @@ from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
 from mrules.history import STEP
 from mrules.storeapi import StateStore
 from mrules.sync.db import SyncDb
-from mrules.sync.spool import Spool
+from mrules.sync.spool import SpillMap, Spool
 
 __all__ = ["ApplyReport", "StalePlan", "apply_plan", "deliver", "stale_reason"]
+
+ROWS_IN_MEMORY = 5000
+"""Link rows apply keeps in memory before it keeps them in a temporary table."""
 
 BACKOFF_MINUTES = (1, 5, 15, 60)
 """Waits after transient failures (then every hour)."""
@@ -173,7 +176,9 @@ def apply_plan(
     at = parse_datetime(plan["at"]).timestamp()
     source = f"crm-sync:{plan['id']}"
     events = Spool()  # the facts for the engine, on disk until the transaction writes them
-    links: dict[str, dict[str, Any]] = {}  # prospect -> link columns to write
+    # prospect -> link columns to write: in memory for a few thousand, then on disk (a first
+    # link writes one a prospect); a row changed is put back.
+    links = SpillMap(ROWS_IN_MEMORY)
     history: dict[str, list[str]] = {}
     errors_add: list[tuple[Any, ...]] = []
     errors_clear: list[tuple[str, str | None]] = []  # (prospect, field or None for all)
@@ -181,7 +186,8 @@ def apply_plan(
     queue_fail: dict[str, float] = {}
     current = _Before(db)
 
-    def link_row(email: str, obj: str, crm_id: str) -> dict[str, Any]:
+    def link_row(email: str, obj: str, crm_id: str, **columns: Any) -> None:
+        """The prospect's link row to write: now (object, CRM id) and `columns`."""
         row = links.get(email)
         if row is None:
             old = current.get(email)
@@ -192,9 +198,9 @@ def apply_plan(
                 "times": dict(old[3]) if old else {},
                 "deleted": 0,
             }
-            links[email] = row
         row["object"], row["crm_id"] = obj, crm_id
-        return row
+        row.update(columns)
+        links[email] = row
 
     # -- CRM facts read by the plan -----------------------------------------------------------
     for i in plan.get("inbound", ()):
@@ -204,19 +210,19 @@ def apply_plan(
         if "event" in i:
             events.append(i["event"])
         if op == "delete":
-            link_row(email, i["object"], i["crm_id"])["deleted"] = 1
+            link_row(email, i["object"], i["crm_id"], deleted=1)
             errors_clear.append((email, None))
         elif op in ("convert", "link", "undelete", "new prospect", "merge"):
             old = current.get(email)
             if old is not None and old[1] != i["crm_id"]:
                 history.setdefault(email, []).append(f"{old[0]}:{old[1]}")
-            row = link_row(email, i["object"], i["crm_id"])
-            row["deleted"] = 0
+            columns: dict[str, Any] = {"deleted": 0}
             if op == "link":
-                row["base"], row["times"] = {}, {}
+                columns["base"], columns["times"] = {}, {}
                 report.linked += 1
             if "base" in i:
-                row["base"] = dict(i["base"])
+                columns["base"] = dict(i["base"])
+            link_row(email, i["object"], i["crm_id"], **columns)
 
     def now_ops() -> Iterator[dict[str, Any]]:
         """The first batch's ops, read again for each pass (a plan's ops may be on disk)."""
@@ -237,14 +243,13 @@ def apply_plan(
                 email = o["prospect"]
                 if r.success and r.id:
                     report.created += 1
-                    row = link_row(email, o["object"], r.id)
-                    row["base"] = {
+                    base = {
                         k: v
                         for k, v in sent.items()
                         if k in {f["crm_field"] for f in o.get("fields", ())}
                     }
-                    row["base"]["OwnerId"] = sent.get("OwnerId")
-                    row["times"] = {}
+                    base["OwnerId"] = sent.get("OwnerId")
+                    link_row(email, o["object"], r.id, base=base, times={})
                     owner = o["values"].get("OwnerId")
                     ev = {
                         "ts": plan["at"],
@@ -283,8 +288,7 @@ def apply_plan(
             pull_event = o.get("event")
             if o["op"] == "link":
                 report.linked += 1
-                row = link_row(email, o["object"], o["crm_id"])
-                row["base"], row["times"], row["deleted"] = {}, {}, 0
+                link_row(email, o["object"], o["crm_id"], base={}, times={}, deleted=0)
                 queue_done.add(email)
                 coalesced = "link_event" in o
                 link_event = o["link_event"] if coalesced else o.get("event")
@@ -293,12 +297,16 @@ def apply_plan(
                     events.append(link_event)
             if "base_after" not in o:
                 continue
-            row = link_row(email, o["link"][0], o["link"][1])
             # Kept as the JSON the sync file stores (a first link has a row a prospect);
             # parsed again only if a write changes it.
             # (as text: orjson's bytes keep a buffer of some kilobytes each)
-            row["base"] = orjson.dumps(o["base_after"], option=orjson.OPT_SORT_KEYS).decode()
-            row["times"] = orjson.dumps(o["times_after"], option=orjson.OPT_SORT_KEYS).decode()
+            link_row(
+                email,
+                o["link"][0],
+                o["link"][1],
+                base=orjson.dumps(o["base_after"], option=orjson.OPT_SORT_KEYS).decode(),
+                times=orjson.dumps(o["times_after"], option=orjson.OPT_SORT_KEYS).decode(),
+            )
             if pull_event:
                 events.append(pull_event)
                 report.pulled += 1
@@ -311,14 +319,15 @@ def apply_plan(
             for (email, upd_id, upd_values), r, errs, sent in zip(
                 upd_group, results, aside, recs, strict=True
             ):
-                row = links[email]
                 if r.success:
                     report.updated += 1
+                    row = links.get(email)
                     row["base"] = _parsed(row["base"])
                     for k, v in sent.items():
                         if k != "Id":
                             row["base"][k] = v
                             errors_clear.append((email, k))
+                    links[email] = row
                     for e in errs:
                         for f in e.fields:
                             errors_add.append(
@@ -548,6 +557,7 @@ def apply_plan(
             ),
         )
         events.close()
+        links.close()
         db.set_meta("generation", db.generation + 1)
         db.set_meta("last_cycle", at)
         calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before
