@@ -539,6 +539,13 @@ def make_plan(
         obj = sobject.lower()
         sent = sorted(i for i, o in sends.items() if o == obj)
         plan.sent += sent
+        # A merge's surviving record is taken from the records read (the merge moves its
+        # modstamp to the loser's deletion: it is read in the same page, in an earlier page
+        # among the records of that modstamp kept in `window`, or later: `pending`); it is
+        # looked up in the CRM only when not read at all, whatever the size of a page.
+        window = RecordMap()  # unlinked records of the last modstamp of the pages before
+        window_stamp: dt.datetime | None = None
+        pending: dict[str, str] = {}  # survivor id -> prospect: a survivor not read yet
         for page in _change_pages(
             crm, plan, sobject, cursors, until, READ_FIELDS | set(maps[sobject]), sent
         ):
@@ -548,6 +555,10 @@ def make_plan(
                 [str(r.fields.get("Email") or "").strip().lower() for r in page],
             )
             for r in page:
+                if pending and r.id in pending:  # a merge's survivor, read after the merge
+                    taker = pending.pop(r.id)
+                    if not r.is_deleted:
+                        changed[taker] = r
                 email = str(r.fields.get("Email") or "").strip().lower()
                 owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
                 mine = links.by_crm(r.id) or ""  # "" when no prospect is linked to the record
@@ -559,9 +570,9 @@ def make_plan(
                     # record is gone, as for a deletion).
                     other = links.by_crm(master)
                     if other is None or other == mine:
-                        survivor = seen_now.get(master) or next(
-                            iter(crm.find(sobject, "Id", [master])), None
-                        )
+                        survivor = seen_now.get(master) or window.get(master)
+                        if survivor is None:
+                            pending[master] = mine
                         plan.inbound.append(
                             {
                                 "op": "merge",
@@ -716,6 +727,19 @@ def make_plan(
                 links.set(email, (obj, r.id, {}, {}, False), new=True)
                 links.take_crm(r.id, email)
                 changed[email] = r
+            if page:  # what a merge in a later page may need of this one
+                last = page[-1].system_modstamp
+                if last != window_stamp:
+                    window.clear()
+                    window_stamp = last
+                for r in page:
+                    if r.system_modstamp == last and links.by_crm(r.id) is None:
+                        window[r.id] = r
+        for master, taker in pending.items():  # survivors not read: looked up, in order
+            survivor = next(iter(crm.find(sobject, "Id", [master])), None)
+            if survivor is not None and not survivor.is_deleted:
+                changed[taker] = survivor
+        window.close()
 
     if "opportunity" in config.objects:
         _plan_opportunities(crm, db, plan, until, links, event)

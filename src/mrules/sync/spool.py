@@ -180,6 +180,13 @@ class ScratchMap:
         row = self._db.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone()
         return row is not None
 
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
+        return default if row is None else self.loads(row[0])
+
+    def clear(self) -> None:
+        self._db.execute("DELETE FROM kv")
+
     def pop(self, key: str, *default: Any) -> Any:
         row = self._db.execute("DELETE FROM kv WHERE k = ? RETURNING v", (key,)).fetchone()
         if row is None:
