@@ -26,7 +26,7 @@ from mrules.store import Store
 from mrules.sync import SyncConfig, SyncDb, default_sync_path
 from mrules.sync.apply import apply_plan, deliver
 from mrules.sync.plan import make_plan, plan_id
-from mrules.sync.spool import Spool, dump_json
+from mrules.sync.spool import Spool, dump_json, load_spooled
 
 RULES = """field phone: text
 field title: text
@@ -183,3 +183,52 @@ def test_a_spooled_plan_prints_and_hashes_as_the_whole_document(
     dump_json(doc, out)
     assert out.getvalue() == json.dumps(whole, indent=1, sort_keys=True)
     assert plan_id(doc) == plan_id(whole)
+
+
+_any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(1 - 2**63, 2**63 - 1)  # 64-bit: the plan id (orjson) takes no more
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["ops", "inbound", "id", "at", "x", "ünï"]), _any_json, max_size=6
+    ),
+    indent=st.sampled_from([None, 1]),
+)
+def test_a_saved_plan_read_as_it_goes_is_the_document(doc: dict[str, Any], indent: Any) -> None:
+    """Differential: `load_spooled` reads what `json.loads` reads, its lists on disk."""
+    text = json.dumps(doc, indent=indent, sort_keys=True, ensure_ascii=False).encode()
+    got = load_spooled(io.BytesIO(text))
+    for key in ("ops", "inbound"):
+        if isinstance(doc.get(key), list):
+            assert isinstance(got[key], Spool)
+    assert {k: list(v) if isinstance(v, Spool) else v for k, v in got.items()} == doc
+    assert plan_id(got) == plan_id(doc)
+
+
+@given(text=st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
+@settings(max_examples=200, deadline=None)
+def test_a_saved_plan_that_is_no_json_object_is_a_value_error(text: bytes) -> None:
+    """Any bytes: the document `json.loads` reads, or a ValueError of one line (what
+    `sync apply PLAN` prints), never another exception."""
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    try:
+        got = load_spooled(io.BytesIO(text))
+    except ValueError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert isinstance(whole, dict)
+    assert {k: list(v) if isinstance(v, Spool) else v for k, v in got.items()} == whole

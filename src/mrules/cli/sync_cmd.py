@@ -387,18 +387,22 @@ def apply_cmd(
 
 
 def _read_plan(path: str, fmt: str) -> dict[str, Any]:
+    from mrules.sync.spool import Spool, load_spooled
+
+    # Read as it goes: the ops and facts (one a record) go to a temporary file, not memory.
     try:
-        data = json.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        fail(f"{path}: cannot read the plan: {getattr(e, 'strerror', None) or e}")
-    except json.JSONDecodeError as e:
-        fail(f"{path}: not a sync plan (not JSON: {e.msg} at line {e.lineno})")
-    if not isinstance(data, dict) or data.get("format") != fmt or "id" not in data:
+        with open(path, "rb") as f:
+            data = load_spooled(f)
+    except OSError as e:
+        fail(f"{path}: cannot read the plan: {e.strerror or e}")
+    except ValueError as e:
+        fail(f"{path}: not a sync plan (not JSON: {e})")
+    if data.get("format") != fmt or "id" not in data:
         fail(f"{path}: not a sync plan (make one with `mrules sync plan --out FILE`)")
     try:
         parse_datetime(str(data["at"]))
         for key in ("ops", "inbound", "cursors_to"):
-            if not isinstance(data.get(key), list | dict):
+            if not isinstance(data.get(key), Spool | list | dict):
                 raise ValueError(key)
     except (ValueError, KeyError):
         fail(f"{path}: not a sync plan (damaged)")

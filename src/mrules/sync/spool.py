@@ -24,7 +24,15 @@ import orjson
 
 from mrules.crm.port import Record
 
-__all__ = ["DUMP_OPTIONS", "RecordMap", "ScratchMap", "SpillMap", "Spool", "dump_json"]
+__all__ = [
+    "DUMP_OPTIONS",
+    "RecordMap",
+    "ScratchMap",
+    "SpillMap",
+    "Spool",
+    "dump_json",
+    "load_spooled",
+]
 
 DUMP_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 """How a plan item is written: the bytes `plan_id` hashes."""
@@ -334,3 +342,66 @@ class SpillMap:
             self._db.close()
             self._db = None
         self._mem = {}
+
+
+def load_spooled(stream: Any, keys: Iterable[str] = ("ops", "inbound")) -> dict[str, Any]:
+    """A JSON object read from the binary `stream` as it goes: the lists under `keys` go
+    to a `Spool` an item at a time, the other values are built whole (a saved plan: its
+    ops and facts are one a record, the rest is small). Numbers as `json.loads` reads them.
+
+    ValueError (its first line says why) when the text is no JSON object.
+    """
+    import ijson  # type: ignore[import-untyped]
+
+    try:
+        return _load_spooled(stream, keys)
+    except ijson.JSONError as e:
+        text = e.args[0] if e.args else "not JSON"
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        raise ValueError(str(text).strip().splitlines()[0]) from None
+
+
+def _load_spooled(stream: Any, keys: Iterable[str]) -> dict[str, Any]:
+    import ijson  # type: ignore[import-untyped]
+    from ijson.common import ObjectBuilder  # type: ignore[import-untyped]
+
+    spooled = set(keys)
+    events = ijson.parse(stream, use_float=True)
+
+    def build(event: str, value: Any) -> Any:
+        if event not in ("start_map", "start_array"):
+            return value
+        builder = ObjectBuilder()
+        builder.event(event, value)
+        depth = 1
+        for _prefix, ev, val in events:
+            builder.event(ev, val)
+            if ev in ("start_map", "start_array"):
+                depth += 1
+            elif ev in ("end_map", "end_array"):
+                depth -= 1
+                if depth == 0:
+                    return builder.value
+        raise ValueError("incomplete JSON")
+
+    first = next(events, None)
+    if first is None or first[1] != "start_map":
+        raise ValueError("not a JSON object")
+    out: dict[str, Any] = {}
+    for _prefix, event, key in events:
+        if event == "end_map":
+            break
+        _p, event, value = next(events)
+        if key in spooled and event == "start_array":
+            spool = Spool()
+            for _p2, ev, val in events:
+                if ev == "end_array":
+                    break
+                spool.append(build(ev, val))
+            out[key] = spool
+        else:
+            out[key] = build(event, value)
+    for _trailing in events:  # ijson raises on anything after the object
+        raise ValueError("text after the JSON object")
+    return out
