@@ -255,9 +255,12 @@ def _change_pages(
     while True:
         page = crm.query_changed(sobject, cursor, until, include_deleted=True)
         seen.update(r.id for r in page.records if r.id in wanted)
-        yield [_slim(r, keep) for r in page.records]
-        cursor = page.cursor
-        if page.done:
+        slim = [_slim(r, keep) for r in page.records]
+        cursor, done = page.cursor, page.done
+        del page  # the whole records go before the next page is read
+        yield slim
+        del slim
+        if done:
             break
     plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
     if sent:  # sent to marketing: read now, changed or not
@@ -735,6 +738,7 @@ def make_plan(
                 for r in page:
                     if r.system_modstamp == last and links.by_crm(r.id) is None:
                         window[r.id] = r
+            del page, seen_now  # let go before the next page is read
         for master, taker in pending.items():  # survivors not read: looked up, in order
             survivor = next(iter(crm.find(sobject, "Id", [master])), None)
             if survivor is not None and not survivor.is_deleted:
