@@ -176,8 +176,7 @@ class ScratchMap:
     on disk (past a small cache), not in the process."""
 
     def __init__(self) -> None:
-        self._db = sqlite3.connect("", isolation_level=None)
-        self._db.execute("PRAGMA cache_size = -2048")
+        self._db = _scratch_db()
         self._db.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -264,23 +263,37 @@ class RecordMap(ScratchMap):
 class SpillMap:
     """A dict (insertion order kept, as a dict keeps it) held in memory up to `limit` items,
     then in a private temporary SQLite table: a plan's changes to the links are few in a
-    cycle (kept in memory, cheap to look up) and one a prospect in a first link (on disk)."""
+    cycle (kept in memory, cheap to look up) and one a prospect in a first link (on disk).
+    On disk, the items set last wait in a small buffer, written a block at a time."""
+
+    _BLOCK = 1000
 
     def __init__(self, limit: int = 5000) -> None:
         self.limit = limit
         self._mem: dict[str, Any] | None = {}
         self._db: sqlite3.Connection | None = None
+        self._pending: dict[str, Any] = {}  # set, not written yet (once spilled)
 
     def _spill(self) -> None:
         assert self._mem is not None
-        db = self._db = sqlite3.connect("", isolation_level=None)
-        db.execute("PRAGMA cache_size = -2048")
-        db.execute("CREATE TABLE kv (n INTEGER PRIMARY KEY, k TEXT UNIQUE NOT NULL, v BLOB)")
-        dumps, hi = pickle.dumps, pickle.HIGHEST_PROTOCOL
-        db.executemany(
-            "INSERT INTO kv (k, v) VALUES (?, ?)", ((k, dumps(v, hi)) for k, v in self._mem.items())
-        )
+        self._db = _scratch_db()
+        self._db.execute("CREATE TABLE kv (n INTEGER PRIMARY KEY, k TEXT UNIQUE NOT NULL, v BLOB)")
+        self._pending = self._mem
         self._mem = None
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        assert self._db is not None
+        dumps, hi = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        self._db.execute("BEGIN")
+        self._db.executemany(  # an update keeps the key's place, as a dict does
+            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            ((k, dumps(v, hi)) for k, v in self._pending.items()),
+        )
+        self._db.execute("COMMIT")
+        self._pending = {}
 
     @property
     def spilled(self) -> bool:
@@ -292,15 +305,15 @@ class SpillMap:
             if len(self._mem) > self.limit:
                 self._spill()
             return
-        assert self._db is not None
-        self._db.execute(  # an update keeps the key's place, as a dict does
-            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-            (key, pickle.dumps(value, pickle.HIGHEST_PROTOCOL)),
-        )
+        self._pending[key] = value
+        if len(self._pending) >= self._BLOCK:
+            self._flush()
 
     def get(self, key: str, default: Any = None) -> Any:
         if self._mem is not None:
             return self._mem.get(key, default)
+        if key in self._pending:
+            return self._pending[key]
         assert self._db is not None
         row = self._db.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         return default if row is None else pickle.loads(row[0])
@@ -308,12 +321,15 @@ class SpillMap:
     def __contains__(self, key: object) -> bool:
         if self._mem is not None:
             return key in self._mem
+        if key in self._pending:
+            return True
         assert self._db is not None
         return self._db.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
 
     def __len__(self) -> int:
         if self._mem is not None:
             return len(self._mem)
+        self._flush()
         assert self._db is not None
         return int(self._db.execute("SELECT count(*) FROM kv").fetchone()[0])
 
@@ -322,11 +338,12 @@ class SpillMap:
         if self._mem is not None:
             yield from list(self._mem.items())
             return
+        self._flush()
         assert self._db is not None
         last = 0
         while True:
             rows = self._db.execute(
-                "SELECT n, k, v FROM kv WHERE n > ? ORDER BY n LIMIT 1000", (last,)
+                "SELECT n, k, v FROM kv WHERE n > ? ORDER BY n LIMIT ?", (last, self._BLOCK)
             ).fetchall()
             if not rows:
                 return
@@ -342,6 +359,16 @@ class SpillMap:
             self._db.close()
             self._db = None
         self._mem = {}
+        self._pending = {}
+
+
+def _scratch_db() -> sqlite3.Connection:
+    """A private temporary SQLite database: nothing to recover, so no journal."""
+    db = sqlite3.connect("", isolation_level=None)
+    db.execute("PRAGMA cache_size = -2048")
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    return db
 
 
 def load_spooled(stream: Any, keys: Iterable[str] = ("ops", "inbound")) -> dict[str, Any]:
