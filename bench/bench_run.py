@@ -99,6 +99,9 @@ class NullStore:
     def prospect_count(self) -> int:
         return 0
 
+    def visitor(self, visitor: str) -> None:
+        return None  # never asked: the engine keeps every visitor when it keeps every prospect
+
     visitors = activities = prospects
 
     def applied_ids(self) -> set[str]:

@@ -610,6 +610,11 @@ class Store:
         """Every visitor as (visitor, prospect or None, history), ordered by visitor."""
         return self._iter("SELECT visitor, prospect, history FROM visitors ORDER BY visitor")
 
+    def visitor(self, visitor: str) -> str | None:
+        """The email of the prospect this visitor is tied to, or None."""
+        row = self._one("SELECT prospect FROM visitors WHERE visitor = ?", (visitor,))
+        return None if row is None else row[0]
+
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         """A visitor's committed anonymous page views as (ts, url), in arrival order."""
         sql = (

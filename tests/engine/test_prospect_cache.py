@@ -58,7 +58,7 @@ def _engine(
     engine: Engine
 
     def noted(_batch: Any) -> None:
-        sizes.append(len(engine.prospects))
+        sizes.append(max(len(engine.prospects), len(engine.visitors)))
 
     engine = Engine(
         rules, store, source="stream", batch_size=every, cache_prospects=cap, on_commit=noted
@@ -67,7 +67,12 @@ def _engine(
 
 
 def _final(store: StateStore) -> dict[str, Any]:
+    visitors = list(store.visitors())
+    # one visitor's tie, as the engine asks for it, is the one in the whole list
+    assert {v: store.visitor(v) for v, _, _ in visitors} == {v: p for v, p, _ in visitors}
+    assert store.visitor("no such visitor") is None
     return {
+        "visitors": visitors,
         "prospects": dict(store.prospects()),
         "ledger": list(store.ledger()),
         "outbox": list(store.outbox()),
@@ -122,7 +127,8 @@ def test_a_small_cache_ends_as_an_unbounded_run(
     whole, cached, sizes, engines = _both(inputs, cap, every, restart, on_disk)
     assert len(whole["prospects"]) >= 30, "too few prospects to evict anything: proves nothing"
     assert whole == cached
-    # after every commit, at most `cap` prospects are held
+    assert len(whole["visitors"]) >= 10, "too few tied visitors to evict any: proves nothing"
+    # after every commit, at most `cap` prospects (and tied visitors) are held
     assert sizes and max(sizes) <= cap
     assert [e.cache_prospects for e in engines] == [cap, cap]
     assert engines[1]._stored_beyond  # the second run reads from the store

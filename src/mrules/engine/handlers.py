@@ -41,7 +41,7 @@ class Handlers(EngineParts):
             if e.visitor is not None:  # the view's own facts below cover the tie's
                 self._tie_visitor(e.visitor, Context(p))
         elif e.visitor is not None:
-            email = self.visitors.get(e.visitor)
+            email = self._visitor(e.visitor)
             if email is not None:
                 p = self._prospect(email, e)
             else:  # anonymous: kept as an activity row until the visitor converts

@@ -89,10 +89,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._created: list[str] = []
         # No wake-up times survive a restart: the first tick looks at every stored one.
         self._wake_all = False
-        # Visitors tied to a prospect (visitor id -> the prospect's email). Anonymous
-        # views live in the store's activities table, and in `_anonymous` until the
-        # batch holding them commits: memory holds no history.
-        self.visitors: dict[str, str] = {}
+        # Visitors tied to a prospect (visitor id -> the prospect's email): a cache of
+        # the store's visitors table like `prospects` (the oldest beyond
+        # `cache_prospects` dropped after a commit; ties not committed yet always kept).
+        # Anonymous views live in the store's activities table, and in `_anonymous`
+        # until the batch holding them commits: memory holds no history.
+        self.visitors: OrderedDict[str, str] = OrderedDict()
+        self._visitors_beyond = False  # whether the store may hold a tie `visitors` lacks
         self._anonymous: dict[str, list[tuple[float, str]]] = {}
         # Event ids applied recently (a bounded window, oldest first); older ones are
         # looked up in the store a chunk of events at a time (`_dedupe`).
@@ -167,7 +170,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._created = []
         stored = st.prospect_count() > 0
         self._stored_beyond = stored
-        self.visitors = {vid: pr for vid, pr, _ in st.visitors() if pr is not None}
+        self.visitors = OrderedDict()
+        self._visitors_beyond = stored  # a tie is committed with its prospect's row
         self.applied = OrderedDict()
         if st.has_applied_ids():
             mark = self._maybe_applied
@@ -415,6 +419,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 p = Prospect.from_json(data, self.cs.codecs, email)
         return p
 
+    def _visitor(self, vid: str) -> str | None:
+        """The email of the prospect a visitor is tied to (cached, or from the store)."""
+        email = self.visitors.get(vid)
+        if email is None and self._visitors_beyond:
+            email = self.store.visitor(vid)
+            if email is not None:
+                self.visitors[vid] = email
+        return email
+
     def _emails(self) -> Iterator[str]:
         """Every prospect's email: the store's (by email), then those created since the commit.
 
@@ -425,7 +438,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         yield from list(self._created)
 
     def _evict(self, committed: Iterable[str]) -> None:
-        """After a commit: mark the prospects it wrote as recently used, drop the oldest."""
+        """After a commit: mark the prospects it wrote as recently used, drop the oldest.
+
+        Tied visitors beyond the same bound go too, the oldest ties first.
+        """
         cap = self.cache_prospects
         prospects = self.prospects
         if cap is None:
@@ -438,6 +454,12 @@ class Engine(Handlers, Effects, Settlement, Screening):
             for _ in range(len(prospects) - cap):
                 drop(last=False)
             self._stored_beyond = True
+        visitors = self.visitors
+        if len(visitors) > cap:
+            drop_visitor = visitors.popitem
+            for _ in range(len(visitors) - cap):
+                drop_visitor(last=False)
+            self._visitors_beyond = True
 
     # ------------------------------------------------------------- identities
 
@@ -471,7 +493,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         are its prospect's.
         """
         p = c.p
-        known = self.visitors.get(vid)
+        known = self._visitor(vid)
         if known == p.email:
             return
         self.visitors[vid] = p.email
