@@ -216,10 +216,47 @@ def test_rule_counts_fast_path_equals_the_ledger() -> None:
     assert fast[1][("automation rule", "MQL handoff")].endswith("30-automation.mr:3")
 
 
-def test_jobs_2_gives_the_same_diff(lowered: Path) -> None:
+def test_every_jobs_setting_gives_the_same_diff(lowered: Path) -> None:
     args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")]
-    one = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    one = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "1").stdout)
     two = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "2").stdout)
-    for d in (one, two):
+    auto = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    for d in (one, two, auto):
         d.pop("seconds"), d.pop("old"), d.pop("new")
-    assert one == two
+    assert one["mql"]["new"] > one["mql"]["old"]  # the lowered threshold made a difference
+    assert one == two == auto
+
+
+def test_jobs_takes_auto_1_or_2_only(lowered: Path) -> None:
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")]
+    res = _mrules(*args, "--jobs", "3")
+    assert res.exit_code == 2
+    assert "'3' is not one of 'auto', '1', '2'" in res.output
+
+
+@pytest.mark.parametrize(
+    ("cpus", "load", "expected"),
+    [
+        (1, 0.0, 1),  # one usable CPU: never two processes
+        (2, 0.2, 2),  # a free core
+        (2, 1.4, 1),  # the other core is busy: two processes would be slower
+        (4, 2.5, 2),
+        (2, None, 1),  # no load average to judge by
+    ],
+)
+def test_auto_jobs_uses_a_second_process_only_with_a_free_core(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, load: float | None, expected: int
+) -> None:
+    import os
+
+    from mrules.replay import auto_jobs
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
+
+    def loadavg() -> tuple[float, float, float]:
+        if load is None:
+            raise OSError("no load average here")
+        return (load, load, load)
+
+    monkeypatch.setattr(os, "getloadavg", loadavg)
+    assert auto_jobs() == expected

@@ -126,10 +126,11 @@ def _count_lines(path: str) -> int | None:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(1, 2),
-    default=1,
+    type=click.Choice(["auto", "1", "2"]),
+    default="auto",
     show_default=True,
-    help="2: run the old rules in a second process at the same time (needs a free core).",
+    help="2: run the old rules in a second process at the same time; auto: 2 when a core is "
+    "free (at least 2 usable CPUs and a 1-minute load average below CPUs - 1), else 1.",
 )
 @click.option(
     "--progress/--no-progress",
@@ -143,7 +144,7 @@ def replay(
     fmt: str,
     mql_list: str,
     examples: int,
-    jobs: int,
+    jobs: str,
     progress: bool | None,
 ) -> None:
     """Replay EVENTS under OLD_RULES and NEW_RULES and report what the change does.
@@ -169,7 +170,7 @@ def replay(
     """
     from mrules.api import RuleSetError
     from mrules.events import EventSourceError
-    from mrules.replay import GitError, diff_runs, render_text
+    from mrules.replay import GitError, auto_jobs, diff_runs, render_text
 
     if not diff:
         _fail("mrules replay needs --diff: mrules replay --diff OLD_RULES NEW_RULES EVENTS")
@@ -210,7 +211,7 @@ def replay(
                 old_label=old_label,
                 new_label=new_label,
                 progress=bar if show else None,
-                jobs=jobs,
+                jobs=auto_jobs() if jobs == "auto" else int(jobs),
             )
     except GitError as e:
         _fail(str(e))

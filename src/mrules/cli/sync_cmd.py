@@ -63,6 +63,37 @@ def _emit(text: str, chunk: int = 1 << 16) -> None:
     click.echo()
 
 
+class _Pieces:
+    """A text stream for `dump_json` that prints as `_emit` does, a piece at a time."""
+
+    def __init__(self, chunk: int = 1 << 16) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.chunk = chunk
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            click.echo("".join(self.parts), nl=False)
+        self.parts, self.size = [], 0
+
+
+def _emit_plan(pj: dict[str, Any]) -> None:
+    """A plan as `json.dumps(pj, indent=1, sort_keys=True)` prints it, its ops read from
+    disk a piece at a time (docs/sync.md#memory)."""
+    from mrules.sync.spool import dump_json
+
+    out = _Pieces()
+    dump_json(pj, out)
+    out.flush()
+    click.echo()
+
+
 def _time(value: str | None, option: str) -> float | None:
     if value is None:
         return None
@@ -168,12 +199,16 @@ def plan_cmd(
         plan = make_plan(store, crm, db, config, when, retry=retry)
         pj = plan.as_json()
     if out:
+        from mrules.sync.spool import dump_json
+
         try:
-            Path(out).write_text(json.dumps(pj, indent=1, sort_keys=True) + "\n", "utf-8")
+            with Path(out).open("w", encoding="utf-8") as fh:
+                dump_json(pj, fh)
+                fh.write("\n")
         except OSError as e:
             fail(f"{out}: cannot write the plan: {e.strerror or e}", EXIT_STORE)
     if fmt == "json":
-        _emit(json.dumps(pj, indent=1, sort_keys=True))
+        _emit_plan(pj)
     else:
         _render_plan(pj)
     sys.exit(EXIT_PENDING if plan.pending() else EXIT_OK)

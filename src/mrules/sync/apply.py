@@ -19,6 +19,7 @@ Order, and why nothing is lost or doubled when a process dies anywhere:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
 from mrules.history import STEP
 from mrules.storeapi import StateStore
 from mrules.sync.db import SyncDb
+from mrules.sync.spool import Spool
 
 __all__ = ["ApplyReport", "StalePlan", "apply_plan", "deliver", "stale_reason"]
 
@@ -170,17 +172,14 @@ def apply_plan(
     calls_before = crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0
     at = parse_datetime(plan["at"]).timestamp()
     source = f"crm-sync:{plan['id']}"
-    events: list[dict[str, Any]] = []
+    events = Spool()  # the facts for the engine, on disk until the transaction writes them
     links: dict[str, dict[str, Any]] = {}  # prospect -> link columns to write
     history: dict[str, list[str]] = {}
     errors_add: list[tuple[Any, ...]] = []
     errors_clear: list[tuple[str, str | None]] = []  # (prospect, field or None for all)
     queue_done: set[str] = set()
     queue_fail: dict[str, float] = {}
-    touched = {i["prospect"] for i in plan.get("inbound", ())} | {
-        o["prospect"] for o in plan.get("ops", ())
-    }
-    current = db.links_for(sorted(touched))
+    current = _Before(db)
 
     def link_row(email: str, obj: str, crm_id: str) -> dict[str, Any]:
         row = links.get(email)
@@ -219,11 +218,14 @@ def apply_plan(
             if "base" in i:
                 row["base"] = dict(i["base"])
 
-    now_ops = [o for o in plan.get("ops", ()) if o.get("batch", 0) == 0]
+    def now_ops() -> Iterator[dict[str, Any]]:
+        """The first batch's ops, read again for each pass (a plan's ops may be on disk)."""
+        return (o for o in plan.get("ops", ()) if o.get("batch", 0) == 0)
+
     # -- creates, grouped by object ---------------------------------------------------------
     transient: str | None = None
     try:
-        creates = [o for o in now_ops if o["op"] == "create"]
+        creates = [o for o in now_ops() if o["op"] == "create"]
         for sobject in ("Lead", "Contact"):
             group = [o for o in creates if o["object"] == sobject.lower()]
             if not group:
@@ -271,8 +273,9 @@ def apply_plan(
                             _error(email, o["object"], None, "*record", e, o["values"], at)
                         )
         # -- links found by email, and updates ----------------------------------------------
-        updates: dict[str, list[dict[str, Any]]] = {}
-        for o in now_ops:
+        # object -> (prospect, CRM id, values) of each update, in the plan's order
+        updates: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        for o in now_ops():
             email = o["prospect"]
             if o["op"] == "skip" and o.get("done"):
                 queue_done.add(email)
@@ -291,23 +294,27 @@ def apply_plan(
             if "base_after" not in o:
                 continue
             row = link_row(email, o["link"][0], o["link"][1])
-            row["base"] = o["base_after"]  # the plan's own: copied before it is changed
-            row["times"] = o["times_after"]
+            # Kept as the JSON the sync file stores (a first link has a row a prospect);
+            # parsed again only if a write changes it.
+            # (as text: orjson's bytes keep a buffer of some kilobytes each)
+            row["base"] = orjson.dumps(o["base_after"], option=orjson.OPT_SORT_KEYS).decode()
+            row["times"] = orjson.dumps(o["times_after"], option=orjson.OPT_SORT_KEYS).decode()
             if pull_event:
                 events.append(pull_event)
                 report.pulled += 1
             if o.get("values"):
-                updates.setdefault(o["link"][0], []).append(o)
-        for obj, group in updates.items():
+                updates.setdefault(o["link"][0], []).append((email, o["link"][1], o["values"]))
+        for obj, upd_group in updates.items():
             sobject = obj.capitalize()
-            recs = [{"Id": o["link"][1], **o["values"]} for o in group]
+            recs = [{"Id": upd_id, **upd_values} for _e, upd_id, upd_values in upd_group]
             results, aside = _write_keeping(crm, "update", sobject, recs, {"Id"})
-            for o, r, errs, sent in zip(group, results, aside, recs, strict=True):
-                email = o["prospect"]
+            for (email, upd_id, upd_values), r, errs, sent in zip(
+                upd_group, results, aside, recs, strict=True
+            ):
                 row = links[email]
                 if r.success:
                     report.updated += 1
-                    row["base"] = dict(row["base"])  # the plan's base_after stays as planned
+                    row["base"] = _parsed(row["base"])
                     for k, v in sent.items():
                         if k != "Id":
                             row["base"][k] = v
@@ -315,19 +322,19 @@ def apply_plan(
                     for e in errs:
                         for f in e.fields:
                             errors_add.append(
-                                _error(email, obj, o["link"][1], f, e, o["values"].get(f), at)
+                                _error(email, obj, upd_id, f, e, upd_values.get(f), at)
                             )
                 else:
                     for e in _errs(r):
                         if e.transient:
                             queue_fail[email] = at
                             continue
-                        for f in e.fields or tuple(o["values"]):
+                        for f in e.fields or tuple(upd_values):
                             errors_add.append(
-                                _error(email, obj, o["link"][1], f, e, o["values"].get(f), at)
+                                _error(email, obj, upd_id, f, e, upd_values.get(f), at)
                             )
         # -- campaign members and tasks --------------------------------------------------
-        for o in now_ops:
+        for o in now_ops():
             if o["op"] not in ("campaign_member", "task"):
                 continue
             email = o["prospect"]
@@ -362,7 +369,6 @@ def apply_plan(
     # -- one transaction of the sync file --------------------------------------------------
     queue = db.queue()
     with db.tx() as conn:
-        dumps = orjson.dumps
         conn.executemany(
             "INSERT INTO link (prospect, object, crm_id, base, times, deleted, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
@@ -373,8 +379,8 @@ def apply_plan(
                     email,
                     row["object"],
                     row["crm_id"],
-                    dumps(row["base"], option=orjson.OPT_SORT_KEYS).decode(),
-                    dumps(row["times"], option=orjson.OPT_SORT_KEYS).decode(),
+                    _text(row["base"]),
+                    _text(row["times"]),
                     row["deleted"],
                     at,
                 )
@@ -429,14 +435,17 @@ def apply_plan(
         deferred = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
         # Looked at: the batch's prospects and those marked for this plan. A transient
         # failure may have stopped before some of them: they stay marked.
-        finished = (
-            set()
-            if transient is not None
-            else ({o["prospect"] for o in now_ops} | set(plan.get("dirty", ())))
-            - deferred
-            - set(queue_fail)
-        )
-        conn.executemany("DELETE FROM dirty WHERE prospect=?", [(who,) for who in finished])
+        if transient is None:
+            conn.executemany(
+                "DELETE FROM dirty WHERE prospect=?",
+                (
+                    (who,)
+                    for who in itertools.chain(
+                        (o["prospect"] for o in now_ops()), plan.get("dirty", ())
+                    )
+                    if who not in deferred and who not in queue_fail
+                ),
+            )
         conn.executemany(
             "INSERT OR IGNORE INTO dirty VALUES (?)", [(who,) for who in deferred | set(queue_fail)]
         )
@@ -526,14 +535,19 @@ def apply_plan(
                         int(r["deleted"]),
                     ),
                 )
-        else:
-            events = [e for e in events if e.get("type") != "prospect_update"]
-        for n, event in enumerate(events, start=1):
-            numbered = {"id": f"{source}:{n}", **event}
-            conn.execute(
-                "INSERT INTO inbound (source, event) VALUES (?, ?)",
-                (source, json.dumps(numbered, sort_keys=True)),
-            )
+        kept = (
+            events
+            if transient is None
+            else (e for e in events if e.get("type") != "prospect_update")
+        )
+        conn.executemany(
+            "INSERT INTO inbound (source, event) VALUES (?, ?)",
+            (
+                (source, json.dumps({"id": f"{source}:{n}", **event}, sort_keys=True))
+                for n, event in enumerate(kept, start=1)
+            ),
+        )
+        events.close()
         db.set_meta("generation", db.generation + 1)
         db.set_meta("last_cycle", at)
         calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before
@@ -561,6 +575,35 @@ def apply_plan(
         total = int(db.meta("api_calls", "0") or 0) + calls
         db.set_meta("api_calls", total)
     return report
+
+
+def _parsed(value: dict[str, Any] | str) -> dict[str, Any]:
+    """A link row's base or times as a dict of its own (a copy, or parsed from its JSON)."""
+    return orjson.loads(value) if isinstance(value, str) else dict(value)
+
+
+def _text(value: dict[str, Any] | str) -> str:
+    """A link row's base or times as the sync file stores it (sorted-keys JSON)."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class _Before:
+    """Each prospect's link as the sync file had it before this apply, read when asked
+    (not every link the plan touches at once)."""
+
+    def __init__(self, db: SyncDb) -> None:
+        self.db = db
+        self.last: tuple[str, Any] = ("", None)
+        self.none = db.count("link") == 0  # a first link: nothing to read
+
+    def get(self, email: str) -> Any:
+        if self.none:
+            return None
+        if self.last[0] != email:
+            self.last = (email, self.db.link(email))
+        return self.last[1]
 
 
 def _assigned_name(store: StateStore, email: str) -> str | None:

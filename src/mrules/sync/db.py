@@ -330,6 +330,16 @@ class SyncDb:
                 out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
         return out
 
+    def link(self, email: str) -> Link | None:
+        """One prospect's link, or None."""
+        row = self.conn.execute(
+            "SELECT object, crm_id, base, times, deleted FROM link WHERE prospect = ?", (email,)
+        ).fetchone()
+        if row is None:
+            return None
+        loads = orjson.loads
+        return (row[0], row[1], loads(row[2]), loads(row[3]), bool(row[4]))
+
     def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:
         return {
             p: (json.loads(w), since, attempts, next_try)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
 from mrules.sync.db import SyncDb
 from mrules.sync.merge import decide, norm, same
+from mrules.sync.spool import RecordMap, Spool
 
 __all__ = ["PLAN_FORMAT", "Plan", "iso", "make_plan", "plan_id", "to_epoch"]
 
@@ -59,9 +60,10 @@ class Plan:
     config: dict[str, Any]
     cursors_from: dict[str, list[str]]
     cursors_to: dict[str, list[str]]
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    inbound: list[dict[str, Any]] = field(default_factory=list)
-    """CRM facts read this cycle: events for the engine and link changes."""
+    ops: Spool = field(default_factory=Spool)
+    """Record by record; kept on disk as they are made (docs/sync.md#memory)."""
+    inbound: Spool = field(default_factory=Spool)
+    """CRM facts read this cycle: events for the engine and link changes (on disk too)."""
     notes: list[str] = field(default_factory=list)
     opportunities: list[dict[str, Any]] = field(default_factory=list)
     roles: list[dict[str, Any]] = field(default_factory=list)
@@ -109,38 +111,45 @@ class Plan:
     def batch(self) -> int:
         return int(self.config["batch"])
 
-    def now_ops(self) -> list[dict[str, Any]]:
-        return [o for o in self.ops if o.get("batch") == 0]
-
     def summary(self) -> dict[str, Any]:
-        every = [o for o in self.ops if o["op"] in WRITES]
-        riders = [o for o in every if o.get("with_record")]  # counted in their record's batch
-        writes = [o for o in every if not o.get("with_record")]
-        now = [o for o in writes if o.get("batch") == 0]
-        waiting = len(writes) - len(now)
-        cycles = max(int(o.get("batch", 0)) for o in writes) + 1 if writes else 0
-        every_s = float(self.config["every_minutes"]) * 60
+        """Counts over the ops, in one pass (the ops are read back from disk)."""
+        writes = now = riders = expected = held = 0
+        last_batch = -1
         counts: dict[str, int] = {}
         for o in self.ops:
-            counts[o["op"]] = counts.get(o["op"], 0) + 1
+            kind = o["op"]
+            counts[kind] = counts.get(kind, 0) + 1
+            expected += len(o.get("expected_errors", ()))
+            held += len(o.get("held", ()))
+            if kind not in WRITES:
+                continue
+            if o.get("with_record"):  # counted in their record's batch
+                riders += 1
+                continue
+            writes += 1
+            b = o.get("batch")
+            now += b == 0
+            last_batch = max(last_batch, int(b or 0))
+        cycles = last_batch + 1 if writes else 0
+        every_s = float(self.config["every_minutes"]) * 60
         pulled = sum(1 for i in self.inbound if i.get("event"))
         return {
-            "records": len(writes),
-            "this_cycle": len(now),
-            "waiting": waiting,
-            "with_records": len(riders),
+            "records": writes,
+            "this_cycle": now,
+            "waiting": writes - now,
+            "with_records": riders,
             "cycles_to_clear": cycles,
             "clear_at": iso(self.at + max(cycles - 1, 0) * every_s) if writes else None,
             "by_op": dict(sorted(counts.items())),
             "inbound_facts": pulled,
-            "expected_errors": sum(len(o.get("expected_errors", ())) for o in self.ops),
-            "held_errors": sum(len(o.get("held", ())) for o in self.ops),
+            "expected_errors": expected,
+            "held_errors": held,
         }
 
     def pending(self) -> bool:
         """Anything to do: a write, a fact for the engine, a cursor to move."""
         return bool(
-            [o for o in self.ops if o["op"] not in ("wait", "base")]
+            any(o["op"] not in ("wait", "base") for o in self.ops)
             or self.inbound
             or self.opportunities
             or self.roles
@@ -175,7 +184,13 @@ def plan_id(body: dict[str, Any]) -> str:
             h.update(dumps(key))
             h.update(b":")
             value = body[key]
-            if type(value) is list:
+            if type(value) is Spool:  # the bytes it wrote to disk
+                h.update(b"[")
+                for i, data in enumerate(value.raw()):
+                    h.update(b"," if i else b"")
+                    h.update(data)
+                h.update(b"]")
+            elif type(value) is list:
                 h.update(b"[")
                 for i, item in enumerate(value):
                     h.update(b"," if i else b"")
@@ -220,6 +235,33 @@ class _Users:
         if kind == "queue":
             return self.queues.get(name)
         return self.by_email.get(name.lower())
+
+
+def _change_pages(
+    crm: Any,
+    plan: Plan,
+    sobject: str,
+    cursors: dict[str, tuple[str, str]],
+    until: dt.datetime,
+    keep: frozenset[str],
+    sent: list[str],
+) -> Iterator[list[Record]]:
+    """An object's changes since its cursor, a page at a time, each record slimmed to `keep`
+    (a first link reads every record: none is held past its page); then the records `sent`
+    to marketing the pages did not have. The plan's cursor moves to what was read."""
+    cursor = _cursor(cursors.get(sobject))
+    wanted = set(sent)
+    seen: set[str] = set()
+    while True:
+        page = crm.query_changed(sobject, cursor, until, include_deleted=True)
+        seen.update(r.id for r in page.records if r.id in wanted)
+        yield [_slim(r, keep) for r in page.records]
+        cursor = page.cursor
+        if page.done:
+            break
+    plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
+    if sent:  # sent to marketing: read now, changed or not
+        yield [r for r in crm.find(sobject, "Id", sent) if r.id not in seen]
 
 
 def _read_changes(
@@ -327,22 +369,19 @@ def _view(email: str, data: bytes, codecs: Codecs) -> ProspectView:
 
 
 class _Prospects:
-    """Prospects as the plan needs them: all of them read at once (`full`), or each read
-    when asked (a cycle after the first looks only at what changed).
-
-    Read at once, they are kept as their stored JSON (a few hundred bytes each, a third of
-    a decoded view) and decoded when asked."""
+    """Prospects as the plan needs them, each read from the store when asked (a first link
+    looks at every prospect: none is held past its op). A cycle that looks at some
+    prospects keeps those it read (a prospect may be looked at more than once)."""
 
     def __init__(self, store: StateStore, full: bool) -> None:
         self.store = store
         self.full = full
         self.codecs = Codecs()
-        self.raw: dict[str, bytes] = dict(store.prospects()) if full else {}
         self.cache: dict[str, ProspectView | None] = {}
 
     def get(self, email: str) -> ProspectView | None:
         if self.full:
-            data = self.raw.get(email)
+            data = self.store.prospect(email)
             return None if data is None else _view(email, data, self.codecs)
         if email in self.cache:
             return self.cache[email]
@@ -352,15 +391,16 @@ class _Prospects:
         return view
 
     def take(self, email: str) -> ProspectView | None:
-        """`get`, for the last time: a full read lets the prospect's stored JSON go."""
+        """`get`, for the last time (a cycle's cache lets the prospect go)."""
         if self.full:
-            data = self.raw.pop(email, None)
-            return None if data is None else _view(email, data, self.codecs)
-        return self.get(email)
+            return self.get(email)
+        view = self.get(email)
+        self.cache.pop(email, None)
+        return view
 
     def __contains__(self, email: str) -> bool:
         if self.full:
-            return email in self.raw
+            return self.store.prospect(email) is not None
         return self.get(email) is not None
 
 
@@ -484,7 +524,8 @@ def make_plan(
             plan.notes.append(f"{o} has no field {', '.join(missing)}: not synced on {o}s")
 
     # -- inbound: what changed in the CRM since each object's cursor --------------------------
-    changed: dict[str, Record] = {}  # prospect -> its linked record as read now
+    # prospect -> its linked record as read now: on disk (a first link reads every record)
+    changed = RecordMap()
     new_links: dict[str, tuple[str, str]] = {}  # prospect -> (object, id) linked this cycle
 
     ts = iso(at)  # one string for every event of the plan
@@ -494,130 +535,127 @@ def make_plan(
 
     sends = db.sends()
     for sobject in objects:
-        records, cursor = _read_changes(
-            crm, sobject, _cursor(cursors.get(sobject)), until, READ_FIELDS | set(maps[sobject])
-        )
-        plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
         obj = sobject.lower()
         sent = sorted(i for i, o in sends.items() if o == obj)
-        if sent:  # sent to marketing: read now, changed or not
-            seen = {r.id for r in records}
-            records += [r for r in crm.find(sobject, "Id", sent) if r.id not in seen]
-            plan.sent += sent
-        seen_now = {r.id: r for r in records}
-        for r in records:
-            email = str(r.fields.get("Email") or "").strip().lower()
-            owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
-            mine = by_crm.get(r.id) or ""  # "" when no prospect is linked to the record
-            link = links.get(mine) if mine else None
-            master = r.fields.get("MasterRecordId") if r.is_deleted else None
-            if master and link is not None and not link[4]:
-                # Merged in the CRM (Pardot §7.8): the link moves to the surviving record,
-                # unless another prospect is linked to it (that prospect stays; this one's
-                # record is gone, as for a deletion).
-                other = by_crm.get(master)
-                if other is None or other == mine:
-                    survivor = seen_now.get(master) or next(
-                        iter(crm.find(sobject, "Id", [master])), None
-                    )
-                    plan.inbound.append(
-                        {
-                            "op": "merge",
-                            "prospect": mine,
-                            "object": obj,
-                            "crm_id": master,
-                            "from": r.id,
-                            "why": f"merged in the CRM into {master}: the link moves to it",
-                            "event": event("crm_update", mine, object=obj, crm_id=master),
-                        }
-                    )
-                    by_crm[master] = mine
-                    links[mine] = (obj, master, link[2], link[3], False)
-                    if survivor is not None and not survivor.is_deleted:
-                        changed[mine] = survivor  # its values are the CRM's now
+        plan.sent += sent
+        for page in _change_pages(
+            crm, plan, sobject, cursors, until, READ_FIELDS | set(maps[sobject]), sent
+        ):
+            seen_now = {r.id: r for r in page}  # a merge's survivor, when read in the same page
+            for r in page:
+                email = str(r.fields.get("Email") or "").strip().lower()
+                owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
+                mine = by_crm.get(r.id) or ""  # "" when no prospect is linked to the record
+                link = links.get(mine) if mine else None
+                master = r.fields.get("MasterRecordId") if r.is_deleted else None
+                if master and link is not None and not link[4]:
+                    # Merged in the CRM (Pardot §7.8): the link moves to the surviving record,
+                    # unless another prospect is linked to it (that prospect stays; this one's
+                    # record is gone, as for a deletion).
+                    other = by_crm.get(master)
+                    if other is None or other == mine:
+                        survivor = seen_now.get(master) or next(
+                            iter(crm.find(sobject, "Id", [master])), None
+                        )
+                        plan.inbound.append(
+                            {
+                                "op": "merge",
+                                "prospect": mine,
+                                "object": obj,
+                                "crm_id": master,
+                                "from": r.id,
+                                "why": f"merged in the CRM into {master}: the link moves to it",
+                                "event": event("crm_update", mine, object=obj, crm_id=master),
+                            }
+                        )
+                        by_crm[master] = mine
+                        links[mine] = (obj, master, link[2], link[3], False)
+                        if survivor is not None and not survivor.is_deleted:
+                            changed[mine] = survivor  # its values are the CRM's now
+                        continue
+                if r.is_deleted:
+                    if link is not None and not link[4]:
+                        plan.inbound.append(
+                            {
+                                "op": "delete",
+                                "prospect": mine,
+                                "object": obj,
+                                "crm_id": r.id,
+                                "why": "deleted in the CRM"
+                                + (
+                                    f" (merged into {master}, linked to {by_crm.get(master)})"
+                                    if master
+                                    else ""
+                                ),
+                                "event": event(
+                                    "crm_update", mine, object=obj, crm_id=r.id, status="deleted"
+                                ),
+                            }
+                        )
+                        links[mine] = (link[0], link[1], link[2], link[3], True)
                     continue
-            if r.is_deleted:
-                if link is not None and not link[4]:
-                    plan.inbound.append(
-                        {
-                            "op": "delete",
-                            "prospect": mine,
-                            "object": obj,
-                            "crm_id": r.id,
-                            "why": "deleted in the CRM"
-                            + (
-                                f" (merged into {master}, linked to {by_crm.get(master)})"
-                                if master
-                                else ""
-                            ),
-                            "event": event(
-                                "crm_update", mine, object=obj, crm_id=r.id, status="deleted"
-                            ),
-                        }
-                    )
-                    links[mine] = (link[0], link[1], link[2], link[3], True)
-                continue
-            if sobject == "Lead" and r.fields.get("IsConverted"):
-                contact = r.fields.get("ConvertedContactId")
-                if link is not None and contact and not link[4]:
-                    plan.inbound.append(
-                        {
-                            "op": "convert",
-                            "prospect": mine,
-                            "object": "contact",
-                            "crm_id": contact,
-                            "from": r.id,
-                            "why": "lead converted: the link moves to the contact",
-                            "event": event(
-                                "crm_update",
-                                mine,
-                                object="contact",
-                                crm_id=contact,
-                                **({"user": owner} if owner else {}),
-                            ),
-                        }
-                    )
-                    by_crm[contact] = mine
-                    links[mine] = ("contact", contact, link[2], link[3], False)
-                    new_links[mine] = ("contact", contact)
-                continue
-            if link is not None:
-                if link[4]:  # undeleted in the CRM: relinked
-                    plan.inbound.append(
-                        {
-                            "op": "undelete",
-                            "prospect": mine,
-                            "object": obj,
-                            "crm_id": r.id,
-                            "why": "restored in the CRM",
-                            "event": event("crm_update", mine, object=obj, crm_id=r.id),
-                        }
-                    )
-                    links[mine] = (link[0], link[1], link[2], link[3], False)
-                    new_links[mine] = (obj, r.id)
-                changed[mine] = r
-                base_owner = link[2].get("OwnerId")
-                oid = r.fields.get("OwnerId")
-                if owner and oid != base_owner and base_owner is not None:
-                    plan.inbound.append(
-                        {
-                            "op": "owner",
-                            "prospect": mine,
-                            "crm_id": r.id,
-                            "owner": owner,
-                            "why": "owner changed in the CRM",
-                            "event": event("crm_update", mine, object=obj, crm_id=r.id, user=owner),
-                        }
-                    )
-                continue
-            if not email:
-                continue
-            p = prospects.get(email)
-            current = links.get(email)
-            if p is None:
-                if config.auto_create or r.id in sends:
-                    plan.inbound.append(
-                        {
+                if sobject == "Lead" and r.fields.get("IsConverted"):
+                    contact = r.fields.get("ConvertedContactId")
+                    if link is not None and contact and not link[4]:
+                        plan.inbound.append(
+                            {
+                                "op": "convert",
+                                "prospect": mine,
+                                "object": "contact",
+                                "crm_id": contact,
+                                "from": r.id,
+                                "why": "lead converted: the link moves to the contact",
+                                "event": event(
+                                    "crm_update",
+                                    mine,
+                                    object="contact",
+                                    crm_id=contact,
+                                    **({"user": owner} if owner else {}),
+                                ),
+                            }
+                        )
+                        by_crm[contact] = mine
+                        links[mine] = ("contact", contact, link[2], link[3], False)
+                        new_links[mine] = ("contact", contact)
+                    continue
+                if link is not None:
+                    if link[4]:  # undeleted in the CRM: relinked
+                        plan.inbound.append(
+                            {
+                                "op": "undelete",
+                                "prospect": mine,
+                                "object": obj,
+                                "crm_id": r.id,
+                                "why": "restored in the CRM",
+                                "event": event("crm_update", mine, object=obj, crm_id=r.id),
+                            }
+                        )
+                        links[mine] = (link[0], link[1], link[2], link[3], False)
+                        new_links[mine] = (obj, r.id)
+                    changed[mine] = r
+                    base_owner = link[2].get("OwnerId")
+                    oid = r.fields.get("OwnerId")
+                    if owner and oid != base_owner and base_owner is not None:
+                        plan.inbound.append(
+                            {
+                                "op": "owner",
+                                "prospect": mine,
+                                "crm_id": r.id,
+                                "owner": owner,
+                                "why": "owner changed in the CRM",
+                                "event": event(
+                                    "crm_update", mine, object=obj, crm_id=r.id, user=owner
+                                ),
+                            }
+                        )
+                    continue
+                if not email:
+                    continue
+                p = prospects.get(email)
+                current = links.get(email)
+                if p is None:
+                    if config.auto_create or r.id in sends:
+                        fact: dict[str, Any] = {
                             "op": "new prospect",
                             "prospect": email,
                             "object": obj,
@@ -635,47 +673,46 @@ def make_plan(
                                 **({"user": owner} if owner else {}),
                             ),
                         }
-                    )
-                    if not config.auto_create:  # the engine creates no prospect from a CRM fact
-                        plan.inbound[-1]["create_event"] = event("prospect_update", email)
-                    links[email] = (obj, r.id, _base_of(r, maps[sobject]), {}, False)
-                    by_crm[r.id] = email
-                    new_links[email] = (obj, r.id)
-                continue
-            if p.do_not_sync:
-                continue
-            if (
-                current is not None
-                and not current[4]
-                and not (obj == "contact" and current[0] == "lead")
-            ):
-                continue  # linked to another record already (a contact outranks a lead)
-            why = (
-                "a contact outranks a lead: the link moves to the contact"
-                if current is not None
-                else "same email (match by email)"
-            )
-            plan.inbound.append(
-                {
-                    "op": "link",
-                    "prospect": email,
-                    "object": obj,
-                    "crm_id": r.id,
-                    "why": why,
-                    "event": event(
-                        "crm_update",
-                        email,
-                        object=obj,
-                        crm_id=r.id,
-                        **({"user": owner} if owner else {}),
-                    ),
-                }
-            )
-            links[email] = (obj, r.id, {}, {}, False)
-            by_crm[r.id] = email
-            new_links[email] = (obj, r.id)
-            changed[email] = r
-    records, seen_now = [], {}  # the records kept are those in `changed`
+                        if not config.auto_create:  # the engine creates no prospect from a CRM fact
+                            fact["create_event"] = event("prospect_update", email)
+                        plan.inbound.append(fact)
+                        links[email] = (obj, r.id, _base_of(r, maps[sobject]), {}, False)
+                        by_crm[r.id] = email
+                        new_links[email] = (obj, r.id)
+                    continue
+                if p.do_not_sync:
+                    continue
+                if (
+                    current is not None
+                    and not current[4]
+                    and not (obj == "contact" and current[0] == "lead")
+                ):
+                    continue  # linked to another record already (a contact outranks a lead)
+                why = (
+                    "a contact outranks a lead: the link moves to the contact"
+                    if current is not None
+                    else "same email (match by email)"
+                )
+                plan.inbound.append(
+                    {
+                        "op": "link",
+                        "prospect": email,
+                        "object": obj,
+                        "crm_id": r.id,
+                        "why": why,
+                        "event": event(
+                            "crm_update",
+                            email,
+                            object=obj,
+                            crm_id=r.id,
+                            **({"user": owner} if owner else {}),
+                        ),
+                    }
+                )
+                links[email] = (obj, r.id, {}, {}, False)
+                by_crm[r.id] = email
+                new_links[email] = (obj, r.id)
+                changed[email] = r
 
     if "opportunity" in config.objects:
         _plan_opportunities(crm, db, plan, until, links, event)
@@ -710,7 +747,9 @@ def make_plan(
     ]
     found = _find_existing(crm, creating, objects)
     errors = {(e["prospect"], e["field"]): e for e in db.errors()}
-    ops: list[dict[str, Any]] = []
+    # The ops made from the queue stay in memory (a link op takes its record's first merge
+    # below); the merges of linked prospects go to disk as they are made.
+    ops: list[dict[str, Any]] = plan.ops.prefix
     queued_ops: dict[str, dict[str, Any]] = {}
     writes = 0
 
@@ -881,9 +920,10 @@ def make_plan(
     if full:
         candidates: Iterable[str] = list(links)
     else:
-        candidates = sorted((touched | set(changed) | set(new_links)) & set(links))
+        candidates = sorted((touched | set(changed.keys()) | set(new_links)) & set(links))
     # Each prospect is looked at once: its record, stored JSON and parsed link are let go
-    # as its op is made (the ops grow as they shrink).
+    # as its op is made, and the op goes to disk.
+    spool = plan.ops
     for email in candidates:
         obj, crm_id, base, times, deleted = links.take(email)
         p = prospects.take(email)
@@ -893,7 +933,7 @@ def make_plan(
         if sobject not in maps:
             continue
         # None: the CRM did not change it
-        r = changed.pop(email) if email in changed else None  # type: ignore[assignment]
+        r = changed.pop(email, None)
         if (
             r is None
             and email not in new_links
@@ -1014,9 +1054,9 @@ def make_plan(
                 op["held"] = held
             if expected:
                 op["expected_errors"] = expected
-            ops.append(numbered(op) if push else op)
+            spool.append(numbered(op) if push else op)
         elif rows or new_base != base or new_times != times or email in new_links:
-            ops.append(
+            spool.append(
                 {
                     "op": "pull" if rows else "base",
                     "prospect": email,
@@ -1028,7 +1068,7 @@ def make_plan(
                 }
             )
 
-    plan.ops = ops
+    changed.close()
     if hasattr(crm, "api_usage"):
         plan.api_calls = crm.api_usage().calls_made - calls_before
     return plan
