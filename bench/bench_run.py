@@ -43,6 +43,7 @@ import handwritten as hw
 from mrules.checker import check
 from mrules.compiler import CompiledRuleSet, compile_program
 from mrules.engine import Engine
+from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.events import read_events
 from mrules.loader import load
 from mrules.outputs import ActionLog
@@ -91,6 +92,15 @@ class NullStore:
 
     def prospects(self) -> list[Any]:
         return []
+
+    def prospect(self, email: str) -> None:
+        return None  # it keeps no prospect: the engine keeps them all (no cache bound)
+
+    def prospect_count(self) -> int:
+        return 0
+
+    def visitor(self, visitor: str) -> None:
+        return None  # never asked: the engine keeps every visitor when it keeps every prospect
 
     visitors = activities = prospects
 
@@ -226,6 +236,8 @@ def run_mrules(
                 source=str(events.resolve()),
                 batch_size=commit_every,
                 on_commit=(lambda b: log.write(b.ledger_entries())) if log else None,
+                # the null store keeps no prospect: the engine must keep them all
+                cache_prospects=None if db is None else DEFAULT_CACHE_PROSPECTS,
             )
             start = engine.start()
             summary = engine.run(read_events(events, start_line=start))

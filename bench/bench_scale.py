@@ -3,6 +3,7 @@
     python bench/bench_scale.py [--sizes 200000:20000,2000000:200000] [--seed 7]
                                 [--cache bench/.cache] [--workdir /tmp/mrules-scale]
                                 [--checkout PATH] [--memory-store] [--keep-plain]
+                                [--run-arg ARG]...
 
 For each size EVENTS:PROSPECTS, generates the inputs with bench/generate.py
 (cached in --cache, one directory per size and seed, the stream gzipped unless
@@ -21,7 +22,9 @@ not grow with the stream (the interpreter, the rule set). The fixed cost of a
 run (start-up, rules, an empty store: one run over an empty stream) is
 measured too, and the "net" cost per event leaves it out. With --memory-store
 it also runs `--store :memory:` (skipped with the reason when the CLI refuses
-it). Everything goes to WORKDIR/scale_result.json.
+it). `--run-arg ARG` (repeatable) adds ARG to every `mrules run` of the sizes,
+for example `--run-arg=--cache-prospects=10000`. Everything goes to
+WORKDIR/scale_result.json.
 
 At 2M events, generating takes about a minute and today's `mrules run` about
 four minutes of CPU; `--sizes 200000:20000,1000000:100000` stops at 1M.
@@ -110,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep-plain", action="store_true", help="cache the streams as plain JSON Lines"
     )
+    parser.add_argument(
+        "--run-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more argument for every `mrules run`, e.g. --run-arg=--cache-prospects=10000",
+    )
     args = parser.parse_args(argv)
     try:
         sizes = parse_sizes(args.sizes)
@@ -162,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         d = ensure_cached(args.cache.resolve(), events, prospects, args.seed, args.keep_plain)
         stream = _stream(d)
         db = compare._fresh(work / f"scale-{events}.db")
-        cmd = [sys.executable, "-m", "mrules", "run", str(d / "rules"), str(stream), "-q"]
+        cmd = [
+            sys.executable, "-m", "mrules", "run", str(d / "rules"), str(stream), "-q",
+            *args.run_arg,
+        ]  # fmt: skip
         m = compare.measure([*cmd, "--store", str(db)], env, work)
         if m.returncode != 0:
             raise SystemExit(

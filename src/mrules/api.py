@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.storeapi import MEMORY, StateStore, open_store
 
 if TYPE_CHECKING:
@@ -139,6 +140,7 @@ def run(
     source: str | None = None,
     label: str | None = None,
     progress: Callable[[int], None] | None = None,
+    cache_prospects: int | None = DEFAULT_CACHE_PROSPECTS,
 ) -> RunResult:
     """Run `rules` over `events` into `store`; resume from what the store already holds.
 
@@ -158,6 +160,8 @@ def run(
             path, `-` for standard input and iterables).
         label: how the ledger names the stream (default: the path as given).
         progress: called with the number of lines read so far, every 512 lines.
+        cache_prospects: how many prospects stay decoded in memory after a commit
+            (the store holds them all); None keeps every one.
 
     Raises:
         RuleSetError: the rules cannot be read or have errors.
@@ -186,6 +190,7 @@ def run(
             batch_size=commit_every,
             commit_seconds=commit_seconds,
             on_commit=on_commit,
+            cache_prospects=cache_prospects,
         )
         start_line = engine.start()
         if on_start is not None:

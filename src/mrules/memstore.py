@@ -108,6 +108,10 @@ class MemoryStore:
     def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
         return iter([(v, p, h) for v, (p, h) in sorted(self._visitors.items())])
 
+    def visitor(self, visitor: str) -> str | None:
+        found = self._visitors.get(visitor)
+        return None if found is None else found[0]
+
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         rows = (self._rows[i] for i in self._anonymous.get(visitor, ()))
         return [(r.ts, r.url or "") for r in rows if r.prospect is None and r.etype == "page_view"]

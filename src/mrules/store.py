@@ -36,7 +36,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,6 +258,8 @@ _UPSERT_PROSPECT = (
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state"
 )
 _UPDATE_PROSPECT = "UPDATE prospects SET state = ? WHERE id = ?"
+PID_CACHE = 1 << 16
+"""About how many prospect ids (email -> id) the writer keeps between commits."""
 _INSERT_PROSPECT_ID = "INSERT INTO prospects (id, email, state) VALUES (?, ?, NULL)"
 _UPSERT_VISITOR = (
     "INSERT INTO visitors (visitor, prospect, history) VALUES (?, ?, ?) "
@@ -464,7 +466,10 @@ class Store:
         self._conn: sqlite3.Connection | None = conn
         self._lock_fd = lock_fd
         self._names: Interner | None = None  # the names table (loaded on first use)
-        self._pids: dict[str, int] | None = None  # email -> prospect id (the writer's)
+        # email -> prospect id, for the writer: the ids of recent commits' prospects, at
+        # most about PID_CACHE of them (looked up a commit at a time, `_known_pids`).
+        self._pids: dict[str, int] | None = None
+        self._absent: set[str] = set()  # emails of this commit the store has no id for
         self._next_pid = 1
 
     # -- opening and closing ---------------------------------------------------------------
@@ -604,6 +609,11 @@ class Store:
     def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
         """Every visitor as (visitor, prospect or None, history), ordered by visitor."""
         return self._iter("SELECT visitor, prospect, history FROM visitors ORDER BY visitor")
+
+    def visitor(self, visitor: str) -> str | None:
+        """The email of the prospect this visitor is tied to, or None."""
+        row = self._one("SELECT prospect FROM visitors WHERE visitor = ?", (visitor,))
+        return None if row is None else row[0]
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         """A visitor's committed anonymous page views as (ts, url), in arrival order."""
@@ -790,6 +800,7 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 part = "prospects"
+                self._known_pids(batch.prospects, pids)
                 if batch.prospects:
                     # A prospect the store has is updated by its id (no look at the email
                     # index); a new one is inserted with the id it gets here.
@@ -890,7 +901,11 @@ class Store:
             for email in new_pids:
                 pids.pop(email, None)
             raise
+        finally:
+            self._absent = set()
         names.commit()
+        if len(pids) > PID_CACHE:
+            pids.clear()  # bounded: the next commits look their prospects up again
 
     def _records(self, batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
         """Plain records to rows; a malformed one raises naming its part of the batch."""
@@ -935,6 +950,11 @@ class Store:
         """The prospect's integer id, a new one (recorded in new_pids) if it has none."""
         found = pids.get(email)
         if found is None:
+            if email not in self._absent:
+                row = self._one("SELECT id FROM prospects WHERE email = ?", (email,))
+                if row is not None:
+                    found = pids[email] = int(row[0])
+                    return found
             found = pids[email] = self._next_pid
             self._next_pid += 1
             new_pids.append(email)
@@ -942,13 +962,27 @@ class Store:
 
     def _pid_map(self) -> dict[str, int]:
         if self._pids is None:
-            self._pids = dict(self._all("SELECT email, id FROM prospects"))
-            self._next_pid = max(self._pids.values(), default=0) + 1
+            self._pids = {}
+            row = self._one("SELECT max(id) FROM prospects")
+            self._next_pid = int(row[0] or 0) + 1 if row else 1
         return self._pids
+
+    def _known_pids(self, emails: Iterable[str], pids: dict[str, int]) -> None:
+        """Look up, 500 at a time, the ids of the emails `pids` lacks; note the new ones."""
+        missing = [e for e in emails if e not in pids]
+        for i in range(0, len(missing), 500):
+            chunk = tuple(missing[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            pids.update(
+                self._all(f"SELECT email, id FROM prospects WHERE email IN ({marks})", chunk)
+            )
+        self._absent = {e for e in missing if e not in pids}
 
     def _pid_of(self, email: str) -> int | None:
         if self._pids is not None and not self.readonly:
-            return self._pids.get(email)
+            found = self._pids.get(email)
+            if found is not None:
+                return found
         row = self._one("SELECT id FROM prospects WHERE email = ?", (email,))
         return None if row is None else int(row[0])
 

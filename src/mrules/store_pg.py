@@ -300,6 +300,10 @@ class PgStore:
         sql = 'SELECT visitor, prospect, history FROM mrules_visitors ORDER BY visitor COLLATE "C"'
         return iter([(v, p, bytes(h) if h is not None else b"[]") for v, p, h in self._all(sql)])
 
+    def visitor(self, visitor: str) -> str | None:
+        row = self._one("SELECT prospect FROM mrules_visitors WHERE visitor = %s", (visitor,))
+        return None if row is None else row[0]
+
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         where = "WHERE visitor = %s AND prospect IS NULL"
         return [

@@ -36,6 +36,7 @@ from mrules.cli.common import (
 )
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
+from mrules.engine import DEFAULT_CACHE_PROSPECTS
 from mrules.events import EventSourceError, parse_timestamp
 from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
@@ -162,6 +163,14 @@ def _output_folder(option: str, path: str | None) -> None:
     help="Also commit when this many seconds have passed since the last commit.",
 )
 @click.option(
+    "--cache-prospects",
+    default=DEFAULT_CACHE_PROSPECTS,
+    show_default=True,
+    type=click.IntRange(0),
+    metavar="N",
+    help="Prospects kept decoded in memory between commits (the store holds them all).",
+)
+@click.option(
     "--engine",
     type=click.Choice(["local", "dask"]),
     help="Run a partition folder (mrules partition) bucket by bucket: local processes or Dask.",
@@ -184,6 +193,7 @@ def run(
     wait_timeout: float | None,
     commit_every: int,
     commit_seconds: float | None,
+    cache_prospects: int,
     engine: str | None,
     workers: int,
     scheduler: str | None,
@@ -269,6 +279,7 @@ def run(
             "now": now_ts,
             "commit_every": commit_every,
             "commit_seconds": commit_seconds,
+            "cache_prospects": cache_prospects,
             "on_start": open_log,
             "on_commit": write_log,
             "source": source,

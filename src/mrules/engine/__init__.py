@@ -27,13 +27,18 @@ store one `Batch`: the changed prospects, the applied ids, the ledger rows and
 the stream position, committed in one transaction, so that a killed run
 resumes exactly where its last commit left it.
 
+Prospects in memory are a cache of the store: every prospect a batch changed
+stays until its commit; after it, the least recently used beyond
+`cache_prospects` (`--cache-prospects`, default `DEFAULT_CACHE_PROSPECTS`) are
+dropped, and decoded from the store again when an event needs them.
+
 Modules: `run` (the loop, batches and commits, identities, the ledger),
 `handlers` (one handler per event type), `effects` (what compiled actions do,
 dispatched by name through `EFFECTS`), `settle` (rules, dynamic lists, ticks,
 segmentation), `summary` (`RunSummary`).
 """
 
-from mrules.engine.run import Engine
+from mrules.engine.run import DEFAULT_CACHE_PROSPECTS, Engine
 from mrules.engine.summary import RunSummary, iso
 
-__all__ = ["Engine", "RunSummary", "iso"]
+__all__ = ["DEFAULT_CACHE_PROSPECTS", "Engine", "RunSummary", "iso"]

@@ -41,7 +41,7 @@ class Handlers(EngineParts):
             if e.visitor is not None:  # the view's own facts below cover the tie's
                 self._tie_visitor(e.visitor, Context(p))
         elif e.visitor is not None:
-            email = self.visitors.get(e.visitor)
+            email = self._visitor(e.visitor)
             if email is not None:
                 p = self._prospect(email, e)
             else:  # anonymous: kept as an activity row until the visitor converts
@@ -147,7 +147,7 @@ class Handlers(EngineParts):
 
     def _crm_update(self, e: Event) -> None:
         assert e.prospect is not None
-        if e.prospect not in self.prospects and not self.cs.auto_create:
+        if not self.cs.auto_create and self._get(e.prospect) is None:
             self.summary.ignored += 1  # the connector does not create prospects (§7.4)
             return
         p = self._prospect(e.prospect, e)

@@ -13,6 +13,8 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from mrules.compiler import (
         CompiledAction,
         CompiledBlock,
@@ -42,8 +44,9 @@ class EngineParts:
     summary: RunSummary
     source: str
     source_label: str
-    prospects: dict[str, Prospect]
-    visitors: dict[str, str]
+    prospects: OrderedDict[str, Prospect]
+    _wake_all: bool
+    visitors: OrderedDict[str, str]
     applied: OrderedDict[str, None]
     clock: float | None
     now: float
@@ -83,6 +86,10 @@ class EngineParts:
             self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
         ) -> None: ...
         def _prospect(self, email: str, e: Event | None) -> Prospect: ...
+        def _get(self, email: str) -> Prospect | None: ...
+        def _visitor(self, vid: str) -> str | None: ...
+        def _peek(self, email: str, data: bytes | None = None) -> Prospect | None: ...
+        def _emails(self) -> Iterator[str]: ...
         def _ref_for(self, e: Event | None) -> RuleRef: ...
         def _row_for(self, email: str | None) -> Row: ...
         def _tie_visitor(self, vid: str, c: Context) -> None: ...

@@ -43,6 +43,9 @@ _INF = float("inf")
 _json = json_text
 
 
+DEFAULT_CACHE_PROSPECTS = 50_000
+"""How many prospects a run keeps decoded in memory after a commit (`--cache-prospects`)."""
+
 _FILTER_BITS = 1 << 25
 _FILTER_BYTES = _FILTER_BITS >> 3
 _FILTER_MASK = _FILTER_BITS - 1
@@ -62,6 +65,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         on_commit: Callable[[Batch], None] | None = None,
         exhaustive_ticks: bool = False,
         source_label: str | None = None,
+        cache_prospects: int | None = DEFAULT_CACHE_PROSPECTS,
     ) -> None:
         self.cs = rules
         self.store = store
@@ -72,11 +76,26 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.on_commit = on_commit
         self.settings = rules.settings
         self.summary = RunSummary()
-        self.prospects: dict[str, Prospect] = {}
-        # Visitors tied to a prospect (visitor id -> the prospect's email). Anonymous
-        # views live in the store's activities table, and in `_anonymous` until the
-        # batch holding them commits: memory holds no history.
-        self.visitors: dict[str, str] = {}
+        # The prospects in memory: a cache of the store, which is their truth. Every
+        # prospect an uncommitted change touched is here (`dirty`); after a commit the
+        # least recently used clean ones beyond `cache_prospects` are dropped (None:
+        # keep all). A prospect not here is decoded from the store when an event needs it.
+        self.prospects: OrderedDict[str, Prospect] = OrderedDict()
+        self.cache_prospects = cache_prospects
+        # Whether the store may hold a prospect the cache does not (False on a new store
+        # until the first eviction: then a prospect not cached is a new one, no lookup).
+        self._stored_beyond = False
+        # Prospects created since the last commit, in creation order.
+        self._created: list[str] = []
+        # No wake-up times survive a restart: the first tick looks at every stored one.
+        self._wake_all = False
+        # Visitors tied to a prospect (visitor id -> the prospect's email): a cache of
+        # the store's visitors table like `prospects` (the oldest beyond
+        # `cache_prospects` dropped after a commit; ties not committed yet always kept).
+        # Anonymous views live in the store's activities table, and in `_anonymous`
+        # until the batch holding them commits: memory holds no history.
+        self.visitors: OrderedDict[str, str] = OrderedDict()
+        self._visitors_beyond = False  # whether the store may hold a tie `visitors` lacks
         self._anonymous: dict[str, list[tuple[float, str]]] = {}
         # Event ids applied recently (a bounded window, oldest first); older ones are
         # looked up in the store a chunk of events at a time (`_dedupe`).
@@ -147,15 +166,12 @@ class Engine(Handlers, Effects, Settlement, Screening):
     def start(self) -> int:
         """Load the store, apply new rules retroactively; returns the line to resume after."""
         st = self.store
-        codecs = self.cs.codecs
-        self.prospects = {
-            email: Prospect.from_json(data, codecs, email) for email, data in st.prospects()
-        }
-        self.visitors = {
-            vid: self.prospects[pr].email if pr in self.prospects else pr
-            for vid, pr, _ in st.visitors()
-            if pr is not None
-        }
+        self.prospects = OrderedDict()
+        self._created = []
+        stored = st.prospect_count() > 0
+        self._stored_beyond = stored
+        self.visitors = OrderedDict()
+        self._visitors_beyond = stored  # a tie is committed with its prospect's row
         self.applied = OrderedDict()
         if st.has_applied_ids():
             mark = self._maybe_applied
@@ -179,16 +195,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
             b = pa.block
             self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
         self.batch.ruleset_version = self.cs.version
-        self._track_new_activity_keys()
-        if self.prospects:
+        self._track_new_activity_keys(stored)
+        if stored:
             self._retroactive({k for k in new_keys if k.startswith(("rule:", "dynamic:"))})
-        if self._time_rules or self._time_dynamic:
-            # No wake-up times survive a restart: the first tick looks at everyone once.
-            self._settled_at = dict.fromkeys(self.prospects, -_INF)
+        # No wake-up times survive a restart: the first tick looks at everyone once.
+        self._wake_all = stored and bool(self._time_rules or self._time_dynamic)
         self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
         return self.summary.resumed_from
 
-    def _track_new_activity_keys(self) -> None:
+    def _track_new_activity_keys(self, stored: bool) -> None:
         """Activity criteria new to the store learn the history from the activities table.
 
         A prospect keeps the last time of only the activity keys some criterion
@@ -199,11 +214,11 @@ class Engine(Handlers, Effects, Settlement, Screening):
         new = {k for k in keys if k not in tracked}
         if not new:
             return
-        if self.prospects:
+        if stored:
             visited = [(k, m) for k, m in self.cs.visited if k in new]
             for row in self.store.activities():
                 prospect, _visitor, ts, etype, _kind, asset, url = row[:7]
-                p = self.prospects.get(prospect) if prospect is not None else None
+                p = self._get(prospect) if prospect is not None else None
                 if p is None:
                     continue
                 if etype == "page_view" and url is not None:
@@ -237,7 +252,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         rules = [i for i, r in enumerate(self.cs.rules) if r.key in new_keys]
         dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
         self.summary.retroactive = sorted(new_keys)
-        for p in list(self.prospects.values()):
+        for email in list(self._emails()):
+            p = self._get(email)
+            assert p is not None
             c = Context(p)
             for i in rules:
                 self._try_rule(c, self.cs.rules[i])
@@ -363,12 +380,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
         codecs, now = self.cs.codecs, self.now
         for email in self.dirty:
             _forget_expired(prospects[email], now, self._throttle, self._notify_window)
-        b.prospects = {email: prospects[email].to_json(codecs) for email in sorted(self.dirty)}
+        written = sorted(self.dirty)
+        b.prospects = {email: prospects[email].to_json(codecs) for email in written}
         visitors = self.visitors
         b.visitors = {vid: (visitors[vid], b"[]") for vid in self.dirty_visitors}
         if self.shared_dirty:
             b.shared = {k: _json(v) for k, v in self.shared.items()}
         self.store.commit(b)
+        self._created = []
+        self._evict(written)
         if self.on_commit is not None:
             self.on_commit(b)
         self.batch = Batch(source=self.source, line=line, clock=self.clock)
@@ -378,14 +398,80 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._anonymous = {}  # committed: the store has these views now
         self.shared_dirty = False
 
+    # -------------------------------------------------------- the prospect cache
+
+    def _get(self, email: str) -> Prospect | None:
+        """The prospect (cached, or decoded from the store and cached), None if unknown."""
+        p = self.prospects.get(email)
+        if p is None and self._stored_beyond:
+            data = self.store.prospect(email)
+            if data is not None:
+                p = self.prospects[email] = Prospect.from_json(data, self.cs.codecs, email)
+        return p
+
+    def _peek(self, email: str, data: bytes | None = None) -> Prospect | None:
+        """The prospect as `_get` gives it, but not cached when it had to be decoded."""
+        p = self.prospects.get(email)
+        if p is None and self._stored_beyond:
+            if data is None:
+                data = self.store.prospect(email)
+            if data is not None:
+                p = Prospect.from_json(data, self.cs.codecs, email)
+        return p
+
+    def _visitor(self, vid: str) -> str | None:
+        """The email of the prospect a visitor is tied to (cached, or from the store)."""
+        email = self.visitors.get(vid)
+        if email is None and self._visitors_beyond:
+            email = self.store.visitor(vid)
+            if email is not None:
+                self.visitors[vid] = email
+        return email
+
+    def _emails(self) -> Iterator[str]:
+        """Every prospect's email: the store's (by email), then those created since the commit.
+
+        At start (retroactive rules, segmentation) that is the order the store gives.
+        """
+        for email, _ in self.store.prospects():
+            yield email
+        yield from list(self._created)
+
+    def _evict(self, committed: Iterable[str]) -> None:
+        """After a commit: mark the prospects it wrote as recently used, drop the oldest.
+
+        Tied visitors beyond the same bound go too, the oldest ties first.
+        """
+        cap = self.cache_prospects
+        prospects = self.prospects
+        if cap is None:
+            return
+        move = prospects.move_to_end
+        for email in committed:
+            move(email)
+        if len(prospects) > cap:
+            drop = prospects.popitem
+            for _ in range(len(prospects) - cap):
+                drop(last=False)
+            self._stored_beyond = True
+        visitors = self.visitors
+        if len(visitors) > cap:
+            drop_visitor = visitors.popitem
+            for _ in range(len(visitors) - cap):
+                drop_visitor(last=False)
+            self._visitors_beyond = True
+
     # ------------------------------------------------------------- identities
 
     def _prospect(self, email: str, e: Event | None) -> Prospect:
         p = self.prospects.get(email)
         if p is None:
+            p = self._get(email)
+        if p is None:
             p = Prospect(email, self.now)
             p.profile = self.cs.default_profile
             self.prospects[email] = p
+            self._created.append(email)
             self.summary.prospects_created += 1
             self.log(p, self._ref_for(e), Action.CREATE_PROSPECT, {}, None, email)
             self._fresh = email  # its first settle looks at every rule (§4.2)
@@ -407,7 +493,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         are its prospect's.
         """
         p = c.p
-        known = self.visitors.get(vid)
+        known = self._visitor(vid)
         if known == p.email:
             return
         self.visitors[vid] = p.email

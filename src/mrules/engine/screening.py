@@ -55,7 +55,7 @@ class Screening(EngineParts):
         if e.type in ASSET_EVENTS or e.type == "prospect_update":
             return [(None, name, value) for name, value in e.fields.items()]
         if e.type == "crm_update" and e.object in ("lead", "contact"):
-            if e.prospect not in self.prospects and not self.cs.auto_create:
+            if not self.cs.auto_create and e.prospect is not None and self._get(e.prospect) is None:
                 return []  # ignored anyway (§7.4)
             out: list[tuple[str | None, str, Any]] = []
             for crm_field, value in e.fields.items():

@@ -43,16 +43,18 @@ class Settlement(EngineParts):
         """
         if not self._time_rules and not self._time_dynamic:
             return
-        now, prospects = self.now, self.prospects
+        now = self.now
         wake_at = self._wake_at
         due: set[str] = set()
-        for email, settled in self._settled_at.items():
-            when = self._wake(prospects[email], settled)
-            if when <= now:
-                due.add(email)
-                wake_at.pop(email, None)
-            else:
-                self._schedule(email, when)
+        settled_at = self._settled_at
+        peek = self._peek
+        if self._wake_all:  # the first tick after a restart: every stored prospect once
+            self._wake_all = False
+            for email, data in self.store.prospects():
+                if email not in settled_at:
+                    self._due_or_schedule(peek(email, data), -_INF, due)
+        for email, settled in settled_at.items():
+            self._due_or_schedule(peek(email), settled, due)
         self._settled_at = {}
         wakes = self._wakes
         while wakes and wakes[0][0] <= now:
@@ -61,9 +63,11 @@ class Settlement(EngineParts):
                 del wake_at[email]
                 due.add(email)
         if self._exhaustive_ticks:
-            due = set(prospects)
+            due = set(self._emails())
+        get = self._get
         for email in sorted(due):  # sorted: shared counters must not depend on dict order
-            p = prospects[email]
+            p = get(email)
+            assert p is not None
             c = Context(p)
             before = self.seq
             for rule in self._time_rules:
@@ -75,6 +79,16 @@ class Settlement(EngineParts):
             if self.seq != before:
                 self.dirty.add(email)
             self._schedule(email, self._wake(p, now))
+
+    def _due_or_schedule(self, p: Prospect | None, settled: float, due: set[str]) -> None:
+        """A prospect settled at `settled`: due now, or its next wake-up time queued."""
+        assert p is not None
+        when = self._wake(p, settled)
+        if when <= self.now:
+            due.add(p.email)
+            self._wake_at.pop(p.email, None)
+        else:
+            self._schedule(p.email, when)
 
     def _schedule(self, email: str, when: float) -> None:
         """Make `when` the prospect's one wake-up time (infinity: none).
@@ -250,9 +264,13 @@ class Settlement(EngineParts):
         self.line, self.event_id, self._row = 0, None, None
         for rule in self.cs.segmentation:
             counts[rule.name] = 0
-            for p in self.prospects.values():
+            for email in list(self._emails()):
+                p = self._peek(email)
+                assert p is not None
                 if rule.when(p, self.now):
                     counts[rule.name] += 1
+                    p = self._get(email)  # cached from here: its actions change it
+                    assert p is not None
                     c = Context(p)
                     for a in rule.actions:
                         run_action(self, a, c, rule.ref, None)

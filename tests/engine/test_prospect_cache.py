@@ -1,0 +1,175 @@
+"""The engine keeps a bounded cache of prospects; the store holds them all.
+
+A run with a cache of C prospects (C much smaller than the prospects of the
+stream) must hold at most C of them after every commit, and must end exactly
+as a run that keeps every prospect: same prospect states, ledger, outbox and
+CRM work, with a restart in the middle (the first tick after it looks at
+every stored prospect) and any commit size. The stream is bench/generate.py's
+(page views, forms, emails, CRM updates, ticks; automation rules with time
+criteria, dynamic lists, scoring, grading).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mrules.api import compile_rules
+from mrules.cli import main
+from mrules.compiler import CompiledRuleSet
+from mrules.engine import Engine
+from mrules.events import Event, Reject, parse_line
+from mrules.storeapi import StateStore, open_store
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+import generate as gen  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("cache")
+    gen.main([str(tmp), "--prospects", "40", "--events", "1200", "--seed", "11"])
+    lines = (tmp / "events.jsonl").read_bytes().splitlines()
+    return {"rules": compile_rules(tmp / "rules"), "lines": lines}
+
+
+def _parsed(lines: list[bytes], after: int, upto: int) -> Iterator[Event | Reject]:
+    for n, raw in enumerate(lines[:upto], start=1):
+        if n > after:
+            item = parse_line(raw, n)
+            if item is not None:
+                yield item
+
+
+def _engine(
+    rules: CompiledRuleSet, store: StateStore, cap: int | None, every: int, sizes: list[int]
+) -> Engine:
+    engine: Engine
+
+    def noted(_batch: Any) -> None:
+        sizes.append(max(len(engine.prospects), len(engine.visitors)))
+
+    engine = Engine(
+        rules, store, source="stream", batch_size=every, cache_prospects=cap, on_commit=noted
+    )
+    return engine
+
+
+def _final(store: StateStore) -> dict[str, Any]:
+    visitors = list(store.visitors())
+    # one visitor's tie, as the engine asks for it, is the one in the whole list
+    assert {v: store.visitor(v) for v, _, _ in visitors} == {v: p for v, p, _ in visitors}
+    assert store.visitor("no such visitor") is None
+    return {
+        "visitors": visitors,
+        "prospects": dict(store.prospects()),
+        "ledger": list(store.ledger()),
+        "outbox": list(store.outbox()),
+        "crm": list(store.crm_pending()),
+        "seq": store.max_seq(),
+    }
+
+
+def _both(
+    inputs: dict[str, Any], cap: int, every: int, restart: int, on_disk: bool
+) -> tuple[dict[str, Any], dict[str, Any], list[int], list[Engine]]:
+    """The stream in two parts: by one engine keeping every prospect, and by two engines
+    (a restart between them: no wake-up time survives it) with a cache of `cap`."""
+    rules, lines = inputs["rules"], inputs["lines"]
+    out: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    engines: list[Engine] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for bound in (None, cap):
+            spec = str(Path(tmp) / f"{bound}.db") if on_disk else ":memory:"
+            store = open_store(spec)
+            try:
+                noted: list[int] = [] if bound is None else sizes
+                engine: Engine | None = None
+                for upto in (restart, len(lines)):
+                    if engine is None or bound is not None:
+                        engine = _engine(rules, store, bound, every, noted)
+                        start = engine.start()
+                        if bound is not None:
+                            engines.append(engine)
+                    else:  # the same engine goes on: its wake-up times are still there
+                        start = restart
+                    engine.run(_parsed(lines, start, upto))
+                out.append(_final(store))
+            finally:
+                store.close()
+    return out[0], out[1], sizes, engines
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cap=st.integers(0, 6),
+    every=st.integers(1, 300),
+    restart=st.integers(1, 1199),
+    on_disk=st.booleans(),
+)
+def test_a_small_cache_ends_as_an_unbounded_run(
+    inputs: dict[str, Any], cap: int, every: int, restart: int, on_disk: bool
+) -> None:
+    whole, cached, sizes, engines = _both(inputs, cap, every, restart, on_disk)
+    assert len(whole["prospects"]) >= 30, "too few prospects to evict anything: proves nothing"
+    assert whole == cached
+    assert len(whole["visitors"]) >= 10, "too few tied visitors to evict any: proves nothing"
+    # after every commit, at most `cap` prospects (and tied visitors) are held
+    assert sizes and max(sizes) <= cap
+    assert [e.cache_prospects for e in engines] == [cap, cap]
+    assert engines[1]._stored_beyond  # the second run reads from the store
+
+
+def test_the_bound_holds_where_the_whole_stream_is_one_commit(inputs: dict[str, Any]) -> None:
+    # one commit at the end: the cache holds the batch's prospects until then, no more after
+    whole, cached, sizes, _ = _both(inputs, 3, 10**6, 600, True)
+    assert whole == cached
+    assert sizes == [3, 3]
+
+
+def test_the_cli_bound_gives_the_same_export(tmp_path: Path) -> None:
+    events = EXAMPLE / "events.jsonl"
+    runner = CliRunner()
+    exports = []
+    for extra in ([], ["--cache-prospects", "1"]):
+        db = tmp_path / f"s{len(extra)}.db"
+        ran = runner.invoke(
+            main, ["run", str(EXAMPLE / "rules"), str(events), "--store", str(db), "-q", *extra]
+        )
+        assert ran.exit_code == 0, ran.output
+        out = runner.invoke(main, ["state", "export", "--store", str(db)])
+        assert out.exit_code == 0, out.output
+        exports.append(out.output)
+    assert exports[0] == exports[1]
+    assert exports[0].count("\n") > 1
+
+
+def test_a_bad_cache_size_is_a_usage_error(tmp_path: Path) -> None:
+    ran = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(EXAMPLE / "rules"),
+            str(EXAMPLE / "events.jsonl"),
+            "--store",
+            str(tmp_path / "s.db"),
+            "--cache-prospects",
+            "-1",
+        ],
+    )
+    assert ran.exit_code == 2
+    assert "Traceback" not in ran.output
