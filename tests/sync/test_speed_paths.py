@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 from tests.sync.world import T0, World, ev
 
 BOB = {
@@ -29,10 +31,28 @@ def _ops(plan: dict) -> list:
     return sorted(json.dumps(o, sort_keys=True) for o in plan["ops"])
 
 
-def test_a_rule_reacting_to_a_synced_fact_is_seen_by_the_next_plan(tmp_path: Path) -> None:
+@pytest.mark.parametrize("commit_every", [None, 1])
+def test_a_rule_reacting_to_a_synced_fact_is_seen_by_the_next_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit_every: int | None
+) -> None:
     """Delivery marks the prospects whose rules reacted to the sync's facts and moves the
     sync's store position past its own facts; the next plan (not reading that ledger back)
-    is the plan the whole ledger gives."""
+    is the plan the whole ledger gives. With a commit per fact, the marks are made a
+    committed batch at a time while the facts are still being read: the same result."""
+    if commit_every is not None:
+        import mrules
+
+        real_run = mrules.run
+        commits: list[int] = []
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            kwargs["commit_every"] = commit_every
+            seen = kwargs.get("on_commit")
+            if seen is not None:
+                kwargs["on_commit"] = lambda b: (commits.append(1), seen(b))
+            return real_run(*args, **kwargs)
+
+        monkeypatch.setattr(mrules, "run", run)
     w = World(tmp_path)
     w.rules.write_text(w.rules.read_text("utf-8") + REACTS, "utf-8")
     w.seed({"Contact": [BOB]})
@@ -46,6 +66,9 @@ def test_a_rule_reacting_to_a_synced_fact_is_seen_by_the_next_plan(tmp_path: Pat
     (seq,) = w.syncdb("SELECT value FROM meta WHERE key='store_seq'")[0]
     assert int(seq) > first["store_seq"]  # moved past the sync's own facts
     assert w.syncdb("SELECT prospect FROM dirty") == [("bob@x.com",)]
+    assert w.syncdb("SELECT count(*) FROM inbound WHERE delivered = 0") == [(0,)]
+    if commit_every is not None:
+        assert len(commits) > 1  # the facts went through in more than one commit
 
     short = json.loads(w.sync("plan", "--format", "json", code=2).output)
     (op,) = [o for o in short["ops"] if o["op"] != "base"]

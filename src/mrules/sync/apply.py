@@ -705,21 +705,30 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
 
     total = 0
     for src in db.undelivered_sources():
-        done: list[tuple[int]] = []  # the facts' row numbers, marked delivered after the run
+        # The last fact read (they come in order): every undelivered fact up to it is
+        # marked delivered after the run, without a list of every fact in memory.
+        last = [0, 0]  # [row number, count]
 
-        def lines(source: str = src, into: list[tuple[int]] = done) -> Iterator[str]:
+        def lines(source: str = src, seen_to: list[int] = last) -> Iterator[str]:
             for n, text in db.undelivered_lines(source):  # streamed: no list of every fact
-                into.append((n,))
+                seen_to[0] = n
+                seen_to[1] += 1
                 yield text
 
         # When the store is where the last plan left it, the next plan need not read back
         # this run's ledger (the facts are in the base already): the prospects whose rules
-        # reacted are marked for it instead, and its store position moves past the run.
+        # reacted are marked for it instead, a committed batch at a time (a mark too many
+        # after a crash only makes the next plan look at a prospect again), and its store
+        # position moves past the run.
         caught_up = db.meta("store_seq") == str(store.max_seq())
-        reacted: set[str] = set()
 
-        def seen(batch: Any, into: set[str] = reacted) -> None:
-            into.update(_reacted(batch))
+        def seen(batch: Any) -> None:
+            reacted = sorted(set(_reacted(batch)))
+            if reacted:
+                with db.tx() as conn:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO dirty VALUES (?)", [(w,) for w in reacted]
+                    )
 
         mrules.run(
             compiled,
@@ -730,13 +739,13 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
             on_commit=seen if caught_up else None,
         )
         with db.tx() as conn:
-            conn.executemany("UPDATE inbound SET delivered = 1 WHERE n = ?", done)
+            conn.execute(
+                "UPDATE inbound SET delivered = 1 WHERE delivered = 0 AND source = ? AND n <= ?",
+                (src, last[0]),
+            )
             if caught_up:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO dirty VALUES (?)", [(who,) for who in sorted(reacted)]
-                )
                 db.set_meta("store_seq", store.max_seq())
-        total += len(done)
+        total += last[1]
     return total
 
 
