@@ -173,3 +173,44 @@ def test_a_bad_cache_size_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert ran.exit_code == 2
     assert "Traceback" not in ran.output
+
+
+@pytest.mark.parametrize("timed", [False, True])
+def test_ticks_keep_nothing_per_prospect_without_time_based_rules(timed: bool) -> None:
+    """Between ticks the engine remembers the prospects touched (for their next wake-up
+    time) only when some rule reads time: otherwise that table would grow with every
+    prospect ever touched, beyond any cache bound."""
+    import orjson
+
+    text = 'field title: text\nlist "Fresh"\n'
+    if timed:
+        text += (
+            'automation rule "Quiet" priority 1 {\n'
+            "  when all { days since last activity > 3 }\n"
+            '  then { add to list "Fresh" }\n'
+            "}\n"
+        )
+    rules = compile_rules(text)
+    store = open_store(":memory:")
+    try:
+        engine = Engine(rules, store, source="stream", batch_size=3, cache_prospects=2)
+        engine.start()
+        events = [
+            {
+                "id": f"e{i}",
+                "ts": "2026-11-02T09:00:00Z",
+                "type": "prospect_update",
+                "prospect": f"p{i}@x.com",
+                "fields": {"title": "T"},
+            }
+            for i in range(10)
+        ]
+        items = [parse_line(orjson.dumps(e), n) for n, e in enumerate(events, start=1)]
+        engine.run([i for i in items if i is not None])
+        assert len(engine.prospects) <= 2
+        if timed:  # touched since the last tick: their wake-up times are due
+            assert len(engine._settled_at) == 10
+        else:
+            assert engine._settled_at == {}
+    finally:
+        store.close()

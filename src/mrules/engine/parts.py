@@ -70,6 +70,7 @@ class EngineParts:
     _wake_at: dict[str, float]
     _phased: dict[str, tuple[tuple[CompiledAction, ...], ...]]
     _settled_at: dict[str, float]
+    _timed: bool
     _fresh: str | None
     _exhaustive_ticks: bool
     _throttle: float

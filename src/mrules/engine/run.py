@@ -140,6 +140,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._time_dynamic = tuple(
             rules.dynamic_lists[i] for i in rules.dynamic_by_fact.get("time", ())
         )
+        # Whether ticks re-check anyone: without time-based rules nothing is kept for
+        # them (`_settled_at` would otherwise hold every prospect ever touched).
+        self._timed = bool(self._time_rules or self._time_dynamic)
         self._wakes: list[tuple[float, str]] = []
         self._wake_at: dict[str, float] = {}  # each prospect's live entry in `_wakes`
         self._settled_at: dict[str, float] = {}
@@ -476,7 +479,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.log(p, self._ref_for(e), Action.CREATE_PROSPECT, {}, None, email)
             self._fresh = email  # its first settle looks at every rule (§4.2)
         self.dirty.add(email)
-        self._settled_at[email] = self.now
+        if self._timed:
+            self._settled_at[email] = self.now
         return p
 
     def _ref_for(self, e: Event | None) -> RuleRef:
