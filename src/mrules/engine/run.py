@@ -255,8 +255,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
         rules = [i for i, r in enumerate(self.cs.rules) if r.key in new_keys]
         dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
         self.summary.retroactive = sorted(new_keys)
-        for email in list(self._emails()):
-            p = self._get(email)
+        for email, data in self._every():
+            p = self._get(email, data)
             assert p is not None
             c = Context(p)
             for i in rules:
@@ -403,13 +403,17 @@ class Engine(Handlers, Effects, Settlement, Screening):
 
     # -------------------------------------------------------- the prospect cache
 
-    def _get(self, email: str) -> Prospect | None:
-        """The prospect (cached, or decoded from the store and cached), None if unknown."""
+    def _get(self, email: str, data: bytes | None = None) -> Prospect | None:
+        """The prospect (cached, or decoded from the store and cached), None if unknown.
+
+        `data`: its stored state when the caller has read it already (used only when the
+        prospect is not cached: a cached one may have changed since its commit).
+        """
         p = self.prospects.get(email)
-        if p is None and self._stored_beyond:
-            data = self.store.prospect(email)
-            if data is not None:
-                p = self.prospects[email] = Prospect.from_json(data, self.cs.codecs, email)
+        if p is None:
+            p = self._peek(email, data)
+            if p is not None:
+                self.prospects[email] = p
         return p
 
     def _peek(self, email: str, data: bytes | None = None) -> Prospect | None:
@@ -431,14 +435,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 self.visitors[vid] = email
         return email
 
-    def _emails(self) -> Iterator[str]:
-        """Every prospect's email: the store's (by email), then those created since the commit.
+    def _every(self) -> Iterator[tuple[str, bytes | None]]:
+        """Every prospect as (email, stored state): the store's (by email, read as they go),
+        then those created since the commit (no stored state yet).
 
         At start (retroactive rules, segmentation) that is the order the store gives.
         """
-        for email, _ in self.store.prospects():
-            yield email
-        yield from list(self._created)
+        yield from self.store.prospects()
+        for email in list(self._created):
+            yield email, None
 
     def _evict(self, committed: Iterable[str]) -> None:
         """After a commit: mark the prospects it wrote as recently used, drop the oldest.

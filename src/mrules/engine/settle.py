@@ -63,7 +63,7 @@ class Settlement(EngineParts):
                 del wake_at[email]
                 due.add(email)
         if self._exhaustive_ticks:
-            due = set(self._emails())
+            due = {email for email, _data in self._every()}
         get = self._get
         for email in sorted(due):  # sorted: shared counters must not depend on dict order
             p = get(email)
@@ -264,12 +264,12 @@ class Settlement(EngineParts):
         self.line, self.event_id, self._row = 0, None, None
         for rule in self.cs.segmentation:
             counts[rule.name] = 0
-            for email in list(self._emails()):
-                p = self._peek(email)
+            for email, data in self._every():
+                p = self._peek(email, data)
                 assert p is not None
                 if rule.when(p, self.now):
                     counts[rule.name] += 1
-                    p = self._get(email)  # cached from here: its actions change it
+                    p = self._get(email, data)  # cached from here: its actions change it
                     assert p is not None
                     c = Context(p)
                     for a in rule.actions:
