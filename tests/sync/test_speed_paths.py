@@ -8,17 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.sync.world import T0, World, ev
+from tests.sync.world import BOB, T0, World, ev
 
-BOB = {
-    "Id": "contact-bob",
-    "FirstName": "Bob",
-    "LastName": "Stone",
-    "Email": "bob@x.com",
-    "Phone": "+1 555 0101",
-    "LeadSource": "Web",
-    "OwnerId": "sam",
-}
 REACTS = """
 automation rule "Linked to a contact" priority 1 {
   when all { crm status is contact }

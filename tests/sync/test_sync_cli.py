@@ -5,17 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.sync.world import T0, World, ev
+from tests.sync.world import BOB, T0, World, ev
 
-BOB = {
-    "Id": "contact-bob",
-    "FirstName": "Bob",
-    "LastName": "Stone",
-    "Email": "bob@x.com",
-    "Phone": "+1 555 0101",
-    "LeadSource": "Web",
-    "OwnerId": "sam",
-}
 HENRY = {
     "Id": "lead-henry",
     "LastName": "Blanc",

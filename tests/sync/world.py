@@ -60,6 +60,16 @@ ORG = {
 }
 
 T0 = "2026-11-02T09:00:00Z"
+# A CRM contact the example-style tests link a prospect to.
+BOB = {
+    "Id": "contact-bob",
+    "FirstName": "Bob",
+    "LastName": "Stone",
+    "Email": "bob@x.com",
+    "Phone": "+1 555 0101",
+    "LeadSource": "Web",
+    "OwnerId": "sam",
+}
 
 
 def ev(ts: str, prospect: str, type_: str = "form_submit", **kw: Any) -> dict[str, Any]:
