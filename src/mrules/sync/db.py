@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from mrules.sync.spool import SpillMap
 
 __all__ = [
     "SCHEMA_VERSION",
-    "LinkMap",
     "PlanLinks",
     "SyncDb",
     "SyncDbError",
@@ -37,74 +36,6 @@ __all__ = [
 ]
 
 Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
-
-
-class LinkMap(dict):  # type: ignore[type-arg]
-    """Links by prospect: (object, crm id, base, times, deleted), parsed when first read.
-
-    `ids()` gives (prospect, object, crm id) of every link without parsing any base.
-    With `fetch`, the raw rows are (object, crm id, deleted) only, and a link's base and
-    times are read from the sync file (`fetch(prospect)`) when the link is first read: a
-    cycle that looks at a few prospects holds no base snapshot of the others.
-    """
-
-    def __init__(
-        self,
-        raw: dict[str, tuple[Any, ...]],
-        fetch: Callable[[str], tuple[str, str]] | None = None,
-    ) -> None:
-        super().__init__()
-        self._raw = raw
-        self._fetch = fetch
-
-    def ids(self) -> Iterator[tuple[str, str, str]]:
-        for k in self:
-            v = dict.get(self, k)
-            if v is not None:
-                yield k, v[0], v[1]
-            else:
-                r = self._raw[k]
-                yield k, r[0], r[1]
-
-    def __missing__(self, key: str) -> Link:
-        r = self._raw[key]  # KeyError when there is no such link
-        loads = orjson.loads
-        if self._fetch is not None:
-            base, times = self._fetch(key)
-            v = (r[0], r[1], loads(base), loads(times), bool(r[2]))
-        else:
-            v = (r[0], r[1], loads(r[2]), loads(r[3]), bool(r[4]))
-        dict.__setitem__(self, key, v)
-        return v
-
-    def take(self, key: str) -> Link:
-        """`self[key]`, for the last time: the map lets go of the parsed link (a link set
-        since the map was read is gone from it; one read from the file stays as its row)."""
-        v = self[key]
-        dict.pop(self, key, None)
-        return v
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or key in self._raw
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._raw
-        for k in dict.__iter__(self):
-            if k not in self._raw:
-                yield k
-
-    def __len__(self) -> int:
-        return len(set(self._raw) | set(dict.keys(self)))
-
-    def items(self) -> Iterator[tuple[str, Link]]:  # type: ignore[override]
-        for k in self:
-            yield k, self[k]
 
 
 def _link(row: tuple[Any, ...]) -> Link:
@@ -445,74 +376,25 @@ class SyncDb:
         return None if v is None else float(v)
 
     # -- reads -------------------------------------------------------------------------------
-    def links(self) -> dict[str, tuple[str, str, dict[str, Any], dict[str, float], bool]]:
-        out = {}
-        for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
-            "SELECT prospect, object, crm_id, base, times, deleted FROM link"
-        ):
-            loads = orjson.loads
-            out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
-        return out
-
-    def links_lazy(self, compact: bool = False) -> LinkMap:
-        """`links()` whose base snapshots are parsed when a prospect's link is read; with
-        `compact`, also read from the file only then (a few bytes a link are kept, not its
-        base snapshot: for a cycle that looks at some prospects, not all)."""
-        if compact:
-            kinds: dict[str, str] = {}  # one string an object name, not one a row
-            sql = "SELECT base, times FROM link WHERE prospect = ?"
-            conn = self.conn
-
-            def fetch(prospect: str) -> tuple[str, str]:
-                row = conn.execute(sql, (prospect,)).fetchone()
-                return (row[0], row[1]) if row is not None else ("{}", "{}")
-
-            return LinkMap(
-                {
-                    r[0]: (kinds.setdefault(r[1], r[1]), r[2], r[3])
-                    for r in conn.execute("SELECT prospect, object, crm_id, deleted FROM link")
-                },
-                fetch,
+    def links(self) -> dict[str, Link]:
+        """Every link, read whole (tests and small files; a plan looks links up: `plan_links`)."""
+        return {
+            row[0]: _link(row[1:])
+            for row in self.conn.execute(
+                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
             )
-        return LinkMap(
-            {
-                r[0]: r[1:]
-                for r in self.conn.execute(
-                    "SELECT prospect, object, crm_id, base, times, deleted FROM link"
-                )
-            }
-        )
+        }
 
     def plan_links(self) -> PlanLinks:
         """The links as a plan reads and changes them (looked up, not all read)."""
         return PlanLinks(self.conn)
-
-    def links_for(
-        self, emails: list[str]
-    ) -> dict[str, tuple[str, str, dict[str, Any], dict[str, float], bool]]:
-        """`links()` for these prospects only."""
-        out = {}
-        loads = orjson.loads
-        for i in range(0, len(emails), 500):
-            chunk = emails[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for prospect, obj, crm_id, base, times, deleted in self.conn.execute(
-                "SELECT prospect, object, crm_id, base, times, deleted FROM link"
-                f" WHERE prospect IN ({marks})",
-                chunk,
-            ):
-                out[prospect] = (obj, crm_id, loads(base), loads(times), bool(deleted))
-        return out
 
     def link(self, email: str) -> Link | None:
         """One prospect's link, or None."""
         row = self.conn.execute(
             "SELECT object, crm_id, base, times, deleted FROM link WHERE prospect = ?", (email,)
         ).fetchone()
-        if row is None:
-            return None
-        loads = orjson.loads
-        return (row[0], row[1], loads(row[2]), loads(row[3]), bool(row[4]))
+        return None if row is None else _link(row)
 
     def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:
         return {
