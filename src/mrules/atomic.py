@@ -1,6 +1,7 @@
 """Writing the files mrules writes for users without ever leaving half a file.
 
-`atomic_write` writes a whole file to a temporary file in the same folder,
+`atomic_write` (and `atomic_writer`, for a file written a piece at a time)
+writes a whole file to a temporary file in the same folder,
 fsyncs it and renames it over the target: a kill, a full disk or a crash at
 any moment leaves either the old file or the new one, never an empty or a
 truncated one. `OutputError` is the error of any file mrules writes for a
@@ -14,9 +15,11 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["OutputError", "atomic_write", "fsync_folder"]
+__all__ = ["OutputError", "atomic_write", "atomic_writer", "fsync_folder"]
 
 
 class OutputError(Exception):
@@ -24,10 +27,18 @@ class OutputError(Exception):
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically, keeping its permission bits.
+    """Replace `path` with `data` atomically (`atomic_writer`). Raises OSError."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces `path` atomically when the block ends, keeping its
+    permission bits: for a file written a piece at a time, never held whole.
 
     A symbolic link is followed: the file it points to is replaced, the link
-    stays. Raises OSError (the target is left as it was).
+    stays. An exception in the block, or OSError, leaves the target as it was.
     """
     target = Path(os.path.realpath(path))
     folder = target.parent
@@ -38,7 +49,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
             if old is not None:

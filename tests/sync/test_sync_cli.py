@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from tests.sync.world import BOB, T0, World, ev
 
 HENRY = {
@@ -316,3 +318,35 @@ def test_a_sync_refuses_a_store_a_run_holds(tmp_path: Path) -> None:
         st.close()
     w.sync("apply")
     assert [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]
+
+
+def test_a_plan_file_that_cannot_be_finished_leaves_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sync plan --out` writes the plan a piece at a time into a temporary file that
+    replaces the target only once whole: a disk that fills half-way leaves the plan
+    saved before, and no temporary file."""
+    import errno
+
+    from mrules.sync import spool
+
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    out = tmp_path / "plan.json"
+    w.sync("plan", "--out", str(out), code=2)
+    saved = out.read_bytes()
+    real = spool.dump_json
+
+    def full_disk(value: Any, fh: Any, indent: int = 1) -> None:
+        fh.write('{\n "api_calls": ')  # some of it written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool, "dump_json", full_disk)
+    w.run(ev("2026-11-02T09:05:00Z", "dora@x.com", asset="Demo"))
+    res = w.sync("plan", "--out", str(out), code=4)
+    assert "cannot write the plan: No space left on device" in res.output
+    assert out.read_bytes() == saved
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".plan.json")) == []
+    monkeypatch.setattr(spool, "dump_json", real)
+    w.sync("plan", "--out", str(out), code=2)
+    assert out.read_bytes() != saved  # the next plan is written whole

@@ -199,12 +199,18 @@ def plan_cmd(
         plan = make_plan(store, crm, db, config, when, retry=retry)
         pj = plan.as_json()
     if out:
+        import io
+
+        from mrules.atomic import atomic_writer
         from mrules.sync.spool import dump_json
 
-        try:
-            with Path(out).open("w", encoding="utf-8") as fh:
+        try:  # written a piece at a time, in place of the file only once whole
+            with atomic_writer(Path(out)) as raw:
+                fh = io.TextIOWrapper(raw, encoding="utf-8")
                 dump_json(pj, fh)
                 fh.write("\n")
+                fh.flush()
+                fh.detach()
         except OSError as e:
             fail(f"{out}: cannot write the plan: {e.strerror or e}", EXIT_STORE)
     if fmt == "json":
