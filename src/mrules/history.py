@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from mrules.jsonbytes import kept
 from mrules.records import Activity, LedgerEntry, Message
 from mrules.vocab import ASSET_EVENTS, Action
 
@@ -253,7 +254,7 @@ class Interner:
                 if len(self.texts) >= self.cap or len(text) > 200:
                     return None
                 found = self.get(decoded)
-            self.args[text] = found
+            self.args[kept(text)] = found  # kept for the run: not orjson's 4 KB buffer
         return found
 
     def ref(self, ref: Any) -> int:

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from mrules.jsonbytes import kept_dumps
+
 __all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "grade_letter", "grade_rank"]
 
 GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
@@ -183,7 +185,7 @@ class Prospect:
             elif value == "none":  # crm_status
                 continue
             out[short] = value
-        return orjson.dumps(out)
+        return kept_dumps(out)  # a commit's prospects, or an in-memory store's, keep it
 
     @classmethod
     def from_json(cls, data: bytes, codecs: Codecs, email: str | None = None) -> Prospect:
