@@ -12,7 +12,7 @@ in the same sense as SQLite's: a batch that fails leaves nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,10 @@ class MemoryStore:
     def prospect(self, email: str) -> bytes | None:
         return self._prospects.get(email)
 
+    def prospects_among(self, emails: Collection[str]) -> dict[str, bytes]:
+        found = self._prospects
+        return {e: found[e] for e in emails if e in found}
+
     def prospects(self) -> Iterator[tuple[str, bytes]]:
         return iter(sorted(self._prospects.items()))
 
@@ -111,6 +115,10 @@ class MemoryStore:
     def visitor(self, visitor: str) -> str | None:
         found = self._visitors.get(visitor)
         return None if found is None else found[0]
+
+    def visitors_among(self, visitors: Collection[str]) -> dict[str, str]:
+        ties = {v: self._visitors[v][0] for v in visitors if v in self._visitors}
+        return {v: p for v, p in ties.items() if p is not None}
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         rows = (self._rows[i] for i in self._anonymous.get(visitor, ()))

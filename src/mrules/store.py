@@ -36,7 +36,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -595,6 +595,11 @@ class Store:
         row = self._one("SELECT state FROM prospects WHERE email = ?", (email,))
         return None if row is None or row[0] is None else bytes(row[0])
 
+    def prospects_among(self, emails: Collection[str]) -> dict[str, bytes]:
+        """The stored states of those of these prospects the store has (a query per 500)."""
+        sql = "SELECT email, state FROM prospects WHERE state IS NOT NULL AND email IN ({})"
+        return dict(self._among(sql, emails))
+
     def prospects(self) -> Iterator[tuple[str, bytes]]:
         """Every prospect as (email, state), ordered by email."""
         return self._iter(
@@ -614,6 +619,13 @@ class Store:
         """The email of the prospect this visitor is tied to, or None."""
         row = self._one("SELECT prospect FROM visitors WHERE visitor = ?", (visitor,))
         return None if row is None else row[0]
+
+    def visitors_among(self, visitors: Collection[str]) -> dict[str, str]:
+        """The prospects those of these visitors the store has are tied to (a query per 500)."""
+        sql = (
+            "SELECT visitor, prospect FROM visitors WHERE prospect IS NOT NULL AND visitor IN ({})"
+        )
+        return dict(self._among(sql, visitors))
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         """A visitor's committed anonymous page views as (ts, url), in arrival order."""
@@ -1044,6 +1056,15 @@ class Store:
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._exec(self._connection(), sql, params).fetchone()
+
+    def _among(self, sql: str, keys: Collection[str]) -> list[Any]:
+        """The rows of `sql` (an `IN ({})` to fill) for these keys, 500 keys a query."""
+        keys = list(keys)
+        out: list[Any] = []
+        for i in range(0, len(keys), 500):
+            chunk = tuple(keys[i : i + 500])
+            out += self._all(sql.format(",".join("?" * len(chunk))), chunk)
+        return out
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         cur = self._exec(self._connection(), sql, params)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +285,12 @@ class PgStore:
         row = self._one("SELECT state FROM mrules_prospects WHERE email = %s", (email,))
         return None if row is None or row[0] is None else bytes(row[0])
 
+    def prospects_among(self, emails: Collection[str]) -> dict[str, bytes]:
+        sql = (
+            "SELECT email, state FROM mrules_prospects WHERE state IS NOT NULL AND email = ANY(%s)"
+        )
+        return {e: bytes(s) for e, s in self._all(sql, (list(emails),))}
+
     def prospects(self) -> Iterator[tuple[str, bytes]]:
         sql = (
             "SELECT email, state FROM mrules_prospects WHERE state IS NOT NULL"
@@ -303,6 +309,13 @@ class PgStore:
     def visitor(self, visitor: str) -> str | None:
         row = self._one("SELECT prospect FROM mrules_visitors WHERE visitor = %s", (visitor,))
         return None if row is None else row[0]
+
+    def visitors_among(self, visitors: Collection[str]) -> dict[str, str]:
+        sql = (
+            "SELECT visitor, prospect FROM mrules_visitors"
+            " WHERE prospect IS NOT NULL AND visitor = ANY(%s)"
+        )
+        return dict(self._all(sql, (list(visitors),)))
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         where = "WHERE visitor = %s AND prospect IS NULL"
