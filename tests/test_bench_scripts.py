@@ -155,3 +155,34 @@ def test_spy_breakdown_charges_each_sample_to_its_innermost_stage(tmp_path: Path
     proc = _run("spy_breakdown.py", str(empty))
     assert proc.returncode == 2 and "no py-spy samples" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_live_memory_fits_the_commits_after_the_caches_fill(tmp_path: Path) -> None:
+    proc = _run(
+        "live_memory.py",
+        "--events", "3000", "--prospects", "300", "--from-events", "1000",
+        "--cache-prospects", "50", "--commit-every", "200",
+        "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "work" / "live_memory.json").read_text())
+    points = result["points"]
+    assert [p[0] for p in points[:3]] == [200, 400, 600]  # a point per commit
+    assert points[-1][0] == 3000 and result["prospects"] == points[-1][1] > 100
+    fitted = [(p, live) for lines, p, live in points if lines >= 1000]
+    # the least-squares slope, computed here independently of the script
+    n = len(fitted)
+    mx, my = sum(x for x, _ in fitted) / n, sum(y for _, y in fitted) / n
+    expected = sum((x - mx) * (y - my) for x, y in fitted) / sum((x - mx) ** 2 for x, _ in fitted)
+    assert result["live_bytes_per_prospect"] == round(expected)
+    assert "B per prospect" in proc.stdout
+
+
+def test_live_memory_slope_needs_growth() -> None:
+    import live_memory
+
+    assert live_memory.slope([(0, 0), (10, 500)]) == 50
+    with pytest.raises(ValueError):
+        live_memory.slope([(5, 1), (5, 2)])
+    with pytest.raises(ValueError):
+        live_memory.slope([(5, 1)])
