@@ -202,11 +202,15 @@ class Prospect:
                     value = [v[1:] if v.startswith("=") else "rule:" + v for v in value]
                 value = getattr(codecs, _BITS[name]).encode(value)
             elif name == "clicked":
-                value = set(value)
+                value = {intern(link) for link in value}
             elif name in _PAIRS:
                 value = tuple(x for k, v in value.items() for x in (intern(k), v)) or None
             elif name == "matches":
-                value = {k: (int(v[0]), float(v[1])) for k, v in value.items()}
+                value = {intern(k): (int(v[0]), float(v[1])) for k, v in value.items()}
+            elif type(value) is str:  # a status, an owner, a campaign: shared, not one a prospect
+                value = intern(value)
+            elif type(value) is dict:  # categories, criteria, throttle, notified, stamps
+                value = {intern(k): v for k, v in value.items()}
             setattr(p, name, value)
         return p
 

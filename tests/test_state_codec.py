@@ -1,0 +1,58 @@
+"""A prospect's stored state decodes to the same state, and shares what prospects share.
+
+The engine's cache decodes prospects from the store again and again; what
+every prospect names alike (an owner, a status, a scoring category, a link)
+is one string in memory however many prospects are decoded, not one each.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mrules.state import Codecs, Prospect
+
+_names = st.sampled_from(["Webinar", "Pricing", "rep03@site.example", "queue", "B+", "lead"])
+_times = st.floats(1.7e9, 1.8e9, allow_nan=False)
+
+
+@st.composite
+def prospects(draw: st.DrawFn) -> Prospect:
+    p = Prospect(draw(st.emails()), draw(_times))
+    p.score = draw(st.integers(-500, 500))
+    p.assigned_kind = draw(st.none() | st.sampled_from(["user", "queue"]))
+    p.assigned_to = draw(st.none() | _names)
+    p.campaign = draw(st.none() | _names)
+    p.crm_status = draw(st.sampled_from(["none", "lead", "contact", "deleted"]))
+    p.categories = draw(st.none() | st.dictionaries(_names, st.integers(-50, 50), min_size=1))
+    p.throttle = draw(st.none() | st.dictionaries(_names, _times, min_size=1))
+    p.clicked = draw(st.none() | st.sets(_names, min_size=1))
+    p.matches = draw(
+        st.none() | st.dictionaries(_names, st.tuples(st.integers(1, 9), _times), min_size=1)
+    )
+    p.fields = draw(st.none() | st.tuples(st.just("city"), _names))
+    return p
+
+
+@given(prospects())
+def test_a_decoded_prospect_encodes_to_the_same_bytes(p: Prospect) -> None:
+    codecs = Codecs()
+    data = p.to_json(codecs)
+    again = Prospect.from_json(data, codecs, p.email)
+    assert again.to_json(codecs) == data
+    assert again.email == p.email and again.score == p.score
+
+
+def test_what_prospects_name_alike_is_one_string() -> None:
+    codecs = Codecs()
+    p = Prospect("a@x.com", 1.75e9)
+    p.assigned_to, p.campaign = "rep" + "03@site.example", "Web" + "inar"
+    p.categories = {"Prod" + "uct": 5}
+    p.clicked = {"Email 1|https://site.example/" + "pricing"}
+    data = p.to_json(codecs)
+    a, b = (Prospect.from_json(data, codecs, "a@x.com") for _ in range(2))
+    assert a.assigned_to is b.assigned_to and a.campaign is b.campaign
+    assert a.categories is not None and b.categories is not None
+    assert next(iter(a.categories)) is next(iter(b.categories))
+    assert a.clicked is not None and b.clicked is not None
+    assert next(iter(a.clicked)) is next(iter(b.clicked))
