@@ -27,4 +27,4 @@ def kept(data: bytes) -> bytes:
 
 def kept_dumps(value: Any) -> bytes:
     """`orjson.dumps(value)`, right-sized: for JSON bytes that live beyond the call."""
-    return bytes(memoryview(_dumps(value)))
+    return kept(_dumps(value))

@@ -576,14 +576,10 @@ class Store:
 
     def applied_among(self, ids: list[str]) -> set[str]:
         """Which of these event ids a committed batch applied (one query for many ids)."""
-        found: set[str] = set()
         wanted = set(ids)
-        for i in range(0, len(ids), 500):
-            chunk = tuple({event_hash(x) for x in ids[i : i + 500]})
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT event_id FROM history WHERE event IN ({marks})"
-            found.update(r[0] for r in self._all(sql, chunk) if r[0] in wanted)
-        return found
+        hashes = {event_hash(x) for x in wanted}
+        rows = self._among("SELECT event_id FROM history WHERE event IN ({})", hashes)
+        return {r[0] for r in rows if r[0] in wanted}
 
     def has_applied(self, event_id: str) -> bool:
         """Whether the event with this id was applied by a committed batch."""
@@ -982,12 +978,7 @@ class Store:
     def _known_pids(self, emails: Iterable[str], pids: dict[str, int]) -> None:
         """Look up, 500 at a time, the ids of the emails `pids` lacks; note the new ones."""
         missing = [e for e in emails if e not in pids]
-        for i in range(0, len(missing), 500):
-            chunk = tuple(missing[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            pids.update(
-                self._all(f"SELECT email, id FROM prospects WHERE email IN ({marks})", chunk)
-            )
+        pids.update(self._among("SELECT email, id FROM prospects WHERE email IN ({})", missing))
         self._absent = {e for e in missing if e not in pids}
 
     def _pid_of(self, email: str) -> int | None:
@@ -1057,7 +1048,7 @@ class Store:
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         return self._exec(self._connection(), sql, params).fetchone()
 
-    def _among(self, sql: str, keys: Collection[str]) -> list[Any]:
+    def _among(self, sql: str, keys: Collection[Any]) -> list[Any]:
         """The rows of `sql` (an `IN ({})` to fill) for these keys, 500 keys a query."""
         keys = list(keys)
         out: list[Any] = []

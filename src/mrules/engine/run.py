@@ -466,7 +466,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         p = self.prospects.get(email)
         if p is None and self._stored_beyond:
             if data is None:
-                pre = self._prefetched  # a walk may peek before the event gets: not popped
+                pre = self._prefetched  # not popped: a tick may peek before the event reads
                 data = pre[email] if email in pre else self.store.prospect(email)
             if data is not None:
                 p = Prospect.from_json(data, self.cs.codecs, email)
