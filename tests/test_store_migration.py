@@ -1,8 +1,9 @@
 """A schema 1 store (written by mrules before the compact history) is migrated, losing nothing.
 
 `tests/fixtures/v1-getcloudy.db` is the bundled example run by the schema 1
-mrules (commit 6fb9f6a). Opened for writing, it becomes a schema 2 store whose
-export, explanation and ledger equal those of a fresh run.
+mrules (commit 6fb9f6a). Opened for writing, it becomes a current store whose
+export, explanation and ledger equal those of a fresh run. A schema 2 store
+(history rows as JSON) reads as it is and upgrades in place.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
 from mrules.cli import main
+from mrules.history import load_data
 from mrules.store import SCHEMA_VERSION, Store, StoreError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,3 +90,52 @@ def test_migrated_store_reads_and_resumes_like_a_fresh_one(stores: tuple[Path, P
         cli("state", "export", "--store", str(old)).output
         == cli("state", "export", "--store", str(fresh)).output
     )
+
+
+def _as_schema_2(path: Path) -> int:
+    """Make a store what schema 2 wrote: history `data` as JSON arrays. Returns the rows."""
+    conn = sqlite3.connect(path)
+    with conn:
+        rows = conn.execute("SELECT id, data FROM history").fetchall()
+        conn.executemany(
+            "UPDATE history SET data = ? WHERE id = ?",
+            [(orjson.dumps(load_data(data)), i) for i, data in rows],
+        )
+        conn.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")
+    conn.close()
+    return len(rows)
+
+
+def test_a_schema_2_store_reads_as_it_is_and_upgrades_in_place(tmp_path: Path) -> None:
+    """Schema 3 only changed how new history rows are encoded: old rows stay and read."""
+    events = (EXAMPLE / "events.jsonl").read_text().splitlines(keepends=True)
+    half = tmp_path / "half.jsonl"
+    half.write_text("".join(events[: len(events) // 2]))
+    whole = tmp_path / "whole.jsonl"
+    whole.write_text("".join(events))
+    fresh, old = tmp_path / "fresh.db", tmp_path / "old.db"
+    rules = str(EXAMPLE / "rules")
+    assert cli("run", rules, str(whole), "--store", str(fresh), "-q").exit_code == 0
+    assert cli("run", rules, str(half), "--store", str(old), "-q").exit_code == 0
+    assert _as_schema_2(old) > 0
+    # Read-only commands read it without upgrading it.
+    with Store.open(old, readonly=True) as s:
+        assert s.meta()["schema_version"] == "2"
+        assert len(list(s.ledger())) > 0
+    assert "score" in cli("explain", "leung@example.com", "--store", str(old)).output
+    # A run upgrades it and appends rows in the new encoding after the JSON ones.
+    assert cli("run", rules, str(whole), "--store", str(old), "-q").exit_code == 0
+    conn = sqlite3.connect(old)
+    first_bytes = {d[:1] for (d,) in conn.execute("SELECT data FROM history")}
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    conn.close()
+    assert version == SCHEMA_VERSION and b"[" in first_bytes and len(first_bytes) > 1
+    for args in (("state", "export"), ("state", "outbox"), ("explain", "leung@example.com")):
+        assert cli(*args, "--store", str(old)).output == cli(*args, "--store", str(fresh)).output
+    with Store.open(old, readonly=True) as a, Store.open(fresh, readonly=True) as b:
+        # The stream's path differs (half.jsonl, whole.jsonl); every other value is equal.
+        def steps(s: Store) -> list[tuple[Any, ...]]:
+            return [(*e[:5], *e[7:]) for e in s.ledger() if e.rule_kind != "event"]
+
+        assert steps(a) == steps(b) != []
+        assert [x[:6] for x in a.activities()] == [x[:6] for x in b.activities()]

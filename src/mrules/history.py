@@ -11,7 +11,8 @@ by a small integer from the store's `names` table, and `unpack` reverses it.
 (`mrules.records`), with args, before and after as JSON text, exactly as the
 ledger always held them.
 
-The packed array (docs/store.md, table `history`):
+The packed array (docs/store.md, table `history`), in MessagePack (schema 3
+on; rows written before it are JSON, told apart by their first byte):
 
     [source, line, type, asset, url, (asset_kind, clock)?, (dseq, rule, action, args, before,
      after)*]
@@ -31,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 import orjson
 
 from mrules.jsonbytes import kept
@@ -47,12 +49,45 @@ CRM_ACTIONS = {
 }
 OUTBOX, CRM = 1, 2  # bits of a row's `messages` column
 
-__all__ = ["STEP", "Interner", "Ref", "Row", "json_text", "pack", "unpack"]
+__all__ = [
+    "STEP",
+    "Interner",
+    "Ref",
+    "Row",
+    "dump_data",
+    "json_text",
+    "load_data",
+    "pack",
+    "unpack",
+]
 
 _dumps = orjson.dumps
 _loads = orjson.loads
 STEP = 6  # values per ledger step in Row.steps: seq, ref, action, args, before, after
 _HEAD = 5  # packed values before the steps (7 when the type is negative)
+
+
+_packb = msgpack.packb
+_unpackb = msgpack.unpackb
+_JSON_ARRAY = 0x5B  # "[": a row packed as JSON (schema 2); a MessagePack array never starts so
+
+
+def dump_data(values: list[Any]) -> bytes:
+    """A row's `data` bytes: the packed array in MessagePack.
+
+    MessagePack writes a small integer in one byte and needs no separators:
+    rows take about 40% less room than the same array as JSON (37.7 against
+    66.6 bytes on the benchmark workload), for a few hundred nanoseconds more
+    per row.
+    """
+    return _packb(values)
+
+
+def load_data(data: bytes) -> list[Any]:
+    """The packed array of a row's `data`, whichever encoding wrote it (JSON before schema 3)."""
+    if data[0] == _JSON_ARRAY:
+        return _loads(data)  # type: ignore[no-any-return]
+    return _unpackb(data)  # type: ignore[no-any-return]
 
 
 def json_text(value: Any) -> str:
@@ -216,6 +251,9 @@ class Interner:
         self._refs: dict[int, tuple[Any, int]] = {}  # id(ref) -> (ref, names id)
         self.args: dict[bytes, int] = {}  # args JSON bytes -> names id (the packer's cache)
         self._parsed_refs: dict[int, Ref] = {}
+        # `pack`'s encoder, reused (a third faster than `msgpack.packb`); one per store, and
+        # a store is used by one thread.
+        self.dump_data = msgpack.Packer().pack
 
     def load(self, rows: Iterator[tuple[int, str]]) -> None:
         for i, text in rows:
@@ -369,7 +407,7 @@ def pack(row: Row, names: Interner) -> bytes:
             else:
                 out += (ref_id(ref), get(action), packed_args, before, after)
             prev = seq
-    return _dumps(out)
+    return names.dump_data(out)  # type: ignore[no-any-return]
 
 
 def unpack(
@@ -382,7 +420,7 @@ def unpack(
     event_id: str | None,
 ) -> Row:
     """A Row from its packed data and columns (rule references read back as `Ref`)."""
-    v = _loads(data)
+    v = load_data(data)
     text = names.text
     row = Row(prospect, ts, text(v[0]) if v[0] else None, v[1], event_id)  # type: ignore[arg-type]
     row.visitor = visitor

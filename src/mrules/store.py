@@ -62,8 +62,11 @@ __all__ = [
     "StorePathError",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump on every schema change, with a migration in `_MIGRATIONS`."""
+
+READS_FROM = 2
+"""The oldest schema read-only commands read as it is (2: its history rows are JSON)."""
 
 APPLICATION_ID = 0x6D72756C
 """`PRAGMA application_id` of every mrules store ("mrul"), so `file` and we can tell it apart."""
@@ -248,6 +251,19 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
 
 
 _MIGRATIONS[1] = _migrate_1_to_2
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: new history rows pack their `data` in MessagePack, not JSON.
+
+    The rows already written stay as they are: `history.load_data` tells the
+    two encodings apart by their first byte. The version changes so that an
+    mrules that reads only JSON rows refuses the store instead of misreading it.
+    """
+    del conn
+
+
+_MIGRATIONS[2] = _migrate_2_to_3
 
 # The writes of one batch, in the order `commit` runs them. History rows go in
 # before `attach_visitor`, so an `identify` also claims the anonymous page views
@@ -1298,7 +1314,7 @@ def _connect_readonly_as(path: Path, query: str) -> sqlite3.Connection:
                 f" delete it (rm {path}) and run again"
             )
         _refuse_newer(version, path)
-        if version < SCHEMA_VERSION:
+        if version < READS_FROM:
             raise StoreError(
                 f"store {path} has schema {version} from an older mrules; open it once"
                 f" for writing (e.g. with `mrules run`) to upgrade it to schema {SCHEMA_VERSION}"

@@ -36,7 +36,7 @@ from mrules.store import (
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite", "is_postgres_url"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_KEY = 0x6D72756C  # "mrul": the advisory lock of the writer
 
 _SCHEMA = """
@@ -145,6 +145,10 @@ class PgStore:
                         conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
                         conn.execute(_SET_META, ("created_at", _now()))
                         conn.execute(_SET_META, ("mrules_version", __version__))
+                    elif int(version) < SCHEMA_VERSION:
+                        # 2 -> 3: new history rows are MessagePack; the JSON ones stay
+                        # readable (`history.load_data`), so nothing else changes.
+                        conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
             version = store._meta_value("schema_version")
             if version is None:
                 raise StoreError(f"{_shown(url)} holds no mrules store yet: run mrules run first")

@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from mrules.store import Store, StoreError
+from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.sync.db import default_sync_path
 
 __all__ = ["DAY", "Source", "epoch", "iso", "period_sql"]
@@ -154,10 +154,11 @@ class Source:
         row = self.conn.execute(
             "SELECT value FROM main.meta WHERE key = 'schema_version'"
         ).fetchone()
-        if row is None or int(row[0]) != 2:
+        if row is None or not READS_FROM <= int(row[0]) <= SCHEMA_VERSION:
             raise StoreError(
                 f"store {self.store.path} has schema {row[0] if row else '?'}; the reports read"
-                " schema 2 (open it once with `mrules run` to migrate it)"
+                f" schemas {READS_FROM} to {SCHEMA_VERSION} (open it once with `mrules run` to"
+                " migrate it)"
             )
 
     def _attach(self, path: Path) -> None:

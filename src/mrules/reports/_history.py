@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from mrules.history import load_data
 from mrules.reports._db import ROW_TS, Source
 
 __all__ = ["RULE_KINDS", "Hits", "walk"]
@@ -99,13 +100,12 @@ def _rule_hits(
     count = dict.fromkeys(refs, 0)
     touched: dict[int, dict[int, float]] = {i: {} for i in refs}
     last_row = dict.fromkeys(refs, -1)
-    loads = orjson.loads
     rows: Iterable[tuple[Any, ...]] = source.conn.execute(
         f"SELECT h.prospect, {ROW_TS}, h.data FROM main.history h"
         " WHERE h.seq IS NOT NULL AND h.prospect IS NOT NULL ORDER BY h.id"
     )
     for row_no, (prospect, ts, data) in enumerate(rows):
-        v = loads(data)
+        v = load_data(data)
         i, clock = 5, ts
         if v[2] < 0:
             i, clock = 7, v[6]
@@ -181,7 +181,7 @@ def _score_at_mql(
         limit = mql.get(prospect)
         if limit is None:
             continue
-        v = loads(data)
+        v = load_data(data)
         i, clock = 5, ts
         if v[2] < 0:
             i, clock = 7, v[6]

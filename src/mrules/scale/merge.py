@@ -36,19 +36,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from mrules.history import Interner
-from mrules.store import Store
+from mrules.history import Interner, dump_data, load_data
+from mrules.store import SCHEMA_VERSION, Store
 from mrules.vocab import Action
 
 __all__ = ["MergeError", "merge_shards", "plan", "prepare_shard", "prepared_path"]
 
-SCHEMA = 2
+SCHEMA = SCHEMA_VERSION  # shards are written by this mrules
 _LAST = 1 << 62  # line 0 (the --now tick at the end of a run) sorts after every line
 _SCORE = str(Action.SCORE)
 CHUNK = 5_000  # prepared rows a pickle
-_loads, _dumps = orjson.loads, orjson.dumps
 
 
 class MergeError(Exception):
@@ -146,7 +143,7 @@ def prepare_shard(task: dict[str, Any]) -> dict[str, Any]:
                 pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
 
             for n, (pid, visitor, ts, seq, event_id, event, messages, data) in enumerate(cur):
-                v = _loads(data)
+                v = load_data(data)
                 x = v[0]
                 ordinal = sources.get(x) if x else None
                 if ordinal is None:
@@ -195,7 +192,7 @@ def prepare_shard(task: dict[str, Any]) -> dict[str, Any]:
                 # bare: no prospect, no ledger step, no activity, no visitor (a tick's id)
                 bare = pid is None and seq is None and not etype and visitor is None
                 chunk.append((*key, index, n, bare, steps, pid is not None, visitor, ts, seq,
-                              event_id, event, messages, _dumps(v)))  # fmt: skip
+                              event_id, event, messages, dump_data(v)))  # fmt: skip
                 rows += 1
                 if len(chunk) >= CHUNK:
                     dump(chunk)
