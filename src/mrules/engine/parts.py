@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     )
     from mrules.engine.context import Context
     from mrules.engine.summary import RunSummary
+    from mrules.engine.wakeups import WakeQueue
     from mrules.events import Event
     from mrules.history import Row
     from mrules.settings import EngineSettings
@@ -66,8 +67,7 @@ class EngineParts:
     _rowed: bool
     _time_rules: tuple[CompiledRule, ...]
     _time_dynamic: tuple[CompiledRule, ...]
-    _wakes: list[tuple[float, str]]
-    _wake_at: dict[str, float]
+    _wakes: WakeQueue
     _phased: dict[str, tuple[tuple[CompiledAction, ...], ...]]
     _settled_at: dict[str, float]
     _timed: bool

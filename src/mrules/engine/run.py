@@ -30,6 +30,7 @@ from mrules.engine.handlers import HANDLERS, Handlers
 from mrules.engine.screening import Screening, _typed_fields
 from mrules.engine.settle import Settlement
 from mrules.engine.summary import RunSummary
+from mrules.engine.wakeups import WakeQueue
 from mrules.events import Event, Reject
 from mrules.history import Row, json_text
 from mrules.state import Prospect
@@ -138,9 +139,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._phased: dict[str, tuple[tuple[CompiledAction, ...], ...]] = {}
         self._row: Row | None = None  # the history row of the current event and prospect
         self._rowed = False  # whether the current event has a row yet
-        # Time-based rules: a heap of (when the outcome may next change, prospect),
-        # and the prospects touched since the last tick with the clock they were
-        # settled at (their next wake-up is computed lazily at the next tick).
+        # Time-based rules: each prospect's next moment its outcome may change
+        # (`WakeQueue`), and the prospects touched since the last tick with the clock
+        # they were settled at (their next wake-up is computed lazily at the next tick).
         self._time_rules = tuple(rules.rules[i] for i in rules.time_rules)
         self._time_dynamic = tuple(
             rules.dynamic_lists[i] for i in rules.dynamic_by_fact.get("time", ())
@@ -148,8 +149,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         # Whether ticks re-check anyone: without time-based rules nothing is kept for
         # them (`_settled_at` would otherwise hold every prospect ever touched).
         self._timed = bool(self._time_rules or self._time_dynamic)
-        self._wakes: list[tuple[float, str]] = []
-        self._wake_at: dict[str, float] = {}  # each prospect's live entry in `_wakes`
+        self._wakes = WakeQueue()
         self._settled_at: dict[str, float] = {}
         self._fresh: str | None = None  # a prospect created by the current event
         self._act_cache: dict[tuple[str, str], tuple[str, ...]] = {}

@@ -3,7 +3,6 @@ until quiet; ticks that wake only the prospects whose time has come; segmentatio
 
 from __future__ import annotations
 
-import heapq
 from typing import TYPE_CHECKING
 
 import orjson
@@ -30,9 +29,6 @@ if TYPE_CHECKING:
 class Settlement(EngineParts):
     """Rule evaluation of `Engine`: settle, try a rule, dynamic lists, ticks, segment."""
 
-    # Superseded wake-up entries the heap may hold beyond twice the live ones.
-    wake_slack = 1024
-
     def _tick_all(self) -> None:
         """The clock moved: re-check time-based rules for the prospects whose time has come.
 
@@ -44,7 +40,6 @@ class Settlement(EngineParts):
         if not self._time_rules and not self._time_dynamic:
             return
         now = self.now
-        wake_at = self._wake_at
         due: set[str] = set()
         settled_at = self._settled_at
         peek = self._peek
@@ -56,12 +51,7 @@ class Settlement(EngineParts):
         for email, settled in settled_at.items():
             self._due_or_schedule(peek(email), settled, due)
         self._settled_at = {}
-        wakes = self._wakes
-        while wakes and wakes[0][0] <= now:
-            when, email = heapq.heappop(wakes)
-            if wake_at.get(email) == when:  # else superseded by a later computation
-                del wake_at[email]
-                due.add(email)
+        due.update(self._wakes.pop_due(now))
         if self._exhaustive_ticks:
             due = {email for email, _data in self._every()}
         get = self._get
@@ -78,7 +68,7 @@ class Settlement(EngineParts):
                 self._settle(c)
             if self.seq != before:
                 self.dirty.add(email)
-            self._schedule(email, self._wake(p, now))
+            self._wakes.schedule(email, self._wake(p, now))
 
     def _due_or_schedule(self, p: Prospect | None, settled: float, due: set[str]) -> None:
         """A prospect settled at `settled`: due now, or its next wake-up time queued."""
@@ -86,30 +76,9 @@ class Settlement(EngineParts):
         when = self._wake(p, settled)
         if when <= self.now:
             due.add(p.email)
-            self._wake_at.pop(p.email, None)
+            self._wakes.cancel(p.email)
         else:
-            self._schedule(p.email, when)
-
-    def _schedule(self, email: str, when: float) -> None:
-        """Make `when` the prospect's one wake-up time (infinity: none).
-
-        A prospect's wake-up time is computed from its whole state, so a new one
-        supersedes the one queued before; the heap keeps superseded entries until
-        they come up (then skipped), and is rebuilt when they outnumber the live
-        ones, so its size follows the prospects, not the events.
-        """
-        wake_at = self._wake_at
-        if when == _INF:
-            wake_at.pop(email, None)
-            return
-        if wake_at.get(email) == when:
-            return  # already queued
-        wake_at[email] = when
-        wakes = self._wakes
-        heapq.heappush(wakes, (when, email))
-        if len(wakes) > 2 * len(wake_at) + self.wake_slack:
-            self._wakes = [(w, e) for e, w in wake_at.items()]
-            heapq.heapify(self._wakes)
+            self._wakes.schedule(p.email, when)
 
     def _wake(self, p: Prospect, since: float) -> float:
         """The first moment after `since` when a time-based rule could change its outcome."""
