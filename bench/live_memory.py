@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="fit from this many events on [default: half the stream]")  # fmt: skip
     ap.add_argument("--cache-prospects", type=int, default=50_000)
     ap.add_argument("--commit-every", type=int, default=20_000)
+    ap.add_argument("--top", type=int, default=0,
+                    help="also print the N source lines whose live memory grew most over"
+                         " the fitted range, in bytes per prospect")  # fmt: skip
     args = ap.parse_args(argv)
     start_at = args.events // 2 if args.from_events is None else args.from_events
 
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rules = compile_rules(d / "rules")
     points: list[tuple[int, int, int]] = []  # (lines, prospects created, live bytes)
+    snapshots: list[tuple[int, tracemalloc.Snapshot]] = []  # (prospects, snapshot), for --top
     tracemalloc.start(1)
     store = open_store(str(db))
     try:
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         def noted(_batch: Any) -> None:
             s = engine.summary
             points.append((s.lines, s.prospects_created, tracemalloc.get_traced_memory()[0]))
+            if args.top and not snapshots and s.lines >= start_at:
+                snapshots.append((s.prospects_created, tracemalloc.take_snapshot()))
             print(f"\r{s.lines:,} events, {s.prospects_created:,} prospects,"
                   f" {points[-1][2] / 2**20:,.0f} MiB live", end="", file=sys.stderr)  # fmt: skip
 
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         engine.start()
         engine.run(read_events(stream))
+        if snapshots:
+            snapshots.append((engine.summary.prospects_created, tracemalloc.take_snapshot()))
     finally:
         store.close()
         tracemalloc.stop()
@@ -117,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     first, last = fitted[0], fitted[-1]
     print(f"live memory from {start_at:,} events on ({first[0]:,} -> {last[0]:,} prospects,"
           f" {len(fitted)} commits): {per_prospect:,.0f} B per prospect")  # fmt: skip
+    if len(snapshots) == 2:
+        (p0, before), (p1, after) = snapshots
+        grown = max(p1 - p0, 1)
+        print(f"grew most from {p0:,} to {p1:,} prospects (B per prospect, source line):")
+        for stat in after.compare_to(before, "lineno")[: args.top]:
+            print(f"  {stat.size_diff / grown:8.1f}  {stat.traceback}")
     return 0
 
 

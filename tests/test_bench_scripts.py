@@ -161,10 +161,13 @@ def test_live_memory_fits_the_commits_after_the_caches_fill(tmp_path: Path) -> N
     proc = _run(
         "live_memory.py",
         "--events", "3000", "--prospects", "300", "--from-events", "1000",
-        "--cache-prospects", "50", "--commit-every", "200",
+        "--cache-prospects", "50", "--commit-every", "200", "--top", "3",
         "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work"),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+    # --top: the three source lines that grew most, with bytes per prospect
+    top = proc.stdout.split("(B per prospect, source line):\n")[1].splitlines()
+    assert len(top) == 3 and all(".py:" in line for line in top)
     result = json.loads((tmp_path / "work" / "live_memory.json").read_text())
     points = result["points"]
     assert [p[0] for p in points[:3]] == [200, 400, 600]  # a point per commit
