@@ -220,7 +220,7 @@ def record(
             v = {k: t for k, t in (v or {}).items() if k in tracked}
         if v is None or v == {} or v == set() or v == []:
             v = None
-        elif isinstance(v, set):
+        elif isinstance(v, (set, frozenset)) or name == "clicked":  # mrules: a tuple when few
             v = sorted(v)
         out[name] = v
     return out

@@ -26,11 +26,12 @@ def prospects(draw: st.DrawFn) -> Prospect:
     p.crm_status = draw(st.sampled_from(["none", "lead", "contact", "deleted"]))
     p.categories = draw(st.none() | st.dictionaries(_names, st.integers(-50, 50), min_size=1))
     p.throttle = draw(st.none() | st.dictionaries(_names, _times, min_size=1))
-    p.clicked = draw(st.none() | st.sets(_names, min_size=1))
+    links = st.text("abc|/", min_size=1, max_size=6)
+    p.clicked = draw(st.none() | st.frozensets(links, min_size=1, max_size=40))
     p.matches = draw(
         st.none() | st.dictionaries(_names, st.tuples(st.integers(1, 9), _times), min_size=1)
     )
-    p.fields = draw(st.none() | st.tuples(st.just("city"), _names))
+    p.fields = draw(st.none() | st.tuples(st.just("city"), _names | st.integers(-(2**53), 2**53)))
     return p
 
 
@@ -48,7 +49,9 @@ def test_what_prospects_name_alike_is_one_string() -> None:
     p = Prospect("a@x.com", 1.75e9)
     p.assigned_to, p.campaign = "rep" + "03@site.example", "Web" + "inar"
     p.categories = {"Prod" + "uct": 5}
-    p.clicked = {"Email 1|https://site.example/" + "pricing"}
+    p.clicked = ("Email 1|https://site.example/" + "pricing",)
+    p.set_field("country", "Ger" + "many")
+    p.set_field("note", "x" * 65)  # a long text is its own
     data = p.to_json(codecs)
     a, b = (Prospect.from_json(data, codecs, "a@x.com") for _ in range(2))
     assert a.assigned_to is b.assigned_to and a.campaign is b.campaign
@@ -56,3 +59,18 @@ def test_what_prospects_name_alike_is_one_string() -> None:
     assert next(iter(a.categories)) is next(iter(b.categories))
     assert a.clicked is not None and b.clicked is not None
     assert next(iter(a.clicked)) is next(iter(b.clicked))
+    assert a.field("country") is b.field("country") is p.field("country")
+    assert a.field("note") == b.field("note") and a.field("note") is not b.field("note")
+
+
+def test_a_link_is_clicked_once_however_many_there_are() -> None:
+    p = Prospect("a@x.com", 1.75e9)
+    links = [f"Email {i}|https://site.example/{i}" for i in range(80)]
+    for i, link in enumerate(links):
+        assert p.click(link)
+        assert not p.click(link)
+        assert p.clicked is not None and set(p.clicked) == set(links[: i + 1])
+    assert isinstance(p.clicked, frozenset)  # many links: a set, not a scan
+    codecs = Codecs()
+    again = Prospect.from_json(p.to_json(codecs), codecs, p.email)
+    assert not any(again.click(link) for link in links) and again.click("new|link")

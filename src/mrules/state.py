@@ -158,7 +158,9 @@ class Prospect:
         self.latched = 0  # rules that fire once and have fired, as bits of Codecs.rules
         self.matches: dict[str, tuple[int, float]] | None = None  # repeating rule -> (count, last)
         self.throttle: dict[str, float] | None = None  # "score|asset" -> last time
-        self.clicked: set[str] | None = None  # "email|url" links already clicked
+        # "email|url" links already clicked: a tuple while few (a set costs 216 bytes
+        # however small), a frozenset beyond `_FEW_LINKS`; never changed in place.
+        self.clicked: tuple[str, ...] | frozenset[str] | None = None
         self.notified: dict[str, float] | None = None  # page action -> last notification
         self.opened = 0  # emails opened (first-open scoring), as bits of Codecs.emails
         # When our value of a `prefer most recent` field last changed (event time).
@@ -202,9 +204,9 @@ class Prospect:
                     value = [v[1:] if v.startswith("=") else "rule:" + v for v in value]
                 value = getattr(codecs, _BITS[name]).encode(value)
             elif name == "clicked":
-                value = {intern(link) for link in value}
+                value = _links(intern(link) for link in value)
             elif name in _PAIRS:
-                value = tuple(x for k, v in value.items() for x in (intern(k), v)) or None
+                value = tuple(x for k, v in value.items() for x in (intern(k), _shared(v))) or None
             elif name == "matches":
                 value = {intern(k): (int(v[0]), float(v[1])) for k, v in value.items()}
             elif type(value) is str:  # a status, an owner, a campaign: shared, not one a prospect
@@ -229,7 +231,15 @@ class Prospect:
         return None
 
     def set_field(self, name: str, value: Any) -> None:
-        self.fields = _put(self.fields, name, value)
+        self.fields = _put(self.fields, name, _shared(value))
+
+    def click(self, link: str) -> bool:
+        """Record a clicked email link; False if it was clicked before."""
+        clicked = self.clicked
+        if clicked and link in clicked:
+            return False
+        self.clicked = _links((*(clicked or ()), link))
+        return True
 
     def field_items(self) -> dict[str, Any]:
         pairs = self.fields or ()
@@ -248,6 +258,25 @@ class Prospect:
         last = _get(self.acts, key)
         if last is None or last < ts:
             self.acts = _put(self.acts, key, ts)
+
+
+_FEW_LINKS = 32  # clicked links kept as a tuple up to this many (a scan is as fast)
+
+
+def _links(links: Iterable[str]) -> tuple[str, ...] | frozenset[str]:
+    found = tuple(links)
+    return found if len(found) <= _FEW_LINKS else frozenset(found)
+
+
+def _shared(value: Any) -> Any:
+    """A short text value as the one shared copy of it (`sys.intern`), any other as it is.
+
+    Field values repeat across prospects (countries, sizes, statuses, first
+    names): a cache of 50,000 decoded prospects held each as its own string.
+    """
+    if type(value) is str and len(value) <= 64:
+        return intern(value)
+    return value
 
 
 _PAIRS = ("fields", "acts")

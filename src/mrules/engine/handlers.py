@@ -99,10 +99,8 @@ class Handlers(EngineParts):
         blocks = self.cs.blocks.get((etype, asset))
         if blocks and etype == "email_click":
             link = f"{asset}|{e.url or ''}"
-            if p.clicked and link in p.clicked:
+            if not p.click(link):
                 blocks = None  # an email link fires once per prospect (§2.3)
-            else:
-                p.clicked = (p.clicked or set()) | {link}
         if blocks:
             active = tuple(b for b in blocks if self._active(b, e.ts_epoch))
             if active:
