@@ -25,7 +25,7 @@ import orjson
 
 from mrules.jsonbytes import kept_dumps
 
-__all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "grade_letter", "grade_rank"]
+__all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "grade_letter", "grade_rank", "shared_text"]
 
 GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
 _RANK = {g: i for i, g in enumerate(GRADES)}
@@ -206,7 +206,8 @@ class Prospect:
             elif name == "clicked":
                 value = _links(intern(link) for link in value)
             elif name in _PAIRS:
-                value = tuple(x for k, v in value.items() for x in (intern(k), _shared(v))) or None
+                shared = shared_text
+                value = tuple(x for k, v in value.items() for x in (intern(k), shared(v))) or None
             elif name == "matches":
                 value = {intern(k): (int(v[0]), float(v[1])) for k, v in value.items()}
             elif type(value) is str:  # a status, an owner, a campaign: shared, not one a prospect
@@ -231,7 +232,7 @@ class Prospect:
         return None
 
     def set_field(self, name: str, value: Any) -> None:
-        self.fields = _put(self.fields, name, _shared(value))
+        self.fields = _put(self.fields, name, shared_text(value))
 
     def click(self, link: str) -> bool:
         """Record a clicked email link; False if it was clicked before."""
@@ -268,7 +269,7 @@ def _links(links: Iterable[str]) -> tuple[str, ...] | frozenset[str]:
     return found if len(found) <= _FEW_LINKS else frozenset(found)
 
 
-def _shared(value: Any) -> Any:
+def shared_text(value: Any) -> Any:
     """A short text value as the one shared copy of it (`sys.intern`), any other as it is.
 
     Field values repeat across prospects (countries, sizes, statuses, first
