@@ -4,7 +4,7 @@ The engine builds a `Row` per (event, prospect) it touches: the event's
 activity if it has one (a page view, a form submit...) and the ledger steps
 (seq, rule, action, args, before, after) in the order they happened. Values
 stay Python objects until a store needs bytes; `pack` then writes the whole
-row as one compact JSON array, with every repeated string (the stream, the
+row as one compact MessagePack array, with every repeated string (the stream, the
 event type, the rule, the action, most args, asset names and URLs) replaced
 by a small integer from the store's `names` table, and `unpack` reverses it.
 `Row.entries()` and `Row.activity()` give the typed records the readers use
