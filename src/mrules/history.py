@@ -69,7 +69,6 @@ _HEAD = 5  # packed values before the steps (7 when the type is negative)
 
 _packb = msgpack.packb
 _unpackb = msgpack.unpackb
-_JSON_ARRAY = 0x5B  # "[": a row packed as JSON (schema 2); a MessagePack array never starts so
 
 
 def dump_data(values: list[Any]) -> bytes:
@@ -84,10 +83,24 @@ def dump_data(values: list[Any]) -> bytes:
 
 
 def load_data(data: bytes) -> list[Any]:
-    """The packed array of a row's `data`, whichever encoding wrote it (JSON before schema 3)."""
-    if data[0] == _JSON_ARRAY:
-        return _loads(data)  # type: ignore[no-any-return]
-    return _unpackb(data)  # type: ignore[no-any-return]
+    """The packed array of a row's `data`, whichever encoding wrote it (JSON before schema 3).
+
+    Raises ValueError for bytes that are not a packed row (a damaged store):
+    random bytes often decode as some MessagePack value, so the head is checked.
+    """
+    try:
+        v = _loads(data) if data[:1] == b"[" else _unpackb(data)
+    except (ValueError, TypeError) as e:  # orjson's and msgpack's errors are ValueErrors
+        raise ValueError(f"not a history row ({type(e).__name__})") from None
+    if (
+        type(v) is not list
+        or len(v) < _HEAD
+        or type(v[0]) is not int
+        or type(v[1]) is not int
+        or type(v[2]) is not int
+    ):
+        raise ValueError("not a history row (its head is not [source, line, type, ...])")
+    return v
 
 
 def json_text(value: Any) -> str:

@@ -1040,7 +1040,7 @@ class Store:
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
         except sqlite3.Error as e:
             raise StoreError(_read_message(self.path, e)) from e
-        except (KeyError, IndexError, ValueError, orjson.JSONDecodeError) as e:
+        except (KeyError, IndexError, ValueError, TypeError) as e:
             raise StoreError(
                 f"store {self.path} is damaged (a history row cannot be read: {_describe(e)});"
                 " restore it from a backup or start a new one"

@@ -17,6 +17,7 @@ import orjson
 
 from mrules.history import load_data
 from mrules.reports._db import ROW_TS, Source
+from mrules.store import StoreError
 
 __all__ = ["RULE_KINDS", "Hits", "walk"]
 
@@ -77,10 +78,16 @@ def walk(
     """
     refs, actions = _ids(source)
     hits = Hits()
-    if rules:
-        _rule_hits(source, refs, actions, hits, since, until)
-    if mql:
-        _score_at_mql(source, actions, mql, hits)
+    try:
+        if rules:
+            _rule_hits(source, refs, actions, hits, since, until)
+        if mql:
+            _score_at_mql(source, actions, mql, hits)
+    except (KeyError, IndexError, ValueError, TypeError) as e:
+        raise StoreError(
+            f"store {source.store.path} is damaged (a history row cannot be read: {e});"
+            " restore it from a backup or start a new one"
+        ) from None
     return hits
 
 

@@ -1,0 +1,76 @@
+"""A damaged history row gives a clear store error (exit 4), never a traceback.
+
+Random bytes often decode as some MessagePack value (b"\\x01" is the number 1),
+so every reader checks that a row's data has the head of a packed row.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+from mrules.history import load_data
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "getcloudy"
+
+DAMAGE = {
+    "a number": b"\x01",
+    "not msgpack": b"\xc1",
+    "a short array": b"\x91\x01",
+    "nils": b"\x95\xc0\xc0\xc0\xc0\xc0",
+    "short json": b"[1]",
+    "broken json": b"[1, 2",
+    "empty": b"",
+}
+COMMANDS = [
+    ("explain", "leung@example.com"),
+    ("state", "export"),
+    ("report", "rules"),
+    ("report", "scores"),
+]
+
+
+@pytest.fixture(scope="module")
+def good_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("good") / "s.db"
+    res = CliRunner().invoke(
+        main,
+        ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(store), "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    return store
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_damaged_row_is_a_store_error(
+    good_store: Path, tmp_path: Path, damage: str, command: tuple[str, ...]
+) -> None:
+    store = tmp_path / "s.db"
+    shutil.copy(good_store, store)
+    conn = sqlite3.connect(store)
+    with conn:  # the row of leung's form submission: every command reads it
+        conn.execute(
+            "UPDATE history SET data = ? WHERE id = (SELECT min(h.id) FROM history h"
+            " JOIN prospects p ON p.id = h.prospect"
+            " WHERE p.email = 'leung@example.com' AND h.seq IS NOT NULL)",
+            (DAMAGE[damage],),
+        )
+    conn.close()
+    res = CliRunner().invoke(main, [*command, "--store", str(store)])
+    assert res.exit_code == 4, res.output
+    assert "is damaged (a history row cannot be read" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_load_data_reads_both_encodings_and_refuses_the_rest() -> None:
+    assert load_data(b"[1,2,3,0,0]") == load_data(b"\x95\x01\x02\x03\x00\x00") == [1, 2, 3, 0, 0]
+    for bad in DAMAGE.values():
+        with pytest.raises(ValueError, match="not a history row"):
+            load_data(bad)
