@@ -264,9 +264,9 @@ class Interner:
         self._refs: dict[int, tuple[Any, int]] = {}  # id(ref) -> (ref, names id)
         self.args: dict[bytes, int] = {}  # args JSON bytes -> names id (the packer's cache)
         self._parsed_refs: dict[int, Ref] = {}
-        # `pack`'s encoder, reused (a third faster than `msgpack.packb`); one per store, and
-        # a store is used by one thread.
-        self.dump_data = msgpack.Packer().pack
+        # `pack`'s encoder: `dump_data` with one reused Packer (a third faster than
+        # `msgpack.packb`); one per store, and a store is used by one thread.
+        self.pack_data = msgpack.Packer().pack
 
     def load(self, rows: Iterator[tuple[int, str]]) -> None:
         for i, text in rows:
@@ -420,7 +420,7 @@ def pack(row: Row, names: Interner) -> bytes:
             else:
                 out += (ref_id(ref), get(action), packed_args, before, after)
             prev = seq
-    return names.dump_data(out)  # type: ignore[no-any-return]
+    return names.pack_data(out)  # type: ignore[no-any-return]
 
 
 def unpack(

@@ -22,7 +22,7 @@ from mrules.engine.context import Context
 from mrules.engine.parts import EngineParts
 from mrules.history import json_text
 from mrules.policy import can_assign, member_for, round_robin
-from mrules.state import Prospect, grade_letter, shared_text
+from mrules.state import Prospect, grade_letter
 from mrules.vocab import Action
 
 _dumps = orjson.dumps
@@ -126,8 +126,7 @@ class Effects(EngineParts):
         if before == value:
             return
         name = _intern(name)  # one str per field name, not one per prospect
-        value = shared_text(value)  # picklist values, countries, sizes: shared, not copied
-        p.set_field(name, value)
+        p.set_field(name, value)  # a short text value is kept as its shared copy
         if name in self.cs.most_recent:
             p.stamps = {**(p.stamps or {}), name: self.event_ts}
         c.facts.add("f:" + name)
