@@ -54,12 +54,15 @@ from mrules.vocab import ASSET_EVENTS
 
 __all__ = [
     "APPLICATION_ID",
+    "HISTORY_DAMAGE",
+    "READS_FROM",
     "SCHEMA_VERSION",
     "Batch",
     "Store",
     "StoreError",
     "StoreLocked",
     "StorePathError",
+    "damaged_history",
 ]
 
 SCHEMA_VERSION = 3
@@ -1040,11 +1043,8 @@ class Store:
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
         except sqlite3.Error as e:
             raise StoreError(_read_message(self.path, e)) from e
-        except (KeyError, IndexError, ValueError, TypeError) as e:
-            raise StoreError(
-                f"store {self.path} is damaged (a history row cannot be read: {_describe(e)});"
-                " restore it from a backup or start a new one"
-            ) from e
+        except HISTORY_DAMAGE as e:
+            raise damaged_history(self.path, e) from e
 
     # -- internals -------------------------------------------------------------------------
 
@@ -1447,6 +1447,18 @@ def _open_message(path: Path, e: sqlite3.Error) -> str:
     if code == sqlite3.SQLITE_READONLY:
         return f"cannot write store {path}: {e}; {_advice(e, path)}"
     return f"cannot open store {path}: {_describe(e)}; {_advice(e, path)}"
+
+
+HISTORY_DAMAGE = (KeyError, IndexError, ValueError, TypeError)
+"""What reading a history row that is not a packed row raises (`history.load_data`, `unpack`)."""
+
+
+def damaged_history(store: object, e: BaseException) -> StoreError:
+    """The error for a history row that cannot be read, whoever read it."""
+    return StoreError(
+        f"store {store} is damaged (a history row cannot be read: {_describe(e)});"
+        " restore it from a backup or start a new one"
+    )
 
 
 def _describe(e: BaseException) -> str:

@@ -20,16 +20,16 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from mrules import __version__
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import (
+    HISTORY_DAMAGE,
     Batch,
     StoreError,
     StoreLocked,
     _now,
+    damaged_history,
     event_hash,
     rows_of_records,
 )
@@ -230,10 +230,8 @@ class PgStore:
             for pid, visitor, ts, seq, event_id, data in rows:
                 email = emails.get(pid) if pid is not None else None
                 yield unpack(bytes(data), names, email, visitor, ts, seq, event_id)
-        except (KeyError, IndexError, ValueError, orjson.JSONDecodeError) as e:
-            raise StoreError(
-                f"store {_shown(self.url)} is damaged (a history row cannot be read: {e})"
-            ) from None
+        except HISTORY_DAMAGE as e:
+            raise damaged_history(_shown(self.url), e) from None
 
     # -- reads -----------------------------------------------------------------------------
 

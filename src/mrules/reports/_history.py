@@ -17,7 +17,7 @@ import orjson
 
 from mrules.history import load_data
 from mrules.reports._db import ROW_TS, Source
-from mrules.store import StoreError
+from mrules.store import HISTORY_DAMAGE, damaged_history
 
 __all__ = ["RULE_KINDS", "Hits", "walk"]
 
@@ -83,11 +83,8 @@ def walk(
             _rule_hits(source, refs, actions, hits, since, until)
         if mql:
             _score_at_mql(source, actions, mql, hits)
-    except (KeyError, IndexError, ValueError, TypeError) as e:
-        raise StoreError(
-            f"store {source.store.path} is damaged (a history row cannot be read: {e});"
-            " restore it from a backup or start a new one"
-        ) from None
+    except HISTORY_DAMAGE as e:
+        raise damaged_history(source.store.path, e) from None
     return hits
 
 
