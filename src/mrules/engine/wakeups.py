@@ -47,9 +47,6 @@ class WakeQueue:
     def __len__(self) -> int:
         return len(self._live)
 
-    def __contains__(self, email: object) -> bool:
-        return email in self._live
-
     def schedule(self, email: str, when: float) -> None:
         """Make `when` the email's one wake-up time (infinity: none)."""
         if when == _INF:
@@ -91,49 +88,47 @@ class WakeQueue:
                         del live[email]
                         due.append(email)
                 continue
-            # The bucket `now` falls in: an email's last entry here is its live one.
-            seen: set[str] = set()
-            kept: list[int] = []
-            for i in range(len(emails) - 1, -1, -1):
-                email = emails[i]
-                if email in seen or live.get(email) is not bucket:
-                    continue
-                seen.add(email)
+            # The bucket `now` falls in: its live entries past now stay.
+            kept = []
+            for i in self._live_entries(bucket):
                 if times[i] <= now:
-                    del live[email]
-                    due.append(email)
+                    del live[emails[i]]
+                    due.append(emails[i])
                 else:
                     kept.append(i)
-            kept.reverse()
-            self.entries -= len(emails) - len(kept)
-            bucket.emails = [emails[i] for i in kept]
-            bucket.times = array("d", (times[i] for i in kept))
+            self._keep(bucket, kept)
             break
         return due
 
+    def _live_entries(self, bucket: _Bucket) -> list[int]:
+        """The indexes of the bucket's live entries, in order: an email's last entry in
+        the bucket, if the bucket is the email's live one."""
+        live, emails = self._live, bucket.emails
+        seen: set[str] = set()
+        found = []
+        for i in range(len(emails) - 1, -1, -1):
+            email = emails[i]
+            if email not in seen and live.get(email) is bucket:
+                seen.add(email)
+                found.append(i)
+        found.reverse()
+        return found
+
+    def _keep(self, bucket: _Bucket, kept: list[int]) -> None:
+        """Keep only the entries at these indexes of the bucket."""
+        emails, times = bucket.emails, bucket.times
+        self.entries -= len(emails) - len(kept)
+        bucket.emails = [emails[i] for i in kept]
+        bucket.times = array("d", (times[i] for i in kept))
+
     def _compact(self) -> None:
         """Drop superseded entries (the queue follows the prospects, not the events)."""
-        live = self._live
-        total = 0
-        for number in list(self._buckets):
-            bucket = self._buckets[number]
-            emails, times = bucket.emails, bucket.times
-            seen: set[str] = set()
-            kept = []
-            for i in range(len(emails) - 1, -1, -1):
-                email = emails[i]
-                if email not in seen and live.get(email) is bucket:
-                    seen.add(email)
-                    kept.append(i)
-            kept.reverse()
-            bucket.emails = [emails[i] for i in kept]
-            bucket.times = array("d", (times[i] for i in kept))
-            total += len(kept)
-            if not kept:
+        for number, bucket in list(self._buckets.items()):
+            self._keep(bucket, self._live_entries(bucket))
+            if not bucket.emails:
                 del self._buckets[number]
         self._numbers = list(self._buckets)
         heapq.heapify(self._numbers)
-        self.entries = total
 
     def live_times(self) -> dict[str, float]:
         """Each queued email's live time (for tests and debugging; walks every bucket)."""
