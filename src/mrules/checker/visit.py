@@ -6,12 +6,15 @@ actions are allowed) and the conditional group around it, if any.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import NamedTuple
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple, TypeVar, cast
 
 from mrules import ast
 
-__all__ = ["ActionSite", "actions", "context_of", "criteria", "items", "nodes"]
+__all__ = [
+    "ActionSite", "actions", "context_of", "criteria", "items", "nodes", "nodes_of", "of_type",
+]
 
 Holder = ast.CompletionActions | ast.PageAction | ast.AutomationRule | ast.SegmentationRule
 
@@ -30,57 +33,115 @@ def items(program: ast.Program) -> Iterator[tuple[str, ast.Node]]:
             yield file.path, item
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
-_last: tuple[ast.Program, list[tuple[str, ast.Node]]] | None = None
+Pairs = list[tuple[str, ast.Node]]
+N = TypeVar("N", bound=ast.Node)
 
 
-def _walk(item: ast.Node, path: str, out: list[tuple[str, ast.Node]]) -> None:
-    stack = [item]
-    while stack:
-        node = stack.pop()
-        out.append((path, node))
-        cls = type(node)
-        names = _FIELDS.get(cls)
-        if names is None:
-            names = _FIELDS[cls] = tuple(n for n in cls.model_fields if n != "span")
-        kids: list[ast.Node] = []
-        for name in names:
-            value = getattr(node, name)
-            if isinstance(value, ast.Node):
-                kids.append(value)
-            elif isinstance(value, tuple):
-                kids.extend(v for v in value if isinstance(v, ast.Node))
-        stack.extend(reversed(kids))
+def _walk(node: ast.Node, path: str, out: Pairs, by_kind: dict[str, Pairs]) -> None:
+    """Append `node` and everything below it, parents first, children in field order.
+
+    A node's fields are its `__dict__`; the span is a `Span` (a tuple subclass,
+    not a tuple) and the kind a string, so neither is taken for a child.
+    """
+    pair = (path, node)
+    out.append(pair)
+    same = by_kind.get(node.kind)
+    if same is None:
+        by_kind[node.kind] = [pair]
+    else:
+        same.append(pair)
+    for value in node.__dict__.values():
+        if isinstance(value, ast.Node):
+            _walk(value, path, out, by_kind)
+        elif type(value) is tuple:
+            for v in value:
+                if isinstance(v, ast.Node):
+                    _walk(v, path, out, by_kind)
 
 
-def nodes(program: ast.Program) -> list[tuple[str, ast.Node]]:
+class _Walked(NamedTuple):
+    """The nodes of one file or program: all of them, and by kind."""
+
+    all: Pairs
+    by_kind: dict[str, Pairs]
+
+
+class _NodeCache:
+    """The walks of the last program and of each file, for as long as they live.
+
+    Entries hold their program or file weakly and go when it does: a strong
+    reference here kept a whole rule set alive until the interpreter exited,
+    and its teardown then rescanned every node (1.9 s of a 5 s `mrules lint`
+    of 50,000 rules).
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[weakref.ref[ast.Program], _Walked] | None = None
+        self.by_file: dict[int, tuple[weakref.ref[ast.File], _Walked]] = {}
+
+    def walked(self, program: ast.Program) -> _Walked:
+        if self.last is not None and self.last[0]() is program:
+            return self.last[1]
+        out: Pairs = []
+        by_kind: dict[str, Pairs] = {}
+        for file in program.files:
+            entry = self.by_file.get(id(file))
+            if entry is None or entry[0]() is not file:
+                part = _Walked([], {})
+                for item in file.items:
+                    _walk(item, file.path, part.all, part.by_kind)
+                entry = (weakref.ref(file, self._file_gone(id(file))), part)
+                self.by_file[id(file)] = entry
+            out.extend(entry[1].all)
+            for kind, pairs in entry[1].by_kind.items():
+                by_kind.setdefault(kind, []).extend(pairs)
+        walked = _Walked(out, by_kind)
+        self.last = (weakref.ref(program, self._program_gone), walked)
+        return walked
+
+    def _file_gone(self, key: int) -> Callable[[weakref.ref[ast.File]], None]:
+        def forget(ref: weakref.ref[ast.File]) -> None:
+            entry = self.by_file.get(key)
+            if entry is not None and entry[0] is ref:
+                del self.by_file[key]
+        return forget
+
+    def _program_gone(self, ref: weakref.ref[ast.Program]) -> None:
+        if self.last is not None and self.last[0] is ref:
+            self.last = None
+
+
+_cache = _NodeCache()
+
+
+def nodes(program: ast.Program) -> Pairs:
     """(path, node) for every node below the top-level items, parents first.
 
     Several checks scan every node; the list is built once per program (the
-    last program asked for is remembered), which keeps `check` one walk deep.
-    Each file's part is remembered too, so a program that shares most of its
-    files with the last one (the language server after one file changed) walks
-    only the files that are new.
+    last program asked for is remembered while it lives), which keeps `check`
+    one walk deep. Each live file's part is remembered too, so a program that
+    shares most of its files with the last one (the language server after one
+    file changed) walks only the files that are new.
     """
-    global _last, _by_file
-    if _last is None or _last[0] is not program:
-        out: list[tuple[str, ast.Node]] = []
-        kept: dict[int, tuple[ast.File, list[tuple[str, ast.Node]]]] = {}
-        for file in program.files:
-            entry = _by_file.get(id(file))
-            if entry is None or entry[0] is not file:
-                part: list[tuple[str, ast.Node]] = []
-                for item in file.items:
-                    _walk(item, file.path, part)
-                entry = (file, part)
-            kept[id(file)] = entry
-            out.extend(entry[1])
-        _by_file = kept
-        _last = (program, out)
-    return _last[1]
+    return _cache.walked(program).all
 
 
-_by_file: dict[int, tuple[ast.File, list[tuple[str, ast.Node]]]] = {}
+def nodes_of(program: ast.Program, kinds: Iterable[str]) -> Iterator[tuple[str, ast.Node]]:
+    """(path, node) for the nodes of these kinds, kind by kind, each in load order.
+
+    Indexed by the same walk as `nodes`: a check that looks at a few kinds of
+    node touches those alone, not every node of a large rule set again.
+    """
+    by_kind = _cache.walked(program).by_kind
+    for kind in kinds:
+        yield from by_kind.get(kind, ())
+
+
+def of_type(program: ast.Program, cls: type[N]) -> Iterator[tuple[str, N]]:
+    """(path, node) for every node of class `cls` (a concrete node class), in load order."""
+    kind = cls.model_fields["kind"].default
+    for path, node in _cache.walked(program).by_kind.get(kind, ()):
+        yield path, cast(N, node)
 
 
 def context_of(item: ast.Node) -> str:
