@@ -165,8 +165,11 @@ def check_asset_limits(program: ast.Program, sym: Symbols) -> Iterator[Diagnosti
     by_asset: dict[tuple[str, ...], list[ActionSite]] = defaultdict(list)
     conditionals: dict[tuple[str, ...], list[tuple[str, ast.Conditional]]] = defaultdict(list)
     counted: set[int] = set()
+    by_rule: dict[int, list[ActionSite]] = defaultdict(list)
     for site in actions(program):
-        if isinstance(site.item, ast.CompletionActions | ast.PageAction):
+        if isinstance(site.item, ast.AutomationRule | ast.SegmentationRule):
+            by_rule[id(site.item)].append(site)
+        else:
             key = _asset_key(site.item)
             if not isinstance(site.action, ast.PriorityFlag):
                 by_asset[key].append(site)
@@ -191,7 +194,8 @@ def check_asset_limits(program: ast.Program, sym: Symbols) -> Iterator[Diagnosti
             )
         yield from _standard_vs_conditional(sites)
         yield from _add_and_remove(sites)
-    yield from _rules_add_and_remove(program)
+    for sites in by_rule.values():  # a rule's actions, like an asset's, are one trigger's
+        yield from _add_and_remove(sites)
 
 
 def _asset_words(key: tuple[str, ...]) -> str:
@@ -247,12 +251,3 @@ def _add_and_remove(sites: list[ActionSite]) -> Iterator[Diagnostic]:
             hint="actions of one trigger run in no defined order; keep one of them",
             related=[report.note(earlier.path, earlier.action, "the other action")],
         )
-
-
-def _rules_add_and_remove(program: ast.Program) -> Iterator[Diagnostic]:
-    by_rule: dict[int, list[ActionSite]] = defaultdict(list)
-    for site in actions(program):
-        if isinstance(site.item, ast.AutomationRule | ast.SegmentationRule):
-            by_rule[id(site.item)].append(site)
-    for sites in by_rule.values():
-        yield from _add_and_remove(sites)

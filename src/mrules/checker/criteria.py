@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.values import GRADES, describe_value
-from mrules.checker.visit import criteria, items, nodes
+from mrules.checker.visit import criteria, items, nodes_of
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
 from mrules.vocab import ASSET_ACTIVITIES
@@ -231,7 +231,7 @@ def _is_image(name: str) -> bool:
 
 def check_activities(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR221 and MR223: activity criteria and file triggers Pardot records."""
-    for path, node in nodes(program):
+    for path, node in nodes_of(program, ("activity", "trigger")):
         if isinstance(node, ast.Activity):
             allowed = ACTIVITIES[node.verb]
             if node.asset_kind not in allowed:

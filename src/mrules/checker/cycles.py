@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items
+from mrules.checker.visit import of_type
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
 
@@ -49,9 +49,8 @@ def _reads(criterion: ast.Node) -> Iterator[_Read]:
 def check_list_cycles(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR313: a cycle of dynamic-list reads with a `not` on it."""
     dynamic: dict[str, tuple[str, ast.DynamicList]] = {}
-    for path, item in items(program):
-        if isinstance(item, ast.DynamicList):
-            dynamic.setdefault(item.name.text, (path, item))
+    for path, item in of_type(program, ast.DynamicList):
+        dynamic.setdefault(item.name.text, (path, item))
     # edges: list read -> dynamic list that reads it
     edges: dict[str, list[tuple[str, bool, ast.InList]]] = {}
     for name, (_path, item) in dynamic.items():

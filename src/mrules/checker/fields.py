@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items
+from mrules.checker.visit import of_type
 from mrules.diagnostics import Diagnostic
 from mrules.parser import lark_parser
 from mrules.symbols import BUILTIN_FIELDS, FIELD_TYPES, Symbols
@@ -46,9 +46,7 @@ def criterion_keywords() -> frozenset[str]:
 
 def check_field_decls(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR201-MR205 over every `field` declaration."""
-    for path, item in items(program):
-        if not isinstance(item, ast.FieldDecl):
-            continue
+    for path, item in of_type(program, ast.FieldDecl):
         if item.name.text in criterion_keywords():
             yield report.warning(
                 "MR205",

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import nodes
+from mrules.checker.visit import nodes_of
 from mrules.diagnostics import Diagnostic, Related
 from mrules.symbols import Symbols
 
@@ -60,6 +60,7 @@ _USES_NAMES = frozenset({
     "category_score_compare", "adjust_category_score", "trigger", "activity",
     "send_autoresponder",
 })
+_USES_NAMES_ORDER = tuple(sorted(_USES_NAMES))
 
 
 class _Resolver:
@@ -206,7 +207,7 @@ class _Resolver:
 def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR102-MR115: every name used resolves to a declaration of the right kind."""
     resolver = _Resolver(sym)
-    for path, node in nodes(program):
+    for path, node in nodes_of(program, _USES_NAMES_ORDER):
         yield from resolver.node(node, path)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items, nodes
+from mrules.checker.visit import items, nodes_of, of_type
 from mrules.diagnostics import Diagnostic
 from mrules.settings import SETTINGS, EngineSettings
 from mrules.symbols import Symbols
@@ -34,13 +34,12 @@ __all__ = ["check_pages", "program_settings", "url_problem"]
 def program_settings(program: ast.Program) -> EngineSettings:
     """The engine settings a rule set chooses (values of the wrong type are ignored)."""
     values: dict[str, object] = {}
-    for _path, item in items(program):
-        if isinstance(item, ast.Settings):
-            for s in item.items:
-                spec = SETTINGS.get(s.name.text)
-                raw = getattr(s.value, "value", None)
-                if spec is not None and type(raw) is spec.type:
-                    values[s.name.text] = raw
+    for _path, item in of_type(program, ast.Settings):
+        for s in item.items:
+            spec = SETTINGS.get(s.name.text)
+            raw = getattr(s.value, "value", None)
+            if spec is not None and type(raw) is spec.type:
+                values[s.name.text] = raw
     return EngineSettings.from_values(values)
 
 
@@ -72,7 +71,7 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     settings = program_settings(program)
     exact: dict[str, tuple[str, ast.PageAction]] = {}
     wild: dict[str, tuple[str, ast.PageAction]] = {}
-    for path, node in nodes(program):
+    for path, node in nodes_of(program, ("activity",)):
         if isinstance(node, ast.Activity) and node.asset_kind is None and node.name:
             bad = _bad_url(path, node.name)
             if bad is not None:

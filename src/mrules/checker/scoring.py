@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items
+from mrules.checker.visit import of_type
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import ACTIVITY_TYPES, Symbols
 
@@ -31,50 +31,47 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     folders: dict[str, tuple[str, ast.Name]] = {}
     asset_folders = {d.node.folder.text for d in sym.assets.values()
                      if isinstance(d.node, ast.AssetDecl) and d.node.folder is not None}
-    for path, item in items(program):
-        if isinstance(item, ast.Scoring):
-            for row in item.rows:
-                activity = row.activity.text
-                if activity not in ACTIVITY_TYPES:
-                    yield report.error(
-                        "MR601", f"unknown scoring activity '{activity}'", path, row.activity,
-                        hint=report.did_you_mean(activity, ACTIVITY_TYPES)
-                        or "see the list in docs/diagnostics.md#mr601",
-                    )
-                    continue
-                prev = rows.get(activity)
-                rows[activity] = (path, row)
-                if prev is not None:
-                    yield report.warning(
-                        "MR602", f"'{activity}' is scored twice; {row.points:+d} replaces "
-                        f"{prev[1].points:+d}", path, row.activity,
-                        hint="keep one row per activity",
-                        related=[report.note(prev[0], prev[1].activity, "scored here before")],
-                    )
-        elif isinstance(item, ast.ScoringCategory):
-            for folder in item.folders.values:
-                prev_folder = folders.setdefault(folder.text, (path, folder))
-                if prev_folder[1] is not folder:
-                    yield report.error(
-                        "MR604", f"folder '{folder.text}' is in two scoring categories",
-                        path, folder, hint="a folder belongs to one scoring category",
-                        related=[report.note(*prev_folder, "first category here")],
-                    )
-                elif not any(f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
-                             for f in asset_folders):
-                    yield report.warning(
-                        "MR603", f"no declared asset is in folder '{folder.text}'", path, folder,
-                        hint=report.did_you_mean(folder.text, asset_folders)
-                        or "the category scores assets in this folder and the folders below it",
-                    )
+    for path, item in of_type(program, ast.Scoring):
+        for row in item.rows:
+            activity = row.activity.text
+            if activity not in ACTIVITY_TYPES:
+                yield report.error(
+                    "MR601", f"unknown scoring activity '{activity}'", path, row.activity,
+                    hint=report.did_you_mean(activity, ACTIVITY_TYPES)
+                    or "see the list in docs/diagnostics.md#mr601",
+                )
+                continue
+            prev = rows.get(activity)
+            rows[activity] = (path, row)
+            if prev is not None:
+                yield report.warning(
+                    "MR602", f"'{activity}' is scored twice; {row.points:+d} replaces "
+                    f"{prev[1].points:+d}", path, row.activity,
+                    hint="keep one row per activity",
+                    related=[report.note(prev[0], prev[1].activity, "scored here before")],
+                )
+    for path, category in of_type(program, ast.ScoringCategory):
+        for folder in category.folders.values:
+            prev_folder = folders.setdefault(folder.text, (path, folder))
+            if prev_folder[1] is not folder:
+                yield report.error(
+                    "MR604", f"folder '{folder.text}' is in two scoring categories",
+                    path, folder, hint="a folder belongs to one scoring category",
+                    related=[report.note(*prev_folder, "first category here")],
+                )
+            elif not any(f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
+                         for f in asset_folders):
+                yield report.warning(
+                    "MR603", f"no declared asset is in folder '{folder.text}'", path, folder,
+                    hint=report.did_you_mean(folder.text, asset_folders)
+                    or "the category scores assets in this folder and the folders below it",
+                )
 
 
 def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR605-MR606."""
     default: tuple[str, ast.GradingProfile] | None = None
-    for path, item in items(program):
-        if not isinstance(item, ast.GradingProfile):
-            continue
+    for path, item in of_type(program, ast.GradingProfile):
         if item.default:
             if default is None:
                 default = (path, item)

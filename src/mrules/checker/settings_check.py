@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.values import GRADES, describe_value
-from mrules.checker.visit import items
+from mrules.checker.visit import of_type
 from mrules.diagnostics import Diagnostic
 from mrules.settings import SETTINGS
 from mrules.symbols import Symbols
@@ -32,9 +32,7 @@ _WORDS = {bool: "true or false", int: "a whole number", str: "a quoted string"}
 def check_settings(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR610-MR614 over every `settings` block."""
     seen: dict[str, tuple[str, ast.Setting]] = {}
-    for path, item in items(program):
-        if not isinstance(item, ast.Settings):
-            continue
+    for path, item in of_type(program, ast.Settings):
         for setting in item.items:
             name = setting.name.text
             spec = SETTINGS.get(name)

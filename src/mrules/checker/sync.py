@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.values import describe_value
-from mrules.checker.visit import actions, items
+from mrules.checker.visit import actions, of_type
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import FIELD_TYPES, Symbols
 
@@ -55,9 +55,7 @@ MIN_MINUTES = 2
 def check_sync(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR501-MR511 over every sync block."""
     first: tuple[str, ast.Sync] | None = None
-    for path, item in items(program):
-        if not isinstance(item, ast.Sync):
-            continue
+    for path, item in of_type(program, ast.Sync):
         if first is None:
             first = (path, item)
         else:

@@ -23,7 +23,7 @@ from typing import Any
 from mrules import ast
 from mrules.checker import report
 from mrules.checker.fields import CHOICE_TYPES
-from mrules.checker.visit import nodes
+from mrules.checker.visit import nodes_of
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import FIELD_TYPES, FieldInfo, Symbols
 
@@ -154,6 +154,7 @@ def _bound(value: ast.Node) -> Any:
 
 _TYPED = frozenset({"field_test", "set_field", "increment_field", "score_between",
                     "grade_compare"})
+_TYPED_ORDER = tuple(sorted(_TYPED))
 
 
 def _node(node: ast.Node, path: str, sym: Symbols) -> Iterator[Diagnostic]:
@@ -190,5 +191,5 @@ def _node(node: ast.Node, path: str, sym: Symbols) -> Iterator[Diagnostic]:
 
 def check_values(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR210-MR215 over every field test, field write and score or grade comparison."""
-    for path, node in nodes(program):
+    for path, node in nodes_of(program, _TYPED_ORDER):
         yield from _node(node, path, sym)
