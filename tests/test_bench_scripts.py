@@ -189,3 +189,18 @@ def test_live_memory_slope_needs_growth() -> None:
         live_memory.slope([(5, 1), (5, 2)])
     with pytest.raises(ValueError):
         live_memory.slope([(5, 1)])
+
+
+def test_bench_parse_times_in_process_and_whole_lint_runs() -> None:
+    proc = _run("bench_parse.py", "--sizes", "200,400", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["200"],
+                                                                                     ["400"])]
+    assert [r[0] for r in rows] == ["200", "400"] and all(float(r[-1]) > 0 for r in rows)
+    assert "per-rule cost max/min" in proc.stdout
+
+    whole = _run("bench_parse.py", "--whole", "--sizes", "300", "--repeat", "1")
+    assert whole.returncode == 0, whole.stderr
+    assert "fixed cost (a one-rule file)" in whole.stdout
+    row = next(line.split() for line in whole.stdout.splitlines() if line.startswith("    300"))
+    assert float(row[1]) > 0 and float(row[1]) >= float(row[2])
