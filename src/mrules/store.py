@@ -50,6 +50,7 @@ from mrules.atomic import fsync_folder
 from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.state import Codecs, Prospect
+from mrules.storeapi import StoreError, StoreLocked, StorePathError
 from mrules.vocab import ASSET_EVENTS
 
 __all__ = [
@@ -314,28 +315,6 @@ _SET_META = (
 _HISTORY_COLUMNS = "prospect, visitor, ts, seq, event_id, data"
 
 _LOG_KEY = "actions_log:"  # meta key prefix: where an action log (by absolute path) starts
-
-
-class StoreError(Exception):
-    """The store cannot be opened, read or written; the message says why and what to do."""
-
-
-class StorePathError(StoreError):
-    """The store path itself is wrong (a folder, a missing folder, no store to read): usage."""
-
-
-class StoreLocked(StoreError):
-    """Another process holds the store for writing.
-
-    Attributes:
-        path: the store's path.
-        pid: the holder's process id as written in the lock file, or None if unknown.
-    """
-
-    def __init__(self, message: str, path: Path, pid: int | None) -> None:
-        super().__init__(message)
-        self.path = path
-        self.pid = pid
 
 
 @dataclass

@@ -28,10 +28,34 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from mrules.store import Batch
 
-__all__ = ["MEMORY", "StateStore", "open_store"]
+__all__ = [
+    "MEMORY", "StateStore", "StoreError", "StoreLocked", "StorePathError", "open_store",
+]
 
 MEMORY = ":memory:"
 """The `--store` value that asks for an in-memory store."""
+
+
+class StoreError(Exception):
+    """The store cannot be opened, read or written; the message says why and what to do."""
+
+
+class StorePathError(StoreError):
+    """The store path itself is wrong (a folder, a missing folder, no store to read): usage."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store for writing.
+
+    Attributes:
+        path: the store's path.
+        pid: the holder's process id as written in the lock file, or None if unknown.
+    """
+
+    def __init__(self, message: str, path: Path, pid: int | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
 
 
 @runtime_checkable

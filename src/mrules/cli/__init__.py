@@ -20,6 +20,17 @@ class _Main(click.Group):
     exception itself, so a bug is never hidden from them.
     """
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_NAMES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if command is None:
+            command = _load(cmd_name)
+            if command is not None:
+                self.commands[cmd_name] = command
+        return command
+
     def invoke(self, ctx: click.Context) -> object:
         from mrules.cli.common import failures
 
@@ -53,37 +64,23 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    from mrules.cli import parse_cmd
+# Each command lives in `mrules.cli.<name>_cmd`, imported when the command runs (or
+# when `--help` lists them all): `mrules lint` no longer imports the engine, the
+# store, the sync and the reports before it starts, a third of its start-up.
+COMMAND_NAMES = (
+    "completion", "crm", "explain", "fmt", "lint", "lsp", "parse", "partition", "replay",
+    "report", "run", "segment", "state", "sync", "test",
+)
 
-    main.add_command(parse_cmd.parse)
-    # Commands added by later modules register here, one import a command module.
+
+def _load(name: str) -> click.Command | None:
+    """The command `name`, from its module; None for a name mrules has no command for."""
     import importlib
 
-    for module in (
-        "lint_cmd",
-        "fmt_cmd",
-        "run_cmd",
-        "state_cmd",
-        "explain_cmd",
-        "segment_cmd",
-        "crm_cmd",
-        "sync_cmd",
-        "completion_cmd",
-        "lsp_cmd",
-        "test_cmd",
-        "replay_cmd",
-        "partition_cmd",
-        "report_cmd",
-    ):
-        try:
-            mod = importlib.import_module(f"mrules.cli.{module}")
-        except ModuleNotFoundError as e:
-            if e.name != f"mrules.cli.{module}":
-                raise
-            continue
-        for command in getattr(mod, "COMMANDS", ()):
-            main.add_command(command)
-
-
-_register()
+    if name not in COMMAND_NAMES:
+        return None
+    module = importlib.import_module(f"mrules.cli.{name}_cmd")
+    for command in getattr(module, "COMMANDS", ()):
+        if command.name == name:
+            return command  # type: ignore[no-any-return]
+    raise LookupError(f"mrules.cli.{name}_cmd has no command {name!r}")

@@ -24,7 +24,7 @@ import click
 from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
 from mrules.loader import LoadError, LoadResult, load
-from mrules.store import StoreError, StoreLocked, StorePathError
+from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
 __all__ = [
     "EXIT_BUSY",

@@ -44,3 +44,6 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
                 name = getattr(item, "name", None)
                 label = f" {name.text!r}" if name is not None else ""
                 click.echo(f"{file.path}:{line}:{col}: {item.kind}{label}")
+
+
+COMMANDS = (parse,)

@@ -1,0 +1,64 @@
+"""The `mrules` group loads each command from its own module when it runs.
+
+Every `cli/<name>_cmd.py` module's command is listed and reachable, and a
+command imports only what it needs: `mrules lint` starts without the engine,
+the store, the sync or the reports.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from mrules.cli import COMMAND_NAMES, main
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = ROOT / "src" / "mrules" / "cli"
+
+
+def test_every_command_module_is_listed_and_loads() -> None:
+    modules = sorted(
+        p.name[: -len("_cmd.py")]
+        for p in CLI.glob("*_cmd.py")
+        if "\nCOMMANDS = " in p.read_text("utf-8")  # report_html_cmd is a `report` subcommand
+    )
+    assert sorted(COMMAND_NAMES) == modules
+    ctx = main.make_context("mrules", ["--help"], resilient_parsing=True)
+    assert main.list_commands(ctx) == modules
+    for name in modules:
+        command = main.get_command(ctx, name)
+        assert command is not None and command.name == name
+
+
+def test_help_lists_every_command_and_an_unknown_one_is_refused() -> None:
+    runner = CliRunner()
+    shown = runner.invoke(main, ["--help"])
+    assert shown.exit_code == 0
+    listed = shown.output.split("Commands:", 1)[1]
+    for name in COMMAND_NAMES:
+        assert f"\n  {name} " in listed
+    refused = runner.invoke(main, ["lnt"])
+    assert refused.exit_code == 2 and "No such command 'lnt'" in refused.output
+
+
+def test_lint_starts_without_the_engine_store_sync_or_reports() -> None:
+    probe = (
+        "import sys\n"
+        "from mrules.cli import main\n"
+        "try:\n"
+        f"    main.main(['lint', {str(ROOT / 'examples' / 'getcloudy' / 'rules')!r}],"
+        " prog_name='mrules')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = ('mrules.engine', 'mrules.store', 'mrules.store_pg', 'mrules.sync',"
+        " 'mrules.reports', 'mrules.crm', 'mrules.compiler')\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.startswith(tuple(h + '.' for h"
+        " in heavy))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
