@@ -31,6 +31,16 @@ class _Main(click.Group):
                 self.commands[cmd_name] = command
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if not name.startswith("-") and not ctx.resilient_parsing \
+                and self.get_command(ctx, name) is None:
+            # click suggests from the commands loaded so far; suggest from them all
+            raise click.exceptions.NoSuchCommand(name, possibilities=COMMAND_NAMES, ctx=ctx)
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
         from mrules.cli.common import failures
 
