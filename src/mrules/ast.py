@@ -128,7 +128,9 @@ CompareOp = Literal["<", "<=", ">", ">="]
 class Node(BaseModel):
     """Base of every AST node: immutable, strict about fields, with a span."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a class's validator is built when the first node of it is made, not
+    # at import: every command imports this module, and uses only the classes its rules need.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     span: Span = Field(default=NO_SPAN, repr=False)
     if TYPE_CHECKING:
         kind: str  # every node class declares its own `kind` tag as a Literal
