@@ -13,13 +13,15 @@ Times are CPU seconds of this process (`time.process_time`), the best of
 would skew wall-clock time. `--lark` times the reference path (Lark's own lexer and
 parse tree, what every text took before the fast path) for comparison. `--whole`
 times whole `mrules lint` processes instead, as a user runs them: the least CPU
-seconds of `--repeat` runs, net of the fixed cost of linting a one-rule file.
+seconds of `--repeat` runs, net of the fixed cost (linting a 100-rule file);
+`--before CHECKOUT` times another checkout's lint too, interleaved, for ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import resource
 import statistics
@@ -119,40 +121,77 @@ def _best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     return min(times), result
 
 
-def _lint_cpu(path: Path, repeat: int) -> float:
-    """The least CPU seconds (user + system) of `--repeat` whole `mrules lint PATH` runs."""
-    mrules = Path(sys.executable).with_name("mrules")
-    command = [str(mrules)] if mrules.exists() else [sys.executable, "-m", "mrules"]
-    best = float("inf")
-    for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run([*command, "lint", str(path)], capture_output=True, check=False)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise SystemExit(f"mrules lint {path} failed:\n{done.stdout.decode()}"
-                             f"{done.stderr.decode()}")
-        best = min(best, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return best
+def _lint_cpu(path: Path, checkout: Path | None) -> float:
+    """CPU seconds (user + system) of one whole `mrules lint PATH` process.
+
+    `checkout`: run that checkout's code (`PYTHONPATH=CHECKOUT/src`, this interpreter)
+    instead of the installed mrules.
+    """
+    env = dict(os.environ)
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout / "src")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, "-m", "mrules", "lint", str(path)],
+                          capture_output=True, check=False, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"mrules lint {path} failed:\n{done.stdout.decode()}"
+                         f"{done.stderr.decode()}")
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
-def whole_process(sizes: list[int], repeat: int) -> int:
-    """Time `mrules lint` as a user runs it, net of the fixed cost of a one-rule file."""
+# The fixed cost of a lint: start-up, and the first use of each AST class the generated
+# rules use (a class's validator is built then); a rule set this small has them all.
+_BASE_RULES = 100
+
+
+def whole_process(sizes: list[int], repeat: int, before: Path | None = None) -> int:
+    """Time `mrules lint` as a user runs it; the cost per rule is net of a small rule set's.
+
+    Per rule: (CPU(n) - CPU(_BASE_RULES)) / (n - _BASE_RULES), the cost each rule beyond
+    the fixed cost adds.
+
+    With `before`, that checkout's lint runs too, interleaved with this one's in each
+    of the `repeat` rounds, so both see the same machine.
+    """
+    variants: list[tuple[str, Path | None]] = [("now", None)]
+    if before is not None:
+        variants.insert(0, ("before", before))
+    best: dict[tuple[str, int], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        one = Path(tmp, "one.mr")
-        one.write_text('list "A"\n', encoding="utf-8")
-        fixed = _lint_cpu(one, repeat)
-        print(f"mrules lint, whole process, least CPU of {repeat}; fixed cost "
-              f"(a one-rule file): {fixed:.2f} s")
-        print(f"{'rules':>7} {'CPU s':>7} {'net s':>7} {'us/rule net':>12}")
-        per_rule = []
-        for n in sizes:
-            path = Path(tmp, f"r{n}.mr")
-            path.write_text(generate(n), encoding="utf-8")
-            cpu = _lint_cpu(path, repeat)
-            per_rule.append((cpu - fixed) / n * 1e6)
-            print(f"{n:>7} {cpu:>7.2f} {cpu - fixed:>7.2f} {per_rule[-1]:>12.1f}")
-    if len(per_rule) > 1:
-        print(f"per-rule net cost max/min: {max(per_rule) / min(per_rule):.2f}")
+        paths: dict[int, Path] = {}
+        for n in (_BASE_RULES, *sizes):
+            paths[n] = Path(tmp, f"r{n}.mr")
+            paths[n].write_text(generate(n), encoding="utf-8")
+        for _ in range(repeat):
+            for n in paths:
+                for name, checkout in variants:
+                    cpu = _lint_cpu(paths[n], checkout)
+                    best[name, n] = min(best.get((name, n), float("inf")), cpu)
+    print(f"mrules lint, whole process, least CPU of {repeat} rounds; 'net' leaves out "
+          f"the fixed cost, a {_BASE_RULES}-rule file's")
+    header = f"{'rules':>7}"
+    for name, _ in variants:
+        header += f" {name + ' s':>9} {name + ' us/rule net':>18}"
+    if before is not None:
+        header += f" {'now/before':>10}"
+    print(header)
+    per_rule: dict[str, list[float]] = {name: [] for name, _ in variants}
+    for n in paths:
+        row = f"{n:>7}"
+        for name, _ in variants:
+            cpu, fixed = best[name, n], best[name, _BASE_RULES]
+            base = n == _BASE_RULES
+            net = 0.0 if base else (cpu - fixed) / (n - _BASE_RULES) * 1e6
+            if not base:
+                per_rule[name].append(net)
+            row += f" {cpu:>9.2f} {'':>18}" if base else f" {cpu:>9.2f} {net:>18.1f}"
+        if before is not None:
+            row += f" {best['now', n] / best['before', n]:>10.2f}"
+        print(row)
+    for name, values in per_rule.items():
+        if len(values) > 1:
+            print(f"{name}: per-rule net cost max/min {max(values) / min(values):.2f}")
     return 0
 
 
@@ -165,7 +204,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--whole",
         action="store_true",
-        help="time whole `mrules lint` processes instead (CPU net of a one-rule file's)",
+        help="time whole `mrules lint` processes instead (CPU net of a 100-rule file's)",
+    )
+    ap.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="with --whole: also time this checkout's lint (a git worktree), interleaved",
     )
     ap.add_argument(
         "--lark",
@@ -174,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.whole:
-        return whole_process([int(x) for x in args.sizes.split(",")], args.repeat)
+        return whole_process([int(x) for x in args.sizes.split(",")], args.repeat, args.before)
 
     from mrules import ast
     from mrules.parser import _fast_parser, lark_parser, parse_text, parse_text_with_lark

@@ -199,8 +199,16 @@ def test_bench_parse_times_in_process_and_whole_lint_runs() -> None:
     assert [r[0] for r in rows] == ["200", "400"] and all(float(r[-1]) > 0 for r in rows)
     assert "per-rule cost max/min" in proc.stdout
 
-    whole = _run("bench_parse.py", "--whole", "--sizes", "300", "--repeat", "1")
+    whole = _run("bench_parse.py", "--whole", "--sizes", "300", "--repeat", "1",
+                 "--before", str(ROOT))  # this checkout stands in for the one before
     assert whole.returncode == 0, whole.stderr
-    assert "fixed cost (a one-rule file)" in whole.stdout
-    row = next(line.split() for line in whole.stdout.splitlines() if line.startswith("    300"))
-    assert float(row[1]) > 0 and float(row[1]) >= float(row[2])
+    assert "least CPU of 1 rounds" in whole.stdout
+    lines = whole.stdout.splitlines()
+    assert lines[1].split() == ["rules", "before", "s", "before", "us/rule", "net", "now", "s",
+                                "now", "us/rule", "net", "now/before"]
+    one = next(line.split() for line in lines if line.startswith("    100 "))
+    row = next(line.split() for line in lines if line.startswith("    300 "))
+    assert len(one) == 4 and len(row) == 6
+    assert float(row[1]) > 0 and float(row[3]) > 0 and float(row[5]) > 0  # CPU s, ratio
+    # the net figures are numbers; noise may make a tiny size's negative, so no sign
+    assert [type(float(x)) for x in (row[2], row[4])] == [float, float]
