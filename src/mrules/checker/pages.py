@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 from mrules import ast
 from mrules.checker import report
-from mrules.checker.visit import items, nodes_of, of_type
+from mrules.checker.visit import items, of_type
 from mrules.diagnostics import Diagnostic
 from mrules.settings import SETTINGS, EngineSettings
 from mrules.symbols import Symbols
@@ -71,8 +71,8 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     settings = program_settings(program)
     exact: dict[str, tuple[str, ast.PageAction]] = {}
     wild: dict[str, tuple[str, ast.PageAction]] = {}
-    for path, node in nodes_of(program, ("activity",)):
-        if isinstance(node, ast.Activity) and node.asset_kind is None and node.name:
+    for path, node in of_type(program, ast.Activity):
+        if node.asset_kind is None and node.name:
             bad = _bad_url(path, node.name)
             if bad is not None:
                 yield bad

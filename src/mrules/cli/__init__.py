@@ -18,6 +18,8 @@ class _Main(click.Group):
     mrules`) turns an unexpected exception into the one-line internal-error
     report; tests that call `main.main()` (click's CliRunner) see the
     exception itself, so a bug is never hidden from them.
+
+    Commands are loaded by name (`COMMAND_NAMES`) when first asked for.
     """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
