@@ -74,3 +74,15 @@ def test_a_link_is_clicked_once_however_many_there_are() -> None:
     codecs = Codecs()
     again = Prospect.from_json(p.to_json(codecs), codecs, p.email)
     assert not any(again.click(link) for link in links) and again.click("new|link")
+
+
+def test_the_stored_keys_name_every_attribute_in_order() -> None:
+    """`_SHORT` stands for `Prospect.__slots__` (a compiled class has none to read)."""
+    import pytest
+
+    from mrules import state
+
+    slots = getattr(Prospect, "__slots__", None)
+    if slots is None:
+        pytest.skip("compiled: Prospect has no __slots__ to compare with")
+    assert tuple(state._SHORT) == slots

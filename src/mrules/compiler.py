@@ -67,6 +67,10 @@ class RuleRef:
     name: str
     loc: str
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled by mypyc, a frozen dataclass cannot be unpickled field by field.
+        return (RuleRef, (self.kind, self.name, self.loc))
+
 
 @dataclass(frozen=True, slots=True)
 class CompiledAction:
@@ -83,6 +87,10 @@ class CompiledAction:
     op: str
     operands: tuple[Any, ...] = ()
     loc: str = ""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled by mypyc, a frozen dataclass cannot be unpickled field by field.
+        return (CompiledAction, (self.kind, self.phase, self.op, self.operands, self.loc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +272,8 @@ class _CriterionCompiler:
                 return lambda p, now: low <= p.score <= high
             case ast.CategoryScoreCompare(category=cat, op=op, value=value):
                 reads.add("score")
-                cmp, name = _CMP[op], cat.text
-                return lambda p, now: cmp((p.categories or {}).get(name, 0), value)
+                cmp, category = _CMP[op], cat.text
+                return lambda p, now: cmp((p.categories or {}).get(category, 0), value)
             case ast.GradeCompare(op=op, grade=grade):
                 reads.add("grade")
                 cmp, rank, grade_of = _CMP[op], grade_rank(grade), self.rs.grade_rank_of
@@ -778,10 +786,10 @@ NEW_PROSPECT = "*"  # the fact a new prospect changes: every rule reads it
 
 
 def _by_fact(rules: list[CompiledRule]) -> dict[str, tuple[int, ...]]:
-    out: dict[str, list[int]] = {NEW_PROSPECT: tuple(range(len(rules)))}  # type: ignore[dict-item]
+    out: dict[str, list[int]] = {NEW_PROSPECT: list(range(len(rules)))}
     for i, r in enumerate(rules):
         for f in r.reads:
-            out.setdefault(f, []).append(i)  # type: ignore[attr-defined]
+            out.setdefault(f, []).append(i)
     return {k: tuple(v) for k, v in out.items()}
 
 

@@ -356,14 +356,14 @@ def _text(data: bytes) -> str:
 def _not_json(data: bytes, error: orjson.JSONDecodeError) -> str:
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        column = len(data[: e.start].decode("utf-8", "replace")) + 1
-        return f"not UTF-8 text: byte 0x{data[e.start]:02x} at column {column}"
+    except UnicodeDecodeError as bad:
+        column = len(data[: bad.start].decode("utf-8", "replace")) + 1
+        return f"not UTF-8 text: byte 0x{data[bad.start]:02x} at column {column}"
     text = data.rstrip(b"\r\n")
     try:  # again without the newline, so the column is on this line
         orjson.loads(text)
-    except orjson.JSONDecodeError as e:
-        error = e
+    except orjson.JSONDecodeError as again:
+        error = again
     if error.pos >= len(text):
         return f"not JSON: {error.msg} (the line ends inside a value)"
     return f"not JSON: {error.msg} at column {error.colno}"
@@ -401,8 +401,8 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
         return Reject(line, _not_object(obj), _text(raw))
     try:
         return _event(obj, line, raw)
-    except _Bad as e:
-        return Reject(line, str(e), _text(raw))
+    except _Bad as bad:
+        return Reject(line, str(bad), _text(raw))
 
 
 def _peek(stream: IO[bytes]) -> bytes:
@@ -505,11 +505,11 @@ def _iterate(
                     yield Reject(line, str(e), _text(data))
             else:
                 yield Reject(line, _not_object(obj), _text(data))
-    except (gzip.BadGzipFile, zlib.error, EOFError) as e:
-        detail = str(e) or "the data ends before the end of the gzip stream"
+    except (gzip.BadGzipFile, zlib.error, EOFError) as broken:
+        detail = str(broken) or "the data ends before the end of the gzip stream"
         raise EventSourceError(f"{name}: broken gzip data: {detail}") from None
-    except OSError as e:
-        raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
+    except OSError as err:
+        raise EventSourceError(f"{name}: cannot read: {err.strerror or err}") from None
     finally:
         for opened in to_close:
             opened.close()

@@ -141,11 +141,12 @@ class Row:
     def __init__(
         self,
         prospect: str | None,
-        ts: float,
-        source: str,
+        ts: float | None,
+        source: str | None,
         line: int,
         event_id: str | None,
     ) -> None:
+        # ts and source are None only in an applied-id row migrated from a version 1 store
         self.prospect = prospect
         self.visitor: str | None = None
         self.ts = ts  # the activity's event time, or the clock when there is no activity
@@ -200,18 +201,19 @@ class Row:
             yield Message(seq, self.clock, self.prospect, kind, _dumps(payload).decode())
 
     def activity(self) -> Activity | None:
-        if self.etype is None:
-            return None
+        ts, source = self.ts, self.source
+        if self.etype is None or ts is None or source is None:
+            return None  # no activity (an applied-id row migrated from version 1 has no time)
         kind = self.kind if self.kind is not None else _kind_of(self.etype)
         return Activity(
             self.prospect,
             self.visitor,
-            self.ts,
+            ts,
             self.etype,
             kind,
             self.asset,
             self.url,
-            self.source,
+            source,
             self.line,
             self.event_id,
         )
@@ -428,14 +430,14 @@ def unpack(
     names: Interner,
     prospect: str | None,
     visitor: str | None,
-    ts: float,
+    ts: float | None,
     seq: int | None,
     event_id: str | None,
 ) -> Row:
     """A Row from its packed data and columns (rule references read back as `Ref`)."""
     v = load_data(data)
     text = names.text
-    row = Row(prospect, ts, text(v[0]) if v[0] else None, v[1], event_id)  # type: ignore[arg-type]
+    row = Row(prospect, ts, text(v[0]) if v[0] else None, v[1], event_id)
     row.visitor = visitor
     head = _HEAD
     etype = v[2]

@@ -122,7 +122,11 @@ class MemoryStore:
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         rows = (self._rows[i] for i in self._anonymous.get(visitor, ()))
-        return [(r.ts, r.url or "") for r in rows if r.prospect is None and r.etype == "page_view"]
+        return [
+            (r.ts, r.url or "")
+            for r in rows
+            if r.prospect is None and r.etype == "page_view" and r.ts is not None
+        ]
 
     def shared(self) -> dict[str, str]:
         return dict(self._shared)

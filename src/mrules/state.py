@@ -89,6 +89,10 @@ class Codecs:
     rules: NameBits = field(default_factory=NameBits)
     emails: NameBits = field(default_factory=NameBits)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled by mypyc, a frozen dataclass cannot be unpickled field by field.
+        return (Codecs, (self.lists, self.tags, self.rules, self.emails))
+
 
 _BITS = {
     "lists": "lists",
@@ -314,7 +318,8 @@ _SHORT = {
     "throttle": "th",
 }
 _LONG = {v: k for k, v in _SHORT.items()}
-_REST = tuple(n for n in Prospect.__slots__ if n not in ("email", "created", "score"))
+# _SHORT names every slot of Prospect, in order (tested); a compiled class has no __slots__.
+_REST = tuple(n for n in _SHORT if n not in ("email", "created", "score"))
 _BITS_KIND, _PAIRS_KIND, _SET_KIND, _STATUS_KIND = 1, 2, 3, 4
 # (attribute, stored key, how it is encoded) for every attribute but email, created, score
 _LAYOUT = tuple(

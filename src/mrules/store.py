@@ -212,7 +212,7 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     ]
     activities, ledger, applied = rows_of_records(plain)
     for row in applied:
-        row.source, row.ts = None, None  # type: ignore[assignment]
+        row.source, row.ts = None, None
     for email in {r.prospect for r in activities + ledger if r.prospect is not None} - set(pids):
         cur = conn.execute("INSERT INTO prospects (email, state) VALUES (?, NULL)", (email,))
         pids[email] = int(cur.lastrowid or 0)
@@ -408,7 +408,7 @@ def rows_of_records(batch: Batch) -> tuple[list[Row], list[Row], list[Row]]:
         if type(event_id) is not str:
             raise TypeError(f"an event id must be text, not {event_id!r}")
         # A row holding only an applied id: its clock is the batch's, None in a migrated v1 store.
-        applied.append(Row(None, batch.clock, batch.source, 0, event_id))  # type: ignore[arg-type]
+        applied.append(Row(None, batch.clock, batch.source, 0, event_id))
     return activities, ledger, applied
 
 
@@ -630,7 +630,7 @@ class Store:
         out = []
         key = self._interner().ids.get(visitor, visitor)
         for row in self._history(sql, (key,)):
-            if row.etype == "page_view":
+            if row.etype == "page_view" and row.ts is not None:  # a page view has its time
                 out.append((row.ts, row.url or ""))
         return out
 
@@ -1022,8 +1022,8 @@ class Store:
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
         except sqlite3.Error as e:
             raise StoreError(_read_message(self.path, e)) from e
-        except HISTORY_DAMAGE as e:
-            raise damaged_history(self.path, e) from e
+        except HISTORY_DAMAGE as damage:
+            raise damaged_history(self.path, damage) from damage
 
     # -- internals -------------------------------------------------------------------------
 
@@ -1210,8 +1210,8 @@ def _create(path: Path) -> None:
         pass
     except sqlite3.Error as e:
         raise StoreError(_open_message(path, e)) from e
-    except OSError as e:
-        raise StoreError(f"cannot create store {path}: {e.strerror}; {_os_advice(e)}") from e
+    except OSError as err:
+        raise StoreError(f"cannot create store {path}: {err.strerror}; {_os_advice(err)}") from err
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

@@ -324,7 +324,7 @@ class PgStore:
         return [
             (row.ts, row.url or "")
             for row in self._history(where, (visitor,))
-            if row.etype == "page_view"
+            if row.etype == "page_view" and row.ts is not None
         ]
 
     def shared(self) -> dict[str, str]:

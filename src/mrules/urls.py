@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from mrules.settings import EngineSettings
@@ -78,11 +77,6 @@ def wildcard_prefix(pattern: str, settings: EngineSettings) -> str:
     return host + path
 
 
-@dataclass(frozen=True)
-class _Wildcards(Generic[T]):
-    by_length: tuple[tuple[int, dict[str, T]], ...]  # longest prefixes first
-
-
 class PageIndex(Generic[T]):
     """Finds the one page action for a URL: exact match first, then the longest wildcard prefix.
 
@@ -102,10 +96,11 @@ class PageIndex(Generic[T]):
                 lengths.setdefault(len(prefix), {}).setdefault(prefix, value)
             else:
                 self.exact.setdefault(normalize_url(pattern, settings), value)
-        self._wild = _Wildcards(tuple(sorted(lengths.items(), reverse=True)))
+        # (prefix length, prefixes of that length), longest prefixes first
+        self._by_length = tuple(sorted(lengths.items(), reverse=True))
 
     def __len__(self) -> int:
-        return len(self.exact) + sum(len(d) for _, d in self._wild.by_length)
+        return len(self.exact) + sum(len(d) for _, d in self._by_length)
 
     def lookup(self, url: str) -> T | None:
         """The page action for a URL as seen, or None."""
@@ -115,10 +110,10 @@ class PageIndex(Generic[T]):
         hit = self.exact.get(url)
         if hit is not None:
             return hit
-        if not self._wild.by_length:
+        if not self._by_length:
             return None
         slashed = url + "/"
-        for length, prefixes in self._wild.by_length:
+        for length, prefixes in self._by_length:
             if length <= len(url):
                 hit = prefixes.get(url[:length])
             elif length == len(slashed):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import orjson
+from mypy_extensions import trait
 
 from mrules.compiler import (
     NEW_PROSPECT,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
+@trait
 class Settlement(EngineParts):
     """Rule evaluation of `Engine`: settle, try a rule, dynamic lists, ticks, segment."""
 
@@ -98,14 +100,14 @@ class Settlement(EngineParts):
                 if since < t < best:
                     best = t
             for timer in rule.timers:
-                t = timer(p)  # type: ignore[assignment]
-                if t is not None and since < t < best:
-                    best = t
+                when = timer(p)
+                if when is not None and since < when < best:
+                    best = when
         for dl in self._time_dynamic:
             for timer in dl.timers:
-                t = timer(p)  # type: ignore[assignment]
-                if t is not None and since < t < best:
-                    best = t
+                when = timer(p)
+                if when is not None and since < when < best:
+                    best = when
         return best
 
     # ------------------------------------------------------- automation rules
