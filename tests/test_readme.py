@@ -47,7 +47,11 @@ def test_readme_lint_transcript_is_real_output(tmp_path, monkeypatch) -> None:
 def test_readme_commands_match_ci() -> None:
     lines = (ROOT / ".ci" / "run").read_text("utf-8").strip().splitlines()
     tests = [line for line in lines if "pytest" in line]
-    assert len(tests) == 1, tests  # CI runs exactly the README's test command...
-    assert tests[0] in README
+    # CI runs exactly the README's test commands: the tests on the editable install,
+    # then again on the compiled wheel...
+    assert len(tests) == 2, tests
+    assert all(t in README for t in tests), tests
+    assert "pip install -q -e '.[test]'" in tests[0]
+    assert "MRULES_EXPECT_COMPILED=1" in tests[1] and " -e " not in tests[1]
     assert ".venv/bin/ruff check src" in lines  # ...and lints and type-checks src
     assert ".venv/bin/mypy src" in lines

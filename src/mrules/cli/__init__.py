@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from mrules import __version__
+from mrules.buildinfo import engine_build
 
 __all__ = ["main"]
 
@@ -62,7 +63,9 @@ class _Main(click.Group):
     cls=_Main,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.version_option(__version__, prog_name="mrules")
+@click.version_option(
+    __version__, prog_name="mrules", message=f"%(prog)s, version %(version)s ({engine_build()})"
+)
 def main() -> None:
     """mrules: marketing automation as code.
 

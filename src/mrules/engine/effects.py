@@ -9,6 +9,7 @@ from sys import intern as _intern
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from mypy_extensions import trait
 
 from mrules.compiler import (
     PHASE_ASSIGN,
@@ -42,6 +43,7 @@ _MARKS = {
 }
 
 
+@trait
 class Effects(EngineParts):
     """The effects of `Engine`: every change goes to the ledger through `log`."""
 

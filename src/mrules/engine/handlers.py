@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from mypy_extensions import trait
 
 from mrules.compiler import (
     ASSET_EVENTS,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
+@trait
 class Handlers(EngineParts):
     """The event handlers of `Engine`, by event type (`HANDLERS`)."""
 

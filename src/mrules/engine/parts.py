@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from mypy_extensions import trait
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["EngineParts"]
 
 
+@trait
 class EngineParts:
     """Declarations only: see `Engine.__init__` for what each attribute holds."""
 
@@ -81,36 +84,54 @@ class EngineParts:
     _unknown_text: dict[tuple[str, str], str]
     _field_info: dict[str, FieldInfo]
 
-    if TYPE_CHECKING:
-        # defined in run.py
-        def log(
-            self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
-        ) -> None: ...
-        def _prospect(self, email: str, e: Event | None) -> Prospect: ...
-        def _get(self, email: str, data: bytes | None = None) -> Prospect | None: ...
-        def _visitor(self, vid: str) -> str | None: ...
-        def _peek(self, email: str, data: bytes | None = None) -> Prospect | None: ...
-        def _every(self) -> Iterator[tuple[str, bytes | None]]: ...
-        def _ref_for(self, e: Event | None) -> RuleRef: ...
-        def _row_for(self, email: str | None) -> Row: ...
-        def _tie_visitor(self, vid: str, c: Context) -> None: ...
-        def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]: ...
+    # defined in run.py
+    def log(
+        self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
+    ) -> None:
+        raise NotImplementedError
+    def _prospect(self, email: str, e: Event | None) -> Prospect:
+        raise NotImplementedError
+    def _get(self, email: str, data: bytes | None = None) -> Prospect | None:
+        raise NotImplementedError
+    def _visitor(self, vid: str) -> str | None:
+        raise NotImplementedError
+    def _peek(self, email: str, data: bytes | None = None) -> Prospect | None:
+        raise NotImplementedError
+    def _every(self) -> Iterator[tuple[str, bytes | None]]:
+        raise NotImplementedError
+    def _ref_for(self, e: Event | None) -> RuleRef:
+        raise NotImplementedError
+    def _row_for(self, email: str | None) -> Row:
+        raise NotImplementedError
+    def _tie_visitor(self, vid: str, c: Context) -> None:
+        raise NotImplementedError
+    def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]:
+        raise NotImplementedError
 
-        # defined in effects.py
-        def _active(self, block: CompiledBlock, ts: float) -> bool: ...
-        def _run_blocks(
-            self, c: Context, blocks: tuple[CompiledBlock, ...], asset_key: str
-        ) -> None: ...
-        def _score(self, c: Context, ref: RuleRef, points: int, args: dict[str, Any]) -> None: ...
-        def _category(self, c: Context, ref: RuleRef, category: str, points: int) -> None: ...
-        def _set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None: ...
+    # defined in effects.py
+    def _active(self, block: CompiledBlock, ts: float) -> bool:
+        raise NotImplementedError
+    def _run_blocks(
+        self, c: Context, blocks: tuple[CompiledBlock, ...], asset_key: str
+    ) -> None:
+        raise NotImplementedError
+    def _score(self, c: Context, ref: RuleRef, points: int, args: dict[str, Any]) -> None:
+        raise NotImplementedError
+    def _category(self, c: Context, ref: RuleRef, category: str, points: int) -> None:
+        raise NotImplementedError
+    def _set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None:
+        raise NotImplementedError
 
-        # defined in settle.py
-        def _settle(self, c: Context) -> None: ...
-        def _tick_all(self) -> None: ...
+    # defined in settle.py
+    def _settle(self, c: Context) -> None:
+        raise NotImplementedError
+    def _tick_all(self) -> None:
+        raise NotImplementedError
 
-        # defined in screening.py
-        def _misfit(
-            self, p: Prospect, ref: RuleRef, name: str, value: Any, problem: str, crm: str | None
-        ) -> bool: ...
-        def _warn_asset(self, kind: str, asset: str) -> None: ...
+    # defined in screening.py
+    def _misfit(
+        self, p: Prospect, ref: RuleRef, name: str, value: Any, problem: str, crm: str | None
+    ) -> bool:
+        raise NotImplementedError
+    def _warn_asset(self, kind: str, asset: str) -> None:
+        raise NotImplementedError

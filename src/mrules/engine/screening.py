@@ -12,6 +12,8 @@ import math
 from collections import Counter
 from typing import Any
 
+from mypy_extensions import trait
+
 from mrules.checker.report import did_you_mean
 from mrules.compiler import ASSET_EVENTS, RuleRef
 from mrules.engine.parts import EngineParts
@@ -24,6 +26,7 @@ from mrules.vocab import Action
 __all__ = ["Screening", "fit_field"]
 
 
+@trait
 class Screening(EngineParts):
     """The screening part of `Engine` (policies `unknown_assets`, `bad_field_values`)."""
 

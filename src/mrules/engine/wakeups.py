@@ -16,6 +16,8 @@ from __future__ import annotations
 import heapq
 from array import array
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["WakeQueue"]
 
 _INF = float("inf")
@@ -32,6 +34,7 @@ class _Bucket:
         self.times = array("d")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a test subclasses it to watch `schedule`
 class WakeQueue:
     """Emails by wake-up time; `pop_due(now)` gives exactly those whose live time is <= now."""
 
