@@ -445,6 +445,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.dirty_visitors = set()
         self._anonymous = {}  # committed: the store has these views now
         self.shared_dirty = False
+        collect_young()  # the batch is gone: what the interval left (paced_collector)
 
     # -------------------------------------------------------- the prospect cache
 
@@ -593,28 +594,33 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.dirty.add(email)
 
 
-# The cyclic garbage collector's thresholds during a run (see `paced_collector`).
-RUN_GC_THRESHOLDS = (100_000, 50, 1_000)
-
-
 @contextlib.contextmanager
 def paced_collector() -> Iterator[None]:
-    """Run the cyclic garbage collector rarely while a stream is applied.
+    """No automatic garbage collection while a stream is applied; `Engine.commit` collects.
 
     A run allocates millions of short-lived containers (context sets, ledger
     args, history rows) and keeps a growing heap of long-lived ones (prospects,
-    the batch of the current commit); with Python's default thresholds the
-    collector walks that heap again and again: a quarter of a run's CPU on the
-    benchmark. A run makes almost no reference cycles (refcounting frees what it
-    drops), so the young generations are collected a hundred times less often and
-    the oldest in effect not during the run. The thresholds are restored after.
+    the batch of the current commit). With Python's default thresholds the
+    cyclic collector walked that heap again and again, a quarter of a run's
+    CPU; with thresholds a hundred times higher it still took 5% of a compiled
+    run. A run makes almost no reference cycles (refcounting frees what it
+    drops), so the collector is off for the run, and each commit collects the
+    young generation once the batch is written (`collect_young`): cyclic garbage
+    made since the last commit goes then, and what survives is not walked again
+    during the run. The collector is switched back on after, if it was on.
     """
-    before = gc.get_threshold()
-    gc.set_threshold(*RUN_GC_THRESHOLDS)
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        if was_enabled:
+            gc.enable()
+
+
+def collect_young() -> None:
+    """Collect what was allocated since the last collection and is garbage (see above)."""
+    gc.collect(0)
 
 
 def _forget_expired(p: Prospect, now: float, throttle: float, notify: float) -> None:
