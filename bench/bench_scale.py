@@ -2,17 +2,19 @@
 
     python bench/bench_scale.py [--sizes 200000:20000,2000000:200000] [--seed 7]
                                 [--cache bench/.cache] [--workdir /tmp/mrules-scale]
-                                [--checkout PATH] [--memory-store] [--keep-plain]
-                                [--run-arg ARG]...
+                                [--checkout PATH | --python PY] [--memory-store]
+                                [--keep-plain] [--run-arg ARG]...
 
 For each size EVENTS:PROSPECTS, generates the inputs with bench/generate.py
 (cached in --cache, one directory per size and seed, the stream gzipped unless
 --keep-plain: 2M events are 320 MB plain, 48 MB gzipped; a cached size is not
 generated again), then runs `python -m mrules run RULES EVENTS --store DB -q`
 as one process from --checkout (default: this one; PYTHONPATH=PATH/src, this
-interpreter), and measures it whole with `os.wait4`: CPU and wall seconds,
-peak RSS. Then it counts the prospects (`mrules state export`) and the store's
-bytes (the database file and its WAL, after the run closed it).
+interpreter), or with --python PY, that interpreter's installed mrules (a venv
+where `pip install .` put the compiled wheel), and measures it whole with
+`os.wait4`: CPU and wall seconds, peak RSS. Then it counts the prospects
+(`mrules state export`) and the store's bytes (the database file and its WAL,
+after the run closed it).
 
 It reports per size: CPU microseconds per event, store bytes per event, peak
 RSS per prospect; and between the first and the last size: the ratio of the
@@ -108,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         "--checkout", type=Path, default=ROOT, help="the mrules checkout to run (default: this)"
     )
     parser.add_argument(
+        "--python",
+        type=Path,
+        metavar="PY",
+        help="run this interpreter's installed mrules instead (no PYTHONPATH): e.g. a venv "
+        "with the compiled wheel",
+    )
+    parser.add_argument(
         "--memory-store", action="store_true", help="also run with --store :memory:"
     )
     parser.add_argument(
@@ -126,16 +135,28 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     checkout = args.checkout.resolve()
-    env = compare._env(checkout / "src")
-    found = compare._imported_from(env)
-    if not found.is_relative_to(checkout):
-        parser.error(f"with PYTHONPATH={checkout}/src this interpreter imports {found}")
+    py = sys.executable
+    if args.python is not None:
+        py, env = str(args.python), compare._env(None)
+        try:
+            version = subprocess.run(
+                [py, "-m", "mrules", "--version"], env=env, capture_output=True, text=True,
+                check=False,
+            )
+        except OSError as e:
+            parser.error(f"--python {py}: {e.strerror or e}")
+        if version.returncode != 0:
+            parser.error(f"{py} cannot run mrules: {version.stderr.strip()[-300:]}")
+        running = f"{py}: {version.stdout.strip()}"
+    else:
+        env = compare._env(checkout / "src")
+        found = compare._imported_from(env)
+        if not found.is_relative_to(checkout):
+            parser.error(f"with PYTHONPATH={checkout}/src this interpreter imports {found}")
+        running = f"checkout {checkout}"
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
-    print(
-        f"checkout {checkout}; load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs",
-        file=sys.stderr,
-    )
+    print(f"{running}; load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", file=sys.stderr)
 
     rows: list[dict[str, Any]] = []
     memory_note = None
@@ -146,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     empty.write_bytes(b"")
     fixed = compare.measure(
         [
-            sys.executable,
+            py,
             "-m",
             "mrules",
             "run",
@@ -173,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         stream = _stream(d)
         db = compare._fresh(work / f"scale-{events}.db")
         cmd = [
-            sys.executable, "-m", "mrules", "run", str(d / "rules"), str(stream), "-q",
+            py, "-m", "mrules", "run", str(d / "rules"), str(stream), "-q",
             *args.run_arg,
         ]  # fmt: skip
         m = compare.measure([*cmd, "--store", str(db)], env, work)

@@ -2,7 +2,7 @@
 
     python bench/compare.py [--prospects 20000] [--events 200000] [--seed 7] [--repeat 3]
                             [--workdir DIR] [--baseline-worktree PATH] [--before-worktree PATH]
-                            [--only a,b,c,d,e,f,g] [--no-check]
+                            [--only a,b,c,d,e,f,g] [--no-check] [--python PY]
 
 Every variant runs as its own process with the same interpreter, started by
 this script, and is measured whole (start-up, rule loading, the run, closing
@@ -15,7 +15,9 @@ shows the best (lowest) CPU and wall of the rounds and the highest peak RSS.
   b  loop, SQLite store     bench/handwritten.py --store: the same loop writing what
                             mrules writes through mrules.store.Store
   c  mrules run             `python -m mrules run RULES EVENTS --store DIR/c.db -q`, this
-                            checkout (PYTHONPATH=<this checkout>/src)
+                            checkout (PYTHONPATH=<this checkout>/src), pure Python; with
+                            --python PY, that interpreter without PYTHONPATH: a venv where
+                            this checkout's wheel is installed (`pip install .`, compiled)
   d  mrules run :memory:    the same with `--store :memory:`; skipped, with the reason,
                             when the CLI refuses it
   e  mrules run, baseline   (c) from the checkout given by --baseline-worktree PATH (for
@@ -27,9 +29,10 @@ shows the best (lowest) CPU and wall of the rounds and the highest peak RSS.
 
 Events/s are events over whole-process CPU seconds (and over wall seconds);
 "x loop" divides by (a)'s, "x base" by (e)'s, "x before" by (f)'s (for (d),
-by (g)'s). Unless --no-check, the final states are compared afterwards: (a)'s
-against `mrules state export` of (c)'s store, and (e)'s and (f)'s stores
-exported by their own checkouts against (c)'s (the
+by (g)'s). `--before-worktree .` with `--python` puts this checkout's compiled
+build (c, d) beside its pure-Python one (f, g). Unless --no-check, the final
+states are compared afterwards: (a)'s against `mrules state export` of (c)'s
+store, and (e)'s and (f)'s stores exported by their own checkouts against (c)'s (the
 figures mean little if these differ; the exit status is then 1). Inputs come
 from bench/generate.py (reused when DIR has them for the same arguments).
 Everything is written to DIR/compare_result.json.
@@ -148,10 +151,14 @@ def plan(
     seed: int,
     baseline: Path | None,
     before: Path | None = None,
+    python: Path | None = None,
 ) -> list[Variant]:
     py = sys.executable
     here = _env(ROOT / "src")
     mrules = [py, "-m", "mrules", "run", str(rules), str(events), "-q", "--store"]
+    # (c) and (d): this checkout from source, or its installed wheel under --python
+    ours = [str(python), *mrules[1:]] if python is not None else mrules
+    ours_env = _env(None) if python is not None else here
     out = []
     for key in keys:
         cwd = work / f"run-{key}"
@@ -186,10 +193,10 @@ def plan(
             )
         elif key == "c":
             db = work / "c.db"
-            out.append(Variant(key, [*mrules, str(db)], here, cwd, db))
+            out.append(Variant(key, [*ours, str(db)], ours_env, cwd, db))
         elif key == "d":
             # In its own directory: a CLI that refuses :memory: may leave ':memory:.lock'.
-            out.append(Variant(key, [*mrules, ":memory:"], here, cwd))
+            out.append(Variant(key, [*ours, ":memory:"], ours_env, cwd))
         elif key == "e":
             if baseline is None:
                 v = Variant(key, [], here, cwd)
@@ -283,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", default="abcdefg", help="variants to run, e.g. 'acef'")
     parser.add_argument("--no-check", action="store_true", help="skip the state comparison")
+    parser.add_argument(
+        "--python",
+        type=Path,
+        metavar="PY",
+        help="run (c) and (d) with this interpreter and no PYTHONPATH: a venv with this "
+        "checkout's wheel installed (compiled), e.g. /tmp/venv/bin/python",
+    )
     args = parser.parse_args(argv)
     keys = "".join(k for k in "abcdefg" if k in args.only.replace(",", ""))
     if args.repeat < 1 or not keys:
@@ -303,6 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     found = _imported_from(_env(ROOT / "src"))
     if not found.is_relative_to(ROOT):
         parser.error(f"this interpreter imports mrules from {found}, not {ROOT}/src")
+    if args.python is not None:
+        try:
+            build = subprocess.run(
+                [str(args.python), "-m", "mrules", "--version"],
+                env=_env(None), capture_output=True, text=True, check=False,
+            )
+        except OSError as e:
+            parser.error(f"--python {args.python}: {e.strerror or e}")
+        if build.returncode != 0:
+            parser.error(f"{args.python} cannot run mrules: {build.stderr.strip()[-300:]}")
+        print(f"(c), (d): {args.python}: {build.stdout.strip()}", file=sys.stderr)
 
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -310,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
     events = bench_run.ensure_inputs(work, args.prospects, args.events, args.seed)
     rules = work / "rules"
-    variants = plan(keys, work, rules, events, args.seed, baseline, before)
+    variants = plan(keys, work, rules, events, args.seed, baseline, before, args.python)
     print(
         f"inputs: {events} ({args.events:,} events, {args.prospects:,} prospects, seed "
         f"{args.seed}); {args.repeat} rounds of {', '.join(v.key for v in variants)}; "

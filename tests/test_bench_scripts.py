@@ -71,6 +71,27 @@ def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
     assert "state check a vs c: 0 mismatching" in proc.stdout
 
 
+def test_compare_runs_an_installed_build_as_c_beside_this_checkout(tmp_path: Path) -> None:
+    """--python: (c) from an interpreter's installed mrules (the compiled wheel, in CI's
+    second pass), beside this checkout's source as (f); the states must agree."""
+    proc = _run(
+        "compare.py",
+        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,f",
+        "--workdir", str(tmp_path), "--before-worktree", str(ROOT), "--python", sys.executable,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"(c), (d): {sys.executable}: mrules, version" in proc.stderr
+    result = json.loads((tmp_path / "compare_result.json").read_text())
+    assert {r["variant"] for r in result["rows"]} == {"c", "f"}
+    assert result["checks"]["f vs c"]["mismatching_prospects"] == 0
+
+
+def test_compare_refuses_an_interpreter_that_does_not_exist(tmp_path: Path) -> None:
+    proc = _run("compare.py", "--workdir", str(tmp_path), "--python", str(tmp_path / "nope"))
+    assert proc.returncode == 2
+    assert "--python" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_compare_refuses_a_directory_that_is_not_a_checkout(tmp_path: Path) -> None:
     proc = _run("compare.py", "--workdir", str(tmp_path), "--baseline-worktree", str(tmp_path))
     assert proc.returncode == 2
@@ -109,6 +130,20 @@ def test_scale_reports_cost_store_and_memory(tmp_path: Path) -> None:
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert stamp.stat().st_mtime_ns == mtime
+
+
+def test_scale_runs_an_installed_build_with_python(tmp_path: Path) -> None:
+    proc = _run(
+        "bench_scale.py",
+        "--sizes", "400:40", "--python", sys.executable,
+        "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"{sys.executable}: mrules, version" in proc.stderr
+    [row] = json.loads((tmp_path / "work" / "scale_result.json").read_text())["rows"]
+    assert row["events"] == 400 and row["prospects"] > 10
+    bad = _run("bench_scale.py", "--python", str(tmp_path / "nope"))
+    assert bad.returncode == 2 and "--python" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.mark.parametrize("text", ["200000", "1:x", "0:10", "10:0", ""])
