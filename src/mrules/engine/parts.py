@@ -3,8 +3,11 @@
 `Engine` is assembled from parts, one a concern (`handlers`, `effects`,
 `settle`, `screening`, and the loop in `run`). Each part reads state that
 `Engine.__init__` creates and calls methods another part defines. This base
-declares both, so the type checker can follow every cross-part access; at run
-time it adds nothing (annotations only, the stubs exist for the checker alone).
+declares both, so the type checker can follow every cross-part access. The
+parts and this base are mypyc traits (`mypy_extensions.trait`, a no-op in
+pure Python): a compiled class has one base class, and `Engine` mixes four
+parts. Each cross-part method is declared here with a body that raises; the
+part that defines it comes before this base in `Engine`'s method order.
 """
 
 from __future__ import annotations
@@ -89,42 +92,54 @@ class EngineParts:
         self, p: Prospect, ref: RuleRef, action: str, args: Any, before: Any, after: Any
     ) -> None:
         raise NotImplementedError
+
     def _prospect(self, email: str, e: Event | None) -> Prospect:
         raise NotImplementedError
+
     def _get(self, email: str, data: bytes | None = None) -> Prospect | None:
         raise NotImplementedError
+
     def _visitor(self, vid: str) -> str | None:
         raise NotImplementedError
+
     def _peek(self, email: str, data: bytes | None = None) -> Prospect | None:
         raise NotImplementedError
+
     def _every(self) -> Iterator[tuple[str, bytes | None]]:
         raise NotImplementedError
+
     def _ref_for(self, e: Event | None) -> RuleRef:
         raise NotImplementedError
+
     def _row_for(self, email: str | None) -> Row:
         raise NotImplementedError
+
     def _tie_visitor(self, vid: str, c: Context) -> None:
         raise NotImplementedError
+
     def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]:
         raise NotImplementedError
 
     # defined in effects.py
     def _active(self, block: CompiledBlock, ts: float) -> bool:
         raise NotImplementedError
-    def _run_blocks(
-        self, c: Context, blocks: tuple[CompiledBlock, ...], asset_key: str
-    ) -> None:
+
+    def _run_blocks(self, c: Context, blocks: tuple[CompiledBlock, ...], asset_key: str) -> None:
         raise NotImplementedError
+
     def _score(self, c: Context, ref: RuleRef, points: int, args: dict[str, Any]) -> None:
         raise NotImplementedError
+
     def _category(self, c: Context, ref: RuleRef, category: str, points: int) -> None:
         raise NotImplementedError
+
     def _set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None:
         raise NotImplementedError
 
     # defined in settle.py
     def _settle(self, c: Context) -> None:
         raise NotImplementedError
+
     def _tick_all(self) -> None:
         raise NotImplementedError
 
@@ -133,5 +148,6 @@ class EngineParts:
         self, p: Prospect, ref: RuleRef, name: str, value: Any, problem: str, crm: str | None
     ) -> bool:
         raise NotImplementedError
+
     def _warn_asset(self, kind: str, asset: str) -> None:
         raise NotImplementedError
