@@ -66,7 +66,9 @@ class MypycHook(BuildHookInterface):  # type: ignore[type-arg]
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
             if os.environ.get("MRULES_REQUIRE_COMPILED"):
-                raise RuntimeError(f"mrules: mypyc failed (MRULES_REQUIRE_COMPILED is set):\n{tail}")
+                raise RuntimeError(
+                    f"mrules: mypyc failed (MRULES_REQUIRE_COMPILED is set):\n{tail}"
+                )
             self.app.display_warning(
                 "mrules: the compiled engine could not be built; this wheel is pure Python"
                 f" (the same behaviour, slower):\n{tail}"
@@ -80,5 +82,6 @@ class MypycHook(BuildHookInterface):  # type: ignore[type-arg]
         build_data["infer_tag"] = True
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
-        if getattr(self, "_scratch", None):
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        scratch = getattr(self, "_scratch", None)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
