@@ -37,7 +37,7 @@ setup(
 """
 
 
-class MypycHook(BuildHookInterface):  # type: ignore[type-arg]
+class MypycHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
