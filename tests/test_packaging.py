@@ -1,0 +1,44 @@
+"""An sdist carries what the package reads at run time, so a wheel built from it works.
+
+`src/mrules/grammar`, `library` and `docs` are links to top-level folders. A
+wheel built from the checkout follows them; an sdist keeps no links, so
+pyproject.toml copies the folders into it where the package expects them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGED = ("mrules/grammar/", "mrules/library/", "mrules/docs/")
+
+
+def test_a_wheel_built_from_the_sdist_holds_the_grammar_library_and_docs(tmp_path: Path) -> None:
+    env = {**os.environ, "MRULES_PURE_PYTHON": "1"}  # packaging is the point, not compiling
+    sdist = subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert sdist.returncode == 0, sdist.stderr
+    [archive] = tmp_path.glob("mrules-*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    for folder in PACKAGED:
+        assert any(f"/src/{folder}" in n for n in names), folder
+    wheel = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "wheel"), str(archive)],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert wheel.returncode == 0, wheel.stderr
+    [built] = (tmp_path / "wheel").glob("mrules-*.whl")
+    with zipfile.ZipFile(built) as z:
+        files = z.namelist()
+    assert "mrules/grammar/mrules.lark" in files
+    assert "mrules/docs/diagnostics.md" in files
+    assert any(f.startswith("mrules/library/") and f.endswith(".mr") for f in files)
