@@ -138,16 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     if args.python is not None:
         py, env = str(args.python), compare._env(None)
-        try:
-            version = subprocess.run(
-                [py, "-m", "mrules", "--version"], env=env, capture_output=True, text=True,
-                check=False,
-            )
-        except OSError as e:
-            parser.error(f"--python {py}: {e.strerror or e}")
-        if version.returncode != 0:
-            parser.error(f"{py} cannot run mrules: {version.stderr.strip()[-300:]}")
-        running = f"{py}: {version.stdout.strip()}"
+        running = compare.installed_build(parser, args.python)
     else:
         env = compare._env(checkout / "src")
         found = compare._imported_from(env)

@@ -56,7 +56,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 import handwritten_memory as hm  # noqa: E402
 
-__all__ = ["Measure", "Variant", "main", "measure"]
+__all__ = ["Measure", "Variant", "installed_build", "main", "measure"]
 
 NAMES = {
     "a": "loop, no persistence",
@@ -117,6 +117,20 @@ def _env(src: Path | None) -> dict[str, str]:
     if src is not None:
         env["PYTHONPATH"] = str(src)
     return env
+
+
+def installed_build(parser: argparse.ArgumentParser, python: Path) -> str:
+    """`PY: mrules --version` for --python PY, or a usage error if it cannot run mrules."""
+    try:
+        build = subprocess.run(
+            [str(python), "-m", "mrules", "--version"],
+            env=_env(None), capture_output=True, text=True, check=False,
+        )
+    except OSError as e:
+        parser.error(f"--python {python}: {e.strerror or e}")
+    if build.returncode != 0:
+        parser.error(f"{python} cannot run mrules: {build.stderr.strip()[-300:]}")
+    return f"{python}: {build.stdout.strip()}"
 
 
 def _imported_from(env: dict[str, str]) -> Path:
@@ -318,16 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if not found.is_relative_to(ROOT):
         parser.error(f"this interpreter imports mrules from {found}, not {ROOT}/src")
     if args.python is not None:
-        try:
-            build = subprocess.run(
-                [str(args.python), "-m", "mrules", "--version"],
-                env=_env(None), capture_output=True, text=True, check=False,
-            )
-        except OSError as e:
-            parser.error(f"--python {args.python}: {e.strerror or e}")
-        if build.returncode != 0:
-            parser.error(f"{args.python} cannot run mrules: {build.stderr.strip()[-300:]}")
-        print(f"(c), (d): {args.python}: {build.stdout.strip()}", file=sys.stderr)
+        print(f"(c), (d): {installed_build(parser, args.python)}", file=sys.stderr)
 
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
