@@ -1,14 +1,32 @@
-"""Shared test fixtures: paths into the repository."""
+"""Shared test fixtures: paths into the repository, and building a wheel of it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "getcloudy"
+
+
+def build_wheel(
+    source: Path, out: Path, **env: str
+) -> tuple[subprocess.CompletedProcess[str], Path | None]:
+    """`pip wheel` of `source` (a checkout or an sdist) into `out`, with this venv's build
+    tools (no build isolation) and the MRULES_* variables given here only: the build and
+    the wheel it made, if any."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MRULES_")}
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
+         "-w", str(out), str(source)],
+        capture_output=True, text=True, check=False, env={**clean, **env}, timeout=600,
+    )  # fmt: skip
+    wheels = sorted(out.glob("mrules-*.whl"))
+    return build, wheels[0] if wheels else None
 
 
 @pytest.fixture

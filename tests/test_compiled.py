@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, build_wheel
 from mrules.buildinfo import PROBE, is_compiled
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _listed() -> list[str]:
@@ -97,24 +96,12 @@ def test_the_except_check_finds_what_it_looks_for(tmp_path: Path) -> None:
     assert _except_names_of_two_types(bad) == ["bad.py:1 f: e"]
 
 
-def _wheel(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], Path | None]:
-    """Build a wheel of this checkout with the build hook (no build isolation: this venv)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MRULES_")}
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, check=False, env={**clean, **env}, timeout=600,
-    )  # fmt: skip
-    wheels = list(tmp_path.glob("mrules-*.whl"))
-    return build, wheels[0] if wheels else None
-
-
 def test_without_a_compiler_the_wheel_is_pure_python_and_the_build_says_why(
     tmp_path: Path,
 ) -> None:
     import zipfile
 
-    build, wheel = _wheel(tmp_path, CC="/bin/false")
+    build, wheel = build_wheel(ROOT, tmp_path, CC="/bin/false")
     assert build.returncode == 0, build.stderr[-2000:]
     assert "the compiled engine could not be built" in build.stdout + build.stderr
     assert wheel is not None and wheel.name.endswith("-py3-none-any.whl")
@@ -125,6 +112,8 @@ def test_without_a_compiler_the_wheel_is_pure_python_and_the_build_says_why(
 
 
 def test_a_required_compilation_that_fails_fails_the_build(tmp_path: Path) -> None:
-    build, wheel = _wheel(tmp_path, CC="/bin/false", MRULES_REQUIRE_COMPILED="1")
+    build, wheel = build_wheel(
+        ROOT, tmp_path, CC="/bin/false", MRULES_REQUIRE_COMPILED="1"
+    )
     assert build.returncode != 0 and wheel is None
     assert "MRULES_REQUIRE_COMPILED is set" in build.stdout + build.stderr

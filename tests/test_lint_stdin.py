@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import build_wheel
 from mrules.checker import CODES
 from mrules.cli import main
 
@@ -102,13 +103,8 @@ def test_an_installed_mrules_ships_the_diagnostics_docs(tmp_path: Path) -> None:
 
     A pure-Python wheel: it is imported from the zip file, and the docs are what is tested
     (the compiled wheel is .ci/run's second pass)."""
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "MRULES_PURE_PYTHON": "1"})
-    assert build.returncode == 0, build.stderr
-    [wheel] = tmp_path.glob("mrules-*.whl")
+    build, wheel = build_wheel(ROOT, tmp_path, MRULES_PURE_PYTHON="1")
+    assert build.returncode == 0 and wheel is not None, build.stderr
     with zipfile.ZipFile(wheel) as z:
         assert "mrules/docs/diagnostics.md" in z.namelist()
     env = {**os.environ, "PYTHONPATH": str(wheel)}

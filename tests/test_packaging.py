@@ -14,7 +14,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, build_wheel
+
 PACKAGED = ("mrules/grammar/", "mrules/library/", "mrules/docs/")
 
 
@@ -30,13 +31,8 @@ def test_a_wheel_built_from_the_sdist_holds_the_grammar_library_and_docs(tmp_pat
         names = tar.getnames()
     for folder in PACKAGED:
         assert any(f"/src/{folder}" in n for n in names), folder
-    wheel = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(tmp_path / "wheel"), str(archive)],
-        capture_output=True, text=True, check=False, env=env,
-    )  # fmt: skip
-    assert wheel.returncode == 0, wheel.stderr
-    [built] = (tmp_path / "wheel").glob("mrules-*.whl")
+    wheel, built = build_wheel(archive, tmp_path / "wheel", MRULES_PURE_PYTHON="1")
+    assert wheel.returncode == 0 and built is not None, wheel.stderr
     with zipfile.ZipFile(built) as z:
         files = z.namelist()
     assert "mrules/grammar/mrules.lark" in files
