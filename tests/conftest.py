@@ -1,10 +1,12 @@
-"""Shared test fixtures: paths into the repository, and building a wheel of it."""
+"""Shared test fixtures: paths into the repository, building a wheel of it, feeding a pipe."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,29 @@ def build_wheel(
     )  # fmt: skip
     wheels = sorted(out.glob("mrules-*.whl"))
     return build, wheels[0] if wheels else None
+
+
+def run_reading_pipe(
+    cmd: list[str], fifo: Path, data: bytes, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run `cmd`, which reads the named pipe `fifo` (as `<(zcat ...)` gives one), while a
+    thread writes `data` into it; a command that never opens the pipe does not hang it."""
+
+    def feed() -> None:
+        with suppress(BrokenPipeError), fifo.open("wb") as w:
+            w.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, cwd=cwd, check=False
+        )
+    finally:
+        if writer.is_alive():  # the command never opened the pipe: open it so the writer ends
+            with suppress(OSError):
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=60)
 
 
 @pytest.fixture

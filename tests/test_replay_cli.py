@@ -6,9 +6,11 @@ rule (score >= 100) into score >= 50 with a notification to Alan.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from conftest import run_reading_pipe
 from mrules.cli import main
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
@@ -104,6 +107,22 @@ def test_diff_matches_two_separate_runs(tmp_path: Path, lowered: Path) -> None:
     reason = d["mql"]["gained"]["examples"][0]["reason"]
     assert reason.startswith("automation rule 'MQL handoff' (") and "30-automation.mr:3)" in reason
     assert "event line 10 id e09" in reason
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_events_from_a_named_pipe_same_as_the_file(tmp_path: Path, lowered: Path) -> None:
+    """A pipe can be read once, and replay runs the stream twice: it keeps the lines."""
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered)]
+    from_file = _mrules(*args, str(EXAMPLE / "events.jsonl"), "--format", "json")
+    fifo = tmp_path / "events.pipe"
+    os.mkfifo(fifo)
+    cmd = [sys.executable, "-m", "mrules", *args, str(fifo), "--format", "json"]
+    from_pipe = run_reading_pipe(cmd, fifo, (EXAMPLE / "events.jsonl").read_bytes())
+    assert from_pipe.returncode == 0, from_pipe.stderr
+    assert "Traceback" not in from_pipe.stderr
+    piped, filed = orjson.loads(from_pipe.stdout), orjson.loads(from_file.stdout)
+    assert piped["mql"] == filed["mql"] and piped["outbox"] == filed["outbox"]
+    assert piped["prospects"] == filed["prospects"]
 
 
 def test_text_summary(lowered: Path) -> None:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from syrupy.filters import props
 
+from conftest import run_reading_pipe
 from mrules.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,6 +221,29 @@ def test_stdin_input_same_as_file(repo: Path, tmp_path: Path) -> None:
     res = invoke("run", RULES, "-", "--store", str(tmp_path / "in.db"), "-q", input=data)
     assert res.exit_code == 0, res.stderr
     assert export(tmp_path / "in.db") == export(tmp_path / "gc.db")
+
+
+def _run_through_fifo(fifo: Path, data: bytes, store: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "mrules", "run", RULES, str(fifo), "--store", str(store), "-q"]
+    return run_reading_pipe(cmd, fifo, data)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_named_pipe_is_read_like_standard_input(tmp_path: Path) -> None:
+    """A pipe is a stream, not a file: it was refused as "no such file", and a line
+    position kept under its path would skip the next run's first lines."""
+    assert run_example(tmp_path).exit_code == 0
+    fifo = tmp_path / "events.pipe"
+    os.mkfifo(fifo)
+    store = tmp_path / "pipe.db"
+    first = _run_through_fifo(fifo, (ROOT / EVENTS).read_bytes(), store)
+    assert first.returncode == 0, first.stderr
+    assert export(store) == export(tmp_path / "gc.db")
+    # The same pipe again, with one new event: it is line 1, and it is applied.
+    new = GOOD.replace("a@example.com", "piped@example.com")
+    second = _run_through_fifo(fifo, new.encode(), store)
+    assert second.returncode == 0, second.stderr
+    assert "piped@example.com" in export(store)
 
 
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:

@@ -115,6 +115,21 @@ def _is_path(text: str) -> bool:
         return False
 
 
+def stream_source(events: str | Path) -> str:
+    """The identity a stream's position is kept under in the store.
+
+    A regular file's absolute path: a rerun on the same file resumes after the
+    last committed line. Standard input (`-`) and any other kind of file (a
+    named pipe, `<(zcat ...)`, a device) are `-`: what they give next time is
+    not the same lines, so no line is skipped; events already applied are still
+    skipped by their id.
+    """
+    if str(events) == "-":
+        return "-"
+    path = Path(events)
+    return str(path.resolve()) if path.is_file() else "-"
+
+
 def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:
     from mrules.events import parse_line
 
@@ -157,7 +172,7 @@ def run(
         on_commit: called with every committed batch (the action log uses it).
         on_start: called once the engine has read the store, before the first event.
         source: the stream's identity in the store (default: the file's absolute
-            path, `-` for standard input and iterables).
+            path; `-` for standard input, pipes and iterables).
         label: how the ledger names the stream (default: the path as given).
         progress: called with the number of lines read so far, every 512 lines.
         cache_prospects: how many prospects stay decoded in memory after a commit
@@ -177,7 +192,7 @@ def run(
         events = sys.stdin.buffer
     is_path = isinstance(events, str | Path)
     if source is None:
-        source = str(Path(events).resolve()) if isinstance(events, str | Path) else "-"
+        source = stream_source(events) if isinstance(events, str | Path) else "-"
     if label is None:
         label = display_path(str(events)) if is_path else "-"
     st = open_store(store, wait=wait)

@@ -528,6 +528,9 @@ def diff_runs(
     if events == "-":
         lines: Any = sys.stdin.buffer.read().splitlines()
         shown = "-"
+    elif not Path(events).is_file():  # a pipe (`<(zcat ...)`) can be read once: keep its lines
+        lines = Path(events).read_bytes().splitlines()
+        shown = display_path(events)
     else:
         lines = events
         shown = display_path(events)

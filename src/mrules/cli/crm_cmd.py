@@ -250,7 +250,7 @@ def apply_changes_cmd(
     """
     when = _time("--until", until)
     path = Path(changes)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():  # a pipe (`<(...)`) is read like a file
         fail(f"{changes}: no such file")
     items, issues = read_changes(path)
     with _open(crm_path, store_path, create=False) as c:

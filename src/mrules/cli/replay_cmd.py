@@ -72,8 +72,11 @@ class _Progress:
 
 
 def _count_lines(path: str) -> int | None:
-    """The number of lines of a plain events file, counted quickly (None for gzip or stdin)."""
-    if path == "-":
+    """The number of lines of a plain events file, counted quickly (None for stdin or a pipe,
+    which can be read only once)."""
+    from pathlib import Path
+
+    if path == "-" or not Path(path).is_file():
         return None
     try:
         with open(path, "rb") as f:
@@ -182,7 +185,7 @@ def replay(
     if events != "-":
         from pathlib import Path
 
-        if not Path(events).is_file():
+        if not Path(events).exists() or Path(events).is_dir():
             _fail(f"no such events file: {events}")
     for p in paths[:-1]:
         from pathlib import Path

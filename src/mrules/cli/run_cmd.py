@@ -202,14 +202,15 @@ def run(
 ) -> None:
     """Run the rules in RULES over the JSONL events in EVENTS.
 
-    RULES is a rule folder or file; EVENTS a .jsonl or .jsonl.gz file, or -
-    for standard input (format: docs/events.md), or a partition folder
+    RULES is a rule folder or file; EVENTS a .jsonl or .jsonl.gz file, - for
+    standard input or a pipe such as <(zcat a.gz) (format: docs/events.md), or
+    a partition folder
     (`mrules partition`) to run bucket by bucket with --engine local|dask
     (docs/scale-out.md). Prospect state, the ledger
     and the outbox go to the store (--store :memory: keeps them in memory
     only, for a trial run). Running again on the same store resumes
-    after the last committed line of the same file; events whose id was
-    already applied are skipped.
+    after the last committed line of the same file (not of a pipe or
+    standard input); events whose id was already applied are skipped.
 
     Exit status (docs/exit-codes.md): 0 every line applied; 1 the rule set
     has errors; 2 usage or unreadable input; 3 some lines were rejected (they
@@ -239,9 +240,9 @@ def run(
             rejects_path=rejects_path, diagnostics_path=diagnostics_path, now_ts=now_ts,
             commit_every=commit_every, quiet=quiet,
         )  # fmt: skip
-    source = "-" if events == "-" else str(Path(events).resolve())
-    if events != "-" and not Path(events).is_file():
+    if events != "-" and not Path(events).exists():
         fail(f"{events}: no such file")
+    source = api.stream_source(events)
     _output_folder("--actions", actions_path)
     _output_folder("--rejects", rejects_path)
     _output_folder("--diagnostics", diagnostics_path)
