@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +245,29 @@ def test_named_pipe_is_read_like_standard_input(tmp_path: Path) -> None:
     second = _run_through_fifo(fifo, new.encode(), store)
     assert second.returncode == 0, second.stderr
     assert "piped@example.com" in export(store)
+
+
+def test_cut_gzip_file_commits_the_lines_before_the_cut(repo: Path, tmp_path: Path) -> None:
+    """A half-downloaded .gz stops the run with exit 2, but the whole lines before the cut
+    are applied and committed; the complete file then resumes after them."""
+    assert run_example(tmp_path).exit_code == 0
+    packed = gzip.compress((ROOT / EVENTS).read_bytes())
+    cut = tmp_path / "events.jsonl.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    whole = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(cut.read_bytes()).count(b"\n")
+    assert whole > 0
+    store = tmp_path / "cut.db"
+    res = invoke("run", RULES, str(cut), "--store", str(store), "-q")
+    no_crash(res)
+    assert res.exit_code == 2
+    assert "broken gzip data" in res.stderr
+    assert f"the store keeps lines 1-{whole} of" in res.stderr
+    assert "repair or complete the file" in res.stderr
+    assert export(store)  # the prospects of those lines are there
+    cut.write_bytes(packed)  # the download completes
+    again = invoke("run", RULES, str(cut), "--store", str(store), "-q")
+    assert again.exit_code == 0, again.stderr
+    assert export(store) == export(tmp_path / "gc.db")
 
 
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:

@@ -181,7 +181,8 @@ def run(
     Raises:
         RuleSetError: the rules cannot be read or have errors.
         mrules.store.StoreError: the store cannot be opened or written.
-        mrules.events.EventSourceError: the events cannot be read.
+        mrules.events.EventSourceError: the events cannot be read (a stream that
+            breaks part way is raised after its whole lines are applied and committed).
     """
     from mrules.engine import Engine
     from mrules.events import read_events

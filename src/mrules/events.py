@@ -47,7 +47,7 @@ import re
 import sys
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -417,7 +417,9 @@ def _peek(stream: IO[bytes]) -> bytes:
     return b""
 
 
-def _open(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, tuple[IO[bytes], ...]]:
+def _open(
+    source: str | Path | IO[bytes],
+) -> tuple[Iterable[bytes], str, tuple[IO[bytes] | gzip.GzipFile, ...]]:
     """Open the source as a binary stream, ungzipped; also its name and what to close."""
     owned = False
     force_gzip = False
@@ -444,9 +446,38 @@ def _open(source: str | Path | IO[bytes]) -> tuple[IO[bytes], str, tuple[IO[byte
         raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
     if gzipped:
         unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
-        reader = io.BufferedReader(unzipped, 1 << 16)  # type: ignore[arg-type]
-        return reader, name, (reader, stream) if owned else ()
+        return _gzip_lines(unzipped), name, (unzipped, stream) if owned else (unzipped,)
     return stream, name, (stream,) if owned else ()
+
+
+def _gzip_lines(unzipped: gzip.GzipFile) -> Iterator[bytes]:
+    """The lines of a gzip stream, as iterating a file gives them (each ends with a
+    newline but maybe the last).
+
+    Each step decompresses what one read of the file gives, and its whole lines are
+    yielded before the next read: a cut or damaged file gives every line before the
+    damage, then raises. (A BufferedReader over the GzipFile fills 64 KiB at once and
+    lost the lines of a fill that hit the damage.)
+    """
+    read1 = unzipped.read1
+    pieces: list[bytes] = []  # a line longer than a chunk, until its newline comes
+    while chunk := read1(1 << 16):
+        newline = chunk.find(b"\n")
+        if newline < 0:
+            pieces.append(chunk)
+            continue
+        if pieces:
+            pieces.append(chunk[: newline + 1])
+            yield b"".join(pieces)
+            pieces = []
+            chunk = chunk[newline + 1 :]
+        for line in io.BytesIO(chunk):
+            if line[-1:] == b"\n":
+                yield line
+            else:
+                pieces.append(line)
+    if pieces:
+        yield b"".join(pieces)
 
 
 def read_events(
@@ -479,7 +510,10 @@ def read_events(
 
 
 def _iterate(
-    stream: IO[bytes], name: str, to_close: tuple[IO[bytes], ...], start_line: int
+    stream: Iterable[bytes],
+    name: str,
+    to_close: tuple[IO[bytes] | gzip.GzipFile, ...],
+    start_line: int,
 ) -> Iterator[Event | Reject]:
     """The hot loop: `parse_line` inlined with the fast path first, in one generator."""
     loads = orjson.loads

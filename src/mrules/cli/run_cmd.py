@@ -308,8 +308,8 @@ def run(
             rejected = write_rejects(rejects_file, store, source)
         if diagnostics_file is not None:
             write_diagnostics(diagnostics_file, summary.unsettled)
-    except EventSourceError as e:
-        fail(str(e))
+    except EventSourceError as e:  # the lines before the break were applied and committed
+        fail(f"{e}; {_stopped('', store, source, events, _REPAIR)}")
     except KeyboardInterrupt:
         fail(_stopped("interrupted", store, source, events), EXIT_INTERRUPTED)
     except OutputError as e:
@@ -333,10 +333,15 @@ def run(
     sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
 
 
-def _stopped(what: str, store: StateStore, source: str, events: str) -> str:
+_RESUME = "running the same command again resumes after them"
+_REPAIR = "repair or complete the file, then run the same command again: it resumes after them"
+
+
+def _stopped(what: str, store: StateStore, source: str, events: str, then: str = _RESUME) -> str:
     """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`.
 
     N is read back from the store: a batch in flight when the run stopped was rolled back.
+    `then` says how to go on.
     """
     try:
         done = store.stream_position(source)
@@ -348,7 +353,7 @@ def _stopped(what: str, store: StateStore, source: str, events: str) -> str:
         else "the store keeps what earlier runs committed"
     )
     head = f"{what}; " if what else ""
-    return f"{head}{kept}; running the same command again resumes after them"
+    return f"{head}{kept}; {then}"
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from mrules.engine.screening import Screening, _typed_fields
 from mrules.engine.settle import Settlement
 from mrules.engine.summary import RunSummary
 from mrules.engine.wakeups import WakeQueue
-from mrules.events import Event, Reject
+from mrules.events import Event, EventSourceError, Reject
 from mrules.history import Row, json_text
 from mrules.state import Prospect
 from mrules.store import Batch, event_hash
@@ -302,7 +302,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
         pending = 0
         last_line = self.summary.resumed_from
         it = iter(items)
-        while chunk := list(islice(it, 512)):
+        broken: EventSourceError | None = None
+        while broken is None:
+            chunk: list[Event | Reject] = []
+            try:
+                chunk.extend(islice(it, 512))  # keeps the lines read before an error
+            except EventSourceError as e:
+                broken = e
+            if not chunk:
+                break
             skip = self._dedupe(chunk)
             if self._stored_beyond or self._visitors_beyond:
                 self._prefetch(chunk)
@@ -325,6 +333,12 @@ class Engine(Handlers, Effects, Settlement, Screening):
                     pending = 0
             if progress:
                 progress(summary.lines)
+        if broken is not None:
+            # The stream broke (a cut gzip file, a read error): every line before the break
+            # was read whole and applied, so it is committed with its position, and a run on
+            # the repaired file resumes after it.
+            self.commit(last_line)
+            raise broken
         if now is not None:
             self.advance(now)
         self.commit(last_line)
