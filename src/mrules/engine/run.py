@@ -305,8 +305,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         broken: EventSourceError | None = None
         while broken is None:
             chunk: list[Event | Reject] = []
-            try:
-                chunk.extend(islice(it, 512))  # keeps the lines read before an error
+            append = chunk.append
+            try:  # item by item, to keep the lines read before an error (compiled, a
+                for item in islice(it, 512):  # list.extend keeps none of them)
+                    append(item)
             except EventSourceError as e:
                 broken = e
             if not chunk:
