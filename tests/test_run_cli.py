@@ -270,6 +270,50 @@ def test_cut_gzip_file_commits_the_lines_before_the_cut(repo: Path, tmp_path: Pa
     assert export(store) == export(tmp_path / "gc.db")
 
 
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("rejects-is-store", "--rejects my.db is the store my.db"),
+        ("diagnostics-is-events", "--diagnostics ev.jsonl is the events file ev.jsonl"),
+        ("rejects-is-actions", "--rejects out.jsonl is also the output of --actions"),
+        ("rejects-hard-link-to-events", "--rejects hard.jsonl is the events file ev.jsonl"),
+        ("rejects-is-a-rule-file", "is a rule file of rules"),
+        ("default-rejects-is-events", "the rejects file (the default beside --store mrules.db)"
+         " mrules.rejects.jsonl is the events file mrules.rejects.jsonl"),
+    ],
+)  # fmt: skip
+def test_an_output_that_is_an_input_is_refused_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, message: str
+) -> None:
+    """With nothing to report a run removes a stale rejects file: pointed at the store or the
+    events, it deleted them (exit 0). Now every input and output is checked first."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / RULES, "rules")
+    events = (ROOT / EVENTS).read_bytes()
+    Path("ev.jsonl").write_bytes(events)
+    assert invoke("run", "rules", "ev.jsonl", "--store", "my.db", "-q").exit_code == 0
+    store = Path("my.db").read_bytes()
+    args = {
+        "rejects-is-store": ["ev.jsonl", "--store", "my.db", "--rejects", "my.db"],
+        "diagnostics-is-events": ["ev.jsonl", "--store", "o.db", "--diagnostics", "ev.jsonl"],
+        "rejects-is-actions": ["ev.jsonl", "--store", "o.db", "--rejects", "out.jsonl",
+                               "--actions", "out.jsonl"],
+        "rejects-hard-link-to-events": ["ev.jsonl", "--store", "o.db", "--rejects", "hard.jsonl"],
+        "rejects-is-a-rule-file": ["ev.jsonl", "--store", "o.db", "--rejects",
+                                   "rules/00-declarations.mr"],
+        "default-rejects-is-events": ["mrules.rejects.jsonl"],
+    }[case]  # fmt: skip
+    os.link("ev.jsonl", "hard.jsonl")
+    Path("mrules.rejects.jsonl").write_bytes(events)
+    before = {p: p.read_bytes() for p in Path().rglob("*") if p.is_file()}
+    res = invoke("run", "rules", *args, "-q")
+    no_crash(res)
+    assert res.exit_code == 2
+    assert message in res.stderr and "writing it would destroy it" in res.stderr
+    assert {p: p.read_bytes() for p in Path().rglob("*") if p.is_file()} == before
+    assert Path("my.db").read_bytes() == store
+
+
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:
     rules = tmp_path / "bad.mr"
     rules.write_text('form "A"\non submit of form "A" { add to list "Nope" }\n')

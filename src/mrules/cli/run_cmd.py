@@ -111,6 +111,47 @@ def _output_folder(option: str, path: str | None) -> None:
         fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
 
 
+def _file_keys(path: str) -> set[object]:
+    """What tells two paths apart: the resolved path, and the file's identity if it
+    exists (a hard link or another spelling of the same file has the same one)."""
+    keys: set[object] = {os.path.realpath(path)}
+    with suppress(OSError):
+        st = os.stat(path)
+        keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
+def _refuse_clashing_outputs(
+    rules: str, events: str, store_path: str, outputs: list[tuple[str, str | None, str]]
+) -> None:
+    """Refuse an output file that is an input or another output: writing it (or removing
+    a stale one, as a run with nothing to report does) would destroy it.
+
+    `outputs` are (what, path or None, the advice); a rule file (`.mr`) under RULES
+    counts as an input.
+    """
+    taken: list[tuple[set[object], str]] = []
+    if events != "-":
+        taken.append((_file_keys(events), f"the events file {events}"))
+    if store_path != MEMORY and "://" not in store_path:
+        for suffix in ("", "-wal", "-shm", ".lock"):
+            taken.append((_file_keys(store_path + suffix), f"the store {store_path}"))
+    rules_root = os.path.realpath(rules)
+    for what, path, advice in outputs:
+        if path is None:
+            continue
+        keys = _file_keys(path)
+        clash = next((held_by for held, held_by in taken if held & keys), None)
+        real = os.path.realpath(path)
+        if clash is None and (
+            real == rules_root or (real.endswith(".mr") and real.startswith(rules_root + os.sep))
+        ):
+            clash = f"a rule file of {rules}"
+        if clash is not None:
+            fail(f"{what} {path} is {clash}: writing it would destroy it; {advice}")
+        taken.append((keys, f"also the output of {what}"))
+
+
 @click.command()
 @click.argument("rules", nargs=1, type=click.Path())
 @click.argument("events", nargs=1, type=click.Path(allow_dash=True))
@@ -231,6 +272,20 @@ def run(
             now_ts = parse_timestamp(now).timestamp()
         except ValueError as e:
             fail(f"--now: {e}")
+    beside = store_path != MEMORY and "://" not in store_path
+    default = f"the default beside --store {store_path}"
+    _refuse_clashing_outputs(rules, events, store_path, [
+        ("--actions", actions_path, "give another --actions path"),
+        ("--rejects", rejects_path, "give another --rejects path"),
+        ("--diagnostics", diagnostics_path, "give another --diagnostics path"),
+        (f"the rejects file ({default})",
+         str(_beside(Path(store_path), ".rejects.jsonl")) if beside and not rejects_path else None,
+         "give --rejects PATH or another --store"),
+        (f"the diagnostics file ({default})",
+         str(_beside(Path(store_path), ".diagnostics.jsonl"))
+         if beside and not diagnostics_path else None,
+         "give --diagnostics PATH or another --store"),
+    ])  # fmt: skip
     if engine is not None or Path(events).is_dir():  # a partition folder: docs/scale-out.md
         from mrules.cli.partition_cmd import run_partitioned_cli
 
