@@ -242,14 +242,22 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.shared_dirty = True
 
     def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]:
-        """The keys an asset event touches that some criterion reads (shared strs)."""
+        """The keys an asset event touches that some criterion reads (shared strs).
+
+        Empty for an activity no criterion reads, such as an unsubscribe (it names an
+        email): the stored history that a new criterion learns from holds those too.
+        """
         found = self._act_cache.get((etype, asset))
         if found is None:
-            verb, kind = ASSET_EVENTS[etype]
-            keys = self.cs.activity_keys
-            found = tuple(
-                keys[k] for k in (f"{verb}|{kind}|{asset}", f"{verb}|{kind}|") if k in keys
-            )
+            pair = ASSET_EVENTS.get(etype)  # type: ignore[call-overload]
+            if pair is None:
+                found = ()
+            else:
+                verb, kind = pair
+                keys = self.cs.activity_keys
+                found = tuple(
+                    keys[k] for k in (f"{verb}|{kind}|{asset}", f"{verb}|{kind}|") if k in keys
+                )
             self._act_cache[(etype, asset)] = found
         return found
 
