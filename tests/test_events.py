@@ -346,6 +346,20 @@ def test_gzip_and_plain_give_the_same_lines(parts: list[str], final_newline: boo
     assert [tuple(i) for i in read_events(io.BytesIO(gzip.compress(data)))] == plain
 
 
+def test_an_unterminated_last_line_that_is_not_json_is_unfinished() -> None:
+    """A file still being written ends mid-line: the reader says so, so that a run on
+    the file leaves the line for the next run instead of rejecting it for good."""
+    whole = _line(type="tick", id="e1")
+    *_, cut = _read((whole + "\n" + whole[:25]).encode())
+    assert isinstance(cut, Reject) and cut.unfinished and cut.line == 2
+    *_, bad = _read((whole + "\n" + whole[:25] + "\n").encode())  # a newline: it is done
+    assert isinstance(bad, Reject) and not bad.unfinished
+    *_, last = _read((whole + "\n" + whole).encode())  # no newline, but whole JSON
+    assert isinstance(last, Event) and last.id == "e1"
+    *_, cut_utf8 = _read(b'{"ts":"2026-11-02T09:00:00Z","type":"tick","id":"\xc3')
+    assert isinstance(cut_utf8, Reject) and cut_utf8.unfinished
+
+
 def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(EventSourceError, match=r"nope\.jsonl: cannot read: No such file"):
         read_events(tmp_path / "nope.jsonl")

@@ -314,6 +314,32 @@ def test_an_output_that_is_an_input_is_refused_untouched(
     assert Path("my.db").read_bytes() == store
 
 
+def test_a_line_still_being_written_is_read_by_the_next_run(tmp_path: Path) -> None:
+    """A file that ends mid-line: the cut line was rejected for good and the position
+    moved past it, so its event was lost once the writer finished the line."""
+    def submit(who: str) -> str:
+        return (f'{{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"{who}",'
+                '"asset":"Demande Get Cloudy"}')  # fmt: skip
+
+    events, store = tmp_path / "grow.jsonl", tmp_path / "g.db"
+    cut = len(submit("b@x.com")) // 2
+    events.write_text(submit("a@x.com") + "\n" + submit("b@x.com")[:cut])
+    first = invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q")
+    assert first.exit_code == 0, first.stderr
+    assert "line 2 of" in first.stderr and "not applied" in first.stderr
+    assert sorted(export(store)) == ["a@x.com"]
+    with events.open("a") as f:
+        f.write(submit("b@x.com")[cut:] + "\n" + submit("c@x.com") + "\n")
+    second = invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q")
+    assert second.exit_code == 0, second.stderr
+    assert sorted(export(store)) == ["a@x.com", "b@x.com", "c@x.com"]
+    assert not (tmp_path / "g.rejects.jsonl").exists()
+    # On standard input nothing comes back for it: the cut line is rejected.
+    piped = invoke("run", str(ROOT / RULES), "-", "--store", str(tmp_path / "s.db"), "-q",
+                   input=submit("d@x.com")[:cut])  # fmt: skip
+    assert piped.exit_code == 3
+
+
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:
     rules = tmp_path / "bad.mr"
     rules.write_text('form "A"\non submit of form "A" { add to list "Nope" }\n')

@@ -148,6 +148,9 @@ class Reject(NamedTuple):
     line: int
     reason: str
     text: str  # the line without its newline, cut to MAX_REJECT_TEXT; bad bytes as \xNN
+    # The stream's last line, with no newline and not whole JSON: maybe a line still
+    # being written. A run on a file leaves it for the next run (docs/events.md).
+    unfinished: bool = False
 
 
 class EventSourceError(Exception):
@@ -530,6 +533,12 @@ def _iterate(
             except decode_error:
                 item = parse_line(data, line)
                 if item is not None:
+                    if (
+                        type(item) is Reject
+                        and data[-1:] != b"\n"  # only the last line can lack one
+                        and item.reason.startswith(("not JSON", "not UTF-8"))
+                    ):
+                        item = item._replace(unfinished=True)
                     yield item
                 continue
             if type(obj) is dict:

@@ -373,6 +373,13 @@ def run(
         if log is not None:
             log.close()
         store.close()
+    if summary.unfinished_line is not None:
+        click.echo(
+            f"mrules: warning: line {summary.unfinished_line:,} of {display_path(events)} has"
+            " no newline and is not whole JSON (still being written?): it was not applied;"
+            " running the same command again reads it once it is complete",
+            err=True,
+        )
     for d in summary.unsettled[:5]:
         click.echo(
             f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"

@@ -328,6 +328,12 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 last_line = item.line
                 summary.lines += 1
                 if isinstance(item, Reject):
+                    if item.unfinished and self.source != "-":
+                        # Left for the next run, which resumes before it (docs/events.md).
+                        summary.lines -= 1
+                        last_line = item.line - 1
+                        summary.unfinished_line = item.line
+                        continue
                     summary.rejected += 1
                     self.batch.rejects.append((self.source, item.line, item.reason, item.text))
                 elif skip and item.id in skip:

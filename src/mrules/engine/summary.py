@@ -43,6 +43,9 @@ class RunSummary:
     matches: Counter[Any] = field(default_factory=Counter)
     # Prospects whose rules did not converge: where, and the rules still acting.
     unsettled: list[dict[str, Any]] = field(default_factory=list)
+    # The file's last line had no newline and was not whole JSON (still being
+    # written?): its number; it was not applied, and the next run reads it again.
+    unfinished_line: int | None = None
 
     @property
     def events_per_second(self) -> float:
