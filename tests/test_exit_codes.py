@@ -120,6 +120,18 @@ def test_5_busy(store: Path) -> None:
         assert invoke("state", "export", "--store", store).exit_code == ExitCode.OK
 
 
+def test_5_busy_through_a_symlink(tmp_path: Path, store: Path) -> None:
+    """The lock sits beside the store's real file: a symlink to a store in use was a
+    second "exclusive" writer, stopped only by a constraint failing in its commit."""
+    link = tmp_path / "link.db"
+    link.symlink_to(store)
+    with Store.open(store):
+        res = invoke("run", RULES, EVENTS, "--store", link, "-q")
+        assert res.exit_code == ExitCode.BUSY, res.output
+        assert "in use by another mrules process" in res.stderr
+    assert not (tmp_path / "link.db.lock").exists()
+
+
 def test_130_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mrules.engine
 

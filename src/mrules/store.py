@@ -1114,7 +1114,9 @@ def _refuse_empty_file(path: Path) -> None:
 
 
 def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
+    """`PATH.lock` beside the store's real file: a symlink to the store shares its lock."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(real.name + ".lock")
 
 
 def _lock(path: Path, wait: bool, timeout: float | None) -> int:
