@@ -340,6 +340,24 @@ def test_a_line_still_being_written_is_read_by_the_next_run(tmp_path: Path) -> N
     assert piped.exit_code == 3
 
 
+def test_an_email_given_in_another_unicode_form_names_the_same_prospect(tmp_path: Path) -> None:
+    """Events fold `José` (NFC) and `JOSE\u0301` (NFD) to one prospect; `explain` and
+    `state export --prospect` said there was no such prospect, or printed nothing."""
+    events, store = tmp_path / "n.jsonl", tmp_path / "n.db"
+    events.write_text(
+        '{"ts":"2026-11-02T09:00:00Z","type":"form_submit",'
+        '"prospect":"Jos\\u00e9@example.com","asset":"Demande Get Cloudy"}\n'
+    )
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    decomposed = "JOSE\u0301@example.com"
+    explained = invoke("explain", decomposed, "--store", str(store))
+    assert explained.exit_code == 0, explained.stderr
+    assert explained.stdout.startswith("jos\u00e9@example.com: score 50")
+    exported = invoke("state", "export", "--store", str(store), "--prospect", decomposed)
+    emails = [json.loads(x)["email"] for x in exported.stdout.splitlines()]
+    assert emails == ["jos\u00e9@example.com"]
+
+
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:
     rules = tmp_path / "bad.mr"
     rules.write_text('form "A"\non submit of form "A" { add to list "Nope" }\n')

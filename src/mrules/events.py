@@ -68,6 +68,7 @@ __all__ = [
     "Reject",
     "parse_line",
     "parse_timestamp",
+    "prospect_key",
     "read_events",
 ]
 
@@ -260,12 +261,22 @@ _EMAILS: dict[str, str] = {}
 _EMAILS_MAX = 100_000
 
 
+def prospect_key(email: str) -> str:
+    """A prospect's email as the store keys it: stripped, lowercased, in Unicode NFC.
+
+    So `José@x` and `JOSE\u0301@x` (e + combining accent) are one prospect, in the
+    events and in every command that takes an email.
+    """
+    email = email.strip().lower()
+    if not email.isascii():
+        email = _nfc("NFC", email)
+    return email
+
+
 def _normalise_email(value: object) -> str:
     if type(value) is not str:
         raise _Bad(f"'prospect' must be an email address, not {_json_type(value)}")
-    email = value.strip().lower()
-    if not email.isascii():  # josé in NFC and in NFD (e + combining accent) is one prospect
-        email = _nfc("NFC", email)
+    email = prospect_key(value)
     if _EMAIL(email) is None:
         raise _Bad("'prospect' must be an email address")
     if len(_EMAILS) >= _EMAILS_MAX:

@@ -25,6 +25,7 @@ from rich.text import Text
 
 from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.engine import RunSummary, iso
+from mrules.events import prospect_key
 from mrules.records import LedgerEntry
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import StateStore
@@ -363,7 +364,7 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
         pending: dict[str, list[Any]] = defaultdict(list)
         for row in store.crm_pending():
             pending[row[2]].append(row)
-        wanted = {e.strip().lower() for e in emails}
+        wanted = {prospect_key(e) for e in emails}
         codecs = Codecs()
         records = []
         for email, data in store.prospects():

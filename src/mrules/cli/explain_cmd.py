@@ -10,6 +10,7 @@ import orjson
 
 from mrules.cli.common import EXIT_USAGE, fail
 from mrules.cli.run_cmd import open_store
+from mrules.events import prospect_key
 from mrules.outputs import action_record, prospect_record
 from mrules.reports.timeline import crm_stages
 from mrules.reports.timeline import render_text as render_timeline
@@ -179,7 +180,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     """
     store = open_store(store_path, readonly=True)
     try:
-        key = email.strip().lower()
+        key = prospect_key(email)
         with store.snapshot():  # the state and its ledger from the same commit
             data = store.prospect(key)
             if data is None:

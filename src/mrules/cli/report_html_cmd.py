@@ -11,6 +11,7 @@ import orjson
 
 from mrules.cli.common import EXIT_USAGE, fail, failures
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
+from mrules.events import prospect_key
 
 __all__ = ["html"]
 
@@ -129,7 +130,7 @@ def html(
         store = open_store(store_path, readonly=True)
         try:
             with store.snapshot():
-                email = timeline_email.strip().lower() if timeline_email else None
+                email = prospect_key(timeline_email) if timeline_email else None
                 if email is None:
                     email = page.default_prospect(store, sync_path)
                 t = page.prospect_timeline(store, email, sync_path) if email else None

@@ -17,6 +17,7 @@ import click
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
+from mrules.events import prospect_key
 from mrules.storeapi import MEMORY
 
 __all__ = ["COMMANDS", "sync"]
@@ -677,7 +678,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
         db = SyncDb.open(path)
         with db.tx() as conn:
             if prospects:
-                wanted = [p.strip().lower() for p in prospects]
+                wanted = [prospect_key(p) for p in prospects]
                 marks = ",".join("?" * len(wanted))
                 n = conn.execute(
                     f"UPDATE error SET retry = 1 WHERE prospect IN ({marks})", wanted
