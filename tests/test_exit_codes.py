@@ -82,6 +82,11 @@ def test_2_usage(tmp_path: Path, store: Path) -> None:
     assert invoke("explain", "nobody@x.example", "--store", store).exit_code == ExitCode.USAGE
     res = invoke("run", RULES, EVENTS, "--store", store, "--actions", tmp_path / "no" / "a.jsonl")
     assert res.exit_code == ExitCode.USAGE
+    # segment reads a store: a mistyped path made a new empty one and "0 matched", exit 0.
+    res = invoke("segment", RULES, "--store", tmp_path / "typo.db")
+    assert res.exit_code == ExitCode.USAGE and "no store at" in res.stderr
+    assert not (tmp_path / "typo.db").exists()
+    assert invoke("segment", RULES, "--store", ":memory:").exit_code == ExitCode.USAGE
 
 
 def test_3_rejects(tmp_path: Path) -> None:

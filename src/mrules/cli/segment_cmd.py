@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from mrules.cli.common import fail
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
+from mrules.storeapi import MEMORY
 
 __all__ = ["COMMANDS"]
 
@@ -37,6 +41,10 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
       mrules segment examples/getcloudy/rules --store /tmp/getcloudy.db
     """
     compiled = rules_or_exit((rules,))
+    if store_path == MEMORY:
+        fail("--store :memory: holds no prospects to segment: give the store a run wrote")
+    if "://" not in store_path and not Path(store_path).exists():  # a typo made a new store
+        fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
         engine = Engine(compiled, store, source="segment")
