@@ -74,3 +74,52 @@ def test_load_data_reads_both_encodings_and_refuses_the_rest() -> None:
     for bad in DAMAGE.values():
         with pytest.raises(ValueError, match="not a history row"):
             load_data(bad)
+
+
+STATE_DAMAGE = {
+    "a prospect's state: not JSON": (
+        "UPDATE prospects SET state = x'00ff10' WHERE email = 'leung@example.com'"
+    ),
+    "a prospect's state: a JSON number": (
+        "UPDATE prospects SET state = '5' WHERE email = 'leung@example.com'"
+    ),
+    "a prospect's state: a list": (
+        "UPDATE prospects SET state = '[1, 2]' WHERE email = 'leung@example.com'"
+    ),
+    "the clock": "UPDATE meta SET value = 'abc' WHERE key = 'clock'",
+    "a stream position": "UPDATE streams SET line = -5",
+    "the last seq": "UPDATE meta SET value = 'x' WHERE key = 'seq'",
+}
+
+
+@pytest.mark.parametrize("damage", list(STATE_DAMAGE))
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("explain", "leung@example.com"),
+        ("state", "export"),
+        ("run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "-q"),
+    ],
+    ids=lambda c: c[0],
+)
+def test_damaged_state_is_a_store_error(
+    good_store: Path, tmp_path: Path, damage: str, command: tuple[str, ...]
+) -> None:
+    """A prospect's state, the clock or a position that cannot be read: exit 4 and what is
+    damaged, where these were internal errors (exit 70). A command that does not read the
+    damaged value (export does not read the clock, a finished run no prospect) just works."""
+    store = tmp_path / "s.db"
+    shutil.copy(good_store, store)
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute(STATE_DAMAGE[damage])
+    conn.close()
+    res = CliRunner().invoke(main, [*command, "--store", str(store)])
+    assert res.exit_code in (0, 4), res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    if res.exit_code == 4:
+        assert "is damaged" in res.output
+    if "state" in damage and command[0] != "run":  # both read leung's state (run: no event)
+        assert res.exit_code == 4 and "leung@example.com" in res.output
+    if damage in ("the clock", "a stream position") and command[0] == "run":
+        assert res.exit_code == 4  # a run starts from both

@@ -25,7 +25,16 @@ import orjson
 
 from mrules.jsonbytes import kept_dumps
 
-__all__ = ["GRADES", "Codecs", "NameBits", "Prospect", "grade_letter", "grade_rank", "shared_text"]
+__all__ = [
+    "GRADES",
+    "Codecs",
+    "DamagedState",
+    "NameBits",
+    "Prospect",
+    "grade_letter",
+    "grade_rank",
+    "shared_text",
+]
 
 GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
 _RANK = {g: i for i, g in enumerate(GRADES)}
@@ -38,6 +47,10 @@ def grade_rank(letter: str) -> int:
 
 def grade_letter(rank: int) -> str:
     return GRADES[max(0, min(len(GRADES) - 1, rank))]
+
+
+class DamagedState(ValueError):
+    """A stored prospect state that cannot be decoded: the store is damaged."""
 
 
 class NameBits:
@@ -195,7 +208,21 @@ class Prospect:
 
     @classmethod
     def from_json(cls, data: bytes, codecs: Codecs, email: str | None = None) -> Prospect:
-        """A prospect from `to_json`'s bytes; `email` is the store's key for them."""
+        """A prospect from `to_json`'s bytes; `email` is the store's key for them.
+
+        Raises:
+            DamagedState: the bytes are not a prospect's state (a damaged store).
+        """
+        try:
+            return cls._decode(data, codecs, email)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+            raise DamagedState(
+                f"the stored state of prospect {email or '?'} cannot be read"
+                f" ({type(e).__name__}: {str(e)[:80]})"
+            ) from None
+
+    @classmethod
+    def _decode(cls, data: bytes, codecs: Codecs, email: str | None) -> Prospect:
         raw = orjson.loads(data)
         if "c" in raw:
             p = cls(raw.pop("e", email), raw.pop("c"))

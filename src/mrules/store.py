@@ -535,7 +535,11 @@ class Store:
     def stream_position(self, source: str) -> int:
         """The last line of `source` a committed batch processed; 0 if never seen."""
         row = self._one("SELECT line FROM streams WHERE source = ?", (source,))
-        return 0 if row is None else int(row[0])
+        if row is None:
+            return 0
+        if type(row[0]) is not int or row[0] < 0:
+            raise self._damaged_value(f"the position of stream {source}", row[0])
+        return int(row[0])
 
     def streams(self) -> dict[str, int]:
         """Every stream this store has read, with its position."""
@@ -544,7 +548,11 @@ class Store:
     def clock(self) -> float | None:
         """The engine clock after the last committed batch, or None before any."""
         row = self._one("SELECT value FROM meta WHERE key = 'clock'")
-        return None if row is None or row[0] is None else float(row[0])
+        if row is None or row[0] is None:
+            return None
+        if type(row[0]) not in (int, float) or row[0] != row[0]:  # NaN
+            raise self._damaged_value("the clock", row[0])
+        return float(row[0])
 
     def ruleset_version(self) -> str | None:
         """The version of the rule set that last committed, or None."""
@@ -587,7 +595,14 @@ class Store:
     def prospect(self, email: str) -> bytes | None:
         """The state the engine stored for this prospect, or None."""
         row = self._one("SELECT state FROM prospects WHERE email = ?", (email,))
-        return None if row is None or row[0] is None else bytes(row[0])
+        if row is None or row[0] is None:
+            return None
+        state = row[0]
+        if type(state) is str:  # text, not a blob (written by hand): decoded the same
+            return state.encode()
+        if type(state) is not bytes:
+            raise self._damaged_value(f"the state of prospect {email}", state)
+        return state
 
     def prospects_among(self, emails: Collection[str]) -> dict[str, bytes]:
         """The stored states of those of these prospects the store has (a query per 500)."""
@@ -684,7 +699,11 @@ class Store:
     def max_seq(self) -> int:
         """The largest seq of ledger, outbox and crm_pending (one shared sequence); 0 if none."""
         row = self._one("SELECT value FROM meta WHERE key = 'seq'")
-        return 0 if row is None or row[0] is None else int(row[0])
+        if row is None or row[0] is None:
+            return 0
+        if type(row[0]) is not int:
+            raise self._damaged_value("the ledger's last seq", row[0])
+        return int(row[0])
 
     def outbox(self) -> Iterator[Message]:
         """Outbox messages (`mrules.records.Message`), ordered by seq.
@@ -1026,6 +1045,11 @@ class Store:
             raise damaged_history(self.path, damage) from damage
 
     # -- internals -------------------------------------------------------------------------
+
+    def _damaged_value(self, what: str, value: object) -> StoreError:
+        return StoreError(
+            f"store {self.path} is damaged ({what} is {str(value)[:40]!r}): {_damaged(self.path)}"
+        )
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -24,6 +24,7 @@ import click
 from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
 from mrules.loader import LoadError, LoadResult, load
+from mrules.state import DamagedState
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
 __all__ = [
@@ -83,6 +84,8 @@ def failures() -> Iterator[None]:
         fail(str(e), EXIT_USAGE)
     except StoreError as e:
         fail(str(e), EXIT_STORE)
+    except DamagedState as e:
+        fail(f"the store is damaged: {e}; restore it from a backup or start a new one", EXIT_STORE)
     except OutputError as e:
         fail(str(e), EXIT_STORE)
     except KeyboardInterrupt:
