@@ -248,3 +248,180 @@ def test_readme_transcript_is_real_output(monkeypatch: pytest.MonkeyPatch) -> No
     assert res.exit_code == 0
     seconds = re.compile(r"in \d+\.\d\d s")
     assert seconds.sub("in N s", res.output) == seconds.sub("in N s", block.group(2))
+
+
+def test_unknown_names_in_expect_are_broken(tmp_path: Path) -> None:
+    """A rule or list name that the rules do not declare would make `no_actions`,
+    `rules: {X: 0}` and `exclude` hold whatever the rules do: it is a broken test."""
+    test = tmp_path / "t.test.yaml"
+    test.write_text(
+        f"rules: {(EXAMPLE / 'rules').as_posix()}\n"
+        "tests:\n"
+        "  - name: cold prospect must not become MQL\n"
+        "    given: {prospects: {a@x.com: {score: 60}}}\n"
+        "    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com,"
+        " asset: Demande Get Cloudy}\n"
+        "    expect:\n"
+        "      rules: {MQL handof: 0}\n"
+        "      no_actions: [{rule: MQL handof}, {action: add to list, list: MQLs}]\n"
+        "      prospects: {a@x.com: {lists: {exclude: [MQLs]}}}\n"
+        "  - name: a page action is not counted under rules\n"
+        "    expect:\n"
+        "      rules: {Pricing: 0}\n",
+        encoding="utf-8",
+    )
+    kind = tmp_path / "kind.test.yaml"
+    kind.write_text(
+        f"rules: {(EXAMPLE / 'rules').as_posix()}\n"
+        "tests:\n"
+        "  - name: a misspelt rule kind\n"
+        "    expect:\n"
+        "      no_actions: [{rule_kind: automation rules}]\n",
+        encoding="utf-8",
+    )
+    res = _mrules("test", str(test), str(kind))
+    assert res.exit_code == 2, res.output
+    assert "1 passed" not in res.output and "Traceback" not in res.output
+    for want in (
+        f"{test}:8: expect.rules: unknown automation rule 'MQL handof'"
+        " (did you mean 'MQL handoff'?)",
+        f"{test}:9: expect.no_actions: unknown rule 'MQL handof' (did you mean 'MQL handoff'?)",
+        f"{test}:9: expect.no_actions: unknown list 'MQLs' (did you mean 'MQL'?)",
+        f"{test}:10: expect.prospects: a@x.com: lists: unknown list 'MQLs' (did you mean 'MQL'?)",
+        f"{test}:13: expect.rules: 'Pricing' is a page action, not an automation rule",
+        f"{kind}:5: unknown rule_kind 'automation rules' (did you mean 'automation rule'?)",
+    ):
+        assert want in res.output, f"{want!r} not in:\n{res.output}"
+
+
+def test_every_kind_of_declared_name_is_accepted(tmp_path: Path) -> None:
+    """Rule names as the action log gives them: completion actions, page actions,
+    scoring rows, automation rules (paused ones too), dynamic lists, segmentation
+    rules and events; lists, tags, categories, profiles, campaigns, emails."""
+    test = tmp_path / "t.test.yaml"
+    test.write_text(
+        f"rules: {(EXAMPLE / 'rules').as_posix()}\n"
+        "tests:\n"
+        "  - name: every kind of name\n"
+        "    given:\n"
+        "      prospects:\n"
+        "        a@x.com: {score: 60, lists: [Customers], profile: Default}\n"
+        "    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: page_view, prospect: a@x.com,\n"
+        '         url: "https://getcloudy.com/pricing"}\n'
+        "      - {ts: 2026-11-02T09:05:00Z, type: form_submit, prospect: a@x.com,\n"
+        '         asset: Demande Get Cloudy, fields: {company_size: "200+"}}\n'
+        "      - {ts: 2026-11-02T09:06:00Z, type: file_download, prospect: a@x.com,\n"
+        "         asset: Cloud Buyer Guide.pdf}\n"
+        "      - {ts: 2026-11-02T09:10:00Z, type: email_click, prospect: a@x.com,\n"
+        '         asset: Newsletter, url: "https://getcloudy.com/blog"}\n'
+        "    expect:\n"
+        "      prospects:\n"
+        "        a@x.com:\n"
+        "          lists: {include: [Customers, Enterprise], exclude: [MQL]}\n"
+        "          dynamic_lists: [Engaged enterprise]\n"
+        "          tags: [consult-request, newsletter-reader]\n"
+        "          category_scores: {Get Cloudy content: 3}\n"
+        "          profile: Default\n"
+        "          assigned: alan@getcloudy.com\n"
+        "      actions:\n"
+        "        - {rule: page view, rule_kind: scoring}\n"
+        "        - {rule: Pricing, rule_kind: page action, action: score}\n"
+        "        - {rule: submit of form Demande Get Cloudy, rule_kind: completion action,\n"
+        "           action: crm campaign member, campaign: Get Cloudy Consult 2026}\n"
+        "        - {rule: Enterprise grading, rule_kind: automation rule, profile: Default}\n"
+        "        - {rule: Engaged enterprise, rule_kind: dynamic list, list: Engaged enterprise}\n"
+        "        - {action: category score, category: Get Cloudy content}\n"
+        "        - {rule: download of file Cloud Buyer Guide.pdf, action: score, points: 10}\n"
+        "        - {rule: click of email Newsletter, args: {tag: newsletter-reader}}\n"
+        "      no_actions:\n"
+        "        - {rule: MQL handoff}\n"
+        "        - {rule: Careers}\n"
+        "        - {rule: Backfill consult tag, rule_kind: segmentation rule}\n"
+        "        - {rule: unsubscribe, rule_kind: event}\n"
+        "        - {rule: opportunity won}\n"
+        "        - {action: autoresponder, email: Newsletter}\n"
+        "        - {action: source campaign, campaign: Webinar Cloud Security}\n"
+        "        - {action: add to list, list: MQL}\n"
+        "      rules: {MQL handoff: 0, Score decay: 0, Enterprise grading: 1}\n"
+        "  - name: a paused rule and an event's own entries\n"
+        "    rules: |\n"
+        '      list "L"\n'
+        '      form "F"\n'
+        '      automation rule "Draft" priority 50 {\n'
+        "        paused\n"
+        '        when any { in list "L" }\n'
+        '        then { add to list "L" }\n'
+        "      }\n"
+        "    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: b@x.com, asset: F}\n"
+        "    expect:\n"
+        "      actions: [{rule: form_submit, rule_kind: event, action: create prospect}]\n"
+        "      rules: {Draft: 0}\n",
+        encoding="utf-8",
+    )
+    res = _mrules("test", str(test), "-v")
+    assert res.exit_code == 0, res.output
+    assert "2 passed" in res.output
+
+
+def test_snapshot_entry_of_the_wrong_type_is_broken(tmp_path: Path) -> None:
+    shutil.copy(HERE / "rules.mr", tmp_path / "rules.mr")
+    test = tmp_path / "s.test.yaml"
+    test.write_text(
+        "rules: rules.mr\ntests:\n  - name: s\n    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example,"
+        " asset: Contact}\n    expect: {snapshot: true}\n"
+    )
+    assert _mrules("test", str(test), "--update").exit_code == 0
+    snap = tmp_path / "__snapshots__" / "s.json"
+    for bad in (b'{"s": 5}', b'{"s": null}', b'{"s": [1, 2]}', b'{"s": {"a": 1}}'):
+        snap.write_bytes(bad)
+        res = _mrules("test", str(test))
+        assert res.exit_code == 2, res.output
+        assert "ERROR" in res.output and "internal error" not in res.output
+        assert f"{snap}: the snapshot of 's' must be a list of prospect records" in res.output
+        assert snap.read_bytes() == bad
+    res = _mrules("test", str(test), "--update")  # writes the actual state in its place
+    assert res.exit_code == 0 and "snapshot updated" in res.output, res.output
+    assert _mrules("test", str(test)).exit_code == 0
+
+
+def test_output_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
+    shutil.copy(HERE / "rules.mr", tmp_path / "rules.mr")
+    test = tmp_path / "s.test.yaml"
+    test.write_text(
+        "rules: rules.mr\ntests:\n  - name: s\n    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example,"
+        " asset: Contact}\n    expect: {snapshot: true}\n"
+    )
+    out = tmp_path / "nodir" / "j.xml"
+    res = _mrules("test", str(test), "--update", "--format", "junit", "-o", str(out))
+    assert res.exit_code == 2, res.output
+    assert f"-o {out}: {out.parent} does not exist" in res.output
+    assert not (tmp_path / "__snapshots__").exists()  # no test ran: --update wrote nothing
+    assert not out.parent.exists()
+
+
+def test_output_file_is_written_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    out = tmp_path / "j.xml"
+    out.write_bytes(b"the previous report\n")
+    args = ("test", str(HERE / "pass"), "--format", "junit", "-o", str(out))
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:
+        m.setattr("mrules.atomic.os.fsync", full_disk)
+        res = _mrules(*args)
+    assert res.exit_code == 4, res.output
+    assert f"cannot write {out}: No space left on device" in res.output
+    assert out.read_bytes() == b"the previous report\n"  # never half a report
+    assert [p.name for p in tmp_path.iterdir()] == ["j.xml"]  # no temporary file left
+    res = _mrules(*args)
+    assert res.exit_code == 0, res.output
+    assert ET.parse(out).getroot().get("tests") == "7"

@@ -122,6 +122,16 @@ PROSPECT_KEYS = (
 )
 _SET_KEYS = ("lists", "dynamic_lists", "tags")
 _MATCHER_KEYS = ("action", "prospect", "rule", "rule_kind", "args", "event")
+# The kinds of rule the action log names (`rule.kind`): the compiler's, and `event`.
+RULE_KINDS = (
+    "completion action",
+    "page action",
+    "scoring",
+    "automation rule",
+    "dynamic list",
+    "segmentation rule",
+    "event",
+)
 _GRADING_STATES = {
     "matches": "matches",
     "does not match": "does not match",
@@ -605,6 +615,14 @@ def _check_expect(expect: _Map, path: str) -> None:
                 raise TestFileError(path, where, f"expect.{key}: each item must be a mapping")
             if key in ("actions", "no_actions") and "action" in m:
                 _action_name(m["action"], path, where)
+            if key in ("actions", "no_actions") and "rule_kind" in m:
+                kind = m["rule_kind"]
+                if kind not in RULE_KINDS:
+                    raise TestFileError(
+                        path,
+                        _line(m, "rule_kind", where),
+                        f"unknown rule_kind '{kind}'{_suggest(str(kind), RULE_KINDS)}",
+                    )
     if "rules" in expect:
         rules = _need_map(expect["rules"], path, _line(expect, "rules"), "expect.rules")
         for name, n in rules.items():
@@ -652,6 +670,224 @@ def _action_name(value: Any, path: str, line: int | None) -> None:
     names = [a.value for a in Action]
     if value not in names:
         raise TestFileError(path, line, f"unknown action '{value}'{_suggest(str(value), names)}")
+
+
+# ------------------------------------------------------- the names the expectations use
+
+
+@dataclass
+class _Names:
+    """The names a rule set declares, to refuse the expectations that name others."""
+
+    rules: dict[str, str]  # every rule name the action log can show -> its kind
+    automation_rules: set[str]
+    lists: set[str]
+    dynamic_lists: set[str]
+    tags: set[str]
+    categories: set[str]
+    profiles: set[str]
+    queues: set[str]
+    groups: set[str]
+    campaigns: set[str]
+    crm_campaigns: set[str]
+    emails: set[str]
+
+    @classmethod
+    def of(cls, compiled: Any) -> _Names:
+        """The names of a compiled rule set (mrules.compiler.CompiledRuleSet)."""
+        from mrules import ast
+        from mrules.vocab import AssetKind, EventType
+
+        sym = compiled.symbols
+        rules: dict[str, str] = {}
+        # As the compiler names them in the ledger (compiler.RuleRef): completion
+        # actions `submit of form X`, page actions, scoring rows, automation rules,
+        # dynamic lists, segmentation rules; events as their type.
+        refs = [b.ref for blocks in compiled.blocks.values() for b in blocks]
+        refs += [a.ref for a in compiled.page_actions]
+        refs += [ref for _, ref in (*compiled.scoring.values(), *compiled.crm_scoring.values())]
+        refs += [r.ref for r in (*compiled.rules, *compiled.dynamic_lists, *compiled.segmentation)]
+        for ref in refs:
+            rules.setdefault(ref.name, ref.kind)
+        for kind, declared in (
+            ("automation rule", sym.automation_rules),  # paused ones too
+            ("page action", sym.page_actions),
+            ("dynamic list", sym.dynamic_lists),
+            ("segmentation rule", sym.segmentation_rules),
+        ):
+            for name in declared:
+                rules.setdefault(name, kind)
+        if compiled.program is not None:
+            for f in compiled.program.files:
+                for item in f.items:
+                    if isinstance(item, ast.Scoring):
+                        for row in item.rows:
+                            rules.setdefault(row.activity.text, "scoring")
+        for event_type in (*(t.value for t in EventType), "run"):
+            rules.setdefault(event_type, "event")
+        return cls(
+            rules=rules,
+            automation_rules=set(sym.automation_rules),
+            lists=set(sym.lists),
+            dynamic_lists=set(sym.dynamic_lists),
+            tags=set(sym.tags),
+            categories=set(sym.categories),
+            profiles=set(sym.profiles),
+            queues=set(sym.queues),
+            groups=set(sym.groups),
+            campaigns=set(sym.campaigns),
+            crm_campaigns=set(sym.crm_campaigns),
+            emails=set(sym.asset_names(AssetKind.EMAIL.value)),
+        )
+
+
+def _did_you_mean(word: str, choices: Iterable[str], plural: str) -> str:
+    names = sorted(set(choices))
+    close = [c for c in names if c.casefold() == word.casefold()]
+    close = close or difflib.get_close_matches(word, names, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    if not names:
+        return f" (the rules declare no {plural})"
+    shown = ", ".join(f"'{n}'" for n in names[:8]) + (", ..." if len(names) > 8 else "")
+    return f" (the rules declare: {shown})"
+
+
+def _check_names(case: Case, names: _Names) -> None:
+    """Refuse expectations that name rules, lists, tags... the rule set does not declare.
+
+    Without this, `no_actions: [{rule: MQL handof}]` or `lists: {exclude: [MQLs]}`
+    would always hold, whatever the rules do.
+
+    Raises:
+        TestFileError: at the first unknown name's line, listing every unknown name.
+    """
+    problems: list[tuple[int | None, str]] = []
+
+    def check(value: Any, choices: set[str], line: int | None, where: str, what: str) -> None:
+        if isinstance(value, str) and value in choices:
+            return
+        plural = f"{what[:-1]}ies" if what.endswith("y") else f"{what}s"
+        if not isinstance(value, str):
+            hint = ""
+        elif what == "list" and value in names.dynamic_lists:
+            hint = f" ('{value}' is a dynamic list: expect it under 'dynamic_lists')"
+        elif what == "dynamic list" and value in names.lists:
+            hint = f" ('{value}' is a static list: expect it under 'lists')"
+        else:
+            hint = _did_you_mean(str(value), choices, plural)
+        problems.append((line, f"{where}: unknown {what} '{value}'{hint}"))
+
+    expect = case.expect
+    want_rules = expect.get("rules") or {}
+    for name in want_rules:
+        line = _line(want_rules, name)
+        if name in names.automation_rules:
+            continue
+        kind = names.rules.get(name)
+        if kind is not None:
+            problems.append(
+                (
+                    line,
+                    f"expect.rules: '{name}' is a {kind}, not an automation rule"
+                    " (only automation rules are counted here)",
+                )
+            )
+        else:
+            check(name, names.automation_rules, line, "expect.rules", "automation rule")
+
+    for key in ("actions", "no_actions"):
+        items = expect.get(key) or []
+        lines = getattr(items, "item_lines", [])
+        for i, m in enumerate(items):
+            item_line = lines[i] if i < len(lines) else _line(expect, key)
+            where = f"expect.{key}"
+            if "rule" in m:
+                check(m["rule"], set(names.rules), _line(m, "rule", item_line), where, "rule")
+            args = m.get("args")
+            for mapping in (m, args if isinstance(args, dict) else {}):
+                _check_arg_names(m.get("action"), mapping, names, item_line, where, check)
+
+    prospects = expect.get("prospects") or {}
+    for email, want in prospects.items():
+        where = f"expect.prospects: {email}"
+        for key, choices, what in (
+            ("lists", names.lists, "list"),
+            ("dynamic_lists", names.dynamic_lists, "dynamic list"),
+            ("tags", names.tags, "tag"),
+        ):
+            if key not in want:
+                continue
+            value = want[key]
+            wanted = (
+                value
+                if isinstance(value, list)
+                else [x for part in ("include", "exclude") for x in value.get(part) or ()]
+            )
+            for name in wanted:
+                check(name, choices, _line(want, key), f"{where}: {key}", what)
+        if isinstance(want.get("category_scores"), dict):
+            cats = want["category_scores"]
+            for name in cats:
+                check(
+                    name,
+                    names.categories,
+                    _line(cats, name, _line(want, "category_scores")),
+                    f"{where}: category_scores",
+                    "scoring category",
+                )
+        if isinstance(want.get("profile"), str):
+            check(want["profile"], names.profiles, _line(want, "profile"), where, "profile")
+        if isinstance(want.get("source_campaign"), str):
+            check(
+                want["source_campaign"],
+                names.campaigns,
+                _line(want, "source_campaign"),
+                where,
+                "campaign",
+            )
+        assigned = want.get("assigned")
+        if isinstance(assigned, dict) and len(assigned) == 1:
+            ((kind, name),) = assigned.items()
+            if kind in ("queue", "group"):
+                choices = names.queues if kind == "queue" else names.groups
+                check(name, choices, _line(want, "assigned"), f"{where}: assigned", kind)
+
+    if problems:
+        problems.sort(key=lambda p: p[0] or 0)
+        (line, first), rest = problems[0], problems[1:]
+        more = "".join(f"\n{case.file}:{n}: {text}" if n else f"\n{text}" for n, text in rest)
+        raise TestFileError(case.file, line, first + more)
+
+
+def _check_arg_names(
+    action: Any,
+    mapping: dict[str, Any],
+    names: _Names,
+    line: int | None,
+    where: str,
+    check: Any,
+) -> None:
+    """The names among an action matcher's args (`list`, `tag`, `category`...)."""
+    for key, value in mapping.items():
+        at = _line(mapping, key, line)
+        if key == "list":
+            check(value, names.lists | names.dynamic_lists, at, where, "list")
+        elif key == "tag":
+            check(value, names.tags, at, where, "tag")
+        elif key == "category":
+            check(value, names.categories, at, where, "scoring category")
+        elif key == "profile":
+            check(value, names.profiles, at, where, "profile")
+        elif key == "campaign":
+            if action == "source campaign":
+                check(value, names.campaigns, at, where, "campaign")
+            elif action == "crm campaign member":
+                check(value, names.crm_campaigns, at, where, "crm campaign")
+            else:
+                check(value, names.campaigns | names.crm_campaigns, at, where, "campaign")
+        elif key == "email" and action == "autoresponder":
+            check(value, names.emails, at, where, "email")
 
 
 # --------------------------------------------------------------------- finding files
@@ -724,6 +960,7 @@ class _Rules:
         self.compiled: dict[str, Any] = {}
         self.decls: dict[str, str] = {}
         self.setups: dict[str, Any] = {}
+        self.names: dict[str, _Names] = {}
 
     @staticmethod
     def key(rules: str | list[str]) -> str:
@@ -743,6 +980,13 @@ class _Rules:
         if isinstance(found, Exception):
             raise found
         return found
+
+    def declared(self, rules: str | list[str]) -> _Names:
+        """The names the rule set declares (raises mrules.api.RuleSetError)."""
+        k = self.key(rules)
+        if k not in self.names:
+            self.names[k] = _Names.of(self.get(rules))
+        return self.names[k]
 
     def declarations(self, rules: str | list[str]) -> str:
         """The declaration items of the rule set (with its includes), as rule text."""
@@ -842,6 +1086,7 @@ def run_case(case: Case, rules: _Rules | None = None) -> _Result:
 
     rules = rules or _Rules()
     compiled = rules.get(case.rules)
+    _check_names(case, rules.declared(case.rules))
     store = open_store(":memory:")
     setup_seq = 0
     if case.given["prospects"]:
@@ -1347,12 +1592,32 @@ def _read_snapshots(path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_snapshot_entry(path: Path, name: str, entry: Any) -> None:
+    """A test's snapshot is a list of prospect records (JSON objects), as `--update` writes."""
+    if isinstance(entry, list) and all(isinstance(r, dict) for r in entry):
+        return
+    if isinstance(entry, list):
+        what = "a list of other values"
+    else:
+        what = {dict: "a JSON object", str: "a string", bool: "true or false"}.get(
+            type(entry), "null" if entry is None else "a number"
+        )
+    raise TestFileError(
+        str(path),
+        None,
+        f"the snapshot of '{name}' must be a list of prospect records (JSON objects), not"
+        f" {what}: repair the file, or run `mrules test --update` to write it again",
+    )
+
+
 def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
     case = checker.case
     if not case.expect.get("snapshot"):
         return
     path = _snapshot_path(case)
     snaps = _read_snapshots(path)
+    if case.name in snaps and not update:
+        _check_snapshot_entry(path, case.name, snaps[case.name])
     actual = _snapshot_state(checker.res, Path(case.file).parent)
     if snaps.get(case.name) == actual:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -55,15 +56,23 @@ def run_tests(
     and the rules (file:line) and events behind the actual value.
 
     Exit status: 0 all passed, 1 a test failed (or its rules have errors),
-    2 a test file is broken (the message says file:line).
+    2 a test file is broken (the message says file:line), a path does not
+    exist or the folder of -o does not, 4 the -o file cannot be written.
 
     \b
     Examples:
       mrules test examples/getcloudy/tests
       mrules test -k mql --format junit -o junit.xml
     """
+    from mrules.atomic import atomic_write
+    from mrules.cli.common import EXIT_STORE, fail
     from mrules.testing import render_json, render_junit, render_text, run_paths
 
+    if output:  # refused before any test runs (mrules creates no folders)
+        folder = Path(output).parent
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            fail(f"-o {output}: {folder} {what}; create it first (mrules creates no folders)")
     report = run_paths(list(paths), keywords, update=update)
     if fmt == "json":
         data = render_json(report)
@@ -72,12 +81,10 @@ def run_tests(
     else:
         data = (render_text(report, verbose=verbose) + "\n").encode()
     if output:
-        try:
-            with open(output, "wb") as f:
-                f.write(data)
+        try:  # whole or not at all: a kill or a full disk never leaves half a report
+            atomic_write(Path(output), data)
         except OSError as e:
-            click.echo(f"mrules: error: cannot write {output}: {e.strerror or e}", err=True)
-            sys.exit(4)
+            fail(f"cannot write {output}: {e.strerror or e}", EXIT_STORE)
         if fmt != "text":
             click.echo(render_text(report, verbose=verbose), err=True)
     else:
