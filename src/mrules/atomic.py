@@ -39,7 +39,17 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
 
     A symbolic link is followed: the file it points to is replaced, the link
     stays. An exception in the block, or OSError, leaves the target as it was.
+    A target that is not a regular file (a pipe, `/dev/stdout`, a device) cannot
+    be replaced: it is written to directly.
     """
+    try:
+        kind = os.stat(path).st_mode
+    except OSError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        with open(path, "wb") as stream:
+            yield stream
+        return
     target = Path(os.path.realpath(path))
     folder = target.parent
     try:
