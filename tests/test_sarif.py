@@ -100,6 +100,14 @@ def test_sarif_file_alongside_annotations(project: Path) -> None:
     jsonschema.Draft4Validator(SCHEMA).validate(json.loads(Path("out.sarif").read_text()))
 
 
+def test_sarif_file_in_a_missing_folder_is_a_usage_error(project: Path) -> None:
+    """Exit 2 before linting, as every output in a missing folder (it was exit 4 after)."""
+    result = CliRunner().invoke(main, ["lint", "my rules", "--sarif-file", "nodir/out.sarif"])
+    assert result.exit_code == 2
+    assert "nodir does not exist; create it first" in result.stderr
+    assert result.stdout == ""  # refused before any linting
+
+
 def test_github_annotations_escape_file_names_and_messages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -61,6 +62,17 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `mrules: error: message` on stderr and exit."""
     click.echo(f"mrules: error: {message}", err=True)
     sys.exit(int(code))
+
+
+def output_folder_or_exit(option: str, path: str | None) -> None:
+    """Refuse an output file in a folder that does not exist (mrules creates no folders):
+    exit 2, before any work."""
+    if path is None:
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
 
 
 def load_or_exit(paths: Sequence[str]) -> LoadResult:

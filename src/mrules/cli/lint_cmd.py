@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from mrules.checker import CODES, check_loaded
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, fail, load_or_exit
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_OK,
+    fail,
+    load_or_exit,
+    output_folder_or_exit,
+)
 from mrules.config import FORMATS, Config, ConfigError, find_config, load_config
 from mrules.diagnostics import (
     Diagnostic,
@@ -109,7 +115,8 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
     `# mrules: ignore[MR312]` comment silences a code on its line.
 
     Exit status: 0 clean, 1 errors (or warnings with --strict), 2 unreadable
-    input or configuration.
+    input or configuration (or --sarif-file in a folder that does not exist),
+    4 the --sarif-file cannot be written.
 
     \b
     Example:
@@ -119,6 +126,7 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
     """
     if explain is not None:
         _explain(explain)
+    output_folder_or_exit("--sarif-file", sarif_file)
     stdin = STDIN in paths
     if stdin and paths != (STDIN,):
         fail("'-' (standard input) cannot be mixed with file or folder paths")

@@ -33,6 +33,7 @@ from mrules.cli.common import (
     EXIT_STORE,
     fail,
     load_or_exit,
+    output_folder_or_exit,
 )
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
@@ -99,16 +100,6 @@ def wait_options(f):  # type: ignore[no-untyped-def]
     return click.option(
         "--wait", is_flag=True, help="Wait for a store another run holds, not refuse (exit 5)."
     )(f)
-
-
-def _output_folder(option: str, path: str | None) -> None:
-    """Refuse an output file in a folder that does not exist (mrules creates no folders)."""
-    if path is None:
-        return
-    folder = Path(path).parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
 
 
 def _file_keys(path: str) -> set[object]:
@@ -298,9 +289,9 @@ def run(
     if events != "-" and not Path(events).exists():
         fail(f"{events}: no such file")
     source = api.stream_source(events)
-    _output_folder("--actions", actions_path)
-    _output_folder("--rejects", rejects_path)
-    _output_folder("--diagnostics", diagnostics_path)
+    output_folder_or_exit("--actions", actions_path)
+    output_folder_or_exit("--rejects", rejects_path)
+    output_folder_or_exit("--diagnostics", diagnostics_path)
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     in_memory = store_path == MEMORY
     if rejects_path:

@@ -65,14 +65,11 @@ def run_tests(
       mrules test -k mql --format junit -o junit.xml
     """
     from mrules.atomic import atomic_write
-    from mrules.cli.common import EXIT_STORE, fail
+    from mrules.cli.common import EXIT_STORE, fail, output_folder_or_exit
     from mrules.testing import render_json, render_junit, render_text, run_paths
 
     if output:  # refused before any test runs (mrules creates no folders)
-        folder = Path(output).parent
-        if not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "does not exist"
-            fail(f"-o {output}: {folder} {what}; create it first (mrules creates no folders)")
+        output_folder_or_exit("-o", output)
     report = run_paths(list(paths), keywords, update=update)
     if fmt == "json":
         data = render_json(report)
