@@ -275,6 +275,27 @@ def test_a_bad_configuration_is_shown_once_and_defaults_apply(session_factory,
     assert len(shown) == 1 and "unknown key 'ignores'" in shown[0]
 
 
+def test_a_file_that_cannot_be_read_is_shown_once(session_factory, project: Path) -> None:
+    """One .mr file of the folder not UTF-8: lint says so, the server published nothing and
+    said nothing. It shows the error once, and diagnostics come back once it is fixed."""
+    (project / "rules" / "latin.mr").write_bytes(b'list "A\xe9"\n')
+    s = session_factory(project)
+    shown: list[str] = []
+
+    @s.client.feature(types.WINDOW_SHOW_MESSAGE)
+    def message(params: types.ShowMessageParams) -> None:
+        shown.append(params.message)
+
+    uri = s.open("rules/10-rules.mr", RULES.replace('"MQL" }', '"MQl" }'))
+    s.wait_for(lambda: bool(shown))
+    s.change(uri, RULES.replace('"MQL" }', '"MQx" }'))
+    (project / "rules" / "latin.mr").write_text('list "A"\n', "utf-8")
+    before = len(s.events)
+    s.change(uri, RULES.replace('"MQL" }', '"MQl" }'))
+    assert [d.code for d in s.diagnostics_of(uri, before)] == ["MR103"]
+    assert len(shown) == 1 and "latin.mr" in shown[0] and "UTF-8" in shown[0]
+
+
 def test_code_action_removes_an_unused_suppression(session_factory, project: Path) -> None:
     s = session_factory(project)
     text = RULES.replace('priority 10 {', 'priority 10 {  # mrules: ignore[MR101]')

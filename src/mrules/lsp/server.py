@@ -157,12 +157,12 @@ class MrulesLanguageServer(LanguageServer):
             rs.pending = None
         try:
             analysis = analyze([rs.root], self.overlays(), rs.config, self.cache)
-        except LoadError as e:
-            rs.error = str(e)
+        except LoadError as e:  # a file of the folder cannot be read (not UTF-8...)
+            self.show_error(rs, f"mrules cannot check {rs.root}: {e}")
             return rs.analysis
         except Exception as e:  # never take the editor down with a bug: log it
             log.exception("mrules: checking %s failed", rs.root)
-            rs.error = f"internal error: {e}"
+            self.show_error(rs, f"mrules: internal error checking {rs.root}: {e}")
             return rs.analysis
         rs.analysis, rs.error = analysis, None
         used = {(p, s.text) for p, s in analysis.result.sources.items()}
@@ -170,6 +170,13 @@ class MrulesLanguageServer(LanguageServer):
                       analysis.result.sources}
         self.publish(rs, analysis)
         return analysis
+
+    def show_error(self, rs: _RuleSet, message: str) -> None:
+        """Tell the user why a rule set has no diagnostics: once, not at every keystroke
+        (a folder with one file that cannot be read published nothing, silently)."""
+        if message != rs.error:
+            self.window_show_message(types.ShowMessageParams(types.MessageType.Error, message))
+        rs.error = message
 
     def schedule(self, path: Path) -> None:
         rs = self.rule_set_of(path)
