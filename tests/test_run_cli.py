@@ -358,6 +358,32 @@ def test_an_email_given_in_another_unicode_form_names_the_same_prospect(tmp_path
     assert emails == ["jos\u00e9@example.com"]
 
 
+def test_a_file_replaced_by_a_shorter_one_is_refused_not_skipped(tmp_path: Path) -> None:
+    """Resume goes by line: a new file at the same path with fewer lines than the position
+    was read to its end and skipped whole, silently (exit 0, nothing applied)."""
+    def lines(prefix: str, n: int) -> str:
+        return "".join(
+            f'{{"ts":"2026-11-02T09:00:{i:02d}Z","type":"form_submit",'
+            f'"prospect":"{prefix}{i}@x.com","asset":"Demande Get Cloudy"}}\n'
+            for i in range(n)
+        )
+
+    events, store = tmp_path / "daily.jsonl", tmp_path / "r.db"
+    events.write_text(lines("old", 10))
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    events.write_text(lines("new", 3))  # rotated: same name, another day's events
+    res = invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q")
+    no_crash(res)
+    assert res.exit_code == 2
+    assert "has 3 lines, fewer than the 10 already read" in res.stderr
+    assert "under a new name" in res.stderr and "resumes after" not in res.stderr
+    renamed = tmp_path / "daily-2.jsonl"
+    events.rename(renamed)
+    again = invoke("run", str(ROOT / RULES), str(renamed), "--store", str(store), "-q")
+    assert again.exit_code == 0
+    assert sum(e.startswith("new") for e in export(store)) == 3
+
+
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:
     rules = tmp_path / "bad.mr"
     rules.write_text('form "A"\non submit of form "A" { add to list "Nope" }\n')

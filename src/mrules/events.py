@@ -66,6 +66,7 @@ __all__ = [
     "Event",
     "EventSourceError",
     "Reject",
+    "StreamReplacedError",
     "parse_line",
     "parse_timestamp",
     "prospect_key",
@@ -156,6 +157,10 @@ class Reject(NamedTuple):
 
 class EventSourceError(Exception):
     """The stream itself cannot be read (missing file, broken gzip data)."""
+
+
+class StreamReplacedError(EventSourceError):
+    """The file has fewer lines than a store already read from it: replaced or cut."""
 
 
 class _Bad(Exception):
@@ -537,6 +542,13 @@ def _iterate(
     try:
         for _ in islice(stream, start_line):
             line += 1
+        if line < start_line:
+            raise StreamReplacedError(
+                f"{name} has {line:,} lines, fewer than the {start_line:,} already read from"
+                " it into this store: the file was replaced or cut, and nothing of it was"
+                " applied; give a new file under a new name (a new path is a new stream, and"
+                " events whose id was applied are still skipped)"
+            )
         for data in stream:
             line += 1
             try:

@@ -38,7 +38,7 @@ from mrules.cli.common import (
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.engine import DEFAULT_CACHE_PROSPECTS
-from mrules.events import EventSourceError, parse_timestamp
+from mrules.events import EventSourceError, StreamReplacedError, parse_timestamp
 from mrules.loader import display_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
 from mrules.store import Batch, StoreError
@@ -354,6 +354,8 @@ def run(
             rejected = write_rejects(rejects_file, store, source)
         if diagnostics_file is not None:
             write_diagnostics(diagnostics_file, summary.unsettled)
+    except StreamReplacedError as e:  # nothing of it was read
+        fail(str(e))
     except EventSourceError as e:  # the lines before the break were applied and committed
         fail(f"{e}; {_stopped('', store, source, events, _REPAIR)}")
     except KeyboardInterrupt:
