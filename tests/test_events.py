@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 from mrules.events import (
     ASSET_KINDS,
     EVENT_TYPES,
+    MAX_LINE_BYTES,
     MAX_REJECT_TEXT,
     Event,
     EventSourceError,
     Reject,
+    StreamReplacedError,
     parse_line,
     parse_timestamp,
     read_events,
@@ -263,7 +265,8 @@ def test_start_line_resumes_after_the_committed_line() -> None:
         (3, None), (4, "e4"), (5, "e5"),
     ]
     assert _read(data, start_line=5) == []
-    assert _read(data, start_line=99) == []
+    with pytest.raises(StreamReplacedError, match="has 5 lines, fewer than the 99 already read"):
+        _read(data, start_line=99)  # the file was replaced by a shorter one
     assert [i.line for i in _read(data, start_line=0)] == [1, 2, 3, 4, 5]
 
 
@@ -358,6 +361,25 @@ def test_an_unterminated_last_line_that_is_not_json_is_unfinished() -> None:
     assert isinstance(last, Event) and last.id == "e1"
     *_, cut_utf8 = _read(b'{"ts":"2026-11-02T09:00:00Z","type":"tick","id":"\xc3')
     assert isinstance(cut_utf8, Reject) and cut_utf8.unfinished
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_line_longer_than_the_limit_is_rejected_unread(tmp_path: Path, gz: bool) -> None:
+    """An endless line (`mrules run R /dev/zero`) filled 24 GB before the kernel killed the
+    run; a line over MAX_LINE_BYTES is now read past without being kept, and rejected."""
+    at_limit = _line(type="tick", id="a", pad="x" * (MAX_LINE_BYTES - 200))
+    at_limit = at_limit[:-2] + " " * (MAX_LINE_BYTES - len(at_limit)) + at_limit[-2:]
+    assert len(at_limit) == MAX_LINE_BYTES
+    over = "x" * (MAX_LINE_BYTES + 1)
+    data = "\n".join([_line(type="tick", id="1"), over, at_limit, _line(type="tick", id="4"), over])
+    path = tmp_path / ("e.jsonl.gz" if gz else "e.jsonl")
+    path.write_bytes(gzip.compress(data.encode(), 1) if gz else data.encode())
+    items = list(read_events(path))
+    assert [(i.line, type(i).__name__) for i in items] == [
+        (1, "Event"), (2, "Reject"), (3, "Event"), (4, "Event"), (5, "Reject"),
+    ]  # fmt: skip
+    assert items[1].reason == f"line longer than {MAX_LINE_BYTES:,} bytes: not read"
+    assert [i.id for i in items if isinstance(i, Event)] == ["1", "a", "4"]
 
 
 def test_missing_file_is_a_source_error(tmp_path: Path) -> None:

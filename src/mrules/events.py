@@ -61,6 +61,7 @@ __all__ = [
     "ASSET_KINDS",
     "CRM_OBJECTS",
     "EVENT_TYPES",
+    "MAX_LINE_BYTES",
     "MAX_REJECT_TEXT",
     "OPPORTUNITY_STATUSES",
     "Event",
@@ -81,6 +82,8 @@ ASSET_KINDS: dict[str, str] = {str(k): str(v) for k, v in EVENT_ASSET_KINDS.item
 CRM_OBJECTS: tuple[str, ...] = tuple(CrmObject)
 OPPORTUNITY_STATUSES = ("won", "lost")
 MAX_REJECT_TEXT = 1000
+MAX_LINE_BYTES = 16 << 20
+"""A longer line is rejected unread: an endless one (`/dev/zero`) would fill the memory."""
 
 _TYPES = frozenset(EVENT_TYPES)
 _NEEDS_PROSPECT = _TYPES - {"page_view", "tick"}
@@ -438,7 +441,7 @@ def _peek(stream: IO[bytes]) -> bytes:
 
 def _open(
     source: str | Path | IO[bytes],
-) -> tuple[Iterable[bytes], str, tuple[IO[bytes] | gzip.GzipFile, ...]]:
+) -> tuple[Iterable[bytes | None], str, tuple[IO[bytes] | gzip.GzipFile, ...]]:
     """Open the source as a binary stream, ungzipped; also its name and what to close."""
     owned = False
     force_gzip = False
@@ -466,37 +469,65 @@ def _open(
     if gzipped:
         unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
         return _gzip_lines(unzipped), name, (unzipped, stream) if owned else (unzipped,)
-    return stream, name, (stream,) if owned else ()
+    return _capped_lines(stream), name, (stream,) if owned else ()
 
 
-def _gzip_lines(unzipped: gzip.GzipFile) -> Iterator[bytes]:
+def _capped_lines(stream: IO[bytes]) -> Iterator[bytes | None]:
+    """The stream's lines, as iterating it gives them; None for a line longer than
+    MAX_LINE_BYTES, which is read past without being kept."""
+    readline = stream.readline
+    limit = MAX_LINE_BYTES + 1  # the line and its newline
+    while data := readline(limit):
+        if len(data) == limit and data[-1:] != b"\n":
+            while (rest := readline(1 << 20)) and rest[-1:] != b"\n":
+                pass
+            yield None
+        else:
+            yield data
+
+
+def _gzip_lines(unzipped: gzip.GzipFile) -> Iterator[bytes | None]:
     """The lines of a gzip stream, as iterating a file gives them (each ends with a
     newline but maybe the last).
 
     Each step decompresses what one read of the file gives, and its whole lines are
     yielded before the next read: a cut or damaged file gives every line before the
     damage, then raises. (A BufferedReader over the GzipFile fills 64 KiB at once and
-    lost the lines of a fill that hit the damage.)
+    lost the lines of a fill that hit the damage.) A line longer than MAX_LINE_BYTES
+    is None, read past without being kept.
     """
     read1 = unzipped.read1
     pieces: list[bytes] = []  # a line longer than a chunk, until its newline comes
+    held = 0  # the bytes in pieces
+    too_long = False  # past MAX_LINE_BYTES: what is left of the line is dropped
     while chunk := read1(1 << 16):
         newline = chunk.find(b"\n")
         if newline < 0:
-            pieces.append(chunk)
+            if not too_long:
+                pieces.append(chunk)
+                held += len(chunk)
+                if held > MAX_LINE_BYTES:
+                    pieces, held, too_long = [], 0, True
             continue
-        if pieces:
+        if too_long:
+            yield None
+            too_long = False
+            chunk = chunk[newline + 1 :]
+        elif pieces:
             pieces.append(chunk[: newline + 1])
-            yield b"".join(pieces)
-            pieces = []
+            yield b"".join(pieces) if held + newline <= MAX_LINE_BYTES else None
+            pieces, held = [], 0
             chunk = chunk[newline + 1 :]
         for line in io.BytesIO(chunk):
             if line[-1:] == b"\n":
                 yield line
             else:
                 pieces.append(line)
-    if pieces:
-        yield b"".join(pieces)
+                held = len(line)
+    if too_long:
+        yield None
+    elif pieces:
+        yield b"".join(pieces) if held <= MAX_LINE_BYTES else None
 
 
 def read_events(
@@ -529,7 +560,7 @@ def read_events(
 
 
 def _iterate(
-    stream: Iterable[bytes],
+    stream: Iterable[bytes | None],
     name: str,
     to_close: tuple[IO[bytes] | gzip.GzipFile, ...],
     start_line: int,
@@ -551,6 +582,9 @@ def _iterate(
             )
         for data in stream:
             line += 1
+            if data is None:
+                yield Reject(line, f"line longer than {MAX_LINE_BYTES:,} bytes: not read", "")
+                continue
             try:
                 obj = loads(data)
             except decode_error:
