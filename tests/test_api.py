@@ -136,3 +136,36 @@ def test_a_malformed_batch_leaves_the_memory_store_unchanged() -> None:
     with pytest.raises(StoreError):
         mem.commit(bad)
     assert dump(mem) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"now": float("inf")}, ValueError, "now must be a finite number"),
+        ({"now": float("nan")}, ValueError, "now must be a finite number"),
+        ({"now": 1e20}, ValueError, "between the years 1 and 9999"),
+        ({"now": True}, TypeError, "now must be a number of seconds"),
+        ({"commit_every": 0}, ValueError, "commit_every must be at least 1"),
+        ({"commit_seconds": -1.0}, ValueError, "commit_seconds must be more than 0"),
+        ({"cache_prospects": -1}, ValueError, "cache_prospects must be at least 0"),
+        ({"store": 5}, TypeError, "store must be ':memory:', a path or a store"),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_store_is_touched(
+    tmp_path: Path, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """`now=inf` was stored as a null clock that every later command failed on (exit 70);
+    `cache_prospects=-1` raised KeyError mid-run."""
+    store = tmp_path / "s.db"
+    kwargs = {"store": str(store), **options}
+    with pytest.raises(error, match=message):
+        mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl", **kwargs)
+    assert not store.exists()
+
+
+def test_rule_text_on_one_line_is_rule_text() -> None:
+    """A string with a quote, a brace or a newline that names no file is rule text."""
+    result = mrules.run('list "MQL"', [])
+    assert result.summary.lines == 0
+    with pytest.raises(RuleSetError, match="no such file"):
+        mrules.run("no-such-rules-folder", [])

@@ -90,7 +90,7 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
     from mrules.loader import LoadError, load, load_text
 
     try:
-        if isinstance(rules, str) and ("\n" in rules or "{" in rules) and not _is_path(rules):
+        if isinstance(rules, str) and any(c in rules for c in '\n{"') and not _is_path(rules):
             result = load_text(rules, "<string>")
         elif isinstance(rules, str | Path):
             result = load([str(rules)])
@@ -105,6 +105,43 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
     if errors:
         raise RuleSetError(render_text(errors, result.sources), errors)
     return compile_program(result.program, result.sources)
+
+
+_EPOCH_RANGE = (-62_135_596_800.0, 253_402_300_799.0)  # years 1 to 9999, as the store shows them
+
+
+def _check_options(
+    store: object,
+    now: object,
+    commit_every: object,
+    commit_seconds: object,
+    cache_prospects: object,
+) -> None:
+    """Refuse arguments that would fail late or poison the store (a clock of inf is stored
+    as null, and every reader then fails): TypeError or ValueError, naming the argument."""
+    from mrules.storeapi import StateStore
+
+    if store is not None and not isinstance(store, str | Path | StateStore):
+        raise TypeError(f"store must be ':memory:', a path or a store, not {type(store).__name__}")
+    for name, value in (("now", now), ("commit_seconds", commit_seconds)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{name} must be a finite number, not {value}")
+    if now is not None and not _EPOCH_RANGE[0] <= now <= _EPOCH_RANGE[1]:  # type: ignore[operator]
+        raise ValueError(f"now must be an epoch time between the years 1 and 9999, not {now}")
+    if commit_seconds is not None and commit_seconds <= 0:  # type: ignore[operator]
+        raise ValueError(f"commit_seconds must be more than 0, not {commit_seconds}")
+    for name, value, least in (("commit_every", commit_every, 1),
+                               ("cache_prospects", cache_prospects, 0)):  # fmt: skip
+        if value is None and name == "cache_prospects":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number, not {type(value).__name__}")
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, not {value}")
 
 
 def _is_path(text: str) -> bool:
@@ -188,6 +225,7 @@ def run(
     from mrules.events import read_events
     from mrules.loader import display_path
 
+    _check_options(store, now, commit_every, commit_seconds, cache_prospects)
     compiled = compile_rules(rules)
     if isinstance(events, str) and events == "-":
         events = sys.stdin.buffer

@@ -211,8 +211,8 @@ def parse_timestamp(text: str) -> datetime:
     """
     try:
         return _utc(text)
-    except _Bad as e:
-        raise ValueError(str(e)) from None
+    except _Bad as e:  # "not an RFC 3339 timestamp: ...", without the event key
+        raise ValueError(str(e).removeprefix("'ts' is ")) from None
 
 
 def _utc(text: str) -> datetime:
