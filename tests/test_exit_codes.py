@@ -137,6 +137,21 @@ def test_5_busy_through_a_symlink(tmp_path: Path, store: Path) -> None:
     assert not (tmp_path / "link.db.lock").exists()
 
 
+def test_4_an_output_without_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder the user may not write (partition --out in a read-only folder) was an
+    internal error (PermissionError, exit 70); it is an output that failed: exit 4."""
+    import mrules.partition
+
+    def denied(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "ro" / "p"))
+
+    monkeypatch.setattr(mrules.partition, "partition", denied)
+    res = invoke("partition", EVENTS, "--buckets", "2", "--out", tmp_path / "ro" / "p")
+    assert res.exit_code == ExitCode.STORE, res.output
+    assert "cannot write" in res.stderr and "Permission denied" in res.stderr
+    assert "internal error" not in res.output
+
+
 def test_130_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mrules.engine
 

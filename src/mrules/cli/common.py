@@ -108,6 +108,12 @@ def failures() -> Iterator[None]:
             fail("the output was closed before everything was written (broken pipe)", EXIT_STORE)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG):
             fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
+        if e.errno in (errno.EACCES, errno.EPERM) and e.filename is not None:
+            fail(
+                f"cannot write {e.filename}: {e.strerror}; make it (and its folder) writable,"
+                " or give another path",
+                EXIT_STORE,
+            )
         raise
 
 
