@@ -87,6 +87,10 @@ def test_2_usage(tmp_path: Path, store: Path) -> None:
     assert res.exit_code == ExitCode.USAGE and "no store at" in res.stderr
     assert not (tmp_path / "typo.db").exists()
     assert invoke("segment", RULES, "--store", ":memory:").exit_code == ExitCode.USAGE
+    # an explicit --sync-db that is not there was ignored: no SQL or won stages, exit 0
+    res = invoke("explain", "leung@example.com", "--store", store, "--timeline",
+                 "--sync-db", tmp_path / "nope.sync.db")  # fmt: skip
+    assert res.exit_code == ExitCode.USAGE and "no such file" in res.stderr
 
 
 def test_3_rejects(tmp_path: Path) -> None:
@@ -121,6 +125,9 @@ def test_5_busy(store: Path) -> None:
             res = invoke(*args)
             assert res.exit_code == ExitCode.BUSY, res.output
             assert "in use by another mrules process" in res.stderr
+            waited = "--wait-timeout" in args  # then --wait is no advice: it was given
+            assert ("give --wait-timeout more seconds" in res.stderr) == waited
+            assert ("add --wait" in res.stderr) != waited
         # Readers are never busy.
         assert invoke("state", "export", "--store", store).exit_code == ExitCode.OK
 

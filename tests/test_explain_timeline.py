@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -109,22 +110,22 @@ def test_cli_unknown_prospect_and_no_sync_file(example_store: Path, tmp_path: Pa
         main, ["explain", "nobody@x", "--store", str(example_store), "--timeline"]
     )
     assert r.exit_code == 2 and "no prospect" in r.output
+    # No sync file beside the store: the timeline has no CRM stages.
+    alone = tmp_path / "alone.db"
+    shutil.copy(example_store, alone)
     r = CliRunner().invoke(
         main,
-        [
-            "explain",
-            "henry@example.org",
-            "--store",
-            str(example_store),
-            "--timeline",
-            "--sync-db",
-            str(tmp_path / "none.db"),
-            "--format",
-            "json",
-        ],
+        ["explain", "henry@example.org", "--store", str(alone), "--timeline", "--format", "json"],
     )
     assert r.exit_code == 0, r.output
     assert [s["stage"] for s in json.loads(r.output)["stages"]] == ["prospect", "mql"]
+    # A --sync-db given that is not there is a mistyped path, not "no CRM stages".
+    r = CliRunner().invoke(
+        main,
+        ["explain", "henry@example.org", "--store", str(example_store), "--timeline",
+         "--sync-db", str(tmp_path / "none.db")],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "no such file" in r.output
 
 
 def test_timelines_agree_with_the_funnel(example_store: Path) -> None:  # noqa: F811

@@ -204,6 +204,8 @@ def test_old_rev_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         (["--diff", "--old-rev", "HEAD", "a", "b", "c"], 2, "expected 2 paths, got 3"),
         (["--diff", "EX/rules", "EX/rules", "nope.jsonl"], 2, "no such events file: nope.jsonl"),
         (["--diff", "nope", "EX/rules", "EX/events.jsonl"], 2, "no such rule file or folder: nope"),
+        (["--diff", "EX/rules", "EX/rules", "EX/events.jsonl", "--mql-list", "mql"], 2,
+         "--mql-list 'mql': neither rule set has that list (did you mean 'MQL'?)"),
     ],
 )
 def test_bad_arguments(args: list[str], code: int, message: str) -> None:

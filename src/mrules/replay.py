@@ -524,6 +524,14 @@ def diff_runs(
         except RuleSetError as e:
             e.which = which  # type: ignore[attr-defined]
             raise
+    declared = {n for c in compiled for n in (*c.symbols.lists, *c.symbols.dynamic_lists)}
+    if mql_list not in declared:  # a typo would count 0 MQLs on both sides, silently
+        import difflib
+
+        close = [n for n in sorted(declared) if n.casefold() == mql_list.casefold()]
+        close = close or difflib.get_close_matches(mql_list, sorted(declared), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ReplayError(f"--mql-list '{mql_list}': neither rule set has that list{hint}")
     started = time.perf_counter()
     if events == "-":
         lines: Any = sys.stdin.buffer.read().splitlines()

@@ -91,7 +91,9 @@ def failures() -> Iterator[None]:
     try:
         yield
     except StoreLocked as e:
-        fail(f"{e}; add --wait to wait for it to finish", EXIT_BUSY)
+        waited = "after waiting" in str(e)  # --wait or --wait-timeout was given
+        advice = "give --wait-timeout more seconds" if waited else "add --wait to wait for it"
+        fail(f"{e}; {advice}, or stop the other run", EXIT_BUSY)
     except StorePathError as e:
         fail(str(e), EXIT_USAGE)
     except StoreError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -193,6 +194,8 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     finally:
         store.close()
     if timeline:
+        if sync_db is not None and not Path(sync_db).is_file():  # given: it must be there
+            fail(f"--sync-db {sync_db}: no such file", EXIT_USAGE)
         if sync_db is None and store_path != MEMORY and "://" not in store_path:
             sync_db = str(default_sync_path(store_path))
         t = lifecycle(key, entries, created=state["created"], crm=crm_stages(sync_db, key))

@@ -173,7 +173,7 @@ def replay(
     """
     from mrules.api import RuleSetError
     from mrules.events import EventSourceError
-    from mrules.replay import GitError, auto_jobs, diff_runs, render_text
+    from mrules.replay import ReplayError, auto_jobs, diff_runs, render_text
 
     if not diff:
         _fail("mrules replay needs --diff: mrules replay --diff OLD_RULES NEW_RULES EVENTS")
@@ -216,9 +216,12 @@ def replay(
                 progress=bar if show else None,
                 jobs=auto_jobs() if jobs == "auto" else int(jobs),
             )
-    except GitError as e:
+    except ReplayError as e:  # GitError too
         _fail(str(e))
         return
+    except KeyboardInterrupt:  # not the stores' "resumes": a replay keeps nothing
+        click.echo("mrules: error: interrupted; a replay writes nothing: run it again", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except RuleSetError as e:
         which = getattr(e, "which", "")
         click.echo(f"mrules: error: the {which} rules have errors:".replace("  ", " "), err=True)
