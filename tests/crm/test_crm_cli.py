@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "getcloudy" / "crm"
 CHANGES = ROOT / "examples" / "getcloudy" / "crm-changes.jsonl"
 EVENTS = ROOT / "examples" / "getcloudy" / "events.jsonl"
+RULES = ROOT / "examples" / "getcloudy" / "rules"
 DATA = Path(__file__).parent / "data"
 
 
@@ -105,7 +105,7 @@ def test_bad_rows_are_reported_and_the_rest_loads(store: Path) -> None:
         f"{contact}:3: a line holds one JSON object",
         f"{contact}:5: INVALID_EMAIL_ADDRESS",
         f"{contact}:6: MALFORMED_ID",
-        f"{account}: not UTF-8",
+        f"{account}:3: not UTF-8 (invalid start byte at byte 1 of the line)",
         "Prospect.csv: no object named 'Prospect'",
     ):
         assert expected in err, (expected, err)
@@ -130,24 +130,39 @@ def test_standard_edition_refuses_custom_objects(store: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
-def test_export_loads_back_the_same(tmp_path: Path, store: Path, fmt: str) -> None:
+@pytest.mark.parametrize("how", ["changes", "sync"])
+def test_export_loads_back_the_same(tmp_path: Path, store: Path, fmt: str, how: str) -> None:
     loaded(store)
-    mrules("crm", "apply-changes", CHANGES, "--store", store)
+    if how == "changes":
+        mrules("crm", "apply-changes", CHANGES, "--store", store)
+    else:  # a CRM the sync wrote into: the integration user's records, custom fields
+        assert mrules("run", RULES, EVENTS, "--store", store).exit_code == 0
+        result = mrules(
+            "sync", "run", "--rules", RULES, "--store", store, "--changes", CHANGES,
+            "--until", "2026-12-20T00:00:00Z",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
     result = mrules("crm", "export", "--store", store, "--out", first, "--format", fmt)
     assert result.exit_code == 0, result.output
-    shutil.copy(SEED / "org.json", first / "org.json")
     copy = tmp_path / "copy.db"
-    result = mrules("crm", "load", first, "--store", copy)
+    result = mrules("crm", "load", first, "--store", copy)  # the export's own org.json
     assert result.exit_code == 0, result.output
     mrules("crm", "export", "--store", copy, "--out", second, "--format", fmt)
-    names = sorted(p.name for p in first.iterdir() if p.name != "org.json")
+    names = sorted(p.name for p in first.iterdir())
     assert names == sorted(p.name for p in second.iterdir())
     assert f"Lead.{fmt}" in names and f"CampaignMemberStatus.{fmt}" in names
+    assert "org.json" in names
     for name in names:
         assert (first / name).read_text() == (second / name).read_text(), name
+    if how == "sync":  # the sync's writes are still the integration user's
+        users = {u["Username"]: u["Id"] for u in export(copy, "User")}
+        people = export(copy, "Lead", "Contact")
+        integration = users["integration@crm.local"]
+        assert any(p["LastModifiedById"] == integration for p in people)
+        assert any(p["CreatedById"] == integration for p in people)  # Leung's lead
 
 
 def test_reloading_updates_instead_of_duplicating(store: Path) -> None:

@@ -19,8 +19,16 @@ from mrules.cli.common import EXIT_REJECTS, EXIT_STORE, EXIT_USAGE, fail
 from mrules.crm.changes import apply_changes, read_changes
 from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
 from mrules.crm.errors import CrmCallError
-from mrules.crm.files import CrmInputError, export_records, find_files, load_files, read_org
-from mrules.crm.model import SchemaError, parse_datetime
+from mrules.crm.files import (
+    CrmInputError,
+    export_org,
+    export_records,
+    find_files,
+    load_files,
+    not_utf8,
+    read_org,
+)
+from mrules.crm.model import Schema, SchemaError, parse_datetime
 
 __all__ = ["COMMANDS"]
 
@@ -123,7 +131,13 @@ def load(
         fail(str(e))
     if edition is not None:
         org = {**(org or {}), "edition": edition}
-    with _open(crm_path, store_path, create=True, org=_merged_org(crm_path, store_path, org)) as c:
+    merged = _merged_org(crm_path, store_path, org)
+    if merged is not None:
+        try:  # a bad org file stops the load before anything is written
+            Schema.from_org(merged)
+        except SchemaError as e:
+            fail(f"{org_file or 'org.json'}: {e}")
+    with _open(crm_path, store_path, create=True, org=merged) as c:
         clock = when or (_time("org.json clock", org.get("clock")) if org else None)
         if clock is not None:
             c.set_clock(clock)
@@ -190,6 +204,11 @@ def export(
         if unknown:
             fail(f"--object: no object named {', '.join(unknown)}")
         stdout = sys.stdout
+        if out is not None:  # what a load needs besides the records: custom fields, clock...
+            target = Path(out) / "org.json"
+            org = json.dumps(export_org(c), indent=2, sort_keys=True, ensure_ascii=False)
+            target.write_text(org + "\n", encoding="utf-8")
+            click.echo(f"{target}: the org settings", err=True)
         for name, fields, rows in export_records(c, objects or None):
             if out is None:
                 for row in rows:
@@ -256,7 +275,9 @@ def apply_changes_cmd(
     with _open(crm_path, store_path, create=False) as c:
         report = apply_changes(c, items, when)
     for line, reason in issues:
-        click.echo(f"{changes}:{line}: {reason}", err=True)
+        if not line and reason.startswith("not UTF-8"):
+            line, reason = _not_utf8(path) or (line, reason)
+        click.echo(f"{changes}:{line}: {reason}" if line else f"{changes}: {reason}", err=True)
     for change, outcome in report.applied:
         click.echo(f"{changes}:{change.line}: {change.at.isoformat()} {outcome}")
     for change, reason in report.failed:
@@ -268,6 +289,18 @@ def apply_changes_cmd(
     )
     if issues or report.failed:
         sys.exit(int(EXIT_REJECTS))
+
+
+def _not_utf8(path: Path) -> tuple[int, str] | None:
+    """The line and reason of a file's first byte that is not UTF-8 (None when unknown)."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return not_utf8(data, e)
+    except OSError:  # a pipe read once already
+        pass
+    return None
 
 
 @crm.command("describe")

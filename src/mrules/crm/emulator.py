@@ -34,6 +34,7 @@ from mrules.crm.model import (
     SYSTEM_FIELDS,
     TASK_STATUSES,
     Schema,
+    SchemaError,
     check_value,
     format_datetime,
     parse_datetime,
@@ -115,13 +116,114 @@ def _stamp(value: dt.datetime) -> str:
     return format_datetime(value)
 
 
+_STORE_APPLICATION_ID = 0x6D72756C
+"""`PRAGMA application_id` of the state store (`mrules.store.APPLICATION_ID`)."""
+_WHAT_TO_GIVE = (
+    "give an mrules CRM file as --crm (`mrules crm load` creates one at a path where no file is)"
+)
+
+
+def _refuse_empty(path: Path) -> None:
+    """An empty file is no CRM: refused, never taken over (docs/crm.md)."""
+    try:
+        size = path.stat().st_size
+        wal = path.with_name(path.name + "-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+    except OSError as e:
+        raise CrmFileError(f"{path}: cannot read the CRM file: {e.strerror or e}") from e
+    if size == 0 and wal_size == 0:
+        raise CrmFileError(
+            f"{path}: an empty file (0 bytes), not an mrules CRM file: remove it, or"
+            f" {_WHAT_TO_GIVE}"
+        )
+
+
+def _crm_format(conn: sqlite3.Connection, path: Path) -> str:
+    """The format of an existing CRM file; CrmFileError, saying what the file is, otherwise.
+
+    Only reads: nothing is written to a file that is not a CRM. The store's and the sync
+    file's own marks are looked at first: an older mrules wrote CRM tables into them.
+    """
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as e:
+        raise CrmFileError(f"{path}: not an mrules CRM file ({e}): {_WHAT_TO_GIVE}") from e
+    meta: dict[str, Any] = {}
+    if "meta" in tables:
+        with contextlib.suppress(sqlite3.Error):
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+    if app_id == _STORE_APPLICATION_ID or "schema_version" in meta:
+        crm = default_crm_path(path)
+        raise CrmFileError(
+            f"{path}: this is the mrules state store, not a CRM file: give it as --store"
+            f" (its CRM is {crm.name} beside it), or give the CRM file as --crm"
+        )
+    if "schema" in meta and {"link", "cursor"} <= tables:
+        stem = path.name.removesuffix(".sync.db") if path.name.endswith(".sync.db") else "NAME"
+        raise CrmFileError(
+            f"{path}: this is an mrules sync file, not a CRM file: give the CRM file as"
+            f" --crm ({stem}.crm.db beside it), or the store ({stem}.db) as --store"
+        )
+    fmt = meta.get("format")
+    if isinstance(fmt, str) and fmt.startswith("mrules-crm"):
+        if fmt != _FORMAT:
+            raise CrmFileError(f"{path}: CRM file format {fmt!r} is not {_FORMAT!r}")
+        return fmt
+    what = "an empty SQLite database" if not tables else "a SQLite database"
+    raise CrmFileError(f"{path}: {what}, not an mrules CRM file: {_WHAT_TO_GIVE}")
+
+
+def _add_missing_tables(conn: sqlite3.Connection) -> None:
+    """The tables a CRM file lacks (one written by an older mrules); only on a CRM file."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    statements = [s for s in _SCHEMA_SQL.split(";") if s.strip()]
+    missing = [s for s in statements if s.split("EXISTS", 1)[1].split()[0] not in have]
+    if missing:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in missing:
+                conn.execute(statement)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _create_schema(conn: sqlite3.Connection, path: Path) -> str:
+    """Make a new file a CRM: its tables and its format, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+            conn.execute("ROLLBACK")  # made by someone else meanwhile: what is it?
+            return _crm_format(conn, path)
+        for statement in _SCHEMA_SQL.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO meta(key, value) VALUES ('format', ?)", (_FORMAT,))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return _FORMAT
+
+
 class EmulatedCrm:
     """The local CRM; see the module docstring and docs/crm.md."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, schema: Schema | None = None) -> None:
         self._conn = conn
         self.path = path
-        self._schema = Schema.from_org(json.loads(self._meta("org") or "{}"))
+        if schema is None:
+            try:
+                schema = Schema.from_org(json.loads(self._meta("org") or "{}"))
+            except (SchemaError, ValueError) as e:
+                raise CrmFileError(
+                    f"{path}: the org settings saved in this CRM are not valid ({e}): load a"
+                    " corrected org.json with `mrules crm load`"
+                ) from e
+        self._schema = schema
         self._calls = 0
         self._loading_deleted = False
         self._users: dict[str, str] = {}
@@ -132,41 +234,52 @@ class EmulatedCrm:
     def open(
         cls, path: str | Path, *, create: bool = True, org: Mapping[str, Any] | None = None
     ) -> EmulatedCrm:
-        """Open (or create) a CRM file; `org` replaces the org settings (docs/crm.md)."""
+        """Open a CRM file, or create one where no file is; `org` replaces the org settings.
+
+        An existing file is opened only when it is an mrules CRM (its `meta` table says
+        so): anything else (the state store, a sync file, another database, an empty
+        file) is refused with `CrmFileError` before anything is written to it.
+        `SchemaError` when `org` is not a valid org file (docs/crm.md), before anything
+        is written either.
+        """
         p = Path(path)
-        if not create and not p.exists():
-            raise CrmFileError(f"{p}: no such CRM file (create one with `mrules crm load`)")
         if p.is_dir():
             raise CrmFileError(f"{p}: is a folder, not a CRM file")
+        exists = p.exists()
+        if not exists and not create:
+            raise CrmFileError(f"{p}: no such CRM file (create one with `mrules crm load`)")
+        schema = Schema.from_org(org) if org is not None else None  # before any write
+        if exists:
+            _refuse_empty(p)
         try:
             conn = sqlite3.connect(p, isolation_level=None, timeout=30)
+        except sqlite3.Error as e:
+            raise CrmFileError(f"{p}: cannot open the CRM file: {e}") from e
+        try:
+            fmt = _crm_format(conn, p) if exists else None  # reads only
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if tables and "meta" not in tables:
-                conn.close()
-                raise CrmFileError(f"{p}: not an mrules CRM file")
-            conn.executescript(_SCHEMA_SQL)
-            fmt = conn.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-            if fmt is not None and fmt[0] != _FORMAT:
-                conn.close()
-                raise CrmFileError(f"{p}: CRM file format {fmt[0]!r} is not {_FORMAT!r}")
-        except sqlite3.DatabaseError as e:
-            raise CrmFileError(f"{p}: cannot use the CRM file: {e}") from e
-        if org is not None:
-            Schema.from_org(org)  # SchemaError before anything is written
-        crm = cls(conn, p)
-        with crm._tx():
             if fmt is None:
-                crm._set_meta("format", _FORMAT)
-                clock = (org or {}).get("clock")
-                if isinstance(clock, str):
-                    with contextlib.suppress(ValueError):
+                fmt = _create_schema(conn, p)
+            _add_missing_tables(conn)  # a CRM of an older mrules
+            crm = cls(conn, p, schema)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise CrmFileError(f"{p}: cannot use the CRM file: {e}") from e
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            with crm._tx():
+                if org is not None:
+                    clock = org.get("clock")
+                    if isinstance(clock, str) and crm._meta("clock") is None:
                         crm._set_meta("clock", _stamp(parse_datetime(clock)))
-            if org is not None:
-                crm._set_meta("org", json.dumps(org, sort_keys=True))
-            crm._schema = Schema.from_org(json.loads(crm._meta("org") or "{}"))
-            crm._ensure_users()
+                    crm._set_meta("org", json.dumps(org, sort_keys=True))
+                crm._ensure_users()
+        except BaseException:
+            conn.close()
+            raise
         return crm
 
     def close(self) -> None:
@@ -207,6 +320,11 @@ class EmulatedCrm:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def clock(self) -> dt.datetime | None:
+        """The clock as last set, None before any clock is set (`now` is then the wall clock)."""
+        value = self._meta("clock")
+        return parse_datetime(value) if value is not None else None
 
     def now(self) -> dt.datetime:
         """The CRM's clock: the last time set, else the wall clock (to the millisecond)."""
@@ -650,6 +768,7 @@ class EmulatedCrm:
         load: bool = False,
         by: str | None = None,
         new_id: str | None = None,
+        modified_by: str | None = None,
     ) -> WriteResult:
         info = self._writable_object(sobject)
         if "Id" in values and not load:
@@ -680,7 +799,7 @@ class EmulatedCrm:
                 stamp_c,
                 user,
                 stamp_m,
-                user,
+                modified_by or user,
                 max(stamp_m, _stamp(now)) if not load else stamp_m,
             ),
         )
@@ -695,6 +814,8 @@ class EmulatedCrm:
         *,
         load: bool = False,
         by: str | None = None,
+        created_by: str | None = None,
+        modified_by: str | None = None,
     ) -> WriteResult:
         info = self._writable_object(sobject)
         row = self._live_row(values.get("Id"), info)
@@ -702,10 +823,20 @@ class EmulatedCrm:
         if info.name == "Lead" and old.get("IsConverted") and not load:
             raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         given = self._clean(info, {k: v for k, v in values.items() if k != "Id"}, False, load, old)
-        given.pop("CreatedDate", None)
+        created = given.pop("CreatedDate", None) if load else None
         modified = given.pop("LastModifiedDate", None) if load else None
-        if load and all(old.get(k) == v for k, v in given.items()):
-            return WriteResult(id=row["id"], success=True)  # a reload that changes nothing
+        if load:  # the audit fields a load gives are kept (docs/crm.md#loading-exports)
+            audit: dict[str, Any] = {
+                "created_date": created,
+                "created_by": created_by,
+                "last_modified_date": modified,
+                "last_modified_by": modified_by,
+            }
+            audit = {k: v for k, v in audit.items() if v is not None and row[k] != v}
+            if all(old.get(k) == v for k, v in given.items()):  # the fields are as loaded
+                if audit:
+                    self._set_audit(row["id"], audit)
+                return WriteResult(id=row["id"], success=True)
         merged = {**old, **given}
         self._validate(info, merged, given, row["id"], allow_duplicates)
         merged = {**old, **given}
@@ -723,8 +854,18 @@ class EmulatedCrm:
                 row["id"],
             ),
         )
+        if load and audit:
+            self._set_audit(row["id"], audit)
         self._after_write(info, row["id"], merged, old)
         return WriteResult(id=row["id"], success=True)
+
+    def _set_audit(self, id18: str, columns: Mapping[str, Any]) -> None:
+        """Set audit columns (created_date, created_by...) of a loaded record as given."""
+        names = sorted(columns)
+        self._conn.execute(
+            f"UPDATE record SET {', '.join(f'{n}=?' for n in names)} WHERE id=?",
+            (*(columns[n] for n in names), id18),
+        )
 
     def _writable_object(self, sobject: str) -> ObjectInfo:
         info = self._find_object(sobject)
@@ -1328,20 +1469,69 @@ class EmulatedCrm:
         deleted = values.pop("IsDeleted", False)
         if isinstance(deleted, str):
             deleted = deleted.strip().lower() == "true"
+        users: dict[str, str | None] = {"CreatedById": None, "LastModifiedById": None}
+        master = None
         for name in list(values):
             canon = self._canonical(info, name)
-            if canon is not None and info.fields[canon].type == "reference":
+            if canon in users:  # kept when they name a user of this CRM, else the loader's
+                users[canon] = self._known_user(values.pop(name))
+            elif canon == "MasterRecordId":  # a merge's loser: set once the row is in
+                master = self._master(info, values.pop(name))
+            elif canon is not None and info.fields[canon].type == "reference":
                 values[name] = self._resolve(values[name])
-        by = self.admin_user_id
         self._loading_deleted = bool(deleted)
         try:
-            self._load_one(info, values, raw_id, by, deleted)
+            new = self._load_one(
+                info, values, raw_id, deleted, users["CreatedById"], users["LastModifiedById"]
+            )
         finally:
             self._loading_deleted = False
+        if master is not None:
+            loaded = self._row(new)
+            assert loaded is not None
+            fields = _loads(loaded["fields"])
+            if fields.get("MasterRecordId") != master:
+                fields["MasterRecordId"] = master
+                self._conn.execute("UPDATE record SET fields=? WHERE id=?", (_dumps(fields), new))
+
+    def _master(self, info: ObjectInfo, value: Any) -> str | None:
+        """A loaded MasterRecordId: an id (or label) of the same object, or None."""
+        value = self._resolve(value)
+        if value in (None, ""):
+            return None
+        try:
+            id18 = to18(str(value))
+        except InvalidId:
+            id18 = ""
+        if id18[:3] != info.key_prefix:
+            raise CrmError(
+                "MALFORMED_ID",
+                f"Master Record ID: id value of incorrect type: {value}",
+                ("MasterRecordId",),
+            )
+        return id18
+
+    def _known_user(self, value: Any) -> str | None:
+        """The id of the user a loaded CreatedById or LastModifiedById names, if any."""
+        if not isinstance(value, str) or not value.strip():
+            return None
+        try:
+            id18 = to18(str(self._resolve(value.strip())))
+        except InvalidId:
+            return None
+        row = self._row(id18)
+        return id18 if row is not None and row["sobject"] == "User" else None
 
     def _load_one(
-        self, info: ObjectInfo, values: dict[str, Any], raw_id: Any, by: str, deleted: bool
-    ) -> None:
+        self,
+        info: ObjectInfo,
+        values: dict[str, Any],
+        raw_id: Any,
+        deleted: bool,
+        created_by: str | None,
+        modified_by: str | None,
+    ) -> str:
+        by = self.admin_user_id
         existing, label, keep_id = None, None, None
         if raw_id not in (None, ""):
             raw_id = str(raw_id).strip()
@@ -1363,10 +1553,26 @@ class EmulatedCrm:
             row_now = self._row(existing)
             if row_now is not None and row_now["is_deleted"]:
                 self._undelete(existing)
-            self._update(info.name, {"Id": existing, **values}, True, load=True, by=by)
+            self._update(
+                info.name,
+                {"Id": existing, **values},
+                True,
+                load=True,
+                by=modified_by or by,
+                created_by=created_by,
+                modified_by=modified_by,
+            )
             new = existing
         else:
-            res = self._create(info.name, values, True, load=True, by=by, new_id=keep_id)
+            res = self._create(
+                info.name,
+                values,
+                True,
+                load=True,
+                by=created_by or by,
+                new_id=keep_id,
+                modified_by=modified_by or created_by or by,
+            )
             assert res.id is not None
             new = res.id
             if label is not None:
@@ -1376,6 +1582,7 @@ class EmulatedCrm:
             self._soft_delete(new, info.name, stamp or _stamp(self.now()), None)
         if stamp is not None:  # the export's own stamp, so a reload reads the same
             self._conn.execute("UPDATE record SET system_modstamp=? WHERE id=?", (stamp, new))
+        return new
 
     @staticmethod
     def _given_stamp(value: Any) -> str | None:

@@ -18,15 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from mrules.crm.emulator import EmulatedCrm, LoadIssue
+from mrules.crm.model import format_datetime
 
 __all__ = [
     "LOAD_ORDER",
     "CrmInputError",
     "FileIssue",
     "LoadReport",
+    "export_org",
     "export_records",
     "find_files",
     "load_files",
+    "not_utf8",
     "read_org",
     "read_rows",
 ]
@@ -100,12 +103,21 @@ def read_org(path: Path) -> dict[str, Any]:
     return data
 
 
+def not_utf8(data: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
+    """(line, message) for bytes that are not UTF-8: the line of the first bad byte."""
+    start = data.rfind(b"\n", 0, error.start) + 1
+    line = data.count(b"\n", 0, error.start) + 1
+    return line, f"not UTF-8 ({error.reason} at byte {error.start - start + 1} of the line)"
+
+
 def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, row) of a JSONL or CSV export; unreadable rows go to `issues`."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        issues.append(FileIssue(str(path), 0, f"not UTF-8 ({e.reason} at byte {e.start})"))
+        where, message = not_utf8(data, e)
+        issues.append(FileIssue(str(path), where, message))
         return
     except OSError as e:
         issues.append(FileIssue(str(path), 0, f"cannot read: {e.strerror or e}"))
@@ -168,6 +180,20 @@ def load_files(crm: EmulatedCrm, files: list[tuple[str, Path]]) -> LoadReport:
 
 def _issue(path: Path, issue: LoadIssue) -> FileIssue:
     return FileIssue(str(path), issue.line, issue.message)
+
+
+def export_org(crm: EmulatedCrm) -> dict[str, Any]:
+    """The org file of an export: the CRM's org settings, with its clock as it is now.
+
+    Loaded with the records, it gives back the same CRM: its custom fields and objects,
+    edition, duplicate rules, API limit and clock.
+    """
+    org = dict(crm.org)
+    org.pop("clock", None)
+    clock = crm.clock()
+    if clock is not None:
+        org["clock"] = format_datetime(clock)
+    return org
 
 
 def export_records(

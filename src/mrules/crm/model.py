@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ __all__ = [
     "EDITIONS",
     "LEAD_STATUSES",
     "OPPORTUNITY_STAGES",
+    "ORG_KEYS",
     "Schema",
     "SchemaError",
     "check_value",
@@ -169,16 +171,14 @@ DERIVED = frozenset(
     {
         "IsDeleted",
         "SystemModstamp",
-        "CreatedById",
-        "LastModifiedById",
         "IsClosed",
         "IsWon",
         "ForecastCategory",
         "HasResponded",
-        "MasterRecordId",
     }
 )
-"""System fields a load ignores: the CRM computes them."""
+"""System fields a load ignores: the CRM computes them. (A load keeps `CreatedById`,
+`LastModifiedById` and `MasterRecordId` apart from the fields: `EmulatedCrm.load_rows`.)"""
 
 _PICK_INDUSTRY = ("Agriculture", "Banking", "Consulting", "Education", "Technology", "Other")
 _PICK_SOURCE = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
@@ -385,56 +385,90 @@ class Schema:
 
     @classmethod
     def from_org(cls, org: Mapping[str, Any]) -> Schema:
-        """A schema from an org file's content; SchemaError says what is wrong."""
-        edition = str(org.get("edition", "plus")).lower()
-        if edition not in EDITIONS:
+        """A schema from an org file's content; SchemaError names the key that is wrong.
+
+        Every key is checked (type and range) before anything is built, so a bad org
+        file is refused whole: docs/crm.md#the-org-file.
+        """
+        if not isinstance(org, Mapping):
+            raise SchemaError(f"the org file must hold one JSON object (got {_shown(org)})")
+        unknown = [k for k in org if k not in ORG_KEYS]
+        if unknown:
+            raise SchemaError(
+                f"{unknown[0]}: not an org file key (the keys are {', '.join(ORG_KEYS)})"
+            )
+        edition = org.get("edition")
+        if edition is None:
+            edition = "plus"
+        if not isinstance(edition, str) or edition.lower() not in EDITIONS:
             raise SchemaError(f"edition {edition!r} is not one of {', '.join(EDITIONS)}")
-        schema = cls(edition=edition)
-        for obj, fields in _mapping(org, "custom_fields").items():
-            if obj not in schema.objects:
-                raise SchemaError(f"custom_fields: {obj!r} is not a standard object")
+        clock = org.get("clock")
+        if clock is not None:
+            try:
+                parse_datetime(clock if isinstance(clock, str) else "")
+            except ValueError:
+                raise _must(
+                    "clock", "a time with a zone, e.g. 2026-11-01T08:00:00Z", clock
+                ) from None
+        limit = org.get("api_daily_limit")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            raise _must("api_daily_limit", "a whole number of API calls a day, 0 or more", limit)
+        schema = cls(edition=edition.lower())
+        references: list[tuple[str, tuple[str, ...]]] = []
+        for obj, fields in _names(org, "custom_fields").items():
+            if obj not in schema.objects or schema.objects[obj].custom:
+                raise SchemaError(
+                    f"custom_fields.{obj}: not a standard object (the standard objects are "
+                    f"{', '.join(standard_objects())}; declare a custom object in "
+                    "custom_objects)"
+                )
             info = schema.objects[obj]
-            if not isinstance(fields, dict):
-                raise SchemaError(f"custom_fields.{obj}: expected an object of field names")
-            added = {n: _custom_field(obj, n, spec) for n, spec in fields.items()}
+            added = _custom_fields(f"custom_fields.{obj}", info, fields, references)
             schema.objects[obj] = replace(info, fields={**info.fields, **added})
         prefixes = {o.key_prefix for o in schema.objects.values()}
-        for name, spec in _mapping(org, "custom_objects").items():
-            if not name.endswith("__c"):
-                raise SchemaError(f"custom object {name!r}: its API name must end in __c")
-            spec = _mapping({name: spec}, name)
-            prefix = str(spec.get("key_prefix", ""))
-            if not re.fullmatch(r"a[0-9A-Za-z]{2}", prefix) or prefix in prefixes:
+        for name, spec in _names(org, "custom_objects").items():
+            key = f"custom_objects.{name}"
+            if not _CUSTOM_NAME.fullmatch(name):
                 raise SchemaError(
-                    f"custom object {name!r}: key_prefix must be a free 3-character prefix "
-                    "starting with 'a' (e.g. 'a01')"
+                    f"{key}: a custom object's API name is letters, digits and single"
+                    " underscores, starting with a letter and ending in __c (e.g. Invoice__c)"
+                )
+            if any(o.lower() == name.lower() for o in schema.objects):
+                raise SchemaError(f"{key}: declared twice")
+            if not isinstance(spec, dict):
+                raise _must(key, 'an object with "key_prefix" and "fields"', spec)
+            _only(key, spec, ("key_prefix", "fields"))
+            prefix = spec.get("key_prefix")
+            if (
+                not isinstance(prefix, str)
+                or not re.fullmatch(r"a[0-9A-Za-z]{2}", prefix)
+                or prefix in prefixes
+            ):
+                raise _must(
+                    f"{key}.key_prefix",
+                    "a free 3-character prefix starting with 'a' (e.g. 'a01')",
+                    prefix,
                 )
             prefixes.add(prefix)
-            fields = {n: _custom_field(name, n, s) for n, s in _mapping(spec, "fields").items()}
-            fields = {
-                f.name: f
-                for f in (*_SYSTEM, _f("Name", "string", 80, required=True), *fields.values())
-            }
-            schema.objects[name] = ObjectInfo(
-                name=name, key_prefix=prefix, custom=True, fields=fields
+            base = ObjectInfo(
+                name=name,
+                key_prefix=prefix,
+                custom=True,
+                fields={f.name: f for f in (*_SYSTEM, _f("Name", "string", 80, required=True))},
             )
-        for i, rule in enumerate(org.get("duplicate_rules") or []):
-            if not isinstance(rule, dict) or rule.get("object") not in schema.objects:
-                raise SchemaError(f"duplicate_rules[{i}]: needs an 'object' of the org")
-            action = rule.get("action", "block")
-            if action not in ("block", "alert"):
-                raise SchemaError(f"duplicate_rules[{i}]: action is 'block' or 'alert'")
-            fields = rule.get("fields") or ["Email"]
-            also = rule.get("match_objects") or [rule["object"]]
-            schema.duplicate_rules.append(
-                {
-                    "name": str(rule.get("name", f"{rule['object']} duplicate rule")),
-                    "object": rule["object"],
-                    "fields": list(fields),
-                    "match_objects": list(also),
-                    "action": action,
-                }
-            )
+            added = _custom_fields(f"{key}.fields", base, spec.get("fields"), references)
+            schema.objects[name] = replace(base, fields={**base.fields, **added})
+        for key, targets in references:
+            for target in targets:
+                if target not in schema.objects:
+                    raise SchemaError(f"{key}.reference_to: {target!r} is not an object of the org")
+        rules = org.get("duplicate_rules")
+        if rules is not None and not isinstance(rules, list):
+            raise _must("duplicate_rules", "a list of rules", rules)
+        for i, rule in enumerate(rules or []):
+            schema.duplicate_rules.append(_duplicate_rule(f"duplicate_rules[{i}]", rule, schema))
         return schema
 
     def custom_objects_allowed(self) -> bool:
@@ -447,36 +481,161 @@ class Schema:
         return None
 
 
-def _mapping(m: Any, key: str) -> dict[str, Any]:
-    value = m.get(key) if isinstance(m, Mapping) else None
+ORG_KEYS = (
+    "edition",
+    "clock",
+    "api_daily_limit",
+    "custom_fields",
+    "custom_objects",
+    "duplicate_rules",
+)
+"""The keys of an org file (docs/crm.md#the-org-file)."""
+_CUSTOM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__c")
+_FIELD_KEYS = ("type", "length", "values", "restricted", "required", "external_id", "reference_to")
+_MAX_LENGTH = {"string": 255, "textarea": 131072}
+_RULE_KEYS = ("name", "object", "fields", "match_objects", "action")
+
+
+def _shown(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _must(key: str, what: str, got: Any) -> SchemaError:
+    return SchemaError(f"{key}: must be {what} (got {_shown(got)})")
+
+
+def _only(key: str, spec: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for name in spec:
+        if name not in allowed:
+            raise SchemaError(f"{key}.{name}: not a key here (the keys are {', '.join(allowed)})")
+
+
+def _names(org: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = org.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise SchemaError(f"{key}: expected an object of names")
+        raise _must(key, "an object of names", value)
     return value
 
 
-def _custom_field(obj: str, name: str, spec: Any) -> FieldInfo:
-    if not name.endswith("__c"):
-        raise SchemaError(f"{obj}.{name}: a custom field's API name ends in __c")
+def _strings(key: str, value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise _must(key, f"a list of one or more {what}", value)
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise _must(key, f"a list of one or more {what}", value)
+    if len(set(value)) != len(value):
+        raise SchemaError(f"{key}: {what} are listed more than once")
+    return list(value)
+
+
+def _custom_fields(
+    key: str, info: ObjectInfo, fields: Any, references: list[tuple[str, tuple[str, ...]]]
+) -> dict[str, FieldInfo]:
+    if fields is None:
+        return {}
+    if not isinstance(fields, dict):
+        raise _must(key, "an object of field names", fields)
+    taken = {n.lower() for n in info.fields}
+    out: dict[str, FieldInfo] = {}
+    for name, spec in fields.items():
+        field_key = f"{key}.{name}"
+        if not _CUSTOM_NAME.fullmatch(name):
+            raise SchemaError(
+                f"{field_key}: a custom field's API name is letters, digits and single"
+                " underscores, starting with a letter and ending in __c (e.g. Size__c)"
+            )
+        if name.lower() in taken:
+            raise SchemaError(f"{field_key}: {info.name} already has a field named so")
+        taken.add(name.lower())
+        out[name] = _custom_field(field_key, name, spec, references)
+    return out
+
+
+def _custom_field(
+    key: str, name: str, spec: Any, references: list[tuple[str, tuple[str, ...]]]
+) -> FieldInfo:
     if isinstance(spec, str):
         spec = {"type": spec}
     if not isinstance(spec, dict):
-        raise SchemaError(f"{obj}.{name}: expected a type or an object with 'type'")
+        raise _must(key, 'a type name or an object with "type"', spec)
+    _only(key, spec, _FIELD_KEYS)
     type_ = spec.get("type", "string")
-    if type_ not in TYPES or type_ == "id":
-        raise SchemaError(f"{obj}.{name}: unknown type {type_!r}")
-    values = tuple(str(v) for v in spec.get("values", ()))
+    if not isinstance(type_, str) or type_ not in TYPES or type_ == "id":
+        types = ", ".join(sorted(TYPES - {"id"}))
+        raise SchemaError(f"{key}.type: unknown type {_shown(type_)} (the types: {types})")
+    length = spec.get("length")
+    if length is not None:
+        most = _MAX_LENGTH.get(type_)
+        if most is None:
+            raise SchemaError(
+                f"{key}.length: only a string or textarea field takes a length (this is a {type_})"
+            )
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= most:
+            raise _must(f"{key}.length", f"a whole number from 1 to {most}", length)
+    values: tuple[str, ...] = ()
+    if "values" in spec:
+        if type_ not in ("picklist", "multipicklist"):
+            raise SchemaError(f"{key}.values: only a picklist or multipicklist has values")
+        values = tuple(_strings(f"{key}.values", spec["values"], "picklist values (text)"))
+        for v in values:
+            if len(v) > 255 or (type_ == "multipicklist" and ";" in v):
+                raise _must(
+                    f"{key}.values",
+                    "values of at most 255 characters (no ';' in a multipicklist)",
+                    v,
+                )
+    for flag in ("restricted", "required", "external_id"):
+        if flag in spec and not isinstance(spec[flag], bool):
+            raise _must(f"{key}.{flag}", "true or false", spec[flag])
+    to: tuple[str, ...] = ()
+    if type_ == "reference":
+        to = tuple(_strings(f"{key}.reference_to", spec.get("reference_to"), "object names"))
+        references.append((key, to))
+    elif "reference_to" in spec:
+        raise SchemaError(f"{key}.reference_to: only a reference field refers to objects")
     return _f(
         name,
         type_,
-        int(spec.get("length", 0) or 0),
-        required=bool(spec.get("required", False)),
+        length or 0,
+        required=spec.get("required", False),
         values=values,
-        restricted=bool(spec.get("restricted", type_ in ("picklist", "multipicklist"))),
-        to=tuple(spec.get("reference_to", ())),
-        external_id=bool(spec.get("external_id", False)),
+        restricted=spec.get("restricted", type_ in ("picklist", "multipicklist")),
+        to=to,
+        external_id=spec.get("external_id", False),
     )
+
+
+def _duplicate_rule(key: str, rule: Any, schema: Schema) -> dict[str, Any]:
+    if not isinstance(rule, dict):
+        raise _must(key, 'an object with "object", "fields", "match_objects", "action"', rule)
+    _only(key, rule, _RULE_KEYS)
+    obj = rule.get("object")
+    if not isinstance(obj, str) or obj not in schema.objects:
+        raise _must(f"{key}.object", "an object of the org (e.g. Lead)", obj)
+    action = rule.get("action", "block")
+    if action not in ("block", "alert"):
+        raise _must(f"{key}.action", "'block' or 'alert'", action)
+    name = rule.get("name", f"{obj} duplicate rule")
+    if not isinstance(name, str) or not name:
+        raise _must(f"{key}.name", "a name (text)", name)
+    fields = rule.get("fields")
+    fields = ["Email"] if fields is None else _strings(f"{key}.fields", fields, "field names")
+    also = rule.get("match_objects")
+    also = [obj] if also is None else _strings(f"{key}.match_objects", also, "object names")
+    for other in also:
+        if other not in schema.objects:
+            raise SchemaError(f"{key}.match_objects: {other!r} is not an object of the org")
+    for target in dict.fromkeys([obj, *also]):
+        for f in fields:
+            if f not in schema.objects[target].fields:
+                raise SchemaError(f"{key}.fields: {target} has no field {f!r}")
+    return {"name": name, "object": obj, "fields": fields, "match_objects": also, "action": action}
 
 
 def check_value(info: FieldInfo, value: Any) -> Any:
