@@ -112,8 +112,12 @@ def _session(
     wait: bool,
     *,
     need_rules: bool = True,
+    read_only: bool = False,
 ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
-    """Rules, config, store (writer lock held), CRM, sync file; errors end in one line."""
+    """Rules, config, store (writer lock held), CRM, sync file; errors end in one line.
+
+    `read_only` (a plan): no sync file is created when there is none yet (an empty one
+    in memory stands for it)."""
     from mrules.cli.run_cmd import open_store, rules_or_exit
     from mrules.crm.connect import CrmConnectError, open_crm
     from mrules.sync import SyncConfig, SyncConfigError, SyncDb, default_sync_path
@@ -137,8 +141,9 @@ def _session(
             crm = open_crm(crm_path, store_path)
         except CrmConnectError as e:
             fail(str(e), e.exit_code)
+        sync_path = default_sync_path(store_path)
         try:
-            db = SyncDb.open(default_sync_path(store_path))
+            db = SyncDb.open(":memory:" if read_only and not sync_path.exists() else sync_path)
         except SyncDbError as e:
             crm.close()
             fail(str(e), EXIT_STORE)
@@ -194,10 +199,17 @@ def plan_cmd(
     from mrules.sync.plan import make_plan
 
     when = _time(at, "--at")
-    with _session(rules, store_path, crm_path, wait) as (_c, config, store, crm, db):
+    with _session(rules, store_path, crm_path, wait, read_only=True) as (
+        _c,
+        config,
+        store,
+        crm,
+        db,
+    ):
         if when is None:
             when = _next_due(db, store, config)
-        plan = make_plan(store, crm, db, config, when, retry=retry)
+        # A plan writes nothing: not the local CRM's clock (apply moves it), no sync file.
+        plan = make_plan(store, crm, db, config, when, retry=retry, move_clock=False)
         pj = plan.as_json()
     if out:
         import io
@@ -370,21 +382,21 @@ def apply_cmd(
 ) -> None:
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now."""
     from mrules.sync.apply import StalePlan, apply_plan, deliver
-    from mrules.sync.plan import PLAN_FORMAT, make_plan
+    from mrules.sync.cycle import run_cycle
+    from mrules.sync.plan import PLAN_FORMAT
 
     saved = _read_plan(plan_file, PLAN_FORMAT) if plan_file else None
     with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
-        deliver(db, store, compiled)
-        if saved is None:
-            saved = make_plan(store, crm, db, config, _next_due(db, store, config)).as_json()
-            check = False
+        if saved is None:  # the cycle due; a transient CRM failure while planning ends it
+            result = run_cycle(store, crm, db, config, compiled, _next_due(db, store, config))
+            saved, report = result.plan_json, result.report
         else:
-            check = True
-        try:
-            report = apply_plan(saved, store, crm, db, check_stale=check)
-        except StalePlan as e:
-            fail(f"the plan is stale: {e}; make a new one with `mrules sync plan`", EXIT_STALE)
-        report.delivered = deliver(db, store, compiled)
+            deliver(db, store, compiled)
+            try:
+                report = apply_plan(saved, store, crm, db, check_stale=True)
+            except StalePlan as e:
+                fail(f"the plan is stale: {e}; make a new one with `mrules sync plan`", EXIT_STALE)
+            report.delivered = deliver(db, store, compiled)
     if fmt == "json":
         _emit(json.dumps(report.as_json(), indent=1, sort_keys=True))
     elif report.already:
@@ -475,17 +487,34 @@ def run_cmd(
                 )
             apply_changes = _changes(crm, changes_path)
 
-        idle: list[str] = []  # cycles that did nothing, shown as one line
+        # Consecutive cycles that did nothing, or whose plan the CRM failed for now (the
+        # API limit reached: until its day ends), shown as one line.
+        idle: list[str] = []
+        failed: list[str] = []
+        why: list[str] = []
 
         def flush() -> None:
-            if idle:
-                span = idle[0] if len(idle) == 1 else f"{idle[0]} to {idle[-1]}"
-                click.echo(f"{span}  {len(idle)} idle cycle(s): nothing to do")
-                idle.clear()
+            for times, what in (
+                (idle, "idle cycle(s): nothing to do"),
+                (failed, "cycle(s) not run: the CRM failed for now ({}): retried later"),
+            ):
+                if times:
+                    span = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]}"
+                    click.echo(f"{span}  {len(times)} " + what.format(why[0] if why else ""))
+                    times.clear()
+            why.clear()
 
         def show(result: Any) -> None:
             r = result.report.as_json()
             s = result.plan_json["summary"]
+            if result.plan is None:  # the plan failed for now: nothing was done
+                if idle:
+                    flush()
+                failed.append(result.plan_json["at"])
+                why[:] = why or [r["transient_failure"]]
+                return
+            if failed:
+                flush()
             counts = (
                 r["created"],
                 r["linked"],
@@ -502,7 +531,8 @@ def run_cmd(
             flush()
             click.echo(
                 f"{result.plan_json['at']}  created {r['created']:>5}  linked"
-                f" {r['linked']:>4}  updated {r['updated']:>5}  facts"
+                f" {r['linked']:>4}  updated {r['updated']:>5}  members"
+                f" {r['campaign_members']:>4}  tasks {r['tasks']:>4}  facts"
                 f" {r['facts_for_engine']:>4}  errors {len(r['errors']):>3}  waiting"
                 f" {s['waiting']:>5}"
             )

@@ -19,8 +19,10 @@ Order, and why nothing is lost or doubled when a process dies anywhere:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,6 +175,8 @@ def apply_plan(
         if why is not None:
             raise StalePlan(why)
     calls_before = crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0
+    if hasattr(crm, "set_clock"):  # the local CRM stamps the writes with the cycle's time
+        crm.set_clock(parse_datetime(plan["at"]))
     at = parse_datetime(plan["at"]).timestamp()
     source = f"crm-sync:{plan['id']}"
     events = Spool()  # the facts for the engine, on disk until the transaction writes them
@@ -182,9 +186,21 @@ def apply_plan(
     history: dict[str, list[str]] = {}
     errors_add: list[tuple[Any, ...]] = []
     errors_clear: list[tuple[str, str | None]] = []  # (prospect, field or None for all)
-    queue_done: set[str] = set()
+    # The queued work done, item by item: a prospect's queue row keeps what was not done
+    # (a campaign member or a task a transient failure stopped before waits, and a later
+    # cycle does it without doing again what was done).
+    done_seqs: dict[str, set[int]] = {}
+    done_kinds: dict[str, set[str]] = {}  # a saved plan from before ops named their `seqs`
     queue_fail: dict[str, float] = {}
     current = _Before(db)
+
+    def finish(o: Mapping[str, Any]) -> None:
+        """The queued work of this op is done."""
+        email = o["prospect"]
+        if "seqs" in o:
+            done_seqs.setdefault(email, set()).update(int(n) for n in o["seqs"])
+        else:
+            done_kinds.setdefault(email, set()).update(o.get("work", ()))
 
     def link_row(email: str, obj: str, crm_id: str, **columns: Any) -> None:
         """The prospect's link row to write: now (object, CRM id) and `columns`."""
@@ -261,7 +277,7 @@ def apply_plan(
                     if owner:
                         ev["user"] = _assigned_name(store, email)
                     events.append({k: v for k, v in ev.items() if v is not None})
-                    queue_done.add(email)
+                    finish(o)
                     errors_clear.append((email, "*record"))
                     for e in errs:
                         for f in e.fields:
@@ -283,13 +299,13 @@ def apply_plan(
         for o in now_ops():
             email = o["prospect"]
             if o["op"] == "skip" and o.get("done"):
-                queue_done.add(email)
+                finish(o)
                 continue
             pull_event = o.get("event")
             if o["op"] == "link":
                 report.linked += 1
                 link_row(email, o["object"], o["crm_id"], base={}, times={}, deleted=0)
-                queue_done.add(email)
+                finish(o)
                 coalesced = "link_event" in o
                 link_event = o["link_event"] if coalesced else o.get("event")
                 pull_event = o.get("event") if coalesced else None
@@ -343,6 +359,10 @@ def apply_plan(
                                 _error(email, obj, upd_id, f, e, upd_values.get(f), at)
                             )
         # -- campaign members and tasks --------------------------------------------------
+        # Each op's work leaves the queue only once done: a call that fails as a whole
+        # (the API limit) stops here, and what was not done waits for a later cycle.
+        campaigns: dict[str, str | None] = {}  # campaign name -> id, looked up once
+        tasks: list[tuple[Mapping[str, Any], str]] = []
         for o in now_ops():
             if o["op"] not in ("campaign_member", "task"):
                 continue
@@ -350,14 +370,15 @@ def apply_plan(
             target = o.get("crm_id") or (links.get(email) or {}).get("crm_id")
             if target is None:
                 continue  # its record was not created: the work waits
-            if o["op"] == "campaign_member":
-                done = _member(crm, target, o["payload"], email, at, errors_add)
-                report.members += done
+            if o["op"] == "task":
+                tasks.append((o, target))
+                continue
+            if _member(crm, target, o["payload"], email, at, errors_add, campaigns):
+                report.members += 1
+                finish(o)
             else:
-                done = _task(crm, target, o["payload"], email, at, errors_add, plan["at"])
-                report.tasks += done
-            if done:
-                queue_done.add(email)
+                queue_fail[email] = at
+        report.tasks += _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail)
     except CrmCallError as e:
         if not e.transient:
             raise
@@ -430,9 +451,16 @@ def apply_plan(
                         queue[m.prospect] = ([item], m.ts, 0, 0.0)
             db.set_meta("work_seq", work_seq)
         for email, (work, since, attempts, next_try) in queue.items():
-            if email in queue_done:
-                conn.execute("DELETE FROM queue WHERE prospect=?", (email,))
-                continue
+            seqs, kinds = done_seqs.get(email), done_kinds.get(email)
+            if seqs or kinds:
+                work = [
+                    w
+                    for w in work
+                    if not (seqs and w.get("seq") in seqs) and not (kinds and w["kind"] in kinds)
+                ]
+                if not work:  # all of it done
+                    conn.execute("DELETE FROM queue WHERE prospect=?", (email,))
+                    continue
             if email in queue_fail:
                 attempts += 1
                 next_try = at + _backoff(attempts - 1)
@@ -648,41 +676,104 @@ def _member(
     email: str,
     at: float,
     errors: list[tuple[Any, ...]],
-) -> int:
+    campaigns: dict[str, str | None],
+) -> bool:
+    """Add the record to the campaign; False when the CRM failed for now (the work waits).
+
+    A refusal other than a transient one is done (the error queue says why); a member
+    already there (DUPLICATE_VALUE: a killed apply made it) is done too."""
     name = payload.get("campaign")
-    found = crm.find("Campaign", "Name", [name]) if name else []
-    if not found:
+    if name and name not in campaigns:
+        found = crm.find("Campaign", "Name", [name])
+        campaigns[name] = found[0].id if found else None
+    campaign = campaigns.get(name) if name else None
+    if campaign is None:
         e = CrmError(
             "ENTITY_IS_DELETED" if name else "REQUIRED_FIELD_MISSING",
             f"no CRM campaign named {name!r}",
             ("CampaignId",),
         )
         errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
-        return 1
+        return True
     rec: dict[str, Any] = {
-        "CampaignId": found[0].id,
+        "CampaignId": campaign,
         ("LeadId" if target.startswith("00Q") else "ContactId"): target,
     }
     if payload.get("status"):
         rec["Status"] = payload["status"]
     (r,) = crm.create("CampaignMember", [rec])
     if not r.success:
+        if any(e.transient for e in r.errors):
+            return False
         for e in r.errors:
             if e.status_code == "DUPLICATE_VALUE":
-                return 1  # already a member: done
+                return True  # already a member: done
             errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
-    return 1
+    return True
 
 
-def _task(
+TASK_KEY = "mrules sync key: "
+"""What a task the sync creates carries in its `Description`, before the key of the work it
+does: a task is looked for by its record (`WhoId`) and this key before it is created, so a
+killed apply's tasks are not created twice (as a lead is searched by email)."""
+_TASK_KEY_RE = re.compile(re.escape(TASK_KEY) + r"([0-9a-f]{20})")
+
+
+def task_key(email: str, seq: int) -> str:
+    """The key of a task's work: the prospect's and the store's seq of the work, hashed."""
+    return hashlib.sha256(f"{email}\n{seq}".encode()).hexdigest()[:20]
+
+
+def _tasks(
     crm: Any,
-    target: str,
-    payload: Mapping[str, Any],
-    email: str,
+    todo: list[tuple[Mapping[str, Any], str]],
     at: float,
     errors: list[tuple[Any, ...]],
     when: str,
+    finish: Any,
+    failed: dict[str, float],
 ) -> int:
+    """Create the tasks of `todo` (op, record id) not created already; the tasks written.
+
+    The tasks the records have already, with their keys, are read first (one query for
+    up to 200 records), then the others are created, 200 a call. Each op's work is marked
+    done (`finish`) as soon as its task exists; a transient refusal leaves it waiting."""
+    written = 0
+    keyed = [(o, target, _task_key_of(o)) for o, target in todo]
+    have: set[tuple[str, str]] = set()
+    targets = sorted({t for _o, t, key in keyed if key})
+    for chunk in _chunks(targets):
+        for r in crm.find("Task", "WhoId", list(chunk), fields=["WhoId", "Description"]):
+            for key in _TASK_KEY_RE.findall(str(r.fields.get("Description") or "")):
+                have.add((str(r.fields.get("WhoId") or "").lower(), key))
+    create: list[tuple[Mapping[str, Any], str, dict[str, Any]]] = []
+    for o, target, key in keyed:
+        if key and (target.lower(), key) in have:
+            finish(o)  # created by an apply killed before its sync file's commit
+            continue
+        create.append((o, target, _task_record(target, o["payload"], when, key)))
+    for chunk in _chunks(create):
+        results = crm.create("Task", [rec for _o, _t, rec in chunk])
+        for (o, target, rec), r in zip(chunk, results, strict=True):
+            email = o["prospect"]
+            if not r.success and any(e.transient for e in r.errors):
+                failed[email] = at
+                continue
+            for e in r.errors:
+                errors.append(_error(email, "task", target, "*task", e, rec, at))
+            written += 1
+            finish(o)
+    return written
+
+
+def _task_key_of(o: Mapping[str, Any]) -> str | None:
+    seqs: Sequence[Any] = o.get("seqs") or ()
+    return task_key(o["prospect"], int(seqs[0])) if len(seqs) == 1 else None
+
+
+def _task_record(
+    target: str, payload: Mapping[str, Any], when: str, key: str | None
+) -> dict[str, Any]:
     rec: dict[str, Any] = {"WhoId": target, "Subject": payload.get("subject") or "Task"}
     days = payload.get("due_days")
     if days is not None:
@@ -692,11 +783,9 @@ def _task(
         rec["Priority"] = payload["priority"]
     if payload.get("status"):
         rec["Status"] = payload["status"]
-    (r,) = crm.create("Task", [rec])
-    if not r.success:
-        for e in r.errors:
-            errors.append(_error(email, "task", target, "*task", e, rec, at))
-    return 1
+    if key:
+        rec["Description"] = TASK_KEY + key
+    return rec
 
 
 def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:

@@ -6,18 +6,20 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from mrules.crm.errors import CrmCallError
 from mrules.storeapi import StateStore
 from mrules.sync.apply import ApplyReport, apply_plan, deliver
 from mrules.sync.config import SyncConfig
 from mrules.sync.db import SyncDb
-from mrules.sync.plan import Plan, make_plan
+from mrules.sync.plan import Plan, iso, make_plan
 
-__all__ = ["CycleResult", "due_times", "next_after", "run_cycle", "run_until"]
+__all__ = ["CycleResult", "due_times", "failed_cycle", "next_after", "run_cycle", "run_until"]
 
 
 @dataclass
 class CycleResult:
-    plan: Plan
+    plan: Plan | None
+    """None when the plan could not be made: the CRM failed for now (`report.transient`)."""
     plan_json: dict[str, Any]
     report: ApplyReport
 
@@ -65,12 +67,41 @@ def run_cycle(
     *,
     retry: bool = False,
 ) -> CycleResult:
+    """One cycle at `at`. A transient CRM failure (the API limit reached, the CRM
+    unavailable) while planning ends the cycle as one while applying does: nothing is
+    written, the cursors stay, the cycle counts as run, and a later one tries again
+    (docs/sync.md#errors)."""
     deliver(db, store, compiled)  # what a killed cycle left for the engine
-    plan = make_plan(store, crm, db, config, at, retry=retry)
+    calls_before = _calls(crm)
+    try:
+        plan = make_plan(store, crm, db, config, at, retry=retry)
+    except CrmCallError as e:
+        if not e.transient:
+            raise
+        report = failed_cycle(db, at, str(e), _calls(crm) - calls_before)
+        return CycleResult(None, {"at": iso(at), "summary": {"waiting": 0}}, report)
     pj = plan.as_json()
     report = apply_plan(pj, store, crm, db, check_stale=False)
     report.delivered = deliver(db, store, compiled)
     return CycleResult(plan, pj, report)
+
+
+def _calls(crm: Any) -> int:
+    return int(crm.api_usage().calls_made) if hasattr(crm, "api_usage") else 0
+
+
+def failed_cycle(db: SyncDb, at: float, why: str, calls: int) -> ApplyReport:
+    """Record the cycle at `at` whose plan the CRM failed for now: it ran (the next is due
+    `every` minutes on), wrote nothing, and its calls count."""
+    report = ApplyReport("", transient=why, calls=calls)
+    with db.tx() as conn:
+        db.set_meta("last_cycle", at)
+        conn.execute(
+            "INSERT OR REPLACE INTO cycle VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (at, None, 0, 0, 0, 0, 0, None, calls),
+        )
+        db.set_meta("api_calls", int(db.meta("api_calls", "0") or 0) + calls)
+    return report
 
 
 def run_until(

@@ -1,9 +1,10 @@
 """What one sync cycle would do, record by record (`mrules sync plan`).
 
 A plan is plain data (JSON): it reads the store, the sync file and the CRM,
-and writes nothing but the CRM's clock (the emulator's clock follows the
-run's). `mrules.sync.apply` performs it. Every decision is in the plan with
-its reason, so what `apply` does is what `plan` showed.
+and writes nothing (a cycle's plan moves the local CRM's clock to the cycle's
+time, `move_clock`; `sync plan` does not). `mrules.sync.apply` performs it.
+Every decision is in the plan with its reason, so what `apply` does is what
+`plan` showed.
 """
 
 from __future__ import annotations
@@ -163,6 +164,13 @@ class Plan:
 
 
 WRITES = ("create", "link", "update", "campaign_member", "task")
+CREATE_KINDS = ("create_record", "assignment_rule")
+"""Queued work that a record's create (or its link to a record found by email) does."""
+
+
+def _seqs(work: Iterable[dict[str, Any]]) -> list[int]:
+    """The seqs of queued work items (each the store's seq of the CRM work it is)."""
+    return [int(w["seq"]) for w in work if "seq" in w]
 
 
 def plan_id(body: dict[str, Any]) -> str:
@@ -216,7 +224,9 @@ class _Users:
             while True:
                 try:
                     page = crm.query_changed(sobject, cursor, until, include_deleted=False)
-                except CrmCallError:
+                except CrmCallError as e:
+                    if e.transient:  # the limit, an outage: the cycle stops, owners stay right
+                        raise
                     break
                 for r in page.records:
                     if sobject == "User":
@@ -469,10 +479,16 @@ def make_plan(
     at: float,
     *,
     retry: bool = False,
+    move_clock: bool = True,
 ) -> Plan:
-    """The plan of the cycle at `at` (epoch seconds, the run's clock)."""
+    """The plan of the cycle at `at` (epoch seconds, the run's clock).
+
+    `move_clock`: the local CRM's clock follows the run's (a cycle's plan, whose writes are
+    stamped with the cycle's time); `sync plan` leaves it where it is (a plan writes
+    nothing: it reads the CRM up to its clock, past which nothing is stamped yet).
+    """
     calls_before = crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0
-    if hasattr(crm, "set_clock"):
+    if move_clock and hasattr(crm, "set_clock"):
         crm.set_clock(_dt(at))  # the local CRM follows the run's clock
     until = crm.now() if hasattr(crm, "now") else _dt(at)
     # The first cycle reads every prospect; later ones only those the engine changed since
@@ -772,7 +788,7 @@ def make_plan(
     creating = [
         email
         for email, (work, _s, _a, next_try) in queue.items()
-        if any(w["kind"] in ("create_record", "assignment_rule") for w in work)
+        if any(w["kind"] in CREATE_KINDS for w in work)
         and (email not in links or links[email][4])
         and next_try <= at
     ]
@@ -794,16 +810,21 @@ def make_plan(
         p = prospects.get(email)
         kinds = [w["kind"] for w in work]
         base_op = {"prospect": email, "since": iso(since), "work": kinds}
+        # The queued work an op does, by the seqs of its items (`seqs`): apply takes only
+        # those out of the queue, so work an op did not do stays queued (docs/sync.md#errors).
+        every = _seqs(work)
+        record_seqs = _seqs(w for w in work if w["kind"] in CREATE_KINDS)
         if next_try > at:
             ops.append({**base_op, "op": "wait", "why": f"backing off until {iso(next_try)}"})
             continue
         if p is None:
-            ops.append({**base_op, "op": "skip", "why": "the prospect is gone", "done": True})
+            gone = {"op": "skip", "why": "the prospect is gone", "done": True, "seqs": every}
+            ops.append({**base_op, **gone})
             continue
         if p.do_not_sync:
-            ops.append({**base_op, "op": "skip", "why": "do not sync", "done": True})
+            ops.append({**base_op, "op": "skip", "why": "do not sync", "done": True, "seqs": every})
             continue
-        if not any(k in ("create_record", "assignment_rule") for k in kinds):
+        if not any(k in CREATE_KINDS for k in kinds):
             continue  # members and tasks follow the record below
         if email in links and not links[email][4]:
             ops.append(
@@ -812,6 +833,7 @@ def make_plan(
                     "op": "skip",
                     "why": "already linked",
                     "done": True,
+                    "seqs": record_seqs,
                     "crm_id": links[email][1],
                 }
             )
@@ -824,6 +846,7 @@ def make_plan(
                     "op": "link",
                     "object": hit.sobject.lower(),
                     "crm_id": hit.id,
+                    "seqs": record_seqs,
                     "why": f"a {hit.sobject.lower()} has this email: linked, no lead created",
                 }
             )
@@ -905,6 +928,7 @@ def make_plan(
             "values": values,
             "batch": 0,
             "fields": fields,
+            "seqs": record_seqs,
             "why": f"assigned, and no contact or lead has {p.email}",
         }
         if owner_note:
@@ -925,16 +949,24 @@ def make_plan(
             continue  # waits for its record
         members = set()
         for w in side_work:
+            seqs = _seqs([w])
             if w["kind"] == "campaign_member":  # asked twice, one membership: written once
                 key = (w.get("campaign"), w.get("status"))
                 if key in members:
                     continue
                 members.add(key)
+                seqs = _seqs(
+                    v
+                    for v in side_work
+                    if v["kind"] == "campaign_member"
+                    and (v.get("campaign"), v.get("status")) == key
+                )
             op = {
                 "op": w["kind"],
                 "prospect": email,
                 "crm_id": target,
                 "work": [w["kind"]],
+                "seqs": seqs,
                 "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
                 "why": "asked by a rule" + ("" if target else "; after the record's creation"),
             }
