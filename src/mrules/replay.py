@@ -536,7 +536,7 @@ def diff_runs(
     if events == "-":
         lines: Any = sys.stdin.buffer.read().splitlines()
         shown = "-"
-    elif not Path(events).is_file():  # a pipe (`<(zcat ...)`) can be read once: keep its lines
+    elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
         lines = Path(events).read_bytes().splitlines()
         shown = display_path(events)
     else:
