@@ -86,6 +86,9 @@ STATE_DAMAGE = {
     "a prospect's state: a list": (
         "UPDATE prospects SET state = '[1, 2]' WHERE email = 'leung@example.com'"
     ),
+    "a prospect's state: an integer": (
+        "UPDATE prospects SET state = 5 WHERE email = 'leung@example.com'"
+    ),
     "the clock": "UPDATE meta SET value = 'abc' WHERE key = 'clock'",
     "a stream position": "UPDATE streams SET line = -5",
     "the last seq": "UPDATE meta SET value = 'x' WHERE key = 'seq'",

@@ -207,8 +207,11 @@ class Prospect:
         return kept_dumps(out)  # a commit's prospects, or an in-memory store's, keep it
 
     @classmethod
-    def from_json(cls, data: bytes, codecs: Codecs, email: str | None = None) -> Prospect:
+    def from_json(cls, data: object, codecs: Codecs, email: str | None = None) -> Prospect:
         """A prospect from `to_json`'s bytes; `email` is the store's key for them.
+
+        `data` is typed `object`: a damaged store can hold text or a number there, and
+        the compiled build checks argument types on entry, before the check below.
 
         Raises:
             DamagedState: the bytes are not a prospect's state (a damaged store).
@@ -222,8 +225,8 @@ class Prospect:
             ) from None
 
     @classmethod
-    def _decode(cls, data: bytes, codecs: Codecs, email: str | None) -> Prospect:
-        raw = orjson.loads(data)
+    def _decode(cls, data: object, codecs: Codecs, email: str | None) -> Prospect:
+        raw = orjson.loads(data)  # type: ignore[arg-type]  # TypeError if not bytes or str
         if "c" in raw:
             p = cls(raw.pop("e", email), raw.pop("c"))
         else:  # a schema 1 store: long keys
