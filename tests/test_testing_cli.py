@@ -172,14 +172,20 @@ def test_k_selects(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "no tests found" in res.output or "0 passed" in res.output
 
 
-def test_update_writes_snapshots_only_on_request(tmp_path: Path) -> None:
-    shutil.copy(HERE / "rules.mr", tmp_path / "rules.mr")
-    test = tmp_path / "snap.test.yaml"
+def _snapshot_test(folder: Path, name: str) -> Path:
+    """A test file `NAME.test.yaml` in `folder` with one case, NAME, that expects a snapshot."""
+    shutil.copy(HERE / "rules.mr", folder / "rules.mr")
+    test = folder / f"{name}.test.yaml"
     test.write_text(
-        "rules: rules.mr\ntests:\n  - name: snap\n    events:\n"
+        f"rules: rules.mr\ntests:\n  - name: {name}\n    events:\n"
         "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example,"
         " asset: Contact}\n    expect: {snapshot: true}\n"
     )
+    return test
+
+
+def test_update_writes_snapshots_only_on_request(tmp_path: Path) -> None:
+    test = _snapshot_test(tmp_path, "snap")
     snap = tmp_path / "__snapshots__" / "snap.json"
     res = _mrules("test", str(test))
     assert res.exit_code == 1 and "no snapshot yet" in res.output and not snap.exists()
@@ -367,13 +373,7 @@ def test_every_kind_of_declared_name_is_accepted(tmp_path: Path) -> None:
 
 
 def test_snapshot_entry_of_the_wrong_type_is_broken(tmp_path: Path) -> None:
-    shutil.copy(HERE / "rules.mr", tmp_path / "rules.mr")
-    test = tmp_path / "s.test.yaml"
-    test.write_text(
-        "rules: rules.mr\ntests:\n  - name: s\n    events:\n"
-        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example,"
-        " asset: Contact}\n    expect: {snapshot: true}\n"
-    )
+    test = _snapshot_test(tmp_path, "s")
     assert _mrules("test", str(test), "--update").exit_code == 0
     snap = tmp_path / "__snapshots__" / "s.json"
     for bad in (b'{"s": 5}', b'{"s": null}', b'{"s": [1, 2]}', b'{"s": {"a": 1}}'):
@@ -389,13 +389,7 @@ def test_snapshot_entry_of_the_wrong_type_is_broken(tmp_path: Path) -> None:
 
 
 def test_output_in_a_missing_folder_is_refused_before_running(tmp_path: Path) -> None:
-    shutil.copy(HERE / "rules.mr", tmp_path / "rules.mr")
-    test = tmp_path / "s.test.yaml"
-    test.write_text(
-        "rules: rules.mr\ntests:\n  - name: s\n    events:\n"
-        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example,"
-        " asset: Contact}\n    expect: {snapshot: true}\n"
-    )
+    test = _snapshot_test(tmp_path, "s")
     out = tmp_path / "nodir" / "j.xml"
     res = _mrules("test", str(test), "--update", "--format", "junit", "-o", str(out))
     assert res.exit_code == 2, res.output

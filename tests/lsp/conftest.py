@@ -33,6 +33,12 @@ class Session:
             self.diagnostics[params.uri] = list(params.diagnostics)
             self.events.append((params.uri, len(params.diagnostics)))
 
+        self.messages: list[str] = []  # window/showMessage, in order
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def shown(params: types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+
         self.run(self.client.start_io(sys.executable, "-m", "mrules", "lsp", cwd=str(root)))
         self.init = self.run(self.client.initialize_async(types.InitializeParams(
             capabilities=capabilities or types.ClientCapabilities(),

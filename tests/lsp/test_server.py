@@ -260,12 +260,7 @@ def test_a_bad_configuration_is_shown_once_and_defaults_apply(session_factory,
                                                               project: Path) -> None:
     (project / "mrules.toml").write_text("ignores = 1\n", "utf-8")
     s = session_factory(project)
-    shown: list[str] = []
-
-    @s.client.feature(types.WINDOW_SHOW_MESSAGE)
-    def message(params: types.ShowMessageParams) -> None:
-        shown.append(params.message)
-
+    shown = s.messages
     uri = s.open("rules/10-rules.mr", RULES.replace('"MQL" }', '"MQl" }'))
     assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
     before = len(s.events)
@@ -280,12 +275,7 @@ def test_a_file_that_cannot_be_read_is_shown_once(session_factory, project: Path
     said nothing. It shows the error once, and diagnostics come back once it is fixed."""
     (project / "rules" / "latin.mr").write_bytes(b'list "A\xe9"\n')
     s = session_factory(project)
-    shown: list[str] = []
-
-    @s.client.feature(types.WINDOW_SHOW_MESSAGE)
-    def message(params: types.ShowMessageParams) -> None:
-        shown.append(params.message)
-
+    shown = s.messages
     uri = s.open("rules/10-rules.mr", RULES.replace('"MQL" }', '"MQl" }'))
     s.wait_for(lambda: bool(shown))
     s.change(uri, RULES.replace('"MQL" }', '"MQx" }'))
