@@ -115,6 +115,18 @@ def test_4_store(tmp_path: Path, store: Path) -> None:
         assert res.stderr.startswith("mrules: error: store ") and "0 bytes" in res.stderr
 
 
+def test_4_a_file_that_is_not_sqlite_gets_no_lock_file(tmp_path: Path) -> None:
+    """`--store events.jsonl` (a slip of the argument order) was refused only after the
+    writers' lock was taken, and left events.jsonl.lock beside the events."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(EVENTS.read_bytes())
+    res = invoke("run", RULES, EVENTS, "--store", events, "-q")
+    assert res.exit_code == ExitCode.STORE
+    assert "is not an mrules store (not a SQLite database)" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
+    assert events.read_bytes() == EVENTS.read_bytes()
+
+
 def test_5_busy(store: Path) -> None:
     with Store.open(store):  # this process holds it: a second writer is refused
         for args in (

@@ -1129,6 +1129,18 @@ def _refuse_empty_file(path: Path) -> None:
         size = path.stat().st_size
     except OSError:
         return
+    if size > 0:  # not SQLite at all (say, the events file): refused before any lock file
+        try:
+            with path.open("rb") as f:
+                head = f.read(16)
+        except OSError:
+            return  # unreadable: SQLite's own error says why
+        if head != b"SQLite format 3\x00":
+            raise StoreError(
+                f"{path} is not an mrules store (not a SQLite database): give another --store"
+                f" path, or move the file away"
+            )
+        return
     if size == 0:
         raise StoreError(
             f"store {path} is an empty file (0 bytes), not an mrules store; if it is a copy"
