@@ -276,6 +276,18 @@ def test_cli_out_in_a_missing_folder(example_store: Path, tmp_path: Path) -> Non
     assert r.exit_code == 2 and "no folder" in r.output
 
 
+def test_cli_dash_writes_the_page_to_standard_output(
+    example_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-` is standard output, as for every command; it wrote a file named `-`."""
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(html_cmd, ["-", "--store", str(example_store)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("<!DOCTYPE html>") and r.stdout.rstrip().endswith("</html>")
+    assert "wrote the page to standard output" in r.stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_cli_on_a_store_with_no_events(tmp_path: Path) -> None:
     store = tmp_path / "empty.db"
     events = tmp_path / "none.jsonl"

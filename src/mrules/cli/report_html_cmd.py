@@ -30,7 +30,7 @@ def _read_diff(path: str) -> dict[str, Any]:
 
 
 @click.command("html")
-@click.argument("out", type=click.Path(dir_okay=False, allow_dash=False))
+@click.argument("out", type=click.Path(dir_okay=False, allow_dash=True))
 @store_and_range
 @sync_option
 @rules_option
@@ -75,7 +75,8 @@ def html(
     replay_diff: str | None,
     title: str,
 ) -> None:
-    """Write OUT: one HTML page with the reports as charts, that opens with no network.
+    """Write OUT (`-`: standard output): one HTML page with the reports as charts, that
+    opens with no network.
 
     The funnel and the seed's three numbers (MQLs, accepted by sales,
     customers), velocity, conversion over time, campaign ROI and influence,
@@ -106,7 +107,7 @@ def html(
             fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
         diff = _read_diff(replay_diff) if replay_diff is not None else None
         target = Path(out)
-        if not target.parent.is_dir():
+        if out != "-" and not target.parent.is_dir():
             fail(f"cannot write {out}: no folder {target.parent}", EXIT_USAGE)
         sync_path: str | Path | None = sync_db
         if sync_path is None and default_sync_path(store_path).is_file():
@@ -140,10 +141,15 @@ def html(
             store.close()
         data.update(timeline=t, replay_diff=diff, title=title)
         text = page.page(data)
+        size = len(text.encode()) / 1e6
+        if out == "-":  # standard output, as every command's `-` (it wrote a file named -)
+            sys.stdout.buffer.write(text.encode())
+            sys.stdout.flush()
+            click.echo(f"wrote the page to standard output ({size:.1f} MB)", err=True)
+            return
         try:
             page.write(target, text)
         except OSError as e:
             raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
-        size = len(text.encode()) / 1e6
         click.echo(f"wrote {out} ({size:.1f} MB): open it in a browser", err=True)
         sys.stdout.flush()
