@@ -73,3 +73,13 @@ def test_random_changes_and_rows(tmp_path_factory, changes, sobject, rows) -> No
         assert len(report.applied) + len(report.failed) == len(changes)
         again = apply_changes(crm, items)  # applied once, never twice
         assert again.already == len(changes) and not again.applied
+
+
+def test_a_file_not_utf8_gives_the_line_of_its_first_bad_byte(tmp_path: Path) -> None:
+    """`sync run --changes` said line 0 (only `crm apply-changes` worked the line out)."""
+    path = tmp_path / "changes.jsonl"
+    path.write_bytes(b'{"op": "update"}\n{"op": "upd\xe9"}\n')
+    changes, issues = read_changes(path)
+    assert changes == []
+    [(line, reason)] = issues
+    assert line == 2 and reason.startswith("not UTF-8")

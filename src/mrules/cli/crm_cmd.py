@@ -25,7 +25,6 @@ from mrules.crm.files import (
     export_records,
     find_files,
     load_files,
-    not_utf8,
     read_org,
 )
 from mrules.crm.model import Schema, SchemaError, parse_datetime
@@ -275,8 +274,6 @@ def apply_changes_cmd(
     with _open(crm_path, store_path, create=False) as c:
         report = apply_changes(c, items, when)
     for line, reason in issues:
-        if not line and reason.startswith("not UTF-8"):
-            line, reason = _not_utf8(path) or (line, reason)
         click.echo(f"{changes}:{line}: {reason}" if line else f"{changes}: {reason}", err=True)
     for change, outcome in report.applied:
         click.echo(f"{changes}:{change.line}: {change.at.isoformat()} {outcome}")
@@ -289,18 +286,6 @@ def apply_changes_cmd(
     )
     if issues or report.failed:
         sys.exit(int(EXIT_REJECTS))
-
-
-def _not_utf8(path: Path) -> tuple[int, str] | None:
-    """The line and reason of a file's first byte that is not UTF-8 (None when unknown)."""
-    try:
-        data = path.read_bytes()
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        return not_utf8(data, e)
-    except OSError:  # a pipe read once already
-        pass
-    return None
 
 
 @crm.command("describe")

@@ -36,6 +36,7 @@ from typing import Any
 
 from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmError
+from mrules.crm.files import not_utf8
 from mrules.crm.ids import InvalidId, to18
 from mrules.crm.model import parse_datetime
 from mrules.crm.port import LeadConvert
@@ -78,10 +79,11 @@ class ApplyReport:
 
 def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
     """The changes of a file, and (line, reason) for each line that is not one."""
+    data = path.read_bytes()  # once: a pipe cannot be read again
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        return [], [(0, f"not UTF-8 ({e.reason} at byte {e.start})")]
+        return [], [not_utf8(data, e)]  # the line of the first bad byte
     changes: list[Change] = []
     issues: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
