@@ -87,6 +87,11 @@ def test_2_usage(tmp_path: Path, store: Path) -> None:
     assert res.exit_code == ExitCode.USAGE and "no store at" in res.stderr
     assert not (tmp_path / "typo.db").exists()
     assert invoke("segment", RULES, "--store", ":memory:").exit_code == ExitCode.USAGE
+    for args in (["state", "export"], ["run", RULES, EVENTS], ["report", "funnel"],
+                 ["explain", "a@x.example"], ["sync", "status"]):  # fmt: skip
+        res = invoke(*args, "--store", "")  # was an internal error, or "store . is a folder"
+        assert res.exit_code == ExitCode.USAGE, (args, res.output)
+        assert "'--store': needs a path" in res.stderr and "Traceback" not in res.output
     # an explicit --sync-db that is not there was ignored: no SQL or won stages, exit 0
     res = invoke("explain", "leung@example.com", "--store", store, "--timeline",
                  "--sync-db", tmp_path / "nope.sync.db")  # fmt: skip

@@ -58,6 +58,23 @@ INTERRUPTED_MESSAGE = (
 )
 
 
+class _StorePath(click.ParamType):
+    """`--store`: a path, a URL or `:memory:`, never empty (Path("") is the folder ".")."""
+
+    name = "path"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value)
+        if not text.strip():
+            self.fail("needs a path (or :memory: for a run that keeps nothing)", param, ctx)
+        return text
+
+
+STORE_PATH = _StorePath()
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `mrules: error: message` on stderr and exit."""
     click.echo(f"mrules: error: {message}", err=True)

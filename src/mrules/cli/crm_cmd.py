@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import EXIT_REJECTS, EXIT_STORE, EXIT_USAGE, fail
+from mrules.cli.common import EXIT_REJECTS, EXIT_STORE, EXIT_USAGE, STORE_PATH, fail
 from mrules.crm.changes import apply_changes, read_changes
 from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
 from mrules.crm.errors import CrmCallError
@@ -36,6 +36,7 @@ def _crm_options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--store",
         "store_path",
+        type=STORE_PATH,
         default="mrules.db",
         show_default=True,
         help="The state store the CRM sits beside (NAME.crm.db for NAME.db).",

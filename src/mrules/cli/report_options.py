@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from mrules.cli.common import STORE_PATH
+
 __all__ = ["rules_option", "store_and_range", "sync_option", "table_options"]
 
 
@@ -21,6 +23,7 @@ def store_and_range(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--store",
         "store_path",
+        type=STORE_PATH,
         default="mrules.db",
         show_default=True,
         help="The state store to read (works while a run holds it).",

@@ -31,6 +31,7 @@ from mrules.cli.common import (
     EXIT_OK,
     EXIT_REJECTS,
     EXIT_STORE,
+    STORE_PATH,
     fail,
     load_or_exit,
     output_folder_or_exit,
@@ -149,6 +150,7 @@ def _refuse_clashing_outputs(
 @click.option(
     "--store",
     "store_path",
+    type=STORE_PATH,
     default="mrules.db",
     show_default=True,
     help="SQLite state store; created if missing, resumed if it exists; :memory: for a"

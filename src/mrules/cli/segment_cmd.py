@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mrules.cli.common import fail
+from mrules.cli.common import STORE_PATH, fail
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 from mrules.storeapi import MEMORY
@@ -19,6 +19,7 @@ __all__ = ["COMMANDS"]
 @click.option(
     "--store",
     "store_path",
+    type=STORE_PATH,
     default="mrules.db",
     show_default=True,
     help="The state store to segment.",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 import orjson
 
-from mrules.cli.common import EXIT_STORE, fail
+from mrules.cli.common import EXIT_STORE, STORE_PATH, fail
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
 from mrules.outputs import export_records
@@ -24,7 +24,12 @@ def state() -> None:
 
 @state.command("export")
 @click.option(
-    "--store", "store_path", default="mrules.db", show_default=True, help="The state store to read."
+    "--store",
+    "store_path",
+    type=STORE_PATH,
+    default="mrules.db",
+    show_default=True,
+    help="The state store to read.",
 )
 @click.option("--prospect", "emails", multiple=True, help="Only this prospect (repeatable).")
 def export(store_path: str, emails: tuple[str, ...]) -> None:
@@ -73,7 +78,12 @@ def _synced(store_path: str) -> Callable[[int], bool] | None:
 
 @state.command("outbox")
 @click.option(
-    "--store", "store_path", default="mrules.db", show_default=True, help="The state store to read."
+    "--store",
+    "store_path",
+    type=STORE_PATH,
+    default="mrules.db",
+    show_default=True,
+    help="The state store to read.",
 )
 def outbox(store_path: str) -> None:
     """Print the outbox: every notification and autoresponder, oldest first.

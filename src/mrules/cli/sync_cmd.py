@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, STORE_PATH, fail
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.events import prospect_key
@@ -41,6 +41,7 @@ def _options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--store",
         "store_path",
+        type=STORE_PATH,
         default="mrules.db",
         show_default=True,
         help="The state store; the sync keeps its own file beside it (NAME.sync.db).",
@@ -628,7 +629,7 @@ def send_cmd(
 
 # -- status, retry --------------------------------------------------------------------------------
 @sync.command("status")
-@click.option("--store", "store_path", default="mrules.db", show_default=True)
+@click.option("--store", "store_path", type=STORE_PATH, default="mrules.db", show_default=True)
 @click.option("--crm", "crm_path", metavar="PATH")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -688,7 +689,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 
 
 @sync.command("retry")
-@click.option("--store", "store_path", default="mrules.db", show_default=True)
+@click.option("--store", "store_path", type=STORE_PATH, default="mrules.db", show_default=True)
 @click.option(
     "--prospect",
     "prospects",
