@@ -92,6 +92,14 @@ def test_2_usage(tmp_path: Path, store: Path) -> None:
         res = invoke(*args, "--store", "")  # was an internal error, or "store . is a folder"
         assert res.exit_code == ExitCode.USAGE, (args, res.output)
         assert "'--store': needs a path" in res.stderr and "Traceback" not in res.output
+    for folder in ("/", ".", str(tmp_path) + "/"):  # folders: the default outputs crashed
+        res = invoke("run", RULES, EVENTS, "--store", folder, "-q")
+        assert res.exit_code == ExitCode.USAGE and "is a folder, not a file" in res.stderr
+    res = invoke("run", RULES, EVENTS, "--store", tmp_path / "none", "-q")  # made a file
+    assert res.exit_code == 0
+    res = invoke("run", RULES, EVENTS, "--store", f"{tmp_path}/nothere/", "-q")
+    assert res.exit_code == ExitCode.USAGE and "names a folder, and there is none" in res.stderr
+    assert not (tmp_path / "nothere").exists()
     # an explicit --sync-db that is not there was ignored: no SQL or won stages, exit 0
     res = invoke("explain", "leung@example.com", "--store", store, "--timeline",
                  "--sync-db", tmp_path / "nope.sync.db")  # fmt: skip

@@ -69,6 +69,13 @@ class _StorePath(click.ParamType):
         text = str(value)
         if not text.strip():
             self.fail("needs a path (or :memory: for a run that keeps nothing)", param, ctx)
+        if text.endswith(("/", os.sep)) and not Path(text).is_dir():  # pathlib drops the /
+            self.fail(
+                f"{text} names a folder, and there is none: give the store's file, such as"
+                f" {text.rstrip('/' + os.sep) or '.'}/mrules.db",
+                param,
+                ctx,
+            )
         return text
 
 

@@ -265,7 +265,10 @@ def run(
             now_ts = parse_timestamp(now).timestamp()
         except ValueError as e:
             fail(f"--now: {e}")
-    beside = store_path != MEMORY and "://" not in store_path
+    beside = (  # a store file, whose default outputs go beside it; a folder is refused below
+        store_path != MEMORY and "://" not in store_path and not Path(store_path).is_dir()
+        and Path(store_path).name not in ("", ".", "..")
+    )  # fmt: skip
     default = f"the default beside --store {store_path}"
     _refuse_clashing_outputs(rules, events, store_path, [
         ("--actions", actions_path, "give another --actions path"),
