@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import zlib
@@ -382,6 +383,28 @@ def test_a_file_replaced_by_a_shorter_one_is_refused_not_skipped(tmp_path: Path)
     again = invoke("run", str(ROOT / RULES), str(renamed), "--store", str(store), "-q")
     assert again.exit_code == 0
     assert sum(e.startswith("new") for e in export(store)) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_with_nothing_to_report_only_a_regular_file_is_removed(tmp_path: Path) -> None:
+    """A run with no rejects removes an earlier rejects file. Given `--rejects /dev/stdout`
+    it removed /dev/stdout itself (as root); a link or a pipe is not a stale file."""
+    target = tmp_path / "old-rejects.jsonl"
+    target.write_text('{"line": 1}\n')
+    link = tmp_path / "rejects.jsonl"
+    link.symlink_to(target)
+    fifo = tmp_path / "diagnostics.pipe"
+    os.mkfifo(fifo)
+    res = invoke("run", str(ROOT / RULES), str(ROOT / EVENTS), "--store", str(tmp_path / "s.db"),
+                 "--rejects", str(link), "--diagnostics", str(fifo), "-q")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert link.is_symlink() and target.read_text() == ""  # the link stays, emptied
+    assert fifo.exists() and stat.S_ISFIFO(fifo.stat().st_mode)
+    stale = tmp_path / "stale.jsonl"
+    stale.write_text('{"line": 1}\n')
+    res = invoke("run", str(ROOT / RULES), str(ROOT / EVENTS), "--store", str(tmp_path / "t.db"),
+                 "--rejects", str(stale), "-q")  # fmt: skip
+    assert res.exit_code == 0 and not stale.exists()  # a regular file is removed, as before
 
 
 def test_rule_set_with_errors_refuses_to_run(tmp_path: Path) -> None:

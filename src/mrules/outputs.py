@@ -287,18 +287,34 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
+def _remove_stale(path: Path) -> None:
+    """Nothing to report: remove an earlier run's file, if it is one.
+
+    Only a regular file is removed. Through a symlink, the file it points to is
+    emptied and the link stays; a pipe or a device is left alone (`--rejects
+    /dev/stdout` with nothing to report removed /dev/stdout itself, as root).
+    """
+    if path.is_symlink():
+        if path.is_file():  # follows the link
+            atomic_write(path, b"")
+        return
+    if path.is_file():
+        path.unlink()
+
+
 def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
     """Write what the run reports besides rejected lines (prospects whose rules did not settle).
 
-    One JSON object a line; the file is removed when there is nothing to report.
+    One JSON object a line, written atomically; an earlier file is removed when
+    there is nothing to report.
     """
-    if not unsettled:
-        if path.exists():
-            path.unlink()
-        return 0
-    with path.open("wb") as f:
-        for record in unsettled:
-            f.write(orjson.dumps(record) + b"\n")
+    try:
+        if not unsettled:
+            _remove_stale(path)
+            return 0
+        atomic_write(path, b"".join(orjson.dumps(record) + b"\n" for record in unsettled))
+    except OSError as e:
+        raise OutputError(f"cannot write diagnostics file {path}: {e.strerror or e}") from e
     return len(unsettled)
 
 
@@ -307,8 +323,7 @@ def write_rejects(path: Path, store: StateStore, source: str) -> int:
     rows = list(store.rejects(source))
     try:
         if not rows:
-            if path.exists():
-                path.unlink()
+            _remove_stale(path)
             return 0
         data = b"".join(
             orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}) + b"\n"
