@@ -36,6 +36,7 @@ __all__ = [
     "action_record",
     "export_records",
     "prospect_record",
+    "remove_stale_output",
     "render_summary",
     "write_diagnostics",
     "write_rejects",
@@ -287,7 +288,7 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def _remove_stale(path: Path) -> None:
+def remove_stale_output(path: Path) -> None:
     """Nothing to report: remove an earlier run's file, if it is one.
 
     Only a regular file is removed. Through a symlink, the file it points to is
@@ -310,7 +311,7 @@ def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
     """
     try:
         if not unsettled:
-            _remove_stale(path)
+            remove_stale_output(path)
             return 0
         atomic_write(path, b"".join(orjson.dumps(record) + b"\n" for record in unsettled))
     except OSError as e:
@@ -323,7 +324,7 @@ def write_rejects(path: Path, store: StateStore, source: str) -> int:
     rows = list(store.rejects(source))
     try:
         if not rows:
-            _remove_stale(path)
+            remove_stale_output(path)
             return 0
         data = b"".join(
             orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}) + b"\n"

@@ -305,12 +305,12 @@ def write_all_rejects(path: Path, store: Any, files: list[str]) -> int:
     import orjson
 
     from mrules.atomic import OutputError
+    from mrules.outputs import remove_stale_output
 
     rows = [r for src in files for r in store.rejects(src)]
     try:
         if not rows:
-            if path.exists():
-                path.unlink()
+            remove_stale_output(path)
             return 0
         data = b"".join(
             orjson.dumps({"source": src, "line": line, "reason": reason, "text": text}) + b"\n"
