@@ -55,3 +55,16 @@ def test_superseded_entries_do_not_pile_up() -> None:
     assert queue.entries <= 2 * 50 + 8 + 1
     assert sorted(queue.pop_due(float("1e9"))) == sorted(f"p{i}" for i in range(50))
     assert len(queue) == 0
+
+
+def test_popping_due_times_keeps_superseded_entries_bounded() -> None:
+    """Found by the property above: two prospects rescheduled earlier leave their first
+    entries in a later bucket; once both came due, those two outnumbered the bound."""
+    queue = WakeQueue(width=1.0, slack=0)
+    for email in ("a@x", "c@x"):
+        queue.schedule(email, 1.0)
+    for email in ("a@x", "c@x"):
+        queue.schedule(email, 0.0)
+    assert sorted(queue.pop_due(0.0)) == ["a@x", "c@x"]
+    assert len(queue) == 0 and queue.entries <= 1
+    assert queue.pop_due(5.0) == []

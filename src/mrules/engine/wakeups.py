@@ -101,6 +101,9 @@ class WakeQueue:
                     kept.append(i)
             self._keep(bucket, kept)
             break
+        if due and self.entries > 2 * len(live) + self.slack:
+            # Fewer live times now: superseded entries in later buckets may be too many.
+            self._compact()
         return due
 
     def _live_entries(self, bucket: _Bucket) -> list[int]:
