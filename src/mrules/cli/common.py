@@ -81,6 +81,16 @@ class _StorePath(click.ParamType):
 
 STORE_PATH = _StorePath()
 
+READ_STORE = click.option(
+    "--store",
+    "store_path",
+    type=STORE_PATH,
+    default="mrules.db",
+    show_default=True,
+    help="The state store to read.",
+)
+"""`--store` of the commands that only read a store (explain, state export, state outbox)."""
+
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print `mrules: error: message` on stderr and exit."""

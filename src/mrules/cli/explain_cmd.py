@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_USAGE, STORE_PATH, fail
+from mrules.cli.common import EXIT_USAGE, READ_STORE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.events import prospect_key
 from mrules.outputs import action_record, prospect_record
@@ -141,14 +141,7 @@ def render(ex: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("email")
-@click.option(
-    "--store",
-    "store_path",
-    type=STORE_PATH,
-    default="mrules.db",
-    show_default=True,
-    help="The state store to read.",
-)
+@READ_STORE
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )

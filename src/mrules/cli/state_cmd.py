@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 import orjson
 
-from mrules.cli.common import EXIT_STORE, STORE_PATH, fail
+from mrules.cli.common import EXIT_STORE, READ_STORE, fail
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
 from mrules.outputs import export_records
@@ -23,14 +23,7 @@ def state() -> None:
 
 
 @state.command("export")
-@click.option(
-    "--store",
-    "store_path",
-    type=STORE_PATH,
-    default="mrules.db",
-    show_default=True,
-    help="The state store to read.",
-)
+@READ_STORE
 @click.option("--prospect", "emails", multiple=True, help="Only this prospect (repeatable).")
 def export(store_path: str, emails: tuple[str, ...]) -> None:
     """Print every prospect of the store as one JSON object a line.
@@ -77,14 +70,7 @@ def _synced(store_path: str) -> Callable[[int], bool] | None:
 
 
 @state.command("outbox")
-@click.option(
-    "--store",
-    "store_path",
-    type=STORE_PATH,
-    default="mrules.db",
-    show_default=True,
-    help="The state store to read.",
-)
+@READ_STORE
 def outbox(store_path: str) -> None:
     """Print the outbox: every notification and autoresponder, oldest first.
 
