@@ -1116,14 +1116,16 @@ def _check_path(path: Path, readonly: bool) -> None:
         parent = path.parent
         if not parent.is_dir():
             raise StorePathError(f"cannot create store {path}: folder {parent} does not exist")
-    _refuse_empty_file(path)
+    _refuse_what_is_not_a_store(path)
 
 
-def _refuse_empty_file(path: Path) -> None:
-    """A store file that exists is never taken as new: mrules creates stores whole.
+def _refuse_what_is_not_a_store(path: Path) -> None:
+    """A file that exists is a store or is refused, before any lock file is made.
 
     A 0-byte file is what a full disk, a failed copy or `touch` leaves; taking
-    it for a new store would silently start over from nothing.
+    it for a new store would silently start over from nothing (mrules creates
+    stores whole). A file that is not SQLite at all is another file given by
+    mistake (the events, say).
     """
     try:
         size = path.stat().st_size
