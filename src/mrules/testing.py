@@ -48,6 +48,7 @@ import datetime as dt
 import difflib
 import os
 import re
+import stat
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -171,6 +172,7 @@ class Case:
     now: str | None
     expect: dict[str, Any]
     skip: str | None = None
+    rules_at: RuleTextAt | None = None  # where rule text given in the test file sits in it
 
     @property
     def id(self) -> str:
@@ -255,11 +257,28 @@ class _Map(dict):  # type: ignore[type-arg]
 
     line: int = 0
     key_lines: dict[str, int]
+    scalars: dict[str, _Scalar]  # where each scalar value sits in the file
 
 
 class _List(list):  # type: ignore[type-arg]
     line: int = 0
     item_lines: list[int]
+    scalars: list[_Scalar | None]
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    """Where a scalar value sits in the test file: its character offsets and YAML style."""
+
+    start: int
+    end: int
+    style: str | None  # None (plain), "'", '"', "|" or ">"
+
+
+def _scalar(node: yaml.Node) -> _Scalar | None:
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    return _Scalar(node.start_mark.index, node.end_mark.index, node.style)
 
 
 class _Loader(yaml.SafeLoader):
@@ -276,6 +295,7 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
     out = _Map()
     out.line = node.start_mark.line + 1
     out.key_lines = {}
+    out.scalars = {}
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -286,6 +306,9 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
         key = str(key) if not isinstance(key, str) else key
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
+        found = _scalar(value_node)
+        if found is not None:
+            out.scalars[key] = found
     return out
 
 
@@ -293,6 +316,7 @@ def _construct_list(loader: _Loader, node: yaml.SequenceNode) -> _List:
     out = _List(loader.construct_object(n, deep=True) for n in node.value)
     out.line = node.start_mark.line + 1
     out.item_lines = [n.start_mark.line + 1 for n in node.value]
+    out.scalars = [_scalar(n) for n in node.value]
     return out
 
 
@@ -376,6 +400,9 @@ def load_file(path: str | Path) -> list[Case]:
 
     shown = display_path(path)
     try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a named pipe called x.test.yaml would block the run
+            raise TestFileError(shown, None, f"not a test file (it is {_file_kind(mode)})")
         text = Path(path).read_bytes().decode("utf-8-sig")
     except OSError as e:
         raise TestFileError(shown, None, f"cannot read: {e.strerror or e}") from None
@@ -392,10 +419,15 @@ def load_file(path: str | Path) -> list[Case]:
         raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
     if doc is None:
         raise TestFileError(shown, 1, "empty test file: give 'rules' and 'tests'")
+    try:
+        _check_text(doc, shown, 1)
+    except RecursionError:
+        raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
     doc = _need_map(doc, shown, 1, "a test file")
     _check_keys(doc, FILE_KEYS, shown, "the test file")
     folder = Path(path).parent
     rules, rules_line = _rules_ref(doc.get("rules"), folder, shown, _line(doc, "rules"))
+    rules_at = _rule_text_at(rules, doc, text)
     tests = _need_list(doc.get("tests"), shown, _line(doc, "tests"), "'tests'")
     if not tests:
         raise TestFileError(shown, _line(doc, "tests", 1), "no tests: give a list under 'tests'")
@@ -404,7 +436,7 @@ def load_file(path: str | Path) -> list[Case]:
     lines = getattr(tests, "item_lines", [])
     for i, raw in enumerate(tests):
         line = lines[i] if i < len(lines) else None
-        case = _case(raw, shown, line, folder, rules, rules_line)
+        case = _case(raw, shown, line, folder, (rules, rules_line, rules_at), text)
         if case.name in names:
             raise TestFileError(
                 shown,
@@ -414,6 +446,31 @@ def load_file(path: str | Path) -> list[Case]:
         names[case.name] = case.line
         cases.append(case)
     return cases
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(obj: Any, path: str, line: int) -> None:
+    """Refuse a lone surrogate (a YAML escape such as `"\\ud800"`): it is not text, and
+    nothing can print or encode it."""
+    if isinstance(obj, str):
+        found = _SURROGATE.search(obj)
+        if found:
+            code = f"\\u{ord(found.group()):04x}"
+            raise TestFileError(
+                path, line, f"not text: {code} is half a character (a lone surrogate)"
+            )
+    elif isinstance(obj, dict):
+        lines = getattr(obj, "key_lines", {})
+        for key, value in obj.items():
+            at = lines.get(key, line)
+            _check_text(key, path, at)
+            _check_text(value, path, at)
+    elif isinstance(obj, list):
+        lines = getattr(obj, "item_lines", [])
+        for i, value in enumerate(obj):
+            _check_text(value, path, lines[i] if i < len(lines) else line)
 
 
 def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[Any, int]:
@@ -426,7 +483,7 @@ def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, str) and v.strip() for v in values):
         raise TestFileError(shown, line, "'rules' must be a path, a list of paths, or rule text")
-    if len(values) == 1 and ("\n" in values[0] or "{" in values[0] or '"' in values[0]):
+    if len(values) == 1 and _is_rule_text(values[0]):
         return values[0], line or 1
     paths = []
     for v in values:
@@ -437,7 +494,176 @@ def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[
     return (paths[0] if len(paths) == 1 else paths), line or 1
 
 
-def _case(raw: Any, path: str, line: int | None, folder: Path, rules: Any, rules_line: int) -> Case:
+@dataclass(frozen=True)
+class RuleTextAt:
+    """Rule text written in a test file (`rules: |`), and where each of its characters is.
+
+    Character i of the rule text is `file_text[starts[i]:ends[i]]` (more than one
+    character for an escape such as `\\"`), so a diagnostic about the rule text can
+    point at the test file's own line and column.
+    """
+
+    file_text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    ends_with_newline: bool
+
+    def _start(self, i: int) -> int:
+        if not self.starts:
+            return 0
+        if i < len(self.starts):
+            return self.starts[max(i, 0)]
+        # the end of the text: the end of its last line (not the next line of the file)
+        return self.starts[-1] if self.ends_with_newline else self.ends[-1]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The test-file span of the rule-text span `start:end`."""
+        first = self._start(start)
+        if end <= start or not self.ends:
+            return first, first
+        return first, max(first, self.ends[min(end, len(self.ends)) - 1])
+
+
+def _rule_text_at(rules: Any, container: Any, text: str) -> RuleTextAt | None:
+    """Where `rules`, if it is rule text, sits in the test file `text` (None: not known)."""
+    if not isinstance(rules, str) or not _is_rule_text(rules):
+        return None
+    value = container.get("rules") if isinstance(container, dict) else None
+    where = getattr(container, "scalars", {}).get("rules")
+    if isinstance(value, list) and len(value) == 1:
+        value, where = value[0], (getattr(value, "scalars", None) or [None])[0]
+    if value != rules or where is None:
+        return None
+    spans = _literal_spans(rules, text, where) if where.style == "|" else None
+    if spans is None:
+        spans = _scalar_spans(rules, text, where)
+    if spans is None:
+        return None
+    starts = tuple(a for a, _ in spans)
+    ends = tuple(b for _, b in spans)
+    return RuleTextAt(text, starts, ends, rules.endswith("\n"))
+
+
+def _literal_spans(value: str, text: str, where: _Scalar) -> list[tuple[int, int]] | None:
+    """A literal block (`|`): each line of the value is a line of the file, indented."""
+    header_end = text.find("\n", where.start, where.end)
+    if header_end < 0:
+        return None
+    lines = value.split("\n")
+    file_lines: list[tuple[int, str]] = []
+    pos = header_end + 1
+    for _ in lines:
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        file_lines.append((pos, text[pos:end].removesuffix("\r")))
+        pos = end + 1
+    pairs = list(zip(file_lines, lines, strict=True))
+    # the block's indentation: what its first line with text has before that text
+    indent = next((len(fl) - len(vl) for (_, fl), vl in pairs if vl.strip()), -1)
+    if indent < 0:
+        return None
+    out: list[tuple[int, int]] = []
+    for i, ((start, fl), vl) in enumerate(pairs):
+        if vl and fl[indent : indent + len(vl)] != vl:
+            return None
+        out.extend((k, k + 1) for k in range(start + indent, start + indent + len(vl)))
+        if i < len(lines) - 1:
+            out.append((start + len(fl), start + len(fl) + 1))  # its line break
+    return out
+
+
+def _scalar_spans(value: str, text: str, where: _Scalar) -> list[tuple[int, int]] | None:
+    """Any other scalar: its characters in order, past quotes, indentation, escapes and
+    folded line breaks (a line break of the file may be a space of the value)."""
+    tokens: list[tuple[str | None, int, int]] = []  # (the character it stands for, its span)
+    i, stop = where.start, min(where.end, len(text))
+    replacements = yaml.scanner.Scanner.ESCAPE_REPLACEMENTS
+    codes = yaml.scanner.Scanner.ESCAPE_CODES
+    while i < stop:
+        ch = text[i]
+        if where.style == '"' and ch == "\\" and i + 1 < stop:
+            nxt = text[i + 1]
+            if nxt in replacements:
+                tokens.append((replacements[nxt], i, i + 2))
+                i += 2
+                continue
+            if nxt in codes:
+                size = 2 + codes[nxt]
+                try:
+                    tokens.append((chr(int(text[i + 2 : i + size], 16)), i, i + size))
+                except ValueError:
+                    return None
+                i += size
+                continue
+            tokens.append((None, i, i + 2))  # an escaped line break: stands for nothing
+            i += 2
+            continue
+        tokens.append((ch, i, i + 1))
+        i += 1
+    out: list[tuple[int, int]] = []
+    t = 0
+    for ch in value:
+        while t < len(tokens):
+            got = tokens[t][0]
+            if got == ch or (ch in " \n" and got == "\n"):
+                break
+            t += 1
+        if t == len(tokens):
+            return None
+        out.append((tokens[t][1], tokens[t][2]))
+        t += 1
+    return out
+
+
+def _rule_errors(case: Case, error: Exception) -> str:
+    """The errors of rule text, pointed at the test file (file:line:col, caret, hint)."""
+    from mrules.diagnostics import Diagnostic, render_text, sort_diagnostics
+    from mrules.loader import LoadError, load_text
+    from mrules.source import Source
+
+    at = case.rules_at
+    diags = getattr(error, "diagnostics", None)
+    if at is None or not isinstance(case.rules, str) or not diags:
+        return str(error)
+    try:
+        sources = dict(load_text(case.rules, _TEXT_SOURCE).sources)
+    except LoadError:
+        sources = {}
+    # Offsets are kept: a CR before a line break is shown as a space (then stripped).
+    sources[case.file] = Source(at.file_text.replace("\r\n", " \n"), case.file)
+
+    def moved(d: Any) -> Any:
+        if d.path != _TEXT_SOURCE:
+            return d
+        start, end = at.span(d.start, d.end)
+        return d.model_copy(update={"path": case.file, "start": start, "end": end})
+
+    out: list[Diagnostic] = []
+    for d in diags:
+        d = moved(d)
+        if d.related:
+            d = d.model_copy(update={"related": tuple(moved(r) for r in d.related)})
+        out.append(d)
+    return render_text(sort_diagnostics(out), sources)
+
+
+_TEXT_SOURCE = "<string>"  # the name mrules.api.compile_rules gives rule text
+
+
+def _is_rule_text(value: str) -> bool:
+    """Rule text rather than a path: several lines, a brace or a quote."""
+    return "\n" in value or "{" in value or '"' in value
+
+
+def _case(
+    raw: Any,
+    path: str,
+    line: int | None,
+    folder: Path,
+    file_rules: tuple[Any, int, RuleTextAt | None],
+    text: str,
+) -> Case:
+    rules, rules_line, rules_at = file_rules
     raw = _need_map(raw, path, line, "a test")
     _check_keys(raw, CASE_KEYS, path, "a test")
     name = raw.get("name")
@@ -445,6 +671,7 @@ def _case(raw: Any, path: str, line: int | None, folder: Path, rules: Any, rules
         raise TestFileError(path, raw.line, "a test needs a 'name' (text)")
     if "rules" in raw:
         rules, rules_line = _rules_ref(raw["rules"], folder, path, _line(raw, "rules"))
+        rules_at = _rule_text_at(rules, raw, text)
     if rules is None:
         raise TestFileError(
             path,
@@ -477,6 +704,7 @@ def _case(raw: Any, path: str, line: int | None, folder: Path, rules: Any, rules
         now=now,
         expect=expect,
         skip=None if skip in (None, False) else str(skip),
+        rules_at=rules_at,
     )
 
 
@@ -897,21 +1125,28 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
     """Test files: a file as given; in a folder, every `*.test.yaml` / `*.test.yml` below it.
 
     Raises:
-        TestFileError: a path does not exist.
+        TestFileError: a path does not exist, cannot be looked at, or is neither a
+            regular file nor a folder (/dev/null, a named pipe).
     """
     out: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_file():
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL byte
+            raise TestFileError(p, None, "no such file or folder") from None
+        except OSError as e:  # a link loop, no permission to look, a name too long
+            raise TestFileError(p, None, f"cannot read: {e.strerror or e}") from None
+        if stat.S_ISREG(mode):
             out.append(str(path))
-        elif path.is_dir():
+        elif stat.S_ISDIR(mode):
             found = []
             for f in sorted(_walk(path)):
                 if f.name.endswith(TEST_SUFFIXES):
                     found.append(str(f))
             out.extend(found)
-        else:
-            raise TestFileError(p, None, "no such file or folder")
+        else:  # /dev/null, a named pipe, a socket: reading one would block or read nothing
+            raise TestFileError(p, None, f"not a test file or folder (it is {_file_kind(mode)})")
     seen: set[str] = set()
     unique = []
     for name in out:
@@ -920,6 +1155,19 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
             seen.add(key)
             unique.append(name)
     return unique
+
+
+def _file_kind(mode: int) -> str:
+    """What a path that is neither a regular file nor a folder is, for a message."""
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def _walk(folder: Path) -> Iterator[Path]:
@@ -1681,7 +1929,8 @@ def _evaluate(case: Case, rules: _Rules, update: bool) -> Outcome:
         _snapshot(checker, update, outcome)
     except RuleSetError as e:
         outcome.status = "error"
-        outcome.message = f"{case.file}:{case.rules_line}: the rules have errors:\n{e}"
+        errors = _rule_errors(case, e)
+        outcome.message = f"{case.file}:{case.rules_line}: the rules have errors:\n{errors}"
     except TestFileError:
         raise
     except Exception as e:  # the run itself failed: report it on the case, never a traceback
