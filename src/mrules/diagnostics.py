@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 
@@ -113,6 +114,28 @@ def _plain(text: str) -> bool:
     return len(text) <= _LONG_LINE and _UNPRINTABLE_RE.search(text) is None
 
 
+def _width(text: str) -> int:
+    """The columns `text` takes in a terminal: East Asian wide and fullwidth characters
+    (CJK, most emoji) take two, combining marks and format characters (a variation
+    selector, a zero-width joiner) none, the rest one. Only the caret line uses it:
+    columns in `line:col`, JSON, SARIF and the LSP count code points.
+
+    >>> _width("ab"), _width("日本"), _width("e\u0301")
+    (2, 4, 1)
+    """
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(ch) for ch in text)
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.east_asian_width(ch) in ("W", "F"):
+        return 2
+    if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 1
+
+
 def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[str]:
     line, col = source.position(start)
     end_line, end_col = source.position(max(start, end))
@@ -128,9 +151,9 @@ def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[st
         text = raw.expandtabs(4)
         prefix = raw[: col - 1].expandtabs(4)
         if end_line == line:
-            run = max(1, len(raw[col - 1 : end_col - 1].expandtabs(4)))
+            run = max(1, _width(raw[col - 1 : end_col - 1].expandtabs(4)))
         else:
-            run = max(1, len(text) - len(prefix))
+            run = max(1, _width(text) - _width(prefix))
     else:  # a long line, or one with control characters: escaped, and cut around the caret
         stop = end_col - 1 if end_line == line else len(raw)
         prefix = printable(raw[: col - 1]).replace("\t", "    ")
@@ -143,9 +166,9 @@ def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[st
         if len(rest) > 40:
             rest = rest[:39] + "…"
         text = prefix + marked + rest
-        run = max(1, len(marked))
+        run = max(1, _width(marked))
     lines.append(f"{line:>{width}} | {text}".rstrip())
-    marker = " " * len(prefix) + "^" * run
+    marker = " " * _width(prefix) + "^" * run  # under the text as a terminal shows it
     lines.append(f"{gutter} | {marker}" + (f" {printable(label)}" if label else ""))
     if line < source.line_count:
         after_line = source.line_text(line + 1)

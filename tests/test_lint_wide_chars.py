@@ -1,0 +1,79 @@
+"""The caret under a lint excerpt sits under the text as a terminal shows it: a wide
+character (CJK, most emoji) takes two columns. `line:col` and the JSON and SARIF
+columns still count code points."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+from mrules.exitcodes import ExitCode
+
+RULES = """\
+list "MQL"
+form "日本語フォーム"
+form "🚀 launch"
+on submit of form "日本語フォーム" { add to lst "MQL" }
+on submit of form "🚀 launch" { add to list "ＭＱＬ" }
+"""
+
+
+def _columns(text: str) -> int:
+    """Terminal columns, counted independently of mrules' own helper."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    Path("wide.mr").write_text(RULES, encoding="utf-8")
+    return tmp_path
+
+
+def _caret_under(output: str, line_no: int) -> tuple[str, str]:
+    lines = output.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith(f"{line_no} | "))
+    return lines[at], lines[at + 1]
+
+
+def test_caret_after_wide_characters(workdir: Path) -> None:
+    res = CliRunner().invoke(main, ["lint", "wide.mr"])
+    assert res.exit_code == ExitCode.DIAGNOSTICS, res.output
+    # positions count code points, as before
+    assert "wide.mr:4:38: error[MR001]: unexpected 'lst'" in res.output
+    assert "wide.mr:5:44: error[MR103]: unknown list 'ＭＱＬ'" in res.output
+
+    shown, caret = _caret_under(res.output, 4)
+    source = RULES.splitlines()[3]
+    assert shown == f"4 | {source}"
+    assert (
+        caret == "  | " + " " * _columns(source[: source.index("lst")]) + "^^^ did you mean 'list'?"
+    )
+
+    shown, caret = _caret_under(res.output[res.output.index("wide.mr:5:") :], 5)
+    source = RULES.splitlines()[4]
+    start = source.index('"ＭＱＬ"')
+    marks = _columns('"ＭＱＬ"')  # 3 fullwidth letters and 2 quotes: 8 columns
+    assert marks == 8
+    assert caret.startswith("  | " + " " * _columns(source[:start]) + "^" * marks + " ")
+
+
+def test_json_columns_still_count_code_points(workdir: Path) -> None:
+    res = CliRunner().invoke(main, ["lint", "wide.mr", "--format", "json"])
+    found = {(d["line"], d["column"], d["end_column"]) for d in json.loads(res.stdout)}
+    assert (4, 38, 41) in found and (5, 44, 49) in found
+
+
+def test_sarif_columns_still_count_code_points(workdir: Path) -> None:
+    res = CliRunner().invoke(main, ["lint", "wide.mr", "--format", "sarif"])
+    results = json.loads(res.stdout)["runs"][0]["results"]
+    regions = {
+        (r["startLine"], r["startColumn"], r["endColumn"])
+        for r in (x["locations"][0]["physicalLocation"]["region"] for x in results)
+    }
+    assert (4, 38, 41) in regions and (5, 44, 49) in regions
