@@ -47,6 +47,7 @@ READINGS = ("cohort", "stage")
 PERIODS = ("week", "month", "quarter")
 MODELS = ("source", "primary", "first_touch", "last_touch", "even")
 _FAR = 1e18  # an open end of a date range
+_YEARS = (-62_135_596_800.0, 253_402_300_799.0)  # 0001-01-01 to 9999-12-31T23:59:59, UTC
 
 
 class ReportError(ValueError):
@@ -59,6 +60,9 @@ def _range(since: Any, until: Any) -> tuple[float, float, str | None, str | None
         lo, hi = epoch(since), epoch(until)
     except ValueError as e:
         raise ReportError(str(e)) from None
+    for value, text in ((lo, since), (hi, until)):
+        if value is not None and not _YEARS[0] <= value <= _YEARS[1]:
+            raise ReportError(f"not a date between the years 1 and 9999 (UTC): {text!r}")
     if lo is not None and hi is not None and hi <= lo:
         raise ReportError(f"--until ({until}) must be after --since ({since})")
     return (

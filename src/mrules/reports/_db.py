@@ -23,7 +23,7 @@ from typing import Any
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.sync.db import default_sync_path
 
-__all__ = ["DAY", "Source", "epoch", "iso", "period_sql"]
+__all__ = ["DAY", "Source", "epoch", "iso", "period_sql", "utc_text"]
 
 DAY = 86400.0
 
@@ -50,12 +50,21 @@ def epoch(value: str | float | dt.datetime | dt.date | None) -> float | None:
 
 
 def iso(seconds: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC text, the year always in four digits.
+
+    (`strftime("%Y")` writes the year 1 as `1` on Linux; `isoformat` pads it.)
+
+    >>> iso(-62135596800.0), iso(0.5)
+    ('0001-01-01T00:00:00Z', '1970-01-01T00:00:00Z')
+    """
     if seconds is None:
         return None
-    moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    if moment.hour == moment.minute == moment.second == moment.microsecond == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_text(dt.datetime.fromtimestamp(seconds, dt.UTC))
+
+
+def utc_text(moment: dt.datetime) -> str:
+    """An aware time as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds, a four-digit year)."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def period_sql(by: str, col: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from mrules.reports import charts
+from mrules.reports._db import utc_text
 
 __all__ = ["default_prospect", "javascript", "page", "prospect_timeline", "write"]
 
@@ -378,7 +379,7 @@ def page(data: dict[str, Any], *, script: Callable[[], str] = javascript) -> str
     """
     p = _Page()
     title = data.get("title") or "mrules report"
-    generated = data.get("generated") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    generated = data.get("generated") or utc_text(dt.datetime.now(dt.UTC))
     _funnel_section(p, data.get("funnel") or {})
     _campaigns_section(p, data.get("campaigns") or {})
     _rules_section(p, data.get("rules") or {})

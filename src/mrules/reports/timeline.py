@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
+from mrules.reports._db import utc_text
 from mrules.vocab import Action
 
 __all__ = ["STAGES", "crm_stages", "render_text", "timeline"]
@@ -42,9 +43,13 @@ _GRADE_ACTIONS = frozenset((str(Action.GRADE), str(Action.GRADING), str(Action.C
 
 
 def _iso(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC text (a four-digit year); None if out of range."""
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return utc_text(dt.datetime.fromtimestamp(ts, dt.UTC))
+    except (ValueError, OverflowError, OSError):  # before the year 1 or after 9999, NaN
+        return None
 
 
 def _as_iso(value: Any) -> str | None:
@@ -64,7 +69,10 @@ def _as_iso(value: Any) -> str | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return utc_text(when)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the year 1 in UTC
+        return None
 
 
 def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
