@@ -685,3 +685,20 @@ def test_sigkill_during_commits_leaves_a_committed_prefix(db: Path) -> None:
         assert reported <= line <= reported + BATCH
         assert line > last
         last = line
+
+
+def test_bytes_and_none_bind_through_the_registered_identity_adapters() -> None:
+    """The store registers identity adapters so sqlite3 skips its failing protocol
+    lookups for bytes and None (bench/README.md); what is stored must not change."""
+    import sqlite3
+
+    import mrules.store  # noqa: F401  # registers the adapters
+
+    proto = sqlite3.PrepareProtocol
+    assert (bytes, proto) in sqlite3.adapters
+    assert (type(None), proto) in sqlite3.adapters
+    conn = sqlite3.connect(":memory:")
+    row = conn.execute(
+        "SELECT ?, typeof(?), ?, typeof(?)", (b"\x00ab", b"\x00ab", None, None)
+    ).fetchone()
+    assert row == (b"\x00ab", "blob", None, "null")

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -74,6 +74,15 @@ READS_FROM = 2
 
 APPLICATION_ID = 0x6D72756C
 """`PRAGMA application_id` of every mrules store ("mrul"), so `file` and we can tell it apart."""
+
+# sqlite3 binds exact int, float and str at once, but sends bytes and None through its
+# adapter protocol first: a tuple key, a registry miss, then an `__adapt__` lookup on a
+# type whose AttributeError is formatted and dropped, for every history row's data and
+# its empty columns. Registering identity adapters makes that a registry hit: about a
+# quarter of the binding cost of a run's inserts (bench/README.md, "bound as they are").
+# Process-wide, and harmless to other users of sqlite3: each returns its argument.
+sqlite3.register_adapter(bytes, bytes)
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # a C call
 
 _LOCK_POLL = 0.05  # seconds between tries when waiting for the lock with a timeout
 _BUSY_TIMEOUT_MS = 10_000  # for SQLite's own locks (a reader checkpointing, a sqlite3 shell)
