@@ -63,3 +63,23 @@ def test_lint_starts_without_the_engine_store_sync_or_reports() -> None:
                           check=False, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_program_freezes_what_is_left_before_the_interpreter_exits() -> None:
+    """`mrules` (the program, not click's test runner) freezes the heap as it ends, so
+    interpreter shutdown does not trace every object a run left (bench/README.md)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, gc, sys\n"
+        "from mrules.cli import main\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, file=sys.stderr))\n"
+        "main(['--version'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "mrules, version" in proc.stdout
+    assert "frozen True" in proc.stderr
