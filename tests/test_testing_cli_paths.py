@@ -1,14 +1,17 @@
-"""`mrules test` as a new user meets it: errors in rule text written in a test file, and
-paths that exist but are not test files or folders (/dev/null, a named pipe)."""
+"""`mrules test` as a new user meets it: errors and failures of rule text written in a test
+file, paths that exist but are not test files or folders (/dev/null, a named pipe), paths
+that do not exist, and names that are not UTF-8."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 
@@ -148,3 +151,172 @@ def test_a_lone_surrogate_in_a_test_file_is_a_broken_file(
         assert res.exit_code == ExitCode.USAGE, res.output
         assert "s.test.yaml:3: not text: " in res.output and "ud800 is half a" in res.output
         assert "Traceback" not in res.output
+
+
+# -- names that are not UTF-8 ------------------------------------------------------------------
+
+BAD_NAME_FILE = """\
+rules: |
+  list "MQL"
+  form "F"
+  on submit of form "F" { add to list "MQL" }
+tests:
+  - name: a failing test
+    given:
+      prospects:
+        a@x.com: {score: 3}
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: b@x.com, asset: F}
+    expect:
+      prospects:
+        a@x.com: {score: 5}
+  - name: a snapshot
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: b@x.com, asset: F}
+    expect: {snapshot: true}
+"""
+
+
+def _bad_folder(tmp_path: Path) -> Path:
+    """`bad\\xff/t.test.yaml`: a folder whose name is not UTF-8 (skipped where none can be)."""
+    folder = os.fsencode(tmp_path) + b"/bad\xff"
+    try:
+        os.mkdir(folder)
+    except (OSError, ValueError):
+        pytest.skip("this file system takes only UTF-8 names")
+    path = Path(os.fsdecode(folder))
+    (path / "t.test.yaml").write_text(BAD_NAME_FILE, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit"])
+def test_a_folder_name_that_is_not_utf8_is_shown_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Such a name is shown as every command shows it (`bad\\xff`), never an internal error."""
+    _bad_folder(tmp_path)
+    res = _mrules("test", ".", "--format", fmt, cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.DIAGNOSTICS, res.output  # the tests fail: exit 1
+    out = res.stdout_bytes.decode("utf-8")  # strict: the report is UTF-8 whatever the names
+    assert "\ufffd" not in out and "\\udcff" not in out
+    shown = "bad\\xff/t.test.yaml"
+    if fmt == "json":
+        tests = orjson.loads(res.stdout_bytes)["tests"]
+        assert {t["file"] for t in tests} == {shown}
+        assert f"the starting state ({shown}:9)" in tests[0]["failures"][0]["reasons"][0]
+    elif fmt == "junit":
+        root = ET.fromstring(res.stdout_bytes)
+        assert [s.get("name") for s in root.iter("testsuite")] == [shown]
+        assert {c.get("file") for c in root.iter("testcase")} == {shown}
+    else:
+        assert f"{shown}:14: a@x.com: score" in out
+        assert f"the starting state ({shown}:9)" in out
+        assert "the state in bad\\xff/__snapshots__/t.json" in out
+
+
+def test_a_folder_name_that_is_not_utf8_keeps_its_snapshots_and_k(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _bad_folder(tmp_path)
+    res = _mrules("test", "--update", "-k", "snapshot", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == 0 and "(snapshot updated)" in res.output, res.output
+    assert (folder / "__snapshots__" / "t.json").is_file()  # beside the test file
+    for keyword in ("bad\\xff/t.test.yaml::a snapshot", os.fsdecode(b"bad\xff/t.test.yaml::a s")):
+        res = _mrules("test", "-v", "-k", keyword, cwd=tmp_path, monkeypatch=monkeypatch)
+        assert res.exit_code == 0, res.output
+        assert "1 passed" in res.output
+        assert "PASS  a snapshot [bad\\xff/t.test.yaml:15]" in res.output
+
+
+def test_a_missing_path_that_is_not_utf8_is_shown_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = os.fsdecode(b"nope\xff.test.yaml")
+    for fmt in ("text", "json", "junit"):
+        res = _mrules("test", missing, "--format", fmt, cwd=tmp_path, monkeypatch=monkeypatch)
+        assert res.exit_code == ExitCode.USAGE, res.output
+        out = res.stdout_bytes.decode()  # strict: the report is UTF-8
+        if fmt == "json":
+            out = orjson.loads(out)["tests"][0]["message"]
+        assert "nope\\xff.test.yaml: no such file or folder" in out
+
+
+# -- failure reasons of rule text written in the test file --------------------------------------
+
+INLINE_FAIL = """\
+rules: |
+  list "MQL"
+  form "F"
+  user "u@x.com"
+  tag "hot"
+  on submit of form "F" { add to list "MQL" }
+  on submit of form "F" { score +10 }
+  automation rule "hot" priority 1 {
+    when all { score >= 5 }
+    then { add tag "hot"; notify user "u@x.com" }
+  }
+tests:
+  - name: reasons point at the test file
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}
+    expect:
+      prospects:
+        a@x.com: {lists: [], score: 5}
+      outbox: []
+  - name: a test's own rules, double quoted
+    rules: "list \\"MQL\\"\\nform \\"F\\"\\non submit of form \\"F\\" { add to list \\"MQL\\" }"
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}
+    expect:
+      prospects:
+        a@x.com: {lists: []}
+"""
+
+
+def test_failure_reasons_of_rule_text_point_at_the_test_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.test.yaml").write_text(INLINE_FAIL, encoding="utf-8")
+    res = _mrules("test", "t.test.yaml", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.DIAGNOSTICS, res.output
+    assert "<string>" not in res.output
+    # the lines of the rules in the test file: 6 (add to list), 7 (score), 8 (automation rule)
+    assert "MQL: added by completion action 'submit of form F' (t.test.yaml:6), event 1" in (
+        res.output
+    )
+    assert "+10  submit of form F: completion action 'submit of form F' (t.test.yaml:7)" in (
+        res.output
+    )
+    assert '{"prospect":"a@x.com","kind":"notify","to":"u@x.com"}: hot (t.test.yaml:8)' in (
+        res.output
+    )
+    # a test's own rules, all on line 21 of the file
+    assert "completion action 'submit of form F' (t.test.yaml:21), event 1 (t.test.yaml:23)" in (
+        res.output
+    )
+    res = _mrules("test", "t.test.yaml", "--format", "json", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert b"<string>" not in res.stdout_bytes
+
+
+# -- paths of the command line --------------------------------------------------------------------
+
+
+def test_paths_that_cannot_be_used_are_all_named_and_nothing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As pytest does with a missing path: a usage error, and no test runs (docs/testing.md)."""
+    (tmp_path / "ok.test.yaml").write_text(RULE_TEXT_FILE.replace("lst", "list"))
+    res = _mrules(
+        "test", "ok.test.yaml", "nope", "no/such.test.yaml", "-v",
+        cwd=tmp_path, monkeypatch=monkeypatch,
+    )  # fmt: skip
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert "nope: no such file or folder" in res.output
+    assert "no/such.test.yaml: no such file or folder" in res.output
+    assert "submit adds to MQL" not in res.output  # not run
+    assert res.output.splitlines()[-1] == "no tests run: 2 path(s) above cannot be used"
+    res = _mrules(
+        "test", "ok.test.yaml", "nope", "--format", "json", cwd=tmp_path, monkeypatch=monkeypatch
+    )
+    doc = orjson.loads(res.stdout_bytes)
+    assert [t["file"] for t in doc["tests"]] == ["nope"] and doc["summary"]["exit"] == 2

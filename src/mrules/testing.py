@@ -161,7 +161,7 @@ class Case:
 
     __test__ = False
 
-    file: str  # the test file as given (display path)
+    file: str  # the test file as messages show it (display path, printable)
     name: str
     line: int
     rules: str | list[str]  # a path (or paths) or rule text
@@ -173,6 +173,7 @@ class Case:
     expect: dict[str, Any]
     skip: str | None = None
     rules_at: RuleTextAt | None = None  # where rule text given in the test file sits in it
+    path: str | None = None  # the test file as the file system names it (None: as `file`)
 
     @property
     def id(self) -> str:
@@ -235,6 +236,7 @@ class Report:
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
     broken_files: int = 0
+    bad_paths: int = 0  # paths of the command line that cannot be used: no test ran
 
     def counts(self) -> Counter[str]:
         return Counter(o.status for o in self.outcomes)
@@ -398,7 +400,8 @@ def load_file(path: str | Path) -> list[Case]:
     """
     from mrules.loader import display_path
 
-    shown = display_path(path)
+    real = display_path(path)
+    shown = _printable(real)  # a name that is not UTF-8 with `\xNN`, as every command shows it
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # a named pipe called x.test.yaml would block the run
@@ -444,11 +447,35 @@ def load_file(path: str | Path) -> list[Case]:
                 f"two tests named '{case.name}' (the other at line {names[case.name]})",
             )
         names[case.name] = case.line
+        case.path = real
         cases.append(case)
     return cases
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_A_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")  # a surrogate no name's byte decodes to
+
+
+def _printable(text: str) -> str:
+    """Text any output can encode: a path's bytes that are not UTF-8 (which Python reads as
+    lone surrogates) as `\\xNN`, as every command shows such paths; any other lone surrogate
+    as `\\uXXXX`."""
+    if not _SURROGATE.search(text):
+        return text
+    from mrules.loader import printable_path
+
+    return printable_path(_NOT_A_BYTE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+def _printable_data(obj: Any) -> Any:
+    """`_printable` on every string of a JSON-like value, keys included."""
+    if isinstance(obj, str):
+        return _printable(obj)
+    if isinstance(obj, dict):
+        return {_printable(str(k)): _printable_data(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_printable_data(v) for v in obj]
+    return obj
 
 
 def _check_text(obj: Any, path: str, line: int) -> None:
@@ -489,7 +516,9 @@ def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[
     for v in values:
         p = folder / v
         if not p.exists():
-            raise TestFileError(shown, line, f"rules: no such file or folder: {v} (from {folder})")
+            raise TestFileError(
+                shown, line, f"rules: no such file or folder: {v} (from {_printable(str(folder))})"
+            )
         paths.append(str(p))
     return (paths[0] if len(paths) == 1 else paths), line or 1
 
@@ -648,6 +677,24 @@ def _rule_errors(case: Case, error: Exception) -> str:
 
 
 _TEXT_SOURCE = "<string>"  # the name mrules.api.compile_rules gives rule text
+_TEXT_LINE = re.compile(rf"^{re.escape(_TEXT_SOURCE)}:(\d+)$")
+
+
+def _rule_location(case: Case, at: Any) -> str:
+    """Where a rule is (`file:line`, as the action log gives it), a line of rule text written
+    in the test file (`<string>:3`) made that file's own line, as `_rule_errors` does."""
+    text = str(at)
+    m = _TEXT_LINE.match(text)
+    if m is None or not isinstance(case.rules, str):
+        return text
+    n = int(m.group(1))
+    lines = case.rules.split("\n")
+    if case.rules_at is None or not 0 < n <= len(lines):  # not known: the `rules` key's line
+        return f"line {n} of the rules at {case.file}:{case.rules_line}"
+    offset = sum(len(line) + 1 for line in lines[: n - 1])
+    start, _ = case.rules_at.span(offset, offset + 1)
+    line = case.rules_at.file_text.count("\n", 0, start) + 1
+    return f"{case.file}:{line}"
 
 
 def _is_rule_text(value: str) -> bool:
@@ -1126,17 +1173,28 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
 
     Raises:
         TestFileError: a path does not exist, cannot be looked at, or is neither a
-            regular file nor a folder (/dev/null, a named pipe).
+            regular file nor a folder (/dev/null, a named pipe); the first of them.
     """
+    files, bad = _find_test_files(paths)
+    if bad:
+        raise bad[0]
+    return files
+
+
+def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileError]]:
+    """The test files under `paths`, and every path that cannot be used (`find_test_files`)."""
     out: list[str] = []
+    bad: list[TestFileError] = []
     for p in paths:
         path = Path(p)
         try:
             mode = path.stat().st_mode
         except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL byte
-            raise TestFileError(p, None, "no such file or folder") from None
+            bad.append(TestFileError(_printable(p), None, "no such file or folder"))
+            continue
         except OSError as e:  # a link loop, no permission to look, a name too long
-            raise TestFileError(p, None, f"cannot read: {e.strerror or e}") from None
+            bad.append(TestFileError(_printable(p), None, f"cannot read: {e.strerror or e}"))
+            continue
         if stat.S_ISREG(mode):
             out.append(str(path))
         elif stat.S_ISDIR(mode):
@@ -1146,7 +1204,11 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
                     found.append(str(f))
             out.extend(found)
         else:  # /dev/null, a named pipe, a socket: reading one would block or read nothing
-            raise TestFileError(p, None, f"not a test file or folder (it is {_file_kind(mode)})")
+            bad.append(
+                TestFileError(
+                    _printable(p), None, f"not a test file or folder (it is {_file_kind(mode)})"
+                )
+            )
     seen: set[str] = set()
     unique = []
     for name in out:
@@ -1154,7 +1216,7 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
         if key not in seen:
             seen.add(key)
             unique.append(name)
-    return unique
+    return unique, bad
 
 
 def _file_kind(mode: int) -> str:
@@ -1212,7 +1274,7 @@ class _Rules:
 
     @staticmethod
     def key(rules: str | list[str]) -> str:
-        return orjson.dumps(rules).decode()
+        return repr(rules)  # not JSON: a path may hold bytes that are not UTF-8
 
     def get(self, rules: str | list[str]) -> Any:
         """The compiled rule set (raises mrules.api.RuleSetError)."""
@@ -1427,7 +1489,7 @@ class _Checker:
         if rule["kind"] == "event":
             where = f"event {rule['name']}"
         else:
-            where = f"{rule['kind']} '{rule['name']}' ({rule['at']})"
+            where = f"{rule['kind']} '{rule['name']}' ({_rule_location(self.case, rule['at'])})"
         line = ev.get("line")
         if line:
             yaml_line = (
@@ -1654,7 +1716,8 @@ class _Checker:
         if ok:
             return
         reasons = [
-            f"{_value(_brief_message(g))}: {g.get('rule', '?')} ({g.get('at', '?')})"
+            f"{_value(_brief_message(g))}: {g.get('rule', '?')}"
+            f" ({_rule_location(self.case, g['at']) if g.get('at') else '?'})"
             for g in got[:10]
         ]
         self.fail(
@@ -1798,7 +1861,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _snapshot_path(case: Case) -> Path:
-    f = Path(case.file)
+    f = Path(case.path or case.file)
     stem = f.name
     for suffix in (*TEST_SUFFIXES, ".yaml", ".yml"):
         if stem.endswith(suffix):
@@ -1866,7 +1929,7 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
     snaps = _read_snapshots(path)
     if case.name in snaps and not update:
         _check_snapshot_entry(path, case.name, snaps[case.name])
-    actual = _snapshot_state(checker.res, Path(case.file).parent)
+    actual = _snapshot_state(checker.res, Path(case.path or case.file).parent)
     if snaps.get(case.name) == actual:
         return
     if update:
@@ -1951,8 +2014,8 @@ def _evaluate(case: Case, rules: _Rules, update: bool) -> Outcome:
 def _selected(case: Case, keywords: Sequence[str]) -> bool:
     if not keywords:
         return True
-    text = case.id.lower()
-    return any(k.lower() in text for k in keywords)
+    text = case.id.lower()  # its file as shown: `-k 'bad\xff'` as well as `-k $'bad\xff'`
+    return any(_printable(k).lower() in text for k in keywords)
 
 
 def run_paths(
@@ -1962,11 +2025,13 @@ def run_paths(
     started = time.perf_counter()
     report = Report()
     rules = _Rules()
-    try:
-        files = find_test_files(paths or ["."])
-    except TestFileError as e:
-        report.outcomes.append(Outcome(e.path, "(file)", None, "error", message=str(e)))
-        report.broken_files += 1
+    files, bad = _find_test_files(paths or ["."])
+    if bad:  # a path of the command line that cannot be used (a typo): a usage error, as
+        # pytest makes it; every such path is named, and no test runs
+        for e in bad:
+            report.outcomes.append(Outcome(e.path, "(file)", None, "error", message=str(e)))
+        report.broken_files += len(bad)
+        report.bad_paths = len(bad)
         files = []
     report.files = files
     for f in files:
@@ -2032,8 +2097,11 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
             parts.append(f"{c[key]} {word}")
     if not report.outcomes:
         parts = ["no tests found (test files end in .test.yaml)"]
-    out.append(f"{', '.join(parts)} in {report.seconds:.2f} s")
-    return "\n".join(out)
+    if report.bad_paths:  # refused before any test ran, as pytest refuses a missing path
+        out.append(f"no tests run: {report.bad_paths} path(s) above cannot be used")
+    else:
+        out.append(f"{', '.join(parts)} in {report.seconds:.2f} s")
+    return _printable("\n".join(out))
 
 
 def render_json(report: Report) -> bytes:
@@ -2050,14 +2118,21 @@ def render_json(report: Report) -> bytes:
             "exit": report.exit_code,
         },
     }
-    return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str) + b"\n"
+    return (
+        orjson.dumps(
+            _printable_data(doc),
+            option=orjson.OPT_INDENT_2,
+            default=lambda v: _printable(str(v)),
+        )
+        + b"\n"
+    )
 
 
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml_text(text: str) -> str:
-    return _XML_BAD.sub("\ufffd", text)
+    return _XML_BAD.sub("\ufffd", _printable(text))
 
 
 def _headline(f: Failure) -> str:

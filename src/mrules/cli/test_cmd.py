@@ -81,7 +81,9 @@ def run_tests(
         try:  # whole or not at all: a kill or a full disk never leaves half a report
             atomic_write(Path(output), data)
         except OSError as e:
-            fail(f"cannot write {output}: {e.strerror or e}", EXIT_STORE)
+            from mrules.loader import printable_path
+
+            fail(f"cannot write {printable_path(output)}: {e.strerror or e}", EXIT_STORE)
         if fmt != "text":
             click.echo(render_text(report, verbose=verbose), err=True)
     else:
