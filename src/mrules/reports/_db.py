@@ -22,6 +22,7 @@ from typing import Any
 
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.sync.db import default_sync_path
+from mrules.timetext import utc_seconds_text, utc_text
 
 __all__ = ["DAY", "Source", "epoch", "iso", "period_sql", "utc_text"]
 
@@ -59,12 +60,7 @@ def iso(seconds: float | None) -> str | None:
     """
     if seconds is None:
         return None
-    return utc_text(dt.datetime.fromtimestamp(seconds, dt.UTC))
-
-
-def utc_text(moment: dt.datetime) -> str:
-    """An aware time as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds, a four-digit year)."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_seconds_text(seconds)
 
 
 def period_sql(by: str, col: str) -> str:

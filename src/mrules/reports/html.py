@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from mrules.reports import charts
-from mrules.reports._db import utc_text
+from mrules.timetext import utc_text
 
 __all__ = ["default_prospect", "javascript", "page", "prospect_timeline", "write"]
 

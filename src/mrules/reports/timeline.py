@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
-from mrules.reports._db import utc_text
+from mrules.timetext import utc_text
 from mrules.vocab import Action
 
 __all__ = ["STAGES", "crm_stages", "render_text", "timeline"]

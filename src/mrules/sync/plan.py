@@ -27,6 +27,7 @@ from mrules.sync.config import FieldMap, SyncConfig
 from mrules.sync.db import SyncDb
 from mrules.sync.merge import decide, norm, same
 from mrules.sync.spool import RecordMap, Spool
+from mrules.timetext import utc_seconds_text
 
 __all__ = ["PLAN_FORMAT", "Plan", "iso", "make_plan", "plan_id", "to_epoch"]
 
@@ -38,7 +39,9 @@ SCORE_FIELD, GRADE_FIELD = "pi__Score__c", "pi__Grade__c"
 
 
 def iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch seconds as `YYYY-MM-DDTHH:MM:SSZ`, the year in four digits (`0999`, not `999`:
+    an event's or a CRM record's time may be that early, and the plan's times are read back)."""
+    return utc_seconds_text(epoch)
 
 
 def to_epoch(text: str) -> float:
