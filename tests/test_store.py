@@ -411,6 +411,37 @@ def test_a_readonly_store_refuses_to_commit(db: Path) -> None:
         s.commit(Batch("-", 1, None))
 
 
+def test_a_readonly_store_leaves_no_wal_files_and_no_change(db: Path) -> None:
+    """`state export` and `explain` read a store: nothing of it may change, and no
+    `-wal`/`-shm` file may stay beside it once they close."""
+    with Store.open(db) as s:
+        s.commit(full_batch(line=5, seq=10))
+    before = db.read_bytes()
+    assert sorted(p.name for p in db.parent.iterdir()) == ["mrules.db", "mrules.db.lock"]
+    with Store.open(db, readonly=True) as s:
+        assert s.stream_position("/data/events.jsonl") == 5
+        assert s.prospect_count() > 0
+    assert sorted(p.name for p in db.parent.iterdir()) == ["mrules.db", "mrules.db.lock"]
+    assert db.read_bytes() == before
+
+
+def test_a_readonly_store_connection_refuses_writes_but_not_temp_tables(db: Path) -> None:
+    Store.open(db).close()
+    with Store.open(db, readonly=True) as s:
+        conn = s._connection()
+        for sql in (
+            "DELETE FROM meta",
+            "INSERT INTO names (id, text) VALUES (999, 'x')",
+            "CREATE TABLE main.extra (x)",
+            "DROP TABLE names",
+        ):
+            with pytest.raises(sqlite3.DatabaseError):
+                conn.execute(sql)
+        conn.execute("CREATE TEMP TABLE scratch (x)")  # the reports build these
+        conn.execute("INSERT INTO scratch VALUES (1)")
+        assert conn.execute("SELECT count(*) FROM names WHERE id = 999").fetchone() == (0,)
+
+
 def test_a_closed_store_refuses_reads_and_writes(db: Path) -> None:
     s = Store.open(db)
     s.close()

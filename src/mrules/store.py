@@ -1303,6 +1303,18 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+        # Opened for writing, with an authorizer that refuses every write: when the last
+        # connection closes, SQLite removes the `-wal` and `-shm` files it made; a
+        # `mode=ro` connection cannot, and left them beside the store after every
+        # `state export` or `explain`.
+        try:
+            conn = _connect_readonly_as(path, "?mode=rw")
+        except StoreError:
+            pass  # a file SQLite will not open for writing: read-only, as below
+        else:
+            conn.set_authorizer(_no_writes_to_the_store)
+            return conn
     try:
         return _connect_readonly_as(path, "?mode=ro")
     except StoreError as e:
@@ -1318,6 +1330,27 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     # cannot create its `-shm` index there, and no writer can be at work either
     # (it could not create its `-wal`), so the file can be read as immutable.
     return _connect_readonly_as(path, "?mode=ro&immutable=1")
+
+
+_WRITES = frozenset(
+    getattr(sqlite3, name)
+    for name in (
+        "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_TABLE",
+        "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW",
+        "SQLITE_DROP_TABLE", "SQLITE_DROP_INDEX", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW",
+        "SQLITE_ALTER_TABLE", "SQLITE_REINDEX", "SQLITE_ANALYZE",
+    )
+)
+
+
+def _no_writes_to_the_store(
+    action: int, _arg1: str | None, _arg2: str | None, db: str | None, _trigger: str | None
+) -> int:
+    """A read-only store's authorizer: nothing written to it (temporary tables, which
+    the reports build, are allowed; they are not the store)."""
+    if action in _WRITES and db == "main":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 def _read_only_fs(folder: Path) -> bool:
