@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from mrules.atomic import OutputError, atomic_write
 from mrules.cli.common import EXIT_REJECTS, EXIT_STORE, EXIT_USAGE, STORE_PATH, fail
 from mrules.crm.changes import apply_changes, read_changes
 from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
@@ -56,7 +57,10 @@ def _time(option: str, value: str | None) -> dt.datetime | None:
     try:
         return parse_datetime(value)
     except ValueError:
-        fail(f"{option} {value!r}: not a time with a zone, e.g. 2026-11-02T09:00:00Z")
+        fail(
+            f"{option} {value!r}: not a time with a zone in the years 1 to 9999 (UTC),"
+            " e.g. 2026-11-02T09:00:00Z"
+        )
 
 
 @contextmanager
@@ -207,7 +211,7 @@ def export(
         if out is not None:  # what a load needs besides the records: custom fields, clock...
             target = Path(out) / "org.json"
             org = json.dumps(export_org(c), indent=2, sort_keys=True, ensure_ascii=False)
-            target.write_text(org + "\n", encoding="utf-8")
+            _write(target, org + "\n")
             click.echo(f"{target}: the org settings", err=True)
         for name, fields, rows in export_records(c, objects or None):
             if out is None:
@@ -225,8 +229,18 @@ def export(
                 writer.writeheader()
                 for row in rows:
                     writer.writerow({k: _csv(row.get(k)) for k in fields})
-            target.write_text(buf.getvalue(), encoding="utf-8")
+            _write(target, buf.getvalue())
             click.echo(f"{target}: {len(rows)} record(s)", err=True)
+
+
+def _write(target: Path, text: str) -> None:
+    """Replace an export file whole (a full disk leaves the old file, never half a new one)."""
+    try:
+        atomic_write(target, text.encode("utf-8"))
+    except OSError as e:
+        raise OutputError(
+            f"cannot write {target}: {e.strerror or e}; the file was left as it was"
+        ) from e
 
 
 def _compact(row: dict[str, Any]) -> dict[str, Any]:

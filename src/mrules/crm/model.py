@@ -749,13 +749,21 @@ def parse_datetime(text: str) -> dt.datetime:
     if s.endswith("Z"):
         s = s[:-1] + "+00:00"
     s = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", s)
+    # `1-01-01T...`: a year before 1000 as `format_datetime` wrote it before it padded
+    s = re.sub(r"^(\d{1,3})-", lambda m: f"{int(m[1]):04d}-", s)
     value = dt.datetime.fromisoformat(s)
     if value.tzinfo is None:
         raise ValueError(f"a datetime needs a time zone: {text!r}")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:00:00-01:00
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def format_datetime(value: dt.datetime) -> str:
     """A datetime the way Salesforce writes it: `2026-11-02T09:00:00.000+0000`."""
     value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    # the year in four digits: strftime("%Y") writes the year 1 as `1` (glibc)
+    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S.") + (
+        f"{value.microsecond // 1000:03d}+0000"
+    )

@@ -1,0 +1,105 @@
+"""`mrules crm` at the edges a new user reaches: the years 1 and 9999, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules import atomic
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "examples" / "getcloudy" / "crm"
+CHANGES = ROOT / "examples" / "getcloudy" / "crm-changes.jsonl"
+
+
+def mrules(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00Z", "0999-06-01T12:00:00Z"])
+def test_a_clock_before_the_year_1000_is_kept_and_read_back(tmp_path: Path, at: str) -> None:
+    seed = tmp_path / "seed"
+    shutil.copytree(SEED, seed)
+    org = json.loads((seed / "org.json").read_text())
+    del org["clock"]  # the clock --at sets (a clock never goes back)
+    (seed / "org.json").write_text(json.dumps(org))
+    store = tmp_path / "s.db"
+    r = mrules("crm", "load", seed, "--store", store, "--at", at)
+    assert r.exit_code == 0, r.output  # was an internal error (exit 70), the CRM file unusable
+    r = mrules("crm", "apply-changes", CHANGES, "--store", store, "--until", at)
+    assert r.exit_code == 0, r.output
+    assert "0 applied, 0 refused, 0 applied before, 9 still to come" in r.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    assert mrules("crm", "export", "--store", store, "--out", out).exit_code == 0
+    assert f'"clock": "{at[:-1]}.000+0000"' in (out / "org.json").read_text()
+    r = mrules("crm", "apply-changes", CHANGES, "--store", store, "--until", "9999-12-31T23:59:59Z")
+    assert r.exit_code == 0, r.output
+    assert "9 applied" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("load", "--at"), ("apply-changes", "--until")],
+)
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_a_usage_error(
+    tmp_path: Path, command: str, option: str, when: str
+) -> None:
+    store = tmp_path / "s.db"
+    assert mrules("crm", "load", SEED, "--store", store).exit_code == 0
+    source = SEED if command == "load" else CHANGES
+    r = mrules("crm", command, source, "--store", store, option, when)
+    assert r.exit_code == 2, r.output  # was OverflowError, exit 70
+    assert f"{option} '{when}': not a time with a zone in the years 1 to 9999" in r.stderr
+
+
+def test_a_full_disk_leaves_the_old_export_files_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "s.db"
+    assert mrules("crm", "load", SEED, "--store", store).exit_code == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    assert mrules("crm", "export", "--store", store, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def half_then_full(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        with open(self, "w", encoding="utf-8") as f:  # what a full disk leaves
+            f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    r = mrules("crm", "export", "--store", store, "--out", out)
+    assert r.exit_code == 4, r.output
+    assert "No space left on device" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half files, no temps
+
+
+def test_the_exit_code_table_names_the_crm_commands_that_exit_3(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "Lead.jsonl").write_text('"not an object"\n')
+    assert mrules("crm", "load", bad, "--store", store).exit_code == 3
+    (tmp_path / "changes.jsonl").write_text("not JSON\n")
+    assert (
+        mrules("crm", "apply-changes", tmp_path / "changes.jsonl", "--store", store).exit_code == 3
+    )
+    row = next(
+        line
+        for line in (ROOT / "docs" / "exit-codes.md").read_text().splitlines()
+        if line.startswith("| 3 |")
+    )
+    assert "`crm load`" in row.split("|")[-2] and "`crm apply-changes`" in row.split("|")[-2]
