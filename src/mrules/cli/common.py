@@ -37,10 +37,13 @@ __all__ = [
     "EXIT_REJECTS",
     "EXIT_STORE",
     "EXIT_USAGE",
+    "email_or_exit",
     "fail",
     "failures",
+    "file_keys",
     "internal_error",
     "load_or_exit",
+    "refuse_output_over_inputs",
 ]
 
 EXIT_OK = ExitCode.OK
@@ -103,10 +106,50 @@ def output_folder_or_exit(option: str, path: str | None) -> None:
     exit 2, before any work."""
     if path is None:
         return
+    if not path.strip():  # Path("") is the folder ".": "cannot write : Is a directory", exit 4
+        fail(f"{option} needs a file name")
     folder = Path(path).parent
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
+
+
+def file_keys(path: str | os.PathLike[str]) -> set[object]:
+    """What tells two paths apart: the resolved path, and the file's identity if it
+    exists (a hard link or another spelling of the same file has the same one)."""
+    keys: set[object] = {os.path.realpath(path)}
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        keys.add((st.st_dev, st.st_ino))
+    return keys
+
+
+def refuse_output_over_inputs(
+    what: str, out: str, inputs: Sequence[tuple[str, str | os.PathLike[str]]]
+) -> None:
+    """Exit 2, before any work, when the output `out` is one of `inputs` ((what it is,
+    path) pairs): writing it would destroy it (`report html mrules.db` replaced the
+    store with the page). A folder among `inputs` holds its `*.mr` rule files."""
+    if out == "-":
+        return
+    keys = file_keys(out)
+    real = os.path.realpath(out)
+    for held_by, path in inputs:
+        folder = os.path.realpath(path)
+        if keys & file_keys(path) or (
+            os.path.isdir(folder) and real.endswith(".mr") and real.startswith(folder + os.sep)
+        ):
+            fail(f"{what} {out} is {held_by}: writing it would destroy it; give another path")
+
+
+def email_or_exit(what: str, email: str) -> str:
+    """An email given on the command line, or exit 2 when it holds bytes that are not UTF-8
+    (the shell passes them as lone surrogates, which no store query can take: exit 70)."""
+    from mrules.loader import printable_path
+
+    if printable_path(email) != email:
+        fail(f"{what} '{printable_path(email)}' is not UTF-8 text, so no prospect has it")
+    return email
 
 
 def load_or_exit(paths: Sequence[str]) -> LoadResult:

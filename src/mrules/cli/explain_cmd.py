@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_USAGE, READ_STORE, fail
+from mrules.cli.common import EXIT_USAGE, READ_STORE, email_or_exit, fail
 from mrules.cli.run_cmd import open_store
 from mrules.events import prospect_key
 from mrules.outputs import action_record, prospect_record
@@ -177,6 +177,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
       mrules explain leung@example.com --store /tmp/getcloudy.db
       mrules explain bob@bigcorp.example --store /tmp/getcloudy.db --timeline
     """
+    email_or_exit("EMAIL", email)
     store = open_store(store_path, readonly=True)
     try:
         key = prospect_key(email)

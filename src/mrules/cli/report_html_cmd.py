@@ -9,7 +9,13 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_USAGE, fail, failures
+from mrules.cli.common import (
+    EXIT_USAGE,
+    email_or_exit,
+    fail,
+    failures,
+    refuse_output_over_inputs,
+)
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
 from mrules.events import prospect_key
 
@@ -95,6 +101,7 @@ def html(
     with failures():
         from mrules.atomic import OutputError
         from mrules.cli.run_cmd import open_store
+        from mrules.crm.emulator import default_crm_path
         from mrules.reports import ReportError, campaigns, funnel, rules_report, scores
         from mrules.reports import html as page
         from mrules.sync.db import default_sync_path
@@ -105,6 +112,10 @@ def html(
             fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
         if not Path(store_path).is_file():
             fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
+        if timeline_email is not None:
+            email_or_exit("--timeline", timeline_email)
+        if not out.strip():  # Path("") is the folder "."
+            fail("OUT needs a file name (or - for standard output)", EXIT_USAGE)
         diff = _read_diff(replay_diff) if replay_diff is not None else None
         target = Path(out)
         if out != "-" and not target.parent.is_dir():
@@ -112,6 +123,17 @@ def html(
         sync_path: str | Path | None = sync_db
         if sync_path is None and default_sync_path(store_path).is_file():
             sync_path = default_sync_path(store_path)
+        inputs: list[tuple[str, str | Path]] = [
+            (f"the store {store_path}", store_path + suffix)
+            for suffix in ("", "-wal", "-shm", ".lock")
+        ]
+        inputs.append((f"the sync file {sync_path}", sync_path or default_sync_path(store_path)))
+        crm_file = default_crm_path(store_path)
+        inputs.append((f"the CRM file {crm_file}", crm_file))
+        if replay_diff is not None:
+            inputs.append((f"the --replay-diff file {replay_diff}", replay_diff))
+        inputs += [(f"a rule file of --rules {r}", r) for r in rules]
+        refuse_output_over_inputs("OUT", out, inputs)
         rule_paths: Any = list(rules) or None
         try:
             data: dict[str, Any] = {

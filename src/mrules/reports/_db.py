@@ -20,6 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from mrules.reports._sqlite import readonly_uri
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.sync.db import default_sync_path
 from mrules.timetext import utc_seconds_text, utc_text
@@ -167,7 +168,7 @@ class Source:
             )
 
     def _attach(self, path: Path) -> None:
-        uri = path.resolve().as_uri() + "?mode=ro"
+        uri = readonly_uri(path)
         try:
             self.conn.execute("ATTACH DATABASE ? AS sync", (uri,))
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sync.sqlite_master")}

@@ -410,9 +410,11 @@ def default_prospect(store: Any, sync_db: str | Path | None) -> str | None:
     """The prospect the page shows when none is asked for: one that won, else the first one."""
     import sqlite3
 
+    from mrules.reports._sqlite import readonly_uri
+
     if sync_db is not None and Path(sync_db).is_file():
         try:
-            conn = sqlite3.connect(f"file:{Path(sync_db)}?mode=ro", uri=True)
+            conn = sqlite3.connect(readonly_uri(sync_db), uri=True)
             try:
                 row = conn.execute(
                     "SELECT min(l.prospect) FROM link l"

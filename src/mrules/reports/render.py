@@ -202,7 +202,7 @@ def csv_text(report: dict[str, Any]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     kind = report["report"]
     if kind == "funnel":
-        if report["periods"]:
+        if report.get("by"):  # one row a period, none when no period has any: same header
             w.writerow(("period", "visitor", "prospect", "mql", "sql", "won"))
             for p in report["periods"]:
                 s = p["stages"]

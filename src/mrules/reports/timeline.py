@@ -33,6 +33,8 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
+from mrules.reports._sqlite import readonly_uri
+from mrules.storeapi import StoreError
 from mrules.timetext import utc_text
 from mrules.vocab import Action
 
@@ -78,17 +80,25 @@ def _as_iso(value: Any) -> str | None:
 def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
     """The `sql` and `won` entries of `email` from the sync file (empty without one).
 
-    Read only; a file that is missing, or is not a sync file (no such tables),
-    gives no CRM stages rather than an error: the timeline still shows what
-    the store knows.
+    Read only; no file gives no CRM stages: the timeline still shows what the
+    store knows. A file that cannot be read, or is not a sync file, raises
+    StoreError as the reports do (exit 4): "no SQL, no won" would be wrong.
     """
     if sync_path is None or not Path(sync_path).is_file():
         return {}
     try:
-        conn = sqlite3.connect(f"file:{Path(sync_path)}?mode=ro", uri=True)
-    except sqlite3.Error:
-        return {}
+        conn = sqlite3.connect(readonly_uri(sync_path), uri=True)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read sync file {sync_path}: {e}") from e
     try:
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot read sync file {sync_path}: {e}") from e
+        if not {"link", "opportunity", "opportunity_role"} <= tables:
+            raise StoreError(
+                f"{sync_path} is not an mrules sync file (no link or opportunity table)"
+            )
         cols = {r[1] for r in conn.execute("PRAGMA table_info(opportunity)")}
         created = "o.created" if "created" in cols else "NULL"
         closed_at = "o.closed_at" if "closed_at" in cols else "NULL"
@@ -99,8 +109,8 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
             " WHERE l.prospect = ? AND coalesce(l.deleted, 0) = 0",
             (email,),
         ).fetchall()
-    except sqlite3.Error:
-        return {}
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read sync file {sync_path}: {e}") from e
     finally:
         conn.close()
     out: dict[str, str] = {}

@@ -1,0 +1,107 @@
+"""`mrules report` and `explain --timeline` given paths a new user gives: the store as
+the page's OUT, a sync file that is not one, a name with `#` in it, an empty period."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "examples" / "getcloudy" / "rules"
+
+
+def mrules(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def copy(store: str, tmp_path: Path) -> Path:
+    """A copy of the reports fixture's store and sync file, to write over safely."""
+    target = tmp_path / "fx.db"
+    shutil.copy(store, target)
+    shutil.copy(Path(store).with_name("fx.sync.db"), tmp_path / "fx.sync.db")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("out", "what"),
+    [
+        ("fx.db", "the store"),
+        ("fx.db-wal", "the store"),
+        ("fx.sync.db", "the sync file"),
+        ("fx.crm.db", "the CRM file"),
+        ("link.html", "the store"),  # a link to the store
+        ("diff.json", "the --replay-diff file"),
+    ],
+)
+def test_html_refuses_to_write_over_what_it_reads(
+    copy: Path, monkeypatch: pytest.MonkeyPatch, out: str, what: str
+) -> None:
+    monkeypatch.chdir(copy.parent)
+    (copy.parent / "link.html").symlink_to(copy)
+    (copy.parent / "diff.json").write_text('{"mql": {}, "score": {}, "rules": {}}')
+    before = {p.name: p.read_bytes() for p in copy.parent.iterdir() if p.is_file()}
+    r = mrules("report", "html", out, "--store", "fx.db", "--replay-diff", "diff.json")
+    assert r.exit_code == 2, r.output
+    assert f"OUT {out} is {what}" in r.stderr and "would destroy it" in r.stderr
+    after = {p.name: p.read_bytes() for p in copy.parent.iterdir() if p.is_file()}
+    assert after == before  # the store (it had become the HTML page) and the rest are kept
+
+
+def test_html_refuses_a_rule_file_of_rules(copy: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    target = rules / "10-completion-actions.mr"
+    before = target.read_bytes()
+    r = mrules("report", "html", target, "--store", copy, "--rules", rules)
+    assert r.exit_code == 2 and "is a rule file of --rules" in r.stderr
+    assert target.read_bytes() == before
+
+
+def test_html_with_an_empty_out_is_a_usage_error(copy: Path) -> None:
+    r = mrules("report", "html", "", "--store", copy)
+    assert r.exit_code == 2 and "OUT needs a file name" in r.stderr
+
+
+def test_funnel_csv_by_period_keeps_its_header_when_no_period_has_data(copy: Path) -> None:
+    r = mrules("report", "funnel", "--store", copy, "--by", "month", "--format", "csv",
+               "--until", "0001-02-01")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    # one row a period (docs/reports.md), not the stage table when there is none
+    assert r.stdout == "period,visitor,prospect,mql,sql,won\n"
+
+
+def test_timeline_refuses_a_sync_file_that_is_not_one(copy: Path, tmp_path: Path) -> None:
+    email = "p01@x.example"
+    assert mrules("explain", email, "--store", copy, "--timeline").exit_code == 0
+    for bad, message in (
+        (tmp_path / "garbage.db", "cannot read sync file"),
+        (copy, "is not an mrules sync file"),  # the store itself
+    ):
+        if bad.name == "garbage.db":
+            bad.write_bytes(b"not a database\x00\xff" * 100)
+        r = mrules("explain", email, "--store", copy, "--timeline", "--sync-db", bad)
+        assert r.exit_code == 4, r.output  # was exit 0 with "not reached: sql, won"
+        assert message in r.stderr
+    (tmp_path / "fx.sync.db").write_bytes(b"")  # the default one, beside the store
+    r = mrules("explain", email, "--store", copy, "--timeline")
+    assert r.exit_code == 4 and "is not an mrules sync file" in r.stderr
+
+
+def test_timeline_reads_a_sync_file_with_a_hash_in_its_name(copy: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "q"
+    folder.mkdir()
+    store = folder / "a#b.db"
+    shutil.copy(copy, store)
+    shutil.copy(tmp_path / "fx.sync.db", folder / "a#b.sync.db")
+    expected = mrules("explain", "p01@x.example", "--store", copy, "--timeline")
+    r = mrules("explain", "p01@x.example", "--store", store, "--timeline")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == expected.stdout  # the same stages, SQL and won included
+    assert " won " in r.stdout
+    assert not (folder / "a").exists()  # made (for writing) by a URI cut at the `#`
