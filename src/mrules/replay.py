@@ -43,7 +43,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GitError", "ReplayError", "auto_jobs", "diff_runs", "render_text", "rules_at_revision"]
+__all__ = [
+    "GitError",
+    "ReplayError",
+    "auto_jobs",
+    "diff_runs",
+    "render_text",
+    "rules_at_revision",
+    "unfinished_text",
+]
 
 SCORE_BUCKETS = (0, 25, 50, 100, 150, 200)
 """Lower bounds of the score buckets of the distribution (the last one is open)."""
@@ -133,6 +141,7 @@ class _Side:
     seconds: float
     lines: int
     rejected: int
+    unfinished_line: int | None = None  # a last line cut short: not replayed
 
 
 def _run(
@@ -166,6 +175,7 @@ def _run(
         time.perf_counter() - started,
         result.summary.lines,
         result.summary.rejected,
+        result.summary.unfinished_line,
     )
 
 
@@ -588,7 +598,12 @@ def diff_runs(
         gc.unfreeze()
         if remote is not None:
             remote.stop()
-    out["events"] = {"source": shown, "lines": new.lines, "rejected": new.rejected}
+    out["events"] = {
+        "source": shown,
+        "lines": new.lines,
+        "rejected": new.rejected,
+        "unfinished_line": new.unfinished_line,
+    }
     out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
     out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
     out["seconds"] = {
@@ -807,6 +822,14 @@ def _with_examples(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- rendering
 
 
+def unfinished_text(events: dict[str, Any]) -> str:
+    """What a replay says of an events file whose last line is cut short."""
+    return (
+        f"line {events['unfinished_line']:,} has no newline and is not whole JSON (cut short,"
+        " or still being written?): it was not replayed"
+    )
+
+
 def render_text(d: dict[str, Any]) -> str:
     """The diff as a summary for a terminal or a pull-request comment."""
     out = [
@@ -816,6 +839,8 @@ def render_text(d: dict[str, Any]) -> str:
     ]
     if d["events"]["rejected"]:
         out.append(f"  ({d['events']['rejected']:,} lines rejected under the new rules)")
+    if d["events"].get("unfinished_line"):
+        out.append(f"  ({unfinished_text(d['events'])})")
     p = d["prospects"]
     out.append(f"\nProspects: {p['old']:,} before, {p['new']:,} after; {p['changed']:,} changed")
     m = d["mql"]

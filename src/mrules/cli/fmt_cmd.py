@@ -30,6 +30,12 @@ class _Input:
     data: bytes
     text: str
 
+    @property
+    def raw(self) -> str:
+        """The text as it is in the file, with its BOM and `\r\n` (what --diff compares:
+        `text` has neither, so a file that only needs them gone had an empty diff)."""
+        return self.data.decode("utf-8")
+
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
@@ -39,7 +45,11 @@ def unified_diff(before: str, after: str, shown: str) -> str:
     """A unified diff of one file, marking a missing final newline as git does."""
 
     def lines(text: str) -> list[str]:
-        out = text.splitlines(keepends=True)
+        # split at "\n" only: a `\r\n` ending stays on its line (and shows as a change)
+        out = [line + "\n" for line in text.split("\n")]
+        out[-1] = out[-1][:-1]
+        if not out[-1]:
+            out.pop()
         if out and not out[-1].endswith("\n"):
             out[-1] += "\n\\ No newline at end of file\n"
         return out
@@ -131,7 +141,7 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool,
             continue
         if item.path is None:
             if show_diff:
-                click.echo(unified_diff(item.text, formatted, item.shown), nl=False)
+                click.echo(unified_diff(item.raw, formatted, item.shown), nl=False)
             elif not check:
                 sys.stdout.buffer.write(formatted.encode("utf-8"))
                 sys.stdout.flush()
@@ -143,7 +153,7 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool,
             continue
         changed.append(item)
         if show_diff:
-            click.echo(unified_diff(item.text, formatted, item.shown), nl=False)
+            click.echo(unified_diff(item.raw, formatted, item.shown), nl=False)
         if write:
             try:
                 atomic_write(item.path, formatted.encode("utf-8"))

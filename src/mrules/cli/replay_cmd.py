@@ -173,7 +173,7 @@ def replay(
     """
     from mrules.api import RuleSetError
     from mrules.events import EventSourceError
-    from mrules.replay import ReplayError, auto_jobs, diff_runs, render_text
+    from mrules.replay import ReplayError, auto_jobs, diff_runs, render_text, unfinished_text
 
     if not diff:
         _fail("mrules replay needs --diff: mrules replay --diff OLD_RULES NEW_RULES EVENTS")
@@ -185,7 +185,9 @@ def replay(
     if events != "-":
         from pathlib import Path
 
-        if not Path(events).exists() or Path(events).is_dir():
+        if Path(events).is_dir():
+            _fail(f"{events} is a folder, not an events file (JSON Lines, or .jsonl.gz)")
+        if not Path(events).exists():
             _fail(f"no such events file: {events}")
     for p in paths[:-1]:
         from pathlib import Path
@@ -232,6 +234,8 @@ def replay(
         return
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        if result["events"].get("unfinished_line"):  # the text says it in its header
+            click.echo(f"mrules: warning: {unfinished_text(result['events'])}", err=True)
     else:
         click.echo(render_text(result))
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 import click
 import orjson
 
-from mrules.cli.common import EXIT_STORE, READ_STORE, fail
+from mrules.cli.common import EXIT_STORE, EXIT_USAGE, READ_STORE, email_or_exit, fail
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
+from mrules.events import prospect_key
 from mrules.outputs import export_records
 
 __all__ = ["COMMANDS"]
@@ -24,7 +25,12 @@ def state() -> None:
 
 @state.command("export")
 @READ_STORE
-@click.option("--prospect", "emails", multiple=True, help="Only this prospect (repeatable).")
+@click.option(
+    "--prospect",
+    "emails",
+    multiple=True,
+    help="Only this prospect (repeatable); one the store does not have is exit 2.",
+)
 def export(store_path: str, emails: tuple[str, ...]) -> None:
     """Print every prospect of the store as one JSON object a line.
 
@@ -37,17 +43,24 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     Example:
       mrules state export --store /tmp/getcloudy.db
     """
+    for email in emails:
+        email_or_exit("--prospect", email)
     synced = _synced(store_path)
     store = open_store(store_path, readonly=True)
     try:
-        out = sys.stdout.buffer
-        for record in export_records(store, emails):  # one committed state
-            if synced is not None:
-                record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
-            out.write(orjson.dumps(record) + b"\n")
-        out.flush()
+        records = list(export_records(store, emails))  # one committed state
     finally:
         store.close()
+    missing = sorted({prospect_key(e) for e in emails} - {r["email"] for r in records})
+    if missing:  # a typo printed nothing and exit 0, as if the prospect had nothing to show
+        names = ", ".join(f"'{m}'" for m in missing)
+        fail(f"no prospect {names} in {store_path}", EXIT_USAGE)
+    out = sys.stdout.buffer
+    for record in records:
+        if synced is not None:
+            record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
+        out.write(orjson.dumps(record) + b"\n")
+    out.flush()
 
 
 def _synced(store_path: str) -> Callable[[int], bool] | None:

@@ -1,0 +1,124 @@
+"""`fmt --diff`, `replay --diff` and `state export` given what a new user has: CRLF endings, a
+byte order mark, an events file whose last line was cut, a folder for a file, a typo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
+
+
+def mrules(*args: str | Path, input: bytes | None = None) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+@pytest.mark.parametrize(
+    ("data", "removed"),
+    [
+        (b'list "x"\r\nlist "y"\r\n', ['-list "x"\r\n', '-list "y"\r\n']),
+        (b'\xef\xbb\xbflist "x"\n', ['-\ufefflist "x"\n']),
+    ],
+)
+def test_fmt_diff_shows_a_change_of_line_endings_or_bom(
+    tmp_path: Path, data: bytes, removed: list[str]
+) -> None:
+    rule = tmp_path / "a.mr"
+    rule.write_bytes(data)
+    check = mrules("fmt", "--check", rule)
+    assert check.exit_code == 1 and "would reformat" in check.stderr
+    for args, shown in (([rule], str(rule)), (["-"], "<stdin>")):
+        r = mrules("fmt", "--diff", *args, input=data)
+        assert r.exit_code == 0, r.output
+        # was an empty diff, though the file "would be reformatted"
+        out = r.stdout_bytes.decode()  # `stdout` turns "\r\n" into "\n"
+        assert out.startswith(f"--- {shown}\n+++ {shown} (formatted)\n@@ ")
+        lines = out.splitlines(keepends=True)
+        assert [
+            line for line in lines if line.startswith("-") and not line.startswith("---")
+        ] == removed
+    assert rule.read_bytes() == data  # --diff writes nothing
+
+
+def test_replay_says_a_cut_last_line_was_not_replayed(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    whole = (EXAMPLE / "events.jsonl").read_bytes()
+    events.write_bytes(whole + b'{"id": "e99", "type": "page_view", "ts": "2026-12-21T0')
+    rules = EXAMPLE / "rules"
+    r = mrules("replay", "--diff", rules, rules, events)
+    assert r.exit_code == 0, r.output
+    header = r.stdout.split("\n\n")[0]
+    assert "line 29 has no newline and is not whole JSON" in header
+    assert "it was not replayed" in header  # it was left out without a word
+    r = mrules("replay", "--diff", rules, rules, events, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert orjson.loads(r.stdout)["events"]["unfinished_line"] == 29
+    assert "mrules: warning: line 29 has no newline" in r.stderr
+    r = mrules("replay", "--diff", rules, rules, EXAMPLE / "events.jsonl", "--format", "json")
+    assert orjson.loads(r.stdout)["events"]["unfinished_line"] is None
+    assert r.stderr == ""
+
+
+def test_replay_events_given_a_folder(tmp_path: Path) -> None:
+    rules = EXAMPLE / "rules"
+    r = mrules("replay", "--diff", rules, rules, tmp_path)
+    assert r.exit_code == 2
+    assert f"{tmp_path} is a folder, not an events file" in r.stderr  # was "no such events file"
+
+
+@pytest.fixture(scope="module")
+def example_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("store") / "getcloudy.db"
+    r = mrules("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", store)
+    assert r.exit_code == 0, r.output
+    return store
+
+
+def test_state_export_of_a_prospect_the_store_does_not_have(example_store: Path) -> None:
+    r = mrules("state", "export", "--store", example_store,
+               "--prospect", "LEUNG@example.com", "--prospect", "leung@exmaple.com")  # fmt: skip
+    assert r.exit_code == 2  # was exit 0, printing leung alone: the typo went unseen
+    assert r.stderr == f"mrules: error: no prospect 'leung@exmaple.com' in {example_store}\n"
+    assert r.stdout == ""
+    r = mrules("state", "export", "--store", example_store, "--prospect", "LEUNG@example.com")
+    assert r.exit_code == 0
+    assert [orjson.loads(line)["email"] for line in r.stdout.splitlines()] == ["leung@example.com"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lint", str(EXAMPLE / "rules"), "--sarif-file", ""],
+        ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", ":memory:",
+         "--rejects", " "],
+    ],
+)  # fmt: skip
+def test_an_empty_output_file_name_is_a_usage_error(args: list[str]) -> None:
+    r = mrules(*args)
+    assert r.exit_code == 2, r.output  # was "cannot write : Is a directory", exit 4
+    assert "needs a file name" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["explain", "\udcff@x.example"], "EMAIL"),
+        (["state", "export", "--prospect", "\udcff@x.example"], "--prospect"),
+        (["report", "html", "-", "--timeline", "\udcff@x.example"], "--timeline"),
+    ],
+)
+def test_an_email_that_is_not_utf8_is_no_prospect(
+    example_store: Path, args: list[str], what: str
+) -> None:
+    # what the shell passes for `mrules explain $'\xff@x.example'`
+    r = mrules(*args, "--store", example_store)
+    assert r.exit_code == 2, r.output  # was an internal error (exit 70) in the store query
+    assert r.stderr == (
+        f"mrules: error: {what} '\\xff@x.example' is not UTF-8 text, so no prospect has it\n"
+    )
+    assert r.stdout == ""
