@@ -733,3 +733,13 @@ def test_bytes_and_none_bind_through_the_registered_identity_adapters() -> None:
         "SELECT ?, typeof(?), ?, typeof(?)", (b"\x00ab", b"\x00ab", None, None)
     ).fetchone()
     assert row == (b"\x00ab", "blob", None, "null")
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_named_pipe_is_refused_as_a_store_before_any_lock(tmp_path: Path, readonly: bool) -> None:
+    """A FIFO reads as 0 bytes: it was called "an empty file" with advice to rm it."""
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)
+    with pytest.raises(StorePathError, match="is a named pipe, not a file"):
+        Store.open(fifo, readonly=readonly)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.db"]

@@ -34,6 +34,7 @@ import errno
 import fcntl
 import os
 import sqlite3
+import stat
 import time
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -1128,6 +1129,18 @@ def _check_path(path: Path, readonly: bool) -> None:
     _refuse_what_is_not_a_store(path)
 
 
+def _kind_of_file(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
 def _refuse_what_is_not_a_store(path: Path) -> None:
     """A file that exists is a store or is refused, before any lock file is made.
 
@@ -1137,9 +1150,15 @@ def _refuse_what_is_not_a_store(path: Path) -> None:
     mistake (the events, say).
     """
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError:
         return
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would read as 0 bytes, or block SQLite
+        raise StorePathError(
+            f"store {path} is {_kind_of_file(info.st_mode)}, not a file: give the path of"
+            f" a store file"
+        )
+    size = info.st_size
     if size > 0:  # not SQLite at all (say, the events file): refused before any lock file
         try:
             with path.open("rb") as f:
