@@ -564,11 +564,17 @@ def _changes(crm: Any, path: str) -> Any:
         changes, issues = read_changes(Path(path))
     except OSError as e:
         fail(f"{path}: cannot read the changes: {e.strerror or e}")
-    for line, why in issues:
-        click.echo(f"{path}:{line}: {why}", err=True)
+    if issues:  # bad input: no cycle runs on a file read in part (docs/sync.md#commands)
+        for line, why in issues[1:]:
+            click.echo(f"{path}:{line}: {why}" if line else f"{path}: {why}", err=True)
+        line, why = issues[0]
+        more = f" (and {len(issues) - 1} more line(s) above)" if len(issues) > 1 else ""
+        fail(f"{path}:{line}: {why}{more}; nothing was run" if line else f"{path}: {why}")
 
     def run(at: float) -> None:
-        apply_changes(crm, changes, dt.datetime.fromtimestamp(at, dt.UTC))
+        report = apply_changes(crm, changes, dt.datetime.fromtimestamp(at, dt.UTC))
+        for change, reason in report.failed:  # as `mrules crm apply-changes` says it
+            click.echo(f"{path}:{change.line}: refused: {reason}", err=True)
 
     return run
 
@@ -665,6 +671,11 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         fail(f"{db.path}: the sync file failed: {e}", EXIT_STORE)
     finally:
         db.close()
+    keys = ("last_cycle", "queue", "errors", "cursors", "links", "api_calls")
+    if not any(out[k] for k in (*keys, "facts_not_delivered")):
+        # A sync command that stopped before its first cycle (a refused `sync send`, a bad
+        # `--changes` file) leaves an empty sync file: still no sync (docs/sync.md#commands).
+        fail(f"{db.path}: no sync yet (run `mrules sync run` or `sync apply`)")
     if fmt == "json":
         _emit(json.dumps(out, indent=1, sort_keys=True))
         return
@@ -700,7 +711,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     """Try the writes held by the error queue again at the next cycle."""
     from mrules.sync import default_sync_path
-    from mrules.sync.db import SyncDb, SyncDbError
+    from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
 
     path = default_sync_path(store_path)
     if not path.exists():
@@ -714,10 +725,13 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
                 n = conn.execute(
                     f"UPDATE error SET retry = 1 WHERE prospect IN ({marks})", wanted
                 ).rowcount
-                conn.execute(f"UPDATE queue SET next_try = 0 WHERE prospect IN ({marks})", wanted)
+                conn.execute(
+                    f"UPDATE queue SET next_try = ? WHERE prospect IN ({marks})",
+                    [NOT_WAITING, *wanted],
+                )
             else:
                 n = conn.execute("UPDATE error SET retry = 1").rowcount
-                conn.execute("UPDATE queue SET next_try = 0")
+                conn.execute("UPDATE queue SET next_try = ?", (NOT_WAITING,))
         db.close()
     except (SyncDbError, sqlite3.DatabaseError) as e:
         fail(f"{path}: {e}", EXIT_STORE)

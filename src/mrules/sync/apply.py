@@ -34,7 +34,7 @@ from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
 from mrules.history import STEP
 from mrules.storeapi import StateStore
-from mrules.sync.db import SyncDb
+from mrules.sync.db import NOT_WAITING, SyncDb
 from mrules.sync.spool import SpillMap, Spool
 
 __all__ = ["ApplyReport", "StalePlan", "apply_plan", "deliver", "stale_reason"]
@@ -448,7 +448,7 @@ def apply_plan(
                         w, since, attempts, nt = queue[m.prospect]
                         queue[m.prospect] = ([*w, item], since, attempts, nt)
                     else:
-                        queue[m.prospect] = ([item], m.ts, 0, 0.0)
+                        queue[m.prospect] = ([item], m.ts, 0, NOT_WAITING)
             db.set_meta("work_seq", work_seq)
         for email, (work, since, attempts, next_try) in queue.items():
             seqs, kinds = done_seqs.get(email), done_kinds.get(email)

@@ -28,6 +28,7 @@ import orjson
 from mrules.sync.spool import SpillMap
 
 __all__ = [
+    "NOT_WAITING",
     "SCHEMA_VERSION",
     "PlanLinks",
     "SyncDb",
@@ -36,6 +37,12 @@ __all__ = [
 ]
 
 Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
+
+NOT_WAITING = float("-inf")
+"""A queue item's `next_try` when it does not back off: due at any time of any clock.
+
+Not 0: a cycle's time is the run's clock, which may be before 1970 (a negative POSIX
+time), and work due at 0 would wait until 1970 there. SQLite stores it as -Inf."""
 
 
 def _link(row: tuple[Any, ...]) -> Link:
@@ -214,7 +221,7 @@ CREATE INDEX IF NOT EXISTS link_crm ON link (crm_id);
 -- outbound work the engine asked for, coalesced a prospect
 CREATE TABLE IF NOT EXISTS queue (
   prospect TEXT PRIMARY KEY, work TEXT NOT NULL, since REAL NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT 0);
+  attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT (-9e999));
 -- rejected writes: held until the prospect or the record changes, or `sync retry`
 CREATE TABLE IF NOT EXISTS error (
   prospect TEXT NOT NULL, object TEXT NOT NULL, crm_id TEXT, field TEXT NOT NULL,
@@ -397,8 +404,10 @@ class SyncDb:
         return None if row is None else _link(row)
 
     def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:
+        # Work that never failed (no attempts) does not back off, whatever its `next_try`
+        # (files written before NOT_WAITING have 0 there: 1970, after any earlier cycle).
         return {
-            p: (json.loads(w), since, attempts, next_try)
+            p: (json.loads(w), since, attempts, next_try if attempts else NOT_WAITING)
             for p, w, since, attempts, next_try in self.conn.execute(
                 "SELECT prospect, work, since, attempts, next_try FROM queue"
                 " ORDER BY since, prospect"

@@ -24,7 +24,7 @@ from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
-from mrules.sync.db import SyncDb
+from mrules.sync.db import NOT_WAITING, SyncDb
 from mrules.sync.merge import decide, norm, same
 from mrules.sync.spool import RecordMap, Spool
 from mrules.timetext import utc_seconds_text
@@ -784,7 +784,7 @@ def make_plan(
             work, since, attempts, next_try = queue[m.prospect]
             queue[m.prospect] = ([*work, item], since, attempts, next_try)
         else:
-            queue[m.prospect] = ([item], m.ts, 0, 0.0)
+            queue[m.prospect] = ([item], m.ts, 0, NOT_WAITING)
     plan.work_seq_moved = work_to != plan.work_seq
     plan.work_seq = work_to
 
