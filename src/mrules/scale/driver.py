@@ -18,6 +18,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +109,56 @@ def _check_empty_pg(url: str) -> None:
             )
 
 
+def _action_log_target(actions: Path, store: Path) -> tuple[Path, Path, bool]:
+    """Where the merged action log is written, then put: (temporary, final, direct).
+
+    As `mrules run --actions` (docs/outputs.md): a symbolic link is followed (the file it
+    points to gets the log, the link stays); a pipe or a device is written to, not
+    replaced (`direct`: the log is made beside the store, then copied into it); a file
+    with content is refused, since the new store's log starts empty (one process refuses
+    it too: written from another store).
+
+    Raises:
+        OutputError: the file has content.
+    """
+    from mrules.atomic import OutputError
+
+    try:
+        info = os.stat(actions)
+    except FileNotFoundError:
+        info = None
+    except OSError as e:
+        raise OutputError(f"cannot open action log {actions}: {e.strerror or e}") from e
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return store.with_name(f".{store.name}.actions.merging"), actions, True
+    if info is not None and info.st_size > 0:
+        raise OutputError(
+            f"action log {actions} is not empty: a partitioned run writes a new store, whose"
+            " log starts empty (it was written from another store); give a new --actions"
+            " path or move the file away"
+        )
+    final = Path(os.path.realpath(actions))
+    return final.with_name(f".{final.name}.merging"), final, False
+
+
+def _put_action_log(tmp: Path, final: Path, direct: bool) -> None:
+    """The merged log into place: renamed over the file, or copied into a pipe or device."""
+    from mrules.atomic import OutputError
+
+    try:
+        if direct:
+            with open(tmp, "rb") as src, open(final, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            tmp.unlink()
+        else:
+            os.replace(tmp, final)
+    except OSError as e:
+        raise OutputError(
+            f"cannot write action log {final}: {e.strerror or e}; the finished buckets are"
+            " kept: once the cause is fixed, the same command runs only the merge again"
+        ) from e
+
+
 def run_partitioned(
     rules: Any,
     folder: str | Path,
@@ -159,6 +210,7 @@ def run_partitioned(
         )
     if not target.parent.is_dir():
         raise ScaleError(f"{target.parent} does not exist; create it first")
+    log_target = None if actions is None else _action_log_target(Path(actions), target)
     fingerprint = _fingerprint(compiled.version, manifest, now)
     shard_root = target.with_name(target.name + ".shards")
     shard_dir = shard_root / fingerprint
@@ -253,8 +305,9 @@ def run_partitioned(
         actions_tmp = None
         try:
             shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
-            if actions is not None:
-                actions_tmp = Path(actions).with_name(f".{Path(actions).name}.merging")
+            if log_target is not None:
+                actions_tmp = log_target[0]
+                actions_tmp.unlink(missing_ok=True)
             report.merge = merge_shards(
                 tmp,
                 shards,
@@ -275,8 +328,13 @@ def run_partitioned(
             raise
     with contextlib.suppress(FileNotFoundError):
         tmp.with_name(tmp.name + ".lock").unlink()
-    if actions_tmp is not None:
-        os.replace(actions_tmp, Path(actions))  # type: ignore[arg-type]
+    if actions_tmp is not None and log_target is not None:
+        try:
+            _put_action_log(actions_tmp, log_target[1], log_target[2])
+        except BaseException:
+            _remove_store_files(tmp)
+            actions_tmp.unlink(missing_ok=True)
+            raise
     if pg_url is not None:
         from mrules.store_pg import copy_from_sqlite
 

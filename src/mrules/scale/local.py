@@ -7,11 +7,17 @@ processes. The compiled rule set is handed to the workers by the fork
 (`tasks.preload`), not sent with every task. A worker that dies (killed, out
 of memory) stops the run with `WorkerLost`: the buckets finished so far keep
 their shards, and running the same command again runs only the others.
+
+Ctrl-C reaches every process of the terminal's process group: the workers ignore
+SIGINT (a worker interrupted between tasks printed a traceback of the pool's
+internals), and the run's process, which gets the KeyboardInterrupt, stops them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +32,11 @@ class WorkerLost(Exception):
     """A worker process died during a bucket."""
 
 
+def _worker_init() -> None:
+    """In each worker: SIGINT is the run's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class LocalPool:
     """Worker processes kept for every `map` of a run (started by the first one)."""
 
@@ -36,8 +47,14 @@ class LocalPool:
     def __enter__(self) -> LocalPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         if self.pool is not None:
+            if exc_type is not None:
+                # Interrupted or failed: a running bucket is not waited for (its shard is
+                # written under a temporary name; the next run starts that bucket again).
+                for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                    with contextlib.suppress(OSError):
+                        process.terminate()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
@@ -53,7 +70,9 @@ class LocalPool:
             return
         if self.pool is None:
             ctx = multiprocessing.get_context("fork")
-            self.pool = ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=ctx)
+            self.pool = ProcessPoolExecutor(
+                min(self.workers, len(tasks)), mp_context=ctx, initializer=_worker_init
+            )
         try:
             pending = {self.pool.submit(fn, task) for task in tasks}
             while pending:

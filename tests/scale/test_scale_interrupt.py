@@ -1,0 +1,88 @@
+"""Ctrl-C on `mrules run DIR --engine local`: one line and exit 130, no worker's traceback,
+and running the same command again gives what one process gives.
+
+Ctrl-C reaches every process of the terminal's process group. The workers took it as a
+KeyboardInterrupt of their own: a worker waiting for its next task printed a traceback
+of the pool's internals (`Process ForkProcess-1: Traceback ...`); and a run stopped by
+an exception (SIGINT to its process alone) waited for the running buckets to finish."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrules.scale.local import LocalPool
+
+BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
+
+
+def _disposition(_task: dict[str, Any]) -> dict[str, Any]:
+    return {"sigint": signal.getsignal(signal.SIGINT) == signal.SIG_IGN}
+
+
+def _sleep(task: dict[str, Any]) -> dict[str, Any]:
+    time.sleep(task["seconds"])
+    return task
+
+
+def test_the_workers_leave_sigint_to_the_run() -> None:
+    got: list[dict[str, Any]] = []
+    with LocalPool(2) as pool:
+        pool.map(_disposition, [{}, {}], got.append)
+    assert got == [{"sigint": True}, {"sigint": True}]
+
+
+def test_an_interrupted_run_does_not_wait_for_the_running_buckets() -> None:
+    def finished(out: dict[str, Any]) -> None:
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), LocalPool(2) as pool:
+        pool.map(_sleep, [{"seconds": 0}, {"seconds": 60}], finished)
+    assert time.monotonic() - started < 20
+
+
+def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from scale_helpers import gen
+
+    gen.main([str(tmp_path), "--prospects", "300", "--events", "6000", "--seed", "4"])
+    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    mrules = [sys.executable, "-m", "mrules"]
+    kw: dict[str, Any] = {"cwd": tmp_path, "capture_output": True}
+    assert subprocess.run([*mrules, "run", "rules", "events.jsonl", "--store", "one.db",
+                           "--actions", "one.jsonl", "-q"], **kw).returncode == 0  # fmt: skip
+    subprocess.run([*mrules, "partition", "events.jsonl", "--buckets", "8", "--out", "part"],
+                   check=True, **kw)  # fmt: skip
+    cmd = [*mrules, "run", "rules", "part", "--engine", "local", "--workers", "2",
+           "--store", "many.db", "--actions", "many.jsonl", "--commit-every", "200"]  # fmt: skip
+    # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the group.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    interrupted = False
+    deadline = time.monotonic() + 60
+    while not interrupted and time.monotonic() < deadline and proc.poll() is None:
+        if any((tmp_path / "many.db.shards").glob("*/b*.db")):  # a bucket done, others not
+            os.killpg(proc.pid, signal.SIGINT)
+            interrupted = True
+        time.sleep(0.002)
+    _out, err = proc.communicate(timeout=120)
+    assert interrupted, "the run ended before a bucket was done"
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"Traceback" not in err, err.decode()
+    assert not (tmp_path / "many.db").exists()
+    again = subprocess.run(cmd, **kw)
+    assert again.returncode == 0, again.stderr.decode()
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "many.jsonl").read_bytes()
+    export = [*mrules, "state", "export", "--store"]
+    assert (
+        subprocess.run([*export, "one.db"], **kw).stdout
+        == subprocess.run([*export, "many.db"], **kw).stdout
+    )
