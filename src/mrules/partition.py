@@ -52,6 +52,7 @@ import orjson
 
 from mrules.atomic import atomic_write
 from mrules.events import EventSourceError, _Bad, _normalise_email, parse_timestamp
+from mrules.loader import printable_path
 
 __all__ = [
     "HASH_VERSION",
@@ -308,6 +309,12 @@ def partition(
     paths = [Path(f) for f in files]
     for p in paths:
         if not p.is_file():
+            if p.is_dir():
+                raise PartitionError(f"{p}: a folder, not an events file")
+            if p.exists():  # a named pipe such as <(zcat a.gz), a device
+                raise PartitionError(
+                    f"{p}: not a regular file (partition reads each file twice: give a file)"
+                )
             raise PartitionError(f"{p}: no such file")
     if folder.exists() and not folder.is_dir():
         raise PartitionError(f"{folder}: not a folder")
@@ -328,9 +335,9 @@ def partition(
         raise PartitionError(f"--buckets must be 1 to 65536, not {manifest.buckets}")
     known = {f["path"] for f in manifest.files}
     for p in paths:
-        if str(p.resolve()) in known:
+        if _source(p) in known:
             raise PartitionError(f"{p}: already in {folder} (a file is partitioned once)")
-    if len({str(p.resolve()) for p in paths}) != len(paths):
+    if len({_source(p) for p in paths}) != len(paths):
         raise PartitionError("a file is named twice")
     n = manifest.buckets
     prospects, visitors, parent = _load_identity(folder)
@@ -484,8 +491,8 @@ def partition(
             stats["events"] += count
             new_files.append(
                 {
-                    "path": str(path.resolve()),
-                    "label": str(path),
+                    "path": _source(path),
+                    "label": printable_path(str(path)),
                     "lines": last,
                     "events": count,
                     "part": name,
@@ -524,6 +531,13 @@ def partition(
     stats["buckets"] = n
     stats["until"] = manifest.until
     return stats
+
+
+def _source(path: Path) -> str:
+    """A file's name in the manifest, as `mrules run` names it in the store: its absolute
+    path, with the bytes of a name that is not UTF-8 as `\\xff` escapes (the manifest is
+    JSON, the store's text UTF-8)."""
+    return printable_path(str(path.resolve()))
 
 
 def _part_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:

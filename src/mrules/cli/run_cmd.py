@@ -40,7 +40,7 @@ from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.engine import DEFAULT_CACHE_PROSPECTS
 from mrules.events import EventSourceError, StreamReplacedError, parse_timestamp
-from mrules.loader import display_path
+from mrules.loader import display_path, printable_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
 from mrules.store import Batch, StoreError
 from mrules.storeapi import MEMORY, StateStore
@@ -293,7 +293,9 @@ def run(
         )  # fmt: skip
     if events != "-" and not Path(events).exists():
         fail(f"{events}: no such file")
-    source = api.stream_source(events)
+    # The stream's name in the store is text: a file name that is not UTF-8 keeps its
+    # bytes as `\xff` escapes (as messages show it, and as `mrules partition` names it).
+    source = printable_path(api.stream_source(events))
     output_folder_or_exit("--actions", actions_path)
     output_folder_or_exit("--rejects", rejects_path)
     output_folder_or_exit("--diagnostics", diagnostics_path)
@@ -335,7 +337,7 @@ def run(
             "on_start": open_log,
             "on_commit": write_log,
             "source": source,
-            "label": display_path(events),
+            "label": printable_path(display_path(events)),
         }
         stream_in: IO[bytes] | str = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
