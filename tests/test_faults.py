@@ -305,7 +305,12 @@ def test_damaged_stores(ref: dict[str, Any], tmp_path: Path, fault: str) -> None
 # -- Ctrl-C ------------------------------------------------------------------------------
 
 
-def test_ctrl_c_exits_130_and_the_same_command_resumes(ref: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_exits_130_and_the_same_command_resumes(
+    ref: dict[str, Any], tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C, and SIGTERM (kill, a CI timeout) the same way: exit 130, the line that
+    says where the store stops, and the same command resumes to the uninterrupted state."""
     store, actions = tmp_path / "s.db", tmp_path / "actions.jsonl"
     big = tmp_path / "big.jsonl"
     write_events(big, generate(300, 12000, seed=11))
@@ -333,7 +338,7 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(ref: dict[str, Any], tmp_
                     break
             time.sleep(0.02)
         assert proc.poll() is None, "the run ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -28,4 +28,4 @@ class ExitCode(IntEnum):
     BUSY = 5
     """Another run holds the store (and `--wait` was not given, or its timeout passed)."""
     INTERRUPTED = 130
-    """Interrupted (Ctrl-C); what was committed is kept and the same command resumes."""
+    """Interrupted (Ctrl-C, or SIGTERM); what was committed is kept and the command resumes."""

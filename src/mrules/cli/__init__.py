@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import signal
 
 import click
 
@@ -53,6 +56,7 @@ class _Main(click.Group):
             return super().invoke(ctx)
 
     def __call__(self, *args: object, **kwargs: object) -> object:
+        _stop_on_sigterm_as_on_ctrl_c()
         try:
             return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
         except Exception as e:
@@ -66,6 +70,30 @@ class _Main(click.Group):
             # run (bench/README.md). Files and the store are closed by then; nothing
             # mrules writes waits for a finalizer.
             gc.freeze()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, a CI job's timeout, a container stopping), met as Ctrl-C is."""
+
+
+def _stop_on_sigterm_as_on_ctrl_c() -> None:
+    """SIGTERM stops a command the way Ctrl-C does: what was committed is kept, the
+    `interrupted` line says where to resume, exit 130 (docs/exit-codes.md). By default
+    it killed the process silently (exit 143). A process forked from this one (a
+    partitioned run's worker, a replay's second side) gets the default back: its
+    parent stops it with SIGTERM and must not see it carry on.
+    """
+    main_pid = os.getpid()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        if os.getpid() != main_pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: left as it is
+        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 @click.group(
