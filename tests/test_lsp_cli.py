@@ -24,3 +24,27 @@ def test_lsp_without_pygls_says_how_to_install_it() -> None:
     assert out.returncode == 2, out.stderr
     assert "pip install 'mrules[lsp]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_sigterm_ends_the_server_at_once() -> None:
+    """Editors kill a server that hangs with SIGTERM. The program meets SIGTERM as it
+    meets Ctrl-C, but the server's thread blocked on standard input would outlive that,
+    so `mrules lsp` takes SIGTERM's default back: the process ends at once."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mrules", "lsp"],
+        stdin=subprocess.PIPE,  # kept open: the server waits for a message
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(2)  # past the imports: the server waits on standard input
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

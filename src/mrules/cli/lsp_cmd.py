@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from mrules.cli.common import fail
@@ -30,6 +32,10 @@ def lsp(stdio: bool) -> None:
     except ImportError as e:
         fail(f"the language server needs pygls and lsprotocol ({e}); "
              "install them with: pip install 'mrules[lsp]'")
+    # An editor stops a server that hangs with SIGTERM: it must end at once, not be met
+    # as Ctrl-C (the program's default, for commands that keep state), which the server's
+    # thread reading standard input would outlive.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     serve()
 
 
