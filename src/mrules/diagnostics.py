@@ -286,19 +286,45 @@ def help_uri(code: str, title: str) -> str:
     return f"{DOCS_URL}/diagnostics.md#{anchor}"
 
 
+def _path_bytes(path: str) -> bytes:
+    """The bytes of the file name `path` shows.
+
+    Messages show a byte of a name that is not UTF-8 as `\\xNN`
+    (`loader.printable_path`), but a URI must name the real file: such escapes
+    become their bytes again, unless the name as shown is on disk and the name
+    the bytes make is not (a name with a real backslash in it).
+    """
+    import os
+
+    try:
+        shown = path.encode("utf-8", "surrogateescape")  # a lone surrogate: a byte, unshown
+    except UnicodeEncodeError:
+        return _no_surrogates(path).encode("utf-8")
+    if b"\\x" not in shown:
+        return shown
+    real = _BYTE_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 16)]), shown)
+    if real != shown and os.path.lexists(shown) and not os.path.lexists(real):
+        return shown
+    return real
+
+
+_BYTE_ESCAPE_RE = re.compile(rb"\\x([89a-f][0-9a-f])")  # printable_path's, bytes 0x80-0xff
+
+
 def _artifact(path: str) -> dict[str, str]:
     """A SARIF artifactLocation: relative to SRCROOT (the working folder), the bundled
-    library (MRULES_LIBRARY), or an absolute file URI."""
+    library (MRULES_LIBRARY), or an absolute file URI; the real bytes of the file's
+    name, percent-encoded (`dir%FF/a.mr`, not the `dir\\xff/a.mr` messages show)."""
     from urllib.parse import quote
 
-    clean = _no_surrogates(path)
-    if clean.startswith(_LIBRARY_PREFIX):
-        return {"uri": quote(clean[len(_LIBRARY_PREFIX):]), "uriBaseId": "MRULES_LIBRARY"}
-    if clean.startswith("/"):
-        return {"uri": "file://" + quote(clean)}
-    if clean.startswith("<"):  # standard input, or a string
-        return {"uri": quote(clean, safe="")}
-    return {"uri": quote(clean), "uriBaseId": "SRCROOT"}
+    raw = _path_bytes(path)
+    if raw.startswith(_LIBRARY_PREFIX.encode()):
+        return {"uri": quote(raw[len(_LIBRARY_PREFIX):]), "uriBaseId": "MRULES_LIBRARY"}
+    if raw.startswith(b"/"):
+        return {"uri": "file://" + quote(raw)}
+    if raw.startswith(b"<"):  # standard input, or a string
+        return {"uri": quote(raw, safe="")}
+    return {"uri": quote(raw), "uriBaseId": "SRCROOT"}
 
 
 def _base_uri(path: str) -> str:

@@ -95,7 +95,7 @@ def rules_at_revision(rev: str, path: str) -> Iterator[str]:
     if top.returncode != 0:
         raise GitError(f"--old-rev: {path} is not inside a git repository")
     root = Path(top.stdout.decode().strip()).resolve()
-    if rev.startswith("-"):
+    if rev.startswith("-") or not rev.strip():
         raise GitError(f"--old-rev: not a revision: {rev!r}")
     ok = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], root)
     if ok.returncode != 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import math
 import os
 import sys
 import tempfile
@@ -24,7 +25,7 @@ import click
 
 from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
-from mrules.loader import LoadError, LoadResult, load
+from mrules.loader import LoadError, LoadResult, load, printable_path
 from mrules.state import DamagedState
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
@@ -37,6 +38,8 @@ __all__ = [
     "EXIT_REJECTS",
     "EXIT_STORE",
     "EXIT_USAGE",
+    "SYNC_PATH",
+    "WaitSeconds",
     "email_or_exit",
     "fail",
     "failures",
@@ -84,6 +87,68 @@ class _StorePath(click.ParamType):
 
 STORE_PATH = _StorePath()
 
+
+class _SyncPath(click.ParamType):
+    """`--sync-db`: a file's path, never empty and never a folder (Path("") is the folder
+    ".": both read as "no sync file at ."). A missing file is for the command to say."""
+
+    name = "path"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value)
+        if not text.strip():
+            self.fail("the name is empty: give the sync file, such as NAME.sync.db", param, ctx)
+        if os.path.isdir(text):
+            folder = printable_path(text.rstrip("/" + os.sep))
+            self.fail(
+                f"{printable_path(text)} is a folder, not a sync file: give the file, such as"
+                f" {folder}/NAME.sync.db",
+                param,
+                ctx,
+            )
+        return text
+
+
+SYNC_PATH = _SyncPath()
+"""The type of every `--sync-db` (the reports, `explain --timeline`)."""
+
+
+class WaitSeconds(click.ParamType):
+    """`--wait-timeout`: a finite number of seconds above 0, or exit 2. `nan` compares
+    false with every bound, so a range let it through, and it waited forever, as `inf`
+    did; `default` is what `--wait` alone waits, for the message."""
+
+    name = "seconds"
+
+    def __init__(self, default: float) -> None:
+        self.default = default
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            seconds = value
+        else:
+            try:
+                seconds = float(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value} is not a number of seconds", param, ctx)
+        if math.isinf(seconds):
+            self.fail(
+                f"{value}: give a number of seconds (there is no waiting forever; --wait"
+                f" alone waits {self.default:g} seconds at most)",
+                param,
+                ctx,
+            )
+        if seconds <= 0:
+            self.fail(f"{value}: give a number of seconds above 0", param, ctx)
+        return seconds
+
+
 READ_STORE = click.option(
     "--store",
     "store_path",
@@ -111,7 +176,10 @@ def output_folder_or_exit(option: str, path: str | None) -> None:
     folder = Path(path).parent
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
-        fail(f"{option} {path}: {folder} {what}; create it first (mrules creates no folders)")
+        fail(
+            f"{option} {printable_path(path)}: {printable_path(str(folder))} {what}; create it"
+            " first (mrules creates no folders)"
+        )
 
 
 def file_keys(path: str | os.PathLike[str]) -> set[object]:
@@ -139,14 +207,15 @@ def refuse_output_over_inputs(
         if keys & file_keys(path) or (
             os.path.isdir(folder) and real.endswith(".mr") and real.startswith(folder + os.sep)
         ):
-            fail(f"{what} {out} is {held_by}: writing it would destroy it; give another path")
+            fail(
+                f"{what} {printable_path(out)} is {printable_path(held_by)}: writing it would"
+                " destroy it; give another path"
+            )
 
 
 def email_or_exit(what: str, email: str) -> str:
     """An email given on the command line, or exit 2 when it holds bytes that are not UTF-8
     (the shell passes them as lone surrogates, which no store query can take: exit 70)."""
-    from mrules.loader import printable_path
-
     if printable_path(email) != email:
         fail(f"{what} '{printable_path(email)}' is not UTF-8 text, so no prospect has it")
     return email
@@ -189,11 +258,18 @@ def failures() -> Iterator[None]:
             fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
         if e.errno in (errno.EACCES, errno.EPERM) and e.filename is not None:
             fail(
-                f"cannot write {e.filename}: {e.strerror}; make it (and its folder) writable,"
-                " or give another path",
+                f"cannot write {_shown(e.filename)}: {e.strerror}; make it (and its folder)"
+                " writable, or give another path",
                 EXIT_STORE,
             )
         raise
+
+
+def _shown(filename: object) -> str:
+    """An OSError's file name as messages show it (bytes that are not UTF-8 as `\\xNN`)."""
+    if isinstance(filename, bytes):
+        filename = os.fsdecode(filename)
+    return printable_path(str(filename))
 
 
 def _quiet_stdout() -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_USAGE, READ_STORE, email_or_exit, fail
+from mrules.cli.common import EXIT_USAGE, READ_STORE, SYNC_PATH, email_or_exit, fail
 from mrules.cli.run_cmd import open_store
 from mrules.events import prospect_key
+from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
 from mrules.reports.timeline import crm_stages
 from mrules.reports.timeline import render_text as render_timeline
@@ -154,7 +155,8 @@ def render(ex: dict[str, Any]) -> str:
 @click.option(
     "--sync-db",
     "sync_db",
-    type=click.Path(dir_okay=False),
+    type=SYNC_PATH,
+    metavar="PATH",
     help="The sync file that gives the SQL and won stages of --timeline [default: NAME.sync.db"
     " beside the store NAME.db].",
 )
@@ -194,7 +196,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
         store.close()
     if timeline:
         if sync_db is not None and not Path(sync_db).is_file():  # given: it must be there
-            fail(f"--sync-db {sync_db}: no such file", EXIT_USAGE)
+            fail(f"--sync-db {printable_path(sync_db)}: no such file", EXIT_USAGE)
         if sync_db is None and store_path != MEMORY and "://" not in store_path:
             sync_db = str(default_sync_path(store_path))
         t = lifecycle(key, entries, created=state["created"], crm=crm_stages(sync_db, key))

@@ -175,7 +175,7 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
             atomic_write(Path(sarif_file),
                          (render_sarif(diags, result.sources, CODES) + "\n").encode("utf-8"))
         except OSError as e:
-            fail(f"{sarif_file}: cannot write: {e.strerror or e}", 4)
+            fail(f"{printable_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
     click.echo(summary(diags, len(result.sources)), err=True)
     failed = any(d.is_error for d in diags) or (strict and bool(diags))
     raise SystemExit(EXIT_DIAGNOSTICS if failed else EXIT_OK)

@@ -177,9 +177,14 @@ def replay(
 
     if not diff:
         _fail("mrules replay needs --diff: mrules replay --diff OLD_RULES NEW_RULES EVENTS")
-    want = 2 if old_rev else 3
+    if old_rev is not None and not old_rev.strip():  # "" was taken as no --old-rev at all
+        _fail(
+            "--old-rev needs a revision (HEAD~1, a tag, a commit); without --old-rev, give"
+            " OLD_RULES NEW_RULES EVENTS"
+        )
+    want = 2 if old_rev is not None else 3
     if len(paths) != want:
-        usage = "--old-rev REV RULES EVENTS" if old_rev else "OLD_RULES NEW_RULES EVENTS"
+        usage = "OLD_RULES NEW_RULES EVENTS" if old_rev is None else "--old-rev REV RULES EVENTS"
         _fail(f"mrules replay --diff {usage}: expected {want} paths, got {len(paths)}")
     events = paths[-1]
     if events != "-":
@@ -197,7 +202,7 @@ def replay(
     show = progress if progress is not None else sys.stderr.isatty()
     try:
         with contextlib.ExitStack() as stack:
-            if old_rev:
+            if old_rev is not None:
                 from mrules.replay import rules_at_revision
 
                 old = stack.enter_context(rules_at_revision(old_rev, paths[0]))

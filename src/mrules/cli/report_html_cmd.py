@@ -18,6 +18,7 @@ from mrules.cli.common import (
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
 from mrules.events import prospect_key
+from mrules.loader import printable_path
 
 __all__ = ["html"]
 
@@ -27,11 +28,17 @@ def _read_diff(path: str) -> dict[str, Any]:
     try:
         data = orjson.loads(Path(path).read_bytes())
     except OSError as e:
-        fail(f"cannot read {path}: {e.strerror or e}", EXIT_USAGE)
+        fail(f"cannot read {printable_path(path)}: {e.strerror or e}", EXIT_USAGE)
     except orjson.JSONDecodeError as e:
-        fail(f"{path}: not JSON ({e}); write it with `mrules replay --diff ... --format json`")
+        fail(
+            f"{printable_path(path)}: not JSON ({e}); write it with"
+            " `mrules replay --diff ... --format json`"
+        )
     if not isinstance(data, dict) or not {"mql", "score", "rules"} <= data.keys():
-        fail(f"{path}: not the JSON of `mrules replay --diff ... --format json`", EXIT_USAGE)
+        fail(
+            f"{printable_path(path)}: not the JSON of `mrules replay --diff ... --format json`",
+            EXIT_USAGE,
+        )
     return data
 
 
@@ -111,7 +118,8 @@ def html(
         if store_path == ":memory:":
             fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
         if not Path(store_path).is_file():
-            fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
+            shown = printable_path(store_path)
+            fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
         if timeline_email is not None:
             email_or_exit("--timeline", timeline_email)
         if not out.strip():  # Path("") is the folder "."
@@ -119,7 +127,11 @@ def html(
         diff = _read_diff(replay_diff) if replay_diff is not None else None
         target = Path(out)
         if out != "-" and not target.parent.is_dir():
-            fail(f"cannot write {out}: no folder {target.parent}", EXIT_USAGE)
+            fail(
+                f"cannot write {printable_path(out)}: no folder"
+                f" {printable_path(str(target.parent))}",
+                EXIT_USAGE,
+            )
         sync_path: str | Path | None = sync_db
         if sync_path is None and default_sync_path(store_path).is_file():
             sync_path = default_sync_path(store_path)
@@ -158,7 +170,7 @@ def html(
                     email = page.default_prospect(store, sync_path)
                 t = page.prospect_timeline(store, email, sync_path) if email else None
                 if timeline_email and t is None:
-                    fail(f"no prospect '{email}' in {store_path}", EXIT_USAGE)
+                    fail(f"no prospect '{email}' in {printable_path(store_path)}", EXIT_USAGE)
         finally:
             store.close()
         data.update(timeline=t, replay_diff=diff, title=title)
@@ -172,6 +184,6 @@ def html(
         try:
             page.write(target, text)
         except OSError as e:
-            raise OutputError(f"cannot write {out}: {e.strerror or e}") from e
-        click.echo(f"wrote {out} ({size:.1f} MB): open it in a browser", err=True)
+            raise OutputError(f"cannot write {printable_path(out)}: {e.strerror or e}") from e
+        click.echo(f"wrote {printable_path(out)} ({size:.1f} MB): open it in a browser", err=True)
         sys.stdout.flush()

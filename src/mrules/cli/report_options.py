@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import STORE_PATH
+from mrules.cli.common import STORE_PATH, SYNC_PATH
 
 __all__ = ["rules_option", "store_and_range", "sync_option", "table_options"]
 
@@ -47,6 +47,7 @@ def sync_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--sync-db",
         "sync_db",
+        type=SYNC_PATH,
         metavar="PATH",
         help="The sync file [default: NAME.sync.db beside the store NAME.db, if it exists].",
     )(f)

@@ -32,6 +32,7 @@ from mrules.cli.common import (
     EXIT_REJECTS,
     EXIT_STORE,
     STORE_PATH,
+    WaitSeconds,
     fail,
     load_or_exit,
     output_folder_or_exit,
@@ -93,7 +94,7 @@ def wait_options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--wait-timeout",
         "wait_timeout",
-        type=click.FloatRange(min=0, min_open=True),
+        type=WaitSeconds(DEFAULT_WAIT_TIMEOUT),  # a finite number above 0: nan waited forever
         metavar="SECONDS",
         help=f"Wait at most this long for the store (implies --wait) [default with --wait:"
         f" {DEFAULT_WAIT_TIMEOUT:g}]; exit 5 when it passes.",

@@ -128,10 +128,20 @@ class Source:
             guess = default_sync_path(store)
             sync_path = guess if guess.is_file() else None
         else:
+            from mrules.loader import printable_path
+
             sync_path = Path(sync_db)
-            if not sync_path.is_file():
+            shown = printable_path(str(sync_db))
+            why = None
+            if not str(sync_db).strip():  # Path("") is the folder ".": "no sync file at ."
+                why = "the sync file's name is empty: give its path, such as NAME.sync.db"
+            elif sync_path.is_dir():
+                why = f"the sync file {shown} is a folder: give the file, such as NAME.sync.db"
+            elif not sync_path.is_file():
+                why = f"no sync file at {shown} (run `mrules sync run` first)"
+            if why is not None:
                 opened.close()
-                raise StorePathError(f"no sync file at {sync_path} (run `mrules sync run` first)")
+                raise StorePathError(why)
         self = cls(opened, conn, sync_path)
         try:
             self._check_store()

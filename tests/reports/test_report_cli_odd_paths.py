@@ -1,0 +1,97 @@
+"""`mrules report` and `explain --timeline` given odd paths: a page name that is not UTF-8
+(shown as `\\xNN`, never as a raw surrogate escape), and a `--sync-db` that is a folder or
+empty (it read as "no sync file at .")."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+from mrules.reports import funnel
+from mrules.storeapi import StorePathError
+
+EMAIL = "p01@x.example"
+
+
+def mrules(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def copy(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the reports fixture's store and sync file, in the working folder."""
+    target = tmp_path / "fx.db"
+    shutil.copy(store, target)
+    shutil.copy(Path(store).with_name("fx.sync.db"), tmp_path / "fx.sync.db")
+    monkeypatch.chdir(tmp_path)
+    return target
+
+
+def test_html_says_where_it_wrote_a_name_that_is_not_utf8(copy: Path) -> None:
+    out = os.fsdecode(b"o\xff.html")
+    r = mrules("report", "html", out, "--store", copy)
+    assert r.exit_code == 0, r.output
+    assert "wrote o\\xff.html (" in r.stderr  # was `wrote o\udcff.html`
+    assert "udcff" not in r.stderr
+    assert Path(out).is_file()
+
+
+def test_html_names_a_missing_folder_that_is_not_utf8(copy: Path) -> None:
+    r = mrules("report", "html", os.fsdecode(b"nod\xfe/o.html"), "--store", copy)
+    assert r.exit_code == 2, r.output
+    assert "cannot write nod\\xfe/o.html: no folder nod\\xfe" in r.stderr
+    assert "udcfe" not in r.stderr
+
+
+def test_html_cannot_write_a_name_that_is_not_utf8(copy: Path) -> None:
+    out = os.fsdecode(b"a" * 300 + b"\xff.html")  # too long a name: cannot be written
+    r = mrules("report", "html", out, "--store", copy)
+    assert r.exit_code == 4, r.output
+    assert "cannot write " in r.stderr and "a\\xff.html" in r.stderr
+    assert "udcff" not in r.stderr
+
+
+@pytest.mark.parametrize("command", [["funnel"], ["campaigns"], ["rules"], ["html", "o.html"]])
+def test_sync_db_that_is_a_folder_or_empty_is_a_usage_error(
+    copy: Path, tmp_path: Path, command: list[str]
+) -> None:
+    for bad, said in (
+        (tmp_path, f"{tmp_path} is a folder, not a sync file"),
+        ("", "the name is empty"),
+        ("  ", "the name is empty"),
+    ):
+        r = mrules("report", *command, "--store", copy, "--sync-db", bad)
+        assert r.exit_code == 2, r.output
+        assert said in r.stderr, r.stderr  # was "no sync file at ."
+        assert "no sync file at" not in r.stderr
+    assert not Path("o.html").exists()
+    r = mrules("report", *command, "--store", copy, "--sync-db", "missing.sync.db")
+    assert r.exit_code == 2 and "no sync file at missing.sync.db" in r.stderr
+
+
+def test_timeline_sync_db_that_is_a_folder_or_empty_is_a_usage_error(
+    copy: Path, tmp_path: Path
+) -> None:
+    for bad, said in (
+        (tmp_path, "is a folder, not a sync file"),
+        ("", "the name is empty"),  # was "--sync-db : no such file"
+    ):
+        r = mrules("explain", EMAIL, "--store", copy, "--timeline", "--sync-db", bad)
+        assert r.exit_code == 2, r.output
+        assert said in r.stderr, r.stderr
+    r = mrules("explain", EMAIL, "--store", copy, "--timeline", "--sync-db", "fx.sync.db")
+    assert r.exit_code == 0, r.output
+
+
+def test_the_reports_api_refuses_a_sync_db_that_is_a_folder_or_empty(
+    copy: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(StorePathError, match="is empty"):
+        funnel(copy, sync_db="")
+    with pytest.raises(StorePathError, match="is a folder"):
+        funnel(copy, sync_db=tmp_path)

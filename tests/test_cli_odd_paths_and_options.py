@@ -1,0 +1,129 @@
+"""Odd paths and option values a tester gave: a folder whose name is not UTF-8 in a SARIF
+URI, such a name in a message, `--wait-timeout nan` and `--old-rev ""`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "getcloudy"
+BROKEN = 'list "MQL"\nlist "MQL"\n'  # MR101: a result with a location
+
+
+def mrules(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _uris(sarif: dict) -> set[str]:
+    return {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in sarif["runs"][0]["results"]
+    }
+
+
+def test_sarif_uri_of_a_folder_that_is_not_utf8_is_its_real_bytes(here: Path) -> None:
+    folder = os.fsdecode(b"dir\xff")
+    Path(folder).mkdir()
+    Path(folder, "a.mr").write_text(BROKEN, "utf-8")
+    r = mrules("lint", folder, "--sarif-file", "o.sarif")
+    assert r.exit_code == 1, r.output
+    assert "dir\\xff/a.mr" in r.stdout  # messages show the byte as \xff
+    assert _uris(json.loads(Path("o.sarif").read_text("utf-8"))) == {"dir%FF/a.mr"}  # not %5Cxff
+    r = mrules("lint", folder, "--format", "sarif")
+    assert _uris(json.loads(r.stdout)) == {"dir%FF/a.mr"}
+
+
+def test_sarif_uri_keeps_a_real_backslash(here: Path) -> None:
+    Path("lit\\xff").mkdir()  # a name with a backslash in it, all UTF-8
+    Path("lit\\xff", "a.mr").write_text(BROKEN, "utf-8")
+    r = mrules("lint", "lit\\xff", "--format", "sarif")
+    assert r.exit_code == 1, r.output
+    assert _uris(json.loads(r.stdout)) == {"lit%5Cxff/a.mr"}
+
+
+def test_sarif_uri_of_an_absolute_path_that_is_not_utf8(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = here / os.fsdecode(b"abs\xfe")
+    folder.mkdir()
+    (folder / "a.mr").write_text(BROKEN, "utf-8")
+    outside = here / "elsewhere"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    r = mrules("lint", folder, "--format", "sarif")
+    assert r.exit_code == 1, r.output
+    [uri] = _uris(json.loads(r.stdout))
+    assert uri == (folder / "a.mr").as_uri() and uri.endswith("/abs%FE/a.mr")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["lint", str(EXAMPLE / "rules"), "--sarif-file"],
+        ["test", str(EXAMPLE / "tests"), "-o"],
+    ],
+)
+def test_an_output_folder_that_is_not_utf8_is_shown_escaped(here: Path, command: list[str]) -> None:
+    r = mrules(*command, os.fsdecode(b"nodir\xfe/out"))
+    assert r.exit_code == 2, r.output
+    assert "nodir\\xfe/out: nodir\\xfe does not exist" in r.stderr  # was nodir\udcfe
+    assert "udcfe" not in r.stderr
+
+
+def test_sarif_file_that_cannot_be_written_is_shown_escaped(here: Path) -> None:
+    out = os.fsdecode(b"a" * 300 + b"\xff.sarif")  # too long a name: cannot be written
+    r = mrules("lint", EXAMPLE / "rules", "--sarif-file", out)
+    assert r.exit_code == 4, r.output
+    assert "a\\xff.sarif: cannot write" in r.stderr
+    assert "udcff" not in r.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "-nan", "NaN", "inf", "-inf", "1e400", "-1", "0"])
+@pytest.mark.parametrize("command", ["run", "segment"])
+def test_wait_timeout_must_be_a_finite_number_above_0(command: str, value: str) -> None:
+    args = ["run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", ":memory:"]
+    if command == "segment":
+        args = ["segment", EXAMPLE / "rules", "--store", ":memory:"]
+    r = mrules(*args, f"--wait-timeout={value}")
+    assert r.exit_code == 2, r.output  # nan and inf were taken: nan waited forever
+    assert "Invalid value for '--wait-timeout'" in r.stderr
+    if value.lower().lstrip("-") == "nan":
+        assert "is not a number of seconds" in r.stderr
+    elif value in ("inf", "-inf", "1e400"):
+        assert "there is no waiting forever" in r.stderr
+
+
+def test_wait_timeout_takes_a_fraction_of_a_second() -> None:
+    r = mrules(
+        "run",
+        EXAMPLE / "rules",
+        EXAMPLE / "events.jsonl",
+        "--store",
+        ":memory:",
+        "--wait-timeout",
+        "0.5",
+    )
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("rev", ["", "  "])
+def test_replay_old_rev_that_is_empty_is_a_usage_error(rev: str) -> None:
+    rules, events = EXAMPLE / "rules", EXAMPLE / "events.jsonl"
+    for paths in ((rules, events), (rules, rules, events)):
+        r = mrules("replay", "--diff", "--old-rev", rev, *paths)
+        assert r.exit_code == 2, r.output  # with 3 paths, "" was a diff without --old-rev
+        assert "--old-rev needs a revision" in r.stderr, r.stderr
+        assert r.stdout == ""
