@@ -79,7 +79,8 @@ def _open(
     except SchemaError as e:
         fail(f"org.json: {e}")
     except CrmFileError as e:
-        fail(str(e), EXIT_USAGE if not path.exists() else EXIT_STORE)
+        # missing, or a folder (NAME.crm.db made a folder): the command must be fixed
+        fail(str(e), EXIT_USAGE if not path.exists() or path.is_dir() else EXIT_STORE)
     try:
         yield crm
     except sqlite3.DatabaseError as e:  # disk full, read-only, locked too long, damaged
@@ -128,11 +129,14 @@ def load(
       mrules crm load examples/getcloudy/crm --store /tmp/getcloudy.db
     """
     when = _time("--at", at)
+    again: list[Path] = []
     try:
-        org_file, files = find_files(paths)
+        org_file, files = find_files(paths, again)
         org = read_org(org_file) if org_file else None
     except CrmInputError as e:
         fail(str(e))
+    for path in again:  # rows without an Id loaded twice would be created twice
+        click.echo(f"mrules: warning: {path} is given more than once: loaded once", err=True)
     if edition is not None:
         org = {**(org or {}), "edition": edition}
     merged = _merged_org(crm_path, store_path, org)

@@ -64,7 +64,9 @@ def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: boo
             f"partitioned {stats['events']:,} lines of {stats['files']} file(s) into"
             f" {stats['buckets']} buckets ({stats['part']} of {out}) in {stats['seconds']:.2f} s"
             f" ({rate:,.0f} lines/s); {stats['ticks']:,} ticks copied to every bucket;"
-            f" {stats['unrouted']:,} lines to reject (in bucket 0); until {stats['until']}",
+            f" {stats['unrouted']:,} lines to reject (in bucket 0); "
+            # `until`: the latest event time of the folder; none before a line with a time
+            + (f"until {stats['until']}" if stats["until"] else "no event time yet"),
             err=True,
         )
     sys.exit(EXIT_OK)

@@ -14,7 +14,16 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, STORE_PATH, fail
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_OK,
+    EXIT_STORE,
+    STORE_PATH,
+    email_or_exit,
+    fail,
+    output_folder_or_exit,
+    refuse_output_over_inputs,
+)
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.events import prospect_key
@@ -200,6 +209,8 @@ def plan_cmd(
     from mrules.sync.plan import make_plan
 
     when = _time(at, "--at")
+    if out is not None:  # before any work: `--out ''` printed the plan and saved nothing
+        _plan_out_or_exit(out, rules, store_path, crm_path)
     with _session(rules, store_path, crm_path, wait, read_only=True) as (
         _c,
         config,
@@ -209,10 +220,12 @@ def plan_cmd(
     ):
         if when is None:
             when = _next_due(db, store, config)
+        else:
+            _not_before_last_cycle(db, when, f"--at {at}")
         # A plan writes nothing: not the local CRM's clock (apply moves it), no sync file.
         plan = make_plan(store, crm, db, config, when, retry=retry, move_clock=False)
         pj = plan.as_json()
-    if out:
+    if out is not None:
         import io
 
         from mrules.atomic import atomic_writer
@@ -232,6 +245,39 @@ def plan_cmd(
     else:
         _render_plan(pj)
     sys.exit(EXIT_PENDING if plan.pending() else EXIT_OK)
+
+
+def _plan_out_or_exit(
+    out: str, rules: tuple[str, ...], store_path: str, crm_path: str | None
+) -> None:
+    """`sync plan --out FILE`: a file name, in a folder that exists, that is none of the
+    command's inputs (the plan written over the store would destroy it); else exit 2."""
+    from mrules.crm.connect import crm_kind
+    from mrules.crm.emulator import default_crm_path
+    from mrules.sync import default_sync_path
+
+    output_folder_or_exit("--out", out)
+    kind = crm_kind(crm_path)
+    crm_file = default_crm_path(store_path) if kind == "local" else kind
+    inputs: list[tuple[str, str | Path]] = [
+        ("the store", store_path),
+        ("the sync file", default_sync_path(store_path)),
+    ]
+    if kind != "salesforce":
+        inputs.append(("the CRM file", crm_file))
+    inputs += [("in the rule set", r) for r in rules]
+    refuse_output_over_inputs("--out", out, inputs)
+
+
+def _not_before_last_cycle(db: Any, at: float, what: str) -> None:
+    """Exit 2 when a cycle at `at` would come before the last one applied: the sync's
+    clock never goes back (applied, `last cycle` moved from 2026 to 1900)."""
+    last = db.last_cycle
+    if last is not None and at < last:
+        fail(
+            f"{what} is before the last cycle, at {_iso(last)}: a cycle never goes back in"
+            " time; plan the next one (`mrules sync plan` without --at) or a later time"
+        )
 
 
 def _next_due(db: Any, store: Any, config: Any) -> float:
@@ -392,6 +438,9 @@ def apply_cmd(
             result = run_cycle(store, crm, db, config, compiled, _next_due(db, store, config))
             saved, report = result.plan_json, result.report
         else:
+            if not db.applied(saved["id"]):  # applied before: "already applied", exit 0
+                at = parse_datetime(str(saved["at"])).timestamp()
+                _not_before_last_cycle(db, at, f"the plan {plan_file} (at {saved['at']})")
             deliver(db, store, compiled)
             try:
                 report = apply_plan(saved, store, crm, db, check_stale=True)
@@ -706,36 +755,60 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     "prospects",
     multiple=True,
     metavar="EMAIL",
-    help="Only these prospects [default: every held error].",
+    help="Only these prospects [default: every held error]; one neither the store nor the"
+    " sync has is exit 2.",
 )
 def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     """Try the writes held by the error queue again at the next cycle."""
     from mrules.sync import default_sync_path
-    from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
+    from mrules.sync.db import SyncDb, SyncDbError
 
+    for email in prospects:
+        email_or_exit("--prospect", email)
     path = default_sync_path(store_path)
     if not path.exists():
         fail(f"{path}: no sync yet (run `mrules sync run` or `sync apply`)")
+    wanted = sorted({prospect_key(p) for p in prospects}) if prospects else None
     try:
         db = SyncDb.open(path)
-        with db.tx() as conn:
-            if prospects:
-                wanted = [prospect_key(p) for p in prospects]
-                marks = ",".join("?" * len(wanted))
-                n = conn.execute(
-                    f"UPDATE error SET retry = 1 WHERE prospect IN ({marks})", wanted
-                ).rowcount
-                conn.execute(
-                    f"UPDATE queue SET next_try = ? WHERE prospect IN ({marks})",
-                    [NOT_WAITING, *wanted],
-                )
-            else:
-                n = conn.execute("UPDATE error SET retry = 1").rowcount
-                conn.execute("UPDATE queue SET next_try = ?", (NOT_WAITING,))
-        db.close()
+        try:
+            if wanted:
+                # A typo marked nothing and said "0 held error(s)", exit 0 (docs/sync.md).
+                missing = set(wanted) - _known_prospects(store_path, db, wanted)
+                if missing:
+                    names = ", ".join(f"'{m}'" for m in sorted(missing))
+                    fail(f"--prospect: no prospect {names} in {store_path} nor in its sync")
+            with db.tx() as conn:  # a cycle running now clears only the marks it read
+                n = db.mark_retry(conn, wanted)
+        finally:
+            db.close()
     except (SyncDbError, sqlite3.DatabaseError) as e:
         fail(f"{path}: {e}", EXIT_STORE)
     click.echo(f"{n} held error(s) will be retried at the next cycle")
+
+
+def _known_prospects(store_path: str, db: Any, emails: list[str]) -> set[str]:
+    """Those of `emails` the store has (read while a run holds it), or the sync file knows
+    (linked, queued or held: a prospect gone from the store since)."""
+    from mrules.cli.run_cmd import open_store
+
+    known: set[str] = set()
+    marks = ",".join("?" * len(emails))
+    for table in ("link", "queue", "error"):
+        known |= {
+            r[0]
+            for r in db.conn.execute(
+                f"SELECT prospect FROM {table} WHERE prospect IN ({marks})", emails
+            )
+        }
+    if known >= set(emails) or not Path(store_path).exists():
+        return known
+    store = open_store(store_path, readonly=True)  # its errors: the group's `failures()`
+    try:
+        known |= set(store.prospects_among(emails))
+    finally:
+        store.close()
+    return known
 
 
 COMMANDS = (sync,)

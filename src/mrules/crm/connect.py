@@ -54,8 +54,8 @@ def open_crm(
     path = default_crm_path(store_path) if kind == "local" else Path(kind)
     try:
         return EmulatedCrm.open(path, create=create)
-    except CrmFileError as e:
-        raise CrmConnectError(str(e), 2 if not path.exists() else 4) from e
+    except CrmFileError as e:  # missing, or a folder: the command must be fixed (exit 2)
+        raise CrmConnectError(str(e), 2 if not path.exists() or path.is_dir() else 4) from e
 
 
 def _salesforce(environ: Mapping[str, str] | None) -> Any:

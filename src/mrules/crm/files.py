@@ -9,9 +9,12 @@ A bad row is reported with its file and line and the rest loads.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,10 +74,35 @@ class LoadReport:
     issues: list[FileIssue] = field(default_factory=list)
 
 
-def find_files(paths: Sequence[str | Path]) -> tuple[Path | None, list[tuple[str, Path]]]:
-    """The org file and the (object, file) pairs among paths (files or folders)."""
+def _kind(p: Path) -> str:
+    """What a path that is neither a file nor a folder is, in words."""
+    try:
+        mode = p.stat().st_mode
+    except OSError:
+        return "no such file or folder"
+    for test, what in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return f"{what}, not a file: give a CRM export file or a folder of them"
+    return "not a file: give a CRM export file or a folder of them"
+
+
+def find_files(
+    paths: Sequence[str | Path], again: list[Path] | None = None
+) -> tuple[Path | None, list[tuple[str, Path]]]:
+    """The org file and the (object, file) pairs among paths (files or folders).
+
+    A file given twice (the same path, another spelling of it, or a file and its folder)
+    is taken once: loading rows without an Id twice would create their records twice.
+    Those found again are added to `again`, for the caller to say so.
+    """
     org: Path | None = None
     found: list[tuple[str, Path]] = []
+    seen: set[object] = set()
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -82,8 +110,14 @@ def find_files(paths: Sequence[str | Path]) -> tuple[Path | None, list[tuple[str
         elif p.is_file():
             entries = [p]
         else:
-            raise CrmInputError(f"{p}: no such file or folder")
+            raise CrmInputError(f"{p}: {_kind(p)}")
         for entry in entries:
+            keys = _file_keys(entry)
+            if keys & seen:
+                if again is not None:
+                    again.append(entry)
+                continue
+            seen |= keys
             if entry.name == "org.json":
                 org = entry
             elif entry.suffix.lower() in _SUFFIXES:
@@ -91,6 +125,16 @@ def find_files(paths: Sequence[str | Path]) -> tuple[Path | None, list[tuple[str
             elif p.is_file():
                 raise CrmInputError(f"{entry}: a CRM file ends in .jsonl or .csv (or is org.json)")
     return org, found
+
+
+def _file_keys(path: Path) -> set[object]:
+    """What tells two paths apart: the resolved path and the file's identity (a hard link
+    or another spelling of the same file has the same)."""
+    keys: set[object] = {os.path.realpath(path)}
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        keys.add((st.st_dev, st.st_ino))
+    return keys
 
 
 def read_org(path: Path) -> dict[str, Any]:

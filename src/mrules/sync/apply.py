@@ -397,8 +397,12 @@ def apply_plan(
         for e in errors_add
     ]
     # -- one transaction of the sync file --------------------------------------------------
-    queue = db.queue()
+    # The `sync retry` marks this plan read are done with; a later one (asked for while the
+    # cycle ran, or after a saved plan was made) waits for the next cycle. A saved plan from
+    # before plans kept their mark clears them all, as it did.
+    read_mark = int(plan.get("retry_mark", 1 << 62))
     with db.tx() as conn:
+        queue = db.queue()  # in the transaction: `sync retry` may have made work due since
         conn.executemany(
             "INSERT INTO link (prospect, object, crm_id, base, times, deleted, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect) DO UPDATE SET"
@@ -433,10 +437,11 @@ def apply_plan(
                 "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect, field) DO UPDATE SET"
                 " code=excluded.code, message=excluded.message, value=excluded.value,"
-                " at=excluded.at, crm_id=excluded.crm_id, attempts=attempts+1, retry=0",
-                error_row,
+                " at=excluded.at, crm_id=excluded.crm_id, attempts=attempts+1,"
+                " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
+                (*error_row, read_mark),
             )
-        conn.execute("UPDATE error SET retry = 0")
+        conn.execute("UPDATE error SET retry = 0 WHERE retry <= ?", (read_mark,))
         # The queue: new work from the store, minus what was done.
         work_seq = int(plan.get("work_seq", 0))
         if work_seq > db.work_seq:

@@ -382,6 +382,37 @@ class SyncDb:
         v = self.meta("last_cycle")
         return None if v is None else float(v)
 
+    def retry_mark(self) -> int:
+        """The latest `sync retry` mark: each retry marks its errors with a number above
+        every mark before it (`error.retry`, 0: no mark). A plan keeps the mark it read
+        (`retry_mark`), and its apply clears only the marks up to it: a retry asked for
+        while a cycle runs, or after a saved plan was made, waits for the next cycle
+        instead of being cleared untried."""
+        row = self.conn.execute(
+            "SELECT MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+            " WHERE key = 'retry_mark'), 0), COALESCE((SELECT MAX(retry) FROM error), 0))"
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def mark_retry(self, conn: sqlite3.Connection, prospects: list[str] | None) -> int:
+        """`sync retry` (inside `tx()`): mark the errors of `prospects` (None: all of them)
+        with a new mark, and make their queued work due now; the number of errors marked."""
+        mark = self.retry_mark() + 1
+        self.set_meta("retry_mark", mark)
+        if prospects is None:
+            n = conn.execute("UPDATE error SET retry = ?", (mark,)).rowcount
+            conn.execute("UPDATE queue SET next_try = ?", (NOT_WAITING,))
+            return int(n)
+        marks = ",".join("?" * len(prospects))
+        n = conn.execute(
+            f"UPDATE error SET retry = ? WHERE prospect IN ({marks})", [mark, *prospects]
+        ).rowcount
+        conn.execute(
+            f"UPDATE queue SET next_try = ? WHERE prospect IN ({marks})",
+            [NOT_WAITING, *prospects],
+        )
+        return int(n)
+
     # -- reads -------------------------------------------------------------------------------
     def links(self) -> dict[str, Link]:
         """Every link, read whole (tests and small files; a plan looks links up: `plan_links`)."""

@@ -81,6 +81,9 @@ class Plan:
     """CRM API calls the plan made (reads); counted with the cycle's once applied."""
     dirty: list[str] = field(default_factory=list)
     """Prospects marked for this plan to look at; looked at once applied."""
+    retry_mark: int = 0
+    """The latest `sync retry` mark the plan read (`SyncDb.retry_mark`): applied, it clears
+    those marks only."""
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -104,6 +107,7 @@ class Plan:
             "accounts": self.accounts,
             "sent": self.sent,
             "dirty": self.dirty,
+            "retry_mark": self.retry_mark,
             "api_calls": self.api_calls,
             "notes": self.notes,
         }
@@ -500,6 +504,7 @@ def make_plan(
     # The facts the sync itself handed the engine (`event` steps of its streams) are in the
     # base already; what rules did in reply to them is not, and is looked at.
     last_seq = db.meta("store_seq")
+    retry_mark = db.retry_mark()  # before the errors are read: a later mark is not seen
     full = last_seq is None or int(last_seq) > store.max_seq()
     touched: set[str] = set()
     dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
@@ -528,6 +533,7 @@ def make_plan(
         cursors_from={k: list(v) for k, v in cursors.items()},
         cursors_to={k: list(v) for k, v in cursors.items()},
         dirty=sorted(dirty),
+        retry_mark=retry_mark,
     )
     users = _Users(crm, until)
     sync_user = getattr(crm, "integration_user_id", None)

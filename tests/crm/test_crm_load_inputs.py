@@ -1,0 +1,81 @@
+"""`mrules crm load` given what is not an export file (a device, a named pipe), the same
+file twice, and a CRM file that is a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "examples" / "getcloudy" / "crm"
+CHANGES = ROOT / "examples" / "getcloudy" / "crm-changes.jsonl"
+
+
+def mrules(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_a_character_device_is_named_for_what_it_is(tmp_path: Path) -> None:
+    r = mrules("crm", "load", os.devnull, "--store", tmp_path / "s.db")
+    assert r.exit_code == 2, r.output
+    assert "a character device, not a file" in r.output  # was: "no such file or folder"
+    assert not (tmp_path / "s.crm.db").exists()
+
+
+def test_a_named_pipe_is_named_for_what_it_is(tmp_path: Path) -> None:
+    fifo = tmp_path / "Lead.jsonl"
+    os.mkfifo(fifo)
+    r = mrules("crm", "load", fifo, "--store", tmp_path / "s.db")
+    assert r.exit_code == 2, r.output
+    assert "a named pipe, not a file" in r.output
+    assert not (tmp_path / "s.crm.db").exists()
+
+
+def _leads(crm: Path) -> list[dict[str, object]]:
+    r = mrules("crm", "export", "--crm", crm, "--object", "Lead")
+    assert r.exit_code == 0, r.output
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_the_same_file_given_twice_loads_once(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    leads = folder / "Lead.jsonl"
+    rows = [{"LastName": "Blanc", "Company": "X", "Email": "a@x.com"}]  # no Id: a new lead
+    leads.write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    crm = tmp_path / "c.crm.db"
+    same = tmp_path / "in" / ".." / "in" / "Lead.jsonl"
+    r = mrules("crm", "load", leads, leads, same, folder, "--crm", crm)
+    assert r.exit_code == 0, r.output
+    assert "loaded 1 Lead" in r.stdout
+    assert r.stderr.count("is given more than once: loaded once") == 3
+    assert len(_leads(crm)) == 1  # was: one lead a time the file was named
+
+
+def test_the_crm_file_a_folder_is_a_usage_error(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    (tmp_path / "s.crm.db").mkdir()  # NAME.crm.db made a folder by mistake
+    for args in (
+        ["export"],
+        ["describe", "Lead"],
+        ["apply-changes", str(CHANGES)],
+        ["load", str(SEED)],
+    ):
+        r = mrules("crm", *args, "--store", store)
+        assert r.exit_code == 2, (args, r.output)  # was exit 4, as for a damaged file
+        assert "is a folder, not a CRM file" in r.output
+
+
+@pytest.mark.parametrize("command", [["export"], ["load", str(SEED)]])
+def test_crm_option_a_folder_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
+    shutil.copytree(SEED, tmp_path / "seed")
+    r = mrules("crm", *command, "--crm", tmp_path)
+    assert r.exit_code == 2, r.output
+    assert "is a directory" in r.output

@@ -1,0 +1,155 @@
+"""`mrules sync` refusing what it cannot do right: an empty `--out`, an unknown
+`--prospect`, a folder as the CRM, a plan before the last cycle; and `sync retry`
+asked for while a cycle runs (or after a saved plan was made) not being lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.sync.world import BOB, T0, World, ev
+
+import mrules.sync.cycle
+from mrules.sync.plan import plan_id
+
+
+def _world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB]})
+    return w
+
+
+def _held(tmp_path: Path) -> World:
+    """A world whose first cycle left a write of ann@x.com held in the error queue."""
+    w = _world(tmp_path)
+    w.run(
+        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
+        ev(T0, "ann@x.com", asset="Demo"),
+    )
+    w.sync("apply")
+    assert w.status()["errors"] == 1
+    assert _ops(w) == ["hold"]
+    return w
+
+
+def _ops(w: World) -> list[str]:
+    r = w.sync("plan", "--format", "json", code=None)
+    return [o["op"] for o in json.loads(r.output)["ops"]]
+
+
+# -- sync plan --out ------------------------------------------------------------------------------
+def test_plan_with_an_empty_out_is_a_usage_error(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    r = w.sync("plan", "--out", "", code=2)
+    assert "--out needs a file name" in r.output  # was: the plan printed, nothing saved
+    assert "sync plan" not in r.output
+
+
+def test_plan_out_over_the_store_is_refused(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    before = w.store.read_bytes()
+    r = w.sync("plan", "--out", str(w.store), code=2)
+    assert "is the store: writing it would destroy it" in r.output
+    assert w.store.read_bytes() == before
+
+
+# -- sync retry --prospect ------------------------------------------------------------------------
+def test_retry_of_an_unknown_prospect_is_a_usage_error(tmp_path: Path) -> None:
+    w = _held(tmp_path)
+    r = w.cli("sync", "retry", "--store", str(w.store), "--prospect", "nobody@x.com")
+    assert r.exit_code == 2, r.output  # was: "0 held error(s) will be retried", exit 0
+    assert "'nobody@x.com'" in r.output
+    assert _ops(w) == ["hold"]  # nothing marked
+    # A prospect the store has, without a held error: fine, nothing to retry.
+    w.run(ev("2026-11-02T09:01:00Z", "cleo@x.com", asset="Quiet"))
+    r = w.cli("sync", "retry", "--store", str(w.store), "--prospect", "cleo@x.com")
+    assert r.exit_code == 0 and "0 held error(s)" in r.output
+    r = w.cli("sync", "retry", "--store", str(w.store), "--prospect", "ANN@x.com")
+    assert r.exit_code == 0 and "1 held error(s)" in r.output
+
+
+# -- sync retry during a cycle, or after a saved plan --------------------------------------------
+def test_retry_asked_for_while_a_cycle_runs_is_kept_for_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _held(tmp_path)
+    real = mrules.sync.cycle.apply_plan
+
+    def retry_then_apply(plan: Any, *args: Any, **kw: Any) -> Any:
+        # The cycle's plan was made (it holds ann's write); `sync retry` lands now.
+        assert [o["op"] for o in plan["ops"]] == ["hold"]
+        r = w.cli("sync", "retry", "--store", str(w.store))
+        assert r.exit_code == 0 and "1 held error(s)" in r.output, r.output
+        return real(plan, *args, **kw)
+
+    monkeypatch.setattr(mrules.sync.cycle, "apply_plan", retry_then_apply)
+    w.sync("apply")
+    monkeypatch.setattr(mrules.sync.cycle, "apply_plan", real)
+    # The cycle that ran did not try it: the next one does (was: the mark cleared, held).
+    assert _ops(w) == ["update"]
+    w.sync("apply")
+    st = w.status()
+    assert st["errors"] == 1 and st["error_queue"][0]["attempts"] == 2
+    assert _ops(w) == ["hold"]  # tried and refused again: held again
+
+
+def test_retry_after_a_saved_plan_was_made_is_kept_for_the_next_cycle(tmp_path: Path) -> None:
+    w = _held(tmp_path)
+    plan = tmp_path / "p.json"
+    w.sync("plan", "--out", str(plan), code=None)
+    assert w.ok("sync", "retry", "--store", str(w.store)).output.startswith("1 held error")
+    w.sync("apply", str(plan))  # made before the retry: it holds the write
+    assert _ops(w) == ["update"]  # was: "hold", the retry cleared untried
+
+
+# -- --crm FOLDER ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [["plan"], ["apply"], ["run", "--until", "2026-11-02T10:00:00Z"], ["send", "bob@x.com"]],
+)
+def test_a_folder_as_the_crm_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    folder = tmp_path / "crmdir"
+    folder.mkdir()
+    r = w.sync(*command, "--crm", str(folder), code=2)  # was exit 4, as for a damaged file
+    assert f"{folder}: is a folder, not a CRM file" in r.output
+
+
+def test_a_folder_as_the_crm_from_the_environment_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    monkeypatch.setenv("MRULES_CRM", str(tmp_path))
+    r = w.sync("plan", code=2)
+    assert "is a folder, not a CRM file" in r.output
+
+
+# -- a plan before the last cycle -----------------------------------------------------------------
+def test_a_plan_before_the_last_cycle_is_refused(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    w.sync("apply")
+    last = w.status()["last_cycle"]
+    assert last == T0
+    out = tmp_path / "old.json"
+    r = w.sync("plan", "--at", "1900-01-01T00:00:00Z", "--out", str(out), code=2)
+    assert "is before the last cycle, at 2026-11-02T09:00:00Z" in r.output
+    assert not out.exists()
+    # A plan file at such a time (made by hand, or by an older mrules) is refused too.
+    w.sync("plan", "--at", "2026-11-02T09:10:00Z", "--out", str(out), code=None)
+    plan = json.loads(out.read_text("utf-8"))
+    plan["at"] = "1900-01-01T00:00:00Z"
+    plan["id"] = plan_id({k: v for k, v in plan.items() if k != "id"})
+    out.write_text(json.dumps(plan), "utf-8")
+    r = w.sync("apply", str(out), code=2)  # was: applied, the last cycle moved to 1900
+    assert "before the last cycle" in r.output
+    assert w.status()["last_cycle"] == last
+    # A later time is fine.
+    r = w.sync("plan", "--at", "2026-11-02T09:10:00Z", code=None)
+    assert r.exit_code in (0, 2) and "error" not in r.output
