@@ -1334,20 +1334,17 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         else:
             conn.set_authorizer(_no_writes_to_the_store)
             return conn
-    try:
-        return _connect_readonly_as(path, "?mode=ro")
-    except StoreError as e:
-        cause = e.__cause__
-        if not isinstance(cause, sqlite3.Error) or _code(cause) not in (
-            sqlite3.SQLITE_CANTOPEN,
-            sqlite3.SQLITE_READONLY,
-        ):
-            raise
-        if os.access(path.parent, os.W_OK) and not _read_only_fs(path.parent):
-            raise
-    # A WAL store in a read-only folder (a read-only mount, an archive): SQLite
-    # cannot create its `-shm` index there, and no writer can be at work either
-    # (it could not create its `-wal`), so the file can be read as immutable.
+    return _connect_readonly_as(path, "?mode=ro", in_read_only_folder=_immutable)
+
+
+def _immutable(path: Path, error: sqlite3.Error) -> sqlite3.Connection | None:
+    """A WAL store in a read-only folder (a read-only mount, an archive): SQLite cannot
+    create its `-shm` index there, and no writer can be at work either (it could not
+    create its `-wal`), so the file can be read as immutable. None: not that case."""
+    if _code(error) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+        return None
+    if os.access(path.parent, os.W_OK) and not _read_only_fs(path.parent):
+        return None
     return _connect_readonly_as(path, "?mode=ro&immutable=1")
 
 
@@ -1379,11 +1376,24 @@ def _read_only_fs(folder: Path) -> bool:
         return False
 
 
-def _connect_readonly_as(path: Path, query: str) -> sqlite3.Connection:
+def _connect_readonly_as(
+    path: Path,
+    query: str,
+    in_read_only_folder: Callable[[Path, sqlite3.Error], sqlite3.Connection | None] | None = None,
+) -> sqlite3.Connection:
+    """Open for reading with these URI parameters and check it is a store.
+
+    `in_read_only_folder`: asked for another connection when SQLite refuses to open the
+    file (decided here, from the sqlite3 error itself: `raise ... from` keeps no
+    `__cause__` in the compiled build, so a caller cannot look at it afterwards).
+    """
     uri = path.resolve().as_uri() + query
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None)
     except sqlite3.Error as e:
+        other = in_read_only_folder(path, e) if in_read_only_folder is not None else None
+        if other is not None:
+            return other
         raise StoreError(_open_message(path, e)) from e
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
@@ -1401,6 +1411,9 @@ def _connect_readonly_as(path: Path, query: str) -> sqlite3.Connection:
             )
     except sqlite3.Error as e:
         conn.close()
+        other = in_read_only_folder(path, e) if in_read_only_folder is not None else None
+        if other is not None:
+            return other
         raise StoreError(_open_message(path, e)) from e
     except BaseException:
         conn.close()
