@@ -313,7 +313,10 @@ class SyncDb:
             raise SyncDbError(f"{p}: no sync yet (run `mrules sync run` or `sync apply`)")
         try:
             if readonly:
-                conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, isolation_level=None)
+                # As a URI with the name escaped: in `file:{p}?mode=ro` a `#` or `?` of the
+                # name ends the path, so `a#b.sync.db` opened (and made) `a`, for writing.
+                uri = p.resolve().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             else:
                 conn = sqlite3.connect(p, isolation_level=None, timeout=30)
                 conn.execute("PRAGMA journal_mode=WAL")
