@@ -49,6 +49,7 @@ import orjson
 from mrules import __version__
 from mrules.atomic import fsync_folder
 from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
+from mrules.pathkind import special_file_kind
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
@@ -1129,18 +1130,6 @@ def _check_path(path: Path, readonly: bool) -> None:
     _refuse_what_is_not_a_store(path)
 
 
-def _kind_of_file(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISFIFO, "a named pipe"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
 def _refuse_what_is_not_a_store(path: Path) -> None:
     """A file that exists is a store or is refused, before any lock file is made.
 
@@ -1155,7 +1144,7 @@ def _refuse_what_is_not_a_store(path: Path) -> None:
         return
     if not stat.S_ISREG(info.st_mode):  # a FIFO would read as 0 bytes, or block SQLite
         raise StorePathError(
-            f"store {path} is {_kind_of_file(info.st_mode)}, not a file: give the path of"
+            f"store {path} is {special_file_kind(info.st_mode)}, not a file: give the path of"
             f" a store file"
         )
     size = info.st_size

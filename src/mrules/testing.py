@@ -60,6 +60,7 @@ import orjson
 import yaml
 
 from mrules.exitcodes import ExitCode
+from mrules.pathkind import special_file_kind
 
 __all__ = [
     "Case",
@@ -405,7 +406,7 @@ def load_file(path: str | Path) -> list[Case]:
     try:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # a named pipe called x.test.yaml would block the run
-            raise TestFileError(shown, None, f"not a test file (it is {_file_kind(mode)})")
+            raise TestFileError(shown, None, f"not a test file (it is {special_file_kind(mode)})")
         text = Path(path).read_bytes().decode("utf-8-sig")
     except OSError as e:
         raise TestFileError(shown, None, f"cannot read: {e.strerror or e}") from None
@@ -1206,7 +1207,9 @@ def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileErro
         else:  # /dev/null, a named pipe, a socket: reading one would block or read nothing
             bad.append(
                 TestFileError(
-                    _printable(p), None, f"not a test file or folder (it is {_file_kind(mode)})"
+                    _printable(p),
+                    None,
+                    f"not a test file or folder (it is {special_file_kind(mode)})",
                 )
             )
     seen: set[str] = set()
@@ -1217,19 +1220,6 @@ def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileErro
             seen.add(key)
             unique.append(name)
     return unique, bad
-
-
-def _file_kind(mode: int) -> str:
-    """What a path that is neither a regular file nor a folder is, for a message."""
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from mrules.crm.emulator import EmulatedCrm, LoadIssue
 from mrules.crm.model import format_datetime
+from mrules.pathkind import special_file_kind
 
 __all__ = [
     "LOAD_ORDER",
@@ -80,15 +80,7 @@ def _kind(p: Path) -> str:
         mode = p.stat().st_mode
     except OSError:
         return "no such file or folder"
-    for test, what in (
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISFIFO, "a named pipe"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return f"{what}, not a file: give a CRM export file or a folder of them"
-    return "not a file: give a CRM export file or a folder of them"
+    return f"{special_file_kind(mode)}, not a file: give a CRM export file or a folder of them"
 
 
 def find_files(
