@@ -153,7 +153,11 @@ def test_full_disk_tmpfs(ref: dict[str, Any], tmp_path: Path) -> None:
         res = mrules(*run_args(ref, store, actions))
         assert res.returncode == ExitCode.STORE, res.stderr
         line = one_clean_line(res.stderr)
-        assert "full" in line and "run the same command again" in line, line
+        # Which file meets the full disk first, the store ("database or disk is full") or
+        # the action log ("No space left on device"), depends on the length of the paths
+        # the log holds (pytest's numbered temporary folder): either way, exit 4 and resume.
+        assert "full" in line or "No space left on device" in line, line
+        assert "the same command again" in line, line
         done = position(store, ref["events"])
         assert 0 < done < 3000, "the disk filled neither too early nor never"
         # What was committed is kept: the state of the first `done` lines, exactly.
