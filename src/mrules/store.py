@@ -51,6 +51,7 @@ from mrules.atomic import fsync_folder
 from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
 from mrules.pathkind import special_file_kind
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.sqlitefiles import refuse_writes
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
 from mrules.vocab import ASSET_EVENTS
@@ -1321,7 +1322,7 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         except StoreError:
             pass  # a file SQLite will not open for writing: read-only, as below
         else:
-            conn.set_authorizer(_no_writes_to_the_store)
+            conn.set_authorizer(refuse_writes)
             return conn
     return _connect_readonly_as(path, "?mode=ro", in_read_only_folder=_immutable)
 
@@ -1335,27 +1336,6 @@ def _immutable(path: Path, error: sqlite3.Error) -> sqlite3.Connection | None:
     if os.access(path.parent, os.W_OK) and not _read_only_fs(path.parent):
         return None
     return _connect_readonly_as(path, "?mode=ro&immutable=1")
-
-
-_WRITES = frozenset(
-    getattr(sqlite3, name)
-    for name in (
-        "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_TABLE",
-        "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW",
-        "SQLITE_DROP_TABLE", "SQLITE_DROP_INDEX", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW",
-        "SQLITE_ALTER_TABLE", "SQLITE_REINDEX", "SQLITE_ANALYZE",
-    )
-)
-
-
-def _no_writes_to_the_store(
-    action: int, _arg1: str | None, _arg2: str | None, db: str | None, _trigger: str | None
-) -> int:
-    """A read-only store's authorizer: nothing written to it (temporary tables, which
-    the reports build, are allowed; they are not the store)."""
-    if action in _WRITES and db == "main":
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
 
 
 def _read_only_fs(folder: Path) -> bool:

@@ -105,3 +105,30 @@ def test_timeline_reads_a_sync_file_with_a_hash_in_its_name(copy: Path, tmp_path
     assert r.stdout == expected.stdout  # the same stages, SQL and won included
     assert " won " in r.stdout
     assert not (folder / "a").exists()  # made (for writing) by a URI cut at the `#`
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "funnel"],
+        ["report", "campaigns"],
+        ["explain", "--timeline", "PROSPECT"],
+    ],
+    ids=["funnel", "campaigns", "timeline"],
+)
+def test_reading_commands_leave_no_wal_files_beside_the_store_or_the_sync_file(
+    copy: Path, args: list[str]
+) -> None:
+    """A `mode=ro` connection cannot remove SQLite's `-wal`/`-shm`: the reports and the
+    timeline left them beside the sync file (mrules.sqlitefiles opens it so they go)."""
+    import sqlite3
+
+    conn = sqlite3.connect(copy.with_name("fx.sync.db"))
+    conn.execute("PRAGMA journal_mode = WAL")  # as `mrules sync` makes its file
+    email = conn.execute("SELECT min(prospect) FROM link").fetchone()[0]
+    conn.close()
+    before = sorted(p.name for p in copy.parent.iterdir())
+    argv = [email if a == "PROSPECT" else a for a in args]
+    res = mrules(*argv, "--store", copy, "--sync-db", copy.with_name("fx.sync.db"))
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in copy.parent.iterdir()) == before

@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from mrules.reports._sqlite import readonly_uri
+from mrules.sqlitefiles import reading_uri, refuse_writes
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.sync.db import default_sync_path
 from mrules.timetext import utc_seconds_text, utc_text
@@ -178,7 +178,8 @@ class Source:
             )
 
     def _attach(self, path: Path) -> None:
-        uri = readonly_uri(path)
+        uri = reading_uri(path)
+        self.conn.set_authorizer(refuse_writes)  # the store's may be mode=ro, without one
         try:
             self.conn.execute("ATTACH DATABASE ? AS sync", (uri,))
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sync.sqlite_master")}

@@ -410,11 +410,12 @@ def default_prospect(store: Any, sync_db: str | Path | None) -> str | None:
     """The prospect the page shows when none is asked for: one that won, else the first one."""
     import sqlite3
 
-    from mrules.reports._sqlite import readonly_uri
+    from mrules.sqlitefiles import reading_uri, refuse_writes
 
     if sync_db is not None and Path(sync_db).is_file():
         try:
-            conn = sqlite3.connect(readonly_uri(sync_db), uri=True)
+            conn = sqlite3.connect(reading_uri(sync_db), uri=True)
+            conn.set_authorizer(refuse_writes)
             try:
                 row = conn.execute(
                     "SELECT min(l.prospect) FROM link l"

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
-from mrules.reports._sqlite import readonly_uri
+from mrules.sqlitefiles import reading_uri, refuse_writes
 from mrules.storeapi import StoreError
 from mrules.timetext import utc_text
 from mrules.vocab import Action
@@ -87,7 +87,8 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
     if sync_path is None or not Path(sync_path).is_file():
         return {}
     try:
-        conn = sqlite3.connect(readonly_uri(sync_path), uri=True)
+        conn = sqlite3.connect(reading_uri(sync_path), uri=True)
+        conn.set_authorizer(refuse_writes)
     except sqlite3.Error as e:
         raise StoreError(f"cannot read sync file {sync_path}: {e}") from e
     try:

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from mrules.sqlitefiles import reading_uri, refuse_writes
 from mrules.sync.spool import SpillMap
 
 __all__ = [
@@ -313,10 +314,10 @@ class SyncDb:
             raise SyncDbError(f"{p}: no sync yet (run `mrules sync run` or `sync apply`)")
         try:
             if readonly:
-                # As a URI with the name escaped: in `file:{p}?mode=ro` a `#` or `?` of the
-                # name ends the path, so `a#b.sync.db` opened (and made) `a`, for writing.
-                uri = p.resolve().as_uri() + "?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                # By its escaped name, and read-write where SQLite may remove its WAL
+                # files at close, with no write allowed (mrules.sqlitefiles).
+                conn = sqlite3.connect(reading_uri(p), uri=True, isolation_level=None)
+                conn.set_authorizer(refuse_writes)
             else:
                 conn = sqlite3.connect(p, isolation_level=None, timeout=30)
                 conn.execute("PRAGMA journal_mode=WAL")

@@ -1,0 +1,53 @@
+"""Opening mrules' SQLite files (the store, the sync file) for reading only.
+
+Two things every reader needs, in one place:
+
+* the file is named by its real path: `f"file:{path}?mode=ro"` is no URI, since a
+  `#` or a `?` in the name ends the path there (`a#b.sync.db` opened, and made,
+  the file `a`) and a `%` reads as an escape;
+* nothing is left behind: a `mode=ro` connection cannot remove the `-wal` and
+  `-shm` files SQLite makes beside a WAL file, so where the file and its folder
+  are writable a reader opens it read-write, and `refuse_writes` (an authorizer)
+  keeps it from writing anything but its own temporary tables. SQLite then
+  removes both files when the last connection closes.
+
+>>> reading_uri("/nowhere/a#b?.db")
+'file:///nowhere/a%23b%3F.db?mode=ro'
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+__all__ = ["reading_uri", "refuse_writes"]
+
+_WRITES = frozenset(
+    getattr(sqlite3, name)
+    for name in (
+        "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_TABLE",
+        "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW",
+        "SQLITE_DROP_TABLE", "SQLITE_DROP_INDEX", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW",
+        "SQLITE_ALTER_TABLE", "SQLITE_REINDEX", "SQLITE_ANALYZE",
+    )
+)
+
+
+def reading_uri(path: str | Path) -> str:
+    """The URI that opens `path` to read it: read-write where SQLite may tidy up its WAL
+    files (the file and its folder writable), read-only otherwise. A connection made
+    with it must be given `refuse_writes` before use."""
+    p = Path(path).resolve()
+    writable = os.access(p, os.W_OK) and os.access(p.parent, os.W_OK)
+    return p.as_uri() + ("?mode=rw" if writable else "?mode=ro")
+
+
+def refuse_writes(
+    action: int, _arg1: str | None, _arg2: str | None, db: str | None, _trigger: str | None
+) -> int:
+    """A reader's authorizer (`Connection.set_authorizer`): no write to any database but
+    `temp` (the reports build temporary tables; they are not a file of mrules)."""
+    if action in _WRITES and db != "temp":
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
