@@ -19,7 +19,40 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 import generate as gen  # noqa: E402  (bench/generate.py: the bench workload)
 
-__all__ = ["assert_same", "gen", "outputs", "partitioned", "single"]
+__all__ = [
+    "BY_PROSPECT",
+    "ROOT",
+    "assert_same",
+    "gen",
+    "getcloudy_rules",
+    "invoke",
+    "outputs",
+    "partitioned",
+    "single",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
+"""What a rule set needs to be split by prospect (docs/semantics.md, Partitioned runs)."""
+
+
+def getcloudy_rules(folder: Path) -> Path:
+    """The bundled example's rules in `folder/rules`, set up for partitioned runs."""
+    import shutil
+
+    rules = folder / "rules"
+    shutil.copytree(ROOT / "examples/getcloudy/rules", rules)
+    (rules / "zz-partitions.mr").write_text(BY_PROSPECT)
+    return rules
+
+
+def invoke(*args: str) -> Any:
+    """`mrules ARGS` in this process (click's runner), exceptions not caught."""
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def outputs(store: Any, log: Path, rejects: bytes) -> dict[str, bytes]:
@@ -90,3 +123,38 @@ def assert_same(a: dict[str, bytes], b: dict[str, bytes]) -> None:
                 f"  single: {la[first][:400] if first < len(la) else None!r}\n"
                 f"  multi:  {lb[first][:400] if first < len(lb) else None!r}"
             )
+
+
+MRULES = [sys.executable, "-m", "mrules"]
+
+
+def interruptible_run(folder: Path) -> list[str]:
+    """The bench workload (6,000 events) in `folder`, run once in one process (`one.db`,
+    `one.jsonl`) and partitioned into 8 buckets: the command of a partitioned run of it
+    (`many.db`, `many.jsonl`), slow enough to be stopped half-way."""
+    import subprocess
+
+    gen.main([str(folder), "--prospects", "300", "--events", "6000", "--seed", "4"])
+    (folder / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    one = subprocess.run(
+        [*MRULES, "run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl",
+         "-q"], cwd=folder, capture_output=True)  # fmt: skip
+    assert one.returncode == 0, one.stderr.decode()
+    subprocess.run([*MRULES, "partition", "events.jsonl", "--buckets", "8", "--out", "part"],
+                   check=True, cwd=folder, capture_output=True)  # fmt: skip
+    return [*MRULES, "run", "rules", "part", "--engine", "local", "--workers", "2",
+            "--store", "many.db", "--actions", "many.jsonl", "--commit-every", "200"]  # fmt: skip
+
+
+def assert_rerun_matches_one_process(folder: Path, cmd: list[str]) -> None:
+    """`cmd` run again completes, with the action log and state of the one-process run."""
+    import subprocess
+
+    again = subprocess.run(cmd, cwd=folder, capture_output=True)
+    assert again.returncode == 0, again.stderr.decode()
+    assert (folder / "one.jsonl").read_bytes() == (folder / "many.jsonl").read_bytes()
+    export = [*MRULES, "state", "export", "--store"]
+    assert (
+        subprocess.run([*export, "one.db"], cwd=folder, capture_output=True).stdout
+        == subprocess.run([*export, "many.db"], cwd=folder, capture_output=True).stdout
+    )

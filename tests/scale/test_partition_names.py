@@ -10,29 +10,19 @@ was "no such file"."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from scale_helpers import ROOT, getcloudy_rules
+from scale_helpers import invoke as _invoke
 
-from mrules.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
-BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
 BAD_NAME = os.fsdecode(b"bad\xffname.jsonl")
-
-
-def _invoke(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 @pytest.fixture
 def getcloudy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "examples/getcloudy/rules", tmp_path / "rules")
-    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    getcloudy_rules(tmp_path)
     data = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
     (tmp_path / BAD_NAME).write_bytes(data + b"not json\n")
     return tmp_path

@@ -16,24 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
-
-from mrules.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
-BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
-
-
-def _invoke(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+from scale_helpers import ROOT, getcloudy_rules
+from scale_helpers import invoke as _invoke
 
 
 @pytest.fixture
 def part(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
     """The partition folder `part`, and the action log one process writes."""
     monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "examples/getcloudy/rules", tmp_path / "rules")
-    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    getcloudy_rules(tmp_path)
     shutil.copy(ROOT / "examples/getcloudy/events.jsonl", "events.jsonl")
     one = _invoke("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
     assert one.exit_code == 0, one.output

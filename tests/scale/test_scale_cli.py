@@ -6,33 +6,31 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from scale_helpers import (
+    ROOT,
+    assert_rerun_matches_one_process,
+    getcloudy_rules,
+    interruptible_run,
+)
+from scale_helpers import invoke as _invoke
 
-from mrules.cli import main
+from mrules.cli import main as cli_main
 
-ROOT = Path(__file__).resolve().parents[2]
-BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
 BAD = b'this is not json\n{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"x"}\n'
 
 
 @pytest.fixture
 def getcloudy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    shutil.copytree(ROOT / "examples/getcloudy/rules", tmp_path / "rules")
-    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
+    getcloudy_rules(tmp_path)
     data = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
     (tmp_path / "events.jsonl").write_bytes(data[: len(data) // 2] + BAD + data[len(data) // 2 :])
     return tmp_path
-
-
-def _invoke(*args: str) -> Any:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> None:
@@ -73,7 +71,7 @@ def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -
     Path("exists.db").write_text("")
     shutil.copytree("rules", "shared")
     Path("shared/zz-partitions.mr").unlink()  # Get Cloudy assigns to a group, turn shared
-    r = CliRunner().invoke(main, ["run", *args])
+    r = CliRunner().invoke(cli_main, ["run", *args])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
 
@@ -81,18 +79,7 @@ def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -
 @pytest.mark.slow
 def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     """SIGKILL a worker mid-bucket: exit 130, finished shards kept; the rerun completes them."""
-    from scale_helpers import gen
-
-    gen.main([str(tmp_path), "--prospects", "300", "--events", "6000", "--seed", "4"])
-    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
-    mrules = [sys.executable, "-m", "mrules"]
-    kw: dict[str, Any] = {"cwd": tmp_path, "capture_output": True}
-    assert subprocess.run([*mrules, "run", "rules", "events.jsonl", "--store", "one.db",
-                           "--actions", "one.jsonl", "-q"], **kw).returncode == 0  # fmt: skip
-    subprocess.run([*mrules, "partition", "events.jsonl", "--buckets", "8", "--out", "part"],
-                   check=True, **kw)  # fmt: skip
-    cmd = [*mrules, "run", "rules", "part", "--engine", "local", "--workers", "2",
-           "--store", "many.db", "--actions", "many.jsonl", "--commit-every", "200"]  # fmt: skip
+    cmd = interruptible_run(tmp_path)
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     killed = None
     deadline = time.monotonic() + 60
@@ -108,11 +95,4 @@ def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     assert proc.returncode == 130, err.decode()
     assert b"worker process died" in err and b"Traceback" not in err
     assert not (tmp_path / "many.db").exists()
-    again = subprocess.run(cmd, **kw)
-    assert again.returncode == 0, again.stderr.decode()
-    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "many.jsonl").read_bytes()
-    export = [*mrules, "state", "export", "--store"]
-    assert (
-        subprocess.run([*export, "one.db"], **kw).stdout
-        == subprocess.run([*export, "many.db"], **kw).stdout
-    )
+    assert_rerun_matches_one_process(tmp_path, cmd)

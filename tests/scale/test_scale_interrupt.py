@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from scale_helpers import assert_rerun_matches_one_process, interruptible_run
 
 from mrules.scale.local import LocalPool
-
-BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
 
 
 def _disposition(_task: dict[str, Any]) -> dict[str, Any]:
@@ -50,19 +48,7 @@ def test_an_interrupted_run_does_not_wait_for_the_running_buckets() -> None:
 
 
 def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from scale_helpers import gen
-
-    gen.main([str(tmp_path), "--prospects", "300", "--events", "6000", "--seed", "4"])
-    (tmp_path / "rules" / "zz-partitions.mr").write_text(BY_PROSPECT)
-    mrules = [sys.executable, "-m", "mrules"]
-    kw: dict[str, Any] = {"cwd": tmp_path, "capture_output": True}
-    assert subprocess.run([*mrules, "run", "rules", "events.jsonl", "--store", "one.db",
-                           "--actions", "one.jsonl", "-q"], **kw).returncode == 0  # fmt: skip
-    subprocess.run([*mrules, "partition", "events.jsonl", "--buckets", "8", "--out", "part"],
-                   check=True, **kw)  # fmt: skip
-    cmd = [*mrules, "run", "rules", "part", "--engine", "local", "--workers", "2",
-           "--store", "many.db", "--actions", "many.jsonl", "--commit-every", "200"]  # fmt: skip
+    cmd = interruptible_run(tmp_path)
     # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the group.
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # fmt: skip
@@ -78,11 +64,4 @@ def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     assert proc.returncode == 130, err.decode()
     assert b"interrupted" in err and b"Traceback" not in err, err.decode()
     assert not (tmp_path / "many.db").exists()
-    again = subprocess.run(cmd, **kw)
-    assert again.returncode == 0, again.stderr.decode()
-    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "many.jsonl").read_bytes()
-    export = [*mrules, "state", "export", "--store"]
-    assert (
-        subprocess.run([*export, "one.db"], **kw).stdout
-        == subprocess.run([*export, "many.db"], **kw).stdout
-    )
+    assert_rerun_matches_one_process(tmp_path, cmd)
