@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -27,6 +28,7 @@ from mrules.cli.common import (
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.events import prospect_key
+from mrules.loader import printable_path
 from mrules.storeapi import MEMORY
 
 __all__ = ["COMMANDS", "sync"]
@@ -239,7 +241,12 @@ def plan_cmd(
                 fh.flush()
                 fh.detach()
         except OSError as e:
-            fail(f"{out}: cannot write the plan: {e.strerror or e}", EXIT_STORE)
+            # Shown as every message shows a path: a byte that is not UTF-8 as \xNN.
+            fail(
+                f"{printable_path(out)}: cannot write the plan:"
+                f" {printable_path(str(e.strerror or e))}",
+                EXIT_STORE,
+            )
     if fmt == "json":
         _emit_plan(pj)
     else:
@@ -270,13 +277,26 @@ def _plan_out_or_exit(
 
 
 def _not_before_last_cycle(db: Any, at: float, what: str) -> None:
-    """Exit 2 when a cycle at `at` would come before the last one applied: the sync's
-    clock never goes back (applied, `last cycle` moved from 2026 to 1900)."""
+    """Exit 2 when a cycle at `at` would not come after the last one applied: the sync's
+    clock never goes back (applied, `last cycle` moved from 2026 to 1900), and a cycle at
+    the last one's very time would replace that cycle's record (one a time). A plan's
+    time is in whole seconds (`iso`): `at` is compared as the plan will carry it."""
+    from mrules.sync.plan import to_epoch
+
     last = db.last_cycle
-    if last is not None and at < last:
+    if last is None:
+        return
+    at = to_epoch(_iso(at))
+    if at < last:
         fail(
             f"{what} is before the last cycle, at {_iso(last)}: a cycle never goes back in"
             " time; plan the next one (`mrules sync plan` without --at) or a later time"
+        )
+    if at == last:
+        fail(
+            f"{what} is the time of the last cycle, {_iso(last)}: that cycle ran already"
+            " (one cycle a time; applied, this plan would replace its record); plan the"
+            " next one (`mrules sync plan` without --at) or a later time"
         )
 
 
@@ -428,9 +448,9 @@ def apply_cmd(
     fmt: str,
 ) -> None:
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now."""
-    from mrules.sync.apply import StalePlan, apply_plan, deliver
+    from mrules.sync.apply import StalePlan, apply_plan, deliver, stale_reason
     from mrules.sync.cycle import run_cycle
-    from mrules.sync.plan import PLAN_FORMAT
+    from mrules.sync.plan import PLAN_FORMAT, to_epoch
 
     saved = _read_plan(plan_file, PLAN_FORMAT) if plan_file else None
     with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
@@ -440,12 +460,19 @@ def apply_cmd(
         else:
             if not db.applied(saved["id"]):  # applied before: "already applied", exit 0
                 at = parse_datetime(str(saved["at"])).timestamp()
+                if db.last_cycle is not None and to_epoch(_iso(at)) == db.last_cycle:
+                    # The plan of a cycle that ran since it was made is stale (exit 1);
+                    # one that is not (the CRM failed that cycle's own plan, or made by
+                    # hand) is refused below: applied, it replaced that cycle's record.
+                    why = stale_reason(saved, store, crm, db)
+                    if why is not None:
+                        _stale(why)
                 _not_before_last_cycle(db, at, f"the plan {plan_file} (at {saved['at']})")
             deliver(db, store, compiled)
             try:
                 report = apply_plan(saved, store, crm, db, check_stale=True)
             except StalePlan as e:
-                fail(f"the plan is stale: {e}; make a new one with `mrules sync plan`", EXIT_STALE)
+                _stale(str(e))
             report.delivered = deliver(db, store, compiled)
     if fmt == "json":
         _emit(json.dumps(report.as_json(), indent=1, sort_keys=True))
@@ -453,6 +480,10 @@ def apply_cmd(
         click.echo(f"plan {report.plan_id} was already applied: nothing to do")
     else:
         _render_report(report.as_json(), saved["at"])
+
+
+def _stale(why: str) -> NoReturn:
+    fail(f"the plan is stale: {why}; make a new one with `mrules sync plan`", EXIT_STALE)
 
 
 def _read_plan(path: str, fmt: str) -> dict[str, Any]:
@@ -589,9 +620,19 @@ def run_cmd(
             if r["transient_failure"]:
                 click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
-        results = run_until(
-            store, crm, db, config, compiled, end, changes=apply_changes, on_cycle=show
-        )
+        try:
+            results = run_until(
+                store, crm, db, config, compiled, end, changes=apply_changes, on_cycle=show
+            )
+        except BaseException as e:
+            # Interrupted (Ctrl-C, SIGTERM), or a cycle failed: the cycles done before are
+            # committed, and their lines are printed as an uninterrupted run prints them
+            # (the idle ones were held back to be shown as one line). Not after a broken
+            # pipe: there is no one to print them to.
+            if not (isinstance(e, OSError) and e.errno == errno.EPIPE):
+                with contextlib.suppress(OSError, KeyboardInterrupt):
+                    flush()
+            raise
         flush()
         if not results:
             click.echo(
@@ -685,7 +726,8 @@ def send_cmd(
 # -- status, retry --------------------------------------------------------------------------------
 @sync.command("status")
 @click.option("--store", "store_path", type=STORE_PATH, default="mrules.db", show_default=True)
-@click.option("--crm", "crm_path", metavar="PATH")
+# Not offered: `status` reads the sync file only; given, it is refused (it was ignored).
+@click.option("--crm", "crm_path", metavar="PATH", hidden=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -695,6 +737,11 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     from mrules.sync.db import SyncDb, SyncDbError
     from mrules.sync.plan import iso
 
+    if crm_path is not None:
+        fail(
+            "--crm: `sync status` reads the sync file beside the store (NAME.sync.db), not"
+            " the CRM: what it shows is what the cycles applied; leave --crm out"
+        )
     try:
         db = SyncDb.open(default_sync_path(store_path), readonly=True)
     except SyncDbError as e:

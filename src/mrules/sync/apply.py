@@ -192,6 +192,10 @@ def apply_plan(
     done_seqs: dict[str, set[int]] = {}
     done_kinds: dict[str, set[str]] = {}  # a saved plan from before ops named their `seqs`
     queue_fail: dict[str, float] = {}
+    # The prospects whose record write (a create, an update) the CRM answered, done or
+    # refused: a `sync retry` mark of a write not tried (in a later batch, or stopped by a
+    # transient failure) stays for the cycle that tries it.
+    tried: set[str] = set()
     current = _Before(db)
 
     def finish(o: Mapping[str, Any]) -> None:
@@ -257,6 +261,8 @@ def apply_plan(
             results, aside = _write_keeping(crm, "create", sobject, recs, required)
             for o, r, errs, sent in zip(group, results, aside, recs, strict=True):
                 email = o["prospect"]
+                if not any(e.transient for e in _errs(r)):
+                    tried.add(email)
                 if r.success and r.id:
                     report.created += 1
                     base = {
@@ -335,6 +341,8 @@ def apply_plan(
             for (email, upd_id, upd_values), r, errs, sent in zip(
                 upd_group, results, aside, recs, strict=True
             ):
+                if not any(e.transient for e in _errs(r)):
+                    tried.add(email)
                 if r.success:
                     report.updated += 1
                     row = links.get(email)
@@ -441,7 +449,7 @@ def apply_plan(
                 " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
                 (*error_row, read_mark),
             )
-        conn.execute("UPDATE error SET retry = 0 WHERE retry <= ?", (read_mark,))
+        _clear_retry_marks(conn, plan, read_mark, tried)
         # The queue: new work from the store, minus what was done.
         work_seq = int(plan.get("work_seq", 0))
         if work_seq > db.work_seq:
@@ -618,6 +626,33 @@ def apply_plan(
         total = int(db.meta("api_calls", "0") or 0) + calls
         db.set_meta("api_calls", total)
     return report
+
+
+def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried: set[str]) -> None:
+    """Clear the `sync retry` marks up to `read_mark`, but those of a prospect whose record
+    write the plan has and this apply did not try: a write in a later batch (only the first
+    is written), one a transient failure stopped, or a create backing off (`wait`). Those
+    stay marked, and the cycle that writes them tries them (cleared untried, the next plan
+    held the write again)."""
+    marked = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT prospect FROM error WHERE retry > 0 AND retry <= ?", (read_mark,)
+        )
+    }
+    if not marked:
+        return
+    untried = {
+        o["prospect"]
+        for o in plan.get("ops", ())
+        if o["prospect"] in marked
+        and o["prospect"] not in tried
+        and (o["op"] == "wait" or (o["op"] in ("create", "update", "link") and o.get("values")))
+    }
+    conn.executemany(
+        "UPDATE error SET retry = 0 WHERE prospect = ? AND retry <= ?",
+        [(who, read_mark) for who in sorted(marked - untried)],
+    )
 
 
 def _parsed(value: dict[str, Any] | str) -> dict[str, Any]:
