@@ -57,6 +57,14 @@ def _raw(text: str | bytes | None) -> bytes:
     return text.encode() if isinstance(text, str) else text
 
 
+def _shown(path: Path) -> str:
+    """A path as messages show it: bytes of its name that are not UTF-8 as `\\xNN`
+    (raw, they were lone surrogates, which a UTF-8 stream cannot print)."""
+    from mrules.loader import printable_path
+
+    return printable_path(str(path))
+
+
 def action_record(entry: LedgerEntry) -> dict[str, Any]:
     """A ledger entry as one line of the action log (docs/outputs.md)."""
     e = entry if type(entry) is LedgerEntry else LedgerEntry._make(entry)
@@ -103,7 +111,7 @@ class ActionLog:
                     store.set_log_start(key, last)
             elif last > store.max_seq():
                 raise OutputError(
-                    f"action log {path} goes up to seq {last}, beyond the store's last"
+                    f"action log {_shown(path)} goes up to seq {last}, beyond the store's last"
                     f" ({store.max_seq()}): it was written from another store; give a new"
                     f" --actions path or move the file away"
                 )
@@ -112,7 +120,7 @@ class ActionLog:
             if created:
                 fsync_folder(path.parent)
         except OSError as e:
-            raise OutputError(f"cannot open action log {path}: {e.strerror or e}") from e
+            raise OutputError(f"cannot open action log {_shown(path)}: {e.strerror or e}") from e
         self.last = last
         self.write(store.ledger(after_seq=last))  # catch up after a killed run
 
@@ -130,8 +138,8 @@ class ActionLog:
                 _write_all(self._fd, data)
             except OSError as e:
                 raise OutputError(
-                    f"cannot write action log {self.path}: {e.strerror or e}; the next run"
-                    f" repairs the log and writes the missing rows from the store"
+                    f"cannot write action log {_shown(self.path)}: {e.strerror or e}; the next"
+                    f" run repairs the log and writes the missing rows from the store"
                 ) from e
             self.last = last
 
@@ -273,8 +281,8 @@ def _repair(path: Path) -> int | None:
         _truncate(path, 0)
         return None
     raise OutputError(
-        f"{path} is not an mrules action log (no line with a seq): give a new --actions"
-        f" path, or move the file away"
+        f"{_shown(path)} is not an mrules action log (no line with a seq): give a new"
+        f" --actions path, or move the file away"
     )
 
 
@@ -315,7 +323,7 @@ def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
             return 0
         atomic_write(path, b"".join(orjson.dumps(record) + b"\n" for record in unsettled))
     except OSError as e:
-        raise OutputError(f"cannot write diagnostics file {path}: {e.strerror or e}") from e
+        raise OutputError(f"cannot write diagnostics file {_shown(path)}: {e.strerror or e}") from e
     return len(unsettled)
 
 
@@ -333,8 +341,8 @@ def write_rejects(path: Path, store: StateStore, source: str) -> int:
         atomic_write(path, data)
     except OSError as e:
         raise OutputError(
-            f"cannot write rejects file {path}: {e.strerror or e}; the store keeps the rejected"
-            f" lines, and the next run writes the file again"
+            f"cannot write rejects file {_shown(path)}: {e.strerror or e}; the store keeps the"
+            f" rejected lines, and the next run writes the file again"
         ) from e
     return len(rows)
 

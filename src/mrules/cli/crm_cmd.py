@@ -29,6 +29,7 @@ from mrules.crm.files import (
     read_org,
 )
 from mrules.crm.model import Schema, SchemaError, parse_datetime
+from mrules.loader import printable_path
 
 __all__ = ["COMMANDS"]
 
@@ -73,7 +74,10 @@ def _open(
 ) -> Iterator[EmulatedCrm]:
     path = Path(crm_path) if crm_path else default_crm_path(store_path)
     if not path.parent.is_dir():
-        fail(f"{path}: {path.parent} does not exist; create it first (mrules creates no folders)")
+        fail(
+            f"{_shown(path)}: {_shown(path.parent)} does not exist; create it first (mrules"
+            " creates no folders)"
+        )
     try:
         crm = EmulatedCrm.open(path, create=create, org=org)
     except SchemaError as e:
@@ -84,7 +88,7 @@ def _open(
     try:
         yield crm
     except sqlite3.DatabaseError as e:  # disk full, read-only, locked too long, damaged
-        fail(f"{path}: the CRM file failed: {e}", EXIT_STORE)
+        fail(f"{_shown(path)}: the CRM file failed: {e}", EXIT_STORE)
     finally:
         crm.close()
 
@@ -136,7 +140,9 @@ def load(
     except CrmInputError as e:
         fail(str(e))
     for path in again:  # rows without an Id loaded twice would be created twice
-        click.echo(f"mrules: warning: {path} is given more than once: loaded once", err=True)
+        click.echo(
+            f"mrules: warning: {_shown(path)} is given more than once: loaded once", err=True
+        )
     if edition is not None:
         org = {**(org or {}), "edition": edition}
     merged = _merged_org(crm_path, store_path, org)
@@ -153,7 +159,7 @@ def load(
         for issue in report.issues:
             click.echo(f"{issue}", err=True)
         counts = ", ".join(f"{n} {name}" for name, n in report.loaded.items()) or "nothing"
-        click.echo(f"loaded {counts} into {c.path}")
+        click.echo(f"loaded {counts} into {_shown(c.path)}")
         if report.issues:
             click.echo(f"{len(report.issues)} row(s) refused; the others loaded", err=True)
             sys.exit(int(EXIT_REJECTS))
@@ -206,7 +212,7 @@ def export(
       mrules crm export --store /tmp/getcloudy.db --out /tmp/crm-export --format csv
     """
     if out is not None and not Path(out).is_dir():
-        fail(f"--out {out}: not a folder; create it first (mrules creates no folders)")
+        fail(f"--out {_shown(out)}: not a folder; create it first (mrules creates no folders)")
     with _open(crm_path, store_path, create=False) as c:
         unknown = [o for o in objects if o not in c.schema.objects and o != "CampaignMemberStatus"]
         if unknown:
@@ -216,7 +222,7 @@ def export(
             target = Path(out) / "org.json"
             org = json.dumps(export_org(c), indent=2, sort_keys=True, ensure_ascii=False)
             _write(target, org + "\n")
-            click.echo(f"{target}: the org settings", err=True)
+            click.echo(f"{_shown(target)}: the org settings", err=True)
         for name, fields, rows in export_records(c, objects or None):
             if out is None:
                 for row in rows:
@@ -234,7 +240,7 @@ def export(
                 for row in rows:
                     writer.writerow({k: _csv(row.get(k)) for k in fields})
             _write(target, buf.getvalue())
-            click.echo(f"{target}: {len(rows)} record(s)", err=True)
+            click.echo(f"{_shown(target)}: {len(rows)} record(s)", err=True)
 
 
 def _write(target: Path, text: str) -> None:
@@ -243,8 +249,13 @@ def _write(target: Path, text: str) -> None:
         atomic_write(target, text.encode("utf-8"))
     except OSError as e:
         raise OutputError(
-            f"cannot write {target}: {e.strerror or e}; the file was left as it was"
+            f"cannot write {_shown(target)}: {e.strerror or e}; the file was left as it was"
         ) from e
+
+
+def _shown(path: str | Path) -> str:
+    """A path as messages show it: bytes of its name that are not UTF-8 as `\\xNN`."""
+    return printable_path(str(path))
 
 
 def _compact(row: dict[str, Any]) -> dict[str, Any]:
@@ -287,17 +298,18 @@ def apply_changes_cmd(
     """
     when = _time("--until", until)
     path = Path(changes)
+    shown = _shown(changes)
     if not path.exists() or path.is_dir():  # a pipe (`<(...)`) is read like a file
-        fail(f"{changes}: no such file")
+        fail(f"{shown}: no such file")
     items, issues = read_changes(path)
     with _open(crm_path, store_path, create=False) as c:
         report = apply_changes(c, items, when)
     for line, reason in issues:
-        click.echo(f"{changes}:{line}: {reason}" if line else f"{changes}: {reason}", err=True)
+        click.echo(f"{shown}:{line}: {reason}" if line else f"{shown}: {reason}", err=True)
     for change, outcome in report.applied:
-        click.echo(f"{changes}:{change.line}: {change.at.isoformat()} {outcome}")
+        click.echo(f"{shown}:{change.line}: {change.at.isoformat()} {outcome}")
     for change, reason in report.failed:
-        click.echo(f"{changes}:{change.line}: refused: {reason}", err=True)
+        click.echo(f"{shown}:{change.line}: refused: {reason}", err=True)
     click.echo(
         f"{len(report.applied)} applied, {len(report.failed)} refused, "
         f"{report.already} applied before, {report.pending} still to come",

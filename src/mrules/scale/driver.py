@@ -72,6 +72,13 @@ def _fingerprint(rules_version: str, manifest: Manifest, now: float | None) -> s
     return h.hexdigest()
 
 
+def _shown(path: Path) -> str:
+    """A path as messages show it: bytes of its name that are not UTF-8 as `\\xNN`."""
+    from mrules.loader import printable_path
+
+    return printable_path(str(path))
+
+
 def _check_rules(rules: Any) -> None:
     if rules.settings.round_robin == "shared" and rules.symbols.groups:
         raise ScaleError(
@@ -128,14 +135,14 @@ def _action_log_target(actions: Path, store: Path) -> tuple[Path, Path, bool]:
     except FileNotFoundError:
         info = None
     except OSError as e:
-        raise OutputError(f"cannot open action log {actions}: {e.strerror or e}") from e
+        raise OutputError(f"cannot open action log {_shown(actions)}: {e.strerror or e}") from e
     if info is not None and not stat.S_ISREG(info.st_mode):
         return store.with_name(f".{store.name}.actions.merging"), actions, True
     if info is not None and info.st_size > 0:
         raise OutputError(
-            f"action log {actions} is not empty: a partitioned run writes a new store, whose"
-            " log starts empty (it was written from another store); give a new --actions"
-            " path or move the file away"
+            f"action log {_shown(actions)} is not empty: a partitioned run writes a new store,"
+            " whose log starts empty (it was written from another store); give a new"
+            " --actions path or move the file away"
         )
     final = Path(os.path.realpath(actions))
     return final.with_name(f".{final.name}.merging"), final, False
@@ -154,7 +161,7 @@ def _put_action_log(tmp: Path, final: Path, direct: bool) -> None:
             os.replace(tmp, final)
     except OSError as e:
         raise OutputError(
-            f"cannot write action log {final}: {e.strerror or e}; the finished buckets are"
+            f"cannot write action log {_shown(final)}: {e.strerror or e}; the finished buckets are"
             " kept: once the cause is fixed, the same command runs only the merge again"
         ) from e
 
@@ -191,7 +198,7 @@ def run_partitioned(
     folder = Path(folder)
     manifest = Manifest.load(folder)
     if not manifest.files:
-        raise PartitionError(f"{folder}: the partition holds no file")
+        raise PartitionError(f"{_shown(folder)}: the partition holds no file")
     from mrules.store_pg import is_postgres_url
 
     pg_url = str(store) if is_postgres_url(str(store)) else None
@@ -205,11 +212,11 @@ def run_partitioned(
         target = Path(store)
     if target.exists():
         raise ScaleError(
-            f"{target} exists: a partitioned run writes a new store (replays are cheap);"
+            f"{_shown(target)} exists: a partitioned run writes a new store (replays are cheap);"
             " give another --store or move it away"
         )
     if not target.parent.is_dir():
-        raise ScaleError(f"{target.parent} does not exist; create it first")
+        raise ScaleError(f"{_shown(target.parent)} does not exist; create it first")
     log_target = None if actions is None else _action_log_target(Path(actions), target)
     fingerprint = _fingerprint(compiled.version, manifest, now)
     shard_root = target.with_name(target.name + ".shards")
@@ -376,7 +383,7 @@ def write_all_rejects(path: Path, store: Any, files: list[str]) -> int:
         )
         atomic_write(path, data)
     except OSError as e:
-        raise OutputError(f"cannot write rejects file {path}: {e.strerror or e}") from e
+        raise OutputError(f"cannot write rejects file {_shown(path)}: {e.strerror or e}") from e
     return len(rows)
 
 
