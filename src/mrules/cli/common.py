@@ -38,6 +38,7 @@ __all__ = [
     "EXIT_REJECTS",
     "EXIT_STORE",
     "EXIT_USAGE",
+    "MAX_WAIT_SECONDS",
     "SYNC_PATH",
     "WaitSeconds",
     "email_or_exit",
@@ -47,6 +48,7 @@ __all__ = [
     "internal_error",
     "load_or_exit",
     "refuse_output_over_inputs",
+    "rule_file_or_exit",
 ]
 
 EXIT_OK = ExitCode.OK
@@ -115,10 +117,15 @@ SYNC_PATH = _SyncPath()
 """The type of every `--sync-db` (the reports, `explain --timeline`)."""
 
 
+MAX_WAIT_SECONDS = 7 * 24 * 3600
+"""The longest `--wait-timeout` (7 days): `1e300` was taken, and waited forever as `inf` did."""
+
+
 class WaitSeconds(click.ParamType):
-    """`--wait-timeout`: a finite number of seconds above 0, or exit 2. `nan` compares
-    false with every bound, so a range let it through, and it waited forever, as `inf`
-    did; `default` is what `--wait` alone waits, for the message."""
+    """`--wait-timeout`: a finite number of seconds above 0 and at most MAX_WAIT_SECONDS,
+    or exit 2. `nan` compares false with every bound, so a range let it through, and it
+    waited forever, as `inf` (or `1e300`) did; `default` is what `--wait` alone waits,
+    for the message."""
 
     name = "seconds"
 
@@ -146,6 +153,13 @@ class WaitSeconds(click.ParamType):
             )
         if seconds <= 0:
             self.fail(f"{value}: give a number of seconds above 0", param, ctx)
+        if seconds > MAX_WAIT_SECONDS:
+            self.fail(
+                f"{value}: at most {MAX_WAIT_SECONDS} seconds (7 days) can be waited; --wait"
+                f" alone waits {self.default:g} seconds",
+                param,
+                ctx,
+            )
         return seconds
 
 
@@ -221,10 +235,43 @@ def email_or_exit(what: str, email: str) -> str:
     return email
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def rule_file_or_exit(path: str) -> None:
+    """Exit 2 when RULES is a file not named `*.mr` that is plainly no rule text: empty, an
+    SQLite database (a store given where the rules go) or binary (a NUL byte). Loaded, it
+    was an empty rule set (`segment mrules.db`: "no segmentation rules", exit 0; `run`
+    ran no rules; `lint` said ok) or a "not UTF-8 text" error; a folder, a `*.mr` file
+    or another file is loaded as usual. Every command that loads rules checks this."""
+    if path.endswith(".mr") or not os.path.isfile(path):
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return  # the loader says why it cannot be read
+    shown = printable_path(path)
+    if head.startswith(SQLITE_HEADER):
+        what = "an SQLite database (a store?)"
+    elif not head:
+        what = "an empty file (0 bytes)"
+    elif b"\x00" in head:
+        what = "binary data (it holds a NUL byte)"
+    else:
+        return
+    fail(
+        f"RULES {shown} is {what}, not a rule file: give the rule folder or a rule file"
+        " (*.mr) first, and the store with --store"
+    )
+
+
 def load_or_exit(paths: Sequence[str]) -> LoadResult:
     """Load a rule set, or exit 2 with a clear message if it cannot be read."""
     if not paths:
         fail("give at least one rule file or folder")
+    for path in paths:
+        rule_file_or_exit(path)
     try:
         return load(paths)
     except LoadError as e:

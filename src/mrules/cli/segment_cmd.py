@@ -9,6 +9,7 @@ import click
 from mrules.cli.common import STORE_PATH, fail
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
+from mrules.loader import printable_path
 from mrules.storeapi import MEMORY
 
 __all__ = ["COMMANDS"]
@@ -33,6 +34,10 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
     and are never re-evaluated: run this command again to segment again.
     Automation rules that read the lists or tags it changes run as usual.
 
+    RULES is a rule folder or file; a file not named *.mr that is empty,
+    binary or an SQLite database (the store given where the rules go) is
+    refused (exit 2), not run as a rule set without segmentation rules.
+
     Exit status (docs/exit-codes.md): 0 done; 1 the rule set has errors; 2
     usage; 4 the store failed (what was committed is kept); 5 another run
     holds the store; 130 interrupted.
@@ -45,7 +50,8 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
     if store_path == MEMORY:
         fail("--store :memory: holds no prospects to segment: give the store a run wrote")
     if "://" not in store_path and not Path(store_path).exists():  # a typo made a new store
-        fail(f"no store at {store_path} (run `mrules run ... --store {store_path}` first)")
+        shown = printable_path(store_path)
+        fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
         engine = Engine(compiled, store, source="segment")

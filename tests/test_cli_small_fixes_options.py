@@ -1,0 +1,115 @@
+"""`--wait-timeout` has a maximum (1e300 waited forever), and `mrules segment` refuses a
+RULES file that is plainly no rule file (an empty file, a store, binary data) instead of
+running it as a rule set without segmentation rules (exit 0)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+from mrules.cli.common import MAX_WAIT_SECONDS
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "getcloudy"
+
+
+def mrules(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _args(command: str) -> list[str | Path]:
+    if command == "segment":
+        return ["segment", EXAMPLE / "rules", "--store", ":memory:"]
+    return ["run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", ":memory:"]
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e10", str(MAX_WAIT_SECONDS + 1), "604800.5"])
+@pytest.mark.parametrize("command", ["run", "segment"])
+def test_wait_timeout_above_the_maximum_is_a_usage_error(command: str, value: str) -> None:
+    r = mrules(*_args(command), "--wait-timeout", value)
+    assert r.exit_code == 2, r.output  # 1e300 was taken: it waited as good as forever
+    assert "Invalid value for '--wait-timeout'" in r.stderr
+    assert f"{value}: at most 604800 seconds (7 days) can be waited" in r.stderr
+    assert "--wait alone waits 600 seconds" in r.stderr
+
+
+def test_wait_timeout_of_the_maximum_is_taken() -> None:
+    assert MAX_WAIT_SECONDS == 604800  # docs/exit-codes.md and docs/store.md say so
+    r = mrules(*_args("run"), "--wait-timeout", str(MAX_WAIT_SECONDS))
+    assert r.exit_code == 0, r.output
+
+
+@pytest.fixture
+def store(here: Path) -> Path:
+    """A store the example's run wrote."""
+    r = mrules("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", "s.db", "-q")
+    assert r.exit_code == 0, r.output
+    return here / "s.db"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "what"),
+    [
+        ("empty.db", b"", "an empty file (0 bytes)"),
+        ("rules", b"", "an empty file (0 bytes)"),
+        ("blob.bin", b"\x00\x01\x02 list", "binary data (it holds a NUL byte)"),
+        ("other.sqlite", b"SQLite format 3\x00" + b"\x00" * 84, "an SQLite database (a store?)"),
+    ],
+    ids=["empty-db", "empty-no-suffix", "binary", "sqlite"],
+)
+def test_segment_refuses_a_rules_file_that_is_no_rule_file(
+    store: Path, name: str, data: bytes, what: str
+) -> None:
+    Path(name).write_bytes(data)
+    r = mrules("segment", name, "--store", "s.db")
+    assert r.exit_code == 2, r.output  # an empty file was "no segmentation rules", exit 0
+    assert r.stderr == (
+        f"mrules: error: RULES {name} is {what}, not a rule file: give the rule folder or a"
+        " rule file (*.mr) first, and the store with --store\n"
+    )
+    assert r.stdout == ""
+
+
+def test_segment_given_the_store_for_the_rules_says_so(store: Path) -> None:
+    before = store.read_bytes()
+    r = mrules("segment", "s.db")  # the rules forgotten: the store where RULES goes
+    assert r.exit_code == 2, r.output  # was "s.db:1: not UTF-8 text ...; save the file as UTF-8"
+    assert "RULES s.db is an SQLite database (a store?), not a rule file" in r.stderr
+    assert "UTF-8" not in r.stderr
+    assert store.read_bytes() == before
+
+
+def test_segment_still_takes_an_empty_rule_file_and_a_rule_file_of_any_name(store: Path) -> None:
+    Path("empty.mr").write_bytes(b"")  # a rule file (*.mr) with nothing in it: as lint takes it
+    r = mrules("segment", "empty.mr", "--store", "s.db")
+    assert r.exit_code == 0, r.output
+    assert "no segmentation rules in this rule set" in r.stderr
+    text = "".join(p.read_text("utf-8") for p in sorted((EXAMPLE / "rules").glob("*.mr")))
+    Path("all-rules.txt").write_text(text, "utf-8")
+    r = mrules("segment", "all-rules.txt", "--store", "s.db")
+    assert r.exit_code == 0, r.output
+    assert "Backfill consult tag: 3 prospect(s) matched" in r.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "lint", "parse"])
+def test_every_command_that_loads_rules_refuses_a_store_given_as_rules(
+    store: Path, command: str
+) -> None:
+    before = store.read_bytes()
+    args: list[str | Path] = [command, "s.db"]
+    if command == "run":  # `run s.db events` ran no rules at all, exit 0
+        args += [EXAMPLE / "events.jsonl", "--store", "other.db"]
+    r = mrules(*args)
+    assert r.exit_code == 2, r.output
+    assert "RULES s.db is an SQLite database (a store?), not a rule file" in r.stderr
+    assert store.read_bytes() == before
+    assert not Path("other.db").exists()
