@@ -417,3 +417,42 @@ def test_a_merged_record_comes_with_its_master(http, crm) -> None:
     assert "MasterRecordId" in http.calls[1].request.params["q"]
     (r,) = page.records
     assert (r.id, r.is_deleted, r.fields["MasterRecordId"]) == (loser, True, master)
+
+
+@pytest.mark.parametrize(("year", "shown"), [(999, "0999"), (2026, "2026")])
+def test_soql_times_have_a_four_digit_year(http, crm, year, shown) -> None:
+    """`strftime("%Y")` wrote the year 999 as `999` (glibc does not pad it): SOQL takes
+    a datetime literal with four digits only. Times in another zone are sent in UTC."""
+    http.add("GET", BASE + "queryAll/", json={"totalSize": 0, "done": True, "records": []})
+    until = dt.datetime(year, 11, 2, 11, 0, 30, 999_999, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    since = Cursor(dt.datetime(year, 1, 5, 8, 7, 6, tzinfo=dt.UTC), "00QDn0000000000AAA")
+    crm.query_changed("Lead", since, until, ["Email"])
+    soql = http.calls[0].request.params["q"]
+    assert soql == (
+        "SELECT Email, Id, SystemModstamp, IsDeleted FROM Lead"
+        f" WHERE SystemModstamp <= {shown}-11-02T10:00:30Z"
+        f" AND (SystemModstamp > {shown}-01-05T08:07:06Z OR (SystemModstamp ="
+        f" {shown}-01-05T08:07:06Z AND Id > '00QDn0000000000AAA'))"
+        " ORDER BY SystemModstamp, Id LIMIT 2001"
+    )
+
+
+@pytest.mark.parametrize(("year", "shown"), [(999, "0999"), (2026, "2026")])
+def test_rest_times_have_a_four_digit_year(http, crm, year, shown) -> None:
+    """getDeleted's `start` and `end` are `YYYY-MM-DDTHH:MM:SS+00:00`, four digits always."""
+    http.add(
+        "GET",
+        BASE + "sobjects/Lead/deleted/",
+        json={
+            "deletedRecords": [],
+            "earliestDateAvailable": "2026-10-18T00:00:00.000+0000",
+            "latestDateCovered": "2026-11-02T09:00:00.000+0000",
+        },
+        match=[
+            matchers.query_param_matcher(
+                {"start": f"{shown}-11-01T09:00:00+00:00", "end": f"{shown}-11-02T09:00:00+00:00"}
+            )
+        ],
+    )
+    end = dt.datetime(year, 11, 2, 9, 0, tzinfo=dt.UTC)
+    assert crm.get_deleted("Lead", end - dt.timedelta(days=1), end).records == []

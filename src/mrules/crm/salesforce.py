@@ -47,6 +47,7 @@ from mrules.crm.port import (
     WriteResult,
     with_system_fields,
 )
+from mrules.timetext import utc_text
 
 __all__ = ["ENV_HELP", "CrmConfigError", "SalesforceCrm"]
 
@@ -406,11 +407,14 @@ def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallErr
 
 
 def _soql_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A SOQL datetime literal, `YYYY-MM-DDTHH:MM:SSZ`: the year in four digits always
+    (`strftime("%Y")` writes the year 999 as `999` on Linux, which SOQL refuses)."""
+    return utc_text(value)
 
 
 def _rest_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    """A REST API time parameter, `YYYY-MM-DDTHH:MM:SS+00:00` (a four-digit year)."""
+    return utc_text(value).removesuffix("Z") + "+00:00"
 
 
 def _record(sobject: str, row: Mapping[str, Any]) -> Record:
