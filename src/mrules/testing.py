@@ -1468,12 +1468,16 @@ class _Checker:
             self._explained[email]["rows"] = rows
         return self._explained[email]
 
+    def from_start(self, r: dict[str, Any]) -> bool:
+        """Whether an action-log record is the starting state's (`given`): the setup run
+        wrote the entries up to `setup_seq`. Not by the rule's name: a tested rule may be
+        named `given ...` too, and its actions are the test's."""
+        return bool(r["seq"] <= self.res.setup_seq)
+
     def cause(self, r: dict[str, Any]) -> str:
         """Which rule (file:line) and which event made an action-log record."""
         rule, ev = r["rule"], r["event"]
-        if ev.get("source") == _GIVEN_SOURCE or (
-            rule["name"].startswith("given ") and str(rule["at"]).startswith("<")
-        ):
+        if self.from_start(r):
             m = re.search(r"\(([^()]*:\d+)\)$", rule["name"])
             return f"the starting state ({m.group(1)})" if m else "the starting state"
         if rule["kind"] == "event":
@@ -1617,7 +1621,7 @@ class _Checker:
             args = r["args"] or {}
             pts = f"= {r['after']}" if r["action"] == "set score" else f"{args.get('points', 0):+d}"
             what = args.get("activity") or r["rule"]["name"]
-            if r["rule"]["name"].startswith("given "):
+            if self.from_start(r):
                 what = "starting score"
             out.append(f"{pts:>5}  {what}: {self.cause(r)}")
         return out or ["no rule changed the score"]
