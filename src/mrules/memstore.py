@@ -128,6 +128,16 @@ class MemoryStore:
             if r.prospect is None and r.etype == "page_view" and r.ts is not None
         ]
 
+    def anonymous_views_among(
+        self, visitors: Collection[str]
+    ) -> dict[str, list[tuple[float, str]]]:
+        out: dict[str, list[tuple[float, str]]] = {}
+        for visitor in set(visitors):
+            views = self.anonymous_views(visitor) if visitor in self._anonymous else None
+            if views:
+                out[visitor] = views
+        return out
+
     def shared(self) -> dict[str, str]:
         return dict(self._shared)
 

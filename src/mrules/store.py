@@ -661,6 +661,32 @@ class Store:
                 out.append((row.ts, row.url or ""))
         return out
 
+    def anonymous_views_among(
+        self, visitors: Collection[str]
+    ) -> dict[str, list[tuple[float, str]]]:
+        """`anonymous_views` of those of these visitors that have any (a query per 500).
+
+        Each visitor's list is the one `anonymous_views` returns: the same rows, in
+        arrival order (a visitor's rows all come from one query, ordered by id).
+        """
+        sql = (
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE visitor IN ({{}})"
+            " AND prospect IS NULL ORDER BY id"
+        )
+        ids = self._interner().ids
+        keys = list({ids.get(v, v) for v in visitors})
+        out: dict[str, list[tuple[float, str]]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = tuple(keys[i : i + 500])
+            for row in self._history(sql.format(",".join("?" * len(chunk))), chunk):
+                visitor, ts = row.visitor, row.ts
+                if row.etype == "page_view" and ts is not None and visitor is not None:
+                    found = out.get(visitor)
+                    if found is None:
+                        found = out[visitor] = []
+                    found.append((ts, row.url or ""))
+        return out
+
     def shared(self) -> dict[str, str]:
         """State shared across prospects (round-robin counters, throttles): key -> JSON text."""
         return dict(self._all("SELECT key, value FROM shared"))

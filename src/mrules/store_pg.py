@@ -327,6 +327,19 @@ class PgStore:
             if row.etype == "page_view" and row.ts is not None
         ]
 
+    def anonymous_views_among(
+        self, visitors: Collection[str]
+    ) -> dict[str, list[tuple[float, str]]]:
+        out: dict[str, list[tuple[float, str]]] = {}
+        wanted = list(set(visitors))
+        if not wanted:
+            return out
+        for row in self._history("WHERE visitor = ANY(%s) AND prospect IS NULL", (wanted,)):
+            visitor, ts = row.visitor, row.ts
+            if row.etype == "page_view" and ts is not None and visitor is not None:
+                out.setdefault(visitor, []).append((ts, row.url or ""))
+        return out
+
     def shared(self) -> dict[str, str]:
         return dict(self._all("SELECT key, value FROM mrules_shared"))
 

@@ -103,6 +103,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._prefetched: dict[str, bytes | None] = {}
         self._untied: set[str] = set()
         self._anonymous: dict[str, list[tuple[float, str]]] = {}
+        # The committed anonymous views of the chunk's visitors that an event of it may tie
+        # for the first time (`_prefetch`; none: an empty list), taken by their first tie.
+        # A commit in the middle of the chunk adds the views it wrote (`_anonymous`), as
+        # the store does. A store without `anonymous_views_among` (a partial one, like the
+        # benchmark's null store) is asked visitor by visitor.
+        self._views: dict[str, list[tuple[float, str]]] = {}
+        self._views_among = hasattr(store, "anonymous_views_among")
         # Event ids applied recently (a bounded window, oldest first); older ones are
         # looked up in the store a chunk of events at a time (`_dedupe`).
         # An OrderedDict, not a dict: dropping the oldest of a plain dict leaves dead
@@ -180,7 +187,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._stored_beyond = stored
         self.visitors = OrderedDict()
         self._visitors_beyond = stored  # a tie is committed with its prospect's row
-        self._prefetched, self._untied = {}, set()
+        self._prefetched, self._untied, self._views = {}, set(), {}
         self.applied = OrderedDict()
         if st.has_applied_ids():
             mark = self._maybe_applied
@@ -322,7 +329,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             if not chunk:
                 break
             skip = self._dedupe(chunk)
-            if self._stored_beyond or self._visitors_beyond:
+            if self._stored_beyond or self._visitors_beyond or self._views_among:
                 self._prefetch(chunk)
             for item in chunk:
                 last_line = item.line
@@ -376,37 +383,60 @@ class Engine(Handlers, Effects, Settlement, Screening):
         return self.store.applied_among(ids) if ids else None
 
     def _prefetch(self, chunk: list[Event | Reject]) -> None:
-        """Read the chunk's prospects and visitors that memory lacks: a query per 500.
+        """Read the chunk's prospects, ties and anonymous views memory lacks: a query per 500.
 
         Once the caches have dropped some (or the store was not empty at start), each
         miss was a query of its own, and an anonymous visitor's every view was one: at
         2M events over 145,000 prospects, two events in three. What is read here is
-        used by `_peek` and `_visitor` until the next commit.
+        used by `_peek` and `_visitor` until the next commit. So are the committed
+        anonymous views of the visitors an event of the chunk may tie for the first
+        time (`_tie_visitor`): an event naming the visitor and a prospect (the only ones
+        that tie), when no tie of the visitor is known; each first tie read them alone.
         """
         prospects, visitors = self.prospects, self.visitors
         emails: set[str] = set()
         vids: set[str] = set()
-        for e in chunk:
-            if type(e) is Event:
-                if e.prospect is not None and e.prospect not in prospects:
-                    emails.add(e.prospect)
-                vid = e.visitor
-                if vid is not None:
-                    tied = visitors.get(vid)
-                    if tied is None:
-                        vids.add(vid)
-                    elif tied not in prospects:
-                        emails.add(tied)
+        firsts: set[str] = set()  # visitors an event of the chunk may tie for the first time
+        if self._stored_beyond or self._visitors_beyond:
+            for e in chunk:
+                if type(e) is Event:
+                    email = e.prospect
+                    if email is not None and email not in prospects:
+                        emails.add(email)
+                    vid = e.visitor
+                    if vid is not None:
+                        tied = visitors.get(vid)
+                        if tied is None:
+                            vids.add(vid)
+                            if email is not None:
+                                firsts.add(vid)
+                        elif tied not in prospects:
+                            emails.add(tied)
+        else:  # the store has no prospect or tie the caches lack: only first ties' views
+            for e in chunk:
+                if type(e) is Event and e.prospect is not None:
+                    vid = e.visitor
+                    if vid is not None and vid not in visitors:
+                        firsts.add(vid)
         if vids and self._visitors_beyond:
             ties = self.store.visitors_among(vids)
             for vid in vids:
-                email = ties.get(vid)
-                if email is None:
+                tied = ties.get(vid)
+                if tied is None:
                     self._untied.add(vid)
                 else:
-                    visitors[vid] = email
-                    if email not in prospects:
-                        emails.add(email)
+                    visitors[vid] = tied
+                    firsts.discard(vid)  # tied: its views are its prospect's already
+                    if tied not in prospects:
+                        emails.add(tied)
+        if self._views_among:
+            views: dict[str, list[tuple[float, str]]] = {}
+            if firsts:
+                found = self.store.anonymous_views_among(firsts)
+                for vid in firsts:
+                    got = found.get(vid)
+                    views[vid] = got if got is not None else []
+            self._views = views  # the last chunk's are dropped: its first ties are done
         if emails and self._stored_beyond:
             states = self.store.prospects_among(emails)
             self._prefetched = {email: states.get(email) for email in emails}
@@ -465,6 +495,14 @@ class Engine(Handlers, Effects, Settlement, Screening):
             b.shared = {k: _json(v) for k, v in self.shared.items()}
         self.store.commit(b)
         self._prefetched, self._untied = {}, set()
+        # What the chunk's prefetch read still holds once the batch's anonymous views are
+        # added, in the order the store now returns them (a tie took its visitor's views
+        # out of both): a visitor tied after this commit is not read again.
+        anonymous = self._anonymous
+        if self._views and anonymous:
+            self._views = {
+                v: got + anonymous[v] if v in anonymous else got for v, got in self._views.items()
+            }
         self._created = []
         self._evict(written)
         if self.on_commit is not None:
@@ -586,7 +624,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.dirty_visitors.add(vid)
         if known is not None:
             return
-        history = self.store.anonymous_views(vid) + self._anonymous.pop(vid, [])
+        stored = self._views.pop(vid, None)  # read with its chunk (`_prefetch`)
+        if stored is None:
+            stored = self.store.anonymous_views(vid)
+        history = stored + self._anonymous.pop(vid, [])
         if not history:
             return
         points = self.cs.scoring.get("page_view")
