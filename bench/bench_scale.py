@@ -3,7 +3,7 @@
     python bench/bench_scale.py [--sizes 200000:20000,2000000:200000] [--seed 7]
                                 [--cache bench/.cache] [--workdir /tmp/mrules-scale]
                                 [--checkout PATH | --python PY] [--memory-store]
-                                [--keep-plain] [--run-arg ARG]...
+                                [--keep-plain] [--run-arg ARG]... [--loop]
 
 For each size EVENTS:PROSPECTS, generates the inputs with bench/generate.py
 (cached in --cache, one directory per size and seed, the stream gzipped unless
@@ -25,8 +25,10 @@ run (start-up, rules, an empty store: one run over an empty stream) is
 measured too, and the "net" cost per event leaves it out. With --memory-store
 it also runs `--store :memory:` (skipped with the reason when the CLI refuses
 it). `--run-arg ARG` (repeatable) adds ARG to every `mrules run` of the sizes,
-for example `--run-arg=--cache-prospects=10000`. Everything goes to
-WORKDIR/scale_result.json.
+for example `--run-arg=--cache-prospects=10000`. `--loop` also runs the
+hand-written loop without persistence (handwritten_memory.py, the same
+semantics with plain dicts) on each size, and reports how its own cost per
+event grows over the same sizes. Everything goes to WORKDIR/scale_result.json.
 
 At 2M events, generating takes about a minute and today's `mrules run` about
 four minutes of CPU; `--sizes 200000:20000,1000000:100000` stops at 1M.
@@ -100,6 +102,29 @@ def _count_prospects(db: Path, env: dict[str, str]) -> int:
     return sum(1 for line in proc.stdout.splitlines() if line.strip())
 
 
+def _loop(stream: Path, seed: int, work: Path) -> dict[str, Any]:
+    """The hand-written loop without persistence over `stream`: its own CPU figure (the
+    loop alone, no start-up), as it prints it; the same semantics, nothing stored."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "handwritten_memory.py"), str(stream), "--seed", str(seed)],
+        capture_output=True,
+        cwd=work,
+        env=compare._env(ROOT / "src"),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(
+            "the hand-written loop failed:\n" + proc.stderr.decode(errors="replace")[-3000:]
+        )
+    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    return {
+        "cpu_s": out["cpu_s"],
+        "prospects": out["prospects"],
+        "cpu_us_per_event": out["cpu_s"] / out["lines"] * 1e6,
+        "peak_rss_bytes": out["peak_rss_bytes"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="200000:20000,2000000:200000")
@@ -121,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--keep-plain", action="store_true", help="cache the streams as plain JSON Lines"
+    )
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="also run the hand-written loop without persistence (handwritten_memory.py) on "
+        "each size: how much a program with no store at all slows as the stream grows",
     )
     parser.add_argument(
         "--run-arg",
@@ -232,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                     "cpu_us_per_event": mm.cpu / events * 1e6,
                     "peak_rss_per_prospect": mm.rss / known if known else None,
                 }
+        if args.loop:
+            row["loop"] = _loop(stream, args.seed, work)
+            print(
+                f"  the loop without persistence: {row['loop']['cpu_s']:.1f} s CPU, "
+                f"{row['loop']['cpu_us_per_event']:.1f} us/event",
+                file=sys.stderr,
+            )
         rows.append(row)
 
     first, last = rows[0], rows[-1]
@@ -245,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         summary["marginal_rss_per_prospect"] = (
             (last["peak_rss_bytes"] - first["peak_rss_bytes"]) / grown if grown else None
         )
+        if "loop" in first and "loop" in last:
+            summary["loop_cost_per_event_ratio"] = (
+                last["loop"]["cpu_us_per_event"] / first["loop"]["cpu_us_per_event"]
+            )
         if "memory_store" in first and "memory_store" in last:
             summary["memory_store_cost_per_event_ratio"] = (
                 last["memory_store"]["cpu_us_per_event"] / first["memory_store"]["cpu_us_per_event"]
@@ -276,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{summary['cost_per_event_ratio']:.2f} (1.00 = flat; without the fixed cost "
             f"{summary['net_cost_per_event_ratio']:.2f}); marginal peak RSS per "
             f"prospect: {summary['marginal_rss_per_prospect'] or 0:,.0f} B"
+        )
+    if "loop_cost_per_event_ratio" in summary:
+        print(
+            f"the hand-written loop without persistence, same sizes: "
+            f"{first['loop']['cpu_us_per_event']:.1f} -> {last['loop']['cpu_us_per_event']:.1f}"
+            f" us/event, {summary['loop_cost_per_event_ratio']:.2f}"
         )
     if memory_note:
         print(f":memory: store skipped: {memory_note}")

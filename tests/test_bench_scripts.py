@@ -132,6 +132,26 @@ def test_scale_reports_cost_store_and_memory(tmp_path: Path) -> None:
     assert stamp.stat().st_mtime_ns == mtime
 
 
+def test_scale_runs_the_loop_without_persistence_on_each_size(tmp_path: Path) -> None:
+    proc = _run(
+        "bench_scale.py",
+        "--sizes", "500:50,1500:150", "--loop",
+        "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "work" / "scale_result.json").read_text())
+    small, big = result["rows"]
+    for r in (small, big):  # the loop read the same gzipped stream and made the same prospects
+        assert r["loop"]["prospects"] == r["prospects"]
+        assert r["loop"]["cpu_us_per_event"] == pytest.approx(
+            r["loop"]["cpu_s"] / r["events"] * 1e6
+        )
+    assert result["summary"]["loop_cost_per_event_ratio"] == pytest.approx(
+        big["loop"]["cpu_us_per_event"] / small["loop"]["cpu_us_per_event"]
+    )
+    assert "the hand-written loop without persistence, same sizes" in proc.stdout
+
+
 def test_scale_runs_an_installed_build_with_python(tmp_path: Path) -> None:
     proc = _run(
         "bench_scale.py",
