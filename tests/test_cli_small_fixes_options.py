@@ -113,3 +113,11 @@ def test_every_command_that_loads_rules_refuses_a_store_given_as_rules(
     assert "RULES s.db is an SQLite database (a store?), not a rule file" in r.stderr
     assert store.read_bytes() == before
     assert not Path("other.db").exists()
+
+
+def test_a_utf16_rule_file_gets_the_loaders_save_as_utf8_hint(here: Path) -> None:
+    Path("rules.txt").write_bytes("rule text".encode("utf-16"))  # NUL bytes, but text
+    r = mrules("lint", "rules.txt")
+    assert r.exit_code == 2, r.output
+    assert "save the file as UTF-8" in r.stderr
+    assert "binary data" not in r.stderr

@@ -256,7 +256,8 @@ def rule_file_or_exit(path: str) -> None:
         what = "an SQLite database (a store?)"
     elif not head:
         what = "an empty file (0 bytes)"
-    elif b"\x00" in head:
+    elif b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # (UTF-16 text has NUL bytes too: the loader's "save the file as UTF-8" says more)
         what = "binary data (it holds a NUL byte)"
     else:
         return
