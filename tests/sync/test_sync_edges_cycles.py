@@ -266,3 +266,18 @@ def test_cannot_write_the_plan_through_the_cli_runner(tmp_path: Path) -> None:
     out = str(tmp_path / ("plan-\udcff-" + "x" * 230 + ".json"))
     r = w.sync("plan", "--out", out, code=4)  # was: UnicodeEncodeError
     assert "plan-\\xff-xxx" in r.output and "cannot write the plan" in r.output
+
+
+def test_sync_messages_show_a_name_that_is_not_utf8_escaped(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    plan = str(tmp_path / "plan-\udcff.json")
+    r = w.sync("apply", plan, code=2)
+    assert "plan-\\xff.json: cannot read the plan" in r.output, r.output
+    store = str(tmp_path / "s-\udcff.db")
+    for command in ("status", "retry"):  # no sync file beside this store
+        r = w.cli("sync", command, "--store", store)
+        assert r.exit_code == 2, r.output
+        assert "s-\\xff.sync.db: no sync yet" in r.output, (command, r.output)
+    for r in (w.sync("apply", plan, code=2), w.cli("sync", "status", "--store", store)):
+        assert "\udcff" not in r.output and "\\udcff" not in r.output

@@ -494,18 +494,21 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
         with open(path, "rb") as f:
             data = load_spooled(f)
     except OSError as e:
-        fail(f"{path}: cannot read the plan: {e.strerror or e}")
+        fail(f"{printable_path(path)}: cannot read the plan: {e.strerror or e}")
     except ValueError as e:
-        fail(f"{path}: not a sync plan (not JSON: {e})")
+        fail(f"{printable_path(path)}: not a sync plan (not JSON: {e})")
     if data.get("format") != fmt or "id" not in data:
-        fail(f"{path}: not a sync plan (make one with `mrules sync plan --out FILE`)")
+        fail(
+            f"{printable_path(path)}: not a sync plan"
+            " (make one with `mrules sync plan --out FILE`)"
+        )
     try:
         parse_datetime(str(data["at"]))
         for key in ("ops", "inbound", "cursors_to"):
             if not isinstance(data.get(key), Spool | list | dict):
                 raise ValueError(key)
     except (ValueError, KeyError):
-        fail(f"{path}: not a sync plan (damaged)")
+        fail(f"{printable_path(path)}: not a sync plan (damaged)")
     from mrules.sync.plan import plan_id
 
     if plan_id({k: v for k, v in data.items() if k != "id"}) != data["id"]:
@@ -653,18 +656,19 @@ def _changes(crm: Any, path: str) -> Any:
     try:
         changes, issues = read_changes(Path(path))
     except OSError as e:
-        fail(f"{path}: cannot read the changes: {e.strerror or e}")
+        fail(f"{printable_path(path)}: cannot read the changes: {e.strerror or e}")
+    shown = printable_path(path)
     if issues:  # bad input: no cycle runs on a file read in part (docs/sync.md#commands)
         for line, why in issues[1:]:
-            click.echo(f"{path}:{line}: {why}" if line else f"{path}: {why}", err=True)
+            click.echo(f"{shown}:{line}: {why}" if line else f"{shown}: {why}", err=True)
         line, why = issues[0]
         more = f" (and {len(issues) - 1} more line(s) above)" if len(issues) > 1 else ""
-        fail(f"{path}:{line}: {why}{more}; nothing was run" if line else f"{path}: {why}")
+        fail(f"{shown}:{line}: {why}{more}; nothing was run" if line else f"{shown}: {why}")
 
     def run(at: float) -> None:
         report = apply_changes(crm, changes, dt.datetime.fromtimestamp(at, dt.UTC))
         for change, reason in report.failed:  # as `mrules crm apply-changes` says it
-            click.echo(f"{path}:{change.line}: refused: {reason}", err=True)
+            click.echo(f"{printable_path(path)}:{change.line}: refused: {reason}", err=True)
 
     return run
 
@@ -764,14 +768,14 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         if fmt == "json":
             out["error_queue"] = errors
     except sqlite3.DatabaseError as e:
-        fail(f"{db.path}: the sync file failed: {e}", EXIT_STORE)
+        fail(f"{printable_path(str(db.path))}: the sync file failed: {e}", EXIT_STORE)
     finally:
         db.close()
     keys = ("last_cycle", "queue", "errors", "cursors", "links", "api_calls")
     if not any(out[k] for k in (*keys, "facts_not_delivered")):
         # A sync command that stopped before its first cycle (a refused `sync send`, a bad
         # `--changes` file) leaves an empty sync file: still no sync (docs/sync.md#commands).
-        fail(f"{db.path}: no sync yet (run `mrules sync run` or `sync apply`)")
+        fail(f"{printable_path(str(db.path))}: no sync yet (run `mrules sync run` or `sync apply`)")
     if fmt == "json":
         _emit(json.dumps(out, indent=1, sort_keys=True))
         return
@@ -814,7 +818,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
         email_or_exit("--prospect", email)
     path = default_sync_path(store_path)
     if not path.exists():
-        fail(f"{path}: no sync yet (run `mrules sync run` or `sync apply`)")
+        fail(f"{printable_path(str(path))}: no sync yet (run `mrules sync run` or `sync apply`)")
     wanted = sorted({prospect_key(p) for p in prospects}) if prospects else None
     try:
         db = SyncDb.open(path)
@@ -824,13 +828,14 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
                 missing = set(wanted) - _known_prospects(store_path, db, wanted)
                 if missing:
                     names = ", ".join(f"'{m}'" for m in sorted(missing))
-                    fail(f"--prospect: no prospect {names} in {store_path} nor in its sync")
+                    shown = printable_path(store_path)
+                    fail(f"--prospect: no prospect {names} in {shown} nor in its sync")
             with db.tx() as conn:  # a cycle running now clears only the marks it read
                 n = db.mark_retry(conn, wanted)
         finally:
             db.close()
     except (SyncDbError, sqlite3.DatabaseError) as e:
-        fail(f"{path}: {e}", EXIT_STORE)
+        fail(f"{printable_path(str(path))}: {e}", EXIT_STORE)
     click.echo(f"{n} held error(s) will be retried at the next cycle")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from mrules.loader import printable_path
 from mrules.sqlitefiles import reading_uri, refuse_writes
 from mrules.sync.spool import SpillMap
 
@@ -308,10 +309,11 @@ class SyncDb:
     @classmethod
     def open(cls, path: str | Path, *, readonly: bool = False) -> SyncDb:
         p = Path(path)
+        shown = printable_path(str(p))  # a name that is not UTF-8 printed as \xNN
         if p.is_dir():
-            raise SyncDbError(f"{p}: is a folder, not a sync file")
+            raise SyncDbError(f"{shown}: is a folder, not a sync file")
         if readonly and not p.exists():
-            raise SyncDbError(f"{p}: no sync yet (run `mrules sync run` or `sync apply`)")
+            raise SyncDbError(f"{shown}: no sync yet (run `mrules sync run` or `sync apply`)")
         try:
             if readonly:
                 # By its escaped name, and read-write where SQLite may remove its WAL
@@ -325,7 +327,7 @@ class SyncDb:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
                 conn.close()
-                raise SyncDbError(f"{p}: not an mrules sync file")
+                raise SyncDbError(f"{shown}: not an mrules sync file")
             if not readonly:
                 version = (
                     conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -342,9 +344,11 @@ class SyncDb:
                     )
                 elif version[0] != SCHEMA_VERSION:
                     conn.close()
-                    raise SyncDbError(f"{p}: sync file schema {version[0]} is not {SCHEMA_VERSION}")
+                    raise SyncDbError(
+                        f"{shown}: sync file schema {version[0]} is not {SCHEMA_VERSION}"
+                    )
         except sqlite3.DatabaseError as e:
-            raise SyncDbError(f"{p}: cannot use the sync file: {e}") from e
+            raise SyncDbError(f"{shown}: cannot use the sync file: {e}") from e
         return cls(conn, p)
 
     def close(self) -> None:
