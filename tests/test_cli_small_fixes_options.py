@@ -111,6 +111,8 @@ def test_every_command_that_loads_rules_refuses_a_store_given_as_rules(
     r = mrules(*args)
     assert r.exit_code == 2, r.output
     assert "RULES s.db is an SQLite database (a store?), not a rule file" in r.stderr
+    # `lint` and `parse` take no store: the hint does not send the user to --store
+    assert ("--store" in r.stderr) == (command == "run")
     assert store.read_bytes() == before
     assert not Path("other.db").exists()
 

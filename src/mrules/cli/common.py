@@ -238,7 +238,7 @@ def email_or_exit(what: str, email: str) -> str:
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def rule_file_or_exit(path: str) -> None:
+def rule_file_or_exit(path: str, store_option: bool = False) -> None:
     """Exit 2 when RULES is a file not named `*.mr` that is plainly no rule text: empty, an
     SQLite database (a store given where the rules go) or binary (a NUL byte). Loaded, it
     was an empty rule set (`segment mrules.db`: "no segmentation rules", exit 0; `run`
@@ -261,18 +261,21 @@ def rule_file_or_exit(path: str) -> None:
         what = "binary data (it holds a NUL byte)"
     else:
         return
-    fail(
-        f"RULES {shown} is {what}, not a rule file: give the rule folder or a rule file"
-        " (*.mr) first, and the store with --store"
-    )
+    if store_option:  # run, segment, sync: the store may have come first by mistake
+        fail(
+            f"RULES {shown} is {what}, not a rule file: give the rule folder or a rule file"
+            " (*.mr) first, and the store with --store"
+        )
+    fail(f"RULES {shown} is {what}, not a rule file: give a rule folder or a rule file (*.mr)")
 
 
-def load_or_exit(paths: Sequence[str]) -> LoadResult:
-    """Load a rule set, or exit 2 with a clear message if it cannot be read."""
+def load_or_exit(paths: Sequence[str], store_option: bool = False) -> LoadResult:
+    """Load a rule set, or exit 2 with a clear message if it cannot be read
+    (`store_option`: the command also takes --store, which the message then names)."""
     if not paths:
         fail("give at least one rule file or folder")
     for path in paths:
-        rule_file_or_exit(path)
+        rule_file_or_exit(path, store_option)
     try:
         return load(paths)
     except LoadError as e:

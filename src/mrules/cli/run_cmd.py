@@ -55,7 +55,7 @@ DEFAULT_WAIT_TIMEOUT = 600.0
 
 def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
     """Load, check and compile a rule set; exit 1 with diagnostics if it has errors."""
-    result = load_or_exit(paths)
+    result = load_or_exit(paths, store_option=True)
     diags = list(result.diagnostics)
     if not any(d.is_error for d in diags):
         diags += check(result.program)
