@@ -7,17 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from tests.test_cli_odd_paths_and_options import EXAMPLE, mrules
 
-from mrules.cli import main
 from mrules.cli.common import MAX_WAIT_SECONDS
-
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "examples" / "getcloudy"
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture

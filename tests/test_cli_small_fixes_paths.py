@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from tests.test_settle import OSCILLATING
 
 from mrules.cli import main
 
@@ -20,18 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "getcloudy"
 TOO_LONG = os.fsdecode(b"a" * 300 + b"\xff.jsonl")  # no file system takes so long a name
 BAD_LINE = b'{"ts": "2026-11-02T09:00:00Z", "type": "no such type", "prospect": "x@x.com"}\n'
-OSCILLATING = """
-dynamic list "A" {
-  when all {
-    not in list "B"
-  }
-}
-dynamic list "B" {
-  when all {
-    in list "A"
-  }
-}
-"""
 
 
 def mrules(*args: str | Path) -> Result:
