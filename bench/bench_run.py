@@ -127,6 +127,9 @@ class NullStore:
     def stream_position(self, source: str) -> int:
         return 0
 
+    def stream_anchor(self, source: str) -> None:
+        return None
+
     def close(self) -> None:
         pass
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,33 @@ def test_a_compiled_rule_set_and_a_store_object_are_used_as_given() -> None:
     assert first.store is store and first.rules is compiled
     second = mrules.run(compiled, EXAMPLE / "events.jsonl", store=store)
     assert second.summary.applied == 0  # resumed: the same stream, nothing applied twice
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_every_store_keeps_the_check_that_refuses_a_replaced_file(
+    tmp_path: Path, kind: str
+) -> None:
+    """The anchor (last event applied from a file) is kept by each store with its position,
+    and a run on a file replaced at that path, or on lines under that source, is refused."""
+    from mrules.events import StreamReplacedError
+
+    lines = (EXAMPLE / "events.jsonl").read_text().splitlines(keepends=True)
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(lines[:10]))
+    store: Any = MemoryStore() if kind == "memory" else Store.open(tmp_path / "s.db")
+    try:
+        mrules.run(EXAMPLE / "rules", events, store=store)
+        assert store.stream_anchor(str(events)) == (10, zlib.crc32(lines[9].rstrip().encode()))
+        events.write_text("".join(lines[1:]))  # one line longer, and not the same lines
+        with pytest.raises(StreamReplacedError, match="its line 10 is not the event"):
+            mrules.run(EXAMPLE / "rules", events, store=store)
+        with pytest.raises(StreamReplacedError, match="its line 10 is not the event"):
+            mrules.run(EXAMPLE / "rules", lines[1:], store=store, source=str(events))
+        assert store.stream_position(str(events)) == 10
+        grown = mrules.run(EXAMPLE / "rules", lines, store=store, source=str(events))
+        assert grown.summary.resumed_from == 10 and grown.summary.lines == len(lines) - 10
+    finally:
+        store.close()
 
 
 def test_rules_with_errors_raise_with_the_diagnostics() -> None:

@@ -8,6 +8,7 @@ import re
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -23,6 +24,7 @@ from mrules.events import (
     EventSourceError,
     Reject,
     StreamReplacedError,
+    line_check,
     parse_line,
     parse_timestamp,
     read_events,
@@ -36,7 +38,7 @@ def _line(**obj: object) -> str:
     return orjson.dumps({"ts": TS, **obj}).decode()
 
 
-def _read(data: bytes, **kwargs: int) -> list[Event | Reject]:
+def _read(data: bytes, **kwargs: Any) -> list[Event | Reject]:
     return list(read_events(io.BytesIO(data), **kwargs))
 
 
@@ -268,6 +270,63 @@ def test_start_line_resumes_after_the_committed_line() -> None:
     with pytest.raises(StreamReplacedError, match="has 5 lines, fewer than the 99 already read"):
         _read(data, start_line=99)  # the file was replaced by a shorter one
     assert [i.line for i in _read(data, start_line=0)] == [1, 2, 3, 4, 5]
+
+
+def _anchor_of(data: bytes, line: int) -> tuple[int, int]:
+    """The anchor a store keeps after applying `line` of `data` (the engine's `_anchor`)."""
+    (event,) = [i for i in _read(data) if i.line == line]
+    assert isinstance(event, Event)
+    return line, line_check(event.raw)
+
+
+def test_a_resumed_file_is_checked_at_the_last_event_applied_from_it() -> None:
+    """A file replaced at the same path by a longer one had its first lines skipped, silently.
+    The store keeps the last applied event's line and check; reading checks that line."""
+    lines = [_line(type="tick", id=f"e{n}") for n in range(1, 7)]
+    data = "\n".join(lines[:4]).encode() + b"\n"
+    anchor = _anchor_of(data, 4)
+    grown = "\n".join(lines).encode()  # appended to: the same first lines, read on
+    assert [i.line for i in _read(grown, start_line=4, anchor=anchor)] == [5, 6]
+    other = "\n".join([*lines[:3], _line(type="tick", id="x"), *lines[4:]]).encode()
+    with pytest.raises(StreamReplacedError, match="its line 4 is not the event applied"):
+        _read(other, start_line=4, anchor=anchor)
+    # Only a line the position covers is checked (a stale anchor past it is not).
+    assert [i.line for i in _read(other, start_line=3, anchor=anchor)] == [4, 5, 6]
+    # A shorter file says so first.
+    with pytest.raises(StreamReplacedError, match="has 3 lines, fewer than the 4"):
+        _read("\n".join(lines[:3]).encode(), start_line=4, anchor=anchor)
+
+
+def test_the_check_ignores_the_line_end_and_a_byte_order_mark() -> None:
+    """A last line applied before its newline was written, a file saved again with CRLF
+    endings or a BOM: the same events, so the same file."""
+    first = _line(type="tick", id="a").encode()
+    anchor = _anchor_of(first, 1)  # no newline yet: whole JSON, applied
+    later = b"\xef\xbb\xbf" + first + b"\r\n" + _line(type="tick", id="b").encode() + b"\r\n"
+    assert [i.line for i in _read(later, start_line=1, anchor=anchor)] == [2]
+    gz = gzip.compress(later)
+    assert [i.line for i in _read(gz, start_line=1, anchor=anchor)] == [2]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ids=st.lists(st.text("abcdef", min_size=1, max_size=4), min_size=1, max_size=8),
+    data=st.data(),
+)
+def test_appending_never_trips_the_check_and_changing_the_anchor_line_always_does(
+    ids: list[str], data: st.DataObject
+) -> None:
+    lines = [_line(type="tick", id=i) for i in ids]
+    k = data.draw(st.integers(1, len(lines)), label="lines applied")
+    anchor = _anchor_of("\n".join(lines[:k]).encode(), k)
+    more = data.draw(st.lists(st.sampled_from(["tick", "tock"]), max_size=3), label="appended")
+    grown = [*lines, *(_line(type="tick", id=m) for m in more)]
+    resumed = _read("\n".join(grown).encode(), start_line=k, anchor=anchor)
+    assert [i.line for i in resumed] == list(range(k + 1, len(grown) + 1))
+    changed = list(grown)
+    changed[k - 1] = _line(type="tick", id=ids[k - 1] + "!")
+    with pytest.raises(StreamReplacedError):
+        _read("\n".join(changed).encode(), start_line=k, anchor=anchor)
 
 
 def test_gzip_file_by_suffix_and_by_magic_bytes(tmp_path: Path) -> None:

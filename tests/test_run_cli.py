@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -383,6 +384,59 @@ def test_a_file_replaced_by_a_shorter_one_is_refused_not_skipped(tmp_path: Path)
     again = invoke("run", str(ROOT / RULES), str(renamed), "--store", str(store), "-q")
     assert again.exit_code == 0
     assert sum(e.startswith("new") for e in export(store)) == 3
+
+
+def _submits(prefix: str, n: int) -> str:
+    return "".join(
+        f'{{"ts":"2026-11-02T09:00:{i:02d}Z","type":"form_submit",'
+        f'"prospect":"{prefix}{i}@x.com","asset":"Demande Get Cloudy"}}\n'
+        for i in range(n)
+    )
+
+
+def test_a_file_replaced_by_a_longer_one_is_refused_not_skipped(tmp_path: Path) -> None:
+    """Tomorrow's export at the same path, longer than today's: its first lines were skipped
+    by position, silently (exit 0), and those prospects lost. The store now keeps the last
+    event applied from the file and checks it again."""
+    events, store = tmp_path / "daily.jsonl", tmp_path / "r.db"
+    events.write_text(_submits("old", 4))
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    before = export(store)
+    events.write_text(_submits("new", 9))
+    res = invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q")
+    no_crash(res)
+    assert res.exit_code == 2
+    assert "daily.jsonl is not the file this store read 4 lines of" in res.stderr
+    assert "its line 4 is not the event applied from it" in res.stderr
+    assert "give the new file a new name" in res.stderr
+    assert export(store) == before  # nothing of it applied
+    renamed = tmp_path / "daily-2.jsonl"
+    events.rename(renamed)
+    assert invoke("run", str(ROOT / RULES), str(renamed), "--store", str(store), "-q").exit_code == 0
+    assert sum(e.startswith("new") for e in export(store)) == 9
+
+
+def test_a_file_appended_to_resumes_and_a_store_without_the_check_is_not_refused(
+    tmp_path: Path,
+) -> None:
+    """The check must not refuse the normal case, a file that grows; nor a store written
+    before mrules kept the check (it resumes by position, as it did)."""
+    events, store = tmp_path / "live.jsonl", tmp_path / "r.db"
+    first = _submits("a", 3)
+    events.write_text(first[:-1])  # the last line not yet ended: whole JSON, applied
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    events.write_text(first + _submits("b", 2))
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    assert sorted(export(store)) == ["a0@x.com", "a1@x.com", "a2@x.com", "b0@x.com", "b1@x.com"]
+    con = sqlite3.connect(store)
+    with con:
+        gone = con.execute("DELETE FROM meta WHERE key LIKE 'stream_anchor:%'").rowcount
+    con.close()
+    assert gone == 1
+    events.write_text(_submits("c", 8))  # replaced, but the store cannot tell
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    assert sorted(e for e in export(store) if e.startswith("c")) == ["c5@x.com", "c6@x.com",
+                                                                       "c7@x.com"]  # fmt: skip
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")

@@ -222,7 +222,7 @@ def run(
             breaks part way is raised after its whole lines are applied and committed).
     """
     from mrules.engine import Engine
-    from mrules.events import read_events
+    from mrules.events import read_events, resume_after
     from mrules.loader import display_path
 
     _check_options(store, now, commit_every, commit_seconds, cache_prospects)
@@ -249,10 +249,17 @@ def run(
         start_line = engine.start()
         if on_start is not None:
             on_start()
+        # The last event applied from this stream, checked again: a file replaced at the
+        # same path is refused rather than having its first lines skipped.
+        anchor = st.stream_anchor(source) if start_line and source != "-" else None
         if is_path or hasattr(events, "read"):
-            stream: Iterable[Event | Reject] = read_events(events, start_line=start_line)  # type: ignore[arg-type]
+            stream: Iterable[Event | Reject] = read_events(
+                events,  # type: ignore[arg-type]
+                start_line=start_line,
+                anchor=anchor,
+            )
         else:
-            stream = (i for i in _lines(events) if i.line > start_line)  # type: ignore[arg-type]
+            stream = resume_after(_lines(events), start_line, anchor, label)  # type: ignore[arg-type]
         summary = engine.run(stream, now=now, progress=progress)
     except BaseException:
         if st is not store:

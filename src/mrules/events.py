@@ -68,10 +68,12 @@ __all__ = [
     "EventSourceError",
     "Reject",
     "StreamReplacedError",
+    "line_check",
     "parse_line",
     "parse_timestamp",
     "prospect_key",
     "read_events",
+    "resume_after",
 ]
 
 EVENT_TYPES: tuple[str, ...] = tuple(EventType)
@@ -163,7 +165,7 @@ class EventSourceError(Exception):
 
 
 class StreamReplacedError(EventSourceError):
-    """The file has fewer lines than a store already read from it: replaced or cut."""
+    """The file is not the one a store read: fewer lines, or its last applied event changed."""
 
 
 class _Bad(Exception):
@@ -530,8 +532,42 @@ def _gzip_lines(unzipped: gzip.GzipFile) -> Iterator[bytes | None]:
         yield b"".join(pieces) if held <= MAX_LINE_BYTES else None
 
 
+def line_check(raw: bytes) -> int:
+    """What a store keeps of the last event line it applied from a file, to know the file again.
+
+    The CRC-32 of the line without its line end (and without a byte order mark), so
+    that a line whose newline was written after the run read it checks the same.
+    """
+    return zlib.crc32(raw.removeprefix(_BOM).rstrip(b"\r\n"))
+
+
+def _replaced(name: str, start_line: int, at: int) -> StreamReplacedError:
+    return StreamReplacedError(
+        f"{name} is not the file this store read {start_line:,} lines of: its line {at:,}"
+        " is not the event applied from it, so the file was replaced, and nothing of it"
+        " was applied; give the new file a new name (a new path is a new stream, and"
+        " events whose id was applied are still skipped)"
+    )
+
+
+def resume_after(
+    items: Iterable[Event | Reject], start_line: int, anchor: tuple[int, int] | None, name: str
+) -> Iterator[Event | Reject]:
+    """The items after start_line of lines already parsed, the anchor checked as `read_events`
+    checks it (the API's iterables of lines)."""
+    at, check = anchor if anchor is not None and 0 < anchor[0] <= start_line else (0, 0)
+    for item in items:
+        if item.line > start_line:
+            yield item
+        elif item.line == at and (type(item) is not Event or line_check(item.raw) != check):
+            raise _replaced(name, start_line, at)
+
+
 def read_events(
-    source: str | Path | IO[bytes], *, start_line: int = 0
+    source: str | Path | IO[bytes],
+    *,
+    start_line: int = 0,
+    anchor: tuple[int, int] | None = None,
 ) -> Iterator[Event | Reject]:
     """Read an event stream, yielding an Event or a Reject per non-blank line.
 
@@ -541,10 +577,15 @@ def read_events(
             (gzip detected by its magic bytes when it can be peeked at).
         start_line: skip lines 1..start_line unread, to resume a run after the
             last line it committed.
+        anchor: (line, `line_check` of it) of the last event a store applied from
+            this file (`StateStore.stream_anchor`): that line, when start_line
+            reaches it, must check the same, or the file was replaced.
 
     Raises:
         EventSourceError: the source cannot be opened, or its gzip data is
             broken (raised while iterating, after the lines read before it).
+            StreamReplacedError (one) when the file has fewer than start_line
+            lines or its anchor line differs: nothing of it is read.
         TypeError: a text-mode file object was given.
         ValueError: start_line is negative.
 
@@ -556,7 +597,7 @@ def read_events(
     if start_line < 0:
         raise ValueError(f"start_line must be 0 or more, not {start_line}")
     stream, name, to_close = _open(source)
-    return _iterate(stream, name, to_close, start_line)
+    return _iterate(stream, name, to_close, start_line, anchor)
 
 
 def _iterate(
@@ -564,15 +605,19 @@ def _iterate(
     name: str,
     to_close: tuple[IO[bytes] | gzip.GzipFile, ...],
     start_line: int,
+    anchor: tuple[int, int] | None,
 ) -> Iterator[Event | Reject]:
     """The hot loop: `parse_line` inlined with the fast path first, in one generator."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     event = _event
     line = 0
+    at, check = anchor if anchor is not None and 0 < anchor[0] <= start_line else (0, 0)
     try:
-        for _ in islice(stream, start_line):
+        for skipped in islice(stream, start_line):
             line += 1
+            if line == at and (skipped is None or line_check(skipped) != check):
+                raise _replaced(name, start_line, at)
         if line < start_line:
             raise StreamReplacedError(
                 f"{name} has {line:,} lines, fewer than the {start_line:,} already read from"

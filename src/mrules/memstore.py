@@ -18,7 +18,16 @@ from typing import Any
 
 from mrules.history import CRM, OUTBOX, Row
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.store import Batch, StoreError, event_hash, not_derived, rows_of_records
+from mrules.store import (
+    ANCHOR_KEY,
+    Batch,
+    StoreError,
+    anchor_text,
+    event_hash,
+    not_derived,
+    parse_anchor,
+    rows_of_records,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -61,6 +70,10 @@ class MemoryStore:
 
     def stream_position(self, source: str) -> int:
         return self._streams.get(source, 0)
+
+    def stream_anchor(self, source: str) -> tuple[int, int] | None:
+        found = self._meta.get(ANCHOR_KEY + source)
+        return None if found is None else parse_anchor(found)
 
     def streams(self) -> dict[str, int]:
         return dict(sorted(self._streams.items()))
@@ -231,6 +244,8 @@ class MemoryStore:
         for key, kind, first in batch.rules:
             self._rules.setdefault(key, (kind, first))
         self._streams[batch.source] = batch.line
+        if batch.anchor is not None:
+            self._meta[ANCHOR_KEY + batch.source] = anchor_text(batch.anchor)
         if batch.clock is not None:
             self._meta["clock"] = float(batch.clock)
         if batch.ruleset_version is not None:

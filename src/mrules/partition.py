@@ -51,7 +51,13 @@ from typing import Any
 import orjson
 
 from mrules.atomic import atomic_write
-from mrules.events import EventSourceError, _Bad, _normalise_email, parse_timestamp
+from mrules.events import (
+    EventSourceError,
+    _Bad,
+    _normalise_email,
+    line_check,
+    parse_timestamp,
+)
 from mrules.loader import printable_path
 
 __all__ = [
@@ -419,13 +425,14 @@ def partition(
         for i, path in enumerate(paths):
             ordinal = len(manifest.files) + i
             last = 0
+            last_raw = b""
             count = 0
             line = 0
             for raw in _lines(path):
                 line += 1
                 if not raw.strip():
                     continue  # blank lines: the reader skips them too
-                last = line
+                last, last_raw = line, raw
                 count += 1
                 if not raw.endswith(b"\n"):
                     raw += b"\n"
@@ -494,6 +501,8 @@ def partition(
                     "path": _source(path),
                     "label": printable_path(str(path)),
                     "lines": last,
+                    # the store's check of the file's last line (`StateStore.stream_anchor`)
+                    "anchor": [last, line_check(last_raw)] if last else None,
                     "events": count,
                     "part": name,
                 }

@@ -57,6 +57,7 @@ from mrules.storeapi import StoreError, StoreLocked, StorePathError
 from mrules.vocab import ASSET_EVENTS
 
 __all__ = [
+    "ANCHOR_KEY",
     "APPLICATION_ID",
     "HISTORY_DAMAGE",
     "READS_FROM",
@@ -66,7 +67,9 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StorePathError",
+    "anchor_text",
     "damaged_history",
+    "parse_anchor",
 ]
 
 SCHEMA_VERSION = 3
@@ -327,6 +330,19 @@ _SET_META = (
 _HISTORY_COLUMNS = "prospect, visitor, ts, seq, event_id, data"
 
 _LOG_KEY = "actions_log:"  # meta key prefix: where an action log (by absolute path) starts
+ANCHOR_KEY = "stream_anchor:"  # meta key prefix: a stream's last applied event, "LINE CHECK"
+
+
+def anchor_text(anchor: tuple[int, int]) -> str:
+    return f"{anchor[0]} {anchor[1]}"
+
+
+def parse_anchor(text: object) -> tuple[int, int] | None:
+    """A stream anchor as `anchor_text` wrote it; None if it is not one (a damaged value)."""
+    parts = str(text).split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
 
 
 @dataclass
@@ -364,6 +380,9 @@ class Batch:
     ruleset_version: str | None = None  # set meta when not None
     # (visitor, prospect): the visitor's anonymous history rows become the prospect's
     attach_visitor: list[tuple[str, str]] = field(default_factory=list)
+    # (line, events.line_check of it): the last event of `source` applied so far, kept with
+    # the position so that a file replaced at the same path is told apart; None: unchanged
+    anchor: tuple[int, int] | None = None
 
     def ledger_entries(self) -> Iterator[LedgerEntry]:
         """Every ledger entry of the batch (plain ones, then the rows'), for the action log."""
@@ -552,6 +571,19 @@ class Store:
         if type(row[0]) is not int or row[0] < 0:
             raise self._damaged_value(f"the position of stream {source}", row[0])
         return int(row[0])
+
+    def stream_anchor(self, source: str) -> tuple[int, int] | None:
+        """(line, check) of the last event a committed batch applied from `source`, if any.
+
+        Stores written before mrules kept it have none: their files are not checked.
+        """
+        row = self._one("SELECT value FROM meta WHERE key = ?", (ANCHOR_KEY + source,))
+        if row is None:
+            return None
+        found = parse_anchor(row[0])
+        if found is None:
+            raise self._damaged_value(f"the last event of stream {source}", row[0])
+        return found
 
     def streams(self) -> dict[str, int]:
         """Every stream this store has read, with its position."""
@@ -937,6 +969,8 @@ class Store:
                     meta.append(("clock", float(batch.clock)))
                 if batch.ruleset_version is not None:
                     meta.append(("ruleset_version", batch.ruleset_version))
+                if batch.anchor is not None:
+                    meta.append((ANCHOR_KEY + batch.source, anchor_text(batch.anchor)))
                 top = batch.max_seq()
                 if top > self.max_seq():
                     meta.append(("seq", top))

@@ -24,13 +24,16 @@ from mrules import __version__
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import (
+    ANCHOR_KEY,
     HISTORY_DAMAGE,
     Batch,
     StoreError,
     StoreLocked,
     _now,
+    anchor_text,
     damaged_history,
     event_hash,
+    parse_anchor,
     rows_of_records,
 )
 
@@ -238,6 +241,10 @@ class PgStore:
     def stream_position(self, source: str) -> int:
         row = self._one("SELECT line FROM mrules_streams WHERE source = %s", (source,))
         return 0 if row is None else int(row[0])
+
+    def stream_anchor(self, source: str) -> tuple[int, int] | None:
+        value = self._meta_value(ANCHOR_KEY + source)
+        return None if value is None else parse_anchor(value)
 
     def streams(self) -> dict[str, int]:
         return dict(self._all("SELECT source, line FROM mrules_streams ORDER BY source"))
@@ -530,6 +537,8 @@ class PgStore:
                     meta.append(("clock", repr(float(batch.clock))))
                 if batch.ruleset_version is not None:
                     meta.append(("ruleset_version", batch.ruleset_version))
+                if batch.anchor is not None:
+                    meta.append((ANCHOR_KEY + batch.source, anchor_text(batch.anchor)))
                 top = batch.max_seq()
                 if top > self.max_seq():
                     meta.append(("seq", str(top)))

@@ -20,6 +20,7 @@ from scale_helpers import (
 from scale_helpers import invoke as _invoke
 
 from mrules.cli import main as cli_main
+from mrules.store import Store
 
 BAD = b'this is not json\n{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"x"}\n'
 
@@ -48,6 +49,18 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
         a, b = _invoke(*cmd, "--store", "one.db"), _invoke(*cmd, "--store", "many.db")
         assert a.exit_code == b.exit_code == 0 and a.output == b.output and a.output
     assert not Path("many.db.shards").exists()  # removed after the merge
+    # The merged store keeps each file's check, as one process does: `mrules run` on it
+    # continues a file that grows and refuses one replaced at that path.
+    source = str(Path("events.jsonl").resolve())
+    anchors = []
+    for db in ("one.db", "many.db"):
+        with Store.open(Path(db), readonly=True) as st:
+            anchors.append(st.stream_anchor(source))
+    assert anchors[0] is not None and anchors[0] == anchors[1]
+    lines = Path("events.jsonl").read_bytes().splitlines(keepends=True)
+    Path("events.jsonl").write_bytes(b"".join([*lines[1:], *lines[:2]]))
+    replaced = _invoke("run", "rules", "events.jsonl", "--store", "many.db", "-q")
+    assert replaced.exit_code == 2 and "is not the file this store read" in replaced.output
 
 
 @pytest.mark.parametrize(

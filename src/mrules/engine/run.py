@@ -31,7 +31,7 @@ from mrules.engine.screening import Screening, _typed_fields
 from mrules.engine.settle import Settlement
 from mrules.engine.summary import RunSummary
 from mrules.engine.wakeups import WakeQueue
-from mrules.events import Event, EventSourceError, Reject
+from mrules.events import Event, EventSourceError, Reject, line_check
 from mrules.history import Row, json_text
 from mrules.state import Prospect
 from mrules.store import Batch, event_hash
@@ -316,6 +316,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         last_commit = clock()
         pending = 0
         last_line = self.summary.resumed_from
+        last_event: Event | None = None
         it = iter(items)
         broken: EventSourceError | None = None
         while broken is None:
@@ -345,12 +346,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
                     self.batch.rejects.append((self.source, item.line, item.reason, item.text))
                 elif skip and item.id in skip:
                     summary.duplicates += 1
+                    last_event = item
                 else:
                     self.apply(item)
+                    last_event = item
                 pending += 1
                 if pending >= batch_size or (
                     every is not None and not pending & 255 and clock() - last_commit >= every
                 ):
+                    self._anchor(last_event)
                     self.commit(last_line)
                     last_commit = clock()
                     pending = 0
@@ -360,13 +364,24 @@ class Engine(Handlers, Effects, Settlement, Screening):
             # The stream broke (a cut gzip file, a read error): every line before the break
             # was read whole and applied, so it is committed with its position, and a run on
             # the repaired file resumes after it.
+            self._anchor(last_event)
             self.commit(last_line)
             raise broken
         if now is not None:
             self.advance(now)
+        self._anchor(last_event)
         self.commit(last_line)
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _anchor(self, last: Event | None) -> None:
+        """Keep the last event read from a file with its position, for `read_events` to check.
+
+        A run resuming on the same path reads that line again: a file replaced there is
+        refused instead of having its first lines skipped.
+        """
+        if last is not None and self.source != "-":
+            self.batch.anchor = (last.line, line_check(last.raw))
 
     def _dedupe(self, chunk: list[Event | Reject]) -> set[str] | None:
         """The ids of this chunk that committed batches applied before the window began."""

@@ -190,7 +190,7 @@ def run_partitioned(
         StoreError, OutputError: the store or the action log cannot be written.
     """
     from mrules.api import compile_rules
-    from mrules.store import Store
+    from mrules.store import Batch, Store
 
     started = time.perf_counter()
     compiled = compile_rules(rules)
@@ -323,9 +323,14 @@ def run_partitioned(
                 actions=actions_tmp,
                 prepare=lambda ts: pool.map(prepare_shard, ts, prepared),
             )
-            if actions is not None:
-                with Store.open(tmp) as st:  # as `mrules run --actions` notes where its log starts
+            with Store.open(tmp) as st:
+                if actions is not None:  # as `mrules run --actions` notes where its log starts
                     st.set_log_start(str(Path(actions).resolve()), 0)
+                # Each file's last line, checked when `mrules run` continues the store on it.
+                for (source, _), entry in zip(files, manifest.files, strict=True):
+                    if entry.get("anchor"):
+                        line, check = entry["anchor"]
+                        st.commit(Batch(source, entry["lines"], None, anchor=(line, check)))
             report.merge_seconds = time.perf_counter() - merge_started
             report.merge_cpu = time.process_time() - merge_cpu
         except BaseException:
