@@ -18,7 +18,6 @@ from mrules.events import Event
 from mrules.history import json_text
 from mrules.policy import crm_status_after, crm_value_wins
 from mrules.state import Prospect
-from mrules.urls import normalize_url
 from mrules.vocab import Action, EventType
 
 _dumps = orjson.dumps
@@ -54,7 +53,7 @@ class Handlers(EngineParts):
             return
         c = Context(p, ("act", "time"))
         self._activity(p, e)
-        normalized = normalize_url(url, self.settings)
+        normalized = self._urls.get(url)
         self._visited(p, url, e.ts_epoch, normalized)
         points = self.cs.scoring.get("page_view")
         if points:
@@ -70,7 +69,7 @@ class Handlers(EngineParts):
             p.last_activity = ts
         if not self.cs.visited:
             return
-        u = normalized if normalized is not None else normalize_url(url, self.settings)
+        u = normalized if normalized is not None else self._urls.get(url)
         for key, match in self.cs.visited:
             if match(u):
                 p.touch(key, ts)

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mrules.store import Batch
     from mrules.storeapi import StateStore
     from mrules.symbols import FieldInfo
+    from mrules.urls import NormalizedUrls
 
 __all__ = ["EngineParts"]
 
@@ -86,6 +87,7 @@ class EngineParts:
     _assets: frozenset[tuple[str, str]]
     _unknown_text: dict[tuple[str, str], str]
     _field_info: dict[str, FieldInfo]
+    _urls: NormalizedUrls
 
     # defined in run.py
     def log(

@@ -36,7 +36,7 @@ from mrules.history import Row, json_text
 from mrules.state import Prospect
 from mrules.store import Batch, event_hash
 from mrules.storeapi import StateStore
-from mrules.urls import normalize_url
+from mrules.urls import NormalizedUrls, normalize_url
 from mrules.vocab import Action
 
 _dumps = orjson.dumps
@@ -164,6 +164,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self._exhaustive_ticks = exhaustive_ticks
         self._throttle = self.settings.throttle_minutes * 60.0
         self._notify_window = self.settings.page_notify_minutes * 60.0
+        self._urls = NormalizedUrls(self.settings)
         # What the rules declare, to make unknown assets and ill-fitting field
         # values visible (settings `unknown_assets`, `bad_field_values`).
         self._asset_policy = self.settings.unknown_assets
