@@ -9,7 +9,7 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_USAGE, fail
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_USAGE, fail
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
 
@@ -56,7 +56,7 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
 
 
 def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None:
-    from mrules.reports import ReportError
+    from mrules.reports import ReportError, ReportRulesError
 
     if store_path.startswith(("postgresql://", "postgres://")):
         fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
@@ -65,7 +65,7 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
     try:
         data = build()
     except ReportError as e:
-        fail(str(e), EXIT_USAGE)
+        fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
     _emit(data, fmt)
 
 

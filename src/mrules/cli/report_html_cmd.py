@@ -10,6 +10,7 @@ import click
 import orjson
 
 from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
     EXIT_USAGE,
     email_or_exit,
     fail,
@@ -109,7 +110,14 @@ def html(
         from mrules.atomic import OutputError
         from mrules.cli.run_cmd import open_store
         from mrules.crm.emulator import default_crm_path
-        from mrules.reports import ReportError, campaigns, funnel, rules_report, scores
+        from mrules.reports import (
+            ReportError,
+            ReportRulesError,
+            campaigns,
+            funnel,
+            rules_report,
+            scores,
+        )
         from mrules.reports import html as page
         from mrules.sync.db import default_sync_path
 
@@ -161,7 +169,7 @@ def html(
                 "scores": scores(store_path, since=since, until=until),
             }
         except ReportError as e:
-            fail(str(e), EXIT_USAGE)
+            fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
         store = open_store(store_path, readonly=True)
         try:
             with store.snapshot():

@@ -36,6 +36,7 @@ __all__ = [
     "READINGS",
     "STAGES",
     "ReportError",
+    "ReportRulesError",
     "campaigns",
     "funnel",
     "rules_report",
@@ -52,6 +53,16 @@ _YEARS = (-62_135_596_800.0, 253_402_300_799.0)  # 0001-01-01 to 9999-12-31T23:5
 
 class ReportError(ValueError):
     """A report's arguments are wrong (a bad date, an unknown period or model)."""
+
+
+class ReportRulesError(ReportError):
+    """The `rules` a report was given have errors (the command exits 1, as `lint` does)."""
+
+
+def _rules_error(e: Any) -> ReportError:
+    if getattr(e, "diagnostics", None):
+        return ReportRulesError(f"the rules have errors: {e}")
+    return ReportError(f"the rules cannot be read: {e}")
 
 
 # -- shared pieces ---------------------------------------------------------------------------
@@ -324,7 +335,7 @@ def _declared_rules(rules: Any) -> list[tuple[str, str, str]]:
     try:
         compiled = compile_rules(rules)
     except RuleSetError as e:
-        raise ReportError(f"the rules cannot be read: {e}") from None
+        raise _rules_error(e) from None
     refs = []
     for blocks in compiled.blocks.values():
         refs += [b.ref for b in blocks]
@@ -463,7 +474,7 @@ def _declared_campaigns(rules: Any) -> dict[str, float | None]:
     try:
         compiled = compile_rules(rules)
     except RuleSetError as e:
-        raise ReportError(f"the rules cannot be read: {e}") from None
+        raise _rules_error(e) from None
     out: dict[str, float | None] = {}
     program = compiled.program
     for file in program.files if program is not None else ():
