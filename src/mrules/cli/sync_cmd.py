@@ -207,7 +207,12 @@ def plan_cmd(
     out: str | None,
     retry: bool,
 ) -> None:
-    """Show what the next cycle would do, record by record; exit 2 when changes are pending."""
+    """Show what the next cycle would do, record by record; exit 2 when changes are pending.
+
+    \b
+    Example:
+      mrules sync plan --rules examples/getcloudy/rules --store getcloudy.db --out plan.json
+    """
     from mrules.sync.plan import make_plan
 
     when = _time(at, "--at")
@@ -447,7 +452,12 @@ def apply_cmd(
     wait: bool,
     fmt: str,
 ) -> None:
-    """Perform a saved plan (refused when stale), or plan and apply the cycle due now."""
+    """Perform a saved plan (refused when stale), or plan and apply the cycle due now.
+
+    \b
+    Example:
+      mrules sync apply plan.json --rules examples/getcloudy/rules --store getcloudy.db
+    """
     from mrules.sync.apply import StalePlan, apply_plan, deliver, stale_reason
     from mrules.sync.cycle import run_cycle
     from mrules.sync.plan import PLAN_FORMAT, to_epoch
@@ -556,7 +566,13 @@ def run_cmd(
     until: str,
     changes_path: str | None,
 ) -> None:
-    """Run every sync cycle due up to a time (the backlog drains by the declared batch)."""
+    """Run every sync cycle due up to a time (the backlog drains by the declared batch).
+
+    \b
+    Example:
+      mrules sync run --rules examples/getcloudy/rules --store getcloudy.db \\
+        --changes examples/getcloudy/crm-changes.jsonl --until 2026-12-21T00:00:00Z
+    """
     from mrules.sync.cycle import run_until
 
     end = _time(until, "--until")
@@ -685,6 +701,10 @@ def send_cmd(
     The next cycle (`mrules sync apply` or `sync run`) creates its prospect, or
     links and updates the prospect with its email, even with `auto create
     prospects off`. EMAIL finds the contact first, then a lead not converted.
+
+    \b
+    Example:
+      mrules sync send otto@berg.example --rules examples/getcloudy/rules --store getcloudy.db
     """
     from mrules.crm.ids import InvalidId, to18
 
@@ -736,7 +756,12 @@ def send_cmd(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
-    """Queue depth and oldest item, errors by code, cursors, API calls used."""
+    """Queue depth and oldest item, errors by code, cursors, API calls used.
+
+    \b
+    Example:
+      mrules sync status --store getcloudy.db --format json
+    """
     from mrules.sync import default_sync_path
     from mrules.sync.db import SyncDb, SyncDbError
     from mrules.sync.plan import iso
@@ -810,7 +835,12 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     " sync has is exit 2.",
 )
 def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
-    """Try the writes held by the error queue again at the next cycle."""
+    """Try the writes held by the error queue again at the next cycle.
+
+    \b
+    Example:
+      mrules sync retry --store getcloudy.db --prospect ivy@bigcorp.example
+    """
     from mrules.sync import default_sync_path
     from mrules.sync.db import SyncDb, SyncDbError
 
