@@ -93,6 +93,26 @@ def test_sarif_format() -> None:
     assert (region["startLine"], region["startColumn"]) == (5, 15)
 
 
+
+@pytest.mark.usefixtures("workdir")
+@pytest.mark.parametrize(
+    ("sarif", "held"),
+    [("warns.mr", "a rule file it lints"), ("rules/new.mr", "in a rule folder it lints"),
+     ("mrules.toml", "the configuration file")],
+)  # fmt: skip
+def test_the_sarif_file_is_never_one_of_the_inputs(sarif: str, held: str) -> None:
+    """`--sarif-file rules/00-declarations.mr` replaced a rule file with the report, exit 0."""
+    Path("rules").mkdir()
+    Path("rules/a.mr").write_text('list "Other"\n', encoding="utf-8")
+    Path("mrules.toml").write_text("strict = false\n", encoding="utf-8")
+    before = {f: f.read_bytes() for f in Path(".").rglob("*") if f.is_file()}
+    result = lint("warns.mr", "rules", "--sarif-file", sarif)
+    assert result.exit_code == 2, result.output
+    assert f"--sarif-file {sarif} is {held}: writing it would destroy it" in result.output
+    assert {f: f.read_bytes() for f in Path(".").rglob("*") if f.is_file()} == before
+    assert lint("warns.mr", "rules", "--sarif-file", "out.sarif").exit_code == 0
+    assert json.loads(Path("out.sarif").read_text())["version"] == "2.1.0"
+
 @pytest.mark.usefixtures("workdir")
 def test_github_format() -> None:
     result = lint("broken.mr", "warns.mr", "--format", "github")

@@ -15,6 +15,7 @@ from mrules.cli.common import (
     fail,
     load_or_exit,
     output_folder_or_exit,
+    refuse_output_over_inputs,
 )
 from mrules.config import FORMATS, Config, ConfigError, find_config, load_config
 from mrules.diagnostics import (
@@ -158,6 +159,13 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
         else:
             result = load_or_exit(paths)
         diags = [d for d in check_loaded(result) if config.wants(d.code)]
+    if sarif_file is not None:  # `--sarif-file rules/x.mr` replaced a rule file with the report
+        inputs: list[tuple[str, str | Path]] = [("a rule file it lints", n) for n in result.sources]
+        if not stdin:  # a new *.mr file in a folder it lints would be a rule file next time
+            inputs += [("in a rule folder it lints", p) for p in paths if Path(p).is_dir()]
+        if config.path is not None:
+            inputs.append(("the configuration file", config.path))
+        refuse_output_over_inputs("--sarif-file", sarif_file, inputs)
     if fmt == "text":
         if diags:
             click.echo(render_text(diags, result.sources))
