@@ -132,6 +132,42 @@ def test_every_store_keeps_the_check_that_refuses_a_replaced_file(
         store.close()
 
 
+
+def test_one_path_and_one_email_are_taken_whole() -> None:
+    """A lone string was iterated: `load("dir")` read the paths "d", "i", "r", and
+    `export("a@b")` looked up one-character emails (and found nothing)."""
+    assert len(mrules.load(str(EXAMPLE / "rules")).sources) == len(
+        mrules.load([EXAMPLE / "rules"]).sources
+    )
+    result = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl")
+    (one,) = result.export("leung@example.com")
+    assert one == result.export(["leung@example.com"])[0] and one["email"] == "leung@example.com"
+
+
+def test_dict_events_are_read_as_the_lines_they_stand_for() -> None:
+    """NaN became null silently (a line with NaN is rejected), an integer beyond 64 bits
+    raised a TypeError mid-run (a line with one is read), other values a traceback."""
+    submit = {"ts": "2026-11-02T09:00:00Z", "type": "form_submit", "asset": "Demande Get Cloudy"}
+    events = [
+        {**submit, "prospect": "nan@x.com", "fields": {"lead_source": float("nan")}},
+        {**submit, "prospect": "big@x.com", "fields": {"company_size": "11-50",
+                                                       "consult_requests": 10**30}},
+        42,
+        {**submit, "prospect": "obj@x.com", "fields": {"lead_source": object()}},
+        {**submit, "prospect": "ok@x.com"},
+    ]  # fmt: skip
+    result = mrules.run(EXAMPLE / "rules", events)
+    rejects = {r.line: r.reason for r in result.store.rejects()}
+    assert sorted(rejects) == [1, 3, 4]
+    assert rejects[1].startswith("not JSON") and "line of text or a dict" in rejects[3]
+    line = (
+        '{"ts":"2026-11-02T09:00:00Z","type":"form_submit","asset":"Demande Get Cloudy",'
+        f'"prospect":"big@x.com","fields":{{"company_size":"11-50","consult_requests":{10**30}}}}}'
+    )
+    as_file = mrules.run(EXAMPLE / "rules", [line])
+    assert result.export("big@x.com") == as_file.export("big@x.com")
+    assert [p["email"] for p in result.export()] == ["big@x.com", "ok@x.com"]
+
 def test_rules_with_errors_raise_with_the_diagnostics() -> None:
     with pytest.raises(RuleSetError, match="MR1") as info:
         mrules.run('on submit of form "Nope" { add to list "Missing" }', [])

@@ -24,6 +24,7 @@ The engine is `mrules.engine.Engine`; its stores implement `mrules.storeapi.Stat
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -39,10 +40,14 @@ if TYPE_CHECKING:
 
 
 def load(paths: Any) -> LoadResult:
-    """Read and parse rule files and folders (includes followed); see `mrules.loader.load`."""
+    """Read and parse rule files and folders (includes followed); see `mrules.loader.load`.
+
+    `paths` is one path (str or Path) or a list of them: a lone string was read one
+    character at a time, as paths.
+    """
     from mrules.loader import load as _load
 
-    return _load(paths)
+    return _load([paths] if isinstance(paths, str | Path) else paths)
 
 
 def parse(text: str, path: str = "<string>") -> LoadResult:

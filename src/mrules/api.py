@@ -18,6 +18,9 @@ store.
 
 from __future__ import annotations
 
+import datetime
+import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -53,11 +56,12 @@ class RunResult:
     store: StateStore
     rules: CompiledRuleSet
 
-    def export(self, emails: Iterable[str] = ()) -> list[dict[str, Any]]:
-        """Every prospect as `mrules state export` prints it (one dict a prospect)."""
+    def export(self, emails: str | Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Every prospect as `mrules state export` prints it (one dict a prospect); only
+        those of `emails` (one email, or several) when given."""
         from mrules.outputs import export_records
 
-        return list(export_records(self.store, emails))
+        return list(export_records(self.store, [emails] if isinstance(emails, str) else emails))
 
     def export_jsonl(self) -> str:
         """`mrules state export`'s output, byte for byte, as text."""
@@ -168,14 +172,54 @@ def stream_source(events: str | Path) -> str:
 
 
 def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:
-    from mrules.events import parse_line
+    """Lines (str or bytes) or dicts, read as the lines of a JSONL file would be."""
+    from mrules.events import Reject, parse_line
 
     for n, item in enumerate(events, start=1):
         if isinstance(item, dict):
-            item = orjson.dumps(item)
+            try:
+                item = _dict_line(item)
+            except (TypeError, ValueError) as e:
+                yield Reject(n, f"not JSON: {e}", repr(item)[:1000])
+                continue
+        elif not isinstance(item, str | bytes):
+            yield Reject(n, f"not a line of text or a dict, but {type(item).__name__}", "")
+            continue
         parsed = parse_line(item, n)
         if parsed is not None:
             yield parsed
+
+
+def _dict_line(item: dict[str, Any]) -> bytes:
+    """A dict event as the JSON line it stands for, so it is read (or rejected) as that line.
+
+    orjson writes NaN and infinities as null, where a line holding them is not JSON
+    (rejected), and refuses integers beyond 64 bits, which a line may hold (read as
+    floats): those dicts go through the standard library's encoder instead.
+    """
+    try:
+        if not _odd_numbers(item):
+            return orjson.dumps(item)
+    except TypeError:
+        pass
+    return json.dumps(item, ensure_ascii=False, default=_iso).encode("utf-8", "surrogatepass")
+
+
+def _odd_numbers(value: Any) -> bool:
+    """Whether `value` holds a float that is not finite (NaN, an infinity)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_odd_numbers(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_odd_numbers(v) for v in value)
+    return False
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def run(
