@@ -8,7 +8,17 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrules.history import Interner, Ref, Row, load_data, pack, unpack
+from mrules.history import (
+    _IMPLIED,
+    STEP,
+    Interner,
+    Ref,
+    Row,
+    load_data,
+    pack,
+    packed,
+    unpack,
+)
 from mrules.vocab import Action, EventType
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
@@ -68,6 +78,72 @@ def test_rows_round_trip_through_pack(rows: list[Row], cap: int) -> None:
         if row.etype is None:
             assert back.activity() is None
 
+
+
+def _reference_pack(row: Row, names: Interner) -> bytes:
+    """The packer as first written, step by step (the differential test's reference)."""
+
+    def implied(action: Any, args: Any, before: Any, after: Any, email: str | None) -> bool:
+        fixed = _IMPLIED.get(action)
+        if fixed is not None:
+            return before is fixed[0] and after is fixed[1]
+        if action == Action.SCORE:
+            return (type(before) is int and type(after) is int and type(args) is dict
+                    and type(args.get("points")) is int and after == before + args["points"])
+        return (action == Action.CREATE_PROSPECT and before is None and after == email
+                and email is not None)  # fmt: skip
+
+    etype = names.get(row.etype) if row.etype is not None else 0
+    out: list[Any] = [names.get(row.source) if row.source is not None else 0, row.line, etype,
+                      names.maybe(row.asset) if row.asset is not None else 0,
+                      names.maybe(row.url) if row.url is not None else 0]  # fmt: skip
+    if row.kind is not None or row.clock != row.ts:
+        out[2] = -etype
+        out += (row.kind or 0, row.clock)
+    steps, email = row.steps, row.prospect
+    for i in range(0, len(steps), STEP):
+        seq, ref, action, args, before, after = steps[i : i + STEP]
+        text = orjson.dumps(args)
+        packed_args: Any = names.args.get(text)
+        if packed_args is None:
+            if email and email.encode() in text:
+                packed_args = [args]
+            else:
+                packed_args = names.maybe_args(text)
+                if packed_args is None:
+                    packed_args = [args]
+        if i:
+            out.append(seq - steps[i - STEP])
+        if implied(action, args, before, after, email):
+            out += (names.ref(ref), -names.get(action), packed_args)
+            if action == Action.SCORE:
+                out.append(before)
+        else:
+            out += (names.ref(ref), names.get(action), packed_args, before, after)
+    return names.pack_data(out)  # type: ignore[no-any-return]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_rows(), min_size=1, max_size=6), st.integers(0, 3))
+def test_the_packer_writes_what_the_reference_writes(rows: list[Row], cap: int) -> None:
+    """`packed` works each action out once per store (`Interner.plan`) and gets the message
+    bits in the same pass: the bytes, the names it adds and the bits must not change."""
+    mine, theirs = Interner(cap=10 + cap * 20), Interner(cap=10 + cap * 20)
+    for row in rows:
+        data, bits = packed(row, mine)
+        assert data == _reference_pack(row, theirs)
+        assert bits == row.message_bits()
+        assert mine.added == theirs.added and pack(row, mine) == data
+
+
+def test_a_rolled_back_batch_forgets_the_plans_of_the_names_it_added() -> None:
+    names = Interner()
+    row = Row("a@x.com", 1.0, "/e.jsonl", 1, None)
+    row.steps += (1, Ref("rule", "r", None), Action.ADD_TAG, {"tag": "t"}, False, True)
+    first = pack(row, names)
+    names.rollback()  # the commit failed: every name of it is gone, its plans with them
+    assert names.plans == {} and names.texts == [None]
+    assert pack(row, names) == first  # named again, with the same ids
 
 def test_a_page_view_with_a_default_score_is_small() -> None:
     names = Interner()

@@ -30,7 +30,7 @@ steps too (`Row.messages`): a store derives them instead of keeping copies.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]
 import orjson
@@ -63,7 +63,7 @@ __all__ = [
 
 _dumps = orjson.dumps
 _loads = orjson.loads
-STEP = 6  # values per ledger step in Row.steps: seq, ref, action, args, before, after
+STEP: Final = 6  # values per ledger step in Row.steps: seq, ref, action, args, before, after
 _HEAD = 5  # packed values before the steps (7 when the type is negative)
 
 
@@ -266,6 +266,7 @@ class Interner:
         self._refs: dict[int, tuple[Any, int]] = {}  # id(ref) -> (ref, names id)
         self.args: dict[bytes, int] = {}  # args JSON bytes -> names id (the packer's cache)
         self._parsed_refs: dict[int, Ref] = {}
+        self.plans: dict[str, Plan] = {}  # action -> how `pack` writes its steps
         # `pack`'s encoder: `dump_data` with one reused Packer (a third faster than
         # `msgpack.packb`); one per store, and a store is used by one thread.
         self.pack_data = msgpack.Packer().pack
@@ -318,6 +319,14 @@ class Interner:
         self._refs[id(ref)] = (ref, i)
         return i
 
+    def plan(self, action: str) -> Plan:
+        """How `pack` writes a step of `action` (its names id interned on first use)."""
+        found = self.plans.get(action)
+        if found is None:
+            found = Plan(action, self.get(action))
+            self.plans[action] = found
+        return found
+
     def commit(self) -> None:
         self.added = []
 
@@ -329,6 +338,7 @@ class Interner:
         self.added = []
         self._refs = {k: v for k, v in self._refs.items() if v[1] < len(self.texts)}
         self.args = {k: v for k, v in self.args.items() if v < len(self.texts)}
+        self.plans = {k: v for k, v in self.plans.items() if v.id < len(self.texts)}
 
     # -- reading --------------------------------------------------------------------------
     def text(self, i: int) -> str:
@@ -361,23 +371,43 @@ _SCORE = Action.SCORE
 _CREATE = Action.CREATE_PROSPECT
 
 
-def _implied(action: Any, args: Any, before: Any, after: Any, prospect: str | None) -> bool:
-    found = _IMPLIED.get(action)
-    if found is not None:
-        return before is found[0] and after is found[1]
-    if action == _SCORE:
-        return (
-            type(before) is int
-            and type(after) is int
-            and type(args) is dict
-            and type(args.get("points")) is int
-            and after == before + args["points"]
-        )
-    return action == _CREATE and before is None and after == prospect and prospect is not None
+# How `pack` writes a step (`Plan.how`): before and after in full, or left out when
+# they are the action's fixed pair, a score's before + points, a new prospect's email.
+_FULL: Final = 0
+_FIXED: Final = 1
+_SCORED: Final = 2
+_CREATED: Final = 3
+_NO_REF: Final = object()
+
+
+class Plan:
+    """How `pack` writes the steps of one action, worked out once per store, not per step."""
+
+    __slots__ = ("after", "before", "bits", "how", "id")
+
+    def __init__(self, action: str, i: int) -> None:
+        self.id = i  # the action's names id (negated when before/after are left out)
+        fixed = _IMPLIED.get(action)
+        self.before: Any = None if fixed is None else fixed[0]
+        self.after: Any = None if fixed is None else fixed[1]
+        if fixed is not None:
+            self.how = _FIXED
+        elif action == _SCORE:
+            self.how = _SCORED
+        elif action == _CREATE:
+            self.how = _CREATED
+        else:
+            self.how = _FULL
+        self.bits = OUTBOX if action in OUTBOX_ACTIONS else CRM if action in CRM_ACTIONS else 0
 
 
 def pack(row: Row, names: Interner) -> bytes:
     """The row's packed data (see the module docstring); new names go to `names.added`."""
+    return packed(row, names)[0]
+
+
+def packed(row: Row, names: Interner) -> tuple[bytes, int]:
+    """`pack` and `Row.message_bits` in one pass over the steps (the store wants both)."""
     asset, url = row.asset, row.url
     etype = names.get(row.etype) if row.etype is not None else 0
     out: list[Any] = [
@@ -393,17 +423,24 @@ def pack(row: Row, names: Interner) -> bytes:
         out[2] = -etype
         out += (row.kind or 0, row.clock)
     steps = row.steps
-    if steps:
-        prev = steps[0]
+    n = len(steps)
+    bits = 0
+    if n:
         email = row.prospect
-        email_bytes = email.encode() if email else None
-        ref_id, get, known_args = names.ref, names.get, names.args
-        implied = _IMPLIED.get
-        for i in range(0, len(steps), STEP):
-            seq, ref, action, args, before, after = steps[i : i + STEP]
-            text = _dumps(args)
+        email_bytes: bytes | None = None
+        dumps, known_args, plans = _dumps, names.args, names.plans
+        last_ref: Any = _NO_REF  # a row's steps often share their rule: its id is reused
+        ref_id = 0
+        prev = steps[0]
+        i = 0
+        while i < n:
+            seq, ref, action = steps[i], steps[i + 1], steps[i + 2]
+            args, before, after = steps[i + 3], steps[i + 4], steps[i + 5]
+            text = dumps(args)
             packed_args: Any = known_args.get(text)
             if packed_args is None:
+                if email and email_bytes is None:
+                    email_bytes = email.encode()
                 if email_bytes is not None and email_bytes in text:
                     packed_args = [args]  # per-prospect args (a notification's address)
                 else:
@@ -412,17 +449,39 @@ def pack(row: Row, names: Interner) -> bytes:
                         packed_args = [args]
             if i:  # the first step's seq is the row's `seq` column
                 out.append(seq - prev)
-            found = implied(action)
-            if found is not None and before is found[0] and after is found[1]:
-                out += (ref_id(ref), -get(action), packed_args)
-            elif action == _SCORE and _implied(action, args, before, after, email):
-                out += (ref_id(ref), -get(action), packed_args, before)
-            elif action == _CREATE and _implied(action, args, before, after, email):
-                out += (ref_id(ref), -get(action), packed_args)
-            else:
-                out += (ref_id(ref), get(action), packed_args, before, after)
             prev = seq
-    return names.pack_data(out)  # type: ignore[no-any-return]
+            i += STEP
+            if ref is not last_ref:
+                ref_id = names.ref(ref)
+                last_ref = ref
+            plan = plans.get(action)
+            if plan is None:
+                plan = names.plan(action)
+            bits |= plan.bits
+            how = plan.how
+            out.append(ref_id)
+            if how == _FIXED:
+                if before is plan.before and after is plan.after:
+                    out.append(-plan.id)
+                    out.append(packed_args)
+                    continue
+            elif how == _SCORED:
+                if type(before) is int and type(after) is int and type(args) is dict:
+                    points = args.get("points")
+                    if type(points) is int and after == before + points:
+                        out.append(-plan.id)
+                        out.append(packed_args)
+                        out.append(before)
+                        continue
+            elif how == _CREATED and before is None and after == email and email is not None:
+                out.append(-plan.id)
+                out.append(packed_args)
+                continue
+            out.append(plan.id)
+            out.append(packed_args)
+            out.append(before)
+            out.append(after)
+    return names.pack_data(out), bits
 
 
 def unpack(

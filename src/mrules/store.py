@@ -48,7 +48,7 @@ import orjson
 
 from mrules import __version__
 from mrules.atomic import fsync_folder
-from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, unpack
+from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, packed, unpack
 from mrules.pathkind import special_file_kind
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.sqlitefiles import refuse_writes
@@ -394,10 +394,13 @@ class Batch:
 
     def max_seq(self) -> int:
         """The largest seq the batch uses (ledger, outbox, CRM work); 0 if none."""
-        best = 0
+        best: Any = 0  # not int: no boxing for each comparison when compiled
         for row in self.rows:
-            if row.steps and row.steps[-STEP] > best:
-                best = row.steps[-STEP]
+            steps = row.steps
+            if steps:
+                last = steps[-STEP]
+                if last > best:
+                    best = last
         for part in (self.ledger, self.outbox, self.crm_pending):
             for r in part:
                 if r[0] > best:
@@ -454,6 +457,23 @@ def _ts(ts: float | None) -> float | int | None:
         return None
     ms = round(ts * 1000)
     return ms if ms / 1000 == ts else ts
+
+
+def _history_values(row: Row, pid: int | None, names: Interner) -> tuple[Any, ...]:
+    """A row's `history` columns (`_INSERT_HISTORY`), its data packed."""
+    visitor, event_id, steps = row.visitor, row.event_id, row.steps
+    vid = None if visitor is None else names.maybe(visitor)  # interned before the data's names
+    data, bits = packed(row, names)
+    return (
+        pid,
+        vid,
+        _ts(row.ts),
+        steps[0] if steps else None,
+        event_id,
+        None if event_id is None else event_hash(event_id),
+        bits or None,
+        data,
+    )
 
 
 def not_derived(records: list[Any], rows: list[Row], want: int) -> list[Any]:
@@ -1030,18 +1050,7 @@ class Store:
         for row in rows:
             email = row.prospect
             pid = None if email is None else pids.get(email) or self._pid(email, pids, new_pids)
-            event_id = row.event_id
-            visitor = row.visitor
-            yield (
-                pid,
-                None if visitor is None else names.maybe(visitor),
-                _ts(row.ts),
-                row.steps[0] if row.steps else None,
-                event_id,
-                None if event_id is None else event_hash(event_id),
-                row.message_bits() or None if row.steps else None,
-                pack(row, names),
-            )
+            yield _history_values(row, pid, names)
 
     def _pid(self, email: str, pids: dict[str, int], new_pids: list[str]) -> int:
         """The prospect's integer id, a new one (recorded in new_pids) if it has none."""
