@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,99 @@ def test_auto_jobs_uses_a_second_process_only_with_a_free_core(
 
     monkeypatch.setattr(os, "getloadavg", loadavg)
     assert auto_jobs() == expected
+
+
+def _repo_at_lowered(tmp_path: Path) -> Path:
+    """A git repository whose HEAD has the lowered rules, and whose work tree the example's:
+    the old rules (HEAD) are the ones behind what the new rules lose (bob's MQL, messages)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _lowered(repo)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "lowered")
+    shutil.rmtree(repo / "rules")
+    shutil.copytree(EXAMPLE / "rules", repo / "rules")
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("cwd", "rules", "shown"),
+    [
+        (".", "rules", "rules/30-automation.mr:3"),  # the audit's case
+        ("rules", ".", "30-automation.mr:3"),
+        ("..", "repo/rules", "repo/rules/30-automation.mr:3"),
+    ],
+)
+def test_old_rev_names_the_old_files_as_in_the_work_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cwd: str, rules: str, shown: str
+) -> None:
+    """Not the temporary folder git's copy was read from: it is deleted before the report is
+    read, and its name changed every run."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = _repo_at_lowered(tmp_path)
+    monkeypatch.chdir(repo / cwd)
+    args = ["replay", "--diff", "--old-rev", "HEAD", rules, str(EXAMPLE / "events.jsonl")]
+    res = _mrules(*args, "--format", "json", "--jobs", "1")
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["old"]["rules"] == f"{rules} at HEAD"  # the revision, said once
+    lost = d["mql"]["lost"]["examples"]
+    assert [x["prospect"] for x in lost] == ["bob@bigcorp.example"]
+    assert f"old rules: automation rule 'MQL handoff' ({shown})," in lost[0]["reason"]
+    messages = d["outbox"]["lost"]["messages"]
+    assert messages and all(m["reason"] == f"MQL handoff ({shown})" for m in messages)
+    assert "mrules-old-rules" not in res.stdout and tempfile.gettempdir() + "/" not in res.stdout
+    text = _mrules(*args, "--jobs", "2").stdout
+    assert f"({shown})" in text and "mrules-old-rules" not in text
+    again = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "1").stdout)
+    for x in (d, again):
+        x.pop("seconds"), x["old"].pop("seconds"), x["new"].pop("seconds")
+    assert again == d  # the same on every run
+
+
+def test_old_rev_errors_name_the_old_files_as_in_the_work_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE / "rules", repo / "rules")
+    bad = repo / "rules" / "60-bad.mr"
+    bad.write_text('automation rule "R" priority 1 {\n  when all { in list "Nope" }\n}\n')
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "an error")
+    bad.write_bytes(b'on submit of form "x" { score +5 }\n\xff\n')
+    _git(repo, "commit", "-qam", "not UTF-8")
+    bad.unlink()  # fixed in the work tree
+    monkeypatch.chdir(repo)
+    events = str(EXAMPLE / "events.jsonl")
+    res = _mrules("replay", "--diff", "--old-rev", "HEAD~1", "rules", events)
+    assert res.exit_code == 1
+    assert "the old rules (rules at HEAD~1) have errors:" in res.stderr
+    assert "rules/60-bad.mr:2:22: error[MR103]: unknown list 'Nope'" in res.stderr
+    assert "mrules-old-rules" not in res.stderr
+    res = _mrules("replay", "--diff", "--old-rev", "HEAD", "rules", events)
+    assert res.exit_code == 1
+    assert "\nrules/60-bad.mr:2: not UTF-8 text" in res.stderr
+    assert "mrules-old-rules" not in res.stderr
+
+
+def test_old_rev_with_the_temporary_folder_inside_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from /tmp, say: the loader names git's copy relative to the working folder."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    _repo_at_lowered(tmp_path)
+    (tmp_path / "t").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t"))
+    monkeypatch.chdir(tmp_path)
+    res = _mrules(
+        "replay", "--diff", "--old-rev", "HEAD", "repo/rules", str(EXAMPLE / "events.jsonl")
+    )
+    assert res.exit_code == 0, res.output
+    assert "old rules: automation rule 'MQL handoff' (repo/rules/30-automation.mr:3)" in res.stdout
+    assert "mrules-old-rules" not in res.stdout

@@ -47,6 +47,7 @@ __all__ = [
     "GitError",
     "ReplayError",
     "auto_jobs",
+    "compile_at_revision",
     "diff_runs",
     "render_text",
     "rules_at_revision",
@@ -76,16 +77,9 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
 
 
 @contextlib.contextmanager
-def rules_at_revision(rev: str, path: str) -> Iterator[str]:
-    """The rule file or folder `path` as it was at git revision `rev`, in a temporary folder.
-
-    Works from any folder of the work tree; the folder (of a file: its
-    folder, where its includes live) is taken with `git archive`.
-
-    Raises:
-        GitError: not in a git work tree, an unknown revision, or a path the
-            revision does not have.
-    """
+def _revision_tree(rev: str, path: str) -> Iterator[tuple[Path, Path, str]]:
+    """The folder of `path` at `rev`, taken with `git archive` into a temporary folder:
+    (that folder, the work tree's top, `path` relative to the top)."""
     p = Path(path)
     if not p.exists():
         raise GitError(f"no such rule file or folder: {path}")
@@ -112,10 +106,103 @@ def rules_at_revision(rev: str, path: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="mrules-old-rules-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(tmp, filter="data")
-        target = Path(tmp) / rel
-        if not target.exists():
+        if not (Path(tmp) / rel).exists():
             raise GitError(f"--old-rev: {rel} does not exist at {rev}")
-        yield str(target)
+        yield Path(tmp), root, rel
+
+
+@contextlib.contextmanager
+def rules_at_revision(rev: str, path: str) -> Iterator[str]:
+    """The rule file or folder `path` as it was at git revision `rev`, in a temporary folder.
+
+    Works from any folder of the work tree; the folder (of a file: its
+    folder, where its includes live) is taken with `git archive`. Messages
+    and rule locations read from it name the temporary folder:
+    `compile_at_revision` names the work tree's paths instead.
+
+    Raises:
+        GitError: not in a git work tree, an unknown revision, or a path the
+            revision does not have.
+    """
+    with _revision_tree(rev, path) as (tmp, _root, rel):
+        yield str(tmp / rel)
+
+
+def compile_at_revision(rev: str, path: str) -> Any:
+    """The rule set `path` at git revision `rev`, compiled, its files named as in the work tree.
+
+    The files are read from a temporary folder that is gone when the replay
+    reports, so locations (`rules/30-automation.mr:3`) and error messages
+    name each file by its path in the work tree, shown as `mrules run`
+    shows the new rules' (relative to the working folder when inside it);
+    the revision is said once, in the report's header.
+
+    Raises:
+        GitError: as `rules_at_revision`.
+        mrules.api.RuleSetError: the rules at `rev` cannot be read or have
+            errors (`.which` is "old").
+    """
+    import re
+
+    from mrules.api import RuleSetError
+    from mrules.checker import check
+    from mrules.compiler import compile_program
+    from mrules.diagnostics import render_text, sort_diagnostics
+    from mrules.loader import LoadError, display_path, load, printable_path
+    from mrules.source import Source
+
+    with _revision_tree(rev, path) as (tmp, root, rel):
+        # The temporary folder as messages may write it: absolute, or relative to the
+        # working folder when inside it (`mrules replay` run from /tmp), links followed or not.
+        cwds = {os.getcwd(), os.path.realpath(os.getcwd())}
+        forms = {tmp.as_posix(), tmp.resolve().as_posix()}
+        forms |= {os.path.relpath(f, c) for f in forms for c in cwds if f.startswith(c + os.sep)}
+        prefixes = sorted((f + "/" for f in forms), key=len, reverse=True)
+
+        def shown(name: str) -> str:
+            for prefix in prefixes:
+                if name.startswith(prefix):
+                    return printable_path(display_path(root / name[len(prefix) :]))
+            return name  # a bundled library file
+
+        # Free text (messages, hints): each temporary path up to a space or punctuation.
+        in_text = re.compile("(?:" + "|".join(map(re.escape, prefixes)) + r")[^\s:'\"(),]*")
+
+        def text(t: str | None) -> str | None:
+            return None if t is None else in_text.sub(lambda m: shown(m.group()), t)
+
+        # `compile_rules`' steps, with the names changed between loading and checking.
+        try:
+            result = load([str(tmp / rel)])
+        except LoadError as e:
+            err = RuleSetError(text(str(e)) or "")
+            err.which = "old"  # type: ignore[attr-defined]
+            raise err from None
+    files = tuple(f.model_copy(update={"path": shown(f.path)}) for f in result.program.files)
+    program = result.program.model_copy(update={"files": files})
+    sources = {shown(name): Source(src.text, shown(name)) for name, src in result.sources.items()}
+    diags = [
+        d.model_copy(
+            update={
+                "path": shown(d.path),
+                "message": text(d.message),
+                "hint": text(d.hint),
+                "related": tuple(
+                    r.model_copy(update={"path": shown(r.path), "message": text(r.message)})
+                    for r in d.related
+                ),
+            }
+        )
+        for d in result.diagnostics
+    ]
+    if not any(d.is_error for d in diags):
+        diags += check(program)
+    errors = sort_diagnostics([d for d in diags if d.is_error])
+    if errors:
+        err = RuleSetError(render_text(errors, sources), errors)
+        err.which = "old"  # type: ignore[attr-defined]
+        raise err
+    return compile_program(program, sources)
 
 
 # ----------------------------------------------------------------------------- running

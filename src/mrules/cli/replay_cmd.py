@@ -202,10 +202,13 @@ def replay(
     show = progress if progress is not None else sys.stderr.isatty()
     try:
         with contextlib.ExitStack() as stack:
+            old: Any
             if old_rev is not None:
-                from mrules.replay import rules_at_revision
+                from mrules.replay import compile_at_revision
 
-                old = stack.enter_context(rules_at_revision(old_rev, paths[0]))
+                # Compiled now, its files named as in the work tree: the temporary
+                # folder git's copy is read from is gone when the report is printed.
+                old = compile_at_revision(old_rev, paths[0])
                 old_label = f"{paths[0]} at {old_rev}"
                 new, new_label = paths[0], paths[0]
             else:
@@ -231,7 +234,11 @@ def replay(
         sys.exit(int(ExitCode.INTERRUPTED))
     except RuleSetError as e:
         which = getattr(e, "which", "")
-        click.echo(f"mrules: error: the {which} rules have errors:".replace("  ", " "), err=True)
+        if which == "old" and old_rev is not None:  # its files are named as in the work tree
+            which = f"old rules ({paths[0]} at {old_rev})"
+        else:
+            which = f"{which} rules".strip()
+        click.echo(f"mrules: error: the {which} have errors:", err=True)
         click.echo(str(e), err=True)
         sys.exit(int(ExitCode.DIAGNOSTICS))
     except EventSourceError as e:

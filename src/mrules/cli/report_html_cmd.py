@@ -35,9 +35,14 @@ def _read_diff(path: str) -> dict[str, Any]:
             f"{printable_path(path)}: not JSON ({e}); write it with"
             " `mrules replay --diff ... --format json`"
         )
-    if not isinstance(data, dict) or not {"mql", "score", "rules"} <= data.keys():
+    from mrules.reports.html import replay_diff_problem
+
+    # The whole shape the page reads, not only the top keys: a wrong one below crashed it.
+    problem = replay_diff_problem(data)
+    if problem is not None:
         fail(
-            f"{printable_path(path)}: not the JSON of `mrules replay --diff ... --format json`",
+            f"{printable_path(path)}: not the JSON of `mrules replay --diff ... --format json`"
+            f" ({problem})",
             EXIT_USAGE,
         )
     return data
@@ -132,7 +137,6 @@ def html(
             email_or_exit("--timeline", timeline_email)
         if not out.strip():  # Path("") is the folder "."
             fail("OUT needs a file name (or - for standard output)", EXIT_USAGE)
-        diff = _read_diff(replay_diff) if replay_diff is not None else None
         target = Path(out)
         if out != "-" and not target.parent.is_dir():
             fail(
@@ -154,6 +158,8 @@ def html(
             inputs.append((f"the --replay-diff file {replay_diff}", replay_diff))
         inputs += [(f"a rule file of --rules {r}", r) for r in rules]
         refuse_output_over_inputs("OUT", out, inputs)
+        # After the check above: a diff file given as OUT is named as such, not as bad JSON.
+        diff = _read_diff(replay_diff) if replay_diff is not None else None
         rule_paths: Any = list(rules) or None
         try:
             data: dict[str, Any] = {

@@ -22,11 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mrules.reports import charts
 from mrules.timetext import utc_text
 
-__all__ = ["default_prospect", "javascript", "page", "prospect_timeline", "write"]
+__all__ = [
+    "default_prospect",
+    "javascript",
+    "page",
+    "prospect_timeline",
+    "replay_diff_problem",
+    "write",
+]
 
 _CSP = (
     "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline';"
@@ -305,6 +313,114 @@ _DIFF_CATEGORIES = (
     ("only under the old rules", ("only_old",)),
     ("only under the new rules", ("only_new",)),
 )
+
+
+class _Shape(BaseModel):
+    # Strict: "5" is not a count, true is not 1; keys the page does not read are let through.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class _Example(_Shape):
+    prospect: str
+    reason: str | None = None
+
+
+class _Category(_Shape):
+    count: int
+    examples: list[_Example]
+
+
+class _Mql(_Shape):
+    old: int
+    new: int
+    gained: _Category
+    lost: _Category
+
+
+class _Message(_Shape):
+    prospect: str
+    kind: str
+    count: int
+    time: str | None
+    reason: str
+
+
+class _Messages(_Shape):
+    total: int
+    messages: list[_Message]
+
+
+class _Outbox(_Shape):
+    old: int
+    new: int
+    gained: _Messages
+    lost: _Messages
+
+
+class _Bucket(_Shape):
+    range: str
+    prospects: int
+
+
+class _Scores(_Shape):
+    buckets: list[_Bucket]
+
+
+class _Score(_Shape):
+    old: _Scores
+    new: _Scores
+
+
+class _Rule(_Shape):
+    kind: str
+    name: str
+    at: str | None
+    before: int
+    after: int
+
+
+class _Prospects(_Shape):
+    changed: int
+
+
+class _ReplayDiff(_Shape):
+    """What `_replay_section` and the replay charts read of `mrules replay --diff` JSON."""
+
+    mql_list: str
+    prospects: _Prospects
+    mql: _Mql
+    assignment: _Category
+    grade: _Category
+    lists: _Category
+    crm: _Category
+    only_old: _Category
+    only_new: _Category
+    outbox: _Outbox
+    score: _Score
+    rules: list[_Rule]
+
+
+_EXPECTED = {
+    "missing": "missing",
+    "model_type": "an object expected",
+    "dict_type": "an object expected",
+    "list_type": "a list expected",
+    "int_type": "a whole number expected",
+    "string_type": "a string expected",
+}
+
+
+def replay_diff_problem(data: Any) -> str | None:
+    """The first key path of `data` the replay section cannot read, with what it expects
+    (`mql.gained.count: a whole number expected`), or None: checked before any page is written,
+    so a hand-edited or foreign file is refused instead of crashing the page half way."""
+    try:
+        _ReplayDiff.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in err["loc"])
+        return f"{where.lstrip('.') or 'the top level'}: {_EXPECTED.get(err['type'], err['msg'])}"
+    return None
 
 
 def _dig(d: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
