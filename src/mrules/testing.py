@@ -46,8 +46,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import math
 import os
 import re
+import signal
 import stat
 import time
 from collections import Counter
@@ -67,8 +69,10 @@ __all__ = [
     "Failure",
     "Outcome",
     "Report",
+    "SnapshotWriteError",
     "TestFileError",
     "find_test_files",
+    "input_files",
     "load_file",
     "run_case",
     "run_paths",
@@ -156,6 +160,10 @@ class TestFileError(Exception):
         super().__init__(f"{where}: {message}")
 
 
+class SnapshotWriteError(TestFileError):
+    """`--update` cannot write a snapshot file: an output that fails (exit 4), not a broken test."""
+
+
 @dataclass
 class Case:
     """One test case of a test file."""
@@ -238,13 +246,30 @@ class Report:
     seconds: float = 0.0
     broken_files: int = 0
     bad_paths: int = 0  # paths of the command line that cannot be used: no test ran
+    found: int = 0  # the tests of the files read, selected by -k or not
+    selected: int = 0  # the tests -k selected (all without -k)
+    keywords: tuple[str, ...] = ()  # -k
+    unwritable: int = 0  # snapshots --update could not write (exit 4, as `-o`)
 
     def counts(self) -> Counter[str]:
         return Counter(o.status for o in self.outcomes)
 
     @property
+    def unmatched(self) -> str | None:
+        """`5 tests in 1 file, none matches -k 'x'`: a -k that selects no test is a
+        usage error (a typo), never a run that looks complete; None otherwise."""
+        if not self.keywords or not self.found or self.selected:
+            return None
+        tests = f"{self.found} test{'s' if self.found != 1 else ''}"
+        n = len(self.files)
+        ks = " or ".join(f"-k {_printable(k)!r}" for k in self.keywords)
+        return f"{tests} in {n} file{'s' if n != 1 else ''}, none matches {ks}"
+
+    @property
     def exit_code(self) -> int:
-        if self.broken_files:
+        if self.unwritable:
+            return int(ExitCode.STORE)
+        if self.broken_files or self.unmatched:
             return int(ExitCode.USAGE)
         counts = self.counts()
         if counts["fail"] or counts["error"]:
@@ -878,6 +903,8 @@ def _check_expect(expect: _Map, path: str) -> None:
         for key in _SET_KEYS:
             if key in want:
                 _set_expectation(want[key], path, _line(want, key), f"{email}: {key}")
+        if "score" in want:
+            _score_expectation(want["score"], path, _line(want, "score", where), email)
         if "assigned" in want:
             _assignee(want["assigned"], path, _line(want, "assigned"), email)
     for email in _need_list(expect.get("absent"), path, _line(expect, "absent"), "expect.absent"):
@@ -924,6 +951,20 @@ def _check_expect(expect: _Map, path: str) -> None:
         )
 
 
+def _score_expectation(value: Any, path: str, line: int | None, email: str) -> None:
+    """A score is a whole number or a test as text: `[1]`, `true` or `.nan` would only
+    ever fail (or pass, `true == 1`), so they are a broken test, as `'>= abc'` is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return
+    if isinstance(value, str) and _SCORE_TEST.match(value):
+        return
+    raise TestFileError(
+        path,
+        line,
+        f"{email}: score: a whole number or a test like '>= 100', not {_typed(value)}",
+    )
+
+
 def _set_expectation(value: Any, path: str, line: int | None, what: str) -> None:
     if isinstance(value, list) and all(isinstance(x, str) for x in value):
         return
@@ -959,7 +1000,7 @@ class _Names:
     automation_rules: set[str]
     lists: set[str]
     dynamic_lists: set[str]
-    tags: set[str]
+    tags: set[str]  # declared, or added or removed by a rule
     categories: set[str]
     profiles: set[str]
     queues: set[str]
@@ -993,12 +1034,17 @@ class _Names:
         ):
             for name in declared:
                 rules.setdefault(name, kind)
+        tags = set(sym.tags)
         if compiled.program is not None:
             for f in compiled.program.files:
                 for item in f.items:
                     if isinstance(item, ast.Scoring):
                         for row in item.rows:
                             rules.setdefault(row.activity.text, "scoring")
+                    # a tag needs no declaration (MR109 is a warning): the rules' own count
+                    for node in ast.walk(item):
+                        if isinstance(node, ast.AddTag | ast.RemoveTag):
+                            tags.add(node.tag.text)
         for event_type in (*(t.value for t in EventType), "run"):
             rules.setdefault(event_type, "event")
         return cls(
@@ -1006,7 +1052,7 @@ class _Names:
             automation_rules=set(sym.automation_rules),
             lists=set(sym.lists),
             dynamic_lists=set(sym.dynamic_lists),
-            tags=set(sym.tags),
+            tags=tags,
             categories=set(sym.categories),
             profiles=set(sym.profiles),
             queues=set(sym.queues),
@@ -1084,13 +1130,15 @@ def _check_names(case: Case, names: _Names) -> None:
             for mapping in (m, args if isinstance(args, dict) else {}):
                 _check_arg_names(m.get("action"), mapping, names, item_line, where, check)
 
+    # `given` may add a tag no rule names (the engine takes it); expect may then check it
+    given_tags = {t for st in case.given["prospects"].values() for t in st.get("tags") or ()}
     prospects = expect.get("prospects") or {}
     for email, want in prospects.items():
         where = f"expect.prospects: {email}"
         for key, choices, what in (
             ("lists", names.lists, "list"),
             ("dynamic_lists", names.dynamic_lists, "dynamic list"),
-            ("tags", names.tags, "tag"),
+            ("tags", names.tags | given_tags, "tag"),
         ):
             if key not in want:
                 continue
@@ -1222,6 +1270,51 @@ def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileErro
     return unique, bad
 
 
+Loaded = dict[str, list[Case] | TestFileError]
+"""Test files read, by path: `input_files` fills it, and `run_paths` reads them no more."""
+
+
+def input_files(paths: Sequence[str], loaded: Loaded | None = None) -> list[tuple[str, str]]:
+    """What the tests under `paths` read, as (what it is, path) pairs: the test files, the
+    rule files and folders they load, their snapshot files; `-o` may be none of them.
+    A path or test file that cannot be used is left to the run to report."""
+    from mrules.loader import LoadError, load
+
+    files, _ = _find_test_files(paths or ["."])
+    out: list[tuple[str, str]] = [("a test file it runs", f) for f in files]
+    rule_refs: dict[str, list[str]] = {}
+    for f in files:
+        cases = _load_file_once(f, loaded)
+        if isinstance(cases, TestFileError):
+            continue
+        for case in cases:
+            if isinstance(case.rules, list) or not _is_rule_text(case.rules):
+                refs = case.rules if isinstance(case.rules, list) else [case.rules]
+                rule_refs.setdefault(_Rules.key(refs), refs)
+            snapshot = _snapshot_path(case)
+            if case.expect.get("snapshot") or snapshot.exists():
+                out.append(("a snapshot file of the tests", str(snapshot)))
+    for refs in rule_refs.values():
+        with contextlib.suppress(LoadError):  # the run reports it
+            sources = load(refs).sources  # with the files they include
+            out += [("a rule file the tests load", n) for n in sources if os.path.isfile(n)]
+        # a file named *.mr in a rule folder would be a rule file next time
+        out += [("in a rule folder the tests load", r) for r in refs if os.path.isdir(r)]
+    return out
+
+
+def _load_file_once(path: str, loaded: Loaded | None) -> list[Case] | TestFileError:
+    if loaded is not None and path in loaded:
+        return loaded[path]
+    try:
+        cases: list[Case] | TestFileError = load_file(path)
+    except TestFileError as e:
+        cases = e
+    if loaded is not None:
+        loaded[path] = cases
+    return cases
+
+
 def _walk(folder: Path) -> Iterator[Path]:
     try:
         entries = list(folder.iterdir())
@@ -1275,6 +1368,7 @@ class _Rules:
             try:
                 self.compiled[k] = compile_rules(rules)
             except Exception as e:  # kept, so each case of the file reports it once
+                _reraise_interrupt(e)  # never kept as the rules' error
                 self.compiled[k] = e
         found = self.compiled[k]
         if isinstance(found, Exception):
@@ -1935,8 +2029,12 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
             tmp.write_bytes(data)
             tmp.replace(path)
         except OSError as e:
-            raise TestFileError(
-                str(path), None, f"cannot write the snapshot: {e.strerror or e}"
+            folder = path.parent if path.parent.is_dir() else path.parent.parent
+            raise SnapshotWriteError(
+                _printable(str(path)),
+                None,
+                f"cannot write the snapshot: {e.strerror or e}; make {_printable(str(folder))}"
+                " (and the snapshot file, if there is one) writable, or run without --update",
             ) from None
         outcome.updated = True
         return
@@ -1993,6 +2091,7 @@ def _evaluate(case: Case, rules: _Rules, update: bool) -> Outcome:
     except Exception as e:  # the run itself failed: report it on the case, never a traceback
         from mrules.events import EventSourceError
 
+        _reraise_interrupt(e)
         if not isinstance(e, EventSourceError | OSError | ValueError):
             raise
         outcome.status = "error"
@@ -2012,12 +2111,91 @@ def _selected(case: Case, keywords: Sequence[str]) -> bool:
     return any(_printable(k).lower() in text for k in keywords)
 
 
+def _reraise_interrupt(error: BaseException) -> None:
+    """Raise the Ctrl-C (or SIGTERM) behind `error`, if one is: pydantic turns one met in
+    a serializer into a PydanticSerializationError (a ValueError) caused by it."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            raise e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+
+
+@contextlib.contextmanager
+def _noticing_interrupts() -> Iterator[list[int]]:
+    """Remember each Ctrl-C and SIGTERM whose handler raised, in the list yielded.
+
+    The handlers raise as before, but the exception can be lost on its way: pydantic
+    wraps it in a ValueError, a library may swallow it. The run checks the list after
+    each test, so an interrupt always ends it (exit 130), never a test's error or pass.
+    A signal whose handler is not Python's (SIG_DFL, SIG_IGN) or a run outside the main
+    thread is left as it is.
+    """
+    seen: list[int] = []
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        handler = previous[signum]
+        try:
+            handler(signum, frame)
+        except BaseException:
+            seen.append(signum)
+            raise
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            current = signal.getsignal(sig)
+            if callable(current):
+                signal.signal(sig, on_signal)
+                previous[int(sig)] = current
+    try:
+        yield seen
+    finally:
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, handler)
+
+
+def _stop_if_interrupted(seen: list[int]) -> None:
+    if seen:
+        raise KeyboardInterrupt
+
+
 def run_paths(
-    paths: Sequence[str], keywords: Sequence[str] = (), *, update: bool = False
+    paths: Sequence[str],
+    keywords: Sequence[str] = (),
+    *,
+    update: bool = False,
+    loaded: Loaded | None = None,
 ) -> Report:
-    """Find, load and run the test files under `paths`; `keywords` select cases (-k)."""
+    """Find, load and run the test files under `paths`; `keywords` select cases (-k);
+    `loaded`: the test files `input_files` read.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM came, wherever it was met (`_noticing_interrupts`).
+    """
+    with _noticing_interrupts() as seen:
+        try:
+            report = _run_paths(paths, keywords, update, seen, loaded)
+        except Exception as e:
+            _reraise_interrupt(e)
+            _stop_if_interrupted(seen)
+            raise
+        _stop_if_interrupted(seen)
+    return report
+
+
+def _run_paths(
+    paths: Sequence[str],
+    keywords: Sequence[str],
+    update: bool,
+    seen: list[int],
+    loaded: Loaded | None,
+) -> Report:
     started = time.perf_counter()
-    report = Report()
+    report = Report(keywords=tuple(keywords))
     rules = _Rules()
     files, bad = _find_test_files(paths or ["."])
     if bad:  # a path of the command line that cannot be used (a typo): a usage error, as
@@ -2029,22 +2207,28 @@ def run_paths(
         files = []
     report.files = files
     for f in files:
-        try:
-            cases = load_file(f)
-        except TestFileError as e:
+        cases = _load_file_once(f, loaded)
+        if isinstance(cases, TestFileError):
+            e = cases
+            _stop_if_interrupted(seen)
             report.outcomes.append(Outcome(e.path, "(file)", e.line, "error", message=str(e)))
             report.broken_files += 1
             continue
+        report.found += len(cases)
         for case in cases:
             if not _selected(case, keywords):
                 continue
+            report.selected += 1
             try:
-                report.outcomes.append(_evaluate(case, rules, update))
+                outcome = _evaluate(case, rules, update)
             except TestFileError as e:
-                report.outcomes.append(
-                    Outcome(case.file, case.name, case.line, "error", message=str(e))
-                )
-                report.broken_files += 1
+                outcome = Outcome(case.file, case.name, case.line, "error", message=str(e))
+                if isinstance(e, SnapshotWriteError):
+                    report.unwritable += 1
+                else:
+                    report.broken_files += 1
+            _stop_if_interrupted(seen)  # before the outcome counts: it may be the interrupt's
+            report.outcomes.append(outcome)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -2056,6 +2240,36 @@ def _value(v: Any) -> str:
     if isinstance(v, str):
         return v
     return orjson.dumps(_plain(v)).decode()
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "text"
+    return "list" if isinstance(v, list) else "mapping" if isinstance(v, dict) else "value"
+
+
+def _typed(v: Any) -> str:
+    """A value with its type: `"1" (text)`, `1 (number)`, `NaN (number)`."""
+    if isinstance(v, float) and not math.isfinite(v):
+        shown = "NaN" if math.isnan(v) else "Infinity" if v > 0 else "-Infinity"
+    else:
+        shown = orjson.dumps(_plain(v), default=str).decode()
+    return f"{shown} ({_kind(v)})"
+
+
+def _shown_pair(expected: Any, actual: Any) -> tuple[str, str]:
+    """Expected and actual as a failure prints them; with their types when the plain text
+    of both is the same (`expected: 1 / actual: 1` for "1" against 1 says nothing)."""
+    e, a = _value(expected), _value(actual)
+    if e == a:
+        return _typed(expected), _typed(actual)
+    return e, a
 
 
 def render_text(report: Report, *, verbose: bool = False) -> str:
@@ -2077,8 +2291,9 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         for f in o.failures:
             at = f"{o.file}:{f.line}: " if f.line else ""
             out.append(f"        {at}{f.what}")
-            out.append(f"          expected: {_value(f.expected)}")
-            out.append(f"          actual:   {_value(f.actual)}")
+            expected, actual = _shown_pair(f.expected, f.actual)
+            out.append(f"          expected: {expected}")
+            out.append(f"          actual:   {actual}")
             if f.note:
                 out.append(f"          {f.note}")
             if f.reasons:
@@ -2093,6 +2308,8 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         parts = ["no tests found (test files end in .test.yaml)"]
     if report.bad_paths:  # refused before any test ran, as pytest refuses a missing path
         out.append(f"no tests run: {report.bad_paths} path(s) above cannot be used")
+    elif report.unmatched:  # the errors of broken files, then why no test ran
+        out.append(", ".join([*parts[1:], f"no tests run: {report.unmatched}"]))
     else:
         out.append(f"{', '.join(parts)} in {report.seconds:.2f} s")
     return _printable("\n".join(out))
@@ -2130,7 +2347,8 @@ def _xml_text(text: str) -> str:
 
 
 def _headline(f: Failure) -> str:
-    return f"{f.what}: expected {_value(f.expected)}, got {_value(f.actual)}"[:500]
+    expected, actual = _shown_pair(f.expected, f.actual)
+    return f"{f.what}: expected {expected}, got {actual}"[:500]
 
 
 def render_junit(report: Report) -> bytes:

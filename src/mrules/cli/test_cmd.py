@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from mrules.testing import Loaded, Report
 
 __all__ = ["COMMANDS"]
 
@@ -57,20 +64,67 @@ def run_tests(
 
     Exit status: 0 all passed, 1 a test failed (or its rules have errors),
     2 a test file is broken (the message says file:line), a path does not
-    exist or the folder of -o does not, 4 the -o file cannot be written.
+    exist, -k selects no test, or -o is missing its folder or is one of the
+    files the tests read, 4 the -o file or a snapshot (--update) cannot be
+    written, 130 interrupted (no report is written).
 
     \b
     Examples:
       mrules test examples/getcloudy/tests
       mrules test -k mql --format junit -o junit.xml
     """
-    from mrules.atomic import atomic_write
-    from mrules.cli.common import EXIT_STORE, fail, output_folder_or_exit
-    from mrules.testing import render_json, render_junit, render_text, run_paths
+    from mrules.cli.common import EXIT_INTERRUPTED, fail, output_folder_or_exit
+    from mrules.testing import run_paths
 
-    if output:  # refused before any test runs (mrules creates no folders)
-        output_folder_or_exit("-o", output)
-    report = run_paths(list(paths), keywords, update=update)
+    done: list[str] = []  # "ran", then "written": what an interrupt's message says
+    try:
+        loaded: Loaded = {}  # the test files read for the check of -o, not read again
+        if output:  # refused before any test runs (mrules creates no folders)
+            output_folder_or_exit("-o", output)
+            _refuse_output_over_inputs(output, paths, loaded)
+        report = run_paths(list(paths), keywords, update=update, loaded=loaded)
+        done.append("ran")
+        _write_report(report, fmt, output, verbose, done)
+        sys.exit(report.exit_code)
+    except KeyboardInterrupt:  # not the stores' "resumes": a test writes nothing to resume
+        fail(_interrupted(done, output), EXIT_INTERRUPTED)
+
+
+def _interrupted(done: list[str], output: str | None) -> str:
+    if "written" in done:
+        if output:
+            return f"interrupted after the report was written to {_shown(output)}"
+        return "interrupted; the report on standard output may be incomplete"
+    kept = f" ({_shown(output)} is left as it was)" if output else ""
+    if "ran" in done:
+        return f"interrupted; no report was written{kept}"
+    return f"interrupted before the tests ended; no report was written{kept}"
+
+
+def _shown(path: str) -> str:
+    from mrules.loader import printable_path
+
+    return printable_path(path)
+
+
+def _refuse_output_over_inputs(output: str, paths: tuple[str, ...], loaded: Loaded) -> None:
+    """Exit 2 when -o is a file the tests read: `-o tests/x.test.yaml` replaced a
+    test file with the report, `-o rules/10-lists.mr` a rule file."""
+    from mrules.cli.common import refuse_output_over_inputs
+    from mrules.testing import input_files
+
+    refuse_output_over_inputs("-o", output, input_files(list(paths), loaded))
+
+
+def _write_report(
+    report: Report, fmt: str, output: str | None, verbose: bool, done: list[str]
+) -> None:
+    """Print the report, or write it to -o whole or not at all; `done` gets "written"
+    once it is (on standard output: from its first byte, which stays on the terminal)."""
+    from mrules.atomic import atomic_write
+    from mrules.cli.common import EXIT_STORE, fail
+    from mrules.testing import render_json, render_junit, render_text
+
     if fmt == "json":
         data = render_json(report)
     elif fmt == "junit":
@@ -79,17 +133,33 @@ def run_tests(
         data = (render_text(report, verbose=verbose) + "\n").encode()
     if output:
         try:  # whole or not at all: a kill or a full disk never leaves half a report
-            atomic_write(Path(output), data)
+            with _interrupts_held():  # so that an interrupt's message knows which it was
+                atomic_write(Path(output), data)
+                done.append("written")
         except OSError as e:
-            from mrules.loader import printable_path
-
-            fail(f"cannot write {printable_path(output)}: {e.strerror or e}", EXIT_STORE)
+            fail(f"cannot write {_shown(output)}: {e.strerror or e}", EXIT_STORE)
         if fmt != "text":
             click.echo(render_text(report, verbose=verbose), err=True)
     else:
+        done.append("written")
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    sys.exit(report.exit_code)
+    if fmt != "text" and not output and report.unmatched:  # the text report says it
+        click.echo(f"mrules: error: {report.unmatched}", err=True)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the block runs (POSIX); they come right after."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 COMMANDS = (run_tests,)

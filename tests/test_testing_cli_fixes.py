@@ -1,0 +1,334 @@
+"""`mrules test`: interrupts, -o over its inputs, a -k that selects nothing, tags the
+rules add, unwritable snapshots, and failures whose values print alike."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+from pydantic import BaseModel, model_serializer
+
+import mrules.atomic
+import mrules.testing
+from mrules.cli import main
+
+HERE = Path(__file__).parent / "testing"
+EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
+
+TEST = """\
+rules: rules.mr
+tests:
+  - name: one
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example, asset: Contact}
+    expect:
+      prospects:
+        a@x.example: {score: 20}
+  - name: two
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: b@x.example, asset: Contact}
+    expect:
+      prospects:
+        b@x.example: {score: 20}
+"""
+
+
+def _mrules(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _tests(folder: Path, text: str = TEST, name: str = "t.test.yaml") -> Path:
+    shutil.copy(HERE / "rules.mr", folder / "rules.mr")
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------ 1. interrupts
+
+
+class _Interrupting(BaseModel):
+    """Sends Ctrl-C to this process from inside a pydantic wrap serializer, as `ast.dump`
+    met one in the checker: pydantic turns it into PydanticSerializationError."""
+
+    x: int = 1
+
+    @model_serializer(mode="wrap")
+    def _ser(self, handler: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs between two bytecodes of this loop
+            pass
+        return handler(self)
+
+
+def _interrupt_once(monkeypatch: pytest.MonkeyPatch, swallow: bool) -> None:
+    """The first test's check meets Ctrl-C: wrapped by pydantic, or swallowed whole."""
+    original = mrules.testing._Checker.rejects
+    sent: list[bool] = []
+
+    def rejects(self: Any) -> None:
+        if not sent:
+            sent.append(True)
+            if swallow:  # a library that loses it
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    for _ in range(1000):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+            else:
+                _Interrupting().model_dump()
+        original(self)
+
+    monkeypatch.setattr(mrules.testing._Checker, "rejects", rejects)
+
+
+@pytest.mark.parametrize("swallow", [False, True], ids=["wrapped", "swallowed"])
+def test_interrupt_is_exit_130_and_no_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swallow: bool
+) -> None:
+    test = _tests(tmp_path)
+    out = tmp_path / "report.xml"
+    out.write_text("the old report")
+    _interrupt_once(monkeypatch, swallow)
+    res = _mrules("test", str(test), "--format", "junit", "-o", str(out))
+    assert res.exit_code == 130, res.output
+    assert "interrupted before the tests ended; no report was written" in res.output
+    assert "resumes" not in res.output and "committed" not in res.output
+    assert out.read_text() == "the old report"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_interrupt_to_stdout_is_exit_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    test = _tests(tmp_path)
+    _interrupt_once(monkeypatch, swallow=False)
+    res = _mrules("test", str(test))
+    assert res.exit_code == 130, res.output
+    assert "passed" not in res.output and "ERROR" not in res.output
+
+
+def test_interrupt_while_writing_o_is_told_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during the write of -o: held until the report is written whole, then 130."""
+    test = _tests(tmp_path)
+    out = tmp_path / "report.json"
+    original = mrules.atomic.atomic_write
+
+    def atomic_write(path: Path, data: bytes) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+        original(path, data)
+
+    monkeypatch.setattr(mrules.atomic, "atomic_write", atomic_write)
+    res = _mrules("test", str(test), "--format", "json", "-o", str(out))
+    assert res.exit_code == 130, res.output
+    assert f"interrupted after the report was written to {out}" in res.output
+    assert orjson.loads(out.read_bytes())["summary"]["passed"] == 2
+
+
+def test_sigterm_lost_in_a_library_still_ends_the_command(tmp_path: Path) -> None:
+    """The `mrules` program meets SIGTERM as Ctrl-C; lost on its way, it still ends with 130."""
+    test = _tests(tmp_path)
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import mrules.testing
+        from mrules.cli import main
+
+        original = mrules.testing._Checker.rejects
+        sent = []
+
+        def rejects(self):
+            if not sent:
+                sent.append(True)
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    for _ in range(1000):
+                        pass
+                except KeyboardInterrupt:
+                    pass
+            original(self)
+
+        mrules.testing._Checker.rejects = rejects
+        sys.argv = ["mrules", *sys.argv[1:]]
+        main()
+        """
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script, "test", str(test)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 130, res.stdout + res.stderr
+    assert "interrupted before the tests ended" in res.stderr
+    assert "passed" not in res.stdout
+
+
+# ------------------------------------------------------------- 2. -o over its inputs
+
+
+@pytest.mark.parametrize(
+    ("target", "what"),
+    [
+        ("tests/handoff.test.yaml", "a test file it runs"),
+        ("rules/30-automation.mr", "a rule file the tests load"),
+        ("rules/new.mr", "in a rule folder the tests load"),
+        ("tests/__snapshots__/handoff.json", "a snapshot file of the tests"),
+    ],
+)
+def test_o_never_replaces_what_the_tests_read(tmp_path: Path, target: str, what: str) -> None:
+    shutil.copytree(EXAMPLE / "rules", tmp_path / "rules")
+    shutil.copytree(EXAMPLE / "tests", tmp_path / "tests")
+    (tmp_path / "tests" / "__snapshots__").mkdir()
+    (tmp_path / "tests" / "__snapshots__" / "handoff.json").write_text("{}\n")
+    out = tmp_path / target
+    before = out.read_bytes() if out.exists() else None
+    res = _mrules("test", str(tmp_path / "tests"), "--format", "junit", "-o", str(out))
+    assert res.exit_code == 2, res.output
+    assert f"-o {out} is {what}: writing it would destroy it" in res.output
+    assert "passed" not in res.output  # refused before any test ran
+    assert (out.read_bytes() if out.exists() else None) == before
+
+
+def test_o_elsewhere_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "junit.xml"
+    res = _mrules("test", str(EXAMPLE / "tests"), "--format", "junit", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes().startswith(b"<?xml")
+
+
+# ------------------------------------------------------------ 3. -k selects nothing
+
+
+def test_k_that_selects_nothing_is_a_usage_error() -> None:
+    res = _mrules("test", str(EXAMPLE / "tests"), "-k", "handof_typo")
+    assert res.exit_code == 2, res.output
+    assert "no tests run: 5 tests in 1 file, none matches -k 'handof_typo'" in res.output
+    assert "no tests found" not in res.output
+    res = _mrules("test", str(EXAMPLE / "tests"), "-k", "x1", "-k", "x2", "--format", "json")
+    assert res.exit_code == 2
+    assert orjson.loads(res.stdout)["summary"]["exit"] == 2
+    assert "mrules: error: 5 tests in 1 file, none matches -k 'x1' or -k 'x2'" in res.stderr
+
+
+# ----------------------------------------------------------- 4. tags the rules add
+
+TAGS = """\
+rules: |
+  form "F"
+  on submit of form "F" {
+    add tag "vip"
+  }
+tests:
+  - name: tagged
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@b.example, asset: F}
+    expect:
+      prospects:
+        a@b.example: {tags: [vip]}
+      actions:
+        - {action: add tag, tag: vip}
+  - name: given tags are checkable too
+    given:
+      prospects:
+        a@b.example: {tags: [old]}
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@b.example, asset: F}
+    expect:
+      prospects:
+        a@b.example: {tags: [old, vip]}
+"""
+
+
+def test_tags_the_rules_add_can_be_expected(tmp_path: Path) -> None:
+    res = _mrules("test", str(_tests(tmp_path, TAGS)))
+    assert res.exit_code == 0, res.output
+    assert "2 passed" in res.output
+
+
+def test_a_tag_no_rule_names_is_still_a_typo(tmp_path: Path) -> None:
+    text = TAGS.replace("{tags: [old, vip]}", "{tags: {exclude: [vipp]}}")
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 2, res.output
+    assert "t.test.yaml:23: expect.prospects: a@b.example: tags: unknown tag 'vipp'" in res.output
+    assert "did you mean 'vip'?" in res.output
+
+
+# ------------------------------------------------------- 5. unwritable snapshots
+
+
+def test_update_that_cannot_write_a_snapshot_is_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only folder (as root, checked by hand with setpriv): exit 4, as `-o` gives."""
+    text = TEST.replace("{score: 20}\n", "{score: 20}\n      snapshot: true\n", 1)
+    test = _tests(tmp_path, text)
+    write_bytes = Path.write_bytes
+
+    def read_only(self: Path, data: Any) -> int:
+        if self.parent.name == "__snapshots__":
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", read_only)
+    res = _mrules("test", str(test), "--update")
+    assert res.exit_code == 4, res.output
+    assert "__snapshots__/t.json: cannot write the snapshot:" in res.output
+    assert "or run without --update" in res.output
+    assert "1 passed, 1 errors" in res.output
+
+
+# ------------------------------------------------- 6. values that print alike
+
+
+def test_values_that_print_alike_show_their_types(tmp_path: Path) -> None:
+    text = (
+        "rules: |\n"
+        "  field n: number\n"
+        '  form "F"\n'
+        '  on submit of form "F" {\n'
+        "    set n = 1\n"
+        "  }\n"
+        "tests:\n"
+        "  - name: typed\n"
+        "    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@b.example, asset: F}\n"
+        "    expect:\n"
+        "      prospects:\n"
+        '        a@b.example: {fields: {n: "1"}}\n'
+    )
+    test = _tests(tmp_path, text)
+    res = _mrules("test", str(test))
+    assert res.exit_code == 1, res.output
+    assert 'expected: "1" (text)\n' in res.output
+    assert "actual:   1 (number)\n" in res.output
+    junit = _mrules("test", str(test), "--format", "junit").stdout
+    assert 'expected &quot;1&quot; (text), got 1 (number)' in junit
+
+
+@pytest.mark.parametrize(
+    ("score", "shown"),
+    [("[1]", "[1] (list)"), ("true", "true (true/false)"), (".nan", "NaN (number)"),
+     ('">= abc"', '">= abc" (text)'), ("1.5", "1.5 (number)")],
+)
+def test_a_score_that_is_no_number_is_a_broken_test(
+    tmp_path: Path, score: str, shown: str
+) -> None:
+    test = _tests(tmp_path, TEST.replace("{score: 20}", f"{{score: {score}}}", 1))
+    res = _mrules("test", str(test))
+    assert res.exit_code == 2, res.output
+    assert (
+        "t.test.yaml:8: a@x.example: score: a whole number or a test like '>= 100', not " + shown
+    ) in res.output
