@@ -325,7 +325,7 @@ def test_old_rev_names_the_old_files_as_in_the_work_tree(
     assert f"old rules: automation rule 'MQL handoff' ({shown})," in lost[0]["reason"]
     messages = d["outbox"]["lost"]["messages"]
     assert messages and all(m["reason"] == f"MQL handoff ({shown})" for m in messages)
-    assert "mrules-old-rules" not in res.stdout and tempfile.gettempdir() + "/" not in res.stdout
+    assert "mrules-old-rules" not in res.stdout  # (the repository itself may be in /tmp)
     text = _mrules(*args, "--jobs", "2").stdout
     assert f"({shown})" in text and "mrules-old-rules" not in text
     again = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "1").stdout)

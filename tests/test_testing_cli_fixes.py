@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,16 @@ def test_interrupt_while_writing_o_is_told_as_it_is(
         original(path, data)
 
     monkeypatch.setattr(mrules.atomic, "atomic_write", atomic_write)
-    res = _mrules("test", str(test), "--format", "json", "-o", str(out))
+    # Another thread, as a long test session has: the signal sent to the process may
+    # reach it (a signal mask on the main thread alone did not hold it back).
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        res = _mrules("test", str(test), "--format", "json", "-o", str(out))
+    finally:
+        release.set()
+        other.join()
     assert res.exit_code == 130, res.output
     assert f"interrupted after the report was written to {out}" in res.output
     assert orjson.loads(out.read_bytes())["summary"]["passed"] == 2

@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -150,16 +150,28 @@ def _write_report(
 
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while the block runs (POSIX); they come right after."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Hold Ctrl-C and SIGTERM back while the block runs; they take effect right after it.
+
+    Handlers that only note the signal, not a signal mask: a mask covers one thread,
+    and a signal sent to the process may reach another one, while Python runs its
+    handlers in the main thread whichever thread the signal reached. Outside the
+    main thread (no handlers can be set there) the block runs as it is.
+    """
+    noted: list[int] = []
+    before: dict[signal.Signals, Any] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            before[sig] = signal.signal(sig, lambda signum, _frame: noted.append(signum))
+    except ValueError:  # not the main thread
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        before = {}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    if noted:
+        raise KeyboardInterrupt
 
 COMMANDS = (run_tests,)
