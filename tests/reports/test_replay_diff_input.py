@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.test_replay_cli import _lowered
 
 from mrules.cli import main
 from mrules.cli.report_html_cmd import html as html_cmd
@@ -24,18 +23,10 @@ from mrules.reports import html as page
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "getcloudy"
-SED = ROOT / "tests" / "replay" / "lower-threshold.sed"
 
 
 def _real_diff(folder: Path) -> dict[str, Any]:
-    rules = folder / "rules"
-    shutil.copytree(EXAMPLE / "rules", rules)
-    automation = rules / "30-automation.mr"
-    text = automation.read_text(encoding="utf-8")
-    for line in SED.read_text().splitlines():
-        _, old, new, _ = line.split("/")
-        text = re.sub(old, new.replace("\\n", "\n"), text)
-    automation.write_text(text, encoding="utf-8")
+    rules = _lowered(folder)
     events = str(EXAMPLE / "events.jsonl")
     r = CliRunner().invoke(
         main,
