@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 Pred = Callable[[Prospect, float], bool]
-DAY = 86400.0
+DAY: Final = 86400.0
 
 # Event types that fire completion actions, and that are activities on an asset: the
 # vocabulary's tables (`mrules.vocab`).
@@ -232,7 +232,7 @@ def _empty(v: Any) -> bool:
     return v is None or v == "" or v == [] or v == ()
 
 
-_CMP: dict[str, Callable[[Any, Any], bool]] = {
+_CMP: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b,
@@ -433,7 +433,7 @@ class _CriterionCompiler:
         return compare
 
 
-_EPSILON = 1e-6  # a threshold crossed at t is seen by the first tick after t
+_EPSILON: Final = 1e-6  # a threshold crossed at t is seen by the first tick after t
 
 
 def _group(mode: str, preds: tuple[Pred, ...]) -> Pred:
@@ -782,7 +782,7 @@ class _Builder:
         )
 
 
-NEW_PROSPECT = "*"  # the fact a new prospect changes: every rule reads it
+NEW_PROSPECT: Final = "*"  # the fact a new prospect changes: every rule reads it
 
 
 def _by_fact(rules: list[CompiledRule]) -> dict[str, tuple[int, ...]]:

@@ -51,7 +51,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, Final, NamedTuple
 
 import orjson
 
@@ -76,43 +76,45 @@ __all__ = [
     "resume_after",
 ]
 
-EVENT_TYPES: tuple[str, ...] = tuple(EventType)
+EVENT_TYPES: Final[tuple[str, ...]] = tuple(EventType)
 
 # The kind of asset (as the rules declare it) that each asset event names.
-ASSET_KINDS: dict[str, str] = {str(k): str(v) for k, v in EVENT_ASSET_KINDS.items()}
+ASSET_KINDS: Final[dict[str, str]] = {str(k): str(v) for k, v in EVENT_ASSET_KINDS.items()}
 
-CRM_OBJECTS: tuple[str, ...] = tuple(CrmObject)
-OPPORTUNITY_STATUSES = ("won", "lost")
-MAX_REJECT_TEXT = 1000
-MAX_LINE_BYTES = 16 << 20
+CRM_OBJECTS: Final[tuple[str, ...]] = tuple(CrmObject)
+OPPORTUNITY_STATUSES: Final = ("won", "lost")
+MAX_REJECT_TEXT: Final = 1000
+MAX_LINE_BYTES: Final = 16 << 20
 """A longer line is rejected unread: an endless one (`/dev/zero`) would fill the memory."""
 
-_TYPES = frozenset(EVENT_TYPES)
-_NEEDS_PROSPECT = _TYPES - {"page_view", "tick"}
-_NEEDS_ASSET = frozenset(ASSET_KINDS) - {"unsubscribe"}
-_CRM_OBJECTS = frozenset(CRM_OBJECTS)
+_TYPES: Final = frozenset(EVENT_TYPES)
+_NEEDS_PROSPECT: Final = _TYPES - {"page_view", "tick"}
+_NEEDS_ASSET: Final = frozenset(ASSET_KINDS) - {"unsubscribe"}
+_CRM_OBJECTS: Final = frozenset(CRM_OBJECTS)
 # `deleted`: a lead or contact deleted in the CRM (what the sync reports, §7.8).
-_STATUSES = frozenset((*OPPORTUNITY_STATUSES, "deleted"))
+_STATUSES: Final = frozenset((*OPPORTUNITY_STATUSES, "deleted"))
 # Optional string keys besides `prospect`, checked the same way.
-_PLAIN_KEYS = frozenset(("id", "visitor", "url", "asset", "user", "object", "crm_id", "status"))
-_NON_SCALAR = (dict, list)
-_BOM = b"\xef\xbb\xbf"
+_PLAIN_KEYS: Final = frozenset(
+    ("id", "visitor", "url", "asset", "user", "object", "crm_id", "status")
+)
+_NON_SCALAR: Final = (dict, list)
+_BOM: Final = b"\xef\xbb\xbf"
 
-_TS_MATCH = re.compile(
+_TS_MATCH: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
     r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 ).fullmatch
-_DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
-_NO_SECONDS = re.compile(
+_DATE_ONLY: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fullmatch
+_NO_SECONDS: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
 ).fullmatch
-_NO_ZONE = re.compile(
+_NO_ZONE: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
 ).fullmatch
-_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+").fullmatch
-_fromisoformat = datetime.fromisoformat
-_nfc = unicodedata.normalize
-_new_event = tuple.__new__  # Event(...) minus the generated __new__'s Python frame
+_EMAIL: Final = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+").fullmatch
+_fromisoformat: Final = datetime.fromisoformat
+_nfc: Final = unicodedata.normalize
+_new_event: Final = tuple.__new__  # Event(...) minus the generated __new__'s Python frame
 
 
 class Event(NamedTuple):
@@ -267,8 +269,8 @@ def _parse_unusual(text: str) -> datetime:
 
 # Normalised prospect emails by their text as read: a stream names the same
 # prospects again and again, so most lookups skip strip, lower and the regex.
-_EMAILS: dict[str, str] = {}
-_EMAILS_MAX = 100_000
+_EMAILS: Final[dict[str, str]] = {}
+_EMAILS_MAX: Final = 100_000
 
 
 def prospect_key(email: str) -> str:

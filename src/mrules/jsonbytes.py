@@ -11,13 +11,13 @@ in an in-memory store. There, 4 KB each was most of a long run's memory.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 __all__ = ["kept", "kept_dumps"]
 
-_dumps = orjson.dumps
+_dumps: Final = orjson.dumps
 
 
 def kept(data: bytes) -> bytes:

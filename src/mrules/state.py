@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from sys import intern
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -36,8 +36,8 @@ __all__ = [
     "shared_text",
 ]
 
-GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
-_RANK = {g: i for i, g in enumerate(GRADES)}
+GRADES: Final = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
+_RANK: Final = {g: i for i, g in enumerate(GRADES)}
 
 
 def grade_rank(letter: str) -> int:
@@ -107,7 +107,7 @@ class Codecs:
         return (Codecs, (self.lists, self.tags, self.rules, self.emails))
 
 
-_BITS = {
+_BITS: Final = {
     "lists": "lists",
     "dynamic": "lists",
     "tags": "tags",
@@ -295,7 +295,7 @@ class Prospect:
             self.acts = _put(self.acts, key, ts)
 
 
-_FEW_LINKS = 32  # clicked links kept as a tuple up to this many (a scan is as fast)
+_FEW_LINKS: Final = 32  # clicked links kept as a tuple up to this many (a scan is as fast)
 
 
 def _links(links: Iterable[str]) -> tuple[str, ...] | frozenset[str]:
@@ -314,10 +314,10 @@ def shared_text(value: Any) -> Any:
     return value
 
 
-_PAIRS = ("fields", "acts")
+_PAIRS: Final = ("fields", "acts")
 # The stored key of every attribute: a prospect row is written at every commit that
 # changed it, so its keys are short.
-_SHORT = {
+_SHORT: Final = {
     "acts": "a",
     "assigned_at": "aa",
     "assigned_kind": "ak",
@@ -347,12 +347,12 @@ _SHORT = {
     "tags": "t",
     "throttle": "th",
 }
-_LONG = {v: k for k, v in _SHORT.items()}
+_LONG: Final = {v: k for k, v in _SHORT.items()}
 # _SHORT names every slot of Prospect, in order (tested); a compiled class has no __slots__.
-_REST = tuple(n for n in _SHORT if n not in ("email", "created", "score"))
+_REST: Final = tuple(n for n in _SHORT if n not in ("email", "created", "score"))
 _BITS_KIND, _PAIRS_KIND, _SET_KIND, _STATUS_KIND = 1, 2, 3, 4
 # (attribute, stored key, how it is encoded) for every attribute but email, created, score
-_LAYOUT = tuple(
+_LAYOUT: Final = tuple(
     (
         n,
         _SHORT[n],
@@ -369,7 +369,7 @@ _LAYOUT = tuple(
     for n in _REST
 )
 # Every attribute of _LAYOUT in one call (an encoding reads them all, most to skip them).
-_REST_VALUES = attrgetter(*_REST)
+_REST_VALUES: Final = attrgetter(*_REST)
 
 
 def _get(pairs: tuple[Any, ...] | None, key: str) -> Any:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import orjson
 
@@ -288,49 +288,53 @@ _MIGRATIONS[2] = _migrate_2_to_3
 # before `attach_visitor`, so an `identify` also claims the anonymous page views
 # of its own batch. `history_anonymous` indexes only anonymous rows, the ones
 # `attach_visitor` looks for, so identified rows (most of them) cost no update of it.
-_UPSERT_PROSPECT = (
+_UPSERT_PROSPECT: Final = (
     "INSERT INTO prospects (id, email, state) VALUES (?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state"
 )
-_UPDATE_PROSPECT = "UPDATE prospects SET state = ? WHERE id = ?"
-PID_CACHE = 1 << 16
+_UPDATE_PROSPECT: Final = "UPDATE prospects SET state = ? WHERE id = ?"
+PID_CACHE: Final = 1 << 16
 """About how many prospect ids (email -> id) the writer keeps between commits."""
-_INSERT_PROSPECT_ID = "INSERT INTO prospects (id, email, state) VALUES (?, ?, NULL)"
-_UPSERT_VISITOR = (
+_INSERT_PROSPECT_ID: Final = "INSERT INTO prospects (id, email, state) VALUES (?, ?, NULL)"
+_UPSERT_VISITOR: Final = (
     "INSERT INTO visitors (visitor, prospect, history) VALUES (?, ?, ?) "
     "ON CONFLICT (visitor) DO UPDATE SET prospect = excluded.prospect, history = excluded.history"
 )
-_INSERT_HISTORY = (
+_INSERT_HISTORY: Final = (
     "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_ATTACH_VISITOR = "UPDATE history SET prospect = ? WHERE visitor = ? AND prospect IS NULL"
-_INSERT_NAME = "INSERT INTO names (id, text) VALUES (?, ?)"
-_INSERT_OUTBOX = "INSERT INTO outbox (seq, ts, prospect, kind, payload) VALUES (?, ?, ?, ?, ?)"
-_INSERT_CRM = "INSERT INTO crm_pending (seq, ts, prospect, kind, payload) VALUES (?, ?, ?, ?, ?)"
-_UPSERT_REJECT = (
+_ATTACH_VISITOR: Final = "UPDATE history SET prospect = ? WHERE visitor = ? AND prospect IS NULL"
+_INSERT_NAME: Final = "INSERT INTO names (id, text) VALUES (?, ?)"
+_INSERT_OUTBOX: Final = (
+    "INSERT INTO outbox (seq, ts, prospect, kind, payload) VALUES (?, ?, ?, ?, ?)"
+)
+_INSERT_CRM: Final = (
+    "INSERT INTO crm_pending (seq, ts, prospect, kind, payload) VALUES (?, ?, ?, ?, ?)"
+)
+_UPSERT_REJECT: Final = (
     "INSERT INTO rejects (source, line, reason, text) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (source, line) DO UPDATE SET reason = excluded.reason, text = excluded.text"
 )
-_UPSERT_SHARED = (
+_UPSERT_SHARED: Final = (
     "INSERT INTO shared (key, value) VALUES (?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
-_INSERT_RULE = (
+_INSERT_RULE: Final = (
     "INSERT INTO rules (key, kind, first_seen) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING"
 )
-_UPSERT_STREAM = (
+_UPSERT_STREAM: Final = (
     "INSERT INTO streams (source, line, updated_at) VALUES (?, ?, ?) "
     "ON CONFLICT (source) DO UPDATE SET line = excluded.line, updated_at = excluded.updated_at"
 )
-_SET_META = (
+_SET_META: Final = (
     "INSERT INTO meta (key, value) VALUES (?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
-_HISTORY_COLUMNS = "prospect, visitor, ts, seq, event_id, data"
+_HISTORY_COLUMNS: Final = "prospect, visitor, ts, seq, event_id, data"
 
-_LOG_KEY = "actions_log:"  # meta key prefix: where an action log (by absolute path) starts
-ANCHOR_KEY = "stream_anchor:"  # meta key prefix: a stream's last applied event, "LINE CHECK"
+_LOG_KEY: Final = "actions_log:"  # meta key prefix: where an action log (by absolute path) starts
+ANCHOR_KEY: Final = "stream_anchor:"  # meta key prefix: a stream's last applied event, "LINE CHECK"
 
 
 def anchor_text(anchor: tuple[int, int]) -> str:

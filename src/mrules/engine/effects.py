@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from sys import intern as _intern
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from mypy_extensions import trait
@@ -26,16 +26,16 @@ from mrules.policy import can_assign, member_for, round_robin
 from mrules.state import Prospect, grade_letter
 from mrules.vocab import Action
 
-_dumps = orjson.dumps
-_INF = float("inf")
-_json = json_text
+_dumps: Final = orjson.dumps
+_INF: Final = float("inf")
+_json: Final = json_text
 
 if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
 
 
 # (member kind, added?) -> (the Prospect bit-set attribute, the ledger action)
-_MARKS = {
+_MARKS: Final = {
     ("list", True): ("lists", Action.ADD_TO_LIST),
     ("list", False): ("lists", Action.REMOVE_FROM_LIST),
     ("tag", True): ("tags", Action.ADD_TAG),
@@ -360,7 +360,7 @@ class Effects(EngineParts):
         return None if rank is None else grade_letter(rank)
 
 
-_PHASE_ORDER = (PHASE_ASSIGN, PHASE_DATA, PHASE_SIDE)
+_PHASE_ORDER: Final = (PHASE_ASSIGN, PHASE_DATA, PHASE_SIDE)
 
 
 def phases(b: CompiledBlock) -> tuple[tuple[CompiledAction, ...], ...]:
@@ -370,7 +370,7 @@ def phases(b: CompiledBlock) -> tuple[tuple[CompiledAction, ...], ...]:
 
 # Compiled actions are data (`CompiledAction.op`, `.operands`): the effect each names.
 # Every effect is called as EFFECTS[op](engine, context, rule ref, asset key, *operands).
-EFFECTS: dict[str, Callable[..., None]] = {
+EFFECTS: Final[dict[str, Callable[..., None]]] = {
     "add_to_list": lambda e, c, r, k, name, bit: e.mark(c, r, "list", name, bit, True),
     "remove_from_list": lambda e, c, r, k, name, bit: e.mark(c, r, "list", name, bit, False),
     "add_tag": lambda e, c, r, k, name, bit: e.mark(c, r, "tag", name, bit, True),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from mypy_extensions import trait
@@ -20,9 +20,9 @@ from mrules.policy import crm_status_after, crm_value_wins
 from mrules.state import Prospect
 from mrules.vocab import Action, EventType
 
-_dumps = orjson.dumps
-_INF = float("inf")
-_json = json_text
+_dumps: Final = orjson.dumps
+_INF: Final = float("inf")
+_json: Final = json_text
 
 if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401
@@ -248,7 +248,7 @@ class Handlers(EngineParts):
 
 
 # The handler of each event type (`mrules.vocab.EventType`): a method of Handlers.
-HANDLERS: dict[EventType, Callable[[Any, Event], None]] = {
+HANDLERS: Final[dict[EventType, Callable[[Any, Event], None]]] = {
     EventType.PAGE_VIEW: Handlers._page_view,
     EventType.FORM_SUBMIT: Handlers._asset_event,
     EventType.FORM_HANDLER_SUBMIT: Handlers._asset_event,

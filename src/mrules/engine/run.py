@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -39,17 +39,17 @@ from mrules.storeapi import StateStore
 from mrules.urls import NormalizedUrls, normalize_url
 from mrules.vocab import Action
 
-_dumps = orjson.dumps
-_INF = float("inf")
-_json = json_text
+_dumps: Final = orjson.dumps
+_INF: Final = float("inf")
+_json: Final = json_text
 
 
-DEFAULT_CACHE_PROSPECTS = 50_000
+DEFAULT_CACHE_PROSPECTS: Final = 50_000
 """How many prospects a run keeps decoded in memory after a commit (`--cache-prospects`)."""
 
-_FILTER_BITS = 1 << 25
-_FILTER_BYTES = _FILTER_BITS >> 3
-_FILTER_MASK = _FILTER_BITS - 1
+_FILTER_BITS: Final = 1 << 25
+_FILTER_BYTES: Final = _FILTER_BITS >> 3
+_FILTER_MASK: Final = _FILTER_BITS - 1
 
 
 class Engine(Handlers, Effects, Settlement, Screening):

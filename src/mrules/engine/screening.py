@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import trait
 
@@ -99,8 +99,8 @@ class Screening(EngineParts):
 
 # ------------------------------------------------------------ field values
 
-_MAX_DISTINCT = 100  # distinct warnings a summary keeps; the rest are counted under ""
-_BOOLEANS = {"true": True, "false": False}
+_MAX_DISTINCT: Final = 100  # distinct warnings a summary keeps; the rest are counted under ""
+_BOOLEANS: Final = {"true": True, "false": False}
 
 
 def _count(counter: Counter[str], key: str) -> None:

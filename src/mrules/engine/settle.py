@@ -3,7 +3,7 @@ until quiet; ticks that wake only the prospects whose time has come; segmentatio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import orjson
 from mypy_extensions import trait
@@ -19,9 +19,9 @@ from mrules.history import json_text
 from mrules.state import Prospect
 from mrules.vocab import Action
 
-_dumps = orjson.dumps
-_INF = float("inf")
-_json = json_text
+_dumps: Final = orjson.dumps
+_INF: Final = float("inf")
+_json: Final = json_text
 
 if TYPE_CHECKING:
     from mrules.engine.run import Engine  # noqa: F401

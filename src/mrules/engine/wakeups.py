@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import heapq
 from array import array
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
 __all__ = ["WakeQueue"]
 
-_INF = float("inf")
+_INF: Final = float("inf")
 
 
 class _Bucket:
