@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
     from mrules.engine import RunSummary
     from mrules.events import Event, Reject
+    from mrules.loader import LoadResult
 
-__all__ = ["RuleSetError", "RunResult", "compile_rules", "run"]
+__all__ = ["RuleSetError", "RunResult", "compile_loaded", "compile_rules", "run"]
 
 
 class RuleSetError(Exception):
@@ -88,9 +89,6 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
 
     if isinstance(rules, CompiledRuleSet):
         return rules
-    from mrules.checker import check
-    from mrules.compiler import compile_program
-    from mrules.diagnostics import render_text, sort_diagnostics
     from mrules.loader import LoadError, load, load_text
 
     try:
@@ -102,6 +100,19 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
             result = load([str(r) for r in rules])
     except LoadError as e:
         raise RuleSetError(str(e)) from e
+    return compile_loaded(result)
+
+
+def compile_loaded(result: LoadResult) -> CompiledRuleSet:
+    """Rules already read (`mrules.loader.load`) checked and compiled.
+
+    Raises:
+        RuleSetError: the parse diagnostics or the checker's have an error.
+    """
+    from mrules.checker import check
+    from mrules.compiler import compile_program
+    from mrules.diagnostics import render_text, sort_diagnostics
+
     diags = list(result.diagnostics)
     if not any(d.is_error for d in diags):
         diags += check(result.program)

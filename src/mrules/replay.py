@@ -144,11 +144,8 @@ def compile_at_revision(rev: str, path: str) -> Any:
     """
     import re
 
-    from mrules.api import RuleSetError
-    from mrules.checker import check
-    from mrules.compiler import compile_program
-    from mrules.diagnostics import render_text, sort_diagnostics
-    from mrules.loader import LoadError, display_path, load, printable_path
+    from mrules.api import RuleSetError, compile_loaded
+    from mrules.loader import LoadError, LoadResult, display_path, load, printable_path
     from mrules.source import Source
 
     with _revision_tree(rev, path) as (tmp, root, rel):
@@ -171,7 +168,7 @@ def compile_at_revision(rev: str, path: str) -> Any:
         def text(t: str | None) -> str | None:
             return None if t is None else in_text.sub(lambda m: shown(m.group()), t)
 
-        # `compile_rules`' steps, with the names changed between loading and checking.
+        # Loaded here, and the names changed before `compile_loaded` checks and compiles.
         try:
             result = load([str(tmp / rel)])
         except LoadError as e:
@@ -195,14 +192,13 @@ def compile_at_revision(rev: str, path: str) -> Any:
         )
         for d in result.diagnostics
     ]
-    if not any(d.is_error for d in diags):
-        diags += check(program)
-    errors = sort_diagnostics([d for d in diags if d.is_error])
-    if errors:
-        err = RuleSetError(render_text(errors, sources), errors)
+    unparsed = {shown(k): v for k, v in result.unparsed.items()}
+    renamed = LoadResult(program, sources, diags, unparsed)
+    try:
+        return compile_loaded(renamed)
+    except RuleSetError as err:
         err.which = "old"  # type: ignore[attr-defined]
-        raise err
-    return compile_program(program, sources)
+        raise
 
 
 # ----------------------------------------------------------------------------- running
