@@ -1,4 +1,5 @@
-"""Shared test fixtures: paths into the repository, building a wheel of it, feeding a pipe."""
+"""Shared test fixtures: paths into the repository, building a wheel of it, feeding a pipe,
+running `mrules` in this process, a fresh working folder."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "getcloudy"
@@ -52,6 +54,20 @@ def run_reading_pipe(
             with suppress(OSError):
                 os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
         writer.join(timeout=60)
+
+
+def mrules(*args: str | Path) -> Result:
+    """`mrules ARGS` in this process (click's runner); exceptions become the result's."""
+    from mrules.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh working folder: paths in messages are shown relative to it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 @pytest.fixture

@@ -12,12 +12,6 @@ from tests.test_cli_odd_paths_and_options import EXAMPLE, mrules
 from mrules.cli.common import MAX_WAIT_SECONDS
 
 
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def _args(command: str) -> list[str | Path]:
     if command == "segment":
         return ["segment", EXAMPLE / "rules", "--store", ":memory:"]

@@ -12,25 +12,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from tests.test_settle import OSCILLATING
 
-from mrules.cli import main
+from conftest import mrules
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "getcloudy"
 TOO_LONG = os.fsdecode(b"a" * 300 + b"\xff.jsonl")  # no file system takes so long a name
 BAD_LINE = b'{"ts": "2026-11-02T09:00:00Z", "type": "no such type", "prospect": "x@x.com"}\n'
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def _shown_escaped(r: Result, message: str, code: int) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
 
-from mrules.cli import main
+from conftest import mrules
 
 RULES = """\
 list "VIP"
@@ -42,16 +41,6 @@ tests:
       prospects:
         ann@x.example: {score: 999, tags: []}
 """
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("inline", [False, True], ids=["rule-file", "rule-text"])

@@ -9,18 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
+from conftest import mrules
 from mrules import atomic
-from mrules.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "getcloudy" / "crm"
 CHANGES = ROOT / "examples" / "getcloudy" / "crm-changes.jsonl"
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00Z", "0999-06-01T12:00:00Z"])

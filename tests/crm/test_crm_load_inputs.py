@@ -9,17 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mrules.cli import main
+from conftest import mrules
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "getcloudy" / "crm"
 CHANGES = ROOT / "examples" / "getcloudy" / "crm-changes.jsonl"
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def test_a_character_device_is_named_for_what_it_is(tmp_path: Path) -> None:

@@ -7,16 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mrules.cli import main
+from conftest import mrules
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "examples" / "getcloudy" / "rules"
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture

@@ -9,17 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mrules.cli import main
+from conftest import mrules
 from mrules.reports import funnel
 from mrules.storeapi import StorePathError
 
 EMAIL = "p01@x.example"
-
-
-def mrules(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 @pytest.fixture
