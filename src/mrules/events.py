@@ -543,6 +543,11 @@ def line_check(raw: bytes) -> int:
     return zlib.crc32(raw.removeprefix(_BOM).rstrip(b"\r\n"))
 
 
+def _checked_line(anchor: tuple[int, int] | None, start_line: int) -> tuple[int, int]:
+    """(line, check) of the anchor when the lines skipped cover it; (0, 0): none to check."""
+    return anchor if anchor is not None and 0 < anchor[0] <= start_line else (0, 0)
+
+
 def _replaced(name: str, start_line: int, at: int) -> StreamReplacedError:
     return StreamReplacedError(
         f"{name} is not the file this store read {start_line:,} lines of: its line {at:,}"
@@ -557,7 +562,7 @@ def resume_after(
 ) -> Iterator[Event | Reject]:
     """The items after start_line of lines already parsed, the anchor checked as `read_events`
     checks it (the API's iterables of lines)."""
-    at, check = anchor if anchor is not None and 0 < anchor[0] <= start_line else (0, 0)
+    at, check = _checked_line(anchor, start_line)
     for item in items:
         if item.line > start_line:
             yield item
@@ -614,7 +619,7 @@ def _iterate(
     decode_error = orjson.JSONDecodeError
     event = _event
     line = 0
-    at, check = anchor if anchor is not None and 0 < anchor[0] <= start_line else (0, 0)
+    at, check = _checked_line(anchor, start_line)
     try:
         for skipped in islice(stream, start_line):
             line += 1
