@@ -225,6 +225,23 @@ def test_config_and_suppressions_apply(session_factory, project: Path) -> None:
     assert s.diagnostics_of(uri) == []
 
 
+def test_formatting_a_document_that_cannot_be_read_changes_nothing(
+        session_factory, project: Path) -> None:
+    """Formatting a URI the editor never opened reads the file: a missing file, a
+    folder or bytes that are not UTF-8 give no edits, not an error with a traceback."""
+    s = session_factory(project)
+    (project / "latin1.mr").write_bytes(b'list "Caf\xe9"\n')
+    (project / "folder.mr").mkdir()
+    for rel in ("gone.mr", "latin1.mr", "folder.mr"):
+        edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
+            types.TextDocumentIdentifier(s.uri(rel)), types.FormattingOptions(2, True))))
+        assert edits is None, rel
+    uri = s.open("rules/00-decls.mr", 'list   "MQL"')  # and the server still formats
+    edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
+        types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True))))
+    assert [e.new_text for e in edits] == ['list "MQL"\n']
+
+
 def test_a_broken_workspace_never_kills_the_server(session_factory, tmp_path: Path) -> None:
     s = session_factory(tmp_path)
     uri = s.open("new.mr", 'list "A" @\n\x00 "\udcff')  # not on disk, garbage

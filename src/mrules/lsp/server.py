@@ -487,7 +487,12 @@ def on_formatting(ls: MrulesLanguageServer, params: types.DocumentFormattingPara
     from mrules.printer import FormatError, FormatterBug, format_text
 
     doc = ls.workspace.get_text_document(params.text_document.uri)
-    text = doc.source
+    try:
+        # A document the editor never opened is read from disk: it may be gone, a
+        # folder, unreadable or not UTF-8; there is then nothing to format.
+        text = doc.source
+    except (OSError, UnicodeDecodeError):
+        return None
     try:
         formatted = format_text(text, doc.path, verify=True)
     except (FormatError, FormatterBug, ValueError):
