@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -89,6 +90,17 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
 
     if isinstance(rules, CompiledRuleSet):
         return rules
+    paths = (
+        [rules] if isinstance(rules, str | Path)
+        else list(rules) if isinstance(rules, Iterable) and not isinstance(rules, bytes | dict)
+        else None
+    )  # fmt: skip
+    if paths is None or not all(isinstance(p, str | Path) for p in paths):
+        # not "'NoneType' object is not iterable", nor b"x" read as the paths "120"
+        raise TypeError(
+            "rules must be a rule folder or file, a list of them, rule text or a compiled"
+            f" rule set, not {_kind(rules if paths is None else paths)}"
+        )
     from mrules.loader import LoadError, load, load_text
 
     try:
@@ -97,10 +109,18 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
         elif isinstance(rules, str | Path):
             result = load([str(rules)])
         else:
-            result = load([str(r) for r in rules])
+            result = load([str(r) for r in paths])
     except LoadError as e:
         raise RuleSetError(str(e)) from e
     return compile_loaded(result)
+
+
+def _kind(value: object) -> str:
+    """A wrong argument's type in a message: `list of int`, `NoneType`."""
+    if isinstance(value, list):
+        odd = next((v for v in value if not isinstance(v, str | Path)), None)
+        return f"{type(value).__name__} of {type(odd).__name__}"
+    return type(value).__name__
 
 
 def compile_loaded(result: LoadResult) -> CompiledRuleSet:
@@ -179,7 +199,8 @@ def stream_source(events: str | Path) -> str:
     if str(events) == "-":
         return "-"
     path = Path(events)
-    return str(path.resolve()) if path.is_file() else "-"
+    # os.path.isfile: a name too long is no file (Path.is_file raises), and reading it says so
+    return str(path.resolve()) if os.path.isfile(path) else "-"
 
 
 def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:
@@ -192,6 +213,9 @@ def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:
                 item = _dict_line(item)
             except (TypeError, ValueError) as e:
                 yield Reject(n, f"not JSON: {e}", repr(item)[:1000])
+                continue
+            except RecursionError:  # not a traceback that stops the run (nor repr it)
+                yield Reject(n, "not JSON: nested too deeply, or it holds itself", "")
                 continue
         elif not isinstance(item, str | bytes):
             yield Reject(n, f"not a line of text or a dict, but {type(item).__name__}", "")
@@ -277,12 +301,26 @@ def run(
             breaks part way is raised after its whole lines are applied and committed).
     """
     from mrules.engine import Engine
-    from mrules.events import read_events, resume_after
+    from mrules.events import EventSourceError, read_events, resume_after
     from mrules.loader import display_path
 
     _check_options(store, now, commit_every, commit_seconds, cache_prospects)
+    if isinstance(events, bytes | bytearray | memoryview | dict) or not (
+        isinstance(events, str | Path) or hasattr(events, "readline")
+        or (hasattr(events, "__iter__") and not hasattr(events, "read"))
+    ):  # bytes would be read as lines of one int each, a dict as lines of its keys
+        hint = " (one event: [event])" if isinstance(events, dict) else ""
+        raise TypeError(
+            "events must be a path, a binary file or an iterable of lines or dicts, not"
+            f" {type(events).__name__}{hint}"
+        )
+    for name, text in (("source", source), ("label", label)):
+        if text is not None and not isinstance(text, str):
+            raise TypeError(f"{name} must be a str, not {type(text).__name__}")
     compiled = compile_rules(rules)
     if isinstance(events, str) and events == "-":
+        if sys.stdin is None:  # closed (`<&-`): Python has none
+            raise EventSourceError("<stdin>: cannot read: standard input is closed")
         events = sys.stdin.buffer
     is_path = isinstance(events, str | Path)
     if source is None:

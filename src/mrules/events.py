@@ -240,6 +240,12 @@ def _utc(text: str) -> datetime:
             pass  # out-of-range values and leap seconds: the slow path says which
     if _TS_MATCH(text) is None:
         raise _Bad(_timestamp_problem(text))
+    if text[-1] not in "Zz" and (text[-5:-3] > "23" or text[-2:] > "59"):
+        # fromisoformat took +00:60 for +01:00, and worded +24:00 as Python's timedelta
+        raise _Bad(
+            f"'ts' is not an RFC 3339 timestamp: {_shown(text)} (the zone offset must be"
+            " -23:59 to +23:59)"
+        )
     try:
         dt = _fromisoformat(text)
     except ValueError:
@@ -451,6 +457,8 @@ def _open(
     force_gzip = False
     if isinstance(source, str | Path):
         if isinstance(source, str) and source == "-":
+            if sys.stdin is None:  # closed (`<&-`): Python has none
+                raise EventSourceError("<stdin>: cannot read: standard input is closed")
             stream: IO[bytes] = sys.stdin.buffer
             name = "<stdin>"
         else:
@@ -464,6 +472,11 @@ def _open(
     else:
         if isinstance(source, io.TextIOBase):
             raise TypeError("read_events needs a binary stream (open the file with 'rb')")
+        if not hasattr(source, "readline"):  # not AttributeError: 'seekable' half way
+            raise TypeError(
+                f"read_events needs a binary file object (with readline), not"
+                f" {type(source).__name__}"
+            )
         stream = source
         name = str(getattr(source, "name", "<stream>"))
     try:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import sqlite3
 import stat
@@ -618,7 +619,7 @@ class Store:
         row = self._one("SELECT value FROM meta WHERE key = 'clock'")
         if row is None or row[0] is None:
             return None
-        if type(row[0]) not in (int, float) or row[0] != row[0]:  # NaN
+        if type(row[0]) not in (int, float) or not math.isfinite(row[0]):  # NaN, inf
             raise self._damaged_value("the clock", row[0])
         return float(row[0])
 
@@ -1121,6 +1122,8 @@ class Store:
                         email = emails.get(pid)
                 if type(ts) is int:
                     ts /= 1000
+                elif ts is not None and type(ts) is not float:  # damage: not a time
+                    raise TypeError(f"its time is {str(ts)[:40]!r}")
                 if type(visitor) is int:
                     visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
@@ -1190,6 +1193,12 @@ class Store:
 
 def _check_path(path: Path, readonly: bool) -> None:
     """Refuse paths SQLite would fail on obscurely (or, read-only, silently create)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # nothing there: a new store, or none to read (below)
+    except OSError as e:  # a name too long, a loop of symbolic links: no file can be there
+        raise StorePathError(f"store {path}: {e.strerror}; give another --store path") from None
     if path.is_dir():
         raise StorePathError(
             f"store {path} is a folder, not a file (did you mean {path}/mrules.db?)"
@@ -1198,7 +1207,7 @@ def _check_path(path: Path, readonly: bool) -> None:
         if not path.exists():
             raise StorePathError(f"no store at {path}")
     else:
-        parent = path.parent
+        parent = Path(os.path.realpath(path)).parent  # a symlink's store is made at its target
         if not parent.is_dir():
             raise StorePathError(f"cannot create store {path}: folder {parent} does not exist")
     _refuse_what_is_not_a_store(path)
@@ -1320,6 +1329,7 @@ def _create(path: Path) -> None:
     creating one leaves no half-made store (only, at worst, a hidden temporary
     file, removed by the next creation).
     """
+    path = Path(os.path.realpath(path))  # a dangling symlink: made where it points
     folder = path.parent
     tmp = folder / f".{path.name}.new"
     for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
@@ -1390,13 +1400,20 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
         # connection closes, SQLite removes the `-wal` and `-shm` files it made; a
         # `mode=ro` connection cannot, and left them beside the store after every
         # `state export` or `explain`.
-        try:
-            conn = _connect_readonly_as(path, "?mode=rw")
-        except StoreError:
-            pass  # a file SQLite will not open for writing: read-only, as below
-        else:
-            conn.set_authorizer(refuse_writes)
-            return conn
+        # A file SQLite will not open for writing is opened read-only, as below; not a
+        # damaged file or one that is not a store: a `mode=ro` connection would fail the
+        # same way and leave the `-wal` and `-shm` files this one removes.
+        conn = _connect_readonly_as(path, "?mode=rw", in_read_only_folder=_read_only_file)
+        conn.set_authorizer(refuse_writes)
+        return conn
+    return _connect_readonly_as(path, "?mode=ro", in_read_only_folder=_immutable)
+
+
+def _read_only_file(path: Path, error: sqlite3.Error) -> sqlite3.Connection | None:
+    """A store SQLite would not open for writing, read read-only; None: it is damaged or
+    not a store, which a read-only connection cannot read either."""
+    if _code(error) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return None
     return _connect_readonly_as(path, "?mode=ro", in_read_only_folder=_immutable)
 
 
@@ -1542,7 +1559,7 @@ def _advice(e: BaseException, path: Path) -> str:
             f"the store or its folder is read-only: make both writable (a run creates"
             f" {path.name}-wal and {path.name}-shm beside it), then run the same command again"
         )
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or _not_utf8(e) is not None:
         return f"the store is damaged: {_damaged(path)}"
     if code == sqlite3.SQLITE_IOERR:
         return "the disk reported an error: check it, then run the same command again"
@@ -1565,8 +1582,8 @@ def _os_advice(e: OSError) -> str:
 
 
 def _read_message(path: Path, e: sqlite3.Error) -> str:
-    if _code(e) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
-        return f"store {path} is damaged ({e}): {_damaged(path)}"
+    if _code(e) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or _not_utf8(e) is not None:
+        return f"store {path} is damaged ({_describe(e)}): {_damaged(path)}"
     return f"cannot read store {path}: {_describe(e)}; {_advice(e, path)}"
 
 
@@ -1597,7 +1614,19 @@ def damaged_history(store: object, e: BaseException) -> StoreError:
 
 
 def _describe(e: BaseException) -> str:
-    return str(e) or type(e).__name__
+    return _not_utf8(e) or str(e) or type(e).__name__
+
+
+def _not_utf8(e: BaseException) -> str | None:
+    """Python's `Could not decode to UTF-8 column 'C' with text '...'` (bytes that are not
+    UTF-8 where SQLite has text: damage, such as bytes overwritten in a page) in words,
+    without the bytes; None for any other error."""
+    text = str(e)
+    if not isinstance(e, sqlite3.Error) or not text.startswith("Could not decode to UTF-8"):
+        return None
+    parts = text.split("'")
+    column = f"column {parts[1]}" if len(parts) > 2 else "a column"
+    return f"{column} holds bytes that are not UTF-8 text"
 
 
 def _now() -> str:

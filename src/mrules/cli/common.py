@@ -188,7 +188,11 @@ def output_folder_or_exit(option: str, path: str | None) -> None:
     if not path.strip():  # Path("") is the folder ".": "cannot write : Is a directory", exit 4
         fail(f"{option} needs a file name")
     folder = Path(path).parent
-    if not folder.is_dir():
+    try:
+        is_folder = folder.is_dir()
+    except OSError as e:  # a name too long, a loop of symbolic links
+        fail(f"{option} {printable_path(path)}: {e.strerror}")
+    if not is_folder:
         what = "is not a folder" if folder.exists() else "does not exist"
         fail(
             f"{option} {printable_path(path)}: {printable_path(str(folder))} {what}; create it"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import os
 from typing import Any
 
 import click
@@ -11,6 +10,7 @@ import orjson
 
 from mrules.cli.common import EXIT_USAGE, READ_STORE, SYNC_PATH, email_or_exit, fail
 from mrules.cli.run_cmd import open_store
+from mrules.cli.state_cmd import stdout_or_exit
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
@@ -180,6 +180,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
       mrules explain bob@bigcorp.example --store /tmp/getcloudy.db --timeline
     """
     email_or_exit("EMAIL", email)
+    out = stdout_or_exit()
     store = open_store(store_path, readonly=True)
     try:
         key = prospect_key(email)
@@ -195,20 +196,20 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     finally:
         store.close()
     if timeline:
-        if sync_db is not None and not Path(sync_db).is_file():  # given: it must be there
+        if sync_db is not None and not os.path.isfile(sync_db):  # given: it must be there
             fail(f"--sync-db {printable_path(sync_db)}: no such file", EXIT_USAGE)
         if sync_db is None and store_path != MEMORY and "://" not in store_path:
             sync_db = str(default_sync_path(store_path))
         t = lifecycle(key, entries, created=state["created"], crm=crm_stages(sync_db, key))
         if fmt == "json":
-            sys.stdout.buffer.write(orjson.dumps(t, option=orjson.OPT_INDENT_2) + b"\n")
+            out.write(orjson.dumps(t, option=orjson.OPT_INDENT_2) + b"\n")
         else:
             click.echo(render_timeline(t))
         return
     rows = [action_record(r) for r in entries]
     ex = explanation(state, rows)
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps(ex, option=orjson.OPT_INDENT_2) + b"\n")
+        out.write(orjson.dumps(ex, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         click.echo(render(ex))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,7 @@ from mrules.engine import DEFAULT_CACHE_PROSPECTS
 from mrules.events import EventSourceError, StreamReplacedError, parse_timestamp
 from mrules.loader import display_path, printable_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
+from mrules.records import RejectedLine
 from mrules.store import Batch, StoreError
 from mrules.storeapi import MEMORY, StateStore
 
@@ -270,7 +272,7 @@ def run(
         except ValueError as e:
             fail(f"--now: {e}")
     beside = (  # a store file, whose default outputs go beside it; a folder is refused below
-        store_path != MEMORY and "://" not in store_path and not Path(store_path).is_dir()
+        store_path != MEMORY and "://" not in store_path and not os.path.isdir(store_path)
         and Path(store_path).name not in ("", ".", "..")
     )  # fmt: skip
     default = f"the default beside --store {store_path}"
@@ -286,7 +288,9 @@ def run(
          if beside and not diagnostics_path else None,
          "give --diagnostics PATH or another --store"),
     ])  # fmt: skip
-    if engine is not None or Path(events).is_dir():  # a partition folder: docs/scale-out.md
+    found = None if events == "-" else _look_up(events)
+    if engine is not None or (found is not None and stat.S_ISDIR(found.st_mode)):
+        # a partition folder: docs/scale-out.md
         from mrules.cli.partition_cmd import run_partitioned_cli
 
         run_partitioned_cli(
@@ -295,8 +299,10 @@ def run(
             rejects_path=rejects_path, diagnostics_path=diagnostics_path, now_ts=now_ts,
             commit_every=commit_every, quiet=quiet,
         )  # fmt: skip
-    if events != "-" and not Path(events).exists():
+    if events != "-" and found is None:
         fail(f"{events}: no such file")
+    if events == "-" and sys.stdin is None:  # `<&-`: Python has no standard input at all
+        fail("- reads the events from standard input, which is closed: give the events file")
     # The stream's name in the store is text: a file name that is not UTF-8 keeps its
     # bytes as `\xff` escapes (as messages show it, and as `mrules partition` names it).
     source = printable_path(api.stream_source(events))
@@ -314,6 +320,7 @@ def run(
     else:
         diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
     rejected = 0
+    unfiled: list[RejectedLine] = []  # rejected lines with no rejects file to go to
     console = Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
@@ -363,6 +370,8 @@ def run(
         summary = result.summary
         if rejects_file is not None:
             rejected = write_rejects(rejects_file, store, source)
+        else:  # --store :memory: without --rejects: shown below, or no line number is kept
+            unfiled = list(store.rejects(source))
         if diagnostics_file is not None:
             write_diagnostics(diagnostics_file, summary.unsettled)
     except StreamReplacedError as e:  # nothing of it was read
@@ -382,6 +391,18 @@ def run(
             f"mrules: warning: line {summary.unfinished_line:,} of {display_path(events)} has"
             " no newline and is not whole JSON (still being written?): it was not applied;"
             " running the same command again reads it once it is complete",
+            err=True,
+        )
+    for r in unfiled[:5]:
+        click.echo(
+            f"mrules: warning: line {r.line:,} of {display_path(events)} rejected: {r.reason}",
+            err=True,
+        )
+    if unfiled:
+        more = f"... and {len(unfiled) - 5:,} more; " if len(unfiled) > 5 else ""
+        click.echo(
+            f"mrules: warning: {more}--store :memory: keeps no rejects file: give --rejects FILE"
+            " to keep every rejected line with its reason",
             err=True,
         )
     for d in summary.unsettled[:5]:
@@ -461,6 +482,17 @@ def _progress_bar(
             bar.update(task, description=where + rate, completed=done)
 
         yield report
+
+
+def _look_up(path: str) -> os.stat_result | None:
+    """The events path's status, None when nothing is there; exit 2 for a path the system
+    cannot look up (a name too long, a loop of symbolic links), which pathlib raises on."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        fail(f"{printable_path(path)}: {e.strerror}")
 
 
 def _beside(store: Path, suffix: str) -> Path:

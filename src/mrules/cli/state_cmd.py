@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections.abc import Callable
+from typing import BinaryIO
 
 import click
 import orjson
@@ -15,7 +17,7 @@ from mrules.engine import iso
 from mrules.events import prospect_key
 from mrules.outputs import export_records
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "stdout_or_exit"]
 
 
 @click.group()
@@ -45,6 +47,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     """
     for email in emails:
         email_or_exit("--prospect", email)
+    out = stdout_or_exit()
     synced = _synced(store_path)
     store = open_store(store_path, readonly=True)
     try:
@@ -55,12 +58,20 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     if missing:  # a typo printed nothing and exit 0, as if the prospect had nothing to show
         names = ", ".join(f"'{m}'" for m in missing)
         fail(f"no prospect {names} in {store_path}", EXIT_USAGE)
-    out = sys.stdout.buffer
     for record in records:
         if synced is not None:
             record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
         out.write(orjson.dumps(record) + b"\n")
     out.flush()
+
+
+def stdout_or_exit() -> BinaryIO:
+    """Standard output, for bytes; exit 4 when it is closed (`>&-`: Python has none), as
+    for a closed pipe, before any work."""
+    if sys.stdout is None:
+        fail("standard output is closed: nothing can be written; give it a file (> FILE)",
+             EXIT_STORE)  # fmt: skip
+    return sys.stdout.buffer  # type: ignore[return-value]
 
 
 def _synced(store_path: str) -> Callable[[int], bool] | None:
@@ -69,7 +80,7 @@ def _synced(store_path: str) -> Callable[[int], bool] | None:
     from mrules.sync.db import SyncDb, SyncDbError, default_sync_path
 
     path = default_sync_path(store_path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # not path.is_file(): it raises on a name too long
         return None
     try:
         db = SyncDb.open(path, readonly=True)
@@ -95,9 +106,9 @@ def outbox(store_path: str) -> None:
     Example:
       mrules state outbox --store /tmp/getcloudy.db
     """
+    out = stdout_or_exit()
     store = open_store(store_path, readonly=True)
     try:
-        out = sys.stdout.buffer
         with store.snapshot():
             for seq, ts, email, kind, payload in store.outbox():
                 record = {

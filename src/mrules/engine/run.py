@@ -33,7 +33,7 @@ from mrules.engine.summary import RunSummary
 from mrules.engine.wakeups import WakeQueue
 from mrules.events import Event, EventSourceError, Reject, line_check
 from mrules.history import Row, json_text
-from mrules.state import Prospect
+from mrules.state import DamagedState, Prospect
 from mrules.store import Batch, event_hash
 from mrules.storeapi import StateStore
 from mrules.urls import NormalizedUrls, normalize_url
@@ -199,7 +199,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.clock = st.clock()
         self.now = self.clock or 0.0
         self.seq = st.max_seq()
-        self.shared = {k: orjson.loads(v) for k, v in st.shared().items()}
+        try:
+            self.shared = {k: orjson.loads(v) for k, v in st.shared().items()}
+        except orjson.JSONDecodeError as e:  # bytes where JSON text was written: damage
+            raise DamagedState(f"its shared state is not JSON ({str(e)[:80]})") from None
         first_seen = st.rules_first_seen()
         new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
         for key in new_keys:
