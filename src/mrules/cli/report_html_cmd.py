@@ -151,9 +151,11 @@ def html(
             (f"the store {store_path}", store_path + suffix)
             for suffix in ("", "-wal", "-shm", ".lock")
         ]
-        inputs.append((f"the sync file {sync_path}", sync_path or default_sync_path(store_path)))
+        sync_file = sync_path or default_sync_path(store_path)
         crm_file = default_crm_path(store_path)
-        inputs.append((f"the CRM file {crm_file}", crm_file))
+        for suffix in ("", "-wal", "-shm"):  # SQLite's files beside them too
+            inputs.append((f"the sync file {sync_file}", f"{sync_file}{suffix}"))
+            inputs.append((f"the CRM file {crm_file}", f"{crm_file}{suffix}"))
         if replay_diff is not None:
             inputs.append((f"the --replay-diff file {replay_diff}", replay_diff))
         inputs += [(f"a rule file of --rules {r}", r) for r in rules]

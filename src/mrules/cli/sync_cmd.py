@@ -271,12 +271,18 @@ def _plan_out_or_exit(
     output_folder_or_exit("--out", out)
     kind = crm_kind(crm_path)
     crm_file = default_crm_path(store_path) if kind == "local" else kind
-    inputs: list[tuple[str, str | Path]] = [
+    files: list[tuple[str, str | Path]] = [
         ("the store", store_path),
         ("the sync file", default_sync_path(store_path)),
     ]
     if kind != "salesforce":
-        inputs.append(("the CRM file", crm_file))
+        files.append(("the CRM file", crm_file))
+    # With their SQLite files beside them: a plan saved as `g.db-wal` was dropped by SQLite
+    # at the store's next opening (and one under an open store's feet risks its commits).
+    inputs = [
+        (what, f"{path}{suffix}") for what, path in files for suffix in ("", "-wal", "-shm")
+    ]
+    inputs.append(("the store", f"{store_path}.lock"))
     inputs += [("in the rule set", r) for r in rules]
     refuse_output_over_inputs("--out", out, inputs)
 
@@ -589,9 +595,16 @@ def run_cmd(
 
         # Consecutive cycles that did nothing, or whose plan the CRM failed for now (the
         # API limit reached: until its day ends), shown as one line.
-        idle: list[str] = []
-        failed: list[str] = []
+        # Each kept as [first, last, count]: a far --until is millions of idle cycles.
+        idle: list[Any] = []
+        failed: list[Any] = []
         why: list[str] = []
+
+        def note(times: list[Any], at: str) -> None:
+            if times:
+                times[1:] = [at, times[2] + 1]
+            else:
+                times[:] = [at, at, 1]
 
         def flush() -> None:
             for times, what in (
@@ -599,8 +612,9 @@ def run_cmd(
                 (failed, "cycle(s) not run: the CRM failed for now ({}): retried later"),
             ):
                 if times:
-                    span = times[0] if len(times) == 1 else f"{times[0]} to {times[-1]}"
-                    click.echo(f"{span}  {len(times)} " + what.format(why[0] if why else ""))
+                    first, last, n = times
+                    span = first if n == 1 else f"{first} to {last}"
+                    click.echo(f"{span}  {n} " + what.format(why[0] if why else ""))
                     times.clear()
             why.clear()
 
@@ -610,7 +624,7 @@ def run_cmd(
             if result.plan is None:  # the plan failed for now: nothing was done
                 if idle:
                     flush()
-                failed.append(result.plan_json["at"])
+                note(failed, result.plan_json["at"])
                 why[:] = why or [r["transient_failure"]]
                 return
             if failed:
@@ -626,7 +640,7 @@ def run_cmd(
                 s["waiting"],
             )
             if not any(counts) and not r["transient_failure"]:
-                idle.append(result.plan_json["at"])
+                note(idle, result.plan_json["at"])
                 return
             flush()
             click.echo(
@@ -640,7 +654,7 @@ def run_cmd(
                 click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
         try:
-            results = run_until(
+            ran = run_until(
                 store, crm, db, config, compiled, end, changes=apply_changes, on_cycle=show
             )
         except BaseException as e:
@@ -653,11 +667,15 @@ def run_cmd(
                     flush()
             raise
         flush()
-        if not results:
-            click.echo(
-                "no cycle due (the last ran at "
-                f"{_iso(db.last_cycle) if db.last_cycle else 'never'})"
-            )
+        if not ran:
+            clock = store.clock()
+            if db.last_cycle is None and clock is not None:  # --until before the run's clock
+                click.echo(f"no cycle due (the first runs at the store's clock, {_iso(clock)})")
+            else:
+                click.echo(
+                    "no cycle due (the last ran at "
+                    f"{_iso(db.last_cycle) if db.last_cycle else 'never'})"
+                )
 
 
 def _iso(epoch: float) -> str:

@@ -147,6 +147,8 @@ def _crm_format(conn: sqlite3.Connection, path: Path) -> str:
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.OperationalError as e:  # a full disk, an I/O error, a lock: not its content
+        raise CrmFileError(f"{path}: cannot read the CRM file: {e}") from e
     except sqlite3.DatabaseError as e:
         raise CrmFileError(f"{path}: not an mrules CRM file ({e}): {_WHAT_TO_GIVE}") from e
     meta: dict[str, Any] = {}
@@ -277,6 +279,9 @@ class EmulatedCrm:
                         crm._set_meta("clock", _stamp(parse_datetime(clock)))
                     crm._set_meta("org", json.dumps(org, sort_keys=True))
                 crm._ensure_users()
+        except sqlite3.DatabaseError as e:  # locked by another process past the timeout, ...
+            conn.close()
+            raise CrmFileError(f"{p}: cannot write the CRM file: {e}") from e
         except BaseException:
             conn.close()
             raise

@@ -152,10 +152,11 @@ class SalesforceCrm:
 
     # -- calls --------------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[[], T], calls: int = 1) -> T:
+    def _call(self, fn: Callable[[], T], calls: int = 1, *, expect: type | None = None) -> T:
+        """One API call; `expect`: the JSON type its answer must have when it has one."""
         self._calls += calls
         try:
-            return fn()
+            result = fn()
         except SalesforceExpiredSession as e:
             raise _call_error(e, "INVALID_SESSION_ID", True) from e
         except SalesforceRefusedRequest as e:
@@ -168,6 +169,15 @@ class SalesforceCrm:
             raise _call_error(e, "SERVER_UNAVAILABLE", e.status >= 500) from e
         except requests.RequestException as e:
             raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+        if expect is not None and result is not None and not isinstance(result, expect):
+            # A proxy or an outage page answering 200: read as such it was an internal error.
+            raise CrmCallError(
+                "UNKNOWN_EXCEPTION",
+                f"the org answered a JSON {type(result).__name__} where a JSON"
+                f" {'object' if expect is dict else 'array'} was expected",
+                transient=True,
+            )
+        return result
 
     def api_usage(self) -> ApiUsage:
         usage = self._sf.api_usage.get("api-usage")
@@ -179,7 +189,9 @@ class SalesforceCrm:
 
     def describe(self, sobject: str) -> ObjectInfo:
         if sobject not in self._describes:
-            body = self._call(lambda: self._sf.restful(f"sobjects/{sobject}/describe/"))
+            body = self._call(
+                lambda: self._sf.restful(f"sobjects/{sobject}/describe/"), expect=dict
+            )
             self._describes[sobject] = _object_info(body or {})
         return self._describes[sobject]
 
@@ -221,7 +233,10 @@ class SalesforceCrm:
         return Changes(records=records, cursor=cursor, done=len(rows) <= limit)
 
     def _query(self, soql: str, include_deleted: bool) -> list[dict[str, Any]]:
-        page = self._call(lambda: self._sf.query(soql, include_deleted=include_deleted))
+        page = (
+            self._call(lambda: self._sf.query(soql, include_deleted=include_deleted), expect=dict)
+            or {}
+        )
         rows = list(page.get("records", []))
         while not page.get("done", True) and page.get("nextRecordsUrl"):
             url: str = page["nextRecordsUrl"]
@@ -229,7 +244,7 @@ class SalesforceCrm:
             def more(u: str = url) -> Any:
                 return self._sf.query_more(u, identifier_is_url=True)
 
-            page = self._call(more)
+            page = self._call(more, expect=dict) or {}
             rows += page.get("records", [])
         return rows
 
@@ -304,7 +319,8 @@ class SalesforceCrm:
         }
         headers = {"Sforce-Duplicate-Rule-Header": "allowSave=true"} if allow_duplicates else {}
         results = self._call(
-            lambda: self._sf.restful(path, method=method, json=body, headers=headers)
+            lambda: self._sf.restful(path, method=method, json=body, headers=headers),
+            expect=list,
         )
         out = [_write_result(r) for r in results or []]
         if len(out) != len(records):
@@ -321,7 +337,8 @@ class SalesforceCrm:
             return []
         params = {"ids": ",".join(ids), "allOrNone": "false"}
         results = self._call(
-            lambda: self._sf.restful("composite/sobjects", method="DELETE", params=params)
+            lambda: self._sf.restful("composite/sobjects", method="DELETE", params=params),
+            expect=list,
         )
         return [_write_result(r) for r in results or []]
 

@@ -728,8 +728,8 @@ def _member(
         campaigns[name] = found[0].id if found else None
     campaign = campaigns.get(name) if name else None
     if campaign is None:
-        e = CrmError(
-            "ENTITY_IS_DELETED" if name else "REQUIRED_FIELD_MISSING",
+        e = CrmError(  # a reference to no record (ENTITY_IS_DELETED said it was deleted)
+            "INVALID_CROSS_REFERENCE_KEY" if name else "REQUIRED_FIELD_MISSING",
             f"no CRM campaign named {name!r}",
             ("CampaignId",),
         )
@@ -817,8 +817,11 @@ def _task_record(
     rec: dict[str, Any] = {"WhoId": target, "Subject": payload.get("subject") or "Task"}
     days = payload.get("due_days")
     if days is not None:
-        due = parse_datetime(when) + dt.timedelta(days=int(days))
-        rec["ActivityDate"] = due.date().isoformat()
+        try:
+            due = (parse_datetime(when) + dt.timedelta(days=int(days))).date()
+        except OverflowError:  # due past the year 9999 (or before the year 1): the last day
+            due = dt.date.max if int(days) > 0 else dt.date.min
+        rec["ActivityDate"] = due.isoformat()
     if payload.get("priority"):
         rec["Priority"] = payload["priority"]
     if payload.get("status"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +34,13 @@ def next_after(last: float, every: float, clock: float | None) -> float:
     return t
 
 
-def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -> list[float]:
-    """The cycle times due up to `until`: every `every` minutes after the last cycle.
+def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -> Iterator[float]:
+    """The cycle times due up to `until`: every `every` minutes after the last cycle,
+    one at a time (an `--until` years away is millions of them).
 
     The first cycle runs at the store's clock (the run's clock), or at `until`
-    for a store that has none yet. No cycle is due before the store's clock:
+    for a store that has none yet. No cycle is due before the store's clock
+    (an `until` before it has none due):
     when the run's clock moved on past several cycles (events of a later day),
     the next cycle is the first on the cadence at or after it, so a record is
     never written before the assignment that asked for it.
@@ -46,15 +49,13 @@ def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -
     last = db.last_cycle
     if last is None:
         clock = store.clock()
-        start = clock if clock is not None and clock <= until else until
+        start = clock if clock is not None else until
     else:
         start = next_after(last, every, store.clock())
-    out = []
     t = start
     while t <= until + 1e-6:
-        out.append(t)
+        yield t
         t += every
-    return out
 
 
 def run_cycle(
@@ -114,14 +115,15 @@ def run_until(
     *,
     changes: Any = None,
     on_cycle: Any = None,
-) -> list[CycleResult]:
-    """Every cycle due up to `until`; `changes` (timed CRM changes) are applied up to each."""
-    out = []
+) -> int:
+    """Every cycle due up to `until`; `changes` (timed CRM changes) are applied up to each.
+    Each result goes to `on_cycle` and is let go: the number of cycles run is returned."""
+    ran = 0
     for at in due_times(db, store, config, until):
         if changes is not None:
             changes(at)
         result = run_cycle(store, crm, db, config, compiled, at)
-        out.append(result)
+        ran += 1
         if on_cycle is not None:
             on_cycle(result)
-    return out
+    return ran

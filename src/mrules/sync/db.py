@@ -314,6 +314,8 @@ class SyncDb:
             raise SyncDbError(f"{shown}: is a folder, not a sync file")
         if readonly and not p.exists():
             raise SyncDbError(f"{shown}: no sync yet (run `mrules sync run` or `sync apply`)")
+        created = not readonly and str(p) != ":memory:" and not p.exists()
+        conn: sqlite3.Connection | None = None
         try:
             if readonly:
                 # By its escaped name, and read-write where SQLite may remove its WAL
@@ -337,17 +339,31 @@ class SyncDb:
                 if version is not None and version[0] == "1":
                     _migrate_1_to_2(conn)
                     version = (SCHEMA_VERSION,)
-                conn.executescript(_SCHEMA)
-                if version is None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
-                    )
-                elif version[0] != SCHEMA_VERSION:
+                # One transaction: a full disk midway left a file of some tables and no
+                # schema mark, which `sync status` and the reports then failed on.
+                mark = (
+                    f"INSERT OR REPLACE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');"
+                    if version is None
+                    else ""
+                )
+                try:
+                    conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{mark}COMMIT;")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                if version is not None and version[0] != SCHEMA_VERSION:
                     conn.close()
                     raise SyncDbError(
                         f"{shown}: sync file schema {version[0]} is not {SCHEMA_VERSION}"
                     )
         except sqlite3.DatabaseError as e:
+            if conn is not None:
+                conn.close()
+            if created:  # a full disk: no half-made file left for `status` and reports
+                for leftover in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
             raise SyncDbError(f"{shown}: cannot use the sync file: {e}") from e
         return cls(conn, p)
 
