@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import EXAMPLE, mrules
+from tests.conftest import EXAMPLE, example_store, mrules
 
 RULES = EXAMPLE / "rules"
 
@@ -19,10 +19,7 @@ RULES = EXAMPLE / "rules"
 @pytest.fixture
 def store(here: Path) -> Path:
     """The example's store after `crm load` and `run`: its CRM is g.crm.db beside it."""
-    store = here / "g.db"
-    assert mrules("crm", "load", EXAMPLE / "crm", "--store", store).exit_code == 0
-    assert mrules("run", RULES, EXAMPLE / "events.jsonl", "--store", store).exit_code == 0
-    return store
+    return example_store(here)
 
 
 @pytest.fixture

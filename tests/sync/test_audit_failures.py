@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLE, mrules
+from tests.conftest import EXAMPLE, example_store, mrules
 
 import mrules.sync.db as sync_db
 
@@ -18,10 +18,8 @@ RULES = EXAMPLE / "rules"
 
 @pytest.fixture
 def store(here: Path) -> Path:
-    store = here / "g.db"
-    assert mrules("crm", "load", EXAMPLE / "crm", "--store", store).exit_code == 0
-    assert mrules("run", RULES, EXAMPLE / "events.jsonl", "--store", store).exit_code == 0
-    return store
+    """The example's store after `crm load` and `run`: its CRM is g.crm.db beside it."""
+    return example_store(here)
 
 
 def _fail_midway(monkeypatch: pytest.MonkeyPatch) -> None:
