@@ -744,8 +744,11 @@ class Store:
                     found.append((ts, row.url or ""))
         return out
 
-    def shared(self) -> dict[str, str]:
-        """State shared across prospects (round-robin counters, throttles): key -> JSON text."""
+    def shared(self) -> dict[str, str | bytes]:
+        """State shared across prospects (round-robin counters, throttles): key -> JSON text.
+
+        Typed `str | bytes` because a damaged store can hold a blob there: the compiled
+        build checks declared types, and the caller reports a blob as damage."""
         return dict(self._all("SELECT key, value FROM shared"))
 
     def activities(self, prospect: str | None = None) -> Iterator[Activity]:
