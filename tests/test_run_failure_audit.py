@@ -345,6 +345,9 @@ def test_a_dict_event_nested_too_deeply_or_holding_itself_is_rejected(here: Path
     ]
 
 
+_COMMANDS = ("run", "state export", "state outbox", "explain")
+
+
 @pytest.mark.parametrize(
     ("sql", "commands", "words"),
     [
@@ -354,6 +357,24 @@ def test_a_dict_event_nested_too_deeply_or_holding_itself_is_rejected(here: Path
                      "a history row cannot be read", id="history-time-not-a-number"),
         pytest.param("INSERT INTO shared VALUES ('k', X'FF')", ["run"],
                      "its shared state is not JSON", id="shared-not-json"),
+        # Found by damaging every column in turn: the compiled build's checks of declared
+        # types (`TypeError`), or a shape the engine uses later, were exit 70.
+        pytest.param("UPDATE history SET ts = 1e300", ["state export", "explain", "state outbox"],
+                     "its time is '1e+300'", id="history-time-past-year-9999"),
+        pytest.param("UPDATE history SET event = 'abc' WHERE id = 1", ["run"],
+                     "an applied event's hash is 'abc'", id="history-event-hash-text"),
+        pytest.param("UPDATE rules SET first_seen = 'abc'", ["run"],
+                     "was first seen is 'abc'", id="rule-first-seen-text"),
+        pytest.param("UPDATE names SET text = X'FF'", list(_COMMANDS),
+                     "(name ", id="name-a-blob"),
+        pytest.param("UPDATE prospects SET state = 3.5", ["run"],
+                     "the state of prospect", id="prospect-state-a-number"),
+        pytest.param("INSERT INTO shared VALUES (X'FF', '1')", ["run"],
+                     "shared state", id="shared-key-a-blob"),
+        pytest.param("UPDATE shared SET value = '7' WHERE key = 'activity_keys'", ["run"],
+                     "its shared state 'activity_keys' is '7'", id="shared-activity-keys-a-number"),
+        pytest.param("INSERT INTO shared VALUES ('round_robin:x', '[1]')", ["run"],
+                     "its shared state 'round_robin:x'", id="shared-round-robin-a-list"),
     ],
 )  # fmt: skip
 def test_a_stored_value_mrules_cannot_read_is_damage_exit_4(
@@ -362,7 +383,8 @@ def test_a_stored_value_mrules_cannot_read_is_damage_exit_4(
     """docs/store.md: a value SQLite reads fine but mrules cannot is reported as damage,
     exit 4. An infinite clock (`OverflowError` at the first commit), a history time that
     is text (`TypeError` in `iso`) and shared state that is not JSON (`JSONDecodeError`
-    when the run starts) were `internal error`, exit 70."""
+    when the run starts) were `internal error`, exit 70; so were the other cases, some
+    only in the compiled build, which checks declared types where values are received."""
     conn = sqlite3.connect(store)
     conn.execute(sql)
     conn.commit()

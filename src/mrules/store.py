@@ -91,6 +91,7 @@ APPLICATION_ID = 0x6D72756C
 sqlite3.register_adapter(bytes, bytes)
 sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # a C call
 
+_YEARS_1_TO_9999 = (-62_135_596_800.0, 253_402_300_799.0)  # the epoch times a date can show
 _LOCK_POLL = 0.05  # seconds between tries when waiting for the lock with a timeout
 _BUSY_TIMEOUT_MS = 10_000  # for SQLite's own locks (a reader checkpointing, a sqlite3 shell)
 _CACHE_KIB = 65_536  # the writer's page cache: index pages of a 200,000-event run stay in memory
@@ -617,11 +618,7 @@ class Store:
     def clock(self) -> float | None:
         """The engine clock after the last committed batch, or None before any."""
         row = self._one("SELECT value FROM meta WHERE key = 'clock'")
-        if row is None or row[0] is None:
-            return None
-        if type(row[0]) not in (int, float) or not math.isfinite(row[0]):  # NaN, inf
-            raise self._damaged_value("the clock", row[0])
-        return float(row[0])
+        return None if row is None else self._time_or_none("the clock", row[0])
 
     def ruleset_version(self) -> str | None:
         """The version of the rule set that last committed, or None."""
@@ -630,7 +627,18 @@ class Store:
 
     def rules_first_seen(self) -> dict[str, float | None]:
         """Rule key -> the clock when the rule first appeared in a run of this store."""
-        return dict(self._all("SELECT key, first_seen FROM rules"))
+        out: dict[str, float | None] = {}
+        for key, first in self._all("SELECT key, first_seen FROM rules"):
+            out[key] = self._time_or_none(f"when rule {key} was first seen", first)
+        return out
+
+    def _time_or_none(self, what: str, value: object) -> float | None:
+        """A stored clock value: None, or a finite number; anything else is damage."""
+        if value is None:
+            return None
+        if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+            raise self._damaged_value(what, value)
+        return float(value)  # type: ignore[arg-type]
 
     def rules(self) -> Iterator[tuple[str, str, float | None]]:
         """Every known rule as (key, kind, first_seen), ordered by key."""
@@ -647,7 +655,10 @@ class Store:
 
     def applied_hashes(self) -> Iterator[int]:
         """`event_hash` of every applied event id (the engine's filter, filled at start)."""
-        return (r[0] for r in self._iter("SELECT event FROM history WHERE event IS NOT NULL"))
+        for (h,) in self._iter("SELECT event FROM history WHERE event IS NOT NULL"):
+            if type(h) is not int:  # the engine masks it: another type is damage
+                raise self._damaged_value("an applied event's hash", h)
+            yield h
 
     def applied_among(self, ids: list[str]) -> set[str]:
         """Which of these event ids a committed batch applied (one query for many ids)."""
@@ -676,13 +687,28 @@ class Store:
     def prospects_among(self, emails: Collection[str]) -> dict[str, bytes]:
         """The stored states of those of these prospects the store has (a query per 500)."""
         sql = "SELECT email, state FROM prospects WHERE state IS NOT NULL AND email IN ({})"
-        return dict(self._among(sql, emails))
+        return dict(map(self._state_row, self._among(sql, emails)))
 
     def prospects(self) -> Iterator[tuple[str, bytes]]:
         """Every prospect as (email, state), ordered by email."""
         return self._iter(
-            "SELECT email, state FROM prospects WHERE state IS NOT NULL ORDER BY email"
+            "SELECT email, state FROM prospects WHERE state IS NOT NULL ORDER BY email",
+            make=self._state_row,
         )
+
+    def _state_row(self, row: tuple[Any, Any]) -> tuple[str, bytes]:
+        """(email, state) as `prospect` reads them: a value of another type is damage.
+
+        The compiled build checks declared types where the engine receives them, so a
+        text or number state must be reported here, not fail as a `TypeError` there."""
+        email, state = row
+        if type(state) is str:  # text, not a blob (written by hand): decoded the same
+            state = state.encode()
+        elif type(state) is not bytes:
+            raise self._damaged_value(f"the state of prospect {email}", state)
+        if type(email) is not str:
+            raise self._damaged_value("a prospect's email", email)
+        return email, state
 
     def prospect_count(self) -> int:
         """How many prospects the store holds."""
@@ -749,7 +775,12 @@ class Store:
 
         Typed `str | bytes` because a damaged store can hold a blob there: the compiled
         build checks declared types, and the caller reports a blob as damage."""
-        return dict(self._all("SELECT key, value FROM shared"))
+        out: dict[str, str | bytes] = {}
+        for key, value in self._all("SELECT key, value FROM shared"):
+            if type(key) is not str or type(value) not in (str, bytes):
+                raise self._damaged_value(f"shared state {str(key)[:40]!r}", value)
+            out[key] = value
+        return out
 
     def activities(self, prospect: str | None = None) -> Iterator[Activity]:
         """Activities (`mrules.records.Activity`), ordered by ts then insertion."""
@@ -1101,7 +1132,11 @@ class Store:
     def _interner(self) -> Interner:
         if self._names is None or self.readonly:
             names = Interner()
-            names.load(iter(self._all("SELECT id, text FROM names ORDER BY id")))
+            rows = self._all("SELECT id, text FROM names ORDER BY id")
+            for i, text in rows:
+                if type(i) is not int or i < 0 or type(text) is not str:
+                    raise self._damaged_value(f"name {i}", text)
+            names.load(iter(rows))
             self._names = names
         return self._names
 
@@ -1125,8 +1160,10 @@ class Store:
                         email = emails.get(pid)
                 if type(ts) is int:
                     ts /= 1000
-                elif ts is not None and type(ts) is not float:  # damage: not a time
-                    raise TypeError(f"its time is {str(ts)[:40]!r}")
+                if ts is not None and (
+                    type(ts) is not float or not _YEARS_1_TO_9999[0] <= ts <= _YEARS_1_TO_9999[1]
+                ):
+                    raise TypeError(f"its time is {str(ts)[:40]!r}")  # damage: no date holds it
                 if type(visitor) is int:
                     visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
@@ -1604,8 +1641,9 @@ def _open_message(path: Path, e: sqlite3.Error) -> str:
     return f"cannot open store {path}: {_describe(e)}; {_advice(e, path)}"
 
 
-HISTORY_DAMAGE = (KeyError, IndexError, ValueError, TypeError)
-"""What reading a history row that is not a packed row raises (`history.load_data`, `unpack`)."""
+HISTORY_DAMAGE = (KeyError, IndexError, ValueError, TypeError, OverflowError)
+"""What reading a history row that is not a packed row raises (`history.load_data`, `unpack`;
+`OverflowError`: a time no date can hold)."""
 
 
 def damaged_history(store: object, e: BaseException) -> StoreError:

@@ -203,6 +203,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.shared = {k: orjson.loads(v) for k, v in st.shared().items()}
         except orjson.JSONDecodeError as e:  # bytes where JSON text was written: damage
             raise DamagedState(f"its shared state is not JSON ({str(e)[:80]})") from None
+        _check_shared(self.shared)
         first_seen = st.rules_first_seen()
         new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
         for key in new_keys:
@@ -729,3 +730,19 @@ def _later(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return max(a, b)
+
+
+def _check_shared(shared: dict[str, Any]) -> None:
+    """Shared values of the shapes this engine writes; another shape is damage.
+
+    Found when the run starts, not as a `TypeError` at the first assignment or new
+    criterion that reads one."""
+    for key, value in shared.items():
+        if key == "activity_keys":
+            ok = type(value) is list and all(type(k) is str for k in value)
+        elif key.startswith("round_robin:"):
+            ok = type(value) is int and value >= 0
+        else:
+            ok = True  # a key a later version wrote: kept as it is
+        if not ok:
+            raise DamagedState(f"its shared state {key!r} is {str(value)[:40]!r}")
