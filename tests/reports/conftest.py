@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +39,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.chdir(old)
     yield path
+
+
+@pytest.fixture
+def copy(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the reports fixture's store and sync file, in the working folder."""
+    target = tmp_path / "fx.db"
+    shutil.copy(store, target)
+    shutil.copy(Path(store).with_name("fx.sync.db"), tmp_path / "fx.sync.db")
+    monkeypatch.chdir(tmp_path)
+    return target

@@ -13,16 +13,6 @@ import pytest
 from conftest import mrules
 
 
-@pytest.fixture
-def copy(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the reports fixture's store and sync file, in the working folder."""
-    target = tmp_path / "fx.db"
-    shutil.copy(store, target)
-    shutil.copy(Path(store).with_name("fx.sync.db"), tmp_path / "fx.sync.db")
-    monkeypatch.chdir(tmp_path)
-    return target
-
-
 @pytest.mark.parametrize(
     ("name", "what"),
     [

@@ -5,7 +5,6 @@ empty (it read as "no sync file at .")."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,6 @@ from mrules.reports import funnel
 from mrules.storeapi import StorePathError
 
 EMAIL = "p01@x.example"
-
-
-@pytest.fixture
-def copy(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the reports fixture's store and sync file, in the working folder."""
-    target = tmp_path / "fx.db"
-    shutil.copy(store, target)
-    shutil.copy(Path(store).with_name("fx.sync.db"), tmp_path / "fx.sync.db")
-    monkeypatch.chdir(tmp_path)
-    return target
 
 
 def test_html_says_where_it_wrote_a_name_that_is_not_utf8(copy: Path) -> None:
