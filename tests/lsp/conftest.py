@@ -20,7 +20,8 @@ from pygls.lsp.client import LanguageClient
 class Session:
     """A started server; `run(coro)` drives it from synchronous tests."""
 
-    def __init__(self, root: Path, capabilities: types.ClientCapabilities | None = None) -> None:
+    def __init__(self, root: Path, capabilities: types.ClientCapabilities | None = None,
+                 command: tuple[str, ...] = ("-m", "mrules", "lsp")) -> None:
         self.root = root
         self.loop = asyncio.new_event_loop()
         self.client = LanguageClient("mrules-tests", "1")
@@ -39,7 +40,7 @@ class Session:
         def shown(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
 
-        self.run(self.client.start_io(sys.executable, "-m", "mrules", "lsp", cwd=str(root)))
+        self.run(self.client.start_io(sys.executable, *command, cwd=str(root)))
         self.init = self.run(self.client.initialize_async(types.InitializeParams(
             capabilities=capabilities or types.ClientCapabilities(),
             root_uri=root.as_uri(),
@@ -83,12 +84,17 @@ class Session:
 
     def close(self) -> None:
         try:
-            self.run(self.client.shutdown_async(None))
-            self.client.exit(None)
+            if not self.client.stopped:  # a test may have ended the server itself
+                self.run(self.client.shutdown_async(None))
+                self.client.exit(None)
         finally:
             try:
-                self.run(self.client.stop())  # ends the server process if exit did not
+                self.run(self.client.stop())  # waits for the server process to end
             finally:
+                process = self.client._server
+                if process is not None and process.returncode is None:
+                    process.kill()  # a failed test leaves no server behind
+                    self.loop.run_until_complete(process.wait())
                 self.loop.close()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import faulthandler
 import importlib.resources
 import logging
 import os
@@ -39,6 +40,8 @@ __all__ = ["DEBOUNCE", "MrulesLanguageServer", "serve", "server"]
 
 DEBOUNCE = 0.03
 """Seconds to wait after a change before checking again (more changes restart the wait)."""
+EXIT_GRACE = 5.0
+"""Seconds the process may take to end after the client's `exit` before it is ended anyway."""
 log = logging.getLogger(__name__)
 
 
@@ -267,6 +270,15 @@ class MrulesLanguageServer(LanguageServer):
 
 
 server = MrulesLanguageServer()
+
+
+@server.feature(types.EXIT)
+def on_exit(ls: MrulesLanguageServer, params: None) -> None:
+    """pygls ends the process after this returns. Should anything keep the interpreter
+    alive (a worker thread still blocked reading stdin, which the client may keep open),
+    the process ends `EXIT_GRACE` seconds later all the same, every thread's stack on
+    stderr to say what held it: an editor must never be left with a server that won't go."""
+    faulthandler.dump_traceback_later(EXIT_GRACE, exit=True)
 
 
 # ------------------------------------------------------------------ documents
