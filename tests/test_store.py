@@ -169,6 +169,18 @@ def test_upserts_replace_and_first_seen_keeps_the_first(store: Store) -> None:
     }
 
 
+@pytest.mark.parametrize("value", ["'abc'", "X'FF'", "1e999"])
+def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str) -> None:
+    with Store.open(db) as s:
+        s.commit(full_batch(line=3))
+    with sqlite3.connect(db) as raw:
+        raw.execute(f"UPDATE rules SET first_seen = {value} WHERE key = 'completion:Demande'")
+    with Store.open(db) as s:
+        for read in (s.rules_first_seen, lambda: list(s.rules())):
+            with pytest.raises(StoreError, match="when rule completion:Demande was first seen"):
+                read()
+
+
 def test_shared_none_leaves_shared_state(store: Store) -> None:
     store.commit(Batch("-", 1, 1.0, shared={"k": "1"}))
     store.commit(Batch("-", 2, 2.0, shared=None))

@@ -642,7 +642,8 @@ class Store:
 
     def rules(self) -> Iterator[tuple[str, str, float | None]]:
         """Every known rule as (key, kind, first_seen), ordered by key."""
-        return self._iter("SELECT key, kind, first_seen FROM rules ORDER BY key")
+        for key, kind, first in self._iter("SELECT key, kind, first_seen FROM rules ORDER BY key"):
+            yield key, kind, self._time_or_none(f"when rule {key} was first seen", first)
 
     def applied_ids(self) -> set[str]:
         """The ids of every applied event (all of them: for tests and tools, not the engine)."""
