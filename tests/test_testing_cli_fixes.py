@@ -222,6 +222,17 @@ def test_o_elsewhere_is_written(tmp_path: Path) -> None:
 # ------------------------------------------------------------ 3. -k selects nothing
 
 
+def test_paths_that_hold_no_test_are_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "rules.mr").write_text('list "MQL"\n', "utf-8")  # not a test file
+    for args in (["empty"], ["."], [".", "--format", "json"]):
+        res = _mrules("test", *[str(tmp_path / a) if a in ("empty", ".") else a for a in args])
+        assert res.exit_code == 2, (args, res.output)
+    assert orjson.loads(res.stdout)["summary"]["exit"] == 2
+    res = _mrules("test", str(tmp_path / "empty"))
+    assert "no tests run: no tests found (test files end in .test.yaml)" in res.output
+
+
 def test_k_that_selects_nothing_is_a_usage_error() -> None:
     res = _mrules("test", str(EXAMPLE / "tests"), "-k", "handof_typo")
     assert res.exit_code == 2, res.output

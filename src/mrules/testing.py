@@ -255,6 +255,12 @@ class Report:
         return Counter(o.status for o in self.outcomes)
 
     @property
+    def none_found(self) -> bool:
+        """The paths hold no test at all: a usage error (a wrong folder in a CI job), never
+        a run that looks passed, as pytest's "no tests collected" fails."""
+        return not self.found and not self.broken_files and not self.bad_paths
+
+    @property
     def unmatched(self) -> str | None:
         """`5 tests in 1 file, none matches -k 'x'`: a -k that selects no test is a
         usage error (a typo), never a run that looks complete; None otherwise."""
@@ -269,7 +275,7 @@ class Report:
     def exit_code(self) -> int:
         if self.unwritable:
             return int(ExitCode.STORE)
-        if self.broken_files or self.unmatched:
+        if self.broken_files or self.unmatched or self.none_found:
             return int(ExitCode.USAGE)
         counts = self.counts()
         if counts["fail"] or counts["error"]:
@@ -2306,7 +2312,9 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
             parts.append(f"{c[key]} {word}")
     if not report.outcomes:
         parts = ["no tests found (test files end in .test.yaml)"]
-    if report.bad_paths:  # refused before any test ran, as pytest refuses a missing path
+    if report.none_found:
+        out.append("no tests run: no tests found (test files end in .test.yaml)")
+    elif report.bad_paths:  # refused before any test ran, as pytest refuses a missing path
         out.append(f"no tests run: {report.bad_paths} path(s) above cannot be used")
     elif report.unmatched:  # the errors of broken files, then why no test ran
         out.append(", ".join([*parts[1:], f"no tests run: {report.unmatched}"]))
