@@ -128,6 +128,25 @@ def test_4_store(tmp_path: Path, store: Path) -> None:
         assert res.stderr.startswith("mrules: error: store ") and "0 bytes" in res.stderr
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_stderr_that_cannot_be_written_still_gives_the_documented_code(tmp_path: Path) -> None:
+    """The run's summary goes to stderr: when it cannot be written, what the run committed
+    is kept and the exit code is 4 (an output failed), never Python's own 1 or 120."""
+    db = tmp_path / "full.db"
+
+    def mrules(*args: str | Path) -> int:
+        with open("/dev/full", "wb") as full:
+            return subprocess.run([sys.executable, "-m", "mrules", *map(str, args)],
+                                  stdout=subprocess.DEVNULL, stderr=full).returncode
+
+    assert mrules("run", RULES, EVENTS, "--store", db) == ExitCode.STORE
+    with Store.open(db, readonly=True) as s:
+        assert s.stream_position(str(EVENTS.resolve())) == len(EVENTS.read_bytes().splitlines())
+    assert mrules("lint", tmp_path / "nothere") == ExitCode.USAGE  # the message lost, not the code
+    res = invoke("run", RULES, EVENTS, "--store", db)  # the same command again: all applied
+    assert res.exit_code == ExitCode.OK, res.output
+
+
 def test_4_a_file_that_is_not_sqlite_gets_no_lock_file(tmp_path: Path) -> None:
     """`--store events.jsonl` (a slip of the argument order) was refused only after the
     writers' lock was taken, and left events.jsonl.lock beside the events."""

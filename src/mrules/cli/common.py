@@ -175,8 +175,12 @@ READ_STORE = click.option(
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print `mrules: error: message` on stderr and exit."""
-    click.echo(f"mrules: error: {message}", err=True)
+    """Print `mrules: error: message` on stderr and exit. Should stderr itself refuse the
+    message (a full disk, a closed pipe), the exit code still tells what happened."""
+    try:
+        click.echo(f"mrules: error: {message}", err=True)
+    except OSError:
+        _quiet(sys.stderr)
     sys.exit(int(code))
 
 
@@ -329,9 +333,15 @@ def _shown(filename: object) -> str:
 
 def _quiet_stdout() -> None:
     """After a broken pipe, point stdout at /dev/null so Python's final flush stays silent."""
+    _quiet(sys.stdout)
+
+
+def _quiet(stream: object) -> None:
+    """Point a standard stream that cannot be written at /dev/null, so that Python's final
+    flush of what it still holds stays silent and leaves the exit code alone."""
     with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
         fd = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(fd, sys.stdout.fileno())
+        os.dup2(fd, stream.fileno())  # type: ignore[attr-defined]
         os.close(fd)
 
 
