@@ -28,6 +28,7 @@ class Session:
         self.diagnostics: dict[str, list[types.Diagnostic]] = {}
         self.versions: dict[str, int] = {}
         self.events: list[tuple[str, int]] = []
+        self.shut_down = self.exited = False
 
         @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def published(params: types.PublishDiagnosticsParams) -> None:
@@ -82,17 +83,43 @@ class Session:
         self.wait_for(lambda: any(u == uri for u, _ in self.events[after:]))
         return self.diagnostics[uri]
 
+    def shutdown(self) -> None:
+        self.run(self.client.shutdown_async(None))
+        self.shut_down = True
+
+    def exit(self) -> None:
+        self.client.exit(None)
+        self.exited = True
+
+    def ended(self, timeout: float) -> int:
+        """The server's exit code, once its process has ended (not its pipes: asyncio's
+        `wait()` also waits for them to close, and one nobody reads never does)."""
+        process = self.client._server
+
+        async def poll() -> int:
+            while process.returncode is None:
+                await asyncio.sleep(0.05)
+            return process.returncode
+
+        return self.loop.run_until_complete(asyncio.wait_for(poll(), timeout))
+
     def close(self) -> None:
+        process = self.client._server
         try:
-            if not self.client.stopped:  # a test may have ended the server itself
-                self.run(self.client.shutdown_async(None))
-                self.client.exit(None)
+            if process.returncode is None and not self.shut_down:
+                self.shutdown()
+            if process.returncode is None and not self.exited:
+                self.exit()
         finally:
             try:
-                self.run(self.client.stop())  # waits for the server process to end
+                # stderr read to its end, as an editor's log would: the process can end,
+                # and asyncio's wait() return (it waits for every pipe to close)
+                async def drain_and_stop() -> None:
+                    await asyncio.gather(process.stderr.read(), self.client.stop())
+
+                self.run(drain_and_stop())
             finally:
-                process = self.client._server
-                if process is not None and process.returncode is None:
+                if process.returncode is None:
                     process.kill()  # a failed test leaves no server behind
                     self.loop.run_until_complete(process.wait())
                 self.loop.close()

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from mrules import __version__, ast
@@ -108,6 +108,7 @@ class MrulesLanguageServer(LanguageServer):
         self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
         self.debounce = DEBOUNCE
         self.config_error: str | None = None
+        self.shut_down = False  # after `shutdown`: nothing is checked or published again
 
     # ------------------------------------------------------------- rule sets
 
@@ -181,7 +182,26 @@ class MrulesLanguageServer(LanguageServer):
             self.window_show_message(types.ShowMessageParams(types.MessageType.Error, message))
         rs.error = message
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls shows an error to the user with a message, except one of sending a message:
+        telling that one fails the same way, and pygls reported that failure again, without
+        end. It only goes to the log (pygls logged it already, with its traceback)."""
+        if source is JsonRpcInternalError:
+            return
+        super().report_server_error(error, source)
+
+    def stop_checking(self) -> None:
+        """At `shutdown`: a check still waiting for its debounce would publish after the
+        client stopped listening, or, run as the process exits, into a closed stdout."""
+        self.shut_down = True
+        for rs in self.rule_sets.values():
+            if rs.pending is not None:
+                rs.pending.cancel()
+                rs.pending = None
+
     def schedule(self, path: Path) -> None:
+        if self.shut_down:
+            return
         rs = self.rule_set_of(path)
         if rs.pending is not None:
             rs.pending.cancel()
@@ -272,12 +292,20 @@ class MrulesLanguageServer(LanguageServer):
 server = MrulesLanguageServer()
 
 
+@server.feature(types.SHUTDOWN)
+def on_shutdown(ls: MrulesLanguageServer, params: None) -> None:
+    ls.stop_checking()
+
+
 @server.feature(types.EXIT)
 def on_exit(ls: MrulesLanguageServer, params: None) -> None:
     """pygls ends the process after this returns. Should anything keep the interpreter
-    alive (a worker thread still blocked reading stdin, which the client may keep open),
-    the process ends `EXIT_GRACE` seconds later all the same, every thread's stack on
-    stderr to say what held it: an editor must never be left with a server that won't go."""
+    alive, the process ends `EXIT_GRACE` seconds later all the same, every thread's stack
+    on stderr to say what held it: an editor must never be left with a server that won't
+    go. Writes to stderr stop blocking first: editors often never read it, and a process
+    blocked on a full stderr pipe (a watchdog writing stacks into it too) never ends."""
+    with contextlib.suppress(OSError, ValueError):
+        os.set_blocking(2, False)
     faulthandler.dump_traceback_later(EXIT_GRACE, exit=True)
 
 
