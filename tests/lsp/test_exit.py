@@ -12,7 +12,7 @@ from lsprotocol import types
 from mrules.lsp.server import EXIT_GRACE, MrulesLanguageServer
 
 # A server with one more non-daemon thread that never ends: the interpreter waits for it
-# at exit, as it would for a worker left blocked reading the client's open stdin.
+# at exit, as for any thread something holds.
 HELD = (
     "import threading, sys\n"
     "threading.Thread(target=threading.Event().wait, name='held-open').start()\n"
@@ -29,7 +29,7 @@ def test_a_server_held_open_still_ends_after_exit(session_factory, tmp_path: Pat
     assert s.ended(EXIT_GRACE + 30) == 1
     assert time.monotonic() - started >= EXIT_GRACE - 1  # ended by the watchdog, not at once
     stderr = s.run(s.client._server.stderr.read()).decode()
-    assert "held-open" in stderr or "Thread 0x" in stderr, stderr  # every thread's stack
+    assert stderr.count("Thread 0x") >= 2, stderr  # every thread's stack (faulthandler's)
 
 
 # The same, held by a thread blocked writing to a stderr pipe the client never reads: the

@@ -311,7 +311,7 @@ def failures() -> Iterator[None]:
         fail(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
     except OSError as e:
         if e.errno == errno.EPIPE:
-            _quiet_stdout()
+            _quiet(sys.stdout)
             fail("the output was closed before everything was written (broken pipe)", EXIT_STORE)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG):
             fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
@@ -331,14 +331,10 @@ def _shown(filename: object) -> str:
     return printable_path(str(filename))
 
 
-def _quiet_stdout() -> None:
-    """After a broken pipe, point stdout at /dev/null so Python's final flush stays silent."""
-    _quiet(sys.stdout)
-
-
 def _quiet(stream: object) -> None:
-    """Point a standard stream that cannot be written at /dev/null, so that Python's final
-    flush of what it still holds stays silent and leaves the exit code alone."""
+    """Point a standard stream that cannot be written (a broken pipe, a full disk) at
+    /dev/null, so that Python's final flush of what it still holds stays silent and leaves
+    the exit code alone."""
     with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
         fd = os.open(os.devnull, os.O_WRONLY)
         os.dup2(fd, stream.fileno())  # type: ignore[attr-defined]

@@ -65,8 +65,9 @@ def run_tests(
     Exit status: 0 all passed, 1 a test failed (or its rules have errors),
     2 a test file is broken (the message says file:line), a path does not
     exist, PATHS hold no test, -k selects no test, or -o is missing its
-    folder or is one of the files the tests read, 4 the -o file or a snapshot (--update) cannot be
-    written, 130 interrupted (no report is written).
+    folder or is one of the files the tests read, 4 the -o file or a
+    snapshot (--update) cannot be written, 130 interrupted (no report is
+    written).
 
     \b
     Examples:
