@@ -19,14 +19,16 @@ import faulthandler
 import importlib.resources
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from mrules import __version__, ast
 from mrules.config import Config, ConfigError, find_config, load_config
@@ -101,9 +103,60 @@ def uri_to_path(uri: str) -> Path | None:
     return Path(unquote(parsed.path))
 
 
+class _Unreadable:
+    """A message whose params did not fit its method, already answered or logged."""
+
+
+def _why(error: JsonRpcException) -> str:
+    """What did not fit, as a path into the message (`$.params.position.line`)."""
+    try:
+        from cattrs import transform_error  # lsprotocol's own (de)serializer
+
+        return "; ".join(transform_error(error.__cause__, path="$"))  # type: ignore[arg-type]
+    except Exception:
+        return str(error.__cause__ or error)
+
+
+class MrulesProtocol(LanguageServerProtocol):
+    """pygls's protocol, forgiving a client's mistakes: the editor gets an answer, never a
+    popup about the server and never a request left waiting for ever."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """A request whose params do not fit its method (a negative line, a missing field)
+        is answered with an InvalidParams error naming the field: pygls dropped it with no
+        answer, and showed "Error in server". A notification's is only logged."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as e:
+            method = data.get("method")
+            if not isinstance(method, str):
+                raise
+            why = _why(e)
+            if "id" in data:
+                self._send_response(data["id"], None, JsonRpcInvalidParams(
+                    f"invalid params for {method}: {why}").to_response_error())
+            else:
+                log.warning("ignored %s: invalid params: %s", method, why)
+            return _Unreadable()
+
+    def handle_message(self, message: Any) -> None:
+        if not isinstance(message, _Unreadable):
+            super().handle_message(message)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams
+                                      ) -> Any:
+        """A change to a document the client never opened is the client's mistake: logged
+        and ignored (pygls raised a KeyError, shown to the user as a server error)."""
+        if params.text_document.uri not in self.workspace.text_documents:
+            log.warning("ignored a change to %s, which is not open", params.text_document.uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
+
+
 class MrulesLanguageServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("mrules", __version__)
+        super().__init__("mrules", __version__, protocol_cls=MrulesProtocol)
         self.rule_sets: dict[Path, _RuleSet] = {}
         self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
         self.debounce = DEBOUNCE
@@ -569,6 +622,25 @@ def on_code_action(ls: MrulesLanguageServer, params: types.CodeActionParams
     return actions
 
 
+def _never_block_on_stderr() -> None:
+    """Make a stderr pipe non-blocking: many editors never read the server's stderr, and a
+    server whose log filled the pipe (64 KB: a few dozen tracebacks) blocked for good in
+    the middle of a message. A log line that does not fit now is dropped. A terminal or a
+    file is left as it is (the flag would stay on a terminal after the server ends)."""
+    with contextlib.suppress(OSError, ValueError):
+        mode = os.fstat(2).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            os.set_blocking(2, False)
+
+
+def _not_unreadable_params(record: logging.LogRecord) -> bool:
+    """pygls logs a whole traceback for a message whose params do not fit; MrulesProtocol
+    answers it (or logs it) in one line instead."""
+    return not str(record.msg).startswith("Unable to deserialize message")
+
+
 def serve() -> None:
     """Run the server over standard input and output until the client says exit."""
+    _never_block_on_stderr()
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_unreadable_params)
     server.start_io()

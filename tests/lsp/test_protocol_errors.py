@@ -1,0 +1,156 @@
+"""A client's mistakes (params that do not fit a method, a change to a document it never
+opened) get an answer or are ignored: never a popup about the server, never a request
+left unanswered; and a stderr nobody reads never stops the server.
+
+pygls's own client checks params before it sends them, so these tests speak JSON-RPC
+over the server's pipes themselves, reading stdout as an editor would and, like many
+editors, never reading stderr while the server runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class RawClient:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mrules", "lsp"], cwd=root, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.buf = b""
+        self.received: list[dict[str, Any]] = []
+        self.request(1, "initialize", {"capabilities": {}, "rootUri": root.as_uri()})
+        self.notify("initialized", {})
+
+    def send(self, message: dict[str, Any]) -> None:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.proc.stdin.flush()
+
+    def request(self, id: int, method: str, params: Any) -> dict[str, Any]:
+        self.send({"id": id, "method": method, "params": params})
+        return self.answer(id)
+
+    def notify(self, method: str, params: Any) -> None:
+        self.send({"method": method, "params": params})
+
+    def answer(self, id: int, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for m in self.received:
+                if m.get("id") == id and "method" not in m:
+                    return m
+            left = deadline - time.monotonic()
+            assert left > 0, f"no answer to request {id}; received {self.received[-3:]}"
+            self._read(left)
+
+    def _read(self, timeout: float) -> None:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], min(timeout, 0.2))
+        if ready:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            assert chunk, "the server closed its stdout"
+            self.buf += chunk
+        while b"\r\n\r\n" in self.buf:
+            head, rest = self.buf.split(b"\r\n\r\n", 1)
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length"))
+            if len(rest) < length:
+                break
+            self.received.append(json.loads(rest[:length]))
+            self.buf = rest[length:]
+
+    def messages_shown(self) -> list[str]:
+        return [m["params"]["message"] for m in self.received
+                if m.get("method") == "window/showMessage"]
+
+    def close(self) -> tuple[int, bytes]:
+        try:
+            self.request(9999, "shutdown", None)
+            self.notify("exit", None)
+            _, err = self.proc.communicate(timeout=30)
+            return self.proc.returncode, err
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def client(tmp_path: Path):
+    (tmp_path / "a.mr").write_text('list "A"\n', "utf-8")
+    c = RawClient(tmp_path)
+    yield c
+    if c.proc.poll() is None:
+        c.proc.kill()
+        c.proc.wait()
+
+
+def _symbols(c: RawClient, id: int) -> dict[str, Any]:
+    return c.request(id, "textDocument/documentSymbol",
+                     {"textDocument": {"uri": (c.root / "a.mr").as_uri()}})
+
+
+@pytest.mark.parametrize("position, where", [
+    ({"line": -1, "character": 0}, "$.params.position"),
+    ({"line": "x", "character": 0}, "$.params.position.line"),
+    (None, "$.params.position"),
+])
+def test_a_request_with_params_that_do_not_fit_is_answered_with_invalid_params(
+    client: RawClient, position: Any, where: str
+) -> None:
+    params: dict[str, Any] = {"textDocument": {"uri": (client.root / "a.mr").as_uri()}}
+    if position is not None:
+        params["position"] = position
+    answer = client.request(5, "textDocument/hover", params)
+    assert answer["error"]["code"] == -32602  # InvalidParams
+    assert answer["error"]["message"].startswith("invalid params for textDocument/hover")
+    assert where in answer["error"]["message"]
+    assert client.messages_shown() == []  # no "Error in server" popup
+    assert _symbols(client, 6)["result"][0]["name"] == 'list A'  # and the server goes on
+    assert client.close()[0] == 0
+
+
+def test_a_change_to_a_document_never_opened_is_ignored(client: RawClient) -> None:
+    uri = (client.root / "a.mr").as_uri()
+    client.notify("textDocument/didChange", {
+        "textDocument": {"uri": uri, "version": 2},
+        "contentChanges": [{"text": 'list "B"\n'}]})
+    # The file on disk stays the truth: the change had no document to apply to.
+    assert _symbols(client, 6)["result"][0]["name"] == 'list A'
+    assert client.messages_shown() == []
+    rc, err = client.close()
+    assert rc == 0
+    assert b"not open" in err and b"KeyError" not in err
+
+
+def test_a_notification_with_params_that_do_not_fit_is_only_logged(client: RawClient) -> None:
+    client.notify("textDocument/didOpen", {"textDocument": {"uri": 7}})
+    assert _symbols(client, 6)["result"][0]["name"] == 'list A'
+    assert client.messages_shown() == []
+    rc, err = client.close()
+    assert rc == 0
+    assert b"ignored textDocument/didOpen: invalid params" in err
+
+
+def test_a_stderr_nobody_reads_never_stops_the_server(client: RawClient) -> None:
+    # Each unknown method is a warning on stderr: 3,000 of them are well over a pipe's
+    # 64 KB. A server writing its log to a blocking pipe stopped half-way, for good.
+    # (in rounds, each answer read, so that neither side's stdout pipe fills)
+    for first in range(100, 3100, 100):
+        for i in range(first, first + 100):
+            client.send({"id": i, "method": "mrules/nothing", "params": {}})
+        assert client.answer(first + 99)["error"]["code"] == -32601  # MethodNotFound
+        client.received.clear()
+    assert _symbols(client, 6)["result"][0]["name"] == 'list A'
+    assert client.close()[0] == 0
