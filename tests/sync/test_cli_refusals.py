@@ -1,6 +1,6 @@
 """`mrules sync` refusing what it cannot do right: an empty `--out`, an unknown
-`--prospect`, a folder as the CRM, a plan before the last cycle; and `sync retry`
-asked for while a cycle runs (or after a saved plan was made) not being lost."""
+`--prospect`, a folder as the CRM, a plan before the last cycle or the run's clock; and
+`sync retry` asked for while a cycle runs (or after a saved plan was made) not being lost."""
 
 from __future__ import annotations
 
@@ -153,3 +153,27 @@ def test_a_plan_before_the_last_cycle_is_refused(tmp_path: Path) -> None:
     # A later time is fine.
     r = w.sync("plan", "--at", "2026-11-02T09:10:00Z", code=None)
     assert r.exit_code in (0, 2) and "error" not in r.output
+
+
+# -- a plan before the run's clock ----------------------------------------------------------------
+def test_a_plan_before_the_runs_clock_is_refused(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))  # the run's clock: T0, 2026-11-02T09:00:00Z
+    out = tmp_path / "early.json"
+    r = w.sync("plan", "--at", "2026-11-02T08:59:59Z", "--out", str(out), code=2)
+    assert "--at 2026-11-02T08:59:59Z is before the run's clock, 2026-11-02T09:00:00Z" in (
+        r.output)
+    assert not out.exists()
+    # A plan file at such a time (made by hand) is refused too, and nothing is applied.
+    w.sync("plan", "--at", "2026-11-02T09:00:00Z", "--out", str(out), code=2)
+    plan = json.loads(out.read_text("utf-8"))
+    plan["at"] = "2026-11-01T00:00:00Z"
+    plan["id"] = plan_id({k: v for k, v in plan.items() if k != "id"})
+    out.write_text(json.dumps(plan), "utf-8")
+    r = w.sync("apply", str(out), code=2)
+    assert "(at 2026-11-01T00:00:00Z) is before the run's clock" in r.output
+    assert "no sync yet" in w.cli("sync", "status", "--store", str(w.store)).output
+    # At the clock itself, or later, is fine; so is the plan of the next cycle due.
+    at_clock = w.sync("plan", "--at", "2026-11-02T09:00:00Z", "--format", "json", code=2)
+    assert [o["op"] for o in json.loads(at_clock.output)["ops"]] == _ops(w) != []
+    w.sync("plan", "--at", "2026-11-02T10:00:00Z", code=2)

@@ -184,7 +184,8 @@ def sync() -> None:
     "--at",
     "at",
     metavar="TIME",
-    help="Plan the cycle at this time [default: the next cycle due, or the run's clock].",
+    help="Plan the cycle at this time, not before the run's clock or the last cycle"
+    " [default: the next cycle due, or the run's clock].",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -229,6 +230,7 @@ def plan_cmd(
             when = _next_due(db, store, config)
         else:
             _not_before_last_cycle(db, when, f"--at {at}")
+            _not_before_clock(store, when, f"--at {at}")
         # A plan writes nothing: not the local CRM's clock (apply moves it), no sync file.
         plan = make_plan(store, crm, db, config, when, retry=retry, move_clock=False)
         pj = plan.as_json()
@@ -308,6 +310,23 @@ def _not_before_last_cycle(db: Any, at: float, what: str) -> None:
             f"{what} is the time of the last cycle, {_iso(last)}: that cycle ran already"
             " (one cycle a time; applied, this plan would replace its record); plan the"
             " next one (`mrules sync plan` without --at) or a later time"
+        )
+
+
+def _not_before_clock(store: Any, at: float, what: str) -> None:
+    """Exit 2 when a cycle at `at` would come before the run's clock: the store already
+    holds the events up to the clock, so the plan would send later changes stamped with an
+    earlier time (and a "most recent" merge would weigh them as older than they are).
+    `sync run` never cycles before the clock either."""
+    from mrules.sync.plan import to_epoch
+
+    clock = store.clock()
+    if clock is not None and to_epoch(_iso(at)) < to_epoch(_iso(clock)):
+        fail(
+            f"{what} is before the run's clock, {_iso(clock)}: the store holds events up"
+            " to then, and a cycle at an earlier time would send their changes stamped with"
+            " it; plan at or after the clock (`mrules sync plan` without --at plans the next"
+            " cycle due)"
         )
 
 
@@ -484,6 +503,8 @@ def apply_cmd(
                     if why is not None:
                         _stale(why)
                 _not_before_last_cycle(db, at, f"the plan {plan_file} (at {saved['at']})")
+                if saved.get("store_seq") == store.max_seq():  # else stale, said below
+                    _not_before_clock(store, at, f"the plan {plan_file} (at {saved['at']})")
             deliver(db, store, compiled)
             try:
                 report = apply_plan(saved, store, crm, db, check_stale=True)
