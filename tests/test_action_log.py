@@ -148,3 +148,14 @@ def test_a_log_ahead_of_the_store_is_refused(clean: dict[str, Any], tmp_path: Pa
     assert "written from another store" in res.stderr
     assert log.read_bytes() == clean["log"]
     assert all(json.loads(x)["seq"] for x in clean["log"].splitlines())
+
+
+def test_a_log_kept_from_an_in_memory_run_says_why(clean: dict[str, Any], tmp_path: Path
+                                                   ) -> None:
+    log = tmp_path / "actions.jsonl"
+    assert _run(Path(":memory:"), log).exit_code == 0
+    assert log.read_bytes() == clean["log"]  # the same run, the same log
+    res = _run(Path(":memory:"), log)  # the store starts empty again; the log does not
+    assert res.exit_code == ExitCode.STORE
+    assert "an in-memory store starts empty at every run" in res.stderr
+    assert log.read_bytes() == clean["log"]

@@ -28,7 +28,7 @@ from mrules.engine import RunSummary, iso
 from mrules.events import prospect_key
 from mrules.records import LedgerEntry
 from mrules.state import Codecs, Prospect
-from mrules.storeapi import StateStore
+from mrules.storeapi import MEMORY, StateStore
 
 __all__ = [
     "ActionLog",
@@ -110,10 +110,14 @@ class ActionLog:
                 if noted is None:
                     store.set_log_start(key, last)
             elif last > store.max_seq():
+                whence = (
+                    "an in-memory store starts empty at every run, so its log must be a new"
+                    " file" if str(store.path) == MEMORY else "it was written from another store"
+                )
                 raise OutputError(
                     f"action log {_shown(path)} goes up to seq {last}, beyond the store's last"
-                    f" ({store.max_seq()}): it was written from another store; give a new"
-                    f" --actions path or move the file away"
+                    f" ({store.max_seq()}): {whence}; give a new --actions path or move the"
+                    " file away"
                 )
             created = not path.exists()
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
