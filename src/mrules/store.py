@@ -595,7 +595,7 @@ class Store:
         if row is None:
             return 0
         if type(row[0]) is not int or row[0] < 0:
-            raise self._damaged_value(f"the position of stream {source}", row[0])
+            raise self.damaged_value(f"the position of stream {source}", row[0])
         return int(row[0])
 
     def stream_anchor(self, source: str) -> tuple[int, int] | None:
@@ -608,7 +608,7 @@ class Store:
             return None
         found = parse_anchor(row[0])
         if found is None:
-            raise self._damaged_value(f"the last event of stream {source}", row[0])
+            raise self.damaged_value(f"the last event of stream {source}", row[0])
         return found
 
     def streams(self) -> dict[str, int]:
@@ -637,7 +637,7 @@ class Store:
         if value is None:
             return None
         if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
-            raise self._damaged_value(what, value)
+            raise self.damaged_value(what, value)
         return float(value)  # type: ignore[arg-type]
 
     def rules(self) -> Iterator[tuple[str, str, float | None]]:
@@ -658,7 +658,7 @@ class Store:
         """`event_hash` of every applied event id (the engine's filter, filled at start)."""
         for (h,) in self._iter("SELECT event FROM history WHERE event IS NOT NULL"):
             if type(h) is not int:  # the engine masks it: another type is damage
-                raise self._damaged_value("an applied event's hash", h)
+                raise self.damaged_value("an applied event's hash", h)
             yield h
 
     def applied_among(self, ids: list[str]) -> set[str]:
@@ -682,7 +682,7 @@ class Store:
         if type(state) is str:  # text, not a blob (written by hand): decoded the same
             return state.encode()
         if type(state) is not bytes:
-            raise self._damaged_value(f"the state of prospect {email}", state)
+            raise self.damaged_value(f"the state of prospect {email}", state)
         return state
 
     def prospects_among(self, emails: Collection[str]) -> dict[str, bytes]:
@@ -706,9 +706,9 @@ class Store:
         if type(state) is str:  # text, not a blob (written by hand): decoded the same
             state = state.encode()
         elif type(state) is not bytes:
-            raise self._damaged_value(f"the state of prospect {email}", state)
+            raise self.damaged_value(f"the state of prospect {email}", state)
         if type(email) is not str:
-            raise self._damaged_value("a prospect's email", email)
+            raise self.damaged_value("a prospect's email", email)
         return email, state
 
     def prospect_count(self) -> int:
@@ -779,7 +779,7 @@ class Store:
         out: dict[str, str | bytes] = {}
         for key, value in self._all("SELECT key, value FROM shared"):
             if type(key) is not str or type(value) not in (str, bytes):
-                raise self._damaged_value(f"shared state {str(key)[:40]!r}", value)
+                raise self.damaged_value(f"shared state {str(key)[:40]!r}", value)
             out[key] = value
         return out
 
@@ -832,7 +832,7 @@ class Store:
         if row is None or row[0] is None:
             return 0
         if type(row[0]) is not int:
-            raise self._damaged_value("the ledger's last seq", row[0])
+            raise self.damaged_value("the ledger's last seq", row[0])
         return int(row[0])
 
     def outbox(self) -> Iterator[Message]:
@@ -1136,7 +1136,7 @@ class Store:
             rows = self._all("SELECT id, text FROM names ORDER BY id")
             for i, text in rows:
                 if type(i) is not int or i < 0 or type(text) is not str:
-                    raise self._damaged_value(f"name {i}", text)
+                    raise self.damaged_value(f"name {i}", text)
             names.load(iter(rows))
             self._names = names
         return self._names
@@ -1175,7 +1175,8 @@ class Store:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _damaged_value(self, what: str, value: object) -> StoreError:
+    def damaged_value(self, what: str, value: object) -> StoreError:
+        """The error for a value of the wrong kind in this store's tables, whoever read it."""
         return StoreError(
             f"store {self.path} is damaged ({what} is {str(value)[:40]!r}): {_damaged(self.path)}"
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mrules.sqlitefiles import reading_uri, refuse_writes
+from mrules.state import DamagedState
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.sync.db import default_sync_path
 from mrules.timetext import utc_seconds_text, utc_text
@@ -94,6 +95,25 @@ INSERT INTO ps (id, email, created, mql, score, grade, campaign)
 SELECT id, email, json_extract(j, '$.c'), json_extract(j, '$.aa'), json_extract(j, '$.s'),
        json_extract(j, '$.g'), json_extract(j, '$.cp')
 FROM (SELECT id, email, CAST(state AS TEXT) AS j FROM main.prospects WHERE state IS NOT NULL)
+"""
+# A time: a number within the years 1 to 9999 (what event times can be; inf is beyond).
+_TIME_OK = "(typeof({0}) IN ('integer', 'real') AND {0} BETWEEN -62135596800 AND 253402300799)"
+_DAMAGED = f"""
+SELECT email, CASE
+  WHEN created IS NULL THEN 'no creation time'
+  WHEN NOT {_TIME_OK.format("created")} THEN 'creation time ' || quote(created)
+  WHEN mql IS NOT NULL AND NOT {_TIME_OK.format("mql")} THEN 'assignment time ' || quote(mql)
+  WHEN typeof(score) NOT IN ('integer', 'real') OR abs(score) > 1e15
+    THEN 'score ' || quote(score)
+  WHEN grade IS NOT NULL AND typeof(grade) != 'text' THEN 'grade ' || quote(grade)
+  ELSE 'campaign ' || quote(campaign) END
+FROM ps
+WHERE created IS NULL OR NOT {_TIME_OK.format("created")}
+   OR (mql IS NOT NULL AND NOT {_TIME_OK.format("mql")})
+   OR typeof(score) NOT IN ('integer', 'real') OR abs(score) > 1e15
+   OR (grade IS NOT NULL AND typeof(grade) != 'text')
+   OR (campaign IS NOT NULL AND typeof(campaign) != 'text')
+LIMIT 1
 """
 _PO = """
 CREATE TEMP TABLE po (
@@ -201,12 +221,23 @@ class Source:
             self._cols[table] = found
         return found
 
+    def _check_states(self) -> None:
+        """Damage in a prospect's stored state is exit 4 with its email, as `state export`
+        says it: a state without its creation time (`{}`) or with text, a blob or an
+        infinite number in a time or the score got through `json_extract` and failed
+        later (an internal error sorting None against floats)."""
+        bad = self.conn.execute(_DAMAGED).fetchone()
+        if bad is not None:
+            email, what = bad
+            raise DamagedState(f"the stored state of prospect {email} cannot be read ({what})")
+
     def _build(self) -> None:
         c = self.conn
         c.execute("DROP TABLE IF EXISTS temp.ps")
         c.execute("DROP TABLE IF EXISTS temp.po")
         c.execute(_PROSPECTS)
         c.execute(_FILL)
+        self._check_states()
         c.execute("CREATE INDEX temp.ps_email ON ps (email)")
         c.execute(_PO)
         if self.sync_path is None:
@@ -245,6 +276,16 @@ class Source:
         )
 
     # -- helpers ---------------------------------------------------------------------------
+    def names(self) -> dict[int, str]:
+        """The store's name table (id -> text); a name that is not text is damage (exit 4),
+        as the store's own reader says it, not a TypeError further on."""
+        out: dict[int, str] = {}
+        for i, text in self.query("SELECT id, text FROM main.names"):
+            if type(text) is not str:
+                raise self.store.damaged_value(f"name {i}", text)
+            out[i] = text
+        return out
+
     def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         try:
             return self.conn.execute(sql, params).fetchall()

@@ -44,7 +44,7 @@ def _ids(source: Source) -> tuple[dict[int, tuple[str, str, str]], dict[str, int
     refs: dict[int, tuple[str, str, str]] = {}
     actions: dict[str, int] = {}
     wanted = {"rule matched", "score", "set score"}
-    for i, text in source.query("SELECT id, text FROM main.names"):
+    for i, text in source.names().items():
         if text in wanted:
             actions[text] = i
         elif text.startswith('["'):
@@ -167,7 +167,7 @@ def _score_at_mql(
         at_mql[prospect] = 0
     if not score_id and not set_id:
         return
-    names_text = dict(source.query("SELECT id, text FROM main.names"))
+    names_text = source.names()
     points_of: dict[int, int] = {}
     loads = orjson.loads
     # ts <= clock always (a row's clock differs from its ts only for an event older than

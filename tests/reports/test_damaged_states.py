@@ -1,0 +1,62 @@
+"""A store damaged where the reports read it themselves: a prospect's stored state (its
+creation or assignment time, its score) and the name table. Every report says what is
+damaged, exit 4, as `state export` and `explain` do. The reports read the states in SQL
+(`json_extract`), where a state without its creation time gave NULL and failed later as
+an internal error; a name that was a blob was a TypeError."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import mrules
+
+REPORTS = [("funnel",), ("campaigns",), ("rules",), ("scores",), ("html", "out.html")]
+
+
+def _damage(store: Path, state: str) -> str:
+    with sqlite3.connect(store) as db:
+        email = db.execute("SELECT email FROM prospects ORDER BY id LIMIT 1").fetchone()[0]
+        db.execute("UPDATE prospects SET state = ? WHERE email = ?", (state, email))
+    return str(email)
+
+
+@pytest.mark.parametrize(("state", "what"), [
+    ("{}", "no creation time"),
+    ('{"c": "yesterday", "s": 0}', "creation time 'yesterday'"),
+    ('{"c": 1e999, "s": 0}', "creation time Inf"),
+    ('{"c": 1.7e9, "s": "high"}', "score 'high'"),
+    ('{"c": 1.7e9, "s": 0, "aa": [1]}', "assignment time '[1]'"),
+])
+@pytest.mark.parametrize("report", REPORTS, ids=lambda r: r[0])
+def test_a_damaged_state_is_named_with_exit_4(copy: Path, report: tuple[str, ...],
+                                              state: str, what: str) -> None:
+    email = _damage(copy, state)
+    r = mrules("report", *report, "--store", str(copy))
+    assert r.exit_code == 4, r.output
+    assert (f"the store is damaged: the stored state of prospect {email} cannot be read"
+            f" ({what})") in r.output
+    assert "internal error" not in r.output
+    assert not Path("out.html").exists()
+
+
+def test_an_undamaged_store_still_reports(copy: Path) -> None:
+    r = mrules("report", "funnel", "--store", str(copy), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert '"mqls"' in r.output
+
+
+@pytest.mark.parametrize("report", [("rules",), ("scores",), ("html", "out.html")],
+                         ids=lambda r: r[0])
+def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[str, ...]
+                                                      ) -> None:
+    # The reports that walk the history read the store's name table themselves: a blob
+    # there was a TypeError (an internal error) where `explain` says the store is damaged.
+    with sqlite3.connect(copy) as db:
+        db.execute("UPDATE names SET text = x'00ff' WHERE id = (SELECT min(id) FROM names)")
+    r = mrules("report", *report, "--store", str(copy))
+    assert r.exit_code == 4, r.output
+    assert "is damaged (name " in r.output and "internal error" not in r.output
+    assert not Path("out.html").exists()
