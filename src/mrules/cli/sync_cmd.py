@@ -825,7 +825,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "cursors": {k: v[0] for k, v in sorted(db.cursors().items())},
             "links": db.count("link"),
             "last_cycle": iso(db.last_cycle) if db.last_cycle else None,
-            "api_calls": int(db.meta("api_calls", "0") or 0),
+            "api_calls": db.api_calls(),
             "facts_not_delivered": len(db.undelivered()),
             "opportunities": db.count("opportunity"),
         }

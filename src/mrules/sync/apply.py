@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +32,11 @@ import orjson
 from mrules.crm.errors import CrmCallError, CrmError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
+from mrules.events import EventSourceError
 from mrules.history import STEP
+from mrules.loader import printable_path
 from mrules.storeapi import StateStore
-from mrules.sync.db import NOT_WAITING, SyncDb
+from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
 from mrules.sync.spool import SpillMap, Spool
 
 __all__ = ["ApplyReport", "StalePlan", "apply_plan", "deliver", "stale_reason"]
@@ -623,7 +625,7 @@ def apply_plan(
                 calls,
             ),
         )
-        total = int(db.meta("api_calls", "0") or 0) + calls
+        total = db.api_calls() + calls
         db.set_meta("api_calls", total)
     return report
 
@@ -841,7 +843,7 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
         # marked delivered after the run, without a list of every fact in memory.
         last = [0, 0]  # [row number, count]
 
-        def lines(source: str = src, seen_to: list[int] = last) -> Iterator[str]:
+        def lines(source: str = src, seen_to: list[int] = last) -> Generator[str, None, None]:
             for n, text in db.undelivered_lines(source):  # streamed: no list of every fact
                 seen_to[0] = n
                 seen_to[1] += 1
@@ -862,14 +864,25 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
                         "INSERT OR IGNORE INTO dirty VALUES (?)", [(w,) for w in reacted]
                     )
 
-        mrules.run(
-            compiled,
-            lines(),
-            store=store,
-            source=src,
-            label="crm sync",
-            on_commit=seen if caught_up else None,
-        )
+        facts = lines()
+        try:
+            mrules.run(
+                compiled,
+                facts,
+                store=store,
+                source=src,
+                label="crm sync",
+                on_commit=seen if caught_up else None,
+            )
+        except EventSourceError as e:
+            # The store applied some of these facts before (a kill between the two files)
+            # and they read differently now: only damage to the sync file does that.
+            raise SyncDbError(
+                f"{printable_path(str(db.path))}: the sync file is damaged (its facts of"
+                f" {src} are not those the store applied from it); restore it from a backup"
+            ) from e
+        finally:
+            facts.close()  # its query ends here, not after the sync file is closed
         with db.tx() as conn:
             conn.execute(
                 "UPDATE inbound SET delivered = 1 WHERE delivered = 0 AND source = ? AND n <= ?",

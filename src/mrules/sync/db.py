@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +26,10 @@ from typing import Any
 
 import orjson
 
+from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
 from mrules.sqlitefiles import reading_uri, refuse_writes
+from mrules.storeapi import StoreError
 from mrules.sync.spool import SpillMap
 
 __all__ = [
@@ -47,10 +50,70 @@ Not 0: a cycle's time is the run's clock, which may be before 1970 (a negative P
 time), and work due at 0 would wait until 1970 there. SQLite stores it as -Inf."""
 
 
-def _link(row: tuple[Any, ...]) -> Link:
+_DAMAGE = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
+"""What decoding a value of the sync file that is not what mrules wrote raises."""
+
+
+def _damaged(conn: sqlite3.Connection, what: str, e: BaseException) -> SyncDbError:
+    """The error for a value of the sync file that cannot be read, whoever read it: exit 4
+    naming the file and the value (it was an internal error, or a wrong sync, further on)."""
+    path = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), "")
+    reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+    return SyncDbError(
+        f"{printable_path(path or ':memory:')}: the sync file is damaged ({what}: {reason});"
+        " restore it from a backup"
+    )
+
+
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise TypeError(f"not text: {str(value)[:40]!r}")
+    return value
+
+
+def _number(value: object) -> float:
+    """A time or a count stored as a number (SQLite keeps -Inf for NOT_WAITING)."""
+    if type(value) not in (int, float) or math.isnan(value):  # type: ignore[arg-type]
+        raise TypeError(f"not a number: {str(value)[:40]!r}")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _time(value: object) -> float:
+    t = _number(value)
+    if not math.isfinite(t):
+        raise ValueError(f"not a time: {t!r}")
+    return t
+
+
+def _json(value: object, kind: type, loads: Any = orjson.loads) -> Any:
+    """`value` decoded, of the JSON kind `kind`. Work and facts are read by the stdlib's
+    `json` (as they are written): it keeps integers beyond 64 bits exact."""
+    if type(value) is not str and type(value) is not bytes:
+        raise TypeError(f"not JSON text: {str(value)[:40]!r}")
+    decoded = loads(value)
+    if not isinstance(decoded, kind):
+        raise TypeError(f"not a JSON {kind.__name__}")
+    return decoded
+
+
+def _work(text: object) -> list[dict[str, Any]]:
+    """A queue row's work: a JSON list of objects."""
+    work = _json(text, list, json.loads)
+    for w in work:
+        if not isinstance(w, dict):
+            raise TypeError("a work item is not a JSON object")
+    return work  # type: ignore[no-any-return]
+
+
+def _link(row: tuple[Any, ...], conn: sqlite3.Connection) -> Link:
     """A link from its row (object, crm id, base, times, deleted)."""
-    loads = orjson.loads
-    return (row[0], row[1], loads(row[2]), loads(row[3]), bool(row[4]))
+    try:
+        times = _json(row[3], dict)
+        for t in times.values():
+            _number(t)
+        return _text(row[0]), _text(row[1]), _json(row[2], dict), times, bool(row[4])
+    except _DAMAGE as e:
+        raise _damaged(conn, "a link", e) from None
 
 
 _IN = 500
@@ -133,7 +196,7 @@ class PlanLinks:
         if c is not None:
             return c[0]
         row = self._row(prospect)
-        return default if row is None else _link(row)
+        return default if row is None else _link(row, self.conn)
 
     def __getitem__(self, prospect: str) -> Link:
         v = self.get(prospect)
@@ -174,7 +237,7 @@ class PlanLinks:
             for row in rows:
                 c = changes.get(row[0])
                 if c is None:
-                    yield row[0], _link(row[1:]), False
+                    yield row[0], _link(row[1:], self.conn), False
                 else:
                     yield row[0], c[0], c[1]
         for k, c in changes.items():
@@ -290,8 +353,9 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-class SyncDbError(Exception):
-    """The sync file cannot be used (not an mrules sync file, damaged, unwritable)."""
+class SyncDbError(StoreError):
+    """The sync file cannot be used (not an mrules sync file, damaged, unwritable). A
+    StoreError: where no command says otherwise, exit 4 with the message."""
 
 
 def default_sync_path(store_path: str | Path) -> Path:
@@ -391,20 +455,32 @@ class SyncDb:
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
+    def _meta_number(self, key: str) -> float | None:
+        v = self.meta(key)
+        if v is None or v == "":
+            return None
+        try:
+            return _time(float(_text(v)))
+        except _DAMAGE as e:
+            raise _damaged(self.conn, f"meta {key}", e) from None
+
     @property
     def generation(self) -> int:
         """Bumped by every apply: a plan made before another apply is stale."""
-        return int(self.meta("generation", "0") or 0)
+        return int(self._meta_number("generation") or 0)
 
     @property
     def work_seq(self) -> int:
         """The last seq of the store's pending CRM work taken into the queue."""
-        return int(self.meta("work_seq", "0") or 0)
+        return int(self._meta_number("work_seq") or 0)
 
     @property
     def last_cycle(self) -> float | None:
-        v = self.meta("last_cycle")
-        return None if v is None else float(v)
+        return self._meta_number("last_cycle")
+
+    def api_calls(self) -> int:
+        """The CRM API calls the cycles made (their running total)."""
+        return int(self._meta_number("api_calls") or 0)
 
     def retry_mark(self) -> int:
         """The latest `sync retry` mark: each retry marks its errors with a number above
@@ -441,7 +517,7 @@ class SyncDb:
     def links(self) -> dict[str, Link]:
         """Every link, read whole (tests and small files; a plan looks links up: `plan_links`)."""
         return {
-            row[0]: _link(row[1:])
+            row[0]: _link(row[1:], self.conn)
             for row in self.conn.execute(
                 "SELECT prospect, object, crm_id, base, times, deleted FROM link"
             )
@@ -456,18 +532,22 @@ class SyncDb:
         row = self.conn.execute(
             "SELECT object, crm_id, base, times, deleted FROM link WHERE prospect = ?", (email,)
         ).fetchone()
-        return None if row is None else _link(row)
+        return None if row is None else _link(row, self.conn)
 
     def queue(self) -> dict[str, tuple[list[dict[str, Any]], float, int, float]]:
         # Work that never failed (no attempts) does not back off, whatever its `next_try`
         # (files written before NOT_WAITING have 0 there: 1970, after any earlier cycle).
-        return {
-            p: (json.loads(w), since, attempts, next_try if attempts else NOT_WAITING)
-            for p, w, since, attempts, next_try in self.conn.execute(
-                "SELECT prospect, work, since, attempts, next_try FROM queue"
-                " ORDER BY since, prospect"
-            )
-        }
+        out: dict[str, tuple[list[dict[str, Any]], float, int, float]] = {}
+        for p, w, since, attempts, next_try in self.conn.execute(
+            "SELECT prospect, work, since, attempts, next_try FROM queue ORDER BY since, prospect"
+        ):
+            try:
+                work = _work(w)
+                out[_text(p)] = (work, _time(since), int(_number(attempts)),
+                                 _number(next_try) if attempts else NOT_WAITING)
+            except _DAMAGE as e:
+                raise _damaged(self.conn, f"the queued work of {str(p)[:40]!r}", e) from None
+        return out
 
     def errors(self) -> list[dict[str, Any]]:
         cols = (
@@ -483,18 +563,36 @@ class SyncDb:
             "retry",
         )
         sql = f"SELECT {', '.join(cols)} FROM error ORDER BY at, prospect, field"
-        return [dict(zip(cols, r, strict=True)) for r in self.conn.execute(sql)]
+        out = []
+        for r in self.conn.execute(sql):
+            try:
+                _text(r[0]), _text(r[3]), _time(r[7])
+            except _DAMAGE as e:
+                raise _damaged(self.conn, f"a held error of {str(r[0])[:40]!r}", e) from None
+            out.append(dict(zip(cols, r, strict=True)))
+        return out
 
     def cursors(self) -> dict[str, tuple[str, str]]:
-        return {o: (m, i) for o, m, i in self.conn.execute("SELECT * FROM cursor")}
+        """Per object, how far the sync read the CRM's changes: (modstamp, last id)."""
+        out = {}
+        for o, m, i in self.conn.execute("SELECT object, modstamp, last_id FROM cursor"):
+            try:
+                parse_datetime(_text(m))
+                out[_text(o)] = (m, _text(i))
+            except _DAMAGE as e:
+                raise _damaged(self.conn, f"the cursor of {str(o)[:40]!r}", e) from None
+        return out
 
     def undelivered(self) -> list[tuple[int, str, dict[str, Any]]]:
-        return [
-            (n, src, json.loads(ev))
-            for n, src, ev in self.conn.execute(
-                "SELECT n, source, event FROM inbound WHERE delivered = 0 ORDER BY n"
-            )
-        ]
+        out = []
+        for n, src, ev in self.conn.execute(
+            "SELECT n, source, event FROM inbound WHERE delivered = 0 ORDER BY n"
+        ):
+            try:
+                out.append((n, _text(src), _json(ev, dict, json.loads)))
+            except _DAMAGE as e:
+                raise _damaged(self.conn, f"inbound fact {n}", e) from None
+        return out
 
     def undelivered_sources(self) -> list[str]:
         """The streams (one a plan) with facts not yet delivered, oldest first."""
@@ -545,8 +643,11 @@ class SyncDb:
         it is pending while its seq is still in the queue (done work leaves the queue).
         """
         queued: set[int] = set()
-        for (work,) in self.conn.execute("SELECT work FROM queue"):
-            queued.update(int(w["seq"]) for w in json.loads(work) if "seq" in w)
+        for p, work in self.conn.execute("SELECT prospect, work FROM queue"):
+            try:
+                queued.update(int(w["seq"]) for w in _work(work) if "seq" in w)
+            except _DAMAGE as e:
+                raise _damaged(self.conn, f"the queued work of {str(p)[:40]!r}", e) from None
         return self.work_seq, queued
 
     def dirty(self) -> set[str]:

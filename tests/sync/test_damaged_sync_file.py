@@ -1,0 +1,88 @@
+"""A sync file damaged in its values (a row of the right shape holding text where a time
+goes, JSON that is not what mrules wrote, a fact that differs from the one the store
+applied): every command that reads the value says the sync file is damaged and which
+value, exit 4. They were internal errors (exit 70) further on."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from tests.sync.world import BOB, T0, World, ev
+
+
+def _synced(tmp_path: Path) -> World:
+    """A world after one cycle: links, a cursor, a held error, facts delivered."""
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB]})
+    w.run(
+        ev(T0, "ann@x.com", asset="Demo"),
+        ev(T0, "bob@x.com", "prospect_update", fields={"company_size": "huge"}),
+    )
+    w.sync("apply")
+    return w
+
+
+ALL = ("status", "plan", "run")
+DAMAGE = [  # (SQL, the value named, the commands that read it)
+    ("UPDATE meta SET value = 'x' WHERE key = 'generation'", "meta generation",
+     ("plan", "run")),
+    ("UPDATE meta SET value = x'00' WHERE key = 'work_seq'", "meta work_seq",
+     ("plan", "run")),
+    ("INSERT OR REPLACE INTO meta VALUES ('last_cycle', 'inf')", "meta last_cycle", ALL),
+    ("UPDATE cursor SET modstamp = 'yesterday'", "the cursor of 'Contact'", ALL),
+    ("INSERT INTO queue VALUES ('ann@x.com', 'not json', 0, 0, 0)",
+     "the queued work of 'ann@x.com'", ALL),
+    ("INSERT INTO queue VALUES ('ann@x.com', '[1]', 0, 0, 0)",
+     "the queued work of 'ann@x.com'", ALL),
+    ("INSERT INTO queue VALUES ('ann@x.com', '[]', 'soon', 0, 0)",
+     "the queued work of 'ann@x.com'", ALL),
+    ("UPDATE error SET at = 'today'", "a held error of 'bob@x.com'", ALL),
+]
+CASES = [(sql, what, command) for sql, what, commands in DAMAGE for command in commands]
+
+
+def _damage(w: World, sql: str) -> None:
+    with sqlite3.connect(w.tmp / "w.sync.db") as conn:  # committed on leaving
+        conn.execute(sql)
+    conn.close()
+
+
+@pytest.mark.parametrize(("sql", "what", "command"), CASES,
+                         ids=[f"{c}-{w}" for _, w, c in CASES])
+def test_a_damaged_value_is_named_with_exit_4(
+    tmp_path: Path, sql: str, what: str, command: str
+) -> None:
+    w = _synced(tmp_path)
+    _damage(w, sql)
+    if command == "status":
+        r = w.cli("sync", "status", "--store", str(w.store))
+    elif command == "plan":
+        r = w.sync("plan", code=None)
+    else:
+        r = w.sync("run", "--until", "2026-11-02T10:00:00Z", code=None)
+    assert r.exit_code == 4, r.output
+    assert f"w.sync.db: the sync file is damaged ({what}: " in r.output
+    assert "restore it from a backup" in r.output and "internal error" not in r.output
+
+
+def test_a_fact_that_differs_from_the_one_applied_is_damage(tmp_path: Path) -> None:
+    # The store applied the cycle's facts; marked undelivered again (a kill between the
+    # two files looks so) and changed, they are not what the store read.
+    w = _synced(tmp_path)
+    _damage(w, "UPDATE inbound SET event = '{}', delivered = 0")
+    r = w.sync("run", "--until", "2026-11-02T10:00:00Z", code=4)
+    assert "the sync file is damaged (its facts of crm-sync:" in r.output
+    assert "are not those the store applied from it" in r.output
+    assert "internal error" not in r.output
+
+
+def test_facts_redelivered_unchanged_are_skipped(tmp_path: Path) -> None:
+    # The same without the change: a redelivery after a kill, which the store skips.
+    w = _synced(tmp_path)
+    before = w.prospects()
+    _damage(w, "UPDATE inbound SET delivered = 0")
+    w.sync("run", "--until", "2026-11-02T10:00:00Z")
+    assert w.prospects() == before
+    assert w.syncdb("SELECT count(*) FROM inbound WHERE delivered = 0") == [(0,)]
