@@ -53,6 +53,8 @@ from mrules.crm.port import (
     WriteResult,
     with_system_fields,
 )
+from mrules.loader import printable_path
+from mrules.storeapi import StoreError
 
 __all__ = ["RECYCLE_DAYS", "CrmFileError", "EmulatedCrm", "LoadIssue", "default_crm_path"]
 
@@ -93,8 +95,13 @@ CREATE TABLE IF NOT EXISTS applied_change (key TEXT PRIMARY KEY, at TEXT NOT NUL
 _FORMAT = "mrules-crm 1"
 
 
-class CrmFileError(Exception):
-    """The CRM file cannot be used: not an mrules CRM, damaged, or unreadable."""
+class CrmFileError(StoreError):
+    """The CRM file cannot be used: not an mrules CRM, damaged, or unreadable. A
+    StoreError: where no command says otherwise, exit 4 with the message."""
+
+
+_DAMAGE = (ValueError, TypeError, AttributeError, KeyError, OverflowError)
+"""What decoding a value of the CRM file that is not what mrules wrote raises."""
 
 
 @dataclass(frozen=True)
@@ -329,13 +336,13 @@ class EmulatedCrm:
     def clock(self) -> dt.datetime | None:
         """The clock as last set, None before any clock is set (`now` is then the wall clock)."""
         value = self._meta("clock")
-        return parse_datetime(value) if value is not None else None
+        return self._time(value, "its clock") if value is not None else None
 
     def now(self) -> dt.datetime:
         """The CRM's clock: the last time set, else the wall clock (to the millisecond)."""
         value = self._meta("clock")
         if value is not None:
-            return parse_datetime(value)
+            return self._time(value, "its clock")
         now = dt.datetime.now(dt.UTC)
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
@@ -343,9 +350,9 @@ class EmulatedCrm:
         """Move the clock to `when`; it never goes back (a SystemModstamp never decreases)."""
         if when.tzinfo is None:
             raise ValueError("the clock needs an aware datetime")
-        current = self._meta("clock")
-        if current is not None and parse_datetime(current) >= when:
-            return parse_datetime(current)
+        current = self.clock()
+        if current is not None and current >= when:
+            return current
         with self._tx():
             self._set_meta("clock", _stamp(when))
         return self.now()
@@ -472,7 +479,7 @@ class EmulatedCrm:
 
     def _record(self, row: sqlite3.Row, fields: Sequence[str] | None = None) -> Record:
         info = self._schema.objects.get(row["sobject"])
-        values = _loads(row["fields"])
+        values = self._fields(row)
         system = self._system(row)
         names = fields if fields is not None else (info.fields if info else values)
         out: dict[str, Any] = {
@@ -483,7 +490,8 @@ class EmulatedCrm:
             sobject=row["sobject"],
             id=row["id"],
             fields=out,
-            system_modstamp=parse_datetime(row["system_modstamp"]),
+            system_modstamp=self._time(row["system_modstamp"],
+                                       f"the SystemModstamp of record {row['id']}"),
             is_deleted=bool(row["is_deleted"]),
         )
 
@@ -506,6 +514,30 @@ class EmulatedCrm:
             "LastModifiedById": row["last_modified_by"],
             "SystemModstamp": row["system_modstamp"],
         }
+
+    def _damaged(self, what: str, e: BaseException) -> CrmFileError:
+        reason = str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+        return CrmFileError(
+            f"{printable_path(str(self.path))}: the CRM file is damaged ({what}: {reason});"
+            " restore it from a backup"
+        )
+
+    def _fields(self, row: sqlite3.Row | tuple[Any, ...], column: str | int = "fields"
+                ) -> dict[str, Any]:
+        """A stored record's fields: a JSON object, else the file is damaged (exit 4)."""
+        try:
+            fields = _loads(row[column])  # type: ignore[index]
+            if not isinstance(fields, dict):
+                raise TypeError("not a JSON object")
+        except _DAMAGE as e:
+            raise self._damaged(f"the fields of record {_id_of(row)}", e) from None
+        return fields
+
+    def _time(self, value: object, what: str) -> dt.datetime:
+        try:
+            return parse_datetime(value)  # type: ignore[arg-type]
+        except _DAMAGE as e:
+            raise self._damaged(what, e) from None
 
     def get(self, id_: str) -> Record | None:
         """One record by id, deleted or not (no API call counted)."""
@@ -590,7 +622,8 @@ class EmulatedCrm:
             (info.name, _stamp(start), _stamp(end), _stamp(earliest)),
         ).fetchall()
         return Deleted(
-            records=[DeletedRecord(r[0], parse_datetime(r[1])) for r in rows],
+            records=[DeletedRecord(r[0], self._time(r[1], f"the deletion time of {r[0]}"))
+                     for r in rows],
             earliest_date_available=earliest,
             latest_date_covered=min(end, self.now()),
         )
@@ -824,7 +857,7 @@ class EmulatedCrm:
     ) -> WriteResult:
         info = self._writable_object(sobject)
         row = self._live_row(values.get("Id"), info)
-        old = _loads(row["fields"])
+        old = self._fields(row)
         if info.name == "Lead" and old.get("IsConverted") and not load:
             raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         given = self._clean(info, {k: v for k, v in values.items() if k != "Id"}, False, load, old)
@@ -1074,7 +1107,7 @@ class EmulatedCrm:
             )
         if row["is_deleted"] and not self._loading_deleted:
             raise CrmError("ENTITY_IS_DELETED", f"{f.label}: entity is deleted", (name,))
-        if row["sobject"] == "User" and not json.loads(row["fields"]).get("IsActive", True):
+        if row["sobject"] == "User" and not self._fields(row).get("IsActive", True):
             raise CrmError(
                 "INACTIVE_OWNER_OR_USER",
                 f"operation performed with inactive user [{value}] as owner of {info.name.lower()}",
@@ -1093,7 +1126,7 @@ class EmulatedCrm:
             lead = merged.get("LeadId")
             if lead and not merged.get("ContactId"):
                 row = self._row(lead)
-                if row is not None and json.loads(row["fields"]).get("IsConverted"):
+                if row is not None and self._fields(row).get("IsConverted"):
                     raise CrmError(
                         "CANNOT_UPDATE_CONVERTED_LEAD",
                         "cannot reference converted lead",
@@ -1101,7 +1134,7 @@ class EmulatedCrm:
                     )
             key = "ContactId" if merged.get("ContactId") else "LeadId"
             for other in self.find_local("CampaignMember", key, merged.get(key)):
-                fields = json.loads(self._row(other)["fields"])  # type: ignore[index]
+                fields = self._fields(self._row(other))  # type: ignore[arg-type]
                 if fields.get("CampaignId") == merged.get("CampaignId"):
                     raise CrmError("DUPLICATE_VALUE", "Already a campaign member.", (key,))
 
@@ -1162,13 +1195,14 @@ class EmulatedCrm:
             for other in self.find_local(
                 "OpportunityContactRole", "OpportunityId", merged.get("OpportunityId")
             ):
-                if other != id18 and json.loads(self._row(other)["fields"]).get("IsPrimary"):  # type: ignore[index]
+                if other != id18 and self._fields(self._row(other)).get(  # type: ignore[arg-type]
+                        "IsPrimary"):
                     self._raw_set(other, {"IsPrimary": False})
 
     def _raw_set(self, id18: str, values: Mapping[str, Any], *, touch: bool = True) -> None:
         row = self._row(id18)
         assert row is not None
-        merged = {**json.loads(row["fields"]), **values}
+        merged = {**self._fields(row), **values}
         now = _stamp(self.now())
         self._conn.execute(
             "UPDATE record SET fields=?, email=?, system_modstamp=max(system_modstamp, ?),"
@@ -1305,7 +1339,7 @@ class EmulatedCrm:
     def _convert(self, c: LeadConvert, by: str | None = None) -> ConvertResult:
         lead_info = self._schema.objects["Lead"]
         row = self._live_row(c.lead_id, lead_info)
-        lead = json.loads(row["fields"])
+        lead = self._fields(row)
         if lead.get("IsConverted"):
             raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         status = c.converted_status or next(s for s, conv in LEAD_STATUSES.items() if conv)
@@ -1350,7 +1384,7 @@ class EmulatedCrm:
                 fill_contact[name] = value
         if c.contact_id:
             crow = self._live_row(c.contact_id, contact_info)
-            if json.loads(crow["fields"]).get("AccountId") != account_id:
+            if self._fields(crow).get("AccountId") != account_id:
                 raise CrmError(
                     "INVALID_CROSS_REFERENCE_KEY",
                     "the contact does not belong to the account given",
@@ -1424,7 +1458,7 @@ class EmulatedCrm:
             assert res.id is not None
             return res.id
         row = self._live_row(existing, self._schema.objects[sobject])
-        old = json.loads(row["fields"])
+        old = self._fields(row)
         blanks = {k: v for k, v in values.items() if old.get(k) in (None, "") or k in overwrite}
         if blanks:
             self._update(sobject, {"Id": row["id"], **blanks}, True, by=by)
@@ -1494,7 +1528,7 @@ class EmulatedCrm:
         if master is not None:
             loaded = self._row(new)
             assert loaded is not None
-            fields = _loads(loaded["fields"])
+            fields = self._fields(loaded)
             if fields.get("MasterRecordId") != master:
                 fields["MasterRecordId"] = master
                 self._conn.execute("UPDATE record SET fields=? WHERE id=?", (_dumps(fields), new))
@@ -1693,7 +1727,7 @@ class EmulatedCrm:
             raise CrmError(
                 "INVALID_ARGUMENT", "a merge takes one or two records besides the master"
             )
-        if sobject == "Lead" and json.loads(row["fields"]).get("IsConverted"):
+        if sobject == "Lead" and self._fields(row).get("IsConverted"):
             raise CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         now = _stamp(self.now())
         for loser in losers:
@@ -1708,7 +1742,7 @@ class EmulatedCrm:
                 for cid in self.find_local(child, ref, other["id"]):
                     crow = self._row(cid)
                     assert crow is not None
-                    fields = json.loads(crow["fields"])
+                    fields = self._fields(crow)
                     if child == "CampaignMember" and self._member_of(
                         fields.get("CampaignId"), ref, row["id"]
                     ):
@@ -1724,7 +1758,7 @@ class EmulatedCrm:
 
     def _member_of(self, campaign: Any, ref: str, person: str) -> bool:
         return any(
-            json.loads(r[0]).get(ref) == person
+            self._fields(r, 0).get(ref) == person
             for r in self._conn.execute(
                 "SELECT fields FROM record WHERE sobject='CampaignMember' AND NOT is_deleted"
                 " AND json_extract(fields, '$.CampaignId') = ?",
@@ -1738,6 +1772,14 @@ def _failed(error: CrmError) -> WriteResult:
 
 
 _loads = orjson.loads
+
+
+def _id_of(row: Any) -> str:
+    """A stored record's id, as a damage message names it ('?' without one)."""
+    try:
+        return str(row["id"])
+    except (IndexError, KeyError, TypeError):
+        return "?"
 
 
 def _dumps(values: Mapping[str, Any]) -> str:
