@@ -181,6 +181,31 @@ def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str)
                 read()
 
 
+def test_a_names_id_far_past_the_table_is_damage_not_a_huge_list(db: Path) -> None:
+    # Ids are given in turn from 1. One of 2**62 made the reader grow its list of names
+    # to that size: a MemoryError (an internal error) where the store is damaged.
+    with Store.open(db) as s:
+        s.commit(full_batch(line=3))
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE names SET id = 4611686018427387904 WHERE id = (SELECT max(id)"
+                    " FROM names)")
+    raw.close()
+    with Store.open(db) as s, pytest.raises(StoreError, match=r"damaged \(a name's id"):
+        list(s.ledger())
+
+
+def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
+    with Store.open(db) as s:
+        s.commit(full_batch(line=3))
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE history SET seq = x'00ff' WHERE seq IS NOT NULL")
+    raw.close()
+    with Store.open(db) as s:
+        for read in (lambda: list(s.ledger()), lambda: list(s.ledger(after_seq=1))):
+            with pytest.raises(StoreError, match="a history row cannot be read: its seq is"):
+                read()
+
+
 def test_shared_none_leaves_shared_state(store: Store) -> None:
     store.commit(Batch("-", 1, 1.0, shared={"k": "1"}))
     store.commit(Batch("-", 2, 2.0, shared=None))

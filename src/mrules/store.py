@@ -1137,6 +1137,8 @@ class Store:
             for i, text in rows:
                 if type(i) is not int or i < 0 or type(text) is not str:
                     raise self.damaged_value(f"name {i}", text)
+                if i > len(rows):  # ids are given in turn from 1: a gap this wide is damage
+                    raise self.damaged_value(f"a name's id ({len(rows)} names)", i)
             names.load(iter(rows))
             self._names = names
         return self._names
@@ -1165,6 +1167,8 @@ class Store:
                     type(ts) is not float or not _YEARS_1_TO_9999[0] <= ts <= _YEARS_1_TO_9999[1]
                 ):
                     raise TypeError(f"its time is {str(ts)[:40]!r}")  # damage: no date holds it
+                if seq is not None and type(seq) is not int:
+                    raise TypeError(f"its seq is {str(seq)[:40]!r}")
                 if type(visitor) is int:
                     visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)

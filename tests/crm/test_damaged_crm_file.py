@@ -1,6 +1,7 @@
 """A local CRM file damaged in its values (a record's fields that are not a JSON object,
-a SystemModstamp or the clock that is no time): the command that reads the value says
-the CRM file is damaged, which value, exit 4. They were internal errors (exit 70)."""
+a system field of the wrong kind, a SystemModstamp or the clock that is no time): the
+command that reads the value says the CRM file is damaged, which value, exit 4. They
+were internal errors (exit 70)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,18 @@ def test_a_modstamp_that_is_no_time(store: Path) -> None:
     contact = _damage(store, "UPDATE record SET system_modstamp = 'later' WHERE id = '{id}'")
     _damaged(mrules("crm", "export", "--store", store),
              f"the SystemModstamp of record {contact}: ")
+
+
+@pytest.mark.parametrize(("column", "value", "what"), [
+    ("created_by", "x'00ff'", "the CreatedById of record"),
+    ("last_modified_date", "'tuesday'", "the LastModifiedDate of record"),
+    ("created_date", "12", "the CreatedDate of record"),
+])
+def test_a_system_field_of_the_wrong_kind(store: Path, column: str, value: str, what: str
+                                          ) -> None:
+    # Exported as they are: a blob was a TypeError in the JSON writer (an internal error).
+    contact = _damage(store, f"UPDATE record SET {column} = {value} WHERE id = '{{id}}'")
+    _damaged(mrules("crm", "export", "--store", store), f"{what} {contact}: ")
 
 
 def test_a_clock_that_is_no_time(store: Path) -> None:

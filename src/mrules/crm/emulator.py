@@ -481,6 +481,12 @@ class EmulatedCrm:
         info = self._schema.objects.get(row["sobject"])
         values = self._fields(row)
         system = self._system(row)
+        for name in _TIMES:
+            self._time(system[name], f"the {name} of record {_id_of(row)}")
+        for name in ("Id", "CreatedById", "LastModifiedById"):
+            if type(system[name]) is not str:
+                raise self._damaged(f"the {name} of record {_id_of(row)}",
+                                    TypeError(f"not text: {str(system[name])[:40]!r}"))
         names = fields if fields is not None else (info.fields if info else values)
         out: dict[str, Any] = {
             name: system[name] if name in system else values.get(name) for name in names
@@ -490,8 +496,7 @@ class EmulatedCrm:
             sobject=row["sobject"],
             id=row["id"],
             fields=out,
-            system_modstamp=self._time(row["system_modstamp"],
-                                       f"the SystemModstamp of record {row['id']}"),
+            system_modstamp=parse_datetime(row["system_modstamp"]),  # checked above
             is_deleted=bool(row["is_deleted"]),
         )
 
@@ -1772,6 +1777,10 @@ def _failed(error: CrmError) -> WriteResult:
 
 
 _loads = orjson.loads
+
+
+_TIMES = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
+"""A stored record's system times (text columns), as `_system` names them."""
 
 
 def _id_of(row: Any) -> str:

@@ -79,10 +79,18 @@ def _number(value: object) -> float:
 
 
 def _time(value: object) -> float:
+    """A time (POSIX seconds) within the years 1 to 9999, which every date can hold."""
     t = _number(value)
-    if not math.isfinite(t):
+    if not -62135596800.0 <= t <= 253402300799.0:
         raise ValueError(f"not a time: {t!r}")
     return t
+
+
+def _count(value: float) -> int:
+    """A count or a sequence number: a whole number from 0 to 2**53."""
+    if not (value == value // 1 and 0 <= value <= 2.0**53):
+        raise ValueError(f"not a count: {value!r}")
+    return int(value)
 
 
 def _json(value: object, kind: type, loads: Any = orjson.loads) -> Any:
@@ -455,32 +463,32 @@ class SyncDb:
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
-    def _meta_number(self, key: str) -> float | None:
+    def _meta_number(self, key: str, check: Any) -> float | None:
         v = self.meta(key)
         if v is None or v == "":
             return None
         try:
-            return _time(float(_text(v)))
+            return float(check(float(_text(v))))
         except _DAMAGE as e:
             raise _damaged(self.conn, f"meta {key}", e) from None
 
     @property
     def generation(self) -> int:
         """Bumped by every apply: a plan made before another apply is stale."""
-        return int(self._meta_number("generation") or 0)
+        return int(self._meta_number("generation", _count) or 0)
 
     @property
     def work_seq(self) -> int:
         """The last seq of the store's pending CRM work taken into the queue."""
-        return int(self._meta_number("work_seq") or 0)
+        return int(self._meta_number("work_seq", _count) or 0)
 
     @property
     def last_cycle(self) -> float | None:
-        return self._meta_number("last_cycle")
+        return self._meta_number("last_cycle", _time)
 
     def api_calls(self) -> int:
         """The CRM API calls the cycles made (their running total)."""
-        return int(self._meta_number("api_calls") or 0)
+        return int(self._meta_number("api_calls", _count) or 0)
 
     def retry_mark(self) -> int:
         """The latest `sync retry` mark: each retry marks its errors with a number above
