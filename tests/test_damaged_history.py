@@ -126,3 +126,24 @@ def test_damaged_state_is_a_store_error(
         assert res.exit_code == 4 and "leung@example.com" in res.output
     if damage in ("the clock", "a stream position") and command[0] == "run":
         assert res.exit_code == 4  # a run starts from both
+
+
+@pytest.mark.parametrize(("args", "step"), [
+    ('{"points": 5}', "a rule matched step"),  # its count gone
+    ("{}", None),  # whichever step comes first that needs an argument
+])
+def test_a_step_without_the_argument_explain_reads_is_damage(
+    good_store: Path, tmp_path: Path, args: str, step: str | None
+) -> None:
+    store = tmp_path / "s.db"
+    shutil.copy(good_store, store)
+    with sqlite3.connect(store) as raw:
+        target = "count" if step else "%"
+        raw.execute("UPDATE names SET text = ? WHERE text LIKE ?", (args, f'{{"{target}"%'))
+    raw.close()
+    res = CliRunner().invoke(main, ["explain", "leung@example.com", "--store", str(store)])
+    assert res.exit_code == 4, res.output
+    assert "is damaged" in res.output and "internal error" not in res.output
+    if step:  # (`{}` everywhere: the store's reader already misses a score's points)
+        assert f"the store is damaged: {step} (seq " in res.output and " has no count" in (
+            res.output)

@@ -206,6 +206,19 @@ def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
                 read()
 
 
+def test_a_steps_args_that_are_not_an_object_are_damage(db: Path) -> None:
+    # A step's args are a names id of their JSON text: a text changed to `-1` gave readers
+    # an int where they read keys (explain's AttributeError, an internal error).
+    with Store.open(db) as s:
+        s.commit(full_batch(line=3))
+    with sqlite3.connect(db) as raw:
+        changed = raw.execute("UPDATE names SET text = '-1' WHERE text LIKE '{%'").rowcount
+    raw.close()
+    assert changed
+    with Store.open(db) as s, pytest.raises(StoreError, match="args are not a JSON object"):
+        list(s.ledger())
+
+
 def test_shared_none_leaves_shared_state(store: Store) -> None:
     store.commit(Batch("-", 1, 1.0, shared={"k": "1"}))
     store.commit(Batch("-", 2, 2.0, shared=None))

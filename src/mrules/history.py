@@ -522,12 +522,14 @@ def unpack(
             current += v[i]
             i += 1
         ref, action, args = v[i], v[i + 1], v[i + 2]
-        args_value = _loads(text(args)) if type(args) is int else args[0]
+        args_value: Any = _loads(text(args)) if type(args) is int else args[0]
+        if args_value is not None and type(args_value) is not dict:  # damage: readers
+            raise ValueError(f"a step's args are not a JSON object: {str(args_value)[:40]!r}")
         if action < 0:
             name = text(-action)
             if name == _SCORE:
                 before = v[i + 3]
-                after = before + args_value["points"]
+                after = before + (args_value or {})["points"]  # none: KeyError, damage
                 i += 4
             else:
                 before, after = _IMPLIED.get(name, (None, prospect))

@@ -42,6 +42,8 @@ DAMAGE = [  # (SQL, the value named, the commands that read it)
     ("INSERT INTO queue VALUES ('ann@x.com', '[]', 'soon', 0, 0)",
      "the queued work of 'ann@x.com'", ALL),
     ("UPDATE error SET at = 'today'", "a held error of 'bob@x.com'", ALL),
+    ("INSERT OR REPLACE INTO meta VALUES ('store_seq', '[1]')", "meta store_seq",
+     ("plan", "run")),
 ]
 CASES = [(sql, what, command) for sql, what, commands in DAMAGE for command in commands]
 
@@ -89,3 +91,16 @@ def test_facts_redelivered_unchanged_are_skipped(tmp_path: Path) -> None:
     w.sync("run", "--until", "2026-11-02T10:00:00Z")
     assert w.prospects() == before
     assert w.syncdb("SELECT count(*) FROM inbound WHERE delivered = 0") == [(0,)]
+
+
+def test_a_damaged_prospect_state_read_by_a_plan_is_named(tmp_path: Path) -> None:
+    # A plan reads prospect states itself (their JSON, not decoded prospects).
+    w = _synced(tmp_path)
+    with sqlite3.connect(w.store) as conn:
+        conn.execute("UPDATE prospects SET state = x'00ff' WHERE email = 'ann@x.com'")
+    conn.close()
+    for command in (("plan",), ("run", "--until", "2026-11-02T10:00:00Z")):
+        r = w.sync(*command, code=4)
+        assert "the store is damaged: the stored state of prospect ann@x.com cannot be read" in (
+            r.output)
+        assert "internal error" not in r.output

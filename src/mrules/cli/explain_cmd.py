@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_USAGE, READ_STORE, SYNC_PATH, email_or_exit, fail
+from mrules.cli.common import EXIT_STORE, EXIT_USAGE, READ_STORE, SYNC_PATH, email_or_exit, fail
 from mrules.cli.run_cmd import open_store
 from mrules.cli.state_cmd import stdout_or_exit
 from mrules.events import prospect_key
@@ -26,6 +26,32 @@ __all__ = ["COMMANDS", "explanation"]
 
 
 _ACTIONS = {a.value: a for a in Action}  # an action this mrules does not know stays text
+
+
+# The argument each action's explanation reads, and its type: every step the engine
+# writes has it. A step without it was damaged in the store (a name's text changed).
+_NEEDS: dict[str, tuple[str, type]] = {
+    Action.SCORE: ("points", int),
+    Action.ADD_TO_LIST: ("list", str),
+    Action.REMOVE_FROM_LIST: ("list", str),
+    Action.ADD_TAG: ("tag", str),
+    Action.REMOVE_TAG: ("tag", str),
+    Action.SET_FIELD: ("field", str),
+    Action.RULE_MATCHED: ("count", int),
+}
+
+
+def damaged_steps(rows: list[dict[str, Any]]) -> str | None:
+    """What is wrong with the first step that lacks the argument its explanation reads."""
+    for r in rows:
+        need = _NEEDS.get(r["action"])
+        if need is None:
+            continue
+        key, kind = need
+        value = (r["args"] or {}).get(key)
+        if type(value) is not kind:
+            return f"a {r['action']} step (seq {r['seq']}) has no {key}: {r['args']!r:.60}"
+    return None
 
 
 def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -121,7 +147,7 @@ def render(ex: dict[str, Any]) -> str:
     if a is None:
         out.append("  unassigned")
     else:
-        out.append(f"  {a['args'].get('to')} {a['after']}: {_cause(a)}")
+        out.append(f"  {(a['args'] or {}).get('to')} {a['after']}: {_cause(a)}")
     out.append("\nFields:" + ("" if ex["fields"] else " none"))
     for r in ex["fields"]:
         out.append(f"  {r['args']['field']} = {orjson.dumps(r['after']).decode()}: {_cause(r)}")
@@ -207,6 +233,9 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
             click.echo(render_timeline(t))
         return
     rows = [action_record(r) for r in entries]
+    wrong = damaged_steps(rows)
+    if wrong is not None:
+        fail(f"the store is damaged: {wrong}; restore {store.path} from a backup", EXIT_STORE)
     ex = explanation(state, rows)
     if fmt == "json":
         out.write(orjson.dumps(ex, option=orjson.OPT_INDENT_2) + b"\n")

@@ -854,7 +854,7 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
         # reacted are marked for it instead, a committed batch at a time (a mark too many
         # after a crash only makes the next plan look at a prospect again), and its store
         # position moves past the run.
-        caught_up = db.meta("store_seq") == str(store.max_seq())
+        caught_up = db.store_seq == store.max_seq()
 
         def seen(batch: Any) -> None:
             reacted = sorted(set(_reacted(batch)))

@@ -486,6 +486,12 @@ class SyncDb:
     def last_cycle(self) -> float | None:
         return self._meta_number("last_cycle", _time)
 
+    @property
+    def store_seq(self) -> int | None:
+        """The store's seq the last plan read the ledger up to (None: read it all)."""
+        v = self._meta_number("store_seq", _count)
+        return None if v is None else int(v)
+
     def api_calls(self) -> int:
         """The CRM API calls the cycles made (their running total)."""
         return int(self._meta_number("api_calls", _count) or 0)

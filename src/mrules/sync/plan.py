@@ -21,7 +21,7 @@ import orjson
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
-from mrules.state import Codecs, Prospect
+from mrules.state import Codecs, DamagedState, Prospect
 from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
 from mrules.sync.db import NOT_WAITING, SyncDb
@@ -382,8 +382,22 @@ class ProspectView:
 
 
 def _view(email: str, data: bytes, codecs: Codecs) -> ProspectView:
-    raw = orjson.loads(data)
+    try:
+        raw = orjson.loads(data)
+        if type(raw) is not dict:
+            raise TypeError("not a JSON object")
+    except (ValueError, TypeError) as e:  # what Prospect.from_json says of such bytes
+        raise DamagedState(
+            f"the stored state of prospect {email} cannot be read ({type(e).__name__}:"
+            f" {str(e)[:80]})"
+        ) from None
     if "c" in raw:
+        for key, kind in (("f", dict), ("sp", dict)):
+            if raw.get(key) is not None and type(raw[key]) is not kind:
+                raise DamagedState(
+                    f"the stored state of prospect {email} cannot be read ({key} is not a"
+                    f" JSON {kind.__name__})"
+                )
         return ProspectView(email, raw)
     return ProspectView.of(Prospect.from_json(data, codecs, email))  # a schema 1 row
 
@@ -503,9 +517,9 @@ def make_plan(
     # waiting or in error.
     # The facts the sync itself handed the engine (`event` steps of its streams) are in the
     # base already; what rules did in reply to them is not, and is looked at.
-    last_seq = db.meta("store_seq")
+    last_seq = db.store_seq
     retry_mark = db.retry_mark()  # before the errors are read: a later mark is not seen
-    full = last_seq is None or int(last_seq) > store.max_seq()
+    full = last_seq is None or last_seq > store.max_seq()
     touched: set[str] = set()
     dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
     if not full:
