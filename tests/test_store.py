@@ -169,12 +169,19 @@ def test_upserts_replace_and_first_seen_keeps_the_first(store: Store) -> None:
     }
 
 
-@pytest.mark.parametrize("value", ["'abc'", "X'FF'", "1e999"])
-def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str) -> None:
+def _damaged(db: Path, sql: str) -> int:
+    """A committed store, then `sql` run on its file as damage would; rows changed."""
     with Store.open(db) as s:
         s.commit(full_batch(line=3))
     with sqlite3.connect(db) as raw:
-        raw.execute(f"UPDATE rules SET first_seen = {value} WHERE key = 'completion:Demande'")
+        changed = raw.execute(sql).rowcount
+    raw.close()
+    return changed
+
+
+@pytest.mark.parametrize("value", ["'abc'", "X'FF'", "1e999"])
+def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str) -> None:
+    _damaged(db, f"UPDATE rules SET first_seen = {value} WHERE key = 'completion:Demande'")
     with Store.open(db) as s:
         for read in (s.rules_first_seen, lambda: list(s.rules())):
             with pytest.raises(StoreError, match="when rule completion:Demande was first seen"):
@@ -184,22 +191,14 @@ def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str)
 def test_a_names_id_far_past_the_table_is_damage_not_a_huge_list(db: Path) -> None:
     # Ids are given in turn from 1. One of 2**62 made the reader grow its list of names
     # to that size: a MemoryError (an internal error) where the store is damaged.
-    with Store.open(db) as s:
-        s.commit(full_batch(line=3))
-    with sqlite3.connect(db) as raw:
-        raw.execute("UPDATE names SET id = 4611686018427387904 WHERE id = (SELECT max(id)"
-                    " FROM names)")
-    raw.close()
+    _damaged(db, "UPDATE names SET id = 4611686018427387904 WHERE id = (SELECT max(id)"
+             " FROM names)")
     with Store.open(db) as s, pytest.raises(StoreError, match=r"damaged \(a name's id"):
         list(s.ledger())
 
 
 def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
-    with Store.open(db) as s:
-        s.commit(full_batch(line=3))
-    with sqlite3.connect(db) as raw:
-        raw.execute("UPDATE history SET seq = x'00ff' WHERE seq IS NOT NULL")
-    raw.close()
+    _damaged(db, "UPDATE history SET seq = x'00ff' WHERE seq IS NOT NULL")
     with Store.open(db) as s:
         for read in (lambda: list(s.ledger()), lambda: list(s.ledger(after_seq=1))):
             with pytest.raises(StoreError, match="a history row cannot be read: its seq is"):
@@ -209,12 +208,7 @@ def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
 def test_a_steps_args_that_are_not_an_object_are_damage(db: Path) -> None:
     # A step's args are a names id of their JSON text: a text changed to `-1` gave readers
     # an int where they read keys (explain's AttributeError, an internal error).
-    with Store.open(db) as s:
-        s.commit(full_batch(line=3))
-    with sqlite3.connect(db) as raw:
-        changed = raw.execute("UPDATE names SET text = '-1' WHERE text LIKE '{%'").rowcount
-    raw.close()
-    assert changed
+    assert _damaged(db, "UPDATE names SET text = '-1' WHERE text LIKE '{%'")
     with Store.open(db) as s, pytest.raises(StoreError, match="args are not a JSON object"):
         list(s.ledger())
 
