@@ -1,7 +1,7 @@
 """A local CRM file damaged in its values (a record's fields that are not a JSON object,
-a system field of the wrong kind, a SystemModstamp or the clock that is no time): the
-command that reads the value says the CRM file is damaged, which value, exit 4. They
-were internal errors (exit 70)."""
+a system field of the wrong kind, a SystemModstamp or the clock that is no time, a count
+that is no number): the command that reads the value says the CRM file is damaged,
+which value, exit 4. They were internal errors (exit 70)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,17 @@ def test_a_clock_that_is_no_time(store: Path) -> None:
     _damaged(mrules("sync", "plan", "--rules", rules, "--store", store), "its clock: ")
     _damaged(mrules("sync", "run", "--rules", rules, "--store", store, "--until",
                     "2027-01-01T00:00:00Z"), "its clock: ")
+
+
+def test_a_count_that_is_no_number(store: Path) -> None:
+    # The API calls of the CRM's day, counted in its meta table.
+    with sqlite3.connect(store.with_name("g.crm.db")) as conn:
+        (clock,) = conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
+        day = f"api:{clock[:10]}"
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, '[1]')", (day,))
+    conn.close()
+    _damaged(mrules("sync", "plan", "--rules", EXAMPLE / "rules", "--store", store),
+             f"its {day}: ")
 
 
 def test_an_undamaged_file_exports(store: Path) -> None:

@@ -359,7 +359,7 @@ class EmulatedCrm:
 
     def _count_call(self) -> None:
         day = self.now().date().isoformat()
-        used = int(self._meta(f"api:{day}") or 0)
+        used = self._meta_count(f"api:{day}")
         limit = int(self.org.get("api_daily_limit", DEFAULT_API_LIMIT))
         if used >= limit:
             raise CrmCallError(
@@ -376,7 +376,7 @@ class EmulatedCrm:
         """Calls counted today (on the CRM's clock) against `api_daily_limit` (default 15,000)."""
         day = self.now().date().isoformat()
         return ApiUsage(
-            used=int(self._meta(f"api:{day}") or 0),
+            used=self._meta_count(f"api:{day}"),
             limit=int(self.org.get("api_daily_limit", DEFAULT_API_LIMIT)),
             calls_made=self._calls,
         )
@@ -385,7 +385,7 @@ class EmulatedCrm:
 
     def _new_id(self, info: ObjectInfo) -> str:
         key = f"counter:{info.key_prefix}"
-        n = int(self._meta(key) or 0)
+        n = self._meta_count(key)
         while True:
             n += 1
             new = make_id(info.key_prefix, n)
@@ -537,6 +537,17 @@ class EmulatedCrm:
         except _DAMAGE as e:
             raise self._damaged(f"the fields of record {_id_of(row)}", e) from None
         return fields
+
+    def _meta_count(self, key: str) -> int:
+        """A count kept in `meta` (API calls of a day, the last number of an id prefix)."""
+        value = self._meta(key)
+        try:
+            n = int(value or 0)
+            if not 0 <= n <= 2**53:
+                raise ValueError(f"not a count: {n}")
+        except _DAMAGE as e:
+            raise self._damaged(f"its {key}", e) from None
+        return n
 
     def _time(self, value: object, what: str) -> dt.datetime:
         try:
