@@ -1,7 +1,7 @@
 """A local CRM file damaged in its values (a record's fields that are not a JSON object,
 a system field of the wrong kind, a SystemModstamp or the clock that is no time, a count
-that is no number): the command that reads the value says the CRM file is damaged,
-which value, exit 4. They were internal errors (exit 70)."""
+that is no number, a member status that is no text): the command that reads the value
+says the CRM file is damaged, which value, exit 4. They were internal errors (exit 70)."""
 
 from __future__ import annotations
 
@@ -94,6 +94,18 @@ def test_a_count_that_is_no_number(store: Path) -> None:
     conn.close()
     _damaged(mrules("sync", "plan", "--rules", EXAMPLE / "rules", "--store", store),
              f"its {day}: ")
+
+
+def test_a_member_status_label_that_is_not_text(store: Path) -> None:
+    # Exported with its campaign: a blob was the JSON writer's TypeError.
+    with sqlite3.connect(store.with_name("g.crm.db")) as conn:
+        campaign, label = conn.execute(
+            "SELECT campaign_id, label FROM member_status LIMIT 1").fetchone()
+        conn.execute("UPDATE member_status SET label = x'' WHERE campaign_id = ? AND label = ?",
+                     (campaign, label))
+    conn.close()
+    _damaged(mrules("crm", "export", "--store", store),
+             f"a member status of campaign {campaign}: ")
 
 
 def test_an_undamaged_file_exports(store: Path) -> None:

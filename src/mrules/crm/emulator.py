@@ -1234,13 +1234,20 @@ class EmulatedCrm:
             " ORDER BY sort_order",
             (campaign_id,),
         ).fetchall()
-        return {r[0]: bool(r[1]) for r in rows}
+        return {self._label(r[0], campaign_id): bool(r[1]) for r in rows}
+
+    def _label(self, label: object, campaign_id: object) -> str:
+        """A member status's label as stored: text, else the file is damaged (exit 4)."""
+        if type(label) is not str:
+            raise self._damaged(f"a member status of campaign {campaign_id}",
+                                TypeError(f"not text: {str(label)[:40]!r}"))
+        return label
 
     def _default_member_status(self, campaign_id: Any) -> str | None:
         row = self._conn.execute(
             "SELECT label FROM member_status WHERE campaign_id=? AND is_default", (campaign_id,)
         ).fetchone()
-        return row[0] if row else None
+        return self._label(row[0], campaign_id) if row else None
 
     def set_member_statuses(
         self, campaign_id: str, statuses: Sequence[tuple[str, bool, bool]]
@@ -1266,7 +1273,7 @@ class EmulatedCrm:
             " ORDER BY sort_order",
             (campaign_id,),
         ).fetchall()
-        return [(r[0], bool(r[1]), bool(r[2])) for r in rows]
+        return [(self._label(r[0], campaign_id), bool(r[1]), bool(r[2])) for r in rows]
 
     # deletes
 
