@@ -54,7 +54,7 @@ from mrules.pathkind import special_file_kind
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.sqlitefiles import refuse_writes
 from mrules.state import Codecs, Prospect
-from mrules.storeapi import StoreError, StoreLocked, StorePathError
+from mrules.storeapi import YEARS_1_TO_9999, StoreError, StoreLocked, StorePathError
 from mrules.vocab import ASSET_EVENTS
 
 __all__ = [
@@ -91,7 +91,7 @@ APPLICATION_ID = 0x6D72756C
 sqlite3.register_adapter(bytes, bytes)
 sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # a C call
 
-_YEARS_1_TO_9999 = (-62_135_596_800.0, 253_402_300_799.0)  # the epoch times a date can show
+_YEARS_1_TO_9999 = YEARS_1_TO_9999  # the epoch times a date can show
 _LOCK_POLL = 0.05  # seconds between tries when waiting for the lock with a timeout
 _BUSY_TIMEOUT_MS = 10_000  # for SQLite's own locks (a reader checkpointing, a sqlite3 shell)
 _CACHE_KIB = 65_536  # the writer's page cache: index pages of a 200,000-event run stay in memory

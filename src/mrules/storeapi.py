@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from mrules.store import Batch
 
 __all__ = [
-    "MEMORY", "StateStore", "StoreError", "StoreLocked", "StorePathError", "open_store",
+    "MEMORY", "YEARS_1_TO_9999", "StateStore", "StoreError", "StoreLocked", "StorePathError",
+    "open_store",
 ]
 
 MEMORY = ":memory:"
+YEARS_1_TO_9999 = (-62_135_596_800.0, 253_402_300_799.0)
+"""The POSIX times a date can show: a stored time outside them is damage."""
 """The `--store` value that asks for an in-memory store."""
 
 

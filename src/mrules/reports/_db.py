@@ -23,6 +23,7 @@ from typing import Any
 from mrules.sqlitefiles import reading_uri, refuse_writes
 from mrules.state import DamagedState
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
+from mrules.storeapi import YEARS_1_TO_9999
 from mrules.sync.db import default_sync_path
 from mrules.timetext import utc_seconds_text, utc_text
 
@@ -97,7 +98,10 @@ SELECT id, email, json_extract(j, '$.c'), json_extract(j, '$.aa'), json_extract(
 FROM (SELECT id, email, CAST(state AS TEXT) AS j FROM main.prospects WHERE state IS NOT NULL)
 """
 # A time: a number within the years 1 to 9999 (what event times can be; inf is beyond).
-_TIME_OK = "(typeof({0}) IN ('integer', 'real') AND {0} BETWEEN -62135596800 AND 253402300799)"
+_TIME_OK = (
+    "(typeof({0}) IN ('integer', 'real') AND {0} BETWEEN"
+    f" {YEARS_1_TO_9999[0]:.0f} AND {YEARS_1_TO_9999[1]:.0f})"
+)
 _DAMAGED = f"""
 SELECT email, CASE
   WHEN created IS NULL THEN 'no creation time'

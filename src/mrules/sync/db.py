@@ -29,7 +29,7 @@ import orjson
 from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
 from mrules.sqlitefiles import reading_uri, refuse_writes
-from mrules.storeapi import StoreError
+from mrules.storeapi import YEARS_1_TO_9999, StoreError
 from mrules.sync.spool import SpillMap
 
 __all__ = [
@@ -81,7 +81,7 @@ def _number(value: object) -> float:
 def _time(value: object) -> float:
     """A time (POSIX seconds) within the years 1 to 9999, which every date can hold."""
     t = _number(value)
-    if not -62135596800.0 <= t <= 253402300799.0:
+    if not YEARS_1_TO_9999[0] <= t <= YEARS_1_TO_9999[1]:
         raise ValueError(f"not a time: {t!r}")
     return t
 
