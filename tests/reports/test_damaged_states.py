@@ -60,3 +60,33 @@ def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[
     assert r.exit_code == 4, r.output
     assert "is damaged (name " in r.output and "internal error" not in r.output
     assert not Path("out.html").exists()
+
+
+@pytest.mark.parametrize(("table", "column", "value", "what"), [
+    ("campaign", "actual_cost", "null", "campaign row 1: actual_cost is not a finite number"),
+    ("campaign", "name", b"\x00\xff", "campaign row 1: name is not text"),
+    ("campaign_member", "campaign", b"\x00\xff", "campaign_member row 1: campaign is not text"),
+    ("campaign_member", "created", "soon", "campaign_member row 1: created is not a time"),
+    ("opportunity", "amount", "1e999", "opportunity row 1: amount is not a finite number"),
+    ("opportunity", "is_won", 2, "opportunity row 1: is_won is not 0 or 1"),
+    ("opportunity", "close_date", "2026-13-45", "opportunity row 1: close_date is not a time"),
+    ("opportunity_role", "contact", b"\x01", "opportunity_role row 1: contact is not text"),
+    ("link", "crm_id", b"", "link row 1: crm_id is not text"),
+])
+@pytest.mark.parametrize("report", REPORTS, ids=lambda r: r[0])
+def test_a_damaged_sync_file_is_named_with_exit_4(copy: Path, report: tuple[str, ...],
+                                                  table: str, column: str, value: object,
+                                                  what: str) -> None:
+    # The reports read the sync file's copy of the CRM in SQL: text in a campaign's cost
+    # reached float() and a blob in its name the sort (internal errors); a junk amount or
+    # time was silently counted as nothing.
+    sync = copy.with_name("fx.sync.db")
+    with sqlite3.connect(sync) as db:
+        assert db.execute(f"SELECT count(*) FROM {table} WHERE rowid = 1").fetchone()[0] == 1
+        db.execute(f'UPDATE {table} SET "{column}" = ? WHERE rowid = 1', (value,))
+    db.close()
+    r = mrules("report", *report, "--store", str(copy))
+    assert r.exit_code == 4, r.output
+    assert f"fx.sync.db: the sync file is damaged ({what}, " in r.output, r.output
+    assert "restore it from a backup" in r.output and "internal error" not in r.output
+    assert not Path("out.html").exists()

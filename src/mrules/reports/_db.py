@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from mrules.sqlitefiles import reading_uri, refuse_writes
 from mrules.state import DamagedState
@@ -119,6 +119,49 @@ WHERE created IS NULL OR NOT {_TIME_OK.format("created")}
    OR (campaign IS NOT NULL AND typeof(campaign) != 'text')
 LIMIT 1
 """
+# What the reports read of the sync file's copy of the CRM, and the kind each value must
+# be: an id, a name or a reference is text; an amount or a cost a finite number; a flag
+# 0 or 1; a time ISO 8601 text SQLite reads. NULL passes (the CRM left it blank).
+_SYNC_READS: Final = {
+    "link": {"prospect": "text", "crm_id": "text", "deleted": "flag"},
+    "opportunity": {
+        "id": "text",
+        "amount": "number",
+        "is_won": "flag",
+        "is_closed": "flag",
+        "deleted": "flag",
+        "campaign": "text",
+        "close_date": "time",
+        "created": "time",
+        "closed_at": "time",
+        "at": "time",
+    },
+    "opportunity_role": {
+        "opportunity": "text",
+        "contact": "text",
+        "is_primary": "flag",
+        "deleted": "flag",
+    },
+    "campaign": {"id": "text", "name": "text", "actual_cost": "number", "deleted": "flag"},
+    "campaign_member": {
+        "campaign": "text",
+        "contact": "text",
+        "created": "time",
+        "deleted": "flag",
+    },
+}
+_KIND_OK: Final = {
+    "text": "typeof({0}) = 'text'",
+    "number": "(typeof({0}) IN ('integer', 'real') AND abs({0}) < 1e18)",  # 18 digits: SF's most
+    "flag": "(typeof({0}) = 'integer' AND {0} IN (0, 1))",
+    "time": "(typeof({0}) = 'text' AND unixepoch({0}) IS NOT NULL)",
+}
+_KIND_WHAT: Final = {
+    "text": "not text",
+    "number": "not a finite number",
+    "flag": "not 0 or 1",
+    "time": "not a time",
+}
 _PO = """
 CREATE TEMP TABLE po (
   prospect INTEGER, opp TEXT, is_primary INTEGER, amount REAL, is_won INTEGER,
@@ -211,6 +254,30 @@ class Source:
             raise StoreError(f"cannot read sync file {path}: {e}") from e
         if not {"link", "opportunity", "opportunity_role"} <= tables:
             raise StoreError(f"{path} is not an mrules sync file (no link or opportunity table)")
+        self._check_sync(path)
+
+    def _check_sync(self, path: Path) -> None:
+        """A value of the sync file's CRM copy of the wrong kind is exit 4 naming it: text
+        in a cost reached `float()` and a blob in a campaign's name the sort, internal
+        errors, and a junk amount or time would have been counted as nothing, silently."""
+        for table, columns in _SYNC_READS.items():
+            have = self.columns(table)
+            for column, kind in columns.items():
+                if column not in have:
+                    continue
+                ok = _KIND_OK[kind].format(f'"{column}"')
+                bad = self.conn.execute(
+                    f'SELECT rowid, quote("{column}") FROM sync."{table}"'
+                    f' WHERE "{column}" IS NOT NULL AND NOT {ok} LIMIT 1'
+                ).fetchone()
+                if bad is not None:
+                    from mrules.loader import printable_path
+
+                    raise StoreError(
+                        f"{printable_path(str(path))}: the sync file is damaged ({table}"
+                        f" row {bad[0]}: {column} is {_KIND_WHAT[kind]}, {bad[1][:40]});"
+                        " restore it from a backup"
+                    )
 
     def has(self, table: str) -> bool:
         return bool(self.columns(table))
