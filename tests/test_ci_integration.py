@@ -1,5 +1,5 @@
-"""CI integration for real: `pre-commit try-repo` runs this repository's hooks on a broken
-rule set, and the composite Action's shell steps run as a runner would run them.
+"""CI integration for real: pre-commit runs this repository's hooks on a broken rule set,
+and the composite Action's shell steps run as a runner would run them.
 
 Both install mrules from this checkout into a fresh virtual environment (pip may fetch
 the build backend and the dependencies from the package index), so each takes a while.
@@ -39,35 +39,65 @@ def test_hook_manifest_names_the_hooks_the_docs_show() -> None:
         assert f"id: {hook}" in docs
 
 
+def _this_checkout_as_a_rev(tmp_path: Path) -> tuple[str, str]:
+    """A repo and rev holding this checkout as it is, local changes to tracked files
+    included: HEAD itself when there are none (a fresh clone), else a commit of them in a
+    clone, as `pre-commit try-repo` makes one."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, check=False)
+    if changed.returncode == 0:
+        return str(ROOT), head
+    shadow = tmp_path / "shadow"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(shadow)], check=True,
+                   capture_output=True)
+    patch = subprocess.run(["git", "diff", "--binary", "HEAD"], cwd=ROOT, capture_output=True,
+                           check=True).stdout
+    subprocess.run(["git", "apply", "--index"], cwd=shadow, input=patch, check=True,
+                   capture_output=True)
+    git(shadow, "commit", "-q", "-m", "local changes")
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=shadow, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    return str(shadow), rev
+
+
 @needs_git
-def test_pre_commit_try_repo_annotates_a_broken_file(tmp_path: Path) -> None:
+def test_pre_commit_hooks_annotate_a_broken_file(tmp_path: Path) -> None:
+    # The configuration docs/ci.md shows, pointing at this checkout: pre-commit builds
+    # the hooks' environment once and runs each hook from it.
+    repo, rev = _this_checkout_as_a_rev(tmp_path)
     work = tmp_path / "project"
     (work / "rules").mkdir(parents=True)
     (work / "rules" / "main.mr").write_text(BROKEN, "utf-8")
     (work / "rules" / "messy.mr").write_text(MESSY, "utf-8")
+    (work / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {repo}\n    rev: {rev}\n    hooks:\n"
+        "      - id: mrules-lint\n"  # its default args: the whole project
+        "      - id: mrules-fmt-check\n      - id: mrules-fmt\n", "utf-8")
     git(work, "init", "-q")
     git(work, "add", "-A")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
     env.pop("VIRTUAL_ENV", None)
     env["MRULES_PURE_PYTHON"] = "1"  # the hooks lint and format: no need to compile the engine
 
-    def try_repo(hook: str) -> tuple[int, str]:
+    def run(hook: str) -> tuple[int, str]:
         out = subprocess.run(
-            [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), hook, "--all-files",
-             "--color", "never"],
+            [sys.executable, "-m", "pre_commit", "run", hook, "--all-files", "--color", "never"],
             cwd=work, env=env, capture_output=True, text=True, check=False, timeout=600)
         return out.returncode, out.stdout + out.stderr
 
-    code, text = try_repo("mrules-lint")
+    code, text = run("mrules-lint")
     assert code == 1, text
     assert re.search(r"mrules lint\.+Failed", text), text
     assert "rules/main.mr:3:40: error[MR103]: unknown list 'MQl'" in text, text
-    code, text = try_repo("mrules-fmt-check")
+    code, text = run("mrules-fmt-check")
     assert code == 1 and re.search(r"mrules fmt --check\.+Failed", text), text
     assert "would reformat rules/messy.mr" in text, text
-    code, text = try_repo("mrules-fmt")
+    code, text = run("mrules-fmt")
     assert code == 1 and re.search(r"mrules fmt\.+Failed", text), text  # it rewrote files
     assert (work / "rules" / "messy.mr").read_text("utf-8") == 'list "Other"\n'
+    envs = [p for p in (tmp_path / "cache").rglob("pyvenv.cfg")]
+    assert len(envs) == 1, envs  # one environment for the three hooks
 
 
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
