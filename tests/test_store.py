@@ -188,6 +188,18 @@ def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str)
                 read()
 
 
+def test_an_email_that_is_not_text_is_damage_where_history_names_its_prospect(db: Path
+                                                                            ) -> None:
+    # History rows name their prospect by id, read back as its email: a blob there reached
+    # the JSON writer of `state outbox` (the engine's messages are ledger steps) as bytes,
+    # an internal error.
+    assert _damaged(db, "UPDATE prospects SET email = x'' WHERE id = (SELECT min(prospect)"
+                    " FROM history)") == 1
+    with Store.open(db) as s:
+        with pytest.raises(StoreError, match=r"damaged \(the email of prospect id 1 is"):
+            list(s.ledger())
+
+
 def test_a_names_id_far_past_the_table_is_damage_not_a_huge_list(db: Path) -> None:
     # Ids are given in turn from 1. One of 2**62 made the reader grow its list of names
     # to that size: a MemoryError (an internal error) where the store is damaged.

@@ -1128,7 +1128,14 @@ class Store:
         return None if row is None else int(row[0])
 
     def _emails(self) -> dict[int, str]:
-        return {i: e for i, e in self._all("SELECT id, email FROM prospects")}
+        """Prospect id -> email; an email that is not text is damage (exit 4), not a
+        TypeError where a command writes it out."""
+        found = {}
+        for i, e in self._all("SELECT id, email FROM prospects"):
+            if type(e) is not str:
+                raise self.damaged_value(f"the email of prospect id {i}", e)
+            found[i] = e
+        return found
 
     def _interner(self) -> Interner:
         if self._names is None or self.readonly:
