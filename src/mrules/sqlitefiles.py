@@ -21,15 +21,38 @@ import os
 import sqlite3
 from pathlib import Path
 
-__all__ = ["reading_uri", "refuse_writes"]
+__all__ = ["UNREADABLE", "reading_uri", "refuse_writes", "unreadable_reason"]
+
+UNREADABLE = (sqlite3.DatabaseError, UnicodeDecodeError)
+"""What reading a damaged SQLite file raises. SQLite's own errors, and Python's
+`UnicodeDecodeError` when SQLite's message quotes bytes of the file that are not UTF-8
+(a schema overwritten by junk): Python cannot make the error's text, and raises that."""
+
+
+def unreadable_reason(e: BaseException) -> str:
+    """An `UNREADABLE` error in words, for the message that names the file."""
+    if isinstance(e, UnicodeDecodeError):
+        return "SQLite's error quotes bytes that are not UTF-8: part of the file is overwritten"
+    return str(e) or type(e).__name__
+
 
 _WRITES = frozenset(
     getattr(sqlite3, name)
     for name in (
-        "SQLITE_INSERT", "SQLITE_UPDATE", "SQLITE_DELETE", "SQLITE_CREATE_TABLE",
-        "SQLITE_CREATE_INDEX", "SQLITE_CREATE_TRIGGER", "SQLITE_CREATE_VIEW",
-        "SQLITE_DROP_TABLE", "SQLITE_DROP_INDEX", "SQLITE_DROP_TRIGGER", "SQLITE_DROP_VIEW",
-        "SQLITE_ALTER_TABLE", "SQLITE_REINDEX", "SQLITE_ANALYZE",
+        "SQLITE_INSERT",
+        "SQLITE_UPDATE",
+        "SQLITE_DELETE",
+        "SQLITE_CREATE_TABLE",
+        "SQLITE_CREATE_INDEX",
+        "SQLITE_CREATE_TRIGGER",
+        "SQLITE_CREATE_VIEW",
+        "SQLITE_DROP_TABLE",
+        "SQLITE_DROP_INDEX",
+        "SQLITE_DROP_TRIGGER",
+        "SQLITE_DROP_VIEW",
+        "SQLITE_ALTER_TABLE",
+        "SQLITE_REINDEX",
+        "SQLITE_ANALYZE",
     )
 )
 

@@ -52,7 +52,7 @@ from mrules.atomic import fsync_folder
 from mrules.history import CRM, OUTBOX, STEP, Interner, Ref, Row, pack, packed, unpack
 from mrules.pathkind import special_file_kind
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.sqlitefiles import refuse_writes
+from mrules.sqlitefiles import refuse_writes, unreadable_reason
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import YEARS_1_TO_9999, StoreError, StoreLocked, StorePathError
 from mrules.vocab import ASSET_EVENTS
@@ -1179,7 +1179,7 @@ class Store:
                 if type(visitor) is int:
                     visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:
             raise StoreError(_read_message(self.path, e)) from e
         except HISTORY_DAMAGE as damage:
             raise damaged_history(self.path, damage) from damage
@@ -1202,7 +1202,7 @@ class Store:
     ) -> sqlite3.Cursor:
         try:
             return conn.execute(sql, params)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:
             raise StoreError(_read_message(self.path, e)) from e
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -1221,7 +1221,7 @@ class Store:
         cur = self._exec(self._connection(), sql, params)
         try:
             return cur.fetchall()
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:
             raise StoreError(_read_message(self.path, e)) from e
 
     def _iter(
@@ -1237,7 +1237,7 @@ class Store:
                 yield from cur
             else:
                 yield from map(make, cur)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:
             raise StoreError(_read_message(self.path, e)) from e
 
 
@@ -1418,7 +1418,7 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
         _create(path)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:
         raise StoreError(_open_message(path, e)) from e
     try:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
@@ -1438,7 +1438,7 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
         conn.execute("PRAGMA foreign_keys = OFF")
         _init_schema(conn, path)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:
         conn.close()
         raise StoreError(_open_message(path, e)) from e
     except BaseException:
@@ -1521,9 +1521,13 @@ def _connect_readonly_as(
                 f"store {path} has schema {version} from an older mrules; open it once"
                 f" for writing (e.g. with `mrules run`) to upgrade it to schema {SCHEMA_VERSION}"
             )
-    except sqlite3.Error as e:
+    except (sqlite3.Error, UnicodeDecodeError) as e:
         conn.close()
-        other = in_read_only_folder(path, e) if in_read_only_folder is not None else None
+        other = (
+            in_read_only_folder(path, e)
+            if in_read_only_folder is not None and isinstance(e, sqlite3.Error)
+            else None
+        )
         if other is not None:
             return other
         raise StoreError(_open_message(path, e)) from e
@@ -1589,7 +1593,7 @@ def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-def _code(e: sqlite3.Error) -> int | None:
+def _code(e: BaseException) -> int | None:
     """SQLite's primary result code of an error (extended codes folded), or None."""
     code = getattr(e, "sqlite_errorcode", None)
     return None if code is None else code & 0xFF
@@ -1634,13 +1638,17 @@ def _os_advice(e: OSError) -> str:
     return "check the store's folder, then run the same command again"
 
 
-def _read_message(path: Path, e: sqlite3.Error) -> str:
+def _read_message(path: Path, e: sqlite3.Error | UnicodeDecodeError) -> str:
+    if isinstance(e, UnicodeDecodeError):
+        return f"store {path} is damaged ({unreadable_reason(e)}): {_damaged(path)}"
     if _code(e) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or _not_utf8(e) is not None:
         return f"store {path} is damaged ({_describe(e)}): {_damaged(path)}"
     return f"cannot read store {path}: {_describe(e)}; {_advice(e, path)}"
 
 
-def _open_message(path: Path, e: sqlite3.Error) -> str:
+def _open_message(path: Path, e: sqlite3.Error | UnicodeDecodeError) -> str:
+    if isinstance(e, UnicodeDecodeError):
+        return _read_message(path, e)
     code = _code(e)
     if code == sqlite3.SQLITE_NOTADB:
         return (

@@ -5,9 +5,13 @@ its documented exit codes (0 to 4) and never an internal error or a traceback: d
 is exit 4 with a message naming it, or a value the command does not read.
 
 The files are the Get Cloudy example after `crm load`, `mrules run` and one sync
-cycle. The default run tries a few seeded damages (seconds); the long one is opt-in:
+cycle. The same commands then run on files damaged below their values: bytes
+overwritten (in the header, the schema, a page), a page zeroed or made random, the
+file cut short. The default run tries a few seeded damages of each kind (seconds); the
+long ones are opt-in (each damage is logged to MRULES_FUZZ_LOG when it is set):
 
-    MRULES_FUZZ_DAMAGES=2000 .venv/bin/python -m pytest -m slow tests/fuzz/test_fuzz_damage.py
+    MRULES_FUZZ_DAMAGES=2000 MRULES_FUZZ_SEED=1 .venv/bin/python -m pytest -m slow \
+        tests/fuzz/test_fuzz_damage.py
 """
 
 from __future__ import annotations
@@ -165,3 +169,111 @@ def test_damage_short(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_damage_long(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _run(synced, tmp_path, monkeypatch, int(os.environ.get("MRULES_FUZZ_DAMAGES", "2000")),
          seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")))
+
+
+# -- damage below the values: bytes of the files themselves --------------------------------
+
+def _overwrite(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert data.count(old) == 1, (path, old)
+    i = data.index(old)
+    path.write_bytes(data[:i] + new + data[i + len(old):])
+
+
+@pytest.mark.parametrize(("name", "table", "command", "said"), [
+    ("store", "streams", ("explain", "leung@example.com", "--store", "g.db"), "store g.db is"
+     " damaged (SQLite's error quotes bytes that are not UTF-8: part of the file is"
+     " overwritten): restore g.db from a backup"),
+    ("store", "streams", ("run", RULES, "more.jsonl", "--store", "g.db", "-q"), "store g.db is"
+     " damaged (SQLite's error quotes bytes"),
+    ("sync", "cursor", ("sync", "status", "--store", "g.db"), "g.sync.db: cannot use the sync"
+     " file: SQLite's error quotes bytes that are not UTF-8"),
+    ("crm", "label", ("crm", "export", "--store", "g.db"), "g.crm.db: not an mrules CRM file"
+     " (SQLite's error quotes bytes that are not UTF-8"),
+])
+def test_a_schema_overwritten_with_bytes_that_are_not_utf8_is_exit_4(
+        synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, table: str,
+        command: tuple[str, ...], said: str) -> None:
+    # SQLite's "malformed database schema ... near "\xff"" quotes the bytes, and Python,
+    # unable to make that message text, raised UnicodeDecodeError: an internal error.
+    monkeypatch.chdir(tmp_path)
+    for f in FILES.values():
+        shutil.copy(synced / f, tmp_path / f)
+    (tmp_path / "more.jsonl").write_text("".join(json.dumps(e) + "\n" for e in MORE), "utf-8")
+    _overwrite(tmp_path / FILES[name], f"CREATE TABLE {table} (".encode(),
+               f"CREATE TABLE {table} \xff".encode("latin-1"))
+    code, out = _cli(*command)
+    assert code == 4, out
+    assert said in " ".join(out.split()), out
+
+
+@pytest.mark.parametrize("report", ["funnel", "rules", "scores"])  # read the history
+def test_a_report_that_meets_a_zeroed_page_is_exit_4(synced: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     report: str) -> None:
+    # The reports' own queries met "database disk image is malformed" uncaught.
+    monkeypatch.chdir(tmp_path)
+    for f in FILES.values():
+        shutil.copy(synced / f, tmp_path / f)
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = 'history'")]
+    conn.close()
+    data = bytearray((tmp_path / "g.db").read_bytes())
+    for page in pages:
+        data[(page - 1) * size:page * size] = bytes(size)
+    (tmp_path / "g.db").write_bytes(bytes(data))
+    code, out = _cli("report", report, "--store", "g.db")
+    assert code == 4, out
+    assert "cannot read store g.db or sync file g.sync.db: database disk image is malformed" in (
+        " ".join(out.split())), out
+
+
+def _bytes_damaged_and_run(synced: Path, work: Path, rng: random.Random) -> None:
+    """One of the three files damaged below its values, then every command."""
+    for left in work.iterdir():
+        left.unlink()
+    for name in FILES.values():
+        shutil.copy(synced / name, work / name)
+    (work / "more.jsonl").write_text("".join(json.dumps(e) + "\n" for e in MORE), "utf-8")
+    name = rng.choice(sorted(FILES.values()))
+    data = bytearray((work / name).read_bytes())
+    how = rng.choice(["bytes", "page", "cut"])
+    if how == "bytes":  # a few bytes anywhere: the header, the schema, a page's cells
+        for _ in range(rng.choice([1, 4, 32])):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif how == "page":  # one page zeroed or made random
+        page = rng.randrange(len(data) // 4096)
+        data[page * 4096:(page + 1) * 4096] = bytes(
+            rng.randrange(256) if rng.random() < 0.5 else 0 for _ in range(4096))
+    else:  # cut short
+        del data[rng.randrange(len(data)):]
+    (work / name).write_bytes(bytes(data))
+    where = f"{name}: {how} (seeded)"
+    if os.environ.get("MRULES_FUZZ_LOG"):
+        with open(os.environ["MRULES_FUZZ_LOG"], "a", encoding="utf-8") as log:
+            log.write(where + "\n")
+    for command in COMMANDS:
+        try:
+            code, out = _cli(*command)
+        except AssertionError as e:
+            raise AssertionError(f"{where}: {e}") from None
+        assert code in (0, 1, 2, 3, 4), f"{where}: {command[:2]} exit {code}\n{out}"
+        assert "internal error" not in out and "Traceback" not in out, f"{where}\n{out}"
+
+
+def test_byte_damage_short(synced: Path, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(11)
+    for _ in range(6):
+        _bytes_damaged_and_run(synced, tmp_path, rng)
+
+
+@pytest.mark.slow
+def test_byte_damage_long(synced: Path, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(int(os.environ.get("MRULES_FUZZ_SEED", "1")))
+    for _ in range(int(os.environ.get("MRULES_FUZZ_DAMAGES", "2000"))):
+        _bytes_damaged_and_run(synced, tmp_path, rng)

@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 import json
-import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from mrules.crm.files import (
 )
 from mrules.crm.model import Schema, SchemaError, parse_datetime
 from mrules.loader import printable_path
+from mrules.sqlitefiles import UNREADABLE, unreadable_reason
 
 __all__ = ["COMMANDS"]
 
@@ -87,8 +87,8 @@ def _open(
         fail(str(e), EXIT_USAGE if not path.exists() or path.is_dir() else EXIT_STORE)
     try:
         yield crm
-    except sqlite3.DatabaseError as e:  # disk full, read-only, locked too long, damaged
-        fail(f"{_shown(path)}: the CRM file failed: {e}", EXIT_STORE)
+    except UNREADABLE as e:  # disk full, read-only, locked too long, damaged
+        fail(f"{_shown(path)}: the CRM file failed: {unreadable_reason(e)}", EXIT_STORE)
     finally:
         crm.close()
 

@@ -19,6 +19,7 @@ from mrules.cli.common import (
     EXIT_DIAGNOSTICS,
     EXIT_OK,
     EXIT_STORE,
+    EXIT_USAGE,
     STORE_PATH,
     email_or_exit,
     fail,
@@ -29,6 +30,7 @@ from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.events import prospect_key
 from mrules.loader import printable_path
+from mrules.sqlitefiles import UNREADABLE, unreadable_reason
 from mrules.storeapi import MEMORY
 
 __all__ = ["COMMANDS", "sync"]
@@ -163,8 +165,8 @@ def _session(
             yield compiled, config, store, crm, db
         except CrmCallError as e:
             fail(f"the CRM refused the call: {e}", EXIT_STORE)
-        except sqlite3.DatabaseError as e:
-            fail(f"the sync or CRM file failed: {e}", EXIT_STORE)
+        except UNREADABLE as e:
+            fail(f"the sync or CRM file failed: {unreadable_reason(e)}", EXIT_STORE)
         finally:
             db.close()
             crm.close()
@@ -281,9 +283,7 @@ def _plan_out_or_exit(
         files.append(("the CRM file", crm_file))
     # With their SQLite files beside them: a plan saved as `g.db-wal` was dropped by SQLite
     # at the store's next opening (and one under an open store's feet risks its commits).
-    inputs = [
-        (what, f"{path}{suffix}") for what, path in files for suffix in ("", "-wal", "-shm")
-    ]
+    inputs = [(what, f"{path}{suffix}") for what, path in files for suffix in ("", "-wal", "-shm")]
     inputs.append(("the store", f"{store_path}.lock"))
     inputs += [("in the rule set", r) for r in rules]
     refuse_output_over_inputs("--out", out, inputs)
@@ -536,8 +536,7 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
         fail(f"{printable_path(path)}: not a sync plan (not JSON: {e})")
     if data.get("format") != fmt or "id" not in data:
         fail(
-            f"{printable_path(path)}: not a sync plan"
-            " (make one with `mrules sync plan --out FILE`)"
+            f"{printable_path(path)}: not a sync plan (make one with `mrules sync plan --out FILE`)"
         )
     try:
         parse_datetime(str(data["at"]))
@@ -810,10 +809,11 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "--crm: `sync status` reads the sync file beside the store (NAME.sync.db), not"
             " the CRM: what it shows is what the cycles applied; leave --crm out"
         )
+    path = default_sync_path(store_path)
     try:
-        db = SyncDb.open(default_sync_path(store_path), readonly=True)
-    except SyncDbError as e:
-        fail(str(e))
+        db = SyncDb.open(path, readonly=True)
+    except SyncDbError as e:  # none yet, or a folder: 2; a damaged or foreign file: 4
+        fail(str(e), EXIT_USAGE if path.is_dir() or not path.exists() else EXIT_STORE)
     try:
         queue = db.queue()
         errors = db.errors()
@@ -831,8 +831,11 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         }
         if fmt == "json":
             out["error_queue"] = errors
-    except sqlite3.DatabaseError as e:
-        fail(f"{printable_path(str(db.path))}: the sync file failed: {e}", EXIT_STORE)
+    except UNREADABLE as e:
+        fail(
+            f"{printable_path(str(db.path))}: the sync file failed: {unreadable_reason(e)}",
+            EXIT_STORE,
+        )
     finally:
         db.close()
     keys = ("last_cycle", "queue", "errors", "cursors", "links", "api_calls")

@@ -54,6 +54,7 @@ from mrules.crm.port import (
     with_system_fields,
 )
 from mrules.loader import printable_path
+from mrules.sqlitefiles import UNREADABLE, unreadable_reason
 from mrules.storeapi import StoreError
 
 __all__ = ["RECYCLE_DAYS", "CrmFileError", "EmulatedCrm", "LoadIssue", "default_crm_path"]
@@ -156,8 +157,10 @@ def _crm_format(conn: sqlite3.Connection, path: Path) -> str:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.OperationalError as e:  # a full disk, an I/O error, a lock: not its content
         raise CrmFileError(f"{path}: cannot read the CRM file: {e}") from e
-    except sqlite3.DatabaseError as e:
-        raise CrmFileError(f"{path}: not an mrules CRM file ({e}): {_WHAT_TO_GIVE}") from e
+    except UNREADABLE as e:
+        raise CrmFileError(
+            f"{path}: not an mrules CRM file ({unreadable_reason(e)}): {_WHAT_TO_GIVE}"
+        ) from e
     meta: dict[str, Any] = {}
     if "meta" in tables:
         with contextlib.suppress(sqlite3.Error):
@@ -272,9 +275,9 @@ class EmulatedCrm:
                 fmt = _create_schema(conn, p)
             _add_missing_tables(conn)  # a CRM of an older mrules
             crm = cls(conn, p, schema)
-        except sqlite3.DatabaseError as e:
+        except UNREADABLE as e:
             conn.close()
-            raise CrmFileError(f"{p}: cannot use the CRM file: {e}") from e
+            raise CrmFileError(f"{p}: cannot use the CRM file: {unreadable_reason(e)}") from e
         except BaseException:
             conn.close()
             raise
@@ -485,8 +488,10 @@ class EmulatedCrm:
             self._time(system[name], f"the {name} of record {_id_of(row)}")
         for name in ("Id", "CreatedById", "LastModifiedById"):
             if type(system[name]) is not str:
-                raise self._damaged(f"the {name} of record {_id_of(row)}",
-                                    TypeError(f"not text: {str(system[name])[:40]!r}"))
+                raise self._damaged(
+                    f"the {name} of record {_id_of(row)}",
+                    TypeError(f"not text: {str(system[name])[:40]!r}"),
+                )
         names = fields if fields is not None else (info.fields if info else values)
         out: dict[str, Any] = {
             name: system[name] if name in system else values.get(name) for name in names
@@ -527,8 +532,9 @@ class EmulatedCrm:
             " restore it from a backup"
         )
 
-    def _fields(self, row: sqlite3.Row | tuple[Any, ...], column: str | int = "fields"
-                ) -> dict[str, Any]:
+    def _fields(
+        self, row: sqlite3.Row | tuple[Any, ...], column: str | int = "fields"
+    ) -> dict[str, Any]:
         """A stored record's fields: a JSON object, else the file is damaged (exit 4)."""
         try:
             fields = _loads(row[column])  # type: ignore[index]
@@ -638,8 +644,9 @@ class EmulatedCrm:
             (info.name, _stamp(start), _stamp(end), _stamp(earliest)),
         ).fetchall()
         return Deleted(
-            records=[DeletedRecord(r[0], self._time(r[1], f"the deletion time of {r[0]}"))
-                     for r in rows],
+            records=[
+                DeletedRecord(r[0], self._time(r[1], f"the deletion time of {r[0]}")) for r in rows
+            ],
             earliest_date_available=earliest,
             latest_date_covered=min(end, self.now()),
         )
@@ -1212,7 +1219,8 @@ class EmulatedCrm:
                 "OpportunityContactRole", "OpportunityId", merged.get("OpportunityId")
             ):
                 if other != id18 and self._fields(self._row(other)).get(  # type: ignore[arg-type]
-                        "IsPrimary"):
+                    "IsPrimary"
+                ):
                     self._raw_set(other, {"IsPrimary": False})
 
     def _raw_set(self, id18: str, values: Mapping[str, Any], *, touch: bool = True) -> None:
@@ -1239,8 +1247,10 @@ class EmulatedCrm:
     def _label(self, label: object, campaign_id: object) -> str:
         """A member status's label as stored: text, else the file is damaged (exit 4)."""
         if type(label) is not str:
-            raise self._damaged(f"a member status of campaign {campaign_id}",
-                                TypeError(f"not text: {str(label)[:40]!r}"))
+            raise self._damaged(
+                f"a member status of campaign {campaign_id}",
+                TypeError(f"not text: {str(label)[:40]!r}"),
+            )
         return label
 
     def _default_member_status(self, campaign_id: Any) -> str | None:

@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
-from mrules.sqlitefiles import reading_uri, refuse_writes
+from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
 from mrules.state import DamagedState
 from mrules.store import READS_FROM, SCHEMA_VERSION, Store, StoreError
 from mrules.storeapi import YEARS_1_TO_9999
@@ -215,9 +215,9 @@ class Source:
             if sync_path is not None:
                 self._attach(sync_path)
             self._build()
-        except sqlite3.DatabaseError as e:
+        except UNREADABLE as e:
             opened.close()
-            raise StoreError(f"cannot read store {store}: {e}") from e
+            raise StoreError(f"cannot read store {store}: {unreadable_reason(e)}") from e
         except BaseException:
             opened.close()
             raise
@@ -229,8 +229,21 @@ class Source:
     def __enter__(self) -> Source:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: object
+    ) -> None:
+        """Close; a SQLite error of a report's own query is exit 4 naming the files (a
+        damaged page met by one query, "database disk image is malformed", was an
+        internal error)."""
         self.close()
+        if isinstance(e, UNREADABLE):
+            raise StoreError(self._unreadable(e)) from e
+
+    def _unreadable(self, e: BaseException) -> str:
+        files = f"store {self.store.path}"
+        if self.sync_path is not None:
+            files += f" or sync file {self.sync_path}"
+        return f"cannot read {files}: {unreadable_reason(e)}"
 
     # -- opening ---------------------------------------------------------------------------
     def _check_store(self) -> None:
@@ -250,8 +263,8 @@ class Source:
         try:
             self.conn.execute("ATTACH DATABASE ? AS sync", (uri,))
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sync.sqlite_master")}
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot read sync file {path}: {e}") from e
+        except UNREADABLE as e:
+            raise StoreError(f"cannot read sync file {path}: {unreadable_reason(e)}") from e
         if not {"link", "opportunity", "opportunity_role"} <= tables:
             raise StoreError(f"{path} is not an mrules sync file (no link or opportunity table)")
         self._check_sync(path)
@@ -360,5 +373,5 @@ class Source:
     def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot read store {self.store.path}: {e}") from e
+        except UNREADABLE as e:
+            raise StoreError(self._unreadable(e)) from e

@@ -526,7 +526,7 @@ def default_prospect(store: Any, sync_db: str | Path | None) -> str | None:
     """The prospect the page shows when none is asked for: one that won, else the first one."""
     import sqlite3
 
-    from mrules.sqlitefiles import reading_uri, refuse_writes
+    from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes
 
     if sync_db is not None and Path(sync_db).is_file():
         try:
@@ -543,7 +543,7 @@ def default_prospect(store: Any, sync_db: str | Path | None) -> str | None:
                 conn.close()
             if row and row[0] and store.prospect(row[0]) is not None:
                 return str(row[0])
-        except sqlite3.Error:
+        except UNREADABLE:
             pass
     for email, _ in store.prospects():
         return str(email)

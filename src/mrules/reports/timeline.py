@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
-from mrules.sqlitefiles import reading_uri, refuse_writes
+from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
 from mrules.storeapi import StoreError
 from mrules.timetext import utc_text
 from mrules.vocab import Action
@@ -94,8 +94,8 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
     try:
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot read sync file {sync_path}: {e}") from e
+        except UNREADABLE as e:
+            raise StoreError(f"cannot read sync file {sync_path}: {unreadable_reason(e)}") from e
         if not {"link", "opportunity", "opportunity_role"} <= tables:
             raise StoreError(
                 f"{sync_path} is not an mrules sync file (no link or opportunity table)"
@@ -110,8 +110,8 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
             " WHERE l.prospect = ? AND coalesce(l.deleted, 0) = 0",
             (email,),
         ).fetchall()
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot read sync file {sync_path}: {e}") from e
+    except UNREADABLE as e:
+        raise StoreError(f"cannot read sync file {sync_path}: {unreadable_reason(e)}") from e
     finally:
         conn.close()
     out: dict[str, str] = {}

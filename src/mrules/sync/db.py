@@ -28,7 +28,7 @@ import orjson
 
 from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
-from mrules.sqlitefiles import reading_uri, refuse_writes
+from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
 from mrules.storeapi import YEARS_1_TO_9999, StoreError
 from mrules.sync.spool import SpillMap
 
@@ -429,14 +429,14 @@ class SyncDb:
                     raise SyncDbError(
                         f"{shown}: sync file schema {version[0]} is not {SCHEMA_VERSION}"
                     )
-        except sqlite3.DatabaseError as e:
+        except UNREADABLE as e:
             if conn is not None:
                 conn.close()
             if created:  # a full disk: no half-made file left for `status` and reports
                 for leftover in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
                     with contextlib.suppress(OSError):
                         leftover.unlink()
-            raise SyncDbError(f"{shown}: cannot use the sync file: {e}") from e
+            raise SyncDbError(f"{shown}: cannot use the sync file: {unreadable_reason(e)}") from e
         return cls(conn, p)
 
     def close(self) -> None:
@@ -557,8 +557,12 @@ class SyncDb:
         ):
             try:
                 work = _work(w)
-                out[_text(p)] = (work, _time(since), int(_number(attempts)),
-                                 _number(next_try) if attempts else NOT_WAITING)
+                out[_text(p)] = (
+                    work,
+                    _time(since),
+                    int(_number(attempts)),
+                    _number(next_try) if attempts else NOT_WAITING,
+                )
             except _DAMAGE as e:
                 raise _damaged(self.conn, f"the queued work of {str(p)[:40]!r}", e) from None
         return out
