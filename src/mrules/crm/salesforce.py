@@ -11,10 +11,11 @@ from the `Sforce-Limit-Info` header of every response.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from xml.sax.saxutils import escape
 
@@ -192,7 +193,8 @@ class SalesforceCrm:
             body = self._call(
                 lambda: self._sf.restful(f"sobjects/{sobject}/describe/"), expect=dict
             )
-            self._describes[sobject] = _object_info(body or {})
+            with _answer(f"describe {sobject}"):
+                self._describes[sobject] = _object_info(body or {})
         return self._describes[sobject]
 
     def _field_list(self, sobject: str, fields: Sequence[str] | None) -> list[str]:
@@ -226,7 +228,8 @@ class SalesforceCrm:
             f" ORDER BY SystemModstamp, Id LIMIT {limit + 1}"
         )
         rows = self._query(soql, include_deleted)
-        records = [_record(sobject, r) for r in rows[:limit]]
+        with _answer(f"a query of {sobject}"):
+            records = [_record(sobject, r) for r in rows[:limit]]
         cursor = since
         if records:
             cursor = Cursor(records[-1].system_modstamp, records[-1].id)
@@ -237,29 +240,34 @@ class SalesforceCrm:
             self._call(lambda: self._sf.query(soql, include_deleted=include_deleted), expect=dict)
             or {}
         )
-        rows = list(page.get("records", []))
+        with _answer("a query"):
+            rows = list(page.get("records", []))
         while not page.get("done", True) and page.get("nextRecordsUrl"):
-            url: str = page["nextRecordsUrl"]
+            url: str = str(page["nextRecordsUrl"])
 
             def more(u: str = url) -> Any:
                 return self._sf.query_more(u, identifier_is_url=True)
 
             page = self._call(more, expect=dict) or {}
-            rows += page.get("records", [])
+            with _answer("a query's next page"):
+                rows += page.get("records", [])
         return rows
 
     def get_deleted(self, sobject: str, start: dt.datetime, end: dt.datetime) -> Deleted:
         params = {"start": _rest_time(start), "end": _rest_time(end)}
-        body = self._call(lambda: self._sf.restful(f"sobjects/{sobject}/deleted/", params=params))
-        body = body or {}
-        return Deleted(
-            records=[
-                DeletedRecord(r["id"], parse_datetime(r["deletedDate"]))
-                for r in body.get("deletedRecords", [])
-            ],
-            earliest_date_available=parse_datetime(body["earliestDateAvailable"]),
-            latest_date_covered=parse_datetime(body["latestDateCovered"]),
+        body = self._call(
+            lambda: self._sf.restful(f"sobjects/{sobject}/deleted/", params=params), expect=dict
         )
+        body = body or {}
+        with _answer(f"the deleted records of {sobject}"):
+            return Deleted(
+                records=[
+                    DeletedRecord(str(r["id"]), parse_datetime(r["deletedDate"]))
+                    for r in body.get("deletedRecords", [])
+                ],
+                earliest_date_available=parse_datetime(body["earliestDateAvailable"]),
+                latest_date_covered=parse_datetime(body["latestDateCovered"]),
+            )
 
     def find(
         self, sobject: str, field: str, values: Sequence[str], fields: Sequence[str] | None = None
@@ -273,7 +281,9 @@ class SalesforceCrm:
                 f"SELECT {', '.join(names)} FROM {sobject} WHERE {field} IN"
                 f" {quote_soql_value(chunk)} ORDER BY CreatedDate, Id"
             )
-            out += [_record(sobject, r) for r in self._query(soql, False)]
+            rows = self._query(soql, False)
+            with _answer(f"a search of {sobject}"):
+                out += [_record(sobject, r) for r in rows]
         return out
 
     # -- writing ------------------------------------------------------------------------------
@@ -322,7 +332,8 @@ class SalesforceCrm:
             lambda: self._sf.restful(path, method=method, json=body, headers=headers),
             expect=list,
         )
-        out = [_write_result(r) for r in results or []]
+        with _answer(f"a {method} of {sobject} records"):
+            out = [_write_result(r) for r in results or []]
         if len(out) != len(records):
             raise CrmCallError(
                 "UNKNOWN_EXCEPTION",
@@ -340,7 +351,8 @@ class SalesforceCrm:
             lambda: self._sf.restful("composite/sobjects", method="DELETE", params=params),
             expect=list,
         )
-        return [_write_result(r) for r in results or []]
+        with _answer("a delete"):
+            return [_write_result(r) for r in results or []]
 
     def convert_leads(self, converts: Sequence[LeadConvert]) -> list[ConvertResult]:
         _batch(converts)
@@ -356,7 +368,8 @@ class SalesforceCrm:
                 raise CrmCallError(
                     "INVALID_STATUS", "the org has no converted lead status", transient=False
                 )
-            self._converted_status = rows[0]["MasterLabel"]
+            with _answer("the query of the converted lead status"):
+                self._converted_status = str(rows[0]["MasterLabel"])
         envelope = _convert_envelope(self._sf.session_id, converts, self._converted_status)
         url = f"https://{self._sf.sf_instance}/services/Soap/u/{self._sf.sf_version}"
 
@@ -411,6 +424,22 @@ def _batch(records: Sequence[Any]) -> None:
         )
 
 
+@contextlib.contextmanager
+def _answer(what: str) -> Iterator[None]:
+    """Reading the org's answer to `what`: one of another shape than Salesforce sends (a
+    record without its Id, a time that is no time, results that are no objects) is a
+    failed call, retried as the cycle's other failures are, not an internal error."""
+    try:
+        yield
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+        reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+        raise CrmCallError(
+            "UNKNOWN_EXCEPTION",
+            f"the org's answer to {what} is not of the shape Salesforce sends ({reason[:120]})",
+            transient=True,
+        ) from e
+
+
 def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallError:
     code, message = default, str(e)
     content = getattr(e, "content", None)
@@ -436,6 +465,8 @@ def _rest_time(value: dt.datetime) -> str:
 
 def _record(sobject: str, row: Mapping[str, Any]) -> Record:
     fields = {k: v for k, v in row.items() if k != "attributes"}
+    if not isinstance(fields["Id"], str):
+        raise TypeError(f"a record's Id is not text: {str(fields['Id'])[:40]!r}")
     return Record(
         sobject=sobject,
         id=fields["Id"],
@@ -457,6 +488,8 @@ def _errors(items: Sequence[Mapping[str, Any]] | None) -> tuple[CrmError, ...]:
 
 
 def _write_result(r: Mapping[str, Any]) -> WriteResult:
+    if r.get("id") is not None and not isinstance(r["id"], str):
+        raise TypeError(f"a result's id is not text: {str(r['id'])[:40]!r}")
     return WriteResult(
         id=r.get("id"),
         success=bool(r.get("success")),
