@@ -241,3 +241,24 @@ def test_crm_describe_reads_the_org(world: dict[str, str]) -> None:
     assert body["keyPrefix"] == "00Q"
     required = [f["name"] for f in body["fields"] if f["required"]]
     assert required == ["LastName", "Company"]
+
+
+def test_an_org_answering_another_shape_stops_the_command_with_exit_4(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A gateway answering 200 with JSON of its own: the sync said "internal error".
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        # The first call a plan makes describes User: fields without their names.
+        mock.add("GET", base + "sobjects/User/describe/", json={"fields": [{"type": "id"}]})
+        plan = _cli("sync", "plan", *common, env=ENV)
+    assert plan.exit_code == 4, plan.output
+    assert ("the org's answer to describe User is not of the shape Salesforce sends (no"
+            " 'name')") in plan.output
+    assert "internal error" not in plan.output
