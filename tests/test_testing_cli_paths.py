@@ -153,6 +153,26 @@ def test_a_lone_surrogate_in_a_test_file_is_a_broken_file(
         assert "Traceback" not in res.output
 
 
+def test_a_number_beyond_64_bits_in_a_test_file_is_a_broken_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expected score of 2**70 failed, then the failure's report could not be written:
+    orjson holds 64-bit integers only (an internal error)."""
+    (tmp_path / "n.test.yaml").write_text(
+        'rules: |\n  form "F"\n  on submit of form "F" { score +5 }\ntests:\n'
+        "  - name: a\n    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}\n"
+        "    expect:\n      prospects:\n        a@x.com: {score: 1180591620717411303424}\n",
+        encoding="utf-8",
+    )
+    for fmt in ("text", "json", "junit"):
+        res = _mrules("test", "n.test.yaml", "--format", fmt, cwd=tmp_path, monkeypatch=monkeypatch)
+        assert res.exit_code == ExitCode.USAGE, res.output
+        assert ("n.test.yaml:10: the number 1180591620717411303424 is too large: numbers fit"
+                " in 64 bits") in res.output
+        assert "Traceback" not in res.output and "internal error" not in res.output
+
+
 # -- names that are not UTF-8 ------------------------------------------------------------------
 
 BAD_NAME_FILE = """\

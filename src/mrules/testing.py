@@ -512,7 +512,12 @@ def _printable_data(obj: Any) -> Any:
 
 def _check_text(obj: Any, path: str, line: int) -> None:
     """Refuse a lone surrogate (a YAML escape such as `"\\ud800"`): it is not text, and
-    nothing can print or encode it."""
+    nothing can print or encode it; and a whole number beyond 64 bits, which no score,
+    count or field of mrules holds and no JSON writer of its reports can write."""
+    if isinstance(obj, int) and not isinstance(obj, bool) and not -(2**63) <= obj < 2**64:
+        raise TestFileError(
+            path, line, f"the number {str(obj)[:30]} is too large: numbers fit in 64 bits"
+        )
     if isinstance(obj, str):
         found = _SURROGATE.search(obj)
         if found:
