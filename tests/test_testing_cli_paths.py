@@ -173,6 +173,26 @@ def test_a_number_beyond_64_bits_in_a_test_file_is_a_broken_file(
         assert "Traceback" not in res.output and "internal error" not in res.output
 
 
+def test_a_prospect_expected_with_nothing_after_it_must_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a@x.com:` alone (YAML null) was an AttributeError once the test ran; it is the
+    expectation `{}`: the prospect exists."""
+    (tmp_path / "e.test.yaml").write_text(
+        'rules: |\n  form "F"\n  on submit of form "F" { score +5 }\ntests:\n'
+        "  - name: exists\n    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}\n"
+        "    expect:\n      prospects:\n        a@x.com:\n"
+        "  - name: missing\n    events: []\n"
+        "    expect:\n      prospects:\n        b@x.com:\n",
+        encoding="utf-8",
+    )
+    res = _mrules("test", "e.test.yaml", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == 1, res.output
+    assert "1 passed, 1 failed" in res.output and "no such prospect" in res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output
+
+
 # -- names that are not UTF-8 ------------------------------------------------------------------
 
 BAD_NAME_FILE = """\

@@ -909,7 +909,8 @@ def _check_expect(expect: _Map, path: str) -> None:
     for email, want in prospects.items():
         where = prospects.key_lines.get(email, prospects.line)
         _email(email, path, where)
-        want = _need_map(want, path, where, f"the expectation for {email}")
+        # `a@x.com:` with nothing after it: the prospect exists, as `a@x.com: {}` says
+        want = prospects[email] = _need_map(want, path, where, f"the expectation for {email}")
         _check_keys(want, PROSPECT_KEYS, path, f"the expectation for {email}")
         for key in _SET_KEYS:
             if key in want:
