@@ -553,6 +553,14 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
             " make a new one with `mrules sync plan --out FILE`",
             EXIT_STALE,
         )
+    from mrules.sync.plancheck import plan_problem
+
+    problem = plan_problem(data)  # before any write: not halfway through the apply
+    if problem is not None:
+        fail(
+            f"{printable_path(path)}: not a sync plan mrules can apply ({problem}); make a"
+            " new one with `mrules sync plan --out FILE`"
+        )
     return data
 
 

@@ -1,0 +1,70 @@
+"""`sync apply` of a saved plan whose id matches but whose values are not of the shape
+`mrules sync plan` writes (a plan another program wrote, or one damaged before its id
+was computed): refused with exit 2 naming the value, before any write to the CRM or
+the sync file. Such a plan was read halfway through the apply: an internal error after
+some of the CRM writes were made."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import EXAMPLE, example_store, mrules
+
+from mrules.sync.plan import plan_id
+from mrules.sync.plancheck import plan_problem
+
+RULES = EXAMPLE / "rules"
+
+
+@pytest.fixture
+def planned(here: Path) -> tuple[Path, Path]:
+    store = example_store(here)
+    plan = here / "plan.json"
+    r = mrules("sync", "plan", "--rules", RULES, "--store", store, "--out", plan)
+    assert r.exit_code == 2, r.output  # changes pending
+    return store, plan
+
+
+def _rewrite(plan: Path, change: Any) -> None:
+    doc = json.loads(plan.read_text("utf-8"))
+    change(doc)
+    doc["id"] = plan_id({k: v for k, v in doc.items() if k != "id"})
+    plan.write_text(json.dumps(doc), "utf-8")
+
+
+def _first(doc: dict[str, Any], op: str) -> dict[str, Any]:
+    return next(o for o in doc["ops"] if o["op"] == op)
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda d: _first(d, "create").update(seqs="e"), "seqs: not a list"),
+    (lambda d: _first(d, "create").update(values=None), "values: not a JSON object"),
+    (lambda d: _first(d, "create")["fields"][0].update(crm_field=["Phone"]),
+     "fields[0].crm_field: not text"),
+    (lambda d: d["ops"].append(3.5), "not a JSON object"),
+    (lambda d: d.update(sent=[1]), "sent[0]: not text"),
+    (lambda d: d.update(api_calls="many"), "api_calls: not a whole number"),
+    (lambda d: d["opportunities"][0].pop("stage"), "opportunities[0]: no stage"),
+    (lambda d: d["campaigns"][0].update(deleted="no"), "campaigns[0].deleted: not true or false"),
+])
+def test_a_plan_of_another_shape_is_refused_before_any_write(
+        planned: tuple[Path, Path], change: Any, said: str) -> None:
+    store, plan = planned
+    before = mrules("crm", "export", "--store", store).output
+    _rewrite(plan, change)
+    r = mrules("sync", "apply", plan, "--rules", RULES, "--store", store)
+    assert r.exit_code == 2, r.output
+    assert "plan.json: not a sync plan mrules can apply (" in r.output and said in r.output
+    assert "internal error" not in r.output
+    assert mrules("crm", "export", "--store", store).output == before  # nothing written
+    assert not store.with_name("g.sync.db").exists()
+
+
+def test_the_plans_mrules_writes_pass(planned: tuple[Path, Path]) -> None:
+    store, plan = planned
+    assert plan_problem(json.loads(plan.read_text("utf-8"))) is None
+    r = mrules("sync", "apply", plan, "--rules", RULES, "--store", store)
+    assert r.exit_code == 0, r.output
