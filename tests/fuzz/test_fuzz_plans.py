@@ -1,0 +1,101 @@
+"""Fuzz harness (e): the example's saved sync plan with values replaced by junk of every
+type and keys dropped, its id computed again (so the edit is not refused as such), then
+`mrules sync apply`. Whatever the plan holds, the command ends with a documented exit
+code and never an internal error: a plan of another shape is refused before any write
+(exit 2), one that is still well formed is applied.
+
+The default run tries a few seeded plans (seconds); the long one is opt-in:
+
+    MRULES_FUZZ_PLANS=1000 MRULES_FUZZ_SEED=1 .venv/bin/python -m pytest -m slow \\
+        tests/fuzz/test_fuzz_plans.py
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+from mrules.sync.plan import plan_id
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
+RULES = str(EXAMPLE / "rules")
+JUNK: list[Any] = [
+    None, 0, -1, 2**70, 1.5, "", "x", "2026-13-45T99:00:00Z", [], [1], {}, {"a": 1}, True,
+    "ann@example.com", [None], "1e999", "-5", [{}], [[]],
+]
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, list(args))
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise AssertionError(f"{args[:2]}: {r.exception!r}\n{r.output}") from r.exception
+    return r.exit_code, r.output
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("plans")
+    assert _cli("crm", "load", str(EXAMPLE / "crm"), "--store", str(d / "g.db"))[0] == 0
+    assert _cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", str(d / "g.db"),
+                "-q")[0] == 0
+    code, out = _cli("sync", "plan", "--rules", RULES, "--store", str(d / "g.db"), "--out",
+                     str(d / "plan.json"))
+    assert code == 2, out  # changes pending
+    return d
+
+
+def _places(x: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(x, dict):
+        for k, v in x.items():
+            out += _places(v, (*path, k))
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            out += _places(v, (*path, i))
+    return out
+
+
+def _run(planned: Path, work: Path, n: int, seed: int) -> None:
+    original = json.loads((planned / "plan.json").read_text("utf-8"))
+    rng = random.Random(seed)
+    for _ in range(n):
+        for left in work.iterdir():
+            left.unlink()
+        for name in ("g.db", "g.crm.db"):
+            shutil.copy(planned / name, work / name)
+        doc = copy.deepcopy(original)
+        for _ in range(rng.choice([1, 1, 2])):
+            place = rng.choice([p for p in _places(doc) if p and p[0] != "id"])
+            parent: Any = doc
+            for step in place[:-1]:
+                parent = parent[step]
+            if isinstance(place[-1], str) and rng.random() < 0.1:
+                del parent[place[-1]]
+            else:
+                parent[place[-1]] = rng.choice(JUNK)
+        doc["id"] = plan_id({k: v for k, v in doc.items() if k != "id"})
+        text = json.dumps(doc)
+        (work / "plan.json").write_text(text, "utf-8")
+        code, out = _cli("sync", "apply", str(work / "plan.json"), "--rules", RULES,
+                         "--store", str(work / "g.db"))
+        assert code in (0, 1, 2, 4), f"exit {code} after changing {place}:\n{out}"
+        assert "internal error" not in out, f"after changing {place}:\n{out}"
+
+
+def test_plans_of_another_shape_short(planned: Path, tmp_path: Path) -> None:
+    _run(planned, tmp_path, 10, seed=3)
+
+
+@pytest.mark.slow
+def test_plans_of_another_shape_long(planned: Path, tmp_path: Path) -> None:
+    _run(planned, tmp_path, int(os.environ.get("MRULES_FUZZ_PLANS", "1000")),
+         seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")))
