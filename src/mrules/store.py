@@ -1521,16 +1521,16 @@ def _connect_readonly_as(
                 f"store {path} has schema {version} from an older mrules; open it once"
                 f" for writing (e.g. with `mrules run`) to upgrade it to schema {SCHEMA_VERSION}"
             )
-    except (sqlite3.Error, UnicodeDecodeError) as e:
+    except (sqlite3.Error, UnicodeDecodeError) as failed:  # not `e`: mypyc (test_compiled)
         conn.close()
         other = (
-            in_read_only_folder(path, e)
-            if in_read_only_folder is not None and isinstance(e, sqlite3.Error)
+            in_read_only_folder(path, failed)
+            if in_read_only_folder is not None and isinstance(failed, sqlite3.Error)
             else None
         )
         if other is not None:
             return other
-        raise StoreError(_open_message(path, e)) from e
+        raise StoreError(_open_message(path, failed)) from failed
     except BaseException:
         conn.close()
         raise
