@@ -24,9 +24,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from mrules.cli import main
+from fuzzing import cli
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
 RULES = str(EXAMPLE / "rules")
@@ -70,22 +68,15 @@ MORE = [
 ]
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    r = CliRunner().invoke(main, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise AssertionError(f"{args}: {r.exception!r}\n{r.output}") from r.exception
-    return r.exit_code, r.output
-
-
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("damage")
     old = Path.cwd()
     os.chdir(d)
     try:
-        assert _cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db")[0] == 0
-        assert _cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", "g.db", "-q")[0] == 0
-        code, out = _cli("sync", "run", "--rules", RULES, "--store", "g.db",
+        assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db")[0] == 0
+        assert cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", "g.db", "-q")[0] == 0
+        code, out = cli("sync", "run", "--rules", RULES, "--store", "g.db",
                          "--until", "2026-12-20T00:00:00Z")
         assert code == 0, out
     finally:
@@ -124,7 +115,7 @@ def _every_command(where: str) -> None:
             log.write(where + "\n")
     for command in COMMANDS:
         try:
-            code, out = _cli(*command)
+            code, out = cli(*command)
         except AssertionError as e:
             raise AssertionError(f"{where}: {e}") from None
         assert code in (0, 1, 2, 3, 4), f"{where}: {command[:2]} exit {code}\n{out}"
@@ -154,7 +145,7 @@ def test_every_command_succeeds_on_the_undamaged_files(synced: Path, tmp_path: P
     monkeypatch.chdir(tmp_path)
     _fresh_copies(synced, tmp_path)
     for command in COMMANDS:
-        code, out = _cli(*command)
+        code, out = cli(*command)
         ok = (0, 2) if command[:2] == ("sync", "plan") else (0,)  # plan: 2, work to do
         assert code in ok, f"{command[:2]} exit {code}\n{out}"
 
@@ -206,7 +197,7 @@ def test_a_schema_overwritten_with_bytes_that_are_not_utf8_is_exit_4(
     _fresh_copies(synced, tmp_path)
     _overwrite(tmp_path / FILES[name], f"CREATE TABLE {table} (".encode(),
                f"CREATE TABLE {table} \xff".encode("latin-1"))
-    code, out = _cli(*command)
+    code, out = cli(*command)
     assert code == 4, out
     assert said in " ".join(out.split()), out
 
@@ -226,7 +217,7 @@ def test_a_report_that_meets_a_zeroed_page_is_exit_4(synced: Path, tmp_path: Pat
     for page in pages:
         data[(page - 1) * size:page * size] = bytes(size)
     (tmp_path / "g.db").write_bytes(bytes(data))
-    code, out = _cli("report", report, "--store", "g.db")
+    code, out = cli("report", report, "--store", "g.db")
     assert code == 4, out
     assert "cannot read store g.db or sync file g.sync.db: database disk image is malformed" in (
         " ".join(out.split())), out

@@ -12,7 +12,6 @@ The default run tries a few seeded plans (seconds); the long one is opt-in:
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random
@@ -21,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from fuzzing import cli, mutated
 
-from mrules.cli import main
 from mrules.sync.plan import plan_id
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
@@ -34,34 +32,16 @@ JUNK: list[Any] = [
 ]
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    r = CliRunner().invoke(main, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise AssertionError(f"{args[:2]}: {r.exception!r}\n{r.output}") from r.exception
-    return r.exit_code, r.output
-
-
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("plans")
-    assert _cli("crm", "load", str(EXAMPLE / "crm"), "--store", str(d / "g.db"))[0] == 0
-    assert _cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", str(d / "g.db"),
+    assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", str(d / "g.db"))[0] == 0
+    assert cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", str(d / "g.db"),
                 "-q")[0] == 0
-    code, out = _cli("sync", "plan", "--rules", RULES, "--store", str(d / "g.db"), "--out",
+    code, out = cli("sync", "plan", "--rules", RULES, "--store", str(d / "g.db"), "--out",
                      str(d / "plan.json"))
     assert code == 2, out  # changes pending
     return d
-
-
-def _places(x: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(x, dict):
-        for k, v in x.items():
-            out += _places(v, (*path, k))
-    elif isinstance(x, list):
-        for i, v in enumerate(x):
-            out += _places(v, (*path, i))
-    return out
 
 
 def _run(planned: Path, work: Path, n: int, seed: int) -> None:
@@ -72,20 +52,11 @@ def _run(planned: Path, work: Path, n: int, seed: int) -> None:
             left.unlink()
         for name in ("g.db", "g.crm.db"):
             shutil.copy(planned / name, work / name)
-        doc = copy.deepcopy(original)
-        for _ in range(rng.choice([1, 1, 2])):
-            place = rng.choice([p for p in _places(doc) if p and p[0] != "id"])
-            parent: Any = doc
-            for step in place[:-1]:
-                parent = parent[step]
-            if isinstance(place[-1], str) and rng.random() < 0.1:
-                del parent[place[-1]]
-            else:
-                parent[place[-1]] = rng.choice(JUNK)
+        doc, place = mutated(original, rng, JUNK, change=0.1, keep=("id",))
         doc["id"] = plan_id({k: v for k, v in doc.items() if k != "id"})
         text = json.dumps(doc)
         (work / "plan.json").write_text(text, "utf-8")
-        code, out = _cli("sync", "apply", str(work / "plan.json"), "--rules", RULES,
+        code, out = cli("sync", "apply", str(work / "plan.json"), "--rules", RULES,
                          "--store", str(work / "g.db"))
         assert code in (0, 1, 2, 4), f"exit {code} after changing {place}:\n{out}"
         assert "internal error" not in out, f"after changing {place}:\n{out}"

@@ -12,7 +12,6 @@ The default run tries a few seeded files (seconds); the long one is opt-in:
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from fuzzing import mutated
 
 from mrules.cli import main
 
@@ -29,32 +29,7 @@ JUNK: list[Any] = [
     None, 0, -1, 2**70, 1.5, float("inf"), "", "x", "2026-13-45T99:00:00Z", [], [1], {},
     {"a": 1}, True, "ann@example.com", [None], {"ts": None}, "1e999", "-5",
 ]
-KEYS = ["bogus", "Score", "", "ts", "expect"]
-
-
-def _places(x: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(x, dict):
-        for k, v in x.items():
-            out += _places(v, (*path, k))
-    elif isinstance(x, list):
-        for i, v in enumerate(x):
-            out += _places(v, (*path, i))
-    return out
-
-
-def _mutated(doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    doc = copy.deepcopy(doc)
-    for _ in range(rng.choice([1, 1, 2, 3])):
-        place = rng.choice([p for p in _places(doc) if p])
-        parent: Any = doc
-        for step in place[:-1]:
-            parent = parent[step]
-        if isinstance(place[-1], str) and rng.random() < 0.15:
-            parent[rng.choice(KEYS)] = parent.pop(place[-1])
-        else:
-            parent[place[-1]] = rng.choice(JUNK)
-    return doc
+KEYS = ("bogus", "Score", "", "ts", "expect")
 
 
 def _run(tmp_path: Path, n: int, seed: int) -> None:
@@ -63,7 +38,7 @@ def _run(tmp_path: Path, n: int, seed: int) -> None:
     rng = random.Random(seed)
     target = tmp_path / "t.test.yaml"
     for _ in range(n):
-        text = yaml.safe_dump(_mutated(doc, rng), allow_unicode=True)
+        text = yaml.safe_dump(mutated(doc, rng, JUNK, renames=KEYS)[0], allow_unicode=True)
         target.write_text(text, "utf-8")
         r = CliRunner().invoke(main, ["test", str(target)])
         if r.exception is not None and not isinstance(r.exception, SystemExit):
