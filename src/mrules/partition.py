@@ -139,15 +139,17 @@ class Manifest:
                 f" {HASH_VERSION!r}: partition the archive again into a new folder"
             )
         try:
-            return cls(
+            manifest = cls(
                 buckets=int(raw["buckets"]),
                 files=list(raw["files"]),
                 parts=list(raw["parts"]),
                 until=raw.get("until"),
                 until_epoch=raw.get("until_epoch"),
             )
+            _check_entries(manifest)
         except (KeyError, TypeError, ValueError) as e:
             raise PartitionError(f"{path}: damaged manifest ({e})") from None
+        return manifest
 
     def bucket_files(self, folder: Path, bucket: int) -> list[Path]:
         """The part files of one bucket, in part order (a part may have none for it)."""
@@ -162,6 +164,61 @@ class Manifest:
             )
             for part in self.parts
         ]
+
+
+def _check_entries(m: Manifest) -> None:
+    """The manifest's file and part entries as `partition` writes them (TypeError or
+    ValueError naming the first that is not): read as they were, a damaged entry was an
+    internal error of `partition` or of a partitioned run."""
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(what)
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    for n, f in enumerate(m.files):
+        need(isinstance(f, dict), f"files[{n}] is not an object")
+        need(
+            all(isinstance(f.get(k), str) for k in ("path", "label", "part")),
+            f"files[{n}]: path, label or part is not text",
+        )
+        need(
+            whole(f.get("lines")) and whole(f.get("events")),
+            f"files[{n}]: lines or events is not a count",
+        )
+        anchor = f.get("anchor")
+        need(
+            anchor is None
+            or (isinstance(anchor, list) and len(anchor) == 2 and all(whole(x) for x in anchor)),
+            f"files[{n}]: anchor is not [line, check]",
+        )
+    for n, part in enumerate(m.parts):
+        need(isinstance(part, dict), f"parts[{n}] is not an object")
+        name = part.get("name")
+        need(
+            isinstance(name, str)
+            and name.startswith("part-")
+            and "/" not in name
+            and "\\" not in name,
+            f"parts[{n}]: name is not a part's name",
+        )
+        files = part.get("files")
+        need(
+            isinstance(files, list) and all(isinstance(x, str) for x in files),
+            f"parts[{n}]: files is not a list of paths",
+        )
+        need(
+            whole(part.get("events")) and whole(part.get("bytes")),
+            f"parts[{n}]: events or bytes is not a count",
+        )
+    need(m.until is None or isinstance(m.until, str), "until is not a time")
+    need(
+        m.until_epoch is None
+        or (isinstance(m.until_epoch, int | float) and not isinstance(m.until_epoch, bool)),
+        "until_epoch is not a number",
+    )
 
 
 def is_partition_folder(path: str | Path) -> bool:

@@ -164,6 +164,37 @@ def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:
         Manifest.load(folder)
 
 
+@pytest.mark.parametrize(("damage", "said"), [
+    (lambda m: m["files"].__setitem__(0, "x"), "files[0] is not an object"),
+    (lambda m: m["files"][0].update(path=["a"]), "files[0]: path, label or part is not text"),
+    (lambda m: m["files"][0].update(lines=-1), "files[0]: lines or events is not a count"),
+    (lambda m: m["files"][0].update(anchor=[1]), "files[0]: anchor is not [line, check]"),
+    (lambda m: m["parts"][0].update(name="../../etc"), "parts[0]: name is not a part's name"),
+    (lambda m: m["parts"][0].update(files=[3]), "parts[0]: files is not a list of paths"),
+    (lambda m: m.update(until_epoch="soon"), "until_epoch is not a number"),
+])
+def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: object, said: str
+) -> None:
+    # Entries were read as they were: a TypeError in `partition` (appending) or in a
+    # partitioned run, an internal error; a part named `../../etc` was read outside.
+    monkeypatch.chdir(tmp_path)
+    src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    rules = tmp_path / "r.mr"
+    rules.write_text('list "A"\n', "utf-8")
+    assert CliRunner().invoke(main, ["partition", str(src), "--buckets", "2", "--out",
+                                     "p"]).exit_code == 0
+    manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
+    damage(manifest)  # type: ignore[operator]
+    (tmp_path / "p" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    for args in (["partition", str(src), "--out", "p"],
+                 ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert f"damaged manifest ({said})" in result.output, result.output
+        assert "internal error" not in result.output
+
+
 def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
     src = _write(tmp_path / "e.jsonl", [
         {"ts": "2026-11-02T01:00:00+02:00", "type": "tick"},  # 2026-11-01T23:00Z
