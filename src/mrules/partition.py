@@ -335,16 +335,16 @@ def _moved_lines(
     for source, keys in moves.items():
         for path in manifest.bucket_files(folder, source):
             with open(path, "rb") as f:
-                for rec in f:
-                    o, ln, raw = rec.split(b" ", 2)
+                for n, rec in enumerate(f, 1):
+                    o, ln, raw = _record(rec, path, n)
                     try:
                         key = _owner(orjson.loads(raw))
                     except orjson.JSONDecodeError:
                         continue
                     to = keys.get(key) if key is not None else None
                     if to is not None:
-                        add.setdefault(to, []).append((int(o), int(ln), rec))
-                        skip.setdefault(source, []).append(b"%s %s\n" % (o, ln))
+                        add.setdefault(to, []).append((o, ln, rec))
+                        skip.setdefault(source, []).append(b"%d %d\n" % (o, ln))
     return (
         {b: [rec for *_, rec in sorted(recs)] for b, recs in add.items()},
         skip,
@@ -606,6 +606,25 @@ def _source(path: Path) -> str:
     return printable_path(str(path.resolve()))
 
 
+def _record(rec: bytes, path: Path, n: int) -> tuple[int, int, bytes]:
+    """A part file's line, `ORDINAL LINE EVENT`, as (file ordinal, line, the event line)."""
+    try:
+        o, ln, raw = rec.split(b" ", 2)
+        ordinal, line = int(o), int(ln)
+    except ValueError:
+        raise PartitionError(_damaged_part(path, n)) from None
+    if ordinal < 0 or line < 1:
+        raise PartitionError(_damaged_part(path, n))
+    return ordinal, line, raw
+
+
+def _damaged_part(path: Path, n: int) -> str:
+    return (
+        f"{path}: line {n} is damaged (not `FILE LINE EVENT` as partition writes it):"
+        " partition the archive again into a new folder"
+    )
+
+
 def _part_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
     try:
         f = open(path, "rb")  # noqa: SIM115
@@ -614,9 +633,8 @@ def _part_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
     except OSError as e:
         raise EventSourceError(f"{path}: cannot read: {e.strerror or e}") from None
     with f:
-        for rec in f:
-            o, ln, raw = rec.split(b" ", 2)
-            yield int(o), int(ln), raw
+        for n, rec in enumerate(f, 1):
+            yield _record(rec, path, n)
 
 
 def read_bucket_lines(parts: Sequence[tuple[Path, Path]]) -> Iterator[tuple[int, int, bytes]]:
@@ -634,7 +652,13 @@ def read_bucket_lines(parts: Sequence[tuple[Path, Path]]) -> Iterator[tuple[int,
             data = b""
         except OSError as e:
             raise EventSourceError(f"{skip}: cannot read: {e.strerror or e}") from None
-        skips.append({(int(a), int(b)) for a, b in (x.split() for x in data.splitlines())})
+        try:
+            skips.append({(int(a), int(b)) for a, b in (x.split() for x in data.splitlines())})
+        except ValueError:
+            raise PartitionError(
+                f"{skip}: damaged (not `FILE LINE` lines as partition writes them):"
+                " partition the archive again into a new folder"
+            ) from None
     later: list[set[tuple[int, int]]] = [set() for _ in parts]
     for i in range(len(parts) - 2, -1, -1):
         later[i] = later[i + 1] | skips[i + 1]

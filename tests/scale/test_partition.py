@@ -195,6 +195,32 @@ def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
         assert "internal error" not in result.output
 
 
+@pytest.mark.parametrize(("damage", "said"), [
+    (lambda b: b"x" + b[1:], "b00000.jsonl: line 1 is damaged (not `FILE LINE EVENT`"),
+    (lambda b: b"0" + b.split(b"\n", 1)[0][b.index(b" ", 2):] + b"\n",
+     "b00000.jsonl: line 1 is damaged"),  # the line number lost
+    (lambda b: b"7" + b[1:], "a line names file 7, not in the manifest"),
+])
+def test_a_damaged_bucket_line_is_exit_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: object, said: str
+) -> None:
+    # A bucket file's `FILE LINE EVENT` prefix damaged: int() failed in the worker, an
+    # internal error of the partitioned run.
+    monkeypatch.chdir(tmp_path)
+    src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    rules = tmp_path / "r.mr"
+    rules.write_text('list "A"\n', "utf-8")
+    assert CliRunner().invoke(main, ["partition", str(src), "--buckets", "1", "--out",
+                                     "p"]).exit_code == 0
+    bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
+    bucket.write_bytes(damage(bucket.read_bytes()))  # type: ignore[operator]
+    result = CliRunner().invoke(main, ["run", str(rules), "p", "--engine", "local", "--store",
+                                       "r.db", "-q"])
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "partition the archive again" in result.output
+    assert "internal error" not in result.output
+
+
 def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
     src = _write(tmp_path / "e.jsonl", [
         {"ts": "2026-11-02T01:00:00+02:00", "type": "tick"},  # 2026-11-01T23:00Z

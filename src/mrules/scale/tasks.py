@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mrules.events import parse_line
-from mrules.partition import read_bucket_lines
+from mrules.partition import PartitionError, read_bucket_lines
 
 __all__ = ["log_of", "preload", "run_bucket", "shard_name"]
 
@@ -119,7 +119,10 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
             last = ordinal == len(files) - 1
             summary = engine.run(items(), now=task["now"] if last else None)
             if pending is not None and pending[0] < ordinal:
-                raise ValueError(f"bucket {bucket}: lines out of archive order")
+                raise PartitionError(
+                    f"bucket {bucket}: lines out of archive order: the partition folder is"
+                    " damaged; partition the archive again into a new folder"
+                )
             out["events"] += summary.lines
             out["applied"] += summary.applied
             out["rejected"] += summary.rejected
@@ -127,8 +130,9 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
             out["ignored"] += summary.ignored
             out["unsettled"] += [{**d, "ordinal": ordinal} for d in summary.unsettled]
         if pending is not None:
-            raise ValueError(
-                f"bucket {bucket}: a line names file {pending[0]}, not in the manifest"
+            raise PartitionError(
+                f"bucket {bucket}: a line names file {pending[0]}, not in the manifest: the"
+                " partition folder is damaged; partition the archive again into a new folder"
             )
     except BaseException:
         if log is not None:
