@@ -176,7 +176,9 @@ def _check_entries(m: Manifest) -> None:
             raise ValueError(what)
 
     def whole(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+
+    need(1 <= m.buckets <= 65536, "buckets is not 1 to 65536")
 
     for n, f in enumerate(m.files):
         need(isinstance(f, dict), f"files[{n}] is not an object")

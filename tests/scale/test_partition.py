@@ -172,6 +172,8 @@ def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:
     (lambda m: m["parts"][0].update(name="../../etc"), "parts[0]: name is not a part's name"),
     (lambda m: m["parts"][0].update(files=[3]), "parts[0]: files is not a list of paths"),
     (lambda m: m.update(until_epoch="soon"), "until_epoch is not a number"),
+    (lambda m: m.update(buckets=2**70), "buckets is not 1 to 65536"),
+    (lambda m: m["files"][0].update(events=2**70), "files[0]: lines or events is not a count"),
 ])
 def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: object, said: str
