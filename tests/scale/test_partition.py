@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import orjson
@@ -188,7 +189,7 @@ def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
                                      "p"]).exit_code == 0
     manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
     damage(manifest)  # type: ignore[operator]
-    (tmp_path / "p" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest), "utf-8")  # 2**70
     for args in (["partition", str(src), "--out", "p"],
                  ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]):
         result = CliRunner().invoke(main, args)
