@@ -83,3 +83,28 @@ def test_a_file_not_utf8_gives_the_line_of_its_first_bad_byte(tmp_path: Path) ->
     assert changes == []
     [(line, reason)] = issues
     assert line == 2 and reason.startswith("not UTF-8")
+
+
+def test_an_op_that_is_no_text_is_an_unreadable_line_and_the_others_apply(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # `"op": {...}` was a TypeError reading the file (an object is not hashable): an
+    # internal error that stopped the whole file.
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["crm", "load", str(SEED), "--store", "g.db"]).exit_code == 0
+    lines = [
+        {"at": "2026-11-03T10:00:00Z", "op": {"a": 1}, "email": "henry@example.org"},
+        {"at": "2026-11-03T11:00:00Z", "op": ["owner"], "email": "henry@example.org"},
+        {"at": "2026-11-05T10:00:00Z", "op": "update", "email": "bob@bigcorp.example",
+         "fields": {"Title": "CIO"}},
+    ]
+    (tmp_path / "ch.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), "utf-8")
+    r = CliRunner().invoke(main, ["crm", "apply-changes", "ch.jsonl", "--store", "g.db"])
+    assert r.exit_code == 3, r.output  # lines that could not be read
+    assert "ch.jsonl:1: op {'a': 1} is not one of" in r.output
+    assert "ch.jsonl:2: op ['owner'] is not one of" in r.output
+    assert "1 applied, 0 refused" in r.output and "internal error" not in r.output

@@ -99,7 +99,7 @@ def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
             issues.append((n, "a line holds one JSON object"))
             continue
         op = data.get("op")
-        if op not in OPS:
+        if not isinstance(op, str) or op not in OPS:
             issues.append((n, f"op {op!r} is not one of {', '.join(sorted(OPS))}"))
             continue
         try:
