@@ -165,6 +165,16 @@ def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:
         Manifest.load(folder)
 
 
+def _tick_partitioned(folder: Path, buckets: int) -> tuple[Path, Path]:
+    """A one-tick stream partitioned into FOLDER/p, and a rule file: (stream, rules)."""
+    src = _write(folder / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    rules = folder / "r.mr"
+    rules.write_text('list "A"\n', "utf-8")
+    assert CliRunner().invoke(main, ["partition", str(src), "--buckets", str(buckets), "--out",
+                                     str(folder / "p")]).exit_code == 0
+    return src, rules
+
+
 @pytest.mark.parametrize(("damage", "said"), [
     (lambda m: m["files"].__setitem__(0, "x"), "files[0] is not an object"),
     (lambda m: m["files"][0].update(path=["a"]), "files[0]: path, label or part is not text"),
@@ -182,11 +192,7 @@ def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
     # Entries were read as they were: a TypeError in `partition` (appending) or in a
     # partitioned run, an internal error; a part named `../../etc` was read outside.
     monkeypatch.chdir(tmp_path)
-    src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
-    rules = tmp_path / "r.mr"
-    rules.write_text('list "A"\n', "utf-8")
-    assert CliRunner().invoke(main, ["partition", str(src), "--buckets", "2", "--out",
-                                     "p"]).exit_code == 0
+    src, rules = _tick_partitioned(tmp_path, 2)
     manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
     damage(manifest)  # type: ignore[operator]
     (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest), "utf-8")  # 2**70
@@ -210,11 +216,7 @@ def test_a_damaged_bucket_line_is_exit_2_naming_it(
     # A bucket file's `FILE LINE EVENT` prefix damaged: int() failed in the worker, an
     # internal error of the partitioned run.
     monkeypatch.chdir(tmp_path)
-    src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
-    rules = tmp_path / "r.mr"
-    rules.write_text('list "A"\n', "utf-8")
-    assert CliRunner().invoke(main, ["partition", str(src), "--buckets", "1", "--out",
-                                     "p"]).exit_code == 0
+    _src, rules = _tick_partitioned(tmp_path, 1)
     bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
     bucket.write_bytes(damage(bucket.read_bytes()))  # type: ignore[operator]
     result = CliRunner().invoke(main, ["run", str(rules), "p", "--engine", "local", "--store",
