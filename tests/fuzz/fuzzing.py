@@ -50,5 +50,7 @@ def mutated(doc: Any, rng: random.Random, junk: list[Any], *, renames: tuple[str
             if renames:
                 parent[rng.choice(renames)] = value
         else:
-            parent[place[-1]] = rng.choice(junk)
+            # A copy: the junk list's own [None] put in place, then changed by the next
+            # step, became part of itself (a cycle) and changed every later draw.
+            parent[place[-1]] = copy.deepcopy(rng.choice(junk))
     return doc, place
