@@ -21,7 +21,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case(tmp_path: Path, case: dict[str, Any]) -> None:
-    w = World(tmp_path)
+    w = World(tmp_path, settings=case.get("settings", ""))
     w.seed({k: [dict(r) for r in v] for k, v in (case.get("crm") or {}).items()})
     w.run(*case.get("events", ()))
     w.sync("run", "--until", case["events"][0]["ts"])

@@ -35,7 +35,7 @@ sync salesforce {
   map company_size <-> "Company_Size__c" prefer ours
   map lead_source <-> "LeadSource" prefer crm
   map title <-> "Title" prefer ours
-}
+SETTINGS}
 """
 
 ORG = {
@@ -78,13 +78,17 @@ def ev(ts: str, prospect: str, type_: str = "form_submit", **kw: Any) -> dict[st
 
 class World:
     def __init__(
-        self, tmp: Path, batch: int = 800, objects: str = "lead, contact, opportunity"
+        self,
+        tmp: Path,
+        batch: int = 800,
+        objects: str = "lead, contact, opportunity",
+        settings: str = "",
     ) -> None:
+        """`settings`: more lines for the sync block (a case's own connector settings)."""
         self.tmp = tmp
         self.rules = tmp / "rules.mr"
-        self.rules.write_text(
-            RULES.replace("BATCH", str(batch)).replace("OBJECTS", objects), "utf-8"
-        )
+        text = RULES.replace("BATCH", str(batch)).replace("OBJECTS", objects)
+        self.rules.write_text(text.replace("SETTINGS", settings and f"  {settings}\n"), "utf-8")
         self.store = tmp / "w.db"
         self.crm_path = tmp / "w.crm.db"
         self.events = tmp / "events.jsonl"

@@ -82,13 +82,17 @@ def decide(
     - both sides equal: nothing to do;
     - one side changed since the base: that side wins (a one-sided change),
       except that a blank never erases a value (a value beats a blank; with
-      `blank crm values overwrite`, a CRM blank does erase ours);
+      `blank crm values overwrite`, the CRM emptying a field that prefers the
+      CRM does erase ours);
     - both changed, or no base: the policy (`ours`, `crm`, `most recent` on
       the field-level change times; a tie, or a time unknown, goes to the CRM).
     """
     if same(ours, theirs):
         return Decision("same", "in sync", ours)
-    overwrite = blanks == "overwrite"
+    # `blank crm values overwrite` lets a CRM blank erase ours only on a field that
+    # prefers the CRM: `prefer ours` keeps ours, and `most recent` keeps a value
+    # over a newer blank, as Pardot's sync behaviours do.
+    overwrite = blanks == "overwrite" and prefer == "crm"
     if has_base and same(ours, base):  # only the CRM changed
         if blank(theirs) and not overwrite:
             return Decision("ours", "a value beats a blank", ours)
@@ -100,7 +104,7 @@ def decide(
     if blank(ours):
         return Decision("crm", "a value beats a blank", theirs)
     if blank(theirs):
-        if overwrite and prefer != "ours":
+        if overwrite:
             return Decision("crm", "blank crm values overwrite", theirs)
         return Decision("ours", "a value beats a blank", ours)
     what = "both changed" if has_base else "first link"
