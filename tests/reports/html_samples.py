@@ -8,6 +8,17 @@ from typing import Any
 STAGES = ("visitor", "prospect", "mql", "sql", "won")
 
 
+STEPS = (("visitor", "prospect"), ("prospect", "mql"), ("mql", "sql"), ("sql", "won"))
+
+
+def steps(*reached_rates: tuple[int, float | None]) -> list[dict[str, Any]]:
+    """A period's conversions, visitor>prospect to sql>won, as (reached, rate)."""
+    return [
+        {"from": a, "to": b, "reached": n, "rate": rate}
+        for (a, b), (n, rate) in zip(STEPS, reached_rates, strict=True)
+    ]
+
+
 def funnel(by: str | None = "month") -> dict[str, Any]:
     counts = {"visitor": 40, "prospect": 20, "mql": 8, "sql": 5, "won": 3}
     return {
@@ -33,10 +44,12 @@ def funnel(by: str | None = "month") -> dict[str, Any]:
             {
                 "period": "2026-10",
                 "stages": {"visitor": 15, "prospect": 8, "mql": 3, "sql": 2, "won": 1},
+                "conversions": steps((6, 0.4), (3, 0.375), (2, 0.666667), (1, 0.5)),
             },
             {
                 "period": "2026-11",
                 "stages": {"visitor": 25, "prospect": 12, "mql": 5, "sql": 3, "won": 2},
+                "conversions": steps((10, 0.4), (5, 0.416667), (3, 0.6), (2, 0.666667)),
             },
         ],
         "seed": {"mqls": 8, "accepted_by_sales": 5, "customers": 3},

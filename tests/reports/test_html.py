@@ -82,8 +82,10 @@ def test_charts_carry_the_reports_numbers() -> None:
         total = sum(r["amount"] for r in influence if r["model"] == label)
         assert total == pytest.approx(samples.campaigns()["totals"][model])
     conv = values(specs["chart-conversion-over-time"])
-    nov = {r["step"]: r["rate"] for r in conv if r["period"] == "2026-11"}
-    assert nov["Prospects → MQLs"] == pytest.approx(5 / 12)
+    nov = {r["step"]: (r["rate"], r["from"], r["to"]) for r in conv if r["period"] == "2026-11"}
+    # The period's own conversion (of the 12 prospects, 5 went MQL), not a ratio of counts.
+    assert nov["Prospects → MQLs"] == (0.416667, 12, 5)
+    assert nov["Visitors → Prospects"] == (0.4, 25, 10)
     rules = values(specs["chart-rules"])
     assert {r["rule"] for r in rules} == {"Pricing (page_action)", "MQL handoff (automation)"}
     assert [r["score"] for r in values(specs["chart-timeline"])] == [52, 130, 120]
@@ -211,6 +213,18 @@ def test_cli_writes_the_page_from_the_real_reports(example_store: Path, tmp_path
         x["value"] == top["matches"] and x["measure"] == "matches"
         for x in values(specs["chart-rules"])
     )
+    # Conversion over time draws the funnel's own per-period rates, each between 0 and 1
+    # (a ratio of stage counts was not: 300% in a week where 2 visitors met 6 prospects).
+    drawn = {
+        (x["period"], x["step"]): x["rate"] for x in values(specs["chart-conversion-over-time"])
+    }
+    assert drawn and all(0 <= rate <= 1 for rate in drawn.values())
+    assert drawn == {
+        (p["period"], f"{charts._label(c['from'])} → {charts._label(c['to'])}"): c["rate"]
+        for p in f["periods"]
+        for c in p["conversions"]
+        if c["rate"] is not None
+    }
     hist = scores(example_store)["score_histogram"]
     assert [x["count"] for x in values(specs["chart-score-distribution"])] == [
         b["count"] for b in hist

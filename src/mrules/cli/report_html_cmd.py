@@ -103,9 +103,9 @@ def html(
     prospect's score over time and, with --replay-diff, what a rule change
     does. Everything (data, charts, the chart library) is inside the file.
 
-    Exit status (docs/exit-codes.md): 0 written; 2 bad options, no such store
-    or prospect, a bad --replay-diff file; 4 the store cannot be read or OUT
-    cannot be written.
+    Exit status (docs/exit-codes.md): 0 written; 1 the --rules files have
+    errors; 2 bad options, no such store or prospect, a bad --replay-diff
+    file; 4 the store cannot be read or OUT cannot be written.
 
     \b
     Example:

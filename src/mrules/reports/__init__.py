@@ -218,7 +218,38 @@ def funnel(
                     ),
                     stage,
                 )
-            periods = [{"period": k, "stages": table[k]} for k in sorted(table)]
+            # Each period's conversions, defined as the whole range's are (of those
+            # counted at a stage in the period, the share that reached the next one), so a
+            # rate stays between 0 and 1; the stage counts alone cannot give them.
+            steps: dict[str, dict[str, tuple[int, int]]] = {}
+            for label, total, reached in q(
+                f"SELECT {period_sql(by, 'first')} AS p, count(*), count(prospect) FROM vis"
+                f" WHERE {_in('first')} GROUP BY p",
+                (lo, hi),
+            ):
+                steps.setdefault(label, {})["visitor"] = (total, reached)
+            for a, b in itertools.pairwise(STAGES[1:]):
+                where, params = counted(a)
+                key = "created" if reading == "cohort" else _COL[a]
+                for label, total, reached in q(
+                    f"SELECT {period_sql(by, key)} AS p, count(*), count({_COL[b]}) FROM ps"
+                    f" WHERE {where} GROUP BY p",
+                    params,
+                ):
+                    steps.setdefault(label, {})[a] = (total, reached)
+
+            def step(period: str, a: str, b: str) -> dict[str, Any]:
+                total, reached = steps.get(period, {}).get(a, (0, 0))
+                return {"from": a, "to": b, "reached": reached, "rate": _rate(reached, total)}
+
+            periods = [
+                {
+                    "period": k,
+                    "stages": table[k],
+                    "conversions": [step(k, a, b) for a, b in itertools.pairwise(STAGES)],
+                }
+                for k in sorted(table)
+            ]
 
     return {
         "report": "funnel",

@@ -127,15 +127,16 @@ def conversion_over_time(report: dict[str, Any]) -> Spec:
     rows = []
     for p in report.get("periods", []):
         st = p["stages"]
-        for a, b in (("visitor", "prospect"), ("prospect", "mql"), ("mql", "sql"), ("sql", "won")):
-            if st.get(a):
+        for c in p["conversions"]:
+            a, b, rate = c["from"], c["to"], c["rate"]
+            if rate is not None:  # the report's own rate: of those at `a`, the share at `b`
                 rows.append(
                     {
                         "period": p["period"],
                         "step": f"{_label(a)} → {_label(b)}",
-                        "rate": st.get(b, 0) / st[a],
+                        "rate": rate,
                         "from": st[a],
-                        "to": st.get(b, 0),
+                        "to": c["reached"],
                     }
                 )
     if not rows:
