@@ -161,8 +161,7 @@ def test_a_plan_before_the_runs_clock_is_refused(tmp_path: Path) -> None:
     w.run(ev(T0, "ann@x.com", asset="Demo"))  # the run's clock: T0, 2026-11-02T09:00:00Z
     out = tmp_path / "early.json"
     r = w.sync("plan", "--at", "2026-11-02T08:59:59Z", "--out", str(out), code=2)
-    assert "--at 2026-11-02T08:59:59Z is before the run's clock, 2026-11-02T09:00:00Z" in (
-        r.output)
+    assert "--at 2026-11-02T08:59:59Z is before the run's clock, 2026-11-02T09:00:00Z" in (r.output)
     assert not out.exists()
     # A plan file at such a time (made by hand) is refused too, and nothing is applied.
     w.sync("plan", "--at", "2026-11-02T09:00:00Z", "--out", str(out), code=2)
@@ -177,3 +176,23 @@ def test_a_plan_before_the_runs_clock_is_refused(tmp_path: Path) -> None:
     at_clock = w.sync("plan", "--at", "2026-11-02T09:00:00Z", "--format", "json", code=2)
     assert [o["op"] for o in json.loads(at_clock.output)["ops"]] == _ops(w) != []
     w.sync("plan", "--at", "2026-11-02T10:00:00Z", code=2)
+
+
+# -- the year 9999 ------------------------------------------------------------------------------
+def test_a_cycle_too_late_for_the_next_one_to_have_a_date_is_refused(tmp_path: Path) -> None:
+    """A cycle at 9999-12-31T23:55 was applied, then every plan was an internal error."""
+    w = _world(tmp_path)
+    w.run()
+    r = w.sync("plan", "--at", "9999-12-31T23:55:00Z", code=2)
+    assert "after 9999-12-31T00:00:00Z, the latest time a sync cycle may have" in r.output
+    r = w.sync("run", "--until", "9999-12-31T00:00:01Z", code=2)
+    assert "--until" in r.output
+    # The latest time itself is fine (applied, with the stale check's day after it);
+    # the cycle after it is then refused in words, not a traceback.
+    out = tmp_path / "late.json"
+    w.sync("plan", "--at", "9999-12-30T23:55:00Z", "--out", str(out), code=None)
+    w.sync("apply", str(out))
+    w.sync("run", "--until", "9999-12-31T00:00:00Z")
+    r = w.sync("plan", code=2)
+    assert "the next sync cycle would be after 9999-12-31T00:00:00Z" in r.output
+    assert w.status()["last_cycle"] == "9999-12-30T23:55:00Z"  # the next is 00:05, too late

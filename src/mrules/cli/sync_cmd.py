@@ -109,13 +109,22 @@ def _emit_plan(pj: dict[str, Any]) -> None:
     click.echo()
 
 
+# The latest time a cycle may have: a cycle's time is written as a date, and Python's
+# last year is 9999 (a cycle later in that year left the next plan no date to have).
+_LATEST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC).timestamp()
+_LATEST_TEXT = "9999-12-31T00:00:00Z"
+
+
 def _time(value: str | None, option: str) -> float | None:
     if value is None:
         return None
     try:
-        return parse_datetime(value).timestamp()
+        when = parse_datetime(value).timestamp()
     except ValueError:
         fail(f"{option} {value!r}: not a time with a zone, e.g. 2026-11-02T09:00:00Z")
+    if when > _LATEST:
+        fail(f"{option} {value!r}: after {_LATEST_TEXT}, the latest time a sync cycle may have")
+    return when
 
 
 @contextlib.contextmanager
@@ -334,12 +343,19 @@ def _next_due(db: Any, store: Any, config: Any) -> float:
     from mrules.sync.cycle import next_after
 
     last = db.last_cycle
-    if last is not None:
-        return float(next_after(last, config.every_seconds, store.clock()))
     clock = store.clock()
-    if clock is not None:
-        return float(clock)
-    return dt.datetime.now(dt.UTC).timestamp()
+    if last is not None:
+        when = float(next_after(last, config.every_seconds, clock))
+    elif clock is not None:
+        when = float(clock)
+    else:
+        when = dt.datetime.now(dt.UTC).timestamp()
+    if when > _LATEST:
+        fail(
+            f"the next sync cycle would be after {_LATEST_TEXT}, the latest time a cycle"
+            " may have (the last cycle or the store's clock is that late)"
+        )
+    return when
 
 
 def _value(v: Any) -> str:

@@ -93,7 +93,11 @@ def stale_reason(plan: Mapping[str, Any], store: StateStore, crm: Any, db: SyncD
         return "another sync was applied since this plan was made"
     if plan.get("store_seq") != store.max_seq():
         return "the engine changed the store since this plan was made"
-    until = (crm.now() if hasattr(crm, "now") else dt.datetime.now(dt.UTC)) + dt.timedelta(days=1)
+    now = crm.now() if hasattr(crm, "now") else dt.datetime.now(dt.UTC)
+    try:
+        until = now + dt.timedelta(days=1)
+    except OverflowError:  # a cycle late in the year 9999: its last moment
+        until = dt.datetime.max.replace(tzinfo=dt.UTC)
     for sobject, c in plan.get("cursors_to", {}).items():
         page = crm.query_changed(sobject, _cursor(c), until, limit=1)
         if page.records:
