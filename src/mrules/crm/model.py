@@ -433,7 +433,8 @@ class Schema:
             if not _CUSTOM_NAME.fullmatch(name):
                 raise SchemaError(
                     f"{key}: a custom object's API name is letters, digits and single"
-                    " underscores, starting with a letter and ending in __c (e.g. Invoice__c)"
+                    " underscores, starting with a letter and ending in __c (e.g. Invoice__c),"
+                    " after a package's namespace prefix if any (e.g. pi__Invoice__c)"
                 )
             if any(o.lower() == name.lower() for o in schema.objects):
                 raise SchemaError(f"{key}: declared twice")
@@ -490,7 +491,11 @@ ORG_KEYS = (
     "duplicate_rules",
 )
 """The keys of an org file (docs/crm.md#the-org-file)."""
-_CUSTOM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__c")
+# A custom API name, with the namespace prefix of the managed package that adds it
+# when there is one (`pi__Score__c`: the Pardot package's `pi`, at most 15 characters).
+_CUSTOM_NAME = re.compile(
+    r"(?:[A-Za-z][A-Za-z0-9]{0,14}__)?[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__c"
+)
 _FIELD_KEYS = ("type", "length", "values", "restricted", "required", "external_id", "reference_to")
 _MAX_LENGTH = {"string": 255, "textarea": 131072}
 _RULE_KEYS = ("name", "object", "fields", "match_objects", "action")
@@ -548,7 +553,8 @@ def _custom_fields(
         if not _CUSTOM_NAME.fullmatch(name):
             raise SchemaError(
                 f"{field_key}: a custom field's API name is letters, digits and single"
-                " underscores, starting with a letter and ending in __c (e.g. Size__c)"
+                " underscores, starting with a letter and ending in __c (e.g. Size__c),"
+                " after a package's namespace prefix if any (e.g. pi__Score__c)"
             )
         if name.lower() in taken:
             raise SchemaError(f"{field_key}: {info.name} already has a field named so")
@@ -764,6 +770,8 @@ def format_datetime(value: dt.datetime) -> str:
     """A datetime the way Salesforce writes it: `2026-11-02T09:00:00.000+0000`."""
     value = value.astimezone(dt.UTC)
     # the year in four digits: strftime("%Y") writes the year 1 as `1` (glibc)
-    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S.") + (
-        f"{value.microsecond // 1000:03d}+0000"
+    return (
+        f"{value.year:04d}"
+        + value.strftime("-%m-%dT%H:%M:%S.")
+        + (f"{value.microsecond // 1000:03d}+0000")
     )
