@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from tests.sync.world import ORG, T0, World, ev
@@ -30,9 +31,8 @@ def test_a_namespace_prefix_is_letters_and_digits_before_the_name(tmp_path: Path
     for bad in ("pi___Score__c", "__Score__c", "p-i__Score__c", "abcdefghijklmnop__Score__c"):
         folder = tmp_path / bad
         folder.mkdir()
-        (folder / "org.json").write_text(
-            '{"custom_fields": {"Lead": {"%s": "double"}}}' % bad, "utf-8"
-        )
+        org = {"custom_fields": {"Lead": {bad: "double"}}}
+        (folder / "org.json").write_text(json.dumps(org), "utf-8")
         r = w.cli("crm", "load", str(folder), "--store", str(tmp_path / f"{bad}.db"))
         assert r.exit_code == 2, (bad, r.output)
         assert "namespace prefix" in r.output
