@@ -195,9 +195,11 @@ def test_an_email_that_is_not_text_is_damage_where_history_names_its_prospect(db
     # an internal error.
     assert _damaged(db, "UPDATE prospects SET email = x'' WHERE id = (SELECT min(prospect)"
                     " FROM history)") == 1
-    with Store.open(db) as s:
-        with pytest.raises(StoreError, match=r"damaged \(the email of prospect id 1 is"):
-            list(s.ledger())
+    with (
+        Store.open(db) as s,
+        pytest.raises(StoreError, match=r"damaged \(the email of prospect id 1 is"),
+    ):
+        list(s.ledger())
 
 
 def test_a_names_id_far_past_the_table_is_damage_not_a_huge_list(db: Path) -> None:
