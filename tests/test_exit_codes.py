@@ -6,11 +6,13 @@ output failures in more ways in test_faults.py.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -145,6 +147,37 @@ def test_a_stderr_that_cannot_be_written_still_gives_the_documented_code(tmp_pat
     assert mrules("lint", tmp_path / "nothere") == ExitCode.USAGE  # the message lost, not the code
     res = invoke("run", RULES, EVENTS, "--store", db)  # the same command again: all applied
     assert res.exit_code == ExitCode.OK, res.output
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_help_version_and_usage_errors_on_an_output_that_takes_nothing() -> None:
+    """`mrules --help` and `--version` print while click parses the arguments, before any
+    command runs: on a full disk they were an internal error (exit 70, a traceback file),
+    on a closed pipe click's exit 1. A usage error whose message cannot be written was an
+    internal error too; it keeps its code 2, as every command's does."""
+
+    def mrules(*args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = None) -> Any:
+        return subprocess.run([sys.executable, "-m", "mrules", *args], stdout=stdout,
+                              stderr=subprocess.PIPE if stderr is None else stderr, text=True)
+
+    for args in (["--help"], ["--version"], ["run", "--help"]):
+        with open("/dev/full", "wb") as full:
+            r = mrules(*args, stdout=full)
+        assert r.returncode == ExitCode.STORE, (args, r.stderr)
+        assert r.stderr == "mrules: error: cannot write the output: No space left on device\n"
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            r = mrules(*args, stdout=write)
+        finally:
+            os.close(write)
+        assert r.returncode == ExitCode.STORE, (args, r.stderr)
+        assert "broken pipe" in r.stderr
+    for args in (["frob"], ["run", "--bogus"]):
+        assert mrules(*args).returncode == ExitCode.USAGE
+        with open("/dev/full", "wb") as full:
+            r = mrules(*args, stderr=full)
+        assert r.returncode == ExitCode.USAGE, args
 
 
 def test_4_a_file_that_is_not_sqlite_gets_no_lock_file(tmp_path: Path) -> None:

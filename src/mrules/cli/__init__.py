@@ -6,6 +6,7 @@ import contextlib
 import gc
 import os
 import signal
+import sys
 
 import click
 
@@ -55,10 +56,34 @@ class _Main(click.Group):
         with failures():
             return super().invoke(ctx)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: object,
+    ) -> click.Context:
+        """`mrules --help` and `--version` print while the arguments are parsed, before
+        `invoke`: an output that cannot take them (a full disk, a closed pipe) is exit 4,
+        as it is for every command, not click's exit 1 or an internal error."""
+        from mrules.cli.common import failures
+
+        with failures():
+            return super().make_context(info_name, args, parent, **extra)  # type: ignore[arg-type]
+
     def __call__(self, *args: object, **kwargs: object) -> object:
         _stop_on_sigterm_as_on_ctrl_c()
         try:
             return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
+        except OSError as e:
+            from mrules.cli.common import EXIT_STORE, internal_error, unwritable_message
+
+            if not unwritable_message(e):
+                internal_error(e)
+            # Commands run inside `failures()`: this is click's own message (a usage error)
+            # on a standard error that takes nothing. The message is lost, not its code.
+            shown = _click_exception_of(e)
+            sys.exit(shown.exit_code if shown is not None else EXIT_STORE)
         except Exception as e:
             from mrules.cli.common import internal_error
 
@@ -70,6 +95,18 @@ class _Main(click.Group):
             # run (bench/README.md). Files and the store are closed by then; nothing
             # mrules writes waits for a finalizer.
             gc.freeze()
+
+
+def _click_exception_of(e: BaseException) -> click.ClickException | None:
+    """The click exception whose message `e` interrupted (`ClickException.show`), if any."""
+    tb = e.__traceback__
+    while tb is not None:
+        shown = tb.tb_frame.f_locals.get("self")
+        if isinstance(shown, click.ClickException):
+            return shown
+        tb = tb.tb_next
+    context = e.__context__
+    return context if isinstance(context, click.ClickException) else None
 
 
 class Terminated(KeyboardInterrupt):

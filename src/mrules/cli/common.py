@@ -290,6 +290,10 @@ def load_or_exit(paths: Sequence[str], store_option: bool = False) -> LoadResult
         fail(str(e))
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)
+"""An output that cannot be written: the disk (or quota) is full, read-only or failing."""
+
+
 @contextlib.contextmanager
 def failures() -> Iterator[None]:
     """Turn store, output and interrupt failures into a one-line message and their code."""
@@ -313,7 +317,7 @@ def failures() -> Iterator[None]:
         if e.errno == errno.EPIPE:
             _quiet(sys.stdout)
             fail("the output was closed before everything was written (broken pipe)", EXIT_STORE)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG):
+        if e.errno in _FULL:
             fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
         if e.errno in (errno.EACCES, errno.EPERM) and e.filename is not None:
             fail(
@@ -322,6 +326,16 @@ def failures() -> Iterator[None]:
                 EXIT_STORE,
             )
         raise
+
+
+def unwritable_message(e: OSError) -> bool:
+    """Whether `e` is an output that takes nothing more (a full disk, a closed pipe...);
+    its stream is pointed at /dev/null so that Python's last flush stays quiet."""
+    if e.errno not in (errno.EPIPE, *_FULL):
+        return False
+    _quiet(sys.stderr)
+    _quiet(sys.stdout)
+    return True
 
 
 def _shown(filename: object) -> str:
