@@ -226,6 +226,18 @@ def test_rules_with_errors(tmp_path: Path) -> None:
     assert "the new rules have errors" in res.output and "unknown list 'Nope'" in res.output
 
 
+def test_rules_that_are_not_utf8_are_unreadable_input(tmp_path: Path) -> None:
+    """Exit 2 as for lint and run (docs/language.md), not 1 (a rule set with errors)."""
+    latin = tmp_path / "latin.mr"
+    latin.write_bytes(b'list "caf\xe9"\n')
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    for old, new, which in ((rules, str(latin), "new"), (str(latin), rules, "old")):
+        res = _mrules("replay", "--diff", old, new, events)
+        assert res.exit_code == 2, res.output
+        assert f"the {which} rules cannot be read: " in res.output
+        assert "not UTF-8 text (byte 0xe9" in res.output
+
+
 def test_rule_counts_fast_path_equals_the_ledger() -> None:
     import mrules
     from mrules.rulestats import rule_counts
@@ -357,8 +369,9 @@ def test_old_rev_errors_name_the_old_files_as_in_the_work_tree(
     assert "rules/60-bad.mr:2:22: error[MR103]: unknown list 'Nope'" in res.stderr
     assert "mrules-old-rules" not in res.stderr
     res = _mrules("replay", "--diff", "--old-rev", "HEAD", "rules", events)
-    assert res.exit_code == 1
-    assert "\nrules/60-bad.mr:2: not UTF-8 text" in res.stderr
+    assert res.exit_code == 2  # unreadable input (docs/exit-codes.md), not rules with errors
+    assert "the old rules (rules at HEAD) cannot be read: rules/60-bad.mr:2: not UTF-8" in (
+        res.stderr)
     assert "mrules-old-rules" not in res.stderr
 
 

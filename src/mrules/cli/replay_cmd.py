@@ -238,6 +238,9 @@ def replay(
             which = f"old rules ({paths[0]} at {old_rev})"
         else:
             which = f"{which} rules".strip()
+        if not e.diagnostics:  # not read at all (not UTF-8, no rule file): unreadable input
+            _fail(f"the {which} cannot be read: {e}")
+            return
         click.echo(f"mrules: error: the {which} have errors:", err=True)
         click.echo(str(e), err=True)
         sys.exit(int(ExitCode.DIAGNOSTICS))
