@@ -46,7 +46,7 @@ def _crm_options(f):  # type: ignore[no-untyped-def]
     return click.option(
         "--crm",
         "crm_path",
-        type=click.Path(dir_okay=False),
+        type=click.Path(),  # a folder is refused by the CRM file itself, with its message
         help="The CRM file [default: beside the store, NAME.crm.db]; `describe` also takes"
         " `salesforce` (a real org, MRULES_SF_* variables).",
     )(f)
