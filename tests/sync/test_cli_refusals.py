@@ -180,19 +180,17 @@ def test_a_plan_before_the_runs_clock_is_refused(tmp_path: Path) -> None:
 
 # -- the year 9999 ------------------------------------------------------------------------------
 def test_a_cycle_too_late_for_the_next_one_to_have_a_date_is_refused(tmp_path: Path) -> None:
-    """A cycle at 9999-12-31T23:55 was applied, then every plan was an internal error."""
+    """A cycle at 9999-12-31T23:55Z was applied, then every plan was an internal error (the
+    next cycle, 10 minutes later, had no date), and so was a saved plan's stale check."""
     w = _world(tmp_path)
     w.run()
-    r = w.sync("plan", "--at", "9999-12-31T23:55:00Z", code=2)
-    assert "after 9999-12-31T00:00:00Z, the latest time a sync cycle may have" in r.output
-    r = w.sync("run", "--until", "9999-12-31T00:00:01Z", code=2)
-    assert "--until" in r.output
-    # The latest time itself is fine (applied, with the stale check's day after it);
-    # the cycle after it is then refused in words, not a traceback.
+    r = w.sync("plan", "--at", "9999-12-31T23:59:59-00:01", code=2)  # 00:00:59 in UTC
+    assert "not a time with a zone" in r.output
     out = tmp_path / "late.json"
-    w.sync("plan", "--at", "9999-12-30T23:55:00Z", "--out", str(out), code=None)
+    w.sync("plan", "--at", "9999-12-31T23:55:00Z", "--out", str(out), code=None)
     w.sync("apply", str(out))
-    w.sync("run", "--until", "9999-12-31T00:00:00Z")
+    assert w.status()["last_cycle"] == "9999-12-31T23:55:00Z"
     r = w.sync("plan", code=2)
-    assert "the next sync cycle would be after 9999-12-31T00:00:00Z" in r.output
-    assert w.status()["last_cycle"] == "9999-12-30T23:55:00Z"  # the next is 00:05, too late
+    assert "the next sync cycle would be after 9999-12-31T23:59:59Z" in r.output
+    r = w.sync("run", "--until", "9999-12-31T23:59:59Z")
+    assert "no cycle due" in r.output

@@ -35,7 +35,7 @@ sync salesforce {
   map company_size <-> "Company_Size__c" prefer ours
   map lead_source <-> "LeadSource" prefer crm
   map title <-> "Title" prefer ours
-SETTINGS}
+}
 """
 
 ORG = {
@@ -88,7 +88,13 @@ class World:
         self.tmp = tmp
         self.rules = tmp / "rules.mr"
         text = RULES.replace("BATCH", str(batch)).replace("OBJECTS", objects)
-        self.rules.write_text(text.replace("SETTINGS", settings and f"  {settings}\n"), "utf-8")
+        if settings:  # it replaces the block's statement of the same kind (`prefer ...`)
+            kind = settings.split()[0]
+            text = "".join(
+                line for line in text.splitlines(keepends=True) if not line.startswith(f"  {kind} ")
+            )
+            text = text[: text.rindex("}")] + f"  {settings}\n}}\n"
+        self.rules.write_text(text, "utf-8")
         self.store = tmp / "w.db"
         self.crm_path = tmp / "w.crm.db"
         self.events = tmp / "events.jsonl"

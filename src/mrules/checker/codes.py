@@ -92,6 +92,7 @@ CODES: dict[str, str] = {
     "MR509": "sync cadence below the connector's minimum",
     "MR510": "empty sync batch",
     "MR511": "more than one sync block",
+    "MR512": "match by crm id is not supported",
     # scoring, grading, settings
     "MR601": "unknown scoring activity",
     "MR602": "activity scored twice",

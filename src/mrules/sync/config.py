@@ -33,6 +33,9 @@ class FieldMap:
 class SyncConfig:
     objects: tuple[str, ...] = ("lead", "contact")
     match_by: str = "email"
+    first: str = "contact"
+    """`prefer contact over lead` (the default) or `prefer lead over contact`: which
+    record a prospect with none links to when both have its email."""
     create_on: str = "lead"
     auto_create: bool = False
     every_minutes: int = DEFAULT_MINUTES
@@ -48,6 +51,7 @@ class SyncConfig:
         return {
             "objects": list(self.objects),
             "match_by": self.match_by,
+            "prefer": self.first,
             "create_on_assignment": self.create_on,
             "auto_create": self.auto_create,
             "every_minutes": self.every_minutes,
@@ -71,6 +75,7 @@ class SyncConfig:
         return cls(
             objects=objects,
             match_by=block.match_by or "email",
+            first=block.precedence[0] if block.precedence else "contact",
             create_on=block.create_on_assignment or "lead",
             auto_create=bool(block.auto_create),
             every_minutes=block.every_minutes or DEFAULT_MINUTES,

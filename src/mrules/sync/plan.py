@@ -742,9 +742,13 @@ def make_plan(
                 if (
                     current is not None
                     and not current[4]
-                    and not (obj == "contact" and current[0] == "lead")
+                    and not (
+                        obj == "contact" and current[0] == "lead" and config.first == "contact"
+                    )
                 ):
-                    continue  # linked to another record already (a contact outranks a lead)
+                    # Linked to another record already. With `prefer contact over lead`, a
+                    # contact outranks a lead; a lead never takes the link from a contact.
+                    continue
                 why = (
                     "a contact outranks a lead: the link moves to the contact"
                     if current is not None
@@ -815,7 +819,7 @@ def make_plan(
         and (email not in links or links[email][4])
         and next_try <= at
     ]
-    found = _find_existing(crm, creating, objects)
+    found = _find_existing(crm, creating, config.first)
     errors = {(e["prospect"], e["field"]): e for e in db.errors()}
     # The ops made from the queue stay in memory (a link op takes its record's first merge
     # below); the merges of linked prospects go to disk as they are made.
@@ -1175,10 +1179,11 @@ def _base_of(r: Record, maps: dict[str, FieldMap]) -> dict[str, Any]:
     return out
 
 
-def _find_existing(crm: Any, emails: list[str], objects: list[str]) -> dict[str, Record]:
-    """The contact (first) or lead that already has each email: identity by email, §7.3."""
+def _find_existing(crm: Any, emails: list[str], first: str) -> dict[str, Record]:
+    """The contact or lead (`first` first) that already has each email: identity by
+    email, §7.3."""
     found: dict[str, Record] = {}
-    for sobject in ("Contact", "Lead"):
+    for sobject in ("Lead", "Contact") if first == "lead" else ("Contact", "Lead"):
         todo = [e for e in emails if e not in found]
         for i in range(0, len(todo), MAX_BATCH):
             for r in crm.find(sobject, "Email", todo[i : i + MAX_BATCH]):
