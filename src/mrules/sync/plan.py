@@ -579,6 +579,10 @@ def make_plan(
     sends = db.sends()
     for sobject in objects:
         obj = sobject.lower()
+        # `auto create prospects on` is not retroactive (Pardot §7.4): the first read of an
+        # object (no cursor yet) finds the records that were there before the connector;
+        # they come to marketing once they change (a later read) or are sent by hand.
+        creates = config.auto_create and cursors.get(sobject) is not None
         sent = sorted(i for i, o in sends.items() if o == obj)
         plan.sent += sent
         # A merge's surviving record is taken from the records read (the merge moves its
@@ -710,7 +714,7 @@ def make_plan(
                 p = prospects.get(email)
                 current = links.get(email)
                 if p is None:
-                    if config.auto_create or r.id in sends:
+                    if creates or r.id in sends:
                         fact: dict[str, Any] = {
                             "op": "new prospect",
                             "prospect": email,
