@@ -325,6 +325,8 @@ def apply_plan(
                     events.append(link_event)
             if "base_after" not in o:
                 continue
+            for field in o.get("resolved", ()):  # both sides agree, or the CRM's value won
+                errors_clear.append((email, field))
             # Kept as the JSON the sync file stores (a first link has a row a prospect);
             # parsed again only if a write changes it.
             # (as text: orjson's bytes keep a buffer of some kilobytes each)

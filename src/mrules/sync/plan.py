@@ -1054,6 +1054,7 @@ def make_plan(
         rows = []
         held = []
         expected = []
+        resolved: list[str] = []  # fields with an error whose write is no longer wanted
         new_base = dict(base)
         new_times = dict(times)
         for name, m in maps[sobject].items():
@@ -1080,6 +1081,8 @@ def make_plan(
                 our_time=our_time,
                 their_time=their_time,
             )
+            if d.winner != "ours" and (email, name) in errors:
+                resolved.append(name)  # no write of ours left to retry: its error goes
             if d.winner == "same":
                 if (not has_base and (has_record or norm(ours) is not None)) or (
                     has_base and not same(base.get(name), ours)
@@ -1100,6 +1103,13 @@ def make_plan(
             if their_time is not None:
                 row["their_time"] = iso(their_time)
             if d.winner == "ours":
+                if has_record:
+                    # What the CRM holds now, read this cycle: the base until our write
+                    # succeeds (apply then sets what it sent). A write refused or held
+                    # leaves the CRM's value there, and a later cycle that does not read the
+                    # record again takes the base for it: the old base was a value the CRM
+                    # no longer had, so a change of ours back to it looked like no change.
+                    new_base[name] = _json_value(theirs)
                 err = errors.get((email, name))
                 if (
                     err is not None
@@ -1125,6 +1135,8 @@ def make_plan(
             "times_after": new_times,
             "link": [obj, crm_id],
         }
+        if resolved:
+            extra["resolved"] = resolved
         if pull:
             extra["event"] = event("prospect_update", email, fields=pull)
         parent = queued_ops.get(email)
@@ -1153,7 +1165,7 @@ def make_plan(
             if expected:
                 op["expected_errors"] = expected
             spool.append(numbered(op) if push else op)
-        elif rows or new_base != base or new_times != times or fresh:
+        elif rows or new_base != base or new_times != times or fresh or resolved:
             spool.append(
                 {
                     "op": "pull" if rows else "base",
