@@ -7,8 +7,9 @@ built once per model; every figure is a GROUP BY over them:
   contact-role prospect created first among those that have one;
 - `primary`: the opportunity's Primary Campaign Source (`CampaignId`);
 - `first_touch` / `last_touch`: among the campaign memberships of the
-  opportunity's contact roles, the campaign whose member record was created
-  first / last (ties: campaign name);
+  opportunity's contact roles created by its close (a campaign joined after
+  the deal closed did not influence it), the campaign whose member record was
+  created first / last (ties: campaign name);
 - `even`: an equal share to every campaign of those memberships.
 
 An opportunity no campaign is credited for under a model is `unattributed`
@@ -70,17 +71,28 @@ def _build(src: Source) -> None:
                 " FROM sync.campaign WHERE coalesce(deleted, 0) = 0"
             )
         if {"campaign", "contact", "created"} <= src.columns("campaign_member"):
+            # A membership created after the opportunity closed did not influence it
+            # (Salesforce's campaign influence stops at the close): one counts up to the
+            # end of the CloseDate, else of the close time the sync saw.
+            closed = "coalesce(o.is_closed, 0) OR coalesce(o.is_won, 0)"
+            ends = ["unixepoch(o.close_date, '+1 day')"]
+            if "closed_at" in cols:
+                ends.append("unixepoch(o.closed_at) + 1")
+            ends.append("unixepoch(o.at) + 1")
             c.execute(
-                """
+                f"""
                 INSERT INTO touch
                 SELECT r.opportunity,
                        coalesce((SELECT name FROM cname WHERE cname.id = m.campaign), m.campaign),
                        min(unixepoch(m.created)),
                        max(unixepoch(m.created))
                 FROM sync.opportunity_role r
+                JOIN sync.opportunity o ON o.id = r.opportunity
                 JOIN sync.campaign_member m
                   ON m.contact = r.contact AND coalesce(m.deleted, 0) = 0
                 WHERE coalesce(r.deleted, 0) = 0 AND m.campaign IS NOT NULL
+                  AND (NOT ({closed}) OR m.created IS NULL
+                       OR unixepoch(m.created) < coalesce({", ".join(ends)}))
                 GROUP BY 1, 2
                 """
             )
