@@ -45,6 +45,14 @@ def test_missing_include_is_mr020(tmp_path) -> None:
     _write(tmp_path, "a.mr", 'include "nowhere"')
     [d] = load([tmp_path]).diagnostics
     assert d.code == "MR020" and "nowhere" in d.message
+    assert d.hint is not None and 'include "library/pardot-default-scoring"' in d.hint
+
+
+def test_missing_include_suggests_a_near_file(tmp_path) -> None:
+    _write(tmp_path, "shared/scoring.mr", 'list "X"')
+    _write(tmp_path, "a.mr", 'include "shared/scorng.mr"')
+    [d] = load([tmp_path / "a.mr"]).diagnostics
+    assert d.code == "MR020" and d.hint == "did you mean 'shared/scoring'?"
 
 
 @pytest.mark.parametrize("target", ["../outside", "/etc/passwd", "sub/../../outside"])

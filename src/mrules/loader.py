@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import errno
 import importlib.resources
+import itertools
 import os
 import re
 import stat
@@ -342,12 +343,33 @@ class _Loader:
         except (OSError, ValueError):
             exists = False
         if not exists:
-            error("MR020", f"no rule file '{target}' under {display_path(root)}")
+            error("MR020", f"no rule file '{target}' under {display_path(root)}",
+                  _include_hint(root, target))
             return
         if os.path.isdir(path):
-            error("MR020", f"'{target}' is a folder, not a rule file under {display_path(root)}")
+            error("MR020", f"'{target}' is a folder, not a rule file under {display_path(root)}",
+                  "an include names one file; the files of a folder given to a command are"
+                  " all loaded already")
             return
         self.add_disk_file(path, root, depth + 1, at=(shown, span))
+
+
+def _include_hint(root: Path, target: str) -> str:
+    """A near file name under the rule root, or how an include path is written."""
+    try:  # the first 10,000 rule files found: an error path, on a folder of any size
+        names = [
+            p.relative_to(root).as_posix().removesuffix(RULE_SUFFIX)
+            for p in itertools.islice(root.rglob(f"*{RULE_SUFFIX}"), 10_000)
+        ]
+    except (OSError, ValueError):
+        names = []
+    close = difflib.get_close_matches(target.removesuffix(RULE_SUFFIX), names, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return (
+        "an include is a path under the rule folder, `.mr` optional (`include \"shared/scoring\"`),"
+        " or a bundled file: `include \"library/pardot-default-scoring\"`"
+    )
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:

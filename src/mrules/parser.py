@@ -1113,6 +1113,11 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
         'on submit form "f" { score +1 }',
     ],
     "names of lists, tags, users and assets are quoted strings": [
+        "list MQL",
+        "list A",
+        "tag hot",
+        "user alan",
+        "form f",
         "on submit of form f { score +1 }",
         'on submit of form "f" { add to list MQL }',
         'on submit of form "f" { assign to user alan }',
@@ -1135,6 +1140,15 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
     "a time window counts days: `within 30 days`": [
         'automation rule "r" priority 1 { when all { visited "x.com" within 30 } }',
         'automation rule "r" priority 1 { when all { visited "x.com" within 2 weeks } }',
+    ],
+    "this `}` closes no block: delete it, or look above for a block closed twice": [
+        'list "A"\n}',
+    ],
+    "`;` separates statements inside a block; put each top-level item on its own line": [
+        'list "A"; list "B"',
+    ],
+    "an automation rule's actions follow `then`: `then { add to list \"MQL\" }`": [
+        'automation rule "r" priority 1 { when all { score > 1 } { add to list "A" } }',
     ],
     "there is no `else`: write a second `if` with the opposite condition": [
         'on submit of form "f" { if score > 1 { score +1 } else { score +2 } }',
@@ -1243,6 +1257,31 @@ def _token_phrase(tok: Token) -> str:
 
 
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A number written with an exponent: the grammar reads `1e3` as 1 and a name `e3`.
+_EXPONENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][+-]?\d+(?![\w.])")
+
+
+def _exponent_near(text: str, pos: int, path: str) -> Diagnostic | None:
+    """MR001 on a number with an exponent that an error at `pos` lies in or just follows."""
+    for m in _EXPONENT.finditer(text, max(0, pos - 64), min(len(text), pos + 64)):
+        if m.start() <= pos and (pos < m.end() or not text[m.end() : pos].strip()):
+            number = m.group()
+            return Diagnostic(
+                code="MR001", severity=Severity.ERROR, path=path, start=m.start(), end=m.end(),
+                message=f"unexpected '{number}': not a number",
+                hint=f"write numbers out in full, without an exponent: `{_written_out(number)}`",
+            )
+    return None
+
+
+def _written_out(number: str) -> str:
+    """`1e3` as the grammar writes it (`1000`); a huge or tiny one as it is."""
+    value = float(number)
+    if value == 0:
+        return "0"
+    if not 1e-6 <= abs(value) <= 1e15:
+        return number
+    return f"{value:f}".rstrip("0").rstrip(".") or "0"
 
 
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
@@ -1258,6 +1297,9 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             )
         start = tok.start_pos or 0
         end = tok.end_pos or start + 1
+        exponent = _exponent_near(text, start, path)
+        if exponent is not None:
+            return exponent
         if hint is None:
             hint = WORD_HINTS.get(str(tok)) or _did_you_mean(str(tok), err.expected)
         return Diagnostic(
@@ -1276,6 +1318,9 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 message="unclosed or malformed string",
                 hint='close the string with " on the same line; escape quotes inside as \\"',
             )
+        exponent = _exponent_near(text, pos, path)
+        if exponent is not None:
+            return exponent
         allowed = set(err.allowed or ())
         expected = ("expected " + _expected_phrase(allowed)) if allowed else None
         word = _WORD_RE.match(text, pos)
