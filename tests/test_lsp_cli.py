@@ -30,6 +30,8 @@ def test_sigterm_ends_the_server_at_once() -> None:
     """Editors kill a server that hangs with SIGTERM. The program meets SIGTERM as it
     meets Ctrl-C, but the server's thread blocked on standard input would outlive that,
     so `mrules lsp` takes SIGTERM's default back: the process ends at once."""
+    import json
+    import select
     import signal
     import time
 
@@ -40,7 +42,17 @@ def test_sigterm_ends_the_server_at_once() -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        time.sleep(2)  # past the imports: the server waits on standard input
+        # Serving: it answers a request (a fixed sleep lost the race on a loaded machine,
+        # and the signal came before the command took SIGTERM's default back).
+        assert proc.stdin is not None and proc.stdout is not None
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                           "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        proc.stdin.write(f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 120
+        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        assert ready, "no answer to initialize"
+        assert proc.stdout.readline().startswith(b"Content-Length:")
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == -signal.SIGTERM
