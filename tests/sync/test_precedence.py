@@ -50,3 +50,14 @@ def test_a_lead_does_not_take_the_link_from_a_contact(tmp_path: Path) -> None:
     )
     w.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert w.prospects()["bob@x.com"]["crm_status"] == "contact"
+
+
+def test_a_link_moved_in_its_own_cycle_counts_one_prospect(tmp_path: Path) -> None:
+    """The first cycle reads the lead (linked), then the contact (the link moves): the
+    cycle linked one prospect, and said 2."""
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB_CONTACT], "Lead": [BOB_LEAD]})
+    w.run(ev(T0, "bob@x.com", asset="Quiet"))
+    out = w.sync("apply").output
+    assert "1 linked" in out, out
+    assert w.prospects()["bob@x.com"]["crm_status"] == "contact"

@@ -245,7 +245,8 @@ def apply_plan(
             columns: dict[str, Any] = {"deleted": 0}
             if op == "link":
                 columns["base"], columns["times"] = {}, {}
-                report.linked += 1
+                if not i.get("again"):  # a link made earlier in this cycle, moved: counted once
+                    report.linked += 1
             if "base" in i:
                 columns["base"] = dict(i["base"])
             link_row(email, i["object"], i["crm_id"], **columns)

@@ -758,6 +758,8 @@ def make_plan(
                     if current is not None
                     else "same email (match by email)"
                 )
+                # A link made earlier in this cycle, moved: one prospect linked, not two.
+                again = {"again": True} if current is not None and links.is_new(email) else {}
                 plan.inbound.append(
                     {
                         "op": "link",
@@ -765,6 +767,7 @@ def make_plan(
                         "object": obj,
                         "crm_id": r.id,
                         "why": why,
+                        **again,
                         "event": event(
                             "crm_update",
                             email,
