@@ -46,36 +46,24 @@ def reference(
     return "ours" if our_time > their_time else "crm"  # a tie goes to the CRM
 
 
-@given(
-    ours=VALUES,
-    theirs=VALUES,
-    base=VALUES,
-    prefer=st.sampled_from(["ours", "crm", "most recent"]),
-    has_base=st.booleans(),
-    blanks=st.sampled_from(["never overwrite", "overwrite"]),
-    our_time=TIMES,
-    their_time=TIMES,
+CASES = st.fixed_dictionaries(
+    {
+        "ours": VALUES,
+        "theirs": VALUES,
+        "base": VALUES,
+        "prefer": st.sampled_from(["ours", "crm", "most recent"]),
+        "has_base": st.booleans(),
+        "blanks": st.sampled_from(["never overwrite", "overwrite"]),
+        "our_time": TIMES,
+        "their_time": TIMES,
+    }
 )
-def test_decide_follows_the_documented_rules(
-    ours: Any,
-    theirs: Any,
-    base: Any,
-    prefer: str,
-    has_base: bool,
-    blanks: str,
-    our_time: float | None,
-    their_time: float | None,
-) -> None:
-    d = decide(
-        ours,
-        theirs,
-        base,
-        prefer,
-        has_base=has_base,
-        blanks=blanks,
-        our_time=our_time,
-        their_time=their_time,
-    )
-    want = reference(ours, theirs, base, prefer, has_base, blanks, our_time, their_time)
-    assert d.winner == want, d
-    assert d.value == {"same": ours, "ours": ours, "crm": theirs}[want]
+
+
+@given(case=CASES)
+def test_decide_follows_the_documented_rules(case: dict[str, Any]) -> None:
+    c = dict(case)
+    d = decide(c.pop("ours"), c.pop("theirs"), c.pop("base"), c.pop("prefer"), **c)
+    want = reference(**case)
+    assert d.winner == want, (case, d)
+    assert d.value == {"same": case["ours"], "ours": case["ours"], "crm": case["theirs"]}[want]
