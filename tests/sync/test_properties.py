@@ -135,9 +135,12 @@ class Sim:
             store, db = self.session()
             try:
                 if op == "sync":
-                    self.last_plan = run_cycle(
-                        store, self.crm, db, self.config, self.compiled, t
-                    ).plan_json
+                    result = run_cycle(store, self.crm, db, self.config, self.compiled, t)
+                    self.last_plan = result.plan_json
+                    r = result.report
+                    if result.plan is not None and not r.errors and not r.transient:
+                        # The plan's count of facts for the engine is what apply delivered.
+                        assert result.plan_json["summary"]["inbound_facts"] == r.delivered
                 else:
                     make_plan(store, self.crm, db, self.config, t).as_json()
             finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,19 @@ def to_epoch(text: str) -> float:
 
 def _dt(epoch: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(round(epoch, 3), dt.UTC)
+
+
+def _facts_of(o: Mapping[str, Any]) -> int:
+    """The engine facts `sync apply` delivers for one op of this cycle (`apply_plan`)."""
+    if o["op"] == "create":
+        return 1  # the created record's id and owner
+    n = 0
+    if o["op"] == "link":
+        n += bool(o.get("link_event") or o.get("event"))
+        pulled = "link_event" in o and bool(o.get("event"))
+    else:
+        pulled = bool(o.get("event"))
+    return n + (pulled and "base_after" in o)
 
 
 @dataclass
@@ -122,6 +135,9 @@ class Plan:
     def summary(self) -> dict[str, Any]:
         """Counts over the ops, in one pass (the ops are read back from disk)."""
         writes = now = riders = expected = held = 0
+        # The facts this cycle gives the engine, as apply delivers them when every write
+        # succeeds: the inbound ones, a created record's, a link's, a field the CRM won.
+        facts = sum(bool(i.get("event")) + bool(i.get("create_event")) for i in self.inbound)
         last_batch = -1
         counts: dict[str, int] = {}
         for o in self.ops:
@@ -129,6 +145,8 @@ class Plan:
             counts[kind] = counts.get(kind, 0) + 1
             expected += len(o.get("expected_errors", ()))
             held += len(o.get("held", ()))
+            if o.get("batch", 0) == 0:
+                facts += _facts_of(o)
             if kind not in WRITES:
                 continue
             if o.get("with_record"):  # counted in their record's batch
@@ -140,7 +158,6 @@ class Plan:
             last_batch = max(last_batch, int(b or 0))
         cycles = last_batch + 1 if writes else 0
         every_s = float(self.config["every_minutes"]) * 60
-        pulled = sum(1 for i in self.inbound if i.get("event"))
         return {
             "records": writes,
             "this_cycle": now,
@@ -149,7 +166,7 @@ class Plan:
             "cycles_to_clear": cycles,
             "clear_at": iso(self.at + max(cycles - 1, 0) * every_s) if writes else None,
             "by_op": dict(sorted(counts.items())),
-            "inbound_facts": pulled,
+            "inbound_facts": facts,
             "expected_errors": expected,
             "held_errors": held,
         }

@@ -1,0 +1,35 @@
+"""The plan's "CRM fact(s) for the engine" is what `sync apply` then delivers: links,
+created records and fields the CRM's value won included (it counted inbound facts only,
+so a plan said 0 and apply delivered 1)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.sync.world import BOB, T0, World, ev
+
+
+def _plan_then_apply(w: World) -> tuple[int, int]:
+    plan = json.loads(w.sync("plan", "--format", "json", code=None).output)
+    out = w.sync("apply").output
+    delivered = re.search(r"(\d+) CRM fact\(s\) to the engine", out)
+    assert delivered is not None, out
+    return plan["summary"]["inbound_facts"], int(delivered.group(1))
+
+
+def test_the_plan_counts_the_facts_apply_delivers(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB]})
+    # Bob links to his contact; Ann is assigned: a lead is created for her.
+    w.run(ev(T0, "bob@x.com", asset="Quiet"), ev(T0, "ann@x.com", asset="Demo"))
+    planned, delivered = _plan_then_apply(w)
+    assert planned == delivered >= 2
+    # Sales edit Bob's lead source (prefer crm): the CRM's value comes to us.
+    w.changes({"at": "2026-11-02T09:05:00Z", "op": "update", "email": "bob@x.com",
+               "fields": {"LeadSource": "Partner"}}, until="2026-11-02T09:05:00Z")
+    w.run(ev("2026-11-02T09:09:00Z", "bob@x.com", "prospect_update", fields={"title": "CTO"}))
+    planned, delivered = _plan_then_apply(w)
+    assert planned == delivered >= 1
+    assert w.prospects()["bob@x.com"]["fields"]["lead_source"] == "Partner"
