@@ -135,12 +135,15 @@ class Settlement(EngineParts):
                 found = self._candidates[key] = self._candidates_for(key)
             rules, dyn = found
             c.facts = changed = set()  # what this round's rules change
+            # Dynamic lists first: membership is derived from the prospect's data, and a
+            # rule that reads a list sees it as the data now makes it (a rule that ran
+            # first read the membership from before the change, and its match stuck).
+            for dl in dyn:
+                dynamic(c, dl)
             for rule in rules:
                 if rule.repeat_seconds is None and p.latched & rule.bit:
                     continue  # matched once, never again (checked again in _try_rule)
                 try_rule(c, rule)
-            for dl in dyn:
-                dynamic(c, dl)
         if changed:
             self._unsettled(c, changed)
 
@@ -160,7 +163,7 @@ class Settlement(EngineParts):
         acting: list[str] = []
         rules, dyn = self._candidates_for(frozenset(changed))
         c.facts = set()
-        for rule in (*rules, *dyn):
+        for rule in (*dyn, *rules):  # lists first, as in each round of _settle
             mark = self.seq
             if rule in dyn:
                 self._dynamic(c, rule)
