@@ -124,6 +124,13 @@ class Effects(EngineParts):
 
     def _set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None:
         p = c.p
+        if name == "opted_out":  # the email status `opted out` reads, not a field of its own
+            on = value is True
+            if p.opted_out != on:
+                p.opted_out = on
+                c.facts.update(("opted_out", "f:opted_out"))
+                self.log(p, ref, Action.SET_FIELD, {"field": name}, not on, on)
+            return
         before = p.field(name)
         if before == value:
             return
