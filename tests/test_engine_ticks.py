@@ -9,6 +9,7 @@ prospect's state and every ledger row.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import sys
 
@@ -105,3 +106,42 @@ def test_wake_queue_follows_prospects_not_events(tmp_path) -> None:
     slow = _run(tmp_path / "rules", tmp_path / "events.jsonl", tmp_path / "slow.db", True)
     assert states == slow[0]
     assert ledger == slow[1]
+
+
+def test_ticks_at_the_very_threshold_equal_exhaustive_ticks(tmp_path) -> None:
+    """Ticks that land exactly on `days since ... OP 2` thresholds, for each operator: the
+    wake-up came a hair after the threshold, so `>=` and `<` missed such a tick."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    lists = "\n".join(
+        f'dynamic list "{name}" {{ when all {{ days since {anchor} {op} 2 }} }}'
+        for anchor in ("created", "assigned", "last activity")
+        for name, op in ((f"{anchor} ge", ">="), (f"{anchor} lt", "<"),
+                         (f"{anchor} gt", ">"), (f"{anchor} le", "<="))
+    )
+    (rules / "r.mr").write_text(
+        'form "F"\nuser "u@x.com"\ntag "t"\n'
+        'on submit of form "F" { assign to user "u@x.com" }\n'
+        'automation rule "R" priority 1 {\n'
+        '  when all { days since created >= 3 }\n  then { add tag "t" }\n}\n'
+        + lists + "\n"
+    )
+    day = 86400
+    t0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+    def iso(t: int) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    events = [
+        {"ts": iso(t0 + k * day // 2), "type": "form_submit", "prospect": f"p{k}@x.com",
+         "asset": "F"}
+        for k in range(4)
+    ]
+    events += [{"ts": iso(t0 + k * day // 2), "type": "tick"} for k in range(1, 14)]
+    events.sort(key=lambda e: e["ts"])
+    (tmp_path / "events.jsonl").write_bytes(b"\n".join(orjson.dumps(e) for e in events))
+    fast = _run(rules, tmp_path / "events.jsonl", tmp_path / "fast.db", False)
+    slow = _run(rules, tmp_path / "events.jsonl", tmp_path / "slow.db", True)
+    assert fast[0] == slow[0]
+    assert fast[1] == slow[1]
+    assert any(r[8] == "rule matched" for r in slow[1])

@@ -329,9 +329,14 @@ class _CriterionCompiler:
                     t = getattr(p, attr)
                     return t is not None and cmp((now - t) / DAY, limit)
 
+                # When the criterion can change: `>=` starts to hold and `<` stops at the
+                # threshold itself, `>` and `<=` just after it. A wake-up after the
+                # threshold made a tick at that very time miss `>=` and `<`.
+                after = limit * DAY + (0.0 if op in (">=", "<") else _EPSILON)
+
                 def crossing(p: Prospect) -> float | None:
                     t = getattr(p, attr)
-                    return None if t is None else t + limit * DAY + _EPSILON
+                    return None if t is None else t + after
 
                 self.timers.append(crossing)
                 return days_since
