@@ -267,3 +267,15 @@ def test_bench_parse_times_in_process_and_whole_lint_runs() -> None:
     assert float(row[1]) > 0 and float(row[3]) > 0 and float(row[5]) > 0  # CPU s, ratio
     # the net figures are numbers; noise may make a tiny size's negative, so no sign
     assert [type(float(x)) for x in (row[2], row[4])] == [float, float]
+
+
+def test_history_index_bench_times_both_index_shapes(tmp_path: Path) -> None:
+    proc = _run(
+        "bench_history_indexes.py",
+        "--events", "40000", "--prospects", "3000", "--workdir", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()[-2:]}
+    assert set(table) == {"plain", "generation"}
+    assert all(float(x) > 0 for row in table.values() for x in row)
+    assert not list(tmp_path.glob("*.db*"))  # the stores are removed after
