@@ -29,7 +29,7 @@ steps too (`Row.messages`): a store derives them instead of keeping copies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import msgpack  # type: ignore[import-untyped]
@@ -270,6 +270,8 @@ class Interner:
         # `pack`'s encoder: `dump_data` with one reused Packer (a third faster than
         # `msgpack.packb`); one per store, and a store is used by one thread.
         self.pack_data = msgpack.Packer().pack
+        # A reader of a few rows sets this: a name not loaded is asked of the store.
+        self.fetch: Callable[[int], str | None] | None = None
 
     def load(self, rows: Iterator[tuple[int, str]]) -> None:
         for i, text in rows:
@@ -343,6 +345,8 @@ class Interner:
     # -- reading --------------------------------------------------------------------------
     def text(self, i: int) -> str:
         text = self.texts[i] if i < len(self.texts) else None
+        if text is None and self.fetch is not None:
+            text = self.fetch(i)
         if text is None:
             raise KeyError(i)
         return text
