@@ -293,13 +293,25 @@ def test_text_that_is_not_utf8_in_the_store_is_reported_as_damage(store: Path) -
     )
     conn.commit()
     conn.close()
-    for args in (["state", "export"], ["explain", "ivy@bigcorp.example"]):
-        res = mrules(*args, "--store", store)
-        assert res.exit_code == ExitCode.STORE, (args, res.output)
-        line = res.stderr.strip()
-        assert "s.db is damaged (column email holds bytes that are not UTF-8 text)" in line
-        assert "from a backup" in line and "report" not in line, line
-        assert "\x1b" not in line, "the bytes themselves are not printed"
+    res = mrules("state", "export", "--store", store)
+    assert res.exit_code == ExitCode.STORE, res.output
+    line = res.stderr.strip()
+    assert "s.db is damaged (column email holds bytes that are not UTF-8 text)" in line
+    assert "from a backup" in line and "report" not in line, line
+    assert "\x1b" not in line, "the bytes themselves are not printed"
+    # Explaining another prospect reads only that prospect's rows and the names they use.
+    res = mrules("explain", "ivy@bigcorp.example", "--store", store)
+    assert res.exit_code == 0 and "ivy@bigcorp.example: score" in res.output, res.output
+    # The names those rows use are text too: damaged, they are damage for explain.
+    conn = sqlite3.connect(store)
+    conn.execute("UPDATE names SET text = CAST(X'6C65FF1B5B326A' AS TEXT)")
+    conn.commit()
+    conn.close()
+    res = mrules("explain", "ivy@bigcorp.example", "--store", store)
+    assert res.exit_code == ExitCode.STORE, res.output
+    line = res.stderr.strip()
+    assert "s.db is damaged (column text holds bytes that are not UTF-8 text)" in line, line
+    assert "\x1b" not in line, "the bytes themselves are not printed"
 
 
 def test_a_store_given_as_a_dangling_symlink_is_created_at_its_target(here: Path) -> None:
