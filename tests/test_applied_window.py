@@ -7,15 +7,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mrules.api import compile_rules
 from mrules.engine import Engine
-from mrules.engine.run import _FILTER_BYTES, _filter_has, _filter_mark
 from mrules.events import read_events
 from mrules.memstore import MemoryStore
-from mrules.store import Store, event_hash
+from mrules.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "getcloudy"
 
@@ -52,25 +49,3 @@ def test_replayed_ids_are_skipped_exactly_beyond_the_window(tmp_path: Path, kind
     if kind == "sqlite":
         assert store.applied_among(["e5", "zz", "n2"]) == {"e5", "n2"}  # type: ignore[attr-defined]
         store.close()  # type: ignore[attr-defined]
-
-
-@settings(deadline=None, max_examples=60)
-@given(st.lists(st.integers(0, (1 << 31) - 1), max_size=200), st.integers(0, (1 << 31) - 1))
-def test_the_filter_never_forgets_a_marked_hash(marked: list[int], other: int) -> None:
-    """No false negative: a hash marked is always a maybe; an empty filter holds nothing."""
-    mark = bytearray(_FILTER_BYTES)
-    assert not _filter_has(mark, other)
-    for h in marked:
-        _filter_mark(mark, h)
-    assert all(_filter_has(mark, h) for h in marked)
-    assert int.from_bytes(mark, "big").bit_count() <= 3 * len(set(marked))
-
-
-def test_the_filter_sends_few_new_ids_to_the_store() -> None:
-    """With 200,000 ids marked (a 4 MiB filter at 0.6% of its bits a bit each), under 0.1%
-    of other ids pass the filter; one bit an id would pass 0.6%."""
-    mark = bytearray(_FILTER_BYTES)
-    for i in range(200_000):
-        _filter_mark(mark, event_hash(f"e-{i:07d}"))
-    passed = sum(_filter_has(mark, event_hash(f"x-{i:07d}")) for i in range(100_000))
-    assert passed < 100
