@@ -101,7 +101,7 @@ _CACHE_KIB = 65_536  # the writer's page cache: index pages of a 200,000-event r
 # rewrote them every time. At 100 MiB a page changed by several commits is copied once.
 _WAL_CHECKPOINT_PAGES = 25_600
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value
@@ -141,9 +141,9 @@ CREATE TABLE history (
     messages INTEGER,
     data     BLOB NOT NULL
 );
-CREATE INDEX history_prospect ON history (id >> 16, prospect) WHERE prospect IS NOT NULL;
+{HISTORY_PROSPECT_INDEX};
 CREATE INDEX history_anonymous ON history (visitor) WHERE prospect IS NULL AND visitor IS NOT NULL;
-CREATE INDEX history_event ON history (id >> 16, event) WHERE event IS NOT NULL;
+{HISTORY_EVENT_INDEX};
 CREATE TABLE outbox (
     seq      INTEGER PRIMARY KEY,
     ts       REAL,
@@ -176,12 +176,22 @@ CREATE TABLE shared (
 # `history_prospect` and `history_event` lead with the row's generation, `id >> 16` (65,536
 # rows each), so a commit's rows land at the end of both indexes instead of all over them:
 # keyed by prospect or event hash alone, every commit of a long run rewrote most of their
-# pages (bench/README.md, "generations"). A lookup by prospect or hash asks each generation
-# in turn, `_IN_GENERATIONS` listing them; on a schema 3 store the same query uses its
-# plain indexes.
+# pages (bench/README.md, "History indexes by generation"). A lookup by prospect or hash
+# asks each generation in turn, `_IN_GENERATIONS` listing them; on a schema 3 store the
+# same query uses its plain indexes. One text of each index, for the schema and the
+# migration to schema 4.
 _IN_GENERATIONS: Final = (
     "id >> 16 IN (WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
     " WHERE n < (SELECT max(id) >> 16 FROM history)) SELECT n FROM g)"
+)
+_HISTORY_PROSPECT_INDEX: Final = (
+    "CREATE INDEX history_prospect ON history (id >> 16, prospect) WHERE prospect IS NOT NULL"
+)
+_HISTORY_EVENT_INDEX: Final = (
+    "CREATE INDEX history_event ON history (id >> 16, event) WHERE event IS NOT NULL"
+)
+_SCHEMA: Final = _SCHEMA_TEMPLATE.format(
+    HISTORY_PROSPECT_INDEX=_HISTORY_PROSPECT_INDEX, HISTORY_EVENT_INDEX=_HISTORY_EVENT_INDEX
 )
 
 # Schema version N -> the function that turns an N store into an N+1 store (in the
@@ -306,8 +316,8 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
     for statement in (
         "DROP INDEX history_prospect",
         "DROP INDEX history_event",
-        "CREATE INDEX history_prospect ON history (id >> 16, prospect) WHERE prospect IS NOT NULL",
-        "CREATE INDEX history_event ON history (id >> 16, event) WHERE event IS NOT NULL",
+        _HISTORY_PROSPECT_INDEX,
+        _HISTORY_EVENT_INDEX,
     ):
         conn.execute(statement)
 
