@@ -3,7 +3,7 @@
     python bench/bench_scale.py [--sizes 200000:20000,2000000:200000] [--seed 7]
                                 [--cache bench/.cache] [--workdir /tmp/mrules-scale]
                                 [--checkout PATH | --python PY] [--memory-store]
-                                [--keep-plain] [--run-arg ARG]... [--loop]
+                                [--keep-plain] [--run-arg ARG]... [--loop] [--rounds N]
 
 For each size EVENTS:PROSPECTS, generates the inputs with bench/generate.py
 (cached in --cache, one directory per size and seed, the stream gzipped unless
@@ -28,7 +28,10 @@ it). `--run-arg ARG` (repeatable) adds ARG to every `mrules run` of the sizes,
 for example `--run-arg=--cache-prospects=10000`. `--loop` also runs the
 hand-written loop without persistence (handwritten_memory.py, the same
 semantics with plain dicts) on each size, and reports how its own cost per
-event grows over the same sizes. Everything goes to WORKDIR/scale_result.json.
+event grows over the same sizes. `--rounds N` runs every size N times, the sizes
+alternating, and keeps each size's median round: on a shared machine one run of
+the small size moves by 15% and more, enough to move the ratio from 1.4 to 1.6.
+Everything goes to WORKDIR/scale_result.json.
 
 At 2M events, generating takes about a minute and today's `mrules run` about
 four minutes of CPU; `--sizes 200000:20000,1000000:100000` stops at 1M.
@@ -125,6 +128,11 @@ def _loop(stream: Path, seed: int, work: Path) -> dict[str, Any]:
     }
 
 
+def _median_round(runs: list[compare.Measure]) -> compare.Measure:
+    """The round of median CPU (the lower middle one of an even count): its CPU, wall, RSS."""
+    return sorted(runs, key=lambda m: m.cpu)[(len(runs) - 1) // 2]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="200000:20000,2000000:200000")
@@ -154,6 +162,14 @@ def main(argv: list[str] | None = None) -> int:
         "each size: how much a program with no store at all slows as the stream grows",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every size N times, sizes alternating, and keep each size's median round "
+        "(a shared machine's speed drifts by 15%% and more between runs of the small size)",
+    )
+    parser.add_argument(
         "--run-arg",
         action="append",
         default=[],
@@ -161,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         help="one more argument for every `mrules run`, e.g. --run-arg=--cache-prospects=10000",
     )
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds needs at least 1")
     try:
         sizes = parse_sizes(args.sizes)
     except ValueError as e:
@@ -211,22 +229,42 @@ def main(argv: list[str] | None = None) -> int:
         f"  fixed cost (empty stream): {fixed.cpu:.2f} s CPU, peak {fixed.rss / 2**20:.0f} MiB",
         file=sys.stderr,
     )
+    # Every round runs every size once, in order, so that a drift of the machine's speed
+    # over the rounds hits each size alike; a size's figures are those of its median round.
+    prepared = []
     for events, prospects in sizes:
         d = ensure_cached(args.cache.resolve(), events, prospects, args.seed, args.keep_plain)
         stream = _stream(d)
-        db = compare._fresh(work / f"scale-{events}.db")
         cmd = [
             py, "-m", "mrules", "run", str(d / "rules"), str(stream), "-q",
             *args.run_arg,
         ]  # fmt: skip
-        m = compare.measure([*cmd, "--store", str(db)], env, work)
-        if m.returncode != 0:
-            raise SystemExit(
-                f"mrules run failed (exit {m.returncode}) at {events:,} events:\n"
-                + m.stderr.decode(errors="replace")[-3000:]
+        prepared.append((events, prospects, stream, cmd))
+    runs: list[list[compare.Measure]] = [[] for _ in sizes]
+    known_of: list[int] = [0 for _ in sizes]
+    size_of: list[int] = [0 for _ in sizes]
+    for round_no in range(1, args.rounds + 1):
+        for i, (events, _prospects, _stream_path, cmd) in enumerate(prepared):
+            db = compare._fresh(work / f"scale-{events}.db")
+            m = compare.measure([*cmd, "--store", str(db)], env, work)
+            if m.returncode != 0:
+                raise SystemExit(
+                    f"mrules run failed (exit {m.returncode}) at {events:,} events:\n"
+                    + m.stderr.decode(errors="replace")[-3000:]
+                )
+            runs[i].append(m)
+            known_of[i] = _count_prospects(db, env)
+            size_of[i] = compare._store_bytes(db)
+            print(
+                f"  [{round_no}/{args.rounds}] {events:,} events, {known_of[i]:,} prospects: "
+                f"{m.cpu:.1f} s CPU, {m.wall:.1f} s wall, {m.cpu / events * 1e6:.1f} us/event, "
+                f"store {size_of[i] / 2**20:.0f} MiB ({size_of[i] / events:.0f} B/event), "
+                f"peak {m.rss / 2**20:.0f} MiB",
+                file=sys.stderr,
             )
-        known = _count_prospects(db, env)
-        size = compare._store_bytes(db)
+    for i, (events, prospects, stream, cmd) in enumerate(prepared):
+        m = _median_round(runs[i])
+        known, size = known_of[i], size_of[i]
         row: dict[str, Any] = {
             "events": events,
             "prospects_generated": prospects,
@@ -234,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             "stream": str(stream),
             "cpu_s": m.cpu,
             "wall_s": m.wall,
+            "cpu_s_rounds": [r.cpu for r in runs[i]],
             "peak_rss_bytes": m.rss,
             "cpu_us_per_event": m.cpu / events * 1e6,
             "net_cpu_us_per_event": (m.cpu - fixed.cpu) / events * 1e6,
@@ -242,12 +281,6 @@ def main(argv: list[str] | None = None) -> int:
             "store_bytes_per_event": size / events,
             "peak_rss_per_prospect": m.rss / known if known else None,
         }
-        print(
-            f"  {events:,} events, {known:,} prospects: {m.cpu:.1f} s CPU, {m.wall:.1f} s wall, "
-            f"{row['cpu_us_per_event']:.1f} us/event, store {size / 2**20:.0f} MiB "
-            f"({row['store_bytes_per_event']:.0f} B/event), peak {m.rss / 2**20:.0f} MiB",
-            file=sys.stderr,
-        )
         if args.memory_store and memory_note is None:
             mm = compare.measure([*cmd, "--store", ":memory:"], env, work)
             for stray in work.glob(":memory:*"):
@@ -266,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.loop:
             row["loop"] = _loop(stream, args.seed, work)
             print(
-                f"  the loop without persistence: {row['loop']['cpu_s']:.1f} s CPU, "
-                f"{row['loop']['cpu_us_per_event']:.1f} us/event",
+                f"  the loop without persistence, {events:,} events: "
+                f"{row['loop']['cpu_s']:.1f} s CPU, {row['loop']['cpu_us_per_event']:.1f} us/event",
                 file=sys.stderr,
             )
         rows.append(row)
@@ -304,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['store_bytes_per_event']:10.0f} "
             f"{r['peak_rss_bytes'] / 2**20:8.0f} {r['peak_rss_per_prospect'] or 0:14,.0f}"
         )
+        if len(r["cpu_s_rounds"]) > 1:
+            spread = ", ".join(f"{c:.1f}" for c in r["cpu_s_rounds"])
+            print(f"{'':>10} {'rounds':>9} CPU s {spread}")
         if "memory_store" in r:
             ms = r["memory_store"]
             print(

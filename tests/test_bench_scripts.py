@@ -166,6 +166,26 @@ def test_scale_runs_an_installed_build_with_python(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--python" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_scale_rounds_keep_each_size_s_median_round(tmp_path: Path) -> None:
+    proc = _run(
+        "bench_scale.py",
+        "--sizes", "300:30,600:60", "--rounds", "3",
+        "--cache", str(tmp_path / "cache"), "--workdir", str(tmp_path / "work"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "work" / "scale_result.json").read_text())["rows"]
+    for r in rows:
+        assert len(r["cpu_s_rounds"]) == 3
+        assert r["cpu_s"] == sorted(r["cpu_s_rounds"])[1]
+    # the sizes alternate: round 1 of both, then round 2 of both, ...
+    order = [line.split("]")[1].split(" events")[0].strip() for line in proc.stderr.splitlines()
+             if line.strip().startswith("[")]  # fmt: skip
+    assert order == ["300", "600"] * 3
+    assert proc.stdout.count(" rounds ") == 2
+    bad = _run("bench_scale.py", "--rounds", "0")
+    assert bad.returncode == 2 and "--rounds" in bad.stderr and "Traceback" not in bad.stderr
+
+
 @pytest.mark.parametrize("text", ["200000", "1:x", "0:10", "10:0", ""])
 def test_scale_sizes_are_checked(text: str) -> None:
     with pytest.raises(ValueError, match="size"):
