@@ -264,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                     + m.stderr.decode(errors="replace")[-3000:]
                 )
             runs[i].append(m)
-            known_of[i] = _count_prospects(db, env)
-            size_of[i] = compare._store_bytes(db)
+            if round_no == 1:  # the same stream makes the same store every round
+                known_of[i] = _count_prospects(db, env)
+                size_of[i] = compare._store_bytes(db)
             print(
                 f"  [{round_no}/{args.rounds}] {events:,} events, {known_of[i]:,} prospects: "
                 f"{m.cpu:.1f} s CPU, {m.wall:.1f} s wall, {m.cpu / events * 1e6:.1f} us/event, "
