@@ -8,6 +8,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from tests.test_store import dump, full_batch
@@ -233,3 +234,55 @@ def test_rule_text_on_one_line_is_rule_text() -> None:
     assert result.summary.lines == 0
     with pytest.raises(RuleSetError, match="no such file"):
         mrules.run("no-such-rules-folder", [])
+
+
+def _ledger_batch(line: int, entries: list[tuple[int, str]]) -> Batch:
+    """A batch of ledger entries only: (seq, args JSON) each, one event a line."""
+    src = "/data/events.jsonl"
+    return Batch(
+        source=src,
+        line=line,
+        clock=1_790_000_000.0,
+        ledger=[
+            (seq, 10.0 + seq, "a@x.com", "completion", "Demande", "r.mr:3:1", src, seq,
+             f"ev-{seq}", "adjust_score", args, '{"score":0}', '{"score":5}')
+            for seq, args in entries
+        ],
+    )  # fmt: skip
+
+
+def test_equal_ledger_arguments_share_one_dict_and_read_back_the_same(tmp_path: Path) -> None:
+    mem = MemoryStore()
+    with Store.open(tmp_path / "s.db") as disk:
+        for store in (mem, disk):
+            store.commit(_ledger_batch(2, [(1, '{"by":5,"category":"web"}'), (2, '{"by":5}')]))
+            web, web_reordered = '{"by":5,"category":"web"}', '{"category":"web","by":5}'
+            store.commit(_ledger_batch(4, [(3, web), (4, web_reordered)]))
+        assert list(mem.ledger()) == list(disk.ledger())
+        assert [e.args for e in mem.ledger()] == [
+            '{"by":5,"category":"web"}', '{"by":5}',
+            '{"by":5,"category":"web"}', '{"category":"web","by":5}',
+        ]  # fmt: skip
+    args = {row.steps[0]: row.steps[3] for row in mem._rows if row.steps}
+    assert args[1] is args[3]  # the same JSON: one dict
+    assert args[4] is not args[1] and args[4] == args[1]  # another key order: its own
+    assert args[2] is not args[1]
+
+
+def test_a_run_into_memory_shares_arguments_and_keeps_the_sqlite_store_s_ledger(
+    tmp_path: Path,
+) -> None:
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    mem = mrules.run(rules, events).store
+    with mrules.run(rules, events, store=str(tmp_path / "s.db")).store as disk:
+        assert list(mem.ledger()) == list(disk.ledger())
+        assert list(mem.outbox()) == list(disk.outbox())
+        assert list(mem.crm_pending()) == list(disk.crm_pending())
+    assert isinstance(mem, MemoryStore)
+    dicts = [row.steps[i] for row in mem._rows for i in range(3, len(row.steps), 6)
+             if type(row.steps[i]) is dict]  # fmt: skip
+    objects_by_json: dict[bytes, set[int]] = {}
+    for d in dicts:
+        objects_by_json.setdefault(orjson.dumps(d), set()).add(id(d))
+    assert len(objects_by_json) < len(dicts)  # arguments repeat in the example
+    assert all(len(ids) == 1 for ids in objects_by_json.values())  # and each is one dict
