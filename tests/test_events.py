@@ -876,3 +876,14 @@ def test_a_setting_word_the_setting_does_not_take_is_a_lint_error(tmp_path: Path
     assert "did you mean 'reject'?" in res.output
     assert ("error[MR611]: setting 'bad_field_values' takes one of \"skip\", \"reject\", "
             "\"keep\", not \"drop\"") in res.output
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_events_of_one_type_hold_one_type_string(kind: str) -> None:
+    """Not a copy per line: a store that keeps events in memory keeps one per type."""
+    lines = [_line(type=kind, prospect=f"p{i}@x.example", visitor="v", url="http://x/",
+                   asset="A", object="lead") for i in range(2)]  # fmt: skip
+    first, second = (parse_line(line) for line in lines)
+    assert isinstance(first, Event) and isinstance(second, Event)
+    assert first.type == kind and type(first.type) is str  # the plain text, not the enum
+    assert first.type is second.type

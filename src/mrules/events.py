@@ -88,6 +88,10 @@ MAX_LINE_BYTES: Final = 16 << 20
 """A longer line is rejected unread: an endless one (`/dev/zero`) would fill the memory."""
 
 _TYPES: Final = frozenset(EVENT_TYPES)
+# Each type's text as one object, which every event of that type holds instead of the
+# copy its JSON line decoded to: a run that keeps its events' history in memory
+# (`--store :memory:`, `mrules replay`) keeps one string per type, not one per row.
+_TYPE_TEXT: Final[dict[str, str]] = {t.value: t.value for t in EventType}
 _NEEDS_PROSPECT: Final = _TYPES - {"page_view", "tick"}
 _NEEDS_ASSET: Final = frozenset(ASSET_KINDS) - {"unsubscribe"}
 _CRM_OBJECTS: Final = frozenset(CRM_OBJECTS)
@@ -314,7 +318,8 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
     dt = _utc(ts)
 
     kind = get("type")
-    if type(kind) is not str or kind not in _TYPES:  # type first: a list is unhashable
+    text = _TYPE_TEXT.get(kind) if type(kind) is str else None  # a list is unhashable
+    if text is None:
         if kind is None:
             raise _Bad("missing required key 'type'")
         if type(kind) is not str:
@@ -323,6 +328,7 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
         close = [folded] if folded in _TYPES else difflib.get_close_matches(kind, EVENT_TYPES, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise _Bad(f"unknown type {_shown(kind)}{hint}")
+    kind = text
 
     for key, value in obj.items():  # the keys present, fewer than the keys known
         if (type(value) is not str or not value) and key in _PLAIN_KEYS and value is not None:
