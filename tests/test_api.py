@@ -286,3 +286,20 @@ def test_a_run_into_memory_shares_arguments_and_keeps_the_sqlite_store_s_ledger(
         objects_by_json.setdefault(orjson.dumps(d), set()).add(id(d))
     assert len(objects_by_json) < len(dicts)  # arguments repeat in the example
     assert all(len(ids) == 1 for ids in objects_by_json.values())  # and each is one dict
+
+
+def test_a_run_into_memory_keeps_one_string_per_url_visitor_asset_and_type(
+    tmp_path: Path,
+) -> None:
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    mem = mrules.run(rules, events).store
+    with mrules.run(rules, events, store=str(tmp_path / "s.db")).store as disk:
+        assert list(mem.activities()) == list(disk.activities())
+    assert isinstance(mem, MemoryStore)
+    for attr in ("url", "visitor", "asset", "etype"):
+        values = [getattr(row, attr) for row in mem._rows if getattr(row, attr) is not None]
+        objects_by_text: dict[str, set[int]] = {}
+        for value in values:
+            objects_by_text.setdefault(value, set()).add(id(value))
+        assert len(objects_by_text) < len(values), attr  # each repeats in the example
+        assert all(len(ids) == 1 for ids in objects_by_text.values()), attr

@@ -6,7 +6,8 @@ the same order, so a test or a script can run the engine without a file; it
 lives as long as the process (nothing is written anywhere). History rows are
 kept as the engine made them (`mrules.history.Row`), never encoded; they are
 indexed by prospect, by anonymous visitor and by event id. Equal ledger
-arguments share one dict (`_share_args`). `commit` is atomic in the same sense
+arguments share one dict (`_share_args`); equal URLs, visitor ids and asset
+names one string (`_share_text`). `commit` is atomic in the same sense
 as SQLite's: a batch that fails leaves nothing.
 """
 
@@ -37,6 +38,8 @@ __all__ = ["MemoryStore"]
 
 SHARED_ARGS_CAP: Final = 65_536
 """At most this many distinct ledger arguments are shared (`MemoryStore._share_args`)."""
+SHARED_TEXT_CAP: Final = 262_144
+"""At most this many distinct URLs, visitor ids and asset names are shared (`_share_text`)."""
 
 
 class MemoryStore:
@@ -61,6 +64,7 @@ class MemoryStore:
         self._shared: dict[str, str] = {}
         self._max_seq = 0
         self._args: dict[bytes, dict[str, Any]] = {}  # args as JSON -> the dict rows share
+        self._texts: dict[str, str] = {}  # URLs, visitor ids, asset names: one object each
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._prospects)} prospects)"
@@ -226,9 +230,16 @@ class MemoryStore:
         self._prospects.update(batch.prospects)
         self._visitors.update(visitors)
         rows, by_prospect, anonymous = self._rows, self._by_prospect, self._anonymous
+        share = self._share_text
         for row in (*batch.rows, *activities, *ledger, *applied):
             n = len(rows)
             rows.append(row)
+            if row.url is not None:
+                row.url = share(row.url)
+            if row.visitor is not None:
+                row.visitor = share(row.visitor)
+            if row.asset is not None:
+                row.asset = share(row.asset)
             if row.prospect is not None:
                 by_prospect.setdefault(row.prospect, []).append(n)
             elif row.visitor is not None:
@@ -261,6 +272,21 @@ class MemoryStore:
         if batch.ruleset_version is not None:
             self._meta["ruleset_version"] = batch.ruleset_version
         self._max_seq = max(self._max_seq, batch.max_seq())
+
+    def _share_text(self, text: str) -> str:
+        """The one kept string equal to `text` (a URL, a visitor id, an asset name).
+
+        Each event's JSON line decodes to strings of its own: 200,000 rows kept
+        about 30 MB of copies of a few thousand URLs and visitor ids. Past
+        `SHARED_TEXT_CAP` distinct ones, new ones stay unshared.
+        """
+        texts = self._texts
+        found = texts.get(text)
+        if found is None:
+            if len(texts) < SHARED_TEXT_CAP:
+                texts[text] = text
+            return text
+        return found
 
     def _share_args(self, steps: list[Any]) -> None:
         """Point each step's arguments at the one stored dict with the same JSON.
