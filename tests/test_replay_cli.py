@@ -391,3 +391,59 @@ def test_old_rev_with_the_temporary_folder_inside_the_working_folder(
     assert res.exit_code == 0, res.output
     assert "old rules: automation rule 'MQL handoff' (repo/rules/30-automation.mr:3)" in res.stdout
     assert "mrules-old-rules" not in res.stdout
+
+
+def _without_timings(d: dict[str, Any]) -> dict[str, Any]:
+    d.pop("seconds"), d["old"].pop("seconds"), d["new"].pop("seconds")
+    return d
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_store_dir_gives_the_same_diff_and_keeps_both_runs(
+    tmp_path: Path, lowered: Path, jobs: str
+) -> None:
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl"),
+            "--format", "json", "--jobs", jobs]  # fmt: skip
+    in_memory = _without_timings(orjson.loads(_mrules(*args).stdout))
+    res = _mrules(*args, "--store-dir", str(tmp_path / "replay"))
+    assert res.exit_code == 0, res.output
+    on_disk = _without_timings(orjson.loads(res.stdout))
+    assert on_disk["mql"]["new"] > on_disk["mql"]["old"]  # a change to report
+    assert on_disk == in_memory
+    for side, rules in (("old", EXAMPLE / "rules"), ("new", lowered)):
+        state, outbox = _separate_run(rules, tmp_path / f"{side}-run.db")
+        kept = tmp_path / "replay" / f"{side}.db"
+        assert _separate_run(rules, kept) == (state, outbox)  # the same run: nothing left to do
+        assert _mrules("run", str(rules), str(EXAMPLE / "events.jsonl"), "--store", str(kept),
+                       "-q").exit_code == 0  # fmt: skip
+
+
+def test_store_dir_refuses_a_store_there_already(tmp_path: Path, lowered: Path) -> None:
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl"),
+            "--store-dir", str(tmp_path / "replay")]  # fmt: skip
+    assert _mrules(*args).exit_code == 0
+    kept = (tmp_path / "replay" / "old.db").read_bytes()
+    res = _mrules(*args)
+    assert res.exit_code == 2
+    assert "old.db exists: a replay runs into new stores" in res.output
+    assert "Traceback" not in res.output
+    assert (tmp_path / "replay" / "old.db").read_bytes() == kept
+    (tmp_path / "file").write_text("")
+    res = _mrules(*args[:-1], str(tmp_path / "file"))
+    assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_store_dir_on_a_full_disk_exits_4_and_leaves_no_store(
+    tmp_path: Path, lowered: Path
+) -> None:
+    from tests.test_faults import tmpfs
+
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")]
+    with tmpfs(tmp_path / "small", "48k") as small:
+        cmd = [sys.executable, "-m", "mrules", *args, "--store-dir", str(small / "r")]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 4, res.stderr
+        assert not (small / "r").exists()  # so the same command, with room, starts over
+    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("mrules: error: ")
+    assert "full" in res.stderr and "unfinished stores were removed" in res.stderr

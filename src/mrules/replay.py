@@ -235,11 +235,12 @@ def _run(
     source_label: str,
     *,
     reference: bool = False,
+    store: str = ":memory:",
 ) -> _Side:
     import mrules
 
     started = time.perf_counter()
-    result = mrules.run(compiled, events, label=source_label, progress=progress)
+    result = mrules.run(compiled, events, store, label=source_label, progress=progress)
     # The run's objects stay alive until the comparison is done: keep the garbage
     # collector from walking them again while they are read and while the other
     # side runs (`diff_runs` unfreezes at the end).
@@ -363,7 +364,13 @@ class _Remote:
 
     @classmethod
     def start(
-        cls, compiled: Any, events: Any, label: str, shown: str, reference: bool = False
+        cls,
+        compiled: Any,
+        events: Any,
+        label: str,
+        shown: str,
+        reference: bool = False,
+        store: str = ":memory:",
     ) -> _Remote | None:
         import multiprocessing
 
@@ -373,7 +380,9 @@ class _Remote:
             return None
         parent, child = ctx.Pipe()
         proc = ctx.Process(
-            target=_serve, args=(child, compiled, events, label, shown, reference), daemon=True
+            target=_serve,
+            args=(child, compiled, events, label, shown, reference, store),
+            daemon=True,
         )
         proc.start()
         child.close()
@@ -420,7 +429,13 @@ class _Remote:
 
 
 def _serve(
-    conn: Any, compiled: Any, events: Any, label: str, shown: str, reference: bool = False
+    conn: Any,
+    compiled: Any,
+    events: Any,
+    label: str,
+    shown: str,
+    reference: bool = False,
+    store_path: str = ":memory:",
 ) -> None:
     """The child: run, send the results (without the store), answer ledger reads until None."""
     from mrules.outputs import action_record
@@ -433,6 +448,7 @@ def _serve(
             lambda n: conn.send(("progress", n)),
             shown,
             reference=reference,
+            store=store_path,
         )
     except BaseException as e:  # sent to the parent, which raises it
         try:
@@ -442,14 +458,15 @@ def _serve(
         return
     store, side.store = side.store, None
     conn.send(("side", side))
-    while True:
-        try:
-            email = conn.recv()
-        except EOFError:
-            return
-        if email is None:
-            return
-        conn.send([action_record(e) for e in store.ledger(prospect=email)])
+    with store:
+        while True:
+            try:
+                email = conn.recv()
+            except EOFError:
+                return
+            if email is None:
+                return
+            conn.send([action_record(e) for e in store.ledger(prospect=email)])
 
 
 # ----------------------------------------------------------------------------- comparing
@@ -593,8 +610,12 @@ def diff_runs(
     progress: Callable[[str, int], None] | None = None,
     jobs: int = 1,
     reference: bool = False,
+    store_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run both rule sets over `events` in memory and compare them (the JSON of `--format json`).
+
+    With `store_dir`, each side runs into a new SQLite store there instead
+    (`old.db`, `new.db`, kept afterwards), so the history need not fit in memory.
 
     With `jobs=2` (and where processes can fork) the old rules run in a child
     process while the new ones run here; the child keeps its store and
@@ -606,94 +627,164 @@ def diff_runs(
         mrules.api.RuleSetError: a rule set cannot be read or has errors
             (`.which` says "old" or "new").
         mrules.events.EventSourceError: the events cannot be read.
+        mrules.store.StoreError: a store in `store_dir` cannot be written.
     """
     from mrules.api import RuleSetError, compile_rules
     from mrules.loader import display_path
 
-    compiled = []
-    for which, rules in (("old", old_rules), ("new", new_rules)):
+    *stores, made = _new_stores(store_dir)
+    try:
+        compiled = []
+        for which, rules in (("old", old_rules), ("new", new_rules)):
+            try:
+                compiled.append(compile_rules(rules))
+            except RuleSetError as e:
+                e.which = which  # type: ignore[attr-defined]
+                raise
+        declared = {n for c in compiled for n in (*c.symbols.lists, *c.symbols.dynamic_lists)}
+        if mql_list not in declared:  # a typo would count 0 MQLs on both sides, silently
+            import difflib
+
+            close = [n for n in sorted(declared) if n.casefold() == mql_list.casefold()]
+            close = close or difflib.get_close_matches(mql_list, sorted(declared), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ReplayError(f"--mql-list '{mql_list}': neither rule set has that list{hint}")
+        started = time.perf_counter()
+        if events == "-":
+            lines: Any = sys.stdin.buffer.read().splitlines()
+            shown = "-"
+        elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
+            lines = Path(events).read_bytes().splitlines()
+            shown = display_path(events)
+        else:
+            lines = events
+            shown = display_path(events)
+
+        def ticker(which: str) -> Callable[[int], None] | None:
+            if progress is None:
+                return None
+            return lambda n: progress(which, n)
+
+        old_label = old_label or str(old_rules)
+        remote = None
+        if jobs > 1:
+            remote = _Remote.start(compiled[0], lines, old_label, shown, reference, stores[0])
+        if remote is None:
+            try:
+                old = _run(
+                    compiled[0],
+                    lines,
+                    old_label,
+                    ticker("old"),
+                    shown,
+                    reference=reference,
+                    store=stores[0],
+                )
+                new = _run(
+                    compiled[1],
+                    lines,
+                    new_label or str(new_rules),
+                    ticker("new"),
+                    shown,
+                    reference=reference,
+                    store=stores[1],
+                )
+            finally:
+                gc.unfreeze()
+        else:
+            tick_old = ticker("old")
+
+            def both(n: int) -> None:
+                remote.poll(tick_old)
+                if progress is not None:
+                    progress("new", n)
+
+            try:
+                new = _run(
+                    compiled[1],
+                    lines,
+                    new_label or str(new_rules),
+                    both,
+                    shown,
+                    reference=reference,
+                    store=stores[1],
+                )
+                old = remote.result(tick_old)
+            except BaseException:
+                gc.unfreeze()
+                remote.stop()
+                raise
+        runs_seconds = time.perf_counter() - started
         try:
-            compiled.append(compile_rules(rules))
-        except RuleSetError as e:
-            e.which = which  # type: ignore[attr-defined]
-            raise
-    declared = {n for c in compiled for n in (*c.symbols.lists, *c.symbols.dynamic_lists)}
-    if mql_list not in declared:  # a typo would count 0 MQLs on both sides, silently
-        import difflib
-
-        close = [n for n in sorted(declared) if n.casefold() == mql_list.casefold()]
-        close = close or difflib.get_close_matches(mql_list, sorted(declared), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ReplayError(f"--mql-list '{mql_list}': neither rule set has that list{hint}")
-    started = time.perf_counter()
-    if events == "-":
-        lines: Any = sys.stdin.buffer.read().splitlines()
-        shown = "-"
-    elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
-        lines = Path(events).read_bytes().splitlines()
-        shown = display_path(events)
-    else:
-        lines = events
-        shown = display_path(events)
-
-    def ticker(which: str) -> Callable[[int], None] | None:
-        if progress is None:
-            return None
-        return lambda n: progress(which, n)
-
-    old_label = old_label or str(old_rules)
-    remote = _Remote.start(compiled[0], lines, old_label, shown, reference) if jobs > 1 else None
-    if remote is None:
-        try:
-            old = _run(compiled[0], lines, old_label, ticker("old"), shown, reference=reference)
-            new = _run(
-                compiled[1],
-                lines,
-                new_label or str(new_rules),
-                ticker("new"),
-                shown,
-                reference=reference,
-            )
+            gc.freeze()
+            out = _compare(old, new, mql_list, examples)
         finally:
             gc.unfreeze()
-    else:
-        tick_old = ticker("old")
+            if remote is not None:
+                remote.stop()
+            for side in (old, new):
+                if side.store is not remote:
+                    side.store.close()
+        out["events"] = {
+            "source": shown,
+            "lines": new.lines,
+            "rejected": new.rejected,
+            "unfinished_line": new.unfinished_line,
+        }
+        out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
+        out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
+        out["seconds"] = {
+            "runs": round(runs_seconds, 4),
+            "total": round(time.perf_counter() - started, 4),
+        }
+        return out
+    except BaseException:
+        _remove_unfinished(stores, made)  # it ran into new stores: none is kept
+        raise
 
-        def both(n: int) -> None:
-            remote.poll(tick_old)
-            if progress is not None:
-                progress("new", n)
 
-        try:
-            new = _run(
-                compiled[1], lines, new_label or str(new_rules), both, shown, reference=reference
+def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
+    """Where each side runs: in memory, or new SQLite stores `old.db` and `new.db` in `store_dir`.
+
+    A store there already is refused, not resumed: a replay compares whole runs.
+    The third value is the folder when this made it (`_remove_unfinished` removes it).
+    """
+    if store_dir is None:
+        return ":memory:", ":memory:", None
+    folder = Path(store_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ReplayError(f"--store-dir {store_dir}: not a folder")
+    paths = (folder / "old.db", folder / "new.db")
+    for path in paths:
+        if path.exists():
+            raise ReplayError(
+                f"{path} exists: a replay runs into new stores; remove it (and its -wal,"
+                " -shm files) or give another --store-dir"
             )
-            old = remote.result(tick_old)
-        except BaseException:
-            gc.unfreeze()
-            remote.stop()
-            raise
-    runs_seconds = time.perf_counter() - started
+    made = None if folder.exists() else folder
     try:
-        gc.freeze()
-        out = _compare(old, new, mql_list, examples)
-    finally:
-        gc.unfreeze()
-        if remote is not None:
-            remote.stop()
-    out["events"] = {
-        "source": shown,
-        "lines": new.lines,
-        "rejected": new.rejected,
-        "unfinished_line": new.unfinished_line,
-    }
-    out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
-    out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
-    out["seconds"] = {
-        "runs": round(runs_seconds, 4),
-        "total": round(time.perf_counter() - started, 4),
-    }
-    return out
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ReplayError(f"--store-dir {store_dir}: cannot create it: {e.strerror}") from None
+    return str(paths[0]), str(paths[1]), made
+
+
+def _remove_unfinished(stores: list[str], made: Path | None) -> None:
+    """A replay that did not finish leaves no store: `_new_stores` made sure it made them.
+
+    So running the same command again starts over, as a replay must (it compares
+    whole runs and never resumes one).
+    """
+    if stores[0] == ":memory:":
+        return
+    gc.collect()  # a failed side's store, still referenced by its traceback's frames
+    for path in stores:
+        for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal", f"{path}.lock"):
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+    if made is not None:
+        with contextlib.suppress(OSError):  # not empty: someone else's files are there now
+            made.rmdir()
 
 
 def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:

@@ -136,6 +136,13 @@ def _count_lines(path: str) -> int | None:
     "free (at least 2 usable CPUs and a 1-minute load average below CPUs - 1), else 1.",
 )
 @click.option(
+    "--store-dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Run each side into a new SQLite store in DIR (old.db, new.db), not in memory: for "
+    "histories too large for memory (slower). The stores are kept for `mrules explain`.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show a progress bar on stderr [default: when stderr is a terminal].",
@@ -148,6 +155,7 @@ def replay(
     mql_list: str,
     examples: int,
     jobs: str,
+    store_dir: str | None,
     progress: bool | None,
 ) -> None:
     """Replay EVENTS under OLD_RULES and NEW_RULES and report what the change does.
@@ -156,7 +164,8 @@ def replay(
     mrules replay --diff OLD_RULES NEW_RULES EVENTS
     mrules replay --diff --old-rev REV RULES EVENTS
 
-    Both runs happen in memory: no store is read or written. The report lists
+    Both runs happen in memory, unless --store-dir gives them stores on disk;
+    no existing store is read or written. The report lists
     the prospects whose MQL status (membership of the list "MQL"), assignment,
     grade, lists or CRM work change, the emails and notifications gained or
     lost, the shift of the score distribution and, per rule, how many times it
@@ -164,16 +173,19 @@ def replay(
     behind each change.
 
     Exit status: 0 done (whatever the differences), 1 a rule set has errors,
-    2 bad arguments or unreadable input.
+    2 bad arguments or unreadable input, 4 a store in --store-dir could not be
+    written (disk full, read-only).
 
     \b
     Examples:
       mrules replay --diff old-rules/ rules/ events.jsonl.gz
       mrules replay --diff --old-rev HEAD~1 rules/ events.jsonl --format json
+      mrules replay --diff old-rules/ rules/ year.jsonl.gz --store-dir /data/replay
     """
     from mrules.api import RuleSetError
     from mrules.events import EventSourceError
     from mrules.replay import ReplayError, auto_jobs, diff_runs, render_text, unfinished_text
+    from mrules.storeapi import StoreError, StoreLocked
 
     if not diff:
         _fail("mrules replay needs --diff: mrules replay --diff OLD_RULES NEW_RULES EVENTS")
@@ -225,12 +237,14 @@ def replay(
                 new_label=new_label,
                 progress=bar if show else None,
                 jobs=auto_jobs() if jobs == "auto" else int(jobs),
+                store_dir=store_dir,
             )
     except ReplayError as e:  # GitError too
         _fail(str(e))
         return
-    except KeyboardInterrupt:  # not the stores' "resumes": a replay keeps nothing
-        click.echo("mrules: error: interrupted; a replay writes nothing: run it again", err=True)
+    except KeyboardInterrupt:  # not the stores' "resumes": a replay starts over (even
+        # with --store-dir: `diff_runs` removed the stores it had begun)
+        click.echo("mrules: error: interrupted; a replay keeps nothing: run it again", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
     except RuleSetError as e:
         which = getattr(e, "which", "")
@@ -246,6 +260,12 @@ def replay(
         sys.exit(int(ExitCode.DIAGNOSTICS))
     except EventSourceError as e:
         _fail(str(e))
+        return
+    except StoreLocked as e:  # --store-dir: another process opened a store there meanwhile
+        _fail(str(e), ExitCode.BUSY)
+        return
+    except StoreError as e:  # --store-dir: disk full, read-only, ...
+        _fail(f"{e}; the replay's unfinished stores were removed", ExitCode.STORE)
         return
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
