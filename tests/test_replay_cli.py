@@ -250,6 +250,19 @@ def test_rule_counts_fast_path_equals_the_ledger() -> None:
     assert fast[1][("automation rule", "MQL handoff")].endswith("30-automation.mr:3")
 
 
+def test_rule_counts_read_an_sqlite_store_s_rows_as_they_go(tmp_path: Path) -> None:
+    import mrules
+    from mrules.rulestats import rule_counts
+
+    in_memory = rule_counts(mrules.run(str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")).store)
+    store = str(tmp_path / "s.db")
+    with mrules.run(str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), store=store).store as st:
+        entries = [e for row in st.ledger_rows() for e in row.entries()]
+        assert sorted(entries, key=lambda e: e.seq) == list(st.ledger())  # the same, unsorted
+        streamed = rule_counts(st)
+        assert streamed == rule_counts(st, fast=False) == in_memory
+
+
 def test_every_jobs_setting_gives_the_same_diff(lowered: Path) -> None:
     args = ["replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")]
     one = orjson.loads(_mrules(*args, "--format", "json", "--jobs", "1").stdout)
@@ -447,3 +460,23 @@ def test_store_dir_on_a_full_disk_exits_4_and_leaves_no_store(
     assert "Traceback" not in res.stderr
     assert res.stderr.startswith("mrules: error: ")
     assert "full" in res.stderr and "unfinished stores were removed" in res.stderr
+
+
+def test_message_keys_the_comparison_keeps_are_their_own_size() -> None:
+    """One key a message is kept until the report is made: not orjson's 4 KB buffer each."""
+    from mrules.replay import _message_key
+
+    key = _message_key({"seq": 7, "ts": 1.0, "prospect": "a@x.example", "kind": "notify",
+                        "user": "alan@getcloudy.example", "rule": "R", "at": "r.mr:3"})  # fmt: skip
+    assert orjson.loads(key) == {"kind": "notify", "prospect": "a@x.example",
+                                 "user": "alan@getcloudy.example"}  # fmt: skip
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        keys = [_message_key({"prospect": f"p{i}@x.example", "kind": "notify"}) for i in range(100)]
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(set(keys)) == 100
+    assert held < 100 * 200, held  # orjson's output as it is: about 4 KB each

@@ -43,6 +43,8 @@ from typing import Any
 
 import orjson
 
+from mrules.jsonbytes import kept
+
 __all__ = [
     "GitError",
     "ReplayError",
@@ -243,7 +245,9 @@ def _run(
     result = mrules.run(compiled, events, store, label=source_label, progress=progress)
     # The run's objects stay alive until the comparison is done: keep the garbage
     # collector from walking them again while they are read and while the other
-    # side runs (`diff_runs` unfreezes at the end).
+    # side runs (`diff_runs` unfreezes at the end). Its engine is cyclic garbage now:
+    # collected first, or frozen with the rest and kept for the whole replay.
+    gc.collect()
     gc.freeze()
     st = result.store
     with st.snapshot():
@@ -271,8 +275,11 @@ _Reads = tuple[
 ]
 
 
-def _read_reference(st: Any) -> _Reads:
-    """What the comparison needs, through the store interface only (the reference reader)."""
+def _read_reference(st: Any, counted: bool = True) -> _Reads:
+    """What the comparison needs, through the store interface only (the reference reader).
+
+    `counted=False` leaves the rule counts (the whole ledger's read) to the caller.
+    """
     from mrules.rulestats import rule_counts
 
     crm: dict[str, list[dict[str, Any]]] = {}
@@ -282,7 +289,7 @@ def _read_reference(st: Any) -> _Reads:
         dict(st.prospects()),
         crm,
         [_message(m) for m in st.outbox()],
-        rule_counts(st, fast=False),
+        rule_counts(st, fast=False) if counted else (Counter(), {}),
     )
 
 
@@ -301,10 +308,11 @@ def _read(st: Any) -> _Reads:
     test compares the two.
     """
     from mrules.history import CRM_ACTIONS, OUTBOX_ACTIONS, STEP
-    from mrules.rulestats import _has_fast_path, count_steps
+    from mrules.rulestats import _has_fast_path, count_steps, rule_counts
 
-    if not _has_fast_path(st):
-        return _read_reference(st)
+    if not _has_fast_path(st):  # `--store-dir`: the reference reads, the counts streamed
+        states, pending, messages, _ = _read_reference(st, counted=False)
+        return states, pending, messages, rule_counts(st)
     outbox = [_message(m) for m in st._outbox]
     work = [(m[0], m[2], _work(m[0], m[3], orjson.loads(m[4]))) for m in st._crm]
 
@@ -350,8 +358,10 @@ def _message(m: Any) -> dict[str, Any]:
 
 
 def _message_key(m: dict[str, Any]) -> bytes:
+    """What a message sends, as sorted JSON; right-sized (`mrules.jsonbytes`): the
+    comparison keeps one per message, and orjson's own output holds 4 KB each."""
     body = {k: v for k, v in m.items() if k not in ("seq", "ts", "rule", "at", "time")}
-    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return kept(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
 
 
 class _Remote:

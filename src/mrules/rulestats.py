@@ -5,9 +5,9 @@ segmentation rules by their matches and the other rules (completion and
 page actions, scoring, dynamic lists...) by the events they acted on (one
 prospect's one event counts once, however many actions it took). It reads
 `StateStore.ledger()`; for the in-memory store it reads the same history
-rows without turning every value into JSON text first (the ledger entries'
-fields are the same, so both paths give the same counts: a test compares
-them).
+rows without turning every value into JSON text first, and for the SQLite
+store those rows as they are read, none held (the ledger entries' fields are
+the same, so every path gives the same counts: a test compares them).
 
 >>> import mrules
 >>> result = mrules.run(
@@ -32,10 +32,12 @@ _MATCH_KINDS = frozenset(("automation rule", "segmentation rule"))
 
 
 def _fast_steps(store: Any) -> Iterator[tuple[str, str, str | None, str | None, Any, Any, str]]:
-    """(kind, name, loc, prospect, ts, line, action) of every ledger step of an in-memory store."""
+    """(kind, name, loc, prospect, ts, line, action) of every ledger step of an in-memory store,
+    or of an SQLite store's history rows read as they go (`Store.ledger_rows`)."""
     from mrules.history import STEP
 
-    for row in store._rows:
+    rows: Iterable[Any] = store._rows if _has_fast_path(store) else store.ledger_rows()
+    for row in rows:
         steps = row.steps
         if not steps:
             continue
@@ -47,6 +49,13 @@ def _fast_steps(store: Any) -> Iterator[tuple[str, str, str | None, str | None, 
 
 def _slow_steps(store: Any) -> Iterable[tuple[str, str, str | None, str | None, Any, Any, str]]:
     return ((e[3], e[4], e[5], e[2], e[1], e[7], e[9]) for e in store.ledger())
+
+
+def _reads_rows(store: Any) -> bool:
+    """An SQLite store: its history rows can be read one by one (`_fast_steps`)."""
+    from mrules.store import Store
+
+    return isinstance(store, Store)
 
 
 def _has_fast_path(store: Any) -> bool:
@@ -68,7 +77,7 @@ def rule_counts(
     store: Any, *, fast: bool | None = None
 ) -> tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]]:
     """Times each (rule kind, rule name) acted, and where each rule is (file:line)."""
-    use_fast = _has_fast_path(store) if fast is None else fast
+    use_fast = (_has_fast_path(store) or _reads_rows(store)) if fast is None else fast
     return count_steps(_fast_steps(store) if use_fast else _slow_steps(store))
 
 
