@@ -303,3 +303,22 @@ def test_a_run_into_memory_keeps_one_string_per_url_visitor_asset_and_type(
             objects_by_text.setdefault(value, set()).add(id(value))
         assert len(objects_by_text) < len(values), attr  # each repeats in the example
         assert all(len(ids) == 1 for ids in objects_by_text.values()), attr
+
+
+def test_a_finished_run_keeps_no_decoded_prospect_without_a_collection() -> None:
+    """`mrules.run` releases its engine's caches: replay freezes the collector after a run,
+    and the engine, cyclic garbage, would keep them frozen for the whole comparison."""
+    import gc
+
+    from mrules.state import Prospect
+
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    gc.collect()
+    gc.disable()
+    try:
+        result = mrules.run(rules, events)
+        left = sum(1 for o in gc.get_objects() if type(o) is Prospect)
+    finally:
+        gc.enable()
+    assert result.summary.prospects_created > 0
+    assert left == 0

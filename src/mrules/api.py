@@ -354,6 +354,7 @@ def run(
         else:
             stream = resume_after(_lines(events), start_line, anchor, label)  # type: ignore[arg-type]
         summary = engine.run(stream, now=now, progress=progress)
+        engine.release()
     except BaseException:
         if st is not store:
             st.close()

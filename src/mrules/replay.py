@@ -245,9 +245,8 @@ def _run(
     result = mrules.run(compiled, events, store, label=source_label, progress=progress)
     # The run's objects stay alive until the comparison is done: keep the garbage
     # collector from walking them again while they are read and while the other
-    # side runs (`diff_runs` unfreezes at the end). Its engine is cyclic garbage now:
-    # collected first, or frozen with the rest and kept for the whole replay.
-    gc.collect()
+    # side runs (`diff_runs` unfreezes at the end). The run's engine, cyclic garbage now,
+    # is frozen with the rest; `mrules.run` let go of its caches (`Engine.release`).
     gc.freeze()
     st = result.store
     with st.snapshot():

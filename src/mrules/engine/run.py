@@ -491,6 +491,23 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
         self.summary.applied += 1
 
+    def release(self) -> None:
+        """Let go of the run's caches, once it is done (`mrules.run` calls it).
+
+        A finished engine is cyclic garbage (its handler table holds its own bound
+        methods): until a full collection finds it, it would keep its prospect cache,
+        ids window and wake-up queue. `mrules replay` freezes the collector after each
+        run, which would keep them for the whole comparison.
+        """
+        self.prospects = OrderedDict()
+        self.visitors = OrderedDict()
+        self.applied = OrderedDict()
+        self._maybe_applied = bytearray()
+        self._settled_at = {}
+        self._wakes = WakeQueue()
+        self._prefetched, self._views, self._anonymous = {}, {}, {}
+        self._handlers = {}  # the cycle: with it broken, the engine goes when its last user does
+
     def advance(self, now: float) -> None:
         """Move the clock to `now` (as a tick would) and re-check time-based rules."""
         if self.clock is None or now > self.clock:
