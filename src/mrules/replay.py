@@ -44,6 +44,7 @@ from typing import Any
 import orjson
 
 from mrules.jsonbytes import kept
+from mrules.storeapi import MEMORY
 
 __all__ = [
     "GitError",
@@ -237,7 +238,7 @@ def _run(
     source_label: str,
     *,
     reference: bool = False,
-    store: str = ":memory:",
+    store: str = MEMORY,
 ) -> _Side:
     import mrules
 
@@ -379,7 +380,7 @@ class _Remote:
         label: str,
         shown: str,
         reference: bool = False,
-        store: str = ":memory:",
+        store: str = MEMORY,
     ) -> _Remote | None:
         import multiprocessing
 
@@ -444,7 +445,7 @@ def _serve(
     label: str,
     shown: str,
     reference: bool = False,
-    store_path: str = ":memory:",
+    store_path: str = MEMORY,
 ) -> None:
     """The child: run, send the results (without the store), answer ledger reads until None."""
     from mrules.outputs import action_record
@@ -759,7 +760,7 @@ def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
     The third value is the folder when this made it (`_remove_unfinished` removes it).
     """
     if store_dir is None:
-        return ":memory:", ":memory:", None
+        return MEMORY, MEMORY, None
     folder = Path(store_dir)
     if folder.exists() and not folder.is_dir():
         raise ReplayError(f"--store-dir {store_dir}: not a folder")
@@ -784,7 +785,7 @@ def _remove_unfinished(stores: list[str], made: Path | None) -> None:
     So running the same command again starts over, as a replay must (it compares
     whole runs and never resumes one).
     """
-    if stores[0] == ":memory:":
+    if stores[0] == MEMORY:
         return
     gc.collect()  # a failed side's store, still referenced by its traceback's frames
     for path in stores:
