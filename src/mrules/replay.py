@@ -275,10 +275,11 @@ _Reads = tuple[
 ]
 
 
-def _read_reference(st: Any, counted: bool = True) -> _Reads:
+def _read_reference(st: Any, fast_counts: bool | None = False) -> _Reads:
     """What the comparison needs, through the store interface only (the reference reader).
 
-    `counted=False` leaves the rule counts (the whole ledger's read) to the caller.
+    `fast_counts=None` lets `rule_counts` read the rule counts its fastest way (an
+    SQLite store's rows one by one, not its whole ledger at once).
     """
     from mrules.rulestats import rule_counts
 
@@ -289,7 +290,7 @@ def _read_reference(st: Any, counted: bool = True) -> _Reads:
         dict(st.prospects()),
         crm,
         [_message(m) for m in st.outbox()],
-        rule_counts(st, fast=False) if counted else (Counter(), {}),
+        rule_counts(st, fast=fast_counts),
     )
 
 
@@ -308,11 +309,10 @@ def _read(st: Any) -> _Reads:
     test compares the two.
     """
     from mrules.history import CRM_ACTIONS, OUTBOX_ACTIONS, STEP
-    from mrules.rulestats import _has_fast_path, count_steps, rule_counts
+    from mrules.rulestats import _has_fast_path, count_steps
 
     if not _has_fast_path(st):  # `--store-dir`: the reference reads, the counts streamed
-        states, pending, messages, _ = _read_reference(st, counted=False)
-        return states, pending, messages, rule_counts(st)
+        return _read_reference(st, fast_counts=None)
     outbox = [_message(m) for m in st._outbox]
     work = [(m[0], m[2], _work(m[0], m[3], orjson.loads(m[4]))) for m in st._crm]
 
@@ -639,118 +639,148 @@ def diff_runs(
         mrules.events.EventSourceError: the events cannot be read.
         mrules.store.StoreError: a store in `store_dir` cannot be written.
     """
-    from mrules.api import RuleSetError, compile_rules
-    from mrules.loader import display_path
-
     *stores, made = _new_stores(store_dir)
     try:
-        compiled = []
-        for which, rules in (("old", old_rules), ("new", new_rules)):
-            try:
-                compiled.append(compile_rules(rules))
-            except RuleSetError as e:
-                e.which = which  # type: ignore[attr-defined]
-                raise
-        declared = {n for c in compiled for n in (*c.symbols.lists, *c.symbols.dynamic_lists)}
-        if mql_list not in declared:  # a typo would count 0 MQLs on both sides, silently
-            import difflib
-
-            close = [n for n in sorted(declared) if n.casefold() == mql_list.casefold()]
-            close = close or difflib.get_close_matches(mql_list, sorted(declared), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ReplayError(f"--mql-list '{mql_list}': neither rule set has that list{hint}")
-        started = time.perf_counter()
-        if events == "-":
-            lines: Any = sys.stdin.buffer.read().splitlines()
-            shown = "-"
-        elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
-            lines = Path(events).read_bytes().splitlines()
-            shown = display_path(events)
-        else:
-            lines = events
-            shown = display_path(events)
-
-        def ticker(which: str) -> Callable[[int], None] | None:
-            if progress is None:
-                return None
-            return lambda n: progress(which, n)
-
-        old_label = old_label or str(old_rules)
-        remote = None
-        if jobs > 1:
-            remote = _Remote.start(compiled[0], lines, old_label, shown, reference, stores[0])
-        if remote is None:
-            try:
-                old = _run(
-                    compiled[0],
-                    lines,
-                    old_label,
-                    ticker("old"),
-                    shown,
-                    reference=reference,
-                    store=stores[0],
-                )
-                new = _run(
-                    compiled[1],
-                    lines,
-                    new_label or str(new_rules),
-                    ticker("new"),
-                    shown,
-                    reference=reference,
-                    store=stores[1],
-                )
-            finally:
-                gc.unfreeze()
-        else:
-            tick_old = ticker("old")
-
-            def both(n: int) -> None:
-                remote.poll(tick_old)
-                if progress is not None:
-                    progress("new", n)
-
-            try:
-                new = _run(
-                    compiled[1],
-                    lines,
-                    new_label or str(new_rules),
-                    both,
-                    shown,
-                    reference=reference,
-                    store=stores[1],
-                )
-                old = remote.result(tick_old)
-            except BaseException:
-                gc.unfreeze()
-                remote.stop()
-                raise
-        runs_seconds = time.perf_counter() - started
-        try:
-            gc.freeze()
-            out = _compare(old, new, mql_list, examples)
-        finally:
-            gc.unfreeze()
-            if remote is not None:
-                remote.stop()
-            for side in (old, new):
-                if side.store is not remote:
-                    side.store.close()
-        out["events"] = {
-            "source": shown,
-            "lines": new.lines,
-            "rejected": new.rejected,
-            "unfinished_line": new.unfinished_line,
-        }
-        out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
-        out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
-        out["seconds"] = {
-            "runs": round(runs_seconds, 4),
-            "total": round(time.perf_counter() - started, 4),
-        }
-        return out
+        return _diff(
+            old_rules,
+            new_rules,
+            events,
+            stores,
+            mql_list=mql_list,
+            examples=examples,
+            old_label=old_label,
+            new_label=new_label,
+            progress=progress,
+            jobs=jobs,
+            reference=reference,
+        )
     except BaseException:
         _remove_unfinished(stores, made)  # it ran into new stores: none is kept
         raise
+
+
+def _diff(
+    old_rules: Any,
+    new_rules: Any,
+    events: str,
+    stores: list[str],
+    *,
+    mql_list: str,
+    examples: int,
+    old_label: str | None,
+    new_label: str | None,
+    progress: Callable[[str, int], None] | None,
+    jobs: int,
+    reference: bool,
+) -> dict[str, Any]:
+    """`diff_runs`, each side run into its store in `stores` (in memory, or new files)."""
+    from mrules.api import RuleSetError, compile_rules
+    from mrules.loader import display_path
+
+    compiled = []
+    for which, rules in (("old", old_rules), ("new", new_rules)):
+        try:
+            compiled.append(compile_rules(rules))
+        except RuleSetError as e:
+            e.which = which  # type: ignore[attr-defined]
+            raise
+    declared = {n for c in compiled for n in (*c.symbols.lists, *c.symbols.dynamic_lists)}
+    if mql_list not in declared:  # a typo would count 0 MQLs on both sides, silently
+        import difflib
+
+        close = [n for n in sorted(declared) if n.casefold() == mql_list.casefold()]
+        close = close or difflib.get_close_matches(mql_list, sorted(declared), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ReplayError(f"--mql-list '{mql_list}': neither rule set has that list{hint}")
+    started = time.perf_counter()
+    if events == "-":
+        lines: Any = sys.stdin.buffer.read().splitlines()
+        shown = "-"
+    elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
+        lines = Path(events).read_bytes().splitlines()
+        shown = display_path(events)
+    else:
+        lines = events
+        shown = display_path(events)
+
+    def ticker(which: str) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+        return lambda n: progress(which, n)
+
+    old_label = old_label or str(old_rules)
+    remote = None
+    if jobs > 1:
+        remote = _Remote.start(compiled[0], lines, old_label, shown, reference, stores[0])
+    if remote is None:
+        try:
+            old = _run(
+                compiled[0],
+                lines,
+                old_label,
+                ticker("old"),
+                shown,
+                reference=reference,
+                store=stores[0],
+            )
+            new = _run(
+                compiled[1],
+                lines,
+                new_label or str(new_rules),
+                ticker("new"),
+                shown,
+                reference=reference,
+                store=stores[1],
+            )
+        finally:
+            gc.unfreeze()
+    else:
+        tick_old = ticker("old")
+
+        def both(n: int) -> None:
+            remote.poll(tick_old)
+            if progress is not None:
+                progress("new", n)
+
+        try:
+            new = _run(
+                compiled[1],
+                lines,
+                new_label or str(new_rules),
+                both,
+                shown,
+                reference=reference,
+                store=stores[1],
+            )
+            old = remote.result(tick_old)
+        except BaseException:
+            gc.unfreeze()
+            remote.stop()
+            raise
+    runs_seconds = time.perf_counter() - started
+    try:
+        gc.freeze()
+        out = _compare(old, new, mql_list, examples)
+    finally:
+        gc.unfreeze()
+        if remote is not None:
+            remote.stop()
+        for side in (old, new):
+            if side.store is not remote:
+                side.store.close()
+    out["events"] = {
+        "source": shown,
+        "lines": new.lines,
+        "rejected": new.rejected,
+        "unfinished_line": new.unfinished_line,
+    }
+    out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
+    out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
+    out["seconds"] = {
+        "runs": round(runs_seconds, 4),
+        "total": round(time.perf_counter() - started, 4),
+    }
+    return out
 
 
 def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
