@@ -66,3 +66,16 @@ def test_a_name_that_is_not_text_is_still_damage(example_store: Path, tmp_path: 
     ):
         for email in _emails(damaged):
             list(s.ledger(email))
+
+
+def test_the_ledger_after_a_seq_is_the_whole_ledgers_tail_read_as_it_streams(
+    example_store: Path,
+) -> None:
+    """Differential: `ledger(after_seq=k)` reads rows forward from the one holding k (the
+    sync's plan reads a backfill that way), and must give what the sorted whole gives."""
+    with Store.open(example_store, readonly=True) as s:
+        whole = list(s.ledger())
+        last = s.max_seq()
+        assert len(whole) > 50 and last >= whole[-1].seq
+        for k in range(1, last + 2):
+            assert list(s.ledger(after_seq=k)) == [e for e in whole if e.seq > k], k

@@ -857,18 +857,26 @@ class Store:
             sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE seq IS NOT NULL ORDER BY id"
             rows = list(self._history(sql))
         else:
-            # Rows hold seqs in insertion order: read back from the end to the first row
-            # that starts at or before after_seq, not the whole table.
-            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE seq IS NOT NULL ORDER BY id DESC"
-            rows = []
-            for row in self._history(sql):
-                rows.append(row)
-                if row.steps[0] <= after_seq:
-                    break
-            rows.reverse()
+            return self._ledger_after(after_seq)
         entries = [e for row in rows for e in row.entries(after_seq)]
         entries.sort(key=lambda e: e.seq)
         return iter(entries)
+
+    def _ledger_after(self, after_seq: int) -> Iterator[LedgerEntry]:
+        """The entries past after_seq, read row by row: held one row at a time, not sorted.
+
+        The engine only adds steps to the last row it made, so rows hold ascending seqs in
+        the order written (the scale-out merge numbers them in that order too). Reading
+        starts at the last row that begins at or before after_seq; a sync after a backfill
+        of millions of events reads them without holding them (`mrules.sync.plan`).
+        """
+        start = self._one(
+            "SELECT id FROM history WHERE seq IS NOT NULL AND seq <= ? ORDER BY id DESC LIMIT 1",
+            (after_seq,),
+        )
+        sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE seq IS NOT NULL AND id >= ?"
+        for row in self._history(sql + " ORDER BY id", (0 if start is None else start[0],)):
+            yield from row.entries(after_seq)
 
     def ledger_rows(self) -> Iterator[Row]:
         """Every history row with ledger steps, in the order written, decoded as read.

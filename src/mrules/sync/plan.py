@@ -540,15 +540,19 @@ def make_plan(
     touched: set[str] = set()
     dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
     if not full:
-        touched = {
-            e.prospect
-            for e in store.ledger(after_seq=int(last_seq or 0))
-            if e.prospect
-            and not (e.rule_kind == "event" and (e.source or "").startswith("crm-sync:"))
-        }
-        touched |= dirty
-        touched |= {e["prospect"] for e in db.errors()}
-        full = len(touched) > max(1000, db.count("link") // 4)  # reading all is cheaper
+        most = max(1000, db.count("link") // 4)  # past this many, reading all is cheaper
+        touched = dirty | {e["prospect"] for e in db.errors()}
+        # The ledger since the last plan is read as it streams, and no further than
+        # needed: after a backfill of millions of events, the first `most` prospects
+        # settle it.
+        for e in store.ledger(after_seq=int(last_seq or 0)):
+            if e.prospect and not (
+                e.rule_kind == "event" and (e.source or "").startswith("crm-sync:")
+            ):
+                touched.add(e.prospect)
+                if len(touched) > most:
+                    break
+        full = len(touched) > most
     prospects = _Prospects(store, full)
     # Links are looked up in the sync file a page of records at a time; this plan's
     # changes to them are an overlay (on disk past a few thousand: a first link).
