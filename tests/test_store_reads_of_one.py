@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mrules.cli import main
-from mrules.store import Store, StoreError
+from mrules.store import Batch, Store, StoreError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "getcloudy"
 
@@ -79,3 +79,39 @@ def test_the_ledger_after_a_seq_is_the_whole_ledgers_tail_read_as_it_streams(
         assert len(whole) > 50 and last >= whole[-1].seq
         for k in range(1, last + 2):
             assert list(s.ledger(after_seq=k)) == [e for e in whole if e.seq > k], k
+
+
+def test_crm_work_after_a_seq_is_the_whole_queues_tail_in_either_store(
+    example_store: Path, tmp_path: Path
+) -> None:
+    """Differential: a sync cycle asks for the CRM work after its last seq
+    (`crm_pending(after_seq=k)`); the SQLite store then reads the history from the row
+    holding k. Both stores must give the tail of the whole queue, plain records too."""
+    import mrules
+    from mrules.storeapi import StateStore
+
+    path = tmp_path / "crm.db"
+    path.write_bytes(example_store.read_bytes())
+    memory = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl")
+    stores: list[StateStore] = [Store.open(path), memory.store]
+    try:
+        last = stores[0].max_seq()
+        assert memory.store.max_seq() == last
+        plain = [(last + 2, 1.0, "z@x.com", "task", "{}"), (last + 4, 1.0, "z@x.com", "task", "{}")]
+        for s in stores:
+            s.commit(Batch("-", 1, 1.0, crm_pending=plain))
+        answers = []
+        for s in stores:
+            whole = list(s.crm_pending())
+            emails = sorted({m.prospect for m in whole})
+            assert len(whole) > 5 and len(emails) > 2 and whole[-1].seq == last + 4
+            for k in range(0, last + 6):
+                assert list(s.crm_pending(after_seq=k)) == [m for m in whole if m.seq > k], k
+                for email in emails:
+                    tail = [m for m in whole if m.prospect == email and m.seq > k]
+                    assert list(s.crm_pending(email, after_seq=k)) == tail, (k, email)
+            answers.append([tuple(m) for m in whole])
+        assert answers[0] == answers[1]
+    finally:
+        for s in stores:
+            s.close()

@@ -189,9 +189,13 @@ class MemoryStore:
         rows: list[Any] = [*self._outbox, *derived]
         return iter(sorted(rows, key=lambda r: r[0]))
 
-    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
-        derived = [m for r in self._of(prospect) if r.steps for m in r.messages(CRM)]
-        rows: list[Any] = [r for r in self._crm if prospect is None or r[2] == prospect]
+    def crm_pending(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[Message]:
+        derived = [
+            m for r in self._of(prospect) if r.steps for m in r.messages(CRM) if m.seq > after_seq
+        ]
+        rows: list[Any] = [
+            r for r in self._crm if (prospect is None or r[2] == prospect) and r[0] > after_seq
+        ]
         return iter(sorted([*rows, *derived], key=lambda r: r[0]))
 
     def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:

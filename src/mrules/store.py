@@ -870,13 +870,22 @@ class Store:
         starts at the last row that begins at or before after_seq; a sync after a backfill
         of millions of events reads them without holding them (`mrules.sync.plan`).
         """
-        start = self._one(
-            "SELECT id FROM history WHERE seq IS NOT NULL AND seq <= ? ORDER BY id DESC LIMIT 1",
-            (after_seq,),
-        )
         sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE seq IS NOT NULL AND id >= ?"
-        for row in self._history(sql + " ORDER BY id", (0 if start is None else start[0],)):
+        for row in self._history(sql + " ORDER BY id", (self._row_holding(after_seq),)):
             yield from row.entries(after_seq)
+
+    def _row_holding(self, seq: int) -> int:
+        """The id of the last history row whose steps begin at or before seq (0: none).
+
+        Rows hold ascending seqs in the order written, so the steps after seq are in this
+        row and the rows after it. Found by reading back from the last row (no index on
+        seq): a few rows for the seq of the last sync cycle.
+        """
+        found = self._one(
+            "SELECT id FROM history WHERE seq IS NOT NULL AND seq <= ? ORDER BY id DESC LIMIT 1",
+            (seq,),
+        )
+        return 0 if found is None else int(found[0])
 
     def ledger_rows(self) -> Iterator[Row]:
         """Every history row with ledger steps, in the order written, decoded as read.
@@ -907,25 +916,31 @@ class Store:
         plain = list(self._iter(sql, make=Message._make))
         return self._merged(plain, OUTBOX, None)
 
-    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
-        """CRM work not yet done (`mrules.records.Message`), ordered by seq.
+    def crm_pending(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[Message]:
+        """CRM work not yet done (`mrules.records.Message`) with seq > after_seq, by seq.
 
         Derived from the ledger steps of `history` rows, plus the `crm_pending`
-        table's rows not marked done (CRM work given as plain records).
+        table's rows not marked done (CRM work given as plain records). A sync cycle
+        asks for the work since its last one: only the history from there is read.
         """
         if prospect is None:
             sql = "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
-            plain = list(self._iter(sql + " ORDER BY seq", make=Message._make))
+            plain = list(self._iter(sql + " AND seq > ? ORDER BY seq", (after_seq,), Message._make))
         else:
             sql = (
                 "SELECT seq, ts, prospect, kind, payload FROM crm_pending"
-                " WHERE prospect = ? AND done = 0 ORDER BY seq"
+                " WHERE prospect = ? AND done = 0 AND seq > ? ORDER BY seq"
             )
-            plain = list(self._iter(sql, (prospect,), make=Message._make))
-        return self._merged(plain, CRM, prospect)
+            plain = list(self._iter(sql, (prospect, after_seq), make=Message._make))
+        return self._merged(plain, CRM, prospect, after_seq)
 
-    def _merged(self, plain: list[Message], want: int, prospect: str | None) -> Iterator[Message]:
-        if prospect is None:
+    def _merged(
+        self, plain: list[Message], want: int, prospect: str | None, after_seq: int = 0
+    ) -> Iterator[Message]:
+        if prospect is None and after_seq > 0:
+            sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE messages & ? AND id >= ?"
+            rows = self._history(sql + " ORDER BY id", (want, self._row_holding(after_seq)))
+        elif prospect is None:
             sql = f"SELECT {_HISTORY_COLUMNS} FROM history WHERE messages & ? ORDER BY id"
             rows = self._history(sql, (want,))
         else:
@@ -937,7 +952,7 @@ class Store:
                 " AND prospect = ? AND messages & ? ORDER BY id"
             )
             rows = self._history(sql, (pid, want), (pid, prospect))
-        derived = [m for row in rows for m in row.messages(want)]
+        derived = [m for row in rows for m in row.messages(want) if m.seq > after_seq]
         if not plain:
             return iter(derived)
         return iter(sorted(plain + derived, key=lambda m: m.seq))

@@ -369,36 +369,44 @@ class PgStore:
                 return iter(())
             rows = list(self._history("WHERE prospect = %s AND seq IS NOT NULL", (pid,)))
         else:
-            # A row's steps start at its seq: rows before the one holding after_seq are out.
-            start = self._one(
-                "SELECT max(id) FROM mrules_history WHERE seq IS NOT NULL AND seq <= %s",
-                (after_seq,),
-            )
-            first = start[0] if start and start[0] is not None and after_seq > 0 else 0
+            first = self._row_holding(after_seq)
             rows = list(self._history("WHERE seq IS NOT NULL AND id >= %s", (first,)))
         entries = [e for row in rows for e in row.entries(after_seq)]
         entries.sort(key=lambda e: e.seq)
         return iter(entries)
 
+    def _row_holding(self, seq: int) -> int:
+        """The id of the last history row whose steps begin at or before seq (0: none).
+
+        A row's steps start at its seq: the rows before that one hold no step after seq.
+        """
+        if seq <= 0:
+            return 0
+        start = self._one(
+            "SELECT max(id) FROM mrules_history WHERE seq IS NOT NULL AND seq <= %s", (seq,)
+        )
+        return start[0] if start and start[0] is not None else 0
+
     def max_seq(self) -> int:
         value = self._meta_value("seq")
         return 0 if value is None else int(value)
 
-    def _messages(self, want: int, prospect: str | None) -> Iterator[Message]:
+    def _messages(self, want: int, prospect: str | None, after_seq: int = 0) -> Iterator[Message]:
         if prospect is None:
-            rows = self._history("WHERE (messages & %s) <> 0", (want,))
+            first = self._row_holding(after_seq)
+            rows = self._history("WHERE (messages & %s) <> 0 AND id >= %s", (want, first))
         else:
             pid = self._pid_of(prospect)
             if pid is None:
                 return iter(())
             rows = self._history("WHERE prospect = %s AND (messages & %s) <> 0", (pid, want))
-        return iter([m for row in rows for m in row.messages(want)])
+        return iter([m for row in rows for m in row.messages(want) if m.seq > after_seq])
 
     def outbox(self) -> Iterator[Message]:
         return self._messages(OUTBOX, None)
 
-    def crm_pending(self, prospect: str | None = None) -> Iterator[Message]:
-        return self._messages(CRM, prospect)
+    def crm_pending(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[Message]:
+        return self._messages(CRM, prospect, after_seq)
 
     def rejects(self, source: str | None = None) -> Iterator[RejectedLine]:
         if source is None:

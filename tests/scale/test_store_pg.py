@@ -128,6 +128,26 @@ def test_same_reads_as_sqlite(db: str, getcloudy: Path) -> None:
         assert a == b and a[0] == 0 and a[1]
 
 
+def test_tails_after_a_seq_read_as_in_sqlite(db: str, getcloudy: Path) -> None:
+    """The ledger and the CRM work after each seq (what a sync cycle reads) are the
+    SQLite store's, and each the tail of the whole."""
+    from mrules.store import Store
+    from mrules.store_pg import PgStore
+
+    assert _cli("run", "rules", "events.jsonl", "--store", "one.db", "-q")[0] == 3
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+    with Store.open("one.db", readonly=True) as lite, PgStore.open(db) as pg:
+        last = lite.max_seq()
+        assert pg.max_seq() == last > 50
+        ledger, work = list(lite.ledger()), list(lite.crm_pending())
+        assert len(work) > 5
+        for k in range(0, last + 2):
+            assert list(pg.ledger(after_seq=k)) == list(lite.ledger(after_seq=k)), k
+            assert list(lite.ledger(after_seq=k)) == [e for e in ledger if e.seq > k], k
+            assert list(pg.crm_pending(after_seq=k)) == [m for m in work if m.seq > k], k
+            assert list(lite.crm_pending(after_seq=k)) == [m for m in work if m.seq > k], k
+
+
 def test_resume_applies_nothing_twice(db: str, getcloudy: Path) -> None:
     lines = Path("events.jsonl").read_bytes().splitlines(keepends=True)
     Path("part.jsonl").write_bytes(b"".join(lines[:12]))

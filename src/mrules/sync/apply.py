@@ -462,8 +462,8 @@ def apply_plan(
         # The queue: new work from the store, minus what was done.
         work_seq = int(plan.get("work_seq", 0))
         if work_seq > db.work_seq:
-            for m in store.crm_pending():
-                if db.work_seq < m.seq <= work_seq:
+            for m in store.crm_pending(after_seq=db.work_seq):
+                if m.seq <= work_seq:
                     payload = json.loads(m.payload) if isinstance(m.payload, str | bytes) else {}
                     item = {"kind": m.kind, "seq": m.seq, **payload}
                     if m.prospect in queue:

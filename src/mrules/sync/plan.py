@@ -826,9 +826,7 @@ def make_plan(
     # -- outbound work the engine asked for --------------------------------------------------
     queue = db.queue()
     work_to = plan.work_seq
-    for m in store.crm_pending():
-        if m.seq <= plan.work_seq:
-            continue
+    for m in store.crm_pending(after_seq=plan.work_seq):
         work_to = max(work_to, m.seq)
         payload = json.loads(m.payload) if isinstance(m.payload, str | bytes) else dict(m.payload)
         item = {"kind": m.kind, "seq": m.seq, **payload}
