@@ -2,7 +2,7 @@
 
     python bench/compare.py [--prospects 20000] [--events 200000] [--seed 7] [--repeat 3]
                             [--workdir DIR] [--baseline-worktree PATH] [--before-worktree PATH]
-                            [--only a,b,c,d,e,f,g] [--no-check] [--python PY]
+                            [--only a,b,c,d,e,f,g,h] [--no-check] [--python PY] [--tmpfs DIR]
 
 Every variant runs as its own process with the same interpreter, started by
 this script, and is measured whole (start-up, rule loading, the run, closing
@@ -26,6 +26,12 @@ shows the best (lowest) CPU and wall of the rounds and the highest peak RSS.
   f  mrules run, before     (c) from a second checkout, --before-worktree PATH (say, the
                             branch point of the change being measured)
   g  mrules :memory:, before  (d) from that second checkout
+  h  baseline, tmpfs, one     (e) with its store in --tmpfs DIR (default /dev/shm) and
+     transaction              the whole stream in one transaction (`--batch-size`, the
+                              baseline's name for it): the baseline without the disk's
+                              cost and with one commit. Issue 7's own table gave this
+                              2.4 times (e)'s events/s; where it gives less, the disk
+                              costs (e) less, and a multiple of (e) is harder to reach
 
 Events/s are events over whole-process CPU seconds (and over wall seconds);
 "x loop" divides by (a)'s, "x base" by (e)'s, "x before" by (f)'s (for (d),
@@ -66,6 +72,7 @@ NAMES = {
     "e": "mrules run, baseline checkout",
     "f": "mrules run, before checkout",
     "g": "mrules :memory:, before checkout",
+    "h": "baseline, tmpfs, one transaction",
 }
 
 
@@ -166,6 +173,7 @@ def plan(
     baseline: Path | None,
     before: Path | None = None,
     python: Path | None = None,
+    tmpfs: Path = Path("/dev/shm"),
 ) -> list[Variant]:
     py = sys.executable
     here = _env(ROOT / "src")
@@ -211,14 +219,19 @@ def plan(
         elif key == "d":
             # In its own directory: a CLI that refuses :memory: may leave ':memory:.lock'.
             out.append(Variant(key, [*ours, ":memory:"], ours_env, cwd))
-        elif key == "e":
+        elif key in "eh":
             if baseline is None:
                 v = Variant(key, [], here, cwd)
                 v.skipped = "no --baseline-worktree given"
                 out.append(v)
                 continue
-            db = work / "e.db"
-            out.append(Variant(key, [*mrules, str(db)], _env(baseline / "src"), cwd, db))
+            if key == "e":
+                db = work / "e.db"
+                out.append(Variant(key, [*mrules, str(db)], _env(baseline / "src"), cwd, db))
+                continue
+            db = tmpfs / f"mrules-compare-{os.getpid()}-h.db"
+            one = [*mrules, str(db), "--batch-size", str(10**9)]  # one transaction
+            out.append(Variant(key, one, _env(baseline / "src"), cwd, db))
         elif key in "fg":
             if before is None:
                 v = Variant(key, [], here, cwd)
@@ -302,7 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a second checkout (e.g. the branch point of the change measured) to run as "
         "variants f (SQLite store) and g (:memory:)",
     )
-    parser.add_argument("--only", default="abcdefg", help="variants to run, e.g. 'acef'")
+    parser.add_argument("--only", default="abcdefg", help="variants to run, e.g. 'acefh'")
+    parser.add_argument(
+        "--tmpfs",
+        type=Path,
+        default=Path("/dev/shm"),
+        metavar="DIR",
+        help="where variant h keeps its store (a memory file system) [default: /dev/shm]",
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the state comparison")
     parser.add_argument(
         "--python",
@@ -312,9 +332,9 @@ def main(argv: list[str] | None = None) -> int:
         "checkout's wheel installed (compiled), e.g. /tmp/venv/bin/python",
     )
     args = parser.parse_args(argv)
-    keys = "".join(k for k in "abcdefg" if k in args.only.replace(",", ""))
+    keys = "".join(k for k in "abcdefgh" if k in args.only.replace(",", ""))
     if args.repeat < 1 or not keys:
-        parser.error("--repeat must be at least 1 and --only name some of a, b, c, d, e, f, g")
+        parser.error("--repeat must be at least 1 and --only name some of a, b, c, d, e, f, g, h")
     baseline = args.baseline_worktree.resolve() if args.baseline_worktree else None
     before = args.before_worktree.resolve() if args.before_worktree else None
     for checkout in (baseline, before):
@@ -340,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
 
     events = bench_run.ensure_inputs(work, args.prospects, args.events, args.seed)
     rules = work / "rules"
-    variants = plan(keys, work, rules, events, args.seed, baseline, before, args.python)
+    variants = plan(
+        keys, work, rules, events, args.seed, baseline, before, args.python, args.tmpfs.resolve()
+    )
     print(
         f"inputs: {events} ({args.events:,} events, {args.prospects:,} prospects, seed "
         f"{args.seed}); {args.repeat} rounds of {', '.join(v.key for v in variants)}; "
@@ -417,6 +439,20 @@ def main(argv: list[str] | None = None) -> int:
     for v in variants:
         if v.skipped:
             print(f"{v.key}: skipped: {v.skipped}")
+    if "h" in by_key:  # the baseline without the disk's cost: how much of (e) the disk is
+        h = by_key["h"]
+        for key in ("e", "c"):
+            if key in by_key:
+                r = by_key[key]
+                print(
+                    f"{key} against h: CPU x{r['events_per_s_cpu'] / h['events_per_s_cpu']:.2f},"
+                    f" wall x{r['events_per_s_wall'] / h['events_per_s_wall']:.2f}"
+                )
+                r["x_h_cpu"] = r["events_per_s_cpu"] / h["events_per_s_cpu"]
+                r["x_h_wall"] = r["events_per_s_wall"] / h["events_per_s_wall"]
+        h_store = next(v.store for v in variants if v.key == "h")
+        if h_store is not None:
+            _fresh(h_store)  # not left in memory (tmpfs)
 
     checks: dict[str, Any] = {}
     if not args.no_check:

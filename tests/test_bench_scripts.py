@@ -71,6 +71,30 @@ def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
     assert "state check a vs c: 0 mismatching" in proc.stdout
 
 
+def test_compare_runs_the_baseline_in_memory_in_one_transaction_as_h(tmp_path: Path) -> None:
+    """(h): the baseline checkout with its store in --tmpfs and one transaction; (c) and (e)
+    are given against it, and its store does not stay in the memory file system."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    proc = _run(
+        "compare.py",
+        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,e,h",
+        "--workdir", str(tmp_path / "w"), "--baseline-worktree", str(ROOT), "--tmpfs", str(shm),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "w/compare_result.json").read_text())
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"c", "e", "h"}
+    assert rows["h"]["name"] == "baseline, tmpfs, one transaction"
+    assert rows["h"]["store_bytes"] > 0  # it wrote a store where it was told
+    for key in "ce":
+        assert rows[key]["x_h_cpu"] == pytest.approx(
+            rows[key]["events_per_s_cpu"] / rows["h"]["events_per_s_cpu"]
+        )
+        assert f"{key} against h: CPU x" in proc.stdout
+    assert list(shm.iterdir()) == []
+
+
 def test_compare_runs_an_installed_build_as_c_beside_this_checkout(tmp_path: Path) -> None:
     """--python: (c) from an interpreter's installed mrules (the compiled wheel, in CI's
     second pass), beside this checkout's source as (f); the states must agree."""
