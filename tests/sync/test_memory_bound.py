@@ -13,10 +13,12 @@ sizes take the paths a large sync takes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import random
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -115,6 +117,19 @@ def _change(work: Path, n: int, compiled: Any) -> None:
 PAGE = IN_MEMORY = 500
 
 
+@contextlib.contextmanager
+def _traced_peak() -> Iterator[list[int]]:
+    """The peak Python memory (bytes) the block allocates, put in the list it gives."""
+    peak: list[int] = []
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        yield peak
+        peak.append(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+
+
 def _plan_and_apply_peak(compiled: Any, store_path: Path, crm_path: Path, at: float) -> int:
     """Peak Python memory (bytes) of one plan + apply, the engine's step left out."""
     config = SyncConfig.from_rules(compiled)
@@ -129,20 +144,15 @@ def _plan_and_apply_peak(compiled: Any, store_path: Path, crm_path: Path, at: fl
     store = Store.open(store_path)
     db = SyncDb.open(default_sync_path(store_path))
     try:
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
-            with (
-                mock.patch.object(apply_module, "ROWS_IN_MEMORY", IN_MEMORY),
-                mock.patch.object(
-                    SyncDb, "plan_links", lambda self: PlanLinks(self.conn, limit=IN_MEMORY)
-                ),
-            ):
-                plan = make_plan(store, crm, db, config, at)
-                report = apply_plan(plan.as_json(), store, crm, db, check_stale=False)
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            tracemalloc.stop()
+        with (
+            _traced_peak() as peak,
+            mock.patch.object(apply_module, "ROWS_IN_MEMORY", IN_MEMORY),
+            mock.patch.object(
+                SyncDb, "plan_links", lambda self: PlanLinks(self.conn, limit=IN_MEMORY)
+            ),
+        ):
+            plan = make_plan(store, crm, db, config, at)
+            report = apply_plan(plan.as_json(), store, crm, db, check_stale=False)
         assert SyncDb.plan_links is plan_links
         assert report.linked or report.updated  # the cycle did its work
         deliver(db, store, compiled)
@@ -150,7 +160,7 @@ def _plan_and_apply_peak(compiled: Any, store_path: Path, crm_path: Path, at: fl
         db.close()
         store.close()
         crm.close()
-    return peak
+    return peak[0]
 
 
 def _peaks(work: Path, n: int) -> tuple[int, int]:
@@ -202,19 +212,14 @@ def _plan_peak_after_backfill(work: Path, n: int, per_prospect: int) -> tuple[in
     store = Store.open(store_path)
     db = SyncDb.open(default_sync_path(store_path))
     try:
-        tracemalloc.start()
-        try:
-            base = tracemalloc.get_traced_memory()[0]
+        with _traced_peak() as peak:
             plan = make_plan(store, crm, db, SyncConfig.from_rules(compiled), AT + 600)
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            tracemalloc.stop()
         updated = sum(1 for op in plan.ops if op.get("op") == "update")
     finally:
         db.close()
         store.close()
         crm.close()
-    return peak, updated == n
+    return peak[0], updated == n
 
 
 def test_a_plan_after_a_backfill_does_not_hold_the_ledger_since_the_last(tmp_path: Path) -> None:
