@@ -386,7 +386,9 @@ def prospect_record(
 def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
     """Every prospect of the store (or only `emails`) as `state export` prints it, by email.
 
-    Read inside one snapshot: the states and the pending CRM work are of one commit.
+    Read inside one snapshot, held until the last record is taken: the states and the
+    pending CRM work are of one commit. Each record is made as it is taken, so that an
+    export of 200,000 prospects holds one of them, not all.
     """
     with store.snapshot():
         pending: dict[str, list[Any]] = defaultdict(list)
@@ -394,13 +396,11 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
             pending[row[2]].append(row)
         wanted = {prospect_key(e) for e in emails}
         codecs = Codecs()
-        records = []
         for email, data in store.prospects():
             if wanted and email not in wanted:
                 continue
             p = Prospect.from_json(data, codecs, email)
-            records.append(prospect_record(p, codecs, pending[email]))
-    return iter(records)
+            yield prospect_record(p, codecs, pending.pop(email, []))
 
 
 def render_summary(

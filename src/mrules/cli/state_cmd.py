@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
 import click
 import orjson
@@ -51,18 +51,20 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     synced = _synced(store_path)
     store = open_store(store_path, readonly=True)
     try:
-        records = list(export_records(store, emails))  # one committed state
+        records: Iterable[dict[str, Any]] = export_records(store, emails)  # one committed state
+        if emails:  # a few, all read before any is printed: a missing one prints nothing
+            records = list(records)
+            missing = sorted({prospect_key(e) for e in emails} - {r["email"] for r in records})
+            if missing:  # a typo printed nothing and exit 0, as if it had nothing to show
+                names = ", ".join(f"'{m}'" for m in missing)
+                fail(f"no prospect {names} in {store_path}", EXIT_USAGE)
+        for record in records:  # the whole store: printed as it is read
+            if synced is not None:
+                record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
+            out.write(orjson.dumps(record) + b"\n")
+        out.flush()
     finally:
         store.close()
-    missing = sorted({prospect_key(e) for e in emails} - {r["email"] for r in records})
-    if missing:  # a typo printed nothing and exit 0, as if the prospect had nothing to show
-        names = ", ".join(f"'{m}'" for m in missing)
-        fail(f"no prospect {names} in {store_path}", EXIT_USAGE)
-    for record in records:
-        if synced is not None:
-            record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
-        out.write(orjson.dumps(record) + b"\n")
-    out.flush()
 
 
 def stdout_or_exit() -> BinaryIO:
