@@ -27,25 +27,38 @@ def _events(ids: list[str]) -> bytes:
     )  # fmt: skip
 
 
-def _run(store: object, source: str, data: bytes, window: int) -> Engine:
+def _run(store: object, source: str, data: bytes, window: int, fill_after: int = 10**6) -> Engine:
     engine = Engine(compile_rules(EXAMPLE / "rules"), store, source=source, batch_size=3)  # type: ignore[arg-type]
     engine.window = window  # a tiny window: most ids must come from the store
+    engine.fill_filter_after = fill_after
     engine.start()
     engine.run(read_events(io.BytesIO(data)))
     return engine
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_replayed_ids_are_skipped_exactly_beyond_the_window(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    "fill_after", [0, 520, 10**6], ids=["filter", "asked-then-filter", "asked"]
+)
+def test_replayed_ids_are_skipped_exactly_beyond_the_window(
+    tmp_path: Path, kind: str, fill_after: int
+) -> None:
+    """A run on a store with applied ids asks it for every id the window lacks (chunks of
+    512 events), then, past `fill_after` ids asked, reads every stored hash into its
+    filter and asks only for those the filter may hold: the same answers every way."""
     store = MemoryStore() if kind == "memory" else Store.open(tmp_path / "s.db")
     first = _run(store, "a", _events([f"e{i}" for i in range(40)]), window=4)
     assert first.summary.applied == 40 and len(first.applied) <= 5
-    # Another stream (no position to resume from): old ids mixed with new ones, and one
-    # new id twice in the same stream.
+    # Another stream (no position to resume from): old ids mixed with new ones, one new
+    # id twice in the same stream, and in its second chunk ids of both runs again.
     ids = [f"e{i}" for i in range(0, 40, 3)] + ["n1", "n2", "e39", "n1", "e0"]
-    second = _run(store, "b", _events(ids), window=4)
-    assert second.summary.duplicates == 14 + 1 + 1 + 1
-    assert second.summary.applied == 2
+    ids += [f"m{i}" for i in range(600)] + ["e5", "m3", "n2"]
+    second = _run(store, "b", _events(ids), window=4, fill_after=fill_after)
+    assert second.summary.duplicates == 14 + 1 + 1 + 1 + 3
+    assert second.summary.applied == 2 + 600
+    assert second._unfilled is (fill_after > len(ids))  # which way it went
+    if fill_after == 520:
+        assert second._asked > 512  # the first chunk asked, the second filled the filter
     if kind == "sqlite":
         assert store.applied_among(["e5", "zz", "n2"]) == {"e5", "n2"}  # type: ignore[attr-defined]
         store.close()  # type: ignore[attr-defined]

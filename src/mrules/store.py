@@ -689,8 +689,23 @@ class Store:
         return {row[0] for row in self._all(sql)}
 
     def has_applied_ids(self) -> bool:
-        """Whether any committed batch applied an event with an id."""
-        return self._one("SELECT 1 FROM history WHERE event IS NOT NULL LIMIT 1") is not None
+        """Whether any committed batch applied an event with an id.
+
+        A run asks this as it starts, and reads the ids' hashes (`applied_hashes`) only
+        once it has asked for many ids (`mrules.engine.run.FILL_FILTER_AFTER`). A hash
+        that is not an integer, damage that reading them all found at every start, is
+        looked for here: a scan of the index, 0.2 s at 2 million events, where reading
+        and marking the hashes took 2.4 s.
+        """
+        if self._one("SELECT 1 FROM history WHERE event IS NOT NULL LIMIT 1") is None:
+            return False
+        damaged = self._one(
+            "SELECT event FROM history WHERE event IS NOT NULL AND typeof(event) != 'integer'"
+            " LIMIT 1"
+        )
+        if damaged is not None:
+            raise self.damaged_value("an applied event's hash", damaged[0])
+        return True
 
     def applied_hashes(self) -> Iterator[int]:
         """`event_hash` of every applied event id (the engine's filter, filled at start)."""
