@@ -323,3 +323,27 @@ def test_history_index_bench_times_both_index_shapes(tmp_path: Path) -> None:
     assert set(table) == {"plain", "generation"}
     assert all(float(x) > 0 for row in table.values() for x in row)
     assert not list(tmp_path.glob("*.db*"))  # the stores are removed after
+
+
+def test_applied_ids_bench_times_asking_and_filling(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    example = ROOT / "examples" / "getcloudy"
+    made = subprocess.run(
+        [sys.executable, "-m", "mrules", "run", str(example / "rules"),
+         str(example / "events.jsonl"), "--store", str(store), "-q"],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    proc = _run("bench_applied_ids.py", str(store), "--ids", "300")
+    assert proc.returncode == 0, proc.stderr
+    header, row, note = proc.stdout.splitlines()
+    assert header.split() == ["store", "check", "s", "us/id", "fill", "s", "fill/id", "asked", "s"]
+    cells = row.split()
+    assert cells[0].endswith("s.db") and len(cells) == 6
+    assert float(cells[2]) > 0 and float(cells[3]) >= 0  # µs an id asked, fill seconds
+    assert "32,768 ids asked" in note
+    empty = tmp_path / "empty.db"
+    code = f"from mrules.store import Store; Store.open({str(empty)!r}).close()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    refused = _run("bench_applied_ids.py", str(empty))
+    assert refused.returncode == 1 and "applied no event id" in refused.stderr

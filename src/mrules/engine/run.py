@@ -56,9 +56,9 @@ FILL_FILTER_AFTER: Final = 32_768
 Reading them fills the filter, at a cost that follows the whole history (2.4 s at 2
 million events); a run of a few events (a sync cycle's facts, the runs every few minutes
 a large store mostly sees) asks for its own ids instead. In an SQLite store an id costs
-1/20,000 to 1/60,000 of a fill from 200,000 to 2 million events (a lookup asks each
-generation of 65,536 rows, `mrules.store`), so a long run stops asking having lost
-about one fill at most.
+1/30,000 to 1/46,000 of a fill from 200,000 to 2 million events (a lookup asks each
+generation of 65,536 rows, `mrules.store`; bench/bench_applied_ids.py), so a long run
+stops asking having lost about one fill at most.
 """
 
 
