@@ -98,6 +98,9 @@ class NullStore:
     def prospect_count(self) -> int:
         return 0
 
+    def has_prospects(self) -> bool:
+        return False
+
     def visitor(self, visitor: str) -> None:
         return None  # never asked: the engine keeps every visitor when it keeps every prospect
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import orjson
@@ -62,3 +63,19 @@ def test_replayed_ids_are_skipped_exactly_beyond_the_window(
     if kind == "sqlite":
         assert store.applied_among(["e5", "zz", "n2"]) == {"e5", "n2"}  # type: ignore[attr-defined]
         store.close()  # type: ignore[attr-defined]
+
+
+def test_a_fractional_hash_is_damage_the_filter_finds_when_it_fills(tmp_path: Path) -> None:
+    """The start looks for a hash stored as text or a blob at the top of each generation
+    (`Store.has_applied_ids`); a fractional one sorts among the integers, and reading the
+    hashes into the filter finds it: the run stops as on any damage (exit 4 in the CLI)."""
+    from mrules.store import StoreError
+
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        _run(store, "a", _events([f"e{i}" for i in range(10)]), window=4)
+    with Store.open(path) as store:
+        store._connection().execute("UPDATE history SET event = 3.5 WHERE id = 2")
+        assert store.has_applied_ids()  # not found at start: it sorts among the integers
+        with pytest.raises(StoreError, match=re.escape("an applied event's hash is '3.5'")):
+            _run(store, "b", _events(["e1", "x1"]), window=4, fill_after=0)

@@ -375,6 +375,10 @@ _COMMANDS = ("run", "state export", "state outbox", "explain")
                      "its time is '1e+300'", id="history-time-past-year-9999"),
         pytest.param("UPDATE history SET event = 'abc' WHERE id = 1", ["run"],
                      "an applied event's hash is 'abc'", id="history-event-hash-text"),
+        # Found at start at the top of the last generation, where SQLite sorts blobs.
+        pytest.param("UPDATE history SET event = X'FF' WHERE id = (SELECT max(id) FROM history"
+                     " WHERE event IS NOT NULL)", ["run"],
+                     "an applied event's hash is", id="history-event-hash-blob"),
         pytest.param("UPDATE rules SET first_seen = 'abc'", ["run"],
                      "was first seen is 'abc'", id="rule-first-seen-text"),
         pytest.param("UPDATE names SET text = X'FF'", list(_COMMANDS),

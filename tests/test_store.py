@@ -801,3 +801,23 @@ def test_a_named_pipe_is_refused_as_a_store_before_any_lock(tmp_path: Path, read
     with pytest.raises(StorePathError, match="is a named pipe, not a file"):
         Store.open(fifo, readonly=readonly)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo.db"]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_has_prospects_is_whether_any_prospect_has_a_state(kind: str, db: Path) -> None:
+    """A run asks `has_prospects()` as it starts, not `prospect_count()` (which reads
+    every row). It must answer as the count does: a prospect known only by its id (a
+    history row's, before any state) does not count."""
+    from mrules.memstore import MemoryStore
+
+    s: Any = Store.open(db) if kind == "sqlite" else MemoryStore()
+    try:
+        assert s.has_prospects() is False and s.prospect_count() == 0
+        ledger = [(1, 1.0, "a@x.com", "rule", "r", None, "-", 1, None, "tag", "{}", None, None)]
+        s.commit(Batch("-", 1, 1.0, ledger=ledger))
+        assert list(s.ledger()) and s.prospect_count() == 0
+        assert s.has_prospects() is False
+        s.commit(Batch("-", 2, 2.0, prospects={"b@x.com": b"{}"}))
+        assert s.has_prospects() is True and s.prospect_count() == 1
+    finally:
+        s.close()

@@ -134,6 +134,9 @@ class MemoryStore:
     def prospect_count(self) -> int:
         return len(self._prospects)
 
+    def has_prospects(self) -> bool:
+        return bool(self._prospects)
+
     def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
         return iter([(v, p, h) for v, (p, h) in sorted(self._visitors.items())])
 

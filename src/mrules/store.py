@@ -184,6 +184,13 @@ _IN_GENERATIONS: Final = (
     "id >> 16 IN (WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
     " WHERE n < (SELECT max(id) >> 16 FROM history)) SELECT n FROM g)"
 )
+# The largest event hash of each generation that is not an integer (`has_applied_ids`).
+_DAMAGED_HASH: Final = (
+    "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
+    " WHERE n < (SELECT max(id) >> 16 FROM history))"
+    " SELECT m FROM (SELECT (SELECT max(event) FROM history WHERE id >> 16 = g.n"
+    " AND event IS NOT NULL) AS m FROM g) WHERE typeof(m) NOT IN ('integer', 'null') LIMIT 1"
+)
 _HISTORY_PROSPECT_INDEX: Final = (
     "CREATE INDEX history_prospect ON history (id >> 16, prospect) WHERE prospect IS NOT NULL"
 )
@@ -693,16 +700,15 @@ class Store:
 
         A run asks this as it starts, and reads the ids' hashes (`applied_hashes`) only
         once it has asked for many ids (`mrules.engine.run.FILL_FILTER_AFTER`). A hash
-        that is not an integer, damage that reading them all found at every start, is
-        looked for here: a scan of the index, 0.2 s at 2 million events, where reading
-        and marking the hashes took 2.4 s.
+        that is text or a blob, damage that reading them all found at every start, is
+        looked for here: SQLite sorts both after every number, so each generation's
+        largest hash shows it (one seek a generation, 0.2 ms at 2 million events, where
+        a scan of the index took 0.2 s). A fractional hash sorts among the integers: the
+        filter finds it when it fills (`applied_hashes`).
         """
         if self._one("SELECT 1 FROM history WHERE event IS NOT NULL LIMIT 1") is None:
             return False
-        damaged = self._one(
-            "SELECT event FROM history WHERE event IS NOT NULL AND typeof(event) != 'integer'"
-            " LIMIT 1"
-        )
+        damaged = self._one(_DAMAGED_HASH)
         if damaged is not None:
             raise self.damaged_value("an applied event's hash", damaged[0])
         return True
@@ -771,6 +777,14 @@ class Store:
         """How many prospects the store holds."""
         row = self._one("SELECT count(*) FROM prospects WHERE state IS NOT NULL")
         return int(row[0]) if row else 0
+
+    def has_prospects(self) -> bool:
+        """Whether the store holds any prospect: what a run asks as it starts.
+
+        Not `prospect_count() > 0`: counting reads every prospect's row, 0.12 s and 67 MB
+        of page cache at 2 million events, for a run that may apply one event.
+        """
+        return self._one("SELECT 1 FROM prospects WHERE state IS NOT NULL LIMIT 1") is not None
 
     def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
         """Every visitor as (visitor, prospect or None, history), ordered by visitor."""

@@ -311,6 +311,10 @@ class PgStore:
         row = self._one("SELECT count(*) FROM mrules_prospects WHERE state IS NOT NULL")
         return int(row[0]) if row else 0
 
+    def has_prospects(self) -> bool:
+        sql = "SELECT 1 FROM mrules_prospects WHERE state IS NOT NULL LIMIT 1"
+        return self._one(sql) is not None
+
     def visitors(self) -> Iterator[tuple[str, str | None, bytes]]:
         sql = 'SELECT visitor, prospect, history FROM mrules_visitors ORDER BY visitor COLLATE "C"'
         return iter([(v, p, bytes(h) if h is not None else b"[]") for v, p, h in self._all(sql)])

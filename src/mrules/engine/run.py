@@ -197,7 +197,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         st = self.store
         self.prospects = OrderedDict()
         self._created = []
-        stored = st.prospect_count() > 0
+        stored = st.has_prospects()
         self._stored_beyond = stored
         self.visitors = OrderedDict()
         self._visitors_beyond = stored  # a tie is committed with its prospect's row

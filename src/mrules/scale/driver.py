@@ -109,7 +109,7 @@ def _check_empty_pg(url: str) -> None:
     from mrules.store_pg import PgStore, _shown
 
     with PgStore.open(url) as st:
-        if st.prospect_count() or st.streams() or st.max_seq():
+        if st.has_prospects() or st.streams() or st.max_seq():
             raise ScaleError(
                 f"store {_shown(url)} is not empty: a partitioned run writes a new store"
                 " (replays are cheap); give an empty database"
