@@ -309,20 +309,20 @@ def _read(st: Any) -> _Reads:
     test compares the two.
     """
     from mrules.history import CRM_ACTIONS, OUTBOX_ACTIONS, STEP
-    from mrules.rulestats import _has_fast_path, count_steps
+    from mrules.rulestats import Step, _has_fast_path, count_steps
 
     if not _has_fast_path(st):  # `--store-dir`: the reference reads, the counts streamed
         return _read_reference(st, fast_counts=None)
     outbox = [_message(m) for m in st._outbox]
     work = [(m[0], m[2], _work(m[0], m[3], orjson.loads(m[4]))) for m in st._crm]
 
-    def steps() -> Iterator[tuple[str, str, str | None, str | None, Any, Any, str]]:
+    def steps() -> Iterator[Step]:
         out_add, work_add = outbox.append, work.append
-        for row in st._rows:
+        for row_no, row in enumerate(st._rows):
             steps = row.steps
             if not steps:
                 continue
-            prospect, clock, line = row.prospect, row.clock, row.line
+            prospect, clock = row.prospect, row.clock
             for i in range(0, len(steps), STEP):
                 ref, action = steps[i + 1], steps[i + 2]
                 if action in OUTBOX_ACTIONS:
@@ -333,7 +333,7 @@ def _read(st: Any) -> _Reads:
                 elif action in CRM_ACTIONS:
                     payload = {**(steps[i + 3] or {}), "rule": ref.name, "at": ref.loc}
                     work_add((steps[i], prospect, _work(steps[i], CRM_ACTIONS[action], payload)))
-                yield ref.kind, ref.name, ref.loc, prospect, clock, line, action
+                yield row_no, ref.kind, ref.name, ref.loc, action
 
     counts = count_steps(steps())
     outbox.sort(key=_by_seq)
