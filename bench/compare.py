@@ -2,7 +2,7 @@
 
     python bench/compare.py [--prospects 20000] [--events 200000] [--seed 7] [--repeat 3]
                             [--workdir DIR] [--baseline-worktree PATH] [--before-worktree PATH]
-                            [--only a,b,c,d,e,f,g,h] [--no-check] [--python PY] [--tmpfs DIR]
+                            [--only a,b,c,d,e,f,g,h,n] [--no-check] [--python PY] [--tmpfs DIR]
 
 Every variant runs as its own process with the same interpreter, started by
 this script, and is measured whole (start-up, rule loading, the run, closing
@@ -32,13 +32,18 @@ shows the best (lowest) CPU and wall of the rounds and the highest peak RSS.
                               cost and with one commit. Issue 7's own table gave this
                               2.4 times (e)'s events/s; where it gives less, the disk
                               costs (e) less, and a multiple of (e) is harder to reach
+  n  engine, nothing stored   bench/engine_only.py with (c)'s interpreter and build: the
+                              engine builds every batch, a store that keeps nothing drops
+                              it. No store, however fast, takes (c) below this in one
+                              process: "n against e" is the most any store design can give
 
 Events/s are events over whole-process CPU seconds (and over wall seconds);
 "x loop" divides by (a)'s, "x base" by (e)'s, "x before" by (f)'s (for (d),
 by (g)'s). `--before-worktree .` with `--python` puts this checkout's compiled
 build (c, d) beside its pure-Python one (f, g). Unless --no-check, the final
 states are compared afterwards: (a)'s against `mrules state export` of (c)'s
-store, and (e)'s and (f)'s stores exported by their own checkouts against (c)'s (the
+store, (e)'s and (f)'s stores exported by their own checkouts against (c)'s, and (n)'s
+engine against (c)'s store (engine_only.py once more, untimed; the
 figures mean little if these differ; the exit status is then 1). Inputs come
 from bench/generate.py (reused when DIR has them for the same arguments).
 Everything is written to DIR/compare_result.json.
@@ -73,6 +78,7 @@ NAMES = {
     "f": "mrules run, before checkout",
     "g": "mrules :memory:, before checkout",
     "h": "baseline, tmpfs, one transaction",
+    "n": "mrules engine, nothing stored",
 }
 
 
@@ -232,6 +238,9 @@ def plan(
             db = tmpfs / f"mrules-compare-{os.getpid()}-h.db"
             one = [*mrules, str(db), "--batch-size", str(10**9)]  # one transaction
             out.append(Variant(key, one, _env(baseline / "src"), cwd, db))
+        elif key == "n":
+            engine_only = [ours[0], str(BENCH / "engine_only.py"), str(rules), str(events)]
+            out.append(Variant(key, engine_only, ours_env, cwd))
         elif key in "fg":
             if before is None:
                 v = Variant(key, [], here, cwd)
@@ -268,7 +277,8 @@ def check_states(
     baseline: Path | None,
     before: Path | None = None,
 ) -> dict[str, Any]:
-    """Final states compared: (a) with (c)'s store, and (e)'s and (f)'s stores with (c)'s."""
+    """Final states compared: (a) with (c)'s store, (e)'s and (f)'s stores with (c)'s, and
+    (n)'s engine with (c)'s store."""
     result: dict[str, Any] = {}
     c = variants.get("c")
     if c is None or not c.runs:
@@ -281,6 +291,13 @@ def check_states(
         loop = hm.run(events, seed=seed)
         count, diffs = hm.compare_exports(loop.export(), ours)
         result["a vs c"] = {"mismatching_prospects": count, "first": diffs}
+    n = variants.get("n")
+    if n is not None and n.runs:
+        m = measure([*n.cmd, "--check-against", str(c.store)], n.env, n.cwd)
+        if m.returncode != 0:
+            raise SystemExit(f"{NAMES['n']}: the state check failed: {m.stderr.decode()[-2000:]}")
+        found = json.loads(m.stdout.decode().strip().splitlines()[-1])
+        result["n vs c"] = {"mismatching_prospects": found["mismatching_prospects"], "first": []}
     for key, checkout in (("e", baseline), ("f", before)):
         other = variants.get(key)
         if other is None or not other.runs or checkout is None:
@@ -315,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a second checkout (e.g. the branch point of the change measured) to run as "
         "variants f (SQLite store) and g (:memory:)",
     )
-    parser.add_argument("--only", default="abcdefg", help="variants to run, e.g. 'acefh'")
+    parser.add_argument("--only", default="abcdefg", help="variants to run, e.g. 'acefhn'")
     parser.add_argument(
         "--tmpfs",
         type=Path,
@@ -332,9 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         "checkout's wheel installed (compiled), e.g. /tmp/venv/bin/python",
     )
     args = parser.parse_args(argv)
-    keys = "".join(k for k in "abcdefgh" if k in args.only.replace(",", ""))
+    keys = "".join(k for k in "abcdefghn" if k in args.only.replace(",", ""))
     if args.repeat < 1 or not keys:
-        parser.error("--repeat must be at least 1 and --only name some of a, b, c, d, e, f, g, h")
+        parser.error(
+            "--repeat must be at least 1 and --only name some of a, b, c, d, e, f, g, h, n"
+        )
     baseline = args.baseline_worktree.resolve() if args.baseline_worktree else None
     before = args.before_worktree.resolve() if args.before_worktree else None
     for checkout in (baseline, before):
@@ -453,6 +472,15 @@ def main(argv: list[str] | None = None) -> int:
         h_store = next(v.store for v in variants if v.key == "h")
         if h_store is not None:
             _fresh(h_store)  # not left in memory (tmpfs)
+
+    if "n" in by_key and "e" in by_key:  # the engine alone: the ceiling of any store
+        n, e = by_key["n"], by_key["e"]
+        n["x_ceiling_cpu"] = n["events_per_s_cpu"] / e["events_per_s_cpu"]
+        n["x_ceiling_wall"] = n["events_per_s_wall"] / e["events_per_s_wall"]
+        print(
+            f"n against e: CPU x{n['x_ceiling_cpu']:.2f}, wall x{n['x_ceiling_wall']:.2f}"
+            " (what (c) would reach with a store that cost nothing)"
+        )
 
     checks: dict[str, Any] = {}
     if not args.no_check:

@@ -95,19 +95,42 @@ def test_compare_runs_the_baseline_in_memory_in_one_transaction_as_h(tmp_path: P
     assert list(shm.iterdir()) == []
 
 
+def test_compare_runs_the_engine_alone_as_n_the_ceiling_of_any_store(tmp_path: Path) -> None:
+    """(n): the engine into a store that keeps nothing, as its own process; given against
+    (e) as the most a store design could give, and checked to end in (c)'s state."""
+    proc = _run(
+        "compare.py",
+        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,e,n",
+        "--workdir", str(tmp_path), "--baseline-worktree", str(ROOT),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "compare_result.json").read_text())
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"c", "e", "n"}
+    assert rows["n"]["name"] == "mrules engine, nothing stored"
+    assert "store_bytes" not in rows["n"] and rows["n"]["cpu_s"] > 0
+    assert rows["n"]["x_ceiling_cpu"] == pytest.approx(
+        rows["n"]["events_per_s_cpu"] / rows["e"]["events_per_s_cpu"]
+    )
+    assert "n against e: CPU x" in proc.stdout
+    assert result["checks"]["n vs c"]["mismatching_prospects"] == 0
+    assert "state check n vs c: 0 mismatching" in proc.stdout
+
+
 def test_compare_runs_an_installed_build_as_c_beside_this_checkout(tmp_path: Path) -> None:
     """--python: (c) from an interpreter's installed mrules (the compiled wheel, in CI's
     second pass), beside this checkout's source as (f); the states must agree."""
     proc = _run(
         "compare.py",
-        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,f",
+        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,f,n",
         "--workdir", str(tmp_path), "--before-worktree", str(ROOT), "--python", sys.executable,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert f"(c), (d): {sys.executable}: mrules, version" in proc.stderr
     result = json.loads((tmp_path / "compare_result.json").read_text())
-    assert {r["variant"] for r in result["rows"]} == {"c", "f"}
+    assert {r["variant"] for r in result["rows"]} == {"c", "f", "n"}
     assert result["checks"]["f vs c"]["mismatching_prospects"] == 0
+    assert result["checks"]["n vs c"]["mismatching_prospects"] == 0  # (n) runs that build too
 
 
 def test_compare_refuses_an_interpreter_that_does_not_exist(tmp_path: Path) -> None:
