@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,17 @@ def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=300,
     )
+
+
+def _compare(workdir: Path, *args: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """compare.py run to success on 400 events: what it printed, its result, its rows."""
+    proc = _run(
+        "compare.py", "--events", "400", "--prospects", "40", "--repeat", "1",
+        "--workdir", str(workdir), *args,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((workdir / "compare_result.json").read_text())
+    return proc.stdout, result, {r["variant"]: r for r in result["rows"]}
 
 
 def test_compare_runs_every_variant_and_checks_states(tmp_path: Path) -> None:
@@ -76,14 +88,9 @@ def test_compare_runs_the_baseline_in_memory_in_one_transaction_as_h(tmp_path: P
     are given against it, and its store does not stay in the memory file system."""
     shm = tmp_path / "shm"
     shm.mkdir()
-    proc = _run(
-        "compare.py",
-        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,e,h",
-        "--workdir", str(tmp_path / "w"), "--baseline-worktree", str(ROOT), "--tmpfs", str(shm),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads((tmp_path / "w/compare_result.json").read_text())
-    rows = {r["variant"]: r for r in result["rows"]}
+    stdout, _result, rows = _compare(
+        tmp_path / "w", "--only", "c,e,h", "--baseline-worktree", str(ROOT), "--tmpfs", str(shm)
+    )
     assert set(rows) == {"c", "e", "h"}
     assert rows["h"]["name"] == "baseline, tmpfs, one transaction"
     assert rows["h"]["store_bytes"] > 0  # it wrote a store where it was told
@@ -91,30 +98,23 @@ def test_compare_runs_the_baseline_in_memory_in_one_transaction_as_h(tmp_path: P
         assert rows[key]["x_h_cpu"] == pytest.approx(
             rows[key]["events_per_s_cpu"] / rows["h"]["events_per_s_cpu"]
         )
-        assert f"{key} against h: CPU x" in proc.stdout
+        assert f"{key} against h: CPU x" in stdout
     assert list(shm.iterdir()) == []
 
 
 def test_compare_runs_the_engine_alone_as_n_the_ceiling_of_any_store(tmp_path: Path) -> None:
     """(n): the engine into a store that keeps nothing, as its own process; given against
     (e) as the most a store design could give, and checked to end in (c)'s state."""
-    proc = _run(
-        "compare.py",
-        "--events", "400", "--prospects", "40", "--repeat", "1", "--only", "c,e,n",
-        "--workdir", str(tmp_path), "--baseline-worktree", str(ROOT),
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads((tmp_path / "compare_result.json").read_text())
-    rows = {r["variant"]: r for r in result["rows"]}
+    stdout, result, rows = _compare(tmp_path, "--only", "c,e,n", "--baseline-worktree", str(ROOT))
     assert set(rows) == {"c", "e", "n"}
     assert rows["n"]["name"] == "mrules engine, nothing stored"
     assert "store_bytes" not in rows["n"] and rows["n"]["cpu_s"] > 0
     assert rows["n"]["x_ceiling_cpu"] == pytest.approx(
         rows["n"]["events_per_s_cpu"] / rows["e"]["events_per_s_cpu"]
     )
-    assert "n against e: CPU x" in proc.stdout
+    assert "n against e: CPU x" in stdout
     assert result["checks"]["n vs c"]["mismatching_prospects"] == 0
-    assert "state check n vs c: 0 mismatching" in proc.stdout
+    assert "state check n vs c: 0 mismatching" in stdout
 
 
 def test_compare_runs_an_installed_build_as_c_beside_this_checkout(tmp_path: Path) -> None:

@@ -184,7 +184,8 @@ _IN_GENERATIONS: Final = (
     "id >> 16 IN (WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
     " WHERE n < (SELECT max(id) >> 16 FROM history)) SELECT n FROM g)"
 )
-# The largest event hash of each generation that is not an integer (`has_applied_ids`).
+# The first generation whose largest event hash is not an integer: text or a blob, which
+# SQLite sorts after every number (`has_applied_ids`).
 _DAMAGED_HASH: Final = (
     "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
     " WHERE n < (SELECT max(id) >> 16 FROM history))"
