@@ -782,7 +782,7 @@ class Store:
     def has_prospects(self) -> bool:
         """Whether the store holds any prospect: what a run asks as it starts.
 
-        Not `prospect_count() > 0`: counting reads every prospect's row, 0.12 s and 67 MB
+        Not `prospect_count() > 0`: counting reads every prospect's row, 0.12 s and 67 MiB
         of page cache at 2 million events, for a run that may apply one event.
         """
         return self._one("SELECT 1 FROM prospects WHERE state IS NOT NULL LIMIT 1") is not None
