@@ -22,11 +22,9 @@ import json
 import sys
 from pathlib import Path
 
-from bench_run import NullStore, no_store_mismatches
+from bench_run import no_store_mismatches, run_mrules
 
 from mrules.api import compile_rules
-from mrules.engine import Engine
-from mrules.events import read_events
 
 __all__ = ["main"]
 
@@ -38,17 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-against", type=Path, metavar="STORE")
     parser.add_argument("--commit-every", type=int, default=20_000)
     args = parser.parse_args(argv)
-    compiled = compile_rules(args.rules)
-    store = NullStore()
-    engine = Engine(
-        compiled,
-        store,  # type: ignore[arg-type]
-        source=str(args.events.resolve()),
-        batch_size=args.commit_every,
-        cache_prospects=None,  # the store keeps no prospect: the engine keeps them all
-    )
-    engine.start()
-    summary = engine.run(read_events(args.events))
+    # bench_run's wiring of the engine; with no store path, its NullStore
+    run = run_mrules(compile_rules(args.rules), args.events, None, commit_every=args.commit_every)
+    engine = run.obj
+    summary = engine.summary
     out = {"lines": summary.lines, "applied": summary.applied, "prospects": len(engine.prospects)}
     if args.check_against is not None:
         out["mismatching_prospects"] = no_store_mismatches(engine, args.check_against)
