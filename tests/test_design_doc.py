@@ -51,3 +51,26 @@ def test_every_name_in_the_table_exists() -> None:
         if not (PACKAGE / name).exists() and not (ROOT / name).exists():
             stale.append(name)
     assert stale == [], f"docs/design.md names modules that do not exist: {stale}"
+
+
+def _package_rows() -> dict[str, str]:
+    """Each package named in the table's first cell (`crm/`) -> the text of its row."""
+    rows: dict[str, str] = {}
+    for line in (ROOT / "docs" / "design.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| `"):
+            for name in re.findall(r"`([^`]+/)`", line.split("|")[1]):
+                rows[name] = line
+    return rows
+
+
+def test_a_package_row_names_each_of_its_modules() -> None:
+    """A row such as `sync/` names every module in it, so the row leads to the file."""
+    missing = []
+    for package, row in _package_rows().items():
+        for path in sorted((PACKAGE / package).glob("*.py")):
+            stem = path.stem
+            if stem == "__init__" or (package == "cli/" and stem.endswith("_cmd")):
+                continue  # the package itself; cli's commands by their `<name>_cmd.py` rule
+            if f"`{stem}`" not in row and f"`{stem}.py`" not in row:
+                missing.append(f"{package}{path.name}")
+    assert missing == [], f"package rows of docs/design.md that do not name: {missing}"
