@@ -15,6 +15,9 @@ parse tree, what every text took before the fast path) for comparison. `--whole`
 times whole `mrules lint` processes instead, as a user runs them: the least CPU
 seconds of `--repeat` runs, net of the fixed cost (linting a 100-rule file);
 `--before CHECKOUT` times another checkout's lint too, interleaved, for ratios.
+`--whole --instructions` counts the instructions each lint executes instead, under
+valgrind's callgrind (one round: the count is the same every time, whatever else the
+machine runs), for a per-rule figure that a shared machine's load cannot move.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import gc
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -140,20 +144,51 @@ def _lint_cpu(path: Path, checkout: Path | None) -> float:
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
+def _lint_instructions(path: Path, checkout: Path | None) -> float:
+    """Instructions one whole `mrules lint PATH` process executes, counted by callgrind."""
+    env = dict(os.environ)
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout / "src")
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         sys.executable, "-m", "mrules", "lint", str(path)],
+        capture_output=True, check=False, env=env, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"mrules lint {path} under valgrind failed:\n{done.stdout}{done.stderr}")
+    return float(callgrind_total(done.stderr))
+
+
+def callgrind_total(stderr: str) -> int:
+    """The instruction count callgrind prints as it ends (`==PID== Collected : N`)."""
+    for line in reversed(stderr.splitlines()):
+        head, _, count = line.partition("Collected :")
+        if count and head.startswith("=="):
+            return int(count.strip())
+    raise SystemExit(f"no instruction count in valgrind's output:\n{stderr[-2000:]}")
+
+
 # The fixed cost of a lint: start-up, and the first use of each AST class the generated
 # rules use (a class's validator is built then); a rule set this small has them all.
 _BASE_RULES = 100
 
 
-def whole_process(sizes: list[int], repeat: int, before: Path | None = None) -> int:
+def whole_process(
+    sizes: list[int], repeat: int, before: Path | None = None, instructions: bool = False
+) -> int:
     """Time `mrules lint` as a user runs it; the cost per rule is net of a small rule set's.
 
     Per rule: (CPU(n) - CPU(_BASE_RULES)) / (n - _BASE_RULES), the cost each rule beyond
     the fixed cost adds.
 
     With `before`, that checkout's lint runs too, interleaved with this one's in each
-    of the `repeat` rounds, so both see the same machine.
+    of the `repeat` rounds, so both see the same machine. With `instructions`, the cost
+    is callgrind's instruction count (billions; thousands a rule), one round.
     """
+    measure = _lint_instructions if instructions else _lint_cpu
+    if instructions:
+        repeat = 1  # the count does not vary from run to run
+    scale, unit, per_unit = (1e-9, "G", "k/rule") if instructions else (1.0, "s", "us/rule")
     variants: list[tuple[str, Path | None]] = [("now", None)]
     if before is not None:
         variants.insert(0, ("before", before))
@@ -166,13 +201,14 @@ def whole_process(sizes: list[int], repeat: int, before: Path | None = None) -> 
         for _ in range(repeat):
             for n in paths:
                 for name, checkout in variants:
-                    cpu = _lint_cpu(paths[n], checkout)
-                    best[name, n] = min(best.get((name, n), float("inf")), cpu)
-    print(f"mrules lint, whole process, least CPU of {repeat} rounds; 'net' leaves out "
+                    cost = measure(paths[n], checkout) * scale
+                    best[name, n] = min(best.get((name, n), float("inf")), cost)
+    what = "instructions (G), callgrind" if instructions else f"least CPU of {repeat} rounds"
+    print(f"mrules lint, whole process, {what}; 'net' leaves out "
           f"the fixed cost, a {_BASE_RULES}-rule file's")
     header = f"{'rules':>7}"
     for name, _ in variants:
-        header += f" {name + ' s':>9} {name + ' us/rule net':>18}"
+        header += f" {name + ' ' + unit:>9} {name + ' ' + per_unit + ' net':>18}"
     if before is not None:
         header += f" {'now/before':>10}"
     print(header)
@@ -182,7 +218,7 @@ def whole_process(sizes: list[int], repeat: int, before: Path | None = None) -> 
         for name, _ in variants:
             cpu, fixed = best[name, n], best[name, _BASE_RULES]
             base = n == _BASE_RULES
-            net = 0.0 if base else (cpu - fixed) / (n - _BASE_RULES) * 1e6
+            net = 0.0 if base else (cpu - fixed) / (n - _BASE_RULES) * 1e6  # us or k instr
             if not base:
                 per_rule[name].append(net)
             row += f" {cpu:>9.2f} {'':>18}" if base else f" {cpu:>9.2f} {net:>18.1f}"
@@ -217,9 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="time the reference path (Lark's lexer and tree) instead of the fast one",
     )
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --whole: count instructions under valgrind's callgrind, not CPU seconds",
+    )
     args = ap.parse_args(argv)
+    if args.instructions and not args.whole:
+        ap.error("--instructions counts whole `mrules lint` processes: add --whole")
+    if args.instructions and shutil.which("valgrind") is None:
+        ap.error("--instructions needs valgrind on the PATH (Debian: apt-get install valgrind)")
     if args.whole:
-        return whole_process([int(x) for x in args.sizes.split(",")], args.repeat, args.before)
+        sizes = [int(x) for x in args.sizes.split(",")]
+        return whole_process(sizes, args.repeat, args.before, args.instructions)
 
     from mrules import ast
     from mrules.parser import _fast_parser, lark_parser, parse_text, parse_text_with_lark

@@ -8,6 +8,7 @@ on a few hundred events, with this checkout standing in for the baseline one
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -334,6 +335,35 @@ def test_bench_parse_times_in_process_and_whole_lint_runs() -> None:
     assert float(row[1]) > 0 and float(row[3]) > 0 and float(row[5]) > 0  # CPU s, ratio
     # the net figures are numbers; noise may make a tiny size's negative, so no sign
     assert [type(float(x)) for x in (row[2], row[4])] == [float, float]
+
+
+def test_bench_parse_reads_callgrinds_total_from_the_last_collected_line() -> None:
+    import bench_parse
+
+    stderr = "==41== Callgrind, a call-graph profiler\n==41== Collected : 1851671686\n"
+    assert bench_parse.callgrind_total(stderr) == 1851671686
+    with pytest.raises(SystemExit, match="no instruction count"):
+        bench_parse.callgrind_total("Collected : 5 (not valgrind's line)\n")
+
+
+def test_bench_parse_instructions_needs_whole_lint_runs() -> None:
+    proc = _run("bench_parse.py", "--instructions", "--sizes", "150")
+    assert proc.returncode == 2 and "add --whole" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_bench_parse_counts_whole_lint_instructions_under_callgrind() -> None:
+    whole = _run("bench_parse.py", "--whole", "--instructions", "--sizes", "150")
+    assert whole.returncode == 0, whole.stderr
+    lines = whole.stdout.splitlines()
+    assert "instructions (G), callgrind" in lines[0]
+    assert lines[1].split() == ["rules", "now", "G", "now", "k/rule", "net"]
+    one = next(line.split() for line in lines if line.startswith("    100 "))
+    row = next(line.split() for line in lines if line.startswith("    150 "))
+    # a lint runs a billion instructions and more; each rule adds tens of thousands
+    assert float(one[1]) > 0.5 and float(row[1]) > float(one[1])
+    assert 10 < float(row[2]) < 10_000
 
 
 def test_history_index_bench_times_both_index_shapes(tmp_path: Path) -> None:
