@@ -216,12 +216,12 @@ def whole_process(
     for n in paths:
         row = f"{n:>7}"
         for name, _ in variants:
-            cpu, fixed = best[name, n], best[name, _BASE_RULES]
+            cost, fixed = best[name, n], best[name, _BASE_RULES]
             base = n == _BASE_RULES
-            net = 0.0 if base else (cpu - fixed) / (n - _BASE_RULES) * 1e6  # us or k instr
+            net = 0.0 if base else (cost - fixed) / (n - _BASE_RULES) * 1e6  # us or k instr
             if not base:
                 per_rule[name].append(net)
-            row += f" {cpu:>9.2f} {'':>18}" if base else f" {cpu:>9.2f} {net:>18.1f}"
+            row += f" {cost:>9.2f} {'':>18}" if base else f" {cost:>9.2f} {net:>18.1f}"
         if before is not None:
             row += f" {best['now', n] / best['before', n]:>10.2f}"
         print(row)
