@@ -125,15 +125,21 @@ def _best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     return min(times), result
 
 
+def _lint_env(checkout: Path | None) -> dict[str, str]:
+    """The environment of a lint process: `checkout`'s code if given, else the installed."""
+    env = dict(os.environ)
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout / "src")
+    return env
+
+
 def _lint_cpu(path: Path, checkout: Path | None) -> float:
     """CPU seconds (user + system) of one whole `mrules lint PATH` process.
 
     `checkout`: run that checkout's code (`PYTHONPATH=CHECKOUT/src`, this interpreter)
     instead of the installed mrules.
     """
-    env = dict(os.environ)
-    if checkout is not None:
-        env["PYTHONPATH"] = str(checkout / "src")
+    env = _lint_env(checkout)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "mrules", "lint", str(path)],
                           capture_output=True, check=False, env=env)
@@ -146,9 +152,7 @@ def _lint_cpu(path: Path, checkout: Path | None) -> float:
 
 def _lint_instructions(path: Path, checkout: Path | None) -> float:
     """Instructions one whole `mrules lint PATH` process executes, counted by callgrind."""
-    env = dict(os.environ)
-    if checkout is not None:
-        env["PYTHONPATH"] = str(checkout / "src")
+    env = _lint_env(checkout)
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
          sys.executable, "-m", "mrules", "lint", str(path)],
