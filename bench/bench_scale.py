@@ -17,21 +17,24 @@ where `pip install .` put the compiled wheel), and measures it whole with
 after the run closed it).
 
 It reports per size: CPU microseconds per event, store bytes per event, peak
-RSS per prospect; and between the first and the last size: the ratio of the
-cost per event (1.00 = flat) and the marginal memory per prospect, (RSS_last -
-RSS_first) / (prospects_last - prospects_first), which leaves out what does
-not grow with the stream (the interpreter, the rule set). The fixed cost of a
-run (start-up, rules, an empty store: one run over an empty stream) is
-measured too, and the "net" cost per event leaves it out. With --memory-store
-it also runs `--store :memory:` (skipped with the reason when the CLI refuses
-it). `--run-arg ARG` (repeatable) adds ARG to every `mrules run` of the sizes,
-for example `--run-arg=--cache-prospects=10000`. `--loop` also runs the
-hand-written loop without persistence (handwritten_memory.py, the same
-semantics with plain dicts) on each size, and reports how its own cost per
-event grows over the same sizes. `--rounds N` runs every size N times, the sizes
-alternating, and keeps each size's median round: on a shared machine one run of
-the small size moves by 15% and more, enough to move the ratio from 1.4 to 1.6.
-Everything goes to WORKDIR/scale_result.json.
+RSS per prospect, and on Linux the bytes the run wrote and read per event (its
+own I/O counters, `/proc/PID/io`: exact, whatever the machine's load; the
+reads include the event file and the program's own files); and between the
+first and the last size: the ratio of the cost per event (1.00 = flat) and the
+marginal memory per prospect, (RSS_last - RSS_first) / (prospects_last -
+prospects_first), which leaves out what does not grow with the stream (the
+interpreter, the rule set). The fixed cost of a run (start-up, rules, an empty
+store: one run over an empty stream) is measured too, and the "net" cost per
+event leaves it out. With --memory-store it also runs `--store :memory:`
+(skipped with the reason when the CLI refuses it). `--run-arg ARG`
+(repeatable) adds ARG to every `mrules run` of the sizes, for example
+`--run-arg=--cache-prospects=10000`. `--loop` also runs the hand-written loop
+without persistence (handwritten_memory.py, the same semantics with plain
+dicts) on each size, and reports how its own cost per event grows over the
+same sizes. `--rounds N` runs every size N times, the sizes alternating, and
+keeps each size's median round: on a shared machine one run of the small size
+moves by 15% and more, enough to move the ratio from 1.4 to 1.6. Everything
+goes to WORKDIR/scale_result.json.
 
 At 2M events, generating takes about a minute and today's `mrules run` about
 four minutes of CPU; `--sizes 200000:20000,1000000:100000` stops at 1M.
@@ -293,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             "store_bytes_per_event": size / events,
             "peak_rss_per_prospect": m.rss / known if known else None,
         }
+        if m.io is not None:  # the process's own reads and writes (Linux): they do not drift
+            row["io"] = m.io
+            row["written_bytes_per_event"] = m.io["wchar"] / events
+            row["read_bytes_per_event"] = m.io["rchar"] / events
         if args.memory_store and memory_note is None:
             mm = compare.measure([*cmd, "--store", ":memory:"], env, work)
             for stray in work.glob(":memory:*"):
@@ -352,6 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         if len(r["cpu_s_rounds"]) > 1:
             spread = ", ".join(f"{c:.1f}" for c in r["cpu_s_rounds"])
             print(f"{'':>10} {'rounds':>9} CPU s {spread}")
+        if "io" in r:
+            print(
+                f"{'':>10} {'I/O':>9} written {r['written_bytes_per_event']:,.0f} B/event"
+                f" ({r['io']['syscw']:,} calls), read {r['read_bytes_per_event']:,.0f} B/event"
+                f" ({r['io']['syscr']:,} calls)"
+            )
         if "memory_store" in r:
             ms = r["memory_store"]
             print(

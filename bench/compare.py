@@ -92,6 +92,7 @@ class Measure:
     returncode: int
     stdout: bytes
     stderr: bytes
+    io: dict[str, int] | None = None  # its /proc/PID/io counters, where Linux gives them
 
 
 @dataclass
@@ -106,12 +107,18 @@ class Variant:
 
 
 def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measure:
-    """Run cmd to completion; its own CPU and peak RSS come from wait4 (this child only)."""
+    """Run cmd to completion; its own CPU and peak RSS come from wait4 (this child only).
+
+    On Linux, the child's I/O counters too (`io`: bytes and calls of reads and writes,
+    `/proc/PID/io`), read once it has exited and before it is reaped. Unlike seconds,
+    they do not move with the machine's load: the same run counts the same bytes.
+    """
     with open(os.devnull, "rb") as devnull:
         out_path, err_path = cwd / ".stdout", cwd / ".stderr"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             w0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdin=devnull, stdout=out, stderr=err, env=env, cwd=cwd)
+            io = _exited_io(proc.pid)
             _pid, status, usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - w0
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -122,7 +129,21 @@ def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measure:
         proc.returncode,
         out_path.read_bytes(),
         err_path.read_bytes(),
+        io,
     )
+
+
+def _exited_io(pid: int) -> dict[str, int] | None:
+    """Wait for `pid` to exit without reaping it, then read its I/O counters (None off Linux)."""
+    waitid, nowait = getattr(os, "waitid", None), getattr(os, "WNOWAIT", None)
+    if waitid is None or nowait is None or not Path(f"/proc/{pid}/io").exists():
+        return None
+    waitid(os.P_PID, pid, os.WEXITED | nowait)
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:  # not readable here (another user's, a hardened /proc)
+        return None
+    return {k: int(v) for k, _, v in (line.partition(": ") for line in text.splitlines())}
 
 
 def _env(src: Path | None) -> dict[str, str]:

@@ -168,6 +168,13 @@ def test_scale_reports_cost_store_and_memory(tmp_path: Path) -> None:
         (big["peak_rss_bytes"] - small["peak_rss_bytes"]) / (big["prospects"] - small["prospects"])
     )
     assert result["fixed"]["cpu_s"] > 0
+    if Path("/proc/self/io").exists():  # the run's own I/O counters, where Linux gives them
+        for r in (small, big):
+            # it reads its whole event file (gzipped) and writes at least its store
+            assert r["io"]["rchar"] >= Path(r["stream"]).stat().st_size
+            assert r["io"]["wchar"] >= r["store_bytes"]
+            assert r["written_bytes_per_event"] == r["io"]["wchar"] / r["events"]
+        assert "I/O" in proc.stdout
     # A second run reuses the cached inputs.
     stamp = tmp_path / "cache" / "e500-p50-s7" / "events.jsonl.gz"
     mtime = stamp.stat().st_mtime_ns
@@ -178,6 +185,19 @@ def test_scale_reports_cost_store_and_memory(tmp_path: Path) -> None:
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert stamp.stat().st_mtime_ns == mtime
+
+
+def test_measure_reads_the_childs_own_io_counters(tmp_path: Path) -> None:
+    import compare
+
+    if not Path("/proc/self/io").exists():
+        pytest.skip("no /proc/PID/io here: the counters are Linux's")
+    code = "import sys; sys.stdout.buffer.write(b'x' * 300000)"
+    m = compare.measure([sys.executable, "-c", code], {}, tmp_path)
+    assert m.returncode == 0 and len(m.stdout) == 300_000
+    assert m.io is not None and m.io["wchar"] >= 300_000  # what it wrote, and more
+    quiet = compare.measure([sys.executable, "-c", "pass"], {}, tmp_path)
+    assert quiet.io is not None and quiet.io["wchar"] < 300_000
 
 
 def test_scale_runs_the_loop_without_persistence_on_each_size(tmp_path: Path) -> None:
