@@ -18,7 +18,7 @@ after the run closed it).
 
 It reports per size: CPU microseconds per event, store bytes per event, peak
 RSS per prospect, and on Linux the bytes the run wrote and read per event (its
-own I/O counters, `/proc/PID/io`: exact, whatever the machine's load; the
+own I/O counters, `/proc/PID/io`: the machine's load hardly moves them; the
 reads include the event file and the program's own files); and between the
 first and the last size: the ratio of the cost per event (1.00 = flat) and the
 marginal memory per prospect, (RSS_last - RSS_first) / (prospects_last -

@@ -111,7 +111,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measure:
 
     On Linux, the child's I/O counters too (`io`: bytes and calls of reads and writes,
     `/proc/PID/io`), read once it has exited and before it is reaped. Unlike seconds,
-    they do not move with the machine's load: the same run counts the same bytes.
+    the machine's load hardly moves them: the same run counts about the same bytes.
     """
     with open(os.devnull, "rb") as devnull:
         out_path, err_path = cwd / ".stdout", cwd / ".stderr"
