@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             "store_bytes_per_event": size / events,
             "peak_rss_per_prospect": m.rss / known if known else None,
         }
-        if m.io is not None:  # the process's own reads and writes (Linux): they do not drift
+        if m.io is not None:  # the process's own reads and writes (Linux): load hardly moves them
             row["io"] = m.io
             row["written_bytes_per_event"] = m.io["wchar"] / events
             row["read_bytes_per_event"] = m.io["rchar"] / events
