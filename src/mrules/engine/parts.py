@@ -52,9 +52,9 @@ class EngineParts:
     summary: RunSummary
     source: str
     source_label: str
-    prospects: OrderedDict[str, Prospect]
+    prospects: dict[str, Prospect]
     _wake_all: bool
-    visitors: OrderedDict[str, str]
+    visitors: dict[str, str]
     applied: OrderedDict[str, None]
     clock: float | None
     now: float
