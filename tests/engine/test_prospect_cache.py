@@ -273,3 +273,35 @@ def test_ticks_keep_nothing_per_prospect_without_time_based_rules(timed: bool) -
             assert engine._settled_at == {}
     finally:
         store.close()
+
+
+def test_the_cache_drops_the_least_recently_used_prospect() -> None:
+    """After a commit the prospects it wrote are the most recent: a prospect touched again
+    outlives one touched once after it, though it was cached first."""
+    import orjson
+
+    rules = compile_rules('field title: text\nlist "Fresh"\n')
+    store = open_store(":memory:")
+    try:
+        engine = Engine(rules, store, source="stream", batch_size=1, cache_prospects=2)
+        engine.start()
+        order = ["p1", "p2", "p1", "p3"]
+        items = [
+            parse_line(
+                orjson.dumps(
+                    {
+                        "id": f"e{n}",
+                        "ts": f"2026-11-02T09:0{n}:00Z",
+                        "type": "prospect_update",
+                        "prospect": f"{who}@x.com",
+                        "fields": {"title": f"T{n}"},
+                    }
+                ),
+                n,
+            )
+            for n, who in enumerate(order, start=1)
+        ]
+        engine.run([i for i in items if i is not None])
+        assert list(engine.prospects) == ["p1@x.com", "p3@x.com"]
+    finally:
+        store.close()
