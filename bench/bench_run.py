@@ -39,6 +39,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import handwritten as hw
 
+from mrules.batch import Batch
 from mrules.checker import check
 from mrules.compiler import CompiledRuleSet, compile_program
 from mrules.engine import Engine
@@ -47,7 +48,7 @@ from mrules.events import read_events
 from mrules.loader import load
 from mrules.outputs import ActionLog
 from mrules.state import Codecs, Prospect
-from mrules.store import Batch, Store
+from mrules.store import Store
 
 __all__ = [
     "NullStore",

@@ -38,9 +38,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generate as gen
 
+from mrules.batch import Batch
 from mrules.events import Event, Reject
 from mrules.settings import EngineSettings
-from mrules.store import Batch
 from mrules.urls import normalize_url
 
 __all__ = ["Baseline", "Model", "P", "build_model", "record"]

@@ -33,10 +33,9 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent / "src"))
 import bench_scale  # noqa: E402
 
-from mrules.api import compile_rules  # noqa: E402
+from mrules.api import compile_rules, open_store  # noqa: E402
 from mrules.engine import Engine  # noqa: E402
 from mrules.events import read_events  # noqa: E402
-from mrules.storeapi import open_store  # noqa: E402
 
 __all__ = ["main", "slope"]
 

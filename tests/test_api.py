@@ -14,11 +14,12 @@ from click.testing import CliRunner
 from tests.test_store import dump, full_batch
 
 import mrules
-from mrules.api import RuleSetError
+from mrules.api import RuleSetError, open_store
+from mrules.batch import Batch
 from mrules.cli import main
 from mrules.memstore import MemoryStore
-from mrules.store import Batch, Store, StoreError
-from mrules.storeapi import StateStore, open_store
+from mrules.store import Store, StoreError
+from mrules.storeapi import StateStore
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "getcloudy"

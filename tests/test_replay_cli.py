@@ -272,9 +272,9 @@ def test_a_rule_counts_once_a_history_row_not_once_a_prospect_time_and_line(
     (rule, prospect, time, line) gave 1, and kept one entry an event, 390 MB at 2 million
     events.) Every way of reading gives 2."""
     import mrules
+    from mrules.api import open_store
     from mrules.reports import rules_report
     from mrules.rulestats import rule_counts
-    from mrules.storeapi import open_store
 
     rules = (
         'settings { throttle_minutes = 0 }\nlist "MQL"\nform "F"\n'

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrules import __version__
-from mrules.store import SCHEMA_VERSION, Batch, Store, StoreError, StoreLocked, StorePathError
+from mrules.batch import Batch
+from mrules.store import SCHEMA_VERSION, Store, StoreError, StoreLocked, StorePathError
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -515,7 +516,8 @@ def test_a_closed_store_refuses_reads_and_writes(db: Path) -> None:
 HOLDER = """
 import sys, time
 from mrules import __version__
-from mrules.store import Batch, Store
+from mrules.batch import Batch
+from mrules.store import Store
 path, release_after = sys.argv[1], float(sys.argv[2])
 store = Store.open(path)
 store.commit(Batch("-", 1, 1.0, prospects={"held@x.com": b"1"}))
@@ -713,7 +715,8 @@ BATCH = 1000
 COMMITTER = f"""
 import sys
 from mrules import __version__
-from mrules.store import Batch, Store
+from mrules.batch import Batch
+from mrules.store import Store
 B = {BATCH}
 store = Store.open(sys.argv[1], wait=True, timeout=10)
 line = store.stream_position("ev")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mrules.batch import Batch
 from mrules.cli import main
-from mrules.store import Batch, Store, StoreError
+from mrules.store import Store, StoreError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "getcloudy"
 

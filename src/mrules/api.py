@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
-from mrules.storeapi import MEMORY, StateStore, open_store
+from mrules.storeapi import MEMORY, StateStore
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mrules.events import Event, Reject
     from mrules.loader import LoadResult
 
-__all__ = ["RuleSetError", "RunResult", "compile_loaded", "compile_rules", "run"]
+__all__ = ["RuleSetError", "RunResult", "compile_loaded", "compile_rules", "open_store", "run"]
 
 
 class RuleSetError(Exception):
@@ -78,6 +78,37 @@ class RunResult:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_store(
+    spec: str | Path | StateStore | None = MEMORY,
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    readonly: bool = False,
+) -> StateStore:
+    """A store from a `--store` value: `":memory:"`/None (in memory), a path (SQLite), a store.
+
+    A new in-memory store (`mrules.memstore.MemoryStore`) for `":memory:"` or None; the
+    SQLite store at a path (`mrules.store.Store.open`, created if new); a store object as
+    it is.
+
+    >>> store = open_store(":memory:")
+    >>> type(store).__name__, store.prospect_count(), store.max_seq()
+    ('MemoryStore', 0, 0)
+
+    Raises:
+        StoreError, StoreLocked: as `mrules.store.Store.open` does for a path.
+    """
+    if spec is None or (isinstance(spec, str) and spec == MEMORY):
+        from mrules.memstore import MemoryStore
+
+        return MemoryStore()
+    if isinstance(spec, str | Path):
+        from mrules.store import Store
+
+        return Store.open(spec, wait=wait, timeout=timeout, readonly=readonly)
+    return spec
 
 
 def compile_rules(rules: Any) -> CompiledRuleSet:

@@ -20,19 +20,19 @@ from typing import Any, Final
 
 import orjson
 
-from mrules.history import CRM, OUTBOX, STEP, Row
-from mrules.jsonbytes import kept
-from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.store import (
+from mrules.batch import (
     ANCHOR_KEY,
     Batch,
-    StoreError,
     anchor_text,
     event_hash,
     not_derived,
     parse_anchor,
     rows_of_records,
 )
+from mrules.history import CRM, OUTBOX, STEP, Row
+from mrules.jsonbytes import kept
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.storeapi import StoreError
 
 __all__ = ["MemoryStore"]
 

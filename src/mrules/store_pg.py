@@ -21,21 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from mrules import __version__
-from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
-from mrules.records import Activity, LedgerEntry, Message, RejectedLine
-from mrules.store import (
+from mrules.batch import (
     ANCHOR_KEY,
-    HISTORY_DAMAGE,
     Batch,
-    StoreError,
-    StoreLocked,
-    _now,
     anchor_text,
-    damaged_history,
     event_hash,
     parse_anchor,
     rows_of_records,
 )
+from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
+from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.store import HISTORY_DAMAGE, _now, damaged_history
+from mrules.storeapi import StoreError, StoreLocked
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite", "is_postgres_url"]
 

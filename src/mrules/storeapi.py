@@ -1,4 +1,4 @@
-"""What the engine and the readers need from a state store, and how a store is chosen.
+"""What the engine and the readers need from a state store: `StateStore`, and its errors.
 
 `StateStore` is the interface: the engine (`mrules.engine`) and the read
 commands (`state export`, `state outbox`, `explain`) use only these methods.
@@ -9,13 +9,9 @@ Two stores implement it:
 - `mrules.memstore.MemoryStore`: plain Python lists and dicts, for tests, the
   library API and throwaway runs; it lives as long as the process.
 
-`open_store(spec)` picks one: `":memory:"` (or None) gives a new in-memory
-store, a path opens (or creates) the SQLite store, a store object is used as
-it is.
-
->>> store = open_store(":memory:")
->>> type(store).__name__, store.prospect_count(), store.max_seq()
-('MemoryStore', 0, 0)
+This module names no store: they import it (for the errors), and
+`mrules.api.open_store` chooses one from a `--store` value. What a store is
+handed to write, `Batch`, is `mrules.batch`.
 """
 
 from __future__ import annotations
@@ -26,17 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from mrules.store import Batch
+    from mrules.batch import Batch
 
 __all__ = [
     "MEMORY", "YEARS_1_TO_9999", "StateStore", "StoreError", "StoreLocked", "StorePathError",
-    "open_store",
 ]
 
 MEMORY = ":memory:"
+"""The `--store` value that asks for an in-memory store."""
 YEARS_1_TO_9999 = (-62_135_596_800.0, 253_402_300_799.0)
 """The POSIX times a date can show: a stored time outside them is damage."""
-"""The `--store` value that asks for an in-memory store."""
 
 
 class StoreError(Exception):
@@ -106,25 +101,3 @@ class StateStore(Protocol):
     def commit(self, batch: Batch) -> None: ...
     def close(self) -> None: ...
 
-
-def open_store(
-    spec: str | Path | StateStore | None = MEMORY,
-    *,
-    wait: bool = False,
-    timeout: float | None = None,
-    readonly: bool = False,
-) -> StateStore:
-    """A store from a `--store` value: `":memory:"`/None (in memory), a path (SQLite), a store.
-
-    Raises:
-        StoreError, StoreLocked: as `mrules.store.Store.open` does for a path.
-    """
-    if spec is None or (isinstance(spec, str) and spec == MEMORY):
-        from mrules.memstore import MemoryStore
-
-        return MemoryStore()
-    if isinstance(spec, str | Path):
-        from mrules.store import Store
-
-        return Store.open(spec, wait=wait, timeout=timeout, readonly=readonly)
-    return spec

@@ -1487,8 +1487,7 @@ class _Result:
 def run_case(case: Case, rules: _Rules | None = None) -> _Result:
     """Run one case in memory; raises TestFileError or mrules.api.RuleSetError."""
     import mrules
-    from mrules.api import RuleSetError
-    from mrules.storeapi import open_store
+    from mrules.api import RuleSetError, open_store
 
     rules = rules or _Rules()
     compiled = rules.get(case.rules)

@@ -19,12 +19,12 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from mrules.api import compile_rules
+from mrules.api import compile_rules, open_store
 from mrules.compiler import CompiledRuleSet
 from mrules.engine import Engine
 from mrules.events import Event, Reject, parse_line
 from mrules.store import Store
-from mrules.storeapi import StateStore, StoreError, open_store
+from mrules.storeapi import StateStore, StoreError
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))

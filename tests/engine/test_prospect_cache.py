@@ -22,12 +22,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mrules.api import compile_rules
+from mrules.api import compile_rules, open_store
 from mrules.cli import main
 from mrules.compiler import CompiledRuleSet
 from mrules.engine import Engine
 from mrules.events import Event, Reject, parse_line
-from mrules.storeapi import StateStore, open_store
+from mrules.storeapi import StateStore
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))

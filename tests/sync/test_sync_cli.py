@@ -308,7 +308,7 @@ def test_a_sync_refuses_a_store_a_run_holds(tmp_path: Path) -> None:
     finally:
         held.close()
     # And a run refuses a store a sync holds: the sync holds the lock from start to end.
-    from mrules.storeapi import open_store
+    from mrules.api import open_store
 
     st = open_store(str(w.store))
     try:

@@ -23,9 +23,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mrules import api, storeapi
+from mrules import api
 from mrules.allocator import pin_mmap_threshold
 from mrules.atomic import OutputError
+from mrules.batch import Batch
 from mrules.checker import check
 from mrules.cli.common import (
     EXIT_DIAGNOSTICS,
@@ -46,7 +47,7 @@ from mrules.events import EventSourceError, StreamReplacedError, parse_timestamp
 from mrules.loader import display_path, printable_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
 from mrules.records import RejectedLine
-from mrules.store import Batch, StoreError
+from mrules.store import StoreError
 from mrules.storeapi import MEMORY, StateStore
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_TIMEOUT", "open_store", "rules_or_exit", "wait_options"]
@@ -89,7 +90,7 @@ def open_store(
         from mrules.store_pg import PgStore
 
         return PgStore.open(path, wait=wait, timeout=timeout, readonly=readonly)
-    return storeapi.open_store(path, wait=wait, timeout=timeout, readonly=readonly)
+    return api.open_store(path, wait=wait, timeout=timeout, readonly=readonly)
 
 
 def wait_options(f):  # type: ignore[no-untyped-def]

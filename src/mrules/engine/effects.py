@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from sys import intern as _intern
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 from mypy_extensions import trait
@@ -29,9 +29,6 @@ from mrules.vocab import Action
 _dumps: Final = orjson.dumps
 _INF: Final = float("inf")
 _json: Final = json_text
-
-if TYPE_CHECKING:
-    from mrules.engine.run import Engine  # noqa: F401
 
 
 # (member kind, added?) -> (the Prospect bit-set attribute, the ledger action)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 from mypy_extensions import trait
@@ -23,9 +23,6 @@ from mrules.vocab import Action, EventType
 _dumps: Final = orjson.dumps
 _INF: Final = float("inf")
 _json: Final = json_text
-
-if TYPE_CHECKING:
-    from mrules.engine.run import Engine  # noqa: F401
 
 
 @trait

@@ -20,6 +20,7 @@ from mypy_extensions import trait
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from mrules.batch import Batch
     from mrules.compiler import (
         CompiledAction,
         CompiledBlock,
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from mrules.history import Row
     from mrules.settings import EngineSettings
     from mrules.state import Prospect
-    from mrules.store import Batch
     from mrules.storeapi import StateStore
     from mrules.symbols import FieldInfo
     from mrules.urls import NormalizedUrls

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import orjson
 
+from mrules.batch import Batch, event_hash
 from mrules.compiler import (
     ASSET_EVENTS,
     CompiledAction,
@@ -34,7 +35,6 @@ from mrules.engine.wakeups import WakeQueue
 from mrules.events import Event, EventSourceError, Reject, line_check
 from mrules.history import Row, json_text
 from mrules.state import DamagedState, Prospect
-from mrules.store import Batch, event_hash
 from mrules.storeapi import StateStore
 from mrules.urls import NormalizedUrls, normalize_url
 from mrules.vocab import Action

@@ -3,7 +3,7 @@ until quiet; ticks that wake only the prospects whose time has come; segmentatio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import orjson
 from mypy_extensions import trait
@@ -22,9 +22,6 @@ from mrules.vocab import Action
 _dumps: Final = orjson.dumps
 _INF: Final = float("inf")
 _json: Final = json_text
-
-if TYPE_CHECKING:
-    from mrules.engine.run import Engine  # noqa: F401
 
 
 @trait

@@ -190,7 +190,8 @@ def run_partitioned(
         StoreError, OutputError: the store or the action log cannot be written.
     """
     from mrules.api import compile_rules
-    from mrules.store import Batch, Store
+    from mrules.batch import Batch
+    from mrules.store import Store
 
     started = time.perf_counter()
     compiled = compile_rules(rules)
