@@ -399,7 +399,7 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
         for email, data in store.prospects():
             if wanted and email not in wanted:
                 continue
-            p = Prospect.from_json(data, codecs, email)
+            p = Prospect.from_json(data, codecs, email, share=False)
             yield prospect_record(p, codecs, pending.pop(email, []))
 
 

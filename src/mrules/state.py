@@ -207,17 +207,23 @@ class Prospect:
         return kept_dumps(out)  # a commit's prospects, or an in-memory store's, keep it
 
     @classmethod
-    def from_json(cls, data: object, codecs: Codecs, email: str | None = None) -> Prospect:
+    def from_json(
+        cls, data: object, codecs: Codecs, email: str | None = None, *, share: bool = True
+    ) -> Prospect:
         """A prospect from `to_json`'s bytes; `email` is the store's key for them.
 
         `data` is typed `object`: a damaged store can hold text or a number there, and
         the compiled build checks argument types on entry, before the check below.
+        `share=False` keeps field values as they are read (`shared_text` otherwise): a
+        prospect read once and let go (an export) has no one to share them with, and
+        interning every distinct value of a large store only grows the interpreter's
+        table of interned strings.
 
         Raises:
             DamagedState: the bytes are not a prospect's state (a damaged store).
         """
         try:
-            return cls._decode(data, codecs, email)
+            return cls._decode(data, codecs, email, share)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
             raise DamagedState(
                 f"the stored state of prospect {email or '?'} cannot be read"
@@ -225,7 +231,7 @@ class Prospect:
             ) from None
 
     @classmethod
-    def _decode(cls, data: object, codecs: Codecs, email: str | None) -> Prospect:
+    def _decode(cls, data: object, codecs: Codecs, email: str | None, share: bool) -> Prospect:
         raw = orjson.loads(data)  # type: ignore[arg-type]  # TypeError if not bytes or str
         if "c" in raw:
             p = cls(raw.pop("e", email), raw.pop("c"))
@@ -240,7 +246,7 @@ class Prospect:
             elif name == "clicked":
                 value = _links(intern(link) for link in value)
             elif name in _PAIRS:
-                shared = shared_text
+                shared = shared_text if share else _as_is
                 value = tuple(x for k, v in value.items() for x in (intern(k), shared(v))) or None
             elif name == "matches":
                 value = {intern(k): (int(v[0]), float(v[1])) for k, v in value.items()}
@@ -301,6 +307,10 @@ _FEW_LINKS: Final = 32  # clicked links kept as a tuple up to this many (a scan 
 def _links(links: Iterable[str]) -> tuple[str, ...] | frozenset[str]:
     found = tuple(links)
     return found if len(found) <= _FEW_LINKS else frozenset(found)
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def shared_text(value: Any) -> Any:
