@@ -2,12 +2,15 @@
 
 `StateStore` is the interface: the engine (`mrules.engine`) and the read
 commands (`state export`, `state outbox`, `explain`) use only these methods.
-Two stores implement it:
+Three stores implement it:
 
 - `mrules.store.Store`: the SQLite file (docs/store.md), durable, lockable,
   readable while a run writes;
 - `mrules.memstore.MemoryStore`: plain Python lists and dicts, for tests, the
-  library API and throwaway runs; it lives as long as the process.
+  library API and throwaway runs; it lives as long as the process;
+- `mrules.store_pg.PgStore`: the same tables in a PostgreSQL database
+  (`--store postgresql://...`, docs/scale-out.md), for teams whose workers and
+  reports share one database.
 
 This module names no store: they import it (for the errors), and
 `mrules.api.open_store` chooses one from a `--store` value. What a store is
