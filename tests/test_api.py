@@ -214,7 +214,7 @@ def test_a_malformed_batch_leaves_the_memory_store_unchanged() -> None:
         ({"commit_every": 0}, ValueError, "commit_every must be at least 1"),
         ({"commit_seconds": -1.0}, ValueError, "commit_seconds must be more than 0"),
         ({"cache_prospects": -1}, ValueError, "cache_prospects must be at least 0"),
-        ({"store": 5}, TypeError, "store must be ':memory:', a path or a store"),
+        ({"store": 5}, TypeError, "store must be ':memory:', a path, a PostgreSQL URL or a store"),
     ],
 )
 def test_bad_arguments_are_refused_before_the_store_is_touched(

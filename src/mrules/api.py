@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
-from mrules.storeapi import MEMORY, StateStore
+from mrules.storeapi import MEMORY, StateStore, is_postgres_url
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
@@ -87,23 +87,31 @@ def open_store(
     timeout: float | None = None,
     readonly: bool = False,
 ) -> StateStore:
-    """A store from a `--store` value: `":memory:"`/None (in memory), a path (SQLite), a store.
+    """A store from a `--store` value: `":memory:"`/None (in memory), a PostgreSQL URL, a
+    path (SQLite), or a store.
 
     A new in-memory store (`mrules.memstore.MemoryStore`) for `":memory:"` or None; the
-    SQLite store at a path (`mrules.store.Store.open`, created if new); a store object as
-    it is.
+    PostgreSQL store for a `postgresql://` or `postgres://` URL (`mrules.store_pg.PgStore`,
+    which needs psycopg: `pip install 'mrules[postgres]'`); the SQLite store at a path
+    (`mrules.store.Store.open`, created if new); a store object as it is. The same values
+    as the CLI's `--store`.
 
     >>> store = open_store(":memory:")
     >>> type(store).__name__, store.prospect_count(), store.max_seq()
     ('MemoryStore', 0, 0)
 
     Raises:
-        StoreError, StoreLocked: as `mrules.store.Store.open` does for a path.
+        StoreError, StoreLocked: as `mrules.store.Store.open` does for a path, or
+            `mrules.store_pg.PgStore.open` for a URL (psycopg missing, no server).
     """
     if spec is None or (isinstance(spec, str) and spec == MEMORY):
         from mrules.memstore import MemoryStore
 
         return MemoryStore()
+    if is_postgres_url(spec):  # docs/scale-out.md
+        from mrules.store_pg import PgStore
+
+        return PgStore.open(spec, wait=wait, timeout=timeout, readonly=readonly)
     if isinstance(spec, str | Path):
         from mrules.store import Store
 
@@ -188,7 +196,10 @@ def _check_options(
     from mrules.storeapi import StateStore
 
     if store is not None and not isinstance(store, str | Path | StateStore):
-        raise TypeError(f"store must be ':memory:', a path or a store, not {type(store).__name__}")
+        raise TypeError(
+            f"store must be ':memory:', a path, a PostgreSQL URL or a store, not"
+            f" {type(store).__name__}"
+        )
     for name, value in (("now", now), ("commit_seconds", commit_seconds)):
         if value is None:
             continue
@@ -311,7 +322,8 @@ def run(
             `CompiledRuleSet`.
         events: a JSONL path (`.gz` too, `"-"` for standard input), a binary
             file object, or an iterable of lines (str or bytes) or of dicts.
-        store: `":memory:"` (default), a path to the SQLite store, or a store object.
+        store: `":memory:"` (default), a path to the SQLite store, a PostgreSQL URL
+            (`postgresql://...`, needs psycopg), or a store object.
         now: after the events, move the clock to this epoch time (like a tick).
         commit_every: events per store transaction.
         commit_seconds: also commit when this many seconds passed since the last commit.

@@ -32,7 +32,7 @@ from mrules.batch import (
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import HISTORY_DAMAGE, _now, damaged_history
-from mrules.storeapi import StoreError, StoreLocked
+from mrules.storeapi import StoreError, StoreLocked, is_postgres_url
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite", "is_postgres_url"]
 
@@ -68,10 +68,6 @@ _SET_META = (
     "INSERT INTO mrules_meta (key, value) VALUES (%s, %s)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
-
-
-def is_postgres_url(spec: Any) -> bool:
-    return isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://"))
 
 
 def _shown(url: str) -> str:

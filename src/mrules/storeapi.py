@@ -22,19 +22,27 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 if TYPE_CHECKING:
     from mrules.batch import Batch
 
 __all__ = [
     "MEMORY", "YEARS_1_TO_9999", "StateStore", "StoreError", "StoreLocked", "StorePathError",
+    "is_postgres_url",
 ]
 
 MEMORY = ":memory:"
 """The `--store` value that asks for an in-memory store."""
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+"""How a `--store` value that names a PostgreSQL database begins (docs/scale-out.md)."""
 YEARS_1_TO_9999 = (-62_135_596_800.0, 253_402_300_799.0)
 """The POSIX times a date can show: a stored time outside them is damage."""
+
+
+def is_postgres_url(spec: object) -> TypeGuard[str]:
+    """Whether a `--store` value names a PostgreSQL database rather than a file."""
+    return isinstance(spec, str) and spec.startswith(POSTGRES_SCHEMES)
 
 
 class StoreError(Exception):

@@ -179,6 +179,34 @@ def test_unreachable_server_is_one_line(getcloudy: Path) -> None:
         Path("x.rejects.jsonl").unlink()
 
 
+def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path
+                                                              ) -> None:
+    """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
+    import mrules
+    from mrules.api import open_store
+    from mrules.store_pg import PgStore
+
+    assert _cli("run", "rules", "events.jsonl", "--store", "one.db", "-q")[0] == 3
+    result = mrules.run("rules", "events.jsonl", store=db)
+    assert isinstance(result.store, PgStore)
+    result.store.close()
+    assert not list(getcloudy.glob("postgres*"))  # no file named after the URL
+    a, b = _cli("state", "export", "--store", "one.db"), _cli("state", "export", "--store", db)
+    assert a == b and a[0] == 0 and a[1].count("\n") > 3
+    with open_store(db, readonly=True) as pg, open_store("one.db", readonly=True) as lite:
+        assert isinstance(pg, PgStore) and pg.max_seq() == lite.max_seq() > 50
+
+
+def test_the_python_api_names_an_unreachable_server(getcloudy: Path) -> None:
+    from mrules.api import open_store
+    from mrules.storeapi import StoreError
+
+    with pytest.raises(StoreError, match="cannot connect") as raised:
+        open_store(f"postgres://nobody:secret@127.0.0.1:{_free_port()}/x")
+    assert "secret" not in str(raised.value)
+    assert sorted(p.name for p in getcloudy.iterdir()) == ["events.jsonl", "rules"]
+
+
 BY_PROSPECT = 'settings {\n  round_robin = "by prospect"\n}\n'
 
 

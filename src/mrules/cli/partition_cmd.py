@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from mrules.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_STORE, fail
+from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
 
@@ -104,7 +105,7 @@ def run_partitioned_cli(
                 f" it first (mrules partition {events} --buckets N --out DIR)"
             )
         fail(f"{events}: not a partition folder (no manifest.json); see mrules partition")
-    pg = store_path.startswith(("postgresql://", "postgres://"))
+    pg = is_postgres_url(store_path)
     if store_path == ":memory:":
         fail("a partitioned run merges into a new store: give --store PATH or a PostgreSQL URL")
     if scheduler is not None and engine != "dask":

@@ -12,6 +12,7 @@ import orjson
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_USAGE, fail
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
+from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "report"]
 
@@ -58,7 +59,7 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
 def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None:
     from mrules.reports import ReportError, ReportRulesError
 
-    if store_path.startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(store_path):
         fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
     if store_path == ":memory:":
         fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")

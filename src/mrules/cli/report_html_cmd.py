@@ -20,6 +20,7 @@ from mrules.cli.common import (
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
 from mrules.events import prospect_key
 from mrules.loader import printable_path
+from mrules.storeapi import is_postgres_url
 
 __all__ = ["html"]
 
@@ -126,7 +127,7 @@ def html(
         from mrules.reports import html as page
         from mrules.sync.db import default_sync_path
 
-        if store_path.startswith(("postgresql://", "postgres://")):
+        if is_postgres_url(store_path):
             fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
         if store_path == ":memory:":
             fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")

@@ -86,10 +86,6 @@ def open_store(
         wait = True
     elif wait:
         timeout = DEFAULT_WAIT_TIMEOUT
-    if path.startswith(("postgresql://", "postgres://")):  # docs/scale-out.md
-        from mrules.store_pg import PgStore
-
-        return PgStore.open(path, wait=wait, timeout=timeout, readonly=readonly)
     return api.open_store(path, wait=wait, timeout=timeout, readonly=readonly)
 
 

@@ -29,6 +29,7 @@ from mrules.atomic import atomic_write
 from mrules.partition import Manifest, PartitionError
 from mrules.scale.merge import MergeError, merge_shards
 from mrules.scale.tasks import shard_name
+from mrules.storeapi import is_postgres_url
 
 __all__ = ["RunReport", "ScaleError", "run_partitioned"]
 
@@ -200,8 +201,6 @@ def run_partitioned(
     manifest = Manifest.load(folder)
     if not manifest.files:
         raise PartitionError(f"{_shown(folder)}: the partition holds no file")
-    from mrules.store_pg import is_postgres_url
-
     pg_url = str(store) if is_postgres_url(str(store)) else None
     if pg_url is not None:
         # Shards and the merged SQLite store are staged in the working folder, named after
