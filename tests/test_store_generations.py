@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,45 @@ def test_lookups_find_every_generation(example_store: Path, tmp_path: Path) -> N
     for email in emails[:5] + emails[-5:]:
         spread_text = cli("explain", email, "--store", str(spread)).output
         assert spread_text == cli("explain", email, "--store", str(example_store)).output
+
+
+def test_ids_far_apart_are_read_at_once_and_in_order(example_store: Path, tmp_path: Path
+                                                     ) -> None:
+    """A history id of 2**62 (damage, or a hand edit) made every lookup count through
+    2**46 generations: `explain` ran for ever (the damage fuzzer's long run hung on it).
+    The generations are now found one seek each; the order of the ids is kept, so every
+    read gives the store's answers, and a run can go on writing after them."""
+    far = tmp_path / "far.db"
+    shutil.copy(example_store, far)
+    conn = sqlite3.connect(far)
+    low, top = conn.execute("SELECT min(id), max(id) FROM history").fetchone()
+    event_ids = [e for (e,) in conn.execute(
+        "SELECT event_id FROM history WHERE event_id IS NOT NULL ORDER BY id")]  # fmt: skip
+    conn.close()
+    _sql(far, f"UPDATE history SET id = {2**62} WHERE id = {top}",
+         f"UPDATE history SET id = -5 WHERE id = {low}")  # fmt: skip
+    emails = _emails(example_store)
+    # In a process with a time limit first: before the fix, this failed rather than hung.
+    for email in emails[:2] + emails[-2:]:
+        argv = [sys.executable, "-m", "mrules", "explain", email, "--store", str(far)]
+        shown = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout == cli("explain", email, "--store", str(example_store)).output
+    with Store.open(example_store, readonly=True) as a, Store.open(far, readonly=True) as b:
+        for email in emails:
+            assert _prospect_reads(a, email) == _prospect_reads(b, email)
+        assert b.applied_among([*event_ids, "never-sent"]) == set(event_ids)
+        assert b.has_applied(event_ids[0]) and b.has_applied(event_ids[-1])
+    more = tmp_path / "more.jsonl"
+    more.write_text(
+        '{"ts": "2026-12-21T09:00:00Z", "id": "m01", "type": "page_view",'
+        ' "prospect": "leung@example.com", "url": "https://www.getcloudy.com/consult"}\n'
+    )
+    argv = [sys.executable, "-m", "mrules", "run", RULES, str(more), "--store", str(far), "-q"]
+    ran = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    with Store.open(far, readonly=True) as b:
+        assert b.has_applied("m01") and b.has_applied(event_ids[-1])
 
 
 def _history_plans(s: Store, calls: list[Callable[[], object]]) -> list[str]:

@@ -180,20 +180,26 @@ CREATE TABLE shared (
 # keyed by prospect or event hash alone, every commit of a long run rewrote most of their
 # pages (bench/README.md, "History indexes by generation"). A lookup by prospect or hash
 # asks each generation in turn, `_IN_GENERATIONS` listing them; on a schema 3 store the
-# same query uses its plain indexes. One text of each index, for the schema and the
-# migration to schema 4.
-_IN_GENERATIONS: Final = (
-    "id >> 16 IN (WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
-    " WHERE n < (SELECT max(id) >> 16 FROM history)) SELECT n FROM g)"
+# same query uses its plain indexes.
+#
+# The generations the history has are found by one seek on the row id each, from the
+# first row's up: counting from 0 to the largest id's generation took as long as that
+# number, and a damaged id of 2**62 made every lookup run for ever. The last generation
+# there can be, (2**63 - 1) >> 16, ends the walk before the next one's first id overflows.
+_GENERATIONS: Final = (
+    "WITH RECURSIVE g(n) AS (SELECT (SELECT min(id) FROM history) >> 16 UNION ALL"
+    " SELECT (SELECT min(id) FROM history WHERE id >= (g.n + 1) << 16) >> 16 FROM g"
+    " WHERE g.n < 140737488355327)"
 )
+_IN_GENERATIONS: Final = f"id >> 16 IN ({_GENERATIONS} SELECT n FROM g WHERE n IS NOT NULL)"
 # The first generation whose largest event hash is not an integer: text or a blob, which
 # SQLite sorts after every number (`has_applied_ids`).
 _DAMAGED_HASH: Final = (
-    "WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g"
-    " WHERE n < (SELECT max(id) >> 16 FROM history))"
-    " SELECT m FROM (SELECT (SELECT max(event) FROM history WHERE id >> 16 = g.n"
-    " AND event IS NOT NULL) AS m FROM g) WHERE typeof(m) NOT IN ('integer', 'null') LIMIT 1"
+    f"{_GENERATIONS} SELECT m FROM (SELECT (SELECT max(event) FROM history WHERE id >> 16 = g.n"
+    " AND event IS NOT NULL) AS m FROM g WHERE g.n IS NOT NULL)"
+    " WHERE typeof(m) NOT IN ('integer', 'null') LIMIT 1"
 )
+# One text of each index, for the schema and the migration to schema 4.
 _HISTORY_PROSPECT_INDEX: Final = (
     "CREATE INDEX history_prospect ON history (id >> 16, prospect) WHERE prospect IS NOT NULL"
 )
