@@ -212,6 +212,17 @@ def test_a_names_id_far_past_the_table_is_damage_not_a_huge_list(db: Path) -> No
         list(s.ledger())
 
 
+def test_a_prospect_id_at_the_top_is_damage_and_the_commit_keeps_nothing(db: Path) -> None:
+    # Prospect ids are given in turn. After one of 2**63 - 1, a new prospect's id did not
+    # fit an SQLite integer: an OverflowError out of the commit (exit 70, an internal error).
+    _damaged(db, f"UPDATE prospects SET id = {2**63 - 1} WHERE email = 'b@x.com'")
+    new = Batch("-", 9, 2.0, prospects={"c@x.com": b"{}", "a@x.com": b'{"score":6}'})
+    with Store.open(db) as s:
+        with pytest.raises(StoreError, match=r"damaged \(the largest prospect id is"):
+            s.commit(new)
+        assert s.prospect("c@x.com") is None and s.prospect("a@x.com") == b'{"score":5}'
+
+
 def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
     _damaged(db, "UPDATE history SET seq = x'00ff' WHERE seq IS NOT NULL")
     with Store.open(db) as s:

@@ -356,6 +356,7 @@ _UPSERT_VISITOR: Final = (
     "INSERT INTO visitors (visitor, prospect, history) VALUES (?, ?, ?) "
     "ON CONFLICT (visitor) DO UPDATE SET prospect = excluded.prospect, history = excluded.history"
 )
+_LARGEST_ID: Final = 2**63 - 1  # SQLite's largest integer
 _INSERT_HISTORY: Final = (
     "INSERT INTO history (prospect, visitor, ts, seq, event_id, event, messages, data)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -1083,7 +1084,10 @@ class Store:
                 if row is not None:
                     found = pids[email] = int(row[0])
                     return found
-            found = pids[email] = self._next_pid
+            found = self._next_pid
+            if found > _LARGEST_ID:  # only a damaged id leaves no room: they go up by one
+                raise self.damaged_value("the largest prospect id", found - 1)
+            pids[email] = found
             self._next_pid += 1
             new_pids.append(email)
         return found

@@ -31,7 +31,8 @@ RULES = str(EXAMPLE / "rules")
 FILES = {"store": "g.db", "sync": "g.sync.db", "crm": "g.crm.db"}
 JUNK: list[object] = [
     "x", "", "{}", "[]", "[1]", '{"a": 1}', "null", "1e999", "-1", "2026-13-45T99:00:00Z",
-    b"\x00\xff", b"", 0, -1, 2**62, 1e308, float("inf"), float("-inf"), None,
+    b"\x00\xff", b"", 0, -1, 2**62, 2**63 - 1, -(2**63), 1e308, float("inf"), float("-inf"),
+    None,
 ]
 COMMANDS = [
     ("sync", "status", "--store", "g.db"),
