@@ -118,7 +118,9 @@ class PgStore:
             StoreLocked: another session writes to the store (and `wait` is false or timed out).
         """
         try:
-            import psycopg
+            # psycopg is optional (mrules[postgres]): the compiled build's type check,
+            # which reaches this module through `mrules.api`, runs without it.
+            import psycopg  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             raise StoreError(
                 "--store postgresql://... needs psycopg: pip install 'mrules[postgres]'"
@@ -186,7 +188,7 @@ class PgStore:
         return self._conn
 
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        import psycopg
+        import psycopg  # type: ignore[import-not-found, unused-ignore]
 
         try:
             return self._c().execute(sql, params).fetchall()
@@ -440,7 +442,7 @@ class PgStore:
 
     def commit(self, batch: Batch) -> None:
         """Write the batch and the stream position in one transaction (all or nothing)."""
-        import psycopg
+        import psycopg  # type: ignore[import-not-found, unused-ignore]
 
         if self.readonly:
             raise StoreError(f"store {_shown(self.url)} was opened read-only")
@@ -599,7 +601,7 @@ def copy_from_sqlite(url: str, path: Path) -> int:
     """
     import sqlite3
 
-    import psycopg
+    import psycopg  # type: ignore[import-not-found, unused-ignore]
 
     src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     store = PgStore.open(url)
