@@ -4,15 +4,19 @@ a plan file whose name is not UTF-8 (docs/sync.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.sync.world import BOB, T0, World, ev
 
 import mrules.sync.apply
@@ -281,3 +285,84 @@ def test_sync_messages_show_a_name_that_is_not_utf8_escaped(tmp_path: Path) -> N
         assert "s-\\xff.sync.db: no sync yet" in r.output, (command, r.output)
     for r in (w.sync("apply", plan, code=2), w.cli("sync", "status", "--store", store)):
         assert "\udcff" not in r.output and "\\udcff" not in r.output
+
+
+# -- 6. a far --until: how many cycles, and a bar on a terminal -----------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    every_min=st.integers(1, 120),
+    last=st.one_of(st.none(), st.integers(0, 10_000)),
+    clock=st.one_of(st.none(), st.integers(0, 20_000)),
+    span=st.integers(-5_000, 30_000),
+)
+def test_the_count_of_cycles_due_is_the_cycles_due_times_gives(
+    every_min: int, last: int | None, clock: int | None, span: int
+) -> None:
+    """`count_due` (the bar's total) against the iterator that runs the cycles."""
+    every = 60.0 * every_min
+    db = SimpleNamespace(last_cycle=None if last is None else 1_790_000_000.0 + 60 * last)
+    store = SimpleNamespace(clock=lambda: None if clock is None else 1_790_000_000.0 + 60 * clock)
+    config = SimpleNamespace(every_seconds=every)
+    until = 1_790_000_000.0 + 60 * span
+    due = list(mrules.sync.cycle.due_times(db, store, config, until))  # type: ignore[arg-type]
+    assert mrules.sync.cycle.count_due(db, store, config, until) == len(due)  # type: ignore[arg-type]
+
+
+def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
+    """Run with standard error on a pseudo-terminal (standard output a pipe): the exit
+    status, standard output, and what the terminal showed."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=follower, env=env)
+    os.close(follower)
+    shown = b""
+    while True:  # read the terminal while the process runs, or its writes would block
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the process closed its end
+                chunk = b""
+            shown += chunk
+            if not chunk and proc.poll() is not None:
+                break
+        elif proc.poll() is not None:
+            break
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    os.close(leader)
+    return proc.wait(timeout=60), out, shown.decode("utf-8", "replace")
+
+
+def test_a_far_until_shows_the_cycles_done_of_those_due_on_a_terminal(tmp_path: Path) -> None:
+    # The idle cycles of a far --until print nothing until their span ends: 2 years of
+    # them at 10 minutes ran for minutes with nothing on the screen (to 9999: 15 days).
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    args = ["sync", "run", "--rules", str(w.rules), "--store", str(w.store)]
+    args += ["--until", "2028-11-02T09:00:00Z"]
+    code, out, shown = _on_a_terminal([sys.executable, "-c", STOPPER, "2", "300", *args])
+    assert code == 130, shown
+    days = (dt.date(2028, 11, 2) - dt.date(2026, 11, 2)).days  # 731: 2028 is a leap year
+    total = days * 144 + 1  # every 10 minutes from T0 to the same time two years on
+    assert f"/{total}" in shown and "cycle 2026-11-0" in shown, shown[-500:]
+    # The cycles' lines still go to standard output, not through the bar to the terminal.
+    assert out.startswith("2026-11-02T09:00:00Z  created     1"), out
+    assert out.splitlines()[1].endswith("299 idle cycle(s): nothing to do"), out
+    assert "idle cycle(s)" not in shown and "Traceback" not in shown
+
+
+def test_no_bar_where_standard_error_is_not_a_terminal(tmp_path: Path) -> None:
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    args = ["sync", "run", "--rules", str(w.rules), "--store", str(w.store)]
+    r = subprocess.run([sys.executable, "-m", "mrules", *args, "--until", "2026-11-03T09:00:00Z"],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.splitlines()[1] == (
+        "2026-11-02T09:10:00Z to 2026-11-03T09:00:00Z  144 idle cycle(s): nothing to do"
+    )

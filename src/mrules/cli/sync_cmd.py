@@ -620,7 +620,7 @@ def run_cmd(
       mrules sync run --rules examples/getcloudy/rules --store getcloudy.db \\
         --changes examples/getcloudy/crm-changes.jsonl --until 2026-12-21T00:00:00Z
     """
-    from mrules.sync.cycle import run_until
+    from mrules.sync.cycle import count_due, run_until
 
     end = _time(until, "--until")
     assert end is not None
@@ -695,9 +695,15 @@ def run_cmd(
                 click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
         try:
-            ran = run_until(
-                store, crm, db, config, compiled, end, changes=apply_changes, on_cycle=show
-            )
+            with _cycle_bar(count_due(db, store, config, end)) as advance:
+
+                def shown(result: Any) -> None:
+                    show(result)
+                    advance(result.plan_json["at"])
+
+                ran = run_until(
+                    store, crm, db, config, compiled, end, changes=apply_changes, on_cycle=shown
+                )
         except BaseException as e:
             # Interrupted (Ctrl-C, SIGTERM), or a cycle failed: the cycles done before are
             # committed, and their lines are printed as an uninterrupted run prints them
@@ -717,6 +723,39 @@ def run_cmd(
                     "no cycle due (the last ran at "
                     f"{_iso(db.last_cycle) if db.last_cycle else 'never'})"
                 )
+
+
+@contextlib.contextmanager
+def _cycle_bar(total: int) -> Iterator[Any]:
+    """On a terminal, a bar of the cycles due (a far --until is millions of them, idle ones
+    print nothing until the span ends): done, the total, the time left; gone at the end.
+    Elsewhere, nothing: the cycles' lines are the output."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal or total < 2:
+        yield lambda at: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("cycle {task.description}"),
+        BarColumn(bar_width=16),  # all fits 80 columns, with a total in the billions
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    # The cycles' lines go above the bar when they go to the terminal too; into a file,
+    # they go straight there (rich would send them through the bar's console: stderr).
+    to_terminal = sys.stdout is not None and sys.stdout.isatty()
+    with Progress(*columns, console=console, transient=True, redirect_stdout=to_terminal) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda at: bar.update(task, advance=1, description=at)
 
 
 def _iso(epoch: float) -> str:

@@ -14,7 +14,9 @@ from mrules.sync.config import SyncConfig
 from mrules.sync.db import SyncDb
 from mrules.sync.plan import Plan, iso, make_plan
 
-__all__ = ["CycleResult", "due_times", "failed_cycle", "next_after", "run_cycle", "run_until"]
+__all__ = [
+    "CycleResult", "count_due", "due_times", "failed_cycle", "next_after", "run_cycle", "run_until",
+]
 
 
 @dataclass
@@ -46,16 +48,29 @@ def due_times(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -
     never written before the assignment that asked for it.
     """
     every = config.every_seconds
-    last = db.last_cycle
-    if last is None:
-        clock = store.clock()
-        start = clock if clock is not None else until
-    else:
-        start = next_after(last, every, store.clock())
-    t = start
+    t = _first_due(db, store, every, until)
     while t <= until + 1e-6:
         yield t
         t += every
+
+
+def count_due(db: SyncDb, store: StateStore, config: SyncConfig, until: float) -> int:
+    """How many cycles `due_times` gives, worked out rather than counted: a progress bar's
+    total (a far `until` is millions of cycles; `due_times` adds `every` one cycle at a
+    time, so at the very end its count can differ from this by one)."""
+    every = config.every_seconds
+    start = _first_due(db, store, every, until)
+    if start > until + 1e-6:
+        return 0
+    return math.floor((until + 1e-6 - start) / every) + 1
+
+
+def _first_due(db: SyncDb, store: StateStore, every: float, until: float) -> float:
+    last = db.last_cycle
+    if last is None:
+        clock = store.clock()
+        return clock if clock is not None else until
+    return next_after(last, every, store.clock())
 
 
 def run_cycle(
