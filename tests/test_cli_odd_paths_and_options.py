@@ -95,6 +95,22 @@ def test_wait_timeout_must_be_a_finite_number_above_0(command: str, value: str) 
         assert "there is no waiting forever" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("nan", "give a finite number of seconds"), ("-inf", "give a finite number of seconds"),
+     ("1e309", "give a finite number of seconds"), ("0", "give 0.001 seconds or more"),
+     ("x", "'x' is not a number of seconds")],
+)  # fmt: skip
+def test_commit_seconds_must_be_a_finite_number(value: str, said: str) -> None:
+    # nan and 1e309 (inf) passed click's FloatRange and reached the engine's check: exit 70.
+    r = mrules("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", ":memory:",
+               f"--commit-seconds={value}")  # fmt: skip
+    assert r.exit_code == 2, r.output
+    said_all = " ".join(r.stderr.split())
+    assert "Invalid value for '--commit-seconds'" in said_all and said in said_all
+    assert "internal error" not in r.output
+
+
 def test_wait_timeout_takes_a_fraction_of_a_second() -> None:
     r = mrules(
         "run",

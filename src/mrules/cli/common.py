@@ -163,6 +163,29 @@ class WaitSeconds(click.ParamType):
         return seconds
 
 
+class Seconds(click.ParamType):
+    """A finite number of seconds, at least `least`, or exit 2. click's FloatRange let
+    `nan` (false against every bound) and `inf` (`1e309`) through to an internal error."""
+
+    name = "seconds"
+
+    def __init__(self, least: float) -> None:
+        self.least = least
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = value if isinstance(value, float) else float(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value}: give a finite number of seconds", param, ctx)
+        if seconds < self.least:
+            self.fail(f"{value}: give {self.least:g} seconds or more", param, ctx)
+        return seconds
+
+
 READ_STORE = click.option(
     "--store",
     "store_path",

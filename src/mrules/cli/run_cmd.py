@@ -35,6 +35,7 @@ from mrules.cli.common import (
     EXIT_REJECTS,
     EXIT_STORE,
     STORE_PATH,
+    Seconds,
     WaitSeconds,
     fail,
     load_or_exit,
@@ -194,7 +195,7 @@ def _refuse_clashing_outputs(
 )
 @click.option(
     "--commit-seconds",
-    type=click.FloatRange(min=0.001),
+    type=Seconds(0.001),
     help="Also commit when this many seconds have passed since the last commit.",
 )
 @click.option(
