@@ -97,7 +97,7 @@ def test_wait_timeout_must_be_a_finite_number_above_0(command: str, value: str) 
 
 @pytest.mark.parametrize(
     ("value", "said"),
-    [("nan", "give a finite number of seconds"), ("-inf", "give a finite number of seconds"),
+    [("nan", "nan is not a number of seconds"), ("-inf", "give a finite number of seconds"),
      ("1e309", "give a finite number of seconds"), ("0", "give 0.001 seconds or more"),
      ("x", "'x' is not a number of seconds")],
 )  # fmt: skip

@@ -121,29 +121,52 @@ MAX_WAIT_SECONDS = 7 * 24 * 3600
 """The longest `--wait-timeout` (7 days): `1e300` was taken, and waited forever as `inf` did."""
 
 
-class WaitSeconds(click.ParamType):
+class Seconds(click.ParamType):
+    """A finite number of seconds, at least `least`, or exit 2. click's FloatRange let
+    `nan` (false against every bound) and `inf` (`1e309`) through to an internal error."""
+
+    name = "seconds"
+
+    def __init__(self, least: float) -> None:
+        self.least = least
+
+    def number(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """The value as a float, or exit 2 if it is no number at all (nan included)."""
+        try:
+            seconds = value if isinstance(value, float) else float(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if math.isnan(seconds):
+            self.fail(f"{value} is not a number of seconds", param, ctx)
+        return seconds
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        seconds = self.number(value, param, ctx)
+        if math.isinf(seconds):
+            self.fail(f"{value}: give a finite number of seconds", param, ctx)
+        if seconds < self.least:
+            self.fail(f"{value}: give {self.least:g} seconds or more", param, ctx)
+        return seconds
+
+
+class WaitSeconds(Seconds):
     """`--wait-timeout`: a finite number of seconds above 0 and at most MAX_WAIT_SECONDS,
     or exit 2. `nan` compares false with every bound, so a range let it through, and it
     waited forever, as `inf` (or `1e300`) did; `default` is what `--wait` alone waits,
     for the message."""
 
-    name = "seconds"
-
     def __init__(self, default: float) -> None:
+        super().__init__(0.0)
         self.default = default
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, float):
-            seconds = value
-        else:
-            try:
-                seconds = float(str(value))
-            except ValueError:
-                self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if math.isnan(seconds):
-            self.fail(f"{value} is not a number of seconds", param, ctx)
+        seconds = self.number(value, param, ctx)
         if math.isinf(seconds):
             self.fail(
                 f"{value}: give a number of seconds (there is no waiting forever; --wait"
@@ -160,29 +183,6 @@ class WaitSeconds(click.ParamType):
                 param,
                 ctx,
             )
-        return seconds
-
-
-class Seconds(click.ParamType):
-    """A finite number of seconds, at least `least`, or exit 2. click's FloatRange let
-    `nan` (false against every bound) and `inf` (`1e309`) through to an internal error."""
-
-    name = "seconds"
-
-    def __init__(self, least: float) -> None:
-        self.least = least
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        try:
-            seconds = value if isinstance(value, float) else float(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        if not math.isfinite(seconds):
-            self.fail(f"{value}: give a finite number of seconds", param, ctx)
-        if seconds < self.least:
-            self.fail(f"{value}: give {self.least:g} seconds or more", param, ctx)
         return seconds
 
 
