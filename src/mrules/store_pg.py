@@ -32,9 +32,9 @@ from mrules.batch import (
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import HISTORY_DAMAGE, _now, damaged_history
-from mrules.storeapi import StoreError, StoreLocked, is_postgres_url
+from mrules.storeapi import StoreError, StoreLocked
 
-__all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite", "is_postgres_url"]
+__all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite"]
 
 SCHEMA_VERSION = 3
 LOCK_KEY = 0x6D72756C  # "mrul": the advisory lock of the writer
