@@ -42,13 +42,14 @@ def write_rules(folder: Path, rules: int, per_file: int) -> list[Path]:
     files = []
     for n, i in enumerate(range(0, len(starts) - 1, per_file)):
         path = folder / f"part-{n:03d}.mr"
-        path.write_text(text[starts[i]:starts[min(i + per_file, len(starts) - 1)]], "utf-8")
+        path.write_text(text[starts[i] : starts[min(i + per_file, len(starts) - 1)]], "utf-8")
         files.append(path)
     return files
 
 
-async def measure(folder: Path, target: Path, changes: int
-                  ) -> tuple[float, dict[str, list[float]], int]:
+async def measure(
+    folder: Path, target: Path, changes: int
+) -> tuple[float, dict[str, list[float]], int]:
     client = LanguageClient("bench", "1")
     arrived: dict[int, float] = {}
     counts: dict[int, int] = {}
@@ -61,14 +62,18 @@ async def measure(folder: Path, target: Path, changes: int
             counts[params.version] = len(params.diagnostics)
 
     await client.start_io(sys.executable, "-m", "mrules", "lsp", cwd=str(folder.parent))
-    await client.initialize_async(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), root_uri=folder.parent.as_uri()))
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(), root_uri=folder.parent.as_uri()
+        )
+    )
     client.initialized(types.InitializedParams())
     original = target.read_text("utf-8")
     name = re.search(r'add to list "([^"]+)"', original)
     assert name is not None, "the generated file adds to no list"
-    misspelt = original.replace(f'add to list "{name.group(1)}"',
-                                f'add to list "{name.group(1)}x"', 1)
+    misspelt = original.replace(
+        f'add to list "{name.group(1)}"', f'add to list "{name.group(1)}x"', 1
+    )
     middle = original.index("\n", len(original) // 2)
     unparsable = original[:middle] + " @" + original[middle:]  # a syntax error mid-file
 
@@ -78,17 +83,23 @@ async def measure(folder: Path, target: Path, changes: int
         return arrived[version]
 
     t0 = time.perf_counter()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        types.TextDocumentItem(uri=uri, language_id="mrules", version=1, text=original)))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="mrules", version=1, text=original)
+        )
+    )
     first = await wait(1) - t0
     times: dict[str, list[float]] = {"misspelt name": [], "syntax error": [], "repaired": []}
     for v in range(2, changes + 2):
         kind = "repaired" if v % 2 else "misspelt name" if v % 4 == 2 else "syntax error"
         text = {"repaired": original, "misspelt name": misspelt, "syntax error": unparsable}[kind]
         sent = time.perf_counter()
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            types.VersionedTextDocumentIdentifier(uri=uri, version=v),
-            [types.TextDocumentContentChangeWholeDocument(text=text)]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(uri=uri, version=v),
+                [types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
         times[kind].append(await wait(v) - sent)
         await asyncio.sleep(0.05)  # a pause between keystrokes: no coalescing
     await client.shutdown_async(None)
@@ -126,17 +137,23 @@ def main(argv: list[str] | None = None) -> int:
         first, times, wrong = asyncio.run(measure(folder, target, args.changes))
     every = sorted(t * 1000 for ts in times.values() for t in ts)
     print(f"rule folder: {args.rules} items in {len(files)} files; {args.changes} changes")
-    print(f"in-process analyze: cold {cold * 1000:.0f} ms, after one file changed "
-          f"{warm * 1000:.0f} ms")
+    print(
+        f"in-process analyze: cold {cold * 1000:.0f} ms, after one file changed "
+        f"{warm * 1000:.0f} ms"
+    )
     print(f"server, open to first diagnostics: {first * 1000:.0f} ms")
-    print(f"server, change to diagnostics: median {statistics.median(every):.0f} ms, "
-          f"p90 {every[min(len(every) - 1, int(len(every) * 0.9))]:.0f} ms, "
-          f"max {max(every):.0f} ms")
+    print(
+        f"server, change to diagnostics: median {statistics.median(every):.0f} ms, "
+        f"p90 {every[min(len(every) - 1, int(len(every) * 0.9))]:.0f} ms, "
+        f"max {max(every):.0f} ms"
+    )
     for kind, ts in times.items():
         if ts:
             ms = sorted(t * 1000 for t in ts)
-            print(f"  {kind}: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms "
-                  f"({len(ms)} changes)")
+            print(
+                f"  {kind}: median {statistics.median(ms):.0f} ms, max {max(ms):.0f} ms "
+                f"({len(ms)} changes)"
+            )
     if wrong:
         print(f"error: {wrong} answers had the wrong diagnostics", file=sys.stderr)
         return 1

@@ -141,12 +141,17 @@ def _lint_cpu(path: Path, checkout: Path | None) -> float:
     """
     env = _lint_env(checkout)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, "-m", "mrules", "lint", str(path)],
-                          capture_output=True, check=False, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "mrules", "lint", str(path)],
+        capture_output=True,
+        check=False,
+        env=env,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"mrules lint {path} failed:\n{done.stdout.decode()}"
-                         f"{done.stderr.decode()}")
+        raise SystemExit(
+            f"mrules lint {path} failed:\n{done.stdout.decode()}{done.stderr.decode()}"
+        )
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
@@ -208,8 +213,10 @@ def whole_process(
                     cost = measure(paths[n], checkout) * scale
                     best[name, n] = min(best.get((name, n), float("inf")), cost)
     what = "instructions (G), callgrind" if instructions else f"least CPU of {repeat} rounds"
-    print(f"mrules lint, whole process, {what}; 'net' leaves out "
-          f"the fixed cost, a {_BASE_RULES}-rule file's")
+    print(
+        f"mrules lint, whole process, {what}; 'net' leaves out "
+        f"the fixed cost, a {_BASE_RULES}-rule file's"
+    )
     header = f"{'rules':>7}"
     for name, _ in variants:
         header += f" {name + ' ' + unit:>9} {name + ' ' + per_unit + ' net':>18}"

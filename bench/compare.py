@@ -158,7 +158,10 @@ def installed_build(parser: argparse.ArgumentParser, python: Path) -> str:
     try:
         build = subprocess.run(
             [str(python), "-m", "mrules", "--version"],
-            env=_env(None), capture_output=True, text=True, check=False,
+            env=_env(None),
+            capture_output=True,
+            text=True,
+            check=False,
         )
     except OSError as e:
         parser.error(f"--python {python}: {e.strerror or e}")

@@ -89,6 +89,7 @@ def example_store(folder: Path) -> Path:
     """The bundled example after `crm load` and `run` in FOLDER: g.db, its CRM g.crm.db."""
     store = folder / "g.db"
     assert mrules("crm", "load", EXAMPLE / "crm", "--store", store).exit_code == 0
-    assert mrules("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl",
-                  "--store", store).exit_code == 0
+    assert (
+        mrules("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", store).exit_code == 0
+    )
     return store

@@ -11,8 +11,9 @@ from mrules.store import Store
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 texts = st.text(max_size=20)
@@ -58,8 +59,16 @@ from mrules.exitcodes import ExitCode  # noqa: E402
 def _run(store: Path, log: Path) -> Any:
     return CliRunner().invoke(
         main,
-        ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(store),
-         "-q", "--actions", str(log)],
+        [
+            "run",
+            str(EXAMPLE / "rules"),
+            str(EXAMPLE / "events.jsonl"),
+            "--store",
+            str(store),
+            "-q",
+            "--actions",
+            str(log),
+        ],
     )
 
 
@@ -88,12 +97,23 @@ def _resume(clean: dict[str, Any], tmp_path: Path, damaged: bytes) -> bytes:
 def _cuts(data: bytes) -> list[int]:
     """Where to cut: inside the first, a middle and the last line, and at line ends."""
     ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
-    return sorted({5, ends[0] + 3, ends[len(ends) // 2] - 7, ends[-2] + 1, len(data) - 1,
-                   ends[len(ends) // 2]})
+    return sorted(
+        {
+            5,
+            ends[0] + 3,
+            ends[len(ends) // 2] - 7,
+            ends[-2] + 1,
+            len(data) - 1,
+            ends[len(ends) // 2],
+        }
+    )
 
 
-@pytest.mark.parametrize("tail", [b"", b"\x00\x00\x00\x00", b"#garbage\n{\"seq\": }\n", b"\n\n"],
-                         ids=["torn", "nul-bytes", "garbage-lines", "empty-lines"])
+@pytest.mark.parametrize(
+    "tail",
+    [b"", b"\x00\x00\x00\x00", b'#garbage\n{"seq": }\n', b"\n\n"],
+    ids=["torn", "nul-bytes", "garbage-lines", "empty-lines"],
+)
 def test_a_torn_or_damaged_end_is_cut_and_caught_up(
     clean: dict[str, Any], tmp_path: Path, tail: bytes
 ) -> None:
@@ -150,8 +170,7 @@ def test_a_log_ahead_of_the_store_is_refused(clean: dict[str, Any], tmp_path: Pa
     assert all(json.loads(x)["seq"] for x in clean["log"].splitlines())
 
 
-def test_a_log_kept_from_an_in_memory_run_says_why(clean: dict[str, Any], tmp_path: Path
-                                                   ) -> None:
+def test_a_log_kept_from_an_in_memory_run_says_why(clean: dict[str, Any], tmp_path: Path) -> None:
     log = tmp_path / "actions.jsonl"
     assert _run(Path(":memory:"), log).exit_code == 0
     assert log.read_bytes() == clean["log"]  # the same run, the same log

@@ -134,7 +134,6 @@ def test_every_store_keeps_the_check_that_refuses_a_replaced_file(
         store.close()
 
 
-
 def test_one_path_and_one_email_are_taken_whole() -> None:
     """A lone string was iterated: `load("dir")` read the paths "d", "i", "r", and
     `export("a@b")` looked up one-character emails (and found nothing)."""
@@ -169,6 +168,7 @@ def test_dict_events_are_read_as_the_lines_they_stand_for() -> None:
     as_file = mrules.run(EXAMPLE / "rules", [line])
     assert result.export("big@x.com") == as_file.export("big@x.com")
     assert [p["email"] for p in result.export()] == ["big@x.com", "ok@x.com"]
+
 
 def test_rules_with_errors_raise_with_the_diagnostics() -> None:
     with pytest.raises(RuleSetError, match="MR1") as info:

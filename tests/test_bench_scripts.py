@@ -337,18 +337,32 @@ def test_live_memory_slope_needs_growth() -> None:
 def test_bench_parse_times_in_process_and_whole_lint_runs() -> None:
     proc = _run("bench_parse.py", "--sizes", "200,400", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
-    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["200"],
-                                                                                     ["400"])]
+    rows = [
+        line.split() for line in proc.stdout.splitlines() if line.split()[:1] in (["200"], ["400"])
+    ]
     assert [r[0] for r in rows] == ["200", "400"] and all(float(r[-1]) > 0 for r in rows)
     assert "per-rule cost max/min" in proc.stdout
 
-    whole = _run("bench_parse.py", "--whole", "--sizes", "300", "--repeat", "1",
-                 "--before", str(ROOT))  # this checkout stands in for the one before
+    whole = _run(
+        "bench_parse.py", "--whole", "--sizes", "300", "--repeat", "1", "--before", str(ROOT)
+    )  # this checkout stands in for the one before
     assert whole.returncode == 0, whole.stderr
     assert "least CPU of 1 rounds" in whole.stdout
     lines = whole.stdout.splitlines()
-    assert lines[1].split() == ["rules", "before", "s", "before", "us/rule", "net", "now", "s",
-                                "now", "us/rule", "net", "now/before"]
+    assert lines[1].split() == [
+        "rules",
+        "before",
+        "s",
+        "before",
+        "us/rule",
+        "net",
+        "now",
+        "s",
+        "now",
+        "us/rule",
+        "net",
+        "now/before",
+    ]
     one = next(line.split() for line in lines if line.startswith("    100 "))
     row = next(line.split() for line in lines if line.startswith("    300 "))
     assert len(one) == 4 and len(row) == 6

@@ -26,8 +26,12 @@ needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not i
 
 
 def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                   cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_hook_manifest_names_the_hooks_the_docs_show() -> None:
@@ -43,21 +47,24 @@ def _this_checkout_as_a_rev(tmp_path: Path) -> tuple[str, str]:
     """A repo and rev holding this checkout as it is, local changes to tracked files
     included: HEAD itself when there are none (a fresh clone), else a commit of them in a
     clone, as `pre-commit try-repo` makes one."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     changed = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT, check=False)
     if changed.returncode == 0:
         return str(ROOT), head
     shadow = tmp_path / "shadow"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(shadow)], check=True,
-                   capture_output=True)
-    patch = subprocess.run(["git", "diff", "--binary", "HEAD"], cwd=ROOT, capture_output=True,
-                           check=True).stdout
-    subprocess.run(["git", "apply", "--index"], cwd=shadow, input=patch, check=True,
-                   capture_output=True)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(shadow)], check=True, capture_output=True)
+    patch = subprocess.run(
+        ["git", "diff", "--binary", "HEAD"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(
+        ["git", "apply", "--index"], cwd=shadow, input=patch, check=True, capture_output=True
+    )
     git(shadow, "commit", "-q", "-m", "local changes")
-    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=shadow, capture_output=True,
-                         text=True, check=True).stdout.strip()
+    rev = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=shadow, capture_output=True, text=True, check=True
+    ).stdout.strip()
     return str(shadow), rev
 
 
@@ -73,7 +80,9 @@ def test_pre_commit_hooks_annotate_a_broken_file(tmp_path: Path) -> None:
     (work / ".pre-commit-config.yaml").write_text(
         f"repos:\n  - repo: {repo}\n    rev: {rev}\n    hooks:\n"
         "      - id: mrules-lint\n"  # its default args: the whole project
-        "      - id: mrules-fmt-check\n      - id: mrules-fmt\n", "utf-8")
+        "      - id: mrules-fmt-check\n      - id: mrules-fmt\n",
+        "utf-8",
+    )
     git(work, "init", "-q")
     git(work, "add", "-A")
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
@@ -83,7 +92,13 @@ def test_pre_commit_hooks_annotate_a_broken_file(tmp_path: Path) -> None:
     def run(hook: str) -> tuple[int, str]:
         out = subprocess.run(
             [sys.executable, "-m", "pre_commit", "run", hook, "--all-files", "--color", "never"],
-            cwd=work, env=env, capture_output=True, text=True, check=False, timeout=600)
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
         return out.returncode, out.stdout + out.stderr
 
     code, text = run("mrules-lint")
@@ -132,9 +147,13 @@ def test_the_actions_shell_steps_lint_annotate_and_fail(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"  # what setup-python puts first on PATH: a `python`
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
-    base_env = {**os.environ, "GITHUB_ACTION_PATH": str(ROOT), "RUNNER_TEMP": str(tmp_path),
-                "GITHUB_OUTPUT": str(output_file),
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    base_env = {
+        **os.environ,
+        "GITHUB_ACTION_PATH": str(ROOT),
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output_file),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
     base_env.pop("VIRTUAL_ENV", None)
     # The steps lint: no need to compile the engine (tests/test_compiled.py builds it).
     base_env["MRULES_PURE_PYTHON"] = "1"
@@ -144,14 +163,26 @@ def test_the_actions_shell_steps_lint_annotate_and_fail(tmp_path: Path) -> None:
         if "run" not in step:
             continue
         cond = step.get("if")
-        if cond and "steps.lint.outputs.exit-code != '0'" in cond and outputs.get(
-                "exit-code") == "0":
+        if (
+            cond
+            and "steps.lint.outputs.exit-code != '0'" in cond
+            and outputs.get("exit-code") == "0"
+        ):
             continue
-        env = {**base_env, **{k: _evaluate(str(v), inputs, outputs)
-                              for k, v in step.get("env", {}).items()}}
+        env = {
+            **base_env,
+            **{k: _evaluate(str(v), inputs, outputs) for k, v in step.get("env", {}).items()},
+        }
         script = _evaluate(step["run"], inputs, outputs)
-        done = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=workspace, env=env,
-                              capture_output=True, text=True, check=False, timeout=600)
+        done = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", script],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
         ran.append((step["name"], done))
         for line in output_file.read_text().splitlines():
             key, _, value = line.partition("=")
@@ -183,10 +214,20 @@ def test_the_action_passes_a_clean_rule_set_through(tmp_path: Path) -> None:
     output_file.write_text("")
     inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
     inputs.update(paths="rules", strict="true", args="--ignore MR030")
-    env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "GITHUB_OUTPUT": str(output_file),
-           **{k: _evaluate(str(v), inputs, {}) for k, v in lint["env"].items()}}
-    done = subprocess.run(["bash", "-eo", "pipefail", "-c", lint["run"]], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, check=False)
+    env = {
+        **os.environ,
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output_file),
+        **{k: _evaluate(str(v), inputs, {}) for k, v in lint["env"].items()},
+    }
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", lint["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert output_file.read_text() == "exit-code=0\n"
     assert "ok: 1 file, no problems" in done.stderr

@@ -59,8 +59,9 @@ def test_lint_starts_without_the_engine_store_sync_or_reports() -> None:
         "print(sorted(m for m in sys.modules if m in heavy or m.startswith(tuple(h + '.' for h"
         " in heavy))))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          check=False, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
 

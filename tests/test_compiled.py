@@ -112,8 +112,6 @@ def test_without_a_compiler_the_wheel_is_pure_python_and_the_build_says_why(
 
 
 def test_a_required_compilation_that_fails_fails_the_build(tmp_path: Path) -> None:
-    build, wheel = build_wheel(
-        ROOT, tmp_path, CC="/bin/false", MRULES_REQUIRE_COMPILED="1"
-    )
+    build, wheel = build_wheel(ROOT, tmp_path, CC="/bin/false", MRULES_REQUIRE_COMPILED="1")
     assert build.returncode != 0 and wheel is None
     assert "MRULES_REQUIRE_COMPILED is set" in build.stdout + build.stderr

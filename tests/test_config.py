@@ -11,9 +11,11 @@ from click.testing import CliRunner
 from mrules.cli import main
 from mrules.config import Config, find_config, load_config
 
-WARNS = ('tag "a"\nform "F"\non submit of form "F" { add tag "b" }\n'  # MR109 warning
-         'automation rule "A" priority 1 { when all { score > 1 } then { score +1 } }\n'
-         'automation rule "B" priority 1 { when all { score > 2 } then { score +1 } }\n')
+WARNS = (
+    'tag "a"\nform "F"\non submit of form "F" { add tag "b" }\n'  # MR109 warning
+    'automation rule "A" priority 1 { when all { score > 1 } then { score +1 } }\n'
+    'automation rule "B" priority 1 { when all { score > 2 } then { score +1 } }\n'
+)
 
 
 @pytest.fixture
@@ -44,8 +46,8 @@ def test_mrules_toml_ignores_selects_and_is_strict(project: Path) -> None:
 
 def test_pyproject_table_is_found_from_the_rule_path_upward(project: Path) -> None:
     (project / "pyproject.toml").write_text(
-        '[project]\nname = "x"\n\n[tool.mrules]\nignore = ["MR3"]\nrules = ["rules"]\n',
-        "utf-8")
+        '[project]\nname = "x"\n\n[tool.mrules]\nignore = ["MR3"]\nrules = ["rules"]\n', "utf-8"
+    )
     assert find_config(project / "rules" / "main.mr") == project / "pyproject.toml"
     assert lint()[:2] == (0, ["MR109"])  # no path: the configured rule roots
 
@@ -123,6 +125,7 @@ def test_load_config_reads_paths_relative_to_the_file(tmp_path: Path) -> None:
 
 def test_stdin_filename_finds_the_configuration(project: Path) -> None:
     (project / "rules" / "mrules.toml").write_text('ignore = ["MR109"]\n', "utf-8")
-    result = CliRunner().invoke(main, ["lint", "-", "--stdin-filename", "rules/draft.mr",
-                                       "--format", "json"], input=WARNS)
+    result = CliRunner().invoke(
+        main, ["lint", "-", "--stdin-filename", "rules/draft.mr", "--format", "json"], input=WARNS
+    )
     assert [d["code"] for d in json.loads(result.stdout)] == ["MR312"]

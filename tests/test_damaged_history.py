@@ -128,10 +128,13 @@ def test_damaged_state_is_a_store_error(
         assert res.exit_code == 4  # a run starts from both
 
 
-@pytest.mark.parametrize(("args", "step"), [
-    ('{"points": 5}', "a rule matched step"),  # its count gone
-    ("{}", None),  # whichever step comes first that needs an argument
-])
+@pytest.mark.parametrize(
+    ("args", "step"),
+    [
+        ('{"points": 5}', "a rule matched step"),  # its count gone
+        ("{}", None),  # whichever step comes first that needs an argument
+    ],
+)
 def test_a_step_without_the_argument_explain_reads_is_damage(
     good_store: Path, tmp_path: Path, args: str, step: str | None
 ) -> None:
@@ -146,4 +149,5 @@ def test_a_step_without_the_argument_explain_reads_is_damage(
     assert "is damaged" in res.output and "internal error" not in res.output
     if step:  # (`{}` everywhere: the store's reader already misses a score's points)
         assert f"the store is damaged: {step} (seq " in res.output and " has no count" in (
-            res.output)
+            res.output
+        )

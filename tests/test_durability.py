@@ -113,8 +113,13 @@ def generate(n_prospects: int, n_events: int, seed: int = 7) -> list[dict[str, A
         elif r < 0.68:
             size = rng.choice(SIZES)
             form = rng.choice(("Demo", "Newsletter"))
-            ev |= {"type": "form_submit", "prospect": email, "visitor": visitor, "asset": form,
-                   "fields": {"company_size": size, "first_name": f"P{n}"}}
+            ev |= {
+                "type": "form_submit",
+                "prospect": email,
+                "visitor": visitor,
+                "asset": form,
+                "fields": {"company_size": size, "first_name": f"P{n}"},
+            }
             converted.add(n)
         elif r < 0.78:
             link = f"https://x.example/l/{rng.randrange(3)}"
@@ -126,8 +131,12 @@ def generate(n_prospects: int, n_events: int, seed: int = 7) -> list[dict[str, A
         elif r < 0.93:
             ev |= {"type": "custom_redirect_click", "prospect": email, "asset": "CTA"}
         elif r < 0.96:
-            ev |= {"type": "crm_update", "prospect": email, "object": "lead",
-                   "fields": {"Phone": f"+1 555 {rng.randrange(10000):04d}"}}
+            ev |= {
+                "type": "crm_update",
+                "prospect": email,
+                "object": "lead",
+                "fields": {"Phone": f"+1 555 {rng.randrange(10000):04d}"},
+            }
         elif r < 0.98:
             ev |= {"type": "identify", "prospect": email, "visitor": visitor}
             converted.add(n)
@@ -187,8 +196,17 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_generated_stream_exercises_the_engine(work: dict[str, Path]) -> None:
     """Guard against a vacuous comparison: the reference run did a bit of everything."""
     kinds = Counter(r[8] for r in ledger(work["a"]) if r[0] != "outbox")
-    for action in ("score", "add to list", "add tag", "assign", "rule matched", "grading",
-                   "set field", "autoresponder", "notify"):
+    for action in (
+        "score",
+        "add to list",
+        "add tag",
+        "assign",
+        "rule matched",
+        "grading",
+        "set field",
+        "autoresponder",
+        "notify",
+    ):
         assert kinds[action] > 0, (action, kinds)
     state = export(work["a"])
     assert len(state) > 100
@@ -209,8 +227,21 @@ def _position(store: Path, source: str) -> int:
 def _killed_run(work: dict[str, Path], store: Path, thresholds: list[int]) -> int:
     """Run into `store`, SIGKILL once past each threshold line, rerun until done."""
     source = str(work["events"].resolve())
-    cmd = [sys.executable, "-m", "mrules", "run", str(work["rules"]), source, "--store",
-           str(store), "--batch-size", "50", "-q", "--actions", str(store) + ".actions.jsonl"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mrules",
+        "run",
+        str(work["rules"]),
+        source,
+        "--store",
+        str(store),
+        "--batch-size",
+        "50",
+        "-q",
+        "--actions",
+        str(store) + ".actions.jsonl",
+    ]
     kills = 0
     for threshold in [*thresholds, None]:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -300,11 +331,16 @@ def test_bad_lines_change_nothing_else(work: dict[str, Path]) -> None:
 def test_second_run_refuses_a_held_store_then_waits(work: dict[str, Path]) -> None:
     store = work["dir"] / "locked.db"
     holder = subprocess.Popen(  # holds the store until it reads a line
-        [sys.executable, "-c",
-         "import sys; from mrules.store import Store; s = Store.open(sys.argv[1]);"
-         " print('held', flush=True); sys.stdin.readline(); s.close()",
-         str(store)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from mrules.store import Store; s = Store.open(sys.argv[1]);"
+            " print('held', flush=True); sys.stdin.readline(); s.close()",
+            str(store),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     waiting: subprocess.Popen[str] | None = None
     try:
@@ -315,15 +351,27 @@ def test_second_run_refuses_a_held_store_then_waits(work: dict[str, Path]) -> No
         assert str(holder.pid) in res.stderr
         assert "Traceback" not in res.stderr
         t = time.monotonic()
-        res = mrules("run", work["rules"], work["events"], "--store", store, "--wait-timeout",
-                     "0.5")
+        res = mrules(
+            "run", work["rules"], work["events"], "--store", store, "--wait-timeout", "0.5"
+        )
         assert res.returncode == ExitCode.BUSY, res.stderr
         assert "after waiting 0.5 s" in res.stderr and str(holder.pid) in res.stderr
         assert 0.4 <= time.monotonic() - t < 60
         waiting = subprocess.Popen(
-            [sys.executable, "-m", "mrules", "run", str(work["rules"]), str(work["events"]),
-             "--store", str(store), "-q", "--wait"],
-            stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "mrules",
+                "run",
+                str(work["rules"]),
+                str(work["events"]),
+                "--store",
+                str(store),
+                "-q",
+                "--wait",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         time.sleep(1.0)
         assert waiting.poll() is None, "--wait finished while the store was held"
@@ -367,8 +415,10 @@ def test_split_by_prospect_gives_the_same_union(work: dict[str, Path]) -> None:
 
     def strip(p: dict[str, Any]) -> dict[str, Any]:
         # seq numbers are per store; everything else must agree.
-        return {**p, "pending_crm": [{k: v for k, v in w.items() if k != "seq"}
-                                     for w in p["pending_crm"]]}
+        return {
+            **p,
+            "pending_crm": [{k: v for k, v in w.items() if k != "seq"} for w in p["pending_crm"]],
+        }
 
     assert sorted(map(strip, union), key=key) == sorted(map(strip, export(work["a"])), key=key)
 

@@ -116,15 +116,18 @@ def test_ticks_at_the_very_threshold_equal_exhaustive_ticks(tmp_path) -> None:
     lists = "\n".join(
         f'dynamic list "{name}" {{ when all {{ days since {anchor} {op} 2 }} }}'
         for anchor in ("created", "assigned", "last activity")
-        for name, op in ((f"{anchor} ge", ">="), (f"{anchor} lt", "<"),
-                         (f"{anchor} gt", ">"), (f"{anchor} le", "<="))
+        for name, op in (
+            (f"{anchor} ge", ">="),
+            (f"{anchor} lt", "<"),
+            (f"{anchor} gt", ">"),
+            (f"{anchor} le", "<="),
+        )
     )
     (rules / "r.mr").write_text(
         'form "F"\nuser "u@x.com"\ntag "t"\n'
         'on submit of form "F" { assign to user "u@x.com" }\n'
         'automation rule "R" priority 1 {\n'
-        '  when all { days since created >= 3 }\n  then { add tag "t" }\n}\n'
-        + lists + "\n"
+        '  when all { days since created >= 3 }\n  then { add tag "t" }\n}\n' + lists + "\n"
     )
     day = 86400
     t0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -133,8 +136,12 @@ def test_ticks_at_the_very_threshold_equal_exhaustive_ticks(tmp_path) -> None:
         return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     events = [
-        {"ts": iso(t0 + k * day // 2), "type": "form_submit", "prospect": f"p{k}@x.com",
-         "asset": "F"}
+        {
+            "ts": iso(t0 + k * day // 2),
+            "type": "form_submit",
+            "prospect": f"p{k}@x.com",
+            "asset": "F",
+        }
         for k in range(4)
     ]
     events += [{"ts": iso(t0 + k * day // 2), "type": "tick"} for k in range(1, 14)]

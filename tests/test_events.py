@@ -48,16 +48,26 @@ GOOD = [
     (  # the contract's own example lines
         '{"ts":"2026-11-02T09:00:00Z","type":"page_view","visitor":"v-81",'
         '"url":"https://www.getcloudy.com/pricing"}',
-        {"type": "page_view", "visitor": "v-81", "url": "https://www.getcloudy.com/pricing",
-         "prospect": None, "fields": {}, "ts": T0},
+        {
+            "type": "page_view",
+            "visitor": "v-81",
+            "url": "https://www.getcloudy.com/pricing",
+            "prospect": None,
+            "fields": {},
+            "ts": T0,
+        },
     ),
     (
         '{"ts":"2026-11-02T09:02:10Z","type":"form_submit","visitor":"v-81",'
         '"prospect":"leung@example.com","asset":"Demande Get Cloudy",'
         '"fields":{"first_name":"Leung","company":"Example SA"}}',
-        {"type": "form_submit", "prospect": "leung@example.com", "asset": "Demande Get Cloudy",
-         "fields": {"first_name": "Leung", "company": "Example SA"},
-         "ts": T0 + timedelta(minutes=2, seconds=10)},
+        {
+            "type": "form_submit",
+            "prospect": "leung@example.com",
+            "asset": "Demande Get Cloudy",
+            "fields": {"first_name": "Leung", "company": "Example SA"},
+            "ts": T0 + timedelta(minutes=2, seconds=10),
+        },
     ),
     (
         '{"ts":"2026-11-03T14:00:00Z","type":"crm_update","prospect":"leung@example.com",'
@@ -65,39 +75,70 @@ GOOD = [
         {"type": "crm_update", "object": "lead", "fields": {"Phone": "+33 1 23 45 67 89"}},
     ),
     # prospect: stripped and lowercased
-    (_line(type="email_open", prospect="  Leung@Example.COM ", asset="News"),
-     {"prospect": "leung@example.com", "asset": "News", "visitor": None}),
+    (
+        _line(type="email_open", prospect="  Leung@Example.COM ", asset="News"),
+        {"prospect": "leung@example.com", "asset": "News", "visitor": None},
+    ),
     # timestamps: offsets become UTC, fractions, lowercase, space, leap second, -00:00
-    (_line(type="tick") .replace(TS, "2026-11-02T10:00:00+01:00"), {"ts": T0}),
-    (_line(type="tick").replace(TS, "2026-11-02T04:30:00.25-04:30"),
-     {"ts": T0 + timedelta(milliseconds=250)}),
+    (_line(type="tick").replace(TS, "2026-11-02T10:00:00+01:00"), {"ts": T0}),
+    (
+        _line(type="tick").replace(TS, "2026-11-02T04:30:00.25-04:30"),
+        {"ts": T0 + timedelta(milliseconds=250)},
+    ),
     (_line(type="tick").replace(TS, "2026-11-02t09:00:00z"), {"ts": T0}),
     (_line(type="tick").replace(TS, "2026-11-02 09:00:00Z"), {"ts": T0}),
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00-00:00"), {"ts": T0}),
-    (_line(type="tick").replace(TS, "2026-11-02T09:00:00.123456789Z"),
-     {"ts": T0 + timedelta(microseconds=123456)}),
-    (_line(type="tick").replace(TS, "2026-12-31T23:59:60Z"),
-     {"ts": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)}),
+    (
+        _line(type="tick").replace(TS, "2026-11-02T09:00:00.123456789Z"),
+        {"ts": T0 + timedelta(microseconds=123456)},
+    ),
+    (
+        _line(type="tick").replace(TS, "2026-12-31T23:59:60Z"),
+        {"ts": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},
+    ),
     # null is absent; unknown keys are ignored; scalars of every JSON kind in fields
-    (_line(type="page_view", visitor="v1", url="u", prospect=None, fields=None, extra=[1]),
-     {"prospect": None, "fields": {}}),
-    (_line(type="prospect_update", prospect="a@b", fields={"s": "x", "i": 3, "f": 1.5,
-                                                           "b": True, "n": None}),
-     {"fields": {"s": "x", "i": 3, "f": 1.5, "b": True, "n": None}}),
+    (
+        _line(type="page_view", visitor="v1", url="u", prospect=None, fields=None, extra=[1]),
+        {"prospect": None, "fields": {}},
+    ),
+    (
+        _line(
+            type="prospect_update",
+            prospect="a@b",
+            fields={"s": "x", "i": 3, "f": 1.5, "b": True, "n": None},
+        ),
+        {"fields": {"s": "x", "i": 3, "f": 1.5, "b": True, "n": None}},
+    ),
     # each type with its minimum keys
     (_line(type="page_view", prospect="a@b", url="u"), {"visitor": None, "prospect": "a@b"}),
     (_line(type="form_handler_submit", prospect="a@b", asset="H"), {"asset": "H"}),
     (_line(type="landing_page_submit", prospect="a@b", asset="L"), {"asset": "L"}),
-    (_line(type="email_click", prospect="a@b", asset="E", url="https://x.example/l"),
-     {"url": "https://x.example/l"}),
+    (
+        _line(type="email_click", prospect="a@b", asset="E", url="https://x.example/l"),
+        {"url": "https://x.example/l"},
+    ),
     (_line(type="file_download", prospect="a@b", asset="F.pdf"), {"asset": "F.pdf"}),
     (_line(type="custom_redirect_click", prospect="a@b", asset="R"), {"url": None}),
     (_line(type="identify", prospect="a@b", visitor="v"), {"visitor": "v"}),
     (_line(type="unsubscribe", prospect="a@b"), {"asset": None}),
-    (_line(type="crm_update", prospect="a@b", object="opportunity", status="won", crm_id="006X",
-           user="alan@getcloudy.com", id="e-1"),
-     {"object": "opportunity", "status": "won", "crm_id": "006X", "user": "alan@getcloudy.com",
-      "id": "e-1"}),
+    (
+        _line(
+            type="crm_update",
+            prospect="a@b",
+            object="opportunity",
+            status="won",
+            crm_id="006X",
+            user="alan@getcloudy.com",
+            id="e-1",
+        ),
+        {
+            "object": "opportunity",
+            "status": "won",
+            "crm_id": "006X",
+            "user": "alan@getcloudy.com",
+            "id": "e-1",
+        },
+    ),
     (_line(type="tick", id="t-9"), {"id": "t-9", "prospect": None}),
 ]
 
@@ -123,8 +164,10 @@ def test_asset_kinds_cover_the_asset_events() -> None:
 # ------------------------------------------------------------------- bad lines
 
 BAD = [
-    ('{"ts":"2026-11-02T09:00:00Z" "type":"tick"}',
-     r"^not JSON: unexpected character, expected ',' or '}' at column 30$"),
+    (
+        '{"ts":"2026-11-02T09:00:00Z" "type":"tick"}',
+        r"^not JSON: unexpected character, expected ',' or '}' at column 30$",
+    ),
     ("[1, 2]", r"^not a JSON object: the line holds an array$"),
     ('"tick"', r"^not a JSON object: the line holds a string$"),
     ('{"type":"tick"}', r"^missing required key 'ts'$"),
@@ -132,13 +175,17 @@ BAD = [
     ('{"ts":1793610000,"type":"tick"}', r"^'ts' must be a string .* not a number$"),
     (f'{{"ts":"{TS}"}}', r"^missing required key 'type'$"),
     (_line(type=7), r"^'type' must be a string, not a number$"),
-    (_line(type="page_veiw", visitor="v", url="u"),
-     r"^unknown type 'page_veiw' \(did you mean 'page_view'\?\)$"),
+    (
+        _line(type="page_veiw", visitor="v", url="u"),
+        r"^unknown type 'page_veiw' \(did you mean 'page_view'\?\)$",
+    ),
     (_line(type="purchase"), r"^unknown type 'purchase'$"),
     (_line(type="FORM_SUBMIT"), r"^unknown type 'FORM_SUBMIT' \(did you mean 'form_submit'\?\)$"),
     (_line(type=""), r"^unknown type ''$"),
-    (_line(type="tick").replace(TS, "2026-13-01"),
-     r"^'ts' is not an RFC 3339 timestamp: '2026-13-01' \(a date alone"),
+    (
+        _line(type="tick").replace(TS, "2026-13-01"),
+        r"^'ts' is not an RFC 3339 timestamp: '2026-13-01' \(a date alone",
+    ),
     (_line(type="tick").replace(TS, "2026-11-02"), r"RFC 3339 .*a date alone is not enough"),
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00"), r"RFC 3339 .*no time zone"),
     (_line(type="tick").replace(TS, "2026-11-02T09:00Z"), r"RFC 3339 .*seconds are required"),
@@ -159,12 +206,18 @@ BAD = [
     (_line(type="file_download", prospect="a@b"), r"^'asset' is required for file_download"),
     (_line(type="identify", prospect="a@b"), r"^'visitor' is required for identify$"),
     (_line(type="crm_update", prospect="a@b"), r"^'object' is required for crm_update \(lead, "),
-    (_line(type="crm_update", prospect="a@b", object="invoice"),
-     r"^'object' must be one of lead, .*, not 'invoice'$"),
-    (_line(type="crm_update", prospect="a@b", object="opportunity", status="open"),
-     r"^'status' must be won, lost or deleted, not 'open'$"),
-    (_line(type="email_open", prospect="leung", asset="E"),
-     r"^'prospect' must be an email address$"),
+    (
+        _line(type="crm_update", prospect="a@b", object="invoice"),
+        r"^'object' must be one of lead, .*, not 'invoice'$",
+    ),
+    (
+        _line(type="crm_update", prospect="a@b", object="opportunity", status="open"),
+        r"^'status' must be won, lost or deleted, not 'open'$",
+    ),
+    (
+        _line(type="email_open", prospect="leung", asset="E"),
+        r"^'prospect' must be an email address$",
+    ),
     (_line(type="email_open", prospect="le ung@example.com", asset="E"), r"email address$"),
     (_line(type="email_open", prospect="a@b@c", asset="E"), r"email address$"),
     (_line(type="email_open", prospect="@example.com", asset="E"), r"email address$"),
@@ -173,10 +226,14 @@ BAD = [
     (_line(type="tick", id=12), r"^'id' must be a string, not a number$"),
     (_line(type="tick", id=""), r"^'id' must not be empty$"),
     (_line(type="page_view", visitor=True, url="u"), r"^'visitor' must be a string, not a bool"),
-    (_line(type="prospect_update", prospect="a@b", fields=["x"]),
-     r"^'fields' must be an object of scalars, not an array$"),
-    (_line(type="prospect_update", prospect="a@b", fields={"tags": ["a"]}),
-     r"^'fields' must be an object of scalars: 'tags' is an array$"),
+    (
+        _line(type="prospect_update", prospect="a@b", fields=["x"]),
+        r"^'fields' must be an object of scalars, not an array$",
+    ),
+    (
+        _line(type="prospect_update", prospect="a@b", fields={"tags": ["a"]}),
+        r"^'fields' must be an object of scalars: 'tags' is an array$",
+    ),
     (_line(type="prospect_update", prospect="a@b", fields={"o": {}}), r"'o' is an object$"),
 ]
 
@@ -206,26 +263,33 @@ def test_reject_text_is_cut() -> None:
 # ---------------------------------------------------------------- the stream
 
 GOOD_PV = _line(type="page_view", visitor="v1", url="https://site.example/a")
-MIXED = b"\n".join([
-    GOOD_PV.encode(),
-    b"",
-    b"   \t",
-    b'{"ts": "2026-11-02T09:00:00Z", "type": "page_veiw", "visitor": "v1", "url": "u"}',
-    b'{"ts": "2026-11-02", "type": "tick"}',
-    b"\xff\xfe not text",
-    _line(type="form_submit", prospect="A@B.example", visitor="v1", asset="F").encode(),
-    b'{"type": "tick"',
-    b"null",
-    b'{"ts": "2026-11-02T09:00:00Z", "type": "email_open", "prospect": "x", "asset": "E"}',
-    b'{"ts": "2026-11-02T09:00:00Z", "type": "tick", "id": 5}',
-    _line(type="tick").encode(),
-]) + b"\n"
+MIXED = (
+    b"\n".join(
+        [
+            GOOD_PV.encode(),
+            b"",
+            b"   \t",
+            b'{"ts": "2026-11-02T09:00:00Z", "type": "page_veiw", "visitor": "v1", "url": "u"}',
+            b'{"ts": "2026-11-02", "type": "tick"}',
+            b"\xff\xfe not text",
+            _line(type="form_submit", prospect="A@B.example", visitor="v1", asset="F").encode(),
+            b'{"type": "tick"',
+            b"null",
+            b'{"ts": "2026-11-02T09:00:00Z", "type": "email_open", "prospect": "x", "asset": "E"}',
+            b'{"ts": "2026-11-02T09:00:00Z", "type": "tick", "id": 5}',
+            _line(type="tick").encode(),
+        ]
+    )
+    + b"\n"
+)
 
 
 def test_mixed_stream_rejects(snapshot: object) -> None:
     items = _read(MIXED)
     assert [(i.line, type(i).__name__) for i in items if isinstance(i, Event)] == [
-        (1, "Event"), (7, "Event"), (12, "Event"),
+        (1, "Event"),
+        (7, "Event"),
+        (12, "Event"),
     ]
     assert [tuple(r) for r in items if isinstance(r, Reject)] == snapshot
 
@@ -264,7 +328,9 @@ def test_start_line_resumes_after_the_committed_line() -> None:
     lines[2] = "not json"
     data = "\n".join(lines).encode()
     assert [(i.line, getattr(i, "id", None)) for i in _read(data, start_line=2)] == [
-        (3, None), (4, "e4"), (5, "e5"),
+        (3, None),
+        (4, "e4"),
+        (5, "e5"),
     ]
     assert _read(data, start_line=5) == []
     with pytest.raises(StreamReplacedError, match="has 5 lines, fewer than the 99 already read"):
@@ -475,21 +541,31 @@ def test_text_stream_is_refused() -> None:
 
 # ------------------------------------------------------------------ properties
 
-_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
-                 max_size=12)
-_emails = st.builds(lambda a, b: f"{a}@{b}.example", st.from_regex(r"[A-Za-z0-9._+-]{1,10}",
-                                                                    fullmatch=True),
-                    st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True))
-_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(
-    allow_nan=False, allow_infinity=False) | _names
-_offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5,
-                                                                                  minutes=-30))])
+_names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+_emails = st.builds(
+    lambda a, b: f"{a}@{b}.example",
+    st.from_regex(r"[A-Za-z0-9._+-]{1,10}", fullmatch=True),
+    st.from_regex(r"[a-z0-9-]{1,10}", fullmatch=True),
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _names
+)
+_offsets = st.sampled_from(
+    [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))]
+)
 
 
 @st.composite
 def _timestamps(draw: st.DrawFn) -> str:
-    moment = draw(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1),
-                               timezones=_offsets))
+    moment = draw(
+        st.datetimes(
+            min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1), timezones=_offsets
+        )
+    )
     text = moment.isoformat(timespec=draw(st.sampled_from(["seconds", "milliseconds", "auto"])))
     if text.endswith("+00:00") and draw(st.booleans()):
         text = text[:-6] + draw(st.sampled_from(["Z", "z"]))
@@ -545,8 +621,12 @@ def _mutations(event: dict[str, object]) -> list[dict[str, object]]:
 def bad_lines(draw: st.DrawFn) -> bytes:
     choice = draw(st.integers(0, 3))
     if choice == 0:  # not JSON: an object that never closes
-        body = draw(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",),
-                                          exclude_characters="\n}"), max_size=20))
+        body = draw(
+            st.text(
+                st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\n}"),
+                max_size=20,
+            )
+        )
         return ("{" + body).encode()
     if choice == 1:
         return draw(st.sampled_from([b"[]", b"1", b'"x"', b"null", b"true"]))
@@ -558,10 +638,16 @@ def bad_lines(draw: st.DrawFn) -> bytes:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     good=st.lists(valid_events(), max_size=12),
-    extra=st.lists(st.tuples(st.integers(0, 12), st.one_of(
-        bad_lines().map(lambda b: (True, b)),
-        st.sampled_from([b"", b"  ", b"\t\r"]).map(lambda b: (False, b)),
-    )), max_size=8),
+    extra=st.lists(
+        st.tuples(
+            st.integers(0, 12),
+            st.one_of(
+                bad_lines().map(lambda b: (True, b)),
+                st.sampled_from([b"", b"  ", b"\t\r"]).map(lambda b: (False, b)),
+            ),
+        ),
+        max_size=8,
+    ),
 )
 def test_bad_lines_never_change_the_good_events(
     good: list[dict[str, object]], extra: list[tuple[int, tuple[bool, bytes]]]
@@ -599,7 +685,9 @@ def test_timestamps_round_trip(text: str) -> None:
 def test_timestamp_fast_path_accepts_nothing_the_grammar_refuses(text: str) -> None:
     strict = re.fullmatch(
         r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-        r"([Zz]|[+-][0-9]{2}:[0-9]{2})", text)
+        r"([Zz]|[+-][0-9]{2}:[0-9]{2})",
+        text,
+    )
     try:
         parse_timestamp(text)
     except ValueError:
@@ -638,8 +726,20 @@ MINIMAL: dict[str, dict[str, object]] = {
     for kind in EVENT_TYPES
 }
 # Every key the reader reads, and the JSON types it takes (null counts as absent).
-KEYS = ("ts", "type", "id", "prospect", "visitor", "url", "asset", "fields", "user", "object",
-        "crm_id", "status")
+KEYS = (
+    "ts",
+    "type",
+    "id",
+    "prospect",
+    "visitor",
+    "url",
+    "asset",
+    "fields",
+    "user",
+    "object",
+    "crm_id",
+    "status",
+)
 WRONG: list[object] = [["x"], {"k": "v"}, 7, 2.5, True, False, 18446744073709551615, -1e308]
 
 
@@ -656,7 +756,10 @@ def test_every_key_of_every_type_is_type_checked(kind: str) -> None:
         wrong = list(WRONG) + ([] if key == "fields" else [{}, []])
         if key == "fields":
             wrong = [v for v in wrong if not isinstance(v, dict)] + [
-                {"f": ["x"]}, {"f": {"k": 1}}, {"f": []}, {"f": {}},
+                {"f": ["x"]},
+                {"f": {"k": 1}},
+                {"f": []},
+                {"f": {}},
             ]
         for value in wrong:
             line = orjson.dumps({**MINIMAL[kind], key: value})
@@ -668,15 +771,20 @@ def test_every_key_of_every_type_is_type_checked(kind: str) -> None:
 
 def test_type_of_the_wrong_json_type_is_a_reject_and_the_stream_goes_on() -> None:
     """The line of issue 6.1: `"type":["tick"]` after a valid line no longer stops the stream."""
-    data = b"\n".join([
-        GOOD_PV.encode(),
-        b'{"ts":"2026-09-03T10:00:01Z","type":["tick"]}',
-        b'{"ts":"2026-09-03T10:00:01Z","type":{"tick":1}}',
-        GOOD_PV.encode(),
-    ])
+    data = b"\n".join(
+        [
+            GOOD_PV.encode(),
+            b'{"ts":"2026-09-03T10:00:01Z","type":["tick"]}',
+            b'{"ts":"2026-09-03T10:00:01Z","type":{"tick":1}}',
+            GOOD_PV.encode(),
+        ]
+    )
     items = _read(data)
     assert [(i.line, type(i).__name__) for i in items] == [
-        (1, "Event"), (2, "Reject"), (3, "Reject"), (4, "Event"),
+        (1, "Event"),
+        (2, "Reject"),
+        (3, "Reject"),
+        (4, "Event"),
     ]
     assert items[1].reason == "'type' must be a string, not an array"  # type: ignore[union-attr]
     assert items[2].reason == "'type' must be a string, not an object"  # type: ignore[union-attr]
@@ -687,16 +795,26 @@ def test_type_of_the_wrong_json_type_is_a_reject_and_the_stream_goes_on() -> Non
     [
         (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"\\ud800"}', r"^not JSON: no low surr"),
         (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"\\udc00x"}', r"^not JSON: .*surrogate"),
-        (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":1e400}}',
-         r"^not JSON: .*infin"),
+        (
+            b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":1e400}}',
+            r"^not JSON: .*infin",
+        ),
         (b'{"ts":"' + TS.encode() + b'","type":"tick","fields":{"n":NaN}}', r"^not JSON: unexp"),
-        (b'{"ts":"' + TS.encode() + b'","type":"tick","x":' + b"[" * 2000 + b"]" * 2000 + b"}",
-         r"^not JSON: depth limit exceeded"),
+        (
+            b'{"ts":"' + TS.encode() + b'","type":"tick","x":' + b"[" * 2000 + b"]" * 2000 + b"}",
+            r"^not JSON: depth limit exceeded",
+        ),
         (b'{"ts":"' + TS.encode() + b'","type":"tick","id":"a\xed\xa0\x80"}', r"^not UTF-8 text"),
-        (b'{"ts":"' + TS.encode() + b'","type":"email_open","prospect":"a\\u0000b@x.example",'
-         b'"asset":"E"}', r"^'prospect' must be an email address$"),
-        (b'{"ts":"' + TS.encode() + b'","type":"email_open","prospect":"a\\u007fb@x.example",'
-         b'"asset":"E"}', r"^'prospect' must be an email address$"),
+        (
+            b'{"ts":"' + TS.encode() + b'","type":"email_open","prospect":"a\\u0000b@x.example",'
+            b'"asset":"E"}',
+            r"^'prospect' must be an email address$",
+        ),
+        (
+            b'{"ts":"' + TS.encode() + b'","type":"email_open","prospect":"a\\u007fb@x.example",'
+            b'"asset":"E"}',
+            r"^'prospect' must be an email address$",
+        ),
         (b'{"ts":"' + TS.encode() + b'\\u0000","type":"tick"}', r"^'ts' is not an RFC 3339"),
         (b'{"ts":"' + TS.encode() + b'","type":"tick\\u0000"}', r"^unknown type 'tick\\x00'"),
     ],
@@ -720,10 +838,15 @@ def test_a_text_line_with_a_lone_surrogate_is_a_reject() -> None:
 
 
 def test_nul_and_huge_integers_in_values_are_kept_as_given() -> None:
-    event = parse_line(orjson.dumps({
-        **MINIMAL["prospect_update"], "fields": {"n": 18446744073709551615, "s": "a\x00b"},
-        "id": "x\x00y",
-    }))
+    event = parse_line(
+        orjson.dumps(
+            {
+                **MINIMAL["prospect_update"],
+                "fields": {"n": 18446744073709551615, "s": "a\x00b"},
+                "id": "x\x00y",
+            }
+        )
+    )
     assert isinstance(event, Event)
     assert event.fields == {"n": 18446744073709551615, "s": "a\x00b"}
     assert event.id == "x\x00y"
@@ -748,10 +871,20 @@ def test_an_event_keeps_its_line_for_a_later_reject() -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.binary(max_size=200) | st.builds(lambda h, t: h + t, st.sampled_from([
-    b'{"ts":"2026-11-02T09:00:00Z","type":"', b'{"ts":"2026-11-02T09:00:00Z","type":"tick",',
-    b'{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"a@b","asset":',
-]), st.binary(max_size=60)))
+@given(
+    st.binary(max_size=200)
+    | st.builds(
+        lambda h, t: h + t,
+        st.sampled_from(
+            [
+                b'{"ts":"2026-11-02T09:00:00Z","type":"',
+                b'{"ts":"2026-11-02T09:00:00Z","type":"tick",',
+                b'{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"a@b","asset":',
+            ]
+        ),
+        st.binary(max_size=60),
+    )
+)
 def test_any_bytes_are_an_event_a_reject_or_blank(data: bytes) -> None:
     """The reader alone, on any bytes: an Event, a Reject or None, never an exception."""
     item = parse_line(data, 5)
@@ -765,9 +898,12 @@ def test_any_bytes_are_an_event_a_reject_or_blank(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(st.characters(categories=("Cs", "Ll", "Lu", "Nd", "Po", "Ps", "Zs", "Cc")),
-               max_size=80) | st.builds(lambda v: _line(type="tick", id=v, fields={"f": v}),
-                                         st.text(min_size=1, max_size=20)))
+@given(
+    st.text(st.characters(categories=("Cs", "Ll", "Lu", "Nd", "Po", "Ps", "Zs", "Cc")), max_size=80)
+    | st.builds(
+        lambda v: _line(type="tick", id=v, fields={"f": v}), st.text(min_size=1, max_size=20)
+    )
+)
 def test_any_text_is_an_event_a_reject_or_blank(text: str) -> None:
     """Also for text lines (lone surrogates included): never an exception."""
     item = parse_line(text, 1)
@@ -796,8 +932,14 @@ def _run_cli(tmp_path: Path, rules: str, events: list[dict[str, object]]) -> tup
     (tmp_path / "rules" / "r.mr").write_text(rules, encoding="utf-8")
     (tmp_path / "ev.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     res = CliRunner().invoke(
-        main, ["run", str(tmp_path / "rules"), str(tmp_path / "ev.jsonl"), "--store",
-               str(tmp_path / "db")],
+        main,
+        [
+            "run",
+            str(tmp_path / "rules"),
+            str(tmp_path / "ev.jsonl"),
+            "--store",
+            str(tmp_path / "db"),
+        ],
     )
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
     return res.exit_code, res.stderr
@@ -810,15 +952,26 @@ def _rows(summary: str) -> dict[str, int]:
 
 
 def _submit(asset: str, **fields: object) -> dict[str, object]:
-    return {"ts": TS, "type": "form_submit", "prospect": "ann@x.example", "asset": asset,
-            "fields": fields}
+    return {
+        "ts": TS,
+        "type": "form_submit",
+        "prospect": "ann@x.example",
+        "asset": asset,
+        "fields": fields,
+    }
 
 
 def test_summary_reports_unknown_assets_with_a_did_you_mean(tmp_path: Path) -> None:
     """Issue 6.9: "Book a demo" for form "Book a Demo" is applied but visible (exit 0)."""
-    code, err = _run_cli(tmp_path, POLICY_RULES, [_submit("Book a demo")] * 3 + [
-        _submit("Book a Demo"), _submit("Pricing"),
-    ])
+    code, err = _run_cli(
+        tmp_path,
+        POLICY_RULES,
+        [_submit("Book a demo")] * 3
+        + [
+            _submit("Book a Demo"),
+            _submit("Pricing"),
+        ],
+    )
     assert code == 0
     rows = _rows(err)
     assert rows["events naming an unknown asset"] == 4
@@ -828,24 +981,36 @@ def test_summary_reports_unknown_assets_with_a_did_you_mean(tmp_path: Path) -> N
 
 
 def test_summary_reports_skipped_field_values(tmp_path: Path) -> None:
-    code, err = _run_cli(tmp_path, POLICY_RULES, [
-        _submit("Book a Demo", company_size="huge", employees="many"),
-        _submit("Book a Demo", company_size="huge"),
-    ])
+    code, err = _run_cli(
+        tmp_path,
+        POLICY_RULES,
+        [
+            _submit("Book a Demo", company_size="huge", employees="many"),
+            _submit("Book a Demo", company_size="huge"),
+        ],
+    )
     assert code == 0
     rows = _rows(err)
     assert rows["field values skipped (do not fit)"] == 3
-    assert rows["'huge' is not a value of picklist 'company_size' (values: 1-10, 11-50, "
-                "51-200, 200+)"] == 2
+    assert (
+        rows["'huge' is not a value of picklist 'company_size' (values: 1-10, 11-50, 51-200, 200+)"]
+        == 2
+    )
     assert rows["'many' is not a number (number field 'employees')"] == 1
     assert "unknown asset" not in err
 
 
 def test_summary_shows_names_as_text_not_markup_or_escape_sequences(tmp_path: Path) -> None:
     """Asset names are data: rich markup in them is printed, control characters escaped."""
-    code, err = _run_cli(tmp_path, POLICY_RULES, [
-        _submit("[bold red]x[/]"), _submit("\x1b[2Jwiped"), _submit("[/]"),
-    ])
+    code, err = _run_cli(
+        tmp_path,
+        POLICY_RULES,
+        [
+            _submit("[bold red]x[/]"),
+            _submit("\x1b[2Jwiped"),
+            _submit("[/]"),
+        ],
+    )
     assert code == 0
     assert "unknown form '[bold red]x[/]'" in err
     assert "unknown form '\\x1b[2Jwiped'" in err
@@ -867,15 +1032,20 @@ def test_a_setting_word_the_setting_does_not_take_is_a_lint_error(tmp_path: Path
 
     from mrules.cli import main
 
-    (tmp_path / "r.mr").write_text('settings {\n  unknown_assets = "rejct"\n'
-                                   '  bad_field_values = "drop"\n}\n', encoding="utf-8")
+    (tmp_path / "r.mr").write_text(
+        'settings {\n  unknown_assets = "rejct"\n  bad_field_values = "drop"\n}\n', encoding="utf-8"
+    )
     res = CliRunner().invoke(main, ["lint", str(tmp_path / "r.mr")])
     assert res.exit_code == 1
-    assert ("error[MR611]: setting 'unknown_assets' takes one of \"warn\", \"reject\", "
-            "\"ignore\", not \"rejct\"") in res.output
+    assert (
+        'error[MR611]: setting \'unknown_assets\' takes one of "warn", "reject", '
+        '"ignore", not "rejct"'
+    ) in res.output
     assert "did you mean 'reject'?" in res.output
-    assert ("error[MR611]: setting 'bad_field_values' takes one of \"skip\", \"reject\", "
-            "\"keep\", not \"drop\"") in res.output
+    assert (
+        'error[MR611]: setting \'bad_field_values\' takes one of "skip", "reject", '
+        '"keep", not "drop"'
+    ) in res.output
 
 
 @pytest.mark.parametrize("kind", EVENT_TYPES)

@@ -138,8 +138,11 @@ def test_a_stderr_that_cannot_be_written_still_gives_the_documented_code(tmp_pat
 
     def mrules(*args: str | Path) -> int:
         with open("/dev/full", "wb") as full:
-            return subprocess.run([sys.executable, "-m", "mrules", *map(str, args)],
-                                  stdout=subprocess.DEVNULL, stderr=full).returncode
+            return subprocess.run(
+                [sys.executable, "-m", "mrules", *map(str, args)],
+                stdout=subprocess.DEVNULL,
+                stderr=full,
+            ).returncode
 
     assert mrules("run", RULES, EVENTS, "--store", db) == ExitCode.STORE
     with Store.open(db, readonly=True) as s:
@@ -157,8 +160,12 @@ def test_help_version_and_usage_errors_on_an_output_that_takes_nothing() -> None
     internal error too; it keeps its code 2, as every command's does."""
 
     def mrules(*args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = None) -> Any:
-        return subprocess.run([sys.executable, "-m", "mrules", *args], stdout=stdout,
-                              stderr=subprocess.PIPE if stderr is None else stderr, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "mrules", *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE if stderr is None else stderr,
+            text=True,
+        )
 
     for args in (["--help"], ["--version"], ["run", "--help"]):
         with open("/dev/full", "wb") as full:

@@ -35,8 +35,9 @@ def test_rewrites_only_the_files_that_change(work: Path) -> None:
     result = _run("rules")
     assert result.exit_code == 0
     assert result.stderr == "reformatted rules/a.mr\n1 file reformatted, 1 file left unchanged\n"
-    assert (work / "a.mr").read_text() == _run("-", input=(MESSY / "semicolons.mr").read_bytes()
-                                               ).stdout
+    assert (work / "a.mr").read_text() == _run(
+        "-", input=(MESSY / "semicolons.mr").read_bytes()
+    ).stdout
     assert (work / "b.mr").stat().st_mtime_ns == before_b
     again = _run("rules", "--check")
     assert again.exit_code == 0
@@ -118,8 +119,13 @@ def test_crlf_and_missing_final_newline_count_as_changes(work: Path) -> None:
         (None, ["-", "x.mr"], "'-' (standard input) cannot be mixed"),
     ],
 )
-def test_unreadable_input_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  setup: str | None, args: list[str], message: str) -> None:
+def test_unreadable_input_exits_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setup: str | None,
+    args: list[str],
+    message: str,
+) -> None:
     monkeypatch.chdir(tmp_path)
     if setup == "empty":
         (tmp_path / "empty").mkdir()
@@ -213,8 +219,11 @@ def test_full_disk_leaves_the_file_whole(tmp_path: Path) -> None:
         pytest.skip("needs root to mount a small tmpfs")
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"mount failed: {mounted.stderr.strip()}")
     try:
@@ -245,8 +254,11 @@ def test_killed_rewrites_leave_the_old_or_the_new_file(tmp_path: Path) -> None:
     assert formatted and formatted != text
     for delay in (0.0, 0.0, 0.002, 0.01):
         target.write_text(text, encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, "-m", "mrules", "fmt", str(target)],
-                                stderr=subprocess.DEVNULL, env={**os.environ})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mrules", "fmt", str(target)],
+            stderr=subprocess.DEVNULL,
+            env={**os.environ},
+        )
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             if any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):

@@ -110,12 +110,13 @@ def test_identity_corpus_covers_every_construct() -> None:
             seen_kinds.add(node.kind)
             for name in type(node).model_fields:
                 value = getattr(node, name)
-                seen_values.add((node.kind, name, value if not isinstance(value, tuple)
-                                 else None))
+                seen_values.add((node.kind, name, value if not isinstance(value, tuple) else None))
                 optional_seen.add((node.kind, name, value is None))
-    classes = [c for c in vars(ast).values()
-               if isinstance(c, type) and issubclass(c, ast.Node)
-               and c not in (ast.Node, ast.Program)]
+    classes = [
+        c
+        for c in vars(ast).values()
+        if isinstance(c, type) and issubclass(c, ast.Node) and c not in (ast.Node, ast.Program)
+    ]
     kinds = {c.model_fields["kind"].default for c in classes}
     assert kinds - seen_kinds == set()
     missing = []
@@ -125,8 +126,11 @@ def test_identity_corpus_covers_every_construct() -> None:
             missing += [(kind, name, v) for v in choices if (kind, name, v) not in seen_values]
         for name, info in cls.model_fields.items():
             if not info.is_required() and info.default is None:
-                missing += [(kind, name, f"None={flag}") for flag in (True, False)
-                            if (kind, name, flag) not in optional_seen]
+                missing += [
+                    (kind, name, f"None={flag}")
+                    for flag in (True, False)
+                    if (kind, name, flag) not in optional_seen
+                ]
     assert sorted(missing, key=str) == [], missing
 
 

@@ -16,10 +16,12 @@ from strategies import SETTINGS, files
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = sorted(
-    [*(ROOT / "tests" / "fmt" / "identity").glob("*.mr"),
-     *(ROOT / "tests" / "fmt" / "messy").glob("*.mr"),
-     *(ROOT / "examples" / "getcloudy" / "rules").glob("*.mr"),
-     *(ROOT / "rules").glob("*.mr")]
+    [
+        *(ROOT / "tests" / "fmt" / "identity").glob("*.mr"),
+        *(ROOT / "tests" / "fmt" / "messy").glob("*.mr"),
+        *(ROOT / "examples" / "getcloudy" / "rules").glob("*.mr"),
+        *(ROOT / "rules").glob("*.mr"),
+    ]
 )
 
 
@@ -72,8 +74,9 @@ def _perturbed(draw: st.DrawFn, text: str, path: str) -> str:
     file, _ = parse_text(text, path)
     assert file is not None
     ends = _statement_ends(file)
-    pieces = sorted([(t.start, t.end, False) for t in tokens]
-                    + [(c.start, c.end, True) for c in comments])
+    pieces = sorted(
+        [(t.start, t.end, False) for t in tokens] + [(c.start, c.end, True) for c in comments]
+    )
     out: list[str] = []
     pos = 0
     prev_comment = False
@@ -87,11 +90,17 @@ def _perturbed(draw: st.DrawFn, text: str, path: str) -> str:
         elif newline and (is_comment or prev_comment or draw(st.booleans())):
             gap = "\n" + draw(spaces)
         elif newline or pos in ends:
-            gap = draw(st.sampled_from([" ", "  ", "\t", "\n"])) if not (
-                is_comment or prev_comment) else draw(st.sampled_from([" ", "\t "]))
+            gap = (
+                draw(st.sampled_from([" ", "  ", "\t", "\n"]))
+                if not (is_comment or prev_comment)
+                else draw(st.sampled_from([" ", "\t "]))
+            )
         else:
-            gap = draw(st.sampled_from(["", " ", " \t "])) if gap == "" else draw(
-                st.sampled_from([" ", "  ", "\t"]))
+            gap = (
+                draw(st.sampled_from(["", " ", " \t "]))
+                if gap == ""
+                else draw(st.sampled_from([" ", "  ", "\t"]))
+            )
         if pos in ends and ";" not in (text[pos - 1], text[start:end]) and draw(st.booleans()):
             gap = ";" + gap
         if not newline and "\n" in gap and (is_comment or prev_comment):
@@ -132,8 +141,9 @@ def _with_comments(draw: st.DrawFn) -> tuple[str, str]:
     text = path.read_text("utf-8")
     tokens, _ = scan(text)
     cuts = sorted(draw(st.sets(st.sampled_from([t.end for t in tokens]), max_size=6)))
-    words = st.text(st.characters(exclude_characters="\n\r", exclude_categories=("Cs",)),
-                    max_size=8)
+    words = st.text(
+        st.characters(exclude_characters="\n\r", exclude_categories=("Cs",)), max_size=8
+    )
     out, pos = [], 0
     for n, cut in enumerate(cuts):
         out.append(text[pos:cut])

@@ -79,7 +79,6 @@ def test_rows_round_trip_through_pack(rows: list[Row], cap: int) -> None:
             assert back.activity() is None
 
 
-
 def _reference_pack(row: Row, names: Interner) -> bytes:
     """The packer as first written, step by step (the differential test's reference)."""
 
@@ -88,8 +87,13 @@ def _reference_pack(row: Row, names: Interner) -> bytes:
         if fixed is not None:
             return before is fixed[0] and after is fixed[1]
         if action == Action.SCORE:
-            return (type(before) is int and type(after) is int and type(args) is dict
-                    and type(args.get("points")) is int and after == before + args["points"])
+            return (
+                type(before) is int
+                and type(after) is int
+                and type(args) is dict
+                and type(args.get("points")) is int
+                and after == before + args["points"]
+            )
         return (action == Action.CREATE_PROSPECT and before is None and after == email
                 and email is not None)  # fmt: skip
 
@@ -144,6 +148,7 @@ def test_a_rolled_back_batch_forgets_the_plans_of_the_names_it_added() -> None:
     names.rollback()  # the commit failed: every name of it is gone, its plans with them
     assert names.plans == {} and names.texts == [None]
     assert pack(row, names) == first  # named again, with the same ids
+
 
 def test_a_page_view_with_a_default_score_is_small() -> None:
     names = Interner()

@@ -93,7 +93,6 @@ def test_sarif_format() -> None:
     assert (region["startLine"], region["startColumn"]) == (5, 15)
 
 
-
 @pytest.mark.usefixtures("workdir")
 @pytest.mark.parametrize(
     ("sarif", "held"),
@@ -112,6 +111,7 @@ def test_the_sarif_file_is_never_one_of_the_inputs(sarif: str, held: str) -> Non
     assert {f: f.read_bytes() for f in Path(".").rglob("*") if f.is_file()} == before
     assert lint("warns.mr", "rules", "--sarif-file", "out.sarif").exit_code == 0
     assert json.loads(Path("out.sarif").read_text())["version"] == "2.1.0"
+
 
 @pytest.mark.usefixtures("workdir")
 def test_github_format() -> None:

@@ -39,10 +39,16 @@ def test_lint_stdin_filename_names_the_file_and_roots_its_includes(
     text = 'include "lists"\nform "F"\non submit of form "F" { add to list "MQL" }\n'
     ok = run("lint", "-", "--stdin-filename", "rules/draft.mr", stdin=text)
     assert ok.exit_code == 0, ok.output
-    bad = run("lint", "-", "--stdin-filename", "rules/draft.mr", "--format", "json",
-              stdin=text.replace('"MQL" }', '"MQl" }'))
-    assert [(d["path"], d["code"]) for d in json.loads(bad.stdout)] == [
-        ("rules/draft.mr", "MR103")]
+    bad = run(
+        "lint",
+        "-",
+        "--stdin-filename",
+        "rules/draft.mr",
+        "--format",
+        "json",
+        stdin=text.replace('"MQL" }', '"MQl" }'),
+    )
+    assert [(d["path"], d["code"]) for d in json.loads(bad.stdout)] == [("rules/draft.mr", "MR103")]
 
 
 @pytest.mark.parametrize("args", [("-", "x.mr"), ("x.mr", "--stdin-filename", "y.mr")])
@@ -52,7 +58,7 @@ def test_stdin_misuse_is_a_usage_error(args: tuple[str, ...]) -> None:
 
 
 def test_lint_stdin_that_is_not_utf8_is_a_usage_error() -> None:
-    result = CliRunner().invoke(main, ["lint", "-"], input=b"list \"\xff\"\n")
+    result = CliRunner().invoke(main, ["lint", "-"], input=b'list "\xff"\n')
     assert result.exit_code == 2 and "not UTF-8" in result.stderr
 
 
@@ -90,11 +96,14 @@ def test_completion_scripts(shell: str) -> None:
 
 
 def test_completion_answers_through_the_script_protocol() -> None:
-    env = {**os.environ, "_MRULES_COMPLETE": "bash_complete", "COMP_WORDS": "mrules li",
-           "COMP_CWORD": "1"}
+    env = {
+        **os.environ,
+        "_MRULES_COMPLETE": "bash_complete",
+        "COMP_WORDS": "mrules li",
+        "COMP_CWORD": "1",
+    }
     script = Path(sys.executable).with_name("mrules")  # the console script the user runs
-    out = subprocess.run([str(script)], env=env, capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=False)
     assert "plain,lint" in out.stdout.split("\n"), out.stdout
 
 
@@ -109,8 +118,17 @@ def test_an_installed_mrules_ships_the_diagnostics_docs(tmp_path: Path) -> None:
         assert "mrules/docs/diagnostics.md" in z.namelist()
     env = {**os.environ, "PYTHONPATH": str(wheel)}
     out = subprocess.run(
-        [sys.executable, "-c", "import mrules, sys; from mrules.cli import main; "
-         "print(mrules.__file__, file=sys.stderr); main(['lint', '--explain', 'MR101'])"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import mrules, sys; from mrules.cli import main; "
+            "print(mrules.__file__, file=sys.stderr); main(['lint', '--explain', 'MR101'])",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ".whl" in out.stderr, out.stderr
     assert out.stdout.startswith("## MR101: duplicate declaration"), out.stderr

@@ -16,11 +16,14 @@ def test_lsp_help() -> None:
 
 
 def test_lsp_without_pygls_says_how_to_install_it() -> None:
-    code = ("import sys; sys.modules['pygls'] = None; sys.modules['pygls.lsp'] = None; "
-            "sys.modules['pygls.lsp.server'] = None; sys.modules['pygls.exceptions'] = None; "
-            "from mrules.cli import main; main(['lsp'])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, timeout=60)
+    code = (
+        "import sys; sys.modules['pygls'] = None; sys.modules['pygls.lsp'] = None; "
+        "sys.modules['pygls.lsp.server'] = None; sys.modules['pygls.exceptions'] = None; "
+        "from mrules.cli import main; main(['lsp'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
     assert out.returncode == 2, out.stderr
     assert "pip install 'mrules[lsp]'" in out.stderr
     assert "Traceback" not in out.stderr
@@ -45,8 +48,14 @@ def test_sigterm_ends_the_server_at_once() -> None:
         # Serving: it answers a request (a fixed sleep lost the race on a loaded machine,
         # and the signal came before the command took SIGTERM's default back).
         assert proc.stdin is not None and proc.stdout is not None
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                           "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"processId": None, "rootUri": None, "capabilities": {}},
+            }
+        )
         proc.stdin.write(f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
         proc.stdin.flush()
         deadline = time.monotonic() + 120

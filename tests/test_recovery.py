@@ -88,8 +88,9 @@ def test_a_file_of_noise_stops_at_the_error_limit() -> None:
     assert len(parsed.diagnostics) == MAX_SYNTAX_ERRORS
 
 
-@pytest.mark.parametrize(("label", "snippet"),
-                         [(label, s) for label, ss in ERROR_EXAMPLES.items() for s in ss])
+@pytest.mark.parametrize(
+    ("label", "snippet"), [(label, s) for label, ss in ERROR_EXAMPLES.items() for s in ss]
+)
 def test_every_known_mistake_gets_its_hint(label: str, snippet: str) -> None:
     file, diags = parse_text(snippet)
     assert file is None
@@ -99,15 +100,23 @@ def test_every_known_mistake_gets_its_hint(label: str, snippet: str) -> None:
 @pytest.mark.parametrize(
     ("text", "hint"),
     [
-        ('form "F"\non submit of form "F" { if employees > 500 and score > 10 { score +1 } }',
-         "not with `and`"),
-        ('automation rule "r" priority 1 { when all { scor >= 1 } then { score +1 } }',
-         "did you mean 'score'?"),
-        ('automation rule "r" priority 1 { when all { visited "x.com" in the last 7 days } }',
-         "within 7 days"),
-        ('field sourse: text\nautomation rule "r" priority 1 {\n'
-         '  when all { soure is "x" } then { score +1 } }',
-         "did you mean 'sourse'?"),
+        (
+            'form "F"\non submit of form "F" { if employees > 500 and score > 10 { score +1 } }',
+            "not with `and`",
+        ),
+        (
+            'automation rule "r" priority 1 { when all { scor >= 1 } then { score +1 } }',
+            "did you mean 'score'?",
+        ),
+        (
+            'automation rule "r" priority 1 { when all { visited "x.com" in the last 7 days } }',
+            "within 7 days",
+        ),
+        (
+            'field sourse: text\nautomation rule "r" priority 1 {\n'
+            '  when all { soure is "x" } then { score +1 } }',
+            "did you mean 'sourse'?",
+        ),
     ],
 )
 def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
@@ -149,16 +158,16 @@ def _mutants(count: int) -> list[str]:
             i = rng.randrange(len(text))
             op = rng.randrange(4)
             if op == 0:
-                text = text[:i] + text[i + 1:]
+                text = text[:i] + text[i + 1 :]
             elif op == 1:
                 text = text[:i] + rng.choice(["@", "}", "{", '"', "and ", "\n", "list "]) + text[i:]
             elif op == 2:
                 j = text.find("}", i)
-                text = text if j < 0 else text[:j] + text[j + 1:]
+                text = text if j < 0 else text[:j] + text[j + 1 :]
             else:
                 j = text.find("\n", i)
                 word = rng.choice(["list", "form", "tag", "on"])
-                text = text if j < 0 else text[:j + 1] + word + " " + text[j + 1:]
+                text = text if j < 0 else text[: j + 1] + word + " " + text[j + 1 :]
         out.append(text)
     return out
 
@@ -178,7 +187,8 @@ def test_fast_recovery_agrees_with_lark_recovery() -> None:
         assert [ast.dump(i) for i in parsed.file.items] == [ast.dump(i) for i in items], text
         assert list(parsed.unparsed) == unparsed, text
         assert sorted((d.code, d.start) for d in parsed.diagnostics) == sorted(
-            (d.code, d.start) for d in found), text
+            (d.code, d.start) for d in found
+        ), text
     assert compared > 50
 
 
@@ -188,6 +198,11 @@ def test_one_file_with_three_syntax_errors_and_two_name_errors(
     monkeypatch.chdir(HERE)
     code, diags = lint_json("one-file.mr")
     assert [(d["line"], d["code"]) for d in diags] == [
-        (5, "MR002"), (8, "MR001"), (12, "MR103"), (17, "MR001"), (22, "MR102")]
+        (5, "MR002"),
+        (8, "MR001"),
+        (12, "MR103"),
+        (17, "MR001"),
+        (22, "MR102"),
+    ]
     assert code == 1
     assert "did you mean 'company_size'?" in diags[-1]["hint"]

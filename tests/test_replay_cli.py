@@ -205,8 +205,11 @@ def test_old_rev_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         (["--diff", "--old-rev", "HEAD", "a", "b", "c"], 2, "expected 2 paths, got 3"),
         (["--diff", "EX/rules", "EX/rules", "nope.jsonl"], 2, "no such events file: nope.jsonl"),
         (["--diff", "nope", "EX/rules", "EX/events.jsonl"], 2, "no such rule file or folder: nope"),
-        (["--diff", "EX/rules", "EX/rules", "EX/events.jsonl", "--mql-list", "mql"], 2,
-         "--mql-list 'mql': neither rule set has that list (did you mean 'MQL'?)"),
+        (
+            ["--diff", "EX/rules", "EX/rules", "EX/events.jsonl", "--mql-list", "mql"],
+            2,
+            "--mql-list 'mql': neither rule set has that list (did you mean 'MQL'?)",
+        ),
     ],
 )
 def test_bad_arguments(args: list[str], code: int, message: str) -> None:
@@ -417,7 +420,8 @@ def test_old_rev_errors_name_the_old_files_as_in_the_work_tree(
     res = _mrules("replay", "--diff", "--old-rev", "HEAD", "rules", events)
     assert res.exit_code == 2  # unreadable input (docs/exit-codes.md), not rules with errors
     assert "the old rules (rules at HEAD) cannot be read: rules/60-bad.mr:2: not UTF-8" in (
-        res.stderr)
+        res.stderr
+    )
     assert "mrules-old-rules" not in res.stderr
 
 

@@ -319,6 +319,7 @@ def test_an_output_that_is_an_input_is_refused_untouched(
 def test_a_line_still_being_written_is_read_by_the_next_run(tmp_path: Path) -> None:
     """A file that ends mid-line: the cut line was rejected for good and the position
     moved past it, so its event was lost once the writer finished the line."""
+
     def submit(who: str) -> str:
         return (f'{{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"{who}",'
                 '"asset":"Demande Get Cloudy"}')  # fmt: skip
@@ -363,6 +364,7 @@ def test_an_email_given_in_another_unicode_form_names_the_same_prospect(tmp_path
 def test_a_file_replaced_by_a_shorter_one_is_refused_not_skipped(tmp_path: Path) -> None:
     """Resume goes by line: a new file at the same path with fewer lines than the position
     was read to its end and skipped whole, silently (exit 0, nothing applied)."""
+
     def lines(prefix: str, n: int) -> str:
         return "".join(
             f'{{"ts":"2026-11-02T09:00:{i:02d}Z","type":"form_submit",'
@@ -520,8 +522,16 @@ def test_an_output_in_a_missing_folder_is_a_usage_error(tmp_path: Path, option: 
     events = tmp_path / "ev.jsonl"
     events.write_text("not json\n" + GOOD)
     target = tmp_path / "no-such-folder" / "out.jsonl"
-    res = invoke("run", str(ROOT / RULES), str(events), "--store", str(tmp_path / "s.db"),
-                 option, str(target), "-q")
+    res = invoke(
+        "run",
+        str(ROOT / RULES),
+        str(events),
+        "--store",
+        str(tmp_path / "s.db"),
+        option,
+        str(target),
+        "-q",
+    )
     no_crash(res)
     assert res.exit_code == 2, res.output
     assert res.stderr == (
@@ -538,5 +548,6 @@ def test_a_rerun_of_a_stream_with_rejects_still_exits_3(tmp_path: Path) -> None:
     assert invoke(*args).exit_code == 3
     again = invoke(*args)  # nothing new to read; the stream still has a rejected line
     assert again.exit_code == 3
-    assert [json.loads(x)["line"] for x in (tmp_path / "s.rejects.jsonl").read_text().split(
-        "\n") if x] == [1]
+    assert [
+        json.loads(x)["line"] for x in (tmp_path / "s.rejects.jsonl").read_text().split("\n") if x
+    ] == [1]

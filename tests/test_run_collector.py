@@ -45,7 +45,10 @@ def test_a_run_turns_the_collector_off_collects_at_commits_and_turns_it_back_on(
         made.append(weakref.ref(_Cycle()))
 
     result = mrules.run(
-        EXAMPLE / "rules", EXAMPLE / "events.jsonl", store=":memory:", commit_every=2,
+        EXAMPLE / "rules",
+        EXAMPLE / "events.jsonl",
+        store=":memory:",
+        commit_every=2,
         on_commit=on_commit,
     )
     assert result.summary.applied > 4

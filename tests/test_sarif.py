@@ -44,8 +44,10 @@ def sarif(*args: str) -> dict:
 
 def anchors() -> set[str]:
     doc = (ROOT / "docs" / "diagnostics.md").read_text("utf-8")
-    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
-            for h in re.findall(r"^## (.+)$", doc, re.MULTILINE)}
+    return {
+        re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
+        for h in re.findall(r"^## (.+)$", doc, re.MULTILINE)
+    }
 
 
 def test_sarif_validates_against_the_2_1_0_schema(project: Path) -> None:
@@ -87,14 +89,17 @@ def test_paths_are_relative_to_srcroot_and_related_locations_kept(project: Path)
 
 def test_library_and_absolute_paths() -> None:
     assert _artifact("library/pardot-default-scoring.mr") == {
-        "uri": "pardot-default-scoring.mr", "uriBaseId": "MRULES_LIBRARY"}
+        "uri": "pardot-default-scoring.mr",
+        "uriBaseId": "MRULES_LIBRARY",
+    }
     assert _artifact("/tmp/a b.mr") == {"uri": "file:///tmp/a%20b.mr"}
     assert _artifact("<stdin>") == {"uri": "%3Cstdin%3E"}
 
 
 def test_sarif_file_alongside_annotations(project: Path) -> None:
-    result = CliRunner().invoke(main, ["lint", "my rules", "--format", "github",
-                                       "--sarif-file", "out.sarif"])
+    result = CliRunner().invoke(
+        main, ["lint", "my rules", "--format", "github", "--sarif-file", "out.sarif"]
+    )
     assert result.exit_code == 1
     assert result.stdout.startswith("::error file=my rules/main.mr,line=2,")
     jsonschema.Draft4Validator(SCHEMA).validate(json.loads(Path("out.sarif").read_text()))
@@ -112,8 +117,9 @@ def test_github_annotations_escape_file_names_and_messages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    Path("a,b:c%.mr").write_text('tag "x"\nform "F"\non submit of form "F" { add tag "50%" }\n',
-                                 "utf-8")
+    Path("a,b:c%.mr").write_text(
+        'tag "x"\nform "F"\non submit of form "F" { add tag "50%" }\n', "utf-8"
+    )
     result = CliRunner().invoke(main, ["lint", "a,b:c%.mr", "--format", "github"])
     [line] = result.stdout.splitlines()
     assert line.startswith("::warning file=a%2Cb%3Ac%25.mr,line=3,col=33,")

@@ -13,8 +13,9 @@ from mrules.cli import main
 def test_outbox_of_the_example(tmp_path) -> None:
     store = str(tmp_path / "gc.db")
     runner = CliRunner()
-    run = runner.invoke(main, ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"),
-                               "--store", store, "-q"])
+    run = runner.invoke(
+        main, ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", store, "-q"]
+    )
     assert run.exit_code == 0, run.output
     result = runner.invoke(main, ["state", "outbox", "--store", store])
     assert result.exit_code == 0, result.output
@@ -25,9 +26,13 @@ def test_outbox_of_the_example(tmp_path) -> None:
     assert auto.count(("leung@example.com", "Proposition d'horaire")) == 1
     # Henry's first submit is answered; he then opts out, so his second gets nothing.
     assert auto.count(("henry@example.org", "Proposition d'horaire")) == 1
-    leung_notes = [r["to"] for r in rows if r["kind"] == "notify"
-                   and r["prospect"] == "leung@example.com"]
+    leung_notes = [
+        r["to"] for r in rows if r["kind"] == "notify" and r["prospect"] == "leung@example.com"
+    ]
     # Alan (assigned) twice for the two submits; Leung once for the pricing page,
     # the second pricing view falling within the page action's notification hour.
-    assert sorted(leung_notes) == ["alan@getcloudy.com", "alan@getcloudy.com",
-                                   "leung@getcloudy.com"]
+    assert sorted(leung_notes) == [
+        "alan@getcloudy.com",
+        "alan@getcloudy.com",
+        "leung@getcloudy.com",
+    ]

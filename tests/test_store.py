@@ -189,13 +189,16 @@ def test_a_rules_first_seen_time_of_another_type_is_damage(db: Path, value: str)
                 read()
 
 
-def test_an_email_that_is_not_text_is_damage_where_history_names_its_prospect(db: Path
-                                                                            ) -> None:
+def test_an_email_that_is_not_text_is_damage_where_history_names_its_prospect(db: Path) -> None:
     # History rows name their prospect by id, read back as its email: a blob there reached
     # the JSON writer of `state outbox` (the engine's messages are ledger steps) as bytes,
     # an internal error.
-    assert _damaged(db, "UPDATE prospects SET email = x'' WHERE id = (SELECT min(prospect)"
-                    " FROM history)") == 1
+    assert (
+        _damaged(
+            db, "UPDATE prospects SET email = x'' WHERE id = (SELECT min(prospect) FROM history)"
+        )
+        == 1
+    )
     with (
         Store.open(db) as s,
         pytest.raises(StoreError, match=r"damaged \(the email of prospect id 1 is"),
@@ -206,8 +209,7 @@ def test_an_email_that_is_not_text_is_damage_where_history_names_its_prospect(db
 def test_a_names_id_far_past_the_table_is_damage_not_a_huge_list(db: Path) -> None:
     # Ids are given in turn from 1. One of 2**62 made the reader grow its list of names
     # to that size: a MemoryError (an internal error) where the store is damaged.
-    _damaged(db, "UPDATE names SET id = 4611686018427387904 WHERE id = (SELECT max(id)"
-             " FROM names)")
+    _damaged(db, "UPDATE names SET id = 4611686018427387904 WHERE id = (SELECT max(id) FROM names)")
     with Store.open(db) as s, pytest.raises(StoreError, match=r"damaged \(a name's id"):
         list(s.ledger())
 
@@ -272,8 +274,7 @@ def test_attach_visitor_claims_only_that_visitors_anonymous_activities(store: St
 def test_attach_visitor_uses_the_anonymous_index(store: Store) -> None:
     conn = sqlite3.connect(store.path)
     plan = conn.execute(
-        "EXPLAIN QUERY PLAN UPDATE history SET prospect = ?"
-        " WHERE visitor = ? AND prospect IS NULL",
+        "EXPLAIN QUERY PLAN UPDATE history SET prospect = ? WHERE visitor = ? AND prospect IS NULL",
         (1, "v"),
     ).fetchall()
     conn.close()

@@ -98,8 +98,7 @@ def test_lookups_find_every_generation(example_store: Path, tmp_path: Path) -> N
         assert spread_text == cli("explain", email, "--store", str(example_store)).output
 
 
-def test_ids_far_apart_are_read_at_once_and_in_order(example_store: Path, tmp_path: Path
-                                                     ) -> None:
+def test_ids_far_apart_are_read_at_once_and_in_order(example_store: Path, tmp_path: Path) -> None:
     """A history id of 2**62 (damage, or a hand edit) made every lookup count through
     2**46 generations: `explain` ran for ever (the damage fuzzer's long run hung on it).
     The generations are now found one seek each; the order of the ids is kept, so every

@@ -336,17 +336,20 @@ def test_values_that_print_alike_show_their_types(tmp_path: Path) -> None:
     assert 'expected: "1" (text)\n' in res.output
     assert "actual:   1 (number)\n" in res.output
     junit = _mrules("test", str(test), "--format", "junit").stdout
-    assert 'expected &quot;1&quot; (text), got 1 (number)' in junit
+    assert "expected &quot;1&quot; (text), got 1 (number)" in junit
 
 
 @pytest.mark.parametrize(
     ("score", "shown"),
-    [("[1]", "[1] (list)"), ("true", "true (true/false)"), (".nan", "NaN (number)"),
-     ('">= abc"', '">= abc" (text)'), ("1.5", "1.5 (number)")],
+    [
+        ("[1]", "[1] (list)"),
+        ("true", "true (true/false)"),
+        (".nan", "NaN (number)"),
+        ('">= abc"', '">= abc" (text)'),
+        ("1.5", "1.5 (number)"),
+    ],
 )
-def test_a_score_that_is_no_number_is_a_broken_test(
-    tmp_path: Path, score: str, shown: str
-) -> None:
+def test_a_score_that_is_no_number_is_a_broken_test(tmp_path: Path, score: str, shown: str) -> None:
     test = _tests(tmp_path, TEST.replace("{score: 20}", f"{{score: {score}}}", 1))
     res = _mrules("test", str(test))
     assert res.exit_code == 2, res.output

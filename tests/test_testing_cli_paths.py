@@ -168,8 +168,9 @@ def test_a_number_beyond_64_bits_in_a_test_file_is_a_broken_file(
     for fmt in ("text", "json", "junit"):
         res = _mrules("test", "n.test.yaml", "--format", fmt, cwd=tmp_path, monkeypatch=monkeypatch)
         assert res.exit_code == ExitCode.USAGE, res.output
-        assert ("n.test.yaml:10: the number 1180591620717411303424 is too large: numbers fit"
-                " in 64 bits") in res.output
+        assert (
+            "n.test.yaml:10: the number 1180591620717411303424 is too large: numbers fit in 64 bits"
+        ) in res.output
         assert "Traceback" not in res.output and "internal error" not in res.output
 
 

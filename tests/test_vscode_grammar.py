@@ -24,8 +24,11 @@ TOOL_VERSION = "0.1.3"
 
 
 def keywords() -> set[str]:
-    return {t.pattern.value for t in lark_parser().terminals
-            if t.pattern.type == "str" and t.pattern.value.isalpha()}
+    return {
+        t.pattern.value
+        for t in lark_parser().terminals
+        if t.pattern.type == "str" and t.pattern.value.isalpha()
+    }
 
 
 def test_manifest_points_at_the_grammar_and_configuration() -> None:
@@ -55,8 +58,9 @@ def test_the_client_script_is_valid_javascript() -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    out = subprocess.run([node, "--check", str(VSCODE / "extension.js")], capture_output=True,
-                         text=True, check=False)
+    out = subprocess.run(
+        [node, "--check", str(VSCODE / "extension.js")], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -69,9 +73,21 @@ def tmgrammar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prefix = tmp_path_factory.mktemp("npm")
     try:
         out = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--silent",
-             f"vscode-tmgrammar-test@{TOOL_VERSION}"],
-            capture_output=True, text=True, check=False, timeout=300)
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                f"vscode-tmgrammar-test@{TOOL_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
     except subprocess.TimeoutExpired:
         pytest.skip("npm install vscode-tmgrammar-test timed out")
     bin_dir = prefix / "node_modules" / ".bin"
@@ -82,8 +98,17 @@ def tmgrammar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_grammar_syntax_tests(tmgrammar: Path) -> None:
     out = subprocess.run(
-        [str(tmgrammar / "vscode-tmgrammar-test"), "-g", "syntaxes/mrules.tmLanguage.json",
-         "test/*.test.mr"], cwd=VSCODE, capture_output=True, text=True, check=False)
+        [
+            str(tmgrammar / "vscode-tmgrammar-test"),
+            "-g",
+            "syntaxes/mrules.tmLanguage.json",
+            "test/*.test.mr",
+        ],
+        cwd=VSCODE,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("run successfuly") == len(list((VSCODE / "test").glob("*.test.mr")))
 
@@ -108,10 +133,19 @@ def test_grammar_on_the_example_files(tmgrammar: Path, tmp_path: Path) -> None:
     for path in EXAMPLES:
         shutil.copy(path, tmp_path / path.name)
     out = subprocess.run(
-        [str(tmgrammar / "vscode-tmgrammar-snap"), "-g",
-         str(VSCODE / "syntaxes" / "mrules.tmLanguage.json"), "-s", "source.mrules",
-         "--updateSnapshot", str(tmp_path / "*.mr")],
-        capture_output=True, text=True, check=False)
+        [
+            str(tmgrammar / "vscode-tmgrammar-snap"),
+            "-g",
+            str(VSCODE / "syntaxes" / "mrules.tmLanguage.json"),
+            "-s",
+            "source.mrules",
+            "--updateSnapshot",
+            str(tmp_path / "*.mr"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     kw = keywords()
     for path in EXAMPLES:
@@ -132,7 +166,10 @@ def test_grammar_on_the_example_files(tmgrammar: Path, tmp_path: Path) -> None:
             if t.text.startswith('"'):
                 assert "string.quoted.double.mrules" in got, (path.name, t, got)
             elif t.text in kw:
-                assert any(s.split(".")[0] in ("keyword", "storage", "constant")
-                           for s in got), (path.name, t, got)
+                assert any(s.split(".")[0] in ("keyword", "storage", "constant") for s in got), (
+                    path.name,
+                    t,
+                    got,
+                )
             elif re.fullmatch(r"[+-]?[0-9]+", t.text):
                 assert any(s.startswith("constant.numeric") for s in got), (path.name, t, got)

@@ -349,7 +349,8 @@ def run(
 
     _check_options(store, now, commit_every, commit_seconds, cache_prospects)
     if isinstance(events, bytes | bytearray | memoryview | dict) or not (
-        isinstance(events, str | Path) or hasattr(events, "readline")
+        isinstance(events, str | Path)
+        or hasattr(events, "readline")
         or (hasattr(events, "__iter__") and not hasattr(events, "read"))
     ):  # bytes would be read as lines of one int each, a dict as lines of its keys
         hint = " (one event: [event])" if isinstance(events, dict) else ""

@@ -86,7 +86,8 @@ def find_config(start: Path) -> Path | None:
                 if not candidate.is_file():
                     continue
                 if name == "pyproject.toml" and "[tool.mrules" not in candidate.read_text(
-                        "utf-8", errors="replace"):
+                    "utf-8", errors="replace"
+                ):
                     continue
             except OSError:
                 continue
@@ -115,8 +116,9 @@ def load_config(path: Path) -> Config:
     known = {"rules", "select", "ignore", "strict", "format"}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; the keys are "
-                          + ", ".join(sorted(known)))
+        raise ConfigError(
+            f"{where}: unknown key '{unknown[0]}'; the keys are " + ", ".join(sorted(known))
+        )
 
     def strings(key: str) -> tuple[str, ...]:
         value = table.get(key, [])
@@ -136,5 +138,4 @@ def load_config(path: Path) -> Config:
     if fmt not in FORMATS:
         raise ConfigError(f"{where}: 'format' must be one of " + ", ".join(FORMATS))
     rules = tuple(path.parent / r for r in strings("rules"))
-    return Config(path=path, rules=rules, select=select, ignore=ignore, strict=strict,
-                  format=fmt)
+    return Config(path=path, rules=rules, select=select, ignore=ignore, strict=strict, format=fmt)

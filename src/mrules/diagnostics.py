@@ -178,17 +178,17 @@ def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[st
     return lines
 
 
-def render_text(
-    diags: Iterable[Diagnostic], sources: Mapping[str, Source], limit: int = 50
-) -> str:
+def render_text(diags: Iterable[Diagnostic], sources: Mapping[str, Source], limit: int = 50) -> str:
     """Render diagnostics as `path:line:col: severity[CODE]: message` with a caret excerpt."""
     out: list[str] = []
     diags = list(diags)
     for d in diags[:limit]:
         src = sources.get(d.path)
         line, col = src.position(d.start) if src else (1, 1)
-        out.append(f"{printable(d.path)}:{line}:{col}: {d.severity.value}[{d.code}]: "
-                   f"{printable(d.message)}")
+        out.append(
+            f"{printable(d.path)}:{line}:{col}: {d.severity.value}[{d.code}]: "
+            f"{printable(d.message)}"
+        )
         if src is not None:
             out.extend(_excerpt(src, d.start, d.end, d.hint))
         elif d.hint:
@@ -319,7 +319,7 @@ def _artifact(path: str) -> dict[str, str]:
 
     raw = _path_bytes(path)
     if raw.startswith(_LIBRARY_PREFIX.encode()):
-        return {"uri": quote(raw[len(_LIBRARY_PREFIX):]), "uriBaseId": "MRULES_LIBRARY"}
+        return {"uri": quote(raw[len(_LIBRARY_PREFIX) :]), "uriBaseId": "MRULES_LIBRARY"}
     if raw.startswith(b"/"):
         return {"uri": "file://" + quote(raw)}
     if raw.startswith(b"<"):  # standard input, or a string
@@ -334,8 +334,7 @@ def _base_uri(path: str) -> str:
     return uri if uri.endswith("/") else uri + "/"
 
 
-def _region(sources: Mapping[str, Source], path: str, start: int, end: int
-            ) -> dict[str, int]:
+def _region(sources: Mapping[str, Source], path: str, start: int, end: int) -> dict[str, int]:
     src = sources.get(path)
     line, col = src.position(start) if src else (1, 1)
     end_line, end_col = src.position(max(start, end)) if src else (line, col)
@@ -343,8 +342,11 @@ def _region(sources: Mapping[str, Source], path: str, start: int, end: int
 
 
 def render_sarif(
-    diags: Iterable[Diagnostic], sources: Mapping[str, Source], rules: Mapping[str, str],
-    *, base: str = ".",
+    diags: Iterable[Diagnostic],
+    sources: Mapping[str, Source],
+    rules: Mapping[str, str],
+    *,
+    base: str = ".",
 ) -> str:
     """SARIF 2.1.0, for code-scanning dashboards; `rules` maps code to a short description.
 
@@ -370,10 +372,14 @@ def render_sarif(
             "ruleIndex": index[d.code],
             "level": d.severity.value,
             "message": {"text": f"{loc['message']}" + (f" ({loc['hint']})" if d.hint else "")},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": _artifact(d.path),
-                "region": _region(sources, d.path, d.start, d.end),
-            }}],
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": _artifact(d.path),
+                        "region": _region(sources, d.path, d.start, d.end),
+                    }
+                }
+            ],
         }
         if d.related:
             result["relatedLocations"] = [
@@ -390,11 +396,16 @@ def render_sarif(
         results.append(result)
     library = importlib.resources.files("mrules").joinpath("library")
     bases: dict[str, dict[str, object]] = {
-        "SRCROOT": {"uri": _base_uri(base),
-                    "description": {"text": "The folder mrules lint ran in"}},
+        "SRCROOT": {
+            "uri": _base_uri(base),
+            "description": {"text": "The folder mrules lint ran in"},
+        },
     }
-    if any(d.path.startswith(_LIBRARY_PREFIX) or any(r.path.startswith(_LIBRARY_PREFIX)
-                                                     for r in d.related) for d in diags):
+    if any(
+        d.path.startswith(_LIBRARY_PREFIX)
+        or any(r.path.startswith(_LIBRARY_PREFIX) for r in d.related)
+        for d in diags
+    ):
         bases["MRULES_LIBRARY"] = {
             "uri": _base_uri(str(library)),
             "description": {"text": "The rule library bundled with mrules"},
@@ -415,8 +426,10 @@ def render_sarif(
                                 "id": c,
                                 "shortDescription": {"text": rules.get(c, c)},
                                 "helpUri": help_uri(c, rules.get(c, c)),
-                                "help": {"text": f"{c}: {rules.get(c, c)}; see "
-                                                 f"{help_uri(c, rules.get(c, c))}"},
+                                "help": {
+                                    "text": f"{c}: {rules.get(c, c)}; see "
+                                    f"{help_uri(c, rules.get(c, c))}"
+                                },
                                 "defaultConfiguration": {"level": levels[c]},
                             }
                             for c in used

@@ -235,8 +235,12 @@ def _utc(text: str) -> datetime:
     n = len(text)
     if (
         (n == 20 or (21 < n < 28 and text[19] == "."))
-        and text[-1] == "Z" and text[10] == "T" and text[4] == "-" and text[7] == "-"
-        and text[13] == ":" and text[16] == ":"
+        and text[-1] == "Z"
+        and text[10] == "T"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
     ):
         try:
             return _fromisoformat(text)  # tzinfo is UTC for "Z"
@@ -375,16 +379,30 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
         if kind == "crm_update" and crm_object is None:
             raise _Bad("'object' is required for crm_update (" + ", ".join(CRM_OBJECTS) + ")")
     if crm_object is not None and crm_object not in _CRM_OBJECTS:
-        raise _Bad(
-            f"'object' must be one of {', '.join(CRM_OBJECTS)}, not {_shown(crm_object)}"
-        )
+        raise _Bad(f"'object' must be one of {', '.join(CRM_OBJECTS)}, not {_shown(crm_object)}")
     if status is not None and status not in _STATUSES:
         raise _Bad(f"'status' must be won, lost or deleted, not {_shown(status)}")
 
-    return _new_event(Event, (
-        line, get("id"), dt, dt.timestamp(), kind, prospect, visitor, url, asset, fields,
-        get("user"), crm_object, get("crm_id"), status, data,
-    ))
+    return _new_event(
+        Event,
+        (
+            line,
+            get("id"),
+            dt,
+            dt.timestamp(),
+            kind,
+            prospect,
+            visitor,
+            url,
+            asset,
+            fields,
+            get("user"),
+            crm_object,
+            get("crm_id"),
+            status,
+            data,
+        ),
+    )
 
 
 def _text(data: bytes) -> str:
@@ -433,7 +451,7 @@ def parse_line(data: bytes | str, line: int = 1) -> Event | Reject | None:
         if not raw.strip():
             return None
         if line == 1 and raw.startswith(_BOM):
-            return parse_line(raw[len(_BOM):], line)
+            return parse_line(raw[len(_BOM) :], line)
         return Reject(line, _not_json(raw, e), _text(raw))
     if type(obj) is not dict:
         return Reject(line, _not_object(obj), _text(raw))

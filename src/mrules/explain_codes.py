@@ -20,8 +20,7 @@ _LINK_RE = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 @functools.cache
 def diagnostics_doc() -> str:
     """docs/diagnostics.md, as shipped in the package."""
-    return (importlib.resources.files("mrules").joinpath("docs", "diagnostics.md")
-            .read_text("utf-8"))
+    return importlib.resources.files("mrules").joinpath("docs", "diagnostics.md").read_text("utf-8")
 
 
 @functools.cache
@@ -30,7 +29,7 @@ def _sections() -> dict[str, str]:
     heads = list(_SECTION_RE.finditer(doc))
     out = {}
     for head, nxt in zip(heads, [*heads[1:], None], strict=True):
-        out[head.group(1)] = doc[head.start(): nxt.start() if nxt else len(doc)].rstrip() + "\n"
+        out[head.group(1)] = doc[head.start() : nxt.start() if nxt else len(doc)].rstrip() + "\n"
     return out
 
 

@@ -138,15 +138,24 @@ def _real_path(path: Path) -> Path:
     try:
         return Path(os.path.realpath(path, strict=True))
     except FileNotFoundError:
-        raise _Refused("MR024", f"{_link_path(path)} is a link to nothing",
-                       "remove the link or make it point to a rule file") from None
+        raise _Refused(
+            "MR024",
+            f"{_link_path(path)} is a link to nothing",
+            "remove the link or make it point to a rule file",
+        ) from None
     except (OSError, RuntimeError, ValueError) as e:
         if getattr(e, "errno", None) == errno.ELOOP or isinstance(e, RuntimeError):
-            raise _Refused("MR024", f"{_link_path(path)} is a loop of symbolic links",
-                           "make the link point to a rule file") from None
+            raise _Refused(
+                "MR024",
+                f"{_link_path(path)} is a loop of symbolic links",
+                "make the link point to a rule file",
+            ) from None
         reason = getattr(e, "strerror", None) or str(e)
-        raise _Refused("MR024", f"cannot read {_link_path(path)}: {reason}",
-                       "check the path and its permissions") from None
+        raise _Refused(
+            "MR024",
+            f"cannot read {_link_path(path)}: {reason}",
+            "check the path and its permissions",
+        ) from None
 
 
 def _read_regular(real: Path) -> bytes:
@@ -155,20 +164,26 @@ def _read_regular(real: Path) -> bytes:
     try:
         fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
-        raise _Refused("MR024", f"cannot read {printable_path(str(real))}: {e.strerror or e}",
-                       "check the file's permissions") from None
+        raise _Refused(
+            "MR024",
+            f"cannot read {printable_path(str(real))}: {e.strerror or e}",
+            "check the file's permissions",
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _Refused("MR024", f"{display_path(real)} is not a regular file",
-                           "rule files are plain files; devices, pipes and sockets are "
-                           "never read")
+            raise _Refused(
+                "MR024",
+                f"{display_path(real)} is not a regular file",
+                "rule files are plain files; devices, pipes and sockets are never read",
+            )
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)
     except OSError as e:
-        raise _Refused("MR024", f"cannot read {display_path(real)}: {e.strerror or e}",
-                       "check the file") from None
+        raise _Refused(
+            "MR024", f"cannot read {display_path(real)}: {e.strerror or e}", "check the file"
+        ) from None
     finally:
         os.close(fd)
 
@@ -201,17 +216,22 @@ def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
     except _Refused as r:
         raise LoadError(f"{r.message}; {r.hint}") from None
     except (OSError, RuntimeError, ValueError) as e:
-        raise LoadError(f"{_link_path(root)}: cannot read: "
-                        f"{getattr(e, 'strerror', None) or e}") from None
+        raise LoadError(
+            f"{_link_path(root)}: cannot read: {getattr(e, 'strerror', None) or e}"
+        ) from None
 
 
 class _Loader:
     def result(self) -> LoadResult:
-        return LoadResult(ast.Program(files=tuple(self.files)), self.sources, self.diagnostics,
-                          self.unparsed)
+        return LoadResult(
+            ast.Program(files=tuple(self.files)), self.sources, self.diagnostics, self.unparsed
+        )
 
-    def __init__(self, overlays: Mapping[str, str] | None = None,
-                 cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> None:
+    def __init__(
+        self,
+        overlays: Mapping[str, str] | None = None,
+        cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None,
+    ) -> None:
         self.overlays = overlays or {}
         self.cache = cache
         self.files: list[ast.File] = []
@@ -227,13 +247,16 @@ class _Loader:
             try:
                 real = Path(os.path.realpath(root, strict=True))
             except (OSError, RuntimeError, ValueError) as e:
-                raise LoadError(f"{_link_path(root)}: cannot read the rule folder: "
-                                f"{getattr(e, 'strerror', None) or e}") from None
+                raise LoadError(
+                    f"{_link_path(root)}: cannot read the rule folder: "
+                    f"{getattr(e, 'strerror', None) or e}"
+                ) from None
             real = self._roots[root] = real
         return real
 
-    def add_disk_file(self, path: Path, root: Path, depth: int = 0,
-                      at: tuple[str, ast.Span] | None = None) -> None:
+    def add_disk_file(
+        self, path: Path, root: Path, depth: int = 0, at: tuple[str, ast.Span] | None = None
+    ) -> None:
         """Read, parse and follow one rule file, unless it must be refused.
 
         A file is read by its real path, and only if that path is inside the real
@@ -253,8 +276,15 @@ class _Loader:
         except _Refused as r:
             where, span = at if at else (_link_path(path), ast.NO_SPAN)
             self.diagnostics.append(
-                Diagnostic(code=r.code, severity=Severity.ERROR, message=r.message, path=where,
-                           start=span.start, end=span.end, hint=r.hint)
+                Diagnostic(
+                    code=r.code,
+                    severity=Severity.ERROR,
+                    message=r.message,
+                    path=where,
+                    start=span.start,
+                    end=span.end,
+                    hint=r.hint,
+                )
             )
             return
         self.seen.add(key)
@@ -285,8 +315,10 @@ class _Loader:
         else:
             entry = self.cache.get((shown, text))
             if entry is None:
-                entry = self.cache[shown, text] = (Source(text, shown),
-                                                   parse_recovering(text, shown))
+                entry = self.cache[shown, text] = (
+                    Source(text, shown),
+                    parse_recovering(text, shown),
+                )
             self.sources[shown] = entry[0]
             file, diags, unparsed = entry[1]
             diags = list(diags)
@@ -305,37 +337,60 @@ class _Loader:
 
         def error(code: str, message: str, hint: str | None = None) -> None:
             self.diagnostics.append(
-                Diagnostic(code=code, severity=Severity.ERROR, message=message, path=shown,
-                           start=span.start, end=span.end, hint=hint)
+                Diagnostic(
+                    code=code,
+                    severity=Severity.ERROR,
+                    message=message,
+                    path=shown,
+                    start=span.start,
+                    end=span.end,
+                    hint=hint,
+                )
             )
 
         if len(target) > MAX_INCLUDE_LENGTH:
-            error("MR023", f"include path of {len(target):,} characters",
-                  f"an include path has at most {MAX_INCLUDE_LENGTH} characters")
+            error(
+                "MR023",
+                f"include path of {len(target):,} characters",
+                f"an include path has at most {MAX_INCLUDE_LENGTH} characters",
+            )
             return
         if "\x00" in target:
             error("MR021", "include path holds a NUL character", "remove it")
             return
         if depth >= MAX_INCLUDE_DEPTH:
-            error("MR022", f"includes nested more than {MAX_INCLUDE_DEPTH} deep",
-                  "include shared files from the top-level file rather than in a chain")
+            error(
+                "MR022",
+                f"includes nested more than {MAX_INCLUDE_DEPTH} deep",
+                "include shared files from the top-level file rather than in a chain",
+            )
             return
         if target.startswith(LIBRARY_PREFIX):
-            name = target[len(LIBRARY_PREFIX):].removesuffix(RULE_SUFFIX)
+            name = target[len(LIBRARY_PREFIX) :].removesuffix(RULE_SUFFIX)
             if not self.add_library_file(name, depth + 1):
                 close = difflib.get_close_matches(name, library_files(), n=1)
-                error("MR020", f"no library file '{name}'",
-                      f"did you mean 'library/{close[0]}'?" if close
-                      else "available: " + ", ".join(library_files()))
+                error(
+                    "MR020",
+                    f"no library file '{name}'",
+                    f"did you mean 'library/{close[0]}'?"
+                    if close
+                    else "available: " + ", ".join(library_files()),
+                )
             return
         if root is None:
-            error("MR021", f"cannot include '{target}' here",
-                  "only library files can be included from a library file or a string")
+            error(
+                "MR021",
+                f"cannot include '{target}' here",
+                "only library files can be included from a library file or a string",
+            )
             return
         rel = PurePosixPath(target)
         if rel.is_absolute() or ".." in rel.parts:
-            error("MR021", f"include '{target}' leaves the rule root",
-                  "includes are relative to the rule folder and stay inside it")
+            error(
+                "MR021",
+                f"include '{target}' leaves the rule root",
+                "includes are relative to the rule folder and stay inside it",
+            )
             return
         path = root / (target if rel.suffix == RULE_SUFFIX else target + RULE_SUFFIX)
         try:
@@ -343,13 +398,19 @@ class _Loader:
         except (OSError, ValueError):
             exists = False
         if not exists:
-            error("MR020", f"no rule file '{target}' under {display_path(root)}",
-                  _include_hint(root, target))
+            error(
+                "MR020",
+                f"no rule file '{target}' under {display_path(root)}",
+                _include_hint(root, target),
+            )
             return
         if os.path.isdir(path):
-            error("MR020", f"'{target}' is a folder, not a rule file under {display_path(root)}",
-                  "an include names one file; the files of a folder given to a command are"
-                  " all loaded already")
+            error(
+                "MR020",
+                f"'{target}' is a folder, not a rule file under {display_path(root)}",
+                "an include names one file; the files of a folder given to a command are"
+                " all loaded already",
+            )
             return
         self.add_disk_file(path, root, depth + 1, at=(shown, span))
 
@@ -367,8 +428,8 @@ def _include_hint(root: Path, target: str) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     return (
-        "an include is a path under the rule folder, `.mr` optional (`include \"shared/scoring\"`),"
-        " or a bundled file: `include \"library/pardot-default-scoring\"`"
+        'an include is a path under the rule folder, `.mr` optional (`include "shared/scoring"`),'
+        ' or a bundled file: `include "library/pardot-default-scoring"`'
     )
 
 
@@ -396,8 +457,11 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def load(paths: Sequence[str | Path], overlays: Mapping[str, str] | None = None,
-         cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> LoadResult:
+def load(
+    paths: Sequence[str | Path],
+    overlays: Mapping[str, str] | None = None,
+    cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None,
+) -> LoadResult:
     """Load and parse a rule set from files and folders.
 
     `overlays` maps the real path of a file to the text to use instead of what is
@@ -417,8 +481,9 @@ def load(paths: Sequence[str | Path], overlays: Mapping[str, str] | None = None,
     return loader.result()
 
 
-def _with_unsaved(paths: Sequence[str | Path], overlays: Mapping[str, str]
-                  ) -> list[tuple[Path, Path]]:
+def _with_unsaved(
+    paths: Sequence[str | Path], overlays: Mapping[str, str]
+) -> list[tuple[Path, Path]]:
     """`rule_files`, plus the overlaid files not on disk yet under a folder given."""
     try:
         found = rule_files(paths)
@@ -431,8 +496,12 @@ def _with_unsaved(paths: Sequence[str | Path], overlays: Mapping[str, str]
             continue
         real_folder = os.path.realpath(folder)
         for key in sorted(overlays):
-            if key not in known and key.endswith(RULE_SUFFIX) and key.startswith(
-                    real_folder + os.sep) and not os.path.exists(key):
+            if (
+                key not in known
+                and key.endswith(RULE_SUFFIX)
+                and key.startswith(real_folder + os.sep)
+                and not os.path.exists(key)
+            ):
                 found.append((Path(key), folder))
                 known.add(key)
     if not found:

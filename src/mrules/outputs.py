@@ -111,8 +111,9 @@ class ActionLog:
                     store.set_log_start(key, last)
             elif last > store.max_seq():
                 whence = (
-                    "an in-memory store starts empty at every run, so its log must be a new"
-                    " file" if str(store.path) == MEMORY else "it was written from another store"
+                    "an in-memory store starts empty at every run, so its log must be a new file"
+                    if str(store.path) == MEMORY
+                    else "it was written from another store"
                 )
                 raise OutputError(
                     f"action log {_shown(path)} goes up to seq {last}, beyond the store's last"

@@ -232,8 +232,10 @@ class _ToAst:
         result = None
         for sub in tree.iter_subtrees():
             children = [
-                built.pop(id(c)) if type(c) is Tree
-                else _Tok(c.type, str(c), c.start_pos or 0, c.end_pos or 0) if isinstance(c, Token)
+                built.pop(id(c))
+                if type(c) is Tree
+                else _Tok(c.type, str(c), c.start_pos or 0, c.end_pos or 0)
+                if isinstance(c, Token)
                 else c
                 for c in sub.children
             ]
@@ -278,7 +280,9 @@ class _ToAst:
 
     def _out_of_range(self, tok: _Tok) -> None:
         self._error(
-            "MR014", f"number {_shorten(tok.text)} is out of range", _tspan(tok),
+            "MR014",
+            f"number {_shorten(tok.text)} is out of range",
+            _tspan(tok),
             f"whole numbers lie between -{MAX_NUMBER} and {MAX_NUMBER}",
         )
 
@@ -304,7 +308,9 @@ class _ToAst:
             if abs(value) < MAX_DECIMAL:
                 return value
         self._error(
-            "MR014", f"number {_shorten(tok.text)} is out of range", _tspan(tok),
+            "MR014",
+            f"number {_shorten(tok.text)} is out of range",
+            _tspan(tok),
             "a decimal number lies below 10^100 either way",
         )
         return float(-MAX_NUMBER if text.startswith("-") else MAX_NUMBER)
@@ -326,7 +332,8 @@ class _ToAst:
             if self._deep_at is None or not span.start <= self._deep_at < span.end:
                 self._deep_at = span.start
                 self._error(
-                    "MR016", f"criteria nested more than {MAX_NESTING} deep",
+                    "MR016",
+                    f"criteria nested more than {MAX_NESTING} deep",
                     ast.Span(span.start, span.start + 3),
                     "flatten them: a group inside a group of the same kind merges into it, "
                     "and `not not x` is `x`",
@@ -397,9 +404,7 @@ class _ToAst:
 
     def asset_decl(self, span: ast.Span, c: list[Any]) -> ast.AssetDecl:
         folder = self._name(c[2]) if c[2] is not None else None
-        return ast.AssetDecl(
-            asset_kind=c[0].word, name=self._name(c[1]), folder=folder, span=span
-        )
+        return ast.AssetDecl(asset_kind=c[0].word, name=self._name(c[1]), folder=folder, span=span)
 
     def campaign_decl(self, span: ast.Span, c: list[_Tok | None]) -> ast.CampaignDecl:
         assert c[0] is not None
@@ -509,7 +514,10 @@ class _ToAst:
 
     def category_score_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.CategoryScoreCompare:
         return ast.CategoryScoreCompare(
-            category=self._name(c[0]), op=c[1].text, value=self._int(c[2]), span=span  # type: ignore[arg-type]
+            category=self._name(c[0]),
+            op=c[1].text,  # type: ignore[arg-type]
+            value=self._int(c[2]),
+            span=span,
         )
 
     def grade_criterion(self, span: ast.Span, c: list[_Tok]) -> ast.GradeCompare:
@@ -575,9 +583,7 @@ class _ToAst:
 
     def activity_criterion(self, span: ast.Span, c: list[Any]) -> ast.Activity:
         kind, name = c[1]
-        return ast.Activity(
-            verb=c[0].word, asset_kind=kind, name=name, within_days=c[2], span=span
-        )
+        return ast.Activity(verb=c[0].word, asset_kind=kind, name=name, within_days=c[2], span=span)
 
     def asset_object(self, span: ast.Span, c: list[Any]) -> tuple[str | None, ast.Name | None]:
         return (c[0].word, self._name(c[1]))
@@ -714,8 +720,12 @@ class _ToAst:
                 continue
             key, value, where = part
             if key in options:
-                self._error("MR013", f"the sync block sets `{_SYNC_WORDS[key]}` twice", where,
-                            "keep only one")
+                self._error(
+                    "MR013",
+                    f"the sync block sets `{_SYNC_WORDS[key]}` twice",
+                    where,
+                    "keep only one",
+                )
             options[key] = value
         if "cadence" in options:
             options["every_minutes"], options["batch"] = options.pop("cadence")
@@ -751,7 +761,10 @@ class _ToAst:
     def sync_map(self, span: ast.Span, c: list[Any]) -> ast.SyncMap:
         crm_type = self._name(c[2]) if c[2] is not None else None
         return ast.SyncMap(
-            field=self._name(c[0]), crm_field=self._name(c[1]), crm_type=crm_type, prefer=c[3].word,
+            field=self._name(c[0]),
+            crm_field=self._name(c[1]),
+            crm_type=crm_type,
+            prefer=c[3].word,
             span=span,
         )
 
@@ -782,6 +795,7 @@ _PART_HINTS = {
 
 # ------------------------------------------------------------------ fast path
 
+
 class _Fallback(Exception):
     """The fast path cannot vouch for this text: let Lark's own parser decide.
 
@@ -807,8 +821,7 @@ _KNOWN_PATTERNS = {
     "WEIGHT": r"[123]\/3",
     "GRADE": "[A-D][+-]?(?![A-Za-z0-9_])|F(?![A-Za-z0-9_])",
     "TIMESTAMP": (
-        "[0-9]{4}-[0-9]{2}-[0-9]{2}"
-        "(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
     ),
     "STRING": '"([^"\\\\\n]|\\\\["\\\\nt]|\\\\u[0-9a-fA-F]{4})*"',
 }
@@ -873,7 +886,9 @@ class _FastParser:
         self._rules = [self._plan(rule) for rule in rules]
         keep_all = any(rule.options.keep_all_tokens for rule in rules)
         self._kept = frozenset(
-            sym.name for rule in rules for sym in rule.expansion
+            sym.name
+            for rule in rules
+            for sym in rule.expansion
             if sym.is_term and (keep_all or not sym.filter_out)
         )
         self._table: dict[int, dict[str, str | None]] = {s: {} for s in table.states}
@@ -904,8 +919,7 @@ class _FastParser:
             raise _Fallback(f"inlined rule {rule.origin.name} has an alias")
         expand1 = bool(options.expand1) and not rule.alias
         method = None if inline else _ToAst.method_for(name)
-        return (len(expansion), rule.origin.name, tuple(include), trailing, inline, expand1,
-                method)
+        return (len(expansion), rule.origin.name, tuple(include), trailing, inline, expand1, method)
 
     @staticmethod
     def _master_regex(parser: Lark) -> tuple[re.Pattern[str], list[str | None], frozenset[str]]:
@@ -1085,15 +1099,15 @@ TERMINAL_NAMES = {
 
 # Known mistakes: the parser state at the error is matched against these snippets.
 ERROR_EXAMPLES: dict[str, list[str]] = {
-    "compare a field with `is` (`company is \"Acme\"`); `=` only sets a field in actions": [
+    'compare a field with `is` (`company is "Acme"`); `=` only sets a field in actions': [
         'automation rule "r" priority 1 { when all { company = "Acme" } }',
         'on submit of form "f" { if company = "Acme" { add tag "t" } }',
         'dynamic list "d" { when any { company = "Acme" } }',
     ],
-    "automation rules need an explicit priority: `automation rule \"name\" priority 10 { ... }`": [
+    'automation rules need an explicit priority: `automation rule "name" priority 10 { ... }`': [
         'automation rule "r" { when all { } }',
     ],
-    "put the actions in braces: `then { add to list \"MQL\" }`": [
+    'put the actions in braces: `then { add to list "MQL" }`': [
         'automation rule "r" priority 1 { then add to list "x" }',
         'segmentation rule "r" { then add to list "x" }',
     ],
@@ -1105,10 +1119,10 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
         'page action "p" on "x.com" { score 25 }',
         'on submit of form "f" { score 25 }',
     ],
-    "a page action needs a URL: `page action \"name\" on \"example.com/page\" { ... }`": [
+    'a page action needs a URL: `page action "name" on "example.com/page" { ... }`': [
         'page action "p" { score +1 }',
     ],
-    "say which asset: `on submit of form \"Name\" { ... }`": [
+    'say which asset: `on submit of form "Name" { ... }`': [
         'on form "f" { score +1 }',
         'on submit form "f" { score +1 }',
     ],
@@ -1133,7 +1147,7 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
         'on submit of form "f" { if employees > 500 or score > 10 { score +1 } }',
         'automation rule "r" priority 1 { when all { employees > 500 or score > 10 } }',
     ],
-    "a time window is `within 7 days`; `in` starts `in list \"Name\"`": [
+    'a time window is `within 7 days`; `in` starts `in list "Name"`': [
         'automation rule "r" priority 1 { when all { visited "x.com" in the last 7 days } }',
         'automation rule "r" priority 1 { when all { submitted form "f" in last 7 days } }',
     ],
@@ -1147,17 +1161,17 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
     "`;` separates statements inside a block; put each top-level item on its own line": [
         'list "A"; list "B"',
     ],
-    "an automation rule's actions follow `then`: `then { add to list \"MQL\" }`": [
+    'an automation rule\'s actions follow `then`: `then { add to list "MQL" }`': [
         'automation rule "r" priority 1 { when all { score > 1 } { add to list "A" } }',
     ],
     "there is no `else`: write a second `if` with the opposite condition": [
         'on submit of form "f" { if score > 1 { score +1 } else { score +2 } }',
     ],
-    "strings are in double quotes: \"MQL\"": [
+    'strings are in double quotes: "MQL"': [
         "list 'MQL'",
         "on submit of form 'f' { score +1 }",
     ],
-    "a field is different from a value with `is not`: `company is not \"Acme\"`": [
+    'a field is different from a value with `is not`: `company is not "Acme"`': [
         'automation rule "r" priority 1 { when all { company != "Acme" } }',
     ],
 }
@@ -1169,7 +1183,7 @@ WORD_HINTS = {
     "or": "either of two conditions is a group, not `or`: `any { employees > 500; score > 10 }`",
     "else": "there is no `else`: write a second `if` with the opposite condition",
     "elif": "there is no `elif`: write a second `if` with its own condition",
-    "then": "actions go in braces: `then { add to list \"MQL\" }`",
+    "then": 'actions go in braces: `then { add to list "MQL" }`',
 }
 
 
@@ -1267,7 +1281,11 @@ def _exponent_near(text: str, pos: int, path: str) -> Diagnostic | None:
         if m.start() <= pos and (pos < m.end() or not text[m.end() : pos].strip()):
             number = m.group()
             return Diagnostic(
-                code="MR001", severity=Severity.ERROR, path=path, start=m.start(), end=m.end(),
+                code="MR001",
+                severity=Severity.ERROR,
+                path=path,
+                start=m.start(),
+                end=m.end(),
                 message=f"unexpected '{number}': not a number",
                 hint=f"write numbers out in full, without an exponent: `{_written_out(number)}`",
             )
@@ -1291,7 +1309,11 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         if tok.type == "$END":
             start = end = len(text)
             return Diagnostic(
-                code="MR003", severity=Severity.ERROR, path=path, start=start, end=end,
+                code="MR003",
+                severity=Severity.ERROR,
+                path=path,
+                start=start,
+                end=end,
                 message=f"unexpected end of file; expected {_expected_phrase(err.expected)}",
                 hint=hint or "a block may be missing its closing '}'",
             )
@@ -1303,7 +1325,11 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         if hint is None:
             hint = WORD_HINTS.get(str(tok)) or _did_you_mean(str(tok), err.expected)
         return Diagnostic(
-            code="MR001", severity=Severity.ERROR, path=path, start=start, end=end,
+            code="MR001",
+            severity=Severity.ERROR,
+            path=path,
+            start=start,
+            end=end,
             message=f"unexpected {_token_phrase(tok)}; expected {_expected_phrase(err.expected)}",
             hint=hint,
         )
@@ -1314,7 +1340,11 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             line_end = text.find("\n", pos)
             end = len(text) if line_end < 0 else line_end
             return Diagnostic(
-                code="MR004", severity=Severity.ERROR, path=path, start=pos, end=end,
+                code="MR004",
+                severity=Severity.ERROR,
+                path=path,
+                start=pos,
+                end=end,
                 message="unclosed or malformed string",
                 hint='close the string with " on the same line; escape quotes inside as \\"',
             )
@@ -1331,25 +1361,42 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             if hint is None and "NAME" in allowed and shown.lower() != shown:
                 hint = f"field names are lowercase: '{shown.lower()}'"
             return Diagnostic(
-                code="MR002", severity=Severity.ERROR, path=path, start=pos, end=word.end(),
+                code="MR002",
+                severity=Severity.ERROR,
+                path=path,
+                start=pos,
+                end=word.end(),
                 message=f"unexpected '{shown}'" + (f"; {expected}" if expected else ""),
                 hint=hint or WORD_HINTS.get(word.group()) or _did_you_mean(word.group(), allowed),
             )
         if not ch.isprintable():
             return Diagnostic(
-                code="MR002", severity=Severity.ERROR, path=path, start=pos, end=pos + 1,
+                code="MR002",
+                severity=Severity.ERROR,
+                path=path,
+                start=pos,
+                end=pos + 1,
                 message=f"unexpected invisible character U+{ord(ch):04X}",
                 hint=hint or "delete it; rule files are plain text",
             )
         return Diagnostic(
-            code="MR002", severity=Severity.ERROR, path=path, start=pos, end=pos + 1,
+            code="MR002",
+            severity=Severity.ERROR,
+            path=path,
+            start=pos,
+            end=pos + 1,
             message=f"unexpected character '{ch}'",
             hint=hint or expected,
         )
     assert isinstance(err, UnexpectedEOF)
     return Diagnostic(
-        code="MR003", severity=Severity.ERROR, path=path, start=len(text), end=len(text),
-        message="unexpected end of file", hint="a block may be missing its closing '}'",
+        code="MR003",
+        severity=Severity.ERROR,
+        path=path,
+        start=len(text),
+        end=len(text),
+        message="unexpected end of file",
+        hint="a block may be missing its closing '}'",
     )
 
 
@@ -1422,9 +1469,30 @@ MAX_SYNTAX_ERRORS = 50
 
 # A top-level item starts at the beginning of a line with one of these words.
 ITEM_KEYWORDS = (
-    "include", "field", "user", "group", "queue", "list", "tag", "form", "landing", "file",
-    "custom", "email", "campaign", "crm", "on", "page", "automation", "scoring", "default",
-    "grading", "segmentation", "dynamic", "sync", "settings",
+    "include",
+    "field",
+    "user",
+    "group",
+    "queue",
+    "list",
+    "tag",
+    "form",
+    "landing",
+    "file",
+    "custom",
+    "email",
+    "campaign",
+    "crm",
+    "on",
+    "page",
+    "automation",
+    "scoring",
+    "default",
+    "grading",
+    "segmentation",
+    "dynamic",
+    "sync",
+    "settings",
 )
 _ITEM_START_RE = re.compile(r"^(?:" + "|".join(ITEM_KEYWORDS) + r")(?![A-Za-z0-9_])", re.M)
 
@@ -1467,8 +1535,9 @@ def parse_recovering(text: str, path: str = "<string>") -> Parsed:
     return Parsed(file, found, tuple(unparsed))
 
 
-def _piece(text: str, start: int, end: int, path: str
-           ) -> tuple[ast.File | None, list[Diagnostic], UnexpectedInput | None]:
+def _piece(
+    text: str, start: int, end: int, path: str
+) -> tuple[ast.File | None, list[Diagnostic], UnexpectedInput | None]:
     """Parse text[start:end] at its own offsets (what lies before it reads as blanks)."""
     file, diags, _ = _fast_piece(text, start, end, path)
     if file is not None:
@@ -1492,8 +1561,9 @@ def _error_at(err: UnexpectedInput, end: int) -> int:
     return end
 
 
-def _fast_piece(text: str, start: int, end: int, path: str
-                ) -> tuple[ast.File | None, list[Diagnostic], int]:
+def _fast_piece(
+    text: str, start: int, end: int, path: str
+) -> tuple[ast.File | None, list[Diagnostic], int]:
     """text[start:end] through the fast path: (file, diagnostics, -1), or (None, [], where
     it gave up)."""
     fast = _fast_parser()
@@ -1520,8 +1590,16 @@ def _may_go_on(err: UnexpectedInput, text: str, at: int) -> bool:
     return word is not None and any(patterns.get(t) == word.group() for t in expected)
 
 
-def _recover(text: str, start: int, end: int, path: str, starts: list[int], items: list[Any],
-             found: list[Diagnostic], unparsed: list[ast.Span]) -> None:
+def _recover(
+    text: str,
+    start: int,
+    end: int,
+    path: str,
+    starts: list[int],
+    items: list[Any],
+    found: list[Diagnostic],
+    unparsed: list[ast.Span],
+) -> None:
     """Parse text[start:end], skipping broken items: the fast path finds where a piece
     stops making sense; Lark parses only the item there, for its verdict and message."""
     import bisect
@@ -1552,18 +1630,29 @@ def _recover(text: str, start: int, end: int, path: str, starts: list[int], item
             _recover_with_lark(text, broken, end, path, starts, items, found, unparsed)
             return
         diag = _piece_diagnostic(err, text, broken, resume, path)
-        if resume < len(text) and _error_at(err, resume) >= resume and \
-                diag.hint not in ERROR_EXAMPLES:
-            diag = diag.model_copy(update={"hint": _unfinished_hint(getattr(err, "expected",
-                                                                            None))})
+        if (
+            resume < len(text)
+            and _error_at(err, resume) >= resume
+            and diag.hint not in ERROR_EXAMPLES
+        ):
+            diag = diag.model_copy(
+                update={"hint": _unfinished_hint(getattr(err, "expected", None))}
+            )
         found.append(diag)
         unparsed.append(ast.Span(broken, resume))
         start = resume
 
 
-def _recover_with_lark(text: str, start: int, end: int, path: str, starts: list[int],
-                       items: list[Any], found: list[Diagnostic], unparsed: list[ast.Span]
-                       ) -> None:
+def _recover_with_lark(
+    text: str,
+    start: int,
+    end: int,
+    path: str,
+    starts: list[int],
+    items: list[Any],
+    found: list[Diagnostic],
+    unparsed: list[ast.Span],
+) -> None:
     """`_recover` with Lark deciding where each piece breaks (slower: every attempt reads
     the rest of the file); for items that may run past a line that looks like an item."""
     import bisect
@@ -1588,9 +1677,10 @@ def _recover_with_lark(text: str, start: int, end: int, path: str, starts: list[
         if resume <= broken:
             resume = end
         diag = _piece_diagnostic(err, text, start, end, path)
-        if at in starts[i:i + 1] and at > broken and diag.hint not in ERROR_EXAMPLES:
-            diag = diag.model_copy(update={"hint": _unfinished_hint(getattr(err, "expected",
-                                                                            None))})
+        if at in starts[i : i + 1] and at > broken and diag.hint not in ERROR_EXAMPLES:
+            diag = diag.model_copy(
+                update={"hint": _unfinished_hint(getattr(err, "expected", None))}
+            )
         found.append(diag)
         if broken > start:
             _recover_with_lark(text, start, broken, path, starts, items, found, unparsed)
@@ -1601,8 +1691,9 @@ def _recover_with_lark(text: str, start: int, end: int, path: str, starts: list[
 SYNTAX_CODES = frozenset({"MR001", "MR002", "MR003", "MR004"})
 
 
-def _piece_diagnostic(err: UnexpectedInput, text: str, start: int, end: int, path: str
-                      ) -> Diagnostic:
+def _piece_diagnostic(
+    err: UnexpectedInput, text: str, start: int, end: int, path: str
+) -> Diagnostic:
     """The diagnostic of a piece's error; a piece that ends before the file ends is
     reported at the item that follows it, not as the end of the file."""
     padded = " " * start + text[start:end]
@@ -1610,15 +1701,20 @@ def _piece_diagnostic(err: UnexpectedInput, text: str, start: int, end: int, pat
     if diag.code == "MR003" and end < len(text):
         word = _WORD_RE.match(text, end)
         stop = word.end() if word else end + 1
-        shown = word.group() if word else text[end:end + 1]
+        shown = word.group() if word else text[end : end + 1]
         expected = getattr(err, "expected", None)
-        return diag.model_copy(update={
-            "code": "MR001", "start": end, "end": stop,
-            "message": f"unexpected '{shown}'"
-                       + (f"; expected {_expected_phrase(expected)}" if expected else ""),
-            "hint": diag.hint if diag.hint and "closing '}'" not in diag.hint
-            else _unfinished_hint(expected),
-        })
+        return diag.model_copy(
+            update={
+                "code": "MR001",
+                "start": end,
+                "end": stop,
+                "message": f"unexpected '{shown}'"
+                + (f"; expected {_expected_phrase(expected)}" if expected else ""),
+                "hint": diag.hint
+                if diag.hint and "closing '}'" not in diag.hint
+                else _unfinished_hint(expected),
+            }
+        )
     return diag
 
 

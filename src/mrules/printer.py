@@ -99,8 +99,9 @@ def _strings(values: ast.StringList) -> str:
     return "[" + ", ".join(quote(v.text) for v in values.values) + "]"
 
 
-def _value(v: ast.StringValue | ast.NumberValue | ast.TimestampValue | ast.BoolValue
-           | ast.StringList) -> str:
+def _value(
+    v: ast.StringValue | ast.NumberValue | ast.TimestampValue | ast.BoolValue | ast.StringList,
+) -> str:
     if isinstance(v, ast.StringValue):
         return quote(v.value)
     if isinstance(v, ast.NumberValue):
@@ -183,8 +184,10 @@ _ACTIONS: dict[type[ast.Node], Callable[[Any], str]] = {
     ast.SetField: lambda a: f"set {a.field.text} = {_value(a.value)}",
     ast.IncrementField: lambda a: f"increment {a.field.text} by {_number(a.by)}",
     ast.ChangeSourceCampaign: lambda a: f"change source campaign to {quote(a.campaign.text)}",
-    ast.AddToCrmCampaign: lambda a: f"add to crm campaign {quote(a.campaign.text)}"
-    + (f" status {quote(a.status.text)}" if a.status is not None else ""),
+    ast.AddToCrmCampaign: lambda a: (
+        f"add to crm campaign {quote(a.campaign.text)}"
+        + (f" status {quote(a.status.text)}" if a.status is not None else "")
+    ),
     ast.CreateCrmTask: _task,
     ast.NotifyUser: lambda a: f"notify user {quote(a.user.text)}",
     ast.NotifyAssignedUser: lambda a: "notify assigned user",
@@ -216,10 +219,13 @@ _DECLARATIONS: dict[type[ast.Node], Callable[[Any], str]] = {
     ast.ListDecl: lambda d: f"list {quote(d.name.text)}",
     ast.TagDecl: lambda d: f"tag {quote(d.name.text)}",
     ast.AssetDecl: lambda d: f"{d.asset_kind} {quote(d.name.text)}" + _opt("folder", d.folder),
-    ast.CampaignDecl: lambda d: f"campaign {quote(d.name.text)}"
-    + (f" cost {_number(d.cost)}" if d.cost is not None else ""),
-    ast.CrmCampaignDecl: lambda d: f"crm campaign {quote(d.name.text)}"
-    + _opt_list("statuses ", d.statuses),
+    ast.CampaignDecl: lambda d: (
+        f"campaign {quote(d.name.text)}"
+        + (f" cost {_number(d.cost)}" if d.cost is not None else "")
+    ),
+    ast.CrmCampaignDecl: lambda d: (
+        f"crm campaign {quote(d.name.text)}" + _opt_list("statuses ", d.statuses)
+    ),
     ast.ScoringCategory: lambda d: (
         f"scoring category {quote(d.name.text)} folders {_strings(d.folders)}"
     ),
@@ -309,22 +315,27 @@ class _Layout:
             has_comment = self.src.has_comment(open_pos, close_pos)
         close_end = close_pos + 1 if close_pos is not None else None
         if not entries and not has_comment:
-            return _Entry([_Line(ranges=self._range(start, close_end), text=f"{head} {{}}")],
-                          block=top, braced=True)
+            return _Entry(
+                [_Line(ranges=self._range(start, close_end), text=f"{head} {{}}")],
+                block=top,
+                braced=True,
+            )
         only = entries[0].one_line if len(entries) == 1 and not entries[0].braced else None
         if inline and only is not None and not has_comment:
             text = f"{head} {{ {only.text} }}"
             if len(INDENT * depth + text) <= WIDTH:
-                return _Entry([_Line(ranges=self._range(start, close_end), text=text)],
-                              braced=True)
-        opener = _Line(ranges=self._range(start, open_pos + 1 if open_pos is not None else None),
-                       text=f"{head} {{")
+                return _Entry([_Line(ranges=self._range(start, close_end), text=text)], braced=True)
+        opener = _Line(
+            ranges=self._range(start, open_pos + 1 if open_pos is not None else None),
+            text=f"{head} {{",
+        )
         closer = _Line(ranges=self._range(close_pos, close_end), text="}", closes=True)
         return _Entry([opener, entries, closer], block=top, braced=True)
 
     # criteria
-    def criterion(self, c: ast.Criterion, depth: int, prefix: str = "",
-                  start: int | None = None) -> _Entry:
+    def criterion(
+        self, c: ast.Criterion, depth: int, prefix: str = "", start: int | None = None
+    ) -> _Entry:
         start = c.span.start if start is None else start
         inner, nots = c, ""
         while isinstance(inner, ast.Not):
@@ -332,8 +343,12 @@ class _Layout:
         if isinstance(inner, ast.Group):
             g = inner
             return self.block(
-                f"{prefix}{nots}{g.match}", start, g.span.start,
-                lambda d: [self.criterion(i, d) for i in g.items], depth, inline=True,
+                f"{prefix}{nots}{g.match}",
+                start,
+                g.span.start,
+                lambda d: [self.criterion(i, d) for i in g.items],
+                depth,
+                inline=True,
             )
         text = _CRITERIA[type(inner)](inner)
         entry = self.leaf(f"{prefix}{nots}{text}", c)
@@ -354,8 +369,14 @@ class _Layout:
         cond = self.criterion(s.condition, depth, prefix="if ", start=s.span.start)
         line = cond.one_line
         if line is not None:
-            return self.block(line.text, s.span.start, s.condition.span.end,
-                              self.actions(s.actions), depth, inline=True)
+            return self.block(
+                line.text,
+                s.span.start,
+                s.condition.span.end,
+                self.actions(s.actions),
+                depth,
+                inline=True,
+            )
         # A condition spread over lines: `if all {` ... `} {` actions `}`.
         body = self.actions(s.actions)(depth + 1)
         parts = list(cond.parts)
@@ -401,8 +422,9 @@ class _Layout:
         toks = self.src.body_tokens(self.src.brace_after(n.span.start))
         return {t.text: (t.start, t.end) for t in toks if t.text in _RULE_PARTS}
 
-    def _rule_parts(self, n: ast.AutomationRule | ast.SegmentationRule | ast.DynamicList,
-                    depth: int) -> list[_Entry]:
+    def _rule_parts(
+        self, n: ast.AutomationRule | ast.SegmentationRule | ast.DynamicList, depth: int
+    ) -> list[_Entry]:
         pos = self._part_positions(n)
         out: list[_Entry] = []
         when = n.when
@@ -416,8 +438,7 @@ class _Layout:
                 out.append(self.leaf(f"repeat every {_count(r.every_days, 'day')}{most}", r))
             if n.paused:
                 p = pos.get("paused")
-                out.append(_Entry([_Line(ranges=self._range(*(p or (None, None))),
-                                         text="paused")]))
+                out.append(_Entry([_Line(ranges=self._range(*(p or (None, None))), text="paused")]))
         if not isinstance(n, ast.DynamicList) and n.then:
             t = pos.get("then", (None, None))[0]
             out.append(self.block("then", t, t, self.actions(n.then), depth, inline=True))
@@ -428,28 +449,36 @@ class _Layout:
         return self._top(head, n, lambda d: self._rule_parts(n, d))
 
     def _segmentation_rule(self, n: ast.SegmentationRule) -> _Entry:
-        return self._top(f"segmentation rule {quote(n.name.text)}", n,
-                         lambda d: self._rule_parts(n, d))
+        return self._top(
+            f"segmentation rule {quote(n.name.text)}", n, lambda d: self._rule_parts(n, d)
+        )
 
     def _dynamic_list(self, n: ast.DynamicList) -> _Entry:
-        return self._top(f"dynamic list {quote(n.name.text)}", n,
-                         lambda d: self._rule_parts(n, d))
+        return self._top(f"dynamic list {quote(n.name.text)}", n, lambda d: self._rule_parts(n, d))
 
     def _scoring(self, n: ast.Scoring) -> _Entry:
-        return self._top("scoring", n, lambda d: [
-            self.leaf(f"{r.activity.text} {_signed(r.points)}", r) for r in n.rows
-        ])
+        return self._top(
+            "scoring",
+            n,
+            lambda d: [self.leaf(f"{r.activity.text} {_signed(r.points)}", r) for r in n.rows],
+        )
 
     def _grading_profile(self, n: ast.GradingProfile) -> _Entry:
         head = ("default " if n.default else "") + f"grading profile {quote(n.name.text)}"
-        return self._top(head, n, lambda d: [
-            self.leaf(f"criterion {quote(c.name.text)} {c.weight}/3", c) for c in n.criteria
-        ])
+        return self._top(
+            head,
+            n,
+            lambda d: [
+                self.leaf(f"criterion {quote(c.name.text)} {c.weight}/3", c) for c in n.criteria
+            ],
+        )
 
     def _settings(self, n: ast.Settings) -> _Entry:
-        return self._top("settings", n, lambda d: [
-            self.leaf(f"{s.name.text} = {_value(s.value)}", s) for s in n.items
-        ])
+        return self._top(
+            "settings",
+            n,
+            lambda d: [self.leaf(f"{s.name.text} = {_value(s.value)}", s) for s in n.items],
+        )
 
     def _sync_positions(self, n: ast.Sync) -> dict[str, list[int]]:
         """Source ranges of the sync options, which have no spans in the AST."""
@@ -464,8 +493,11 @@ class _Layout:
                 current, prev = None, tok.text
                 continue
             key = _SYNC_STARTS.get(tok.text)
-            if key and prev not in (",", "objects") and not (key == "create_on_assignment"
-                                                             and prev == "auto"):
+            if (
+                key
+                and prev not in (",", "objects")
+                and not (key == "create_on_assignment" and prev == "auto")
+            ):
                 current = key
                 out[key] = [tok.start, tok.end]
             elif current is not None:
@@ -484,11 +516,13 @@ class _Layout:
             if n.precedence is not None:
                 rows.append(("precedence", f"prefer {n.precedence[0]} over {n.precedence[1]}"))
             if n.create_on_assignment is not None:
-                rows.append(("create_on_assignment",
-                             f"create {n.create_on_assignment} on assignment"))
+                rows.append(
+                    ("create_on_assignment", f"create {n.create_on_assignment} on assignment")
+                )
             if n.auto_create is not None:
-                rows.append(("auto_create",
-                             f"auto create prospects {'on' if n.auto_create else 'off'}"))
+                rows.append(
+                    ("auto_create", f"auto create prospects {'on' if n.auto_create else 'off'}")
+                )
             if n.every_minutes is not None:
                 batch = f" batch {n.batch}" if n.batch is not None else ""
                 rows.append(("cadence", f"every {_count(n.every_minutes, 'minute')}{batch}"))
@@ -500,10 +534,13 @@ class _Layout:
             ]
             for m in n.mappings:
                 alias = f" as {m.crm_type.text}" if m.crm_type is not None else ""
-                out.append(self.leaf(
-                    f"map {m.field.text} <-> {quote(m.crm_field.text)}{alias} prefer {m.prefer}",
-                    m,
-                ))
+                out.append(
+                    self.leaf(
+                        f"map {m.field.text} <-> {quote(m.crm_field.text)}{alias}"
+                        f" prefer {m.prefer}",
+                        m,
+                    )
+                )
             return out
 
         return self._top(f"sync {n.crm.text}", n, body)
@@ -523,12 +560,28 @@ class _Renderer:
         self.prev_end: int | None = None
         self.after_open = True
 
-    def emit(self, text: str, depth: int, start: int | None, end: int | None, blank: int,
-             opens: bool = False) -> None:
-        if self.out and not self.after_open and (
-            blank == _FORCE
-            or (blank == _SOURCE and self.src is not None and self.prev_end is not None
-                and start is not None and self.src.blank_between(self.prev_end, start))
+    def emit(
+        self,
+        text: str,
+        depth: int,
+        start: int | None,
+        end: int | None,
+        blank: int,
+        opens: bool = False,
+    ) -> None:
+        if (
+            self.out
+            and not self.after_open
+            and (
+                blank == _FORCE
+                or (
+                    blank == _SOURCE
+                    and self.src is not None
+                    and self.prev_end is not None
+                    and start is not None
+                    and self.src.blank_between(self.prev_end, start)
+                )
+            )
         ):
             self.out.append("")
         self.out.append(INDENT * depth + text)

@@ -56,9 +56,7 @@ class EngineSettings:
         """Defaults overridden by `values` (already validated by the checker)."""
         known = {f.name for f in fields(cls)}
         chosen = {
-            k: v
-            for k, v in values.items()
-            if k in known and (k not in CHOICES or v in CHOICES[k])
+            k: v for k, v in values.items() if k in known and (k not in CHOICES or v in CHOICES[k])
         }
         return replace(cls(), **chosen)
 

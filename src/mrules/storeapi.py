@@ -28,7 +28,12 @@ if TYPE_CHECKING:
     from mrules.batch import Batch
 
 __all__ = [
-    "MEMORY", "YEARS_1_TO_9999", "StateStore", "StoreError", "StoreLocked", "StorePathError",
+    "MEMORY",
+    "YEARS_1_TO_9999",
+    "StateStore",
+    "StoreError",
+    "StoreLocked",
+    "StorePathError",
     "is_postgres_url",
 ]
 
@@ -111,4 +116,3 @@ class StateStore(Protocol):
     # -- writing and closing -----------------------------------------------------------------
     def commit(self, batch: Batch) -> None: ...
     def close(self) -> None: ...
-

@@ -134,8 +134,9 @@ def collect(program: ast.Program) -> Symbols:
     for builtin, builtin_type in BUILTIN_FIELDS.items():
         sym.fields[builtin] = FieldInfo(builtin, builtin_type)
 
-    def add(namespace: str, table: dict, key: object, path: str, node: ast.Node,
-            name: ast.Name) -> None:
+    def add(
+        namespace: str, table: dict, key: object, path: str, node: ast.Node, name: ast.Name
+    ) -> None:
         decl = Declared(path, node, name)
         if key in table:
             sym.duplicates.append((namespace, decl, table[key]))

@@ -43,7 +43,7 @@ def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str
     m = _SCHEME.match(url)
     if m:
         scheme = m.group(0).lower()
-        url = url[m.end():]
+        url = url[m.end() :]
     if settings.url_ignore_scheme:
         scheme = ""
     host, slash, path = url.partition("/")

@@ -34,20 +34,34 @@ def chunks() -> list[tuple[str, int, str]]:
     return out
 
 
-@pytest.mark.parametrize(("name", "first", "text"), chunks(),
-                         ids=[f"{n}:{f}" for n, f, _ in chunks()])
+@pytest.mark.parametrize(
+    ("name", "first", "text"), chunks(), ids=[f"{n}:{f}" for n, f, _ in chunks()]
+)
 def test_chunk(name: str, first: int, text: str) -> None:
     assert text.lstrip().startswith("#"), "each chunk starts with a comment saying what it covers"
-    want = [(i, code, regex) for i, line in enumerate(text.split("\n"), 1)
-            for code, regex in EXPECT.findall(line)]
+    want = [
+        (i, code, regex)
+        for i, line in enumerate(text.split("\n"), 1)
+        for code, regex in EXPECT.findall(line)
+    ]
     src = Source(text, "chunk.mr")
-    got = [(src.position(d.start)[0], d.code, d.message) for d in check_loaded(load_text(text,
-                                                                                "chunk.mr"))]
+    got = [
+        (src.position(d.start)[0], d.code, d.message)
+        for d in check_loaded(load_text(text, "chunk.mr"))
+    ]
     unmatched = list(got)
     missing = []
     for line, code, regex in want:
-        hit = next((g for g in unmatched if g[0] == line and code in ("", g[1])
-                    and re.search(regex.replace('\\"', '"'), g[2])), None)
+        hit = next(
+            (
+                g
+                for g in unmatched
+                if g[0] == line
+                and code in ("", g[1])
+                and re.search(regex.replace('\\"', '"'), g[2])
+            ),
+            None,
+        )
         if hit is None:
             missing.append(f"{name}:{first + line - 1}: want {code} /{regex}/")
         else:

@@ -15,8 +15,18 @@ DOC = (ROOT / "docs" / "diagnostics.md").read_text("utf-8")
 SECTION = re.compile(r"^## (MR\d{3}): (.+)$", re.MULTILINE)
 BLOCK = re.compile(r"^```mrules\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 # Parser and loader codes whose examples live in the parser's own tests and corpora.
-TESTED_ELSEWHERE = {"MR001", "MR002", "MR003", "MR004", "MR012", "MR020", "MR021", "MR022",
-                    "MR023", "MR024"}
+TESTED_ELSEWHERE = {
+    "MR001",
+    "MR002",
+    "MR003",
+    "MR004",
+    "MR012",
+    "MR020",
+    "MR021",
+    "MR022",
+    "MR023",
+    "MR024",
+}
 # Loader codes about files on disk (links, chains of files): their examples are
 # shell sessions (```text), and tests/test_loader.py produces each through the CLI.
 ON_DISK = {"MR022", "MR023", "MR024"}
@@ -28,7 +38,7 @@ def sections() -> dict[str, tuple[str, str]]:
     heads = list(SECTION.finditer(DOC))
     out = {}
     for head, nxt in zip(heads, [*heads[1:], None], strict=True):
-        body = DOC[head.end(): nxt.start() if nxt else len(DOC)]
+        body = DOC[head.end() : nxt.start() if nxt else len(DOC)]
         out[head.group(1)] = (head.group(2).strip(), body)
     return out
 

@@ -99,8 +99,12 @@ def test_an_op_that_is_no_text_is_an_unreadable_line_and_the_others_apply(
     lines = [
         {"at": "2026-11-03T10:00:00Z", "op": {"a": 1}, "email": "henry@example.org"},
         {"at": "2026-11-03T11:00:00Z", "op": ["owner"], "email": "henry@example.org"},
-        {"at": "2026-11-05T10:00:00Z", "op": "update", "email": "bob@bigcorp.example",
-         "fields": {"Title": "CIO"}},
+        {
+            "at": "2026-11-05T10:00:00Z",
+            "op": "update",
+            "email": "bob@bigcorp.example",
+            "fields": {"Title": "CIO"},
+        },
     ]
     (tmp_path / "ch.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), "utf-8")
     r = CliRunner().invoke(main, ["crm", "apply-changes", "ch.jsonl", "--store", "g.db"])

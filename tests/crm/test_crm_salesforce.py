@@ -458,8 +458,13 @@ def test_rest_times_have_a_four_digit_year(http, crm, year, shown) -> None:
     assert crm.get_deleted("Lead", end - dt.timedelta(days=1), end).records == []
 
 
-_ROW = {"attributes": {"type": "Lead"}, "Email": "a@x.com", "Id": LEAD_ID,
-        "SystemModstamp": "2026-11-02T09:00:00.000+0000", "IsDeleted": False}
+_ROW = {
+    "attributes": {"type": "Lead"},
+    "Email": "a@x.com",
+    "Id": LEAD_ID,
+    "SystemModstamp": "2026-11-02T09:00:00.000+0000",
+    "IsDeleted": False,
+}
 _STAMP = "2026-11-02T09:00:00.000+0000"
 
 
@@ -475,37 +480,92 @@ def _create(c: SalesforceCrm) -> object:
     return c.create("Lead", [{"Email": "a@x.com"}])
 
 
-@pytest.mark.parametrize(("method", "path", "body", "call", "what"), [
-    ("GET", "queryAll/", {"done": True, "records": 5}, _query, "a query"),
-    ("GET", "queryAll/", {"done": True, "records": ["x"]}, _query, "a query of Lead"),
-    ("GET", "queryAll/", {"done": True, "records": [{**_ROW, "Id": None}]}, _query,
-     "a query of Lead"),
-    ("GET", "queryAll/", {"done": True, "records": [{"Email": "a@x.com"}]}, _query,
-     "a query of Lead"),
-    ("GET", "queryAll/", {"done": True, "records": [{**_ROW, "SystemModstamp": "soon"}]},
-     _query, "a query of Lead"),
-    ("GET", "queryAll/", {"done": True, "records": [{**_ROW, "SystemModstamp": 5}]}, _query,
-     "a query of Lead"),
-    ("GET", "sobjects/Lead/deleted/", {"deletedRecords": [], "latestDateCovered": _STAMP},
-     _deleted, "the deleted records of Lead"),
-    ("GET", "sobjects/Lead/deleted/", {"deletedRecords": [{"deletedDate": _STAMP}],
-                                       "earliestDateAvailable": _STAMP,
-                                       "latestDateCovered": _STAMP},
-     _deleted, "the deleted records of Lead"),
-    ("POST", "composite/sobjects", ["x"], _create, "a POST of Lead records"),
-    ("POST", "composite/sobjects", [{"success": False, "errors": 5}], _create,
-     "a POST of Lead records"),
-    ("POST", "composite/sobjects", [{"id": 7, "success": True}], _create,
-     "a POST of Lead records"),
-    ("GET", "sobjects/Lead/describe/", {"name": "Lead", "fields": [{"type": "string"}]},
-     lambda c: c.describe("Lead"), "describe Lead"),
-    ("GET", "sobjects/Lead/describe/", {"name": "Lead", "fields": [{"name": "X",
-                                                                   "length": "long"}]},
-     lambda c: c.describe("Lead"), "describe Lead"),
-    ("DELETE", "composite/sobjects", [3], lambda c: c.delete([LEAD_ID]), "a delete"),
-])
-def test_an_answer_of_another_shape_is_a_failed_call(http, crm, method, path, body, call,
-                                                     what) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "call", "what"),
+    [
+        ("GET", "queryAll/", {"done": True, "records": 5}, _query, "a query"),
+        ("GET", "queryAll/", {"done": True, "records": ["x"]}, _query, "a query of Lead"),
+        (
+            "GET",
+            "queryAll/",
+            {"done": True, "records": [{**_ROW, "Id": None}]},
+            _query,
+            "a query of Lead",
+        ),
+        (
+            "GET",
+            "queryAll/",
+            {"done": True, "records": [{"Email": "a@x.com"}]},
+            _query,
+            "a query of Lead",
+        ),
+        (
+            "GET",
+            "queryAll/",
+            {"done": True, "records": [{**_ROW, "SystemModstamp": "soon"}]},
+            _query,
+            "a query of Lead",
+        ),
+        (
+            "GET",
+            "queryAll/",
+            {"done": True, "records": [{**_ROW, "SystemModstamp": 5}]},
+            _query,
+            "a query of Lead",
+        ),
+        (
+            "GET",
+            "sobjects/Lead/deleted/",
+            {"deletedRecords": [], "latestDateCovered": _STAMP},
+            _deleted,
+            "the deleted records of Lead",
+        ),
+        (
+            "GET",
+            "sobjects/Lead/deleted/",
+            {
+                "deletedRecords": [{"deletedDate": _STAMP}],
+                "earliestDateAvailable": _STAMP,
+                "latestDateCovered": _STAMP,
+            },
+            _deleted,
+            "the deleted records of Lead",
+        ),
+        ("POST", "composite/sobjects", ["x"], _create, "a POST of Lead records"),
+        (
+            "POST",
+            "composite/sobjects",
+            [{"success": False, "errors": 5}],
+            _create,
+            "a POST of Lead records",
+        ),
+        (
+            "POST",
+            "composite/sobjects",
+            [{"id": 7, "success": True}],
+            _create,
+            "a POST of Lead records",
+        ),
+        (
+            "GET",
+            "sobjects/Lead/describe/",
+            {"name": "Lead", "fields": [{"type": "string"}]},
+            lambda c: c.describe("Lead"),
+            "describe Lead",
+        ),
+        (
+            "GET",
+            "sobjects/Lead/describe/",
+            {"name": "Lead", "fields": [{"name": "X", "length": "long"}]},
+            lambda c: c.describe("Lead"),
+            "describe Lead",
+        ),
+        ("DELETE", "composite/sobjects", [3], lambda c: c.delete([LEAD_ID]), "a delete"),
+    ],
+)
+def test_an_answer_of_another_shape_is_a_failed_call(
+    http, crm, method, path, body, call, what
+) -> None:
     # A proxy, a gateway or a changed API answering 200 with JSON of another shape: each
     # was a KeyError, TypeError or ValueError, an internal error of the sync.
     http.add(method, BASE + path, json=body, status=200)

@@ -32,8 +32,15 @@ def places(x: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-def mutated(doc: Any, rng: random.Random, junk: list[Any], *, renames: tuple[str, ...] = (),
-            change: float = 0.15, keep: tuple[str, ...] = ()) -> tuple[Any, tuple[Any, ...]]:
+def mutated(
+    doc: Any,
+    rng: random.Random,
+    junk: list[Any],
+    *,
+    renames: tuple[str, ...] = (),
+    change: float = 0.15,
+    keep: tuple[str, ...] = (),
+) -> tuple[Any, tuple[Any, ...]]:
     """A copy of `doc` with one to three places changed: a value replaced by junk, or
     (with probability `change`) a key renamed to one of `renames`, or dropped when
     there are none. Top-level keys in `keep` are left alone. Returns the copy and the

@@ -30,8 +30,26 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
 RULES = str(EXAMPLE / "rules")
 FILES = {"store": "g.db", "sync": "g.sync.db", "crm": "g.crm.db"}
 JUNK: list[object] = [
-    "x", "", "{}", "[]", "[1]", '{"a": 1}', "null", "1e999", "-1", "2026-13-45T99:00:00Z",
-    b"\x00\xff", b"", 0, -1, 2**62, 2**63 - 1, -(2**63), 1e308, float("inf"), float("-inf"),
+    "x",
+    "",
+    "{}",
+    "[]",
+    "[1]",
+    '{"a": 1}',
+    "null",
+    "1e999",
+    "-1",
+    "2026-13-45T99:00:00Z",
+    b"\x00\xff",
+    b"",
+    0,
+    -1,
+    2**62,
+    2**63 - 1,
+    -(2**63),
+    1e308,
+    float("inf"),
+    float("-inf"),
     None,
 ]
 COMMANDS = [
@@ -55,16 +73,42 @@ COMMANDS = [
 # Events after the example's, for prospects and a visitor the store knows: a run that
 # resumes reads their stored states, visitors and history.
 MORE = [
-    {"ts": "2026-12-21T09:00:00Z", "id": "m01", "type": "page_view", "visitor": "v-81",
-     "url": "https://www.getcloudy.com/pricing"},
-    {"ts": "2026-12-21T09:01:00Z", "id": "m02", "type": "page_view",
-     "prospect": "leung@example.com", "url": "https://www.getcloudy.com/consult"},
-    {"ts": "2026-12-21T09:02:00Z", "id": "m03", "type": "email_open",
-     "prospect": "ivy@bigcorp.example", "asset": "Newsletter"},
-    {"ts": "2026-12-21T09:03:00Z", "id": "m04", "type": "prospect_update",
-     "prospect": "bob@bigcorp.example", "fields": {"company": "Big"}},
-    {"ts": "2026-12-21T09:04:00Z", "id": "m05", "type": "crm_update",
-     "prospect": "bob@bigcorp.example", "object": "opportunity", "status": "won"},
+    {
+        "ts": "2026-12-21T09:00:00Z",
+        "id": "m01",
+        "type": "page_view",
+        "visitor": "v-81",
+        "url": "https://www.getcloudy.com/pricing",
+    },
+    {
+        "ts": "2026-12-21T09:01:00Z",
+        "id": "m02",
+        "type": "page_view",
+        "prospect": "leung@example.com",
+        "url": "https://www.getcloudy.com/consult",
+    },
+    {
+        "ts": "2026-12-21T09:02:00Z",
+        "id": "m03",
+        "type": "email_open",
+        "prospect": "ivy@bigcorp.example",
+        "asset": "Newsletter",
+    },
+    {
+        "ts": "2026-12-21T09:03:00Z",
+        "id": "m04",
+        "type": "prospect_update",
+        "prospect": "bob@bigcorp.example",
+        "fields": {"company": "Big"},
+    },
+    {
+        "ts": "2026-12-21T09:04:00Z",
+        "id": "m05",
+        "type": "crm_update",
+        "prospect": "bob@bigcorp.example",
+        "object": "opportunity",
+        "status": "won",
+    },
     {"ts": "2026-12-22T00:00:00Z", "id": "m06", "type": "tick"},
 ]
 
@@ -77,8 +121,9 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db")[0] == 0
         assert cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", "g.db", "-q")[0] == 0
-        code, out = cli("sync", "run", "--rules", RULES, "--store", "g.db",
-                         "--until", "2026-12-20T00:00:00Z")
+        code, out = cli(
+            "sync", "run", "--rules", RULES, "--store", "g.db", "--until", "2026-12-20T00:00:00Z"
+        )
         assert code == 0, out
     finally:
         os.chdir(old)
@@ -89,9 +134,13 @@ def _cells(path: Path) -> list[tuple[str, str, int]]:
     """Every (table, column, rowid) of a file's tables that have rowids."""
     out = []
     with sqlite3.connect(path) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            " AND sql NOT LIKE '%WITHOUT ROWID%'")]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND sql NOT LIKE '%WITHOUT ROWID%'"
+            )
+        ]
         for table in tables:
             columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
             rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table} LIMIT 200")]
@@ -138,9 +187,9 @@ def _damage_and_run(synced: Path, work: Path, rng: random.Random) -> None:
     _every_command(f"{FILES[which]} {table}.{column} rowid {rowid} = {value!r}")
 
 
-def test_every_command_succeeds_on_the_undamaged_files(synced: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
+def test_every_command_succeeds_on_the_undamaged_files(
+    synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Otherwise a command would fail on every damage for a reason of its own, and the
     # harness would test nothing of it.
     monkeypatch.chdir(tmp_path)
@@ -151,8 +200,7 @@ def test_every_command_succeeds_on_the_undamaged_files(synced: Path, tmp_path: P
         assert code in ok, f"{command[:2]} exit {code}\n{out}"
 
 
-def _run(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int,
-         seed: int) -> None:
+def _run(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, seed: int) -> None:
     monkeypatch.chdir(tmp_path)
     rng = random.Random(seed)
     for _ in range(n):
@@ -165,48 +213,83 @@ def test_damage_short(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.slow
 def test_damage_long(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _run(synced, tmp_path, monkeypatch, int(os.environ.get("MRULES_FUZZ_DAMAGES", "2000")),
-         seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")))
+    _run(
+        synced,
+        tmp_path,
+        monkeypatch,
+        int(os.environ.get("MRULES_FUZZ_DAMAGES", "2000")),
+        seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")),
+    )
 
 
 # -- damage below the values: bytes of the files themselves --------------------------------
+
 
 def _overwrite(path: Path, old: bytes, new: bytes) -> None:
     data = path.read_bytes()
     assert data.count(old) == 1, (path, old)
     i = data.index(old)
-    path.write_bytes(data[:i] + new + data[i + len(old):])
+    path.write_bytes(data[:i] + new + data[i + len(old) :])
 
 
-@pytest.mark.parametrize(("name", "table", "command", "said"), [
-    ("store", "streams", ("explain", "leung@example.com", "--store", "g.db"), "store g.db is"
-     " damaged (SQLite's error quotes bytes that are not UTF-8: part of the file is"
-     " overwritten): restore g.db from a backup"),
-    ("store", "streams", ("run", RULES, "more.jsonl", "--store", "g.db", "-q"), "store g.db is"
-     " damaged (SQLite's error quotes bytes"),
-    ("sync", "cursor", ("sync", "status", "--store", "g.db"), "g.sync.db: cannot use the sync"
-     " file: SQLite's error quotes bytes that are not UTF-8"),
-    ("crm", "label", ("crm", "export", "--store", "g.db"), "g.crm.db: not an mrules CRM file"
-     " (SQLite's error quotes bytes that are not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("name", "table", "command", "said"),
+    [
+        (
+            "store",
+            "streams",
+            ("explain", "leung@example.com", "--store", "g.db"),
+            "store g.db is"
+            " damaged (SQLite's error quotes bytes that are not UTF-8: part of the file is"
+            " overwritten): restore g.db from a backup",
+        ),
+        (
+            "store",
+            "streams",
+            ("run", RULES, "more.jsonl", "--store", "g.db", "-q"),
+            "store g.db is damaged (SQLite's error quotes bytes",
+        ),
+        (
+            "sync",
+            "cursor",
+            ("sync", "status", "--store", "g.db"),
+            "g.sync.db: cannot use the sync file: SQLite's error quotes bytes that are not UTF-8",
+        ),
+        (
+            "crm",
+            "label",
+            ("crm", "export", "--store", "g.db"),
+            "g.crm.db: not an mrules CRM file (SQLite's error quotes bytes that are not UTF-8",
+        ),
+    ],
+)
 def test_a_schema_overwritten_with_bytes_that_are_not_utf8_is_exit_4(
-        synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, table: str,
-        command: tuple[str, ...], said: str) -> None:
+    synced: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    table: str,
+    command: tuple[str, ...],
+    said: str,
+) -> None:
     # SQLite's "malformed database schema ... near "\xff"" quotes the bytes, and Python,
     # unable to make that message text, raised UnicodeDecodeError: an internal error.
     monkeypatch.chdir(tmp_path)
     _fresh_copies(synced, tmp_path)
-    _overwrite(tmp_path / FILES[name], f"CREATE TABLE {table} (".encode(),
-               f"CREATE TABLE {table} \xff".encode("latin-1"))
+    _overwrite(
+        tmp_path / FILES[name],
+        f"CREATE TABLE {table} (".encode(),
+        f"CREATE TABLE {table} \xff".encode("latin-1"),
+    )
     code, out = cli(*command)
     assert code == 4, out
     assert said in " ".join(out.split()), out
 
 
 @pytest.mark.parametrize("report", ["funnel", "rules", "scores"])  # read the history
-def test_a_report_that_meets_a_zeroed_page_is_exit_4(synced: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     report: str) -> None:
+def test_a_report_that_meets_a_zeroed_page_is_exit_4(
+    synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, report: str
+) -> None:
     # The reports' own queries met "database disk image is malformed" uncaught.
     monkeypatch.chdir(tmp_path)
     _fresh_copies(synced, tmp_path)
@@ -216,12 +299,13 @@ def test_a_report_that_meets_a_zeroed_page_is_exit_4(synced: Path, tmp_path: Pat
     conn.close()
     data = bytearray((tmp_path / "g.db").read_bytes())
     for page in pages:
-        data[(page - 1) * size:page * size] = bytes(size)
+        data[(page - 1) * size : page * size] = bytes(size)
     (tmp_path / "g.db").write_bytes(bytes(data))
     code, out = cli("report", report, "--store", "g.db")
     assert code == 4, out
     assert "cannot read store g.db or sync file g.sync.db: database disk image is malformed" in (
-        " ".join(out.split())), out
+        " ".join(out.split())
+    ), out
 
 
 def _bytes_damaged_and_run(synced: Path, work: Path, rng: random.Random) -> None:
@@ -235,16 +319,16 @@ def _bytes_damaged_and_run(synced: Path, work: Path, rng: random.Random) -> None
             data[rng.randrange(len(data))] = rng.randrange(256)
     elif how == "page":  # one page zeroed or made random
         page, noise = rng.randrange(len(data) // 4096), rng.random() < 0.5
-        data[page * 4096:(page + 1) * 4096] = bytes(
-            rng.randrange(256) if noise else 0 for _ in range(4096))
+        data[page * 4096 : (page + 1) * 4096] = bytes(
+            rng.randrange(256) if noise else 0 for _ in range(4096)
+        )
     else:  # cut short
-        del data[rng.randrange(len(data)):]
+        del data[rng.randrange(len(data)) :]
     (work / name).write_bytes(bytes(data))
     _every_command(f"{name}: {how} (seeded)")
 
 
-def test_byte_damage_short(synced: Path, tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_byte_damage_short(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     rng = random.Random(11)
     for _ in range(6):
@@ -252,8 +336,7 @@ def test_byte_damage_short(synced: Path, tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_byte_damage_long(synced: Path, tmp_path: Path,
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_byte_damage_long(synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     rng = random.Random(int(os.environ.get("MRULES_FUZZ_SEED", "1")))
     for _ in range(int(os.environ.get("MRULES_FUZZ_DAMAGES", "2000"))):

@@ -23,8 +23,24 @@ from fuzzing import cli, mutated
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
 JUNK: list[Any] = [
-    None, 0, -1, 2**70, 1.5, "", "x", [], [1], {}, {"a": 1}, True, [None], "-5", [{}],
-    "part-0000", "../../etc", 65537,
+    None,
+    0,
+    -1,
+    2**70,
+    1.5,
+    "",
+    "x",
+    [],
+    [1],
+    {},
+    {"a": 1},
+    True,
+    [None],
+    "-5",
+    [{}],
+    "part-0000",
+    "../../etc",
+    65537,
 ]
 
 
@@ -34,8 +50,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(EXAMPLE / "rules", d / "rules")
     # The example shares one round-robin counter, which a partitioned run refuses.
     (d / "rules" / "99-settings.mr").write_text('settings { round_robin = "by prospect" }\n')
-    code, out = cli("partition", str(EXAMPLE / "events.jsonl"), "--buckets", "4", "--out",
-                    str(d / "part"))
+    code, out = cli(
+        "partition", str(EXAMPLE / "events.jsonl"), "--buckets", "4", "--out", str(d / "part")
+    )
     assert code == 0, out
     return d
 
@@ -46,8 +63,9 @@ def _damage(folder: Path, work: Path, rng: random.Random) -> str:
         doc, place = mutated(manifest, rng, JUNK, renames=("bogus", "files"))
         (work / "part" / "manifest.json").write_text(json.dumps(doc), "utf-8")
         return f"manifest {place}"
-    files = sorted(p for p in (work / "part").rglob("*") if p.is_file()
-                   and p.name != "manifest.json")
+    files = sorted(
+        p for p in (work / "part").rglob("*") if p.is_file() and p.name != "manifest.json"
+    )
     target = rng.choice(files)
     data = bytearray(target.read_bytes())
     how = rng.choice(["bytes", "cut", "empty"])
@@ -55,7 +73,7 @@ def _damage(folder: Path, work: Path, rng: random.Random) -> str:
         for _ in range(rng.choice([1, 3, 10])):
             data[rng.randrange(len(data))] = rng.randrange(256)
     elif how == "cut":
-        del data[rng.randrange(len(data) + 1):]
+        del data[rng.randrange(len(data) + 1) :]
     else:
         data = bytearray()
     target.write_bytes(bytes(data))
@@ -70,8 +88,18 @@ def _run(folder: Path, tmp_path: Path, n: int, seed: int) -> None:
         shutil.copytree(folder / "part", work / "part")
         where = _damage(folder, work, rng)
         for args in (
-            ("run", str(folder / "rules"), str(work / "part"), "--engine", "local",
-             "--workers", "2", "--store", str(work / "r.db"), "-q"),
+            (
+                "run",
+                str(folder / "rules"),
+                str(work / "part"),
+                "--engine",
+                "local",
+                "--workers",
+                "2",
+                "--store",
+                str(work / "r.db"),
+                "-q",
+            ),
             ("partition", str(EXAMPLE / "events.jsonl"), "--out", str(work / "part")),
         ):
             code, out = cli(*args)
@@ -80,8 +108,16 @@ def _run(folder: Path, tmp_path: Path, n: int, seed: int) -> None:
 
 
 def test_the_undamaged_folder_runs(folder: Path, tmp_path: Path) -> None:
-    code, out = cli("run", str(folder / "rules"), str(folder / "part"), "--engine", "local",
-                    "--store", str(tmp_path / "r.db"), "-q")
+    code, out = cli(
+        "run",
+        str(folder / "rules"),
+        str(folder / "part"),
+        "--engine",
+        "local",
+        "--store",
+        str(tmp_path / "r.db"),
+        "-q",
+    )
     assert code == 0, out
 
 
@@ -91,5 +127,9 @@ def test_damaged_partition_folders_short(folder: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_damaged_partition_folders_long(folder: Path, tmp_path: Path) -> None:
-    _run(folder, tmp_path, int(os.environ.get("MRULES_FUZZ_FOLDERS", "300")),
-         seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")))
+    _run(
+        folder,
+        tmp_path,
+        int(os.environ.get("MRULES_FUZZ_FOLDERS", "300")),
+        seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")),
+    )

@@ -27,8 +27,25 @@ from mrules.sync.plan import plan_id
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
 RULES = str(EXAMPLE / "rules")
 JUNK: list[Any] = [
-    None, 0, -1, 2**70, 1.5, "", "x", "2026-13-45T99:00:00Z", [], [1], {}, {"a": 1}, True,
-    "ann@example.com", [None], "1e999", "-5", [{}], [[]],
+    None,
+    0,
+    -1,
+    2**70,
+    1.5,
+    "",
+    "x",
+    "2026-13-45T99:00:00Z",
+    [],
+    [1],
+    {},
+    {"a": 1},
+    True,
+    "ann@example.com",
+    [None],
+    "1e999",
+    "-5",
+    [{}],
+    [[]],
 ]
 
 
@@ -36,10 +53,12 @@ JUNK: list[Any] = [
 def planned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("plans")
     assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", str(d / "g.db"))[0] == 0
-    assert cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", str(d / "g.db"),
-                "-q")[0] == 0
-    code, out = cli("sync", "plan", "--rules", RULES, "--store", str(d / "g.db"), "--out",
-                     str(d / "plan.json"))
+    assert (
+        cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", str(d / "g.db"), "-q")[0] == 0
+    )
+    code, out = cli(
+        "sync", "plan", "--rules", RULES, "--store", str(d / "g.db"), "--out", str(d / "plan.json")
+    )
     assert code == 2, out  # changes pending
     return d
 
@@ -56,8 +75,15 @@ def _run(planned: Path, work: Path, n: int, seed: int) -> None:
         doc["id"] = plan_id({k: v for k, v in doc.items() if k != "id"})
         text = json.dumps(doc)
         (work / "plan.json").write_text(text, "utf-8")
-        code, out = cli("sync", "apply", str(work / "plan.json"), "--rules", RULES,
-                         "--store", str(work / "g.db"))
+        code, out = cli(
+            "sync",
+            "apply",
+            str(work / "plan.json"),
+            "--rules",
+            RULES,
+            "--store",
+            str(work / "g.db"),
+        )
         assert code in (0, 1, 2, 4), f"exit {code} after changing {place}:\n{out}"
         assert "internal error" not in out, f"after changing {place}:\n{out}"
 
@@ -68,5 +94,9 @@ def test_plans_of_another_shape_short(planned: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_plans_of_another_shape_long(planned: Path, tmp_path: Path) -> None:
-    _run(planned, tmp_path, int(os.environ.get("MRULES_FUZZ_PLANS", "1000")),
-         seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")))
+    _run(
+        planned,
+        tmp_path,
+        int(os.environ.get("MRULES_FUZZ_PLANS", "1000")),
+        seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")),
+    )

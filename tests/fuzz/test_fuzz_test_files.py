@@ -26,8 +26,25 @@ from mrules.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
 JUNK: list[Any] = [
-    None, 0, -1, 2**70, 1.5, float("inf"), "", "x", "2026-13-45T99:00:00Z", [], [1], {},
-    {"a": 1}, True, "ann@example.com", [None], {"ts": None}, "1e999", "-5",
+    None,
+    0,
+    -1,
+    2**70,
+    1.5,
+    float("inf"),
+    "",
+    "x",
+    "2026-13-45T99:00:00Z",
+    [],
+    [1],
+    {},
+    {"a": 1},
+    True,
+    "ann@example.com",
+    [None],
+    {"ts": None},
+    "1e999",
+    "-5",
 ]
 KEYS = ("bogus", "Score", "", "ts", "expect")
 
@@ -59,5 +76,8 @@ def test_mutated_test_files_short(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_mutated_test_files_long(tmp_path: Path) -> None:
-    _run(tmp_path, int(os.environ.get("MRULES_FUZZ_FILES", "2000")),
-         seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")))
+    _run(
+        tmp_path,
+        int(os.environ.get("MRULES_FUZZ_FILES", "2000")),
+        seed=int(os.environ.get("MRULES_FUZZ_SEED", "1")),
+    )

@@ -26,8 +26,7 @@ ROOT = HERE.parent.parent
 CORPUS = [
     p.read_text(encoding="utf-8")
     for p in sorted(
-        [*HERE.glob("valid/*.mr"), *HERE.glob("invalid/*.mr"),
-         *(ROOT / "examples").rglob("*.mr")]
+        [*HERE.glob("valid/*.mr"), *HERE.glob("invalid/*.mr"), *(ROOT / "examples").rglob("*.mr")]
     )
 ]
 
@@ -38,8 +37,11 @@ def _settings(default: int, long: int) -> settings:
     return settings(
         max_examples=long if LONG else default,
         deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                               HealthCheck.data_too_large],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+        ],
     )
 
 
@@ -64,8 +66,13 @@ EXPLICIT = {
     ),
     "NAME": _WORDS,
     "TIMESTAMP": st.sampled_from(
-        ["2026-01-02", "2026-02-30", "2026-01-02T09:30Z", "2026-01-02T09:30:00+01:00",
-         "9999-99-99T99:99"]
+        [
+            "2026-01-02",
+            "2026-02-30",
+            "2026-01-02T09:30Z",
+            "2026-01-02T09:30:00+01:00",
+            "9999-99-99T99:99",
+        ]
     ),
     "WEIGHT": st.sampled_from(["1/3", "2/3", "3/3"]),
     "GRADE": st.sampled_from(["F", "D-", "C", "B+", "A+"]),
@@ -85,8 +92,29 @@ def test_grammar_generated_text_never_raises(text: str) -> None:
 
 _INSERTS = st.one_of(
     st.text(max_size=6),
-    st.sampled_from(['"', "{", "}", ";", "\n", "\\", "#", "*", "<->", "\x00", "\ufeff", "é",
-                     "all {", "not", "priority", "2026-13-40", "+", "-", "/"]),
+    st.sampled_from(
+        [
+            '"',
+            "{",
+            "}",
+            ";",
+            "\n",
+            "\\",
+            "#",
+            "*",
+            "<->",
+            "\x00",
+            "\ufeff",
+            "é",
+            "all {",
+            "not",
+            "priority",
+            "2026-13-40",
+            "+",
+            "-",
+            "/",
+        ]
+    ),
 )
 
 

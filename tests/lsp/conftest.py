@@ -20,8 +20,12 @@ from pygls.lsp.client import LanguageClient
 class Session:
     """A started server; `run(coro)` drives it from synchronous tests."""
 
-    def __init__(self, root: Path, capabilities: types.ClientCapabilities | None = None,
-                 command: tuple[str, ...] = ("-m", "mrules", "lsp")) -> None:
+    def __init__(
+        self,
+        root: Path,
+        capabilities: types.ClientCapabilities | None = None,
+        command: tuple[str, ...] = ("-m", "mrules", "lsp"),
+    ) -> None:
         self.root = root
         self.loop = asyncio.new_event_loop()
         self.client = LanguageClient("mrules-tests", "1")
@@ -42,11 +46,15 @@ class Session:
             self.messages.append(params.message)
 
         self.run(self.client.start_io(sys.executable, *command, cwd=str(root)))
-        self.init = self.run(self.client.initialize_async(types.InitializeParams(
-            capabilities=capabilities or types.ClientCapabilities(),
-            root_uri=root.as_uri(),
-            workspace_folders=[types.WorkspaceFolder(root.as_uri(), "root")],
-        )))
+        self.init = self.run(
+            self.client.initialize_async(
+                types.InitializeParams(
+                    capabilities=capabilities or types.ClientCapabilities(),
+                    root_uri=root.as_uri(),
+                    workspace_folders=[types.WorkspaceFolder(root.as_uri(), "root")],
+                )
+            )
+        )
         self.client.initialized(types.InitializedParams())
 
     def run(self, coro: Any) -> Any:
@@ -59,15 +67,21 @@ class Session:
         uri = self.uri(rel)
         text = (self.root / rel).read_text("utf-8") if text is None else text
         self.versions[uri] = 1
-        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
-            types.TextDocumentItem(uri=uri, language_id="mrules", version=1, text=text)))
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                types.TextDocumentItem(uri=uri, language_id="mrules", version=1, text=text)
+            )
+        )
         return uri
 
     def change(self, uri: str, text: str) -> None:
         self.versions[uri] += 1
-        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
-            types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
-            [types.TextDocumentContentChangeWholeDocument(text=text)]))
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(uri=uri, version=self.versions[uri]),
+                [types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 15) -> None:
         async def poll() -> None:

@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def anchors(doc: str) -> set[str]:
-    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
-            for h in re.findall(r"^#+ (.+)$", doc, re.MULTILINE)}
+    return {
+        re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^#+ (.+)$", doc, re.MULTILINE)
+    }
 
 
 def test_keyword_docs_link_to_sections_of_the_language_reference() -> None:
@@ -28,7 +30,8 @@ def test_keyword_docs_link_to_sections_of_the_language_reference() -> None:
 @pytest.fixture
 def analysis(tmp_path: Path):
     (tmp_path / "a.mr").write_text(
-        'field size: picklist ["S", "M"]\nlist "MQL"\nform "F"\ntag "T"\n', "utf-8")
+        'field size: picklist ["S", "M"]\nlist "MQL"\nform "F"\ntag "T"\n', "utf-8"
+    )
     return analyze([tmp_path])
 
 
@@ -59,15 +62,22 @@ def test_completion_inside_a_comment_offers_nothing_odd(analysis) -> None:
 
 
 def diag(hint: str, start: int, end: int) -> Diagnostic:
-    return Diagnostic(code="MR103", severity=Severity.ERROR, message="m", path="x", start=start,
-                      end=end, hint=hint)
+    return Diagnostic(
+        code="MR103",
+        severity=Severity.ERROR,
+        message="m",
+        path="x",
+        start=start,
+        end=end,
+        hint=hint,
+    )
 
 
 def test_quick_fix_quotes_names_and_leaves_words_bare() -> None:
     text = 'add to list "MQl"\ncompnay is "x"'
     assert quick_fix(diag("did you mean 'MQL'?", 12, 17), text) == '"MQL"'
     assert quick_fix(diag("did you mean 'company'?", 18, 25), text) == "company"
-    assert quick_fix(diag("declare it: list \"x\"", 12, 17), text) is None
+    assert quick_fix(diag('declare it: list "x"', 12, 17), text) is None
 
 
 def test_rename_rules(analysis) -> None:
@@ -81,14 +91,26 @@ def test_rename_rules(analysis) -> None:
 
 def test_quick_fix_trims_an_unused_suppression() -> None:
     def mr030(message: str, comment: str) -> str | None:
-        d = Diagnostic(code="MR030", severity=Severity.WARNING, message=message, path="x",
-                       start=0, end=len(comment))
+        d = Diagnostic(
+            code="MR030",
+            severity=Severity.WARNING,
+            message=message,
+            path="x",
+            start=0,
+            end=len(comment),
+        )
         return quick_fix(d, comment)
 
-    assert mr030("unused suppression of MR101: not reported on this line",
-                 "# mrules: ignore[MR101]") == ""
-    assert mr030("unused suppression of MR312: not reported on this line",
-                 "# mrules: ignore[MR109, MR312] why") == "# mrules: ignore[MR109] why"
-    assert mr030("unused suppression: nothing is reported on this line",
-                 "# mrules: ignore") == ""
+    assert (
+        mr030("unused suppression of MR101: not reported on this line", "# mrules: ignore[MR101]")
+        == ""
+    )
+    assert (
+        mr030(
+            "unused suppression of MR312: not reported on this line",
+            "# mrules: ignore[MR109, MR312] why",
+        )
+        == "# mrules: ignore[MR109] why"
+    )
+    assert mr030("unused suppression: nothing is reported on this line", "# mrules: ignore") == ""
     assert mr030("'312' in a suppression is not a code", "# mrules: ignore[312]") is None

@@ -24,8 +24,12 @@ class RawClient:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mrules", "lsp"], cwd=root, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [sys.executable, "-m", "mrules", "lsp"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.buf = b""
         self.received: list[dict[str, Any]] = []
         self.request(1, "initialize", {"capabilities": {}, "rootUri": root.as_uri()})
@@ -63,16 +67,20 @@ class RawClient:
             self.buf += chunk
         while b"\r\n\r\n" in self.buf:
             head, rest = self.buf.split(b"\r\n\r\n", 1)
-            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length"))
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
             if len(rest) < length:
                 break
             self.received.append(json.loads(rest[:length]))
             self.buf = rest[length:]
 
     def messages_shown(self) -> list[str]:
-        return [m["params"]["message"] for m in self.received
-                if m.get("method") == "window/showMessage"]
+        return [
+            m["params"]["message"] for m in self.received if m.get("method") == "window/showMessage"
+        ]
 
     def close(self) -> tuple[int, bytes]:
         try:
@@ -97,15 +105,19 @@ def client(tmp_path: Path):
 
 
 def _symbols(c: RawClient, id: int) -> dict[str, Any]:
-    return c.request(id, "textDocument/documentSymbol",
-                     {"textDocument": {"uri": (c.root / "a.mr").as_uri()}})
+    return c.request(
+        id, "textDocument/documentSymbol", {"textDocument": {"uri": (c.root / "a.mr").as_uri()}}
+    )
 
 
-@pytest.mark.parametrize("position, where", [
-    ({"line": -1, "character": 0}, "$.params.position"),
-    ({"line": "x", "character": 0}, "$.params.position.line"),
-    (None, "$.params.position"),
-])
+@pytest.mark.parametrize(
+    "position, where",
+    [
+        ({"line": -1, "character": 0}, "$.params.position"),
+        ({"line": "x", "character": 0}, "$.params.position.line"),
+        (None, "$.params.position"),
+    ],
+)
 def test_a_request_with_params_that_do_not_fit_is_answered_with_invalid_params(
     client: RawClient, position: Any, where: str
 ) -> None:
@@ -117,17 +129,18 @@ def test_a_request_with_params_that_do_not_fit_is_answered_with_invalid_params(
     assert answer["error"]["message"].startswith("invalid params for textDocument/hover")
     assert where in answer["error"]["message"]
     assert client.messages_shown() == []  # no "Error in server" popup
-    assert _symbols(client, 6)["result"][0]["name"] == 'list A'  # and the server goes on
+    assert _symbols(client, 6)["result"][0]["name"] == "list A"  # and the server goes on
     assert client.close()[0] == 0
 
 
 def test_a_change_to_a_document_never_opened_is_ignored(client: RawClient) -> None:
     uri = (client.root / "a.mr").as_uri()
-    client.notify("textDocument/didChange", {
-        "textDocument": {"uri": uri, "version": 2},
-        "contentChanges": [{"text": 'list "B"\n'}]})
+    client.notify(
+        "textDocument/didChange",
+        {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": 'list "B"\n'}]},
+    )
     # The file on disk stays the truth: the change had no document to apply to.
-    assert _symbols(client, 6)["result"][0]["name"] == 'list A'
+    assert _symbols(client, 6)["result"][0]["name"] == "list A"
     assert client.messages_shown() == []
     rc, err = client.close()
     assert rc == 0
@@ -136,7 +149,7 @@ def test_a_change_to_a_document_never_opened_is_ignored(client: RawClient) -> No
 
 def test_a_notification_with_params_that_do_not_fit_is_only_logged(client: RawClient) -> None:
     client.notify("textDocument/didOpen", {"textDocument": {"uri": 7}})
-    assert _symbols(client, 6)["result"][0]["name"] == 'list A'
+    assert _symbols(client, 6)["result"][0]["name"] == "list A"
     assert client.messages_shown() == []
     rc, err = client.close()
     assert rc == 0
@@ -152,5 +165,5 @@ def test_a_stderr_nobody_reads_never_stops_the_server(client: RawClient) -> None
             client.send({"id": i, "method": "mrules/nothing", "params": {}})
         assert client.answer(first + 99)["error"]["code"] == -32601  # MethodNotFound
         client.received.clear()
-    assert _symbols(client, 6)["result"][0]["name"] == 'list A'
+    assert _symbols(client, 6)["result"][0]["name"] == "list A"
     assert client.close()[0] == 0

@@ -42,7 +42,7 @@ def pos(text: str, needle: str, delta: int = 0) -> types.Position:
     """The LSP position (UTF-16 columns) of `needle` in `text`."""
     offset = text.index(needle) + delta
     line = text.count("\n", 0, offset)
-    col_text = text[text.rfind("\n", 0, offset) + 1: offset]
+    col_text = text[text.rfind("\n", 0, offset) + 1 : offset]
     return types.Position(line, len(col_text.encode("utf-16-le")) // 2)
 
 
@@ -94,8 +94,11 @@ def test_utf16_positions_after_a_non_bmp_character(session_factory, project: Pat
     [d] = s.diagnostics_of(uri)
     # the emoji is 2 UTF-16 units: '"MQl"' starts at character 42, not 41
     assert d.range.start == types.Position(0, 42) == pos(text, '"MQl"')
-    hov = s.run(s.client.text_document_hover_async(types.HoverParams(
-        types.TextDocumentIdentifier(uri), types.Position(0, 43))))
+    hov = s.run(
+        s.client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 43))
+        )
+    )
     assert hov is not None and "unknown" not in hov.contents.value
     assert hov.range.start == types.Position(0, 42)
 
@@ -105,8 +108,11 @@ def test_hover_on_names_fields_and_keywords(session_factory, project: Path) -> N
     uri = s.open("rules/10-rules.mr")
 
     def hover(needle: str, delta: int = 1) -> str:
-        h = s.run(s.client.text_document_hover_async(types.HoverParams(
-            types.TextDocumentIdentifier(uri), pos(RULES, needle, delta))))
+        h = s.run(
+            s.client.text_document_hover_async(
+                types.HoverParams(types.TextDocumentIdentifier(uri), pos(RULES, needle, delta))
+            )
+        )
         return h.contents.value if h else ""
 
     assert "declared at rules/00-decls.mr:2" in hover('"MQL"')
@@ -119,28 +125,50 @@ def test_hover_on_names_fields_and_keywords(session_factory, project: Path) -> N
 def test_go_to_definition_and_references(session_factory, project: Path) -> None:
     s = session_factory(project)
     uri = s.open("rules/10-rules.mr")
-    locs = s.run(s.client.text_document_definition_async(types.DefinitionParams(
-        types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 2))))
+    locs = s.run(
+        s.client.text_document_definition_async(
+            types.DefinitionParams(types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 2))
+        )
+    )
     [loc] = locs
     assert loc.uri == s.uri("rules/00-decls.mr")
     assert loc.range.start == types.Position(1, 5)
-    refs = s.run(s.client.text_document_references_async(types.ReferenceParams(
-        text_document=types.TextDocumentIdentifier(uri), position=pos(RULES, '"MQL"', 2),
-        context=types.ReferenceContext(include_declaration=True))))
+    refs = s.run(
+        s.client.text_document_references_async(
+            types.ReferenceParams(
+                text_document=types.TextDocumentIdentifier(uri),
+                position=pos(RULES, '"MQL"', 2),
+                context=types.ReferenceContext(include_declaration=True),
+            )
+        )
+    )
     assert sorted((r.uri.rsplit("/", 1)[1], r.range.start.line) for r in refs) == [
-        ("00-decls.mr", 1), ("10-rules.mr", 1), ("10-rules.mr", 7)]
+        ("00-decls.mr", 1),
+        ("10-rules.mr", 1),
+        ("10-rules.mr", 7),
+    ]
 
 
 def test_rename_a_declared_name_everywhere(session_factory, project: Path) -> None:
     s = session_factory(project)
     uri = s.open("rules/10-rules.mr")
-    edit = s.run(s.client.text_document_rename_async(types.RenameParams(
-        types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 2), 'Marketing "Q" Leads')))
+    edit = s.run(
+        s.client.text_document_rename_async(
+            types.RenameParams(
+                types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 2), 'Marketing "Q" Leads'
+            )
+        )
+    )
     changes = edit.changes
     assert sorted(len(v) for v in changes.values()) == [1, 2]
     assert {e.new_text for v in changes.values() for e in v} == {'"Marketing \\"Q\\" Leads"'}
-    field = s.run(s.client.text_document_rename_async(types.RenameParams(
-        types.TextDocumentIdentifier(uri), pos(RULES, "company_size"), "size")))
+    field = s.run(
+        s.client.text_document_rename_async(
+            types.RenameParams(
+                types.TextDocumentIdentifier(uri), pos(RULES, "company_size"), "size"
+            )
+        )
+    )
     assert {e.new_text for v in field.changes.values() for e in v} == {"size"}
 
 
@@ -148,8 +176,13 @@ def test_rename_refuses_a_bad_field_name(session_factory, project: Path) -> None
     s = session_factory(project)
     uri = s.open("rules/10-rules.mr")
     with pytest.raises(Exception, match="not a field name"):
-        s.run(s.client.text_document_rename_async(types.RenameParams(
-            types.TextDocumentIdentifier(uri), pos(RULES, "company_size"), "Company Size")))
+        s.run(
+            s.client.text_document_rename_async(
+                types.RenameParams(
+                    types.TextDocumentIdentifier(uri), pos(RULES, "company_size"), "Company Size"
+                )
+            )
+        )
 
 
 def test_completion_keywords_names_and_values(session_factory, project: Path) -> None:
@@ -158,8 +191,11 @@ def test_completion_keywords_names_and_values(session_factory, project: Path) ->
     uri = s.open("rules/10-rules.mr", text)
 
     def labels(needle: str, delta: int) -> list[str]:
-        result = s.run(s.client.text_document_completion_async(types.CompletionParams(
-            types.TextDocumentIdentifier(uri), pos(text, needle, delta))))
+        result = s.run(
+            s.client.text_document_completion_async(
+                types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, needle, delta))
+            )
+        )
         return [i.label for i in result.items]
 
     assert labels('company_size is "', len('company_size is "')) == ["1-10", "11-50", "200+"]
@@ -178,37 +214,61 @@ def test_completion_keywords_names_and_values(session_factory, project: Path) ->
 def test_document_symbols(session_factory, project: Path) -> None:
     s = session_factory(project)
     uri = s.open("rules/00-decls.mr")
-    syms = s.run(s.client.text_document_document_symbol_async(types.DocumentSymbolParams(
-        types.TextDocumentIdentifier(uri))))
-    assert [x.name for x in syms] == ["field company_size", "list MQL", "list Customers",
-                                      "form Demo \U0001f389", "user alan@getcloudy.com"]
+    syms = s.run(
+        s.client.text_document_document_symbol_async(
+            types.DocumentSymbolParams(types.TextDocumentIdentifier(uri))
+        )
+    )
+    assert [x.name for x in syms] == [
+        "field company_size",
+        "list MQL",
+        "list Customers",
+        "form Demo \U0001f389",
+        "user alan@getcloudy.com",
+    ]
 
 
 def test_formatting_through_fmt(session_factory, project: Path) -> None:
     s = session_factory(project)
     uri = s.open("rules/00-decls.mr", 'list   "MQL"\nlist "Customers"')
-    edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
-        types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True))))
+    edits = s.run(
+        s.client.text_document_formatting_async(
+            types.DocumentFormattingParams(
+                types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True)
+            )
+        )
+    )
     [edit] = edits
     assert edit.new_text == 'list "MQL"\nlist "Customers"\n'
     assert edit.range.start == types.Position(0, 0)
     s.change(uri, 'list "MQL" @')  # syntax errors: nothing to change
-    edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
-        types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True))))
+    edits = s.run(
+        s.client.text_document_formatting_async(
+            types.DocumentFormattingParams(
+                types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True)
+            )
+        )
+    )
     assert not edits
 
 
 def test_code_action_fixes_a_misspelt_name(session_factory, project: Path) -> None:
     s = session_factory(project)
     broken = RULES.replace("company_size is", "compnay_size is").replace(
-        'add to list "MQL" }', 'add to list "MQl" }')
+        'add to list "MQL" }', 'add to list "MQl" }'
+    )
     uri = s.open("rules/10-rules.mr", broken)
     diags = s.diagnostics_of(uri)
     assert [d.code for d in diags] == ["MR102", "MR103"]
     fixes = {}
     for d in diags:
-        actions = s.run(s.client.text_document_code_action_async(types.CodeActionParams(
-            types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d]))))
+        actions = s.run(
+            s.client.text_document_code_action_async(
+                types.CodeActionParams(
+                    types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d])
+                )
+            )
+        )
         [action] = actions
         assert action.kind == types.CodeActionKind.QuickFix
         [edit] = action.edit.changes[uri]
@@ -220,25 +280,37 @@ def test_config_and_suppressions_apply(session_factory, project: Path) -> None:
     (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
     s = session_factory(project)
     text = RULES.replace('add to list "MQL" }', 'add to list "MQl" }').replace(
-        '"alan@getcloudy.com"\n}', '"alan@getcloudy.co"  # mrules: ignore[MR104]\n}')
+        '"alan@getcloudy.com"\n}', '"alan@getcloudy.co"  # mrules: ignore[MR104]\n}'
+    )
     uri = s.open("rules/10-rules.mr", text)
     assert s.diagnostics_of(uri) == []
 
 
 def test_formatting_a_document_that_cannot_be_read_changes_nothing(
-        session_factory, project: Path) -> None:
+    session_factory, project: Path
+) -> None:
     """Formatting a URI the editor never opened reads the file: a missing file, a
     folder or bytes that are not UTF-8 give no edits, not an error with a traceback."""
     s = session_factory(project)
     (project / "latin1.mr").write_bytes(b'list "Caf\xe9"\n')
     (project / "folder.mr").mkdir()
     for rel in ("gone.mr", "latin1.mr", "folder.mr"):
-        edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
-            types.TextDocumentIdentifier(s.uri(rel)), types.FormattingOptions(2, True))))
+        edits = s.run(
+            s.client.text_document_formatting_async(
+                types.DocumentFormattingParams(
+                    types.TextDocumentIdentifier(s.uri(rel)), types.FormattingOptions(2, True)
+                )
+            )
+        )
         assert edits is None, rel
     uri = s.open("rules/00-decls.mr", 'list   "MQL"')  # and the server still formats
-    edits = s.run(s.client.text_document_formatting_async(types.DocumentFormattingParams(
-        types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True))))
+    edits = s.run(
+        s.client.text_document_formatting_async(
+            types.DocumentFormattingParams(
+                types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True)
+            )
+        )
+    )
     assert [e.new_text for e in edits] == ['list "MQL"\n']
 
 
@@ -247,8 +319,11 @@ def test_a_broken_workspace_never_kills_the_server(session_factory, tmp_path: Pa
     uri = s.open("new.mr", 'list "A" @\n\x00 "\udcff')  # not on disk, garbage
     diags = s.diagnostics_of(uri)
     assert diags and all(d.source == "mrules" for d in diags)
-    hov = s.run(s.client.text_document_hover_async(types.HoverParams(
-        types.TextDocumentIdentifier(uri), types.Position(5, 99))))
+    hov = s.run(
+        s.client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(5, 99))
+        )
+    )
     assert hov is None
 
 
@@ -266,15 +341,22 @@ def test_a_configuration_change_is_applied(session_factory, project: Path) -> No
     assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
     (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
     before = len(s.events)
-    s.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams([
-        types.FileEvent(uri=(project / "mrules.toml").as_uri(), type=types.FileChangeType.Created)
-    ]))
+    s.client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            [
+                types.FileEvent(
+                    uri=(project / "mrules.toml").as_uri(), type=types.FileChangeType.Created
+                )
+            ]
+        )
+    )
     s.wait_for(lambda: any(u == uri for u, _ in s.events[before:]))
     assert s.diagnostics[uri] == []
 
 
-def test_a_bad_configuration_is_shown_once_and_defaults_apply(session_factory,
-                                                              project: Path) -> None:
+def test_a_bad_configuration_is_shown_once_and_defaults_apply(
+    session_factory, project: Path
+) -> None:
     (project / "mrules.toml").write_text("ignores = 1\n", "utf-8")
     s = session_factory(project)
     shown = s.messages
@@ -305,13 +387,19 @@ def test_a_file_that_cannot_be_read_is_shown_once(session_factory, project: Path
 
 def test_code_action_removes_an_unused_suppression(session_factory, project: Path) -> None:
     s = session_factory(project)
-    text = RULES.replace('priority 10 {', 'priority 10 {  # mrules: ignore[MR101]')
+    text = RULES.replace("priority 10 {", "priority 10 {  # mrules: ignore[MR101]")
     uri = s.open("rules/10-rules.mr", text)
     [d] = s.diagnostics_of(uri)
     assert d.code == "MR030"
-    [action] = s.run(s.client.text_document_code_action_async(types.CodeActionParams(
-        types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d]))))
+    [action] = s.run(
+        s.client.text_document_code_action_async(
+            types.CodeActionParams(
+                types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d])
+            )
+        )
+    )
     assert action.title == "Remove the unused suppression"
     [edit] = action.edit.changes[uri]
     assert edit.new_text == "" and edit.range == d.range == types.Range(
-        pos(text, "# mrules"), pos(text, "[MR101]", 7))
+        pos(text, "# mrules"), pos(text, "[MR101]", 7)
+    )

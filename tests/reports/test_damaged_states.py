@@ -23,21 +23,26 @@ def _damage(store: Path, state: str) -> str:
     return str(email)
 
 
-@pytest.mark.parametrize(("state", "what"), [
-    ("{}", "no creation time"),
-    ('{"c": "yesterday", "s": 0}', "creation time 'yesterday'"),
-    ('{"c": 1e999, "s": 0}', "creation time Inf"),
-    ('{"c": 1.7e9, "s": "high"}', "score 'high'"),
-    ('{"c": 1.7e9, "s": 0, "aa": [1]}', "assignment time '[1]'"),
-])
+@pytest.mark.parametrize(
+    ("state", "what"),
+    [
+        ("{}", "no creation time"),
+        ('{"c": "yesterday", "s": 0}', "creation time 'yesterday'"),
+        ('{"c": 1e999, "s": 0}', "creation time Inf"),
+        ('{"c": 1.7e9, "s": "high"}', "score 'high'"),
+        ('{"c": 1.7e9, "s": 0, "aa": [1]}', "assignment time '[1]'"),
+    ],
+)
 @pytest.mark.parametrize("report", REPORTS, ids=lambda r: r[0])
-def test_a_damaged_state_is_named_with_exit_4(copy: Path, report: tuple[str, ...],
-                                              state: str, what: str) -> None:
+def test_a_damaged_state_is_named_with_exit_4(
+    copy: Path, report: tuple[str, ...], state: str, what: str
+) -> None:
     email = _damage(copy, state)
     r = mrules("report", *report, "--store", str(copy))
     assert r.exit_code == 4, r.output
-    assert (f"the store is damaged: the stored state of prospect {email} cannot be read"
-            f" ({what})") in r.output
+    assert (
+        f"the store is damaged: the stored state of prospect {email} cannot be read ({what})"
+    ) in r.output
     assert "internal error" not in r.output
     assert not Path("out.html").exists()
 
@@ -48,10 +53,10 @@ def test_an_undamaged_store_still_reports(copy: Path) -> None:
     assert '"mqls"' in r.output
 
 
-@pytest.mark.parametrize("report", [("rules",), ("scores",), ("html", "out.html")],
-                         ids=lambda r: r[0])
-def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[str, ...]
-                                                      ) -> None:
+@pytest.mark.parametrize(
+    "report", [("rules",), ("scores",), ("html", "out.html")], ids=lambda r: r[0]
+)
+def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[str, ...]) -> None:
     # The reports that walk the history read the store's name table themselves: a blob
     # there was a TypeError (an internal error) where `explain` says the store is damaged.
     with sqlite3.connect(copy) as db:
@@ -62,21 +67,24 @@ def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[
     assert not Path("out.html").exists()
 
 
-@pytest.mark.parametrize(("table", "column", "value", "what"), [
-    ("campaign", "actual_cost", "null", "campaign row 1: actual_cost is not a finite number"),
-    ("campaign", "name", b"\x00\xff", "campaign row 1: name is not text"),
-    ("campaign_member", "campaign", b"\x00\xff", "campaign_member row 1: campaign is not text"),
-    ("campaign_member", "created", "soon", "campaign_member row 1: created is not a time"),
-    ("opportunity", "amount", "1e999", "opportunity row 1: amount is not a finite number"),
-    ("opportunity", "is_won", 2, "opportunity row 1: is_won is not 0 or 1"),
-    ("opportunity", "close_date", "2026-13-45", "opportunity row 1: close_date is not a time"),
-    ("opportunity_role", "contact", b"\x01", "opportunity_role row 1: contact is not text"),
-    ("link", "crm_id", b"", "link row 1: crm_id is not text"),
-])
+@pytest.mark.parametrize(
+    ("table", "column", "value", "what"),
+    [
+        ("campaign", "actual_cost", "null", "campaign row 1: actual_cost is not a finite number"),
+        ("campaign", "name", b"\x00\xff", "campaign row 1: name is not text"),
+        ("campaign_member", "campaign", b"\x00\xff", "campaign_member row 1: campaign is not text"),
+        ("campaign_member", "created", "soon", "campaign_member row 1: created is not a time"),
+        ("opportunity", "amount", "1e999", "opportunity row 1: amount is not a finite number"),
+        ("opportunity", "is_won", 2, "opportunity row 1: is_won is not 0 or 1"),
+        ("opportunity", "close_date", "2026-13-45", "opportunity row 1: close_date is not a time"),
+        ("opportunity_role", "contact", b"\x01", "opportunity_role row 1: contact is not text"),
+        ("link", "crm_id", b"", "link row 1: crm_id is not text"),
+    ],
+)
 @pytest.mark.parametrize("report", REPORTS, ids=lambda r: r[0])
-def test_a_damaged_sync_file_is_named_with_exit_4(copy: Path, report: tuple[str, ...],
-                                                  table: str, column: str, value: object,
-                                                  what: str) -> None:
+def test_a_damaged_sync_file_is_named_with_exit_4(
+    copy: Path, report: tuple[str, ...], table: str, column: str, value: object, what: str
+) -> None:
     # The reports read the sync file's copy of the CRM in SQL: text in a campaign's cost
     # reached float() and a blob in its name the sort (internal errors); a junk amount or
     # time was silently counted as nothing.

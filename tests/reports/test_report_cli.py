@@ -133,7 +133,6 @@ def test_bad_arguments_are_usage_errors(store: str, args: tuple[str, ...], messa
     assert message in err
 
 
-
 @pytest.mark.parametrize("report", ["rules", "campaigns", "html"])
 def test_rules_with_errors_exit_1_as_lint_does(store: str, tmp_path: Path, report: str) -> None:
     """A rule set with errors is exit 1 for every other command; the reports gave 2."""
@@ -144,6 +143,7 @@ def test_rules_with_errors_exit_1_as_lint_does(store: str, tmp_path: Path, repor
     assert code == ExitCode.DIAGNOSTICS, err
     assert "the rules have errors" in err and "bad.mr:1:10" in err
     assert not (tmp_path / "r.html").exists()
+
 
 def test_a_missing_sync_file_given_is_a_usage_error(store: str, tmp_path: Path) -> None:
     code, _, err = run("funnel", "--store", store, "--sync-db", str(tmp_path / "none.sync.db"))

@@ -170,22 +170,31 @@ def _tick_partitioned(folder: Path, buckets: int) -> tuple[Path, Path]:
     src = _write(folder / "e.jsonl", [{"ts": TS, "type": "tick"}])
     rules = folder / "r.mr"
     rules.write_text('list "A"\n', "utf-8")
-    assert CliRunner().invoke(main, ["partition", str(src), "--buckets", str(buckets), "--out",
-                                     str(folder / "p")]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(
+            main, ["partition", str(src), "--buckets", str(buckets), "--out", str(folder / "p")]
+        )
+        .exit_code
+        == 0
+    )
     return src, rules
 
 
-@pytest.mark.parametrize(("damage", "said"), [
-    (lambda m: m["files"].__setitem__(0, "x"), "files[0] is not an object"),
-    (lambda m: m["files"][0].update(path=["a"]), "files[0]: path, label or part is not text"),
-    (lambda m: m["files"][0].update(lines=-1), "files[0]: lines or events is not a count"),
-    (lambda m: m["files"][0].update(anchor=[1]), "files[0]: anchor is not [line, check]"),
-    (lambda m: m["parts"][0].update(name="../../etc"), "parts[0]: name is not a part's name"),
-    (lambda m: m["parts"][0].update(files=[3]), "parts[0]: files is not a list of paths"),
-    (lambda m: m.update(until_epoch="soon"), "until_epoch is not a number"),
-    (lambda m: m.update(buckets=2**70), "buckets is not 1 to 65536"),
-    (lambda m: m["files"][0].update(events=2**70), "files[0]: lines or events is not a count"),
-])
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda m: m["files"].__setitem__(0, "x"), "files[0] is not an object"),
+        (lambda m: m["files"][0].update(path=["a"]), "files[0]: path, label or part is not text"),
+        (lambda m: m["files"][0].update(lines=-1), "files[0]: lines or events is not a count"),
+        (lambda m: m["files"][0].update(anchor=[1]), "files[0]: anchor is not [line, check]"),
+        (lambda m: m["parts"][0].update(name="../../etc"), "parts[0]: name is not a part's name"),
+        (lambda m: m["parts"][0].update(files=[3]), "parts[0]: files is not a list of paths"),
+        (lambda m: m.update(until_epoch="soon"), "until_epoch is not a number"),
+        (lambda m: m.update(buckets=2**70), "buckets is not 1 to 65536"),
+        (lambda m: m["files"][0].update(events=2**70), "files[0]: lines or events is not a count"),
+    ],
+)
 def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: object, said: str
 ) -> None:
@@ -196,20 +205,27 @@ def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
     manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
     damage(manifest)  # type: ignore[operator]
     (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest), "utf-8")  # 2**70
-    for args in (["partition", str(src), "--out", "p"],
-                 ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]):
+    for args in (
+        ["partition", str(src), "--out", "p"],
+        ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"],
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert f"damaged manifest ({said})" in result.output, result.output
         assert "internal error" not in result.output
 
 
-@pytest.mark.parametrize(("damage", "said"), [
-    (lambda b: b"x" + b[1:], "b00000.jsonl: line 1 is damaged (not `FILE LINE EVENT`"),
-    (lambda b: b"0" + b.split(b"\n", 1)[0][b.index(b" ", 2):] + b"\n",
-     "b00000.jsonl: line 1 is damaged"),  # the line number lost
-    (lambda b: b"7" + b[1:], "a line names file 7, not in the manifest"),
-])
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda b: b"x" + b[1:], "b00000.jsonl: line 1 is damaged (not `FILE LINE EVENT`"),
+        (
+            lambda b: b"0" + b.split(b"\n", 1)[0][b.index(b" ", 2) :] + b"\n",
+            "b00000.jsonl: line 1 is damaged",
+        ),  # the line number lost
+        (lambda b: b"7" + b[1:], "a line names file 7, not in the manifest"),
+    ],
+)
 def test_a_damaged_bucket_line_is_exit_2_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: object, said: str
 ) -> None:
@@ -219,8 +235,9 @@ def test_a_damaged_bucket_line_is_exit_2_naming_it(
     _src, rules = _tick_partitioned(tmp_path, 1)
     bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
     bucket.write_bytes(damage(bucket.read_bytes()))  # type: ignore[operator]
-    result = CliRunner().invoke(main, ["run", str(rules), "p", "--engine", "local", "--store",
-                                       "r.db", "-q"])
+    result = CliRunner().invoke(
+        main, ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
+    )
     assert result.exit_code == 2, result.output
     assert said in result.output and "partition the archive again" in result.output
     assert "internal error" not in result.output

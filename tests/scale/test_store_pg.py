@@ -179,8 +179,7 @@ def test_unreachable_server_is_one_line(getcloudy: Path) -> None:
         Path("x.rejects.jsonl").unlink()
 
 
-def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path
-                                                              ) -> None:
+def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path) -> None:
     """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
     import mrules
     from mrules.api import open_store

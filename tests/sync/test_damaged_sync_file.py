@@ -26,24 +26,33 @@ def _synced(tmp_path: Path) -> World:
 
 ALL = ("status", "plan", "run")
 DAMAGE = [  # (SQL, the value named, the commands that read it)
-    ("UPDATE meta SET value = 'x' WHERE key = 'generation'", "meta generation",
-     ("plan", "run")),
-    ("UPDATE meta SET value = x'00' WHERE key = 'work_seq'", "meta work_seq",
-     ("plan", "run")),
+    ("UPDATE meta SET value = 'x' WHERE key = 'generation'", "meta generation", ("plan", "run")),
+    ("UPDATE meta SET value = x'00' WHERE key = 'work_seq'", "meta work_seq", ("plan", "run")),
     ("INSERT OR REPLACE INTO meta VALUES ('last_cycle', 'inf')", "meta last_cycle", ALL),
     ("INSERT OR REPLACE INTO meta VALUES ('last_cycle', '1e308')", "meta last_cycle", ALL),
-    ("UPDATE meta SET value = '1e300' WHERE key = 'generation'", "meta generation",
-     ("plan", "run")),
+    (
+        "UPDATE meta SET value = '1e300' WHERE key = 'generation'",
+        "meta generation",
+        ("plan", "run"),
+    ),
     ("UPDATE cursor SET modstamp = 'yesterday'", "the cursor of 'Contact'", ALL),
-    ("INSERT INTO queue VALUES ('ann@x.com', 'not json', 0, 0, 0)",
-     "the queued work of 'ann@x.com'", ALL),
-    ("INSERT INTO queue VALUES ('ann@x.com', '[1]', 0, 0, 0)",
-     "the queued work of 'ann@x.com'", ALL),
-    ("INSERT INTO queue VALUES ('ann@x.com', '[]', 'soon', 0, 0)",
-     "the queued work of 'ann@x.com'", ALL),
+    (
+        "INSERT INTO queue VALUES ('ann@x.com', 'not json', 0, 0, 0)",
+        "the queued work of 'ann@x.com'",
+        ALL,
+    ),
+    (
+        "INSERT INTO queue VALUES ('ann@x.com', '[1]', 0, 0, 0)",
+        "the queued work of 'ann@x.com'",
+        ALL,
+    ),
+    (
+        "INSERT INTO queue VALUES ('ann@x.com', '[]', 'soon', 0, 0)",
+        "the queued work of 'ann@x.com'",
+        ALL,
+    ),
     ("UPDATE error SET at = 'today'", "a held error of 'bob@x.com'", ALL),
-    ("INSERT OR REPLACE INTO meta VALUES ('store_seq', '[1]')", "meta store_seq",
-     ("plan", "run")),
+    ("INSERT OR REPLACE INTO meta VALUES ('store_seq', '[1]')", "meta store_seq", ("plan", "run")),
 ]
 CASES = [(sql, what, command) for sql, what, commands in DAMAGE for command in commands]
 
@@ -54,8 +63,7 @@ def _damage(w: World, sql: str) -> None:
     conn.close()
 
 
-@pytest.mark.parametrize(("sql", "what", "command"), CASES,
-                         ids=[f"{c}-{w}" for _, w, c in CASES])
+@pytest.mark.parametrize(("sql", "what", "command"), CASES, ids=[f"{c}-{w}" for _, w, c in CASES])
 def test_a_damaged_value_is_named_with_exit_4(
     tmp_path: Path, sql: str, what: str, command: str
 ) -> None:
@@ -102,5 +110,6 @@ def test_a_damaged_prospect_state_read_by_a_plan_is_named(tmp_path: Path) -> Non
     for command in (("plan",), ("run", "--until", "2026-11-02T10:00:00Z")):
         r = w.sync(*command, code=4)
         assert "the store is damaged: the stored state of prospect ann@x.com cannot be read" in (
-            r.output)
+            r.output
+        )
         assert "internal error" not in r.output

@@ -39,19 +39,28 @@ def _first(doc: dict[str, Any], op: str) -> dict[str, Any]:
     return next(o for o in doc["ops"] if o["op"] == op)
 
 
-@pytest.mark.parametrize(("change", "said"), [
-    (lambda d: _first(d, "create").update(seqs="e"), "seqs: not a list"),
-    (lambda d: _first(d, "create").update(values=None), "values: not a JSON object"),
-    (lambda d: _first(d, "create")["fields"][0].update(crm_field=["Phone"]),
-     "fields[0].crm_field: not text"),
-    (lambda d: d["ops"].append(3.5), "not a JSON object"),
-    (lambda d: d.update(sent=[1]), "sent[0]: not text"),
-    (lambda d: d.update(api_calls="many"), "api_calls: not a whole number"),
-    (lambda d: d["opportunities"][0].pop("stage"), "opportunities[0]: no stage"),
-    (lambda d: d["campaigns"][0].update(deleted="no"), "campaigns[0].deleted: not true or false"),
-])
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda d: _first(d, "create").update(seqs="e"), "seqs: not a list"),
+        (lambda d: _first(d, "create").update(values=None), "values: not a JSON object"),
+        (
+            lambda d: _first(d, "create")["fields"][0].update(crm_field=["Phone"]),
+            "fields[0].crm_field: not text",
+        ),
+        (lambda d: d["ops"].append(3.5), "not a JSON object"),
+        (lambda d: d.update(sent=[1]), "sent[0]: not text"),
+        (lambda d: d.update(api_calls="many"), "api_calls: not a whole number"),
+        (lambda d: d["opportunities"][0].pop("stage"), "opportunities[0]: no stage"),
+        (
+            lambda d: d["campaigns"][0].update(deleted="no"),
+            "campaigns[0].deleted: not true or false",
+        ),
+    ],
+)
 def test_a_plan_of_another_shape_is_refused_before_any_write(
-        planned: tuple[Path, Path], change: Any, said: str) -> None:
+    planned: tuple[Path, Path], change: Any, said: str
+) -> None:
     store, plan = planned
     before = mrules("crm", "export", "--store", store).output
     _rewrite(plan, change)

@@ -27,8 +27,15 @@ def test_the_plan_counts_the_facts_apply_delivers(tmp_path: Path) -> None:
     planned, delivered = _plan_then_apply(w)
     assert planned == delivered >= 2
     # Sales edit Bob's lead source (prefer crm): the CRM's value comes to us.
-    w.changes({"at": "2026-11-02T09:05:00Z", "op": "update", "email": "bob@x.com",
-               "fields": {"LeadSource": "Partner"}}, until="2026-11-02T09:05:00Z")
+    w.changes(
+        {
+            "at": "2026-11-02T09:05:00Z",
+            "op": "update",
+            "email": "bob@x.com",
+            "fields": {"LeadSource": "Partner"},
+        },
+        until="2026-11-02T09:05:00Z",
+    )
     w.run(ev("2026-11-02T09:09:00Z", "bob@x.com", "prospect_update", fields={"title": "CTO"}))
     planned, delivered = _plan_then_apply(w)
     assert planned == delivered >= 1

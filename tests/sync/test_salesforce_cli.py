@@ -259,6 +259,7 @@ def test_an_org_answering_another_shape_stops_the_command_with_exit_4(
         mock.add("GET", base + "sobjects/User/describe/", json={"fields": [{"type": "id"}]})
         plan = _cli("sync", "plan", *common, env=ENV)
     assert plan.exit_code == 4, plan.output
-    assert ("the org's answer to describe User is not of the shape Salesforce sends (no"
-            " 'name')") in plan.output
+    assert (
+        "the org's answer to describe User is not of the shape Salesforce sends (no 'name')"
+    ) in plan.output
     assert "internal error" not in plan.output

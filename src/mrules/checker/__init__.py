@@ -63,9 +63,7 @@ CHECKS: tuple[Check, ...] = (
 )
 
 # Codes that assume every declaration was read; dropped when a file is missing.
-WHOLE_PROGRAM_CODES = frozenset(
-    {f"MR{n}" for n in range(102, 116)} | {"MR303", "MR603"}
-)
+WHOLE_PROGRAM_CODES = frozenset({f"MR{n}" for n in range(102, 116)} | {"MR303", "MR603"})
 # Codes after which a whole file is missing from the program.
 _INCOMPLETE = frozenset({"MR020", "MR021"})
 # Codes that stand for names the program is expected to declare (dropped for a name
@@ -102,8 +100,12 @@ def check_loaded(result: LoadResult, sym: symbols.Symbols | None = None) -> list
     if skipped is None or any(d.code in _INCOMPLETE for d in result.diagnostics):
         checked = [d for d in checked if d.code not in WHOLE_PROGRAM_CODES]
     elif skipped:
-        checked = [d for d in checked if d.code not in WHOLE_PROGRAM_CODES
-                   or (d.code in _NAME_CODES and _name_of(d, result) not in skipped)]
+        checked = [
+            d
+            for d in checked
+            if d.code not in WHOLE_PROGRAM_CODES
+            or (d.code in _NAME_CODES and _name_of(d, result) not in skipped)
+        ]
     return sort_diagnostics(apply_suppressions(found + checked, result.sources))
 
 
@@ -114,7 +116,7 @@ def _skipped_words(result: LoadResult) -> set[str] | None:
     for path, spans in result.unparsed.items():
         text = result.sources[path].text
         for span in spans:
-            chunk = text[span.start:span.end]
+            chunk = text[span.start : span.end]
             if _INCLUDE_RE.search(chunk):
                 return None
             for quoted, word in _WORD_RE.findall(chunk):
@@ -126,7 +128,7 @@ def _name_of(d: Diagnostic, result: LoadResult) -> str | None:
     src = result.sources.get(d.path)
     if src is None:
         return None
-    text = src.text[d.start:d.end]
+    text = src.text[d.start : d.end]
     return _unquoted(text) if text.startswith('"') and text.endswith('"') else text
 
 

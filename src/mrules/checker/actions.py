@@ -35,36 +35,65 @@ from mrules.checker.visit import ActionSite, actions, context_of, items
 from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
 
-__all__ = ["ACTION_WORDS", "ALLOWED", "MAX_ACTIONS", "MAX_CONDITIONALS", "check_actions",
-           "check_asset_limits", "check_rule_parts"]
+__all__ = [
+    "ACTION_WORDS",
+    "ALLOWED",
+    "MAX_ACTIONS",
+    "MAX_CONDITIONALS",
+    "check_actions",
+    "check_asset_limits",
+    "check_rule_parts",
+]
 
 ACTION_WORDS = {
-    "add_to_list": "add to list", "remove_from_list": "remove from list", "add_tag": "add tag",
-    "remove_tag": "remove tag", "adjust_score": "score", "adjust_category_score":
-    "score in category", "set_score": "set score to", "assign": "assign to",
-    "assign_by_crm_rule": "assign by crm rule", "set_field": "set", "increment_field":
-    "increment", "change_source_campaign": "change source campaign", "add_to_crm_campaign":
-    "add to crm campaign", "create_crm_task": "create crm task", "notify_user": "notify user",
-    "notify_assigned_user": "notify assigned user", "send_autoresponder": "send autoresponder",
-    "change_profile": "change profile", "mark_profile_criterion": "mark ... of profile",
-    "do_not_sync": "do not sync", "allow_crm_recreate": "allow crm recreate",
+    "add_to_list": "add to list",
+    "remove_from_list": "remove from list",
+    "add_tag": "add tag",
+    "remove_tag": "remove tag",
+    "adjust_score": "score",
+    "adjust_category_score": "score in category",
+    "set_score": "set score to",
+    "assign": "assign to",
+    "assign_by_crm_rule": "assign by crm rule",
+    "set_field": "set",
+    "increment_field": "increment",
+    "change_source_campaign": "change source campaign",
+    "add_to_crm_campaign": "add to crm campaign",
+    "create_crm_task": "create crm task",
+    "notify_user": "notify user",
+    "notify_assigned_user": "notify assigned user",
+    "send_autoresponder": "send autoresponder",
+    "change_profile": "change profile",
+    "mark_profile_criterion": "mark ... of profile",
+    "do_not_sync": "do not sync",
+    "allow_crm_recreate": "allow crm recreate",
     "priority": "priority",
 }
-_AUTOMATION_ONLY = {"set_score", "change_profile", "mark_profile_criterion", "do_not_sync",
-                    "allow_crm_recreate"}
+_AUTOMATION_ONLY = {
+    "set_score",
+    "change_profile",
+    "mark_profile_criterion",
+    "do_not_sync",
+    "allow_crm_recreate",
+}
 _EVERY_ACTION = set(ACTION_WORDS) - {"priority"}
 ALLOWED: dict[str, set[str]] = {
     "completion_actions": _EVERY_ACTION - _AUTOMATION_ONLY,
     "page_action": (_EVERY_ACTION - _AUTOMATION_ONLY) | {"priority"},
     "automation_rule": _EVERY_ACTION,
-    "segmentation_rule": {"add_to_list", "remove_from_list", "add_tag", "remove_tag",
-                          "add_to_crm_campaign"},
+    "segmentation_rule": {
+        "add_to_list",
+        "remove_from_list",
+        "add_tag",
+        "remove_tag",
+        "add_to_crm_campaign",
+    },
 }
 _HINTS = {
     "completion_actions": "use an automation rule for this action",
     "page_action": "use an automation rule for this action",
     "segmentation_rule": "segmentation rules only add or remove lists and tags and add to "
-                         "CRM campaigns",
+    "CRM campaigns",
 }
 MAX_CONDITIONALS = 6
 MAX_ACTIONS = 15
@@ -75,26 +104,42 @@ def check_actions(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     priority_seen: dict[int, ast.Node] = {}
     for path, item, action, _cond in actions(program):
         if action.kind not in ALLOWED[item.kind]:
-            where = "a completion action" if isinstance(item, ast.CompletionActions) else (
-                context_of(item))
+            where = (
+                "a completion action"
+                if isinstance(item, ast.CompletionActions)
+                else (context_of(item))
+            )
             hint = _HINTS.get(item.kind)
             if action.kind == "priority":
                 hint = "`priority` marks a priority page; only page actions have it"
-            yield report.error("MR301", f"'{ACTION_WORDS[action.kind]}' is not allowed in {where}",
-                               path, action, hint=hint)
+            yield report.error(
+                "MR301",
+                f"'{ACTION_WORDS[action.kind]}' is not allowed in {where}",
+                path,
+                action,
+                hint=hint,
+            )
         if isinstance(action, ast.PriorityFlag) and isinstance(item, ast.PageAction):
             first = priority_seen.setdefault(id(item), action)
             if first is not action:
-                yield report.warning("MR302", "`priority` is already set for this page action",
-                                     path, action, hint="remove the repeat",
-                                     related=[report.note(path, first, "first set here")])
+                yield report.warning(
+                    "MR302",
+                    "`priority` is already set for this page action",
+                    path,
+                    action,
+                    hint="remove the repeat",
+                    related=[report.note(path, first, "first set here")],
+                )
         if isinstance(action, ast.AddToList | ast.RemoveFromList):
             name = action.list
             decl = sym.dynamic_lists.get(name.text)
             if decl is not None and name.text not in sym.lists:
                 yield report.error(
-                    "MR303", f"'{name.text}' is a dynamic list; its members come from its criteria",
-                    path, name, hint="target a static list, or change the dynamic list's criteria",
+                    "MR303",
+                    f"'{name.text}' is a dynamic list; its members come from its criteria",
+                    path,
+                    name,
+                    hint="target a static list, or change the dynamic list's criteria",
                     related=[report.note(decl.path, decl.name, "dynamic list declared here")],
                 )
 
@@ -111,9 +156,13 @@ def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
                 missing = item.when is None if part == "when" else not getattr(item, "then", ())
                 if missing:
                     yield report.error(
-                        "MR304", f"{what} '{item.name.text}' has no `{part}`", path, item.name,
-                        hint="add `when all { ... }`" if part == "when" else
-                        "add `then { ... }` with at least one action",
+                        "MR304",
+                        f"{what} '{item.name.text}' has no `{part}`",
+                        path,
+                        item.name,
+                        hint="add `when all { ... }`"
+                        if part == "when"
+                        else "add `then { ... }` with at least one action",
                     )
         if isinstance(item, ast.AutomationRule):
             yield from _repeat(path, item)
@@ -121,8 +170,11 @@ def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
             paths.setdefault(item.priority, path)
             if first is not item:
                 yield report.warning(
-                    "MR312", f"automation rules '{first.name.text}' and '{item.name.text}' "
-                    f"share priority {item.priority}", path, item.name,
+                    "MR312",
+                    f"automation rules '{first.name.text}' and '{item.name.text}' "
+                    f"share priority {item.priority}",
+                    path,
+                    item.name,
                     hint="ties run in file order; give each rule its own priority",
                     related=[report.note(paths[item.priority], first.name, "same priority here")],
                 )
@@ -133,22 +185,36 @@ def _repeat(path: str, rule: ast.AutomationRule) -> Iterator[Diagnostic]:
     if rep is None:
         return
     if rep.max_times == 0:
-        yield report.error("MR308", "`at most 0 times` means the rule never fires", path, rep,
-                           hint="remove `repeat` for a rule that fires once per prospect")
+        yield report.error(
+            "MR308",
+            "`at most 0 times` means the rule never fires",
+            path,
+            rep,
+            hint="remove `repeat` for a rule that fires once per prospect",
+        )
     if rep.every_days != 0:
         return
-    scores = [a for a in rule.then if isinstance(a, ast.AdjustScore | ast.AdjustCategoryScore
-                                                 | ast.IncrementField)]
+    scores = [
+        a
+        for a in rule.then
+        if isinstance(a, ast.AdjustScore | ast.AdjustCategoryScore | ast.IncrementField)
+    ]
     if scores and rep.max_times is None:
         yield report.error(
-            "MR306", f"'{rule.name.text}' repeats with no cooldown and no cap while it adjusts "
-            "score: the score changes on every evaluation", path, rep,
+            "MR306",
+            f"'{rule.name.text}' repeats with no cooldown and no cap while it adjusts "
+            "score: the score changes on every evaluation",
+            path,
+            rep,
             hint="give it a cooldown (`repeat every 7 days`) or a cap (`at most 3 times`)",
             related=[report.note(path, scores[0], "adjusted here")],
         )
     else:
         yield report.warning(
-            "MR307", f"'{rule.name.text}' repeats with no cooldown", path, rep,
+            "MR307",
+            f"'{rule.name.text}' repeats with no cooldown",
+            path,
+            rep,
             hint="the rule matches again on every change to the prospect; "
             "use `repeat every N days` with N > 0",
         )
@@ -180,16 +246,22 @@ def check_asset_limits(program: ast.Program, sym: Symbols) -> Iterator[Diagnosti
         if len(conds) > MAX_CONDITIONALS:
             path, cond = conds[MAX_CONDITIONALS]
             yield report.error(
-                "MR309", f"{len(conds)} conditional groups on {_asset_words(key)}; "
-                f"Pardot allows {MAX_CONDITIONALS}", path, cond,
+                "MR309",
+                f"{len(conds)} conditional groups on {_asset_words(key)}; "
+                f"Pardot allows {MAX_CONDITIONALS}",
+                path,
+                cond,
                 hint="merge groups, or move the logic to automation rules",
             )
     for key, sites in by_asset.items():
         if len(sites) > MAX_ACTIONS:
             site = sites[MAX_ACTIONS]
             yield report.error(
-                "MR310", f"{len(sites)} completion actions on {_asset_words(key)}; "
-                f"Pardot allows {MAX_ACTIONS}", site.path, site.action,
+                "MR310",
+                f"{len(sites)} completion actions on {_asset_words(key)}; "
+                f"Pardot allows {MAX_ACTIONS}",
+                site.path,
+                site.action,
                 hint="move some actions to an automation rule that reacts to a tag or list",
             )
         yield from _standard_vs_conditional(sites)
@@ -202,8 +274,11 @@ def _asset_words(key: tuple[str, ...]) -> str:
     return "this page action" if key[0] == "page action" else f"{key[0]} '{key[1]}'"
 
 
-_EXCLUSIVE = {"assign": "assignment", "assign_by_crm_rule": "assignment",
-              "send_autoresponder": "autoresponder"}
+_EXCLUSIVE = {
+    "assign": "assignment",
+    "assign_by_crm_rule": "assignment",
+    "send_autoresponder": "autoresponder",
+}
 
 
 def _standard_vs_conditional(sites: list[ActionSite]) -> Iterator[Diagnostic]:
@@ -218,8 +293,10 @@ def _standard_vs_conditional(sites: list[ActionSite]) -> Iterator[Diagnostic]:
             continue
         first = standard[group]
         yield report.error(
-            "MR311", f"a conditional {group} on an asset that also has a standard {group}",
-            site.path, site.action,
+            "MR311",
+            f"a conditional {group} on an asset that also has a standard {group}",
+            site.path,
+            site.action,
             hint=f"the prospect would get both; put every {group} in its own conditional group",
             related=[report.note(first.path, first.action, f"standard {group} here")],
         )
@@ -247,7 +324,10 @@ def _add_and_remove(sites: list[ActionSite]) -> Iterator[Diagnostic]:
             continue
         later, earlier = sites[max(rem, add)], sites[min(rem, add)]
         yield report.error(
-            "MR305", f"{what} '{name}' is both added and removed here", later.path, later.action,
+            "MR305",
+            f"{what} '{name}' is both added and removed here",
+            later.path,
+            later.action,
             hint="actions of one trigger run in no defined order; keep one of them",
             related=[report.note(earlier.path, earlier.action, "the other action")],
         )

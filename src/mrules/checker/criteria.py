@@ -34,8 +34,14 @@ from mrules.diagnostics import Diagnostic
 from mrules.symbols import Symbols
 from mrules.vocab import ASSET_ACTIVITIES
 
-__all__ = ["ACTIVITIES", "IMAGE_SUFFIXES", "check_activities", "check_conditions",
-           "check_satisfiable", "describe"]
+__all__ = [
+    "ACTIVITIES",
+    "IMAGE_SUFFIXES",
+    "check_activities",
+    "check_conditions",
+    "check_satisfiable",
+    "describe",
+]
 
 # Which asset kinds each activity verb exists for (§4.4); None is a URL.
 ACTIVITIES: dict[str, tuple[str | None, ...]] = dict(ASSET_ACTIVITIES)  # type: ignore[arg-type]
@@ -107,10 +113,18 @@ class _Range:
 def _compare(op: str, v: float, integer: bool) -> _Range:
     inf = math.inf
     if integer:  # whole numbers: > 5 is >= 6
-        return {"<": _Range(-inf, v - 1), "<=": _Range(-inf, v), ">": _Range(v + 1, inf),
-                ">=": _Range(v, inf)}[op]
-    return {"<": _Range(-inf, v, high_open=True), "<=": _Range(-inf, v),
-            ">": _Range(v, inf, low_open=True), ">=": _Range(v, inf)}[op]
+        return {
+            "<": _Range(-inf, v - 1),
+            "<=": _Range(-inf, v),
+            ">": _Range(v + 1, inf),
+            ">=": _Range(v, inf),
+        }[op]
+    return {
+        "<": _Range(-inf, v, high_open=True),
+        "<=": _Range(-inf, v),
+        ">": _Range(v, inf, low_open=True),
+        ">=": _Range(v, inf),
+    }[op]
 
 
 def _range(crit: ast.Node, sym: Symbols) -> tuple[object, _Range] | None:
@@ -175,8 +189,9 @@ def _conflict(a: ast.Node, b: ast.Node, sym: Symbols) -> bool:
             pos, neg = (va, vb) if pa else (vb, va)
             return pos <= neg
     for x, y in ((a, b), (b, a)):
-        if isinstance(y, ast.Not) and ast.dump(x, spans=False) == ast.dump(y.criterion,
-                                                                             spans=False):
+        if isinstance(y, ast.Not) and ast.dump(x, spans=False) == ast.dump(
+            y.criterion, spans=False
+        ):
             return True
     return False
 
@@ -215,7 +230,8 @@ def check_satisfiable(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic
                             "MR220",
                             f"'{describe(later)}' can never hold together with "
                             f"'{describe(earlier)}'",
-                            path, later,
+                            path,
+                            later,
                             hint="every criterion of an `all` group must hold at once",
                             related=[report.note(path, earlier, "the other criterion")],
                         )
@@ -238,20 +254,27 @@ def check_activities(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
                 what = report.a_or_an(node.asset_kind) if node.asset_kind else "a URL"
                 can = ", ".join(k or "URLs" for k in allowed)
                 yield report.error(
-                    "MR221", f"Pardot records no '{node.verb}' activity for {what}",
-                    path, node, hint=f"'{node.verb}' applies to: {can}",
+                    "MR221",
+                    f"Pardot records no '{node.verb}' activity for {what}",
+                    path,
+                    node,
+                    hint=f"'{node.verb}' applies to: {can}",
                 )
             elif node.verb == "downloaded" and node.name and _is_image(node.name.text):
                 yield _image(path, node.name)
-        elif (isinstance(node, ast.Trigger) and node.verb == "download"
-              and _is_image(node.asset.text)):
+        elif (
+            isinstance(node, ast.Trigger) and node.verb == "download" and _is_image(node.asset.text)
+        ):
             yield _image(path, node.asset)
 
 
 def _image(path: str, name: ast.Name) -> Diagnostic:
     return report.warning(
-        "MR223", f"'{name.text}' is an image; image files never trigger completion actions "
-        "or download activities", path, name,
+        "MR223",
+        f"'{name.text}' is an image; image files never trigger completion actions "
+        "or download activities",
+        path,
+        name,
         hint="track a page or a custom redirect instead",
     )
 
@@ -268,7 +291,9 @@ def check_conditions(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
             inner = cond.criterion if isinstance(cond, ast.Not) else cond
             if isinstance(inner, ast.Group):
                 yield report.error(
-                    "MR222", "a conditional group takes exactly one condition, not a group",
-                    path, cond,
+                    "MR222",
+                    "a conditional group takes exactly one condition, not a group",
+                    path,
+                    cond,
                     hint="write one `if` per condition, or use an automation rule to combine them",
                 )

@@ -52,33 +52,46 @@ def check_field_decls(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic
                 "MR205",
                 f"field '{item.name.text}' cannot be tested in criteria: "
                 f"'{item.name.text}' starts a criterion there",
-                path, item.name,
+                path,
+                item.name,
                 hint="choose another name, e.g. '" + item.name.text + "_value'",
             )
         ftype = item.type.text
         if ftype not in FIELD_TYPES:
             yield report.error(
-                "MR201", f"unknown field type '{ftype}'", path, item.type,
+                "MR201",
+                f"unknown field type '{ftype}'",
+                path,
+                item.type,
                 hint=report.did_you_mean(ftype, FIELD_TYPES) or "types: " + ", ".join(FIELD_TYPES),
             )
             continue
         if ftype in CHOICE_TYPES and (item.choices is None or not item.choices.values):
             yield report.error(
-                "MR202", f"{ftype} '{item.name.text}' has no values", path, item.type,
+                "MR202",
+                f"{ftype} '{item.name.text}' has no values",
+                path,
+                item.type,
                 hint=f'list them: field {item.name.text}: {ftype} ["a", "b"]',
             )
         elif ftype not in CHOICE_TYPES and item.choices is not None:
             yield report.error(
-                "MR203", f"a {ftype} field takes no list of values", path, item.choices,
+                "MR203",
+                f"a {ftype} field takes no list of values",
+                path,
+                item.choices,
                 hint="only picklist and multiselect fields have values",
             )
         builtin = BUILTIN_FIELDS.get(item.name.text)
-        if builtin is not None and builtin != ftype and not (
-            builtin == "text" and ftype in CHOICE_TYPES
+        if (
+            builtin is not None
+            and builtin != ftype
+            and not (builtin == "text" and ftype in CHOICE_TYPES)
         ):
             yield report.warning(
                 "MR204",
                 f"'{item.name.text}' is a Pardot default {builtin} field, declared as {ftype}",
-                path, item.type,
+                path,
+                item.type,
                 hint=f"default fields need no declaration; use {builtin} or another name",
             )

@@ -34,7 +34,10 @@ def check_duplicates(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
     """MR101: one declaration per name and namespace; the first one counts."""
     for namespace, later, first in sym.duplicates:
         yield report.error(
-            "MR101", f"{namespace} '{later.name.text}' is declared twice", later.path, later.name,
+            "MR101",
+            f"{namespace} '{later.name.text}' is declared twice",
+            later.path,
+            later.name,
             hint="remove or rename one of them",
             related=[report.note(first.path, first.name, "first declared here")],
         )
@@ -42,8 +45,11 @@ def check_duplicates(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
         static = sym.lists.get(name)
         if static is not None:
             yield report.error(
-                "MR101", f"list '{name}' is declared as both a static and a dynamic list",
-                dyn.path, dyn.name, hint="list names are unique in Pardot; rename one",
+                "MR101",
+                f"list '{name}' is declared as both a static and a dynamic list",
+                dyn.path,
+                dyn.name,
+                hint="list names are unique in Pardot; rename one",
                 related=[report.note(static.path, static.name, "static list declared here")],
             )
 
@@ -52,14 +58,36 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_USES_NAMES = frozenset({
-    "field_test", "set_field", "increment_field", "sync_map", "in_list", "add_to_list",
-    "remove_from_list", "tagged", "add_tag", "remove_tag", "assigned", "assign", "notify_user",
-    "create_crm_task", "group_decl", "campaign_is", "change_source_campaign",
-    "add_to_crm_campaign", "profile_is", "change_profile", "mark_profile_criterion",
-    "category_score_compare", "adjust_category_score", "trigger", "activity",
-    "send_autoresponder",
-})
+_USES_NAMES = frozenset(
+    {
+        "field_test",
+        "set_field",
+        "increment_field",
+        "sync_map",
+        "in_list",
+        "add_to_list",
+        "remove_from_list",
+        "tagged",
+        "add_tag",
+        "remove_tag",
+        "assigned",
+        "assign",
+        "notify_user",
+        "create_crm_task",
+        "group_decl",
+        "campaign_is",
+        "change_source_campaign",
+        "add_to_crm_campaign",
+        "profile_is",
+        "change_profile",
+        "mark_profile_criterion",
+        "category_score_compare",
+        "adjust_category_score",
+        "trigger",
+        "activity",
+        "send_autoresponder",
+    }
+)
 _USES_NAMES_ORDER = tuple(sorted(_USES_NAMES))
 
 
@@ -82,9 +110,18 @@ class _Resolver:
             speller = self._spellers[namespace] = report.Speller(pool)
         return speller.suggest(word)
 
-    def resolve(self, code: str, what: str, name: ast.Name, path: str,
-                table: Mapping[str, object], declare: str, *, warn: bool = False,
-                namespace: str | None = None) -> Iterator[Diagnostic]:
+    def resolve(
+        self,
+        code: str,
+        what: str,
+        name: ast.Name,
+        path: str,
+        table: Mapping[str, object],
+        declare: str,
+        *,
+        warn: bool = False,
+        namespace: str | None = None,
+    ) -> Iterator[Diagnostic]:
         if name.text in table:
             return
         hint = self._hint(namespace or what, table, name.text) or f"declare it: {declare}"
@@ -101,25 +138,38 @@ class _Resolver:
             yield report.error(
                 "MR106",
                 f"'{name.text}' is {report.a_or_an(others[0])}, not {report.a_or_an(kind)}",
-                path, name, hint=f"write `{others[0]} {_quoted(name.text)}`",
+                path,
+                name,
+                hint=f"write `{others[0]} {_quoted(name.text)}`",
                 related=[report.note(decl.path, decl.name, "declared here")],
             )
             return
-        yield from self.resolve("MR105", kind, name, path, self.assets_by_kind[kind],
-                                f"{kind} {_quoted(name.text)}")
+        yield from self.resolve(
+            "MR105", kind, name, path, self.assets_by_kind[kind], f"{kind} {_quoted(name.text)}"
+        )
 
     def field(self, name: ast.Name, path: str) -> Iterator[Diagnostic]:
-        yield from self.resolve("MR102", "field", name, path, self.sym.fields,
-                                f"field {name.text}: text")
+        yield from self.resolve(
+            "MR102", "field", name, path, self.sym.fields, f"field {name.text}: text"
+        )
 
     def assignee(self, to: str, name: ast.Name, path: str) -> Iterator[Diagnostic]:
-        code, table = {"user": ("MR104", self.sym.users), "group": ("MR107", self.sym.groups),
-                       "queue": ("MR108", self.sym.queues)}[to]
+        code, table = {
+            "user": ("MR104", self.sym.users),
+            "group": ("MR107", self.sym.groups),
+            "queue": ("MR108", self.sym.queues),
+        }[to]
         yield from self.resolve(code, to, name, path, table, f"{to} {_quoted(name.text)}")
 
     def profile(self, name: ast.Name, path: str) -> Iterator[Diagnostic]:
-        yield from self.resolve("MR113", "grading profile", name, path, self.sym.profiles,
-                                f"grading profile {_quoted(name.text)} {{ ... }}")
+        yield from self.resolve(
+            "MR113",
+            "grading profile",
+            name,
+            path,
+            self.sym.profiles,
+            f"grading profile {_quoted(name.text)} {{ ... }}",
+        )
 
     def node(self, node: ast.Node, path: str) -> Iterator[Diagnostic]:
         if node.kind not in _USES_NAMES:  # most nodes: a cheap exit before the match
@@ -129,23 +179,30 @@ class _Resolver:
             case ast.FieldTest(field=name):
                 for diag in self.field(name, path):
                     yield _criterion_keyword(diag, name.text)
-            case ast.SetField(field=name) | ast.IncrementField(field=name) | ast.SyncMap(
-                field=name
+            case (
+                ast.SetField(field=name) | ast.IncrementField(field=name) | ast.SyncMap(field=name)
             ):
                 yield from self.field(name, path)
             case ast.InList(list=name):
-                yield from self.resolve("MR103", "list", name, path, self.all_lists,
-                                        f"list {_quoted(name.text)}")
+                yield from self.resolve(
+                    "MR103", "list", name, path, self.all_lists, f"list {_quoted(name.text)}"
+                )
             case ast.AddToList(list=name) | ast.RemoveFromList(list=name):
                 if name.text not in sym.dynamic_lists:  # a dynamic target is MR303
-                    yield from self.resolve("MR103", "list", name, path, sym.lists,
-                                            f"list {_quoted(name.text)}", namespace="static list")
+                    yield from self.resolve(
+                        "MR103",
+                        "list",
+                        name,
+                        path,
+                        sym.lists,
+                        f"list {_quoted(name.text)}",
+                        namespace="static list",
+                    )
             case ast.Tagged(tag=name) | ast.AddTag(tag=name) | ast.RemoveTag(tag=name):
-                yield from self.resolve("MR109", "tag", name, path, sym.tags,
-                                        f"tag {_quoted(name.text)}", warn=True)
-            case ast.Assigned(to=str(to), name=ast.Name() as name) | ast.Assign(
-                to=to, name=name
-            ):
+                yield from self.resolve(
+                    "MR109", "tag", name, path, sym.tags, f"tag {_quoted(name.text)}", warn=True
+                )
+            case ast.Assigned(to=str(to), name=ast.Name() as name) | ast.Assign(to=to, name=name):
                 yield from self.assignee(to, name, path)
             case ast.NotifyUser(user=name) | ast.CreateCrmTask(owner=ast.Name() as name):
                 yield from self.assignee("user", name, path)
@@ -153,8 +210,9 @@ class _Resolver:
                 for member in members.values:
                     yield from self.assignee("user", member, path)
             case ast.CampaignIs(campaign=name) | ast.ChangeSourceCampaign(campaign=name):
-                yield from self.resolve("MR110", "campaign", name, path, sym.campaigns,
-                                        f"campaign {_quoted(name.text)}")
+                yield from self.resolve(
+                    "MR110", "campaign", name, path, sym.campaigns, f"campaign {_quoted(name.text)}"
+                )
             case ast.AddToCrmCampaign(campaign=name, status=status):
                 yield from self.crm_campaign(name, status, path)
             case ast.ProfileIs(profile=name) | ast.ChangeProfile(profile=name):
@@ -162,11 +220,15 @@ class _Resolver:
             case ast.MarkProfileCriterion(criterion=crit, profile=profile):
                 yield from self.profile(profile, path)
                 yield from self.criterion(crit, profile, path)
-            case ast.CategoryScoreCompare(category=name) | ast.AdjustCategoryScore(
-                category=name
-            ):
-                yield from self.resolve("MR115", "scoring category", name, path, sym.categories,
-                                        f"scoring category {_quoted(name.text)} folders [...]")
+            case ast.CategoryScoreCompare(category=name) | ast.AdjustCategoryScore(category=name):
+                yield from self.resolve(
+                    "MR115",
+                    "scoring category",
+                    name,
+                    path,
+                    sym.categories,
+                    f"scoring category {_quoted(name.text)} folders [...]",
+                )
             case ast.Trigger(asset_kind=kind, asset=name):
                 yield from self.asset(kind, name, path)
             case ast.Activity(asset_kind=str(kind), name=ast.Name() as name):
@@ -182,16 +244,29 @@ class _Resolver:
             return
         known = [c.name.text for c in decl.node.criteria]
         if crit.text not in known:
-            yield _not_among("MR114", f"profile '{profile.text}' has no criterion '{crit.text}'",
-                             path, crit, known, "criteria",
-                             report.note(decl.path, decl.name, "profile declared here"))
+            yield _not_among(
+                "MR114",
+                f"profile '{profile.text}' has no criterion '{crit.text}'",
+                path,
+                crit,
+                known,
+                "criteria",
+                report.note(decl.path, decl.name, "profile declared here"),
+            )
 
-    def crm_campaign(self, name: ast.Name, status: ast.Name | None, path: str
-                     ) -> Iterator[Diagnostic]:
+    def crm_campaign(
+        self, name: ast.Name, status: ast.Name | None, path: str
+    ) -> Iterator[Diagnostic]:
         decl = self.sym.crm_campaigns.get(name.text)
         if decl is None:
-            yield from self.resolve("MR111", "crm campaign", name, path, self.sym.crm_campaigns,
-                                    f"crm campaign {_quoted(name.text)}")
+            yield from self.resolve(
+                "MR111",
+                "crm campaign",
+                name,
+                path,
+                self.sym.crm_campaigns,
+                f"crm campaign {_quoted(name.text)}",
+            )
             return
         node = decl.node
         if status is None or not isinstance(node, ast.CrmCampaignDecl) or node.statuses is None:
@@ -199,9 +274,14 @@ class _Resolver:
         statuses = [s.text for s in node.statuses.values]
         if status.text not in statuses:
             yield _not_among(
-                "MR112", f"crm campaign '{name.text}' has no member status '{status.text}'",
-                path, status, statuses, "statuses",
-                report.note(decl.path, node.statuses, "statuses declared here"))
+                "MR112",
+                f"crm campaign '{name.text}' has no member status '{status.text}'",
+                path,
+                status,
+                statuses,
+                "statuses",
+                report.note(decl.path, node.statuses, "statuses declared here"),
+            )
 
 
 def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
@@ -211,13 +291,24 @@ def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
         yield from resolver.node(node, path)
 
 
-def _not_among(code: str, message: str, path: str, name: ast.Name, choices: list[str],
-               plural: str, declared: Related) -> Diagnostic:
+def _not_among(
+    code: str,
+    message: str,
+    path: str,
+    name: ast.Name,
+    choices: list[str],
+    plural: str,
+    declared: Related,
+) -> Diagnostic:
     """A name that is not one of a declaration's members, with a suggestion."""
-    return report.error(code, message, path, name,
-                        hint=report.did_you_mean(name.text, choices)
-                        or f"{plural}: " + ", ".join(choices),
-                        related=[declared])
+    return report.error(
+        code,
+        message,
+        path,
+        name,
+        hint=report.did_you_mean(name.text, choices) or f"{plural}: " + ", ".join(choices),
+        related=[declared],
+    )
 
 
 # Criteria that look like a field test but are keywords: `scor >= 1` means `score >= 1`.

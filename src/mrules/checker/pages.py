@@ -62,8 +62,13 @@ def _bad_url(path: str, name: ast.Name) -> Diagnostic | None:
     problem = url_problem(name.text)
     if problem is None:
         return None
-    return report.error("MR401", f"'{name.text}' is not a URL", path, name,
-                        hint=problem + "; write it like \"getcloudy.com/pricing\"")
+    return report.error(
+        "MR401",
+        f"'{name.text}' is not a URL",
+        path,
+        name,
+        hint=problem + '; write it like "getcloudy.com/pricing"',
+    )
 
 
 def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
@@ -91,8 +96,11 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
         prev = table.setdefault(key, (path, item))
         if prev[1] is not item:
             yield report.error(
-                code, f"page actions '{prev[1].name.text}' and '{item.name.text}' have the same "
-                f"{what}; '{item.name.text}' never fires", path, item.url,
+                code,
+                f"page actions '{prev[1].name.text}' and '{item.name.text}' have the same "
+                f"{what}; '{item.name.text}' never fires",
+                path,
+                item.url,
                 hint="merge them into one page action",
                 related=[report.note(prev[0], prev[1].url, f"'{prev[1].name.text}' is here")],
             )
@@ -111,7 +119,8 @@ def _overlaps(wild: dict[str, tuple[str, ast.PageAction]]) -> Iterator[Diagnosti
                 "MR404",
                 f"wildcard page actions overlap: '{item.name.text}' takes pages under "
                 f"'{prefix}', '{outer.name.text}' the rest of '{prefix[:length]}'",
-                path, item.url,
+                path,
+                item.url,
                 hint="the longest prefix wins; Pardot does not document this tie-break",
                 related=[report.note(outer_path, outer.url, f"'{outer.name.text}' is here")],
             )

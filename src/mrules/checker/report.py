@@ -26,8 +26,16 @@ def _make(
     related: Iterable[Related],
 ) -> Diagnostic:
     span = _span(where)
-    return Diagnostic(code=code, severity=severity, message=message, path=path,
-                      start=span.start, end=span.end, related=tuple(related), hint=hint)
+    return Diagnostic(
+        code=code,
+        severity=severity,
+        message=message,
+        path=path,
+        start=span.start,
+        end=span.end,
+        related=tuple(related),
+        hint=hint,
+    )
 
 
 def error(
@@ -84,7 +92,7 @@ def a_or_an(word: str) -> str:
 def _variants(word: str) -> set[str]:
     """The word, case-folded, and every way of deleting one character from it."""
     key = word.casefold()
-    return {key} | {key[:i] + key[i + 1:] for i in range(len(key))}
+    return {key} | {key[:i] + key[i + 1 :] for i in range(len(key))}
 
 
 class Speller:
@@ -122,6 +130,7 @@ class Speller:
         found = {n for v in _variants(word) for n in self._index.get(v, ())}
         if not found:
             return None
-        best = min(found, key=lambda n: (n.casefold() != word.casefold(),
-                                         abs(len(n) - len(word)), n))
+        best = min(
+            found, key=lambda n: (n.casefold() != word.casefold(), abs(len(n) - len(word)), n)
+        )
         return f"did you mean '{best}'?"

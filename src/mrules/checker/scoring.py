@@ -29,14 +29,20 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR601-MR604."""
     rows: dict[str, tuple[str, ast.ScoreRow]] = {}
     folders: dict[str, tuple[str, ast.Name]] = {}
-    asset_folders = {d.node.folder.text for d in sym.assets.values()
-                     if isinstance(d.node, ast.AssetDecl) and d.node.folder is not None}
+    asset_folders = {
+        d.node.folder.text
+        for d in sym.assets.values()
+        if isinstance(d.node, ast.AssetDecl) and d.node.folder is not None
+    }
     for path, item in of_type(program, ast.Scoring):
         for row in item.rows:
             activity = row.activity.text
             if activity not in ACTIVITY_TYPES:
                 yield report.error(
-                    "MR601", f"unknown scoring activity '{activity}'", path, row.activity,
+                    "MR601",
+                    f"unknown scoring activity '{activity}'",
+                    path,
+                    row.activity,
                     hint=report.did_you_mean(activity, ACTIVITY_TYPES)
                     or "see the list in docs/diagnostics.md#mr601",
                 )
@@ -45,8 +51,10 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             rows[activity] = (path, row)
             if prev is not None:
                 yield report.warning(
-                    "MR602", f"'{activity}' is scored twice; {row.points:+d} replaces "
-                    f"{prev[1].points:+d}", path, row.activity,
+                    "MR602",
+                    f"'{activity}' is scored twice; {row.points:+d} replaces {prev[1].points:+d}",
+                    path,
+                    row.activity,
                     hint="keep one row per activity",
                     related=[report.note(prev[0], prev[1].activity, "scored here before")],
                 )
@@ -55,14 +63,22 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             prev_folder = folders.setdefault(folder.text, (path, folder))
             if prev_folder[1] is not folder:
                 yield report.error(
-                    "MR604", f"folder '{folder.text}' is in two scoring categories",
-                    path, folder, hint="a folder belongs to one scoring category",
+                    "MR604",
+                    f"folder '{folder.text}' is in two scoring categories",
+                    path,
+                    folder,
+                    hint="a folder belongs to one scoring category",
                     related=[report.note(*prev_folder, "first category here")],
                 )
-            elif not any(f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
-                         for f in asset_folders):
+            elif not any(
+                f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
+                for f in asset_folders
+            ):
                 yield report.warning(
-                    "MR603", f"no declared asset is in folder '{folder.text}'", path, folder,
+                    "MR603",
+                    f"no declared asset is in folder '{folder.text}'",
+                    path,
+                    folder,
                     hint=report.did_you_mean(folder.text, asset_folders)
                     or "the category scores assets in this folder and the folders below it",
                 )
@@ -77,8 +93,11 @@ def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                 default = (path, item)
             else:
                 yield report.error(
-                    "MR605", f"'{item.name.text}' is a second default grading profile",
-                    path, item.name, hint="only one profile can be the default",
+                    "MR605",
+                    f"'{item.name.text}' is a second default grading profile",
+                    path,
+                    item.name,
+                    hint="only one profile can be the default",
                     related=[report.note(default[0], default[1].name, "default profile here")],
                 )
         seen: dict[str, ast.GradingCriterion] = {}
@@ -86,7 +105,10 @@ def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             prev = seen.setdefault(crit.name.text, crit)
             if prev is not crit:
                 yield report.error(
-                    "MR606", f"criterion '{crit.name.text}' is listed twice in profile "
-                    f"'{item.name.text}'", path, crit.name, hint="keep one",
+                    "MR606",
+                    f"criterion '{crit.name.text}' is listed twice in profile '{item.name.text}'",
+                    path,
+                    crit.name,
+                    hint="keep one",
                     related=[report.note(path, prev.name, "first listed here")],
                 )

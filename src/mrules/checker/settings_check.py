@@ -38,7 +38,10 @@ def check_settings(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             spec = SETTINGS.get(name)
             if spec is None:
                 yield report.error(
-                    "MR610", f"unknown setting '{name}'", path, setting.name,
+                    "MR610",
+                    f"unknown setting '{name}'",
+                    path,
+                    setting.name,
                     hint=report.did_you_mean(name, SETTINGS) or "settings: " + ", ".join(SETTINGS),
                 )
                 continue
@@ -46,8 +49,11 @@ def check_settings(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             seen[name] = (path, setting)
             if prev is not None:
                 yield report.warning(
-                    "MR614", f"setting '{name}' is set twice; the later value wins", path,
-                    setting.name, hint="keep one",
+                    "MR614",
+                    f"setting '{name}' is set twice; the later value wins",
+                    path,
+                    setting.name,
+                    hint="keep one",
                     related=[report.note(prev[0], prev[1].name, "first set here")],
                 )
             yield from _value(path, name, spec.type, setting.value, spec.choices)
@@ -61,21 +67,36 @@ def _value(
         fits = False
     if not fits:
         yield report.error(
-            "MR611", f"setting '{name}' takes {_WORDS.get(kind, kind.__name__)}, "
-            f"not {describe_value(value)}", path, value,
+            "MR611",
+            f"setting '{name}' takes {_WORDS.get(kind, kind.__name__)}, "
+            f"not {describe_value(value)}",
+            path,
+            value,
         )
         return
     if choices and isinstance(value, ast.StringValue) and value.value not in choices:
         yield report.error(
-            "MR611", f"setting '{name}' takes one of " + ", ".join(f'"{c}"' for c in choices)
-            + f", not {describe_value(value)}", path, value,
+            "MR611",
+            f"setting '{name}' takes one of "
+            + ", ".join(f'"{c}"' for c in choices)
+            + f", not {describe_value(value)}",
+            path,
+            value,
             hint=report.did_you_mean(value.value, choices),
         )
     if isinstance(value, ast.NumberValue) and name.endswith("_minutes") and value.value < 0:
-        yield report.error("MR612", f"setting '{name}' cannot be negative", path, value,
-                           hint="0 turns the window off")
+        yield report.error(
+            "MR612",
+            f"setting '{name}' cannot be negative",
+            path,
+            value,
+            hint="0 turns the window off",
+        )
     if name == "grade_start" and isinstance(value, ast.StringValue) and value.value not in GRADES:
         yield report.error(
-            "MR613", f"'{value.value}' is not a grade", path, value,
+            "MR613",
+            f"'{value.value}' is not a grade",
+            path,
+            value,
             hint="grades: " + ", ".join(GRADES),
         )

@@ -53,13 +53,22 @@ def suppressions(src: Source) -> list[Suppression]:
             continue
         codes = tuple(c.strip() for c in (m.group(2) or "").split(",") if c.strip())
         start = comment.start
-        found.append(Suppression(src.path, start, comment.end, src.position(start)[0],
-                                 codes, m.group(1) == "ignore-file"))
+        found.append(
+            Suppression(
+                src.path,
+                start,
+                comment.end,
+                src.position(start)[0],
+                codes,
+                m.group(1) == "ignore-file",
+            )
+        )
     return found
 
 
-def apply_suppressions(diags: Iterable[Diagnostic], sources: Mapping[str, Source]
-                       ) -> list[Diagnostic]:
+def apply_suppressions(
+    diags: Iterable[Diagnostic], sources: Mapping[str, Source]
+) -> list[Diagnostic]:
     """The diagnostics no suppression silences, plus MR030 for each unused suppression."""
     diags = list(diags)
     by_file: dict[str, list[Suppression]] = {}
@@ -76,8 +85,15 @@ def apply_suppressions(diags: Iterable[Diagnostic], sources: Mapping[str, Source
             kept.append(d)
             continue
         line = sources[d.path].position(d.start)[0]
-        hit = next((s for s in marks if (s.whole_file or s.line == line)
-                    and (d.code in s.codes or (not s.codes and not s.whole_file))), None)
+        hit = next(
+            (
+                s
+                for s in marks
+                if (s.whole_file or s.line == line)
+                and (d.code in s.codes or (not s.codes and not s.whole_file))
+            ),
+            None,
+        )
         if hit is None:
             kept.append(d)
         else:
@@ -90,8 +106,15 @@ def apply_suppressions(diags: Iterable[Diagnostic], sources: Mapping[str, Source
 
 def _unused(s: Suppression) -> Iterable[Diagnostic]:
     def warn(message: str, hint: str) -> Diagnostic:
-        return Diagnostic(code=UNUSED, severity=Severity.WARNING, message=message, path=s.path,
-                          start=s.start, end=s.end, hint=hint)
+        return Diagnostic(
+            code=UNUSED,
+            severity=Severity.WARNING,
+            message=message,
+            path=s.path,
+            start=s.start,
+            end=s.end,
+            hint=hint,
+        )
 
     bad = [c for c in s.codes if not _CODE_RE.fullmatch(c)]
     if bad:
@@ -102,11 +125,12 @@ def _unused(s: Suppression) -> Iterable[Diagnostic]:
         return
     if not s.codes:
         if not s.used:
-            yield warn("unused suppression: nothing is reported on this line",
-                       "remove the comment")
+            yield warn("unused suppression: nothing is reported on this line", "remove the comment")
         return
     unused = [c for c in s.codes if c not in s.used]
     if unused:
         where = "in this file" if s.whole_file else "on this line"
-        yield warn(f"unused suppression of {', '.join(unused)}: not reported {where}",
-                   "remove it from the comment")
+        yield warn(
+            f"unused suppression of {', '.join(unused)}: not reported {where}",
+            "remove it from the comment",
+        )

@@ -37,9 +37,24 @@ from mrules.symbols import FIELD_TYPES, Symbols
 __all__ = ["CRM_TYPES", "FITS", "SYNC_OBJECTS", "check_sync"]
 
 SYNC_OBJECTS = ("lead", "contact", "account", "opportunity", "campaign", "custom")
-CRM_TYPES = ("text", "textarea", "number", "currency", "percent", "phone", "email", "url",
-             "date", "datetime", "boolean", "checkbox", "picklist", "multipicklist", "lookup",
-             "geolocation")
+CRM_TYPES = (
+    "text",
+    "textarea",
+    "number",
+    "currency",
+    "percent",
+    "phone",
+    "email",
+    "url",
+    "date",
+    "datetime",
+    "boolean",
+    "checkbox",
+    "picklist",
+    "multipicklist",
+    "lookup",
+    "geolocation",
+)
 UNSUPPORTED = ("lookup", "geolocation")
 _TEXTUAL = ("text", "textarea")
 # The Salesforce types each mrules field type can be mapped to; a text field
@@ -63,9 +78,12 @@ def check_sync(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             first = (path, item)
         else:
             yield report.error(
-                "MR511", "only one sync block is allowed", path, item.crm,
-                hint="merge the two blocks", related=[report.note(first[0], first[1].crm,
-                                                                  "first sync block here")],
+                "MR511",
+                "only one sync block is allowed",
+                path,
+                item.crm,
+                hint="merge the two blocks",
+                related=[report.note(first[0], first[1].crm, "first sync block here")],
             )
         yield from _block(path, item, sym)
     if first is not None:
@@ -74,44 +92,68 @@ def check_sync(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
 
 def _block(path: str, sync: ast.Sync, sym: Symbols) -> Iterator[Diagnostic]:
     if sync.crm.text != "salesforce":
-        yield report.error("MR501", f"unknown CRM '{sync.crm.text}'", path, sync.crm,
-                           hint="mrules syncs with Salesforce: `sync salesforce { ... }`")
+        yield report.error(
+            "MR501",
+            f"unknown CRM '{sync.crm.text}'",
+            path,
+            sync.crm,
+            hint="mrules syncs with Salesforce: `sync salesforce { ... }`",
+        )
     for obj in sync.objects or ():
         if obj.text not in SYNC_OBJECTS:
             yield report.error(
-                "MR502", f"unknown sync object '{obj.text}'", path, obj,
+                "MR502",
+                f"unknown sync object '{obj.text}'",
+                path,
+                obj,
                 hint=report.did_you_mean(obj.text, SYNC_OBJECTS)
                 or "objects: " + ", ".join(SYNC_OBJECTS),
             )
     if sync.match_by == "crm id":
         yield report.error(
-            "MR512", "`match by crm id` is not supported: mrules keys a prospect by its email",
-            path, sync.crm,
+            "MR512",
+            "`match by crm id` is not supported: mrules keys a prospect by its email",
+            path,
+            sync.crm,
             hint="write `match by email` (Pardot's legacy mode, one prospect an email) or"
             " leave it out",
         )
     if sync.every_minutes is not None and sync.every_minutes < MIN_MINUTES:
         yield report.warning(
-            "MR509", f"the connector syncs at most every {MIN_MINUTES} minutes", path, sync.crm,
+            "MR509",
+            f"the connector syncs at most every {MIN_MINUTES} minutes",
+            path,
+            sync.crm,
             hint=f"write `every {MIN_MINUTES} minutes` or more",
         )
     if sync.batch is not None and sync.batch <= 0:
-        yield report.error("MR510", "a sync batch must hold at least one record", path, sync.crm,
-                           hint="the classic connector sends 200 records a batch")
+        yield report.error(
+            "MR510",
+            "a sync batch must hold at least one record",
+            path,
+            sync.crm,
+            hint="the classic connector sends 200 records a batch",
+        )
     crm_seen: dict[str, ast.SyncMap] = {}
     field_seen: dict[str, ast.SyncMap] = {}
     for m in sync.mappings:
         prev = crm_seen.setdefault(m.crm_field.text.casefold(), m)
         if prev is not m:
             yield report.error(
-                "MR503", f"CRM field '{m.crm_field.text}' is mapped twice", path, m.crm_field,
+                "MR503",
+                f"CRM field '{m.crm_field.text}' is mapped twice",
+                path,
+                m.crm_field,
                 hint="Salesforce field names are case-insensitive; one mapping a field",
                 related=[report.note(path, prev.crm_field, "first mapped here")],
             )
         prev = field_seen.setdefault(m.field.text, m)
         if prev is not m:
             yield report.error(
-                "MR504", f"field '{m.field.text}' is mapped twice", path, m.field,
+                "MR504",
+                f"field '{m.field.text}' is mapped twice",
+                path,
+                m.field,
                 hint="a prospect field syncs with one CRM field",
                 related=[report.note(path, prev.field, "first mapped here")],
             )
@@ -123,26 +165,42 @@ def _crm_type(path: str, m: ast.SyncMap, sym: Symbols) -> Iterator[Diagnostic]:
         return
     crm = m.crm_type.text
     if crm not in CRM_TYPES:
-        yield report.error("MR505", f"unknown CRM field type '{crm}'", path, m.crm_type,
-                           hint=report.did_you_mean(crm, CRM_TYPES)
-                           or "types: " + ", ".join(CRM_TYPES))
+        yield report.error(
+            "MR505",
+            f"unknown CRM field type '{crm}'",
+            path,
+            m.crm_type,
+            hint=report.did_you_mean(crm, CRM_TYPES) or "types: " + ", ".join(CRM_TYPES),
+        )
         return
     if crm in UNSUPPORTED:
-        yield report.error("MR506", f"the connector cannot sync {crm} fields", path, m.crm_type,
-                           hint="map a text or formula field instead")
+        yield report.error(
+            "MR506",
+            f"the connector cannot sync {crm} fields",
+            path,
+            m.crm_type,
+            hint="map a text or formula field instead",
+        )
         return
     ftype = sym.field_type(m.field.text)
     if ftype in FIELD_TYPES and crm not in FITS[ftype]:
-        hint = ("map phone numbers to a text field" if crm == "phone"
-                else "fits: " + ", ".join(FITS[ftype]))
+        hint = (
+            "map phone numbers to a text field"
+            if crm == "phone"
+            else "fits: " + ", ".join(FITS[ftype])
+        )
         yield report.error(
-            "MR507", f"{ftype} field '{m.field.text}' cannot map to a CRM {crm} field",
-            path, m.crm_type, hint=hint,
+            "MR507",
+            f"{ftype} field '{m.field.text}' cannot map to a CRM {crm} field",
+            path,
+            m.crm_type,
+            hint=hint,
         )
 
 
-def _owned_writes(program: ast.Program, sym: Symbols, sync_path: str, sync: ast.Sync
-                  ) -> Iterator[Diagnostic]:
+def _owned_writes(
+    program: ast.Program, sym: Symbols, sync_path: str, sync: ast.Sync
+) -> Iterator[Diagnostic]:
     owned = {m.field.text: m for m in sync.mappings if m.prefer == "crm"}
     writes: dict[str, list[tuple[str, ast.SetField | ast.IncrementField]]] = defaultdict(list)
     for site in actions(program):
@@ -163,7 +221,10 @@ def _owned_writes(program: ast.Program, sym: Symbols, sync_path: str, sync: ast.
         else:
             continue
         yield report.warning(
-            "MR508", f"the CRM owns '{name}'; {why}", path, action,
+            "MR508",
+            f"the CRM owns '{name}'; {why}",
+            path,
+            action,
             hint="map the field with `prefer ours` or `prefer most recent`, or stop writing it",
             related=[report.note(sync_path, owned[name], "mapped with `prefer crm` here")],
         )

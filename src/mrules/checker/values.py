@@ -31,8 +31,16 @@ __all__ = ["GRADES", "check_values", "describe_value"]
 
 GRADES = ("F", "D-", "D", "D+", "C-", "C", "C+", "B-", "B", "B+", "A-", "A", "A+")
 
-_TEXT_OPS = {"is", "is not", "is empty", "is not empty", "contains", "does not contain",
-             "starts with", "ends with"}
+_TEXT_OPS = {
+    "is",
+    "is not",
+    "is empty",
+    "is not empty",
+    "contains",
+    "does not contain",
+    "starts with",
+    "ends with",
+}
 _ORDER_OPS = {"<", "<=", ">", ">=", "is", "is not", "is empty", "is not empty", "between"}
 OPS: dict[str, set[str]] = {
     "text": _TEXT_OPS,
@@ -76,8 +84,13 @@ def describe_value(value: ast.Node) -> str:
 
 
 def _what(value: ast.Node) -> str:
-    return {"string": "text", "number": "a number", "timestamp": "a date", "bool": "true/false",
-            "string_list": "a list of values"}.get(value.kind, value.kind)
+    return {
+        "string": "text",
+        "number": "a number",
+        "timestamp": "a date",
+        "bool": "true/false",
+        "string_list": "a list of values",
+    }.get(value.kind, value.kind)
 
 
 def _typed(sym: Symbols, name: ast.Name) -> FieldInfo | None:
@@ -100,8 +113,11 @@ def _fits(info: FieldInfo, value: ast.Node, path: str, verb: str) -> Iterator[Di
             except ValueError:
                 pass
         yield report.error(
-            "MR210", f"'{info.name}' is {report.a_or_an(info.type)} field, {verb} {_what(value)}",
-            path, value, hint=hint,
+            "MR210",
+            f"'{info.name}' is {report.a_or_an(info.type)} field, {verb} {_what(value)}",
+            path,
+            value,
+            hint=hint,
         )
         return
     if info.type in CHOICE_TYPES and info.choices is not None:
@@ -110,7 +126,10 @@ def _fits(info: FieldInfo, value: ast.Node, path: str, verb: str) -> Iterator[Di
             text = n.text if isinstance(n, ast.Name) else getattr(n, "value", "")
             if text not in info.choices:
                 yield report.error(
-                    "MR211", f"'{text}' is not a value of {info.type} '{info.name}'", path, n,
+                    "MR211",
+                    f"'{text}' is not a value of {info.type} '{info.name}'",
+                    path,
+                    n,
                     hint=report.did_you_mean(text, info.choices)
                     or "values: " + ", ".join(info.choices),
                 )
@@ -122,7 +141,10 @@ def _field_test(test: ast.FieldTest, path: str, sym: Symbols) -> Iterator[Diagno
         return
     if test.op not in OPS[info.type]:
         yield report.error(
-            "MR212", f"'{test.op}' does not apply to {info.type} field '{info.name}'", path, test,
+            "MR212",
+            f"'{test.op}' does not apply to {info.type} field '{info.name}'",
+            path,
+            test,
             hint="operators for " + info.type + ": " + ", ".join(sorted(OPS[info.type])),
         )
         return
@@ -141,7 +163,10 @@ def _field_test(test: ast.FieldTest, path: str, sym: Symbols) -> Iterator[Diagno
         and _bound(low) > _bound(high)
     ):
         yield report.error(
-            "MR214", f"'{info.name} between' has its low bound above its high bound", path, test,
+            "MR214",
+            f"'{info.name} between' has its low bound above its high bound",
+            path,
+            test,
             hint=f"write `between {describe_value(high)} and {describe_value(low)}`",
         )
 
@@ -152,8 +177,7 @@ def _bound(value: ast.Node) -> Any:
     return value.value
 
 
-_TYPED = frozenset({"field_test", "set_field", "increment_field", "score_between",
-                    "grade_compare"})
+_TYPED = frozenset({"field_test", "set_field", "increment_field", "score_between", "grade_compare"})
 _TYPED_ORDER = tuple(sorted(_TYPED))
 
 
@@ -171,18 +195,27 @@ def _node(node: ast.Node, path: str, sym: Symbols) -> Iterator[Diagnostic]:
             info = _typed(sym, name)
             if info is not None and info.type != "number":
                 yield report.error(
-                    "MR213", f"'{info.name}' is {report.a_or_an(info.type)} field; "
-                    "increment needs a number field", path, name,
+                    "MR213",
+                    f"'{info.name}' is {report.a_or_an(info.type)} field; "
+                    "increment needs a number field",
+                    path,
+                    name,
                     hint=f"declare it as a number: field {info.name}: number",
                 )
         case ast.ScoreBetween(low=low, high=high) if low > high:
             yield report.error(
-                "MR214", "'score between' has its low bound above its high bound", path, node,
+                "MR214",
+                "'score between' has its low bound above its high bound",
+                path,
+                node,
                 hint=f"write `score between {high} and {low}`",
             )
         case ast.GradeCompare(op=op, grade=grade) if (op, grade) in (("<", "F"), (">", "A+")):
             yield report.error(
-                "MR215", f"'grade {op} {grade}' can never hold", path, node,
+                "MR215",
+                f"'grade {op} {grade}' can never hold",
+                path,
+                node,
                 hint="grades run from F (lowest) to A+ (highest)",
             )
         case _:

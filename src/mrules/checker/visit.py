@@ -13,7 +13,14 @@ from typing import NamedTuple, TypeVar, cast
 from mrules import ast
 
 __all__ = [
-    "ActionSite", "actions", "context_of", "criteria", "items", "nodes", "nodes_of", "of_type",
+    "ActionSite",
+    "actions",
+    "context_of",
+    "criteria",
+    "items",
+    "nodes",
+    "nodes_of",
+    "of_type",
 ]
 
 Holder = ast.CompletionActions | ast.PageAction | ast.AutomationRule | ast.SegmentationRule
@@ -104,6 +111,7 @@ class _NodeCache:
             entry = self.by_file.get(key)
             if entry is not None and entry[0] is ref:
                 del self.by_file[key]
+
         return forget
 
     def _program_gone(self, ref: weakref.ref[ast.Program]) -> None:

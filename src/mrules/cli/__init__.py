@@ -44,8 +44,11 @@ class _Main(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0]
-        if not name.startswith("-") and not ctx.resilient_parsing \
-                and self.get_command(ctx, name) is None:
+        if (
+            not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
             # click suggests from the commands loaded so far; suggest from them all
             raise click.exceptions.NoSuchCommand(name, possibilities=COMMAND_NAMES, ctx=ctx)
         return super().resolve_command(ctx, args)
@@ -157,8 +160,21 @@ def main() -> None:
 # when `--help` lists them all): `mrules lint` no longer imports the engine, the
 # store, the sync and the reports before it starts, a third of its start-up.
 COMMAND_NAMES = (
-    "completion", "crm", "explain", "fmt", "lint", "lsp", "parse", "partition", "replay",
-    "report", "run", "segment", "state", "sync", "test",
+    "completion",
+    "crm",
+    "explain",
+    "fmt",
+    "lint",
+    "lsp",
+    "parse",
+    "partition",
+    "replay",
+    "report",
+    "run",
+    "segment",
+    "state",
+    "sync",
+    "test",
 )
 
 

@@ -54,8 +54,7 @@ def unified_diff(before: str, after: str, shown: str) -> str:
             out[-1] += "\n\\ No newline at end of file\n"
         return out
 
-    return "".join(difflib.unified_diff(lines(before), lines(after), shown,
-                                        f"{shown} (formatted)"))
+    return "".join(difflib.unified_diff(lines(before), lines(after), shown, f"{shown} (formatted)"))
 
 
 def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterator[_Input]:
@@ -78,14 +77,23 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if any file is not in the canonical layout.")
-@click.option("--diff", "show_diff", is_flag=True,
-              help="Write nothing; print what would change as a unified diff.")
-@click.option("--stdin-filename", metavar="PATH",
-              help="With `-`: the name to report standard input as (in errors and diffs).")
-def fmt(paths: tuple[str, ...], check: bool, show_diff: bool,
-        stdin_filename: str | None) -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if any file is not in the canonical layout.",
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Write nothing; print what would change as a unified diff.",
+)
+@click.option(
+    "--stdin-filename",
+    metavar="PATH",
+    help="With `-`: the name to report standard input as (in errors and diffs).",
+)
+def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: str | None) -> None:
     """Rewrite rule files in the one canonical layout.
 
     PATHS are rule files (*.mr) or folders (every *.mr below them, sorted);
@@ -135,8 +143,9 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool,
             broken += 1
             continue
         except (FormatterBug, ValueError) as e:
-            click.echo(f"mrules: error: {item.shown}: cannot format: {e}; file left unchanged",
-                       err=True)
+            click.echo(
+                f"mrules: error: {item.shown}: cannot format: {e}; file left unchanged", err=True
+            )
             broken += 1
             continue
         if item.path is None:

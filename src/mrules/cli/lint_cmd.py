@@ -72,34 +72,66 @@ def _explain(code: str) -> None:
     text = code_doc(code)
     if text is None:
         close = difflib.get_close_matches(code.upper(), list(CODES), n=1)
-        fail(f"no diagnostic code '{code}'"
-             + (f"; did you mean {close[0]}?" if close else "; codes look like MR312"))
+        fail(
+            f"no diagnostic code '{code}'"
+            + (f"; did you mean {close[0]}?" if close else "; codes look like MR312")
+        )
     click.echo(text, nl=False)
     raise SystemExit(EXIT_OK)
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="text (the default): excerpts with carets; json: one array; github: "
-              "workflow annotations; sarif: SARIF 2.1.0 for code scanning.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="text (the default): excerpts with carets; json: one array; github: "
+    "workflow annotations; sarif: SARIF 2.1.0 for code scanning.",
+)
 @click.option("--strict/--no-strict", default=None, help="Exit 1 on warnings too.")
-@click.option("--select", metavar="CODES",
-              help="Report only these codes or prefixes, comma-separated (MR1,MR312).")
-@click.option("--ignore", metavar="CODES",
-              help="Never report these codes or prefixes, comma-separated.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Read this configuration file instead of looking for one.")
-@click.option("--stdin-filename", metavar="PATH",
-              help="With `-`: the name to report standard input as; its folder is the "
-              "rule root (for includes) and where the configuration is looked for.")
-@click.option("--sarif-file", type=click.Path(dir_okay=False),
-              help="Also write SARIF 2.1.0 to this file (whatever --format prints).")
-@click.option("--explain", metavar="CODE", help="Print what a code means, with an example "
-              "and the fix, and exit.")
-def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: str | None,
-         ignore: str | None, config_path: str | None, stdin_filename: str | None,
-         sarif_file: str | None, explain: str | None) -> None:
+@click.option(
+    "--select",
+    metavar="CODES",
+    help="Report only these codes or prefixes, comma-separated (MR1,MR312).",
+)
+@click.option(
+    "--ignore", metavar="CODES", help="Never report these codes or prefixes, comma-separated."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Read this configuration file instead of looking for one.",
+)
+@click.option(
+    "--stdin-filename",
+    metavar="PATH",
+    help="With `-`: the name to report standard input as; its folder is the "
+    "rule root (for includes) and where the configuration is looked for.",
+)
+@click.option(
+    "--sarif-file",
+    type=click.Path(dir_okay=False),
+    help="Also write SARIF 2.1.0 to this file (whatever --format prints).",
+)
+@click.option(
+    "--explain",
+    metavar="CODE",
+    help="Print what a code means, with an example and the fix, and exit.",
+)
+def lint(
+    paths: tuple[str, ...],
+    fmt: str | None,
+    strict: bool | None,
+    select: str | None,
+    ignore: str | None,
+    config_path: str | None,
+    stdin_filename: str | None,
+    sarif_file: str | None,
+    explain: str | None,
+) -> None:
     """Check rule files for mistakes before they run.
 
     PATHS are rule files (*.mr) or folders of them; includes are followed; `-`
@@ -133,8 +165,13 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
         fail("'-' (standard input) cannot be mixed with file or folder paths")
     if stdin_filename is not None and not stdin:
         fail("--stdin-filename goes with '-' (standard input)")
-    start = Path(stdin_filename) if stdin_filename else Path(paths[0]) if paths and not stdin \
+    start = (
+        Path(stdin_filename)
+        if stdin_filename
+        else Path(paths[0])
+        if paths and not stdin
         else Path.cwd()
+    )
     config = _config(config_path, start)
     try:
         config = config.with_codes(_codes(select), _codes(ignore))
@@ -148,8 +185,7 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
     strict = config.strict if strict is None else strict
     with collector_paused():  # an acyclic tree: rescanning it made lint superlinear
         if stdin:
-            shown = printable_path(display_path(stdin_filename)) if stdin_filename \
-                else STDIN_NAME
+            shown = printable_path(display_path(stdin_filename)) if stdin_filename else STDIN_NAME
             root = Path(stdin_filename).parent if stdin_filename else None
             try:
                 text = decode(sys.stdin.buffer.read(), shown)
@@ -180,8 +216,10 @@ def lint(paths: tuple[str, ...], fmt: str | None, strict: bool | None, select: s
         from mrules.atomic import atomic_write
 
         try:
-            atomic_write(Path(sarif_file),
-                         (render_sarif(diags, result.sources, CODES) + "\n").encode("utf-8"))
+            atomic_write(
+                Path(sarif_file),
+                (render_sarif(diags, result.sources, CODES) + "\n").encode("utf-8"),
+            )
         except OSError as e:
             fail(f"{printable_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
     click.echo(summary(diags, len(result.sources)), err=True)

@@ -12,8 +12,12 @@ __all__ = ["COMMANDS", "lsp"]
 
 
 @click.command()
-@click.option("--stdio", is_flag=True, help="Talk over standard input and output (the only "
-              "transport, and the default; accepted because many clients pass it).")
+@click.option(
+    "--stdio",
+    is_flag=True,
+    help="Talk over standard input and output (the only "
+    "transport, and the default; accepted because many clients pass it).",
+)
 def lsp(stdio: bool) -> None:
     """Run the mrules language server (for editors).
 
@@ -30,8 +34,10 @@ def lsp(stdio: bool) -> None:
     try:
         from mrules.lsp.server import serve
     except ImportError as e:
-        fail(f"the language server needs pygls and lsprotocol ({e}); "
-             "install them with: pip install 'mrules[lsp]'")
+        fail(
+            f"the language server needs pygls and lsprotocol ({e}); "
+            "install them with: pip install 'mrules[lsp]'"
+        )
     # An editor stops a server that hangs with SIGTERM: it must end at once, not be met
     # as Ctrl-C (the program's default, for commands that keep state), which the server's
     # thread reading standard input would outlive.

@@ -15,8 +15,14 @@ __all__ = ["parse"]
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["json", "summary"]), default="json",
-              show_default=True, help="json: the whole AST; summary: one line a top-level item.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "summary"]),
+    default="json",
+    show_default=True,
+    help="json: the whole AST; summary: one line a top-level item.",
+)
 @click.option("--no-spans", is_flag=True, help="Leave source offsets out of the JSON.")
 def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
     """Parse rule files and print their AST.
@@ -34,8 +40,9 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
         click.echo(render_text(sort_diagnostics(errors), result.sources), err=True)
         raise SystemExit(EXIT_DIAGNOSTICS)
     if fmt == "json":
-        click.echo(json.dumps(dump(result.program, spans=not no_spans), indent=2,
-                              ensure_ascii=False))
+        click.echo(
+            json.dumps(dump(result.program, spans=not no_spans), indent=2, ensure_ascii=False)
+        )
     else:
         for file in result.program.files:
             for item in file.items:

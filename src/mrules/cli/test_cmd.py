@@ -175,4 +175,5 @@ def _interrupts_held() -> Iterator[None]:
     if noted:
         raise KeyboardInterrupt
 
+
 COMMANDS = (run_tests,)

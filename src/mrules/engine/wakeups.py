@@ -145,4 +145,3 @@ class WakeQueue:
                 if self._live.get(email) is bucket:
                     found[email] = when  # the last entry of the email wins
         return found
-

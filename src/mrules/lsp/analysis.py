@@ -62,8 +62,9 @@ class Analysis:
     result: LoadResult
     diagnostics: list[Diagnostic]
     symbols: symbols.Symbols
-    _index: tuple[dict[str, list[NameRef]], dict[tuple[str, str], list[NameRef]]] | None = \
-        field(default=None, repr=False)
+    _index: tuple[dict[str, list[NameRef]], dict[tuple[str, str], list[NameRef]]] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def refs(self) -> dict[str, list[NameRef]]:
@@ -92,8 +93,11 @@ class Analysis:
         return [r for r in self.by_key.get((ref.namespace, ref.key), []) if r.declaration]
 
     def references(self, ref: NameRef, include_declaration: bool = True) -> list[NameRef]:
-        return [r for r in self.by_key.get((ref.namespace, ref.key), [])
-                if include_declaration or not r.declaration]
+        return [
+            r
+            for r in self.by_key.get((ref.namespace, ref.key), [])
+            if include_declaration or not r.declaration
+        ]
 
     def rename_edits(self, ref: NameRef, new: str) -> dict[str, list[tuple[int, int, str]]]:
         """(start, end, new text) per file for renaming a name everywhere; ValueError if the
@@ -119,9 +123,12 @@ def quote(text: str) -> str:
 def _uses(node: ast.Node) -> Iterable[tuple[str, ast.Name]]:
     """(namespace, name) for every name a node uses (mirrors the checker's resolver)."""
     match node:
-        case ast.FieldTest(field=name) | ast.SetField(field=name) | ast.IncrementField(
-            field=name
-        ) | ast.SyncMap(field=name):
+        case (
+            ast.FieldTest(field=name)
+            | ast.SetField(field=name)
+            | ast.IncrementField(field=name)
+            | ast.SyncMap(field=name)
+        ):
             yield "field", name
         case ast.InList(list=name) | ast.AddToList(list=name) | ast.RemoveFromList(list=name):
             yield "list", name
@@ -138,8 +145,11 @@ def _uses(node: ast.Node) -> Iterable[tuple[str, ast.Name]]:
             yield "campaign", name
         case ast.AddToCrmCampaign(campaign=name):
             yield "crm campaign", name
-        case ast.ProfileIs(profile=name) | ast.ChangeProfile(profile=name) | \
-                ast.MarkProfileCriterion(profile=name):
+        case (
+            ast.ProfileIs(profile=name)
+            | ast.ChangeProfile(profile=name)
+            | ast.MarkProfileCriterion(profile=name)
+        ):
             yield "grading profile", name
         case ast.CategoryScoreCompare(category=name) | ast.AdjustCategoryScore(category=name):
             yield "scoring category", name
@@ -153,20 +163,50 @@ def _uses(node: ast.Node) -> Iterable[tuple[str, ast.Name]]:
             return
 
 
-_USES_NAMES = frozenset({
-    "field_test", "set_field", "increment_field", "sync_map", "in_list", "add_to_list",
-    "remove_from_list", "tagged", "add_tag", "remove_tag", "assigned", "assign", "notify_user",
-    "create_crm_task", "group_decl", "campaign_is", "change_source_campaign",
-    "add_to_crm_campaign", "profile_is", "change_profile", "mark_profile_criterion",
-    "category_score_compare", "adjust_category_score", "trigger", "activity",
-    "send_autoresponder",
-})
+_USES_NAMES = frozenset(
+    {
+        "field_test",
+        "set_field",
+        "increment_field",
+        "sync_map",
+        "in_list",
+        "add_to_list",
+        "remove_from_list",
+        "tagged",
+        "add_tag",
+        "remove_tag",
+        "assigned",
+        "assign",
+        "notify_user",
+        "create_crm_task",
+        "group_decl",
+        "campaign_is",
+        "change_source_campaign",
+        "add_to_crm_campaign",
+        "profile_is",
+        "change_profile",
+        "mark_profile_criterion",
+        "category_score_compare",
+        "adjust_category_score",
+        "trigger",
+        "activity",
+        "send_autoresponder",
+    }
+)
 _NAMESPACE_OF_TABLE = {
-    "users": "user", "groups": "group", "queues": "queue", "lists": "list",
-    "dynamic_lists": "list", "tags": "tag", "campaigns": "campaign",
-    "crm_campaigns": "crm campaign", "profiles": "grading profile",
-    "categories": "scoring category", "page_actions": "page action",
-    "automation_rules": "automation rule", "segmentation_rules": "segmentation rule",
+    "users": "user",
+    "groups": "group",
+    "queues": "queue",
+    "lists": "list",
+    "dynamic_lists": "list",
+    "tags": "tag",
+    "campaigns": "campaign",
+    "crm_campaigns": "crm campaign",
+    "profiles": "grading profile",
+    "categories": "scoring category",
+    "page_actions": "page action",
+    "automation_rules": "automation rule",
+    "segmentation_rules": "segmentation rule",
 }
 
 
@@ -189,9 +229,10 @@ def _index(result: LoadResult, sym: symbols.Symbols) -> tuple[dict, dict]:
         if name.span.end <= name.span.start:
             return
         text = texts.get(path, "")
-        quoted = text[name.span.start:name.span.start + 1] == '"'
-        refs[path].append(NameRef(namespace, key, path, name.span.start, name.span.end, decl,
-                                  quoted))
+        quoted = text[name.span.start : name.span.start + 1] == '"'
+        refs[path].append(
+            NameRef(namespace, key, path, name.span.start, name.span.end, decl, quoted)
+        )
 
     for namespace, key, decl in _declared(sym):
         add(namespace, key, decl.path, decl.name, True)
@@ -213,9 +254,12 @@ def _index(result: LoadResult, sym: symbols.Symbols) -> tuple[dict, dict]:
 _NAMESPACE_OF_DUPLICATE = {"dynamic list": "list"}
 
 
-def analyze(paths: list[Path], overlays: Mapping[str, str] | None = None,
-            config: Config | None = None,
-            cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None) -> Analysis:
+def analyze(
+    paths: list[Path],
+    overlays: Mapping[str, str] | None = None,
+    config: Config | None = None,
+    cache: dict[tuple[str, str], tuple[Source, Parsed]] | None = None,
+) -> Analysis:
     """Load, check and index a rule set (LoadError if it cannot be read at all)."""
     result = load(paths, overlays=overlays, cache=cache)
     config = config or Config()
@@ -227,75 +271,120 @@ def analyze(paths: list[Path], overlays: Mapping[str, str] | None = None,
 # ------------------------------------------------------------------ hover
 
 KEYWORD_DOCS: dict[str, tuple[str, str]] = {
-    "include": ("Reads another rule file (relative to the rule folder) or a bundled "
-                "`library/` file before this one.", "include"),
-    "field": ("Declares a custom prospect field: `field name: type [choices]`; types are "
-              "text, number, date, boolean, picklist, multiselect.", "fields"),
-    "user": ("A Pardot user, by email: a target of `assign to user` and `notify user`.",
-             "users-groups-queues"),
-    "group": ("A group of users for round-robin assignment: `group \"Sales\" [\"a@x\", ...]`.",
-              "users-groups-queues"),
+    "include": (
+        "Reads another rule file (relative to the rule folder) or a bundled "
+        "`library/` file before this one.",
+        "include",
+    ),
+    "field": (
+        "Declares a custom prospect field: `field name: type [choices]`; types are "
+        "text, number, date, boolean, picklist, multiselect.",
+        "fields",
+    ),
+    "user": (
+        "A Pardot user, by email: a target of `assign to user` and `notify user`.",
+        "users-groups-queues",
+    ),
+    "group": (
+        'A group of users for round-robin assignment: `group "Sales" ["a@x", ...]`.',
+        "users-groups-queues",
+    ),
     "queue": ("A Salesforce queue prospects can be assigned to.", "users-groups-queues"),
-    "list": ("A static list: `add to list`, `remove from list`, `in list` use it.",
-             "lists-and-tags"),
+    "list": (
+        "A static list: `add to list`, `remove from list`, `in list` use it.",
+        "lists-and-tags",
+    ),
     "tag": ("A tag: `add tag`, `remove tag`, `tagged` use it.", "lists-and-tags"),
-    "form": ("A Pardot form (an asset): its submissions trigger completion actions.",
-             "assets"),
-    "email": ("A Pardot email (an asset): opens and clicks trigger actions; an "
-              "autoresponder is an email.", "assets"),
-    "campaign": ("A Pardot campaign, for `campaign is` and `change source campaign to`.",
-                 "campaigns"),
-    "on": ("Completion actions: `on submit of form \"F\" { ... }` run when a prospect "
-           "completes the asset.", "3-completion-actions"),
-    "if": ("A conditional group: its actions run only when the condition holds "
-           "(one condition; group several with `all { }`).", "conditional-groups"),
-    "page": ("A page action: `page action \"name\" on \"url\" { score +5 }` scores a visit "
-             "to a page (exact or wildcard URL).", "4-page-actions"),
-    "automation": ("An automation rule: retroactive criteria (`when`) and actions (`then`), "
-                   "evaluated after every change, lower priority first.",
-                   "5-automation-rules"),
-    "segmentation": ("A segmentation rule: run once, on demand (`mrules segment`).",
-                     "61-segmentation-rules"),
-    "dynamic": ("A dynamic list: membership follows its criteria, always.",
-                "62-dynamic-lists"),
+    "form": ("A Pardot form (an asset): its submissions trigger completion actions.", "assets"),
+    "email": (
+        "A Pardot email (an asset): opens and clicks trigger actions; an "
+        "autoresponder is an email.",
+        "assets",
+    ),
+    "campaign": (
+        "A Pardot campaign, for `campaign is` and `change source campaign to`.",
+        "campaigns",
+    ),
+    "on": (
+        'Completion actions: `on submit of form "F" { ... }` run when a prospect '
+        "completes the asset.",
+        "3-completion-actions",
+    ),
+    "if": (
+        "A conditional group: its actions run only when the condition holds "
+        "(one condition; group several with `all { }`).",
+        "conditional-groups",
+    ),
+    "page": (
+        'A page action: `page action "name" on "url" { score +5 }` scores a visit '
+        "to a page (exact or wildcard URL).",
+        "4-page-actions",
+    ),
+    "automation": (
+        "An automation rule: retroactive criteria (`when`) and actions (`then`), "
+        "evaluated after every change, lower priority first.",
+        "5-automation-rules",
+    ),
+    "segmentation": (
+        "A segmentation rule: run once, on demand (`mrules segment`).",
+        "61-segmentation-rules",
+    ),
+    "dynamic": ("A dynamic list: membership follows its criteria, always.", "62-dynamic-lists"),
     "when": ("The criteria of a rule: `when all { ... }` or `when any { ... }`.", "criteria"),
-    "then": ("The actions of a rule, in braces: `then { add to list \"MQL\" }`.",
-             "5-automation-rules"),
+    "then": (
+        'The actions of a rule, in braces: `then { add to list "MQL" }`.',
+        "5-automation-rules",
+    ),
     "all": ("Every criterion inside must hold.", "criteria"),
     "any": ("At least one criterion inside must hold.", "criteria"),
     "not": ("The criterion after it must not hold.", "criteria"),
-    "score": ("The prospect's score: a criterion (`score >= 100`) or an action "
-              "(`score +25`, `score -10`).", "criteria"),
+    "score": (
+        "The prospect's score: a criterion (`score >= 100`) or an action "
+        "(`score +25`, `score -10`).",
+        "criteria",
+    ),
     "grade": ("The prospect's grade, A+ to F: `grade >= B`.", "criteria"),
-    "within": ("A time window on an activity: `visited \"x.com/pricing\" within 30 days`.",
-               "criteria"),
-    "priority": ("The order of automation rules (lower first), or a page action's "
-                 "`priority` flag that marks the prospect for sales.", "5-automation-rules"),
-    "repeat": ("Lets an automation rule match a prospect again: `repeat every 30 days`.",
-               "5-automation-rules"),
+    "within": (
+        'A time window on an activity: `visited "x.com/pricing" within 30 days`.',
+        "criteria",
+    ),
+    "priority": (
+        "The order of automation rules (lower first), or a page action's "
+        "`priority` flag that marks the prospect for sales.",
+        "5-automation-rules",
+    ),
+    "repeat": (
+        "Lets an automation rule match a prospect again: `repeat every 30 days`.",
+        "5-automation-rules",
+    ),
     "paused": ("An automation rule that is declared but does not run.", "5-automation-rules"),
     "scoring": ("Points per activity type: `scoring { form submission +50 }`.", "7-scoring"),
     "grading": ("A grading profile: criteria that move a prospect's grade.", "8-grading"),
-    "sync": ("The CRM connector: matching, cadence and per-field sync behaviour.",
-             "9-the-crm-connector-sync"),
+    "sync": (
+        "The CRM connector: matching, cadence and per-field sync behaviour.",
+        "9-the-crm-connector-sync",
+    ),
     "settings": ("The engine's knobs: `settings { ... }`.", "10-settings"),
-    "add": ("`add to list \"L\"`, `add tag \"T\"`, `add to crm campaign \"C\"`.", "actions"),
-    "remove": ("`remove from list \"L\"`, `remove tag \"T\"`.", "actions"),
-    "assign": ("`assign to user|group|queue \"Name\"`, or `assign by crm rule`.", "actions"),
-    "notify": ("`notify user \"a@x\"` or `notify assigned user`.", "actions"),
-    "send": ("`send autoresponder \"Email\"`.", "actions"),
+    "add": ('`add to list "L"`, `add tag "T"`, `add to crm campaign "C"`.', "actions"),
+    "remove": ('`remove from list "L"`, `remove tag "T"`.', "actions"),
+    "assign": ('`assign to user|group|queue "Name"`, or `assign by crm rule`.', "actions"),
+    "notify": ('`notify user "a@x"` or `notify assigned user`.', "actions"),
+    "send": ('`send autoresponder "Email"`.', "actions"),
     "set": ("`set field = value`, or `set score to N`.", "actions"),
     "increment": ("`increment field by N` (a number field).", "actions"),
-    "tagged": ("The prospect has a tag: `tagged \"Webinar\"`.", "criteria"),
-    "visited": ("The prospect viewed a page: `visited \"x.com/pricing*\" within 30 days`.",
-                "criteria"),
-    "submitted": ("The prospect submitted a form: `submitted form \"Demo\"`.", "criteria"),
+    "tagged": ('The prospect has a tag: `tagged "Webinar"`.', "criteria"),
+    "visited": (
+        'The prospect viewed a page: `visited "x.com/pricing*" within 30 days`.',
+        "criteria",
+    ),
+    "submitted": ('The prospect submitted a form: `submitted form "Demo"`.', "criteria"),
     "since": ("Only activity from this date on: `since 2026-01-01`.", "since"),
 }
 
 
-def hover(analysis: Analysis, path: str, text: str, offset: int
-          ) -> tuple[str, tuple[int, int]] | None:
+def hover(
+    analysis: Analysis, path: str, text: str, offset: int
+) -> tuple[str, tuple[int, int]] | None:
     """Markdown for what the cursor is on, and the span it is about."""
     ref = analysis.name_at(path, offset)
     if ref is not None:
@@ -341,8 +430,10 @@ def _name_hover(analysis: Analysis, ref: NameRef) -> str:
         return f"{label}: not declared"
     d = decls[0]
     uses = len(analysis.references(ref, include_declaration=False))
-    return (f"{label}\n\ndeclared at {_where(analysis, d.path, d.start)}; "
-            f"used {uses} time{'' if uses == 1 else 's'}")
+    return (
+        f"{label}\n\ndeclared at {_where(analysis, d.path, d.start)}; "
+        f"used {uses} time{'' if uses == 1 else 's'}"
+    )
 
 
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -359,6 +450,7 @@ def _word_at(text: str, offset: int) -> tuple[int, int] | None:
 
 
 # ------------------------------------------------------------------ completion
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -394,17 +486,29 @@ _STRING_CONTEXTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("file",), "file"),
     (("email",), "email"),
 )
-_VALUE_OPS = (("is",), ("is", "not"), ("contains",), ("does", "not", "contain"), ("=",),
-              ("starts", "with"), ("ends", "with"))
+_VALUE_OPS = (
+    ("is",),
+    ("is", "not"),
+    ("contains",),
+    ("does", "not", "contain"),
+    ("=",),
+    ("starts", "with"),
+    ("ends", "with"),
+)
 _TOKEN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*|<->|[<>]=?|[^\s]')
 
 
 def _names(analysis: Analysis, namespace: str) -> list[str]:
     sym = analysis.symbols
     table = {
-        "list": {**sym.lists, **sym.dynamic_lists}, "tag": sym.tags, "user": sym.users,
-        "group": sym.groups, "queue": sym.queues, "campaign": sym.campaigns,
-        "crm campaign": sym.crm_campaigns, "grading profile": sym.profiles,
+        "list": {**sym.lists, **sym.dynamic_lists},
+        "tag": sym.tags,
+        "user": sym.users,
+        "group": sym.groups,
+        "queue": sym.queues,
+        "campaign": sym.campaigns,
+        "crm campaign": sym.crm_campaigns,
+        "grading profile": sym.profiles,
         "scoring category": sym.categories,
     }.get(namespace)
     if table is None:
@@ -451,14 +555,24 @@ def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
     else:
         patterns = _terminal_patterns()
     if in_string is None:
-        keywords = sorted({patterns[t] for t in accepted
-                           if t in patterns and patterns[t].replace(" ", "").isalpha()})
-        out.extend(Completion(k, "keyword", KEYWORD_DOCS.get(k, ("keyword", ""))[0], k, start)
-                   for k in keywords if k.startswith(typed))
+        keywords = sorted(
+            {
+                patterns[t]
+                for t in accepted
+                if t in patterns and patterns[t].replace(" ", "").isalpha()
+            }
+        )
+        out.extend(
+            Completion(k, "keyword", KEYWORD_DOCS.get(k, ("keyword", ""))[0], k, start)
+            for k in keywords
+            if k.startswith(typed)
+        )
         if "NAME" in accepted and not _declaring_field(words):
-            out.extend(Completion(f.name, "field", f.type, f.name, start)
-                       for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
-                       if f.name.startswith(typed))
+            out.extend(
+                Completion(f.name, "field", f.type, f.name, start)
+                for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
+                if f.name.startswith(typed)
+            )
     if "STRING" in accepted or in_string is not None:
         out.extend(_string_completions(analysis, words, start, typed))
     return out
@@ -468,24 +582,31 @@ def _declaring_field(words: list[str]) -> bool:
     return bool(words) and words[0] == "field" and len(words) <= 1
 
 
-def _string_completions(analysis: Analysis, words: list[str], start: int, typed: str
-                        ) -> list[Completion]:
+def _string_completions(
+    analysis: Analysis, words: list[str], start: int, typed: str
+) -> list[Completion]:
     for n in range(len(words) - 1, 0, -1):  # a field's values: `size is "`, `set size = "`
         if words[n - 1] and re.fullmatch(r"[a-z_][a-z0-9_]*", words[n - 1]):
             op = tuple(words[n:])
             if op in _VALUE_OPS:
                 info = analysis.symbols.fields.get(words[n - 1])
                 if info is not None and info.choices:
-                    return [Completion(c, "value", f"a value of {info.name}", quote(c), start)
-                            for c in info.choices if c.startswith(typed)]
+                    return [
+                        Completion(c, "value", f"a value of {info.name}", quote(c), start)
+                        for c in info.choices
+                        if c.startswith(typed)
+                    ]
     if len(words) <= 1:  # a declaration's own name: nothing to offer
         return []
     for tail, namespace in _STRING_CONTEXTS:
-        if tuple(words[-len(tail):]) == tail:
+        if tuple(words[-len(tail) :]) == tail:
             if len(words) == len(tail) and words[0] in ITEM_KEYWORDS:
                 return []  # `list "` at the start of an item declares a list
-            return [Completion(n, namespace, namespace, quote(n), start)
-                    for n in _names(analysis, namespace) if n.startswith(typed)]
+            return [
+                Completion(n, namespace, namespace, quote(n), start)
+                for n in _names(analysis, namespace)
+                if n.startswith(typed)
+            ]
     return []
 
 
@@ -520,12 +641,12 @@ def quick_fix(diag: Diagnostic, text: str) -> str | None:
     """The replacement text for a diagnostic's span: what a did-you-mean hint proposes, or
     an unused suppression without its unused codes (nothing, when none is used); or None."""
     if diag.code == "MR030":
-        return _trim_suppression(diag, text[diag.start:diag.end])
+        return _trim_suppression(diag, text[diag.start : diag.end])
     m = _DID_YOU_MEAN_RE.search(diag.hint or "")
     if m is None:
         return None
     word = m.group(1) if m.group(1) is not None else m.group(2)
-    current = text[diag.start:diag.end]
+    current = text[diag.start : diag.end]
     if current.startswith('"'):
         return quote(word)
     if word.startswith("library/") and current.startswith('"'):
@@ -544,4 +665,4 @@ def _trim_suppression(diag: Diagnostic, comment: str) -> str | None:
     keep = [c.strip() for c in (m.group(2) or "").split(",") if c.strip() and c.strip() not in drop]
     if not keep:
         return ""
-    return f"# mrules: {m.group(1)}[{', '.join(keep)}]" + comment[m.end():]
+    return f"# mrules: {m.group(1)}[{', '.join(keep)}]" + comment[m.end() :]

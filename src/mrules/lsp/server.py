@@ -67,7 +67,7 @@ class Lines:
     def position(self, offset: int) -> types.Position:
         offset = max(0, min(offset, len(self.text)))
         line = bisect.bisect_right(self.starts, offset) - 1
-        return types.Position(line, _units(self.text[self.starts[line]:offset], self.encoding))
+        return types.Position(line, _units(self.text[self.starts[line] : offset], self.encoding))
 
     def range(self, start: int, end: int) -> types.Range:
         return types.Range(self.position(start), self.position(max(start, end)))
@@ -133,8 +133,11 @@ class MrulesProtocol(LanguageServerProtocol):
                 raise
             why = _why(e)
             if "id" in data:
-                self._send_response(data["id"], None, JsonRpcInvalidParams(
-                    f"invalid params for {method}: {why}").to_response_error())
+                self._send_response(
+                    data["id"],
+                    None,
+                    JsonRpcInvalidParams(f"invalid params for {method}: {why}").to_response_error(),
+                )
             else:
                 log.warning("ignored %s: invalid params: %s", method, why)
             return _Unreadable()
@@ -144,8 +147,7 @@ class MrulesProtocol(LanguageServerProtocol):
             super().handle_message(message)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
-    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams
-                                      ) -> Any:
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
         """A change to a document the client never opened is the client's mistake: logged
         and ignored (pygls raised a KeyError, shown to the user as a server error)."""
         if params.text_document.uri not in self.workspace.text_documents:
@@ -180,8 +182,9 @@ class MrulesLanguageServer(LanguageServer):
             config = load_config(found) if found is not None else Config()
         except ConfigError as e:
             if str(e) != self.config_error:  # once, not at every keystroke
-                self.window_show_message(types.ShowMessageParams(types.MessageType.Error,
-                                                                 f"mrules: {e}"))
+                self.window_show_message(
+                    types.ShowMessageParams(types.MessageType.Error, f"mrules: {e}")
+                )
             self.config_error = str(e)
             config = Config()
         else:
@@ -223,8 +226,9 @@ class MrulesLanguageServer(LanguageServer):
             return rs.analysis
         rs.analysis, rs.error = analysis, None
         used = {(p, s.text) for p, s in analysis.result.sources.items()}
-        self.cache = {k: v for k, v in self.cache.items() if k in used or k[0] not in
-                      analysis.result.sources}
+        self.cache = {
+            k: v for k, v in self.cache.items() if k in used or k[0] not in analysis.result.sources
+        }
         self.publish(rs, analysis)
         return analysis
 
@@ -271,8 +275,9 @@ class MrulesLanguageServer(LanguageServer):
         if path is None:
             return None
         rs = self.rule_set_of(path)
-        analysis = rs.analysis if rs.pending is None and rs.analysis is not None \
-            else self.refresh(rs)
+        analysis = (
+            rs.analysis if rs.pending is None and rs.analysis is not None else self.refresh(rs)
+        )
         if analysis is None:
             return None
         shown = self.shown_of(analysis, path)
@@ -285,7 +290,7 @@ class MrulesLanguageServer(LanguageServer):
     def path_of(self, shown: str) -> Path:
         if shown.startswith(LIBRARY_PREFIX):
             lib = importlib.resources.files("mrules").joinpath("library")
-            return Path(str(lib)) / shown[len(LIBRARY_PREFIX):]
+            return Path(str(lib)) / shown[len(LIBRARY_PREFIX) :]
         return Path(os.path.realpath(shown))
 
     def uri_of(self, shown: str) -> str:
@@ -309,15 +314,19 @@ class MrulesLanguageServer(LanguageServer):
         for r in d.related:
             if r.path in analysis.result.sources:
                 rl = self.lines(analysis, r.path)
-                related.append(types.DiagnosticRelatedInformation(
-                    types.Location(self.uri_of(r.path), rl.range(r.start, r.end)), r.message))
+                related.append(
+                    types.DiagnosticRelatedInformation(
+                        types.Location(self.uri_of(r.path), rl.range(r.start, r.end)), r.message
+                    )
+                )
         fix = quick_fix(d, analysis.result.sources[d.path].text)
         from mrules.checker import CODES
 
         return types.Diagnostic(
             range=lines.range(d.start, d.end),
             message=d.message + (f"\n{d.hint}" if d.hint else ""),
-            severity=types.DiagnosticSeverity.Error if d.severity is Severity.ERROR
+            severity=types.DiagnosticSeverity.Error
+            if d.severity is Severity.ERROR
             else types.DiagnosticSeverity.Warning,
             code=d.code,
             code_description=types.CodeDescription(help_uri(d.code, CODES.get(d.code, d.code))),
@@ -328,7 +337,8 @@ class MrulesLanguageServer(LanguageServer):
 
     def publish(self, rs: _RuleSet, analysis: Analysis) -> None:
         by_path: dict[str, list[types.Diagnostic]] = {
-            p: [] for p in analysis.result.sources if not p.startswith(LIBRARY_PREFIX)}
+            p: [] for p in analysis.result.sources if not p.startswith(LIBRARY_PREFIX)
+        }
         for d in analysis.diagnostics:
             if d.path in by_path:
                 by_path[d.path].append(self.to_lsp(analysis, d))
@@ -337,8 +347,11 @@ class MrulesLanguageServer(LanguageServer):
             uris[uri] = []
         for uri, diags in uris.items():
             doc = self.workspace.text_documents.get(uri)
-            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-                uri=uri, diagnostics=diags, version=doc.version if doc else None))
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(
+                    uri=uri, diagnostics=diags, version=doc.version if doc else None
+                )
+            )
         rs.published = frozenset(u for u, d in uris.items() if d)
 
 
@@ -363,6 +376,7 @@ def on_exit(ls: MrulesLanguageServer, params: None) -> None:
 
 
 # ------------------------------------------------------------------ documents
+
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: MrulesLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -393,8 +407,7 @@ def did_close(ls: MrulesLanguageServer, params: types.DidCloseTextDocumentParams
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-def did_change_files(ls: MrulesLanguageServer, params: types.DidChangeWatchedFilesParams
-                     ) -> None:
+def did_change_files(ls: MrulesLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
     for change in params.changes:
         path = uri_to_path(change.uri)
         if path is None:
@@ -408,8 +421,10 @@ def did_change_files(ls: MrulesLanguageServer, params: types.DidChangeWatchedFil
 
 # ------------------------------------------------------------------ features
 
-def _ref_at(ls: MrulesLanguageServer, uri: str, pos: types.Position
-            ) -> tuple[Analysis, NameRef] | None:
+
+def _ref_at(
+    ls: MrulesLanguageServer, uri: str, pos: types.Position
+) -> tuple[Analysis, NameRef] | None:
     cur = ls.current(uri)
     if cur is None:
         return None
@@ -419,8 +434,9 @@ def _ref_at(ls: MrulesLanguageServer, uri: str, pos: types.Position
 
 
 def _location(ls: MrulesLanguageServer, analysis: Analysis, ref: NameRef) -> types.Location:
-    return types.Location(ls.uri_of(ref.path),
-                          ls.lines(analysis, ref.path).range(ref.start, ref.end))
+    return types.Location(
+        ls.uri_of(ref.path), ls.lines(analysis, ref.path).range(ref.start, ref.end)
+    )
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
@@ -434,8 +450,9 @@ def on_hover(ls: MrulesLanguageServer, params: types.HoverParams) -> types.Hover
     if found is None:
         return None
     markdown, (start, end) = found
-    return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, markdown),
-                       lines.range(start, end))
+    return types.Hover(
+        types.MarkupContent(types.MarkupKind.Markdown, markdown), lines.range(start, end)
+    )
 
 
 _COMPLETION_KINDS = {
@@ -445,10 +462,8 @@ _COMPLETION_KINDS = {
 }
 
 
-@server.feature(types.TEXT_DOCUMENT_COMPLETION,
-                types.CompletionOptions(trigger_characters=['"']))
-def on_completion(ls: MrulesLanguageServer, params: types.CompletionParams
-                  ) -> types.CompletionList:
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=['"']))
+def on_completion(ls: MrulesLanguageServer, params: types.CompletionParams) -> types.CompletionList:
     cur = ls.current(params.text_document.uri)
     if cur is None:
         return types.CompletionList(is_incomplete=False, items=[])
@@ -457,19 +472,22 @@ def on_completion(ls: MrulesLanguageServer, params: types.CompletionParams
     offset = lines.offset(params.position)
     items = []
     for i, c in enumerate(complete(analysis, text, offset)):
-        items.append(types.CompletionItem(
-            label=c.label,
-            kind=_COMPLETION_KINDS.get(c.kind, types.CompletionItemKind.Reference),
-            detail=c.detail,
-            sort_text=f"{i:05d}",
-            text_edit=types.TextEdit(lines.range(c.start, offset), c.insert),
-        ))
+        items.append(
+            types.CompletionItem(
+                label=c.label,
+                kind=_COMPLETION_KINDS.get(c.kind, types.CompletionItemKind.Reference),
+                detail=c.detail,
+                sort_text=f"{i:05d}",
+                text_edit=types.TextEdit(lines.range(c.start, offset), c.insert),
+            )
+        )
     return types.CompletionList(is_incomplete=False, items=items)
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
-def on_definition(ls: MrulesLanguageServer, params: types.DefinitionParams
-                  ) -> list[types.Location] | None:
+def on_definition(
+    ls: MrulesLanguageServer, params: types.DefinitionParams
+) -> list[types.Location] | None:
     found = _ref_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
@@ -478,8 +496,9 @@ def on_definition(ls: MrulesLanguageServer, params: types.DefinitionParams
 
 
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
-def on_references(ls: MrulesLanguageServer, params: types.ReferenceParams
-                  ) -> list[types.Location] | None:
+def on_references(
+    ls: MrulesLanguageServer, params: types.ReferenceParams
+) -> list[types.Location] | None:
     found = _ref_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
@@ -489,8 +508,9 @@ def on_references(ls: MrulesLanguageServer, params: types.ReferenceParams
 
 
 @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
-def on_prepare_rename(ls: MrulesLanguageServer, params: types.PrepareRenameParams
-                      ) -> types.Range | None:
+def on_prepare_rename(
+    ls: MrulesLanguageServer, params: types.PrepareRenameParams
+) -> types.Range | None:
     found = _ref_at(ls, params.text_document.uri, params.position)
     if found is None or not found[0].declarations(found[1]):
         return None
@@ -499,18 +519,18 @@ def on_prepare_rename(ls: MrulesLanguageServer, params: types.PrepareRenameParam
 
 
 @server.feature(types.TEXT_DOCUMENT_RENAME)
-def on_rename(ls: MrulesLanguageServer, params: types.RenameParams
-              ) -> types.WorkspaceEdit | None:
+def on_rename(ls: MrulesLanguageServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
     found = _ref_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
     analysis, ref = found
     if not analysis.declarations(ref):
-        raise JsonRpcInvalidParams(f"{ref.namespace} '{ref.key}' is not declared in this "
-                                   "rule set")
+        raise JsonRpcInvalidParams(f"{ref.namespace} '{ref.key}' is not declared in this rule set")
     if any(r.path.startswith(LIBRARY_PREFIX) for r in analysis.references(ref)):
-        raise JsonRpcInvalidParams(f"{ref.namespace} '{ref.key}' is declared in the bundled "
-                                   "library, which cannot be edited")
+        raise JsonRpcInvalidParams(
+            f"{ref.namespace} '{ref.key}' is declared in the bundled "
+            "library, which cannot be edited"
+        )
     try:
         edits = analysis.rename_edits(ref, params.new_name)
     except ValueError as e:
@@ -518,31 +538,40 @@ def on_rename(ls: MrulesLanguageServer, params: types.RenameParams
     changes = {}
     for shown, spans in edits.items():
         lines = ls.lines(analysis, shown)
-        changes[ls.uri_of(shown)] = [types.TextEdit(lines.range(s, e), new)
-                                     for s, e, new in spans]
+        changes[ls.uri_of(shown)] = [types.TextEdit(lines.range(s, e), new) for s, e, new in spans]
     return types.WorkspaceEdit(changes=changes)
 
 
 _SYMBOL_KINDS = {
-    "field_decl": types.SymbolKind.Field, "user_decl": types.SymbolKind.Object,
-    "group_decl": types.SymbolKind.Array, "queue_decl": types.SymbolKind.Object,
-    "list_decl": types.SymbolKind.Array, "tag_decl": types.SymbolKind.Constant,
-    "asset_decl": types.SymbolKind.File, "campaign_decl": types.SymbolKind.Event,
-    "crm_campaign_decl": types.SymbolKind.Event, "completion_actions": types.SymbolKind.Event,
-    "page_action": types.SymbolKind.Function, "automation_rule": types.SymbolKind.Function,
-    "segmentation_rule": types.SymbolKind.Function, "dynamic_list": types.SymbolKind.Array,
-    "scoring": types.SymbolKind.Namespace, "scoring_category": types.SymbolKind.Namespace,
-    "grading_profile": types.SymbolKind.Class, "sync": types.SymbolKind.Module,
-    "settings": types.SymbolKind.Module, "include": types.SymbolKind.Module,
+    "field_decl": types.SymbolKind.Field,
+    "user_decl": types.SymbolKind.Object,
+    "group_decl": types.SymbolKind.Array,
+    "queue_decl": types.SymbolKind.Object,
+    "list_decl": types.SymbolKind.Array,
+    "tag_decl": types.SymbolKind.Constant,
+    "asset_decl": types.SymbolKind.File,
+    "campaign_decl": types.SymbolKind.Event,
+    "crm_campaign_decl": types.SymbolKind.Event,
+    "completion_actions": types.SymbolKind.Event,
+    "page_action": types.SymbolKind.Function,
+    "automation_rule": types.SymbolKind.Function,
+    "segmentation_rule": types.SymbolKind.Function,
+    "dynamic_list": types.SymbolKind.Array,
+    "scoring": types.SymbolKind.Namespace,
+    "scoring_category": types.SymbolKind.Namespace,
+    "grading_profile": types.SymbolKind.Class,
+    "sync": types.SymbolKind.Module,
+    "settings": types.SymbolKind.Module,
+    "include": types.SymbolKind.Module,
 }
 
 
 def _symbol_name(item: ast.Node) -> tuple[str, ast.Span | None]:
     if isinstance(item, ast.CompletionActions):
         t = item.trigger
-        return f"on {t.verb} of {t.asset_kind} \"{t.asset.text}\"", t.asset.span
+        return f'on {t.verb} of {t.asset_kind} "{t.asset.text}"', t.asset.span
     if isinstance(item, ast.Include):
-        return f"include \"{item.path.text}\"", item.path.span
+        return f'include "{item.path.text}"', item.path.span
     name = getattr(item, "name", None)
     kind = item.kind.replace("_decl", "").replace("_", " ")
     if isinstance(item, ast.AssetDecl):
@@ -553,8 +582,9 @@ def _symbol_name(item: ast.Node) -> tuple[str, ast.Span | None]:
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-def on_document_symbol(ls: MrulesLanguageServer, params: types.DocumentSymbolParams
-                       ) -> list[types.DocumentSymbol]:
+def on_document_symbol(
+    ls: MrulesLanguageServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol]:
     cur = ls.current(params.text_document.uri)
     if cur is None:
         return []
@@ -567,16 +597,21 @@ def on_document_symbol(ls: MrulesLanguageServer, params: types.DocumentSymbolPar
         for item in file.items:
             name, span = _symbol_name(item)
             whole = lines.range(item.span.start, item.span.end)
-            out.append(types.DocumentSymbol(
-                name=name, kind=_SYMBOL_KINDS.get(item.kind, types.SymbolKind.Object),
-                range=whole,
-                selection_range=lines.range(span.start, span.end) if span else whole))
+            out.append(
+                types.DocumentSymbol(
+                    name=name,
+                    kind=_SYMBOL_KINDS.get(item.kind, types.SymbolKind.Object),
+                    range=whole,
+                    selection_range=lines.range(span.start, span.end) if span else whole,
+                )
+            )
     return out
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
-def on_formatting(ls: MrulesLanguageServer, params: types.DocumentFormattingParams
-                  ) -> list[types.TextEdit] | None:
+def on_formatting(
+    ls: MrulesLanguageServer, params: types.DocumentFormattingParams
+) -> list[types.TextEdit] | None:
     from mrules.printer import FormatError, FormatterBug, format_text
 
     doc = ls.workspace.get_text_document(params.text_document.uri)
@@ -596,29 +631,38 @@ def on_formatting(ls: MrulesLanguageServer, params: types.DocumentFormattingPara
     return [types.TextEdit(lines.range(0, len(text)), formatted)]
 
 
-@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
-def on_code_action(ls: MrulesLanguageServer, params: types.CodeActionParams
-                   ) -> list[types.CodeAction]:
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+)
+def on_code_action(
+    ls: MrulesLanguageServer, params: types.CodeActionParams
+) -> list[types.CodeAction]:
     actions = []
     for diag in params.context.diagnostics:
         data: Any = diag.data
-        if diag.source != "mrules" or not isinstance(data, dict) or not isinstance(
-                data.get("fix"), str):
+        if (
+            diag.source != "mrules"
+            or not isinstance(data, dict)
+            or not isinstance(data.get("fix"), str)
+        ):
             continue
         fix = data["fix"]
         if diag.code == "MR030":
             title = "Remove the unused suppression" if not fix else f"Keep only {fix}"
         else:
             title = f"Change to {fix}"
-        actions.append(types.CodeAction(
-            title=title,
-            kind=types.CodeActionKind.QuickFix,
-            diagnostics=[diag],
-            is_preferred=True,
-            edit=types.WorkspaceEdit(changes={params.text_document.uri: [
-                types.TextEdit(diag.range, fix)]}),
-        ))
+        actions.append(
+            types.CodeAction(
+                title=title,
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diag],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(
+                    changes={params.text_document.uri: [types.TextEdit(diag.range, fix)]}
+                ),
+            )
+        )
     return actions
 
 

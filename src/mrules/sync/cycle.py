@@ -15,7 +15,13 @@ from mrules.sync.db import SyncDb
 from mrules.sync.plan import Plan, iso, make_plan
 
 __all__ = [
-    "CycleResult", "count_due", "due_times", "failed_cycle", "next_after", "run_cycle", "run_until",
+    "CycleResult",
+    "count_due",
+    "due_times",
+    "failed_cycle",
+    "next_after",
+    "run_cycle",
+    "run_until",
 ]
 
 
