@@ -114,6 +114,28 @@ def test_file_wide_suppression(project: Path) -> None:
     assert lint("rules")[:2] == (0, [])
 
 
+def test_errors_are_never_silenced(project: Path) -> None:
+    """`mrules run` refuses a rule set with an error, so lint shows every error: a
+    comment, `select` or `ignore` that would hide one leaves it (and the comment is
+    reported), and lint exits 1."""
+    main_mr = project / "rules" / "main.mr"
+    main_mr.write_text(WARNS + 'list "L"\nlist "L"  # mrules: ignore[MR101, MR312]\n', "utf-8")
+    code, codes, _ = lint("rules")
+    assert code == 1 and sorted(codes) == ["MR030", "MR030", "MR101", "MR109", "MR312"]
+    result = CliRunner().invoke(main, ["lint", "rules"])
+    assert "errors cannot be silenced: MR101" in result.stdout
+    assert "unused suppression of MR312" in result.stdout
+    main_mr.write_text(WARNS + 'on submit of form "F" { add to list "Nope" }\n', "utf-8")
+    assert lint("rules", "--ignore", "MR1")[:2] == (1, ["MR312", "MR103"])
+    assert lint("rules", "--select", "MR3")[:2] == (1, ["MR312", "MR103"])
+    (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
+    assert lint("rules")[:2] == (1, ["MR109", "MR312", "MR103"])
+    (project / "mrules.toml").unlink()
+    main_mr.write_text("# mrules: ignore-file[MR001]\n" + WARNS + "}\n", "utf-8")
+    code, codes, _ = lint("rules")
+    assert code == 1 and "MR001" in codes and "MR030" in codes
+
+
 def test_defaults() -> None:
     assert Config().wants("MR001") and Config().format == "text"
 

@@ -6,8 +6,8 @@ wins (`mrules.toml` first when a folder has both). Paths in it are relative to
 its folder. Keys (docs/configuration.md):
 
     rules = ["rules"]            # what `mrules lint` checks when given no path
-    select = ["MR1", "MR312"]    # report only these codes (or code prefixes)
-    ignore = ["MR109"]           # never report these codes (or code prefixes)
+    select = ["MR1", "MR312"]    # report only these codes (or code prefixes), and errors
+    ignore = ["MR109"]           # never report these codes (or code prefixes), unless errors
     strict = true                # warnings fail the run, as with --strict
     format = "text"              # text, json, github or sarif
 
@@ -23,6 +23,8 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from mrules.diagnostics import Diagnostic, Severity
 
 __all__ = ["FORMATS", "Config", "ConfigError", "find_config", "load_config"]
 
@@ -57,6 +59,14 @@ class Config:
         if self.select and not code.startswith(self.select):
             return False
         return not (self.ignore and code.startswith(self.ignore))
+
+    def reports(self, diag: Diagnostic) -> bool:
+        """Whether `lint` shows this diagnostic: every error, and the codes it `wants`.
+
+        An error is never filtered out: `mrules run` refuses a rule set with one, so a
+        lint that hid it would pass rules that cannot run.
+        """
+        return diag.severity is Severity.ERROR or self.wants(diag.code)
 
     def with_codes(self, select: Iterable[str] = (), ignore: Iterable[str] = ()) -> Config:
         """These settings with more codes selected or ignored (from the command line)."""

@@ -277,13 +277,19 @@ def test_code_action_fixes_a_misspelt_name(session_factory, project: Path) -> No
 
 
 def test_config_and_suppressions_apply(session_factory, project: Path) -> None:
-    (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
+    """Warnings are filtered by the configuration and suppression comments; errors never."""
+    (project / "mrules.toml").write_text('ignore = ["MR109"]\n', "utf-8")
     s = session_factory(project)
-    text = RULES.replace('add to list "MQL" }', 'add to list "MQl" }').replace(
-        '"alan@getcloudy.com"\n}', '"alan@getcloudy.co"  # mrules: ignore[MR104]\n}'
-    )
-    uri = s.open("rules/10-rules.mr", text)
+    second = 'automation rule "Small" priority 10 {  # mrules: ignore[MR312]\n'
+    second += '  when all { company_size is "1-10" }\n  then { add tag "small" }\n}\n'
+    uri = s.open("rules/10-rules.mr", RULES + second)
     assert s.diagnostics_of(uri) == []
+    # an error stays, whatever the configuration or a comment says: `run` refuses it
+    (project / "mrules.toml").write_text('ignore = ["MR103", "MR109"]\n', "utf-8")
+    s = session_factory(project)
+    text = RULES.replace('add to list "MQL" }', 'add to list "MQl" }  # mrules: ignore[MR103]')
+    uri = s.open("rules/10-rules.mr", text)
+    assert sorted(d.code for d in s.diagnostics_of(uri)) == ["MR030", "MR103"]
 
 
 def test_formatting_a_document_that_cannot_be_read_changes_nothing(
@@ -336,10 +342,10 @@ def test_the_example_opens_clean(session_factory, tmp_path: Path) -> None:
 
 def test_a_configuration_change_is_applied(session_factory, project: Path) -> None:
     s = session_factory(project)
-    broken = RULES.replace('add to list "MQL" }', 'add to list "MQl" }')
-    uri = s.open("rules/10-rules.mr", broken)
-    assert [d.code for d in s.diagnostics_of(uri)] == ["MR103"]
-    (project / "mrules.toml").write_text('ignore = ["MR103"]\n', "utf-8")
+    warned = RULES.replace('add to list "MQL" }', 'add to list "MQL"\n add tag "new" }')
+    uri = s.open("rules/10-rules.mr", warned)
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR109"]
+    (project / "mrules.toml").write_text('ignore = ["MR109"]\n', "utf-8")
     before = len(s.events)
     s.client.workspace_did_change_watched_files(
         types.DidChangeWatchedFilesParams(

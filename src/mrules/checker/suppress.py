@@ -8,7 +8,10 @@ Rules (code MR030):
 * `# mrules: ignore-file[MR109]`, anywhere in a file, silences the codes in the
   whole file (it needs codes: a file is never silenced entirely);
 * a suppression that silences nothing is a warning (MR030), so stale ones do
-  not pile up; MR030 itself cannot be suppressed.
+  not pile up; MR030 itself cannot be suppressed;
+* errors are never silenced: `mrules run` refuses a rule set with an error, so a
+  lint that hid one would pass rules that cannot run. A suppression naming an
+  error is an MR030 warning that says so.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Suppression:
     codes: tuple[str, ...]
     whole_file: bool
     used: set[str] = field(default_factory=set)
+    errors: set[str] = field(default_factory=set)  # codes it would silence, but are errors
 
 
 def suppressions(src: Source) -> list[Suppression]:
@@ -96,6 +100,9 @@ def apply_suppressions(
         )
         if hit is None:
             kept.append(d)
+        elif d.severity is Severity.ERROR:
+            kept.append(d)
+            hit.errors.add(d.code)
         else:
             hit.used.add(d.code)
     for marks in by_file.values():
@@ -123,11 +130,19 @@ def _unused(s: Suppression) -> Iterable[Diagnostic]:
     if s.whole_file and not s.codes:
         yield warn("a file-wide suppression needs codes", "write `# mrules: ignore-file[MR109]`")
         return
+    if s.errors:
+        yield warn(
+            f"errors cannot be silenced: {', '.join(sorted(s.errors))} stops `mrules run`"
+            " whatever lint shows",
+            "fix the error, then remove the comment"
+            if not s.used and not (set(s.codes) - s.errors)
+            else "fix the error, then remove its code from the comment",
+        )
     if not s.codes:
-        if not s.used:
+        if not s.used and not s.errors:
             yield warn("unused suppression: nothing is reported on this line", "remove the comment")
         return
-    unused = [c for c in s.codes if c not in s.used]
+    unused = [c for c in s.codes if c not in s.used and c not in s.errors]
     if unused:
         where = "in this file" if s.whole_file else "on this line"
         yield warn(

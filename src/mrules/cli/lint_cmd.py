@@ -94,10 +94,13 @@ def _explain(code: str) -> None:
 @click.option(
     "--select",
     metavar="CODES",
-    help="Report only these codes or prefixes, comma-separated (MR1,MR312).",
+    help="Report only these codes or prefixes, comma-separated (MR1,MR312); "
+    "errors are always reported.",
 )
 @click.option(
-    "--ignore", metavar="CODES", help="Never report these codes or prefixes, comma-separated."
+    "--ignore",
+    metavar="CODES",
+    help="Never report these warning codes or prefixes, comma-separated (errors always are).",
 )
 @click.option(
     "--config",
@@ -194,7 +197,7 @@ def lint(
             result = load_text(text, shown, root=root)
         else:
             result = load_or_exit(paths)
-        diags = [d for d in check_loaded(result) if config.wants(d.code)]
+        diags = [d for d in check_loaded(result) if config.reports(d)]
     if sarif_file is not None:  # `--sarif-file rules/x.mr` replaced a rule file with the report
         inputs: list[tuple[str, str | Path]] = [("a rule file it lints", n) for n in result.sources]
         if not stdin:  # a new *.mr file in a folder it lints would be a rule file next time

@@ -264,7 +264,7 @@ def analyze(
     result = load(paths, overlays=overlays, cache=cache)
     config = config or Config()
     sym = symbols.collect(result.program)
-    diags = [d for d in check_loaded(result, sym) if config.wants(d.code)]
+    diags = [d for d in check_loaded(result, sym) if config.reports(d)]
     return Analysis(result, diags, sym)
 
 
