@@ -330,14 +330,27 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
     out.line = node.start_mark.line + 1
     out.key_lines = {}
     out.scalars = {}
+    own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
     loader.flatten_mapping(node)
-    for key_node, value_node in node.value:
+    merged = len(node.value) - own  # `<<: *base` pairs come first; the mapping's own override
+    own_keys: set[str] = set()
+    for n, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool) and key is not None:
             raise yaml.constructor.ConstructorError(
                 None, None, "a key must be a plain value", key_node.start_mark
             )
         key = str(key) if not isinstance(key, str) else key
+        if n >= merged and key in own_keys:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"'{key}' is given twice in this mapping (first on line {out.key_lines[key]}):"
+                " YAML keeps only the last, so the first would be ignored",
+                key_node.start_mark,
+            )
+        if n >= merged:
+            own_keys.add(key)
         out[key] = loader.construct_object(value_node, deep=True)
         out.key_lines[key] = key_node.start_mark.line + 1
         found = _scalar(value_node)
