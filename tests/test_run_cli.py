@@ -272,6 +272,35 @@ def test_cut_gzip_file_commits_the_lines_before_the_cut(repo: Path, tmp_path: Pa
     assert export(store) == export(tmp_path / "gc.db")
 
 
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.7])
+def test_damaged_gzip_data_applies_nothing_of_the_file(
+    repo: Path, tmp_path: Path, where: float
+) -> None:
+    """gzip checks its CRC only at the end: a byte flipped inside the data gave wrong
+    lines first (rejected, committed as read), then the error, and the run on the
+    restored file resumed after them: real events lost. Now the file is checked
+    first, nothing of it is applied, and the restored file gives the clean result."""
+    assert run_example(tmp_path).exit_code == 0
+    packed = gzip.compress((ROOT / EVENTS).read_bytes())
+    damaged = bytearray(packed)
+    damaged[int(len(packed) * where)] ^= 0xFF
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(bytes(damaged))
+    store = tmp_path / "damaged.db"
+    res = invoke("run", RULES, str(path), "--store", str(store), "-q")
+    no_crash(res)
+    assert res.exit_code == 2
+    assert "damaged gzip data" in res.stderr or "broken gzip data" in res.stderr
+    assert "nothing of this file was applied" in res.stderr
+    assert not (tmp_path / "damaged.rejects.jsonl").exists() or not (
+        tmp_path / "damaged.rejects.jsonl"
+    ).read_text("utf-8")
+    path.write_bytes(packed)  # restored from a good copy
+    again = invoke("run", RULES, str(path), "--store", str(store), "-q")
+    assert again.exit_code == 0, again.stderr
+    assert export(store) == export(tmp_path / "gc.db")
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
