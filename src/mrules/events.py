@@ -531,11 +531,11 @@ def _refuse_damaged_gzip(stream: IO[bytes], name: str) -> None:
                 pass
     except EOFError:
         pass  # cut short: its whole lines are applied, then the run stops (see _iterate)
-    except zlib.error as damage:
-        raise EventSourceError(_damaged(name, str(damage))) from None
-    except gzip.BadGzipFile as damage:
-        if str(damage).startswith(("CRC check failed", "Incorrect length")):
-            raise EventSourceError(_damaged(name, str(damage))) from None
+    except zlib.error as bad_data:
+        raise EventSourceError(_damaged(name, str(bad_data))) from None
+    except gzip.BadGzipFile as bad_member:
+        if str(bad_member).startswith(("CRC check failed", "Incorrect length")):
+            raise EventSourceError(_damaged(name, str(bad_member))) from None
         # anything else (trailing bytes that start no member) comes after whole, checked
         # members: those lines are applied, then the run stops there as before
     except OSError as e:
