@@ -346,6 +346,7 @@ def run(
     from mrules.engine import Engine
     from mrules.events import EventSourceError, read_events, resume_after
     from mrules.loader import display_path
+    from mrules.timedstream import can_go_quiet, with_time_marks
 
     _check_options(store, now, commit_every, commit_seconds, cache_prospects)
     if isinstance(events, bytes | bytearray | memoryview | dict) or not (
@@ -389,6 +390,12 @@ def run(
         # The last event applied from this stream, checked again: a file replaced at the
         # same path is refused rather than having its first lines skipped.
         anchor = st.stream_anchor(source) if start_line and source != "-" else None
+        quiet = commit_seconds is not None and can_go_quiet(events)
+        if quiet and hasattr(events, "fileno"):
+            # The reading thread gets its own file object over a copy of the descriptor:
+            # at exit it may still sit in a read, and Python's shutdown, closing
+            # sys.stdin, would wait for that reader's lock (a fatal error).
+            events = os.fdopen(os.dup(events.fileno()), "rb")  # type: ignore[union-attr]
         if is_path or hasattr(events, "read"):
             stream: Iterable[Event | Reject] = read_events(
                 events,  # type: ignore[arg-type]
@@ -397,6 +404,8 @@ def run(
             )
         else:
             stream = resume_after(_lines(events), start_line, anchor, label)  # type: ignore[arg-type]
+        if quiet:
+            stream = with_time_marks(stream, commit_seconds)  # type: ignore[arg-type, assignment]
         summary = engine.run(stream, now=now, progress=progress)
         engine.release()
     except BaseException:

@@ -196,7 +196,8 @@ def _refuse_clashing_outputs(
 @click.option(
     "--commit-seconds",
     type=Seconds(0.001),
-    help="Also commit when this many seconds have passed since the last commit.",
+    help="Also commit when this many seconds have passed since the last commit; on"
+    " standard input or a pipe, even while no line comes.",
 )
 @click.option(
     "--cache-prospects",

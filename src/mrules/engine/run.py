@@ -312,18 +312,22 @@ class Engine(Handlers, Effects, Settlement, Screening):
 
     def run(
         self,
-        items: Iterable[Event | Reject],
+        items: Iterable[Event | Reject | None],
         *,
         now: float | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> RunSummary:
-        """Apply a stream; commit every `batch_size` lines (or `commit_seconds`) and at the end."""
+        """Apply a stream; commit every `batch_size` lines (or `commit_seconds`) and at the end.
+
+        A `None` in `items` is a time mark (`mrules.timedstream`): the lines before it
+        are committed if `commit_seconds` have passed, however few they are.
+        """
         with paced_collector():
             return self._run(items, now=now, progress=progress)
 
     def _run(
         self,
-        items: Iterable[Event | Reject],
+        items: Iterable[Event | Reject | None],
         *,
         now: float | None,
         progress: Callable[[int], None] | None,
@@ -342,15 +346,19 @@ class Engine(Handlers, Effects, Settlement, Screening):
         while broken is None:
             chunk: list[Event | Reject] = []
             append = chunk.append
+            marked = False
             try:  # item by item, to keep the lines read before an error (compiled, a
                 for item in islice(it, 512):  # list.extend keeps none of them)
+                    if item is None:  # a time mark of a slow stream (mrules.timedstream)
+                        marked = True
+                        break
                     append(item)
             except EventSourceError as e:
                 broken = e
-            if not chunk:
+            if not chunk and not marked:
                 break
-            skip = self._dedupe(chunk)
-            if self._stored_beyond or self._visitors_beyond or self._views_among:
+            skip = self._dedupe(chunk) if chunk else None
+            if chunk and (self._stored_beyond or self._visitors_beyond or self._views_among):
                 self._prefetch(chunk)
             for item in chunk:
                 last_line = item.line
@@ -378,6 +386,11 @@ class Engine(Handlers, Effects, Settlement, Screening):
                     self.commit(last_line)
                     last_commit = clock()
                     pending = 0
+            if marked and pending and every is not None and clock() - last_commit >= every:
+                self._anchor(last_event)  # a slow stream's lines wait no longer than `every`
+                self.commit(last_line)
+                last_commit = clock()
+                pending = 0
             if progress:
                 progress(summary.lines)
         if broken is not None:
