@@ -270,3 +270,42 @@ def test_killed_rewrites_leave_the_old_or_the_new_file(tmp_path: Path) -> None:
         for p in tmp_path.iterdir():
             if p.name != "big.mr":
                 p.unlink()  # a temporary file a kill left behind: harmless, hidden
+
+
+def test_a_suppression_stays_on_the_line_of_what_it_silences(tmp_path: Path) -> None:
+    """The example of docs/configuration.md: a one-line rule with `# mrules:
+    ignore[MR312]` is spread over four lines; the comment goes on the header, where
+    MR312 is reported, not after the `}` (where it silenced nothing and lint --strict
+    failed). Inside a block, it follows the statement it silences."""
+    rules = tmp_path / "rules.mr"
+    rules.write_text(
+        'automation rule "A" priority 10 { when all { score > 10 } then { score +1 } }\n'
+        'automation rule "B" priority 10 { when all { score > 20 } then { score +1 } }'
+        "  # mrules: ignore[MR312]\n"
+        'form "F"\non submit of form "F" { score +1 add tag "t" }  # mrules: ignore[MR109]\n',
+        "utf-8",
+    )
+    lint = CliRunner().invoke(main, ["lint", "--strict", str(rules)])
+    assert lint.exit_code == 0, lint.output
+    assert _run(str(rules)).exit_code == 0
+    text = rules.read_text("utf-8")
+    assert 'automation rule "B" priority 10 {  # mrules: ignore[MR312]\n' in text
+    assert '  add tag "t"  # mrules: ignore[MR109]\n' in text
+    lint = CliRunner().invoke(main, ["lint", "--strict", str(rules)])
+    assert lint.exit_code == 0, lint.output
+    assert _run("--check", str(rules)).exit_code == 0
+
+
+def test_a_suppression_that_formatting_would_split_leaves_the_file_unchanged(
+    tmp_path: Path,
+) -> None:
+    """A bare ignore after a one-line block silences both undeclared tags; spread over
+    lines, one comment cannot cover both: the file is left as it is, with the reason."""
+    rules = tmp_path / "rules.mr"
+    text = 'form "F"\ntag "t"\n'
+    text += 'on submit of form "F" { add tag "u" add tag "v" }  # mrules: ignore\n'
+    rules.write_text(text, "utf-8")
+    res = CliRunner().invoke(main, ["fmt", str(rules)])
+    assert res.exit_code == 1
+    assert "a comment covers one line" in res.stderr and "left unchanged" in res.stderr
+    assert rules.read_text("utf-8") == text

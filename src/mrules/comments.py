@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Comment", "Owner", "SourceIndex", "Token", "attach", "comment_texts", "scan"]
@@ -167,12 +167,27 @@ class Owner:
     trailing: Comment | None = None
 
 
-def attach(owners: Iterable[Owner], comments: Sequence[Comment]) -> list[Comment]:
-    """Give every comment to one owner; returns the comments left for the end of the file."""
+def attach(
+    owners: Iterable[Owner],
+    comments: Sequence[Comment],
+    anchors: Mapping[int, int] | None = None,
+) -> list[Comment]:
+    """Give every comment to one owner; returns the comments left for the end of the file.
+
+    `anchors` maps a trailing comment's offset to a source offset its line must hold
+    (a `# mrules: ignore` comment and what it silences, `checker.suppression_anchors`):
+    it trails the line that owns that offset instead.
+    """
     spans = sorted((s, e, n, o) for n, o in enumerate(owners) for s, e in o.ranges)
     starts = [s for s, _, _, _ in spans]
     at_end: list[Comment] = []
     for c in comments:
+        anchor = anchors.get(c.start) if anchors and not c.own_line else None
+        if anchor is not None:
+            holder = _holder(spans, anchor)
+            if holder is not None and holder.trailing is None:
+                holder.trailing = c
+                continue
         i = bisect.bisect_right(starts, c.start) - 1  # last range starting at or before c
         owner: Owner | None = None
         if not c.own_line and i >= 0:
@@ -191,3 +206,12 @@ def attach(owners: Iterable[Owner], comments: Sequence[Comment]) -> list[Comment
     for o in {id(o): o for *_, o in spans}.values():
         o.leading.sort(key=lambda c: c.start)
     return at_end
+
+
+def _holder(spans: Sequence[tuple[int, int, int, Owner]], offset: int) -> Owner | None:
+    """The owner of the narrowest range holding `offset` (the printed line it is on)."""
+    best: tuple[int, Owner] | None = None
+    for s, e, _, o in spans:
+        if s <= offset < e and (best is None or e - s < best[0]):
+            best = (e - s, o)
+    return best[1] if best is not None else None

@@ -39,7 +39,7 @@ renderer writes the text. The canonical layout:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -629,13 +629,17 @@ class FormatError(Exception):
         self.diagnostics = diagnostics
 
 
-def format_file(file: ast.File, source_text: str | None = None) -> str:
+def format_file(
+    file: ast.File, source_text: str | None = None, anchors: Mapping[int, int] | None = None
+) -> str:
     """The canonical text of a parsed file.
 
     Args:
         file: the AST; its spans must index `source_text` when that is given.
         source_text: the text `file` was parsed from, for its comments and blank
             lines; without it, the AST alone is printed.
+        anchors: comment offset -> the source offset whose printed line it must
+            trail (`mrules.checker.suppression_anchors`).
 
     >>> from mrules.parser import parse_text
     >>> text = 'list "MQL" page action "p" on "x.com" {score +5;priority}'
@@ -652,7 +656,7 @@ def format_file(file: ast.File, source_text: str | None = None) -> str:
     entries = [layout.item(item) for item in file.items]
     at_end: list[Comment] = []
     if src is not None:
-        at_end = attach(_lines(entries), src.comments)
+        at_end = attach(_lines(entries), src.comments, anchors)
     renderer = _Renderer(src)
     renderer.body(entries, 0, top=True)
     renderer.comments(at_end)
@@ -663,7 +667,13 @@ class FormatterBug(Exception):
     """The formatted text would not mean what the original meant (a bug in the printer)."""
 
 
-def format_text(text: str, path: str = "<string>", *, verify: bool = False) -> str:
+def format_text(
+    text: str,
+    path: str = "<string>",
+    *,
+    verify: bool = False,
+    anchors: Mapping[int, int] | None = None,
+) -> str:
     """Parse and format one file's text.
 
     Args:
@@ -671,6 +681,8 @@ def format_text(text: str, path: str = "<string>", *, verify: bool = False) -> s
         path: its path, for diagnostics.
         verify: parse the result again and check that it has the same AST and
             the same comments (what `mrules fmt` does before writing a file).
+        anchors: where suppression comments must stay (`format_file`); `mrules
+            fmt` passes `mrules.checker.suppression_anchors(text, path)`.
 
     Raises:
         FormatError: the text has syntax errors, or other errors from parsing
@@ -681,7 +693,7 @@ def format_text(text: str, path: str = "<string>", *, verify: bool = False) -> s
     errors = [d for d in diags if d.is_error]
     if file is None or errors:
         raise FormatError(errors or diags)
-    out = format_file(file, text)
+    out = format_file(file, text, anchors)
     if verify:
         again, _ = parse_text(out, path)
         if again is None or ast.dump(again, spans=False) != ast.dump(file, spans=False):

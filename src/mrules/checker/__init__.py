@@ -34,12 +34,21 @@ from mrules.checker import (
 )
 from mrules.checker import sync as sync_checks
 from mrules.checker.codes import CODES
-from mrules.checker.suppress import apply_suppressions
+from mrules.checker.suppress import apply_suppressions, suppression_targets
 from mrules.diagnostics import Diagnostic, sort_diagnostics
-from mrules.loader import LoadResult
+from mrules.loader import LoadResult, load_text
 from mrules.parser import collector_paused, unquote
 
-__all__ = ["CHECKS", "CODES", "WHOLE_PROGRAM_CODES", "Check", "check", "check_loaded"]
+__all__ = [
+    "CHECKS",
+    "CODES",
+    "WHOLE_PROGRAM_CODES",
+    "Check",
+    "check",
+    "check_loaded",
+    "suppression_anchors",
+    "suppressions_kept",
+]
 
 Check = Callable[[ast.Program, symbols.Symbols], Iterable[Diagnostic]]
 
@@ -94,6 +103,42 @@ def check_loaded(result: LoadResult, sym: symbols.Symbols | None = None) -> list
 
     `sym` is the program's declarations, when the caller has collected them already.
     """
+    return sort_diagnostics(apply_suppressions(_found(result, sym), result.sources))
+
+
+def suppression_anchors(text: str, path: str) -> dict[int, int]:
+    """Where `mrules fmt` must keep each `# mrules: ignore` comment of one file's text.
+
+    A suppression covers the diagnostics that start on its line, and formatting
+    splits lines: the comment must stay on the printed line where what it silences
+    starts. Maps a comment's offset to that offset (`mrules.comments.attach`). The
+    file is checked alone (fmt formats files, not rule sets); a suppression that
+    silences nothing there is anchored to the first code of its line.
+    """
+    if "mrules:" not in text:
+        return {}
+    with collector_paused():
+        result = load_text(text, path)
+        return suppression_targets(_found(result, None), result.sources, path)
+
+
+def suppressions_kept(before: str, after: str, path: str) -> bool:
+    """Whether two texts of one file (before and after `mrules fmt`) report the same codes.
+
+    The check `mrules fmt` makes when a file has suppression comments: a comment
+    that landed on another line than what it silences would show a warning, or
+    hide one. Counts codes, not positions, which formatting moves.
+    """
+
+    def codes(text: str) -> list[str]:
+        return sorted(d.code for d in check_loaded(load_text(text, path)))
+
+    with collector_paused():
+        return codes(before) == codes(after)
+
+
+def _found(result: LoadResult, sym: symbols.Symbols | None) -> list[Diagnostic]:
+    """Every diagnostic of a loaded rule set, before suppressions."""
     found = list(result.diagnostics)
     checked = check(result.program, sym)
     skipped = _skipped_words(result)
@@ -106,7 +151,7 @@ def check_loaded(result: LoadResult, sym: symbols.Symbols | None = None) -> list
             if d.code not in WHOLE_PROGRAM_CODES
             or (d.code in _NAME_CODES and _name_of(d, result) not in skipped)
         ]
-    return sort_diagnostics(apply_suppressions(found + checked, result.sources))
+    return found + checked
 
 
 def _skipped_words(result: LoadResult) -> set[str] | None:

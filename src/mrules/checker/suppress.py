@@ -24,12 +24,19 @@ from mrules.comments import scan
 from mrules.diagnostics import Diagnostic, Severity
 from mrules.source import Source
 
-__all__ = ["UNUSED", "Suppression", "apply_suppressions", "suppressions"]
+__all__ = [
+    "UNUSED",
+    "Suppression",
+    "apply_suppressions",
+    "suppression_targets",
+    "suppressions",
+]
 
 UNUSED = "MR030"
 _MARK = "mrules:"
 _SUPPRESS_RE = re.compile(r"#\s*mrules:\s*(ignore-file|ignore)\b\s*(?:\[([^\]]*)\])?")
 _CODE_RE = re.compile(r"MR[0-9]{3}")
+_INDENT = re.compile(r"[^\S\n]*")
 
 
 @dataclass
@@ -109,6 +116,36 @@ def apply_suppressions(
         for s in marks:
             kept.extend(_unused(s))
     return kept
+
+
+def suppression_targets(
+    diags: Iterable[Diagnostic], sources: Mapping[str, Source], path: str
+) -> dict[int, int]:
+    """For each line suppression of `path`, the offset its printed line must hold.
+
+    That is where the first diagnostic it names starts (errors too: the MR030 that
+    says they cannot be silenced stays beside them), or, when it names nothing
+    reported there, the first code of its line. Keyed by the comment's offset.
+    """
+    src = sources.get(path)
+    if src is None:
+        return {}
+    marks = [s for s in suppressions(src) if not s.whole_file]
+    if not marks:
+        return {}
+    targets: dict[int, int] = {}
+    for d in sorted((d for d in diags if d.path == path), key=lambda d: d.start):
+        line = src.position(d.start)[0]
+        for s in marks:
+            if s.line == line and s.start not in targets and (not s.codes or d.code in s.codes):
+                targets[s.start] = d.start
+    for s in marks:
+        if s.start not in targets:
+            begin = src.text.rfind("\n", 0, s.start) + 1
+            first = _INDENT.match(src.text, begin).end()  # type: ignore[union-attr]
+            if first < s.start:  # code before the comment on its line
+                targets[s.start] = first
+    return targets
 
 
 def _unused(s: Suppression) -> Iterable[Diagnostic]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mrules.atomic import atomic_write
+from mrules.checker import suppression_anchors, suppressions_kept
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.loader import LoadError, decode, printable_path, read_rule_file, rule_files
@@ -110,8 +111,9 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
     leaves the old file or the new one, never a damaged one.
 
     Exit status (docs/exit-codes.md): 0 done (or nothing to do), 1 syntax
-    errors or, with --check, files that would change, 2 unreadable input, 4
-    a file could not be written (it is left as it was).
+    errors, a file whose `# mrules: ignore` comment could not keep silencing
+    what it silences, or, with --check, files that would change; 2 unreadable
+    input, 4 a file could not be written (it is left as it was).
 
     \b
     Example:
@@ -136,7 +138,14 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
     broken = 0
     for item in inputs:
         try:
-            formatted = format_text(item.text, item.shown, verify=True)
+            anchors = suppression_anchors(item.text, item.shown)
+            formatted = format_text(item.text, item.shown, verify=True, anchors=anchors)
+            if anchors and not suppressions_kept(item.text, formatted, item.shown):
+                raise FormatterBug(
+                    "a `# mrules: ignore` comment silences diagnostics that formatting puts on"
+                    " different lines, and a comment covers one line; spread that block over"
+                    " lines by hand with a comment on each, or use `# mrules: ignore-file[CODE]`"
+                )
         except FormatError as e:
             sources = {item.shown: Source(item.text, item.shown)}
             click.echo(render_text(sort_diagnostics(e.diagnostics), sources), err=True)

@@ -612,6 +612,7 @@ def on_document_symbol(
 def on_formatting(
     ls: MrulesLanguageServer, params: types.DocumentFormattingParams
 ) -> list[types.TextEdit] | None:
+    from mrules.checker import suppression_anchors
     from mrules.printer import FormatError, FormatterBug, format_text
 
     doc = ls.workspace.get_text_document(params.text_document.uri)
@@ -622,7 +623,8 @@ def on_formatting(
     except (OSError, UnicodeDecodeError):
         return None
     try:
-        formatted = format_text(text, doc.path, verify=True)
+        anchors = suppression_anchors(text, doc.path)
+        formatted = format_text(text, doc.path, verify=True, anchors=anchors)
     except (FormatError, FormatterBug, ValueError):
         return None  # syntax errors: the diagnostics say why; nothing is changed
     if formatted == text:
