@@ -580,3 +580,24 @@ def test_a_rerun_of_a_stream_with_rejects_still_exits_3(tmp_path: Path) -> None:
     assert [
         json.loads(x)["line"] for x in (tmp_path / "s.rejects.jsonl").read_text().split("\n") if x
     ] == [1]
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:1/db", "postgresql://"])
+def test_a_postgresql_store_without_psycopg_is_a_usage_error(tmp_path: Path, url: str) -> None:
+    """A missing extra is for the command to fix (exit 2), as `--crm salesforce` and
+    `--engine dask` say; `postgresql://` alone is a URL (libpq's defaults), not a folder."""
+    no_psycopg = (
+        "import sys; sys.modules['psycopg'] = None; from mrules.cli import main;"
+        " sys.argv[0] = 'mrules'; main()"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", no_psycopg, "run", RULES, EVENTS, "--store", url, "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2, res.stderr
+    assert "needs psycopg: pip install 'mrules[postgres]'" in res.stderr
+    assert "names a folder" not in res.stderr and "Traceback" not in res.stderr
+    assert not list(tmp_path.iterdir())

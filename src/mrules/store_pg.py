@@ -32,7 +32,7 @@ from mrules.batch import (
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import HISTORY_DAMAGE, _now, damaged_history
-from mrules.storeapi import StoreError, StoreLocked
+from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite"]
 
@@ -121,8 +121,8 @@ class PgStore:
             # psycopg is optional (mrules[postgres]): the compiled build's type check,
             # which reaches this module through `mrules.api`, runs without it.
             import psycopg  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            raise StoreError(
+        except ImportError:  # a missing extra is for the command to fix: usage, exit 2
+            raise StorePathError(
                 "--store postgresql://... needs psycopg: pip install 'mrules[postgres]'"
             ) from None
         try:

@@ -27,7 +27,7 @@ from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
 from mrules.loader import LoadError, LoadResult, load, printable_path
 from mrules.state import DamagedState
-from mrules.storeapi import StoreError, StoreLocked, StorePathError
+from mrules.storeapi import StoreError, StoreLocked, StorePathError, is_postgres_url
 
 __all__ = [
     "EXIT_BUSY",
@@ -77,6 +77,8 @@ class _StorePath(click.ParamType):
         text = str(value)
         if not text.strip():
             self.fail("needs a path (or :memory: for a run that keeps nothing)", param, ctx)
+        if is_postgres_url(text):  # `postgresql://` alone: libpq's defaults (local server)
+            return text
         if text.endswith(("/", os.sep)) and not Path(text).is_dir():  # pathlib drops the /
             self.fail(
                 f"{text} names a folder, and there is none: give the store's file, such as"
