@@ -21,7 +21,7 @@ import functools
 import gc
 import importlib.resources
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 from lark import Lark, Token, Tree
@@ -1302,6 +1302,18 @@ def _written_out(number: str) -> str:
     return f"{value:f}".rstrip("0").rstrip(".") or "0"
 
 
+def _end_of_file_hint(expected: Iterable[str]) -> str:
+    """What a file that ends too soon most likely lacks, from what the parser expected."""
+    wanted = set(expected)
+    if "RBRACE" in wanted:
+        return "a block may be missing its closing '}'"
+    if "RSQB" in wanted:
+        return "a list may be missing its closing ']'"
+    if "RPAR" in wanted:
+        return "a '(' may be missing its closing ')'"
+    return "the file ends in the middle of a statement: complete it or remove it"
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     hint = _hint_for(err, text)
     if isinstance(err, UnexpectedToken):
@@ -1315,7 +1327,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 start=start,
                 end=end,
                 message=f"unexpected end of file; expected {_expected_phrase(err.expected)}",
-                hint=hint or "a block may be missing its closing '}'",
+                hint=hint or _end_of_file_hint(err.expected),
             )
         start = tok.start_pos or 0
         end = tok.end_pos or start + 1
