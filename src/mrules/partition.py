@@ -383,6 +383,10 @@ def partition(
             raise PartitionError(f"{p}: no such file")
     if folder.exists() and not folder.is_dir():
         raise PartitionError(f"{folder}: not a folder")
+    if not folder.exists() and not folder.parent.is_dir():  # mrules creates no other folders
+        raise PartitionError(
+            f"--out {folder}: {folder.parent} does not exist or is not a folder; create it first"
+        )
     if is_partition_folder(folder):
         manifest = Manifest.load(folder)
         if buckets is not None and buckets != manifest.buckets:
@@ -445,7 +449,10 @@ def partition(
     part_no = len(manifest.parts)
     name = f"part-{part_no:04d}"
     tmp = folder / f".{name}.tmp"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except OSError as e:
+        raise PartitionError(f"--out {folder}: cannot create it: {e.strerror or e}") from None
     for stale in folder.glob(".part-*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir()

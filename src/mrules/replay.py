@@ -802,8 +802,13 @@ def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
                 " -shm files) or give another --store-dir"
             )
     made = None if folder.exists() else folder
+    if made is not None and not folder.parent.is_dir():  # mrules creates no other folders
+        raise ReplayError(
+            f"--store-dir {store_dir}: {folder.parent} does not exist or is not a folder;"
+            " create it first"
+        )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(exist_ok=True)
     except OSError as e:
         raise ReplayError(f"--store-dir {store_dir}: cannot create it: {e.strerror}") from None
     return str(paths[0]), str(paths[1]), made
