@@ -420,3 +420,23 @@ def test_output_file_is_written_atomically(tmp_path: Path, monkeypatch: pytest.M
     res = _mrules(*args)
     assert res.exit_code == 0, res.output
     assert ET.parse(out).getroot().get("tests") == "7"
+
+
+def test_a_field_an_event_sets_may_be_expected(tmp_path: Path) -> None:
+    """Expected field names are checked (a typo held vacuously: `{siez: null}` passed),
+    but a field the rules do not declare is still kept when an event sets it."""
+    case = tmp_path / "f.test.yaml"
+    case.write_text(
+        'rules: |\n  field size: text\n  form "F"\n  on submit of form "F" { score +30 }\n'
+        "tests:\n  - name: t\n    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: prospect_update, prospect: a@x.com,"
+        " fields: {region: EU}}\n"
+        "    expect:\n      prospects:\n        a@x.com: {fields: {region: EU, size: null}}\n",
+        "utf-8",
+    )
+    res = CliRunner().invoke(main, ["test", str(case)])
+    assert res.exit_code == 0, res.output
+    case.write_text(case.read_text("utf-8").replace("size: null", "siez: null"), "utf-8")
+    res = CliRunner().invoke(main, ["test", str(case)])
+    assert res.exit_code == 2
+    assert "unknown field 'siez' (did you mean 'size'?)" in res.output

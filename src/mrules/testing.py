@@ -1033,6 +1033,7 @@ class _Names:
     campaigns: set[str]
     crm_campaigns: set[str]
     emails: set[str]
+    fields: set[str]  # declared and default fields (events may set others: see _check_names)
 
     @classmethod
     def of(cls, compiled: Any) -> _Names:
@@ -1085,6 +1086,7 @@ class _Names:
             campaigns=set(sym.campaigns),
             crm_campaigns=set(sym.crm_campaigns),
             emails=set(sym.asset_names(AssetKind.EMAIL.value)),
+            fields=set(sym.fields),
         )
 
 
@@ -1157,6 +1159,13 @@ def _check_names(case: Case, names: _Names) -> None:
 
     # `given` may add a tag no rule names (the engine takes it); expect may then check it
     given_tags = {t for st in case.given["prospects"].values() for t in st.get("tags") or ()}
+    # a field the rules do not declare is still kept when an event or `given` sets it
+    field_names = names.fields | {
+        key
+        for source in (*case.events, *case.given["prospects"].values())
+        if isinstance(source.get("fields"), dict)
+        for key in source["fields"]
+    }
     prospects = expect.get("prospects") or {}
     for email, want in prospects.items():
         where = f"expect.prospects: {email}"
@@ -1175,6 +1184,9 @@ def _check_names(case: Case, names: _Names) -> None:
             )
             for name in wanted:
                 check(name, choices, _line(want, key), f"{where}: {key}", what)
+        if isinstance(want.get("fields"), dict):
+            for name in want["fields"]:
+                check(name, field_names, _line(want, "fields"), f"{where}: fields", "field")
         if isinstance(want.get("category_scores"), dict):
             cats = want["category_scores"]
             for name in cats:
