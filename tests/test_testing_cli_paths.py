@@ -361,3 +361,45 @@ def test_paths_that_cannot_be_used_are_all_named_and_nothing_runs(
     )
     doc = orjson.loads(res.stdout_bytes)
     assert [t["file"] for t in doc["tests"]] == ["nope"] and doc["summary"]["exit"] == 2
+
+
+BESIDE_RULES_TEST = """\
+tests:
+  - name: t
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}
+    expect:
+      prospects:
+        a@x.com: {score: 30}
+"""
+
+
+@pytest.mark.parametrize(
+    ("cwd", "args"),
+    [
+        ("p", ["tests"]),
+        ("p/tests", []),
+        ("p/tests", ["."]),
+        ("p/tests", ["z.test.yaml"]),
+        ("p/tests/sub", [".."]),
+        ("p/tests/sub", ["../z.test.yaml"]),
+        ("", ["p/tests/sub/../z.test.yaml"]),
+        ("p/tests/sub", ["ABSOLUTE"]),  # the tests folder by its absolute path
+    ],
+)
+def test_the_rules_folder_beside_the_tests_folder_is_found_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cwd: str, args: list[str]
+) -> None:
+    """Without `rules:`, `project/rules/` tests `project/tests/x.test.yaml`, wherever
+    `mrules test` runs: a test file named without its folder (`z.test.yaml`, `.`, `..`)
+    found no rules outside the project root."""
+    (tmp_path / "p" / "rules").mkdir(parents=True)
+    (tmp_path / "p" / "tests" / "sub").mkdir(parents=True)
+    (tmp_path / "p" / "rules" / "a.mr").write_text(
+        'form "F"\non submit of form "F" { score +30 }\n', encoding="utf-8"
+    )
+    (tmp_path / "p" / "tests" / "z.test.yaml").write_text(BESIDE_RULES_TEST, encoding="utf-8")
+    args = [str(tmp_path / "p" / "tests") if a == "ABSOLUTE" else a for a in args]
+    res = _mrules("test", *args, cwd=tmp_path / cwd, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.OK, res.output
+    assert "1 passed" in res.output

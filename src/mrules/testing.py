@@ -550,10 +550,19 @@ def _check_text(obj: Any, path: str, line: int) -> None:
             _check_text(value, path, lines[i] if i < len(lines) else line)
 
 
+def _folder_above(folder: Path) -> Path:
+    """The folder that holds `folder`, from any working folder: `Path.parent` is `.` for
+    `.` (a test file named without a folder) and for `..`, which is not the folder above."""
+    folder = Path(os.path.normpath(folder))  # `a/..` is `.`; `..` only leads a relative path
+    if folder.is_absolute() or folder.name not in ("", ".."):
+        return folder.parent
+    return folder / ".." if folder.name == ".." else Path("..")
+
+
 def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[Any, int]:
     """Rule text, or the rule paths (relative to the test file's folder), checked to exist."""
     if value is None:
-        default = folder.parent / "rules"
+        default = _folder_above(folder) / "rules"
         if default.is_dir():
             return str(default), line or 1
         return None, line or 1
