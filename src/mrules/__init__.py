@@ -43,11 +43,16 @@ def load(paths: Any) -> LoadResult:
     """Read and parse rule files and folders (includes followed); see `mrules.loader.load`.
 
     `paths` is one path (str or Path) or a list of them: a lone string was read one
-    character at a time, as paths.
+    character at a time, as paths. An empty path is a ValueError: it is not the
+    current folder.
     """
+    from mrules.loader import EMPTY_PATH
     from mrules.loader import load as _load
 
-    return _load([paths] if isinstance(paths, str | Path) else paths)
+    paths = [paths] if isinstance(paths, str | Path) else paths
+    if any(isinstance(p, str) and not p for p in paths):
+        raise ValueError(f"paths: {EMPTY_PATH}")
+    return _load(paths)
 
 
 def parse(text: str, path: str = "<string>") -> LoadResult:

@@ -124,6 +124,7 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
 
     Raises:
         RuleSetError: the rules cannot be read or have errors.
+        TypeError, ValueError: `rules` is none of these, or an empty path (not ".").
     """
     from mrules.compiler import CompiledRuleSet
 
@@ -140,7 +141,10 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
             "rules must be a rule folder or file, a list of them, rule text or a compiled"
             f" rule set, not {_kind(rules if paths is None else paths)}"
         )
-    from mrules.loader import LoadError, load, load_text
+    from mrules.loader import EMPTY_PATH, LoadError, load, load_text
+
+    if any(p == "" for p in paths):  # Path("") is ".": every rule file below it was run
+        raise ValueError(f"rules: {EMPTY_PATH}")
 
     try:
         if isinstance(rules, str) and any(c in rules for c in '\n{"') and not _is_path(rules):
@@ -199,6 +203,10 @@ def _check_options(
         raise TypeError(
             f"store must be ':memory:', a path, a PostgreSQL URL or a store, not"
             f" {type(store).__name__}"
+        )
+    if store == "":
+        raise ValueError(
+            "store: an empty path is not the current folder (give the store's file, or ':memory:')"
         )
     for name, value in (("now", now), ("commit_seconds", commit_seconds)):
         if value is None:
@@ -339,6 +347,8 @@ def run(
 
     Raises:
         RuleSetError: the rules cannot be read or have errors.
+        TypeError, ValueError: an argument of the wrong type or value (naming it), such as
+            an empty path for `rules`, `events` or `store` (an empty path is not ".").
         mrules.store.StoreError: the store cannot be opened or written.
         mrules.events.EventSourceError: the events cannot be read (a stream that
             breaks part way is raised after its whole lines are applied and committed).
@@ -358,6 +368,10 @@ def run(
         raise TypeError(
             "events must be a path, a binary file or an iterable of lines or dicts, not"
             f" {type(events).__name__}{hint}"
+        )
+    if isinstance(events, str) and not events:  # not "': cannot read'" from the folder "."
+        raise ValueError(
+            "events: an empty path is not the current folder (give the events file, or '-')"
         )
     for name, text in (("source", source), ("label", label)):
         if text is not None and not isinstance(text, str):

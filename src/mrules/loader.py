@@ -32,6 +32,7 @@ from mrules.parser import Parsed, parse_recovering
 from mrules.source import Source
 
 __all__ = [
+    "EMPTY_PATH",
     "RULE_SUFFIX",
     "LoadError",
     "LoadResult",
@@ -47,6 +48,9 @@ __all__ = [
 
 RULE_SUFFIX = ".mr"
 LIBRARY_PREFIX = "library/"
+EMPTY_PATH = "an empty path is not the current folder (give '.' for it)"
+"""Why an empty path is refused: `Path("")` is the folder `.`, so `mrules fmt ""` reformatted
+every rule file below the current folder, and `mrules.run("", ...)` ran them all."""
 MAX_INCLUDE_DEPTH = 32
 """How long a chain of includes may be (a file including a file including...)."""
 MAX_INCLUDE_LENGTH = 255
@@ -434,13 +438,16 @@ def _include_hint(root: Path, target: str) -> str:
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, root) pairs for the given paths, in load order; LoadError if none.
+    """(file, root) pairs for the given paths, in load order; LoadError if none, or for
+    an empty path (`EMPTY_PATH`).
 
     A folder contributes every `*.mr` entry below it that is not a folder: links,
     pipes and devices included, so that the loader refuses them out loud.
     """
     found: list[tuple[Path, Path]] = []
     for raw in paths:
+        if isinstance(raw, str) and not raw:
+            raise LoadError(EMPTY_PATH)
         path = Path(raw)
         try:
             if path.is_dir():

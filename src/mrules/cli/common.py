@@ -19,17 +19,19 @@ import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
 from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
-from mrules.loader import LoadError, LoadResult, load, printable_path
+from mrules.loader import EMPTY_PATH, LoadError, LoadResult, load, printable_path
 from mrules.state import DamagedState
 from mrules.storeapi import StoreError, StoreLocked, StorePathError, is_postgres_url
 
 __all__ = [
+    "CRM_PATH",
+    "EVENTS_PATH",
     "EXIT_BUSY",
     "EXIT_DIAGNOSTICS",
     "EXIT_INTERNAL",
@@ -39,9 +41,13 @@ __all__ = [
     "EXIT_STORE",
     "EXIT_USAGE",
     "MAX_WAIT_SECONDS",
+    "PATH",
     "SYNC_PATH",
+    "EmptyPathError",
+    "NonEmptyPath",
     "WaitSeconds",
     "email_or_exit",
+    "empty_path",
     "fail",
     "failures",
     "file_keys",
@@ -66,6 +72,73 @@ INTERRUPTED_MESSAGE = (
 )
 
 
+class EmptyPathError(click.UsageError):
+    """An empty path on the command line: one `mrules: error:` line, exit 2. `Path("")` is
+    the folder `.`, so `mrules fmt ""` (a variable left unset in a script) reformatted
+    every rule file below the current folder, and `lint ""` linted them."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"mrules: error: {self.format_message()}", err=True)
+
+
+def _named(param: click.Parameter | None) -> str:
+    """A parameter as the messages name it: `--store`, `PATHS`, `OUT`."""
+    if isinstance(param, click.Option):
+        return max(param.opts, key=len)
+    if param is not None:
+        return param.human_readable_name.strip("[].")  # `[PLAN]`, `[PATHS]...`: the name
+    return "a path"
+
+
+def empty_path(param: click.Parameter | None, ctx: click.Context | None, said: str) -> NoReturn:
+    """Raise `EmptyPathError`: `NAME said` (`said` tells what goes there, and that an empty
+    path is not the current folder)."""
+    raise EmptyPathError(f"{_named(param)} {said}", ctx)
+
+
+class NonEmptyPath(click.Path):
+    """`click.Path`, and an empty path is a usage error (`EmptyPathError`), not the folder
+    `.`. The type of every path argument and option (`PATH` when nothing is checked);
+    `said` is what the message says after the parameter's name instead of the usual
+    words."""
+
+    def __init__(self, *, said: str | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.said = said
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        if isinstance(value, str | bytes) and not value:
+            if self.said is not None:
+                said = self.said
+            elif not self.dir_okay:
+                said = "needs a file name: an empty path is not the current folder"
+            elif not self.file_okay:
+                said = "needs a folder: an empty path is not the current folder (give '.' for it)"
+            else:
+                said = f"needs a file or folder: {EMPTY_PATH}"
+            empty_path(param, ctx, said)
+        return super().convert(value, param, ctx)  # type: ignore[arg-type]
+
+
+PATH = NonEmptyPath()
+"""A file or folder's path, never empty (the paths of lint, fmt, parse, test...)."""
+
+CRM_PATH = NonEmptyPath(
+    said="needs a CRM: an empty path is not the current folder (give the CRM file, such as"
+    " NAME.crm.db)"
+)
+"""`--crm`: a CRM file (or a name such as `local`, `salesforce`), never empty."""
+
+EVENTS_PATH = NonEmptyPath(
+    allow_dash=True,
+    said="needs an events file: an empty path is not the current folder (give the file, or -"
+    " for standard input)",
+)
+"""EVENTS of `run`: a JSONL file (`.gz` too) or `-`, never empty."""
+
+
 class _StorePath(click.ParamType):
     """`--store`: a path, a URL or `:memory:`, never empty (Path("") is the folder ".")."""
 
@@ -75,6 +148,13 @@ class _StorePath(click.ParamType):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> str:
         text = str(value)
+        if not text:
+            empty_path(
+                param,
+                ctx,
+                "needs a path: an empty path is not the current folder (give the store's file,"
+                " or :memory: for a run that keeps nothing)",
+            )
         if not text.strip():
             self.fail("needs a path (or :memory: for a run that keeps nothing)", param, ctx)
         if is_postgres_url(text):  # `postgresql://` alone: libpq's defaults (local server)
@@ -102,6 +182,13 @@ class _SyncPath(click.ParamType):
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> str:
         text = str(value)
+        if not text:
+            empty_path(
+                param,
+                ctx,
+                "needs a sync file, and the name is empty: an empty path is not the current"
+                " folder (give the sync file, such as NAME.sync.db)",
+            )
         if not text.strip():
             self.fail("the name is empty: give the sync file, such as NAME.sync.db", param, ctx)
         if os.path.isdir(text):

@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from mrules.atomic import OutputError, atomic_write
-from mrules.cli.common import EXIT_REJECTS, EXIT_STORE, EXIT_USAGE, STORE_PATH, fail
+from mrules.cli.common import (
+    CRM_PATH,
+    EXIT_REJECTS,
+    EXIT_STORE,
+    EXIT_USAGE,
+    PATH,
+    STORE_PATH,
+    NonEmptyPath,
+    fail,
+)
 from mrules.crm.changes import apply_changes, read_changes
 from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
 from mrules.crm.errors import CrmCallError
@@ -46,7 +55,7 @@ def _crm_options(f):  # type: ignore[no-untyped-def]
     return click.option(
         "--crm",
         "crm_path",
-        type=click.Path(),  # a folder is refused by the CRM file itself, with its message
+        type=CRM_PATH,  # a folder is refused by the CRM file itself, with its message
         help="The CRM file [default: beside the store, NAME.crm.db]; `describe` also takes"
         " `salesforce` (a real org, MRULES_SF_* variables).",
     )(f)
@@ -104,7 +113,7 @@ def crm() -> None:
 
 
 @crm.command("load")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=PATH)
 @_crm_options
 @click.option(
     "--edition",
@@ -186,7 +195,7 @@ def _merged_org(
 @click.option(
     "--out",
     "out",
-    type=click.Path(file_okay=False),
+    type=NonEmptyPath(file_okay=False),
     help="Write one file per object into this folder (it must exist) instead of stdout.",
 )
 @click.option(
@@ -271,7 +280,7 @@ def _csv(value: Any) -> str:
 
 
 @crm.command("apply-changes")
-@click.argument("changes", type=click.Path(dir_okay=False))
+@click.argument("changes", type=NonEmptyPath(dir_okay=False))
 @_crm_options
 @click.option(
     "--until",

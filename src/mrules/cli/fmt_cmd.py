@@ -12,7 +12,7 @@ import click
 
 from mrules.atomic import atomic_write
 from mrules.checker import suppression_anchors, suppressions_kept
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, fail
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, PATH, fail
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.loader import LoadError, decode, printable_path, read_rule_file, rule_files
 from mrules.printer import FormatError, FormatterBug, format_text
@@ -77,7 +77,7 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=PATH)
 @click.option(
     "--check",
     is_flag=True,

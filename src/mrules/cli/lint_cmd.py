@@ -12,6 +12,8 @@ from mrules.checker import CODES, check_loaded
 from mrules.cli.common import (
     EXIT_DIAGNOSTICS,
     EXIT_OK,
+    PATH,
+    NonEmptyPath,
     fail,
     load_or_exit,
     output_folder_or_exit,
@@ -81,7 +83,7 @@ def _explain(code: str) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=PATH)
 @click.option(
     "--format",
     "fmt",
@@ -105,7 +107,7 @@ def _explain(code: str) -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Read this configuration file instead of looking for one.",
 )
 @click.option(
@@ -116,7 +118,7 @@ def _explain(code: str) -> None:
 )
 @click.option(
     "--sarif-file",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Also write SARIF 2.1.0 to this file (whatever --format prints).",
 )
 @click.option(

@@ -7,14 +7,14 @@ import json
 import click
 
 from mrules.ast import dump
-from mrules.cli.common import EXIT_DIAGNOSTICS, load_or_exit
+from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, load_or_exit
 from mrules.diagnostics import render_text, sort_diagnostics
 
 __all__ = ["parse"]
 
 
 @click.command()
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=PATH)
 @click.option(
     "--format",
     "fmt",

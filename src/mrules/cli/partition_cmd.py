@@ -13,14 +13,28 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_REJECTS, EXIT_STORE, fail
+from mrules.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REJECTS,
+    EXIT_STORE,
+    NonEmptyPath,
+    fail,
+)
 from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
 
 
 @click.command()
-@click.argument("events", nargs=-1, required=True, type=click.Path())
+@click.argument(
+    "events",
+    nargs=-1,
+    required=True,
+    type=NonEmptyPath(
+        said="needs an events file: an empty path is not the current folder (give the file)"
+    ),
+)
 @click.option(
     "--buckets",
     type=click.IntRange(1, 65536),
@@ -30,7 +44,7 @@ __all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
     "--out",
     "out",
     required=True,
-    type=click.Path(file_okay=False),
+    type=NonEmptyPath(file_okay=False),
     help="The partition folder: new, or one to append these files to.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")

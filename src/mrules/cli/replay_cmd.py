@@ -9,6 +9,7 @@ from typing import Any
 import click
 import orjson
 
+from mrules.cli.common import PATH, NonEmptyPath
 from mrules.exitcodes import ExitCode
 
 __all__ = ["COMMANDS"]
@@ -95,7 +96,7 @@ def _count_lines(path: str) -> int | None:
 
 
 @click.command("replay")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=PATH)
 @click.option(
     "--diff",
     "diff",
@@ -138,7 +139,7 @@ def _count_lines(path: str) -> int | None:
 @click.option(
     "--store-dir",
     metavar="DIR",
-    type=click.Path(file_okay=False),
+    type=NonEmptyPath(file_okay=False),
     help="Run each side into a new SQLite store in DIR (old.db, new.db), not in memory: for "
     "histories too large for memory (slower). The stores are kept for `mrules explain`.",
 )

@@ -12,6 +12,7 @@ import orjson
 from mrules.cli.common import (
     EXIT_DIAGNOSTICS,
     EXIT_USAGE,
+    NonEmptyPath,
     email_or_exit,
     fail,
     failures,
@@ -50,7 +51,7 @@ def _read_diff(path: str) -> dict[str, Any]:
 
 
 @click.command("html")
-@click.argument("out", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("out", type=NonEmptyPath(dir_okay=False, allow_dash=True))
 @store_and_range
 @sync_option
 @rules_option
@@ -78,6 +79,7 @@ def _read_diff(path: str) -> dict[str, Any]:
 @click.option(
     "--replay-diff",
     "replay_diff",
+    type=NonEmptyPath(dir_okay=False),
     metavar="DIFF.json",
     help="Add a section for a rule change: the output of `mrules replay --diff ... --format json`.",
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import STORE_PATH, SYNC_PATH
+from mrules.cli.common import PATH, STORE_PATH, SYNC_PATH
 
 __all__ = ["rules_option", "store_and_range", "sync_option", "table_options"]
 
@@ -58,6 +58,7 @@ def rules_option(f: Callable[..., Any]) -> Callable[..., Any]:
         "--rules",
         "rules",
         multiple=True,
+        type=PATH,
         metavar="PATH",
         help="The rule set (files or folders; repeat): names the rules that never matched,"
         " and campaign costs declared in the rules.",

@@ -29,12 +29,15 @@ from mrules.atomic import OutputError
 from mrules.batch import Batch
 from mrules.checker import check
 from mrules.cli.common import (
+    EVENTS_PATH,
     EXIT_DIAGNOSTICS,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REJECTS,
     EXIT_STORE,
+    PATH,
     STORE_PATH,
+    NonEmptyPath,
     Seconds,
     WaitSeconds,
     fail,
@@ -147,8 +150,8 @@ def _refuse_clashing_outputs(
 
 
 @click.command()
-@click.argument("rules", nargs=1, type=click.Path())
-@click.argument("events", nargs=1, type=click.Path(allow_dash=True))
+@click.argument("rules", nargs=1, type=PATH)
+@click.argument("events", nargs=1, type=EVENTS_PATH)
 @click.option(
     "--store",
     "store_path",
@@ -161,19 +164,19 @@ def _refuse_clashing_outputs(
 @click.option(
     "--actions",
     "actions_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Append every action taken to this JSONL file.",
 )
 @click.option(
     "--rejects",
     "rejects_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Where rejected lines go [default: beside the store, NAME.rejects.jsonl].",
 )
 @click.option(
     "--diagnostics",
     "diagnostics_path",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Where prospects whose rules did not settle are reported"
     " [default: beside the store, NAME.diagnostics.jsonl, only when there are some].",
 )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mrules.cli.common import STORE_PATH, fail
+from mrules.cli.common import PATH, STORE_PATH, fail
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 from mrules.loader import printable_path
@@ -16,7 +16,7 @@ __all__ = ["COMMANDS"]
 
 
 @click.command()
-@click.argument("rules", type=click.Path())
+@click.argument("rules", type=PATH)
 @click.option(
     "--store",
     "store_path",

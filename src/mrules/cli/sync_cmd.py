@@ -16,11 +16,14 @@ from typing import Any, NoReturn
 import click
 
 from mrules.cli.common import (
+    CRM_PATH,
     EXIT_DIAGNOSTICS,
     EXIT_OK,
     EXIT_STORE,
     EXIT_USAGE,
+    PATH,
     STORE_PATH,
+    NonEmptyPath,
     email_or_exit,
     fail,
     output_folder_or_exit,
@@ -46,6 +49,7 @@ def _options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--crm",
         "crm_path",
+        type=CRM_PATH,
         metavar="local|salesforce|PATH",
         help="The CRM: `local` (the file beside the store, NAME.crm.db), a local"
         " CRM file, or `salesforce` (a real org; MRULES_SF_* variables, see"
@@ -64,6 +68,7 @@ def _options(f):  # type: ignore[no-untyped-def]
         "rules",
         multiple=True,
         required=True,
+        type=PATH,
         metavar="PATH",
         help="The rule set (files or folders; repeat); its sync block drives the sync.",
     )(f)
@@ -202,7 +207,7 @@ def sync() -> None:
     "--out",
     "out",
     metavar="FILE",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Also save the plan (JSON) for `mrules sync apply FILE`.",
 )
 @click.option("--retry", is_flag=True, help="Plan held errors again (as `sync retry` does).")
@@ -477,7 +482,7 @@ def _side_work(o: dict[str, Any]) -> str:
 
 # -- apply ----------------------------------------------------------------------------------------
 @sync.command("apply")
-@click.argument("plan_file", required=False, metavar="[PLAN]")
+@click.argument("plan_file", required=False, type=NonEmptyPath(dir_okay=False), metavar="[PLAN]")
 @_options
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -602,7 +607,7 @@ def _render_report(r: dict[str, Any], at: str) -> None:
     "--changes",
     "changes_path",
     metavar="FILE",
-    type=click.Path(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False),
     help="Timed CRM-side changes (JSONL) applied on the clock before each cycle.",
 )
 def run_cmd(

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mrules.cli.common import PATH, NonEmptyPath
+
 if TYPE_CHECKING:
     from mrules.testing import Loaded, Report
 
@@ -18,7 +20,7 @@ __all__ = ["COMMANDS"]
 
 
 @click.command("test")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=PATH)
 @click.option(
     "--format",
     "fmt",
@@ -42,7 +44,7 @@ __all__ = ["COMMANDS"]
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=True),
+    type=NonEmptyPath(dir_okay=False, writable=True),
     help="Write the report to this file instead of standard output.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List passing tests too (text format).")
