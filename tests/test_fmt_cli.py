@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -206,7 +208,8 @@ def test_a_link_out_of_the_rule_root_is_refused_and_its_target_untouched(
     before = outside.read_bytes()
     (work / "c.mr").symlink_to(outside)
     res = _run("rules/c.mr")
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == 1, res.output  # MR024, as lint reports it (docs/exit-codes.md)
+    assert "error[MR024]: rules/c.mr leads to" in res.stderr
     assert outside.read_bytes() == before
 
 
@@ -309,3 +312,52 @@ def test_a_suppression_that_formatting_would_split_leaves_the_file_unchanged(
     assert res.exit_code == 1
     assert "a comment covers one line" in res.stderr and "left unchanged" in res.stderr
     assert rules.read_text("utf-8") == text
+REFUSED = [
+    (
+        "outside",
+        lambda p: p.symlink_to("/etc/passwd"),
+        "leads to /etc/passwd, outside the rule root",
+    ),
+    ("fifo", lambda p: os.mkfifo(p), "is not a regular file"),
+    ("dangling", lambda p: p.symlink_to(p.parent / "nowhere.mr"), "is a link to nothing"),
+    ("loop", lambda p: p.symlink_to(p), "is a loop of symbolic links"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "message"), REFUSED, ids=[r[0] for r in REFUSED])
+@pytest.mark.parametrize("mode", [[], ["--check"], ["--diff"], ["--check", "--diff"]])
+def test_a_refused_file_is_mr024_and_the_others_are_still_formatted(
+    work: Path, name: str, make: Callable[[Path], object], message: str, mode: list[str]
+) -> None:
+    """As `lint` reports it (exit 1, docs/exit-codes.md): `fmt` stopped with exit 2 and
+    formatted nothing."""
+    make(work / "x.mr")
+    messy = (work / "a.mr").read_text()
+    result = _run(*mode, "rules")
+    assert result.exit_code == 1, result.output
+    said = f"rules/x.mr:1:1: error[MR024]: rules/x.mr {message}"
+    assert said in result.stderr, result.stderr
+    assert "= hint: " in result.stderr
+    assert "mrules: error:" not in result.stderr
+    assert "1 file refused" in result.stderr.splitlines()[-1]
+    lint = CliRunner().invoke(main, ["lint", "rules"])
+    assert lint.exit_code == 1 and said in lint.stdout  # the one diagnostic lint gives
+    if not mode:
+        assert "reformatted rules/a.mr" in result.stderr
+        assert (work / "a.mr").read_text() != messy  # the other file is formatted
+        again = _run("--check", "rules")
+        assert again.exit_code == 1 and "would reformat" not in again.stderr
+    else:
+        assert (work / "a.mr").read_text() == messy  # --check and --diff write nothing
+        if "--check" in mode:
+            assert "would reformat rules/a.mr" in result.stderr
+        if "--diff" in mode:
+            assert "+++ rules/a.mr (formatted)" in result.stdout
+
+
+def test_a_refused_file_alone_is_mr024(work: Path) -> None:
+    (work / "x.mr").symlink_to("/etc/passwd")
+    result = _run("rules/x.mr")
+    assert result.exit_code == 1, result.output
+    assert "error[MR024]: rules/x.mr leads to /etc/passwd" in result.stderr
+    assert result.stderr.endswith("1 file refused (not read, see MR024)\n")

@@ -170,8 +170,9 @@ def test_a_link_to_a_secret_file_is_refused_by_every_command(tmp_path) -> None:
         assert res.returncode == 1 and "MR024" in out, (what, out)
     fmt = _mrules("fmt", "rules", cwd=tmp_path)
     assert SECRET not in fmt.stdout + fmt.stderr
-    assert fmt.returncode == 2, fmt.stderr  # nothing is formatted when an input is refused
-    assert "rules/env.mr leads to" in fmt.stderr and "outside the rule root" in fmt.stderr
+    assert fmt.returncode == 1, fmt.stderr  # MR024, as lint reports it; the rest is formatted
+    assert "rules/env.mr:1:1: error[MR024]: rules/env.mr leads to" in fmt.stderr
+    assert "outside the rule root" in fmt.stderr
     assert secret.read_text() == f"token = {SECRET}\n"  # fmt never rewrites through the link
 
 

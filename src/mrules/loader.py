@@ -36,6 +36,7 @@ __all__ = [
     "RULE_SUFFIX",
     "LoadError",
     "LoadResult",
+    "RefusedFile",
     "decode",
     "display_path",
     "library_files",
@@ -116,6 +117,28 @@ class _Refused(Exception):
         self.code = code
         self.message = message
         self.hint = hint
+
+    def diagnostic(self, path: str, span: ast.Span = ast.NO_SPAN) -> Diagnostic:
+        """The error that reports the refusal at `path` (the include that named the file)."""
+        return Diagnostic(
+            code=self.code,
+            severity=Severity.ERROR,
+            message=self.message,
+            path=path,
+            start=span.start,
+            end=span.end,
+            hint=self.hint,
+        )
+
+
+class RefusedFile(LoadError):
+    """A rule file refused unread (MR024: a link out of the rule root, a loop, a link to
+    nothing, not a regular file, cannot be opened); `diagnostic` reports it as `load`
+    does, so that a command can go on with the other files."""
+
+    def __init__(self, message: str, diagnostic: Diagnostic) -> None:
+        super().__init__(message)
+        self.diagnostic = diagnostic
 
 
 def _link_path(path: Path) -> str:
@@ -210,15 +233,16 @@ def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
     """The real path and the bytes of one rule file of `rule_files`, read as `load` reads it.
 
     Raises:
-        LoadError: the file is refused (a link out of the root, a loop, not a regular
-            file) or unreadable; it was not read, and the message quotes none of it.
+        RefusedFile: the file is refused (a link out of the root, a loop, not a regular
+            file, cannot be opened); it was not read, and the message quotes none of it.
+        LoadError: the rule root cannot be read.
     """
     try:
         real_root = Path(os.path.realpath(root, strict=True))
         real = _inside(path, root, real_root, "MR024")
         return real, _read_regular(real)
     except _Refused as r:
-        raise LoadError(f"{r.message}; {r.hint}") from None
+        raise RefusedFile(f"{r.message}; {r.hint}", r.diagnostic(_link_path(path))) from None
     except (OSError, RuntimeError, ValueError) as e:
         raise LoadError(
             f"{_link_path(root)}: cannot read: {getattr(e, 'strerror', None) or e}"
@@ -279,17 +303,7 @@ class _Loader:
             data = _read_regular(real) if overlay is None else b""
         except _Refused as r:
             where, span = at if at else (_link_path(path), ast.NO_SPAN)
-            self.diagnostics.append(
-                Diagnostic(
-                    code=r.code,
-                    severity=Severity.ERROR,
-                    message=r.message,
-                    path=where,
-                    start=span.start,
-                    end=span.end,
-                    hint=r.hint,
-                )
-            )
+            self.diagnostics.append(r.diagnostic(where, span))
             return
         self.seen.add(key)
         shown = printable_path(display_path(real))

@@ -13,8 +13,15 @@ import click
 from mrules.atomic import atomic_write
 from mrules.checker import suppression_anchors, suppressions_kept
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, PATH, fail
-from mrules.diagnostics import render_text, sort_diagnostics
-from mrules.loader import LoadError, decode, printable_path, read_rule_file, rule_files
+from mrules.diagnostics import Diagnostic, render_text, sort_diagnostics
+from mrules.loader import (
+    LoadError,
+    RefusedFile,
+    decode,
+    printable_path,
+    read_rule_file,
+    rule_files,
+)
 from mrules.printer import FormatError, FormatterBug, format_text
 from mrules.source import Source
 
@@ -30,6 +37,7 @@ class _Input:
     path: Path | None  # None for standard input
     data: bytes
     text: str
+    refused: Diagnostic | None = None  # MR024: a file never read (a link out of the root...)
 
     @property
     def raw(self) -> str:
@@ -59,7 +67,12 @@ def unified_diff(before: str, after: str, shown: str) -> str:
 
 
 def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterator[_Input]:
-    """Every file to format, read up front so that nothing is written if one is unreadable."""
+    """Every file to format, read up front so that nothing is written if one is unreadable.
+
+    A file refused unread (MR024: a link out of the rule root, a loop, a link to
+    nothing, a FIFO) is no reason to stop: it is yielded with its diagnostic, which
+    `fmt` reports as `lint` does (exit 1), and the other files are formatted.
+    """
     if paths == (STDIN,):
         data = sys.stdin.buffer.read()
         yield _Input(stdin_name, None, data, decode(data, stdin_name))
@@ -68,7 +81,11 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
         fail("'-' (standard input) cannot be mixed with file or folder paths")
     seen: set[Path] = set()
     for path, root in rule_files(paths):
-        key, data = read_rule_file(path, root)  # LoadError for a link out of the root, a FIFO...
+        try:
+            key, data = read_rule_file(path, root)
+        except RefusedFile as e:
+            yield _Input(printable_path(path.as_posix()), path, b"", "", e.diagnostic)
+            continue
         if key in seen:
             continue
         seen.add(key)
@@ -111,9 +128,11 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
     leaves the old file or the new one, never a damaged one.
 
     Exit status (docs/exit-codes.md): 0 done (or nothing to do), 1 syntax
-    errors, a file whose `# mrules: ignore` comment could not keep silencing
-    what it silences, or, with --check, files that would change; 2 unreadable
-    input, 4 a file could not be written (it is left as it was).
+    errors, a rule file refused unread (MR024: a link out of the folder, a
+    FIFO; the other files are still formatted), a file whose `# mrules:
+    ignore` comment could not keep silencing what it silences, or, with
+    --check, files that would change; 2 unreadable input, 4 a file could not
+    be written (it is left as it was).
 
     \b
     Example:
@@ -136,7 +155,12 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
     changed: list[_Input] = []
     unchanged = 0
     broken = 0
+    refused = 0
     for item in inputs:
+        if item.refused is not None:
+            click.echo(render_text([item.refused], {}), err=True)
+            refused += 1
+            continue
         try:
             anchors = suppression_anchors(item.text, item.shown)
             formatted = format_text(item.text, item.shown, verify=True, anchors=anchors)
@@ -184,13 +208,13 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
         elif check:
             click.echo(f"would reformat {item.shown}", err=True)
     if inputs[0].path is not None:
-        click.echo(_summary(len(changed), unchanged, broken, write), err=True)
-    failed = broken > 0 or (check and bool(changed))
+        click.echo(_summary(len(changed), unchanged, broken, write, refused), err=True)
+    failed = broken > 0 or refused > 0 or (check and bool(changed))
     sys.exit(EXIT_DIAGNOSTICS if failed else EXIT_OK)
 
 
-def _summary(changed: int, unchanged: int, broken: int, write: bool) -> str:
-    """`1 file reformatted, 4 files left unchanged, 1 file with errors`."""
+def _summary(changed: int, unchanged: int, broken: int, write: bool, refused: int = 0) -> str:
+    """`1 file reformatted, 4 files left unchanged, 1 file with errors, 1 file refused`."""
     verb = "reformatted" if write else "would be reformatted"
     parts = [f"{_plural(changed, 'file')} {verb}"] if changed else []
     if unchanged:
@@ -198,6 +222,8 @@ def _summary(changed: int, unchanged: int, broken: int, write: bool) -> str:
         parts.append(f"{_plural(unchanged, 'file')} {rest}")
     if broken:
         parts.append(f"{_plural(broken, 'file')} with errors (left unchanged)")
+    if refused:
+        parts.append(f"{_plural(refused, 'file')} refused (not read, see MR024)")
     return ", ".join(parts) if parts else "no files"
 
 
