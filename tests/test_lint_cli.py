@@ -274,3 +274,46 @@ def test_what_lint_accepts_every_command_handles(tmp_path) -> None:
     assert ran.returncode == 0, ran.stderr
     exported = run("state", "export", "--store", "s.db")
     assert exported.returncode == 0 and "a@example.com" in exported.stdout
+
+
+BELOW_10_100 = "9" * 100  # the largest whole part a decimal may have
+AT_10_100 = "1" + "0" * 100
+
+
+@pytest.mark.parametrize(
+    ("number", "code"),
+    [
+        (f"{BELOW_10_100}.0", 0),
+        (f"-{BELOW_10_100}.0", 0),
+        (f"{BELOW_10_100}.999", 0),  # still below 10^100 (as a double, it is 1e100)
+        (f"000{BELOW_10_100}.5", 0),  # leading zeros do not count
+        (f"{AT_10_100}.0", 1),
+        (f"-{AT_10_100}.0", 1),
+        (f"{AT_10_100}.5", 1),
+        (f"{BELOW_10_100}9.0", 1),
+    ],
+    ids=[
+        "10^100-1",
+        "-(10^100-1)",
+        "10^100-0.001",
+        "leading-zeros",
+        "10^100",
+        "-10^100",
+        "10^100+0.5",
+        "10^101-1",
+    ],
+)
+def test_the_decimal_limit_is_exact_at_10_100(workdir: Path, number: str, code: int) -> None:
+    """100 nines were refused: the number was made a double (1e100) before the check, so
+    the hint "a decimal number lies below 10^100 either way" was false for it."""
+    Path("big.mr").write_text(
+        f'field ratio: number\ndynamic list "D" {{\n  when all {{ ratio > {number} }}\n}}\n',
+        encoding="utf-8",
+    )
+    res = lint("big.mr")
+    assert res.exit_code == code, res.output
+    if code:
+        assert "error[MR014]" in res.output and "is out of range" in res.output
+        assert "^ a decimal number lies below 10^100 either way" in res.output
+    else:
+        assert res.output.startswith("ok: 1 file, no problems"), res.output

@@ -82,8 +82,11 @@ _BAD_CHAR_RE = re.compile("[\x00\ud800-\udfff]")
 
 MAX_NUMBER = 2**53 - 1
 """The largest magnitude of a whole number in a rule file (every JSON reader holds it exactly)."""
-MAX_DECIMAL = 1e100
-"""A decimal number (one with a point) lies strictly between -MAX_DECIMAL and MAX_DECIMAL."""
+MAX_DECIMAL = 10**100
+"""A decimal number (one with a point) lies strictly between -MAX_DECIMAL and MAX_DECIMAL:
+at most 100 digits before the point (checked on the text, exactly; as a double, 100
+nines rounded up to 1e100 and were refused)."""
+_MAX_DECIMAL_DIGITS = len(str(MAX_DECIMAL)) - 1
 MAX_NESTING = 32
 """How deep criteria may nest: each `all { }`, `any { }` and `not` is one level."""
 _MAX_DIGITS = len(str(MAX_NUMBER))
@@ -303,10 +306,8 @@ class _ToAst:
         if "." not in text:
             return self._int(tok)
         whole = text.split(".", 1)[0].lstrip("+-").lstrip("0")
-        if len(whole) <= 101:
-            value = float(text)
-            if abs(value) < MAX_DECIMAL:
-                return value
+        if len(whole) <= _MAX_DECIMAL_DIGITS:  # below 10^100, whatever follows the point
+            return float(text)
         self._error(
             "MR014",
             f"number {_shorten(tok.text)} is out of range",
