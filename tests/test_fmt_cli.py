@@ -312,6 +312,8 @@ def test_a_suppression_that_formatting_would_split_leaves_the_file_unchanged(
     assert res.exit_code == 1
     assert "a comment covers one line" in res.stderr and "left unchanged" in res.stderr
     assert rules.read_text("utf-8") == text
+
+
 REFUSED = [
     (
         "outside",
