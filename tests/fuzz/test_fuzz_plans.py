@@ -2,7 +2,8 @@
 type and keys dropped, its id computed again (so the edit is not refused as such), then
 `mrules sync apply`. Whatever the plan holds, the command ends with a documented exit
 code and never an internal error: a plan of another shape is refused before any write
-(exit 2), one that is still well formed is applied.
+(exit 2), one that is still well formed is applied, and leaves a sync file that
+`mrules sync status` reads (a count below 0 applied was a damaged sync file after it).
 
 The default run tries a few seeded plans (seconds); the long one is opt-in:
 
@@ -46,6 +47,13 @@ JUNK: list[Any] = [
     "-5",
     [{}],
     [[]],
+    # Of the right type, but no value `sync plan` writes there: an op or object it does
+    # not know, a count or batch below 0.
+    -100,
+    "delete",
+    "Widget",
+    "lead",
+    "update",
 ]
 
 
@@ -86,6 +94,9 @@ def _run(planned: Path, work: Path, n: int, seed: int) -> None:
         )
         assert code in (0, 1, 2, 4), f"exit {code} after changing {place}:\n{out}"
         assert "internal error" not in out, f"after changing {place}:\n{out}"
+        if code == 0:  # applied: what it stored reads back
+            code, out = cli("sync", "status", "--store", str(work / "g.db"))
+            assert code == 0, f"sync status: exit {code} after changing {place}:\n{out}"
 
 
 def test_plans_of_another_shape_short(planned: Path, tmp_path: Path) -> None:

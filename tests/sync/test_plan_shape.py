@@ -56,6 +56,33 @@ def _first(doc: dict[str, Any], op: str) -> dict[str, Any]:
             lambda d: d["campaigns"][0].update(deleted="no"),
             "campaigns[0].deleted: not true or false",
         ),
+        # Values of the right type that `sync plan` never writes: each was applied (exit 0)
+        # as if it were not there, or stored (a count below 0 the sync file then refused
+        # to read back: `sync status` exit 4).
+        (lambda d: d.update(api_calls=-100), "api_calls: not a count"),
+        (lambda d: d.update(retry_mark=2**60), "retry_mark: not a count"),
+        (lambda d: d["summary"].update(waiting=-1), "summary.waiting: not a count"),
+        (
+            lambda d: _first(d, "create").update(op="delete"),
+            'op: not an op sync plan writes: "delete"',
+        ),
+        (
+            lambda d: _first(d, "create").update(object="Widget"),
+            'object: not lead or contact: "Widget"',
+        ),
+        (lambda d: _first(d, "create").update(batch=-5), "batch: out of range (0 to 0 here): -5"),
+        (lambda d: _first(d, "create").update(batch=99), "batch: out of range (0 to 0 here): 99"),
+        (lambda d: _first(d, "create").update(seqs=[-1]), "seqs[0]: not a count"),
+        (lambda d: _first(d, "skip").update(batch=0), "batch: a skip op is in no batch"),
+        (lambda d: _first(d, "update").pop("batch"), "]: no batch"),
+        (lambda d: _first(d, "update")["link"].__setitem__(0, "Widget"), "link: not [object"),
+        (lambda d: d["inbound"][0].update(op="zap"), "inbound[0].op: not a kind of CRM fact"),
+        (lambda d: d["inbound"][0].update(object="Widget"), "inbound[0].object: not lead or"),
+        (
+            lambda d: d["cursors_to"].update(Widget=d["cursors_to"]["Lead"]),
+            "cursors_to.Widget: not an object the sync reads",
+        ),
+        (lambda d: d["config"].update(batch=0), "config.batch: not 1 or more: 0"),
     ],
 )
 def test_a_plan_of_another_shape_is_refused_before_any_write(

@@ -6,11 +6,14 @@ plan damaged before its id was computed) could still hold a value of another sha
 than `mrules sync plan` writes; read as such halfway through an apply it was an
 internal error after some of the CRM writes were made. `plan_problem` walks the plan
 first (its ops and facts as they stream from disk) and names the first value the
-applier could not read.
+applier could not read, or that `sync plan` never writes: a count below 0 (stored, it
+made the sync file unreadable), an op, fact or object of a kind it does not make, a
+batch out of range (each was skipped without a word).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -50,6 +53,47 @@ _RECORDS: Final = {
 }
 _SCALAR: Final = (str, int, float, type(None))
 _LINKING: Final = ("delete", "convert", "link", "undelete", "new prospect", "merge")
+# What `sync plan` writes: the kinds of facts read from the CRM and of ops, the records a
+# prospect links to, the objects whose changes it reads (cursors).
+_INBOUND_OPS: Final = (*_LINKING, "owner", "opportunity won", "opportunity lost")
+_OPS: Final = (
+    "create",
+    "link",
+    "update",
+    "pull",
+    "base",
+    "hold",
+    "skip",
+    "wait",
+    "campaign_member",
+    "task",
+)
+_BATCHED: Final = ("create", "link", "update", "campaign_member", "task")
+"""The ops that write, each in a batch; the others have none."""
+_ON_A_RECORD: Final = ("create", "link", "update", "pull", "base")
+"""The ops that name the record's object."""
+_OBJECTS: Final = ("lead", "contact")
+_CURSORS: Final = (
+    "Lead",
+    "Contact",
+    "Account",
+    "Campaign",
+    "CampaignMember",
+    "Opportunity",
+    "OpportunityContactRole",
+)
+_MAX_COUNT: Final = 2**53
+"""The largest count the sync file keeps (`sync status` reads it back)."""
+_SUMMARY_COUNTS: Final = (
+    "records",
+    "this_cycle",
+    "waiting",
+    "with_records",
+    "cycles_to_clear",
+    "inbound_facts",
+    "expected_errors",
+    "held_errors",
+)
 
 
 class _Bad(Exception):
@@ -69,6 +113,26 @@ def _whole(value: Any, where: str) -> None:
     _need(isinstance(value, int) and not isinstance(value, bool), where, "not a whole number")
 
 
+def _shown(value: Any) -> str:
+    """A value as the plan's JSON has it, cut short (ASCII: no control character)."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _count(value: Any, where: str) -> None:
+    _whole(value, where)
+    _need(
+        0 <= value <= _MAX_COUNT,
+        where,
+        f"not a count (a whole number from 0 to 2^53): {_shown(value)}",
+    )
+
+
+def _one_of(value: Any, known: tuple[str, ...], where: str, what: str) -> None:
+    _text(value, where)
+    _need(value in known, where, f"not {what}: {_shown(value)}")
+
+
 def _mapping(value: Any, where: str) -> None:
     _need(isinstance(value, Mapping), where, "not a JSON object")
 
@@ -85,26 +149,39 @@ def _items(value: Any, where: str) -> Iterable[Any]:
 def _inbound(i: Any, where: str) -> None:
     _mapping(i, where)
     _text(i.get("prospect"), f"{where}.prospect")
-    _text(i.get("op"), f"{where}.op")
+    _one_of(i.get("op"), _INBOUND_OPS, f"{where}.op", "a kind of CRM fact a plan reads")
     for key in ("create_event", "event"):
         if key in i:
             _mapping(i[key], f"{where}.{key}")
+    if i["op"] in _LINKING or "object" in i:
+        _one_of(i.get("object"), _OBJECTS, f"{where}.object", "lead or contact")
     if i["op"] in _LINKING:
-        _text(i.get("object"), f"{where}.object")
         _text(i.get("crm_id"), f"{where}.crm_id")
     if "base" in i:
         _mapping(i["base"], f"{where}.base")
 
 
-def _op(o: Any, where: str) -> None:
+def _op(o: Any, where: str, last_batch: int) -> None:
+    """One op; `last_batch` is the highest batch it can be in (its place in the plan over
+    the batch size: `sync plan` numbers the writes in order)."""
     _mapping(o, where)
     _text(o.get("prospect"), f"{where}.prospect")
-    _text(o.get("op"), f"{where}.op")
+    _one_of(o.get("op"), _OPS, f"{where}.op", "an op sync plan writes")
+    if o["op"] in _BATCHED:
+        _need("batch" in o, where, "no batch")
     if "batch" in o:
+        _need(o["op"] in _BATCHED, f"{where}.batch", f"a {o['op']} op is in no batch")
         _whole(o["batch"], f"{where}.batch")
+        _need(
+            0 <= o["batch"] <= last_batch,
+            f"{where}.batch",
+            f"out of range (0 to {last_batch} here): {_shown(o['batch'])}",
+        )
+    if o["op"] in _ON_A_RECORD or "object" in o:
+        _one_of(o.get("object"), _OBJECTS, f"{where}.object", "lead or contact")
     if "seqs" in o:
         for n, seq in enumerate(_items(o["seqs"], f"{where}.seqs")):
-            _whole(seq, f"{where}.seqs[{n}]")
+            _count(seq, f"{where}.seqs[{n}]")
     if "work" in o:
         for n, kind in enumerate(_items(o["work"], f"{where}.work")):
             _text(kind, f"{where}.work[{n}]")
@@ -116,8 +193,6 @@ def _op(o: Any, where: str) -> None:
         for field, value in o["values"].items():
             _need(isinstance(value, _SCALAR), f"{where}.values.{field}", "not a plain value")
     op = o["op"]
-    if op in ("create", "link"):
-        _text(o.get("object"), f"{where}.object")
     if op == "create":
         for n, f in enumerate(_items(o.get("fields", ()), f"{where}.fields")):
             _mapping(f, f"{where}.fields[{n}]")
@@ -127,9 +202,12 @@ def _op(o: Any, where: str) -> None:
     if "base_after" in o:
         link = o.get("link")
         _need(
-            isinstance(link, list) and len(link) == 2 and all(isinstance(x, str) for x in link),
+            isinstance(link, list)
+            and len(link) == 2
+            and link[0] in _OBJECTS
+            and isinstance(link[1], str),
             f"{where}.link",
-            "not [object, CRM id]",
+            "not [object, CRM id] (the object lead or contact)",
         )
         _mapping(o["base_after"], f"{where}.base_after")
         _mapping(o.get("times_after"), f"{where}.times_after")
@@ -147,30 +225,45 @@ def _op(o: Any, where: str) -> None:
             _whole(payload["due_days"], f"{where}.payload.due_days")
 
 
-def _check(plan: Mapping[str, Any]) -> None:
-    for key in ("retry_mark", "work_seq", "api_calls"):
-        if key in plan:
-            _whole(plan[key], key)
-    for key in ("sent", "dirty"):
-        for n, value in enumerate(_items(plan.get(key, ()), key)):
-            _text(value, f"{key}[{n}]")
-    if "summary" in plan:
-        _mapping(plan["summary"], "summary")
-    cursors = plan.get("cursors_to", {})
-    _mapping(cursors, "cursors_to")
+def _cursors(cursors: Any, key: str) -> None:
+    _mapping(cursors, key)
     for sobject, c in cursors.items():
+        _need(sobject in _CURSORS, f"{key}.{sobject}", "not an object the sync reads")
         if c:
-            where = f"cursors_to.{sobject}"
+            where = f"{key}.{sobject}"
             _need(isinstance(c, list) and len(c) == 2, where, "not [time, id]")
             _text(c[1], where)
             try:
                 parse_datetime(c[0])
             except (TypeError, ValueError, AttributeError):
                 raise _Bad(f"{where}: not [time, id]") from None
+
+
+def _check(plan: Mapping[str, Any]) -> None:
+    for key in ("generation", "store_seq", "retry_mark", "work_seq", "api_calls"):
+        if key in plan:
+            _count(plan[key], key)
+    config: Any = plan.get("config")
+    _mapping(config, "config")
+    size = config.get("batch")
+    _whole(size, "config.batch")
+    _need(size >= 1, "config.batch", f"not 1 or more: {_shown(size)}")
+    for key in ("sent", "dirty"):
+        for n, value in enumerate(_items(plan.get(key, ()), key)):
+            _text(value, f"{key}[{n}]")
+    if "summary" in plan:
+        summary = plan["summary"]
+        _mapping(summary, "summary")
+        for key in _SUMMARY_COUNTS:
+            if key in summary:
+                _count(summary[key], f"summary.{key}")
+    for key in ("cursors_from", "cursors_to"):
+        if key in plan or key == "cursors_to":
+            _cursors(plan.get(key, {}), key)
     for n, i in enumerate(_items(plan.get("inbound", ()), "inbound")):
         _inbound(i, f"inbound[{n}]")
     for n, o in enumerate(_items(plan.get("ops", ()), "ops")):
-        _op(o, f"ops[{n}]")
+        _op(o, f"ops[{n}]", n // size)
     for part, (keys, flags) in _RECORDS.items():
         for n, r in enumerate(_items(plan.get(part, ()), part)):
             where = f"{part}[{n}]"
@@ -184,8 +277,9 @@ def _check(plan: Mapping[str, Any]) -> None:
 
 
 def plan_problem(plan: Mapping[str, Any]) -> str | None:
-    """The first value of `plan` the applier could not read, as `ops[3].seqs: not a
-    list`; None when every value it reads has the shape `mrules sync plan` writes."""
+    """The first value of `plan` the applier could not read, or that `mrules sync plan`
+    never writes, as `ops[3].seqs: not a list`; None when every value it reads is one
+    `sync plan` could have written."""
     try:
         _check(plan)
     except _Bad as e:
