@@ -1,11 +1,14 @@
 """`mrules crm load` given what is not an export file (a device, a named pipe), the same
-file twice, and a CRM file that is a folder."""
+file twice, a CRM file that is a folder, and one that cannot be made."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,64 @@ def test_crm_option_a_folder_is_a_usage_error(tmp_path: Path, command: list[str]
     r = mrules("crm", *command, "--crm", tmp_path)
     assert r.exit_code == 2, r.output
     assert r.stderr == f"mrules: error: {tmp_path}: is a folder, not a CRM file\n"
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Iterator[Path]:
+    """A folder the user cannot write: mode 555, or for root (whom modes do not stop) a
+    read-only bind mount; skipped where neither can be made."""
+    folder, ro = tmp_path / "data", tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    ro.mkdir()
+    if subprocess.run(["mount", "--bind", str(folder), str(ro)], capture_output=True).returncode:
+        pytest.skip("needs a read-only bind mount (mount --bind failed)")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        yield ro
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_load_into_an_unwritable_folder_is_exit_4(unwritable: Path) -> None:
+    """docs/exit-codes.md: a CRM file that cannot be written is exit 4, as `run`'s store
+    is (it was exit 2, `cannot open the CRM file: unable to open database file`)."""
+    r = mrules("crm", "load", SEED, "--store", unwritable / "x.db")
+    assert r.exit_code == 4, r.output
+    assert r.stderr == (
+        f"mrules: error: {unwritable / 'x.crm.db'}: cannot create the CRM file: unable to"
+        f" open database file; its folder {unwritable} is read-only or not writable: make"
+        " it writable, or give a path in another folder\n"
+    )
+    assert not (unwritable / "x.crm.db").exists()
+
+
+def test_a_crm_file_sqlite_cannot_make_is_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same where the folder looks writable but SQLite cannot make the file."""
+    import mrules.crm.emulator as emulator
+
+    def cannot(*_: object, **__: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(emulator.sqlite3, "connect", cannot)
+    r = mrules("crm", "load", SEED, "--crm", tmp_path / "c.crm.db")
+    assert r.exit_code == 4, r.output
+    assert "c.crm.db: cannot create the CRM file: unable to open database file" in r.stderr
+    assert "internal error" not in r.output
+
+
+def test_a_missing_crm_file_or_folder_is_still_exit_2(tmp_path: Path) -> None:
+    r = mrules("crm", "export", "--crm", tmp_path / "none.crm.db")
+    assert r.exit_code == 2, r.output
+    assert "no such CRM file" in r.stderr
+    r = mrules("crm", "load", SEED, "--store", tmp_path / "nodir" / "x.db")
+    assert r.exit_code == 2, r.output
+    assert "does not exist; create it first" in r.stderr

@@ -26,7 +26,7 @@ from mrules.cli.common import (
     fail,
 )
 from mrules.crm.changes import apply_changes, read_changes
-from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
+from mrules.crm.emulator import CrmFileError, CrmPathError, EmulatedCrm, default_crm_path
 from mrules.crm.errors import CrmCallError
 from mrules.crm.files import (
     CrmInputError,
@@ -91,9 +91,11 @@ def _open(
         crm = EmulatedCrm.open(path, create=create, org=org)
     except SchemaError as e:
         fail(f"org.json: {e}")
-    except CrmFileError as e:
+    except CrmPathError as e:
         # missing, or a folder (NAME.crm.db made a folder): the command must be fixed
-        fail(str(e), EXIT_USAGE if not path.exists() or path.is_dir() else EXIT_STORE)
+        fail(str(e), EXIT_USAGE)
+    except CrmFileError as e:  # not a CRM, damaged, or it cannot be made (a read-only folder)
+        fail(str(e), EXIT_STORE)
     try:
         yield crm
     except UNREADABLE as e:  # disk full, read-only, locked too long, damaged

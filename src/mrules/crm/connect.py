@@ -46,7 +46,7 @@ def open_crm(
     create: bool = False,
 ) -> Any:
     """The CRM port `spec` names (see the module's text); CrmConnectError when it cannot."""
-    from mrules.crm.emulator import CrmFileError, EmulatedCrm, default_crm_path
+    from mrules.crm.emulator import CrmFileError, CrmPathError, EmulatedCrm, default_crm_path
 
     kind = crm_kind(spec, environ)
     if kind == "salesforce":
@@ -54,8 +54,10 @@ def open_crm(
     path = default_crm_path(store_path) if kind == "local" else Path(kind)
     try:
         return EmulatedCrm.open(path, create=create)
-    except CrmFileError as e:  # missing, or a folder: the command must be fixed (exit 2)
-        raise CrmConnectError(str(e), 2 if not path.exists() or path.is_dir() else 4) from e
+    except CrmPathError as e:  # missing, or a folder: the command must be fixed (exit 2)
+        raise CrmConnectError(str(e), 2) from e
+    except CrmFileError as e:  # the file failed: not a CRM, damaged, cannot be made
+        raise CrmConnectError(str(e), 4) from e
 
 
 def _salesforce(environ: Mapping[str, str] | None) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,14 @@ from mrules.loader import printable_path
 from mrules.sqlitefiles import UNREADABLE, unreadable_reason
 from mrules.storeapi import StoreError
 
-__all__ = ["RECYCLE_DAYS", "CrmFileError", "EmulatedCrm", "LoadIssue", "default_crm_path"]
+__all__ = [
+    "RECYCLE_DAYS",
+    "CrmFileError",
+    "CrmPathError",
+    "EmulatedCrm",
+    "LoadIssue",
+    "default_crm_path",
+]
 
 RECYCLE_DAYS = 15
 """Days a deleted record stays in the recycle bin before it is purged."""
@@ -99,6 +107,12 @@ _FORMAT = "mrules-crm 1"
 class CrmFileError(StoreError):
     """The CRM file cannot be used: not an mrules CRM, damaged, or unreadable. A
     StoreError: where no command says otherwise, exit 4 with the message."""
+
+
+class CrmPathError(CrmFileError):
+    """The path names no CRM file to use (none there and none to be made, or a folder):
+    the command must be fixed (exit 2). A file that cannot be made where a CRM is to be
+    created (its folder read-only) is a CrmFileError: the file failed (exit 4)."""
 
 
 _DAMAGE = (ValueError, TypeError, AttributeError, KeyError, OverflowError)
@@ -221,6 +235,18 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> str:
     return _FORMAT
 
 
+def _cannot_create(path: Path, e: BaseException) -> str:
+    """Why a new CRM file could not be made, and what to do."""
+    why = f"{path}: cannot create the CRM file: {unreadable_reason(e)}"
+    folder = path.parent
+    if not os.access(folder, os.W_OK):  # read-only, or not the user's to write
+        return (
+            f"{why}; its folder {folder} is read-only or not writable: make it writable,"
+            " or give a path in another folder"
+        )
+    return f"{why}; check that its folder can be written, then run the same command again"
+
+
 class EmulatedCrm:
     """The local CRM; see the module docstring and docs/crm.md."""
 
@@ -256,16 +282,18 @@ class EmulatedCrm:
         """
         p = Path(path)
         if p.is_dir():
-            raise CrmFileError(f"{p}: is a folder, not a CRM file")
+            raise CrmPathError(f"{p}: is a folder, not a CRM file")
         exists = p.exists()
         if not exists and not create:
-            raise CrmFileError(f"{p}: no such CRM file (create one with `mrules crm load`)")
+            raise CrmPathError(f"{p}: no such CRM file (create one with `mrules crm load`)")
         schema = Schema.from_org(org) if org is not None else None  # before any write
         if exists:
             _refuse_empty(p)
         try:
             conn = sqlite3.connect(p, isolation_level=None, timeout=30)
         except sqlite3.Error as e:
+            if not exists:
+                raise CrmFileError(_cannot_create(p, e)) from e
             raise CrmFileError(f"{p}: cannot open the CRM file: {e}") from e
         try:
             fmt = _crm_format(conn, p) if exists else None  # reads only
@@ -277,6 +305,8 @@ class EmulatedCrm:
             crm = cls(conn, p, schema)
         except UNREADABLE as e:
             conn.close()
+            if not exists:
+                raise CrmFileError(_cannot_create(p, e)) from e
             raise CrmFileError(f"{p}: cannot use the CRM file: {unreadable_reason(e)}") from e
         except BaseException:
             conn.close()
