@@ -143,3 +143,50 @@ def test_a_missing_crm_file_or_folder_is_still_exit_2(tmp_path: Path) -> None:
     r = mrules("crm", "load", SEED, "--store", tmp_path / "nodir" / "x.db")
     assert r.exit_code == 2, r.output
     assert "does not exist; create it first" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        ("Id,LastName,LastName,Company", 'the field "LastName" twice, in columns 2 and 3'),
+        (
+            "Id,LastName,Company,lastname",
+            'the field "LastName" twice, in columns 2 and 4 (as "LastName" and "lastname")',
+        ),
+    ],
+)
+def test_a_csv_header_naming_a_field_twice_is_refused(
+    tmp_path: Path, header: str, said: str
+) -> None:
+    """docs/crm.md: a CSV whose header names a field twice loads none of its rows (every
+    value of that field would be a guess: the last one was kept), and the other files load;
+    exit 3, as for other refused rows."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "Lead.csv").write_text(f"{header}\nd1,A,B,Acme\n", "utf-8")
+    (folder / "Contact.jsonl").write_text('{"LastName": "Kept"}\n', "utf-8")
+    crm = tmp_path / "c.crm.db"
+    r = mrules("crm", "load", folder, "--crm", crm)
+    assert r.exit_code == 3, r.output
+    assert f"{folder / 'Lead.csv'}:1: the header names {said}: none of this file's rows" in r.stderr
+    assert "loaded 1 Contact" in r.stdout
+    assert _leads(crm) == []
+
+
+def test_a_jsonl_row_giving_a_field_twice_is_refused(tmp_path: Path) -> None:
+    leads = tmp_path / "Lead.jsonl"
+    leads.write_text(
+        '{"Id": "d1", "LastName": "A", "LastName": "B", "Company": "Acme"}\n'
+        '{"Id": "d2", "LastName": "A", "lastname": "B", "Company": "Acme"}\n'
+        '{"Id": "d3", "LastName": "A", "Company": "Acme"}\n',
+        "utf-8",
+    )
+    crm = tmp_path / "c.crm.db"
+    r = mrules("crm", "load", leads, "--crm", crm)
+    assert r.exit_code == 3, r.output
+    assert f'{leads}:1: the field "LastName" is given twice: the row is refused' in r.stderr
+    assert (
+        f'{leads}:2: the field "LastName" is given twice (as "LastName" and "lastname"):'
+        " the row is refused" in r.stderr
+    )
+    assert [lead["LastName"] for lead in _leads(crm)] == ["A"]  # d3 only

@@ -163,17 +163,44 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, object_pairs_hook=_no_key_twice)
+            except _KeyTwice as e:
+                issues.append(FileIssue(str(path), n, f"{e}: the row is refused"))
+                continue
             except json.JSONDecodeError as e:
                 issues.append(FileIssue(str(path), n, f"not JSON: {e.msg} (column {e.colno})"))
                 continue
             if not isinstance(row, dict):
                 issues.append(FileIssue(str(path), n, "a line holds one JSON object"))
                 continue
+            twice = _field_twice(list(row))
+            if twice is not None:
+                was, name, _, _ = twice
+                issues.append(
+                    FileIssue(
+                        str(path),
+                        n,
+                        f"the field {json.dumps(was)} is given twice{_spellings(was, name)}:"
+                        " the row is refused",
+                    )
+                )
+                continue
             yield n, row
         return
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
+        twice = _field_twice(list(reader.fieldnames or ()))
+        if twice is not None:  # every row's value of that field would be a guess
+            was, name, a, b = twice
+            issues.append(
+                FileIssue(
+                    str(path),
+                    reader.line_num,
+                    f"the header names the field {json.dumps(was)} twice, in columns {a} and"
+                    f" {b}{_spellings(was, name)}: none of this file's rows is loaded",
+                )
+            )
+            return
         for row in reader:
             n = reader.line_num
             if None in row:
@@ -185,6 +212,43 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
             yield n, {k: (v if v != "" else None) for k, v in row.items() if k}
     except csv.Error as e:
         issues.append(FileIssue(str(path), reader.line_num, f"bad CSV: {e}"))
+
+
+class _KeyTwice(ValueError):
+    """A JSON object of a line names one key twice."""
+
+
+def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a key twice (`json` keeps the last value)."""
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise _KeyTwice(f"the field {json.dumps(key)} is given twice")
+            seen.add(key)
+    return row
+
+
+def _field_twice(names: list[str]) -> tuple[str, str, int, int] | None:
+    """The first field `names` gives twice, as field names match (in any case): its two
+    spellings and places (from 1); None when each is given once. Empty CSV header cells
+    are no field."""
+    first: dict[str, int] = {}
+    for n, name in enumerate(names, 1):
+        if not name:
+            continue
+        key = name.lower()
+        if key in first:
+            return names[first[key] - 1], name, first[key], n
+        first[key] = n
+    return None
+
+
+def _spellings(was: str, name: str) -> str:
+    """The two spellings of a field given twice, when they differ (field names match in
+    any case)."""
+    return "" if was == name else f" (as {json.dumps(was)} and {json.dumps(name)})"
 
 
 def load_files(crm: EmulatedCrm, files: list[tuple[str, Path]]) -> LoadReport:
