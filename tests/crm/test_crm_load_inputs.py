@@ -190,3 +190,26 @@ def test_a_jsonl_row_giving_a_field_twice_is_refused(tmp_path: Path) -> None:
         " the row is refused" in r.stderr
     )
     assert [lead["LastName"] for lead in _leads(crm)] == ["A"]  # d3 only
+
+
+def test_two_files_of_one_object_are_refused_before_anything_loads(tmp_path: Path) -> None:
+    """docs/crm.md: one file per object. `Lead.csv` and `lead.jsonl` with the same Id
+    printed `loaded 2 Lead` and kept one record, exit 0: which file's values were kept
+    was a matter of load order. Now exit 2 naming both, and no CRM file is made."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "Lead.csv").write_text("Id,LastName,Company\nd1,A,Acme\n", "utf-8")
+    (folder / "lead.jsonl").write_text('{"Id": "d1", "LastName": "B", "Company": "Acme"}\n')
+    (folder / "Contact.jsonl").write_text('{"LastName": "C"}\n', "utf-8")
+    for args in ([folder], [folder / "Contact.jsonl", folder / "Lead.csv", folder / "lead.jsonl"]):
+        r = mrules("crm", "load", *args, "--store", tmp_path / "s.db")
+        assert r.exit_code == 2, r.output
+        assert r.stderr == (
+            f"mrules: error: {folder / 'Lead.csv'} and {folder / 'lead.jsonl'} are both files"
+            " of the object Lead: give one file per object (merge them, or load them one at"
+            " a time)\n"
+        )
+        assert not (tmp_path / "s.crm.db").exists()
+    # Either one alone loads; the same file named twice is still loaded once.
+    r = mrules("crm", "load", folder / "Lead.csv", folder / "Lead.csv", "--crm", tmp_path / "c.db")
+    assert r.exit_code == 0 and "loaded 1 Lead" in r.stdout, r.output

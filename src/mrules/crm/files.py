@@ -51,6 +51,7 @@ LOAD_ORDER = (
     "Task",
 )
 _SUFFIXES = (".jsonl", ".csv")
+_NAMES = {name.lower(): name for name in LOAD_ORDER}
 
 
 class CrmInputError(Exception):
@@ -90,11 +91,14 @@ def find_files(
 
     A file given twice (the same path, another spelling of it, or a file and its folder)
     is taken once: loading rows without an Id twice would create their records twice.
-    Those found again are added to `again`, for the caller to say so.
+    Those found again are added to `again`, for the caller to say so. Two files for one
+    object (`Lead.csv` and `lead.jsonl`) are a CrmInputError naming both: one file per
+    object, or which one's rows win is a matter of load order.
     """
     org: Path | None = None
     found: list[tuple[str, Path]] = []
     seen: set[object] = set()
+    objects: dict[str, Path] = {}  # an object's name in lower case -> its file
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -113,6 +117,13 @@ def find_files(
             if entry.name == "org.json":
                 org = entry
             elif entry.suffix.lower() in _SUFFIXES:
+                first = objects.setdefault(entry.stem.lower(), entry)
+                if first != entry:
+                    name = _NAMES.get(entry.stem.lower(), entry.stem)
+                    raise CrmInputError(
+                        f"{first} and {entry} are both files of the object {name}: give one"
+                        " file per object (merge them, or load them one at a time)"
+                    )
                 found.append((entry.stem, entry))
             elif p.is_file():
                 raise CrmInputError(f"{entry}: a CRM file ends in .jsonl or .csv (or is org.json)")
