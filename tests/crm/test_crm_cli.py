@@ -283,3 +283,16 @@ def test_a_failing_crm_file(store: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     result = mrules("crm", "load", SEED, "--store", store)
     assert result.exit_code == 4
     assert "the CRM file failed: database or disk is full" in result.stderr
+
+
+def test_an_earlier_until_counts_the_changes_applied_before(store: Path) -> None:
+    """`applied before` is what an earlier run did, whatever its time: after all 9
+    changes were applied, an earlier `--until` said `0 applied before, 9 still to come`."""
+    loaded(store)
+    done = mrules("crm", "apply-changes", CHANGES, "--store", store)
+    assert "9 applied, 0 refused, 0 applied before, 0 still to come" in done.stderr
+    early = mrules(
+        "crm", "apply-changes", CHANGES, "--store", store, "--until", "2026-11-03T00:00:00Z"
+    )
+    assert early.exit_code == 0, early.output
+    assert "0 applied, 0 refused, 9 applied before, 0 still to come" in early.stderr

@@ -119,14 +119,18 @@ def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
 def apply_changes(
     crm: EmulatedCrm, changes: Sequence[Change], until: dt.datetime | None = None
 ) -> ApplyReport:
-    """Apply the changes due by `until` (all when None) that were not applied before."""
+    """Apply the changes due by `until` (all when None) that were not applied before.
+
+    The report counts the changes applied before (or refused before: not tried again)
+    whatever their time, and those still to come: after `until`, and not applied yet.
+    """
     report = ApplyReport()
     for change in changes:
+        if crm.change_applied(change.key):  # before the time: done is done, due or not
+            report.already += 1
+            continue
         if until is not None and change.at > until:
             report.pending += 1
-            continue
-        if crm.change_applied(change.key):
-            report.already += 1
             continue
         crm.set_clock(change.at)
         try:
