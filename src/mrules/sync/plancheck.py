@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from mrules.crm.model import parse_datetime
+from mrules.sync.plan import WRITES
 
 __all__ = ["plan_problem"]
 
@@ -68,7 +69,7 @@ _OPS: Final = (
     "campaign_member",
     "task",
 )
-_BATCHED: Final = ("create", "link", "update", "campaign_member", "task")
+_BATCHED: Final = WRITES
 """The ops that write, each in a batch; the others have none."""
 _ON_A_RECORD: Final = ("create", "link", "update", "pull", "base")
 """The ops that name the record's object."""
