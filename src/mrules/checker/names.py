@@ -27,7 +27,7 @@ from mrules.checker.visit import nodes_of
 from mrules.diagnostics import Diagnostic, Related
 from mrules.symbols import Symbols
 
-__all__ = ["check_duplicates", "check_references"]
+__all__ = ["USES_NAMES", "check_duplicates", "check_references"]
 
 
 def check_duplicates(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
@@ -58,7 +58,7 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_USES_NAMES = frozenset(
+USES_NAMES = frozenset(  # the node kinds that name something (the language server uses it too)
     {
         "field_test",
         "set_field",
@@ -88,7 +88,7 @@ _USES_NAMES = frozenset(
         "send_autoresponder",
     }
 )
-_USES_NAMES_ORDER = tuple(sorted(_USES_NAMES))
+USES_NAMES_ORDER = tuple(sorted(USES_NAMES))
 
 
 class _Resolver:
@@ -172,7 +172,7 @@ class _Resolver:
         )
 
     def node(self, node: ast.Node, path: str) -> Iterator[Diagnostic]:
-        if node.kind not in _USES_NAMES:  # most nodes: a cheap exit before the match
+        if node.kind not in USES_NAMES:  # most nodes: a cheap exit before the match
             return
         sym = self.sym
         match node:
@@ -287,7 +287,7 @@ class _Resolver:
 def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR102-MR115: every name used resolves to a declaration of the right kind."""
     resolver = _Resolver(sym)
-    for path, node in nodes_of(program, _USES_NAMES_ORDER):
+    for path, node in nodes_of(program, USES_NAMES_ORDER):
         yield from resolver.node(node, path)
 
 

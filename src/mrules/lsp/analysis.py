@@ -22,6 +22,7 @@ from lark.exceptions import LarkError
 
 from mrules import ast, symbols
 from mrules.checker import check_loaded
+from mrules.checker.names import USES_NAMES
 from mrules.checker.visit import nodes
 from mrules.config import Config
 from mrules.diagnostics import Diagnostic
@@ -163,36 +164,6 @@ def _uses(node: ast.Node) -> Iterable[tuple[str, ast.Name]]:
             return
 
 
-_USES_NAMES = frozenset(
-    {
-        "field_test",
-        "set_field",
-        "increment_field",
-        "sync_map",
-        "in_list",
-        "add_to_list",
-        "remove_from_list",
-        "tagged",
-        "add_tag",
-        "remove_tag",
-        "assigned",
-        "assign",
-        "notify_user",
-        "create_crm_task",
-        "group_decl",
-        "campaign_is",
-        "change_source_campaign",
-        "add_to_crm_campaign",
-        "profile_is",
-        "change_profile",
-        "mark_profile_criterion",
-        "category_score_compare",
-        "adjust_category_score",
-        "trigger",
-        "activity",
-        "send_autoresponder",
-    }
-)
 _NAMESPACE_OF_TABLE = {
     "users": "user",
     "groups": "group",
@@ -240,7 +211,7 @@ def _index(result: LoadResult, sym: symbols.Symbols) -> tuple[dict, dict]:
         ns = _NAMESPACE_OF_DUPLICATE.get(namespace, namespace)
         add(ns, later.name.text, later.path, later.name, True)
     for path, node in nodes(result.program):
-        if node.kind in _USES_NAMES:
+        if node.kind in USES_NAMES:
             for namespace, name in _uses(node):
                 add(namespace, name.text, path, name, False)
     by_key: dict[tuple[str, str], list[NameRef]] = defaultdict(list)
