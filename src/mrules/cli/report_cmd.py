@@ -12,6 +12,7 @@ import orjson
 from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_USAGE, fail
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
+from mrules.cli.state_cmd import stdout_or_exit
 from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "report"]
@@ -35,8 +36,9 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
     from mrules.reports.render import csv_text, tables
 
     if fmt == "json":
-        sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.flush()
+        out = stdout_or_exit()
+        out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+        out.flush()
         return
     if fmt == "csv":
         sys.stdout.write(csv_text(data))
@@ -63,6 +65,7 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
         fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
     if store_path == ":memory:":
         fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
+    stdout_or_exit()  # a closed standard output (`>&-`) is exit 4 before any work, not exit 70
     try:
         data = build()
     except ReportError as e:

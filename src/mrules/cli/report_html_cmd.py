@@ -19,6 +19,7 @@ from mrules.cli.common import (
     refuse_output_over_inputs,
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
+from mrules.cli.state_cmd import stdout_or_exit
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.storeapi import is_postgres_url
@@ -163,6 +164,8 @@ def html(
             inputs.append((f"the --replay-diff file {replay_diff}", replay_diff))
         inputs += [(f"a rule file of --rules {r}", r) for r in rules]
         refuse_output_over_inputs("OUT", out, inputs)
+        if out == "-":  # a closed standard output (`>&-`): exit 4 before any work, not exit 70
+            stdout_or_exit()
         # After the check above: a diff file given as OUT is named as such, not as bad JSON.
         diff = _read_diff(replay_diff) if replay_diff is not None else None
         rule_paths: Any = list(rules) or None
@@ -196,8 +199,9 @@ def html(
         text = page.page(data)
         size = len(text.encode()) / 1e6
         if out == "-":  # standard output, as every command's `-` (it wrote a file named -)
-            sys.stdout.buffer.write(text.encode())
-            sys.stdout.flush()
+            stdout = stdout_or_exit()
+            stdout.write(text.encode())
+            stdout.flush()
             click.echo(f"wrote the page to standard output ({size:.1f} MB)", err=True)
             return
         try:
@@ -205,4 +209,5 @@ def html(
         except OSError as e:
             raise OutputError(f"cannot write {printable_path(out)}: {e.strerror or e}") from e
         click.echo(f"wrote {printable_path(out)} ({size:.1f} MB): open it in a browser", err=True)
-        sys.stdout.flush()
+        if sys.stdout is not None:  # closed (`>&-`): the page is written, nothing else is due
+            sys.stdout.flush()
