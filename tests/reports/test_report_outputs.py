@@ -4,6 +4,7 @@ pipe whose reader has gone (`| head -1`). docs/exit-codes.md: exit 4 and one
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 MRULES = [sys.executable, "-m", "mrules"]
+BROKEN = "mrules: error: the output was closed before everything was written (broken pipe)\n"
 CLOSED = "mrules: error: standard output is closed: nothing can be written; give it a file"
 
 
@@ -52,3 +54,25 @@ def test_html_into_a_file_needs_no_standard_output(store: str, tmp_path: Path) -
     assert res.returncode == 0, res.stderr
     assert res.stderr.startswith(f"wrote {out} ("), res.stderr
     assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+@pytest.mark.parametrize("report", ["funnel", "campaigns", "rules", "scores"])
+def test_a_pipe_whose_reader_is_gone_is_exit_4(store: str, report: str, fmt: str) -> None:
+    """`mrules report funnel | head -1` exited 1 with no word: rich met the broken pipe
+    and ended the program itself (exit 1 is "the rules have errors"). Every format is
+    exit 4 with one line, as `state export` is."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        res = subprocess.run(
+            [*MRULES, "report", report, "--store", store, "--format", fmt],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+    finally:
+        os.close(write)
+    assert (res.returncode, res.stderr) == (4, BROKEN)

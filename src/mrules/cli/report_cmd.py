@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -46,8 +48,14 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
         return
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """Rich's own answer to a reader gone (`| head -1`) is a silent exit 1: raise
+            the error instead, for `failures()` to make it exit 4 with its message."""
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
     # A pipe or a file gets the whole width a table needs (rich would wrap at 80).
-    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     for t in tables(data):
         console.print(t)
     if data.get("sync") is False and data["report"] in ("funnel", "campaigns", "rules"):
