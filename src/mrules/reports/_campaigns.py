@@ -154,7 +154,9 @@ def campaign_report(
             }
         return found
 
-    for name, cost in q("SELECT name, cost FROM cname ORDER BY name"):
+    # CRM campaigns of one name are one row (Salesforce allows the name twice): their
+    # costs add up, as their members and credits do (the last one's cost alone was kept).
+    for name, cost in q("SELECT name, sum(cost) FROM cname GROUP BY name ORDER BY name"):
         r = row(name)
         if cost is not None:
             r["cost"], r["cost_source"] = float(cost), "crm"

@@ -1,0 +1,40 @@
+"""`mrules report campaigns` on CRM campaigns that share a name: one row, as
+docs/reports.md says, whose cost is what they cost together."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from conftest import EXAMPLE, mrules
+
+
+def test_crm_campaigns_of_one_name_add_their_costs(tmp_path: Path) -> None:
+    """Two CRM campaigns named "Webinar Cloud Security" (1,500 and 2,500) made one row
+    that cost 2,500: the second's cost replaced the first's, the total cost and the ROI
+    left 1,500 out."""
+    crm = tmp_path / "crm"
+    shutil.copytree(EXAMPLE / "crm", crm)
+    with (crm / "Campaign.csv").open("a") as f:
+        f.write(
+            "camp-webinar2,Webinar Cloud Security,Webinar,Completed,true,2026-10-10,"
+            "2026-10-10,2000,2500,20000,leung-user\n"
+        )
+    store = tmp_path / "g.db"
+    for args in (
+        ("crm", "load", crm, "--store", store),
+        ("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", store),
+        ("sync", "run", "--rules", EXAMPLE / "rules", "--store", store,
+         "--until", "2026-12-21T00:00:00Z"),
+    ):  # fmt: skip
+        r = mrules(*args)
+        assert r.exit_code == 0, r.output
+    r = mrules("report", "campaigns", "--store", store, "--format", "json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    rows = [c for c in report["campaigns"] if c["campaign"] == "Webinar Cloud Security"]
+    assert len(rows) == 1
+    assert (rows[0]["cost"], rows[0]["cost_source"]) == (4000.0, "crm")
+    assert rows[0]["roi"] == round((rows[0]["won_amount"] - 4000.0) / 4000.0, 6)
+    assert report["totals"]["cost"] == 4200.0 + 1500.0 + 2500.0
