@@ -38,3 +38,16 @@ def test_crm_campaigns_of_one_name_add_their_costs(tmp_path: Path) -> None:
     assert (rows[0]["cost"], rows[0]["cost_source"]) == (4000.0, "crm")
     assert rows[0]["roi"] == round((rows[0]["won_amount"] - 4000.0) / 4000.0, 6)
     assert report["totals"]["cost"] == 4200.0 + 1500.0 + 2500.0
+
+
+def test_names_in_brackets_are_printed_as_they_are(store: str, tmp_path: Path) -> None:
+    """The tables went through rich's markup: `[emea] Webinar` printed as ` Webinar`,
+    `Spring [b]promo[/b]` lost its brackets, and a name with `[/]` was an internal
+    error (MarkupError, exit 70)."""
+    names = ("[emea] Webinar", "Spring [b]promo[/b]", "Q3 [/] launch", "Deal [link=x]")
+    rules = tmp_path / "campaigns.mr"
+    rules.write_text("".join(f'campaign "{n}" cost 100\n' for n in names))
+    r = mrules("report", "campaigns", "--store", store, "--rules", rules)
+    assert r.exit_code == 0, r.output
+    for name in names:
+        assert f"│ {name} " in r.stdout, name

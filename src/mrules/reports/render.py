@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["csv_text", "tables"]
 
@@ -43,8 +44,8 @@ def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) ->
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
-    for r in rows:
-        t.add_row(*r)
+    for r in rows:  # as Text: a name's `[emea]` or `[/]` is text, not rich markup
+        t.add_row(*(Text(cell) for cell in r))
     return t
 
 
