@@ -90,6 +90,26 @@ def test_state_export_of_a_prospect_the_store_does_not_have(example_store: Path)
     assert [orjson.loads(line)["email"] for line in r.stdout.splitlines()] == ["leung@example.com"]
 
 
+def test_state_export_says_a_missing_store_before_the_sync_file_beside_it(
+    example_store: Path, tmp_path: Path
+) -> None:
+    """`state export --store gone.db` with a damaged gone.sync.db left beside it was
+    exit 4 about the sync file (naming it twice), not exit 2 "no store at gone.db"."""
+    (tmp_path / "gone.sync.db").write_bytes(b"not a database\n")
+    r = mrules("state", "export", "--store", tmp_path / "gone.db")
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"mrules: error: no store at {tmp_path / 'gone.db'}\n"
+    assert not (tmp_path / "gone.db").exists()
+    store = tmp_path / "g.db"  # a real store with that sync file: exit 4, the file once
+    store.write_bytes(example_store.read_bytes())
+    (tmp_path / "gone.sync.db").rename(tmp_path / "g.sync.db")
+    r = mrules("state", "export", "--store", store)
+    assert r.exit_code == 4, r.output
+    sync = tmp_path / "g.sync.db"
+    assert r.stderr == f"mrules: error: {sync}: cannot use the sync file: file is not a database\n"
+    assert r.stdout == ""
+
+
 @pytest.mark.parametrize(
     "args",
     [

@@ -48,9 +48,9 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     for email in emails:
         email_or_exit("--prospect", email)
     out = stdout_or_exit()
-    synced = _synced(store_path)
-    store = open_store(store_path, readonly=True)
+    store = open_store(store_path, readonly=True)  # no store: exit 2, whatever is beside it
     try:
+        synced = _synced(store_path)
         records: Iterable[dict[str, Any]] = export_records(store, emails)  # one committed state
         if emails:  # a few, all read before any is printed: a missing one prints nothing
             records = list(records)
@@ -90,7 +90,9 @@ def _synced(store_path: str) -> Callable[[int], bool] | None:
             work_seq, queued = db.still_pending()
         finally:
             db.close()
-    except (SyncDbError, sqlite3.Error, ValueError, KeyError, TypeError) as e:
+    except SyncDbError as e:  # it names the file already
+        fail(str(e), EXIT_STORE)
+    except (sqlite3.Error, ValueError, KeyError, TypeError) as e:
         fail(f"{path}: cannot read the sync file: {e}", EXIT_STORE)
     return lambda seq: seq > work_seq or seq in queued
 
