@@ -71,6 +71,34 @@ def test_an_empty_path_is_a_usage_error(here: Path, args: list[str]) -> None:
     assert sorted(p.name for p in here.iterdir()) == before  # nothing written
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["state", "export"],
+        ["state", "outbox"],
+        ["explain", "a@x.com"],
+        ["report", "funnel"],
+        ["report", "html", "o.html"],
+        ["segment", "a.mr"],
+    ],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("store", ["", " "], ids=["empty", "blank"])
+def test_reading_commands_do_not_offer_a_store_in_memory(
+    here: Path, args: list[str], store: str
+) -> None:
+    """`mrules state export --store ""` said "give the store's file, or :memory: for a
+    run that keeps nothing", and `--store :memory:` is then refused: nothing to read."""
+    (here / "a.mr").write_text(UNFORMATTED, encoding="utf-8")
+    r = run_mrules(*args, "--store", store)
+    assert r.exit_code == 2, r.output
+    assert "give the store's file a run wrote" in r.stderr, r.stderr
+    assert ":memory:" not in r.stderr, r.stderr
+    r = run_mrules("run", "a.mr", "e.jsonl", "--store", store)  # a run can keep nothing
+    assert r.exit_code == 2, r.output
+    assert ":memory: for a run that keeps nothing" in r.stderr, r.stderr
+
+
 def test_fmt_of_an_empty_path_formats_nothing(tmp_path: Path) -> None:
     """As a user meets it: the program, in a folder of rule files."""
     (tmp_path / "a.mr").write_text(UNFORMATTED, encoding="utf-8")

@@ -140,9 +140,15 @@ EVENTS_PATH = NonEmptyPath(
 
 
 class _StorePath(click.ParamType):
-    """`--store`: a path, a URL or `:memory:`, never empty (Path("") is the folder ".")."""
+    """`--store`: a path, a URL or `:memory:`, never empty (Path("") is the folder ".").
+
+    `memory=False` for the commands that read a store a run wrote (they refuse
+    `:memory:`): their messages do not offer it."""
 
     name = "path"
+
+    def __init__(self, memory: bool = True) -> None:
+        self.memory = memory
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -153,10 +159,19 @@ class _StorePath(click.ParamType):
                 param,
                 ctx,
                 "needs a path: an empty path is not the current folder (give the store's file,"
-                " or :memory: for a run that keeps nothing)",
+                " or :memory: for a run that keeps nothing)"
+                if self.memory
+                else "needs a path: an empty path is not the current folder (give the store's"
+                " file a run wrote)",
             )
         if not text.strip():
-            self.fail("needs a path (or :memory: for a run that keeps nothing)", param, ctx)
+            self.fail(
+                "needs a path (or :memory: for a run that keeps nothing)"
+                if self.memory
+                else "needs a path: give the store's file a run wrote",
+                param,
+                ctx,
+            )
         if is_postgres_url(text):  # `postgresql://` alone: libpq's defaults (local server)
             return text
         if text.endswith(("/", os.sep)) and not Path(text).is_dir():  # pathlib drops the /
@@ -170,6 +185,8 @@ class _StorePath(click.ParamType):
 
 
 STORE_PATH = _StorePath()
+READ_STORE_PATH = _StorePath(memory=False)
+"""`--store` of the commands that read what a run wrote: explain, state, report, segment."""
 
 
 class _SyncPath(click.ParamType):
@@ -278,7 +295,7 @@ class WaitSeconds(Seconds):
 READ_STORE = click.option(
     "--store",
     "store_path",
-    type=STORE_PATH,
+    type=READ_STORE_PATH,
     default="mrules.db",
     show_default=True,
     help="The state store to read.",

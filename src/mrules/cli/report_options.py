@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mrules.cli.common import PATH, STORE_PATH, SYNC_PATH
+from mrules.cli.common import PATH, READ_STORE_PATH, SYNC_PATH
 
 __all__ = ["rules_option", "store_and_range", "sync_option", "table_options"]
 
@@ -23,7 +23,7 @@ def store_and_range(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--store",
         "store_path",
-        type=STORE_PATH,
+        type=READ_STORE_PATH,
         default="mrules.db",
         show_default=True,
         help="The state store to read (works while a run holds it).",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mrules.cli.common import PATH, STORE_PATH, fail
+from mrules.cli.common import PATH, READ_STORE_PATH, fail
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 from mrules.loader import printable_path
@@ -20,7 +20,7 @@ __all__ = ["COMMANDS"]
 @click.option(
     "--store",
     "store_path",
-    type=STORE_PATH,
+    type=READ_STORE_PATH,
     default="mrules.db",
     show_default=True,
     help="The state store to segment.",
