@@ -143,3 +143,33 @@ def test_timelines_agree_with_the_funnel(example_store: Path) -> None:  # noqa: 
     f = {s["stage"]: s["count"] for s in funnel(example_store)["stages"]}
     assert counts == {k: f[k] for k in counts}
     assert counts["won"] > 0
+
+
+def test_a_damaged_crm_date_is_exit_4_as_for_the_funnel(
+    example_store: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Henry's opportunity with a CreatedDate that is not a time: `report funnel` is exit
+    4 naming it, but `explain --timeline` showed exit 0 with his SQL date taken from when
+    the sync saw the opportunity (2026-12-20), weeks after the true one."""
+    import sqlite3
+
+    store = tmp_path / "g.db"
+    shutil.copy(example_store, store)
+    shutil.copy(example_store.with_name("getcloudy.sync.db"), tmp_path / "g.sync.db")
+    conn = sqlite3.connect(tmp_path / "g.sync.db")
+    with conn:
+        conn.execute(
+            "UPDATE opportunity SET created = 'garbage' WHERE id IN (SELECT r.opportunity"
+            " FROM opportunity_role r JOIN link l ON l.crm_id = r.contact"
+            " WHERE l.prospect = 'henry@example.org')"
+        )
+    conn.close()
+    for args in (
+        ["report", "funnel", "--store", str(store)],
+        ["explain", "henry@example.org", "--store", str(store), "--timeline"],
+    ):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 4, (args, r.output)
+        assert "the sync file is damaged (opportunity row" in r.stderr, r.stderr
+        assert "created is not a time, 'garbage'" in r.stderr, r.stderr

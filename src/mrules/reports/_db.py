@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,7 +28,7 @@ from mrules.storeapi import YEARS_1_TO_9999
 from mrules.sync.db import default_sync_path
 from mrules.timetext import utc_seconds_text, utc_text
 
-__all__ = ["DAY", "Source", "epoch", "iso", "period_sql", "utc_text"]
+__all__ = ["DAY", "Source", "check_sync_values", "epoch", "iso", "period_sql", "utc_text"]
 
 DAY = 86400.0
 
@@ -169,6 +170,32 @@ CREATE TEMP TABLE po (
 """
 
 
+def check_sync_values(
+    conn: sqlite3.Connection, path: str | Path, schema: str, tables: Iterable[str]
+) -> None:
+    """Raise StoreError naming the first value of the wrong kind (`_SYNC_READS`) in these
+    tables of the sync file open as `schema` on `conn`: the reports and `explain
+    --timeline` read the same values and refuse the same damage (exit 4)."""
+    for table in tables:
+        have = {r[1] for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")')}
+        for column, kind in _SYNC_READS[table].items():
+            if column not in have:
+                continue
+            ok = _KIND_OK[kind].format(f'"{column}"')
+            bad = conn.execute(
+                f'SELECT rowid, quote("{column}") FROM {schema}."{table}"'
+                f' WHERE "{column}" IS NOT NULL AND NOT {ok} LIMIT 1'
+            ).fetchone()
+            if bad is not None:
+                from mrules.loader import printable_path
+
+                raise StoreError(
+                    f"{printable_path(str(path))}: the sync file is damaged ({table}"
+                    f" row {bad[0]}: {column} is {_KIND_WHAT[kind]}, {bad[1][:40]});"
+                    " restore it from a backup"
+                )
+
+
 class Source:
     """An open store (read-only) and, if there is one, its sync file attached as `sync`."""
 
@@ -273,24 +300,7 @@ class Source:
         """A value of the sync file's CRM copy of the wrong kind is exit 4 naming it: text
         in a cost reached `float()` and a blob in a campaign's name the sort, internal
         errors, and a junk amount or time would have been counted as nothing, silently."""
-        for table, columns in _SYNC_READS.items():
-            have = self.columns(table)
-            for column, kind in columns.items():
-                if column not in have:
-                    continue
-                ok = _KIND_OK[kind].format(f'"{column}"')
-                bad = self.conn.execute(
-                    f'SELECT rowid, quote("{column}") FROM sync."{table}"'
-                    f' WHERE "{column}" IS NOT NULL AND NOT {ok} LIMIT 1'
-                ).fetchone()
-                if bad is not None:
-                    from mrules.loader import printable_path
-
-                    raise StoreError(
-                        f"{printable_path(str(path))}: the sync file is damaged ({table}"
-                        f" row {bad[0]}: {column} is {_KIND_WHAT[kind]}, {bad[1][:40]});"
-                        " restore it from a backup"
-                    )
+        check_sync_values(self.conn, path, "sync", _SYNC_READS)
 
     def has(self, table: str) -> bool:
         return bool(self.columns(table))

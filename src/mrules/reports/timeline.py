@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
+from mrules.reports._db import check_sync_values
 from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
 from mrules.storeapi import StoreError
 from mrules.timetext import utc_text
@@ -100,6 +101,9 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
             raise StoreError(
                 f"{sync_path} is not an mrules sync file (no link or opportunity table)"
             )
+        # A value of the wrong kind is the funnel's exit 4 too: a junk CreatedDate fell
+        # back to when the sync saw the opportunity, a wrong SQL date shown as right.
+        check_sync_values(conn, sync_path, "main", ("link", "opportunity", "opportunity_role"))
         cols = {r[1] for r in conn.execute("PRAGMA table_info(opportunity)")}
         created = "o.created" if "created" in cols else "NULL"
         closed_at = "o.closed_at" if "closed_at" in cols else "NULL"
