@@ -156,3 +156,30 @@ def test_what_the_message_says(
     r = CliRunner().invoke(html_cmd, ["-", "--store", str(store), "--replay-diff", str(file)])
     assert r.exit_code == 2, r.stderr
     assert message in r.stderr and r.stdout == ""
+
+
+def test_the_diff_comes_through_a_pipe(setup: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """`mrules replay --diff ... --format json | mrules report html r.html --replay-diff -`
+    said "cannot read -: No such file or directory" (exit 2): `-` is standard input, as
+    for every command that reads a file; what is wrong with it is named `<stdin>`."""
+    store, diff = setup
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(store), "--replay-diff", "-"], input=json.dumps(diff)
+    )
+    assert r.exit_code == 0, r.output
+    with_file = tmp_path / "f.html"
+    (tmp_path / "d.json").write_text(json.dumps(diff))
+    r = CliRunner().invoke(
+        html_cmd,
+        [str(with_file), "--store", str(store), "--replay-diff", str(tmp_path / "d.json")],
+    )
+    assert r.exit_code == 0, r.output
+    section = "<section id='replay-diff'>"
+    piped, read = out.read_text(), with_file.read_text()
+    assert section in piped and section in read
+    assert piped[piped.index(section) :] == read[read.index(section) :]  # the same section
+    r = CliRunner().invoke(html_cmd, ["-", "--store", str(store), "--replay-diff", "-"], input="{}")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("mrules: error: <stdin>: not the JSON of `mrules replay --diff")
+    assert r.stdout == ""

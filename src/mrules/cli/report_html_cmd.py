@@ -28,24 +28,28 @@ __all__ = ["html"]
 
 
 def _read_diff(path: str) -> dict[str, Any]:
-    """A `mrules replay --diff --format json` file, or exit 2 saying what is wrong with it."""
+    """A `mrules replay --diff --format json` file (`-`: standard input, as a pipe from
+    `replay` gives it), or exit 2 saying what is wrong with it."""
+    shown = "<stdin>" if path == "-" else printable_path(path)
     try:
-        data = orjson.loads(Path(path).read_bytes())
+        if path == "-":
+            if sys.stdin is None:  # `<&-`: Python has none
+                fail("--replay-diff -: standard input is closed; give the file", EXIT_USAGE)
+            raw = sys.stdin.buffer.read()
+        else:
+            raw = Path(path).read_bytes()
+        data = orjson.loads(raw)
     except OSError as e:
-        fail(f"cannot read {printable_path(path)}: {e.strerror or e}", EXIT_USAGE)
+        fail(f"cannot read {shown}: {e.strerror or e}", EXIT_USAGE)
     except orjson.JSONDecodeError as e:
-        fail(
-            f"{printable_path(path)}: not JSON ({e}); write it with"
-            " `mrules replay --diff ... --format json`"
-        )
+        fail(f"{shown}: not JSON ({e}); write it with `mrules replay --diff ... --format json`")
     from mrules.reports.html import replay_diff_problem
 
     # The whole shape the page reads, not only the top keys: a wrong one below crashed it.
     problem = replay_diff_problem(data)
     if problem is not None:
         fail(
-            f"{printable_path(path)}: not the JSON of `mrules replay --diff ... --format json`"
-            f" ({problem})",
+            f"{shown}: not the JSON of `mrules replay --diff ... --format json` ({problem})",
             EXIT_USAGE,
         )
     return data
@@ -80,9 +84,10 @@ def _read_diff(path: str) -> dict[str, Any]:
 @click.option(
     "--replay-diff",
     "replay_diff",
-    type=NonEmptyPath(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False, allow_dash=True),
     metavar="DIFF.json",
-    help="Add a section for a rule change: the output of `mrules replay --diff ... --format json`.",
+    help="Add a section for a rule change: the output of `mrules replay --diff ... --format json`"
+    " (- for standard input).",
 )
 @click.option("--title", default="mrules report", show_default=True, help="The page's title.")
 def html(
@@ -160,7 +165,7 @@ def html(
         for suffix in ("", "-wal", "-shm"):  # SQLite's files beside them too
             inputs.append((f"the sync file {sync_file}", f"{sync_file}{suffix}"))
             inputs.append((f"the CRM file {crm_file}", f"{crm_file}{suffix}"))
-        if replay_diff is not None:
+        if replay_diff is not None and replay_diff != "-":
             inputs.append((f"the --replay-diff file {replay_diff}", replay_diff))
         inputs += [(f"a rule file of --rules {r}", r) for r in rules]
         refuse_output_over_inputs("OUT", out, inputs)
