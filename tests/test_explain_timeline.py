@@ -173,3 +173,23 @@ def test_a_damaged_crm_date_is_exit_4_as_for_the_funnel(
         assert r.exit_code == 4, (args, r.output)
         assert "the sync file is damaged (opportunity row" in r.stderr, r.stderr
         assert "created is not a time, 'garbage'" in r.stderr, r.stderr
+
+
+def test_a_sync_file_without_timeline_is_a_usage_error(example_store: Path) -> None:  # noqa: F811
+    """`explain EMAIL --sync-db PATH` without --timeline read nothing from PATH, so a
+    mistyped one (or the wish for CRM stages in the plain explanation) went unseen: exit 0."""
+    sync = example_store.with_name("getcloudy.sync.db")
+    for path in (sync, example_store.with_name("nothere.sync.db")):
+        r = CliRunner().invoke(
+            main, ["explain", "bob@bigcorp.example", "--store", str(example_store),
+                   "--sync-db", str(path)]
+        )  # fmt: skip
+        assert r.exit_code == 2, r.output
+        assert r.stderr == "mrules: error: --sync-db goes with --timeline (the SQL and won" \
+            " stages come from it)\n"  # fmt: skip
+        assert r.stdout == ""
+    r = CliRunner().invoke(
+        main, ["explain", "bob@bigcorp.example", "--store", str(example_store),
+               "--sync-db", str(sync), "--timeline"]
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
