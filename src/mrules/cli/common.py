@@ -19,7 +19,7 @@ import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, BinaryIO, NoReturn
 
 import click
 
@@ -55,6 +55,7 @@ __all__ = [
     "load_or_exit",
     "refuse_output_over_inputs",
     "rule_file_or_exit",
+    "stdout_or_exit",
 ]
 
 EXIT_OK = ExitCode.OK
@@ -311,6 +312,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     except OSError:
         _quiet(sys.stderr)
     sys.exit(int(code))
+
+
+def stdout_or_exit() -> BinaryIO:
+    """Standard output, for bytes; exit 4 when it is closed (`>&-`: Python has none), as
+    for a closed pipe, before any work."""
+    if sys.stdout is None:
+        fail("standard output is closed: nothing can be written; give it a file (> FILE)",
+             EXIT_STORE)  # fmt: skip
+    return sys.stdout.buffer  # type: ignore[return-value]
 
 
 def output_folder_or_exit(option: str, path: str | None) -> None:

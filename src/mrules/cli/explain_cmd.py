@@ -8,9 +8,16 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_STORE, EXIT_USAGE, READ_STORE, SYNC_PATH, email_or_exit, fail
+from mrules.cli.common import (
+    EXIT_STORE,
+    EXIT_USAGE,
+    READ_STORE,
+    SYNC_PATH,
+    email_or_exit,
+    fail,
+    stdout_or_exit,
+)
 from mrules.cli.run_cmd import open_store
-from mrules.cli.state_cmd import stdout_or_exit
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record

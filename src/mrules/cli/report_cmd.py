@@ -11,10 +11,9 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_USAGE, fail
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_USAGE, fail, stdout_or_exit
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
-from mrules.cli.state_cmd import stdout_or_exit
 from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "report"]

@@ -17,9 +17,9 @@ from mrules.cli.common import (
     fail,
     failures,
     refuse_output_over_inputs,
+    stdout_or_exit,
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
-from mrules.cli.state_cmd import stdout_or_exit
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.storeapi import is_postgres_url

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 from collections.abc import Callable, Iterable
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 import orjson
 
-from mrules.cli.common import EXIT_STORE, EXIT_USAGE, READ_STORE, email_or_exit, fail
+from mrules.cli.common import (
+    EXIT_STORE,
+    EXIT_USAGE,
+    READ_STORE,
+    email_or_exit,
+    fail,
+    stdout_or_exit,
+)
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
 from mrules.events import prospect_key
 from mrules.outputs import export_records
 
-__all__ = ["COMMANDS", "stdout_or_exit"]
+__all__ = ["COMMANDS"]
 
 
 @click.group()
@@ -65,15 +71,6 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
         out.flush()
     finally:
         store.close()
-
-
-def stdout_or_exit() -> BinaryIO:
-    """Standard output, for bytes; exit 4 when it is closed (`>&-`: Python has none), as
-    for a closed pipe, before any work."""
-    if sys.stdout is None:
-        fail("standard output is closed: nothing can be written; give it a file (> FILE)",
-             EXIT_STORE)  # fmt: skip
-    return sys.stdout.buffer  # type: ignore[return-value]
 
 
 def _synced(store_path: str) -> Callable[[int], bool] | None:
