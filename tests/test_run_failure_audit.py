@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -212,6 +213,26 @@ def test_a_closed_standard_output_is_exit_4(store: Path, args: list[str]) -> Non
     res = _closed(">&-", *args, "--store", store)
     assert res.returncode == ExitCode.STORE, res.stderr
     assert res.stderr.startswith("mrules: error: standard output is closed"), res.stderr
+
+
+def test_segment_into_a_closed_standard_output_changes_nothing(store: Path) -> None:
+    """`mrules segment RULES --store s.db >&-` segmented the store, then lost the counts
+    it prints and exited 0. It is exit 4 before any work, as the readers are."""
+    rules = store.parent / "rules"
+    shutil.copytree(RULES, rules)
+    with (rules / "30-automation.mr").open("a", encoding="utf-8") as f:
+        f.write('\nsegmentation rule "Backfill" {\n'
+                '  when all { submitted form "Demande Get Cloudy" }\n'
+                '  then { add tag "backfilled" }\n}\n')  # fmt: skip
+    before = mrules("state", "export", "--store", store).stdout
+    res = _closed(">&-", "segment", rules, "--store", store)
+    assert res.returncode == ExitCode.STORE, res.stderr
+    assert res.stderr.startswith("mrules: error: standard output is closed"), res.stderr
+    assert mrules("state", "export", "--store", store).stdout == before
+    res = mrules("segment", rules, "--store", store)  # with an output, it segments
+    assert res.exit_code == ExitCode.OK, res.output
+    assert "Backfill: 3 prospect(s) matched" in res.stdout
+    assert mrules("state", "export", "--store", store).stdout.count('"backfilled"') == 3
 
 
 class _OnlyRead:

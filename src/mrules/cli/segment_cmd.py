@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mrules.cli.common import PATH, READ_STORE_PATH, fail
+from mrules.cli.common import PATH, READ_STORE_PATH, fail, stdout_or_exit
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 from mrules.loader import printable_path
@@ -47,6 +47,7 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
       mrules segment examples/getcloudy/rules --store /tmp/getcloudy.db
     """
     compiled = rules_or_exit((rules,))
+    stdout_or_exit()  # closed (`>&-`): exit 4 before the store changes, not its counts lost
     if store_path == MEMORY:
         fail("--store :memory: holds no prospects to segment: give the store a run wrote")
     if "://" not in store_path and not Path(store_path).exists():  # a typo made a new store
