@@ -263,6 +263,13 @@ class _OnlyRead:
         ),
         pytest.param({"source": 5}, "source must be a str", id="source-int"),
         pytest.param({"events": _OnlyRead()}, "not _OnlyRead", id="events-only-read"),
+        pytest.param({"on_commit": 5}, "on_commit must be a function", id="on-commit-int"),
+        pytest.param({"on_start": "go"}, "on_start must be a function", id="on-start-str"),
+        pytest.param(
+            {"progress": 5, "events": [{"ts": "2026-11-02T09:00:00Z", "type": "tick"}] * 600},
+            "progress must be a function",
+            id="progress-int",
+        ),
     ],
 )
 def test_the_api_names_an_argument_of_the_wrong_type(
@@ -271,8 +278,9 @@ def test_the_api_names_an_argument_of_the_wrong_type(
     """`mrules.run(None, ...)` raised "'NoneType' object is not iterable"; `rules=b"x"`
     looked for a rule file named `120`; `events=b"..."` or one dict ran, rejecting every
     byte or key as a line; `source=5` failed deep in the store; an object with `read`
-    alone raised AttributeError ('seekable'). Now a TypeError naming
-    the argument, before any work."""
+    alone raised AttributeError ('seekable'); `on_commit=5` (`on_start`, `progress`) raised
+    "'int' object is not callable" after the first commit (or 512 lines), the store
+    written. Now a TypeError naming the argument, before any work."""
     args: dict[str, object] = {"rules": RULES, "events": EVENTS, "store": "s.db", **kwargs}
     with pytest.raises(TypeError, match=words):
         mrules_api.run(args.pop("rules"), args.pop("events"), **args)  # type: ignore[arg-type]

@@ -376,6 +376,10 @@ def run(
     for name, text in (("source", source), ("label", label)):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"{name} must be a str, not {type(text).__name__}")
+    for name, call in (("on_commit", on_commit), ("on_start", on_start), ("progress", progress)):
+        # not "'int' object is not callable" after the first commit (or 512 lines)
+        if call is not None and not callable(call):
+            raise TypeError(f"{name} must be a function or None, not {type(call).__name__}")
     compiled = compile_rules(rules)
     if isinstance(events, str) and events == "-":
         if sys.stdin is None:  # closed (`<&-`): Python has none
