@@ -145,6 +145,19 @@ def test_one_path_and_one_email_are_taken_whole() -> None:
     assert one == result.export(["leung@example.com"])[0] and one["email"] == "leung@example.com"
 
 
+@pytest.mark.parametrize(
+    ("paths", "words"),
+    [(None, "not NoneType"), (5, "not int"), (b"rules", "not bytes"),
+     ([EXAMPLE / "rules", None], "not list of NoneType")],
+)  # fmt: skip
+def test_load_names_paths_of_the_wrong_type(paths: Any, words: str) -> None:
+    """`mrules.load(None)` raised "'NoneType' object is not iterable", and `load(b"x")`
+    "expected str, bytes or os.PathLike object, not int" (each byte read as a path), where
+    `mrules.run` names the argument; both now say what `paths` takes."""
+    with pytest.raises(TypeError, match=f"paths must be a rule folder or file.*{words}"):
+        mrules.load(paths)
+
+
 def test_dict_events_are_read_as_the_lines_they_stand_for() -> None:
     """NaN became null silently (a line with NaN is rejected), an integer beyond 64 bits
     raised a TypeError mid-run (a line with one is read), other values a traceback."""

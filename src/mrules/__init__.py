@@ -24,7 +24,6 @@ The engine is `mrules.engine.Engine`; its stores implement `mrules.storeapi.Stat
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -43,16 +42,13 @@ def load(paths: Any) -> LoadResult:
     """Read and parse rule files and folders (includes followed); see `mrules.loader.load`.
 
     `paths` is one path (str or Path) or a list of them: a lone string was read one
-    character at a time, as paths. An empty path is a ValueError: it is not the
-    current folder.
+    character at a time, as paths. Anything else is a TypeError naming it; an empty
+    path is a ValueError: it is not the current folder.
     """
-    from mrules.loader import EMPTY_PATH
+    from mrules.api import rule_paths
     from mrules.loader import load as _load
 
-    paths = [paths] if isinstance(paths, str | Path) else paths
-    if any(isinstance(p, str) and not p for p in paths):
-        raise ValueError(f"paths: {EMPTY_PATH}")
-    return _load(paths)
+    return _load(rule_paths(paths))
 
 
 def parse(text: str, path: str = "<string>") -> LoadResult:

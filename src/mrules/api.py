@@ -130,21 +130,8 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
 
     if isinstance(rules, CompiledRuleSet):
         return rules
-    paths = (
-        [rules] if isinstance(rules, str | Path)
-        else list(rules) if isinstance(rules, Iterable) and not isinstance(rules, bytes | dict)
-        else None
-    )  # fmt: skip
-    if paths is None or not all(isinstance(p, str | Path) for p in paths):
-        # not "'NoneType' object is not iterable", nor b"x" read as the paths "120"
-        raise TypeError(
-            "rules must be a rule folder or file, a list of them, rule text or a compiled"
-            f" rule set, not {_kind(rules if paths is None else paths)}"
-        )
-    from mrules.loader import EMPTY_PATH, LoadError, load, load_text
-
-    if any(p == "" for p in paths):  # Path("") is ".": every rule file below it was run
-        raise ValueError(f"rules: {EMPTY_PATH}")
+    paths = rule_paths(rules, "rules", ", rule text or a compiled rule set")
+    from mrules.loader import LoadError, load, load_text
 
     try:
         if isinstance(rules, str) and any(c in rules for c in '\n{"') and not _is_path(rules):
@@ -156,6 +143,32 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
     except LoadError as e:
         raise RuleSetError(str(e)) from e
     return compile_loaded(result)
+
+
+def rule_paths(rules: Any, name: str = "paths", also: str = "") -> list[str | Path]:
+    """`rules` as a list of rule paths: one path (str or Path), or an iterable of them.
+
+    Raises:
+        TypeError: `rules` is neither (`also` names what else the caller takes), named
+            `name` in the message.
+        ValueError: a path is empty (not the current folder).
+    """
+    from mrules.loader import EMPTY_PATH
+
+    paths = (
+        [rules] if isinstance(rules, str | Path)
+        else list(rules) if isinstance(rules, Iterable) and not isinstance(rules, bytes | dict)
+        else None
+    )  # fmt: skip
+    if paths is None or not all(isinstance(p, str | Path) for p in paths):
+        # not "'NoneType' object is not iterable", nor b"x" read as the paths "120"
+        raise TypeError(
+            f"{name} must be a rule folder or file, a list of them{also}, not"
+            f" {_kind(rules if paths is None else paths)}"
+        )
+    if any(p == "" for p in paths):  # Path("") is ".": every rule file below it was run
+        raise ValueError(f"{name}: {EMPTY_PATH}")
+    return paths
 
 
 def _kind(value: object) -> str:
