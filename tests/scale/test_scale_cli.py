@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,7 @@ from scale_helpers import (
 from scale_helpers import invoke as _invoke
 
 from mrules.cli import main as cli_main
+from mrules.scale import ScaleError, run_partitioned
 from mrules.store import Store
 
 BAD = b'this is not json\n{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"x"}\n'
@@ -87,6 +89,38 @@ def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -
     r = CliRunner().invoke(cli_main, ["run", *args])
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"now": float("nan")}, ValueError, "now must be a finite number"),
+        ({"now": float("inf")}, ValueError, "now must be a finite number"),
+        ({"now": "2026-11-03T00:00:00Z"}, TypeError, "now must be a number of seconds"),
+        ({"commit_every": 0}, ValueError, "commit_every must be at least 1"),
+        ({"workers": 0}, ValueError, "workers must be at least 1"),
+        ({"workers": "2"}, TypeError, "workers must be a whole number"),
+        ({"engine": "dask", "dask_local": 0}, ValueError, "dask_local must be at least 1"),
+        ({"engine": "spark"}, ScaleError, "unknown engine 'spark'"),
+        ({"store": ":memory:"}, ScaleError, "merges into a new store"),
+        ({"store": ""}, ScaleError, "merges into a new store"),
+        ({"store": None}, TypeError, "store must be a path or a PostgreSQL URL"),
+    ],
+)
+def test_run_partitioned_refuses_bad_arguments_before_any_work(
+    getcloudy: Path, options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """docs/scale-out.md's `run_partitioned` from Python: `now=nan` ran every bucket into a
+    store whose state differed from one process's, silently; `now=inf` and `workers="2"`
+    failed in the workers; `workers=0` ran; `engine="spark"` left a shard folder behind;
+    `store=":memory:"` said ":memory: exists". Refused as `mrules.run` refuses them, before
+    any folder is made."""
+    _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part")
+    before = set(Path().iterdir())
+    kwargs: dict[str, Any] = {"store": "new.db", **options}
+    with pytest.raises(error, match=message):
+        run_partitioned("rules", "part", kwargs.pop("store"), **kwargs)
+    assert set(Path().iterdir()) == before
 
 
 @pytest.mark.slow

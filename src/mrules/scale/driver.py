@@ -89,6 +89,28 @@ def _check_rules(rules: Any) -> None:
         )
 
 
+def _check_arguments(store: object, engine: object, workers: object, dask_local: object) -> None:
+    """Refuse, before any folder is made or any bucket runs, what `mrules run`'s options
+    never let through: ScaleError for the store and the engine, TypeError or ValueError
+    for a count, naming the argument."""
+    if not isinstance(store, str | Path):
+        raise TypeError(f"store must be a path or a PostgreSQL URL, not {type(store).__name__}")
+    if str(store) in ("", ":memory:"):  # not ". exists", nor ":memory: exists"
+        raise ScaleError(
+            "a partitioned run merges into a new store: give a path or a PostgreSQL URL,"
+            f" not {str(store)!r}"
+        )
+    if engine not in ("local", "dask"):
+        raise ScaleError(f"unknown engine {engine!r} (local or dask)")
+    for name, value in (("workers", workers), ("dask_local", dask_local)):
+        if value is None and name == "dask_local":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number, not {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, not {value}")
+
+
 def _remove_store_files(path: Path) -> None:
     for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock"))):
         with contextlib.suppress(FileNotFoundError):
@@ -187,13 +209,18 @@ def run_partitioned(
 
     Raises:
         ScaleError, PartitionError: the folder, the rules or the store path do not fit.
+        TypeError, ValueError: an argument of the wrong type or value (naming it), as
+            `mrules.run` refuses them: `now` NaN or infinite, `workers` 0.
         MergeError: the shards overlap (a bug, or a folder changed under a run).
         StoreError, OutputError: the store or the action log cannot be written.
     """
-    from mrules.api import compile_rules
+    from mrules.api import _check_options, compile_rules
     from mrules.batch import Batch
     from mrules.store import Store
 
+    _check_arguments(store, engine, workers, dask_local)
+    # as mrules.run checks them: a NaN `now` ran every bucket to another state, silently
+    _check_options(None, now, commit_every, None, None)
     started = time.perf_counter()
     compiled = compile_rules(rules)
     _check_rules(compiled)
@@ -282,7 +309,7 @@ def run_partitioned(
 
         pool = DaskPool(scheduler=scheduler, workers=dask_local or workers,
                         cluster_options=dask_cluster_options)  # fmt: skip
-    elif engine == "local":
+    else:  # "local": _check_arguments refused any other
         from mrules.scale.local import LocalPool
         from mrules.scale.tasks import preload
 
@@ -291,8 +318,6 @@ def run_partitioned(
         for task in tasks:
             task["rules"] = None
         pool = LocalPool(workers)
-    else:
-        raise ScaleError(f"unknown engine {engine!r} (local or dask)")
     from mrules.scale.tasks import run_bucket
 
     def prepared(out: dict[str, Any]) -> None:
