@@ -69,6 +69,8 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
     ("args", "message"),
     [
         (["rules", "events.jsonl", "--engine", "local"], "is a file: partition it first"),
+        # not "partition it first (mrules partition - ...)", which partition refuses
+        (["rules", "-", "--engine", "local"], "not standard input: write the events to a file"),
         (["rules", "nowhere", "--engine", "local"], "not a partition folder"),
         (["rules", "part", "--store", ":memory:"], "merges into a new store: give --store PATH"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),

@@ -113,7 +113,13 @@ def run_partitioned_cli(
 
     engine = engine or "local"
     if not is_partition_folder(events):
-        if Path(events).is_file() or events == "-":
+        if events == "-":  # not "partition it first (mrules partition - ...)", which refuses
+            fail(
+                f"--engine {engine} runs a partition folder, not standard input: write the"
+                " events to a file and partition it first (mrules partition FILE --buckets N"
+                " --out DIR)"
+            )
+        if Path(events).is_file():
             fail(
                 f"--engine {engine} runs a partition folder, and {events} is a file: partition"
                 f" it first (mrules partition {events} --buckets N --out DIR)"
