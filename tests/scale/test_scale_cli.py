@@ -65,6 +65,33 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
     assert replaced.exit_code == 2 and "is not the file this store read" in replaced.output
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_rejects_file_that_cannot_be_written_is_written_by_the_same_command(
+    getcloudy: Path,
+) -> None:
+    """docs/exit-codes.md, 4: once the cause is fixed, the same command resumes. The
+    partitioned run put its store in place, then failed on the rejects file (a full
+    disk); the same command then refused the store ("exists", exit 2) and the rejects
+    file was never written. Now the files come before the store, and the rerun runs only
+    the merge."""
+    one = _invoke("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == 3, one.output
+    _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part")
+    Path("many.rejects.jsonl").symlink_to("/dev/full")  # the disk is full
+    cmd = ("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl", "-q")
+    full = _invoke(*cmd)
+    assert full.exit_code == 4, full.output
+    assert "cannot write rejects file" in full.output and "runs only the merge" in full.output
+    assert not Path("many.db").exists() and Path("many.db.shards").is_dir()
+    Path("many.rejects.jsonl").unlink()  # space freed
+    again = _invoke(*cmd)
+    assert again.exit_code == 3, again.output
+    assert Path("many.rejects.jsonl").read_bytes() == Path("one.rejects.jsonl").read_bytes()
+    assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
+    a, b = (_invoke("state", "export", "--store", db) for db in ("one.db", "many.db"))
+    assert a.output == b.output and a.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

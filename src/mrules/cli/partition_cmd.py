@@ -104,12 +104,10 @@ def run_partitioned_cli(
     quiet: bool,
 ) -> None:
     """`mrules run RULES DIR` on a partition folder: tasks, merge, outputs; exits."""
-    from mrules.outputs import write_diagnostics
-    from mrules.partition import Manifest, PartitionError, is_partition_folder
+    from mrules.partition import PartitionError, is_partition_folder
     from mrules.scale.dask_engine import DaskMissing
-    from mrules.scale.driver import MergeError, ScaleError, run_partitioned, write_all_rejects
+    from mrules.scale.driver import MergeError, ScaleError, run_partitioned
     from mrules.scale.local import WorkerLost
-    from mrules.store import Store
 
     engine = engine or "local"
     if not is_partition_folder(events):
@@ -161,8 +159,15 @@ def run_partitioned_cli(
         elif done == total or done % max(1, total // 10) == 0:
             click.echo(text, err=True)
 
+    rejects_file = (
+        Path(rejects_path) if rejects_path else store.with_name(store.stem + ".rejects.jsonl")
+    )
+    diagnostics_file = (
+        Path(diagnostics_path)
+        if diagnostics_path
+        else store.with_name(store.stem + ".diagnostics.jsonl")
+    )
     try:
-        manifest = Manifest.load(Path(events))
         report = run_partitioned(
             compiled,
             events,
@@ -172,6 +177,8 @@ def run_partitioned_cli(
             scheduler=scheduler,
             dask_local=dask_local,
             actions=actions_path,
+            rejects=rejects_file,
+            diagnostics=diagnostics_file,
             now=now_ts,
             commit_every=commit_every,
             progress=progress,
@@ -182,26 +189,7 @@ def run_partitioned_cli(
         fail(str(e), EXIT_INTERRUPTED)
     except MergeError as e:
         fail(f"the shards do not merge: {e}", EXIT_STORE)
-    rejects_file = (
-        Path(rejects_path) if rejects_path else store.with_name(store.stem + ".rejects.jsonl")
-    )
-    diagnostics_file = (
-        Path(diagnostics_path)
-        if diagnostics_path
-        else store.with_name(store.stem + ".diagnostics.jsonl")
-    )
-    if pg:
-        from mrules.store_pg import PgStore
-
-        with PgStore.open(store_path, readonly=True) as pst:
-            rejected = write_all_rejects(rejects_file, pst, [f["path"] for f in manifest.files])
-    else:
-        with Store.open(store, readonly=True) as st:
-            rejected = write_all_rejects(rejects_file, st, [f["path"] for f in manifest.files])
-    unsettled = sorted(report.unsettled, key=lambda d: (d.get("ordinal", 0), d.get("line", 0)))
-    write_diagnostics(diagnostics_file, [
-        {k: v for k, v in d.items() if k != "ordinal"} for d in unsettled
-    ])  # fmt: skip
+    rejected = report.rejects_written
     if not quiet:
         click.echo(
             f"mrules run ({engine}): {report.archive_events:,} lines ({report.events:,} bucket"

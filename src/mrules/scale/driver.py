@@ -56,6 +56,7 @@ class RunReport:
     merge_cpu: float = 0.0  # this process's CPU seconds in the merge
     prepare_cpu: float = 0.0  # CPU seconds of the workers' share of the merge
     skipped: int = 0  # buckets whose shard a previous run finished
+    rejects_written: int = 0  # lines of the rejects file (`rejects`), each rejected line once
     per_bucket: list[dict[str, Any]] = field(default_factory=list)
     unsettled: list[dict[str, Any]] = field(default_factory=list)
     merge: dict[str, Any] = field(default_factory=dict)
@@ -189,6 +190,39 @@ def _put_action_log(tmp: Path, final: Path, direct: bool) -> None:
         ) from e
 
 
+def _write_outputs(
+    store: Any,
+    report: RunReport,
+    manifest: Manifest,
+    rejects: str | Path | None,
+    diagnostics: str | Path | None,
+) -> None:
+    """The rejects and diagnostics files, from the merged store before it is put into place.
+
+    Raises:
+        OutputError: a file cannot be written; the message says the same call resumes.
+    """
+    from mrules.atomic import OutputError
+    from mrules.outputs import write_diagnostics
+
+    try:
+        if rejects is not None:
+            paths = [f["path"] for f in manifest.files]
+            report.rejects_written = write_all_rejects(Path(rejects), store, paths)
+        if diagnostics is not None:
+            unsettled = sorted(report.unsettled, key=lambda d: (d.get("ordinal", 0),
+                                                                d.get("line", 0)))  # fmt: skip
+            write_diagnostics(Path(diagnostics), [
+                {k: v for k, v in d.items() if k != "ordinal"} for d in unsettled
+            ])  # fmt: skip
+    except OutputError as e:
+        # not the store put into place, which the same command then refused ("exists")
+        raise OutputError(
+            f"{e}; the finished buckets are kept: once the cause is fixed, the same command"
+            " runs only the merge again"
+        ) from e
+
+
 def run_partitioned(
     rules: Any,
     folder: str | Path,
@@ -199,6 +233,8 @@ def run_partitioned(
     scheduler: str | None = None,
     dask_local: int | None = None,
     actions: str | Path | None = None,
+    rejects: str | Path | None = None,
+    diagnostics: str | Path | None = None,
     now: float | None = None,
     commit_every: int = 20_000,
     keep_shards: bool = False,
@@ -206,6 +242,10 @@ def run_partitioned(
     dask_cluster_options: dict[str, Any] | None = None,
 ) -> RunReport:
     """Run `rules` over the partition `folder` into the new store `store`.
+
+    `rejects` and `diagnostics` are written (`write_all_rejects`, `write_diagnostics`)
+    before the store and the action log are put into place: when one cannot be written,
+    the finished shards are kept and the same call runs only the merge again.
 
     Raises:
         ScaleError, PartitionError: the folder, the rules or the store path do not fit.
@@ -356,6 +396,7 @@ def run_partitioned(
                     if entry.get("anchor"):
                         line, check = entry["anchor"]
                         st.commit(Batch(source, entry["lines"], None, anchor=(line, check)))
+                _write_outputs(st, report, manifest, rejects, diagnostics)
             report.merge_seconds = time.perf_counter() - merge_started
             report.merge_cpu = time.process_time() - merge_cpu
         except BaseException:
