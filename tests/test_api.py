@@ -158,6 +158,17 @@ def test_load_names_paths_of_the_wrong_type(paths: Any, words: str) -> None:
         mrules.load(paths)
 
 
+@pytest.mark.parametrize(
+    ("emails", "words"), [(5, "not int"), ([None], "not NoneType"), (b"a@b.c", "not bytes")]
+)
+def test_export_names_emails_of_the_wrong_type(emails: Any, words: str) -> None:
+    """`result.export(5)` raised "'int' object is not iterable"; `export([None])` and
+    `export(b"a@b.c")` (each byte an int) raised AttributeError ('strip')."""
+    result = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl")
+    with pytest.raises(TypeError, match=f"emails must be an email or a list of them, {words}"):
+        result.export(emails)
+
+
 def test_dict_events_are_read_as_the_lines_they_stand_for() -> None:
     """NaN became null silently (a line with NaN is rejected), an integer beyond 64 bits
     raised a TypeError mid-run (a line with one is read), other values a traceback."""

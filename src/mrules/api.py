@@ -63,7 +63,16 @@ class RunResult:
         those of `emails` (one email, or several) when given."""
         from mrules.outputs import export_records
 
-        return list(export_records(self.store, [emails] if isinstance(emails, str) else emails))
+        wanted = (
+            [emails] if isinstance(emails, str)
+            else list(emails) if isinstance(emails, Iterable) and not isinstance(emails, bytes)
+            else None
+        )  # fmt: skip
+        if wanted is None or not all(isinstance(e, str) for e in wanted):
+            # not "'int' object is not iterable", nor AttributeError ('strip') for [None]
+            odd = emails if wanted is None else next(e for e in wanted if not isinstance(e, str))
+            raise TypeError(f"emails must be an email or a list of them, not {type(odd).__name__}")
+        return list(export_records(self.store, wanted))
 
     def export_jsonl(self) -> str:
         """`mrules state export`'s output, byte for byte, as text."""
