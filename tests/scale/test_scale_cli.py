@@ -65,6 +65,29 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
     assert replaced.exit_code == 2 and "is not the file this store read" in replaced.output
 
 
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--diagnostics", "part/manifest.json"],  # removed: no unsettled prospect to report
+        ["--diagnostics", "part/part-0000/b00001.jsonl"],  # a bucket's events, removed
+        ["--rejects", "part/identity.json.gz"],  # replaced by the rejected lines
+        ["--rejects", "new.rejects.jsonl", "--store", "part/new.db"],  # default diagnostics
+    ],
+)
+def test_an_output_in_the_partition_folder_is_refused(getcloudy: Path, option: list[str]) -> None:
+    """docs/outputs.md: an output that is an input is refused, exit 2, before anything. A
+    partition folder's files were not counted: `--diagnostics part/manifest.json` removed
+    the manifest, `--diagnostics` on a bucket file removed the bucket (the next run lost
+    its prospects, exit 3 as before), `--rejects` replaced the identity file."""
+    _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part")
+    before = {p: p.read_bytes() for p in Path("part").rglob("*") if p.is_file()}
+    r = _invoke("run", "rules", "part", "--store", "new.db", *option, "-q")
+    assert r.exit_code == 2, r.output
+    assert "is in the partition folder part: writing it would destroy it" in r.output
+    assert {p: p.read_bytes() for p in Path("part").rglob("*") if p.is_file()} == before
+    assert not Path("new.db").exists() and not Path("part/new.db").exists()
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_rejects_file_that_cannot_be_written_is_written_by_the_same_command(
     getcloudy: Path,

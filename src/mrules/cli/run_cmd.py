@@ -125,8 +125,10 @@ def _refuse_clashing_outputs(
     a stale one, as a run with nothing to report does) would destroy it.
 
     `outputs` are (what, path or None, the advice); a rule file (`.mr`) under RULES
-    counts as an input.
+    counts as an input, and so does every file of a partition folder EVENTS (its
+    manifest and buckets: `--diagnostics DIR/manifest.json` removed it).
     """
+    folder = os.path.realpath(events) if events != "-" and os.path.isdir(events) else None
     taken: list[tuple[set[object], str]] = []
     if events != "-":
         taken.append((_file_keys(events), f"the events file {events}"))
@@ -144,6 +146,8 @@ def _refuse_clashing_outputs(
             real == rules_root or (real.endswith(".mr") and real.startswith(rules_root + os.sep))
         ):
             clash = f"a rule file of {rules}"
+        if clash is None and folder is not None and real.startswith(folder + os.sep):
+            clash = f"in the partition folder {events}"
         if clash is not None:
             fail(f"{what} {path} is {clash}: writing it would destroy it; {advice}")
         taken.append((keys, f"also the output of {what}"))
