@@ -65,6 +65,32 @@ def test_cli_partitioned_run_writes_what_one_process_writes(getcloudy: Path) -> 
     assert replaced.exit_code == 2 and "is not the file this store read" in replaced.output
 
 
+def test_a_last_line_cut_short_is_left_out_as_one_process_leaves_it(getcloudy: Path) -> None:
+    """docs/events.md: a file's last line with no newline that is not whole JSON (still
+    being written) is not applied, and the same command reads it once complete. A
+    partitioned run rejected it instead: exit 3 and a rejects file one process does not
+    write, and the completed line was never applied. `partition` now leaves it out (with
+    a warning), and `mrules run` on the file continues the partitioned store with it."""
+    data = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
+    tail = b'{"ts":"2026-12-21T00:00:00Z","type":"page_view","id":"zz","prospect":"q@x.com",'
+    Path("cut.jsonl").write_bytes(data + tail[:40])
+    one = _invoke("run", "rules", "cut.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == 0, one.output
+    r = _invoke("partition", "cut.jsonl", "--buckets", "3", "--out", "part")
+    assert r.exit_code == 0 and "line 29 of cut.jsonl has no newline" in r.output, r.output
+    assert "partitioned 28 lines" in r.output
+    many = _invoke("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl")
+    assert many.exit_code == 0, many.output
+    assert not Path("many.rejects.jsonl").exists()
+    Path("cut.jsonl").write_bytes(data + tail + b'"url":"https://x.example/a"}\n')  # complete
+    for db, log in (("one.db", "one.jsonl"), ("many.db", "many.jsonl")):
+        done = _invoke("run", "rules", "cut.jsonl", "--store", db, "--actions", log, "-q")
+        assert done.exit_code == 0, done.output
+    a, b = (_invoke("state", "export", "--store", db).output for db in ("one.db", "many.db"))
+    assert a == b and '"q@x.com"' in a
+    assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
+
+
 @pytest.mark.parametrize(
     "option",
     [

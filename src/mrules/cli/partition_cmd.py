@@ -73,6 +73,13 @@ def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: boo
         stats = do_partition(list(events), out, buckets)
     except PartitionError as e:
         fail(str(e))
+    for label, line in stats["unfinished"]:  # as `mrules run` warns of it
+        click.echo(
+            f"mrules: warning: line {line:,} of {label} has no newline and is not whole JSON"
+            " (still being written?): it was not partitioned; once it is complete, `mrules"
+            f" run RULES {label} --store STORE` continues the partitioned run's store with it",
+            err=True,
+        )
     if not quiet:
         rate = stats["events"] / stats["seconds"] if stats["seconds"] else 0.0
         click.echo(
