@@ -105,6 +105,20 @@ def test_now_moves_every_bucket(generated: dict[str, Any], tmp_path: Path) -> No
     assert_same(ref, got)
 
 
+def test_a_now_before_the_archive_ends_is_met_as_one_process_meets_it(
+    generated: dict[str, Any], tmp_path: Path
+) -> None:
+    """One process moves its clock to `now` only forward: a `now` before the archive's
+    last event re-checks the time-based rules at its clock, the archive's latest time.
+    Each bucket re-checked them at its own clock, its latest event, earlier: a "Score
+    decay" or a reminder came out at another time (or not at all)."""
+    now = parse_timestamp("2026-09-02T00:00:00Z").timestamp()
+    ref = single(generated["rules"], [generated["whole"]], tmp_path / "ref", now=now)
+    got = partitioned(generated["rules"], [generated["whole"]], tmp_path / "p", 7, now=now)
+    assert ref["actions"] != generated["single"]["actions"]  # the tick did something
+    assert_same(ref, got)
+
+
 def _shuffled_within_prospect(lines: list[bytes]) -> tuple[list[bytes], str]:
     """The busiest prospect's events in another order (everything else in place)."""
     where: dict[str, list[int]] = {}

@@ -268,6 +268,10 @@ def run_partitioned(
     manifest = Manifest.load(folder)
     if not manifest.files:
         raise PartitionError(f"{_shown(folder)}: the partition holds no file")
+    if now is not None and manifest.until_epoch is not None and now < manifest.until_epoch:
+        # One process meets a `now` before its clock at its clock, the archive's latest
+        # time; a bucket's own clock may be earlier (docs/scale-out.md, Time order).
+        now = float(manifest.until_epoch)
     pg_url = str(store) if is_postgres_url(str(store)) else None
     if pg_url is not None:
         # Shards and the merged SQLite store are staged in the working folder, named after
