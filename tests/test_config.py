@@ -151,3 +151,25 @@ def test_stdin_filename_finds_the_configuration(project: Path) -> None:
         main, ["lint", "-", "--stdin-filename", "rules/draft.mr", "--format", "json"], input=WARNS
     )
     assert [d["code"] for d in json.loads(result.stdout)] == ["MR312"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'tool.mrules.ignore = ["MR3"]\ntool.mrules.rules = ["rules"]\n',
+        '[tool]\nmrules = {ignore = ["MR3"], rules = ["rules"]}\n',
+        '[tool]\nmrules.ignore = ["MR3"]\nmrules.rules = ["rules"]\n',
+    ],
+)
+def test_a_pyproject_table_written_with_dotted_keys_is_found(project: Path, text: str) -> None:
+    """TOML allows `[tool.mrules]` to be written with dotted keys or an inline table: the
+    configuration is the same, and it is never skipped as if the file had none."""
+    (project / "pyproject.toml").write_text(text + '\n[project]\nname = "x"\n', "utf-8")
+    assert find_config(project / "rules" / "main.mr") == project / "pyproject.toml"
+    assert lint()[:2] == (0, ["MR109"])
+
+
+def test_a_pyproject_whose_tool_is_not_a_table_is_a_usage_error(project: Path) -> None:
+    (project / "pyproject.toml").write_text("tool = 1  # [tool.mrules]\n", "utf-8")
+    code, _, err = lint("rules")
+    assert code == 2 and "[tool.mrules]: must be a table" in err

@@ -95,14 +95,37 @@ def find_config(start: Path) -> Path | None:
             try:
                 if not candidate.is_file():
                     continue
-                if name == "pyproject.toml" and "[tool.mrules" not in candidate.read_text(
-                    "utf-8", errors="replace"
+                if name == "pyproject.toml" and not _has_table(
+                    candidate.read_text("utf-8", errors="replace")
                 ):
                     continue
             except OSError:
                 continue
             return candidate
     return None
+
+
+def _has_table(text: str) -> bool:
+    """Whether a pyproject.toml's text has a `[tool.mrules]` table, however written.
+
+    TOML also writes it with dotted keys (`tool.mrules.strict = true`, or
+    `mrules.strict = true` under `[tool]`) or an inline table; a file that holds
+    the header is kept even when it is not valid TOML, for `load_config` to say so.
+
+    >>> _has_table('tool.mrules.strict = true')
+    True
+    >>> _has_table('dependencies = ["mrules"]')
+    False
+    """
+    if "[tool.mrules" in text:
+        return True
+    if "mrules" not in text:
+        return False
+    try:
+        tool = tomllib.loads(text).get("tool")
+    except tomllib.TOMLDecodeError:
+        return False
+    return isinstance(tool, dict) and "mrules" in tool
 
 
 def load_config(path: Path) -> Config:
@@ -116,7 +139,8 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     if path.name == "pyproject.toml":
-        table = data.get("tool", {}).get("mrules", {})
+        tool = data.get("tool", {})
+        table = tool.get("mrules", {}) if isinstance(tool, dict) else tool
         where = f"{path} [tool.mrules]"
     else:
         table = data
