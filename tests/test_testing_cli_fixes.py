@@ -356,3 +356,31 @@ def test_a_score_that_is_no_number_is_a_broken_test(tmp_path: Path, score: str, 
     assert (
         "t.test.yaml:8: a@x.example: score: a whole number or a test like '>= 100', not " + shown
     ) in res.output
+
+
+def test_texts_that_differ_in_what_does_not_show_are_quoted_and_escaped(tmp_path: Path) -> None:
+    """A trailing space, a no-break space or a tab printed as they are made the expected
+    and the actual value look the same (`expected: Acme` / `actual:   Acme `): both are
+    then quoted, with what does not show escaped."""
+    text = (
+        "rules: |\n"
+        "  field company: text\n"
+        "  field city: text\n"
+        '  form "F"\n'
+        "tests:\n"
+        "  - name: invisible\n"
+        "    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: prospect_update, prospect: a@b.example,\n"
+        '         fields: {company: "Acme ", city: "New\\u00a0York"}}\n'
+        "    expect:\n"
+        "      prospects:\n"
+        "        a@b.example: {fields: {company: Acme, city: New York}}\n"
+    )
+    test = _tests(tmp_path, text)
+    res = _mrules("test", str(test))
+    assert res.exit_code == 1, res.output
+    assert 'expected: "Acme"\n' in res.output and 'actual:   "Acme "\n' in res.output
+    assert 'expected: "New York"\n' in res.output
+    assert 'actual:   "New\\u00a0York"\n' in res.output
+    junit = _mrules("test", str(test), "--format", "junit").stdout
+    assert "expected &quot;Acme&quot;, got &quot;Acme &quot;" in junit

@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import json
 import math
 import os
 import re
@@ -2308,12 +2309,32 @@ def _typed(v: Any) -> str:
     return f"{shown} ({_kind(v)})"
 
 
+def _hides(shown: str) -> bool:
+    """Whether printed text may hide what tells it apart: a space at an end, or a character
+    that does not show (a tab, a no-break space, a control character)."""
+    shown = _printable(shown)  # a path's byte that is not UTF-8 shows, as `\xNN`
+    return shown[:1] == " " or shown[-1:] == " " or not shown.isprintable()
+
+
+def _quoted(v: Any) -> str:
+    r"""A value as JSON, with every character that does not show escaped.
+
+    >>> print(_quoted("New\u00a0York "))
+    "New\u00a0York "
+    """
+    text = orjson.dumps(_printable_data(_plain(v)), default=str).decode()
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
 def _shown_pair(expected: Any, actual: Any) -> tuple[str, str]:
     """Expected and actual as a failure prints them; with their types when the plain text
-    of both is the same (`expected: 1 / actual: 1` for "1" against 1 says nothing)."""
+    of both is the same (`expected: 1 / actual: 1` for "1" against 1 says nothing), and
+    quoted, escaped, when it may hide the difference (`Acme` against `Acme `)."""
     e, a = _value(expected), _value(actual)
     if e == a:
         return _typed(expected), _typed(actual)
+    if _hides(e) or _hides(a):
+        return _quoted(expected), _quoted(actual)
     return e, a
 
 
