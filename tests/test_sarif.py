@@ -105,6 +105,20 @@ def test_sarif_file_alongside_annotations(project: Path) -> None:
     jsonschema.Draft4Validator(SCHEMA).validate(json.loads(Path("out.sarif").read_text()))
 
 
+def test_sarif_file_dash_is_standard_output(project: Path) -> None:
+    """`--sarif-file -` is standard output, as `-` is for every command (it wrote a file
+    named `-`): with `--format sarif` the report is printed once; with another format,
+    which standard output takes already, it is refused before linting."""
+    result = CliRunner().invoke(
+        main, ["lint", "my rules", "--format", "sarif", "--sarif-file", "-"]
+    )
+    assert result.exit_code == 1 and not Path("-").exists()
+    jsonschema.Draft4Validator(SCHEMA).validate(json.loads(result.stdout))
+    result = CliRunner().invoke(main, ["lint", "my rules", "--sarif-file", "-"])
+    assert result.exit_code == 2 and not Path("-").exists() and result.stdout == ""
+    assert "--sarif-file -: standard output takes the text report" in result.stderr
+
+
 def test_sarif_file_in_a_missing_folder_is_a_usage_error(project: Path) -> None:
     """Exit 2 before linting, as every output in a missing folder (it was exit 4 after)."""
     result = CliRunner().invoke(main, ["lint", "my rules", "--sarif-file", "nodir/out.sarif"])

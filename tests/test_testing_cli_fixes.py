@@ -219,6 +219,14 @@ def test_o_elsewhere_is_written(tmp_path: Path) -> None:
     assert out.read_bytes().startswith(b"<?xml")
 
 
+def test_o_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`-o -` is standard output, as `-` is for every command: it wrote a file named `-`."""
+    monkeypatch.chdir(tmp_path)
+    res = _mrules("test", str(EXAMPLE / "tests"), "--format", "junit", "-o", "-")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("<?xml") and not (tmp_path / "-").exists()
+
+
 # ------------------------------------------------------------ 3. -k selects nothing
 
 

@@ -33,6 +33,7 @@ from mrules.parser import collector_paused
 __all__ = ["COMMANDS", "lint", "summary"]
 
 STDIN = "-"
+STDOUT = "-"
 STDIN_NAME = "<stdin>"
 
 
@@ -119,7 +120,8 @@ def _explain(code: str) -> None:
 @click.option(
     "--sarif-file",
     type=NonEmptyPath(dir_okay=False),
-    help="Also write SARIF 2.1.0 to this file (whatever --format prints).",
+    help="Also write SARIF 2.1.0 to this file (whatever --format prints; `-` with"
+    " --format sarif: standard output).",
 )
 @click.option(
     "--explain",
@@ -187,6 +189,13 @@ def lint(
             fail("give at least one rule file or folder (or set `rules` in mrules.toml)")
         paths = tuple(str(p) for p in config.rules)
     fmt = fmt or config.format
+    if sarif_file == STDOUT:  # standard output, as every command's `-` (it wrote a file named -)
+        if fmt != "sarif":
+            fail(
+                f"--sarif-file -: standard output takes the {fmt} report; give a file, or"
+                " --format sarif for SARIF on standard output"
+            )
+        sarif_file = None  # --format sarif prints it there
     strict = config.strict if strict is None else strict
     with collector_paused():  # an acyclic tree: rescanning it made lint superlinear
         if stdin:

@@ -45,7 +45,7 @@ __all__ = ["COMMANDS"]
     "-o",
     "--output",
     type=NonEmptyPath(dir_okay=False, writable=True),
-    help="Write the report to this file instead of standard output.",
+    help="Write the report to this file instead of standard output (`-`).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List passing tests too (text format).")
 def run_tests(
@@ -79,6 +79,8 @@ def run_tests(
     from mrules.cli.common import EXIT_INTERRUPTED, fail, output_folder_or_exit
     from mrules.testing import run_paths
 
+    if output == "-":  # standard output, as every command's `-` (it wrote a file named -)
+        output = None
     done: list[str] = []  # "ran", then "written": what an interrupt's message says
     try:
         loaded: Loaded = {}  # the test files read for the check of -o, not read again
