@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -317,3 +318,26 @@ def test_the_decimal_limit_is_exact_at_10_100(workdir: Path, number: str, code: 
         assert "^ a decimal number lies below 10^100 either way" in res.output
     else:
         assert res.output.startswith("ok: 1 file, no problems"), res.output
+
+
+def test_a_repository_folder_leaves_out_virtualenvs_and_hidden_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mrules lint .` (the pre-commit hook's and the action's default, docs/ci.md) in a
+    repository with a virtual environment holding mrules linted the bundled library's
+    copy there too: a second default scoring, errors that are not the project's. The
+    folders below a given folder that hold no rules are left out, as `mrules test` does;
+    a file in one is still read when given, or included."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "examples" / "getcloudy" / "rules", "rules")
+    library = ROOT / "src" / "mrules" / "library"
+    for held in (".venv/lib/python3.12/site-packages/mrules", "venv/lib/mrules", ".git/x"):
+        shutil.copytree(library, Path(held) / "library")
+    Path("node_modules/pkg").mkdir(parents=True)
+    Path("node_modules/pkg/broken.mr").write_text("}\n", "utf-8")
+    Path("rules/__pycache__").mkdir()
+    Path("rules/__pycache__/broken.mr").write_text("}\n", "utf-8")
+    result = lint(".", "--strict")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "ok: 8 files, no problems"
+    assert lint(".", "node_modules/pkg/broken.mr").exit_code == 1  # given: read

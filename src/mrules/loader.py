@@ -34,6 +34,7 @@ from mrules.source import Source
 __all__ = [
     "EMPTY_PATH",
     "RULE_SUFFIX",
+    "UNSEARCHED_FOLDERS",
     "LoadError",
     "LoadResult",
     "RefusedFile",
@@ -45,6 +46,7 @@ __all__ = [
     "printable_path",
     "read_rule_file",
     "rule_files",
+    "unsearched",
 ]
 
 RULE_SUFFIX = ".mr"
@@ -52,6 +54,10 @@ LIBRARY_PREFIX = "library/"
 EMPTY_PATH = "an empty path is not the current folder (give '.' for it)"
 """Why an empty path is refused: `Path("")` is the folder `.`, so `mrules fmt ""` reformatted
 every rule file below the current folder, and `mrules.run("", ...)` ran them all."""
+UNSEARCHED_FOLDERS = frozenset({".venv", "venv", "node_modules", "__pycache__"})
+"""Folders a folder's rule files are not looked for in, with every hidden one (`.git`):
+a virtual environment holding mrules has the bundled library's `*.mr` files, which
+`mrules lint .` took for the project's own. A file in one is read when given or included."""
 MAX_INCLUDE_DEPTH = 32
 """How long a chain of includes may be (a file including a file including...)."""
 MAX_INCLUDE_LENGTH = 255
@@ -456,7 +462,8 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     an empty path (`EMPTY_PATH`).
 
     A folder contributes every `*.mr` entry below it that is not a folder: links,
-    pipes and devices included, so that the loader refuses them out loud.
+    pipes and devices included, so that the loader refuses them out loud; hidden
+    folders and virtual environments below it (`unsearched`) are not searched.
     """
     found: list[tuple[Path, Path]] = []
     for raw in paths:
@@ -465,7 +472,7 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         path = Path(raw)
         try:
             if path.is_dir():
-                files = sorted(p for p in path.rglob(f"*{RULE_SUFFIX}") if not p.is_dir())
+                files = _rule_files_below(path)
                 if not files:
                     raise LoadError(f"{raw}: no rule files (*{RULE_SUFFIX}) in this folder")
                 found.extend((f, path) for f in files)
@@ -476,6 +483,21 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         except OSError as e:
             raise LoadError(f"{printable_path(str(raw))}: cannot read: {e.strerror or e}") from None
     return found
+
+
+def unsearched(folder_name: str) -> bool:
+    """Whether a folder below a rule folder is left out: hidden, or `UNSEARCHED_FOLDERS`."""
+    return folder_name.startswith(".") or folder_name in UNSEARCHED_FOLDERS
+
+
+def _rule_files_below(folder: Path) -> list[Path]:
+    """Every `*.mr` entry below `folder` that is not a folder, in sorted order; links to
+    folders are not followed, and the folders `unsearched` leaves out are not entered."""
+    found: list[Path] = []
+    for top, folders, names in os.walk(folder):
+        folders[:] = [f for f in folders if not unsearched(f)]
+        found.extend(Path(top, n) for n in names if n.endswith(RULE_SUFFIX))
+    return sorted(found)
 
 
 def load(

@@ -82,7 +82,6 @@ __all__ = [
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 SNAPSHOT_FOLDER = "__snapshots__"
 DEFAULT_AT = "2000-01-01T00:00:00Z"
-_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", SNAPSHOT_FOLDER}
 
 # What a test file may say, for messages that suggest the key a typo meant.
 FILE_KEYS = ("rules", "tests")
@@ -1363,13 +1362,15 @@ def _load_file_once(path: str, loaded: Loaded | None) -> list[Case] | TestFileEr
 
 
 def _walk(folder: Path) -> Iterator[Path]:
+    from mrules.loader import unsearched
+
     try:
         entries = list(folder.iterdir())
     except OSError:
         return
     for e in entries:
         if e.is_dir():
-            if e.name not in _SKIP_DIRS and not e.name.startswith("."):
+            if not unsearched(e.name) and e.name != SNAPSHOT_FOLDER:
                 yield from _walk(e)
         else:
             yield e

@@ -409,3 +409,20 @@ def test_code_action_removes_an_unused_suppression(session_factory, project: Pat
     assert edit.new_text == "" and edit.range == d.range == types.Range(
         pos(text, "# mrules"), pos(text, "[MR101]", 7)
     )
+
+
+def test_a_file_in_a_hidden_folder_of_the_rule_root_is_checked(
+    session_factory, project: Path
+) -> None:
+    """A rule folder's hidden folders (and virtual environments) are not part of its rule
+    set (`mrules lint rules`); a file opened in one is its own folder's rule set, and is
+    checked, not left without diagnostics."""
+    (project / "mrules.toml").write_text('rules = ["rules"]\n', "utf-8")
+    (project / "rules" / ".drafts").mkdir()
+    draft = 'list "A"\nlist "A"\n'
+    (project / "rules" / ".drafts" / "d.mr").write_text(draft, "utf-8")
+    s = session_factory(project)
+    uri = s.open("rules/.drafts/d.mr", draft)
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR101"]
+    rules = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(rules) == []  # the draft's list is not declared twice there

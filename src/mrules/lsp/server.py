@@ -33,7 +33,7 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from mrules import __version__, ast
 from mrules.config import Config, ConfigError, find_config, load_config
 from mrules.diagnostics import Diagnostic, Severity, help_uri
-from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError
+from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError, unsearched
 from mrules.lsp.analysis import Analysis, NameRef, analyze, complete, hover, quick_fix
 from mrules.parser import Parsed
 from mrules.source import Source
@@ -192,7 +192,10 @@ class MrulesLanguageServer(LanguageServer):
         root = real.parent
         for configured in config.rules:
             croot = Path(os.path.realpath(configured))
-            if real.is_relative_to(croot):
+            # not in a folder the root's rule set leaves out (a hidden one): its own, then
+            if real.is_relative_to(croot) and not any(
+                unsearched(part) for part in real.parent.relative_to(croot).parts
+            ):
                 root = croot
                 break
         rs = self.rule_sets.get(root)
