@@ -392,3 +392,18 @@ def test_texts_that_differ_in_what_does_not_show_are_quoted_and_escaped(tmp_path
     assert 'actual:   "New\\u00a0York"\n' in res.output
     junit = _mrules("test", str(test), "--format", "junit").stdout
     assert "expected &quot;Acme&quot;, got &quot;Acme &quot;" in junit
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path: Path) -> None:
+    """A test's name, its skip reason and the values of a failure are printed as
+    `mrules lint` prints names: a control character (an escape sequence that could
+    recolour or clear the terminal) is shown as `\\x1b`, never written as it is."""
+    text = TEST.replace("name: one", 'name: "one \\e[2J"').replace(
+        "  - name: two\n", '  - name: two\n    skip: "later \\e]0;title\\a"\n'
+    )
+    text = text.replace("{score: 20}", "{score: 21}", 1)
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 1, res.output
+    assert "\x1b" not in res.output and "\x07" not in res.output
+    assert "FAIL  one \\x1b[2J [" in res.output
+    assert "later \\x1b]0;title\\x07" in res.output

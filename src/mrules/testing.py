@@ -2381,7 +2381,9 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         out.append(", ".join([*parts[1:], f"no tests run: {report.unmatched}"]))
     else:
         out.append(f"{', '.join(parts)} in {report.seconds:.2f} s")
-    return _printable("\n".join(out))
+    from mrules.diagnostics import printable  # no control character steers the terminal
+
+    return "\n".join(printable(line) for line in _printable("\n".join(out)).split("\n"))
 
 
 def render_json(report: Report) -> bytes:
