@@ -173,3 +173,10 @@ def test_a_pyproject_whose_tool_is_not_a_table_is_a_usage_error(project: Path) -
     (project / "pyproject.toml").write_text("tool = 1  # [tool.mrules]\n", "utf-8")
     code, _, err = lint("rules")
     assert code == 2 and "[tool.mrules]: must be a table" in err
+
+
+def test_a_path_whose_name_is_too_long_is_a_usage_error(project: Path) -> None:
+    """The configuration is looked for from the path first: a name longer than the
+    system takes was an internal error there (exit 70), before the loader could say so."""
+    code, _, err = lint("n" * 300 + ".mr")
+    assert code == 2 and "name too long" in err and "internal error" not in err

@@ -85,10 +85,10 @@ def find_config(start: Path) -> Path | None:
     """The configuration file that applies to `start` (a file or folder), or None."""
     try:
         here = start.resolve()
+        if not here.is_dir():  # (a name too long for the system is an OSError here)
+            here = here.parent
     except (OSError, RuntimeError):
         return None
-    if not here.is_dir():
-        here = here.parent
     for folder in (here, *here.parents):
         for name in CONFIG_NAMES:
             candidate = folder / name

@@ -147,6 +147,23 @@ def test_a_change_to_a_document_never_opened_is_ignored(client: RawClient) -> No
     assert b"not open" in err and b"KeyError" not in err
 
 
+@pytest.mark.parametrize("name", ["nul%00.mr", "n" * 300 + ".mr"])
+def test_a_document_no_file_can_have_is_no_server_error(client: RawClient, name: str) -> None:
+    """A URI with a NUL byte, or a name longer than the system takes, names no file: the
+    server's requests on it answer nothing (it was "Error in server: ValueError:
+    embedded null byte", a popup at every request)."""
+    uri = client.root.as_uri() + "/" + name
+    item = {"uri": uri, "languageId": "mrules", "version": 1, "text": 'list "B"\n'}
+    client.notify("textDocument/didOpen", {"textDocument": item})
+    where = {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 6}}
+    assert client.request(5, "textDocument/hover", where).get("error") is None
+    symbols = client.request(6, "textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert symbols.get("error") is None
+    assert client.messages_shown() == []
+    assert _symbols(client, 7)["result"][0]["name"] == "list A"  # and the server goes on
+    assert client.close()[0] == 0
+
+
 def test_a_notification_with_params_that_do_not_fit_is_only_logged(client: RawClient) -> None:
     client.notify("textDocument/didOpen", {"textDocument": {"uri": 7}})
     assert _symbols(client, 6)["result"][0]["name"] == "list A"

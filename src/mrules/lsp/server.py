@@ -97,10 +97,12 @@ class _RuleSet:
 
 
 def uri_to_path(uri: str) -> Path | None:
+    """The file a URI names; None when it names none (not `file:`, or a NUL byte in it)."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
-    return Path(unquote(parsed.path))
+    path = unquote(parsed.path)
+    return None if "\x00" in path else Path(path)
 
 
 class _Unreadable:
