@@ -33,6 +33,7 @@ from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
 
 __all__ = [
+    "BAD_STRING_CHAR",
     "ERROR_EXAMPLES",
     "MAX_DECIMAL",
     "MAX_NESTING",
@@ -78,7 +79,7 @@ _ESCAPE_RE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # What a string may not hold: NUL (C strings and file names end there) and lone
 # surrogates (they are not characters; no UTF-8 text can carry them).
-_BAD_CHAR_RE = re.compile("[\x00\ud800-\udfff]")
+BAD_STRING_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 MAX_NUMBER = 2**53 - 1
 """The largest magnitude of a whole number in a rule file (every JSON reader holds it exactly)."""
@@ -265,7 +266,7 @@ class _ToAst:
         if raw.isascii() and "\\" not in raw and "\x00" not in raw:
             return raw[1:-1]
         value = unquote(raw)  # a raw surrogate can only come from a str, not from a file
-        bad = _BAD_CHAR_RE.search(value)
+        bad = BAD_STRING_CHAR.search(value)
         if bad is None:
             return value
         ch = bad.group()
@@ -275,7 +276,7 @@ class _ToAst:
             message = f"string holds a lone surrogate \\u{ord(ch):04x}, which is not a character"
             hint = "write the character itself, or both halves of a pair: \\ud83d\\ude00"
         self._error("MR015", message, _tspan(tok), hint)
-        return _BAD_CHAR_RE.sub("\ufffd", value)
+        return BAD_STRING_CHAR.sub("\ufffd", value)
 
     def _name(self, tok: _Tok) -> ast.Name:
         text = self._text(tok) if tok.type == "STRING" else tok.text

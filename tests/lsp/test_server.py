@@ -185,6 +185,20 @@ def test_rename_refuses_a_bad_field_name(session_factory, project: Path) -> None
         )
 
 
+def test_rename_refuses_a_name_the_language_cannot_hold(session_factory, project: Path) -> None:
+    """A NUL or a lone surrogate is an error in a string (MR015), and a carriage return
+    a line break to the editor: a rename to one broke every file it edited."""
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    for new in ("MQ\x00L", "MQ\ud800L", "MQ\rL"):
+        with pytest.raises(Exception, match="a name is one line of text"):
+            s.run(
+                s.client.text_document_rename_async(
+                    types.RenameParams(types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"'), new)
+                )
+            )
+
+
 def test_completion_keywords_names_and_values(session_factory, project: Path) -> None:
     s = session_factory(project)
     text = RULES

@@ -27,7 +27,7 @@ from mrules.checker.visit import nodes
 from mrules.config import Config
 from mrules.diagnostics import Diagnostic
 from mrules.loader import LoadResult, load
-from mrules.parser import ITEM_KEYWORDS, Parsed, lark_parser
+from mrules.parser import BAD_STRING_CHAR, ITEM_KEYWORDS, Parsed, lark_parser
 from mrules.source import Source
 
 __all__ = [
@@ -108,8 +108,9 @@ class Analysis:
                 raise ValueError(f"'{new}' is not a field name: lowercase letters, digits, _")
             if ref.key in symbols.BUILTIN_FIELDS:
                 raise ValueError(f"'{ref.key}' is a Pardot default field; it cannot be renamed")
-        elif not new or "\n" in new:
-            raise ValueError("a name is one line of text")
+        elif not new or "\n" in new or "\r" in new or BAD_STRING_CHAR.search(new):
+            # (a string holds no NUL or lone surrogate: MR015; CR is a line break to editors)
+            raise ValueError("a name is one line of text, with no NUL or lone surrogate")
         edits: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         for r in self.references(ref):
             edits[r.path].append((r.start, r.end, quote(new) if r.quoted else new))
