@@ -180,3 +180,11 @@ def test_a_path_whose_name_is_too_long_is_a_usage_error(project: Path) -> None:
     system takes was an internal error there (exit 70), before the loader could say so."""
     code, _, err = lint("n" * 300 + ".mr")
     assert code == 2 and "name too long" in err and "internal error" not in err
+
+
+def test_an_explicit_pyproject_without_the_table_is_a_usage_error(project: Path) -> None:
+    """`--config pyproject.toml` whose table is missing (or misspelt: `[tools.mrules]`)
+    ran with the defaults, silently: every check the file meant to set was off."""
+    (project / "pyproject.toml").write_text("[tools.mrules]\nstrict = true\n", "utf-8")
+    code, _, err = lint("rules", "--config", "pyproject.toml")
+    assert code == 2 and "pyproject.toml has no [tool.mrules] table" in err

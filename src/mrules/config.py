@@ -140,6 +140,8 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     if path.name == "pyproject.toml":
         tool = data.get("tool", {})
+        if isinstance(tool, dict) and "mrules" not in tool:  # `--config` names it, or a typo
+            raise ConfigError(f"{path} has no [tool.mrules] table")
         table = tool.get("mrules", {}) if isinstance(tool, dict) else tool
         where = f"{path} [tool.mrules]"
     else:
