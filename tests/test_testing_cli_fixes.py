@@ -407,3 +407,19 @@ def test_control_characters_never_reach_the_terminal(tmp_path: Path) -> None:
     assert "\x1b" not in res.output and "\x07" not in res.output
     assert "FAIL  one \\x1b[2J [" in res.output
     assert "later \\x1b]0;title\\x07" in res.output
+
+
+def test_yaml_aliases_that_expand_to_millions_of_values_are_a_broken_file(
+    tmp_path: Path,
+) -> None:
+    """Anchors and aliases (`&a`, `*a`) may share a value; nested, a few lines stand for
+    millions of values, and mrules test walked every one of them (ten million: seconds;
+    a level more: minutes) before it said anything. Such a file is refused at once."""
+    levels = ["    skip: &a1 [x, x, x, x, x, x, x, x, x, x]\n"]
+    levels += [f"    skip: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]\n" for n in range(2, 8)]
+    text = "rules: rules.mr\ntests:\n" + "".join(
+        f"  - name: t{n}\n{level}" for n, level in enumerate(levels)
+    )
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 2, res.output
+    assert "t.test.yaml: too large: its aliases (*name) expand to more than" in res.output

@@ -468,6 +468,12 @@ def load_file(path: str | Path) -> list[Case]:
     if doc is None:
         raise TestFileError(shown, 1, "empty test file: give 'rules' and 'tests'")
     try:
+        if _values(doc, {}) > MAX_VALUES:
+            raise TestFileError(
+                shown,
+                None,
+                f"too large: its aliases (*name) expand to more than {MAX_VALUES:,} values",
+            )
         _check_text(doc, shown, 1)
     except RecursionError:
         raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
@@ -498,6 +504,29 @@ def load_file(path: str | Path) -> list[Case]:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_VALUES = 1_000_000
+"""The most values a test file may hold once its YAML aliases are expanded."""
+
+
+def _values(obj: Any, memo: dict[int, int]) -> int:
+    """How many values `obj` holds with its aliases expanded: a value an alias shares is
+    counted each time it is used, and walked once (a few lines may stand for billions).
+
+    >>> shared = ["x"] * 10
+    >>> _values({"a": [shared] * 10}, {})
+    113
+    """
+    if isinstance(obj, dict):
+        items: list[Any] = [*obj.keys(), *obj.values()]
+    elif isinstance(obj, list):
+        items = obj
+    else:
+        return 1
+    if id(obj) not in memo:
+        memo[id(obj)] = 1 + sum(_values(v, memo) for v in items)
+    return memo[id(obj)]
+
+
 _NOT_A_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")  # a surrogate no name's byte decodes to
 
 
