@@ -544,6 +544,9 @@ def _with_unsaved(
                 and key.endswith(RULE_SUFFIX)
                 and key.startswith(real_folder + os.sep)
                 and not os.path.exists(key)
+                and not any(  # in a hidden folder: not part of it, as on disk
+                    unsearched(part) for part in Path(key[len(real_folder) + 1 :]).parent.parts
+                )
             ):
                 found.append((Path(key), folder))
                 known.add(key)

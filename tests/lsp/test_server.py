@@ -440,3 +440,21 @@ def test_a_file_in_a_hidden_folder_of_the_rule_root_is_checked(
     assert [d.code for d in s.diagnostics_of(uri)] == ["MR101"]
     rules = s.open("rules/10-rules.mr")
     assert s.diagnostics_of(rules) == []  # the draft's list is not declared twice there
+
+
+def test_an_unsaved_file_in_a_hidden_folder_is_not_in_the_rule_root(
+    session_factory, project: Path
+) -> None:
+    """A new file not saved yet joins the rule set of the folder it is in; one in a
+    hidden folder of the rule root does not join the root's, as on disk it would not."""
+    (project / "mrules.toml").write_text('rules = ["rules"]\n', "utf-8")
+    (project / "rules" / ".drafts").mkdir()
+    s = session_factory(project)
+    draft = s.open("rules/.drafts/new.mr", 'list "MQL"\n')  # MQL is declared in 00-decls
+    assert s.diagnostics_of(draft) == []
+    before = len(s.events)
+    decls = s.open("rules/00-decls.mr")  # the root's rule set is checked: not with the draft
+    assert s.diagnostics_of(decls) == []
+    s.change(draft, 'list "MQL"\n\n')  # (its own rule set publishes it again)
+    assert s.diagnostics_of(draft, before) == []
+    assert all(n == 0 for uri, n in s.events[before:] if uri == draft), s.events[before:]
