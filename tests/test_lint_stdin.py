@@ -132,3 +132,17 @@ def test_an_installed_mrules_ships_the_diagnostics_docs(tmp_path: Path) -> None:
     )
     assert ".whl" in out.stderr, out.stderr
     assert out.stdout.startswith("## MR101: duplicate declaration"), out.stderr
+
+
+def test_lint_of_a_closed_standard_input_is_a_usage_error(tmp_path: Path) -> None:
+    """`mrules lint - <&-` (a shell, a CI step or an editor that closes standard input) was
+    `internal error: AttributeError: 'NoneType' object has no attribute 'buffer'`, exit 70."""
+    cmd = f"exec {sys.executable} -m mrules lint - <&-"
+    res = subprocess.run(
+        ["sh", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("mrules: error: - reads a rule file from standard input"), (
+        res.stderr
+    )
+    assert "internal error" not in res.stderr

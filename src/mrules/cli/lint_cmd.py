@@ -172,6 +172,8 @@ def lint(
         fail("'-' (standard input) cannot be mixed with file or folder paths")
     if stdin_filename is not None and not stdin:
         fail("--stdin-filename goes with '-' (standard input)")
+    if stdin and sys.stdin is None:  # `<&-`: Python has no standard input at all
+        fail("- reads a rule file from standard input, which is closed: give the file")
     start = (
         Path(stdin_filename)
         if stdin_filename
