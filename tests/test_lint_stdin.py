@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -146,3 +147,28 @@ def test_lint_of_a_closed_standard_input_is_a_usage_error(tmp_path: Path) -> Non
         res.stderr
     )
     assert "internal error" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["test", str(ROOT / "examples" / "getcloudy" / "tests")], id="test"),
+        pytest.param(
+            ["test", str(ROOT / "examples" / "getcloudy" / "tests"), "--format", "junit"],
+            id="test-junit",
+        ),
+        pytest.param(["lint", "rules.mr", "--format", "sarif"], id="lint-sarif"),
+        pytest.param(["lint", "rules.mr"], id="lint-text-with-problems"),
+    ],
+)
+def test_a_report_to_a_closed_standard_output_is_exit_4(tmp_path: Path, args: list[str]) -> None:
+    """`mrules test >&-` was an internal error (exit 70); `mrules lint --format sarif >&-`
+    lost its report and exited 0. A closed output is exit 4, as for `state export`."""
+    (tmp_path / "rules.mr").write_text('list "A"\nlist "A"\n', "utf-8")
+    cmd = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "mrules", *args))
+    res = subprocess.run(
+        ["sh", "-c", f"exec {cmd} >&-"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    assert res.stderr.startswith("mrules: error: standard output is closed"), res.stderr

@@ -18,6 +18,7 @@ from mrules.cli.common import (
     load_or_exit,
     output_folder_or_exit,
     refuse_output_over_inputs,
+    stdout_or_exit,
 )
 from mrules.config import FORMATS, Config, ConfigError, find_config, load_config
 from mrules.diagnostics import (
@@ -218,6 +219,8 @@ def lint(
         if config.path is not None:
             inputs.append(("the configuration file", config.path))
         refuse_output_over_inputs("--sarif-file", sarif_file, inputs)
+    if diags or fmt in ("json", "sarif"):  # a report to print, on a closed output: exit 4
+        stdout_or_exit()
     if fmt == "text":
         if diags:
             click.echo(render_text(diags, result.sources))

@@ -76,11 +76,13 @@ def run_tests(
       mrules test examples/getcloudy/tests
       mrules test -k mql --format junit -o junit.xml
     """
-    from mrules.cli.common import EXIT_INTERRUPTED, fail, output_folder_or_exit
+    from mrules.cli.common import EXIT_INTERRUPTED, fail, output_folder_or_exit, stdout_or_exit
     from mrules.testing import run_paths
 
     if output == "-":  # standard output, as every command's `-` (it wrote a file named -)
         output = None
+    if output is None:
+        stdout_or_exit()  # closed (`>&-`): exit 4 before any test runs
     done: list[str] = []  # "ran", then "written": what an interrupt's message says
     try:
         loaded: Loaded = {}  # the test files read for the check of -o, not read again
