@@ -159,11 +159,14 @@ def test_lint_of_a_closed_standard_input_is_a_usage_error(tmp_path: Path) -> Non
         ),
         pytest.param(["lint", "rules.mr", "--format", "sarif"], id="lint-sarif"),
         pytest.param(["lint", "rules.mr"], id="lint-text-with-problems"),
+        pytest.param(["parse", "rules.mr", "--format", "summary"], id="parse"),
+        pytest.param(["completion", "bash"], id="completion"),
     ],
 )
 def test_a_report_to_a_closed_standard_output_is_exit_4(tmp_path: Path, args: list[str]) -> None:
-    """`mrules test >&-` was an internal error (exit 70); `mrules lint --format sarif >&-`
-    lost its report and exited 0. A closed output is exit 4, as for `state export`."""
+    """`mrules test >&-` was an internal error (exit 70); `mrules lint --format sarif >&-`,
+    `parse` and `completion` lost what they print and exited 0. A closed output is exit
+    4, as for `state export`."""
     (tmp_path / "rules.mr").write_text('list "A"\nlist "A"\n', "utf-8")
     cmd = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "mrules", *args))
     res = subprocess.run(

@@ -24,6 +24,9 @@ def completion(ctx: click.Context, shell: str) -> None:
       eval "$(mrules completion bash)"                 # in ~/.bashrc
       mrules completion fish > ~/.config/fish/completions/mrules.fish
     """
+    from mrules.cli.common import stdout_or_exit
+
+    stdout_or_exit()  # closed (`>&-`): exit 4, not a script printed nowhere
     root = ctx.find_root().command
     cls = get_completion_class(shell)
     assert cls is not None  # the three SHELLS are click's own

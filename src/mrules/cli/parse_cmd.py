@@ -7,7 +7,7 @@ import json
 import click
 
 from mrules.ast import dump
-from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, load_or_exit
+from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, load_or_exit, stdout_or_exit
 from mrules.diagnostics import render_text, sort_diagnostics
 
 __all__ = ["parse"]
@@ -34,6 +34,7 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
     Example:
       mrules parse examples/getcloudy/rules --format json --no-spans
     """
+    stdout_or_exit()  # closed (`>&-`): exit 4, not an AST printed nowhere
     result = load_or_exit(paths)
     errors = [d for d in result.diagnostics if d.is_error]
     if errors:
