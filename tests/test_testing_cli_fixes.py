@@ -295,6 +295,35 @@ def test_a_tag_no_rule_names_is_still_a_typo(tmp_path: Path) -> None:
     assert "did you mean 'vip'?" in res.output
 
 
+def test_an_assignee_no_rule_declares_is_a_typo(tmp_path: Path) -> None:
+    """`no_actions: [{action: assign, name: alan@x.exampl}]` held whatever the rules did:
+    the user, group or queue an `assign` names is checked like a list or a tag."""
+    text = TEST.replace(
+        "        a@x.example: {score: 20}\n",
+        "        a@x.example: {score: 20}\n"
+        "      no_actions:\n"
+        "        - {action: assign, to: user, name: alan@x.exampl}\n"
+        "        - {action: assign, args: {name: Sale}}\n",
+        1,
+    )
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 2, res.output
+    assert (
+        "t.test.yaml:10: expect.no_actions: unknown user, group or queue 'alan@x.exampl'"
+        " (did you mean 'alan@x.example'?)"
+    ) in res.output
+    assert "unknown user, group or queue 'Sale' (did you mean 'Sales'?)" in res.output
+    ok = TEST.replace(
+        "        a@x.example: {score: 20}\n",
+        "        a@x.example: {score: 20}\n"
+        "      actions: [{action: assign, name: alan@x.example}]\n"
+        "      no_actions: [{action: assign, to: queue, name: Sales}]\n",
+        1,
+    )
+    res = _mrules("test", str(_tests(tmp_path, ok)))
+    assert res.exit_code == 0, res.output
+
+
 # ------------------------------------------------------- 5. unwritable snapshots
 
 

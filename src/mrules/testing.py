@@ -1068,6 +1068,7 @@ class _Names:
     profiles: set[str]
     queues: set[str]
     groups: set[str]
+    users: set[str]
     campaigns: set[str]
     crm_campaigns: set[str]
     emails: set[str]
@@ -1121,6 +1122,7 @@ class _Names:
             profiles=set(sym.profiles),
             queues=set(sym.queues),
             groups=set(sym.groups),
+            users=set(sym.users),
             campaigns=set(sym.campaigns),
             crm_campaigns=set(sym.crm_campaigns),
             emails=set(sym.asset_names(AssetKind.EMAIL.value)),
@@ -1287,6 +1289,9 @@ def _check_arg_names(
                 check(value, names.campaigns | names.crm_campaigns, at, where, "campaign")
         elif key == "email" and action == "autoresponder":
             check(value, names.emails, at, where, "email")
+        elif key == "name" and action == "assign":  # a rule's assignee (the CRM's has none)
+            assignees = names.users | names.groups | names.queues
+            check(value, assignees, at, where, "user, group or queue")
 
 
 # --------------------------------------------------------------------- finding files
