@@ -154,6 +154,32 @@ class Manifest:
             raise PartitionError(f"{path}: damaged manifest ({e})") from None
         return manifest
 
+    def bucket_size(self, folder: Path, bucket: int) -> int:
+        """The bytes of one bucket's part files. PartitionError when a part's bucket file or
+        skip list is not the size `partition` wrote (removed, cut short, emptied, written
+        to): read as they are, the run would leave out, or apply twice, the lines they lost."""
+        total = 0
+        for part in self.parts:
+            for suffix, key in ((".jsonl", "sizes"), (".skip", "skip_sizes")):
+                path = folder / part["name"] / f"b{bucket:05d}{suffix}"
+                try:
+                    have = path.stat().st_size
+                except FileNotFoundError:
+                    have = 0
+                except OSError as e:
+                    raise PartitionError(f"{path}: cannot read: {e.strerror or e}") from None
+                sizes = part.get(key)
+                want = None if sizes is None else sizes.get(str(bucket), 0)
+                if want is not None and have != want:
+                    raise PartitionError(
+                        f"{path}: {have:,} bytes where `mrules partition` wrote {want:,}"
+                        " (removed, cut short or written to since): the partition folder is"
+                        " damaged; partition the archive again into a new folder"
+                    )
+                if suffix == ".jsonl":
+                    total += have
+        return total
+
     def bucket_files(self, folder: Path, bucket: int) -> list[Path]:
         """The part files of one bucket, in part order (a part may have none for it)."""
         return [p for p, _ in self.bucket_parts(folder, bucket) if p.exists()]
@@ -218,6 +244,13 @@ def _check_entries(m: Manifest) -> None:
             whole(part.get("events")) and whole(part.get("bytes")),
             f"parts[{n}]: events or bytes is not a count",
         )
+        for key in ("sizes", "skip_sizes"):  # absent from a folder older mrules wrote
+            sizes = part.get(key, {})
+            need(
+                isinstance(sizes, dict)
+                and all(k.isdigit() and int(k) < m.buckets and whole(v) for k, v in sizes.items()),
+                f"parts[{n}]: {key} is not a size for each bucket",
+            )
     need(m.until is None or isinstance(m.until, str), "until is not a time")
     need(
         m.until_epoch is None
@@ -499,8 +532,9 @@ def partition(
         for b, recs in added.items():  # earlier files' lines come first in a part
             buffers[b].extend(recs)
             sizes[b] += sum(len(r) for r in recs)
+        skip_sizes: dict[str, int] = {}
         for b, skips in skipped.items():
-            (tmp / f"b{b:05d}.skip").write_bytes(b"".join(skips))
+            skip_sizes[str(b)] = (tmp / f"b{b:05d}.skip").write_bytes(b"".join(skips))
         stats["moved"] = sum(len(r) for r in added.values())
         for i, path in enumerate(paths):
             ordinal = len(manifest.files) + i
@@ -615,6 +649,10 @@ def partition(
             "files": [f["path"] for f in new_files],
             "events": stats["events"],
             "bytes": sum(sizes),
+            # Each bucket file's size, and each skip list's (none: empty or not written): a
+            # run checks them, so a file removed or cut short is not a bucket left out.
+            "sizes": {str(b): size for b, size in enumerate(sizes) if size},
+            "skip_sizes": {b: size for b, size in skip_sizes.items() if size},
         }
     )
     if latest is not None and (manifest.until_epoch is None or latest > manifest.until_epoch):

@@ -117,6 +117,42 @@ def test_append_adds_a_part_and_moves_a_group_tied_later(tmp_path: Path) -> None
         partition([tmp_path / "1.jsonl"], folder, 8)
 
 
+def test_a_part_file_not_the_size_partition_wrote_is_damage(tmp_path: Path) -> None:
+    """A bucket file or skip list removed, cut or grown since `partition` is refused when
+    a run sizes the buckets: read as it is, the run lost those lines (or, without the skip
+    list, applied a moved line twice) and said nothing."""
+    first = _write(tmp_path / "1.jsonl", [
+        {"ts": TS, "type": "page_view", "visitor": "v1", "url": "x.com/a"},
+        {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},
+    ])  # fmt: skip
+    second = _write(tmp_path / "2.jsonl", [
+        {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": "v1"},
+    ])  # fmt: skip
+    n = 64
+    folder = tmp_path / "p"
+    partition([first], folder, n)
+    partition([second], folder)
+    m = Manifest.load(folder)
+    home, away = bucket_of("a@x.com", n), bucket_of("visitor:v1", n)
+    sizes = [m.bucket_size(folder, b) for b in range(n)]
+    assert sum(sizes) == sum(p["bytes"] for p in m.parts) > 0
+    skip = folder / "part-0001" / f"b{away:05d}.skip"
+    assert m.parts[1]["skip_sizes"] == {str(away): skip.stat().st_size}
+    kept = skip.read_bytes()
+    skip.unlink()
+    with pytest.raises(PartitionError, match=r"b\d{5}\.skip: 0 bytes where .* wrote"):
+        m.bucket_size(folder, away)
+    skip.write_bytes(kept)
+    lines = folder / "part-0000" / f"b{home:05d}.jsonl"
+    with lines.open("ab") as f:
+        f.write(b"0 9 {}\n")
+    with pytest.raises(PartitionError, match="the partition folder is damaged"):
+        m.bucket_size(folder, home)
+    for part in m.parts:  # a folder an older mrules wrote has no sizes: nothing to check
+        del part["sizes"], part["skip_sizes"]
+    assert m.bucket_size(folder, home) == sizes[home] + len(b"0 9 {}\n")
+
+
 def test_a_killed_pass_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
     src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
     folder = tmp_path / "p"
@@ -234,10 +270,21 @@ def test_a_damaged_bucket_line_is_exit_2_naming_it(
     monkeypatch.chdir(tmp_path)
     _src, rules = _tick_partitioned(tmp_path, 1)
     bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
+    size = bucket.stat().st_size
     bucket.write_bytes(damage(bucket.read_bytes()))  # type: ignore[operator]
-    result = CliRunner().invoke(
-        main, ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
-    )
+    args = ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
+    if bucket.stat().st_size != size:  # the manifest's sizes see it first
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert "b00000.jsonl: " in result.output and " bytes where " in result.output
+    # The lines themselves are checked too: in a folder an older mrules wrote (no sizes),
+    # or damaged without a change of size.
+    manifest = tmp_path / "p" / "manifest.json"
+    doc = json.loads(manifest.read_text("utf-8"))
+    for part in doc["parts"]:
+        del part["sizes"], part["skip_sizes"]
+    manifest.write_text(json.dumps(doc), "utf-8")
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert said in result.output and "partition the archive again" in result.output
     assert "internal error" not in result.output

@@ -268,6 +268,9 @@ def run_partitioned(
     manifest = Manifest.load(folder)
     if not manifest.files:
         raise PartitionError(f"{_shown(folder)}: the partition holds no file")
+    # Every bucket file the size `partition` wrote, before any work: one removed or cut
+    # short would be prospects left out of the store, silently.
+    bucket_sizes = [manifest.bucket_size(folder, b) for b in range(manifest.buckets)]
     if now is not None and manifest.until_epoch is not None and now < manifest.until_epoch:
         # One process meets a `now` before its clock at its clock, the archive's latest
         # time; a bucket's own clock may be earlier (docs/scale-out.md, Time order).
@@ -312,7 +315,7 @@ def run_partitioned(
     tasks: list[dict[str, Any]] = []
     for b in range(manifest.buckets):
         parts = manifest.bucket_parts(folder, b)
-        size = sum(p.stat().st_size for p, _ in parts if p.exists())
+        size = bucket_sizes[b]
         tasks.append(
             {
                 "bucket": b,
