@@ -135,10 +135,12 @@ def test_an_installed_mrules_ships_the_diagnostics_docs(tmp_path: Path) -> None:
     assert out.stdout.startswith("## MR101: duplicate declaration"), out.stderr
 
 
-def test_lint_of_a_closed_standard_input_is_a_usage_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["lint", "fmt"])
+def test_lint_of_a_closed_standard_input_is_a_usage_error(tmp_path: Path, command: str) -> None:
     """`mrules lint - <&-` (a shell, a CI step or an editor that closes standard input) was
-    `internal error: AttributeError: 'NoneType' object has no attribute 'buffer'`, exit 70."""
-    cmd = f"exec {sys.executable} -m mrules lint - <&-"
+    `internal error: AttributeError: 'NoneType' object has no attribute 'buffer'`, exit 70;
+    so was `mrules fmt - <&-`."""
+    cmd = f"exec {sys.executable} -m mrules {command} - <&-"
     res = subprocess.run(
         ["sh", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
     )
@@ -161,14 +163,18 @@ def test_lint_of_a_closed_standard_input_is_a_usage_error(tmp_path: Path) -> Non
         pytest.param(["lint", "rules.mr"], id="lint-text-with-problems"),
         pytest.param(["parse", "rules.mr", "--format", "summary"], id="parse"),
         pytest.param(["completion", "bash"], id="completion"),
+        pytest.param(["fmt", "-", "<", "messy.mr"], id="fmt-stdin"),
+        pytest.param(["fmt", "--diff", "messy.mr"], id="fmt-diff"),
     ],
 )
 def test_a_report_to_a_closed_standard_output_is_exit_4(tmp_path: Path, args: list[str]) -> None:
-    """`mrules test >&-` was an internal error (exit 70); `mrules lint --format sarif >&-`,
-    `parse` and `completion` lost what they print and exited 0. A closed output is exit
-    4, as for `state export`."""
+    """`mrules test >&-` and `mrules fmt - >&-` were internal errors (exit 70); `mrules lint
+    --format sarif >&-`, `parse`, `completion` and `fmt --diff` lost what they print and
+    exited 0. A closed output is exit 4, as for `state export`."""
     (tmp_path / "rules.mr").write_text('list "A"\nlist "A"\n', "utf-8")
-    cmd = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "mrules", *args))
+    (tmp_path / "messy.mr").write_text('list   "A"\n', "utf-8")  # fmt would change it
+    cmd = " ".join(a if a == "<" else shlex.quote(a)
+                   for a in (sys.executable, "-m", "mrules", *args))  # fmt: skip
     res = subprocess.run(
         ["sh", "-c", f"exec {cmd} >&-"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
         timeout=120, check=False,

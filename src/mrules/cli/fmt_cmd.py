@@ -12,7 +12,7 @@ import click
 
 from mrules.atomic import atomic_write
 from mrules.checker import suppression_anchors, suppressions_kept
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, PATH, fail
+from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, PATH, fail, stdout_or_exit
 from mrules.diagnostics import Diagnostic, render_text, sort_diagnostics
 from mrules.loader import (
     LoadError,
@@ -145,6 +145,10 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
         fail("give at least one rule file or folder, or - for standard input")
     if stdin_filename is not None and paths != (STDIN,):
         fail("--stdin-filename goes with '-' (standard input)")
+    if STDIN in paths and sys.stdin is None:  # `<&-`: Python has no standard input at all
+        fail("- reads a rule file from standard input, which is closed: give the file")
+    if STDIN in paths or show_diff:  # what it prints is the result: `>&-` is exit 4 first
+        stdout_or_exit()
     stdin_name = printable_path(stdin_filename) if stdin_filename else STDIN_NAME
     try:
         inputs = list(_read_inputs(paths, stdin_name))
