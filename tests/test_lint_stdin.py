@@ -52,6 +52,22 @@ def test_lint_stdin_filename_names_the_file_and_roots_its_includes(
     assert [(d["path"], d["code"]) for d in json.loads(bad.stdout)] == [("rules/draft.mr", "MR103")]
 
 
+def test_parse_reads_standard_input_as_lint_does() -> None:
+    """`mrules parse -` said "-: no such file or folder" where lint and fmt read it."""
+    path = ROOT / "examples" / "getcloudy" / "rules" / "10-completion-actions.mr"
+    text = path.read_text("utf-8")
+    piped = run("parse", "-", "--no-spans", stdin=text)
+    assert piped.exit_code == 0, piped.output
+    given = run("parse", str(path), "--no-spans")
+    assert json.loads(piped.stdout)["files"][0]["path"] == "<stdin>"
+    shown = json.loads(given.stdout)["files"][0]["path"]  # as the working folder names it
+    assert piped.stdout.replace('"<stdin>"', json.dumps(shown)) == given.stdout
+    broken = run("parse", "-", stdin="list\n")
+    assert broken.exit_code == 1 and broken.stderr.startswith("<stdin>:"), broken.output
+    mixed = run("parse", "-", str(path))
+    assert mixed.exit_code == 2 and "standard input" in mixed.stderr
+
+
 @pytest.mark.parametrize("args", [("-", "x.mr"), ("x.mr", "--stdin-filename", "y.mr")])
 def test_stdin_misuse_is_a_usage_error(args: tuple[str, ...]) -> None:
     result = run("lint", *args)

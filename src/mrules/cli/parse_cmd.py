@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
 from mrules.ast import dump
-from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, load_or_exit, stdout_or_exit
+from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, fail, load_or_exit, stdout_or_exit
 from mrules.diagnostics import render_text, sort_diagnostics
+from mrules.loader import LoadError, decode, load_text
 
 __all__ = ["parse"]
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
 
 
 @click.command()
@@ -28,14 +33,28 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
     """Parse rule files and print their AST.
 
     PATHS are rule files (*.mr) or folders of them; includes are followed.
+    `-` reads one rule file from standard input, as `mrules lint -` does.
     Syntax errors are printed like `mrules lint` prints them, with exit status 1.
 
     \b
     Example:
       mrules parse examples/getcloudy/rules --format json --no-spans
+      mrules parse - --format summary < draft.mr
     """
+    stdin = STDIN in paths
+    if stdin and paths != (STDIN,):
+        fail("'-' (standard input) cannot be mixed with file or folder paths")
+    if stdin and sys.stdin is None:  # `<&-`: Python has no standard input at all
+        fail("- reads a rule file from standard input, which is closed: give the file")
     stdout_or_exit()  # closed (`>&-`): exit 4, not an AST printed nowhere
-    result = load_or_exit(paths)
+    if stdin:
+        try:
+            text = decode(sys.stdin.buffer.read(), STDIN_NAME)
+        except LoadError as e:
+            fail(str(e))
+        result = load_text(text, STDIN_NAME)
+    else:
+        result = load_or_exit(paths)
     errors = [d for d in result.diagnostics if d.is_error]
     if errors:
         click.echo(render_text(sort_diagnostics(errors), result.sources), err=True)
