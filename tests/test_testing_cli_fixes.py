@@ -452,3 +452,28 @@ def test_yaml_aliases_that_expand_to_millions_of_values_are_a_broken_file(
     res = _mrules("test", str(_tests(tmp_path, text)))
     assert res.exit_code == 2, res.output
     assert "t.test.yaml: too large: its aliases (*name) expand to more than" in res.output
+
+
+@pytest.mark.parametrize(
+    ("skip", "said"),
+    [
+        ("[a]", "not a list"),
+        ("{}", "not a mapping"),
+        ('""', "not an empty text"),
+        ("3", "not a number"),
+    ],
+)
+def test_a_skip_that_is_no_reason_is_a_broken_test(tmp_path: Path, skip: str, said: str) -> None:
+    """`skip: [a]` and `skip: {}` skipped the test with their Python spelling as the reason;
+    `skip: true` printed "True". A reason is text; `true` skips with none."""
+    test = _tests(tmp_path, TEST.replace("  - name: one\n", f"  - name: one\n    skip: {skip}\n"))
+    res = _mrules("test", str(test))
+    assert res.exit_code == 2, res.output
+    assert f"t.test.yaml:4: 'skip' takes a reason (text) or true, {said}" in res.output
+
+
+def test_skip_true_skips_without_a_reason(tmp_path: Path) -> None:
+    test = _tests(tmp_path, TEST.replace("  - name: one\n", "  - name: one\n    skip: true\n"))
+    res = _mrules("test", str(test))
+    assert res.exit_code == 0, res.output
+    assert "skipped (no reason given)" in res.output and "True" not in res.output

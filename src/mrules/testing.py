@@ -827,6 +827,15 @@ def _case(
         at = min(times, key=_epoch) if times else (now or DEFAULT_AT)
         given["at"] = at
     skip = raw.get("skip")
+    if skip is True:  # `skip: true`: a test skipped without a reason ("True" was shown)
+        skip = "skipped (no reason given)"
+    elif skip is not None and skip is not False and not (isinstance(skip, str) and skip.strip()):
+        raise TestFileError(
+            path,
+            _line(raw, "skip", raw.line),
+            "'skip' takes a reason (text) or true, not "
+            + ("an empty text" if isinstance(skip, str) else f"a {_kind(skip)}"),
+        )
     return Case(
         file=path,
         name=name.strip(),
@@ -838,7 +847,7 @@ def _case(
         event_lines=event_lines,
         now=now,
         expect=expect,
-        skip=None if skip in (None, False) else str(skip),
+        skip=None if skip in (None, False) else str(skip).strip(),
         rules_at=rules_at,
     )
 
