@@ -477,3 +477,15 @@ def test_skip_true_skips_without_a_reason(tmp_path: Path) -> None:
     res = _mrules("test", str(test))
     assert res.exit_code == 0, res.output
     assert "skipped (no reason given)" in res.output and "True" not in res.output
+
+
+@pytest.mark.parametrize("event", ["0", "2", "-1", "true"])
+def test_a_reject_expected_of_an_event_the_test_lacks_is_a_broken_test(
+    tmp_path: Path, event: str
+) -> None:
+    """`rejects: [{event: 0}]` or an event past the last could never match: the test
+    failed, as if the rules were wrong, where the test file is."""
+    text = TEST.replace("{score: 20}", "{score: 20}\n      rejects: [{event: " + event + "}]", 1)
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 2, res.output
+    assert "t.test.yaml:9: expect.rejects: " in res.output, res.output

@@ -821,6 +821,14 @@ def _case(
         now = _time_text(now, path, _line(raw, "now"), "now")
     expect = _need_map(raw.get("expect"), path, _line(raw, "expect", raw.line), "'expect'")
     _check_expect(expect, path)
+    for r in expect.get("rejects") or ():  # an event the test does not have never matches
+        if not 1 <= r["event"] <= len(events):
+            raise TestFileError(
+                path,
+                _line(r, default=_line(expect, "rejects")),
+                f"expect.rejects: event {r['event']} is not one of this test's"
+                f" {len(events)} event(s) (N counts events from 1)",
+            )
     at = given.get("at")
     if at is None:
         times = [e["ts"] for e in events]
@@ -1006,7 +1014,11 @@ def _check_expect(expect: _Map, path: str) -> None:
                     path, rules.key_lines.get(name), f"expect.rules: '{name}' must be a count"
                 )
     for r in _need_list(expect.get("rejects"), path, _line(expect, "rejects"), "expect.rejects"):
-        if not isinstance(r, dict) or not isinstance(r.get("event"), int):
+        if (
+            not isinstance(r, dict)
+            or not isinstance(r.get("event"), int)
+            or isinstance(r.get("event"), bool)
+        ):
             raise TestFileError(
                 path,
                 _line(r, default=_line(expect, "rejects")),
