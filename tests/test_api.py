@@ -347,3 +347,34 @@ def test_a_finished_run_keeps_no_decoded_prospect_without_a_collection() -> None
         gc.enable()
     assert result.summary.prospects_created > 0
     assert left == 0
+
+
+def test_a_store_this_process_holds_is_said_so_and_never_waited_for(tmp_path: Path) -> None:
+    """A second `mrules.run` on a store this process holds said "in use by another mrules
+    process (pid <its own pid>)"; with `wait=True` it waited for itself, for ever."""
+    import threading
+
+    from mrules.storeapi import StoreLocked
+
+    path = tmp_path / "s.db"
+    rules, events = EXAMPLE / "rules", EXAMPLE / "events.jsonl"
+    held = Store.open(path)
+    try:
+        with pytest.raises(StoreLocked, match="open in this process already"):
+            mrules.run(rules, events, store=path)
+        raised: list[BaseException] = []
+
+        def waiting() -> None:
+            try:
+                mrules.run(rules, events, store=path, wait=True)
+            except BaseException as e:  # what the thread met, for the test
+                raised.append(e)
+
+        t = threading.Thread(target=waiting, daemon=True)
+        t.start()
+        t.join(60)
+        assert not t.is_alive(), "mrules.run(wait=True) waited for its own process"
+        assert len(raised) == 1 and isinstance(raised[0], StoreLocked), raised
+    finally:
+        held.close()
+    assert mrules.run(rules, events, store=path).summary.applied > 0  # closed, it is free

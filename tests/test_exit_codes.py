@@ -6,11 +6,13 @@ output failures in more ways in test_faults.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +202,24 @@ def test_4_a_file_that_is_not_sqlite_gets_no_lock_file(tmp_path: Path) -> None:
     assert events.read_bytes() == EVENTS.read_bytes()
 
 
+@contextlib.contextmanager
+def _held_elsewhere(store: Path) -> Iterator[None]:
+    """The store held open by another process, as a running `mrules run` holds it (held by
+    this one, a second open is told so instead: waiting would never end)."""
+    code = "import sys; from mrules.store import Store; s = Store.open(sys.argv[1]);"
+    code += " print('ready', flush=True); sys.stdin.readline()"
+    p = subprocess.Popen([sys.executable, "-c", code, str(store)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+
+
 def test_5_busy(store: Path) -> None:
-    with Store.open(store):  # this process holds it: a second writer is refused
+    with _held_elsewhere(store):  # another process holds it: a second writer is refused
         for args in (
             ["run", RULES, EVENTS, "--store", store],
             ["segment", RULES, "--store", store],
@@ -222,7 +240,7 @@ def test_5_busy_through_a_symlink(tmp_path: Path, store: Path) -> None:
     second "exclusive" writer, stopped only by a constraint failing in its commit."""
     link = tmp_path / "link.db"
     link.symlink_to(store)
-    with Store.open(store):
+    with _held_elsewhere(store):
         res = invoke("run", RULES, EVENTS, "--store", link, "-q")
         assert res.exit_code == ExitCode.BUSY, res.output
         assert "in use by another mrules process" in res.stderr

@@ -1345,9 +1345,6 @@ def _lock(path: Path, wait: bool, timeout: float | None) -> int:
 
 
 def _acquire(fd: int, path: Path, lock_path: Path, wait: bool, timeout: float | None) -> None:
-    if wait and timeout is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
     deadline = time.monotonic() + (timeout or 0.0)
     while True:
         try:
@@ -1356,10 +1353,20 @@ def _acquire(fd: int, path: Path, lock_path: Path, wait: bool, timeout: float | 
         except OSError as e:
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise StoreError(f"cannot lock {lock_path}: {e.strerror}") from e
+        pid = _holder(fd)
+        if pid == os.getpid():  # held by this very process: waiting would never end
+            raise StoreLocked(
+                f"store {path} is open in this process already (pid {pid}): close the store"
+                " (or end the run) that holds it first",
+                path,
+                pid,
+            )
+        if wait and timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
         if not wait or time.monotonic() >= deadline:
             break
         time.sleep(_LOCK_POLL)
-    pid = _holder(fd)
     holder = f"pid {pid}" if pid is not None else "pid unknown"
     waited = f" after waiting {timeout:g} s" if wait else ""
     raise StoreLocked(
