@@ -270,6 +270,7 @@ class _OnlyRead:
             "progress must be a function",
             id="progress-int",
         ),
+        pytest.param({"wait": "no"}, "wait must be True or False", id="wait-str"),
     ],
 )
 def test_the_api_names_an_argument_of_the_wrong_type(
@@ -285,6 +286,17 @@ def test_the_api_names_an_argument_of_the_wrong_type(
     with pytest.raises(TypeError, match=words):
         mrules_api.run(args.pop("rules"), args.pop("events"), **args)  # type: ignore[arg-type]
     assert not Path("s.db").exists()
+
+
+def test_the_api_refuses_a_closed_events_file_in_plain_words(here: Path) -> None:
+    """A closed file raised "ValueError: peek of closed file" from inside the reader."""
+    f = open(EVENTS, "rb")  # noqa: SIM115 - closed on purpose
+    f.close()
+    with pytest.raises(ValueError, match="events: the file is closed"):
+        mrules_api.run(RULES, f, store="s.db")
+    assert not Path("s.db").exists()
+    with open(EVENTS, "rb") as f:  # open, it runs
+        assert mrules_api.run(RULES, f).summary.applied == 27
 
 
 def test_the_api_still_takes_any_iterable_of_rule_paths(here: Path) -> None:

@@ -402,6 +402,10 @@ def run(
         # not "'int' object is not callable" after the first commit (or 512 lines)
         if call is not None and not callable(call):
             raise TypeError(f"{name} must be a function or None, not {type(call).__name__}")
+    if not isinstance(wait, bool):  # `wait="no"` is true: it waited
+        raise TypeError(f"wait must be True or False, not {type(wait).__name__}")
+    if getattr(events, "closed", False) is True:  # not "peek of closed file" from the reader
+        raise ValueError("events: the file is closed; give it open, or its path")
     compiled = compile_rules(rules)
     if isinstance(events, str) and events == "-":
         if sys.stdin is None:  # closed (`<&-`): Python has none
