@@ -105,6 +105,17 @@ def test_explain_an_unknown_code() -> None:
     assert result.exit_code == 2 and "no diagnostic code 'MR31'" in result.stderr
 
 
+def test_explain_a_code_cut_short_lists_its_family() -> None:
+    """`--explain MR1` suggested MR614, difflib's nearest spelling: the codes that begin
+    so are the answer."""
+    result = run("lint", "--explain", "mr60")
+    assert result.exit_code == 2
+    family = sorted(c for c in CODES if c.startswith("MR60"))
+    assert result.stderr.strip().endswith("the codes that start so: " + ", ".join(family))
+    result = run("lint", "--explain", "MR1")
+    assert "MR101, MR102" in result.stderr and "MR614" not in result.stderr
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts(shell: str) -> None:
     result = run("completion", shell)

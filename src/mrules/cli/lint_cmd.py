@@ -75,7 +75,13 @@ def _explain(code: str) -> None:
 
     text = code_doc(code)
     if text is None:
+        # A code cut short (`MR1`) has its family as the answer: difflib's closest
+        # spelling of it was an unrelated code (MR614).
+        family = sorted(c for c in CODES if c.startswith(code.upper())) if code.strip() else []
         close = difflib.get_close_matches(code.upper(), list(CODES), n=1)
+        if family:
+            shown = ", ".join(family[:8]) + (", …" if len(family) > 8 else "")
+            fail(f"no diagnostic code '{code}'; the codes that start so: {shown}")
         fail(
             f"no diagnostic code '{code}'"
             + (f"; did you mean {close[0]}?" if close else "; codes look like MR312")
