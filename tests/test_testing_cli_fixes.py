@@ -489,3 +489,14 @@ def test_a_reject_expected_of_an_event_the_test_lacks_is_a_broken_test(
     res = _mrules("test", str(_tests(tmp_path, text)))
     assert res.exit_code == 2, res.output
     assert "t.test.yaml:9: expect.rejects: " in res.output, res.output
+
+
+@pytest.mark.parametrize("key", ["created", "last_activity"])
+def test_a_time_expected_that_is_no_time_is_a_broken_test(tmp_path: Path, key: str) -> None:
+    """`created: yesterday` could never match: the test failed as if the rules were wrong."""
+    text = TEST.replace("{score: 20}", "{score: 20, " + key + ": yesterday}", 1)
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 2, res.output
+    assert f"a@x.example: {key}: not an RFC 3339 time: 'yesterday'" in res.output
+    good = TEST.replace("{score: 20}", "{score: 20, " + key + ": 2026-11-02T09:00:00Z}", 1)
+    assert _mrules("test", str(_tests(tmp_path, good))).exit_code == 0

@@ -987,6 +987,9 @@ def _check_expect(expect: _Map, path: str) -> None:
             _score_expectation(want["score"], path, _line(want, "score", where), email)
         if "assigned" in want:
             _assignee(want["assigned"], path, _line(want, "assigned"), email)
+        for key in ("created", "last_activity"):  # `created: yesterday` could only fail
+            if want.get(key) is not None:
+                _time_text(want[key], path, _line(want, key, where), f"{email}: {key}")
     for email in _need_list(expect.get("absent"), path, _line(expect, "absent"), "expect.absent"):
         _email(email, path, _line(expect, "absent"))
     for key in ("actions", "no_actions", "outbox", "crm"):
