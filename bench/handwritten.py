@@ -660,6 +660,7 @@ class Baseline:
         self.event_id: str | None = None
         self.round_robin: dict[str, int] = {}
         self.changed: set[str] = set()
+        self.decided: dict[str, bool] = {}  # throttle decisions of the current trigger
         self.dirty: set[str] = set()
         self.dirty_visitors: set[str] = set()
         self.batch = Batch(source=source, line=0, clock=None)
@@ -1021,6 +1022,7 @@ class Baseline:
     def run_block(self, p: P, b: Block, asset_key: str) -> None:
         """Assignment, data changes, automation rules, then side effects."""
         now = self.now
+        self.decided = {}  # one throttle decision per trigger: its actions are no repeats
         extra = [acts for pred, acts in b.conditionals if pred(p, now)]
         kind, name = b.kind, b.name
         for phase, std in ((ASSIGN, b.assign), (DATA, b.data)):
@@ -1112,10 +1114,15 @@ class Baseline:
     # ------------------------------------------------------------ operations
 
     def throttled(self, p: P, key: str) -> bool:
+        known = self.decided.get(key)
+        if known is not None:
+            return known
         last = p.throttle.get(key)
         if last is not None and self.now - last < THROTTLE:
+            self.decided[key] = True
             return True
         p.throttle[key] = self.now
+        self.decided[key] = False
         return False
 
     def score(

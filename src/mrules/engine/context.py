@@ -19,11 +19,14 @@ __all__ = ["Context"]
 class Context:
     """One prospect being changed, and the facts changed since its rules last ran."""
 
-    __slots__ = ("facts", "p")
+    __slots__ = ("facts", "p", "throttled")
 
     def __init__(self, p: Prospect, facts: Iterable[str] = ()) -> None:
         self.p = p
         self.facts: set[str] = set(facts)
+        # Throttle decisions taken for this event (key -> throttled?): every action of
+        # one trigger gets the same answer, since throttling is for repeat activity.
+        self.throttled: dict[str, bool] | None = None
 
     def __repr__(self) -> str:
         return f"Context({self.p.email!r}, {sorted(self.facts)})"

@@ -138,18 +138,35 @@ class Effects(EngineParts):
         c.facts.add("f:" + name)
         self.log(p, ref, Action.SET_FIELD, {"field": name}, before, value)
 
-    def _throttled(self, p: Prospect, key: str) -> bool:
-        """Repeat activity within the window neither scores nor resends (§2.3)."""
+    def _throttled(self, c: Context, key: str) -> bool:
+        """Repeat activity within the window neither scores nor resends (§2.3).
+
+        Decided once per event and key: the actions of one trigger (several
+        scores, the autoresponders of several conditional groups) are not
+        repeat activity of each other.
+        """
         window = self._throttle
         if window <= 0:
             return False
+        decided = c.throttled
+        if decided is None:
+            decided = c.throttled = {}
+        else:
+            known = decided.get(key)
+            if known is not None:
+                if known:
+                    self.summary.actions["throttled"] += 1
+                return known
+        p = c.p
         last = p.throttle.get(key) if p.throttle else None
         if last is not None and self.now - last < window:
             self.summary.actions["throttled"] += 1
+            decided[key] = True
             return True
         if p.throttle is None:
             p.throttle = {}
         p.throttle[_intern(key)] = self.now
+        decided[key] = False
         return False
 
     # ------------------------------------------- operations compiled actions call
@@ -166,10 +183,9 @@ class Effects(EngineParts):
         self.log(p, ref, action, {member: name}, not on, on)
 
     def adjust_score(self, c: Context, ref: RuleRef, points: int, asset_key: str | None) -> None:
-        p = c.p
         # Completion-action scores are throttled; page-action scores count every view.
         throttled = asset_key is not None and not asset_key.startswith("page:")
-        if throttled and self._throttled(p, "score|" + asset_key):  # type: ignore[operator]
+        if throttled and self._throttled(c, "score|" + asset_key):  # type: ignore[operator]
             return
         self._score(c, ref, points, {})
 
@@ -288,7 +304,7 @@ class Effects(EngineParts):
         if (
             asset_key is not None
             and not self.settings.always_send_autoresponder
-            and self._throttled(p, "autoresponder|" + asset_key)
+            and self._throttled(c, "autoresponder|" + asset_key)
         ):
             return
         self._outbox(c, ref, Action.AUTORESPONDER, {"email": email, "to": p.email})
