@@ -1090,10 +1090,15 @@ class Baseline:
                 if to is None:
                     return
             if asset_key is not None and asset_key.startswith("page:"):
-                last = p.notified.get(asset_key)
-                if last is not None and self.now - last < NOTIFY_WINDOW:
+                held = self.decided.get("notify|" + asset_key)  # one decision per view
+                if held is None:
+                    last = p.notified.get(asset_key)
+                    held = last is not None and self.now - last < NOTIFY_WINDOW
+                    if not held:
+                        p.notified[asset_key] = self.now
+                    self.decided["notify|" + asset_key] = held
+                if held:
                     return
-                p.notified[asset_key] = self.now
             self.outbox(p, kind, name, "notify", {"to": to, "prospect": p.email})
         elif op == "auto":
             if p.opted_out or p.fields.get("do_not_email") is True:

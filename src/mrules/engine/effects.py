@@ -288,13 +288,38 @@ class Effects(EngineParts):
             if to is None:
                 self.summary.actions["notify skipped (unassigned)"] += 1
                 return
-        if asset_key is not None and asset_key.startswith("page:"):
-            last = p.notified.get(asset_key) if p.notified else None
-            if last is not None and self.now - last < self._notify_window:
-                self.summary.actions["throttled"] += 1
-                return  # one page-action notification per prospect, page and hour (§3)
-            p.notified = {**(p.notified or {}), _intern(asset_key): self.now}
+        if (
+            asset_key is not None
+            and asset_key.startswith("page:")
+            and self._notify_held(c, asset_key)
+        ):
+            return  # one page-action notification per prospect, page and hour (§3)
         self._outbox(c, ref, Action.NOTIFY, {"to": to, "prospect": p.email})
+
+    def _notify_held(self, c: Context, asset_key: str) -> bool:
+        """A repeat view within the window notifies nobody; one view notifies every user.
+
+        Decided once per view (`Context.throttled`), as `_throttled` does.
+        """
+        key = "notify|" + asset_key
+        decided = c.throttled
+        if decided is None:
+            decided = c.throttled = {}
+        else:
+            known = decided.get(key)
+            if known is not None:
+                if known:
+                    self.summary.actions["throttled"] += 1
+                return known
+        p = c.p
+        last = p.notified.get(asset_key) if p.notified else None
+        held = last is not None and self.now - last < self._notify_window
+        if held:
+            self.summary.actions["throttled"] += 1
+        else:
+            p.notified = {**(p.notified or {}), _intern(asset_key): self.now}
+        decided[key] = held
+        return held
 
     def autoresponder(self, c: Context, ref: RuleRef, email: str, asset_key: str | None) -> None:
         p = c.p
