@@ -244,11 +244,17 @@ class Engine(Handlers, Effects, Settlement, Screening):
 
         A prospect keeps the last time of only the activity keys some criterion
         reads; a rule set that reads a new one gets it from the stored history.
+        The store keeps the keys the last run read: a key a run did not read was
+        not kept up to date by that run, so a later rule set that reads it again
+        learns it from the history again.
         """
         tracked = set(self.shared.get("activity_keys", []))
         keys = self.cs.activity_keys
         new = {k for k in keys if k not in tracked}
         if not new:
+            if len(tracked) != len(keys):  # fewer keys read: forget the others
+                self.shared["activity_keys"] = sorted(keys)
+                self.shared_dirty = True
             return
         if stored:
             visited = [(k, m) for k, m in self.cs.visited if k in new]
@@ -265,7 +271,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 for key in hits:
                     p.touch(key, ts)
                     self.dirty.add(prospect)
-        self.shared["activity_keys"] = sorted(tracked | set(keys))
+        self.shared["activity_keys"] = sorted(keys)
         self.shared_dirty = True
 
     def _activity_keys(self, etype: str, asset: str) -> tuple[str, ...]:
