@@ -221,6 +221,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         _check_shared(self.shared)
         first_seen = st.rules_first_seen()
         new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
+        resumed = self._resumed_rules(first_seen)
         for key in new_keys:
             first_seen[key] = self.clock
             self.batch.rules.append((key, self.cs.rule_keys[key], self.clock))
@@ -233,11 +234,31 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.batch.ruleset_version = self.cs.version
         self._track_new_activity_keys(stored)
         if stored:
-            self._retroactive({k for k in new_keys if k.startswith(("rule:", "dynamic:"))})
+            self._retroactive(
+                {k for k in new_keys if k.startswith(("rule:", "dynamic:"))} | resumed
+            )
         # No wake-up times survive a restart: the first tick looks at everyone once.
         self._wake_all = stored and bool(self._time_rules or self._time_dynamic)
         self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
         return self.summary.resumed_from
+
+    def _resumed_rules(self, first_seen: dict[str, float | None]) -> set[str]:
+        """Automation rules known to the store that the last run did not run (§4.1).
+
+        A rule paused (or left out) in the last run and active in this one is
+        resumed: like a new rule, it sees every stored prospect (§4.2). The
+        store keeps the keys of the rules each run ran (`shared`); a store
+        written before that knows none, and resumes nothing.
+        """
+        active = sorted(r.key for r in self.cs.rules)
+        before = self.shared.get("active_rules")
+        if before != active:
+            self.shared["active_rules"] = active
+            self.shared_dirty = True
+        if before is None:
+            return set()
+        ran = set(before)
+        return {k for k in active if k in first_seen and k not in ran}
 
     def _track_new_activity_keys(self, stored: bool) -> None:
         """Activity criteria new to the store learn the history from the activities table.
@@ -805,7 +826,7 @@ def _check_shared(shared: dict[str, Any]) -> None:
     Found when the run starts, not as a `TypeError` at the first assignment or new
     criterion that reads one."""
     for key, value in shared.items():
-        if key == "activity_keys":
+        if key in ("activity_keys", "active_rules"):
             ok = type(value) is list and all(type(k) is str for k in value)
         elif key.startswith("round_robin:"):
             ok = type(value) is int and value >= 0
