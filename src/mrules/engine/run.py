@@ -243,14 +243,16 @@ class Engine(Handlers, Effects, Settlement, Screening):
         return self.summary.resumed_from
 
     def _resumed_rules(self, first_seen: dict[str, float | None]) -> set[str]:
-        """Automation rules known to the store that the last run did not run (§4.1).
+        """Rules and dynamic lists known to the store that the last run did not run (§4.1).
 
         A rule paused (or left out) in the last run and active in this one is
-        resumed: like a new rule, it sees every stored prospect (§4.2). The
-        store keeps the keys of the rules each run ran (`shared`); a store
-        written before that knows none, and resumes nothing.
+        resumed: like a new rule, it sees every stored prospect (§4.2). So is a
+        dynamic list left out and restored: nothing kept its members up to date
+        meanwhile (§6.2). The store keeps the keys of the rules and lists each
+        run ran (`shared`); a store written before that knows none, and resumes
+        nothing.
         """
-        active = sorted(r.key for r in self.cs.rules)
+        active = sorted([r.key for r in self.cs.rules] + [d.key for d in self.cs.dynamic_lists])
         before = self.shared.get("active_rules")
         if before != active:
             self.shared["active_rules"] = active
