@@ -348,7 +348,10 @@ class _CriterionCompiler:
             pattern = node.name.text if node.name else ""
             key = self.rs.visited_key(pattern)
         else:
-            key = f"{node.verb}|{node.asset_kind}|{node.name.text if node.name else ''}"
+            verb = node.verb
+            if verb == "visited":  # `visited landing page "P"` is its view (`landing_page_view`)
+                verb = "viewed"
+            key = f"{verb}|{node.asset_kind}|{node.name.text if node.name else ''}"
         key = self.rs.activity_keys.setdefault(key, key)  # one shared str per key
         if node.within_days is None:
             return lambda p, now: p.act(key) is not None

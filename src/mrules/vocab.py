@@ -45,6 +45,8 @@ class EventType(StrEnum):
     EMAIL_CLICK = "email_click"
     FILE_DOWNLOAD = "file_download"
     CUSTOM_REDIRECT_CLICK = "custom_redirect_click"
+    FORM_VIEW = "form_view"
+    LANDING_PAGE_VIEW = "landing_page_view"
     IDENTIFY = "identify"
     PROSPECT_UPDATE = "prospect_update"
     UNSUBSCRIBE = "unsubscribe"
@@ -141,6 +143,10 @@ ASSET_EVENTS: dict[EventType, tuple[Verb, AssetKind]] = {
     EventType.EMAIL_CLICK: (Verb.CLICKED, AssetKind.EMAIL),
     EventType.FILE_DOWNLOAD: (Verb.DOWNLOADED, AssetKind.FILE),
     EventType.CUSTOM_REDIRECT_CLICK: (Verb.CLICKED, AssetKind.CUSTOM_REDIRECT),
+    # What `viewed form "F"` and `viewed landing page "P"` read: a view is an activity
+    # (last activity, history), with no default score and no completion action.
+    EventType.FORM_VIEW: (Verb.VIEWED, AssetKind.FORM),
+    EventType.LANDING_PAGE_VIEW: (Verb.VIEWED, AssetKind.LANDING_PAGE),
 }
 
 # The kind of asset an event's `asset` names (an unsubscribe names an email).

@@ -254,6 +254,8 @@ HANDLERS: Final[dict[EventType, Callable[[Any, Event], None]]] = {
     EventType.EMAIL_CLICK: Handlers._asset_event,
     EventType.FILE_DOWNLOAD: Handlers._asset_event,
     EventType.CUSTOM_REDIRECT_CLICK: Handlers._asset_event,
+    EventType.FORM_VIEW: Handlers._asset_event,
+    EventType.LANDING_PAGE_VIEW: Handlers._asset_event,
     EventType.IDENTIFY: Handlers._identify,
     EventType.PROSPECT_UPDATE: Handlers._prospect_update,
     EventType.UNSUBSCRIBE: Handlers._unsubscribe,
