@@ -4,7 +4,8 @@ Pardot does not document how it compares URLs (reference §3), so mrules
 normalises both the page-action URL and the URL seen, each step a setting
 (docs/semantics.md): the fragment always goes; by default the scheme, a
 leading `www.`, the query string and a trailing slash go too; the host is
-always lowercased (hosts are case-insensitive), the path only if asked.
+always lowercased (hosts are case-insensitive), and loses the scheme's default
+port (`:443` for https, `:80` for http); the path is lowercased only if asked.
 
 A wildcard is a URL ending in `*`. `P*` matches every URL that starts with P;
 `P/*` matches P itself and every page under `P/` (Pardot's "every page of the
@@ -44,10 +45,15 @@ def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str
     if m:
         scheme = m.group(0).lower()
         url = url[m.end() :]
-    if settings.url_ignore_scheme:
-        scheme = ""
     host, slash, path = url.partition("/")
     host = host.lower()
+    # The scheme's default port names the same page (`https://x.example:443/a`).
+    if host.endswith(":443") and scheme in ("https://", ""):
+        host = host[:-4]
+    elif host.endswith(":80") and scheme in ("http://", ""):
+        host = host[:-3]
+    if settings.url_ignore_scheme:
+        scheme = ""
     if settings.url_ignore_www and host.startswith("www."):
         host = host[4:]
     if settings.url_ignore_path_case:
@@ -60,6 +66,10 @@ def normalize_url(url: str, settings: EngineSettings) -> str:
 
     >>> normalize_url("https://WWW.GetCloudy.com/consult/?utm=ads#top", EngineSettings())
     'getcloudy.com/consult'
+    >>> normalize_url("https://getcloudy.com:443/consult", EngineSettings())
+    'getcloudy.com/consult'
+    >>> normalize_url("http://getcloudy.com:443/consult", EngineSettings())
+    'getcloudy.com:443/consult'
     """
     host, path = _split(url, settings, keep_query=False)
     if settings.url_ignore_trailing_slash:

@@ -9,7 +9,7 @@ from mrules.settings import EngineSettings
 from mrules.urls import NormalizedUrls, normalize_url
 
 _PARTS = st.sampled_from(["https://", "http://", "", "www.", "WWW.", "Get", "cloudy.com", "/a",
-                          "/A/", "?utm=x", "#top", "/", "é", " "])  # fmt: skip
+                          "/A/", "?utm=x", "#top", "/", "é", " ", ":443", ":80"])  # fmt: skip
 URLS = st.lists(st.lists(_PARTS, max_size=6).map("".join), max_size=40)
 
 
