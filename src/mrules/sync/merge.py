@@ -61,8 +61,18 @@ _NOT_A_NUMBER = re.compile(r"\A\D*\Z|\s").search
 
 
 def same(a: Any, b: Any) -> bool:
+    """Whether two values agree: a blank is a blank, two texts are equal as text
+    ("007" is not "7", "+33 1" not "33 1": a text field of the CRM holds text),
+    a number and a text as numbers (a number field read on one side, text on the
+    other: 50 and "50").
+
+    >>> same("007", "7"), same(7, "7.0"), same("", None)
+    (False, True, True)
+    """
     if a == b and type(a) is type(b):
         return True
+    if isinstance(a, str) and isinstance(b, str) and not blank(a) and not blank(b):
+        return False
     return norm(a) == norm(b)
 
 

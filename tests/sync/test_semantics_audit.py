@@ -1,0 +1,57 @@
+"""Sync results checked against Salesforce's and Pardot's connector (docs/sync.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.sync.world import World, ev
+
+
+def test_a_text_that_reads_as_the_same_number_is_still_a_change(tmp_path: Path) -> None:
+    # Text fields are text in Salesforce: "+33140000001" and "0033140000001" are two
+    # phone numbers, "007" and "7" two titles. Compared as numbers, they were "the
+    # same": the prospect's new value never reached the CRM, the two sides differed
+    # for good, and the plan said nothing.
+    w = World(tmp_path)
+    w.seed(
+        {
+            "Contact": [
+                {
+                    "Id": "c-bob",
+                    "LastName": "Stone",
+                    "Email": "bob@x.com",
+                    "OwnerId": "sam",
+                    "Phone": "+33140000001",
+                    "Title": "007",
+                }
+            ]
+        }
+    )
+    w.run(ev("2026-11-02T09:00:00Z", "bob@x.com", asset="Demo"))
+    w.sync("run", "--until", "2026-11-02T09:00:00Z")
+    w.run(
+        ev(
+            "2026-11-02T09:03:00Z",
+            "bob@x.com",
+            type_="prospect_update",
+            fields={"phone": "0033140000001", "title": "7"},
+        )
+    )
+    plan = w.sync("plan", code=2).output
+    assert 'Phone: ours "0033140000001" -> CRM "+33140000001"' in plan
+    assert 'Title: ours "7" -> CRM "007"' in plan
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    (bob,) = w.crm_rows("Contact")
+    assert (bob["Phone"], bob["Title"]) == ("0033140000001", "7")
+    # and the other way: a CRM edit that reads as the same number comes to us
+    w.changes(
+        {
+            "at": "2026-11-02T09:15:00Z",
+            "op": "update",
+            "email": "bob@x.com",
+            "fields": {"Title": "7.0"},
+        },
+        until="2026-11-02T09:15:00Z",
+    )
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    assert w.prospects()["bob@x.com"]["fields"]["title"] == "7.0"
