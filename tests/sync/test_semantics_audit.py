@@ -55,3 +55,34 @@ def test_a_text_that_reads_as_the_same_number_is_still_a_change(tmp_path: Path) 
     )
     w.sync("run", "--until", "2026-11-02T09:20:00Z")
     assert w.prospects()["bob@x.com"]["fields"]["title"] == "7.0"
+
+
+def test_a_record_with_two_refused_fields_is_written_without_both(tmp_path: Path) -> None:
+    # The local CRM, like an org's validation, names one refused field a call. The
+    # record was written again without the first one only: refused again for the
+    # second, a new lead was never created (its create held until the prospect
+    # changed), and an update wrote none of the good fields that cycle.
+    w = World(tmp_path)
+    w.seed({"Contact": [{"Id": "c-bob", "LastName": "Stone", "Email": "bob@x.com"}]})
+    bad = {"title": "x" * 200, "company_size": "bad", "phone": "123"}
+    w.run(
+        ev("2026-11-02T08:59:00Z", "ann@x.com", type_="prospect_update", fields=bad),
+        ev("2026-11-02T09:00:00Z", "ann@x.com", asset="Demo"),
+        ev("2026-11-02T09:00:00Z", "bob@x.com", asset="Demo"),
+    )
+    out = w.sync("run", "--until", "2026-11-02T09:00:00Z").output
+    assert "created     1" in out, out
+    w.run(ev("2026-11-02T09:01:00Z", "bob@x.com", type_="prospect_update", fields=bad))
+    out = w.sync("run", "--until", "2026-11-02T09:10:00Z").output
+    assert "updated     1" in out, out
+    (ann,) = w.crm_rows("Lead")
+    (bob,) = w.crm_rows("Contact")
+    for row in (ann, bob):
+        assert (row["Phone"], row["Title"], row.get("Company_Size__c")) == ("123", None, None)
+    assert sorted((e["prospect"], e["field"], e["code"]) for e in w.status()["error_queue"]) == [
+        ("ann@x.com", "Company_Size__c", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        ("ann@x.com", "Title", "STRING_TOO_LONG"),
+        ("bob@x.com", "Company_Size__c", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+        ("bob@x.com", "Title", "STRING_TOO_LONG"),
+    ]
+    assert w.prospects()["ann@x.com"]["crm_status"] == "lead"

@@ -139,27 +139,34 @@ def _write_keeping(
     """
     results = _write(crm, how, sobject, records)
     set_aside: list[list[CrmError]] = [[] for _ in records]
-    again: list[int] = []
-    for i, r in enumerate(results):
-        if r.success:
-            continue
-        errs = _errs(r)
-        named = {f for e in errs for f in e.fields}
-        if (
-            errs
-            and all(e.fields for e in errs)
-            and not (named & required)
-            and not any(e.transient for e in errs)
-        ):
-            keep = {k: v for k, v in records[i].items() if k not in named}
-            if len(keep) > (1 if how == "update" else 0):
-                set_aside[i] = errs
-                records[i] = keep
-                again.append(i)
-    if again:
-        retried = _write(crm, how, sobject, [records[i] for i in again])
-        for i, r in zip(again, retried, strict=True):
-            results[i] = r
+    todo = list(range(len(records)))
+    # A CRM may name one refused field a call (the local CRM does): written again
+    # without it, the record may be refused for the next one. Each round sets at
+    # least one field aside, so this ends.
+    while todo:
+        again: list[int] = []
+        for i in todo:
+            r = results[i]
+            if r.success:
+                continue
+            errs = _errs(r)
+            named = {f for e in errs for f in e.fields}
+            if (
+                errs
+                and all(e.fields for e in errs)
+                and not (named & required)
+                and not any(e.transient for e in errs)
+            ):
+                keep = {k: v for k, v in records[i].items() if k not in named}
+                if len(keep) < len(records[i]) and len(keep) > (1 if how == "update" else 0):
+                    set_aside[i] += errs
+                    records[i] = keep
+                    again.append(i)
+        if again:
+            retried = _write(crm, how, sobject, [records[i] for i in again])
+            for i, r in zip(again, retried, strict=True):
+                results[i] = r
+        todo = again
     return results, set_aside
 
 
