@@ -86,3 +86,54 @@ def test_a_record_with_two_refused_fields_is_written_without_both(tmp_path: Path
         ("bob@x.com", "Title", "STRING_TOO_LONG"),
     ]
     assert w.prospects()["ann@x.com"]["crm_status"] == "lead"
+
+
+def test_a_lead_converted_into_an_existing_contact_takes_the_contacts_values(
+    tmp_path: Path,
+) -> None:
+    # Sales convert Henry's lead into the contact they already had for him (another
+    # address, another phone). The link moved to the contact but kept comparing with
+    # the lead's values: the contact's phone and title never came to the prospect,
+    # the plan saying nothing to do, until someone edited the contact.
+    w = World(tmp_path)
+    w.seed(
+        {
+            "Account": [{"Id": "a-ex", "Name": "Ex"}],
+            "Contact": [
+                {
+                    "Id": "c-hb",
+                    "LastName": "Blanc",
+                    "Email": "h.blanc@x.com",
+                    "AccountId": "a-ex",
+                    "OwnerId": "sam",
+                    "Phone": "+33 9",
+                    "Title": "CEO",
+                }
+            ],
+            "Lead": [
+                {
+                    "Id": "l-hen",
+                    "LastName": "Blanc",
+                    "Company": "Ex",
+                    "Email": "henry@x.com",
+                    "Phone": "+33 1",
+                    "OwnerId": "sam",
+                }
+            ],
+        }
+    )
+    w.run(ev("2026-11-02T09:00:00Z", "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", "2026-11-02T09:00:00Z")
+    convert = {"op": "convert", "email": "henry@x.com", "opportunity": False}
+    w.changes(
+        {"at": "2026-11-02T09:05:00Z", **convert, "account": "a-ex", "contact": "c-hb"},
+        until="2026-11-02T09:05:00Z",
+    )
+    plan = w.sync("plan", code=2).output
+    assert 'Phone: ours "+33 1" <- CRM "+33 9"' in plan, plan
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    henry = w.prospects()["henry@x.com"]
+    assert (henry["crm_status"], henry["crm_id"][:3]) == ("contact", "003")
+    assert (henry["fields"]["phone"], henry["fields"]["title"]) == ("+33 9", "CEO")
+    (contact,) = w.crm_rows("Contact")
+    assert (contact["Phone"], contact["Title"]) == ("+33 9", "CEO")

@@ -598,6 +598,10 @@ def make_plan(
         return {"ts": ts, "type": kind, "prospect": prospect, **kw}
 
     sends = db.sends()
+    # A converted lead's contact -> its prospect, until the contact is read: a lead
+    # converted into a contact that the conversion did not change is not among the
+    # contacts' changes, and its values are the CRM's now (looked up after the reads).
+    converted: dict[str, str] = {}
     for sobject in objects:
         obj = sobject.lower()
         # `auto create prospects on` is not retroactive (Pardot §7.4): the first read of an
@@ -622,6 +626,7 @@ def make_plan(
                 [str(r.fields.get("Email") or "").strip().lower() for r in page],
             )
             for r in page:
+                converted.pop(r.id, None)  # a converted lead's contact, read with the changes
                 if pending and r.id in pending:  # a merge's survivor, read after the merge
                     taker = pending.pop(r.id)
                     if not r.is_deleted:
@@ -699,6 +704,7 @@ def make_plan(
                         )
                         links.take_crm(contact, mine)
                         links.set(mine, ("contact", contact, link[2], link[3], False), new=True)
+                        converted[contact] = mine
                     continue
                 if link is not None:
                     if link[4]:  # undeleted in the CRM: relinked
@@ -815,6 +821,11 @@ def make_plan(
             if survivor is not None and not survivor.is_deleted:
                 changed[taker] = survivor
         window.close()
+    if converted and "Contact" in maps:  # contacts the conversions did not change: looked up
+        for contact_record in crm.find("Contact", "Id", sorted(converted)):
+            taker = converted[contact_record.id]
+            if not contact_record.is_deleted and links.by_crm(contact_record.id) == taker:
+                changed[taker] = contact_record
 
     if "opportunity" in config.objects:
         _plan_opportunities(crm, db, plan, until, links, event)
