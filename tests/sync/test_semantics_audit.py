@@ -137,3 +137,30 @@ def test_a_lead_converted_into_an_existing_contact_takes_the_contacts_values(
     assert (henry["fields"]["phone"], henry["fields"]["title"]) == ("+33 9", "CEO")
     (contact,) = w.crm_rows("Contact")
     assert (contact["Phone"], contact["Title"]) == ("+33 9", "CEO")
+
+
+def test_an_inactive_crm_user_leaves_the_record_with_the_integration_user(
+    tmp_path: Path,
+) -> None:
+    # An owner that is not a mapped, active user falls back to the connector user,
+    # as an unknown one does. The create was sent with the inactive user as owner:
+    # refused for it, written again without it, and an INACTIVE_OWNER_OR_USER error
+    # stayed in the queue for good (no write of OwnerId is ever tried again).
+    w = World(tmp_path)
+    w.seed({})
+    w.changes(
+        {"at": "2026-11-01T09:00:00Z", "op": "update", "id": "alan", "fields": {"IsActive": False}},
+        until="2026-11-01T09:00:00Z",
+    )
+    w.run(ev("2026-11-02T09:00:00Z", "ann@x.com", asset="Demo"))
+    plan = w.sync("plan", code=2).output
+    assert "'alan@x.com' is not an active CRM user: the integration user owns it" in plan
+    out = w.sync("run", "--until", "2026-11-02T09:10:00Z").output
+    assert "errors   0" in out, out
+    (ann,) = w.crm_rows("Lead")
+    c = w.crm()
+    try:
+        assert ann["OwnerId"] == c.integration_user_id
+    finally:
+        c.close()
+    assert w.status()["error_queue"] == []

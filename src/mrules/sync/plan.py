@@ -241,7 +241,8 @@ class _Users:
 
     def __init__(self, crm: Any, until: dt.datetime) -> None:
         self.by_id: dict[str, str] = {}
-        self.by_email: dict[str, str] = {}
+        self.by_email: dict[str, str] = {}  # active users: an inactive one owns nothing new
+        self.inactive: set[str] = set()
         self.queues: dict[str, str] = {}
         for sobject in ("User", "Group"):
             cursor: Cursor | None = None
@@ -256,12 +257,20 @@ class _Users:
                     if sobject == "User":
                         email = str(r.fields.get("Email") or "").lower()
                         self.by_id[r.id] = email
-                        self.by_email.setdefault(email, r.id)
+                        if r.fields.get("IsActive") is False:
+                            self.inactive.add(email)
+                        else:
+                            self.by_email.setdefault(email, r.id)
                     else:  # a queue owns records; it is no user to assign to
                         self.queues[str(r.fields.get("Name") or "")] = r.id
                 cursor = page.cursor
                 if page.done:
                     break
+
+    def is_inactive(self, name: str | None) -> bool:
+        """A CRM user with this email, but none of them active."""
+        email = (name or "").lower()
+        return email in self.inactive and email not in self.by_email
 
     def owner_id(self, kind: str | None, name: str | None) -> str | None:
         if not name:
@@ -947,7 +956,11 @@ def make_plan(
             if oid:
                 values["OwnerId"] = oid
             else:
-                owner_note = f"{p.assigned_to!r} is not a CRM user: the integration user owns it"
+                known = users.is_inactive(p.assigned_to)
+                owner_note = (
+                    f"{p.assigned_to!r} is not {'an active' if known else 'a'} CRM user:"
+                    " the integration user owns it"
+                )
         fields = []
         expected = []
         for name, m in maps.get(sobject, {}).items():
