@@ -164,3 +164,31 @@ def test_an_inactive_crm_user_leaves_the_record_with_the_integration_user(
     finally:
         c.close()
     assert w.status()["error_queue"] == []
+
+
+def test_a_linked_record_gone_from_the_crm_counts_as_deleted(tmp_path: Path) -> None:
+    # Sales delete Bob's contact; the run's clock then moves a month on before a cycle
+    # reads it, and the cycle (setting the CRM's clock) finds the recycle bin purged
+    # (15 days). `sync plan` said "deleted in the CRM"; the cycle wrote to the record
+    # instead, refused (INVALID_CROSS_REFERENCE_KEY on Id) every cycle, the prospect
+    # linked to a record that no longer is. A write refused because the record itself
+    # is gone is now what it says: the record was deleted (Pardot: crm deleted).
+    w = World(tmp_path)
+    w.seed({"Contact": [{"Id": "c-bob", "LastName": "Stone", "Email": "bob@x.com"}]})
+    w.run(ev("2026-11-02T09:00:00Z", "bob@x.com", asset="Demo"))
+    w.sync("run", "--until", "2026-11-02T09:00:00Z")
+    w.changes(
+        {"at": "2026-11-02T09:05:00Z", "op": "delete", "email": "bob@x.com"},
+        until="2026-11-02T09:05:00Z",
+    )
+    w.run(ev("2026-12-05T09:00:00Z", "bob@x.com", type_="prospect_update", fields={"title": "X"}))
+    assert "deleted in the CRM" in w.sync("plan", code=2).output
+    w.sync("run", "--until", "2026-12-05T09:10:00Z")
+    bob = w.prospects()["bob@x.com"]
+    assert (bob["crm_status"], bob["crm_id"]) == ("deleted", None)
+    assert w.status()["error_queue"] == []
+    assert w.syncdb("SELECT deleted FROM link WHERE prospect='bob@x.com'") == [(1,)]
+    # and, as for a deletion read from the CRM, a new assignment creates nothing
+    w.run(ev("2026-12-05T09:15:00Z", "bob@x.com", asset="Demo"))
+    w.sync("run", "--until", "2026-12-05T09:30:00Z")
+    assert w.crm_rows("Lead") == []

@@ -121,6 +121,16 @@ def _errs(result: WriteResult) -> list[CrmError]:
     return list(result.errors)
 
 
+def _gone(result: WriteResult) -> bool:
+    """An update refused because its record is deleted or no record has its id."""
+    errs = _errs(result)
+    return bool(errs) and all(
+        e.status_code in ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY")
+        and set(e.fields) <= {"Id"}
+        for e in errs
+    )
+
+
 def _write(crm: Any, how: str, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
     out: list[WriteResult] = []
     for chunk in _chunks(records):
@@ -373,6 +383,21 @@ def apply_plan(
                             errors_add.append(
                                 _error(email, obj, upd_id, f, e, upd_values.get(f), at)
                             )
+                elif _gone(r):
+                    # The record itself is no more (deleted, or purged from the recycle bin
+                    # before a cycle read the deletion): a deletion, as if read (§7.8).
+                    link_row(email, obj, upd_id, deleted=1)
+                    errors_clear.append((email, None))
+                    events.append(
+                        {
+                            "ts": plan["at"],
+                            "type": "crm_update",
+                            "prospect": email,
+                            "object": obj,
+                            "crm_id": upd_id,
+                            "status": "deleted",
+                        }
+                    )
                 else:
                     for e in _errs(r):
                         if e.transient:
