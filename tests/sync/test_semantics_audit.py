@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-from tests.sync.world import World, ev
+from tests.sync.world import ORG, T0, World, ev
 
 
 def test_a_text_that_reads_as_the_same_number_is_still_a_change(tmp_path: Path) -> None:
@@ -192,3 +193,30 @@ def test_a_linked_record_gone_from_the_crm_counts_as_deleted(tmp_path: Path) -> 
     w.run(ev("2026-12-05T09:15:00Z", "bob@x.com", asset="Demo"))
     w.sync("run", "--until", "2026-12-05T09:30:00Z")
     assert w.crm_rows("Lead") == []
+
+
+def test_the_score_in_the_crm_is_always_ours(tmp_path: Path) -> None:
+    # The package's pi__Score__c gets mrules' score, "ours always" (Pardot-only fields
+    # are always Pardot's). A CRM edit of it was a one-sided change, so the CRM's
+    # value "won": the CRM kept 99 for good while the prospect's score stayed 1.
+    org = copy.deepcopy(ORG)
+    for obj in ("Lead", "Contact"):
+        org["custom_fields"][obj]["pi__Score__c"] = "double"
+    w = World(tmp_path)
+    w.seed({"Contact": [{"Id": "c-bob", "LastName": "Stone", "Email": "bob@x.com"}]}, org=org)
+    w.run(ev(T0, "bob@x.com", asset="Quiet"), ev(T0, "bob@x.com", asset="Demo"))  # score 1
+    w.sync("run", "--until", T0)
+    w.changes(
+        {
+            "at": "2026-11-02T09:05:00Z",
+            "op": "update",
+            "email": "bob@x.com",
+            "fields": {"pi__Score__c": 99},
+        },
+        until="2026-11-02T09:05:00Z",
+    )
+    assert "pi__Score__c: ours 1 -> CRM 99.0: ours wins" in w.sync("plan", code=2).output
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    (bob,) = w.crm_rows("Contact")
+    assert bob["pi__Score__c"] == 1
+    assert w.prospects()["bob@x.com"]["score"] == 1

@@ -26,7 +26,7 @@ class FieldMap:
     crm_field: str
     """The CRM's API name, as the rules spell it."""
     prefer: str
-    """ours | crm | most recent"""
+    """ours | crm | most recent; `always ours` for the package's score and grade"""
 
 
 @dataclass(frozen=True)

@@ -95,10 +95,16 @@ def decide(
       `blank crm values overwrite`, the CRM emptying a field that prefers the
       CRM does erase ours);
     - both changed, or no base: the policy (`ours`, `crm`, `most recent` on
-      the field-level change times; a tie, or a time unknown, goes to the CRM).
+      the field-level change times; a tie, or a time unknown, goes to the CRM);
+    - `always ours` (the score and the grade, §7.1): ours whenever we have one,
+      whatever changed; the CRM's is never taken.
     """
     if same(ours, theirs):
         return Decision("same", "in sync", ours)
+    if prefer == "always ours":  # the score and the grade: mrules' own, never the CRM's (§7.1)
+        if blank(ours):
+            return Decision("same", "always ours: nothing of ours to write", ours)
+        return Decision("ours", "always ours (score and grade)", ours)
     # `blank crm values overwrite` lets a CRM blank erase ours only on a field that
     # prefers the CRM: `prefer ours` keeps ours, and `most recent` keeps a value
     # over a newer blank, as Pardot's sync behaviours do.

@@ -587,7 +587,7 @@ def make_plan(
     for o in objects:
         for managed, ours_name in ((SCORE_FIELD, "score"), (GRADE_FIELD, "grade")):
             if managed in infos[o].fields:  # the managed package's fields, when the org has them
-                maps[o][managed] = FieldMap(ours_name, managed, "ours")
+                maps[o][managed] = FieldMap(ours_name, managed, "always ours")
         missing = [
             m.crm_field
             for m in config.mappings
