@@ -220,3 +220,30 @@ def test_the_score_in_the_crm_is_always_ours(tmp_path: Path) -> None:
     (bob,) = w.crm_rows("Contact")
     assert bob["pi__Score__c"] == 1
     assert w.prospects()["bob@x.com"]["score"] == 1
+
+
+def test_a_contact_created_for_a_queue_is_the_integration_users(tmp_path: Path) -> None:
+    # Contacts are owned by users only (a queue owns leads). With `create contact on
+    # assignment`, a prospect assigned to a queue had its contact sent with the queue
+    # as owner: refused (FIELD_INTEGRITY_EXCEPTION), written again without an owner,
+    # and the error stayed in the queue for good.
+    w = World(tmp_path, settings="create contact on assignment")
+    queue = (
+        'queue "Inside Sales"\nform "Q"\non submit of form "Q" { assign to queue "Inside Sales" }\n'
+    )
+    w.rules.write_text(w.rules.read_text().replace('form "Quiet"\n', f'form "Quiet"\n{queue}', 1))
+    w.seed({"Group": [{"Id": "queue-is", "Name": "Inside Sales", "Type": "Queue"}]})
+    w.run(ev(T0, "ann@x.com", asset="Q"))
+    plan = w.sync("plan", code=2).output
+    assert "'Inside Sales' is a queue, and a contact is a user's: the integration user owns it" in (
+        plan
+    )
+    out = w.sync("run", "--until", "2026-11-02T09:10:00Z").output
+    assert "created     1" in out and "errors   0" in out, out
+    (ann,) = w.crm_rows("Contact")
+    c = w.crm()
+    try:
+        assert ann["OwnerId"] == c.integration_user_id
+    finally:
+        c.close()
+    assert w.status()["error_queue"] == []

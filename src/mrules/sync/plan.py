@@ -951,6 +951,11 @@ def make_plan(
             owner_note = (
                 "assigned by the CRM's rule: the integration user owns it until sales assign it"
             )
+        elif sobject == "Contact" and p.assigned_kind == "queue":
+            owner_note = (
+                f"{p.assigned_to!r} is a queue, and a contact is a user's:"
+                " the integration user owns it"
+            )
         else:
             oid = users.owner_id(p.assigned_kind, p.assigned_to)
             if oid:
