@@ -89,7 +89,14 @@ TYPES = frozenset(
     }
 )
 _TEXT = frozenset({"string", "textarea", "email", "phone", "url", "picklist", "multipicklist"})
-_DEFAULT_LENGTH = {"email": 80, "phone": 40, "url": 255, "textarea": 32768, "picklist": 255}
+_DEFAULT_LENGTH = {
+    "email": 80,
+    "phone": 40,
+    "url": 255,
+    "textarea": 32768,
+    "picklist": 255,
+    "multipicklist": 4099,  # Salesforce's: the values and their `;`
+}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
