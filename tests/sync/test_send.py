@@ -91,3 +91,29 @@ def test_send_refuses_what_it_cannot_send(tmp_path: Path) -> None:
     r = w.sync("send", str(nomail), code=2)
     assert "has no email" in r.output
     assert w.syncdb("SELECT count(*) FROM send") == [(0,)]
+
+
+def test_a_lead_whose_prospect_has_a_contact_is_not_sent(tmp_path: Path) -> None:
+    """A lead with the email of a prospect linked to a contact: the cycle keeps the
+    contact (contact over lead) and the lead changes nothing, but `send` said "the next
+    cycle creates or updates its prospect"."""
+    w = World(tmp_path)
+    seed = {k: [dict(r) for r in v] for k, v in SEED.items()}
+    seed["Lead"].append({"Id": "l-kim", "LastName": "Lee", "Company": "K", "Email": "kim@x.com"})
+    w.seed(seed)
+    w.run(ev(T0, "ann@x.com", asset="Quiet"))
+    w.sync("run", "--until", T0)
+    w.sync("send", "kim@x.com")  # the contact, first
+    w.sync("apply")
+    kim = w.prospects()["kim@x.com"]
+    assert kim["crm_status"] == "contact"
+    c = w.crm()
+    try:
+        lead = c.label_id("l-kim")
+    finally:
+        c.close()
+    r = w.sync("send", str(lead))
+    assert f"lead {lead} (kim@x.com) is not sent: its prospect is linked to contact" in r.output
+    assert "sent to marketing" not in r.output
+    assert w.syncdb("SELECT count(*) FROM send") == [(0,)]
+    assert w.prospects()["kim@x.com"]["crm_id"] == kim["crm_id"]

@@ -838,6 +838,16 @@ def send_cmd(
             fail(f"{obj} {found.id} has no email: a prospect needs one")
         if obj not in config.objects:
             fail(f"{found.id} is a {obj}, and the sync block's `objects` does not list {obj}")
+        email = str(found.fields.get("Email")).strip().lower()
+        link = db.link(email)
+        if obj == "lead" and link is not None and link[0] == "contact" and not link[4]:
+            # Contact over lead: the cycle keeps the prospect's contact, and the lead
+            # changes nothing (it said "the next cycle creates or updates its prospect").
+            click.echo(
+                f"lead {found.id} ({email}) is not sent: its prospect is linked to contact"
+                f" {link[1]}, which a lead does not take over (contact over lead); nothing to do"
+            )
+            return
         with db.tx() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO send VALUES (?, ?, ?)",
