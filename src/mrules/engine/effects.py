@@ -148,26 +148,34 @@ class Effects(EngineParts):
         window = self._throttle
         if window <= 0:
             return False
-        decided = c.throttled
-        if decided is None:
-            decided = c.throttled = {}
-        else:
-            known = decided.get(key)
-            if known is not None:
-                if known:
-                    self.summary.actions["throttled"] += 1
-                return known
+        known = self._decided(c, key)
+        if known is not None:
+            return known
         p = c.p
         last = p.throttle.get(key) if p.throttle else None
-        if last is not None and self.now - last < window:
+        held = last is not None and self.now - last < window
+        if not held:
+            if p.throttle is None:
+                p.throttle = {}
+            p.throttle[_intern(key)] = self.now
+        return self._decide(c, key, held)
+
+    def _decided(self, c: Context, key: str) -> bool | None:
+        """This event's answer for a throttle `key`, if given already (None: not yet)."""
+        decided = c.throttled
+        known = None if decided is None else decided.get(key)
+        if known:
             self.summary.actions["throttled"] += 1
-            decided[key] = True
-            return True
-        if p.throttle is None:
-            p.throttle = {}
-        p.throttle[_intern(key)] = self.now
-        decided[key] = False
-        return False
+        return known
+
+    def _decide(self, c: Context, key: str, held: bool) -> bool:
+        """Give this event's answer for a throttle `key`: every action of it gets the same."""
+        if held:
+            self.summary.actions["throttled"] += 1
+        if c.throttled is None:
+            c.throttled = {}
+        c.throttled[key] = held
+        return held
 
     # ------------------------------------------- operations compiled actions call
 
@@ -299,27 +307,18 @@ class Effects(EngineParts):
     def _notify_held(self, c: Context, asset_key: str) -> bool:
         """A repeat view within the window notifies nobody; one view notifies every user.
 
-        Decided once per view (`Context.throttled`), as `_throttled` does.
+        Decided once per view, as `_throttled` decides.
         """
         key = "notify|" + asset_key
-        decided = c.throttled
-        if decided is None:
-            decided = c.throttled = {}
-        else:
-            known = decided.get(key)
-            if known is not None:
-                if known:
-                    self.summary.actions["throttled"] += 1
-                return known
+        known = self._decided(c, key)
+        if known is not None:
+            return known
         p = c.p
         last = p.notified.get(asset_key) if p.notified else None
         held = last is not None and self.now - last < self._notify_window
-        if held:
-            self.summary.actions["throttled"] += 1
-        else:
+        if not held:
             p.notified = {**(p.notified or {}), _intern(asset_key): self.now}
-        decided[key] = held
-        return held
+        return self._decide(c, key, held)
 
     def autoresponder(self, c: Context, ref: RuleRef, email: str, asset_key: str | None) -> None:
         p = c.p
