@@ -90,7 +90,8 @@ def test_gzip_and_order_keys(tmp_path: Path) -> None:
     assert got == [(0, i) for i in range(1, 51)]
 
 
-def test_append_adds_a_part_and_moves_a_group_tied_later(tmp_path: Path) -> None:
+def _tied_later(tmp_path: Path) -> tuple[Path, Path]:
+    """Two files: a visitor's view and a prospect's open, then the identify tying them."""
     first = _write(tmp_path / "1.jsonl", [
         {"ts": TS, "type": "page_view", "visitor": "v1", "url": "x.com/a"},
         {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},
@@ -98,6 +99,11 @@ def test_append_adds_a_part_and_moves_a_group_tied_later(tmp_path: Path) -> None
     second = _write(tmp_path / "2.jsonl", [
         {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": "v1"},
     ])  # fmt: skip
+    return first, second
+
+
+def test_append_adds_a_part_and_moves_a_group_tied_later(tmp_path: Path) -> None:
+    first, second = _tied_later(tmp_path)
     n = 64
     assert bucket_of("visitor:v1", n) != bucket_of("a@x.com", n)  # so the view must move
     folder = tmp_path / "p"
@@ -121,13 +127,7 @@ def test_a_part_file_not_the_size_partition_wrote_is_damage(tmp_path: Path) -> N
     """A bucket file or skip list removed, cut or grown since `partition` is refused when
     a run sizes the buckets: read as it is, the run lost those lines (or, without the skip
     list, applied a moved line twice) and said nothing."""
-    first = _write(tmp_path / "1.jsonl", [
-        {"ts": TS, "type": "page_view", "visitor": "v1", "url": "x.com/a"},
-        {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},
-    ])  # fmt: skip
-    second = _write(tmp_path / "2.jsonl", [
-        {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": "v1"},
-    ])  # fmt: skip
+    first, second = _tied_later(tmp_path)
     n = 64
     folder = tmp_path / "p"
     partition([first], folder, n)
