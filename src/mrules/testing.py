@@ -2428,7 +2428,7 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
     parts = [f"{c['pass']} passed"]
     for key, word in (("fail", "failed"), ("error", "errors"), ("skip", "skipped")):
         if c[key]:
-            parts.append(f"{c[key]} {word}")
+            parts.append(f"{c[key]} {'error' if word == 'errors' and c[key] == 1 else word}")
     if not report.outcomes:
         parts = ["no tests found (test files end in .test.yaml)"]
     if report.none_found:
