@@ -128,7 +128,7 @@ def assert_same(a: dict[str, bytes], b: dict[str, bytes]) -> None:
 MRULES = [sys.executable, "-m", "mrules"]
 
 
-def interruptible_run(folder: Path) -> list[str]:
+def interruptible_run(folder: Path, engine: str = "local") -> list[str]:
     """The bench workload (6,000 events) in `folder`, run once in one process (`one.db`,
     `one.jsonl`) and partitioned into 8 buckets: the command of a partitioned run of it
     (`many.db`, `many.jsonl`), slow enough to be stopped half-way."""
@@ -142,7 +142,7 @@ def interruptible_run(folder: Path) -> list[str]:
     assert one.returncode == 0, one.stderr.decode()
     subprocess.run([*MRULES, "partition", "events.jsonl", "--buckets", "8", "--out", "part"],
                    check=True, cwd=folder, capture_output=True)  # fmt: skip
-    return [*MRULES, "run", "rules", "part", "--engine", "local", "--workers", "2",
+    return [*MRULES, "run", "rules", "part", "--engine", engine, "--workers", "2",
             "--store", "many.db", "--actions", "many.jsonl", "--commit-every", "200"]  # fmt: skip
 
 

@@ -1,5 +1,5 @@
-"""Ctrl-C on `mrules run DIR --engine local`: one line and exit 130, no worker's traceback,
-and running the same command again gives what one process gives.
+"""Ctrl-C on `mrules run DIR --engine local` (or `dask`): one line and exit 130, no
+worker's traceback, and running the same command again gives what one process gives.
 
 Ctrl-C reaches every process of the terminal's process group. The workers took it as a
 KeyboardInterrupt of their own: a worker waiting for its next task printed a traceback
@@ -47,8 +47,11 @@ def test_an_interrupted_run_does_not_wait_for_the_running_buckets() -> None:
     assert time.monotonic() - started < 20
 
 
-def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
-    cmd = interruptible_run(tmp_path)
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path, engine: str) -> None:
+    if engine == "dask":
+        pytest.importorskip("distributed", reason="Dask's distributed is not installed")
+    cmd = interruptible_run(tmp_path, engine)
     # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the group.
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # fmt: skip
@@ -63,5 +66,7 @@ def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     assert interrupted, "the run ended before a bucket was done"
     assert proc.returncode == 130, err.decode()
     assert b"interrupted" in err and b"Traceback" not in err, err.decode()
+    # Dask's workers took the Ctrl-C too, and each logged a warning per task it cancelled.
+    assert b"WARNING" not in err and b"distributed" not in err, err.decode()
     assert not (tmp_path / "many.db").exists()
     assert_rerun_matches_one_process(tmp_path, cmd)

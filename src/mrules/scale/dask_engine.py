@@ -11,7 +11,11 @@ place only when complete.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mrules.scale.tasks import run_bucket
@@ -25,6 +29,22 @@ class DaskMissing(Exception):
 
 def _with_rules(task: dict[str, Any], rules: bytes) -> dict[str, Any]:
     return run_bucket({**task, "rules": rules})
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """Ctrl-C is SIGINT to the terminal's whole process group: each worker process took
+    it as its own and printed a traceback of Dask's internals above mrules' one line. A
+    process started while SIGINT is ignored keeps ignoring it (Dask installs no handler),
+    so the run alone stops, and it closes the cluster. The same as `--engine local`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 class DaskPool:
@@ -56,9 +76,13 @@ class DaskPool:
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
+                # Only errors: closing the cluster under running tasks (Ctrl-C) logged a
+                # warning per task cancelled, above mrules' own message.
+                "silence_logs": logging.ERROR,
             }
             options.update(self.cluster_options or {})
-            self.cluster = LocalCluster(**options)
+            with _workers_ignore_sigint():
+                self.cluster = LocalCluster(**options)
             self.client = Client(self.cluster)
         else:
             try:
