@@ -866,6 +866,10 @@ def make_plan(
         and next_try <= at
     ]
     found = _find_existing(crm, creating, config.first)
+    _link_unlinked(
+        crm, plan, config, objects, prospects, links, queue, changed, users, event,
+        _unlinked_candidates(store, full, cursors, objects, touched, links, queue),
+    )  # fmt: skip
     errors = {(e["prospect"], e["field"]): e for e in db.errors()}
     # The ops made from the queue stay in memory (a link op takes its record's first merge
     # below); the merges of linked prospects go to disk as they are made.
@@ -1244,6 +1248,86 @@ def _base_of(r: Record, maps: dict[str, FieldMap]) -> dict[str, Any]:
     out = {name: _json_value(r.fields.get(name)) for name in maps}
     out["OwnerId"] = r.fields.get("OwnerId")
     return out
+
+
+def _unlinked_candidates(
+    store: StateStore,
+    full: bool,
+    cursors: dict[str, Any],
+    objects: list[str],
+    touched: set[str],
+    links: Any,
+    queue: dict[str, Any],
+) -> list[str]:
+    """The prospects the engine changed since the last plan that have no CRM record and
+    no creation queued: identity is the email (Pardot §7.3, a prospect reaches the CRM
+    when it matches a record), so each is looked for among the CRM's records.
+
+    A first read of the objects (no cursor) reads every record, which links every
+    prospect with a record's email already: nothing is left to look for."""
+    if full:
+        if any(cursors.get(o) is None for o in objects):
+            return []
+        emails: Iterable[str] = (email for email, _data in store.prospects())
+    else:
+        emails = sorted(touched)
+    out = []
+    for email in emails:
+        if email in queue and any(w["kind"] in CREATE_KINDS for w in queue[email][0]):
+            continue  # the creation's own search by email links it
+        if links.get(email) is None:
+            out.append(email)
+    return out
+
+
+def _link_unlinked(
+    crm: Any,
+    plan: Plan,
+    config: SyncConfig,
+    objects: list[str],
+    prospects: _Prospects,
+    links: Any,
+    queue: dict[str, Any],
+    changed: Any,
+    users: _Users,
+    event: Any,
+    emails: list[str],
+) -> None:
+    """Links each of `emails` to the contact or lead (by the precedence) with its email,
+    as a CRM change of that record would have: its fields are merged below."""
+    candidates = []
+    for email in emails:
+        p = prospects.get(email)
+        if p is not None and not p.do_not_sync:
+            candidates.append(email)
+    if not candidates:
+        return
+    for email, r in sorted(_find_existing(crm, candidates, config.first).items()):
+        if r.sobject not in objects or links.get(email) is not None:
+            continue
+        if links.by_crm(r.id) is not None:
+            continue  # another prospect has the record
+        obj = r.sobject.lower()
+        owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
+        plan.inbound.append(
+            {
+                "op": "link",
+                "prospect": email,
+                "object": obj,
+                "crm_id": r.id,
+                "why": "same email (match by email)",
+                "event": event(
+                    "crm_update",
+                    email,
+                    object=obj,
+                    crm_id=r.id,
+                    **({"user": owner} if owner else {}),
+                ),
+            }
+        )
+        links.set(email, (obj, r.id, {}, {}, False), new=True)
+        links.take_crm(r.id, email)
+        changed[email] = r
 
 
 def _find_existing(crm: Any, emails: list[str], first: str) -> dict[str, Record]:
