@@ -573,3 +573,55 @@ def test_an_answer_of_another_shape_is_a_failed_call(
         call(crm)
     assert e.value.code == "UNKNOWN_EXCEPTION" and e.value.transient
     assert f"the org's answer to {what} is not of the shape Salesforce sends (" in str(e.value)
+
+
+# -- logins that fail before, or while, the adapter talks to the org -------------------------
+
+
+def test_an_unreachable_login_endpoint_is_a_failed_login(http) -> None:
+    """A login whose endpoint cannot be reached (a mistyped My Domain, no network) raised
+    requests' ConnectionError out of `from_env`: the command said "internal error"."""
+    import requests
+
+    http.add(
+        "POST",
+        "https://test.salesforce.com/services/Soap/u/59.0",
+        body=requests.ConnectionError("Failed to resolve 'test.salesforce.com'"),
+    )
+    with pytest.raises(CrmCallError) as e:
+        SalesforceCrm.from_env(SANDBOX)
+    assert e.value.code == "CONNECTION_ERROR" and "Failed to resolve" in e.value.message
+
+
+def test_a_missing_private_key_file_is_a_config_error(tmp_path) -> None:
+    """The JWT flow opened a key file that is not there: FileNotFoundError, exit 70."""
+    missing = tmp_path / "nope.key"
+    env = {
+        "MRULES_SF_CONSUMER_KEY": "key",
+        "MRULES_SF_USERNAME": "integration@getcloudy.com",
+        "MRULES_SF_PRIVATE_KEY_FILE": str(missing),
+    }
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env(env)
+    assert "MRULES_SF_PRIVATE_KEY_FILE" in str(e.value) and str(missing) in str(e.value)
+
+
+@pytest.mark.parametrize("version", ["v59.0", "latest"])
+def test_a_bad_api_version_is_a_config_error(version) -> None:
+    """`v59.0` raised ValueError from simple-salesforce's login (exit 70); with a session
+    every call went to `…/data/vv59.0/` and failed as NOT_FOUND."""
+    env = {**SANDBOX, "MRULES_SF_API_VERSION": version}
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env(env)
+    assert "MRULES_SF_API_VERSION" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["getcloudy.my.salesforce.com", "getcloudy.my.salesforce.com/", "https://"]
+)
+def test_an_instance_url_without_https_host_is_a_config_error(url) -> None:
+    """Without `https://`, simple-salesforce took no host from it: every call went to
+    `https://None/…`, a connection error taken for an outage (retried, exit 0, forever)."""
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env({"MRULES_SF_SESSION_ID": "00D!token", "MRULES_SF_INSTANCE_URL": url})
+    assert "MRULES_SF_INSTANCE_URL" in str(e.value) and "https://" in str(e.value)

@@ -263,3 +263,30 @@ def test_an_org_answering_another_shape_stops_the_command_with_exit_4(
         "the org's answer to describe User is not of the shape Salesforce sends (no 'name')"
     ) in plan.output
     assert "internal error" not in plan.output
+
+
+def test_an_unreachable_login_exits_4_and_a_bad_instance_url_exits_2(
+    world: dict[str, str],
+) -> None:
+    """A login endpoint not reached was an internal error (exit 70, a traceback); an instance
+    URL without its scheme sent every call to `https://None/` and each cycle said `retried
+    later`, exit 0."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import requests
+
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    env = {"MRULES_SF_USERNAME": "me@x.com", "MRULES_SF_PASSWORD": "pw", "MRULES_SF_DOMAIN": "x.my"}
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add(
+            "POST",
+            "https://x.my.salesforce.com/services/Soap/u/59.0",
+            body=requests.ConnectionError("Failed to resolve 'x.my.salesforce.com'"),
+        )
+        r = _cli("sync", "plan", *common, env=env)
+    assert r.exit_code == 4, r.output
+    assert "cannot log in: CONNECTION_ERROR" in r.output and "internal error" not in r.output
+    env = {"MRULES_SF_SESSION_ID": "00D!x", "MRULES_SF_INSTANCE_URL": "getcloudy.my.salesforce.com"}
+    r = _cli("sync", "apply", *common, env=env)
+    assert r.exit_code == 2, r.output
+    assert "MRULES_SF_INSTANCE_URL is 'getcloudy.my.salesforce.com'" in r.output

@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import requests
@@ -99,12 +101,19 @@ class SalesforceCrm:
         def get(name: str) -> str | None:
             return env.get(f"MRULES_SF_{name}") or None
 
-        common: dict[str, Any] = {"version": get("API_VERSION") or "59.0", "session": session}
+        version = get("API_VERSION") or "59.0"
+        if not re.fullmatch(r"[1-9][0-9]*\.[0-9]", version):
+            raise CrmConfigError(
+                f"MRULES_SF_API_VERSION is {version!r}: a REST API version such as 59.0"
+                " (no leading v)"
+            )
+        common: dict[str, Any] = {"version": version, "session": session}
         domain = get("DOMAIN")
         if domain:
             common["domain"] = domain
         try:
             if get("SESSION_ID") and get("INSTANCE_URL"):
+                _check_instance_url(get("INSTANCE_URL") or "")
                 common.pop("domain", None)
                 sf = Salesforce(
                     session_id=get("SESSION_ID"), instance_url=get("INSTANCE_URL"), **common
@@ -140,6 +149,12 @@ class SalesforceCrm:
                 raise CrmConfigError(_what_is_missing(get) + "\n" + ENV_HELP)
         except SalesforceError as e:
             raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
+        except requests.RequestException as e:  # the login endpoint not reached
+            raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+        except OSError as e:  # the JWT flow's key file
+            raise CrmConfigError(
+                f"MRULES_SF_PRIVATE_KEY_FILE: cannot read {e.filename or ''}: {e.strerror or e}"
+            ) from e
         return cls(sf)
 
     def now(self) -> dt.datetime:
@@ -409,6 +424,17 @@ def _what_is_missing(get: Callable[[str], str | None]) -> str:
                 verb = "are" if len(missing) > 1 else "is"
                 return f"MRULES_SF_{given} is set but {' and '.join(missing)} {verb} not"
     return "no Salesforce credentials in the environment (MRULES_SF_* variables)"
+
+
+def _check_instance_url(url: str) -> None:
+    """MRULES_SF_INSTANCE_URL must be a URL with a host: simple-salesforce takes the host
+    from it (and calls it over https), and without one sends every call to `https://None/`."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise CrmConfigError(
+            f"MRULES_SF_INSTANCE_URL is {url!r}: the org's URL with https://, such as"
+            " https://getcloudy.my.salesforce.com"
+        )
 
 
 def _utcnow() -> dt.datetime:
