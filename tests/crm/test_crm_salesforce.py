@@ -625,3 +625,57 @@ def test_an_instance_url_without_https_host_is_a_config_error(url) -> None:
     with pytest.raises(CrmConfigError) as e:
         SalesforceCrm.from_env({"MRULES_SF_SESSION_ID": "00D!token", "MRULES_SF_INSTANCE_URL": url})
     assert "MRULES_SF_INSTANCE_URL" in str(e.value) and "https://" in str(e.value)
+
+
+INVALID_SESSION = [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
+
+
+def test_an_expired_session_logs_in_again(http) -> None:
+    """A password login's session expiring mid-run: simple-salesforce logs in again once and
+    repeats the call; the cycle goes on."""
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_LOGIN)
+    crm = SalesforceCrm.from_env(SANDBOX)
+    base = "https://getcloudy--dev.sandbox.my.salesforce.com/services/data/v59.0/"
+    http.add("GET", base + "queryAll/", json=INVALID_SESSION, status=401)
+    http.add(
+        "POST",
+        "https://test.salesforce.com/services/Soap/u/59.0",
+        body=SOAP_LOGIN.replace("!sandbox", "!fresh"),
+    )
+    http.add(
+        "GET",
+        base + "queryAll/",
+        json={"totalSize": 0, "done": True, "records": []},
+        match=[matchers.header_matcher({"Authorization": "Bearer 00DDn0000000001!fresh"})],
+    )
+    assert crm.query_changed("Lead", None, T, ["Email"]).records == []
+
+
+def test_a_refused_login_again_mid_run_is_a_failed_login(http) -> None:
+    """The session expired and the login made again was refused (the password changed, the
+    user frozen): SalesforceAuthenticationFailed left the adapter, exit 70."""
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_LOGIN)
+    crm = SalesforceCrm.from_env(SANDBOX)
+    base = "https://getcloudy--dev.sandbox.my.salesforce.com/services/data/v59.0/"
+    http.add("GET", base + "queryAll/", json=INVALID_SESSION, status=401)
+    http.add(
+        "POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_FAULT, status=500
+    )
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert e.value.code == "LOGIN_FAILED" and not e.value.transient
+    assert "INVALID_LOGIN" in e.value.message
+
+
+def test_more_than_one_record_is_a_failed_call(http, crm) -> None:
+    """HTTP 300 (an external id matching several records) is SalesforceMoreThanOneRecord,
+    which no clause caught: exit 70."""
+    http.add(
+        "GET",
+        BASE + "sobjects/Lead/describe/",
+        json=["/services/data/v59.0/sobjects/Lead/00QDn000000001fMAA"],
+        status=300,
+    )
+    with pytest.raises(CrmCallError) as e:
+        crm.describe("Lead")
+    assert not e.value.transient and e.value.http_status == 300

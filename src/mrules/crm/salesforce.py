@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceGeneralError,
@@ -183,6 +184,12 @@ class SalesforceCrm:
             raise _call_error(e, "NOT_FOUND", False) from e
         except SalesforceGeneralError as e:
             raise _call_error(e, "SERVER_UNAVAILABLE", e.status >= 500) from e
+        except SalesforceAuthenticationFailed as e:
+            # The session expired and simple-salesforce's login made again was refused
+            # (a password changed, a user frozen): trying again will not get past it.
+            raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
+        except SalesforceError as e:  # HTTP 300 (SalesforceMoreThanOneRecord), any other
+            raise _call_error(e, f"HTTP_{getattr(e, 'status', 0)}", False) from e
         except requests.RequestException as e:
             raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
         if expect is not None and result is not None and not isinstance(result, expect):
