@@ -131,7 +131,7 @@ def test_refused_login(http) -> None:
             401,
             [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}],
             "INVALID_SESSION_ID",
-            True,
+            False,  # a session given as it is: nothing renews it (a login's is renewed)
         ),
         (
             403,
@@ -337,7 +337,8 @@ def test_conversion_fault(http, crm) -> None:
     http.add("POST", INSTANCE + "/services/Soap/u/59.0", body=fault, status=500)
     with pytest.raises(CrmCallError) as e:
         crm.convert_leads([LeadConvert(LEAD_ID, "Closed - Converted")])
-    assert e.value.code == "INVALID_SESSION_ID" and e.value.transient
+    assert e.value.code == "INVALID_SESSION_ID" and not e.value.transient
+    assert "MRULES_SF_SESSION_ID expired" in e.value.message
 
 
 LIVE = os.environ.get("MRULES_SF_LIVE") == "1" and any(

@@ -290,3 +290,26 @@ def test_an_unreachable_login_exits_4_and_a_bad_instance_url_exits_2(
     r = _cli("sync", "apply", *common, env=env)
     assert r.exit_code == 2, r.output
     assert "MRULES_SF_INSTANCE_URL is 'getcloudy.my.salesforce.com'" in r.output
+
+
+def test_an_expired_session_of_the_environment_exits_4(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MRULES_SF_SESSION_ID expired: nothing can log in again, yet the 401 was taken for an
+    outage: `sync apply` said `the CRM failed for now (INVALID_SESSION_ID…): retried later`
+    and exit 0, every cycle, with nothing ever synced."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    expired = [{"errorCode": "INVALID_SESSION_ID", "message": "Session expired or invalid"}]
+    for command in ("apply", "plan"):
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            mock.add("GET", base + "sobjects/User/describe/", json=expired, status=401)
+            r = _cli("sync", command, *common, env=ENV)
+        assert r.exit_code == 4, r.output
+        assert "INVALID_SESSION_ID" in r.output and "MRULES_SF_SESSION_ID" in r.output
+        assert "retried later" not in r.output

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TRANSIENT_CODES", "CrmCallError", "CrmError"]
+__all__ = ["AUTH_CODES", "TRANSIENT_CODES", "CrmCallError", "CrmError"]
 
 TRANSIENT_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID", "SERVER_UNAVAILABLE"}
 )
 """Codes a later attempt may get past without any change to the record."""
+
+AUTH_CODES = frozenset({"INVALID_SESSION_ID", "LOGIN_FAILED"})
+"""Codes of a call refused for who makes it, not for what it asks: no other call can do
+better, so a caller that skips an object it may not read must not skip these."""
 
 
 @dataclass(unsafe_hash=True)

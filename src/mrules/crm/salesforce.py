@@ -175,7 +175,9 @@ class SalesforceCrm:
         try:
             result = fn()
         except SalesforceExpiredSession as e:
-            raise _call_error(e, "INVALID_SESSION_ID", True) from e
+            if self._can_log_in_again():
+                raise _call_error(e, "INVALID_SESSION_ID", True) from e
+            raise _session_expired(str(e)) from e
         except SalesforceRefusedRequest as e:
             raise _call_error(e, "INSUFFICIENT_ACCESS", False) from e
         except SalesforceMalformedRequest as e:
@@ -201,6 +203,11 @@ class SalesforceCrm:
                 transient=True,
             )
         return result
+
+    def _can_log_in_again(self) -> bool:
+        """False for a session given as it is (MRULES_SF_SESSION_ID): nothing can renew it,
+        so an expired one fails every call until a new one is given."""
+        return getattr(self._sf, "auth_type", "direct") != "direct"
 
     def api_usage(self) -> ApiUsage:
         usage = self._sf.api_usage.get("api-usage")
@@ -410,7 +417,7 @@ class SalesforceCrm:
         limit_info = response.headers.get("Sforce-Limit-Info")
         if limit_info:
             self._sf.api_usage = self._sf.parse_api_usage(limit_info)
-        return _convert_results(response)
+        return _convert_results(response, self._can_log_in_again())
 
 
 def _what_is_missing(get: Callable[[str], str | None]) -> str:
@@ -471,6 +478,18 @@ def _answer(what: str) -> Iterator[None]:
             f"the org's answer to {what} is not of the shape Salesforce sends ({reason[:120]})",
             transient=True,
         ) from e
+
+
+def _session_expired(message: str) -> CrmCallError:
+    """INVALID_SESSION_ID for a session given as it is: not transient, the fix is named."""
+    return CrmCallError(
+        "INVALID_SESSION_ID",
+        f"{message.strip()} (the session of MRULES_SF_SESSION_ID expired or was revoked:"
+        " give a new one, or log in with MRULES_SF_USERNAME or MRULES_SF_CONSUMER_KEY,"
+        " whose sessions are renewed)",
+        transient=False,
+        http_status=401,
+    )
 
 
 def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallError:
@@ -597,7 +616,7 @@ def _convert_envelope(session_id: str, converts: Sequence[LeadConvert], default:
     )
 
 
-def _convert_results(response: requests.Response) -> list[ConvertResult]:
+def _convert_results(response: requests.Response, renewable: bool) -> list[ConvertResult]:
     try:
         root = ET.fromstring(response.content)
     except ET.ParseError as e:
@@ -610,6 +629,8 @@ def _convert_results(response: requests.Response) -> list[ConvertResult]:
     fault = root.find(".//soapenv:Fault", _SOAP_NS)
     if fault is not None:
         code = (fault.findtext("faultcode") or "UNKNOWN_EXCEPTION").split(":")[-1]
+        if code == "INVALID_SESSION_ID" and not renewable:
+            raise _session_expired(fault.findtext("faultstring") or "")
         raise CrmCallError(
             code,
             fault.findtext("faultstring") or "",

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from mrules.crm.errors import CrmCallError
+from mrules.crm.errors import AUTH_CODES, CrmCallError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
 from mrules.state import Codecs, DamagedState, Prospect
@@ -251,6 +251,8 @@ class _Users:
                     page = crm.query_changed(sobject, cursor, until, include_deleted=False)
                 except CrmCallError as e:
                     if e.transient:  # the limit, an outage: the cycle stops, owners stay right
+                        raise
+                    if e.code in AUTH_CODES:  # no call can succeed: not a lack of access
                         raise
                     break
                 for r in page.records:
