@@ -680,3 +680,18 @@ def test_more_than_one_record_is_a_failed_call(http, crm) -> None:
     with pytest.raises(CrmCallError) as e:
         crm.describe("Lead")
     assert not e.value.transient and e.value.http_status == 300
+
+
+def test_every_call_has_a_timeout(http) -> None:
+    """requests waits for ever without a timeout, and simple-salesforce sets none: a
+    connection the network dropped silently held the sync, and the store's lock, for ever."""
+    import requests
+
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_LOGIN)
+    crm = SalesforceCrm.from_env(SANDBOX)
+    base = "https://getcloudy--dev.sandbox.my.salesforce.com/services/data/v59.0/"
+    http.add("GET", base + "queryAll/", body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert e.value.code == "CONNECTION_ERROR" and e.value.transient
+    assert [c.request.req_kwargs["timeout"] for c in http.calls] == [(30, 660), (30, 660)]

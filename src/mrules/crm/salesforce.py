@@ -77,6 +77,18 @@ READ_LAG = dt.timedelta(minutes=2)
 when its transaction starts, so a slow transaction can commit a stamp older than a read that
 came first. Reading a little behind the clock lets the cursor move past only what is final."""
 T = TypeVar("T")
+TIMEOUT = (30, 660)
+"""Seconds to connect, and to wait for the next bytes of an answer: Salesforce ends a
+request after 10 minutes, so a read that waits longer waits on a connection lost."""
+
+
+class _TimedSession(requests.Session):
+    """A requests session whose every request has `TIMEOUT` (requests has no default, and
+    simple-salesforce sets none: a silently dropped connection waited for ever)."""
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", TIMEOUT)
+        return super().request(*args, **kwargs)
 
 
 class CrmConfigError(Exception):
@@ -108,7 +120,7 @@ class SalesforceCrm:
                 f"MRULES_SF_API_VERSION is {version!r}: a REST API version such as 59.0"
                 " (no leading v)"
             )
-        common: dict[str, Any] = {"version": version, "session": session}
+        common: dict[str, Any] = {"version": version, "session": session or _TimedSession()}
         domain = get("DOMAIN")
         if domain:
             common["domain"] = domain
