@@ -131,6 +131,12 @@ def _gone(result: WriteResult) -> bool:
     )
 
 
+def _converted(result: WriteResult) -> bool:
+    """An update refused because the lead was converted since the plan read it."""
+    errs = _errs(result)
+    return bool(errs) and all(e.status_code == "CANNOT_UPDATE_CONVERTED_LEAD" for e in errs)
+
+
 def _write(crm: Any, how: str, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
     out: list[WriteResult] = []
     for chunk in _chunks(records):
@@ -383,6 +389,11 @@ def apply_plan(
                             errors_add.append(
                                 _error(email, obj, upd_id, f, e, upd_values.get(f), at)
                             )
+                elif _converted(r):
+                    # The lead was converted after the plan read it: no error of the value.
+                    # The next cycle reads the conversion, moves the link to the contact and
+                    # writes the value there (the base still differs from ours).
+                    queue_fail[email] = at
                 elif _gone(r):
                     # The record itself is no more (deleted, or purged from the recycle bin
                     # before a cycle read the deletion): a deletion, as if read (§7.8).
