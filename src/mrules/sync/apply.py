@@ -770,7 +770,8 @@ def _member(
     errors: list[tuple[Any, ...]],
     campaigns: dict[str, str | None],
 ) -> bool:
-    """Add the record to the campaign; False when the CRM failed for now (the work waits).
+    """Add the record to the campaign; False when the CRM failed for now, or the lead was
+    converted since the plan read it (the work waits).
 
     A refusal other than a transient one is done (the error queue says why); a member
     already there (DUPLICATE_VALUE: a killed apply made it) is done too."""
@@ -795,7 +796,9 @@ def _member(
         rec["Status"] = payload["status"]
     (r,) = crm.create("CampaignMember", [rec])
     if not r.success:
-        if any(e.transient for e in r.errors):
+        if any(e.transient for e in r.errors) or _converted(r):
+            # For now, or the lead converted since the plan read it: the work waits, and
+            # the next cycle, having read the conversion, adds the contact.
             return False
         for e in r.errors:
             if e.status_code == "DUPLICATE_VALUE":
