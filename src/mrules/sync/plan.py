@@ -483,7 +483,13 @@ def _problem(info: ObjectInfo, name: str, value: Any) -> dict[str, str] | None:
     if f is None or value is None:
         return None
     text = value if isinstance(value, str) else None
-    if f.restricted_picklist and f.picklist_values and text not in f.picklist_values:
+    # A multi-select takes several of its values, joined by `;`.
+    chosen = text.split(";") if text is not None and f.type == "multipicklist" else [text]
+    if (
+        f.restricted_picklist
+        and f.picklist_values
+        and any(v not in f.picklist_values for v in chosen)
+    ):
         return {
             "field": name,
             "code": "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
