@@ -131,6 +131,22 @@ def _gone(result: WriteResult) -> bool:
     )
 
 
+def _still_there(
+    crm: Any,
+    sobject: str,
+    group: Sequence[tuple[str, str, Mapping[str, Any]]],
+    results: Sequence[WriteResult],
+) -> set[str]:
+    """The records refused as gone that are live still: Salesforce's ENTITY_IS_DELETED
+    names no field, alike for a record in the recycle bin and for an update whose value
+    refers to a deleted record; only the first is the linked record's deletion."""
+    gone = [rec_id for (_e, rec_id, _v), r in zip(group, results, strict=True) if _gone(r)]
+    live: set[str] = set()
+    for chunk in _chunks(gone):
+        live.update(r.id for r in crm.find(sobject, "Id", list(chunk), fields=["Id"]))
+    return live
+
+
 def _converted(result: WriteResult) -> bool:
     """An update refused because the lead was converted since the plan read it."""
     errs = _errs(result)
@@ -370,6 +386,7 @@ def apply_plan(
             sobject = obj.capitalize()
             recs = [{"Id": upd_id, **upd_values} for _e, upd_id, upd_values in upd_group]
             results, aside = _write_keeping(crm, "update", sobject, recs, {"Id"})
+            live = _still_there(crm, sobject, upd_group, results)
             for (email, upd_id, upd_values), r, errs, sent in zip(
                 upd_group, results, aside, recs, strict=True
             ):
@@ -394,7 +411,7 @@ def apply_plan(
                     # The next cycle reads the conversion, moves the link to the contact and
                     # writes the value there (the base still differs from ours).
                     queue_fail[email] = at
-                elif _gone(r):
+                elif _gone(r) and upd_id not in live:
                     # The record itself is no more (deleted, or purged from the recycle bin
                     # before a cycle read the deletion): a deletion, as if read (§7.8).
                     link_row(email, obj, upd_id, deleted=1)
