@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from mrules.cli import COMMAND_NAMES, main
@@ -84,3 +85,36 @@ def test_the_program_freezes_what_is_left_before_the_interpreter_exits() -> None
     assert proc.returncode == 0, proc.stderr
     assert "mrules, version" in proc.stdout
     assert "frozen True" in proc.stderr
+
+
+def _leaf_commands() -> list[tuple[str, click.Command]]:
+    ctx = click.Context(main)
+    found: list[tuple[str, click.Command]] = []
+
+    def walk(command: click.Command, path: str) -> None:
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, f"{path} {name}")
+        else:
+            found.append((path, command))
+
+    walk(main, "mrules")
+    return found
+
+
+def test_every_option_of_every_command_is_described_and_every_command_has_an_example() -> None:
+    """`--help` is where a user looks first: an option shown with no words (`--format
+    [text|json]` alone) leaves them to guess what it changes."""
+    bare = [
+        f"{path} {'/'.join(param.opts)}"
+        for path, command in _leaf_commands()
+        for param in command.params
+        if isinstance(param, click.Option) and not param.hidden and not param.help
+    ]
+    assert bare == []
+    no_example = [p for p, command in _leaf_commands() if "Example" not in (command.help or "")]
+    assert no_example == []
+    shown = CliRunner().invoke(main, ["crm", "apply-changes", "--help"])
+    assert "undelete, merge" in " ".join(shown.output.split())  # every op the file takes

@@ -297,7 +297,7 @@ def apply_changes_cmd(
 
     Each line is a JSON object with `at` (when it happens) and `op`: update,
     owner, create, convert, opportunity, win, lose, add_member, delete,
-    undelete (docs/crm.md). Changes apply in time order, each at its own time
+    undelete, merge (docs/crm.md). Changes apply in time order, each at its own time
     on the CRM's clock; a change applied before is never applied again, so
     the same command can run every cycle. A change the CRM refuses is printed
     with its line and reason (exit 3).

@@ -177,7 +177,12 @@ def render(ex: dict[str, Any]) -> str:
 @click.argument("email")
 @READ_STORE
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json: the same explanation (or timeline) as one JSON object.",
 )
 @click.option(
     "--timeline",

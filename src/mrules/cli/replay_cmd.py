@@ -114,6 +114,8 @@ def _count_lines(path: str) -> int | None:
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
+    help="text: the report for people; json: the same as one JSON object (what"
+    " `mrules report html --replay-diff` reads).",
 )
 @click.option(
     "--mql-list",

@@ -201,7 +201,12 @@ def sync() -> None:
     " [default: the next cycle due, or the run's clock].",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line a record; json: the plan as one JSON object (docs/sync.md).",
 )
 @click.option(
     "--out",
@@ -485,7 +490,12 @@ def _side_work(o: dict[str, Any]) -> str:
 @click.argument("plan_file", required=False, type=NonEmptyPath(dir_okay=False), metavar="[PLAN]")
 @_options
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: the cycle's summary and errors; json: the same as one JSON object.",
 )
 def apply_cmd(
     plan_file: str | None,
@@ -862,11 +872,23 @@ def send_cmd(
 
 # -- status, retry --------------------------------------------------------------------------------
 @sync.command("status")
-@click.option("--store", "store_path", type=STORE_PATH, default="mrules.db", show_default=True)
+@click.option(
+    "--store",
+    "store_path",
+    type=STORE_PATH,
+    default="mrules.db",
+    show_default=True,
+    help="The state store whose sync file (NAME.sync.db, beside it) is read.",
+)
 # Not offered: `status` reads the sync file only; given, it is refused (it was ignored).
 @click.option("--crm", "crm_path", metavar="PATH", hidden=True)
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json: the same, with the error queue itself.",
 )
 def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     """Queue depth and oldest item, errors by code, cursors, API calls used.
@@ -942,7 +964,14 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 
 
 @sync.command("retry")
-@click.option("--store", "store_path", type=STORE_PATH, default="mrules.db", show_default=True)
+@click.option(
+    "--store",
+    "store_path",
+    type=STORE_PATH,
+    default="mrules.db",
+    show_default=True,
+    help="The state store whose sync file (NAME.sync.db, beside it) holds the errors.",
+)
 @click.option(
     "--prospect",
     "prospects",
