@@ -162,8 +162,9 @@ def _refuse_clashing_outputs(
     type=STORE_PATH,
     default="mrules.db",
     show_default=True,
-    help="SQLite state store; created if missing, resumed if it exists; :memory: for a"
-    " trial run that keeps nothing.",
+    help="The state store, an SQLite file or a postgresql:// URL (docs/scale-out.md);"
+    " created if missing, resumed if it exists; :memory: for a trial run that keeps"
+    " nothing.",
 )
 @click.option(
     "--actions",
