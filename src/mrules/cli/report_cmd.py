@@ -21,9 +21,10 @@ __all__ = ["COMMANDS", "report"]
 
 @click.group()
 def report() -> None:
-    """Reports over a store and its sync file: funnel, campaigns, rules, scores.
+    """Reports over a store and its sync file: funnel, campaigns, rules, scores, html.
 
-    Each prints a table by default, or `--format json` / `--format csv`. The
+    Each prints a table by default, or `--format json` / `--format csv`; `html`
+    writes them all as charts on one page (docs/reports-html.md). The
     SQL and won stages, opportunities and campaign influence come from the
     sync file (`mrules sync run` writes it beside the store).
 

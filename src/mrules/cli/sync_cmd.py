@@ -187,7 +187,7 @@ def _session(
 
 @click.group()
 def sync() -> None:
-    """The CRM sync: plan, apply, run cycles, status (docs/sync.md)."""
+    """The CRM sync: plan, apply, run cycles, status, retry, send (docs/sync.md)."""
 
 
 # -- plan -----------------------------------------------------------------------------------------
@@ -227,6 +227,10 @@ def plan_cmd(
     retry: bool,
 ) -> None:
     """Show what the next cycle would do, record by record; exit 2 when changes are pending.
+
+    Exit status (docs/exit-codes.md): 0 nothing to do; 2 changes pending, or bad
+    input (an `mrules: error:` line); 4 the sync or CRM file failed; 5 a run
+    holds the store.
 
     \b
     Example:
@@ -507,6 +511,11 @@ def apply_cmd(
 ) -> None:
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now.
 
+    Exit status (docs/exit-codes.md): 0 applied; 1 the plan is stale (another
+    cycle ran since it was made) or was edited; 2 bad input (a plan that is not
+    one, a time at or before the last cycle); 4 the sync or CRM file failed; 5 a
+    run holds the store.
+
     \b
     Example:
       mrules sync apply plan.json --rules examples/getcloudy/rules --store getcloudy.db
@@ -629,6 +638,10 @@ def run_cmd(
     changes_path: str | None,
 ) -> None:
     """Run every sync cycle due up to a time (the backlog drains by the declared batch).
+
+    Exit status (docs/exit-codes.md): 0 done (changes the CRM refuses are
+    printed, not retried); 2 bad input; 4 the sync or CRM file failed; 5 a run
+    holds the store; 130 interrupted: the same command resumes at the next cycle.
 
     \b
     Example:
@@ -815,6 +828,9 @@ def send_cmd(
     links and updates the prospect with its email, even with `auto create
     prospects off`. EMAIL finds the contact first, then a lead not converted.
 
+    Exit status (docs/exit-codes.md): 0 sent; 2 no live lead or contact
+    matches (or it has no email, or its object is not in the sync's `objects`).
+
     \b
     Example:
       mrules sync send otto@berg.example --rules examples/getcloudy/rules --store getcloudy.db
@@ -892,6 +908,9 @@ def send_cmd(
 )
 def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     """Queue depth and oldest item, errors by code, cursors, API calls used.
+
+    Exit status (docs/exit-codes.md): 0 done; 2 no sync yet (no NAME.sync.db
+    beside the store); 4 the sync file is damaged.
 
     \b
     Example:
@@ -982,6 +1001,9 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 )
 def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     """Try the writes held by the error queue again at the next cycle.
+
+    Exit status (docs/exit-codes.md): 0 done; 2 no sync yet, or a --prospect
+    that neither the store nor the sync has.
 
     \b
     Example:
