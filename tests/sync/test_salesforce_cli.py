@@ -222,6 +222,42 @@ def test_a_refused_login_exits_4(world: dict[str, str]) -> None:
     assert "cannot log in" in r.output and "INVALID_LOGIN" in r.output
 
 
+def test_an_org_that_cannot_be_reached_at_login_exits_4_not_as_a_bug(
+    world: dict[str, str],
+) -> None:
+    """No network, a proxy down, a mistyped MRULES_SF_DOMAIN: the login's HTTP call fails.
+    That is the CRM failing (exit 4, one line), as a refused login is; it was a traceback
+    and `internal error ... (this is a bug)`, exit 70."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import requests
+
+    env = {"MRULES_SF_USERNAME": "me@x.com.dev", "MRULES_SF_PASSWORD": "pw"}
+    for args in (
+        ["crm", "describe", "Lead", "--crm", "salesforce", "--store", world["store"]],
+        [
+            "sync",
+            "plan",
+            "--crm",
+            "salesforce",
+            "--rules",
+            world["rules"],
+            "--store",
+            world["store"],
+        ],
+    ):
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+            mock.add(
+                "POST",
+                "https://login.salesforce.com/services/Soap/u/59.0",
+                body=requests.ConnectionError("Failed to resolve 'login.salesforce.com'"),
+            )
+            r = _cli(*args, env=env)
+        assert r.exit_code == 4, r.output
+        assert "cannot log in" in r.output and "CONNECTION_ERROR" in r.output
+        assert "Traceback" not in r.output
+
+
 def test_crm_describe_reads_the_org(world: dict[str, str]) -> None:
     responses = pytest.importorskip("responses")
     pytest.importorskip("simple_salesforce")
@@ -313,3 +349,26 @@ def test_an_expired_session_of_the_environment_exits_4(
         assert r.exit_code == 4, r.output
         assert "INVALID_SESSION_ID" in r.output and "MRULES_SF_SESSION_ID" in r.output
         assert "retried later" not in r.output
+
+
+def test_a_jwt_private_key_file_that_is_missing_or_not_a_key_exits_2(
+    world: dict[str, str], tmp_path: Path
+) -> None:
+    """MRULES_SF_PRIVATE_KEY_FILE is a path the user gives: missing, unreadable or not a
+    key, the message names the variable and the file, exit 2, before any HTTP call (it
+    was `internal error ... (this is a bug)`, exit 70)."""
+    pytest.importorskip("simple_salesforce")
+    not_a_key = tmp_path / "key.pem"
+    not_a_key.write_text("not a key\n", "utf-8")
+    for key_file in (str(tmp_path / "missing.pem"), str(tmp_path), str(not_a_key)):
+        env = {
+            "MRULES_SF_CONSUMER_KEY": "3MVG9",
+            "MRULES_SF_USERNAME": "me@x.com",
+            "MRULES_SF_PRIVATE_KEY_FILE": key_file,
+        }
+        r = _cli(
+            "crm", "describe", "Lead", "--crm", "salesforce", "--store", world["store"], env=env
+        )
+        assert r.exit_code == 2, r.output
+        assert "MRULES_SF_PRIVATE_KEY_FILE" in r.output and key_file in r.output, r.output
+        assert "Traceback" not in r.output

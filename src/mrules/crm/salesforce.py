@@ -135,7 +135,7 @@ class SalesforceCrm:
                 sf = Salesforce(
                     username=get("USERNAME"),
                     consumer_key=get("CONSUMER_KEY"),
-                    privatekey_file=get("PRIVATE_KEY_FILE"),
+                    privatekey=_private_key(get("PRIVATE_KEY_FILE") or ""),
                     **common,
                 )
             elif get("USERNAME") and get("PASSWORD"):
@@ -430,6 +430,27 @@ class SalesforceCrm:
         if limit_info:
             self._sf.api_usage = self._sf.parse_api_usage(limit_info)
         return _convert_results(response, self._can_log_in_again())
+
+
+def _private_key(path: str) -> str:
+    """The PEM text of MRULES_SF_PRIVATE_KEY_FILE; CrmConfigError (exit 2) naming the file
+    when it cannot be read or holds no private key, before any HTTP call."""
+    where = f"MRULES_SF_PRIVATE_KEY_FILE {path}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            key = f.read(1 << 20)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise CrmConfigError(f"{where}: cannot be read ({reason})") from e
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        load_pem_private_key(key.encode("utf-8"), password=None)
+    except (ValueError, TypeError) as e:  # not PEM, or a key with a passphrase
+        raise CrmConfigError(
+            f"{where}: not a private key (an unencrypted PEM key is expected: {e})"
+        ) from e
+    return key
 
 
 def _what_is_missing(get: Callable[[str], str | None]) -> str:
