@@ -257,6 +257,69 @@ def test_fields_default_to_describe(http, crm) -> None:
     assert "IN ('o\\'hara@example.com')" in http.calls[2].request.params["q"]
 
 
+def _refusing_long_urls(http) -> list:
+    """A query endpoint that refuses a URL past 16,384 bytes as Salesforce does (414), and
+    otherwise answers one lead for each email asked; the URLs asked, in order."""
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    urls = []
+
+    def answer(request):
+        urls.append(request.url)
+        if len(request.url) > 16_384:
+            return 414, {}, "<html><body>414 URI Too Long</body></html>"
+        soql = parse_qs(urlsplit(request.url).query)["q"][0]
+        emails = soql.split(" IN (", 1)[1].split(")", 1)[0][1:-1].split("','")
+        rows = [
+            {**_row(0, 1), "Email": e, "Id": f"00QDn{len(urls):04d}{i:05d}AAA"}
+            for i, e in enumerate(emails)
+        ]
+        return 200, {}, json.dumps({"totalSize": len(rows), "done": True, "records": rows})
+
+    http.add_callback("GET", BASE + "query/", callback=answer)
+    return urls
+
+
+def test_find_splits_its_values_to_keep_each_url_short(http, crm) -> None:
+    """100 long emails a query: the URL passed 16,384 bytes, Salesforce answered 414 and the
+    search failed (`SERVER_UNAVAILABLE`); each query's URL now stays under URL_LIMIT."""
+    import mrules.crm.salesforce as sf
+
+    urls = _refusing_long_urls(http)
+    emails = [f"{i:03d}{'x' * 190}@example.com" for i in range(250)]
+    found = crm.find("Lead", "Email", emails, ["Email"])
+    assert sorted(r.fields["Email"] for r in found) == emails  # each asked once
+    assert len(urls) > 3 and max(len(u) for u in urls) <= sf.URL_LIMIT
+    before = len(urls)
+    short = [f"p{i}@x.com" for i in range(250)]  # short values: 100 a query still
+    assert len(crm.find("Lead", "Email", short, ["Email"])) == 250
+    assert len(urls) - before == 3
+
+
+def test_a_select_list_too_long_for_a_url_is_a_clear_error(http, crm) -> None:
+    """Every field of an object with 700 custom fields: refused before it is sent, with
+    the object named, instead of an HTTP 414 taken for an outage."""
+    fields = [{"name": n, "type": "id" if n == "Id" else "string"} for n in ("Id", "Email")]
+    fields += [{"name": f"Custom_Field_Number_{i:04d}__c", "type": "string"} for i in range(700)]
+    http.add("GET", BASE + "sobjects/Lead/describe/", json={"name": "Lead", "fields": fields})
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T)
+    assert (e.value.code, e.value.transient) == ("QUERY_TOO_LONG", False)
+    assert "a query of Lead selecting 704 field(s)" in e.value.message
+    # The fields asked that the describe lists, in its order; the others left out.
+    http.add("GET", BASE + "queryAll/", json={"totalSize": 0, "done": True, "records": []})
+    wanted = ["Custom_Field_Number_0003__c", "email", "Nope"]
+    crm.query_changed("Lead", None, T, wanted, missing_ok=True)
+    assert (
+        http.calls[-1]
+        .request.params["q"]
+        .startswith(
+            "SELECT Email, Custom_Field_Number_0003__c, Id, SystemModstamp, IsDeleted FROM Lead"
+        )
+    )
+
+
 def test_upsert_and_the_duplicate_header(http, crm) -> None:
     http.add(
         "PATCH",

@@ -372,3 +372,56 @@ def test_a_jwt_private_key_file_that_is_missing_or_not_a_key_exits_2(
         assert r.exit_code == 2, r.output
         assert "MRULES_SF_PRIVATE_KEY_FILE" in r.output and key_file in r.output, r.output
         assert "Traceback" not in r.output
+
+
+def _org_with_custom_fields(mock: Any, custom: int) -> list[str]:
+    """An org whose Lead has `custom` custom fields of 25 characters (the describes of
+    recorded/plan_apply.json, and no record), behind a server that refuses a URL past
+    16,384 bytes as Salesforce does (414); answers the URLs asked, in order."""
+    from responses import matchers  # noqa: F401  (responses is there: the caller skipped)
+
+    cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
+    base = f"{INSTANCE}/services/data/v59.0/"
+    urls: list[str] = []
+    for call in cassette["calls"][:6]:  # the describes of User, Group, Lead, Contact
+        req, res = call["request"], call["response"]
+        if not req["path"].endswith("describe/"):
+            continue
+        body = json.loads(json.dumps(res["json"]))
+        if req["path"] == "sobjects/Lead/describe/":
+            body["fields"] += [
+                {"name": f"Custom_Field_Number_{i:04d}__c", "type": "string", "custom": True}
+                for i in range(custom)
+            ]
+        mock.add("GET", base + req["path"], json=body)
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        urls.append(request.url)
+        if len(request.url) > 16_384:
+            return 414, {}, "<html><body>414 URI Too Long</body></html>"
+        return 200, {}, json.dumps({"totalSize": 0, "done": True, "records": []})
+
+    for path in ("query/", "queryAll/"):
+        mock.add_callback("GET", base + path, callback=answer)
+    return urls
+
+
+def test_a_plan_on_an_org_with_700_custom_fields_keeps_its_urls_short(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan selected every field the describe lists: with 700 custom fields the URL of
+    the Lead query passed 16,384 bytes, Salesforce answered 414, and every cycle stopped
+    with `SERVER_UNAVAILABLE`, exit 4. A plan selects what it reads."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        urls = _org_with_custom_fields(mock, 700)
+        plan = _cli("sync", "plan", *common, env=ENV)
+    assert plan.exit_code == 2, plan.output
+    assert "+ create        ann@x.com  lead" in plan.output
+    assert urls and max(len(u) for u in urls) <= sf.URL_LIMIT
+    assert not any("Custom_Field" in u for u in urls)

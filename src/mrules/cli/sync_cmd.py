@@ -816,6 +816,10 @@ def _changes(crm: Any, path: str) -> Any:
 
 
 # -- send -----------------------------------------------------------------------------------------
+SEND_FIELDS = ("Email", "IsConverted")
+"""What `sync send` reads of the record it finds (a contact has no IsConverted)."""
+
+
 @sync.command("send")
 @click.argument("who", metavar="EMAIL|CRM_ID")
 @_options
@@ -848,11 +852,13 @@ def send_cmd(
             sobject = {"00Q": "Lead", "003": "Contact"}.get(rid[:3])
             if sobject is None:
                 fail(f"{rid}: not a lead (00Q…) nor a contact (003…)")
-            found = next(iter(crm.find(sobject, "Id", [rid])), None)
+            found = next(iter(crm.find(sobject, "Id", [rid], SEND_FIELDS, missing_ok=True)), None)
         else:
             for sobject in ("Contact", "Lead"):
                 hits = [
-                    r for r in crm.find(sobject, "Email", [want]) if not r.fields.get("IsConverted")
+                    r
+                    for r in crm.find(sobject, "Email", [want], SEND_FIELDS, missing_ok=True)
+                    if not r.fields.get("IsConverted")
                 ]
                 if hits:
                     found = hits[0]

@@ -613,12 +613,16 @@ class EmulatedCrm:
         self._count_call()
         return self._object(sobject)
 
-    def _check_fields(self, info: ObjectInfo, fields: Sequence[str] | None) -> list[str] | None:
+    def _check_fields(
+        self, info: ObjectInfo, fields: Sequence[str] | None, missing_ok: bool = False
+    ) -> list[str] | None:
         if fields is None:
             return None
         out = []
         for name in fields:
             canon = self._canonical(info, name)
+            if canon is None and missing_ok:
+                continue
             if canon is None:
                 raise CrmCallError(
                     "INVALID_FIELD",
@@ -638,10 +642,11 @@ class EmulatedCrm:
         *,
         include_deleted: bool = True,
         limit: int = 2000,
+        missing_ok: bool = False,
     ) -> Changes:
         self._count_call()
         info = self._object(sobject)
-        names = self._check_fields(info, fields)
+        names = self._check_fields(info, fields, missing_ok)
         self._purge()
         args: list[Any] = [info.name, _stamp(until)]
         sql = "SELECT * FROM record WHERE sobject=? AND system_modstamp <= ?"
@@ -682,11 +687,17 @@ class EmulatedCrm:
         )
 
     def find(
-        self, sobject: str, field: str, values: Sequence[str], fields: Sequence[str] | None = None
+        self,
+        sobject: str,
+        field: str,
+        values: Sequence[str],
+        fields: Sequence[str] | None = None,
+        *,
+        missing_ok: bool = False,
     ) -> list[Record]:
         self._count_call()
         info = self._object(sobject)
-        names = self._check_fields(info, fields)
+        names = self._check_fields(info, fields, missing_ok)
         canon = self._canonical(info, field)
         if canon is None:
             raise CrmCallError(

@@ -188,8 +188,13 @@ class CrmPort(Protocol):
         *,
         include_deleted: bool = True,
         limit: int = 2000,
+        missing_ok: bool = False,
     ) -> Changes:
         """Records with (SystemModstamp, Id) after `since` and SystemModstamp <= `until`.
+
+        Each record has `fields` and the system fields (every field when `fields` is
+        None). A field the object does not have is INVALID_FIELD, unless `missing_ok`:
+        then it is left out (a field the org lacks, or the user may not see).
 
         Ordered by SystemModstamp then Id; deleted records (still in the recycle
         bin) come with `is_deleted` when `include_deleted` (queryAll).
@@ -206,9 +211,16 @@ class CrmPort(Protocol):
         ...
 
     def find(
-        self, sobject: str, field: str, values: Sequence[str], fields: Sequence[str] | None = None
+        self,
+        sobject: str,
+        field: str,
+        values: Sequence[str],
+        fields: Sequence[str] | None = None,
+        *,
+        missing_ok: bool = False,
     ) -> list[Record]:
-        """Live records whose `field` is one of `values` (e.g. Email; case-insensitive)."""
+        """Live records whose `field` is one of `values` (e.g. Email; case-insensitive);
+        `fields` and `missing_ok` as for `query_changed`."""
         ...
 
     def create(

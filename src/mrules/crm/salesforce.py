@@ -18,7 +18,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 import requests
@@ -77,6 +77,12 @@ READ_LAG = dt.timedelta(minutes=2)
 when its transaction starts, so a slow transaction can commit a stamp older than a read that
 came first. Reading a little behind the clock lets the cursor move past only what is final."""
 T = TypeVar("T")
+URL_LIMIT = 14_000
+"""Bytes a query's URL may have, URL-encoded: Salesforce refuses a request whose URL and
+headers pass 16,384 bytes (HTTP 414 URI Too Long or 431), and a SOQL query goes in the URL
+of a GET. The rest is left for the headers (the session's token, the client's own)."""
+FIND_CHUNK = 100
+"""Values of a `find` in one query at most (fewer when they are long: URL_LIMIT)."""
 TIMEOUT = (30, 660)
 """Seconds to connect, and to wait for the next bytes of an answer: Salesforce ends a
 request after 10 minutes, so a read that waits longer waits on a connection lost."""
@@ -238,13 +244,39 @@ class SalesforceCrm:
                 self._describes[sobject] = _object_info(body or {})
         return self._describes[sobject]
 
-    def _field_list(self, sobject: str, fields: Sequence[str] | None) -> list[str]:
+    def _field_list(
+        self, sobject: str, fields: Sequence[str] | None, missing_ok: bool = False
+    ) -> list[str]:
         if fields is None:
             info = self.describe(sobject)
             names = [f.name for f in info.fields.values() if f.type not in _COMPOUND]
+        elif missing_ok:  # those the describe lists, in its order and spelling
+            wanted = {f.lower() for f in fields}
+            info = self.describe(sobject)
+            names = [
+                f.name
+                for f in info.fields.values()
+                if f.name.lower() in wanted and f.type not in _COMPOUND
+            ]
         else:
             names = list(fields)
         return with_system_fields(names)
+
+    def _url_length(self, soql: str, include_deleted: bool) -> int:
+        """The bytes of the URL simple-salesforce GETs for `soql` (requests encodes the
+        query string as `urlencode` does)."""
+        url = self._sf.base_url + ("queryAll/" if include_deleted else "query/")
+        return len(url) + 1 + len(urlencode({"q": soql}))
+
+    def _too_long(self, sobject: str, names: Sequence[str], length: int) -> CrmCallError:
+        return CrmCallError(
+            "QUERY_TOO_LONG",
+            f"a query of {sobject} selecting {len(names)} field(s) would have a URL of"
+            f" {length} bytes, more than the {URL_LIMIT} mrules sends (Salesforce refuses a"
+            " request past 16,384 bytes with HTTP 414): map fewer fields of"
+            f" {sobject}, or fields with shorter API names",
+            transient=False,
+        )
 
     def query_changed(
         self,
@@ -255,8 +287,9 @@ class SalesforceCrm:
         *,
         include_deleted: bool = True,
         limit: int = 2000,
+        missing_ok: bool = False,
     ) -> Changes:
-        names = self._field_list(sobject, fields)
+        names = self._field_list(sobject, fields, missing_ok)
         where = f"SystemModstamp <= {_soql_time(until)}"
         if since is not None:
             ts = _soql_time(since.modstamp)
@@ -268,6 +301,9 @@ class SalesforceCrm:
             f"SELECT {', '.join(names)} FROM {sobject} WHERE {where}"
             f" ORDER BY SystemModstamp, Id LIMIT {limit + 1}"
         )
+        length = self._url_length(soql, include_deleted)
+        if length > URL_LIMIT:
+            raise self._too_long(sobject, names, length)
         rows = self._query(soql, include_deleted)
         with _answer(f"a query of {sobject}"):
             records = [_record(sobject, r) for r in rows[:limit]]
@@ -311,20 +347,41 @@ class SalesforceCrm:
             )
 
     def find(
-        self, sobject: str, field: str, values: Sequence[str], fields: Sequence[str] | None = None
+        self,
+        sobject: str,
+        field: str,
+        values: Sequence[str],
+        fields: Sequence[str] | None = None,
+        *,
+        missing_ok: bool = False,
     ) -> list[Record]:
-        names = self._field_list(sobject, fields)
+        names = self._field_list(sobject, fields, missing_ok)
         out: list[Record] = []
         wanted = sorted({str(v).strip() for v in values if v})
-        for i in range(0, len(wanted), 100):
-            chunk = wanted[i : i + 100]
-            soql = (
-                f"SELECT {', '.join(names)} FROM {sobject} WHERE {field} IN"
-                f" {quote_soql_value(chunk)} ORDER BY CreatedDate, Id"
-            )
-            rows = self._query(soql, False)
-            with _answer(f"a search of {sobject}"):
-                out += [_record(sobject, r) for r in rows]
+        head = f"SELECT {', '.join(names)} FROM {sobject} WHERE {field} IN ("
+        tail = ") ORDER BY CreatedDate, Id"
+        # Percent-encoding goes a character at a time: a query's URL is the URL of its
+        # head and tail plus each value's encoded length and a comma's (`%2C`) between.
+        base = self._url_length(head + tail, False)
+        comma = len(quote_plus(","))
+        chunk: list[str] = []
+        length = base
+        for value in [*wanted, None]:
+            size = 0 if value is None else len(quote_plus(quote_soql_value(value)))
+            if chunk and (
+                value is None or len(chunk) == FIND_CHUNK or length + comma + size > URL_LIMIT
+            ):
+                soql = head + ",".join(quote_soql_value(v) for v in chunk) + tail
+                rows = self._query(soql, False)
+                with _answer(f"a search of {sobject}"):
+                    out += [_record(sobject, r) for r in rows]
+                chunk, length = [], base
+            if value is None:
+                break
+            if base + size > URL_LIMIT:
+                raise self._too_long(sobject, names, base + size)
+            length += size + (comma if chunk else 0)
+            chunk.append(value)
         return out
 
     # -- writing ------------------------------------------------------------------------------

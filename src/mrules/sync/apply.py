@@ -99,7 +99,7 @@ def stale_reason(plan: Mapping[str, Any], store: StateStore, crm: Any, db: SyncD
     except OverflowError:  # a cycle late in the year 9999: its last moment
         until = dt.datetime.max.replace(tzinfo=dt.UTC)
     for sobject, c in plan.get("cursors_to", {}).items():
-        page = crm.query_changed(sobject, _cursor(c), until, limit=1)
+        page = crm.query_changed(sobject, _cursor(c), until, ["Id"], limit=1)
         if page.records:
             r = page.records[0]
             return (
@@ -794,7 +794,7 @@ def _member(
     already there (DUPLICATE_VALUE: a killed apply made it) is done too."""
     name = payload.get("campaign")
     if name and name not in campaigns:
-        found = crm.find("Campaign", "Name", [name])
+        found = crm.find("Campaign", "Name", [name], ["Id"])
         campaigns[name] = found[0].id if found else None
     campaign = campaigns.get(name) if name else None
     if campaign is None:

@@ -248,7 +248,14 @@ class _Users:
             cursor: Cursor | None = None
             while True:
                 try:
-                    page = crm.query_changed(sobject, cursor, until, include_deleted=False)
+                    page = crm.query_changed(
+                        sobject,
+                        cursor,
+                        until,
+                        READ_OF[sobject],
+                        include_deleted=False,
+                        missing_ok=True,
+                    )
                 except CrmCallError as e:
                     if e.transient:  # the limit, an outage: the cycle stops, owners stay right
                         raise
@@ -298,7 +305,9 @@ def _change_pages(
     wanted = set(sent)
     seen: set[str] = set()
     while True:
-        page = crm.query_changed(sobject, cursor, until, include_deleted=True)
+        page = crm.query_changed(
+            sobject, cursor, until, sorted(keep), include_deleted=True, missing_ok=True
+        )
         seen.update(r.id for r in page.records if r.id in wanted)
         slim = [_slim(r, keep) for r in page.records]
         cursor, done = page.cursor, page.done
@@ -309,7 +318,8 @@ def _change_pages(
             break
     plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
     if sent:  # sent to marketing: read now, changed or not
-        yield [r for r in crm.find(sobject, "Id", sent) if r.id not in seen]
+        found = crm.find(sobject, "Id", sent, sorted(keep), missing_ok=True)
+        yield [r for r in found if r.id not in seen]
 
 
 def _read_changes(
@@ -319,12 +329,15 @@ def _read_changes(
     until: dt.datetime,
     keep: frozenset[str] | None = None,
 ) -> tuple[list[Record], Cursor | None]:
-    """An object's changes since `since`; with `keep`, each record keeps only those fields
-    (slimmed page by page: a first link reads every record)."""
+    """An object's changes since `since`, with the fields the plan reads of them
+    (`READ_OF`); with `keep`, each record keeps only those fields (slimmed page by page:
+    a first link reads every record)."""
     out: list[Record] = []
     cursor = since
     while True:
-        page = crm.query_changed(sobject, cursor, until, include_deleted=True)
+        page = crm.query_changed(
+            sobject, cursor, until, READ_OF[sobject], include_deleted=True, missing_ok=True
+        )
         if keep is None:
             out += page.records
         else:
@@ -346,6 +359,36 @@ READ_FIELDS = frozenset(
     )
 )
 """The system fields a plan reads of a lead or contact, besides the mapped ones."""
+
+READ_OF: dict[str, tuple[str, ...]] = {
+    "User": ("Email", "IsActive"),
+    "Group": ("Name",),
+    "Campaign": ("Name", "Type", "Status", "BudgetedCost", "ActualCost", "StartDate"),
+    "CampaignMember": (
+        "CampaignId",
+        "ContactId",
+        "LeadId",
+        "Status",
+        "HasResponded",
+        "CreatedDate",
+    ),
+    "Account": ("Name",),
+    "OpportunityContactRole": ("OpportunityId", "ContactId", "Role", "IsPrimary"),
+    "Opportunity": (
+        "Name",
+        "StageName",
+        "Amount",
+        "CloseDate",
+        "IsWon",
+        "IsClosed",
+        "CampaignId",
+        "CreatedDate",
+        "AccountId",
+    ),
+}
+"""The fields a plan reads of the other objects (with Id, SystemModstamp and IsDeleted).
+A plan selects only what it reads: a query selecting every field of an org with hundreds
+of custom fields is too long for Salesforce's URL limit (docs/crm.md)."""
 
 
 def _slim(r: Record, keep: frozenset[str]) -> Record:
@@ -634,9 +677,8 @@ def make_plan(
         window = RecordMap()  # unlinked records of the last modstamp of the pages before
         window_stamp: dt.datetime | None = None
         pending: dict[str, str] = {}  # survivor id -> prospect: a survivor not read yet
-        for page in _change_pages(
-            crm, plan, sobject, cursors, until, READ_FIELDS | set(maps[sobject]), sent
-        ):
+        keep = READ_FIELDS | set(maps[sobject])
+        for page in _change_pages(crm, plan, sobject, cursors, until, keep, sent):
             seen_now = {r.id: r for r in page}  # a merge's survivor, when read in the same page
             links.page(
                 [r.id for r in page],
@@ -834,12 +876,16 @@ def make_plan(
                         window[r.id] = r
             del page, seen_now  # let go before the next page is read
         for master, taker in pending.items():  # survivors not read: looked up, in order
-            survivor = next(iter(crm.find(sobject, "Id", [master])), None)
+            hits = crm.find(sobject, "Id", [master], sorted(keep), missing_ok=True)
+            survivor = next(iter(hits), None)
             if survivor is not None and not survivor.is_deleted:
                 changed[taker] = survivor
         window.close()
     if converted and "Contact" in maps:  # contacts the conversions did not change: looked up
-        for contact_record in crm.find("Contact", "Id", sorted(converted)):
+        keep = READ_FIELDS | set(maps["Contact"])
+        for contact_record in crm.find(
+            "Contact", "Id", sorted(converted), sorted(keep), missing_ok=True
+        ):
             taker = converted[contact_record.id]
             if not contact_record.is_deleted and links.by_crm(contact_record.id) == taker:
                 changed[taker] = contact_record
@@ -873,10 +919,10 @@ def make_plan(
         and (email not in links or links[email][4])
         and next_try <= at
     ]
-    found = _find_existing(crm, creating, config.first)
+    found = _find_existing(crm, creating, config.first, maps)
     _link_unlinked(
         crm, plan, config, objects, prospects, links, queue, changed, users, event,
-        _unlinked_candidates(store, full, cursors, objects, touched, links, queue),
+        _unlinked_candidates(store, full, cursors, objects, touched, links, queue), maps,
     )  # fmt: skip
     errors = {(e["prospect"], e["field"]): e for e in db.errors()}
     # The ops made from the queue stay in memory (a link op takes its record's first merge
@@ -1300,6 +1346,7 @@ def _link_unlinked(
     users: _Users,
     event: Any,
     emails: list[str],
+    maps: dict[str, dict[str, FieldMap]],
 ) -> None:
     """Links each of `emails` to the contact or lead (by the precedence) with its email,
     as a CRM change of that record would have: its fields are merged below."""
@@ -1310,7 +1357,7 @@ def _link_unlinked(
             candidates.append(email)
     if not candidates:
         return
-    for email, r in sorted(_find_existing(crm, candidates, config.first).items()):
+    for email, r in sorted(_find_existing(crm, candidates, config.first, maps).items()):
         if r.sobject not in objects or links.get(email) is not None:
             continue
         if links.by_crm(r.id) is not None:
@@ -1338,14 +1385,17 @@ def _link_unlinked(
         changed[email] = r
 
 
-def _find_existing(crm: Any, emails: list[str], first: str) -> dict[str, Record]:
+def _find_existing(
+    crm: Any, emails: list[str], first: str, maps: dict[str, dict[str, FieldMap]]
+) -> dict[str, Record]:
     """The contact or lead (`first` first) that already has each email: identity by
-    email, §7.3."""
+    email, §7.3. Each record has what a plan reads of it (`READ_FIELDS`, the mapped ones)."""
     found: dict[str, Record] = {}
     for sobject in ("Lead", "Contact") if first == "lead" else ("Contact", "Lead"):
         todo = [e for e in emails if e not in found]
+        keep = sorted(READ_FIELDS | set(maps.get(sobject, {})))
         for i in range(0, len(todo), MAX_BATCH):
-            for r in crm.find(sobject, "Email", todo[i : i + MAX_BATCH]):
+            for r in crm.find(sobject, "Email", todo[i : i + MAX_BATCH], keep, missing_ok=True):
                 if sobject == "Lead" and r.fields.get("IsConverted"):
                     continue
                 email = str(r.fields.get("Email") or "").lower()
