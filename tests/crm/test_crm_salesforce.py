@@ -172,6 +172,28 @@ def test_failed_calls(http, crm, status, body, code, transient) -> None:
     assert (e.value.code, e.value.transient) == (code, transient)
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "transient"),
+    [
+        (414, "HTTP_414", False),  # URI Too Long: the same request fails again
+        (431, "HTTP_431", False),  # Request Header Fields Too Large
+        (405, "HTTP_405", False),
+        (409, "HTTP_409", False),
+        (415, "HTTP_415", False),
+        (408, "HTTP_408", True),  # a request timeout, and too many requests: for now
+        (429, "HTTP_429", True),
+        (502, "SERVER_UNAVAILABLE", True),
+    ],
+)
+def test_other_http_errors_have_their_own_code(http, crm, status, code, transient) -> None:
+    """Any status but 300 and 400-404 was SERVER_UNAVAILABLE: a 414 said the org was
+    unavailable, when the request was refused for what it is."""
+    http.add("GET", BASE + "queryAll/", body="<html><body>refused</body></html>", status=status)
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert (e.value.code, e.value.transient, e.value.http_status) == (code, transient, status)
+
+
 def test_connection_error_is_transient(http, crm) -> None:
     import requests
 

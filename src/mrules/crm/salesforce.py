@@ -202,8 +202,9 @@ class SalesforceCrm:
             raise _call_error(e, "MALFORMED_REQUEST", False) from e
         except SalesforceResourceNotFound as e:
             raise _call_error(e, "NOT_FOUND", False) from e
-        except SalesforceGeneralError as e:
-            raise _call_error(e, "SERVER_UNAVAILABLE", e.status >= 500) from e
+        except SalesforceGeneralError as e:  # any status but 300 and 400-404
+            code, transient = _http_code(e.status)
+            raise _call_error(e, code, transient) from e
         except SalesforceAuthenticationFailed as e:
             # The session expired and simple-salesforce's login made again was refused
             # (a password changed, a user frozen): trying again will not get past it.
@@ -582,6 +583,19 @@ def _session_expired(message: str) -> CrmCallError:
     )
 
 
+_TRANSIENT_4XX = frozenset({408, 429})
+"""4xx answers that say "not now" (a request timeout, too many requests): another 4xx
+refuses the request itself (414 URI Too Long, 431, 405, 409, 415), and fails again."""
+
+
+def _http_code(status: int) -> tuple[str, bool]:
+    """The code and transience of an HTTP error whose answer names no errorCode: a 5xx is
+    the org unavailable for now; a 4xx is `HTTP_414` and such, its own."""
+    if status >= 500:
+        return "SERVER_UNAVAILABLE", True
+    return f"HTTP_{status}", status in _TRANSIENT_4XX
+
+
 def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallError:
     code, message = default, str(e)
     content = getattr(e, "content", None)
@@ -710,10 +724,11 @@ def _convert_results(response: requests.Response, renewable: bool) -> list[Conve
     try:
         root = ET.fromstring(response.content)
     except ET.ParseError as e:
+        code, transient = _http_code(response.status_code)
         raise CrmCallError(
-            "SERVER_UNAVAILABLE",
+            code,
             f"convertLead answered HTTP {response.status_code} with no SOAP body",
-            transient=response.status_code >= 500,
+            transient=transient,
             http_status=response.status_code,
         ) from e
     fault = root.find(".//soapenv:Fault", _SOAP_NS)
