@@ -163,6 +163,29 @@ def test_refused_login(http) -> None:
             "SERVER_UNAVAILABLE",
             True,
         ),
+        (  # a query stopped for running too long: it can succeed later (it was not transient)
+            400,
+            [
+                {
+                    "errorCode": "QUERY_TIMEOUT",
+                    "message": "Your query request was running for too long.",
+                }
+            ],
+            "QUERY_TIMEOUT",
+            True,
+        ),
+        (  # a next page asked after its cursor expired: the next cycle reads again
+            400,
+            [{"errorCode": "INVALID_QUERY_LOCATOR", "message": "invalid query locator"}],
+            "INVALID_QUERY_LOCATOR",
+            True,
+        ),
+        (
+            400,
+            [{"errorCode": "UNABLE_TO_LOCK_ROW", "message": "unable to obtain exclusive access"}],
+            "UNABLE_TO_LOCK_ROW",
+            True,
+        ),
     ],
 )
 def test_failed_calls(http, crm, status, body, code, transient) -> None:

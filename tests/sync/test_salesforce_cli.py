@@ -425,3 +425,36 @@ def test_a_plan_on_an_org_with_700_custom_fields_keeps_its_urls_short(
     assert "+ create        ann@x.com  lead" in plan.output
     assert urls and max(len(u) for u in urls) <= sf.URL_LIMIT
     assert not any("Custom_Field" in u for u in urls)
+
+
+def test_a_query_timeout_is_retried_by_the_next_cycle(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Salesforce stops a query that runs too long (HTTP 400, QUERY_TIMEOUT): it was taken
+    for a malformed request, and `sync apply` stopped with exit 4, when the same query
+    can succeed later, as after the API limit."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    timeout = [
+        {"errorCode": "QUERY_TIMEOUT", "message": "Your query request was running for too long."}
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        for call in cassette["calls"][:6]:  # the describes of User, Group, Lead, Contact
+            if call["request"]["path"].endswith("describe/"):
+                mock.add("GET", base + call["request"]["path"], json=call["response"]["json"])
+        mock.add("GET", base + "query/", json={"totalSize": 0, "done": True, "records": []})
+        mock.add("GET", base + "queryAll/", json=timeout, status=400)  # the leads' changes
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "QUERY_TIMEOUT" in r.output and "retried later" in r.output
+    assert "ran too long" in r.output
+    status = json.loads(
+        _cli("sync", "status", "--store", world["store"], "--format", "json").output
+    )
+    assert status["cursors"] == {} and status["links"] == 0  # the next cycle reads again

@@ -14,9 +14,19 @@ from dataclasses import dataclass, field
 __all__ = ["AUTH_CODES", "TRANSIENT_CODES", "CrmCallError", "CrmError"]
 
 TRANSIENT_CODES = frozenset(
-    {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "INVALID_SESSION_ID", "SERVER_UNAVAILABLE"}
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "REQUEST_LIMIT_EXCEEDED",
+        "INVALID_SESSION_ID",
+        "SERVER_UNAVAILABLE",
+        "QUERY_TIMEOUT",
+        "INVALID_QUERY_LOCATOR",
+    }
 )
-"""Codes a later attempt may get past without any change to the record."""
+"""Codes a later attempt may get past without any change to the record: a row locked by
+another transaction, the API limit, a session to renew, an outage; a query stopped for
+running too long (HTTP 400 QUERY_TIMEOUT: a busy org), the next page of a query whose
+cursor expired before it was read (INVALID_QUERY_LOCATOR): the next cycle reads again."""
 
 AUTH_CODES = frozenset({"INVALID_SESSION_ID", "LOGIN_FAILED"})
 """Codes of a call refused for who makes it, not for what it asks: no other call can do

@@ -603,9 +603,21 @@ def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallErr
         code = content[0].get("errorCode", code)
         message = content[0].get("message", message)
     status = getattr(e, "status", 0)
+    hint = _HINTS.get(code)
+    if hint:
+        message = f"{message} ({hint})"
     return CrmCallError(
         code, message, transient=transient or code in TRANSIENT_CODES, http_status=status
     )
+
+
+_HINTS = {
+    "QUERY_TIMEOUT": "Salesforce stopped a query that ran too long, as it does when the org"
+    " is busy: the next cycle reads again",
+    "INVALID_QUERY_LOCATOR": "the query's next page expired before it was read: the next"
+    " cycle reads again",
+}
+"""What a transient code of a 400 answer means for the sync, added to Salesforce's message."""
 
 
 def _soql_time(value: dt.datetime) -> str:
