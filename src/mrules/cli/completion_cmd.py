@@ -23,6 +23,9 @@ def completion(ctx: click.Context, shell: str) -> None:
     Example:
       eval "$(mrules completion bash)"                 # in ~/.bashrc
       mrules completion fish > ~/.config/fish/completions/mrules.fish
+
+    Exit status (docs/exit-codes.md): 0 done; 2 a shell other than bash, zsh or
+    fish; 4 standard output is closed.
     """
     from mrules.cli.common import stdout_or_exit
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
 import sys
@@ -43,7 +44,7 @@ from mrules.sqlitefiles import UNREADABLE, unreadable_reason
 __all__ = ["COMMANDS"]
 
 
-def _crm_options(f):  # type: ignore[no-untyped-def]
+def _crm_options(f, *, salesforce: bool = False):  # type: ignore[no-untyped-def]
     f = click.option(
         "--store",
         "store_path",
@@ -56,8 +57,8 @@ def _crm_options(f):  # type: ignore[no-untyped-def]
         "--crm",
         "crm_path",
         type=CRM_PATH,  # a folder is refused by the CRM file itself, with its message
-        help="The CRM file [default: beside the store, NAME.crm.db]; `describe` also takes"
-        " `salesforce` (a real org, MRULES_SF_* variables).",
+        help="The CRM file [default: beside the store, NAME.crm.db]"
+        + ("; or `salesforce`: a real org, MRULES_SF_* variables." if salesforce else "."),
     )(f)
 
 
@@ -142,6 +143,10 @@ def load(
     \b
     Example:
       mrules crm load examples/getcloudy/crm --store /tmp/getcloudy.db
+
+    Exit status (docs/exit-codes.md): 0 done; 3 some rows were refused (each
+    printed with its line) and the others loaded; 2 bad options, a missing or
+    unreadable file; 4 the CRM file cannot be read or written.
     """
     when = _time("--at", at)
     again: list[Path] = []
@@ -221,6 +226,9 @@ def export(
     Example:
       mrules crm export --store /tmp/getcloudy.db --object Lead
       mrules crm export --store /tmp/getcloudy.db --out /tmp/crm-export --format csv
+
+    Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such CRM file;
+    4 the CRM file cannot be read, or an export cannot be written.
     """
     if out is not None and not Path(out).is_dir():
         fail(f"--out {_shown(out)}: not a folder; create it first (mrules creates no folders)")
@@ -306,6 +314,10 @@ def apply_changes_cmd(
     Example:
       mrules crm apply-changes examples/getcloudy/crm-changes.jsonl \\
         --store /tmp/getcloudy.db --until 2026-11-05T00:00:00Z
+
+    Exit status (docs/exit-codes.md): 0 done; 3 some changes were refused (each
+    printed with its line) and the others applied; 2 bad options, a missing or
+    unreadable file, no such CRM file; 4 the CRM file cannot be read or written.
     """
     when = _time("--until", until)
     path = Path(changes)
@@ -332,13 +344,17 @@ def apply_changes_cmd(
 
 @crm.command("describe")
 @click.argument("sobject")
-@_crm_options
+@functools.partial(_crm_options, salesforce=True)
 def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
     """Print an object's fields as JSON: type, length, required, picklist values.
 
     \b
     Example:
       mrules crm describe Lead --store /tmp/getcloudy.db
+
+    Exit status (docs/exit-codes.md): 0 done; 2 no such object, no such CRM
+    file, or MRULES_SF_* variables missing or unusable; 4 the CRM file cannot
+    be read, the org failed, or standard output is closed.
     """
     from mrules.crm.connect import CrmConnectError, crm_kind, open_crm
 

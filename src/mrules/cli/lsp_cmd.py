@@ -30,6 +30,10 @@ def lsp(stdio: bool) -> None:
     \b
     Example:
       mrules lsp        # started by the editor, not by hand
+
+    Exit status: 0 when the editor ends the session (shutdown, then exit); 1
+    when it sends exit without shutdown first, as the protocol says; 2 the
+    `lsp` extra is not installed.
     """
     try:
         from mrules.lsp.server import serve

@@ -40,6 +40,9 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
     Example:
       mrules parse examples/getcloudy/rules --format json --no-spans
       mrules parse - --format summary < draft.mr
+
+    Exit status (docs/exit-codes.md): 0 done; 1 a file has syntax errors; 2 a
+    missing or unreadable path; 4 standard output is closed.
     """
     stdin = STDIN in paths
     if stdin and paths != (STDIN,):

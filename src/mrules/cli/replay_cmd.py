@@ -135,7 +135,8 @@ def _count_lines(path: str) -> int | None:
     type=click.Choice(["auto", "1", "2"]),
     default="auto",
     show_default=True,
-    help="2: run the old rules in a second process at the same time; auto: 2 when a core is "
+    help="1: run the two rule sets one after the other, in this process; 2: run the old "
+    "rules in a second process at the same time; auto: 2 when a core is "
     "free (at least 2 usable CPUs and a 1-minute load average below CPUs - 1), else 1.",
 )
 @click.option(

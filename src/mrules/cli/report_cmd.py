@@ -106,12 +106,16 @@ def funnel_cmd(
 ) -> None:
     """The lifecycle funnel: visitors, prospects, MQLs, SQLs, won; conversion and velocity.
 
-    The second table answers the seed's question: of the MQLs, how many sales
-    accepted (SQL) and how many became customers (won).
+    The second table answers marketing's question: of the MQLs, how many
+    sales accepted (SQL) and how many became customers (won).
 
     \b
     Example:
       mrules report funnel --store getcloudy.db --by month
+
+    Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such store or
+    sync file; 4 the store or sync file cannot be read, or standard output is
+    closed.
     """
     from mrules.reports import funnel
 
@@ -127,7 +131,7 @@ def funnel_cmd(
 @report.command("campaigns")
 @table_options
 @sync_option
-@rules_option
+@rules_option("campaign costs declared in the rules")
 @click.option(
     "--model",
     type=click.Choice(["source", "primary", "first_touch", "last_touch", "even"]),
@@ -150,6 +154,10 @@ def campaigns_cmd(
     \b
     Example:
       mrules report campaigns --store getcloudy.db --model first_touch
+
+    Exit status (docs/exit-codes.md): 0 done; 1 the --rules files have errors;
+    2 bad options, no such store or sync file; 4 the store or sync file cannot
+    be read, or standard output is closed.
     """
     from mrules.reports import campaigns
 
@@ -170,7 +178,7 @@ def campaigns_cmd(
 @report.command("rules")
 @table_options
 @sync_option
-@rules_option
+@rules_option("names the rules that never matched")
 def rules_cmd(
     store_path: str,
     since: str | None,
@@ -184,6 +192,10 @@ def rules_cmd(
     \b
     Example:
       mrules report rules --store getcloudy.db --rules examples/getcloudy/rules
+
+    Exit status (docs/exit-codes.md): 0 done; 1 the --rules files have errors;
+    2 bad options, no such store or sync file; 4 the store or sync file cannot
+    be read, or standard output is closed.
     """
     from mrules.reports import rules_report
 
@@ -204,6 +216,10 @@ def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) 
     \b
     Example:
       mrules report scores --store getcloudy.db
+
+    Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such store or
+    sync file; 4 the store or sync file cannot be read, or standard output is
+    closed.
     """
     from mrules.reports import scores
 

@@ -59,7 +59,7 @@ def _read_diff(path: str) -> dict[str, Any]:
 @click.argument("out", type=NonEmptyPath(dir_okay=False, allow_dash=True))
 @store_and_range
 @sync_option
-@rules_option
+@rules_option()
 @click.option(
     "--by",
     type=click.Choice(["week", "month", "quarter"]),
@@ -106,8 +106,8 @@ def html(
     """Write OUT (`-`: standard output): one HTML page with the reports as charts, that
     opens with no network.
 
-    The funnel and the seed's three numbers (MQLs, accepted by sales,
-    customers), velocity, conversion over time, campaign ROI and influence,
+    The funnel and the three numbers of the MQL handoff (MQLs, accepted
+    by sales, customers), velocity, conversion over time, campaign ROI and influence,
     rule effectiveness, score and grade distributions, score at MQL, one
     prospect's score over time and, with --replay-diff, what a rule change
     does. Everything (data, charts, the chart library) is inside the file.

@@ -53,13 +53,15 @@ def sync_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
-def rules_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def rules_option(
+    what: str = "names the rules that never matched, and campaign costs declared in the rules",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--rules`, its help saying what the report takes from the rules."""
     return click.option(
         "--rules",
         "rules",
         multiple=True,
         type=PATH,
         metavar="PATH",
-        help="The rule set (files or folders; repeat): names the rules that never matched,"
-        " and campaign costs declared in the rules.",
-    )(f)
+        help=f"The rule set (files or folders; repeat): {what}.",
+    )

@@ -50,6 +50,9 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     \b
     Example:
       mrules state export --store /tmp/getcloudy.db
+
+    Exit status (docs/exit-codes.md): 0 done; 2 no such store, or a --prospect
+    it does not have; 4 the store cannot be read, or standard output is closed.
     """
     for email in emails:
         email_or_exit("--prospect", email)
@@ -106,6 +109,9 @@ def outbox(store_path: str) -> None:
     \b
     Example:
       mrules state outbox --store /tmp/getcloudy.db
+
+    Exit status (docs/exit-codes.md): 0 done; 2 no such store; 4 the store
+    cannot be read, or standard output is closed.
     """
     out = stdout_or_exit()
     store = open_store(store_path, readonly=True)
