@@ -142,3 +142,21 @@ def test_an_email_that_is_not_utf8_is_no_prospect(
         f"mrules: error: {what} '\\xff@x.example' is not UTF-8 text, so no prospect has it\n"
     )
     assert r.stdout == ""
+
+
+def test_a_lone_carriage_return_ends_a_line_and_its_comment(tmp_path: Path) -> None:
+    # A file saved with old Mac line ends (`\r` alone): an editor shows four lines. The
+    # comment on the first ran to the end of the file, hiding every rule after it.
+    rule = tmp_path / "a.mr"
+    rule.write_bytes(b'list "A"  # the lists\rtag "t"\r# a note\rlst "B"\r')
+    r = mrules("lint", rule)
+    assert r.exit_code == 1, r.output
+    assert f"{rule}:4:1: error[MR001]: unexpected 'lst'" in r.output
+    assert "4 | lst \"B\"\n  | ^^^ did you mean 'list'?" in r.output
+    rule.write_bytes(b'list "A"  # the lists\rtag "t"\r')
+    r = mrules("parse", rule)
+    assert r.exit_code == 0, r.output
+    assert '"kind": "tag_decl"' in r.stdout
+    r = mrules("fmt", "-", input=rule.read_bytes())
+    assert r.exit_code == 0, r.output
+    assert r.stdout == 'list "A"  # the lists\ntag "t"\n'

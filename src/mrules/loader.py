@@ -95,7 +95,10 @@ def display_path(path: str | Path) -> str:
 
 
 def decode(data: bytes, shown: str) -> str:
-    """Rule files are UTF-8 (a BOM is allowed); anything else is a LoadError."""
+    """Rule files are UTF-8 (a BOM is allowed); anything else is a LoadError.
+
+    Lines end with `\n`, `\r\n` or a lone `\r` (as every editor shows them); all
+    three become `\n`, so a comment ends where the editor shows its line end."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -104,7 +107,7 @@ def decode(data: bytes, shown: str) -> str:
             f"{shown}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
             "save the file as UTF-8"
         ) from None
-    return text.replace("\r\n", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def library_files() -> list[str]:
