@@ -1106,6 +1106,14 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
         'on submit of form "f" { if company = "Acme" { add tag "t" } }',
         'dynamic list "d" { when any { company = "Acme" } }',
     ],
+    'compare a field with `is`: `company is "Acme"`': [
+        'automation rule "r" priority 1 { when all { company: "Acme" } }',
+        'on submit of form "f" { if company: "Acme" { add tag "t" } }',
+    ],
+    "compare a score with <, <=, > or >= (`score >= 50`), or `score between 50 and 100`": [
+        'automation rule "r" priority 1 { when all { score = 50 } }',
+        'on submit of form "f" { if score = 50 { add tag "t" } }',
+    ],
     'automation rules need an explicit priority: `automation rule "name" priority 10 { ... }`': [
         'automation rule "r" { when all { } }',
     ],
@@ -1187,6 +1195,207 @@ WORD_HINTS = {
     "elif": "there is no `elif`: write a second `if` with its own condition",
     "then": 'actions go in braces: `then { add to list "MQL" }`',
 }
+
+# Characters that look like the language's own but are not, and what to write.
+_QUOTE_LOOKALIKES = (
+    "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a\uff02'`\u2032\u2033"
+)
+_MINUS_LOOKALIKES = "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
+_VALID_ESCAPE = re.compile(r'\\(?:["\\nt]|u[0-9a-fA-F]{4})')
+_BAD_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3}|.?)", re.S)
+_BARE_NAME = re.compile(r'[^\s{}\[\]();,"#]+')
+
+# How each statement is written, by its first word: the hint of a syntax error in a
+# statement that no known mistake explains. Where a word starts two statements, the
+# terminals the parser expected decide (`_template_for`).
+STATEMENT_TEMPLATES: dict[str, str] = {
+    "include": 'include "library/pardot-default-scoring"',
+    "field": 'field company_size: picklist ["1-10", "11-50"]',
+    "user": 'user "alan@getcloudy.com"',
+    "group": 'group "Sales" ["alan@getcloudy.com", "sam@getcloudy.com"]',
+    "queue": 'queue "Inside Sales"',
+    "list": 'list "MQL"',
+    "tag": 'tag "consult-request"',
+    "form": 'form "Contact us" folder "Forms"',
+    "landing": 'landing page "Consult landing"',
+    "file": 'file "Buyer Guide.pdf" folder "Content"',
+    "custom": 'custom redirect "Pricing CTA"',
+    "email": 'email "Newsletter"',
+    "campaign": 'campaign "Trade show 2026" cost 3000',
+    "crm": 'crm campaign "Consult 2026" statuses ["Sent", "Responded"]',
+    "on": 'on submit of form "Contact us" { add tag "contact" }',
+    "page": 'page action "Pricing" on "example.com/pricing" { score +5 }',
+    "automation": (
+        'automation rule "MQL" priority 10 { when all { score > 100 } then { add to list "MQL" } }'
+    ),
+    "segmentation": 'segmentation rule "Hot" { when all { score > 100 } then { add tag "hot" } }',
+    "dynamic": 'dynamic list "Engaged" { when any { score > 50; tagged "hot" } }',
+    "scoring": "scoring { form submission +50 }",
+    "default": 'default grading profile "Default" { criterion "Industry" 2/3 }',
+    "grading": 'grading profile "Default" { criterion "Industry" 2/3 }',
+    "criterion": 'criterion "Industry" 2/3',
+    "sync": "sync salesforce { match by email; every 5 minutes }",
+    "settings": 'settings { grade_start = "D" }',
+    "if": 'if company is "Acme" { add tag "acme" }',
+    "when": "when all { score > 100 }",
+    "then": 'then { add to list "MQL" }',
+    "repeat": "repeat every 30 days at most 3 times",
+    "add": 'add to list "MQL"`, `add tag "hot"` or `add to crm campaign "Consult" status "Sent"',
+    "remove": 'remove from list "MQL"` or `remove tag "hot"',
+    "set": 'set company = "Acme"` or `set score to 0',
+    "assign": 'assign to user "alan@getcloudy.com"` (or `group`, `queue`) or `assign by crm rule',
+    "increment": "increment consult_requests by 1",
+    "change": 'change source campaign to "Website"` or `change profile to "Default"',
+    "create": 'create crm task "Call back" (due in 3 days, priority "High")',
+    "notify": 'notify user "alan@getcloudy.com"` or `notify assigned user',
+    "send": 'send autoresponder "Thanks"',
+    "mark": 'mark "Industry" of profile "Default" as matches',
+    "do": "do not sync",
+    "allow": "allow crm recreate",
+    "grade": "grade >= B",
+    "in": 'in list "MQL"',
+    "tagged": 'tagged "hot"',
+    "assigned": 'assigned` or `assigned to user "alan@getcloudy.com"',
+    "profile": 'profile is "Default"',
+    "opted": "opted out",
+    "days": "days since last activity > 30",
+    "not": 'not in list "Customers"',
+    "all": 'all { score > 10; tagged "hot" }',
+    "any": 'any { score > 10; tagged "hot" }',
+    "submitted": 'submitted form "Contact us" within 30 days',
+    "opened": 'opened email "Newsletter" within 30 days',
+    "clicked": 'clicked email "Newsletter"',
+    "downloaded": 'downloaded file "Buyer Guide.pdf"',
+    "visited": 'visited "example.com/pricing" within 7 days',
+    "viewed": 'viewed landing page "Consult landing"',
+    "objects": "objects lead, contact",
+    "match": "match by email",
+    "prefer": "prefer contact over lead",
+    "every": "every 5 minutes batch 200",
+    "map": 'map company <-> "Company" prefer crm',
+    "blank": "blank crm values never overwrite",
+    "auto": "auto create prospects on",
+}
+_CRITERION_WORDS = (
+    *("grade", "tagged", "assigned", "profile", "opted", "days", "submitted", "opened"),
+    *("clicked", "downloaded", "visited", "viewed"),
+)
+_SCORE_ACTION = 'score +10` or `score +10 in category "Content"'
+_SCORE_CRITERION = 'score > 100`, `score between 50 and 100` or `score in category "Content" >= 20'
+_FIELD_CRITERION = 'company is "Acme"`, `employees > 500` or `job_title contains "VP"'
+_SETTING = 'grade_start = "D"'
+
+
+def _statement_start(err: UnexpectedInput) -> Token | None:
+    """The first token of the statement the parser was in when it failed, if any.
+
+    The parser's value stack ends with the tokens and finished parts (subtrees) of the
+    statements still open: a `{`, `;`, `(` or `}` before them, or the list of the items
+    or statements before (a `__..._star` subtree), marks where the innermost began."""
+    stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
+    first: Token | None = None
+    for value in reversed(stack):
+        if isinstance(value, Token):
+            if value.type in ("LBRACE", "SEMICOLON", "LPAR", "RBRACE"):
+                break
+            first = value
+        elif isinstance(value, Tree) and str(value.data).startswith("__"):
+            break
+    return first
+
+
+def _template_for(word: Token, expected: set[str]) -> str | None:
+    if word.type == "NAME":
+        if expected & {"EQUAL"}:
+            return _SETTING
+        if expected & {"SIGNED_INT"}:
+            return "form submission +50"
+        if expected & {"IS", "COMPARE", "BETWEEN", "CONTAINS", "DOES", "STARTS", "ENDS"}:
+            return _FIELD_CRITERION
+        return None
+    if word.type == "SCORE":
+        if expected & {"SIGNED_INT", "TO"}:
+            return _SCORE_ACTION
+        return _SCORE_CRITERION
+    if word.type in ("CAMPAIGN", "CRM", "PROFILE") and "IS" in expected:
+        return {"CAMPAIGN": 'campaign is "Website"', "PROFILE": 'profile is "Default"'}.get(
+            word.type, "crm status is lead"
+        )
+    if word.type == "CRM" and expected & {"STATUS"}:
+        return "crm status is lead"
+    return STATEMENT_TEMPLATES.get(str(word))
+
+
+def _template_hint(err: UnexpectedInput) -> str | None:
+    """`write it like: ...` for the statement the error is in."""
+    word = _statement_start(err)
+    if word is None:
+        return None
+    if word.type == "NAME":  # a field, or a misspelt criterion word read as one
+        close = difflib.get_close_matches(str(word), _CRITERION_WORDS, n=1, cutoff=0.75)
+        if close:
+            return f"did you mean '{close[0]}'? (`{STATEMENT_TEMPLATES[close[0]]}`)"
+    expected = getattr(err, "expected", None) or getattr(err, "allowed", None) or ()
+    template = _template_for(word, set(expected))
+    if template is None:
+        return None
+    return f"write it like: `{template}`"
+
+
+def _character_hint(text: str, pos: int, err: UnexpectedInput) -> str | None:
+    """What an unexpected character was probably meant to be."""
+    ch = text[pos] if pos < len(text) else ""
+    allowed = set(getattr(err, "allowed", None) or ())
+    if ch and ch in _QUOTE_LOOKALIKES:
+        return 'strings are in straight double quotes: "MQL"'
+    if ch and ch in _MINUS_LOOKALIKES:
+        return f"use the ASCII minus sign '-' (this is U+{ord(ch):04X})"
+    if ch == "/" and text.startswith(("//", "/*"), pos):
+        return "comments start with `#` and run to the end of the line"
+    if ch == "!":
+        return (
+            'there is no `!=`: test a field with `is not` (`company is not "Acme"`), '
+            'or put `not` before a criterion (`not in list "MQL"`)'
+        )
+    if ch == "." and pos > 0 and text[pos - 1].isdigit() and allowed.isdisjoint({"NUMBER"}):
+        return "a whole number goes here, without a decimal point"
+    if ch.isspace() and ch not in " \t\r\n\f":
+        return f"replace it with an ordinary space (this is U+{ord(ch):04X})"
+    if allowed == {"STRING"}:
+        return 'names are quoted strings: "MQL"'
+    return None
+
+
+def _token_hint(err: UnexpectedToken, text: str) -> str | None:
+    """What an unexpected token that no known mistake explains was probably meant to be."""
+    tok = err.token
+    expected = set(err.expected)
+    word = str(tok)
+    if "STRING" in expected and tok.type not in ("STRING", "$END") and _WORD_RE.fullmatch(word):
+        bare = _BARE_NAME.match(text, tok.start_pos or 0)
+        return f'names are quoted strings: "{bare.group() if bare else word}"'
+    if tok.type in ("SIGNED_INT", "NUMBER") and expected == {"INT"} and word[:1] in "+-":
+        return f"a whole number 0 or more goes here, without a sign: {word.lstrip('+-')}"
+    if "TIMESTAMP" in expected and tok.type in ("NUMBER", "INT", "SIGNED_INT"):
+        return "write a date as YYYY-MM-DD (`2026-03-01`), a time as `2026-03-01T09:30:00Z`"
+    if tok.type == "STRING" and "COMMA" in expected:
+        return "separate the items with ','"
+    if tok.type == "COMMA" and "COMMA" not in expected:
+        return "there is nothing before this ',': delete it"
+    if tok.type == "SEMICOLON":
+        return "a ';' ends a statement: there is none before this one; delete it"
+    if "LBRACE" in expected and len(expected) <= 2 and tok.type != "LBRACE":
+        return "a block starts with '{' here"
+    return None
+
+
+def _keyword_case_hint(word: str, expected: set[str]) -> str | None:
+    """`LIST` or `List` for `list`: keywords are lowercase."""
+    patterns = _terminal_patterns()
+    lower = word.lower()
+    if lower != word and any(patterns.get(e) == lower for e in expected):
+        return f"keywords are lowercase: '{lower}'"
+    return None
 
 
 @functools.cache
@@ -1337,7 +1546,13 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         if exponent is not None:
             return exponent
         if hint is None:
-            hint = WORD_HINTS.get(str(tok)) or _did_you_mean(str(tok), err.expected)
+            hint = (
+                WORD_HINTS.get(str(tok))
+                or _keyword_case_hint(str(tok), set(err.expected))
+                or _did_you_mean(str(tok), err.expected)
+                or _token_hint(err, text)
+                or _template_hint(err)
+            )
         return Diagnostic(
             code="MR001",
             severity=Severity.ERROR,
@@ -1351,17 +1566,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         pos = err.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
         if ch == '"':
-            line_end = text.find("\n", pos)
-            end = len(text) if line_end < 0 else line_end
-            return Diagnostic(
-                code="MR004",
-                severity=Severity.ERROR,
-                path=path,
-                start=pos,
-                end=end,
-                message="unclosed or malformed string",
-                hint='close the string with " on the same line; escape quotes inside as \\"',
-            )
+            return _string_diagnostic(text, pos, path)
         exponent = _exponent_near(text, pos, path)
         if exponent is not None:
             return exponent
@@ -1381,7 +1586,11 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 start=pos,
                 end=word.end(),
                 message=f"unexpected '{shown}'" + (f"; {expected}" if expected else ""),
-                hint=hint or WORD_HINTS.get(word.group()) or _did_you_mean(word.group(), allowed),
+                hint=hint
+                or WORD_HINTS.get(word.group())
+                or _keyword_case_hint(word.group(), allowed)
+                or _did_you_mean(word.group(), allowed)
+                or _template_hint(err),
             )
         if not ch.isprintable():
             return Diagnostic(
@@ -1391,7 +1600,9 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 start=pos,
                 end=pos + 1,
                 message=f"unexpected invisible character U+{ord(ch):04X}",
-                hint=hint or "delete it; rule files are plain text",
+                hint=hint
+                or _character_hint(text, pos, err)
+                or "delete it; rule files are plain text",
             )
         return Diagnostic(
             code="MR002",
@@ -1399,8 +1610,10 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             path=path,
             start=pos,
             end=pos + 1,
-            message=f"unexpected character '{ch}'",
-            hint=hint or expected,
+            message=f"unexpected character '{ch}'" + (f"; {expected}" if expected else ""),
+            hint=hint
+            or _character_hint(text, pos, err)
+            or "delete it; in a name, it goes inside the double quotes",
         )
     assert isinstance(err, UnexpectedEOF)
     return Diagnostic(
@@ -1411,6 +1624,48 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         end=len(text),
         message="unexpected end of file",
         hint="a block may be missing its closing '}'",
+    )
+
+
+def _string_diagnostic(text: str, pos: int, path: str) -> Diagnostic:
+    """MR004 for the string that starts at `pos` and does not lex: an unknown escape in
+    it, or no closing quote on its line."""
+    line_end = text.find("\n", pos)
+    end = len(text) if line_end < 0 else line_end
+    i = pos + 1
+    while i < end and text[i] != '"':
+        if text[i] != "\\":
+            i += 1
+            continue
+        escape = _VALID_ESCAPE.match(text, i)
+        if escape is None:
+            shown = _BAD_ESCAPE.match(text, i, end).group()  # type: ignore[union-attr]
+            return Diagnostic(
+                code="MR004",
+                severity=Severity.ERROR,
+                path=path,
+                start=i,
+                end=i + max(1, len(shown)),
+                message=f"unknown escape '{shown}' in a string",
+                hint="write \\u with four hex digits, like \\u00e9"
+                if shown.startswith("\\u")
+                else 'the escapes are \\" \\\\ \\n \\t and \\uXXXX; write a backslash as \\\\',
+            )
+        i = escape.end()
+    hint = 'close the string with " on the same line; escape quotes inside as \\"'
+    if text[pos + 1 : end].rstrip().endswith('\\"'):
+        hint = (
+            'the \\" at the end is a quote inside the string, not its end: '
+            "write a backslash at the end as \\\\"
+        )
+    return Diagnostic(
+        code="MR004",
+        severity=Severity.ERROR,
+        path=path,
+        start=pos,
+        end=end,
+        message="unclosed or malformed string",
+        hint=hint,
     )
 
 

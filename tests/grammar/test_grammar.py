@@ -74,6 +74,20 @@ def test_invalid_file_gives_snapshot_diagnostics(path: Path, snapshot) -> None:
     assert rendered == snapshot.use_extension(TextSnapshot)
 
 
+SYNTAX_CODES = ("MR001", "MR002", "MR003", "MR004")
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_every_syntax_error_has_a_hint_of_its_own(path: Path) -> None:
+    # "a bad rule file gets file:line:col, a caret and a hint": a hint that only says
+    # again what the message said ("expected a whole number") does not count.
+    _, diags = parse_text(_read(path), _shown(path))
+    for d in diags:
+        if d.code in SYNTAX_CODES:
+            assert d.hint, f"{d.path}: no hint for {d.message}"
+            assert not d.hint.startswith("expected "), f"{d.path}: {d.hint}"
+
+
 def _named_rules() -> set[str]:
     """Every name a parse-tree node can carry: rule names and aliases, minus inlined ones."""
     names = set()
