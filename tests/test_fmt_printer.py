@@ -166,3 +166,16 @@ def test_a_file_with_errors_is_refused() -> None:
     with pytest.raises(FormatError) as err:
         format_text('automation rule "r" priority 1 { paused paused }', "x.mr")
     assert err.value.diagnostics[0].code == "MR010"
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_the_largest_decimals_lint_accepts_format(sign: str) -> None:
+    # 100 nines and a fraction are in range (below 10^100) but read as the double
+    # 1e100, which the printer wrote as 1 and 100 zeros: out of range, so `mrules fmt`
+    # refused a file `mrules lint` passed ("does not parse to the same rules").
+    text = f"settings {{ x = {sign}{'9' * 100}.5 }}\n"
+    out = format_text(text, "x.mr")
+    assert out == f"settings {{\n  x = {sign}{'9' * 100}.0\n}}\n"
+    value = _parse(out, "x.mr").items[0].items[0].value.value  # type: ignore[attr-defined]
+    assert value == _parse(text, "x.mr").items[0].items[0].value.value  # type: ignore[attr-defined]
+    assert format_text(out, "x.mr") == out

@@ -47,7 +47,7 @@ from typing import Any
 from mrules import ast
 from mrules.comments import Comment, Owner, SourceIndex, attach, comment_texts
 from mrules.diagnostics import Diagnostic
-from mrules.parser import parse_text
+from mrules.parser import MAX_DECIMAL, parse_text
 
 __all__ = ["WIDTH", "FormatError", "FormatterBug", "format_file", "format_text", "quote"]
 
@@ -83,6 +83,12 @@ def _number(value: float) -> str:
         if not math.isfinite(value):
             raise ValueError(f"cannot write the number {value}")
         text = format(Decimal(repr(value)), "f")
+        if abs(value) >= MAX_DECIMAL:
+            # 1e100, read from 100 nines and a fraction (the largest decimal in range):
+            # written out it is 10^100, which is out of range; 100 nines read as it.
+            text = ("-" if value < 0 else "") + "9" * len(str(MAX_DECIMAL - 1))
+            if float(text) != value:
+                raise ValueError(f"cannot write the number {value}")
         return text if "." in text else text + ".0"
     return str(value)
 
