@@ -1096,6 +1096,9 @@ TERMINAL_NAMES = {
     "GRADE": "a grade like B-",
     "WEIGHT": "a weight (1/3, 2/3 or 3/3)",
     "DEFAULT": "'default'",
+    "_DAYS": "'days'",
+    "_TIMES": "'times'",
+    "_MINUTES": "'minutes'",
     "$END": "the end of the file",
 }
 
@@ -1380,7 +1383,10 @@ def _token_hint(err: UnexpectedToken, text: str) -> str | None:
         return "write a date as YYYY-MM-DD (`2026-03-01`), a time as `2026-03-01T09:30:00Z`"
     if tok.type == "STRING" and "COMMA" in expected:
         return "separate the items with ','"
-    if tok.type == "COMMA" and "COMMA" not in expected:
+    units = {"_DAYS": "days", "_TIMES": "times", "_MINUTES": "minutes"}
+    if len(expected) == 1 and (unit := units.get(next(iter(expected)))) is not None:
+        return f"say the unit after the number: `3 {unit}`"
+    if tok.type == "COMMA" and "COMMA" not in expected and expected & {"STRING", "NAME"}:
         return "there is nothing before this ',': delete it"
     if tok.type == "SEMICOLON":
         return "a ';' ends a statement: there is none before this one; delete it"
