@@ -52,8 +52,8 @@ class Token:
 
 # Strings first, so that a `#` inside a string is not a comment.
 _LEXEME = re.compile(
-    r'(?P<string>"(?:[^"\\\n]|\\.)*"?)'
-    r"|(?P<comment>#[^\n]*)"
+    r'(?P<string>"(?:[^"\\\r\n]|\\.)*"?)'
+    r"|(?P<comment>#[^\r\n]*)"
     r"|(?P<punct>[{}\[\](),;])"
     r'|(?P<word>[^\s{}\[\](),;"#]+)'
     r"|(?P<space>\s+)"
@@ -73,7 +73,7 @@ def scan(text: str) -> tuple[list[Token], list[Comment]]:
     for m in _LEXEME.finditer(text):
         kind = m.lastgroup
         if kind == "space":
-            if "\n" in m.group():
+            if "\n" in m.group() or "\r" in m.group():
                 line_has_code = False
         elif kind == "comment":
             comments.append(Comment(m.start(), m.end(), m.group().rstrip(), not line_has_code))

@@ -814,7 +814,7 @@ class _Fallback(Exception):
 # every text goes through Lark, so a grammar change can cost speed but never meaning.
 _KNOWN_PATTERNS = {
     "WS": "(?:[ \t\x0c\r\n])+",
-    "COMMENT": "#[^\n]*",
+    "COMMENT": "#[^\r\n]*",
     "NAME": "[a-z_][a-z0-9_]*",
     "INT": "[0-9]+",
     "SIGNED_INT": "[+-][0-9]+",
@@ -825,7 +825,7 @@ _KNOWN_PATTERNS = {
     "TIMESTAMP": (
         "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
     ),
-    "STRING": '"([^"\\\\\n]|\\\\["\\\\nt]|\\\\u[0-9a-fA-F]{4})*"',
+    "STRING": '"([^"\\\\\r\n]|\\\\["\\\\nt]|\\\\u[0-9a-fA-F]{4})*"',
 }
 _KEYWORD_RE = re.compile(r"[a-z_][a-z0-9_]*")
 _WORD_ALTERNATION_RE = re.compile(r"\(\?:([a-z_]+(?:\|[a-z_]+)*)\)")
@@ -962,7 +962,7 @@ class _FastParser:
             ("end", r"\Z"),
         ]
         master = re.compile(
-            r"(?:[ \t\f\r\n]++|#[^\n]*+)*+(?:"
+            r"(?:[ \t\f\r\n]++|#[^\r\n]*+)*+(?:"
             + "|".join(f"(?P<{name}>{regex})" for name, regex in groups)
             + ")"
         )
@@ -1206,6 +1206,7 @@ _QUOTE_LOOKALIKES = (
 _MINUS_LOOKALIKES = "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
 _VALID_ESCAPE = re.compile(r'\\(?:["\\nt]|u[0-9a-fA-F]{4})')
 _BAD_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3}|.?)", re.S)
+_LINE_END = re.compile(r"[\r\n]")
 _BARE_NAME = re.compile(r'[^\s{}\[\]();,"#]+')
 
 # How each statement is written, by its first word: the hint of a syntax error in a
@@ -1636,8 +1637,8 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
 def _string_diagnostic(text: str, pos: int, path: str) -> Diagnostic:
     """MR004 for the string that starts at `pos` and does not lex: an unknown escape in
     it, or no closing quote on its line."""
-    line_end = text.find("\n", pos)
-    end = len(text) if line_end < 0 else line_end
+    line_end = _LINE_END.search(text, pos)
+    end = len(text) if line_end is None else line_end.start()
     i = pos + 1
     while i < end and text[i] != '"':
         if text[i] != "\\":

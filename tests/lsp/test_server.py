@@ -458,3 +458,26 @@ def test_an_unsaved_file_in_a_hidden_folder_is_not_in_the_rule_root(
     s.change(draft, 'list "MQL"\n\n')  # (its own rule set publishes it again)
     assert s.diagnostics_of(draft, before) == []
     assert all(n == 0 for uri, n in s.events[before:] if uri == draft), s.events[before:]
+
+
+def test_a_lone_carriage_return_ends_a_line(session_factory, project: Path) -> None:
+    # LSP counts `\r` alone as a line end, as editors show it. The server did not: the
+    # comment on line 0 hid the rest of the file, and every position was on line 0.
+    s = session_factory(project)
+    text = 'list "Leads"  # the lists\rtag "t"\rlst "B"\r'
+    uri = s.open("rules/20-cr.mr", text)
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR001"
+    assert d.range == types.Range(types.Position(2, 0), types.Position(2, 3))
+
+
+def test_positions_past_the_end_of_a_line_stay_before_its_crlf() -> None:
+    from mrules.lsp.server import Lines
+
+    lines = Lines('list "A"\r\ntag "t"\rqueue "q"\n', types.PositionEncodingKind.Utf16)
+    # a column past the end of a line is its end: before `\r\n`, never between them
+    assert lines.offset(types.Position(0, 99)) == 8
+    assert lines.offset(types.Position(1, 99)) == 17
+    assert lines.offset(types.Position(2, 0)) == 18
+    assert lines.position(18) == types.Position(2, 0)
+    assert lines.position(9) == types.Position(0, 8)  # between `\r` and `\n`: its end

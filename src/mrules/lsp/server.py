@@ -19,6 +19,7 @@ import faulthandler
 import importlib.resources
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,10 @@ def _units(text: str, encoding: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
+_LINE_END = re.compile(r"\r\n?|\n")
+"""A line ends with `\n`, `\r\n` or a lone `\r`, as LSP counts lines."""
+
+
 class Lines:
     """Offsets of one text <-> LSP positions (line, column in the agreed code units)."""
 
@@ -62,11 +67,17 @@ class Lines:
         self.text = text
         self.encoding = encoding
         self.starts = [0]
-        self.starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+        self.starts.extend(m.end() for m in _LINE_END.finditer(text))
+
+    def _end(self, line: int) -> int:
+        """Where a line's text ends: at its line end, before the whole of a `\r\n`."""
+        found = _LINE_END.search(self.text, self.starts[line])
+        return len(self.text) if found is None else found.start()
 
     def position(self, offset: int) -> types.Position:
         offset = max(0, min(offset, len(self.text)))
         line = bisect.bisect_right(self.starts, offset) - 1
+        offset = min(offset, self._end(line))  # between `\r` and `\n`: the line's end
         return types.Position(line, _units(self.text[self.starts[line] : offset], self.encoding))
 
     def range(self, start: int, end: int) -> types.Range:
@@ -76,8 +87,7 @@ class Lines:
         if pos.line >= len(self.starts):
             return len(self.text)
         start = self.starts[max(0, pos.line)]
-        nl = self.text.find("\n", start)
-        end = len(self.text) if nl < 0 else nl
+        end = self._end(max(0, pos.line))
         units = 0
         for i in range(start, end):
             if units >= pos.character:
