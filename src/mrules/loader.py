@@ -77,6 +77,9 @@ class LoadResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     unparsed: dict[str, tuple[ast.Span, ...]] = field(default_factory=dict)
     """Per file, the spans of the items skipped after syntax errors."""
+    real_paths: dict[str, str] = field(default_factory=dict)
+    """Per file read from disk, its real path: the shown one is not always it (a name
+    that is not UTF-8 is shown with `\\xNN` escapes)."""
 
     @property
     def has_errors(self) -> bool:
@@ -261,7 +264,11 @@ def read_rule_file(path: Path, root: Path) -> tuple[Path, bytes]:
 class _Loader:
     def result(self) -> LoadResult:
         return LoadResult(
-            ast.Program(files=tuple(self.files)), self.sources, self.diagnostics, self.unparsed
+            ast.Program(files=tuple(self.files)),
+            self.sources,
+            self.diagnostics,
+            self.unparsed,
+            self.real_paths,
         )
 
     def __init__(
@@ -276,6 +283,7 @@ class _Loader:
         self.diagnostics: list[Diagnostic] = []
         self.seen: set[str] = set()
         self.unparsed: dict[str, tuple[ast.Span, ...]] = {}
+        self.real_paths: dict[str, str] = {}
         self._roots: dict[Path, Path] = {}
 
     def _real_root(self, root: Path) -> Path:
@@ -316,6 +324,7 @@ class _Loader:
             return
         self.seen.add(key)
         shown = printable_path(display_path(real))
+        self.real_paths[shown] = key
         self.add_text(decode(data, shown) if overlay is None else overlay, shown, root, depth)
 
     def add_library_file(self, name: str, depth: int) -> bool:

@@ -481,3 +481,41 @@ def test_positions_past_the_end_of_a_line_stay_before_its_crlf() -> None:
     assert lines.offset(types.Position(2, 0)) == 18
     assert lines.position(18) == types.Position(2, 0)
     assert lines.position(9) == types.Position(0, 8)  # between `\r` and `\n`: its end
+
+
+def test_a_file_name_that_is_not_utf8(session_factory, project: Path) -> None:
+    # `%FF` in a URI is the byte 0xFF of a file name that is not UTF-8; it was read as
+    # U+FFFD, a file that does not exist, so its diagnostics went nowhere.
+    import os
+
+    folder = os.fsencode(project / "rules")
+    with open(folder + b"/30-\xff.mr", "w", encoding="utf-8") as f:
+        f.write('list "Leads"\nlst "B"\n')
+    s = session_factory(project)
+    uri = s.uri("rules") + "/30-%FF.mr"
+    s.versions[uri] = 1
+    s.client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri, "mrules", 1, 'list "Leads"\nlst "B"\n')
+        )
+    )
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR001" and d.range.start == types.Position(1, 0)
+    # nor to a file named with the escapes the name is shown with (`30-\xff.mr`)
+    assert [u for u in s.diagnostics if "30-" in u] == [uri]
+
+
+def test_changes_to_a_file_whose_path_has_a_space(session_factory, tmp_path: Path) -> None:
+    # The editor writes a space as `%20`; pygls keeps open documents by the decoded URI,
+    # so every change was "to a document never opened", ignored: the diagnostics of
+    # the text as first opened stayed for good.
+    rules = tmp_path / "My rules"
+    rules.mkdir()
+    (rules / "a.mr").write_text('list "A"\n', "utf-8")
+    s = session_factory(tmp_path)
+    uri = s.open("My rules/a.mr")
+    assert "%20" in uri and s.diagnostics_of(uri) == []
+    before = len(s.events)
+    s.change(uri, 'list "A"\nlst "B"\n')
+    [d] = s.diagnostics_of(uri, before)
+    assert d.code == "MR001"

@@ -24,7 +24,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, unquote_to_bytes, urlparse
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
@@ -111,7 +111,8 @@ def uri_to_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         return None
-    path = unquote(parsed.path)
+    # `%FF` is the byte 0xFF of a name that is not UTF-8, as the file system has it
+    path = os.fsdecode(unquote_to_bytes(parsed.path))
     return None if "\x00" in path else Path(path)
 
 
@@ -162,7 +163,8 @@ class MrulesProtocol(LanguageServerProtocol):
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
         """A change to a document the client never opened is the client's mistake: logged
         and ignored (pygls raised a KeyError, shown to the user as a server error)."""
-        if params.text_document.uri not in self.workspace.text_documents:
+        # pygls keeps open documents by the decoded URI (`My rules`, not `My%20rules`)
+        if unquote(params.text_document.uri) not in self.workspace.text_documents:
             log.warning("ignored a change to %s, which is not open", params.text_document.uri)
             return
         yield from super().lsp_text_document__did_change(params)
@@ -173,6 +175,7 @@ class MrulesLanguageServer(LanguageServer):
         super().__init__("mrules", __version__, protocol_cls=MrulesProtocol)
         self.rule_sets: dict[Path, _RuleSet] = {}
         self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
+        self.real_paths: dict[str, str] = {}  # shown path -> real path, from the checks
         self.debounce = DEBOUNCE
         self.config_error: str | None = None
         self.shut_down = False  # after `shutdown`: nothing is checked or published again
@@ -219,8 +222,8 @@ class MrulesLanguageServer(LanguageServer):
 
     def overlays(self) -> dict[str, str]:
         out = {}
-        for uri, doc in list(self.workspace.text_documents.items()):
-            path = uri_to_path(uri)
+        for doc in list(self.workspace.text_documents.values()):
+            path = uri_to_path(doc.uri)  # as sent: the keys are decoded once already
             if path is not None and path.suffix == RULE_SUFFIX:
                 out[os.path.realpath(path)] = doc.source
         return out
@@ -240,6 +243,7 @@ class MrulesLanguageServer(LanguageServer):
             self.show_error(rs, f"mrules: internal error checking {rs.root}: {e}")
             return rs.analysis
         rs.analysis, rs.error = analysis, None
+        self.real_paths.update(analysis.result.real_paths)
         used = {(p, s.text) for p, s in analysis.result.sources.items()}
         self.cache = {
             k: v for k, v in self.cache.items() if k in used or k[0] not in analysis.result.sources
@@ -306,7 +310,8 @@ class MrulesLanguageServer(LanguageServer):
         if shown.startswith(LIBRARY_PREFIX):
             lib = importlib.resources.files("mrules").joinpath("library")
             return Path(str(lib)) / shown[len(LIBRARY_PREFIX) :]
-        return Path(os.path.realpath(shown))
+        real = self.real_paths.get(shown)
+        return Path(real if real is not None else os.path.realpath(shown))
 
     def uri_of(self, shown: str) -> str:
         return self.path_of(shown).as_uri()
@@ -361,7 +366,7 @@ class MrulesLanguageServer(LanguageServer):
         for uri in rs.published - set(uris):
             uris[uri] = []
         for uri, diags in uris.items():
-            doc = self.workspace.text_documents.get(uri)
+            doc = self.workspace.text_documents.get(unquote(uri))
             self.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(
                     uri=uri, diagnostics=diags, version=doc.version if doc else None
