@@ -520,8 +520,8 @@ def load(
     """Load and parse a rule set from files and folders.
 
     `overlays` maps the real path of a file to the text to use instead of what is
-    on disk (an editor's unsaved buffer; such a file need not exist yet, if it lies
-    in a folder given). `cache` keeps each file's Source and parse by (path shown,
+    on disk (an editor's unsaved buffer; such a file need not exist yet, if it is
+    given or lies in a folder given). `cache` keeps each file's Source and parse by (path shown,
     text) between loads, so that loading again after one file changed parses only
     that file.
 
@@ -539,7 +539,8 @@ def load(
 def _with_unsaved(
     paths: Sequence[str | Path], overlays: Mapping[str, str]
 ) -> list[tuple[Path, Path]]:
-    """`rule_files`, plus the overlaid files not on disk yet under a folder given."""
+    """`rule_files`, plus the overlaid files not on disk yet: given, or under a folder
+    given."""
     try:
         found = rule_files(paths)
     except LoadError:
@@ -547,6 +548,10 @@ def _with_unsaved(
     known = {os.path.realpath(f) for f, _ in found}
     for path in paths:
         folder = Path(path)
+        real = os.path.realpath(folder)
+        if real in overlays and real not in known and not os.path.exists(real):
+            found.append((Path(real), folder.parent))  # a file given, not on disk yet
+            known.add(real)
         if not folder.is_dir():
             continue
         real_folder = os.path.realpath(folder)

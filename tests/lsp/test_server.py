@@ -519,3 +519,22 @@ def test_changes_to_a_file_whose_path_has_a_space(session_factory, tmp_path: Pat
     s.change(uri, 'list "A"\nlst "B"\n')
     [d] = s.diagnostics_of(uri, before)
     assert d.code == "MR001"
+
+
+def test_a_file_outside_the_workspace_is_checked_alone(session_factory, project: Path) -> None:
+    # A file opened from outside the workspace (a download, a file in the home folder)
+    # made its whole folder, and every folder below it, the rule set: all of it read
+    # and checked at every keystroke, and diagnostics published for files never opened.
+    outside = project / "downloads"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "x.mr").write_text('list "A"\n', "utf-8")
+    (outside / "deep" / "other.mr").write_text('list "A"\nlst\n', "utf-8")
+    s = session_factory(project / "rules")
+    uri = s.open("../downloads/x.mr")
+    assert s.diagnostics_of(uri) == []  # not MR101: the other file's list is not its
+    assert [u for u, _ in s.events if "other.mr" in u] == []
+    unsaved = s.open("../downloads/new.mr", 'list "B"\nlst\n')  # not on disk yet
+    assert [d.code for d in s.diagnostics_of(unsaved)] == ["MR001"]
+    inside = s.open("10-rules.mr")  # a workspace file: its folder is its rule set
+    assert s.diagnostics_of(inside) == []
+    assert s.messages == []

@@ -190,6 +190,15 @@ class MrulesLanguageServer(LanguageServer):
                 return str(enc)
         return types.PositionEncodingKind.Utf16
 
+    def in_workspace(self, real: Path) -> bool:
+        """Whether a file lies in one of the client's workspace folders (or its root);
+        every file does when the client named none."""
+        uris = [f.uri for f in self.workspace.folders.values()]
+        if not uris and self.workspace.root_uri:
+            uris = [self.workspace.root_uri]
+        folders = [p for p in map(uri_to_path, uris) if p is not None]
+        return not folders or any(real.is_relative_to(os.path.realpath(f)) for f in folders)
+
     def rule_set_of(self, path: Path) -> _RuleSet:
         real = Path(os.path.realpath(path))
         try:
@@ -204,7 +213,9 @@ class MrulesLanguageServer(LanguageServer):
             config = Config()
         else:
             self.config_error = None
-        root = real.parent
+        # a file from outside the workspace (a download, the home folder) is checked
+        # alone: its folder may be anything, and everything below it would be read
+        root = real.parent if self.in_workspace(real) else real
         for configured in config.rules:
             croot = Path(os.path.realpath(configured))
             # not in a folder the root's rule set leaves out (a hidden one): its own, then
