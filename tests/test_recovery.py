@@ -125,6 +125,57 @@ def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
     assert "'any'" not in (diags[0].hint or "")
 
 
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("list \u201cMQL\u201d", 'straight double quotes: "MQL"'),
+        ("tag \u2018hot\u2019", "straight double quotes"),
+        ('list "A" \uff02B\uff02', "straight double quotes"),
+        ('form "F"\non submit of form "F" { score \u22125 }', "ASCII minus sign '-'"),
+        ('list\u00a0"A"', "ordinary space (this is U+00A0)"),
+        ('// lists\nlist "A"', "comments start with `#`"),
+        ('list "A"\n/* tags */', "comments start with `#`"),
+        ('LIST "A"', "keywords are lowercase: 'list'"),
+        ("settings { send_autoresponders = True }", "keywords are lowercase: 'true'"),
+        (
+            'automation rule "r" priority 1 { when all { score != 5 } then { score +1 } }',
+            "there is no `!=`",
+        ),
+        (
+            'automation rule "r" priority 1 { when all { score = 5 } then { score +1 } }',
+            "`score between 50 and 100`",
+        ),
+        (
+            'automation rule "r" priority 1 { when all { company: "A" } then { score +1 } }',
+            'compare a field with `is`: `company is "Acme"`',
+        ),
+        ("include library/pardot-default-scoring", '"library/pardot-default-scoring"'),
+        ('list "A" @', "delete it"),
+        ('list "A" {', "this `{` opens no block"),
+        ('form "F" folder "x" oops', "a top-level item starts with a keyword"),
+        ('automation rule "r" priority -1 { }', "without a sign: 1"),
+        ('form "F"\non submit of form "F" since 2026-3-1 { score +1 }', "YYYY-MM-DD"),
+        ('form "F"\non submit of form "F" { score +2.5 }', "without a decimal point"),
+        ('group "G" ["a@b.c" "d@e.f"]', "separate the items with ','"),
+        ('group "G" ["a@b.c", , "d@e.f"]', "nothing before this ','"),
+        ('form "F"\non submit of form "F" { add tag "t";; }', "delete it"),
+        ('form "F"\non submit of form "F" add tag "t" }', "a block starts with '{'"),
+        ('form "F"\non submit of form "F" { create task "C" }', '`create crm task "Call back"'),
+        ('form "F"\non submit of form "F" { add "MQL" }', '`add to list "MQL"`'),
+        ('form "F"\non submit of form "F" { create crm task "C" (due in 2) }', "`3 days`"),
+        ('automation rule "r" priority 1 { when all { visted "x.com" } }', "'visited'?"),
+        ('automation rule "r" priority 1 { when all { score > = 1 } }', "`score > 100`"),
+        ('tag "a\\qb"', "write a backslash as \\\\"),
+        ('tag "caf\\u0e9"', "four hex digits"),
+        ('file "C:\\Guides\\"', "write a backslash as \\\\"),
+        ('tag "trailing\\"', 'the \\" at the end is a quote inside the string'),
+    ],
+)
+def test_hints_for_ordinary_mistakes(text: str, hint: str) -> None:
+    diags = load_text(text, "x.mr").diagnostics
+    assert diags and hint in (diags[0].hint or ""), [(d.message, d.hint) for d in diags]
+
+
 def test_word_hints_are_for_words_the_language_never_uses() -> None:
     from mrules.parser import lark_parser
 

@@ -1291,21 +1291,34 @@ _SETTING = 'grade_start = "D"'
 
 
 def _statement_start(err: UnexpectedInput) -> Token | None:
-    """The first token of the statement the parser was in when it failed, if any.
+    """The first word of the statement the parser was in when it failed, if any.
 
     The parser's value stack ends with the tokens and finished parts (subtrees) of the
     statements still open: a `{`, `;`, `(` or `}` before them, or the list of the items
-    or statements before (a `__..._star` subtree), marks where the innermost began."""
+    or statements before (a `__..._star` subtree), marks where the innermost began. An
+    asset declaration starts with its kind, a subtree (`kind_landing_page`)."""
     stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
-    first: Token | None = None
+    run: list[Any] = []
     for value in reversed(stack):
-        if isinstance(value, Token):
-            if value.type in ("LBRACE", "SEMICOLON", "LPAR", "RBRACE"):
-                break
-            first = value
-        elif isinstance(value, Tree) and str(value.data).startswith("__"):
+        if isinstance(value, Token) and value.type in ("LBRACE", "SEMICOLON", "LPAR", "RBRACE"):
             break
-    return first
+        if isinstance(value, Tree) and str(value.data).startswith("__"):
+            break
+        run.append(value)
+    run.reverse()
+    if run and isinstance(run[0], Tree) and str(run[0].data) in _KIND_WORDS:
+        return Token("KIND", _KIND_WORDS[str(run[0].data)])
+    return next((v for v in run if isinstance(v, Token)), None)
+
+
+_KIND_WORDS = {
+    "kind_form": "form",
+    "kind_form_handler": "form",
+    "kind_landing_page": "landing",
+    "kind_file": "file",
+    "kind_custom_redirect": "custom",
+    "kind_email": "email",
+}
 
 
 def _template_for(word: Token, expected: set[str]) -> str | None:
@@ -1391,6 +1404,13 @@ def _token_hint(err: UnexpectedToken, text: str) -> str | None:
         return "there is nothing before this ',': delete it"
     if tok.type == "SEMICOLON":
         return "a ';' ends a statement: there is none before this one; delete it"
+    if tok.type == "LBRACE" and "LBRACE" not in expected:
+        return 'this `{` opens no block: a block follows a rule\'s head (`on submit of form "F" {`)'
+    if {"AUTOMATION", "INCLUDE", "FIELD"} <= expected:  # the item before may end here
+        return (
+            "a top-level item starts with a keyword (`list`, `form`, `on`, `automation rule`, "
+            "…): is the item before it complete?"
+        )
     if "LBRACE" in expected and len(expected) <= 2 and tok.type != "LBRACE":
         return "a block starts with '{' here"
     return None

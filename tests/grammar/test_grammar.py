@@ -17,7 +17,7 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from mrules import ast
 from mrules.diagnostics import render_text
-from mrules.parser import lark_parser, parse_text
+from mrules.parser import lark_parser, parse_recovering, parse_text
 from mrules.source import Source
 
 HERE = Path(__file__).parent
@@ -84,7 +84,9 @@ SYNTAX_CODES = ("MR001", "MR002", "MR003", "MR004")
 def test_every_syntax_error_has_a_hint_of_its_own(path: Path) -> None:
     # "a bad rule file gets file:line:col, a caret and a hint": a hint that only says
     # again what the message said ("expected a whole number") does not count.
-    _, diags = parse_text(_read(path), _shown(path))
+    # every broken item of the file, as `mrules lint` reports them
+    diags = parse_recovering(_read(path), _shown(path)).diagnostics
+    assert diags
     for d in diags:
         if d.code in SYNTAX_CODES:
             assert d.hint, f"{d.path}: no hint for {d.message}"
