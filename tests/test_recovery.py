@@ -163,7 +163,7 @@ def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
         ('form "F"\non submit of form "F" { create task "C" }', '`create crm task "Call back"'),
         ('form "F"\non submit of form "F" { add "MQL" }', '`add to list "MQL"`'),
         ('form "F"\non submit of form "F" { create crm task "C" (due in 2) }', "`3 days`"),
-        ('automation rule "r" priority 1 { when all { visted "x.com" } }', "'visited'?"),
+        ('automation rule "r" priority 1 { when all { visted "x.com" } }', "to test `visited`"),
         ('automation rule "r" priority 1 { when all { score > = 1 } }', "`score > 100`"),
         ('tag "a\\qb"', "write a backslash as \\\\"),
         ('tag "caf\\u0e9"', "four hex digits"),

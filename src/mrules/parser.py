@@ -1351,7 +1351,10 @@ def _template_hint(err: UnexpectedInput) -> str | None:
     if word.type == "NAME":  # a field, or a misspelt criterion word read as one
         close = difflib.get_close_matches(str(word), _CRITERION_WORDS, n=1, cutoff=0.75)
         if close:
-            return f"did you mean '{close[0]}'? (`{STATEMENT_TEMPLATES[close[0]]}`)"
+            # not "did you mean": the editor's quick fix would put the word at the caret
+            return f"`{word}` reads as a field; to test `{close[0]}`, write it like: " + (
+                f"`{STATEMENT_TEMPLATES[close[0]]}`"
+            )
     expected = getattr(err, "expected", None) or getattr(err, "allowed", None) or ()
     template = _template_for(word, set(expected))
     if template is None:

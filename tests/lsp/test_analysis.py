@@ -114,3 +114,25 @@ def test_quick_fix_trims_an_unused_suppression() -> None:
     )
     assert mr030("unused suppression: nothing is reported on this line", "# mrules: ignore") == ""
     assert mr030("'312' in a suppression is not a code", "# mrules: ignore[312]") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fixed"),
+    [
+        ('automation rule "r" priority 1 { when all { visted "x.com" } }', None),
+        ('LIST "A"', 'list "A"'),
+        ('lst "A"', 'list "A"'),
+        (
+            'automation rule "r" priority 1 { when all { Company is "x" } }',
+            'automation rule "r" priority 1 { when all { company is "x" } }',
+        ),
+    ],
+)
+def test_a_syntax_error_quick_fix_replaces_the_word_it_names(text: str, fixed: str | None) -> None:
+    # The hint of `visted "x.com"` names 'visited', but the error is at the string: a fix
+    # from it would write `visted "visited"`. A fix is offered only where its word goes.
+    from mrules.parser import parse_recovering
+
+    [d] = parse_recovering(text, "x.mr").diagnostics
+    fix = quick_fix(d, text)
+    assert (None if fix is None else text[: d.start] + fix + text[d.end :]) == fixed

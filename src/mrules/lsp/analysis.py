@@ -602,7 +602,9 @@ def _open_quote(line: str) -> int | None:
 
 # ------------------------------------------------------------------ code actions
 
-_DID_YOU_MEAN_RE = re.compile(r"did you mean '([^']*)'\?|field names are lowercase: '([^']*)'")
+_DID_YOU_MEAN_RE = re.compile(
+    r"did you mean '([^']*)'\?|(?:field names|keywords) are lowercase: '([^']*)'"
+)
 
 
 _UNUSED_RE = re.compile(r"unused suppression of ([^:]+):")
