@@ -77,3 +77,21 @@ def test_sarif_columns_still_count_code_points(workdir: Path) -> None:
         for r in (x["locations"][0]["physicalLocation"]["region"] for x in results)
     }
     assert (4, 38, 41) in regions and (5, 44, 49) in regions
+
+
+@pytest.mark.parametrize("invisible", ["\u202e", "\u2066", "\u200f", "\u2028", "\u2029"])
+def test_a_direction_override_or_line_separator_is_shown_escaped(
+    workdir: Path, invisible: str
+) -> None:
+    # A right-to-left override (Trojan Source) printed raw turned the rest of the excerpt
+    # around in the terminal, the caret under another character; U+2028 broke the line.
+    Path("bidi.mr").write_text(f'tag "x{invisible}y" @\n', encoding="utf-8")
+    r = CliRunner().invoke(main, ["lint", "bidi.mr"])
+    assert r.exit_code == ExitCode.DIAGNOSTICS
+    assert invisible not in r.output
+    escaped = f"\\u{ord(invisible):04x}"
+    line, caret = _caret_under(r.output, 1)
+    assert line == f'1 | tag "x{escaped}y" @'
+    assert line[caret.index("^")] == "@"
+    out = CliRunner().invoke(main, ["fmt", "-"], input=f'tag "x{invisible}y"\n')
+    assert out.exit_code == 0 and out.stdout == f'tag "x{escaped}y"\n'

@@ -73,7 +73,13 @@ def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     return sorted(unique.values(), key=lambda d: (d.path, d.start, d.end, d.code))
 
 
-_UNPRINTABLE_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE_RE = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff"
+    # and what reorders or breaks a line as a terminal shows it: the bidirectional
+    # controls (a right-to-left override turns the rest of the line around) and the
+    # Unicode line and paragraph separators
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
 _LONG_LINE = 160
 
 
@@ -85,7 +91,8 @@ def _escape(m: re.Match[str]) -> str:
 def printable(text: str) -> str:
     """Text that can always be printed, and cannot steer a terminal.
 
-    Control characters (a tab aside) and lone surrogates become escapes:
+    Control characters (a tab aside), bidirectional controls, line separators and lone
+    surrogates become escapes:
 
     >>> printable("a\\x1b[31mb\\ud800")
     'a\\\\x1b[31mb\\\\ud800'

@@ -19,8 +19,9 @@ renderer writes the text. The canonical layout:
 * Automation rule parts come in the order when, repeat, paused, then; sync
   options in the order objects, match, prefer, create, auto create, every,
   blank, then the mappings (the AST does not keep the author's order of these).
-* Strings are re-quoted: `\\"`, `\\\\`, `\\n`, `\\t`, other control characters as
-  `\\u001b`; everything else is written as itself. Names that the grammar takes
+* Strings are re-quoted: `\\"`, `\\\\`, `\\n`, `\\t`, other control characters,
+  bidirectional controls and line separators as `\\u001b`, `\\u202e`; everything
+  else is written as itself. Names that the grammar takes
   bare (field names, setting names, sync objects) stay bare.
 * Score changes carry their sign (`+25`, `-10`, `+0`); other numbers are plain
   (`10`, `-1`, `2.5`, never an exponent). Counts agree with their unit:
@@ -59,6 +60,13 @@ INDENT = "  "
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}
 
 
+_INVISIBLE = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029"
+)
+"""Characters that reorder or break a line as an editor shows it (bidirectional
+controls, line and paragraph separators): written as escapes, never raw."""
+
+
 def quote(text: str) -> str:
     """A string literal for `text`, with the canonical escapes.
 
@@ -69,7 +77,12 @@ def quote(text: str) -> str:
     for ch in text:
         if ch in _ESCAPES:
             out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or 0xD800 <= ord(ch) <= 0xDFFF:
+        elif (
+            ord(ch) < 0x20
+            or 0x7F <= ord(ch) <= 0x9F
+            or ch in _INVISIBLE
+            or 0xD800 <= ord(ch) <= 0xDFFF
+        ):
             out.append(f"\\u{ord(ch):04x}")
         else:
             out.append(ch)
