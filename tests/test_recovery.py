@@ -169,6 +169,12 @@ def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
         ('tag "caf\\u0e9"', "four hex digits"),
         ('file "C:\\Guides\\"', "write a backslash as \\\\"),
         ('tag "trailing\\"', 'the \\" at the end is a quote inside the string'),
+        ('form "F"\non submit of form "F" { +10 }', "an action starts with a verb"),
+        ('dynamic list "E" { when all { "F" >= 50 } }', "a criterion starts with what it tests"),
+        ('automation rule "r" priority 1 { "x" }', "a rule holds `when all { … }`"),
+        ('settings { a = 1\n "x" }', "a setting is a name, `=` and a value"),
+        ('scoring { "x" +1 }', "a scoring row is an activity and a signed number"),
+        ("sync salesforce { 5 minutes }", "a sync block holds `objects lead, contact`"),
     ],
 )
 def test_hints_for_ordinary_mistakes(text: str, hint: str) -> None:

@@ -1362,6 +1362,54 @@ def _template_hint(err: UnexpectedInput) -> str | None:
     return f"write it like: `{template}`"
 
 
+# What may start here, for a token that starts no statement the parser expected there:
+# (terminals that tell the place, hint).
+_PLACE_HINTS: tuple[tuple[frozenset[str], str], ...] = (
+    (
+        frozenset({"ADD", "ASSIGN", "NOTIFY"}),
+        'an action starts with a verb: `add to list "MQL"`, `add tag "hot"`, '
+        '`score +10`, `assign to user "…"`, `notify assigned user`, `set company = "…"`…',
+    ),
+    (
+        frozenset({"TAGGED", "OPTED"}),
+        'a criterion starts with what it tests: `in list "MQL"`, `tagged "hot"`, '
+        '`score > 50`, `submitted form "Contact us"`, `company is "Acme"`…',
+    ),
+    (
+        frozenset({"WHEN", "THEN"}),
+        "a rule holds `when all { … }`, `then { … }`, `repeat every 30 days` and `paused`",
+    ),
+    (
+        frozenset({"OBJECTS", "MATCH", "MAP"}),
+        "a sync block holds `objects lead, contact`, `match by email`, `every 5 minutes`, "
+        '`map company <-> "Company" prefer crm`…',
+    ),
+)
+
+
+def _place_hint(err: UnexpectedInput) -> str | None:
+    """What may start where the parser failed, when the failing token starts nothing."""
+    expected = set(getattr(err, "expected", None) or getattr(err, "allowed", None) or ())
+    for needed, hint in _PLACE_HINTS:
+        if needed <= expected:
+            return hint
+    # a block's own statements: what opened the innermost `{` tells which block it is
+    stack = list(getattr(getattr(err, "state", None), "value_stack", None) or ())
+    opens = [i for i, v in enumerate(stack) if isinstance(v, Token) and v.type == "LBRACE"]
+    if opens and opens[-1] > 0 and isinstance(opener := stack[opens[-1] - 1], Token):
+        return _BLOCK_HINTS.get(opener.type)
+    return None
+
+
+_CRITERION_HINT = _PLACE_HINTS[1][1]
+_BLOCK_HINTS = {
+    "ALL": _CRITERION_HINT,
+    "ANY": _CRITERION_HINT,
+    "SETTINGS": 'a setting is a name, `=` and a value: `grade_start = "D"`',
+    "SCORING": "a scoring row is an activity and a signed number: `form submission +50`",
+}
+
+
 def _character_hint(text: str, pos: int, err: UnexpectedInput) -> str | None:
     """What an unexpected character was probably meant to be."""
     ch = text[pos] if pos < len(text) else ""
@@ -1582,6 +1630,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 or _did_you_mean(str(tok), err.expected)
                 or _token_hint(err, text)
                 or _template_hint(err)
+                or _place_hint(err)
             )
         return Diagnostic(
             code="MR001",
