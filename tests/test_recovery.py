@@ -263,3 +263,15 @@ def test_one_file_with_three_syntax_errors_and_two_name_errors(
     ]
     assert code == 1
     assert "did you mean 'company_size'?" in diags[-1]["hint"]
+
+
+def test_a_capitalised_item_keyword_still_starts_an_item() -> None:
+    # `Settings {` at the start of a line was part of the broken item above it, skipped
+    # with no word: the user fixed `LIST` and only then learnt of `Settings`.
+    text = 'LIST "MQL"\nSettings { grade_start = "D" }\nlist "Customers"\n'
+    parsed = parse_recovering(text, "x.mr")
+    assert [(d.code, d.start, d.hint) for d in parsed.diagnostics] == [
+        ("MR002", 0, "keywords are lowercase: 'list'"),
+        ("MR002", 11, "keywords are lowercase: 'settings'"),
+    ]
+    assert [type(i).__name__ for i in parsed.file.items] == ["ListDecl"]

@@ -1842,7 +1842,11 @@ ITEM_KEYWORDS = (
     "sync",
     "settings",
 )
-_ITEM_START_RE = re.compile(r"^(?:" + "|".join(ITEM_KEYWORDS) + r")(?![A-Za-z0-9_])", re.M)
+# In any case: a line that starts with `Settings` or `LIST` is meant as an item too (an
+# error of its own, with its hint), not a part of the broken item above it.
+_ITEM_START_RE = re.compile(
+    r"^(?:" + "|".join(ITEM_KEYWORDS) + r")(?![A-Za-z0-9_])", re.M | re.IGNORECASE
+)
 
 
 class Parsed(NamedTuple):
