@@ -1467,6 +1467,25 @@ def _token_hint(err: UnexpectedToken, text: str) -> str | None:
     return None
 
 
+def _trigger_hint(word: str, expected: set[str]) -> str | None:
+    """`on open of email`: completion actions run on a submit, a click or a download, as
+    Pardot's do; opens and views are read by an automation rule."""
+    patterns = _terminal_patterns()
+    if not any(patterns.get(e) == "click" for e in expected):
+        return None
+    lower = word.lower()
+    if lower in ("open", "opens", "opened"):
+        example = 'opened email "E"'
+    elif lower in ("view", "views", "viewed", "visit", "visits", "visited"):
+        example = 'viewed landing page "P"'
+    else:
+        return None
+    return (
+        "completion actions run on a submit, a click or a download; for this, use an"
+        f" automation rule: `when all {{ {example} }}`"
+    )
+
+
 def _keyword_case_hint(word: str, expected: set[str]) -> str | None:
     """`LIST` or `List` for `list`: keywords are lowercase."""
     patterns = _terminal_patterns()
@@ -1626,6 +1645,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         if hint is None:
             hint = (
                 WORD_HINTS.get(str(tok))
+                or _trigger_hint(str(tok), set(err.expected))
                 or _keyword_case_hint(str(tok), set(err.expected))
                 or _did_you_mean(str(tok), err.expected)
                 or _token_hint(err, text)
@@ -1667,6 +1687,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 message=f"unexpected '{shown}'" + (f"; {expected}" if expected else ""),
                 hint=hint
                 or WORD_HINTS.get(word.group())
+                or _trigger_hint(word.group(), allowed)
                 or _keyword_case_hint(word.group(), allowed)
                 or _did_you_mean(word.group(), allowed)
                 or _template_hint(err),
