@@ -458,3 +458,50 @@ def test_a_query_timeout_is_retried_by_the_next_cycle(
         _cli("sync", "status", "--store", world["store"], "--format", "json").output
     )
     assert status["cursors"] == {} and status["links"] == 0  # the next cycle reads again
+
+
+def _describes(mock: Any) -> None:
+    """The describes of recorded/plan_apply.json (User, Group, Lead, Contact)."""
+    cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
+    for call in cassette["calls"][:6]:
+        if call["request"]["path"].endswith("describe/"):
+            mock.add(
+                "GET",
+                f"{INSTANCE}/services/data/v59.0/" + call["request"]["path"],
+                json=call["response"]["json"],
+            )
+
+
+def test_a_failed_user_read_stops_the_plan_and_a_lack_of_access_is_said(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any refusal of the User or Group read but a login's was taken for "no access": a
+    MALFORMED_QUERY left every owner unknown, records went to the integration user, and
+    nothing said so. Only a lack of access is skipped, with a note; else exit 4."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    malformed = [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token: 'FROM'"}]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _describes(mock)
+        mock.add("GET", base + "query/", json=malformed, status=400)
+        mock.add("GET", base + "queryAll/", json={"totalSize": 0, "done": True, "records": []})
+        r = _cli("sync", "plan", *common, env=ENV)
+    assert r.exit_code == 4, r.output
+    assert "MALFORMED_QUERY" in r.output and "unexpected token" in r.output
+    hidden = [{"errorCode": "INVALID_TYPE", "message": "sObject type 'User' is not supported."}]
+    empty = {"totalSize": 0, "done": True, "records": []}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _describes(mock)
+        mock.add("GET", base + "query/", json=hidden, status=400)  # User
+        for _ in range(3):  # Group, then the searches by email
+            mock.add("GET", base + "query/", json=empty)
+        mock.add("GET", base + "queryAll/", json=empty)
+        r = _cli("sync", "plan", *common, env=ENV)
+    assert r.exit_code == 2, r.output
+    assert "+ create        ann@x.com  lead" in r.output
+    assert "note: the CRM's User records cannot be read (INVALID_TYPE" in r.output, r.output

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["AUTH_CODES", "TRANSIENT_CODES", "CrmCallError", "CrmError"]
+__all__ = ["AUTH_CODES", "NO_ACCESS_CODES", "TRANSIENT_CODES", "CrmCallError", "CrmError"]
 
 TRANSIENT_CODES = frozenset(
     {
@@ -31,6 +31,15 @@ cursor expired before it was read (INVALID_QUERY_LOCATOR): the next cycle reads 
 AUTH_CODES = frozenset({"INVALID_SESSION_ID", "LOGIN_FAILED"})
 """Codes of a call refused for who makes it, not for what it asks: no other call can do
 better, so a caller that skips an object it may not read must not skip these."""
+
+NO_ACCESS_CODES = frozenset(
+    {"INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY", "INVALID_TYPE", "NOT_FOUND"}
+)
+"""Codes of a call refused because the user may not see the object it reads: Salesforce
+answers a query of an object the user cannot see with INVALID_TYPE ("sObject type ... is
+not supported"), its describe with NOT_FOUND, and a refused permission with
+INSUFFICIENT_ACCESS. A caller that can do without an object skips these, and says so; any
+other failure (MALFORMED_QUERY, HTTP_414...) is a failed call."""
 
 
 @dataclass(unsafe_hash=True)

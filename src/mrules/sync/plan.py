@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from mrules.crm.errors import AUTH_CODES, CrmCallError
+from mrules.crm.errors import NO_ACCESS_CODES, CrmCallError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
 from mrules.state import Codecs, DamagedState, Prospect
@@ -237,44 +237,54 @@ def plan_id(body: dict[str, Any]) -> str:
 
 
 class _Users:
-    """CRM users (and queues) by email / name, read once a plan."""
+    """CRM users (and queues) by email / name, read once a plan.
 
-    def __init__(self, crm: Any, until: dt.datetime) -> None:
+    An object the integration user may not see (`NO_ACCESS_CODES`) is skipped, and `notes`
+    says so: its owners are unknown and records go to the integration user. Any other
+    failure of the read fails the plan, as every other read does."""
+
+    def __init__(self, crm: Any, until: dt.datetime, notes: list[str]) -> None:
         self.by_id: dict[str, str] = {}
         self.by_email: dict[str, str] = {}  # active users: an inactive one owns nothing new
         self.inactive: set[str] = set()
         self.queues: dict[str, str] = {}
-        for sobject in ("User", "Group"):
-            cursor: Cursor | None = None
-            while True:
-                try:
-                    page = crm.query_changed(
-                        sobject,
-                        cursor,
-                        until,
-                        READ_OF[sobject],
-                        include_deleted=False,
-                        missing_ok=True,
-                    )
-                except CrmCallError as e:
-                    if e.transient:  # the limit, an outage: the cycle stops, owners stay right
-                        raise
-                    if e.code in AUTH_CODES:  # no call can succeed: not a lack of access
-                        raise
-                    break
-                for r in page.records:
-                    if sobject == "User":
-                        email = str(r.fields.get("Email") or "").lower()
-                        self.by_id[r.id] = email
-                        if r.fields.get("IsActive") is False:
-                            self.inactive.add(email)
-                        else:
-                            self.by_email.setdefault(email, r.id)
-                    else:  # a queue owns records; it is no user to assign to
-                        self.queues[str(r.fields.get("Name") or "")] = r.id
-                cursor = page.cursor
-                if page.done:
-                    break
+        for sobject, owners in (("User", "a user"), ("Group", "a queue")):
+            try:
+                self._read(crm, sobject, until)
+            except CrmCallError as e:
+                if e.transient or e.code not in NO_ACCESS_CODES:
+                    raise
+                notes.append(
+                    f"the CRM's {sobject} records cannot be read ({e.code}: {e.message}):"
+                    f" every owner that is {owners} is unknown, and the integration user"
+                    f" owns what the sync creates; give the integration user access to"
+                    f" {sobject}"
+                )
+
+    def _read(self, crm: Any, sobject: str, until: dt.datetime) -> None:
+        cursor: Cursor | None = None
+        while True:
+            page = crm.query_changed(
+                sobject,
+                cursor,
+                until,
+                READ_OF[sobject],
+                include_deleted=False,
+                missing_ok=True,
+            )
+            for r in page.records:
+                if sobject == "User":
+                    email = str(r.fields.get("Email") or "").lower()
+                    self.by_id[r.id] = email
+                    if r.fields.get("IsActive") is False:
+                        self.inactive.add(email)
+                    else:
+                        self.by_email.setdefault(email, r.id)
+                else:  # a queue owns records; it is no user to assign to
+                    self.queues[str(r.fields.get("Name") or "")] = r.id
+            cursor = page.cursor
+            if page.done:
+                break
 
     def is_inactive(self, name: str | None) -> bool:
         """A CRM user with this email, but none of them active."""
@@ -630,7 +640,7 @@ def make_plan(
         dirty=sorted(dirty),
         retry_mark=retry_mark,
     )
-    users = _Users(crm, until)
+    users = _Users(crm, until, plan.notes)
     sync_user = getattr(crm, "integration_user_id", None)
     objects = [OBJECT_NAMES[o] for o in ("lead", "contact") if o in config.objects]
     infos = {o: crm.describe(o) for o in objects}
