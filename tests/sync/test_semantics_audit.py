@@ -247,3 +247,27 @@ def test_a_contact_created_for_a_queue_is_the_integration_users(tmp_path: Path) 
     finally:
         c.close()
     assert w.status()["error_queue"] == []
+
+
+def test_a_public_group_named_as_a_queue_does_not_own_the_lead(tmp_path: Path) -> None:
+    # The plan read every Group by name, queues or not: a public group named as a queue,
+    # read after it, took its place, and the lead was sent with the group's id as owner.
+    w = World(tmp_path)
+    queue = (
+        'queue "Inside Sales"\nform "Q"\non submit of form "Q" { assign to queue "Inside Sales" }\n'
+    )
+    w.rules.write_text(w.rules.read_text().replace('form "Quiet"\n', f'form "Quiet"\n{queue}', 1))
+    w.seed(
+        {
+            "Group": [
+                {"Id": "queue-is", "Name": "Inside Sales", "Type": "Queue"},
+                {"Id": "group-is", "Name": "Inside Sales", "Type": "Regular"},
+            ]
+        }
+    )
+    w.run(ev(T0, "ann@x.com", asset="Q"))
+    out = w.sync("run", "--until", "2026-11-02T09:10:00Z").output
+    assert "created     1" in out and "errors   0" in out, out
+    (ann,) = w.crm_rows("Lead")
+    (queue_row,) = [g for g in w.crm_rows("Group") if g["Type"] == "Queue"]
+    assert ann["OwnerId"] == queue_row["Id"]

@@ -262,6 +262,12 @@ class _Users:
                 )
 
     def _read(self, crm: Any, sobject: str, until: dt.datetime) -> None:
+        if sobject == "Group":
+            # Only queues own records: a public group (or a role's) may have a queue's
+            # name, and must not take its place (Salesforce: `Type = 'Queue'`).
+            for r in crm.find("Group", "Type", ["Queue"], READ_OF["Group"], missing_ok=True):
+                self.queues.setdefault(str(r.fields.get("Name") or ""), r.id)
+            return
         cursor: Cursor | None = None
         while True:
             page = crm.query_changed(
@@ -273,15 +279,12 @@ class _Users:
                 missing_ok=True,
             )
             for r in page.records:
-                if sobject == "User":
-                    email = str(r.fields.get("Email") or "").lower()
-                    self.by_id[r.id] = email
-                    if r.fields.get("IsActive") is False:
-                        self.inactive.add(email)
-                    else:
-                        self.by_email.setdefault(email, r.id)
-                else:  # a queue owns records; it is no user to assign to
-                    self.queues[str(r.fields.get("Name") or "")] = r.id
+                email = str(r.fields.get("Email") or "").lower()
+                self.by_id[r.id] = email
+                if r.fields.get("IsActive") is False:
+                    self.inactive.add(email)
+                else:
+                    self.by_email.setdefault(email, r.id)
             cursor = page.cursor
             if page.done:
                 break
