@@ -449,6 +449,38 @@ def test_conversion_fault(http, crm) -> None:
     assert "MRULES_SF_SESSION_ID expired" in e.value.message
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("<html><body>Service temporarily unavailable</body>", "not XML"),
+        (
+            CONVERT_FAILED.replace("<result>", "<other>").replace("</result>", "</other>"),
+            "0 result(s)",
+        ),
+    ],
+)
+def test_a_conversion_answer_of_another_shape_is_a_failed_call(http, crm, body, reason) -> None:
+    # A proxy's page answering 200 was `HTTP_200`, not transient (the command stopped
+    # with exit 4), where a REST call's answer of another shape is UNKNOWN_EXCEPTION,
+    # transient; an envelope without results was no results, as if nothing was asked.
+    http.add("POST", INSTANCE + "/services/Soap/u/59.0", body=body, status=200)
+    with pytest.raises(CrmCallError) as e:
+        crm.convert_leads([LeadConvert(LEAD_ID, "Closed - Converted")])
+    assert e.value.code == "UNKNOWN_EXCEPTION" and e.value.transient
+    assert "the org's answer to convertLead is not of the shape Salesforce sends (" in str(e.value)
+    assert reason in str(e.value)
+
+
+def test_a_rest_answer_that_is_no_json_is_a_failed_call_of_another_shape(http, crm) -> None:
+    # It was CONNECTION_ERROR ("Expecting value: line 1 column 1"), as if the org was
+    # never reached.
+    http.add("GET", BASE + "sobjects/Lead/describe/", body="<html>gateway</html>", status=200)
+    with pytest.raises(CrmCallError) as e:
+        crm.describe("Lead")
+    assert e.value.code == "UNKNOWN_EXCEPTION" and e.value.transient
+    assert "not of the shape Salesforce sends (not JSON" in str(e.value)
+
+
 LIVE = os.environ.get("MRULES_SF_LIVE") == "1" and any(
     os.environ.get(v)
     for v in ("MRULES_SF_USERNAME", "MRULES_SF_SESSION_ID", "MRULES_SF_CONSUMER_KEY")

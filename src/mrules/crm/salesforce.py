@@ -211,6 +211,12 @@ class SalesforceCrm:
             raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
         except SalesforceError as e:  # HTTP 300 (SalesforceMoreThanOneRecord), any other
             raise _call_error(e, f"HTTP_{getattr(e, 'status', 0)}", False) from e
+        except requests.JSONDecodeError as e:  # HTTP 200 with a page that is no JSON
+            raise CrmCallError(
+                "UNKNOWN_EXCEPTION",
+                f"the org's answer is not of the shape Salesforce sends (not JSON: {e})",
+                transient=True,
+            ) from e
         except requests.RequestException as e:
             raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
         if expect is not None and result is not None and not isinstance(result, expect):
@@ -487,7 +493,7 @@ class SalesforceCrm:
         limit_info = response.headers.get("Sforce-Limit-Info")
         if limit_info:
             self._sf.api_usage = self._sf.parse_api_usage(limit_info)
-        return _convert_results(response, self._can_log_in_again())
+        return _convert_results(response, self._can_log_in_again(), len(converts))
 
 
 def _private_key(path: str) -> str:
@@ -732,10 +738,15 @@ def _convert_envelope(session_id: str, converts: Sequence[LeadConvert], default:
     )
 
 
-def _convert_results(response: requests.Response, renewable: bool) -> list[ConvertResult]:
+def _convert_results(
+    response: requests.Response, renewable: bool, expected: int
+) -> list[ConvertResult]:
     try:
         root = ET.fromstring(response.content)
     except ET.ParseError as e:
+        if response.status_code == 200:  # a proxy's or gateway's page: as a REST call's
+            with _answer("convertLead"):
+                raise ValueError(f"not XML: {e}") from e
         code, transient = _http_code(response.status_code)
         raise CrmCallError(
             code,
@@ -778,5 +789,13 @@ def _convert_results(response: requests.Response, renewable: bool) -> list[Conve
                 opportunity_id=text("opportunityId"),
                 errors=errors,
             )
+        )
+    if len(out) != expected:
+        raise CrmCallError(
+            "UNKNOWN_EXCEPTION",
+            f"the org's answer to convertLead is not of the shape Salesforce sends"
+            f" ({len(out)} result(s) for {expected} lead(s)): the outcome is unknown",
+            transient=True,
+            http_status=response.status_code,
         )
     return out
