@@ -405,6 +405,8 @@ def test_conversion(emulator: EmulatedCrm) -> None:
     other = one(emulator, "Lead", dict(LEAD, Email="x@x.example"))
     add = emulator.create("CampaignMember", [{"CampaignId": camp, "LeadId": lead}])[0]
     assert code(add) == "CANNOT_UPDATE_CONVERTED_LEAD"
+    made = emulator.create("Task", [{"WhoId": lead, "Subject": "Call"}])[0]
+    assert code(made) == "CANNOT_UPDATE_CONVERTED_LEAD" and made.errors[0].fields == ("WhoId",)
     [bad] = emulator.convert_leads([LeadConvert(other, converted_status="Working - Contacted")])
     assert bad.errors[0].status_code == "INVALID_STATUS"
 

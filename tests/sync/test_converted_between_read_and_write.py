@@ -143,3 +143,85 @@ def test_a_membership_refused_as_converted_lead_goes_to_the_contact(
     assert [m.get("ContactId") for m in members] == [contact], first
     status = json.loads(ok("sync", "status", "--store", str(store), "--format", "json"))
     assert status["errors"] == 0 and status["queue"] == 0, status
+
+
+TASK_RULES = """
+user "alan@x.example"
+form "F"
+form "G"
+on submit of form "F" { assign to user "alan@x.example" }
+on submit of form "G" { create crm task "Call" (due in 2 days) }
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 800
+}
+"""
+
+
+def test_a_task_refused_as_converted_lead_goes_to_the_contact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task for a lead converted since the plan read it: the local CRM made it on the
+    dead lead (Salesforce refuses it: cannot reference converted lead), and a refusal
+    was counted as done, with an error. The task waits, and goes to the contact."""
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    def ok(*args: str) -> str:
+        r = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert r.exit_code == 0, (args, r.output)
+        return r.output
+
+    rules, store = tmp_path / "rules.mr", tmp_path / "s.db"
+    rules.write_text(TASK_RULES, "utf-8")
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "org.json").write_text(json.dumps({"clock": "2026-11-01T00:00:00Z"}), "utf-8")
+    (seed / "User.csv").write_text(
+        "Id,Username,Email,LastName\nalan,alan@x.example,alan@x.example,Alan\n", "utf-8"
+    )
+    ok("crm", "load", str(seed), "--store", str(store))
+    events = tmp_path / "ev.jsonl"
+
+    def submit(ts: str, form: str) -> None:
+        with events.open("a") as f:
+            e = {"ts": ts, "type": "form_submit", "prospect": "ann@ex.org", "asset": form}
+            f.write(json.dumps(e) + "\n")
+        ok("run", str(rules), str(events), "--store", str(store))
+
+    def sync(until: str) -> str:
+        return ok("sync", "run", "--rules", str(rules), "--store", str(store), "--until", until)
+
+    submit("2026-11-02T09:00:00Z", "F")
+    sync("2026-11-02T09:00:00Z")
+    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
+    try:
+        (lead,) = [r.id for r in crm.records("Lead")]
+    finally:
+        crm.close()
+    submit("2026-11-02T09:05:00Z", "G")
+    original = EmulatedCrm.create
+    raced: list[str] = []
+
+    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Task" and not raced:
+            raced.append(sobject)  # sales convert the lead as the task is sent
+            [res] = self.convert_leads([LeadConvert(lead, do_not_create_opportunity=True)])
+            assert res.success, res.errors
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    first = sync("2026-11-02T09:10:00Z")
+    assert raced
+    monkeypatch.setattr(EmulatedCrm, "create", original)
+    sync("2026-11-02T09:40:00Z")
+    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
+    try:
+        (contact,) = [r.id for r in crm.records("Contact")]
+        tasks = [dict(r.fields) for r in crm.records("Task")]
+    finally:
+        crm.close()
+    assert [t["WhoId"] for t in tasks] == [contact], first
+    status = json.loads(ok("sync", "status", "--store", str(store), "--format", "json"))
+    assert status["errors"] == 0 and status["queue"] == 0, status

@@ -880,6 +880,8 @@ class EmulatedCrm:
         given = self._clean(info, values, creating=True, load=load)
         merged = self._defaults(info, given, by or self.integration_user_id)
         self._validate(info, merged, given, None, allow_duplicates)
+        if info.name == "Task" and not load:
+            self._check_task_who(given)
         now = self.now()
         created = given.pop("CreatedDate", None) if load else None
         modified = given.pop("LastModifiedDate", None) if load else None
@@ -941,6 +943,8 @@ class EmulatedCrm:
                 return WriteResult(id=row["id"], success=True)
         merged = {**old, **given}
         self._validate(info, merged, given, row["id"], allow_duplicates)
+        if info.name == "Task" and not load:
+            self._check_task_who(given)
         merged = {**old, **given}
         self._derive(info, merged, given, old)
         stamp = modified or _stamp(self.now())
@@ -1177,6 +1181,17 @@ class EmulatedCrm:
                 f"operation performed with inactive user [{value}] as owner of {info.name.lower()}",
                 (name,),
             )
+
+    def _check_task_who(self, given: Mapping[str, Any]) -> None:
+        """A task is no more made (or moved) to a converted lead: its activities went to
+        the contact, and the lead may no longer be referenced."""
+        who = given.get("WhoId")
+        if who and str(who)[:3] == "00Q":
+            row = self._row(who)
+            if row is not None and self._fields(row).get("IsConverted"):
+                raise CrmError(
+                    "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead", ("WhoId",)
+                )
 
     def _check_member(self, merged: Mapping[str, Any], self_id: str | None) -> None:
         who = [k for k in ("LeadId", "ContactId") if merged.get(k)]

@@ -849,7 +849,8 @@ def _tasks(
 
     The tasks the records have already, with their keys, are read first (one query for
     up to 200 records), then the others are created, 200 a call. Each op's work is marked
-    done (`finish`) as soon as its task exists; a transient refusal leaves it waiting."""
+    done (`finish`) as soon as its task exists; a transient refusal, or a lead converted
+    since the plan read it, leaves it waiting."""
     written = 0
     keyed = [(o, target, _task_key_of(o)) for o, target in todo]
     have: set[tuple[str, str]] = set()
@@ -868,7 +869,9 @@ def _tasks(
         results = crm.create("Task", [rec for _o, _t, rec in chunk])
         for (o, target, rec), r in zip(chunk, results, strict=True):
             email = o["prospect"]
-            if not r.success and any(e.transient for e in r.errors):
+            if not r.success and (any(e.transient for e in r.errors) or _converted(r)):
+                # For now, or the lead converted since the plan read it: the work waits, and
+                # the next cycle, having read the conversion, makes the task on the contact.
                 failed[email] = at
                 continue
             for e in r.errors:
