@@ -458,7 +458,7 @@ def apply_plan(
         report.tasks += _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail)
     except CrmCallError as e:
         if not e.transient:
-            raise
+            raise _stopped(e, report) from e
         transient = str(e)
         report.transient = transient
 
@@ -695,6 +695,34 @@ def apply_plan(
         total = db.api_calls() + calls
         db.set_meta("api_calls", total)
     return report
+
+
+def _stopped(e: CrmCallError, report: ApplyReport) -> CrmCallError:
+    """A call refused for good mid-apply, its message saying what the cycle had written
+    (the sync file records none of it: the cycle stops before its commit, as if killed)
+    and what to do."""
+    written = [
+        f"{n} {what}"
+        for n, what in (
+            (report.created, "record(s) created"),
+            (report.updated, "record(s) updated"),
+            (report.members, "campaign member(s)"),
+            (report.tasks, "task(s)"),
+        )
+        if n
+    ]
+    if written:
+        done = (
+            f"; before it this cycle had written to the CRM: {', '.join(written)}, which the"
+            " sync file does not record: the next cycle finds them (a record by its email, a"
+            " task by its key, a member already there) and writes nothing twice. Fix the"
+            " cause, then run the command again (a saved plan is stale by then: make a new"
+            " one with `mrules sync plan`)"
+        )
+    else:
+        done = "; nothing of this cycle was written to the CRM. Fix the cause, then run the"
+        done += " command again"
+    return CrmCallError(e.code, e.message + done, transient=False, http_status=e.http_status)
 
 
 def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried: set[str]) -> None:

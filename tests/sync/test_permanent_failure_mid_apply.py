@@ -1,0 +1,66 @@
+"""A call the CRM refuses for good in the middle of an apply (an `INVALID_FIELD` on the
+contacts' update after the leads were created): the command stops with exit 4 and
+nothing of the cycle is in the sync file; the next run finds what was written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrules.crm.emulator import EmulatedCrm
+from mrules.crm.errors import CrmCallError
+
+from .world import BOB, T0, World, ev
+
+
+def test_a_permanent_failure_after_the_creates_is_said_and_the_next_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = World(tmp_path)
+    w.seed({"Contact": [dict(BOB)]})
+    w.run(
+        ev(T0, "ann@x.com", asset="Demo"),
+        ev(T0, "bob@x.com", asset="Demo"),
+        ev(T0, "bob@x.com", "prospect_update", fields={"title": "CTO"}),
+    )
+    original = EmulatedCrm.update
+    refused: list[str] = []
+
+    def update(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Contact":
+            refused.append(sobject)
+            raise CrmCallError(
+                "INVALID_FIELD",
+                "No such column 'Title' on sobject of type Contact",
+                transient=False,
+                http_status=400,
+            )
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "update", update)
+    failed = w.sync("run", "--until", T0, code=4).output
+    assert refused
+    assert "INVALID_FIELD" in failed
+    # What was written before the failure, and what to do, are said.
+    assert "1 record(s) created" in failed, failed
+    assert "the next cycle finds them" in failed, failed
+    leads = [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]
+    assert len(leads) == 1
+    assert "run the command again" in failed, failed
+
+    monkeypatch.setattr(EmulatedCrm, "update", original)  # the field fixed
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    leads = [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]
+    assert len(leads) == 1  # found again, not created twice
+    people = w.prospects()
+    assert (people["ann@x.com"]["crm_status"], people["ann@x.com"]["crm_id"]) == (
+        "lead",
+        leads[0]["Id"],
+    )
+    (bob,) = w.crm_rows("Contact")
+    assert bob["Title"] == "CTO"
+    assert people["bob@x.com"]["crm_id"] == bob["Id"]
+    status = w.status()
+    assert status["errors"] == 0 and status["queue"] == 0 and status["links"] == 2, status
