@@ -450,11 +450,12 @@ def apply_plan(
             if o["op"] == "task":
                 tasks.append((o, target))
                 continue
-            if _member(crm, target, o["payload"], email, at, errors_add, campaigns):
-                report.members += 1
-                finish(o)
-            else:
+            outcome = _member(crm, target, o["payload"], email, at, errors_add, campaigns)
+            if outcome is None:
                 queue_fail[email] = at
+                continue
+            report.members += outcome  # a refusal is an error, not a member written
+            finish(o)
         report.tasks += _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail)
     except CrmCallError as e:
         if not e.transient:
@@ -814,12 +815,13 @@ def _member(
     at: float,
     errors: list[tuple[Any, ...]],
     campaigns: dict[str, str | None],
-) -> bool:
-    """Add the record to the campaign; False when the CRM failed for now, or the lead was
-    converted since the plan read it (the work waits).
+) -> int | None:
+    """Add the record to the campaign: the members written (1 or 0), or None when the CRM
+    failed for now, or the lead was converted since the plan read it (the work waits).
 
-    A refusal other than a transient one is done (the error queue says why); a member
-    already there (DUPLICATE_VALUE: a killed apply made it) is done too."""
+    A refusal other than a transient one is done, nothing written (the error queue says
+    why); a member already there (DUPLICATE_VALUE: a killed apply made it) is done too,
+    and not written by this cycle."""
     name = payload.get("campaign")
     if name and name not in campaigns:
         found = crm.find("Campaign", "Name", [name], ["Id"])
@@ -832,7 +834,7 @@ def _member(
             ("CampaignId",),
         )
         errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
-        return True
+        return 0
     rec: dict[str, Any] = {
         "CampaignId": campaign,
         ("LeadId" if target.startswith("00Q") else "ContactId"): target,
@@ -844,12 +846,13 @@ def _member(
         if any(e.transient for e in r.errors) or _converted(r):
             # For now, or the lead converted since the plan read it: the work waits, and
             # the next cycle, having read the conversion, adds the contact.
-            return False
+            return None
         for e in r.errors:
             if e.status_code == "DUPLICATE_VALUE":
-                return True  # already a member: done
+                return 0  # already a member: done
             errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
-    return True
+        return 0
+    return 1
 
 
 TASK_KEY = "mrules sync key: "
@@ -873,7 +876,8 @@ def _tasks(
     finish: Any,
     failed: dict[str, float],
 ) -> int:
-    """Create the tasks of `todo` (op, record id) not created already; the tasks written.
+    """Create the tasks of `todo` (op, record id) not created already; the tasks written
+    (a task refused for good is an error, not a task written).
 
     The tasks the records have already, with their keys, are read first (one query for
     up to 200 records), then the others are created, 200 a call. Each op's work is marked
@@ -902,9 +906,9 @@ def _tasks(
                 # the next cycle, having read the conversion, makes the task on the contact.
                 failed[email] = at
                 continue
-            for e in r.errors:
+            for e in r.errors:  # refused for good: done, an error, nothing written
                 errors.append(_error(email, "task", target, "*task", e, rec, at))
-            written += 1
+            written += r.success
             finish(o)
     return written
 
