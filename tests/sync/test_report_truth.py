@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from mrules.cli import main
 from mrules.crm.emulator import EmulatedCrm
+from mrules.crm.errors import CrmCallError
 
 T0 = "2026-11-02T09:00:00Z"
 
@@ -111,3 +114,44 @@ def test_apply_counts_what_was_written(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "1 created, 0 linked, 0 updated, 0 campaign member(s), 0 task(s)" in r.output, r.output
     assert "2 error(s)" in r.output, r.output
+
+
+TASK_RULES = """
+user "alan@x.example"
+form "F"
+on submit of form "F" {
+  assign to user "alan@x.example"
+  create crm task "Call" (due in 2 days)
+}
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 800
+}
+"""
+
+
+def test_a_failure_on_the_second_task_call_counts_the_tasks_of_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tasks are created 200 a call: when the second call is refused for good, the exit-4
+    message said what the cycle had written without the 200 tasks the first call made."""
+    org = Org(tmp_path, TASK_RULES)
+    org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
+    original = EmulatedCrm.create
+    calls: list[int] = []
+
+    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Task":
+            calls.append(len(records))
+            if len(calls) == 2:
+                raise CrmCallError(
+                    "INSUFFICIENT_ACCESS", "no access to Task", transient=False, http_status=403
+                )
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 4, r.output
+    assert calls == [200, 1]
+    assert len(org.crm_rows("Task")) == 200
+    assert "201 record(s) created, 200 task(s)" in r.output, r.output

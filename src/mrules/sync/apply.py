@@ -456,7 +456,7 @@ def apply_plan(
                 continue
             report.members += outcome  # a refusal is an error, not a member written
             finish(o)
-        report.tasks += _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail)
+        _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail, report)
     except CrmCallError as e:
         if not e.transient:
             raise _stopped(e, report) from e
@@ -875,15 +875,17 @@ def _tasks(
     when: str,
     finish: Any,
     failed: dict[str, float],
-) -> int:
-    """Create the tasks of `todo` (op, record id) not created already; the tasks written
-    (a task refused for good is an error, not a task written).
+    report: ApplyReport,
+) -> None:
+    """Create the tasks of `todo` (op, record id) not created already, each counted in
+    `report.tasks` as its call returns (a call refused for good further on says what the
+    cycle had written, these included); a task refused for good is an error, not a task
+    written.
 
     The tasks the records have already, with their keys, are read first (one query for
     up to 200 records), then the others are created, 200 a call. Each op's work is marked
     done (`finish`) as soon as its task exists; a transient refusal, or a lead converted
     since the plan read it, leaves it waiting."""
-    written = 0
     keyed = [(o, target, _task_key_of(o)) for o, target in todo]
     have: set[tuple[str, str]] = set()
     targets = sorted({t for _o, t, key in keyed if key})
@@ -908,9 +910,8 @@ def _tasks(
                 continue
             for e in r.errors:  # refused for good: done, an error, nothing written
                 errors.append(_error(email, "task", target, "*task", e, rec, at))
-            written += r.success
+            report.tasks += r.success
             finish(o)
-    return written
 
 
 def _task_key_of(o: Mapping[str, Any]) -> str | None:
