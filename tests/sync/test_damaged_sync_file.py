@@ -53,6 +53,14 @@ DAMAGE = [  # (SQL, the value named, the commands that read it)
     ),
     ("UPDATE error SET at = 'today'", "a held error of 'bob@x.com'", ALL),
     ("INSERT OR REPLACE INTO meta VALUES ('store_seq', '[1]')", "meta store_seq", ("plan", "run")),
+    ("INSERT OR REPLACE INTO meta VALUES ('failed_cycle', '[]')", "meta failed_cycle", ("status",)),
+    (
+        'INSERT OR REPLACE INTO meta VALUES (\'failed_cycle\', \'{"at": "2026-11-02T09:00:00Z",'
+        ' "error": "X: y", "created": -1, "updated": 0,'
+        ' "campaign_members": 0, "tasks": 0}\')',
+        "meta failed_cycle",
+        ("status",),
+    ),
 ]
 CASES = [(sql, what, command) for sql, what, commands in DAMAGE for command in commands]
 

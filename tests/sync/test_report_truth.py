@@ -155,3 +155,50 @@ def test_a_failure_on_the_second_task_call_counts_the_tasks_of_the_first(
     assert calls == [200, 1]
     assert len(org.crm_rows("Task")) == 200
     assert "201 record(s) created, 200 task(s)" in r.output, r.output
+
+
+def test_status_after_a_first_cycle_that_failed_mid_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first cycle created a lead, then a call was refused for good (exit 4): `sync
+    status` said "no sync yet" (exit 2), though the CRM has the lead. It says the cycle
+    failed, what it had written, and that the next cycle takes it up."""
+    from .world import BOB, World, ev
+
+    w = World(tmp_path)
+    w.seed({"Contact": [dict(BOB)]})
+    w.run(
+        ev(T0, "ann@x.com", asset="Demo"),
+        ev(T0, "bob@x.com", "prospect_update", fields={"title": "CTO"}),
+    )
+    original = EmulatedCrm.update
+
+    def update(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Contact":
+            raise CrmCallError(
+                "INVALID_FIELD",
+                "No such column 'Title' on sobject of type Contact",
+                transient=False,
+                http_status=400,
+            )
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "update", update)
+    w.sync("run", "--until", T0, code=4)
+    r = w.cli("sync", "status", "--store", str(w.store))
+    assert r.exit_code == 0, r.output
+    assert "no sync yet" not in r.output
+    assert "last cycle: never" in r.output, r.output
+    assert f"the cycle at {T0} failed: INVALID_FIELD" in r.output, r.output
+    assert "it had written to the CRM: 1 record(s) created" in r.output, r.output
+    assert "the next cycle takes" in r.output, r.output
+    failed = w.status()["failed_cycle"]
+    assert failed["at"] == T0 and failed["created"] == 1, failed
+    assert failed["error"].startswith("INVALID_FIELD: "), failed
+
+    monkeypatch.setattr(EmulatedCrm, "update", original)  # the field fixed
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    status = w.status()
+    assert status["failed_cycle"] is None and status["links"] == 2, status
+    r = w.cli("sync", "status", "--store", str(w.store))
+    assert "failed" not in r.output, r.output

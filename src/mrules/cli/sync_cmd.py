@@ -950,6 +950,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "api_calls": db.api_calls(),
             "facts_not_delivered": len(db.undelivered()),
             "opportunities": db.count("opportunity"),
+            "failed_cycle": db.failed_cycle,
         }
         if fmt == "json":
             out["error_queue"] = errors
@@ -960,10 +961,11 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         )
     finally:
         db.close()
-    keys = ("last_cycle", "queue", "errors", "cursors", "links", "api_calls")
+    keys = ("last_cycle", "queue", "errors", "cursors", "links", "api_calls", "failed_cycle")
     if not any(out[k] for k in (*keys, "facts_not_delivered")):
         # A sync command that stopped before its first cycle (a refused `sync send`, a bad
         # `--changes` file) leaves an empty sync file: still no sync (docs/sync.md#commands).
+        # A first cycle a call refused for good mid-apply is one: it may have written.
         fail(f"{printable_path(str(db.path))}: no sync yet (run `mrules sync run` or `sync apply`)")
     if fmt == "json":
         _emit(json.dumps(out, indent=1, sort_keys=True))
@@ -972,6 +974,20 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         f"last cycle: {out['last_cycle'] or 'never'}; {out['links']} linked record(s);"
         f" {out['api_calls']} API call(s) used"
     )
+    failed = out["failed_cycle"]
+    if failed:
+        from mrules.sync.apply import written_words
+
+        written = written_words(failed)
+        click.echo(
+            f"the cycle at {failed['at']} failed: {failed['error']}; "
+            + (
+                f"it had written to the CRM: {', '.join(written)}, which the next cycle takes"
+                " up (it finds them and writes nothing twice)"
+                if written
+                else "it wrote nothing to the CRM; the next cycle does its work"
+            )
+        )
     click.echo(
         f"queue: {out['queue']} prospect(s) waiting"
         + (f", oldest since {out['oldest']}" if out["oldest"] else "")

@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import re
+import sqlite3
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,14 @@ from mrules.storeapi import StateStore
 from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
 from mrules.sync.spool import SpillMap, Spool
 
-__all__ = ["ApplyReport", "StalePlan", "apply_plan", "deliver", "stale_reason"]
+__all__ = [
+    "ApplyReport",
+    "StalePlan",
+    "apply_plan",
+    "deliver",
+    "stale_reason",
+    "written_words",
+]
 
 ROWS_IN_MEMORY = 5000
 """Link rows apply keeps in memory before it keeps them in a temporary table."""
@@ -459,6 +467,7 @@ def apply_plan(
         _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail, report)
     except CrmCallError as e:
         if not e.transient:
+            _record_failure(db, plan["at"], e, report)
             raise _stopped(e, report) from e
         transient = str(e)
         report.transient = transient
@@ -571,6 +580,8 @@ def apply_plan(
         )
         if transient is None:
             db.set_meta("store_seq", plan.get("store_seq", 0))
+            # This cycle took up what a cycle stopped mid-apply had written (found again).
+            conn.execute("DELETE FROM meta WHERE key = 'failed_cycle'")
             for sobject, c in plan.get("cursors_to", {}).items():
                 if c:
                     conn.execute(
@@ -698,20 +709,39 @@ def apply_plan(
     return report
 
 
+WRITTEN = (
+    ("created", "record(s) created"),
+    ("updated", "record(s) updated"),
+    ("campaign_members", "campaign member(s)"),
+    ("tasks", "task(s)"),
+)
+"""The counts of what a cycle wrote to the CRM (`ApplyReport.as_json()`'s keys), in words."""
+
+
+def written_words(counts: Mapping[str, Any]) -> list[str]:
+    """What a cycle wrote to the CRM, in words (`1 record(s) created`), from its counts."""
+    return [f"{counts[key]} {what}" for key, what in WRITTEN if counts.get(key)]
+
+
+def _record_failure(db: SyncDb, at: str, e: CrmCallError, report: ApplyReport) -> None:
+    """Keep, in the sync file, that the cycle at `at` stopped on a call refused for good,
+    and what it had written to the CRM (`sync status` says it, until a cycle is applied):
+    the only row such a cycle leaves. Not kept when the sync file fails too: the message
+    says it all the same."""
+    counts = report.as_json()
+    failure = {"at": at, "error": str(e), **{key: counts[key] for key, _w in WRITTEN}}
+    try:
+        with db.tx():
+            db.set_meta("failed_cycle", json.dumps(failure, sort_keys=True))
+    except (sqlite3.Error, OSError):
+        pass
+
+
 def _stopped(e: CrmCallError, report: ApplyReport) -> CrmCallError:
     """A call refused for good mid-apply, its message saying what the cycle had written
-    (the sync file records none of it: the cycle stops before its commit, as if killed)
-    and what to do."""
-    written = [
-        f"{n} {what}"
-        for n, what in (
-            (report.created, "record(s) created"),
-            (report.updated, "record(s) updated"),
-            (report.members, "campaign member(s)"),
-            (report.tasks, "task(s)"),
-        )
-        if n
-    ]
+    (the sync file records none of it but the failure: the cycle stops before its commit,
+    as if killed) and what to do."""
+    written = written_words(report.as_json())
     if written:
         done = (
             f"; before it this cycle had written to the CRM: {', '.join(written)}, which the"

@@ -492,6 +492,24 @@ class SyncDb:
         v = self._meta_number("store_seq", _count)
         return None if v is None else int(v)
 
+    @property
+    def failed_cycle(self) -> dict[str, Any] | None:
+        """The cycle a call refused for good stopped mid-apply, since the last cycle applied:
+        its time (`at`), the error, and the counts of what it had written to the CRM
+        (`created`, `updated`, `campaign_members`, `tasks`); None when there is none."""
+        v = self.meta("failed_cycle")
+        if v is None:
+            return None
+        try:
+            failed = _json(v, dict)
+            parse_datetime(_text(failed["at"]))
+            _text(failed["error"])
+            for key in ("created", "updated", "campaign_members", "tasks"):
+                _count(_number(failed[key]))
+        except _DAMAGE as e:
+            raise _damaged(self.conn, "meta failed_cycle", e) from None
+        return failed  # type: ignore[no-any-return]
+
     def api_calls(self) -> int:
         """The CRM API calls the cycles made (their running total)."""
         return int(self._meta_number("api_calls", _count) or 0)
