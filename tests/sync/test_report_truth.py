@@ -202,3 +202,53 @@ def test_status_after_a_first_cycle_that_failed_mid_apply(
     assert status["failed_cycle"] is None and status["links"] == 2, status
     r = w.cli("sync", "status", "--store", str(w.store))
     assert "failed" not in r.output, r.output
+
+
+LATER_TASK_RULES = """
+user "alan@x.example"
+form "F"
+form "G"
+on submit of form "F" { assign to user "alan@x.example" }
+on submit of form "G" { create crm task "Call" (due in 2 days) }
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 800
+}
+"""
+
+
+def test_a_cycle_whose_task_waits_for_the_contact_is_not_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead is converted as the task is sent: the task waits for the contact. The
+    cycle was printed as `1 idle cycle(s): nothing to do`; it says the work waits."""
+    from mrules.crm.port import LeadConvert
+
+    org = Org(tmp_path, LATER_TASK_RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    org.sync("run", "--until", T0)
+    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
+    try:
+        (lead,) = [r.id for r in crm.records("Lead")]
+    finally:
+        crm.close()
+    org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "G"))
+    original = EmulatedCrm.create
+
+    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Task":  # sales convert the lead as the task is sent
+            monkeypatch.setattr(EmulatedCrm, "create", original)
+            [res] = self.convert_leads([LeadConvert(lead, do_not_create_opportunity=True)])
+            assert res.success, res.errors
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.exit_code == 0, r.output
+    (line,) = r.output.splitlines()
+    assert "idle" not in line, line
+    assert line.startswith("2026-11-02T09:10:00Z  created     0"), line
+    assert "tasks    0" in line and line.endswith("waiting     1"), line
+    r = org.sync("run", "--until", "2026-11-02T09:20:00Z")  # the task made on the contact
+    (line,) = r.output.splitlines()
+    assert "tasks    1" in line and line.endswith("waiting     0"), line

@@ -607,6 +607,7 @@ def _render_report(r: dict[str, Any], at: str) -> None:
         f" updated, {r['campaign_members']} campaign member(s), {r['tasks']} task(s),"
         f" {r['facts_for_engine']} CRM fact(s) to the engine, {len(r['errors'])}"
         f" error(s), {r['api_calls']} API call(s)"
+        + (f", {r['waiting']} waiting" if r.get("waiting") else "")
     )
     for e in r["errors"]:
         click.echo(
@@ -689,7 +690,6 @@ def run_cmd(
 
         def show(result: Any) -> None:
             r = result.report.as_json()
-            s = result.plan_json["summary"]
             if result.plan is None:  # the plan failed for now: nothing was done
                 if idle:
                     flush()
@@ -706,7 +706,7 @@ def run_cmd(
                 r["tasks"],
                 r["facts_for_engine"],
                 len(r["errors"]),
-                s["waiting"],
+                r["waiting"],
             )
             if not any(counts) and not r["transient_failure"]:
                 note(idle, result.plan_json["at"])
@@ -717,7 +717,7 @@ def run_cmd(
                 f" {r['linked']:>4}  updated {r['updated']:>5}  members"
                 f" {r['campaign_members']:>4}  tasks {r['tasks']:>4}  facts"
                 f" {r['facts_for_engine']:>4}  errors {len(r['errors']):>3}  waiting"
-                f" {s['waiting']:>5}"
+                f" {r['waiting']:>5}"
             )
             if r["transient_failure"]:
                 click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")

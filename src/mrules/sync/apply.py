@@ -74,6 +74,9 @@ class ApplyReport:
     transient: str | None = None
     delivered: int = 0
     calls: int = 0
+    waiting: int = 0
+    """The records left for a later batch, and the prospects whose work waits (a lead
+    converted since the plan read it, a failure for now backing off)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +91,7 @@ class ApplyReport:
             "errors": self.errors,
             "transient_failure": self.transient,
             "api_calls": self.calls,
+            "waiting": self.waiting,
         }
 
 
@@ -562,6 +566,10 @@ def apply_plan(
                 (email, json.dumps(work), since, attempts, next_try),
             )
         deferred = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
+        # Waiting: the records of later batches, and the prospects whose work waits (it
+        # waited in this apply, or backs off still): a cycle of only those is not idle.
+        waited = set(queue_fail) | {o["prospect"] for o in plan.get("ops", ()) if o["op"] == "wait"}
+        report.waiting = int(plan.get("summary", {}).get("waiting", 0)) + len(waited - deferred)
         # Looked at: the batch's prospects and those marked for this plan. A transient
         # failure may have stopped before some of them: they stay marked.
         if transient is None:
