@@ -158,6 +158,22 @@ def test_short_groups_go_on_one_line_only_when_they_fit() -> None:
     )
 
 
+def test_comments_inside_an_item_head_keep_their_order() -> None:
+    text = 'form "f"\non submit # a\n of # b\n form "f" { score +1 }\n'
+    assert format_text(text, "x.mr", verify=True) == (
+        'form "f"\n\n# a\non submit of form "f" {  # b\n  score +1\n}\n'
+    )
+    text = 'form "f"\non submit\n # a\n of # b\n form "f" # c\n{ score +1 }\n'
+    assert format_text(text, "x.mr", verify=True) == (
+        'form "f"\n\n# a\n# b\non submit of form "f" {  # c\n  score +1\n}\n'
+    )
+    # The last comment alone on its line: all go above, in order.
+    text = 'list "t"\nautomation rule "r" # a\n# b\npriority 1 {}\n'
+    assert format_text(text, "x.mr", verify=True) == (
+        'list "t"\n\n# a\n# b\nautomation rule "r" priority 1 {}\n'
+    )
+
+
 def test_a_file_with_errors_is_refused() -> None:
     with pytest.raises(FormatError) as err:
         format_text('list "a" list', "x.mr")

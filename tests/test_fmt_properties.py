@@ -207,3 +207,38 @@ def test_suppression_comments_keep_silencing_what_they_silenced(case: tuple[str,
     once = format_text(text, name, verify=True, anchors=suppression_anchors(text, name))
     assert suppressions_kept(text, once, name)
     assert format_text(once, name, anchors=suppression_anchors(once, name)) == once
+
+
+@st.composite
+def _commented_trees(draw: st.DrawFn) -> str:
+    """A generated file in the canonical layout with comments at arbitrary token
+    boundaries, each at the end of the code before it or alone on its line.
+
+    The text is canonical, so fmt keeps its statements (and rule parts, sync
+    options) in the order they are written: every comment has one place to go.
+    """
+    text = format_file(draw(files))
+    tokens, _ = scan(text)
+    bounds = sorted({0, *(t.start for t in tokens), *(t.end for t in tokens)})
+    cuts = sorted(draw(st.lists(st.sampled_from(bounds), max_size=8)))
+    words = st.text(
+        st.characters(exclude_characters="\n\r", exclude_categories=("Cs",)), max_size=4
+    )
+    out, pos = [], 0
+    for n, cut in enumerate(cuts):
+        out.append(text[pos:cut])
+        lead = draw(st.sampled_from([" ", "\n", "\n  "]))
+        out.append(f"{lead}#{n}{draw(words)}\n")
+        pos = cut
+    out.append(text[pos:])
+    return "".join(out)
+
+
+@SETTINGS
+@given(_commented_trees())
+def test_comments_keep_their_order(text: str) -> None:
+    """A comment between any two tokens (inside an item's head, a statement, a
+    criterion) comes out in the order it went in, relative to every other comment."""
+    out = format_text(text, "generated.mr", verify=True)
+    assert [c.text for c in scan(out)[1]] == [c.text for c in scan(text)[1]]
+    assert format_text(out, "generated.mr") == out

@@ -16,7 +16,11 @@ the source ranges it stands for (a statement's span, a block header up to its
 * a comment alone on its line goes before the line owning the code that contains
   or follows it, so a comment above a statement stays above it and one above a
   `}` stays inside the block, before the brace;
-* a comment after the last code of the file stays at the end of the file.
+* a comment after the last code of the file stays at the end of the file;
+* a line's comments keep their source order: when a line spread over several
+  source lines has a comment at the end of one before a comment that goes
+  above it, all go above it but the last, which trails it if it had code
+  before it (`on submit # a` / `of form "f" { # b`: `# a` above, `# b` after).
 
 Every comment lands on exactly one line, so none is lost or duplicated.
 """
@@ -181,12 +185,14 @@ def attach(
     spans = sorted((s, e, n, o) for n, o in enumerate(owners) for s, e in o.ranges)
     starts = [s for s, _, _, _ in spans]
     at_end: list[Comment] = []
+    anchored: set[int] = set()
     for c in comments:
         anchor = anchors.get(c.start) if anchors and not c.own_line else None
         if anchor is not None:
             holder = _holder(spans, anchor)
             if holder is not None and holder.trailing is None:
                 holder.trailing = c
+                anchored.add(c.start)
                 continue
         i = bisect.bisect_right(starts, c.start) - 1  # last range starting at or before c
         owner: Owner | None = None
@@ -205,7 +211,27 @@ def attach(
             owner.leading.append(c)
     for o in {id(o): o for *_, o in spans}.values():
         o.leading.sort(key=lambda c: c.start)
+        _keep_order(o, anchored)
     return at_end
+
+
+def _keep_order(owner: Owner, anchored: set[int]) -> None:
+    """Keep a line's comments in their source order: leading ones print above it and
+    its trailing one after it, so the trailing one must be the last of them. A line
+    spread over several source lines (`on submit # a` / `of # b` / `form "f" {`) can
+    have a comment at the end of a source line before one that goes above: then all
+    go above, but the last, which trails the line if it had code before it."""
+    t = owner.trailing
+    if t is None or t.start in anchored or not owner.leading:
+        return
+    if owner.leading[-1].start < t.start:
+        return
+    comments = sorted([*owner.leading, t], key=lambda c: c.start)
+    last = comments[-1]
+    if last.own_line:
+        owner.leading, owner.trailing = comments, None
+    else:
+        owner.leading, owner.trailing = comments[:-1], last
 
 
 def _holder(spans: Sequence[tuple[int, int, int, Owner]], offset: int) -> Owner | None:

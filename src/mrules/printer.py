@@ -32,8 +32,9 @@ renderer writes the text. The canonical layout:
   stays above the statement it precedes, at that statement's indentation; one at
   the end of a line trails that statement's line after two spaces; comments at
   the end of a block stay before its `}`; comments at the end of the file stay
-  there. A comment inside a one-line statement that was spread over several
-  lines moves above it (or to the end of its line).
+  there. A comment inside a one-line statement or a block's head that was
+  spread over several lines moves above it (or to the end of its line);
+  comments always keep their order.
 * No trailing spaces; a non-empty file ends with exactly one newline.
 """
 
