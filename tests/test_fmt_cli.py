@@ -111,6 +111,34 @@ def test_crlf_and_missing_final_newline_count_as_changes(work: Path) -> None:
     assert (work / "b.mr").read_bytes() == b'list "x"\nlist "y"\n'
 
 
+def test_lone_cr_line_ends_split_the_diff_as_they_split_the_file(work: Path) -> None:
+    """A lone `\r` ends a line for the loader and the LSP: the diff shows a file with
+    old Mac line ends line by line, not as one removed line."""
+    (work / "b.mr").write_bytes(b'list "x"\rlist  "y"\r\rlist "z"')
+    result = _run("--diff", "rules/b.mr")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == (  # `stdout` would read `\r\n` as `\n`
+        b"--- rules/b.mr\n+++ rules/b.mr (formatted)\n@@ -1,4 +1,4 @@\n"
+        b'-list "x"\r\n-list  "y"\r\n-\r\n-list "z"\n\\ No newline at end of file\n'
+        b'+list "x"\n+list "y"\n+\n+list "z"\n'
+    )
+    assert _run("--check", "rules/b.mr").exit_code == 1
+    assert _run("rules/b.mr").exit_code == 0
+    assert (work / "b.mr").read_bytes() == b'list "x"\nlist "y"\n\nlist "z"\n'
+    assert _run("--check", "rules/b.mr").exit_code == 0
+    # Mixed line ends: each line keeps its own in the diff.
+    (work / "b.mr").write_bytes(b'list "x"\r\nlist "y"\rlist "z"\n')
+    result = _run("--diff", "rules/b.mr")
+    assert result.stdout_bytes.split(b"\n")[3:] == [
+        b'-list "x"\r',
+        b'-list "y"\r',
+        b'+list "x"',
+        b'+list "y"',
+        b' list "z"',
+        b"",
+    ]
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ class _Input:
 
     @property
     def raw(self) -> str:
-        """The text as it is in the file, with its BOM and `\r\n` (what --diff compares:
-        `text` has neither, so a file that only needs them gone had an empty diff)."""
+        """The text as it is in the file, with its BOM and `\r\n` or `\r` line ends (what
+        --diff compares: `text` has neither, so a file that only needs them gone had an
+        empty diff)."""
         return self.data.decode("utf-8")
 
 
@@ -50,15 +52,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+"""A line with its end, as the loader splits them; the last may have none."""
+
+
 def unified_diff(before: str, after: str, shown: str) -> str:
     """A unified diff of one file, marking a missing final newline as git does."""
 
     def lines(text: str) -> list[str]:
-        # split at "\n" only: a `\r\n` ending stays on its line (and shows as a change)
-        out = [line + "\n" for line in text.split("\n")]
-        out[-1] = out[-1][:-1]
-        if not out[-1]:
-            out.pop()
+        # Lines end where the loader ends them (`\n`, `\r\n`, a lone `\r`), each with
+        # its own end, so an end fmt changes shows as a change; a lone `\r` gets a `\n`
+        # to end the diff's line.
+        out = [line + "\n" if line.endswith("\r") else line for line in _LINE.findall(text)]
         if out and not out[-1].endswith("\n"):
             out[-1] += "\n\\ No newline at end of file\n"
         return out
