@@ -182,6 +182,22 @@ def test_hints_for_ordinary_mistakes(text: str, hint: str) -> None:
     assert diags and hint in (diags[0].hint or ""), [(d.message, d.hint) for d in diags]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['tag "abc\\\nlist "x"', 'tag "abc\\', 'tag "abc\\  \r\nlist "x"', 'tag "C:\\\\x\\\rlist "x"'],
+)
+def test_a_backslash_at_a_line_end_in_a_string_is_an_unclosed_string(text: str) -> None:
+    """Not an "unknown escape '\\'": a string stays on one line, and a backslash at
+    its end does not continue it."""
+    d = load_text(text, "x.mr").diagnostics[0]
+    assert d.code == "MR004"
+    assert d.message == "string not closed on its line"
+    assert d.start == text.index('"')  # the string, from its opening quote
+    assert text[d.end - 1] != " " and text[d.start : d.end].rstrip().endswith("\\")
+    assert 'close it with "' in (d.hint or "")
+    assert "\\\\" in (d.hint or "")
+
+
 def test_word_hints_are_for_words_the_language_never_uses() -> None:
     from mrules.parser import lark_parser
 

@@ -1738,6 +1738,18 @@ def _string_diagnostic(text: str, pos: int, path: str) -> Diagnostic:
             i += 1
             continue
         escape = _VALID_ESCAPE.match(text, i)
+        if escape is None and not text[i + 1 : end].strip(" \t"):
+            # `"abc\` at a line's end: no escape, a string that does not go on
+            return Diagnostic(
+                code="MR004",
+                severity=Severity.ERROR,
+                path=path,
+                start=pos,
+                end=i + 1,
+                message="string not closed on its line",
+                hint="a string stays on one line and a \\ at its end does not continue it: "
+                'close it with "; a backslash in a name is written \\\\',
+            )
         if escape is None:
             shown = _BAD_ESCAPE.match(text, i, end).group()  # type: ignore[union-attr]
             return Diagnostic(
