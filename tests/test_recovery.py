@@ -175,6 +175,22 @@ def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
         ('settings { a = 1\n "x" }', "a setting is a name, `=` and a value"),
         ('scoring { "x" +1 }', "a scoring row is an activity and a signed number"),
         ("sync salesforce { 5 minutes }", "a sync block holds `objects lead, contact`"),
+        ('form "F"\non submit of form "F" { create crm task "C" ( in 1 day) }', "`due in 3 days`"),
+        ('form "F"\non submit of form "F" { create crm task "C" (due 1 day) }', "`due in 3 days`"),
+        ('grading profile "P" { "Location" 3/3 }', '`criterion "Industry" 2/3`'),
+        ('group "G" ["a@b.c", "d@e.f"] ]', "this `]` closes no list: delete it"),
+        ('form "F"\non submit of form "F" { score +1 ) }', "this `)` closes no `(`"),
+        ('field f: picklist ["a", "b" field g: text', "closed with ']'"),
+        ('field f: picklist ["a", "b"\nfield g: text', "close its list with ']'"),
+        ('field f: picklist ["a"] "b"', "put it inside the brackets"),
+        (
+            'automation rule "r" priority 1 { when all { title is ["a"] "b" } }',
+            "inside the brackets",
+        ),
+        ('on submit of form "F" { set f = ["a"] ( }', "ends the statement before this"),
+        ("sync s { objects lead, contact, account, }", "a name follows each ','"),
+        ('sync s { objects lead, contact, "Account" }', "without quotes: account"),
+        ("sync s { objects lead, contact, , account }", "nothing before this ','"),
     ],
 )
 def test_hints_for_ordinary_mistakes(text: str, hint: str) -> None:

@@ -1380,6 +1380,10 @@ _PLACE_HINTS: tuple[tuple[frozenset[str], str], ...] = (
         "a rule holds `when all { … }`, `then { … }`, `repeat every 30 days` and `paused`",
     ),
     (
+        frozenset({"CRITERION"}),
+        'a grading profile holds criteria: `criterion "Industry" 2/3`',
+    ),
+    (
         frozenset({"OBJECTS", "MATCH", "MAP"}),
         "a sync block holds `objects lead, contact`, `match by email`, `every 5 minutes`, "
         '`map company <-> "Company" prefer crm`…',
@@ -1434,11 +1438,36 @@ def _character_hint(text: str, pos: int, err: UnexpectedInput) -> str | None:
     return None
 
 
+_CLOSERS = {"RSQB": "list", "RPAR": "`(`"}
+_BARE_WORD = re.compile(r"[a-z_][a-z0-9_]*")
+_STRING_LIST_HINT = (
+    "a list is quoted strings separated by ',', closed with ']': `[\"VP\", \"CEO\"]`"
+)
+_TASK_OPTIONS_HINT = (
+    'task options are `due in 3 days`, `priority "High"`, `status "Not Started"` and'
+    ' `owner "alan@getcloudy.com"`, separated by \',\': `(due in 3 days, priority "High")`'
+)
+
+
+def _task_options_hint(err: UnexpectedInput) -> str | None:
+    """An error inside `create crm task "…" ( … )`, the only parentheses of the language."""
+    stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
+    for value in reversed(stack):
+        if isinstance(value, Token) and value.type in ("RPAR", "LBRACE", "SEMICOLON"):
+            return None  # `( … )` closed, or not in one
+        if isinstance(value, Token) and value.type == "LPAR":
+            return _TASK_OPTIONS_HINT
+    return None
+
+
 def _token_hint(err: UnexpectedToken, text: str) -> str | None:
     """What an unexpected token that no known mistake explains was probably meant to be."""
     tok = err.token
     expected = set(err.expected)
     word = str(tok)
+    # what is not reduced yet: a list or task options just closed is still `[` ... `]`
+    stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
+    types = [v.type for v in stack if isinstance(v, Token)]
     if "STRING" in expected and tok.type not in ("STRING", "$END") and _WORD_RE.fullmatch(word):
         bare = _BARE_NAME.match(text, tok.start_pos or 0)
         return f'names are quoted strings: "{bare.group() if bare else word}"'
@@ -1455,9 +1484,36 @@ def _token_hint(err: UnexpectedToken, text: str) -> str | None:
         return "there is nothing before this ',': delete it"
     if tok.type == "SEMICOLON":
         return "a ';' ends a statement: there is none before this one; delete it"
+    if expected == {"NAME"} and tok.type == "STRING":
+        inner = word[1:-1]
+        if _BARE_WORD.fullmatch(inner.lower()):
+            return f"this name is written bare, without quotes: {inner.lower()}"
+        return "a bare name goes here (lowercase letters, digits and _), without quotes"
+    last = getattr(stack[-1], "type", None) if stack else None
+    if expected == {"NAME"} and last == "COMMA":
+        return "a name follows each ',': write one, or delete the ','"
+    if tok.type in _CLOSERS and tok.type not in expected:
+        opener = "LSQB" if tok.type == "RSQB" else "LPAR"
+        if types.count(opener) <= types.count(tok.type):
+            return f"this `{word}` closes no {_CLOSERS[tok.type]}: delete it"
+    if "RSQB" in expected and expected <= {"COMMA", "RSQB", "STRING"}:
+        return _STRING_LIST_HINT
     if tok.type == "LBRACE" and "LBRACE" not in expected:
         return 'this `{` opens no block: a block follows a rule\'s head (`on submit of form "F" {`)'
-    if {"AUTOMATION", "INCLUDE", "FIELD"} <= expected:  # the item before may end here
+    top_level = {"AUTOMATION", "INCLUDE", "FIELD"} <= expected  # the item before may end here
+    if not top_level and last == "RSQB":
+        # Right after a list `[…]` the parser is in a state that lists and expects what
+        # may follow one anywhere; what opened no block is at the top level.
+        if tok.type == "STRING":
+            return "to add this string to the list, put it inside the brackets, after a ','"
+        if types.count("LBRACE") <= types.count("RBRACE"):
+            top_level = True
+        else:
+            return (
+                "the list `[…]` ends the statement before this: what follows it must start"
+                " a new statement"
+            )
+    if top_level:
         return (
             "a top-level item starts with a keyword (`list`, `form`, `on`, `automation rule`, "
             "…): is the item before it complete?"
@@ -1649,6 +1705,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 or _keyword_case_hint(str(tok), set(err.expected))
                 or _did_you_mean(str(tok), err.expected)
                 or _token_hint(err, text)
+                or _task_options_hint(err)
                 or _template_hint(err)
                 or _place_hint(err)
             )
@@ -2108,4 +2165,8 @@ def _unfinished_hint(expected: object) -> str:
     names = set(expected or ())  # type: ignore[call-overload]
     if any(_terminal_patterns().get(n) == "}" for n in names):
         return "the item before it may be missing its closing '}'"
+    if "RSQB" in names:
+        return "the item before it is unfinished: close its list with ']'"
+    if "RPAR" in names:
+        return "the item before it is unfinished: close its task options with ')'"
     return "the item before it is unfinished"

@@ -8,6 +8,7 @@ the diff.
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from mrules import ast
+from mrules.comments import scan
 from mrules.diagnostics import render_text
 from mrules.parser import lark_parser, parse_recovering, parse_text
 from mrules.source import Source
@@ -91,6 +93,40 @@ def test_every_syntax_error_has_a_hint_of_its_own(path: Path) -> None:
         if d.code in SYNTAX_CODES:
             assert d.hint, f"{d.path}: no hint for {d.message}"
             assert not d.hint.startswith("expected "), f"{d.path}: {d.hint}"
+
+
+def _damaged(text: str, rng: random.Random) -> str:
+    """The text with one token deleted, doubled, swapped with the next, or replaced by
+    (or preceded by) another token of the file."""
+    tokens, _ = scan(text)
+    i = rng.randrange(len(tokens))
+    t, other = tokens[i], rng.choice(tokens)
+    op = rng.choice(["delete", "double", "swap", "insert", "replace"])
+    if op == "delete":
+        return text[: t.start] + text[t.end :]
+    if op == "double":
+        return text[: t.end] + " " + t.text + text[t.end :]
+    if op == "swap" and i + 1 < len(tokens):
+        u = tokens[i + 1]
+        return text[: t.start] + u.text + text[t.end : u.start] + t.text + text[u.end :]
+    if op == "insert":
+        return text[: t.start] + other.text + " " + text[t.start :]
+    return text[: t.start] + other.text + text[t.end :]
+
+
+def test_every_syntax_error_in_damaged_valid_files_has_a_hint() -> None:
+    """The valid corpus with one token damaged, seeded: every syntax error `mrules
+    lint` reports has a hint (before, about 1.5% of such files had one without)."""
+    rng = random.Random(20261203)
+    texts = [t for t in map(_read, VALID) if len(scan(t)[0]) > 2]
+    missing = []
+    for _ in range(600):
+        text = _damaged(rng.choice(texts), rng)
+        for d in parse_recovering(text, "damaged.mr").diagnostics:
+            if d.code in SYNTAX_CODES and (not d.hint or d.hint.startswith("expected ")):
+                line = text[text.rfind("\n", 0, d.start) + 1 : d.start + 20]
+                missing.append((d.message, line))
+    assert not missing, missing
 
 
 def _named_rules() -> set[str]:
