@@ -157,6 +157,42 @@ def test_a_failure_on_the_second_task_call_counts_the_tasks_of_the_first(
     assert "201 record(s) created, 200 task(s)" in r.output, r.output
 
 
+def test_a_failure_on_the_second_lead_call_counts_the_leads_of_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leads are created 200 a call: when the second call is refused for good, the exit-4
+    message said "nothing of this cycle was written to the CRM" and `sync status` the
+    same, with 200 leads in the CRM. The next cycle finds them and creates none twice."""
+    org = Org(tmp_path, TASK_RULES)
+    org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
+    original = EmulatedCrm.create
+    calls: list[int] = []
+
+    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Lead":
+            calls.append(len(records))
+            if len(calls) == 2:
+                raise CrmCallError(
+                    "INSUFFICIENT_ACCESS", "no access to Lead", transient=False, http_status=403
+                )
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 4, r.output
+    assert calls == [200, 1]
+    assert len(org.crm_rows("Lead")) == 200
+    assert "nothing of this cycle was written" not in r.output, r.output
+    assert "had written to the CRM: 200 record(s) created" in r.output, r.output
+    assert org.status()["failed_cycle"]["created"] == 200  # type: ignore[index]
+
+    monkeypatch.setattr(EmulatedCrm, "create", original)  # access given
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.exit_code == 0, r.output
+    leads = org.crm_rows("Lead")
+    assert len(leads) == 201 and len({str(x["Email"]).lower() for x in leads}) == 201
+
+
 def test_status_after_a_first_cycle_that_failed_mid_apply(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

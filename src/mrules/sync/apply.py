@@ -167,10 +167,22 @@ def _converted(result: WriteResult) -> bool:
 
 def _write(crm: Any, how: str, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
     out: list[WriteResult] = []
-    for chunk in _chunks(records):
-        fn = crm.create if how == "create" else crm.update
-        out += fn(sobject, list(chunk))
+    fn = crm.create if how == "create" else crm.update
+    try:
+        for chunk in _chunks(records):
+            out += fn(sobject, list(chunk))
+    except CrmCallError as e:
+        _count_written(e, how, out)
+        raise
     return out
+
+
+def _count_written(e: CrmCallError, how: str, results: list[WriteResult]) -> None:
+    """Add to a failed call's `written` the records `results` (earlier calls) wrote."""
+    done = sum(1 for r in results if r.success)
+    if done:
+        key = "created" if how == "create" else "updated"
+        e.written[key] = e.written.get(key, 0) + done
 
 
 def _write_keeping(
@@ -207,7 +219,11 @@ def _write_keeping(
                     records[i] = keep
                     again.append(i)
         if again:
-            retried = _write(crm, how, sobject, [records[i] for i in again])
+            try:
+                retried = _write(crm, how, sobject, [records[i] for i in again])
+            except CrmCallError as e:
+                _count_written(e, how, results)  # those of the rounds before
+                raise
             for i, r in zip(again, retried, strict=True):
                 results[i] = r
         todo = again
@@ -471,6 +487,8 @@ def apply_plan(
         _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail, report)
     except CrmCallError as e:
         if not e.transient:
+            report.created += e.written.get("created", 0)  # by the failed write's first calls
+            report.updated += e.written.get("updated", 0)
             _record_failure(db, plan["at"], e, report)
             raise _stopped(e, report) from e
         transient = str(e)
