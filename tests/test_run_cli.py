@@ -601,3 +601,25 @@ def test_a_postgresql_store_without_psycopg_is_a_usage_error(tmp_path: Path, url
     assert "needs psycopg: pip install 'mrules[postgres]'" in res.stderr
     assert "names a folder" not in res.stderr and "Traceback" not in res.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_explain_shows_the_opt_out_of_an_unsubscribe_after_a_field_opted_in(
+    tmp_path: Path,
+) -> None:
+    """`opted_out: false` given in a form's fields, then an `unsubscribe`: the prospect is
+    opted out, but explain's fields still said `opted_out = false`, from the form."""
+    events, store = tmp_path / "o.jsonl", tmp_path / "o.db"
+    events.write_text(
+        '{"ts":"2026-11-02T09:00:00Z","type":"prospect_update","prospect":"o@x.com",'
+        '"fields":{"opted_out":true}}\n'
+        '{"ts":"2026-11-02T09:01:00Z","type":"prospect_update","prospect":"o@x.com",'
+        '"fields":{"opted_out":false}}\n'
+        '{"ts":"2026-11-02T09:02:00Z","type":"unsubscribe","prospect":"o@x.com"}\n'
+    )
+    assert invoke("run", str(ROOT / RULES), str(events), "--store", str(store), "-q").exit_code == 0
+    assert export(store)["o@x.com"]["opted_out"] is True
+    ex = explain_json("o@x.com", store)
+    [opted] = [r for r in ex["fields"] if r["args"]["field"] == "opted_out"]
+    assert (opted["action"], opted["after"], opted["event"]["line"]) == ("opt out", True, 3)
+    text = invoke("explain", "o@x.com", "--store", str(store)).stdout
+    assert "opted_out = true: event unsubscribe" in text and "opted_out = false" not in text

@@ -90,6 +90,8 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
             tags.pop(args["tag"], None)
         elif action is Action.SET_FIELD:
             fields[args["field"]] = r
+        elif action is Action.OPT_OUT:  # an unsubscribe sets the `opted_out` field too
+            fields["opted_out"] = {**r, "args": {**args, "field": "opted_out"}}
         elif action is Action.ASSIGN:
             assignment = r
         elif action in (Action.GRADING, Action.CHANGE_PROFILE, Action.GRADE):
