@@ -137,12 +137,27 @@ class Settlement(EngineParts):
             # first read the membership from before the change, and its match stuck).
             for dl in dyn:
                 dynamic(c, dl)
+            if changed and cs.dynamic_by_fact.get("list"):
+                self._chained_lists(c)
             for rule in rules:
                 if rule.repeat_seconds is None and p.latched & rule.bit:
                     continue  # matched once, never again (checked again in _try_rule)
                 try_rule(c, rule)
         if changed:
             self._unsettled(c, changed)
+
+    def _chained_lists(self, c: Context) -> None:
+        """A list changed by the lists' update: the lists that read lists follow it now, in
+        as many passes as there are dynamic lists (a list declared before the one it reads
+        needs a second), so the rules of this round read them up to date."""
+        cs, dynamic = self.cs, self._dynamic
+        readers = [cs.dynamic_lists[i] for i in cs.dynamic_by_fact["list"]]
+        for _ in range(len(cs.dynamic_lists)):
+            mark = self.seq
+            for dl in readers:
+                dynamic(c, dl)
+            if self.seq == mark:
+                return
 
     def _candidates_for(
         self, key: frozenset[str]
