@@ -123,6 +123,7 @@ class Settlement(EngineParts):
             self._fresh = None
         rounds = len(cs.rules) + len(cs.dynamic_lists) + 2
         try_rule, dynamic = self._try_rule, self._dynamic
+        dynamic_lists = bool(cs.dynamic_lists)
         for _ in range(rounds):
             if not changed:
                 return
@@ -142,7 +143,19 @@ class Settlement(EngineParts):
             for rule in rules:
                 if rule.repeat_seconds is None and p.latched & rule.bit:
                     continue  # matched once, never again (checked again in _try_rule)
+                mark = self.seq
                 try_rule(c, rule)
+                if self.seq != mark and dynamic_lists:
+                    # the lists that read what the rule changed follow before the next
+                    # rule of the round reads them
+                    now_key = frozenset(changed)
+                    now_found = self._candidates.get(now_key)
+                    if now_found is None:
+                        now_found = self._candidates[now_key] = self._candidates_for(now_key)
+                    for dl in now_found[1]:
+                        dynamic(c, dl)
+                    if "list" in changed and cs.dynamic_by_fact.get("list"):
+                        self._chained_lists(c)
         if changed:
             self._unsettled(c, changed)
 
