@@ -859,26 +859,7 @@ def make_plan(
                 )
                 # A link made earlier in this cycle, moved: one prospect linked, not two.
                 again = {"again": True} if current is not None and links.is_new(email) else {}
-                plan.inbound.append(
-                    {
-                        "op": "link",
-                        "prospect": email,
-                        "object": obj,
-                        "crm_id": r.id,
-                        "why": why,
-                        **again,
-                        "event": event(
-                            "crm_update",
-                            email,
-                            object=obj,
-                            crm_id=r.id,
-                            **({"user": owner} if owner else {}),
-                        ),
-                    }
-                )
-                links.set(email, (obj, r.id, {}, {}, False), new=True)
-                links.take_crm(r.id, email)
-                changed[email] = r
+                _link(plan, links, changed, event, email, r, owner, why, **again)
             if page:  # what a merge in a later page may need of this one
                 last = page[-1].system_modstamp
                 if last != window_stamp:
@@ -1375,27 +1356,44 @@ def _link_unlinked(
             continue
         if links.by_crm(r.id) is not None:
             continue  # another prospect has the record
-        obj = r.sobject.lower()
         owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
-        plan.inbound.append(
-            {
-                "op": "link",
-                "prospect": email,
-                "object": obj,
-                "crm_id": r.id,
-                "why": "same email (match by email)",
-                "event": event(
-                    "crm_update",
-                    email,
-                    object=obj,
-                    crm_id=r.id,
-                    **({"user": owner} if owner else {}),
-                ),
-            }
-        )
-        links.set(email, (obj, r.id, {}, {}, False), new=True)
-        links.take_crm(r.id, email)
-        changed[email] = r
+        _link(plan, links, changed, event, email, r, owner, "same email (match by email)")
+
+
+def _link(
+    plan: Plan,
+    links: Any,
+    changed: Any,
+    event: Any,
+    email: str,
+    r: Record,
+    owner: str | None,
+    why: str,
+    **again: bool,
+) -> None:
+    """Link the prospect `email` to the record `r` read from the CRM (a `link` op, the
+    link as this plan leaves it, and the record's values to merge below)."""
+    obj = r.sobject.lower()
+    plan.inbound.append(
+        {
+            "op": "link",
+            "prospect": email,
+            "object": obj,
+            "crm_id": r.id,
+            "why": why,
+            **again,
+            "event": event(
+                "crm_update",
+                email,
+                object=obj,
+                crm_id=r.id,
+                **({"user": owner} if owner else {}),
+            ),
+        }
+    )
+    links.set(email, (obj, r.id, {}, {}, False), new=True)
+    links.take_crm(r.id, email)
+    changed[email] = r
 
 
 def _find_existing(
