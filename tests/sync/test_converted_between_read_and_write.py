@@ -12,6 +12,7 @@ import pytest
 from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.port import LeadConvert
 
+from .org import Org
 from .world import T0, World, ev
 
 
@@ -69,82 +70,6 @@ sync salesforce {
 }
 """
 
-
-def test_a_membership_refused_as_converted_lead_goes_to_the_contact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The membership was dropped: the refusal counted as done, with an error, and the
-    contact the lead became never joined the campaign."""
-    from click.testing import CliRunner
-
-    from mrules.cli import main
-
-    def ok(*args: str) -> str:
-        r = CliRunner().invoke(main, list(args), catch_exceptions=False)
-        assert r.exit_code == 0, (args, r.output)
-        return r.output
-
-    rules, store = tmp_path / "rules.mr", tmp_path / "s.db"
-    rules.write_text(MEMBER_RULES, "utf-8")
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    (seed / "org.json").write_text(json.dumps({"clock": "2026-11-01T00:00:00Z"}), "utf-8")
-    (seed / "Campaign.csv").write_text("Id,Name\ncamp-c,C\n", "utf-8")
-    (seed / "CampaignMemberStatus.csv").write_text(
-        "CampaignId,Label,HasResponded,IsDefault\n"
-        "camp-c,Sent,false,true\ncamp-c,Responded,true,false\n",
-        "utf-8",
-    )
-    (seed / "User.csv").write_text(
-        "Id,Username,Email,LastName\nalan,alan@x.example,alan@x.example,Alan\n", "utf-8"
-    )
-    ok("crm", "load", str(seed), "--store", str(store))
-    events = tmp_path / "ev.jsonl"
-
-    def submit(*lines: tuple[str, str]) -> None:
-        with events.open("a") as f:
-            for ts, form in lines:
-                e = {"ts": ts, "type": "form_submit", "prospect": "ann@ex.org", "asset": form}
-                f.write(json.dumps(e) + "\n")
-        ok("run", str(rules), str(events), "--store", str(store))
-
-    def sync(until: str) -> str:
-        return ok("sync", "run", "--rules", str(rules), "--store", str(store), "--until", until)
-
-    submit(("2026-11-02T09:00:00Z", "F"))
-    sync("2026-11-02T09:00:00Z")
-    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
-    try:
-        (lead,) = [r.id for r in crm.records("Lead")]
-    finally:
-        crm.close()
-    submit(("2026-11-02T09:05:00Z", "G"))
-    original = EmulatedCrm.create
-    raced: list[str] = []
-
-    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "CampaignMember" and not raced:
-            raced.append(sobject)  # sales convert the lead as the membership is sent
-            [res] = self.convert_leads([LeadConvert(lead, do_not_create_opportunity=True)])
-            assert res.success, res.errors
-        return original(self, sobject, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "create", create)
-    first = sync("2026-11-02T09:10:00Z")
-    assert raced
-    monkeypatch.setattr(EmulatedCrm, "create", original)
-    sync("2026-11-02T09:40:00Z")
-    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
-    try:
-        (contact,) = [r.id for r in crm.records("Contact")]
-        members = [dict(r.fields) for r in crm.records("CampaignMember")]
-    finally:
-        crm.close()
-    assert [m.get("ContactId") for m in members] == [contact], first
-    status = json.loads(ok("sync", "status", "--store", str(store), "--format", "json"))
-    assert status["errors"] == 0 and status["queue"] == 0, status
-
-
 TASK_RULES = """
 user "alan@x.example"
 form "F"
@@ -158,70 +83,39 @@ sync salesforce {
 """
 
 
-def test_a_task_refused_as_converted_lead_goes_to_the_contact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("rules", "sobject", "who"),
+    [(MEMBER_RULES, "CampaignMember", "ContactId"), (TASK_RULES, "Task", "WhoId")],
+    ids=["membership", "task"],
+)
+def test_work_refused_as_converted_lead_goes_to_the_contact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rules: str, sobject: str, who: str
 ) -> None:
-    """A task for a lead converted since the plan read it: the local CRM made it on the
-    dead lead (Salesforce refuses it: cannot reference converted lead), and a refusal
-    was counted as done, with an error. The task waits, and goes to the contact."""
-    from click.testing import CliRunner
-
-    from mrules.cli import main
-
-    def ok(*args: str) -> str:
-        r = CliRunner().invoke(main, list(args), catch_exceptions=False)
-        assert r.exit_code == 0, (args, r.output)
-        return r.output
-
-    rules, store = tmp_path / "rules.mr", tmp_path / "s.db"
-    rules.write_text(TASK_RULES, "utf-8")
-    seed = tmp_path / "seed"
-    seed.mkdir()
-    (seed / "org.json").write_text(json.dumps({"clock": "2026-11-01T00:00:00Z"}), "utf-8")
-    (seed / "User.csv").write_text(
-        "Id,Username,Email,LastName\nalan,alan@x.example,alan@x.example,Alan\n", "utf-8"
-    )
-    ok("crm", "load", str(seed), "--store", str(store))
-    events = tmp_path / "ev.jsonl"
-
-    def submit(ts: str, form: str) -> None:
-        with events.open("a") as f:
-            e = {"ts": ts, "type": "form_submit", "prospect": "ann@ex.org", "asset": form}
-            f.write(json.dumps(e) + "\n")
-        ok("run", str(rules), str(events), "--store", str(store))
-
-    def sync(until: str) -> str:
-        return ok("sync", "run", "--rules", str(rules), "--store", str(store), "--until", until)
-
-    submit("2026-11-02T09:00:00Z", "F")
-    sync("2026-11-02T09:00:00Z")
-    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
-    try:
-        (lead,) = [r.id for r in crm.records("Lead")]
-    finally:
-        crm.close()
-    submit("2026-11-02T09:05:00Z", "G")
+    """A campaign membership or a task for a lead converted since the plan read it: the
+    refusal (cannot reference converted lead) was counted as done, with an error, and the
+    contact the lead became never got it (the local CRM even made the task on the dead
+    lead). The work waits, and goes to the contact."""
+    org = Org(tmp_path, rules)
+    org.submit(("2026-11-02T09:00:00Z", "ann@ex.org", "F"))
+    org.sync("run", "--until", "2026-11-02T09:00:00Z")
+    (lead,) = [r["Id"] for r in org.crm_rows("Lead")]
+    org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "G"))
     original = EmulatedCrm.create
     raced: list[str] = []
 
-    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "Task" and not raced:
-            raced.append(sobject)  # sales convert the lead as the task is sent
-            [res] = self.convert_leads([LeadConvert(lead, do_not_create_opportunity=True)])
+    def create(self: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
+        if name == sobject and not raced:
+            raced.append(name)  # sales convert the lead as the work is sent
+            [res] = self.convert_leads([LeadConvert(str(lead), do_not_create_opportunity=True)])
             assert res.success, res.errors
-        return original(self, sobject, records, **kw)
+        return original(self, name, records, **kw)
 
     monkeypatch.setattr(EmulatedCrm, "create", create)
-    first = sync("2026-11-02T09:10:00Z")
-    assert raced
+    first = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert first.exit_code == 0 and raced, first.output
     monkeypatch.setattr(EmulatedCrm, "create", original)
-    sync("2026-11-02T09:40:00Z")
-    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
-    try:
-        (contact,) = [r.id for r in crm.records("Contact")]
-        tasks = [dict(r.fields) for r in crm.records("Task")]
-    finally:
-        crm.close()
-    assert [t["WhoId"] for t in tasks] == [contact], first
-    status = json.loads(ok("sync", "status", "--store", str(store), "--format", "json"))
+    assert org.sync("run", "--until", "2026-11-02T09:40:00Z").exit_code == 0
+    (contact,) = [r["Id"] for r in org.crm_rows("Contact")]
+    assert [row.get(who) for row in org.crm_rows(sobject)] == [contact], first.output
+    status = org.status()
     assert status["errors"] == 0 and status["queue"] == 0, status

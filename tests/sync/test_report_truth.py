@@ -3,16 +3,15 @@ CRM, a refusal is an error (not a write), and a cycle whose work waits is not id
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mrules.cli import main
 from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmCallError
+
+from .org import Org
 
 T0 = "2026-11-02T09:00:00Z"
 
@@ -31,59 +30,6 @@ sync salesforce {
   every 10 minutes batch 800
 }
 """
-
-
-class Org:
-    """A store, its local CRM (one user, campaign "C") and a rule file, driven by the CLI."""
-
-    def __init__(self, tmp: Path, rules: str) -> None:
-        self.tmp = tmp
-        self.rules = tmp / "rules.mr"
-        self.rules.write_text(rules, "utf-8")
-        self.store = tmp / "s.db"
-        self.events = tmp / "ev.jsonl"
-        seed = tmp / "seed"
-        seed.mkdir()
-        (seed / "org.json").write_text(json.dumps({"clock": "2026-11-01T00:00:00Z"}), "utf-8")
-        (seed / "User.csv").write_text(
-            "Id,Username,Email,LastName\nalan,alan@x.example,alan@x.example,Alan\n", "utf-8"
-        )
-        (seed / "Campaign.csv").write_text("Id,Name\ncamp-c,C\n", "utf-8")
-        (seed / "CampaignMemberStatus.csv").write_text(
-            "CampaignId,Label,HasResponded,IsDefault\n"
-            "camp-c,Sent,false,true\ncamp-c,Responded,true,false\n",
-            "utf-8",
-        )
-        self.ok("crm", "load", str(seed), "--store", str(self.store))
-
-    def cli(self, *args: str) -> Result:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    def ok(self, *args: str) -> str:
-        r = self.cli(*args)
-        assert r.exit_code == 0, (args, r.output)
-        return r.output
-
-    def submit(self, *lines: tuple[str, str, str]) -> None:
-        with self.events.open("a") as f:
-            for ts, who, form in lines:
-                e = {"ts": ts, "type": "form_submit", "prospect": who, "asset": form}
-                f.write(json.dumps(e) + "\n")
-        self.ok("run", str(self.rules), str(self.events), "--store", str(self.store))
-
-    def sync(self, *args: str) -> Result:
-        return self.cli("sync", *args, "--rules", str(self.rules), "--store", str(self.store))
-
-    def status(self) -> dict[str, object]:
-        out = self.ok("sync", "status", "--store", str(self.store), "--format", "json")
-        return json.loads(out)  # type: ignore[no-any-return]
-
-    def crm_rows(self, sobject: str) -> list[dict[str, object]]:
-        crm = EmulatedCrm.open(self.tmp / "s.crm.db", create=False)
-        try:
-            return [dict(r.fields) for r in crm.records(sobject)]
-        finally:
-            crm.close()
 
 
 def test_a_task_and_a_membership_refused_for_good_are_errors_not_writes(tmp_path: Path) -> None:
