@@ -31,6 +31,7 @@ from lark.utils import TextSlice
 
 from mrules import ast
 from mrules.diagnostics import Diagnostic, Severity
+from mrules.symbols import FIELD_TYPES
 
 __all__ = [
     "BAD_STRING_CHAR",
@@ -1449,6 +1450,11 @@ _TASK_OPTIONS_HINT = (
 )
 
 
+_UNCLOSED_TASK_OPTIONS_HINT = (
+    "the task options are not closed: end them with ')': `(due in 3 days, priority \"High\")`"
+)
+
+
 def _task_options_hint(err: UnexpectedInput) -> str | None:
     """An error inside `create crm task "…" ( … )`, the only parentheses of the language."""
     stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
@@ -1456,8 +1462,23 @@ def _task_options_hint(err: UnexpectedInput) -> str | None:
         if isinstance(value, Token) and value.type in ("RPAR", "LBRACE", "SEMICOLON"):
             return None  # `( … )` closed, or not in one
         if isinstance(value, Token) and value.type == "LPAR":
+            if _unclosed(err, value):
+                return _UNCLOSED_TASK_OPTIONS_HINT
             return _TASK_OPTIONS_HINT
     return None
+
+
+def _unclosed(err: UnexpectedInput, lpar: Token) -> bool:
+    """Whether the error is past the end of the `( … )` it is in: a `}` or a later line,
+    where `)` would do."""
+    expected = getattr(err, "expected", None) or getattr(err, "allowed", None) or ()
+    if "RPAR" not in expected:
+        return False
+    tok = getattr(err, "token", None)
+    line = tok.line if isinstance(tok, Token) else getattr(err, "line", None)
+    return (isinstance(tok, Token) and tok.type == "RBRACE") or (
+        line is not None and lpar.line is not None and line > lpar.line
+    )
 
 
 def _token_hint(err: UnexpectedToken, text: str) -> str | None:
@@ -1608,8 +1629,9 @@ def _terminal_patterns() -> dict[str, str]:
     return out
 
 
-def _expected_phrase(expected: set[str]) -> str:
-    words = sorted({_describe_terminal(e) for e in expected})
+def _expected_phrase(expected: Iterable[str], name: str = TERMINAL_NAMES["NAME"]) -> str:
+    """The expected terminals in words; `name` says what a bare name stands for there."""
+    words = sorted({name if e == "NAME" else _describe_terminal(e) for e in expected})
     if len(words) > 8:
         words = [*words[:8], "…"]
     if len(words) == 1:
@@ -1678,7 +1700,62 @@ def _end_of_file_hint(expected: Iterable[str]) -> str:
     return "the file ends in the middle of a statement: complete it or remove it"
 
 
+def _narrow_expected(err: UnexpectedInput) -> None:
+    """Keep, of what the parser state lists as expected, what it would really accept.
+
+    An LALR state that ends a construct used in several places (a `[...]` list closes
+    a picklist, a group, campaign statuses, scoring folders) lists every follower of
+    every place; only carrying out its reductions on the real stack tells which one
+    follows here. Lark's interactive parser does that for each candidate.
+    """
+    parser = getattr(err, "interactive_parser", None)
+    if parser is None or not isinstance(err, UnexpectedToken):
+        return  # characters no terminal matches: the lexer's own list says what could
+    try:
+        accepted = set(parser.accepts())
+    except Exception:  # an error state Lark cannot replay: keep the table's list
+        return
+    if accepted:
+        err.expected = accepted
+
+
+def _name_meaning(err: UnexpectedInput) -> str:
+    """What a bare name (the NAME terminal) stands for where the error is."""
+    stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
+    types = [v.type for v in stack if isinstance(v, Token)]
+    last = types[-1] if types else ""
+    if last == "SYNC":
+        return "the CRM's name, like salesforce"
+    if last == "AS":
+        return "a CRM field type, like text or number"
+    if last == "COLON" and types[-3:-2] == ["FIELD"]:
+        return "a field type (" + ", ".join(FIELD_TYPES) + ")"
+    if last == "OBJECTS" or (last == "COMMA" and "OBJECTS" in types[-4:]):
+        return "a CRM object, like lead or contact"
+    block = _open_block(types)
+    if block == "SETTINGS":
+        return "a setting's name"
+    if block == "SCORING":
+        return "a scoring row's name (like `page view`)"
+    return TERMINAL_NAMES["NAME"]
+
+
+def _open_block(types: list[str]) -> str | None:
+    """The keyword that opened the innermost block still open, if any."""
+    depth = 0
+    for i in range(len(types) - 1, -1, -1):
+        if types[i] == "RBRACE":
+            depth += 1
+        elif types[i] == "LBRACE":
+            if depth == 0:
+                return types[i - 1] if i else None
+            depth -= 1
+    return None
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    _narrow_expected(err)
+    name = _name_meaning(err)
     hint = _hint_for(err, text)
     if isinstance(err, UnexpectedToken):
         tok = err.token
@@ -1690,7 +1767,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 path=path,
                 start=start,
                 end=end,
-                message=f"unexpected end of file; expected {_expected_phrase(err.expected)}",
+                message=f"unexpected end of file; expected {_expected_phrase(err.expected, name)}",
                 hint=hint or _end_of_file_hint(err.expected),
             )
         start = tok.start_pos or 0
@@ -1715,7 +1792,8 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             path=path,
             start=start,
             end=end,
-            message=f"unexpected {_token_phrase(tok)}; expected {_expected_phrase(err.expected)}",
+            message=f"unexpected {_token_phrase(tok)}; expected "
+            + _expected_phrase(err.expected, name),
             hint=hint,
         )
     if isinstance(err, UnexpectedCharacters):
@@ -1727,7 +1805,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         if exponent is not None:
             return exponent
         allowed = set(err.allowed or ())
-        expected = ("expected " + _expected_phrase(allowed)) if allowed else None
+        expected = ("expected " + _expected_phrase(allowed, name)) if allowed else None
         word = _WORD_RE.match(text, pos)
         if word is not None:
             shown = word.group()
@@ -2145,13 +2223,14 @@ def _piece_diagnostic(
         stop = word.end() if word else end + 1
         shown = word.group() if word else text[end : end + 1]
         expected = getattr(err, "expected", None)
+        name = _name_meaning(err)
         return diag.model_copy(
             update={
                 "code": "MR001",
                 "start": end,
                 "end": stop,
                 "message": f"unexpected '{shown}'"
-                + (f"; expected {_expected_phrase(expected)}" if expected else ""),
+                + (f"; expected {_expected_phrase(expected, name)}" if expected else ""),
                 "hint": diag.hint
                 if diag.hint and "closing '}'" not in diag.hint
                 else _unfinished_hint(expected),
