@@ -52,6 +52,13 @@ class Org:
                 f.write(json.dumps(e) + "\n")
         self.ok("run", str(self.rules), str(self.events), "--store", str(self.store))
 
+    def update(self, ts: str, who: str, fields: dict[str, object]) -> None:
+        """A `prospect_update` of `who`'s fields, run."""
+        e = {"ts": ts, "type": "prospect_update", "prospect": who, "fields": fields}
+        with self.events.open("a") as f:
+            f.write(json.dumps(e) + "\n")
+        self.ok("run", str(self.rules), str(self.events), "--store", str(self.store))
+
     def sync(self, *args: str) -> Result:
         return self.cli("sync", *args, "--rules", str(self.rules), "--store", str(self.store))
 

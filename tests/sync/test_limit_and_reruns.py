@@ -231,7 +231,7 @@ def test_tasks_over_the_salesforce_adapter_are_looked_for_by_record_and_key() ->
     from simple_salesforce import Salesforce
 
     from mrules.crm.salesforce import SalesforceCrm
-    from mrules.sync.apply import TASK_KEY, ApplyReport, _tasks, task_key
+    from mrules.sync.apply import TASK_KEY, ApplyReport, _Counted, _tasks, task_key
 
     base = "https://getcloudy.my.salesforce.com/services/data/v59.0/"
     ann, bob = "00QDn000000001fMAA", "003Dn000000001AAAA"
@@ -293,14 +293,13 @@ def test_tasks_over_the_salesforce_adapter_are_looked_for_by_record_and_key() ->
         errors: list[tuple[Any, ...]] = []
         report = ApplyReport("plan")
         _tasks(
-            crm,
+            _Counted(crm, report),  # counts the tasks the CRM takes
             [(ops[0], ann), (ops[1], bob)],
             0.0,
             errors,
             "2026-11-02T09:00:00Z",
             lambda o: done.append(o["prospect"]),
             {},
-            report,
         )
     assert report.tasks == 1 and errors == []
     assert sorted(done) == ["ann@x.com", "bob@x.com"]  # ann's task existed: done, not made again

@@ -3,13 +3,15 @@ CRM, a refusal is an error (not a write), and a cycle whose work waits is not id
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mrules.crm.emulator import EmulatedCrm
-from mrules.crm.errors import CrmCallError
+from mrules.crm.errors import CrmCallError, CrmError
+from mrules.crm.port import WriteResult
 
 from .org import Org
 
@@ -234,3 +236,95 @@ def test_a_cycle_whose_task_waits_for_the_contact_is_not_idle(
     r = org.sync("run", "--until", "2026-11-02T09:20:00Z")  # the task made on the contact
     (line,) = r.output.splitlines()
     assert "tasks    1" in line and line.endswith("waiting     0"), line
+
+
+def test_a_failure_for_now_on_the_second_lead_call_counts_the_leads_of_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API limit reached on the second call of a cycle's lead creates: the CRM took the
+    first call's 200 leads, and the cycle's line said `created 0` (then `linked 200` the
+    next cycle, as if they had been there before). The line now says what the CRM took."""
+    org = Org(tmp_path, TASK_RULES)
+    org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
+    original = EmulatedCrm.create
+    calls: list[int] = []
+
+    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject == "Lead":
+            calls.append(len(records))
+            if len(calls) == 2:
+                raise CrmCallError(
+                    "REQUEST_LIMIT_EXCEEDED", "limit reached", transient=True, http_status=403
+                )
+        return original(self, sobject, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 0, r.output
+    assert calls == [200, 1]
+    assert len(org.crm_rows("Lead")) == 200
+    (line, why) = r.output.splitlines()
+    assert line.startswith(f"{T0}  created   200  "), r.output
+    assert "retried later" in why, r.output
+
+    monkeypatch.setattr(EmulatedCrm, "create", original)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert "created     1  linked  200" in r.output, r.output
+    assert len(org.crm_rows("Lead")) == 201
+
+
+GONE_RULES = """
+user "alan@x.example"
+field title: text
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 800
+  map title <-> "Title" prefer ours
+}
+"""
+
+
+def test_a_failure_after_an_update_call_counts_its_updates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update call the CRM answered (one contact updated, one refused as deleted), then
+    the read that tells a deleted record from a bad reference refused for good: the exit-4
+    message said "nothing of this cycle was written to the CRM", with a contact updated."""
+    org = Org(tmp_path, GONE_RULES)
+    seed = tmp_path / "more.jsonl"
+    seed.write_text(
+        "".join(
+            json.dumps({"at": T0, "op": "create", "object": "Contact", "fields": f}) + "\n"
+            for f in (
+                {"LastName": "Ann", "Email": "ann@ex.org"},
+                {"LastName": "Bob", "Email": "bob@ex.org"},
+            )
+        ),
+        "utf-8",
+    )
+    org.ok("crm", "apply-changes", str(seed), "--store", str(org.store), "--until", T0)
+    for who in ("ann@ex.org", "bob@ex.org"):
+        org.update(T0, who, {"title": "Old"})
+    assert org.sync("run", "--until", T0).exit_code == 0
+    for who in ("ann@ex.org", "bob@ex.org"):
+        org.update("2026-11-02T09:05:00Z", who, {"title": "New"})
+    original_update, original_find = EmulatedCrm.update, EmulatedCrm.find
+
+    def update(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        results = original_update(self, sobject, [records[0]], **kw)
+        gone = CrmError("ENTITY_IS_DELETED", "entity is deleted", ())
+        return [*results, *(WriteResult(r["Id"], False, (gone,)) for r in records[1:])]
+
+    def find(self: EmulatedCrm, sobject: str, field: str, *args: Any, **kw: Any) -> Any:
+        if field == "Id":
+            raise CrmCallError("INSUFFICIENT_ACCESS", "no access", transient=False)
+        return original_find(self, sobject, field, *args, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "update", update)
+    monkeypatch.setattr(EmulatedCrm, "find", find)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.exit_code == 4, r.output
+    assert sorted(str(c["Title"]) for c in org.crm_rows("Contact")) == ["New", "Old"]
+    assert "nothing of this cycle was written" not in r.output, r.output
+    assert "had written to the CRM: 1 record(s) updated," in r.output, r.output
+    assert org.status()["failed_cycle"]["updated"] == 1  # type: ignore[index]

@@ -76,6 +76,3 @@ class CrmCallError(Exception):
         self.message = message
         self.transient = transient
         self.http_status = http_status
-        # What the earlier calls of the same write had written before this one failed
-        # (`created`/`updated` -> records): a sync's message and failure record count it.
-        self.written: dict[str, int] = {}

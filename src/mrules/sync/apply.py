@@ -26,7 +26,7 @@ import re
 import sqlite3
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -168,21 +168,45 @@ def _converted(result: WriteResult) -> bool:
 def _write(crm: Any, how: str, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
     out: list[WriteResult] = []
     fn = crm.create if how == "create" else crm.update
-    try:
-        for chunk in _chunks(records):
-            out += fn(sobject, list(chunk))
-    except CrmCallError as e:
-        _count_written(e, how, out)
-        raise
+    for chunk in _chunks(records):
+        out += fn(sobject, list(chunk))
     return out
 
 
-def _count_written(e: CrmCallError, how: str, results: list[WriteResult]) -> None:
-    """Add to a failed call's `written` the records `results` (earlier calls) wrote."""
-    done = sum(1 for r in results if r.success)
-    if done:
-        key = "created" if how == "create" else "updated"
-        e.written[key] = e.written.get(key, 0) + done
+_COUNTED: Final = {
+    "Lead": "created",
+    "Contact": "created",
+    "CampaignMember": "members",
+    "Task": "tasks",
+}
+"""What a successful create of each object is, in a cycle's counts (`ApplyReport`)."""
+
+
+class _Counted:
+    """The CRM, counting in `report` each record a create or update of it took, as its call
+    returns: whichever call fails next (a later chunk, a retry without refused fields, the
+    first call of a later group, a read after the writes), the counts are what the CRM
+    took, no more and no less."""
+
+    def __init__(self, crm: Any, report: ApplyReport) -> None:
+        self.crm = crm
+        self.report = report
+
+    def _count(self, key: str | None, results: list[WriteResult]) -> list[WriteResult]:
+        if key is not None:
+            took = sum(1 for r in results if r.success)
+            setattr(self.report, key, getattr(self.report, key) + took)
+        return results
+
+    def create(self, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
+        return self._count(_COUNTED.get(sobject), list(self.crm.create(sobject, records)))
+
+    def update(self, sobject: str, records: list[dict[str, Any]]) -> list[WriteResult]:
+        key = "updated" if sobject in ("Lead", "Contact") else None
+        return self._count(key, list(self.crm.update(sobject, records)))
+
+    def find(self, *args: Any, **kw: Any) -> Any:
+        return self.crm.find(*args, **kw)
 
 
 def _write_keeping(
@@ -219,11 +243,7 @@ def _write_keeping(
                     records[i] = keep
                     again.append(i)
         if again:
-            try:
-                retried = _write(crm, how, sobject, [records[i] for i in again])
-            except CrmCallError as e:
-                _count_written(e, how, results)  # those of the rounds before
-                raise
+            retried = _write(crm, how, sobject, [records[i] for i in again])
             for i, r in zip(again, retried, strict=True):
                 results[i] = r
         todo = again
@@ -270,6 +290,7 @@ def apply_plan(
     # transient failure) stays for the cycle that tries it.
     tried: set[str] = set()
     current = _Before(db)
+    writer = _Counted(crm, report)  # what the CRM took, counted as each call returns
 
     def finish(o: Mapping[str, Any]) -> None:
         """The queued work of this op is done."""
@@ -332,13 +353,12 @@ def apply_plan(
                 continue
             recs = [dict(o["values"]) for o in group]
             required = {"LastName", "Company", "Email"}
-            results, aside = _write_keeping(crm, "create", sobject, recs, required)
+            results, aside = _write_keeping(writer, "create", sobject, recs, required)
             for o, r, errs, sent in zip(group, results, aside, recs, strict=True):
                 email = o["prospect"]
                 if not any(e.transient for e in _errs(r)):
                     tried.add(email)
                 if r.success and r.id:
-                    report.created += 1
                     base = {
                         k: v
                         for k, v in sent.items()
@@ -413,7 +433,7 @@ def apply_plan(
         for obj, upd_group in updates.items():
             sobject = obj.capitalize()
             recs = [{"Id": upd_id, **upd_values} for _e, upd_id, upd_values in upd_group]
-            results, aside = _write_keeping(crm, "update", sobject, recs, {"Id"})
+            results, aside = _write_keeping(writer, "update", sobject, recs, {"Id"})
             live = _still_there(crm, sobject, upd_group, results)
             for (email, upd_id, upd_values), r, errs, sent in zip(
                 upd_group, results, aside, recs, strict=True
@@ -421,7 +441,6 @@ def apply_plan(
                 if not any(e.transient for e in _errs(r)):
                     tried.add(email)
                 if r.success:
-                    report.updated += 1
                     row = links.get(email)
                     row["base"] = _parsed(row["base"])
                     for k, v in sent.items():
@@ -478,17 +497,14 @@ def apply_plan(
             if o["op"] == "task":
                 tasks.append((o, target))
                 continue
-            outcome = _member(crm, target, o["payload"], email, at, errors_add, campaigns)
-            if outcome is None:
+            # A refusal is an error, not a member written (`writer` counts what was).
+            if not _member(writer, target, o["payload"], email, at, errors_add, campaigns):
                 queue_fail[email] = at
                 continue
-            report.members += outcome  # a refusal is an error, not a member written
             finish(o)
-        _tasks(crm, tasks, at, errors_add, plan["at"], finish, queue_fail, report)
+        _tasks(writer, tasks, at, errors_add, plan["at"], finish, queue_fail)
     except CrmCallError as e:
         if not e.transient:
-            report.created += e.written.get("created", 0)  # by the failed write's first calls
-            report.updated += e.written.get("updated", 0)
             _record_failure(db, plan["at"], e, report)
             raise _stopped(e, report) from e
         transient = str(e)
@@ -871,9 +887,10 @@ def _member(
     at: float,
     errors: list[tuple[Any, ...]],
     campaigns: dict[str, str | None],
-) -> int | None:
-    """Add the record to the campaign: the members written (1 or 0), or None when the CRM
-    failed for now, or the lead was converted since the plan read it (the work waits).
+) -> bool:
+    """Add the record to the campaign (`crm` counts the member it takes): True when the
+    work is done, False when the CRM failed for now, or the lead was converted since the
+    plan read it (the work waits).
 
     A refusal other than a transient one is done, nothing written (the error queue says
     why); a member already there (DUPLICATE_VALUE: a killed apply made it) is done too,
@@ -890,7 +907,7 @@ def _member(
             ("CampaignId",),
         )
         errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
-        return 0
+        return True
     rec: dict[str, Any] = {
         "CampaignId": campaign,
         ("LeadId" if target.startswith("00Q") else "ContactId"): target,
@@ -902,13 +919,13 @@ def _member(
         if any(e.transient for e in r.errors) or _converted(r):
             # For now, or the lead converted since the plan read it: the work waits, and
             # the next cycle, having read the conversion, adds the contact.
-            return None
+            return False
         for e in r.errors:
             if e.status_code == "DUPLICATE_VALUE":
-                return 0  # already a member: done
+                return True  # already a member: done
             errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
-        return 0
-    return 1
+        return True
+    return True
 
 
 TASK_KEY = "mrules sync key: "
@@ -931,10 +948,9 @@ def _tasks(
     when: str,
     finish: Any,
     failed: dict[str, float],
-    report: ApplyReport,
 ) -> None:
-    """Create the tasks of `todo` (op, record id) not created already, each counted in
-    `report.tasks` as its call returns (a call refused for good further on says what the
+    """Create the tasks of `todo` (op, record id) not created already (`crm` counts each
+    task it takes, as its call returns: a call refused for good further on says what the
     cycle had written, these included); a task refused for good is an error, not a task
     written.
 
@@ -966,7 +982,6 @@ def _tasks(
                 continue
             for e in r.errors:  # refused for good: done, an error, nothing written
                 errors.append(_error(email, "task", target, "*task", e, rec, at))
-            report.tasks += r.success
             finish(o)
 
 
