@@ -533,11 +533,25 @@ def _fields_of(info: ObjectInfo, mappings: Iterable[FieldMap]) -> dict[str, Fiel
     return out
 
 
-def _problem(info: ObjectInfo, name: str, value: Any) -> dict[str, str] | None:
-    """The error the CRM will give this value, when we can tell before writing."""
+def _problem(
+    info: ObjectInfo, name: str, value: Any, *, creating: bool = False
+) -> dict[str, str] | None:
+    """The error the CRM will give this value, when we can tell before writing (`creating`:
+    in a new record, else in an update)."""
     f = info.fields.get(name)
     if f is None or value is None:
         return None
+    if not (f.createable if creating else f.updateable):
+        # A formula or system field, or one the integration user may not edit (its
+        # describe says so): the CRM refuses the write of it, and the rest goes through.
+        verb = "create" if creating else "update"
+        return {
+            "field": name,
+            "code": "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "message": f"Unable to {verb} fields: {name}. Please check the security settings"
+            " of this field and verify that it is read/write for your profile or permission"
+            " set.",
+        }
     text = value if isinstance(value, str) else None
     # A multi-select takes several of its values, joined by `;`.
     chosen = text.split(";") if text is not None and f.type == "multipicklist" else [text]
@@ -1035,7 +1049,7 @@ def make_plan(
                     "why": "new record",
                 }
             )
-            problem = _problem(info, name, ours)
+            problem = _problem(info, name, ours, creating=True)
             if problem:
                 expected.append(problem)
         err = errors.get((email, "*record"))
