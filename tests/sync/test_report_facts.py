@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -229,3 +230,26 @@ def test_a_newer_sync_file_is_refused(tmp_path: Path) -> None:
         assert "schema 9 is not 2" in str(e)
     else:
         raise AssertionError("a schema 9 file was opened")
+
+
+def test_a_campaign_deleted_in_the_crm_is_named_in_the_report(tmp_path: Path) -> None:
+    # The won opportunity's primary campaign, Webinar, is deleted in the CRM. The report
+    # credited its 900 to a row named `7015e0000000001AAA`, the campaign's bare id.
+    w, i = _world(tmp_path)
+    w.run(ev(T0, "bob@x.com", asset="Quiet"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {"at": "2026-11-02T09:05:00Z", "op": "win", "id": "o-1", "close_date": "2026-11-02"},
+        {"at": "2026-11-02T09:06:00Z", "op": "delete", "id": "k-web"},
+        until="2026-11-02T09:06:00Z",
+    )
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    args = ("report", "campaigns", "--store", str(w.store), "--model", "primary")
+    body = json.loads(w.ok(*args, "--format", "json").output)
+    rows = {r["campaign"]: r for r in body["campaigns"]}
+    assert sorted(rows) == ["Ads", "Webinar (deleted in the CRM)"], sorted(rows)
+    webinar = rows["Webinar (deleted in the CRM)"]
+    assert (webinar["won"], webinar["won_amount"], webinar["cost"]) == (1, 900.0, None)
+    table = w.ok(*args).output
+    assert "Webinar (deleted in the CRM)" in table, table
+    assert i["k-web"] not in table, table

@@ -36,7 +36,9 @@ def _build(src: Source) -> None:
     c = src.conn
     for t in ("opp", "cname", "touch", "credit"):
         c.execute(f"DROP TABLE IF EXISTS temp.{t}")
-    c.execute("CREATE TEMP TABLE cname (id TEXT PRIMARY KEY, name TEXT, cost REAL)")
+    c.execute(
+        "CREATE TEMP TABLE cname (id TEXT PRIMARY KEY, name TEXT, cost REAL, deleted INTEGER)"
+    )
     c.execute("CREATE TEMP TABLE credit (model TEXT, opp TEXT, campaign TEXT, share REAL)")
     c.execute("CREATE INDEX temp.credit_model ON credit (model, opp)")
     c.execute("CREATE TEMP TABLE touch (opp TEXT, campaign TEXT, first REAL, last REAL)")
@@ -66,9 +68,14 @@ def _build(src: Source) -> None:
             """
         )
         if {"id", "name", "actual_cost"} <= src.columns("campaign"):
+            # A campaign deleted in the CRM keeps its name, marked, for what still refers
+            # to it (an opportunity's primary campaign): its id alone told the reader
+            # nothing. It is no row of its own, and its cost counts no more.
             c.execute(
-                "INSERT OR REPLACE INTO cname SELECT id, coalesce(name, id), actual_cost"
-                " FROM sync.campaign WHERE coalesce(deleted, 0) = 0"
+                "INSERT OR REPLACE INTO cname SELECT id, CASE WHEN coalesce(deleted, 0) = 0"
+                " THEN coalesce(name, id) ELSE coalesce(name, 'campaign ' || id)"
+                " || ' (deleted in the CRM)' END, actual_cost, coalesce(deleted, 0) <> 0"
+                " FROM sync.campaign"
             )
         if {"campaign", "contact", "created"} <= src.columns("campaign_member"):
             # A membership created after the opportunity closed did not influence it
@@ -156,7 +163,9 @@ def campaign_report(
 
     # CRM campaigns of one name are one row (Salesforce allows the name twice): their
     # costs add up, as their members and credits do (the last one's cost alone was kept).
-    for name, cost in q("SELECT name, sum(cost) FROM cname GROUP BY name ORDER BY name"):
+    for name, cost in q(
+        "SELECT name, sum(cost) FROM cname WHERE NOT deleted GROUP BY name ORDER BY name"
+    ):
         r = row(name)
         if cost is not None:
             r["cost"], r["cost_source"] = float(cost), "crm"
