@@ -407,10 +407,12 @@ def _render_plan(pj: dict[str, Any]) -> None:
         for e in o.get("expected_errors", ()):
             click.echo(f"      expected error {e['code']} on {e['field']}: {e['message']}")
         for e in o.get("held", ()):
-            click.echo(
-                f"      held {e['field']}: {e['code']} {e['message']}"
-                " (retried when the prospect or the record changes, or `sync retry`)"
+            when = (
+                "looked at again each cycle"
+                if e["field"] == "*link"  # mrules.sync.plan.LINK_ERROR_FIELD: a link not made
+                else "retried when the prospect or the record changes, or `sync retry`"
             )
+            click.echo(f"      held {e['field']}: {e['code']} {e['message']} ({when})")
         what = _side_work(o)
         if what:
             click.echo(f"      {what}")

@@ -38,6 +38,7 @@ from mrules.history import STEP
 from mrules.loader import printable_path
 from mrules.storeapi import StateStore
 from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
+from mrules.sync.plan import LINK_ERROR_FIELD
 from mrules.sync.spool import SpillMap, Spool
 
 __all__ = [
@@ -326,7 +327,10 @@ def apply_plan(
         if op == "delete":
             link_row(email, i["object"], i["crm_id"], deleted=1)
             errors_clear.append((email, None))
+            if "error" in i:  # its record is another prospect's (a lead converted into it)
+                errors_add.append(_link_error(email, i["object"], i["crm_id"], i["error"], at))
         elif op in ("convert", "link", "undelete", "new prospect", "merge"):
+            errors_clear.append((email, LINK_ERROR_FIELD))  # linked: no duplicate left
             old = current.get(email)
             if old is not None and old[1] != i["crm_id"]:
                 history.setdefault(email, []).append(f"{old[0]}:{old[1]}")
@@ -379,6 +383,7 @@ def apply_plan(
                     events.append({k: v for k, v in ev.items() if v is not None})
                     finish(o)
                     errors_clear.append((email, "*record"))
+                    errors_clear.append((email, LINK_ERROR_FIELD))
                     for e in errs:
                         for f in e.fields:
                             errors_add.append(
@@ -401,10 +406,14 @@ def apply_plan(
             if o["op"] == "skip" and o.get("done"):
                 finish(o)
                 continue
+            if o["op"] == "hold" and "error" in o:  # the record is another prospect's
+                errors_add.append(_link_error(email, o["object"], o["crm_id"], o["error"], at))
+                continue
             pull_event = o.get("event")
             if o["op"] == "link":
                 report.linked += 1
                 link_row(email, o["object"], o["crm_id"], base={}, times={}, deleted=0)
+                errors_clear.append((email, LINK_ERROR_FIELD))
                 finish(o)
                 coalesced = "link_event" in o
                 link_event = o["link_event"] if coalesced else o.get("event")
@@ -877,6 +886,13 @@ def _error(
         json.dumps(value, sort_keys=True),
         at,
     )
+
+
+def _link_error(
+    email: str, obj: str, crm_id: str, e: Mapping[str, Any], at: float
+) -> tuple[Any, ...]:
+    """The error queue's row for a link not made: the record is another prospect's."""
+    return _error(email, obj, crm_id, e["field"], CrmError(e["code"], e["message"]), None, at)
 
 
 def _member(

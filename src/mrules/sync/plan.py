@@ -188,6 +188,11 @@ class Plan:
 
 
 WRITES = ("create", "link", "update", "campaign_member", "task")
+LINK_ERROR_FIELD = "*link"
+"""The error queue's field for a link the sync did not make (`DUPLICATE_LINK`)."""
+DUPLICATE_LINK = "DUPLICATE_LINK"
+"""mrules' own code (not the CRM's) for a CRM record another prospect is linked to: one
+prospect a CRM record (docs/sync.md#one-prospect-a-crm-record)."""
 CREATE_KINDS = ("create_record", "assignment_rule")
 """Queued work that a record's create (or its link to a record found by email) does."""
 
@@ -770,7 +775,37 @@ def make_plan(
                     continue
                 if sobject == "Lead" and r.fields.get("IsConverted"):
                     contact = r.fields.get("ConvertedContactId")
-                    if link is not None and contact and not link[4]:
+                    holder = _holder(links, contact, mine) if contact else None
+                    if link is not None and contact and not link[4] and holder is not None:
+                        # Converted into a contact another prospect is linked to: one
+                        # prospect a CRM record. That prospect keeps it; this one's record
+                        # is gone into it, as a merge's loser is (Pardot §7.8): deleted,
+                        # and the duplicate is a sync error, not a second link.
+                        why = (
+                            f"lead {r.id} converted into contact {contact}, which {holder}"
+                            " is linked to: one prospect a CRM record"
+                        )
+                        plan.inbound.append(
+                            {
+                                "op": "delete",
+                                "prospect": mine,
+                                "object": obj,
+                                "crm_id": r.id,
+                                "why": f"{why}; counted as deleted in the CRM",
+                                "error": {
+                                    "field": LINK_ERROR_FIELD,
+                                    "code": DUPLICATE_LINK,
+                                    "message": f"{why}: {mine} is not linked to it and counts"
+                                    " as deleted in the CRM (`allow crm recreate` syncs it"
+                                    " again)",
+                                },
+                                "event": event(
+                                    "crm_update", mine, object=obj, crm_id=r.id, status="deleted"
+                                ),
+                            }
+                        )
+                        links.set(mine, (link[0], link[1], link[2], link[3], True))
+                    elif link is not None and contact and not link[4]:
                         plan.inbound.append(
                             {
                                 "op": "convert",
@@ -978,6 +1013,30 @@ def make_plan(
             )
             continue
         hit = found.get(email)
+        holder = _holder(links, hit.id, email) if hit is not None else None
+        if hit is not None and holder is not None:
+            # The record with this email is another prospect's (a lead converted into a
+            # contact of this email, say): one prospect a CRM record. Not linked, and no
+            # lead created (it would duplicate the person in the CRM): the work waits, and
+            # the duplicate is a sync error until the record is no longer the other's.
+            obj_name = hit.sobject.lower()
+            message = (
+                f"the {obj_name} {hit.id} with this email is linked to {holder}: one prospect"
+                " a CRM record; not linked, no lead created"
+            )
+            held_op: dict[str, Any] = {
+                **base_op,
+                "op": "hold",
+                "object": obj_name,
+                "crm_id": hit.id,
+                "held": [{"field": LINK_ERROR_FIELD, "code": DUPLICATE_LINK, "message": message}],
+                "why": f"{obj_name} {hit.id} has this email and is {holder}'s",
+            }
+            err = errors.get((email, LINK_ERROR_FIELD))
+            if err is None or err["message"] != message:
+                held_op["error"] = held_op["held"][0]
+            ops.append(held_op)
+            continue
         if hit is not None:
             op = numbered(
                 {
@@ -1408,6 +1467,17 @@ def _link(
     links.set(email, (obj, r.id, {}, {}, False), new=True)
     links.take_crm(r.id, email)
     changed[email] = r
+
+
+def _holder(links: Any, crm_id: str, prospect: str) -> str | None:
+    """The other prospect linked to the CRM record `crm_id` (a live link), if any."""
+    other = links.by_crm(crm_id)
+    if other is None or other == prospect:
+        return None
+    link = links.get(other)
+    if link is None or link[4] or link[1] != crm_id:
+        return None
+    return str(other)
 
 
 def _find_existing(

@@ -160,6 +160,16 @@ def _inbound(i: Any, where: str) -> None:
         _text(i.get("crm_id"), f"{where}.crm_id")
     if "base" in i:
         _mapping(i["base"], f"{where}.base")
+    if "error" in i:
+        _need(i["op"] == "delete", f"{where}.error", f"a {i['op']} fact has no error")
+        _link_error(i["error"], f"{where}.error")
+
+
+def _link_error(e: Any, where: str) -> None:
+    """The error queue's row of a link not made (`DUPLICATE_LINK`)."""
+    _mapping(e, where)
+    for key in ("field", "code", "message"):
+        _text(e.get(key), f"{where}.{key}")
 
 
 def _op(o: Any, where: str, last_batch: int) -> None:
@@ -200,6 +210,10 @@ def _op(o: Any, where: str, last_batch: int) -> None:
             _text(f.get("crm_field"), f"{where}.fields[{n}].crm_field")
     if op == "link":
         _text(o.get("crm_id"), f"{where}.crm_id")
+    if "error" in o:
+        _need(op == "hold", f"{where}.error", f"a {op} op has no error")
+        _text(o.get("crm_id"), f"{where}.crm_id")
+        _link_error(o["error"], f"{where}.error")
     if "base_after" in o:
         link = o.get("link")
         _need(

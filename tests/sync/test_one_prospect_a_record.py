@@ -1,0 +1,129 @@
+"""One prospect a CRM record: a lead conversion never leaves two prospects linked to one
+contact; the duplicate is a sync error (docs/sync.md#one-prospect-a-crm-record)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .world import World, ev
+
+T0 = "2026-11-02T09:00:00Z"
+T1 = "2026-11-02T09:10:00Z"
+CONVERT = {"at": "2026-11-02T09:05:00Z", "op": "convert", "email": "henry@x.com"}
+SEED: dict[str, list[dict[str, Any]]] = {
+    "Account": [{"Id": "a-ex", "Name": "Ex"}],
+    "Contact": [{"Id": "c-hb", "LastName": "Blanc", "Email": "h.blanc@x.com", "AccountId": "a-ex"}],
+    "Lead": [{"Id": "l-hen", "LastName": "Blanc", "Company": "Ex", "Email": "henry@x.com"}],
+}
+
+
+def _world(tmp: Path) -> World:
+    w = World(tmp)
+    w.seed({k: [dict(r) for r in v] for k, v in SEED.items()})
+    return w
+
+
+def _ids(w: World) -> dict[str, str]:
+    c = w.crm()
+    try:
+        return {label: c.label_id(label) for label in ("c-hb", "l-hen")}
+    finally:
+        c.close()
+
+
+def test_a_lead_converted_into_another_prospects_contact_is_not_linked_to_it(
+    tmp_path: Path,
+) -> None:
+    # Henry's lead is converted into the contact h.blanc@x.com's prospect is linked to.
+    # The link moved to the contact: two prospects linked to one contact, without a word.
+    w = _world(tmp_path)
+    ids = _ids(w)
+    w.run(ev(T0, "henry@x.com", asset="Demo"), ev(T0, "h.blanc@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
+        until="2026-11-02T09:05:00Z",
+    )
+    plan = w.sync("plan", code=2).output
+    assert (
+        f"< delete        henry@x.com  lead {ids['l-hen']}  (lead {ids['l-hen']} converted"
+        f" into contact {ids['c-hb']}, which h.blanc@x.com is linked to" in plan
+    ), plan
+    out = w.sync("run", "--until", T1).output
+    assert "errors   1" in out, out
+    assert w.syncdb("SELECT prospect, crm_id, deleted FROM link ORDER BY prospect") == [
+        ("h.blanc@x.com", ids["c-hb"], 0),
+        ("henry@x.com", ids["l-hen"], 1),
+    ]
+    people = w.prospects()
+    assert (people["h.blanc@x.com"]["crm_status"], people["h.blanc@x.com"]["crm_id"]) == (
+        "contact",
+        ids["c-hb"],
+    )
+    assert (people["henry@x.com"]["crm_status"], people["henry@x.com"]["crm_id"]) == (
+        "deleted",
+        None,
+    )
+    (error,) = w.status()["error_queue"]
+    assert (error["prospect"], error["code"], error["field"]) == (
+        "henry@x.com",
+        "DUPLICATE_LINK",
+        "*link",
+    )
+    assert "h.blanc@x.com is linked to: one prospect a CRM record" in error["message"]
+    # and a later assignment of Henry creates no second record of the person
+    w.run(ev("2026-11-02T09:12:00Z", "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    assert len(w.crm_rows("Lead")) == 1 and len(w.crm_rows("Contact")) == 1
+
+
+def test_an_assigned_prospect_whose_email_finds_another_prospects_record_waits(
+    tmp_path: Path,
+) -> None:
+    # Henry's lead is converted into the contact of h.blanc@x.com, a person marketing does
+    # not have yet: the link moves to it. Then h.blanc@x.com is assigned: its search by
+    # email found the contact and linked it too, a second prospect on one contact.
+    w = _world(tmp_path)
+    ids = _ids(w)
+    w.run(ev(T0, "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
+        until="2026-11-02T09:05:00Z",
+    )
+    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+    plan = w.sync("plan", code=2).output
+    assert f"! hold          h.blanc@x.com  {ids['c-hb']}" in plan, plan
+    assert "is linked to henry@x.com: one prospect a CRM record" in plan, plan
+    w.sync("run", "--until", T1)
+    assert w.syncdb("SELECT prospect, crm_id, deleted FROM link") == [
+        ("henry@x.com", ids["c-hb"], 0)
+    ]
+    assert len(w.crm_rows("Lead")) == 1  # Henry's, converted: no lead made for h.blanc
+    status = w.status()
+    assert [(e["prospect"], e["code"]) for e in status["error_queue"]] == [
+        ("h.blanc@x.com", "DUPLICATE_LINK")
+    ]
+    assert status["queue"] == 1  # the work waits
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")  # still the other's: still waiting
+    assert w.status()["error_queue"][0]["attempts"] == 1
+    # Sales give the contact Henry's address: the record is no longer h.blanc's by email,
+    # and the next cycle does the work (a lead for h.blanc); the error leaves the queue.
+    w.changes(
+        {
+            "at": "2026-11-02T09:25:00Z",
+            "op": "update",
+            "id": "c-hb",
+            "fields": {"Email": "henry@x.com"},
+        },
+        until="2026-11-02T09:25:00Z",
+    )
+    w.sync("run", "--until", "2026-11-02T09:30:00Z")
+    status = w.status()
+    assert (status["error_queue"], status["queue"]) == ([], 0)
+    leads = sorted(str(r["Email"]) for r in w.crm_rows("Lead"))
+    assert leads == ["h.blanc@x.com", "henry@x.com"], leads
+    people = w.prospects()
+    assert people["h.blanc@x.com"]["crm_status"] == "lead"
+    assert people["henry@x.com"]["crm_id"] == ids["c-hb"]
