@@ -14,12 +14,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-from mrules.crm.errors import NO_ACCESS_CODES, CrmCallError
-from mrules.crm.model import format_datetime, parse_datetime
+from mrules.crm.errors import NO_ACCESS_CODES, CrmCallError, CrmError
+from mrules.crm.model import TYPES, check_value, format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
 from mrules.state import Codecs, DamagedState, Prospect
 from mrules.storeapi import StateStore
@@ -581,7 +581,17 @@ def _problem(
             "code": "STRING_TOO_LONG",
             "message": f"{f.label}: data value too large: {text[:40]} (max length={f.length})",
         }
+    if f.type in _CHECKED_TYPES:
+        try:  # a value the field's type does not take: text in a number, a bad email...
+            check_value(f, value)
+        except CrmError as e:
+            return {"field": name, "code": e.status_code, "message": e.message}
     return None
+
+
+_CHECKED_TYPES: Final = TYPES - {"id", "reference"}
+"""The field types whose values a plan checks as the local CRM does (a lookup is not mapped,
+and a type of a real org's that the local CRM does not know is left to the org)."""
 
 
 def _ours(p: ProspectView, m: FieldMap) -> Any:
