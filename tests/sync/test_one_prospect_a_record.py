@@ -127,3 +127,36 @@ def test_an_assigned_prospect_whose_email_finds_another_prospects_record_waits(
     people = w.prospects()
     assert people["h.blanc@x.com"]["crm_status"] == "lead"
     assert people["henry@x.com"]["crm_id"] == ids["c-hb"]
+
+
+def test_of_two_contacts_with_the_email_the_one_no_prospect_has_is_linked(
+    tmp_path: Path,
+) -> None:
+    # Two contacts have h.blanc@x.com; Henry's lead was converted into the first. When
+    # h.blanc@x.com is assigned, its search by email takes the first one no other prospect
+    # is linked to: the second, rather than waiting on the first.
+    w = World(tmp_path)
+    seed = {k: [dict(r) for r in v] for k, v in SEED.items()}
+    seed["Contact"].append(
+        {"Id": "c-hb2", "LastName": "Blanc", "Email": "h.blanc@x.com", "AccountId": "a-ex"}
+    )
+    w.seed(seed)
+    c = w.crm()
+    try:
+        first, second = c.label_id("c-hb"), c.label_id("c-hb2")
+    finally:
+        c.close()
+    w.run(ev(T0, "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
+        until="2026-11-02T09:05:00Z",
+    )
+    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+    w.sync("run", "--until", T1)
+    assert w.syncdb("SELECT prospect, crm_id FROM link ORDER BY prospect") == [
+        ("h.blanc@x.com", second),
+        ("henry@x.com", first),
+    ]
+    assert w.status()["error_queue"] == []
+    assert len(w.crm_rows("Lead")) == 1  # Henry's, converted

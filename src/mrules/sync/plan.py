@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -1022,8 +1022,8 @@ def make_plan(
                 }
             )
             continue
-        hit = found.get(email)
-        holder = _holder(links, hit.id, email) if hit is not None else None
+        # Of several records with the email, the first no other prospect is linked to.
+        hit, holder = _first_free(links, found.get(email, ()), email)
         if hit is not None and holder is not None:
             # The record with this email is another prospect's (a lead converted into a
             # contact of this email, say): one prospect a CRM record. Not linked, and no
@@ -1434,11 +1434,11 @@ def _link_unlinked(
             candidates.append(email)
     if not candidates:
         return
-    for email, r in sorted(_find_existing(crm, candidates, config.first, maps).items()):
-        if r.sobject not in objects or links.get(email) is not None:
+    for email, hits in sorted(_find_existing(crm, candidates, config.first, maps).items()):
+        # the first record with the email that no other prospect has
+        r = next((h for h in hits if links.by_crm(h.id) is None), None)
+        if r is None or r.sobject not in objects or links.get(email) is not None:
             continue
-        if links.by_crm(r.id) is not None:
-            continue  # another prospect has the record
         owner = users.by_id.get(str(r.fields.get("OwnerId") or ""))
         _link(plan, links, changed, event, email, r, owner, "same email (match by email)")
 
@@ -1490,21 +1490,37 @@ def _holder(links: Any, crm_id: str, prospect: str) -> str | None:
     return str(other)
 
 
+def _first_free(
+    links: Any, records: Sequence[Record], prospect: str
+) -> tuple[Record | None, str | None]:
+    """The first of `records` no other prospect is linked to, and None; when each is
+    another's, the first and the prospect linked to it."""
+    for r in records:
+        if _holder(links, r.id, prospect) is None:
+            return r, None
+    if not records:
+        return None, None
+    return records[0], _holder(links, records[0].id, prospect)
+
+
 def _find_existing(
     crm: Any, emails: list[str], first: str, maps: dict[str, dict[str, FieldMap]]
-) -> dict[str, Record]:
-    """The contact or lead (`first` first) that already has each email: identity by
-    email, §7.3. Each record has what a plan reads of it (`READ_FIELDS`, the mapped ones)."""
-    found: dict[str, Record] = {}
+) -> dict[str, list[Record]]:
+    """The contacts or the leads (`first` first) that already have each email, the one
+    created first first: identity by email, §7.3 (the first no other prospect is linked to
+    is the one). Each record has what a plan reads of it (`READ_FIELDS`, the mapped ones)."""
+    found: dict[str, list[Record]] = {}
     for sobject in ("Lead", "Contact") if first == "lead" else ("Contact", "Lead"):
         todo = [e for e in emails if e not in found]
+        todo_set = set(todo)
         keep = sorted(READ_FIELDS | set(maps.get(sobject, {})))
         for i in range(0, len(todo), MAX_BATCH):
             for r in crm.find(sobject, "Email", todo[i : i + MAX_BATCH], keep, missing_ok=True):
                 if sobject == "Lead" and r.fields.get("IsConverted"):
                     continue
                 email = str(r.fields.get("Email") or "").lower()
-                found.setdefault(email, r)
+                if email in todo_set:
+                    found.setdefault(email, []).append(r)
     return found
 
 
