@@ -24,7 +24,7 @@ import itertools
 import json
 import re
 import sqlite3
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -38,7 +38,7 @@ from mrules.history import STEP
 from mrules.loader import printable_path
 from mrules.storeapi import StateStore
 from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
-from mrules.sync.plan import LINK_ERROR_FIELD
+from mrules.sync.plan import LINK_ERROR_FIELD, campaign_names, no_campaign
 from mrules.sync.spool import SpillMap, Spool
 
 __all__ = [
@@ -495,6 +495,14 @@ def apply_plan(
         # Each op's work leaves the queue only once done: a call that fails as a whole
         # (the API limit) stops here, and what was not done waits for a later cycle.
         campaigns: dict[str, str | None] = {}  # campaign name -> id, looked up once
+        names: dict[str, bool] = {}  # the sync file's campaigns by name, read when needed
+
+        def campaign_gone(name: str) -> dict[str, str]:
+            """The error of a membership of a campaign the CRM has not (deleted, or none)."""
+            if not names:
+                names.update(campaign_names(db, plan.get("campaigns", ())))
+            return no_campaign(name, names)
+
         tasks: list[tuple[Mapping[str, Any], str]] = []
         for o in now_ops():
             if o["op"] not in ("campaign_member", "task"):
@@ -507,7 +515,10 @@ def apply_plan(
                 tasks.append((o, target))
                 continue
             # A refusal is an error, not a member written (`writer` counts what was).
-            if not _member(writer, target, o["payload"], email, at, errors_add, campaigns):
+            payload = o["payload"]
+            if not _member(
+                writer, target, payload, email, at, errors_add, campaigns, campaign_gone
+            ):
                 queue_fail[email] = at
                 continue
             finish(o)
@@ -903,6 +914,7 @@ def _member(
     at: float,
     errors: list[tuple[Any, ...]],
     campaigns: dict[str, str | None],
+    gone: Callable[[str], Mapping[str, str]],
 ) -> bool:
     """Add the record to the campaign (`crm` counts the member it takes): True when the
     work is done, False when the CRM failed for now, or the lead was converted since the
@@ -917,11 +929,15 @@ def _member(
         campaigns[name] = found[0].id if found else None
     campaign = campaigns.get(name) if name else None
     if campaign is None:
-        e = CrmError(  # a reference to no record (ENTITY_IS_DELETED said it was deleted)
-            "INVALID_CROSS_REFERENCE_KEY" if name else "REQUIRED_FIELD_MISSING",
-            f"no CRM campaign named {name!r}",
-            ("CampaignId",),
-        )
+        # A reference to no record (ENTITY_IS_DELETED said it was deleted): by its name,
+        # and whether the CRM deleted it (`gone`), as the plan expected it.
+        if name:
+            why = gone(name)
+            e = CrmError(why["code"], why["message"], (why["field"],))
+        else:
+            e = CrmError(
+                "REQUIRED_FIELD_MISSING", f"no CRM campaign named {name!r}", ("CampaignId",)
+            )
         errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
         return True
     rec: dict[str, Any] = {

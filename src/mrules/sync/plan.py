@@ -1156,6 +1156,10 @@ def make_plan(
         queued_ops[email] = op
 
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
+    # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
+    # deleted ones included, and this plan's reads): a membership of a campaign the CRM
+    # has not, or has deleted, is refused at apply.
+    names = campaign_names(db, plan.campaigns) if "campaign" in config.objects else None
     for email, (work, _since, _attempts, next_try) in queue.items():
         side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
         if not side_work or next_try > at or email not in prospects:
@@ -1187,6 +1191,9 @@ def make_plan(
                 "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
                 "why": "asked by a rule" + ("" if target else "; after the record's creation"),
             }
+            campaign = w.get("campaign") if w["kind"] == "campaign_member" else None
+            if names is not None and campaign and not names.get(_name_key(campaign)):
+                op["expected_errors"] = [no_campaign(campaign, names)]
             parent = queued_ops.get(email)
             if parent is not None and target is None:
                 op["batch"] = parent["batch"]  # rides with its record
@@ -1488,6 +1495,41 @@ def _holder(links: Any, crm_id: str, prospect: str) -> str | None:
     if link is None or link[4] or link[1] != crm_id:
         return None
     return str(other)
+
+
+def _name_key(name: Any) -> str:
+    """A campaign name as the CRM's search by name matches it (any case, no outer blanks)."""
+    return str(name or "").strip().lower()
+
+
+def campaign_names(db: SyncDb, read: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
+    """The CRM's campaigns as the sync file keeps them, with `read` (a plan's campaign
+    rows, not yet in the file) over them: each name (`_name_key`) -> whether a campaign
+    of that name is live (False: only deleted ones)."""
+    rows = {
+        cid: (name, bool(deleted))
+        for cid, name, deleted in db.conn.execute("SELECT id, name, deleted FROM campaign")
+    }
+    for c in read:
+        rows[c["id"]] = (c.get("name"), bool(c.get("deleted")))
+    out: dict[str, bool] = {}
+    for name, deleted in rows.values():
+        key = _name_key(name)
+        out[key] = out.get(key, False) or not deleted
+    return out
+
+
+def no_campaign(name: str, names: Mapping[str, bool] | None) -> dict[str, str]:
+    """The error of a membership of the campaign `name`, which the CRM has not: deleted in
+    the CRM, when `names` (`campaign_names`) knows it so, else no campaign of that name."""
+    gone = names is not None and names.get(_name_key(name)) is False
+    return {
+        "field": "CampaignId",
+        "code": "INVALID_CROSS_REFERENCE_KEY",
+        "message": f"the CRM campaign {name!r} was deleted in the CRM"
+        if gone
+        else f"no CRM campaign named {name!r}",
+    }
 
 
 def _first_free(
