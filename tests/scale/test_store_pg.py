@@ -256,3 +256,34 @@ def test_partitioned_run_into_postgresql(db: str, generated: Path) -> None:
     assert _cli("run", "rules", str(extra), "--store", "one.db", "-q")[0] == 0
     assert _cli("run", "rules", str(extra), "--store", db, "-q")[0] == 0
     assert _cli("state", "export", "--store", "one.db") == _cli("state", "export", "--store", db)
+
+
+def test_a_partitioned_run_the_database_refuses_leaves_no_log_and_runs_again(
+    db: str, generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer takes the database while the buckets run: exit 5, and the same command,
+    once it is gone, writes the store and its log (the log put in place before the copy
+    made it refuse `action log pg.jsonl is not empty`)."""
+    import mrules.store_pg
+    from mrules.store_pg import PgStore
+
+    assert _cli("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl",
+                "-q")[0] == 3  # fmt: skip
+    assert _cli("partition", "events.jsonl", "--buckets", "3", "--out", "part", "-q")[0] == 0
+    copy = mrules.store_pg.copy_from_sqlite
+
+    def another_writer_first(url: str, path: Path) -> int:
+        with PgStore.open(url):
+            return copy(url, path)
+
+    command = ["run", "rules", "part", "--engine", "local", "--store", db, "--actions",
+               "pg.jsonl", "-q"]  # fmt: skip
+    monkeypatch.setattr(mrules.store_pg, "copy_from_sqlite", another_writer_first)
+    code, out = _cli(*command)
+    assert code == 5 and "another run" in out and "Traceback" not in out
+    assert not Path("pg.jsonl").exists()
+    monkeypatch.setattr(mrules.store_pg, "copy_from_sqlite", copy)
+    code, out = _cli(*command)
+    assert code == 3, out
+    assert Path("pg.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
+    assert _cli("state", "export", "--store", db) == _cli("state", "export", "--store", "one.db")

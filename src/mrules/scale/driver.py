@@ -426,6 +426,13 @@ def run_partitioned(
         copy_started = time.perf_counter()
         try:
             copy_from_sqlite(pg_url, tmp)
+        except BaseException:
+            # The database did not take the store (another writer, a lost connection): nor
+            # may its log stay, or the same command would refuse it as another store's.
+            # It was absent or empty (anything else was refused before the buckets ran).
+            if log_target is not None and not log_target[2]:
+                log_target[1].unlink(missing_ok=True)
+            raise
         finally:
             _remove_store_files(tmp)
         report.merge_seconds += time.perf_counter() - copy_started
