@@ -70,3 +70,39 @@ def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path, engine: str) ->
     assert b"WARNING" not in err and b"distributed" not in err, err.decode()
     assert not (tmp_path / "many.db").exists()
     assert_rerun_matches_one_process(tmp_path, cmd)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see the workers")
+def test_sigterm_while_the_dask_cluster_starts_is_one_line(tmp_path: Path) -> None:
+    """`kill PID` (a CI job's timeout, a container stopping) as Dask's local cluster starts:
+    the half-made cluster was left to Dask's exit hook, which printed a traceback of its
+    internals (`AssertionError: Status.init`) under the `interrupted` line."""
+    pytest.importorskip("distributed", reason="Dask's distributed is not installed")
+    cmd = interruptible_run(tmp_path, "dask")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not _children(proc.pid) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.002)
+    time.sleep(0.3)  # the workers import Dask for about a second before they join
+    assert proc.poll() is None, "the run ended before its cluster started"
+    proc.send_signal(signal.SIGTERM)  # to the run alone, while its workers start
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().splitlines() == [
+        "mrules: error: interrupted; what was committed is kept, and running the same command"
+        " again resumes"
+    ]
+    assert_rerun_matches_one_process(tmp_path, cmd)

@@ -32,18 +32,29 @@ def _with_rules(task: dict[str, Any], rules: bytes) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    """Ctrl-C is SIGINT to the terminal's whole process group: each worker process took
+def _cluster_starting() -> Iterator[list[int]]:
+    """While the local cluster starts: SIGINT ignored, SIGTERM noted (the list it yields).
+
+    Ctrl-C is SIGINT to the terminal's whole process group: each worker process took
     it as its own and printed a traceback of Dask's internals above mrules' one line. A
     process started while SIGINT is ignored keeps ignoring it (Dask installs no handler),
-    so the run alone stops, and it closes the cluster. The same as `--engine local`."""
+    so the run alone stops, and it closes the cluster. The same as `--engine local`.
+
+    SIGTERM (`kill`, a CI job's timeout) is met as Ctrl-C by raising in the main thread;
+    raised while the cluster started, it left a cluster half made, which Dask's own exit
+    hook then failed to close, with a traceback of its internals under mrules' one line.
+    It is noted instead, and the caller stops once the cluster is whole.
+    """
+    noted: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield noted
         return
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before_term = signal.signal(signal.SIGTERM, lambda signum, _frame: noted.append(signum))
     try:
-        yield
+        yield noted
     finally:
+        signal.signal(signal.SIGTERM, before_term)
         signal.signal(signal.SIGINT, before)
 
 
@@ -81,9 +92,15 @@ class DaskPool:
                 "silence_logs": logging.ERROR,
             }
             options.update(self.cluster_options or {})
-            with _workers_ignore_sigint():
+            with _cluster_starting() as terminated:
                 self.cluster = LocalCluster(**options)
-            self.client = Client(self.cluster)
+            try:
+                if terminated:
+                    raise KeyboardInterrupt
+                self.client = Client(self.cluster)
+            except BaseException:
+                self.__exit__()  # `with` closes nothing that __enter__ did not return
+                raise
         else:
             try:
                 self.client = Client(self.scheduler, timeout=30)
