@@ -494,6 +494,34 @@ class Store:
             _unlock(self._lock_fd)
             self._lock_fd = None
 
+    def close_whole(self) -> None:
+        """Close, with every commit folded into the database file itself: for a store about
+        to be renamed (a partitioned run's shard, its merged store), since a rename moves
+        the file and not its write-ahead log (`-wal`). SQLite folds the log in when the
+        last connection closes, but says nothing when it cannot (a full disk): the file
+        renamed without its log was damaged, or missed commits.
+
+        Raises:
+            StoreError: the log could not be folded in; the store is closed all the same.
+        """
+        conn, wal = self._conn, self.path.with_name(self.path.name + "-wal")
+        try:
+            if conn is not None and not self.readonly:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as e:
+            self.close()
+            raise StoreError(
+                f"cannot write to store {self.path}: {_describe(e)}; {_advice(e, self.path)}"
+            ) from None
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            if wal.stat().st_size:
+                raise StoreError(
+                    f"cannot write to store {self.path}: its write-ahead log could not be"
+                    " folded into it; check that the disk has free space, then run the same"
+                    " command again"
+                )
+
     def __enter__(self) -> Store:
         return self
 

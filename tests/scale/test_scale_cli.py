@@ -247,3 +247,41 @@ def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     assert b"worker process died" in err and b"Traceback" not in err
     assert not (tmp_path / "many.db").exists()
     assert_rerun_matches_one_process(tmp_path, cmd)
+
+
+def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard, and the merged store, are written under a hidden name and renamed into
+    place; SQLite folds their `-wal` into the file when the last connection closes, and
+    says nothing when it cannot (a full disk). The file was renamed all the same, without
+    its log: a shard kept as done but damaged (`database disk image is malformed`, exit
+    70, at every rerun) or missing its buckets' prospects. Here SQLite's close cannot fold
+    the log in because another connection holds the file, as a full disk made it fail."""
+    import sqlite3
+
+    one = _invoke("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == 3, one.output
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    held: list[sqlite3.Connection] = []
+    close = Store.close
+
+    def close_leaving_the_log(self: Store) -> None:
+        if self.path.name.startswith(".") and self._conn is not None:  # being written
+            held.append(sqlite3.connect(self.path))
+            held[-1].execute("SELECT count(*) FROM meta").fetchall()
+        close(self)
+
+    monkeypatch.setattr(Store, "close", close_leaving_the_log)
+    try:
+        many = _invoke("run", "rules", "part", "--engine", "local", "--workers", "1",
+                       "--store", "many.db", "--actions", "many.jsonl")  # fmt: skip
+    finally:
+        monkeypatch.setattr(Store, "close", close)
+        for conn in held:
+            conn.close()
+    assert held and many.exit_code == 3, many.output
+    assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
+    a, b = _invoke("state", "export", "--store", "one.db"), _invoke("state", "export", "--store",
+                                                                    "many.db")  # fmt: skip
+    assert a.exit_code == b.exit_code == 0 and a.output == b.output and a.output.count("\n") > 3

@@ -304,7 +304,7 @@ def run_partitioned(
 
         made = shard_dir / ".template.db.new"
         _remove_store_files(made)
-        _Store.open(made).close()
+        _Store.open(made).close_whole()
         made.with_name(made.name + ".lock").unlink(missing_ok=True)
         os.replace(made, template)
     blob = pickle.dumps(compiled)
@@ -404,6 +404,7 @@ def run_partitioned(
                         line, check = entry["anchor"]
                         st.commit(Batch(source, entry["lines"], None, anchor=(line, check)))
                 _write_outputs(st, report, manifest, rejects, diagnostics)
+                st.close_whole()  # its -wal would not follow the rename into place
             report.merge_seconds = time.perf_counter() - merge_started
             report.merge_cpu = time.process_time() - merge_cpu
         except BaseException:

@@ -141,10 +141,17 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
         _remove(tmp)
         tmp_log.unlink(missing_ok=True)
         raise
+    try:
+        if log is not None:
+            log.close()
+        # Into one file before the rename: the shard's -wal would not follow it.
+        st.close_whole()
+    except BaseException:
+        _remove(tmp)
+        tmp_log.unlink(missing_ok=True)
+        raise
     if log is not None:
-        log.close()
         os.replace(tmp_log, log_of(shard))  # the log first: a shard in place has its log
-    st.close()
     with contextlib.suppress(FileNotFoundError):
         tmp.with_name(tmp.name + ".lock").unlink()
     os.replace(tmp, shard)
