@@ -285,3 +285,28 @@ def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
     a, b = _invoke("state", "export", "--store", "one.db"), _invoke("state", "export", "--store",
                                                                     "many.db")  # fmt: skip
     assert a.exit_code == b.exit_code == 0 and a.output == b.output and a.output.count("\n") > 3
+
+
+@pytest.mark.parametrize(
+    ("errno_", "advice"),
+    [(30, "make it and its folder writable"), (28, "free some space")],  # EROFS, ENOSPC
+)
+def test_a_shard_folder_that_cannot_be_made_is_named(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch, errno_: int, advice: str
+) -> None:
+    """The store's folder read-only or full: `cannot write the output: Read-only file
+    system` named nothing; the message now names the shard folder and what to do."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    mkdir = Path.mkdir
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.name.endswith(".shards") or self.parent.name.endswith(".shards"):
+            raise OSError(errno_, os.strerror(errno_), str(self))
+        mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    r = _invoke("run", "rules", "part", "--engine", "local", "--store", "many.db")
+    assert r.exit_code == 4, r.output
+    assert r.output.startswith("mrules: error: cannot write many.db.shards/"), r.output
+    assert f"{os.strerror(errno_)}; {advice}, then run the same command again" in r.output
+    assert "Traceback" not in r.output and r.output.count("\n") == 1

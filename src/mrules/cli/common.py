@@ -457,7 +457,21 @@ def failures() -> Iterator[None]:
             _quiet(sys.stdout)
             fail("the output was closed before everything was written (broken pipe)", EXIT_STORE)
         if e.errno in _FULL:
-            fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
+            # A file the error names (the copy's destination when there are two): a
+            # partitioned run's shard folder, say, where "the output" named nothing.
+            named = e.filename2 if e.filename2 is not None else e.filename
+            if named is None:
+                fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
+            advice = (
+                "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "make it and its folder writable" if e.errno == errno.EROFS
+                else "check the disk"
+            )  # fmt: skip
+            fail(
+                f"cannot write {_shown(named)}: {e.strerror or e}; {advice}, then run the"
+                " same command again",
+                EXIT_STORE,
+            )
         if e.errno in (errno.EACCES, errno.EPERM) and e.filename is not None:
             fail(
                 f"cannot write {_shown(e.filename)}: {e.strerror}; make it (and its folder)"
