@@ -278,6 +278,35 @@ def test_130_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert res.exit_code == ExitCode.INTERRUPTED and "interrupted" in res.stderr
 
 
+# The signal arrives as the command starts to load what every command needs.
+_SIGNAL_AS_IT_STARTS = """
+import os, signal, sys
+class Hook:
+    def find_spec(self, name, path, target=None):
+        if name == "mrules.cli.common":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.{sig})
+        return None
+sys.meta_path.insert(0, Hook())
+from mrules.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_130_interrupted_as_it_starts(tmp_path: Path, sig: str) -> None:
+    """Ctrl-C or SIGTERM in the first tenth of a second (the imports every command makes)
+    reached click, which said `Aborted!` and exited 1: the code of a rule set with errors."""
+    res = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AS_IT_STARTS.format(sig=sig), "run", str(RULES),
+         str(EVENTS), "--store", str(tmp_path / "i.db"), "-q"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == ExitCode.INTERRUPTED, res.stderr
+    assert res.stderr == "mrules: error: interrupted; nothing was done\n"
+    assert not (tmp_path / "i.db").exists()
+
+
 def test_an_internal_error_is_one_line_and_a_saved_traceback(tmp_path: Path) -> None:
     """Only the `mrules` program itself reports a bug this way (CliRunner sees the bug)."""
     script = (

@@ -77,6 +77,17 @@ class _Main(click.Group):
     def __call__(self, *args: object, **kwargs: object) -> object:
         _stop_on_sigterm_as_on_ctrl_c()
         try:
+            # What every command loads first (a tenth of a second), loaded where Ctrl-C and
+            # SIGTERM are ours: within click, they said `Aborted!` and exited 1, the code
+            # of a rule set with errors.
+            import mrules.cli.common  # noqa: F401
+        except KeyboardInterrupt:
+            from mrules.exitcodes import ExitCode
+
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write("mrules: error: interrupted; nothing was done\n")
+            sys.exit(ExitCode.INTERRUPTED)
+        try:
             return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
         except OSError as e:
             from mrules.cli.common import EXIT_STORE, internal_error, unwritable_message
