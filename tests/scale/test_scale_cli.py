@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from scale_helpers import (
+    MRULES,
     ROOT,
     assert_rerun_matches_one_process,
     getcloudy_rules,
@@ -310,3 +311,36 @@ def test_a_shard_folder_that_cannot_be_made_is_named(
     assert r.output.startswith("mrules: error: cannot write many.db.shards/"), r.output
     assert f"{os.strerror(errno_)}; {advice}, then run the same command again" in r.output
     assert "Traceback" not in r.output and r.output.count("\n") == 1
+
+
+def test_a_second_run_into_the_same_new_store_is_busy(getcloudy: Path) -> None:
+    """Two partitioned runs into one new store (a job started twice) shared its shards
+    and its hidden merged store, which one removed under the other: one ended in
+    `internal error: no such table: meta` (exit 70), the other, busy on the hidden
+    `.many.db.merging`, and no store was written. The store's lock is now held from the
+    start: the second run is exit 5 at once, naming the first."""
+    import fcntl
+
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    command = [*MRULES, "run", "rules", "part", "--engine", "local", "--store", "many.db", "-q"]
+    with open("many.db.lock", "w") as held:  # the first run's lock, as it holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        busy = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 5, busy.stderr
+        assert busy.stderr == (
+            f"mrules: error: store many.db is in use by another mrules process (pid"
+            f" {os.getpid()}); add --wait to wait for it, or stop the other run\n"
+        )
+        assert sorted(p.name for p in Path().iterdir() if p.name.startswith("many")) == [
+            "many.db.lock"
+        ]
+        # --wait waits for it, then (the first run done) finds its store.
+        waiting = subprocess.Popen([*command, "--wait-timeout", "60"], stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+        time.sleep(1)
+        assert waiting.poll() is None
+        Path("many.db").touch()  # the first run's store, put into place as it ends
+    _out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 2 and "many.db exists" in err, err

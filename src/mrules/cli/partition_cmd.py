@@ -114,8 +114,10 @@ def run_partitioned_cli(
     now_ts: float | None,
     commit_every: int,
     quiet: bool,
+    wait_timeout: float | None = None,
 ) -> None:
-    """`mrules run RULES DIR` on a partition folder: tasks, merge, outputs; exits."""
+    """`mrules run RULES DIR` on a partition folder: tasks, merge, outputs; exits
+    (`wait_timeout`: how long to wait for a store another run holds; None: not at all)."""
     from mrules.partition import PartitionError, is_partition_folder
     from mrules.scale.dask_engine import DaskMissing
     from mrules.scale.driver import MergeError, ScaleError, run_partitioned
@@ -194,6 +196,7 @@ def run_partitioned_cli(
             now=now_ts,
             commit_every=commit_every,
             progress=progress,
+            wait_timeout=wait_timeout,
         )
     except (PartitionError, ScaleError, DaskMissing) as e:
         fail(str(e))

@@ -305,6 +305,7 @@ def run(
             scheduler=scheduler, dask_local=dask_local, actions_path=actions_path,
             rejects_path=rejects_path, diagnostics_path=diagnostics_path, now_ts=now_ts,
             commit_every=commit_every, quiet=quiet,
+            wait_timeout=wait_timeout or (DEFAULT_WAIT_TIMEOUT if wait else None),
         )  # fmt: skip
     if events != "-" and found is None:
         fail(f"{events}: no such file")

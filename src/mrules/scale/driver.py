@@ -240,6 +240,7 @@ def run_partitioned(
     keep_shards: bool = False,
     progress: Callable[[int, int, int, float], None] | None = None,
     dask_cluster_options: dict[str, Any] | None = None,
+    wait_timeout: float | None = None,
 ) -> RunReport:
     """Run `rules` over the partition `folder` into the new store `store`.
 
@@ -247,16 +248,52 @@ def run_partitioned(
     before the store and the action log are put into place: when one cannot be written,
     the finished shards are kept and the same call runs only the merge again.
 
+    An SQLite store's writers' lock (`NEW.db.lock`) is held once the arguments, the
+    rules and the folder are checked, before any bucket runs: a second run into the
+    same new store is refused (`StoreLocked`), or waits `wait_timeout` seconds for the
+    first, then finds its store.
+
     Raises:
         ScaleError, PartitionError: the folder, the rules or the store path do not fit.
         TypeError, ValueError: an argument of the wrong type or value (naming it), as
             `mrules.run` refuses them: `now` NaN or infinite, `workers` 0.
         MergeError: the shards overlap (a bug, or a folder changed under a run).
         StoreError, OutputError: the store or the action log cannot be written.
+        StoreLocked: another run writes into the same store.
     """
+    with contextlib.ExitStack() as held:  # the store's lock, once the run takes it
+        return _run_partitioned(
+            rules, folder, store, engine=engine, workers=workers, scheduler=scheduler,
+            dask_local=dask_local, actions=actions, rejects=rejects, diagnostics=diagnostics,
+            now=now, commit_every=commit_every, keep_shards=keep_shards, progress=progress,
+            dask_cluster_options=dask_cluster_options, held=held, wait_timeout=wait_timeout,
+        )  # fmt: skip
+
+
+def _run_partitioned(
+    rules: Any,
+    folder: str | Path,
+    store: str | Path,
+    *,
+    engine: str = "local",
+    workers: int = 2,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
+    actions: str | Path | None = None,
+    rejects: str | Path | None = None,
+    diagnostics: str | Path | None = None,
+    now: float | None = None,
+    commit_every: int = 20_000,
+    keep_shards: bool = False,
+    progress: Callable[[int, int, int, float], None] | None = None,
+    dask_cluster_options: dict[str, Any] | None = None,
+    held: contextlib.ExitStack,
+    wait_timeout: float | None = None,
+) -> RunReport:
+    """`run_partitioned`; the store's lock, once taken, is released by `held`."""
     from mrules.api import _check_options, compile_rules
     from mrules.batch import Batch
-    from mrules.store import Store
+    from mrules.store import Store, _lock, _unlock
 
     _check_arguments(store, engine, workers, dask_local)
     # as mrules.run checks them: a NaN `now` ran every bucket to another state, silently
@@ -284,6 +321,11 @@ def run_partitioned(
         _remove_store_files(target)
     else:
         target = Path(store)
+        if target.parent.is_dir():
+            # Two runs into one new store shared its shards and its hidden merged store,
+            # which one removed under the other (`internal error: no such table: meta`).
+            # PostgreSQL: its staging file in the working folder is not locked.
+            held.callback(_unlock, _lock(target, wait_timeout is not None, wait_timeout))
     if target.exists():
         raise ScaleError(
             f"{_shown(target)} exists: a partitioned run writes a new store (replays are cheap);"
