@@ -95,12 +95,12 @@ class Handlers(EngineParts):
             if category:
                 self._category(c, points[1], category, points[0])
         blocks = self.cs.blocks.get((etype, asset))
-        if blocks and etype == "email_click":
-            link = f"{asset}|{e.url or ''}"
-            if not p.click(link):
-                blocks = None  # an email link fires once per prospect (§2.3)
         if blocks:
             active = tuple(b for b in blocks if self._active(b, e.ts_epoch))
+            if active and etype == "email_click" and not p.click(f"{asset}|{e.url or ''}"):
+                # An email link fires once per prospect (§2.3): the click that fired is
+                # remembered, not one from before the actions were added (`since`).
+                active = ()
             if active:
                 self._run_blocks(c, active, f"{etype}:{asset}")
                 return
