@@ -102,6 +102,8 @@ class CompiledBlock:
     since: float | None
     actions: tuple[CompiledAction, ...]
     conditionals: tuple[tuple[Pred, tuple[CompiledAction, ...]], ...]
+    # A condition reads a dynamic list: the lists follow the event's own changes first.
+    lists_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -628,15 +630,33 @@ class _Builder:
     ) -> CompiledBlock:
         actions: list[CompiledAction] = []
         conditionals: list[tuple[Pred, tuple[CompiledAction, ...]]] = []
+        lists_first = False
         for stmt in body:
             if isinstance(stmt, ast.Conditional):
                 pred = self.criteria.compile(stmt.condition, set())
                 conditionals.append((pred, tuple(_compile_action(a, self) for a in stmt.actions)))
+                lists_first = lists_first or self._reads_dynamic_list(stmt.condition)
             elif not isinstance(stmt, ast.PriorityFlag):
                 actions.append(_compile_action(stmt, self))
         return CompiledBlock(
-            key, ref, _epoch(since.value) if since else None, tuple(actions), tuple(conditionals)
+            key,
+            ref,
+            _epoch(since.value) if since else None,
+            tuple(actions),
+            tuple(conditionals),
+            lists_first,
         )
+
+    def _reads_dynamic_list(self, node: Any) -> bool:
+        """Whether a criterion tests a dynamic list (`in list "D"`, within groups and `not`)."""
+        match node:
+            case ast.Group(items=items):
+                return any(self._reads_dynamic_list(i) for i in items)
+            case ast.Not(criterion=inner):
+                return self._reads_dynamic_list(inner)
+            case ast.InList(list=name):
+                return name.text in self.symbols.dynamic_lists
+        return False
 
     def build(self) -> CompiledRuleSet:
         blocks: dict[tuple[str, str], list[CompiledBlock]] = {}

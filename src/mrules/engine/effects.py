@@ -74,6 +74,8 @@ class Effects(EngineParts):
                 if c.facts:
                     self._settle(c)
             return
+        if any(b.lists_first for b in blocks):
+            self._lists_now(c)  # `if in list "D"` reads D as this event's data makes it
         chosen: list[tuple[CompiledAction, RuleRef]] = []
         for b in blocks:
             matches[b.ref] += 1

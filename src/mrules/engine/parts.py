@@ -142,6 +142,9 @@ class EngineParts:
     def _settle(self, c: Context) -> None:
         raise NotImplementedError
 
+    def _lists_now(self, c: Context) -> None:
+        raise NotImplementedError
+
     def _tick_all(self) -> None:
         raise NotImplementedError
 

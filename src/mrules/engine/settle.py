@@ -159,6 +159,24 @@ class Settlement(EngineParts):
         if changed:
             self._unsettled(c, changed)
 
+    def _lists_now(self, c: Context) -> None:
+        """Bring the dynamic lists up to date with what the event changed so far, rules
+        aside: a completion action's condition reads them before its actions run (§2.5).
+        The facts stay in `c.facts` (with `list`, if a list changed) for `_settle`."""
+        changed = set(c.facts)
+        if self._fresh == c.p.email:  # `_settle` still sees the prospect as new
+            changed.add(NEW_PROSPECT)
+        if not changed:
+            return
+        key = frozenset(changed)
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates[key] = self._candidates_for(key)
+        for dl in found[1]:
+            self._dynamic(c, dl)
+        if "list" in c.facts and self.cs.dynamic_by_fact.get("list"):
+            self._chained_lists(c)
+
     def _chained_lists(self, c: Context) -> None:
         """A list changed by the lists' update: the lists that read lists follow it now, in
         as many passes as there are dynamic lists (a list declared before the one it reads
