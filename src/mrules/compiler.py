@@ -131,6 +131,9 @@ class CompiledRule:
     # When the outcome could next change with no event: one function per time-based
     # criterion, giving the moment its threshold is crossed (or None).
     timers: tuple[Callable[[Prospect], float | None], ...] = ()
+    # A hash of the criteria as written (positions aside): an edit makes the rule or
+    # list look at every stored prospect again, as a new one does (§4.2, §6.2).
+    criteria: str = ""
 
 
 @dataclass
@@ -716,6 +719,7 @@ class _Builder:
                             repeat_seconds=rep.every_days * DAY if rep else None,
                             max_times=rep.max_times if rep else None,
                             name=n.text,
+                            criteria=criteria_version(item.when),
                         )
                     )
                     keys[f"rule:{n.text}"] = "automation rule"
@@ -731,6 +735,7 @@ class _Builder:
                             reads=reads,
                             timers=timers,
                             name=n.text,
+                            criteria=criteria_version(item.when),
                         )
                     )
                     keys[f"dynamic:{n.text}"] = "dynamic list"
@@ -833,6 +838,11 @@ def _url_matcher(pattern: str, settings: EngineSettings) -> Callable[[str], bool
 def ruleset_version(program: ast.Program) -> str:
     """A short hash of the rule set's structure (positions and comments do not count)."""
     return hashlib.sha256(orjson.dumps(ast.dump(program, spans=False))).hexdigest()[:16]
+
+
+def criteria_version(when: ast.Node) -> str:
+    """A short hash of a rule's criteria (positions and comments do not count)."""
+    return hashlib.sha256(orjson.dumps(ast.dump(when, spans=False))).hexdigest()[:16]
 
 
 def compile_program(

@@ -221,7 +221,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         _check_shared(self.shared)
         first_seen = st.rules_first_seen()
         new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
-        resumed = self._resumed_rules(first_seen)
+        resumed = self._resumed_rules(first_seen) | self._edited_rules(first_seen)
         for key in new_keys:
             first_seen[key] = self.clock
             self.batch.rules.append((key, self.cs.rule_keys[key], self.clock))
@@ -261,6 +261,27 @@ class Engine(Handlers, Effects, Settlement, Screening):
             return set()
         ran = set(before)
         return {k for k in active if k in first_seen and k not in ran}
+
+    def _edited_rules(self, first_seen: dict[str, float | None]) -> set[str]:
+        """Rules and dynamic lists known to the store whose criteria changed since (§4.2).
+
+        Edited criteria are evaluated against every stored prospect, as a
+        resumed rule's are: a dynamic list takes the members its criteria now
+        give (§6.2); a rule matches the prospects its new criteria hold for
+        (a prospect it matched already is not matched again unless it repeats).
+        The store keeps each one's criteria hash (`shared`); a store written
+        before that knows none, and takes this run's without looking again.
+        """
+        now = {r.key: r.criteria for r in (*self.cs.rules, *self.cs.dynamic_lists)}
+        before = self.shared.get("rule_criteria")
+        # A rule left out keeps its hash for its return.
+        merged = {**before, **now} if before is not None else now
+        if before != merged:
+            self.shared["rule_criteria"] = merged
+            self.shared_dirty = True
+        if before is None:
+            return set()
+        return {k for k, v in now.items() if k in first_seen and k in before and before[k] != v}
 
     def _track_new_activity_keys(self, stored: bool) -> None:
         """Activity criteria new to the store learn the history from the activities table.
@@ -830,6 +851,8 @@ def _check_shared(shared: dict[str, Any]) -> None:
     for key, value in shared.items():
         if key in ("activity_keys", "active_rules"):
             ok = type(value) is list and all(type(k) is str for k in value)
+        elif key == "rule_criteria":
+            ok = type(value) is dict and all(type(v) is str for v in value.values())
         elif key.startswith("round_robin:"):
             ok = type(value) is int and value >= 0
         else:
