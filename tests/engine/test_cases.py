@@ -52,6 +52,8 @@ _SUMMARY_ROWS = {
     "rejected": "rejected",
     "prospects_created": "prospects created",
     "ignored": "ignored (CRM record, no prospect)",
+    "notify_skipped": "notify skipped (no assigned user)",
+    "autoresponder_skipped": "autoresponder skipped (opted out or do not email)",
 }
 
 
@@ -117,7 +119,7 @@ def _crash(res: Any) -> str:
 def _summary(stderr: str) -> dict[str, int]:
     out = {}
     for key, label in _SUMMARY_ROWS.items():
-        m = re.search(rf"│ {re.escape(label)}\s*│\s*([\d,]+)", stderr)
+        m = re.search(rf"│\s+{re.escape(label)}\s*│\s*([\d,]+)", stderr)
         out[key] = int(m.group(1).replace(",", "")) if m else 0
     return out
 

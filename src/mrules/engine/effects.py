@@ -296,7 +296,7 @@ class Effects(EngineParts):
         if to is None:
             to = p.assigned_to if p.assigned_kind == "user" else None
             if to is None:
-                self.summary.actions["notify skipped (unassigned)"] += 1
+                self.summary.actions["notify skipped (no assigned user)"] += 1
                 return
         if (
             asset_key is not None
@@ -325,7 +325,7 @@ class Effects(EngineParts):
     def autoresponder(self, c: Context, ref: RuleRef, email: str, asset_key: str | None) -> None:
         p = c.p
         if p.opted_out or p.field("do_not_email") is True:
-            self.summary.actions["autoresponder skipped (opted out)"] += 1
+            self.summary.actions["autoresponder skipped (opted out or do not email)"] += 1
             return
         if (
             asset_key is not None
