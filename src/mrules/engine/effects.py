@@ -107,6 +107,8 @@ class Effects(EngineParts):
 
     def _category(self, c: Context, ref: RuleRef, category: str, points: int) -> None:
         p = c.p
+        if points == 0:
+            return  # as for `_score`: a +0 row (Pardot's email open) adds nothing
         cats = p.categories if p.categories is not None else {}
         before = cats.get(category, 0)
         cats[category] = before + points
