@@ -1,7 +1,7 @@
 """`mrules run`, `state export` and `explain` end to end, on the Get Cloudy example.
 
 The example's facts are checked by hand against the seed scenario
-(reference §2-§4): Leung submits "Demande Get Cloudy" and gets the
+(docs/pardot.md §2-§4): Leung submits "Demande Get Cloudy" and gets the
 "Proposition d'horaire" autoresponder, +25 for getcloudy.com/consult, -10 on
 the careers wildcard, and the MQL rule puts her in list "MQL". Whole outputs
 are snapshotted too, and were read line by line when written.

@@ -1,6 +1,6 @@
 """URL normalisation and the page-action index: exact URLs in a dict, wildcards by longest prefix.
 
-Pardot does not document how it compares URLs (reference §3), so mrules
+Pardot does not document how it compares URLs (docs/pardot.md §3), so mrules
 normalises both the page-action URL and the URL seen, each step a setting
 (docs/semantics.md): the fragment always goes; by default the scheme, a
 leading `www.`, the query string and a trailing slash go too; the host is

@@ -3,7 +3,7 @@
 Each YAML document is one case (a file may hold several, separated by `---`):
 
     name: short-id            # unique within its file
-    note: what behaviour, citing pardot-semantics.md §N
+    note: what behaviour, citing docs/pardot.md §N
     rules: |                  # mrules text (one file)
     events: |                 # JSON Lines
     now: 2026-12-01T00:00:00Z # optional `--now`

@@ -6,7 +6,7 @@ One event at a time, in stream order:
 3. find or create the prospect (a visitor's page views stay anonymous until a
    form submit or `identify` ties the visitor to a prospect; then they count
    for default scoring and activity criteria, but page actions and completion
-   actions are never replayed for them, reference §2.3);
+   actions are never replayed for them, docs/pardot.md §2.3);
 4. apply what the event means: fields, activity, default scoring, the page
    action, the asset's completion actions in the seed's order (assignment,
    then data changes in declared order, then automation rules, then
