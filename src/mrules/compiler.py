@@ -167,6 +167,10 @@ class CompiledRuleSet:
     codecs: Codecs  # names of lists, tags and rules to the bits prospects keep
     activity_keys: dict[str, str]  # the activity keys some criterion reads (shared strs)
     rule_keys: dict[str, str] = field(default_factory=dict)  # key -> kind, every keyed piece
+    # A hash of the grading profiles' weights, the default profile and grade_start: a
+    # change regrades the stored prospects (§5.4). Each profile's declaration, for the ledger.
+    grading_version: str = ""
+    profile_refs: dict[str, RuleRef] = field(default_factory=dict)
     # What it was compiled from: a compiled rule set pickles as these and is compiled
     # again where it is unpickled (predicates are closures), e.g. in a worker process.
     program: ast.Program | None = field(default=None, repr=False, compare=False)
@@ -581,10 +585,12 @@ class _Builder:
         self.settings = EngineSettings.from_values(values)
         self.default_profile = self.symbols.default_profile()
         self.profiles: dict[str, dict[str, int]] = {}
+        self.profile_refs: dict[str, RuleRef] = {}
         for name, decl in self.symbols.profiles.items():
             node = decl.node
             assert isinstance(node, ast.GradingProfile)
             self.profiles[name] = {c.name.text: c.weight for c in node.criteria}
+            self.profile_refs[name] = self.ref("grading profile", name, decl.path, node)
         self.grade_start = grade_rank(
             self.settings.grade_start if self.settings.grade_start in GRADES else "D"
         )
@@ -810,6 +816,10 @@ class _Builder:
             codecs=self.codecs,
             activity_keys=self.activity_keys,
             rule_keys=keys,
+            grading_version=hashlib.sha256(
+                orjson.dumps([self.profiles, self.default_profile, self.grade_start])
+            ).hexdigest()[:16],
+            profile_refs=self.profile_refs,
             program=self.program,
             sources=self.sources or None,
         )

@@ -233,6 +233,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
         self.batch.ruleset_version = self.cs.version
         self._track_new_activity_keys(stored)
+        self._regrade(stored)
         if stored:
             self._retroactive(
                 {k for k in new_keys if k.startswith(("rule:", "dynamic:"))} | resumed
@@ -282,6 +283,41 @@ class Engine(Handlers, Effects, Settlement, Screening):
         if before is None:
             return set()
         return {k for k, v in now.items() if k in first_seen and k in before and before[k] != v}
+
+    def _regrade(self, stored: bool) -> None:
+        """Grades follow edited grading profiles: weights, the default, `grade_start` (§5.4).
+
+        A grade is the start plus the weights of the known criteria of the
+        prospect's profile; criteria compute it from the profiles as they are,
+        so the kept grade (what `state export` and `explain` show) is brought to
+        the same value, and the rules and lists that read the grade see the
+        change. The store keeps the profiles' hash (`shared`); a store written
+        before that knows none, and takes this run's without regrading.
+        """
+        version = self.cs.grading_version
+        before = self.shared.get("grading")
+        if before != version:
+            self.shared["grading"] = version
+            self.shared_dirty = True
+        if not stored or before is None or before == version:
+            return
+        self.line, self.event_id, self._row = 0, None, None
+        for email, data in self._every():
+            peeked = self._peek(email, data)
+            assert peeked is not None
+            if not peeked.criteria or self.grade(peeked) == peeked.grade:
+                continue
+            p = self._get(email, data)  # cached from here: it changes
+            assert p is not None
+            grade = self.grade(p)
+            profile = p.profile or self.cs.default_profile or ""
+            ref = self.cs.profile_refs.get(profile) or self._ref_for(None)
+            self.log(p, ref, Action.GRADE, {"profile": profile}, p.grade, grade)
+            p.grade = grade
+            c = Context(p)
+            c.facts.add("grade")
+            self._settle(c)
+            self.dirty.add(email)
 
     def _track_new_activity_keys(self, stored: bool) -> None:
         """Activity criteria new to the store learn the history from the activities table.
@@ -849,7 +885,9 @@ def _check_shared(shared: dict[str, Any]) -> None:
     Found when the run starts, not as a `TypeError` at the first assignment or new
     criterion that reads one."""
     for key, value in shared.items():
-        if key in ("activity_keys", "active_rules"):
+        if key == "grading":
+            ok = type(value) is str
+        elif key in ("activity_keys", "active_rules"):
             ok = type(value) is list and all(type(k) is str for k in value)
         elif key == "rule_criteria":
             ok = type(value) is dict and all(type(v) is str for v in value.values())
