@@ -517,3 +517,31 @@ def test_message_keys_the_comparison_keeps_are_their_own_size() -> None:
         tracemalloc.stop()
     assert len(set(keys)) == 100
     assert held < 100 * 200, held  # orjson's output as it is: about 4 KB each
+
+
+def _edited(folder: Path, file: str, old: str, new: str) -> Path:
+    """The example's rules in `folder`/rules with `old` replaced by `new` in `file`."""
+    rules = folder / "rules"
+    shutil.copytree(EXAMPLE / "rules", rules)
+    path = rules / file
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return rules
+
+
+def test_a_prospect_whose_score_alone_changes_is_counted_as_changed(tmp_path: Path) -> None:
+    """The headline said "0 changed" over "Scores: 1 changed": a score is compared too."""
+    new = _edited(tmp_path, "10-completion-actions.mr", "  score +5\n", "  score +7\n")
+    old_state, _ = _separate_run(EXAMPLE / "rules", tmp_path / "old.db")
+    new_state, _ = _separate_run(new, tmp_path / "new.db")
+    by_hand = sorted(e for e in old_state if old_state[e]["score"] != new_state[e]["score"])
+    assert by_hand == ["bob@bigcorp.example"]  # the data is what we think
+
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert d["score"]["changed"] == len(by_hand)
+    assert d["prospects"]["changed"] == len(by_hand)
+    text = _mrules(*args).output
+    assert "Prospects: 6 before, 6 after; 1 changed" in text
+    assert "Scores: 1 changed (1 up, 0 down" in text

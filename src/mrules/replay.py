@@ -857,6 +857,7 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     score_new: dict[str, int] = {}
     mql_old = mql_new = 0
     score_moves = []
+    rescored: list[str] = []  # the prospects whose score differs
     for email in emails:
         sa, sb = old.states.get(email), new.states.get(email)
         if sa is None or sb is None:
@@ -876,6 +877,7 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         if a is not b:
             if a.score != b.score:
                 score_moves.append(b.score - a.score)
+                rescored.append(email)
             if a.mql != b.mql:
                 cats["mql_gained" if b.mql else "mql_lost"].append(
                     {"prospect": email, "score": [a.score, b.score]}
@@ -992,7 +994,9 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     rules.sort(key=lambda r: (-abs(r["after"] - r["before"]), r["kind"], r["name"]))
 
     moves = sorted(score_moves)
+    # A prospect changed when anything compared differs: a score alone counts too.
     changed = {e for k, v in cats.items() for e in (i["prospect"] for i in v)}
+    changed.update(rescored)
     return {
         "mql_list": mql,
         "prospects": {
