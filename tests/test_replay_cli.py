@@ -545,3 +545,63 @@ def test_a_prospect_whose_score_alone_changes_is_counted_as_changed(tmp_path: Pa
     text = _mrules(*args).output
     assert "Prospects: 6 before, 6 after; 1 changed" in text
     assert "Scores: 1 changed (1 up, 0 down" in text
+
+
+def test_fields_and_tags_a_rule_change_sets_are_compared(tmp_path: Path) -> None:
+    """A change of what a completion action writes (a field, a tag) said "0 changed" and
+    nothing else: the prospects' data is compared too, against `state export` by hand."""
+    new = _edited(
+        tmp_path,
+        "10-completion-actions.mr",
+        '  set lead_source = "Web consult"\n',
+        '  set lead_source = "Web form"\n  add tag "newsletter-reader"\n',
+    )
+    old_state, _ = _separate_run(EXAMPLE / "rules", tmp_path / "old.db")
+    new_state, _ = _separate_run(new, tmp_path / "new.db")
+    by_hand = {}
+    for email, a in old_state.items():
+        b = new_state[email]
+        changes = [
+            {"what": f"fields.{k}", "old": a["fields"].get(k), "new": b["fields"].get(k)}
+            for k in sorted(a["fields"].keys() | b["fields"].keys())
+            if a["fields"].get(k) != b["fields"].get(k)
+        ]
+        if a["tags"] != b["tags"]:
+            changes.append({"what": "tags", "old": a["tags"], "new": b["tags"]})
+        if changes:
+            by_hand[email] = changes
+    assert sorted(by_hand) == ["bob@bigcorp.example", "henry@example.org", "leung@example.com"]
+
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert d["data"]["prospects"] == sorted(by_hand)
+    assert {i["prospect"]: i["changes"] for i in d["data"]["examples"]} == by_hand
+    assert d["prospects"]["changed"] == len(by_hand)
+    reason = d["data"]["examples"][0]["reason"]
+    assert reason.startswith("completion action 'submit of form Demande Get Cloudy' (")
+    text = _mrules(*args).output
+    assert "Prospects: 6 before, 6 after; 3 changed" in text
+    assert "Prospect data: 3 prospect(s) change" in text
+    assert '  ~ henry@example.org: lead_source "Web consult" -> "Web form"' in text
+    assert "  ~ leung@example.com: +tag newsletter-reader: newsletter-reader: completion" in text
+
+
+def test_the_same_rules_renamed_or_moved_change_nothing(tmp_path: Path) -> None:
+    """A renamed rule and rules moved to other lines act the same: nothing changes but the
+    renamed rule's counts (its name is how a rule is matched)."""
+    new = _edited(tmp_path, "30-automation.mr", '"MQL handoff"', '"MQL handover"')
+    moved = new / "30-automation.mr"
+    moved.write_text("# moved down\n\n" + moved.read_text(encoding="utf-8"), encoding="utf-8")
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert d["prospects"]["changed"] == 0
+    for key in ("assignment", "grade", "lists", "data", "crm", "only_old", "only_new"):
+        assert d[key]["count"] == 0, key
+    assert d["mql"]["gained"]["count"] == d["mql"]["lost"]["count"] == 0
+    assert d["outbox"]["gained"]["total"] == d["outbox"]["lost"]["total"] == 0
+    assert d["score"]["changed"] == 0
+    moved_counts = {r["name"]: (r["before"], r["after"]) for r in d["rules"]}
+    assert moved_counts["MQL handoff"][1] == 0 and moved_counts["MQL handover"][0] == 0
+    assert moved_counts["MQL handoff"][0] == moved_counts["MQL handover"][1] > 0
+    renamed = ("MQL handoff", "MQL handover")
+    assert all(b == a for n, (b, a) in moved_counts.items() if n not in renamed)

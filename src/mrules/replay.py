@@ -536,7 +536,7 @@ class _Explainer:
 class _Facts:
     """What the comparison reads of one prospect's state, decoded from the store's bytes."""
 
-    __slots__ = ("assignee", "crm_status", "grade", "lists", "mql", "score")
+    __slots__ = ("assignee", "crm_status", "data", "grade", "lists", "mql", "score")
 
     def __init__(self, data: bytes, codecs: Any, email: str, mql: str) -> None:
         from mrules.state import Prospect
@@ -549,6 +549,59 @@ class _Facts:
         self.grade: str | None = p.grade
         self.lists = set(static) | {f"{x} (dynamic)" for x in dynamic}
         self.crm_status: str = p.crm_status
+        # The rest of what `state export` shows that rules change, under its keys there.
+        self.data: dict[str, Any] = {
+            **{f"fields.{k}": v for k, v in p.field_items().items()},
+            "tags": sorted(p.names("tags", codecs)),
+            **{f"category_scores.{k}": v for k, v in (p.categories or {}).items()},
+            "profile": p.profile,
+            "source_campaign": p.campaign,
+            "opted_out": p.opted_out,
+            "do_not_sync": p.do_not_sync,
+        }
+
+
+def _data_changes(a: _Facts, b: _Facts) -> list[dict[str, Any]]:
+    """Each datum (a field, the tags, a category score...) that differs: its old and new value."""
+    keys = sorted(a.data.keys() | b.data.keys())
+    return [
+        {"what": k, "old": a.data.get(k), "new": b.data.get(k)}
+        for k in keys
+        if a.data.get(k) != b.data.get(k)
+    ]
+
+
+# The action behind a datum's value, and the argument naming it (`set field` of `field`).
+_DATA_ACTIONS: dict[str, tuple[str, str | None]] = {
+    "fields": ("set field", "field"),
+    "category_scores": ("category score", "category"),
+    "tags": ("add tag", "tag"),
+    "profile": ("change profile", None),
+    "source_campaign": ("source campaign", None),
+    "opted_out": ("opt out", None),
+    "do_not_sync": ("do not sync", None),
+}
+
+
+def _data_reason(e: str, change: dict[str, Any], new: _Explainer, old: _Explainer) -> str | None:
+    """Why the first changed datum of a prospect has its new value (or had its old one)."""
+    what = change["what"]
+    group, _, name = what.partition(".")
+    action, arg = _DATA_ACTIONS[group]
+    if group == "tags":
+        added = sorted(set(change["new"]) - set(change["old"]))
+        removed = sorted(set(change["old"]) - set(change["new"]))
+        if added:
+            return f"{added[0]}: {new.last(e, action, tag=added[0]) or '?'}"
+        why = old.last(e, action, tag=removed[0])
+        return f"{removed[0]} (old rules): {why}" if why else None
+    args = {arg: name} if arg else {}
+    if change["new"] is not None:
+        why = new.last(e, action, **args)
+        if why:
+            return why
+    why = old.last(e, action, **args)
+    return f"old rules: {why}" if why else None
 
 
 def _crm_work(work: list[dict[str, Any]] | None) -> Counter[bytes]:
@@ -845,6 +898,7 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             "assignment",
             "grade",
             "lists",
+            "data",
             "crm",
             "only_old",
             "only_new",
@@ -894,6 +948,9 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
                         "removed": sorted(a.lists - b.lists),
                     }
                 )
+            data = _data_changes(a, b)
+            if data:
+                cats["data"].append({"prospect": email, "changes": data})
         ca, cb = old.crm.get(email), new.crm.get(email)
         if ca or cb or a.crm_status != b.crm_status:
             wa, wb = _crm_work(ca), _crm_work(cb)
@@ -941,6 +998,8 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             if why:
                 reasons.append(f"{name} (old rules): {why}")
         item["reason"] = "; ".join(reasons) or None
+    for item in cats["data"][:limit]:
+        item["reason"] = _data_reason(item["prospect"], item["changes"][0], ex_new, ex_old)
     for key, side in (("only_new", ex_new), ("only_old", ex_old)):
         for item in cats[key][:limit]:
             item["reason"] = side.last(item["prospect"], "create prospect")
@@ -1013,6 +1072,7 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         "assignment": _with_examples(cats["assignment"], limit),
         "grade": _with_examples(cats["grade"], limit),
         "lists": _with_examples(cats["lists"], limit),
+        "data": _with_examples(cats["data"], limit),
         "crm": _with_examples(cats["crm"], limit),
         "only_old": _with_examples(cats["only_old"], limit),
         "only_new": _with_examples(cats["only_new"], limit),
@@ -1095,6 +1155,7 @@ def render_text(d: dict[str, Any]) -> str:
             "lists",
             lambda i: ", ".join([f"+{x}" for x in i["added"]] + [f"-{x}" for x in i["removed"]]),
         ),
+        ("Prospect data", "data", _data_line),
         ("CRM work", "crm", _crm_line),
         ("Only under the old rules", "only_old", lambda i: "no such prospect under the new rules"),
         ("Only under the new rules", "only_new", lambda i: "created"),
@@ -1165,6 +1226,23 @@ def _more(out: list[str], sec: dict[str, Any]) -> None:
     extra = sec["count"] - len(sec["examples"])
     if extra > 0:
         out.append(f"    ... and {extra:,} more (--format json lists them all)")
+
+
+def _data_line(i: dict[str, Any]) -> str:
+    """`lead_source "Web" -> "Web consult", +tag vip`: the first three changes, then a count."""
+    parts = []
+    for c in i["changes"][:3]:
+        what = c["what"].removeprefix("fields.")
+        if what == "tags":
+            added = sorted(set(c["new"]) - set(c["old"]))
+            removed = sorted(set(c["old"]) - set(c["new"]))
+            parts += [f"+tag {t}" for t in added] + [f"-tag {t}" for t in removed]
+        else:
+            old, new = (orjson.dumps(c[k]).decode() for k in ("old", "new"))
+            parts.append(f"{what} {old} -> {new}")
+    if len(i["changes"]) > 3:
+        parts.append(f"{len(i['changes']) - 3} more")
+    return ", ".join(parts)
 
 
 def _crm_line(i: dict[str, Any]) -> str:

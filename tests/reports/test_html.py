@@ -127,6 +127,24 @@ def test_replay_diff_section(tmp_path: Path) -> None:
     )
 
 
+def test_replay_diff_section_counts_changed_data(tmp_path: Path) -> None:
+    """Fields, tags and the like are a category of their own; a diff written before they
+    were compared (no `data` key) still makes a page."""
+    diff = _replay_diff(tmp_path)
+    diff["data"] = {
+        "count": 2,
+        "prospects": ["a@x.example", "b@x.example"],
+        "examples": [{"prospect": "a@x.example", "reason": "set by the new rules"}],
+    }
+    text = page.page({**samples.full(), "replay_diff": diff}, script=_js)
+    assert '<td>fields, tags and other data changed</td><td class="n">2</td>' in text
+    assert "a@x.example" in text and "… 1 more" in text
+    del diff["data"]
+    assert page.replay_diff_problem(diff) is None
+    text = page.page({**samples.full(), "replay_diff": diff}, script=_js)
+    assert '<td>fields, tags and other data changed</td><td class="n">0</td>' in text
+
+
 def _replay_diff(tmp_path: Path) -> dict[str, Any]:
     new = tmp_path / "newrules"
     new.mkdir()

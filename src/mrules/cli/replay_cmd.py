@@ -171,7 +171,7 @@ def replay(
     Both runs happen in memory, unless --store-dir gives them stores on disk;
     no existing store is read or written. The report lists
     the prospects whose MQL status (membership of the list "MQL"), assignment,
-    grade, lists or CRM work change, the emails and notifications gained or
+    grade, lists, fields and tags or CRM work change, the emails and notifications gained or
     lost, the shift of the score distribution and, per rule, how many times it
     acted before and after, with example prospects and the rules and events
     behind each change.

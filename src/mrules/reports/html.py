@@ -309,6 +309,7 @@ _DIFF_CATEGORIES = (
     ("assignment changed", ("assignment",)),
     ("grade changed", ("grade",)),
     ("lists changed", ("lists",)),
+    ("fields, tags and other data changed", ("data",)),
     ("CRM work changed", ("crm",)),
     ("only under the old rules", ("only_old",)),
     ("only under the new rules", ("only_new",)),
@@ -392,6 +393,7 @@ class _ReplayDiff(_Shape):
     assignment: _Category
     grade: _Category
     lists: _Category
+    data: _Category | None = None  # not in the JSON of replays before it was compared
     crm: _Category
     only_old: _Category
     only_new: _Category
