@@ -605,3 +605,37 @@ def test_the_same_rules_renamed_or_moved_change_nothing(tmp_path: Path) -> None:
     assert moved_counts["MQL handoff"][0] == moved_counts["MQL handover"][1] > 0
     renamed = ("MQL handoff", "MQL handover")
     assert all(b == a for n, (b, a) in moved_counts.items() if n not in renamed)
+
+
+def test_lines_only_one_rule_set_rejects_are_said_for_each_side(tmp_path: Path) -> None:
+    """Old rules that reject a line (`unknown_assets = "reject"`) and new ones that apply
+    it: the header said nothing, and `events.rejected` was the new side's 0. Each side's
+    count is given, as two `mrules run`s give them."""
+    strict = tmp_path / "strict"
+    shutil.copytree(EXAMPLE / "rules", strict)
+    (strict / "05-settings.mr").write_text('settings {\n  unknown_assets = "reject"\n}\n')
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        (EXAMPLE / "events.jsonl").read_bytes()
+        + b'{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"zed@x.example",'
+        b'"asset":"Book a demo"}\n' + b"not json\n"
+    )
+    by_hand = {}
+    for side, rules in (("old", strict), ("new", EXAMPLE / "rules")):
+        store, rejects = tmp_path / f"{side}.db", tmp_path / f"{side}.rejects.jsonl"
+        res = _mrules(
+            "run", str(rules), str(events), "--store", str(store), "--rejects", str(rejects)
+        )
+        assert res.exit_code == 3, res.output
+        by_hand[side] = len(rejects.read_text().splitlines())
+    assert by_hand == {"old": 2, "new": 1}  # the data is what we think
+
+    args = ["replay", "--diff", str(strict), str(EXAMPLE / "rules"), str(events)]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert (d["old"]["rejected"], d["new"]["rejected"]) == (2, 1)
+    assert d["events"]["rejected"] == 1  # the new side's, as before
+    assert (
+        "  (2 lines rejected under the old rules, 1 under the new rules)\n" in _mrules(*args).output
+    )
+    same = ["replay", "--diff", str(EXAMPLE / "rules"), str(EXAMPLE / "rules"), str(events)]
+    assert "  (1 line rejected under both rule sets)\n" in _mrules(*same).output

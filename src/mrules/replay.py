@@ -827,8 +827,10 @@ def _diff(
         "rejected": new.rejected,
         "unfinished_line": new.unfinished_line,
     }
-    out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4)}
-    out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4)}
+    # Each side's own rejects: a rule set's settings (`unknown_assets = "reject"`) or its
+    # declarations can refuse lines the other applies.
+    out["old"] = {"rules": old.label, "seconds": round(old.seconds, 4), "rejected": old.rejected}
+    out["new"] = {"rules": new.label, "seconds": round(new.seconds, 4), "rejected": new.rejected}
     out["seconds"] = {
         "runs": round(runs_seconds, 4),
         "total": round(time.perf_counter() - started, 4),
@@ -1113,6 +1115,20 @@ def unfinished_text(events: dict[str, Any]) -> str:
     )
 
 
+def _rejected_text(d: dict[str, Any]) -> str | None:
+    """`2 lines rejected under both rule sets`, or each side's count when they differ."""
+    new = d["events"]["rejected"]
+    old = d["old"].get("rejected", new)  # JSON of a replay that counted the new side only
+    if not old and not new:
+        return None
+    if old == new:
+        return f"{new:,} line{'s' if new != 1 else ''} rejected under both rule sets"
+    return (
+        f"{old:,} line{'s' if old != 1 else ''} rejected under the old rules,"
+        f" {new:,} under the new rules"
+    )
+
+
 def render_text(d: dict[str, Any]) -> str:
     """The diff as a summary for a terminal or a pull-request comment."""
     out = [
@@ -1120,8 +1136,9 @@ def render_text(d: dict[str, Any]) -> str:
         f"  old rules: {d['old']['rules']}",
         f"  new rules: {d['new']['rules']}",
     ]
-    if d["events"]["rejected"]:
-        out.append(f"  ({d['events']['rejected']:,} lines rejected under the new rules)")
+    rejected = _rejected_text(d)
+    if rejected:
+        out.append(f"  ({rejected})")
     if d["events"].get("unfinished_line"):
         out.append(f"  ({unfinished_text(d['events'])})")
     p = d["prospects"]
