@@ -1908,6 +1908,7 @@ class _Checker:
         ok = len(want) == len(got) and all(_partial(w, g) for w, g in zip(want, got, strict=False))
         if ok:
             return
+        what = "message" if key == "outbox" else "CRM work item"  # `crm` holds no messages
         reasons = [
             f"{_value(_brief_message(g))}: {g.get('rule', '?')}"
             f" ({_rule_location(self.case, g['at']) if g.get('at') else '?'})"
@@ -1919,7 +1920,7 @@ class _Checker:
             [_brief_message(g) for g in got],
             _line(self.case.expect, key),
             reasons=reasons,
-            note=f"want {len(want)} message(s), got {len(got)}" if len(want) != len(got) else None,
+            note=f"want {len(want)} {what}(s), got {len(got)}" if len(want) != len(got) else None,
         )
 
     def rules(self) -> None:
