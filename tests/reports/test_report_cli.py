@@ -116,7 +116,14 @@ def test_a_file_that_is_not_a_store_fails_with_the_store_code(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("funnel", "--since", "2026-13-01"), "not an ISO 8601 date"),
+        (("funnel", "--since", "2026-13-01"), "--since '2026-13-01' is not a date or time"),
+        # An ISO 8601 month is ISO 8601 all the same: the message names the option and what
+        # it reads (it said "not an ISO 8601 date or time").
+        (
+            ("campaigns", "--until", "2026-10"),
+            "--until '2026-10' is not a date or time (give a day, such as 2026-10-01, or a"
+            " time, such as 2026-10-01T09:00:00Z; UTC when no zone is given)",
+        ),
         (("funnel", "--since", "2026-11-01", "--until", "2026-10-01"), "must be after --since"),
         (("funnel", "--by", "year"), "'year' is not one of"),
         (("campaigns", "--model", "linear"), "'linear' is not one of"),

@@ -68,9 +68,13 @@ def _rules_error(e: Any) -> ReportError:
 # -- shared pieces ---------------------------------------------------------------------------
 def _range(since: Any, until: Any) -> tuple[float, float, str | None, str | None]:
     try:
-        lo, hi = epoch(since), epoch(until)
+        lo = epoch(since)
     except ValueError as e:
-        raise ReportError(str(e)) from None
+        raise ReportError(f"--since {e}") from None
+    try:
+        hi = epoch(until)
+    except ValueError as e:
+        raise ReportError(f"--until {e}") from None
     for value, text in ((lo, since), (hi, until)):
         if value is not None and not _YEARS[0] <= value <= _YEARS[1]:
             raise ReportError(f"not a date between the years 1 and 9999 (UTC): {text!r}")

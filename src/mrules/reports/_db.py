@@ -48,7 +48,11 @@ def epoch(value: str | float | dt.datetime | dt.date | None) -> float | None:
         try:
             moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise ValueError(f"not an ISO 8601 date or time: {value!r}") from None
+            # "2026-10" is ISO 8601 too (a month), so the message says what is read.
+            raise ValueError(
+                f"{value!r} is not a date or time (give a day, such as 2026-10-01, or a time,"
+                " such as 2026-10-01T09:00:00Z; UTC when no zone is given)"
+            ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()
