@@ -67,17 +67,23 @@ def test_score_at_mql_matches_the_ledger(generated: Path) -> None:
             for email, state in store._conn.execute("SELECT email, state FROM prospects")
         }
         ledger = list(store.ledger())
-    score: dict[str, int] = {}
     at_mql: dict[str, int] = {e: 0 for e, t in mql.items() if t is not None}
-    for e in ledger:  # in seq order: the running score, frozen at the MQL time
-        prospect, clock, action = e[2], e[1], e[9]
-        if action == "score" or action == "set score":
-            score[prospect] = json.loads(e[12])
-        else:
+    # In seq order: the running score, frozen after the last step of the event that first
+    # assigned the prospect (its steps are the prospect's consecutive entries of that event).
+    assigned_by: dict[str, tuple[object, ...]] = {}
+    frozen: set[str] = set()
+    for e in ledger:
+        prospect, action, event = e.prospect, e.action, (e.ts, e.source, e.line)
+        if prospect not in at_mql or prospect in frozen:
             continue
-        limit = mql.get(prospect)
-        if limit is not None and clock <= limit:
-            at_mql[prospect] = score[prospect]
+        if prospect in assigned_by and assigned_by[prospect] != event:
+            frozen.add(prospect)
+            continue
+        if action == "assign":
+            assigned_by.setdefault(prospect, event)
+        elif action == "score" or action == "set score":
+            at_mql[prospect] = json.loads(e.after or "0")
+    assert set(assigned_by) == set(at_mql)  # every MQL was assigned by a ledger step
     expected = sorted(at_mql.values())
     r = scores(generated)
     assert r["score_at_mql"]["n"] == len(expected) > 100

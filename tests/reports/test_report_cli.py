@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -191,3 +192,31 @@ def test_the_program_itself(store: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert '"accepted_by_sales": 7' in proc.stdout
+
+
+def test_score_at_mql_leaves_out_an_event_of_the_same_second_after_the_assignment(
+    tmp_path: Path,
+) -> None:
+    """Score at MQL is "the score just after the event that assigned it": a page view of the
+    same second after the form that assigned (a thank-you page) was counted in; one in the
+    same second before it must be. Example rules: a form +50 (and the assignment),
+    a page view +1, the Pricing page action +10."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
+    at = '{"ts":"2026-11-02T09:00:00Z","prospect":"%s",'
+    form = at + '"type":"form_submit","asset":"Demande Get Cloudy"}\n'
+    view = at + '"type":"page_view","url":"https://getcloudy.com/pricing"}\n'
+    events = tmp_path / "events.jsonl"
+    events.write_text(form % "after@x.example" + view % "after@x.example"
+                      + view % "before@x.example" + form % "before@x.example")  # fmt: skip
+    store = str(tmp_path / "s.db")
+    res = CliRunner().invoke(main, ["run", str(example / "rules"), str(events), "--store", store])
+    assert res.exit_code == 0, res.output
+    for email, score in (("after@x.example", 61), ("before@x.example", 61)):  # as they end
+        res = CliRunner().invoke(main, ["explain", email, "--store", store, "--format", "json"])
+        assert f'"score": {score},' in res.stdout, res.stdout
+    code, out, err = run("scores", "--store", store, "--format", "json")
+    assert code == 0, err
+    got = json.loads(out)["score_at_mql"]
+    # after@: 50 when the form assigned it; before@: 1 + 10 + 50 when the form assigned it
+    assert (got["n"], got["median"], got["mean"]) == (2, 55.5, 55.5)
+    assert [(b["low"], b["count"]) for b in got["histogram"] if b["count"]] == [(50, 1), (61, 1)]

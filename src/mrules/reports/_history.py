@@ -43,7 +43,7 @@ def _ids(source: Source) -> tuple[dict[int, tuple[str, str, str]], dict[str, int
     """The rule references (names id -> kind, name, loc) of the kinds reported; action ids."""
     refs: dict[int, tuple[str, str, str]] = {}
     actions: dict[str, int] = {}
-    wanted = {"rule matched", "score", "set score"}
+    wanted = {"rule matched", "score", "set score", "assign"}
     for i, text in source.names().items():
         if text in wanted:
             actions[text] = i
@@ -154,13 +154,19 @@ def _rule_hits(
 def _score_at_mql(
     source: Source, actions: dict[str, int], mql: dict[int, float], hits: Hits
 ) -> None:
-    """Each MQL's score after its last score step at or before its MQL time.
+    """Each MQL's score just after the event that assigned it: after the last score step
+    of that event's row or of an older one.
 
-    Rows are read newest first, a prospect at a time; once its last score
-    step is found, its older rows are not decoded.
+    Rows are read newest first, a prospect at a time; once its last score step is
+    found, its older rows are not decoded. Rows at the MQL time itself are held until
+    the one that assigned is known (the oldest of them with an assign step): another
+    event of the same second after it (a page view as the form is sent) is not part
+    of the score at MQL.
     """
     score_id = actions.get("score", 0)
     set_id = actions.get("set score", 0)
+    assign_id = actions.get("assign", 0)
+    assigns = {assign_id, -assign_id} - {0}
     neg_score = -score_id
     at_mql = hits.score_at_mql
     for prospect in mql:
@@ -170,29 +176,12 @@ def _score_at_mql(
     names_text = source.names()
     points_of: dict[int, int] = {}
     loads = orjson.loads
-    # ts <= clock always (a row's clock differs from its ts only for an event older than
-    # the clock), so `ts <= mql` keeps every row whose clock can be at or before it.
-    rows: Iterable[tuple[Any, ...]] = source.conn.execute(
-        f"SELECT h.prospect, {ROW_TS} AS t, h.data FROM main.history h"
-        " JOIN ps ON ps.id = h.prospect"
-        f" WHERE h.seq IS NOT NULL AND ps.mql IS NOT NULL AND {ROW_TS} <= ps.mql"
-        " ORDER BY h.prospect, h.id DESC"
-    )
-    done = -1
-    for prospect, ts, data in rows:
-        if prospect == done:
-            continue
-        limit = mql.get(prospect)
-        if limit is None:
-            continue
-        v = load_data(data)
-        i, clock = 5, ts
-        if v[2] < 0:
-            i, clock = 7, v[6]
-        if clock > limit:
-            continue
+
+    def scan(v: list[Any], i: int) -> tuple[int | None, bool]:
+        """The score after the row's last score step (None: none), and whether it assigns."""
         n = len(v)
         found = None
+        assigned = False
         while True:
             action = v[i + 1]
             if action == neg_score:
@@ -206,16 +195,66 @@ def _score_at_mql(
                 found = v[i + 3] + pts
             elif action in (score_id, set_id):
                 found = v[i + 4]
+            elif action in assigns:
+                assigned = True
             if action < 0:
                 i += 4 if action == neg_score else 3
             else:
                 i += 5
             if i >= n:
-                break
+                return found, assigned
             i += 1
-        if found is not None:  # the row's last score step: the newest at or before MQL
-            at_mql[prospect] = found
+
+    def settle(prospect: int, same: list[tuple[int | None, bool]]) -> bool:
+        """The score from the rows at the MQL time (newest first), if one of them has it."""
+        start = max((k for k, (_f, assigned) in enumerate(same) if assigned), default=0)
+        for found, _a in same[start:]:
+            if found is not None:
+                at_mql[prospect] = found
+                return True
+        return False
+
+    # ts <= clock always (a row's clock differs from its ts only for an event older than
+    # the clock), so `ts <= mql` keeps every row whose clock can be at or before it.
+    rows: Iterable[tuple[Any, ...]] = source.conn.execute(
+        f"SELECT h.prospect, {ROW_TS} AS t, h.data FROM main.history h"
+        " JOIN ps ON ps.id = h.prospect"
+        f" WHERE h.seq IS NOT NULL AND ps.mql IS NOT NULL AND {ROW_TS} <= ps.mql"
+        " ORDER BY h.prospect, h.id DESC"
+    )
+    done = current = -1
+    same: list[tuple[int | None, bool]] = []  # the current prospect's rows at its MQL time
+    for prospect, ts, data in rows:
+        if prospect != current:
+            if same and current != done:
+                settle(current, same)
+            current, same = prospect, []
+        if prospect == done:
+            continue
+        limit = mql.get(prospect)
+        if limit is None:
+            continue
+        v = load_data(data)
+        i, clock = 5, ts
+        if v[2] < 0:
+            i, clock = 7, v[6]
+        if clock > limit:
+            continue
+        step = scan(v, i)
+        if clock == limit:
+            same.append(step)
+            continue
+        if same:  # an older row: the rows at the MQL time come first
+            found_there = settle(prospect, same)
+            same = []
+            if found_there:
+                done = prospect
+                continue
+        if step[0] is not None:  # the row's last score step: the newest before MQL
+            at_mql[prospect] = step[0]
             done = prospect
+    if same and current != done:
+        settle(current, same)
 
 
 def kind_key(kind: str) -> str:
