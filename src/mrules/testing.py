@@ -2154,17 +2154,58 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
             note="run `mrules test --update` to write it, then read and commit it",
         )
         return
-    old = [orjson.dumps(r).decode() for r in snaps[case.name]]
-    new = [orjson.dumps(r).decode() for r in actual]
-    diff = list(difflib.unified_diff(old, new, "snapshot", "actual", n=0, lineterm=""))
+    diff = _snapshot_diff(snaps[case.name], actual)
+    if len(diff) > 20:
+        diff[20:] = [f"... and {len(diff) - 20} more difference(s)"]
     checker.fail(
         "snapshot",
         f"the state in {path}",
         "a different state",
         line,
-        reasons=diff[2:22],
+        reasons=diff,
         note="if the change is intended: `mrules test --update`, then read the diff",
     )
+
+
+_NONE = object()  # a key one side does not have
+
+
+def _snapshot_diff(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """Each difference as `EMAIL: KEY: SNAPSHOT -> ACTUAL` (a nested key dotted:
+    `fields.lead_source`). A whole prospect record a line, its keys in two orders (the
+    file's sorted, the state's as exported), showed every prospect whole and hid what
+    changed."""
+
+    def by_email(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for i, r in enumerate(records):
+            email = r.get("email")
+            out[email if isinstance(email, str) else f"record {i + 1}"] = r
+        return out
+
+    def shown(value: Any) -> str:
+        return "(none)" if value is _NONE else orjson.dumps(value).decode()
+
+    def changed(a: dict[str, Any], b: dict[str, Any], prefix: str) -> Iterator[str]:
+        for key in sorted(a.keys() | b.keys()):
+            va, vb = a.get(key, _NONE), b.get(key, _NONE)
+            if va == vb:
+                continue
+            if isinstance(va, dict) and isinstance(vb, dict):
+                yield from changed(va, vb, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}: {shown(va)} -> {shown(vb)}"
+
+    a, b = by_email(old), by_email(new)
+    lines = []
+    for email in sorted(a.keys() | b.keys()):
+        if email not in b:
+            lines.append(f"{email}: in the snapshot, not in the actual state")
+        elif email not in a:
+            lines.append(f"{email}: in the actual state, not in the snapshot")
+        else:
+            lines += [f"{email}: {d}" for d in changed(a[email], b[email], "")]
+    return lines
 
 
 # --------------------------------------------------------------------------- the run
