@@ -639,3 +639,46 @@ def test_lines_only_one_rule_set_rejects_are_said_for_each_side(tmp_path: Path) 
     )
     same = ["replay", "--diff", str(EXAMPLE / "rules"), str(EXAMPLE / "rules"), str(events)]
     assert "  (1 line rejected under both rule sets)\n" in _mrules(*same).output
+
+
+def test_an_mql_under_one_rule_set_only_is_gained_or_lost(tmp_path: Path) -> None:
+    """Old rules that reject a form they do not declare, new ones that declare it and make
+    its sender an MQL: 'MQLs: 2 -> 3 (+0 become MQLs, -0 no longer)'. The prospect that
+    exists only under the new rules is an MQL gained (and lost, the other way round), as
+    the MQL lists of two `mrules run`s compare."""
+    settings = 'settings {\n  unknown_assets = "reject"\n}\n'
+    old = tmp_path / "old"
+    shutil.copytree(EXAMPLE / "rules", old)
+    (old / "05-settings.mr").write_text(settings)
+    new = tmp_path / "new"
+    shutil.copytree(old, new)
+    (new / "60-contact.mr").write_text(
+        'form "Contact us"\non submit of form "Contact us" {\n  add to list "MQL"\n}\n'
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        (EXAMPLE / "events.jsonl").read_bytes()
+        + b'{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"newbie@x.example",'
+        b'"asset":"Contact us"}\n'
+    )
+    mqls = {}
+    for side, rules in (("old", old), ("new", new)):
+        store = tmp_path / f"{side}.db"
+        _mrules("run", str(rules), str(events), "--store", str(store))
+        export = _mrules("state", "export", "--store", str(store)).stdout.splitlines()
+        mqls[side] = {r["email"] for r in map(orjson.loads, export) if "MQL" in r["lists"]}
+    assert sorted(mqls["new"] - mqls["old"]) == ["newbie@x.example"]  # the data
+    assert not mqls["old"] - mqls["new"]
+
+    for a, b, gained, lost in (
+        (old, new, ["newbie@x.example"], []),
+        (new, old, [], ["newbie@x.example"]),
+    ):
+        args = ["replay", "--diff", str(a), str(b), str(events)]
+        d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+        m = d["mql"]
+        assert (m["gained"]["prospects"], m["lost"]["prospects"]) == (gained, lost)
+        assert m["new"] - m["old"] == m["gained"]["count"] - m["lost"]["count"]
+    text = _mrules("replay", "--diff", str(old), str(new), str(events)).output
+    assert 'MQLs (in list "MQL"): 2 -> 3  (+1 become MQLs, -0 no longer)' in text
+    assert "  + newbie@x.example (score none -> " in text

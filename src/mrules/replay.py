@@ -918,10 +918,18 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         sa, sb = old.states.get(email), new.states.get(email)
         if sa is None or sb is None:
             cats["only_new" if sa is None else "only_old"].append({"prospect": email})
+            # An MQL that exists under one rule set only is gained (or lost) too, so the
+            # counts add up: 2 -> 3 is "+1 become MQLs".
             if sa is not None:
-                mql_old += _Facts(sa, codecs_old, email, mql).mql
+                one = _Facts(sa, codecs_old, email, mql)
+                mql_old += one.mql
+                if one.mql:
+                    cats["mql_lost"].append({"prospect": email, "score": [one.score, None]})
             if sb is not None:
-                mql_new += _Facts(sb, codecs_new, email, mql).mql
+                one = _Facts(sb, codecs_new, email, mql)
+                mql_new += one.mql
+                if one.mql:
+                    cats["mql_gained"].append({"prospect": email, "score": [None, one.score]})
             continue
         if sa == sb:
             a = b = _Facts(sa, codecs_new, email, mql)
@@ -1148,18 +1156,15 @@ def render_text(d: dict[str, Any]) -> str:
         f'\nMQLs (in list "{d["mql_list"]}"): {m["old"]:,} -> {m["new"]:,}'
         f"  (+{m['gained']['count']:,} become MQLs, -{m['lost']['count']:,} no longer)"
     )
-    for item in m["gained"]["examples"]:
-        old_score, new_score = item["score"]
-        out.append(
-            f"  + {item['prospect']} (score {old_score} -> {new_score}): {item.get('reason')}"
-        )
-    _more(out, m["gained"])
-    for item in m["lost"]["examples"]:
-        old_score, new_score = item["score"]
-        out.append(
-            f"  - {item['prospect']} (score {old_score} -> {new_score}): {item.get('reason')}"
-        )
-    _more(out, m["lost"])
+    for sign, part in (("+", m["gained"]), ("-", m["lost"])):
+        for item in part["examples"]:
+            # None: the prospect does not exist under that rule set
+            old_score, new_score = ("none" if x is None else x for x in item["score"])
+            out.append(
+                f"  {sign} {item['prospect']} (score {old_score} -> {new_score}):"
+                f" {item.get('reason')}"
+            )
+        _more(out, part)
     sections = (
         (
             "Assignment",
