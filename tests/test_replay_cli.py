@@ -682,3 +682,25 @@ def test_an_mql_under_one_rule_set_only_is_gained_or_lost(tmp_path: Path) -> Non
     text = _mrules("replay", "--diff", str(old), str(new), str(events)).output
     assert 'MQLs (in list "MQL"): 2 -> 3  (+1 become MQLs, -0 no longer)' in text
     assert "  + newbie@x.example (score none -> " in text
+
+
+def test_a_grade_the_new_rules_no_longer_give_says_what_gave_it(tmp_path: Path) -> None:
+    """New rules without the grading rule: the grade change had no reason at all (only the
+    new side's ledger was read); it now names what graded the prospect under the old rules,
+    as the lists and assignment sections do."""
+    new = tmp_path / "rules"
+    shutil.copytree(EXAMPLE / "rules", new)
+    automation = new / "30-automation.mr"
+    text = automation.read_text(encoding="utf-8")
+    start = text.index('automation rule "Enterprise grading"')
+    automation.write_text(text[:start] + text[text.index('automation rule "Score decay"') :])
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert d["grade"]["prospects"] == ["bob@bigcorp.example", "ivy@bigcorp.example"]
+    for item in d["grade"]["examples"]:
+        assert item["new"] is None
+        assert item["reason"].startswith("old rules: automation rule 'Enterprise grading' ("), item
+    back = ["replay", "--diff", str(new), str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*back, "--format", "json").stdout)
+    for item in d["grade"]["examples"]:
+        assert item["reason"].startswith("new rules: automation rule 'Enterprise grading' ("), item

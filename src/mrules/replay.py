@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -604,6 +605,9 @@ def _data_reason(e: str, change: dict[str, Any], new: _Explainer, old: _Explaine
     return f"old rules: {why}" if why else None
 
 
+_GRADE_ACTIONS = ("grading", "change profile", "grade")  # ledger actions behind a grade
+
+
 def _crm_work(work: list[dict[str, Any]] | None) -> Counter[bytes]:
     if not work:
         return Counter()
@@ -991,10 +995,12 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         )
     for item in cats["grade"][:limit]:
         e = item["prospect"]
-        for action in ("grading", "change profile", "grade"):
-            why = ex_new.last(e, action)
+        # What graded it under the new rules, else (a grading the new rules dropped) what
+        # had graded it under the old ones.
+        for side, label in ((ex_new, "new rules"), (ex_old, "old rules")):
+            why = next(filter(None, map(partial(side.last, e), _GRADE_ACTIONS)), None)
             if why:
-                item["reason"] = f"new rules: {why}"
+                item["reason"] = f"{label}: {why}"
                 break
     for item in cats["lists"][:limit]:
         e = item["prospect"]
