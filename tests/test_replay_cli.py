@@ -704,3 +704,38 @@ def test_a_grade_the_new_rules_no_longer_give_says_what_gave_it(tmp_path: Path) 
     d = orjson.loads(_mrules(*back, "--format", "json").stdout)
     for item in d["grade"]["examples"]:
         assert item["reason"].startswith("new rules: automation rule 'Enterprise grading' ("), item
+
+
+def test_crm_work_changes_say_what_differs_and_which_rule(tmp_path: Path) -> None:
+    """The form assigns to a queue instead of Alan: each lead to create has another owner.
+    The text said `+create_record, -create_record` with no reason; it now shows what each
+    piece holds and the rule behind the first one gained, against two separate runs."""
+    new = _edited(
+        tmp_path,
+        "10-completion-actions.mr",
+        '  assign to user "alan@getcloudy.com"\n',
+        '  assign to queue "Inside Sales"\n',
+    )
+    old_state, _ = _separate_run(EXAMPLE / "rules", tmp_path / "old.db")
+    new_state, _ = _separate_run(new, tmp_path / "new.db")
+
+    def work(state: dict[str, Any], email: str) -> list[dict[str, Any]]:
+        drop = ("seq", "time", "rule", "at")
+        return [{k: v for k, v in w.items() if k not in drop} for w in state[email]["pending_crm"]]
+
+    by_hand = sorted(e for e in old_state if work(old_state, e) != work(new_state, e))
+    assert by_hand  # the data is what we think
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert d["crm"]["prospects"] == by_hand
+    for item in d["crm"]["examples"]:
+        e = item["prospect"]
+        gained = [w for w in work(new_state, e) if w not in work(old_state, e)]
+        assert item["added"] == [dict(sorted(w.items())) for w in gained]
+        assert item["reason"].startswith(
+            "new rules: completion action 'submit of form Demande Get Cloudy' ("
+        ), item
+    text = _mrules(*args).output
+    line = next(x for x in text.splitlines() if x.startswith(f"  ~ {by_hand[0]}: +create_record"))
+    assert '"owner":"Inside Sales"' in line and '-create_record {"as":"user"' in line
+    assert ": new rules: completion action 'submit of form Demande Get Cloudy' (" in line

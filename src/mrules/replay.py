@@ -608,6 +608,22 @@ def _data_reason(e: str, change: dict[str, Any], new: _Explainer, old: _Explaine
 _GRADE_ACTIONS = ("grading", "change profile", "grade")  # ledger actions behind a grade
 
 
+def _crm_reason(item: dict[str, Any], new: _Explainer, old: _Explainer) -> str | None:
+    """The rule behind a prospect's first CRM work gained (or lost), else its CRM status."""
+    from mrules.vocab import Action
+
+    e = item["prospect"]
+    for works, side, label in (
+        (item["added"], new, "new rules"),
+        (item["removed"], old, "old rules"),
+    ):
+        if works:
+            why = side.last(e, str(Action.crm(works[0]["kind"])))
+            return f"{label}: {why}" if why else None
+    why = new.last(e, str(Action.CRM_STATUS)) or old.last(e, str(Action.CRM_STATUS))
+    return why
+
+
 def _crm_work(work: list[dict[str, Any]] | None) -> Counter[bytes]:
     if not work:
         return Counter()
@@ -1016,6 +1032,8 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         item["reason"] = "; ".join(reasons) or None
     for item in cats["data"][:limit]:
         item["reason"] = _data_reason(item["prospect"], item["changes"][0], ex_new, ex_old)
+    for item in cats["crm"][:limit]:
+        item["reason"] = _crm_reason(item, ex_new, ex_old)
     for key, side in (("only_new", ex_new), ("only_old", ex_old)):
         for item in cats[key][:limit]:
             item["reason"] = side.last(item["prospect"], "create prospect")
@@ -1274,7 +1292,14 @@ def _data_line(i: dict[str, Any]) -> str:
 
 
 def _crm_line(i: dict[str, Any]) -> str:
-    parts = [f"+{w.get('kind')}" for w in i["added"]] + [f"-{w.get('kind')}" for w in i["removed"]]
+    """`+create_record {"as":"queue",...}`: each piece's kind and what it holds (two records
+    created for different owners differ only there)."""
+
+    def one(sign: str, w: dict[str, Any]) -> str:
+        rest = {k: v for k, v in w.items() if k != "kind"}
+        return f"{sign}{w.get('kind')}" + (f" {orjson.dumps(rest).decode()}" if rest else "")
+
+    parts = [one("+", w) for w in i["added"]] + [one("-", w) for w in i["removed"]]
     if i["crm_status"][0] != i["crm_status"][1]:
         parts.append(f"status {i['crm_status'][0]} -> {i['crm_status'][1]}")
     return ", ".join(parts)
