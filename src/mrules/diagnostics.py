@@ -24,6 +24,7 @@ __all__ = [
     "Diagnostic",
     "Related",
     "Severity",
+    "excerpt",
     "help_uri",
     "printable",
     "render_github",
@@ -183,6 +184,12 @@ def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[st
             shown = after_line.expandtabs(4) if _plain(after_line) else _clip(after_line)
             lines.append(f"{line + 1:>{width}} | {shown}".rstrip())
     return lines
+
+
+def excerpt(source: Source, start: int, end: int, label: str | None = None) -> list[str]:
+    """The lines around a span with a caret under it, as `render_text` shows a diagnostic
+    (for other files' messages: a test file's YAML error)."""
+    return _excerpt(source, start, end, label)
 
 
 def render_text(diags: Iterable[Diagnostic], sources: Mapping[str, Source], limit: int = 50) -> str:

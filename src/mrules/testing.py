@@ -154,9 +154,11 @@ class TestFileError(Exception):
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, path: str, line: int | None, message: str) -> None:
+    def __init__(self, path: str, line: int | None, message: str, col: int | None = None) -> None:
         self.path, self.line, self.message = path, line, message
         where = f"{path}:{line}" if line else path
+        if line and col:
+            where += f":{col}"
         super().__init__(f"{where}: {message}")
 
 
@@ -436,6 +438,57 @@ def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+# What a YAML error's context is, in a user's words, and what usually fixes it.
+_YAML_CONTEXTS = {
+    "while parsing a flow mapping": (
+        "in the mapping this '{' opens",
+        "close the '{' of line {n} with '}' (and put ',' between its items)",
+    ),
+    "while parsing a flow sequence": (
+        "in the list this '[' opens",
+        "close the '[' of line {n} with ']' (and put ',' between its items)",
+    ),
+    "while scanning a quoted scalar": (
+        "in the text this quote opens",
+        "close the quote of line {n} with the same quote",
+    ),
+}
+
+
+def _yaml_error(e: yaml.YAMLError, text: str, shown: str) -> TestFileError:
+    """`file:line:col: not valid YAML: PROBLEM`, the line with a caret, where the mapping,
+    list or text the problem is in was opened (the usual cause: it is not closed), and a
+    hint. YAML notices a `{` left open only lines later, where the file or the flow ends:
+    the line alone pointed past the mistake."""
+    from mrules.diagnostics import excerpt
+    from mrules.source import Source
+
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if mark is None:
+        return TestFileError(shown, None, f"not valid YAML: {problem}")
+    src = Source(text.replace("\r\n", " \n"), shown)  # offsets kept, no CR shown
+    out = [f"not valid YAML: {problem}"]
+    if text[mark.index :].strip():  # not at the end of the file: show where
+        out += excerpt(src, mark.index, mark.index + 1)
+    context, opened = getattr(e, "context", None), getattr(e, "context_mark", None)
+    known = _YAML_CONTEXTS.get(context or "")
+    hint = None
+    if opened is not None and context:
+        where = f"{shown}:{opened.line + 1}:{opened.column + 1}"
+        out.append(f"note: {where}: {known[0] if known else context}")
+        out += excerpt(src, opened.index, opened.index + 1)
+        if known:
+            hint = known[1].replace("{n}", str(opened.line + 1))
+    if "'\\t'" in problem:
+        hint = "indent with spaces: YAML does not allow a tab there"
+    elif problem == "mapping values are not allowed here":
+        hint = 'quote a value with ": " in it (name: "a: b"), or indent the line less'
+    if hint:
+        out.append(f"hint: {hint}")
+    return TestFileError(shown, mark.line + 1, "\n".join(out), col=mark.column + 1)
+
+
 def load_file(path: str | Path) -> list[Case]:
     """The cases of one test file.
 
@@ -459,10 +512,7 @@ def load_file(path: str | Path) -> list[Case]:
     try:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise TestFileError(shown, line, f"not valid YAML: {problem}") from None
+        raise _yaml_error(e, text, shown) from None
     except RecursionError:
         raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
     if doc is None:
