@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -739,3 +740,18 @@ def test_crm_work_changes_say_what_differs_and_which_rule(tmp_path: Path) -> Non
     line = next(x for x in text.splitlines() if x.startswith(f"  ~ {by_hand[0]}: +create_record"))
     assert '"owner":"Inside Sales"' in line and '-create_record {"as":"user"' in line
     assert ": new rules: completion action 'submit of form Demande Get Cloudy' (" in line
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_closed_standard_output_is_exit_4_before_any_run(tmp_path: Path, fmt: str) -> None:
+    """`mrules replay --diff ... >&-` lost the text report with exit 0, and the JSON was an
+    internal error (exit 70): exit 4, as `mrules report` and `mrules test` give."""
+    args = [sys.executable, "-m", "mrules", "replay", "--diff", str(EXAMPLE / "rules")]
+    args += [str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--format", fmt]
+    cmd = " ".join(shlex.quote(a) for a in args)
+    res = subprocess.run(
+        ["sh", "-c", f"exec {cmd} >&-"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 4, res.stderr
+    assert res.stderr.startswith("mrules: error: standard output is closed"), res.stderr

@@ -178,7 +178,7 @@ def replay(
 
     Exit status: 0 done (whatever the differences), 1 a rule set has errors,
     2 bad arguments or unreadable input, 4 a store in --store-dir could not be
-    written (disk full, read-only).
+    written (disk full, read-only) or standard output is closed.
 
     \b
     Examples:
@@ -215,6 +215,11 @@ def replay(
 
         if not Path(p).exists():
             _fail(f"no such rule file or folder: {p}")
+    from mrules.cli.common import stdout_or_exit
+
+    # A closed standard output (`>&-`) is exit 4 before both runs: the text report was lost
+    # with exit 0, the JSON an internal error (exit 70).
+    stdout_or_exit()
     show = progress if progress is not None else sys.stderr.isatty()
     try:
         with contextlib.ExitStack() as stack:
