@@ -87,7 +87,9 @@ def test_charts_carry_the_reports_numbers() -> None:
     assert nov["Prospects → MQLs"] == (0.416667, 12, 5)
     assert nov["Visitors → Prospects"] == (0.4, 25, 10)
     rules = values(specs["chart-rules"])
-    assert {r["rule"] for r in rules} == {"Pricing (page_action)", "MQL handoff (automation)"}
+    # Kinds as people read them, as the rule-change chart names them ("page_action" and
+    # "automation", the JSON keys, were shown)
+    assert {r["rule"] for r in rules} == {"Pricing (page action)", "MQL handoff (automation rule)"}
     assert [r["score"] for r in values(specs["chart-timeline"])] == [52, 130, 120]
 
 

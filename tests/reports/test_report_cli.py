@@ -54,6 +54,7 @@ def test_rules_and_scores_tables(store: str) -> None:
     code, out, _ = run("rules", "--store", store)
     assert code == 0
     assert "page action 'Pricing'" in out and "never matched" in out and "'Never'" in out
+    assert "automation rule 'Never'" in out  # it said "automation 'Never'"
     code, out, _ = run("scores", "--store", store)
     assert code == 0
     assert "score at MQL (n 9, median 55, mean 57.2)" in out

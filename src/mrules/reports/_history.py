@@ -19,7 +19,7 @@ from mrules.history import load_data
 from mrules.reports._db import ROW_TS, Source
 from mrules.store import HISTORY_DAMAGE, damaged_history
 
-__all__ = ["RULE_KINDS", "Hits", "walk"]
+__all__ = ["RULE_KINDS", "Hits", "kind_key", "kind_label", "walk"]
 
 RULE_KINDS = ("automation rule", "page action", "completion action")
 _KIND_KEY = {
@@ -259,3 +259,11 @@ def _score_at_mql(
 
 def kind_key(kind: str) -> str:
     return _KIND_KEY[kind]
+
+
+_KIND_LABEL = {v: k for k, v in _KIND_KEY.items()}
+
+
+def kind_label(key: str) -> str:
+    """A rule kind as people read it (`automation rule`) from its JSON key (`automation`)."""
+    return _KIND_LABEL.get(key, key.replace("_", " "))

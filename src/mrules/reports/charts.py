@@ -14,6 +14,8 @@ from typing import Any
 
 import altair as alt
 
+from mrules.reports._history import kind_label
+
 __all__ = [
     "STAGE_LABELS",
     "TIMELINE_LABELS",
@@ -303,7 +305,7 @@ def rule_effectiveness(report: dict[str, Any], top: int = TOP_RULES) -> Spec:
     rows = []
     order = []
     for r in ranked:
-        label = f"{r['name']} ({r['kind']})"
+        label = f"{r['name']} ({kind_label(r['kind'])})"  # as the rule-change chart says it
         order.append(label)
         for measure, key in (
             ("matches", "matches"),

@@ -25,6 +25,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mrules.reports import charts
+from mrules.reports._history import kind_label
 from mrules.timetext import utc_text
 
 __all__ = [
@@ -279,7 +280,10 @@ def _rules_section(p: _Page, r: dict[str, Any]) -> None:
     if never:
         p.add(f"<p class='note'>{len(never)} rule(s) never matched:</p>")
         p.add(
-            _table(["kind", "rule", "at"], [[n["kind"], n["name"], n["location"]] for n in never])
+            _table(
+                ["kind", "rule", "at"],
+                [[kind_label(n["kind"]), n["name"], n["location"]] for n in never],
+            )
         )
     p.add("</section>")
 

@@ -10,6 +10,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from mrules.reports._history import kind_label
+
 __all__ = ["csv_text", "tables"]
 
 
@@ -146,7 +148,7 @@ def _rules(r: dict[str, Any]) -> list[Table]:
     cols = ("rule", "matches", "prospects", "went MQL", "went won", "days to MQL", "days to won")
     rows = [
         (
-            f"{x['kind'].replace('_', ' ')} {x['name']!r}",
+            f"{kind_label(x['kind'])} {x['name']!r}",
             _num(x["matches"]),
             _num(x["prospects"]),
             _num(x["went_mql"]),
@@ -163,7 +165,7 @@ def _rules(r: dict[str, Any]) -> list[Table]:
                 "never matched",
                 ("rule", "where"),
                 [
-                    (f"{x['kind'].replace('_', ' ')} {x['name']!r}", x["location"] or "-")
+                    (f"{kind_label(x['kind'])} {x['name']!r}", x["location"] or "-")
                     for x in r["never_matched"]
                 ],
             )
