@@ -221,3 +221,27 @@ def test_score_at_mql_leaves_out_an_event_of_the_same_second_after_the_assignmen
     # after@: 50 when the form assigned it; before@: 1 + 10 + 50 when the form assigned it
     assert (got["n"], got["median"], got["mean"]) == (2, 55.5, 55.5)
     assert [(b["low"], b["count"]) for b in got["histogram"] if b["count"]] == [(50, 1), (61, 1)]
+
+
+def test_a_rule_that_acts_just_after_the_assignment_did_not_lead_to_the_mql(
+    tmp_path: Path,
+) -> None:
+    """`went_mql` counts the prospects that became MQLs at or after the rule first touched
+    them: a Pricing page view logged in the same second after the form that assigned was
+    credited with the MQL (went MQL 1, 0 days); one in the same second before it is."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
+    at = '{"ts":"2026-11-02T09:00:00Z","prospect":"%s",'
+    form = at + '"type":"form_submit","asset":"Demande Get Cloudy"}\n'
+    view = at + '"type":"page_view","url":"https://getcloudy.com/pricing"}\n'
+    events = tmp_path / "events.jsonl"
+    events.write_text(form % "after@x.example" + view % "after@x.example"
+                      + view % "before@x.example" + form % "before@x.example")  # fmt: skip
+    store = str(tmp_path / "s.db")
+    res = CliRunner().invoke(main, ["run", str(example / "rules"), str(events), "--store", store])
+    assert res.exit_code == 0, res.output
+    code, out, err = run("rules", "--store", store, "--format", "json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["rules"]}
+    pricing, form_action = rows["Pricing"], rows["submit of form Demande Get Cloudy"]
+    assert (pricing["prospects"], pricing["went_mql"], pricing["median_days_to_mql"]) == (2, 1, 0)
+    assert (form_action["prospects"], form_action["went_mql"]) == (2, 2)  # the same event

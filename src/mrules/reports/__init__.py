@@ -428,9 +428,14 @@ def rules_report(
         kind, name = key
         to_mql: list[float] = []
         to_won: list[float] = []
-        for pid, t0 in touched.items():
+        for pid, (t0, row0) in touched.items():
             mql, won = stages.get(pid, (None, None))
-            if mql is not None and mql >= t0:
+            # At or after the first touch: in the same second, the assigning event's row must
+            # be this one or a later one (a page view just after the form that assigned did
+            # not lead to the MQL).
+            if mql is not None and (
+                mql > t0 or (mql == t0 and hits.assigned_row.get(pid, row0) >= row0)
+            ):
                 to_mql.append((mql - t0) / DAY)
             if won is not None and won + DAY > t0:  # CloseDate is a day: won that day counts
                 to_won.append(max(0.0, (won - t0) / DAY))

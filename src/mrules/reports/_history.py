@@ -30,11 +30,13 @@ _KIND_KEY = {
 
 
 class Hits:
-    """Per rule (kind, name): matches, and the first hit time of each prospect it touched."""
+    """Per rule (kind, name): matches, and the first hit of each prospect it touched: its
+    time and its row (the rows' order tells two events of one second apart)."""
 
     def __init__(self) -> None:
         self.matches: dict[tuple[str, str], int] = {}
-        self.first: dict[tuple[str, str], dict[int, float]] = {}
+        self.first: dict[tuple[str, str], dict[int, tuple[float, int]]] = {}
+        self.assigned_row: dict[int, int] = {}  # prospect -> its first row that assigns
         self.where: dict[tuple[str, str], str] = {}
         self.score_at_mql: dict[int, int] = {}
 
@@ -101,8 +103,10 @@ def _rule_hits(
     m_neg = -m_pos
     auto = {i for i, (kind, _n, _l) in refs.items() if kind == "automation rule"}
     wanted = set(refs)
+    assigns = {actions.get("assign", 0), -actions.get("assign", 0)} - {0}
+    assigned_row = hits.assigned_row
     count = dict.fromkeys(refs, 0)
-    touched: dict[int, dict[int, float]] = {i: {} for i in refs}
+    touched: dict[int, dict[int, tuple[float, int]]] = {i: {} for i in refs}
     last_row = dict.fromkeys(refs, -1)
     rows: Iterable[tuple[Any, ...]] = source.conn.execute(
         f"SELECT h.prospect, {ROW_TS}, h.data FROM main.history h"
@@ -118,19 +122,21 @@ def _rule_hits(
         n = len(v)
         while True:
             ref, action = v[i], v[i + 1]
+            if action in assigns and prospect not in assigned_row:
+                assigned_row[prospect] = row_no
             if ref in wanted:
                 if ref in auto:
                     if action in (m_neg, m_pos):
                         count[ref] += 1
                         t = touched[ref]
                         if prospect not in t:
-                            t[prospect] = clock
+                            t[prospect] = (clock, row_no)
                 elif last_row[ref] != row_no:  # one event of one prospect counts once
                     last_row[ref] = row_no
                     count[ref] += 1
                     t = touched[ref]
                     if prospect not in t:
-                        t[prospect] = clock
+                        t[prospect] = (clock, row_no)
             if action < 0:
                 i += 4 if action == neg_score else 3
             else:
