@@ -755,3 +755,37 @@ def test_a_closed_standard_output_is_exit_4_before_any_run(tmp_path: Path, fmt: 
     )  # fmt: skip
     assert res.returncode == 4, res.stderr
     assert res.stderr.startswith("mrules: error: standard output is closed"), res.stderr
+
+
+def test_score_buckets_pair_up_when_one_side_has_no_negative_score(tmp_path: Path) -> None:
+    """The `<0` bucket exists only on a side with a negative score: the Careers page action
+    made positive left the old side with it and the new without, and the text paired the
+    buckets by position, so every "after" figure sat one row too high. Against the scores
+    of two separate runs, counted by hand."""
+    new = _edited(tmp_path, "20-page-actions.mr", "  score -10\n", "  score +100\n")
+    old_state, _ = _separate_run(EXAMPLE / "rules", tmp_path / "old.db")
+    new_state, _ = _separate_run(new, tmp_path / "new.db")
+
+    def bucket(score: int) -> str:
+        for low, high, label in ((0, 24, "0-24"), (25, 49, "25-49"), (50, 99, "50-99"),
+                                 (100, 149, "100-149"), (150, 199, "150-199")):  # fmt: skip
+            if low <= score <= high:
+                return label
+        return "<0" if score < 0 else "200+"
+
+    old_n = Counter(bucket(r["score"]) for r in old_state.values())
+    new_n = Counter(bucket(r["score"]) for r in new_state.values())
+    assert old_n["<0"] and not new_n["<0"]  # the data is what we think
+
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    for side, by_hand in (("old", old_n), ("new", new_n)):
+        got = {b["range"]: b["prospects"] for b in d["score"][side]["buckets"]}
+        assert got == {label: by_hand[label] for label in got}, side
+    assert [b["range"] for b in d["score"]["old"]["buckets"]] == [
+        b["range"] for b in d["score"]["new"]["buckets"]
+    ]
+    text = _mrules(*args).output.split("\nScores:")[1].split("\nRules:")[0]
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[6:] if line.strip()}
+    for label in set(old_n) | set(new_n):
+        assert rows[label] == [str(old_n[label]), str(new_n[label])], (label, text)

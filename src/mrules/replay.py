@@ -1087,6 +1087,13 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     rules.sort(key=lambda r: (-abs(r["after"] - r["before"]), r["kind"], r["name"]))
 
     moves = sorted(score_moves)
+    dist_old = _distribution(list(score_old.values()))
+    dist_new = _distribution(list(score_new.values()))
+    # The same buckets on both sides: `<0` is there only when a score is below 0, and a side
+    # without it shifted the text's before/after columns by one row.
+    for fewer, more in ((dist_old, dist_new), (dist_new, dist_old)):
+        if more["buckets"][0]["range"] == "<0" and fewer["buckets"][0]["range"] != "<0":
+            fewer["buckets"].insert(0, {"range": "<0", "prospects": 0})
     # A prospect changed when anything compared differs: a score alone counts too.
     changed = {e for k, v in cats.items() for e in (i["prospect"] for i in v)}
     changed.update(rescored)
@@ -1117,8 +1124,8 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             "lost": lost,
         },
         "score": {
-            "old": _distribution(list(score_old.values())),
-            "new": _distribution(list(score_new.values())),
+            "old": dist_old,
+            "new": dist_new,
             "changed": len(moves),
             "mean_change": round(sum(moves) / len(moves), 2) if moves else 0.0,
             "up": sum(1 for m in moves if m > 0),
@@ -1249,9 +1256,12 @@ def render_text(d: dict[str, Any]) -> str:
     out.append(f"  {'':8} {'before':>10} {'after':>10}")
     for key in ("mean", "median", "p90", "max"):
         out.append(f"  {key:8} {_num(a[key]):>10} {_num(b[key]):>10}")
-    for ba, bb in zip(a["buckets"], b["buckets"], strict=False):
-        if ba["prospects"] or bb["prospects"]:
-            out.append(f"  {ba['range']:8} {ba['prospects']:>10,} {bb['prospects']:>10,}")
+    before = {x["range"]: x["prospects"] for x in a["buckets"]}
+    after = {x["range"]: x["prospects"] for x in b["buckets"]}
+    for label in [*before, *(k for k in after if k not in before)]:  # paired by range
+        n_old, n_new = before.get(label, 0), after.get(label, 0)
+        if n_old or n_new:
+            out.append(f"  {label:8} {n_old:>10,} {n_new:>10,}")
     changed = [r for r in d["rules"] if r["before"] != r["after"]]
     out.append(f"\nRules: {len(changed)} of {len(d['rules'])} act a different number of times")
     for r in changed[:15]:
