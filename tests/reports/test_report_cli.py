@@ -245,3 +245,39 @@ def test_a_rule_that_acts_just_after_the_assignment_did_not_lead_to_the_mql(
     pricing, form_action = rows["Pricing"], rows["submit of form Demande Get Cloudy"]
     assert (pricing["prospects"], pricing["went_mql"], pricing["median_days_to_mql"]) == (2, 1, 0)
     assert (form_action["prospects"], form_action["went_mql"]) == (2, 2)  # the same event
+
+
+def test_a_sync_without_crm_campaigns_is_said(store: str, tmp_path: Path) -> None:
+    """The reports fixture synced with `campaign` left out of the sync block's `objects`:
+    the touch models credited nothing and primary campaigns showed as ids, and nothing
+    said why. The table notes it; the JSON has `crm_campaigns` (0), the HTML page a note."""
+    fixture = Path(__file__).parent / "fixture"
+    rules = tmp_path / "rules"
+    shutil.copytree(fixture / "rules", rules)
+    text = (rules / "rules.mr").read_text(encoding="utf-8")
+    old = "objects lead, contact, opportunity, campaign"
+    assert old in text
+    (rules / "rules.mr").write_text(text.replace(old, "objects lead, contact, opportunity"))
+    path = str(tmp_path / "nc.db")
+    for args in (
+        ["crm", "load", str(fixture / "crm"), "--store", path],
+        ["run", str(rules), str(fixture / "events.jsonl"), "--store", path],
+        ["sync", "run", "--rules", str(rules), "--store", path, "--until",
+         "2026-11-24T00:00:00Z", "--changes", str(fixture / "crm-changes.jsonl")],
+    ):  # fmt: skip
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, (args, res.output)
+    code, out, err = run("campaigns", "--store", path)
+    assert code == 0, err
+    assert "note: the sync file holds no CRM campaign" in err
+    assert "is `campaign` in the sync block's `objects`?" in err
+    code, out, _ = run("campaigns", "--store", path, "--format", "json")
+    assert json.loads(out)["crm_campaigns"] == 0
+    page = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", "html", str(page), "--store", path])
+    assert res.exit_code == 0, res.output
+    assert "The sync file holds no CRM campaign" in page.read_text(encoding="utf-8")
+    # With its campaigns synced, as the fixture is: no note.
+    code, out, err = run("campaigns", "--store", store, "--format", "json")
+    assert json.loads(out)["crm_campaigns"] > 0
+    assert "holds no CRM campaign" not in run("campaigns", "--store", store)[2]

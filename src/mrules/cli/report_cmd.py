@@ -64,6 +64,13 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
             " (or give --sync-db)",
             err=True,
         )
+    elif data["report"] == "campaigns" and data.get("crm_campaigns") == 0:
+        click.echo(
+            "note: the sync file holds no CRM campaign, so no CRM costs or members, nothing"
+            " credited under first_touch, last_touch and even, and primary campaigns named by"
+            " id: is `campaign` in the sync block's `objects`?",
+            err=True,
+        )
 
 
 def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None:

@@ -226,4 +226,7 @@ def campaign_report(
         **{m: float(sum(r["influence"][m] for r in out)) for m in _MODELS},
         "unattributed": unattributed,
     }
-    return {"campaigns": out, "totals": totals}
+    # CRM campaigns read (0: the sync block's `objects` may lack `campaign`, and then the
+    # touch models have no memberships to credit and primary campaigns show as ids).
+    crm_campaigns = q("SELECT count(*) FROM cname")[0][0] if src.sync_path is not None else 0
+    return {"campaigns": out, "totals": totals, "crm_campaigns": crm_campaigns}

@@ -262,6 +262,13 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
             )
             + ".</p>"
         )
+    if c.get("sync") and c.get("crm_campaigns") == 0:  # as `mrules report campaigns` notes
+        p.add(
+            "<p class='note'>The sync file holds no CRM campaign, so no CRM costs or members,"
+            " nothing credited under first touch, last touch and even split, and primary"
+            " campaigns named by id: is <code>campaign</code> in the sync block's"
+            " <code>objects</code>?</p>"
+        )
     p.add("</section>")
 
 
