@@ -281,3 +281,29 @@ def test_a_sync_without_crm_campaigns_is_said(store: str, tmp_path: Path) -> Non
     code, out, err = run("campaigns", "--store", store, "--format", "json")
     assert json.loads(out)["crm_campaigns"] > 0
     assert "holds no CRM campaign" not in run("campaigns", "--store", store)[2]
+
+
+@pytest.mark.parametrize("report", ["funnel", "campaigns", "rules", "scores", "html"])
+def test_an_interrupted_report_does_not_speak_of_resuming(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, report: str
+) -> None:
+    """Ctrl-C (or SIGTERM) in a report said "what was committed is kept, and running the same
+    command again resumes", the message of the commands that write a store: a report
+    commits nothing and resumes nothing. Exit 130, and an HTML file there is kept."""
+    import mrules.reports
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    name = {"rules": "rules_report", "html": "funnel"}.get(report, report)
+    monkeypatch.setattr(mrules.reports, name, stopped)
+    out = tmp_path / "r.html"
+    out.write_text("the previous report\n")
+    args = [str(out)] if report == "html" else []
+    code, _, err = run(report, *args, "--store", store)
+    assert code == ExitCode.INTERRUPTED, err
+    assert err.startswith("mrules: error: interrupted; a report changes no store"), err
+    assert "resumes" not in err and "committed" not in err
+    if report == "html":
+        assert f"{out} is never left half-written" in err
+        assert out.read_text() == "the previous report\n"

@@ -71,6 +71,8 @@ EXIT_INTERNAL = 70
 INTERRUPTED_MESSAGE = (
     "interrupted; what was committed is kept, and running the same command again resumes"
 )
+REPORT_INTERRUPTED = "interrupted; a report changes no store: run the same command again"
+"""A read that was stopped: nothing was committed, and there is nothing to resume."""
 
 
 class EmptyPathError(click.UsageError):
@@ -434,8 +436,9 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)
 
 
 @contextlib.contextmanager
-def failures() -> Iterator[None]:
-    """Turn store, output and interrupt failures into a one-line message and their code."""
+def failures(interrupted: str = INTERRUPTED_MESSAGE) -> Iterator[None]:
+    """Turn store, output and interrupt failures into a one-line message and their code;
+    `interrupted` is what an interrupt says (a command that commits nothing says so)."""
     try:
         yield
     except StoreLocked as e:
@@ -451,7 +454,7 @@ def failures() -> Iterator[None]:
     except OutputError as e:
         fail(str(e), EXIT_STORE)
     except KeyboardInterrupt:
-        fail(INTERRUPTED_MESSAGE, EXIT_INTERRUPTED)
+        fail(interrupted, EXIT_INTERRUPTED)
     except OSError as e:
         if e.errno == errno.EPIPE:
             _quiet(sys.stdout)

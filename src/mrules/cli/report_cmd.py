@@ -11,7 +11,14 @@ from typing import Any
 import click
 import orjson
 
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_USAGE, fail, stdout_or_exit
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_USAGE,
+    REPORT_INTERRUPTED,
+    fail,
+    failures,
+    stdout_or_exit,
+)
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
 from mrules.storeapi import is_postgres_url
@@ -81,11 +88,13 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
     if store_path == ":memory:":
         fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
     stdout_or_exit()  # a closed standard output (`>&-`) is exit 4 before any work, not exit 70
-    try:
-        data = build()
-    except ReportError as e:
-        fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
-    _emit(data, fmt)
+    # Ctrl-C: not the writing commands' "what was committed is kept ... resumes".
+    with failures(interrupted=REPORT_INTERRUPTED):
+        try:
+            data = build()
+        except ReportError as e:
+            fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
+        _emit(data, fmt)
 
 
 @report.command("funnel")

@@ -12,6 +12,7 @@ import orjson
 from mrules.cli.common import (
     EXIT_DIAGNOSTICS,
     EXIT_USAGE,
+    REPORT_INTERRUPTED,
     NonEmptyPath,
     email_or_exit,
     fail,
@@ -120,7 +121,14 @@ def html(
     Example:
       mrules report html report.html --store getcloudy.db --rules examples/getcloudy/rules
     """
-    with failures():
+    # Ctrl-C: a report commits nothing, and a file OUT is replaced whole or not at all.
+    interrupted = REPORT_INTERRUPTED
+    if out.strip() and out != "-":
+        interrupted = (
+            f"interrupted; a report changes no store, and {printable_path(out)} is never left"
+            " half-written: run the same command again"
+        )
+    with failures(interrupted=interrupted):
         from mrules.atomic import OutputError
         from mrules.cli.run_cmd import open_store
         from mrules.crm.emulator import default_crm_path
