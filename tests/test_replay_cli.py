@@ -789,3 +789,21 @@ def test_score_buckets_pair_up_when_one_side_has_no_negative_score(tmp_path: Pat
     rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[6:] if line.strip()}
     for label in set(old_n) | set(new_n):
         assert rows[label] == [str(old_n[label]), str(new_n[label])], (label, text)
+
+
+def test_a_dynamic_list_change_names_the_list_behind_it(tmp_path: Path) -> None:
+    """A dynamic list's criteria raised out of reach: the lists section listed
+    `-Engaged enterprise (dynamic)` with no reason (the ledger was asked about a list
+    named "Engaged enterprise (dynamic)"); it names the dynamic list, both ways."""
+    new = _edited(tmp_path, "30-automation.mr", "    score >= 50\n", "    score >= 1000\n")
+    ev = str(EXAMPLE / "events.jsonl")
+    for old_rules, new_rules, sign, side in (
+        (EXAMPLE / "rules", new, "removed", "Engaged enterprise (dynamic) (old rules): "),
+        (new, EXAMPLE / "rules", "added", "Engaged enterprise (dynamic): "),
+    ):
+        res = _mrules("replay", "--diff", str(old_rules), str(new_rules), ev, "--format", "json")
+        d = orjson.loads(res.stdout)
+        assert d["lists"]["prospects"] == ["bob@bigcorp.example"]
+        item = d["lists"]["examples"][0]
+        assert item[sign] == ["Engaged enterprise (dynamic)"]
+        assert item["reason"].startswith(f"{side}dynamic list 'Engaged enterprise' ("), item

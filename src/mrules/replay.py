@@ -534,6 +534,9 @@ class _Explainer:
         return None
 
 
+_DYNAMIC = " (dynamic)"  # how the lists section marks a dynamic list
+
+
 class _Facts:
     """What the comparison reads of one prospect's state, decoded from the store's bytes."""
 
@@ -548,7 +551,7 @@ class _Facts:
         self.mql = mql in static or mql in dynamic
         self.assignee = None if p.assigned_kind is None else f"{p.assigned_kind} {p.assigned_to}"
         self.grade: str | None = p.grade
-        self.lists = set(static) | {f"{x} (dynamic)" for x in dynamic}
+        self.lists = set(static) | {f"{x}{_DYNAMIC}" for x in dynamic}
         self.crm_status: str = p.crm_status
         # The rest of what `state export` shows that rules change, under its keys there.
         self.data: dict[str, Any] = {
@@ -1021,12 +1024,13 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     for item in cats["lists"][:limit]:
         e = item["prospect"]
         reasons = []
+        # A dynamic list is shown "NAME (dynamic)"; the ledger names it NAME.
         for name in item["added"][:2]:
-            why = ex_new.last(e, "add to list", list=name)
+            why = ex_new.last(e, "add to list", list=name.removesuffix(_DYNAMIC))
             if why:
                 reasons.append(f"{name}: {why}")
         for name in item["removed"][:2]:
-            why = ex_old.last(e, "add to list", list=name)
+            why = ex_old.last(e, "add to list", list=name.removesuffix(_DYNAMIC))
             if why:
                 reasons.append(f"{name} (old rules): {why}")
         item["reason"] = "; ".join(reasons) or None
