@@ -1844,10 +1844,10 @@ class _Checker:
         if ok:
             return
         reasons = []
-        if key in ("lists", "tags"):
+        if key in ("lists", "dynamic_lists", "tags"):  # a dynamic list's joins are "add to list"
             ex = self.explained(email)
-            label = "list" if key == "lists" else "tag"
-            for r in ex[key]:
+            label = "tag" if key == "tags" else "list"
+            for r in ex["tags" if key == "tags" else "lists"]:
                 if r["args"][label] in extra:
                     reasons.append(f"{r['args'][label]}: added by {self.cause(r)}")
             for name in missing:
@@ -1859,6 +1859,8 @@ class _Checker:
                 ]
                 if removed:
                     reasons.append(f"{name}: removed by {self.cause(removed[-1])}")
+                elif key == "dynamic_lists":
+                    reasons.append(f"{name}: its criteria never held for this prospect")
                 else:
                     reasons.append(f"{name}: no rule added it")
         self.fail(f"{email}: {key}", want, sorted(actual), line, reasons=reasons)
