@@ -148,6 +148,14 @@ _ASSIGNEES = ("user", "group", "queue")
 
 # --------------------------------------------------------------------------- the data
 
+# Prospect keys set by one ledger action: what a failure names as the cause, or says.
+_SET_BY: dict[str, tuple[str, str]] = {
+    "source_campaign": ("source campaign", "no rule set the source campaign"),
+    "opted_out": ("opt out", "no event opted it out"),
+    "crm_status": ("crm status", "no CRM event changed the CRM status"),
+    "do_not_sync": ("do not sync", "nothing set do not sync"),
+}
+
 
 class TestFileError(Exception):
     """A test file that cannot be used: its message starts with `file:line:`."""
@@ -1828,7 +1836,12 @@ class _Checker:
             if not _same_time(want, actual):
                 self.fail(what, want, actual, line)
         elif not _same(want, actual):
-            reasons = self.grade_reasons(email) if key in ("grade", "profile") else []
+            if key in ("grade", "profile"):
+                reasons = self.grade_reasons(email)
+            elif key in _SET_BY:
+                reasons = self.set_by_reasons(email, key)
+            else:
+                reasons = []
             self.fail(what, want, actual, line, reasons=reasons)
 
     def set_key(self, email: str, key: str, want: Any, actual: list[str], line: int | None) -> None:
@@ -1899,6 +1912,17 @@ class _Checker:
         return [
             f"{name} = {orjson.dumps(r['after']).decode()}: {self.cause(r)}" for r in rows[-3:]
         ] or [f"nothing set {name}"]
+
+    def set_by_reasons(self, email: str, key: str) -> list[str]:
+        """What last set `source_campaign`, `opted_out`, `crm_status` or `do_not_sync`."""
+        action, none = _SET_BY[key]
+        rows = [r for r in self.explained(email)["rows"] if r["action"] == action]
+        if not rows:
+            return [none]
+        r = rows[-1]
+        given = {k: v for k, v in (r["args"] or {}).items() if v is not None}
+        args = f" {orjson.dumps(given).decode()}" if given else ""
+        return [f"{action}{args}: {self.cause(r)}"]
 
     def grade_reasons(self, email: str) -> list[str]:
         ex = self.explained(email)
