@@ -292,6 +292,17 @@ def apply_plan(
     tried: set[str] = set()
     current = _Before(db)
     writer = _Counted(crm, report)  # what the CRM took, counted as each call returns
+    # The prospects with a duplicate-link error, which a link clears: few or none, so a
+    # first link of every prospect does not keep a clear for each (docs/sync.md#memory).
+    duplicates = {
+        p
+        for (p,) in db.conn.execute("SELECT prospect FROM error WHERE field=?", (LINK_ERROR_FIELD,))
+    }
+
+    def linked(email: str) -> None:
+        """The prospect is linked: a duplicate-link error it had is gone."""
+        if email in duplicates:
+            errors_clear.append((email, LINK_ERROR_FIELD))
 
     def finish(o: Mapping[str, Any]) -> None:
         """The queued work of this op is done."""
@@ -330,7 +341,7 @@ def apply_plan(
             if "error" in i:  # its record is another prospect's (a lead converted into it)
                 errors_add.append(_link_error(email, i["object"], i["crm_id"], i["error"], at))
         elif op in ("convert", "link", "undelete", "new prospect", "merge"):
-            errors_clear.append((email, LINK_ERROR_FIELD))  # linked: no duplicate left
+            linked(email)
             old = current.get(email)
             if old is not None and old[1] != i["crm_id"]:
                 history.setdefault(email, []).append(f"{old[0]}:{old[1]}")
@@ -383,7 +394,7 @@ def apply_plan(
                     events.append({k: v for k, v in ev.items() if v is not None})
                     finish(o)
                     errors_clear.append((email, "*record"))
-                    errors_clear.append((email, LINK_ERROR_FIELD))
+                    linked(email)
                     for e in errs:
                         for f in e.fields:
                             errors_add.append(
@@ -413,7 +424,7 @@ def apply_plan(
             if o["op"] == "link":
                 report.linked += 1
                 link_row(email, o["object"], o["crm_id"], base={}, times={}, deleted=0)
-                errors_clear.append((email, LINK_ERROR_FIELD))
+                linked(email)
                 finish(o)
                 coalesced = "link_event" in o
                 link_event = o["link_event"] if coalesced else o.get("event")
