@@ -1521,12 +1521,11 @@ def _token_hint(err: UnexpectedToken, text: str) -> str | None:
         return _STRING_LIST_HINT
     if tok.type == "LBRACE" and "LBRACE" not in expected:
         return 'this `{` opens no block: a block follows a rule\'s head (`on submit of form "F" {`)'
+    if last == "RSQB" and tok.type == "STRING":
+        return "to add this string to the list, put it inside the brackets, after a ','"
     top_level = {"AUTOMATION", "INCLUDE", "FIELD"} <= expected  # the item before may end here
     if not top_level and last == "RSQB":
-        # Right after a list `[…]` the parser is in a state that lists and expects what
-        # may follow one anywhere; what opened no block is at the top level.
-        if tok.type == "STRING":
-            return "to add this string to the list, put it inside the brackets, after a ','"
+        # Right after a list `[…]`, what opened no block is at the top level.
         if types.count("LBRACE") <= types.count("RBRACE"):
             top_level = True
         else:
