@@ -26,7 +26,7 @@ from typing import Any, Final
 import orjson
 
 from mrules import ast
-from mrules.settings import EngineSettings
+from mrules.settings import BETWEEN_SETTINGS, URL_SETTINGS, EngineSettings, changed_settings
 from mrules.source import Source
 from mrules.state import GRADES, Codecs, Prospect, grade_rank
 from mrules.symbols import ACTIVITY_TYPES, Symbols, collect
@@ -616,7 +616,12 @@ class _Builder:
         return RuleRef(kind, name, f"{path}:{line}")
 
     def visited_key(self, pattern: str) -> str:
+        # The URL settings that differ from the default name the key too: a key
+        # kept under other settings is learned again from the history (§3).
+        url = changed_settings(self.settings, URL_SETTINGS)
         key = "visited|" + pattern
+        if url:
+            key += "|" + ",".join(f"{k}={v}" for k, v in url.items())
         self.visited_keys[key] = pattern
         return self.activity_keys.setdefault(key, key)
 
@@ -725,7 +730,7 @@ class _Builder:
                             repeat_seconds=rep.every_days * DAY if rep else None,
                             max_times=rep.max_times if rep else None,
                             name=n.text,
-                            criteria=criteria_version(item.when),
+                            criteria=criteria_version(item.when, self.settings),
                         )
                     )
                     keys[f"rule:{n.text}"] = "automation rule"
@@ -741,7 +746,7 @@ class _Builder:
                             reads=reads,
                             timers=timers,
                             name=n.text,
-                            criteria=criteria_version(item.when),
+                            criteria=criteria_version(item.when, self.settings),
                         )
                     )
                     keys[f"dynamic:{n.text}"] = "dynamic list"
@@ -850,9 +855,24 @@ def ruleset_version(program: ast.Program) -> str:
     return hashlib.sha256(orjson.dumps(ast.dump(program, spans=False))).hexdigest()[:16]
 
 
-def criteria_version(when: ast.Node) -> str:
-    """A short hash of a rule's criteria (positions and comments do not count)."""
-    return hashlib.sha256(orjson.dumps(ast.dump(when, spans=False))).hexdigest()[:16]
+def criteria_version(when: ast.Node, settings: EngineSettings | None = None) -> str:
+    """A short hash of a rule's criteria (positions and comments do not count).
+
+    It counts the settings that change what these criteria mean (the URL ones
+    for `visited "…"`, `between_matches_empty` for `between`) where they differ
+    from the default: with default settings it is the hash of the criteria alone.
+    """
+    dumped = ast.dump(when, spans=False)
+    read: dict[str, Any] = {}
+    if settings is not None:
+        for node in ast.walk(when):
+            if isinstance(node, ast.Activity) and node.asset_kind is None:
+                read |= changed_settings(settings, URL_SETTINGS)
+            elif isinstance(node, ast.FieldTest) and node.op == "between":
+                read |= changed_settings(settings, BETWEEN_SETTINGS)
+    if read:
+        dumped = [dumped, dict(sorted(read.items()))]
+    return hashlib.sha256(orjson.dumps(dumped)).hexdigest()[:16]
 
 
 def compile_program(

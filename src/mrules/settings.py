@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["CHOICES", "SETTINGS", "EngineSettings", "SettingSpec"]
+__all__ = [
+    "BETWEEN_SETTINGS",
+    "CHOICES",
+    "SETTINGS",
+    "URL_SETTINGS",
+    "EngineSettings",
+    "SettingSpec",
+    "changed_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -80,3 +88,27 @@ SETTINGS: dict[str, SettingSpec] = {
     f.name: SettingSpec(f.name, type(f.default), f.default, CHOICES.get(f.name))
     for f in fields(EngineSettings)
 }
+
+
+# The settings that change what a criterion means, by the criterion that reads
+# them: a change re-evaluates the rules and dynamic lists whose criteria read
+# one (their criteria hash counts it), and no others.
+URL_SETTINGS: tuple[str, ...] = (
+    "url_ignore_scheme",
+    "url_ignore_www",
+    "url_ignore_query",
+    "url_ignore_trailing_slash",
+    "url_ignore_path_case",
+)  # `visited "url pattern"`
+BETWEEN_SETTINGS: tuple[str, ...] = ("between_matches_empty",)  # a field `between`
+
+
+def changed_settings(settings: EngineSettings, names: tuple[str, ...]) -> dict[str, Any]:
+    """The settings among `names` that differ from their default, with their values.
+
+    Defaults count as nothing, so what a rule set that sets none of them
+    computes from this (criteria hashes, activity keys) is what it was before
+    settings counted.
+    """
+    default = EngineSettings()
+    return {n: getattr(settings, n) for n in names if getattr(settings, n) != getattr(default, n)}
