@@ -29,6 +29,10 @@ from mrules.vocab import Action
 _dumps: Final = orjson.dumps
 _INF: Final = float("inf")
 _json: Final = json_text
+# The submissions `always_send_autoresponder` is for: Pardot's isAlwaysEmail is an
+# option of forms and form handlers (a landing page's completion actions are its
+# form's). Other assets keep throttling their autoresponders (§2.3-3).
+_ALWAYS: Final = ("form_submit:", "form_handler_submit:", "landing_page_submit:")
 
 
 # (member kind, added?) -> (the Prospect bit-set attribute, the ledger action)
@@ -331,7 +335,7 @@ class Effects(EngineParts):
             return
         if (
             asset_key is not None
-            and not self.settings.always_send_autoresponder
+            and not (self.settings.always_send_autoresponder and asset_key.startswith(_ALWAYS))
             and self._throttled(c, "autoresponder|" + asset_key)
         ):
             return
