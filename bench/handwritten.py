@@ -882,7 +882,7 @@ class Baseline:
         if block is not None and etype == "email_click":
             link = f"{asset}|{e.url or ''}"
             if link in p.clicked:
-                block = None  # an email link fires once per prospect
+                block = None  # a link fires each block once per prospect (one block here)
             else:
                 p.clicked.add(link)
         if block is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -37,6 +37,7 @@ from mrules.vocab import TRIGGERS
 
 __all__ = [
     "ASSET_EVENTS",
+    "LINK_MARK",
     "NEW_PROSPECT",
     "TRIGGER_EVENTS",
     "CompiledAction",
@@ -57,6 +58,11 @@ TRIGGER_EVENTS: dict[str, tuple[str, str]] = _TRIGGER_EVENTS  # type: ignore[ass
 ASSET_EVENTS: dict[str, tuple[str, str]] = _ASSET_EVENTS  # type: ignore[assignment]
 
 PHASE_ASSIGN, PHASE_DATA, PHASE_SIDE = 0, 1, 2
+
+# A prospect's clicked email links are "EMAIL|URL" for the first `on click of email`
+# block of EMAIL and "EMAIL|URL" LINK_MARK "N" for its N-th: each block's actions fire
+# once per prospect and link (§2.3). No URL holds this control character.
+LINK_MARK: Final = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,9 @@ class CompiledBlock:
     conditionals: tuple[tuple[Pred, tuple[CompiledAction, ...]], ...]
     # A condition reads a dynamic list: the lists follow the event's own changes first.
     lists_first: bool = False
+    # What tells this block's clicked email links from its email's other blocks'
+    # ("" for the first block, so one block per email keeps the links as they are).
+    link_mark: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -693,7 +702,10 @@ class _Builder:
                     name = f"{t.verb} of {t.asset_kind} {t.asset.text}"
                     key = f"on:{etype}:{t.asset.text}#{len(same) + 1}"
                     ref = self.ref("completion action", name, path, item)
-                    same.append(self.block(key, ref, item.since, item.body))
+                    block = self.block(key, ref, item.since, item.body)
+                    if same:
+                        block = replace(block, link_mark=f"{LINK_MARK}{len(same) + 1}")
+                    same.append(block)
                     keys[key] = "completion action"
                 case ast.PageAction(name=n, url=url):
                     key = f"page:{n.text}"

@@ -97,10 +97,12 @@ class Handlers(EngineParts):
         blocks = self.cs.blocks.get((etype, asset))
         if blocks:
             active = tuple(b for b in blocks if self._active(b, e.ts_epoch))
-            if active and etype == "email_click" and not p.click(f"{asset}|{e.url or ''}"):
-                # An email link fires once per prospect (§2.3): the click that fired is
-                # remembered, not one from before the actions were added (`since`).
-                active = ()
+            if active and etype == "email_click":
+                # An email link fires each block once per prospect (§2.3): the click
+                # that fired it is remembered, not one from before the block's actions
+                # were added (`since`), nor one that fired only another block.
+                link = f"{asset}|{e.url or ''}"
+                active = tuple(b for b in active if p.click(link + b.link_mark))
             if active:
                 self._run_blocks(c, active, f"{etype}:{asset}")
                 return

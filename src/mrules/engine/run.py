@@ -20,6 +20,7 @@ import orjson
 from mrules.batch import Batch, event_hash
 from mrules.compiler import (
     ASSET_EVENTS,
+    LINK_MARK,
     CompiledAction,
     CompiledRule,
     CompiledRuleSet,
@@ -234,6 +235,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.batch.ruleset_version = self.cs.version
         self._track_new_activity_keys(stored)
         self._regrade(stored)
+        self._clicks_by_block(stored)
         if stored:
             self._retroactive(
                 {k for k in new_keys if k.startswith(("rule:", "dynamic:"))} | resumed
@@ -318,6 +320,48 @@ class Engine(Handlers, Effects, Settlement, Screening):
             c.facts.add("grade")
             self._settle(c)
             self.dirty.add(email)
+
+    def _clicks_by_block(self, stored: bool) -> None:
+        """Read the clicked email links of a store written before they named their block.
+
+        Such a store kept one entry per email and link ("EMAIL|URL") for every
+        block of the email: a link fired the blocks active at its first click,
+        and never another. Its entries now stand for the email's first block,
+        so each is given the email's other blocks' marks as this run's rule set
+        has them: a link clicked before keeps firing nothing (what that store
+        promised); links clicked from now on fire each block once. The store
+        keeps `clicks_by_block` once that is done (§2.3).
+        """
+        if self.shared.get("clicks_by_block") is True:
+            return
+        self.shared["clicks_by_block"] = True
+        self.shared_dirty = True
+        others = {
+            asset + "|": tuple(b.link_mark for b in blocks[1:])
+            for (etype, asset), blocks in self.cs.blocks.items()
+            if etype == "email_click" and len(blocks) > 1
+        }
+        if not stored or not others:
+            return
+        for email, data in self._every():
+            peeked = self._peek(email, data)
+            assert peeked is not None
+            if not peeked.clicked:
+                continue
+            marks = [
+                link + mark
+                for link in peeked.clicked
+                if LINK_MARK not in link
+                for prefix, more in others.items()
+                if link.startswith(prefix)
+                for mark in more
+            ]
+            if marks:
+                p = self._get(email, data)
+                assert p is not None
+                for link in marks:
+                    p.click(link)
+                self.dirty.add(email)
 
     def _track_new_activity_keys(self, stored: bool) -> None:
         """Activity criteria new to the store learn the history from the activities table.
@@ -887,6 +931,8 @@ def _check_shared(shared: dict[str, Any]) -> None:
     for key, value in shared.items():
         if key == "grading":
             ok = type(value) is str
+        elif key == "clicks_by_block":
+            ok = value is True
         elif key in ("activity_keys", "active_rules"):
             ok = type(value) is list and all(type(k) is str for k in value)
         elif key == "rule_criteria":
