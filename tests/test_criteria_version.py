@@ -78,3 +78,27 @@ def test_settings_no_criterion_reads_change_no_hash() -> None:
         ' round_robin = "by prospect" }\n'
     )
     assert changed == default
+
+
+DECLARED = """
+user "u1@x.example"
+user "u2@x.example"
+group "Sales" [{members}]
+dynamic list "Owned" {{ when all {{ assigned to group "Sales" }} }}
+dynamic list "Mine" {{ when all {{ assigned to user "u2@x.example" }} }}
+"""
+
+
+def _declared(members: str) -> dict[str, str]:
+    result = load_text(DECLARED.format(members=members))
+    assert not [d for d in check(result.program) if d.is_error]
+    cs = compile_program(result.program, result.sources)
+    return {r.key: r.declared for r in cs.dynamic_lists}
+
+
+def test_group_members_count_for_the_criteria_that_name_the_group() -> None:
+    one = _declared('"u1@x.example"')
+    two = _declared('"u1@x.example", "u2@x.example"')
+    assert one["dynamic:Owned"] != two["dynamic:Owned"]
+    assert one["dynamic:Mine"] == two["dynamic:Mine"] == ""  # reads no group
+    assert _declared('"u2@x.example", "u1@x.example"') == two  # the order of members aside

@@ -143,6 +143,8 @@ class CompiledRule:
     # A hash of the criteria as written (positions aside): an edit makes the rule or
     # list look at every stored prospect again, as a new one does (§4.2, §6.2).
     criteria: str = ""
+    # A hash of the declarations the criteria read (group members): the same.
+    declared: str = ""
 
 
 @dataclass
@@ -743,6 +745,7 @@ class _Builder:
                             max_times=rep.max_times if rep else None,
                             name=n.text,
                             criteria=criteria_version(item.when, self.settings),
+                            declared=declared_version(item.when, self.symbols),
                         )
                     )
                     keys[f"rule:{n.text}"] = "automation rule"
@@ -759,6 +762,7 @@ class _Builder:
                             timers=timers,
                             name=n.text,
                             criteria=criteria_version(item.when, self.settings),
+                            declared=declared_version(item.when, self.symbols),
                         )
                     )
                     keys[f"dynamic:{n.text}"] = "dynamic list"
@@ -885,6 +889,23 @@ def criteria_version(when: ast.Node, settings: EngineSettings | None = None) -> 
     if read:
         dumped = [dumped, dict(sorted(read.items()))]
     return hashlib.sha256(orjson.dumps(dumped)).hexdigest()[:16]
+
+
+def declared_version(when: ast.Node, symbols: Symbols) -> str:
+    """A short hash of the declarations a rule's criteria read ("" when none).
+
+    The members of each group an `assigned to group "G"` criterion names: editing
+    them changes what the criteria mean, as editing the criteria does. (A field's
+    type needs no place here: the checker makes a criterion's value fit it.)
+    """
+    read = {
+        node.name.text: sorted(symbols.group_members(node.name.text))
+        for node in ast.walk(when)
+        if isinstance(node, ast.Assigned) and node.to == "group" and node.name is not None
+    }
+    if not read:
+        return ""
+    return hashlib.sha256(orjson.dumps(dict(sorted(read.items())))).hexdigest()[:16]
 
 
 def compile_program(

@@ -273,18 +273,28 @@ class Engine(Handlers, Effects, Settlement, Screening):
         give (§6.2); a rule matches the prospects its new criteria hold for
         (a prospect it matched already is not matched again unless it repeats).
         The store keeps each one's criteria hash (`shared`); a store written
-        before that knows none, and takes this run's without looking again.
+        before that knows none, and takes this run's without looking again. So
+        for the hash of the groups an `assigned to group` criterion names.
         """
-        now = {r.key: r.criteria for r in (*self.cs.rules, *self.cs.dynamic_lists)}
-        before = self.shared.get("rule_criteria")
-        # A rule left out keeps its hash for its return.
-        merged = {**before, **now} if before is not None else now
-        if before != merged:
-            self.shared["rule_criteria"] = merged
-            self.shared_dirty = True
-        if before is None:
-            return set()
-        return {k for k, v in now.items() if k in first_seen and k in before and before[k] != v}
+        rules = (*self.cs.rules, *self.cs.dynamic_lists)
+        edited: set[str] = set()
+        # The declarations the criteria read (a group's members) count as
+        # the criteria do; a store written before `rule_declared` takes this run's.
+        for name, now in (
+            ("rule_criteria", {r.key: r.criteria for r in rules}),
+            ("rule_declared", {r.key: r.declared for r in rules}),
+        ):
+            before = self.shared.get(name)
+            # A rule left out keeps its hash for its return.
+            merged = {**before, **now} if before is not None else now
+            if before != merged:
+                self.shared[name] = merged
+                self.shared_dirty = True
+            if before is not None:
+                edited |= {
+                    k for k, v in now.items() if k in first_seen and k in before and before[k] != v
+                }
+        return edited
 
     def _regrade(self, stored: bool) -> None:
         """Grades follow edited grading profiles: weights, the default, `grade_start` (§5.4).
@@ -935,7 +945,7 @@ def _check_shared(shared: dict[str, Any]) -> None:
             ok = value is True
         elif key in ("activity_keys", "active_rules"):
             ok = type(value) is list and all(type(k) is str for k in value)
-        elif key == "rule_criteria":
+        elif key in ("rule_criteria", "rule_declared"):
             ok = type(value) is dict and all(type(v) is str for v in value.values())
         elif key.startswith("round_robin:"):
             ok = type(value) is int and value >= 0
