@@ -102,3 +102,16 @@ def test_group_members_count_for_the_criteria_that_name_the_group() -> None:
     assert one["dynamic:Owned"] != two["dynamic:Owned"]
     assert one["dynamic:Mine"] == two["dynamic:Mine"] == ""  # reads no group
     assert _declared('"u2@x.example", "u1@x.example"') == two  # the order of members aside
+
+
+def test_a_list_turned_dynamic_counts_for_the_criteria_that_read_it() -> None:
+    def declared(x: str) -> dict[str, str]:
+        result = load_text(x + '\ndynamic list "B" { when all { in list "X" } }\n')
+        assert not [d for d in check(result.program) if d.is_error]
+        cs = compile_program(result.program, result.sources)
+        return {r.key: r.declared for r in cs.dynamic_lists}
+
+    static = declared('list "X"')
+    dynamic = declared('dynamic list "X" { when all { company is "Z" } }')
+    assert static["dynamic:B"] == ""
+    assert dynamic["dynamic:B"] != ""

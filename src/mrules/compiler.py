@@ -894,15 +894,18 @@ def criteria_version(when: ast.Node, settings: EngineSettings | None = None) -> 
 def declared_version(when: ast.Node, symbols: Symbols) -> str:
     """A short hash of the declarations a rule's criteria read ("" when none).
 
-    The members of each group an `assigned to group "G"` criterion names: editing
-    them changes what the criteria mean, as editing the criteria does. (A field's
-    type needs no place here: the checker makes a criterion's value fit it.)
+    The members of each group an `assigned to group "G"` criterion names, and
+    whether each list an `in list "L"` criterion names is dynamic (its members
+    then come from its criteria, not from actions): editing them changes what
+    the criteria mean, as editing the criteria does. (A field's type needs no
+    place here: the checker makes a criterion's value fit it.)
     """
-    read = {
-        node.name.text: sorted(symbols.group_members(node.name.text))
-        for node in ast.walk(when)
-        if isinstance(node, ast.Assigned) and node.to == "group" and node.name is not None
-    }
+    read: dict[str, Any] = {}
+    for node in ast.walk(when):
+        if isinstance(node, ast.Assigned) and node.to == "group" and node.name is not None:
+            read["group:" + node.name.text] = sorted(symbols.group_members(node.name.text))
+        elif isinstance(node, ast.InList) and node.list.text in symbols.dynamic_lists:
+            read["dynamic:" + node.list.text] = True
     if not read:
         return ""
     return hashlib.sha256(orjson.dumps(dict(sorted(read.items())))).hexdigest()[:16]
