@@ -894,11 +894,13 @@ def criteria_version(when: ast.Node, settings: EngineSettings | None = None) -> 
 def declared_version(when: ast.Node, symbols: Symbols) -> str:
     """A short hash of the declarations a rule's criteria read ("" when none).
 
-    The members of each group an `assigned to group "G"` criterion names, and
+    The members of each group an `assigned to group "G"` criterion names,
     whether each list an `in list "L"` criterion names is dynamic (its members
-    then come from its criteria, not from actions): editing them changes what
-    the criteria mean, as editing the criteria does. (A field's type needs no
-    place here: the checker makes a criterion's value fit it.)
+    then come from its criteria, not from actions), and the default grading
+    profile for `profile is "P"` (the profile of a prospect none was given):
+    editing them changes what the criteria mean, as editing the criteria does.
+    (A field's type needs no place here: the checker makes a criterion's value
+    fit it.)
     """
     read: dict[str, Any] = {}
     for node in ast.walk(when):
@@ -906,6 +908,8 @@ def declared_version(when: ast.Node, symbols: Symbols) -> str:
             read["group:" + node.name.text] = sorted(symbols.group_members(node.name.text))
         elif isinstance(node, ast.InList) and node.list.text in symbols.dynamic_lists:
             read["dynamic:" + node.list.text] = True
+        elif isinstance(node, ast.ProfileIs):
+            read["default profile"] = symbols.default_profile()
     if not read:
         return ""
     return hashlib.sha256(orjson.dumps(dict(sorted(read.items())))).hexdigest()[:16]
