@@ -307,6 +307,66 @@ def test_130_interrupted_as_it_starts(tmp_path: Path, sig: str) -> None:
     assert not (tmp_path / "i.db").exists()
 
 
+# SIGINT (Ctrl-C) as the command opens its input (`TARGET`): the store, the sync or CRM
+# file, or a rule file. The command is running; nothing it reads is changed.
+_SIGNAL_AS_IT_READS = """
+import os, signal, sys
+target, argv = sys.argv[1], sys.argv[2:]
+def hook(event, args):
+    if event in ("open", "sqlite3.connect") and args and target in str(args[0]):
+        if not getattr(hook, "sent", False):
+            hook.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+sys.addaudithook(hook)
+from mrules.cli import main
+main(argv, prog_name="mrules")
+"""
+
+_READ_ONLY = [
+    ("explain", ["explain", "bob@bigcorp.example", "--store", "{store}"], "s.db"),
+    ("state export", ["state", "export", "--store", "{store}"], "s.db"),
+    ("state outbox", ["state", "outbox", "--store", "{store}"], "s.db"),
+    ("sync plan", ["sync", "plan", "--rules", "{rules}", "--store", "{store}"], "s.sync.db"),
+    ("sync status", ["sync", "status", "--store", "{store}"], "s.sync.db"),
+    ("crm export", ["crm", "export", "--store", "{store}"], "s.crm.db"),
+    ("crm describe", ["crm", "describe", "Lead", "--store", "{store}"], "s.crm.db"),
+    ("lint", ["lint", "{rules}"], ".mr"),
+    ("fmt --check", ["fmt", "--check", "{rules}"], ".mr"),
+    ("parse", ["parse", "{rules}"], ".mr"),
+]
+
+
+@pytest.fixture(scope="module")
+def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with its CRM file and sync file, as the README's sync example makes them."""
+    s = tmp_path_factory.mktemp("synced") / "s.db"
+    assert invoke("crm", "load", RULES.parent / "crm", "--store", s).exit_code == 0
+    assert invoke("run", RULES, EVENTS, "--store", s, "-q").exit_code == 0
+    assert invoke("sync", "apply", "--rules", RULES, "--store", s).exit_code == 0
+    return s
+
+
+@pytest.mark.parametrize(("name", "args", "target"), _READ_ONLY, ids=[r[0] for r in _READ_ONLY])
+def test_130_a_read_only_command_does_not_speak_of_resuming(
+    synced: Path, name: str, args: list[str], target: str
+) -> None:
+    """Ctrl-C in a command that writes nothing (explain, state export, sync plan, lint...)
+    said "what was committed is kept, and running the same command again resumes", the
+    message of the commands that write a store. It says there is nothing to resume."""
+    before = {p.name: p.read_bytes() for p in synced.parent.iterdir() if p.suffix == ".db"}
+    argv = [a.format(store=synced, rules=RULES) for a in args]
+    res = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_AS_IT_READS, target, *argv],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == ExitCode.INTERRUPTED, res.stderr
+    assert res.stderr == (
+        f"mrules: error: interrupted; `mrules {name.split(' --')[0]}` changes nothing and"
+        " leaves no file half-written: run the same command again\n"
+    )
+    assert before == {p.name: p.read_bytes() for p in synced.parent.iterdir() if p.suffix == ".db"}
+
+
 def test_an_internal_error_is_one_line_and_a_saved_traceback(tmp_path: Path) -> None:
     """Only the `mrules` program itself reports a bug this way (CliRunner sees the bug)."""
     script = (

@@ -53,6 +53,7 @@ __all__ = [
     "file_keys",
     "internal_error",
     "load_or_exit",
+    "reads_only",
     "refuse_output_over_inputs",
     "rule_file_or_exit",
     "stdout_or_exit",
@@ -73,6 +74,23 @@ INTERRUPTED_MESSAGE = (
 )
 REPORT_INTERRUPTED = "interrupted; a report changes no store: run the same command again"
 """A read that was stopped: nothing was committed, and there is nothing to resume."""
+_INTERRUPTED_KEY = "mrules.interrupted"
+"""`click.Context.meta` (shared by a command and its groups): what an interrupt says."""
+
+
+def reads_only() -> None:
+    """Called first by a command that writes no store (explain, state export, sync plan,
+    lint, fmt --check ...): an interrupt then says there is nothing to resume, not the
+    writing commands' "what was committed is kept ... resumes". A file such a command
+    writes (`--out`, `--sarif-file`, an export) is replaced whole or not at all."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return
+    name = " ".join(["mrules", *ctx.command_path.split()[1:]])
+    ctx.meta[_INTERRUPTED_KEY] = (
+        f"interrupted; `{name}` changes nothing and leaves no file half-written:"
+        " run the same command again"
+    )
 
 
 class EmptyPathError(click.UsageError):
@@ -436,9 +454,10 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)
 
 
 @contextlib.contextmanager
-def failures(interrupted: str = INTERRUPTED_MESSAGE) -> Iterator[None]:
+def failures(interrupted: str | None = None) -> Iterator[None]:
     """Turn store, output and interrupt failures into a one-line message and their code;
-    `interrupted` is what an interrupt says (a command that commits nothing says so)."""
+    `interrupted` is what an interrupt says (a command that commits nothing says so: by
+    default, what `reads_only()` set, else the writing commands' message)."""
     try:
         yield
     except StoreLocked as e:
@@ -454,6 +473,10 @@ def failures(interrupted: str = INTERRUPTED_MESSAGE) -> Iterator[None]:
     except OutputError as e:
         fail(str(e), EXIT_STORE)
     except KeyboardInterrupt:
+        if interrupted is None:
+            ctx = click.get_current_context(silent=True)
+            said = ctx.meta.get(_INTERRUPTED_KEY) if ctx is not None else None
+            interrupted = said if isinstance(said, str) else INTERRUPTED_MESSAGE
         fail(interrupted, EXIT_INTERRUPTED)
     except OSError as e:
         if e.errno == errno.EPIPE:

@@ -25,6 +25,7 @@ from mrules.cli.common import (
     STORE_PATH,
     NonEmptyPath,
     fail,
+    reads_only,
 )
 from mrules.crm.changes import apply_changes, read_changes
 from mrules.crm.emulator import CrmFileError, CrmPathError, EmulatedCrm, default_crm_path
@@ -230,6 +231,7 @@ def export(
     Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such CRM file;
     4 the CRM file cannot be read, or an export cannot be written.
     """
+    reads_only()
     if out is not None and not Path(out).is_dir():
         fail(f"--out {_shown(out)}: not a folder; create it first (mrules creates no folders)")
     with _open(crm_path, store_path, create=False) as c:
@@ -356,6 +358,7 @@ def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
     file, or MRULES_SF_* variables missing or unusable; 4 the CRM file cannot
     be read, the org failed, or standard output is closed.
     """
+    reads_only()
     from mrules.crm.connect import CrmConnectError, crm_kind, open_crm
 
     if crm_kind(crm_path) == "salesforce":  # a real org: what its describe says

@@ -15,6 +15,7 @@ from mrules.cli.common import (
     SYNC_PATH,
     email_or_exit,
     fail,
+    reads_only,
     stdout_or_exit,
 )
 from mrules.cli.run_cmd import open_store
@@ -219,6 +220,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
       mrules explain leung@example.com --store /tmp/getcloudy.db
       mrules explain bob@bigcorp.example --store /tmp/getcloudy.db --timeline
     """
+    reads_only()
     email_or_exit("EMAIL", email)
     if sync_db is not None and not timeline:  # it was read by nothing: a typo went unseen
         fail("--sync-db goes with --timeline (the SQL and won stages come from it)")

@@ -13,7 +13,15 @@ import click
 
 from mrules.atomic import atomic_write
 from mrules.checker import suppression_anchors, suppressions_kept
-from mrules.cli.common import EXIT_DIAGNOSTICS, EXIT_OK, EXIT_STORE, PATH, fail, stdout_or_exit
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    EXIT_OK,
+    EXIT_STORE,
+    PATH,
+    fail,
+    reads_only,
+    stdout_or_exit,
+)
 from mrules.diagnostics import Diagnostic, render_text, sort_diagnostics
 from mrules.loader import (
     LoadError,
@@ -146,6 +154,8 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
       cat draft.mr | mrules fmt - > tidy.mr
       mrules fmt - --stdin-filename rules/draft.mr < draft.mr   # from an editor
     """
+    if check or show_diff:
+        reads_only()
     if not paths:
         fail("give at least one rule file or folder, or - for standard input")
     if stdin_filename is not None and paths != (STDIN,):

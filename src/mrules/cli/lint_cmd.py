@@ -17,6 +17,7 @@ from mrules.cli.common import (
     fail,
     load_or_exit,
     output_folder_or_exit,
+    reads_only,
     refuse_output_over_inputs,
     stdout_or_exit,
 )
@@ -171,6 +172,7 @@ def lint(
       mrules lint rules/ --format sarif > mrules.sarif
       mrules lint - --stdin-filename rules/draft.mr < draft.mr
     """
+    reads_only()
     if explain is not None:
         _explain(explain)
     output_folder_or_exit("--sarif-file", sarif_file)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from mrules.ast import dump
-from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, fail, load_or_exit, stdout_or_exit
+from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, fail, load_or_exit, reads_only, stdout_or_exit
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.loader import LoadError, decode, load_text
 
@@ -44,6 +44,7 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
     Exit status (docs/exit-codes.md): 0 done; 1 a file has syntax errors; 2 a
     missing or unreadable path; 4 standard output is closed.
     """
+    reads_only()
     stdin = STDIN in paths
     if stdin and paths != (STDIN,):
         fail("'-' (standard input) cannot be mixed with file or folder paths")

@@ -16,6 +16,7 @@ from mrules.cli.common import (
     READ_STORE,
     email_or_exit,
     fail,
+    reads_only,
     stdout_or_exit,
 )
 from mrules.cli.run_cmd import open_store
@@ -54,6 +55,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     Exit status (docs/exit-codes.md): 0 done; 2 no such store, or a --prospect
     it does not have; 4 the store cannot be read, or standard output is closed.
     """
+    reads_only()
     for email in emails:
         email_or_exit("--prospect", email)
     out = stdout_or_exit()
@@ -113,6 +115,7 @@ def outbox(store_path: str) -> None:
     Exit status (docs/exit-codes.md): 0 done; 2 no such store; 4 the store
     cannot be read, or standard output is closed.
     """
+    reads_only()
     out = stdout_or_exit()
     store = open_store(store_path, readonly=True)
     try:

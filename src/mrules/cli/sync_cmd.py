@@ -27,6 +27,7 @@ from mrules.cli.common import (
     email_or_exit,
     fail,
     output_folder_or_exit,
+    reads_only,
     refuse_output_over_inputs,
 )
 from mrules.crm.errors import CrmCallError
@@ -236,6 +237,7 @@ def plan_cmd(
     Example:
       mrules sync plan --rules examples/getcloudy/rules --store getcloudy.db --out plan.json
     """
+    reads_only()
     from mrules.sync.plan import make_plan
 
     when = _time(at, "--at")
@@ -924,6 +926,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     Example:
       mrules sync status --store getcloudy.db --format json
     """
+    reads_only()
     from mrules.sync import default_sync_path
     from mrules.sync.db import SyncDb, SyncDbError
     from mrules.sync.plan import iso
