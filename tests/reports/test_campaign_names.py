@@ -51,3 +51,34 @@ def test_names_in_brackets_are_printed_as_they_are(store: str, tmp_path: Path) -
     assert r.exit_code == 0, r.output
     for name in names:
         assert f"│ {name} " in r.stdout, name
+
+
+def test_csv_cells_a_spreadsheet_would_compute_are_quoted(store: str, tmp_path: Path) -> None:
+    """`--format csv` wrote a campaign or rule named `=HYPERLINK(...)` (or starting with
+    `+`, `-`, `@`) as it is: a spreadsheet opening the file ran it as a formula (CSV
+    injection). Such a cell now starts with a single quote; numbers (a negative ROI) and
+    the JSON output keep what they are."""
+    import csv
+    import io
+
+    names = ("=HYPERLINK(A1)", "+1+2", "-3", "@SUM(A1)")
+    rules = tmp_path / "campaigns.mr"
+    rules.write_text(
+        "".join(f'campaign "{n}" cost 100\n' for n in names)
+        + 'automation rule "=1+1" priority 1 { when all { score > 1000 } then { add tag "t" } }\n'
+    )
+    r = mrules("report", "campaigns", "--store", store, "--rules", rules, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = {row[0]: row for row in csv.reader(io.StringIO(r.stdout))}
+    for name in names:
+        assert "'" + name in rows, name
+        assert name not in rows, name
+    rois = [row[10] for row in rows.values() if row[1] == "100.0"]  # cost 100, nothing won
+    assert len(rois) == len(names) and all(float(roi) == -1.0 for roi in rois), rois
+    r = mrules("report", "campaigns", "--store", store, "--rules", rules, "--format", "json")
+    got = {c["campaign"] for c in json.loads(r.stdout)["campaigns"]}
+    assert set(names) <= got
+    r = mrules("report", "rules", "--store", store, "--rules", rules, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    cells = [row[1] for row in csv.reader(io.StringIO(r.stdout))]
+    assert "'=1+1" in cells and "=1+1" not in cells

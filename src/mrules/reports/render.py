@@ -202,7 +202,7 @@ def _scores(r: dict[str, Any]) -> list[Table]:
 def csv_text(report: dict[str, Any]) -> str:
     """The report's main table as CSV (header row first; numbers unformatted)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(csv.writer(buf, lineterminator="\n"))
     kind = report["report"]
     if kind == "funnel":
         if report.get("by"):  # one row a period, none when no period has any: same header
@@ -277,3 +277,26 @@ def csv_text(report: dict[str, Any]) -> str:
 
 def _cell(value: Any) -> Any:
     return "" if value is None else value
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection")."""
+
+
+def _defused(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (a campaign named `=HYPERLINK(...)`,
+    a rule `-1+2`), behind a single quote: shown as the text it is, not computed.
+    Numbers are numbers (a negative ROI stays -0.5); JSON keeps every name exact."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """A `csv.writer` whose text cells are `_defused`."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Any) -> None:
+        self._writer.writerow([_defused(v) for v in row])
