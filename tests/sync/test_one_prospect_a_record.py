@@ -160,3 +160,68 @@ def test_of_two_contacts_with_the_email_the_one_no_prospect_has_is_linked(
     ]
     assert w.status()["error_queue"] == []
     assert len(w.crm_rows("Lead")) == 1  # Henry's, converted
+
+
+def test_what_retry_send_and_run_say_of_a_duplicate_link_hold(tmp_path: Path) -> None:
+    # h.blanc@x.com's work is held: the contact its email finds is henry@x.com's. `sync
+    # retry` counted the hold among "held error(s) will be retried", which a retry cannot
+    # clear; the cycles after, whose only work was the hold, printed as idle; and `sync
+    # send` of the contact said it was sent, and changed nothing.
+    w = _world(tmp_path)
+    ids = _ids(w)
+    w.run(ev(T0, "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
+        until="2026-11-02T09:05:00Z",
+    )
+    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+    assert "errors   1" in w.sync("run", "--until", T1).output
+    out = w.sync("run", "--until", "2026-11-02T09:30:00Z").output
+    assert "idle" not in out, out
+    assert (
+        "2026-11-02T09:20:00Z to 2026-11-02T09:30:00Z  2 cycle(s) wrote nothing: 1 prospect(s)"
+        " held, the CRM record their email finds being another prospect's (DUPLICATE_LINK"
+    ) in out, out
+    out = w.cli("sync", "retry", "--store", str(w.store)).output
+    assert out.startswith("0 held error(s) will be retried at the next cycle\n"), out
+    assert "1 DUPLICATE_LINK hold(s) not retried" in out, out
+    for who in ("h.blanc@x.com", ids["c-hb"]):
+        out = w.sync("send", who).output
+        assert out == (
+            f"contact {ids['c-hb']} (h.blanc@x.com) is not sent: it is henry@x.com's CRM"
+            " record, and a CRM record has one prospect; nothing to do\n"
+        ), out
+    assert w.syncdb("SELECT * FROM send") == []
+    out = w.sync("apply").output
+    assert "1 held (DUPLICATE_LINK: the CRM record their email finds is another" in out, out
+
+
+def test_send_of_a_second_record_of_a_linked_prospect_says_it_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    # henry@x.com is linked to one of two leads with its email; `sync send` of the other
+    # said "the next cycle creates or updates its prospect", and the cycle left it alone.
+    w = World(tmp_path)
+    w.seed(
+        {
+            "Lead": [
+                {"Id": "l-1", "LastName": "Blanc", "Company": "Ex", "Email": "henry@x.com"},
+                {"Id": "l-2", "LastName": "Blanc", "Company": "Ex", "Email": "henry@x.com"},
+            ]
+        }
+    )
+    w.run(ev(T0, "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    ((linked,),) = w.syncdb("SELECT crm_id FROM link WHERE prospect = 'henry@x.com'")
+    c = w.crm()
+    try:
+        other = next(c.label_id(x) for x in ("l-1", "l-2") if c.label_id(x) != linked)
+    finally:
+        c.close()
+    out = w.sync("send", other).output
+    assert out == (
+        f"lead {other} (henry@x.com) is not sent: its prospect is linked to lead {linked},"
+        " and a prospect has one CRM record; nothing to do\n"
+    ), out
+    assert w.syncdb("SELECT * FROM send") == []

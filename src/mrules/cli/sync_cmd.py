@@ -612,6 +612,12 @@ def _render_report(r: dict[str, Any], at: str) -> None:
         f" {r['facts_for_engine']} CRM fact(s) to the engine, {len(r['errors'])}"
         f" error(s), {r['api_calls']} API call(s)"
         + (f", {r['waiting']} waiting" if r.get("waiting") else "")
+        + (
+            f", {r['held_duplicate_links']} held (DUPLICATE_LINK: the CRM record their email"
+            " finds is another prospect's)"
+            if r.get("held_duplicate_links")
+            else ""
+        )
     )
     for e in r["errors"]:
         click.echo(
@@ -672,6 +678,10 @@ def run_cmd(
         # Each kept as [first, last, count]: a far --until is millions of idle cycles.
         idle: list[Any] = []
         failed: list[Any] = []
+        # Cycles that wrote nothing while prospects' work is held as another prospect's
+        # CRM record (DUPLICATE_LINK): not idle, and nothing a line a cycle would help.
+        holding: list[Any] = []
+        held: list[int] = [0]
         why: list[str] = []
 
         def note(times: list[Any], at: str) -> None:
@@ -684,18 +694,24 @@ def run_cmd(
             for times, what in (
                 (idle, "idle cycle(s): nothing to do"),
                 (failed, "cycle(s) not run: the CRM failed for now ({}): retried later"),
+                (
+                    holding,
+                    "cycle(s) wrote nothing: {} prospect(s) held, the CRM record their email"
+                    " finds being another prospect's (DUPLICATE_LINK: `mrules sync status`)",
+                ),
             ):
                 if times:
                     first, last, n = times
                     span = first if n == 1 else f"{first} to {last}"
-                    click.echo(f"{span}  {n} " + what.format(why[0] if why else ""))
+                    said = held[0] if times is holding else why[0] if why else ""
+                    click.echo(f"{span}  {n} " + what.format(said))
                     times.clear()
             why.clear()
 
         def show(result: Any) -> None:
             r = result.report.as_json()
             if result.plan is None:  # the plan failed for now: nothing was done
-                if idle:
+                if idle or holding:
                     flush()
                 note(failed, result.plan_json["at"])
                 why[:] = why or [r["transient_failure"]]
@@ -713,7 +729,12 @@ def run_cmd(
                 r["waiting"],
             )
             if not any(counts) and not r["transient_failure"]:
-                note(idle, result.plan_json["at"])
+                n_held = r.get("held_duplicate_links", 0)
+                group, other = (holding, idle) if n_held else (idle, holding)
+                if other or (n_held and n_held != held[0] and holding):
+                    flush()
+                held[0] = n_held
+                note(group, result.plan_json["at"])
                 return
             flush()
             click.echo(
@@ -882,6 +903,31 @@ def send_cmd(
             click.echo(
                 f"lead {found.id} ({email}) is not sent: its prospect is linked to contact"
                 f" {link[1]}, which a lead does not take over (contact over lead); nothing to do"
+            )
+            return
+        # One prospect a CRM record (docs/sync.md): the cycle neither gives a record another
+        # prospect has to this email's prospect, nor moves this prospect's link to a second
+        # record of its kind. Either way it changed nothing, and said it would send.
+        holder = db.conn.execute(
+            "SELECT prospect FROM link WHERE crm_id = ? AND prospect != ? AND NOT deleted",
+            (found.id, email),
+        ).fetchone()
+        if holder is not None:
+            click.echo(
+                f"{obj} {found.id} ({email}) is not sent: it is {holder[0]}'s CRM record, and a"
+                " CRM record has one prospect; nothing to do"
+            )
+            return
+        contact_over_lead = obj == "contact" and link is not None and link[0] == "lead"
+        if (
+            link is not None
+            and not link[4]
+            and link[1] != found.id
+            and not (contact_over_lead and config.first == "contact")
+        ):
+            click.echo(
+                f"{obj} {found.id} ({email}) is not sent: its prospect is linked to"
+                f" {link[0]} {link[1]}, and a prospect has one CRM record; nothing to do"
             )
             return
         with db.tx() as conn:
@@ -1056,12 +1102,19 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
                     shown = printable_path(store_path)
                     fail(f"--prospect: no prospect {names} in {shown} nor in its sync")
             with db.tx() as conn:  # a cycle running now clears only the marks it read
-                n = db.mark_retry(conn, wanted)
+                n, duplicates = db.mark_retry(conn, wanted)
         finally:
             db.close()
     except (SyncDbError, sqlite3.DatabaseError) as e:
         fail(f"{printable_path(str(path))}: {e}", EXIT_STORE)
     click.echo(f"{n} held error(s) will be retried at the next cycle")
+    if duplicates:
+        # Not a write the CRM refused: a retry cannot clear it (docs/sync.md).
+        click.echo(
+            f"{duplicates} DUPLICATE_LINK hold(s) not retried: the CRM record the prospect's"
+            " email finds is another prospect's (one prospect a CRM record); each cycle looks"
+            " again, and the work is done once the record is no longer the other's"
+        )
 
 
 def _known_prospects(store_path: str, db: Any, emails: list[str]) -> set[str]:

@@ -38,7 +38,7 @@ from mrules.history import STEP
 from mrules.loader import printable_path
 from mrules.storeapi import StateStore
 from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
-from mrules.sync.plan import LINK_ERROR_FIELD, campaign_names, no_campaign
+from mrules.sync.plan import DUPLICATE_LINK, LINK_ERROR_FIELD, campaign_names, no_campaign
 from mrules.sync.spool import SpillMap, Spool
 
 __all__ = [
@@ -78,6 +78,9 @@ class ApplyReport:
     waiting: int = 0
     """The records left for a later batch, and the prospects whose work waits (a lead
     converted since the plan read it, a failure for now backing off)."""
+    held: int = 0
+    """The prospects whose work is held because the CRM record their email finds is another
+    prospect's (`DUPLICATE_LINK`): looked at again each cycle, not cleared by a retry."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,7 @@ class ApplyReport:
             "transient_failure": self.transient,
             "api_calls": self.calls,
             "waiting": self.waiting,
+            "held_duplicate_links": self.held,
         }
 
 
@@ -417,6 +421,10 @@ def apply_plan(
             if o["op"] == "skip" and o.get("done"):
                 finish(o)
                 continue
+            if o["op"] == "hold" and any(
+                h.get("code") == DUPLICATE_LINK for h in o.get("held", ())
+            ):
+                report.held += 1  # the record is another prospect's: the work waits
             if o["op"] == "hold" and "error" in o:  # the record is another prospect's
                 errors_add.append(_link_error(email, o["object"], o["crm_id"], o["error"], at))
                 continue

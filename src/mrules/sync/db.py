@@ -48,6 +48,8 @@ NOT_WAITING = float("-inf")
 
 Not 0: a cycle's time is the run's clock, which may be before 1970 (a negative POSIX
 time), and work due at 0 would wait until 1970 there. SQLite stores it as -Inf."""
+_DUPLICATE_LINK = "DUPLICATE_LINK"
+"""`mrules.sync.plan.DUPLICATE_LINK`: a link not made, which no retry clears."""
 
 
 _DAMAGE = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
@@ -526,24 +528,25 @@ class SyncDb:
         ).fetchone()
         return int(row[0] or 0)
 
-    def mark_retry(self, conn: sqlite3.Connection, prospects: list[str] | None) -> int:
+    def mark_retry(self, conn: sqlite3.Connection, prospects: list[str] | None) -> tuple[int, int]:
         """`sync retry` (inside `tx()`): mark the errors of `prospects` (None: all of them)
-        with a new mark, and make their queued work due now; the number of errors marked."""
+        with a new mark, and make their queued work due now; the number of errors marked,
+        and of `DUPLICATE_LINK` holds left unmarked (another prospect's CRM record: no
+        retry clears them, each cycle looks again)."""
         mark = self.retry_mark() + 1
         self.set_meta("retry_mark", mark)
-        if prospects is None:
-            n = conn.execute("UPDATE error SET retry = ?", (mark,)).rowcount
-            conn.execute("UPDATE queue SET next_try = ?", (NOT_WAITING,))
-            return int(n)
-        marks = ",".join("?" * len(prospects))
+        among, args = "", []
+        if prospects is not None:
+            among = f" AND prospect IN ({','.join('?' * len(prospects))})"
+            args = list(prospects)
         n = conn.execute(
-            f"UPDATE error SET retry = ? WHERE prospect IN ({marks})", [mark, *prospects]
+            f"UPDATE error SET retry = ? WHERE code != ?{among}", [mark, _DUPLICATE_LINK, *args]
         ).rowcount
-        conn.execute(
-            f"UPDATE queue SET next_try = ? WHERE prospect IN ({marks})",
-            [NOT_WAITING, *prospects],
-        )
-        return int(n)
+        (duplicates,) = conn.execute(
+            f"SELECT count(*) FROM error WHERE code = ?{among}", [_DUPLICATE_LINK, *args]
+        ).fetchone()
+        conn.execute(f"UPDATE queue SET next_try = ? WHERE 1{among}", [NOT_WAITING, *args])
+        return int(n), int(duplicates)
 
     # -- reads -------------------------------------------------------------------------------
     def links(self) -> dict[str, Link]:
