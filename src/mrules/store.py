@@ -37,6 +37,7 @@ import os
 import sqlite3
 import stat
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1621,6 +1622,7 @@ def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
                     ("schema_version", SCHEMA_VERSION),
                     ("created_at", _now()),
                     ("mrules_version", __version__),
+                    ("store_id", uuid.uuid4().hex),
                 ],
             )
         else:
@@ -1631,6 +1633,12 @@ def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
                 _MIGRATIONS[version](conn)
                 version += 1
                 conn.execute(_SET_META, ("schema_version", version))
+            # A store made before ids gets one (the sync file notes it: reports tell another
+            # store's sync file from its own); a key older versions leave alone.
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('store_id', ?) ON CONFLICT (key) DO NOTHING",
+                (uuid.uuid4().hex,),
+            )
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):

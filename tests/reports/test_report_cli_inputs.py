@@ -127,3 +127,35 @@ def test_reading_commands_leave_no_wal_files_beside_the_store_or_the_sync_file(
     res = mrules(*argv, "--store", copy, "--sync-db", copy.with_name("fx.sync.db"))
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in copy.parent.iterdir()) == before
+
+
+def test_another_stores_sync_file_is_refused(copy: Path, tmp_path: Path) -> None:
+    """`--sync-db` naming another store's sync file gave 0 SQL and 0 won in every report,
+    without a word: its links name none of this store's prospects. The sync file notes
+    the store's id at each cycle; another store's is exit 2, saying so. A file from
+    before the id (none noted) is read as before."""
+    import sqlite3
+
+    other = tmp_path / "other" / "g.db"
+    other.parent.mkdir()
+    example = RULES.parent
+    assert mrules("crm", "load", example / "crm", "--store", other).exit_code == 0
+    assert mrules("run", RULES, example / "events.jsonl", "--store", other).exit_code == 0
+    assert mrules("sync", "apply", "--rules", RULES, "--store", other).exit_code == 0
+    foreign = other.with_name("g.sync.db")
+    for report in ("funnel", "campaigns", "rules", "html"):
+        out = ["-"] if report == "html" else []
+        r = mrules("report", report, *out, "--store", copy, "--sync-db", foreign)
+        assert r.exit_code == 2, (report, r.output)
+        assert r.stderr.startswith(f"mrules: error: the sync file {foreign} belongs to another"
+                                   " store (store id "), r.stderr  # fmt: skip
+        assert "give this store's own, NAME.sync.db beside the store NAME.db" in r.stderr
+    own = copy.with_name("fx.sync.db")
+    r = mrules("report", "funnel", "--store", copy, "--sync-db", own, "--format", "json")
+    assert r.exit_code == 0, r.output
+    conn = sqlite3.connect(foreign)
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = 'store_id'")
+    conn.close()
+    r = mrules("report", "funnel", "--store", copy, "--sync-db", foreign, "--format", "json")
+    assert r.exit_code == 0, r.output

@@ -245,6 +245,8 @@ class Source:
             self._check_store()
             if sync_path is not None:
                 self._attach(sync_path)
+                if sync_db is not None:
+                    self._check_owner(sync_path)
             self._build()
         except UNREADABLE as e:
             opened.close()
@@ -299,6 +301,31 @@ class Source:
         if not {"link", "opportunity", "opportunity_role"} <= tables:
             raise StoreError(f"{path} is not an mrules sync file (no link or opportunity table)")
         self._check_sync(path)
+
+    def _check_owner(self, path: Path) -> None:
+        """A `--sync-db` another store's cycles wrote is exit 2: its links name none of this
+        store's prospects, and every report gave 0 SQL and 0 won without a word. Told by
+        the store's id, which the sync file notes at each cycle (files from before it
+        have none, and are read as before)."""
+        from mrules.loader import printable_path
+        from mrules.store import StorePathError
+
+        ids = []
+        for schema in ("main", "sync"):
+            try:
+                row = self.conn.execute(
+                    f"SELECT value FROM {schema}.meta WHERE key = 'store_id'"
+                ).fetchone()
+            except sqlite3.OperationalError:  # no meta table: a file from before it
+                row = None
+            ids.append(str(row[0]) if row is not None and row[0] else None)
+        mine, its = ids
+        if mine is not None and its is not None and mine != its:
+            raise StorePathError(
+                f"the sync file {printable_path(str(path))} belongs to another store (store id"
+                f" {its}; {printable_path(str(self.store.path))} is {mine}): give this store's"
+                " own, NAME.sync.db beside the store NAME.db, which `mrules sync` writes"
+            )
 
     def _check_sync(self, path: Path) -> None:
         """A value of the sync file's CRM copy of the wrong kind is exit 4 naming it: text

@@ -37,7 +37,7 @@ from mrules.events import EventSourceError
 from mrules.history import STEP
 from mrules.loader import printable_path
 from mrules.storeapi import StateStore
-from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError
+from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, store_identity
 from mrules.sync.plan import DUPLICATE_LINK, LINK_ERROR_FIELD, campaign_names, no_campaign
 from mrules.sync.spool import SpillMap, Spool
 
@@ -661,6 +661,10 @@ def apply_plan(
         )
         if transient is None:
             db.set_meta("store_seq", plan.get("store_seq", 0))
+            # The store this sync file is of: reports refuse another store's (`--sync-db`).
+            store_id = store_identity(store)
+            if store_id is not None:
+                db.set_meta("store_id", store_id)
             # This cycle took up what a cycle stopped mid-apply had written (found again).
             conn.execute("DELETE FROM meta WHERE key = 'failed_cycle'")
             for sobject, c in plan.get("cursors_to", {}).items():

@@ -52,6 +52,16 @@ _DUPLICATE_LINK = "DUPLICATE_LINK"
 """`mrules.sync.plan.DUPLICATE_LINK`: a link not made, which no retry clears."""
 
 
+def store_identity(store: Any) -> str | None:
+    """The store's id (`store_id` in its meta: a SQLite store has one since 0.1), or None:
+    an in-memory or PostgreSQL store, whose sync file is not told from another's."""
+    meta = getattr(store, "meta", None)
+    if meta is None:
+        return None
+    found = meta().get("store_id")
+    return str(found) if found else None
+
+
 _DAMAGE = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
 """What decoding a value of the sync file that is not what mrules wrote raises."""
 
