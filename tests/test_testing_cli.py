@@ -112,9 +112,9 @@ def test_junit_counts_and_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     failures = root.findall("testsuite/testcase/failure")
     errors = root.findall("testsuite/testcase/error")
     skipped = root.findall("testsuite/testcase/skipped")
-    assert len(suites) == 9  # pass/basics, 7 fail files, broken/key
-    assert (len(cases), len(failures), len(errors), len(skipped)) == (17, 7, 1, 1)
-    assert root.get("tests") == "17" and root.get("failures") == "7"
+    assert len(suites) == 10  # pass/basics, 8 fail files, broken/key
+    assert (len(cases), len(failures), len(errors), len(skipped)) == (18, 8, 1, 1)
+    assert root.get("tests") == "18" and root.get("failures") == "8"
     assert root.get("errors") == "1" and root.get("skipped") == "1"
     for suite in suites:
         n = len(suite.findall("testcase"))

@@ -1830,7 +1830,9 @@ class _Checker:
                         value,
                         have,
                         _line(want, name, line),
-                        reasons=self.field_reasons(email, name) if key == "fields" else [],
+                        reasons=self.field_reasons(email, name)
+                        if key == "fields"
+                        else self.category_reasons(email, name),
                     )
         elif key in ("created", "last_activity"):
             if not _same_time(want, actual):
@@ -1912,6 +1914,19 @@ class _Checker:
         return [
             f"{name} = {orjson.dumps(r['after']).decode()}: {self.cause(r)}" for r in rows[-3:]
         ] or [f"nothing set {name}"]
+
+    def category_reasons(self, email: str, name: str) -> list[str]:
+        """What changed scoring category `name`: the rule, or the activity on an asset in
+        the category's folders, and the event (the last three), as `score` says."""
+        rows = [
+            r
+            for r in self.explained(email)["rows"]
+            if r["action"] == "category score" and (r["args"] or {}).get("category") == name
+        ]
+        return [
+            f"{(r['args'] or {}).get('points', 0):+5d}  {name} = {r['after']}: {self.cause(r)}"
+            for r in rows[-3:]
+        ] or [f"nothing scored in category '{name}'"]
 
     def set_by_reasons(self, email: str, key: str) -> list[str]:
         """What last set `source_campaign`, `opted_out`, `crm_status` or `do_not_sync`."""
