@@ -295,13 +295,14 @@ def test_unknown_names_in_expect_are_broken(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "1 passed" not in res.output and "Traceback" not in res.output
     for want in (
-        f"{test}:8: expect.rules: unknown automation rule 'MQL handof'"
+        f"{test}:8:15: expect.rules: unknown automation rule 'MQL handof'"
         " (did you mean 'MQL handoff'?)",
-        f"{test}:9: expect.no_actions: unknown rule 'MQL handof' (did you mean 'MQL handoff'?)",
-        f"{test}:9: expect.no_actions: unknown list 'MQLs' (did you mean 'MQL'?)",
-        f"{test}:10: expect.prospects: a@x.com: lists: unknown list 'MQLs' (did you mean 'MQL'?)",
-        f"{test}:13: expect.rules: 'Pricing' is a page action, not an automation rule",
-        f"{kind}:5: unknown rule_kind 'automation rules' (did you mean 'automation rule'?)",
+        f"{test}:9:27: expect.no_actions: unknown rule 'MQL handof' (did you mean 'MQL handoff'?)",
+        f"{test}:9:68: expect.no_actions: unknown list 'MQLs' (did you mean 'MQL'?)",
+        f"{test}:10:47: expect.prospects: a@x.com: lists: unknown list 'MQLs'"
+        " (did you mean 'MQL'?)",
+        f"{test}:13:15: expect.rules: 'Pricing' is a page action, not an automation rule",
+        f"{kind}:5:32: unknown rule_kind 'automation rules' (did you mean 'automation rule'?)",
     ):
         assert want in res.output, f"{want!r} not in:\n{res.output}"
 

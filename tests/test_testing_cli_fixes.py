@@ -291,7 +291,8 @@ def test_a_tag_no_rule_names_is_still_a_typo(tmp_path: Path) -> None:
     text = TAGS.replace("{tags: [old, vip]}", "{tags: {exclude: [vipp]}}")
     res = _mrules("test", str(_tests(tmp_path, text)))
     assert res.exit_code == 2, res.output
-    assert "t.test.yaml:23: expect.prospects: a@b.example: tags: unknown tag 'vipp'" in res.output
+    said = "t.test.yaml:23:40: expect.prospects: a@b.example: tags: unknown tag 'vipp'"
+    assert said in res.output
     assert "did you mean 'vip'?" in res.output
 
 
@@ -309,7 +310,7 @@ def test_an_assignee_no_rule_declares_is_a_typo(tmp_path: Path) -> None:
     res = _mrules("test", str(_tests(tmp_path, text)))
     assert res.exit_code == 2, res.output
     assert (
-        "t.test.yaml:10: expect.no_actions: unknown user, group or queue 'alan@x.exampl'"
+        "t.test.yaml:10:44: expect.no_actions: unknown user, group or queue 'alan@x.exampl'"
         " (did you mean 'alan@x.example'?)"
     ) in res.output
     assert "unknown user, group or queue 'Sale' (did you mean 'Sales'?)" in res.output
@@ -391,7 +392,7 @@ def test_a_score_that_is_no_number_is_a_broken_test(tmp_path: Path, score: str, 
     res = _mrules("test", str(test))
     assert res.exit_code == 2, res.output
     assert (
-        "t.test.yaml:8: a@x.example: score: a whole number or a test like '>= 100', not " + shown
+        "t.test.yaml:8:9: a@x.example: score: a whole number or a test like '>= 100', not " + shown
     ) in res.output
 
 
@@ -469,7 +470,7 @@ def test_a_skip_that_is_no_reason_is_a_broken_test(tmp_path: Path, skip: str, sa
     test = _tests(tmp_path, TEST.replace("  - name: one\n", f"  - name: one\n    skip: {skip}\n"))
     res = _mrules("test", str(test))
     assert res.exit_code == 2, res.output
-    assert f"t.test.yaml:4: 'skip' takes a reason (text) or true, {said}" in res.output
+    assert f"t.test.yaml:4:5: 'skip' takes a reason (text) or true, {said}" in res.output
 
 
 def test_skip_true_skips_without_a_reason(tmp_path: Path) -> None:
@@ -488,7 +489,7 @@ def test_a_reject_expected_of_an_event_the_test_lacks_is_a_broken_test(
     text = TEST.replace("{score: 20}", "{score: 20}\n      rejects: [{event: " + event + "}]", 1)
     res = _mrules("test", str(_tests(tmp_path, text)))
     assert res.exit_code == 2, res.output
-    assert "t.test.yaml:9: expect.rejects: " in res.output, res.output
+    assert "t.test.yaml:9:7: expect.rejects: " in res.output, res.output
 
 
 @pytest.mark.parametrize("key", ["created", "last_activity"])

@@ -149,7 +149,7 @@ def test_a_lone_surrogate_in_a_test_file_is_a_broken_file(
     for fmt in ("text", "json", "junit"):
         res = _mrules("test", "s.test.yaml", "--format", fmt, cwd=tmp_path, monkeypatch=monkeypatch)
         assert res.exit_code == ExitCode.USAGE, res.output
-        assert "s.test.yaml:3: not text: " in res.output and "ud800 is half a" in res.output
+        assert "s.test.yaml:3:5: not text: " in res.output and "ud800 is half a" in res.output
         assert "Traceback" not in res.output
 
 
@@ -169,7 +169,8 @@ def test_a_number_beyond_64_bits_in_a_test_file_is_a_broken_file(
         res = _mrules("test", "n.test.yaml", "--format", fmt, cwd=tmp_path, monkeypatch=monkeypatch)
         assert res.exit_code == ExitCode.USAGE, res.output
         assert (
-            "n.test.yaml:10: the number 1180591620717411303424 is too large: numbers fit in 64 bits"
+            "n.test.yaml:10:9: the number 1180591620717411303424 is too large:"
+            " numbers fit in 64 bits"
         ) in res.output
         assert "Traceback" not in res.output and "internal error" not in res.output
 

@@ -163,7 +163,7 @@ class TestFileError(Exception):
     __test__ = False  # not a pytest class
 
     def __init__(self, path: str, line: int | None, message: str, col: int | None = None) -> None:
-        self.path, self.line, self.message = path, line, message
+        self.path, self.line, self.message, self.col = path, line, message, col
         where = f"{path}:{line}" if line else path
         if line and col:
             where += f":{col}"
@@ -497,6 +497,75 @@ def _yaml_error(e: yaml.YAMLError, text: str, shown: str) -> TestFileError:
     return TestFileError(shown, mark.line + 1, "\n".join(out), col=mark.column + 1)
 
 
+# What usually fixes a test file's message, by its words (as YAML errors have a hint).
+_HINTS = (
+    (
+        "unknown key '",
+        "check its spelling and its indentation: a key belongs to the mapping"
+        " whose keys it lines up with (docs/testing.md lists them)",
+    ),
+    ("must be a mapping", "give `key: value` lines indented under it, or {key: value, ...}"),
+    ("must be a list", "give `- item` lines indented under it, or [item, ...]"),
+    ("a mapping like", "give {key: value, ...}, or `key: value` lines indented under the `-`"),
+    ("not an RFC 3339 time", "give a date and time with its zone: 2026-11-02T09:00:00Z"),
+    ("not an email address", "give the prospect's email address: ann@example.com"),
+    ("' is a dynamic list", "move it to the key the hint names"),
+    ("' is a static list", "move it to the key the hint names"),
+    ("unknown action '", "give an action as the action log names it (docs/testing.md)"),
+    ("unknown ", "use a name the rules declare (names are case-sensitive), or declare it"),
+)
+_QUOTED = re.compile(r"'([^'\n]+)'")
+
+
+def _pointed_at(text: str, shown: str, line: int, message: str) -> tuple[int, str]:
+    """`message` followed by the test file's line `line` with a caret under what the message
+    quotes (the key, the name, the value), else under the line's first item, and a hint:
+    (the column, the text). A broken test file's messages gave `file:line` only."""
+    from mrules.diagnostics import excerpt
+    from mrules.source import Source
+
+    src = Source(text.replace("\r\n", " \n"), shown)  # offsets kept, no CR shown
+    starts = [0]
+    for m in re.finditer("\n", src.text):
+        starts.append(m.end())
+    if not 0 < line <= len(starts):
+        return 0, message
+    start = starts[line - 1]
+    end = starts[line] - 1 if line < len(starts) else len(src.text)
+    row = src.text[start:end]
+    at, width = None, 1
+    for quoted in _QUOTED.findall(message.split("(")[0] + message):
+        found = re.search(rf"(?<![\w-]){re.escape(quoted)}(?![\w-])", row)
+        if found is not None:
+            at, width = found.start(), len(quoted)
+            break
+    if at is None:  # the line's first item, past its indentation and a list's `- `
+        item = re.match(r"[ \t]*(?:-[ \t]+)?", row)
+        at = item.end() if item is not None and item.end() < len(row) else 0
+    out = [message, *excerpt(src, start + at, start + at + width)]
+    hint = next((h for words, h in _HINTS if words in message), None)
+    if hint is not None:
+        out.append(f"hint: {hint}")
+    return at + 1, "\n".join(out)
+
+
+def _pointed(e: TestFileError, text: str, shown: str) -> TestFileError:
+    """`e` with its column, the line with a caret and a hint (`_pointed_at`), when it is a
+    one-line message about a line of this test file."""
+    if (
+        e.col is not None
+        or not e.line
+        or e.path != shown
+        or "\n" in e.message
+        or isinstance(e, SnapshotWriteError)
+    ):
+        return e
+    col, message = _pointed_at(text, shown, e.line, e.message)
+    if not col:
+        return e
+    return TestFileError(e.path, e.line, message, col=col)
+
+
 def load_file(path: str | Path) -> list[Case]:
     """The cases of one test file.
 
@@ -525,6 +594,15 @@ def load_file(path: str | Path) -> list[Case]:
         raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
     if doc is None:
         raise TestFileError(shown, 1, "empty test file: give 'rules' and 'tests'")
+    try:
+        cases = _cases(doc, path, real, shown, text)
+    except TestFileError as e:
+        raise _pointed(e, text, shown) from None
+    return cases
+
+
+def _cases(doc: Any, path: str | Path, real: str, shown: str, text: str) -> list[Case]:
+    """The cases of a test file's YAML `doc` (`load_file`)."""
     try:
         if _values(doc, {}) > MAX_VALUES:
             raise TestFileError(
@@ -1249,6 +1327,22 @@ def _check_names(case: Case, names: _Names) -> None:
             hint = _did_you_mean(str(value), choices, plural)
         problems.append((line, f"{where}: unknown {what} '{value}'{hint}"))
 
+    # `given` may add tags and fields no rule names (the engine keeps them), not lists: a
+    # list it names must be one the rules declare (the setup refused it, without a hint)
+    for email, st in case.given["prospects"].items():
+        for name in st.get("lists") or ():
+            line = case.given["lines"].get(email, case.line)
+            if isinstance(name, str) and name in names.dynamic_lists:
+                problems.append(
+                    (
+                        line,
+                        f"given: {email}: lists: '{name}' is a dynamic list: its criteria"
+                        " decide who is in it, `given` cannot add to it",
+                    )
+                )
+            else:
+                check(name, names.lists, line, f"given: {email}: lists", "list")
+
     expect = case.expect
     want_rules = expect.get("rules") or {}
     for name in want_rules:
@@ -1338,9 +1432,25 @@ def _check_names(case: Case, names: _Names) -> None:
 
     if problems:
         problems.sort(key=lambda p: p[0] or 0)
-        (line, first), rest = problems[0], problems[1:]
-        more = "".join(f"\n{case.file}:{n}: {text}" if n else f"\n{text}" for n, text in rest)
-        raise TestFileError(case.file, line, first + more)
+        text = _test_file_text(case)
+        shown: list[tuple[int | None, int | None, str]] = []
+        for n, message in problems:  # each with its column, the line, a caret and a hint
+            at, said = _pointed_at(text, case.file, n, message) if text and n else (0, message)
+            shown.append((n, at or None, said))
+        (line, col, first), rest = shown[0], shown[1:]
+        more = "".join(
+            f"\n{case.file}:{n}{f':{c}' if c else ''}: {said}" if n else f"\n{said}"
+            for n, c, said in rest
+        )
+        raise TestFileError(case.file, line, first + more, col=col)
+
+
+def _test_file_text(case: Case) -> str | None:
+    """The test file's text, to point at its lines; None when it cannot be read again."""
+    try:
+        return Path(case.path or case.file).read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _check_arg_names(
