@@ -23,8 +23,11 @@ Locking. A writer holds an exclusive `fcntl.flock` on the sidecar file
 `PATH.lock` (which holds its pid) for as long as the store is open, so a
 second writer refuses at once with `StoreLocked` (or waits, if asked). The
 kernel drops the lock when the holder dies, so a killed run never leaves a
-stale lock. Read-only opens take no lock: WAL lets them read the last
-committed batch while a run writes the next one.
+stale lock. The lock file is per name, so the writer also holds a lock on
+the store file itself (`_lock_file`: an open-file-description lock on one
+byte SQLite never locks): two names of one file, hard links or a bind mount,
+exclude each other as well. Read-only opens take no lock: WAL lets them read
+the last committed batch while a run writes the next one.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import math
 import os
 import sqlite3
 import stat
+import struct
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -443,6 +447,7 @@ class Store:
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = conn
         self._lock_fd = lock_fd
+        self._file_lock: int | None = None  # `_lock_file`'s descriptor, released on close
         self._names: Interner | None = None  # the names table (loaded on first use)
         # email -> prospect id, for the writer: the ids of recent commits' prospects, at
         # most about PID_CACHE of them (looked up a commit at a time, `_known_pids`).
@@ -477,13 +482,22 @@ class Store:
         _check_path(path, readonly)
         if readonly:
             return cls(path, _connect_readonly(path), None, True)
+        deadline = None if timeout is None else time.monotonic() + timeout
         lock_fd = _lock(path, wait, timeout)
+        file_lock = None
         try:
+            if not path.exists():
+                _create(path)
+            # The name's lock does not cover another name of the same file: the file's own.
+            file_lock = _lock_file(path, wait, timeout, deadline)
             conn = _connect_writer(path)
         except BaseException:
+            _unlock_file(file_lock)
             _unlock(lock_fd)
             raise
-        return cls(path, conn, lock_fd, False)
+        store = cls(path, conn, lock_fd, False)
+        store._file_lock = file_lock
+        return store
 
     def close(self) -> None:
         """Close the connection and release the lock; safe to call twice."""
@@ -491,6 +505,9 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+        if self._file_lock is not None:  # after the connection: see `_unlock_file`
+            _unlock_file(self._file_lock)
+            self._file_lock = None
         if self._lock_fd is not None:
             _unlock(self._lock_fd)
             self._lock_fd = None
@@ -1418,6 +1435,137 @@ def _unlock(fd: int) -> None:
         os.ftruncate(fd, 0)
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+# One byte of the store file that the writer locks, so that two names of the same file
+# (hard links: `ln a.db b.db`; a bind mount) exclude each other: `PATH.lock` is per name,
+# and SQLite keeps a `-wal` and a `-shm` per name too, so two runs through two names
+# each wrote their own log into one file ("Rowid out of order"). SQLite's unix VFS locks
+# bytes of the database file itself only from PENDING_BYTE (0x40000000, 1 GiB) to
+# PENDING_BYTE + 1 + 510 (the pending, reserved and 510 shared bytes, os.h); its WAL
+# locks are on the `-shm` file. A byte below that range is never one SQLite locks, so
+# this lock neither blocks nor is blocked by SQLite's. Locks are advisory: no read or
+# write of the byte (the file may hold data there, or be smaller) is affected.
+_FILE_LOCK_BYTE = 0x3FFFFFF0
+# An open-file-description lock (Linux 3.15+) belongs to the descriptor, not to the
+# process: a classic POSIX lock (F_SETLK) would be dropped when SQLite closes any of its
+# own descriptors of the file, and would not exclude a second name opened by this very
+# process. None where the system has none: the name's lock alone, as before.
+_F_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+_F_OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
+_FILES_HELD: dict[tuple[int, int], Path] = {}  # (device, inode) -> the name this process holds
+
+
+def _ofd(fd: int, command: int, kind: int) -> None:
+    """One OFD lock call on `_FILE_LOCK_BYTE` (struct flock: type, whence, start, len, pid)."""
+    fcntl.fcntl(fd, command, struct.pack("hhqqi4x", kind, os.SEEK_SET, _FILE_LOCK_BYTE, 1, 0))
+
+
+def _lock_file(path: Path, wait: bool, timeout: float | None, deadline: float | None) -> int | None:
+    """Lock the store file itself (`_FILE_LOCK_BYTE`); the descriptor, or None where the
+    system cannot (no OFD locks, a file system without them, a file we cannot open for
+    writing, which SQLite then refuses with its own message).
+
+    Raises:
+        StoreLocked: another process (or this one) has the same file open for writing
+            under another name, and `wait` is false or `timeout` passed.
+    """
+    if _F_OFD_SETLK is None or _F_OFD_SETLKW is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    mine = _FILES_HELD.get((info.st_dev, info.st_ino))
+    if mine is not None:  # waiting on ourselves would never end; checked before any open,
+        # since closing a descriptor of the file would drop that store's SQLite locks
+        raise StoreLocked(
+            f"store {path} is open in this process already (pid {os.getpid()}) under"
+            f" another name of the same file, {mine}: close that store first",
+            path,
+            os.getpid(),
+        )
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        key = (info.st_dev, info.st_ino)
+        while True:
+            try:
+                if wait and timeout is None:
+                    _ofd(fd, _F_OFD_SETLKW, fcntl.F_WRLCK)
+                else:
+                    _ofd(fd, _F_OFD_SETLK, fcntl.F_WRLCK)
+                _FILES_HELD[key] = path
+                return fd
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)  # EINVAL, ENOLCK: no such locks here; the name's lock only
+                    return None
+            if not wait or deadline is None or time.monotonic() >= deadline:
+                break
+            time.sleep(_LOCK_POLL)
+        other, pid = _other_name(path, info)
+        waited = f" after waiting {timeout:g} s" if wait else ""
+        if other is None:
+            where = "another name of the same file (a hard link, or a bind mount)"
+        else:
+            holder = f"pid {pid}" if pid is not None else "pid unknown"
+            where = f"another name of the same file, {other} ({holder})"
+        raise StoreLocked(
+            f"store {path} is in use by another mrules process under {where}{waited}", path, pid
+        )
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        raise
+
+
+def _other_name(path: Path, info: os.stat_result) -> tuple[Path | None, int | None]:
+    """Another name of the store's file in its folder (a hard link), and the pid its lock
+    file holds: the one with a pid first. (None, None) if there is none there (a hard
+    link in another folder, a bind mount)."""
+    real = Path(os.path.realpath(path))
+    shown = path.parent if os.path.realpath(path.parent) == str(real.parent) else real.parent
+    names: list[tuple[bool, str, int | None]] = []
+    with contextlib.suppress(OSError), os.scandir(real.parent) as entries:
+        for n, entry in enumerate(entries):
+            if n >= 100_000:  # a huge folder: say "another name" rather than read it all
+                break
+            if entry.name == real.name:
+                continue
+            try:
+                found = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino):
+                try:
+                    with open(real.parent / f"{entry.name}.lock", "rb") as f:
+                        text = f.read(32).decode("ascii", "replace").strip()
+                except OSError:
+                    text = ""
+                pid = int(text) if text.isdigit() else None
+                names.append((pid is None, entry.name, pid))
+    if not names:
+        return None, None
+    _, name, pid = min(names)
+    return shown / name, pid
+
+
+def _unlock_file(fd: int | None) -> None:
+    """Release `_lock_file`'s lock. Called once the store's connection is closed: closing a
+    descriptor of the file drops the process's classic POSIX locks on it, SQLite's own."""
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        info = os.fstat(fd)
+        _FILES_HELD.pop((info.st_dev, info.st_ino), None)
+    with contextlib.suppress(OSError):
+        if _F_OFD_SETLK is not None:
+            _ofd(fd, _F_OFD_SETLK, fcntl.F_UNLCK)
     os.close(fd)
 
 
