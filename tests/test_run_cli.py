@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner, Result
 from syrupy.filters import props
 
-from conftest import run_reading_pipe
+from conftest import EXAMPLE, run_reading_pipe
 from mrules.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -623,3 +623,38 @@ def test_explain_shows_the_opt_out_of_an_unsubscribe_after_a_field_opted_in(
     assert (opted["action"], opted["after"], opted["event"]["line"]) == ("opt out", True, 3)
     text = invoke("explain", "o@x.com", "--store", str(store)).stdout
     assert "opted_out = true: event unsubscribe" in text and "opted_out = false" not in text
+
+
+@pytest.mark.parametrize("under", ["x.db", "sub/x.db"])
+def test_a_store_under_a_file_says_the_parent_is_a_file(tmp_path: Path, under: str) -> None:
+    """`--store events.jsonl/x.db` said "folder ... does not exist" of a file that exists."""
+    events = tmp_path / "events.jsonl"
+    shutil.copyfile(EXAMPLE / "events.jsonl", events)
+    store = f"{events}/{under}"
+    cmd = [sys.executable, "-m", "mrules", "run", str(EXAMPLE / "rules"), str(events),
+           "--store", store, "-q"]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert f"cannot create store {store}: {events} is a file, not a folder" in res.stderr
+    assert "does not exist" not in res.stderr
+    read = subprocess.run([sys.executable, "-m", "mrules", "state", "export", "--store", store],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert read.returncode == 2, read.stderr
+    assert f"no store at {store}: {events} is a file, not a folder" in read.stderr
+    assert events.read_bytes() == (EXAMPLE / "events.jsonl").read_bytes()
+
+
+def test_a_partitioned_run_into_a_store_under_a_file_says_the_parent_is_a_file(
+    tmp_path: Path,
+) -> None:
+    part, events = tmp_path / "part", tmp_path / "events.jsonl"
+    shutil.copyfile(EXAMPLE / "events.jsonl", events)
+    made = subprocess.run([sys.executable, "-m", "mrules", "partition", str(events),
+                           "--buckets", "2", "--out", str(part)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    res = subprocess.run([sys.executable, "-m", "mrules", "run", str(EXAMPLE / "rules"),
+                          str(part), "--store", f"{events}/x.db", "-q"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert f"{events} is a file, not a folder; give another --store path" in res.stderr

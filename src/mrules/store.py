@@ -1314,12 +1314,35 @@ def _check_path(path: Path, readonly: bool) -> None:
         )
     if readonly:
         if not path.exists():
-            raise StorePathError(f"no store at {path}")
+            blocker = _file_in_the_way(Path(os.path.realpath(path)).parent)
+            raise StorePathError(f"no store at {path}" + (f": {blocker}" if blocker else ""))
     else:
         parent = Path(os.path.realpath(path)).parent  # a symlink's store is made at its target
         if not parent.is_dir():
+            blocker = _file_in_the_way(parent)
+            if blocker:
+                raise StorePathError(
+                    f"cannot create store {path}: {blocker}; give another --store path"
+                )
             raise StorePathError(f"cannot create store {path}: folder {parent} does not exist")
     _refuse_what_is_not_a_store(path)
+
+
+def _file_in_the_way(folder: Path) -> str | None:
+    """`FILE is a file, not a folder` when `folder` or a folder above it is a file (say,
+    `--store events.jsonl/x.db`), so no folder can be there; None if it is only missing."""
+    for above in (folder, *folder.parents):
+        try:
+            mode = os.stat(above).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return None
+        if stat.S_ISDIR(mode):
+            return None
+        kind = "a file" if stat.S_ISREG(mode) else special_file_kind(mode)
+        return f"{above} is {kind}, not a folder"
+    return None
 
 
 def _refuse_what_is_not_a_store(path: Path) -> None:

@@ -160,6 +160,9 @@ def run_partitioned_cli(
         store = Path(store_path)
         shown = store_path
         if not store.parent.is_dir():
+            if store.parent.exists():  # a file: no folder can be made there
+                fail(f"--store {store_path}: {store.parent} is a file, not a folder; give"
+                     " another --store path")  # fmt: skip
             fail(f"--store {store_path}: {store.parent} is not a folder; create it first")
     interactive = sys.stderr.isatty() and not quiet
 
