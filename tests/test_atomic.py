@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -60,3 +61,72 @@ def test_dev_stdout_as_an_output_file() -> None:
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "<testsuites" in res.stdout
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from mrules.atomic import atomic_writer
+with atomic_writer(Path(sys.argv[1])) as f:
+    f.write(b"half")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_writers_temporary_file_goes_with_the_next_write(tmp_path: Path) -> None:
+    """A kill -9 inside atomic_writer left `.NAME.xxxxxxxx.tmp` for good."""
+    target = tmp_path / "out.txt"
+    target.write_bytes(b"old")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(target)],
+                         stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == "writing"
+    finally:
+        p.kill()
+        p.wait(timeout=10)
+    left = [x.name for x in tmp_path.iterdir() if x.name != "out.txt"]
+    assert len(left) == 1 and left[0].startswith(".out.txt.") and left[0].endswith(".tmp")
+    # not ours, or not a killed writer's: left alone
+    others = [".out.txt.backup.tmp", ".out.txt.abcd1234.tmp.keep", ".other.txt.abcd1234.tmp",
+              ".out.txt.x.abcd1234.tmp", "out.txt.abcd1234.tmp"]  # fmt: skip
+    for name in others:
+        (tmp_path / name).write_bytes(b"keep")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".out.txt.dir12345.tmp").mkdir()
+    held = tmp_path / ".out.txt.held1234.tmp"  # a writer at work: it holds its lock
+    with open(held, "wb") as h:
+        fcntl.flock(h.fileno(), fcntl.LOCK_EX)
+        atomic_write(target, b"new")
+        assert held.exists()
+    assert target.read_bytes() == b"new"
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(
+        ["out.txt", "sub", ".out.txt.dir12345.tmp", held.name, *others]
+    )
+    atomic_write(target, b"newer")  # no writer holds it now
+    assert not held.exists()
+
+
+def test_concurrent_writers_of_one_file_never_remove_each_others_temporary(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "out.txt"
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(40):
+                with atomic_writer(target) as f:
+                    f.write(f"{n} {i}\n".encode() * 200)
+        except BaseException as e:  # pragma: no cover - the failure being tested
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [x.name for x in tmp_path.iterdir()] == ["out.txt"]

@@ -4,15 +4,18 @@
 writes a whole file to a temporary file in the same folder,
 fsyncs it and renames it over the target: a kill, a full disk or a crash at
 any moment leaves either the old file or the new one, never an empty or a
-truncated one. `OutputError` is the error of any file mrules writes for a
-user (action log, rejects file, a reformatted rule file); the CLI prints its
-message and exits 4 (docs/exit-codes.md).
+truncated one. A temporary file a killed writer left (`.NAME.xxxxxxxx.tmp`)
+is removed by the next write of the same file. `OutputError` is the error of
+any file mrules writes for a user (action log, rejects file, a reformatted
+rule file); the CLI prints its message and exits 4 (docs/exit-codes.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -56,7 +59,7 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         old = target.stat()
     except FileNotFoundError:
         old = None
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    fd, tmp = _temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -68,12 +71,61 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
                     os.fchown(f.fileno(), old.st_uid, old.st_gid)
             else:
                 os.fchmod(f.fileno(), 0o666 & ~_umask())
-        os.replace(tmp, target)
+            os.replace(tmp, target)  # still open, so still locked: never taken for stale
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_folder(folder)
+
+
+def _temporary(target: Path) -> tuple[int, str]:
+    """A new temporary file beside `target`, locked (`flock`) while this process writes it,
+    after removing the ones of `target` that no writer holds: a killed writer's (the kernel
+    drops its lock), which nothing else would ever remove."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks only while a cleaner looks at it
+            if os.stat(tmp).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(tmp)
+        except FileNotFoundError:  # a cleaner took it for a killed writer's: another one
+            os.close(fd)
+            continue
+        except OSError:  # no locks on this file system: nor can others' be told stale
+            return fd, tmp
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _remove_stale_temporaries(target, Path(tmp).name)
+        return fd, tmp
+
+
+def _remove_stale_temporaries(target: Path, mine: str) -> None:
+    """Remove `target`'s temporary files that no writer holds. Only names `mkstemp` gives
+    this target: `.NAME.` + 8 of its characters + `.tmp` (another file's, `.NAME.x.tmp`
+    or `.OTHER...`, never matches), regular files only, each locked before it goes."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
+    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
+        for entry in entries:
+            if entry.name == mine or not pattern.fullmatch(entry.name):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a writer holds it
+                if os.stat(entry.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
 
 
 def fsync_folder(folder: Path) -> None:
