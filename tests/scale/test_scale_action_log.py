@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ from typing import Any
 import pytest
 from scale_helpers import ROOT, getcloudy_rules
 from scale_helpers import invoke as _invoke
+
+from mrules.store import Store
 
 
 @pytest.fixture
@@ -73,3 +78,44 @@ def test_a_log_with_content_is_refused_before_anything_runs(part: bytes) -> None
     r = _run("empty.jsonl")
     assert r.exit_code == 0, r.output
     assert Path("empty.jsonl").read_bytes() == part
+
+
+KILLED_BETWEEN_RENAMES = """
+import os, signal, sys
+import mrules.scale.driver as driver
+from mrules.cli import main
+put = driver._put_action_log
+def put_then_die(*args):
+    put(*args)
+    os.kill(os.getpid(), signal.SIGKILL)  # the log is in place, the store not yet
+driver._put_action_log = put_then_die
+main(sys.argv[1:])
+"""
+
+
+def test_a_kill_between_the_logs_rename_and_the_stores_is_redone(part: bytes) -> None:
+    """The rerun was refused: `action log many.jsonl is not empty` (a full log, no store)."""
+    args = ["run", "rules", "part", "--engine", "local", "--workers", "1",
+            "--store", "many.db", "--actions", "many.jsonl", "-q"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES, *args],
+                            capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path("many.jsonl").read_bytes() == part and not Path("many.db").exists()
+    again = subprocess.run([sys.executable, "-m", "mrules", *args],
+                           capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert Path("many.jsonl").read_bytes() == part
+    with Store.open("many.db", readonly=True) as st:
+        assert st.prospect_count() > 0
+    assert not Path("many.db.shards").exists()
+    # Another log with content is still refused, even with a killed run's note about.
+    Path("other.jsonl").write_bytes(part)
+    killed = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RENAMES,
+                             *[a.replace("many", "more") for a in args]],
+                            capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    Path("more.jsonl").unlink()
+    os.link("other.jsonl", "more.jsonl")  # not the file the killed run put there
+    r = _run("more.jsonl", "more.db")
+    assert r.exit_code == 4 and "action log more.jsonl is not empty" in r.output, r.output

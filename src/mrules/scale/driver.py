@@ -140,14 +140,45 @@ def _check_empty_pg(url: str) -> None:
             )
 
 
-def _action_log_target(actions: Path, store: Path) -> tuple[Path, Path, bool]:
+_LOG_PUT = ".actions-put.json"
+"""In the shard folder: the action log this run put into place, until its store is too."""
+
+
+def _log_identity(info: os.stat_result) -> list[int]:
+    """What a rename keeps of a file and another file would not have all of."""
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns]
+
+
+def _log_put_by_this_run(marker: Path, final: Path, info: os.stat_result) -> bool:
+    """Whether `final` is the log this very run (same shard folder) put into place before
+    it was stopped, a kill between the log's rename and the store's: then it is redone."""
+    import orjson
+
+    try:
+        noted = orjson.loads(marker.read_bytes())
+        return bool(noted["path"] == str(final) and noted["file"] == _log_identity(info))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _note_log_put(marker: Path, tmp: Path, final: Path) -> None:
+    """Note, before the rename, the log about to be put at `final` (`_log_put_by_this_run`)."""
+    import orjson
+
+    atomic_write(marker, orjson.dumps({"path": str(final), "file": _log_identity(tmp.stat())}))
+
+
+def _action_log_target(
+    actions: Path, store: Path, marker: Path | None = None
+) -> tuple[Path, Path, bool]:
     """Where the merged action log is written, then put: (temporary, final, direct).
 
     As `mrules run --actions` (docs/outputs.md): a symbolic link is followed (the file it
     points to gets the log, the link stays); a pipe or a device is written to, not
     replaced (`direct`: the log is made beside the store, then copied into it); a file
     with content is refused, since the new store's log starts empty (one process refuses
-    it too: written from another store).
+    it too: written from another store), unless `marker` says this run put it there and
+    was killed before its store (then it is made again, and replaced).
 
     Raises:
         OutputError: the file has content.
@@ -162,13 +193,14 @@ def _action_log_target(actions: Path, store: Path) -> tuple[Path, Path, bool]:
         raise OutputError(f"cannot open action log {_shown(actions)}: {e.strerror or e}") from e
     if info is not None and not stat.S_ISREG(info.st_mode):
         return store.with_name(f".{store.name}.actions.merging"), actions, True
-    if info is not None and info.st_size > 0:
+    final = Path(os.path.realpath(actions))
+    ours = marker is not None and info is not None and _log_put_by_this_run(marker, final, info)
+    if info is not None and info.st_size > 0 and not ours:
         raise OutputError(
             f"action log {_shown(actions)} is not empty: a partitioned run writes a new store,"
             " whose log starts empty (it was written from another store); give a new"
             " --actions path or move the file away"
         )
-    final = Path(os.path.realpath(actions))
     return final.with_name(f".{final.name}.merging"), final, False
 
 
@@ -333,10 +365,11 @@ def _run_partitioned(
         )
     if not target.parent.is_dir():
         raise ScaleError(f"{_shown(target.parent)} does not exist; create it first")
-    log_target = None if actions is None else _action_log_target(Path(actions), target)
     fingerprint = _fingerprint(compiled.version, manifest, now)
     shard_root = target.with_name(target.name + ".shards")
     shard_dir = shard_root / fingerprint
+    log_put = shard_dir / _LOG_PUT
+    log_target = None if actions is None else _action_log_target(Path(actions), target, log_put)
     shard_dir.mkdir(parents=True, exist_ok=True)
     for stale in shard_dir.glob(".b*.tmp*"):  # a killed task's temporary shard
         stale.unlink(missing_ok=True)
@@ -458,6 +491,8 @@ def _run_partitioned(
         tmp.with_name(tmp.name + ".lock").unlink()
     if actions_tmp is not None and log_target is not None:
         try:
+            if not log_target[2]:  # a kill before the store is in place: the rerun redoes it
+                _note_log_put(log_put, actions_tmp, log_target[1])
             _put_action_log(actions_tmp, log_target[1], log_target[2])
         except BaseException:
             _remove_store_files(tmp)
@@ -475,12 +510,14 @@ def _run_partitioned(
             # It was absent or empty (anything else was refused before the buckets ran).
             if log_target is not None and not log_target[2]:
                 log_target[1].unlink(missing_ok=True)
+                log_put.unlink(missing_ok=True)
             raise
         finally:
             _remove_store_files(tmp)
         report.merge_seconds += time.perf_counter() - copy_started
     else:
         os.replace(tmp, target)
+    log_put.unlink(missing_ok=True)  # the store is in place: the log is its own now
     report.prospects = report.merge["prospects"]
     if not keep_shards:
         shutil.rmtree(shard_dir, ignore_errors=True)
