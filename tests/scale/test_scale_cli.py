@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -344,3 +345,38 @@ def test_a_second_run_into_the_same_new_store_is_busy(getcloudy: Path) -> None:
         Path("many.db").touch()  # the first run's store, put into place as it ends
     _out, err = waiting.communicate(timeout=120)
     assert waiting.returncode == 2 and "many.db exists" in err, err
+
+
+SEES_CACHE = """
+import sys
+import mrules.engine as engine
+from mrules.cli import main
+init = engine.Engine.__init__
+def noting(self, *args, **kwargs):
+    init(self, *args, **kwargs)
+    print("cache_prospects", self.cache_prospects, file=sys.stderr)
+engine.Engine.__init__ = noting
+main(sys.argv[1:])
+"""
+
+
+def test_cache_prospects_reaches_every_bucket_and_commit_seconds_is_refused(
+    getcloudy: Path,
+) -> None:
+    """Both were silently ignored: each bucket ran with the default cache, and
+    --commit-seconds did nothing (a bucket is kept whole or run again)."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    args = ["run", "rules", "part", "--engine", "local", "--workers", "1", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-c", SEES_CACHE, *args, "--store", "a.db",
+                        "--cache-prospects", "7"],
+                       capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert r.returncode == 3, r.stderr  # the two bad lines
+    seen = {line for line in r.stderr.splitlines() if line.startswith("cache_prospects")}
+    assert seen == {"cache_prospects 7"}, r.stderr
+    r = subprocess.run([sys.executable, "-m", "mrules", *args, "--store", "b.db",
+                        "--commit-seconds", "5"],
+                       capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "--commit-seconds is for a stream read as it comes" in r.stderr
+    assert not Path("b.db").exists() and not Path("b.db.shards").exists()

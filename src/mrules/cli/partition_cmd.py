@@ -21,6 +21,7 @@ from mrules.cli.common import (
     NonEmptyPath,
     fail,
 )
+from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
@@ -115,6 +116,8 @@ def run_partitioned_cli(
     commit_every: int,
     quiet: bool,
     wait_timeout: float | None = None,
+    commit_seconds: float | None = None,
+    cache_prospects: int | None = DEFAULT_CACHE_PROSPECTS,
 ) -> None:
     """`mrules run RULES DIR` on a partition folder: tasks, merge, outputs; exits
     (`wait_timeout`: how long to wait for a store another run holds; None: not at all)."""
@@ -146,6 +149,12 @@ def run_partitioned_cli(
         fail("--dask-local is for --engine dask")
     if scheduler is not None and dask_local is not None:
         fail("give --scheduler or --dask-local, not both")
+    if commit_seconds is not None:  # a bucket is all or nothing: no time-based commit helps
+        fail(
+            "--commit-seconds is for a stream read as it comes; a partitioned run keeps a"
+            " bucket whole or runs it again (a killed bucket starts over), so it has no use"
+            " here: leave it out (--commit-every and --cache-prospects apply to each bucket)"
+        )
     for option, path in (("--actions", actions_path), ("--rejects", rejects_path),
                          ("--diagnostics", diagnostics_path)):  # fmt: skip
         if path is not None and not Path(path).parent.is_dir():
@@ -200,6 +209,7 @@ def run_partitioned_cli(
             commit_every=commit_every,
             progress=progress,
             wait_timeout=wait_timeout,
+            cache_prospects=cache_prospects,
         )
     except (PartitionError, ScaleError, DaskMissing) as e:
         fail(str(e))

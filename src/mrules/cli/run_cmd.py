@@ -205,7 +205,7 @@ def _refuse_clashing_outputs(
     "--commit-seconds",
     type=Seconds(0.001),
     help="Also commit when this many seconds have passed since the last commit; on"
-    " standard input or a pipe, even while no line comes.",
+    " standard input or a pipe, even while no line comes (not for a partition folder).",
 )
 @click.option(
     "--cache-prospects",
@@ -306,6 +306,7 @@ def run(
             rejects_path=rejects_path, diagnostics_path=diagnostics_path, now_ts=now_ts,
             commit_every=commit_every, quiet=quiet,
             wait_timeout=wait_timeout or (DEFAULT_WAIT_TIMEOUT if wait else None),
+            commit_seconds=commit_seconds, cache_prospects=cache_prospects,
         )  # fmt: skip
     if events != "-" and found is None:
         fail(f"{events}: no such file")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mrules.atomic import atomic_write
+from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.partition import Manifest, PartitionError
 from mrules.scale.merge import MergeError, merge_shards
 from mrules.scale.tasks import shard_name
@@ -273,8 +274,12 @@ def run_partitioned(
     progress: Callable[[int, int, int, float], None] | None = None,
     dask_cluster_options: dict[str, Any] | None = None,
     wait_timeout: float | None = None,
+    cache_prospects: int | None = DEFAULT_CACHE_PROSPECTS,
 ) -> RunReport:
     """Run `rules` over the partition `folder` into the new store `store`.
+
+    `commit_every` and `cache_prospects` are each bucket's, as `mrules.run` takes them.
+    There is no `commit_seconds`: a bucket's shard is kept whole or run again.
 
     `rejects` and `diagnostics` are written (`write_all_rejects`, `write_diagnostics`)
     before the store and the action log are put into place: when one cannot be written,
@@ -299,6 +304,7 @@ def run_partitioned(
             dask_local=dask_local, actions=actions, rejects=rejects, diagnostics=diagnostics,
             now=now, commit_every=commit_every, keep_shards=keep_shards, progress=progress,
             dask_cluster_options=dask_cluster_options, held=held, wait_timeout=wait_timeout,
+            cache_prospects=cache_prospects,
         )  # fmt: skip
 
 
@@ -321,6 +327,7 @@ def _run_partitioned(
     dask_cluster_options: dict[str, Any] | None = None,
     held: contextlib.ExitStack,
     wait_timeout: float | None = None,
+    cache_prospects: int | None = DEFAULT_CACHE_PROSPECTS,
 ) -> RunReport:
     """`run_partitioned`; the store's lock, once taken, is released by `held`."""
     from mrules.api import _check_options, compile_rules
@@ -329,7 +336,7 @@ def _run_partitioned(
 
     _check_arguments(store, engine, workers, dask_local)
     # as mrules.run checks them: a NaN `now` ran every bucket to another state, silently
-    _check_options(None, now, commit_every, None, None)
+    _check_options(None, now, commit_every, None, cache_prospects)
     started = time.perf_counter()
     compiled = compile_rules(rules)
     _check_rules(compiled)
@@ -400,6 +407,7 @@ def _run_partitioned(
                 "rules_key": compiled.version,
                 "rules": blob,
                 "commit_every": commit_every,
+                "cache_prospects": cache_prospects,
                 "now": now,
                 "size": size,
                 "template": str(template),

@@ -60,7 +60,7 @@ def _remove(path: Path) -> None:
 
 def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
     """Run one bucket into its shard; returns what it did (events, seconds, CPU seconds)."""
-    from mrules.engine import Engine
+    from mrules.engine import DEFAULT_CACHE_PROSPECTS, Engine
     from mrules.store import Store
 
     started, cpu = time.perf_counter(), time.process_time()
@@ -105,6 +105,7 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
                 source_label=label,
                 batch_size=task["commit_every"],
                 on_commit=write,
+                cache_prospects=task.get("cache_prospects", DEFAULT_CACHE_PROSPECTS),
             )
             engine.start()
 
