@@ -380,3 +380,22 @@ def test_cache_prospects_reaches_every_bucket_and_commit_seconds_is_refused(
     assert r.returncode == 2, r.stderr
     assert "--commit-seconds is for a stream read as it comes" in r.stderr
     assert not Path("b.db").exists() and not Path("b.db.shards").exists()
+
+
+def test_a_scheduler_not_reached_leaves_no_shard_folder(getcloudy: Path) -> None:
+    """`NEW.db.shards/` was made before the scheduler was reached, and left behind."""
+    pytest.importorskip("distributed")
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    # An address Dask refuses at once: the same path as a scheduler that times out (30 s).
+    cmd = [*MRULES, "run", "rules", "part", "--engine", "dask", "--scheduler", "nosuch://x",
+           "-q", "--store"]  # fmt: skip
+    r = subprocess.run([*cmd, "new.db"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "cannot reach the Dask scheduler" in r.stderr, r.stderr
+    assert not Path("new.db").exists() and not Path("new.db.shards").exists()
+    # A previous run's resumable work is kept.
+    kept = Path("old.db.shards/0123456789abcdef/b00000.db")
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"a finished shard")
+    r = subprocess.run([*cmd, "old.db"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert kept.read_bytes() == b"a finished shard"

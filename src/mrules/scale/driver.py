@@ -119,6 +119,22 @@ def _remove_store_files(path: Path) -> None:
             p.unlink()
 
 
+def _make_shard_folder(shard_dir: Path, template: Path) -> None:
+    """The run's shard folder (a previous run's, with its finished shards, is kept), without
+    a killed task's temporary shard, with the empty store each task copies (`template`)."""
+    from mrules.store import Store
+
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    for stale in shard_dir.glob(".b*.tmp*"):  # a killed task's temporary shard
+        stale.unlink(missing_ok=True)
+    if not template.exists():
+        made = shard_dir / ".template.db.new"
+        _remove_store_files(made)
+        Store.open(made).close_whole()
+        made.with_name(made.name + ".lock").unlink(missing_ok=True)
+        os.replace(made, template)
+
+
 def _pg_dbname(url: str) -> str:
     try:
         from psycopg.conninfo import conninfo_to_dict
@@ -377,18 +393,7 @@ def _run_partitioned(
     shard_dir = shard_root / fingerprint
     log_put = shard_dir / _LOG_PUT
     log_target = None if actions is None else _action_log_target(Path(actions), target, log_put)
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    for stale in shard_dir.glob(".b*.tmp*"):  # a killed task's temporary shard
-        stale.unlink(missing_ok=True)
-    template = shard_dir / ".template.db"
-    if not template.exists():
-        from mrules.store import Store as _Store
-
-        made = shard_dir / ".template.db.new"
-        _remove_store_files(made)
-        _Store.open(made).close_whole()
-        made.with_name(made.name + ".lock").unlink(missing_ok=True)
-        os.replace(made, template)
+    template = shard_dir / ".template.db"  # made once the workers are there (`with pool`)
     blob = pickle.dumps(compiled)
     from mrules.loader import display_path
 
@@ -454,6 +459,9 @@ def _run_partitioned(
         report.prepare_cpu += out["cpu"]
 
     with pool:
+        # Only now, with the workers reached, the shard folder: a scheduler that cannot be
+        # reached (exit 2, after its timeout) left an empty `NEW.db.shards/` behind.
+        _make_shard_folder(shard_dir, template)
         pool.map(run_bucket, tasks, finished)
         report.task_seconds = time.perf_counter() - started
 
