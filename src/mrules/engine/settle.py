@@ -148,14 +148,7 @@ class Settlement(EngineParts):
                 if self.seq != mark and dynamic_lists:
                     # the lists that read what the rule changed follow before the next
                     # rule of the round reads them
-                    now_key = frozenset(changed)
-                    now_found = self._candidates.get(now_key)
-                    if now_found is None:
-                        now_found = self._candidates[now_key] = self._candidates_for(now_key)
-                    for dl in now_found[1]:
-                        dynamic(c, dl)
-                    if "list" in changed and cs.dynamic_by_fact.get("list"):
-                        self._chained_lists(c)
+                    self._lists_follow(c, changed)
         if changed:
             self._unsettled(c, changed)
 
@@ -166,8 +159,12 @@ class Settlement(EngineParts):
         changed = set(c.facts)
         if self._fresh == c.p.email:  # `_settle` still sees the prospect as new
             changed.add(NEW_PROSPECT)
-        if not changed:
-            return
+        if changed:
+            self._lists_follow(c, changed)
+
+    def _lists_follow(self, c: Context, changed: set[str]) -> None:
+        """The dynamic lists that read `changed` follow it now, then the lists that read a
+        list that changed."""
         key = frozenset(changed)
         found = self._candidates.get(key)
         if found is None:
