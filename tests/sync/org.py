@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from mrules.cli import main
 from mrules.crm.emulator import EmulatedCrm
+from mrules.crm.errors import CrmCallError
 
-__all__ = ["Org"]
+__all__ = ["Org", "Refusal"]
 
 
 class Org:
@@ -72,3 +75,35 @@ class Org:
             return [dict(r.fields) for r in crm.records(sobject)]
         finally:
             crm.close()
+
+
+class Refusal:
+    """The local CRM's `method` (create, update) refuses `sobject` from its `nth` call on.
+
+    `calls` holds the size of every call for `sobject`; `lift()` gives the CRM back its
+    own method (the access given, the field fixed)."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        method: str,
+        sobject: str,
+        error: CrmCallError,
+        nth: int = 1,
+    ) -> None:
+        self.calls: list[int] = []
+        self._monkeypatch, self._method = monkeypatch, method
+        self._original = original = getattr(EmulatedCrm, method)
+        calls = self.calls
+
+        def refusing(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
+            if name == sobject:
+                calls.append(len(records))
+                if len(calls) >= nth:
+                    raise error
+            return original(crm, name, records, **kw)
+
+        monkeypatch.setattr(EmulatedCrm, method, refusing)
+
+    def lift(self) -> None:
+        self._monkeypatch.setattr(EmulatedCrm, self._method, self._original)

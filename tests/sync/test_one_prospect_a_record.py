@@ -24,6 +24,18 @@ def _world(tmp: Path) -> World:
     return w
 
 
+def _henry_converted_then_h_blanc(w: World) -> None:
+    """Henry is synced, sales convert his lead into the contact of h.blanc@x.com, a person
+    marketing does not have yet, and then h.blanc@x.com comes to marketing."""
+    w.run(ev(T0, "henry@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
+        until="2026-11-02T09:05:00Z",
+    )
+    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+
+
 def _ids(w: World) -> dict[str, str]:
     c = w.crm()
     try:
@@ -86,13 +98,7 @@ def test_an_assigned_prospect_whose_email_finds_another_prospects_record_waits(
     # email found the contact and linked it too, a second prospect on one contact.
     w = _world(tmp_path)
     ids = _ids(w)
-    w.run(ev(T0, "henry@x.com", asset="Demo"))
-    w.sync("run", "--until", T0)
-    w.changes(
-        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
-        until="2026-11-02T09:05:00Z",
-    )
-    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+    _henry_converted_then_h_blanc(w)
     plan = w.sync("plan", code=2).output
     assert f"! hold          h.blanc@x.com  {ids['c-hb']}" in plan, plan
     assert "is linked to henry@x.com: one prospect a CRM record" in plan, plan
@@ -146,13 +152,7 @@ def test_of_two_contacts_with_the_email_the_one_no_prospect_has_is_linked(
         first, second = c.label_id("c-hb"), c.label_id("c-hb2")
     finally:
         c.close()
-    w.run(ev(T0, "henry@x.com", asset="Demo"))
-    w.sync("run", "--until", T0)
-    w.changes(
-        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
-        until="2026-11-02T09:05:00Z",
-    )
-    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+    _henry_converted_then_h_blanc(w)
     w.sync("run", "--until", T1)
     assert w.syncdb("SELECT prospect, crm_id FROM link ORDER BY prospect") == [
         ("h.blanc@x.com", second),
@@ -169,13 +169,7 @@ def test_what_retry_send_and_run_say_of_a_duplicate_link_hold(tmp_path: Path) ->
     # send` of the contact said it was sent, and changed nothing.
     w = _world(tmp_path)
     ids = _ids(w)
-    w.run(ev(T0, "henry@x.com", asset="Demo"))
-    w.sync("run", "--until", T0)
-    w.changes(
-        {**CONVERT, "opportunity": False, "account": "a-ex", "contact": "c-hb"},
-        until="2026-11-02T09:05:00Z",
-    )
-    w.run(ev("2026-11-02T09:06:00Z", "h.blanc@x.com", asset="Demo"))
+    _henry_converted_then_h_blanc(w)
     assert "errors   1" in w.sync("run", "--until", T1).output
     out = w.sync("run", "--until", "2026-11-02T09:30:00Z").output
     assert "idle" not in out, out

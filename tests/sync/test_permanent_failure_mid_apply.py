@@ -5,13 +5,12 @@ nothing of the cycle is in the sync file; the next run finds what was written.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmCallError
 
+from .org import Refusal
 from .world import BOB, T0, World, ev
 
 
@@ -25,23 +24,15 @@ def test_a_permanent_failure_after_the_creates_is_said_and_the_next_run_resumes(
         ev(T0, "bob@x.com", asset="Demo"),
         ev(T0, "bob@x.com", "prospect_update", fields={"title": "CTO"}),
     )
-    original = EmulatedCrm.update
-    refused: list[str] = []
-
-    def update(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "Contact":
-            refused.append(sobject)
-            raise CrmCallError(
-                "INVALID_FIELD",
-                "No such column 'Title' on sobject of type Contact",
-                transient=False,
-                http_status=400,
-            )
-        return original(self, sobject, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "update", update)
+    no_title = CrmCallError(
+        "INVALID_FIELD",
+        "No such column 'Title' on sobject of type Contact",
+        transient=False,
+        http_status=400,
+    )
+    refusal = Refusal(monkeypatch, "update", "Contact", no_title)
     failed = w.sync("run", "--until", T0, code=4).output
-    assert refused
+    assert refusal.calls
     assert "INVALID_FIELD" in failed
     # What was written before the failure, and what to do, are said.
     assert "1 record(s) created" in failed, failed
@@ -50,7 +41,7 @@ def test_a_permanent_failure_after_the_creates_is_said_and_the_next_run_resumes(
     assert len(leads) == 1
     assert "run the command again" in failed, failed
 
-    monkeypatch.setattr(EmulatedCrm, "update", original)  # the field fixed
+    refusal.lift()  # the field fixed
     w.sync("run", "--until", "2026-11-02T09:10:00Z")
     leads = [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]
     assert len(leads) == 1  # found again, not created twice

@@ -13,7 +13,14 @@ from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmCallError, CrmError
 from mrules.crm.port import WriteResult
 
-from .org import Org
+from .org import Org, Refusal
+
+NO_TITLE = CrmCallError(
+    "INVALID_FIELD",
+    "No such column 'Title' on sobject of type Contact",
+    transient=False,
+    http_status=400,
+)
 
 T0 = "2026-11-02T09:00:00Z"
 
@@ -85,22 +92,13 @@ def test_a_failure_on_the_second_task_call_counts_the_tasks_of_the_first(
     message said what the cycle had written without the 200 tasks the first call made."""
     org = Org(tmp_path, TASK_RULES)
     org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
-    original = EmulatedCrm.create
-    calls: list[int] = []
-
-    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "Task":
-            calls.append(len(records))
-            if len(calls) == 2:
-                raise CrmCallError(
-                    "INSUFFICIENT_ACCESS", "no access to Task", transient=False, http_status=403
-                )
-        return original(self, sobject, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "create", create)
+    no_access = CrmCallError(
+        "INSUFFICIENT_ACCESS", "no access to Task", transient=False, http_status=403
+    )
+    refusal = Refusal(monkeypatch, "create", "Task", no_access, nth=2)
     r = org.sync("run", "--until", T0)
     assert r.exit_code == 4, r.output
-    assert calls == [200, 1]
+    assert refusal.calls == [200, 1]
     assert len(org.crm_rows("Task")) == 200
     assert "201 record(s) created, 200 task(s)" in r.output, r.output
 
@@ -113,28 +111,19 @@ def test_a_failure_on_the_second_lead_call_counts_the_leads_of_the_first(
     same, with 200 leads in the CRM. The next cycle finds them and creates none twice."""
     org = Org(tmp_path, TASK_RULES)
     org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
-    original = EmulatedCrm.create
-    calls: list[int] = []
-
-    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "Lead":
-            calls.append(len(records))
-            if len(calls) == 2:
-                raise CrmCallError(
-                    "INSUFFICIENT_ACCESS", "no access to Lead", transient=False, http_status=403
-                )
-        return original(self, sobject, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "create", create)
+    no_access = CrmCallError(
+        "INSUFFICIENT_ACCESS", "no access to Lead", transient=False, http_status=403
+    )
+    refusal = Refusal(monkeypatch, "create", "Lead", no_access, nth=2)
     r = org.sync("run", "--until", T0)
     assert r.exit_code == 4, r.output
-    assert calls == [200, 1]
+    assert refusal.calls == [200, 1]
     assert len(org.crm_rows("Lead")) == 200
     assert "nothing of this cycle was written" not in r.output, r.output
     assert "had written to the CRM: 200 record(s) created" in r.output, r.output
     assert org.status()["failed_cycle"]["created"] == 200  # type: ignore[index]
 
-    monkeypatch.setattr(EmulatedCrm, "create", original)  # access given
+    refusal.lift()  # access given
     r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert r.exit_code == 0, r.output
     leads = org.crm_rows("Lead")
@@ -155,19 +144,7 @@ def test_status_after_a_first_cycle_that_failed_mid_apply(
         ev(T0, "ann@x.com", asset="Demo"),
         ev(T0, "bob@x.com", "prospect_update", fields={"title": "CTO"}),
     )
-    original = EmulatedCrm.update
-
-    def update(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "Contact":
-            raise CrmCallError(
-                "INVALID_FIELD",
-                "No such column 'Title' on sobject of type Contact",
-                transient=False,
-                http_status=400,
-            )
-        return original(self, sobject, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "update", update)
+    refusal = Refusal(monkeypatch, "update", "Contact", NO_TITLE)
     w.sync("run", "--until", T0, code=4)
     r = w.cli("sync", "status", "--store", str(w.store))
     assert r.exit_code == 0, r.output
@@ -180,7 +157,7 @@ def test_status_after_a_first_cycle_that_failed_mid_apply(
     assert failed["at"] == T0 and failed["created"] == 1, failed
     assert failed["error"].startswith("INVALID_FIELD: "), failed
 
-    monkeypatch.setattr(EmulatedCrm, "update", original)  # the field fixed
+    refusal.lift()  # the field fixed
     w.sync("run", "--until", "2026-11-02T09:10:00Z")
     status = w.status()
     assert status["failed_cycle"] is None and status["links"] == 2, status
@@ -246,28 +223,17 @@ def test_a_failure_for_now_on_the_second_lead_call_counts_the_leads_of_the_first
     next cycle, as if they had been there before). The line now says what the CRM took."""
     org = Org(tmp_path, TASK_RULES)
     org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
-    original = EmulatedCrm.create
-    calls: list[int] = []
-
-    def create(self: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
-        if sobject == "Lead":
-            calls.append(len(records))
-            if len(calls) == 2:
-                raise CrmCallError(
-                    "REQUEST_LIMIT_EXCEEDED", "limit reached", transient=True, http_status=403
-                )
-        return original(self, sobject, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "create", create)
+    limit = CrmCallError("REQUEST_LIMIT_EXCEEDED", "limit reached", transient=True, http_status=403)
+    refusal = Refusal(monkeypatch, "create", "Lead", limit, nth=2)
     r = org.sync("run", "--until", T0)
     assert r.exit_code == 0, r.output
-    assert calls == [200, 1]
+    assert refusal.calls == [200, 1]
     assert len(org.crm_rows("Lead")) == 200
     (line, why) = r.output.splitlines()
     assert line.startswith(f"{T0}  created   200  "), r.output
     assert "retried later" in why, r.output
 
-    monkeypatch.setattr(EmulatedCrm, "create", original)
+    refusal.lift()
     r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert "created     1  linked  200" in r.output, r.output
     assert len(org.crm_rows("Lead")) == 201
