@@ -193,3 +193,40 @@ def test_a_sync_file_without_timeline_is_a_usage_error(example_store: Path) -> N
                "--sync-db", str(sync), "--timeline"]
     )  # fmt: skip
     assert r.exit_code == 0, r.output
+
+
+def test_another_stores_sync_file_is_refused(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    """`explain --timeline --sync-db` naming another store's sync file showed no SQL and
+    no won stage, without a word: its links name none of this store's prospects. The
+    reports refused it already; the timeline now does too (exit 2), and a sync file
+    from before the store id (none noted) is read as before."""
+    import sqlite3
+
+    from tests.reports.test_html import EXAMPLE
+
+    other = tmp_path / "other.db"
+    for args in (
+        ["crm", "load", str(EXAMPLE / "crm"), "--store", str(other)],
+        ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(other)],
+        ["sync", "apply", "--rules", str(EXAMPLE / "rules"), "--store", str(other)],
+    ):
+        assert CliRunner().invoke(main, args).exit_code == 0, args
+    foreign = tmp_path / "other.sync.db"
+    args = ["explain", "bob@bigcorp.example", "--store", str(example_store), "--timeline",
+            "--sync-db", str(foreign)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(
+        f"mrules: error: the sync file {foreign} belongs to another store (store id "
+    ), r.stderr
+    assert r.stdout == ""
+    conn = sqlite3.connect(foreign)
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = 'store_id'")
+    conn.close()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    own = CliRunner().invoke(
+        main, ["explain", "bob@bigcorp.example", "--store", str(example_store), "--timeline"]
+    )
+    assert own.exit_code == 0 and "sql" in own.stdout.lower(), own.output

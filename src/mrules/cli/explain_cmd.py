@@ -27,7 +27,7 @@ from mrules.reports.timeline import render_text as render_timeline
 from mrules.reports.timeline import timeline as lifecycle
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import MEMORY
-from mrules.sync.db import default_sync_path
+from mrules.sync.db import default_sync_path, store_identity
 from mrules.vocab import MESSAGE_ACTIONS, Action
 
 __all__ = ["COMMANDS", "explanation"]
@@ -237,6 +237,9 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
                 Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
             )
             entries = list(store.ledger(prospect=key))
+        # Only a --sync-db given is compared, as in the reports: the file beside the
+        # store is its own (a store made again notes its new id at its next cycle).
+        store_id = store_identity(store) if timeline and sync_db is not None else None
     finally:
         store.close()
     if timeline:
@@ -244,7 +247,12 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
             fail(f"--sync-db {printable_path(sync_db)}: no such file", EXIT_USAGE)
         if sync_db is None and store_path != MEMORY and "://" not in store_path:
             sync_db = str(default_sync_path(store_path))
-        t = lifecycle(key, entries, created=state["created"], crm=crm_stages(sync_db, key))
+        t = lifecycle(
+            key,
+            entries,
+            created=state["created"],
+            crm=crm_stages(sync_db, key, store_id=store_id, store_path=store.path),
+        )
         if fmt == "json":
             out.write(orjson.dumps(t, option=orjson.OPT_INDENT_2) + b"\n")
         else:

@@ -174,6 +174,23 @@ CREATE TEMP TABLE po (
 """
 
 
+def refuse_foreign_sync(
+    sync_path: str | Path, its: str | None, store_path: str | Path, mine: str | None
+) -> None:
+    """Exit 2 (StorePathError) when a sync file notes another store's id than the store's:
+    its links name none of the store's prospects, so every SQL and won read from it would
+    be none, without a word. A file or store without an id (from before it) passes."""
+    from mrules.loader import printable_path
+    from mrules.store import StorePathError
+
+    if mine is not None and its is not None and mine != its:
+        raise StorePathError(
+            f"the sync file {printable_path(str(sync_path))} belongs to another store (store id"
+            f" {its}; {printable_path(str(store_path))} is {mine}): give this store's"
+            " own, NAME.sync.db beside the store NAME.db, which `mrules sync` writes"
+        )
+
+
 def check_sync_values(
     conn: sqlite3.Connection, path: str | Path, schema: str, tables: Iterable[str]
 ) -> None:
@@ -307,9 +324,6 @@ class Source:
         store's prospects, and every report gave 0 SQL and 0 won without a word. Told by
         the store's id, which the sync file notes at each cycle (files from before it
         have none, and are read as before)."""
-        from mrules.loader import printable_path
-        from mrules.store import StorePathError
-
         ids = []
         for schema in ("main", "sync"):
             try:
@@ -319,13 +333,7 @@ class Source:
             except sqlite3.OperationalError:  # no meta table: a file from before it
                 row = None
             ids.append(str(row[0]) if row is not None and row[0] else None)
-        mine, its = ids
-        if mine is not None and its is not None and mine != its:
-            raise StorePathError(
-                f"the sync file {printable_path(str(path))} belongs to another store (store id"
-                f" {its}; {printable_path(str(self.store.path))} is {mine}): give this store's"
-                " own, NAME.sync.db beside the store NAME.db, which `mrules sync` writes"
-            )
+        refuse_foreign_sync(path, ids[1], self.store.path, ids[0])
 
     def _check_sync(self, path: Path) -> None:
         """A value of the sync file's CRM copy of the wrong kind is exit 4 naming it: text

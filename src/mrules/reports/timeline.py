@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
-from mrules.reports._db import check_sync_values
+from mrules.reports._db import check_sync_values, refuse_foreign_sync
 from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
 from mrules.storeapi import StoreError
 from mrules.timetext import utc_text
@@ -78,12 +78,20 @@ def _as_iso(value: Any) -> str | None:
         return None
 
 
-def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
+def crm_stages(
+    sync_path: str | Path | None,
+    email: str,
+    *,
+    store_id: str | None = None,
+    store_path: str | Path = "",
+) -> dict[str, str]:
     """The `sql` and `won` entries of `email` from the sync file (empty without one).
 
     Read only; no file gives no CRM stages: the timeline still shows what the
     store knows. A file that cannot be read, or is not a sync file, raises
-    StoreError as the reports do (exit 4): "no SQL, no won" would be wrong.
+    StoreError as the reports do (exit 4): "no SQL, no won" would be wrong. So
+    does another store's sync file (its noted store id is not `store_id`, the
+    store's at `store_path`): StorePathError, exit 2, as in the reports.
     """
     if sync_path is None or not Path(sync_path).is_file():
         return {}
@@ -104,6 +112,10 @@ def crm_stages(sync_path: str | Path | None, email: str) -> dict[str, str]:
         # A value of the wrong kind is the funnel's exit 4 too: a junk CreatedDate fell
         # back to when the sync saw the opportunity, a wrong SQL date shown as right.
         check_sync_values(conn, sync_path, "main", ("link", "opportunity", "opportunity_role"))
+        if store_id is not None and "meta" in tables:
+            noted = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+            its = str(noted[0]) if noted is not None and noted[0] else None
+            refuse_foreign_sync(sync_path, its, store_path, store_id)
         cols = {r[1] for r in conn.execute("PRAGMA table_info(opportunity)")}
         created = "o.created" if "created" in cols else "NULL"
         closed_at = "o.closed_at" if "closed_at" in cols else "NULL"
