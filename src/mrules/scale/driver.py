@@ -315,232 +315,201 @@ def run_partitioned(
         StoreLocked: another run writes into the same store.
     """
     with contextlib.ExitStack() as held:  # the store's lock, once the run takes it
-        return _run_partitioned(
-            rules, folder, store, engine=engine, workers=workers, scheduler=scheduler,
-            dask_local=dask_local, actions=actions, rejects=rejects, diagnostics=diagnostics,
-            now=now, commit_every=commit_every, keep_shards=keep_shards, progress=progress,
-            dask_cluster_options=dask_cluster_options, held=held, wait_timeout=wait_timeout,
-            cache_prospects=cache_prospects,
-        )  # fmt: skip
+        from mrules.api import _check_options, compile_rules
+        from mrules.batch import Batch
+        from mrules.store import Store, _lock, _unlock
 
-
-def _run_partitioned(
-    rules: Any,
-    folder: str | Path,
-    store: str | Path,
-    *,
-    engine: str = "local",
-    workers: int = 2,
-    scheduler: str | None = None,
-    dask_local: int | None = None,
-    actions: str | Path | None = None,
-    rejects: str | Path | None = None,
-    diagnostics: str | Path | None = None,
-    now: float | None = None,
-    commit_every: int = 20_000,
-    keep_shards: bool = False,
-    progress: Callable[[int, int, int, float], None] | None = None,
-    dask_cluster_options: dict[str, Any] | None = None,
-    held: contextlib.ExitStack,
-    wait_timeout: float | None = None,
-    cache_prospects: int | None = DEFAULT_CACHE_PROSPECTS,
-) -> RunReport:
-    """`run_partitioned`; the store's lock, once taken, is released by `held`."""
-    from mrules.api import _check_options, compile_rules
-    from mrules.batch import Batch
-    from mrules.store import Store, _lock, _unlock
-
-    _check_arguments(store, engine, workers, dask_local)
-    # as mrules.run checks them: a NaN `now` ran every bucket to another state, silently
-    _check_options(None, now, commit_every, None, cache_prospects)
-    started = time.perf_counter()
-    compiled = compile_rules(rules)
-    _check_rules(compiled)
-    folder = Path(folder)
-    manifest = Manifest.load(folder)
-    if not manifest.files:
-        raise PartitionError(f"{_shown(folder)}: the partition holds no file")
-    # Every bucket file the size `partition` wrote, before any work: one removed or cut
-    # short would be prospects left out of the store, silently.
-    bucket_sizes = [manifest.bucket_size(folder, b) for b in range(manifest.buckets)]
-    if now is not None and manifest.until_epoch is not None and now < manifest.until_epoch:
-        # One process meets a `now` before its clock at its clock, the archive's latest
-        # time; a bucket's own clock may be earlier (docs/scale-out.md, Time order).
-        now = float(manifest.until_epoch)
-    pg_url = str(store) if is_postgres_url(str(store)) else None
-    if pg_url is not None:
-        # Shards and the merged SQLite store are staged in the working folder, named after
-        # the database (as its default rejects file is), then copied into PostgreSQL.
-        _check_empty_pg(pg_url)
-        target = Path.cwd() / f"{_pg_dbname(pg_url)}.partitioned.db"
-        _remove_store_files(target)
-    else:
-        target = Path(store)
-        if target.parent.is_dir():
-            # Two runs into one new store shared its shards and its hidden merged store,
-            # which one removed under the other (`internal error: no such table: meta`).
-            # PostgreSQL: its staging file in the working folder is not locked.
-            held.callback(_unlock, _lock(target, wait_timeout is not None, wait_timeout))
-    if target.exists():
-        raise ScaleError(
-            f"{_shown(target)} exists: a partitioned run writes a new store (replays are cheap);"
-            " give another --store or move it away"
-        )
-    if not target.parent.is_dir():
-        raise ScaleError(f"{_shown(target.parent)} does not exist; create it first")
-    fingerprint = _fingerprint(compiled.version, manifest, now)
-    shard_root = target.with_name(target.name + ".shards")
-    shard_dir = shard_root / fingerprint
-    log_put = shard_dir / _LOG_PUT
-    log_target = None if actions is None else _action_log_target(Path(actions), target, log_put)
-    template = shard_dir / ".template.db"  # made once the workers are there (`with pool`)
-    blob = pickle.dumps(compiled)
-    from mrules.loader import display_path
-
-    # As `mrules run` names a file in the ledger: relative to the working folder when inside it.
-    files = [(f["path"], display_path(f["path"])) for f in manifest.files]
-    tasks: list[dict[str, Any]] = []
-    for b in range(manifest.buckets):
-        parts = manifest.bucket_parts(folder, b)
-        size = bucket_sizes[b]
-        tasks.append(
-            {
-                "bucket": b,
-                "parts": [(str(p), str(k)) for p, k in parts],
-                "files": files,
-                "shard": str(shard_dir / shard_name(b)),
-                "rules_key": compiled.version,
-                "rules": blob,
-                "commit_every": commit_every,
-                "cache_prospects": cache_prospects,
-                "now": now,
-                "size": size,
-                "template": str(template),
-                "actions": actions is not None,
-            }
-        )
-    tasks.sort(key=lambda t: -t["size"])  # the largest first: the last task is a small one
-    report = RunReport(buckets=manifest.buckets)
-    report.archive_events = sum(f["events"] for f in manifest.files)
-    done = 0
-
-    def finished(out: dict[str, Any]) -> None:
-        nonlocal done
-        done += 1
-        report.per_bucket.append(out)
-        report.events += out["events"]
-        report.applied += out["applied"]
-        report.rejected += out["rejected"]
-        report.duplicates += out["duplicates"]
-        report.task_cpu += out["cpu"]
-        report.skipped += out["skipped"]
-        report.unsettled += out["unsettled"]
-        if progress is not None:
-            progress(done, len(tasks), report.events, time.perf_counter() - started)
-
-    pool: Any
-    if engine == "dask":
-        from mrules.scale.dask_engine import DaskPool
-
-        pool = DaskPool(scheduler=scheduler, workers=dask_local or workers,
-                        cluster_options=dask_cluster_options)  # fmt: skip
-    else:  # "local": _check_arguments refused any other
-        from mrules.scale.local import LocalPool
-        from mrules.scale.tasks import preload
-
-        # Forked workers inherit the compiled rule set: no copy of it a task.
-        preload(compiled.version, compiled)
-        for task in tasks:
-            task["rules"] = None
-        pool = LocalPool(workers)
-    from mrules.scale.tasks import run_bucket
-
-    def prepared(out: dict[str, Any]) -> None:
-        report.prepare_cpu += out["cpu"]
-
-    with pool:
-        # Only now, with the workers reached, the shard folder: a scheduler that cannot be
-        # reached (exit 2, after its timeout) left an empty `NEW.db.shards/` behind.
-        _make_shard_folder(shard_dir, template)
-        pool.map(run_bucket, tasks, finished)
-        report.task_seconds = time.perf_counter() - started
-
-        # The merge: into a hidden store beside the target, renamed into place when
-        # complete. Each shard's rows are made ready for it by the workers (prepare_shard).
-        from mrules.scale.merge import prepare_shard
-
-        merge_started, merge_cpu = time.perf_counter(), time.process_time()
-        tmp = target.with_name(f".{target.name}.merging")
-        _remove_store_files(tmp)
-        actions_tmp = None
-        try:
-            shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
-            if log_target is not None:
-                actions_tmp = log_target[0]
-                actions_tmp.unlink(missing_ok=True)
-            report.merge = merge_shards(
-                tmp,
-                shards,
-                [f for f, _ in files],
-                [f["lines"] for f in manifest.files],
-                actions=actions_tmp,
-                prepare=lambda ts: pool.map(prepare_shard, ts, prepared),
+        _check_arguments(store, engine, workers, dask_local)
+        # as mrules.run checks them: a NaN `now` ran every bucket to another state, silently
+        _check_options(None, now, commit_every, None, cache_prospects)
+        started = time.perf_counter()
+        compiled = compile_rules(rules)
+        _check_rules(compiled)
+        folder = Path(folder)
+        manifest = Manifest.load(folder)
+        if not manifest.files:
+            raise PartitionError(f"{_shown(folder)}: the partition holds no file")
+        # Every bucket file the size `partition` wrote, before any work: one removed or cut
+        # short would be prospects left out of the store, silently.
+        bucket_sizes = [manifest.bucket_size(folder, b) for b in range(manifest.buckets)]
+        if now is not None and manifest.until_epoch is not None and now < manifest.until_epoch:
+            # One process meets a `now` before its clock at its clock, the archive's latest
+            # time; a bucket's own clock may be earlier (docs/scale-out.md, Time order).
+            now = float(manifest.until_epoch)
+        pg_url = str(store) if is_postgres_url(str(store)) else None
+        if pg_url is not None:
+            # Shards and the merged SQLite store are staged in the working folder, named after
+            # the database (as its default rejects file is), then copied into PostgreSQL.
+            _check_empty_pg(pg_url)
+            target = Path.cwd() / f"{_pg_dbname(pg_url)}.partitioned.db"
+            _remove_store_files(target)
+        else:
+            target = Path(store)
+            if target.parent.is_dir():
+                # Two runs into one new store shared its shards and its hidden merged store,
+                # which one removed under the other (`internal error: no such table: meta`).
+                # PostgreSQL: its staging file in the working folder is not locked.
+                held.callback(_unlock, _lock(target, wait_timeout is not None, wait_timeout))
+        if target.exists():
+            raise ScaleError(
+                f"{_shown(target)} exists: a partitioned run writes a new store (replays are"
+                " cheap); give another --store or move it away"
             )
-            with Store.open(tmp) as st:
-                if actions is not None:  # as `mrules run --actions` notes where its log starts
-                    st.set_log_start(str(Path(actions).resolve()), 0)
-                # Each file's last line, checked when `mrules run` continues the store on it.
-                for (source, _), entry in zip(files, manifest.files, strict=True):
-                    if entry.get("anchor"):
-                        line, check = entry["anchor"]
-                        st.commit(Batch(source, entry["lines"], None, anchor=(line, check)))
-                _write_outputs(st, report, manifest, rejects, diagnostics)
-                st.close_whole()  # its -wal would not follow the rename into place
-            report.merge_seconds = time.perf_counter() - merge_started
-            report.merge_cpu = time.process_time() - merge_cpu
-        except BaseException:
-            _remove_store_files(tmp)
-            if actions_tmp is not None:
-                actions_tmp.unlink(missing_ok=True)
-            raise
-    with contextlib.suppress(FileNotFoundError):
-        tmp.with_name(tmp.name + ".lock").unlink()
-    if actions_tmp is not None and log_target is not None:
-        try:
-            if not log_target[2]:  # a kill before the store is in place: the rerun redoes it
-                _note_log_put(log_put, actions_tmp, log_target[1])
-            _put_action_log(actions_tmp, log_target[1], log_target[2])
-        except BaseException:
-            _remove_store_files(tmp)
-            actions_tmp.unlink(missing_ok=True)
-            raise
-    if pg_url is not None:
-        from mrules.store_pg import copy_from_sqlite
+        if not target.parent.is_dir():
+            raise ScaleError(f"{_shown(target.parent)} does not exist; create it first")
+        fingerprint = _fingerprint(compiled.version, manifest, now)
+        shard_root = target.with_name(target.name + ".shards")
+        shard_dir = shard_root / fingerprint
+        log_put = shard_dir / _LOG_PUT
+        log_target = None if actions is None else _action_log_target(Path(actions), target, log_put)
+        template = shard_dir / ".template.db"  # made once the workers are there (`with pool`)
+        blob = pickle.dumps(compiled)
+        from mrules.loader import display_path
 
-        copy_started = time.perf_counter()
-        try:
-            copy_from_sqlite(pg_url, tmp)
-        except BaseException:
-            # The database did not take the store (another writer, a lost connection): nor
-            # may its log stay, or the same command would refuse it as another store's.
-            # It was absent or empty (anything else was refused before the buckets ran).
-            if log_target is not None and not log_target[2]:
-                log_target[1].unlink(missing_ok=True)
-                log_put.unlink(missing_ok=True)
-            raise
-        finally:
+        # As `mrules run` names a file in the ledger: relative to the working folder when inside it.
+        files = [(f["path"], display_path(f["path"])) for f in manifest.files]
+        tasks: list[dict[str, Any]] = []
+        for b in range(manifest.buckets):
+            parts = manifest.bucket_parts(folder, b)
+            size = bucket_sizes[b]
+            tasks.append(
+                {
+                    "bucket": b,
+                    "parts": [(str(p), str(k)) for p, k in parts],
+                    "files": files,
+                    "shard": str(shard_dir / shard_name(b)),
+                    "rules_key": compiled.version,
+                    "rules": blob,
+                    "commit_every": commit_every,
+                    "cache_prospects": cache_prospects,
+                    "now": now,
+                    "size": size,
+                    "template": str(template),
+                    "actions": actions is not None,
+                }
+            )
+        tasks.sort(key=lambda t: -t["size"])  # the largest first: the last task is a small one
+        report = RunReport(buckets=manifest.buckets)
+        report.archive_events = sum(f["events"] for f in manifest.files)
+        done = 0
+
+        def finished(out: dict[str, Any]) -> None:
+            nonlocal done
+            done += 1
+            report.per_bucket.append(out)
+            report.events += out["events"]
+            report.applied += out["applied"]
+            report.rejected += out["rejected"]
+            report.duplicates += out["duplicates"]
+            report.task_cpu += out["cpu"]
+            report.skipped += out["skipped"]
+            report.unsettled += out["unsettled"]
+            if progress is not None:
+                progress(done, len(tasks), report.events, time.perf_counter() - started)
+
+        pool: Any
+        if engine == "dask":
+            from mrules.scale.dask_engine import DaskPool
+
+            pool = DaskPool(scheduler=scheduler, workers=dask_local or workers,
+                            cluster_options=dask_cluster_options)  # fmt: skip
+        else:  # "local": _check_arguments refused any other
+            from mrules.scale.local import LocalPool
+            from mrules.scale.tasks import preload
+
+            # Forked workers inherit the compiled rule set: no copy of it a task.
+            preload(compiled.version, compiled)
+            for task in tasks:
+                task["rules"] = None
+            pool = LocalPool(workers)
+        from mrules.scale.tasks import run_bucket
+
+        def prepared(out: dict[str, Any]) -> None:
+            report.prepare_cpu += out["cpu"]
+
+        with pool:
+            # Only now, with the workers reached, the shard folder: a scheduler that cannot be
+            # reached (exit 2, after its timeout) left an empty `NEW.db.shards/` behind.
+            _make_shard_folder(shard_dir, template)
+            pool.map(run_bucket, tasks, finished)
+            report.task_seconds = time.perf_counter() - started
+
+            # The merge: into a hidden store beside the target, renamed into place when
+            # complete. Each shard's rows are made ready for it by the workers (prepare_shard).
+            from mrules.scale.merge import prepare_shard
+
+            merge_started, merge_cpu = time.perf_counter(), time.process_time()
+            tmp = target.with_name(f".{target.name}.merging")
             _remove_store_files(tmp)
-        report.merge_seconds += time.perf_counter() - copy_started
-    else:
-        os.replace(tmp, target)
-    log_put.unlink(missing_ok=True)  # the store is in place: the log is its own now
-    report.prospects = report.merge["prospects"]
-    if not keep_shards:
-        shutil.rmtree(shard_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            shard_root.rmdir()
-    report.seconds = time.perf_counter() - started
-    return report
+            actions_tmp = None
+            try:
+                shards = [shard_dir / shard_name(b) for b in range(manifest.buckets)]
+                if log_target is not None:
+                    actions_tmp = log_target[0]
+                    actions_tmp.unlink(missing_ok=True)
+                report.merge = merge_shards(
+                    tmp,
+                    shards,
+                    [f for f, _ in files],
+                    [f["lines"] for f in manifest.files],
+                    actions=actions_tmp,
+                    prepare=lambda ts: pool.map(prepare_shard, ts, prepared),
+                )
+                with Store.open(tmp) as st:
+                    if actions is not None:  # as `mrules run --actions` notes where its log starts
+                        st.set_log_start(str(Path(actions).resolve()), 0)
+                    # Each file's last line, checked when `mrules run` continues the store on it.
+                    for (source, _), entry in zip(files, manifest.files, strict=True):
+                        if entry.get("anchor"):
+                            line, check = entry["anchor"]
+                            st.commit(Batch(source, entry["lines"], None, anchor=(line, check)))
+                    _write_outputs(st, report, manifest, rejects, diagnostics)
+                    st.close_whole()  # its -wal would not follow the rename into place
+                report.merge_seconds = time.perf_counter() - merge_started
+                report.merge_cpu = time.process_time() - merge_cpu
+            except BaseException:
+                _remove_store_files(tmp)
+                if actions_tmp is not None:
+                    actions_tmp.unlink(missing_ok=True)
+                raise
+        with contextlib.suppress(FileNotFoundError):
+            tmp.with_name(tmp.name + ".lock").unlink()
+        if actions_tmp is not None and log_target is not None:
+            try:
+                if not log_target[2]:  # a kill before the store is in place: the rerun redoes it
+                    _note_log_put(log_put, actions_tmp, log_target[1])
+                _put_action_log(actions_tmp, log_target[1], log_target[2])
+            except BaseException:
+                _remove_store_files(tmp)
+                actions_tmp.unlink(missing_ok=True)
+                raise
+        if pg_url is not None:
+            from mrules.store_pg import copy_from_sqlite
+
+            copy_started = time.perf_counter()
+            try:
+                copy_from_sqlite(pg_url, tmp)
+            except BaseException:
+                # The database did not take the store (another writer, a lost connection): nor
+                # may its log stay, or the same command would refuse it as another store's.
+                # It was absent or empty (anything else was refused before the buckets ran).
+                if log_target is not None and not log_target[2]:
+                    log_target[1].unlink(missing_ok=True)
+                    log_put.unlink(missing_ok=True)
+                raise
+            finally:
+                _remove_store_files(tmp)
+            report.merge_seconds += time.perf_counter() - copy_started
+        else:
+            os.replace(tmp, target)
+        log_put.unlink(missing_ok=True)  # the store is in place: the log is its own now
+        report.prospects = report.merge["prospects"]
+        if not keep_shards:
+            shutil.rmtree(shard_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                shard_root.rmdir()
+        report.seconds = time.perf_counter() - started
+        return report
 
 
 def write_all_rejects(path: Path, store: Any, files: list[str]) -> int:
