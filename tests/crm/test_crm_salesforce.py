@@ -115,6 +115,31 @@ def test_sandbox_password_login(http) -> None:
     assert "<n1:password>pwtok</n1:password>" in (body if isinstance(body, str) else body.decode())
 
 
+def test_a_connected_apps_password_flow_is_oauth(http) -> None:
+    """With MRULES_SF_CONSUMER_KEY and MRULES_SF_CONSUMER_SECRET beside a password, the
+    documented connected app's password flow: simple-salesforce made the SOAP login
+    instead (given a security token, even ""), and the app was never used."""
+    http.add(
+        "POST",
+        "https://test.salesforce.com/services/oauth2/token",
+        json={"access_token": "00D!oauth", "instance_url": INSTANCE, "token_type": "Bearer"},
+        match=[
+            matchers.urlencoded_params_matcher(
+                {
+                    "grant_type": "password",
+                    "client_id": "key",
+                    "client_secret": "secret",
+                    "username": "integration@getcloudy.com.dev",
+                    "password": "pwtok",  # the token appended, as Salesforce wants it
+                }
+            )
+        ],
+    )
+    env = {**SANDBOX, "MRULES_SF_CONSUMER_KEY": "key", "MRULES_SF_CONSUMER_SECRET": "secret"}
+    crm = SalesforceCrm.from_env(env)
+    assert crm._sf.session_id == "00D!oauth" and crm._can_log_in_again()
+
+
 def test_refused_login(http) -> None:
     http.add(
         "POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_FAULT, status=500

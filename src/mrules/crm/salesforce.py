@@ -144,18 +144,28 @@ class SalesforceCrm:
                     privatekey=_private_key(get("PRIVATE_KEY_FILE") or ""),
                     **common,
                 )
+            elif (
+                get("USERNAME")
+                and get("PASSWORD")
+                and get("CONSUMER_KEY")
+                and get("CONSUMER_SECRET")
+            ):
+                # A connected app's OAuth password flow. simple-salesforce takes it only
+                # without a security token (given one, even "", it makes the SOAP login
+                # and leaves the app aside), and sends the password as it is: Salesforce
+                # wants the token appended to it, as the SOAP login does.
+                sf = Salesforce(
+                    username=get("USERNAME"),
+                    password=(get("PASSWORD") or "") + (get("SECURITY_TOKEN") or ""),
+                    consumer_key=get("CONSUMER_KEY"),
+                    consumer_secret=get("CONSUMER_SECRET"),
+                    **common,
+                )
             elif get("USERNAME") and get("PASSWORD"):
-                extra: dict[str, Any] = {}
-                if get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
-                    extra = {
-                        "consumer_key": get("CONSUMER_KEY"),
-                        "consumer_secret": get("CONSUMER_SECRET"),
-                    }
                 sf = Salesforce(
                     username=get("USERNAME"),
                     password=get("PASSWORD"),
                     security_token=get("SECURITY_TOKEN") or "",
-                    **extra,
                     **common,
                 )
             elif get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
