@@ -83,6 +83,20 @@ def test_client_credentials(http) -> None:
     assert crm._sf.session_id == "00D!fromtoken"
 
 
+@pytest.mark.parametrize("domain", [None, "login", "test", "TEST"])
+def test_client_credentials_need_a_my_domain(http, domain) -> None:
+    """Without MRULES_SF_DOMAIN=NAME.my, simple-salesforce made no call and refused with
+    "You must submit either a security token or organizationId" (LOGIN_FAILED, exit 4):
+    a missing variable, named as the others are (exit 2), before any HTTP call."""
+    env = {"MRULES_SF_CONSUMER_KEY": "key", "MRULES_SF_CONSUMER_SECRET": "secret"}
+    if domain is not None:
+        env["MRULES_SF_DOMAIN"] = domain
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env(env)
+    assert "MRULES_SF_DOMAIN" in str(e.value) and "NAME.my" in str(e.value)
+    assert "secret" not in str(e.value) and not http.calls
+
+
 SOAP_LOGIN = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope
  xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
 <soapenv:Body><loginResponse><result><metadataServerUrl>https://getcloudy--dev.sandbox.my.salesforce.com/services/Soap/m/59.0/00DDn0000000001</metadataServerUrl>

@@ -125,6 +125,10 @@ def test_plan_and_apply_against_a_recorded_org(
         ({"MRULES_SF_USERNAME": "me@x.com"}, "MRULES_SF_PASSWORD is not"),
         ({"MRULES_SF_SESSION_ID": "00D!x"}, "MRULES_SF_INSTANCE_URL is not"),
         ({"MRULES_SF_CONSUMER_KEY": "k"}, "MRULES_SF_CONSUMER_SECRET is not"),
+        (  # client credentials at login.salesforce.com: refused there (it was exit 4)
+            {"MRULES_SF_CONSUMER_KEY": "k", "MRULES_SF_CONSUMER_SECRET": "s"},
+            "need MRULES_SF_DOMAIN set to the org's My Domain",
+        ),
     ],
 )
 def test_a_missing_variable_is_named(

@@ -169,6 +169,16 @@ class SalesforceCrm:
                     **common,
                 )
             elif get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
+                if (domain or "login").lower() in ("login", "test"):
+                    # Salesforce takes client credentials only at the org's My Domain;
+                    # simple-salesforce then sent nothing and answered "You must submit
+                    # either a security token or organizationId" (LOGIN_FAILED, exit 4).
+                    raise CrmConfigError(
+                        "MRULES_SF_CONSUMER_KEY + MRULES_SF_CONSUMER_SECRET (the client"
+                        " credentials flow) need MRULES_SF_DOMAIN set to the org's My"
+                        " Domain, NAME.my (a sandbox: NAME--SANDBOX.sandbox.my), not"
+                        f" {domain or 'login'!r}: login and test refuse this flow"
+                    )
                 sf = Salesforce(
                     consumer_key=get("CONSUMER_KEY"),
                     consumer_secret=get("CONSUMER_SECRET"),
