@@ -154,6 +154,27 @@ def test_a_connected_apps_password_flow_is_oauth(http) -> None:
     assert crm._sf.session_id == "00D!oauth" and crm._can_log_in_again()
 
 
+@pytest.mark.parametrize(
+    ("domain", "shown"),
+    [
+        ("https://getcloudy.my.salesforce.com/", "here 'getcloudy.my'"),
+        ("test.salesforce.com", "here 'test'"),
+        ("getcloudy my", "such as getcloudy.my"),
+    ],
+)
+def test_a_domain_given_as_a_host_or_url_is_a_config_error(http, domain, shown) -> None:
+    """simple-salesforce puts MRULES_SF_DOMAIN before `.salesforce.com`: a host or a URL
+    there was a login to `test.salesforce.com.salesforce.com`, a DNS failure reported as
+    an org not reached (exit 4). Refused before any call, with what to give instead."""
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env({**SANDBOX, "MRULES_SF_DOMAIN": domain})
+    assert str(e.value).startswith(f"MRULES_SF_DOMAIN is {domain!r}: 'login', 'test' or")
+    assert shown in str(e.value) and "pw" not in str(e.value) and not http.calls
+    # A session takes no domain: one left in the environment is no error there.
+    env = {"MRULES_SF_SESSION_ID": "00D!t", "MRULES_SF_INSTANCE_URL": INSTANCE}
+    SalesforceCrm.from_env({**env, "MRULES_SF_DOMAIN": domain})
+
+
 def test_refused_login(http) -> None:
     http.add(
         "POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_FAULT, status=500

@@ -129,6 +129,14 @@ def test_plan_and_apply_against_a_recorded_org(
             {"MRULES_SF_CONSUMER_KEY": "k", "MRULES_SF_CONSUMER_SECRET": "s"},
             "need MRULES_SF_DOMAIN set to the org's My Domain",
         ),
+        (  # a host where its name goes: a DNS failure for an org not reached (exit 4)
+            {
+                "MRULES_SF_USERNAME": "me@x.com",
+                "MRULES_SF_PASSWORD": "pw",
+                "MRULES_SF_DOMAIN": "test.salesforce.com",
+            },
+            "MRULES_SF_DOMAIN is 'test.salesforce.com'",
+        ),
     ],
 )
 def test_a_missing_variable_is_named(

@@ -129,6 +129,8 @@ class SalesforceCrm:
         common: dict[str, Any] = {"version": version, "session": session or _TimedSession()}
         domain = get("DOMAIN")
         if domain:
+            if not (get("SESSION_ID") and get("INSTANCE_URL")):  # a session takes no domain
+                _check_domain(domain)
             common["domain"] = domain
         try:
             if get("SESSION_ID") and get("INSTANCE_URL"):
@@ -555,6 +557,24 @@ def _what_is_missing(get: Callable[[str], str | None]) -> str:
                 verb = "are" if len(missing) > 1 else "is"
                 return f"MRULES_SF_{given} is set but {' and '.join(missing)} {verb} not"
     return "no Salesforce credentials in the environment (MRULES_SF_* variables)"
+
+
+def _check_domain(domain: str) -> None:
+    """MRULES_SF_DOMAIN is what simple-salesforce puts before `.salesforce.com`: a host
+    (`getcloudy.my.salesforce.com`) or a URL given there became a login to
+    `https://getcloudy.my.salesforce.com.salesforce.com`, a DNS failure taken for an org
+    not reached (exit 4)."""
+    if re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*", domain) and (
+        not domain.lower().endswith(".salesforce.com")
+    ):
+        return
+    host = (urlsplit(domain if "://" in domain else "//" + domain).hostname or "").strip(".")
+    name = host[: -len(".salesforce.com")] if host.endswith(".salesforce.com") else ""
+    raise CrmConfigError(
+        f"MRULES_SF_DOMAIN is {domain!r}: 'login', 'test' or the org's My Domain without"
+        " https:// and .salesforce.com, "
+        + (f"here {name!r}" if name else "such as getcloudy.my or getcloudy--dev.sandbox.my")
+    )
 
 
 def _check_instance_url(url: str) -> None:
