@@ -852,6 +852,32 @@ def test_an_expired_session_logs_in_again(http) -> None:
     assert crm.query_changed("Lead", None, T, ["Email"]).records == []
 
 
+@pytest.mark.parametrize("body", [{"error": "invalid_token"}, [], [{"message": "expired"}], "x"])
+def test_a_401_of_another_shape_is_a_failed_call(http, body) -> None:
+    """Under a login, simple-salesforce reads a 401's `json()[0]["errorCode"]`: a proxy's
+    `{"error": ...}` raised KeyError out of the adapter, an internal error (exit 70)."""
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_LOGIN)
+    crm = SalesforceCrm.from_env(SANDBOX)
+    base = "https://getcloudy--dev.sandbox.my.salesforce.com/services/data/v59.0/"
+    http.add("GET", base + "queryAll/", json=body, status=401)
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert (e.value.code, e.value.transient, e.value.http_status) == (
+        "UNKNOWN_EXCEPTION",
+        True,
+        401,
+    )
+    assert "the org's answer is not of the shape Salesforce sends (HTTP 401 with" in str(e.value)
+    # A session given as it is: its 401 is an expired session, as it was.
+    crm = SalesforceCrm.from_env(
+        {"MRULES_SF_SESSION_ID": "00D!t", "MRULES_SF_INSTANCE_URL": INSTANCE}
+    )
+    http.add("GET", BASE + "queryAll/", json=body, status=401)
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert (e.value.code, e.value.transient) == ("INVALID_SESSION_ID", False)
+
+
 def test_a_refused_login_again_mid_run_is_a_failed_login(http) -> None:
     """The session expired and the login made again was refused (the password changed, the
     user frozen): SalesforceAuthenticationFailed left the adapter, exit 70."""

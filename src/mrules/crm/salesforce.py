@@ -94,7 +94,34 @@ class _TimedSession(requests.Session):
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", TIMEOUT)
-        return super().request(*args, **kwargs)
+        response = super().request(*args, **kwargs)
+        if self.renewable and response.status_code == 401 and "/services/data/" in response.url:
+            _check_401(response)
+        return response
+
+    renewable = True
+    """False under a session given as it is, whose 401 simple-salesforce does not read."""
+
+
+def _check_401(response: requests.Response) -> None:
+    """A REST answer of HTTP 401 must be Salesforce's `[{"errorCode": ...}]`: under a login,
+    simple-salesforce reads `result.json()[0]["errorCode"]` to decide on logging in again,
+    and any other body (a proxy's `{"error": ...}`, `[]`) raised KeyError or IndexError out
+    of the adapter: an internal error (exit 70) where another answer of another shape is a
+    failed call, retried."""
+    try:
+        body = response.json()
+    except ValueError:
+        return  # not JSON: simple-salesforce's JSONDecodeError, already a failed call
+    if isinstance(body, list) and body and isinstance(body[0], dict) and "errorCode" in body[0]:
+        return
+    raise CrmCallError(
+        "UNKNOWN_EXCEPTION",
+        "the org's answer is not of the shape Salesforce sends (HTTP 401 with"
+        f" {response.text[:120]!r})",
+        transient=True,
+        http_status=401,
+    )
 
 
 class CrmConfigError(Exception):
@@ -196,6 +223,8 @@ class SalesforceCrm:
             raise CrmConfigError(
                 f"MRULES_SF_PRIVATE_KEY_FILE: cannot read {e.filename or ''}: {e.strerror or e}"
             ) from e
+        if isinstance(sf.session, _TimedSession):
+            sf.session.renewable = getattr(sf, "auth_type", "direct") != "direct"
         return cls(sf)
 
     def now(self) -> dt.datetime:
