@@ -184,6 +184,18 @@ def test_refused_login(http) -> None:
     assert e.value.code == "LOGIN_FAILED" and "INVALID_LOGIN" in e.value.message
 
 
+def test_a_login_answer_that_is_a_page_is_one_line(http) -> None:
+    """A gateway's page at the login endpoint: simple-salesforce's message is the whole body,
+    which `cannot log in: LOGIN_FAILED: …` printed, tags and line breaks and all."""
+    page = "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n" + "x " * 300
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=page, status=502)
+    with pytest.raises(CrmCallError) as e:
+        SalesforceCrm.from_env(SANDBOX)
+    assert e.value.code == "LOGIN_FAILED"
+    assert e.value.message.startswith("Authentication failed (HTTP 502): 502 Bad Gateway x x")
+    assert "\n" not in str(e.value) and "<" not in str(e.value) and len(str(e.value)) < 260
+
+
 @pytest.mark.parametrize(
     ("status", "body", "code", "transient"),
     [

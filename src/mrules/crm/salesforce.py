@@ -215,6 +215,8 @@ class SalesforceCrm:
                 )
             else:
                 raise CrmConfigError(_what_is_missing(get) + "\n" + ENV_HELP)
+        except SalesforceAuthenticationFailed as e:
+            raise _login_failed(e) from e
         except SalesforceError as e:
             raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
         except requests.RequestException as e:  # the login endpoint not reached
@@ -259,7 +261,7 @@ class SalesforceCrm:
         except SalesforceAuthenticationFailed as e:
             # The session expired and simple-salesforce's login made again was refused
             # (a password changed, a user frozen): trying again will not get past it.
-            raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
+            raise _login_failed(e) from e
         except SalesforceError as e:  # HTTP 300 (SalesforceMoreThanOneRecord), any other
             raise _call_error(e, f"HTTP_{getattr(e, 'status', 0)}", False) from e
         except requests.JSONDecodeError as e:  # HTTP 200 with a page that is no JSON
@@ -644,6 +646,26 @@ def _answer(what: str) -> Iterator[None]:
             f"the org's answer to {what} is not of the shape Salesforce sends ({reason[:120]})",
             transient=True,
         ) from e
+
+
+def _login_failed(e: SalesforceAuthenticationFailed) -> CrmCallError:
+    """LOGIN_FAILED in one line: simple-salesforce's message is the whole body of an answer
+    that is not a login fault (a gateway's HTML page, a fault without its detail), tags,
+    line breaks and all, which the command printed as its error."""
+    # `auth_message` in 1.12.10 (tested); `message` for a release without that attribute.
+    body = getattr(e, "auth_message", None)
+    body = getattr(e, "message", "") if body is None else body
+    text = " ".join(re.sub(r"<[^>]*>", " ", str(body)).split())
+    if len(text) > 200:
+        text = text[:199] + "…"
+    code = (
+        f" (HTTP {e.code})"  # not a login fault: the answer's status
+        if isinstance(e.code, int)
+        else f" (code: {e.code})"
+        if e.code is not None
+        else ""
+    )
+    return CrmCallError("LOGIN_FAILED", f"Authentication failed{code}: {text}", transient=False)
 
 
 def _session_expired(message: str) -> CrmCallError:
