@@ -96,6 +96,45 @@ def test_library_and_absolute_paths() -> None:
     assert _artifact("<stdin>") == {"uri": "%3Cstdin%3E"}
 
 
+def test_a_projects_own_library_folder_is_relative_to_srcroot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule folder named `library` at the root of a repository is the project's own:
+    its files are at SRCROOT, not taken for the library bundled with mrules (code
+    scanning looked for `x.mr` in the installed package, and found nothing)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "x.mr").write_text('list "A"\nlist "A"\n', "utf-8")
+    run = sarif("library")["runs"][0]
+    jsonschema.Draft4Validator(SCHEMA).validate({"version": "2.1.0", "runs": [run]})
+    [result] = run["results"]
+    where = result["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert where == {"uri": "library/x.mr", "uriBaseId": "SRCROOT"}
+    related = result["relatedLocations"][0]["physicalLocation"]["artifactLocation"]
+    assert related == {"uri": "library/x.mr", "uriBaseId": "SRCROOT"}
+    assert set(run["originalUriBaseIds"]) == {"SRCROOT"}
+
+
+def test_a_bundled_library_file_is_relative_to_mrules_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "main.mr").write_text(
+        'include "library/pardot-default-grading"\n'
+        'grading profile "Default" {\n  criterion "Industry" 2/3\n}\n',
+        "utf-8",
+    )
+    run = sarif("main.mr")["runs"][0]
+    places = [
+        loc["physicalLocation"]["artifactLocation"]
+        for r in run["results"]
+        for loc in (*r["locations"], *r.get("relatedLocations", []))
+    ]
+    assert {"uri": "pardot-default-grading.mr", "uriBaseId": "MRULES_LIBRARY"} in places
+    assert {"uri": "main.mr", "uriBaseId": "SRCROOT"} in places
+    assert set(run["originalUriBaseIds"]) == {"SRCROOT", "MRULES_LIBRARY"}
+
+
 def test_sarif_file_alongside_annotations(project: Path) -> None:
     result = CliRunner().invoke(
         main, ["lint", "my rules", "--format", "github", "--sarif-file", "out.sarif"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -325,14 +325,21 @@ def _path_bytes(path: str) -> bytes:
 _BYTE_ESCAPE_RE = re.compile(rb"\\x([89a-f][0-9a-f])")  # printable_path's, bytes 0x80-0xff
 
 
-def _artifact(path: str) -> dict[str, str]:
+def _in_library(path: str, library: Container[str] | None) -> bool:
+    """Whether `path` is a file of the bundled library: one of `library` (the loader's
+    `LoadResult.library`) when given, else any path under `library/`."""
+    return path.startswith(_LIBRARY_PREFIX) if library is None else path in library
+
+
+def _artifact(path: str, library: Container[str] | None = None) -> dict[str, str]:
     """A SARIF artifactLocation: relative to SRCROOT (the working folder), the bundled
-    library (MRULES_LIBRARY), or an absolute file URI; the real bytes of the file's
-    name, percent-encoded (`dir%FF/a.mr`, not the `dir\\xff/a.mr` messages show)."""
+    library (MRULES_LIBRARY; `library`: its files, see `_in_library`), or an absolute
+    file URI; the real bytes of the file's name, percent-encoded (`dir%FF/a.mr`, not
+    the `dir\\xff/a.mr` messages show). A project's own `library/x.mr` is at SRCROOT."""
     from urllib.parse import quote
 
     raw = _path_bytes(path)
-    if raw.startswith(_LIBRARY_PREFIX.encode()):
+    if _in_library(path, library) and raw.startswith(_LIBRARY_PREFIX.encode()):
         return {"uri": quote(raw[len(_LIBRARY_PREFIX) :]), "uriBaseId": "MRULES_LIBRARY"}
     if raw.startswith(b"/"):
         return {"uri": "file://" + quote(raw)}
@@ -361,11 +368,14 @@ def render_sarif(
     rules: Mapping[str, str],
     *,
     base: str = ".",
+    library: Container[str] | None = None,
 ) -> str:
     """SARIF 2.1.0, for code-scanning dashboards; `rules` maps code to a short description.
 
     Paths are relative to `base` (SRCROOT: the working folder, which is the repository
-    root in CI), library files to the bundled library (MRULES_LIBRARY); every rule
+    root in CI), library files (`library`: the shown paths of the bundled library's
+    files, `LoadResult.library`; by default, every path under `library/`) to the
+    bundled library (MRULES_LIBRARY); every rule
     links to its section of docs/diagnostics.md, and related places (the first
     declaration of a duplicate...) are relatedLocations.
     """
@@ -389,7 +399,7 @@ def render_sarif(
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": _artifact(d.path),
+                        "artifactLocation": _artifact(d.path, library),
                         "region": _region(sources, d.path, d.start, d.end),
                     }
                 }
@@ -401,14 +411,14 @@ def render_sarif(
                     "id": i,
                     "message": {"text": _no_surrogates(r.message)},
                     "physicalLocation": {
-                        "artifactLocation": _artifact(r.path),
+                        "artifactLocation": _artifact(r.path, library),
                         "region": _region(sources, r.path, r.start, r.end),
                     },
                 }
                 for i, r in enumerate(d.related, 1)
             ]
         results.append(result)
-    library = importlib.resources.files("mrules").joinpath("library")
+    bundled = importlib.resources.files("mrules").joinpath("library")
     bases: dict[str, dict[str, object]] = {
         "SRCROOT": {
             "uri": _base_uri(base),
@@ -416,12 +426,11 @@ def render_sarif(
         },
     }
     if any(
-        d.path.startswith(_LIBRARY_PREFIX)
-        or any(r.path.startswith(_LIBRARY_PREFIX) for r in d.related)
+        _in_library(d.path, library) or any(_in_library(r.path, library) for r in d.related)
         for d in diags
     ):
         bases["MRULES_LIBRARY"] = {
-            "uri": _base_uri(str(library)),
+            "uri": _base_uri(str(bundled)),
             "description": {"text": "The rule library bundled with mrules"},
         }
     doc = {

@@ -80,6 +80,9 @@ class LoadResult:
     real_paths: dict[str, str] = field(default_factory=dict)
     """Per file read from disk, its real path: the shown one is not always it (a name
     that is not UTF-8 is shown with `\\xNN` escapes)."""
+    library: set[str] = field(default_factory=set)
+    """The shown paths of the files of the bundled library (`library/NAME.mr`): a
+    project's own folder may be named `library` too."""
 
     @property
     def has_errors(self) -> bool:
@@ -269,6 +272,7 @@ class _Loader:
             self.diagnostics,
             self.unparsed,
             self.real_paths,
+            self.library,
         )
 
     def __init__(
@@ -284,6 +288,7 @@ class _Loader:
         self.seen: set[str] = set()
         self.unparsed: dict[str, tuple[ast.Span, ...]] = {}
         self.real_paths: dict[str, str] = {}
+        self.library: set[str] = set()
         self._roots: dict[Path, Path] = {}
 
     def _real_root(self, root: Path) -> Path:
@@ -341,6 +346,7 @@ class _Loader:
         except (OSError, ValueError):
             return False
         self.seen.add(shown)
+        self.library.add(shown)
         self.add_text(decode(data, shown), shown, None, depth)
         return True
 

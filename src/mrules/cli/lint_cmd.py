@@ -238,14 +238,16 @@ def lint(
         if diags:
             click.echo(render_github(diags, result.sources))
     else:
-        click.echo(render_sarif(diags, result.sources, CODES))
+        click.echo(render_sarif(diags, result.sources, CODES, library=result.library))
     if sarif_file is not None:
         from mrules.atomic import atomic_write
 
         try:
             atomic_write(
                 Path(sarif_file),
-                (render_sarif(diags, result.sources, CODES) + "\n").encode("utf-8"),
+                (render_sarif(diags, result.sources, CODES, library=result.library) + "\n").encode(
+                    "utf-8"
+                ),
             )
         except OSError as e:
             fail(f"{printable_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
