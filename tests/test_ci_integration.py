@@ -231,3 +231,41 @@ def test_the_action_passes_a_clean_rule_set_through(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert output_file.read_text() == "exit-code=0\n"
     assert "ok: 1 file, no problems" in done.stderr
+
+
+def test_the_action_lints_every_path_of_a_multi_line_input(tmp_path: Path) -> None:
+    """`paths` (and `args`) written as a YAML block, one a line, as a workflow may: every
+    line is linted (`read -a` took the first line alone, and passed the broken folder
+    below it silently)."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
+    [lint] = [s for s in action["runs"]["steps"] if s.get("id") == "lint"]
+    venv_bin = tmp_path / "mrules-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "mrules").symlink_to(Path(sys.executable).with_name("mrules"))
+    warned = 'form "F"\non submit of form "F" { add tag "t" }\n'  # MR109: no tag "t"
+    for folder, text in (("warned", warned), ("broken", BROKEN)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "main.mr").write_text(text, "utf-8")
+    output_file = tmp_path / "out"
+    output_file.write_text("")
+    inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
+    inputs.update(paths="warned\nbroken\n", args="--ignore MR030\n--ignore MR109\n")
+    env = {
+        **os.environ,
+        "RUNNER_TEMP": str(tmp_path),
+        "GITHUB_OUTPUT": str(output_file),
+        **{k: _evaluate(str(v), inputs, {}) for k, v in lint["env"].items()},
+    }
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", lint["run"]],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert output_file.read_text() == "exit-code=1\n", done.stderr
+    assert done.stdout.startswith("::error file=broken/main.mr,line=3,col=40,"), done.stdout
+    assert "title=MR109" not in done.stdout  # the second line of args was read
+    assert "in 2 files" in done.stderr
