@@ -150,6 +150,7 @@ def test_the_actions_shell_steps_lint_annotate_and_fail(tmp_path: Path) -> None:
     base_env = {
         **os.environ,
         "GITHUB_ACTION_PATH": str(ROOT),
+        "GITHUB_WORKSPACE": str(workspace),
         "RUNNER_TEMP": str(tmp_path),
         "GITHUB_OUTPUT": str(output_file),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",

@@ -177,3 +177,26 @@ def test_github_annotations_escape_file_names_and_messages(
     [line] = result.stdout.splitlines()
     assert line.startswith("::warning file=a%2Cb%3Ac%25.mr,line=3,col=33,")
     assert "title=MR109::unknown tag '50%25'" in line
+
+
+def test_github_annotations_name_files_from_the_workspace_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub places an annotation by its path from the repository root (the workspace):
+    lint run in a sub-folder (`working-directory: marketing`) named `rules/a.mr`, which
+    is not the file, and the annotation missed its line of the pull request."""
+    project = tmp_path / "repo" / "marketing"
+    (project / "rules").mkdir(parents=True)
+    (project / "rules" / "a.mr").write_text('list "A"\nlist "A"\n', "utf-8")
+    (tmp_path / "other.mr").write_text('list "B"\nlist "B"\n', "utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path / "repo"))
+    result = CliRunner().invoke(main, ["lint", "rules", "--format", "github"])
+    assert result.stdout.startswith("::error file=marketing/rules/a.mr,line=2,"), result.stdout
+    text = CliRunner().invoke(main, ["lint", "rules"])  # the other formats: as before
+    assert text.stdout.startswith("rules/a.mr:2:6: error[MR101]")
+    outside = CliRunner().invoke(main, ["lint", str(tmp_path / "other.mr"), "--format", "github"])
+    assert outside.stdout.startswith(f"::error file={tmp_path.resolve().as_posix()}/other.mr,")
+    monkeypatch.delenv("GITHUB_WORKSPACE")  # not in a workflow: from the working folder
+    result = CliRunner().invoke(main, ["lint", "rules", "--format", "github"])
+    assert result.stdout.startswith("::error file=rules/a.mr,line=2,"), result.stdout

@@ -260,9 +260,32 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(diags: Iterable[Diagnostic], sources: Mapping[str, Source]) -> str:
+def _from_base(path: str, base: str | None, library: Container[str]) -> str:
+    """`path` (as shown: from the working folder, or absolute) from the folder `base`,
+    when it is inside it; otherwise, or without `base`, as it is."""
+    import os
+
+    if base is None or path in library or path.startswith("<"):
+        return path
+    full = os.path.join(os.path.realpath(os.getcwd()), path)  # an absolute path stays one
+    rel = os.path.relpath(full, os.path.realpath(base))
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return path
+    return rel.replace(os.sep, "/")
+
+
+def render_github(
+    diags: Iterable[Diagnostic],
+    sources: Mapping[str, Source],
+    *,
+    base: str | None = None,
+    library: Container[str] = (),
+) -> str:
     """GitHub Actions workflow commands, one annotation a diagnostic.
 
+    GitHub places an annotation by its file's path from the repository root: with
+    `base` (the workspace, `GITHUB_WORKSPACE`), a file inside it is named from there,
+    though lint ran in a sub-folder of it (the bundled `library` files aside).
     Messages escape `%`, CR and LF; property values (the file name) `:` and `,` too:
 
     >>> d = Diagnostic(code="MR001", severity="error", message="50% off\\nnow",
@@ -275,8 +298,9 @@ def render_github(diags: Iterable[Diagnostic], sources: Mapping[str, Source]) ->
         loc = _located(d, sources)
         text = d.message + (f" ({d.hint})" if d.hint else "")
         msg = "\n".join(printable(part) for part in text.replace("\r\n", "\n").split("\n"))
+        file = _escape_property(printable(_from_base(d.path, base, library)))
         lines.append(
-            f"::{d.severity.value} file={_escape_property(printable(d.path))},"
+            f"::{d.severity.value} file={file},"
             f"line={loc['line']},col={loc['column']},"
             f"endLine={loc['end_line']},endColumn={loc['end_column']},"
             f"title={_escape_property(d.code)}::{_escape_data(msg)}"

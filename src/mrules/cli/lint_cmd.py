@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -236,7 +237,8 @@ def lint(
         click.echo(render_json(diags, result.sources))
     elif fmt == "github":
         if diags:
-            click.echo(render_github(diags, result.sources))
+            workspace = os.environ.get("GITHUB_WORKSPACE") or None  # the repository root
+            click.echo(render_github(diags, result.sources, base=workspace, library=result.library))
     else:
         click.echo(render_sarif(diags, result.sources, CODES, library=result.library))
     if sarif_file is not None:
