@@ -7,6 +7,7 @@ output failures in more ways in test_faults.py.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -160,14 +161,21 @@ def test_help_version_and_usage_errors_on_an_output_that_takes_nothing() -> None
     """`mrules --help` and `--version` print while click parses the arguments, before any
     command runs: on a full disk they were an internal error (exit 70, a traceback file),
     on a closed pipe click's exit 1. A usage error whose message cannot be written was an
-    internal error too; it keeps its code 2, as every command's does."""
+    internal error too; it keeps its code 2, as every command's does. With standard
+    output buffered (PYTHONUNBUFFERED unset), what it still held failed again at exit:
+    "Exception ignored", exit 120."""
+    for unbuffered in ("1", ""):
+        _outputs_that_take_nothing({**os.environ, "PYTHONUNBUFFERED": unbuffered})
 
+
+def _outputs_that_take_nothing(env: dict[str, str]) -> None:
     def mrules(*args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = None) -> Any:
         return subprocess.run(
             [sys.executable, "-m", "mrules", *args],
             stdout=stdout,
             stderr=subprocess.PIPE if stderr is None else stderr,
             text=True,
+            env=env,
         )
 
     for args in (["--help"], ["--version"], ["run", "--help"]):
@@ -399,3 +407,32 @@ def test_help_points_at_the_table(command: list[str]) -> None:
     res = invoke(*command, "--help")
     assert res.exit_code == 0
     assert "docs/exit-codes.md" in res.output
+
+
+def test_a_pipe_closed_mid_output_is_exit_4_also_under_pythonunbuffered(tmp_path: Path) -> None:
+    """Under `PYTHONUNBUFFERED=1` (set in many CI images) standard output has no buffer:
+    a raw file whose write takes part of the bytes when `head` closes the pipe, and says
+    so only by its result. `mrules lint --format json | head -c 100` lost the rest of its
+    output without a word and exited 1 (the rule errors' code), not 4."""
+    rules = tmp_path / "big.mr"
+    rules.write_text(
+        "".join(f'on submit of form "F{i}" {{ add to list "Nope{i}" }}\n' for i in range(3000))
+    )
+    for unbuffered in ("1", ""):
+        env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+        p = subprocess.Popen(
+            [sys.executable, "-m", "mrules", "lint", str(rules), "--format", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        assert p.stdout is not None and p.stderr is not None
+        assert len(p.stdout.read(100)) == 100
+        p.stdout.close()  # as `head -c 100` does, with most of the output still to come
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=120) == ExitCode.STORE, (unbuffered, err)
+        assert "broken pipe" in err, err
+    whole = subprocess.run(
+        [sys.executable, "-m", "mrules", "lint", str(rules), "--format", "json"],
+        capture_output=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert whole.returncode == ExitCode.DIAGNOSTICS, whole.stderr
+    assert len(json.loads(whole.stdout)) > 0

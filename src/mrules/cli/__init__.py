@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import signal
 import sys
@@ -76,6 +77,7 @@ class _Main(click.Group):
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         _stop_on_sigterm_as_on_ctrl_c()
+        _whole_writes_when_unbuffered()
         try:
             # What every command loads first (a tenth of a second), loaded where Ctrl-C and
             # SIGTERM are ours: within click, they said `Aborted!` and exited 1, the code
@@ -121,6 +123,37 @@ def _click_exception_of(e: BaseException) -> click.ClickException | None:
         tb = tb.tb_next
     context = e.__context__
     return context if isinstance(context, click.ClickException) else None
+
+
+def _whole_writes_when_unbuffered() -> None:
+    """Standard output and error write whole or fail, also under `PYTHONUNBUFFERED` (`-u`).
+
+    There Python gives each no buffer: a raw file whose `write()` may take part of the
+    bytes and say so only by its result (a pipe that `head` closed mid-write, a signal),
+    which text writes and mrules' own never read. `mrules lint --format json | head -1`
+    lost the rest of its output without a word and exited 0 or 1, where a closed pipe
+    is exit 4. Each gets a buffered writer over its own descriptor, which writes all or
+    raises, and is flushed at every line and through every text write, as `-u` asks.
+    """
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(getattr(stream, "buffer", None), io.RawIOBase):
+            continue  # buffered as usual, or replaced (a test's runner): left as it is
+        try:
+            raw = io.FileIO(stream.fileno(), "w", closefd=False)
+        except (OSError, ValueError):  # closed, or no descriptor: nothing to wrap
+            continue
+        setattr(
+            sys,
+            name,
+            io.TextIOWrapper(
+                io.BufferedWriter(raw),
+                encoding=stream.encoding,
+                errors=stream.errors,
+                line_buffering=True,
+                write_through=True,
+            ),
+        )
 
 
 class Terminated(KeyboardInterrupt):

@@ -486,7 +486,8 @@ def failures(interrupted: str | None = None) -> Iterator[None]:
             # A file the error names (the copy's destination when there are two): a
             # partitioned run's shard folder, say, where "the output" named nothing.
             named = e.filename2 if e.filename2 is not None else e.filename
-            if named is None:
+            if named is None:  # standard output: what it still holds would fail at exit
+                _quiet(sys.stdout)
                 fail(f"cannot write the output: {e.strerror or e}", EXIT_STORE)
             advice = (
                 "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
