@@ -227,11 +227,18 @@ def _held_elsewhere(store: Path) -> Iterator[None]:
 
 
 def test_5_busy(store: Path) -> None:
+    sync = ["--rules", RULES, "--store", store]
     with _held_elsewhere(store):  # another process holds it: a second writer is refused
         for args in (
             ["run", RULES, EVENTS, "--store", store],
             ["segment", RULES, "--store", store],
             ["run", RULES, EVENTS, "--store", store, "--wait-timeout", "0.2"],
+            # The sync writes the store too, and takes the same two options.
+            ["sync", "plan", *sync],
+            ["sync", "plan", *sync, "--wait-timeout", "0.2"],
+            ["sync", "apply", *sync, "--wait-timeout", "0.2"],
+            ["sync", "run", *sync, "--wait-timeout", "0.2", "--until", "2026-12-21T00:00:00Z"],
+            ["sync", "send", "bob@bigcorp.example", *sync, "--wait-timeout", "0.2"],
         ):
             res = invoke(*args)
             assert res.exit_code == ExitCode.BUSY, res.output

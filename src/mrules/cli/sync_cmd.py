@@ -30,6 +30,7 @@ from mrules.cli.common import (
     reads_only,
     refuse_output_over_inputs,
 )
+from mrules.cli.run_cmd import wait_options
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.events import prospect_key
@@ -46,7 +47,7 @@ EXIT_STALE = EXIT_DIAGNOSTICS
 
 
 def _options(f):  # type: ignore[no-untyped-def]
-    f = click.option("--wait", is_flag=True, help="Wait for a run that holds the store.")(f)
+    f = wait_options(f)  # as `run` and `segment`: the sync writes the store too
     f = click.option(
         "--crm",
         "crm_path",
@@ -136,6 +137,7 @@ def _session(
     store_path: str,
     crm_path: str | None,
     wait: bool,
+    wait_timeout: float | None = None,
     *,
     need_rules: bool = True,
     read_only: bool = False,
@@ -161,7 +163,7 @@ def _session(
             f"{store_path}: no such store (run the rules first: mrules run RULES EVENTS"
             f" --store {store_path})"
         )
-    store = open_store(store_path, wait=wait)
+    store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
         try:
             crm = open_crm(crm_path, store_path)
@@ -222,6 +224,7 @@ def plan_cmd(
     store_path: str,
     crm_path: str | None,
     wait: bool,
+    wait_timeout: float | None,
     at: str | None,
     fmt: str,
     out: str | None,
@@ -243,7 +246,7 @@ def plan_cmd(
     when = _time(at, "--at")
     if out is not None:  # before any work: `--out ''` printed the plan and saved nothing
         _plan_out_or_exit(out, rules, store_path, crm_path)
-    with _session(rules, store_path, crm_path, wait, read_only=True) as (
+    with _session(rules, store_path, crm_path, wait, wait_timeout, read_only=True) as (
         _c,
         config,
         store,
@@ -511,6 +514,7 @@ def apply_cmd(
     store_path: str,
     crm_path: str | None,
     wait: bool,
+    wait_timeout: float | None,
     fmt: str,
 ) -> None:
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now.
@@ -529,7 +533,13 @@ def apply_cmd(
     from mrules.sync.plan import PLAN_FORMAT, to_epoch
 
     saved = _read_plan(plan_file, PLAN_FORMAT) if plan_file else None
-    with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
+    with _session(rules, store_path, crm_path, wait, wait_timeout) as (
+        compiled,
+        config,
+        store,
+        crm,
+        db,
+    ):
         if saved is None:  # the cycle due; a transient CRM failure while planning ends it
             result = run_cycle(store, crm, db, config, compiled, _next_due(db, store, config))
             saved, report = result.plan_json, result.report
@@ -645,6 +655,7 @@ def run_cmd(
     store_path: str,
     crm_path: str | None,
     wait: bool,
+    wait_timeout: float | None,
     until: str,
     changes_path: str | None,
 ) -> None:
@@ -663,7 +674,13 @@ def run_cmd(
 
     end = _time(until, "--until")
     assert end is not None
-    with _session(rules, store_path, crm_path, wait) as (compiled, config, store, crm, db):
+    with _session(rules, store_path, crm_path, wait, wait_timeout) as (
+        compiled,
+        config,
+        store,
+        crm,
+        db,
+    ):
         apply_changes = None
         if changes_path:
             if not hasattr(crm, "set_clock"):
@@ -849,7 +866,12 @@ SEND_FIELDS = ("Email", "IsConverted")
 @click.argument("who", metavar="EMAIL|CRM_ID")
 @_options
 def send_cmd(
-    who: str, rules: tuple[str, ...], store_path: str, crm_path: str | None, wait: bool
+    who: str,
+    rules: tuple[str, ...],
+    store_path: str,
+    crm_path: str | None,
+    wait: bool,
+    wait_timeout: float | None,
 ) -> None:
     """Send one CRM lead or contact to marketing (Pardot's "Send to Pardot").
 
@@ -858,7 +880,8 @@ def send_cmd(
     prospects off`. EMAIL finds the contact first, then a lead not converted.
 
     Exit status (docs/exit-codes.md): 0 sent; 2 no live lead or contact
-    matches (or it has no email, or its object is not in the sync's `objects`).
+    matches (or it has no email, or its object is not in the sync's `objects`);
+    5 a run holds the store.
 
     \b
     Example:
@@ -867,7 +890,13 @@ def send_cmd(
     from mrules.crm.ids import InvalidId, to18
 
     want = who.strip()
-    with _session(rules, store_path, crm_path, wait) as (_c, config, _store, crm, db):
+    with _session(rules, store_path, crm_path, wait, wait_timeout) as (
+        _c,
+        config,
+        _store,
+        crm,
+        db,
+    ):
         found = None
         if "@" not in want:
             try:
