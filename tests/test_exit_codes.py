@@ -42,6 +42,22 @@ def test_the_doc_table_lists_exactly_the_exit_codes() -> None:
         assert meaning.strip() and commands.strip()
 
 
+def test_the_readme_table_is_the_doc_table() -> None:
+    """The README prints the table too (short): the same codes, and every command that
+    exits 3 named in its row (it named `mrules run` only)."""
+    readme = (ROOT / "README.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    short = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme, re.M))
+    assert {int(code) for code in short} == {c.value for c in ExitCode}
+    rows = re.findall(r"^\| (\d+) \| [A-Z_]+ \| .+? \| (.+?) \|$", DOC.read_text(), re.M)
+    for code, given_by in rows:
+        if code == "3":  # the few commands that give it, each named
+            for command in re.findall(r"`([a-z -]+)`", given_by):
+                assert f"`{command}`" in short[code] or f"`mrules {command}`" in short[code], (
+                    code,
+                    command,
+                )
+
+
 def test_the_cli_aliases_are_the_table() -> None:
     assert common.EXIT_OK is ExitCode.OK
     assert common.EXIT_DIAGNOSTICS is ExitCode.DIAGNOSTICS

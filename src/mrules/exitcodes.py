@@ -22,9 +22,11 @@ class ExitCode(IntEnum):
     USAGE = 2
     """Bad arguments or unreadable input: a missing path or folder, a file that is not UTF-8."""
     REJECTS = 3
-    """`mrules run` finished, but some event lines were rejected (see the rejects file)."""
+    """`mrules run` finished, but some event lines were rejected (see the rejects file);
+    `crm load` / `crm apply-changes` refused some rows or changes and did the others."""
     STORE = 4
-    """The store or an output file failed: disk full, read-only, damaged or not an mrules store."""
+    """The store, the CRM or sync file, or an output file failed: disk full, read-only,
+    damaged or not an mrules store."""
     BUSY = 5
     """Another run holds the store (and `--wait` was not given, or its timeout passed)."""
     INTERRUPTED = 130
