@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mrules import __version__
+from mrules import __version__, api
 from mrules.batch import Batch
 from mrules.store import SCHEMA_VERSION, Store, StoreError, StoreLocked, StorePathError
 
@@ -718,6 +719,26 @@ def test_the_schema_is_as_documented(store: Store, snapshot: Any) -> None:
         assert f"### `{table}`" in doc, f"docs/store.md does not describe table {table}"
         for col in cols:
             assert f"| `{col}` |" in doc, f"docs/store.md does not describe {table}.{col}"
+
+
+def test_the_queries_of_looking_inside_run(tmp_path: Path) -> None:
+    """docs/store.md's `sqlite3` session names tables and columns: each query runs on a
+    store of the bundled example, read-only as the page says to open it."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "store.md").read_text()
+    block = doc.split("## Looking inside", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    text = "\n".join(line for line in block.splitlines() if not line.startswith(("sqlite3", ".")))
+    queries = [q.strip() for q in re.sub(r"--[^\n]*", "", text).split(";") if q.strip()]
+    assert len(queries) == 7, queries
+    example = Path(__file__).resolve().parent.parent / "examples" / "getcloudy"
+    db = tmp_path / "mrules.db"
+    api.run(str(example / "rules"), str(example / "events.jsonl"), store=str(db)).close()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        answers = [conn.execute(q).fetchall() for q in queries]
+    finally:
+        conn.close()
+    assert answers[2] == [(6,)]  # SELECT count(*) FROM prospects
+    assert answers[4], "leung@example.com's history rows"
 
 
 # -- SIGKILL in the middle of commits ---------------------------------------------------------
