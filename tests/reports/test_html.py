@@ -13,7 +13,7 @@ from tests.reports import html_samples as samples
 
 from mrules.cli import main
 from mrules.cli.report_html_cmd import html as html_cmd
-from mrules.reports import campaigns, charts, funnel, rules_report, scores
+from mrules.reports import MODELS, campaigns, charts, funnel, rules_report, scores
 from mrules.reports import html as page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +69,13 @@ def test_page_has_every_chart_and_no_outside_reference() -> None:
     assert "default-src 'none'" in text  # the browser is told: no network
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", text)
     assert "/* the chart library */" in text
+
+
+def test_the_influence_chart_has_every_model_of_the_report() -> None:
+    """`report campaigns` credits under five models; the page drew four (no primary)."""
+    assert list(charts.MODEL_LABELS) == list(MODELS)
+    influence = values(specs_of(page.page(samples.full(), script=_js))["chart-campaign-influence"])
+    assert {r["model"] for r in influence} == set(charts.MODEL_LABELS.values())
 
 
 def test_charts_carry_the_reports_numbers() -> None:

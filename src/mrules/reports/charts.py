@@ -44,8 +44,9 @@ STAGE_LABELS = {
     "sql": "SQLs",
     "won": "Won",
 }
-MODEL_LABELS = {
+MODEL_LABELS = {  # every model of `mrules report campaigns` (reports.MODELS), in its order
     "source": "Source campaign",
+    "primary": "Primary campaign",
     "first_touch": "First touch",
     "last_touch": "Last touch",
     "even": "Even split",
@@ -198,7 +199,7 @@ def campaign_roi(report: dict[str, Any]) -> Spec:
 
 
 def campaign_influence(report: dict[str, Any]) -> Spec:
-    """Won amount credited to each campaign under the source and the three touch models."""
+    """Won amount credited to each campaign under each attribution model of the report."""
     title = "Won amount credited, by attribution model"
     rows = []
     for c in report.get("campaigns", []):
