@@ -55,3 +55,33 @@ def test_readme_commands_match_ci() -> None:
     assert "MRULES_EXPECT_COMPILED=1" in tests[1] and " -e " not in tests[1]
     assert ".venv/bin/ruff check src tests bench" in lines  # ...lints (src, and the tests)
     assert ".venv/bin/mypy src" in lines
+
+
+def test_readme_figures_are_the_examples() -> None:
+    """The figures the README's prose gives of the bundled example and its history."""
+    import csv
+    import json
+
+    import mrules
+
+    example = ROOT / "examples" / "getcloudy"
+    quick = re.search(r"what happened to the (\d+) events", README)
+    points = re.search(r"explain leung@example\.com .*# why she has (\d+) points", README)
+    history = re.search(r"\((\d+) prospects, (\d+) deals, (\w+)\s+campaigns with costs", README)
+    assert quick and points and history
+    lines = (example / "events.jsonl").read_bytes().splitlines()
+    assert len(lines) == int(quick.group(1))
+    with mrules.run(str(example / "rules"), str(example / "events.jsonl")) as r:
+        scores = {p["email"]: p["score"] for p in map(json.loads, r.export_jsonl().splitlines())}
+    assert scores["leung@example.com"] == int(points.group(1))
+    with mrules.run(str(example / "rules"), str(example / "history" / "events.jsonl")) as r:
+        assert len(r.export_jsonl().splitlines()) == int(history.group(1))
+    crm = example / "history" / "crm"
+    with (crm / "Opportunity.csv").open(newline="") as f:
+        assert len(list(csv.DictReader(f))) == int(history.group(2))
+    with (crm / "Campaign.csv").open(newline="") as f:
+        costs = [c["Name"] for c in csv.DictReader(f) if c["ActualCost"]]
+    # the CRM's costs, and one a rule declares (`cost 3600` in 50-campaigns.mr)
+    declared = re.findall(r"\bcost \d+", (example / "rules" / "50-campaigns.mr").read_text())
+    words = {"three": 3, "four": 4, "five": 5}
+    assert len(costs) + len(declared) == words[history.group(3)]
