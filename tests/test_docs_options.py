@@ -4,7 +4,8 @@
   command, of a bench script the page runs, or of another tool it shows;
 * on a line that runs `mrules COMMAND ...`, each option after the command is one
   of that command's own;
-* the option tables of a command's page list exactly the command's options.
+* the option tables of a command's page list exactly the command's options;
+* the defaults the pages state are the commands' defaults.
 """
 
 from __future__ import annotations
@@ -125,3 +126,38 @@ def _aliases(cmd: click.Command, option: str) -> set[str]:
         if option in p.opts:
             return {*p.opts, *p.secondary_opts}
     return set()
+
+
+# (page, the text stating the default, with the value as its group, command, option)
+DEFAULTS = [
+    ("README.md", r"into `--store` \(default `([^`]+)`", "run", "--store"),
+    ("docs/semantics.md", r"`--commit-every` lines \(([\d,]+) by default", "run", "--commit-every"),
+    ("docs/store.md", r"`--cache-prospects N` \(default\s+([\d,]+)", "run", "--cache-prospects"),
+    ("docs/scale-out.md", r"in N worker processes \(default (\d+)\)", "run", "--workers"),
+    ("docs/replay.md", r"`--examples N` \| [^|]*\(default (\d+)", "replay", "--examples"),
+    ("docs/replay.md", r"`--mql-list NAME` \| [^|]*\(default `([^`]+)`", "replay", "--mql-list"),
+    ("docs/reports-html.md", r"`--by week[^\n]*?\(default `(\w+)`", "report html", "--by"),
+    ("docs/reports.md", r"the default is `(\w+)`", "report campaigns", "--model"),
+    ("docs/reports.md", r"`--reading (\w+)` \(the default\)", "report funnel", "--reading"),
+    (
+        "docs/exit-codes.md",
+        r"`--wait` \(which waits up to (\d+)\s+seconds",
+        "run",
+        "--wait-timeout",
+    ),
+    ("docs/sync.md", r"`--store` \(default `([^`]+)`\)", "sync plan", "--store"),
+]
+
+
+@pytest.mark.parametrize(("page", "pattern", "command", "option"), DEFAULTS)
+def test_a_stated_default_is_the_default(
+    page: str, pattern: str, command: str, option: str
+) -> None:
+    m = re.search(pattern, (ROOT / page).read_text("utf-8"))
+    assert m, f"{page} no longer says /{pattern}/"
+    (param,) = [p for p in COMMANDS[command].params if option in p.opts]
+    default = param.default
+    if option == "--wait-timeout":  # given with --wait alone: WaitSeconds knows it
+        default = param.type.default  # type: ignore[attr-defined]
+    stated = m.group(1).replace(",", "")
+    assert stated == (f"{default:g}" if isinstance(default, float) else str(default))
