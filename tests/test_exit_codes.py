@@ -425,7 +425,9 @@ def test_an_internal_error_is_one_line_and_a_saved_traceback(tmp_path: Path) -> 
         saved.unlink()
 
 
-@pytest.mark.parametrize("command", [["run"], ["fmt"], ["segment"], ["explain"]])
+@pytest.mark.parametrize(
+    "command", [["run"], ["fmt"], ["segment"], ["explain"], ["test"], ["replay"]]
+)
 def test_help_points_at_the_table(command: list[str]) -> None:
     res = invoke(*command, "--help")
     assert res.exit_code == 0

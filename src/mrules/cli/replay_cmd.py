@@ -176,9 +176,10 @@ def replay(
     acted before and after, with example prospects and the rules and events
     behind each change.
 
-    Exit status: 0 done (whatever the differences), 1 a rule set has errors,
-    2 bad arguments or unreadable input, 4 a store in --store-dir could not be
-    written (disk full, read-only) or standard output is closed.
+    Exit status (docs/exit-codes.md): 0 done (whatever the differences), 1 a
+    rule set has errors, 2 bad arguments or unreadable input, 4 a store in
+    --store-dir could not be written (disk full, read-only) or standard output
+    is closed, 130 interrupted (the stores it began in --store-dir are removed).
 
     \b
     Examples:

@@ -64,7 +64,8 @@ def run_tests(
     never touching a store. A failure shows the expected and the actual value
     and the rules (file:line) and events behind the actual value.
 
-    Exit status: 0 all passed, 1 a test failed (or its rules have errors),
+    Exit status (docs/exit-codes.md): 0 all passed, 1 a test failed (or its
+    rules have errors),
     2 a test file is broken (the message says file:line), a path does not
     exist, PATHS hold no test, -k selects no test, or -o is missing its
     folder or is one of the files the tests read, 4 the -o file or a
