@@ -161,3 +161,21 @@ def test_a_stated_default_is_the_default(
         default = param.type.default  # type: ignore[attr-defined]
     stated = m.group(1).replace(",", "")
     assert stated == (f"{default:g}" if isinstance(default, float) else str(default))
+
+
+def test_the_settings_table_is_the_engines() -> None:
+    """docs/language.md's table of `settings { ... }`: every setting, with its default
+    as a rule file writes it, and for a setting with choices, each choice named."""
+    import json
+
+    from mrules.settings import SETTINGS
+
+    text = (ROOT / "docs" / "language.md").read_text("utf-8")
+    table = text.split("\n| Setting | Default | Meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]+)` \| (.+) \|$", table, re.M)
+    assert {name for name, *_ in rows} == set(SETTINGS)
+    for name, default, meaning in rows:
+        spec = SETTINGS[name]
+        assert json.loads(default) == spec.default, name
+        for choice in spec.choices or ():
+            assert f'"{choice}"' in meaning, (name, choice)
