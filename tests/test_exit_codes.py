@@ -426,7 +426,7 @@ def test_an_internal_error_is_one_line_and_a_saved_traceback(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "command", [["run"], ["fmt"], ["segment"], ["explain"], ["test"], ["replay"]]
+    "command", [["run"], ["fmt"], ["segment"], ["explain"], ["test"], ["replay"], ["lint"]]
 )
 def test_help_points_at_the_table(command: list[str]) -> None:
     res = invoke(*command, "--help")

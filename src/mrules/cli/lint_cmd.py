@@ -163,9 +163,10 @@ def lint(
     pyproject.toml (docs/configuration.md); options override them. A
     `# mrules: ignore[MR312]` comment silences a code on its line.
 
-    Exit status: 0 clean, 1 errors (or warnings with --strict), 2 unreadable
-    input or configuration (or --sarif-file in a folder that does not exist),
-    4 the --sarif-file cannot be written.
+    Exit status (docs/exit-codes.md): 0 clean, 1 errors (or warnings with
+    --strict), 2 unreadable input or configuration (or --sarif-file in a folder
+    that does not exist), 4 the --sarif-file or standard output cannot be
+    written (a full disk, a closed pipe), 130 interrupted.
 
     \b
     Example:
