@@ -52,6 +52,10 @@ class CrmError(Exception):
 
     def __str__(self) -> str:
         where = f" [{', '.join(self.fields)}]" if self.fields else ""
+        if where and self.message.endswith(where.strip()):
+            # Salesforce's REQUIRED_FIELD_MISSING message lists them already:
+            # "Required fields are missing: [LastName] [LastName]" said it twice.
+            where = ""
         return f"{self.status_code}: {self.message}{where}"
 
     @property
