@@ -116,6 +116,13 @@ def test_every_option_of_every_command_is_described_and_every_command_has_an_exa
     assert bare == []
     no_example = [p for p, command in _leaf_commands() if "Example" not in (command.help or "")]
     assert no_example == []
+    ctx = click.Context(main)
+    groups = [
+        n for n in main.list_commands(ctx) if isinstance(main.get_command(ctx, n), click.Group)
+    ]
+    assert groups, "no command group found"
+    no_example = [n for n in groups if "Example" not in (main.get_command(ctx, n).help or "")]  # type: ignore[union-attr]
+    assert no_example == []  # `mrules sync --help` is where a user starts the sync
     # The sync's commands exit 2 on purpose when work is pending (plan), 1 on a stale plan,
     # `crm load` 3 when it refused some rows: every command's help says which code means what.
     no_exit = [p for p, c in _leaf_commands() if "Exit status" not in (c.help or "")]

@@ -113,6 +113,11 @@ def crm() -> None:
     It holds leads, contacts, accounts, opportunities, campaigns, campaign
     members, users and tasks, with Salesforce's ids, timestamps and write
     rules. docs/crm.md describes it.
+
+    \b
+    Example:
+      mrules crm load examples/getcloudy/crm --store getcloudy.db
+      mrules crm export --store getcloudy.db --object Lead
     """
 
 

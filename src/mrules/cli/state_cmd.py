@@ -29,7 +29,13 @@ __all__ = ["COMMANDS"]
 
 @click.group()
 def state() -> None:
-    """Read a state store (works while a run holds it)."""
+    """Read a state store (works while a run holds it).
+
+    \b
+    Example:
+      mrules state export --store getcloudy.db
+      mrules state outbox --store getcloudy.db
+    """
 
 
 @state.command("export")

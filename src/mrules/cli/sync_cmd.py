@@ -190,7 +190,14 @@ def _session(
 
 @click.group()
 def sync() -> None:
-    """The CRM sync: plan, apply, run cycles, status, retry, send (docs/sync.md)."""
+    """The CRM sync: plan, apply, run cycles, status, retry, send (docs/sync.md).
+
+    \b
+    Example:
+      mrules sync plan --rules examples/getcloudy/rules --store getcloudy.db
+      mrules sync apply --rules examples/getcloudy/rules --store getcloudy.db
+      mrules sync status --store getcloudy.db
+    """
 
 
 # -- plan -----------------------------------------------------------------------------------------
