@@ -133,6 +133,8 @@ class Effects(EngineParts):
             on = value is True
             if p.opted_out != on:
                 p.opted_out = on
+                if name in self.cs.most_recent:
+                    p.stamps = {**(p.stamps or {}), name: self.event_ts}
                 c.facts.update(("opted_out", "f:opted_out"))
                 self.log(p, ref, Action.SET_FIELD, {"field": name}, not on, on)
             return

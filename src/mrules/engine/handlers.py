@@ -139,6 +139,8 @@ class Handlers(EngineParts):
         self._activity(p, e)
         if not p.opted_out:
             p.opted_out = True
+            if "opted_out" in self.cs.most_recent:  # `prefer most recent` reads its time
+                p.stamps = {**(p.stamps or {}), "opted_out": self.event_ts}
             c.facts.update(("opted_out", "f:opted_out"))
             self.log(p, self._ref_for(e), Action.OPT_OUT, {"email": e.asset}, False, True)
         self._settle(c)
@@ -206,7 +208,7 @@ class Handlers(EngineParts):
                         continue
                 stamp = p.stamps.get(name) if p.stamps else None
                 if crm_value_wins(  # §7.6: a value beats a blank, then `prefer`
-                    ours=p.field(name),
+                    ours=bool(p.opted_out) if name == "opted_out" else p.field(name),
                     theirs=value,
                     prefer=prefer,
                     our_stamp=stamp,

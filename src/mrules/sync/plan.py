@@ -442,6 +442,7 @@ class ProspectView:
         "do_not_sync",
         "email",
         "grade",
+        "opted_out",
         "score",
         "stamps",
     )
@@ -454,6 +455,7 @@ class ProspectView:
         self.assigned_kind = raw.get("ak")
         self.assigned_to = raw.get("at")
         self.do_not_sync = bool(raw.get("ds"))
+        self.opted_out = bool(raw.get("oo"))
         self.stamps: dict[str, float] | None = raw.get("sp")
         self.crm_status = raw.get("st", "none")
 
@@ -467,6 +469,7 @@ class ProspectView:
         view.score, view.grade, view.stamps = p.score, p.grade, p.stamps
         view.assigned_kind, view.assigned_to = p.assigned_kind, p.assigned_to
         view.do_not_sync, view.crm_status = p.do_not_sync, p.crm_status
+        view.opted_out = bool(p.opted_out)
         return view
 
 
@@ -599,6 +602,8 @@ def _ours(p: ProspectView, m: FieldMap) -> Any:
         return p.score
     if m.field == "grade":
         return p.grade
+    if m.field == "opted_out":  # the email status, not a field of its own: true or false
+        return p.opted_out
     value = p.field(m.field)
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
