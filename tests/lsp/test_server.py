@@ -538,3 +538,36 @@ def test_a_file_outside_the_workspace_is_checked_alone(session_factory, project:
     inside = s.open("10-rules.mr")  # a workspace file: its folder is its rule set
     assert s.diagnostics_of(inside) == []
     assert s.messages == []
+
+
+@pytest.mark.parametrize("separator", ["\x0c", "\x85", "\u2028", "\x1e"])
+def test_incremental_changes_count_only_lsp_line_ends(
+    session_factory, project: Path, separator: str
+) -> None:
+    # An editor's ranges count lines as LSP does (`\n`, `\r\n`, `\r`). pygls applied
+    # them to its own lines, also split at a form feed (whitespace to the language), a
+    # NEL, U+2028...: the edit landed elsewhere, and the server checked a text the
+    # editor never showed.
+    s = session_factory(project)
+    uri = s.open("rules/20-sep.mr", f'list "A"  # a{separator}b\nlist "B"\nlist "C"\ntag "B"\n')
+    assert s.diagnostics_of(uri) == []
+    before = len(s.events)
+    s.versions[uri] += 1
+    s.client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(uri=uri, version=s.versions[uri]),
+            [  # two changes in one notification: `list "B"` -> `tag "B"`, `"C"` -> `"A"`
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(1, 0), types.Position(1, 4)), text="tag"
+                ),
+                types.TextDocumentContentChangePartial(  # past the end: up to the line's
+                    range=types.Range(types.Position(2, 5), types.Position(2, 99)), text='"A"'
+                ),
+            ],
+        )
+    )
+    got = [(d.message.split("\n")[0], d.range.start) for d in s.diagnostics_of(uri, before)]
+    assert sorted(got, key=lambda g: g[1].line) == [
+        ("list 'A' is declared twice", types.Position(2, 5)),
+        ("tag 'B' is declared twice", types.Position(3, 4)),
+    ]

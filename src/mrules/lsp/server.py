@@ -162,12 +162,27 @@ class MrulesProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
         """A change to a document the client never opened is the client's mistake: logged
-        and ignored (pygls raised a KeyError, shown to the user as a server error)."""
+        and ignored (pygls raised a KeyError, shown to the user as a server error). A
+        change of a range is applied on the lines as LSP counts them."""
         # pygls keeps open documents by the decoded URI (`My rules`, not `My%20rules`)
-        if unquote(params.text_document.uri) not in self.workspace.text_documents:
+        doc = self.workspace.text_documents.get(unquote(params.text_document.uri))
+        if doc is None:
             log.warning("ignored a change to %s, which is not open", params.text_document.uri)
             return
-        yield from super().lsp_text_document__did_change(params)
+        encoding = str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                # applied here on the lines LSP counts: pygls split them with
+                # `splitlines`, at a form feed, NEL, U+2028... too (the edit landed
+                # on another line), and took a column past a line's end past its `\n`
+                text = doc.source
+                lines = Lines(text, encoding)
+                start, end = lines.offset(change.range.start), lines.offset(change.range.end)
+                whole = text[:start] + change.text + text[max(start, end) :]
+                change = types.TextDocumentContentChangeWholeDocument(text=whole)
+            self.workspace.update_text_document(params.text_document, change)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
 
 
 class MrulesLanguageServer(LanguageServer):
