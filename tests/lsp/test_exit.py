@@ -95,3 +95,14 @@ def test_a_clean_exit_is_quick_and_says_nothing(session_factory, tmp_path: Path)
     assert s.ended(30) == 0
     assert time.monotonic() - started < EXIT_GRACE
     assert s.run(s.client._server.stderr.read()) == b""
+
+
+def test_exit_without_shutdown_ends_with_status_1(session_factory, tmp_path: Path) -> None:
+    # The protocol, `mrules lsp --help` and docs/editors.md say 1: the process ended 0
+    # (pygls's SystemExit(1) from exit was caught and the server returned normally), so
+    # a client could not tell a server it stopped from one that was dropped.
+    s = session_factory(tmp_path)
+    s.exit()
+    started = time.monotonic()
+    assert s.ended(30) == 1
+    assert time.monotonic() - started < EXIT_GRACE

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,7 @@ class MrulesLanguageServer(LanguageServer):
         self.debounce = DEBOUNCE
         self.config_error: str | None = None
         self.shut_down = False  # after `shutdown`: nothing is checked or published again
+        self.exiting = False  # the client sent `exit`
 
     # ------------------------------------------------------------- rule sets
 
@@ -416,6 +418,7 @@ def on_exit(ls: MrulesLanguageServer, params: None) -> None:
     on stderr to say what held it: an editor must never be left with a server that won't
     go. Writes to stderr stop blocking first: editors often never read it, and a process
     blocked on a full stderr pipe (a watchdog writing stacks into it too) never ends."""
+    ls.exiting = True
     with contextlib.suppress(OSError, ValueError):
         os.set_blocking(2, False)
     faulthandler.dump_traceback_later(EXIT_GRACE, exit=True)
@@ -736,3 +739,7 @@ def serve() -> None:
     _never_block_on_stderr()
     logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_unreadable_params)
     server.start_io()
+    if server.exiting and not server.shut_down:
+        # `exit` without `shutdown` first ends with 1, as the protocol says: pygls raised
+        # SystemExit(1) inside its loop, caught it, and returned (the process ended 0)
+        sys.exit(1)
