@@ -21,7 +21,7 @@ import pytest
 
 
 class RawClient:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, initialize: bool = True) -> None:
         self.root = root
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mrules", "lsp"],
@@ -32,7 +32,11 @@ class RawClient:
         )
         self.buf = b""
         self.received: list[dict[str, Any]] = []
-        self.request(1, "initialize", {"capabilities": {}, "rootUri": root.as_uri()})
+        if initialize:
+            self.initialize(1)
+
+    def initialize(self, id: int) -> None:
+        self.request(id, "initialize", {"capabilities": {}, "rootUri": self.root.as_uri()})
         self.notify("initialized", {})
 
     def send(self, message: dict[str, Any]) -> None:
@@ -184,3 +188,32 @@ def test_a_stderr_nobody_reads_never_stops_the_server(client: RawClient) -> None
         client.received.clear()
     assert _symbols(client, 6)["result"][0]["name"] == "list A"
     assert client.close()[0] == 0
+
+
+def test_a_request_before_initialize_is_refused_as_not_initialized(tmp_path: Path) -> None:
+    # The protocol: a request before `initialize` gets ServerNotInitialized (-32002) and
+    # a notification is dropped. The server answered InternalError with a traceback, and
+    # a didOpen raised, shown to the user as "Error in server".
+    (tmp_path / "a.mr").write_text('list "A"\n', "utf-8")
+    c = RawClient(tmp_path, initialize=False)
+    try:
+        doc = {"uri": (tmp_path / "a.mr").as_uri()}
+        c.notify(
+            "textDocument/didOpen",
+            {"textDocument": {**doc, "languageId": "mrules", "version": 1, "text": "lst\n"}},
+        )
+        at = {"textDocument": doc, "position": {"line": 0, "character": 0}}
+        answer = c.request(1, "textDocument/hover", at)
+        assert answer["error"]["code"] == -32002, answer
+        assert "traceback" not in json.dumps(answer)
+        c.initialize(2)
+        assert "error" not in c.request(3, "textDocument/hover", at)
+        assert c.messages_shown() == []
+        published = [m for m in c.received if m.get("method") == "textDocument/publishDiagnostics"]
+        assert all(m["params"]["diagnostics"] == [] for m in published)  # the disk's text
+        code, _ = c.close()
+        assert code == 0
+    finally:
+        if c.proc.poll() is None:
+            c.proc.kill()
+            c.proc.wait()

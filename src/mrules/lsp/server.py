@@ -28,7 +28,12 @@ from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlparse
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcServerNotInitialized,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
@@ -156,9 +161,25 @@ class MrulesProtocol(LanguageServerProtocol):
                 log.warning("ignored %s: invalid params: %s", method, why)
             return _Unreadable()
 
+    initialized = False  # `initialize` came
+
     def handle_message(self, message: Any) -> None:
-        if not isinstance(message, _Unreadable):
-            super().handle_message(message)
+        """Before `initialize`, a request is answered ServerNotInitialized and a
+        notification dropped, as the protocol says (the features reached for a workspace
+        not made yet: an InternalError with a traceback, "Error in server")."""
+        if isinstance(message, _Unreadable):
+            return
+        method = getattr(message, "method", None)
+        if not self.initialized and method not in (None, types.INITIALIZE, types.EXIT):
+            if getattr(message, "id", None) is not None:
+                error = JsonRpcServerNotInitialized(f"{method} before initialize")
+                self._send_response(message.id, None, error.to_response_error())
+            else:
+                log.warning("ignored %s before initialize", method)
+            return
+        if method == types.INITIALIZE:
+            self.initialized = True
+        super().handle_message(message)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
