@@ -217,3 +217,31 @@ def test_a_request_before_initialize_is_refused_as_not_initialized(tmp_path: Pat
         if c.proc.poll() is None:
             c.proc.kill()
             c.proc.wait()
+
+
+@pytest.mark.parametrize(
+    "body, answer",
+    [
+        (b"{{{{{", (None, -32700)),  # not JSON
+        (b'{"jsonrpc": "2.0", "id": 5, "method": "\xff"}', (None, -32700)),  # not UTF-8
+        (b"[1, 2]", (None, -32600)),  # JSON, not a message
+        (b"null", (None, -32600)),
+        (b'{"id": 7, "method": "textDocument/hover"}', (7, -32600)),  # no "jsonrpc"
+        (b'{"jsonrpc": "2.0", "id": 8}', (8, -32600)),  # no method, and not a response
+    ],
+)
+def test_a_body_that_is_not_a_message_is_answered_as_json_rpc_says(
+    client: RawClient, body: bytes, answer: tuple[int | None, int]
+) -> None:
+    # JSON-RPC answers a ParseError (-32700) or an InvalidRequest (-32600); the server
+    # showed the user "Error in server: Expecting property name...", or "'list' object
+    # has no attribute 'jsonrpc'", and left a request with an id unanswered.
+    assert client.proc.stdin is not None
+    client.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    client.proc.stdin.flush()
+    assert "result" in _symbols(client, 2)  # and the next message is read as ever
+    errors = [m for m in client.received if "error" in m]
+    assert [(e.get("id"), e["error"]["code"]) for e in errors] == [answer]
+    assert client.messages_shown() == []
+    code, _ = client.close()
+    assert code == 0

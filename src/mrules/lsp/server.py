@@ -32,6 +32,8 @@ from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInternalError,
     JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
 from pygls.lsp.server import LanguageServer
@@ -148,8 +150,12 @@ class MrulesProtocol(LanguageServerProtocol):
             return super().structure_message(data)
         except JsonRpcException as e:
             method = data.get("method")
-            if not isinstance(method, str):
-                raise
+            if not isinstance(method, str):  # no method: not a message of the protocol
+                if "result" not in data and "error" not in data:
+                    self._not_a_message(data)
+                else:  # a response to nothing this server asked, or one it cannot read
+                    log.warning("ignored a response that does not fit: %s", _why(e))
+                return _Unreadable()
             why = _why(e)
             if "id" in data:
                 self._send_response(
@@ -161,6 +167,18 @@ class MrulesProtocol(LanguageServerProtocol):
                 log.warning("ignored %s: invalid params: %s", method, why)
             return _Unreadable()
 
+    def _not_a_message(self, data: Any) -> None:
+        """JSON that is no JSON-RPC message: answered InvalidRequest, as JSON-RPC says
+        (pygls failed on it, shown to the user as "Error in server")."""
+        id = data.get("id") if isinstance(data, dict) else None
+        log.warning("ignored a message that is not JSON-RPC: %.200r", data)
+        self.send_error(id, JsonRpcInvalidRequest("not a JSON-RPC 2.0 message"))
+
+    def send_error(self, id: Any, error: JsonRpcException) -> None:
+        """An error answer; its id is null when the request's id could not be read."""
+        id = id if isinstance(id, int | str) else None
+        self._send_data(types.ResponseErrorMessage(id=id, error=error.to_response_error()))
+
     initialized = False  # `initialize` came
 
     def handle_message(self, message: Any) -> None:
@@ -168,6 +186,9 @@ class MrulesProtocol(LanguageServerProtocol):
         notification dropped, as the protocol says (the features reached for a workspace
         not made yet: an InternalError with a traceback, "Error in server")."""
         if isinstance(message, _Unreadable):
+            return
+        if not hasattr(message, "jsonrpc"):  # `[1]`, `42`, `{}`: JSON, not JSON-RPC
+            self._not_a_message(message)
             return
         method = getattr(message, "method", None)
         if not self.initialized and method not in (None, types.INITIALIZE, types.EXIT):
@@ -310,8 +331,16 @@ class MrulesLanguageServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls shows an error to the user with a message, except one of sending a message:
         telling that one fails the same way, and pygls reported that failure again, without
-        end. It only goes to the log (pygls logged it already, with its traceback)."""
+        end. It only goes to the log (pygls logged it already, with its traceback). Nor one
+        of reading a message that is not JSON: that is answered with a ParseError."""
         if source is JsonRpcInternalError:
+            return
+        if source is JsonRpcException and isinstance(error, ValueError):
+            # a body that is not JSON (or not UTF-8): the client's mistake, answered with
+            # a ParseError as JSON-RPC says, never "Error in server" shown to the user
+            log.warning("ignored a message that is not JSON: %s", error)
+            if isinstance(self.protocol, MrulesProtocol):
+                self.protocol.send_error(None, JsonRpcParseError())
             return
         super().report_server_error(error, source)
 
