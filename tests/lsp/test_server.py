@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -197,6 +198,37 @@ def test_rename_refuses_a_name_the_language_cannot_hold(session_factory, project
                     types.RenameParams(types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"'), new)
                 )
             )
+
+
+@pytest.mark.parametrize(
+    "needle, new, why",
+    [
+        ('"MQL"', "Customers", "list 'Customers' is already declared at rules/00-decls.mr:3"),
+        ("company_size", "email", "field 'email' is already a Pardot default field"),
+        ("company_size", "score", "'score' starts a criterion"),
+        ("company_size", "days", "'days' starts a criterion"),
+    ],
+)
+def test_rename_refuses_a_name_that_is_taken_or_a_criterion_keyword(
+    session_factory, project: Path, needle: str, new: str, why: str
+) -> None:
+    # A rename to a name already declared merged the two (`list "Customers"` declared
+    # twice, every use of both one list); a field renamed to `score`, `days`... could
+    # no longer be tested (MR205): the rule set was broken by one rename, without a word.
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    with pytest.raises(Exception, match=re.escape(why)):
+        s.run(
+            s.client.text_document_rename_async(
+                types.RenameParams(types.TextDocumentIdentifier(uri), pos(RULES, needle, 1), new)
+            )
+        )
+    same = s.run(  # renaming a name to itself is no clash
+        s.client.text_document_rename_async(
+            types.RenameParams(types.TextDocumentIdentifier(uri), pos(RULES, '"MQL"', 1), "MQL")
+        )
+    )
+    assert {e.new_text for v in same.changes.values() for e in v} == {'"MQL"'}
 
 
 def test_completion_keywords_names_and_values(session_factory, project: Path) -> None:

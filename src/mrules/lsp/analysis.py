@@ -22,6 +22,7 @@ from lark.exceptions import LarkError
 
 from mrules import ast, symbols
 from mrules.checker import check_loaded
+from mrules.checker.fields import criterion_keywords
 from mrules.checker.names import USES_NAMES
 from mrules.checker.visit import nodes
 from mrules.config import Config
@@ -102,7 +103,8 @@ class Analysis:
 
     def rename_edits(self, ref: NameRef, new: str) -> dict[str, list[tuple[int, int, str]]]:
         """(start, end, new text) per file for renaming a name everywhere; ValueError if the
-        new name cannot be written (a field name must be a lowercase identifier)."""
+        new name cannot be written (a field name must be a lowercase identifier), is
+        declared already, or is a field name a criterion would read as a keyword (MR205)."""
         if ref.namespace == "field":
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", new):
                 raise ValueError(f"'{new}' is not a field name: lowercase letters, digits, _")
@@ -111,6 +113,15 @@ class Analysis:
         elif not new or "\n" in new or "\r" in new or BAD_STRING_CHAR.search(new):
             # (a string holds no NUL or lone surrogate: MR015; CR is a line break to editors)
             raise ValueError("a name is one line of text, with no NUL or lone surrogate")
+        if new != ref.key:  # a name taken: the two would be one (and declared twice)
+            taken = [r for r in self.by_key.get((ref.namespace, new), []) if r.declaration]
+            if taken:
+                where = _where(self, taken[0].path, taken[0].start)
+                raise ValueError(f"{ref.namespace} '{new}' is already declared at {where}")
+            if ref.namespace == "field" and new in self.symbols.fields:
+                raise ValueError(f"field '{new}' is already a Pardot default field")
+        if ref.namespace == "field" and new in criterion_keywords():
+            raise ValueError(f"'{new}' starts a criterion: a field so named cannot be tested")
         edits: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         for r in self.references(ref):
             edits[r.path].append((r.start, r.end, quote(new) if r.quoted else new))
