@@ -503,6 +503,31 @@ def test_a_lone_carriage_return_ends_a_line(session_factory, project: Path) -> N
     assert d.range == types.Range(types.Position(2, 0), types.Position(2, 3))
 
 
+def test_completion_and_hover_in_a_file_whose_lines_end_with_a_lone_cr(
+    session_factory, project: Path
+) -> None:
+    # Completion looked for the line's start at the last `\n`: in a file of lone `\r`
+    # line ends, a `#` on an earlier line hid the string the cursor is in (no names
+    # offered), and hover said every name was declared on line 1.
+    s = session_factory(project)
+    text = '# lists\rlist "Leads"  # the list\rtag "t"\ron submit of form "Demo \U0001f389" {\r'
+    text += '  add to list "Leads"\r  add to list "L'
+    uri = s.open("rules/20-cr.mr", text)
+    got = s.run(
+        s.client.text_document_completion_async(
+            types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(5, 16))
+        )
+    )
+    assert [i.label for i in got.items] == ["Leads"]
+    assert got.items[0].text_edit.range == types.Range(types.Position(5, 14), types.Position(5, 16))
+    h = s.run(
+        s.client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(1, 7))
+        )
+    )
+    assert "declared at rules/20-cr.mr:2" in h.contents.value
+
+
 def test_positions_past_the_end_of_a_line_stay_before_its_crlf() -> None:
     from mrules.lsp.server import Lines
 

@@ -66,6 +66,7 @@ def _units(text: str, encoding: str) -> int:
 
 _LINE_END = re.compile(r"\r\n?|\n")
 """A line ends with `\n`, `\r\n` or a lone `\r`, as LSP counts lines."""
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 class Lines:
@@ -295,7 +296,10 @@ class MrulesLanguageServer(LanguageServer):
         for doc in list(self.workspace.text_documents.values()):
             path = uri_to_path(doc.uri)  # as sent: the keys are decoded once already
             if path is not None and path.suffix == RULE_SUFFIX:
-                out[os.path.realpath(path)] = doc.source
+                # a lone `\r` ends a line as `\n` does: one character for one, so every
+                # offset holds, and what counts lines by `\n` (completion, the line of
+                # "declared at" in hover) counts them as the editor does
+                out[os.path.realpath(path)] = _LONE_CR.sub("\n", doc.source)
         return out
 
     def refresh(self, rs: _RuleSet) -> Analysis | None:
