@@ -257,6 +257,30 @@ def test_completion_keywords_names_and_values(session_factory, project: Path) ->
     assert "then" not in kw
 
 
+@pytest.mark.parametrize("typed, cursor", [('"M"', 2), ('""', 1), ('"MQ\\"L"', 2)])
+def test_a_name_completed_in_a_closed_string_replaces_the_closing_quote(
+    session_factory, project: Path, typed: str, cursor: int
+) -> None:
+    # Editors close a quote as it is typed (the VS Code extension does): `add to list "M"`
+    # with the cursor after M. The completion replaced only `"M`, so accepting "MQL" made
+    # `"MQL""`, a syntax error. It now replaces the string up to its closing quote.
+    s = session_factory(project)
+    text = RULES.replace('then { add to list "MQL" }', f"then {{ add to list {typed} }}")
+    uri = s.open("rules/10-rules.mr", text)
+    at = pos(text, f"list {typed} }}", len("list ") + cursor)
+    got = s.run(
+        s.client.text_document_completion_async(
+            types.CompletionParams(types.TextDocumentIdentifier(uri), at)
+        )
+    )
+    [item] = [i for i in got.items if i.label == "MQL"]
+    line = text.splitlines()[at.line]
+    edit = item.text_edit
+    done = line[: edit.range.start.character] + edit.new_text + line[edit.range.end.character :]
+    assert done == '  then { add to list "MQL" }'
+    assert edit.range.start.character <= at.character <= edit.range.end.character
+
+
 def test_document_symbols(session_factory, project: Path) -> None:
     s = session_factory(project)
     uri = s.open("rules/00-decls.mr")

@@ -12,6 +12,7 @@ only converts positions and shapes the answers.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -441,7 +442,8 @@ class Completion:
     kind: str  # "keyword", "field", "value", or a namespace
     detail: str
     insert: str
-    start: int  # the text from start to the cursor is replaced by `insert`
+    start: int  # the text from start to the cursor (or to `end`) is replaced by `insert`
+    end: int | None = None  # past the cursor: the rest of a string, its closing quote
 
 
 _ITEM_LINE_RE = re.compile(r"^(?:" + "|".join(ITEM_KEYWORDS) + r")(?![A-Za-z0-9_])", re.M)
@@ -478,6 +480,8 @@ _VALUE_OPS = (
     ("starts", "with"),
     ("ends", "with"),
 )
+_STRING_REST = re.compile(r'(?:[^"\\\r\n]|\\.)*"')
+"""The rest of a string from inside it, its closing quote included."""
 _TOKEN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[A-Za-z_][A-Za-z0-9_]*|<->|[<>]=?|[^\s]')
 
 
@@ -557,7 +561,11 @@ def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
                 if f.name.startswith(typed)
             )
     if "STRING" in accepted or in_string is not None:
-        out.extend(_string_completions(analysis, words, start, typed))
+        names = _string_completions(analysis, words, start, typed)
+        rest = _STRING_REST.match(text, offset) if in_string is not None else None
+        if rest is not None:  # `"M|"`: the quote the editor closed is replaced too
+            names = [dataclasses.replace(c, end=rest.end()) for c in names]
+        out.extend(names)
     return out
 
 

@@ -581,7 +581,9 @@ def on_completion(ls: MrulesLanguageServer, params: types.CompletionParams) -> t
                 kind=_COMPLETION_KINDS.get(c.kind, types.CompletionItemKind.Reference),
                 detail=c.detail,
                 sort_text=f"{i:05d}",
-                text_edit=types.TextEdit(lines.range(c.start, offset), c.insert),
+                text_edit=types.TextEdit(
+                    lines.range(c.start, offset if c.end is None else c.end), c.insert
+                ),
             )
         )
     return types.CompletionList(is_incomplete=False, items=items)
