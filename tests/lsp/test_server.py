@@ -652,3 +652,32 @@ def test_incremental_changes_count_only_lsp_line_ends(
         ("list 'A' is declared twice", types.Position(2, 5)),
         ("tag 'B' is declared twice", types.Position(3, 4)),
     ]
+
+
+def test_closing_an_unsaved_file_outside_the_workspace_clears_it(
+    session_factory, project: Path
+) -> None:
+    # A file outside the workspace is checked alone; closed unsaved (or deleted, then
+    # closed), there is nothing left to check: the server showed "mrules cannot check
+    # .../new.mr: no such file or folder", and its diagnostics stayed for good.
+    (project / "downloads").mkdir()
+    s = session_factory(project / "rules")
+    uri = s.open("../downloads/new.mr", 'list "B"\nlst\n')  # not on disk
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR001"]
+    before = len(s.events)
+    s.client.text_document_did_close(
+        types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
+    )
+    assert s.diagnostics_of(uri, before) == []
+    assert (
+        s.run(  # and nothing to answer about it
+            s.client.text_document_document_symbol_async(
+                types.DocumentSymbolParams(types.TextDocumentIdentifier(uri))
+            )
+        )
+        == []
+    )
+    before = len(s.events)
+    uri = s.open("../downloads/new.mr", "lst\n")  # reopened: checked again
+    assert [d.code for d in s.diagnostics_of(uri, before)] == ["MR001"]
+    assert s.messages == []

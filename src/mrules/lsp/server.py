@@ -307,8 +307,12 @@ class MrulesLanguageServer(LanguageServer):
         if rs.pending is not None:
             rs.pending.cancel()
             rs.pending = None
+        overlays = self.overlays()
+        if str(rs.root) not in overlays and not os.path.lexists(rs.root):
+            self.forget(rs)  # closed and not on disk: nothing is left to check
+            return None
         try:
-            analysis = analyze([rs.root], self.overlays(), rs.config, self.cache)
+            analysis = analyze([rs.root], overlays, rs.config, self.cache)
         except LoadError as e:  # a file of the folder cannot be read (not UTF-8...)
             self.show_error(rs, f"mrules cannot check {rs.root}: {e}")
             return rs.analysis
@@ -324,6 +328,16 @@ class MrulesLanguageServer(LanguageServer):
         }
         self.publish(rs, analysis)
         return analysis
+
+    def forget(self, rs: _RuleSet) -> None:
+        """Drop a rule set that is gone (a file checked alone, closed unsaved or deleted):
+        its diagnostics are cleared. Loading it showed "no such file" to the user, and
+        what it last published stayed in the editor for good."""
+        for uri in rs.published:
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+            )
+        self.rule_sets.pop(rs.root, None)
 
     def show_error(self, rs: _RuleSet, message: str) -> None:
         """Tell the user why a rule set has no diagnostics: once, not at every keystroke
