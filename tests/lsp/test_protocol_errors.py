@@ -108,10 +108,12 @@ def client(tmp_path: Path):
         c.proc.wait()
 
 
+def _symbols_params(c: RawClient) -> dict[str, Any]:
+    return {"textDocument": {"uri": (c.root / "a.mr").as_uri()}}
+
+
 def _symbols(c: RawClient, id: int) -> dict[str, Any]:
-    return c.request(
-        id, "textDocument/documentSymbol", {"textDocument": {"uri": (c.root / "a.mr").as_uri()}}
-    )
+    return c.request(id, "textDocument/documentSymbol", _symbols_params(c))
 
 
 @pytest.mark.parametrize(
@@ -245,3 +247,14 @@ def test_a_body_that_is_not_a_message_is_answered_as_json_rpc_says(
     assert client.messages_shown() == []
     code, _ = client.close()
     assert code == 0
+
+
+def test_a_request_after_shutdown_is_answered_invalid_request(client: RawClient) -> None:
+    # The protocol: requests after `shutdown` error with InvalidRequest. pygls logged
+    # "Server shutting down. No more requests!" and never answered: the editor's
+    # request waited for ever.
+    assert client.request(2, "shutdown", None)["result"] is None
+    answer = client.request(3, "textDocument/documentSymbol", _symbols_params(client))
+    assert answer["error"]["code"] == -32600, answer
+    client.notify("exit", None)
+    assert client.proc.wait(timeout=30) == 0

@@ -185,7 +185,8 @@ class MrulesProtocol(LanguageServerProtocol):
     def handle_message(self, message: Any) -> None:
         """Before `initialize`, a request is answered ServerNotInitialized and a
         notification dropped, as the protocol says (the features reached for a workspace
-        not made yet: an InternalError with a traceback, "Error in server")."""
+        not made yet: an InternalError with a traceback, "Error in server"). After
+        `shutdown`, a request is answered InvalidRequest."""
         if isinstance(message, _Unreadable):
             return
         if not hasattr(message, "jsonrpc"):  # `[1]`, `42`, `{}`: JSON, not JSON-RPC
@@ -198,6 +199,12 @@ class MrulesProtocol(LanguageServerProtocol):
                 self._send_response(message.id, None, error.to_response_error())
             else:
                 log.warning("ignored %s before initialize", method)
+            return
+        if self._shutdown and method not in (None, types.EXIT):
+            # a request after `shutdown` errors with InvalidRequest, as the protocol says
+            # (pygls logged it and never answered: the editor waited for ever)
+            if getattr(message, "id", None) is not None:
+                self.send_error(message.id, JsonRpcInvalidRequest(f"{method} after shutdown"))
             return
         if method == types.INITIALIZE:
             self.initialized = True
