@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mrules.diagnostics import Diagnostic, Severity
-from mrules.lsp.analysis import KEYWORD_DOCS, analyze, complete, quick_fix
+from mrules.lsp.analysis import KEYWORD_DOCS, analyze, complete, hover, quick_fix
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +59,21 @@ def test_no_names_offered_where_a_name_is_declared(analysis) -> None:
 def test_completion_inside_a_comment_offers_nothing_odd(analysis) -> None:
     text = '# add to list "'
     assert [c for c in complete(analysis, text, len(text)) if c.kind == "list"] == []
+
+
+@pytest.mark.parametrize(
+    "text", ["# the sc", 'list "MQL"  # email and sc', '# a "quoted" sc', 'tag "#T" # sc']
+)
+def test_a_word_typed_in_a_comment_is_neither_completed_nor_explained(analysis, text: str) -> None:
+    # Prose in a comment was taken for code: `sc` offered `scoring`, and hover on `email`
+    # or `score` in a comment showed a field's type or a keyword's documentation.
+    assert complete(analysis, text, len(text)) == []
+    path = "other.mr"  # no names of it indexed: only keywords and default fields
+    assert hover(analysis, path, text, len(text) - 1) is None
+    assert hover(analysis, path, "# the score", 8) is None
+    assert hover(analysis, path, "# email", 3) is None
+    assert hover(analysis, path, "email", 1) is not None  # outside a comment, as before
+    assert hover(analysis, path, 'tag "#T" score', 10) is not None  # `#` in a string
 
 
 def diag(hint: str, start: int, end: int) -> Diagnostic:

@@ -374,7 +374,7 @@ def hover(
     if ref is not None:
         return _name_hover(analysis, ref), (ref.start, ref.end)
     word = _word_at(text, offset)
-    if word is None:
+    if word is None or _in_comment(text, word[0]):  # a word of a comment is prose
         return None
     start, end = word
     w = text[start:end]
@@ -520,7 +520,9 @@ def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
 
     line_start = text.rfind("\n", 0, offset) + 1
     before = text[line_start:offset]
-    in_string = _open_quote(before)
+    in_string, in_comment = _scan(before)
+    if in_comment:  # prose: nothing to offer
+        return []
     if in_string is not None:
         start = line_start + in_string
     else:
@@ -603,12 +605,25 @@ def _string_completions(
 
 def _open_quote(line: str) -> int | None:
     """Where the string the cursor is in starts on its line, or None outside strings."""
+    open_at, _ = _scan(line)
+    return open_at
+
+
+def _in_comment(text: str, offset: int) -> bool:
+    """Whether `offset` is in a comment (after a `#` that is not in a string)."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return _scan(text[line_start:offset])[1]
+
+
+def _scan(line: str) -> tuple[int | None, bool]:
+    """A line's text before the cursor: where the string the cursor is in starts (or
+    None), and whether the cursor is in a comment."""
     pos, open_at = 0, None
     while pos < len(line):
         ch = line[pos]
         if open_at is None:
             if ch == "#":
-                return None
+                return None, True
             if ch == '"':
                 open_at = pos
         elif ch == "\\":
@@ -616,7 +631,7 @@ def _open_quote(line: str) -> int | None:
         elif ch == '"':
             open_at = None
         pos += 1
-    return open_at
+    return open_at, False
 
 
 # ------------------------------------------------------------------ code actions
