@@ -258,3 +258,26 @@ def test_a_request_after_shutdown_is_answered_invalid_request(client: RawClient)
     assert answer["error"]["code"] == -32600, answer
     client.notify("exit", None)
     assert client.proc.wait(timeout=30) == 0
+
+
+def test_a_refused_rename_is_one_log_line_not_a_traceback(tmp_path: Path) -> None:
+    """A rename to a name already declared is refused with its reason (InvalidParams),
+    which the editor shows. pygls also logged it with a whole traceback, in the editor's
+    log, as if the server had failed: now one line with the reason."""
+    (tmp_path / "a.mr").write_text('list "A"\nlist "B"\n', "utf-8")
+    c = RawClient(tmp_path)
+    uri = (tmp_path / "a.mr").as_uri()
+    doc = {"uri": uri, "languageId": "mrules", "version": 1, "text": 'list "A"\nlist "B"\n'}
+    c.notify("textDocument/didOpen", {"textDocument": doc})
+    answer = c.request(
+        5,
+        "textDocument/rename",
+        {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 6}, "newName": "B"},
+    )
+    assert answer["error"]["code"] == -32602, answer
+    assert "already declared" in answer["error"]["message"]
+    code, err = c.close()
+    assert code == 0
+    log = err.decode()
+    assert "Traceback" not in log, log
+    assert "refused: list 'B' is already declared" in log, log

@@ -811,10 +811,29 @@ def _not_unreadable_params(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("Unable to deserialize message")
 
 
+def _refusals_in_one_line(record: logging.LogRecord) -> bool:
+    """A request mrules refuses on purpose (a rename to a name taken: JsonRpcInvalidParams)
+    is answered with its reason, which the editor shows; pygls also logged it with a whole
+    traceback, in the editor's log, as if the server had failed. One line instead; an
+    internal error keeps its traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    if (
+        isinstance(error, JsonRpcException)
+        and not isinstance(error, JsonRpcInternalError)
+        and str(record.msg).startswith("Exception occurred for message")
+    ):
+        record.msg = f"{record.msg}: refused: {error}"
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 def serve() -> None:
     """Run the server over standard input and output until the client says exit."""
     _never_block_on_stderr()
-    logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_unreadable_params)
+    pygls_log = logging.getLogger("pygls.protocol.json_rpc")
+    pygls_log.addFilter(_not_unreadable_params)
+    pygls_log.addFilter(_refusals_in_one_line)
     server.start_io()
     if server.exiting and not server.shut_down:
         # `exit` without `shutdown` first ends with 1, as the protocol says: pygls raised
