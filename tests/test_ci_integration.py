@@ -202,19 +202,18 @@ def test_the_actions_shell_steps_lint_annotate_and_fail(tmp_path: Path) -> None:
     assert fail.returncode == 1
 
 
-def test_the_action_passes_a_clean_rule_set_through(tmp_path: Path) -> None:
-    """The Lint step's script alone, with mrules from this environment: exit-code 0."""
+def _run_lint_step(tmp_path: Path, **given: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The action's Lint step, its script alone, with the inputs `given` over their
+    defaults and mrules from this environment: what it did, and its GITHUB_OUTPUT file."""
     action = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
     [lint] = [s for s in action["runs"]["steps"] if s.get("id") == "lint"]
     venv_bin = tmp_path / "mrules-venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "mrules").symlink_to(Path(sys.executable).with_name("mrules"))
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "ok.mr").write_text('list "MQL"\n', "utf-8")
     output_file = tmp_path / "out"
     output_file.write_text("")
     inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
-    inputs.update(paths="rules", strict="true", args="--ignore MR030")
+    inputs.update(**given)
     env = {
         **os.environ,
         "RUNNER_TEMP": str(tmp_path),
@@ -229,6 +228,16 @@ def test_the_action_passes_a_clean_rule_set_through(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
+    return done, output_file
+
+
+def test_the_action_passes_a_clean_rule_set_through(tmp_path: Path) -> None:
+    """The Lint step's script alone, with mrules from this environment: exit-code 0."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "ok.mr").write_text('list "MQL"\n', "utf-8")
+    done, output_file = _run_lint_step(
+        tmp_path, paths="rules", strict="true", args="--ignore MR030"
+    )
     assert done.returncode == 0, done.stderr
     assert output_file.read_text() == "exit-code=0\n"
     assert "ok: 1 file, no problems" in done.stderr
@@ -238,32 +247,12 @@ def test_the_action_lints_every_path_of_a_multi_line_input(tmp_path: Path) -> No
     """`paths` (and `args`) written as a YAML block, one a line, as a workflow may: every
     line is linted (`read -a` took the first line alone, and passed the broken folder
     below it silently)."""
-    action = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
-    [lint] = [s for s in action["runs"]["steps"] if s.get("id") == "lint"]
-    venv_bin = tmp_path / "mrules-venv" / "bin"
-    venv_bin.mkdir(parents=True)
-    (venv_bin / "mrules").symlink_to(Path(sys.executable).with_name("mrules"))
     warned = 'form "F"\non submit of form "F" { add tag "t" }\n'  # MR109: no tag "t"
     for folder, text in (("warned", warned), ("broken", BROKEN)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "main.mr").write_text(text, "utf-8")
-    output_file = tmp_path / "out"
-    output_file.write_text("")
-    inputs = {k: str(v.get("default", "")) for k, v in action["inputs"].items()}
-    inputs.update(paths="warned\nbroken\n", args="--ignore MR030\n--ignore MR109\n")
-    env = {
-        **os.environ,
-        "RUNNER_TEMP": str(tmp_path),
-        "GITHUB_OUTPUT": str(output_file),
-        **{k: _evaluate(str(v), inputs, {}) for k, v in lint["env"].items()},
-    }
-    done = subprocess.run(
-        ["bash", "-eo", "pipefail", "-c", lint["run"]],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    done, output_file = _run_lint_step(
+        tmp_path, paths="warned\nbroken\n", args="--ignore MR030\n--ignore MR109\n"
     )
     assert done.returncode == 0, done.stderr
     assert output_file.read_text() == "exit-code=1\n", done.stderr
