@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import io
 import os
@@ -78,6 +79,7 @@ class _Main(click.Group):
     def __call__(self, *args: object, **kwargs: object) -> object:
         _stop_on_sigterm_as_on_ctrl_c()
         _whole_writes_when_unbuffered()
+        _closed_stdout_refuses_writes()
         try:
             # What every command loads first (a tenth of a second), loaded where Ctrl-C and
             # SIGTERM are ours: within click, they said `Aborted!` and exited 1, the code
@@ -154,6 +156,34 @@ def _whole_writes_when_unbuffered() -> None:
                 write_through=True,
             ),
         )
+
+
+class ClosedOutput(io.TextIOBase):
+    """Standard output when the process started with it closed (`>&-`): Python then has
+    none (`sys.stdout is None`), and `click.echo` and `print` drop what they are given
+    without a word. `mrules sync plan >&-` printed its plan nowhere and exited 0, as did
+    `--help`, `--version`, `lint --explain`, `crm describe` and `sync status`; `crm
+    export` was an internal error (exit 70). Every write raises instead, and `failures()`
+    makes it exit 4, as `stdout_or_exit()` does for the commands that check first."""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    @property
+    def buffer(self) -> object:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
+def _closed_stdout_refuses_writes() -> None:
+    """`sys.stdout` is a `ClosedOutput` when the process has no standard output."""
+    if sys.stdout is None:
+        sys.stdout = ClosedOutput()
 
 
 class Terminated(KeyboardInterrupt):

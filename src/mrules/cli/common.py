@@ -337,10 +337,19 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def stdout_or_exit() -> BinaryIO:
     """Standard output, for bytes; exit 4 when it is closed (`>&-`: Python has none), as
     for a closed pipe, before any work."""
-    if sys.stdout is None:
-        fail("standard output is closed: nothing can be written; give it a file (> FILE)",
-             EXIT_STORE)  # fmt: skip
+    if stdout_closed():
+        fail(STDOUT_CLOSED, EXIT_STORE)
     return sys.stdout.buffer  # type: ignore[return-value]
+
+
+STDOUT_CLOSED = "standard output is closed: nothing can be written; give it a file (> FILE)"
+
+
+def stdout_closed() -> bool:
+    """Whether the process has no standard output (`>&-`)."""
+    from mrules.cli import ClosedOutput
+
+    return sys.stdout is None or isinstance(sys.stdout, ClosedOutput)
 
 
 def output_folder_or_exit(option: str, path: str | None) -> None:
@@ -479,6 +488,8 @@ def failures(interrupted: str | None = None) -> Iterator[None]:
             interrupted = said if isinstance(said, str) else INTERRUPTED_MESSAGE
         fail(interrupted, EXIT_INTERRUPTED)
     except OSError as e:
+        if e.errno == errno.EBADF and e.filename is None and stdout_closed():
+            fail(STDOUT_CLOSED, EXIT_STORE)
         if e.errno == errno.EPIPE:
             _quiet(sys.stdout)
             fail("the output was closed before everything was written (broken pipe)", EXIT_STORE)
