@@ -78,3 +78,52 @@ def test_a_closed_stdout_is_no_error_for_a_command_that_prints_nothing_there() -
     res = closed_stdout("run", RULES, EVENTS, "--store", ":memory:")
     assert res.returncode == ExitCode.OK, res.stderr.decode()
     assert b"events applied" in res.stderr
+
+
+ASCII_LOCALE = {"PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C"}
+"""A locale that is not UTF-8: Python decodes the command line and names files as ASCII."""
+
+
+def _ascii_locale_or_skip() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+        env={**os.environ, **ASCII_LOCALE}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    if probe.stdout.strip() == "utf-8":
+        pytest.skip("this Python decodes the command line as UTF-8 in the C locale")
+
+
+def test_an_email_with_accents_is_found_whatever_the_locale(tmp_path: Path) -> None:
+    """Under a locale that is not UTF-8, Python decodes `josé@exämple.com` on the command
+    line with a lone surrogate for each byte past ASCII: `explain` said the email was
+    "not UTF-8 text, so no prospect has it" (exit 2), and `state export --prospect`,
+    `report html --timeline` and `sync retry --prospect` refused it the same way."""
+    _ascii_locale_or_skip()
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"ts":"2026-11-02T09:00:00Z","id":"x1","type":"form_submit","visitor":"v-1",'
+        '"prospect":"josé@exämple.com","asset":"Demande Get Cloudy",'
+        '"fields":{"first_name":"José"}}\n',
+        encoding="utf-8",
+    )
+    store = tmp_path / "s.db"
+    assert mrules("run", RULES, events, "--store", store).returncode == 0
+    for env in ({}, ASCII_LOCALE):
+        res = mrules("explain", "josé@exämple.com", "--store", store, env=env)
+        assert res.returncode == 0, (env, res.stderr.decode())
+        assert res.stdout.decode().startswith("josé@exämple.com: score "), env
+        res = mrules("state", "export", "--prospect", "josé@exämple.com", "--store", store, env=env)
+        assert res.returncode == 0, (env, res.stderr.decode())
+        assert '"email":"josé@exämple.com"' in res.stdout.decode(), env
+        page = tmp_path / "r.html"
+        res = mrules("report", "html", page, "--store", store, "--timeline", "josé@exämple.com",
+                     env=env)  # fmt: skip
+        assert res.returncode == 0, (env, res.stderr.decode())
+    # bytes that are not UTF-8 are still refused, in either locale
+    for env in ({}, ASCII_LOCALE):
+        res = subprocess.run(
+            [sys.executable, "-m", "mrules", "explain", b"jos\xe9@x.com", "--store", store],
+            env={**os.environ, **env}, capture_output=True, check=False,
+        )  # fmt: skip
+        assert res.returncode == ExitCode.USAGE, env
+        assert b"is not UTF-8 text" in res.stderr, env

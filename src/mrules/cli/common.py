@@ -404,11 +404,20 @@ def refuse_output_over_inputs(
 
 
 def email_or_exit(what: str, email: str) -> str:
-    """An email given on the command line, or exit 2 when it holds bytes that are not UTF-8
-    (the shell passes them as lone surrogates, which no store query can take: exit 70)."""
-    if printable_path(email) != email:
+    """An email given on the command line as text, or exit 2 when its bytes are not UTF-8.
+
+    Python decodes the command line with the locale's encoding, and a byte it cannot
+    decode becomes a lone surrogate, which no store query can take (exit 70). Under a
+    locale that is not UTF-8 (`LC_ALL=C` with `PYTHONUTF8=0`, `LANG=fr_FR.ISO-8859-1`)
+    that is every byte of `josé@example.com` past ASCII: the email is read from the
+    bytes the shell passed, as UTF-8, as the store and the events hold it, whatever the
+    locale (`explain` said it was "not UTF-8 text, so no prospect has it")."""
+    if not any("\udc80" <= c <= "\udcff" for c in email):
+        return email  # decoded whole
+    try:
+        return os.fsencode(email).decode("utf-8")
+    except UnicodeError:
         fail(f"{what} '{printable_path(email)}' is not UTF-8 text, so no prospect has it")
-    return email
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

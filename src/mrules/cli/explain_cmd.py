@@ -221,7 +221,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
       mrules explain bob@bigcorp.example --store /tmp/getcloudy.db --timeline
     """
     reads_only()
-    email_or_exit("EMAIL", email)
+    email = email_or_exit("EMAIL", email)
     if sync_db is not None and not timeline:  # it was read by nothing: a typo went unseen
         fail("--sync-db goes with --timeline (the SQL and won stages come from it)")
     out = stdout_or_exit()

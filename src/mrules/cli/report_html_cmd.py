@@ -151,7 +151,7 @@ def html(
             shown = printable_path(store_path)
             fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
         if timeline_email is not None:
-            email_or_exit("--timeline", timeline_email)
+            timeline_email = email_or_exit("--timeline", timeline_email)
         if not out.strip():  # Path("") is the folder "."
             fail("OUT needs a file name (or - for standard output)", EXIT_USAGE)
         target = Path(out)

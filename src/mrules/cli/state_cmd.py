@@ -62,8 +62,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     it does not have; 4 the store cannot be read, or standard output is closed.
     """
     reads_only()
-    for email in emails:
-        email_or_exit("--prospect", email)
+    emails = tuple(email_or_exit("--prospect", email) for email in emails)
     out = stdout_or_exit()
     store = open_store(store_path, readonly=True)  # no store: exit 2, whatever is beside it
     try:

@@ -1121,8 +1121,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     from mrules.sync import default_sync_path
     from mrules.sync.db import SyncDb, SyncDbError
 
-    for email in prospects:
-        email_or_exit("--prospect", email)
+    prospects = tuple(email_or_exit("--prospect", email) for email in prospects)
     path = default_sync_path(store_path)
     if not path.exists():
         fail(f"{printable_path(str(path))}: no sync yet (run `mrules sync run` or `sync apply`)")
