@@ -127,3 +127,29 @@ def test_an_email_with_accents_is_found_whatever_the_locale(tmp_path: Path) -> N
         )  # fmt: skip
         assert res.returncode == ExitCode.USAGE, env
         assert b"is not UTF-8 text" in res.stderr, env
+
+
+def test_an_include_with_accents_is_found_whatever_the_locale(tmp_path: Path) -> None:
+    """Rule text is UTF-8, and so is the file name an include gives. Under a locale that
+    is not UTF-8, `include "partagé/listes"` looked for the name as the locale spells it:
+    `no rule file 'partagé/listes' under r\\udcc3\\udca8gles` (the folder's name shown
+    with lone surrogates), though `partagé/listes.mr` is there."""
+    _ascii_locale_or_skip()
+    root = tmp_path / "règles"
+    (root / "partagé").mkdir(parents=True)
+    (root / "partagé" / "listes.mr").write_text('list "Clients"\n', encoding="utf-8")
+    (root / "a.mr").write_text(
+        'include "partagé/listes"\n'
+        'automation rule "Été" priority 1 {\n'
+        '  when all { in list "Clients" }\n'
+        "  then { score +1 }\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    (root / "b.mr").write_text('include "nulle/part"\n', encoding="utf-8")
+    for env in ({}, ASCII_LOCALE):
+        res = mrules("lint", "règles/a.mr", env=env, cwd=tmp_path)
+        assert res.returncode == 0, (env, res.stdout.decode(), res.stderr.decode())
+        res = mrules("lint", "règles/b.mr", env=env, cwd=tmp_path)
+        assert res.returncode == ExitCode.DIAGNOSTICS, env
+        assert "no rule file 'nulle/part' under règles\n" in res.stdout.decode(), env

@@ -95,9 +95,9 @@ def display_path(path: str | Path) -> str:
         return "-"
     path = Path(path)
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return printable_path(path.resolve().relative_to(Path.cwd().resolve()).as_posix())
     except ValueError:
-        return path.resolve().as_posix()
+        return printable_path(path.resolve().as_posix())
 
 
 def decode(data: bytes, shown: str) -> str:
@@ -434,7 +434,11 @@ class _Loader:
                 "includes are relative to the rule folder and stay inside it",
             )
             return
-        path = root / (target if rel.suffix == RULE_SUFFIX else target + RULE_SUFFIX)
+        name = target if rel.suffix == RULE_SUFFIX else target + RULE_SUFFIX
+        # Rule text is UTF-8, and so are the file names it gives: named as the OS names
+        # them, also under a locale that is not UTF-8 (`LC_ALL=C`, `PYTHONUTF8=0`), where
+        # `include "partagé/listes"` found no file `partagé/listes.mr`.
+        path = root / os.fsdecode(name.encode("utf-8"))
         try:
             exists = os.path.lexists(path)
         except (OSError, ValueError):
@@ -468,7 +472,7 @@ def _include_hint(root: Path, target: str) -> str:
         names = []
     close = difflib.get_close_matches(target.removesuffix(RULE_SUFFIX), names, n=1)
     if close:
-        return f"did you mean '{close[0]}'?"
+        return f"did you mean '{printable_path(close[0])}'?"
     return (
         'an include is a path under the rule folder, `.mr` optional (`include "shared/scoring"`),'
         ' or a bundled file: `include "library/pardot-default-scoring"`'
