@@ -59,9 +59,9 @@ def grammar_text() -> str:
 def lark_parser() -> Lark:
     """The LALR parser, built once per process.
 
-    `cache=True` keeps the built tables in the temp folder (keyed by the grammar's
-    hash and Lark's version), so a CLI run loads them instead of rebuilding them;
-    an unwritable or stale cache only costs the rebuild.
+    The built tables are cached in the user's own cache folder (`_tables_cache`), so a
+    CLI run loads them instead of rebuilding them; an unwritable or stale cache only
+    costs the rebuild.
     """
     return Lark(
         grammar_text(),
@@ -69,8 +69,46 @@ def lark_parser() -> Lark:
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
-        cache=True,
+        cache=_tables_cache(),
     )
+
+
+def _tables_cache() -> str | bool:
+    """Where the parser's tables are cached: `$XDG_CACHE_HOME/mrules` (by default
+    `~/.cache/mrules`), a folder only this user may write; False (no cache) when there
+    is none such.
+
+    Lark's own `cache=True` used a name anyone could guess in the shared temp folder
+    (`/tmp/.lark_cache_USER_HASH_3_11.tmp`) and unpickles what it finds there: another
+    local user could create that file first and have mrules run their code. The file
+    name here holds the grammar's and Lark's versions, so installs of two mrules do
+    not rebuild each other's tables.
+    """
+    import hashlib
+    import os
+    import stat
+    import sys
+
+    import lark
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not os.path.isabs(base):  # no home folder: "~/.cache" left as it is
+        return False
+    folder = os.path.join(base, "mrules")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError:
+        return False
+    getuid = getattr(os, "getuid", None)
+    if (
+        not stat.S_ISDIR(st.st_mode)  # a symbolic link: the folder may be anyone's
+        or (getuid is not None and st.st_uid != getuid())
+        or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        return False
+    key = hashlib.sha256(f"{grammar_text()}\0{lark.__version__}".encode()).hexdigest()[:16]
+    return os.path.join(folder, f"parser-{key}-py{sys.version_info[0]}{sys.version_info[1]}.lark")
 
 
 # ------------------------------------------------------------------ transformer
