@@ -71,12 +71,21 @@ _SET_META = (
 
 
 def _shown(url: str) -> str:
-    """The URL without its password, for messages."""
-    head, sep, tail = url.partition("@")
+    """The URL without its password, for messages: neither the one before `@` (libpq
+    takes the user up to the first `:`, and a password may hold `@`) nor a `password=`
+    (or `sslpassword=`) parameter."""
+    scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    scheme, _, user = head.partition("://")
-    return f"{scheme}://{user.split(':', 1)[0]}@{tail}"
+    main, qsep, query = rest.partition("?")
+    head, at, host = main.rpartition("@")
+    if at:
+        main = f"{head.split(':', 1)[0]}@{host}"
+    if qsep:
+        kept = [p for p in query.split("&") if not p.partition("=")[0].endswith("password")]
+        query = "&".join(kept)
+        qsep = "?" if query else ""
+    return f"{scheme}://{main}{qsep}{query}"
 
 
 class PgStore:

@@ -179,6 +179,33 @@ def test_unreachable_server_is_one_line(getcloudy: Path) -> None:
         Path("x.rejects.jsonl").unlink()
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:secret@h:5432/db", "postgresql://u@h:5432/db"),
+        ("postgresql://u:p@secret@h/db", "postgresql://u@h/db"),  # a password with an @
+        (
+            "postgresql://u@h/db?password=secret&sslmode=require",
+            "postgresql://u@h/db?sslmode=require",
+        ),
+        ("postgres://h/db?sslpassword=secret", "postgres://h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_messages_show_no_password(url: str, shown: str) -> None:
+    """The password is hidden wherever the URL carries it: after the user, even with an
+    `@` in it, and as a `password=` or `sslpassword=` parameter."""
+    from mrules.store_pg import _shown
+
+    assert _shown(url) == shown
+
+
+def test_an_unreachable_server_shows_no_password_parameter(getcloudy: Path) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{_free_port()}/x?password=secret"
+    code, out = _cli("run", "rules", "events.jsonl", "--store", url)
+    assert code == 4 and "cannot connect" in out and "secret" not in out
+
+
 def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path) -> None:
     """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
     import mrules
