@@ -88,6 +88,14 @@ def _shown(url: str) -> str:
     return f"{scheme}://{main}{qsep}{query}"
 
 
+def _why(e: BaseException) -> str:
+    """A psycopg error on one line: the server's primary message (without its `LINE 1:`
+    excerpt of the query), or libpq's text with its tab-indented hint joined on."""
+    diag = getattr(e, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    return " ".join(str(primary or e).split()) or type(e).__name__
+
+
 class PgStore:
     """An open PostgreSQL store; see `mrules.storeapi.StateStore` for each method."""
 
@@ -138,7 +146,7 @@ class PgStore:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as e:
             raise StoreError(
-                f"cannot connect to store {_shown(url)}: {str(e).strip()}; check the URL and"
+                f"cannot connect to store {_shown(url)}: {_why(e)}; check the URL and"
                 " that the server runs"
             ) from None
         store = cls(url, conn, readonly)
@@ -165,7 +173,7 @@ class PgStore:
                 )
         except psycopg.Error as e:
             conn.close()
-            raise StoreError(f"cannot open store {_shown(url)}: {str(e).strip()}") from None
+            raise StoreError(f"cannot open store {_shown(url)}: {_why(e)}") from None
         except BaseException:
             conn.close()
             raise
@@ -202,7 +210,7 @@ class PgStore:
         try:
             return self._c().execute(sql, params).fetchall()
         except psycopg.Error as e:
-            raise StoreError(f"cannot read store {_shown(self.url)}: {str(e).strip()}") from None
+            raise StoreError(f"cannot read store {_shown(self.url)}: {_why(e)}") from None
 
     def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         rows = self._all(sql, params)
@@ -565,7 +573,7 @@ class PgStore:
                 pids.pop(email, None)
             raise StoreError(
                 f"cannot commit to store {_shown(self.url)} (the batch at"
-                f" {batch.source}:{batch.line}): {str(e).strip()}; nothing of this batch was"
+                f" {batch.source}:{batch.line}): {_why(e)}; nothing of this batch was"
                 " written, every earlier batch is kept"
             ) from None
         except BaseException:
@@ -659,7 +667,7 @@ def copy_from_sqlite(url: str, path: Path) -> int:
             ]
             cur.executemany(_SET_META, meta)
     except psycopg.Error as e:
-        raise StoreError(f"cannot write store {_shown(url)}: {str(e).strip()}") from None
+        raise StoreError(f"cannot write store {_shown(url)}: {_why(e)}") from None
     except (sqlite3.Error, KeyError) as e:
         raise StoreError(f"cannot read the merged store {path}: {e}") from None
     finally:

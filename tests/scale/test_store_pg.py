@@ -206,6 +206,18 @@ def test_an_unreachable_server_shows_no_password_parameter(getcloudy: Path) -> N
     assert code == 4 and "cannot connect" in out and "secret" not in out
 
 
+def test_the_server_s_errors_are_one_line(db: str, getcloudy: Path) -> None:
+    """libpq's hint on its own tab-indented line, the server's `LINE 1:` excerpt of the
+    query and its caret: one line, as every `mrules: error:` is."""
+    url = f"postgresql://nobody@127.0.0.1:{_free_port()}/x"
+    code, out = _cli("run", "rules", "events.jsonl", "--store", url)
+    assert code == 4 and "Connection refused" in out and out.count("\n") == 1, out
+    with psycopg.connect(db, autocommit=True) as conn:  # another program's mrules_meta
+        conn.execute("CREATE TABLE mrules_meta (k integer)")
+    code, out = _cli("state", "export", "--store", db)
+    assert code == 4 and 'column "value" does not exist' in out and out.count("\n") == 1, out
+
+
 def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path) -> None:
     """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
     import mrules
