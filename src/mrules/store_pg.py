@@ -130,8 +130,10 @@ class PgStore:
         """Connect; a writer takes the advisory lock and creates the tables if needed.
 
         Raises:
-            StoreError: psycopg is not installed, the server cannot be reached, or the
-                database holds a store of a newer mrules.
+            StorePathError: psycopg is not installed, or a reader finds no store in the
+                database.
+            StoreError: the server cannot be reached, or the database holds a store of a
+                newer mrules.
             StoreLocked: another session writes to the store (and `wait` is false or timed out).
         """
         try:
@@ -151,6 +153,13 @@ class PgStore:
             ) from None
         store = cls(url, conn, readonly)
         try:
+            if readonly:
+                found = store._one("SELECT to_regclass('mrules_meta')")[0]
+                if found is None:  # as for a missing SQLite file: usage, exit 2
+                    raise StorePathError(
+                        f"no store in {_shown(url)} (run `mrules run RULES EVENTS --store"
+                        f" {_shown(url)}` first)"
+                    )
             if not readonly:
                 store._lock(wait, timeout)
                 with conn.transaction():

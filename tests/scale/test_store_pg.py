@@ -218,6 +218,26 @@ def test_the_server_s_errors_are_one_line(db: str, getcloudy: Path) -> None:
     assert code == 4 and 'column "value" does not exist' in out and out.count("\n") == 1, out
 
 
+def _mrules_tables(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        sql = "SELECT tablename FROM pg_tables WHERE tablename LIKE 'mrules_%' ORDER BY 1"
+        return [t for (t,) in conn.execute(sql).fetchall()]
+
+
+def test_a_database_without_a_store_is_no_store_to_read(db: str, getcloudy: Path) -> None:
+    """As for a missing SQLite file: exit 2, `no store`, and nothing created; `segment`
+    (which writes only to a store a run made) does not make one either."""
+    url = db.replace("mrules@", "mrules:secret@")
+    for cmd in (["state", "export"], ["state", "outbox"], ["explain", "leung@example.com"],
+                ["segment", "rules"]):  # fmt: skip
+        code, out = _cli(*cmd, "--store", url)
+        assert code == 2 and "no store in" in out and out.count("\n") == 1, (cmd, out)
+        assert "secret" not in out and "Traceback" not in out
+    assert _mrules_tables(db) == []
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+    assert _cli("segment", "rules", "--store", db)[0] == 0
+
+
 def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path) -> None:
     """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
     import mrules

@@ -10,7 +10,7 @@ from mrules.cli.common import PATH, READ_STORE_PATH, fail, stdout_or_exit
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 from mrules.loader import printable_path
-from mrules.storeapi import MEMORY
+from mrules.storeapi import MEMORY, is_postgres_url
 
 __all__ = ["COMMANDS"]
 
@@ -53,6 +53,8 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
     if "://" not in store_path and not Path(store_path).exists():  # a typo made a new store
         shown = printable_path(store_path)
         fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
+    if is_postgres_url(store_path):  # nor a database named by mistake: open it to read first
+        open_store(store_path, readonly=True).close()
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
         engine = Engine(compiled, store, source="segment")
