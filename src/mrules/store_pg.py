@@ -15,6 +15,7 @@ READ transaction. Install with `pip install 'mrules[postgres]'` (psycopg 3).
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -133,7 +134,7 @@ class PgStore:
             StorePathError: psycopg is not installed, or a reader finds no store in the
                 database.
             StoreError: the server cannot be reached, or the database holds a store of a
-                newer mrules.
+                newer mrules or a damaged one.
             StoreLocked: another session writes to the store (and `wait` is false or timed out).
         """
         try:
@@ -164,19 +165,19 @@ class PgStore:
                 store._lock(wait, timeout)
                 with conn.transaction():
                     conn.execute(_SCHEMA)
-                    version = store._meta_value("schema_version")
+                    version = store._meta_int("schema_version", "the schema version")
                     if version is None:
                         conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
                         conn.execute(_SET_META, ("created_at", _now()))
                         conn.execute(_SET_META, ("mrules_version", __version__))
-                    elif int(version) < SCHEMA_VERSION:
+                    elif version < SCHEMA_VERSION:
                         # 2 -> 3: new history rows are MessagePack; the JSON ones stay
                         # readable (`history.load_data`), so nothing else changes.
                         conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
-            version = store._meta_value("schema_version")
+            version = store._meta_int("schema_version", "the schema version")
             if version is None:
                 raise StoreError(f"{_shown(url)} holds no mrules store yet: run mrules run first")
-            if int(version) > SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"store {_shown(url)} was written by a newer mrules (schema {version})"
                 )
@@ -229,6 +230,21 @@ class PgStore:
         row = self._one("SELECT value FROM mrules_meta WHERE key = %s", (key,))
         return None if row is None else row[0]
 
+    def _damaged(self, what: str, value: object) -> StoreError:
+        return StoreError(
+            f"store {_shown(self.url)} is damaged ({what} is {str(value)[:40]!r}): restore the"
+            " database from a backup, or give an empty one to start a new store (a new run"
+            " then applies the stream from its first line)"
+        )
+
+    def _meta_int(self, key: str, what: str) -> int | None:
+        value = self._meta_value(key)
+        if value is None:
+            return None
+        if not value.isascii() or not value.isdigit():
+            raise self._damaged(what, value)
+        return int(value)
+
     def _interner(self) -> Interner:
         if self._names is None or self.readonly:
             names = Interner()
@@ -265,14 +281,27 @@ class PgStore:
 
     def stream_anchor(self, source: str) -> tuple[int, int] | None:
         value = self._meta_value(ANCHOR_KEY + source)
-        return None if value is None else parse_anchor(value)
+        if value is None:
+            return None
+        found = parse_anchor(value)
+        if found is None:
+            raise self._damaged(f"the last event of stream {source}", value)
+        return found
 
     def streams(self) -> dict[str, int]:
         return dict(self._all("SELECT source, line FROM mrules_streams ORDER BY source"))
 
     def clock(self) -> float | None:
         value = self._meta_value("clock")
-        return None if value is None else float(value)
+        if value is None:
+            return None
+        try:
+            clock = float(value)
+        except ValueError:
+            clock = math.nan
+        if not math.isfinite(clock):
+            raise self._damaged("the clock", value)
+        return clock
 
     def ruleset_version(self) -> str | None:
         return self._meta_value("ruleset_version")
@@ -413,8 +442,7 @@ class PgStore:
         return start[0] if start and start[0] is not None else 0
 
     def max_seq(self) -> int:
-        value = self._meta_value("seq")
-        return 0 if value is None else int(value)
+        return self._meta_int("seq", "the ledger's last seq") or 0
 
     def _messages(self, want: int, prospect: str | None, after_seq: int = 0) -> Iterator[Message]:
         if prospect is None:
@@ -449,8 +477,7 @@ class PgStore:
         return iter([RejectedLine._make(r) for r in rows])
 
     def log_start(self, log: str) -> int | None:
-        value = self._meta_value("actions_log:" + log)
-        return None if value is None else int(value)
+        return self._meta_int("actions_log:" + log, f"the start of action log {log}")
 
     def set_log_start(self, log: str, seq: int) -> None:
         if self.readonly:

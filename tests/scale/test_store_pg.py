@@ -238,6 +238,40 @@ def test_a_database_without_a_store_is_no_store_to_read(db: str, getcloudy: Path
     assert _cli("segment", "rules", "--store", db)[0] == 0
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "what"),
+    [
+        ("schema_version", "three", "the schema version"),
+        ("clock", "soon", "the clock"),
+        ("clock", "nan", "the clock"),
+        ("seq", "12x", "the ledger's last seq"),
+    ],
+)
+def test_a_damaged_setting_is_a_damaged_store(
+    db: str, getcloudy: Path, key: str, value: str, what: str
+) -> None:
+    """A setting that is not a number is damage, exit 4 naming it, as in SQLite (it was an
+    internal error, exit 70); a damaged stream anchor is refused, not taken as none."""
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE mrules_meta SET value = %s WHERE key = %s", (value, key))
+    commands = [["run", "rules", "events.jsonl", "-q"]]
+    if key == "schema_version":  # what every open reads; the others, what a run reads
+        commands.append(["state", "export"])
+    for cmd in commands:
+        code, out = _cli(*cmd, "--store", db)
+        assert code == 4 and f"is damaged ({what} is {value!r})" in out, (cmd, out)
+        assert "Traceback" not in out and out.count("\n") == 1
+
+
+def test_a_damaged_stream_anchor_is_a_damaged_store(db: str, getcloudy: Path) -> None:
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE mrules_meta SET value = 'x' WHERE key LIKE 'stream_anchor:%'")
+    code, out = _cli("run", "rules", "events.jsonl", "--store", db, "-q")
+    assert code == 4 and "is damaged (the last event of stream" in out, out
+
+
 def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path) -> None:
     """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
     import mrules
