@@ -194,3 +194,31 @@ def test_a_cycle_too_late_for_the_next_one_to_have_a_date_is_refused(tmp_path: P
     assert "the next sync cycle would be after 9999-12-31T23:59:59Z" in r.output
     r = w.sync("run", "--until", "9999-12-31T23:59:59Z")
     assert "no cycle due" in r.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--rules", "rules"),
+        ("plan", "--rules", "rules"),
+        ("apply", "--rules", "rules"),
+        ("send", "ann@x.com", "--rules", "rules"),
+        ("status",),
+        ("retry",),
+    ],
+)
+def test_a_postgresql_store_is_refused_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    """The sync keeps its files beside the store's file: a PostgreSQL URL was taken as a
+    path (`postgresql:/u:secret@h/db.sync.db: no sync yet`), the password shown."""
+    from click.testing import CliRunner
+
+    from mrules.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("rules").mkdir()
+    r = CliRunner().invoke(main, ["sync", *args, "--store", "postgresql://u:secret@h/db"])
+    assert r.exit_code == 2, r.output
+    assert "does not take a PostgreSQL store" in r.output and "secret" not in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules"]

@@ -164,12 +164,15 @@ class _StorePath(click.ParamType):
     """`--store`: a path, a URL or `:memory:`, never empty (Path("") is the folder ".").
 
     `memory=False` for the commands that read a store a run wrote (they refuse
-    `:memory:`): their messages do not offer it."""
+    `:memory:`): their messages do not offer it. `postgres`, for the commands that
+    keep files beside the store's file: why they refuse a PostgreSQL URL (exit 2; the
+    URL, and so its password, is not repeated)."""
 
     name = "path"
 
-    def __init__(self, memory: bool = True) -> None:
+    def __init__(self, memory: bool = True, postgres: str | None = None) -> None:
         self.memory = memory
+        self.postgres = postgres
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -194,6 +197,8 @@ class _StorePath(click.ParamType):
                 ctx,
             )
         if is_postgres_url(text):  # `postgresql://` alone: libpq's defaults (local server)
+            if self.postgres is not None:
+                self.fail(self.postgres, param, ctx)
             return text
         if text.endswith(("/", os.sep)) and not Path(text).is_dir():  # pathlib drops the /
             self.fail(
@@ -208,6 +213,11 @@ class _StorePath(click.ParamType):
 STORE_PATH = _StorePath()
 READ_STORE_PATH = _StorePath(memory=False)
 """`--store` of the commands that read what a run wrote: explain, state, report, segment."""
+SYNC_STORE_PATH = _StorePath(
+    postgres="the sync keeps its files beside an SQLite store's file (NAME.sync.db, and"
+    " NAME.crm.db for --crm local): it does not take a PostgreSQL store"
+)
+"""`--store` of `mrules sync`: a store's file, never a PostgreSQL URL (docs/sync.md)."""
 
 
 class _SyncPath(click.ParamType):

@@ -22,7 +22,7 @@ from mrules.cli.common import (
     EXIT_STORE,
     EXIT_USAGE,
     PATH,
-    STORE_PATH,
+    SYNC_STORE_PATH,
     NonEmptyPath,
     email_or_exit,
     fail,
@@ -60,7 +60,7 @@ def _options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--store",
         "store_path",
-        type=STORE_PATH,
+        type=SYNC_STORE_PATH,
         default="mrules.db",
         show_default=True,
         help="The state store; the sync keeps its own file beside it (NAME.sync.db).",
@@ -983,7 +983,7 @@ def send_cmd(
 @click.option(
     "--store",
     "store_path",
-    type=STORE_PATH,
+    type=SYNC_STORE_PATH,
     default="mrules.db",
     show_default=True,
     help="The state store whose sync file (NAME.sync.db, beside it) is read.",
@@ -1095,7 +1095,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 @click.option(
     "--store",
     "store_path",
-    type=STORE_PATH,
+    type=SYNC_STORE_PATH,
     default="mrules.db",
     show_default=True,
     help="The state store whose sync file (NAME.sync.db, beside it) holds the errors.",
