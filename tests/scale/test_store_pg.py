@@ -272,6 +272,17 @@ def test_a_damaged_stream_anchor_is_a_damaged_store(db: str, getcloudy: Path) ->
     assert code == 4 and "is damaged (the last event of stream" in out, out
 
 
+def test_a_prospect_the_store_lacks_is_named_without_the_password(db: str, getcloudy: Path) -> None:
+    """`state export --prospect` named the store by its URL, password and all."""
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+    url = db.replace("mrules@", "mrules:secret@")  # the test server trusts any password
+    for cmd in (["state", "export", "--prospect", "nobody@example.com"],
+                ["explain", "nobody@example.com"]):  # fmt: skip
+        code, out = _cli(*cmd, "--store", url)
+        assert code == 2 and "no prospect 'nobody@example.com' in" in out, out
+        assert "secret" not in out
+
+
 def test_the_python_api_opens_a_postgresql_url_as_the_cli_does(db: str, getcloudy: Path) -> None:
     """`mrules.run(..., store=URL)` and `open_store(URL)` take the CLI's `--store` URL."""
     import mrules

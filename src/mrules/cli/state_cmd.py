@@ -23,6 +23,7 @@ from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
 from mrules.events import prospect_key
 from mrules.outputs import export_records
+from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS"]
 
@@ -73,7 +74,8 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
             missing = sorted({prospect_key(e) for e in emails} - {r["email"] for r in records})
             if missing:  # a typo printed nothing and exit 0, as if it had nothing to show
                 names = ", ".join(f"'{m}'" for m in missing)
-                fail(f"no prospect {names} in {store_path}", EXIT_USAGE)
+                shown = store.path if is_postgres_url(store_path) else store_path  # no password
+                fail(f"no prospect {names} in {shown}", EXIT_USAGE)
         for record in records:  # the whole store: printed as it is read
             if synced is not None:
                 record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
