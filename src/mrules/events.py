@@ -55,6 +55,7 @@ from typing import IO, Any, Final, NamedTuple
 
 import orjson
 
+from mrules.timetext import LAST_TIME
 from mrules.vocab import EVENT_ASSET_KINDS, CrmObject, EventType
 
 __all__ = [
@@ -390,7 +391,7 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
             line,
             get("id"),
             dt,
-            dt.timestamp(),
+            min(dt.timestamp(), LAST_TIME),  # 23:59:59.99999 of 9999 rounds to 10000
             kind,
             prospect,
             visitor,

@@ -24,6 +24,8 @@ from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
+from mrules.timetext import FIRST_TIME, LAST_TIME
+
 if TYPE_CHECKING:
     from mrules.batch import Batch
 
@@ -41,8 +43,10 @@ MEMORY = ":memory:"
 """The `--store` value that asks for an in-memory store."""
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 """How a `--store` value that names a PostgreSQL database begins (docs/scale-out.md)."""
-YEARS_1_TO_9999 = (-62_135_596_800.0, 253_402_300_799.0)
-"""The POSIX times a date can show: a stored time outside them is damage."""
+YEARS_1_TO_9999 = (FIRST_TIME, LAST_TIME)
+"""The POSIX times a date can show, the last second of 9999 included (it was left out:
+an event at 9999-12-31T23:59:59.5Z made every read of its store "damaged"); a stored
+time outside them is damage."""
 
 
 def is_postgres_url(spec: object) -> TypeGuard[str]:

@@ -12,8 +12,17 @@ files, the reports), so the same moment reads the same everywhere.
 from __future__ import annotations
 
 import datetime as dt
+import math
 
-__all__ = ["utc_seconds_text", "utc_text"]
+__all__ = ["FIRST_TIME", "LAST_TIME", "utc_seconds_text", "utc_text"]
+
+FIRST_TIME = -62_135_596_800.0
+"""0001-01-01T00:00:00Z in POSIX seconds: the first moment a date can show."""
+LAST_TIME = math.nextafter(253_402_300_800.0, 0.0)
+"""The last POSIX time (a float) before 10000-01-01T00:00:00Z: 9999-12-31T23:59:59.99997Z.
+
+A float near the year 9999 is exact to 2**-15 s, so `9999-12-31T23:59:59.999999Z` as
+seconds rounds up to the year 10000, which no date holds."""
 
 
 def utc_text(moment: dt.datetime) -> str:

@@ -105,7 +105,7 @@ FROM (SELECT id, email, CAST(state AS TEXT) AS j FROM main.prospects WHERE state
 # A time: a number within the years 1 to 9999 (what event times can be; inf is beyond).
 _TIME_OK = (
     "(typeof({0}) IN ('integer', 'real') AND {0} BETWEEN"
-    f" {YEARS_1_TO_9999[0]:.0f} AND {YEARS_1_TO_9999[1]:.0f})"
+    f" {YEARS_1_TO_9999[0]!r} AND {YEARS_1_TO_9999[1]!r})"
 )
 _DAMAGED = f"""
 SELECT email, CASE
