@@ -98,3 +98,25 @@ def test_the_exit_code_table_names_the_crm_commands_that_exit_3(tmp_path: Path) 
         if line.startswith("| 3 |")
     )
     assert "`crm load`" in row.split("|")[-2] and "`crm apply-changes`" in row.split("|")[-2]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["load", str(SEED)], ["export"], ["describe", "Lead"],
+     ["apply-changes", str(CHANGES), "--until", "2026-12-01T00:00:00Z"]],
+)  # fmt: skip
+def test_a_postgresql_store_without_crm_is_refused_without_its_password(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRM file sits beside a store's file, NAME.crm.db: beside a PostgreSQL URL it
+    was a path made of the URL, named with its password (`postgresql:/u:s3cret@h/db.crm.db:
+    no such CRM file`). It is exit 2 asking for --crm, and creates nothing."""
+    monkeypatch.chdir(tmp_path)
+    r = mrules("crm", *command, "--store", "postgresql://u:s3cret@localhost/db")
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (
+        "mrules: error: a PostgreSQL store has no file for the CRM to sit beside: give the"
+        " CRM file with --crm PATH\n"
+    )
+    assert "s3cret" not in r.output
+    assert list(tmp_path.iterdir()) == []

@@ -41,6 +41,7 @@ from mrules.crm.files import (
 from mrules.crm.model import Schema, SchemaError, parse_datetime
 from mrules.loader import printable_path
 from mrules.sqlitefiles import UNREADABLE, unreadable_reason
+from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS"]
 
@@ -83,6 +84,13 @@ def _open(
     create: bool,
     org: dict[str, Any] | None = None,
 ) -> Iterator[EmulatedCrm]:
+    if not crm_path and is_postgres_url(store_path):
+        # NAME.crm.db beside a URL is no file: the message named a path made of the URL,
+        # its password included. The CRM file is given on its own beside such a store.
+        fail(
+            "a PostgreSQL store has no file for the CRM to sit beside: give the CRM file"
+            " with --crm PATH"
+        )
     path = Path(crm_path) if crm_path else default_crm_path(store_path)
     if not path.parent.is_dir():
         fail(
