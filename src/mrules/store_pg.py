@@ -568,7 +568,7 @@ class PgStore:
                         "INSERT INTO mrules_rejects (source, line, reason, text)"
                         " VALUES (%s, %s, %s, %s) ON CONFLICT (source, line) DO UPDATE SET"
                         " reason = excluded.reason, text = excluded.text",
-                        [tuple(r) for r in batch.rejects],
+                        [_text_row(r) for r in batch.rejects],
                     )
                 if batch.shared:
                     cur.executemany(
@@ -710,3 +710,10 @@ def copy_from_sqlite(url: str, path: Path) -> int:
         store.close()
         src.close()
     return rows
+
+
+def _text_row(row: Any) -> tuple[Any, ...]:
+    """A rejected line's row as PostgreSQL's text takes it: a NUL (a raw NUL byte in a
+    line that is not JSON) becomes U+FFFD. PostgreSQL refused the whole commit, and
+    every rerun at the same line, so one damaged line stopped the store for good."""
+    return tuple(v.replace("\x00", "\ufffd") if type(v) is str else v for v in row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -391,3 +392,18 @@ def test_a_partitioned_run_the_database_refuses_leaves_no_log_and_runs_again(
     assert code == 3, out
     assert Path("pg.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
     assert _cli("state", "export", "--store", db) == _cli("state", "export", "--store", "one.db")
+
+
+def test_a_rejected_line_with_a_nul_byte_is_kept(db: str, getcloudy: Path) -> None:
+    """A line that is not JSON because of a raw NUL byte is a reject, kept in the store
+    with its text: PostgreSQL's text takes no NUL, and the commit failed (exit 4) at
+    every rerun, the store stopped for good by one damaged line. The NUL is kept as
+    U+FFFD; the good lines after it are applied."""
+    data = Path("events.jsonl").read_bytes()
+    Path("events.jsonl").write_bytes(b'{"type": "tick"\x00}\n' + data)
+    code, out = _cli("run", "rules", "events.jsonl", "--store", db, "--rejects", "r.jsonl")
+    assert code == 3, out
+    rejects = [json.loads(line) for line in Path("r.jsonl").read_text().splitlines()]
+    assert rejects[0]["line"] == 1 and rejects[0]["text"] == '{"type": "tick"\ufffd}'
+    code, out = _cli("state", "export", "--store", db)
+    assert code == 0 and "leung@example.com" in out
