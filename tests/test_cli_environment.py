@@ -153,3 +153,17 @@ def test_an_include_with_accents_is_found_whatever_the_locale(tmp_path: Path) ->
         res = mrules("lint", "règles/b.mr", env=env, cwd=tmp_path)
         assert res.returncode == ExitCode.DIAGNOSTICS, env
         assert "no rule file 'nulle/part' under règles\n" in res.stdout.decode(), env
+
+
+def test_report_html_under_python_oo_is_a_usage_error_not_a_crash(store: Path) -> None:
+    """`python -OO` (PYTHONOPTIMIZE=2) strips docstrings, from which altair builds its
+    chart classes: `report html` was an internal error (exit 70, a traceback file)."""
+    r = mrules("report", "html", "-", "--store", store, env={"PYTHONOPTIMIZE": "2"})
+    assert r.returncode == ExitCode.USAGE, r.stderr
+    assert r.stderr.decode() == (
+        "mrules: error: report html needs Python's docstrings, which `python -OO`"
+        " (PYTHONOPTIMIZE=2) removes: run it without\n"
+    )
+    assert r.stdout == b""
+    r = mrules("report", "html", "-", "--store", store)
+    assert r.returncode == 0 and r.stdout.startswith(b"<!DOCTYPE html>"), r.stderr

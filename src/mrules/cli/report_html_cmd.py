@@ -121,6 +121,11 @@ def html(
     Example:
       mrules report html report.html --store getcloudy.db --rules examples/getcloudy/rules
     """
+    if sys.flags.optimize >= 2:  # altair builds its chart classes from their docstrings
+        fail(
+            "report html needs Python's docstrings, which `python -OO` (PYTHONOPTIMIZE=2)"
+            " removes: run it without"
+        )
     # Ctrl-C: a report commits nothing, and a file OUT is replaced whole or not at all.
     interrupted = REPORT_INTERRUPTED
     if out.strip() and out != "-":
