@@ -167,3 +167,20 @@ def test_report_html_under_python_oo_is_a_usage_error_not_a_crash(store: Path) -
     assert r.stdout == b""
     r = mrules("report", "html", "-", "--store", store)
     assert r.returncode == 0 and r.stdout.startswith(b"<!DOCTYPE html>"), r.stderr
+
+
+def test_a_sync_cycle_leaves_no_file_open_under_warnings(tmp_path: Path) -> None:
+    """`PYTHONWARNINGS=always` (or `-W error`): `sync apply` and `sync run` printed a
+    ResourceWarning a cycle, for the temporary files of the plan's spools."""
+    db = tmp_path / "s.db"
+    assert mrules("crm", "load", EXAMPLE / "crm", "--store", db).returncode == 0
+    assert mrules("run", RULES, EVENTS, "--store", db, "-q").returncode == 0
+    warn = {"PYTHONWARNINGS": "always::ResourceWarning"}
+    r = mrules("sync", "apply", "--rules", RULES, "--store", db, env=warn)
+    assert r.returncode == 0, r.stderr
+    assert b"Warning" not in r.stderr, r.stderr.decode()
+    changes = EXAMPLE / "crm-changes.jsonl"
+    r = mrules("sync", "run", "--rules", RULES, "--store", db, "--changes", changes,
+               "--until", "2026-11-10T00:00:00Z", env=warn)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert b"Warning" not in r.stderr, r.stderr.decode()

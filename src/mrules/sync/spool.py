@@ -17,6 +17,7 @@ import io
 import pickle
 import sqlite3
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -59,6 +60,10 @@ class Spool:
         f = self._file
         if f is None:
             f = self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the spool)
+            # A plan's spools live as long as its JSON, which callers keep past the cycle:
+            # closed when the spool goes, not left to the file's own finalizer (under
+            # `-W error` or `PYTHONWARNINGS`, `sync run` printed a ResourceWarning a cycle).
+            weakref.finalize(self, f.close)
         data = orjson.dumps(item, option=DUMP_OPTIONS)
         if f.tell() != self._end:  # read since the last append
             f.seek(self._end)
