@@ -224,9 +224,9 @@ def test_period_labels_match_python(t: int) -> None:
     year, week, _ = moment.isocalendar()
     conn = sqlite3.connect(":memory:")
     got = conn.execute(
-        f"SELECT {period_sql('week', '?1')}, {period_sql('month', '?1')},"
-        f" {period_sql('quarter', '?1')}",
-        (t,),
+        f"SELECT {period_sql('week', ':t')}, {period_sql('month', ':t')},"
+        f" {period_sql('quarter', ':t')}",
+        {"t": t},
     ).fetchone()
     assert got == (
         f"{year}-W{week:02d}",
