@@ -95,9 +95,9 @@ def display_path(path: str | Path) -> str:
         return "-"
     path = Path(path)
     try:
-        return printable_path(path.resolve().relative_to(Path.cwd().resolve()).as_posix())
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
-        return printable_path(path.resolve().as_posix())
+        return path.resolve().as_posix()
 
 
 def decode(data: bytes, shown: str) -> str:
@@ -215,7 +215,7 @@ def _read_regular(real: Path) -> bytes:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _Refused(
                 "MR024",
-                f"{display_path(real)} is not a regular file",
+                f"{printable_path(display_path(real))} is not a regular file",
                 "rule files are plain files; devices, pipes and sockets are never read",
             )
         chunks = []
@@ -224,7 +224,9 @@ def _read_regular(real: Path) -> bytes:
         return b"".join(chunks)
     except OSError as e:
         raise _Refused(
-            "MR024", f"cannot read {display_path(real)}: {e.strerror or e}", "check the file"
+            "MR024",
+            f"cannot read {printable_path(display_path(real))}: {e.strerror or e}",
+            "check the file",
         ) from None
     finally:
         os.close(fd)
@@ -446,14 +448,15 @@ class _Loader:
         if not exists:
             error(
                 "MR020",
-                f"no rule file '{target}' under {display_path(root)}",
+                f"no rule file '{target}' under {printable_path(display_path(root))}",
                 _include_hint(root, target),
             )
             return
         if os.path.isdir(path):
             error(
                 "MR020",
-                f"'{target}' is a folder, not a rule file under {display_path(root)}",
+                f"'{target}' is a folder, not a rule file under"
+                f" {printable_path(display_path(root))}",
                 "an include names one file; the files of a folder given to a command are"
                 " all loaded already",
             )
