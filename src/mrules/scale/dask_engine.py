@@ -87,9 +87,12 @@ class DaskPool:
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
-                # Only errors: closing the cluster under running tasks (Ctrl-C) logged a
-                # warning per task cancelled, above mrules' own message.
-                "silence_logs": logging.ERROR,
+                # Closing the cluster under running tasks (Ctrl-C) logged a warning per
+                # task cancelled, above mrules' own message, and on a loaded machine a
+                # worker whose heartbeat met the closed scheduler logged an ERROR with a
+                # traceback. What fails a run reaches mrules as the task's exception (a
+                # worker killed: KilledWorker) and is told in one line.
+                "silence_logs": logging.CRITICAL,
             }
             options.update(self.cluster_options or {})
             with _cluster_starting() as terminated:
