@@ -195,13 +195,10 @@ def test_the_program_itself(store: str) -> None:
     assert '"accepted_by_sales": 7' in proc.stdout
 
 
-def test_score_at_mql_leaves_out_an_event_of_the_same_second_after_the_assignment(
-    tmp_path: Path,
-) -> None:
-    """Score at MQL is "the score just after the event that assigned it": a page view of the
-    same second after the form that assigned (a thank-you page) was counted in; one in the
-    same second before it must be. Example rules: a form +50 (and the assignment),
-    a page view +1, the Pricing page action +10."""
+def _views_around_the_assigning_form(tmp_path: Path) -> str:
+    """A store of the example rules run over two prospects, each with the form that
+    assigns them (+50) and a Pricing page view (+1, +10) in the same second: after@ views
+    after the form, before@ before it. Returns the store's path."""
     example = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
     at = '{"ts":"2026-11-02T09:00:00Z","prospect":"%s",'
     form = at + '"type":"form_submit","asset":"Demande Get Cloudy"}\n'
@@ -212,6 +209,17 @@ def test_score_at_mql_leaves_out_an_event_of_the_same_second_after_the_assignmen
     store = str(tmp_path / "s.db")
     res = CliRunner().invoke(main, ["run", str(example / "rules"), str(events), "--store", store])
     assert res.exit_code == 0, res.output
+    return store
+
+
+def test_score_at_mql_leaves_out_an_event_of_the_same_second_after_the_assignment(
+    tmp_path: Path,
+) -> None:
+    """Score at MQL is "the score just after the event that assigned it": a page view of the
+    same second after the form that assigned (a thank-you page) was counted in; one in the
+    same second before it must be. Example rules: a form +50 (and the assignment),
+    a page view +1, the Pricing page action +10."""
+    store = _views_around_the_assigning_form(tmp_path)
     for email, score in (("after@x.example", 61), ("before@x.example", 61)):  # as they end
         res = CliRunner().invoke(main, ["explain", email, "--store", store, "--format", "json"])
         assert f'"score": {score},' in res.stdout, res.stdout
@@ -229,16 +237,7 @@ def test_a_rule_that_acts_just_after_the_assignment_did_not_lead_to_the_mql(
     """`went_mql` counts the prospects that became MQLs at or after the rule first touched
     them: a Pricing page view logged in the same second after the form that assigned was
     credited with the MQL (went MQL 1, 0 days); one in the same second before it is."""
-    example = Path(__file__).resolve().parents[2] / "examples" / "getcloudy"
-    at = '{"ts":"2026-11-02T09:00:00Z","prospect":"%s",'
-    form = at + '"type":"form_submit","asset":"Demande Get Cloudy"}\n'
-    view = at + '"type":"page_view","url":"https://getcloudy.com/pricing"}\n'
-    events = tmp_path / "events.jsonl"
-    events.write_text(form % "after@x.example" + view % "after@x.example"
-                      + view % "before@x.example" + form % "before@x.example")  # fmt: skip
-    store = str(tmp_path / "s.db")
-    res = CliRunner().invoke(main, ["run", str(example / "rules"), str(events), "--store", store])
-    assert res.exit_code == 0, res.output
+    store = _views_around_the_assigning_form(tmp_path)
     code, out, err = run("rules", "--store", store, "--format", "json")
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)["rules"]}
