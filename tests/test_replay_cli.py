@@ -444,6 +444,71 @@ def test_old_rev_with_the_temporary_folder_inside_the_working_folder(
     assert "mrules-old-rules" not in res.stdout
 
 
+def test_old_rev_follows_a_link_by_absolute_path_inside_the_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rule file that is a link to another file of the rule folder, by its absolute path:
+    `mrules run` follows it, and --old-rev was an internal error (tarfile's "data" filter
+    refuses such a link). The old side reads the linked file as it was at the revision."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE / "rules", repo / "rules")
+    (repo / "rules" / "extra").mkdir()
+    tagging = repo / "rules" / "extra" / "tagging.mr"
+    tagging.write_text(
+        'automation rule "Tag everyone" priority 50 {\n'
+        '  when all { score >= 0 }\n  then { add tag "seen" }\n}\n'
+    )
+    (repo / "rules" / "90-tagging.mr").symlink_to(tagging)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "tag everyone")
+    tagging.write_text("# no tagging any more\n")  # the change under review
+    monkeypatch.chdir(repo)
+    assert _mrules("lint", "rules").exit_code == 0
+    args = ["replay", "--diff", "--old-rev", "HEAD", "rules", str(EXAMPLE / "events.jsonl")]
+    res = _mrules(*args, "--format", "json", "--jobs", "1")
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    counts = {r["name"]: (r["before"], r["after"], r["at"]) for r in d["rules"]}
+    assert counts["Tag everyone"] == (6, 0, "rules/extra/tagging.mr:1")  # each of the 6, once
+    assert d["data"]["count"] == 6
+    assert "mrules-old-rules" not in res.stdout
+
+
+def test_old_rev_refuses_links_out_of_the_rules_as_the_new_rules_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links that leave the rule folder at the revision: the old rules have the errors the
+    same links give the new rules (MR024, naming the same targets), not an internal error."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLE / "rules", repo / "rules")
+    (repo / "lib").mkdir()
+    (repo / "lib" / "shared.mr").write_text('list "Shared"\n')
+    (repo / "rules" / "80-shared.mr").symlink_to("../lib/shared.mr")
+    elsewhere = tmp_path / "elsewhere.mr"
+    elsewhere.write_text('list "Elsewhere"\n')
+    (repo / "rules" / "81-elsewhere.mr").symlink_to(elsewhere)
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "links out")
+    monkeypatch.chdir(repo)
+    lint = _mrules("lint", "rules")
+    assert lint.exit_code == 1
+    errors = [x for x in lint.stdout.splitlines() if "error[MR024]" in x]
+    assert len(errors) == 2, lint.stdout
+    (repo / "rules" / "80-shared.mr").unlink()  # fixed in the work tree
+    (repo / "rules" / "81-elsewhere.mr").unlink()
+    res = _mrules("replay", "--diff", "--old-rev", "HEAD", "rules", str(EXAMPLE / "events.jsonl"))
+    assert res.exit_code == 1, res.output
+    assert "the old rules (rules at HEAD) have errors:" in res.stderr
+    assert [x for x in res.stderr.splitlines() if "error[MR024]" in x] == errors
+    assert "mrules-old-rules" not in res.stderr
+
+
 def _without_timings(d: dict[str, Any]) -> dict[str, Any]:
     d.pop("seconds"), d["old"].pop("seconds"), d["new"].pop("seconds")
     return d

@@ -80,6 +80,28 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
         raise GitError("--old-rev needs git, and git is not installed") from None
 
 
+def _copy_link(tmp: Path, root: Path, folder: Path, name: str, target: str) -> None:
+    """Make the symbolic link `name` (relative to the work tree's top, `root`) of git's
+    copy of `folder` in `tmp` lead where it leads in the work tree: into the copy when
+    its target is inside `folder`, else to that target itself.
+
+    tarfile's "data" filter refuses a link to an absolute path or out of the copy (an
+    internal error, once); made like this, the loader follows a link that stays in the
+    rule root and refuses one that leaves it (MR024, naming the same target), as it
+    does for the new rules."""
+    parts = Path(name).parts
+    if not parts or os.path.isabs(name) or ".." in parts:
+        raise GitError(f"--old-rev: git gave a path outside the work tree: {name!r}")
+    where = os.path.normpath(os.path.join(root, os.path.dirname(name), target))
+    for candidate in (Path(where), Path(os.path.realpath(where))):
+        if candidate.is_relative_to(folder):
+            where = str(tmp / candidate.relative_to(root))
+            break
+    link = tmp / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(where, link)
+
+
 @contextlib.contextmanager
 def _revision_tree(rev: str, path: str) -> Iterator[tuple[Path, Path, str]]:
     """The folder of `path` at `rev`, taken with `git archive` into a temporary folder:
@@ -109,7 +131,11 @@ def _revision_tree(rev: str, path: str) -> Iterator[tuple[Path, Path, str]]:
         )
     with tempfile.TemporaryDirectory(prefix="mrules-old-rules-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-            tar.extractall(tmp, filter="data")
+            members = tar.getmembers()
+            tar.extractall(tmp, [m for m in members if not m.issym()], filter="data")
+            for m in members:
+                if m.issym():  # made last: nothing is ever written through them
+                    _copy_link(Path(tmp), root, folder, m.name, m.linkname)
         if not (Path(tmp) / rel).exists():
             raise GitError(f"--old-rev: {rel} does not exist at {rev}")
         yield Path(tmp), root, rel
