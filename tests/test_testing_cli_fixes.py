@@ -501,3 +501,22 @@ def test_a_time_expected_that_is_no_time_is_a_broken_test(tmp_path: Path, key: s
     assert f"a@x.example: {key}: not an RFC 3339 time: 'yesterday'" in res.output
     good = TEST.replace("{score: 20}", "{score: 20, " + key + ": 2026-11-02T09:00:00Z}", 1)
     assert _mrules("test", str(_tests(tmp_path, good))).exit_code == 0
+
+
+def test_a_misspelt_key_of_an_expected_reject_is_a_broken_test(tmp_path: Path) -> None:
+    """`rejects: [{event: 2, reasn: ...}]` expected the reject and checked no reason: the
+    test passed whatever the reject said, as if the reason had been checked."""
+    text = TEST.replace(
+        "asset: Contact}\n    expect:\n",
+        "asset: Contact}\n      - {ts: 2026-11-02T09:01:00Z, type: bogus, prospect: a@x.example}"
+        "\n    expect:\n      rejects: [{event: 2, reasn: missing ts}]\n",
+        1,
+    )
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == 2, res.output
+    assert (
+        "t.test.yaml:8:28: unknown key 'reasn' in an expected reject (did you mean 'reason'?)"
+        in res.output
+    ), res.output
+    good = text.replace("reasn: missing ts", "reason: unknown type 'bogus'")
+    assert _mrules("test", str(_tests(tmp_path, good))).exit_code == 0

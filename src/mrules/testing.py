@@ -1163,6 +1163,8 @@ def _check_expect(expect: _Map, path: str) -> None:
                 _line(r, default=_line(expect, "rejects")),
                 "expect.rejects: each item is {event: N, reason: REGEX} (N counts events from 1)",
             )
+        # `{event: 2, reasn: ...}` would expect the reject with no check of its reason
+        _check_keys(r, ("event", "reason"), path, "an expected reject")
         with contextlib.suppress(KeyError):
             try:
                 re.compile(str(r["reason"]))
