@@ -520,3 +520,30 @@ def test_a_misspelt_key_of_an_expected_reject_is_a_broken_test(tmp_path: Path) -
     ), res.output
     good = text.replace("reasn: missing ts", "reason: unknown type 'bogus'")
     assert _mrules("test", str(_tests(tmp_path, good))).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "said"),
+    [
+        ("2", "'event' 2 is not one of this test's 1 event(s)"),
+        ("0", "'event' 0 is not one of this test's 1 event(s)"),
+        ('"1"', "'event' is the event's position in 'events' (a whole number from 1), not"),
+        ("true", "'event' is the event's position in 'events' (a whole number from 1), not"),
+    ],
+)
+@pytest.mark.parametrize("key", ["actions", "no_actions"])
+def test_an_action_expected_at_an_event_the_test_lacks_is_a_broken_test(
+    tmp_path: Path, key: str, event: str, said: str
+) -> None:
+    """`no_actions: [{action: assign, event: 2}]` in a test of one event (or `event: "1"`)
+    could never match: it held whatever the rules did, and `actions` failed as if the
+    rules were wrong. As for `rejects`, the test file is broken, at the event's column."""
+    check = "{score: 20}\n      " + key + ": [{action: assign, event: " + event + "}]"
+    res = _mrules("test", str(_tests(tmp_path, TEST.replace("{score: 20}", check, 1))))
+    assert res.exit_code == 2, res.output
+    assert f"t.test.yaml:9:{27 + len(key)}: expect.{key}: {said}" in res.output, res.output
+    # The event the test has: the assignment is found there
+    at_one = TEST.replace("{score: 20}", check.replace(f"event: {event}", "event: 1"), 1)
+    assert _mrules("test", str(_tests(tmp_path, at_one))).exit_code == (
+        0 if key == "actions" else 1
+    )

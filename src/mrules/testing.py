@@ -965,6 +965,28 @@ def _case(
                 f"expect.rejects: event {r['event']} is not one of this test's"
                 f" {len(events)} event(s) (N counts events from 1)",
             )
+    for key in ("actions", "no_actions"):  # `event: 5` of 3 events, or `event: "2"`,
+        items = expect.get(key) or ()  # never matches: `no_actions` held whatever happened
+        lines = getattr(items, "item_lines", [])
+        for i, m in enumerate(items):
+            if m.get("event") is None:  # `event: null`: no event (when the rules started)
+                continue
+            n = m["event"]
+            where = _line(m, "event", lines[i] if i < len(lines) else _line(expect, key))
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise TestFileError(
+                    path,
+                    where,
+                    f"expect.{key}: 'event' is the event's position in 'events' (a whole"
+                    f" number from 1), not {_typed(n)}",
+                )
+            if not 1 <= n <= len(events):
+                raise TestFileError(
+                    path,
+                    where,
+                    f"expect.{key}: 'event' {n} is not one of this test's"
+                    f" {len(events)} event(s) (N counts events from 1)",
+                )
     at = given.get("at")
     if at is None:
         times = [e["ts"] for e in events]
