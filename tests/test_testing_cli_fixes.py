@@ -547,3 +547,23 @@ def test_an_action_expected_at_an_event_the_test_lacks_is_a_broken_test(
     assert _mrules("test", str(_tests(tmp_path, at_one))).exit_code == (
         0 if key == "actions" else 1
     )
+
+
+@pytest.mark.parametrize("key", ["actions", "no_actions"])
+def test_an_action_expected_of_a_prospect_the_test_lacks_is_a_broken_test(
+    tmp_path: Path, key: str
+) -> None:
+    """`no_actions: [{action: assign, prospect: a@x.exmaple}]`: no action is ever about a
+    prospect that no event of the test names and `given` does not give, so the misspelt
+    email held whatever the rules did (and `actions` failed as if the rules were wrong)."""
+    check = "{score: 20}\n      " + key + ": [{action: assign, prospect: A@x.exmaple}]"
+    res = _mrules("test", str(_tests(tmp_path, TEST.replace("{score: 20}", check, 1))))
+    assert res.exit_code == 2, res.output
+    assert (
+        f"t.test.yaml:9:{37 + len(key)}: expect.{key}: prospect 'A@x.exmaple' is not one of"
+        " this test's prospects (the ones its events and given name; did you mean"
+        " 'a@x.example'?)" in res.output
+    ), res.output
+    # the prospect of the test's event, in any case: the assignment is found
+    right = TEST.replace("{score: 20}", check.replace("A@x.exmaple", "A@X.example"), 1)
+    assert _mrules("test", str(_tests(tmp_path, right))).exit_code == (0 if key == "actions" else 1)

@@ -1385,12 +1385,35 @@ def _check_names(case: Case, names: _Names) -> None:
         else:
             check(name, names.automation_rules, line, "expect.rules", "automation rule")
 
+    # A prospect no event of the test names and `given` does not give: `no_actions` about
+    # it (a misspelt email) held whatever the rules did.
+    from mrules.events import prospect_key
+
+    known = {prospect_key(e) for e in case.given["prospects"]} | {
+        prospect_key(e["prospect"]) for e in case.events if isinstance(e.get("prospect"), str)
+    }
+
+    def check_prospect(value: Any, line: int | None, where: str) -> None:
+        if isinstance(value, str) and prospect_key(value) in known:
+            return
+        close = difflib.get_close_matches(prospect_key(str(value)), sorted(known), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        problems.append(
+            (
+                line,
+                f"{where}: prospect '{value}' is not one of this test's prospects"
+                f" (the ones its events and given name{hint})",
+            )
+        )
+
     for key in ("actions", "no_actions"):
         items = expect.get(key) or []
         lines = getattr(items, "item_lines", [])
         for i, m in enumerate(items):
             item_line = lines[i] if i < len(lines) else _line(expect, key)
             where = f"expect.{key}"
+            if "prospect" in m:
+                check_prospect(m["prospect"], _line(m, "prospect", item_line), where)
             if "rule" in m:
                 check(m["rule"], set(names.rules), _line(m, "rule", item_line), where, "rule")
             args = m.get("args")
