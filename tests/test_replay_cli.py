@@ -127,6 +127,27 @@ def test_events_from_a_named_pipe_same_as_the_file(tmp_path: Path, lowered: Path
     assert piped["prospects"] == filed["prospects"]
 
 
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="no /dev/fd here")
+def test_events_from_process_substitution_are_named_as_the_shell_gave_them(
+    lowered: Path,
+) -> None:
+    """`<(zcat events.jsonl.gz)` gives /dev/fd/63, a link to `pipe:[...]`: the report named
+    the events `/proc/PID/fd/pipe:[1541616]`, no path a reader could use."""
+    read, write = os.pipe()
+    data = (EXAMPLE / "events.jsonl").read_bytes()
+    cmd = [sys.executable, "-m", "mrules", "replay", "--diff", str(EXAMPLE / "rules")]
+    cmd += [str(lowered), f"/dev/fd/{read}", "--jobs", "1"]
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(read,)
+    ) as proc:
+        os.close(read)
+        with os.fdopen(write, "wb") as w:
+            w.write(data)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.decode().startswith(f"Replay of 28 event lines (/dev/fd/{read})\n"), out
+
+
 def test_text_summary(lowered: Path) -> None:
     res = _mrules(
         "replay", "--diff", str(EXAMPLE / "rules"), str(lowered), str(EXAMPLE / "events.jsonl")

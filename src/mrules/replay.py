@@ -800,7 +800,8 @@ def _diff(
         shown = "-"
     elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
         lines = Path(events).read_bytes().splitlines()
-        shown = display_path(events)
+        # `<(zcat ...)` gives /dev/fd/63, a link to `pipe:[...]`: no path, so shown as given
+        shown = display_path(events) if os.path.exists(os.path.realpath(events)) else events
     else:
         lines = events
         shown = display_path(events)
