@@ -567,3 +567,20 @@ def test_an_action_expected_of_a_prospect_the_test_lacks_is_a_broken_test(
     # the prospect of the test's event, in any case: the assignment is found
     right = TEST.replace("{score: 20}", check.replace("A@x.exmaple", "A@X.example"), 1)
     assert _mrules("test", str(_tests(tmp_path, right))).exit_code == (0 if key == "actions" else 1)
+
+
+@pytest.mark.parametrize("key", ["actions", "no_actions"])
+def test_an_action_expected_of_a_prospect_in_decomposed_unicode_is_found(
+    tmp_path: Path, key: str
+) -> None:
+    """The store keys `josé@x.example` in NFC; an expectation typed with `e` and a
+    combining accent names the same prospect, so its assignment is found (it was
+    compared trimmed and lowercased only: `actions` failed, `no_actions` held)."""
+    composed, decomposed = "jos\u00e9@x.example", "JOSE\u0301@x.example"
+    text = TEST.replace("a@x.example", composed).replace(
+        "{score: 20}",
+        "{score: 20}\n      " + key + ": [{action: assign, prospect: " + decomposed + "}]",
+        1,
+    )
+    res = _mrules("test", str(_tests(tmp_path, text)))
+    assert res.exit_code == (0 if key == "actions" else 1), res.output

@@ -62,6 +62,7 @@ from typing import Any
 import orjson
 import yaml
 
+from mrules.events import prospect_key
 from mrules.exitcodes import ExitCode
 from mrules.pathkind import special_file_kind
 
@@ -1387,8 +1388,6 @@ def _check_names(case: Case, names: _Names) -> None:
 
     # A prospect no event of the test names and `given` does not give: `no_actions` about
     # it (a misspelt email) held whatever the rules did.
-    from mrules.events import prospect_key
-
     known = {prospect_key(e) for e in case.given["prospects"]} | {
         prospect_key(e["prospect"]) for e in case.events if isinstance(e.get("prospect"), str)
     }
@@ -2258,8 +2257,8 @@ def _matches(m: dict[str, Any], r: dict[str, Any]) -> bool:
         if key == "action":
             if r["action"] != value:
                 return False
-        elif key == "prospect":
-            if (r["prospect"] or "") != str(value).strip().lower():
+        elif key == "prospect":  # as the store keys it: `JOSE\u0301@x` is `josé@x`
+            if (r["prospect"] or "") != prospect_key(str(value)):
                 return False
         elif key == "rule":
             if r["rule"]["name"] != value:
