@@ -95,3 +95,29 @@ def test_a_direction_override_or_line_separator_is_shown_escaped(
     assert line[caret.index("^")] == "@"
     out = CliRunner().invoke(main, ["fmt", "-"], input=f'tag "x{invisible}y"\n')
     assert out.exit_code == 0 and out.stdout == f'tag "x{escaped}y"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "marked"),
+    [
+        ('list "a\tbc\n', '"a\tbc'),  # MR004: the whole unclosed string
+        (
+            'form "F"\non submit of form "F" {\n'
+            '\tcreate crm task "C" (due in 1 day, due\tin 2 days)\n}\n',
+            "due\tin 2 days",  # MR010: the repeated option
+        ),
+    ],
+)
+def test_caret_run_over_a_tab_ends_under_the_span(workdir: Path, text: str, marked: str) -> None:
+    # The run of carets measured its span's tab from the span's start, not the line's,
+    # so it ran past the span (or stopped short) when the tab stop fell elsewhere.
+    Path("tab.mr").write_text(text, encoding="utf-8")
+    r = CliRunner().invoke(main, ["lint", "tab.mr"])
+    assert r.exit_code == ExitCode.DIAGNOSTICS, r.output
+    line_no = text.count("\n", 0, text.index(marked)) + 1
+    source = text.splitlines()[line_no - 1]
+    line, caret = _caret_under(r.output, line_no)
+    assert line == f"{line_no} | {source.expandtabs(4)}"
+    start = len(source[: source.index(marked)].expandtabs(4))
+    end = len(source[: source.index(marked) + len(marked)].expandtabs(4))
+    assert caret.startswith("  | " + " " * start + "^" * (end - start) + " "), (line, caret)

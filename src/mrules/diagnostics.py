@@ -158,8 +158,8 @@ def _excerpt(source: Source, start: int, end: int, label: str | None) -> list[st
     if _plain(raw):
         text = raw.expandtabs(4)
         prefix = raw[: col - 1].expandtabs(4)
-        if end_line == line:
-            run = max(1, _width(raw[col - 1 : end_col - 1].expandtabs(4)))
+        if end_line == line:  # a tab in the span stops where it does in the whole line
+            run = max(1, _width(raw[: end_col - 1].expandtabs(4)) - _width(prefix))
         else:
             run = max(1, _width(text) - _width(prefix))
     else:  # a long line, or one with control characters: escaped, and cut around the caret
