@@ -686,7 +686,8 @@ class _ToAst:
         options: dict[str, Any] = {}
         for key, value, at in c[1] or ():
             if key in options:
-                self._error("MR010", f"a CRM task has more than one `{key}`", at, "keep only one")
+                word = "due" if key == "due_days" else key  # as written: `due in 3 days`
+                self._error("MR010", f"a CRM task has more than one `{word}`", at, "keep only one")
             options[key] = value
         return ast.CreateCrmTask(subject=self._text(c[0]), span=span, **options)
 
