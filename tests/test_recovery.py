@@ -108,6 +108,21 @@ def test_every_known_mistake_gets_its_hint(label: str, snippet: str) -> None:
             'automation rule "r" priority 1 { when all { scor >= 1 } then { score +1 } }',
             "did you mean 'score'?",
         ),
+        # `and`/`or` before a criterion that starts with a keyword or a field: the
+        # parser reads the word as a field name and stops at the next one
+        (
+            'automation rule "r" priority 1 { when all { score > 5 and employees > 10 } }',
+            "not with `and`",
+        ),
+        (
+            'automation rule "r" priority 1 {\n  when all { tagged "a" or\n  tagged "b" } }',
+            "not `or`",
+        ),
+        ('form "F"\non submit of form "F" { if score > 3 then { score +1 } }', "has no `then`"),
+        (
+            'form "F"\non submit of form "F" since 2026-01-01 then { score +1 }',
+            "`on`, `page action` and `if` blocks hold their actions directly",
+        ),
         (
             'automation rule "r" priority 1 { when all { visited "x.com" in the last 7 days } }',
             "within 7 days",
@@ -123,6 +138,16 @@ def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
     diags = check_loaded(load_text(text, "x.mr"))
     assert diags and hint in (diags[0].hint or ""), [(d.message, d.hint) for d in diags]
     assert "'any'" not in (diags[0].hint or "")
+
+
+@pytest.mark.parametrize("word", ["then", "foo", "unless"])
+def test_a_word_after_a_condition_is_not_taken_for_or(word: str) -> None:
+    # The `or` example's parser state is the one after any `if` condition, where every
+    # word lexes as a name: `if score > 3 then {` was told "not `or`".
+    text = f'form "F"\non submit of form "F" {{ if score > 3 {word} {{ score +1 }} }}'
+    diags = check_loaded(load_text(text, "x.mr"))
+    assert diags and diags[0].code == "MR001", [(d.message, d.hint) for d in diags]
+    assert "`or`" not in (diags[0].hint or ""), diags[0].hint
 
 
 @pytest.mark.parametrize(

@@ -1195,6 +1195,7 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
     "conditions combine in a group, not with `and`: `all { employees > 500; score > 10 }`": [
         'on submit of form "f" { if employees > 500 and score > 10 { score +1 } }',
         'automation rule "r" priority 1 { when all { employees > 500 and score > 10 } }',
+        'automation rule "r" priority 1 { when all { tagged "a" and tagged "b" } }',
     ],
     "either of two conditions is a group, not `or`: `any { employees > 500; score > 10 }`": [
         'on submit of form "f" { if employees > 500 or score > 10 { score +1 } }',
@@ -1217,6 +1218,17 @@ ERROR_EXAMPLES: dict[str, list[str]] = {
     'an automation rule\'s actions follow `then`: `then { add to list "MQL" }`': [
         'automation rule "r" priority 1 { when all { score > 1 } { add to list "A" } }',
     ],
+    '`if` has no `then`: its actions follow in braces, `if score > 10 { add tag "hot" }`': [
+        'on submit of form "f" { if score > 1 then { score +1 } }',
+        'on submit of form "f" { if company is "Acme" then { score +1 } }',
+    ],
+    'completion and page actions have no `then`: `on submit of form "F" { add tag "t" }`': [
+        'on submit of form "f" then { score +1 }',
+        'page action "p" on "x.com" then { score +1 }',
+    ],
+    "`then` goes inside its rule's braces: look above for a `}` that closes the rule early": [
+        'automation rule "r" priority 1 { when all { score > 1 } } then { score +1 }',
+    ],
     "there is no `else`: write a second `if` with the opposite condition": [
         'on submit of form "f" { if score > 1 { score +1 } else { score +2 } }',
     ],
@@ -1236,7 +1248,8 @@ WORD_HINTS = {
     "or": "either of two conditions is a group, not `or`: `any { employees > 500; score > 10 }`",
     "else": "there is no `else`: write a second `if` with the opposite condition",
     "elif": "there is no `elif`: write a second `if` with its own condition",
-    "then": 'actions go in braces: `then { add to list "MQL" }`',
+    "then": "only automation and segmentation rules have `then`, inside their braces after"
+    " `when`; `on`, `page action` and `if` blocks hold their actions directly",
 }
 
 # Characters that look like the language's own but are not, and what to write.
@@ -1632,15 +1645,37 @@ def _char_class(ch: str) -> str:
     return "word" if ch.isalpha() or ch == "_" else "digit" if ch.isdigit() else ch
 
 
+def _mistaken_word(err: UnexpectedInput) -> str | None:
+    """The word of `WORD_HINTS` an error is about: the unexpected token itself (`else`),
+    or a bare name just before it, which the parser took for a field (`or` in
+    `tagged "a" or tagged "b"`)."""
+    if not isinstance(err, UnexpectedToken):
+        return None
+    if str(err.token) in WORD_HINTS:
+        return str(err.token)
+    stack = getattr(getattr(err, "state", None), "value_stack", None) or ()
+    last = stack[-1] if stack else None
+    if isinstance(last, Token) and last.type == "NAME" and str(last) in WORD_HINTS:
+        return str(last)
+    return None
+
+
 def _hint_for(err: UnexpectedInput, text: str) -> str | None:
     key = _state_key(err)
     if key is None:
         return None
+    word = _mistaken_word(err)
     for label, example in _example_errors():
         if _state_key(example) != key or type(example) is not type(err):
             continue
         if isinstance(err, UnexpectedToken):
-            if example.token.type == err.token.type:  # type: ignore[attr-defined]
+            # An example about a word (`or`, `then`) fits that word alone, whatever
+            # follows it; another word in its place (a NAME too) is another mistake.
+            example_word = _mistaken_word(example)
+            if example_word is not None:
+                if example_word == word:
+                    return label
+            elif example.token.type == err.token.type:  # type: ignore[attr-defined]
                 return label
         elif isinstance(err, UnexpectedCharacters):
             ex_char = example.char  # type: ignore[attr-defined]
