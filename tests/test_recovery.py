@@ -140,6 +140,18 @@ def test_hints_for_mistakes_seen_in_the_wild(text: str, hint: str) -> None:
     assert "'any'" not in (diags[0].hint or "")
 
 
+@pytest.mark.parametrize("stray", ["@", "Score", "Tagged"])
+def test_a_stray_character_in_criteria_lists_the_criteria_it_could_start(stray: str) -> None:
+    # The lexer folds the keywords a field name could spell into NAME: `@` or a
+    # capitalised `Score` in a criteria group "expected '}' or a field name".
+    text = f'automation rule "r" priority 1 {{ when all {{ {stray} > 1 }} then {{ score +1 }} }}'
+    diags = check_loaded(load_text(text, "x.mr"))
+    assert diags and diags[0].code == "MR002", [(d.message, d.hint) for d in diags]
+    assert "expected 'all', 'any', 'assigned'" in diags[0].message, diags[0].message
+    if stray != "@":
+        assert diags[0].hint == f"keywords are lowercase: '{stray.lower()}'"
+
+
 @pytest.mark.parametrize("word", ["then", "foo", "unless"])
 def test_a_word_after_a_condition_is_not_taken_for_or(word: str) -> None:
     # The `or` example's parser state is the one after any `if` condition, where every
@@ -161,6 +173,7 @@ def test_a_word_after_a_condition_is_not_taken_for_or(word: str) -> None:
         ('// lists\nlist "A"', "comments start with `#`"),
         ('list "A"\n/* tags */', "comments start with `#`"),
         ('LIST "A"', "keywords are lowercase: 'list'"),
+        ('automation rule "r" priority 1 { when all { Tagged "x" } }', "lowercase: 'tagged'"),
         ("settings { send_autoresponders = True }", "keywords are lowercase: 'true'"),
         (
             'automation rule "r" priority 1 { when all { score != 5 } then { score +1 } }',

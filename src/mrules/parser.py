@@ -1782,8 +1782,22 @@ def _narrow_expected(err: UnexpectedInput) -> None:
     follows here. Lark's interactive parser does that for each candidate.
     """
     parser = getattr(err, "interactive_parser", None)
-    if parser is None or not isinstance(err, UnexpectedToken):
-        return  # characters no terminal matches: the lexer's own list says what could
+    if parser is None:
+        return
+    if isinstance(err, UnexpectedCharacters):
+        # Characters no terminal matches: the lexer's own list says what could, but it
+        # folds the keywords a name could spell into NAME (`{ @ }` in a criteria group
+        # "expected '}' or a field name", not `score`, `tagged`...): ask the parser.
+        if "NAME" not in (err.allowed or ()):
+            return
+        try:
+            accepted = set(parser.accepts()) - {"$END"}
+        except Exception:  # an error state Lark cannot replay: keep the lexer's list
+            return
+        err.allowed = set(err.allowed) | accepted
+        return
+    if not isinstance(err, UnexpectedToken):
+        return
     try:
         accepted = set(parser.accepts())
     except Exception:  # an error state Lark cannot replay: keep the table's list
@@ -1885,7 +1899,9 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             if len(shown) > 30:
                 shown = shown[:27] + "..."
             if hint is None and "NAME" in allowed and shown.lower() != shown:
-                hint = f"field names are lowercase: '{shown.lower()}'"
+                hint = _keyword_case_hint(word.group(), allowed) or (
+                    f"field names are lowercase: '{shown.lower()}'"
+                )
             return Diagnostic(
                 code="MR002",
                 severity=Severity.ERROR,
