@@ -1,6 +1,6 @@
 """Names: every name a rule uses is declared once, in the right namespace.
 
-Rules (codes MR101-MR116):
+Rules (codes MR101-MR115):
 
 * a name is declared twice in one namespace (`list "MQL"` twice), or as both a
   static and a dynamic list (MR101);
