@@ -282,6 +282,65 @@ def test_a_sync_without_crm_campaigns_is_said(store: str, tmp_path: Path) -> Non
     assert "holds no CRM campaign" not in run("campaigns", "--store", store)[2]
 
 
+def test_a_sync_without_opportunities_is_said(store: str, tmp_path: Path) -> None:
+    """The reports fixture synced with the sync block's default `objects` (lead, contact):
+    the sync file holds no opportunity, and the funnel said 0 accepted by sales and 0
+    customers of its 9 MQLs, as if sales had answered, with nothing to say why. The
+    tables note it; the JSON has `crm_opportunities` (0), the HTML page a note."""
+    fixture = Path(__file__).parent / "fixture"
+    rules = tmp_path / "rules"
+    shutil.copytree(fixture / "rules", rules)
+    text = (rules / "rules.mr").read_text(encoding="utf-8")
+    old = "  objects lead, contact, opportunity, campaign\n"
+    assert old in text
+    (rules / "rules.mr").write_text(text.replace(old, ""))  # the default: lead, contact
+    path = str(tmp_path / "no.db")
+    for args in (
+        ["crm", "load", str(fixture / "crm"), "--store", path],
+        ["run", str(rules), str(fixture / "events.jsonl"), "--store", path],
+        ["sync", "run", "--rules", str(rules), "--store", path, "--until",
+         "2026-11-24T00:00:00Z", "--changes", str(fixture / "crm-changes.jsonl")],
+    ):  # fmt: skip
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, (args, res.output)
+    note = "note: the sync file holds no opportunity, so no SQL, won or opportunity figures"
+    for report in ("funnel", "campaigns", "rules"):
+        code, out, err = run(report, "--store", path)
+        assert code == 0, err
+        assert note in err, (report, err)
+        assert "is `opportunity` in the sync block's `objects`" in err
+        code, out, _ = run(report, "--store", path, "--format", "json")
+        assert json.loads(out)["crm_opportunities"] == 0
+    seed = json.loads(run("funnel", "--store", path, "--format", "json")[1])["seed"]
+    assert seed == {"mqls": 9, "accepted_by_sales": 0, "customers": 0}
+    page = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", "html", str(page), "--store", path])
+    assert res.exit_code == 0, res.output
+    assert "The sync file holds no opportunity" in page.read_text(encoding="utf-8")
+    # With its opportunities synced, as the fixture is: no note.
+    for report in ("funnel", "campaigns", "rules"):
+        code, out, err = run(report, "--store", store, "--format", "json")
+        assert json.loads(out)["crm_opportunities"] == 6
+        assert "holds no opportunity" not in run(report, "--store", store)[2]
+    page = tmp_path / "fx.html"
+    res = CliRunner().invoke(main, ["report", "html", str(page), "--store", store])
+    assert res.exit_code == 0, res.output
+    assert "holds no opportunity" not in page.read_text(encoding="utf-8")
+
+
+def test_the_html_page_says_when_there_is_no_sync_file(store: str, tmp_path: Path) -> None:
+    """Without a sync file the page showed "0 accepted by sales (SQLs)" and "0 became
+    customers (won)" with no word, where `mrules report funnel` notes that the sync is
+    missing."""
+    alone = tmp_path / "alone.db"
+    shutil.copy(store, alone)
+    page = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", "html", str(page), "--store", str(alone)])
+    assert res.exit_code == 0, res.output
+    assert "No sync file, so no SQL and no won stage" in page.read_text(encoding="utf-8")
+    assert "note: no sync file" in run("funnel", "--store", str(alone))[2]
+
+
 @pytest.mark.parametrize("report", ["funnel", "campaigns", "rules", "scores", "html"])
 def test_an_interrupted_report_does_not_speak_of_resuming(
     store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, report: str

@@ -25,6 +25,11 @@ from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS", "report"]
 
+NO_OPPORTUNITY_NOTE = (
+    "note: the sync file holds no opportunity, so no SQL, won or opportunity figures: is"
+    " `opportunity` in the sync block's `objects` (without it, `lead, contact`)?"
+)
+
 
 @click.group()
 def report() -> None:
@@ -65,13 +70,18 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
     console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
     for t in tables(data):
         console.print(t)
-    if data.get("sync") is False and data["report"] in ("funnel", "campaigns", "rules"):
+    if data["report"] not in ("funnel", "campaigns", "rules"):
+        return
+    if data.get("sync") is False:
         click.echo(
             "note: no sync file, so no SQL, won or opportunity figures: run `mrules sync run`"
             " (or give --sync-db)",
             err=True,
         )
-    elif data["report"] == "campaigns" and data.get("crm_campaigns") == 0:
+        return
+    if data.get("crm_opportunities") == 0:
+        click.echo(NO_OPPORTUNITY_NOTE, err=True)
+    if data["report"] == "campaigns" and data.get("crm_campaigns") == 0:
         click.echo(
             "note: the sync file holds no CRM campaign, so no CRM costs or members, nothing"
             " credited under first_touch, last_touch and even, and primary campaigns named by"

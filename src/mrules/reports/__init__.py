@@ -190,6 +190,7 @@ def funnel(
             ]
             velocity.append({"from": a, "to": b, **_days(days)})
 
+        crm_opportunities = src.crm_opportunities()
         where, params = counted("mql")
         accepted, customers = q(f"SELECT count(sql), count(won) FROM ps WHERE {where}", params)[0]
         seed = {"mqls": counts["mql"], "accepted_by_sales": accepted, "customers": customers}
@@ -262,6 +263,7 @@ def funnel(
         "by": by,
         "reading": reading,
         "sync": src.sync_path is not None,
+        "crm_opportunities": crm_opportunities,
         "stages": [{"stage": s, "count": counts[s]} for s in STAGES],
         "conversions": conversions,
         "velocity": velocity,
@@ -423,6 +425,7 @@ def rules_report(
         stages = {pid: (m, w) for pid, m, w in src.query("SELECT id, mql, won FROM ps")}
         hits = walk(src, {}, rules=True, since=lo, until=hi)
         listed = declared if declared is not None else _stored_rules(src)
+        crm_opportunities = src.crm_opportunities()
     rows: list[dict[str, Any]] = []
     for key, touched in hits.first.items():
         kind, name = key
@@ -468,6 +471,7 @@ def rules_report(
         "since": since_iso,
         "until": until_iso,
         "sync": src.sync_path is not None,
+        "crm_opportunities": crm_opportunities,
         "rules": rows,
         "never_matched": never,
     }

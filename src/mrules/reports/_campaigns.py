@@ -229,4 +229,9 @@ def campaign_report(
     # CRM campaigns read (0: the sync block's `objects` may lack `campaign`, and then the
     # touch models have no memberships to credit and primary campaigns show as ids).
     crm_campaigns = q("SELECT count(*) FROM cname")[0][0] if src.sync_path is not None else 0
-    return {"campaigns": out, "totals": totals, "crm_campaigns": crm_campaigns}
+    return {
+        "campaigns": out,
+        "totals": totals,
+        "crm_campaigns": crm_campaigns,
+        "crm_opportunities": src.crm_opportunities(),
+    }

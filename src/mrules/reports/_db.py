@@ -344,6 +344,16 @@ class Source:
     def has(self, table: str) -> bool:
         return bool(self.columns(table))
 
+    def crm_opportunities(self) -> int:
+        """The opportunities the sync file holds, deleted ones too (0 without a sync file).
+
+        None with a sync file: the sync block's `objects` may lack `opportunity` (its
+        default is `lead, contact`), and then no prospect is an SQL or won; the reports
+        say so rather than show those zeros as the CRM's answer."""
+        if self.sync_path is None:
+            return 0
+        return int(self.query("SELECT count(*) FROM sync.opportunity")[0][0])
+
     def columns(self, table: str) -> set[str]:
         """The columns of a table of the sync file (empty: no such table, or no sync file)."""
         if self.sync_path is None:

@@ -188,6 +188,18 @@ def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
         )
         + "</div>"
     )
+    # As `mrules report funnel` notes: zeros that are no answer from sales.
+    if f.get("sync") is False:
+        p.add(
+            "<p class='note'>No sync file, so no SQL and no won stage: run"
+            " <code>mrules sync run</code> (or give <code>--sync-db</code>).</p>"
+        )
+    elif f.get("sync") and f.get("crm_opportunities") == 0:
+        p.add(
+            "<p class='note'>The sync file holds no opportunity, so no SQL and no won stage:"
+            " is <code>opportunity</code> in the sync block's <code>objects</code> (without"
+            " it, <code>lead, contact</code>)?</p>"
+        )
     reading = f.get("reading") or "cohort"
     p.add(
         f"<p class='note'>Reading: <b>{_e(reading)}</b> "
