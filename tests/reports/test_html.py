@@ -262,6 +262,34 @@ def test_cli_writes_the_page_from_the_real_reports(example_store: Path, tmp_path
     assert "won" in {s["stage"] for s in values(specs["chart-timeline"]["layer"][1])}
 
 
+def test_the_page_names_the_model_behind_its_campaign_figures(
+    example_store: Path, tmp_path: Path
+) -> None:
+    """The campaign table's won amount and the ROI chart are the even split's credit (the
+    default of `report campaigns`, whose title says `even model`), and the page did not say
+    so beside the influence chart's five models: which campaigns paid read as settled."""
+    out = tmp_path / "report.html"
+    rules = str(EXAMPLE / "rules")
+    r = CliRunner().invoke(
+        main, ["report", "html", str(out), "--store", str(example_store), "--rules", rules]
+    )
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    section = text[text.index("<section id='campaigns'>") :]
+    section = section[: section.index("</section>")]
+    assert "under the <b>even split</b> model" in section
+    even = campaigns(example_store, rules=[rules], model="even")["campaigns"]
+    primary = campaigns(example_store, rules=[rules], model="primary")["campaigns"]
+    # another model tells another story: the Webinar paid 31 times its cost, or nothing
+    assert {x["campaign"]: x["roi"] for x in even} != {x["campaign"]: x["roi"] for x in primary}
+    shown = values(specs_of(text)["chart-campaign-roi"])
+    assert {x["campaign"]: x["roi"] for x in shown} == {
+        x["campaign"]: x["roi"] for x in even if x["roi"] is not None
+    }
+    title = specs_of(text)["chart-campaign-roi"]["title"]
+    assert "even split model" in (title if isinstance(title, str) else title["text"])
+
+
 def test_cli_timeline_of_a_chosen_prospect(example_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     r = CliRunner().invoke(

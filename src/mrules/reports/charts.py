@@ -160,8 +160,11 @@ def conversion_over_time(report: dict[str, Any]) -> Spec:
 
 
 def campaign_roi(report: dict[str, Any]) -> Spec:
-    """ROI = (won amount - cost) / cost per campaign with a cost."""
+    """ROI = (won amount - cost) / cost per campaign with a cost, under the report's model."""
     title = "Campaign ROI ((won amount − cost) / cost)"
+    model = MODEL_LABELS.get(report.get("model") or "")
+    if model is not None:  # the won amount, so the ROI, is the one model's credit
+        title = f"Campaign ROI, {model.lower()} model ((won amount − cost) / cost)"
     rows = [
         {
             "campaign": c["campaign"],

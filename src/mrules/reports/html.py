@@ -250,6 +250,13 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
         ]
         for x in c.get("campaigns") or []
     ]
+    model = charts.MODEL_LABELS.get(c.get("model") or "")
+    if rows and model is not None:  # the figures of one model, as the text report's title says
+        p.add(
+            "<p class='note'>Opportunities, won, won amount and ROI credit each campaign under"
+            f" the <b>{_e(model.lower())}</b> model (<code>mrules report campaigns"
+            " --model</code> gives another); the chart above has all five.</p>"
+        )
     if rows:
         head = [
             "campaign",
