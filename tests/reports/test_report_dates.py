@@ -108,4 +108,6 @@ def test_a_range_outside_the_years_1_to_9999_is_a_usage_error(
     code, out, err = _cli("report", report, "--store", store, *args)
     assert code == ExitCode.USAGE, out + err
     assert "between the years 1 and 9999" in err and args[1] in err
+    # The option is named, as for any other bad date (it was not: which one was it?)
+    assert f"mrules: error: {args[0]} '{args[1]}' is not a date" in err, err
     assert "internal error" not in err and "Traceback" not in out + err

@@ -75,9 +75,9 @@ def _range(since: Any, until: Any) -> tuple[float, float, str | None, str | None
         hi = epoch(until)
     except ValueError as e:
         raise ReportError(f"--until {e}") from None
-    for value, text in ((lo, since), (hi, until)):
+    for option, value, text in (("--since", lo, since), ("--until", hi, until)):
         if value is not None and not _YEARS[0] <= value <= _YEARS[1]:
-            raise ReportError(f"not a date between the years 1 and 9999 (UTC): {text!r}")
+            raise ReportError(f"{option} {text!r} is not a date between the years 1 and 9999 (UTC)")
     if lo is not None and hi is not None and hi <= lo:
         raise ReportError(f"--until ({until}) must be after --since ({since})")
     return (
