@@ -27,7 +27,7 @@ __all__ = ["COMMANDS", "report"]
 
 NO_OPPORTUNITY_NOTE = (
     "note: the sync file holds no opportunity, so no SQL, won or opportunity figures: is"
-    " `opportunity` in the sync block's `objects` (without it, `lead, contact`)?"
+    " `opportunity` in the sync block's `objects` (their default is `lead, contact`)?"
 )
 
 

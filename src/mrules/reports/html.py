@@ -197,8 +197,8 @@ def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
     elif f.get("sync") and f.get("crm_opportunities") == 0:
         p.add(
             "<p class='note'>The sync file holds no opportunity, so no SQL and no won stage:"
-            " is <code>opportunity</code> in the sync block's <code>objects</code> (without"
-            " it, <code>lead, contact</code>)?</p>"
+            " is <code>opportunity</code> in the sync block's <code>objects</code> (their"
+            " default is <code>lead, contact</code>)?</p>"
         )
     reading = f.get("reading") or "cohort"
     p.add(
