@@ -365,3 +365,14 @@ def test_an_interrupted_report_does_not_speak_of_resuming(
     if report == "html":
         assert f"{out} is never left half-written" in err
         assert out.read_text() == "the previous report\n"
+
+
+@pytest.mark.parametrize("name", ["funnel", "campaigns", "rules", "scores"])
+def test_help_names_a_sync_file_only_where_the_report_takes_one(name: str) -> None:
+    """`report scores` reads the store alone: its help spoke of a sync file it has no
+    option for, copied from the reports that take `--sync-db`."""
+    res = CliRunner().invoke(main, ["report", name, "--help"])
+    assert res.exit_code == 0, res.output
+    takes = "--sync-db" in res.output
+    assert takes == (name != "scores"), res.output
+    assert ("sync file" in res.output) == takes, res.output

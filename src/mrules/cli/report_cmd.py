@@ -243,9 +243,8 @@ def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) 
     Example:
       mrules report scores --store getcloudy.db
 
-    Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such store or
-    sync file; 4 the store or sync file cannot be read, or standard output is
-    closed.
+    Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such store; 4
+    the store cannot be read, or standard output is closed.
     """
     from mrules.reports import scores
 

@@ -347,7 +347,7 @@ class Source:
     def crm_opportunities(self) -> int:
         """The opportunities the sync file holds, deleted ones too (0 without a sync file).
 
-        None with a sync file: the sync block's `objects` may lack `opportunity` (its
+        0 with a sync file too: the sync block's `objects` may lack `opportunity` (its
         default is `lead, contact`), and then no prospect is an SQL or won; the reports
         say so rather than show those zeros as the CRM's answer."""
         if self.sync_path is None:
