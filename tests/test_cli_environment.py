@@ -184,3 +184,23 @@ def test_a_sync_cycle_leaves_no_file_open_under_warnings(tmp_path: Path) -> None
                "--until", "2026-11-10T00:00:00Z", env=warn)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert b"Warning" not in r.stderr, r.stderr.decode()
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_characters_the_output_encoding_lacks_are_escaped_not_a_crash(
+    tmp_path: Path, unbuffered: str
+) -> None:
+    """Under `PYTHONIOENCODING=latin-1` (or a Latin-1 locale), `mrules lint` of a list
+    named "日本" was an internal error, exit 70, at its first message: standard output
+    refused the characters. They are written as escapes, as on standard error; what a
+    command writes as UTF-8 bytes (`fmt -`) stays UTF-8."""
+    rules = tmp_path / "a.mr"
+    rules.write_text('list "日本"\nlist "日本"  # 日本\n', encoding="utf-8")
+    env = {"PYTHONIOENCODING": "latin-1", "PYTHONUNBUFFERED": unbuffered}
+    res = mrules("lint", rules, env=env)
+    assert res.returncode == ExitCode.DIAGNOSTICS, res.stderr
+    assert b"internal error" not in res.stderr, res.stderr
+    assert b"list '\\u65e5\\u672c' is declared twice" in res.stdout, res.stdout
+    res = mrules("fmt", "-", input=rules.read_bytes(), env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == 'list "日本"\nlist "日本"  # 日本\n'.encode(), res.stdout

@@ -80,6 +80,7 @@ class _Main(click.Group):
         _stop_on_sigterm_as_on_ctrl_c()
         _whole_writes_when_unbuffered()
         _closed_stdout_refuses_writes()
+        _unencodable_characters_escaped()
         try:
             # What every command loads first (a tenth of a second), loaded where Ctrl-C and
             # SIGTERM are ours: within click, they said `Aborted!` and exited 1, the code
@@ -156,6 +157,20 @@ def _whole_writes_when_unbuffered() -> None:
                 write_through=True,
             ),
         )
+
+
+def _unencodable_characters_escaped() -> None:
+    """What the output's encoding cannot hold is written as a `\\u65e5` escape.
+
+    Under a Latin-1 locale or `PYTHONIOENCODING=latin-1`, `mrules lint` of a list named
+    "日本" was an internal error (exit 70) at its first message: Python's standard output
+    refuses such characters. Its standard error already escapes them; now standard
+    output does too (docs/configuration.md). JSON is written as UTF-8 bytes whatever the
+    encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            with contextlib.suppress(OSError, ValueError):  # closed: as it is
+                stream.reconfigure(errors="backslashreplace")
 
 
 class ClosedOutput(io.TextIOBase):
