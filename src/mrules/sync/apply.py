@@ -371,7 +371,16 @@ def apply_plan(
             if not group:
                 continue
             recs = [dict(o["values"]) for o in group]
+            # Written whole or not at all (`RECORD_FIELDS`): a first name too long is not
+            # dropped, unless mapped (a mapped field refused is set aside and stays pending
+            # in the error queue).
+            mapped = {
+                str(m.get("crm_field", "")).lower()
+                for m in plan.get("config", {}).get("mappings", ())
+            }
             required = {"LastName", "Company", "Email"}
+            if "firstname" not in mapped:
+                required.add("FirstName")
             results, aside = _write_keeping(writer, "create", sobject, recs, required)
             for o, r, errs, sent in zip(group, results, aside, recs, strict=True):
                 email = o["prospect"]

@@ -193,6 +193,11 @@ LINK_ERROR_FIELD = "*link"
 DUPLICATE_LINK = "DUPLICATE_LINK"
 """mrules' own code (not the CRM's) for a CRM record another prospect is linked to: one
 prospect a CRM record (docs/sync.md#one-prospect-a-crm-record)."""
+RECORD_FIELDS = ("Email", "FirstName", "LastName", "Company")
+"""The fields a create on assignment writes whatever the mappings: the person's email,
+names and company. One the CRM refuses (too long, a malformed email) refuses the create
+whole (apply writes no record without it: no later cycle would write an unmapped field);
+the create is held until the prospect changes."""
 CREATE_KINDS = ("create_record", "assignment_rule")
 """Queued work that a record's create (or its link to a record found by email) does."""
 
@@ -1107,7 +1112,15 @@ def make_plan(
                     " the integration user owns it"
                 )
         fields = []
-        expected = []
+        # The record's own fields (its email, names, company) the CRM refuses: the create
+        # is refused whole (apply writes no record without them), held as `*record`.
+        expected = [
+            problem
+            for name in RECORD_FIELDS
+            if name in values
+            and name not in maps.get(sobject, {})
+            and (problem := _problem(info, name, values[name], creating=True))
+        ]
         for name, m in maps.get(sobject, {}).items():
             ours = _ours(p, m)
             if ours is None or ours == "":
