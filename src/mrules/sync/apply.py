@@ -511,7 +511,9 @@ def apply_plan(
                         }
                     )
                 else:
-                    for e in _errs(r):
+                    # The fields set aside before (each refused in a call of its own) are
+                    # refused as much as those of the last call: every one is held.
+                    for e in [*errs, *_errs(r)]:
                         if e.transient:
                             queue_fail[email] = at
                             continue
