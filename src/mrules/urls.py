@@ -18,7 +18,7 @@ wildcard-prefix length, whatever the number of page actions.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from mrules.settings import EngineSettings
@@ -137,9 +137,16 @@ class PageIndex(Generic[T]):
         """The page action for a URL as seen, or None."""
         return self.lookup_normalized(normalize_url(url, self.settings))
 
-    def lookup_normalized(self, url: str) -> T | None:
+    def lookup_normalized(self, url: str, usable: Callable[[T], bool] | None = None) -> T | None:
+        """The page action for a normalised URL, or None.
+
+        With `usable`, a page action it refuses is passed over as if it were not
+        there: the next most specific one that it accepts is the answer (a page
+        action before its `since` did not exist yet, so the wildcard covering
+        its URL was the most specific then).
+        """
         hit = self.exact.get(url)
-        if hit is not None:
+        if hit is not None and (usable is None or usable(hit)):
             return hit
         if not self._by_length:
             return None
@@ -151,6 +158,6 @@ class PageIndex(Generic[T]):
                 hit = prefixes.get(slashed)
             else:
                 continue
-            if hit is not None:
+            if hit is not None and (usable is None or usable(hit)):
                 return hit
         return None

@@ -55,8 +55,14 @@ class Handlers(EngineParts):
         points = self.cs.scoring.get("page_view")
         if points:
             self._score(c, points[1], points[0], {"activity": "page view"})
-        pa = self.cs.pages.lookup_normalized(normalized)
-        if pa is not None and self._active(pa.block, e.ts_epoch):
+        pages = self.cs.pages
+        pa = pages.lookup_normalized(normalized)
+        if pa is not None and not self._active(pa.block, e.ts_epoch):
+            # Before its `since` (or the run that added it) that page action did not
+            # exist: the most specific one that did is the view's (§3), a wildcard say.
+            ts = e.ts_epoch
+            pa = pages.lookup_normalized(normalized, lambda a: self._active(a.block, ts))
+        if pa is not None:
             self._run_blocks(c, (pa.block,), "page:" + pa.ref.name)
         else:
             self._settle(c)
