@@ -436,26 +436,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
         rules = [i for i, r in enumerate(self.cs.rules) if r.key in new_keys]
         dyn = [i for i, d in enumerate(self.cs.dynamic_lists) if d.key in new_keys]
         self.summary.retroactive = sorted(new_keys)
-        cs = self.cs
-        chained = bool(cs.dynamic_by_fact.get("list"))
+        new_rules = [self.cs.rules[i] for i in rules]
+        new_lists = [self.cs.dynamic_lists[i] for i in dyn]
         for email, data in self._every():
             p = self._get(email, data)
             assert p is not None
-            c = Context(p)
-            # Lists first, as in each round of `_settle`: a new rule that reads a new
-            # list (`not in list "Customers"`) sees it as the prospect's data makes it,
-            # not empty, and its match sticks.
-            for i in dyn:
-                self._dynamic(c, cs.dynamic_lists[i])
-            if chained and "list" in c.facts:
-                self._chained_lists(c)
-            for i in rules:
-                mark = self.seq
-                self._try_rule(c, cs.rules[i])
-                if self.seq != mark and cs.dynamic_lists:
-                    self._lists_follow(c, c.facts)  # before the next rule reads them
-            if c.facts:
-                self._settle(c)
+            # The new lists are built before a new rule reads them (`_evaluate`).
+            self._evaluate(Context(p), new_rules, new_lists)
             self.dirty.add(p.email)
 
     # -------------------------------------------------------------------- run

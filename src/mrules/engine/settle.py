@@ -3,6 +3,7 @@ until quiet; ticks that wake only the prospects whose time has come; segmentatio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 import orjson
@@ -59,12 +60,7 @@ class Settlement(EngineParts):
             assert p is not None
             c = Context(p)
             before = self.seq
-            for rule in self._time_rules:
-                self._try_rule(c, rule)
-            for dl in self._time_dynamic:
-                self._dynamic(c, dl)
-            if c.facts:
-                self._settle(c)
+            self._evaluate(c, self._time_rules, self._time_dynamic)
             if self.seq != before:
                 self.dirty.add(email)
             self._wakes.schedule(email, self._wake(p, now))
@@ -108,6 +104,30 @@ class Settlement(EngineParts):
         return best
 
     # ------------------------------------------------------- automation rules
+
+    def _evaluate(
+        self, c: Context, rules: Iterable[CompiledRule], lists: Iterable[CompiledRule]
+    ) -> None:
+        """Evaluate these rules and dynamic lists for a prospect, then settle what changed.
+
+        The lists first, as in each round of `_settle`: a rule reads them as the
+        prospect now makes them (at a tick that crosses a list's threshold and a
+        rule's at once, or when a new rule reads a new list), not as they were,
+        for its match would stick. Each rule's change is followed by the lists
+        before the next rule reads them.
+        """
+        cs = self.cs
+        for dl in lists:
+            self._dynamic(c, dl)
+        if "list" in c.facts and cs.dynamic_by_fact.get("list"):
+            self._chained_lists(c)
+        for rule in rules:
+            mark = self.seq
+            self._try_rule(c, rule)
+            if self.seq != mark and cs.dynamic_lists:
+                self._lists_follow(c, c.facts)
+        if c.facts:
+            self._settle(c)
 
     def _settle(self, c: Context) -> None:
         """Re-evaluate the rules and dynamic lists that read what changed, until quiet.
