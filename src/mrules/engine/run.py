@@ -234,12 +234,12 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.block_since[b.key] = _later(b.since, first_seen.get(b.key))
         self.batch.ruleset_version = self.cs.version
         self._track_new_activity_keys(stored)
-        self._regrade(stored)
+        # Rules and dynamic lists that must look at every stored prospect (§4.2, §6.2).
+        retroactive = {k for k in new_keys if k.startswith(("rule:", "dynamic:"))} | resumed
+        self._regrade(stored, retroactive)
         self._clicks_by_block(stored)
         if stored:
-            self._retroactive(
-                {k for k in new_keys if k.startswith(("rule:", "dynamic:"))} | resumed
-            )
+            self._retroactive(retroactive)
         # No wake-up times survive a restart: the first tick looks at everyone once.
         self._wake_all = stored and bool(self._time_rules or self._time_dynamic)
         self.summary.resumed_from = 0 if self.source == "-" else st.stream_position(self.source)
@@ -296,7 +296,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 }
         return edited
 
-    def _regrade(self, stored: bool) -> None:
+    def _regrade(self, stored: bool, retroactive: set[str]) -> None:
         """Grades follow edited grading profiles: weights, the default, `grade_start` (§5.4).
 
         A grade is the start plus the weights of the known criteria of the
@@ -304,7 +304,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         so the kept grade (what `state export` and `explain` show) is brought to
         the same value, and the rules and lists that read the grade see the
         change. The store keeps the profiles' hash (`shared`); a store written
-        before that knows none, and takes this run's without regrading.
+        before that knows none, and takes this run's without regrading. The
+        dynamic lists this run builds anew (`retroactive`) are built for a
+        regraded prospect before its rules read them.
         """
         version = self.cs.grading_version
         before = self.shared.get("grading")
@@ -314,6 +316,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         if not stored or before is None or before == version:
             return
         self.line, self.event_id, self._row = 0, None, None
+        stale = [d for d in self.cs.dynamic_lists if d.key in retroactive]
         for email, data in self._every():
             peeked = self._peek(email, data)
             assert peeked is not None
@@ -328,7 +331,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             p.grade = grade
             c = Context(p)
             c.facts.add("grade")
-            self._settle(c)
+            self._evaluate(c, (), stale)
             self.dirty.add(email)
 
     def _clicks_by_block(self, stored: bool) -> None:
