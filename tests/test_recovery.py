@@ -203,6 +203,7 @@ def test_a_word_after_a_condition_is_not_taken_for_or(word: str) -> None:
         ('form "F"\non submit of form "F" { create crm task "C" (due in 2) }', "`3 days`"),
         ('automation rule "r" priority 1 { when all { visted "x.com" } }', "to test `visited`"),
         ('automation rule "r" priority 1 { when all { score > = 1 } }', "`score > 100`"),
+        ('automation rule "r" priority 1 { when all { score > } }', "`score > 100`"),
         ('tag "a\\qb"', "write a backslash as \\\\"),
         ('tag "caf\\u0e9"', "four hex digits"),
         ('file "C:\\Guides\\"', "write a backslash as \\\\"),

@@ -1130,6 +1130,7 @@ TERMINAL_NAMES = {
     "NAME": "a field name",
     "INT": "a whole number",
     "SIGNED_INT": "a signed number like +25 or -10",
+    "_WHOLE": "a whole number like 100 or -10",
     "NUMBER": "a number",
     "TIMESTAMP": "a date like 2026-11-02",
     "COMPARE": "a comparison (<, <=, >, >=)",
@@ -1384,7 +1385,7 @@ def _template_for(word: Token, expected: set[str]) -> str | None:
             return _FIELD_CRITERION
         return None
     if word.type == "SCORE":
-        if expected & {"SIGNED_INT", "TO"}:
+        if expected & {"SIGNED_INT", "TO"} and "INT" not in expected:  # INT: a criterion's
             return _SCORE_ACTION
         return _SCORE_CRITERION
     if word.type in ("CAMPAIGN", "CRM", "PROFILE") and "IS" in expected:
@@ -1704,6 +1705,10 @@ def _terminal_patterns() -> dict[str, str]:
 
 def _expected_phrase(expected: Iterable[str], name: str = TERMINAL_NAMES["NAME"]) -> str:
     """The expected terminals in words; `name` says what a bare name stands for there."""
+    expected = set(expected)
+    if {"INT", "SIGNED_INT"} <= expected:  # a score in a criterion: signed or not
+        expected -= {"INT", "SIGNED_INT"}
+        expected.add("_WHOLE")
     words = sorted({name if e == "NAME" else _describe_terminal(e) for e in expected})
     if len(words) > 8:
         words = [*words[:8], "…"]
