@@ -334,19 +334,64 @@ def test_update_that_cannot_write_a_snapshot_is_exit_4(
     """A read-only folder (as root, checked by hand with setpriv): exit 4, as `-o` gives."""
     text = TEST.replace("{score: 20}\n", "{score: 20}\n      snapshot: true\n", 1)
     test = _tests(tmp_path, text)
-    write_bytes = Path.write_bytes
+    mkstemp = mrules.atomic.tempfile.mkstemp
 
-    def read_only(self: Path, data: Any) -> int:
-        if self.parent.name == "__snapshots__":
-            raise PermissionError(13, "Permission denied", str(self))
-        return write_bytes(self, data)
+    def read_only(*args: Any, **kwargs: Any) -> Any:
+        if Path(kwargs["dir"]).name == "__snapshots__":
+            raise PermissionError(13, "Permission denied", kwargs["dir"])
+        return mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_bytes", read_only)
+    monkeypatch.setattr(mrules.atomic.tempfile, "mkstemp", read_only)
     res = _mrules("test", str(test), "--update")
     assert res.exit_code == 4, res.output
     assert "__snapshots__/t.json: cannot write the snapshot:" in res.output
     assert "or run without --update" in res.output
     assert "1 passed, 1 error" in res.output and "1 errors" not in res.output
+
+
+def _snapshot_tests(folder: Path, prospects: int = 1) -> Path:
+    """A test file whose one test, `t`, snapshots the state of `prospects` prospects."""
+    events = "".join(
+        f"      - {{ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: p{i}@x.example,"
+        " asset: Contact}\n"
+        for i in range(prospects)
+    )
+    head = "rules: rules.mr\ntests:\n  - name: t\n    events:\n"
+    return _tests(folder, f"{head}{events}    expect: {{snapshot: true}}\n")
+
+
+def test_update_keeps_the_snapshot_files_mode_and_its_symlink(tmp_path: Path) -> None:
+    """A snapshot file is replaced as every file mrules writes is: its permission bits
+    kept (a group-writable checkout stayed so), a symlink followed, not replaced by a copy."""
+    test = _snapshot_tests(tmp_path)
+    snap = tmp_path / "__snapshots__" / "t.json"
+    assert _mrules("test", str(test), "--update").exit_code == 0
+    shared = tmp_path / "shared.json"
+    snap.rename(shared)
+    snap.symlink_to(shared)
+    shared.chmod(0o664)
+    rules = tmp_path / "rules.mr"
+    rules.write_text(rules.read_text().replace("score +20", "score +35"))
+    res = _mrules("test", str(test), "--update")
+    assert res.exit_code == 0 and "snapshot updated" in res.output, res.output
+    assert snap.is_symlink() and snap.resolve() == shared
+    assert orjson.loads(shared.read_bytes())["t"][0]["score"] == 35
+    assert oct(shared.stat().st_mode & 0o777) == oct(0o664)
+    assert sorted(p.name for p in snap.parent.iterdir()) == ["t.json"]
+
+
+def test_update_on_a_full_disk_leaves_no_half_snapshot(tmp_path: Path) -> None:
+    """A full disk (a real one: a small tmpfs) fails the test's snapshot with exit 4 and
+    leaves the folder as it was: no temporary file holding half of it."""
+    from tests.test_faults import tmpfs
+
+    with tmpfs(tmp_path / "small", "24k") as small:
+        test = _snapshot_tests(small, prospects=60)
+        (small / "__snapshots__").mkdir()
+        res = _mrules("test", str(test), "--update")
+        assert res.exit_code == 4, res.output
+        assert "cannot write the snapshot: No space left on device" in res.output
+        assert list((small / "__snapshots__").iterdir()) == []
 
 
 # ------------------------------------------------- 6. values that print alike

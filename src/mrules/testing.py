@@ -62,6 +62,7 @@ from typing import Any
 import orjson
 import yaml
 
+from mrules.atomic import atomic_write
 from mrules.events import prospect_key
 from mrules.exitcodes import ExitCode
 from mrules.pathkind import special_file_kind
@@ -2376,11 +2377,9 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
     if update:
         snaps[case.name] = actual
         data = orjson.dumps(snaps, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-        try:
+        try:  # whole or not at all, its mode kept, no temporary file left behind
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            atomic_write(path, data)
         except OSError as e:
             folder = path.parent if path.parent.is_dir() else path.parent.parent
             raise SnapshotWriteError(
