@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import errno
 import json
 import math
 import os
@@ -2382,11 +2383,17 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
             atomic_write(path, data)
         except OSError as e:
             folder = path.parent if path.parent.is_dir() else path.parent.parent
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                advice = "the disk is full: free some space, then run the same command again"
+            else:
+                advice = (
+                    f"make {_printable(str(folder))} (and the snapshot file, if there is one)"
+                    " writable"
+                )
             raise SnapshotWriteError(
                 _printable(str(path)),
                 None,
-                f"cannot write the snapshot: {e.strerror or e}; make {_printable(str(folder))}"
-                " (and the snapshot file, if there is one) writable, or run without --update",
+                f"cannot write the snapshot: {e.strerror or e}; {advice}, or run without --update",
             ) from None
         outcome.updated = True
         return
