@@ -367,6 +367,52 @@ _READ_ONLY = [
 ]
 
 
+# Ctrl-C (or SIGTERM) while pydantic builds a validator: at `import mrules.cli.common`
+# (the diagnostics' classes), or on the first AST node of a class the rules make (a tenth
+# of a second of every command that loads rules). pydantic-core turns a KeyboardInterrupt
+# raised in its build into a SchemaError, which the hook does in its place, the signal
+# sent as the build starts.
+_SIGNAL_AS_PYDANTIC_BUILDS = """
+import os, signal, sys
+import pydantic_core
+import pydantic._internal._model_construction as construction
+at, sig, argv = sys.argv[1], getattr(signal, sys.argv[2]), sys.argv[3:]
+build = construction.SchemaSerializer
+def interrupted_build(schema, *args, **kwargs):
+    construction.SchemaSerializer = build
+    try:
+        os.kill(os.getpid(), sig)
+        return build(schema, *args, **kwargs)
+    except KeyboardInterrupt as e:
+        name = type(e).__name__
+        raise pydantic_core.SchemaError(f"Error building `model` serializer: {name}: ") from None
+from mrules.cli import main
+if at == "load":
+    import mrules.cli.common
+construction.SchemaSerializer = interrupted_build
+main(argv, prog_name="mrules")
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("at", ["import", "load"])
+def test_130_interrupted_while_pydantic_builds(tmp_path: Path, at: str, sig: str) -> None:
+    """It was an internal error (exit 70, `SchemaError: Error building ...` and a saved
+    traceback) for one Ctrl-C in thirty sent to a starting `mrules sync run`, and a bare
+    Python traceback as the command started."""
+    store = tmp_path / "i.db"
+    for args in (["run", str(RULES), str(EVENTS), "--store", str(store), "-q"],
+                 ["lint", str(RULES)]):  # fmt: skip
+        res = subprocess.run(
+            [sys.executable, "-c", _SIGNAL_AS_PYDANTIC_BUILDS, at, sig, *args],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert res.returncode == ExitCode.INTERRUPTED, res.stderr
+        assert res.stderr.startswith("mrules: error: interrupted"), res.stderr
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+        assert not store.exists()
+
+
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with its CRM file and sync file, as the README's sync example makes them."""

@@ -9,6 +9,7 @@ import io
 import os
 import signal
 import sys
+from typing import NoReturn
 
 import click
 
@@ -77,7 +78,9 @@ class _Main(click.Group):
             return super().make_context(info_name, args, parent, **extra)  # type: ignore[arg-type]
 
     def __call__(self, *args: object, **kwargs: object) -> object:
+        _interrupts.clear()  # this run's, not an earlier one's in the same process
         _stop_on_sigterm_as_on_ctrl_c()
+        _note_ctrl_c()
         _whole_writes_when_unbuffered()
         _closed_stdout_refuses_writes()
         _unencodable_characters_escaped()
@@ -86,12 +89,12 @@ class _Main(click.Group):
             # SIGTERM are ours: within click, they said `Aborted!` and exited 1, the code
             # of a rule set with errors.
             import mrules.cli.common  # noqa: F401
+        except Exception:
+            if not interrupt_received():  # an import that fails: a bug
+                raise
+            _interrupted_as_it_starts()
         except KeyboardInterrupt:
-            from mrules.exitcodes import ExitCode
-
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write("mrules: error: interrupted; nothing was done\n")
-            sys.exit(ExitCode.INTERRUPTED)
+            _interrupted_as_it_starts()
         try:
             return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
         except OSError as e:
@@ -201,8 +204,46 @@ def _closed_stdout_refuses_writes() -> None:
         sys.stdout = ClosedOutput()
 
 
+def _interrupted_as_it_starts() -> NoReturn:
+    from mrules.exitcodes import ExitCode
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write("mrules: error: interrupted; nothing was done\n")
+    sys.exit(ExitCode.INTERRUPTED)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (`kill`, a CI job's timeout, a container stopping), met as Ctrl-C is."""
+
+
+_interrupts: list[int] = []  # the signals `_note_ctrl_c` and SIGTERM's handler met
+
+
+def interrupt_received() -> bool:
+    """Whether Ctrl-C or SIGTERM reached the `mrules` program (its handlers raise
+    KeyboardInterrupt, as Python's own does).
+
+    Code that runs Python inside its own may turn that KeyboardInterrupt into an error
+    of its own: pydantic-core makes it a `SchemaError` when it comes while a validator
+    is built (the first AST node of a class, a tenth of a second of every command that
+    loads rules). An error raised once an interrupt came is the interrupt's doing: the
+    command ends as interrupted (130), not as a bug (70) or with a traceback.
+    """
+    return bool(_interrupts)
+
+
+def _note_ctrl_c() -> None:
+    """Ctrl-C raises KeyboardInterrupt as Python's handler does, and is noted
+    (`interrupt_received`). A SIGINT ignored from the start (`nohup`, a background job of
+    a script) stays ignored."""
+
+    def on_sigint(signum: int, frame: object) -> None:
+        _interrupts.append(signum)
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: left as it is
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, on_sigint)
 
 
 def _stop_on_sigterm_as_on_ctrl_c() -> None:
@@ -219,6 +260,7 @@ def _stop_on_sigterm_as_on_ctrl_c() -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        _interrupts.append(signum)
         raise Terminated
 
     with contextlib.suppress(ValueError, OSError):  # not the main thread: left as it is

@@ -485,9 +485,17 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)
 def failures(interrupted: str | None = None) -> Iterator[None]:
     """Turn store, output and interrupt failures into a one-line message and their code;
     `interrupted` is what an interrupt says (a command that commits nothing says so: by
-    default, what `reads_only()` set, else the writing commands' message)."""
+    default, what `reads_only()` set, else the writing commands' message). An error
+    raised once Ctrl-C or SIGTERM came is met as the interrupt (`interrupt_received`)."""
+    from mrules.cli import interrupt_received
+
     try:
-        yield
+        try:
+            yield
+        except Exception as e:
+            if interrupt_received():
+                raise KeyboardInterrupt from e
+            raise
     except StoreLocked as e:
         waited = "after waiting" in str(e)  # --wait or --wait-timeout was given
         advice = "give --wait-timeout more seconds" if waited else "add --wait to wait for it"
