@@ -82,6 +82,44 @@ def test_a_full_disk_leaves_the_old_export_files_whole(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half files, no temps
 
 
+def test_a_crm_file_that_cannot_grow_says_so_and_a_second_load_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's "database or disk is full" (SQLITE_FULL: the CRM file may not grow past
+    the pages it has when opened) rolls the load's transaction back by itself; the CRM's
+    own ROLLBACK then failed, and the message said "cannot rollback - no transaction is
+    active" in place of the cause. Loaded again (rows with labels update), all are there."""
+    from mrules.crm.emulator import EmulatedCrm
+
+    store = tmp_path / "s.db"
+    assert mrules("crm", "load", SEED, "--store", store).exit_code == 0
+    more = tmp_path / "more"
+    more.mkdir()
+    (more / "Lead.jsonl").write_text(
+        "".join(
+            json.dumps({"Id": f"lead-{i}", "LastName": f"L{i}", "Company": "C"}) + "\n"
+            for i in range(3000)
+        )
+    )
+    real = EmulatedCrm.open.__func__  # type: ignore[attr-defined]
+
+    def open_full(cls: type, *args: object, **kwargs: object) -> EmulatedCrm:
+        crm: EmulatedCrm = real(cls, *args, **kwargs)
+        pages = crm._conn.execute("PRAGMA page_count").fetchone()[0]
+        crm._conn.execute(f"PRAGMA max_page_count = {pages}")
+        return crm
+
+    with monkeypatch.context() as m:
+        m.setattr(EmulatedCrm, "open", classmethod(open_full))
+        r = mrules("crm", "load", more, "--store", store)
+    assert r.exit_code == 4, r.output
+    assert "the CRM file failed: database or disk is full" in r.stderr
+    assert "rollback" not in r.stderr
+    assert mrules("crm", "load", more, "--store", store).exit_code == 0
+    out = mrules("crm", "export", "--store", store, "--object", "Lead")
+    assert sum('"LastName": "L' in line for line in out.stdout.splitlines()) == 3000
+
+
 def test_the_exit_code_table_names_the_crm_commands_that_exit_3(tmp_path: Path) -> None:
     store = tmp_path / "s.db"
     bad = tmp_path / "in"

@@ -169,3 +169,38 @@ def test_killed_sync_then_rerun_ends_like_an_unkilled_one(
     assert got["crm"]["Lead:p02@x.com"]["Title"] == "New 2"
     assert got["prospects"]["p05@x.com"]["fields"]["lead_source"] == "Phone"
     assert json.dumps(got["prospects"]["p00@x.com"]["fields"], sort_keys=True)
+
+
+def _full_sync_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL) as a full disk gives it: the
+    sync file may not grow past the pages it has when the command opens it."""
+    from mrules.sync import SyncDb
+
+    real = SyncDb.open.__func__  # type: ignore[attr-defined]
+
+    def open_full(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        opened = real(cls, *args, **kwargs)
+        pages = opened.conn.execute("PRAGMA page_count").fetchone()[0]
+        opened.conn.execute(f"PRAGMA max_page_count = {pages}")
+        return opened
+
+    monkeypatch.setattr(SyncDb, "open", classmethod(open_full))
+
+
+def test_a_full_disk_stops_the_sync_then_it_resumes(
+    tmp_path: Path, reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk under the sync file: SQLite rolls the transaction back
+    by itself, and the sync's own ROLLBACK then failed, its error ("cannot rollback - no
+    transaction is active") in the message in place of the cause. The cause is said, and
+    the same command, once there is space, ends where a sync that never failed ends."""
+    w = _world(tmp_path)
+    w.sync("run", "--until", T0)
+    _second_half(w)
+    with monkeypatch.context() as m:
+        _full_sync_file(m)
+        res = w.sync("run", "--until", "2026-11-02T09:20:00Z", code=4)
+    assert "database or disk is full" in res.output, res.output
+    assert "rollback" not in res.output
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    assert _outcome(w) == reference

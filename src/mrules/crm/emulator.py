@@ -211,7 +211,8 @@ def _add_missing_tables(conn: sqlite3.Connection) -> None:
             for statement in missing:
                 conn.execute(statement)
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -362,7 +363,10 @@ class EmulatedCrm:
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk: SQLITE_FULL), where
+            # a second ROLLBACK fails and its error ("no transaction is active") hid theirs.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
 

@@ -368,7 +368,8 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM cursor WHERE object = 'Opportunity'")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -460,7 +461,10 @@ class SyncDb:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (a full disk: SQLITE_FULL), where
+            # a second ROLLBACK fails and its error ("no transaction is active") hid theirs.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
