@@ -21,7 +21,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-__all__ = ["UNREADABLE", "reading_uri", "refuse_writes", "unreadable_reason"]
+__all__ = ["UNREADABLE", "full_disk_advice", "reading_uri", "refuse_writes", "unreadable_reason"]
 
 UNREADABLE = (sqlite3.DatabaseError, UnicodeDecodeError)
 """What reading a damaged SQLite file raises. SQLite's own errors, and Python's
@@ -34,6 +34,15 @@ def unreadable_reason(e: BaseException) -> str:
     if isinstance(e, UnicodeDecodeError):
         return "SQLite's error quotes bytes that are not UTF-8: part of the file is overwritten"
     return str(e) or type(e).__name__
+
+
+def full_disk_advice(e: BaseException) -> str:
+    """What to do after SQLite's "database or disk is full" (SQLITE_FULL), to end the
+    message that names the file (`; the disk is full: ...`); "" for any other error."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is None or code & 0xFF != sqlite3.SQLITE_FULL:
+        return ""
+    return "; the disk is full: free some space, then run the same command again"
 
 
 _WRITES = frozenset(

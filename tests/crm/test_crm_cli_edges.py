@@ -113,7 +113,7 @@ def test_a_crm_file_that_cannot_grow_says_so_and_a_second_load_completes(
         m.setattr(EmulatedCrm, "open", classmethod(open_full))
         r = mrules("crm", "load", more, "--store", store)
     assert r.exit_code == 4, r.output
-    assert "the CRM file failed: database or disk is full" in r.stderr
+    assert "the CRM file failed: database or disk is full; the disk is full: free some" in r.stderr
     assert "rollback" not in r.stderr
     assert mrules("crm", "load", more, "--store", store).exit_code == 0
     out = mrules("crm", "export", "--store", store, "--object", "Lead")

@@ -202,5 +202,10 @@ def test_a_full_disk_stops_the_sync_then_it_resumes(
         res = w.sync("run", "--until", "2026-11-02T09:20:00Z", code=4)
     assert "database or disk is full" in res.output, res.output
     assert "rollback" not in res.output
+    # ... and what to do: the message of a full store says it, this one did not
+    assert res.output.rstrip().endswith(
+        "database or disk is full; the disk is full: free some space, then run the same"
+        " command again"
+    ), res.output
     w.sync("run", "--until", "2026-11-02T09:20:00Z")
     assert _outcome(w) == reference

@@ -40,7 +40,7 @@ from mrules.crm.files import (
 )
 from mrules.crm.model import Schema, SchemaError, parse_datetime
 from mrules.loader import printable_path
-from mrules.sqlitefiles import UNREADABLE, unreadable_reason
+from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
 from mrules.storeapi import is_postgres_url
 
 __all__ = ["COMMANDS"]
@@ -109,7 +109,10 @@ def _open(
     try:
         yield crm
     except UNREADABLE as e:  # disk full, read-only, locked too long, damaged
-        fail(f"{_shown(path)}: the CRM file failed: {unreadable_reason(e)}", EXIT_STORE)
+        fail(
+            f"{_shown(path)}: the CRM file failed: {unreadable_reason(e)}{full_disk_advice(e)}",
+            EXIT_STORE,
+        )
     finally:
         crm.close()
 

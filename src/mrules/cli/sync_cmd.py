@@ -35,7 +35,7 @@ from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
 from mrules.events import prospect_key
 from mrules.loader import printable_path
-from mrules.sqlitefiles import UNREADABLE, unreadable_reason
+from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
 from mrules.storeapi import MEMORY
 
 __all__ = ["COMMANDS", "sync"]
@@ -180,7 +180,10 @@ def _session(
         except CrmCallError as e:
             fail(f"the CRM refused the call: {e}", EXIT_STORE)
         except UNREADABLE as e:
-            fail(f"the sync or CRM file failed: {unreadable_reason(e)}", EXIT_STORE)
+            fail(
+                f"the sync or CRM file failed: {unreadable_reason(e)}{full_disk_advice(e)}",
+                EXIT_STORE,
+            )
         finally:
             db.close()
             crm.close()

@@ -55,7 +55,7 @@ from mrules.crm.port import (
     with_system_fields,
 )
 from mrules.loader import printable_path
-from mrules.sqlitefiles import UNREADABLE, unreadable_reason
+from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
 from mrules.storeapi import StoreError
 
 __all__ = [
@@ -308,7 +308,9 @@ class EmulatedCrm:
             conn.close()
             if not exists:
                 raise CrmFileError(_cannot_create(p, e)) from e
-            raise CrmFileError(f"{p}: cannot use the CRM file: {unreadable_reason(e)}") from e
+            raise CrmFileError(
+                f"{p}: cannot use the CRM file: {unreadable_reason(e)}{full_disk_advice(e)}"
+            ) from e
         except BaseException:
             conn.close()
             raise

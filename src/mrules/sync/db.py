@@ -28,7 +28,13 @@ import orjson
 
 from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
-from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
+from mrules.sqlitefiles import (
+    UNREADABLE,
+    full_disk_advice,
+    reading_uri,
+    refuse_writes,
+    unreadable_reason,
+)
 from mrules.storeapi import YEARS_1_TO_9999, StoreError
 from mrules.sync.spool import SpillMap
 
@@ -449,7 +455,9 @@ class SyncDb:
                 for leftover in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
                     with contextlib.suppress(OSError):
                         leftover.unlink()
-            raise SyncDbError(f"{shown}: cannot use the sync file: {unreadable_reason(e)}") from e
+            raise SyncDbError(
+                f"{shown}: cannot use the sync file: {unreadable_reason(e)}{full_disk_advice(e)}"
+            ) from e
         return cls(conn, p)
 
     def close(self) -> None:
