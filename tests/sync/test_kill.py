@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -209,3 +210,68 @@ def test_a_full_disk_stops_the_sync_then_it_resumes(
     ), res.output
     w.sync("run", "--until", "2026-11-02T09:20:00Z")
     assert _outcome(w) == reference
+
+
+# SIGINT (Ctrl-C) as the first sync has just made its file (`sqlite3.connect` of it
+# returned), before the file has a table.
+_CTRL_C_AS_THE_SYNC_FILE_IS_MADE = """
+import os, signal, sys
+opened = []
+def hook(event, args):
+    if event == "sqlite3.connect":
+        opened[:] = [str(args[0])]
+    elif event == "sqlite3.connect/handle" and opened[0].endswith(".sync.db"):
+        if not getattr(hook, "sent", False):
+            hook.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+sys.addaudithook(hook)
+from mrules.cli import main
+main(sys.argv[1:], prog_name="mrules")
+"""
+
+
+def _no_sync_yet_then_it_resumes(w: World, reference: dict[str, Any]) -> None:
+    """What a sync file with no table must read as: no sync yet, for every reader."""
+    r = w.cli("sync", "status", "--store", str(w.store))
+    assert r.exit_code == 2, r.output
+    assert (
+        r.output == f"mrules: error: {w.tmp / 'w.sync.db'}: no sync yet (run `mrules sync run`"
+        " or `sync apply`)\n"
+    )
+    for reader in (["report", "funnel"], ["state", "outbox"]):
+        r = w.cli(*reader, "--store", str(w.store))
+        assert r.exit_code == 0, (reader, r.output)
+    w.sync("run", "--until", T0)
+    _second_half(w)
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    assert _outcome(w) == reference
+
+
+def test_ctrl_c_as_the_first_sync_makes_its_file_leaves_none(
+    tmp_path: Path, reference: dict[str, Any]
+) -> None:
+    """The sync file was left made but empty: `sync status` said "the sync file failed:
+    no such table: queue" and every report "not an mrules sync file", both exit 4."""
+    w = _world(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_AS_THE_SYNC_FILE_IS_MADE, *_sync_cmd(w, T0)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert not list(tmp_path.glob("w.sync.db*"))
+    _no_sync_yet_then_it_resumes(w, reference)
+
+
+def test_a_sync_file_with_no_table_reads_as_no_sync_yet(
+    tmp_path: Path, reference: dict[str, Any]
+) -> None:
+    """What a first sync killed (SIGKILL, a power cut) while it made its file leaves: an
+    SQLite file in WAL mode with no table. Nothing can remove it; the readers take it for
+    what it is, no sync yet, and the next sync makes it whole."""
+    w = _world(tmp_path)
+    conn = sqlite3.connect(tmp_path / "w.sync.db")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    _no_sync_yet_then_it_resumes(w, reference)

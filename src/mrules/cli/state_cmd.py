@@ -88,7 +88,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
 def _synced(store_path: str) -> Callable[[int], bool] | None:
     """Whether a seq of CRM work is still pending, when a sync file is beside the store
     (done work leaves `pending_crm`); None without one (all of it is pending)."""
-    from mrules.sync.db import SyncDb, SyncDbError, default_sync_path
+    from mrules.sync.db import NoSyncYet, SyncDb, SyncDbError, default_sync_path
 
     path = default_sync_path(store_path)
     if not os.path.isfile(path):  # not path.is_file(): it raises on a name too long
@@ -99,6 +99,8 @@ def _synced(store_path: str) -> Callable[[int], bool] | None:
             work_seq, queued = db.still_pending()
         finally:
             db.close()
+    except NoSyncYet:  # a file a killed first sync left, with no table yet: none
+        return None
     except SyncDbError as e:  # it names the file already
         fail(str(e), EXIT_STORE)
     except (sqlite3.Error, ValueError, KeyError, TypeError) as e:

@@ -1013,7 +1013,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     """
     reads_only()
     from mrules.sync import default_sync_path
-    from mrules.sync.db import SyncDb, SyncDbError
+    from mrules.sync.db import NoSyncYet, SyncDb, SyncDbError
     from mrules.sync.plan import iso
 
     if crm_path is not None:
@@ -1025,7 +1025,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     try:
         db = SyncDb.open(path, readonly=True)
     except SyncDbError as e:  # none yet, or a folder: 2; a damaged or foreign file: 4
-        fail(str(e), EXIT_USAGE if path.is_dir() or not path.exists() else EXIT_STORE)
+        fail(str(e), EXIT_USAGE if path.is_dir() or isinstance(e, NoSyncYet) else EXIT_STORE)
     try:
         queue = db.queue()
         errors = db.errors()

@@ -260,10 +260,10 @@ class Source:
         self = cls(opened, conn, sync_path)
         try:
             self._check_store()
-            if sync_path is not None:
-                self._attach(sync_path)
-                if sync_db is not None:
-                    self._check_owner(sync_path)
+            if sync_path is not None and not self._attach(sync_path, given=sync_db is not None):
+                self.sync_path = None  # beside the store, made by a sync killed at once: none
+            elif sync_path is not None and sync_db is not None:
+                self._check_owner(sync_path)
             self._build()
         except UNREADABLE as e:
             opened.close()
@@ -307,17 +307,23 @@ class Source:
                 " migrate it)"
             )
 
-    def _attach(self, path: Path) -> None:
+    def _attach(self, path: Path, *, given: bool) -> bool:
+        """Attach the sync file as `sync`; False, detached, for a file beside the store
+        (not `given`) with no table: what a first sync killed while it made it leaves."""
         uri = reading_uri(path)
         self.conn.set_authorizer(refuse_writes)  # the store's may be mode=ro, without one
         try:
             self.conn.execute("ATTACH DATABASE ? AS sync", (uri,))
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sync.sqlite_master")}
+            if not tables and not given:
+                self.conn.execute("DETACH DATABASE sync")
+                return False
         except UNREADABLE as e:
             raise StoreError(f"cannot read sync file {path}: {unreadable_reason(e)}") from e
         if not {"link", "opportunity", "opportunity_role"} <= tables:
             raise StoreError(f"{path} is not an mrules sync file (no link or opportunity table)")
         self._check_sync(path)
+        return True
 
     def _check_owner(self, path: Path) -> None:
         """A `--sync-db` another store's cycles wrote is exit 2: its links name none of this

@@ -385,6 +385,22 @@ class SyncDbError(StoreError):
     StoreError: where no command says otherwise, exit 4 with the message."""
 
 
+class NoSyncYet(SyncDbError):
+    """Opened to read, the sync file is not there, or holds no table yet: what a sync
+    killed (SIGKILL, a power cut) while it made the file leaves."""
+
+
+def _forget(conn: sqlite3.Connection | None, made: Path | None) -> None:
+    """Close a sync file that failed to open, and remove it if this open `made` it: no
+    half-made file is left for `status` and the reports to take for a damaged one."""
+    if conn is not None:
+        conn.close()
+    if made is not None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                made.with_name(made.name + suffix).unlink()
+
+
 def default_sync_path(store_path: str | Path) -> Path:
     """`NAME.sync.db` for the store `NAME.db` (`mrules.sync.db` for `mrules.db`)."""
     p = Path(store_path)
@@ -403,8 +419,9 @@ class SyncDb:
         shown = printable_path(str(p))  # a name that is not UTF-8 printed as \xNN
         if p.is_dir():
             raise SyncDbError(f"{shown}: is a folder, not a sync file")
+        no_sync_yet = f"{shown}: no sync yet (run `mrules sync run` or `sync apply`)"
         if readonly and not p.exists():
-            raise SyncDbError(f"{shown}: no sync yet (run `mrules sync run` or `sync apply`)")
+            raise NoSyncYet(no_sync_yet)
         created = not readonly and str(p) != ":memory:" and not p.exists()
         conn: sqlite3.Connection | None = None
         try:
@@ -418,6 +435,9 @@ class SyncDb:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if readonly and not tables:
+                conn.close()
+                raise NoSyncYet(no_sync_yet)
             if tables and "meta" not in tables:
                 conn.close()
                 raise SyncDbError(f"{shown}: not an mrules sync file")
@@ -449,15 +469,13 @@ class SyncDb:
                         f"{shown}: sync file schema {version[0]} is not {SCHEMA_VERSION}"
                     )
         except UNREADABLE as e:
-            if conn is not None:
-                conn.close()
-            if created:  # a full disk: no half-made file left for `status` and reports
-                for leftover in (p, p.with_name(p.name + "-wal"), p.with_name(p.name + "-shm")):
-                    with contextlib.suppress(OSError):
-                        leftover.unlink()
+            _forget(conn, p if created else None)  # a full disk
             raise SyncDbError(
                 f"{shown}: cannot use the sync file: {unreadable_reason(e)}{full_disk_advice(e)}"
             ) from e
+        except BaseException:  # Ctrl-C or SIGTERM while the file was made
+            _forget(conn, p if created else None)
+            raise
         return cls(conn, p)
 
     def close(self) -> None:
