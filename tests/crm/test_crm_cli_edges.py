@@ -6,6 +6,8 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,57 @@ def test_a_crm_file_that_cannot_grow_says_so_and_a_second_load_completes(
     assert mrules("crm", "load", more, "--store", store).exit_code == 0
     out = mrules("crm", "export", "--store", store, "--object", "Lead")
     assert sum('"LastName": "L' in line for line in out.stdout.splitlines()) == 3000
+
+
+# SIGINT (Ctrl-C) as `crm load` has just made the CRM file (`sqlite3.connect` of it
+# returned), before the file has a table.
+_CTRL_C_AS_THE_CRM_FILE_IS_MADE = """
+import os, signal, sys
+opened = []
+def hook(event, args):
+    if event == "sqlite3.connect":
+        opened[:] = [str(args[0])]
+    elif event == "sqlite3.connect/handle" and opened[0].endswith(".crm.db"):
+        if not getattr(hook, "sent", False):
+            hook.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+sys.addaudithook(hook)
+from mrules.cli import main
+main(sys.argv[1:], prog_name="mrules")
+"""
+
+
+def test_ctrl_c_as_crm_load_makes_the_file_leaves_none(tmp_path: Path) -> None:
+    """It left an empty file, which the same command (as the `interrupted` line says to
+    run) then refused: `an empty file (0 bytes), not an mrules CRM file`, exit 4."""
+    store = tmp_path / "s.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_AS_THE_CRM_FILE_IS_MADE, "crm", "load", str(SEED),
+         "--store", str(store)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 130, proc.stderr
+    assert not list(tmp_path.glob("s.crm.db*"))
+    r = mrules("crm", "load", SEED, "--store", store)
+    assert r.exit_code == 0, r.output
+
+
+def test_a_full_disk_as_crm_load_makes_the_file_leaves_none(tmp_path: Path) -> None:
+    """A real full disk (a tmpfs, root only) as the file is made: exit 4 saying to run the
+    same command again, which then works once there is space; it met an empty file."""
+    from tests.test_faults import tmpfs
+
+    with tmpfs(tmp_path / "small", "2m") as small:
+        filler = small / "filler"
+        free = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+        filler.write_bytes(b"\0" * free)
+        r = mrules("crm", "load", SEED, "--store", small / "s.db")
+        assert r.exit_code == 4, r.output
+        assert "s.crm.db: cannot create the CRM file: database or disk is full" in r.stderr
+        assert [p.name for p in small.iterdir()] == ["filler"]
+        filler.unlink()
+        r = mrules("crm", "load", SEED, "--store", small / "s.db")
+        assert r.exit_code == 0, r.output
 
 
 def test_the_exit_code_table_names_the_crm_commands_that_exit_3(tmp_path: Path) -> None:

@@ -236,6 +236,15 @@ def _create_schema(conn: sqlite3.Connection, path: Path) -> str:
     return _FORMAT
 
 
+def _remove_made(path: Path) -> None:
+    """Remove a CRM file this command made and could not give a schema (a full disk,
+    Ctrl-C): left, an empty file that `crm load` refuses to take over, where the message
+    said to run the same command again."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            path.with_name(path.name + suffix).unlink()
+
+
 def _cannot_create(path: Path, e: BaseException) -> str:
     """Why a new CRM file could not be made, and what to do."""
     why = f"{path}: cannot create the CRM file: {unreadable_reason(e)}"
@@ -294,8 +303,13 @@ class EmulatedCrm:
             conn = sqlite3.connect(p, isolation_level=None, timeout=30)
         except sqlite3.Error as e:
             if not exists:
+                _remove_made(p)
                 raise CrmFileError(_cannot_create(p, e)) from e
             raise CrmFileError(f"{p}: cannot open the CRM file: {e}") from e
+        except BaseException:  # Ctrl-C, SIGTERM
+            if not exists:
+                _remove_made(p)
+            raise
         try:
             fmt = _crm_format(conn, p) if exists else None  # reads only
             conn.execute("PRAGMA journal_mode=WAL")
@@ -307,12 +321,15 @@ class EmulatedCrm:
         except UNREADABLE as e:
             conn.close()
             if not exists:
+                _remove_made(p)
                 raise CrmFileError(_cannot_create(p, e)) from e
             raise CrmFileError(
                 f"{p}: cannot use the CRM file: {unreadable_reason(e)}{full_disk_advice(e)}"
             ) from e
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM
             conn.close()
+            if not exists:
+                _remove_made(p)
             raise
         try:
             with crm._tx():
