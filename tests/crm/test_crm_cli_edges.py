@@ -167,6 +167,8 @@ def test_a_full_disk_as_crm_load_makes_the_file_leaves_none(tmp_path: Path) -> N
         r = mrules("crm", "load", SEED, "--store", small / "s.db")
         assert r.exit_code == 4, r.output
         assert "s.crm.db: cannot create the CRM file: database or disk is full" in r.stderr
+        assert "the disk is full: free some space, then run the same command again" in r.stderr
+        assert "folder" not in r.stderr  # it said to check that the folder can be written
         assert [p.name for p in small.iterdir()] == ["filler"]
         filler.unlink()
         r = mrules("crm", "load", SEED, "--store", small / "s.db")

@@ -248,6 +248,8 @@ def _remove_made(path: Path) -> None:
 def _cannot_create(path: Path, e: BaseException) -> str:
     """Why a new CRM file could not be made, and what to do."""
     why = f"{path}: cannot create the CRM file: {unreadable_reason(e)}"
+    if full_disk_advice(e):  # not a matter of the folder's permissions
+        return why + full_disk_advice(e)
     folder = path.parent
     if not os.access(folder, os.W_OK):  # read-only, or not the user's to write
         return (
