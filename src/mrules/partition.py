@@ -52,6 +52,7 @@ import orjson
 
 from mrules.atomic import atomic_write
 from mrules.events import (
+    _BOM,
     EventSourceError,
     Reject,
     _Bad,
@@ -344,9 +345,11 @@ def _ties(files: Sequence[Path], groups: _Groups) -> None:
     """Pass 1: every (prospect, visitor) pair an event names ties them into one group."""
     loads = orjson.loads
     for path in files:
-        for raw in _lines(path):
+        for line, raw in enumerate(_lines(path), 1):
             if b'"visitor"' not in raw or b'"prospect"' not in raw:
                 continue
+            if line == 1:  # a byte order mark, which the reader skips on line 1
+                raw = raw.removeprefix(_BOM)
             try:
                 obj = loads(raw)
             except orjson.JSONDecodeError:
@@ -558,7 +561,9 @@ def partition(
                 rec = b"%d %d " % (ordinal, line) + raw
                 targets: Any = (0,)
                 try:
-                    obj = loads(raw)
+                    # A byte order mark on line 1 is skipped by the reader: the event is
+                    # routed as any other, not to bucket 0 as a line to reject.
+                    obj = loads(raw.removeprefix(_BOM) if line == 1 else raw)
                 except orjson.JSONDecodeError:
                     obj = None
                 if type(obj) is dict:
