@@ -53,9 +53,11 @@ import orjson
 from mrules.atomic import atomic_write
 from mrules.events import (
     _BOM,
+    Event,
     EventSourceError,
     Reject,
     _Bad,
+    _event,
     _normalise_email,
     is_cut_short,
     line_check,
@@ -516,9 +518,9 @@ def partition(
         "events": 0, "unrouted": 0, "ticks": 0, "files": len(paths), "part": name,
         "unfinished": [],  # (file, line): a last line cut short, left out
     }  # fmt: skip
-    latest: float | None = None
+    latest: float | None = None  # the latest time of an event the reader takes
     latest_text: str | None = None
-    floor = ""  # the UTC date of the day before `latest`
+    floor = ""  # the UTC date of the day before the latest time seen
     new_files: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -545,6 +547,10 @@ def partition(
             last_raw = b""
             count = 0
             line = 0
+            # The file's latest time so far (epoch, ts, the line's JSON, line), not yet
+            # known to be an event the reader takes: checked once, at the end of the file.
+            top: tuple[float, str, dict[str, Any], int] | None = None
+            floor = "" if latest is None else _day_before(latest)
             for raw in _lines(path):
                 line += 1
                 if not raw.strip():
@@ -608,9 +614,9 @@ def partition(
                             epoch = parse_timestamp(ts).timestamp()
                         except (ValueError, OverflowError):
                             epoch = None
-                        if epoch is not None and (latest is None or epoch > latest):
-                            latest, latest_text = epoch, ts
-                            floor = time.strftime("%Y-%m-%d", time.gmtime(epoch - 86400))
+                        if epoch is not None and (top is None or epoch > top[0]):
+                            top = (epoch, ts, obj, line)
+                            floor = _day_before(epoch)
                 else:
                     stats["unrouted"] += 1
                 for b in targets:
@@ -619,6 +625,17 @@ def partition(
                 buffered += len(rec) * len(targets)
                 if buffered > limit:
                     flush()
+            if top is not None:
+                # Only an event the reader takes moves a run's clock (and `--now` before
+                # `until` is met at `until` in every bucket): the time of a line it
+                # rejects is not the archive's. A rejected latest line (rare) means
+                # reading the file again for its latest event.
+                try:
+                    found: tuple[float, str] | None = (_event(top[2], top[3]).ts_epoch, top[1])
+                except _Bad:
+                    found = _latest_event(path)
+                if found is not None and (latest is None or found[0] > latest):
+                    latest, latest_text = found
             stats["events"] += count
             new_files.append(
                 {
@@ -668,6 +685,21 @@ def partition(
     stats["buckets"] = n
     stats["until"] = manifest.until
     return stats
+
+
+def _day_before(epoch: float) -> str:
+    """The UTC date (YYYY-MM-DD) of the day before `epoch`."""
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch - 86400))
+
+
+def _latest_event(path: Path) -> tuple[float, str] | None:
+    """The latest time (epoch, as written) of an event of `path` the reader takes, if any."""
+    found: tuple[float, str] | None = None
+    for line, raw in enumerate(_lines(path), 1):
+        item = parse_line(raw, line)
+        if isinstance(item, Event) and (found is None or item.ts_epoch > found[0]):
+            found = (item.ts_epoch, orjson.loads(item.raw.removeprefix(_BOM))["ts"])
+    return found
 
 
 def _source(path: Path) -> str:

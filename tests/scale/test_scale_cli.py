@@ -93,6 +93,36 @@ def test_a_last_line_cut_short_is_left_out_as_one_process_leaves_it(getcloudy: P
     assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'"type":"webinar_attend","prospect":"leung@example.com"',
+        b'"type":"page_view","visitor":"v-81"',
+    ],
+)
+def test_a_rejected_line_s_time_is_not_the_archive_s_latest(getcloudy: Path, bad: bytes) -> None:
+    """A `--now` before the archive's latest event time is met at that time in every
+    bucket, as one process meets it at its clock. `partition` took the latest time of
+    any line with a `ts`, a line the reader rejects too (an unknown type), which never
+    moves a run's clock: every bucket re-checked its time-based rules months later than
+    one process ("Score decay" fired where one process did not fire it)."""
+    data = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
+    Path("late.jsonl").write_bytes(data + b'{"ts":"2027-03-01T00:00:00Z",' + bad + b"}\n")
+    now = ["--now", "2026-12-25T00:00:00Z"]
+    one = _invoke("run", "rules", "late.jsonl", "--store", "one.db", "--actions", "one.jsonl",
+                  *now)  # fmt: skip
+    assert one.exit_code == 3, one.output  # the line rejected
+    r = _invoke("partition", "late.jsonl", "--buckets", "3", "--out", "part")
+    assert r.exit_code == 0 and "until 2026-12-20T00:00:00Z" in r.output, r.output
+    many = _invoke("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl", *now)
+    assert many.exit_code == 3, many.output
+    assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
+    assert Path("one.rejects.jsonl").read_bytes() == Path("many.rejects.jsonl").read_bytes()
+    for cmd in (["state", "export"], ["state", "outbox"]):
+        a, b = _invoke(*cmd, "--store", "one.db"), _invoke(*cmd, "--store", "many.db")
+        assert a.exit_code == b.exit_code == 0 and a.output == b.output and a.output
+
+
 @pytest.mark.parametrize("first", ["view", "tie"])
 def test_a_byte_order_mark_on_line_1_is_routed_as_the_reader_reads_it(
     getcloudy: Path, first: str
