@@ -235,6 +235,32 @@ def test_a_rejects_file_that_cannot_be_written_is_written_by_the_same_command(
     assert a.output == b.output and a.output
 
 
+def test_a_rule_moved_by_an_edit_is_not_taken_from_a_previous_run_s_shards(
+    getcloudy: Path,
+) -> None:
+    """A rerun reuses the finished shards of the same rule set only. The rule set was
+    known by its version, which leaves positions aside: a comment added above a rule
+    between a failed run and the same command again kept the old shards, whose ledger
+    named the rule at its old line (`at`), beside new buckets naming the new one; `mrules
+    explain` and the action log disagreed with one process's run of the edited rules."""
+    _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part")
+    Path("many.rejects.jsonl").symlink_to("/dev/full")  # the first run fails at the end
+    cmd = ("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl", "-q")
+    full = _invoke(*cmd)
+    assert full.exit_code == 4 and Path("many.db.shards").is_dir(), full.output
+    Path("many.rejects.jsonl").unlink()
+    actions = Path("rules/10-completion-actions.mr")
+    actions.write_text("# Edited: a comment moves every rule below it.\n" + actions.read_text())
+    one = _invoke("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == 3, one.output
+    again = _invoke(*cmd)
+    assert again.exit_code == 3, again.output
+    assert b"10-completion-actions.mr:5" in Path("one.jsonl").read_bytes()
+    assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
+    a, b = (_invoke("explain", "leung@example.com", "--store", db) for db in ("one.db", "many.db"))
+    assert a.output == b.output and a.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -3,9 +3,9 @@
 The tasks run in a local process pool (`engine="local"`), on Dask
 (`engine="dask"`: a scheduler address, or a local cluster of N workers), or
 in this process (`workers=1`). Shards go to `STORE.shards/FINGERPRINT/`
-beside the target store (the fingerprint is the rule set's version, the
-manifest and `now`), so a rerun after a kill reuses every finished shard
-and only runs the buckets that were not done; a shard of another rule set
+beside the target store (the fingerprint is the rule set's version and
+files, the manifest and `now`), so a rerun after a kill reuses every
+finished shard and only runs the buckets that were not done; a shard of another rule set
 or archive is never reused. The target store must be new: it is built as a
 hidden file beside its path and renamed into place when the merge is done,
 and the shards are removed then (unless `keep_shards`).
@@ -67,9 +67,21 @@ class RunReport:
         return self.archive_events / self.seconds if self.seconds > 0 else 0.0
 
 
-def _fingerprint(rules_version: str, manifest: Manifest, now: float | None) -> str:
+def _rules_key(compiled: Any) -> str:
+    """The compiled rule set as a shard and a worker's cache know it: its version (the
+    structure, positions aside) and the files it was compiled from, path and text. The
+    ledger names each rule by file and line (`at`): a comment added above a rule, or the
+    rules compiled from another working folder, is the same version but another ledger."""
     h = hashlib.blake2b(digest_size=8)
-    h.update(rules_version.encode())
+    for name, source in sorted((compiled.sources or {}).items()):
+        for text in (name, source.path, source.text):
+            h.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    return f"{compiled.version}-{h.hexdigest()}"
+
+
+def _fingerprint(rules_key: str, manifest: Manifest, now: float | None) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(rules_key.encode())
     h.update(manifest.to_json())
     h.update(repr(now).encode())
     return h.hexdigest()
@@ -357,7 +369,8 @@ def run_partitioned(
             )
         if not target.parent.is_dir():
             raise ScaleError(f"{_shown(target.parent)} does not exist; create it first")
-        fingerprint = _fingerprint(compiled.version, manifest, now)
+        rules_key = _rules_key(compiled)
+        fingerprint = _fingerprint(rules_key, manifest, now)
         shard_root = target.with_name(target.name + ".shards")
         shard_dir = shard_root / fingerprint
         log_put = shard_dir / _LOG_PUT
@@ -378,7 +391,7 @@ def run_partitioned(
                     "parts": [(str(p), str(k)) for p, k in parts],
                     "files": files,
                     "shard": str(shard_dir / shard_name(b)),
-                    "rules_key": compiled.version,
+                    "rules_key": rules_key,
                     "rules": blob,
                     "commit_every": commit_every,
                     "cache_prospects": cache_prospects,
@@ -418,7 +431,7 @@ def run_partitioned(
             from mrules.scale.tasks import preload
 
             # Forked workers inherit the compiled rule set: no copy of it a task.
-            preload(compiled.version, compiled)
+            preload(rules_key, compiled)
             for task in tasks:
                 task["rules"] = None
             pool = LocalPool(workers)

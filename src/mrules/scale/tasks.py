@@ -25,7 +25,8 @@ from mrules.partition import PartitionError, read_bucket_lines
 
 __all__ = ["log_of", "preload", "run_bucket", "shard_name"]
 
-_RULES: dict[str, Any] = {}  # compiled rule sets by version: one unpickling a worker process
+# Compiled rule sets by key (driver._rules_key): one unpickling a worker process.
+_RULES: dict[str, Any] = {}
 
 
 def shard_name(bucket: int) -> str:
