@@ -95,7 +95,11 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
             fields["opted_out"] = {**r, "args": {**args, "field": "opted_out"}}
         elif action is Action.ASSIGN:
             assignment = r
-        elif action in (Action.GRADING, Action.CHANGE_PROFILE, Action.GRADE):
+        elif action in (Action.GRADING, Action.GRADE) and r["before"] != r["after"]:
+            # The last step that changed the grade: a criterion of another profile, or
+            # one marked as it was, leaves it; a profile change that moves it is
+            # followed by its own `grade` step (a `change profile` step's values are
+            # profile names, not grades).
             grading = r
         elif action is Action.RULE_MATCHED:
             rules.append(r)

@@ -1,0 +1,97 @@
+"""`mrules explain`: each answer checked against a small history whose truth is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+GRADING_RULES = """\
+default grading profile "Default" {
+  criterion "Size" 2/3
+}
+grading profile "Other" {
+  criterion "Size" 3/3
+}
+form "F"
+form "G"
+form "H"
+automation rule "Fit" priority 1 {
+  when all { submitted form "F" }
+  then { mark "Size" of profile "Default" as matches }
+}
+automation rule "Other fit" priority 2 {
+  when all { submitted form "H" }
+  then { mark "Size" of profile "Other" as matches }
+}
+automation rule "Move" priority 3 {
+  when all { submitted form "G" }
+  then { change profile to "Other" }
+}
+"""
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def submit(line: int, email: str, form: str, minute: int) -> str:
+    return json.dumps(
+        {
+            "ts": f"2026-01-01T00:{minute:02d}:00Z",
+            "id": f"e{line}",
+            "type": "form_submit",
+            "prospect": email,
+            "asset": form,
+        }
+    )
+
+
+def run(tmp_path: Path, rules: str, lines: list[str]) -> Path:
+    (tmp_path / "rules.mr").write_text(rules)
+    events, store = tmp_path / "events.jsonl", tmp_path / "s.db"
+    events.write_text("".join(line + "\n" for line in lines))
+    res = invoke("run", str(tmp_path / "rules.mr"), str(events), "--store", str(store), "-q")
+    assert res.exit_code == 0, res.output
+    return store
+
+
+def explain_json(email: str, store: Path, *extra: str) -> dict[str, Any]:
+    res = invoke("explain", email, "--store", str(store), "--format", "json", *extra)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_the_grade_is_explained_by_the_step_that_changed_it(tmp_path: Path) -> None:
+    """A rule that marks a criterion of a profile the prospect is not on leaves its grade
+    as it was, yet `explain` said the grade was "last changed by" that rule (a step whose
+    grade before and after are the same), not by the rule that set it."""
+    store = run(
+        tmp_path, GRADING_RULES, [submit(1, "ann@x.com", "F", 1), submit(2, "ann@x.com", "H", 2)]
+    )
+    ex = explain_json("ann@x.com", store)
+    assert ex["prospect"]["grade"] == "C-"
+    g = ex["grading"]
+    assert (g["rule"]["name"], g["event"]["line"], g["before"], g["after"]) == (
+        "Fit",
+        1,
+        None,
+        "C-",
+    )
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assert "Grade C-: last changed by automation rule 'Fit' (" in text
+
+
+def test_a_profile_change_that_leaves_the_grade_is_no_grade_change(tmp_path: Path) -> None:
+    """An ungraded prospect moved to another profile stays ungraded: `explain` said its
+    grade `-` was "last changed by" the profile change."""
+    store = run(tmp_path, GRADING_RULES, [submit(1, "bo@x.com", "G", 1)])
+    ex = explain_json("bo@x.com", store)
+    assert (ex["prospect"]["grade"], ex["prospect"]["profile"]) == (None, "Other")
+    assert ex["grading"] is None
+    text = invoke("explain", "bo@x.com", "--store", str(store)).stdout
+    assert "Grade" not in text.split("\n", 1)[1]
