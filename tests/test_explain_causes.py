@@ -95,3 +95,21 @@ def test_a_profile_change_that_leaves_the_grade_is_no_grade_change(tmp_path: Pat
     assert ex["grading"] is None
     text = invoke("explain", "bo@x.com", "--store", str(store)).stdout
     assert "Grade" not in text.split("\n", 1)[1]
+
+
+def test_the_timeline_never_shows_a_profile_name_as_the_grade(tmp_path: Path) -> None:
+    """`explain --timeline` read a `change profile` step's value, a profile name, as the
+    grade: an ungraded prospect moved to profile "Other" had grade `Other` from then on."""
+    lines = [
+        submit(1, "bo@x.com", "Nothing", 1),
+        submit(2, "bo@x.com", "G", 2),
+    ]
+    store = run(tmp_path, GRADING_RULES + 'form "Nothing"\n', lines)
+    t = explain_json("bo@x.com", store, "--timeline")
+    assert t["grade"] == []
+    text = invoke("explain", "bo@x.com", "--store", str(store), "--timeline").stdout
+    assert "Other" not in text
+    assert text.splitlines()[2:] == [
+        "  2026-01-01T00:01:00Z  prospect      0  -",
+        "  not reached: mql, sql, won",
+    ]

@@ -42,7 +42,9 @@ from mrules.vocab import Action
 __all__ = ["STAGES", "crm_stages", "render_text", "timeline"]
 
 STAGES = ("prospect", "mql", "sql", "won")
-_GRADE_ACTIONS = frozenset((str(Action.GRADE), str(Action.GRADING), str(Action.CHANGE_PROFILE)))
+# The steps whose `after` is the grade. Not `change profile`: its values are profile
+# names, and a profile change that moves the grade is followed by a `grade` step.
+_GRADE_ACTIONS = frozenset((str(Action.GRADE), str(Action.GRADING)))
 
 
 def _iso(ts: float | None) -> str | None:
