@@ -41,3 +41,17 @@ def test_a_damaged_sync_file_is_one_line_exit_4(tmp_path: Path) -> None:
     assert r.output.count("\n") == 1 and "mrules: error:" in r.output
     assert "w.sync.db" in r.output
     json.dumps(r.output)  # plain text
+
+
+def test_explain_json_gives_the_pending_work_as_state_export_does(tmp_path: Path) -> None:
+    """`explain --format json` gave the prospect's `pending_crm` with the work the sync had
+    done still in it: the create the sync made was pending there and not in the export."""
+    w = World(tmp_path, batch=1)
+    w.seed({})
+    w.run(ev(T0, "ann@x.com", asset="Demo"), ev(T0, "dora@x.com", asset="Demo"))
+    w.sync("apply")  # one record this cycle, the other waits in the queue
+    exported = w.prospects()
+    assert sorted(len(p["pending_crm"]) for p in exported.values()) == [0, 1]
+    for email, record in exported.items():
+        r = w.ok("explain", email, "--store", str(w.store), "--format", "json")
+        assert json.loads(r.output)["prospect"] == record

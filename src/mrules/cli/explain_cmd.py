@@ -19,6 +19,7 @@ from mrules.cli.common import (
     stdout_or_exit,
 )
 from mrules.cli.run_cmd import open_store
+from mrules.cli.state_cmd import still_pending
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
@@ -213,7 +214,8 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     pruned, so the explanation covers the prospect's whole life.
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such prospect or store; 4
-    the store cannot be read (damaged, not an mrules store).
+    the store cannot be read (damaged, not an mrules store), or with --format
+    json the sync file beside it.
 
     With --timeline: when the prospect was created, became an MQL (its
     first assignment), an SQL and won (from the sync file), and its score and
@@ -266,6 +268,10 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     wrong = damaged_steps(rows)
     if wrong is not None:
         fail(f"the store is damaged: {wrong}; restore {store.path} from a backup", EXIT_STORE)
+    if fmt == "json":  # the prospect as `state export` gives it: without work a sync did
+        synced = still_pending(store_path)
+        if synced is not None:
+            state["pending_crm"] = [w for w in state["pending_crm"] if synced(w["seq"])]
     ex = explanation(state, rows)
     if fmt == "json":
         out.write(orjson.dumps(ex, option=orjson.OPT_INDENT_2) + b"\n")

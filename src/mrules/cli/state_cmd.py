@@ -25,7 +25,7 @@ from mrules.events import prospect_key
 from mrules.outputs import export_records
 from mrules.storeapi import is_postgres_url
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "still_pending"]
 
 
 @click.group()
@@ -67,7 +67,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
     out = stdout_or_exit()
     store = open_store(store_path, readonly=True)  # no store: exit 2, whatever is beside it
     try:
-        synced = _synced(store_path)
+        synced = still_pending(store_path)
         records: Iterable[dict[str, Any]] = export_records(store, emails)  # one committed state
         if emails:  # a few, all read before any is printed: a missing one prints nothing
             records = list(records)
@@ -85,7 +85,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
         store.close()
 
 
-def _synced(store_path: str) -> Callable[[int], bool] | None:
+def still_pending(store_path: str) -> Callable[[int], bool] | None:
     """Whether a seq of CRM work is still pending, when a sync file is beside the store
     (done work leaves `pending_crm`); None without one (all of it is pending)."""
     from mrules.sync.db import NoSyncYet, SyncDb, SyncDbError, default_sync_path
