@@ -113,3 +113,33 @@ def test_the_timeline_never_shows_a_profile_name_as_the_grade(tmp_path: Path) ->
         "  2026-01-01T00:01:00Z  prospect      0  -",
         "  not reached: mql, sql, won",
     ]
+
+
+def test_a_segmentation_is_explained_as_mrules_segment(tmp_path: Path) -> None:
+    """What `mrules segment` did was explained as done "at the start of a run
+    (retroactive) or by a tick", by the segmentation rule and the automation rule that
+    read its list alike."""
+    rules = """\
+form "F"
+tag "T"
+list "L"
+list "Read"
+segmentation rule "Seg" {
+  when all { submitted form "F" }
+  then { add tag "T" add to list "L" }
+}
+automation rule "Reader" priority 1 {
+  when all { in list "L" }
+  then { add to list "Read" }
+}
+"""
+    store = run(tmp_path, rules, [submit(1, "ann@x.com", "F", 1)])
+    res = invoke("segment", str(tmp_path / "rules.mr"), "--store", str(store))
+    assert res.exit_code == 0, res.output
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assert "retroactive" not in text
+    seg = "segmentation rule 'Seg' (" + str(tmp_path / "rules.mr")
+    assert f"  L: {seg}:5), by `mrules segment`, 2026-01-01T00:01:00Z" in text
+    assert f"  T: {seg}:5), by `mrules segment`, 2026-01-01T00:01:00Z" in text
+    assert "  Read: automation rule 'Reader' (" in text
+    assert text.count("by `mrules segment`") == 4  # two lists, a tag, a match of Reader

@@ -135,6 +135,8 @@ def _cause(r: dict[str, Any]) -> str:
     event = ""
     if ev["line"]:
         event = f", event line {ev['line']}" + (f" id {ev['id']}" if ev["id"] else "")
+    elif ev["source"] == "segment":  # `mrules segment` runs with this as its stream
+        event = ", by `mrules segment`"
     elif rule["kind"] != "event":
         event = ", at the start of a run (retroactive) or by a tick"
     return f"{where}{event}, {r['time']}"
