@@ -143,3 +143,12 @@ automation rule "Reader" priority 1 {
     assert f"  T: {seg}:5), by `mrules segment`, 2026-01-01T00:01:00Z" in text
     assert "  Read: automation rule 'Reader' (" in text
     assert text.count("by `mrules segment`") == 4  # two lists, a tag, a match of Reader
+
+
+def test_an_assignment_by_crm_rule_is_named_once(tmp_path: Path) -> None:
+    """`assign by crm rule` was explained as `crm rule crm rule: ...`."""
+    rules = 'form "F"\non submit of form "F" { assign by crm rule }\n'
+    store = run(tmp_path, rules, [submit(1, "ann@x.com", "F", 1)])
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assignment = text.split("\nAssignment:\n", 1)[1].splitlines()[0]
+    assert assignment.startswith("  crm rule: completion action 'submit of form F' ("), text

@@ -164,7 +164,9 @@ def render(ex: dict[str, Any]) -> str:
     if a is None:
         out.append("  unassigned")
     else:
-        out.append(f"  {(a['args'] or {}).get('to')} {a['after']}: {_cause(a)}")
+        to, name = (a["args"] or {}).get("to"), a["after"]
+        who = to if name in (None, to) else f"{to} {name}"  # `crm rule` names no one
+        out.append(f"  {who}: {_cause(a)}")
     out.append("\nFields:" + ("" if ex["fields"] else " none"))
     for r in ex["fields"]:
         out.append(f"  {r['args']['field']} = {orjson.dumps(r['after']).decode()}: {_cause(r)}")
