@@ -152,3 +152,16 @@ def test_an_assignment_by_crm_rule_is_named_once(tmp_path: Path) -> None:
     text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
     assignment = text.split("\nAssignment:\n", 1)[1].splitlines()[0]
     assert assignment.startswith("  crm rule: completion action 'submit of form F' ("), text
+
+
+def test_control_characters_of_an_event_are_shown_escaped(tmp_path: Path) -> None:
+    """An event id is any JSON string: one with a newline and an escape sequence was
+    printed raw, breaking the explanation's line and colouring the terminal red."""
+    line = json.loads(submit(1, "ann@x.com", "F", 1))
+    line["id"] = "a\nb\x1b[31mred"
+    store = run(tmp_path, 'form "F"\non submit of form "F" { score +5 }\n', [json.dumps(line)])
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assert "\x1b" not in text
+    [score] = [x for x in text.splitlines() if x.startswith("     +5")]
+    assert score.endswith(", event line 1 id a\\x0ab\\x1b[31mred, 2026-01-01T00:01:00Z")
+    assert text.count("\n\n") == 5  # the blank line before each section

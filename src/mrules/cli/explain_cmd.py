@@ -20,6 +20,7 @@ from mrules.cli.common import (
 )
 from mrules.cli.run_cmd import open_store
 from mrules.cli.state_cmd import still_pending
+from mrules.diagnostics import printable
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
@@ -146,7 +147,8 @@ def render(ex: dict[str, Any]) -> str:
     """The explanation as text for a terminal."""
     s = ex["prospect"]
     out = [f"{s['email']}: score {s['score']}, grade {s['grade'] or '-'}, CRM {s['crm_status']}"]
-    out.append(f"\nScore {s['score']} = sum of {len(ex['score'])} change(s):")
+    out.append("")
+    out.append(f"Score {s['score']} = sum of {len(ex['score'])} change(s):")
     for r in ex["score"]:
         args = r["args"] or {}
         pts = f"= {r['after']}" if r["action"] == Action.SET_SCORE else f"{args['points']:+d}"
@@ -156,10 +158,12 @@ def render(ex: dict[str, Any]) -> str:
     if ex["score_total"] != s["score"]:
         out.append(f"  (ledger total {ex['score_total']} differs from the score: report a bug)")
     for title, key, label in (("Lists", "lists", "list"), ("Tags", "tags", "tag")):
-        out.append(f"\n{title}:" + ("" if ex[key] else " none"))
+        out.append("")
+        out.append(f"{title}:" + ("" if ex[key] else " none"))
         for r in ex[key]:
             out.append(f"  {r['args'][label]}: {_cause(r)}")
-    out.append("\nAssignment:")
+    out.append("")
+    out.append("Assignment:")
     a = ex["assignment"]
     if a is None:
         out.append("  unassigned")
@@ -167,22 +171,28 @@ def render(ex: dict[str, Any]) -> str:
         to, name = (a["args"] or {}).get("to"), a["after"]
         who = to if name in (None, to) else f"{to} {name}"  # `crm rule` names no one
         out.append(f"  {who}: {_cause(a)}")
-    out.append("\nFields:" + ("" if ex["fields"] else " none"))
+    out.append("")
+    out.append("Fields:" + ("" if ex["fields"] else " none"))
     for r in ex["fields"]:
         out.append(f"  {r['args']['field']} = {orjson.dumps(r['after']).decode()}: {_cause(r)}")
     if ex["grading"] is not None:
         g = ex["grading"]
-        out.append(f"\nGrade {s['grade'] or '-'}: last changed by {_cause(g)}")
+        out.append("")
+        out.append(f"Grade {s['grade'] or '-'}: last changed by {_cause(g)}")
     if ex["rules_matched"]:
-        out.append("\nAutomation rules matched:")
+        out.append("")
+        out.append("Automation rules matched:")
         for r in ex["rules_matched"]:
             out.append(f"  {r['rule']['name']} (match {r['args']['count']}): {_cause(r)}")
     if ex["outbox_and_crm"]:
-        out.append("\nNotifications, emails and CRM work:")
+        out.append("")
+        out.append("Notifications, emails and CRM work:")
         for r in ex["outbox_and_crm"]:
             args = {k: v for k, v in (r["args"] or {}).items() if v is not None}
             out.append(f"  {r['action']} {orjson.dumps(args).decode()}: {_cause(r)}")
-    return "\n".join(out)
+    # Event ids, CRM owners and rule names are data: a control character in one (a
+    # newline, an escape sequence) must neither break a line nor steer the terminal.
+    return "\n".join(map(printable, out))
 
 
 @click.command()
