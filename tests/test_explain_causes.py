@@ -165,3 +165,24 @@ def test_control_characters_of_an_event_are_shown_escaped(tmp_path: Path) -> Non
     [score] = [x for x in text.splitlines() if x.startswith("     +5")]
     assert score.endswith(", event line 1 id a\\x0ab\\x1b[31mred, 2026-01-01T00:01:00Z")
     assert text.count("\n\n") == 5  # the blank line before each section
+
+
+def test_replay_explains_a_grade_by_the_step_that_changed_it(tmp_path: Path) -> None:
+    """`replay --diff` gave a grade change the reason of the last grading step, even one
+    that left the grade as it was (a criterion of a profile the prospect is not on),
+    not the rule that set the grade."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    MQL = 'list "MQL"\n'  # the list replay reads MQLs from
+    old.mkdir()
+    new.mkdir()
+    (new / "rules.mr").write_text(GRADING_RULES + MQL)
+    before = GRADING_RULES.replace('when all { submitted form "F" }', 'when all { tagged "z" }')
+    assert before != GRADING_RULES
+    (old / "rules.mr").write_text(before + MQL)
+    events = tmp_path / "events.jsonl"
+    events.write_text(submit(1, "ann@x.com", "F", 1) + "\n" + submit(2, "ann@x.com", "H", 2) + "\n")
+    res = invoke("replay", "--diff", str(old), str(new), str(events), "--format", "json")
+    assert res.exit_code == 0, res.output
+    grades = json.loads(res.stdout)["grade"]["examples"]
+    assert [(g["prospect"], g["new"]) for g in grades] == [("ann@x.com", "C-")]
+    assert grades[0]["reason"].startswith("new rules: automation rule 'Fit'"), grades[0]

@@ -38,7 +38,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -559,6 +558,14 @@ class _Explainer:
                 return _cause(r)
         return None
 
+    def last_change(self, email: str, actions: tuple[str, ...]) -> str | None:
+        """The last of these steps that changed its value (a grading of a criterion of a
+        profile the prospect is not on, or one marked as it was, changes no grade)."""
+        for r in reversed(self.rows(email)):
+            if r["action"] in actions and r["before"] != r["after"]:
+                return _cause(r)
+        return None
+
 
 _DYNAMIC = " (dynamic)"  # how the lists section marks a dynamic list
 
@@ -634,7 +641,9 @@ def _data_reason(e: str, change: dict[str, Any], new: _Explainer, old: _Explaine
     return f"old rules: {why}" if why else None
 
 
-_GRADE_ACTIONS = ("grading", "change profile", "grade")  # ledger actions behind a grade
+# The ledger steps whose values are grades. Not `change profile` (its values are profile
+# names): a profile change that moves the grade is followed by its own `grade` step.
+_GRADE_ACTIONS = ("grading", "grade")
 
 
 def _crm_reason(item: dict[str, Any], new: _Explainer, old: _Explainer) -> str | None:
@@ -1044,7 +1053,7 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
         # What graded it under the new rules, else (a grading the new rules dropped) what
         # had graded it under the old ones.
         for side, label in ((ex_new, "new rules"), (ex_old, "old rules")):
-            why = next(filter(None, map(partial(side.last, e), _GRADE_ACTIONS)), None)
+            why = side.last_change(e, _GRADE_ACTIONS)
             if why:
                 item["reason"] = f"{label}: {why}"
                 break
