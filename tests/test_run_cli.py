@@ -301,6 +301,66 @@ def test_damaged_gzip_data_applies_nothing_of_the_file(
     assert export(store) == export(tmp_path / "gc.db")
 
 
+def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run `mrules` with standard error on a pseudo-terminal, as a user at a shell does
+    (the progress bar is on): the exit status and what the terminal showed."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mrules", *argv], stdout=subprocess.PIPE, stderr=follower, env=env
+    )
+    os.close(follower)
+    shown = b""
+    while True:  # read the terminal while the process runs, or its writes would block
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the process closed its end
+                chunk = b""
+            shown += chunk
+            if not chunk and proc.poll() is not None:
+                break
+        elif proc.poll() is not None:
+            break
+    if proc.stdout:
+        proc.stdout.close()
+    os.close(leader)
+    return proc.wait(timeout=60), shown.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("case", ["damaged", "not-gzip"])
+def test_a_gz_file_is_checked_on_a_terminal_as_in_a_pipe(
+    repo: Path, tmp_path: Path, case: str
+) -> None:
+    """On a terminal `mrules run` opens the events file itself, for its progress bar, and
+    the reader took the open file for a stream: a damaged .gz was applied up to the bad
+    checksum (wrong lines rejected and committed as read) and a plain file named .gz was
+    read as text, where the same command in a script or CI refused both whole."""
+    packed = gzip.compress((ROOT / EVENTS).read_bytes())
+    path = tmp_path / "events.jsonl.gz"
+    if case == "damaged":
+        damaged = bytearray(packed)
+        damaged[len(packed) // 2] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        said = "nothing of this file was applied"
+    else:
+        path.write_bytes((ROOT / EVENTS).read_bytes())
+        said = "Not a gzipped file"
+    store = tmp_path / "t.db"
+    piped = invoke("run", RULES, str(path), "--store", str(tmp_path / "piped.db"))
+    assert piped.exit_code == 2 and said in piped.stderr, piped.stderr
+    code, shown = _on_a_terminal(["run", RULES, str(path), "--store", str(store)])
+    assert code == 2, shown
+    assert said in shown, shown
+    assert "Traceback" not in shown
+    assert invoke("state", "export", "--store", str(store)).stdout == ""
+    assert not (tmp_path / "t.rejects.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

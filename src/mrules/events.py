@@ -513,12 +513,18 @@ def _open(
             )
         stream = source
         name = str(getattr(source, "name", "<stream>"))
+        # An open file is read as its path would be (`mrules run` on a terminal opens it
+        # for its progress bar): gzip by its name too, and checked first when it can be
+        # read twice.
+        force_gzip = isinstance(getattr(source, "name", None), str) and name.endswith(".gz")
     try:
         gzipped = force_gzip or _peek(stream) == b"\x1f\x8b"
+        seekable = getattr(stream, "seekable", None)
+        check = gzipped and (owned or (seekable is not None and seekable()))
     except OSError as e:
         raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
     if gzipped:
-        if owned:
+        if check:
             _refuse_damaged_gzip(stream, name)
         unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
         return _gzip_lines(unzipped), name, (unzipped, stream) if owned else (unzipped,)
@@ -536,6 +542,7 @@ def _refuse_damaged_gzip(stream: IO[bytes], name: str) -> None:
     still be being written. Costs one more decompression of the file (about 1% of a run).
     """
     try:
+        start = stream.tell()
         with gzip.GzipFile(fileobj=stream, mode="rb") as check:
             while check.read1(1 << 20):
                 pass
@@ -550,7 +557,7 @@ def _refuse_damaged_gzip(stream: IO[bytes], name: str) -> None:
         # members: those lines are applied, then the run stops there as before
     except OSError as e:
         raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
-    stream.seek(0)
+    stream.seek(start)
 
 
 def _damaged(name: str, detail: str) -> str:
@@ -662,7 +669,8 @@ def read_events(
     Args:
         source: a path (gzip if it ends in `.gz` or starts with the gzip
             magic bytes), `"-"` for standard input, or a binary file object
-            (gzip detected by its magic bytes when it can be peeked at).
+            (gzip if its name ends in `.gz`, or by its magic bytes when it can
+            be peeked at; checked for damage first when it can be seeked).
         start_line: skip lines 1..start_line unread, to resume a run after the
             last line it committed.
         anchor: (line, `line_check` of it) of the last event a store applied from
