@@ -56,3 +56,23 @@ def test_every_reader_takes_the_last_second_of_9999(tmp_path: Path, ts: str, sho
 def test_the_last_time_is_the_last_float_before_the_year_10000() -> None:
     assert utc_seconds_text(LAST_TIME) == "9999-12-31T23:59:59Z"
     assert LAST_TIME < 253_402_300_800.0 and LAST_TIME + 2**-15 == 253_402_300_800.0
+
+
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59.5Z", "9999-12-31T23:59:59.999999Z"])
+def test_run_now_takes_the_last_second_of_9999(tmp_path: Path, now: str) -> None:
+    """`mrules run --now` in the last second of 9999, which an event's `ts` may hold, was an
+    internal error (exit 70): the API took no time after 23:59:59, and .999999 as seconds
+    rounds up to the year 10000. It is kept as an event's `ts` is."""
+    store = tmp_path / "s.db"
+    events = EXAMPLE / "events.jsonl"
+    mrules("run", EXAMPLE / "rules", events, "--store", store, "-q", "--now", now)
+    [leung] = [
+        json.loads(line)
+        for line in mrules("state", "export", "--store", store).splitlines()
+        if '"leung@example.com"' in line
+    ]
+    assert leung["score"] > 0
+    timeline = json.loads(
+        mrules("explain", "leung@example.com", "--store", store, "--timeline", "--format", "json")
+    )
+    assert timeline["stages"]

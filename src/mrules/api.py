@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
-from mrules.storeapi import MEMORY, StateStore, is_postgres_url
+from mrules.storeapi import MEMORY, YEARS_1_TO_9999, StateStore, is_postgres_url
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
@@ -207,7 +207,8 @@ def compile_loaded(result: LoadResult) -> CompiledRuleSet:
     return compile_program(result.program, result.sources)
 
 
-_EPOCH_RANGE = (-62_135_596_800.0, 253_402_300_799.0)  # years 1 to 9999, as the store shows them
+# years 1 to 9999, as the store shows them: up to the last float before 10000, as events
+_EPOCH_RANGE = YEARS_1_TO_9999
 
 
 def _check_options(

@@ -53,6 +53,7 @@ from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_r
 from mrules.records import RejectedLine
 from mrules.store import StoreError
 from mrules.storeapi import MEMORY, StateStore
+from mrules.timetext import LAST_TIME
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_TIMEOUT", "open_store", "rules_or_exit", "wait_options"]
 
@@ -275,7 +276,8 @@ def run(
     now_ts = None
     if now is not None:
         try:
-            now_ts = parse_timestamp(now).timestamp()
+            # kept as an event's time is: the last microseconds of 9999 round to 10000
+            now_ts = min(parse_timestamp(now).timestamp(), LAST_TIME)
         except ValueError as e:
             fail(f"--now: {e}")
     beside = (  # a store file, whose default outputs go beside it; a folder is refused below
