@@ -519,8 +519,9 @@ def _open(
         force_gzip = isinstance(getattr(source, "name", None), str) and name.endswith(".gz")
     try:
         gzipped = force_gzip or _peek(stream) == b"\x1f\x8b"
+        # a pipe (a FIFO, `<(cat a.gz)`) cannot be read twice: its damage is found at the end
         seekable = getattr(stream, "seekable", None)
-        check = gzipped and (owned or (seekable is not None and seekable()))
+        check = gzipped and seekable is not None and seekable()
     except OSError as e:
         raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
     if gzipped:
