@@ -106,6 +106,50 @@ def test_a_quiet_pipe_is_committed_every_commit_seconds(tmp_path: Path, stop: st
     )
 
 
+def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
+    """An interrupted run on standard input said `the store keeps lines 1-N of -; running
+    the same command again resumes after them`, but a pipe has no position: the same
+    command applies every line it is given again, and an event without an id twice."""
+    store = tmp_path / "s.db"
+    args = [*MRULES, "run", RULES, "-", "--store", str(store), "-q", "--commit-seconds", "0.3"]
+    run = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.stdin is not None and run.stderr is not None
+    try:
+        for n in range(1, 4):
+            run.stdin.write(_line(n))
+        run.stdin.flush()
+        assert _wait_for(lambda: store.exists() and _committed(store) == 3)
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    err = run.stderr.read().decode()
+    run.stderr.close()
+    run.stdin.close()
+    assert run.returncode == 130, err
+    assert "interrupted; the store keeps lines 1-3 of standard input" in err
+    assert "not resumed by position" in err and "resumes after them" not in err
+    # a second run on the same store, interrupted before it commits, counts none of them
+    run = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.stdin is not None and run.stderr is not None
+    try:
+        lock = tmp_path / "s.db.lock"  # holds the pid of the run that has the store open
+        assert _wait_for(lambda: lock.read_text().strip() == str(run.pid))
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    err = run.stderr.read().decode()
+    run.stderr.close()
+    run.stdin.close()
+    assert run.returncode == 130, err
+    assert "lines 1-3" not in err and "the store keeps what was committed" in err
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(), max_size=50), st.sampled_from([0.0001, 0.01, 60.0]))
 def test_time_marks_keep_every_item_in_order(items: list[int], seconds: float) -> None:

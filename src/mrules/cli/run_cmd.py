@@ -322,6 +322,8 @@ def run(
     output_folder_or_exit("--diagnostics", diagnostics_path)
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     in_memory = store_path == MEMORY
+    # where an earlier run on standard input or a pipe left `-`: not this run's lines
+    before = store.stream_position(source) if source == "-" else 0
     if rejects_path:
         rejects_file: Path | None = Path(rejects_path)
     else:
@@ -388,11 +390,11 @@ def run(
     except StreamReplacedError as e:  # nothing of it was read
         fail(str(e))
     except EventSourceError as e:  # the lines before the break were applied and committed
-        fail(f"{e}; {_stopped('', store, source, events, _REPAIR)}")
+        fail(f"{e}; {_stopped('', store, source, events, _REPAIR, before)}")
     except KeyboardInterrupt:
-        fail(_stopped("interrupted", store, source, events), EXIT_INTERRUPTED)
+        fail(_stopped("interrupted", store, source, events, before=before), EXIT_INTERRUPTED)
     except OutputError as e:
-        fail(f"{e}; {_stopped('', store, source, events)}", EXIT_STORE)
+        fail(f"{e}; {_stopped('', store, source, events, before=before)}", EXIT_STORE)
     finally:
         if log is not None:
             log.close()
@@ -435,22 +437,38 @@ _RESUME = "running the same command again resumes after them"
 _REPAIR = "repair or complete the file, then run the same command again: it resumes after them"
 
 
-def _stopped(what: str, store: StateStore, source: str, events: str, then: str = _RESUME) -> str:
+def _stopped(
+    what: str, store: StateStore, source: str, events: str, then: str = _RESUME, before: int = 0
+) -> str:
     """`interrupted; the store keeps lines 1-N of EVENTS; running the same command resumes`.
 
     N is read back from the store: a batch in flight when the run stopped was rolled back.
-    `then` says how to go on.
+    `then` says how to go on. Standard input and pipes (source `-`) are not resumed by
+    position: the message says so, and counts the lines only when this run committed
+    some (`before`: the position an earlier run on `-` left).
     """
     try:
         done = store.stream_position(source)
     except StoreError:
         done = 0
+    head = f"{what}; " if what else ""
+    if source == "-":
+        name = "standard input" if events == "-" else events
+        kept = (
+            f"the store keeps lines 1-{done:,} of {name}"
+            if done and done != before
+            else "the store keeps what was committed"
+        )
+        return (
+            f"{head}{kept}; standard input or a pipe is not resumed by position: running the"
+            " same command again applies every line it gives, skipping only events whose id"
+            " was applied, so give it only the lines after those"
+        )
     kept = (
         f"the store keeps lines 1-{done:,} of {display_path(events)}"
         if done
         else "the store keeps what earlier runs committed"
     )
-    head = f"{what}; " if what else ""
     return f"{head}{kept}; {then}"
 
 
