@@ -271,6 +271,11 @@ def test_a_rule_moved_by_an_edit_is_not_taken_from_a_previous_run_s_shards(
         (["rules", "part", "--store", ":memory:"], "merges into a new store: give --store PATH"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
         (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),
+        # a single stream ran in one process, the option silently left aside
+        (["rules", "events.jsonl", "--workers", "4"], "--workers is for a partition folder"),
+        (["rules", "events.jsonl", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for a"),
+        (["rules", "events.jsonl", "--dask-local", "2"], "--dask-local is for a partition"),
+        (["rules", "-", "--workers", "2"], "standard input is a single stream: leave it out"),
         (
             ["rules", "part", "--engine", "dask", "--scheduler", "x", "--dask-local", "2"],
             "not both",

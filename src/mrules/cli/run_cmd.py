@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -314,6 +315,17 @@ def run(
         fail(f"{events}: no such file")
     if events == "-" and sys.stdin is None:  # `<&-`: Python has no standard input at all
         fail("- reads the events from standard input, which is closed: give the events file")
+    # The options of a partitioned run, which a single stream would silently run without.
+    given = click.get_current_context().get_parameter_source
+    for option, name in (("--workers", "workers"), ("--scheduler", "scheduler"),
+                         ("--dask-local", "dask_local")):  # fmt: skip
+        if given(name) is ParameterSource.COMMANDLINE:
+            shown = "standard input" if events == "-" else events
+            fail(
+                f"{option} is for a partition folder run with --engine, and {shown} is a single"
+                " stream: leave it out, or partition the events first (mrules partition FILE"
+                " --buckets N --out DIR)"
+            )
     # The stream's name in the store is text: a file name that is not UTF-8 keeps its
     # bytes as `\xff` escapes (as messages show it, and as `mrules partition` names it).
     source = printable_path(api.stream_source(events))
