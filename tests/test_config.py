@@ -188,3 +188,21 @@ def test_an_explicit_pyproject_without_the_table_is_a_usage_error(project: Path)
     (project / "pyproject.toml").write_text("[tools.mrules]\nstrict = true\n", "utf-8")
     code, _, err = lint("rules", "--config", "pyproject.toml")
     assert code == 2 and "pyproject.toml has no [tool.mrules] table" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("mrules.toml", 'ignore = ["MR3"]\nrules = ["rules"]\n'),
+        ("pyproject.toml", '[tool.mrules]\nignore = ["MR3"]\nrules = ["rules"]\n'),
+        ("pyproject.toml", 'tool.mrules.ignore = ["MR3"]\ntool.mrules.rules = ["rules"]\n'),
+    ],
+)
+def test_a_configuration_with_a_byte_order_mark_is_read(
+    project: Path, name: str, text: str
+) -> None:
+    """A file saved as UTF-8 with a byte order mark (Windows Notepad, PowerShell) was `not
+    valid TOML: Invalid statement (at line 1, column 1)`, exit 2, or, a pyproject.toml with
+    dotted keys, skipped as if it had no table. Rule files and events take the mark too."""
+    (project / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert lint() == (0, ["MR109"], "1 warning in 1 file\n")

@@ -96,7 +96,7 @@ def find_config(start: Path) -> Path | None:
                 if not candidate.is_file():
                     continue
                 if name == "pyproject.toml" and not _has_table(
-                    candidate.read_text("utf-8", errors="replace")
+                    candidate.read_text("utf-8-sig", errors="replace")
                 ):
                     continue
             except OSError:
@@ -131,7 +131,8 @@ def _has_table(text: str) -> bool:
 def load_config(path: Path) -> Config:
     """The settings of one configuration file; ConfigError if it cannot be used."""
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        # a byte order mark (Notepad, PowerShell's utf8) is no TOML, but says UTF-8 too
+        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError:
