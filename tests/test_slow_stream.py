@@ -8,6 +8,7 @@ again). `mrules.timedstream` marks the time in such a stream.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -148,6 +149,18 @@ def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
     run.stdin.close()
     assert run.returncode == 130, err
     assert "lines 1-3" not in err and "the store keeps what was committed" in err
+
+
+@pytest.mark.parametrize("extra", [[], ["--commit-seconds", "0.5"]])
+def test_a_broken_pipe_is_named_as_standard_input(tmp_path: Path, extra: list[str]) -> None:
+    """With --commit-seconds the stream is read through a copy of its descriptor, and a
+    broken gzip stream on standard input was reported as `mrules: error: 8: broken gzip
+    data` (the copy's number) rather than `<stdin>`."""
+    packed = gzip.compress(b"".join(_line(n) for n in range(1, 30)))
+    args = [*MRULES, "run", RULES, "-", "--store", str(tmp_path / "s.db"), "-q", *extra]
+    res = subprocess.run(args, input=packed[: len(packed) // 2], capture_output=True, check=False)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(b"mrules: error: <stdin>: broken gzip data"), res.stderr
 
 
 @settings(max_examples=50, deadline=None)

@@ -440,7 +440,11 @@ def run(
             # The reading thread gets its own file object over a copy of the descriptor:
             # at exit it may still sit in a read, and Python's shutdown, closing
             # sys.stdin, would wait for that reader's lock (a fatal error).
-            events = os.fdopen(os.dup(events.fileno()), "rb")  # type: ignore[union-attr]
+            shown = getattr(events, "name", None)
+            copy = os.fdopen(os.dup(events.fileno()), "rb")  # type: ignore[union-attr]
+            if isinstance(shown, str):  # messages name the stream, not the copy's number
+                copy.raw.name = shown  # type: ignore[attr-defined]
+            events = copy
         if is_path or hasattr(events, "read"):
             stream: Iterable[Event | Reject] = read_events(
                 events,  # type: ignore[arg-type]
