@@ -377,6 +377,30 @@ def test_a_gz_file_is_checked_on_a_terminal_as_in_a_pipe(
     assert not (tmp_path / "t.rejects.jsonl").exists()
 
 
+def test_events_that_cannot_be_opened_on_a_terminal_are_a_usage_error(
+    repo: Path, tmp_path: Path
+) -> None:
+    """On a terminal `mrules run` opens the events itself, for its progress bar, and an
+    error there was not the reader's `cannot read` (exit 2): a socket given as EVENTS was
+    an internal error (exit 70), a file without read permission `cannot write` (exit 4)."""
+    import socket
+
+    sock = tmp_path / "events.sock"
+    with socket.socket(socket.AF_UNIX) as listening:
+        try:
+            listening.bind(str(sock))
+        except OSError as e:  # a temporary folder too deep for a socket's name
+            pytest.skip(f"cannot make a socket there: {e}")
+        store = tmp_path / "t.db"
+        piped = invoke("run", RULES, str(sock), "--store", str(tmp_path / "piped.db"))
+        assert piped.exit_code == 2, piped.output
+        assert "cannot read: No such device or address" in piped.stderr
+        code, shown = _on_a_terminal(["run", RULES, str(sock), "--store", str(store)])
+    assert code == 2, shown
+    assert f"{sock}: cannot read: No such device or address" in shown
+    assert "internal error" not in shown and "Traceback" not in shown
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

@@ -377,7 +377,10 @@ def run(
         }
         stream_in: IO[bytes] | str = sys.stdin.buffer if events == "-" else events
         if console.is_terminal and not quiet:
-            raw = None if events == "-" else open(events, "rb")  # noqa: SIM115 (closed below)
+            try:  # as the reader says it without the bar (a socket, no permission)
+                raw = None if events == "-" else open(events, "rb")  # noqa: SIM115 (closed below)
+            except OSError as e:
+                fail(f"{printable_path(events)}: cannot read: {e.strerror or e}")
             try:
                 with _progress_bar(console, raw, store, source) as report:
                     result = api.run(
