@@ -206,3 +206,15 @@ def test_a_configuration_with_a_byte_order_mark_is_read(
     dotted keys, skipped as if it had no table. Rule files and events take the mark too."""
     (project / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert lint() == (0, ["MR109"], "1 warning in 1 file\n")
+
+
+def test_a_pyproject_whose_table_is_commented_out_is_skipped(project: Path) -> None:
+    """A pyproject.toml with `# [tool.mrules]` (the table commented out, to turn it off)
+    stopped every `mrules lint` with `has no [tool.mrules] table`, exit 2, and hid the
+    configuration of the folders above it: a file without the table is skipped."""
+    (project / "mrules.toml").write_text('ignore = ["MR312"]\n', "utf-8")
+    (project / "rules" / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n# [tool.mrules]\n# strict = true\n', "utf-8"
+    )
+    assert find_config(project / "rules" / "main.mr") == project / "mrules.toml"
+    assert lint("rules") == (0, ["MR109"], "1 warning in 1 file\n")

@@ -111,21 +111,24 @@ def _has_table(text: str) -> bool:
     TOML also writes it with dotted keys (`tool.mrules.strict = true`, or
     `mrules.strict = true` under `[tool]`) or an inline table; a file that holds
     the header is kept even when it is not valid TOML, for `load_config` to say so.
+    A header in a comment (a table commented out) is no table.
 
     >>> _has_table('tool.mrules.strict = true')
     True
     >>> _has_table('dependencies = ["mrules"]')
     False
+    >>> _has_table('# [tool.mrules]\\n# strict = true')
+    False
     """
-    if "[tool.mrules" in text:
-        return True
     if "mrules" not in text:
         return False
     try:
         tool = tomllib.loads(text).get("tool")
     except tomllib.TOMLDecodeError:
-        return False
-    return isinstance(tool, dict) and "mrules" in tool
+        return "[tool.mrules" in text
+    if isinstance(tool, dict):
+        return "mrules" in tool
+    return tool is not None and "[tool.mrules" in text  # `tool = 1`: load_config says so
 
 
 def load_config(path: Path) -> Config:
