@@ -107,6 +107,22 @@ def test_a_quiet_pipe_is_committed_every_commit_seconds(tmp_path: Path, stop: st
     )
 
 
+def _terminated(run: subprocess.Popen[bytes]) -> str:
+    """Stop a run as `kill` does (SIGTERM; SIGKILL if it will not end): its stderr."""
+    assert run.stdin is not None and run.stderr is not None
+    try:
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    err = run.stderr.read().decode()
+    run.stderr.close()
+    run.stdin.close()
+    return err
+
+
 def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
     """An interrupted run on standard input said `the store keeps lines 1-N of -; running
     the same command again resumes after them`, but a pipe has no position: the same
@@ -120,15 +136,8 @@ def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
             run.stdin.write(_line(n))
         run.stdin.flush()
         assert _wait_for(lambda: store.exists() and _committed(store) == 3)
-        run.send_signal(signal.SIGTERM)
-        run.wait(timeout=60)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    err = run.stderr.read().decode()
-    run.stderr.close()
-    run.stdin.close()
+        err = _terminated(run)
     assert run.returncode == 130, err
     assert "interrupted; the store keeps lines 1-3 of standard input" in err
     assert "not resumed by position" in err and "resumes after them" not in err
@@ -138,15 +147,8 @@ def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
     try:
         lock = tmp_path / "s.db.lock"  # holds the pid of the run that has the store open
         assert _wait_for(lambda: lock.read_text().strip() == str(run.pid))
-        run.send_signal(signal.SIGTERM)
-        run.wait(timeout=60)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    err = run.stderr.read().decode()
-    run.stderr.close()
-    run.stdin.close()
+        err = _terminated(run)
     assert run.returncode == 130, err
     assert "lines 1-3" not in err and "the store keeps what was committed" in err
 
