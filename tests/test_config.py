@@ -218,3 +218,10 @@ def test_a_pyproject_whose_table_is_commented_out_is_skipped(project: Path) -> N
     )
     assert find_config(project / "rules" / "main.mr") == project / "mrules.toml"
     assert lint("rules") == (0, ["MR109"], "1 warning in 1 file\n")
+
+
+def test_codes_in_the_configuration_are_read_in_any_case(project: Path) -> None:
+    """`--ignore mr109` worked on the command line, but `ignore = ["mr109"]` in the
+    configuration was exit 2 ("not a code"): the same code, written the same way."""
+    (project / "mrules.toml").write_text('ignore = ["mr109"]\nselect = ["mr1", "Mr3"]\n')
+    assert lint("rules")[:2] == (0, ["MR312"])

@@ -168,7 +168,8 @@ def load_config(path: Path) -> Config:
             raise ConfigError(f"{where}: '{key}' must be a list of strings")
         return tuple(value)
 
-    select, ignore = strings("select"), strings("ignore")
+    # `mr109` as the command line takes it: codes are upper case
+    select, ignore = (tuple(c.upper() for c in strings(k)) for k in ("select", "ignore"))
     for code in (*select, *ignore):
         _check_code(code, where)
     strict = table.get("strict", False)
