@@ -395,6 +395,8 @@ def test_events_that_cannot_be_opened_on_a_terminal_are_a_usage_error(
         piped = invoke("run", RULES, str(sock), "--store", str(tmp_path / "piped.db"))
         assert piped.exit_code == 2, piped.output
         assert "cannot read: No such device or address" in piped.stderr
+        # nothing was read: no word of lines kept, of repairs or of pipes not resumed
+        assert piped.stderr.strip().endswith("cannot read: No such device or address"), piped.stderr
         code, shown = _on_a_terminal(["run", RULES, str(sock), "--store", str(store)])
     assert code == 2, shown
     assert f"{sock}: cannot read: No such device or address" in shown

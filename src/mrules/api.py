@@ -377,7 +377,7 @@ def run(
             breaks part way is raised after its whole lines are applied and committed).
     """
     from mrules.engine import Engine
-    from mrules.events import EventSourceError, read_events, resume_after
+    from mrules.events import SourceNotOpenedError, read_events, resume_after
     from mrules.loader import display_path
     from mrules.timedstream import can_go_quiet, with_time_marks
 
@@ -410,7 +410,7 @@ def run(
     compiled = compile_rules(rules)
     if isinstance(events, str) and events == "-":
         if sys.stdin is None:  # closed (`<&-`): Python has none
-            raise EventSourceError("<stdin>: cannot read: standard input is closed")
+            raise SourceNotOpenedError("<stdin>: cannot read: standard input is closed")
         events = sys.stdin.buffer
     is_path = isinstance(events, str | Path)
     if source is None:

@@ -68,6 +68,7 @@ __all__ = [
     "Event",
     "EventSourceError",
     "Reject",
+    "SourceNotOpenedError",
     "StreamReplacedError",
     "is_cut_short",
     "line_check",
@@ -170,6 +171,11 @@ class Reject(NamedTuple):
 
 class EventSourceError(Exception):
     """The stream itself cannot be read (missing file, broken gzip data)."""
+
+
+class SourceNotOpenedError(EventSourceError):
+    """The stream cannot be opened at all (no permission, a socket, standard input
+    closed): nothing of it was read, so there is nothing to resume after."""
 
 
 class StreamReplacedError(EventSourceError):
@@ -492,7 +498,7 @@ def _open(
     if isinstance(source, str | Path):
         if isinstance(source, str) and source == "-":
             if sys.stdin is None:  # closed (`<&-`): Python has none
-                raise EventSourceError("<stdin>: cannot read: standard input is closed")
+                raise SourceNotOpenedError("<stdin>: cannot read: standard input is closed")
             stream: IO[bytes] = sys.stdin.buffer
             name = "<stdin>"
         else:
@@ -500,7 +506,7 @@ def _open(
             try:
                 stream = open(source, "rb")  # noqa: SIM115  # closed by the reader
             except OSError as e:
-                raise EventSourceError(f"{name}: cannot read: {e.strerror or e}") from None
+                raise SourceNotOpenedError(f"{name}: cannot read: {e.strerror or e}") from None
             owned = True
             force_gzip = name.endswith(".gz")
     else:

@@ -48,7 +48,12 @@ from mrules.cli.common import (
 from mrules.compiler import compile_program
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.engine import DEFAULT_CACHE_PROSPECTS
-from mrules.events import EventSourceError, StreamReplacedError, parse_timestamp
+from mrules.events import (
+    EventSourceError,
+    SourceNotOpenedError,
+    StreamReplacedError,
+    parse_timestamp,
+)
 from mrules.loader import display_path, printable_path
 from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
 from mrules.records import RejectedLine
@@ -403,6 +408,8 @@ def run(
         if diagnostics_file is not None:
             write_diagnostics(diagnostics_file, summary.unsettled)
     except StreamReplacedError as e:  # nothing of it was read
+        fail(str(e))
+    except SourceNotOpenedError as e:  # nothing read: no lines kept, nothing to resume
         fail(str(e))
     except EventSourceError as e:  # the lines before the break were applied and committed
         fail(f"{e}; {_stopped('', store, source, events, _REPAIR, before)}")
