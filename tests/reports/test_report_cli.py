@@ -246,18 +246,18 @@ def test_a_rule_that_acts_just_after_the_assignment_did_not_lead_to_the_mql(
     assert (form_action["prospects"], form_action["went_mql"]) == (2, 2)  # the same event
 
 
-def test_a_sync_without_crm_campaigns_is_said(store: str, tmp_path: Path) -> None:
-    """The reports fixture synced with `campaign` left out of the sync block's `objects`:
-    the touch models credited nothing and primary campaigns showed as ids, and nothing
-    said why. The table notes it; the JSON has `crm_campaigns` (0), the HTML page a note."""
+def _synced_with_objects(tmp_path: Path, objects: str | None) -> str:
+    """A store made as the reports fixture's (CRM loaded, events run, synced to the
+    fixture's end) with the sync block's `objects` line replaced by `objects`, or left
+    out (None: the default objects); its path."""
     fixture = Path(__file__).parent / "fixture"
     rules = tmp_path / "rules"
     shutil.copytree(fixture / "rules", rules)
     text = (rules / "rules.mr").read_text(encoding="utf-8")
-    old = "objects lead, contact, opportunity, campaign"
-    assert old in text
-    (rules / "rules.mr").write_text(text.replace(old, "objects lead, contact, opportunity"))
-    path = str(tmp_path / "nc.db")
+    line = "  objects lead, contact, opportunity, campaign\n"
+    assert line in text
+    (rules / "rules.mr").write_text(text.replace(line, "" if objects is None else f"  {objects}\n"))
+    path = str(tmp_path / "s.db")
     for args in (
         ["crm", "load", str(fixture / "crm"), "--store", path],
         ["run", str(rules), str(fixture / "events.jsonl"), "--store", path],
@@ -266,6 +266,14 @@ def test_a_sync_without_crm_campaigns_is_said(store: str, tmp_path: Path) -> Non
     ):  # fmt: skip
         res = CliRunner().invoke(main, args)
         assert res.exit_code == 0, (args, res.output)
+    return path
+
+
+def test_a_sync_without_crm_campaigns_is_said(store: str, tmp_path: Path) -> None:
+    """The reports fixture synced with `campaign` left out of the sync block's `objects`:
+    the touch models credited nothing and primary campaigns showed as ids, and nothing
+    said why. The table notes it; the JSON has `crm_campaigns` (0), the HTML page a note."""
+    path = _synced_with_objects(tmp_path, "objects lead, contact, opportunity")
     code, out, err = run("campaigns", "--store", path)
     assert code == 0, err
     assert "note: the sync file holds no CRM campaign" in err
@@ -287,22 +295,7 @@ def test_a_sync_without_opportunities_is_said(store: str, tmp_path: Path) -> Non
     the sync file holds no opportunity, and the funnel said 0 accepted by sales and 0
     customers of its 9 MQLs, as if sales had answered, with nothing to say why. The
     tables note it; the JSON has `crm_opportunities` (0), the HTML page a note."""
-    fixture = Path(__file__).parent / "fixture"
-    rules = tmp_path / "rules"
-    shutil.copytree(fixture / "rules", rules)
-    text = (rules / "rules.mr").read_text(encoding="utf-8")
-    old = "  objects lead, contact, opportunity, campaign\n"
-    assert old in text
-    (rules / "rules.mr").write_text(text.replace(old, ""))  # the default: lead, contact
-    path = str(tmp_path / "no.db")
-    for args in (
-        ["crm", "load", str(fixture / "crm"), "--store", path],
-        ["run", str(rules), str(fixture / "events.jsonl"), "--store", path],
-        ["sync", "run", "--rules", str(rules), "--store", path, "--until",
-         "2026-11-24T00:00:00Z", "--changes", str(fixture / "crm-changes.jsonl")],
-    ):  # fmt: skip
-        res = CliRunner().invoke(main, args)
-        assert res.exit_code == 0, (args, res.output)
+    path = _synced_with_objects(tmp_path, None)  # the default: lead, contact
     note = "note: the sync file holds no opportunity, so no SQL, won or opportunity figures"
     for report in ("funnel", "campaigns", "rules"):
         code, out, err = run(report, "--store", path)
