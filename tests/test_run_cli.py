@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from syrupy.filters import props
+from tests.terminal import on_a_terminal
 
 from conftest import EXAMPLE, run_reading_pipe
 from mrules.cli import main
@@ -318,34 +319,10 @@ def test_damaged_gzip_data_applies_nothing_of_the_file(
 
 
 def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
-    """Run `mrules` with standard error on a pseudo-terminal, as a user at a shell does
-    (the progress bar is on): the exit status and what the terminal showed."""
-    import pty
-    import select
-
-    leader, follower = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mrules", *argv], stdout=subprocess.PIPE, stderr=follower, env=env
-    )
-    os.close(follower)
-    shown = b""
-    while True:  # read the terminal while the process runs, or its writes would block
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed its end
-                chunk = b""
-            shown += chunk
-            if not chunk and proc.poll() is not None:
-                break
-        elif proc.poll() is not None:
-            break
-    if proc.stdout:
-        proc.stdout.close()
-    os.close(leader)
-    return proc.wait(timeout=60), shown.decode("utf-8", "replace")
+    """`mrules ARGV` with standard error on a terminal (the progress bar on): the exit
+    status and what the terminal showed."""
+    code, _out, shown = on_a_terminal([sys.executable, "-m", "mrules", *argv])
+    return code, shown
 
 
 @pytest.mark.parametrize("case", ["damaged", "not-gzip"])

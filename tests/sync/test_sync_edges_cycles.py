@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.sync.world import BOB, T0, World, ev
+from tests.terminal import on_a_terminal
 
 import mrules.sync.apply
 import mrules.sync.cycle
@@ -310,42 +311,14 @@ def test_the_count_of_cycles_due_is_the_cycles_due_times_gives(
     assert mrules.sync.cycle.count_due(db, store, config, until) == len(due)  # type: ignore[arg-type]
 
 
-def _on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
-    """Run with standard error on a pseudo-terminal (standard output a pipe): the exit
-    status, standard output, and what the terminal showed."""
-    import pty
-    import select
-
-    leader, follower = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=follower, env=env)
-    os.close(follower)
-    shown = b""
-    while True:  # read the terminal while the process runs, or its writes would block
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the process closed its end
-                chunk = b""
-            shown += chunk
-            if not chunk and proc.poll() is not None:
-                break
-        elif proc.poll() is not None:
-            break
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    os.close(leader)
-    return proc.wait(timeout=60), out, shown.decode("utf-8", "replace")
-
-
-def test_a_far_until_shows_the_cycles_done_of_those_due_on_a_terminal(tmp_path: Path) -> None:
+def test_a_far_until_shows_the_cycles_done_of_those_dueon_a_terminal(tmp_path: Path) -> None:
     # The idle cycles of a far --until print nothing until their span ends: 2 years of
     # them at 10 minutes ran for minutes with nothing on the screen (to 9999: 15 days).
     w = _world(tmp_path)
     w.run(ev(T0, "ann@x.com", asset="Demo"))
     args = ["sync", "run", "--rules", str(w.rules), "--store", str(w.store)]
     args += ["--until", "2028-11-02T09:00:00Z"]
-    code, out, shown = _on_a_terminal([sys.executable, "-c", STOPPER, "2", "300", *args])
+    code, out, shown = on_a_terminal([sys.executable, "-c", STOPPER, "2", "300", *args])
     assert code == 130, shown
     days = (dt.date(2028, 11, 2) - dt.date(2026, 11, 2)).days  # 731: 2028 is a leap year
     total = days * 144 + 1  # every 10 minutes from T0 to the same time two years on
