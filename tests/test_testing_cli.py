@@ -207,34 +207,32 @@ def test_update_writes_snapshots_only_on_request(tmp_path: Path) -> None:
     assert orjson.loads(snap.read_bytes()) == saved  # never written without --update
 
 
-def test_new_user_story(tmp_path: Path) -> None:
-    """A new user tests the example, sees the test fail, fixes the rule, sees it pass."""
-    shutil.copytree(EXAMPLE / "rules", tmp_path / "rules")
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "mql.test.yaml").write_text(
-        "# Marketing wants prospects at 80 points who asked for a consult handed to sales.\n"
-        "tests:\n"
-        "  - name: 80 points and a consult request make an MQL\n"
-        "    given:\n"
-        "      prospects:\n"
-        "        zoe@example.com: {score: 30}\n"
-        "    events:\n"
-        "      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: zoe@example.com,\n"
-        "         asset: Demande Get Cloudy}\n"
-        "    expect:\n"
-        "      prospects:\n"
-        "        zoe@example.com: {score: 80, lists: [MQL]}\n",
-        encoding="utf-8",
+def test_new_user_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user tests the example, sees the test fail, fixes the rule, sees it pass:
+    docs/testing.md's "What a failure says", its test file and its transcript, played
+    in a project folder as the page sets it up."""
+    import re
+
+    page = (EXAMPLE.parent.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    story = page.split("## What a failure says", 1)[1]
+    test_file = re.search(r"```yaml\n(.*?)```", story, re.S)
+    transcript = re.search(r"```text\n\$ mrules test\n(.*?)```", story, re.S)
+    assert test_file is not None and transcript is not None
+    assert "mkdir -p first/tests && cp -r examples/getcloudy/rules first/" in story
+    shutil.copytree(EXAMPLE / "rules", tmp_path / "first" / "rules")
+    (tmp_path / "first" / "tests").mkdir()
+    (tmp_path / "first" / "tests" / "mql.test.yaml").write_text(
+        test_file.group(1), encoding="utf-8"
     )
-    res = _mrules("test", str(tmp_path))
+    res = _mrules("test", cwd=tmp_path / "first", monkeypatch=monkeypatch)
     assert res.exit_code == 1, res.output
-    assert "zoe@example.com: lists" in res.output
-    assert "MQL: no rule added it" in res.output
-    rule = tmp_path / "rules" / "30-automation.mr"
+    seconds = re.compile(r"in \d+\.\d\d s")
+    assert seconds.sub("in N s", res.output) == seconds.sub("in N s", transcript.group(1))
+    rule = tmp_path / "first" / "rules" / "30-automation.mr"
     rule.write_text(rule.read_text().replace("score >= 100", "score >= 80"))
-    res = _mrules("test", str(tmp_path))
+    res = _mrules("test")
     assert res.exit_code == 0, res.output
-    assert "1 passed" in res.output
+    assert "\n1 passed in " in res.output
 
 
 def test_rules_with_errors_fail_each_case(tmp_path: Path) -> None:
