@@ -10,7 +10,7 @@ meet: users, the Inside Sales queue, accounts, the contacts sales works
 with, four campaigns with their costs and members, opportunities with
 amounts, created and close dates) and `crm-changes.jsonl` (deals won and
 lost in October). One seeded `random.Random`, no clock: the same files every
-time. The README's "Reports" commands run them.
+time. The README runs them ("For three months of history before the story").
 """
 
 from __future__ import annotations
