@@ -242,7 +242,7 @@ def export(
     \b
     Example:
       mrules crm export --store /tmp/getcloudy.db --object Lead
-      mkdir /tmp/crm-export      # --out takes a folder that exists
+      mkdir -p /tmp/crm-export   # --out takes a folder that exists
       mrules crm export --store /tmp/getcloudy.db --out /tmp/crm-export --format csv
 
     Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such CRM file;
