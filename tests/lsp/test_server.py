@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -320,6 +322,34 @@ def test_formatting_through_fmt(session_factory, project: Path) -> None:
         )
     )
     assert not edits
+
+
+def test_formatting_leaves_a_suppression_it_would_split_alone(
+    session_factory, tmp_path: Path
+) -> None:
+    """As `mrules fmt` does: a bare ignore after a one-line block silences both undeclared
+    tags; spread over lines, one comment would cover only the first, and a warning would
+    appear after formatting in the editor. The document is left as it is."""
+    text = 'form "F"\ntag "t"\n'
+    text += 'on submit of form "F" { add tag "u" add tag "v" }  # mrules: ignore\n'
+    (tmp_path / "a.mr").write_text(text, "utf-8")
+    s = session_factory(tmp_path)
+    uri = s.open("a.mr", text)
+    assert s.diagnostics_of(uri) == []
+    edits = s.run(
+        s.client.text_document_formatting_async(
+            types.DocumentFormattingParams(
+                types.TextDocumentIdentifier(uri), types.FormattingOptions(2, True)
+            )
+        )
+    )
+    assert not edits
+    fmt = subprocess.run(
+        [sys.executable, "-m", "mrules", "fmt", "--check", str(tmp_path / "a.mr")],
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 1 and "a comment covers one line" in fmt.stderr
 
 
 def test_code_action_fixes_a_misspelt_name(session_factory, project: Path) -> None:

@@ -738,7 +738,7 @@ def on_document_symbol(
 def on_formatting(
     ls: MrulesLanguageServer, params: types.DocumentFormattingParams
 ) -> list[types.TextEdit] | None:
-    from mrules.checker import suppression_anchors
+    from mrules.checker import suppression_anchors, suppressions_kept
     from mrules.printer import FormatError, FormatterBug, format_text
 
     doc = ls.workspace.get_text_document(params.text_document.uri)
@@ -753,6 +753,11 @@ def on_formatting(
         formatted = format_text(text, doc.path, verify=True, anchors=anchors)
     except (FormatError, FormatterBug, ValueError):
         return None  # syntax errors: the diagnostics say why; nothing is changed
+    if anchors and not suppressions_kept(text, formatted, doc.path):
+        # what `mrules fmt` refuses: a `# mrules: ignore` that silences what formatting
+        # spreads over lines would stop silencing some of it (a warning appears)
+        log.warning("not formatted: a `# mrules: ignore` comment would stop silencing")
+        return None
     if formatted == text:
         return []
     lines = Lines(text, ls.encoding)
