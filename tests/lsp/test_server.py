@@ -175,6 +175,41 @@ def test_rename_a_declared_name_everywhere(session_factory, project: Path) -> No
     assert {e.new_text for v in field.changes.values() for e in v} == {"size"}
 
 
+def test_prepare_rename_offers_the_name_without_its_quotes(session_factory, project: Path) -> None:
+    """An editor that asks first (VS Code, Neovim) offers the placeholder as the text to
+    edit: the name itself. It offered the text of the range, quotes and escapes
+    included, and rename quoted what the user typed again."""
+    caps = types.ClientCapabilities(
+        text_document=types.TextDocumentClientCapabilities(
+            rename=types.RenameClientCapabilities(prepare_support=True)
+        )
+    )
+    s = session_factory(project, capabilities=caps)
+    assert s.init.capabilities.rename_provider.prepare_provider
+    text = RULES.replace('"MQL"', '"Big \\"Q\\""')
+    (project / "rules" / "00-decls.mr").write_text(DECLS.replace('"MQL"', '"Big \\"Q\\""'), "utf-8")
+    uri = s.open("rules/10-rules.mr", text)
+    for needle, name in [('"Demo', "Demo \U0001f389"), ('"Big', 'Big "Q"')]:
+        at = pos(text, needle, 2)
+        prepared = s.run(
+            s.client.text_document_prepare_rename_async(
+                types.PrepareRenameParams(types.TextDocumentIdentifier(uri), at)
+            )
+        )
+        assert prepared.placeholder == name
+        assert prepared.range.start == pos(text, needle)
+        written = 'form "Demo \U0001f389"' if needle == '"Demo' else 'list "Big \\"Q\\""'
+        assert prepared.range.end == pos(text, needle, len(written) - written.index('"'))
+        edit = s.run(
+            s.client.text_document_rename_async(
+                types.RenameParams(types.TextDocumentIdentifier(uri), at, prepared.placeholder)
+            )
+        )
+        assert {e.new_text for v in edit.changes.values() for e in v} == {
+            written[written.index('"') :]
+        }
+
+
 def test_rename_refuses_a_bad_field_name(session_factory, project: Path) -> None:
     s = session_factory(project)
     uri = s.open("rules/10-rules.mr")

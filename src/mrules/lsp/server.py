@@ -636,12 +636,17 @@ def on_references(
 @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
 def on_prepare_rename(
     ls: MrulesLanguageServer, params: types.PrepareRenameParams
-) -> types.Range | None:
+) -> types.PrepareRenamePlaceholder | None:
+    """The name's span, and the name itself to edit: the span of a quoted name holds its
+    quotes (and escapes), which an editor offered as the text to edit, and which rename
+    then quoted again (`"Big"` became `"\\"Big\\""`)."""
     found = _ref_at(ls, params.text_document.uri, params.position)
     if found is None or not found[0].declarations(found[1]):
         return None
     analysis, ref = found
-    return ls.lines(analysis, ref.path).range(ref.start, ref.end)
+    return types.PrepareRenamePlaceholder(
+        range=ls.lines(analysis, ref.path).range(ref.start, ref.end), placeholder=ref.key
+    )
 
 
 @server.feature(types.TEXT_DOCUMENT_RENAME)
