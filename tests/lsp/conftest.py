@@ -45,6 +45,12 @@ class Session:
         def shown(params: types.ShowMessageParams) -> None:
             self.messages.append(params.message)
 
+        self.registrations: list[types.Registration] = []  # client/registerCapability
+
+        @self.client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def register(params: types.RegistrationParams) -> None:
+            self.registrations.extend(params.registrations)
+
         self.run(self.client.start_io(sys.executable, *command, cwd=str(root)))
         self.init = self.run(
             self.client.initialize_async(

@@ -495,6 +495,49 @@ def test_a_configuration_change_is_applied(session_factory, project: Path) -> No
     assert s.diagnostics[uri] == []
 
 
+def test_files_changed_on_disk_are_watched_when_the_client_lets_servers_ask(
+    session_factory, project: Path
+) -> None:
+    """Neovim, Helix and Emacs report changes on disk only to a server that registers for
+    them: a list deleted from a file on disk (a git checkout) left its uses clean until
+    the next keystroke. The server asks for rule files and settings."""
+    caps = types.ClientCapabilities(
+        workspace=types.WorkspaceClientCapabilities(
+            did_change_watched_files=types.DidChangeWatchedFilesClientCapabilities(
+                dynamic_registration=True
+            )
+        )
+    )
+    s = session_factory(project, capabilities=caps)
+    uri = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(uri) == []
+    s.wait_for(lambda: bool(s.registrations))
+    [registration] = s.registrations
+    assert registration.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    globs = {w["globPattern"] for w in registration.register_options["watchers"]}
+    assert globs == {"**/*.mr", "**/mrules.toml", "**/pyproject.toml"}
+    decls = project / "rules" / "00-decls.mr"
+    decls.write_text(DECLS.replace('list "MQL"\n', ""), "utf-8")
+    before = len(s.events)
+    s.client.workspace_did_change_watched_files(  # what the client sends for that glob
+        types.DidChangeWatchedFilesParams(
+            [types.FileEvent(uri=decls.as_uri(), type=types.FileChangeType.Changed)]
+        )
+    )
+    assert {d.code for d in s.diagnostics_of(uri, before)} == {"MR103"}
+
+
+def test_no_registration_for_a_client_that_does_not_take_one(
+    session_factory, project: Path
+) -> None:
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(uri) == []
+    s.run(s.client.shutdown_async(None))  # every message before it has been read
+    s.shut_down = True
+    assert s.registrations == []
+
+
 def test_a_bad_configuration_is_shown_once_and_defaults_apply(
     session_factory, project: Path
 ) -> None:

@@ -481,6 +481,31 @@ class MrulesLanguageServer(LanguageServer):
 server = MrulesLanguageServer()
 
 
+WATCHED = ("**/*" + RULE_SUFFIX, "**/mrules.toml", "**/pyproject.toml")
+"""The files whose changes on disk (a git checkout, `mrules fmt`) are checked again."""
+
+
+@server.feature(types.INITIALIZED)
+def on_initialized(ls: MrulesLanguageServer, params: types.InitializedParams) -> None:
+    """Ask the client to report changes to rule files and settings on disk, when it lets
+    servers ask: only the VS Code extension asked for them, so in Neovim, Helix or Emacs
+    a file changed, renamed or deleted outside the editor kept its diagnostics (and a
+    list deleted from disk its uses) until the next keystroke."""
+    caps = ls.client_capabilities.workspace
+    watched = caps.did_change_watched_files if caps is not None else None
+    if watched is None or not watched.dynamic_registration:
+        return
+    options = types.DidChangeWatchedFilesRegistrationOptions(
+        watchers=[types.FileSystemWatcher(glob_pattern=glob) for glob in WATCHED]
+    )
+    registration = types.Registration(
+        id="mrules-watched-files",
+        method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+        register_options=options,
+    )
+    ls.client_register_capability(types.RegistrationParams([registration]))
+
+
 @server.feature(types.SHUTDOWN)
 def on_shutdown(ls: MrulesLanguageServer, params: None) -> None:
     ls.stop_checking()
