@@ -672,6 +672,37 @@ def test_positions_past_the_end_of_a_line_stay_before_its_crlf() -> None:
     assert lines.position(9) == types.Position(0, 8)  # between `\r` and `\n`: its end
 
 
+def test_a_file_with_many_diagnostics_is_split_into_lines_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each diagnostic's range was computed on a line table made again for it: a file with
+    3,000 diagnostics took seconds to publish at every keystroke."""
+    from mrules.lsp import server as lsp_server
+    from mrules.lsp.analysis import analyze
+
+    text = 'form "F"\n' + "".join(
+        f'on submit of form "F" {{ add to list "L{i}" }}\n' for i in range(300)
+    )
+    (tmp_path / "a.mr").write_text(text, "utf-8")
+    analysis = analyze([tmp_path])
+    made: list[str] = []
+
+    class Counted(lsp_server.Lines):
+        def __init__(self, text: str, encoding: str) -> None:
+            made.append(text)
+            super().__init__(text, encoding)
+
+    monkeypatch.setattr(lsp_server, "Lines", Counted)
+    ls = lsp_server.MrulesLanguageServer()
+    diagnostics = [ls.to_lsp(analysis, d) for d in analysis.diagnostics]
+    assert len(made) == 1
+    unknown = [d for d in diagnostics if d.code == "MR103"]
+    assert len(unknown) == 300
+    for i, d in enumerate(unknown):
+        assert d.range.start == pos(text, f'"L{i}"')
+        assert d.range.end == pos(text, f'"L{i}"', len(f'"L{i}"'))
+
+
 def test_a_file_name_that_is_not_utf8(session_factory, project: Path) -> None:
     # `%FF` in a URI is the byte 0xFF of a file name that is not UTF-8; it was read as
     # U+FFFD, a file that does not exist, so its diagnostics went nowhere.

@@ -246,6 +246,7 @@ class MrulesLanguageServer(LanguageServer):
         self.config_error: str | None = None
         self.shut_down = False  # after `shutdown`: nothing is checked or published again
         self.exiting = False  # the client sent `exit`
+        self.line_tables: dict[str, Lines] = {}  # shown path -> its text's last table
 
     # ------------------------------------------------------------- rule sets
 
@@ -427,7 +428,14 @@ class MrulesLanguageServer(LanguageServer):
         return None
 
     def lines(self, analysis: Analysis, shown: str) -> Lines:
-        return Lines(analysis.result.sources[shown].text, self.encoding)
+        """A file's line table, made once per text: made for each diagnostic, publishing
+        a file's diagnostics took time as their number times the file's size (seconds
+        per keystroke for a few thousand)."""
+        text, encoding = analysis.result.sources[shown].text, self.encoding
+        table = self.line_tables.get(shown)
+        if table is None or table.text is not text or table.encoding != encoding:
+            table = self.line_tables[shown] = Lines(text, encoding)
+        return table
 
     # ------------------------------------------------------------- diagnostics
 
