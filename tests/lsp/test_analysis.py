@@ -76,6 +76,23 @@ def test_a_word_typed_in_a_comment_is_neither_completed_nor_explained(analysis, 
     assert hover(analysis, path, 'tag "#T" score', 10) is not None  # `#` in a string
 
 
+def test_a_word_in_a_string_is_not_explained_as_a_keyword_or_field(tmp_path: Path) -> None:
+    # A URL is text: hover on `all` or `score` in `"x.com/score/all*"` showed the
+    # documentation of the keyword, and `size` that of the field.
+    text = (
+        'field size: number\npage action "P" on "x.com/score/all*" { score +5 }\n'
+        'automation rule "R" priority 1 { when all { visited "x.com/size" } then { score +1 } }\n'
+    )
+    (tmp_path / "a.mr").write_text(text, "utf-8")
+    analysis = analyze([tmp_path])
+    [path] = analysis.result.sources
+    for word in ("score/", "all*", 'size"'):
+        assert hover(analysis, path, text, text.index(word) + 1) is None, word
+    assert "Every criterion" in hover(analysis, path, text, text.index("all {") + 1)[0]
+    assert "**score**" in hover(analysis, path, text, text.index("score +5") + 1)[0]
+    assert "number" in hover(analysis, path, text, text.index("size:") + 1)[0]
+
+
 def diag(hint: str, start: int, end: int) -> Diagnostic:
     return Diagnostic(
         code="MR103",

@@ -374,8 +374,8 @@ def hover(
     if ref is not None:
         return _name_hover(analysis, ref), (ref.start, ref.end)
     word = _word_at(text, offset)
-    if word is None or _in_comment(text, word[0]):  # a word of a comment is prose
-        return None
+    if word is None or _in_comment_or_string(text, word[0]):
+        return None  # a word of a comment is prose, one of a string (a URL...) is text
     start, end = word
     w = text[start:end]
     if w in KEYWORD_DOCS:
@@ -609,10 +609,12 @@ def _open_quote(line: str) -> int | None:
     return open_at
 
 
-def _in_comment(text: str, offset: int) -> bool:
-    """Whether `offset` is in a comment (after a `#` that is not in a string)."""
+def _in_comment_or_string(text: str, offset: int) -> bool:
+    """Whether `offset` is in a comment (after a `#` that is not in a string) or in a
+    string."""
     line_start = text.rfind("\n", 0, offset) + 1
-    return _scan(text[line_start:offset])[1]
+    open_at, in_comment = _scan(text[line_start:offset])
+    return in_comment or open_at is not None
 
 
 def _scan(line: str) -> tuple[int | None, bool]:
