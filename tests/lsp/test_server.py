@@ -741,6 +741,36 @@ def test_changes_to_a_file_whose_path_has_a_space(session_factory, tmp_path: Pat
     assert d.code == "MR001"
 
 
+def test_a_workspace_opened_through_a_symbolic_link(
+    session_factory, project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The editor names files by the path it opened (a link to the project: a home folder
+    on another disk, `/tmp` on macOS); the diagnostics went to the real path, a document
+    the editor did not have open, so the open file showed none, and go to definition
+    opened the file a second time under its other name."""
+    link = tmp_path_factory.mktemp("elsewhere") / "project"
+    link.symlink_to(project, target_is_directory=True)
+    s = session_factory(link)
+    uri = (link / "rules" / "10-rules.mr").as_uri()
+    broken = RULES.replace('add to list "MQL" }', 'add to list "MQl" }')
+    s.versions[uri] = 1
+    s.client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri=uri, language_id="mrules", version=1, text=broken)
+        )
+    )
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR103"
+    assert not any(u.startswith(project.as_uri()) for u, _ in s.events)
+    [location] = s.run(
+        s.client.text_document_definition_async(
+            types.DefinitionParams(types.TextDocumentIdentifier(uri), pos(broken, '"MQL"', 1))
+        )
+    )
+    assert location.uri == (link / "rules" / "00-decls.mr").as_uri()
+    assert location.range.start == pos(DECLS, '"MQL"')
+
+
 def test_a_file_outside_the_workspace_is_checked_alone(session_factory, project: Path) -> None:
     # A file opened from outside the workspace (a download, a file in the home folder)
     # made its whole folder, and every folder below it, the rule set: all of it read

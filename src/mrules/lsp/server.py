@@ -247,6 +247,8 @@ class MrulesLanguageServer(LanguageServer):
         self.shut_down = False  # after `shutdown`: nothing is checked or published again
         self.exiting = False  # the client sent `exit`
         self.line_tables: dict[str, Lines] = {}  # shown path -> its text's last table
+        self.editor_uris: dict[str, str] = {}  # real path -> URI of the open document
+        self._linked: tuple[tuple[Path, ...], list[tuple[Path, Path]]] | None = None
 
     # ------------------------------------------------------------- rule sets
 
@@ -258,13 +260,17 @@ class MrulesLanguageServer(LanguageServer):
                 return str(enc)
         return types.PositionEncodingKind.Utf16
 
-    def in_workspace(self, real: Path) -> bool:
-        """Whether a file lies in one of the client's workspace folders (or its root);
-        every file does when the client named none."""
+    def folders(self) -> list[Path]:
+        """The client's workspace folders (or its root), as it names them."""
         uris = [f.uri for f in self.workspace.folders.values()]
         if not uris and self.workspace.root_uri:
             uris = [self.workspace.root_uri]
-        folders = [p for p in map(uri_to_path, uris) if p is not None]
+        return [p for p in map(uri_to_path, uris) if p is not None]
+
+    def in_workspace(self, real: Path) -> bool:
+        """Whether a file lies in one of the client's workspace folders (or its root);
+        every file does when the client named none."""
+        folders = self.folders()
         return not folders or any(real.is_relative_to(os.path.realpath(f)) for f in folders)
 
     def rule_set_of(self, path: Path) -> _RuleSet:
@@ -301,13 +307,16 @@ class MrulesLanguageServer(LanguageServer):
 
     def overlays(self) -> dict[str, str]:
         out = {}
+        self.editor_uris = {}
         for doc in list(self.workspace.text_documents.values()):
             path = uri_to_path(doc.uri)  # as sent: the keys are decoded once already
             if path is not None and path.suffix == RULE_SUFFIX:
                 # a lone `\r` ends a line as `\n` does: one character for one, so every
                 # offset holds, and what counts lines by `\n` (completion, the line of
                 # "declared at" in hover) counts them as the editor does
-                out[os.path.realpath(path)] = _LONE_CR.sub("\n", doc.source)
+                real = os.path.realpath(path)
+                out[real] = _LONE_CR.sub("\n", doc.source)
+                self.editor_uris[real] = doc.uri
         return out
 
     def refresh(self, rs: _RuleSet) -> Analysis | None:
@@ -418,7 +427,28 @@ class MrulesLanguageServer(LanguageServer):
         return Path(real if real is not None else os.path.realpath(shown))
 
     def uri_of(self, shown: str) -> str:
-        return self.path_of(shown).as_uri()
+        """The URI the editor knows a file by: an open document's own, else its path in
+        the workspace folder that holds it. The real path (links resolved) is another
+        URI to the editor when the folder was opened through a symbolic link (a home
+        folder on another disk, `/tmp` on macOS): the diagnostics of the open file went
+        to a file it did not have open, and none showed."""
+        real = self.path_of(shown)
+        uri = self.editor_uris.get(str(real))
+        if uri is not None:
+            return uri
+        for folder, target in self.linked_folders():
+            if real.is_relative_to(target):
+                return (folder / real.relative_to(target)).as_uri()
+        return real.as_uri()
+
+    def linked_folders(self) -> list[tuple[Path, Path]]:
+        """(folder, its real path) for each workspace folder reached through a link;
+        resolved again only when the folders change (once per file published: slow)."""
+        folders = tuple(self.folders())
+        if self._linked is None or self._linked[0] != folders:
+            targets = [(f, Path(os.path.realpath(f))) for f in folders]
+            self._linked = (folders, [(f, t) for f, t in targets if t != f])
+        return self._linked[1]
 
     def shown_of(self, analysis: Analysis, path: Path) -> str | None:
         real = os.path.realpath(path)
