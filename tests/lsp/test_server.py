@@ -553,6 +553,32 @@ def test_a_bad_configuration_is_shown_once_and_defaults_apply(
     assert len(shown) == 1 and "unknown key 'ignores'" in shown[0]
 
 
+def test_a_bad_configuration_is_shown_once_beside_a_good_project(
+    session_factory, tmp_path: Path
+) -> None:
+    """Two projects in one workspace, one with a bad mrules.toml: its error popped up again
+    at each keystroke after a file of the other project was checked or hovered."""
+    for name in ("bad", "good"):
+        (tmp_path / name / "rules").mkdir(parents=True)
+        (tmp_path / name / "rules" / "a.mr").write_text(DECLS, "utf-8")
+    (tmp_path / "bad" / "mrules.toml").write_text("ignores = 1\n", "utf-8")
+    s = session_factory(tmp_path)
+    bad, good = s.open("bad/rules/a.mr"), s.open("good/rules/a.mr")
+    s.diagnostics_of(bad)
+    s.diagnostics_of(good)
+    for n in range(3):
+        before = len(s.events)
+        s.change(bad, DECLS + "#" * n)
+        s.diagnostics_of(bad, before)
+        s.run(
+            s.client.text_document_hover_async(
+                types.HoverParams(types.TextDocumentIdentifier(good), types.Position(1, 1))
+            )
+        )
+    s.shutdown()  # every message sent before it has been read
+    assert len(s.messages) == 1 and "unknown key 'ignores'" in s.messages[0]
+
+
 def test_a_file_that_cannot_be_read_is_shown_once(session_factory, project: Path) -> None:
     """One .mr file of the folder not UTF-8: lint says so, the server published nothing and
     said nothing. It shows the error once, and diagnostics come back once it is fixed."""

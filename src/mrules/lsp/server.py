@@ -243,7 +243,7 @@ class MrulesLanguageServer(LanguageServer):
         self.cache: dict[tuple[str, str], tuple[Source, Parsed]] = {}
         self.real_paths: dict[str, str] = {}  # shown path -> real path, from the checks
         self.debounce = DEBOUNCE
-        self.config_error: str | None = None
+        self.config_errors: dict[str, str] = {}  # configuration file -> error shown
         self.shut_down = False  # after `shutdown`: nothing is checked or published again
         self.exiting = False  # the client sent `exit`
         self.line_tables: dict[str, Lines] = {}  # shown path -> its text's last table
@@ -275,18 +275,20 @@ class MrulesLanguageServer(LanguageServer):
 
     def rule_set_of(self, path: Path) -> _RuleSet:
         real = Path(os.path.realpath(path))
+        found = find_config(real)
         try:
-            found = find_config(real)
             config = load_config(found) if found is not None else Config()
         except ConfigError as e:
-            if str(e) != self.config_error:  # once, not at every keystroke
+            # once per file and error, not at every keystroke: nor again after a file of
+            # another project (its own configuration, good) was checked or hovered
+            if str(e) != self.config_errors.get(str(found)):
                 self.window_show_message(
                     types.ShowMessageParams(types.MessageType.Error, f"mrules: {e}")
                 )
-            self.config_error = str(e)
+            self.config_errors[str(found)] = str(e)
             config = Config()
         else:
-            self.config_error = None
+            self.config_errors.pop(str(found), None)
         # a file from outside the workspace (a download, the home folder) is checked
         # alone: its folder may be anything, and everything below it would be read
         root = real.parent if self.in_workspace(real) else real
