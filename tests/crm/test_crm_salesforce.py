@@ -419,6 +419,10 @@ def test_a_select_list_too_long_for_a_url_is_a_clear_error(http, crm) -> None:
     the object named, instead of an HTTP 414 taken for an outage."""
     fields = [{"name": n, "type": "id" if n == "Id" else "string"} for n in ("Id", "Email")]
     fields += [{"name": f"Custom_Field_Number_{i:04d}__c", "type": "string"} for i in range(700)]
+    fields += [
+        {"name": "SystemModstamp", "type": "datetime"},
+        {"name": "IsDeleted", "type": "boolean"},
+    ]
     http.add("GET", BASE + "sobjects/Lead/describe/", json={"name": "Lead", "fields": fields})
     with pytest.raises(CrmCallError) as e:
         crm.query_changed("Lead", None, T)
@@ -435,6 +439,57 @@ def test_a_select_list_too_long_for_a_url_is_a_clear_error(http, crm) -> None:
             "SELECT Email, Custom_Field_Number_0003__c, Id, SystemModstamp, IsDeleted FROM Lead"
         )
     )
+
+
+def _org_without_is_deleted(http, sobject: str, fields: list[str]) -> None:
+    """The describe of an object with no recycle bin (User, Group: no `IsDeleted` field), and
+    a query endpoint that refuses to select that field, as an org does (HTTP 400)."""
+    import json
+    from urllib.parse import parse_qs, urlsplit
+
+    described = [{"name": "Id", "type": "id"}, {"name": "SystemModstamp", "type": "datetime"}]
+    described += [{"name": f, "type": "string"} for f in fields]
+    http.add(
+        "GET", BASE + f"sobjects/{sobject}/describe/", json={"name": sobject, "fields": described}
+    )
+
+    def answer(request):
+        soql = parse_qs(urlsplit(request.url).query)["q"][0]
+        if "IsDeleted" in soql:
+            error = {
+                "errorCode": "INVALID_FIELD",
+                "message": f"No such column 'IsDeleted' on entity '{sobject}'.",
+            }
+            return 400, {}, json.dumps([error])
+        row = {"attributes": {"type": sobject}, "Id": "005Dn000000001AAA"}
+        row |= {"SystemModstamp": "2026-10-01T08:00:00.000+0000"}
+        row |= {f: "alan@x.com" if f == "Email" else "Sales" for f in fields}
+        return 200, {}, json.dumps({"totalSize": 1, "done": True, "records": [row]})
+
+    http.add_callback("GET", BASE + "query/", callback=answer)
+
+
+def test_users_are_read_without_is_deleted(http, crm) -> None:
+    """User has no IsDeleted field: the sync's read of the org's users (every plan's first
+    query) selected it, and a real org refused it (INVALID_FIELD): every plan failed."""
+    _org_without_is_deleted(http, "User", ["Email", "IsActive"])
+    page = crm.query_changed(
+        "User", None, T, ["Email", "IsActive"], include_deleted=False, missing_ok=True
+    )
+    assert [r.id for r in page.records] == ["005Dn000000001AAA"]
+    assert page.records[0].is_deleted is False
+    assert (
+        http.calls[-1]
+        .request.params["q"]
+        .startswith("SELECT Email, IsActive, Id, SystemModstamp FROM User WHERE")
+    )
+
+
+def test_queues_are_read_without_is_deleted(http, crm) -> None:
+    """Group (queues) has no IsDeleted field either."""
+    _org_without_is_deleted(http, "Group", ["Name"])
+    found = crm.find("Group", "Type", ["Queue"], ["Name"], missing_ok=True)
+    assert [r.fields["Name"] for r in found] == ["Sales"]
 
 
 def test_upsert_and_the_duplicate_header(http, crm) -> None:

@@ -319,8 +319,14 @@ class SalesforceCrm:
                 if f.name.lower() in wanted and f.type not in _COMPOUND
             ]
         else:
-            names = list(fields)
-        return with_system_fields(names)
+            return with_system_fields(list(fields))
+        names = with_system_fields(names)
+        if "IsDeleted" not in info.fields:
+            # Some objects have no recycle bin, and no such field: User (a user is
+            # deactivated, never deleted), Group. Selected there, the org refuses the
+            # query (INVALID_FIELD: No such column 'IsDeleted' on entity 'User').
+            names.remove("IsDeleted")
+        return names
 
     def _url_length(self, soql: str, include_deleted: bool) -> int:
         """The bytes of the URL simple-salesforce GETs for `soql` (requests encodes the
