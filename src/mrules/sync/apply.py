@@ -533,6 +533,7 @@ def apply_plan(
                 names.update(campaign_names(db, plan.get("campaigns", ())))
             return no_campaign(name, names)
 
+        members: list[tuple[Mapping[str, Any], str]] = []
         tasks: list[tuple[Mapping[str, Any], str]] = []
         for o in now_ops():
             if o["op"] not in ("campaign_member", "task"):
@@ -541,17 +542,9 @@ def apply_plan(
             target = o.get("crm_id") or (links.get(email) or {}).get("crm_id")
             if target is None:
                 continue  # its record was not created: the work waits
-            if o["op"] == "task":
-                tasks.append((o, target))
-                continue
-            # A refusal is an error, not a member written (`writer` counts what was).
-            payload = o["payload"]
-            if not _member(
-                writer, target, payload, email, at, errors_add, campaigns, campaign_gone
-            ):
-                queue_fail[email] = at
-                continue
-            finish(o)
+            (tasks if o["op"] == "task" else members).append((o, target))
+        # A refusal is an error, not a member written (`writer` counts what was).
+        _members(writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail)
         _tasks(writer, tasks, at, errors_add, plan["at"], finish, queue_fail)
     except CrmCallError as e:
         if not e.transient:
@@ -940,58 +933,66 @@ def _link_error(
     return _error(email, obj, crm_id, e["field"], CrmError(e["code"], e["message"]), None, at)
 
 
-def _member(
+def _members(
     crm: Any,
-    target: str,
-    payload: Mapping[str, Any],
-    email: str,
+    todo: list[tuple[Mapping[str, Any], str]],
     at: float,
     errors: list[tuple[Any, ...]],
     campaigns: dict[str, str | None],
     gone: Callable[[str], Mapping[str, str]],
-) -> bool:
-    """Add the record to the campaign (`crm` counts the member it takes): True when the
-    work is done, False when the CRM failed for now, or the lead was converted since the
-    plan read it (the work waits).
+    finish: Callable[[Mapping[str, Any]], None],
+    failed: dict[str, float],
+) -> None:
+    """Add the records of `todo` (op, record id) to their campaigns, 200 a call (`crm`
+    counts each member it takes, as its call returns). Each campaign is looked up by its
+    name once (`campaigns`).
 
-    A refusal other than a transient one is done, nothing written (the error queue says
-    why); a member already there (DUPLICATE_VALUE: a killed apply made it) is done too,
-    and not written by this cycle."""
-    name = payload.get("campaign")
-    if name and name not in campaigns:
-        found = crm.find("Campaign", "Name", [name], ["Id"])
-        campaigns[name] = found[0].id if found else None
-    campaign = campaigns.get(name) if name else None
-    if campaign is None:
-        # A reference to no record (ENTITY_IS_DELETED said it was deleted): by its name,
-        # and whether the CRM deleted it (`gone`), as the plan expected it.
-        if name:
-            why = gone(name)
-            e = CrmError(why["code"], why["message"], (why["field"],))
-        else:
-            e = CrmError(
-                "REQUIRED_FIELD_MISSING", f"no CRM campaign named {name!r}", ("CampaignId",)
-            )
-        errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
-        return True
-    rec: dict[str, Any] = {
-        "CampaignId": campaign,
-        ("LeadId" if target.startswith("00Q") else "ContactId"): target,
-    }
-    if payload.get("status"):
-        rec["Status"] = payload["status"]
-    (r,) = crm.create("CampaignMember", [rec])
-    if not r.success:
-        if any(e.transient for e in r.errors) or _converted(r):
-            # For now, or the lead converted since the plan read it: the work waits, and
-            # the next cycle, having read the conversion, adds the contact.
-            return False
-        for e in r.errors:
-            if e.status_code == "DUPLICATE_VALUE":
-                return True  # already a member: done
-            errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
-        return True
-    return True
+    Each op's work is marked done (`finish`) once its member exists: written, or there
+    already (DUPLICATE_VALUE: a killed apply made it, not written by this cycle); a
+    refusal other than a transient one is done too, nothing written (the error queue says
+    why). A transient refusal, or a lead converted since the plan read it, leaves the work
+    waiting (`failed`): the next cycle, having read the conversion, adds the contact."""
+    create: list[tuple[Mapping[str, Any], str, dict[str, Any]]] = []
+    for o, target in todo:
+        email, payload = o["prospect"], o["payload"]
+        name = payload.get("campaign")
+        if name and name not in campaigns:
+            found = crm.find("Campaign", "Name", [name], ["Id"])
+            campaigns[name] = found[0].id if found else None
+        campaign = campaigns.get(name) if name else None
+        if campaign is None:
+            # A reference to no record (ENTITY_IS_DELETED said it was deleted): by its name,
+            # and whether the CRM deleted it (`gone`), as the plan expected it.
+            if name:
+                why = gone(name)
+                e = CrmError(why["code"], why["message"], (why["field"],))
+            else:
+                e = CrmError(
+                    "REQUIRED_FIELD_MISSING", f"no CRM campaign named {name!r}", ("CampaignId",)
+                )
+            errors.append(_error(email, "campaign_member", target, "CampaignId", e, name, at))
+            finish(o)
+            continue
+        rec: dict[str, Any] = {
+            "CampaignId": campaign,
+            ("LeadId" if target.startswith("00Q") else "ContactId"): target,
+        }
+        if payload.get("status"):
+            rec["Status"] = payload["status"]
+        create.append((o, target, rec))
+    for chunk in _chunks(create):
+        results = crm.create("CampaignMember", [rec for _o, _t, rec in chunk])
+        for (o, target, rec), r in zip(chunk, results, strict=True):
+            email = o["prospect"]
+            if not r.success:
+                if any(e.transient for e in r.errors) or _converted(r):
+                    failed[email] = at
+                    continue
+                for e in r.errors:
+                    if e.status_code == "DUPLICATE_VALUE":
+                        break  # already a member: done
+                    errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
+            finish(o)
 
 
 TASK_KEY = "mrules sync key: "
