@@ -363,6 +363,63 @@ def test_an_expired_session_of_the_environment_exits_4(
         assert "retried later" not in r.output
 
 
+SOAP_LOGIN = """<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope
+ xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">
+<soapenv:Body><loginResponse><result><passwordExpired>false</passwordExpired>
+<serverUrl>https://getcloudy.my.salesforce.com/services/Soap/u/59.0/00DDn0000000001</serverUrl>
+<sessionId>00DDn0000000001!login</sessionId><userId>005Dn000000001AAA</userId></result>
+</loginResponse></soapenv:Body></soapenv:Envelope>"""
+
+
+def test_a_session_refused_again_after_a_new_login_stops_sync_run_with_exit_4(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The org refuses every session of a login that succeeds (a user or connected app
+    whose sessions are not valid for the REST API): simple-salesforce logged in four times
+    more for each call, and the refusal was taken for an outage: `sync run` said `the CRM
+    failed for now (INVALID_SESSION_ID…): retried later` for every cycle, exit 0, nothing
+    ever synced. One login again, and then the command stops (exit 4), saying why."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    env = {"MRULES_SF_USERNAME": "me@x.com", "MRULES_SF_PASSWORD": "pw"}
+    login = "https://login.salesforce.com/services/Soap/u/59.0"
+    refused = [
+        {
+            "errorCode": "INVALID_SESSION_ID",
+            "message": "This session is not valid for use with the REST API",
+        }
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add("POST", login, body=SOAP_LOGIN)
+        mock.add(
+            "GET",
+            f"{INSTANCE}/services/data/v59.0/sobjects/User/describe/",
+            json=refused,
+            status=401,
+        )
+        r = _cli(
+            "sync",
+            "run",
+            "--until",
+            "2026-11-02T10:00:00Z",
+            "--crm",
+            "salesforce",
+            "--rules",
+            world["rules"],
+            "--store",
+            world["store"],
+            env=env,
+        )
+        logins = [c for c in mock.calls if c.request.url == login]
+    assert r.exit_code == 4, r.output
+    assert "INVALID_SESSION_ID" in r.output and "not valid for use with the REST API" in r.output
+    assert "retried later" not in r.output and "Traceback" not in r.output
+    assert len(logins) == 2  # the first login, and one again
+
+
 def test_a_jwt_private_key_file_that_is_missing_or_not_a_key_exits_2(
     world: dict[str, str], tmp_path: Path
 ) -> None:

@@ -96,14 +96,16 @@ class _TimedSession(requests.Session):
         kwargs.setdefault("timeout", TIMEOUT)
         response = super().request(*args, **kwargs)
         if self.renewable and response.status_code == 401 and "/services/data/" in response.url:
-            _check_401(response)
+            self.refusal = _check_401(response)
         return response
 
     renewable = True
     """False under a session given as it is, whose 401 simple-salesforce does not read."""
+    refusal = ""
+    """The message of the last REST answer of HTTP 401 (under a login)."""
 
 
-def _check_401(response: requests.Response) -> None:
+def _check_401(response: requests.Response) -> str:
     """A REST answer of HTTP 401 must be Salesforce's `[{"errorCode": ...}]`: under a login,
     simple-salesforce reads `result.json()[0]["errorCode"]` to decide on logging in again,
     and any other body (a proxy's `{"error": ...}`, `[]`) raised KeyError or IndexError out
@@ -112,9 +114,9 @@ def _check_401(response: requests.Response) -> None:
     try:
         body = response.json()
     except ValueError:
-        return  # not JSON: simple-salesforce's JSONDecodeError, already a failed call
+        return ""  # not JSON: simple-salesforce's JSONDecodeError, already a failed call
     if isinstance(body, list) and body and isinstance(body[0], dict) and "errorCode" in body[0]:
-        return
+        return str(body[0].get("message") or "")
     raise CrmCallError(
         "UNKNOWN_EXCEPTION",
         "the org's answer is not of the shape Salesforce sends (HTTP 401 with"
@@ -136,6 +138,20 @@ class SalesforceCrm:
         self._describes: dict[str, ObjectInfo] = {}
         self._calls = 0
         self._converted_status: str | None = None
+        self._renewed = False
+        refresh = getattr(sf, "_refresh_session", None)
+        if callable(refresh) and getattr(sf, "_salesforce_login_partial", None) is not None:
+            # simple-salesforce logs in again on each INVALID_SESSION_ID of a call, up to
+            # four times: a session the org refuses right after a login (a user or app
+            # whose sessions are not valid for the REST API) made five logins a call, and
+            # was taken for an outage by every cycle. Once a call, then it is said.
+            def refresh_once() -> None:
+                if self._renewed:
+                    raise _refused_after_login(str(getattr(sf.session, "refusal", "")))
+                self._renewed = True
+                refresh()
+
+            sf._refresh_session = refresh_once  # type: ignore[method-assign]
 
     @classmethod
     def from_env(
@@ -243,6 +259,7 @@ class SalesforceCrm:
     def _call(self, fn: Callable[[], T], calls: int = 1, *, expect: type | None = None) -> T:
         """One API call; `expect`: the JSON type its answer must have when it has one."""
         self._calls += calls
+        self._renewed = False
         try:
             result = fn()
         except SalesforceExpiredSession as e:
@@ -672,6 +689,20 @@ def _login_failed(e: SalesforceAuthenticationFailed) -> CrmCallError:
         else ""
     )
     return CrmCallError("LOGIN_FAILED", f"Authentication failed{code}: {text}", transient=False)
+
+
+def _refused_after_login(message: str) -> CrmCallError:
+    """INVALID_SESSION_ID for the session of a login just made again: not transient."""
+    return CrmCallError(
+        "INVALID_SESSION_ID",
+        f"{message.strip() or 'Session expired or invalid'} (the org refused the session of"
+        " a login just made again, as it did the one before: the integration user or the"
+        " connected app may not use the REST API, for want of the API Enabled permission,"
+        " of the connected app's api OAuth scope, or by a session policy such as sessions"
+        " locked to an IP address; fix it in the org, then run the command again)",
+        transient=False,
+        http_status=401,
+    )
 
 
 def _session_expired(message: str) -> CrmCallError:
