@@ -492,6 +492,75 @@ def test_queues_are_read_without_is_deleted(http, crm) -> None:
     assert [r.fields["Name"] for r in found] == ["Sales"]
 
 
+def _org_parsing_employees(http) -> list[list[dict]]:
+    """An org whose Lead.NumberOfEmployees is a number: a collection call with a value that
+    is none fails whole, HTTP 400 JSON_PARSER_ERROR, as Salesforce reads the body before any
+    record; otherwise each record is created. The records of each call, in order."""
+    import json
+
+    http.add(
+        "GET",
+        BASE + "sobjects/Lead/describe/",
+        json={
+            "name": "Lead",
+            "fields": [
+                {"name": "Id", "type": "id"},
+                {"name": "LastName", "type": "string", "length": 80},
+                {"name": "NumberOfEmployees", "label": "Employees", "type": "int"},
+            ],
+        },
+    )
+    calls: list[list[dict]] = []
+
+    def answer(request):
+        records = json.loads(request.body)["records"]
+        calls.append(records)
+        for r in records:
+            value = r.get("NumberOfEmployees")
+            if isinstance(value, str) and not value.isdigit():
+                error = {
+                    "errorCode": "JSON_PARSER_ERROR",
+                    "message": f"Cannot deserialize instance of int from VALUE_STRING value"
+                    f" {value} or request may be missing a required field at [line:1, column:90]",
+                }
+                return 400, {}, json.dumps([error])
+        ids = [f"00QDn00000000{len(calls)}{i}AAA" for i in range(len(records))]
+        return 200, {}, json.dumps([{"id": i, "success": True, "errors": []} for i in ids])
+
+    http.add_callback("POST", BASE + "composite/sobjects", callback=answer)
+    return calls
+
+
+def test_a_value_the_org_cannot_parse_fails_its_record_not_the_call(http, crm) -> None:
+    """Text in a number field (a prospect's text field mapped to NumberOfEmployees): the org
+    refuses the whole collection call (JSON_PARSER_ERROR), and the cycle stopped, exit 4,
+    every cycle, for every prospect. Now that record gets its own error, naming the field,
+    and the others are written; the sync then writes it without that field."""
+    from mrules.sync.apply import _write_keeping
+
+    calls = _org_parsing_employees(http)
+    records = [
+        {"LastName": "Ann", "NumberOfEmployees": "11-50"},
+        {"LastName": "Bob", "NumberOfEmployees": 40},
+    ]
+    results = crm.create("Lead", [dict(r) for r in records])
+    assert [r.success for r in results] == [False, True]
+    (error,) = results[0].errors
+    assert (error.status_code, error.fields) == (
+        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        ("NumberOfEmployees",),
+    )
+    assert "11-50" in error.message and "JSON_PARSER_ERROR" not in error.status_code
+    assert [[r["LastName"] for r in c] for c in calls] == [["Ann", "Bob"], ["Bob"]]
+    # As apply writes: the refused field set aside (held in the error queue), the record
+    # written without it.
+    calls.clear()
+    results, aside = _write_keeping(crm, "create", "Lead", [dict(r) for r in records], set())
+    assert [r.success for r in results] == [True, True]
+    assert [[e.fields for e in errs] for errs in aside] == [[("NumberOfEmployees",)], []]
+    assert calls[-1] == [{"attributes": {"type": "Lead"}, "LastName": "Ann"}]
+
+
 def test_upsert_and_the_duplicate_header(http, crm) -> None:
     http.add(
         "PATCH",

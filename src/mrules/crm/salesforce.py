@@ -35,7 +35,7 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.format import quote_soql_value
 
 from mrules.crm.errors import TRANSIENT_CODES, CrmCallError, CrmError
-from mrules.crm.model import parse_datetime
+from mrules.crm.model import check_value, parse_datetime
 from mrules.crm.port import (
     MAX_BATCH,
     ApiUsage,
@@ -72,6 +72,9 @@ _SOAP_NS = {
     "p": "urn:partner.soap.sforce.com",
 }
 _COMPOUND = frozenset({"address", "location"})
+_PARSED_TYPES = frozenset({"boolean", "int", "double", "currency", "percent", "date", "datetime"})
+"""Field types whose JSON value Salesforce reads as such: one it cannot read fails the whole
+call (JSON_PARSER_ERROR), not the record."""
 READ_LAG = dt.timedelta(minutes=2)
 """A sync reads a real org's changes up to now minus this: a record's SystemModstamp is set
 when its transaction starts, so a slow transaction can commit a stamp older than a read that
@@ -504,6 +507,32 @@ class SalesforceCrm:
         _batch(records)
         if not records:
             return []
+        try:
+            return self._send(method, path, sobject, records, allow_duplicates)
+        except CrmCallError as e:
+            if e.code != "JSON_PARSER_ERROR":
+                raise
+            # A value the field's type cannot take (text in a number, date or checkbox
+            # field) fails the whole call: Salesforce reads the body before any record,
+            # and answers HTTP 400 JSON_PARSER_ERROR, naming no record. One record's value
+            # stopped every cycle (exit 4). The records whose values the describe's types
+            # refuse get the error of their own, as the local CRM gives it; the others are
+            # sent again.
+            refused = self._unparsable(sobject, records, e.message)
+            if not refused:
+                raise
+        kept = [r for i, r in enumerate(records) if i not in refused]
+        sent = iter(self._send(method, path, sobject, kept, allow_duplicates) if kept else [])
+        return [refused[i] if i in refused else next(sent) for i in range(len(records))]
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        sobject: str,
+        records: Sequence[Mapping[str, Any]],
+        allow_duplicates: bool,
+    ) -> list[WriteResult]:
         body = {
             "allOrNone": False,
             "records": [{"attributes": {"type": sobject}, **dict(r)} for r in records],
@@ -521,6 +550,28 @@ class SalesforceCrm:
                 f"{len(out)} result(s) for {len(records)} record(s): the outcome is unknown",
                 transient=True,
             )
+        return out
+
+    def _unparsable(
+        self, sobject: str, records: Sequence[Mapping[str, Any]], message: str
+    ) -> dict[int, WriteResult]:
+        """The records (by index) with a value the type of its field, as the describe gives
+        it, cannot take, each with its error (the field named)."""
+        info = self.describe(sobject)
+        out: dict[int, WriteResult] = {}
+        for i, record in enumerate(records):
+            for name, value in record.items():
+                f = info.fields.get(name)
+                if f is None or f.type not in _PARSED_TYPES:
+                    continue
+                try:
+                    check_value(f, value)
+                except CrmError as err:
+                    error = CrmError(
+                        err.status_code, f"{err.message} (Salesforce: {message})", err.fields
+                    )
+                    out[i] = WriteResult(id=None, success=False, errors=(error,))
+                    break
         return out
 
     def delete(self, ids: Sequence[str]) -> list[WriteResult]:
