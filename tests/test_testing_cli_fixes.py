@@ -241,6 +241,17 @@ def test_paths_that_hold_no_test_are_a_usage_error(tmp_path: Path) -> None:
     assert "no tests run: no tests found (test files end in .test.yaml)" in res.output
 
 
+def test_paths_that_hold_no_test_say_so_on_stderr_under_a_report_format(tmp_path: Path) -> None:
+    """With json or junit on standard output (a CI job's `> junit.xml`), the report holds no
+    test and nothing said why the job failed: stderr says it, as for a -k that selects none."""
+    (tmp_path / "empty").mkdir()
+    for fmt in ("json", "junit"):
+        res = _mrules("test", str(tmp_path / "empty"), "--format", fmt)
+        assert res.exit_code == 2, (fmt, res.output)
+        expected = "mrules: error: no tests found (test files end in .test.yaml)\n"
+        assert res.stderr == expected, fmt
+
+
 def test_k_that_selects_nothing_is_a_usage_error() -> None:
     res = _mrules("test", str(EXAMPLE / "tests"), "-k", "handof_typo")
     assert res.exit_code == 2, res.output

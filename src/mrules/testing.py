@@ -69,6 +69,7 @@ from mrules.exitcodes import ExitCode
 from mrules.pathkind import special_file_kind
 
 __all__ = [
+    "NO_TESTS",
     "Case",
     "Failure",
     "Outcome",
@@ -2692,6 +2693,10 @@ def _shown_pair(expected: Any, actual: Any) -> tuple[str, str]:
     return e, a
 
 
+NO_TESTS = "no tests found (test files end in .test.yaml)"
+"""Why no test ran when the paths hold none."""
+
+
 def render_text(report: Report, *, verbose: bool = False) -> str:
     """The report for a terminal: failures in full, passes as one line each with -v."""
     out: list[str] = []
@@ -2725,9 +2730,9 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         if c[key]:
             parts.append(f"{c[key]} {'error' if word == 'errors' and c[key] == 1 else word}")
     if not report.outcomes:
-        parts = ["no tests found (test files end in .test.yaml)"]
+        parts = [NO_TESTS]
     if report.none_found:
-        out.append("no tests run: no tests found (test files end in .test.yaml)")
+        out.append(f"no tests run: {NO_TESTS}")
     elif report.bad_paths:  # refused before any test ran, as pytest refuses a missing path
         out.append(f"no tests run: {report.bad_paths} path(s) above cannot be used")
     elif report.unmatched:  # the errors of broken files, then why no test ran

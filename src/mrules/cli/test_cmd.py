@@ -131,7 +131,7 @@ def _write_report(
     once it is (on standard output: from its first byte, which stays on the terminal)."""
     from mrules.atomic import atomic_write
     from mrules.cli.common import EXIT_STORE, fail
-    from mrules.testing import render_json, render_junit, render_text
+    from mrules.testing import NO_TESTS, render_json, render_junit, render_text
 
     if fmt == "json":
         data = render_json(report)
@@ -152,8 +152,11 @@ def _write_report(
         done.append("written")
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    if fmt != "text" and not output and report.unmatched:  # the text report says it
-        click.echo(f"mrules: error: {report.unmatched}", err=True)
+    if fmt != "text" and not output:  # why no test ran: the text report says it, not these
+        if report.unmatched:
+            click.echo(f"mrules: error: {report.unmatched}", err=True)
+        elif report.none_found:
+            click.echo(f"mrules: error: {NO_TESTS}", err=True)
 
 
 @contextlib.contextmanager
