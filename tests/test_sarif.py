@@ -200,3 +200,48 @@ def test_github_annotations_name_files_from_the_workspace_root(
     monkeypatch.delenv("GITHUB_WORKSPACE")  # not in a workflow: from the working folder
     result = CliRunner().invoke(main, ["lint", "rules", "--format", "github"])
     assert result.stdout.startswith("::error file=rules/a.mr,line=2,"), result.stdout
+
+
+def _srcroot_and_uris(doc: dict) -> tuple[str, list[str]]:
+    run = doc["runs"][0]
+    locations = [
+        loc["physicalLocation"]["artifactLocation"]
+        for res in run["results"]
+        for loc in [*res["locations"], *res.get("relatedLocations", [])]
+    ]
+    assert all(loc["uriBaseId"] == "SRCROOT" for loc in locations), locations
+    return run["originalUriBaseIds"]["SRCROOT"]["uri"], [loc["uri"] for loc in locations]
+
+
+def test_sarif_names_files_from_the_workspace_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code scanning reads a SARIF path from the repository root (it does not resolve
+    `originalUriBaseIds`): lint run in a sub-folder (`working-directory: marketing`) gave
+    `rules/a.mr`, which is not the file, and the alerts missed it. In a workflow, SRCROOT
+    is the workspace, when lint runs inside it; the file of --sarif-file too."""
+    repo = tmp_path / "repo"
+    project = repo / "marketing"
+    (project / "rules").mkdir(parents=True)
+    (project / "rules" / "a.mr").write_text('list "A"\nlist "A"\n', "utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(repo))
+    doc = sarif("rules")
+    jsonschema.Draft4Validator(SCHEMA).validate(doc)
+    in_repo = (repo.resolve().as_uri() + "/", ["marketing/rules/a.mr"] * 2)
+    assert _srcroot_and_uris(doc) == in_repo
+    result = CliRunner().invoke(
+        main, ["lint", "rules", "--format", "github", "--sarif-file", "../mrules.sarif"]
+    )
+    assert result.exit_code == 1, result.output
+    assert _srcroot_and_uris(json.loads((repo / "mrules.sarif").read_text("utf-8"))) == in_repo
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path / "elsewhere"))  # lint runs outside it
+    assert _srcroot_and_uris(sarif("rules")) == (
+        project.resolve().as_uri() + "/",
+        ["rules/a.mr"] * 2,
+    )
+    monkeypatch.delenv("GITHUB_WORKSPACE")  # not in a workflow: from the working folder
+    assert _srcroot_and_uris(sarif("rules")) == (
+        project.resolve().as_uri() + "/",
+        ["rules/a.mr"] * 2,
+    )

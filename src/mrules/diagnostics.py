@@ -355,11 +355,14 @@ def _in_library(path: str, library: Container[str] | None) -> bool:
     return path.startswith(_LIBRARY_PREFIX) if library is None else path in library
 
 
-def _artifact(path: str, library: Container[str] | None = None) -> dict[str, str]:
-    """A SARIF artifactLocation: relative to SRCROOT (the working folder), the bundled
-    library (MRULES_LIBRARY; `library`: its files, see `_in_library`), or an absolute
-    file URI; the real bytes of the file's name, percent-encoded (`dir%FF/a.mr`, not
-    the `dir\\xff/a.mr` messages show). A project's own `library/x.mr` is at SRCROOT."""
+def _artifact(
+    path: str, library: Container[str] | None = None, prefix: bytes = b""
+) -> dict[str, str]:
+    """A SARIF artifactLocation: relative to SRCROOT (the working folder, or the folder
+    it is `prefix` (`marketing/`) in), the bundled library (MRULES_LIBRARY; `library`:
+    its files, see `_in_library`), or an absolute file URI; the real bytes of the file's
+    name, percent-encoded (`dir%FF/a.mr`, not the `dir\\xff/a.mr` messages show). A
+    project's own `library/x.mr` is at SRCROOT."""
     from urllib.parse import quote
 
     raw = _path_bytes(path)
@@ -369,7 +372,21 @@ def _artifact(path: str, library: Container[str] | None = None) -> dict[str, str
         return {"uri": "file://" + quote(raw)}
     if raw.startswith(b"<"):  # standard input, or a string
         return {"uri": quote(raw, safe="")}
-    return {"uri": quote(raw), "uriBaseId": "SRCROOT"}
+    return {"uri": quote(prefix + raw), "uriBaseId": "SRCROOT"}
+
+
+def _prefix(base: str) -> tuple[str, bytes]:
+    """SRCROOT and the working folder's path from it (`marketing/`, or nothing): `base`
+    when the working folder is inside it, else the working folder itself."""
+    import os
+
+    here = os.path.realpath(os.getcwd())
+    rel = os.path.relpath(here, os.path.realpath(base))
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return ".", b""
+    if rel == os.curdir:
+        return base, b""
+    return base, os.fsencode(rel).replace(os.fsencode(os.sep), b"/") + b"/"
 
 
 def _base_uri(path: str) -> str:
@@ -396,8 +413,10 @@ def render_sarif(
 ) -> str:
     """SARIF 2.1.0, for code-scanning dashboards; `rules` maps code to a short description.
 
-    Paths are relative to `base` (SRCROOT: the working folder, which is the repository
-    root in CI), library files (`library`: the shown paths of the bundled library's
+    Paths are relative to `base` (SRCROOT: the working folder by default; in a workflow
+    the repository root, where code scanning reads every relative path from, as it does
+    not resolve `originalUriBaseIds`), when the working folder is inside it (else to the
+    working folder); library files (`library`: the shown paths of the bundled library's
     files, `LoadResult.library`; by default, every path under `library/`) to the
     bundled library (MRULES_LIBRARY); every rule
     links to its section of docs/diagnostics.md, and related places (the first
@@ -408,6 +427,7 @@ def render_sarif(
     from mrules import __version__
 
     diags = list(diags)
+    base, prefix = _prefix(base)
     used = sorted({d.code for d in diags})
     index = {code: i for i, code in enumerate(used)}
     levels: dict[str, str] = {}
@@ -423,7 +443,7 @@ def render_sarif(
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": _artifact(d.path, library),
+                        "artifactLocation": _artifact(d.path, library, prefix),
                         "region": _region(sources, d.path, d.start, d.end),
                     }
                 }
@@ -435,7 +455,7 @@ def render_sarif(
                     "id": i,
                     "message": {"text": _no_surrogates(r.message)},
                     "physicalLocation": {
-                        "artifactLocation": _artifact(r.path, library),
+                        "artifactLocation": _artifact(r.path, library, prefix),
                         "region": _region(sources, r.path, r.start, r.end),
                     },
                 }
@@ -446,7 +466,9 @@ def render_sarif(
     bases: dict[str, dict[str, object]] = {
         "SRCROOT": {
             "uri": _base_uri(base),
-            "description": {"text": "The folder mrules lint ran in"},
+            "description": {
+                "text": "The folder mrules lint ran in, or in a workflow the repository root"
+            },
         },
     }
     if any(

@@ -231,6 +231,10 @@ def lint(
         refuse_output_over_inputs("--sarif-file", sarif_file, inputs)
     if diags or fmt in ("json", "sarif"):  # a report to print, on a closed output: exit 4
         stdout_or_exit()
+    # In a workflow, files are named from the repository root (the workspace), where GitHub
+    # reads annotations and code scanning's SARIF paths from, though lint ran in a sub-folder.
+    workspace = os.environ.get("GITHUB_WORKSPACE") or None
+    srcroot = workspace or "."  # SARIF's SRCROOT: the working folder, if not inside it
     if fmt == "text":
         if diags:
             click.echo(render_text(diags, result.sources))
@@ -238,19 +242,19 @@ def lint(
         click.echo(render_json(diags, result.sources))
     elif fmt == "github":
         if diags:
-            workspace = os.environ.get("GITHUB_WORKSPACE") or None  # the repository root
             click.echo(render_github(diags, result.sources, base=workspace, library=result.library))
     else:
-        click.echo(render_sarif(diags, result.sources, CODES, library=result.library))
+        click.echo(render_sarif(diags, result.sources, CODES, library=result.library, base=srcroot))
     if sarif_file is not None:
         from mrules.atomic import atomic_write
 
         try:
             atomic_write(
                 Path(sarif_file),
-                (render_sarif(diags, result.sources, CODES, library=result.library) + "\n").encode(
-                    "utf-8"
-                ),
+                (
+                    render_sarif(diags, result.sources, CODES, library=result.library, base=srcroot)
+                    + "\n"
+                ).encode("utf-8"),
             )
         except OSError as e:
             fail(f"{printable_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
