@@ -245,3 +245,24 @@ def test_sarif_names_files_from_the_workspace_root(
         project.resolve().as_uri() + "/",
         ["rules/a.mr"] * 2,
     )
+
+
+def test_github_annotations_over_several_lines_have_no_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub takes `col` and `endColumn` on one line only (its runner logs the command
+    as invalid and drops them, the checks API refuses them): a span over several lines
+    (a conditional group) is given by its lines alone; one on a line keeps its columns."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.mr").write_text(
+        'form "F"\non submit of form "F" {\n  if any {\n    score > 10\n    score < 2\n'
+        '  } { add tag "t" }\n}\ntag "t"\n',
+        "utf-8",
+    )
+    result = CliRunner().invoke(main, ["lint", "a.mr", "--format", "github"])
+    assert result.exit_code == 1, result.output
+    [line] = result.stdout.splitlines()
+    assert line.startswith("::error file=a.mr,line=3,endLine=6,title=MR222::"), line
+    (tmp_path / "a.mr").write_text('list "A"\nlist "A"\n', "utf-8")
+    result = CliRunner().invoke(main, ["lint", "a.mr", "--format", "github"])
+    assert result.stdout.startswith("::error file=a.mr,line=2,col=6,endLine=2,endColumn=9,")

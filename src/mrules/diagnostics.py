@@ -286,6 +286,7 @@ def render_github(
     GitHub places an annotation by its file's path from the repository root: with
     `base` (the workspace, `GITHUB_WORKSPACE`), a file inside it is named from there,
     though lint ran in a sub-folder of it (the bundled `library` files aside).
+    A span over several lines has no columns (GitHub takes them on one line only).
     Messages escape `%`, CR and LF; property values (the file name) `:` and `,` too:
 
     >>> d = Diagnostic(code="MR001", severity="error", message="50% off\\nnow",
@@ -299,10 +300,12 @@ def render_github(
         text = d.message + (f" ({d.hint})" if d.hint else "")
         msg = "\n".join(printable(part) for part in text.replace("\r\n", "\n").split("\n"))
         file = _escape_property(printable(_from_base(d.path, base, library)))
+        where = f"line={loc['line']},col={loc['column']},endLine={loc['end_line']}"
+        where += f",endColumn={loc['end_column']}"
+        if loc["line"] != loc["end_line"]:  # columns go with one line only: the runner drops
+            where = f"line={loc['line']},endLine={loc['end_line']}"  # them, the API refuses
         lines.append(
-            f"::{d.severity.value} file={file},"
-            f"line={loc['line']},col={loc['column']},"
-            f"endLine={loc['end_line']},endColumn={loc['end_column']},"
+            f"::{d.severity.value} file={file},{where},"
             f"title={_escape_property(d.code)}::{_escape_data(msg)}"
         )
     return "\n".join(lines)
