@@ -266,3 +266,25 @@ def test_github_annotations_over_several_lines_have_no_columns(
     (tmp_path / "a.mr").write_text('list "A"\nlist "A"\n', "utf-8")
     result = CliRunner().invoke(main, ["lint", "a.mr", "--format", "github"])
     assert result.stdout.startswith("::error file=a.mr,line=2,col=6,endLine=2,endColumn=9,")
+
+
+def test_sarif_names_a_file_beside_the_working_folder_from_the_workspace_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file outside the folder lint runs in (`lint ../other` in `marketing`) but inside
+    the workspace was an absolute `file://` URI of the runner's disk, where annotations
+    name it `other/a.mr`: it is a path from SRCROOT, the repository root, too."""
+    repo = tmp_path / "repo"
+    (repo / "marketing").mkdir(parents=True)
+    (repo / "other").mkdir()
+    (repo / "other" / "a.mr").write_text('list "A"\nlist "A"\n', "utf-8")
+    (tmp_path / "outside.mr").write_text('list "B"\nlist "B"\n', "utf-8")
+    monkeypatch.chdir(repo / "marketing")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(repo))
+    doc = sarif("../other")
+    jsonschema.Draft4Validator(SCHEMA).validate(doc)
+    assert _srcroot_and_uris(doc) == (repo.resolve().as_uri() + "/", ["other/a.mr"] * 2)
+    [loc] = sarif(str(tmp_path / "outside.mr"))["runs"][0]["results"][0]["locations"]
+    assert loc["physicalLocation"]["artifactLocation"] == {
+        "uri": (tmp_path / "outside.mr").resolve().as_uri()
+    }

@@ -359,18 +359,21 @@ def _in_library(path: str, library: Container[str] | None) -> bool:
 
 
 def _artifact(
-    path: str, library: Container[str] | None = None, prefix: bytes = b""
+    path: str, library: Container[str] | None = None, prefix: bytes = b"", root: bytes = b""
 ) -> dict[str, str]:
     """A SARIF artifactLocation: relative to SRCROOT (the working folder, or the folder
-    it is `prefix` (`marketing/`) in), the bundled library (MRULES_LIBRARY; `library`:
-    its files, see `_in_library`), or an absolute file URI; the real bytes of the file's
-    name, percent-encoded (`dir%FF/a.mr`, not the `dir\\xff/a.mr` messages show). A
-    project's own `library/x.mr` is at SRCROOT."""
+    it is `prefix` (`marketing/`) in, whose real path is `root`, which an absolute path
+    may be inside of), the bundled library (MRULES_LIBRARY; `library`: its files, see
+    `_in_library`), or an absolute file URI; the real bytes of the file's name,
+    percent-encoded (`dir%FF/a.mr`, not the `dir\\xff/a.mr` messages show). A project's
+    own `library/x.mr` is at SRCROOT."""
     from urllib.parse import quote
 
     raw = _path_bytes(path)
     if _in_library(path, library) and raw.startswith(_LIBRARY_PREFIX.encode()):
         return {"uri": quote(raw[len(_LIBRARY_PREFIX) :]), "uriBaseId": "MRULES_LIBRARY"}
+    if root and raw.startswith(root):  # outside the working folder, inside SRCROOT
+        return {"uri": quote(raw[len(root) :]), "uriBaseId": "SRCROOT"}
     if raw.startswith(b"/"):
         return {"uri": "file://" + quote(raw)}
     if raw.startswith(b"<"):  # standard input, or a string
@@ -378,18 +381,21 @@ def _artifact(
     return {"uri": quote(prefix + raw), "uriBaseId": "SRCROOT"}
 
 
-def _prefix(base: str) -> tuple[str, bytes]:
-    """SRCROOT and the working folder's path from it (`marketing/`, or nothing): `base`
-    when the working folder is inside it, else the working folder itself."""
+def _srcroot(base: str) -> tuple[str, bytes, bytes]:
+    """SRCROOT, the working folder's path from it (`marketing/`, or nothing) and its real
+    path (ending in `/`): `base` when the working folder is inside it, else the working
+    folder itself."""
     import os
 
     here = os.path.realpath(os.getcwd())
-    rel = os.path.relpath(here, os.path.realpath(base))
+    real = os.path.realpath(base)
+    rel = os.path.relpath(here, real)
     if rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        return ".", b""
+        base, real, rel = ".", here, os.curdir
+    root = os.fsencode(real).rstrip(b"/") + b"/"
     if rel == os.curdir:
-        return base, b""
-    return base, os.fsencode(rel).replace(os.fsencode(os.sep), b"/") + b"/"
+        return base, b"", root
+    return base, os.fsencode(rel).replace(os.fsencode(os.sep), b"/") + b"/", root
 
 
 def _base_uri(path: str) -> str:
@@ -430,7 +436,7 @@ def render_sarif(
     from mrules import __version__
 
     diags = list(diags)
-    base, prefix = _prefix(base)
+    base, prefix, root = _srcroot(base)
     used = sorted({d.code for d in diags})
     index = {code: i for i, code in enumerate(used)}
     levels: dict[str, str] = {}
@@ -446,7 +452,7 @@ def render_sarif(
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": _artifact(d.path, library, prefix),
+                        "artifactLocation": _artifact(d.path, library, prefix, root),
                         "region": _region(sources, d.path, d.start, d.end),
                     }
                 }
@@ -458,7 +464,7 @@ def render_sarif(
                     "id": i,
                     "message": {"text": _no_surrogates(r.message)},
                     "physicalLocation": {
-                        "artifactLocation": _artifact(r.path, library, prefix),
+                        "artifactLocation": _artifact(r.path, library, prefix, root),
                         "region": _region(sources, r.path, r.start, r.end),
                     },
                 }
