@@ -341,3 +341,17 @@ def test_a_repository_folder_leaves_out_virtualenvs_and_hidden_folders(
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == "ok: 8 files, no problems"
     assert lint(".", "node_modules/pkg/broken.mr").exit_code == 1  # given: read
+
+
+def test_an_error_is_shown_though_fifty_warnings_come_before_it(workdir: Path) -> None:
+    """The text report stops at 50 problems (`... and N more`): 55 warnings before the
+    one error of a file hid it, though it was the one that failed the check (exit 1,
+    `1 error, 55 warnings`). Errors are shown first; the warnings fill the rest."""
+    tags = "".join(f'form "F{i}" on submit of form "F{i}" {{ add tag "t" }}\n' for i in range(55))
+    Path("many.mr").write_text(f'{tags}list "A"\nlist "A"\n', "utf-8")
+    result = lint("many.mr")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == "1 error, 55 warnings in 1 file"
+    assert "many.mr:57:6: error[MR101]: list 'A' is declared twice" in result.stdout
+    assert result.stdout.count("warning[MR109]") == 49
+    assert result.stdout.rstrip().endswith("... and 6 more")

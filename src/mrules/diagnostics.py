@@ -193,10 +193,16 @@ def excerpt(source: Source, start: int, end: int, label: str | None = None) -> l
 
 
 def render_text(diags: Iterable[Diagnostic], sources: Mapping[str, Source], limit: int = 50) -> str:
-    """Render diagnostics as `path:line:col: severity[CODE]: message` with a caret excerpt."""
+    """Render diagnostics as `path:line:col: severity[CODE]: message` with a caret excerpt.
+
+    Past `limit`, errors are shown before warnings: a run of warnings early in the
+    files never hides, behind `... and N more`, an error that fails the check."""
     out: list[str] = []
     diags = list(diags)
-    for d in diags[:limit]:
+    errors = [i for i, d in enumerate(diags) if d.is_error][:limit]
+    warnings = [i for i, d in enumerate(diags) if not d.is_error][: limit - len(errors)]
+    shown = [diags[i] for i in sorted(errors + warnings)]  # in their order
+    for d in shown:
         src = sources.get(d.path)
         line, col = src.position(d.start) if src else (1, 1)
         out.append(
@@ -214,8 +220,8 @@ def render_text(diags: Iterable[Diagnostic], sources: Mapping[str, Source], limi
             if rsrc is not None:
                 out.extend("  " + x for x in _excerpt(rsrc, rel.start, rel.end, None))
         out.append("")
-    if len(diags) > limit:
-        out.append(f"... and {len(diags) - limit} more")
+    if len(diags) > len(shown):
+        out.append(f"... and {len(diags) - len(shown)} more")
     return "\n".join(out)
 
 
