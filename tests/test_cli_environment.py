@@ -204,3 +204,34 @@ def test_characters_the_output_encoding_lacks_are_escaped_not_a_crash(
     res = mrules("fmt", "-", input=rules.read_bytes(), env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout == 'list "日本"\nlist "日本"  # 日本\n'.encode(), res.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lint", RULES),
+        ("test", EXAMPLE),
+        ("run", RULES, EVENTS, "--store", "STORE"),
+    ],
+    ids=["lint", "test", "run"],
+)
+def test_a_deleted_working_folder_is_a_usage_error_not_a_crash(
+    tmp_path: Path, args: tuple[str | Path, ...]
+) -> None:
+    # A shell left in a folder that was deleted since (a CI step's checkout replaced, `rm
+    # -rf` from another terminal): every path is shown from the working folder, and asking
+    # for it was an internal error (exit 70) with a traceback file.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    store = tmp_path / "s.db"
+    argv = [str(store) if a == "STORE" else str(a) for a in args]
+    script = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+    res = subprocess.run(
+        ["sh", "-c", script, "sh", str(gone), sys.executable, "-m", "mrules", *argv],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == ExitCode.USAGE, res.stderr
+    assert res.stderr.startswith("mrules: error: the working folder no longer exists"), res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert not store.exists()

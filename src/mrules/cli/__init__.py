@@ -98,8 +98,14 @@ class _Main(click.Group):
         try:
             return self.main(*args, **kwargs)  # type: ignore[arg-type,call-overload]
         except OSError as e:
-            from mrules.cli.common import EXIT_STORE, internal_error, unwritable_message
+            from mrules.cli.common import EXIT_STORE, fail, internal_error, unwritable_message
 
+            if isinstance(e, FileNotFoundError) and _working_folder_gone():
+                # Paths are shown from the working folder: a bad start, not a bug (exit 70)
+                fail(
+                    "the working folder no longer exists (deleted or moved since the shell"
+                    " went into it): cd to a folder that does and run the command again"
+                )
             if not unwritable_message(e):
                 internal_error(e)
             # Commands run inside `failures()`: this is click's own message (a usage error)
@@ -117,6 +123,15 @@ class _Main(click.Group):
             # run (bench/README.md). Files and the store are closed by then; nothing
             # mrules writes waits for a finalizer.
             gc.freeze()
+
+
+def _working_folder_gone() -> bool:
+    """Whether the process's working folder was deleted (or moved) under it."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def _click_exception_of(e: BaseException) -> click.ClickException | None:
