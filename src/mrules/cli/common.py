@@ -19,7 +19,7 @@ import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NoReturn
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 
@@ -28,6 +28,9 @@ from mrules.exitcodes import ExitCode
 from mrules.loader import EMPTY_PATH, LoadError, LoadResult, load, printable_path
 from mrules.state import DamagedState
 from mrules.storeapi import StoreError, StoreLocked, StorePathError, is_postgres_url
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 __all__ = [
     "CRM_PATH",
@@ -160,6 +163,14 @@ EVENTS_PATH = NonEmptyPath(
 """EVENTS of `run`: a JSONL file (`.gz` too) or `-`, never empty."""
 
 
+def _complete_files(incomplete: str) -> list[CompletionItem]:
+    """Tab after a store or sync file option completes file names, as after a
+    `click.Path`: a plain `ParamType` offers nothing, and the shell then completed none."""
+    from click.shell_completion import CompletionItem  # only when completing
+
+    return [CompletionItem(incomplete, type="file")]
+
+
 class _StorePath(click.ParamType):
     """`--store`: a path, a URL or `:memory:`, never empty (Path("") is the folder ".").
 
@@ -173,6 +184,11 @@ class _StorePath(click.ParamType):
     def __init__(self, memory: bool = True, postgres: str | None = None) -> None:
         self.memory = memory
         self.postgres = postgres
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        return _complete_files(incomplete)
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -225,6 +241,11 @@ class _SyncPath(click.ParamType):
     ".": both read as "no sync file at ."). A missing file is for the command to say."""
 
     name = "path"
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        return _complete_files(incomplete)
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
