@@ -62,3 +62,32 @@ def test_file_that_is_not_utf8_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["parse", str(path)])
     assert result.exit_code == 2
     assert "not UTF-8" in result.stderr
+
+
+def test_the_json_is_what_docs_language_md_says(tmp_path: Path, monkeypatch) -> None:
+    """docs/language.md §12: spans are character offsets into the text as read (no BOM,
+    `\\n` line ends), a name's span covers its quotes and its text has its escapes
+    read; `mrules.ast.Program.model_validate` rebuilds the tree and `dump` gives the
+    same JSON back, with spans and without."""
+    from mrules import ast
+
+    monkeypatch.chdir(tmp_path)
+    Path("d.mr").write_bytes(
+        '\ufefflist "Caf\u00e9 \\"1\\""\r\nform "D\u00e9mo"\r\n'.encode()
+        + b'on submit of form "D\xc3\xa9mo" { add to list "Caf\xc3\xa9 \\"1\\"" }\r\n'
+    )
+    text = 'list "Caf\u00e9 \\"1\\""\nform "D\u00e9mo"\non submit of form "D\u00e9mo" {'
+    for spans in (True, False):
+        args = ["parse", "d.mr"] + ([] if spans else ["--no-spans"])
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert ast.dump(ast.Program.model_validate(data), spans=spans) == data
+        assert [f["path"] for f in data["files"]] == ["d.mr"]
+    data = json.loads(CliRunner().invoke(main, ["parse", "d.mr"]).stdout)
+    first, second, third = data["files"][0]["items"]
+    name = first["name"]
+    assert name["text"] == 'Caf\u00e9 "1"'
+    assert text[slice(*name["span"])] == '"Caf\u00e9 \\"1\\""'
+    assert text[slice(*second["span"])] == 'form "D\u00e9mo"'
+    assert text[third["span"][0] :].startswith("on submit of form")
