@@ -4,6 +4,7 @@ running it as a rule set without segmentation rules (exit 0)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,27 @@ def test_a_utf16_rule_file_gets_the_loaders_save_as_utf8_hint(here: Path) -> Non
     assert r.exit_code == 2, r.output
     assert "save the file as UTF-8" in r.stderr
     assert "binary data" not in r.stderr
+
+
+def test_segment_help_names_the_crm_campaign_actions_it_applies(store: Path) -> None:
+    """`segment --help` said segmentation rules apply their list and tag actions; they
+    may also add to a CRM campaign (docs/language.md §6.1), and segment applies it."""
+    rules = Path("rules")
+    rules.mkdir()
+    for path in (EXAMPLE / "rules").glob("*.mr"):
+        (rules / path.name).write_text(path.read_text("utf-8"), "utf-8")
+    (rules / "60-segment.mr").write_text(
+        'segmentation rule "Consult campaign" {\n'
+        '  when all { submitted form "Demande Get Cloudy" }\n'
+        '  then { add to crm campaign "Get Cloudy Consult 2026" status "Sent" }\n'
+        "}\n",
+        "utf-8",
+    )
+    r = mrules("segment", rules, "--store", "s.db")
+    assert r.exit_code == 0, r.output
+    assert "Consult campaign: 3 prospect(s) matched" in r.stdout
+    r = mrules("state", "export", "--store", "s.db", "--prospect", "bob@bigcorp.example")
+    [work] = [w for w in json.loads(r.stdout)["pending_crm"] if w["rule"] == "Consult campaign"]
+    assert (work["kind"], work["status"]) == ("campaign_member", "Sent")
+    shown = " ".join(mrules("segment", "--help").stdout.split())
+    assert "apply their list, tag and CRM campaign actions" in shown

@@ -30,9 +30,10 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
     """Run every segmentation rule of RULES once over the prospects in the store.
 
     Segmentation rules (Pardot §6.1) match the prospects that satisfy their
-    criteria now, data and history alike, apply their list and tag actions,
-    and are never re-evaluated: run this command again to segment again.
-    Automation rules that read the lists or tags it changes run as usual.
+    criteria now, data and history alike, apply their list, tag and CRM
+    campaign actions (CRM work for the sync, as a run's), and are never
+    re-evaluated: run this command again to segment again. Automation rules
+    that read the lists or tags it changes run as usual.
 
     RULES is a rule folder or file; a file not named *.mr that is empty,
     binary or an SQLite database (the store given where the rules go) is
