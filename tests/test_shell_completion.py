@@ -12,7 +12,7 @@ import pytest
 
 MRULES = Path(sys.executable).with_name("mrules")  # the console script the user runs
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+needs_bash = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
 def complete(words: list[str]) -> tuple[list[str], list[str]]:
@@ -48,17 +48,20 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
     return [w for w in out.stdout.split("\n") if w], out.stderr.splitlines()
 
 
+@needs_bash
 def test_commands_complete() -> None:
     words, _ = complete(["mrules", ""])
     assert {"run", "lint", "state", "segment", "partition", "parse", "completion"} <= set(words)
 
 
+@needs_bash
 def test_options_of_run_complete() -> None:
     words, _ = complete(["mrules", "run", "--"])
     assert {"--store", "--rejects", "--wait", "--quiet", "--help"} <= set(words)
     assert all(w.startswith("--") for w in words), words
 
 
+@needs_bash
 @pytest.mark.parametrize(
     "words",
     [
@@ -77,3 +80,42 @@ def test_a_store_or_sync_file_completes_as_a_file_name(words: list[str]) -> None
     offered, compopt = complete(words)
     assert offered == []
     assert compopt == ["compopt -o default"]
+
+
+def fish_complete(line: str, cwd: Path) -> list[str]:
+    """What fish completes after `line`, with `mrules completion fish` loaded."""
+    script = subprocess.run(
+        [str(MRULES), "completion", "fish"], capture_output=True, text=True, check=True
+    ).stdout
+    (cwd / "mrules.fish").write_text(script, "utf-8")
+    out = subprocess.run(
+        ["fish", "--no-config", "-c", "source mrules.fish; complete -C $argv[1]", line],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+        env={"PATH": f"{MRULES.parent}:/usr/bin:/bin", "HOME": str(cwd)},
+        timeout=120,
+    )
+    return out.stdout.splitlines()
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
+def test_fish_keeps_what_follows_a_comma(tmp_path: Path) -> None:
+    """click's fish script split each answer at every comma: `mrules lint a,b/<Tab>`
+    completed `a` (and offered the folder `a,b/` again, never the files in it), and
+    every help text stopped at its first comma."""
+    (tmp_path / "a,b").mkdir()
+    (tmp_path / "a,b" / "rules.mr").write_text("", "utf-8")
+    assert fish_complete("mrules lint a,b/", tmp_path) == ["a,b/rules.mr"]
+    [explain] = fish_complete("mrules expl", tmp_path)
+    assert explain.startswith("explain\tExplain why EMAIL has its score, lists,")
+
+
+def test_the_fish_script_splits_each_answer_at_its_first_comma_only() -> None:
+    """Where fish is not installed, the script itself: one split, at the first comma."""
+    script = subprocess.run(
+        [str(MRULES), "completion", "fish"], capture_output=True, text=True, check=True
+    ).stdout
+    assert 'string split -m 1 "," -- $completion' in script
+    assert 'string split "," $completion' not in script

@@ -33,7 +33,18 @@ def completion(ctx: click.Context, shell: str) -> None:
     root = ctx.find_root().command
     cls = get_completion_class(shell)
     assert cls is not None  # the three SHELLS are click's own
-    click.echo(cls(root, {}, "mrules", "_MRULES_COMPLETE").source())
+    script = cls(root, {}, "mrules", "_MRULES_COMPLETE").source()
+    if shell == "fish":
+        script = script.replace(_FISH_SPLIT, _FISH_SPLIT_ONCE)
+    click.echo(script)
+
+
+_FISH_SPLIT = 'string split "," $completion'
+"""How click's fish script splits each answer (`file,PATH`, `plain,VALUE<TAB>HELP`) at
+every comma: a help text was cut at its first comma, and a path with a comma in it
+was completed from its part before the comma."""
+_FISH_SPLIT_ONCE = 'string split -m 1 "," -- $completion'
+"""At the first comma only: the answer's type, then the whole value and its help."""
 
 
 COMMANDS = (completion,)
