@@ -434,6 +434,19 @@ def partition(
             raise PartitionError(f"{p}: no such file")
     if folder.exists() and not folder.is_dir():
         raise PartitionError(f"{folder}: not a folder")
+    if folder.is_dir():  # its own bucket files (`find . -name '*.jsonl'`), its manifest
+        inside = os.path.realpath(folder) + os.sep
+        for p in paths:
+            real = os.path.realpath(p)
+            first = real[len(inside) :].split(os.sep, 1)[0] if real.startswith(inside) else None
+            if first is not None and (
+                first in (MANIFEST, IDENTITY) or first.startswith(("part-", "."))
+            ):
+                raise PartitionError(
+                    f"{printable_path(str(p))}: a file of the partition folder {folder}, not an"
+                    " events file: partitioned, it would be in the folder for good, every line"
+                    " of it a rejected line; give the archive's own files"
+                )
     if not folder.exists() and not folder.parent.is_dir():  # mrules creates no other folders
         raise PartitionError(
             f"--out {folder}: {folder.parent} does not exist or is not a folder; create it first"

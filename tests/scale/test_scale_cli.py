@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -180,6 +181,39 @@ def test_an_output_in_the_partition_folder_is_refused(getcloudy: Path, option: l
     assert "is in the partition folder part: writing it would destroy it" in r.output
     assert {p: p.read_bytes() for p in Path("part").rglob("*") if p.is_file()} == before
     assert not Path("new.db").exists() and not Path("part/new.db").exists()
+
+
+@pytest.mark.parametrize(
+    "inside",
+    ["part/part-0000/b00001.jsonl", "part/manifest.json", "link.jsonl"],
+    ids=["bucket", "manifest", "link-to-a-bucket"],
+)
+def test_partition_refuses_a_file_of_its_own_folder(getcloudy: Path, inside: str) -> None:
+    """`find . -name '*.jsonl' | xargs mrules partition --out part` appended the folder's
+    own bucket files (and `part/*` its manifest) as events files: in the manifest for
+    good (a file is partitioned once), each line a reject of every partitioned run."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    Path("link.jsonl").symlink_to("part/part-0000/b00002.jsonl")
+    before = {p: p.read_bytes() for p in Path("part").rglob("*") if p.is_file()}
+    r = _invoke("partition", inside, "--out", "part")
+    assert r.exit_code == 2, r.output
+    assert f"{inside}: a file of the partition folder part, not an events file" in r.output
+    assert {p: p.read_bytes() for p in Path("part").rglob("*") if p.is_file()} == before
+    r = _invoke("run", "rules", "part", "--store", "new.db", "-q")
+    assert r.exit_code == 3, r.output  # the bad lines of events.jsonl, and only those
+    rejected = Path("new.rejects.jsonl").read_text("utf-8").splitlines()
+    assert {json.loads(line)["source"] for line in rejected} == {
+        str(Path("events.jsonl").resolve())
+    }
+
+
+def test_partition_takes_a_file_of_the_user_s_kept_in_the_folder(getcloudy: Path) -> None:
+    """Only what partition writes there is refused: an archive kept in the folder is not."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    shutil.copyfile(ROOT / "examples/getcloudy/history/events.jsonl", "part/history.jsonl")
+    r = _invoke("partition", "part/history.jsonl", "--out", "part")
+    assert r.exit_code == 0, r.output
+    assert "(part-0001 of part)" in r.output
 
 
 @pytest.mark.parametrize("damage", ["removed", "cut", "emptied", "appended"])

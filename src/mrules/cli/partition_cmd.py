@@ -67,8 +67,9 @@ def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: boo
 
     Exit status (docs/exit-codes.md): 0 done (lines that are not events go to
     bucket 0, for the run to reject with their line numbers); 2 bad options, a
-    missing or unreadable file, a file already in the folder, or a folder that
-    is not a partition; 4 a bucket could not be written (a full disk).
+    missing or unreadable file, a file already in the folder or one of the
+    folder's own files, or a folder that is not a partition; 4 a bucket could
+    not be written (a full disk).
     """
     from mrules.partition import PartitionError
     from mrules.partition import partition as do_partition
