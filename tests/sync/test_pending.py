@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from tests.sync.world import T0, World, ev
@@ -55,3 +56,18 @@ def test_explain_json_gives_the_pending_work_as_state_export_does(tmp_path: Path
     for email, record in exported.items():
         r = w.ok("explain", email, "--store", str(w.store), "--format", "json")
         assert json.loads(r.output)["prospect"] == record
+
+
+def test_a_sync_file_with_no_table_yet_is_no_sync_for_export_and_explain(tmp_path: Path) -> None:
+    """docs/sync.md: the file a first sync killed as it made it leaves (SQLite, no table)
+    reads as no sync yet: all the work is pending, for `state export` and `explain` alike."""
+    w = World(tmp_path)
+    w.seed({})
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    before = w.prospects()
+    sqlite3.connect(tmp_path / "w.sync.db").execute("PRAGMA user_version = 0").connection.close()
+    assert (tmp_path / "w.sync.db").stat().st_size > 0
+    assert w.prospects() == before
+    assert [x["kind"] for x in before["ann@x.com"]["pending_crm"]] == ["create_record"]
+    r = w.ok("explain", "ann@x.com", "--store", str(w.store), "--format", "json")
+    assert json.loads(r.output)["prospect"] == before["ann@x.com"]
