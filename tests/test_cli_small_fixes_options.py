@@ -134,3 +134,23 @@ def test_segment_help_names_the_crm_campaign_actions_it_applies(store: Path) -> 
     assert (work["kind"], work["status"]) == ("campaign_member", "Sent")
     shown = " ".join(mrules("segment", "--help").stdout.split())
     assert "apply their list, tag and CRM campaign actions" in shown
+
+
+def test_segment_without_segmentation_rules_leaves_the_store_as_it_was(store: Path) -> None:
+    """`segment` said "no segmentation rules in this rule set" and exit 0, having run the
+    engine over the store with the rules given: an empty rule file lowered the grades
+    of Bob and Ivy (C- to D, the example's grading profile absent), `by mrules segment`."""
+    before = mrules("state", "export", "--store", "s.db").stdout
+    assert '"grade":"C-"' in before
+    Path("empty.mr").write_bytes(b"")
+    Path("lists.mr").write_text('list "Other"\n', "utf-8")
+    for rules in ("empty.mr", "lists.mr"):
+        r = mrules("segment", rules, "--store", "s.db")
+        assert r.exit_code == 0, r.output
+        assert mrules("state", "export", "--store", "s.db").stdout == before
+        assert r.stderr == "no segmentation rules in this rule set: the store is left as it was\n"
+        assert r.stdout == ""
+    r = mrules("segment", "empty.mr", "--store", "other.db")  # no store: still exit 2
+    assert r.exit_code == 2 and "no store at other.db" in r.stderr
+    Path("foreign.db").write_bytes(Path("s.db").read_bytes()[:100])  # a SQLite header only
+    assert mrules("segment", "empty.mr", "--store", "foreign.db").exit_code == 4

@@ -283,12 +283,20 @@ def test_damaged_stores(ref: dict[str, Any], tmp_path: Path, fault: str) -> None
     damage(store)
     damaged = store.read_bytes()
     email = ref["export"][0]["email"]
+    # segment reads the store only with a segmentation rule to run (without one, it
+    # leaves the store as it was): the rules and one.
+    segment_rules = tmp_path / "segment-rules"
+    shutil.copytree(ref["rules"], segment_rules)
+    (segment_rules / "segment.mr").write_text(
+        'segmentation rule "All" {\n  when all { score >= 0 }\n  then { add tag "news" }\n}\n',
+        encoding="utf-8",
+    )
     commands = {
         "run": run_args(ref, store, actions),
         "state export": ["state", "export", "--store", store],
         "state outbox": ["state", "outbox", "--store", store],
         "explain": ["explain", email, "--store", store],
-        "segment": ["segment", ref["rules"], "--store", store],
+        "segment": ["segment", segment_rules, "--store", store],
     }
     for name, args in commands.items():
         res = cli(*args)

@@ -56,6 +56,12 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
         fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
     if is_postgres_url(store_path):  # nor a database named by mistake: open it to read first
         open_store(store_path, readonly=True).close()
+    if not compiled.segmentation:  # nothing to run: the store is only read, to check it
+        # Opened for writing, the engine applied the rule set to every prospect (a grade
+        # the rules given do not hold lowered) while this said there was nothing to do.
+        open_store(store_path, readonly=True).close()
+        click.echo("no segmentation rules in this rule set: the store is left as it was", err=True)
+        return
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
         engine = Engine(compiled, store, source="segment")
@@ -64,8 +70,6 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
         engine.commit(store.stream_position("segment"))
     finally:
         store.close()
-    if not counts:
-        click.echo("no segmentation rules in this rule set", err=True)
     for name, n in counts.items():
         click.echo(f"{name}: {n} prospect(s) matched")
 
