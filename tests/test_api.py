@@ -81,6 +81,24 @@ def test_python_c_prints_the_cli_state(tmp_path: Path) -> None:
     assert out.stdout == exported
 
 
+def test_export_leaves_out_the_crm_work_a_sync_did_as_the_cli_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`RunResult.export` is `state export`'s output: after `sync apply`, the work the sync
+    beside the store did is no longer pending (it was all listed again)."""
+    monkeypatch.chdir(tmp_path)
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db").exit_code == 0
+    assert cli("run", rules, events, "--store", "g.db", "-q").exit_code == 0
+    assert cli("sync", "apply", "--rules", rules, "--store", "g.db").exit_code == 0
+    exported = cli("state", "export", "--store", "g.db").output
+    with mrules.run(rules, events, store="g.db") as result:
+        assert result.summary.applied == 0
+        assert result.export_jsonl() == exported
+        leung = result.export("leung@example.com")[0]
+    assert leung["crm_id"] is not None and leung["pending_crm"] == []
+
+
 def test_events_as_dicts_lines_and_a_store_path(tmp_path: Path) -> None:
     lines = (EXAMPLE / "events.jsonl").read_text().splitlines()
     as_text = mrules.run(EXAMPLE / "rules", lines)

@@ -60,8 +60,17 @@ class RunResult:
 
     def export(self, emails: str | Iterable[str] = ()) -> list[dict[str, Any]]:
         """Every prospect as `mrules state export` prints it (one dict a prospect); only
-        those of `emails` (one email, or several) when given."""
+        those of `emails` (one email, or several) when given.
+
+        As there, the CRM work that a sync beside an SQLite store (`NAME.sync.db`) has
+        done is left out of `pending_crm`.
+
+        Raises:
+            mrules.sync.db.SyncDbError: the sync file beside the store cannot be read.
+        """
         from mrules.outputs import export_records
+        from mrules.store import Store
+        from mrules.sync.db import pending_beside
 
         wanted = (
             [emails] if isinstance(emails, str)
@@ -72,7 +81,14 @@ class RunResult:
             # not "'int' object is not iterable", nor AttributeError ('strip') for [None]
             odd = emails if wanted is None else next(e for e in wanted if not isinstance(e, str))
             raise TypeError(f"emails must be an email or a list of them, not {type(odd).__name__}")
-        return list(export_records(self.store, wanted))
+        records = list(export_records(self.store, wanted))
+        # `state export` reads the sync file beside the store's file; a store in memory or
+        # in PostgreSQL has none.
+        synced = pending_beside(self.store.path) if isinstance(self.store, Store) else None
+        if synced is not None:
+            for record in records:
+                record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
+        return records
 
     def export_jsonl(self) -> str:
         """`mrules state export`'s output, byte for byte, as text."""

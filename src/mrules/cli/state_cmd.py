@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -88,24 +86,12 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
 def still_pending(store_path: str) -> Callable[[int], bool] | None:
     """Whether a seq of CRM work is still pending, when a sync file is beside the store
     (done work leaves `pending_crm`); None without one (all of it is pending)."""
-    from mrules.sync.db import NoSyncYet, SyncDb, SyncDbError, default_sync_path
+    from mrules.sync.db import SyncDbError, pending_beside
 
-    path = default_sync_path(store_path)
-    if not os.path.isfile(path):  # not path.is_file(): it raises on a name too long
-        return None
     try:
-        db = SyncDb.open(path, readonly=True)
-        try:
-            work_seq, queued = db.still_pending()
-        finally:
-            db.close()
-    except NoSyncYet:  # a file a killed first sync left, with no table yet: none
-        return None
+        return pending_beside(store_path)
     except SyncDbError as e:  # it names the file already
         fail(str(e), EXIT_STORE)
-    except (sqlite3.Error, ValueError, KeyError, TypeError) as e:
-        fail(f"{path}: cannot read the sync file: {e}", EXIT_STORE)
-    return lambda seq: seq > work_seq or seq in queued
 
 
 @state.command("outbox")

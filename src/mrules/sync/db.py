@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "SyncDb",
     "SyncDbError",
     "default_sync_path",
+    "pending_beside",
 ]
 
 Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
@@ -406,6 +408,32 @@ def default_sync_path(store_path: str | Path) -> Path:
     p = Path(store_path)
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return p.with_name(stem + ".sync.db")
+
+
+def pending_beside(store_path: str | Path) -> Callable[[int], bool] | None:
+    """Whether a seq of the engine's CRM work is still pending, by the sync file beside the
+    store (`NAME.sync.db`: done work leaves `state export`'s `pending_crm`); None when there
+    is no sync file, or it has no sync yet (all of it is pending).
+
+    Raises:
+        SyncDbError: the sync file cannot be read (damaged, not a sync file).
+    """
+    path = default_sync_path(store_path)
+    if not os.path.isfile(path):  # not path.is_file(): it raises on a name too long
+        return None
+    try:
+        db = SyncDb.open(path, readonly=True)
+        try:
+            work_seq, queued = db.still_pending()
+        finally:
+            db.close()
+    except NoSyncYet:  # a file a killed first sync left, with no table yet: none
+        return None
+    except SyncDbError:  # it names the file already
+        raise
+    except (sqlite3.Error, ValueError, KeyError, TypeError) as e:
+        raise SyncDbError(f"{path}: cannot read the sync file: {e}") from None
+    return lambda seq: seq > work_seq or seq in queued
 
 
 class SyncDb:
