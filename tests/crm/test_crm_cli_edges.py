@@ -213,3 +213,27 @@ def test_a_postgresql_store_without_crm_is_refused_without_its_password(
     )
     assert "s3cret" not in r.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["crm", "load", str(SEED)], ["crm", "export"], ["crm", "describe", "Lead"],
+     ["crm", "apply-changes", str(CHANGES), "--until", "2026-12-01T00:00:00Z"],
+     ["sync", "status"], ["sync", "retry"]],
+)  # fmt: skip
+def test_a_store_in_memory_has_no_crm_or_sync_file_beside_it(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--store :memory:` is no file: `crm load` made `:memory:.crm.db` in the working
+    folder (exit 0), which no run or sync in memory reads, and `sync status` and `sync
+    retry` named `:memory:.sync.db`. Each is exit 2 saying why, and creates nothing."""
+    monkeypatch.chdir(tmp_path)
+    r = mrules(*command, "--store", ":memory:")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("mrules: error: ") and r.stderr.count("\n") == 1
+    assert ":memory:." not in r.stderr and "--store :memory:" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+    if command[:2] == ["crm", "load"]:  # the CRM file, given, is taken as before
+        r = mrules(*command, "--store", ":memory:", "--crm", "mine.crm.db")
+        assert r.exit_code == 0, r.output
+        assert [p.name for p in tmp_path.iterdir()] == ["mine.crm.db"]

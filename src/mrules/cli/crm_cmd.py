@@ -41,7 +41,7 @@ from mrules.crm.files import (
 from mrules.crm.model import Schema, SchemaError, parse_datetime
 from mrules.loader import printable_path
 from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
-from mrules.storeapi import is_postgres_url
+from mrules.storeapi import MEMORY, is_postgres_url
 
 __all__ = ["COMMANDS"]
 
@@ -90,6 +90,12 @@ def _open(
         fail(
             "a PostgreSQL store has no file for the CRM to sit beside: give the CRM file"
             " with --crm PATH"
+        )
+    if not crm_path and store_path == MEMORY:
+        # `:memory:.crm.db` was made in the working folder, a file no sync would read
+        fail(
+            "--store :memory: has no file for the CRM to sit beside: give the store's file"
+            " (the CRM is NAME.crm.db beside NAME.db), or the CRM file with --crm PATH"
         )
     path = Path(crm_path) if crm_path else default_crm_path(store_path)
     if not path.parent.is_dir():

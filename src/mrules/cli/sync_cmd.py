@@ -151,8 +151,7 @@ def _session(
     from mrules.sync import SyncConfig, SyncConfigError, SyncDb, default_sync_path
     from mrules.sync.db import SyncDbError
 
-    if store_path == MEMORY:
-        fail("the sync needs a store file: --store :memory: keeps nothing between commands")
+    _refuse_memory(store_path)
     compiled = rules_or_exit(rules) if need_rules else None
     try:
         config = SyncConfig.from_rules(compiled) if compiled is not None else None
@@ -189,6 +188,13 @@ def _session(
             crm.close()
     finally:
         store.close()
+
+
+def _refuse_memory(store_path: str) -> None:
+    """`--store :memory:`: no sync file beside it (`status` and `retry` named
+    `:memory:.sync.db`, a file in the working folder)."""
+    if store_path == MEMORY:
+        fail("the sync needs a store file: --store :memory: keeps nothing between commands")
 
 
 @click.group()
@@ -1021,6 +1027,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "--crm: `sync status` reads the sync file beside the store (NAME.sync.db), not"
             " the CRM: what it shows is what the cycles applied; leave --crm out"
         )
+    _refuse_memory(store_path)
     path = default_sync_path(store_path)
     try:
         db = SyncDb.open(path, readonly=True)
@@ -1124,6 +1131,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     from mrules.sync import default_sync_path
     from mrules.sync.db import SyncDb, SyncDbError
 
+    _refuse_memory(store_path)
     prospects = tuple(email_or_exit("--prospect", email) for email in prospects)
     path = default_sync_path(store_path)
     if not path.exists():
