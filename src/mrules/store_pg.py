@@ -178,8 +178,10 @@ class PgStore:
             if version is None:
                 raise StoreError(f"{_shown(url)} holds no mrules store yet: run mrules run first")
             if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {_shown(url)} was written by a newer mrules (schema {version})"
+                raise StoreError(  # the SQLite store's words (mrules.store)
+                    f"store {_shown(url)} was written by a newer mrules (schema {version}; this"
+                    f" mrules {__version__} reads schema {SCHEMA_VERSION} and older):"
+                    " upgrade mrules"
                 )
         except psycopg.Error as e:
             conn.close()

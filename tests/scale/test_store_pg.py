@@ -265,6 +265,24 @@ def test_a_damaged_setting_is_a_damaged_store(
         assert "Traceback" not in out and out.count("\n") == 1
 
 
+def test_a_store_of_a_newer_mrules_says_to_upgrade(db: str, getcloudy: Path) -> None:
+    """As the SQLite store says it: which schema this mrules reads, and what to do (the
+    message stopped at the store's schema)."""
+    from mrules import __version__
+    from mrules.store_pg import SCHEMA_VERSION
+
+    assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
+    newer = SCHEMA_VERSION + 1
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE mrules_meta SET value = %s WHERE key = 'schema_version'", (newer,))
+    said = (
+        f"mrules: error: store {db} was written by a newer mrules (schema {newer}; this mrules"
+        f" {__version__} reads schema {SCHEMA_VERSION} and older): upgrade mrules\n"
+    )
+    for cmd in (["run", "rules", "events.jsonl", "-q"], ["state", "export"]):
+        assert _cli(*cmd, "--store", db) == (4, said), cmd
+
+
 def test_a_damaged_stream_anchor_is_a_damaged_store(db: str, getcloudy: Path) -> None:
     assert _cli("run", "rules", "events.jsonl", "--store", db, "-q")[0] == 3
     with psycopg.connect(db, autocommit=True) as conn:
