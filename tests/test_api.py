@@ -176,6 +176,33 @@ def test_load_names_paths_of_the_wrong_type(paths: Any, words: str) -> None:
         mrules.load(paths)
 
 
+_LOADED = mrules.parse('list "MQL"')
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [(lambda: mrules.parse(b'list "MQL"'), "text must be a str, not bytes"),
+     (lambda: mrules.parse('list "MQL"', 3), "path must be a str, not int"),
+     (lambda: mrules.check(_LOADED), "program must be a parsed Program, not LoadResult"
+                                     r" \(give its .program\)"),
+     (lambda: mrules.compile(_LOADED), "program must be a parsed Program, not LoadResult"),
+     (lambda: mrules.compile('list "MQL"'), "program must be a parsed Program, not str"
+                                            r" \(parse it first"),
+     (lambda: mrules.check(None), "program must be a parsed Program, not NoneType$"),
+     (lambda: mrules.compile(_LOADED.program, "x"), "sources must be a dict .* not str")],
+)  # fmt: skip
+def test_parse_check_and_compile_name_an_argument_of_the_wrong_type(call: Any, words: str) -> None:
+    """`mrules.check(loaded)` (the parse result given whole, not its `.program`) raised
+    AttributeError "'LoadResult' object has no attribute 'files'", `compile("rule text")`
+    the same for 'str', and `parse(b"...")` "cannot use a string pattern on a bytes-like
+    object"; each now names the argument, as `load` and `run` do."""
+    with pytest.raises(TypeError, match=words):
+        call()
+    loaded = mrules.parse('list "MQL"')  # the right arguments still work
+    assert mrules.check(loaded.program) == []
+    assert mrules.compile(loaded.program, loaded.sources).version
+
+
 @pytest.mark.parametrize(
     ("emails", "words"), [(5, "not int"), ([None], "not NoneType"), (b"a@b.c", "not bytes")]
 )

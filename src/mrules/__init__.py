@@ -52,24 +52,59 @@ def load(paths: Any) -> LoadResult:
 
 
 def parse(text: str, path: str = "<string>") -> LoadResult:
-    """Parse one rule text; library includes work. Diagnostics are in the result."""
+    """Parse one rule text; library includes work. Diagnostics are in the result.
+
+    `text` and `path` are str, or a TypeError names the one that is not.
+    """
     from mrules.loader import load_text
 
+    for name, value in (("text", text), ("path", path)):
+        if not isinstance(value, str):  # not a regex's or pydantic's words from inside
+            raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     return load_text(text, path)
 
 
 def check(program: Program) -> list[Diagnostic]:
-    """Every diagnostic of a parsed program, sorted by place."""
+    """Every diagnostic of a parsed program, sorted by place.
+
+    `program` is a parsed `Program` (`mrules.parse(text).program`), or a TypeError.
+    """
     from mrules.checker import check as _check
 
+    _program_only(program)
     return _check(program)
 
 
 def compile(program: Program, sources: dict[str, Source] | None = None) -> CompiledRuleSet:
-    """A checked program compiled for the engine; `sources` give the ledger file:line."""
+    """A checked program compiled for the engine; `sources` give the ledger file:line.
+
+    `program` is a parsed `Program` and `sources` a dict or None, or a TypeError.
+    """
     from mrules.compiler import compile_program
 
+    _program_only(program)
+    if sources is not None and not isinstance(sources, dict):
+        raise TypeError(
+            f"sources must be a dict (the `sources` of mrules.parse's or mrules.load's result)"
+            f" or None, not {type(sources).__name__}"
+        )
     return compile_program(program, sources)
+
+
+def _program_only(program: object) -> None:
+    """Refuse what is not a parsed program: an AttributeError ('files') from inside said
+    nothing of the argument (a `LoadResult` given whole, or rule text)."""
+    from mrules.ast import Program
+    from mrules.loader import LoadResult
+
+    if isinstance(program, Program):
+        return
+    hint = (
+        " (give its .program)" if isinstance(program, LoadResult)
+        else " (parse it first: mrules.parse(text).program)" if isinstance(program, str)
+        else ""
+    )  # fmt: skip
+    raise TypeError(f"program must be a parsed Program, not {type(program).__name__}{hint}")
 
 
 def run(rules: Any, events: Any, store: Any = ":memory:", **options: Any) -> RunResult:
