@@ -115,6 +115,41 @@ def test_events_as_dicts_lines_and_a_store_path(tmp_path: Path) -> None:
     assert again.summary.applied == 0 and again.summary.resumed_from == 28
 
 
+class _EarlierStore:
+    """A store of one's own, written before `anonymous_views_among` (docs/store.md)."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryStore()
+        self.path, self.readonly = self._inner.path, False
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "anonymous_views_among":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+def test_a_store_of_one_s_own_lacking_a_method_is_told_which() -> None:
+    """It was "store must be ':memory:', a path, a PostgreSQL URL or a store, not
+    _EarlierStore": a store, told it is none. The message names what it lacks, and the
+    method docs/store.md gives makes it run."""
+    events = EXAMPLE / "events.jsonl"
+    with pytest.raises(TypeError) as e:
+        mrules.run(EXAMPLE / "rules", events, store=_EarlierStore())
+    assert str(e.value) == (
+        "store _EarlierStore lacks what mrules.storeapi.StateStore asks of a store:"
+        " anonymous_views_among"
+    )
+
+    class Mended(_EarlierStore):
+        def anonymous_views_among(self, visitors: Any) -> Any:
+            return {v: views for v in visitors if (views := self.anonymous_views(v))}
+
+    result = mrules.run(EXAMPLE / "rules", events, store=Mended())
+    assert result.export() == mrules.run(EXAMPLE / "rules", events).export()
+    with pytest.raises(TypeError, match=r"a store, not int$"):  # what is no store at all
+        mrules.run(EXAMPLE / "rules", events, store=3)
+
+
 def test_a_compiled_rule_set_and_a_store_object_are_used_as_given() -> None:
     loaded = mrules.load([str(EXAMPLE / "rules")])
     compiled = mrules.compile(loaded.program, loaded.sources)

@@ -239,6 +239,14 @@ def _check_options(
     from mrules.storeapi import StateStore
 
     if store is not None and not isinstance(store, str | Path | StateStore):
+        wanted = sorted(n for n in {*vars(StateStore), *StateStore.__annotations__}
+                        if not n.startswith("_"))  # fmt: skip
+        missing = [n for n in wanted if getattr(store, n, None) is None]  # None: blocked
+        if 0 < len(missing) < len(wanted) / 2:  # a store of its own, lacking a few: name them
+            raise TypeError(  # (docs/store.md: a store written for an earlier mrules)
+                f"store {type(store).__name__} lacks what mrules.storeapi.StateStore asks"
+                f" of a store: {', '.join(missing)}"
+            )
         raise TypeError(
             f"store must be ':memory:', a path, a PostgreSQL URL or a store, not"
             f" {type(store).__name__}"
