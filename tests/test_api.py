@@ -150,6 +150,28 @@ def test_a_store_of_one_s_own_lacking_a_method_is_told_which() -> None:
         mrules.run(EXAMPLE / "rules", events, store=3)
 
 
+def test_a_file_gzip_open_gives_is_read_as_its_lines(tmp_path: Path) -> None:
+    """`mrules.run(rules, gzip.open("events.jsonl.gz"))`, a binary file object, was
+    unzipped a second time for its name and refused: "broken gzip data: Not a gzipped
+    file". It reads as the .gz path, or the file of its path, does; the .gz file itself
+    opened with open(..., "rb") is still unzipped."""
+    import gzip
+
+    data = (EXAMPLE / "events.jsonl").read_bytes()
+    zipped = tmp_path / "events.jsonl.gz"
+    zipped.write_bytes(gzip.compress(data))
+    whole = mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl").export()
+    with gzip.open(zipped, "rb") as unzipped:
+        result = mrules.run(EXAMPLE / "rules", unzipped)
+    assert result.summary.lines == 28 and result.export() == whole
+    with open(zipped, "rb") as raw:
+        assert mrules.run(EXAMPLE / "rules", raw).export() == whole
+    twice = tmp_path / "twice.jsonl.gz"  # gzip inside gzip: the inner one by its bytes
+    twice.write_bytes(gzip.compress(gzip.compress(data)))
+    with gzip.open(twice, "rb") as once_unzipped:
+        assert mrules.run(EXAMPLE / "rules", once_unzipped).export() == whole
+
+
 def test_a_compiled_rule_set_and_a_store_object_are_used_as_given() -> None:
     loaded = mrules.load([str(EXAMPLE / "rules")])
     compiled = mrules.compile(loaded.program, loaded.sources)

@@ -521,8 +521,13 @@ def _open(
         name = str(getattr(source, "name", "<stream>"))
         # An open file is read as its path would be (`mrules run` on a terminal opens it
         # for its progress bar): gzip by its name too, and checked first when it can be
-        # read twice.
-        force_gzip = isinstance(getattr(source, "name", None), str) and name.endswith(".gz")
+        # read twice. A `gzip.open` file gives its lines unzipped already, under the
+        # name of the .gz file: its first bytes decide, as for a stream with no name.
+        force_gzip = (
+            isinstance(getattr(source, "name", None), str)
+            and name.endswith(".gz")
+            and not isinstance(source, gzip.GzipFile)
+        )
     try:
         gzipped = force_gzip or _peek(stream) == b"\x1f\x8b"
         # a pipe (a FIFO, `<(cat a.gz)`) cannot be read twice: its damage is found at the end
@@ -676,8 +681,9 @@ def read_events(
     Args:
         source: a path (gzip if it ends in `.gz` or starts with the gzip
             magic bytes), `"-"` for standard input, or a binary file object
-            (gzip if its name ends in `.gz`, or by its magic bytes when it can
-            be peeked at; checked for damage first when it can be seeked).
+            (gzip if its name ends in `.gz`, unless it is a `gzip.GzipFile`, or by
+            its magic bytes when it can be peeked at; checked for damage first
+            when it can be seeked).
         start_line: skip lines 1..start_line unread, to resume a run after the
             last line it committed.
         anchor: (line, `line_check` of it) of the last event a store applied from
