@@ -350,3 +350,24 @@ def test_a_plan_file_that_cannot_be_finished_leaves_the_old_one(
     monkeypatch.setattr(spool, "dump_json", real)
     w.sync("plan", "--out", str(out), code=2)
     assert out.read_bytes() != saved  # the next plan is written whole
+
+
+def test_a_mapped_field_the_crm_lacks_is_said_by_apply_and_run(tmp_path: Path) -> None:
+    """Pardot maps a custom field only to one created in Salesforce first: a mapping to a
+    field the CRM lacks syncs nothing, and `sync apply` and `sync run` say so, as `sync
+    plan` does, once a command (not once a cycle)."""
+    w = World(tmp_path, settings='map title <-> "Titel__c" prefer ours')
+    w.seed({"Contact": [BOB]})
+    w.run(ev(T0, "ann@x.com", asset="Demo", fields={"title": "CTO"}))
+    note = "note: Lead has no field Titel__c: not synced on Leads"
+    assert note in w.sync("plan", code=2).output
+    applied = w.sync("apply")
+    assert note in applied.stdout, applied.output
+    assert json.loads(w.sync("apply", "--format", "json").stdout)["notes"] == [
+        "Lead has no field Titel__c: not synced on Leads",
+        "Contact has no field Titel__c: not synced on Contacts",
+    ]
+    ran = w.sync("run", "--until", "2026-11-02T10:00:00Z")
+    assert ran.stderr.count(note) == 1, ran.output
+    assert "Contact has no field Titel__c: not synced on Contacts" in ran.stderr
+    assert note not in ran.stdout  # the cycles' lines stay one a cycle

@@ -578,12 +578,17 @@ def apply_cmd(
             except StalePlan as e:
                 _stale(str(e))
             report.delivered = deliver(db, store, compiled)
+    # What the plan noted (a mapped field the CRM lacks, owners it cannot read) is said
+    # here too: applied without `sync plan`, it is the only word of it.
+    notes = [str(n) for n in saved.get("notes") or ()]
     if fmt == "json":
-        _emit(json.dumps(report.as_json(), indent=1, sort_keys=True))
+        _emit(json.dumps({**report.as_json(), "notes": notes}, indent=1, sort_keys=True))
     elif report.already:
         click.echo(f"plan {report.plan_id} was already applied: nothing to do")
     else:
         _render_report(report.as_json(), saved["at"])
+        for n in notes:
+            click.echo(f"  note: {n}")
 
 
 def _stale(why: str) -> NoReturn:
@@ -741,7 +746,15 @@ def run_cmd(
                     times.clear()
             why.clear()
 
+        # The plans' notes (a mapped field the CRM lacks...), each once a command on
+        # standard error: every cycle's plan notes them again.
+        noted: set[str] = set()
+
         def show(result: Any) -> None:
+            for n in result.plan_json.get("notes") or ():
+                if n not in noted:
+                    noted.add(n)
+                    click.echo(f"note: {n}", err=True)
             r = result.report.as_json()
             if result.plan is None:  # the plan failed for now: nothing was done
                 if idle or holding:
