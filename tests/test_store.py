@@ -857,3 +857,30 @@ def test_has_prospects_is_whether_any_prospect_has_a_state(kind: str, db: Path) 
         assert s.has_prospects() is True and s.prospect_count() == 1
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("case", ["other-sqlite-database", "no-schema-version"])
+def test_another_programs_database_is_refused_with_no_lock_file_left(
+    tmp_path: Path, case: str
+) -> None:
+    # The lock file was made before the database was found not to be a store, and stayed
+    # beside it for good (`invoices.db.lock` beside a database no mrules run will write).
+    db = tmp_path / "mrules.db"
+    if case == "other-sqlite-database":
+        _foreign_sqlite(db)
+    else:  # a `meta` table of another program's (the local CRM file's has one)
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+        conn.commit()
+        conn.close()
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match="not an mrules store"):
+        Store.open(db)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mrules.db"]
+    assert db.read_bytes() == before
+    # A lock file that was there before is left alone: another process may hold it.
+    lock = tmp_path / "mrules.db.lock"
+    lock.write_text("")
+    with pytest.raises(StoreError, match="not an mrules store"):
+        Store.open(db)
+    assert lock.exists()

@@ -483,6 +483,7 @@ class Store:
         if readonly:
             return cls(path, _connect_readonly(path), None, True)
         deadline = None if timeout is None else time.monotonic() + timeout
+        lock_made = not os.path.lexists(_lock_path(path))
         lock_fd = _lock(path, wait, timeout)
         file_lock = None
         try:
@@ -491,9 +492,14 @@ class Store:
             # The name's lock does not cover another name of the same file: the file's own.
             file_lock = _lock_file(path, wait, timeout, deadline)
             conn = _connect_writer(path)
-        except BaseException:
+        except BaseException as failed:
             _unlock_file(file_lock)
             _unlock(lock_fd)
+            if lock_made and any(n in str(failed) for n in _NOT_A_STORE):
+                # No mrules store is there, nor will be: the lock file this made would
+                # stay beside another program's database for good.
+                with contextlib.suppress(OSError):
+                    os.unlink(_lock_path(path))
             raise
         store = cls(path, conn, lock_fd, False)
         store._file_lock = file_lock
@@ -1754,19 +1760,24 @@ def _connect_readonly_as(
     return conn
 
 
+_NOT_A_STORE = (
+    "a SQLite database but not an mrules store",
+    "not an mrules store (no schema version)",
+)
+"""What the store says of another program's SQLite database (the CRM file, say)."""
+
+
 def _schema_version(conn: sqlite3.Connection, path: Path) -> int | None:
     """The store's schema version, None for an empty database; refuse foreign databases."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if app_id not in (0, APPLICATION_ID) or (tables and "meta" not in tables):
-        raise StoreError(
-            f"{path} is a SQLite database but not an mrules store: give another --store path"
-        )
+        raise StoreError(f"{path} is {_NOT_A_STORE[0]}: give another --store path")
     if not tables:
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None or not str(row[0]).isdigit():
-        raise StoreError(f"{path} is not an mrules store (no schema version)")
+        raise StoreError(f"{path} is {_NOT_A_STORE[1]}")
     return int(row[0])
 
 
