@@ -97,7 +97,9 @@ def test_every_command_that_loads_rules_refuses_a_store_given_as_rules(
         args += [EXAMPLE / "events.jsonl", "--store", "other.db"]
     r = mrules(*args)
     assert r.exit_code == 2, r.output
-    assert "RULES s.db is an SQLite database (a store?), not a rule file" in r.stderr
+    # named as the command's usage line names it: `run RULES ...`, `lint [PATHS]...`
+    argument = "RULES" if command == "run" else "PATHS"
+    assert f"{argument} s.db is an SQLite database (a store?), not a rule file" in r.stderr
     # `lint` and `parse` take no store: the hint does not send the user to --store
     assert ("--store" in r.stderr) == (command == "run")
     assert store.read_bytes() == before

@@ -454,12 +454,13 @@ def email_or_exit(what: str, email: str) -> str:
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def rule_file_or_exit(path: str, store_option: bool = False) -> None:
+def rule_file_or_exit(path: str, store_option: bool = False, argument: str = "RULES") -> None:
     """Exit 2 when RULES is a file not named `*.mr` that is plainly no rule text: empty, an
     SQLite database (a store given where the rules go) or binary (a NUL byte). Loaded, it
     was an empty rule set (`segment mrules.db`: "no segmentation rules", exit 0; `run`
     ran no rules; `lint` said ok) or a "not UTF-8 text" error; a folder, a `*.mr` file
-    or another file is loaded as usual. Every command that loads rules checks this."""
+    or another file is loaded as usual. Every command that loads rules checks this; the
+    message names the `argument` as the command's usage line does (RULES, or PATHS)."""
     if path.endswith(".mr") or not os.path.isfile(path):
         return
     try:
@@ -479,19 +480,22 @@ def rule_file_or_exit(path: str, store_option: bool = False) -> None:
         return
     if store_option:  # run, segment, sync: the store may have come first by mistake
         fail(
-            f"RULES {shown} is {what}, not a rule file: give the rule folder or a rule file"
+            f"{argument} {shown} is {what}, not a rule file: give the rule folder or a rule file"
             " (*.mr) first, and the store with --store"
         )
-    fail(f"RULES {shown} is {what}, not a rule file: give a rule folder or a rule file (*.mr)")
+    fail(f"{argument} {shown} is {what}, not a rule file: give a rule folder or a rule file (*.mr)")
 
 
-def load_or_exit(paths: Sequence[str], store_option: bool = False) -> LoadResult:
+def load_or_exit(
+    paths: Sequence[str], store_option: bool = False, argument: str = "RULES"
+) -> LoadResult:
     """Load a rule set, or exit 2 with a clear message if it cannot be read
-    (`store_option`: the command also takes --store, which the message then names)."""
+    (`store_option`: the command also takes --store, which the message then names;
+    `argument`: the paths' name in the command's usage line)."""
     if not paths:
         fail("give at least one rule file or folder")
     for path in paths:
-        rule_file_or_exit(path, store_option)
+        rule_file_or_exit(path, store_option, argument)
     try:
         return load(paths)
     except LoadError as e:

@@ -220,7 +220,7 @@ def lint(
                 fail(str(e))
             result = load_text(text, shown, root=root)
         else:
-            result = load_or_exit(paths)
+            result = load_or_exit(paths, argument="PATHS")
         diags = [d for d in check_loaded(result) if config.reports(d)]
     if sarif_file is not None:  # `--sarif-file rules/x.mr` replaced a rule file with the report
         inputs: list[tuple[str, str | Path]] = [("a rule file it lints", n) for n in result.sources]

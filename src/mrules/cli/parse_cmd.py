@@ -58,7 +58,7 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
             fail(str(e))
         result = load_text(text, STDIN_NAME)
     else:
-        result = load_or_exit(paths)
+        result = load_or_exit(paths, argument="PATHS")
     errors = [d for d in result.diagnostics if d.is_error]
     if errors:
         click.echo(render_text(sort_diagnostics(errors), result.sources), err=True)
