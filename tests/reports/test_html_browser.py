@@ -95,3 +95,50 @@ def test_empty_report_draws_a_message_in_every_chart(tmp_path: Path) -> None:
     seen = open_page(out, "empty")
     check(seen, out, 10)
     assert all(c["marks"] == 1 for c in seen["charts"])  # the one text mark saying why
+
+
+# What the tooltip shows over each point of the score line and each stage's rule.
+_TOOLTIP = "() => { const e = document.getElementById('vg-tooltip-element');"
+_TOOLTIP += " return e && e.className.includes('visible') ? e.innerText : null }"
+
+
+def timeline_tooltips(path: Path) -> list[str]:
+    """Hover every point and stage rule of the timeline chart; the tooltips' texts."""
+    seen: list[str] = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900})
+            tab.goto(path.as_uri())
+            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+            chart = tab.locator("#chart-timeline")
+            chart.scroll_into_view_if_needed()
+            items = chart.locator("svg .mark-symbol.role-mark > *, svg .mark-rule.role-mark > *")
+            for i in range(items.count()):
+                box = items.nth(i).bounding_box()
+                assert box is not None
+                tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                tab.wait_for_function(_TOOLTIP, timeout=5_000)
+                seen.append(tab.evaluate(_TOOLTIP))
+                tab.mouse.move(0, 0)
+        finally:
+            browser.close()
+    return seen
+
+
+def test_timeline_tooltips_show_the_utc_times(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Hovering bob's score points and stages said `time NaN`, `entered NaN`: the tooltip
+    asked Vega-Lite for a format type "utc" it does not have."""
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(example_store), "--timeline", "bob@bigcorp.example"]
+    )
+    assert r.exit_code == 0, r.output
+    tips = " ".join(timeline_tooltips(out))
+    assert "NaN" not in tips
+    # `mrules explain bob@bigcorp.example --timeline`, in UTC: his score fell to -50 at the
+    # decay (the points of 2 November lie under his stages' rules); prospect and MQL, SQL
+    # and won (from the CRM).
+    assert "score\t\n−50" in tips and "2026-12-20 00:00" in tips
+    for when in ("2026-11-02 11:00", "2026-11-01 08:00", "2026-10-15 00:00"):
+        assert when in tips

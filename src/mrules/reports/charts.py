@@ -58,7 +58,11 @@ _utc = alt.X("at:T", scale=alt.Scale(type="utc"))
 
 
 def _when(title: str) -> alt.Tooltip:
-    return alt.Tooltip("at:T", format="%Y-%m-%d %H:%M", title=title, formatType="utc")
+    # A UTC time unit makes Vega-Lite format with utcFormat. `formatType="utc"` is no format
+    # type of Vega-Lite's: it called Vega's utc(year, month, ...) and every tooltip read NaN.
+    return alt.Tooltip(
+        "at:T", format="%Y-%m-%d %H:%M", title=title, timeUnit="utcyearmonthdatehoursminutes"
+    )
 
 
 def _spec(chart: alt.TopLevelMixin) -> Spec:
