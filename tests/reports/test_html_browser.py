@@ -8,6 +8,7 @@ to the temporary folder (their paths are printed) for a person to look at.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from tests.reports import html_samples as samples
+from tests.reports.test_example import history  # noqa: F401 (a fixture)
 from tests.reports.test_html import _replay_diff, example_store  # noqa: F401 (a fixture)
 
 from mrules.cli.report_html_cmd import html as html_cmd
@@ -142,3 +144,37 @@ def test_timeline_tooltips_show_the_utc_times(example_store: Path, tmp_path: Pat
     assert "score\t\n−50" in tips and "2026-12-20 00:00" in tips
     for when in ("2026-11-02 11:00", "2026-11-01 08:00", "2026-10-15 00:00"):
         assert when in tips
+
+
+# The boxes of the labels a chart's x axis shows (vega hides an overlapping one: opacity 0).
+_X_LABELS = """id => Array.from(document.querySelectorAll(
+  '#' + id + ' svg g.role-axis[aria-label^="X-axis"] g.role-axis-label text'))
+  .filter(t => getComputedStyle(t).opacity !== '0' && t.getAttribute('opacity') !== '0')
+  .map(t => { const b = t.getBoundingClientRect();
+    return {text: t.textContent, left: b.left, right: b.right}; })"""
+
+
+def x_labels(path: Path, chart: str) -> list[dict[str, Any]]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900})
+            tab.goto(path.as_uri())
+            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+            labels: list[dict[str, Any]] = tab.evaluate(_X_LABELS, f"chart-{chart}")
+        finally:
+            browser.close()
+    return labels
+
+
+def test_weekly_conversion_labels_do_not_overlap(history: str, tmp_path: Path) -> None:  # noqa: F811
+    """`--by week` on the README's three months of history printed its 14 week labels on
+    top of each other ("2026-W322026-W33..."): flat labels, each wider than its step."""
+    out = tmp_path / "weeks.html"
+    r = CliRunner().invoke(html_cmd, [str(out), "--store", history, "--by", "week"])
+    assert r.exit_code == 0, r.output
+    labels = sorted(x_labels(out, "conversion-over-time"), key=lambda b: b["left"])
+    assert len(labels) >= 2  # the first and the last week at least
+    assert labels[0]["text"] == "2026-W32"
+    for a, b in itertools.pairwise(labels):
+        assert a["right"] <= b["left"], (a, b)

@@ -52,7 +52,8 @@ MODEL_LABELS = {  # every model of `mrules report campaigns` (reports.MODELS), i
     "even": "Even split",
 }
 TOP_RULES = 15
-_FLAT = alt.Axis(labelAngle=0)
+# Flat labels; those that would overlap (a year of weeks) are left out, as on a number axis.
+_FLAT = alt.Axis(labelAngle=0, labelOverlap=True)
 TIMELINE_LABELS = {"prospect": "prospect", "mql": "MQL", "sql": "SQL", "won": "won"}
 _utc = alt.X("at:T", scale=alt.Scale(type="utc"))
 
