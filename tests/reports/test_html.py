@@ -370,3 +370,24 @@ def test_cli_on_a_store_with_no_events(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     specs = specs_of(out.read_text())
     assert is_empty_chart(specs["chart-funnel"]) and is_empty_chart(specs["chart-timeline"])
+
+
+def test_cli_range_with_no_data_says_so_not_run_events(
+    example_store: Path,
+    tmp_path: Path,
+) -> None:
+    """A --since/--until range the story does not reach drew "No visitors or prospects
+    yet: run events into the store." and "sync the CRM", over a store that has both."""
+    out = tmp_path / "r.html"
+    args = [str(out), "--store", str(example_store), "--since", "2030-01-01"]
+    r = CliRunner().invoke(html_cmd, [*args, "--until", "2030-02-01"])
+    assert r.exit_code == 0, r.output
+    specs = specs_of(out.read_text())
+    span = "from 2030-01-01T00:00:00Z to 2030-02-01T00:00:00Z"
+    for chart in ("chart-funnel", "chart-campaign-influence"):
+        assert is_empty_chart(specs[chart])
+        text = values(specs[chart])[0]["text"]
+        assert span in text and "run events" not in text and "sync the CRM" not in text
+    # Without a range, a store with nothing in it is still told what to do.
+    empty = page.page(samples.empty(), script=_js)
+    assert "run events into the store" in values(specs_of(empty)["chart-funnel"])[0]["text"]

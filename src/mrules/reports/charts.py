@@ -22,6 +22,7 @@ __all__ = [
     "campaign_influence",
     "campaign_roi",
     "conversion_over_time",
+    "date_range",
     "empty",
     "funnel",
     "grade_distribution",
@@ -75,6 +76,14 @@ def _label(stage: str) -> str:
     return STAGE_LABELS.get(stage, stage)
 
 
+def date_range(report: dict[str, Any]) -> str | None:
+    """A report's `--since`/`--until` in words (`from X to now`), or None for all time."""
+    since, until = report.get("since"), report.get("until")
+    if since or until:
+        return f"from {since or 'the start'} to {until or 'now'}"
+    return None
+
+
 def empty(title: str, message: str) -> Spec:
     """A chart that says there is nothing to draw yet (one text mark)."""
     chart = (
@@ -91,6 +100,9 @@ def funnel(report: dict[str, Any]) -> Spec:
     title = "Lifecycle funnel"
     rows = [{"stage": _label(s["stage"]), "count": s["count"]} for s in report.get("stages", [])]
     if not any(r["count"] for r in rows):
+        span = date_range(report)  # a range with no one in it is no call to run events
+        if span:
+            return empty(title, f"No visitors or prospects {span}.")
         return empty(title, "No visitors or prospects yet: run events into the store.")
     order = [r["stage"] for r in rows]
     base = alt.Chart(alt.Data(values=rows), title=title).encode(
@@ -221,6 +233,9 @@ def campaign_influence(report: dict[str, Any]) -> Spec:
                 {"campaign": "(no campaign)", "model": label, "amount": unattributed[model]}
             )
     if not any(r["amount"] for r in rows):
+        span = date_range(report)
+        if span and report.get("sync") is not False:  # without a sync file, syncing is the answer
+            return empty(title, f"No won opportunity {span}.")
         return empty(title, "No won opportunity yet: sync the CRM to see its amounts.")
     chart = (
         alt.Chart(alt.Data(values=rows), title=title)

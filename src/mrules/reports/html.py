@@ -164,11 +164,7 @@ class _Page:
 
 
 def _range(data: dict[str, Any]) -> str:
-    f = data.get("funnel") or {}
-    since, until = f.get("since"), f.get("until")
-    if since or until:
-        return f"from {since or 'the start'} to {until or 'now'}"
-    return "all time"
+    return charts.date_range(data.get("funnel") or {}) or "all time"
 
 
 def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
