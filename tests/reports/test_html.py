@@ -391,3 +391,29 @@ def test_cli_range_with_no_data_says_so_not_run_events(
     # Without a range, a store with nothing in it is still told what to do.
     empty = page.page(samples.empty(), script=_js)
     assert "run events into the store" in values(specs_of(empty)["chart-funnel"])[0]["text"]
+
+
+def test_cli_replay_rules_chart_says_it_shows_the_most_changed(
+    example_store: Path,
+    tmp_path: Path,
+) -> None:
+    """The rule-activity chart draws at most 15 rules; with more that acted, it dropped the
+    others without a word, and a reader looked in vain for theirs."""
+    diff = _replay_diff(tmp_path)
+    acted = [r for r in diff["rules"] if r["before"] or r["after"]]
+    extra = [
+        {"kind": "page action", "name": f"Page {i}", "at": f"r.mr:{i}", "before": 1, "after": 1}
+        for i in range(20 - len(acted))
+    ]
+    diff["rules"] = acted + extra  # as replay sorts them: the most changed first
+    path = tmp_path / "diff.json"
+    path.write_text(json.dumps(diff))
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(example_store), "--replay-diff", str(path)]
+    )
+    assert r.exit_code == 0, r.output
+    spec = specs_of(out.read_text())["chart-replay-rules"]
+    assert len({row["rule"] for row in values(spec)}) == 15
+    assert "MQL handoff (automation rule)" in {row["rule"] for row in values(spec)}
+    assert "the 15 that changed most, of 20" in json.dumps(spec["title"])

@@ -434,7 +434,10 @@ def replay_scores(diff: dict[str, Any]) -> Spec:
 def replay_rules(diff: dict[str, Any], top: int = TOP_RULES) -> Spec:
     """How often each rule acted under the old and the new rules (the most changed first)."""
     title = "Rule activity: old rules vs new rules"
-    ranked = [r for r in diff.get("rules") or [] if r["before"] or r["after"]][:top]
+    acted = [r for r in diff.get("rules") or [] if r["before"] or r["after"]]
+    ranked = acted[:top]
+    if len(acted) > top:  # `replay --diff` lists the most changed first
+        title += f" (the {top} that changed most, of {len(acted)})"
     if not ranked:
         return empty(title, "No rule acted in either run.")
     rows = []
