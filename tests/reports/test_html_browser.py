@@ -178,3 +178,25 @@ def test_weekly_conversion_labels_do_not_overlap(history: str, tmp_path: Path) -
     assert labels[0]["text"] == "2026-W32"
     for a, b in itertools.pairwise(labels):
         assert a["right"] <= b["left"], (a, b)
+
+
+_LEGEND = """id => Array.from(document.querySelectorAll(
+  '#' + id + ' svg g.role-legend g.role-legend-label text')).map(t => t.textContent)"""
+
+
+def test_conversion_legend_follows_the_funnel(history: str, tmp_path: Path) -> None:  # noqa: F811
+    """The conversion-over-time legend (and so its colours) went alphabetically: "MQLs →
+    SQLs" first, "Visitors → Prospects" last, unlike the funnel and the table above it."""
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(html_cmd, [str(out), "--store", history])
+    assert r.exit_code == 0, r.output
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900})
+            tab.goto(out.as_uri())
+            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+            legend = tab.evaluate(_LEGEND, "chart-conversion-over-time")
+        finally:
+            browser.close()
+    assert legend == ["Visitors → Prospects", "Prospects → MQLs", "MQLs → SQLs", "SQLs → Won"]

@@ -10,6 +10,7 @@ nothing yet and why, so the page always renders.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import altair as alt
@@ -162,13 +163,14 @@ def conversion_over_time(report: dict[str, Any]) -> Spec:
     if not rows:
         return empty(title, "No period has anyone in a stage yet.")
     order = [p["period"] for p in report.get("periods", [])]
+    steps = [f"{_label(a)} → {_label(b)}" for a, b in itertools.pairwise(STAGE_LABELS)]
     chart = (
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_line(point=True)
         .encode(
             x=alt.X("period:O", sort=order, title=by, axis=_FLAT),
             y=alt.Y("rate:Q", axis=alt.Axis(format="%"), title="conversion"),
-            color=alt.Color("step:N", title=None),
+            color=alt.Color("step:N", sort=steps, title=None),  # the funnel's order
             tooltip=["period:O", "step:N", alt.Tooltip("rate:Q", format=".1%"), "from:Q", "to:Q"],
         )
         .properties(width=WIDTH, height=240)
