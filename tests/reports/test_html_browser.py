@@ -104,7 +104,10 @@ _TOOLTIP = "() => { const e = document.getElementById('vg-tooltip-element');"
 _TOOLTIP += " return e && e.className.includes('visible') ? e.innerText : null }"
 
 
-def timeline_tooltips(path: Path) -> list[str]:
+_POINTS_AND_RULES = "svg .mark-symbol.role-mark > *, svg .mark-rule.role-mark > *"
+
+
+def timeline_tooltips(path: Path, marks: str = _POINTS_AND_RULES) -> list[str]:
     """Hover every point and stage rule of the timeline chart; the tooltips' texts."""
     seen: list[str] = []
     with playwright_api.sync_playwright() as p:
@@ -115,7 +118,7 @@ def timeline_tooltips(path: Path) -> list[str]:
             tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
             chart = tab.locator("#chart-timeline")
             chart.scroll_into_view_if_needed()
-            items = chart.locator("svg .mark-symbol.role-mark > *, svg .mark-rule.role-mark > *")
+            items = chart.locator(marks)
             for i in range(items.count()):
                 box = items.nth(i).bounding_box()
                 assert box is not None
@@ -200,3 +203,16 @@ def test_conversion_legend_follows_the_funnel(history: str, tmp_path: Path) -> N
         finally:
             browser.close()
     assert legend == ["Visitors → Prospects", "Prospects → MQLs", "MQLs → SQLs", "SQLs → Won"]
+
+
+def test_timeline_points_show_their_score(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Bob's score points of 2 November lie on the rule of the stages he entered then: the
+    rules were drawn over them, and hovering his 60 points showed "stage MQL" instead."""
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(
+        html_cmd, [str(out), "--store", str(example_store), "--timeline", "bob@bigcorp.example"]
+    )
+    assert r.exit_code == 0, r.output
+    tips = timeline_tooltips(out, "svg .mark-symbol.role-mark > *")
+    # `mrules explain bob@bigcorp.example --timeline`: 50, 55, 60 on 2 November, then -50.
+    assert [t.split("score")[-1].split()[-1] for t in tips] == ["50", "55", "60", "−50"]

@@ -396,7 +396,7 @@ def timeline(t: dict[str, Any] | None) -> Spec:
             .mark_text(align="left", dx=3, color="#e45756", baseline="top")
             .encode(x=_utc, y=alt.Y("row:Q", scale=None), text="stage:N")
         )
-        layers = line + rules + labels
+        layers = rules + labels + line  # the points on top: hovering one shows its score
     return _spec(layers.properties(width=WIDTH, height=240, title=title))
 
 
