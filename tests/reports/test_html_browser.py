@@ -216,3 +216,43 @@ def test_timeline_points_show_their_score(example_store: Path, tmp_path: Path) -
     tips = timeline_tooltips(out, "svg .mark-symbol.role-mark > *")
     # `mrules explain bob@bigcorp.example --timeline`: 50, 55, 60 on 2 November, then -50.
     assert [t.split("score")[-1].split()[-1] for t in tips] == ["50", "55", "60", "−50"]
+
+
+# Every axis of every chart: the labels it shows (vega hides an overlapping one: opacity 0).
+_AXES = """() => Array.from(document.querySelectorAll('.chart')).flatMap(el =>
+  Array.from(el.querySelectorAll('svg g.role-axis[aria-label]')).map(a => ({
+    chart: el.dataset.chart, axis: a.getAttribute('aria-label').split(' ')[0],
+    labels: Array.from(a.querySelectorAll('g.role-axis-label text'))
+      .filter(t => t.getAttribute('opacity') !== '0').map(t => t.textContent)})))"""
+
+
+def test_count_axes_do_not_repeat_a_number(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    """The example's score distribution (one prospect a bucket at most) read "0 1 1" up its
+    prospects axis: ticks every half, written as whole numbers. A count of 2 read "0 1 1 2 2"."""
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(html_cmd, [str(out), "--store", str(example_store)])
+    assert r.exit_code == 0, r.output
+    small = tmp_path / "small.html"  # the largest count 1 or 2 in every chart
+    data = samples.full()
+    for b in data["scores"]["score_histogram"]:
+        b["count"] = min(b["count"], 2)
+    for g in data["scores"]["grade_distribution"]:
+        g["count"] = min(g["count"], 1)
+    for s in data["funnel"]["stages"]:
+        s["count"] = min(s["count"], 2)
+    for rule in data["rules"]["rules"]:
+        rule.update(matches=1, prospects=1, went_mql=1, went_won=0)
+    small.write_text(page.page(data))
+    for path in (out, small):
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                tab = browser.new_page(viewport={"width": 1200, "height": 900})
+                tab.goto(path.as_uri())
+                tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+                axes = tab.evaluate(_AXES)
+            finally:
+                browser.close()
+        assert {a["chart"] for a in axes} >= {"funnel", "score-distribution", "rules"}
+        for a in axes:
+            assert len(a["labels"]) == len(set(a["labels"])), (path.name, a)

@@ -60,6 +60,16 @@ TIMELINE_LABELS = {"prospect": "prospect", "mql": "MQL", "sql": "SQL", "won": "w
 _utc = alt.X("at:T", scale=alt.Scale(type="utc"))
 
 
+def _counts(values: Any) -> alt.Axis:
+    """An axis of whole numbers up to the largest of `values`. Vega's tickMinStep=1 still
+    ticks every half when the largest is 1 or 2, which format "d" wrote "0 1 1 2 2": small
+    ranges get their ticks listed."""
+    top = max((int(v) for v in values), default=0)
+    if top <= 5:
+        return alt.Axis(values=list(range(top + 1)), format="d")
+    return alt.Axis(tickMinStep=1, format="d")
+
+
 def _when(title: str) -> alt.Tooltip:
     # A UTC time unit makes Vega-Lite format with utcFormat. `formatType="utc"` is no format
     # type of Vega-Lite's: it called Vega's utc(year, month, ...) and every tooltip read NaN.
@@ -108,7 +118,7 @@ def funnel(report: dict[str, Any]) -> Spec:
     order = [r["stage"] for r in rows]
     base = alt.Chart(alt.Data(values=rows), title=title).encode(
         y=alt.Y("stage:N", sort=order, title=None),
-        x=alt.X("count:Q", title="count", axis=alt.Axis(tickMinStep=1, format="d")),
+        x=alt.X("count:Q", title="count", axis=_counts(r["count"] for r in rows)),
         tooltip=["stage:N", "count:Q"],
     )
     bars = base.mark_bar(color="#4c78a8")
@@ -270,7 +280,7 @@ def _histogram(title: str, buckets: list[dict[str, Any]], x_title: str, color: s
         .encode(
             x=alt.X("low:Q", title=x_title, bin="binned"),
             x2="high:Q",
-            y=alt.Y("count:Q", title="prospects", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("count:Q", title="prospects", axis=_counts(r["count"] for r in rows)),
             tooltip=[alt.Tooltip("range:N", title="score"), "count:Q"],
         )
         .properties(width=WIDTH, height=200)
@@ -313,7 +323,7 @@ def grade_distribution(report: dict[str, Any]) -> Spec:
         .mark_bar(color="#b279a2")
         .encode(
             x=alt.X("grade:N", sort=[r["grade"] for r in rows], title="grade", axis=_FLAT),
-            y=alt.Y("count:Q", title="prospects", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("count:Q", title="prospects", axis=_counts(r["count"] for r in rows)),
             tooltip=["grade:N", "count:Q"],
         )
         .properties(width=WIDTH, height=200)
@@ -354,7 +364,7 @@ def rule_effectiveness(report: dict[str, Any], top: int = TOP_RULES) -> Spec:
         .encode(
             y=alt.Y("rule:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
             yOffset=alt.YOffset("measure:N", sort=measures),
-            x=alt.X("value:Q", title="count", axis=alt.Axis(tickMinStep=1, format="d")),
+            x=alt.X("value:Q", title="count", axis=_counts(r["value"] for r in rows)),
             color=alt.Color("measure:N", sort=measures, title=None),
             tooltip=["rule:N", "at:N", "measure:N", "value:Q"],
         )
@@ -419,7 +429,7 @@ def replay_scores(diff: dict[str, Any]) -> Spec:
         .encode(
             x=alt.X("range:N", sort=order, title="score", axis=_FLAT),
             xOffset=alt.XOffset("rules:N", sort=["old", "new"]),
-            y=alt.Y("prospects:Q", title="prospects", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("prospects:Q", title="prospects", axis=_counts(r["prospects"] for r in rows)),
             color=alt.Color(
                 "rules:N",
                 sort=["old", "new"],
@@ -455,7 +465,7 @@ def replay_rules(diff: dict[str, Any], top: int = TOP_RULES) -> Spec:
         .encode(
             y=alt.Y("rule:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
             yOffset=alt.YOffset("rules:N", sort=["old", "new"]),
-            x=alt.X("count:Q", title="times acted", axis=alt.Axis(tickMinStep=1, format="d")),
+            x=alt.X("count:Q", title="times acted", axis=_counts(r["count"] for r in rows)),
             color=alt.Color(
                 "rules:N",
                 sort=["old", "new"],
