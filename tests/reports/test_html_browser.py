@@ -21,6 +21,7 @@ from tests.reports import html_samples as samples
 from tests.reports.test_example import history  # noqa: F401 (a fixture)
 from tests.reports.test_html import _replay_diff, example_store  # noqa: F401 (a fixture)
 
+from mrules.cli import main
 from mrules.cli.report_html_cmd import html as html_cmd
 from mrules.reports import html as page
 
@@ -256,3 +257,62 @@ def test_count_axes_do_not_repeat_a_number(example_store: Path, tmp_path: Path) 
         assert {a["chart"] for a in axes} >= {"funnel", "score-distribution", "rules"}
         for a in axes:
             assert len(a["labels"]) == len(set(a["labels"])), (path.name, a)
+
+
+_RULES = """list "MQL"
+queue "Sales"
+form "Demo" folder "Site"
+on submit of form "Demo" {
+  score +60
+}
+automation rule "MQL" priority 10 {
+  when all { score >= 50 }
+  then {
+    add to list "MQL"
+    assign to queue "Sales"
+  }
+}
+"""
+
+
+def test_one_score_histograms_read_whole_scores(tmp_path: Path) -> None:
+    """Two prospects who both became MQLs at 60 points: both score charts had one bucket,
+    60 to 61, and their score axis read "60.0 60.1 ... 61.0", scores no prospect can have."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.mr").write_text(_RULES)
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"e{i}",
+                    "ts": f"2026-10-0{i}T10:00:00Z",
+                    "type": "form_submit",
+                    "prospect": f"p{i}@example.com",
+                    "asset": "Demo",
+                }
+            )
+            + "\n"
+            for i in (1, 2)
+        )
+    )
+    store = tmp_path / "s.db"
+    r = CliRunner().invoke(
+        main, ["run", str(tmp_path / "rules"), str(events), "--store", str(store)]
+    )
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "r.html"
+    r = CliRunner().invoke(html_cmd, [str(out), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900})
+            tab.goto(out.as_uri())
+            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+            axes = tab.evaluate(_AXES)
+        finally:
+            browser.close()
+    x = {a["chart"]: a["labels"] for a in axes if a["axis"] == "X-axis"}
+    assert x["score-distribution"] == ["60", "61"]
+    assert x["score-at-mql"] == ["60", "61"]

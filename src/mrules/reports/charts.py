@@ -264,6 +264,13 @@ def campaign_influence(report: dict[str, Any]) -> Spec:
     return _spec(chart)
 
 
+def _bounds(buckets: list[dict[str, Any]]) -> alt.Axis:
+    """A score axis ticked at the buckets' bounds, whole scores: left to itself, one bucket
+    60 to 61 was ticked "60.0 60.1 ... 61.0"."""
+    bounds = sorted({b["low"] for b in buckets} | {b["high"] for b in buckets})
+    return alt.Axis(values=bounds, format="d", labelOverlap=True)
+
+
 def _histogram(title: str, buckets: list[dict[str, Any]], x_title: str, color: str) -> Spec:
     rows = [
         {
@@ -278,7 +285,7 @@ def _histogram(title: str, buckets: list[dict[str, Any]], x_title: str, color: s
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar(color=color, stroke="white", strokeWidth=0.5)
         .encode(
-            x=alt.X("low:Q", title=x_title, bin="binned"),
+            x=alt.X("low:Q", title=x_title, bin="binned", axis=_bounds(buckets)),
             x2="high:Q",
             y=alt.Y("count:Q", title="prospects", axis=_counts(r["count"] for r in rows)),
             tooltip=[alt.Tooltip("range:N", title="score"), "count:Q"],
