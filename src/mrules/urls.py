@@ -5,7 +5,8 @@ normalises both the page-action URL and the URL seen, each step a setting
 (docs/semantics.md): the fragment always goes; by default the scheme, a
 leading `www.`, the query string and a trailing slash go too; the host is
 always lowercased (hosts are case-insensitive), and loses the scheme's default
-port (`:443` for https, `:80` for http); the path is lowercased only if asked.
+port (`:443` for https, `:80` for http); the path's percent-escapes are decoded
+(`caf%C3%A9` is `café`), and the path is lowercased only if asked.
 
 A wildcard is a URL ending in `*`. `P*` matches every URL that starts with P;
 `P/*` matches P itself and every page under `P/` (Pardot's "every page of the
@@ -18,6 +19,7 @@ wildcard-prefix length, whatever the number of page actions.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -56,9 +58,47 @@ def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str
         scheme = ""
     if settings.url_ignore_www and host.startswith("www."):
         host = host[4:]
+    if not path.isascii() or "%" in path:
+        path = _readable(path)
     if settings.url_ignore_path_case:
         path = path.lower()
     return scheme + host, slash + path
+
+
+_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_KEPT = frozenset("/?#%") | {chr(c) for c in range(0x20)} | {"\x7f"}
+"""What stays escaped: what would change where the path or its query begins and ends, an
+escape's own `%`, and control characters."""
+
+
+def _readable(path: str) -> str:
+    """The path before any query as the browser shows it: percent-escapes decoded
+    (tracking code sends `caf%C3%A9` for the page a rule names `café`) and in Unicode NFC
+    (`é` typed as `e` and a combining accent is `é`). What stays escaped (`%2F`, bytes
+    that are not UTF-8) is written with capital hex digits, as RFC 3986 asks.
+
+    >>> _readable("/caf%C3%A9/a%2fb%20c/cafe%CC%81?q=%C3%A9")
+    '/café/a%2Fb c/café?q=%C3%A9'
+    """
+    head, mark, query = path.partition("?")
+    if "%" in head:
+        head = _ESCAPES.sub(_decoded, head)
+    if not head.isascii():
+        head = unicodedata.normalize("NFC", head)
+    return head + mark + query
+
+
+def _decoded(m: re.Match[str]) -> str:
+    text = bytes.fromhex(m.group(0).replace("%", "")).decode("utf-8", "surrogateescape")
+    out = []
+    for ch in text:
+        if "\udc80" <= ch <= "\udcff":  # a byte of no UTF-8 character
+            out.append(f"%{ord(ch) - 0xDC00:02X}")
+        elif ch in _KEPT:
+            out.append(f"%{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def normalize_url(url: str, settings: EngineSettings) -> str:
