@@ -8,10 +8,12 @@ to the temporary folder (their paths are printed) for a person to look at.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,26 @@ _MARKS = """() => Array.from(document.querySelectorAll('.chart')).map(el => ({
   chart: el.dataset.chart, drawn: el.dataset.drawn || null,
   marks: el.querySelectorAll('svg .role-mark > *').length,
   svg: el.querySelectorAll('svg').length}))"""
+
+
+@contextlib.contextmanager
+def drawn(path: Path) -> Iterator[Any]:
+    """The page at `path` in the browser (a tab 1200 wide), once every chart is drawn."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1200, "height": 900})
+            tab.goto(path.as_uri())
+            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
+            yield tab
+        finally:
+            browser.close()
+
+
+def evaluate(path: Path, script: str, arg: Any = None) -> Any:
+    """What `script` gives in the page at `path`, its charts drawn."""
+    with drawn(path) as tab:
+        return tab.evaluate(script, arg)
 
 
 def open_page(path: Path, shot: str) -> dict[str, Any]:
@@ -111,24 +133,17 @@ _POINTS_AND_RULES = "svg .mark-symbol.role-mark > *, svg .mark-rule.role-mark > 
 def timeline_tooltips(path: Path, marks: str = _POINTS_AND_RULES) -> list[str]:
     """Hover every point and stage rule of the timeline chart; the tooltips' texts."""
     seen: list[str] = []
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1200, "height": 900})
-            tab.goto(path.as_uri())
-            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
-            chart = tab.locator("#chart-timeline")
-            chart.scroll_into_view_if_needed()
-            items = chart.locator(marks)
-            for i in range(items.count()):
-                box = items.nth(i).bounding_box()
-                assert box is not None
-                tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-                tab.wait_for_function(_TOOLTIP, timeout=5_000)
-                seen.append(tab.evaluate(_TOOLTIP))
-                tab.mouse.move(0, 0)
-        finally:
-            browser.close()
+    with drawn(path) as tab:
+        chart = tab.locator("#chart-timeline")
+        chart.scroll_into_view_if_needed()
+        items = chart.locator(marks)
+        for i in range(items.count()):
+            box = items.nth(i).bounding_box()
+            assert box is not None
+            tab.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            tab.wait_for_function(_TOOLTIP, timeout=5_000)
+            seen.append(tab.evaluate(_TOOLTIP))
+            tab.mouse.move(0, 0)
     return seen
 
 
@@ -159,15 +174,7 @@ _X_LABELS = """id => Array.from(document.querySelectorAll(
 
 
 def x_labels(path: Path, chart: str) -> list[dict[str, Any]]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1200, "height": 900})
-            tab.goto(path.as_uri())
-            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
-            labels: list[dict[str, Any]] = tab.evaluate(_X_LABELS, f"chart-{chart}")
-        finally:
-            browser.close()
+    labels: list[dict[str, Any]] = evaluate(path, _X_LABELS, f"chart-{chart}")
     return labels
 
 
@@ -194,15 +201,7 @@ def test_conversion_legend_follows_the_funnel(history: str, tmp_path: Path) -> N
     out = tmp_path / "r.html"
     r = CliRunner().invoke(html_cmd, [str(out), "--store", history])
     assert r.exit_code == 0, r.output
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1200, "height": 900})
-            tab.goto(out.as_uri())
-            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
-            legend = tab.evaluate(_LEGEND, "chart-conversion-over-time")
-        finally:
-            browser.close()
+    legend = evaluate(out, _LEGEND, "chart-conversion-over-time")
     assert legend == ["Visitors → Prospects", "Prospects → MQLs", "MQLs → SQLs", "SQLs → Won"]
 
 
@@ -245,15 +244,7 @@ def test_count_axes_do_not_repeat_a_number(example_store: Path, tmp_path: Path) 
         rule.update(matches=1, prospects=1, went_mql=1, went_won=0)
     small.write_text(page.page(data))
     for path in (out, small):
-        with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                tab = browser.new_page(viewport={"width": 1200, "height": 900})
-                tab.goto(path.as_uri())
-                tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
-                axes = tab.evaluate(_AXES)
-            finally:
-                browser.close()
+        axes = evaluate(path, _AXES)
         assert {a["chart"] for a in axes} >= {"funnel", "score-distribution", "rules"}
         for a in axes:
             assert len(a["labels"]) == len(set(a["labels"])), (path.name, a)
@@ -304,15 +295,7 @@ def test_one_score_histograms_read_whole_scores(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     r = CliRunner().invoke(html_cmd, [str(out), "--store", str(store)])
     assert r.exit_code == 0, r.output
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1200, "height": 900})
-            tab.goto(out.as_uri())
-            tab.wait_for_selector("body[data-charts=drawn]", state="attached", timeout=30_000)
-            axes = tab.evaluate(_AXES)
-        finally:
-            browser.close()
+    axes = evaluate(out, _AXES)
     x = {a["chart"]: a["labels"] for a in axes if a["axis"] == "X-axis"}
     assert x["score-distribution"] == ["60", "61"]
     assert x["score-at-mql"] == ["60", "61"]
