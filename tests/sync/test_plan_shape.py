@@ -83,6 +83,17 @@ def _first(doc: dict[str, Any], op: str) -> dict[str, Any]:
             "cursors_to.Widget: not an object the sync reads",
         ),
         (lambda d: d["config"].update(batch=0), "config.batch: not 1 or more: 0"),
+        # The creates read the mapped CRM fields: each of these was an internal error.
+        (
+            lambda d: d["config"]["mappings"].__setitem__(0, None),
+            "config.mappings[0]: not a JSON object",
+        ),
+        (lambda d: d["config"].update(mappings="x"), "config.mappings: not a list"),
+        (lambda d: d["config"].update(mappings=7), "config.mappings: not a list"),
+        (
+            lambda d: d["config"]["mappings"][0].update(crm_field=["Phone"]),
+            "config.mappings[0].crm_field: not text",
+        ),
     ],
 )
 def test_a_plan_of_another_shape_is_refused_before_any_write(

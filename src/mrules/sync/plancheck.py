@@ -263,6 +263,10 @@ def _check(plan: Mapping[str, Any]) -> None:
     size = config.get("batch")
     _whole(size, "config.batch")
     _need(size >= 1, "config.batch", f"not 1 or more: {_shown(size)}")
+    # The creates read which CRM fields the sync block maps.
+    for n, m in enumerate(_items(config.get("mappings", ()), "config.mappings")):
+        _mapping(m, f"config.mappings[{n}]")
+        _text(m.get("crm_field"), f"config.mappings[{n}].crm_field")
     for key in ("sent", "dirty"):
         for n, value in enumerate(_items(plan.get(key, ()), key)):
             _text(value, f"{key}[{n}]")
