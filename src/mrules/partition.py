@@ -145,6 +145,10 @@ class Manifest:
                 f" {HASH_VERSION!r}: partition the archive again into a new folder"
             )
         try:
+            for key in ("files", "parts"):
+                # list() took a text or an object for an empty list: no part, nothing read.
+                if not isinstance(raw[key], list):
+                    raise TypeError(f"{key} is not a list")
             manifest = cls(
                 buckets=int(raw["buckets"]),
                 files=list(raw["files"]),
@@ -228,6 +232,7 @@ def _check_entries(m: Manifest) -> None:
             or (isinstance(anchor, list) and len(anchor) == 2 and all(whole(x) for x in anchor)),
             f"files[{n}]: anchor is not [line, check]",
         )
+    names: set[str] = set()
     for n, part in enumerate(m.parts):
         need(isinstance(part, dict), f"parts[{n}] is not an object")
         name = part.get("name")
@@ -238,6 +243,7 @@ def _check_entries(m: Manifest) -> None:
             and "\\" not in name,
             f"parts[{n}]: name is not a part's name",
         )
+        names.add(str(name))
         files = part.get("files")
         need(
             isinstance(files, list) and all(isinstance(x, str) for x in files),
@@ -254,6 +260,9 @@ def _check_entries(m: Manifest) -> None:
                 and all(k.isdigit() and int(k) < m.buckets and whole(v) for k, v in sizes.items()),
                 f"parts[{n}]: {key} is not a size for each bucket",
             )
+    # Each file's lines are in the part it names: a part the manifest lost is not read.
+    for n, f in enumerate(m.files):
+        need(f["part"] in names, f"files[{n}]: part is none of the parts")
     need(m.until is None or isinstance(m.until, str), "until is not a time")
     need(
         m.until_epoch is None

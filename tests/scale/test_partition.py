@@ -229,6 +229,12 @@ def _tick_partitioned(folder: Path, buckets: int) -> tuple[Path, Path]:
         (lambda m: m.update(until_epoch="soon"), "until_epoch is not a number"),
         (lambda m: m.update(buckets=2**70), "buckets is not 1 to 65536"),
         (lambda m: m["files"][0].update(events=2**70), "files[0]: lines or events is not a count"),
+        # Each read as no part at all: the run read nothing and ended with exit 0, its
+        # prospects left out without a word.
+        (lambda m: m.update(parts=[]), "files[0]: part is none of the parts"),
+        (lambda m: m.update(parts={}), "parts is not a list"),
+        (lambda m: m.update(parts=""), "parts is not a list"),
+        (lambda m: m.update(files=""), "files is not a list"),
     ],
 )
 def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
