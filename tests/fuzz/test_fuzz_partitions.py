@@ -1,7 +1,10 @@
 """Fuzz harness (f): a partition folder of the example's events, damaged (its manifest's
 values replaced by junk, or bytes of a bucket file or the identity file overwritten, cut
 or emptied), then a partitioned `mrules run` and an appending `mrules partition`. Each
-ends with a documented exit code and never an internal error.
+ends with a documented exit code and never an internal error; and a run that succeeds
+on a folder whose events were not changed (the manifest or the identity file damaged, a
+bucket file cut or emptied: all checked) ends in the state of the undamaged folder's run,
+never with prospects left out without a word.
 
 The default run tries a few seeded damages; the long one is opt-in:
 
@@ -54,15 +57,22 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "partition", str(EXAMPLE / "events.jsonl"), "--buckets", "4", "--out", str(d / "part")
     )
     assert code == 0, out
+    code, out = cli("run", str(d / "rules"), str(d / "part"), "--store", str(d / "r.db"), "-q")
+    assert code == 0, out
+    code, state = cli("state", "export", "--store", str(d / "r.db"))
+    assert code == 0 and state, state
+    (d / "state.jsonl").write_text(state, "utf-8")
     return d
 
 
-def _damage(folder: Path, work: Path, rng: random.Random) -> str:
+def _damage(folder: Path, work: Path, rng: random.Random) -> tuple[str, bool]:
+    """Damage `work`'s copy of the folder; returns where, and whether events may have
+    changed (bytes overwritten in a bucket file) so that a run may succeed otherwise."""
     if rng.random() < 0.5:
         manifest = json.loads((folder / "part" / "manifest.json").read_text("utf-8"))
         doc, place = mutated(manifest, rng, JUNK, renames=("bogus", "files"))
         (work / "part" / "manifest.json").write_text(json.dumps(doc), "utf-8")
-        return f"manifest {place}"
+        return f"manifest {place}", False
     files = sorted(
         p for p in (work / "part").rglob("*") if p.is_file() and p.name != "manifest.json"
     )
@@ -77,7 +87,7 @@ def _damage(folder: Path, work: Path, rng: random.Random) -> str:
     else:
         data = bytearray()
     target.write_bytes(bytes(data))
-    return f"{target.name}: {how}"
+    return f"{target.name}: {how}", how == "bytes" and target.suffix == ".jsonl"
 
 
 def _run(folder: Path, tmp_path: Path, n: int, seed: int) -> None:
@@ -86,7 +96,7 @@ def _run(folder: Path, tmp_path: Path, n: int, seed: int) -> None:
         work = tmp_path / "w"
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(folder / "part", work / "part")
-        where = _damage(folder, work, rng)
+        where, events_changed = _damage(folder, work, rng)
         for args in (
             (
                 "run",
@@ -105,6 +115,10 @@ def _run(folder: Path, tmp_path: Path, n: int, seed: int) -> None:
             code, out = cli(*args)
             assert code in (0, 1, 2, 3, 4), f"{where}: {args[0]} exit {code}\n{out}"
             assert "internal error" not in out, f"{where}: {args[0]}\n{out}"
+            if args[0] == "run" and code == 0 and not events_changed:
+                state = cli("state", "export", "--store", str(work / "r.db"))[1]
+                want = (folder / "state.jsonl").read_text("utf-8")
+                assert state == want, f"{where}: the run succeeded in another state"
 
 
 def test_the_undamaged_folder_runs(folder: Path, tmp_path: Path) -> None:
