@@ -56,6 +56,7 @@ from mrules.diagnostics import render_github, render_json, render_sarif, render_
 from mrules.engine import Engine
 from mrules.events import Event, parse_line
 from mrules.loader import LoadError, decode, load_text
+from mrules.memstore import MemoryStore
 from mrules.parser import MAX_NESTING, grammar_text
 from mrules.printer import FormatError, FormatterBug, format_file, format_text
 from mrules.store import Store
@@ -118,20 +119,36 @@ def _events_for(program: ast.Program) -> list[Event]:
     return [item] if isinstance(item, Event) else []
 
 
+def _kept(store: Store | MemoryStore) -> tuple[object, ...]:
+    """What a store keeps of a run: prospects, history (activities and ledger), outbox."""
+    return (
+        sorted(store.prospects()),
+        list(store.activities()),
+        list(store.ledger()),
+        list(store.outbox()),
+        list(store.crm_pending()),
+    )
+
+
 def _run_once(program: ast.Program, sources: dict) -> None:  # type: ignore[type-arg]
+    """Compile and run one event into a fresh SQLite store, and into the in-memory store:
+    each keeps exactly what the other does (a simpler model of the same reads)."""
     compiled = compile_program(program, sources)
+    later = parse_line(b'{"ts":"2036-11-02T09:00:00Z","type":"tick"}', 2)
+    assert isinstance(later, Event)
+    kept = []
     path = _store_dir() / f"s{next(_runs)}.db"
-    store = Store.open(path)
-    try:
-        engine = Engine(compiled, store, source="fuzz.jsonl")
-        engine.start()
-        later = parse_line(b'{"ts":"2036-11-02T09:00:00Z","type":"tick"}', 2)
-        assert isinstance(later, Event)
-        engine.run(_events_for(program), now=later.ts_epoch)
-    finally:
-        store.close()
-        for p in path.parent.glob(path.name + "*"):
-            p.unlink()
+    for store in (Store.open(path), MemoryStore()):
+        try:
+            engine = Engine(compiled, store, source="fuzz.jsonl")
+            engine.start()
+            engine.run(_events_for(program), now=later.ts_epoch)
+            kept.append(_kept(store))
+        finally:
+            store.close()
+    for p in path.parent.glob(path.name + "*"):
+        p.unlink()
+    assert kept[0] == kept[1], "the SQLite and in-memory stores keep different things"
 
 
 def through_every_stage(text: str, *, run: bool = True) -> str:
