@@ -92,8 +92,9 @@ def _decoded(m: re.Match[str]) -> str:
     text = bytes.fromhex(m.group(0).replace("%", "")).decode("utf-8", "surrogateescape")
     out = []
     for ch in text:
-        if "\udc80" <= ch <= "\udcff":  # a byte of no UTF-8 character
-            out.append(f"%{ord(ch) - 0xDC00:02X}")
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte of no UTF-8 character (mypyc takes no
+            out.append(f"%{code - 0xDC00:02X}")  # surrogate in a string literal)
         elif ch in _KEPT:
             out.append(f"%{ord(ch):02X}")
         else:
