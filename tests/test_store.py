@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from mrules import __version__, api
 from mrules.batch import Batch
 from mrules.store import SCHEMA_VERSION, Store, StoreError, StoreLocked, StorePathError
+from mrules.storeapi import NotAStore
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 
@@ -644,8 +645,10 @@ BAD_STORES = {
     "empty-file": lambda db: db.touch(),
     "empty-sqlite-database": _empty_sqlite,
 }
-# A wrong path is a usage error (exit 2); a file that is not a usable store, a store error (4).
+# A wrong path is a usage error (exit 2); a file that is not a usable store, a store error (4),
+# and another program's file or database a `NotAStore` (a store error: exit 4 too).
 PATH_ERRORS = {"directory", "missing-folder"}
+NOT_STORES = {"not-sqlite", "other-sqlite-database"}
 
 
 @pytest.mark.parametrize("readonly", [False, True], ids=["write", "read"])
@@ -658,7 +661,10 @@ def test_unusable_stores_give_a_clear_store_error(
     before = db.read_bytes() if db.is_file() else None
     with pytest.raises(StoreError) as info:
         Store.open(db, readonly=readonly)
-    assert type(info.value) is (StorePathError if case in PATH_ERRORS else StoreError)
+    want = (
+        StorePathError if case in PATH_ERRORS else NotAStore if case in NOT_STORES else StoreError
+    )
+    assert type(info.value) is want
     message = str(info.value).replace(str(tmp_path), "<tmp>")
     assert message.replace(f"mrules {__version__} ", "mrules <version> ") == snapshot
     if before is not None:
@@ -874,7 +880,7 @@ def test_another_programs_database_is_refused_with_no_lock_file_left(
         conn.commit()
         conn.close()
     before = db.read_bytes()
-    with pytest.raises(StoreError, match="not an mrules store"):
+    with pytest.raises(NotAStore, match="not an mrules store"):
         Store.open(db)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mrules.db"]
     assert db.read_bytes() == before

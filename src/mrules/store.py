@@ -66,7 +66,7 @@ from mrules.pathkind import special_file_kind
 from mrules.records import Activity, LedgerEntry, Message, RejectedLine
 from mrules.sqlitefiles import refuse_writes, unreadable_reason
 from mrules.state import Codecs, Prospect
-from mrules.storeapi import YEARS_1_TO_9999, StoreError, StoreLocked, StorePathError
+from mrules.storeapi import YEARS_1_TO_9999, NotAStore, StoreError, StoreLocked, StorePathError
 
 __all__ = [
     "APPLICATION_ID",
@@ -495,7 +495,7 @@ class Store:
         except BaseException as failed:
             _unlock_file(file_lock)
             _unlock(lock_fd)
-            if lock_made and any(n in str(failed) for n in _NOT_A_STORE):
+            if lock_made and isinstance(failed, NotAStore):
                 # No mrules store is there, nor will be: the lock file this made would
                 # stay beside another program's database for good.
                 with contextlib.suppress(OSError):
@@ -1376,7 +1376,7 @@ def _refuse_what_is_not_a_store(path: Path) -> None:
         except OSError:
             return  # unreadable: SQLite's own error says why
         if head != b"SQLite format 3\x00":
-            raise StoreError(
+            raise NotAStore(
                 f"{path} is not an mrules store (not a SQLite database): give another --store"
                 f" path, or move the file away"
             )
@@ -1760,24 +1760,19 @@ def _connect_readonly_as(
     return conn
 
 
-_NOT_A_STORE = (
-    "a SQLite database but not an mrules store",
-    "not an mrules store (no schema version)",
-)
-"""What the store says of another program's SQLite database (the CRM file, say)."""
-
-
 def _schema_version(conn: sqlite3.Connection, path: Path) -> int | None:
     """The store's schema version, None for an empty database; refuse foreign databases."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if app_id not in (0, APPLICATION_ID) or (tables and "meta" not in tables):
-        raise StoreError(f"{path} is {_NOT_A_STORE[0]}: give another --store path")
+        raise NotAStore(
+            f"{path} is a SQLite database but not an mrules store: give another --store path"
+        )
     if not tables:
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None or not str(row[0]).isdigit():
-        raise StoreError(f"{path} is {_NOT_A_STORE[1]}")
+        raise NotAStore(f"{path} is not an mrules store (no schema version)")
     return int(row[0])
 
 

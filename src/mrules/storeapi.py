@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MEMORY",
     "YEARS_1_TO_9999",
+    "NotAStore",
     "StateStore",
     "StoreError",
     "StoreLocked",
@@ -60,6 +61,11 @@ class StoreError(Exception):
 
 class StorePathError(StoreError):
     """The store path itself is wrong (a folder, a missing folder, no store to read): usage."""
+
+
+class NotAStore(StoreError):
+    """The file is not an mrules store: another program's file or SQLite database (the
+    local CRM file, the events given where the store goes)."""
 
 
 class StoreLocked(StoreError):
