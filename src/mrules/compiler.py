@@ -248,6 +248,15 @@ def _fold(v: Any) -> Any:
     return v.casefold() if isinstance(v, str) else v
 
 
+def _as_text(v: Any) -> str | None:
+    """A number or boolean a text field holds (a form sent `42`), as text: `42`, `true`."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return str(v)
+    return None
+
+
 def _empty(v: Any) -> bool:
     return v is None or v == "" or v == [] or v == ()
 
@@ -416,7 +425,11 @@ class _CriterionCompiler:
                     v = get(p)
                     if isinstance(v, list):
                         return any(_fold(x) in wanted for x in v)
-                    return v is not None and _fold(v) in wanted
+                    if v is None:
+                        return False
+                    # A text field given a JSON number (`42`) is the text `42`, as
+                    # `contains` and `starts with` read it.
+                    return _fold(v) in wanted or _as_text(v) in wanted
 
                 f = is_value
             if op == "is not":
