@@ -409,7 +409,16 @@ class _CriterionCompiler:
         if op == "is not empty":
             return lambda p, now: not _empty(get(p))
         if op in ("is", "is not"):
-            if ftype == "number" or any(
+            if ftype == "date":
+                # The moment the date names, as `<`, `>=` and `between` read it: a date
+                # field may hold `2026-08-01` or an RFC 3339 time of that moment.
+                wanted_t = {t for t in map(_as_epoch, values) if t is not None}
+
+                def is_date(p: Prospect, now: float) -> bool:
+                    return _as_epoch(get(p)) in wanted_t
+
+                f: Pred = is_date
+            elif ftype == "number" or any(
                 isinstance(v, int | float) and not isinstance(v, bool) for v in values
             ):
                 wanted_n = {_as_number(v) for v in values}
