@@ -520,7 +520,19 @@ def _field_getter(name: str) -> Callable[[Prospect], Any]:
         return lambda p: p.email
     if name == "opted_out":
         return lambda p: p.opted_out
+    if name in _CHECKBOXES:
+
+        def checkbox(p: Prospect) -> Any:
+            value = p.field(name)
+            return False if value is None or value == "" else value
+
+        return checkbox
     return lambda p: p.field(name)
+
+
+# Pardot's default checkbox fields: never blank there, so a prospect never given one
+# reads false, as the autoresponder reads `do_not_email` (§1, prospect email status).
+_CHECKBOXES: Final = frozenset({"do_not_email", "do_not_call"})
 
 
 def _converter(ftype: str, sample: Any) -> Callable[[Any], Any]:
