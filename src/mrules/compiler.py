@@ -468,9 +468,10 @@ class _CriterionCompiler:
             empty_ok = self.rs.settings.between_matches_empty
 
             def between(p: Prospect, now: float) -> bool:
-                v = conv(get(p))
-                if v is None:
-                    return empty_ok
+                held = get(p)
+                v = conv(held)
+                if v is None:  # only a blank is in range by the setting, not "many" kept
+                    return empty_ok and _empty(held)
                 return low is not None and high is not None and low <= v <= high
 
             return between
