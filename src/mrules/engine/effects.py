@@ -211,7 +211,14 @@ class Effects(EngineParts):
             return
         self._score(c, ref, points, {})
 
-    def adjust_category(self, c: Context, ref: RuleRef, category: str, points: int) -> None:
+    def adjust_category(
+        self, c: Context, ref: RuleRef, category: str, points: int, asset_key: str | None
+    ) -> None:
+        # `score +N in category` is the same Adjust score action: throttled as `score` is,
+        # with the same answer for one activity, so the two scores never drift apart.
+        throttled = asset_key is not None and not asset_key.startswith("page:")
+        if throttled and self._throttled(c, "score|" + asset_key):  # type: ignore[operator]
+            return
         self._category(c, ref, category, points)
 
     def set_score(self, c: Context, ref: RuleRef, value: int) -> None:
@@ -434,7 +441,7 @@ EFFECTS: Final[dict[str, Callable[..., None]]] = {
     "add_tag": lambda e, c, r, k, name, bit: e.mark(c, r, "tag", name, bit, True),
     "remove_tag": lambda e, c, r, k, name, bit: e.mark(c, r, "tag", name, bit, False),
     "adjust_score": lambda e, c, r, k, points: e.adjust_score(c, r, points, k),
-    "adjust_category": lambda e, c, r, k, cat, points: e.adjust_category(c, r, cat, points),
+    "adjust_category": lambda e, c, r, k, cat, points: e.adjust_category(c, r, cat, points, k),
     "set_score": lambda e, c, r, k, value: e.set_score(c, r, value),
     "assign": lambda e, c, r, k, kind, name: e.assign(c, r, kind, name),
     "assign_group": lambda e, c, r, k, group, members: e.assign_group(c, r, group, members),
