@@ -570,6 +570,46 @@ def test_store_dir_refuses_a_store_there_already(tmp_path: Path, lowered: Path) 
     assert res.exit_code == 2 and "Traceback" not in res.output
 
 
+@pytest.mark.parametrize("side", ["old", "new"])
+def test_store_dir_refuses_a_write_ahead_log_left_without_its_store(
+    tmp_path: Path, lowered: Path, side: str
+) -> None:
+    """A replay killed in --store-dir leaves `old.db-wal`; its owner removes old.db and new.db
+    and runs again. SQLite read the log into the new old.db, the run resumed on the killed
+    run's store (the lowered rules' here), and the same rules on both sides reported
+    `-1 no longer` MQLs. The log is refused, and kept."""
+    import sqlite3
+
+    killed = tmp_path / "killed.db"
+    assert _mrules("run", str(lowered), str(EXAMPLE / "events.jsonl"), "--store", str(killed),
+                   "-q").exit_code == 0  # fmt: skip
+    folder = tmp_path / "replay"
+    folder.mkdir()
+    copy = sqlite3.connect(tmp_path / "copy.db")
+    try:  # the killed run's store, all of it still in its write-ahead log
+        copy.execute("PRAGMA journal_mode=wal")
+        copy.execute("PRAGMA wal_autocheckpoint=0")
+        with sqlite3.connect(killed) as source:
+            source.backup(copy)
+        wal = (tmp_path / "copy.db-wal").read_bytes()
+        assert wal
+    finally:
+        copy.close()
+    (folder / f"{side}.db-wal").write_bytes(wal)
+    rules = str(EXAMPLE / "rules")
+    res = _mrules("replay", "--diff", rules, rules, str(EXAMPLE / "events.jsonl"),
+                  "--store-dir", str(folder), "--format", "json")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert f"{side}.db-wal exists" in res.output and "Traceback" not in res.output
+    assert (folder / f"{side}.db-wal").read_bytes() == wal
+    assert sorted(p.name for p in folder.iterdir()) == [f"{side}.db-wal"]
+    (folder / f"{side}.db-wal").unlink()
+    res = _mrules("replay", "--diff", rules, rules, str(EXAMPLE / "events.jsonl"),
+                  "--store-dir", str(folder), "--format", "json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert orjson.loads(res.stdout)["prospects"]["changed"] == 0
+
+
 def test_store_dir_on_a_full_disk_exits_4_and_leaves_no_store(
     tmp_path: Path, lowered: Path
 ) -> None:

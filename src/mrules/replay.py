@@ -915,6 +915,16 @@ def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
                 f"{path} exists: a replay runs into new stores; remove it (and its -wal,"
                 " -shm files) or give another --store-dir"
             )
+    for path in paths:
+        # SQLite replays a write-ahead log (or a rollback journal) it finds beside a new
+        # file into it: a store left there by a killed replay would come back as the new
+        # store, the run resume on it, and the comparison report what that run did.
+        for name in (f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+            if os.path.lexists(name):
+                raise ReplayError(
+                    f"{name} exists, left by an earlier store {path.name}: SQLite would read"
+                    " it into the new store; remove it or give another --store-dir"
+                )
     made = None if folder.exists() else folder
     if made is not None and not folder.parent.is_dir():  # mrules creates no other folders
         raise ReplayError(
