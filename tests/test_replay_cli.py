@@ -713,6 +713,67 @@ def test_fields_and_tags_a_rule_change_sets_are_compared(tmp_path: Path) -> None
     assert "  ~ leung@example.com: +tag newsletter-reader: newsletter-reader: completion" in text
 
 
+def test_creation_and_last_activity_a_rejected_line_moves_are_compared(tmp_path: Path) -> None:
+    """New rules that refuse unknown assets reject an open of an email they do not declare:
+    carol's last activity (what `days since last activity` reads) and zed's creation move,
+    `state export` of the two runs differs, and the replay said "0 changed"."""
+    new = tmp_path / "rules"
+    shutil.copytree(EXAMPLE / "rules", new)
+    (new / "90-settings.mr").write_text('settings {\n  unknown_assets = "reject"\n}\n')
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"ts":"2026-11-02T08:00:00Z","type":"email_open","prospect":"zed@x.example",'
+        '"asset":"Old newsletter"}\n'
+        '{"ts":"2026-11-03T08:00:00Z","type":"file_download","prospect":"carol@x.example",'
+        '"asset":"Cloud Buyer Guide.pdf"}\n'
+        '{"ts":"2026-11-04T08:00:00Z","type":"file_download","prospect":"zed@x.example",'
+        '"asset":"Cloud Buyer Guide.pdf"}\n'
+        '{"ts":"2026-11-05T08:00:00Z","type":"email_open","prospect":"carol@x.example",'
+        '"asset":"Old newsletter"}\n'
+    )
+    exports = []
+    for side, rules in (("old", EXAMPLE / "rules"), ("new", new)):
+        store = str(tmp_path / f"{side}.db")
+        assert _mrules("run", str(rules), str(events), "--store", store, "-q").exit_code in (0, 3)
+        out = _mrules("state", "export", "--store", store).stdout
+        exports.append({r["email"]: r for r in map(orjson.loads, out.splitlines())})
+    old_state, new_state = exports
+    by_hand = {
+        email: [
+            {"what": k, "old": old_state[email][k], "new": new_state[email][k]}
+            for k in ("created", "last_activity")
+            if old_state[email][k] != new_state[email][k]
+        ]
+        for email in old_state
+    }
+    assert by_hand == {  # the data is what we think: nothing else differs
+        "carol@x.example": [
+            {"what": "last_activity", "old": "2026-11-05T08:00:00Z", "new": "2026-11-03T08:00:00Z"}
+        ],
+        "zed@x.example": [
+            {"what": "created", "old": "2026-11-02T08:00:00Z", "new": "2026-11-04T08:00:00Z"}
+        ],
+    }
+    for email in old_state:
+        for k in ("created", "last_activity"):
+            old_state[email].pop(k), new_state[email].pop(k)
+    assert old_state == new_state
+
+    args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(events)]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    assert d["new"]["rejected"] == 2
+    assert {i["prospect"]: i["changes"] for i in d["data"]["examples"]} == by_hand
+    assert d["prospects"]["changed"] == 2
+    zed = next(i for i in d["data"]["examples"] if i["prospect"] == "zed@x.example")
+    assert zed["reason"].startswith("event file_download, event line 3, 2026-11-04")
+    text = _mrules(*args).output
+    assert "Prospects: 2 before, 2 after; 2 changed" in text
+    assert (
+        '  ~ carol@x.example: last_activity "2026-11-05T08:00:00Z" -> "2026-11-03T08:00:00Z"\n'
+        in text
+    )
+
+
 def test_the_same_rules_renamed_or_moved_change_nothing(tmp_path: Path) -> None:
     """A renamed rule and rules moved to other lines act the same: nothing changes but the
     renamed rule's counts (its name is how a rule is matched)."""

@@ -576,6 +576,7 @@ class _Facts:
     __slots__ = ("assignee", "crm_status", "data", "grade", "lists", "mql", "score")
 
     def __init__(self, data: bytes, codecs: Any, email: str, mql: str) -> None:
+        from mrules.engine import iso
         from mrules.state import Prospect
 
         p = Prospect.from_json(data, codecs, email)
@@ -595,6 +596,9 @@ class _Facts:
             "source_campaign": p.campaign,
             "opted_out": p.opted_out,
             "do_not_sync": p.do_not_sync,
+            # Set by the events a rule set accepts: a line one side rejects moves them.
+            "created": iso(p.created),
+            "last_activity": iso(p.last_activity),
         }
 
 
@@ -617,6 +621,8 @@ _DATA_ACTIONS: dict[str, tuple[str, str | None]] = {
     "source_campaign": ("source campaign", None),
     "opted_out": ("opt out", None),
     "do_not_sync": ("do not sync", None),
+    "created": ("create prospect", None),
+    "last_activity": ("", None),  # no step sets it: each activity does
 }
 
 
@@ -625,6 +631,8 @@ def _data_reason(e: str, change: dict[str, Any], new: _Explainer, old: _Explaine
     what = change["what"]
     group, _, name = what.partition(".")
     action, arg = _DATA_ACTIONS[group]
+    if not action:
+        return None
     if group == "tags":
         added = sorted(set(change["new"]) - set(change["old"]))
         removed = sorted(set(change["old"]) - set(change["new"]))
