@@ -207,6 +207,33 @@ def test_update_writes_snapshots_only_on_request(tmp_path: Path) -> None:
     assert orjson.loads(snap.read_bytes()) == saved  # never written without --update
 
 
+def test_two_files_sharing_a_snapshot_file_never_replace_each_others_tests(
+    tmp_path: Path,
+) -> None:
+    """`snap.test.yaml` and `snap.test.yml` keep their snapshots in `__snapshots__/snap.json`,
+    each test's by its name. With a test of the same name in both, `--update` passed twice,
+    the second writing over the first's snapshot, and the next run failed the first. Such a
+    pair is a broken test, and nothing is written; tests of other names share the file."""
+    yaml = _snapshot_test(tmp_path, "snap")
+    yml = tmp_path / "snap.test.yml"
+    yml.write_text(yaml.read_text().replace("a@x.example", "z@x.example"))
+    snap = tmp_path / "__snapshots__" / "snap.json"
+    res = _mrules("test", str(tmp_path), "--update")
+    assert res.exit_code == 2, res.output
+    assert "snap.test.yml beside this file keeps its snapshots in the same file" in res.output
+    assert "snap.test.yaml beside this file" in res.output and "Traceback" not in res.output
+    assert not snap.exists()
+    res = _mrules("test", str(yaml), "--update")  # alone on the command line, too
+    assert res.exit_code == 2 and not snap.exists(), res.output
+
+    yml.write_text(yml.read_text().replace("name: snap", "name: other"))
+    res = _mrules("test", str(tmp_path), "--update")
+    assert res.exit_code == 0 and res.output.count("snapshot updated") == 2, res.output
+    assert sorted(orjson.loads(snap.read_bytes())) == ["other", "snap"]
+    res = _mrules("test", str(tmp_path))
+    assert res.exit_code == 0 and "2 passed" in res.output, res.output
+
+
 def test_new_user_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A new user tests the example, sees the test fail, fixes the rule, sees it pass:
     docs/testing.md's "What a failure says", its test file and its transcript, played

@@ -2304,14 +2304,39 @@ def _plain(obj: Any) -> Any:
 # -------------------------------------------------------------------------- snapshots
 
 
-def _snapshot_path(case: Case) -> Path:
+def _snapshot_stem(case: Case) -> tuple[Path, str]:
     f = Path(case.path or case.file)
     stem = f.name
     for suffix in (*TEST_SUFFIXES, ".yaml", ".yml"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
+    return f, stem
+
+
+def _snapshot_path(case: Case) -> Path:
+    f, stem = _snapshot_stem(case)
     return f.parent / SNAPSHOT_FOLDER / f"{stem}.json"
+
+
+def _snapshot_sharer(case: Case) -> Path | None:
+    """Another test file of the folder whose snapshots go to the same file (`x.test.yml`
+    beside `x.test.yaml`) and that has a snapshot test of the same name: the entries are
+    found by the test's name, so each would replace the other's."""
+    f, stem = _snapshot_stem(case)
+    for suffix in TEST_SUFFIXES:
+        other = f.parent / f"{stem}{suffix}"
+        if other.name == f.name:
+            continue
+        try:
+            if not other.is_file() or other.samefile(f):
+                continue
+            cases = load_file(other)
+        except (OSError, TestFileError):  # a broken file says so when it runs
+            continue
+        if any(c.name == case.name and c.expect.get("snapshot") for c in cases):
+            return other
+    return None
 
 
 _AT = re.compile(r"^(.+):(\d+)$")
@@ -2370,6 +2395,16 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
     if not case.expect.get("snapshot"):
         return
     path = _snapshot_path(case)
+    sharer = _snapshot_sharer(case)
+    if sharer is not None:
+        raise TestFileError(
+            case.file,
+            _line(case.expect, "snapshot"),
+            f"snapshot: {_printable(sharer.name)} beside this file keeps its snapshots in the"
+            f" same file, {_printable(str(path))}, and has a snapshot test named"
+            f" '{_printable(case.name)}' too: each would replace the other's; rename one of"
+            " the two tests (or files)",
+        )
     snaps = _read_snapshots(path)
     if case.name in snaps and not update:
         _check_snapshot_entry(path, case.name, snaps[case.name])
