@@ -605,7 +605,8 @@ def apply_plan(
                 "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect, field) DO UPDATE SET"
                 " code=excluded.code, message=excluded.message, value=excluded.value,"
-                " at=excluded.at, crm_id=excluded.crm_id, attempts=attempts+1,"
+                " at=excluded.at, object=excluded.object, crm_id=excluded.crm_id,"
+                " attempts=attempts+1,"
                 " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
                 (*error_row, read_mark),
             )

@@ -1,0 +1,41 @@
+"""The error queue after the CRM moves the record or the prospect stops syncing
+(docs/sync.md#errors): what `sync status` says is the write that is really held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.sync.world import BOB, T0, World, ev
+
+
+def _ann_held(w: World) -> None:
+    """ann@x.com's company size goes to her new lead, which refuses it: held."""
+    w.run(
+        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
+        ev(T0, "ann@x.com", asset="Demo"),
+    )
+    w.sync("apply")
+    (err,) = w.status()["error_queue"]
+    assert (err["object"], err["crm_id"][:3]) == ("lead", "00Q")
+
+
+def test_a_write_refused_again_on_the_converted_contact_names_the_contact(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB]})
+    _ann_held(w)
+    w.changes(
+        {"at": "2026-11-02T09:05:00Z", "op": "convert", "email": "ann@x.com", "opportunity": False},
+        until="2026-11-02T09:06:00Z",
+    )
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    # The link moved to the contact; the held value was tried there, and refused again.
+    link = w.syncdb("SELECT object, crm_id FROM link WHERE prospect='ann@x.com'")
+    assert link[0][0] == "contact"
+    (err,) = w.status()["error_queue"]
+    assert err["attempts"] == 2
+    # Was: "lead" with the contact's id, and `sync status` said `ann@x.com lead ...`.
+    assert (err["object"], err["crm_id"]) == link[0]
+    text = w.ok("sync", "status", "--store", str(w.store)).output
+    assert "ann@x.com contact Company_Size__c: INVALID_OR_NULL" in text
