@@ -39,3 +39,41 @@ def test_a_write_refused_again_on_the_converted_contact_names_the_contact(
     assert (err["object"], err["crm_id"]) == link[0]
     text = w.ok("sync", "status", "--store", str(w.store)).output
     assert "ann@x.com contact Company_Size__c: INVALID_OR_NULL" in text
+
+
+STOP = """
+form "Stop"
+automation rule "stop" priority 2 { when all { submitted form "Stop" } then { do not sync } }
+"""
+
+
+def test_a_prospect_marked_do_not_sync_takes_its_held_errors_out_of_the_queue(
+    tmp_path: Path,
+) -> None:
+    w = World(tmp_path)
+    w.rules.write_text(w.rules.read_text("utf-8") + STOP, "utf-8")
+    w.seed({"Contact": [BOB]})
+    # ann's value is refused on her lead (held); zed's create is refused whole (held).
+    w.run(
+        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
+        ev(T0, "ann@x.com", asset="Demo"),
+        ev(T0, "zed@x.com", "prospect_update", fields={"first_name": "Z" * 50}),
+        ev(T0, "zed@x.com", asset="Demo"),
+    )
+    w.sync("apply")
+    held = {(e["prospect"], e["field"]) for e in w.status()["error_queue"]}
+    assert held == {("ann@x.com", "Company_Size__c"), ("zed@x.com", "*record")}
+    w.run(
+        ev("2026-11-02T09:05:00Z", "ann@x.com", asset="Stop"),
+        ev("2026-11-02T09:05:00Z", "zed@x.com", asset="Stop"),
+    )
+    plan = w.sync("plan", code=2).output
+    assert "ann@x.com    (do not sync: its held error(s) leave the queue)" in plan
+    w.sync("run", "--until", "2026-11-02T09:30:00Z")
+    # Was: both errors stayed, `sync status` counted them for good, and `sync retry`
+    # said it would retry writes no cycle makes for a prospect that does not sync.
+    status = w.status()
+    assert (status["errors"], status["error_queue"], status["queue"]) == (0, [], 0)
+    retry = w.ok("sync", "retry", "--store", str(w.store)).output
+    assert retry.startswith("0 held error(s)")
+    assert w.sync("plan").output.rstrip().endswith("nothing to do")

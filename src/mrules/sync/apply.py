@@ -429,6 +429,8 @@ def apply_plan(
             email = o["prospect"]
             if o["op"] == "skip" and o.get("done"):
                 finish(o)
+                for field in o.get("resolved", ()):  # a prospect that no longer syncs
+                    errors_clear.append((email, field))
                 continue
             if o["op"] == "hold" and any(
                 h.get("code") == DUPLICATE_LINK for h in o.get("held", ())

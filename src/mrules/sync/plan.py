@@ -1000,6 +1000,21 @@ def make_plan(
         writes += 1
         return op
 
+    # A prospect that no longer syncs (`do not sync`, or gone) has no write left to hold:
+    # its errors leave the queue with the work dropped (docs/sync.md#errors).
+    held_fields: dict[str, list[str]] = {}
+    for email, held_field in errors:
+        held_fields.setdefault(email, []).append(held_field)
+    dropping: set[str] = set()
+
+    def dropped(email: str, why: str) -> dict[str, Any]:
+        """A skip op's reason, and the errors it takes out of the queue."""
+        dropping.add(email)
+        fields = held_fields.get(email)
+        if not fields:
+            return {"why": why}
+        return {"why": f"{why}: its held error(s) leave the queue", "resolved": sorted(fields)}
+
     for email, (work, since, _attempts, next_try) in queue.items():
         p = prospects.get(email)
         kinds = [w["kind"] for w in work]
@@ -1012,11 +1027,12 @@ def make_plan(
             ops.append({**base_op, "op": "wait", "why": f"backing off until {iso(next_try)}"})
             continue
         if p is None:
-            gone = {"op": "skip", "why": "the prospect is gone", "done": True, "seqs": every}
-            ops.append({**base_op, **gone})
+            gone = {"op": "skip", "done": True, "seqs": every}
+            ops.append({**base_op, **gone, **dropped(email, "the prospect is gone")})
             continue
         if p.do_not_sync:
-            ops.append({**base_op, "op": "skip", "why": "do not sync", "done": True, "seqs": every})
+            skip = {"op": "skip", "done": True, "seqs": every}
+            ops.append({**base_op, **skip, **dropped(email, "do not sync")})
             continue
         if not any(k in CREATE_KINDS for k in kinds):
             continue  # members and tasks follow the record below
@@ -1173,6 +1189,13 @@ def make_plan(
         ops.append(numbered(op))
         queued_ops[email] = op
 
+    for email in sorted(held_fields.keys() - dropping):
+        p = prospects.get(email)
+        if p is None or p.do_not_sync:
+            why = "the prospect is gone" if p is None else "do not sync"
+            ops.append(
+                {"prospect": email, "op": "skip", "done": True, "seqs": []} | dropped(email, why)
+            )
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
     # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
     # deleted ones included, and this plan's reads): a membership of a campaign the CRM

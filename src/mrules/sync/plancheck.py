@@ -226,8 +226,8 @@ def _op(o: Any, where: str, last_batch: int) -> None:
         )
         _mapping(o["base_after"], f"{where}.base_after")
         _mapping(o.get("times_after"), f"{where}.times_after")
-        for n, field in enumerate(_items(o.get("resolved", ()), f"{where}.resolved")):
-            _text(field, f"{where}.resolved[{n}]")
+    for n, field in enumerate(_items(o.get("resolved", ()), f"{where}.resolved")):
+        _text(field, f"{where}.resolved[{n}]")
     if op in ("campaign_member", "task"):
         if o.get("crm_id") is not None:
             _text(o["crm_id"], f"{where}.crm_id")
