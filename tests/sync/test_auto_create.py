@@ -41,3 +41,30 @@ def test_records_there_before_the_first_cycle_wait_for_a_change(tmp_path: Path) 
     w.sync("send", "idle@x.com")
     w.sync("run", "--until", "2026-11-02T09:20:00Z")
     assert "idle@x.com" in w.prospects()
+
+
+def test_records_created_after_a_first_cycle_that_found_none_come_at_once(
+    tmp_path: Path,
+) -> None:
+    """A new org: no lead at the first cycle. The first read of `Lead` found nothing, and
+    the leads sales create after it are new to the connector: their prospects come at the
+    next cycle, as a lead created after a first read that found some does."""
+    w = World(tmp_path, settings="auto create prospects on")
+    w.seed({})
+    w.run(ev(T0, "ann@x.com", asset="Quiet"))
+    w.sync("run", "--until", T0)
+    w.changes(
+        {
+            "at": "2026-11-02T09:06:00Z",
+            "op": "create",
+            "object": "Lead",
+            "fields": {"LastName": "New", "Company": "Ex", "Email": "new@x.com"},
+        },
+        until="2026-11-02T09:06:00Z",
+    )
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    got = w.prospects()
+    # Was: only ann@x.com; the second cycle took itself for the first read of `Lead` and
+    # treated new@x.com as a lead there before the connector (until it changed again).
+    assert set(got) == {"ann@x.com", "new@x.com"}
+    assert got["new@x.com"]["crm_status"] == "lead"

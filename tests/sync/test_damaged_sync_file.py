@@ -35,7 +35,11 @@ DAMAGE = [  # (SQL, the value named, the commands that read it)
         "meta generation",
         ("plan", "run"),
     ),
-    ("UPDATE cursor SET modstamp = 'yesterday'", "the cursor of 'Contact'", ALL),
+    (
+        "UPDATE cursor SET modstamp = 'yesterday' WHERE object = 'Contact'",
+        "the cursor of 'Contact'",
+        ALL,
+    ),
     (
         "INSERT INTO queue VALUES ('ann@x.com', 'not json', 0, 0, 0)",
         "the queued work of 'ann@x.com'",

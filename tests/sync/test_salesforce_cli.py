@@ -115,7 +115,11 @@ def test_plan_and_apply_against_a_recorded_org(
         _cli("sync", "status", "--store", world["store"], "--format", "json").output
     )
     assert status["links"] == 2 and status["queue"] == 0 and status["errors"] == 0
-    assert status["cursors"] == {"Contact": "2026-11-01T08:00:00.000+0000"}
+    # The org had no lead: the first read of Lead found none, and read up to the plan's time.
+    assert status["cursors"] == {
+        "Contact": "2026-11-01T08:00:00.000+0000",
+        "Lead": "2026-11-02T09:10:00.000+0000",
+    }
 
 
 @pytest.mark.parametrize(

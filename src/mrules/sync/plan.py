@@ -339,7 +339,14 @@ def _change_pages(
         del slim
         if done:
             break
-    plan.cursors_to[sobject] = _cursor_json(cursor) or plan.cursors_from.get(sobject, [])
+    # A first read that finds no record still reads the object: its cursor is the time read
+    # up to, so the records created later are new to the connector (`auto create prospects
+    # on` creates their prospects; it is not retroactive only for those there before).
+    plan.cursors_to[sobject] = (
+        _cursor_json(cursor)
+        or plan.cursors_from.get(sobject)
+        or [format_datetime(until), NO_RECORD_ID]
+    )
     if sent:  # sent to marketing: read now, changed or not
         found = crm.find(sobject, "Id", sent, sorted(keep), missing_ok=True)
         yield [r for r in found if r.id not in seen]
@@ -423,6 +430,10 @@ def _slim(r: Record, keep: frozenset[str]) -> Record:
         r.system_modstamp,
         r.is_deleted,
     )
+
+
+NO_RECORD_ID = "000000000000000AAA"
+"""Salesforce's empty id, below every record's: a cursor's id when it read no record."""
 
 
 def _cursor(c: tuple[str, str] | list[str] | None) -> Cursor | None:
