@@ -1,5 +1,5 @@
-"""The error queue after the CRM moves the record or the prospect stops syncing
-(docs/sync.md#errors): what `sync status` says is the write that is really held."""
+"""`mrules sync status` after the CRM moves or deletes a record, or a prospect stops
+syncing (docs/sync.md#errors): its figures are what is really linked and held."""
 
 from __future__ import annotations
 
@@ -77,3 +77,22 @@ def test_a_prospect_marked_do_not_sync_takes_its_held_errors_out_of_the_queue(
     retry = w.ok("sync", "retry", "--store", str(w.store)).output
     assert retry.startswith("0 held error(s)")
     assert w.sync("plan").output.rstrip().endswith("nothing to do")
+
+
+def test_status_does_not_count_a_record_deleted_in_the_crm_as_linked(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB]})
+    w.run(ev(T0, "bob@x.com", asset="Demo"), ev(T0, "ann@x.com", asset="Demo"))
+    w.sync("apply")
+    assert w.status()["links"] == 2
+    w.changes(
+        {"at": "2026-11-02T09:05:00Z", "op": "delete", "email": "bob@x.com"},
+        until="2026-11-02T09:06:00Z",
+    )
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    people = w.prospects()
+    assert (people["bob@x.com"]["crm_status"], people["bob@x.com"]["crm_id"]) == ("deleted", None)
+    # Was: 2, bob's link row (kept for its history) counted as a linked record.
+    assert w.status()["links"] == 1
+    text = w.ok("sync", "status", "--store", str(w.store)).output
+    assert text.startswith("last cycle: 2026-11-02T09:10:00Z; 1 linked record(s);")

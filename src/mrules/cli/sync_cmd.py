@@ -1055,7 +1055,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "errors": len(errors),
             "errors_by_code": dict(sorted(Counter(e["code"] for e in errors).items())),
             "cursors": {k: v[0] for k, v in sorted(db.cursors().items())},
-            "links": db.count("link"),
+            "links": db.live_links(),
             "last_cycle": iso(db.last_cycle) if db.last_cycle else None,
             "api_calls": db.api_calls(),
             "facts_not_delivered": len(db.undelivered()),

@@ -762,3 +762,8 @@ class SyncDb:
 
     def count(self, table: str) -> int:
         return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def live_links(self) -> int:
+        """The prospects linked to a CRM record: not those whose record was deleted (or
+        merged into another prospect's) in the CRM, which keep their row for its history."""
+        return int(self.conn.execute("SELECT count(*) FROM link WHERE deleted = 0").fetchone()[0])
