@@ -1411,25 +1411,24 @@ def make_plan(
                 op["expected_errors"] = expected
             if push:
                 numbered(op)
-            if op.get("batch", 0) > 0:
+            pulled = [row for row in rows if row["winner"] == "crm"]
+            if op.get("batch", 0) > 0 and (pulled or resolved):
                 # Our write waits for a later batch; the CRM's values do not (docs/sync.md:
                 # `batch` caps the writes to the CRM): they are taken now, with the base
                 # (for our fields, the CRM's values read now), and the update is planned
-                # again next cycle. Without this, they waited with it, and the next cycle,
-                # which does not read the record again, no longer saw them change.
-                pulled = [row for row in rows if row["winner"] == "crm"]
-                if pulled or resolved:  # else the base waits with the update, as it did
-                    spool.append(
-                        {
-                            "op": "pull" if pulled else "base",
-                            "prospect": email,
-                            "object": obj,
-                            "crm_id": crm_id,
-                            "fields": pulled,
-                            "why": "the CRM's values taken; our write waits for a later batch",
-                            **extra,
-                        }
-                    )
+                # again next cycle. Riding on the update, they waited with it, and the next
+                # cycle, which does not read the record again, no longer saw them change.
+                spool.append(
+                    {
+                        "op": "pull" if pulled else "base",
+                        "prospect": email,
+                        "object": obj,
+                        "crm_id": crm_id,
+                        "fields": pulled,
+                        "why": "the CRM's values taken; our write waits for a later batch",
+                        **extra,
+                    }
+                )
                 for taken in ("event", "resolved", "base_after", "times_after"):
                     op.pop(taken, None)
                 op["fields"] = [row for row in rows if row["winner"] != "crm"]
