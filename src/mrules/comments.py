@@ -123,7 +123,11 @@ class SourceIndex:
     def close_of(self, open_pos: int) -> int:
         """Offset of the `}` that closes the block opened at `open_pos`."""
         depth = 0
-        for tok in self.tokens[self.index_at(open_pos) :]:
+        tokens = self.tokens
+        # Indices, not a slice: a slice would copy every token to the end of the file,
+        # once a block, which made formatting a large file quadratic.
+        for i in range(self.index_at(open_pos), len(tokens)):
+            tok = tokens[i]
             if tok.text == "{":
                 depth += 1
             elif tok.text == "}":
@@ -136,7 +140,9 @@ class SourceIndex:
         """Tokens directly inside the block opened at `open_pos` (nested blocks skipped)."""
         out: list[Token] = []
         depth = 0
-        for tok in self.tokens[self.index_at(open_pos) + 1 :]:
+        tokens = self.tokens
+        for i in range(self.index_at(open_pos) + 1, len(tokens)):  # no slice: see close_of
+            tok = tokens[i]
             if tok.text == "}":
                 if depth == 0:
                     break
