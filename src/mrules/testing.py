@@ -1675,7 +1675,6 @@ class _Rules:
     def __init__(self) -> None:
         self.compiled: dict[str, Any] = {}
         self.decls: dict[str, str] = {}
-        self.setups: dict[str, Any] = {}
         self.names: dict[str, _Names] = {}
 
     @staticmethod
@@ -1727,11 +1726,12 @@ class _Rules:
         return self.decls[k]
 
     def setup(self, text: str) -> Any:
+        """The compiled setup rule set of one case's starting state. Not kept: its text
+        names the case's prospects and line, so no other case asks for it again, and each
+        one kept the whole rule set's declarations compiled, for every case of the run."""
         from mrules.api import compile_rules
 
-        if text not in self.setups:
-            self.setups[text] = compile_rules(text)
-        return self.setups[text]
+        return compile_rules(text)
 
 
 _GIVEN_SOURCE = "<given>"
