@@ -173,9 +173,12 @@ def campaign_report(
         r = row(name)
         if cost is not None:
             r["cost"], r["cost_source"] = cost, "rules"
+    # Every source campaign a prospect has is a row, as every CRM campaign is: one whose
+    # prospects were all created outside the range shows its zeros (it was left out).
     for name, n, mqls in q(
-        f"SELECT campaign, count(*), count(mql) FROM ps WHERE campaign IS NOT NULL"
-        f" AND {_in('created')} GROUP BY campaign",
+        f"SELECT campaign, count(CASE WHEN {_in('created')} THEN 1 END),"
+        f" count(CASE WHEN {_in('created')} THEN mql END) FROM ps WHERE campaign IS NOT NULL"
+        " GROUP BY campaign",
         p,
     ):
         r = row(name)

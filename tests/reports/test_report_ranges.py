@@ -1,0 +1,63 @@
+"""`mrules report` with a date range: what the range leaves in and out (docs/reports.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mrules.cli import main
+
+RULES = """\
+campaign "Spring promo"
+form "Spring form"
+on submit of form "Spring form" { change source campaign to "Spring promo" }
+"""
+EVENTS = [
+    {"ts": "2026-03-02T09:00:00Z", "type": "form_submit", "prospect": "a@example.com",
+     "asset": "Spring form"},
+]  # fmt: skip
+
+
+def _cli(*args: str) -> str:
+    res = CliRunner().invoke(main, list(args))
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("ranges")
+    (folder / "rules.mr").write_text(RULES, encoding="utf-8")
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
+    path = str(folder / "s.db")
+    _cli("run", str(folder / "rules.mr"), str(folder / "events.jsonl"), "--store", path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "table"])
+def test_a_source_campaign_is_a_row_when_its_prospects_are_outside_the_range(
+    store: str, fmt: str
+) -> None:
+    # "One row a campaign: ... every source campaign a prospect has": a range that holds
+    # none of its prospects shows the campaign with its zeros, as it shows a CRM campaign.
+    # It was left out, as if it did not exist.
+    out = _cli("report", "campaigns", "--store", store, "--since", "2026-04-01", "--format", fmt)
+    if fmt == "json":
+        rows = json.loads(out)["campaigns"]
+        assert [(r["campaign"], r["prospects"], r["mqls"]) for r in rows] == [
+            ("Spring promo", 0, 0)
+        ]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert [(r["campaign"], r["prospects"]) for r in rows] == [
+            ("Spring promo", "0"),
+            ("(unattributed)", ""),
+        ]
+    else:
+        assert "Spring promo" in out
+    whole = json.loads(_cli("report", "campaigns", "--store", store, "--format", "json"))
+    assert [(r["campaign"], r["prospects"]) for r in whole["campaigns"]] == [("Spring promo", 1)]
