@@ -82,3 +82,25 @@ def test_csv_cells_a_spreadsheet_would_compute_are_quoted(store: str, tmp_path: 
     assert r.exit_code == 0, r.output
     cells = [row[1] for row in csv.reader(io.StringIO(r.stdout))]
     assert "'=1+1" in cells and "=1+1" not in cells
+
+
+def test_a_long_name_is_printed_whole_into_a_file(store: str, tmp_path: Path) -> None:
+    """A table written to a file or a pipe was cut at 200 columns: a campaign (or a rule)
+    whose name made the table wider lost its end behind `…`, and two long names that
+    began alike read the same. A pipe or a file gets the whole width the table needs."""
+    names = [f"{stem}_{'x' * 150}_{stem}" for stem in ("utm_campaign=spring", "utm_campaign=fall")]
+    rules = tmp_path / "campaigns.mr"
+    rules.write_text(
+        "".join(f'campaign "{n}" cost 100\n' for n in names)
+        + f'automation rule "{names[0]}" priority 1 {{ when all {{ score > 1000 }}'
+        ' then { add tag "t" } }\n'
+    )
+    r = mrules("report", "campaigns", "--store", store, "--rules", rules)
+    assert r.exit_code == 0, r.output
+    for name in names:
+        assert r.stdout.count(f"│ {name} ") == 2, name  # the campaign table and the influence one
+    assert "…" not in r.stdout
+    r = mrules("report", "rules", "--store", store, "--rules", rules)
+    assert r.exit_code == 0, r.output
+    assert f"automation rule '{names[0]}'" in r.stdout
+    assert "…" not in r.stdout

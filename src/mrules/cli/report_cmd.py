@@ -67,7 +67,7 @@ def _emit(data: dict[str, Any], fmt: str) -> None:
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
     # A pipe or a file gets the whole width a table needs (rich would wrap at 80).
-    console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 100_000)
     for t in tables(data):
         console.print(t)
     if data["report"] not in ("funnel", "campaigns", "rules"):
