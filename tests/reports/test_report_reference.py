@@ -600,3 +600,43 @@ def test_the_html_page_shows_the_reports_figures(tmp_path_factory: Any, w: dict[
             "–" if c["cost_per_prospect"] is None else f"{c['cost_per_prospect']:,.2f}",
             "–" if c["roi"] is None else f"{c['roi'] * 100:.1f}%",
         ], c["campaign"]  # fmt: skip
+
+
+def test_a_campaign_that_pays_its_cost_back_has_an_roi_of_zero(tmp_path: Path) -> None:
+    """Deals of 100 and 200, each touched by three campaigns: the first, which cost 100,
+    is credited a third of each, 100 less a rounding error (99.99999999999999). Its ROI
+    was -0.0 in the JSON and the CSV and `-0.0%`, a loss, in the table and the page."""
+    names = ("Event", "Ads", "Partner")
+    w: dict[str, Any] = {
+        "prospects": [
+            {"email": "p0@x.example", "created": T0, "mql": T0, "campaign": None,
+             "contact": "003c0", "link_deleted": False, "score": 0},
+        ],
+        "campaigns": [
+            {"id": f"701k{k}", "name": name, "cost": 100 if k == 0 else None, "deleted": False}
+            for k, name in enumerate(names)
+        ],
+        "members": [
+            {"campaign": f"701k{k}", "contact": "003c0", "created": T0, "deleted": False}
+            for k in range(3)
+        ],
+        "opps": [
+            {"id": f"006o{j}", "amount": amount, "won": True, "closed": True,
+             "close": T0 + DAY, "created": T0, "primary": None, "deleted": False,
+             "roles": [("003c0", False)]}
+            for j, amount in enumerate((100.0, 200.0))
+        ],
+        "since": None,
+        "until": None,
+    }  # fmt: skip
+    store = _write(tmp_path, w)
+    got = orjson.loads(_report(store, w, "campaigns", "--format", "json"))
+    event = next(c for c in got["campaigns"] if c["campaign"] == "Event")
+    assert math.isclose(event["won_amount"], 100.0)
+    assert str(event["roi"]) == "0.0"
+    rows = list(csv.DictReader(io.StringIO(_report(store, w, "campaigns", "--format", "csv"))))
+    assert [r["roi"] for r in rows if r["campaign"] == "Event"] == ["0.0"]
+    text = _report(store, w, "campaigns").split("won amount credited by model")[0]
+    assert _cells(text)["Event"][-1] == "0.0%"
+    page = _report(store, w, "html", "-")
+    assert "-0.0%" not in page

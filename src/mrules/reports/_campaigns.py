@@ -219,8 +219,8 @@ def campaign_report(
         cost = r["cost"]
         if cost is not None and r["prospects"]:
             r["cost_per_prospect"] = round(cost / r["prospects"], 4)
-        if cost:
-            r["roi"] = round((r["won_amount"] - cost) / cost, 6)
+        if cost:  # + 0.0: a break-even a rounding error made -0.0 is 0.0, not a "-0.0%" loss
+            r["roi"] = round((r["won_amount"] - cost) / cost, 6) + 0.0
         out.append(r)
     out.sort(key=lambda r: (-r["won_amount"], r["campaign"]))
     totals: dict[str, Any] = {
