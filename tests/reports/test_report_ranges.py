@@ -61,3 +61,24 @@ def test_a_source_campaign_is_a_row_when_its_prospects_are_outside_the_range(
         assert "Spring promo" in out
     whole = json.loads(_cli("report", "campaigns", "--store", store, "--format", "json"))
     assert [(r["campaign"], r["prospects"]) for r in whole["campaigns"]] == [("Spring promo", 1)]
+
+
+@pytest.mark.parametrize(
+    ("given", "same_as"),
+    [
+        ("2026-W10", "2026-03-02T00:00:00Z"),  # an ISO week: its Monday
+        ("2026-03-02T11:00:00+02:00", "2026-03-02T09:00:00Z"),  # a zone: that moment
+        ("2026-03-02T09:00:00", "2026-03-02T09:00:00Z"),  # no zone: UTC
+    ],
+)
+def test_the_documented_forms_of_a_date(store: str, given: str, same_as: str) -> None:
+    # docs/reports.md: the prospect created at 09:00 UTC is in a range from 09:00 UTC on.
+    for since, count in ((given, 1), ("2026-03-02T09:00:01Z", 0)):
+        out = json.loads(
+            _cli("report", "funnel", "--store", store, "--since", since, "--format", "json")
+        )
+        assert out["stages"][1] == {"stage": "prospect", "count": count}
+    out = json.loads(
+        _cli("report", "scores", "--store", store, "--since", given, "--format", "json")
+    )
+    assert out["since"] == same_as
