@@ -421,7 +421,8 @@ def _report(store: Path, w: dict[str, Any], *args: str) -> str:
         zone = dt.timezone(dt.timedelta(hours=5, minutes=30) if w["since"] % 2 else dt.timedelta())
         dates += ["--since", dt.datetime.fromtimestamp(w["since"], zone).isoformat()]
     if w["until"] is not None:
-        dates += ["--until", _day(w["until"])]  # a day: its midnight
+        until = w["until"]  # a day is its midnight
+        dates += ["--until", _iso(until) if until % DAY else _day(until)]
     result = CliRunner().invoke(main, ["report", *args, "--store", str(store), *dates])
     assert result.exit_code == 0, result.output
     return result.stdout
