@@ -61,7 +61,6 @@ CODES: dict[str, str] = {
     "MR221": "activity Pardot does not record",
     "MR222": "conditional group with more than one condition",
     "MR223": "image file never triggers",
-    "MR224": "conditional group on an email click",
     # actions and limits
     "MR301": "action not allowed here",
     "MR302": "priority set twice",

@@ -1,6 +1,6 @@
 """Criteria that cannot be met or name activities Pardot does not record.
 
-Rules (codes MR220-MR224):
+Rules (codes MR220-MR223):
 
 * an `all` group whose criteria can never hold together (MR220):
   `all { score > 100; score < 50 }`, `all { size is "a"; size is "b" }`,
@@ -17,9 +17,7 @@ Rules (codes MR220-MR224):
 * a conditional completion-action group gated by a group of criteria rather
   than exactly one condition (MR222): `if all { a; b } { ... }`;
 * a file trigger or `downloaded` criterion on an image file, which never fires
-  (MR223, a warning): `on download of file "logo.png"`;
-* a conditional group on an email's link clicks, which Pardot does not offer
-  (MR224, a warning): `on click of email "E" { if ... { ... } }`.
+  (MR223, a warning): `on download of file "logo.png"`.
 """
 
 from __future__ import annotations
@@ -282,23 +280,13 @@ def _image(path: str, name: ast.Name) -> Diagnostic:
 
 
 def check_conditions(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
-    """MR222: a conditional group is gated by exactly one condition; MR224: none on an
-    email's link clicks."""
+    """MR222: a conditional group is gated by exactly one condition."""
     for path, item in items(program):
         if not isinstance(item, ast.CompletionActions | ast.PageAction):
             continue
-        on_email = isinstance(item, ast.CompletionActions) and item.trigger.asset_kind == "email"
         for stmt in item.body:
             if not isinstance(stmt, ast.Conditional):
                 continue
-            if on_email:
-                yield report.warning(
-                    "MR224",
-                    "Pardot offers no conditional completion actions on an email's link clicks",
-                    path,
-                    stmt.condition,
-                    hint="use standard actions here and an automation rule for the condition",
-                )
             cond = stmt.condition
             inner = cond.criterion if isinstance(cond, ast.Not) else cond
             if isinstance(inner, ast.Group):
