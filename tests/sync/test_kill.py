@@ -238,9 +238,19 @@ def _no_sync_yet_then_it_resumes(w: World, reference: dict[str, Any]) -> None:
         r.output == f"mrules: error: {w.tmp / 'w.sync.db'}: no sync yet (run `mrules sync run`"
         " or `sync apply`)\n"
     )
-    for reader in (["report", "funnel"], ["state", "outbox"]):
+    # `report html` and `explain --timeline` took such a file for one that is no sync
+    # file (exit 4, "no link or opportunity table"), where the other reports read it.
+    page = w.tmp / "page.html"
+    readers = (
+        ["report", "funnel"],
+        ["state", "outbox"],
+        ["report", "html", str(page)],
+        ["explain", "p00@x.com", "--timeline"],
+    )
+    for reader in readers:
         r = w.cli(*reader, "--store", str(w.store))
         assert r.exit_code == 0, (reader, r.output)
+    assert page.stat().st_size > 0
     w.sync("run", "--until", T0)
     _second_half(w)
     w.sync("run", "--until", "2026-11-02T09:20:00Z")

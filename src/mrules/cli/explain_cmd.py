@@ -263,6 +263,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     finally:
         store.close()
     if timeline:
+        given = sync_db is not None
         if sync_db is not None and not os.path.isfile(sync_db):  # given: it must be there
             fail(f"--sync-db {printable_path(sync_db)}: no such file", EXIT_USAGE)
         if sync_db is None and store_path != MEMORY and "://" not in store_path:
@@ -271,7 +272,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
             key,
             entries,
             created=state["created"],
-            crm=crm_stages(sync_db, key, store_id=store_id, store_path=store.path),
+            crm=crm_stages(sync_db, key, store_id=store_id, store_path=store.path, given=given),
         )
         if fmt == "json":
             out.write(orjson.dumps(t, option=orjson.OPT_INDENT_2) + b"\n")

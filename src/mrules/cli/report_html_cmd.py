@@ -189,14 +189,17 @@ def html(
         rule_paths: Any = list(rules) or None
         try:
             data: dict[str, Any] = {
+                # sync_db, not sync_path: the file beside the store is found by the reports
+                # themselves, which read one a first sync killed at once left (no table
+                # yet) as no sync, as `mrules report funnel` does; given, it is refused.
                 "funnel": funnel(
-                    store_path, sync_db=sync_path, since=since, until=until, by=by, reading=reading
+                    store_path, sync_db=sync_db, since=since, until=until, by=by, reading=reading
                 ),
                 "campaigns": campaigns(
-                    store_path, sync_db=sync_path, rules=rule_paths, since=since, until=until
+                    store_path, sync_db=sync_db, rules=rule_paths, since=since, until=until
                 ),
                 "rules": rules_report(
-                    store_path, rules=rule_paths, sync_db=sync_path, since=since, until=until
+                    store_path, rules=rule_paths, sync_db=sync_db, since=since, until=until
                 ),
                 "scores": scores(store_path, since=since, until=until),
             }
@@ -208,7 +211,11 @@ def html(
                 email = prospect_key(timeline_email) if timeline_email else None
                 if email is None:
                     email = page.default_prospect(store, sync_path)
-                t = page.prospect_timeline(store, email, sync_path) if email else None
+                t = (
+                    page.prospect_timeline(store, email, sync_path, given=sync_db is not None)
+                    if email
+                    else None
+                )
                 if timeline_email and t is None:
                     fail(f"no prospect '{email}' in {printable_path(store_path)}", EXIT_USAGE)
         finally:

@@ -578,8 +578,12 @@ def default_prospect(store: Any, sync_db: str | Path | None) -> str | None:
     return None
 
 
-def prospect_timeline(store: Any, email: str, sync_db: str | Path | None) -> dict[str, Any] | None:
-    """The timeline of `email` in an open store, or None when there is no such prospect."""
+def prospect_timeline(
+    store: Any, email: str, sync_db: str | Path | None, *, given: bool = True
+) -> dict[str, Any] | None:
+    """The timeline of `email` in an open store, or None when there is no such prospect.
+
+    `given`: `sync_db` was given (`--sync-db`), not found beside the store (`crm_stages`)."""
     from mrules.outputs import prospect_record
     from mrules.reports.timeline import crm_stages, timeline
     from mrules.state import Codecs, Prospect
@@ -590,7 +594,8 @@ def prospect_timeline(store: Any, email: str, sync_db: str | Path | None) -> dic
     codecs = Codecs()
     state = prospect_record(Prospect.from_json(raw, codecs, email), codecs, [])
     entries = list(store.ledger(prospect=email))
-    return timeline(email, entries, created=state["created"], crm=crm_stages(sync_db, email))
+    crm = crm_stages(sync_db, email, given=given)
+    return timeline(email, entries, created=state["created"], crm=crm)
 
 
 def write(path: Path, text: str) -> None:

@@ -86,11 +86,14 @@ def crm_stages(
     *,
     store_id: str | None = None,
     store_path: str | Path = "",
+    given: bool = True,
 ) -> dict[str, str]:
     """The `sql` and `won` entries of `email` from the sync file (empty without one).
 
     Read only; no file gives no CRM stages: the timeline still shows what the
-    store knows. A file that cannot be read, or is not a sync file, raises
+    store knows. Nor does a file beside the store (not `given`, as `--sync-db`) that
+    holds no table yet: what a first sync killed while it made it leaves, which the
+    reports read as no sync yet too. A file that cannot be read, or is not a sync file, raises
     StoreError as the reports do (exit 4): "no SQL, no won" would be wrong. So
     does another store's sync file (its noted store id is not `store_id`, the
     store's at `store_path`): StorePathError, exit 2, as in the reports.
@@ -107,6 +110,8 @@ def crm_stages(
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         except UNREADABLE as e:
             raise StoreError(f"cannot read sync file {sync_path}: {unreadable_reason(e)}") from e
+        if not tables and not given:
+            return {}
         if not {"link", "opportunity", "opportunity_role"} <= tables:
             raise StoreError(
                 f"{sync_path} is not an mrules sync file (no link or opportunity table)"
