@@ -231,6 +231,56 @@ def test_read_only_store(ref: dict[str, Any], tmp_path: Path) -> None:
     assert export(store) == ref["export"]
 
 
+def test_a_read_only_store_with_its_sync_file_is_read(tmp_path: Path) -> None:
+    """docs/store.md: a store in a read-only folder (a read-only mount, an archive) is read
+    by `state export` and `explain`. Once a sync had run beside it, they stopped with exit
+    4, `NAME.sync.db: cannot use the sync file: unable to open database file` (SQLite
+    could not make the sync file's `-shm` there), and so did `explain --timeline`, the
+    reports and `sync status`: the sync file is now read as immutable there, as the
+    store is."""
+    example = ROOT / "examples" / "getcloudy"
+    data, ro = tmp_path / "data", tmp_path / "ro"
+    data.mkdir()
+    ro.mkdir()
+    store = data / "s.db"
+    until = "2026-12-21T00:00:00Z"
+    for args in (
+        ("run", example / "rules", example / "events.jsonl", "--store", store, "-q"),
+        ("crm", "load", "--store", store, *sorted((example / "crm").iterdir())),
+        ("sync", "run", "--rules", example / "rules", "--store", store, "--until", until),
+    ):
+        res = mrules(*args)
+        assert res.returncode == 0, res.stderr
+    assert (data / "s.sync.db").is_file()
+    email = "bob@bigcorp.example"
+    readers = [
+        ("state", "export"),
+        ("state", "outbox"),
+        ("explain", email),
+        ("explain", email, "--format", "json"),
+        ("explain", email, "--timeline"),
+        ("report", "funnel"),
+        ("report", "campaigns"),
+        ("sync", "status", "--format", "json"),
+    ]
+    expected = {}
+    for reader in readers:
+        res = mrules(*reader, "--store", store)
+        assert res.returncode == 0, (reader, res.stderr)
+        expected[reader] = res.stdout
+    files = sorted(p.name for p in data.iterdir())
+    _root_mount_or_skip("--bind", str(data), str(ro))
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        for reader in readers:
+            res = mrules(*reader, "--store", ro / "s.db")
+            assert res.returncode == 0, (reader, res.stderr)
+            assert res.stdout == expected[reader], reader
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+    assert sorted(p.name for p in data.iterdir()) == files
+
+
 # -- damaged, truncated, empty and foreign stores ----------------------------------------
 
 

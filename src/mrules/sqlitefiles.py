@@ -69,10 +69,34 @@ _WRITES = frozenset(
 def reading_uri(path: str | Path) -> str:
     """The URI that opens `path` to read it: read-write where SQLite may tidy up its WAL
     files (the file and its folder writable), read-only otherwise. A connection made
-    with it must be given `refuse_writes` before use."""
+    with it must be given `refuse_writes` before use.
+
+    On a read-only file system (a read-only mount, an archive) a WAL file cannot be
+    read `mode=ro`: SQLite must create its `-shm` index beside it and cannot ("unable
+    to open database file"). No writer can be at work there either (it could not
+    create its `-wal`), so the file is read as immutable, as the store is; not when a
+    `-shm` is there (SQLite reads it) or a `-wal` with content (immutable would not read
+    what it holds)."""
     p = Path(path).resolve()
     writable = os.access(p, os.W_OK) and os.access(p.parent, os.W_OK)
-    return p.as_uri() + ("?mode=rw" if writable else "?mode=ro")
+    if writable:
+        return p.as_uri() + "?mode=rw"
+    if _frozen(p):
+        return p.as_uri() + "?mode=ro&immutable=1"
+    return p.as_uri() + "?mode=ro"
+
+
+def _frozen(p: Path) -> bool:
+    """`p` is on a read-only file system, with no `-shm` beside it and no `-wal` holding
+    anything: nothing can change it, and reading it as immutable misses nothing."""
+    try:
+        if not os.statvfs(p.parent).f_flag & os.ST_RDONLY:
+            return False
+        if os.path.exists(f"{p}-shm"):
+            return False
+        return not os.path.exists(f"{p}-wal") or os.path.getsize(f"{p}-wal") == 0
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        return False
 
 
 def refuse_writes(
