@@ -72,6 +72,22 @@ def test_retry_of_an_unknown_prospect_is_a_usage_error(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "1 held error(s)" in r.output
 
 
+@pytest.mark.parametrize("damage", ["folder", "junk"])
+def test_retry_names_a_sync_file_it_cannot_use_once(tmp_path: Path, damage: str) -> None:
+    """`sync retry` on a sync file that is a folder or not a database printed its name
+    twice: `w.sync.db: w.sync.db: is a folder, not a sync file`."""
+    w = _world(tmp_path)
+    sync = tmp_path / "w.sync.db"
+    if damage == "folder":
+        sync.mkdir()
+    else:
+        sync.write_bytes(b"not a database at all" * 100)
+    r = w.cli("sync", "retry", "--store", str(w.store))
+    assert r.exit_code == 4, r.output
+    assert r.output.count("\n") == 1 and r.output.startswith("mrules: error: ")
+    assert r.output.count(str(sync)) == 1, r.output
+
+
 # -- sync retry during a cycle, or after a saved plan --------------------------------------------
 def test_retry_asked_for_while_a_cycle_runs_is_kept_for_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -1164,7 +1164,9 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
                 n, duplicates = db.mark_retry(conn, wanted)
         finally:
             db.close()
-    except (SyncDbError, sqlite3.DatabaseError) as e:
+    except SyncDbError as e:  # its message names the file already
+        fail(str(e), EXIT_STORE)
+    except sqlite3.DatabaseError as e:
         fail(f"{printable_path(str(path))}: {e}", EXIT_STORE)
     click.echo(f"{n} held error(s) will be retried at the next cycle")
     if duplicates:
