@@ -944,6 +944,31 @@ def test_a_closed_standard_output_is_exit_4_before_any_run(tmp_path: Path, fmt: 
     assert res.stderr.startswith("mrules: error: standard output is closed"), res.stderr
 
 
+@pytest.mark.parametrize("store_dir", [False, True])
+def test_events_from_a_closed_standard_input_is_a_usage_error(
+    tmp_path: Path, store_dir: bool
+) -> None:
+    """`mrules replay --diff OLD NEW - <&-` was `internal error: AttributeError:
+    'NoneType' object has no attribute 'buffer'`, exit 70; now exit 2, as `mrules run`
+    gives, before any run (no store is begun in --store-dir)."""
+    args = [sys.executable, "-m", "mrules", "replay", "--diff", str(EXAMPLE / "rules")]
+    args += [str(EXAMPLE / "rules"), "-"]
+    if store_dir:
+        args += ["--store-dir", str(tmp_path)]
+    cmd = " ".join(shlex.quote(a) for a in args)
+    res = subprocess.run(
+        ["sh", "-c", f"exec {cmd} <&-"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == (
+        "mrules: error: - reads the events from standard input, which is closed: give the"
+        " events file\n"
+    )
+    assert res.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_score_buckets_pair_up_when_one_side_has_no_negative_score(tmp_path: Path) -> None:
     """The `<0` bucket exists only on a side with a negative score: the Careers page action
     made positive left the old side with it and the new without, and the text paired the

@@ -204,6 +204,8 @@ def replay(
         usage = "OLD_RULES NEW_RULES EVENTS" if old_rev is None else "--old-rev REV RULES EVENTS"
         _fail(f"mrules replay --diff {usage}: expected {want} paths, got {len(paths)}")
     events = paths[-1]
+    if events == "-" and sys.stdin is None:  # `<&-`: Python has no standard input at all
+        _fail("- reads the events from standard input, which is closed: give the events file")
     if events != "-":
         from pathlib import Path
 
