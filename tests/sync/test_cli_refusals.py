@@ -88,6 +88,32 @@ def test_retry_names_a_sync_file_it_cannot_use_once(tmp_path: Path, damage: str)
     assert r.output.count(str(sync)) == 1, r.output
 
 
+def test_a_sync_file_of_a_newer_mrules_is_refused_untouched(tmp_path: Path) -> None:
+    """A sync file of a newer schema was refused (`sync file schema 3 is not 2`) only after
+    this mrules had written its own tables into it: one the newer schema dropped was made
+    again. It is now refused before any write, saying a newer mrules wrote it."""
+    import sqlite3
+
+    w = _held(tmp_path)
+    sync = tmp_path / "w.sync.db"
+    conn = sqlite3.connect(sync)
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    conn.execute("DROP TABLE send")  # what a schema 3 may have done
+    conn.commit()
+    conn.close()
+    before = sync.read_bytes()
+    r = w.cli("sync", "retry", "--store", str(w.store))
+    assert w.syncdb("SELECT name FROM sqlite_master WHERE name = 'send'") == []
+    assert sync.read_bytes() == before
+    assert r.exit_code == 4, r.output
+    assert r.output.count("\n") == 1 and "newer mrules" in r.output, r.output
+    for args in (("apply",), ("run", "--until", "2026-11-02T10:00:00Z")):
+        r = w.sync(*args, code=4)
+        assert "newer mrules" in r.output, r.output
+    assert sync.read_bytes() == before
+    assert w.syncdb("SELECT name FROM sqlite_master WHERE name = 'send'") == []
+
+
 # -- sync retry during a cycle, or after a saved plan --------------------------------------------
 def test_retry_asked_for_while_a_cycle_runs_is_kept_for_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

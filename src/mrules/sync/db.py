@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from mrules import __version__
 from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
 from mrules.sqlitefiles import (
@@ -403,6 +404,18 @@ def _forget(conn: sqlite3.Connection | None, made: Path | None) -> None:
                 made.with_name(made.name + suffix).unlink()
 
 
+def _other_schema(shown: str, version: object) -> str:
+    """The refusal of a sync file whose schema this mrules does not write."""
+    text = str(version)
+    if text.isdigit() and int(text) > int(SCHEMA_VERSION):
+        return (
+            f"{shown}: the sync file was written by a newer mrules (schema {text}; this"
+            f" mrules {__version__} writes schema {SCHEMA_VERSION}): upgrade mrules; the file"
+            " was left as it was"
+        )
+    return f"{shown}: sync file schema {text} is not {SCHEMA_VERSION}"
+
+
 def default_sync_path(store_path: str | Path) -> Path:
     """`NAME.sync.db` for the store `NAME.db` (`mrules.sync.db` for `mrules.db`)."""
     p = Path(store_path)
@@ -478,6 +491,11 @@ class SyncDb:
                 if version is not None and version[0] == "1":
                     _migrate_1_to_2(conn)
                     version = (SCHEMA_VERSION,)
+                if version is not None and version[0] != SCHEMA_VERSION:
+                    # Before any write: the tables below, made in a file of a newer
+                    # schema, brought back what it may have dropped or renamed.
+                    conn.close()
+                    raise SyncDbError(_other_schema(shown, version[0]))
                 # One transaction: a full disk midway left a file of some tables and no
                 # schema mark, which `sync status` and the reports then failed on.
                 mark = (
@@ -491,11 +509,6 @@ class SyncDb:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                     raise
-                if version is not None and version[0] != SCHEMA_VERSION:
-                    conn.close()
-                    raise SyncDbError(
-                        f"{shown}: sync file schema {version[0]} is not {SCHEMA_VERSION}"
-                    )
         except UNREADABLE as e:
             _forget(conn, p if created else None)  # a full disk
             raise SyncDbError(
