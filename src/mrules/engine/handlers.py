@@ -115,13 +115,16 @@ class Handlers(EngineParts):
         self._settle(c)
 
     def _seen_open(self, p: Prospect, email: str) -> bool:
-        if not self.settings.email_open_first_only:
-            return False
+        """Whether this open is not the first of its email, and does not score.
+
+        Every open is remembered, scored or not: a rule set that turns
+        `email_open_first_only` on after runs with it off scores no email
+        opened in those runs again (the setting applies from the next event on).
+        """
         bit = self.cs.codecs.emails.bit(email)
-        if p.opened & bit:
-            return True
+        seen = bool(p.opened & bit)
         p.opened |= bit
-        return False
+        return seen and self.settings.email_open_first_only
 
     def _identify(self, e: Event) -> None:
         assert e.prospect is not None and e.visitor is not None
