@@ -11,7 +11,10 @@ Rules (code MR030):
   not pile up; MR030 itself cannot be suppressed;
 * errors are never silenced: `mrules run` refuses a rule set with an error, so a
   lint that hid one would pass rules that cannot run. A suppression naming an
-  error is an MR030 warning that says so.
+  error is an MR030 warning that says so;
+* a suppression written some other way (`ignore MR312`, `ignore[MR312` left
+  open, `ignore-files[...]`) silences nothing and is an MR030 warning: read as
+  a bare `ignore`, a typo silenced every code on its line.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ _MARK = "mrules:"
 _SUPPRESS_RE = re.compile(r"#\s*mrules:\s*(ignore-file|ignore)\b\s*(?:\[([^\]]*)\])?")
 _CODE_RE = re.compile(r"MR[0-9]{3}")
 _INDENT = re.compile(r"[^\S\n]*")
+# What may follow a suppression without codes: nothing, or another comment (`# why`).
+_BARE_END = re.compile(r"\s*(?:#.*)?", re.DOTALL)
 
 
 @dataclass
@@ -51,6 +56,7 @@ class Suppression:
     whole_file: bool
     used: set[str] = field(default_factory=set)
     errors: set[str] = field(default_factory=set)  # codes it would silence, but are errors
+    malformed: bool = False  # not written as the forms above: silences nothing
 
 
 def suppressions(src: Source) -> list[Suppression]:
@@ -63,6 +69,7 @@ def suppressions(src: Source) -> list[Suppression]:
         if m is None:
             continue
         codes = tuple(c.strip() for c in (m.group(2) or "").split(",") if c.strip())
+        malformed = m.group(2) is None and not _BARE_END.fullmatch(comment.text, m.end())
         start = comment.start
         found.append(
             Suppression(
@@ -72,6 +79,7 @@ def suppressions(src: Source) -> list[Suppression]:
                 src.position(start)[0],
                 codes,
                 m.group(1) == "ignore-file",
+                malformed=malformed,
             )
         )
     return found
@@ -83,12 +91,15 @@ def apply_suppressions(
     """The diagnostics no suppression silences, plus MR030 for each unused suppression."""
     diags = list(diags)
     by_file: dict[str, list[Suppression]] = {}
+    malformed: list[Suppression] = []
     for path, src in sources.items():
-        found = suppressions(src)
+        found: list[Suppression] = []
+        for s in suppressions(src):
+            (malformed if s.malformed else found).append(s)
         if found:
             by_file[path] = found
     if not by_file:
-        return diags
+        return diags + [d for s in malformed for d in _unused(s)]
     kept: list[Diagnostic] = []
     for d in diags:
         marks = by_file.get(d.path)
@@ -115,6 +126,8 @@ def apply_suppressions(
     for marks in by_file.values():
         for s in marks:
             kept.extend(_unused(s))
+    for s in malformed:
+        kept.extend(_unused(s))
     return kept
 
 
@@ -160,6 +173,13 @@ def _unused(s: Suppression) -> Iterable[Diagnostic]:
             hint=hint,
         )
 
+    if s.malformed:
+        yield warn(
+            "not a suppression: it silences nothing",
+            "write `# mrules: ignore[MR312]` (codes in brackets), or `# mrules: ignore`"
+            " alone for every code on the line",
+        )
+        return
     bad = [c for c in s.codes if not _CODE_RE.fullmatch(c)]
     if bad:
         yield warn(f"'{bad[0]}' in a suppression is not a code", "write codes like MR312")
