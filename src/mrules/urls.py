@@ -25,11 +25,18 @@ from typing import Generic, TypeVar
 
 from mrules.settings import EngineSettings
 
-__all__ = ["NormalizedUrls", "PageIndex", "is_wildcard", "normalize_url", "wildcard_prefix"]
+__all__ = [
+    "SCHEME",
+    "NormalizedUrls",
+    "PageIndex",
+    "is_wildcard",
+    "normalize_url",
+    "wildcard_prefix",
+]
 
 T = TypeVar("T")
 
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def is_wildcard(pattern: str) -> bool:
@@ -43,7 +50,7 @@ def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str
     if not keep_query and settings.url_ignore_query:
         url = url.split("?", 1)[0]
     scheme = ""
-    m = _SCHEME.match(url)
+    m = SCHEME.match(url)
     if m:
         scheme = m.group(0).lower()
         url = url[m.end() :]

@@ -80,6 +80,7 @@ CODES: dict[str, str] = {
     "MR402": "two page actions on one URL",
     "MR403": "two wildcard page actions with one prefix",
     "MR404": "overlapping wildcard page actions",
+    "MR405": "URL without a scheme while the scheme counts",
     # sync
     "MR501": "unknown CRM",
     "MR502": "unknown sync object",

@@ -4,7 +4,7 @@ URLs are compared as the engine compares them (`mrules.urls`, with the rule
 set's own `url_*` settings): an exact URL beats any wildcard, and among
 wildcards the longest prefix wins.
 
-Rules (codes MR401-MR404):
+Rules (codes MR401-MR405):
 
 * a page-action or `visited` URL that is not a URL (MR401): empty, with
   spaces, or with `*` anywhere but at the end;
@@ -13,7 +13,10 @@ Rules (codes MR401-MR404):
 * two wildcards with the same prefix (MR403): the later never fires;
 * a wildcard inside another (MR404, a warning): `x.com/products*` and
   `x.com/products/shoes*`; pages under the longer prefix go to its page action
-  only, which Pardot does not document (§3), so the overlap is named.
+  only, which Pardot does not document (§3), so the overlap is named;
+* with `url_ignore_scheme = false`, a page-action or `visited` URL without
+  `http://` or `https://` (MR405, a warning): the scheme is part of the page,
+  so it matches only views sent without one, and tracked views have one.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from mrules.checker.visit import items, of_type
 from mrules.diagnostics import Diagnostic
 from mrules.settings import SETTINGS, EngineSettings
 from mrules.symbols import Symbols
-from mrules.urls import is_wildcard, normalize_url, wildcard_prefix
+from mrules.urls import SCHEME, is_wildcard, normalize_url, wildcard_prefix
 
 __all__ = ["check_pages", "program_settings", "url_problem"]
 
@@ -71,8 +74,21 @@ def _bad_url(path: str, name: ast.Name) -> Diagnostic | None:
     )
 
 
+def _no_scheme(path: str, name: ast.Name, settings: EngineSettings) -> Iterator[Diagnostic]:
+    if settings.url_ignore_scheme or SCHEME.match(name.text.strip()):
+        return
+    yield report.warning(
+        "MR405",
+        f"'{name.text}' has no scheme, and url_ignore_scheme = false makes the scheme "
+        "part of the page: it matches no view of http:// or https:// pages",
+        path,
+        name,
+        hint=f'write "https://{name.text.strip()}" (and "http://…" if both count)',
+    )
+
+
 def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
-    """MR401-MR404."""
+    """MR401-MR405."""
     settings = program_settings(program)
     exact: dict[str, tuple[str, ast.PageAction]] = {}
     wild: dict[str, tuple[str, ast.PageAction]] = {}
@@ -81,6 +97,8 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             bad = _bad_url(path, node.name)
             if bad is not None:
                 yield bad
+            else:
+                yield from _no_scheme(path, node.name, settings)
     for path, item in items(program):
         if not isinstance(item, ast.PageAction):
             continue
@@ -88,6 +106,7 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
         if bad is not None:
             yield bad
             continue
+        yield from _no_scheme(path, item.url, settings)
         url = item.url.text
         if is_wildcard(url):
             key, table, code, what = wildcard_prefix(url, settings), wild, "MR403", "wildcard"
