@@ -35,6 +35,9 @@ from mrules.vocab import MESSAGE_ACTIONS, Action
 __all__ = ["COMMANDS", "explanation"]
 
 
+# The stream name of the facts a sync cycle hands the engine (`crm-sync:PLAN_ID`).
+SYNC_SOURCE = "crm-sync:"
+
 _ACTIONS = {a.value: a for a in Action}  # an action this mrules does not know stays text
 
 
@@ -134,7 +137,11 @@ def _cause(r: dict[str, Any]) -> str:
     if rule["kind"] == "event":
         where = f"event {rule['name']}"
     event = ""
-    if ev["line"]:
+    if str(ev["source"] or "").startswith(SYNC_SOURCE):
+        # A fact a sync cycle handed the engine: its line is the fact's place in the
+        # cycle's own stream, no line of an events file; its id names the cycle's plan.
+        event = f", by the CRM sync (fact {ev['id']})" if ev["id"] else ", by the CRM sync"
+    elif ev["line"]:
         event = f", event line {ev['line']}" + (f" id {ev['id']}" if ev["id"] else "")
     elif ev["source"] == "segment":  # `mrules segment` runs with this as its stream
         event = ", by `mrules segment`"
