@@ -77,7 +77,7 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
     lists: dict[str, dict[str, Any]] = {}
     tags: dict[str, dict[str, Any]] = {}
     fields: dict[str, dict[str, Any]] = {}
-    assignment = grading = None
+    assignment = grading = crm_status = sync_flag = None
     rules: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     for r in rows:
@@ -100,6 +100,10 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
             fields["opted_out"] = {**r, "args": {**args, "field": "opted_out"}}
         elif action is Action.ASSIGN:
             assignment = r
+        elif action is Action.CRM_STATUS:
+            crm_status = r
+        elif action in (Action.DO_NOT_SYNC, Action.ALLOW_CRM_RECREATE):
+            sync_flag = r
         elif action in (Action.GRADING, Action.GRADE) and r["before"] != r["after"]:
             # The last step that changed the grade: a criterion of another profile, or
             # one marked as it was, leaves it; a profile change that moves it is
@@ -119,6 +123,15 @@ def explanation(state: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, 
         "assignment": assignment,
         "fields": list(fields.values()),
         "grading": grading,
+        # The step that gave the CRM status, and the one that marked the prospect do not
+        # sync while it is so marked (a record undeleted in the CRM clears the mark with
+        # no step of its own: the state, not the ledger, says whether it holds).
+        "crm": {
+            "status": crm_status,
+            "do_not_sync": sync_flag
+            if state.get("do_not_sync") and sync_flag is not None and sync_flag["after"] is True
+            else None,
+        },
         "rules_matched": rules,
         "outbox_and_crm": messages,
     }
@@ -178,6 +191,20 @@ def render(ex: dict[str, Any]) -> str:
         to, name = (a["args"] or {}).get("to"), a["after"]
         who = to if name in (None, to) else f"{to} {name}"  # `crm rule` names no one
         out.append(f"  {who}: {_cause(a)}")
+    crm = ex["crm"]
+    if s["crm_status"] != "none" or s["do_not_sync"] or crm["status"] is not None:
+        out.append("")
+        out.append("CRM:")
+        status, r = s["crm_status"], crm["status"]
+        what = "no CRM record" if status == "none" else status
+        out.append(f"  {what}" + ("" if r is None or r["after"] != status else f": {_cause(r)}"))
+        if s["crm_id"] is not None:  # apart: a merge in the CRM moves it with no status step
+            out.append(f"  record {s['crm_id']}")
+        if s["do_not_sync"]:
+            d = crm["do_not_sync"]
+            why = "" if d is None else f": {_cause(d)}"
+            until = "the sync writes nothing for it until `allow crm recreate`"
+            out.append(f"  do not sync ({until}){why}")
     out.append("")
     out.append("Fields:" + ("" if ex["fields"] else " none"))
     for r in ex["fields"]:
@@ -228,7 +255,7 @@ def render(ex: dict[str, Any]) -> str:
     " beside the store NAME.db].",
 )
 def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str | None) -> None:
-    """Explain why EMAIL has its score, lists, tags, assignment, fields and grade.
+    """Explain why EMAIL has its score, lists, tags, assignment, CRM status, fields and grade.
 
     Every point of score and every membership is traced to the rule that
     caused it (file:line) and the event (line and id). The ledger is never
