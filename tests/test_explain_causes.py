@@ -186,3 +186,12 @@ def test_replay_explains_a_grade_by_the_step_that_changed_it(tmp_path: Path) -> 
     grades = json.loads(res.stdout)["grade"]["examples"]
     assert [(g["prospect"], g["new"]) for g in grades] == [("ann@x.com", "C-")]
     assert grades[0]["reason"].startswith("new rules: automation rule 'Fit'"), grades[0]
+
+
+def test_an_email_with_control_characters_is_a_one_line_error(tmp_path: Path) -> None:
+    """An EMAIL no prospect has, with a newline and a bell in it (a paste gone wrong),
+    broke `explain`'s error in two lines and rang the terminal."""
+    store = run(tmp_path, GRADING_RULES, [submit(1, "ann@x.com", "F", 1)])
+    res = invoke("explain", "a\x07b\n@x.com", "--store", str(store))
+    assert res.exit_code == 2
+    assert res.output == f"mrules: error: no prospect 'a\\x07b\\x0a@x.com' in {store}\n"

@@ -285,7 +285,10 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
         with store.snapshot():  # the state and its ledger from the same commit
             data = store.prospect(key)
             if data is None:
-                fail(f"no prospect '{key}' in {store.path}", EXIT_USAGE)
+                # The email is the user's text: a newline or an escape in it must
+                # neither break the one-line error nor steer the terminal.
+                where = printable_path(str(store.path))
+                fail(f"no prospect '{printable(key)}' in {where}", EXIT_USAGE)
             codecs = Codecs()
             state = prospect_record(
                 Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
