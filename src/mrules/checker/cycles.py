@@ -19,6 +19,7 @@ cannot flip a membership back and forth within one settlement.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 
 from mrules import ast
@@ -31,6 +32,8 @@ __all__ = ["check_list_cycles"]
 
 # (list read, negated?, the criterion node that reads it)
 _Read = tuple[str, bool, ast.InList]
+# (list that reads, negated?, the criterion node that reads)
+_Edge = tuple[str, bool, ast.InList]
 
 
 def _reads(criterion: ast.Node) -> Iterator[_Read]:
@@ -52,7 +55,7 @@ def check_list_cycles(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic
     for path, item in of_type(program, ast.DynamicList):
         dynamic.setdefault(item.name.text, (path, item))
     # edges: list read -> dynamic list that reads it
-    edges: dict[str, list[tuple[str, bool, ast.InList]]] = {}
+    edges: dict[str, list[_Edge]] = {}
     for name, (_path, item) in dynamic.items():
         if item.when is None:
             continue
@@ -70,23 +73,58 @@ def check_list_cycles(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic
                 if not negated or component_of.get(target) != component_of[source]:
                     continue
                 path, item = dynamic[target]
-                others = sorted(members - {target}) or [target]
-                cycle = " -> ".join(f"'{n}'" for n in [target, *others, target])
+                on_cycle = _read_path(source, target, members, edges)
+                cycle = " -> ".join(f"'{n}'" for n in [target, *on_cycle])
                 related = [
                     report.note(dynamic[n][0], dynamic[n][1].name, f"'{n}' is on the cycle")
-                    for n in others
-                    if n != target
+                    for n in on_cycle[:-1]
                 ]
                 yield report.error(
                     "MR313",
-                    f"dynamic list '{target}' reads 'not in list \"{source}\"', which depends on "
-                    f"'{target}' itself ({cycle}): membership can flip forever",
+                    f"dynamic list '{target}' reads 'not in list \"{source}\"', which "
+                    + (
+                        f"is '{target}' itself"
+                        if source == target
+                        else f"depends on '{target}' itself ({cycle})"
+                    )
+                    + ": membership can flip forever",
                     path,
                     node,
-                    hint="break the cycle: test a field, a tag or a static list that the "
-                    "other list does not derive from",
+                    hint="break the cycle: test a field, a tag or a static list "
+                    + (
+                        "instead of the list itself"
+                        if source == target
+                        else "that the other list does not derive from"
+                    ),
                     related=related,
                 )
+
+
+def _read_path(
+    source: str, target: str, members: set[str], edges: dict[str, list[_Edge]]
+) -> list[str]:
+    """The lists from `source` to `target` (both included), each reading the next: the
+    shortest such path inside one strongly connected component.
+
+    `edges` go from a list to the lists that read it, so the search runs from `target`
+    back to `source` and the path is read out in reverse.
+    """
+    came_from: dict[str, str | None] = {target: None}
+    queue = deque([target])
+    while queue and source not in came_from:
+        node = queue.popleft()
+        for reader, _negated, _node in edges.get(node, ()):
+            if reader in members and reader not in came_from:
+                came_from[reader] = node
+                queue.append(reader)
+    if source == target:
+        return [target]
+    path = [source]
+    while path[-1] != target:
+        step = came_from[path[-1]]
+        assert step is not None  # one component: target reaches source
+        path.append(step)
+    return path
 
 
 def _strongly_connected(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
