@@ -28,7 +28,7 @@ __all__ = ["check_grading", "check_scoring"]
 def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR601-MR604."""
     rows: dict[str, tuple[str, ast.ScoreRow]] = {}
-    folders: dict[str, tuple[str, ast.Name]] = {}
+    folders: dict[str, tuple[str, ast.Name, ast.ScoringCategory]] = {}
     asset_folders = {
         d.node.folder.text
         for d in sym.assets.values()
@@ -60,27 +60,30 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                 )
     for path, category in of_type(program, ast.ScoringCategory):
         for folder in category.folders.values:
-            prev_folder = folders.setdefault(folder.text, (path, folder))
-            if prev_folder[1] is not folder:
+            prev_path, prev_name, prev_category = folders.setdefault(
+                folder.text, (path, folder, category)
+            )
+            if prev_name is folder:
+                if not any(
+                    f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
+                    for f in asset_folders
+                ):
+                    yield report.warning(
+                        "MR603",
+                        f"no declared asset is in folder '{folder.text}'",
+                        path,
+                        folder,
+                        hint=report.did_you_mean(folder.text, asset_folders)
+                        or "the category scores assets in this folder and the folders below it",
+                    )
+            elif prev_category is not category:  # twice in one category is harmless
                 yield report.error(
                     "MR604",
                     f"folder '{folder.text}' is in two scoring categories",
                     path,
                     folder,
                     hint="a folder belongs to one scoring category",
-                    related=[report.note(*prev_folder, "first category here")],
-                )
-            elif not any(
-                f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
-                for f in asset_folders
-            ):
-                yield report.warning(
-                    "MR603",
-                    f"no declared asset is in folder '{folder.text}'",
-                    path,
-                    folder,
-                    hint=report.did_you_mean(folder.text, asset_folders)
-                    or "the category scores assets in this folder and the folders below it",
+                    related=[report.note(prev_path, prev_name, "first category here")],
                 )
 
 
