@@ -355,3 +355,18 @@ def test_an_error_is_shown_though_fifty_warnings_come_before_it(workdir: Path) -
     assert "many.mr:57:6: error[MR101]: list 'A' is declared twice" in result.stdout
     assert result.stdout.count("warning[MR109]") == 49
     assert result.stdout.rstrip().endswith("... and 6 more")
+
+
+def test_a_category_folder_with_a_trailing_slash_is_unused_and_says_why(workdir: Path) -> None:
+    # `mrules run` finds an asset's category by its folder and each parent, compared as
+    # written: "Content/" is never one of them, so the category scores nothing.
+    Path("cat.mr").write_text(
+        'file "a.pdf" folder "Content/Guides"\nscoring category "C" folders ["Content/"]\n',
+        encoding="utf-8",
+    )
+    result = lint("cat.mr", "--format", "json")
+    assert result.exit_code == 0, result.output
+    [diag] = json.loads(result.stdout)
+    assert diag["code"] == "MR603"
+    assert (diag["line"], diag["column"]) == (2, 31)
+    assert diag["hint"] == "name the folder without the trailing slash: 'Content'"

@@ -64,16 +64,16 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                 folder.text, (path, folder, category)
             )
             if prev_name is folder:
-                if not any(
-                    f == folder.text or f.startswith(folder.text.rstrip("/") + "/")
-                    for f in asset_folders
-                ):
+                if not _holds_assets(folder.text, asset_folders):
+                    bare = folder.text.rstrip("/")
                     yield report.warning(
                         "MR603",
                         f"no declared asset is in folder '{folder.text}'",
                         path,
                         folder,
-                        hint=report.did_you_mean(folder.text, asset_folders)
+                        hint=f"name the folder without the trailing slash: '{bare}'"
+                        if bare != folder.text and _holds_assets(bare, asset_folders)
+                        else report.did_you_mean(folder.text, asset_folders)
                         or "the category scores assets in this folder and the folders below it",
                     )
             elif prev_category is not category:  # twice in one category is harmless
@@ -85,6 +85,18 @@ def check_scoring(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                     hint="a folder belongs to one scoring category",
                     related=[report.note(prev_path, prev_name, "first category here")],
                 )
+
+
+def _holds_assets(folder: str, asset_folders: set[str]) -> bool:
+    """Whether an asset folder is `folder` or below it, as the compiler finds an asset's
+    category: its folder, then each parent (`a/b/c`, `a/b`, `a`) compared as written."""
+    for asset_folder in asset_folders:
+        here = asset_folder
+        while here:
+            if here == folder:
+                return True
+            here = here.rpartition("/")[0]
+    return False
 
 
 def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
