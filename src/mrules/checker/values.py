@@ -17,6 +17,7 @@ Fields of unknown type or unknown name are left to MR201 and MR102.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,9 +173,25 @@ def _field_test(test: ast.FieldTest, path: str, sym: Symbols) -> Iterator[Diagno
 
 
 def _bound(value: ast.Node) -> Any:
-    """The comparable value of a between bound (both bounds have one type: checked above)."""
+    """The comparable value of a between bound (both bounds have one type: checked above).
+
+    A date or time is the moment it stands for, as the compiler reads it: a date is
+    its midnight UTC, a time counts its offset (`10:00:00+05:00` is before `06:00:00Z`).
+    """
     assert isinstance(value, ast.NumberValue | ast.TimestampValue)
+    if isinstance(value, ast.TimestampValue):
+        return _moment(value.value)
     return value.value
+
+
+def _moment(text: str) -> float:
+    """Seconds since the epoch of a date or RFC 3339 time the parser accepted."""
+    if "T" not in text and "t" not in text:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
 
 
 _TYPED = frozenset({"field_test", "set_field", "increment_field", "score_between", "grade_compare"})
