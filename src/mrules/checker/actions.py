@@ -192,6 +192,7 @@ def _repeat(path: str, rule: ast.AutomationRule) -> Iterator[Diagnostic]:
             rep,
             hint="remove `repeat` for a rule that fires once per prospect",
         )
+        return  # a rule that never fires has no cooldown to speak of
     if rep.every_days != 0:
         return
     scores = [
