@@ -209,17 +209,20 @@ def _owned_writes(
         ):
             writes[site.action.field.text].append((site.path, site.action))
     for name, found in writes.items():
-        values = {describe_value(a.value) for _, a in found if isinstance(a, ast.SetField)}
         increments = [(p, a) for p, a in found if isinstance(a, ast.IncrementField)]
         action: ast.SetField | ast.IncrementField
         if increments:
             path, action = increments[0]
             why = "the next sync overwrites the increments"
-        elif len(values) > 1:
-            path, action = found[1]
-            why = "only the first value written to a blank CRM field survives the next sync"
         else:
-            continue
+            sets = [(p, a) for p, a in found if isinstance(a, ast.SetField)]
+            first = describe_value(sets[0][1].value)
+            # the first write of another value than the first write's
+            other = next(((p, a) for p, a in sets if describe_value(a.value) != first), None)
+            if other is None:
+                continue
+            path, action = other
+            why = "only the first value written to a blank CRM field survives the next sync"
         yield report.warning(
             "MR508",
             f"the CRM owns '{name}'; {why}",
