@@ -370,3 +370,22 @@ def test_a_category_folder_with_a_trailing_slash_is_unused_and_says_why(workdir:
     assert diag["code"] == "MR603"
     assert (diag["line"], diag["column"]) == (2, 31)
     assert diag["hint"] == "name the folder without the trailing slash: 'Content'"
+
+
+def test_a_setting_set_three_times_points_each_repeat_at_the_first(workdir: Path) -> None:
+    Path("set.mr").write_text(
+        "settings { throttle_minutes = 1 }\n"
+        "settings { throttle_minutes = 2 }\n"
+        "settings { throttle_minutes = 3 }\n",
+        encoding="utf-8",
+    )
+    result = lint("set.mr", "--format", "json")
+    assert result.exit_code == 0, result.output
+    found = [
+        (d["code"], d["line"], [(r["line"], r["message"]) for r in d["related"]])
+        for d in json.loads(result.stdout)
+    ]
+    assert found == [
+        ("MR614", 2, [(1, "first set here")]),
+        ("MR614", 3, [(1, "first set here")]),
+    ]

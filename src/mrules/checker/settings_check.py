@@ -45,9 +45,8 @@ def check_settings(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                     hint=report.did_you_mean(name, SETTINGS) or "settings: " + ", ".join(SETTINGS),
                 )
                 continue
-            prev = seen.get(name)
-            seen[name] = (path, setting)
-            if prev is not None:
+            prev = seen.setdefault(name, (path, setting))
+            if prev[1] is not setting:
                 yield report.warning(
                     "MR614",
                     f"setting '{name}' is set twice; the later value wins",
