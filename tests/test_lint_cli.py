@@ -389,3 +389,22 @@ def test_a_setting_set_three_times_points_each_repeat_at_the_first(workdir: Path
         ("MR614", 2, [(1, "first set here")]),
         ("MR614", 3, [(1, "first set here")]),
     ]
+
+
+def test_a_name_that_differs_only_in_unicode_form_says_so(workdir: Path) -> None:
+    # Names match exactly, at run time too: "Café" with a composed é (NFC) and with
+    # e + a combining accent (NFD) are two lists that look the same.
+    composed, decomposed = "Caf\u00e9", "Cafe\u0301"
+    Path("rules").mkdir()
+    Path("rules/a.mr").write_text(f'list "{composed}"\n', encoding="utf-8")
+    Path("rules/b.mr").write_text(
+        f'form "F"\non submit of form "F" {{ add to list "{decomposed}" }}\n', encoding="utf-8"
+    )
+    result = lint("rules", "--format", "json")
+    assert result.exit_code == 1, result.output
+    [diag] = json.loads(result.stdout)
+    assert (diag["code"], diag["path"], diag["line"]) == ("MR103", "rules/b.mr", 2)
+    assert diag["hint"] == (
+        f"did you mean '{composed}'? it looks the same, but an accented letter is encoded "
+        "another way (Unicode NFC and NFD); type the name again"
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -103,8 +104,20 @@ class _Resolver:
             self.asset_kinds[name].append(kind)
             self.assets_by_kind[kind][name] = None
         self._spellers: dict[str, report.Speller] = {}
+        self._composed: dict[str, dict[str, str]] = {}
 
     def _hint(self, namespace: str, pool: Iterable[str], word: str) -> str | None:
+        composed = self._composed.get(namespace)
+        if composed is None:
+            composed = self._composed[namespace] = {}
+            for name in pool:
+                composed.setdefault(unicodedata.normalize("NFC", name), name)
+        same = composed.get(unicodedata.normalize("NFC", word))
+        if same is not None:  # names match exactly: one that only looks the same is another
+            return (
+                f"did you mean '{same}'? it looks the same, but an accented letter is "
+                "encoded another way (Unicode NFC and NFD); type the name again"
+            )
         speller = self._spellers.get(namespace)
         if speller is None:
             speller = self._spellers[namespace] = report.Speller(pool)
