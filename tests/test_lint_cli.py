@@ -408,3 +408,31 @@ def test_a_name_that_differs_only_in_unicode_form_says_so(workdir: Path) -> None
         f"did you mean '{composed}'? it looks the same, but an accented letter is encoded "
         "another way (Unicode NFC and NFD); type the name again"
     )
+
+
+@pytest.mark.parametrize("refused", ["MR023", "MR024"])
+def test_names_of_a_file_never_read_are_not_reported_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    # A rule file refused unread (a link out of the rule folder), or an include too long
+    # to read: declarations are missing, as after an include not found (MR020), so the
+    # uses of their names elsewhere are not unknown (that hint would have the user
+    # declare them twice).
+    monkeypatch.chdir(tmp_path)
+    Path("outside").mkdir()
+    Path("outside/lists.mr").write_text('list "MQL"\n', encoding="utf-8")
+    Path("rules").mkdir()
+    if refused == "MR024":
+        Path("rules/lists.mr").symlink_to(tmp_path / "outside/lists.mr")
+    else:
+        Path("rules/lists.mr").write_text(f'include "{"x" * 300}"\n', encoding="utf-8")
+    Path("rules/a.mr").write_text(
+        'form "F"\non submit of form "F" { add to list "MQL" }\n'
+        'dynamic list "D" { when all { score between 50 and 10 } }\n',
+        encoding="utf-8",
+    )
+    result = lint("rules", "--format", "json")
+    codes = sorted(d["code"] for d in json.loads(result.stdout))
+    # The refusal, and the checks that do not depend on the missing declarations.
+    assert codes == sorted([refused, "MR214"])
+    assert result.exit_code == 1

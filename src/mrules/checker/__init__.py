@@ -9,10 +9,10 @@ in its docstring; `codes.CODES` lists every code with its title.
 plus the checker's. The parser skips a broken item and keeps the others, so the
 checker runs on every item that parsed; what the broken items would have
 declared is unknown, so a name error about a name written anywhere in a skipped
-item is left out rather than reported as a cascade. When an include failed (or a
-skipped item is an include), a whole file's declarations are missing, and the
-checks that need the whole program (unresolved names, unused folders) are left
-out altogether.
+item is left out rather than reported as a cascade. When an include failed, a rule
+file was refused unread (or a skipped item is an include), a whole file's
+declarations are missing, and the checks that need the whole program (unresolved
+names, unused folders) are left out altogether.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ CHECKS: tuple[Check, ...] = (
 
 # Codes that assume every declaration was read; dropped when a file is missing.
 WHOLE_PROGRAM_CODES = frozenset({f"MR{n}" for n in range(102, 116)} | {"MR303", "MR603"})
-# Codes after which a whole file is missing from the program.
-_INCOMPLETE = frozenset({"MR020", "MR021"})
+# Codes after which a whole file is missing from the program: an include not found,
+# refused, nested too deep or too long, a rule file of the folder refused unread.
+_INCOMPLETE = frozenset({"MR020", "MR021", "MR022", "MR023", "MR024"})
 # Codes that stand for names the program is expected to declare (dropped for a name
 # written in a skipped item); the rest of WHOLE_PROGRAM_CODES is dropped outright.
 _NAME_CODES = WHOLE_PROGRAM_CODES - {"MR603"}
