@@ -138,7 +138,8 @@ def _range(crit: ast.Node, sym: Symbols) -> tuple[object, _Range] | None:
         case ast.GradeCompare(op=op, grade=g) if g in GRADES:
             return "grade", _compare(op, GRADES.index(g), True)
         case ast.DaysSince(anchor=a, op=op, days=d):
-            return ("days", a), _compare(op, d, True)
+            # days run on with the clock: 5.5 days since is both > 5 and < 6
+            return ("days", a), _compare(op, d, False)
         case ast.FieldTest(field=f, op=op, value=ast.NumberValue(value=v), value2=v2) if (
             sym.field_type(f.text) == "number"
         ):
