@@ -107,22 +107,20 @@ def apply_suppressions(
             kept.append(d)
             continue
         line = sources[d.path].position(d.start)[0]
-        hit = next(
-            (
-                s
-                for s in marks
-                if (s.whole_file or s.line == line)
-                and (d.code in s.codes or (not s.codes and not s.whole_file))
-            ),
-            None,
-        )
-        if hit is None:
+        hits = [
+            s
+            for s in marks
+            if (s.whole_file or s.line == line)
+            and (d.code in s.codes or (not s.codes and not s.whole_file))
+        ]
+        if not hits:
             kept.append(d)
         elif d.severity is Severity.ERROR:
             kept.append(d)
-            hit.errors.add(d.code)
+            for hit in hits:  # each comment that would silence it is told it cannot
+                hit.errors.add(d.code)
         else:
-            hit.used.add(d.code)
+            hits[0].used.add(d.code)
     for marks in by_file.values():
         for s in marks:
             kept.extend(_unused(s))
