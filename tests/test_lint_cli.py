@@ -436,3 +436,24 @@ def test_names_of_a_file_never_read_are_not_reported_unknown(
     # The refusal, and the checks that do not depend on the missing declarations.
     assert codes == sorted([refused, "MR214"])
     assert result.exit_code == 1
+
+
+def test_an_asset_of_another_kind_is_shown_with_the_verb_its_kind_takes(workdir: Path) -> None:
+    # `on submit of form "N"` where "N" is an email: `on submit of email "N"` does not
+    # parse, an email's trigger is a click; a criterion likewise takes the kind's verbs.
+    Path("kinds.mr").write_text(
+        'email "N"\nform "Fm"\nlanding page "LP"\n'
+        'on submit of form "N" { send autoresponder "Fm" }\n'
+        'dynamic list "E" { when all { submitted form "N" } }\n'
+        'dynamic list "G" { when all { viewed form "LP" } }\n',
+        encoding="utf-8",
+    )
+    result = lint("kinds.mr", "--format", "json")
+    assert result.exit_code == 1, result.output
+    hints = [(d["code"], d["line"], d["hint"]) for d in json.loads(result.stdout)]
+    assert hints == [
+        ("MR106", 4, 'write `on click of email "N"`'),
+        ("MR106", 4, 'an autoresponder is an email: name one, or declare it: `email "Fm"`'),
+        ("MR106", 5, 'write `opened email "N"` or `clicked email "N"`'),
+        ("MR106", 6, 'write `viewed landing page "LP"`'),
+    ]

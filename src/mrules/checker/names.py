@@ -27,6 +27,7 @@ from mrules.checker import report
 from mrules.checker.visit import nodes_of
 from mrules.diagnostics import Diagnostic, Related
 from mrules.symbols import Symbols
+from mrules.vocab import ASSET_ACTIVITIES, TRIGGER_EVENTS
 
 __all__ = ["USES_NAMES", "check_duplicates", "check_references"]
 
@@ -141,7 +142,12 @@ class _Resolver:
         make = report.warning if warn else report.error
         yield make(code, f"unknown {what} '{name.text}'", path, name, hint=hint)
 
-    def asset(self, kind: str, name: ast.Name, path: str) -> Iterator[Diagnostic]:
+    def asset(
+        self, kind: str, name: ast.Name, path: str, verb: tuple[str, str]
+    ) -> Iterator[Diagnostic]:
+        """`verb` is ("trigger", "submit") for `on submit of ...`, ("activity",
+        "submitted") for a criterion, ("autoresponder", "send") for `send autoresponder`:
+        the hint writes what the declared kind takes there."""
         sym = self.sym
         if (kind, name.text) in sym.assets:
             return
@@ -153,7 +159,7 @@ class _Resolver:
                 f"'{name.text}' is {report.a_or_an(others[0])}, not {report.a_or_an(kind)}",
                 path,
                 name,
-                hint=f"write `{others[0]} {_quoted(name.text)}`",
+                hint=_as_kind(others[0], name.text, verb),
                 related=[report.note(decl.path, decl.name, "declared here")],
             )
             return
@@ -242,12 +248,12 @@ class _Resolver:
                     sym.categories,
                     f"scoring category {_quoted(name.text)} folders [...]",
                 )
-            case ast.Trigger(asset_kind=kind, asset=name):
-                yield from self.asset(kind, name, path)
-            case ast.Activity(asset_kind=str(kind), name=ast.Name() as name):
-                yield from self.asset(kind, name, path)
+            case ast.Trigger(verb=verb, asset_kind=kind, asset=name):
+                yield from self.asset(kind, name, path, ("trigger", verb))
+            case ast.Activity(verb=verb, asset_kind=str(kind), name=ast.Name() as name):
+                yield from self.asset(kind, name, path, ("activity", verb))
             case ast.SendAutoresponder(email=name):
-                yield from self.asset("email", name, path)
+                yield from self.asset("email", name, path, ("autoresponder", "send"))
             case _:
                 pass
 
@@ -302,6 +308,22 @@ def check_references(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
     resolver = _Resolver(sym)
     for path, node in nodes_of(program, USES_NAMES_ORDER):
         yield from resolver.node(node, path)
+
+
+def _as_kind(kind: str, name: str, verb: tuple[str, str]) -> str:
+    """The hint for an asset of `kind` named where another kind was written: with the
+    verb the trigger or criterion needs for it (`on click of email "N"`, not `on
+    submit of ...`)."""
+    named = f"{kind} {_quoted(name)}"
+    if verb[0] == "autoresponder":
+        return f"an autoresponder is an email: name one, or declare it: `email {_quoted(name)}`"
+    if verb[0] == "trigger":
+        trigger = next(v for v, k in TRIGGER_EVENTS.values() if k == kind)
+        return f"write `on {trigger} of {named}`"
+    verbs = [str(v) for v, kinds in ASSET_ACTIVITIES.items() if kind in kinds]
+    if verb[1] in verbs:
+        return f"write `{verb[1]} {named}`"
+    return "write " + " or ".join(f"`{v} {named}`" for v in verbs)
 
 
 def _not_among(
