@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from mrules import ast
 from mrules.checker import report
+from mrules.checker.pages import program_settings
 from mrules.checker.values import GRADES, describe_value
 from mrules.checker.visit import criteria, items, nodes_of
 from mrules.diagnostics import Diagnostic
@@ -177,9 +178,21 @@ def _equality(crit: ast.Node, sym: Symbols) -> tuple[object, bool, frozenset[str
     return None
 
 
-def _conflict(a: ast.Node, b: ast.Node, sym: Symbols) -> bool:
+def _is_between(crit: ast.Node) -> bool:
+    return isinstance(crit, ast.FieldTest) and crit.op == "between"
+
+
+def _conflict(a: ast.Node, b: ast.Node, sym: Symbols, empty_between: bool = False) -> bool:
+    """Whether two criteria of one `all` group can never hold at once. With the setting
+    `between_matches_empty`, a blank field is inside every `between` of it."""
     ra, rb = _range(a, sym), _range(b, sym)
-    if ra and rb and ra[0] == rb[0] and ra[1].disjoint(rb[1]):
+    if (
+        ra
+        and rb
+        and ra[0] == rb[0]
+        and ra[1].disjoint(rb[1])
+        and not (empty_between and _is_between(a) and _is_between(b))
+    ):
         return True
     ea, eb = _equality(a, sym), _equality(b, sym)
     if ea and eb and ea[0] == eb[0]:
@@ -221,12 +234,13 @@ def _all_groups(crit: ast.Node, inside_all: bool = False) -> Iterator[ast.Group]
 
 def check_satisfiable(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR220: the criteria of an `all` group can hold at the same time."""
+    empty_between = program_settings(program).between_matches_empty
     for path, _item, root in criteria(program):
         for group in _all_groups(root):
             flat = _flatten_all(group)
             for i, later in enumerate(flat):
                 for earlier in flat[:i]:
-                    if _conflict(earlier, later, sym):
+                    if _conflict(earlier, later, sym, empty_between):
                         yield report.error(
                             "MR220",
                             f"'{describe(later)}' can never hold together with "
