@@ -661,6 +661,37 @@ def test_a_rerun_of_a_stream_with_rejects_still_exits_3(tmp_path: Path) -> None:
     ] == [1]
 
 
+def summary_rows(stderr: str) -> dict[str, str]:
+    return {
+        line.strip("│ ").split("│")[0].strip(): line.split("│")[2].strip()
+        for line in stderr.splitlines()
+        if line.count("│") == 3
+    }
+
+
+def test_a_resumed_run_counts_the_earlier_rejects_it_exits_3_for(tmp_path: Path) -> None:
+    """Exit 3 for lines an earlier run rejected: the summary says so and where they
+    are, not `rejected 0` and no file."""
+    events = tmp_path / "ev.jsonl"
+    events.write_text("not json\n" + GOOD + "{}\n")
+    args = ["run", str(ROOT / RULES), str(events), "--store", str(tmp_path / "s.db")]
+    first = invoke(*args)
+    assert first.exit_code == 3, first.stderr
+    assert summary_rows(first.stderr)["rejected"] == "2  → " + str(tmp_path / "s.rejects.jsonl")
+    again = invoke(*args)  # nothing new to read
+    assert again.exit_code == 3, again.stderr
+    rejects = str(tmp_path / "s.rejects.jsonl")
+    assert summary_rows(again.stderr)["rejected"] == f"0 (+2 from earlier runs)  → {rejects}"
+    with events.open("a") as f:
+        f.write("[1]\n" + GOOD.replace("a@example", "b@example"))
+    third = invoke(*args)
+    assert third.exit_code == 3, third.stderr
+    assert summary_rows(third.stderr)["lines read"] == "2"
+    assert summary_rows(third.stderr)["rejected"] == f"1 (+2 from earlier runs)  → {rejects}"
+    lines = (tmp_path / "s.rejects.jsonl").read_text().splitlines()
+    assert [json.loads(x)["line"] for x in lines] == [1, 3, 4]
+
+
 @pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:1/db", "postgresql://"])
 def test_a_postgresql_store_without_psycopg_is_a_usage_error(tmp_path: Path, url: str) -> None:
     """A missing extra is for the command to fix (exit 2), as `--crm salesforce` and

@@ -410,8 +410,13 @@ def render_summary(
     store_path: Path,
     rejects_path: Path | None,
     diagnostics_path: Path | None = None,
+    rejects_in_file: int = 0,
 ) -> None:
-    """The end-of-run table on stderr."""
+    """The end-of-run table on stderr.
+
+    `rejects_in_file`: the lines the rejects file holds for the stream, earlier runs'
+    too (a resumed run exits 3 for them: the row says so, not a bare 0).
+    """
     t = Table(title="mrules run", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column(justify="right")
@@ -423,7 +428,13 @@ def render_summary(
         t.add_row("skipped (id already applied)", f"{s.duplicates:,}")
     if s.ignored:
         t.add_row("ignored (CRM record, no prospect)", f"{s.ignored:,}")
-    t.add_row("rejected", Text(f"{s.rejected:,}" + (f"  → {rejects_path}" if s.rejected else "")))
+    rejected = f"{s.rejected:,}"
+    earlier = rejects_in_file - s.rejected
+    if earlier > 0:
+        rejected += f" (+{earlier:,} from earlier runs)"
+    if s.rejected or earlier > 0:
+        rejected += f"  → {rejects_path}"
+    t.add_row("rejected", Text(rejected))
     _warnings(t, "events naming an unknown asset", s.unknown_assets)
     kept = "field values kept that do not fit" if s.bad_fields_kept else None
     _warnings(t, kept or "field values skipped (do not fit)", s.bad_fields)

@@ -449,7 +449,7 @@ def run(
     if len(summary.unsettled) > 5:
         click.echo(f"mrules: warning: ... and {len(summary.unsettled) - 5} more", err=True)
     if not quiet:
-        render_summary(summary, console, store.path, rejects_file, diagnostics_file)
+        render_summary(summary, console, store.path, rejects_file, diagnostics_file, rejected)
     # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
     # failed (exit 4) or was interrupted (130) before reporting them still reports them.
     sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
