@@ -166,6 +166,18 @@ def test_rejected_lines_of_a_run_in_memory_are_shown_with_their_numbers(here: Pa
     assert len(Path("r.jsonl").read_text().splitlines()) == 2
 
 
+def test_the_summary_of_a_run_in_memory_names_no_rejects_file(here: Path) -> None:
+    """Without -q the summary of a `--store :memory:` run still read `rejected 2  → None`:
+    there is no file; the warnings above it give the lines."""
+    Path("bad.jsonl").write_bytes(EVENTS.read_bytes() + b"[1]\n{}\n")
+    res = mrules("run", RULES, "bad.jsonl", "--store", ":memory:")
+    assert res.exit_code == ExitCode.REJECTS, res.output
+    row = next(line for line in res.stderr.splitlines() if "│ rejected" in line)
+    assert row.split("│")[2].strip() == "2", row
+    assert "None" not in res.stderr
+    assert "give --rejects FILE" in res.stderr
+
+
 def _closed(redirect: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
     """`mrules ARGS` in a shell that closes standard input (`<&-`) or output (`>&-`)."""
     cmd = " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", "mrules", *args))

@@ -432,7 +432,7 @@ def render_summary(
     earlier = rejects_in_file - s.rejected
     if earlier > 0:
         rejected += f" (+{earlier:,} from earlier runs)"
-    if s.rejected or earlier > 0:
+    if rejects_path is not None and (s.rejected or earlier > 0):  # :memory: warns instead
         rejected += f"  → {rejects_path}"
     t.add_row("rejected", Text(rejected))
     _warnings(t, "events naming an unknown asset", s.unknown_assets)
