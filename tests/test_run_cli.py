@@ -424,6 +424,36 @@ def test_an_output_that_is_an_input_is_refused_untouched(
     assert Path("my.db").read_bytes() == store
 
 
+@pytest.mark.parametrize(
+    ("option", "path", "message"),
+    [
+        ("--diagnostics", "g.sync.db", "--diagnostics g.sync.db is the sync file g.sync.db"),
+        ("--rejects", "./g.crm.db", "--rejects ./g.crm.db is the local CRM file g.crm.db"),
+        ("--actions", "g.sync.db", "--actions g.sync.db is the sync file g.sync.db"),
+    ],
+)
+def test_the_sync_and_crm_files_beside_the_store_are_refused_as_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, path: str, message: str
+) -> None:
+    """`--diagnostics g.sync.db` (or `--rejects g.crm.db`) on a run with nothing to report
+    removed the sync's state and the local CRM beside the store `g.db`, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    rules, events = str(ROOT / RULES), str(ROOT / EVENTS)
+    assert invoke("run", rules, events, "--store", "g.db", "-q").exit_code == 0
+    loaded = invoke("crm", "load", str(ROOT / "examples/getcloudy/crm"), "--store", "g.db")
+    assert loaded.exit_code == 0, loaded.output
+    synced = invoke("sync", "run", "--rules", rules, "--store", "g.db",
+                    "--until", "2026-11-10T00:00:00Z")  # fmt: skip
+    assert synced.exit_code == 0, synced.output
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert {"g.sync.db", "g.crm.db"} <= set(before)
+    res = invoke("run", rules, events, "--store", "g.db", option, path, "-q")
+    no_crash(res)
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr and "writing it would destroy it" in res.stderr, res.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
 def test_a_line_still_being_written_is_read_by_the_next_run(tmp_path: Path) -> None:
     """A file that ends mid-line: the cut line was rejected for good and the position
     moved past it, so its event was lost once the writer finished the line."""

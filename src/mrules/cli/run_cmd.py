@@ -142,6 +142,20 @@ def _refuse_clashing_outputs(
     if store_path != MEMORY and "://" not in store_path:
         for suffix in ("", "-wal", "-shm", ".lock"):
             taken.append((_file_keys(store_path + suffix), f"the store {store_path}"))
+        if Path(store_path).name not in ("", ".", ".."):
+            # the sync's state and the local CRM beside the store: a run with nothing
+            # to report removed them (`--diagnostics NAME.sync.db`)
+            from mrules.crm.emulator import default_crm_path
+            from mrules.sync.db import default_sync_path
+
+            for what, beside in (
+                ("the sync file", default_sync_path(store_path)),
+                ("the local CRM file", default_crm_path(store_path)),
+            ):
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    taken.append(
+                        (_file_keys(f"{beside}{suffix}"), f"{what} {beside} beside the store")
+                    )
     rules_root = os.path.realpath(rules)
     for what, path, advice in outputs:
         if path is None:
