@@ -150,6 +150,32 @@ def test_4_store(tmp_path: Path, store: Path) -> None:
         assert res.stderr.startswith("mrules: error: store ") and "0 bytes" in res.stderr
 
 
+def test_a_run_whose_stderr_reader_is_gone_exits_4_its_work_kept(tmp_path: Path) -> None:
+    """`mrules run ... 2>&1 | head -0`: the summary table met a closed pipe and rich's own
+    answer (a silent exit 1, the code of a rule set with errors) ended as Python's 120.
+    Now it is 4, as for a full disk, and what the run committed is kept."""
+    db = tmp_path / "piped.db"
+
+    def mrules(*args: str | Path) -> int:
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before a byte is written
+        try:
+            return subprocess.run(
+                [sys.executable, "-m", "mrules", *map(str, args)],
+                stdout=subprocess.DEVNULL,
+                stderr=write_end,
+            ).returncode
+        finally:
+            os.close(write_end)
+
+    assert mrules("run", RULES, EVENTS, "--store", db) == ExitCode.STORE
+    with Store.open(db, readonly=True) as s:
+        assert s.stream_position(str(EVENTS.resolve())) == len(EVENTS.read_bytes().splitlines())
+    assert mrules("run", RULES, EVENTS, "--store", ":memory:") == ExitCode.STORE
+    res = invoke("run", RULES, EVENTS, "--store", db)  # the same command again: all applied
+    assert res.exit_code == ExitCode.OK, res.output
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_stderr_that_cannot_be_written_still_gives_the_documented_code(tmp_path: Path) -> None:
     """The run's summary goes to stderr: when it cannot be written, what the run committed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import sys
@@ -365,10 +366,10 @@ def run(
         diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
     rejected = 0
     unfiled: list[RejectedLine] = []  # rejected lines with no rejects file to go to
-    console = Console(stderr=True)
+    console = _Console(stderr=True)
     if not console.is_terminal:
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
-        console = Console(stderr=True, width=200)
+        console = _Console(stderr=True, width=200)
     log: ActionLog | None = None
 
     def open_log() -> None:  # once the store is read: a damaged one is refused untouched
@@ -467,6 +468,14 @@ def run(
     # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
     # failed (exit 4) or was interrupted (130) before reporting them still reports them.
     sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's own answer to a standard error whose reader is gone (`2>&1 | head -1`)
+        is exit 1, the code of a rule set with errors (120 once Python's last flush fails
+        too): raise the error instead, for `failures()` to make it exit 4, the work kept."""
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 _RESUME = "running the same command again resumes after them"
