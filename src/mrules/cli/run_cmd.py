@@ -247,7 +247,7 @@ def _refuse_clashing_outputs(
 @click.option("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask scheduler.")
 @click.option("--dask-local", type=click.IntRange(1), metavar="N",
               help="--engine dask: start a local Dask cluster of N workers.")  # fmt: skip
-@click.option("-q", "--quiet", is_flag=True, help="No summary table.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress line, no summary table.")
 def run(
     rules: str,
     events: str,
