@@ -876,3 +876,31 @@ def test_closing_an_unsaved_file_outside_the_workspace_clears_it(
     uri = s.open("../downloads/new.mr", "lst\n")  # reopened: checked again
     assert [d.code for d in s.diagnostics_of(uri, before)] == ["MR001"]
     assert s.messages == []
+
+
+def test_editing_an_included_file_of_a_subfolder_checks_the_includer_again(
+    session_factory, tmp_path: Path
+) -> None:
+    # `common/lists.mr` opened is its own folder's rule set, and also a file of the rule
+    # set of `main.mr`, which includes it. Only the first was checked after a change: a
+    # list deleted from the included file still resolved in the includer, until the
+    # includer itself changed.
+    rules = tmp_path / "rules"
+    (rules / "common").mkdir(parents=True)
+    (rules / "common" / "lists.mr").write_text('list "MQL"\n', "utf-8")
+    (rules / "main.mr").write_text(
+        'include "common/lists"\nform "F"\non submit of form "F" { add to list "MQL" }\n',
+        "utf-8",
+    )
+    s = session_factory(tmp_path)
+    main = s.open("rules/main.mr")
+    assert s.diagnostics_of(main) == []
+    lists = s.open("rules/common/lists.mr")
+    assert s.diagnostics_of(lists) == []
+    before = len(s.events)
+    s.change(lists, 'list "Leads"\n')  # unsaved: the buffer is what counts
+    got = s.diagnostics_of(main, before)
+    assert [(d.code, d.message.split("\n")[0]) for d in got] == [("MR103", "unknown list 'MQL'")]
+    before = len(s.events)
+    s.change(lists, 'list "MQL"\n')
+    assert s.diagnostics_of(main, before) == []

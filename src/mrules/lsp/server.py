@@ -391,9 +391,29 @@ class MrulesLanguageServer(LanguageServer):
                 rs.pending = None
 
     def schedule(self, path: Path) -> None:
+        """Check again, after the debounce, the rule set of a changed file and every other
+        rule set that holds it: a file of a subfolder (`include "common/lists"`) is its
+        own folder's rule set when opened, and also one of the folder above's. Only the
+        first was checked: the includer kept diagnostics of the text before the change
+        (a list deleted from the included file still resolved) until it changed itself."""
         if self.shut_down:
             return
         rs = self.rule_set_of(path)
+        self._schedule(rs)
+        real = os.path.realpath(path)
+        for other in list(self.rule_sets.values()):
+            if other is not rs and self._holds(other, real):
+                self._schedule(other)
+
+    @staticmethod
+    def _holds(rs: _RuleSet, real: str) -> bool:
+        """Whether a file (its real path) is, or may now be, one of a rule set's files."""
+        if rs.analysis is not None and real in rs.analysis.result.real_paths.values():
+            return True
+        root = str(rs.root)
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def _schedule(self, rs: _RuleSet) -> None:
         if rs.pending is not None:
             rs.pending.cancel()
         try:
