@@ -904,3 +904,42 @@ def test_editing_an_included_file_of_a_subfolder_checks_the_includer_again(
     before = len(s.events)
     s.change(lists, 'list "MQL"\n')
     assert s.diagnostics_of(main, before) == []
+
+
+def test_completion_in_settings_and_scoring_offers_settings_and_activities(
+    session_factory, project: Path
+) -> None:
+    # A bare name in `settings { }` is a setting, at a row of `scoring { }` an activity:
+    # the server offered prospect fields there (`company_size`, `city`...), and a field
+    # accepted was an unknown setting (MR610) or scoring activity (MR601).
+    from mrules.settings import SETTINGS
+
+    s = session_factory(project)
+    text = "settings {\n  url_ignore_w = false\n}\nscoring {\n  form sub +50\n}\n"
+    uri = s.open("rules/20-knobs.mr", text)
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR610", "MR601"]
+
+    def items(needle: str, delta: int) -> list[types.CompletionItem]:
+        at = pos(text, needle, delta)
+        got = s.run(
+            s.client.text_document_completion_async(
+                types.CompletionParams(types.TextDocumentIdentifier(uri), at)
+            )
+        )
+        return list(got.items)
+
+    assert sorted(i.label for i in items("url_ignore_w", 0)) == sorted(SETTINGS)
+    [setting] = items("url_ignore_w", len("url_ignore_w"))
+    [activity] = items("form sub", len("form sub"))
+    assert "form submission" in [i.label for i in items("form sub", 0)]
+    assert "company_size" not in [i.label for i in items("form sub", 0)]
+    lines = text.split("\n")
+    for item in (activity, setting):  # the later line first: the earlier's columns hold
+        r = item.text_edit.range
+        line = lines[r.start.line]
+        lines[r.start.line] = (
+            line[: r.start.character] + item.text_edit.new_text + line[r.end.character :]
+        )
+    before = len(s.events)
+    s.change(uri, "\n".join(lines))
+    assert s.diagnostics_of(uri, before) == []

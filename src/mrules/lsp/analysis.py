@@ -30,7 +30,9 @@ from mrules.config import Config
 from mrules.diagnostics import Diagnostic
 from mrules.loader import LoadResult, load
 from mrules.parser import BAD_STRING_CHAR, ITEM_KEYWORDS, Parsed, lark_parser
+from mrules.settings import SETTINGS
 from mrules.source import Source
+from mrules.symbols import ACTIVITY_TYPES
 
 __all__ = [
     "KEYWORD_DOCS",
@@ -557,11 +559,7 @@ def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
             if k.startswith(typed)
         )
         if "NAME" in accepted and not _declaring_field(words):
-            out.extend(
-                Completion(f.name, "field", f.type, f.name, start)
-                for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
-                if f.name.startswith(typed)
-            )
+            out.extend(_name_completions(analysis, words, start, typed))
     if "STRING" in accepted or in_string is not None:
         names = _string_completions(analysis, words, start, typed)
         rest = _STRING_REST.match(text, offset) if in_string is not None else None
@@ -569,6 +567,41 @@ def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
             names = [dataclasses.replace(c, end=rest.end()) for c in names]
         out.extend(names)
     return out
+
+
+def _name_completions(
+    analysis: Analysis, words: list[str], start: int, typed: str
+) -> list[Completion]:
+    """What a bare name at the cursor is: a setting in `settings { }`, an activity at a
+    row of `scoring { }`, else a field. Fields were offered in all three: a field picked
+    in a settings block is an unknown setting (MR610), in scoring an unknown activity
+    (MR601)."""
+    if words[:2] == ["settings", "{"]:
+        return [
+            Completion(
+                s.name, "setting", f"{s.type.__name__}, default {s.default!r}", s.name, start
+            )
+            for s in sorted(SETTINGS.values(), key=lambda s: s.name)
+            if s.name.startswith(typed)
+        ]
+    if words[:2] == ["scoring", "{"]:
+        row: list[str] = []  # the words of the row before the cursor: `form` of `form sub|`
+        for w in reversed(words):
+            if not _WORD_RE.fullmatch(w) or w == "scoring":
+                break
+            row.insert(0, w)
+        prefix = " ".join([*row, typed])
+        out = []
+        for activity in sorted(ACTIVITY_TYPES):
+            if activity.startswith(prefix):
+                rest = " ".join(activity.split(" ")[len(row) :])
+                out.append(Completion(rest, "activity", "a scoring activity", rest, start))
+        return out
+    return [
+        Completion(f.name, "field", f.type, f.name, start)
+        for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
+        if f.name.startswith(typed)
+    ]
 
 
 def _declaring_field(words: list[str]) -> bool:

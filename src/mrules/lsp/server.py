@@ -668,6 +668,8 @@ _COMPLETION_KINDS = {
     "keyword": types.CompletionItemKind.Keyword,
     "field": types.CompletionItemKind.Field,
     "value": types.CompletionItemKind.EnumMember,
+    "setting": types.CompletionItemKind.Property,
+    "activity": types.CompletionItemKind.EnumMember,
 }
 
 
