@@ -943,3 +943,29 @@ def test_completion_in_settings_and_scoring_offers_settings_and_activities(
     before = len(s.events)
     s.change(uri, "\n".join(lines))
     assert s.diagnostics_of(uri, before) == []
+
+
+def test_code_action_fixes_a_misspelt_name_holding_an_apostrophe(
+    session_factory, project: Path
+) -> None:
+    # The hint is `did you mean 'O'Brien list'?`: the quick fix read the name up to its
+    # first apostrophe, found no `'?` there, and offered nothing.
+    s = session_factory(project)
+    s.open("rules/20-lists.mr", 'list "O\'Brien list"\n')
+    text = 'on submit of form "Demo \U0001f389" { add to list "O\'Brien lst" }\n'
+    uri = s.open("rules/30-use.mr", text)
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR103"
+    [action] = s.run(
+        s.client.text_document_code_action_async(
+            types.CodeActionParams(
+                types.TextDocumentIdentifier(uri), d.range, types.CodeActionContext([d])
+            )
+        )
+    )
+    [edit] = action.edit.changes[uri]
+    assert edit.new_text == '"O\'Brien list"'
+    fixed = text[: text.index('"O')] + edit.new_text + text[text.index(" }") :]
+    before = len(s.events)
+    s.change(uri, fixed)
+    assert s.diagnostics_of(uri, before) == []

@@ -672,7 +672,9 @@ def _scan(line: str) -> tuple[int | None, bool]:
 # ------------------------------------------------------------------ code actions
 
 _DID_YOU_MEAN_RE = re.compile(
-    r"did you mean '([^']*)'\?|(?:field names|keywords) are lowercase: '([^']*)'"
+    # a name may hold an apostrophe (`"O'Brien list"`): the hint ends at `'?` before a
+    # space or the end of the hint, not at the name's first `'`
+    r"did you mean '(.*?)'\?(?=\s|$)|(?:field names|keywords) are lowercase: '([^']*)'"
 )
 
 
