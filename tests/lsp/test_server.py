@@ -969,3 +969,25 @@ def test_code_action_fixes_a_misspelt_name_holding_an_apostrophe(
     before = len(s.events)
     s.change(uri, fixed)
     assert s.diagnostics_of(uri, before) == []
+
+
+def test_a_file_of_a_subfolder_keeps_its_own_rule_sets_diagnostics_after_an_edit(
+    session_factory, tmp_path: Path
+) -> None:
+    # `a/y.mr` is its own folder's rule set and one of the workspace folder's too. After
+    # an edit both are checked; its own one, checked last, has the last word on it.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "x.mr").write_text('list "MQL"\n', "utf-8")
+    text = 'form "F"\non submit of form "F" { add to list "MQL" }\n'
+    (tmp_path / "a" / "y.mr").write_text(text, "utf-8")
+    s = session_factory(tmp_path)
+    y = s.uri("a/y.mr")
+    s.diagnostics_of(s.open("x.mr"))
+    assert s.diagnostics_of(y) == []  # as a file of the workspace folder's rule set
+    before = len(s.events)
+    s.open("a/y.mr")
+    assert [d.code for d in s.diagnostics_of(y, before)] == ["MR103"]  # `a/` has no MQL
+    before = len(s.events)
+    s.change(y, text + "\n")
+    s.wait_for(lambda: sum(u == y for u, _ in s.events[before:]) >= 2)
+    assert [d.code for d in s.diagnostics[y]] == ["MR103"]

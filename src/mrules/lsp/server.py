@@ -399,11 +399,12 @@ class MrulesLanguageServer(LanguageServer):
         if self.shut_down:
             return
         rs = self.rule_set_of(path)
-        self._schedule(rs)
         real = os.path.realpath(path)
         for other in list(self.rule_sets.values()):
             if other is not rs and self._holds(other, real):
                 self._schedule(other)
+        # its own rule set last: checked last, it has the last word on the file itself
+        self._schedule(rs)
 
     @staticmethod
     def _holds(rs: _RuleSet, real: str) -> bool:
