@@ -991,3 +991,29 @@ def test_a_file_of_a_subfolder_keeps_its_own_rule_sets_diagnostics_after_an_edit
     s.change(y, text + "\n")
     s.wait_for(lambda: sum(u == y for u, _ in s.events[before:]) >= 2)
     assert [d.code for d in s.diagnostics[y]] == ["MR103"]
+
+
+def test_completion_after_add_to_list_offers_only_static_lists(
+    session_factory, project: Path
+) -> None:
+    # A dynamic list's members come from its criteria: `add to list` or `remove from
+    # list` naming one is MR303. Completion offered dynamic lists there too.
+    s = session_factory(project)
+    s.open("rules/20-dyn.mr", 'dynamic list "Hot" {\n  when all { score >= 100 }\n}\n')
+    text = RULES.replace(
+        '  add to list "MQL"\n', '  add to list ""\n  remove from list ""\n  if in list "" {}\n'
+    )
+    uri = s.open("rules/10-rules.mr", text)
+
+    def labels(needle: str) -> list[str]:
+        at = pos(text, needle, len(needle) - 1)
+        got = s.run(
+            s.client.text_document_completion_async(
+                types.CompletionParams(types.TextDocumentIdentifier(uri), at)
+            )
+        )
+        return [i.label for i in got.items]
+
+    assert labels('add to list ""') == ["Customers", "MQL"]
+    assert labels('remove from list ""') == ["Customers", "MQL"]
+    assert labels('if in list ""') == ["Customers", "Hot", "MQL"]

@@ -462,6 +462,8 @@ _STRING_CONTEXTS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("landing", "page"), "landing page"),
     (("custom", "redirect"), "custom redirect"),
     (("send", "autoresponder"), "email"),
+    (("to", "list"), "static list"),  # `add to list`, `remove from list`: a dynamic list's
+    (("from", "list"), "static list"),  # members come from its criteria (MR303)
     (("list",), "list"),
     (("tag",), "tag"),
     (("tagged",), "tag"),
@@ -491,6 +493,7 @@ def _names(analysis: Analysis, namespace: str) -> list[str]:
     sym = analysis.symbols
     table = {
         "list": {**sym.lists, **sym.dynamic_lists},
+        "static list": sym.lists,
         "tag": sym.tags,
         "user": sym.users,
         "group": sym.groups,
