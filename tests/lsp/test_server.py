@@ -1017,3 +1017,45 @@ def test_completion_after_add_to_list_offers_only_static_lists(
     assert labels('add to list ""') == ["Customers", "MQL"]
     assert labels('remove from list ""') == ["Customers", "MQL"]
     assert labels('if in list ""') == ["Customers", "Hot", "MQL"]
+
+
+def test_completion_of_field_types_sync_objects_and_crm_types(
+    session_factory, project: Path
+) -> None:
+    # After `field x:`, `objects` and `as` a bare name is a field type, a Salesforce
+    # object, a Salesforce field type: the server offered prospect fields there, each
+    # an error once accepted (MR201, MR502, MR505).
+    s = session_factory(project)
+    text = (
+        'field tier: pick ["Gold"]\n'
+        "sync salesforce {\n"
+        "  objects lead, con\n"
+        '  map tier <-> "Tier__c" as multipick prefer ours\n'
+        "}\n"
+    )
+    uri = s.open("rules/20-sync.mr", text)
+    assert [d.code for d in s.diagnostics_of(uri)] == ["MR201", "MR502", "MR505"]
+    lines = text.split("\n")
+    for needle in (": pick", ", con", "as multipick"):
+        at = pos(text, needle, len(needle))
+        got = s.run(
+            s.client.text_document_completion_async(
+                types.CompletionParams(types.TextDocumentIdentifier(uri), at)
+            )
+        )
+        assert "company_size" not in [i.label for i in got.items]
+        [item] = got.items
+        r = item.text_edit.range
+        line = lines[r.start.line]
+        lines[r.start.line] = (
+            line[: r.start.character] + item.text_edit.new_text + line[r.end.character :]
+        )
+    before = len(s.events)
+    s.change(uri, "\n".join(lines))
+    assert s.diagnostics_of(uri, before) == []
+    got = s.run(  # a statement after `objects ...`: `map` takes a field again
+        s.client.text_document_completion_async(
+            types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, "map ", 4))
+        )
+    )
+    assert "tier" in [i.label for i in got.items] and "lead" not in [i.label for i in got.items]

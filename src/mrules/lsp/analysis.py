@@ -25,6 +25,7 @@ from mrules import ast, symbols
 from mrules.checker import check_loaded
 from mrules.checker.fields import criterion_keywords
 from mrules.checker.names import USES_NAMES
+from mrules.checker.sync import CRM_TYPES, SYNC_OBJECTS
 from mrules.checker.visit import nodes
 from mrules.config import Config
 from mrules.diagnostics import Diagnostic
@@ -32,7 +33,7 @@ from mrules.loader import LoadResult, load
 from mrules.parser import BAD_STRING_CHAR, ITEM_KEYWORDS, Parsed, lark_parser
 from mrules.settings import SETTINGS
 from mrules.source import Source
-from mrules.symbols import ACTIVITY_TYPES
+from mrules.symbols import ACTIVITY_TYPES, FIELD_TYPES
 
 __all__ = [
     "KEYWORD_DOCS",
@@ -579,6 +580,11 @@ def _name_completions(
     row of `scoring { }`, else a field. Fields were offered in all three: a field picked
     in a settings block is an unknown setting (MR610), in scoring an unknown activity
     (MR601)."""
+    context = _word_context(words)
+    words_of = _WORDS_OF.get(context) if context is not None else None
+    if words_of is not None:
+        kind, choices = words_of
+        return [Completion(w, kind, kind, w, start) for w in choices if w.startswith(typed)]
     if words[:2] == ["settings", "{"]:
         return [
             Completion(
@@ -605,6 +611,34 @@ def _name_completions(
         for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
         if f.name.startswith(typed)
     ]
+
+
+_WORDS_OF: dict[str, tuple[str, tuple[str, ...]]] = {
+    "field type": ("field type", FIELD_TYPES),
+    "crm": ("crm", ("salesforce",)),  # MR501
+    "sync object": ("sync object", SYNC_OBJECTS),
+    "crm field type": (  # MR506: the connector cannot map the others
+        "crm field type",
+        tuple(t for t in CRM_TYPES if t not in ("lookup", "geolocation")),
+    ),
+}
+
+
+def _word_context(words: list[str]) -> str | None:
+    """Which fixed words a bare name at the cursor is one of, if any: a field's type after
+    `field x:`, the CRM after `sync`, objects after `objects`, a CRM type after `as`."""
+    if len(words) == 3 and words[0] == "field" and words[2] == ":":
+        return "field type"
+    if words[:1] != ["sync"]:
+        return None
+    if len(words) == 1:
+        return "crm"
+    if words[-1] == "as":
+        return "crm field type"
+    i = len(words) - 1  # `objects |`, `objects lead, |`: `, name` pairs back to `objects`
+    while i >= 2 and words[i] == "," and _WORD_RE.fullmatch(words[i - 1]):
+        i -= 2
+    return "sync object" if words[i] == "objects" else None
 
 
 def _declaring_field(words: list[str]) -> bool:
