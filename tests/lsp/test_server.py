@@ -1059,3 +1059,24 @@ def test_completion_of_field_types_sync_objects_and_crm_types(
         )
     )
     assert "tier" in [i.label for i in got.items] and "lead" not in [i.label for i in got.items]
+
+
+def test_completion_of_a_groups_members_offers_users(session_factory, project: Path) -> None:
+    # A group's members are users (MR104 when not declared): completion in its list
+    # offered nothing.
+    s = session_factory(project)
+    text = 'group "Sales" [""]\n'
+    uri = s.open("rules/20-group.mr", text)
+    got = s.run(
+        s.client.text_document_completion_async(
+            types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, '""', 1))
+        )
+    )
+    [item] = got.items
+    assert item.label == "alan@getcloudy.com"
+    r = item.text_edit.range
+    done = text[: r.start.character] + item.text_edit.new_text + text[r.end.character :]
+    assert done == 'group "Sales" ["alan@getcloudy.com"]\n'
+    before = len(s.events)
+    s.change(uri, done)
+    assert s.diagnostics_of(uri, before) == []

@@ -661,6 +661,12 @@ def _string_completions(
                     ]
     if len(words) <= 1:  # a declaration's own name: nothing to offer
         return []
+    if words[0] == "group" and "[" in words:  # `group "Sales" ["|`: its members are users
+        return [
+            Completion(n, "user", "user", quote(n), start)
+            for n in _names(analysis, "user")
+            if n.startswith(typed)
+        ]
     for tail, namespace in _STRING_CONTEXTS:
         if tuple(words[-len(tail) :]) == tail:
             if len(words) == len(tail) and words[0] in ITEM_KEYWORDS:
