@@ -1080,3 +1080,25 @@ def test_completion_of_a_groups_members_offers_users(session_factory, project: P
     before = len(s.events)
     s.change(uri, done)
     assert s.diagnostics_of(uri, before) == []
+
+
+def test_completion_after_increment_offers_only_number_fields(
+    session_factory, project: Path
+) -> None:
+    # `increment` needs a number field (MR213 for any other): completion offered every
+    # field there, text and picklist ones included.
+    from mrules.symbols import BUILTIN_FIELDS
+
+    s = session_factory(project)
+    s.open("rules/20-fields.mr", "field visits: number\nfield note: text\n")
+    text = RULES.replace('  add to list "MQL"\n', "  increment \n")
+    uri = s.open("rules/10-rules.mr", text)
+    got = s.run(
+        s.client.text_document_completion_async(
+            types.CompletionParams(
+                types.TextDocumentIdentifier(uri), pos(text, "increment ", len("increment "))
+            )
+        )
+    )
+    numbers = [name for name, kind in BUILTIN_FIELDS.items() if kind == "number"]
+    assert [i.label for i in got.items] == sorted([*numbers, "visits"])

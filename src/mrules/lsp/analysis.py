@@ -606,10 +606,11 @@ def _name_completions(
                 rest = " ".join(activity.split(" ")[len(row) :])
                 out.append(Completion(rest, "activity", "a scoring activity", rest, start))
         return out
+    numeric = words[-1:] == ["increment"]  # a number field only: the others are MR213
     return [
         Completion(f.name, "field", f.type, f.name, start)
         for f in sorted(analysis.symbols.fields.values(), key=lambda f: f.name)
-        if f.name.startswith(typed)
+        if f.name.startswith(typed) and (not numeric or f.type == "number")
     ]
 
 
