@@ -1102,3 +1102,19 @@ def test_completion_after_increment_offers_only_number_fields(
     )
     numbers = [name for name, kind in BUILTIN_FIELDS.items() if kind == "number"]
     assert [i.label for i in got.items] == sorted([*numbers, "visits"])
+
+
+def test_completion_of_a_multiselects_values_in_a_list(session_factory, project: Path) -> None:
+    # `set tier = ["Gold", "|`: a multiselect is set to a list of its values, and
+    # completion offered none of them inside the list (only after `= "`).
+    s = session_factory(project)
+    s.open("rules/20-tier.mr", 'field tier: multiselect ["Gold", "Silver"]\n')
+    text = RULES.replace('  add to list "MQL"\n', '  set tier = ["Gold", ""]\n')
+    uri = s.open("rules/10-rules.mr", text)
+    got = s.run(
+        s.client.text_document_completion_async(
+            types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, '""]', 1))
+        )
+    )
+    assert [i.label for i in got.items] == ["Gold", "Silver"]
+    assert [i.text_edit.new_text for i in got.items] == ['"Gold"', '"Silver"']

@@ -649,11 +649,16 @@ def _declaring_field(words: list[str]) -> bool:
 def _string_completions(
     analysis: Analysis, words: list[str], start: int, typed: str
 ) -> list[Completion]:
-    for n in range(len(words) - 1, 0, -1):  # a field's values: `size is "`, `set size = "`
-        if words[n - 1] and re.fullmatch(r"[a-z_][a-z0-9_]*", words[n - 1]):
-            op = tuple(words[n:])
+    before = words
+    if "[" in words:  # `set tier = ["Gold", "|`: a multiselect's values, in a list
+        i = len(words) - 1 - words[::-1].index("[")
+        if all(w == "," or w.startswith('"') for w in words[i + 1 :]):
+            before = words[:i]
+    for n in range(len(before) - 1, 0, -1):  # a field's values: `size is "`, `set size = "`
+        if before[n - 1] and re.fullmatch(r"[a-z_][a-z0-9_]*", before[n - 1]):
+            op = tuple(before[n:])
             if op in _VALUE_OPS:
-                info = analysis.symbols.fields.get(words[n - 1])
+                info = analysis.symbols.fields.get(before[n - 1])
                 if info is not None and info.choices:
                     return [
                         Completion(c, "value", f"a value of {info.name}", quote(c), start)
