@@ -1118,3 +1118,32 @@ def test_completion_of_a_multiselects_values_in_a_list(session_factory, project:
     )
     assert [i.label for i in got.items] == ["Gold", "Silver"]
     assert [i.text_edit.new_text for i in got.items] == ['"Gold"', '"Silver"']
+
+
+def test_completion_of_member_statuses_and_grading_criteria(session_factory, project: Path) -> None:
+    # `add to crm campaign "C" status "|` takes a status C declares (MR112), `mark "|"`
+    # a criterion of a grading profile (MR114): completion offered nothing there.
+    s = session_factory(project)
+    s.open(
+        "rules/20-crm.mr",
+        'crm campaign "Web \\"A\\"" statuses ["Sent", "Responded"]\n'
+        'grading profile "P" {\n  criterion "Job" 2/3\n}\n',
+    )
+    text = RULES.replace(
+        '  add to list "MQL"\n',
+        '  add to crm campaign "Web \\"A\\"" status ""\n  mark "" of profile "P" as met\n',
+    )
+    uri = s.open("rules/10-rules.mr", text)
+
+    def labels(needle: str) -> list[str]:
+        got = s.run(
+            s.client.text_document_completion_async(
+                types.CompletionParams(
+                    types.TextDocumentIdentifier(uri), pos(text, needle, len(needle) - 1)
+                )
+            )
+        )
+        return [i.label for i in got.items]
+
+    assert labels('status ""') == ["Sent", "Responded"]
+    assert labels('mark ""') == ["Job"]

@@ -30,7 +30,7 @@ from mrules.checker.visit import nodes
 from mrules.config import Config
 from mrules.diagnostics import Diagnostic
 from mrules.loader import LoadResult, load
-from mrules.parser import BAD_STRING_CHAR, ITEM_KEYWORDS, Parsed, lark_parser
+from mrules.parser import BAD_STRING_CHAR, ITEM_KEYWORDS, Parsed, lark_parser, unquote
 from mrules.settings import SETTINGS
 from mrules.source import Source
 from mrules.symbols import ACTIVITY_TYPES, FIELD_TYPES
@@ -667,6 +667,28 @@ def _string_completions(
                     ]
     if len(words) <= 1:  # a declaration's own name: nothing to offer
         return []
+    if len(words) >= 4 and words[-4:-1] == ["crm", "campaign", words[-2]] and words[-1] == "status":
+        # `add to crm campaign "C" status "|`: the member statuses C declares (MR112)
+        decl = analysis.symbols.crm_campaigns.get(unquote(words[-2]))
+        node = decl.node if decl is not None else None
+        statuses = node.statuses if isinstance(node, ast.CrmCampaignDecl) else None
+        return [
+            Completion(n.text, "value", "a member status", quote(n.text), start)
+            for n in (statuses.values if statuses is not None else ())
+            if n.text.startswith(typed)
+        ]
+    if words[-1] == "mark":  # `mark "|" of profile "P"`: a criterion of a profile (MR114)
+        criteria = {
+            c.name.text
+            for d in analysis.symbols.profiles.values()
+            if isinstance(d.node, ast.GradingProfile)
+            for c in d.node.criteria
+        }
+        return [
+            Completion(c, "value", "a grading criterion", quote(c), start)
+            for c in sorted(criteria)
+            if c.startswith(typed)
+        ]
     if words[0] == "group" and "[" in words:  # `group "Sales" ["|`: its members are users
         return [
             Completion(n, "user", "user", quote(n), start)
