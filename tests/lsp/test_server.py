@@ -1147,3 +1147,27 @@ def test_completion_of_member_statuses_and_grading_criteria(session_factory, pro
 
     assert labels('status ""') == ["Sent", "Responded"]
     assert labels('mark ""') == ["Job"]
+
+
+def test_completion_of_a_settings_words(session_factory, project: Path) -> None:
+    # `unknown_assets = "|` takes one of a few words, `grade_start` a grade (MR611,
+    # MR613): completion offered nothing there.
+    from mrules.checker.values import GRADES
+    from mrules.settings import CHOICES
+
+    s = session_factory(project)
+    text = 'settings {\n  unknown_assets = ""\n  grade_start = ""\n}\n'
+    uri = s.open("rules/20-settings.mr", text)
+
+    def labels(needle: str) -> list[str]:
+        got = s.run(
+            s.client.text_document_completion_async(
+                types.CompletionParams(
+                    types.TextDocumentIdentifier(uri), pos(text, needle, len(needle) - 1)
+                )
+            )
+        )
+        return [i.label for i in got.items]
+
+    assert labels('unknown_assets = ""') == list(CHOICES["unknown_assets"])
+    assert labels('grade_start = ""') == list(GRADES)

@@ -26,6 +26,7 @@ from mrules.checker import check_loaded
 from mrules.checker.fields import criterion_keywords
 from mrules.checker.names import USES_NAMES
 from mrules.checker.sync import CRM_TYPES, SYNC_OBJECTS
+from mrules.checker.values import GRADES
 from mrules.checker.visit import nodes
 from mrules.config import Config
 from mrules.diagnostics import Diagnostic
@@ -667,6 +668,14 @@ def _string_completions(
                     ]
     if len(words) <= 1:  # a declaration's own name: nothing to offer
         return []
+    if words[:2] == ["settings", "{"] and words[-1] == "=":  # `unknown_assets = "|`
+        spec = SETTINGS.get(words[-2])
+        choices = GRADES if words[-2] == "grade_start" else spec.choices if spec else None
+        return [
+            Completion(c, "value", f"a value of {words[-2]}", quote(c), start)
+            for c in choices or ()
+            if c.startswith(typed)
+        ]
     if len(words) >= 4 and words[-4:-1] == ["crm", "campaign", words[-2]] and words[-1] == "status":
         # `add to crm campaign "C" status "|`: the member statuses C declares (MR112)
         decl = analysis.symbols.crm_campaigns.get(unquote(words[-2]))
