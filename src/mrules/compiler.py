@@ -30,7 +30,7 @@ from mrules.settings import BETWEEN_SETTINGS, URL_SETTINGS, EngineSettings, chan
 from mrules.source import Source
 from mrules.state import GRADES, Codecs, Prospect, grade_rank
 from mrules.symbols import ACTIVITY_TYPES, Symbols, collect
-from mrules.urls import PageIndex, is_wildcard, normalize_url, wildcard_prefix
+from mrules.urls import PageIndex, is_wildcard, normalize_url, wildcard_prefix, with_slash
 from mrules.vocab import ASSET_EVENTS as _ASSET_EVENTS
 from mrules.vocab import TRIGGER_EVENTS as _TRIGGER_EVENTS
 from mrules.vocab import TRIGGERS
@@ -896,7 +896,7 @@ def _url_matcher(pattern: str, settings: EngineSettings) -> Callable[[str], bool
     """A matcher on normalised URLs for a `visited` criterion (same rules as page actions)."""
     if is_wildcard(pattern):
         prefix = wildcard_prefix(pattern, settings)
-        return lambda u: u.startswith(prefix) or (u + "/") == prefix
+        return lambda u: u.startswith(prefix) or with_slash(u).startswith(prefix)
     exact = normalize_url(pattern, settings)
     return lambda u: u == exact
 

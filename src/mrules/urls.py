@@ -32,6 +32,7 @@ __all__ = [
     "is_wildcard",
     "normalize_url",
     "wildcard_prefix",
+    "with_slash",
 ]
 
 T = TypeVar("T")
@@ -54,8 +55,13 @@ def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str
     if m:
         scheme = m.group(0).lower()
         url = url[m.end() :]
-    host, slash, path = url.partition("/")
-    host = host.lower()
+    # The host ends at the path or at the query: `x.example?a=1` is the page `x.example/?a=1`.
+    end = len(url)
+    for mark in "/?":
+        at = url.find(mark)
+        if 0 <= at < end:
+            end = at
+    host, path = url[:end].lower(), url[end:]
     # The scheme's default port names the same page (`https://x.example:443/a`).
     if host.endswith(":443") and scheme in ("https://", ""):
         host = host[:-4]
@@ -69,7 +75,7 @@ def _split(url: str, settings: EngineSettings, *, keep_query: bool) -> tuple[str
         path = _readable(path)
     if settings.url_ignore_path_case:
         path = path.lower()
-    return scheme + host, slash + path
+    return scheme + host, path
 
 
 _ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
@@ -120,8 +126,9 @@ def normalize_url(url: str, settings: EngineSettings) -> str:
     'getcloudy.com:443/consult'
     """
     host, path = _split(url, settings, keep_query=False)
-    if settings.url_ignore_trailing_slash:
-        path = path.rstrip("/")
+    if settings.url_ignore_trailing_slash:  # of the path, not of a query kept after it
+        head, mark, query = path.partition("?")
+        path = head.rstrip("/") + mark + query
     return host + path
 
 
@@ -144,6 +151,17 @@ class NormalizedUrls:
                 self._seen = {}
             self._seen[url] = found
         return found
+
+
+def with_slash(url: str) -> str:
+    """A normalised URL with a slash after its path, before any query it keeps: what
+    `P/*` finds P itself by (`x.example/p?a=1` is the page P with a query).
+
+    >>> with_slash("x.example/p"), with_slash("x.example/p?a=1")
+    ('x.example/p/', 'x.example/p/?a=1')
+    """
+    head, mark, query = url.partition("?")
+    return head + "/" + mark + query
 
 
 def wildcard_prefix(pattern: str, settings: EngineSettings) -> str:
@@ -198,10 +216,13 @@ class PageIndex(Generic[T]):
             return hit
         if not self._by_length:
             return None
-        slashed = url + "/"
+        query = url.find("?")  # kept (url_ignore_query = false): `P/*` covers `P?q` too
+        slashed = url + "/" if query < 0 else with_slash(url)
         for length, prefixes in self._by_length:
             if length <= len(url):
                 hit = prefixes.get(url[:length])
+                if hit is None and 0 <= query < length:
+                    hit = prefixes.get(slashed[:length])
             elif length == len(slashed):
                 hit = prefixes.get(slashed)
             else:

@@ -1,0 +1,73 @@
+"""Each event type and key of docs/events.md, run through `mrules run` as a user would,
+its effect read back with `mrules state export`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def run(tmp_path: Path, rules: str, events: list[dict[str, Any]], *extra: str) -> Result:
+    (tmp_path / "rules.mr").write_text(rules, encoding="utf-8")
+    lines = "".join(json.dumps(e) + "\n" for e in events)
+    (tmp_path / "events.jsonl").write_text(lines, encoding="utf-8")
+    store = str(tmp_path / "s.db")
+    return invoke(
+        "run", str(tmp_path / "rules.mr"), str(tmp_path / "events.jsonl"), "--store", store, *extra
+    )
+
+
+def export(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    res = invoke("state", "export", "--store", str(tmp_path / "s.db"))
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.output.splitlines() if line.startswith("{")]
+    return {row["email"]: row for row in rows}
+
+
+def view(ts: str, prospect: str, url: str) -> dict[str, Any]:
+    return {"ts": ts, "type": "page_view", "prospect": prospect, "url": url}
+
+
+def test_a_kept_query_string_is_the_page_with_its_trailing_slash_and_wildcard(
+    tmp_path: Path,
+) -> None:
+    """With `url_ignore_query = false`, the query is compared, but the page before it is
+    still the page: its trailing slash is ignored (default), `P/*` covers `P?q`, and a
+    query right after the host (`x.example?a=1`) is not part of the host."""
+    rules = (
+        "settings { url_ignore_query = false }\n"
+        'page action "Exact" on "x.example/p?a=1" { score +10 }\n'
+        'page action "Dir" on "x.example/d/*" { score +100 }\n'
+        'page action "Home" on "x.example/?Q=1" { score +1000 }\n'
+        'tag "dir"\n'
+        'automation rule "Dir visit" priority 1 {\n'
+        '  when all { visited "x.example/d/*" }\n'
+        '  then { add tag "dir" }\n'
+        "}\n"
+    )
+    events = [
+        view("2026-01-01T00:00:00Z", "slash@x.example", "https://x.example/p/?a=1"),
+        view("2026-01-01T00:01:00Z", "dir@x.example", "https://x.example/d?z=1"),
+        view("2026-01-01T00:02:00Z", "home@x.example", "https://x.example?Q=1"),
+        view("2026-01-01T00:03:00Z", "other@x.example", "https://x.example/p?a=2"),
+    ]
+    res = run(tmp_path, rules, events)
+    assert res.exit_code == 0, res.output
+    state = export(tmp_path)
+    scores = {email: row["score"] for email, row in state.items()}
+    assert scores == {
+        "slash@x.example": 10,
+        "dir@x.example": 100,
+        "home@x.example": 1000,
+        "other@x.example": 0,
+    }
+    assert [email for email, row in state.items() if row["tags"]] == ["dir@x.example"]
