@@ -71,3 +71,42 @@ def test_a_kept_query_string_is_the_page_with_its_trailing_slash_and_wildcard(
         "other@x.example": 0,
     }
     assert [email for email, row in state.items() if row["tags"]] == ["dir@x.example"]
+
+
+def test_a_date_field_takes_an_rfc3339_time_with_a_space_and_keeps_its_zone(
+    tmp_path: Path,
+) -> None:
+    """RFC 3339 lets a space stand for the `T` (docs/events.md reads `ts` so); a date
+    field's value written so fits (docs/events.md: "an RFC 3339 time"), and criteria read
+    it in its own zone: 00:30 at +01:00 is 23:30 UTC the day before."""
+    rules = (
+        "field signed: date\n"
+        'tag "early"\n'
+        'automation rule "Early" priority 1 {\n'
+        "  when all { signed < 2026-01-31T00:00:00Z }\n"
+        '  then { add tag "early" }\n'
+        "}\n"
+    )
+    events = [
+        {
+            "ts": "2026-02-01T00:00:00Z",
+            "type": "prospect_update",
+            "prospect": f"{who}@x.example",
+            "fields": {"signed": when},
+        }
+        for who, when in (
+            ("space", "2026-01-31 00:30:00+01:00"),
+            ("tee", "2026-01-31T00:30:00+01:00"),
+            ("late", "2026-01-31 00:30:00Z"),
+        )
+    ]
+    res = run(tmp_path, rules, events)
+    assert res.exit_code == 0, res.output
+    assert "skip field" not in res.output
+    state = export(tmp_path)
+    assert state["space@x.example"]["fields"] == {"signed": "2026-01-31 00:30:00+01:00"}
+    assert {email: row["tags"] for email, row in state.items()} == {
+        "space@x.example": ["early"],
+        "tee@x.example": ["early"],
+        "late@x.example": [],
+    }

@@ -207,7 +207,9 @@ class CompiledRuleSet:
 
 
 def _epoch(text: str) -> float:
-    if "T" not in text and "t" not in text:
+    # A date alone is midnight UTC; a time (`T`, `t` or a space before it, as RFC 3339
+    # allows) keeps its zone.
+    if "T" not in text and "t" not in text and " " not in text:
         return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
     value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:

@@ -198,7 +198,7 @@ def _is_date(text: str) -> bool:
     """Whether criteria read the text as a date (the compiler's conversion)."""
     text = text.strip()
     try:
-        if "T" not in text and "t" not in text:
+        if "T" not in text and "t" not in text and " " not in text:
             dt.date.fromisoformat(text)
             return True
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
