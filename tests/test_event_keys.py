@@ -110,3 +110,39 @@ def test_a_date_field_takes_an_rfc3339_time_with_a_space_and_keeps_its_zone(
         "tee@x.example": ["early"],
         "late@x.example": [],
     }
+
+
+def test_an_opted_out_value_kept_that_is_not_true_or_false_never_opts_back_in(
+    tmp_path: Path,
+) -> None:
+    """`bad_field_values = "keep"` stores a value as given, but the email status is true
+    or false: `"maybe"` or `0` leaves it as it is, as a blank does (docs/events.md), and
+    never opts back in a prospect who unsubscribed."""
+    rules = 'settings { bad_field_values = "keep" }\n'
+    events: list[dict[str, Any]] = [
+        {"ts": "2026-01-01T00:00:00Z", "type": "unsubscribe", "prospect": "out@x.example"},
+        {"ts": "2026-01-01T00:00:00Z", "type": "unsubscribe", "prospect": "zero@x.example"},
+    ]
+    events += [
+        {
+            "ts": "2026-01-01T00:01:00Z",
+            "type": "prospect_update",
+            "prospect": email,
+            "fields": {"opted_out": value},
+        }
+        for email, value in (
+            ("out@x.example", "maybe"),
+            ("zero@x.example", 0),
+            ("new@x.example", "maybe"),
+            ("yes@x.example", "TRUE"),
+        )
+    ]
+    res = run(tmp_path, rules, events)
+    assert res.exit_code == 0, res.output
+    assert "field values kept that do not fit" in res.output
+    assert {email: row["opted_out"] for email, row in export(tmp_path).items()} == {
+        "out@x.example": True,
+        "zero@x.example": True,
+        "new@x.example": False,
+        "yes@x.example": True,
+    }

@@ -130,11 +130,13 @@ class Effects(EngineParts):
     def _set_field(self, c: Context, ref: RuleRef, name: str, value: Any) -> None:
         p = c.p
         if name == "opted_out":  # the email status `opted out` reads, not a field of its own
-            if value is None or value == "":
-                # A blank is no answer (an empty form field, an import's empty cell): the
-                # status is never blank, and an opt-out is not lost to one.
+            if value is not True and value is not False:
+                # A blank is no answer (an empty form field, an import's empty cell), nor
+                # is a value that is not true or false (`"maybe"` kept by
+                # `bad_field_values = "keep"`): the status is never blank, and an opt-out
+                # is not lost to one.
                 return
-            on = value is True
+            on = value
             if p.opted_out != on:
                 p.opted_out = on
                 if name in self.cs.most_recent:
