@@ -146,3 +146,32 @@ def test_an_opted_out_value_kept_that_is_not_true_or_false_never_opts_back_in(
         "new@x.example": False,
         "yes@x.example": True,
     }
+
+
+def test_a_deleted_opportunity_scores_nothing(tmp_path: Path) -> None:
+    """`status` on an opportunity is `won` or `lost`; with none it is created (+50 with
+    Pardot's table). `deleted` (docs/events.md: a lead or contact deleted in the CRM) on
+    an opportunity is no creation: it scores nothing, where it scored +50."""
+    rules = 'include "library/pardot-default-scoring"\n'
+    events: list[dict[str, Any]] = []
+    for status in (None, "won", "lost", "deleted"):
+        email = f"{status or 'open'}@x.example"
+        events += [
+            {"ts": "2026-01-01T00:00:00Z", "type": "prospect_update", "prospect": email},
+            {
+                "ts": "2026-01-01T00:01:00Z",
+                "type": "crm_update",
+                "prospect": email,
+                "object": "opportunity",
+                "crm_id": "006A",
+                "status": status,
+            },
+        ]
+    res = run(tmp_path, rules, events)
+    assert res.exit_code == 0, res.output
+    assert {email: row["score"] for email, row in export(tmp_path).items()} == {
+        "open@x.example": 50,
+        "won@x.example": 0,
+        "lost@x.example": -100,
+        "deleted@x.example": 0,
+    }

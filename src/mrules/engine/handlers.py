@@ -224,7 +224,7 @@ class Handlers(EngineParts):
                     their_time=e.ts_epoch,
                 ):
                     self._set_field(c, ref, name, value)
-        elif obj == "opportunity":
+        elif obj == "opportunity" and e.status != "deleted":  # a deleted one was not created
             outcome = {"won": "won", "lost": "lost"}.get(e.status or "", "created")
             points = self.cs.crm_scoring.get(outcome)
             if points:
