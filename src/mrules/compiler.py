@@ -436,11 +436,13 @@ class _CriterionCompiler:
                     v = get(p)
                     if isinstance(v, list):
                         return any(_fold(x) in wanted for x in v)
+                    if isinstance(v, str):
+                        return v.casefold() in wanted
                     if v is None:
                         return False
                     # A text field given a JSON number (`42`) is the text `42`, as
                     # `contains` and `starts with` read it.
-                    return _fold(v) in wanted or _as_text(v) in wanted
+                    return v in wanted or _as_text(v) in wanted
 
                 f = is_value
             if op == "is not":
