@@ -49,6 +49,16 @@ def pos(text: str, needle: str, delta: int = 0) -> types.Position:
     return types.Position(line, len(col_text.encode("utf-16-le")) // 2)
 
 
+def completions(s, uri: str, at: types.Position) -> list[types.CompletionItem]:
+    """What the server offers at `at` in the document `uri`."""
+    got = s.run(
+        s.client.text_document_completion_async(
+            types.CompletionParams(types.TextDocumentIdentifier(uri), at)
+        )
+    )
+    return list(got.items)
+
+
 def test_capabilities(session_factory, project: Path) -> None:
     s = session_factory(project)
     caps = s.init.capabilities
@@ -305,12 +315,8 @@ def test_a_name_completed_in_a_closed_string_replaces_the_closing_quote(
     text = RULES.replace('then { add to list "MQL" }', f"then {{ add to list {typed} }}")
     uri = s.open("rules/10-rules.mr", text)
     at = pos(text, f"list {typed} }}", len("list ") + cursor)
-    got = s.run(
-        s.client.text_document_completion_async(
-            types.CompletionParams(types.TextDocumentIdentifier(uri), at)
-        )
-    )
-    [item] = [i for i in got.items if i.label == "MQL"]
+    got = completions(s, uri, at)
+    [item] = [i for i in got if i.label == "MQL"]
     line = text.splitlines()[at.line]
     edit = item.text_edit
     done = line[: edit.range.start.character] + edit.new_text + line[edit.range.end.character :]
@@ -671,13 +677,9 @@ def test_completion_and_hover_in_a_file_whose_lines_end_with_a_lone_cr(
     text = '# lists\rlist "Leads"  # the list\rtag "t"\ron submit of form "Demo \U0001f389" {\r'
     text += '  add to list "Leads"\r  add to list "L'
     uri = s.open("rules/20-cr.mr", text)
-    got = s.run(
-        s.client.text_document_completion_async(
-            types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(5, 16))
-        )
-    )
-    assert [i.label for i in got.items] == ["Leads"]
-    assert got.items[0].text_edit.range == types.Range(types.Position(5, 14), types.Position(5, 16))
+    got = completions(s, uri, types.Position(5, 16))
+    assert [i.label for i in got] == ["Leads"]
+    assert got[0].text_edit.range == types.Range(types.Position(5, 14), types.Position(5, 16))
     h = s.run(
         s.client.text_document_hover_async(
             types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(1, 7))
@@ -920,13 +922,7 @@ def test_completion_in_settings_and_scoring_offers_settings_and_activities(
     assert [d.code for d in s.diagnostics_of(uri)] == ["MR610", "MR601"]
 
     def items(needle: str, delta: int) -> list[types.CompletionItem]:
-        at = pos(text, needle, delta)
-        got = s.run(
-            s.client.text_document_completion_async(
-                types.CompletionParams(types.TextDocumentIdentifier(uri), at)
-            )
-        )
-        return list(got.items)
+        return completions(s, uri, pos(text, needle, delta))
 
     assert sorted(i.label for i in items("url_ignore_w", 0)) == sorted(SETTINGS)
     [setting] = items("url_ignore_w", len("url_ignore_w"))
@@ -1006,13 +1002,7 @@ def test_completion_after_add_to_list_offers_only_static_lists(
     uri = s.open("rules/10-rules.mr", text)
 
     def labels(needle: str) -> list[str]:
-        at = pos(text, needle, len(needle) - 1)
-        got = s.run(
-            s.client.text_document_completion_async(
-                types.CompletionParams(types.TextDocumentIdentifier(uri), at)
-            )
-        )
-        return [i.label for i in got.items]
+        return [i.label for i in completions(s, uri, pos(text, needle, len(needle) - 1))]
 
     assert labels('add to list ""') == ["Customers", "MQL"]
     assert labels('remove from list ""') == ["Customers", "MQL"]
@@ -1038,13 +1028,9 @@ def test_completion_of_field_types_sync_objects_and_crm_types(
     lines = text.split("\n")
     for needle in (": pick", ", con", "as multipick"):
         at = pos(text, needle, len(needle))
-        got = s.run(
-            s.client.text_document_completion_async(
-                types.CompletionParams(types.TextDocumentIdentifier(uri), at)
-            )
-        )
-        assert "company_size" not in [i.label for i in got.items]
-        [item] = got.items
+        got = completions(s, uri, at)
+        assert "company_size" not in [i.label for i in got]
+        [item] = got
         r = item.text_edit.range
         line = lines[r.start.line]
         lines[r.start.line] = (
@@ -1053,12 +1039,9 @@ def test_completion_of_field_types_sync_objects_and_crm_types(
     before = len(s.events)
     s.change(uri, "\n".join(lines))
     assert s.diagnostics_of(uri, before) == []
-    got = s.run(  # a statement after `objects ...`: `map` takes a field again
-        s.client.text_document_completion_async(
-            types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, "map ", 4))
-        )
-    )
-    assert "tier" in [i.label for i in got.items] and "lead" not in [i.label for i in got.items]
+    # a statement after `objects ...`: `map` takes a field again
+    offered = [i.label for i in completions(s, uri, pos(text, "map ", 4))]
+    assert "tier" in offered and "lead" not in offered
 
 
 def test_completion_of_a_groups_members_offers_users(session_factory, project: Path) -> None:
@@ -1067,12 +1050,8 @@ def test_completion_of_a_groups_members_offers_users(session_factory, project: P
     s = session_factory(project)
     text = 'group "Sales" [""]\n'
     uri = s.open("rules/20-group.mr", text)
-    got = s.run(
-        s.client.text_document_completion_async(
-            types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, '""', 1))
-        )
-    )
-    [item] = got.items
+    got = completions(s, uri, pos(text, '""', 1))
+    [item] = got
     assert item.label == "alan@getcloudy.com"
     r = item.text_edit.range
     done = text[: r.start.character] + item.text_edit.new_text + text[r.end.character :]
@@ -1093,15 +1072,9 @@ def test_completion_after_increment_offers_only_number_fields(
     s.open("rules/20-fields.mr", "field visits: number\nfield note: text\n")
     text = RULES.replace('  add to list "MQL"\n', "  increment \n")
     uri = s.open("rules/10-rules.mr", text)
-    got = s.run(
-        s.client.text_document_completion_async(
-            types.CompletionParams(
-                types.TextDocumentIdentifier(uri), pos(text, "increment ", len("increment "))
-            )
-        )
-    )
+    got = completions(s, uri, pos(text, "increment ", len("increment ")))
     numbers = [name for name, kind in BUILTIN_FIELDS.items() if kind == "number"]
-    assert [i.label for i in got.items] == sorted([*numbers, "visits"])
+    assert [i.label for i in got] == sorted([*numbers, "visits"])
 
 
 def test_completion_of_a_multiselects_values_in_a_list(session_factory, project: Path) -> None:
@@ -1111,13 +1084,9 @@ def test_completion_of_a_multiselects_values_in_a_list(session_factory, project:
     s.open("rules/20-tier.mr", 'field tier: multiselect ["Gold", "Silver"]\n')
     text = RULES.replace('  add to list "MQL"\n', '  set tier = ["Gold", ""]\n')
     uri = s.open("rules/10-rules.mr", text)
-    got = s.run(
-        s.client.text_document_completion_async(
-            types.CompletionParams(types.TextDocumentIdentifier(uri), pos(text, '""]', 1))
-        )
-    )
-    assert [i.label for i in got.items] == ["Gold", "Silver"]
-    assert [i.text_edit.new_text for i in got.items] == ['"Gold"', '"Silver"']
+    got = completions(s, uri, pos(text, '""]', 1))
+    assert [i.label for i in got] == ["Gold", "Silver"]
+    assert [i.text_edit.new_text for i in got] == ['"Gold"', '"Silver"']
 
 
 def test_completion_of_member_statuses_and_grading_criteria(session_factory, project: Path) -> None:
@@ -1136,14 +1105,7 @@ def test_completion_of_member_statuses_and_grading_criteria(session_factory, pro
     uri = s.open("rules/10-rules.mr", text)
 
     def labels(needle: str) -> list[str]:
-        got = s.run(
-            s.client.text_document_completion_async(
-                types.CompletionParams(
-                    types.TextDocumentIdentifier(uri), pos(text, needle, len(needle) - 1)
-                )
-            )
-        )
-        return [i.label for i in got.items]
+        return [i.label for i in completions(s, uri, pos(text, needle, len(needle) - 1))]
 
     assert labels('status ""') == ["Sent", "Responded"]
     assert labels('mark ""') == ["Job"]
@@ -1160,14 +1122,7 @@ def test_completion_of_a_settings_words(session_factory, project: Path) -> None:
     uri = s.open("rules/20-settings.mr", text)
 
     def labels(needle: str) -> list[str]:
-        got = s.run(
-            s.client.text_document_completion_async(
-                types.CompletionParams(
-                    types.TextDocumentIdentifier(uri), pos(text, needle, len(needle) - 1)
-                )
-            )
-        )
-        return [i.label for i in got.items]
+        return [i.label for i in completions(s, uri, pos(text, needle, len(needle) - 1))]
 
     assert labels('unknown_assets = ""') == list(CHOICES["unknown_assets"])
     assert labels('grade_start = ""') == list(GRADES)
