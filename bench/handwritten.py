@@ -655,6 +655,7 @@ class Baseline:
         self.applied: set[str] = set()
         self.clock: float | None = None
         self.now = 0.0
+        self.ts = 0.0
         self.seq = 0
         self.line = 0
         self.event_id: str | None = None
@@ -698,6 +699,7 @@ class Baseline:
         if self.clock is None or e.ts_epoch > self.clock:
             self.clock = e.ts_epoch
         self.now = self.clock
+        self.ts = e.ts_epoch  # a prospect the event creates was created then
         self.line, self.event_id = e.line, eid
         self.fresh = None
         t = e.type
@@ -754,7 +756,7 @@ class Baseline:
     def prospect(self, email: str, etype: str) -> P:
         p = self.prospects.get(email)
         if p is None:
-            p = self.prospects[email] = P(email, self.now)
+            p = self.prospects[email] = P(email, min(self.ts, self.now))
             self.log(p, "event", etype, self.source, "create prospect", {}, None, email)
             self.fresh = email
         self.dirty.add(email)

@@ -812,7 +812,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         if p is None:
             p = self._get(email)
         if p is None:
-            p = Prospect(email, self.now)
+            # Created at the event's time: an event older than the clock does
+            # not make a prospect whose creation follows its first activity.
+            now = self.now
+            p = Prospect(email, e.ts_epoch if e is not None and e.ts_epoch < now else now)
             p.profile = self.cs.default_profile
             self.prospects[email] = p
             self._created.append(email)
