@@ -480,3 +480,30 @@ def test_a_store_this_process_holds_is_said_so_and_never_waited_for(tmp_path: Pa
     finally:
         held.close()
     assert mrules.run(rules, events, store=path).summary.applied > 0  # closed, it is free
+
+
+def test_wait_timeout_gives_up_on_a_store_another_process_holds(tmp_path: Path) -> None:
+    """`mrules.run(wait=True)` waited for a held store for as long as it took: a library
+    caller had no `--wait-timeout`. `wait_timeout` waits that long, then raises StoreLocked
+    (as the CLI exits 5), and bad values are refused before anything is opened."""
+    import time
+
+    from tests.test_exit_codes import _held_elsewhere
+
+    from mrules.storeapi import StoreLocked
+
+    path = tmp_path / "s.db"
+    rules, events = EXAMPLE / "rules", EXAMPLE / "events.jsonl"
+    mrules.run(rules, events, store=path).close()
+    with _held_elsewhere(path):
+        started = time.monotonic()
+        with pytest.raises(StoreLocked, match="in use by another mrules process"):
+            mrules.run(rules, events, store=path, wait_timeout=0.5)
+        assert 0.5 <= time.monotonic() - started < 30  # it waited, then gave up
+        bad_values = ((0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+                      ("5", TypeError), (True, TypeError))  # fmt: skip
+        for bad, error in bad_values:
+            with pytest.raises(error, match="wait_timeout"):
+                mrules.run(rules, events, store=path, wait_timeout=bad)  # type: ignore[arg-type]
+    with mrules.run(rules, events, store=path, wait_timeout=5) as again:
+        assert again.summary.applied == 0  # free again: it resumed and found nothing new

@@ -363,6 +363,7 @@ def run(
     commit_every: int = 20_000,
     commit_seconds: float | None = None,
     wait: bool = False,
+    wait_timeout: float | None = None,
     on_commit: Callable[[Any], None] | None = None,
     on_start: Callable[[], None] | None = None,
     source: str | None = None,
@@ -382,7 +383,10 @@ def run(
         now: after the events, move the clock to this epoch time (like a tick).
         commit_every: events per store transaction.
         commit_seconds: also commit when this many seconds passed since the last commit.
-        wait: wait for a store another process holds instead of refusing.
+        wait: wait for a store another process holds instead of refusing (for as long as
+            it takes, unless `wait_timeout` is given).
+        wait_timeout: wait at most this many seconds for such a store (implies `wait`),
+            then raise StoreLocked, as `mrules run --wait-timeout` exits 5.
         on_commit: called with every committed batch (the action log uses it).
         on_start: called once the engine has read the store, before the first event.
         source: the stream's identity in the store (default: the file's absolute
@@ -429,6 +433,14 @@ def run(
             raise TypeError(f"{name} must be a function or None, not {type(call).__name__}")
     if not isinstance(wait, bool):  # `wait="no"` is true: it waited
         raise TypeError(f"wait must be True or False, not {type(wait).__name__}")
+    if wait_timeout is not None:
+        if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, int | float):
+            raise TypeError(
+                f"wait_timeout must be a number of seconds, not {type(wait_timeout).__name__}"
+            )
+        if not 0 < wait_timeout < float("inf"):  # nan or inf would wait for ever
+            raise ValueError(f"wait_timeout must be a finite number above 0, not {wait_timeout!r}")
+        wait = True
     if getattr(events, "closed", False) is True:  # not "peek of closed file" from the reader
         raise ValueError("events: the file is closed; give it open, or its path")
     compiled = compile_rules(rules)
@@ -441,7 +453,7 @@ def run(
         source = stream_source(events) if isinstance(events, str | Path) else "-"
     if label is None:
         label = display_path(str(events)) if is_path else "-"
-    st = open_store(store, wait=wait)
+    st = open_store(store, wait=wait, timeout=wait_timeout)
     try:
         engine = Engine(
             compiled,
