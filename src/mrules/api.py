@@ -390,7 +390,8 @@ def run(
         on_commit: called with every committed batch (the action log uses it).
         on_start: called once the engine has read the store, before the first event.
         source: the stream's identity in the store (default: the file's absolute
-            path; `-` for standard input, pipes and iterables).
+            path; `-` for standard input, pipes and iterables, whose rejects each run
+            keeps under `- (run N)`: `store.rejects()` lists them).
         label: how the ledger names the stream (default: the path as given).
         progress: called with the number of lines read so far, every 512 lines.
         cache_prospects: how many prospects stay decoded in memory after a commit

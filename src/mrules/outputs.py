@@ -26,7 +26,7 @@ from rich.text import Text
 from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.engine import RunSummary, iso
 from mrules.events import prospect_key
-from mrules.records import LedgerEntry
+from mrules.records import LedgerEntry, RejectedLine, stdin_run
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import MEMORY, StateStore
 
@@ -38,6 +38,7 @@ __all__ = [
     "prospect_record",
     "remove_stale_output",
     "render_summary",
+    "stream_rejects",
     "write_diagnostics",
     "write_rejects",
 ]
@@ -332,9 +333,23 @@ def write_diagnostics(path: Path, unsettled: list[dict[str, Any]]) -> int:
     return len(unsettled)
 
 
+def stream_rejects(store: StateStore, source: str) -> list[RejectedLine]:
+    """The rejected lines of a stream: a file's, or every run's on standard input.
+
+    Runs on standard input or a pipe (source `-`) each number their lines from 1, and
+    keep their rejects under `- (run N)`: all of them are the stream's, run by run
+    (a store's `-` rows from before runs were told apart first), each line once.
+    """
+    if source != "-":
+        return list(store.rejects(source))
+    runs = [(n, r) for r in store.rejects() if (n := stdin_run(r.source)) is not None]
+    runs.sort(key=lambda nr: (nr[0], nr[1].line))
+    return [RejectedLine._make(r) for _, r in runs]
+
+
 def write_rejects(path: Path, store: StateStore, source: str) -> int:
     """Rewrite the rejects file from the store (atomically); returns how many lines it has."""
-    rows = list(store.rejects(source))
+    rows = stream_rejects(store, source)
     try:
         if not rows:
             remove_stale_output(path)

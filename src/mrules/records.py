@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Activity", "LedgerEntry", "Message", "RejectedLine"]
+__all__ = ["Activity", "LedgerEntry", "Message", "RejectedLine", "stdin_run", "stdin_run_source"]
 
 
 class Activity(NamedTuple):
@@ -56,9 +56,37 @@ class Message(NamedTuple):
 
 
 class RejectedLine(NamedTuple):
-    """An event line that was not applied."""
+    """An event line that was not applied.
+
+    `source` is the stream: a file's absolute path, or for standard input and pipes
+    `- (run N)`, the N-th run on standard input of that store (each such run numbers
+    its lines from 1, so `-` alone would let a later run replace an earlier run's
+    rows); a store written before runs were told apart keeps `-`.
+    """
 
     source: str
     line: int
     reason: str
     text: str
+
+
+_STDIN_RUN = "- (run "
+
+
+def stdin_run_source(n: int) -> str:
+    """The rejects' source of the `n`-th run on standard input or a pipe: `- (run 3)`."""
+    return f"{_STDIN_RUN}{n})"
+
+
+def stdin_run(source: str) -> int | None:
+    """Which run on standard input a rejects' source names: 0 for the `-` of a store
+    written before runs were told apart, None for a file's path."""
+    if source == "-":
+        return 0
+    if source.startswith(_STDIN_RUN) and source.endswith(")"):
+        n = source[len(_STDIN_RUN) : -1]
+        if (
+            n.isascii() and n.isdigit()
+        ):  # a file's source is an absolute path: it never starts with `-`
+            return int(n)
+    return None

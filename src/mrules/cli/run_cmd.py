@@ -56,7 +56,13 @@ from mrules.events import (
     parse_timestamp,
 )
 from mrules.loader import display_path, printable_path
-from mrules.outputs import ActionLog, render_summary, write_diagnostics, write_rejects
+from mrules.outputs import (
+    ActionLog,
+    render_summary,
+    stream_rejects,
+    write_diagnostics,
+    write_rejects,
+)
 from mrules.records import RejectedLine
 from mrules.store import StoreError
 from mrules.storeapi import MEMORY, StateStore
@@ -419,7 +425,7 @@ def run(
         if rejects_file is not None:
             rejected = write_rejects(rejects_file, store, source)
         else:  # --store :memory: without --rejects: shown below, or no line number is kept
-            unfiled = list(store.rejects(source))
+            unfiled = stream_rejects(store, source)
         if diagnostics_file is not None:
             write_diagnostics(diagnostics_file, summary.unsettled)
     except StreamReplacedError as e:  # nothing of it was read

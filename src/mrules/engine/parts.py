@@ -51,6 +51,7 @@ class EngineParts:
     settings: EngineSettings
     summary: RunSummary
     source: str
+    reject_source: str
     source_label: str
     prospects: dict[str, Prospect]
     _wake_all: bool

@@ -35,6 +35,7 @@ from mrules.engine.summary import RunSummary
 from mrules.engine.wakeups import WakeQueue
 from mrules.events import Event, EventSourceError, Reject, line_check
 from mrules.history import Row, json_text
+from mrules.records import stdin_run_source
 from mrules.state import DamagedState, Prospect
 from mrules.storeapi import StateStore
 from mrules.urls import NormalizedUrls, normalize_url
@@ -82,6 +83,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.cs = rules
         self.store = store
         self.source = source  # the stream's identity in the store (an absolute path)
+        self.reject_source = source  # its rejects' (`- (run N)` on standard input: start)
         self.source_label = source_label or source  # how the ledger shows it
         self.batch_size = batch_size
         self.commit_seconds = commit_seconds
@@ -220,6 +222,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
         except orjson.JSONDecodeError as e:  # bytes where JSON text was written: damage
             raise DamagedState(f"its shared state is not JSON ({str(e)[:80]})") from None
         _check_shared(self.shared)
+        if self.source == "-":
+            # Each run on standard input numbers its lines from 1: its rejects are kept
+            # under a source of its own, so no later run replaces them (docs/outputs.md).
+            runs = self.shared.get("stdin_runs", 0) + 1
+            self.shared["stdin_runs"] = runs
+            self.shared_dirty = True
+            self.reject_source = stdin_run_source(runs)
         first_seen = st.rules_first_seen()
         new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
         resumed = self._resumed_rules(first_seen) | self._edited_rules(first_seen)
@@ -511,7 +520,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
                         summary.unfinished_line = item.line
                         continue
                     summary.rejected += 1
-                    self.batch.rejects.append((self.source, item.line, item.reason, item.text))
+                    self.batch.rejects.append(
+                        (self.reject_source, item.line, item.reason, item.text)
+                    )
                 elif skip and item.id in skip:
                     summary.duplicates += 1
                     last_event = item
@@ -950,7 +961,7 @@ def _check_shared(shared: dict[str, Any]) -> None:
             ok = type(value) is list and all(type(k) is str for k in value)
         elif key in ("rule_criteria", "rule_declared"):
             ok = type(value) is dict and all(type(v) is str for v in value.values())
-        elif key.startswith("round_robin:"):
+        elif key == "stdin_runs" or key.startswith("round_robin:"):
             ok = type(value) is int and value >= 0
         else:
             ok = True  # a key a later version wrote: kept as it is

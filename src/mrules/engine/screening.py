@@ -33,7 +33,7 @@ class Screening(EngineParts):
     def reject(self, item: Reject) -> None:
         """A line that is not applied: to the rejects file, with its number and reason."""
         self.summary.rejected += 1
-        self.batch.rejects.append((self.source, item.line, item.reason, item.text))
+        self.batch.rejects.append((self.reject_source, item.line, item.reason, item.text))
 
     def _refusal(self, e: Event) -> str | None:
         """Why the policies refuse a valid event (`reject` settings), or None."""

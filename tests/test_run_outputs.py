@@ -1,0 +1,100 @@
+"""What `mrules run` writes besides state, across runs on one store: the rejects it keeps
+and the diagnostics file (docs/outputs.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import mrules
+from mrules.api import open_store
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = str(ROOT / "examples" / "getcloudy" / "rules")
+
+
+def good(who: str, n: int = 0) -> str:
+    return (
+        f'{{"ts":"2026-11-02T09:00:{n:02d}Z","type":"page_view","prospect":"{who}@example.com",'
+        '"url":"https://getcloudy.com/"}\n'
+    )
+
+
+def invoke(*args: str, input: str | None = None) -> Result:
+    res = CliRunner().invoke(main, list(args), input=input)
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    return res
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_two_runs_on_standard_input_keep_both_runs_rejects(tmp_path: Path) -> None:
+    """Each run on `-` numbers its lines from 1: the second run's rejected line 2 replaced
+    the first run's in the store, and the first run's line 3 was shown as the second's."""
+    store = str(tmp_path / "s.db")
+    first = good("a") + "{oops\n" + '{"ts":"2026-11-02T09:00:00Z","type":"nope"}\n'
+    res = invoke("run", RULES, "-", "--store", store, "-q", input=first)
+    assert res.exit_code == 3, res.stderr
+    second = "[1]\n" + good("b") + "{}\n" + good("c")
+    res = invoke("run", RULES, "-", "--store", store, "-q", input=second)
+    assert res.exit_code == 3, res.stderr
+    got = [(r["source"], r["line"], r["text"]) for r in lines_of(tmp_path / "s.rejects.jsonl")]
+    assert got == [
+        ("- (run 1)", 2, "{oops"),
+        ("- (run 1)", 3, '{"ts":"2026-11-02T09:00:00Z","type":"nope"}'),
+        ("- (run 2)", 1, "[1]"),
+        ("- (run 2)", 3, "{}"),
+    ]
+    # a third run with no bad line still shows them (and exits 3, as a file's rerun does)
+    res = invoke("run", RULES, "-", "--store", store, input=good("d"))
+    assert res.exit_code == 3, res.stderr
+    assert "0 (+4 from earlier runs)" in res.stderr
+    assert len(lines_of(tmp_path / "s.rejects.jsonl")) == 4
+
+
+def test_a_file_resumed_twice_keeps_its_rejects_once(tmp_path: Path) -> None:
+    events = tmp_path / "ev.jsonl"
+    events.write_text("{oops\n" + good("a"))
+    args = ["run", RULES, str(events), "--store", str(tmp_path / "s.db"), "-q"]
+    assert invoke(*args).exit_code == 3
+    with events.open("a") as f:
+        f.write("[2]\n" + good("b"))
+    assert invoke(*args).exit_code == 3
+    assert invoke(*args).exit_code == 3  # nothing new
+    got = [(r["source"], r["line"]) for r in lines_of(tmp_path / "s.rejects.jsonl")]
+    assert got == [(str(events), 1), (str(events), 3)]
+
+
+@pytest.mark.parametrize("where", ["memory", "sqlite"])
+def test_runs_of_the_library_on_one_store_keep_every_run_s_rejects(
+    tmp_path: Path, where: str
+) -> None:
+    """Iterables and standard input are source `-`: every store keeps each run's rejects."""
+    store = open_store(":memory:" if where == "memory" else str(tmp_path / "s.db"))
+    try:
+        mrules.run(RULES, [good("a"), "{oops"], store=store)
+        mrules.run(RULES, ["[1]", good("b")], store=store)
+        got = [(r.source, r.line, r.text) for r in store.rejects()]
+        assert got == [("- (run 1)", 2, "{oops"), ("- (run 2)", 1, "[1]")]
+    finally:
+        store.close()
+
+
+def test_the_rejects_of_an_older_store_s_standard_input_stay_first(tmp_path: Path) -> None:
+    """A store written before runs were told apart keeps its `-` rows; new runs add theirs."""
+    from mrules.batch import Batch
+
+    store = open_store(str(tmp_path / "s.db"))
+    store.commit(Batch("-", 2, None, rejects=[("-", 2, "not JSON", "{oops")]))
+    store.close()
+    res = invoke("run", RULES, "-", "--store", str(tmp_path / "s.db"), "-q", input="[1]\n")
+    assert res.exit_code == 3, res.stderr
+    got = [(r["source"], r["line"]) for r in lines_of(tmp_path / "s.rejects.jsonl")]
+    assert got == [("-", 2), ("- (run 1)", 1)]
