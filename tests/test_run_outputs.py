@@ -4,6 +4,10 @@ and the diagnostics file (docs/outputs.md)."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +102,83 @@ def test_the_rejects_of_an_older_store_s_standard_input_stay_first(tmp_path: Pat
     assert res.exit_code == 3, res.stderr
     got = [(r["source"], r["line"]) for r in lines_of(tmp_path / "s.rejects.jsonl")]
     assert got == [("-", 2), ("- (run 1)", 1)]
+
+
+OSCILLATING = """
+dynamic list "A" {
+  when all {
+    not in list "B"
+  }
+}
+dynamic list "B" {
+  when all {
+    in list "A"
+  }
+}
+"""
+
+
+def update(who: str, n: int, **fields: str) -> str:
+    event = {"ts": f"2026-11-02T09:00:{n:02d}Z", "type": "prospect_update",
+             "prospect": f"{who}@x.com", "id": f"{who}{n}", "fields": fields}  # fmt: skip
+    return json.dumps(event) + "\n"
+
+
+def test_a_resumed_run_keeps_the_diagnostics_of_prospects_it_did_not_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed run with nothing unsettled removed the earlier run's diagnostics file."""
+    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
+    rules = tmp_path / "r.mr"
+    rules.write_text(OSCILLATING)
+    events = tmp_path / "e.jsonl"
+    events.write_text(update("a", 1) + update("b", 2) + update("c", 3))
+    args = ["run", str(rules), str(events), "--store", str(tmp_path / "s.db"), "-q"]
+    diagnostics = tmp_path / "s.diagnostics.jsonl"
+    assert invoke(*args).exit_code == 0
+    assert [r["prospect"] for r in lines_of(diagnostics)] == ["a@x.com", "b@x.com", "c@x.com"]
+    with events.open("a") as f:  # b changes (a field: its lists settle); a and c do not
+        f.write(update("b", 4, city="Lyon") + update("d", 5, city="Nantes"))
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    got = [(r["prospect"], r["line"]) for r in lines_of(diagnostics)]
+    assert got == [("a@x.com", 1), ("c@x.com", 3), ("d@x.com", 5)]
+    assert invoke(*args).exit_code == 0  # nothing new: the file stays as it is
+    assert [(r["prospect"], r["line"]) for r in lines_of(diagnostics)] == got
+
+
+_PAST_THE_LINT = (
+    "import sys, mrules.cli.run_cmd as r; r.check = lambda program: []; "
+    "from mrules.cli import main; sys.exit(main())"
+)
+
+
+def test_a_killed_run_keeps_the_diagnostics_of_what_it_committed(tmp_path: Path) -> None:
+    """The diagnostics file was written at the end of a run only: a run killed after
+    committing an unsettled prospect lost its report, and the resumed run, which does
+    not apply that event again, never made it."""
+    rules = tmp_path / "r.mr"
+    rules.write_text(OSCILLATING)
+    store, diagnostics = tmp_path / "s.db", tmp_path / "s.diagnostics.jsonl"
+    cmd = [sys.executable, "-c", _PAST_THE_LINT, "run", str(rules), "-", "--store", str(store),
+           "-q", "--commit-every", "1", "--commit-seconds", "0.05"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(update("a", 1).encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not diagnostics.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # the stream still open: killed mid-run
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert [r["prospect"] for r in lines_of(diagnostics)] == ["a@x.com"]
+    rerun = subprocess.run(cmd, input=update("c", 2, city="Lyon").encode(), capture_output=True,
+                           timeout=120, check=False)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert [r["prospect"] for r in lines_of(diagnostics)] == ["a@x.com", "c@x.com"]

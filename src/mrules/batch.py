@@ -85,6 +85,9 @@ class Batch:
     # (line, events.line_check of it): the last event of `source` applied so far, kept with
     # the position so that a file replaced at the same path is told apart; None: unchanged
     anchor: tuple[int, int] | None = None
+    # prospects whose rules did not settle (`RunSummary.unsettled`'s reports made in this
+    # batch): not kept by the stores, written to the diagnostics file as the batch commits
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
 
     def ledger_entries(self) -> Iterator[LedgerEntry]:
         """Every ledger entry of the batch (plain ones, then the rows'), for the action log."""

@@ -12,7 +12,9 @@ store's rejects at the end of every run.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mrules.atomic import OutputError, atomic_write, fsync_folder
+from mrules.batch import Batch
 from mrules.engine import RunSummary, iso
 from mrules.events import prospect_key
 from mrules.records import LedgerEntry, RejectedLine, stdin_run
@@ -32,6 +35,7 @@ from mrules.storeapi import MEMORY, StateStore
 
 __all__ = [
     "ActionLog",
+    "DiagnosticsFile",
     "OutputError",
     "action_record",
     "export_records",
@@ -345,6 +349,93 @@ def stream_rejects(store: StateStore, source: str) -> list[RejectedLine]:
     runs = [(n, r) for r in store.rejects() if (n := stdin_run(r.source)) is not None]
     runs.sort(key=lambda nr: (nr[0], nr[1].line))
     return [RejectedLine._make(r) for _, r in runs]
+
+
+class DiagnosticsFile:
+    """The diagnostics file of `mrules run`, kept across the runs of one store.
+
+    It holds the reports of this run and those of earlier runs about prospects no
+    later run has changed: a report stays as long as its prospect's state is the
+    one it was made about. It is rewritten (atomically) at a commit that adds a
+    report or changes the prospect of an earlier one, so a run killed or
+    interrupted keeps the reports of what it committed; a commit that does
+    neither leaves it alone (a run with nothing unsettled no longer removes the
+    reports of an earlier run). Only a regular file is read: another file (a pipe,
+    a device) is written as before, never read.
+    """
+
+    def __init__(self, path: Path, keep_earlier: bool = True) -> None:
+        self.path = path
+        self.reports: list[dict[str, Any]] = []  # this run's, in order
+        self.earlier: list[bytes] = []  # earlier runs' lines still standing
+        self._earlier_of: dict[str, int] = {}  # prospect -> its earlier lines
+        self.written = 0
+        self._stale = not keep_earlier
+        if not keep_earlier:  # the store starts empty: those prospects are gone
+            return
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:  # no file there: the write says what fails
+                return
+            raise OutputError(
+                f"cannot read diagnostics file {_shown(path)}: {e.strerror or e}"
+            ) from e
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            self.earlier.append(line)
+            who = _report_prospect(line)
+            if who is not None:
+                self._earlier_of[who] = self._earlier_of.get(who, 0) + 1
+
+    def commit(self, batch: Batch) -> None:
+        """After the store committed `batch`: its reports, and the earlier reports of
+        the prospects it changed dropped; rewritten if either changed anything."""
+        dropped = [who for who in self._earlier_of if who in batch.prospects]
+        if not dropped and not batch.unsettled:
+            return
+        if dropped:
+            gone = set(dropped)
+            for who in dropped:
+                del self._earlier_of[who]
+            self.earlier = [x for x in self.earlier if _report_prospect(x) not in gone]
+        self.reports += batch.unsettled
+        self.write()
+
+    def write(self) -> None:
+        lines = self.earlier + [orjson.dumps(r) for r in self.reports]
+        try:
+            if not lines:
+                remove_stale_output(self.path)
+            else:
+                atomic_write(self.path, b"".join(x + b"\n" for x in lines))
+        except OSError as e:
+            raise OutputError(
+                f"cannot write diagnostics file {_shown(self.path)}: {e.strerror or e}"
+            ) from e
+        self.written = len(lines)
+        self._stale = False
+
+    def finish(self) -> None:
+        """At the end of a run: a file an in-memory store's run did not write is an
+        earlier run's, about prospects that are gone: rewritten (or removed)."""
+        if self._stale:
+            self.write()
+
+
+def _report_prospect(line: bytes) -> str | None:
+    """The prospect a diagnostics line is about; None for a line that names none."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    who = record.get("prospect") if isinstance(record, dict) else None
+    return who if isinstance(who, str) else None
 
 
 def write_rejects(path: Path, store: StateStore, source: str) -> int:

@@ -58,9 +58,9 @@ from mrules.events import (
 from mrules.loader import display_path, printable_path
 from mrules.outputs import (
     ActionLog,
+    DiagnosticsFile,
     render_summary,
     stream_rejects,
-    write_diagnostics,
     write_rejects,
 )
 from mrules.records import RejectedLine
@@ -377,18 +377,23 @@ def run(
         # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
         console = _Console(stderr=True, width=200)
     log: ActionLog | None = None
+    diagnostics: DiagnosticsFile | None = None
 
     def open_log() -> None:  # once the store is read: a damaged one is refused untouched
-        nonlocal log
-        if actions_path:
-            try:
+        nonlocal log, diagnostics
+        try:
+            if diagnostics_file is not None:
+                diagnostics = DiagnosticsFile(diagnostics_file, keep_earlier=not in_memory)
+            if actions_path:
                 log = ActionLog(Path(actions_path), store)
-            except OutputError as e:
-                fail(str(e), EXIT_STORE)
+        except OutputError as e:
+            fail(str(e), EXIT_STORE)
 
     def write_log(batch: Batch) -> None:
         if log is not None:
             log.write(batch.ledger_entries())
+        if diagnostics is not None:
+            diagnostics.commit(batch)
 
     try:
         options = {
@@ -426,8 +431,8 @@ def run(
             rejected = write_rejects(rejects_file, store, source)
         else:  # --store :memory: without --rejects: shown below, or no line number is kept
             unfiled = stream_rejects(store, source)
-        if diagnostics_file is not None:
-            write_diagnostics(diagnostics_file, summary.unsettled)
+        if diagnostics is not None:
+            diagnostics.finish()
     except StreamReplacedError as e:  # nothing of it was read
         fail(str(e))
     except SourceNotOpenedError as e:  # nothing read: no lines kept, nothing to resume

@@ -233,16 +233,16 @@ class Settlement(EngineParts):
                 acting.append(f"{rule.ref.kind} '{rule.ref.name}' ({rule.ref.loc})")
         if self.seq == before:
             return  # it settled on that last round after all
-        self.summary.unsettled.append(
-            {
-                "prospect": p.email,
-                "source": self.source_label,
-                "line": self.line or None,
-                "id": self.event_id,
-                "reason": "its rules do not settle: they keep changing it; left as it stands",
-                "rules": acting,
-            }
-        )
+        report = {
+            "prospect": p.email,
+            "source": self.source_label,
+            "line": self.line or None,
+            "id": self.event_id,
+            "reason": "its rules do not settle: they keep changing it; left as it stands",
+            "rules": acting,
+        }
+        self.summary.unsettled.append(report)
+        self.batch.unsettled.append(report)  # for the diagnostics file, as it commits
 
     def _try_rule(self, c: Context, rule: CompiledRule) -> None:
         p, now = c.p, self.now
