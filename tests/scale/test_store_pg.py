@@ -462,3 +462,19 @@ def test_a_rejected_line_with_a_nul_byte_is_kept(db: str, getcloudy: Path) -> No
     assert rejects[0]["line"] == 1 and rejects[0]["text"] == '{"type": "tick"\ufffd}'
     code, out = _cli("state", "export", "--store", db)
     assert code == 0 and "leung@example.com" in out
+
+
+def test_two_runs_on_standard_input_keep_both_runs_rejects(db: str, getcloudy: Path) -> None:
+    """Each run on `-` numbers its lines from 1: the second run's rejected line 1 replaced
+    the first run's in the store. Both are kept, as in the SQLite store."""
+    good = Path("events.jsonl").read_text().splitlines(keepends=True)[0]
+    for store, rejects in ((db, "pg.jsonl"), ("one.db", "one.jsonl")):
+        for data in ("{oops\n" + good, "[1]\n" + good + "{}\n"):
+            r = CliRunner().invoke(main, ["run", "rules", "-", "--store", store, "-q",
+                                          "--rejects", rejects], input=data)  # fmt: skip
+            assert r.exit_code == 3, r.output
+    got = [
+        (r["source"], r["line"]) for r in map(json.loads, Path("pg.jsonl").read_text().splitlines())
+    ]
+    assert got == [("- (run 1)", 1), ("- (run 2)", 1), ("- (run 2)", 3)]
+    assert Path("pg.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
