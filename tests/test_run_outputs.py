@@ -182,3 +182,20 @@ def test_a_killed_run_keeps_the_diagnostics_of_what_it_committed(tmp_path: Path)
                            timeout=120, check=False)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert [r["prospect"] for r in lines_of(diagnostics)] == ["a@x.com", "c@x.com"]
+
+
+def test_the_diagnostics_of_two_runs_on_standard_input_name_their_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs' reports are kept, and each run numbers its lines from 1: `-` line 1
+    twice would not say which event of which run left the prospect unsettled."""
+    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
+    rules = tmp_path / "r.mr"
+    rules.write_text(OSCILLATING)
+    args = ["run", str(rules), "-", "--store", str(tmp_path / "s.db"), "-q"]
+    assert invoke(*args, input=update("a", 1)).exit_code == 0
+    assert invoke(*args, input=update("b", 2)).exit_code == 0
+    got = [
+        (r["prospect"], r["source"], r["line"]) for r in lines_of(tmp_path / "s.diagnostics.jsonl")
+    ]
+    assert got == [("a@x.com", "- (run 1)", 1), ("b@x.com", "- (run 2)", 1)]

@@ -235,7 +235,8 @@ class Settlement(EngineParts):
             return  # it settled on that last round after all
         report = {
             "prospect": p.email,
-            "source": self.source_label,
+            # standard input's lines count from 1 at every run: `- (run N)` tells them apart
+            "source": self.reject_source if self.source == "-" else self.source_label,
             "line": self.line or None,
             "id": self.event_id,
             "reason": "its rules do not settle: they keep changing it; left as it stands",
