@@ -330,13 +330,41 @@ def _scalar(node: yaml.Node) -> _Scalar | None:
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML, mappings and lists with lines, timestamps kept as text."""
+    """Safe YAML, mappings and lists with lines, timestamps kept as text, and plain
+    scalars read as YAML 1.2's core schema does (docs/testing.md#how-values-are-read)."""
 
 
+# PyYAML reads plain scalars as YAML 1.1: `NO`, `yes`, `on` and `off` were booleans (a
+# country code `NO` became false), `01234` an octal number (a zip code became 668), `1:20`
+# a base-60 number, `1_000` a number. YAML 1.2's core schema, which test files follow:
+# only true/false are booleans, numbers are written as numbers (`0o17`, `0x1F` in those
+# bases); a whole number with a leading zero keeps its digits as text, since it is a
+# code more often than a count. Timestamps stay text (the events' reader checks them).
+_YAML_1_1_ONLY = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+}
 _Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    k: [(tag, rx) for tag, rx in v if tag not in _YAML_1_1_ONLY]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+for _tag, _rx, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    (
+        "tag:yaml.org,2002:int",
+        r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$",
+        "-+0123456789",
+    ),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+.0123456789",
+    ),
+):
+    _Loader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
