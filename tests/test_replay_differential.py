@@ -8,9 +8,10 @@ setting that rejects lines. Each side runs with `mrules run` into its own store,
 report exactly those differences (per prospect and per datum, the CRM work, the outbox,
 the MQLs), in JSON and in text, the same with `--jobs 2 --store-dir`.
 
-20 examples a run (300 with MRULES_SLOW=1). Not compared by the replay, so not here
-either: the time of an assignment to the same assignee (`assigned.at`: the assignment
-is who) and `crm_id` (what the CRM says).
+20 examples a run (300 with MRULES_SLOW=1). An assignment is who and when
+(`assigned.at`: a rule change that assigns the same queue at another moment is a
+change). Not compared by the replay, so not here either: `crm_id`, which the sync sets
+from what the CRM says, not the rules (the replay carries it over as the history has it).
 """
 
 from __future__ import annotations
@@ -266,9 +267,9 @@ def _work(w: dict[str, Any]) -> str:
     return _body(w, ("seq", "time", "rule", "at"))
 
 
-def _assignee(r: dict[str, Any]) -> str | None:
+def _assignee(r: dict[str, Any]) -> tuple[str, str | None] | None:
     a = r["assigned"]
-    return None if a is None else f"{a['kind']} {a['name']}"
+    return None if a is None else (f"{a['kind']} {a['name']}", a["at"])
 
 
 def _data(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:

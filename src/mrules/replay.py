@@ -8,7 +8,7 @@ The two final states, outboxes, CRM work and ledgers are then compared
 - prospects whose **MQL status** changes. A prospect *is an MQL* when it is a
   member (static or dynamic) of the list named "MQL" (`--mql-list` names
   another); assignment changes are reported on their own;
-- prospects whose **assignment**, **grade**, **lists** (and dynamic lists),
+- prospects whose **assignment** (who or when), **grade**, **lists** (and dynamic lists),
   **CRM work** (pending CRM records, tasks, campaign members) or CRM status
   change, and prospects that exist under one rule set only;
 - **outbox** messages (notifications and autoresponders) gained and lost,
@@ -573,7 +573,7 @@ _DYNAMIC = " (dynamic)"  # how the lists section marks a dynamic list
 class _Facts:
     """What the comparison reads of one prospect's state, decoded from the store's bytes."""
 
-    __slots__ = ("assignee", "crm_status", "data", "grade", "lists", "mql", "score")
+    __slots__ = ("assigned_at", "assignee", "crm_status", "data", "grade", "lists", "mql", "score")
 
     def __init__(self, data: bytes, codecs: Any, email: str, mql: str) -> None:
         from mrules.engine import iso
@@ -584,6 +584,9 @@ class _Facts:
         self.score: int = p.score
         self.mql = mql in static or mql in dynamic
         self.assignee = None if p.assigned_kind is None else f"{p.assigned_kind} {p.assigned_to}"
+        # When: a rule change that assigns the same user at another moment is a change
+        # (what `days since assigned` and the CRM's owner date read).
+        self.assigned_at: str | None = iso(p.assigned_at)
         self.grade: str | None = p.grade
         self.lists = set(static) | {f"{x}{_DYNAMIC}" for x in dynamic}
         self.crm_status: str = p.crm_status
@@ -600,6 +603,15 @@ class _Facts:
             "created": iso(p.created),
             "last_activity": iso(p.last_activity),
         }
+
+
+def _assignment_line(item: dict[str, Any]) -> str:
+    """`user a -> queue Q`; the same assignee at another time: `user a, at T1 -> T2`."""
+    old, new = item["old"] or "unassigned", item["new"] or "unassigned"
+    at_old, at_new = item.get("at") or (None, None)
+    if old == new:
+        return f"{old}, at {at_old or '-'} -> {at_new or '-'}"
+    return f"{old} -> {new}"
 
 
 def _data_changes(a: _Facts, b: _Facts) -> list[dict[str, Any]]:
@@ -1023,8 +1035,15 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
                 cats["mql_gained" if b.mql else "mql_lost"].append(
                     {"prospect": email, "score": [a.score, b.score]}
                 )
-            if a.assignee != b.assignee:
-                cats["assignment"].append({"prospect": email, "old": a.assignee, "new": b.assignee})
+            if a.assignee != b.assignee or a.assigned_at != b.assigned_at:
+                cats["assignment"].append(
+                    {
+                        "prospect": email,
+                        "old": a.assignee,
+                        "new": b.assignee,
+                        "at": [a.assigned_at, b.assigned_at],
+                    }
+                )
             if a.grade != b.grade:
                 cats["grade"].append({"prospect": email, "old": a.grade, "new": b.grade})
             if a.lists != b.lists:
@@ -1258,7 +1277,7 @@ def render_text(d: dict[str, Any]) -> str:
         (
             "Assignment",
             "assignment",
-            lambda i: f"{i['old'] or 'unassigned'} -> {i['new'] or 'unassigned'}",
+            _assignment_line,
         ),
         ("Grade", "grade", lambda i: f"{i['old'] or '-'} -> {i['new'] or '-'}"),
         (

@@ -1,0 +1,75 @@
+"""`mrules replay --diff` compares an assignment's time as well as its assignee, and
+carries `crm_id` over from the history without reporting it (docs/replay.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+RULES = """\
+queue "Sales"
+form "Contact"
+list "MQL"
+
+on submit of form "Contact" {
+  score +20
+}
+
+automation rule "Hand off" priority 10 {
+  when all { score >= THRESHOLD }
+  then { assign to queue "Sales" }
+}
+"""
+
+EVENTS = [
+    {"ts": "2026-11-02T09:00:00Z", "type": "form_submit", "prospect": "a@x.example",
+     "asset": "Contact", "id": "e1"},
+    {"ts": "2026-11-02T10:00:00Z", "type": "crm_update", "prospect": "a@x.example",
+     "object": "lead", "crm_id": "00Q000000000001AAA", "id": "e2"},
+    {"ts": "2026-11-03T09:00:00Z", "type": "form_submit", "prospect": "a@x.example",
+     "asset": "Contact", "id": "e3"},
+]  # fmt: skip
+
+
+def _mrules(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _setup(tmp: Path, old: int, new: int) -> list[str]:
+    for side, threshold in (("old", old), ("new", new)):
+        (tmp / side).mkdir()
+        (tmp / side / "rules.mr").write_text(RULES.replace("THRESHOLD", str(threshold)))
+    events = tmp / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in EVENTS))
+    return ["replay", "--diff", str(tmp / "old"), str(tmp / "new"), str(events), "--jobs", "1"]
+
+
+def test_the_same_assignee_at_another_time_is_a_change(tmp_path: Path) -> None:
+    args = _setup(tmp_path, old=40, new=20)  # the new rules hand off a day earlier
+    res = _mrules(*args, "--format", "json")
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["assignment"]["prospects"] == ["a@x.example"]
+    [item] = d["assignment"]["examples"]
+    assert (item["old"], item["new"]) == ("queue Sales", "queue Sales")
+    assert item["at"] == ["2026-11-03T09:00:00Z", "2026-11-02T09:00:00Z"]
+    assert d["prospects"]["changed"] == 1
+    text = _mrules(*args).output
+    assert "Assignment: 1 prospect(s) change" in text
+    assert "  ~ a@x.example: queue Sales, at 2026-11-03T09:00:00Z -> 2026-11-02T09:00:00Z" in text
+
+
+def test_crm_id_is_carried_over_and_not_reported(tmp_path: Path) -> None:
+    args = _setup(tmp_path, old=20, new=20)
+    res = _mrules(*args, "--format", "json", "--store-dir", str(tmp_path / "stores"))
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["prospects"]["changed"] == 0
+    assert b'"crm_id"' not in res.stdout_bytes and b'"what": "crm_id' not in res.stdout_bytes
+    for side in ("old", "new"):
+        export = _mrules("state", "export", "--store", str(tmp_path / "stores" / f"{side}.db"))
+        assert orjson.loads(export.stdout)["crm_id"] == "00Q000000000001AAA"
