@@ -55,7 +55,7 @@ import signal
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1620,6 +1620,9 @@ def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileErro
 
 
 Loaded = dict[str, list[Case] | TestFileError]
+Progress = Callable[[int], contextlib.AbstractContextManager[Callable[[str], None]]]
+"""`run_paths`' `progress`: given how many tests will run, a context whose value is
+called with each test's name once it has run (`mrules test`'s bar on a terminal)."""
 """Test files read, by path: `input_files` fills it, and `run_paths` reads them no more."""
 
 
@@ -2633,16 +2636,18 @@ def run_paths(
     *,
     update: bool = False,
     loaded: Loaded | None = None,
+    progress: Progress | None = None,
 ) -> Report:
     """Find, load and run the test files under `paths`; `keywords` select cases (-k);
-    `loaded`: the test files `input_files` read.
+    `loaded`: the test files `input_files` read; `progress(total)`: a context of the
+    tests that will run, whose value is called with each test's name once it has run.
 
     Raises:
         KeyboardInterrupt: Ctrl-C or SIGTERM came, wherever it was met (`_noticing_interrupts`).
     """
     with _noticing_interrupts() as seen:
         try:
-            report = _run_paths(paths, keywords, update, seen, loaded)
+            report = _run_paths(paths, keywords, update, seen, loaded, progress)
         except Exception as e:
             _reraise_interrupt(e)
             _stop_if_interrupted(seen)
@@ -2657,6 +2662,7 @@ def _run_paths(
     update: bool,
     seen: list[int],
     loaded: Loaded | None,
+    progress: Progress | None = None,
 ) -> Report:
     started = time.perf_counter()
     report = Report(keywords=tuple(keywords))
@@ -2670,8 +2676,35 @@ def _run_paths(
         report.bad_paths = len(bad)
         files = []
     report.files = files
-    for f in files:
-        cases = _load_file_once(f, loaded)
+    read = [(f, _load_file_once(f, loaded)) for f in files]
+    total = sum(
+        1
+        for _, cases in read
+        if not isinstance(cases, TestFileError)
+        for case in cases
+        if _selected(case, keywords)
+    )
+    with progress(total) if progress else contextlib.nullcontext(_no_progress) as advance:
+        _run_read(read, keywords, update, seen, report, rules, advance)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _no_progress(name: str) -> None:
+    pass
+
+
+def _run_read(
+    read: list[tuple[str, list[Case] | TestFileError]],
+    keywords: Sequence[str],
+    update: bool,
+    seen: list[int],
+    report: Report,
+    rules: _Rules,
+    advance: Callable[[str], None],
+) -> None:
+    """Run the selected cases of the files read, in order, into `report`."""
+    for _f, cases in read:
         if isinstance(cases, TestFileError):
             e = cases
             _stop_if_interrupted(seen)
@@ -2693,8 +2726,7 @@ def _run_paths(
                     report.broken_files += 1
             _stop_if_interrupted(seen)  # before the outcome counts: it may be the interrupt's
             report.outcomes.append(outcome)
-    report.seconds = time.perf_counter() - started
-    return report
+            advance(_printable(case.name))
 
 
 # ------------------------------------------------------------------------- rendering

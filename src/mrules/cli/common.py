@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn
 
@@ -500,6 +500,42 @@ def load_or_exit(
         return load(paths)
     except LoadError as e:
         fail(str(e))
+
+
+@contextlib.contextmanager
+def count_bar(total: int, label: str) -> Iterator[Callable[[str], None]]:
+    """On a terminal (standard error), a bar of `total` steps: `label` (its
+    `{task.description}` is what the last step said), the bar, done of the total, the
+    time left; gone at the end. Elsewhere, or for fewer than two steps, nothing. Yields
+    `advance(description)`, called once a step. `mrules sync run` counts its cycles with
+    it, `mrules test` its tests.
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal or total < 2:
+        yield lambda what: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn(label, markup=False),  # a test's name is no rich markup
+        BarColumn(bar_width=16),  # all fits 80 columns, with a total in the billions
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    # What the command prints goes above the bar when it goes to the terminal too; into
+    # a file, straight there (rich would send it through the bar's console: stderr).
+    to_terminal = sys.stdout is not None and sys.stdout.isatty()
+    with Progress(*columns, console=console, transient=True, redirect_stdout=to_terminal) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda what: bar.update(task, advance=1, description=what)
 
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)

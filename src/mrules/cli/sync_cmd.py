@@ -829,32 +829,10 @@ def _cycle_bar(total: int) -> Iterator[Any]:
     """On a terminal, a bar of the cycles due (a far --until is millions of them, idle ones
     print nothing until the span ends): done, the total, the time left; gone at the end.
     Elsewhere, nothing: the cycles' lines are the output."""
-    from rich.console import Console
+    from mrules.cli.common import count_bar
 
-    console = Console(stderr=True)
-    if not console.is_terminal or total < 2:
-        yield lambda at: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("cycle {task.description}"),
-        BarColumn(bar_width=16),  # all fits 80 columns, with a total in the billions
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    # The cycles' lines go above the bar when they go to the terminal too; into a file,
-    # they go straight there (rich would send them through the bar's console: stderr).
-    to_terminal = sys.stdout is not None and sys.stdout.isatty()
-    with Progress(*columns, console=console, transient=True, redirect_stdout=to_terminal) as bar:
-        task = bar.add_task("", total=total)
-        yield lambda at: bar.update(task, advance=1, description=at)
+    with count_bar(total, "cycle {task.description}") as advance:
+        yield advance
 
 
 def _iso(epoch: float) -> str:

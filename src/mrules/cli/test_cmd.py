@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,12 @@ __all__ = ["COMMANDS"]
     help="Write the report to this file instead of standard output (`-`).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List passing tests too (text format).")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar (shown on a terminal with the text format otherwise).",
+)
 def run_tests(
     paths: tuple[str, ...],
     fmt: str,
@@ -55,6 +61,7 @@ def run_tests(
     update: bool,
     output: str | None,
     verbose: bool,
+    quiet: bool,
 ) -> None:
     """Run the rule tests in PATHS (default: the current folder).
 
@@ -90,12 +97,22 @@ def run_tests(
         if output:  # refused before any test runs (mrules creates no folders)
             output_folder_or_exit("-o", output)
             _refuse_output_over_inputs(output, paths, loaded)
-        report = run_paths(list(paths), keywords, update=update, loaded=loaded)
+        bar = _bar if fmt == "text" and not quiet else None  # never in a CI format
+        report = run_paths(list(paths), keywords, update=update, loaded=loaded, progress=bar)
         done.append("ran")
         _write_report(report, fmt, output, verbose, done)
         sys.exit(report.exit_code)
     except KeyboardInterrupt:  # not the stores' "resumes": a test writes nothing to resume
         fail(_interrupted(done, output), EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _bar(total: int) -> Iterator[Callable[[str], None]]:
+    """The tests done of `total`, the last one's name, on a terminal (stderr) only."""
+    from mrules.cli.common import count_bar
+
+    with count_bar(total, "{task.description}") as advance:
+        yield lambda name: advance(name if len(name) <= 32 else name[:31] + "…")
 
 
 def _interrupted(done: list[str], output: str | None) -> str:
