@@ -94,3 +94,24 @@ def test_a_number_with_a_leading_zero_keeps_its_digits(digits: str) -> None:
     from mrules.testing import _Loader
 
     assert yaml.load(f"zip: {digits}", Loader=_Loader) == {"zip": digits}
+
+
+def test_a_name_that_looks_like_a_number_is_kept_as_written(tmp_path: Path) -> None:
+    """A test's name is text: `name: 0x10` is the test "0x10", not the number 16 (and
+    not a broken file, "a test needs a 'name'")."""
+    path = _write(
+        tmp_path,
+        "rules: rules.mr\n"
+        "tests:\n"
+        "  - name: 0x10\n"
+        "  - name: 16\n"
+        "  - name: 1.50\n"
+        "  - name: '2'\n"
+        "  - name: 2.0\n",
+    )
+    result = _mrules("test", str(path), "--format", "json")
+    report = orjson.loads(result.stdout)
+    names = [(o["name"], o["status"]) for o in report["tests"]]
+    assert names == [("0x10", "pass"), ("16", "pass"), ("1.50", "pass"), ("2", "pass"),
+                     ("2.0", "pass")]  # fmt: skip
+    assert result.exit_code == 0

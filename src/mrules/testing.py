@@ -970,6 +970,9 @@ def _case(
     raw = _need_map(raw, path, line, "a test")
     _check_keys(raw, CASE_KEYS, path, "a test")
     name = raw.get("name")
+    where = getattr(raw, "scalars", {}).get("name")
+    if isinstance(name, int | float) and where is not None and where.style is None:
+        name = text[where.start : where.end]  # `name: 0x10` is a name, kept as written
     if not isinstance(name, str) or not name.strip():
         raise TestFileError(path, raw.line, "a test needs a 'name' (text)")
     if "rules" in raw:
