@@ -115,3 +115,23 @@ def test_a_name_that_looks_like_a_number_is_kept_as_written(tmp_path: Path) -> N
     assert names == [("0x10", "pass"), ("16", "pass"), ("1.50", "pass"), ("2", "pass"),
                      ("2.0", "pass")]  # fmt: skip
     assert result.exit_code == 0
+
+
+def test_an_event_value_json_cannot_carry_is_named_in_the_test_file(tmp_path: Path) -> None:
+    """`.nan` in an event was rejected as "not JSON ... at column 102" of a line the test
+    file does not have; it is a broken file that names the value, at its event's line."""
+    path = _write(
+        tmp_path,
+        "rules: rules.mr\n"
+        "tests:\n"
+        "  - name: one\n"
+        "    events:\n"
+        "      - {ts: 2026-11-02T09:00:00Z, type: prospect_update, prospect: a@x.example,\n"
+        "         fields: {n: .nan}}\n",
+    )
+    result = _mrules("test", str(path))
+    assert result.exit_code == 2
+    assert f"{path}:5:9: event value 'fields.n' is nan, which an event cannot carry" in (
+        result.stdout
+    )
+    assert "not JSON" not in result.stdout

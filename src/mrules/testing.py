@@ -1158,8 +1158,27 @@ def _events(raw: Any, path: str, line: int | None) -> tuple[list[dict[str, Any]]
             raise TestFileError(path, where, "an event needs 'ts' (its RFC 3339 time)")
         event = dict(item)
         event["ts"] = _time_text(item["ts"], path, where, "ts")
+        _finite(event, path, where, "")
         out.append(event)
     return out, lines
+
+
+def _finite(value: Any, path: str, line: int | None, key: str) -> None:
+    """An event's values go through JSON, which has no NaN or infinity: `.nan` or
+    `.inf` was rejected as 'not JSON ... at column N' of a line the file does not have."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TestFileError(
+            path,
+            line,
+            f"event value '{key}' is {value}, which an event cannot carry (JSON has no"
+            " NaN or infinity): quote it to give the text",
+        )
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(v, path, line, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, path, line, f"{key}[{i}]")
 
 
 def _check_expect(expect: _Map, path: str) -> None:
