@@ -2897,6 +2897,18 @@ def _headline(f: Failure) -> str:
     return f"{f.what}: expected {expected}, got {actual}"[:500]
 
 
+def _error_headline(message: str | None) -> str:
+    """An error's first line for JUnit's `message`; one that ends with ':' (`the rules
+    have errors:`) is said with the line it introduces, the first error itself."""
+    lines = (message or "").splitlines()
+    if not lines:
+        return "error"
+    head = lines[0]
+    if head.endswith(":") and len(lines) > 1:
+        head = f"{head} {lines[1].strip()}"
+    return head[:500]
+
+
 def render_junit(report: Report) -> bytes:
     """JUnit XML, one `testsuite` a test file, as CI systems read it."""
     import xml.etree.ElementTree as ET
@@ -2942,9 +2954,7 @@ def render_junit(report: Report) -> bytes:
                 el = ET.SubElement(
                     tc,
                     "error",
-                    message=_xml_text(
-                        (o.message or "").splitlines()[0][:500] if o.message else "error"
-                    ),
+                    message=_xml_text(_error_headline(o.message)),
                     type="TestFileError",
                 )
                 el.text = _xml_text(o.message or "")
