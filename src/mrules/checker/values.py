@@ -100,7 +100,13 @@ def _typed(sym: Symbols, name: ast.Name) -> FieldInfo | None:
 
 
 def _fits(info: FieldInfo, value: ast.Node, path: str, verb: str) -> Iterator[Diagnostic]:
-    """MR210 for the wrong kind of value, else MR211 for unknown choices."""
+    """MR210 for the wrong kind of value, else MR211 for unknown choices.
+
+    A test (`is`, `is not`, a multiselect's `contains`) compares as the engine does,
+    ignoring case: `stage is "mql"` holds for the value `MQL`. A write keeps the value
+    as written, so `set stage = "mql"` is not the field's value `MQL` (events are
+    screened the same way).
+    """
     if isinstance(value, ast.StringList) and info.type in ("text", "picklist") and verb == "set to":
         accepted: tuple[type, ...] = (ast.StringValue,)
     else:
@@ -123,9 +129,11 @@ def _fits(info: FieldInfo, value: ast.Node, path: str, verb: str) -> Iterator[Di
         return
     if info.type in CHOICE_TYPES and info.choices is not None:
         names = value.values if isinstance(value, ast.StringList) else (value,)
+        testing = verb != "set to"
+        folded = {c.casefold() for c in info.choices} if testing else set()
         for n in names:
             text = n.text if isinstance(n, ast.Name) else getattr(n, "value", "")
-            if text not in info.choices:
+            if text not in info.choices and not (testing and text.casefold() in folded):
                 yield report.error(
                     "MR211",
                     f"'{text}' is not a value of {info.type} '{info.name}'",
