@@ -507,3 +507,19 @@ def test_wait_timeout_gives_up_on_a_store_another_process_holds(tmp_path: Path) 
                 mrules.run(rules, events, store=path, wait_timeout=bad)  # type: ignore[arg-type]
     with mrules.run(rules, events, store=path, wait_timeout=5) as again:
         assert again.summary.applied == 0  # free again: it resumed and found nothing new
+def test_compile_refuses_a_program_with_errors_as_run_does() -> None:
+    """`mrules.compile` compiled whatever parsed, unchecked: an unknown form made a rule
+    that never fires, where `mrules run` refuses the rule set. It now checks first and
+    raises `RuleSetError` with each error's place, code and message; warnings pass."""
+    text = 'form "F"\non submit of form "F" { add to list "MQL" }\n'
+    loaded = mrules.parse(text, "rules/a.mr")
+    with pytest.raises(RuleSetError) as raised:
+        mrules.compile(loaded.program, loaded.sources)
+    assert str(raised.value).startswith("rules/a.mr:2:37: error[MR103]: unknown list 'MQL'\n")
+    assert 'declare it: list "MQL"' in str(raised.value)  # the hint, under a caret
+    assert [(d.code, d.path) for d in raised.value.diagnostics] == [("MR103", "rules/a.mr")]
+    with pytest.raises(RuleSetError, match=r"^rules/a\.mr: error\[MR103\]: unknown list 'MQL'$"):
+        mrules.compile(loaded.program)  # no sources: no line to give, the place is the file
+    warned = mrules.parse('form "F"\non submit of form "F" { add tag "vip" }\n')
+    assert [d.code for d in mrules.check(warned.program)] == ["MR109"]  # a warning
+    assert mrules.compile(warned.program, warned.sources).version

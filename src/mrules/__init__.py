@@ -76,11 +76,27 @@ def check(program: Program) -> list[Diagnostic]:
 
 
 def compile(program: Program, sources: dict[str, Source] | None = None) -> CompiledRuleSet:
-    """A checked program compiled for the engine; `sources` give the ledger file:line.
+    """A program checked, then compiled for the engine; `sources` give the ledger file:line.
 
     `program` is a parsed `Program` and `sources` a dict or None, or a TypeError.
+    The checker runs first, as `mrules run` does: a program with an error raises
+    `mrules.api.RuleSetError`, its message every error as `path:line:col:
+    error[CODE]: message` with a caret excerpt and the hint (without `sources`,
+    `path: error[CODE]: message`, as lines are not known), its `diagnostics` the
+    errors as data. Warnings do not stop it.
+
+    >>> import mrules
+    >>> bad = mrules.parse('on submit of form "F" { score +5 }', "a.mr")
+    >>> mrules.compile(bad.program, bad.sources)
+    Traceback (most recent call last):
+    ...
+    mrules.api.RuleSetError: a.mr:1:19: error[MR105]: unknown form 'F'
+    ...
     """
+    from mrules.api import RuleSetError
+    from mrules.checker import check as _check
     from mrules.compiler import compile_program
+    from mrules.diagnostics import render_text
 
     _program_only(program)
     if sources is not None and not isinstance(sources, dict):
@@ -88,6 +104,13 @@ def compile(program: Program, sources: dict[str, Source] | None = None) -> Compi
             f"sources must be a dict (the `sources` of mrules.parse's or mrules.load's result)"
             f" or None, not {type(sources).__name__}"
         )
+    errors = [d for d in _check(program) if d.is_error]
+    if errors:
+        if sources is None:
+            text = "".join(f"{d.path}: error[{d.code}]: {d.message}\n" for d in errors)
+        else:
+            text = render_text(errors, sources)
+        raise RuleSetError(text, errors)
     return compile_program(program, sources)
 
 
