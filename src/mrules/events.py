@@ -26,6 +26,8 @@ Decisions the contract leaves open, made here once:
 * `prospect` is stripped, lowercased and normalised to NFC (josé typed with a
   combining accent is the same prospect), and must look like an email address:
   one `@` with text on both sides, no whitespace, no control characters.
+* `asset` and `user` are normalised to NFC, as the rules' names are: a form
+  `Démo` typed with a combining accent is the form the rules declare.
 * Required keys by type: every type but `page_view` and `tick` needs
   `prospect`; `page_view` needs `url` and `visitor` or `prospect`; asset events
   need `asset` (optional for `unsubscribe`); `identify` needs `visitor`;
@@ -390,6 +392,13 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
         raise _Bad(f"'object' must be one of {', '.join(CRM_OBJECTS)}, not {_shown(crm_object)}")
     if status is not None and status not in _STATUSES:
         raise _Bad(f"'status' must be won, lost or deleted, not {_shown(status)}")
+    # Names in Unicode NFC, as the parser reads the rules' names: `Démo` typed with `é`
+    # or with `e` and a combining accent is one form (isascii() is O(1) on a str).
+    if asset is not None and not asset.isascii():
+        asset = _nfc("NFC", asset)
+    user = get("user")
+    if user is not None and not user.isascii():
+        user = _nfc("NFC", user)
 
     return _new_event(
         Event,
@@ -404,7 +413,7 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
             url,
             asset,
             fields,
-            get("user"),
+            user,
             crm_object,
             get("crm_id"),
             status,

@@ -21,6 +21,7 @@ import functools
 import gc
 import importlib.resources
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeVar
 
@@ -319,6 +320,8 @@ class _ToAst:
 
     def _name(self, tok: _Tok) -> ast.Name:
         text = self._text(tok) if tok.type == "STRING" else tok.text
+        if not text.isascii():  # names match in NFC: `é` is `e` and a combining accent
+            text = unicodedata.normalize("NFC", text)
         return ast.Name(text=text, span=ast.Span(tok.start, tok.end))
 
     def _out_of_range(self, tok: _Tok) -> None:
