@@ -55,6 +55,7 @@ Check = Callable[[ast.Program, symbols.Symbols], Iterable[Diagnostic]]
 CHECKS: tuple[Check, ...] = (
     names.check_duplicates,
     names.check_references,
+    names.check_lookalikes,
     fields.check_field_decls,
     values.check_values,
     criteria.check_satisfiable,

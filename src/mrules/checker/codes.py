@@ -44,6 +44,7 @@ CODES: dict[str, str] = {
     "MR113": "unknown grading profile",
     "MR114": "unknown profile criterion",
     "MR115": "unknown scoring category",
+    "MR116": "names that differ only in case, spacing or Unicode form",
     # field declarations
     "MR201": "unknown field type",
     "MR202": "choice field without values",

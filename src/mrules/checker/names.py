@@ -11,7 +11,12 @@ Rules (codes MR101-MR115):
 * a name declared as another kind of asset: `on submit of form "Newsletter"`
   where "Newsletter" is an email (MR106);
 * tags are created on the fly by Pardot, so an undeclared tag is only a
-  warning (MR109): usually a typo of a declared one.
+  warning (MR109): usually a typo of a declared one;
+* two declarations in one namespace whose names differ only in case, in
+  surrounding or repeated spaces, or in Unicode compatibility form (NFKC:
+  `ﬁ` and `fi`, a full-width `Ａ`): `list "MQL"` and `list "mql "` (MR116, a
+  warning: both work, but one is almost surely a mistake). An unknown name that
+  looks like a declared one this way gets it as its did-you-mean.
 """
 
 from __future__ import annotations
@@ -26,10 +31,61 @@ from mrules import ast
 from mrules.checker import report
 from mrules.checker.visit import nodes_of
 from mrules.diagnostics import Diagnostic, Related
-from mrules.symbols import Symbols
+from mrules.symbols import Declared, Symbols
 from mrules.vocab import ASSET_ACTIVITIES, TRIGGER_EVENTS
 
-__all__ = ["USES_NAMES", "check_duplicates", "check_references"]
+__all__ = ["USES_NAMES", "check_duplicates", "check_lookalikes", "check_references", "look_key"]
+
+
+def look_key(name: str) -> str:
+    """What a name looks like: NFKC, case-folded, spaces trimmed and collapsed.
+
+    >>> look_key(" Cafe\u0301  Leads") == look_key("café leads")
+    True
+    """
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def check_lookalikes(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
+    """MR116: declared names of one namespace that differ only in how they look."""
+    tables: list[tuple[str, Mapping[str, Declared | None]]] = [
+        ("field", {n: i.declared for n, i in sym.fields.items()}),
+        ("user", sym.users),
+        ("group", sym.groups),
+        ("queue", sym.queues),
+        ("list", {**sym.lists, **sym.dynamic_lists}),
+        ("tag", sym.tags),
+        ("campaign", sym.campaigns),
+        ("crm campaign", sym.crm_campaigns),
+        ("grading profile", sym.profiles),
+        ("scoring category", sym.categories),
+        ("page action", sym.page_actions),
+        ("automation rule", sym.automation_rules),
+        ("segmentation rule", sym.segmentation_rules),
+    ]
+    by_kind: dict[str, dict[str, Declared | None]] = defaultdict(dict)
+    for (kind, asset), declared in sym.assets.items():
+        by_kind[kind][asset] = declared
+    tables += sorted(by_kind.items())
+    for what, table in tables:
+        first: dict[str, tuple[str, Declared | None]] = {}
+        for name, decl in table.items():
+            key = look_key(name)
+            other, other_decl = first.setdefault(key, (name, decl))
+            if other == name or decl is None:
+                continue
+            related = [] if other_decl is None else [
+                report.note(other_decl.path, other_decl.name, "the other one")
+            ]  # fmt: skip
+            yield report.warning(
+                "MR116",
+                f"{what} '{name}' differs from {what} '{other}' only in case, spacing "
+                "or Unicode form",
+                decl.path,
+                decl.name,
+                hint=f"if they are one {what}, write '{other}' here; else rename one",
+                related=related,
+            )
 
 
 def check_duplicates(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
@@ -108,16 +164,18 @@ class _Resolver:
         self._composed: dict[str, dict[str, str]] = {}
 
     def _hint(self, namespace: str, pool: Iterable[str], word: str) -> str | None:
-        composed = self._composed.get(namespace)
-        if composed is None:
-            composed = self._composed[namespace] = {}
+        looks = self._composed.get(namespace)
+        if looks is None:
+            looks = self._composed[namespace] = {}
             for name in pool:
-                composed.setdefault(unicodedata.normalize("NFC", name), name)
-        same = composed.get(unicodedata.normalize("NFC", word))
+                looks.setdefault(look_key(name), name)
+        same = looks.get(look_key(word))
+        if same is not None and same.casefold() == word.casefold():
+            return f"did you mean '{same}'?"  # a difference of case shows
         if same is not None:  # names match exactly: one that only looks the same is another
             return (
-                f"did you mean '{same}'? it looks the same, but an accented letter is "
-                "encoded another way (Unicode NFC and NFD); type the name again"
+                f"did you mean '{same}'? names match exactly: they differ in spacing "
+                "or Unicode form"
             )
         speller = self._spellers.get(namespace)
         if speller is None:
