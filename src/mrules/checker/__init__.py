@@ -153,6 +153,11 @@ def _found(result: LoadResult, sym: symbols.Symbols | None) -> list[Diagnostic]:
             if d.code not in WHOLE_PROGRAM_CODES
             or (d.code in _NAME_CODES and _name_of(d, result) not in skipped)
         ]
+    deep = [d.start for d in result.diagnostics if d.code == "MR016"]
+    if deep:  # the parser dropped criteria nested too deep: their `when` is not empty
+        checked = [
+            d for d in checked if d.code != "MR304" or not any(d.start <= at < d.end for at in deep)
+        ]
     return found + checked
 
 

@@ -10,7 +10,8 @@ Rules (codes MR301-MR312):
 * adding to or removing from a dynamic list, whose members come from its
   criteria (MR303);
 * an automation or segmentation rule without `when` or `then`, a dynamic
-  list without `when` (MR304);
+  list without `when`, or a `when` with no criterion in it (MR304: `all { }`
+  would hold for every prospect, `any { }` for none);
 * one rule (or one asset's completion actions) adding and removing the same
   list or tag: the outcome depends on an undefined order (MR305);
 * a rule that repeats with no cooldown (`repeat every 0 days`) and adjusts
@@ -144,6 +145,12 @@ def check_actions(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                 )
 
 
+def _no_criterion(node: ast.Node) -> bool:
+    """A criteria group with no criterion in it (`when all { }`, `all { any { } }`): at
+    run time `all` of nothing holds for every prospect and `any` of nothing for none."""
+    return isinstance(node, ast.Group) and all(_no_criterion(c) for c in node.items)
+
+
 def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR304, MR306-MR308, MR312: rules have their parts and sane repeats and priorities."""
     priorities: dict[int, ast.AutomationRule] = {}
@@ -154,12 +161,14 @@ def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
             needs = ("when",) if isinstance(item, ast.DynamicList) else ("when", "then")
             for part in needs:
                 missing = item.when is None if part == "when" else not getattr(item, "then", ())
-                if missing:
+                empty = part == "when" and item.when is not None and _no_criterion(item.when)
+                if missing or empty:
                     yield report.error(
                         "MR304",
-                        f"{what} '{item.name.text}' has no `{part}`",
+                        f"{what} '{item.name.text}' has "
+                        + (f"an empty `{part}`" if empty else f"no `{part}`"),
                         path,
-                        item.name,
+                        item.when if empty and item.when is not None else item.name,
                         hint="add `when all { ... }`"
                         if part == "when"
                         else "add `then { ... }` with at least one action",
