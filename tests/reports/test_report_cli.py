@@ -76,10 +76,34 @@ def test_csv_funnel_and_periods(store: str) -> None:
         ("won", "5", ""),
     ]
     code, out, _ = run("funnel", "--store", store, "--format", "csv", "--by", "quarter")
-    assert _csv(out) == [
+    stages = ("period", "visitor", "prospect", "mql", "sql", "won")
+    assert [{k: r[k] for k in stages} for r in _csv(out)] == [
         {"period": "2026-Q3", "visitor": "1", "prospect": "0", "mql": "0", "sql": "0", "won": "0"},
         {"period": "2026-Q4", "visitor": "5", "prospect": "20", "mql": "9", "sql": "7", "won": "5"},
     ]
+
+
+@pytest.mark.parametrize("reading", ["cohort", "stage"])
+@pytest.mark.parametrize("by", ["week", "month", "quarter"])
+def test_csv_periods_have_the_json_figures(store: str, by: str, reading: str) -> None:
+    """`--by` CSV had each period's stage counts only: the conversions the JSON and the
+    HTML page give each period (reached, rate) were missing. Now
+    every figure of the JSON's periods is a CSV cell, the rate a decimal as in JSON."""
+    args = ("funnel", "--store", store, "--by", by, "--reading", reading)
+    code, out, err = run(*args, "--format", "json")
+    assert code == 0, err
+    periods = json.loads(out)["periods"]
+    code, out, err = run(*args, "--format", "csv")
+    assert code == 0, err
+    rows = _csv(out)
+    assert [r["period"] for r in rows] == [p["period"] for p in periods]
+    for row, p in zip(rows, periods, strict=True):
+        want = {stage: str(n) for stage, n in p["stages"].items()}
+        for c in p["conversions"]:
+            step = f"{c['from']}_to_{c['to']}"
+            want[f"{step}_reached"] = str(c["reached"])
+            want[f"{step}_rate"] = "" if c["rate"] is None else repr(c["rate"])
+        assert {k: v for k, v in row.items() if k != "period"} == want, p["period"]
 
 
 def test_csv_campaigns_reconciles(store: str) -> None:

@@ -68,7 +68,11 @@ def test_funnel_csv_by_period_keeps_its_header_when_no_period_has_data(copy: Pat
                "--until", "0001-02-01")  # fmt: skip
     assert r.exit_code == 0, r.output
     # one row a period (docs/reports.md), not the stage table when there is none
-    assert r.stdout == "period,visitor,prospect,mql,sql,won\n"
+    assert r.stdout == (
+        "period,visitor,prospect,mql,sql,won,visitor_to_prospect_reached,visitor_to_prospect_rate,"
+        "prospect_to_mql_reached,prospect_to_mql_rate,mql_to_sql_reached,mql_to_sql_rate,"
+        "sql_to_won_reached,sql_to_won_rate\n"
+    )
 
 
 def test_timeline_refuses_a_sync_file_that_is_not_one(copy: Path, tmp_path: Path) -> None:

@@ -472,9 +472,17 @@ def test_funnel_matches_the_reference(
     if by is not None:
         text = _report(store, w, "funnel", "--format", "csv", "--reading", reading, *periods)
         rows = list(csv.DictReader(io.StringIO(text)))
-        assert [(r.pop("period"), {k: int(v) for k, v in r.items()}) for r in rows] == [
-            (p["period"], p["stages"]) for p in want["periods"]
-        ]
+        # every figure of each period: the stage counts, then each step's reached and rate
+        wanted = []
+        for p in want["periods"]:
+            cells = {k: str(n) for k, n in p["stages"].items()}
+            for c in p["conversions"]:
+                cells[f"{c['from']}_to_{c['to']}_reached"] = str(c["reached"])
+                cells[f"{c['from']}_to_{c['to']}_rate"] = (
+                    "" if c["rate"] is None else repr(c["rate"])
+                )
+            wanted.append((p["period"], cells))
+        assert [(r.pop("period"), r) for r in rows] == wanted
     # The table: the stages with their rates, and the three numbers of the MQL handoff.
     cells = _cells(_report(store, w, "funnel", "--reading", reading))
     for s in want["stages"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -96,6 +97,7 @@ def _funnel(r: dict[str, Any]) -> list[Table]:
     return out
 
 
+_STAGES = ("visitor", "prospect", "mql", "sql", "won")
 _MODEL_COLS = ("source", "primary", "first_touch", "last_touch", "even")
 
 
@@ -206,10 +208,20 @@ def csv_text(report: dict[str, Any]) -> str:
     kind = report["report"]
     if kind == "funnel":
         if report.get("by"):  # one row a period, none when no period has any: same header
-            w.writerow(("period", "visitor", "prospect", "mql", "sql", "won"))
+            # Each period's stage counts, then its conversions as the JSON has them: of
+            # those counted at a stage, how many reached the next (`reached`) and the share.
+            steps = [f"{a}_to_{b}" for a, b in itertools.pairwise(_STAGES)]
+            w.writerow(
+                ("period", *_STAGES, *(f"{s}_{k}" for s in steps for k in ("reached", "rate")))
+            )
             for p in report["periods"]:
                 s = p["stages"]
-                w.writerow((p["period"], s["visitor"], s["prospect"], s["mql"], s["sql"], s["won"]))
+                conv = {(c["from"], c["to"]): c for c in p["conversions"]}
+                cells = []
+                for a, b in itertools.pairwise(_STAGES):
+                    c = conv.get((a, b)) or {}
+                    cells += [_cell(c.get("reached")), _cell(c.get("rate"))]
+                w.writerow((p["period"], *(s[k] for k in _STAGES), *cells))
         else:
             conv = {c["from"]: c["rate"] for c in report["conversions"]}
             vel = {v["from"]: v for v in report["velocity"]}
