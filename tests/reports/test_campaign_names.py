@@ -104,3 +104,82 @@ def test_a_long_name_is_printed_whole_into_a_file(store: str, tmp_path: Path) ->
     assert r.exit_code == 0, r.output
     assert f"automation rule '{names[0]}'" in r.stdout
     assert "…" not in r.stdout
+
+
+def _store_with_a_campaign_named(name: str, tmp_path: Path) -> Path:
+    """The reports fixture, its CRM campaign "Trade Show" (primary campaign of a won
+    opportunity: 3,000 under `primary`) renamed `name`."""
+    fixture = Path(__file__).parent / "fixture"
+    work = tmp_path / "fixture"
+    shutil.copytree(fixture, work)
+    campaigns = work / "crm" / "Campaign.csv"
+    campaigns.write_text(campaigns.read_text().replace("Trade Show", name))
+    store = work / "fx.db"
+    for args in (
+        ("crm", "load", work / "crm", "--store", store),
+        ("run", work / "rules", work / "events.jsonl", "--store", store),
+        ("sync", "run", "--rules", work / "rules", "--store", store,
+         "--until", "2026-11-24T00:00:00Z", "--changes", work / "crm-changes.jsonl"),
+    ):  # fmt: skip
+        r = mrules(*args)
+        assert r.exit_code == 0, r.output
+    return store
+
+
+def test_a_campaign_named_unattributed_is_a_row_of_its_own(tmp_path: Path) -> None:
+    """A campaign named "(unattributed)" read as the reports' unattributed row: the
+    table's influence rows and the CSV's last row had the same name as it, and a
+    spreadsheet summing "(unattributed)" added the campaign's credit to what no campaign
+    got. The unattributed row is now told apart by structure: JSON keeps it in `totals`,
+    the CSV's is the row with `unattributed` 1 and no name, the table and the page show
+    the campaign's name quoted."""
+    import csv
+    import io
+
+    name = "(unattributed)"
+    store = _store_with_a_campaign_named(name, tmp_path)
+    args = ("report", "campaigns", "--store", store, "--model", "primary")
+    r = mrules(*args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    mine = [c for c in report["campaigns"] if c["campaign"] == name]
+    assert len(mine) == 1 and mine[0]["influence"]["primary"] == 3000.0
+    unattributed = report["totals"]["unattributed"]
+    assert unattributed["primary"] == 9000.0
+
+    r = mrules(*args, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["unattributed"] for row in rows] == ["0"] * (len(rows) - 1) + ["1"]
+    assert [row["campaign"] for row in rows] == [
+        *(c["campaign"] for c in report["campaigns"]),
+        "",
+    ]
+    assert float(rows[-1]["primary"]) == 9000.0
+    assert [float(row["primary"]) for row in rows if row["campaign"] == name] == [3000.0]
+
+    r = mrules(*args)
+    assert r.exit_code == 0, r.output
+    influence = r.stdout.split("won amount credited by model")[1]
+    lines = [line for line in influence.splitlines() if line.startswith("│")]
+    labels = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in lines}
+    assert labels['"(unattributed)"'] == "3,000.00"  # the campaign, quoted
+    assert labels["(unattributed)"] == "9,000.00"  # what no campaign got
+    assert [line.split("│")[1].strip() for line in lines].count("(unattributed)") == 1
+
+    page = tmp_path / "report.html"
+    r = mrules("report", "html", page, "--store", store)
+    assert r.exit_code == 0, r.output
+    text = page.read_text()
+    specs = json.loads(text.split('id="mrules-specs">')[1].split("</script>")[0])
+    bars = specs["chart-campaign-influence"]["data"]["values"]
+    primary = {b["label"]: b for b in bars if b["model"] == "Primary campaign"}
+    assert primary['"(unattributed)"']["amount"] == 3000.0
+    assert primary['"(unattributed)"']["campaign"] == name
+    assert primary["(unattributed)"] == {
+        "campaign": None,
+        "label": "(unattributed)",
+        "model": "Primary campaign",
+        "amount": 9000.0,
+    }
+    assert "<td>&quot;(unattributed)&quot;</td>" in text

@@ -110,7 +110,8 @@ def test_csv_campaigns_reconciles(store: str) -> None:
     code, out, _ = run("campaigns", "--store", store, "--format", "csv")
     assert code == 0
     rows = _csv(out)
-    assert rows[-1]["campaign"] == "(unattributed)"
+    assert (rows[-1]["campaign"], rows[-1]["unattributed"]) == ("", "1")
+    assert {r["unattributed"] for r in rows[:-1]} == {"0"}
     for model in ("source", "primary", "first_touch", "last_touch", "even"):
         assert sum(float(r[model]) for r in rows) == pytest.approx(28000.0)
 

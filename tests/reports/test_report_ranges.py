@@ -53,9 +53,9 @@ def test_a_source_campaign_is_a_row_when_its_prospects_are_outside_the_range(
         ]
     elif fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(out)))
-        assert [(r["campaign"], r["prospects"]) for r in rows] == [
-            ("Spring promo", "0"),
-            ("(unattributed)", ""),
+        assert [(r["campaign"], r["prospects"], r["unattributed"]) for r in rows] == [
+            ("Spring promo", "0", "0"),
+            ("", "", "1"),  # what no campaign is credited for
         ]
     else:
         assert "Spring promo" in out

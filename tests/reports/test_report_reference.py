@@ -522,13 +522,17 @@ def test_campaigns_match_the_reference(
     assert _close(got["totals"]["won_amount"], want["totals"]["won_amount"])
     for m in MODELS:
         assert _close(got["totals"]["unattributed"][m], want["totals"]["unattributed"][m]), m
-    # The CSV: one row a campaign with the JSON's figures, names intact, then (unattributed).
+    # The CSV: one row a campaign with the JSON's figures, names intact, then the
+    # unattributed row (no name, `unattributed` 1).
     rows = list(csv.DictReader(io.StringIO(_report(store, w, "campaigns", "--format", "csv",
                                                    "--model", model))))  # fmt: skip
     assert [_csv_name(r["campaign"]) for r in rows] == [
         *(c["campaign"] for c in got["campaigns"]),
-        "(unattributed)",
+        "",
     ]
+    assert [r["unattributed"] for r in rows] == ["0"] * len(got["campaigns"]) + ["1"]
+    for m in MODELS:
+        assert float(rows[-1][m]) == got["totals"]["unattributed"][m], m
     for r, c in zip(rows, got["campaigns"], strict=False):
         for key in ("cost", "cost_per_prospect", "roi", "won_amount"):
             assert r[key] == ("" if c[key] is None else repr(c[key])), key

@@ -19,11 +19,30 @@ won amount exactly (up to floating-point rounding of the even shares).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mrules.reports._db import Source
 
-__all__ = ["campaign_report"]
+__all__ = ["UNATTRIBUTED", "campaign_label", "campaign_report"]
+
+UNATTRIBUTED = "(unattributed)"
+"""The label of what no campaign is credited for, in the tables and on the page."""
+
+
+def campaign_label(name: str) -> str:
+    """A campaign's name as the tables and the page show it: as it is, except a name that
+    reads as the unattributed row's label, or starts with a double quote, which is shown
+    quoted (JSON's quoting), so no campaign can pass for that row and two names never
+    show alike.
+
+    >>> campaign_label("Webinar"), campaign_label("(unattributed)")
+    ('Webinar', '"(unattributed)"')
+    """
+    if name == UNATTRIBUTED or name.startswith('"'):
+        return json.dumps(name, ensure_ascii=False)
+    return name
+
 
 _MODELS = ("source", "primary", "first_touch", "last_touch", "even")
 

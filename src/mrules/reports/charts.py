@@ -15,6 +15,7 @@ from typing import Any
 
 import altair as alt
 
+from mrules.reports._campaigns import UNATTRIBUTED, campaign_label
 from mrules.reports._history import kind_label
 
 __all__ = [
@@ -197,6 +198,7 @@ def campaign_roi(report: dict[str, Any]) -> Spec:
     rows = [
         {
             "campaign": c["campaign"],
+            "label": campaign_label(c["campaign"]),
             "roi": c["roi"],
             "cost": c["cost"],
             "won_amount": c["won_amount"],
@@ -211,7 +213,7 @@ def campaign_roi(report: dict[str, Any]) -> Spec:
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("campaign:N", sort="-x", title=None),
+            y=alt.Y("label:N", sort="-x", title=None),
             x=alt.X("roi:Q", axis=alt.Axis(format="%"), title="ROI"),
             color=alt.Color(
                 "sign:N",
@@ -219,7 +221,7 @@ def campaign_roi(report: dict[str, Any]) -> Spec:
                 legend=None,
             ),
             tooltip=[
-                "campaign:N",
+                alt.Tooltip("label:N", title="campaign"),
                 alt.Tooltip("roi:Q", format=".1%"),
                 alt.Tooltip("cost:Q", format=",.2f"),
                 alt.Tooltip("won_amount:Q", format=",.2f"),
@@ -237,12 +239,25 @@ def campaign_influence(report: dict[str, Any]) -> Spec:
     for c in report.get("campaigns", []):
         for model, label in MODEL_LABELS.items():
             amount = (c.get("influence") or {}).get(model) or 0.0
-            rows.append({"campaign": c["campaign"], "model": label, "amount": amount})
+            rows.append(
+                {
+                    "campaign": c["campaign"],
+                    "label": campaign_label(c["campaign"]),
+                    "model": label,
+                    "amount": amount,
+                }
+            )
+    # What no campaign gets: no campaign's row (`campaign` null), a label no name shows as.
     unattributed = (report.get("totals") or {}).get("unattributed") or {}
     for model, label in MODEL_LABELS.items():
         if unattributed.get(model):
             rows.append(
-                {"campaign": "(no campaign)", "model": label, "amount": unattributed[model]}
+                {
+                    "campaign": None,
+                    "label": UNATTRIBUTED,
+                    "model": label,
+                    "amount": unattributed[model],
+                }
             )
     if not any(r["amount"] for r in rows):
         span = date_range(report)
@@ -253,11 +268,15 @@ def campaign_influence(report: dict[str, Any]) -> Spec:
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("campaign:N", title=None),
+            y=alt.Y("label:N", title=None),
             yOffset=alt.YOffset("model:N", sort=list(MODEL_LABELS.values())),
             x=alt.X("amount:Q", title="won amount", axis=alt.Axis(format="~s")),
             color=alt.Color("model:N", sort=list(MODEL_LABELS.values()), title="model"),
-            tooltip=["campaign:N", "model:N", alt.Tooltip("amount:Q", format=",.2f")],
+            tooltip=[
+                alt.Tooltip("label:N", title="campaign"),
+                "model:N",
+                alt.Tooltip("amount:Q", format=",.2f"),
+            ],
         )
         .properties(width=WIDTH, height=alt.Step(9))
     )

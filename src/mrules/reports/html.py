@@ -25,6 +25,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mrules.reports import charts
+from mrules.reports._campaigns import campaign_label
 from mrules.reports._history import kind_label
 from mrules.timetext import utc_text
 
@@ -234,7 +235,7 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
     p.chart("campaign-influence", charts.campaign_influence(c))
     rows = [
         [
-            x["campaign"],
+            campaign_label(x["campaign"]),
             _num(x["cost"]),
             x["prospects"],
             x["mqls"],

@@ -11,6 +11,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from mrules.reports._campaigns import UNATTRIBUTED, campaign_label
 from mrules.reports._history import kind_label
 
 __all__ = ["csv_text", "tables"]
@@ -104,7 +105,7 @@ _MODEL_COLS = ("source", "primary", "first_touch", "last_touch", "even")
 def _campaigns(r: dict[str, Any]) -> list[Table]:
     rows = [
         (
-            c["campaign"],
+            campaign_label(c["campaign"]),
             _money(c["cost"]) + (f" ({c['cost_source']})" if c["cost_source"] else ""),
             _num(c["prospects"]),
             _num(c["mqls"]),
@@ -137,10 +138,10 @@ def _campaigns(r: dict[str, Any]) -> list[Table]:
         ("campaign", *_MODEL_COLS),
         [
             *(
-                (c["campaign"], *(_money(c["influence"][m]) for m in _MODEL_COLS))
+                (campaign_label(c["campaign"]), *(_money(c["influence"][m]) for m in _MODEL_COLS))
                 for c in r["campaigns"]
             ),
-            ("(unattributed)", *(_money(t["unattributed"][m]) for m in _MODEL_COLS)),
+            (UNATTRIBUTED, *(_money(t["unattributed"][m]) for m in _MODEL_COLS)),
         ],
     )
     return [main, influence]
@@ -253,12 +254,14 @@ def csv_text(report: dict[str, Any]) -> str:
             "cost_per_prospect",
             "roi",
         )
-        w.writerow((*head, *_MODEL_COLS))
+        # The last row is what no campaign is credited for: `unattributed` 1 and no name, so
+        # a campaign of any name (even "(unattributed)") is a row of its own, told apart.
+        w.writerow((*head, *_MODEL_COLS, "unattributed"))
         for c in report["campaigns"]:
-            w.writerow((*(_cell(c[k]) for k in head), *(c["influence"][m] for m in _MODEL_COLS)))
+            w.writerow((*(_cell(c[k]) for k in head), *(c["influence"][m] for m in _MODEL_COLS), 0))
         t = report["totals"]
-        blank = [""] * (len(head) - 1)
-        w.writerow(("(unattributed)", *blank, *(t["unattributed"][m] for m in _MODEL_COLS)))
+        blank = [""] * len(head)
+        w.writerow((*blank, *(t["unattributed"][m] for m in _MODEL_COLS), 1))
     elif kind == "rules":
         cols = (
             "kind",
