@@ -287,3 +287,25 @@ def full() -> dict[str, Any]:
         "title": "Sample report",
         "generated": "2026-12-21T00:00:00Z",
     }
+
+
+def many_campaigns(n: int) -> dict[str, Any]:
+    """`campaigns()` with `n` campaigns of one shape, the won amounts all different, in the
+    report's order (the most won amount first)."""
+    report = campaigns()
+    one = report["campaigns"][0]
+    rows = []
+    for i in range(n):
+        won = float((n - i) * 10)
+        rows.append(
+            {
+                **one,
+                "campaign": f"Campaign {i:05d} spring webinar",
+                "cost": 100.0 + i,
+                "won_amount": won,
+                "roi": round((won - 100.0 - i) / (100.0 + i), 6),
+                "influence": {m: won if m == "even" else float(i % 5) for m in one["influence"]},
+            }
+        )
+    report["campaigns"] = rows
+    return report

@@ -110,6 +110,39 @@ def test_charts_carry_the_reports_numbers() -> None:
     assert [r["score"] for r in layer_values(specs["chart-timeline"], "score")] == [52, 130, 120]
 
 
+def test_a_page_of_ten_thousand_campaigns_stays_small() -> None:
+    """10,000 campaigns made a page of 8.5 MB: every campaign was a table row, a bar of
+    the ROI chart and five bars of the influence chart (its name written six times in the
+    charts' data), and the charts were 280,000 pixels tall. The charts draw the 25
+    campaigns that won (were credited) the most and say so, the table lists the 100 that
+    won the most and names the command that gives the rest."""
+    data = samples.full()
+    data["campaigns"] = samples.many_campaigns(10_000)
+    text = page.page(data, script=_js)
+    assert len(text.encode()) < 150_000  # the chart library apart (about 0.9 MB)
+    specs = specs_of(text)
+    roi = specs["chart-campaign-roi"]
+    assert [r["campaign"] for r in values(roi)] == [
+        f"Campaign {i:05d} spring webinar" for i in range(25)
+    ]
+    assert "the 25 of 10,000 with a cost that won the most" in roi["title"]
+    influence = specs["chart-campaign-influence"]
+    assert {r["campaign"] for r in values(influence)} == {
+        f"Campaign {i:05d} spring webinar" for i in range(25)
+    }
+    assert "the 25 of 10,000 campaigns credited the most" in influence["title"]
+    section = text[text.index("<section id='campaigns'>") :]
+    section = section[: section.index("</section>")]
+    assert section.count("<tr>") == 1 + 100  # the head and the top 100
+    assert "Campaign 00099 spring webinar" in section
+    assert "Campaign 00100 spring webinar" not in section
+    assert "9,900 more" in section and "mrules report campaigns --format csv" in section
+    # a few campaigns: every one, in the charts and the table, with no note
+    small = page.page(samples.full(), script=_js)
+    assert "more (and every figure" not in small
+    assert len(values(specs_of(small)["chart-campaign-roi"])) == 2
+
+
 def test_empty_store_still_renders_every_chart() -> None:
     text = page.page(samples.empty(), script=_js)
     specs = specs_of(text)

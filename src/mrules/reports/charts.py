@@ -55,6 +55,9 @@ MODEL_LABELS = {  # every model of `mrules report campaigns` (reports.MODELS), i
     "even": "Even split",
 }
 TOP_RULES = 15
+# Campaigns a chart draws: ten thousand bars are no chart (and made the page 8.5 MB);
+# the page's table and `mrules report campaigns` have every one.
+TOP_CAMPAIGNS = 25
 # Flat labels; those that would overlap (a year of weeks) are left out, as on a number axis.
 _FLAT = alt.Axis(labelAngle=0, labelOverlap=True)
 TIMELINE_LABELS = {"prospect": "prospect", "mql": "MQL", "sql": "SQL", "won": "won"}
@@ -189,12 +192,17 @@ def conversion_over_time(report: dict[str, Any]) -> Spec:
     return _spec(chart)
 
 
-def campaign_roi(report: dict[str, Any]) -> Spec:
-    """ROI = (won amount - cost) / cost per campaign with a cost, under the report's model."""
+def campaign_roi(report: dict[str, Any], top: int = TOP_CAMPAIGNS) -> Spec:
+    """ROI = (won amount - cost) / cost per campaign with a cost, under the report's model:
+    the `top` with the most won amount when more have a cost."""
     title = "Campaign ROI ((won amount − cost) / cost)"
     model = MODEL_LABELS.get(report.get("model") or "")
     if model is not None:  # the won amount, so the ROI, is the one model's credit
         title = f"Campaign ROI, {model.lower()} model ((won amount − cost) / cost)"
+    costed = [c for c in report.get("campaigns", []) if c.get("roi") is not None]
+    if len(costed) > top:
+        costed = sorted(costed, key=lambda c: (-c["won_amount"], c["campaign"]))[:top]
+        title += f": the {top} of {_count(report, 'roi')} with a cost that won the most"
     rows = [
         {
             "campaign": c["campaign"],
@@ -204,8 +212,7 @@ def campaign_roi(report: dict[str, Any]) -> Spec:
             "won_amount": c["won_amount"],
             "sign": "gain" if c["roi"] >= 0 else "loss",
         }
-        for c in report.get("campaigns", [])
-        if c.get("roi") is not None
+        for c in costed
     ]
     if not rows:
         return empty(title, "No campaign with a cost yet: declare costs or load them from the CRM.")
@@ -232,11 +239,25 @@ def campaign_roi(report: dict[str, Any]) -> Spec:
     return _spec(chart)
 
 
-def campaign_influence(report: dict[str, Any]) -> Spec:
-    """Won amount credited to each campaign under each attribution model of the report."""
+def _count(report: dict[str, Any], key: str) -> str:
+    n = sum(1 for c in report.get("campaigns", []) if c.get(key) is not None)
+    return f"{n:,}"
+
+
+def _credited_most(c: dict[str, Any]) -> tuple[float, str]:
+    return (-max((c.get("influence") or {}).values(), default=0.0), c["campaign"])
+
+
+def campaign_influence(report: dict[str, Any], top: int = TOP_CAMPAIGNS) -> Spec:
+    """Won amount credited to each campaign under each attribution model of the report:
+    the `top` campaigns credited most (under any model) when there are more."""
     title = "Won amount credited, by attribution model"
+    campaigns = report.get("campaigns", [])
+    if len(campaigns) > top:
+        campaigns = sorted(campaigns, key=_credited_most)[:top]
+        title += f": the {top} of {_count(report, 'campaign')} campaigns credited the most"
     rows = []
-    for c in report.get("campaigns", []):
+    for c in campaigns:
         for model, label in MODEL_LABELS.items():
             amount = (c.get("influence") or {}).get(model) or 0.0
             rows.append(

@@ -229,6 +229,12 @@ def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
     p.add("</section>")
 
 
+TABLE_CAMPAIGNS = 100
+"""Campaigns the page's table lists (those that won the most): `mrules report campaigns
+--format csv` has every one. Ten thousand rows, each in the table and twice in the charts'
+data, made a page of 8.5 MB."""
+
+
 def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
     p.add("<section id='campaigns'><h2>Campaigns: ROI and influence</h2>")
     p.chart("campaign-roi", charts.campaign_roi(c))
@@ -245,8 +251,9 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
             _num(x["cost_per_prospect"]),
             _pct(x["roi"]),
         ]
-        for x in c.get("campaigns") or []
+        for x in (c.get("campaigns") or [])[:TABLE_CAMPAIGNS]
     ]
+    left_out = len(c.get("campaigns") or []) - len(rows)
     model = charts.MODEL_LABELS.get(c.get("model") or "")
     if rows and model is not None:  # the figures of one model, as the text report's title says
         p.add(
@@ -267,6 +274,12 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
             "ROI",
         ]
         p.add(_table(head, rows, set(range(1, 9))))
+    if left_out > 0:  # the report's order: the most won amount first
+        p.add(
+            f"<p class='note'>The {len(rows):,} campaigns that won the most; {left_out:,} more"
+            " (and every figure of each) are in <code>mrules report campaigns --format csv</code>"
+            " (or <code>--format json</code>).</p>"
+        )
     totals = c.get("totals") or {}
     if totals:
         un = totals.get("unattributed") or {}
