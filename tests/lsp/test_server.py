@@ -971,7 +971,7 @@ def test_a_file_of_a_subfolder_keeps_its_own_rule_sets_diagnostics_after_an_edit
     session_factory, tmp_path: Path
 ) -> None:
     # `a/y.mr` is its own folder's rule set and one of the workspace folder's too. After
-    # an edit both are checked; its own one, checked last, has the last word on it.
+    # an edit both are checked; it shows what either says of it (the outer: nothing).
     (tmp_path / "a").mkdir()
     (tmp_path / "x.mr").write_text('list "MQL"\n', "utf-8")
     text = 'form "F"\non submit of form "F" { add to list "MQL" }\n'
@@ -1127,3 +1127,40 @@ def test_completion_of_a_settings_words(session_factory, project: Path) -> None:
 
     assert labels('unknown_assets = ""') == list(CHOICES["unknown_assets"])
     assert labels('grade_start = ""') == list(GRADES)
+
+
+OUTER = 'list "MQL"\nlist "Dup"\n'
+INNER = (
+    'list "Dup"\nform "F"\non submit of form "F" { add to list "MQL" }\n'
+    'on submit of form "G" { add to list "Dup" }\n'
+)
+
+
+def test_a_file_in_two_rule_sets_shows_the_union_of_their_diagnostics(
+    session_factory, tmp_path: Path
+) -> None:
+    # `b/y.mr` is its own folder's rule set and one of the workspace folder's too. Each
+    # rule set's publication replaced the other's: the editor showed the errors of the
+    # one checked last. Now both, each once.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a.mr").write_text(OUTER, "utf-8")
+    (tmp_path / "b" / "y.mr").write_text(INNER, "utf-8")
+    s = session_factory(tmp_path)
+    y = s.uri("b/y.mr")
+    s.diagnostics_of(s.open("a.mr"))
+    assert [d.code for d in s.diagnostics_of(y)] == ["MR101", "MR105"]  # the outer's
+    before = len(s.events)
+    s.open("b/y.mr")
+    s.wait_for(lambda: sum(u == y for u, _ in s.events[before:]) >= 2)
+    # the inner's (MQL unknown, G unknown) with the outer's (Dup twice, G unknown)
+    assert [d.code for d in s.diagnostics[y]] == ["MR103", "MR105", "MR101"]
+    before = len(s.events)
+    s.change(y, INNER.replace("MQL", "Dup"))  # the inner's MR103 goes, the outer's stay
+    s.wait_for(lambda: sum(u == y for u, _ in s.events[before:]) >= 2)
+    assert [d.code for d in s.diagnostics[y]] == ["MR105", "MR101"]
+    before = len(s.events)
+    s.change(s.uri("a.mr"), 'list "MQL"\n')  # not open: a notice the client ignores
+    a = s.open("a.mr", 'list "MQL"\n')  # the outer's MR101 goes, the inner's stay
+    s.wait_for(lambda: any(u == y for u, _ in s.events[before:]))
+    s.wait_for(lambda: [d.code for d in s.diagnostics[y]] == ["MR105"])
+    assert s.diagnostics_of(a) == []

@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlparse
@@ -111,7 +111,9 @@ class _RuleSet:
     config: Config
     analysis: Analysis | None = None
     error: str | None = None
-    published: frozenset[str] = frozenset()
+    published: dict[str, list[types.Diagnostic]] = field(default_factory=dict)
+    """URI -> this rule set's own diagnostics of it, as last checked (the editor is shown
+    the union of every rule set's: a file of a subfolder is in two)."""
     pending: asyncio.TimerHandle | None = None
 
 
@@ -350,13 +352,14 @@ class MrulesLanguageServer(LanguageServer):
 
     def forget(self, rs: _RuleSet) -> None:
         """Drop a rule set that is gone (a file checked alone, closed unsaved or deleted):
-        its diagnostics are cleared. Loading it showed "no such file" to the user, and
-        what it last published stayed in the editor for good."""
-        for uri in rs.published:
-            self.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
-            )
+        its diagnostics are cleared (what other rule sets say of its files stays).
+        Loading it showed "no such file" to the user, and what it last published stayed
+        in the editor for good."""
+        uris = list(rs.published)
+        rs.published = {}
         self.rule_sets.pop(rs.root, None)
+        for uri in uris:
+            self.send_diagnostics(uri)
 
     def show_error(self, rs: _RuleSet, message: str) -> None:
         """Tell the user why a rule set has no diagnostics: once, not at every keystroke
@@ -403,7 +406,7 @@ class MrulesLanguageServer(LanguageServer):
         for other in list(self.rule_sets.values()):
             if other is not rs and self._holds(other, real):
                 self._schedule(other)
-        # its own rule set last: checked last, it has the last word on the file itself
+        # its own rule set last (the file shows every rule set's diagnostics: `publish`)
         self._schedule(rs)
 
     @staticmethod
@@ -520,6 +523,11 @@ class MrulesLanguageServer(LanguageServer):
         )
 
     def publish(self, rs: _RuleSet, analysis: Analysis) -> None:
+        """Publish a rule set's diagnostics: for each of its files (and each it published
+        for before), the union of what every rule set holding the file says of it. A file
+        of a subfolder is in its own folder's rule set and in the one above's; each
+        publication replaced the other's, and which one the editor showed depended on
+        which was checked last."""
         by_path: dict[str, list[types.Diagnostic]] = {
             p: [] for p in analysis.result.sources if not p.startswith(LIBRARY_PREFIX)
         }
@@ -527,16 +535,28 @@ class MrulesLanguageServer(LanguageServer):
             if d.path in by_path:
                 by_path[d.path].append(self.to_lsp(analysis, d))
         uris = {self.uri_of(p): diags for p, diags in by_path.items()}
-        for uri in rs.published - set(uris):
-            uris[uri] = []
-        for uri, diags in uris.items():
-            doc = self.workspace.text_documents.get(unquote(uri))
-            self.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(
-                    uri=uri, diagnostics=diags, version=doc.version if doc else None
-                )
+        before = rs.published
+        rs.published = {u: d for u, d in uris.items() if d}
+        for uri in {**before, **uris}:
+            self.send_diagnostics(uri)
+
+    def send_diagnostics(self, uri: str) -> None:
+        """Publish a file's diagnostics: every rule set's, each once (same range, code and
+        message); the innermost rule set's first, in the checker's order."""
+        seen: dict[tuple[Any, ...], types.Diagnostic] = {}
+        holders = sorted(self.rule_sets.values(), key=lambda r: (-len(r.root.parts), r.root))
+        for other in holders:
+            for d in other.published.get(uri, ()):
+                r = d.range
+                key = (r.start.line, r.start.character, r.end.line, r.end.character)
+                seen.setdefault((*key, d.code, d.message), d)
+        diags = list(seen.values())
+        doc = self.workspace.text_documents.get(unquote(uri))
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(
+                uri=uri, diagnostics=diags, version=doc.version if doc else None
             )
-        rs.published = frozenset(u for u, d in uris.items() if d)
+        )
 
 
 server = MrulesLanguageServer()
