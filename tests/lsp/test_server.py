@@ -1164,3 +1164,36 @@ def test_a_file_in_two_rule_sets_shows_the_union_of_their_diagnostics(
     s.wait_for(lambda: any(u == y for u, _ in s.events[before:]))
     s.wait_for(lambda: [d.code for d in s.diagnostics[y]] == ["MR105"])
     assert s.diagnostics_of(a) == []
+
+
+def test_navigation_in_a_file_of_two_rule_sets_uses_the_innermost(
+    session_factory, tmp_path: Path
+) -> None:
+    # With two configured rule roots, one inside the other, a file of the inner one was
+    # navigated in the first one listed: the outer, whose `a.mr` uses the inner's list.
+    (tmp_path / "mrules.toml").write_text('rules = ["rules", "rules/sub"]\n', "utf-8")
+    (tmp_path / "rules" / "sub").mkdir(parents=True)
+    outer = 'form "A"\non submit of form "A" { add to list "L" }\n'
+    (tmp_path / "rules" / "a.mr").write_text(outer, "utf-8")
+    text = 'list "L"\nform "F"\non submit of form "F" { add to list "L" }\n'
+    (tmp_path / "rules" / "sub" / "y.mr").write_text(text, "utf-8")
+    s = session_factory(tmp_path)
+    y = s.open("rules/sub/y.mr")
+    assert s.diagnostics_of(y) == []
+    doc = types.TextDocumentIdentifier(y)
+    at = pos(text, '"L" }', 1)
+    [decl] = s.run(s.client.text_document_definition_async(types.DefinitionParams(doc, at)))
+    assert decl.uri == y
+    refs = s.run(
+        s.client.text_document_references_async(
+            types.ReferenceParams(
+                context=types.ReferenceContext(include_declaration=True),
+                text_document=doc,
+                position=at,
+            )
+        )
+    )
+    assert {r.uri for r in refs} == {y}
+    edit = s.run(s.client.text_document_rename_async(types.RenameParams(doc, at, "Leads")))
+    assert set(edit.changes) == {y}
+    assert len(edit.changes[y]) == 2

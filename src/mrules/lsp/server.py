@@ -294,14 +294,16 @@ class MrulesLanguageServer(LanguageServer):
         # a file from outside the workspace (a download, the home folder) is checked
         # alone: its folder may be anything, and everything below it would be read
         root = real.parent if self.in_workspace(real) else real
+        holding = []
         for configured in config.rules:
             croot = Path(os.path.realpath(configured))
             # not in a folder the root's rule set leaves out (a hidden one): its own, then
             if real.is_relative_to(croot) and not any(
                 unsearched(part) for part in real.parent.relative_to(croot).parts
             ):
-                root = croot
-                break
+                holding.append(croot)
+        if holding:  # roots one inside another: the innermost, whatever their order
+            root = max(holding, key=lambda p: len(p.parts))
         rs = self.rule_sets.get(root)
         if rs is None:
             rs = self.rule_sets[root] = _RuleSet(root, config)
