@@ -1197,3 +1197,87 @@ def test_navigation_in_a_file_of_two_rule_sets_uses_the_innermost(
     edit = s.run(s.client.text_document_rename_async(types.RenameParams(doc, at, "Leads")))
     assert set(edit.changes) == {y}
     assert len(edit.changes[y]) == 2
+
+
+TESTS_YAML = """\
+rules: ../rules
+tests:
+  - name: MQL and a demo make the Big rule match  # free text: left alone
+    given:
+      prospects:
+        a@x.com: {lists: [MQL], fields: {company_size: "200+"}}
+    events:
+      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: "Demo \\U0001f389"}
+    expect:
+      prospects:
+        a@x.com:
+          lists: {include: [MQL], exclude: [Customers]}
+          assigned: alan@getcloudy.com
+      actions:
+        - {action: add to list, list: 'MQL', rule: Big}
+      rules: {Big: 1}
+"""
+
+
+def test_rename_and_references_reach_the_rule_sets_test_files(
+    session_factory, project: Path
+) -> None:
+    # A rule test names lists, users, fields, assets and rules: renaming one in the rules
+    # left the tests naming the old one (a broken test file at the next `mrules test`).
+    import yaml
+
+    (project / "tests").mkdir()
+    test_file = project / "tests" / "mql.test.yaml"
+    test_file.write_text(TESTS_YAML, "utf-8")
+    (project / "other").mkdir()  # a test of other rules: left alone
+    (project / "other" / "o.test.yaml").write_text(
+        'rules: |\n  list "MQL"\ntests:\n  - name: x\n    given:\n'
+        "      prospects:\n        a@x.com: {lists: [MQL]}\n",
+        "utf-8",
+    )
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(uri) == []
+    doc = types.TextDocumentIdentifier(uri)
+    test_uri = test_file.resolve().as_uri()
+
+    def rename(needle: str, new: str) -> str:
+        edit = s.run(
+            s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, needle), new))
+        )
+        assert set(edit.changes) >= {test_uri}
+        assert not any("other" in u for u in edit.changes)
+        lines = TESTS_YAML.split("\n")
+        for e in sorted(edit.changes[test_uri], key=lambda e: e.range.start, reverse=True):
+            r = e.range
+            assert r.start.line == r.end.line
+            line = lines[r.start.line]
+            lines[r.start.line] = line[: r.start.character] + e.new_text + line[r.end.character :]
+        return "\n".join(lines)
+
+    renamed = yaml.safe_load(rename('"MQL"', "Hot: leads"))
+    case = renamed["tests"][0]
+    assert case["name"] == "MQL and a demo make the Big rule match"
+    assert case["given"]["prospects"]["a@x.com"]["lists"] == ["Hot: leads"]
+    prospect = case["expect"]["prospects"]["a@x.com"]
+    assert prospect["lists"] == {"include": ["Hot: leads"], "exclude": ["Customers"]}
+    assert case["expect"]["actions"][0]["list"] == "Hot: leads"
+    renamed = yaml.safe_load(rename('"Big"', "true"))  # still text, not a boolean
+    assert renamed["tests"][0]["expect"]["rules"] == {"true": 1}
+    assert renamed["tests"][0]["expect"]["actions"][0]["rule"] == "true"
+    renamed = yaml.safe_load(rename('"Demo', "Démo 2"))
+    assert renamed["tests"][0]["events"][0]["asset"] == "Démo 2"
+    renamed = yaml.safe_load(rename('"alan', "bob@getcloudy.com"))
+    assert renamed["tests"][0]["expect"]["prospects"]["a@x.com"]["assigned"] == "bob@getcloudy.com"
+    renamed = yaml.safe_load(rename("company_size", "size"))
+    assert renamed["tests"][0]["given"]["prospects"]["a@x.com"]["fields"] == {"size": "200+"}
+    refs = s.run(
+        s.client.text_document_references_async(
+            types.ReferenceParams(
+                context=types.ReferenceContext(include_declaration=False),
+                text_document=doc,
+                position=pos(RULES, '"MQL"'),
+            )
+        )
+    )
+    assert sum(r.uri == test_uri for r in refs) == 3

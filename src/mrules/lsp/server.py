@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from mrules.config import Config, ConfigError, find_config, load_config
 from mrules.diagnostics import Diagnostic, Severity, help_uri
 from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError, unsearched
 from mrules.lsp.analysis import Analysis, NameRef, analyze, complete, hover, quick_fix
+from mrules.lsp.testfiles import TestName, find_names, yaml_scalar
 from mrules.parser import Parsed
 from mrules.source import Source
 
@@ -740,7 +742,58 @@ def on_references(
         return None
     analysis, ref = found
     refs = analysis.references(ref, params.context.include_declaration)
-    return [_location(ls, analysis, r) for r in refs]
+    out = [_location(ls, analysis, r) for r in refs]
+    for uri, lines, name in _test_names(ls, params.text_document.uri, ref):
+        out.append(types.Location(uri, lines.range(name.start, name.end)))
+    return out
+
+
+def _test_names(
+    ls: MrulesLanguageServer, uri: str, ref: NameRef
+) -> Iterator[tuple[str, Lines, TestName]]:
+    """(URI, line table, name) for each place a test file of the document's rule set
+    writes the name `ref` as a name of its kind (docs/testing.md): the test files of the
+    workspace folders that hold the rule set, read from the editor when open. Only at a
+    rename or a references request: nothing is searched as you type."""
+    from mrules.testing import _find_test_files
+
+    path = uri_to_path(uri)
+    if path is None:
+        return
+    root = ls.rule_set_of(path).root
+    if not root.is_dir():  # a file checked alone: no tests of its own
+        return
+    real_root = Path(os.path.realpath(root))
+    searched = [f for f in ls.folders() if real_root.is_relative_to(os.path.realpath(f))]
+    if not ls.folders():
+        searched = [root.parent]
+    open_docs = {
+        os.path.realpath(p): doc
+        for doc in list(ls.workspace.text_documents.values())
+        if (p := uri_to_path(doc.uri)) is not None
+    }
+    seen: set[str] = set()
+    for folder in searched:
+        for found in _find_test_files([str(folder)])[0]:
+            real = os.path.realpath(found)
+            if real in seen:
+                continue
+            seen.add(real)
+            doc = open_docs.get(real)
+            try:
+                text = doc.source if doc is not None else Path(found).read_text("utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            names = [
+                n
+                for n in find_names(root, text, Path(found))
+                if n.value == ref.key and ref.namespace in n.namespaces
+            ]
+            if names:
+                lines = Lines(text, ls.encoding)
+                test_uri = doc.uri if doc is not None else Path(found).as_uri()
+                for n in names:
+                    yield test_uri, lines, n
 
 
 @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
@@ -780,6 +833,11 @@ def on_rename(ls: MrulesLanguageServer, params: types.RenameParams) -> types.Wor
     for shown, spans in edits.items():
         lines = ls.lines(analysis, shown)
         changes[ls.uri_of(shown)] = [types.TextEdit(lines.range(s, e), new) for s, e, new in spans]
+    for uri, lines, name in _test_names(ls, params.text_document.uri, ref):
+        edit = types.TextEdit(
+            lines.range(name.start, name.end), yaml_scalar(params.new_name, name.style)
+        )
+        changes.setdefault(uri, []).append(edit)
     return types.WorkspaceEdit(changes=changes)
 
 
