@@ -1281,3 +1281,22 @@ def test_rename_and_references_reach_the_rule_sets_test_files(
         )
     )
     assert sum(r.uri == test_uri for r in refs) == 3
+
+
+def test_a_file_that_is_not_a_rule_file_is_in_no_rule_set(session_factory, tmp_path: Path) -> None:
+    # An editor may hand the server another file as mrules (a `.txt` set to the mrules
+    # language, a test file's YAML): its folder was loaded as a rule set all the same, and
+    # one with no rule files was shown to the user as an error.
+    (tmp_path / "notes").mkdir()
+    s = session_factory(tmp_path)
+    uri = s.open("notes/todo.txt", 'list "A"\n')
+    doc = types.TextDocumentIdentifier(uri)
+    hover = s.run(s.client.text_document_hover_async(types.HoverParams(doc, types.Position(0, 6))))
+    assert hover is None
+    assert (
+        s.run(s.client.text_document_document_symbol_async(types.DocumentSymbolParams(doc))) == []
+    )
+    rule = s.open("x.mr", 'list "A"\n')  # checked: any message came before
+    assert s.diagnostics_of(rule) == []
+    assert s.messages == []
+    assert all(u != uri for u, _ in s.events)

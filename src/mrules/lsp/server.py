@@ -129,6 +129,15 @@ def uri_to_path(uri: str) -> Path | None:
     return None if "\x00" in path else Path(path)
 
 
+def _rule_file(uri: str) -> Path | None:
+    """The rule file (`*.mr`) a document's URI names, else None. Another file the editor
+    hands the server as mrules (a `.txt`, a test file's YAML) is in no rule set: its
+    folder was loaded as one all the same, and one without rule files was shown to the
+    user as an error ("no rule files (*.mr) in this folder")."""
+    path = uri_to_path(uri)
+    return path if path is not None and path.suffix == RULE_SUFFIX else None
+
+
 class _Unreadable:
     """A message whose params did not fit its method, already answered or logged."""
 
@@ -433,7 +442,7 @@ class MrulesLanguageServer(LanguageServer):
 
     def current(self, uri: str) -> tuple[Analysis, str, str] | None:
         """The up-to-date analysis of a document, its path as diagnostics show it, its text."""
-        path = uri_to_path(uri)
+        path = _rule_file(uri)
         if path is None:
             return None
         rs = self.rule_set_of(path)
@@ -614,28 +623,28 @@ def on_exit(ls: MrulesLanguageServer, params: None) -> None:
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: MrulesLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-    path = uri_to_path(params.text_document.uri)
+    path = _rule_file(params.text_document.uri)
     if path is not None:
         ls.schedule(path)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: MrulesLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
-    path = uri_to_path(params.text_document.uri)
+    path = _rule_file(params.text_document.uri)
     if path is not None:
         ls.schedule(path)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: MrulesLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
-    path = uri_to_path(params.text_document.uri)
+    path = _rule_file(params.text_document.uri)
     if path is not None:
         ls.schedule(path)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: MrulesLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-    path = uri_to_path(params.text_document.uri)
+    path = _rule_file(params.text_document.uri)
     if path is not None:  # the file on disk is the truth again
         ls.schedule(path)
 
