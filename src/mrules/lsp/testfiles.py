@@ -165,12 +165,18 @@ def find_names(root: Path, text: str, path: Path) -> list[TestName]:
     real_root = os.path.realpath(root).rstrip(os.sep) or os.sep
     top = _get(doc, "rules")
     default = _rules_paths(top, folder) if top is not None else [folder.parent / "rules"]
-    out: list[TestName] = []
+    out: dict[int, TestName] = {}
 
     def add(namespaces: tuple[str, ...], node: yaml.ScalarNode) -> None:
         if node.style in ("|", ">") or node.end_mark.index <= node.start_mark.index:
             return
-        out.append(TestName(namespaces, node))
+        # an alias (`*mql`) is its anchor's node, span included: one name, not one per use
+        # (two edits of one range, which editors refuse as overlapping)
+        seen = out.get(node.start_mark.index)
+        if seen is not None:
+            seen.namespaces = tuple(dict.fromkeys((*seen.namespaces, *namespaces)))
+        else:
+            out[node.start_mark.index] = TestName(namespaces, node)
 
     tests = _get(doc, "tests")
     if not isinstance(tests, yaml.SequenceNode):
@@ -180,7 +186,7 @@ def find_names(root: Path, text: str, path: Path) -> list[TestName]:
         paths = _rules_paths(own, folder) if own is not None else default
         if _tests(paths, real_root):
             _case(case, add)
-    return out
+    return list(out.values())
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9 _.@+/-]*")
