@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mrules.lsp.testfiles import yaml_scalar
@@ -14,6 +14,9 @@ NAMES = st.text(
 
 
 @given(NAMES, st.sampled_from(["", "'", '"']))
+@example("\x85", "")  # NEL: a line break to YAML 1.1, read back as a space
+@example("\u2028", "'")
+@example("true", "")
 def test_a_new_name_reads_back_as_the_same_text_wherever_it_is_written(
     name: str, style: str
 ) -> None:

@@ -191,7 +191,9 @@ def find_names(root: Path, text: str, path: Path) -> list[TestName]:
 
 _PLAIN = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9 _.@+/-]*")
 _NOT_PRINTABLE = re.compile(
-    "[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029]"
+    # what YAML does not take as it is in a quoted scalar: not printable, or a line
+    # break of YAML 1.1 (NEL, U+2028, U+2029) that reading would fold into a space
+    "[^\t\n\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]"
 )
 
 
