@@ -131,6 +131,7 @@ class Prospect:
         "criteria",
         "crm_id",
         "crm_status",
+        "dns_by_rule",
         "do_not_sync",
         "dynamic",
         "email",
@@ -164,6 +165,9 @@ class Prospect:
         self.assigned_at: float | None = None
         self.crm_status = "none"  # none | lead | contact | deleted
         self.crm_id: str | None = None
+        # `do_not_sync` holds while either cause does: a rule's `do not sync` (also kept
+        # here, so a CRM undelete leaves it) or the CRM's deletion of the linked record.
+        self.dns_by_rule = False
         self.do_not_sync = False
         self.opted_out = False
         self.campaign: str | None = None
@@ -339,6 +343,7 @@ _SHORT: Final = {
     "criteria": "cr",
     "crm_id": "ci",
     "crm_status": "st",
+    "dns_by_rule": "dr",
     "do_not_sync": "ds",
     "dynamic": "d",
     "email": "e",

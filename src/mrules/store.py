@@ -80,7 +80,7 @@ __all__ = [
     "damaged_history",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump on every schema change, with a migration in `_MIGRATIONS`."""
 
 READS_FROM = 2
@@ -344,6 +344,52 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
 
 
 _MIGRATIONS[3] = _migrate_3_to_4
+
+
+def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
+    """Schema 4 -> 5: a rule's `do not sync` is kept apart from the CRM's deletion.
+
+    A prospect's state gets `dr` (`Prospect.dns_by_rule`) where a rule set its
+    `do not sync`, so an undelete in the CRM lifts only the deletion's mark. A
+    prospect marked but not deleted in the CRM was marked by a rule; one marked and
+    deleted was marked by a rule unless its last `do not sync` / `allow crm
+    recreate` step is the deletion's (`by: crm delete`), read from its history.
+    """
+    names: Interner | None = None
+    updates = []
+    for pid, email, state in conn.execute("SELECT id, email, state FROM prospects").fetchall():
+        if state is None:
+            continue
+        raw = orjson.loads(state)
+        if not raw.get("ds") or raw.get("dr"):
+            continue
+        by_rule = True
+        if raw.get("st") == "deleted":
+            if names is None:
+                names = Interner()
+                names.load(iter(conn.execute("SELECT id, text FROM names ORDER BY id").fetchall()))
+            last = None
+            for seq, event_id, data in conn.execute(
+                "SELECT seq, event_id, data FROM history"
+                " WHERE prospect = ? AND seq IS NOT NULL ORDER BY id",
+                (pid,),
+            ):
+                row = unpack(data, names, email, None, None, seq, event_id)
+                for e in row.entries():
+                    if e.action in ("do not sync", "allow crm recreate"):
+                        last = e
+            by_rule = not (
+                last is not None
+                and last.action == "do not sync"
+                and (orjson.loads(last.args) if last.args else {}).get("by") == "crm delete"
+            )
+        if by_rule:
+            raw["dr"] = True
+            updates.append((orjson.dumps(raw), pid))
+    conn.executemany("UPDATE prospects SET state = ? WHERE id = ?", updates)
+
+
+_MIGRATIONS[4] = _migrate_4_to_5
 
 # The writes of one batch, in the order `commit` runs them. History rows go in
 # before `attach_visitor`, so an `identify` also claims the anonymous page views

@@ -400,6 +400,9 @@ class Effects(EngineParts):
 
     def set_sync_flag(self, c: Context, ref: RuleRef, do_not_sync: bool) -> None:
         p = c.p
+        # The rule's cause is kept apart from the CRM's deletion (which sets `do_not_sync`
+        # alone), so an undelete in the CRM does not lift a rule's `do not sync` (§7.8).
+        p.dns_by_rule = do_not_sync
         if p.do_not_sync == do_not_sync:
             return
         p.do_not_sync = do_not_sync

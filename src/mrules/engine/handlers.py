@@ -191,7 +191,9 @@ class Handlers(EngineParts):
             status = crm_status_after(p.crm_status, obj)  # a contact outranks a lead (§7.2)
             if status is not None:
                 if p.crm_status == "deleted" and e.crm_id:
-                    p.do_not_sync = False  # relinked (an undelete, or a recreate done)
+                    # Relinked (an undelete, or a recreate done): the CRM's cause is gone,
+                    # a rule's `do not sync` stays.
+                    p.do_not_sync = p.dns_by_rule
                 self.log(p, ref, Action.CRM_STATUS, {}, p.crm_status, status)
                 p.crm_status = status
                 changed.add("crm")
