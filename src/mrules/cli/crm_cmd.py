@@ -83,7 +83,10 @@ def _open(
     *,
     create: bool,
     org: dict[str, Any] | None = None,
+    readonly: bool = False,
 ) -> Iterator[EmulatedCrm]:
+    """The local CRM; `readonly`: opened to read only (no lock, no write, a read-only
+    folder will do), for the commands that only read it."""
     if not crm_path and is_postgres_url(store_path):
         # NAME.crm.db beside a URL is no file: the message named a path made of the URL,
         # its password included. The CRM file is given on its own beside such a store.
@@ -104,7 +107,10 @@ def _open(
             " creates no folders)"
         )
     try:
-        crm = EmulatedCrm.open(path, create=create, org=org)
+        if readonly:
+            crm = EmulatedCrm.open_to_read(path)
+        else:
+            crm = EmulatedCrm.open(path, create=create, org=org)
     except SchemaError as e:
         fail(f"org.json: {e}")
     except CrmPathError as e:
@@ -257,7 +263,7 @@ def export(
     reads_only()
     if out is not None and not Path(out).is_dir():
         fail(f"--out {_shown(out)}: not a folder; create it first (mrules creates no folders)")
-    with _open(crm_path, store_path, create=False) as c:
+    with _open(crm_path, store_path, create=False, readonly=True) as c:
         unknown = [o for o in objects if o not in c.schema.objects and o != "CampaignMemberStatus"]
         if unknown:
             fail(f"--object: no object named {', '.join(unknown)}")
@@ -397,7 +403,7 @@ def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
             org.close()
         click.echo(json.dumps(_describe_json(info), indent=2))
         return
-    with _open(crm_path, store_path, create=False) as c:
+    with _open(crm_path, store_path, create=False, readonly=True) as c:
         try:
             info = c.schema.objects.get(sobject) or c.describe(sobject)
             if info.custom and not c.schema.custom_objects_allowed():

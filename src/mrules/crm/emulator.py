@@ -55,7 +55,13 @@ from mrules.crm.port import (
     with_system_fields,
 )
 from mrules.loader import printable_path
-from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
+from mrules.sqlitefiles import (
+    UNREADABLE,
+    full_disk_advice,
+    reading_uri,
+    refuse_writes,
+    unreadable_reason,
+)
 from mrules.storeapi import StoreError
 
 __all__ = [
@@ -275,10 +281,42 @@ class EmulatedCrm:
                 ) from e
         self._schema = schema
         self._calls = 0
+        self._readonly = False  # `open_to_read`: calls are not counted (nothing is written)
         self._loading_deleted = False
         self._users: dict[str, str] = {}
 
     # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open_to_read(cls, path: str | Path) -> EmulatedCrm:
+        """Open an existing CRM file to read it only (`crm export`, `crm describe`).
+
+        It takes no writer's lock (a sync or a load holding the file does not make it
+        wait), writes nothing (no journal mode, no users, no API calls counted) and
+        works in a folder it cannot write to (`mrules.sqlitefiles.reading_uri`).
+        """
+        p = Path(path)
+        if p.is_dir():
+            raise CrmPathError(f"{p}: is a folder, not a CRM file")
+        if not p.exists():
+            raise CrmPathError(f"{p}: no such CRM file (create one with `mrules crm load`)")
+        _refuse_empty(p)
+        try:
+            conn = sqlite3.connect(reading_uri(p), uri=True, isolation_level=None, timeout=30)
+            conn.set_authorizer(refuse_writes)
+        except sqlite3.Error as e:
+            raise CrmFileError(f"{p}: cannot open the CRM file: {e}") from e
+        try:
+            _crm_format(conn, p)
+            crm = cls(conn, p)
+        except UNREADABLE as e:
+            conn.close()
+            raise CrmFileError(f"{p}: cannot read the CRM file: {unreadable_reason(e)}") from e
+        except BaseException:
+            conn.close()
+            raise
+        crm._readonly = True
+        return crm
 
     @classmethod
     def open(
@@ -427,6 +465,8 @@ class EmulatedCrm:
                 http_status=403,
             )
         self._calls += 1
+        if self._readonly:
+            return
         with self._tx():
             self._set_meta(f"api:{day}", str(used + 1))
 

@@ -1,0 +1,63 @@
+"""`crm export` and `crm describe` only read the local CRM: they open it to read, so a
+CRM another process is writing does not make them wait, and a folder they cannot write
+to does not stop them. They were opened for writing (a writer's lock taken at open)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from tests.crm.test_crm_cli import SEED, export, mrules
+
+
+@pytest.fixture
+def crm(tmp_path: Path) -> tuple[Path, Path]:
+    store = tmp_path / "data" / "getcloudy.db"
+    store.parent.mkdir()
+    assert mrules("crm", "load", SEED, "--store", store).exit_code == 0
+    return store, store.with_name("getcloudy.crm.db")
+
+
+def test_a_crm_another_process_writes_is_read_without_waiting(crm: tuple[Path, Path]) -> None:
+    store, path = crm
+    expected = export(store, "Lead")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the writer's lock, held as a sync or a load holds it
+        writer.execute("UPDATE meta SET value = value WHERE key = 'org'")
+        start = time.monotonic()
+        assert export(store, "Lead") == expected
+        r = mrules("crm", "describe", "Lead", "--store", store)
+        assert r.exit_code == 0, r.output
+        assert '"name": "Lead"' in r.output
+        # Without a wait for the lock (30 seconds, then exit 4 "database is locked").
+        assert time.monotonic() - start < 10
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_the_read_only_commands_write_nothing(crm: tuple[Path, Path]) -> None:
+    store, path = crm
+    before = path.read_bytes()
+    export(store)
+    assert mrules("crm", "describe", "Lead", "--store", store).exit_code == 0
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["getcloudy.crm.db"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder")
+def test_a_crm_in_a_read_only_folder_is_read(crm: tuple[Path, Path]) -> None:
+    store, path = crm
+    expected = export(store, "Lead")
+    path.parent.chmod(0o555)
+    path.chmod(0o444)
+    try:
+        assert export(store, "Lead") == expected
+        assert mrules("crm", "describe", "Lead", "--store", store).exit_code == 0
+    finally:
+        path.chmod(0o644)
+        path.parent.chmod(0o755)
