@@ -507,6 +507,8 @@ def test_wait_timeout_gives_up_on_a_store_another_process_holds(tmp_path: Path) 
                 mrules.run(rules, events, store=path, wait_timeout=bad)  # type: ignore[arg-type]
     with mrules.run(rules, events, store=path, wait_timeout=5) as again:
         assert again.summary.applied == 0  # free again: it resumed and found nothing new
+
+
 def test_compile_refuses_a_program_with_errors_as_run_does() -> None:
     """`mrules.compile` compiled whatever parsed, unchecked: an unknown form made a rule
     that never fires, where `mrules run` refuses the rule set. It now checks first and
