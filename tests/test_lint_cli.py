@@ -453,3 +453,46 @@ def test_an_asset_of_another_kind_is_shown_with_the_verb_its_kind_takes(workdir:
         ("MR106", 5, 'write `opened email "N"` or `clicked email "N"`'),
         ("MR106", 6, 'write `viewed landing page "LP"`'),
     ]
+
+
+EMPTY_BLOCKS = """\
+field size: picklist ["small", "large"]
+tag "demo"
+form "F"
+on submit of form "F" {
+  add tag "demo"
+  if size is "large" { }
+}
+grading profile "Enterprise" {
+  # criteria to come
+}
+"""
+
+
+def test_empty_if_and_grading_profile_warn_at_their_braces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snapshot
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("empty.mr").write_text(EMPTY_BLOCKS, encoding="utf-8")
+    result = lint("empty.mr")
+    assert result.exit_code == 0, result.output  # warnings only
+    assert result.stderr.strip() == "2 warnings in 1 file"
+    assert "empty.mr:6:22: warning[MR224]: conditional group with no action" in result.stdout
+    assert "empty.mr:8:30: warning[MR607]: grading profile 'Enterprise' has no criterion" in (
+        result.stdout
+    )
+    assert result.stdout == snapshot
+    assert lint("empty.mr", "--strict").exit_code == 1
+    # `mrules fmt` keeps the empty blocks as they are (only the layout changes)
+    fmt = CliRunner().invoke(main, ["fmt", "-"], input=EMPTY_BLOCKS)
+    assert fmt.exit_code == 0, fmt.output
+    assert 'if size is "large" {}' in fmt.stdout
+    assert 'grading profile "Enterprise" {\n  # criteria to come\n}' in fmt.stdout
+
+
+def test_the_editor_shows_the_empty_block_warnings_at_the_braces(tmp_path: Path) -> None:
+    from mrules.lsp.analysis import analyze
+
+    (tmp_path / "empty.mr").write_text(EMPTY_BLOCKS, encoding="utf-8")
+    found = {d.code: EMPTY_BLOCKS[d.start : d.end] for d in analyze([tmp_path]).diagnostics}
+    assert found == {"MR224": "{ }", "MR607": "{\n  # criteria to come\n}"}

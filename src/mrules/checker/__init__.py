@@ -80,6 +80,8 @@ _INCOMPLETE = frozenset({"MR020", "MR021", "MR022", "MR023", "MR024"})
 # Codes that stand for names the program is expected to declare (dropped for a name
 # written in a skipped item); the rest of WHOLE_PROGRAM_CODES is dropped outright.
 _NAME_CODES = WHOLE_PROGRAM_CODES - {"MR603"}
+# Codes about an empty block, reported at its braces.
+_AT_BRACES = frozenset({"MR224", "MR607"})
 _INCLUDE_RE = re.compile(r"^include(?![A-Za-z0-9_])", re.MULTILINE)
 _WORD_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"?|([A-Za-z_][A-Za-z0-9_]*)')
 
@@ -158,7 +160,25 @@ def _found(result: LoadResult, sym: symbols.Symbols | None) -> list[Diagnostic]:
         checked = [
             d for d in checked if d.code != "MR304" or not any(d.start <= at < d.end for at in deep)
         ]
+    if any(d.code in _AT_BRACES for d in checked):
+        checked = [_at_braces(d, result) if d.code in _AT_BRACES else d for d in checked]
     return found + checked
+
+
+def _at_braces(d: Diagnostic, result: LoadResult) -> Diagnostic:
+    """An empty block's diagnostic, from the end of what precedes its `{` to its `}`,
+    narrowed to start at the `{` (the checker sees spans, not the text in between)."""
+    src = result.sources.get(d.path)
+    if src is None:
+        return d
+    text, at = src.text, d.start
+    while at < d.end and text[at] != "{":
+        if text[at] == "#":  # a comment between the head and the brace
+            at = text.find("\n", at, d.end)
+            if at < 0:
+                return d
+        at += 1
+    return d if at >= d.end else d.model_copy(update={"start": at})
 
 
 def _skipped_words(result: LoadResult) -> set[str] | None:

@@ -62,6 +62,7 @@ CODES: dict[str, str] = {
     "MR221": "activity Pardot does not record",
     "MR222": "conditional group with more than one condition",
     "MR223": "image file never triggers",
+    "MR224": "conditional group with no action",
     # actions and limits
     "MR301": "action not allowed here",
     "MR302": "priority set twice",
@@ -102,6 +103,7 @@ CODES: dict[str, str] = {
     "MR604": "folder in two scoring categories",
     "MR605": "more than one default grading profile",
     "MR606": "criterion repeated in a grading profile",
+    "MR607": "grading profile with no criterion",
     "MR610": "unknown setting",
     "MR611": "setting value of the wrong type",
     "MR612": "negative duration",

@@ -1,6 +1,6 @@
 """Criteria that cannot be met or name activities Pardot does not record.
 
-Rules (codes MR220-MR223):
+Rules (codes MR220-MR224):
 
 * an `all` group whose criteria can never hold together (MR220):
   `all { score > 100; score < 50 }`, `all { size is "a"; size is "b" }`,
@@ -17,7 +17,9 @@ Rules (codes MR220-MR223):
 * a conditional completion-action group gated by a group of criteria rather
   than exactly one condition (MR222): `if all { a; b } { ... }`;
 * a file trigger or `downloaded` criterion on an image file, which never fires
-  (MR223, a warning): `on download of file "logo.png"`.
+  (MR223, a warning): `on download of file "logo.png"`;
+* a conditional group with no action in it (MR224, a warning): `if x is "a" { }`
+  does nothing.
 """
 
 from __future__ import annotations
@@ -295,7 +297,8 @@ def _image(path: str, name: ast.Name) -> Diagnostic:
 
 
 def check_conditions(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
-    """MR222: a conditional group is gated by exactly one condition."""
+    """MR222: a conditional group is gated by exactly one condition; MR224: it holds
+    at least one action."""
     for path, item in items(program):
         if not isinstance(item, ast.CompletionActions | ast.PageAction):
             continue
@@ -311,4 +314,12 @@ def check_conditions(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
                     path,
                     cond,
                     hint="write one `if` per condition, or use an automation rule to combine them",
+                )
+            if not stmt.actions:
+                yield report.warning(
+                    "MR224",
+                    "conditional group with no action: it does nothing when its condition holds",
+                    path,
+                    ast.Span(cond.span.end, stmt.span.end),  # narrowed to the braces on output
+                    hint="add the actions to run when the condition holds, or remove the `if`",
                 )

@@ -1,6 +1,6 @@
 """Scoring rows, scoring categories and grading profiles.
 
-Rules (codes MR601-MR606):
+Rules (codes MR601-MR607):
 
 * a scoring row names an activity Pardot scores (MR601): `form submision +50`
   -> did you mean 'form submission'?;
@@ -9,7 +9,9 @@ Rules (codes MR601-MR606):
   below it (MR603, a warning): the category never scores anything there;
 * a folder in two scoring categories (MR604): Pardot gives a folder one;
 * more than one `default` grading profile (MR605);
-* a criterion listed twice in one grading profile (MR606).
+* a criterion listed twice in one grading profile (MR606);
+* a grading profile with no criterion (MR607, a warning): nothing can move a
+  prospect's grade off `grade_start` with it.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def _holds_assets(folder: str, asset_folders: set[str]) -> bool:
 
 
 def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
-    """MR605-MR606."""
+    """MR605-MR607."""
     default: tuple[str, ast.GradingProfile] | None = None
     for path, item in of_type(program, ast.GradingProfile):
         if item.default:
@@ -115,6 +117,14 @@ def check_grading(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
                     hint="only one profile can be the default",
                     related=[report.note(default[0], default[1].name, "default profile here")],
                 )
+        if not item.criteria:
+            yield report.warning(
+                "MR607",
+                f"grading profile '{item.name.text}' has no criterion",
+                path,
+                ast.Span(item.name.span.end, item.span.end),  # narrowed to the braces on output
+                hint='add its criteria (`criterion "Company size" 2/3`), or remove the profile',
+            )
         seen: dict[str, ast.GradingCriterion] = {}
         for crit in item.criteria:
             prev = seen.setdefault(crit.name.text, crit)
