@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+import unicodedata
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -1057,3 +1058,30 @@ def test_events_of_one_type_hold_one_type_string(kind: str) -> None:
     assert isinstance(first, Event) and isinstance(second, Event)
     assert first.type == kind and type(first.type) is str  # the plain text, not the enum
     assert first.type is second.type
+
+
+@given(
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
+    st.sampled_from(["NFC", "NFD", "NFKD"]),
+)
+def test_text_field_values_are_read_in_nfc(text: str, form: str) -> None:
+    """Whatever form a text value is sent in, the reader yields it in NFC, canonically
+    equal to what was sent: `Cafe\\u0301` is the `Café` a rule names."""
+    sent = unicodedata.normalize(form, text)
+    got = parse_line(_line(type="prospect_update", prospect="ann@example.com", fields={"f": sent}))
+    assert isinstance(got, Event), got
+    value = got.fields["f"]
+    assert unicodedata.is_normalized("NFC", value)
+    assert value == unicodedata.normalize("NFC", sent)
+
+
+def test_a_decomposed_field_value_is_composed_and_other_scalars_are_kept() -> None:
+    got = parse_line(
+        _line(
+            type="prospect_update",
+            prospect="ann@example.com",
+            fields={"city": "Cafe\u0301", "ascii": "Cafe", "n": 3, "b": True, "z": None},
+        )
+    )
+    assert isinstance(got, Event)
+    assert got.fields == {"city": "Caf\u00e9", "ascii": "Cafe", "n": 3, "b": True, "z": None}

@@ -28,6 +28,8 @@ Decisions the contract leaves open, made here once:
   one `@` with text on both sides, no whitespace, no control characters.
 * `asset` and `user` are normalised to NFC, as the rules' names are: a form
   `Démo` typed with a combining accent is the form the rules declare.
+* Text values in `fields` are normalised to NFC, as the rules' string literals
+  are: `Café` typed with a combining accent is the value `is "Café"` names.
 * Required keys by type: every type but `page_view` and `tick` needs
   `prospect`; `page_view` needs `url` and `visitor` or `prospect`; asset events
   need `asset` (optional for `unsubscribe`); `identify` needs `visitor`;
@@ -364,7 +366,12 @@ def _event(obj: dict[str, Any], line: int, data: bytes = b"") -> Event:
         raise _Bad(f"'fields' must be an object of scalars, not {_json_type(fields)}")
     else:
         for name, value in fields.items():
-            if isinstance(value, _NON_SCALAR):
+            if type(value) is str:
+                # Text values in NFC, as the rules' literals: `Café` typed with `é` or
+                # with `e` and a combining accent is one value (isascii() is O(1)).
+                if not value.isascii():
+                    fields[name] = _nfc("NFC", value)  # same key: the dict keeps its size
+            elif isinstance(value, _NON_SCALAR):
                 raise _Bad(
                     f"'fields' must be an object of scalars: {_shown(name)} is {_json_type(value)}"
                 )

@@ -391,7 +391,10 @@ class _ToAst:
 
     # values
     def string_value(self, span: ast.Span, c: list[_Tok]) -> ast.StringValue:
-        return ast.StringValue(value=self._text(c[0]), span=span)
+        text = self._text(c[0])
+        if not text.isascii():  # literals in NFC, as names and the events' field values
+            text = unicodedata.normalize("NFC", text)
+        return ast.StringValue(value=text, span=span)
 
     def number_value(self, span: ast.Span, c: list[_Tok]) -> ast.NumberValue:
         return ast.NumberValue(value=self._number(c[0]), span=span)
