@@ -175,6 +175,27 @@ def test_a_number_beyond_64_bits_in_a_test_file_is_a_broken_file(
         assert "Traceback" not in res.output and "internal error" not in res.output
 
 
+@pytest.mark.parametrize("score", ["9007199254740992", "18446744073709551615"])
+def test_a_starting_score_out_of_range_is_a_broken_file_with_a_caret_at_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, score: str
+) -> None:
+    """A starting score past what `set score to` takes (2**53 - 1) failed each test at run
+    time with `file:line` and no caret; it is a broken test file, pointed at the value."""
+    (tmp_path / "s.test.yaml").write_text(
+        'rules: |\n  form "F"\ntests:\n  - name: a\n    given:\n      prospects:\n'
+        f"        a@x.com:\n          score: {score}\n    events: []\n",
+        encoding="utf-8",
+    )
+    res = _mrules("test", "s.test.yaml", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert (
+        f"s.test.yaml:8:18: a@x.com: score '{score}' is out of range:"
+        " a score is a whole number from 0 to 9007199254740991\n"
+    ) in res.output
+    assert f"8 |           score: {score}\n" in res.output
+    assert "  |                  " + "^" * len(score) + "\n" in res.output
+
+
 def test_a_prospect_expected_with_nothing_after_it_must_exist(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

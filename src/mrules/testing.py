@@ -1089,6 +1089,16 @@ def _given_types(state: _Map, path: str, email: str) -> None:
         or state["score"] < 0
     ):
         raise bad("score", "a whole number, 0 or more")
+    if "score" in state:
+        from mrules.parser import MAX_NUMBER  # what `set score to` takes
+
+        if state["score"] > MAX_NUMBER:  # the setup rules could not hold it: a broken file
+            raise TestFileError(
+                path,
+                _line(state, "score"),
+                f"{email}: score '{state['score']}' is out of range:"
+                f" a score is a whole number from 0 to {MAX_NUMBER}",
+            )
     if "fields" in state and not isinstance(state["fields"], dict):
         raise bad("fields", "a mapping of field names to values")
     for key in ("fields",):
