@@ -59,7 +59,7 @@ def test_the_same_assignee_at_another_time_is_a_change(tmp_path: Path) -> None:
     assert item["at"] == ["2026-11-03T09:00:00Z", "2026-11-02T09:00:00Z"]
     assert d["prospects"]["changed"] == 1
     text = _mrules(*args).output
-    assert "Assignment: 1 prospect(s) change" in text
+    assert "Assignment: 1 prospect changes" in text
     assert "  ~ a@x.example: queue Sales, at 2026-11-03T09:00:00Z -> 2026-11-02T09:00:00Z" in text
 
 

@@ -708,7 +708,7 @@ def test_fields_and_tags_a_rule_change_sets_are_compared(tmp_path: Path) -> None
     assert reason.startswith("completion action 'submit of form Demande Get Cloudy' (")
     text = _mrules(*args).output
     assert "Prospects: 6 before, 6 after; 3 changed" in text
-    assert "Prospect data: 3 prospect(s) change" in text
+    assert "Prospect data: 3 prospects change" in text
     assert '  ~ henry@example.org: lead_source "Web consult" -> "Web form"' in text
     assert "  ~ leung@example.com: +tag newsletter-reader: newsletter-reader: completion" in text
 
@@ -1019,3 +1019,55 @@ def test_a_dynamic_list_change_names_the_list_behind_it(tmp_path: Path) -> None:
         item = d["lists"]["examples"][0]
         assert item[sign] == ["Engaged enterprise (dynamic)"]
         assert item["reason"].startswith(f"{side}dynamic list 'Engaged enterprise' ("), item
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_the_text_summary_counts_in_the_singular_and_the_plural(tmp_path: Path, n: int) -> None:
+    """`Replay of 1 event lines`, `1 prospect(s) change`, `0 -> 1 messages`: each count
+    of the summary takes the noun (and the verb) that goes with it."""
+    rule = 'automation rule "R" priority 1 { when all { score > 0 } then { add to list "L" } }'
+    for side, then in (("old", "score +1"), ("new", 'notify user "a@x.com"')):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "r.mr").write_text(
+            'list "MQL"\nlist "L"\nuser "a@x.com"\nform "F"\n'
+            f'on submit of form "F" {{ {then} }}\n{rule}\n',
+            encoding="utf-8",
+        )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            '{"ts":"2026-11-02T10:00:00Z","type":"form_submit",'
+            f'"prospect":"p{i}@example.com","asset":"F"}}\n'
+            for i in range(n)
+        )
+        + '{"ts":"nope"}\n' * n,
+        encoding="utf-8",
+    )
+    args = ["replay", "--diff", str(tmp_path / "old"), str(tmp_path / "new"), str(events)]
+    text = _mrules(*args).output
+    if n == 1:
+        assert text.startswith(f"Replay of 2 event lines ({events})\n"), text
+        assert "  (1 line rejected under both rule sets)\n" in text
+        assert "\nLists: 1 prospect changes\n" in text
+        assert "\nOutbox: 0 -> 1 message (+1 gained, -0 lost)\n" in text
+    else:
+        assert text.startswith(f"Replay of 4 event lines ({events})\n"), text
+        assert "  (2 lines rejected under both rule sets)\n" in text
+        assert "\nLists: 2 prospects change\n" in text
+        assert "\nOutbox: 0 -> 2 messages (+2 gained, -0 lost)\n" in text
+    assert "\nRules: 1 of 2 acts a different number of times\n" in text
+
+
+def test_a_replay_of_one_line_says_one_event_line(tmp_path: Path) -> None:
+    (tmp_path / "r.mr").write_text(
+        'list "MQL"\nform "F"\non submit of form "F" { score +1 }\n', encoding="utf-8"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"ts":"2026-11-02T10:00:00Z","type":"form_submit","prospect":"p@x.com","asset":"F"}\n',
+        encoding="utf-8",
+    )
+    rules = str(tmp_path / "r.mr")
+    text = _mrules("replay", "--diff", rules, rules, str(events)).output
+    assert text.startswith(f"Replay of 1 event line ({events})\n"), text
+    assert "\nRules: 0 of 1 act a different number of times\n" in text

@@ -389,7 +389,8 @@ def test_replay_reports_exactly_what_two_separate_runs_differ_in(
     }
     for title, key in sections.items():
         n = d[key]["count"]
-        assert (f"\n{title}: {n:,} prospect(s) change\n" in text) == bool(n), title
+        said = f"{n:,} prospect changes" if n == 1 else f"{n:,} prospects change"
+        assert (f"\n{title}: {said}\n" in text) == bool(n), title
         if n:
             section = text.split(f"\n{title}: ")[1].split("\n\n")[0].splitlines()[1:]
             shown = [x[4:].split(":")[0] for x in section if x.startswith("  ~ ")]

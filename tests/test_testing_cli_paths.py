@@ -377,7 +377,10 @@ def test_paths_that_cannot_be_used_are_all_named_and_nothing_runs(
     assert "nope: no such file or folder" in res.output
     assert "no/such.test.yaml: no such file or folder" in res.output
     assert "submit adds to MQL" not in res.output  # not run
-    assert res.output.splitlines()[-1] == "no tests run: 2 path(s) above cannot be used"
+    assert res.output.splitlines()[-1] == "no tests run: 2 paths above cannot be used"
+    res = _mrules("test", "ok.test.yaml", "nope", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert res.output.splitlines()[-1] == "no tests run: 1 path above cannot be used"
     res = _mrules(
         "test", "ok.test.yaml", "nope", "--format", "json", cwd=tmp_path, monkeypatch=monkeypatch
     )

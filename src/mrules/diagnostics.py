@@ -26,6 +26,7 @@ __all__ = [
     "Severity",
     "excerpt",
     "help_uri",
+    "plural",
     "printable",
     "render_github",
     "render_json",
@@ -87,6 +88,17 @@ _LONG_LINE = 160
 def _escape(m: re.Match[str]) -> str:
     code = ord(m.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """`n` and the noun that goes with it: one `word`, else `words` (`word` + s).
+
+    >>> plural(1, "event line"), plural(2, "event line"), plural(1_000, "prospect")
+    ('1 event line', '2 event lines', '1,000 prospects')
+    >>> plural(0, "path"), plural(1, "match", "matches"), plural(2, "match", "matches")
+    ('0 paths', '1 match', '2 matches')
+    """
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
 
 
 def printable(text: str) -> str:

@@ -1233,22 +1233,23 @@ def unfinished_text(events: dict[str, Any]) -> str:
 
 def _rejected_text(d: dict[str, Any]) -> str | None:
     """`2 lines rejected under both rule sets`, or each side's count when they differ."""
+    from mrules.diagnostics import plural
+
     new = d["events"]["rejected"]
     old = d["old"].get("rejected", new)  # JSON of a replay that counted the new side only
     if not old and not new:
         return None
     if old == new:
-        return f"{new:,} line{'s' if new != 1 else ''} rejected under both rule sets"
-    return (
-        f"{old:,} line{'s' if old != 1 else ''} rejected under the old rules,"
-        f" {new:,} under the new rules"
-    )
+        return f"{plural(new, 'line')} rejected under both rule sets"
+    return f"{plural(old, 'line')} rejected under the old rules, {new:,} under the new rules"
 
 
 def render_text(d: dict[str, Any]) -> str:
     """The diff as a summary for a terminal or a pull-request comment."""
+    from mrules.diagnostics import plural
+
     out = [
-        f"Replay of {d['events']['lines']:,} event lines ({d['events']['source']})",
+        f"Replay of {plural(d['events']['lines'], 'event line')} ({d['events']['source']})",
         f"  old rules: {d['old']['rules']}",
         f"  new rules: {d['new']['rules']}",
     ]
@@ -1294,14 +1295,15 @@ def render_text(d: dict[str, Any]) -> str:
         sec = d[key]
         if not sec["count"]:
             continue
-        out.append(f"\n{title}: {sec['count']:,} prospect(s) change")
+        changes = "changes" if sec["count"] == 1 else "change"
+        out.append(f"\n{title}: {plural(sec['count'], 'prospect')} {changes}")
         for item in sec["examples"]:
             reason = f": {item['reason']}" if item.get("reason") else ""
             out.append(f"  ~ {item['prospect']}: {line(item)}{reason}")
         _more(out, sec)
     o = d["outbox"]
     out.append(
-        f"\nOutbox: {o['old']:,} -> {o['new']:,} messages"
+        f"\nOutbox: {o['old']:,} -> {plural(o['new'], 'message')}"
         f" (+{o['gained']['total']:,} gained, -{o['lost']['total']:,} lost)"
     )
     for sign, part in (("+", o["gained"]), ("-", o["lost"])):
@@ -1340,7 +1342,10 @@ def render_text(d: dict[str, Any]) -> str:
         if n_old or n_new:
             out.append(f"  {label:8} {n_old:>10,} {n_new:>10,}")
     changed = [r for r in d["rules"] if r["before"] != r["after"]]
-    out.append(f"\nRules: {len(changed)} of {len(d['rules'])} act a different number of times")
+    acts = "acts" if len(changed) == 1 else "act"
+    out.append(
+        f"\nRules: {len(changed):,} of {len(d['rules']):,} {acts} a different number of times"
+    )
     for r in changed[:15]:
         out.append(
             f"  {r['kind']} '{r['name']}' ({r['at']}): {r['before']:,} -> {r['after']:,}"

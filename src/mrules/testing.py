@@ -280,10 +280,12 @@ class Report:
         usage error (a typo), never a run that looks complete; None otherwise."""
         if not self.keywords or not self.found or self.selected:
             return None
-        tests = f"{self.found} test{'s' if self.found != 1 else ''}"
+        from mrules.diagnostics import plural
+
+        tests = plural(self.found, "test")
         n = len(self.files)
         ks = " or ".join(f"-k {_printable(k)!r}" for k in self.keywords)
-        return f"{tests} in {n} file{'s' if n != 1 else ''}, none matches {ks}"
+        return f"{tests} in {plural(n, 'file')}, none matches {ks}"
 
     @property
     def exit_code(self) -> int:
@@ -2826,6 +2828,8 @@ NO_TESTS = "no tests found (test files end in .test.yaml)"
 
 def render_text(report: Report, *, verbose: bool = False) -> str:
     """The report for a terminal: failures in full, passes as one line each with -v."""
+    from mrules.diagnostics import plural
+
     out: list[str] = []
     current = None
     for o in report.outcomes:
@@ -2861,7 +2865,8 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
     if report.none_found:
         out.append(f"no tests run: {NO_TESTS}")
     elif report.bad_paths:  # refused before any test ran, as pytest refuses a missing path
-        out.append(f"no tests run: {report.bad_paths} path(s) above cannot be used")
+        paths = plural(report.bad_paths, "path")
+        out.append(f"no tests run: {paths} above cannot be used")
     elif report.unmatched:  # the errors of broken files, then why no test ran
         out.append(", ".join([*parts[1:], f"no tests run: {report.unmatched}"]))
     else:
