@@ -196,6 +196,43 @@ def test_a_starting_score_out_of_range_is_a_broken_file_with_a_caret_at_the_valu
     assert "  |                  " + "^" * len(score) + "\n" in res.output
 
 
+@pytest.mark.parametrize("depth", [70, 5_000, 200_000])
+def test_a_test_file_nested_too_deeply_is_a_broken_file_at_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int
+) -> None:
+    """Lists nested past what the reader takes were refused as `not valid YAML: nested too
+    deeply`, with no line (the file is valid YAML); now `file:line:col`, where the level
+    past the limit (64) opens, a caret and a hint, and the other files' tests still run."""
+    from mrules.testing import MAX_NESTING
+
+    (tmp_path / "ok.test.yaml").write_text(RULE_TEXT_FILE.replace("lst", "list"))
+    (tmp_path / "deep.test.yaml").write_text(
+        'rules: |\n  form "F"\ntests:\n  - name: a\n    events: []\n'
+        "    expect:\n      prospects:\n        a@x.com:\n"
+        f"          fields: {{x: {'[' * depth}{']' * depth}}}\n",
+        encoding="utf-8",
+    )
+    res = _mrules("test", ".", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.USAGE, res.output
+    # levels: the file, tests, the test, expect, prospects, a@x.com, fields, then the lists
+    col = len("          fields: {x: ") + (MAX_NESTING + 1 - 8) + 1
+    assert (
+        f"deep.test.yaml:9:{col}: nested too deeply: a list or mapping"
+        f" {MAX_NESTING + 1} levels deep; a test file nests at most {MAX_NESTING}"
+    ) in res.output
+    assert "hint: a test needs a few levels" in res.output
+    assert res.output.splitlines()[-1].startswith("1 passed, 1 error in "), res.output
+
+
+def test_the_editor_reads_the_names_of_a_test_file_nested_too_deeply_without_failing(
+    tmp_path: Path,
+) -> None:
+    from mrules.lsp.testfiles import find_names
+
+    text = "rules: ../rules\ntests:\n  - name: a\n    x: " + "[" * 200_000 + "]" * 200_000
+    assert find_names(tmp_path / "rules", text, tmp_path / "t" / "a.test.yaml") == []
+
+
 def test_a_prospect_expected_with_nothing_after_it_must_exist(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

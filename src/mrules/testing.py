@@ -331,9 +331,33 @@ def _scalar(node: yaml.Node) -> _Scalar | None:
     return _Scalar(node.start_mark.index, node.end_mark.index, node.style)
 
 
+MAX_NESTING = 64
+"""The most levels of lists and mappings a test file may nest (a test needs a handful)."""
+
+
+class _TooDeep(Exception):
+    """A list or mapping opened past MAX_NESTING levels, at `mark`."""
+
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
 class _Loader(yaml.SafeLoader):
     """Safe YAML, mappings and lists with lines, timestamps kept as text, and plain
-    scalars read as YAML 1.2's core schema does (docs/testing.md#how-values-are-read)."""
+    scalars read as YAML 1.2's core schema does (docs/testing.md#how-values-are-read),
+    nested MAX_NESTING levels at most: deeper, reading recursed until Python's limit,
+    and the file was refused with no line."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self._depth >= MAX_NESTING:
+            raise _TooDeep(self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 # PyYAML reads plain scalars as YAML 1.1: `NO`, `yes`, `on` and `off` were booleans (a
@@ -497,6 +521,23 @@ _YAML_CONTEXTS = {
 }
 
 
+def _too_deep(mark: yaml.Mark, text: str, shown: str) -> TestFileError:
+    """`file:line:col: nested too deeply: ...`, the line with a caret at the list or
+    mapping that opens the level past MAX_NESTING."""
+    from mrules.diagnostics import excerpt
+    from mrules.source import Source
+
+    src = Source(text.replace("\r\n", " \n"), shown)  # offsets kept, no CR shown
+    out = [
+        f"nested too deeply: a list or mapping {MAX_NESTING + 1} levels deep;"
+        f" a test file nests at most {MAX_NESTING}",
+        *excerpt(src, mark.index, mark.index + 1),
+        "hint: a test needs a few levels (tests, a test, expect, prospects, ...):"
+        " look for brackets left open or repeated",
+    ]
+    return TestFileError(shown, mark.line + 1, "\n".join(out), col=mark.column + 1)
+
+
 def _yaml_error(e: yaml.YAMLError, text: str, shown: str) -> TestFileError:
     """`file:line:col: not valid YAML: PROBLEM`, the line with a caret, where the mapping,
     list or text the problem is in was opened (the usual cause: it is not closed), and a
@@ -624,6 +665,8 @@ def load_file(path: str | Path) -> list[Case]:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         raise _yaml_error(e, text, shown) from None
+    except _TooDeep as e:
+        raise _too_deep(e.mark, text, shown) from None
     except RecursionError:
         raise TestFileError(shown, None, "not valid YAML: nested too deeply") from None
     if doc is None:
