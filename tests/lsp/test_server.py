@@ -1300,3 +1300,54 @@ def test_a_file_that_is_not_a_rule_file_is_in_no_rule_set(session_factory, tmp_p
     assert s.diagnostics_of(rule) == []
     assert s.messages == []
     assert all(u != uri for u, _ in s.events)
+
+
+def test_workspace_folders_added_and_removed_are_loaded_and_dropped(
+    session_factory, tmp_path: Path
+) -> None:
+    # The server had no handler for `workspace/didChangeWorkspaceFolders`: a folder added
+    # was not read until a restart (its open file stayed checked alone: "unknown list"),
+    # and a folder removed kept its rule set, its diagnostics and its names.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "a.mr").write_text('list "A"\n', "utf-8")
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "decls.mr").write_text('list "MQL"\n', "utf-8")
+    uses = (
+        'automation rule "R" priority 1 {\n  when all { in list "MQL" }\n'
+        '  then { add to list "MQL" }\n}\n'
+    )
+    (b / "rules.mr").write_text(uses, "utf-8")
+    (b / "bad.mr").write_text(
+        'automation rule "S" priority 2 {\n  when all { score >= 1 }\n'
+        '  then { add to list "Nope" }\n}\n',
+        "utf-8",
+    )
+    s = session_factory(tmp_path / "a")
+    assert s.init.capabilities.workspace.workspace_folders.supported
+    assert s.init.capabilities.workspace.workspace_folders.change_notifications
+    rules = s.open("../b/rules.mr")  # outside the workspace: checked alone
+    assert {d.code for d in s.diagnostics_of(rules)} == {"MR103"}
+    bad = (b / "bad.mr").resolve().as_uri()
+    folder_b = types.WorkspaceFolder(b.as_uri(), "b")
+    before = len(s.events)
+    s.client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(types.WorkspaceFoldersChangeEvent([folder_b], []))
+    )
+    s.wait_for(lambda: any(u == bad for u, n in s.events[before:] if n))
+    s.wait_for(lambda: s.diagnostics[rules] == [])  # the folder's rule set: MQL declared
+    assert [d.code for d in s.diagnostics[bad]] == ["MR103"]
+    doc = types.TextDocumentIdentifier(rules)
+    at = pos(uses, '"MQL"', 1)
+    found = s.run(s.client.text_document_definition_async(types.DefinitionParams(doc, at)))
+    assert [loc.uri for loc in found] == [(b / "decls.mr").resolve().as_uri()]
+    before = len(s.events)
+    s.client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(types.WorkspaceFoldersChangeEvent([], [folder_b]))
+    )
+    s.wait_for(lambda: (bad, 0) in s.events[before:])  # cleared
+    # the open file is outside the workspace again: checked alone, its names not found
+    s.wait_for(lambda: {d.code for d in s.diagnostics[rules]} == {"MR103"})
+    assert s.diagnostics[bad] == []
+    found = s.run(s.client.text_document_definition_async(types.DefinitionParams(doc, at)))
+    assert found is None

@@ -262,6 +262,7 @@ class MrulesLanguageServer(LanguageServer):
         self.line_tables: dict[str, Lines] = {}  # shown path -> its text's last table
         self.editor_uris: dict[str, str] = {}  # real path -> URI of the open document
         self._linked: tuple[tuple[Path, ...], list[tuple[Path, Path]]] | None = None
+        self.folders_changed = False  # the client sent `workspace/didChangeWorkspaceFolders`
 
     # ------------------------------------------------------------- rule sets
 
@@ -276,7 +277,9 @@ class MrulesLanguageServer(LanguageServer):
     def folders(self) -> list[Path]:
         """The client's workspace folders (or its root), as it names them."""
         uris = [f.uri for f in self.workspace.folders.values()]
-        if not uris and self.workspace.root_uri:
+        # the root stands for the folders of a client that never names any; once the
+        # client changed its folders, none left means none (not the first folder again)
+        if not uris and self.workspace.root_uri and not self.folders_changed:
             uris = [self.workspace.root_uri]
         return [p for p in map(uri_to_path, uris) if p is not None]
 
@@ -373,6 +376,35 @@ class MrulesLanguageServer(LanguageServer):
         self.rule_sets.pop(rs.root, None)
         for uri in uris:
             self.send_diagnostics(uri)
+
+    def change_folders(self, removed: list[Path]) -> None:
+        """After the client added or removed workspace folders: drop each rule set whose
+        folder is in a removed folder and in no folder left (its diagnostics cleared:
+        an empty list for each of its files, unless another rule set still holds it), and
+        each file checked alone that now lies in the workspace; then check every open
+        rule file again in the rule set it now belongs to (the added folder's, or alone
+        for a file of a removed folder). The rule sets stayed as they were: a removed
+        folder's diagnostics stayed in the editor, its names were still found, and an
+        added folder was not read until the server started again."""
+        if self.shut_down:
+            return
+        real_removed = [Path(os.path.realpath(f)) for f in removed]
+        left = [Path(os.path.realpath(f)) for f in self.folders()]
+        for rs in list(self.rule_sets.values()):
+            root = Path(os.path.realpath(rs.root))
+            gone = any(root.is_relative_to(f) for f in real_removed) and not any(
+                root.is_relative_to(f) for f in left
+            )
+            alone = rs.root.suffix == RULE_SUFFIX and not rs.root.is_dir()
+            if gone or (alone and self.in_workspace(root)):
+                if rs.pending is not None:
+                    rs.pending.cancel()
+                    rs.pending = None
+                self.forget(rs)
+        for doc in list(self.workspace.text_documents.values()):
+            path = _rule_file(doc.uri)
+            if path is not None:
+                self.schedule(path)
 
     def show_error(self, rs: _RuleSet, message: str) -> None:
         """Tell the user why a rule set has no diagnostics: once, not at every keystroke
@@ -660,6 +692,17 @@ def did_change_files(ls: MrulesLanguageServer, params: types.DidChangeWatchedFil
         elif path.name in ("mrules.toml", "pyproject.toml"):  # settings: check everything
             for root in list(ls.rule_sets):
                 ls.schedule(root / "_")
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def did_change_folders(
+    ls: MrulesLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    """pygls has already updated the workspace's folders."""
+    ls.folders_changed = True
+    ls._linked = None
+    removed = [p for f in params.event.removed if (p := uri_to_path(f.uri)) is not None]
+    ls.change_folders(removed)
 
 
 # ------------------------------------------------------------------ features
