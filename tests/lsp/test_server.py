@@ -1351,3 +1351,40 @@ def test_workspace_folders_added_and_removed_are_loaded_and_dropped(
     assert s.diagnostics[bad] == []
     found = s.run(s.client.text_document_definition_async(types.DefinitionParams(doc, at)))
     assert found is None
+
+
+def test_a_test_file_nested_too_deeply_is_skipped_and_logged(
+    session_factory, project: Path
+) -> None:
+    # A test file nested past the YAML reader's depth limit: references and rename
+    # skip it, without failing, and the server's log says which file and why (it was
+    # skipped without a word).
+    (project / "tests").mkdir()
+    (project / "tests" / "mql.test.yaml").write_text(TESTS_YAML, "utf-8")
+    deep = "tests:\n  - name: t\n    given: " + "[" * 5000 + "]" * 5000 + "\n"
+    (project / "tests" / "deep.test.yaml").write_text(deep, "utf-8")
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(uri) == []
+    doc = types.TextDocumentIdentifier(uri)
+    refs = s.run(
+        s.client.text_document_references_async(
+            types.ReferenceParams(
+                context=types.ReferenceContext(include_declaration=False),
+                text_document=doc,
+                position=pos(RULES, '"MQL"'),
+            )
+        )
+    )
+    test_uri = (project / "tests" / "mql.test.yaml").resolve().as_uri()
+    assert sum(r.uri == test_uri for r in refs) == 3
+    assert not any("deep" in r.uri for r in refs)
+    edit = s.run(
+        s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, '"MQL"'), "Hot"))
+    )
+    assert not any("deep" in u for u in edit.changes)
+    s.shutdown()
+    s.exit()
+    assert s.ended(30) == 0
+    stderr = s.run(s.client._server.stderr.read()).decode()
+    assert "deep.test.yaml: skipped for rename and references: nested too deeply" in stderr
