@@ -1388,3 +1388,58 @@ def test_a_test_file_nested_too_deeply_is_skipped_and_logged(
     assert s.ended(30) == 0
     stderr = s.run(s.client._server.stderr.read()).decode()
     assert "deep.test.yaml: skipped for rename and references: nested too deeply" in stderr
+
+
+def test_rename_and_references_reach_names_in_a_test_files_rule_text(
+    session_factory, project: Path
+) -> None:
+    # A test file of the rule set whose case writes its own rules (`rules: |`): the
+    # names of that rule text were never renamed, so the case's rules and its YAML
+    # names (renamed) no longer matched.
+    import yaml
+
+    text = (
+        "tests:\n"
+        "  - name: of the rules\n"
+        "    given: {prospects: {a@x.com: {lists: [MQL]}}}\n"
+        "  - name: own rules\n"
+        "    rules: |\n"
+        '        list "MQL"\n'
+        '        automation rule "R" priority 1 {\n'
+        '          when all { in list "MQL" }\n'
+        '          then { add tag "t" }\n'
+        "        }\n"
+        '        tag "t"\n'
+        "    given: {prospects: {b@x.com: {lists: [MQL]}}}\n"
+    )
+    (project / "tests").mkdir()
+    test_file = project / "tests" / "own.test.yaml"
+    test_file.write_text(text, "utf-8")
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    assert s.diagnostics_of(uri) == []
+    doc = types.TextDocumentIdentifier(uri)
+    test_uri = test_file.resolve().as_uri()
+    at = pos(RULES, '"MQL"')
+    refs = s.run(
+        s.client.text_document_references_async(
+            types.ReferenceParams(
+                context=types.ReferenceContext(include_declaration=True),
+                text_document=doc,
+                position=at,
+            )
+        )
+    )
+    assert sum(r.uri == test_uri for r in refs) == 4  # two in YAML, two in the rule text
+    edit = s.run(s.client.text_document_rename_async(types.RenameParams(doc, at, "Hot leads")))
+    lines = text.split("\n")
+    for e in sorted(edit.changes[test_uri], key=lambda e: e.range.start, reverse=True):
+        r = e.range
+        line = lines[r.start.line]
+        lines[r.start.line] = line[: r.start.character] + e.new_text + line[r.end.character :]
+    renamed = yaml.safe_load("\n".join(lines))
+    assert renamed["tests"][1]["rules"] == (
+        'list "Hot leads"\nautomation rule "R" priority 1 {\n'
+        '  when all { in list "Hot leads" }\n  then { add tag "t" }\n}\ntag "t"\n'
+    )
+    assert renamed["tests"][1]["given"]["prospects"]["b@x.com"]["lists"] == ["Hot leads"]

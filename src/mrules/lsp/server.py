@@ -44,8 +44,16 @@ from mrules import __version__, ast
 from mrules.config import Config, ConfigError, find_config, load_config
 from mrules.diagnostics import Diagnostic, Severity, help_uri
 from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError, unsearched
-from mrules.lsp.analysis import Analysis, NameRef, analyze, complete, hover, quick_fix
-from mrules.lsp.testfiles import TestName, find_names, yaml_scalar
+from mrules.lsp.analysis import (
+    Analysis,
+    NameRef,
+    analyze,
+    complete,
+    hover,
+    quick_fix,
+    quote,
+)
+from mrules.lsp.testfiles import RuleTextName, TestName, find_names, rule_text_edit, yaml_scalar
 from mrules.parser import Parsed
 from mrules.source import Source
 
@@ -886,10 +894,13 @@ def on_rename(ls: MrulesLanguageServer, params: types.RenameParams) -> types.Wor
         lines = ls.lines(analysis, shown)
         changes[ls.uri_of(shown)] = [types.TextEdit(lines.range(s, e), new) for s, e, new in spans]
     for uri, lines, name in _test_names(ls, params.text_document.uri, ref):
-        edit = types.TextEdit(
-            lines.range(name.start, name.end), yaml_scalar(params.new_name, name.style)
-        )
-        changes.setdefault(uri, []).append(edit)
+        if isinstance(name, RuleTextName):  # a name in rule text: written as the rules do
+            new = quote(params.new_name) if name.quoted else params.new_name
+            if not rule_text_edit(lines.text, name, new):
+                continue  # its scalar cannot hold it as written: left alone, and logged
+        else:
+            new = yaml_scalar(params.new_name, name.style)
+        changes.setdefault(uri, []).append(types.TextEdit(lines.range(name.start, name.end), new))
     return types.WorkspaceEdit(changes=changes)
 
 

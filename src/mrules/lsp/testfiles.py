@@ -7,7 +7,15 @@ folder holding it. Only the YAML values that are names of a kind are found: the
 `source_campaign`, the keys of its `fields` and `category_scores`, the keys of
 `expect.rules`, an action's `list`, `tag` and `rule` (in `args` too), an event's
 `asset` (of the kind its type names) and the keys of its `fields`. Free text (a
-test's `name`, a `skip` reason, rule text) is never touched.
+test's `name`, a `skip` reason) is never touched.
+
+Rule text written in a test file of the rule set (a case's own `rules: |`, or the
+file's when another of its cases tests the rule set) is read as rules: the names it
+declares and uses are found too, each at its place in the YAML scalar (past the
+block's indentation, quotes and escapes). A name the file does not write character
+for character (an escape, a line folded inside it) is left out, and a rename edit of
+rule text is made only when the scalar reads back as the renamed rule text
+(`rule_text_edit`): else it is left alone, and the server's log says so.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import yaml
 
 from mrules.events import ASSET_KINDS
 
-__all__ = ["TestName", "find_names", "yaml_scalar"]
+__all__ = ["TestName", "find_names", "rule_text_edit", "yaml_scalar"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,32 @@ class TestName:
         self.start = node.start_mark.index
         self.end = node.end_mark.index
         self.style = node.style or ""
+
+
+class RuleTextName(TestName):
+    """A name inside rule text written in a test file (`rules: |`): its span in the file,
+    and where it is in the rule text (`at`: the YAML path of the scalar, `scalar`: its
+    value, `span`: the name's offsets in it)."""
+
+    __slots__ = ("at", "quoted", "scalar", "span")
+
+    def __init__(
+        self,
+        namespace: str,
+        key: str,
+        start: int,
+        end: int,
+        quoted: bool,
+        at: tuple[str | int, ...],
+        scalar: str,
+        span: tuple[int, int],
+    ) -> None:
+        self.namespaces = (namespace,)
+        self.value = key
+        self.start, self.end = start, end
+        self.style = "rule"
+        self.quoted = quoted
+        self.at, self.scalar, self.span = at, scalar, span
 
 
 def _get(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -191,12 +225,112 @@ def find_names(root: Path, text: str, path: Path) -> list[TestName]:
     tests = _get(doc, "tests")
     if not isinstance(tests, yaml.SequenceNode):
         return []
-    for case in tests.value:
+    texts: dict[int, tuple[yaml.ScalarNode, tuple[str | int, ...]]] = {}
+    chosen = []
+    of_rule_set = False
+    for i, case in enumerate(tests.value):
         own = _get(case, "rules")
         paths = _rules_paths(own, folder) if own is not None else default
         if _tests(paths, real_root):
-            _case(case, add)
-    return list(out.values())
+            chosen.append(case)
+            of_rule_set = True
+            continue
+        at: tuple[str | int, ...] = ("tests", i, "rules") if own is not None else ("rules",)
+        node = own if own is not None else top
+        if isinstance(node, yaml.ScalarNode) and _rule_text(node.value):
+            texts.setdefault(node.start_mark.index, (node, at))
+            chosen.append(case)
+    if not of_rule_set:
+        return []  # a test file of other rules (or of rule text only): not this rule set's
+    for case in chosen:
+        _case(case, add)
+    names: list[TestName] = list(out.values())
+    for node, where in texts.values():
+        names.extend(_rule_text_names(text, node, where))
+    return names
+
+
+def _rule_text(value: str) -> bool:
+    """Rule text rather than a path, as `mrules test` tells them apart."""
+    from mrules.testing import _is_rule_text
+
+    return _is_rule_text(value)
+
+
+def _rule_text_names(
+    text: str, node: yaml.ScalarNode, at: tuple[str | int, ...]
+) -> Iterator[RuleTextName]:
+    """The names rule text declares and uses, each where the file writes it."""
+    from mrules.loader import LoadError, load_text
+    from mrules.lsp.analysis import _index
+    from mrules.symbols import collect
+    from mrules.testing import _literal_spans, _Scalar, _scalar_spans
+
+    value = node.value
+    where = _Scalar(node.start_mark.index, node.end_mark.index, node.style)
+    spans = _literal_spans(value, text, where) if node.style == "|" else None
+    if spans is None:
+        spans = _scalar_spans(value, text, where)
+    if spans is None or len(spans) != len(value):
+        log.warning("rule text at offset %d: its characters not found in the file", where.start)
+        return
+    try:
+        result = load_text(value)
+        refs, _ = _index(result, collect(result.program))
+    except (LoadError, RecursionError, ValueError):
+        return
+    for ref in refs.get("<string>", ()):
+        s, e = ref.start, ref.end
+        if not 0 <= s < e <= len(value):
+            continue
+        start, end = spans[s][0], spans[e - 1][1]
+        # written character for character: no escape, fold or line break inside it
+        if end - start != e - s or text[start:end] != value[s:e]:
+            log.warning(
+                "rule text: %s '%s' at offset %d is not written as it reads (an escape or "
+                "a folded line): left out",
+                ref.namespace,
+                ref.key,
+                start,
+            )
+            continue
+        yield RuleTextName(ref.namespace, ref.key, start, end, ref.quoted, at, value, (s, e))
+
+
+def _node_at(doc: yaml.Node | None, at: tuple[str | int, ...]) -> yaml.Node | None:
+    for step in at:
+        if isinstance(step, int):
+            if not isinstance(doc, yaml.SequenceNode) or step >= len(doc.value):
+                return None
+            doc = doc.value[step]
+        else:
+            doc = _get(doc, step)
+    return doc
+
+
+def rule_text_edit(text: str, name: RuleTextName, new: str) -> bool:
+    """Whether writing `new` in place of the name keeps the test file's YAML what it was,
+    with only the name changed in the rule text: not so when the scalar's style cannot
+    hold it as written (a `"` in a double-quoted scalar, a `'` in a single-quoted one,
+    a `: ` in a plain one). The server's log says why an edit is left out."""
+    s, e = name.span
+    expected = name.scalar[:s] + new + name.scalar[e:]
+    edited = text[: name.start] + new + text[name.end :]
+    try:
+        node = _node_at(yaml.compose(edited, Loader=yaml.SafeLoader), name.at)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        node = None
+    if isinstance(node, yaml.ScalarNode) and node.value == expected:
+        return True
+    log.warning(
+        "rename: %s '%s' at offset %d of rule text in a test file left as it is: its YAML "
+        "scalar cannot hold %s as written (edit it by hand)",
+        name.namespaces[0],
+        name.value,
+        name.start,
+        new,
+    )
+    return False
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9 _.@+/-]*")
