@@ -75,6 +75,15 @@ def test_csv_funnel_and_periods(store: str) -> None:
         ("sql", "7", "0.714286"),
         ("won", "5", ""),
     ]
+    code, out, _ = run("funnel", "--store", store, "--format", "json")
+    velocity = {v["from"]: v for v in json.loads(out)["velocity"]}
+    # Each velocity's `n` (the prospects behind its days), as the JSON has it: the last column.
+    assert list(rows[0])[-1] == "n_to_next"
+    assert [r["n_to_next"] for r in rows] == [
+        *(str(velocity[r["stage"]]["n"]) for r in rows[:-1]),
+        "",
+    ]
+    assert velocity["prospect"]["n"] > 0
     code, out, _ = run("funnel", "--store", store, "--format", "csv", "--by", "quarter")
     stages = ("period", "visitor", "prospect", "mql", "sql", "won")
     assert [{k: r[k] for k in stages} for r in _csv(out)] == [

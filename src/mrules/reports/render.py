@@ -227,7 +227,14 @@ def csv_text(report: dict[str, Any]) -> str:
             conv = {c["from"]: c["rate"] for c in report["conversions"]}
             vel = {v["from"]: v for v in report["velocity"]}
             w.writerow(
-                ("stage", "count", "rate_to_next", "median_days_to_next", "mean_days_to_next")
+                (
+                    "stage",
+                    "count",
+                    "rate_to_next",
+                    "median_days_to_next",
+                    "mean_days_to_next",
+                    "n_to_next",
+                )
             )
             for s in report["stages"]:
                 v = vel.get(s["stage"], {})
@@ -238,6 +245,7 @@ def csv_text(report: dict[str, Any]) -> str:
                         _cell(conv.get(s["stage"])),
                         _cell(v.get("median_days")),
                         _cell(v.get("mean_days")),
+                        _cell(v.get("n")),
                     )
                 )
     elif kind == "campaigns":
