@@ -434,3 +434,17 @@ def test_applied_ids_bench_times_asking_and_filling(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     refused = _run("bench_applied_ids.py", str(empty))
     assert refused.returncode == 1 and "applied no event id" in refused.stderr
+
+
+def test_report_html_bench_measures_the_page_of_many_campaigns() -> None:
+    """bench_report_html.py renders the page of N synthetic campaigns and prints its sizes:
+    here on 150 campaigns, more than the 100 the page lists."""
+    proc = _run("bench_report_html.py", "--campaigns", "150")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["campaigns"] == 150
+    assert 0 < result["chart_library_bytes"] < result["page_bytes"]
+    assert 0 < result["campaign_section_bytes"] < result["page_bytes"]
+    specs = result["spec_bytes"]
+    assert {"chart-campaign-roi", "chart-campaign-influence", "chart-funnel"} <= set(specs)
+    assert all(n > 0 for n in specs.values())
