@@ -47,6 +47,14 @@ def report() -> None:
 
 
 def _emit(data: dict[str, Any], fmt: str) -> None:
+    _write(data, fmt)
+    # What the report left out or could not use (a campaign's negative cost), in every
+    # format: on standard error, so a JSON or CSV output stays as it is.
+    for note in data.get("notes") or ():
+        click.echo(f"note: {note}", err=True)
+
+
+def _write(data: dict[str, Any], fmt: str) -> None:
     from mrules.reports.render import csv_text, tables
 
     if fmt == "json":

@@ -20,6 +20,7 @@ won amount exactly (up to floating-point rounding of the even shares).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from mrules.reports._db import Source
@@ -43,6 +44,9 @@ def campaign_label(name: str) -> str:
         return json.dumps(name, ensure_ascii=False)
     return name
 
+
+_NAMED = 10
+"""The campaigns a note names, at most (the rest are counted)."""
 
 _MODELS = ("source", "primary", "first_touch", "last_touch", "even")
 
@@ -182,16 +186,30 @@ def campaign_report(
 
     # CRM campaigns of one name are one row (Salesforce allows the name twice): their
     # costs add up, as their members and credits do (the last one's cost alone was kept).
-    for name, cost in q(
-        "SELECT name, sum(cost) FROM cname WHERE NOT deleted GROUP BY name ORDER BY name"
+    # A negative cost is bad data (a refund typed as a cost?): it turned a loss into a
+    # gain, flipping the ROI's sign. Such a campaign's cost and ROI are unknown, noted.
+    bad_costs: dict[str, float] = {}
+    for name, cost, lowest in q(
+        "SELECT name, sum(cost), min(cost) FROM cname WHERE NOT deleted GROUP BY name ORDER BY name"
     ):
         r = row(name)
         if cost is not None:
             r["cost"], r["cost_source"] = float(cost), "crm"
+            if lowest < 0:
+                bad_costs[name] = float(lowest)
     for name, cost in declared.items():  # a cost in the rules wins over the CRM's
         r = row(name)
         if cost is not None:
             r["cost"], r["cost_source"] = cost, "rules"
+            bad_costs.pop(name, None)
+    for r in rows.values():
+        if r["cost"] is not None and not (math.isfinite(r["cost"]) and r["cost"] >= 0):
+            bad_costs[r["campaign"]] = r["cost"]
+    unknown_cost = []
+    for name in sorted(bad_costs):
+        what = "ActualCost in the CRM" if rows[name]["cost_source"] == "crm" else "cost"
+        unknown_cost.append(f"{campaign_label(name)} ({what} {bad_costs[name]:g})")
+        rows[name]["cost"] = rows[name]["cost_source"] = None
     # Every source campaign a prospect has is a row, as every CRM campaign is: one whose
     # prospects were all created outside the range shows its zeros (it was left out).
     for name, n, mqls in q(
@@ -251,9 +269,18 @@ def campaign_report(
     # CRM campaigns read (0: the sync block's `objects` may lack `campaign`, and then the
     # touch models have no memberships to credit and primary campaigns show as ids).
     crm_campaigns = q("SELECT count(*) FROM cname")[0][0] if src.sync_path is not None else 0
+    notes: list[str] = []
+    if unknown_cost:
+        notes.append(
+            f"{len(unknown_cost)} campaign(s) left without cost and ROI: a cost is 0 or"
+            " more, and theirs is negative (or not a finite number): "
+            + ", ".join(unknown_cost[:_NAMED])
+            + (f" and {len(unknown_cost) - _NAMED} more" if len(unknown_cost) > _NAMED else "")
+        )
     return {
         "campaigns": out,
         "totals": totals,
         "crm_campaigns": crm_campaigns,
         "crm_opportunities": src.crm_opportunities(),
+        "notes": notes,
     }

@@ -291,6 +291,8 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
             )
             + ".</p>"
         )
+    for note in c.get("notes") or ():  # as `mrules report campaigns` says on stderr
+        p.add(f"<p class='note'>{_e(note[:1].upper() + note[1:])}.</p>")
     if c.get("sync") and c.get("crm_campaigns") == 0:  # as `mrules report campaigns` notes
         p.add(
             "<p class='note'>The sync file holds no CRM campaign, so no CRM costs or members,"

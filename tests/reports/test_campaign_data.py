@@ -1,0 +1,101 @@
+"""`mrules report campaigns` on CRM data that cannot be taken as it is: a negative cost,
+a member without a creation date, a campaign deleted in the CRM (docs/reports.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import mrules
+
+FIXTURE = Path(__file__).parent / "fixture"
+
+
+def _store(
+    tmp_path: Path, edit: Callable[[Path], None] | None = None, changes: tuple[str, ...] = ()
+) -> Path:
+    """The reports fixture built through the CLI, its CRM files edited by `edit` first and
+    `changes` (CRM change lines) added to its own."""
+    crm = tmp_path / "crm"
+    shutil.copytree(FIXTURE / "crm", crm)
+    if edit is not None:
+        edit(crm)
+    log = tmp_path / "changes.jsonl"
+    log.write_text((FIXTURE / "crm-changes.jsonl").read_text() + "".join(c + "\n" for c in changes))
+    store = tmp_path / "fx.db"
+    for args in (
+        ("crm", "load", crm, "--store", store),
+        ("run", FIXTURE / "rules", FIXTURE / "events.jsonl", "--store", store),
+        ("sync", "run", "--rules", FIXTURE / "rules", "--store", store,
+         "--until", "2026-11-24T00:00:00Z", "--changes", log),
+    ):  # fmt: skip
+        r = mrules(*args)
+        assert r.exit_code == 0, r.output
+    return store
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_a_negative_cost_leaves_the_campaign_without_cost_and_roi(tmp_path: Path) -> None:
+    """Ads' ActualCost of -100 in the CRM made its ROI (6000 + 100) / -100 = -6100%: a
+    campaign that won 6,000 showed as the worst loss. A cost is 0 or more: this one is
+    unknown, so is the ROI, and the report says which campaign and why, once, on stderr;
+    it still succeeds."""
+    store = _store(
+        tmp_path,
+        lambda crm: _replace(
+            crm / "Campaign.csv",
+            "camp-ads,Ads,Advertisement,In Progress,true,2026-10-01,2500,2000,rep",
+            "camp-ads,Ads,Advertisement,In Progress,true,2026-10-01,2500,-100,rep",
+        ),
+    )
+    args = ("report", "campaigns", "--store", store)
+    note = "note: 1 campaign(s) left without cost and ROI"
+    r = mrules(*args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    ads = next(c for c in body["campaigns"] if c["campaign"] == "Ads")
+    assert ads["won_amount"] == 6000.0
+    assert (ads["cost"], ads["cost_source"], ads["roi"], ads["cost_per_prospect"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert body["totals"]["cost"] == 3000.0 + 500.0 + 1000.0  # the others', not Ads' -100
+    assert body["notes"] == [
+        "1 campaign(s) left without cost and ROI: a cost is 0 or more, and theirs is"
+        " negative (or not a finite number): Ads (ActualCost in the CRM -100)"
+    ]
+    assert r.stderr.count(note) == 1, r.stderr
+
+    r = mrules(*args, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = {x["campaign"]: x for x in csv.DictReader(io.StringIO(r.stdout))}
+    assert (rows["Ads"]["cost"], rows["Ads"]["roi"], rows["Ads"]["won_amount"]) == (
+        "",
+        "",
+        "6000.0",
+    )
+    assert r.stderr.count(note) == 1, r.stderr
+
+    r = mrules(*args)
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stdout.splitlines() if "│ Ads " in x)
+    cells = [x.strip() for x in line.strip("│").split("│")]
+    assert cells[0] == "Ads" and cells[1] == "-" and cells[-1] == "-", line
+    assert "%" not in line, line
+    assert r.stderr.count(note) == 1, r.stderr
+
+    page = tmp_path / "page.html"
+    r = mrules("report", "html", page, "--store", store)
+    assert r.exit_code == 0, r.output
+    assert "1 campaign(s) left without cost and ROI" in page.read_text()
