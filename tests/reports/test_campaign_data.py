@@ -7,8 +7,10 @@ import csv
 import io
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conftest import mrules
 
@@ -99,3 +101,67 @@ def test_a_negative_cost_leaves_the_campaign_without_cost_and_roi(tmp_path: Path
     r = mrules("report", "html", page, "--store", store)
     assert r.exit_code == 0, r.output
     assert "1 campaign(s) left without cost and ROI" in page.read_text()
+
+
+def _campaigns(store: Path, *args: str) -> tuple[dict[str, Any], str]:
+    r = mrules("report", "campaigns", "--store", store, "--format", "json", *args)
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout), r.stderr
+
+
+def _add_undated_members(sync: Path, contact_sql: str, *campaigns: str) -> None:
+    """Members without a creation date (a sync file read without `CreatedDate`)."""
+    conn = sqlite3.connect(sync)
+    with conn:
+        (contact,) = conn.execute(contact_sql).fetchone()
+        for i, name in enumerate(campaigns):
+            conn.execute(
+                "INSERT INTO campaign_member (id, campaign, contact, status, created)"
+                " SELECT ?, id, ?, 'Sent', NULL FROM campaign WHERE name = ?",
+                (f"undated-{contact}-{i}", contact, name),
+            )
+    conn.close()
+
+
+def test_a_member_without_a_creation_date_never_wins_over_a_dated_one(copy: Path) -> None:
+    """Deal Three (9,000, won) has one contact, a member of Webinar (Oct 10), Trade Show
+    and Newsletter; a membership of Partner without a creation date (NULL, which SQLite
+    sorts first) took its first touch from Webinar. A dated member wins; the undated one
+    is counted in a note."""
+    before, _ = _campaigns(copy)
+    _add_undated_members(
+        copy.with_name("fx.sync.db"),
+        "SELECT contact FROM campaign_member GROUP BY contact HAVING count(*) = 3",
+        "Partner",
+    )
+    after, stderr = _campaigns(copy)
+    influence = {c["campaign"]: c["influence"] for c in after["campaigns"]}
+    assert influence["Webinar"]["first_touch"] == 19000.0  # Deal One's 10,000 and Deal Three's
+    assert influence["Partner"]["first_touch"] == 0.0
+    assert influence["Newsletter"]["last_touch"] == 19000.0
+    assert influence["Partner"]["last_touch"] == 0.0
+    for model in ("first_touch", "last_touch"):
+        was = {c["campaign"]: c["influence"][model] for c in before["campaigns"]}
+        assert {k: v[model] for k, v in influence.items()} == was
+    note = "1 CRM campaign member(s) without a creation date"
+    assert [n for n in after["notes"] if n.startswith(note)], after["notes"]
+    assert stderr.count(note) == 1, stderr
+
+
+def test_among_undated_members_only_the_first_campaign_by_name_wins(copy: Path) -> None:
+    """Deal Six (3,000, won) has no membership; give its contact two without a date: the
+    touch models credit the first by name, every time, under first and last touch."""
+    _add_undated_members(
+        copy.with_name("fx.sync.db"),
+        "SELECT r.contact FROM opportunity_role r JOIN opportunity o ON o.id = r.opportunity"
+        " WHERE o.amount = 3000",
+        "Trade Show",
+        "Ads",
+    )
+    first, _ = _campaigns(copy, "--model", "first_touch")
+    last, _ = _campaigns(copy, "--model", "last_touch")
+    for report, model in ((first, "first_touch"), (last, "last_touch")):
+        rows = {c["campaign"]: c["influence"][model] for c in report["campaigns"]}
+        assert rows["Ads"] == 6000.0 + 3000.0  # Deal Two's and Deal Six's
+        assert report["totals"]["unattributed"][model] == 0.0
+        assert any(n.startswith("2 CRM campaign member(s)") for n in report["notes"])

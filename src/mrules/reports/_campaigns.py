@@ -132,9 +132,11 @@ def _build(src: Source) -> None:
         + name.format("opp.campaign")
         + ", 1.0 FROM opp WHERE campaign IS NOT NULL"
     )
+    # A membership without a creation date (NULL: SQLite sorts it first) never wins over
+    # a dated one: it won every first touch. Among undated ones only, the name decides.
     for model, order in (
-        ("first_touch", "first, t.campaign"),
-        ("last_touch", "last DESC, t.campaign"),
+        ("first_touch", "first IS NULL, first, t.campaign"),
+        ("last_touch", "last IS NULL, last DESC, t.campaign"),
     ):
         c.execute(
             f"INSERT INTO credit SELECT '{model}', opp, campaign, 1.0 FROM"
@@ -270,6 +272,18 @@ def campaign_report(
     # touch models have no memberships to credit and primary campaigns show as ids).
     crm_campaigns = q("SELECT count(*) FROM cname")[0][0] if src.sync_path is not None else 0
     notes: list[str] = []
+    undated = 0
+    if src.sync_path is not None and {"campaign", "created"} <= src.columns("campaign_member"):
+        undated = q(
+            "SELECT count(*) FROM sync.campaign_member m WHERE coalesce(m.deleted, 0) = 0"
+            " AND m.campaign IS NOT NULL AND m.created IS NULL"
+        )[0][0]
+    if undated:
+        notes.append(
+            f"{undated} CRM campaign member(s) without a creation date: such a member wins"
+            " first or last touch only where no member of that opportunity has a date (then"
+            " the first campaign by name), and counts in no campaign's members"
+        )
     if unknown_cost:
         notes.append(
             f"{len(unknown_cost)} campaign(s) left without cost and ROI: a cost is 0 or"
