@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import mrules
 
 FIXTURE = Path(__file__).parent / "fixture"
@@ -165,3 +167,41 @@ def test_among_undated_members_only_the_first_campaign_by_name_wins(copy: Path) 
         assert rows["Ads"] == 6000.0 + 3000.0  # Deal Two's and Deal Six's
         assert report["totals"]["unattributed"][model] == 0.0
         assert any(n.startswith("2 CRM campaign member(s)") for n in report["notes"])
+
+
+def test_a_campaign_deleted_in_the_crm_is_left_out(tmp_path: Path) -> None:
+    """Trade Show, deleted in the local CRM on Nov 20, was still a row, `Trade Show
+    (deleted in the CRM)`, credited Deal Six's 3,000 as its primary campaign. It is left
+    out now: no row, no credit, and a note counts what was left out."""
+    store = _store(
+        tmp_path, changes=('{"at": "2026-11-20T12:00:00Z", "op": "delete", "id": "camp-show"}',)
+    )
+    for fmt in ("json", "csv", "table"):
+        r = mrules("report", "campaigns", "--store", store, "--format", fmt)
+        assert r.exit_code == 0, r.output
+        assert "Trade Show" not in r.stdout, (fmt, r.stdout)
+        note = "note: 1 CRM campaign(s) deleted in the CRM left out, with their 2 member(s)"
+        assert r.stderr.count(note) == 1, r.stderr
+    body, _ = _campaigns(store, "--model", "primary")
+    assert body["totals"]["unattributed"]["primary"] == 3000.0 + 9000.0  # Deal Six's too
+    assert body["totals"]["cost"] == 2000.0 + 500.0 + 1000.0
+
+
+def test_members_of_a_deleted_campaign_count_for_nothing(copy: Path) -> None:
+    """A sync file that holds Trade Show deleted but its members not (yet) deleted: they
+    still counted as members and took Deal One's first touch and a third of its even
+    split. They count for nothing now."""
+    conn = sqlite3.connect(copy.with_name("fx.sync.db"))
+    with conn:
+        conn.execute("UPDATE campaign SET deleted = 1 WHERE name = 'Trade Show'")
+    conn.close()
+    body, stderr = _campaigns(copy, "--model", "first_touch")
+    names = {c["campaign"] for c in body["campaigns"]}
+    assert "Trade Show" not in names and not any("Trade Show" in n for n in names)
+    influence = {c["campaign"]: c["influence"] for c in body["campaigns"]}
+    # Deal Three's first touch is Webinar; Deal One (10,000) is split between Webinar
+    # and Newsletter (Trade Show's third gone), Deal Three (9,000) too.
+    assert influence["Webinar"]["first_touch"] == 19000.0
+    assert influence["Webinar"]["even"] == pytest.approx(5000.0 + 4500.0)
+    assert influence["Newsletter"]["even"] == pytest.approx(5000.0 + 4500.0)
+    assert "with their 2 member(s) and the primary campaign of 1 opportunity(ies)" in stderr

@@ -38,7 +38,6 @@ SEEN = T0 + 200 * DAY  # when the sync read the CRM
 # Names a CSV must quote, one a spreadsheet would compute, plain ones.
 NAMES = ("Ads", 'Trade, "Show"', "Web\ninar", "=1+1", "Partner")
 MODELS = ("source", "primary", "first_touch", "last_touch", "even")
-DELETED = " (deleted in the CRM)"
 
 
 def _iso(t: float) -> str:
@@ -324,9 +323,10 @@ def funnel_reference(w: dict[str, Any], reading: str, by: str | None) -> dict[st
 
 def campaigns_reference(w: dict[str, Any], model: str) -> dict[str, Any]:
     live = {c["id"]: c for c in w["campaigns"] if not c["deleted"]}
-    named = {
-        c["id"]: c["name"] if not c["deleted"] else c["name"] + DELETED for c in w["campaigns"]
-    }
+    named = {c["id"]: c["name"] for c in w["campaigns"]}
+    # A campaign deleted in the CRM is left out: its members and the opportunities whose
+    # primary campaign it is credit nothing, and it is no row.
+    gone = {c["id"] for c in w["campaigns"] if c["deleted"]}
     rows: dict[str, dict[str, Any]] = {}
 
     def row(name: str) -> dict[str, Any]:
@@ -351,7 +351,7 @@ def campaigns_reference(w: dict[str, Any], model: str) -> dict[str, Any]:
                 r["prospects"] += 1
                 r["mqls"] += p["mql"] is not None
     for m in w["members"]:
-        if not m["deleted"] and _in(m["created"], w):
+        if not m["deleted"] and m["campaign"] not in gone and _in(m["created"], w):
             row(named[m["campaign"]])["members"] += 1
 
     by_contact: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -372,10 +372,12 @@ def campaigns_reference(w: dict[str, Any], model: str) -> dict[str, Any]:
         )
         credits["source"] = {people[0]["campaign"]: 1.0} if people else {}
         primary = o["primary"]
-        credits["primary"] = {named.get(primary, primary): 1.0} if primary else {}
+        credits["primary"] = (
+            {named.get(primary, primary): 1.0} if primary and primary not in gone else {}
+        )
         touches: dict[str, list[float]] = defaultdict(list)
         for m in w["members"]:
-            if m["deleted"] or m["contact"] not in roles:
+            if m["deleted"] or m["campaign"] in gone or m["contact"] not in roles:
                 continue
             if (o["closed"] or o["won"]) and not m["created"] < _closes(o):
                 continue  # joined after the close

@@ -232,9 +232,11 @@ def test_a_newer_sync_file_is_refused(tmp_path: Path) -> None:
         raise AssertionError("a schema 9 file was opened")
 
 
-def test_a_campaign_deleted_in_the_crm_is_named_in_the_report(tmp_path: Path) -> None:
+def test_a_campaign_deleted_in_the_crm_is_left_out_of_the_report(tmp_path: Path) -> None:
     # The won opportunity's primary campaign, Webinar, is deleted in the CRM. The report
-    # credited its 900 to a row named `7015e0000000001AAA`, the campaign's bare id.
+    # credited its 900 to a row named `7015e0000000001AAA`, the campaign's bare id, then
+    # to `Webinar (deleted in the CRM)`. A deleted campaign is now left out: no row, no
+    # credit (the 900 is unattributed under `primary`), and a note says so.
     w, i = _world(tmp_path)
     w.run(ev(T0, "bob@x.com", asset="Quiet"))
     w.sync("run", "--until", T0)
@@ -245,11 +247,11 @@ def test_a_campaign_deleted_in_the_crm_is_named_in_the_report(tmp_path: Path) ->
     )
     w.sync("run", "--until", "2026-11-02T09:10:00Z")
     args = ("report", "campaigns", "--store", str(w.store), "--model", "primary")
-    body = json.loads(w.ok(*args, "--format", "json").output)
+    result = w.ok(*args, "--format", "json")
+    body = json.loads(result.stdout)
     rows = {r["campaign"]: r for r in body["campaigns"]}
-    assert sorted(rows) == ["Ads", "Webinar (deleted in the CRM)"], sorted(rows)
-    webinar = rows["Webinar (deleted in the CRM)"]
-    assert (webinar["won"], webinar["won_amount"], webinar["cost"]) == (1, 900.0, None)
-    table = w.ok(*args).output
-    assert "Webinar (deleted in the CRM)" in table, table
-    assert i["k-web"] not in table, table
+    assert sorted(rows) == ["Ads"], sorted(rows)
+    assert body["totals"]["unattributed"]["primary"] == 900.0
+    assert any("deleted in the CRM left out" in n for n in body["notes"]), body["notes"]
+    table = w.ok(*args).stdout
+    assert "Webinar" not in table and i["k-web"] not in table, table

@@ -5,7 +5,8 @@ built once per model; every figure is a GROUP BY over them:
 
 - `source`: the Pardot source campaign (first touch) of the opportunity's
   contact-role prospect created first among those that have one;
-- `primary`: the opportunity's Primary Campaign Source (`CampaignId`);
+- `primary`: the opportunity's Primary Campaign Source (`CampaignId`), unless the CRM
+  deleted that campaign (a deleted campaign, and its members, credit nothing);
 - `first_touch` / `last_touch`: among the campaign memberships of the
   opportunity's contact roles created by its close (a campaign joined after
   the deal closed did not influence it), the campaign whose member record was
@@ -51,6 +52,11 @@ _NAMED = 10
 _MODELS = ("source", "primary", "first_touch", "last_touch", "even")
 
 
+_LIVE = "{0} NOT IN (SELECT id FROM cname WHERE deleted)"
+"""SQL: the campaign id in {0} is not one the CRM has deleted (members and an
+opportunity's Primary Campaign Source of such a campaign credit nothing)."""
+
+
 def _in(col: str) -> str:
     return f"({col} IS NOT NULL AND {col} >= :lo AND {col} < :hi)"
 
@@ -91,14 +97,11 @@ def _build(src: Source) -> None:
             """
         )
         if {"id", "name", "actual_cost"} <= src.columns("campaign"):
-            # A campaign deleted in the CRM keeps its name, marked, for what still refers
-            # to it (an opportunity's primary campaign): its id alone told the reader
-            # nothing. It is no row of its own, and its cost counts no more.
+            # A campaign deleted in the CRM (in its recycle bin) is left out: no row, no
+            # cost, no credit (`_LIVE`); it is kept here to be told apart and counted.
             c.execute(
-                "INSERT OR REPLACE INTO cname SELECT id, CASE WHEN coalesce(deleted, 0) = 0"
-                " THEN coalesce(name, id) ELSE coalesce(name, 'campaign ' || id)"
-                " || ' (deleted in the CRM)' END, actual_cost, coalesce(deleted, 0) <> 0"
-                " FROM sync.campaign"
+                "INSERT OR REPLACE INTO cname SELECT id, coalesce(name, id), actual_cost,"
+                " coalesce(deleted, 0) <> 0 FROM sync.campaign"
             )
         if {"campaign", "contact", "created"} <= src.columns("campaign_member"):
             # A membership created after the opportunity closed did not influence it
@@ -121,6 +124,7 @@ def _build(src: Source) -> None:
                 JOIN sync.campaign_member m
                   ON m.contact = r.contact AND coalesce(m.deleted, 0) = 0
                 WHERE coalesce(r.deleted, 0) = 0 AND m.campaign IS NOT NULL
+                  AND {_LIVE.format("m.campaign")}
                   AND (NOT ({closed}) OR m.created IS NULL
                        OR unixepoch(m.created) < coalesce({", ".join(ends)}))
                 GROUP BY 1, 2
@@ -130,7 +134,7 @@ def _build(src: Source) -> None:
     c.execute(
         "INSERT INTO credit SELECT 'primary', id, "
         + name.format("opp.campaign")
-        + ", 1.0 FROM opp WHERE campaign IS NOT NULL"
+        + f", 1.0 FROM opp WHERE campaign IS NOT NULL AND {_LIVE.format('campaign')}"
     )
     # A membership without a creation date (NULL: SQLite sorts it first) never wins over
     # a dated one: it won every first touch. Among undated ones only, the name decides.
@@ -226,7 +230,8 @@ def campaign_report(
         for name, n in q(
             "SELECT coalesce((SELECT name FROM cname WHERE cname.id = m.campaign), m.campaign),"
             " count(*) FROM sync.campaign_member m WHERE coalesce(m.deleted, 0) = 0"
-            f" AND m.campaign IS NOT NULL AND {_in('unixepoch(m.created)')} GROUP BY 1",
+            f" AND m.campaign IS NOT NULL AND {_LIVE.format('m.campaign')}"
+            f" AND {_in('unixepoch(m.created)')} GROUP BY 1",
             p,
         ):
             row(name)["members"] = n
@@ -278,6 +283,20 @@ def campaign_report(
             "SELECT count(*) FROM sync.campaign_member m WHERE coalesce(m.deleted, 0) = 0"
             " AND m.campaign IS NOT NULL AND m.created IS NULL"
         )[0][0]
+    gone, gone_members, gone_primary = q(
+        "SELECT count(*), (SELECT count(*) FROM sync.campaign_member m WHERE m.campaign IN"
+        " (SELECT id FROM cname WHERE deleted)), (SELECT count(*) FROM opp WHERE campaign IN"
+        " (SELECT id FROM cname WHERE deleted)) FROM cname WHERE deleted"
+        if src.sync_path is not None and src.columns("campaign_member")
+        else "SELECT count(*), 0, (SELECT count(*) FROM opp WHERE campaign IN"
+        " (SELECT id FROM cname WHERE deleted)) FROM cname WHERE deleted"
+    )[0]
+    if gone:
+        notes.append(
+            f"{gone} CRM campaign(s) deleted in the CRM left out, with their"
+            f" {gone_members} member(s) and the primary campaign of {gone_primary}"
+            " opportunity(ies), which credits none"
+        )
     if undated:
         notes.append(
             f"{undated} CRM campaign member(s) without a creation date: such a member wins"
