@@ -223,6 +223,17 @@ def _add_missing_tables(conn: sqlite3.Connection) -> None:
         conn.execute("COMMIT")
 
 
+def _read_missing_tables_as_empty(conn: sqlite3.Connection) -> None:
+    """The tables a CRM file lacks (one written by an older mrules), to a reader: made
+    empty in `temp`, which the file never sees (a read-only open writes nothing and
+    migrates nothing); `crm load` or a sync adds them to the file itself."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    for statement in _SCHEMA_SQL.split(";"):
+        head, _, rest = statement.partition("CREATE TABLE IF NOT EXISTS ")
+        if rest and not head.strip() and rest.split()[0] not in have:
+            conn.execute("CREATE TEMP TABLE " + rest)
+
+
 def _create_schema(conn: sqlite3.Connection, path: Path) -> str:
     """Make a new file a CRM: its tables and its format, in one transaction."""
     conn.execute("BEGIN IMMEDIATE")
@@ -308,6 +319,7 @@ class EmulatedCrm:
             raise CrmFileError(f"{p}: cannot open the CRM file: {e}") from e
         try:
             _crm_format(conn, p)
+            _read_missing_tables_as_empty(conn)  # a CRM of an older mrules
             crm = cls(conn, p)
         except UNREADABLE as e:
             conn.close()
