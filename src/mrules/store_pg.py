@@ -21,6 +21,8 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from mrules import __version__
 from mrules.batch import (
     ANCHOR_KEY,
@@ -37,7 +39,8 @@ from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+"""Bump on every schema change, with its step in `PgStore.open` (as `mrules.store`'s)."""
 LOCK_KEY = 0x6D72756C  # "mrul": the advisory lock of the writer
 
 _SCHEMA = """
@@ -173,6 +176,8 @@ class PgStore:
                     elif version < SCHEMA_VERSION:
                         # 2 -> 3: new history rows are MessagePack; the JSON ones stay
                         # readable (`history.load_data`), so nothing else changes.
+                        if version < 4:
+                            store._migrate_3_to_4()
                         conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
             version = store._meta_int("schema_version", "the schema version")
             if version is None:
@@ -190,6 +195,47 @@ class PgStore:
             conn.close()
             raise
         return store
+
+    def _migrate_3_to_4(self) -> None:
+        """Schema 3 -> 4, the SQLite store's 4 -> 5 (`mrules.store._migrate_4_to_5`): a
+        rule's `do not sync` is kept apart from the CRM's deletion.
+
+        A prospect's state gets `dr` (`Prospect.dns_by_rule`) where a rule set its `do
+        not sync`: one marked and not deleted in the CRM was marked by a rule; one marked
+        and deleted was, unless its last `do not sync` / `allow crm recreate` step is the
+        deletion's (`by: crm delete`), read from its history (only theirs is read).
+        """
+        updates = []
+        for pid, email, state in self._all("SELECT id, email, state FROM mrules_prospects"):
+            if state is None:
+                continue
+            raw = orjson.loads(bytes(state))
+            if not raw.get("ds") or raw.get("dr"):
+                continue
+            by_rule = True
+            if raw.get("st") == "deleted":
+                last = None
+                rows = self._all(
+                    f"SELECT {_COLUMNS} FROM mrules_history"
+                    " WHERE prospect = %s AND seq IS NOT NULL ORDER BY id",
+                    (pid,),
+                )
+                for _, visitor, ts, seq, event_id, data in rows:
+                    row = unpack(bytes(data), self._interner(), email, visitor, ts, seq, event_id)
+                    for e in row.entries():
+                        if e.action in ("do not sync", "allow crm recreate"):
+                            last = e
+                by_rule = not (
+                    last is not None
+                    and last.action == "do not sync"
+                    and (orjson.loads(last.args) if last.args else {}).get("by") == "crm delete"
+                )
+            if by_rule:
+                raw["dr"] = True
+                updates.append((orjson.dumps(raw), pid))
+        if updates:
+            with self._conn.cursor() as cur:
+                cur.executemany("UPDATE mrules_prospects SET state = %s WHERE id = %s", updates)
 
     def _lock(self, wait: bool, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

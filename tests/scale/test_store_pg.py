@@ -478,3 +478,47 @@ def test_two_runs_on_standard_input_keep_both_runs_rejects(db: str, getcloudy: P
     ]
     assert got == [("- (run 1)", 1), ("- (run 2)", 1), ("- (run 2)", 3)]
     assert Path("pg.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
+
+
+def test_a_schema_3_store_gets_the_rule_s_do_not_sync_apart(db: str, tmp_path: Path) -> None:
+    """The SQLite store's 4 -> 5 migration, in PostgreSQL's 3 -> 4: a store written
+    before a rule's `do not sync` was kept apart from the CRM's deletion has no `dr`;
+    its first open for writing gives it to Bob (marked by a rule, then deleted in the
+    CRM: his history says the rule's step came last), not to Carol (marked by the
+    deletion alone). The version was left at 3, so an older mrules took the store."""
+    from tests.sync.test_undelete_keeps_rule_mark import changes, world
+
+    from mrules.store_pg import SCHEMA_VERSION, PgStore, copy_from_sqlite
+
+    assert SCHEMA_VERSION == 4
+    w = world(tmp_path)
+    w.sync("run", "--until", "2026-11-02T09:20:00Z", "--changes", changes(
+        w, "c1.jsonl",
+        {"at": "2026-11-02T09:05:00Z", "op": "delete", "email": "bob@x.com"},
+        {"at": "2026-11-02T09:06:00Z", "op": "delete", "email": "carol@x.com"},
+    ))  # fmt: skip
+    copy_from_sqlite(db, w.store)
+    with psycopg.connect(db, autocommit=True) as conn:
+        states = {e: orjson.loads(bytes(s)) for e, s in conn.execute(
+            "SELECT email, state FROM mrules_prospects WHERE state IS NOT NULL")}  # fmt: skip
+        assert states["bob@x.com"].get("dr") is True
+        assert "dr" not in states["carol@x.com"]
+        for email, raw in states.items():
+            assert raw.get("ds") is True and raw.get("st") == "deleted"
+            raw.pop("dr", None)
+            conn.execute("UPDATE mrules_prospects SET state = %s WHERE email = %s",
+                         (orjson.dumps(raw), email))  # fmt: skip
+        conn.execute("UPDATE mrules_meta SET value = '3' WHERE key = 'schema_version'")
+    PgStore.open(db, readonly=True).close()  # a reader migrates nothing
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert all(b"dr" not in bytes(s) for (s,) in conn.execute(
+            "SELECT state FROM mrules_prospects WHERE state IS NOT NULL"))  # fmt: skip
+    PgStore.open(db).close()
+    with psycopg.connect(db, autocommit=True) as conn:
+        after = {e: orjson.loads(bytes(s)) for e, s in conn.execute(
+            "SELECT email, state FROM mrules_prospects WHERE state IS NOT NULL")}  # fmt: skip
+        version = conn.execute(
+            "SELECT value FROM mrules_meta WHERE key = 'schema_version'").fetchone()[0]  # fmt: skip
+    assert version == "4"
+    assert after["bob@x.com"] == {**states["bob@x.com"], "dr": True}
+    assert after["carol@x.com"] == states["carol@x.com"]
