@@ -322,6 +322,10 @@ CREATE TABLE IF NOT EXISTS error (
   code TEXT NOT NULL, message TEXT NOT NULL, value TEXT, at REAL NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 1, retry INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (prospect, field));
+-- the held errors a cycle looks at whatever changed: `sync retry`'s marks and the links
+-- another prospect holds (`due_errors`); the others wait for their prospect or record
+CREATE INDEX IF NOT EXISTS error_due ON error (prospect)
+  WHERE retry != 0 OR code = 'DUPLICATE_LINK';
 CREATE TABLE IF NOT EXISTS cursor (object TEXT PRIMARY KEY, modstamp TEXT NOT NULL,
   last_id TEXT NOT NULL);
 -- CRM facts for the engine (events), committed with the cursor that read them
@@ -668,6 +672,14 @@ class SyncDb:
             except _DAMAGE as e:
                 raise _damaged(self.conn, f"the queued work of {str(p)[:40]!r}", e) from None
         return out
+
+    def due_errors(self) -> set[str]:
+        """The prospects whose held errors are due whatever changed: marked by `sync
+        retry`, or a `DUPLICATE_LINK` (each cycle looks again). A held error is otherwise
+        due only when its prospect or its record changes, which the cycle learns from the
+        ledger and the CRM: an idle cycle reads none of those (the `error_due` index)."""
+        sql = "SELECT DISTINCT prospect FROM error WHERE retry != 0 OR code = 'DUPLICATE_LINK'"
+        return {str(r[0]) for r in self.conn.execute(sql)}
 
     def errors(self) -> list[dict[str, Any]]:
         cols = (

@@ -653,8 +653,8 @@ def make_plan(
         crm.set_clock(_dt(at))  # the local CRM follows the run's clock
     until = crm.now() if hasattr(crm, "now") else _dt(at)
     # The first cycle reads every prospect; later ones only those the engine changed since
-    # the last cycle's plan (the ledger says which), those the CRM changed, and those left
-    # waiting or in error.
+    # the last cycle's plan (the ledger says which), those the CRM changed, those left
+    # waiting, and those whose held errors are due (docs/sync.md#errors).
     # The facts the sync itself handed the engine (`event` steps of its streams) are in the
     # base already; what rules did in reply to them is not, and is looked at.
     last_seq = db.store_seq
@@ -664,7 +664,9 @@ def make_plan(
     dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
     if not full:
         most = max(1000, db.count("link") // 4)  # past this many, reading all is cheaper
-        touched = dirty | {e["prospect"] for e in db.errors()}
+        # A held error is due when its prospect changes (the ledger below), its record
+        # changes (the CRM's changes), or `sync retry` marked it: not every cycle.
+        touched = dirty | db.due_errors()
         # The ledger since the last plan is read as it streams, and no further than
         # needed: after a backfill of millions of events, the first `most` prospects
         # settle it.
@@ -1200,7 +1202,11 @@ def make_plan(
         ops.append(numbered(op))
         queued_ops[email] = op
 
+    # Only a prospect the engine changed can have become `do not sync` (the store never
+    # removes a prospect; another store is a full read): the others' errors are not read.
     for email in sorted(held_fields.keys() - dropping):
+        if not full and email not in touched:
+            continue
         p = prospects.get(email)
         if p is None or p.do_not_sync:
             why = "the prospect is gone" if p is None else "do not sync"
@@ -1256,14 +1262,14 @@ def make_plan(
 
     # -- field updates for linked prospects ---------------------------------------------------
     walk: Iterable[tuple[str, Any, bool]]
+    looked_at: set[str] = set()
     if full:
         walk = links.walk()
     else:
+        looked_at = touched | set(changed.keys()) | set(links.new())
         walk = (
             (email, links[email], links.is_new(email))
-            for email in sorted(
-                e for e in touched | set(changed.keys()) | set(links.new()) if e in links
-            )
+            for email in sorted(e for e in looked_at if e in links)
         )
     # Each prospect is looked at once: its record, stored JSON and parsed link are let go
     # as its op is made, and the op goes to disk.
@@ -1443,6 +1449,37 @@ def make_plan(
                     "fields": rows,
                     "why": "the CRM's values taken" if rows else "base snapshot recorded",
                     **extra,
+                }
+            )
+
+    if not full:
+        # The held errors not due this cycle (neither the prospect nor its record changed,
+        # no `sync retry`): listed as held from the error queue alone, without reading the
+        # prospect (an idle cycle read every prospect in error: docs/sync.md#errors).
+        # (The record is the error's: one gone is read as deleted, and its errors cleared.)
+        idle: dict[str, list[dict[str, Any]]] = {}
+        records: dict[str, tuple[str, str]] = {}
+        for (email, field), err in errors.items():
+            if email in looked_at or email in dropping or field in ("*record", LINK_ERROR_FIELD):
+                continue
+            if err["object"] not in ("lead", "contact") or not err["crm_id"]:
+                continue
+            records[email] = (err["object"], err["crm_id"])
+            idle.setdefault(email, []).append(
+                {"field": field, "code": err["code"], "message": err["message"]}
+            )
+        for email in sorted(idle):
+            spool.append(
+                {
+                    "op": "hold",
+                    "prospect": email,
+                    "object": records[email][0],
+                    "crm_id": records[email][1],
+                    "values": {},
+                    "fields": [],
+                    "why": "held by the error queue (not due: tried again when the prospect"
+                    " or its record changes, or after `sync retry`)",
+                    "held": idle[email],
                 }
             )
 
