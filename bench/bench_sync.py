@@ -23,6 +23,13 @@ stops after building the store and the CRM (to time or profile a first link on i
 
 caps the store's page cache for the cycles (the store keeps up to 64 MB of its pages in
 memory): how much of a step's peak is SQLite's cache rather than the sync's objects.
+
+    .venv/bin/python bench/bench_sync.py --prospects 100000 --held-errors 6000
+
+times idle cycles with that many prospects held in the error queue instead (a value of
+ours the CRM refuses, too long for its field): after the first link, a cycle that is
+refused for each, the cycle after it, then three idle cycles (nothing changed on either
+side), timed; prints their plan and whole-cycle seconds and the errors still held.
 """
 
 from __future__ import annotations
@@ -163,6 +170,33 @@ def change(work: Path, n: int, changed: float, seed: int) -> int:
     return k
 
 
+def hold(work: Path, n: int, k: int) -> int:
+    """`k` prospects given a department too long for the CRM's field (80 characters):
+    the next cycle's update of each is refused and held in the error queue."""
+    compiled = compile_rules(rules(n))
+    events = (
+        json.dumps(
+            {
+                "ts": "2026-11-02T09:06:00Z",
+                "type": "prospect_update",
+                "prospect": f"p{j:06d}@bench.example",
+                "fields": {"department": "D" * 100},
+            }
+        )
+        for j in range(k)
+    )
+    mrules.run(compiled, events, store=work / "bench.db", source="bench-held").close()
+    return k
+
+
+def held_errors(work: Path) -> int:
+    db = SyncDb.open(default_sync_path(work / "bench.db"), readonly=True)
+    try:
+        return len(db.errors())
+    finally:
+        db.close()
+
+
 def cycle(work: Path, n: int, at: float, store_cache_kib: int | None = None) -> dict[str, Any]:
     """One cycle (plan, apply, the facts through the engine), timed; run in a child process
     so that its peak memory is the cycle's own (plus the interpreter's)."""
@@ -233,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="cap the store's SQLite page cache during the cycles (KiB; default: the store's)",
     )
+    ap.add_argument(
+        "--held-errors",
+        type=int,
+        help="time idle cycles with this many prospects held in the error queue",
+    )
     args = ap.parse_args(argv)
     n = args.prospects
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-sync-"))
@@ -245,6 +284,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     at0 = 1793610000.0  # 2026-11-02T09:00:00Z
     link = _child(cycle, work, n, at0, args.store_cache_kib)
+    if args.held_errors:
+        _child(hold, work, n, args.held_errors)
+        _child(cycle, work, n, at0 + 600)  # refused, held
+        _child(cycle, work, n, at0 + 1200)  # the engine took the cycle's facts in
+        idle = [_child(cycle, work, n, at0 + 600 * (3 + i)) for i in range(3)]
+        print(
+            json.dumps(
+                {
+                    "prospects": n,
+                    "held_errors": _child(held_errors, work),
+                    "idle_plan_s": [round(c["plan_s"], 3) for c in idle],
+                    "idle_cycle_s": [round(c["plan_s"] + c["apply_s"], 3) for c in idle],
+                }
+            )
+        )
+        return 0
     k = _child(change, work, n, args.changed, args.seed)
     second = _child(cycle, work, n, at0 + 600, args.store_cache_kib)
     total = second["plan_s"] + second["apply_s"]
