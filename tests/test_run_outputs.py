@@ -76,6 +76,34 @@ def test_a_file_resumed_twice_keeps_its_rejects_once(tmp_path: Path) -> None:
     assert got == [(str(events), 1), (str(events), 3)]
 
 
+def test_a_clean_run_on_another_stream_keeps_the_earlier_stream_s_rejects(
+    tmp_path: Path,
+) -> None:
+    """The rejects file mirrors every stream's rejects the store holds: a clean run on
+    day2 removed the file that listed day1's bad lines, though the store kept them."""
+    day1, day2 = tmp_path / "day1.jsonl", tmp_path / "day2.jsonl"
+    day1.write_text(good("a") + "{oops\n" + "[2]\n")
+    day2.write_text(good("b", 1))
+    store = str(tmp_path / "s.db")
+    res = invoke("run", RULES, str(day1), "--store", store)
+    assert res.exit_code == 3, res.stderr
+    res = invoke("run", RULES, str(day2), "--store", store)
+    assert res.exit_code == 0, res.stderr  # the summary and exit code are day2's
+    assert "(+" not in res.stderr
+    got = [(r["source"], r["line"], r["text"]) for r in lines_of(tmp_path / "s.rejects.jsonl")]
+    assert got == [(str(day1), 2, "{oops"), (str(day1), 3, "[2]")]
+    # an explicit --rejects gets the same content, streams in the order first seen
+    (tmp_path / "day0.jsonl").write_text("{bad\n")
+    res = invoke("run", RULES, str(tmp_path / "day0.jsonl"), "--store", store, "-q")
+    assert res.exit_code == 3, res.stderr
+    out = tmp_path / "r.jsonl"
+    res = invoke("run", RULES, str(day2), "--store", store, "--rejects", str(out), "-q")
+    assert res.exit_code == 0, res.stderr
+    got = [(r["source"], r["line"]) for r in lines_of(out)]
+    assert got == [(str(day1), 2), (str(day1), 3), (str(tmp_path / "day0.jsonl"), 1)]
+    assert out.read_bytes() == (tmp_path / "s.rejects.jsonl").read_bytes()
+
+
 @pytest.mark.parametrize("where", ["memory", "sqlite"])
 def test_runs_of_the_library_on_one_store_keep_every_run_s_rejects(
     tmp_path: Path, where: str
@@ -199,3 +227,4 @@ def test_the_diagnostics_of_two_runs_on_standard_input_name_their_run(
         (r["prospect"], r["source"], r["line"]) for r in lines_of(tmp_path / "s.diagnostics.jsonl")
     ]
     assert got == [("a@x.com", "- (run 1)", 1), ("b@x.com", "- (run 2)", 1)]
+

@@ -31,7 +31,7 @@ from mrules.batch import (
 )
 from mrules.history import CRM, OUTBOX, STEP, Row
 from mrules.jsonbytes import kept
-from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.records import REJECTS_ORDER_KEY, Activity, LedgerEntry, Message, RejectedLine
 from mrules.storeapi import StoreError
 
 __all__ = ["MemoryStore"]
@@ -267,6 +267,9 @@ class MemoryStore:
         self._crm.extend(crm)
         for r in rejects:
             self._rejects[(r[0], r[1])] = r
+            key = REJECTS_ORDER_KEY + r[0]
+            if key not in self._meta:
+                self._meta[key] = sum(k.startswith(REJECTS_ORDER_KEY) for k in self._meta)
         if batch.shared:
             self._shared.update(batch.shared)
         for key, kind, first in batch.rules:

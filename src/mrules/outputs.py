@@ -29,7 +29,7 @@ from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.batch import Batch
 from mrules.engine import RunSummary, iso
 from mrules.events import prospect_key
-from mrules.records import LedgerEntry, RejectedLine, stdin_run
+from mrules.records import REJECTS_ORDER_KEY, LedgerEntry, RejectedLine, stdin_run
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import MEMORY, StateStore
 
@@ -38,6 +38,7 @@ __all__ = [
     "DiagnosticsFile",
     "OutputError",
     "action_record",
+    "all_rejects",
     "export_records",
     "prospect_record",
     "remove_stale_output",
@@ -438,9 +439,34 @@ def _report_prospect(line: bytes) -> str | None:
     return who if isinstance(who, str) else None
 
 
-def write_rejects(path: Path, store: StateStore, source: str) -> int:
-    """Rewrite the rejects file from the store (atomically); returns how many lines it has."""
-    rows = stream_rejects(store, source)
+def all_rejects(store: StateStore) -> list[RejectedLine]:
+    """Every rejected line the store holds, every stream's, in a stable order.
+
+    The streams come in the order the store first kept a rejected line of theirs
+    (`meta` keys `rejects_order:SOURCE`), each stream's lines by number; streams a
+    store written before that order was kept has no note of come first (runs on
+    standard input by number, then by name).
+    """
+    order = {
+        k[len(REJECTS_ORDER_KEY) :]: v
+        for k, v in store.meta().items()
+        if k.startswith(REJECTS_ORDER_KEY)
+    }
+
+    def key(r: RejectedLine) -> tuple[int, int, str, int]:
+        known = order.get(r.source)
+        rank = int(known) + 1 if known is not None and known.isdigit() else 0
+        run = stdin_run(r.source)
+        return (rank, -1 if run is None else run, r.source, r.line)
+
+    return sorted((RejectedLine._make(r) for r in store.rejects()), key=key)
+
+
+def write_rejects(path: Path, store: StateStore, source: str | None = None) -> int:
+    """Rewrite the rejects file from the store (atomically): every stream's rejected
+    lines, so that nothing the store holds is hidden from the file; removed when the
+    store holds none. Returns how many lines it has. (`source`: one stream's only.)"""
+    rows = all_rejects(store) if source is None else stream_rejects(store, source)
     try:
         if not rows:
             remove_stale_output(path)

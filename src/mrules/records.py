@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Activity", "LedgerEntry", "Message", "RejectedLine", "stdin_run", "stdin_run_source"]
+__all__ = [
+    "REJECTS_ORDER_KEY",
+    "Activity",
+    "LedgerEntry",
+    "Message",
+    "RejectedLine",
+    "stdin_run",
+    "stdin_run_source",
+]
 
 
 class Activity(NamedTuple):
@@ -69,6 +77,10 @@ class RejectedLine(NamedTuple):
     reason: str
     text: str
 
+
+REJECTS_ORDER_KEY = "rejects_order:"
+"""The store's meta key `rejects_order:SOURCE` (0, 1, 2...): the order in which it first kept
+a rejected line of each stream, the order of the streams in the rejects file."""
 
 _STDIN_RUN = "- (run "
 

@@ -63,7 +63,7 @@ from mrules.batch import (
 )
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, packed, unpack
 from mrules.pathkind import special_file_kind
-from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.records import REJECTS_ORDER_KEY, Activity, LedgerEntry, Message, RejectedLine
 from mrules.sqlitefiles import refuse_writes, unreadable_reason
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import YEARS_1_TO_9999, NotAStore, StoreError, StoreLocked, StorePathError
@@ -423,6 +423,12 @@ _INSERT_CRM: Final = (
 _UPSERT_REJECT: Final = (
     "INSERT INTO rejects (source, line, reason, text) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (source, line) DO UPDATE SET reason = excluded.reason, text = excluded.text"
+)
+# The order in which the store first kept a rejected line of each stream (`meta`, key
+# `rejects_order:SOURCE`, value 0, 1, 2...): the rejects file lists the streams in it.
+_NOTE_REJECTS_ORDER: Final = (
+    "INSERT INTO meta (key, value) SELECT ?, count(*) FROM meta"
+    " WHERE key >= 'rejects_order:' AND key < 'rejects_order;' ON CONFLICT (key) DO NOTHING"
 )
 _UPSERT_SHARED: Final = (
     "INSERT INTO shared (key, value) VALUES (?, ?) "
@@ -1093,6 +1099,8 @@ class Store:
                 part = "rejects"
                 if batch.rejects:
                     conn.executemany(_UPSERT_REJECT, batch.rejects)
+                    for src in dict.fromkeys(r[0] for r in batch.rejects):
+                        conn.execute(_NOTE_REJECTS_ORDER, (REJECTS_ORDER_KEY + src,))
                 part = "shared"
                 if batch.shared:
                     conn.executemany(_UPSERT_SHARED, batch.shared.items())

@@ -33,7 +33,7 @@ from mrules.batch import (
     rows_of_records,
 )
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
-from mrules.records import Activity, LedgerEntry, Message, RejectedLine
+from mrules.records import REJECTS_ORDER_KEY, Activity, LedgerEntry, Message, RejectedLine
 from mrules.store import HISTORY_DAMAGE, _now, damaged_history
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
@@ -618,6 +618,13 @@ class PgStore:
                         " reason = excluded.reason, text = excluded.text",
                         [_text_row(r) for r in batch.rejects],
                     )
+                    for src in dict.fromkeys(r[0] for r in batch.rejects):
+                        cur.execute(
+                            "INSERT INTO mrules_meta (key, value) SELECT %s, count(*)::text"
+                            " FROM mrules_meta WHERE key LIKE 'rejects\\_order:%%'"
+                            " ON CONFLICT (key) DO NOTHING",
+                            (REJECTS_ORDER_KEY + _text_row((src,))[0],),
+                        )
                 if batch.shared:
                     cur.executemany(
                         "INSERT INTO mrules_shared (key, value) VALUES (%s, %s)"

@@ -428,7 +428,9 @@ def run(
             result = api.run(compiled, stream_in, store, **options)  # type: ignore[arg-type]
         summary = result.summary
         if rejects_file is not None:
-            rejected = write_rejects(rejects_file, store, source)
+            # the file lists every stream's rejects; the summary and exit 3 are this stream's
+            write_rejects(rejects_file, store)
+            rejected = len(stream_rejects(store, source))
         else:  # --store :memory: without --rejects: shown below, or no line number is kept
             unfiled = stream_rejects(store, source)
         if diagnostics is not None:
