@@ -228,3 +228,23 @@ def test_the_diagnostics_of_two_runs_on_standard_input_name_their_run(
     ]
     assert got == [("a@x.com", "- (run 1)", 1), ("b@x.com", "- (run 2)", 1)]
 
+
+def test_explain_and_the_ledger_name_each_piped_run(tmp_path: Path) -> None:
+    """The ledger and `explain` named every standard-input event `-`: two piped runs'
+    line 1 read as the same line, though the rejects already said `- (run N)`."""
+    store = str(tmp_path / "s.db")
+    actions = str(tmp_path / "actions.jsonl")
+    args = ["run", RULES, "-", "--store", store, "--actions", actions, "-q"]
+    assert invoke(*args, input=good("a", 1)).exit_code == 0
+    assert invoke(*args, input=good("a", 2)).exit_code == 0
+    res = invoke("explain", "a@example.com", "--store", store, "--format", "json")
+    assert res.exit_code == 0, res.stderr
+    sources = {(r["event"]["source"], r["event"]["line"]) for r in json.loads(res.stdout)["score"]}
+    assert sources == {("- (run 1)", 1), ("- (run 2)", 1)}
+    logged = {(r["event"]["source"], r["event"]["line"]) for r in lines_of(Path(actions))}
+    assert ("- (run 1)", 1) in logged and ("- (run 2)", 1) in logged
+    assert "-" not in {source for source, _ in logged}
+    text = invoke("explain", "a@example.com", "--store", store)
+    assert text.exit_code == 0, text.stderr
+    assert "event line 1 of - (run 1)" in text.stdout
+    assert "event line 1 of - (run 2)" in text.stdout

@@ -24,6 +24,7 @@ from mrules.diagnostics import printable
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
+from mrules.records import stdin_run
 from mrules.reports.timeline import crm_stages
 from mrules.reports.timeline import render_text as render_timeline
 from mrules.reports.timeline import timeline as lifecycle
@@ -155,7 +156,10 @@ def _cause(r: dict[str, Any]) -> str:
         # cycle's own stream, no line of an events file; its id names the cycle's plan.
         event = f", by the CRM sync (fact {ev['id']})" if ev["id"] else ", by the CRM sync"
     elif ev["line"]:
-        event = f", event line {ev['line']}" + (f" id {ev['id']}" if ev["id"] else "")
+        event = f", event line {ev['line']}"
+        if stdin_run(str(ev["source"] or "")):  # each run on standard input counts from 1
+            event += f" of {ev['source']}"
+        event += f" id {ev['id']}" if ev["id"] else ""
     elif ev["source"] == "segment":  # `mrules segment` runs with this as its stream
         event = ", by `mrules segment`"
     elif rule["kind"] != "event":

@@ -84,6 +84,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.store = store
         self.source = source  # the stream's identity in the store (an absolute path)
         self.reject_source = source  # its rejects' (`- (run N)` on standard input: start)
+        self.row_source = source  # its history rows' (`- (run N)` on standard input: start)
         self.source_label = source_label or source  # how the ledger shows it
         self.batch_size = batch_size
         self.commit_seconds = commit_seconds
@@ -229,6 +230,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.shared["stdin_runs"] = runs
             self.shared_dirty = True
             self.reject_source = stdin_run_source(runs)
+            # and the ledger names its events so too (`explain`: `line 2 of - (run 3)`)
+            self.row_source = self.reject_source
         first_seen = st.rules_first_seen()
         new_keys = [k for k in self.cs.rule_keys if k not in first_seen]
         resumed = self._resumed_rules(first_seen) | self._edited_rules(first_seen)
@@ -685,7 +688,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 self._maybe_applied[h >> 3] |= 1 << (h & 7)
                 self._filter_used = True
             if not self._rowed:  # nothing to record but the id: a bare row keeps it
-                self.batch.rows.append(Row(None, self.now, self.source, self.line, eid))
+                self.batch.rows.append(Row(None, self.now, self.row_source, self.line, eid))
         self.summary.applied += 1
 
     def release(self) -> None:
@@ -881,7 +884,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         """The history row of the current event for this prospect (a new one if needed)."""
         row = self._row
         if row is None or row.prospect != email or row.line != self.line:
-            row = Row(email, self.now, self.source, self.line, self.event_id)
+            row = Row(email, self.now, self.row_source, self.line, self.event_id)
             self.batch.rows.append(row)
             self._row, self._rowed = row, True
         return row
