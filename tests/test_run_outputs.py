@@ -248,3 +248,61 @@ def test_explain_and_the_ledger_name_each_piped_run(tmp_path: Path) -> None:
     assert text.exit_code == 0, text.stderr
     assert "event line 1 of - (run 1)" in text.stdout
     assert "event line 1 of - (run 2)" in text.stdout
+
+
+# Killed right after the store committed a batch with a report, before the file's write.
+_KILLED_AFTER_COMMIT = (
+    "import os, signal, sys, mrules.cli.run_cmd as r, mrules.outputs as o; "
+    "r.check = lambda program: []; "
+    "o.DiagnosticsFile.commit = lambda self, batch: (batch.unsettled and "
+    "os.kill(os.getpid(), signal.SIGKILL)); "
+    "from mrules.cli import main; sys.exit(main())"
+)
+
+
+def test_a_kill_between_the_commit_and_the_diagnostics_file_is_healed_on_resume(
+    tmp_path: Path,
+) -> None:
+    """The reports lived in the file only: a kill after the store's commit and before the
+    file's write lost that batch's reports for good (the resumed run does not apply the
+    event again). The store keeps them now, and the next run repairs the file."""
+    rules = tmp_path / "r.mr"
+    rules.write_text(OSCILLATING)
+    store, diagnostics = tmp_path / "s.db", tmp_path / "s.diagnostics.jsonl"
+    events = tmp_path / "ev.jsonl"
+    events.write_text(update("a", 1))
+    tail = ["run", str(rules), str(events), "--store", str(store), "-q"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER_COMMIT, *tail],
+                            capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not diagnostics.exists()  # the window: committed, not written
+    with events.open("a") as f:
+        f.write(update("c", 2, city="Lyon"))
+    rerun = subprocess.run([sys.executable, "-c", _PAST_THE_LINT, *tail],
+                           capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    got = [(r["prospect"], r["line"]) for r in lines_of(diagnostics)]
+    assert got == [("a@x.com", 1), ("c@x.com", 2)]  # a's line 1 was not applied again
+
+
+def test_an_upgraded_store_takes_in_its_diagnostics_file(tmp_path: Path) -> None:
+    """A store from before the store kept the reports has them in its file only: the first
+    run takes them in, rather than repair the file to the store's (none)."""
+    import sqlite3
+
+    store = tmp_path / "s.db"
+    events = tmp_path / "ev.jsonl"
+    events.write_text(good("a"))
+    assert invoke("run", RULES, str(events), "--store", str(store), "-q").exit_code == 0
+    with sqlite3.connect(store) as conn:  # as schema 5 left it: no note, no rows
+        conn.execute("DELETE FROM meta WHERE key = 'diagnostics_kept'")
+    report = {"prospect": "old@x.com", "source": "e.jsonl", "line": 3, "id": None,
+              "reason": "its rules do not settle", "rules": []}  # fmt: skip
+    (tmp_path / "s.diagnostics.jsonl").write_text(json.dumps(report) + "\n")
+    with events.open("a") as f:
+        f.write(good("b", 1))
+    assert invoke("run", RULES, str(events), "--store", str(store), "-q").exit_code == 0
+    assert lines_of(tmp_path / "s.diagnostics.jsonl") == [report]
+    with open_store(str(store)) as st:
+        assert [json.loads(r) for r in st.diagnostics()] == [report]
+

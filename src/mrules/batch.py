@@ -86,7 +86,7 @@ class Batch:
     # the position so that a file replaced at the same path is told apart; None: unchanged
     anchor: tuple[int, int] | None = None
     # prospects whose rules did not settle (`RunSummary.unsettled`'s reports made in this
-    # batch): not kept by the stores, written to the diagnostics file as the batch commits
+    # batch): kept by the stores (`diagnostics`), the diagnostics file rewritten from them
     unsettled: list[dict[str, Any]] = field(default_factory=list)
 
     def ledger_entries(self) -> Iterator[LedgerEntry]:

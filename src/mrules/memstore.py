@@ -31,7 +31,15 @@ from mrules.batch import (
 )
 from mrules.history import CRM, OUTBOX, STEP, Row
 from mrules.jsonbytes import kept
-from mrules.records import REJECTS_ORDER_KEY, Activity, LedgerEntry, Message, RejectedLine
+from mrules.records import (
+    DIAGNOSTICS_KEPT,
+    REJECTS_ORDER_KEY,
+    Activity,
+    LedgerEntry,
+    Message,
+    RejectedLine,
+    diagnostic_rows,
+)
 from mrules.storeapi import StoreError
 
 __all__ = ["MemoryStore"]
@@ -50,7 +58,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.path = Path(":memory:")
         self._streams: dict[str, int] = {}
-        self._meta: dict[str, Any] = {}
+        self._meta: dict[str, Any] = {DIAGNOSTICS_KEPT: "1"}
         self._rules: dict[str, tuple[str, float | None]] = {}
         self._prospects: dict[str, bytes] = {}
         self._visitors: dict[str, tuple[str | None, bytes]] = {}
@@ -62,6 +70,7 @@ class MemoryStore:
         self._crm: list[tuple[Any, ...]] = []
         self._rejects: dict[tuple[str, int], tuple[Any, ...]] = {}
         self._shared: dict[str, str] = {}
+        self._diagnostics: dict[str, bytes] = {}  # prospect -> report, oldest first
         self._max_seq = 0
         self._args: dict[bytes, dict[str, Any]] = {}  # args as JSON -> the dict rows share
         self._texts: dict[str, str] = {}  # URLs, visitor ids, asset names: one object each
@@ -205,6 +214,15 @@ class MemoryStore:
         rows = sorted(self._rejects.values(), key=lambda r: (r[0], r[1]))
         return iter([RejectedLine._make(r) for r in rows if source is None or r[0] == source])
 
+    def diagnostics(self) -> list[bytes]:
+        return list(self._diagnostics.values())
+
+    def keep_diagnostics(self, reports: list[bytes]) -> None:
+        for who, _, report in diagnostic_rows(reports, 0):
+            self._diagnostics.pop(who, None)
+            self._diagnostics[who] = report.encode()
+        self._meta[DIAGNOSTICS_KEPT] = "1"
+
     def log_start(self, log: str) -> int | None:
         return self._meta.get("actions_log:" + log)
 
@@ -270,6 +288,13 @@ class MemoryStore:
             key = REJECTS_ORDER_KEY + r[0]
             if key not in self._meta:
                 self._meta[key] = sum(k.startswith(REJECTS_ORDER_KEY) for k in self._meta)
+        if self._diagnostics:  # the reports of the prospects the batch changed drop
+            for who in [w for w in self._diagnostics if w in batch.prospects]:
+                del self._diagnostics[who]
+        for report in batch.unsettled:
+            who = report["prospect"]
+            self._diagnostics.pop(who, None)  # a fresh report goes last
+            self._diagnostics[who] = orjson.dumps(report)
         if batch.shared:
             self._shared.update(batch.shared)
         for key, kind, first in batch.rules:

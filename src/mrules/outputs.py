@@ -29,7 +29,7 @@ from mrules.atomic import OutputError, atomic_write, fsync_folder
 from mrules.batch import Batch
 from mrules.engine import RunSummary, iso
 from mrules.events import prospect_key
-from mrules.records import REJECTS_ORDER_KEY, LedgerEntry, RejectedLine, stdin_run
+from mrules.records import DIAGNOSTICS_KEPT, REJECTS_ORDER_KEY, LedgerEntry, RejectedLine, stdin_run
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import MEMORY, StateStore
 
@@ -39,6 +39,7 @@ __all__ = [
     "OutputError",
     "action_record",
     "all_rejects",
+    "diagnostics_beside",
     "export_records",
     "prospect_record",
     "remove_stale_output",
@@ -353,80 +354,84 @@ def stream_rejects(store: StateStore, source: str) -> list[RejectedLine]:
 
 
 class DiagnosticsFile:
-    """The diagnostics file of `mrules run`, kept across the runs of one store.
+    """The diagnostics file: a view of the reports the store keeps (docs/outputs.md).
 
-    It holds the reports of this run and those of earlier runs about prospects no
-    later run has changed: a report stays as long as its prospect's state is the
-    one it was made about. It is rewritten (atomically) at a commit that adds a
-    report or changes the prospect of an earlier one, so a run killed or
-    interrupted keeps the reports of what it committed; a commit that does
-    neither leaves it alone (a run with nothing unsettled no longer removes the
-    reports of an earlier run). Only a regular file is read: another file (a pipe,
-    a device) is written as before, never read.
+    The store keeps the reports, written in the transaction of the batch that makes
+    or drops them (a batch that changes a prospect drops its report; one that leaves
+    its rules unsettled reports it afresh). The file is rewritten (atomically) from
+    the store after each commit that can have changed them, and on opening it is
+    repaired if it differs from the store: a kill between a commit and the file's
+    write is healed by the next command on that store. A store upgraded from before
+    the store kept them takes in the file's reports once. Only a regular file is
+    read: another file (a pipe, a device) is written, never read nor repaired.
     """
 
-    def __init__(self, path: Path, keep_earlier: bool = True) -> None:
+    def __init__(self, path: Path, store: StateStore) -> None:
         self.path = path
-        self.reports: list[dict[str, Any]] = []  # this run's, in order
-        self.earlier: list[bytes] = []  # earlier runs' lines still standing
-        self._earlier_of: dict[str, int] = {}  # prospect -> its earlier lines
+        self.store = store
         self.written = 0
-        self._stale = not keep_earlier
-        if not keep_earlier:  # the store starts empty: those prospects are gone
-            return
+        self._reported: set[str] = set()
+        self._content = b""
+        regular = True
         try:
-            if not stat.S_ISREG(os.stat(path).st_mode):
-                return
-            data = path.read_bytes()
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+            data = path.read_bytes() if regular else b""
         except (FileNotFoundError, NotADirectoryError):
-            return
+            data = b""
         except OSError as e:
-            if e.errno == errno.ENAMETOOLONG:  # no file there: the write says what fails
-                return
-            raise OutputError(
-                f"cannot read diagnostics file {_shown(path)}: {e.strerror or e}"
-            ) from e
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            self.earlier.append(line)
-            who = _report_prospect(line)
-            if who is not None:
-                self._earlier_of[who] = self._earlier_of.get(who, 0) + 1
+            if e.errno != errno.ENAMETOOLONG:  # no file there: the write says what fails
+                raise OutputError(
+                    f"cannot read diagnostics file {_shown(path)}: {e.strerror or e}"
+                ) from e
+            data = b""
+        if store.meta().get(DIAGNOSTICS_KEPT) is None:  # upgraded: the file held them
+            store.keep_diagnostics([x for x in data.splitlines() if x.strip()])
+        self._content = data
+        if regular:
+            self.refresh()  # a kill between a commit and the file's write: healed
+        else:
+            self._reported = self._prospects(self.store.diagnostics())
+
+    @staticmethod
+    def _prospects(reports: list[bytes]) -> set[str]:
+        return {w for r in reports if (w := _report_prospect(r)) is not None}
 
     def commit(self, batch: Batch) -> None:
-        """After the store committed `batch`: its reports, and the earlier reports of
-        the prospects it changed dropped; rewritten if either changed anything."""
-        dropped = [who for who in self._earlier_of if who in batch.prospects]
-        if not dropped and not batch.unsettled:
-            return
-        if dropped:
-            gone = set(dropped)
-            for who in dropped:
-                del self._earlier_of[who]
-            self.earlier = [x for x in self.earlier if _report_prospect(x) not in gone]
-        self.reports += batch.unsettled
-        self.write()
+        """After the store committed `batch`: rewritten if it made a report or changed a
+        prospect that had one."""
+        if batch.unsettled or any(w in batch.prospects for w in self._reported):
+            self.refresh()
 
-    def write(self) -> None:
-        lines = self.earlier + [orjson.dumps(r) for r in self.reports]
+    def refresh(self) -> None:
+        """Write the store's reports to the file, if they differ from what it holds."""
+        reports = self.store.diagnostics()
+        self._reported = self._prospects(reports)
+        content = b"".join(r + b"\n" for r in reports)
+        self.written = len(reports)
+        if content == self._content:
+            return
         try:
-            if not lines:
+            if not content:
                 remove_stale_output(self.path)
             else:
-                atomic_write(self.path, b"".join(x + b"\n" for x in lines))
+                atomic_write(self.path, content)
         except OSError as e:
             raise OutputError(
-                f"cannot write diagnostics file {_shown(self.path)}: {e.strerror or e}"
+                f"cannot write diagnostics file {_shown(self.path)}: {e.strerror or e}; the"
+                " store keeps the reports, and the next run writes the file again"
             ) from e
-        self.written = len(lines)
-        self._stale = False
+        self._content = content
 
-    def finish(self) -> None:
-        """At the end of a run: a file an in-memory store's run did not write is an
-        earlier run's, about prospects that are gone: rewritten (or removed)."""
-        if self._stale:
-            self.write()
+
+def diagnostics_beside(store: StateStore) -> DiagnosticsFile | None:
+    """The default diagnostics file beside a store file (`NAME.diagnostics.jsonl`), opened
+    (so repaired) for a command that changes prospects besides `mrules run` (`segment`, a
+    sync): None for an in-memory or PostgreSQL store, which have no file beside them."""
+    where = str(store.path)
+    if where == MEMORY or "://" in where:
+        return None
+    path = Path(where)
+    return DiagnosticsFile(path.with_name(path.stem + ".diagnostics.jsonl"), store)
 
 
 def _report_prospect(line: bytes) -> str | None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "DIAGNOSTICS_KEPT",
     "REJECTS_ORDER_KEY",
     "Activity",
     "LedgerEntry",
     "Message",
     "RejectedLine",
+    "diagnostic_rows",
     "stdin_run",
     "stdin_run_source",
 ]
@@ -81,6 +83,28 @@ class RejectedLine(NamedTuple):
 REJECTS_ORDER_KEY = "rejects_order:"
 """The store's meta key `rejects_order:SOURCE` (0, 1, 2...): the order in which it first kept
 a rejected line of each stream, the order of the streams in the rejects file."""
+
+DIAGNOSTICS_KEPT = "diagnostics_kept"
+"""The store's meta key that says it holds the diagnostics reports (schema 6 on): a store
+upgraded from an older schema takes in its diagnostics file's reports once."""
+
+
+def diagnostic_rows(reports: list[bytes], start: int) -> list[tuple[str, int, str]]:
+    """Diagnostics reports (JSON text) as the store's rows (prospect, ord, report), in
+    order from `start`; a report naming no prospect (a damaged file's line) is left out."""
+    import orjson
+
+    rows: list[tuple[str, int, str]] = []
+    for report in reports:
+        try:
+            record = orjson.loads(report)
+        except orjson.JSONDecodeError:
+            continue
+        who = record.get("prospect") if isinstance(record, dict) else None
+        if isinstance(who, str):
+            rows.append((who, start + len(rows), report.decode()))
+    return rows
+
 
 _STDIN_RUN = "- (run "
 

@@ -63,7 +63,15 @@ from mrules.batch import (
 )
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, packed, unpack
 from mrules.pathkind import special_file_kind
-from mrules.records import REJECTS_ORDER_KEY, Activity, LedgerEntry, Message, RejectedLine
+from mrules.records import (
+    DIAGNOSTICS_KEPT,
+    REJECTS_ORDER_KEY,
+    Activity,
+    LedgerEntry,
+    Message,
+    RejectedLine,
+    diagnostic_rows,
+)
 from mrules.sqlitefiles import refuse_writes, unreadable_reason
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import YEARS_1_TO_9999, NotAStore, StoreError, StoreLocked, StorePathError
@@ -80,7 +88,7 @@ __all__ = [
     "damaged_history",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """Bump on every schema change, with a migration in `_MIGRATIONS`."""
 
 READS_FROM = 2
@@ -177,6 +185,11 @@ CREATE TABLE rejects (
 CREATE TABLE shared (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE diagnostics (
+    prospect TEXT PRIMARY KEY,
+    ord      INTEGER NOT NULL,
+    report   TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -429,6 +442,10 @@ _UPSERT_REJECT: Final = (
 _NOTE_REJECTS_ORDER: Final = (
     "INSERT INTO meta (key, value) SELECT ?, count(*) FROM meta"
     " WHERE key >= 'rejects_order:' AND key < 'rejects_order;' ON CONFLICT (key) DO NOTHING"
+)
+_UPSERT_DIAGNOSTIC: Final = (
+    "INSERT INTO diagnostics (prospect, ord, report) VALUES (?, ?, ?) "
+    "ON CONFLICT (prospect) DO UPDATE SET ord = excluded.ord, report = excluded.report"
 )
 _UPSERT_SHARED: Final = (
     "INSERT INTO shared (key, value) VALUES (?, ?) "
@@ -977,6 +994,32 @@ class Store:
         sql = "SELECT source, line, reason, text FROM rejects WHERE source = ? ORDER BY line"
         return self._iter(sql, (source,), make=RejectedLine._make)
 
+    def diagnostics(self) -> list[bytes]:
+        """The diagnostics reports standing (JSON text, one a prospect), oldest first."""
+        rows = self._all("SELECT report FROM diagnostics ORDER BY ord, prospect")
+        return [r[0].encode() if type(r[0]) is str else bytes(r[0]) for r in rows]
+
+    def keep_diagnostics(self, reports: list[bytes]) -> None:
+        """Take in the reports of a diagnostics file written before the store kept them
+        (an upgraded store), in a transaction of its own; notes that it holds them."""
+        if self.readonly:
+            raise StoreError(f"store {self.path} was opened read-only")
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_UPSERT_DIAGNOSTIC, diagnostic_rows(reports, 0))
+                conn.execute(_SET_META, (DIAGNOSTICS_KEPT, "1"))
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot write to store {self.path}: {_describe(e)}; {_advice(e, self.path)}"
+            ) from e
+
     def meta(self) -> dict[str, str]:
         """The meta table (schema_version, ruleset_version, clock, created_at, mrules_version)."""
         return {k: str(v) for k, v in self._all("SELECT key, value FROM meta ORDER BY key")}
@@ -1101,6 +1144,9 @@ class Store:
                     conn.executemany(_UPSERT_REJECT, batch.rejects)
                     for src in dict.fromkeys(r[0] for r in batch.rejects):
                         conn.execute(_NOTE_REJECTS_ORDER, (REJECTS_ORDER_KEY + src,))
+                part = "diagnostics"
+                if batch.unsettled or batch.prospects:
+                    _commit_diagnostics(conn, batch)
                 part = "shared"
                 if batch.shared:
                     conn.executemany(_UPSERT_SHARED, batch.shared.items())
@@ -1838,6 +1884,36 @@ def _refuse_newer(version: int, path: Path) -> None:
         )
 
 
+def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
+    """Schema 5 -> 6: the diagnostics reports are kept in the store (`diagnostics`).
+
+    The reports of an upgraded store are in its diagnostics file: the first run that
+    writes the file takes them in (`keep_diagnostics`), since no `diagnostics_kept`
+    meta key says the store holds them already.
+    """
+    conn.execute(
+        "CREATE TABLE diagnostics (prospect TEXT PRIMARY KEY, ord INTEGER NOT NULL,"
+        " report TEXT NOT NULL) WITHOUT ROWID"
+    )
+
+
+_MIGRATIONS[5] = _migrate_5_to_6
+
+
+def _commit_diagnostics(conn: sqlite3.Connection, batch: Batch) -> None:
+    """In the batch's transaction: the reports of the prospects it changed dropped (their
+    state is no longer the one the report was made about), its own reports kept."""
+    reported = [r[0] for r in conn.execute("SELECT prospect FROM diagnostics")]
+    if reported:  # few: read them all rather than look up every changed prospect
+        gone = [(p,) for p in reported if p in batch.prospects]
+        if gone:
+            conn.executemany("DELETE FROM diagnostics WHERE prospect = ?", gone)
+    if batch.unsettled:
+        top = conn.execute("SELECT coalesce(max(ord), -1) FROM diagnostics").fetchone()[0]
+        rows = diagnostic_rows([orjson.dumps(r) for r in batch.unsettled], int(top) + 1)
+        conn.executemany(_UPSERT_DIAGNOSTIC, rows)
+
+
 def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -1854,6 +1930,7 @@ def _init_schema(conn: sqlite3.Connection, path: Path) -> None:
                     ("created_at", _now()),
                     ("mrules_version", __version__),
                     ("store_id", uuid.uuid4().hex),
+                    (DIAGNOSTICS_KEPT, "1"),
                 ],
             )
         else:

@@ -33,13 +33,21 @@ from mrules.batch import (
     rows_of_records,
 )
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
-from mrules.records import REJECTS_ORDER_KEY, Activity, LedgerEntry, Message, RejectedLine
+from mrules.records import (
+    DIAGNOSTICS_KEPT,
+    REJECTS_ORDER_KEY,
+    Activity,
+    LedgerEntry,
+    Message,
+    RejectedLine,
+    diagnostic_rows,
+)
 from mrules.store import HISTORY_DAMAGE, _now, damaged_history
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump on every schema change, with its step in `PgStore.open` (as `mrules.store`'s)."""
 LOCK_KEY = 0x6D72756C  # "mrul": the advisory lock of the writer
 
@@ -65,9 +73,15 @@ CREATE INDEX IF NOT EXISTS mrules_history_event ON mrules_history (event)
 CREATE TABLE IF NOT EXISTS mrules_rejects (source text, line bigint, reason text, text text,
     PRIMARY KEY (source, line));
 CREATE TABLE IF NOT EXISTS mrules_shared (key text PRIMARY KEY, value text);
+CREATE TABLE IF NOT EXISTS mrules_diagnostics (prospect text PRIMARY KEY, ord bigint NOT NULL,
+    report text NOT NULL);
 """
 
 _COLUMNS = "prospect, visitor, ts, seq, event_id, data"
+_UPSERT_DIAGNOSTIC = (
+    "INSERT INTO mrules_diagnostics (prospect, ord, report) VALUES (%s, %s, %s)"
+    " ON CONFLICT (prospect) DO UPDATE SET ord = excluded.ord, report = excluded.report"
+)
 _SET_META = (
     "INSERT INTO mrules_meta (key, value) VALUES (%s, %s)"
     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -173,11 +187,14 @@ class PgStore:
                         conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
                         conn.execute(_SET_META, ("created_at", _now()))
                         conn.execute(_SET_META, ("mrules_version", __version__))
+                        conn.execute(_SET_META, (DIAGNOSTICS_KEPT, "1"))
                     elif version < SCHEMA_VERSION:
                         # 2 -> 3: new history rows are MessagePack; the JSON ones stay
                         # readable (`history.load_data`), so nothing else changes.
                         if version < 4:
                             store._migrate_3_to_4()
+                        # 4 -> 5: `mrules_diagnostics` (made above); the first run takes
+                        # in the diagnostics file's reports (no `diagnostics_kept` yet).
                         conn.execute(_SET_META, ("schema_version", str(SCHEMA_VERSION)))
             version = store._meta_int("schema_version", "the schema version")
             if version is None:
@@ -524,6 +541,18 @@ class PgStore:
             rows = self._all(sql, (source,))
         return iter([RejectedLine._make(r) for r in rows])
 
+    def diagnostics(self) -> list[bytes]:
+        rows = self._all('SELECT report FROM mrules_diagnostics ORDER BY ord, prospect COLLATE "C"')
+        return [r[0].encode() for r in rows]
+
+    def keep_diagnostics(self, reports: list[bytes]) -> None:
+        if self.readonly:
+            raise StoreError(f"store {_shown(self.url)} was opened read-only")
+        conn = self._c()
+        with conn.transaction():
+            conn.cursor().executemany(_UPSERT_DIAGNOSTIC, diagnostic_rows(reports, 0))
+            conn.execute(_SET_META, (DIAGNOSTICS_KEPT, "1"))
+
     def log_start(self, log: str) -> int | None:
         return self._meta_int("actions_log:" + log, f"the start of action log {log}")
 
@@ -625,6 +654,16 @@ class PgStore:
                             " ON CONFLICT (key) DO NOTHING",
                             (REJECTS_ORDER_KEY + _text_row((src,))[0],),
                         )
+                if batch.unsettled or batch.prospects:
+                    cur.execute("SELECT prospect FROM mrules_diagnostics")
+                    gone = [(w,) for (w,) in cur.fetchall() if w in batch.prospects]
+                    if gone:
+                        cur.executemany("DELETE FROM mrules_diagnostics WHERE prospect = %s", gone)
+                    if batch.unsettled:
+                        cur.execute("SELECT coalesce(max(ord), -1) FROM mrules_diagnostics")
+                        top = int(cur.fetchone()[0]) + 1
+                        made = [orjson.dumps(r) for r in batch.unsettled]
+                        cur.executemany(_UPSERT_DIAGNOSTIC, diagnostic_rows(made, top))
                 if batch.shared:
                     cur.executemany(
                         "INSERT INTO mrules_shared (key, value) VALUES (%s, %s)"
@@ -684,6 +723,7 @@ _COPIED = (
     ("history", "id, prospect, visitor, ts, seq, event_id, event, messages, data", "id"),
     ("rejects", "source, line, reason, text", "source, line"),
     ("shared", "key, value", "key"),
+    ("diagnostics", "prospect, ord, report", "ord"),
     ("rules", "key, kind, first_seen", "key"),
     ("streams", "source, line, updated_at", "source"),
 )

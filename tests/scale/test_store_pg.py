@@ -485,12 +485,13 @@ def test_a_schema_3_store_gets_the_rule_s_do_not_sync_apart(db: str, tmp_path: P
     before a rule's `do not sync` was kept apart from the CRM's deletion has no `dr`;
     its first open for writing gives it to Bob (marked by a rule, then deleted in the
     CRM: his history says the rule's step came last), not to Carol (marked by the
-    deletion alone). The version was left at 3, so an older mrules took the store."""
+    deletion alone). The version was left at 3, so an older mrules took the store;
+    the open goes on to 5 (the diagnostics table)."""
     from tests.sync.test_undelete_keeps_rule_mark import changes, world
 
     from mrules.store_pg import SCHEMA_VERSION, PgStore, copy_from_sqlite
 
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     w = world(tmp_path)
     w.sync("run", "--until", "2026-11-02T09:20:00Z", "--changes", changes(
         w, "c1.jsonl",
@@ -519,6 +520,6 @@ def test_a_schema_3_store_gets_the_rule_s_do_not_sync_apart(db: str, tmp_path: P
             "SELECT email, state FROM mrules_prospects WHERE state IS NOT NULL")}  # fmt: skip
         version = conn.execute(
             "SELECT value FROM mrules_meta WHERE key = 'schema_version'").fetchone()[0]  # fmt: skip
-    assert version == "4"
+    assert version == "5"
     assert after["bob@x.com"] == {**states["bob@x.com"], "dr": True}
     assert after["carol@x.com"] == states["carol@x.com"]

@@ -383,7 +383,7 @@ def run(
         nonlocal log, diagnostics
         try:
             if diagnostics_file is not None:
-                diagnostics = DiagnosticsFile(diagnostics_file, keep_earlier=not in_memory)
+                diagnostics = DiagnosticsFile(diagnostics_file, store)
             if actions_path:
                 log = ActionLog(Path(actions_path), store)
         except OutputError as e:
@@ -433,8 +433,6 @@ def run(
             rejected = len(stream_rejects(store, source))
         else:  # --store :memory: without --rejects: shown below, or no line number is kept
             unfiled = stream_rejects(store, source)
-        if diagnostics is not None:
-            diagnostics.finish()
     except StreamReplacedError as e:  # nothing of it was read
         fail(str(e))
     except SourceNotOpenedError as e:  # nothing read: no lines kept, nothing to resume
