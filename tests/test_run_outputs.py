@@ -306,3 +306,45 @@ def test_an_upgraded_store_takes_in_its_diagnostics_file(tmp_path: Path) -> None
     with open_store(str(store)) as st:
         assert [json.loads(r) for r in st.diagnostics()] == [report]
 
+
+CALMED = """
+tag "calm"
+dynamic list "A" {
+  when all {
+    not in list "B"
+    not tagged "calm"
+  }
+}
+dynamic list "B" {
+  when all {
+    in list "A"
+  }
+}
+segmentation rule "Calm" {
+  when all {
+    not tagged "calm"
+  }
+  then {
+    add tag "calm"
+  }
+}
+"""
+
+
+def test_segment_drops_the_report_of_a_prospect_whose_rules_now_settle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mrules segment` changed the prospect (its rules settle now) and left its report."""
+    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
+    rules = tmp_path / "r.mr"
+    rules.write_text(CALMED)
+    store = str(tmp_path / "s.db")
+    diagnostics = tmp_path / "s.diagnostics.jsonl"
+    res = invoke("run", str(rules), "-", "--store", store, "-q", input=update("a", 1))
+    assert res.exit_code == 0, res.stderr
+    assert [r["prospect"] for r in lines_of(diagnostics)] == ["a@x.com"]
+    res = invoke("segment", str(rules), "--store", store)
+    assert res.exit_code == 0, res.stderr
+    assert not diagnostics.exists()
+    with open_store(store) as st:
+        assert st.diagnostics() == []

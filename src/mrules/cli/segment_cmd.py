@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
-from mrules.cli.common import PATH, READ_STORE_PATH, fail, stdout_or_exit
+from mrules.atomic import OutputError
+from mrules.cli.common import EXIT_STORE, PATH, READ_STORE_PATH, fail, stdout_or_exit
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.engine import Engine
 from mrules.loader import printable_path
+from mrules.outputs import diagnostics_beside
 from mrules.storeapi import MEMORY, is_postgres_url
 
 __all__ = ["COMMANDS"]
@@ -64,10 +66,18 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
         return
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
-        engine = Engine(compiled, store, source="segment")
+        try:  # its reports: a prospect segmented afresh drops its old one (docs/outputs.md)
+            diagnostics = diagnostics_beside(store)
+        except OutputError as e:
+            fail(str(e), EXIT_STORE)
+        on_commit = diagnostics.commit if diagnostics is not None else None
+        engine = Engine(compiled, store, source="segment", on_commit=on_commit)
         engine.start()
         counts = engine.segment()
-        engine.commit(store.stream_position("segment"))
+        try:
+            engine.commit(store.stream_position("segment"))
+        except OutputError as e:
+            fail(f"{e}; the store keeps what the segmentation did", EXIT_STORE)
     finally:
         store.close()
     for name, n in counts.items():

@@ -146,8 +146,10 @@ def _session(
 
     `read_only` (a plan): no sync file is created when there is none yet (an empty one
     in memory stands for it)."""
+    from mrules.atomic import OutputError
     from mrules.cli.run_cmd import open_store, rules_or_exit
     from mrules.crm.connect import CrmConnectError, open_crm
+    from mrules.outputs import diagnostics_beside
     from mrules.sync import SyncConfig, SyncConfigError, SyncDb, default_sync_path
     from mrules.sync.db import SyncDbError
 
@@ -175,7 +177,13 @@ def _session(
             crm.close()
             fail(str(e), EXIT_STORE)
         try:
+            # the reports of the prospects the sync changes drop with their old state
+            diagnostics = None if read_only else diagnostics_beside(store)
             yield compiled, config, store, crm, db
+            if diagnostics is not None:
+                diagnostics.refresh()
+        except OutputError as e:
+            fail(f"{e}; the store keeps what the sync did", EXIT_STORE)
         except CrmCallError as e:
             fail(f"the CRM refused the call: {e}", EXIT_STORE)
         except UNREADABLE as e:
