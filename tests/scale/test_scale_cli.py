@@ -530,3 +530,46 @@ def test_a_scheduler_not_reached_leaves_no_shard_folder(getcloudy: Path) -> None
     r = subprocess.run([*cmd, "old.db"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert kept.read_bytes() == b"a finished shard"
+
+
+OSCILLATING = """
+dynamic list "A" {
+  when all {
+    not in list "B"
+  }
+}
+dynamic list "B" {
+  when all {
+    in list "A"
+  }
+}
+"""
+
+
+def test_the_merged_store_keeps_the_buckets_diagnostics_and_rejects_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The diagnostics reports are kept in the store: the merge dropped the shards', so the
+    next run on the merged store repaired the partitioned run's diagnostics file to none."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
+    Path("r.mr").write_text(OSCILLATING)
+    lines = [json.dumps({"ts": f"2026-11-02T09:00:0{i}Z", "type": "prospect_update",
+                         "prospect": f"{w}@x.com", "fields": {}}) + "\n"
+             for i, w in enumerate(["a", "b", "c", "d"])]  # fmt: skip
+    Path("events.jsonl").write_text("".join(lines) + "{bad\n")
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    many = _invoke("run", "r.mr", "part", "--engine", "local", "--store", "many.db", "-q")
+    assert many.exit_code == 3, many.output
+
+    def reported_in(path: str) -> list[str]:
+        return sorted(json.loads(x)["prospect"] for x in Path(path).read_text().splitlines())
+
+    reported = reported_in("many.diagnostics.jsonl")
+    assert reported == ["a@x.com", "b@x.com", "c@x.com", "d@x.com"]
+    rejects = Path("many.rejects.jsonl").read_bytes()
+    Path("empty.jsonl").write_text("")
+    again = _invoke("run", "r.mr", "empty.jsonl", "--store", "many.db", "-q")
+    assert again.exit_code == 0, again.output
+    assert reported_in("many.diagnostics.jsonl") == reported
+    assert Path("many.rejects.jsonl").read_bytes() == rejects

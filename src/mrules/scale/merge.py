@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from mrules.history import Interner, dump_data, load_data
+from mrules.records import REJECTS_ORDER_KEY, diagnostic_rows
 from mrules.store import SCHEMA_VERSION, Store
 from mrules.vocab import Action
 
@@ -397,6 +398,7 @@ def _copy_rest(
     seen: set[str] = set()
     visitors: dict[str, tuple[str | None, bytes]] = {}
     rejects: dict[tuple[str, int], tuple[Any, ...]] = {}
+    reports: list[Any] = []
     shared: dict[str, str] = {}
     rules: dict[str, tuple[str, str, float | None]] = {}
     clock: float | None = None
@@ -419,6 +421,12 @@ def _copy_rest(
             visitors[vid] = (prospect, history)
         for row in s.conn.execute("SELECT source, line, reason, text FROM rejects"):
             rejects.setdefault((row[0], row[1]), row)
+        kept = s.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'diagnostics'"
+        ).fetchone()
+        if kept is not None:  # the reports of the shard's prospects (docs/outputs.md)
+            reports += [r[0] for r in s.conn.execute(
+                "SELECT report FROM diagnostics ORDER BY ord, prospect")]  # fmt: skip
         for key, value in s.conn.execute("SELECT key, value FROM shared"):
             if key in shared and shared[key] != value:
                 raise MergeError(
@@ -442,6 +450,17 @@ def _copy_rest(
     conn.executemany(
         "INSERT INTO rejects (source, line, reason, text) VALUES (?, ?, ?, ?)",
         [rejects[k] for k in order],
+    )
+    # the streams with rejected lines, in archive order (the rejects file lists them so)
+    firsts = sorted({k[0] for k in rejects}, key=lambda f: (ordinals.get(f, -1), f))
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        [(REJECTS_ORDER_KEY + f, i) for i, f in enumerate(firsts)],
+    )
+    conn.executemany(
+        "INSERT INTO diagnostics (prospect, ord, report) VALUES (?, ?, ?)"
+        " ON CONFLICT (prospect) DO NOTHING",
+        diagnostic_rows([r.encode() if isinstance(r, str) else bytes(r) for r in reports], 0),
     )
     conn.executemany("INSERT INTO shared (key, value) VALUES (?, ?)", shared.items())
     conn.executemany(
