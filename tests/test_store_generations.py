@@ -218,7 +218,7 @@ def test_a_schema_3_store_reads_as_it_is_and_upgrades_its_indexes(tmp_path: Path
     # A run upgrades the indexes, resumes where the half stopped and ends as a fresh run.
     assert cli("run", RULES, str(whole), "--store", str(old), "-q").exit_code == 0
     with Store.open(old, readonly=True) as s:
-        assert s.meta()["schema_version"] == str(SCHEMA_VERSION) == "5"
+        assert s.meta()["schema_version"] == str(SCHEMA_VERSION) == "6"
     assert _index_sql(old) == _index_sql(fresh)
     assert "id >> 16" in _index_sql(old)["history_prospect"]
     for args in (("state", "export"), ("state", "outbox"), ("explain", email)):

@@ -1892,7 +1892,7 @@ def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
     meta key says the store holds them already.
     """
     conn.execute(
-        "CREATE TABLE diagnostics (prospect TEXT PRIMARY KEY, ord INTEGER NOT NULL,"
+        "CREATE TABLE IF NOT EXISTS diagnostics (prospect TEXT PRIMARY KEY, ord INTEGER NOT NULL,"
         " report TEXT NOT NULL) WITHOUT ROWID"
     )
 
