@@ -798,3 +798,26 @@ def test_a_partitioned_run_into_a_store_under_a_file_says_the_parent_is_a_file(
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 2, res.stderr
     assert f"{events} is a file, not a folder; give another --store path" in res.stderr
+
+
+@pytest.mark.parametrize("events", ["-", EVENTS])
+def test_an_interrupt_while_the_store_opens_is_not_said_to_resume_a_pipe(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: str
+) -> None:
+    """Ctrl-C between the store's lock and the run's start (a slow open, a migration) fell
+    to the catch-all message, "running the same command again resumes", which a pipe
+    never does (tests/test_slow_stream.py saw it under load)."""
+    import mrules.cli.run_cmd as run_cmd
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_cmd, "open_store", interrupted)
+    res = invoke("run", RULES, events, "--store", str(tmp_path / "s.db"), input=GOOD)
+    no_crash(res)
+    assert res.exit_code == 130, res.output
+    assert "interrupted before the run began; the store keeps what was committed" in res.output
+    if events == "-":
+        assert "not resumed by position" in res.output and "resumes" not in res.output
+    else:
+        assert "running the same command again starts it" in res.output

@@ -358,44 +358,47 @@ def run(
     output_folder_or_exit("--actions", actions_path)
     output_folder_or_exit("--rejects", rejects_path)
     output_folder_or_exit("--diagnostics", diagnostics_path)
-    store = open_store(store_path, wait=wait, timeout=wait_timeout)
-    in_memory = store_path == MEMORY
-    # where an earlier run on standard input or a pipe left `-`: not this run's lines
-    before = store.stream_position(source) if source == "-" else 0
-    if rejects_path:
-        rejects_file: Path | None = Path(rejects_path)
-    else:
-        rejects_file = None if in_memory else _beside(store.path, ".rejects.jsonl")
-    if diagnostics_path:
-        diagnostics_file: Path | None = Path(diagnostics_path)
-    else:
-        diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
-    rejected = 0
-    unfiled: list[RejectedLine] = []  # rejected lines with no rejects file to go to
-    console = _Console(stderr=True)
-    if not console.is_terminal:
-        # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
-        console = _Console(stderr=True, width=200)
+    try:
+        store = open_store(store_path, wait=wait, timeout=wait_timeout)
+        # where an earlier run on standard input or a pipe left `-`: not this run's lines
+        before = store.stream_position(source) if source == "-" else 0
+    except KeyboardInterrupt:  # the run had not begun: nothing of this stream applied
+        fail(_not_begun(source), EXIT_INTERRUPTED)
     log: ActionLog | None = None
     diagnostics: DiagnosticsFile | None = None
-
-    def open_log() -> None:  # once the store is read: a damaged one is refused untouched
-        nonlocal log, diagnostics
-        try:
-            if diagnostics_file is not None:
-                diagnostics = DiagnosticsFile(diagnostics_file, store)
-            if actions_path:
-                log = ActionLog(Path(actions_path), store)
-        except OutputError as e:
-            fail(str(e), EXIT_STORE)
-
-    def write_log(batch: Batch) -> None:
-        if log is not None:
-            log.write(batch.ledger_entries())
-        if diagnostics is not None:
-            diagnostics.commit(batch)
-
     try:
+        in_memory = store_path == MEMORY
+        if rejects_path:
+            rejects_file: Path | None = Path(rejects_path)
+        else:
+            rejects_file = None if in_memory else _beside(store.path, ".rejects.jsonl")
+        if diagnostics_path:
+            diagnostics_file: Path | None = Path(diagnostics_path)
+        else:
+            diagnostics_file = None if in_memory else _beside(store.path, ".diagnostics.jsonl")
+        rejected = 0
+        unfiled: list[RejectedLine] = []  # rejected lines with no rejects file to go to
+        console = _Console(stderr=True)
+        if not console.is_terminal:
+            # In CI logs and pipes, print whole paths rather than cut them at 80 columns.
+            console = _Console(stderr=True, width=200)
+
+        def open_log() -> None:  # once the store is read: a damaged one is refused untouched
+            nonlocal log, diagnostics
+            try:
+                if diagnostics_file is not None:
+                    diagnostics = DiagnosticsFile(diagnostics_file, store)
+                if actions_path:
+                    log = ActionLog(Path(actions_path), store)
+            except OutputError as e:
+                fail(str(e), EXIT_STORE)
+
+        def write_log(batch: Batch) -> None:
+            if log is not None:
+                log.write(batch.ledger_entries())
+            if diagnostics is not None:
+                diagnostics.commit(batch)
+
         options = {
             "now": now_ts,
             "commit_every": commit_every,
@@ -491,6 +494,16 @@ class _Console(Console):
 
 _RESUME = "running the same command again resumes after them"
 _REPAIR = "repair or complete the file, then run the same command again: it resumes after them"
+
+
+def _not_begun(source: str) -> str:
+    """`interrupted` while the store was being opened: nothing of this run was applied."""
+    then = (
+        "standard input or a pipe is not resumed by position: give the same lines again"
+        if source == "-"
+        else "running the same command again starts it"
+    )
+    return f"interrupted before the run began; the store keeps what was committed; {then}"
 
 
 def _stopped(
