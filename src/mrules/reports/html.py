@@ -130,6 +130,10 @@ def _num(x: Any, fmt: str = ",") -> str:
     return format(x, fmt)
 
 
+def _days(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.1f}"
+
+
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{x:.1%}"
 
@@ -210,18 +214,24 @@ def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
     p.chart("funnel", charts.funnel(f))
     conv = f.get("conversions") or []
     if conv:
+        # Each step's velocity beside its conversion, with `n`, the prospects behind the
+        # days, as `mrules report funnel` shows them: a median of 2 is not one of 2,000.
+        vel = {(v["from"], v["to"]): v for v in f.get("velocity") or []}
         p.add(
             _table(
-                ["from", "to", "conversion"],
+                ["from", "to", "conversion", "median days", "mean days", "n"],
                 [
                     [
                         charts.STAGE_LABELS.get(c["from"], c["from"]),
                         charts.STAGE_LABELS.get(c["to"], c["to"]),
                         _pct(c["rate"]),
+                        _days(vel.get((c["from"], c["to"]), {}).get("median_days")),
+                        _days(vel.get((c["from"], c["to"]), {}).get("mean_days")),
+                        _num(vel.get((c["from"], c["to"]), {}).get("n")),
                     ]
                     for c in conv
                 ],
-                {2},
+                {2, 3, 4, 5},
             )
         )
     p.chart("velocity", charts.velocity(f))

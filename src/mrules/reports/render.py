@@ -74,10 +74,13 @@ def _funnel(r: dict[str, Any]) -> list[Table]:
                 _pct(conv.get(s["stage"])) if s["stage"] in conv else "",
                 _day(v["median_days"]) if v else "",
                 _day(v["mean_days"]) if v else "",
+                # the prospects behind the days: a median of 2 is not one of 2,000
+                _num(v["n"]) if v else "",
             )
         )
     title = f"funnel ({r['reading']} reading, {_range(r)})"
-    out = [_table(title, ("stage", "count", "to next", "median days", "mean days"), rows)]
+    cols = ("stage", "count", "to next", "median days", "mean days", "n")
+    out = [_table(title, cols, rows)]
     seed = r["seed"]
     out.append(
         _table(
