@@ -46,15 +46,15 @@ def report() -> None:
     """
 
 
-def _emit(data: dict[str, Any], fmt: str) -> None:
-    _write(data, fmt)
+def _emit(data: dict[str, Any], fmt: str, store_path: str) -> None:
+    _write(data, fmt, store_path)
     # What the report left out or could not use (a campaign's negative cost), in every
     # format: on standard error, so a JSON or CSV output stays as it is.
     for note in data.get("notes") or ():
         click.echo(f"note: {note}", err=True)
 
 
-def _write(data: dict[str, Any], fmt: str) -> None:
+def _write(data: dict[str, Any], fmt: str, store_path: str) -> None:
     from mrules.reports.render import csv_text, tables
 
     if fmt == "json":
@@ -78,6 +78,7 @@ def _write(data: dict[str, Any], fmt: str) -> None:
     console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 100_000)
     for t in tables(data):
         console.print(t)
+    _nothing_to_report(data, store_path)  # under empty tables: why they are empty
     if data["report"] not in ("funnel", "campaigns", "rules"):
         return
     if data.get("sync") is False:
@@ -98,6 +99,24 @@ def _write(data: dict[str, Any], fmt: str) -> None:
         )
 
 
+def _nothing_to_report(data: dict[str, Any], store_path: str) -> None:
+    """Under empty tables, the one line that says why: no prospect in the store yet, or none
+    in the range (JSON and CSV stay as they are: an empty list is a program's answer)."""
+    from mrules.reports.render import is_empty, nothing_to_report
+    from mrules.store import Store
+
+    if not is_empty(data):
+        return
+    store = Store.open(store_path, readonly=True)
+    try:
+        stored = store.has_prospects()
+    finally:
+        store.close()
+    line = nothing_to_report(data, stored=stored)
+    if line is not None:
+        click.echo(line)
+
+
 def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None:
     from mrules.reports import ReportError, ReportRulesError
 
@@ -112,7 +131,7 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
             data = build()
         except ReportError as e:
             fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
-        _emit(data, fmt)
+        _emit(data, fmt, store_path)
 
 
 @report.command("funnel")

@@ -208,6 +208,7 @@ def html(
         store = open_store(store_path, readonly=True)
         try:
             with store.snapshot():
+                data["stored"] = store.has_prospects()  # an empty page says why
                 email = prospect_key(timeline_email) if timeline_email else None
                 if email is None:
                     email = page.default_prospect(store, sync_path)

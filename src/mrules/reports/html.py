@@ -168,12 +168,28 @@ class _Page:
         self.parts.append(text)
 
 
+def _nothing(p: _Page, report: dict[str, Any], stored: bool | None) -> None:
+    """Under a section's title, the line `mrules report KIND` prints under empty tables: why
+    there is nothing in it (none in the range; a store with no prospect says it once, on top)."""
+    from mrules.reports.render import nothing_to_report
+
+    line = None if stored is False else nothing_to_report(report, stored=stored)
+    if line is not None:
+        p.add(_nothing_note(line))
+
+
+def _nothing_note(line: str) -> str:
+    """The line as a note, its `command` as code, as the page's other notes write it."""
+    return "<p class='note nothing'>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", _e(line)) + "</p>"
+
+
 def _range(data: dict[str, Any]) -> str:
     return charts.date_range(data.get("funnel") or {}) or "all time"
 
 
-def _funnel_section(p: _Page, f: dict[str, Any]) -> None:
+def _funnel_section(p: _Page, f: dict[str, Any], stored: bool | None = None) -> None:
     p.add("<section id='funnel'><h2>Lifecycle funnel</h2>")
+    _nothing(p, f, stored)
     seed = f.get("seed") or {}
     figures = (
         ("MQLs", seed.get("mqls")),
@@ -245,8 +261,9 @@ TABLE_CAMPAIGNS = 100
 data, made a page of 8.5 MB."""
 
 
-def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
+def _campaigns_section(p: _Page, c: dict[str, Any], stored: bool | None = None) -> None:
     p.add("<section id='campaigns'><h2>Campaigns: ROI and influence</h2>")
+    _nothing(p, c, stored)
     p.chart("campaign-roi", charts.campaign_roi(c))
     p.chart("campaign-influence", charts.campaign_influence(c))
     rows = [
@@ -313,16 +330,18 @@ def _campaigns_section(p: _Page, c: dict[str, Any]) -> None:
     p.add("</section>")
 
 
-def _scores_section(p: _Page, s: dict[str, Any]) -> None:
+def _scores_section(p: _Page, s: dict[str, Any], stored: bool | None = None) -> None:
     p.add("<section id='scores'><h2>Scores and grades</h2>")
+    _nothing(p, s, stored)
     p.chart("score-distribution", charts.score_distribution(s))
     p.chart("score-at-mql", charts.score_at_mql(s))
     p.chart("grade-distribution", charts.grade_distribution(s))
     p.add("</section>")
 
 
-def _rules_section(p: _Page, r: dict[str, Any]) -> None:
+def _rules_section(p: _Page, r: dict[str, Any], stored: bool | None = None) -> None:
     p.add("<section id='rules'><h2>Rule effectiveness</h2>")
+    _nothing(p, r, stored)
     p.chart("rules", charts.rule_effectiveness(r))
     never = r.get("never_matched") or []
     if never:
@@ -545,15 +564,22 @@ def _replay_section(p: _Page, d: dict[str, Any]) -> None:
 
 def page(data: dict[str, Any], *, script: Callable[[], str] = javascript) -> str:
     """The whole HTML page for `data`: {"funnel", "campaigns", "rules", "scores", "timeline",
-    "replay_diff", "title", "generated"} (each report optional but the page shows all sections).
+    "replay_diff", "title", "generated", "stored"} (each report optional but the page shows all
+    sections; `stored`: whether the store holds any prospect).
     """
     p = _Page()
     title = data.get("title") or "mrules report"
     generated = data.get("generated") or utc_text(dt.datetime.now(dt.UTC))
-    _funnel_section(p, data.get("funnel") or {})
-    _campaigns_section(p, data.get("campaigns") or {})
-    _rules_section(p, data.get("rules") or {})
-    _scores_section(p, data.get("scores") or {})
+    # Whether the store holds any prospect (`mrules report html` asks it; None: not known).
+    stored = data.get("stored")
+    if stored is False:
+        from mrules.reports.render import NO_PROSPECT
+
+        p.add(_nothing_note(NO_PROSPECT))
+    _funnel_section(p, data.get("funnel") or {}, stored)
+    _campaigns_section(p, data.get("campaigns") or {}, stored)
+    _rules_section(p, data.get("rules") or {}, stored)
+    _scores_section(p, data.get("scores") or {}, stored)
     _timeline_section(p, data.get("timeline"))
     if data.get("replay_diff") is not None:
         _replay_section(p, data["replay_diff"])

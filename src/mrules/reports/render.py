@@ -14,7 +14,7 @@ from rich.text import Text
 from mrules.reports._campaigns import UNATTRIBUTED, campaign_label
 from mrules.reports._history import kind_label
 
-__all__ = ["csv_text", "tables"]
+__all__ = ["csv_text", "is_empty", "nothing_to_report", "tables"]
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -202,6 +202,75 @@ def _scores(r: dict[str, Any]) -> list[Table]:
             _bars(at["histogram"]),
         ),
     ]
+
+
+# -- nothing to report ------------------------------------------------------------------------
+def is_empty(report: dict[str, Any]) -> bool:
+    """Whether the report counts nothing at all in its range: its tables are empty or zeros.
+
+    The funnel: no visitor and no prospect at any stage; the campaigns: no prospect, member,
+    opportunity or win credited to any campaign, nothing won; the rules: no rule acted; the
+    scores: no prospect. (A campaign's cost alone, a rule that never matched, are no figure.)
+    """
+    kind = report.get("report")
+    if kind == "funnel":
+        return not any(s["count"] for s in report.get("stages") or ())
+    if kind == "campaigns":
+        counted = ("prospects", "mqls", "members", "opportunities", "won")
+        won = (report.get("totals") or {}).get("won_amount")
+        return not won and not any(c.get(k) for c in report.get("campaigns") or () for k in counted)
+    if kind == "rules":
+        return not report.get("rules")
+    if kind == "scores":  # the prospects created in the range
+        return not report.get("score_histogram")
+    return False
+
+
+_IN_RANGE = {
+    "funnel": "no visitor first seen and no prospect created in that range",
+    "campaigns": "no prospect created, no campaign member, opportunity or win in that range",
+    "rules": "no rule acted on a prospect in that range",
+    "scores": "no prospect created in that range",
+}
+_ALL_TIME = {
+    "funnel": "no visitor or prospect is counted",
+    "campaigns": "no prospect has a source campaign, no campaign member, opportunity or win"
+    " is known",
+    "rules": "no rule has acted on a prospect",
+    "scores": "no prospect is counted",
+}
+NO_PROSPECT = (
+    "Nothing to report yet: the store holds no prospect (run events into it with `mrules run`)."
+)
+
+
+def nothing_to_report(report: dict[str, Any], *, stored: bool | None) -> str | None:
+    """The one line that says why an empty report is empty, or None when it is not empty.
+
+    `stored`: whether the store holds any prospect (None: not known). The table format
+    prints the line under its tables and the HTML page in the report's section; JSON and
+    CSV do not (an empty list is a fine answer for a program).
+    """
+    if not is_empty(report):
+        return None
+    if stored is False:
+        return NO_PROSPECT
+    kind = str(report["report"])
+    since, until = report.get("since"), report.get("until")
+    if since is None and until is None:
+        return f"Nothing to report yet: {_ALL_TIME[kind]}."
+    if kind == "funnel" and report.get("reading") == "stage":
+        why = "no visitor first seen and no stage entered in that range"
+    else:
+        why = _IN_RANGE[kind]
+    span = (
+        f"before {until}"
+        if since is None
+        else f"from {since} on"
+        if until is None
+        else f"from {since} to {until}"
+    )
+    return f"Nothing to report {span}: {why}."
 
 
 # -- CSV -------------------------------------------------------------------------------------
