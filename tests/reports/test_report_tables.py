@@ -1,12 +1,21 @@
 """What the people-facing outputs of `mrules report` (the table format and the HTML page)
-show beyond the JSON's numbers: how many prospects a velocity stands on."""
+show beyond the JSON's numbers: how many prospects a velocity stands on; on a terminal,
+tables that wrap long names rather than cut them or a figure."""
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
 from click.testing import CliRunner
+from rich.cells import cell_len
 
 from mrules.cli import main
 
@@ -58,3 +67,66 @@ def test_the_html_funnel_table_shows_the_velocity_and_its_n(store: str) -> None:
         ["MQLs", "SQLs", "77.8%", "2.0", "2.6", "7"],
         ["SQLs", "Won", "71.4%", "15.0", "15.2", "5"],
     ]
+
+
+# -- a table on a terminal ----------------------------------------------------------------------
+def _on_a_terminal(columns: int, *args: str | Path) -> str:
+    """`mrules report ARGS` with standard output on a terminal `columns` wide: what it shows."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": str(columns), "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mrules", "report", *map(str, args)],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the process closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()).replace("\r\n", "\n")
+
+
+LONG = [f"utm_campaign={stem}_{'x' * 150}_{stem}" for stem in ("spring", "fall")]
+
+
+def _first_column(table: str) -> str:
+    """The text of a table's first column, its lines joined (a folded name is whole again)."""
+    return "".join(
+        line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")
+    )
+
+
+@pytest.mark.parametrize("columns", [100, 80, 40])
+def test_on_a_narrow_terminal_names_wrap_and_figures_stay_whole(
+    store: str, tmp_path: Path, columns: int
+) -> None:
+    """On a terminal, rich cut what did not fit behind `…`: at 80 columns `6,333.…` for a
+    won amount of 6,333.33, `1166.…` for an ROI of 1166.7%, `3,000.…` for a cost, and two
+    long campaign names that began alike both read `utm_ca…`. Now a name wraps (whole, on
+    more lines), a figure is never cut, and a table whose figures need more than the
+    terminal has is printed at the width it needs rather than lose any."""
+    rules = tmp_path / "campaigns.mr"
+    rules.write_text("".join(f'campaign "{n}" cost 100\n' for n in LONG))
+    shown = _on_a_terminal(columns, "campaigns", "--store", store, "--rules", rules)
+    assert "…" not in shown
+    main, influence = shown.split("won amount credited by model")
+    report = orjson.loads(
+        _run("campaigns", "--store", store, "--rules", str(rules), "--format", "json")
+    )
+    names = [c["campaign"] for c in report["campaigns"]]
+    assert _first_column(main).replace(" ", "") == "".join(names).replace(" ", "")
+    assert _first_column(influence).replace(" ", "") == "".join([*names, "(unattributed)"]).replace(
+        " ", ""
+    )
+    for c in report["campaigns"]:  # every figure whole, in its row's place
+        assert f"{c['won_amount']:,.2f}" in main
+        assert c["roi"] is None or f"{c['roi'] * 100:.1f}%" in main
+    if columns >= 80:  # room for every figure: the table fits the terminal
+        assert max(cell_len(line) for line in shown.splitlines()) <= columns

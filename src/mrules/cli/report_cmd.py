@@ -55,7 +55,7 @@ def _emit(data: dict[str, Any], fmt: str, store_path: str) -> None:
 
 
 def _write(data: dict[str, Any], fmt: str, store_path: str) -> None:
-    from mrules.reports.render import csv_text, tables
+    from mrules.reports.render import csv_text, fit, tables
 
     if fmt == "json":
         out = stdout_or_exit()
@@ -77,7 +77,14 @@ def _write(data: dict[str, Any], fmt: str, store_path: str) -> None:
     # A pipe or a file gets the whole width a table needs (rich would wrap at 80).
     console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 100_000)
     for t in tables(data):
-        console.print(t)
+        # On a narrow terminal, names wrap and figures stay whole (`fit`); a table whose
+        # figures need more than the terminal's width is printed at the width it needs.
+        need, width = fit(t, console.width), console.width
+        console.width = max(need, width)
+        try:
+            console.print(t)
+        finally:
+            console.width = width
     _nothing_to_report(data, store_path)  # under empty tables: why they are empty
     if data["report"] not in ("funnel", "campaigns", "rules"):
         return

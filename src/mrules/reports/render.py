@@ -8,13 +8,14 @@ import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
 from mrules.reports._campaigns import UNATTRIBUTED, campaign_label
 from mrules.reports._history import kind_label
 
-__all__ = ["csv_text", "is_empty", "nothing_to_report", "tables"]
+__all__ = ["csv_text", "fit", "is_empty", "nothing_to_report", "tables"]
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -44,13 +45,69 @@ def _range(report: dict[str, Any]) -> str:
     return f"{since or '…'} to {until or '…'}"
 
 
+class _Table(Table):
+    """A rich table that knows, for each column, the width its content takes on one line
+    (`natural`) and the least width it can take without cutting a word of a cell (`least`)."""
+
+    natural: list[int]
+    least: list[int]
+
+
+NAME_LEAST = 16
+"""The least width of a table's first column (a campaign or rule name) on a narrow terminal:
+a longer name wraps onto more lines, whole."""
+
+
 def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
-    t = Table(title=title, title_justify="left")
+    rows = [tuple(r) for r in rows]
+    t = _Table(title=title, title_justify="left")
+    t.natural, t.least = [], []
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i == 0 else "right")
+        lines = [line for r in rows for line in r[i].splitlines()]
+        words = [w for line in lines for w in line.split()]
+        natural = max(map(cell_len, [c, *lines]))
+        t.natural.append(natural)
+        # A name folds down to NAME_LEAST; a figure never loses a character (`6,333.33`
+        # cut to `6,333.…` reads as another number), though `3,000.00 (crm)` may wrap at
+        # its space; a header folds.
+        t.least.append(min(natural, NAME_LEAST) if i == 0 else max(map(cell_len, words), default=1))
+        # `fold`, not rich's `…`: two long names that begin alike never read as one.
+        t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:  # as Text: a name's `[emea]` or `[/]` is text, not rich markup
         t.add_row(*(Text(cell) for cell in r))
     return t
+
+
+def fit(table: Table, width: int) -> int:
+    """Size `table`'s columns for a terminal `width` columns wide; the width it then takes.
+
+    A table that fits stays as it is. Else its first column (a name) narrows first, down to
+    NAME_LEAST, then the figures' columns down to their longest word: a figure or a name is
+    wrapped, never cut behind `…`. A table whose figures alone need more than `width` is
+    wider than the terminal (the terminal wraps its lines), rather than lose figures.
+    """
+    if not isinstance(table, _Table):
+        return width
+    overhead = 3 * len(table.columns) + 1  # a space each side of a cell, the borders
+    widths = list(table.natural)
+    excess = sum(widths) + overhead - width
+    if excess <= 0:
+        return sum(widths) + overhead
+    cut = min(excess, widths[0] - table.least[0])
+    widths[0] -= cut
+    excess -= cut
+    while excess > 0:  # the figures' columns, the widest that can narrow first: a header
+        # folds in halves rather than into a letter a line
+        least = table.least
+        can = [(w, i) for i, w in enumerate(widths) if i and w > least[i]]
+        if not can:
+            break
+        _, i = max(can)
+        widths[i] -= 1
+        excess -= 1
+    for column, w in zip(table.columns, widths, strict=True):
+        column.width = w
+    return sum(widths) + overhead
 
 
 def tables(report: dict[str, Any]) -> list[Table]:
