@@ -47,8 +47,8 @@ _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
   color: #222; background: #fafafa; }
 header { background: #1f3b57; color: #fff; padding: 18px 32px; }
-header h1 { margin: 0 0 4px; font-size: 22px; }
-header p { margin: 0; opacity: .85; font-size: 13px; }
+header h1 { margin: 0 0 4px; font-size: 22px; overflow-wrap: anywhere; }
+header p { margin: 0; opacity: .85; font-size: 13px; overflow-wrap: anywhere; }
 main { padding: 8px 32px 40px; max-width: 1100px; }
 section { background: #fff; border: 1px solid #e3e3e3; border-radius: 6px; margin: 18px 0;
   padding: 12px 20px 18px; }
@@ -57,9 +57,11 @@ h2 { font-size: 18px; margin: 6px 0 12px; }
 .figure { border: 1px solid #e3e3e3; border-radius: 6px; padding: 8px 16px; min-width: 150px; }
 .figure b { display: block; font-size: 24px; }
 .figure span { font-size: 12px; color: #555; }
-table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 0; max-width: 100%; }
 th, td { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: left; }
+td { overflow-wrap: anywhere; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n { white-space: nowrap; overflow-wrap: normal; }
 .chart { margin: 10px 0; }
 .note { color: #555; font-size: 13px; }
 .error { color: #b00; }
