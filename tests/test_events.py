@@ -26,6 +26,7 @@ from mrules.events import (
     Reject,
     StreamReplacedError,
     line_check,
+    owner_since,
     parse_line,
     parse_timestamp,
     read_events,
@@ -236,6 +237,14 @@ BAD = [
         r"^'fields' must be an object of scalars: 'tags' is an array$",
     ),
     (_line(type="prospect_update", prospect="a@b", fields={"o": {}}), r"'o' is an object$"),
+    (
+        _line(type="crm_update", prospect="a@b", object="lead", user="u", owner_since=5),
+        r"^'owner_since' must be a string holding an RFC 3339 timestamp, not a number$",
+    ),
+    (
+        _line(type="crm_update", prospect="a@b", object="lead", owner_since="2026-11-02"),
+        r"^'owner_since' is not an RFC 3339 timestamp: '2026-11-02' \(a date alone",
+    ),
 ]
 
 
@@ -246,6 +255,20 @@ def test_bad_line(text: str, reason: str) -> None:
     assert re.search(reason, reject.reason), reject.reason
     assert reject.line == 3
     assert reject.text == text
+
+
+def test_owner_since_is_read_only_from_a_crm_update_that_has_it() -> None:
+    """`owner_since` (a CRM owner change's time, as the sync gives it) is no slot of
+    `Event`: read from the line when an owner changes; other types ignore the key."""
+    since = "2026-11-02T08:00:00+01:00"
+    e = parse_line(_line(type="crm_update", prospect="a@b", object="lead", owner_since=since), 1)
+    assert (
+        isinstance(e, Event) and owner_since(e) == datetime(2026, 11, 2, 7, tzinfo=UTC).timestamp()
+    )
+    e = parse_line(_line(type="crm_update", prospect="a@b", object="lead"), 1)
+    assert isinstance(e, Event) and owner_since(e) is None
+    e = parse_line(_line(type="prospect_update", prospect="a@b", owner_since=5), 1)
+    assert isinstance(e, Event)  # unknown keys of other types are ignored, as before
 
 
 def test_timestamp_function_agrees_with_the_reader() -> None:

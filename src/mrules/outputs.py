@@ -496,6 +496,8 @@ def prospect_record(
     assigned = None
     if p.assigned_kind is not None:
         assigned = {"kind": p.assigned_kind, "name": p.assigned_to, "at": iso(p.assigned_at)}
+        if p.reassigned_at is not None:  # only when reassigned: `at` stays the first
+            assigned["reassigned_at"] = iso(p.reassigned_at)
     return {
         "email": p.email,
         "created": iso(p.created),

@@ -145,6 +145,7 @@ class Prospect:
         "opened",
         "opted_out",
         "profile",
+        "reassigned_at",
         "score",
         "stamps",
         "tags",
@@ -162,7 +163,9 @@ class Prospect:
         self.tags = 0  # as bits of Codecs.tags
         self.assigned_kind: str | None = None  # user | queue | crm rule
         self.assigned_to: str | None = None
-        self.assigned_at: float | None = None
+        self.assigned_at: float | None = None  # the first assignment: the MQL time
+        # The latest change of assignee after the first (the CRM's, a rule's); None: never.
+        self.reassigned_at: float | None = None
         self.crm_status = "none"  # none | lead | contact | deleted
         self.crm_id: str | None = None
         # `do_not_sync` holds while either cause does: a rule's `do not sync` (also kept
@@ -357,6 +360,7 @@ _SHORT: Final = {
     "opened": "o",
     "opted_out": "oo",
     "profile": "p",
+    "reassigned_at": "ra",
     "score": "s",
     "stamps": "sp",
     "tags": "t",

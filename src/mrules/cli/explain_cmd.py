@@ -195,6 +195,9 @@ def render(ex: dict[str, Any]) -> str:
         to, name = (a["args"] or {}).get("to"), a["after"]
         who = to if name in (None, to) else f"{to} {name}"  # `crm rule` names no one
         out.append(f"  {who}: {_cause(a)}")
+        held = s.get("assigned") or {}
+        if held.get("reassigned_at"):  # only once reassigned: `at` is the first (the MQL)
+            out.append(f"  first assigned {held['at']}, reassigned {held['reassigned_at']}")
     crm = ex["crm"]
     if s["crm_status"] != "none" or s["do_not_sync"] or crm["status"] is not None:
         out.append("")

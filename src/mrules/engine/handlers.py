@@ -14,7 +14,7 @@ from mrules.compiler import (
 from mrules.engine.context import Context
 from mrules.engine.parts import EngineParts
 from mrules.engine.screening import fit_field
-from mrules.events import Event
+from mrules.events import Event, owner_since
 from mrules.history import json_text
 from mrules.policy import crm_status_after, crm_value_wins
 from mrules.state import Prospect
@@ -202,8 +202,18 @@ class Handlers(EngineParts):
             if e.user and (p.assigned_kind != "user" or p.assigned_to != e.user):
                 # The owner is always the CRM's (§7.1): the CRM may reassign.
                 self.log(p, ref, Action.ASSIGN, {"to": "user", "by": "crm"}, p.assigned_to, e.user)
+                if p.assigned_kind is None:
+                    p.assigned_at = self.now
+                elif p.assigned_kind != "crm rule":
+                    # A reassignment: `assigned_at` stays the first (the MQL time). The
+                    # change's time is the CRM's when the fact says it (`owner_since`,
+                    # the sync's), never before the first assignment nor after the clock.
+                    # An owner given to a prospect assigned `by crm rule` is that
+                    # rule's assignee: the first named, not a reassignment.
+                    since = owner_since(e)
+                    at = self.now if since is None else min(since, self.now)
+                    p.reassigned_at = max(at, p.assigned_at or at)
                 p.assigned_kind, p.assigned_to = "user", e.user
-                p.assigned_at = p.assigned_at or self.now
                 changed.add("assigned")
             for crm_field, value in (e.fields or {}).items():
                 mapped = self.cs.crm_fields.get(crm_field.casefold())

@@ -877,6 +877,14 @@ def make_plan(
                     base_owner = link[2].get("OwnerId")
                     oid = r.fields.get("OwnerId")
                     if owner and oid != base_owner and base_owner is not None:
+                        # The change's time as the merge stamps a field's: the edit in
+                        # which the sync saw it (`LastModifiedDate`, else the modstamp).
+                        stamp = r.fields.get("LastModifiedDate")
+                        since = (
+                            to_epoch(stamp)
+                            if isinstance(stamp, str)
+                            else r.system_modstamp.timestamp()
+                        )
                         plan.inbound.append(
                             {
                                 "op": "owner",
@@ -885,7 +893,12 @@ def make_plan(
                                 "owner": owner,
                                 "why": "owner changed in the CRM",
                                 "event": event(
-                                    "crm_update", mine, object=obj, crm_id=r.id, user=owner
+                                    "crm_update",
+                                    mine,
+                                    object=obj,
+                                    crm_id=r.id,
+                                    user=owner,
+                                    owner_since=iso(since),
                                 ),
                             }
                         )
