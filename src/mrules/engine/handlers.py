@@ -206,12 +206,13 @@ class Handlers(EngineParts):
                     p.assigned_at = self.now
                 elif p.assigned_kind != "crm rule":
                     # A reassignment: `assigned_at` stays the first (the MQL time). The
-                    # change's time is the CRM's when the fact says it (`owner_since`,
-                    # the sync's), never before the first assignment nor after the clock.
-                    # An owner given to a prospect assigned `by crm rule` is that
-                    # rule's assignee: the first named, not a reassignment.
+                    # change's time is the CRM's, as for a field (§7.6): the fact's time,
+                    # or its `owner_since` (the sync's), not the clock (a fact delivered
+                    # late, after a kill, is timed alike); never before the first
+                    # assignment. An owner given to a prospect assigned `by crm rule` is
+                    # that rule's assignee: the first named, not a reassignment.
                     since = owner_since(e)
-                    at = self.now if since is None else min(since, self.now)
+                    at = e.ts_epoch if since is None else min(since, e.ts_epoch)
                     p.reassigned_at = max(at, p.assigned_at or at)
                 p.assigned_kind, p.assigned_to = "user", e.user
                 changed.add("assigned")
