@@ -93,3 +93,5 @@ def test_whole_and_four_partitions_agree(inputs: dict[str, Any]) -> None:
     assert any(e.action == "rule matched" for p in whole.values() for e in p["ledger"])
     assert any(e.args and '"to":"user"' in e.args for p in whole.values() for e in p["ledger"])
     assert any(p.get("outbox") for p in whole.values())
+    # and CRM owner changes after a first assignment: their `reassigned_at` agrees too
+    assert any("reassigned_at" in (p["state"]["assigned"] or {}) for p in whole.values())
