@@ -22,6 +22,8 @@ def prospects(draw: st.DrawFn) -> Prospect:
     p.score = draw(st.integers(-500, 500))
     p.assigned_kind = draw(st.none() | st.sampled_from(["user", "queue"]))
     p.assigned_to = draw(st.none() | _names)
+    p.assigned_at = draw(st.none() | _times)
+    p.reassigned_at = draw(st.none() | _times)
     p.campaign = draw(st.none() | _names)
     p.crm_status = draw(st.sampled_from(["none", "lead", "contact", "deleted"]))
     p.categories = draw(st.none() | st.dictionaries(_names, st.integers(-50, 50), min_size=1))
@@ -42,6 +44,22 @@ def test_a_decoded_prospect_encodes_to_the_same_bytes(p: Prospect) -> None:
     again = Prospect.from_json(data, codecs, p.email)
     assert again.to_json(codecs) == data
     assert again.email == p.email and again.score == p.score
+
+
+@given(prospects())
+def test_the_reassignment_time_is_kept_apart_and_only_when_set(p: Prospect) -> None:
+    data = Prospect(p.email, p.created).to_json(Codecs())
+    assert b'"ra"' not in data  # unset: no key, so a state written before it reads alike
+    codecs = Codecs()
+    again = Prospect.from_json(p.to_json(codecs), codecs, p.email)
+    assert (again.assigned_at, again.reassigned_at) == (p.assigned_at, p.reassigned_at)
+
+
+def test_a_state_written_before_reassigned_at_reads_unchanged() -> None:
+    old = b'{"c":1750000000.0,"s":3,"aa":1750000100.0,"ak":"user","at":"alan@x.com"}'
+    p = Prospect.from_json(old, Codecs(), "a@x.com")
+    assert (p.assigned_at, p.reassigned_at) == (1750000100.0, None)
+    assert p.to_json(Codecs()) == old
 
 
 def test_what_prospects_name_alike_is_one_string() -> None:
