@@ -517,11 +517,35 @@ def unsearched(folder_name: str) -> bool:
 
 def _rule_files_below(folder: Path) -> list[Path]:
     """Every `*.mr` entry below `folder` that is not a folder, in sorted order; links to
-    folders are not followed, and the folders `unsearched` leaves out are not entered."""
+    folders are not followed, and the folders `unsearched` leaves out are not entered.
+
+    The walk keeps a stack, not a recursion: a tree 1000 folders deep is no
+    RecursionError. A folder below that cannot be read (a path longer than the system
+    allows, no permission) is listed too, so that the loader refuses it out loud
+    (MR024) rather than leave its rule files out unsaid.
+    """
     found: list[Path] = []
-    for top, folders, names in os.walk(folder):
-        folders[:] = [f for f in folders if not unsearched(f)]
-        found.extend(Path(top, n) for n in names if n.endswith(RULE_SUFFIX))
+    stack = [folder]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                entries = list(it)
+        except OSError:
+            if top == folder:
+                raise  # the folder given: `rule_files` says it cannot be read
+            found.append(top)
+            continue
+        for e in entries:
+            try:
+                is_dir, link = e.is_dir(), e.is_symlink()  # a link to a folder: never entered
+            except OSError:
+                is_dir = link = False
+            if is_dir:
+                if not unsearched(e.name) and not link:
+                    stack.append(Path(e.path))
+            elif e.name.endswith(RULE_SUFFIX):
+                found.append(Path(e.path))
     return sorted(found)
 
 

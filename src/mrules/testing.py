@@ -1656,8 +1656,11 @@ def find_test_files(paths: Iterable[str]) -> list[str]:
     return files
 
 
-def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileError]]:
-    """The test files under `paths`, and every path that cannot be used (`find_test_files`)."""
+def _find_test_files(
+    paths: Iterable[str], unreadable: list[TestFileError] | None = None
+) -> tuple[list[str], list[TestFileError]]:
+    """The test files under `paths`, and every path that cannot be used (`find_test_files`);
+    a folder below them that cannot be read goes to `unreadable` (`_walk`)."""
     out: list[str] = []
     bad: list[TestFileError] = []
     for p in paths:
@@ -1674,7 +1677,7 @@ def _find_test_files(paths: Iterable[str]) -> tuple[list[str], list[TestFileErro
             out.append(str(path))
         elif stat.S_ISDIR(mode):
             found = []
-            for f in sorted(_walk(path)):
+            for f in sorted(_walk(path, unreadable)):
                 if f.name.endswith(TEST_SUFFIXES):
                     found.append(str(f))
             out.extend(found)
@@ -1744,19 +1747,44 @@ def _load_file_once(path: str, loaded: Loaded | None) -> list[Case] | TestFileEr
     return cases
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def _walk(folder: Path, unreadable: list[TestFileError] | None = None) -> Iterator[Path]:
+    """Every entry below `folder` that is not a folder, with a stack rather than recursion
+    (a tree 1000 folders deep is no RecursionError). Links to folders are followed, each
+    folder entered once (a link loop ends); a folder that cannot be read (no permission,
+    a path longer than the system allows) goes to `unreadable` and the walk goes on."""
     from mrules.loader import unsearched
 
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return
-    for e in entries:
-        if e.is_dir():
-            if not unsearched(e.name) and e.name != SNAPSHOT_FOLDER:
-                yield from _walk(e)
-        else:
-            yield e
+    entered: set[tuple[int, int]] = set()
+    stack = [folder]
+    while stack:
+        top = stack.pop()
+        try:
+            st = top.stat()
+            if (st.st_dev, st.st_ino) in entered:
+                continue
+            entered.add((st.st_dev, st.st_ino))
+            with os.scandir(top) as it:
+                entries = list(it)
+        except OSError as err:
+            if unreadable is not None:
+                why = err.strerror or str(err)
+                if err.errno == errno.ENAMETOOLONG:
+                    why += " (the path is longer than the system allows)"
+                unreadable.append(
+                    TestFileError(_printable(str(top)), None, f"cannot read the folder: {why}")
+                )
+            continue
+        below = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:  # a link whose target cannot be looked at: left to the loader
+                is_dir = False
+            if not is_dir:
+                yield Path(e.path)
+            elif not unsearched(e.name) and e.name != SNAPSHOT_FOLDER:
+                below.append(Path(e.path))
+        stack.extend(reversed(below))
 
 
 # ---------------------------------------------------------------------------- running
@@ -2744,16 +2772,18 @@ def _run_paths(
     started = time.perf_counter()
     report = Report(keywords=tuple(keywords))
     rules = _Rules()
-    files, bad = _find_test_files(paths or ["."])
+    unreadable: list[TestFileError] = []  # a folder below them: reported as a broken file
+    files, bad = _find_test_files(paths or ["."], unreadable)
     if bad:  # a path of the command line that cannot be used (a typo): a usage error, as
         # pytest makes it; every such path is named, and no test runs
         for e in bad:
             report.outcomes.append(Outcome(e.path, "(file)", None, "error", message=str(e)))
         report.broken_files += len(bad)
         report.bad_paths = len(bad)
-        files = []
+        files, unreadable = [], []
     report.files = files
     read = [(f, _load_file_once(f, loaded)) for f in files]
+    read += [(e.path, e) for e in unreadable]
     total = sum(
         1
         for _, cases in read
