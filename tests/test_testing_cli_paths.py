@@ -133,6 +133,22 @@ def test_a_named_pipe_in_a_folder_is_reported_not_read(tmp_path: Path) -> None:
     assert "1 passed" in res.stdout and "Traceback" not in res.stdout + res.stderr
 
 
+def test_a_loop_of_links_named_like_a_test_file_in_a_folder_is_a_broken_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Path.resolve()` raises RuntimeError on a loop of links (Python 3.11): the folder
+    walk and the file's shown name now take the path as it is, and the file says why."""
+    (tmp_path / "ok.test.yaml").write_text(RULE_TEXT_FILE.replace("lst", "list"))
+    (tmp_path / "self.test.yaml").symlink_to("self.test.yaml")
+    (tmp_path / "a.test.yaml").symlink_to("b.test.yaml")
+    (tmp_path / "b.test.yaml").symlink_to("a.test.yaml")
+    res = _mrules("test", ".", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.USAGE, res.output  # broken test files
+    for name in ("self", "a", "b"):
+        assert f"{name}.test.yaml: cannot read: Too many levels of symbolic links" in res.output
+    assert "1 passed, 3 errors" in res.output
+
+
 def test_a_missing_path_still_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     res = _mrules("test", "no/such.test.yaml", cwd=tmp_path, monkeypatch=monkeypatch)
     assert res.exit_code == ExitCode.USAGE

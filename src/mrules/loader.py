@@ -93,11 +93,11 @@ def display_path(path: str | Path) -> str:
     """A path as messages show it: relative to the working folder when inside it."""
     if str(path) == "-":
         return "-"
-    path = Path(path)
+    real = Path(os.path.realpath(path))  # not `resolve()`: a loop of links is no RuntimeError
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return real.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
-        return path.resolve().as_posix()
+        return real.as_posix()
 
 
 def decode(data: bytes, shown: str) -> str:

@@ -1692,7 +1692,7 @@ def _find_test_files(
     seen: set[str] = set()
     unique = []
     for name in out:
-        key = str(Path(name).resolve())
+        key = os.path.realpath(name)  # a loop of links stays as it is: `load_file` says so
         if key not in seen:
             seen.add(key)
             unique.append(name)
