@@ -147,3 +147,12 @@ def test_test_ends_on_loops_of_links_and_runs_each_file_once(
     res = _mrules("test", ".")
     assert res.exit_code == 0, res.output
     assert "1 passed" in res.output
+
+
+def test_lint_hints_an_include_not_found_in_a_tree_1100_folders_deep(deep: Path) -> None:
+    (deep / "inc.mr").write_text('include "rule"\n', encoding="utf-8")
+    res = _mrules("lint", ".")
+    assert res.exit_code == 1, res.output
+    assert "internal error" not in res.output
+    assert "error[MR020]: no rule file 'rule' under ." in res.output
+    assert "did you mean 'rules'?" in res.output

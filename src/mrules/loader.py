@@ -22,7 +22,7 @@ import itertools
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -469,7 +469,7 @@ def _include_hint(root: Path, target: str) -> str:
     try:  # the first 10,000 rule files found: an error path, on a folder of any size
         names = [
             p.relative_to(root).as_posix().removesuffix(RULE_SUFFIX)
-            for p in itertools.islice(root.rglob(f"*{RULE_SUFFIX}"), 10_000)
+            for p in itertools.islice(_below(root, unreadable=False), 10_000)
         ]
     except (OSError, ValueError):
         names = []
@@ -519,12 +519,17 @@ def _rule_files_below(folder: Path) -> list[Path]:
     """Every `*.mr` entry below `folder` that is not a folder, in sorted order; links to
     folders are not followed, and the folders `unsearched` leaves out are not entered.
 
-    The walk keeps a stack, not a recursion: a tree 1000 folders deep is no
-    RecursionError. A folder below that cannot be read (a path longer than the system
-    allows, no permission) is listed too, so that the loader refuses it out loud
-    (MR024) rather than leave its rule files out unsaid.
+    A folder below that cannot be read (a path longer than the system allows, no
+    permission) is listed too, so that the loader refuses it out loud (MR024) rather
+    than leave its rule files out unsaid.
     """
-    found: list[Path] = []
+    return sorted(_below(folder, unreadable=True))
+
+
+def _below(folder: Path, unreadable: bool) -> Iterator[Path]:
+    """The `*.mr` entries below `folder` (`_rule_files_below`), as they are found, and with
+    `unreadable` the folders below it that cannot be read. The walk keeps a stack, not a
+    recursion: a tree 1000 folders deep is no RecursionError."""
     stack = [folder]
     while stack:
         top = stack.pop()
@@ -534,7 +539,8 @@ def _rule_files_below(folder: Path) -> list[Path]:
         except OSError:
             if top == folder:
                 raise  # the folder given: `rule_files` says it cannot be read
-            found.append(top)
+            if unreadable:
+                yield top
             continue
         for e in entries:
             try:
@@ -545,8 +551,7 @@ def _rule_files_below(folder: Path) -> list[Path]:
                 if not unsearched(e.name) and not link:
                     stack.append(Path(e.path))
             elif e.name.endswith(RULE_SUFFIX):
-                found.append(Path(e.path))
-    return sorted(found)
+                yield Path(e.path)
 
 
 def load(
