@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 from hypothesis import given
@@ -15,7 +16,7 @@ from mrules.loader import load_text
 from mrules.parser import parse_text
 from mrules.printer import format_file, format_text
 from mrules.source import Source
-from strategies import SETTINGS, files
+from strategies import SETTINGS, files, quoted_names, values
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = sorted(
@@ -26,6 +27,19 @@ CORPUS = sorted(
         *(ROOT / "rules").glob("*.mr"),
     ]
 )
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        quoted_names.map(lambda n: n.text),
+        values.filter(lambda v: isinstance(v, ast.StringValue)).map(lambda v: v.value),
+    )
+)
+def test_generated_names_and_literals_are_nfc(text: str) -> None:
+    """The parser reads names and string literals in NFC: a generated tree that holds
+    another form could never parse back to itself (a flaky property above)."""
+    assert unicodedata.normalize("NFC", text) == text
 
 
 @SETTINGS
