@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,38 @@ def test_sigterm_lost_in_a_library_still_ends_the_command(tmp_path: Path) -> Non
     assert res.returncode == 130, res.stdout + res.stderr
     assert "interrupted before the tests ended" in res.stderr
     assert "passed" not in res.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux's /proc")
+def test_sigterm_ends_the_wait_for_a_reader_of_an_o_named_pipe(tmp_path: Path) -> None:
+    """`-o PIPE` is written to as it is: opening it waits for a reader. The interrupts held
+    back while the report is written held SIGTERM back too, so that wait never ended."""
+    test = _tests(tmp_path)
+    pipe = tmp_path / "report.pipe"
+    os.mkfifo(pipe)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mrules", "test", str(test), "-o", str(pipe)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wchan = Path(f"/proc/{proc.pid}/wchan")
+        for _ in range(1200):  # the tests run, then it waits in open() for a reader
+            if proc.poll() is not None or wchan.read_text() == "wait_for_partner":
+                break
+            time.sleep(0.1)
+        assert wchan.read_text() == "wait_for_partner"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, out + err
+    assert "interrupted; no report was written (report.pipe is left as it was)" in err.replace(
+        str(tmp_path) + "/", ""
+    )
 
 
 # ------------------------------------------------------------- 2. -o over its inputs

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -157,8 +159,11 @@ def _write_report(
     else:
         data = (render_text(report, verbose=verbose) + "\n").encode()
     if output:
+        # a named pipe is written to, not replaced: opening it waits for a reader, and an
+        # interrupt must end that wait (held back, it waited for ever, SIGTERM included)
+        held = contextlib.nullcontext() if _is_pipe(output) else _interrupts_held()
         try:  # whole or not at all: a kill or a full disk never leaves half a report
-            with _interrupts_held():  # so that an interrupt's message knows which it was
+            with held:  # so that an interrupt's message knows which it was
                 atomic_write(Path(output), data)
                 done.append("written")
         except OSError as e:
@@ -174,6 +179,13 @@ def _write_report(
             click.echo(f"mrules: error: {report.unmatched}", err=True)
         elif report.none_found:
             click.echo(f"mrules: error: {NO_TESTS}", err=True)
+
+
+def _is_pipe(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
