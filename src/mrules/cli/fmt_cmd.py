@@ -22,7 +22,7 @@ from mrules.cli.common import (
     reads_only,
     stdout_or_exit,
 )
-from mrules.diagnostics import Diagnostic, render_text, sort_diagnostics
+from mrules.diagnostics import Diagnostic, plural, render_text, sort_diagnostics
 from mrules.loader import (
     LoadError,
     RefusedFile,
@@ -55,10 +55,6 @@ class _Input:
         --diff compares: `text` has neither, so a file that only needs them gone had an
         empty diff)."""
         return self.data.decode("utf-8")
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -244,16 +240,20 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
 
 
 def _summary(changed: int, unchanged: int, broken: int, write: bool, refused: int = 0) -> str:
-    """`1 file reformatted, 4 files left unchanged, 1 file with errors, 1 file refused`."""
+    """`1 file reformatted, 4 files left unchanged, 1 file with errors, 1 file refused`.
+
+    >>> _summary(1, 1_200, 0, write=True)
+    '1 file reformatted, 1,200 files left unchanged'
+    """
     verb = "reformatted" if write else "would be reformatted"
-    parts = [f"{_plural(changed, 'file')} {verb}"] if changed else []
+    parts = [f"{plural(changed, 'file')} {verb}"] if changed else []
     if unchanged:
         rest = "left unchanged" if write else "already formatted"
-        parts.append(f"{_plural(unchanged, 'file')} {rest}")
+        parts.append(f"{plural(unchanged, 'file')} {rest}")
     if broken:
-        parts.append(f"{_plural(broken, 'file')} with errors (left unchanged)")
+        parts.append(f"{plural(broken, 'file')} with errors (left unchanged)")
     if refused:
-        parts.append(f"{_plural(refused, 'file')} refused (not read, see MR024)")
+        parts.append(f"{plural(refused, 'file')} refused (not read, see MR024)")
     return ", ".join(parts) if parts else "no files"
 
 

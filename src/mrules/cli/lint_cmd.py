@@ -25,6 +25,7 @@ from mrules.cli.common import (
 from mrules.config import FORMATS, Config, ConfigError, find_config, load_config
 from mrules.diagnostics import (
     Diagnostic,
+    plural,
     render_github,
     render_json,
     render_sarif,
@@ -40,22 +41,18 @@ STDOUT = "-"
 STDIN_NAME = "<stdin>"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def summary(diags: list[Diagnostic], files: int) -> str:
     """`2 errors, 1 warning in 7 files`, or `ok: 7 files, no problems`.
 
-    >>> summary([], 1)
-    'ok: 1 file, no problems'
+    >>> summary([], 1), summary([], 1_000)
+    ('ok: 1 file, no problems', 'ok: 1,000 files, no problems')
     """
     errors = sum(d.is_error for d in diags)
     warnings = len(diags) - errors
     if not diags:
-        return f"ok: {_plural(files, 'file')}, no problems"
-    parts = [_plural(n, w) for n, w in ((errors, "error"), (warnings, "warning")) if n]
-    return f"{', '.join(parts)} in {_plural(files, 'file')}"
+        return f"ok: {plural(files, 'file')}, no problems"
+    parts = [plural(n, w) for n, w in ((errors, "error"), (warnings, "warning")) if n]
+    return f"{', '.join(parts)} in {plural(files, 'file')}"
 
 
 def _codes(text: str | None) -> list[str]:
