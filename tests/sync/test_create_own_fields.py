@@ -47,4 +47,4 @@ def test_the_plan_expects_an_email_the_crm_refuses(tmp_path: Path) -> None:
     plan = w.sync("plan", code=2).output
     assert "expected error INVALID_EMAIL_ADDRESS on Email" in plan, plan
     out = w.sync("apply").output
-    assert "1 error(s)" in out and w.crm_rows("Lead") == [], out
+    assert "1 error" in out and w.crm_rows("Lead") == [], out

@@ -75,7 +75,7 @@ def test_a_prospect_marked_do_not_sync_takes_its_held_errors_out_of_the_queue(
     status = w.status()
     assert (status["errors"], status["error_queue"], status["queue"]) == (0, [], 0)
     retry = w.ok("sync", "retry", "--store", str(w.store)).output
-    assert retry.startswith("0 held error(s)")
+    assert retry.startswith("0 held errors")
     assert w.sync("plan").output.rstrip().endswith("nothing to do")
 
 
@@ -95,4 +95,4 @@ def test_status_does_not_count_a_record_deleted_in_the_crm_as_linked(tmp_path: P
     # Was: 2, bob's link row (kept for its history) counted as a linked record.
     assert w.status()["links"] == 1
     text = w.ok("sync", "status", "--store", str(w.store)).output
-    assert text.startswith("last cycle: 2026-11-02T09:10:00Z; 1 linked record(s);")
+    assert text.startswith("last cycle: 2026-11-02T09:10:00Z; 1 linked record;")

@@ -49,7 +49,7 @@ def test_done_when_on_the_example(tmp_path: Path) -> None:
     assert len(members) == 1
     text = sync("plan", code=2).output
     assert 'campaign "Get Cloudy Consult 2026", status "Responded"' in text
-    assert 'task "Call enterprise lead", due in 2 day(s), priority High' in text
+    assert 'task "Call enterprise lead", due in 2 days, priority High' in text
 
     def used() -> int:
         crm = EmulatedCrm.open(tmp_path / "getcloudy.crm.db", create=False)
@@ -61,7 +61,7 @@ def test_done_when_on_the_example(tmp_path: Path) -> None:
 
     before = used()
     applied = sync("apply").output
-    assert "1 created, 4 linked" in applied and "0 error(s)" in applied
+    assert "1 created, 4 linked" in applied and "0 errors" in applied
     crm = EmulatedCrm.open(tmp_path / "getcloudy.crm.db", create=False)
     try:
         (leung,) = [r for r in crm.records("Lead") if r.fields["Email"] == "leung@example.com"]
@@ -82,7 +82,7 @@ def test_done_when_on_the_example(tmp_path: Path) -> None:
 
     # CRM changes on the clock; a contact deleted in the CRM is honoured.
     r = sync("run", "--changes", str(ex / "crm-changes.jsonl"), "--until", "2026-12-20T02:00:00Z")
-    assert r.output.splitlines()[-1].endswith("idle cycle(s): nothing to do")
+    assert r.output.splitlines()[-1].endswith("  10 idle cycles: nothing to do")
     people = {
         json.loads(line)["email"]: json.loads(line)
         for line in cli("state", "export", "--store", store).output.splitlines()
@@ -105,7 +105,7 @@ def test_done_when_on_the_example(tmp_path: Path) -> None:
         + "\n"
     )
     cli("run", rules, str(tmp_path / "ivy.jsonl"), "--store", store)
-    assert "1 error(s)" in sync("apply").output
+    assert "1 error" in sync("apply").output
     status = json.loads(cli("sync", "status", "--store", store, "--format", "json").output)
     (err,) = status["error_queue"]
     assert (err["prospect"], err["field"], err["code"]) == (
@@ -162,8 +162,8 @@ def test_a_backlog_drains_by_batch_on_the_example(tmp_path: Path) -> None:
     assert (s["cycles_to_clear"], s["clear_at"]) == (3, "2026-12-21T10:20:00Z")
     text = cli("sync", "plan", "--rules", rules, "--store", store, code=2).output
     assert (
-        "2000 record(s) to write: 800 this cycle, 1200 waiting (and 2000 campaign member(s)"
-        " or task(s) with them)" in text
+        "2,000 records to write: 800 this cycle, 1,200 waiting (and 2,000 campaign members"
+        " or tasks with them)" in text
     )
     r = cli("sync", "run", "--rules", rules, "--store", store, "--until", "2026-12-21T10:30:00Z")
     lines = r.output.splitlines()

@@ -149,7 +149,7 @@ def test_sync_run_goes_on_past_the_api_limit_to_the_next_day(tmp_path: Path) -> 
     r = org.sync("run", "--until", "2026-11-03T12:00:00Z")  # was: exit 4, every time
     lines = r.output.splitlines()
     # The rest of the day's cycles, as one line (the first apply ran at 09:00:19).
-    assert lines[0].startswith("2026-11-02T09:10:19Z to 2026-11-02T23:50:19Z  89 cycle(s) not run")
+    assert lines[0].startswith("2026-11-02T09:10:19Z to 2026-11-02T23:50:19Z  89 cycles not run")
     assert "REQUEST_LIMIT_EXCEEDED" in lines[0] and lines[0].endswith("retried later")
     assert lines[1].startswith("2026-11-03T00:00:19Z  created")  # the limit reset: done
     leads = sorted(lead["Id"] for lead in org.rows("Lead"))

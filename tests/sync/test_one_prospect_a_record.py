@@ -174,12 +174,12 @@ def test_what_retry_send_and_run_say_of_a_duplicate_link_hold(tmp_path: Path) ->
     out = w.sync("run", "--until", "2026-11-02T09:30:00Z").output
     assert "idle" not in out, out
     assert (
-        "2026-11-02T09:20:00Z to 2026-11-02T09:30:00Z  2 cycle(s) wrote nothing: 1 prospect(s)"
+        "2026-11-02T09:20:00Z to 2026-11-02T09:30:00Z  2 cycles wrote nothing: 1 prospect"
         " held, the CRM record their email finds being another prospect's (DUPLICATE_LINK"
     ) in out, out
     out = w.cli("sync", "retry", "--store", str(w.store)).output
-    assert out.startswith("0 held error(s) will be retried at the next cycle\n"), out
-    assert "1 DUPLICATE_LINK hold(s) not retried" in out, out
+    assert out.startswith("0 held errors will be retried at the next cycle\n"), out
+    assert "1 DUPLICATE_LINK hold not retried" in out, out
     for who in ("h.blanc@x.com", ids["c-hb"]):
         out = w.sync("send", who).output
         assert out == (

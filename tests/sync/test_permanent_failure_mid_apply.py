@@ -35,7 +35,7 @@ def test_a_permanent_failure_after_the_creates_is_said_and_the_next_run_resumes(
     assert refusal.calls
     assert "INVALID_FIELD" in failed
     # What was written before the failure, and what to do, are said.
-    assert "1 record(s) created" in failed, failed
+    assert "1 record created" in failed, failed
     assert "the next cycle finds them" in failed, failed
     leads = [r for r in w.crm_rows("Lead") if r["Email"] == "ann@x.com"]
     assert len(leads) == 1

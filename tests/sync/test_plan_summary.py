@@ -1,4 +1,4 @@
-"""The plan's "CRM fact(s) for the engine" is what `sync apply` then delivers: links,
+"""The plan's "CRM facts for the engine" is what `sync apply` then delivers: links,
 created records and fields the CRM's value won included (it counted inbound facts only,
 so a plan said 0 and apply delivered 1)."""
 
@@ -14,9 +14,9 @@ from tests.sync.world import BOB, T0, World, ev
 def _plan_then_apply(w: World) -> tuple[int, int]:
     plan = json.loads(w.sync("plan", "--format", "json", code=None).output)
     out = w.sync("apply").output
-    delivered = re.search(r"(\d+) CRM fact\(s\) to the engine", out)
+    delivered = re.search(r"([\d,]+) CRM facts? to the engine", out)
     assert delivered is not None, out
-    return plan["summary"]["inbound_facts"], int(delivered.group(1))
+    return plan["summary"]["inbound_facts"], int(delivered.group(1).replace(",", ""))
 
 
 def test_the_plan_counts_the_facts_apply_delivers(tmp_path: Path) -> None:

@@ -99,7 +99,7 @@ def test_plan_and_apply_against_a_recorded_org(
         assert saved["until"] == "2026-11-02T09:10:00.000+0000"
         applied = _cli("sync", "apply", world["plan"], *common, env=ENV)
         assert applied.exit_code == 0, applied.output
-        assert "1 created, 1 linked" in applied.output and "0 error(s)" in applied.output
+        assert "1 created, 1 linked" in applied.output and "0 errors" in applied.output
     state = _cli("state", "export", "--store", world["store"])
     people = {p["email"]: p for p in map(json.loads, state.output.splitlines())}
     assert (people["ann@x.com"]["crm_status"], people["ann@x.com"]["crm_id"]) == (

@@ -101,7 +101,7 @@ def test_backlog_drains_by_batch(tmp_path: Path) -> None:
     lines = r.output.splitlines()
     created = [int(line.split("created")[1].split()[0]) for line in lines if "created" in line]
     assert created == [800, 800, 400]
-    assert lines[-1] == "2026-11-02T09:30:00Z  1 idle cycle(s): nothing to do"
+    assert lines[-1] == "2026-11-02T09:30:00Z  1 idle cycle: nothing to do"
     assert len(w.crm_rows("Lead")) == 2001
     assert w.status()["queue"] == 0
 

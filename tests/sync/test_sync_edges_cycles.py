@@ -230,7 +230,7 @@ def test_an_interrupted_run_prints_the_idle_cycles_it_completed(
     assert r.returncode == 130, r.stderr
     assert r.stdout.splitlines()[1:] == [
         # was: missing, the 3 idle cycles that ran were not printed
-        "2026-11-02T09:10:00Z to 2026-11-02T09:30:00Z  3 idle cycle(s): nothing to do"
+        "2026-11-02T09:10:00Z to 2026-11-02T09:30:00Z  3 idle cycles: nothing to do"
     ]
     assert r.stdout.startswith("2026-11-02T09:00:00Z  created     1")
     assert r.stderr.startswith("mrules: error: interrupted")
@@ -238,7 +238,7 @@ def test_an_interrupted_run_prints_the_idle_cycles_it_completed(
     # Run again, it resumes at the cycle interrupted: every cycle is accounted for once.
     again = w.sync("run", "--until", "2026-11-02T10:00:00Z")
     assert again.output.splitlines() == [
-        "2026-11-02T09:40:00Z to 2026-11-02T10:00:00Z  3 idle cycle(s): nothing to do"
+        "2026-11-02T09:40:00Z to 2026-11-02T10:00:00Z  3 idle cycles: nothing to do"
     ]
 
 
@@ -325,8 +325,8 @@ def test_a_far_until_shows_the_cycles_done_of_those_dueon_a_terminal(tmp_path: P
     assert f"/{total}" in shown and "cycle 2026-11-0" in shown, shown[-500:]
     # The cycles' lines still go to standard output, not through the bar to the terminal.
     assert out.startswith("2026-11-02T09:00:00Z  created     1"), out
-    assert out.splitlines()[1].endswith("299 idle cycle(s): nothing to do"), out
-    assert "idle cycle(s)" not in shown and "Traceback" not in shown
+    assert out.splitlines()[1].endswith("299 idle cycles: nothing to do"), out
+    assert "idle cycle" not in shown and "Traceback" not in shown
 
 
 def test_no_bar_where_standard_error_is_not_a_terminal(tmp_path: Path) -> None:
@@ -337,5 +337,5 @@ def test_no_bar_where_standard_error_is_not_a_terminal(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert r.stdout.splitlines()[1] == (
-        "2026-11-02T09:10:00Z to 2026-11-03T09:00:00Z  144 idle cycle(s): nothing to do"
+        "2026-11-02T09:10:00Z to 2026-11-03T09:00:00Z  144 idle cycles: nothing to do"
     )

@@ -28,7 +28,7 @@ def test_both_refused_fields_of_an_update_are_held(tmp_path: Path) -> None:
         )
     )
     out = w.sync("apply").output
-    assert "2 error(s)" in out, out
+    assert "2 errors" in out, out
     held = {(e["field"], e["code"]) for e in w.status()["error_queue"]}
     assert held == {
         ("Phone", "STRING_TOO_LONG"),

@@ -33,6 +33,7 @@ from mrules.cli.common import (
 from mrules.cli.run_cmd import wait_options
 from mrules.crm.errors import CrmCallError
 from mrules.crm.model import parse_datetime
+from mrules.diagnostics import plural
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
@@ -450,26 +451,33 @@ def _render_plan(pj: dict[str, Any]) -> None:
     for n in pj["notes"]:
         click.echo(f"  note: {n}")
     kept = {
-        name: len(pj.get(key) or ())
-        for name, key in (
-            ("opportunity", "opportunities"),
-            ("contact role", "roles"),
-            ("campaign", "campaigns"),
-            ("campaign member", "campaign_members"),
-            ("account", "accounts"),
+        (one, many): len(pj.get(key) or ())
+        for one, many, key in (
+            ("opportunity", "opportunities", "opportunities"),
+            ("contact role", "contact roles", "roles"),
+            ("campaign", "campaigns", "campaigns"),
+            ("campaign member", "campaign members", "campaign_members"),
+            ("account", "accounts", "accounts"),
         )
     }
-    kept_text = ", ".join(f"{n} {name}(s)" for name, n in kept.items() if n)
+    kept_text = ", ".join(plural(n, one, many) for (one, many), n in kept.items() if n)
     if s["records"] or s["inbound_facts"]:
         riders = s.get("with_records", 0)
         line = (
-            f"{s['records']} record(s) to write: {s['this_cycle']} this cycle,"
-            f" {s['waiting']} waiting"
-            + (f" (and {riders} campaign member(s) or task(s) with them)" if riders else "")
-            + f"; {s['inbound_facts']} CRM fact(s) for the engine"
+            f"{plural(s['records'], 'record')} to write: {s['this_cycle']:,} this cycle,"
+            f" {s['waiting']:,} waiting"
+            + (
+                f" (and {plural(riders, 'campaign member or task', 'campaign members or tasks')}"
+                " with them)"
+                if riders
+                else ""
+            )
+            + f"; {plural(s['inbound_facts'], 'CRM fact')} for the engine"
         )
         if s["waiting"]:
-            line += f"; backlog clear after {s['cycles_to_clear']} cycles, at {s['clear_at']}"
+            line += (
+                f"; backlog clear after {plural(s['cycles_to_clear'], 'cycle')}, at {s['clear_at']}"
+            )
         click.echo(line)
     elif _pending(pj):
         # Nothing to write and no fact for the engine, yet applying changes the sync file.
@@ -513,7 +521,7 @@ def _side_work(o: dict[str, Any]) -> str:
     if o["op"] == "task":
         parts = [_value(w.get("subject") or "Task")]
         if w.get("due_days") is not None:
-            parts.append(f"due in {w['due_days']} day(s)")
+            parts.append(f"due in {plural(w['due_days'], 'day')}")
         if w.get("priority"):
             parts.append(f"priority {w['priority']}")
         return "task " + ", ".join(parts)
@@ -646,13 +654,13 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
 
 def _render_report(r: dict[str, Any], at: str) -> None:
     click.echo(
-        f"sync at {at}: {r['created']} created, {r['linked']} linked, {r['updated']}"
-        f" updated, {r['campaign_members']} campaign member(s), {r['tasks']} task(s),"
-        f" {r['facts_for_engine']} CRM fact(s) to the engine, {len(r['errors'])}"
-        f" error(s), {r['api_calls']} API call(s)"
-        + (f", {r['waiting']} waiting" if r.get("waiting") else "")
+        f"sync at {at}: {r['created']:,} created, {r['linked']:,} linked, {r['updated']:,}"
+        f" updated, {plural(r['campaign_members'], 'campaign member')},"
+        f" {plural(r['tasks'], 'task')}, {plural(r['facts_for_engine'], 'CRM fact')} to the"
+        f" engine, {plural(len(r['errors']), 'error')}, {plural(r['api_calls'], 'API call')}"
+        + (f", {r['waiting']:,} waiting" if r.get("waiting") else "")
         + (
-            f", {r['held_duplicate_links']} held (DUPLICATE_LINK: the CRM record their email"
+            f", {r['held_duplicate_links']:,} held (DUPLICATE_LINK: the CRM record their email"
             " finds is another prospect's)"
             if r.get("held_duplicate_links")
             else ""
@@ -738,19 +746,27 @@ def run_cmd(
 
         def flush() -> None:
             for times, what in (
-                (idle, "idle cycle(s): nothing to do"),
-                (failed, "cycle(s) not run: the CRM failed for now ({}): retried later"),
+                (idle, lambda n: f"{plural(n, 'idle cycle')}: nothing to do"),
+                (
+                    failed,
+                    lambda n: (
+                        f"{plural(n, 'cycle')} not run: the CRM failed for now"
+                        f" ({why[0] if why else ''}): retried later"
+                    ),
+                ),
                 (
                     holding,
-                    "cycle(s) wrote nothing: {} prospect(s) held, the CRM record their email"
-                    " finds being another prospect's (DUPLICATE_LINK: `mrules sync status`)",
+                    lambda n: (
+                        f"{plural(n, 'cycle')} wrote nothing: {plural(held[0], 'prospect')}"
+                        " held, the CRM record their email finds being another prospect's"
+                        " (DUPLICATE_LINK: `mrules sync status`)"
+                    ),
                 ),
             ):
                 if times:
                     first, last, n = times
                     span = first if n == 1 else f"{first} to {last}"
-                    said = held[0] if times is holding else why[0] if why else ""
-                    click.echo(f"{span}  {n} " + what.format(said))
+                    click.echo(f"{span}  {what(n)}")
                     times.clear()
             why.clear()
 
@@ -861,7 +877,7 @@ def _changes(crm: Any, path: str) -> Any:
         for line, why in issues[1:]:
             click.echo(f"{shown}:{line}: {why}" if line else f"{shown}: {why}", err=True)
         line, why = issues[0]
-        more = f" (and {len(issues) - 1} more line(s) above)" if len(issues) > 1 else ""
+        more = f" (and {plural(len(issues) - 1, 'more line')} above)" if len(issues) > 1 else ""
         fail(f"{shown}:{line}: {why}{more}; nothing was run" if line else f"{shown}: {why}")
 
     def run(at: float) -> None:
@@ -1067,8 +1083,8 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         _emit(json.dumps(out, indent=1, sort_keys=True))
         return
     click.echo(
-        f"last cycle: {out['last_cycle'] or 'never'}; {out['links']} linked record(s);"
-        f" {out['api_calls']} API call(s) used"
+        f"last cycle: {out['last_cycle'] or 'never'}; {plural(out['links'], 'linked record')};"
+        f" {plural(out['api_calls'], 'API call')} used"
     )
     failed = out["failed_cycle"]
     if failed:
@@ -1085,7 +1101,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             )
         )
     click.echo(
-        f"queue: {out['queue']} prospect(s) waiting"
+        f"queue: {plural(out['queue'], 'prospect')} waiting"
         + (f", oldest since {out['oldest']}" if out["oldest"] else "")
     )
     click.echo(
@@ -1140,7 +1156,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
         db = SyncDb.open(path)
         try:
             if wanted:
-                # A typo marked nothing and said "0 held error(s)", exit 0 (docs/sync.md).
+                # A typo marked nothing and said "0 held errors", exit 0 (docs/sync.md).
                 missing = set(wanted) - _known_prospects(store_path, db, wanted)
                 if missing:
                     names = ", ".join(f"'{m}'" for m in sorted(missing))
@@ -1154,12 +1170,13 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
         fail(str(e), EXIT_STORE)
     except sqlite3.DatabaseError as e:
         fail(f"{printable_path(str(path))}: {e}", EXIT_STORE)
-    click.echo(f"{n} held error(s) will be retried at the next cycle")
+    click.echo(f"{plural(n, 'held error')} will be retried at the next cycle")
     if duplicates:
         # Not a write the CRM refused: a retry cannot clear it (docs/sync.md).
         click.echo(
-            f"{duplicates} DUPLICATE_LINK hold(s) not retried: the CRM record the prospect's"
-            " email finds is another prospect's (one prospect a CRM record); each cycle looks"
+            f"{plural(duplicates, 'DUPLICATE_LINK hold')} not retried: the CRM record the"
+            " prospect's email finds is another prospect's (one prospect a CRM record); each"
+            " cycle looks"
             " again, and the work is done once the record is no longer the other's"
         )
 

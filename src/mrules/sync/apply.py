@@ -802,17 +802,26 @@ def apply_plan(
 
 
 WRITTEN = (
-    ("created", "record(s) created"),
-    ("updated", "record(s) updated"),
-    ("campaign_members", "campaign member(s)"),
-    ("tasks", "task(s)"),
+    ("created", "record", "records", " created"),
+    ("updated", "record", "records", " updated"),
+    ("campaign_members", "campaign member", "campaign members", ""),
+    ("tasks", "task", "tasks", ""),
 )
-"""The counts of what a cycle wrote to the CRM (`ApplyReport.as_json()`'s keys), in words."""
+"""The counts of what a cycle wrote to the CRM (`ApplyReport.as_json()`'s keys), in words:
+the noun, its plural, what follows."""
 
 
 def written_words(counts: Mapping[str, Any]) -> list[str]:
-    """What a cycle wrote to the CRM, in words (`1 record(s) created`), from its counts."""
-    return [f"{counts[key]} {what}" for key, what in WRITTEN if counts.get(key)]
+    """What a cycle wrote to the CRM, in words, from its counts.
+
+    >>> written_words({"created": 1, "updated": 2, "campaign_members": 0, "tasks": 1})
+    ['1 record created', '2 records updated', '1 task']
+    """
+    from mrules.diagnostics import plural
+
+    return [
+        plural(counts[key], one, many) + rest for key, one, many, rest in WRITTEN if counts.get(key)
+    ]
 
 
 def _record_failure(db: SyncDb, at: str, e: CrmCallError, report: ApplyReport) -> None:
@@ -821,7 +830,7 @@ def _record_failure(db: SyncDb, at: str, e: CrmCallError, report: ApplyReport) -
     the only row such a cycle leaves. Not kept when the sync file fails too: the message
     says it all the same."""
     counts = report.as_json()
-    failure = {"at": at, "error": str(e), **{key: counts[key] for key, _w in WRITTEN}}
+    failure = {"at": at, "error": str(e), **{key: counts[key] for key, *_words in WRITTEN}}
     try:
         with db.tx():
             db.set_meta("failed_cycle", json.dumps(failure, sort_keys=True))
