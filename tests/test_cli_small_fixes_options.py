@@ -84,7 +84,7 @@ def test_segment_still_takes_an_empty_rule_file_and_a_rule_file_of_any_name(stor
     Path("all-rules.txt").write_text(text, "utf-8")
     r = mrules("segment", "all-rules.txt", "--store", "s.db")
     assert r.exit_code == 0, r.output
-    assert "Backfill consult tag: 3 prospect(s) matched" in r.stdout
+    assert "Backfill consult tag: 3 prospects matched" in r.stdout
 
 
 @pytest.mark.parametrize("command", ["run", "lint", "parse"])
@@ -130,7 +130,7 @@ def test_segment_help_names_the_crm_campaign_actions_it_applies(store: Path) -> 
     )
     r = mrules("segment", rules, "--store", "s.db")
     assert r.exit_code == 0, r.output
-    assert "Consult campaign: 3 prospect(s) matched" in r.stdout
+    assert "Consult campaign: 3 prospects matched" in r.stdout
     r = mrules("state", "export", "--store", "s.db", "--prospect", "bob@bigcorp.example")
     [work] = [w for w in json.loads(r.stdout)["pending_crm"] if w["rule"] == "Consult campaign"]
     assert (work["kind"], work["status"]) == ("campaign_member", "Sent")

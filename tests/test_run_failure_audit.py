@@ -243,7 +243,7 @@ def test_segment_into_a_closed_standard_output_changes_nothing(store: Path) -> N
     assert mrules("state", "export", "--store", store).stdout == before
     res = mrules("segment", rules, "--store", store)  # with an output, it segments
     assert res.exit_code == ExitCode.OK, res.output
-    assert "Backfill: 3 prospect(s) matched" in res.stdout
+    assert "Backfill: 3 prospects matched" in res.stdout
     assert mrules("state", "export", "--store", store).stdout.count('"backfilled"') == 3
 
 

@@ -9,6 +9,7 @@ import click
 from mrules.atomic import OutputError
 from mrules.cli.common import EXIT_STORE, PATH, READ_STORE_PATH, fail, stdout_or_exit
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
+from mrules.diagnostics import plural
 from mrules.engine import Engine
 from mrules.loader import printable_path
 from mrules.outputs import diagnostics_beside
@@ -81,7 +82,7 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
     finally:
         store.close()
     for name, n in counts.items():
-        click.echo(f"{name}: {n} prospect(s) matched")
+        click.echo(f"{name}: {plural(n, 'prospect')} matched")
 
 
 COMMANDS = (segment,)

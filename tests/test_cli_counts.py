@@ -1,0 +1,44 @@
+"""Counts in the CLI's messages agree with their number, through the command as a user
+runs it: `1 prospect matched`, `2 prospects matched` (they said `N prospect(s)`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import mrules
+
+RULES = """\
+form "Demo"
+form "Quiet"
+form "Other"
+list "A"
+on submit of form "Quiet" { score +1 }
+on submit of form "Demo" { score +2 }
+segmentation rule "One" { when all { submitted form "Other" } then { add to list "A" } }
+segmentation rule "Two" { when all { submitted form "Quiet" } then { add to list "A" } }
+"""
+
+EVENTS = [
+    '{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"ann@x.com","asset":"Other"}',
+    '{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"bob@x.com","asset":"Quiet"}',
+    '{"ts":"2026-11-02T09:01:00Z","type":"form_submit","prospect":"cat@x.com","asset":"Quiet"}',
+    '{"ts":"2026-11-02T09:02:00Z","type":"form_submit","prospect":"cat@x.com","asset":"Demo"}',
+]
+
+
+def _lines(name: str, lines: list[str]) -> Path:
+    Path(name).write_text("".join(line + "\n" for line in lines), "utf-8")
+    return Path(name)
+
+
+def _store() -> None:
+    Path("r.mr").write_text(RULES, "utf-8")
+    r = mrules("run", "r.mr", _lines("e.jsonl", EVENTS), "--store", "s.db", "-q")
+    assert r.exit_code == 0, r.output
+
+
+def test_segment_says_one_prospect_and_two_prospects(here: Path) -> None:
+    _store()
+    r = mrules("segment", "r.mr", "--store", "s.db")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "One: 1 prospect matched\nTwo: 2 prospects matched\n"
