@@ -42,3 +42,11 @@ def test_segment_says_one_prospect_and_two_prospects(here: Path) -> None:
     r = mrules("segment", "r.mr", "--store", "s.db")
     assert r.exit_code == 0, r.output
     assert r.stdout == "One: 1 prospect matched\nTwo: 2 prospects matched\n"
+
+
+def test_explain_says_one_change_and_two_changes(here: Path) -> None:
+    _store()
+    bob = mrules("explain", "bob@x.com", "--store", "s.db").stdout.splitlines()
+    cat = mrules("explain", "cat@x.com", "--store", "s.db").stdout.splitlines()
+    assert bob[2] == "Score 1 = sum of 1 change:"
+    assert cat[2] == "Score 3 = sum of 2 changes:"

@@ -20,7 +20,7 @@ from mrules.cli.common import (
 )
 from mrules.cli.run_cmd import open_store
 from mrules.cli.state_cmd import still_pending
-from mrules.diagnostics import printable
+from mrules.diagnostics import plural, printable
 from mrules.events import prospect_key
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
@@ -172,7 +172,7 @@ def render(ex: dict[str, Any]) -> str:
     s = ex["prospect"]
     out = [f"{s['email']}: score {s['score']}, grade {s['grade'] or '-'}, CRM {s['crm_status']}"]
     out.append("")
-    out.append(f"Score {s['score']} = sum of {len(ex['score'])} change(s):")
+    out.append(f"Score {s['score']} = sum of {plural(len(ex['score']), 'change')}:")
     for r in ex["score"]:
         args = r["args"] or {}
         pts = f"= {r['after']}" if r["action"] == Action.SET_SCORE else f"{args['points']:+d}"
