@@ -50,3 +50,14 @@ def test_explain_says_one_change_and_two_changes(here: Path) -> None:
     cat = mrules("explain", "cat@x.com", "--store", "s.db").stdout.splitlines()
     assert bob[2] == "Score 1 = sum of 1 change:"
     assert cat[2] == "Score 3 = sum of 2 changes:"
+
+
+def test_run_says_how_many_errors_the_rule_set_has(here: Path) -> None:
+    _lines("e.jsonl", EVENTS)
+    for n, rules in ((1, ["Nope"]), (2, ["Nope", "Nah"])):
+        text = "".join(f'on submit of form "{f}" {{ score +1 }}\n' for f in rules)
+        Path("bad.mr").write_text(text, "utf-8")
+        r = mrules("run", "bad.mr", "e.jsonl", "--store", "b.db")
+        assert r.exit_code == 1, r.output
+        said = "1 error" if n == 1 else "2 errors"
+        assert f"mrules: error: the rule set has {said}; `mrules lint`" in r.stderr

@@ -47,7 +47,7 @@ from mrules.cli.common import (
     output_folder_or_exit,
 )
 from mrules.compiler import compile_program
-from mrules.diagnostics import render_text, sort_diagnostics
+from mrules.diagnostics import plural, render_text, sort_diagnostics
 from mrules.engine import DEFAULT_CACHE_PROSPECTS
 from mrules.events import (
     EventSourceError,
@@ -84,7 +84,7 @@ def rules_or_exit(paths: tuple[str, ...]):  # type: ignore[no-untyped-def]
     if errors:
         click.echo(render_text(sort_diagnostics(errors), result.sources), err=True)
         fail(
-            f"the rule set has {len(errors)} error(s); `mrules lint` shows them all",
+            f"the rule set has {plural(len(errors), 'error')}; `mrules lint` shows them all",
             EXIT_DIAGNOSTICS,
         )
     return compile_program(result.program, result.sources)
