@@ -61,3 +61,14 @@ def test_run_says_how_many_errors_the_rule_set_has(here: Path) -> None:
         assert r.exit_code == 1, r.output
         said = "1 error" if n == 1 else "2 errors"
         assert f"mrules: error: the rule set has {said}; `mrules lint`" in r.stderr
+
+
+def test_partition_counts_lines_files_and_buckets(here: Path) -> None:
+    r = mrules("partition", _lines("a.jsonl", EVENTS[:1]), "--buckets", "1", "--out", "p1")
+    assert r.exit_code == 0, r.output
+    assert "partitioned 1 line of 1 file into 1 bucket (part-0000 of p1)" in r.stderr
+    assert "; 0 ticks copied to every bucket; 0 lines to reject (in bucket 0);" in r.stderr
+    _lines("b.jsonl", EVENTS[1:])
+    r = mrules("partition", "a.jsonl", "b.jsonl", "--buckets", "2", "--out", "p2")
+    assert r.exit_code == 0, r.output
+    assert "partitioned 4 lines of 2 files into 2 buckets (part-0000 of p2)" in r.stderr

@@ -21,6 +21,7 @@ from mrules.cli.common import (
     NonEmptyPath,
     fail,
 )
+from mrules.diagnostics import plural
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.storeapi import is_postgres_url
 
@@ -90,10 +91,11 @@ def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: boo
     if not quiet:
         rate = stats["events"] / stats["seconds"] if stats["seconds"] else 0.0
         click.echo(
-            f"partitioned {stats['events']:,} lines of {stats['files']} file(s) into"
-            f" {stats['buckets']} buckets ({stats['part']} of {out}) in {stats['seconds']:.2f} s"
-            f" ({rate:,.0f} lines/s); {stats['ticks']:,} ticks copied to every bucket;"
-            f" {stats['unrouted']:,} lines to reject (in bucket 0); "
+            f"partitioned {plural(stats['events'], 'line')} of {plural(stats['files'], 'file')}"
+            f" into {plural(stats['buckets'], 'bucket')} ({stats['part']} of {out}) in"
+            f" {stats['seconds']:.2f} s ({rate:,.0f} lines/s);"
+            f" {plural(stats['ticks'], 'tick')} copied to every bucket;"
+            f" {plural(stats['unrouted'], 'line')} to reject (in bucket 0); "
             # `until`: the latest event time of the folder; none before a line with a time
             + (f"until {stats['until']}" if stats["until"] else "no event time yet"),
             err=True,
