@@ -72,3 +72,25 @@ def test_partition_counts_lines_files_and_buckets(here: Path) -> None:
     r = mrules("partition", "a.jsonl", "b.jsonl", "--buckets", "2", "--out", "p2")
     assert r.exit_code == 0, r.output
     assert "partitioned 4 lines of 2 files into 2 buckets (part-0000 of p2)" in r.stderr
+
+
+LEAD = '{"Id":"l1","LastName":"A","Email":"a@x.com","Company":"X"}'
+LEAD_B = '{"Id":"l4","LastName":"B","Email":"b@x.com","Company":"X"}'
+
+
+def test_crm_load_and_export_count_rows_and_records(here: Path) -> None:
+    Path("seed").mkdir()
+    Path("out").mkdir()
+    for n, bad in ((1, ["Bogus__c"]), (2, ["Bogus__c", "Nope__c"])):
+        refused = [f'{{"Id":"x{i}","{f}":1}}' for i, f in enumerate(bad)]
+        _lines("seed/Lead.jsonl", [LEAD, *refused])
+        r = mrules("crm", "load", "seed", "--store", f"c{n}.db")
+        assert r.exit_code == 3, r.output
+        said = "1 row refused" if n == 1 else "2 rows refused"
+        assert r.stderr.endswith(f"\n{said}; the others loaded\n"), r.stderr
+    r = mrules("crm", "export", "--store", "c1.db", "--out", "out", "--object", "Lead")
+    assert "out/Lead.jsonl: 1 record\n" in r.stderr, r.output
+    _lines("seed/Lead.jsonl", [LEAD, LEAD_B])
+    assert mrules("crm", "load", "seed", "--store", "c3.db").exit_code == 0
+    r = mrules("crm", "export", "--store", "c3.db", "--out", "out", "--object", "Lead")
+    assert "out/Lead.jsonl: 2 records\n" in r.stderr, r.output

@@ -39,6 +39,7 @@ from mrules.crm.files import (
     read_org,
 )
 from mrules.crm.model import Schema, SchemaError, parse_datetime
+from mrules.diagnostics import plural
 from mrules.loader import printable_path
 from mrules.sqlitefiles import UNREADABLE, full_disk_advice, unreadable_reason
 from mrules.storeapi import MEMORY, is_postgres_url
@@ -206,7 +207,7 @@ def load(
         counts = ", ".join(f"{n} {name}" for name, n in report.loaded.items()) or "nothing"
         click.echo(f"loaded {counts} into {_shown(c.path)}")
         if report.issues:
-            click.echo(f"{len(report.issues)} row(s) refused; the others loaded", err=True)
+            click.echo(f"{plural(len(report.issues), 'row')} refused; the others loaded", err=True)
             sys.exit(int(EXIT_REJECTS))
 
 
@@ -290,7 +291,7 @@ def export(
                 for row in rows:
                     writer.writerow({k: _csv(row.get(k)) for k in fields})
             _write(target, buf.getvalue())
-            click.echo(f"{_shown(target)}: {len(rows)} record(s)", err=True)
+            click.echo(f"{_shown(target)}: {plural(len(rows), 'record')}", err=True)
 
 
 def _write(target: Path, text: str) -> None:
