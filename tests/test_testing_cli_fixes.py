@@ -615,8 +615,8 @@ def test_a_misspelt_key_of_an_expected_reject_is_a_broken_test(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("event", "said"),
     [
-        ("2", "'event' 2 is not one of this test's 1 event(s)"),
-        ("0", "'event' 0 is not one of this test's 1 event(s)"),
+        ("2", "'event' 2 is not one of this test's 1 event (N counts events from 1)"),
+        ("0", "'event' 0 is not one of this test's 1 event (N counts events from 1)"),
         ('"1"', "'event' is the event's position in 'events' (a whole number from 1), not"),
         ("true", "'event' is the event's position in 'events' (a whole number from 1), not"),
     ],

@@ -1039,11 +1039,13 @@ def _case(
     _check_expect(expect, path)
     for r in expect.get("rejects") or ():  # an event the test does not have never matches
         if not 1 <= r["event"] <= len(events):
+            from mrules.diagnostics import plural
+
             raise TestFileError(
                 path,
                 _line(r, default=_line(expect, "rejects")),
                 f"expect.rejects: event {r['event']} is not one of this test's"
-                f" {len(events)} event(s) (N counts events from 1)",
+                f" {plural(len(events), 'event')} (N counts events from 1)",
             )
     for key in ("actions", "no_actions"):  # `event: 5` of 3 events, or `event: "2"`,
         items = expect.get(key) or ()  # never matches: `no_actions` held whatever happened
@@ -1061,11 +1063,13 @@ def _case(
                     f" number from 1), not {_typed(n)}",
                 )
             if not 1 <= n <= len(events):
+                from mrules.diagnostics import plural
+
                 raise TestFileError(
                     path,
                     where,
                     f"expect.{key}: 'event' {n} is not one of this test's"
-                    f" {len(events)} event(s) (N counts events from 1)",
+                    f" {plural(len(events), 'event')} (N counts events from 1)",
                 )
     at = given.get("at")
     if at is None:
@@ -2279,10 +2283,12 @@ class _Checker:
         for i, m in enumerate(items):
             hits = [r for r in rows if _matches(m, r)]
             if hits:
+                from mrules.diagnostics import plural
+
                 self.fail(
                     f"no_actions[{i}]",
                     "not taken",
-                    f"taken {len(hits)} time(s)",
+                    f"taken {plural(len(hits), 'time')}",
                     lines[i] if i < len(lines) else None,
                     reasons=[f"{_brief(r)}: {self.cause(r)}" for r in hits[:5]],
                 )
@@ -2294,6 +2300,8 @@ class _Checker:
         ok = len(want) == len(got) and all(_partial(w, g) for w, g in zip(want, got, strict=False))
         if ok:
             return
+        from mrules.diagnostics import plural
+
         what = "message" if key == "outbox" else "CRM work item"  # `crm` holds no messages
         reasons = [
             f"{_value(_brief_message(g))}: {g.get('rule', '?')}"
@@ -2306,7 +2314,9 @@ class _Checker:
             [_brief_message(g) for g in got],
             _line(self.case.expect, key),
             reasons=reasons,
-            note=f"want {len(want)} {what}(s), got {len(got)}" if len(want) != len(got) else None,
+            note=f"want {plural(len(want), what)}, got {len(got):,}"
+            if len(want) != len(got)
+            else None,
         )
 
     def rules(self) -> None:
@@ -2581,7 +2591,9 @@ def _snapshot(checker: _Checker, update: bool, outcome: Outcome) -> None:
         return
     diff = _snapshot_diff(snaps[case.name], actual)
     if len(diff) > 20:
-        diff[20:] = [f"... and {len(diff) - 20} more difference(s)"]
+        from mrules.diagnostics import plural
+
+        diff[20:] = [f"... and {plural(len(diff) - 20, 'more difference')}"]
     checker.fail(
         "snapshot",
         f"the state in {path}",
