@@ -62,7 +62,7 @@ def test_a_negative_cost_leaves_the_campaign_without_cost_and_roi(tmp_path: Path
         ),
     )
     args = ("report", "campaigns", "--store", store)
-    note = "note: 1 campaign(s) left without cost and ROI"
+    note = "note: 1 campaign left without cost and ROI"
     r = mrules(*args, "--format", "json")
     assert r.exit_code == 0, r.output
     body = json.loads(r.stdout)
@@ -76,7 +76,7 @@ def test_a_negative_cost_leaves_the_campaign_without_cost_and_roi(tmp_path: Path
     )
     assert body["totals"]["cost"] == 3000.0 + 500.0 + 1000.0  # the others', not Ads' -100
     assert body["notes"] == [
-        "1 campaign(s) left without cost and ROI: a cost is 0 or more, and theirs is"
+        "1 campaign left without cost and ROI: a cost is 0 or more, and its cost is"
         " negative (or not a finite number): Ads (ActualCost in the CRM -100)"
     ]
     assert r.stderr.count(note) == 1, r.stderr
@@ -102,7 +102,7 @@ def test_a_negative_cost_leaves_the_campaign_without_cost_and_roi(tmp_path: Path
     page = tmp_path / "page.html"
     r = mrules("report", "html", page, "--store", store)
     assert r.exit_code == 0, r.output
-    assert "1 campaign(s) left without cost and ROI" in page.read_text()
+    assert "1 campaign left without cost and ROI" in page.read_text()
 
 
 def _campaigns(store: Path, *args: str) -> tuple[dict[str, Any], str]:
@@ -145,7 +145,7 @@ def test_a_member_without_a_creation_date_never_wins_over_a_dated_one(copy: Path
     for model in ("first_touch", "last_touch"):
         was = {c["campaign"]: c["influence"][model] for c in before["campaigns"]}
         assert {k: v[model] for k, v in influence.items()} == was
-    note = "1 CRM campaign member(s) without a creation date"
+    note = "1 CRM campaign member without a creation date"
     assert [n for n in after["notes"] if n.startswith(note)], after["notes"]
     assert stderr.count(note) == 1, stderr
 
@@ -166,7 +166,7 @@ def test_among_undated_members_only_the_first_campaign_by_name_wins(copy: Path) 
         rows = {c["campaign"]: c["influence"][model] for c in report["campaigns"]}
         assert rows["Ads"] == 6000.0 + 3000.0  # Deal Two's and Deal Six's
         assert report["totals"]["unattributed"][model] == 0.0
-        assert any(n.startswith("2 CRM campaign member(s)") for n in report["notes"])
+        assert any(n.startswith("2 CRM campaign members without") for n in report["notes"])
 
 
 def test_a_campaign_deleted_in_the_crm_is_left_out(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_a_campaign_deleted_in_the_crm_is_left_out(tmp_path: Path) -> None:
         r = mrules("report", "campaigns", "--store", store, "--format", fmt)
         assert r.exit_code == 0, r.output
         assert "Trade Show" not in r.stdout, (fmt, r.stdout)
-        note = "note: 1 CRM campaign(s) deleted in the CRM left out, with their 2 member(s)"
+        note = "note: 1 CRM campaign deleted in the CRM left out, with its 2 members"
         assert r.stderr.count(note) == 1, r.stderr
     body, _ = _campaigns(store, "--model", "primary")
     assert body["totals"]["unattributed"]["primary"] == 3000.0 + 9000.0  # Deal Six's too
@@ -204,4 +204,4 @@ def test_members_of_a_deleted_campaign_count_for_nothing(copy: Path) -> None:
     assert influence["Webinar"]["first_touch"] == 19000.0
     assert influence["Webinar"]["even"] == pytest.approx(5000.0 + 4500.0)
     assert influence["Newsletter"]["even"] == pytest.approx(5000.0 + 4500.0)
-    assert "with their 2 member(s) and the primary campaign of 1 opportunity(ies)" in stderr
+    assert "with its 2 members and the primary campaign of 1 opportunity, which" in stderr

@@ -81,6 +81,15 @@ def test_page_has_every_chart_and_no_outside_reference() -> None:
     assert "/* the chart library */" in text
 
 
+def test_the_rules_that_never_matched_are_counted_in_agreement() -> None:
+    """`1 rule never matched:`, `2 rules never matched:` (it said `1 rule(s)`)."""
+    data = samples.full()
+    assert "<p class='note'>1 rule never matched:</p>" in page.page(data, script=_js)
+    never = data["rules"]["never_matched"]
+    never.append({**never[0], "name": "submit of form Other"})
+    assert "<p class='note'>2 rules never matched:</p>" in page.page(data, script=_js)
+
+
 def test_the_influence_chart_has_every_model_of_the_report() -> None:
     """`report campaigns` credits under five models; the page drew four (no primary)."""
     assert list(charts.MODEL_LABELS) == list(MODELS)

@@ -24,6 +24,7 @@ import json
 import math
 from typing import Any
 
+from mrules.diagnostics import plural
 from mrules.reports._db import Source
 
 __all__ = ["UNATTRIBUTED", "campaign_label", "campaign_report"]
@@ -293,20 +294,22 @@ def campaign_report(
     )[0]
     if gone:
         notes.append(
-            f"{gone} CRM campaign(s) deleted in the CRM left out, with their"
-            f" {gone_members} member(s) and the primary campaign of {gone_primary}"
-            " opportunity(ies), which credits none"
+            f"{plural(gone, 'CRM campaign')} deleted in the CRM left out, with"
+            f" {'its' if gone == 1 else 'their'} {plural(gone_members, 'member')} and the"
+            f" primary campaign of {plural(gone_primary, 'opportunity', 'opportunities')},"
+            " which credits none"
         )
     if undated:
         notes.append(
-            f"{undated} CRM campaign member(s) without a creation date: such a member wins"
+            f"{plural(undated, 'CRM campaign member')} without a creation date: such a member wins"
             " first or last touch only where no member of that opportunity has a date (then"
             " the first campaign by name), and counts in no campaign's members"
         )
     if unknown_cost:
         notes.append(
-            f"{len(unknown_cost)} campaign(s) left without cost and ROI: a cost is 0 or"
-            " more, and theirs is negative (or not a finite number): "
+            f"{plural(len(unknown_cost), 'campaign')} left without cost and ROI: a cost is 0"
+            f" or more, and {'its cost' if len(unknown_cost) == 1 else 'theirs'} is negative"
+            " (or not a finite number): "
             + ", ".join(unknown_cost[:_NAMED])
             + (f" and {len(unknown_cost) - _NAMED} more" if len(unknown_cost) > _NAMED else "")
         )

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mrules.diagnostics import plural
 from mrules.reports import charts
 from mrules.reports._campaigns import campaign_label
 from mrules.reports._history import kind_label
@@ -347,7 +348,7 @@ def _rules_section(p: _Page, r: dict[str, Any], stored: bool | None = None) -> N
     p.chart("rules", charts.rule_effectiveness(r))
     never = r.get("never_matched") or []
     if never:
-        p.add(f"<p class='note'>{len(never)} rule(s) never matched:</p>")
+        p.add(f"<p class='note'>{plural(len(never), 'rule')} never matched:</p>")
         p.add(
             _table(
                 ["kind", "rule", "at"],
