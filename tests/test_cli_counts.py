@@ -74,6 +74,27 @@ def test_partition_counts_lines_files_and_buckets(here: Path) -> None:
     assert "partitioned 4 lines of 2 files into 2 buckets (part-0000 of p2)" in r.stderr
 
 
+def test_a_partitioned_run_counts_lines_prospects_and_buckets(here: Path) -> None:
+    Path("r.mr").write_text(RULES, "utf-8")
+    for n, events in ((1, EVENTS[:1]), (2, EVENTS)):
+        _lines("e.jsonl", events)
+        r = mrules("partition", "e.jsonl", "--buckets", str(n), "--out", f"p{n}", "-q")
+        assert r.exit_code == 0, r.output
+        r = mrules(
+            "run", "r.mr", f"p{n}", "--engine", "local", "--workers", "1", "--store", f"s{n}.db"
+        )
+        assert r.exit_code == 0, r.output
+        said = (
+            "1 line (1 bucket line: ticks go to every bucket), 0 rejected, 1 prospect; 1 bucket"
+            if n == 1
+            else "4 lines (4 bucket lines: ticks go to every bucket), 0 rejected, 3 prospects;"
+            " 2 buckets"
+        )
+        assert f"mrules run (local): {said} (0 done before) in " in r.stderr, r.stderr
+        progress = "buckets 1/1  1 line  " if n == 1 else "buckets 2/2  4 lines  "
+        assert progress in r.stderr, r.stderr
+
+
 LEAD = '{"Id":"l1","LastName":"A","Email":"a@x.com","Company":"X"}'
 LEAD_B = '{"Id":"l4","LastName":"B","Email":"b@x.com","Company":"X"}'
 

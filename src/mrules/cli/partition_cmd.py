@@ -182,7 +182,7 @@ def run_partitioned_cli(
         if quiet:
             return
         rate = lines / seconds if seconds > 0 else 0.0
-        text = f"buckets {done}/{total}  {lines:,} lines  {rate:,.0f} lines/s"
+        text = f"buckets {done}/{total}  {plural(lines, 'line')}  {rate:,.0f} lines/s"
         if interactive:
             click.echo(f"\r{text}", nl=done == total, err=True)
         elif done == total or done % max(1, total // 10) == 0:
@@ -223,10 +223,10 @@ def run_partitioned_cli(
     rejected = report.rejects_written
     if not quiet:
         click.echo(
-            f"mrules run ({engine}): {report.archive_events:,} lines ({report.events:,} bucket"
-            f" lines: ticks go to every bucket), {rejected:,} rejected,"
-            f" {report.prospects:,} prospects;"
-            f" {report.buckets} buckets ({report.skipped} done before) in"
+            f"mrules run ({engine}): {plural(report.archive_events, 'line')}"
+            f" ({plural(report.events, 'bucket line')}: ticks go to every bucket),"
+            f" {rejected:,} rejected, {plural(report.prospects, 'prospect')};"
+            f" {plural(report.buckets, 'bucket')} ({report.skipped:,} done before) in"
             f" {report.task_seconds:.2f} s, merge {report.merge_seconds:.2f} s (serial"
             f" {report.merge.get('serial_seconds', report.merge_seconds):.2f} s), total"
             f" {report.seconds:.2f} s ({report.events_per_second:,.0f} lines/s); store {shown}"
