@@ -427,7 +427,7 @@ def test_a_select_list_too_long_for_a_url_is_a_clear_error(http, crm) -> None:
     with pytest.raises(CrmCallError) as e:
         crm.query_changed("Lead", None, T)
     assert (e.value.code, e.value.transient) == ("QUERY_TOO_LONG", False)
-    assert "a query of Lead selecting 704 field(s)" in e.value.message
+    assert "a query of Lead selecting 704 fields would" in e.value.message
     # The fields asked that the describe lists, in its order; the others left out.
     http.add("GET", BASE + "queryAll/", json={"totalSize": 0, "done": True, "records": []})
     wanted = ["Custom_Field_Number_0003__c", "email", "Nope"]
@@ -651,7 +651,7 @@ def test_conversion_fault(http, crm) -> None:
         ("<html><body>Service temporarily unavailable</body>", "not XML"),
         (
             CONVERT_FAILED.replace("<result>", "<other>").replace("</result>", "</other>"),
-            "0 result(s)",
+            "(0 results for 1 lead)",
         ),
     ],
 )

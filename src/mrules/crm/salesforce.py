@@ -51,6 +51,7 @@ from mrules.crm.port import (
     WriteResult,
     with_system_fields,
 )
+from mrules.diagnostics import plural
 from mrules.timetext import utc_text
 
 __all__ = ["ENV_HELP", "CrmConfigError", "SalesforceCrm"]
@@ -357,7 +358,7 @@ class SalesforceCrm:
     def _too_long(self, sobject: str, names: Sequence[str], length: int) -> CrmCallError:
         return CrmCallError(
             "QUERY_TOO_LONG",
-            f"a query of {sobject} selecting {len(names)} field(s) would have a URL of"
+            f"a query of {sobject} selecting {plural(len(names), 'field')} would have a URL of"
             f" {length} bytes, more than the {URL_LIMIT} mrules sends (Salesforce refuses a"
             " request past 16,384 bytes with HTTP 414): map fewer fields of"
             f" {sobject}, or fields with shorter API names",
@@ -547,7 +548,8 @@ class SalesforceCrm:
         if len(out) != len(records):
             raise CrmCallError(
                 "UNKNOWN_EXCEPTION",
-                f"{len(out)} result(s) for {len(records)} record(s): the outcome is unknown",
+                f"{plural(len(out), 'result')} for {plural(len(records), 'record')}: the outcome"
+                " is unknown",
                 transient=True,
             )
         return out
@@ -973,7 +975,8 @@ def _convert_results(
         raise CrmCallError(
             "UNKNOWN_EXCEPTION",
             f"the org's answer to convertLead is not of the shape Salesforce sends"
-            f" ({len(out)} result(s) for {expected} lead(s)): the outcome is unknown",
+            f" ({plural(len(out), 'result')} for {plural(expected, 'lead')}): the outcome is"
+            " unknown",
             transient=True,
             http_status=response.status_code,
         )
