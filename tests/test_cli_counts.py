@@ -115,3 +115,26 @@ def test_crm_load_and_export_count_rows_and_records(here: Path) -> None:
     assert mrules("crm", "load", "seed", "--store", "c3.db").exit_code == 0
     r = mrules("crm", "export", "--store", "c3.db", "--out", "out", "--object", "Lead")
     assert "out/Lead.jsonl: 2 records\n" in r.stderr, r.output
+
+
+def test_a_replaced_events_file_is_refused_with_its_lines_counted(here: Path) -> None:
+    Path("r.mr").write_text(RULES, "utf-8")
+
+    def run(store: str, lines: list[str]) -> str:
+        r = mrules("run", "r.mr", _lines("d.jsonl", lines), "--store", store, "-q")
+        return r.stderr
+
+    assert run("a.db", EVENTS[:1]) == ""
+    said = run("a.db", EVENTS[1:3])
+    assert "d.jsonl is not the file this store read 1 line of: its line 1 is" in said, said
+    assert run("b.db", EVENTS[:2]) == ""
+    said = run("b.db", EVENTS[:1])
+    assert "d.jsonl has 1 line, fewer than the 2 already read from it" in said, said
+
+
+def test_partition_into_a_folder_of_other_buckets_counts_them(here: Path) -> None:
+    _lines("d.jsonl", EVENTS[:1])
+    assert mrules("partition", "d.jsonl", "--buckets", "1", "--out", "p", "-q").exit_code == 0
+    r = mrules("partition", "d.jsonl", "--buckets", "2", "--out", "p", "-q")
+    assert r.exit_code == 2, r.output
+    assert "mrules: error: p has 1 bucket, not 2; new files append" in r.stderr, r.stderr

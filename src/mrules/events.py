@@ -697,8 +697,11 @@ def _checked_line(anchor: tuple[int, int] | None, start_line: int) -> tuple[int,
 
 
 def _replaced(name: str, start_line: int, at: int) -> StreamReplacedError:
+    from mrules.diagnostics import plural
+
     return StreamReplacedError(
-        f"{name} is not the file this store read {start_line:,} lines of: its line {at:,}"
+        f"{name} is not the file this store read {plural(start_line, 'line')} of: its line"
+        f" {at:,}"
         " is not the event applied from it, so the file was replaced, and nothing of it"
         " was applied; give the new file a new name (a new path is a new stream, and"
         " events whose id was applied are still skipped)"
@@ -776,9 +779,11 @@ def _iterate(
             if line == at and (skipped is None or line_check(skipped) != check):
                 raise _replaced(name, start_line, at)
         if line < start_line:
+            from mrules.diagnostics import plural
+
             raise StreamReplacedError(
-                f"{name} has {line:,} lines, fewer than the {start_line:,} already read from"
-                " it into this store: the file was replaced or cut, and nothing of it was"
+                f"{name} has {plural(line, 'line')}, fewer than the {start_line:,} already read"
+                " from it into this store: the file was replaced or cut, and nothing of it was"
                 " applied; give a new file under a new name (a new path is a new stream, and"
                 " events whose id was applied are still skipped)"
             )

@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 
 from mrules.atomic import atomic_write
+from mrules.diagnostics import plural
 from mrules.events import (
     _BOM,
     Event,
@@ -464,7 +465,8 @@ def partition(
         manifest = Manifest.load(folder)
         if buckets is not None and buckets != manifest.buckets:
             raise PartitionError(
-                f"{folder} has {manifest.buckets} buckets, not {buckets}; new files append"
+                f"{folder} has {plural(manifest.buckets, 'bucket')}, not {buckets}; new files"
+                " append"
                 f" to the same buckets (leave out --buckets, or use a new folder)"
             )
     else:
