@@ -86,6 +86,7 @@ __all__ = [
     "StoreLocked",
     "StorePathError",
     "damaged_history",
+    "dns_by_rule",
 ]
 
 SCHEMA_VERSION = 6
@@ -359,6 +360,21 @@ def _migrate_3_to_4(conn: sqlite3.Connection) -> None:
 _MIGRATIONS[3] = _migrate_3_to_4
 
 
+def dns_by_rule(entries: Iterable[LedgerEntry]) -> bool:
+    """Whether a prospect marked `do not sync` and deleted in the CRM was marked by a rule,
+    from its history's steps in order: unless its last `do not sync` / `allow crm
+    recreate` step is the deletion's (`by: crm delete`). Both stores' migrations use it."""
+    last = None
+    for e in entries:
+        if e.action in ("do not sync", "allow crm recreate"):
+            last = e
+    return not (
+        last is not None
+        and last.action == "do not sync"
+        and (orjson.loads(last.args) if last.args else {}).get("by") == "crm delete"
+    )
+
+
 def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
     """Schema 4 -> 5: a rule's `do not sync` is kept apart from the CRM's deletion.
 
@@ -381,20 +397,15 @@ def _migrate_4_to_5(conn: sqlite3.Connection) -> None:
             if names is None:
                 names = Interner()
                 names.load(iter(conn.execute("SELECT id, text FROM names ORDER BY id").fetchall()))
-            last = None
-            for seq, event_id, data in conn.execute(
+            rows = conn.execute(
                 "SELECT seq, event_id, data FROM history"
                 " WHERE prospect = ? AND seq IS NOT NULL ORDER BY id",
                 (pid,),
-            ):
-                row = unpack(data, names, email, None, None, seq, event_id)
-                for e in row.entries():
-                    if e.action in ("do not sync", "allow crm recreate"):
-                        last = e
-            by_rule = not (
-                last is not None
-                and last.action == "do not sync"
-                and (orjson.loads(last.args) if last.args else {}).get("by") == "crm delete"
+            )
+            by_rule = dns_by_rule(
+                e
+                for seq, event_id, data in rows
+                for e in unpack(data, names, email, None, None, seq, event_id).entries()
             )
         if by_rule:
             raw["dr"] = True

@@ -42,7 +42,7 @@ from mrules.records import (
     RejectedLine,
     diagnostic_rows,
 )
-from mrules.store import HISTORY_DAMAGE, _now, damaged_history
+from mrules.store import HISTORY_DAMAGE, _now, damaged_history, dns_by_rule
 from mrules.storeapi import StoreError, StoreLocked, StorePathError
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite"]
@@ -231,21 +231,16 @@ class PgStore:
                 continue
             by_rule = True
             if raw.get("st") == "deleted":
-                last = None
                 rows = self._all(
                     f"SELECT {_COLUMNS} FROM mrules_history"
                     " WHERE prospect = %s AND seq IS NOT NULL ORDER BY id",
                     (pid,),
                 )
-                for _, visitor, ts, seq, event_id, data in rows:
-                    row = unpack(bytes(data), self._interner(), email, visitor, ts, seq, event_id)
-                    for e in row.entries():
-                        if e.action in ("do not sync", "allow crm recreate"):
-                            last = e
-                by_rule = not (
-                    last is not None
-                    and last.action == "do not sync"
-                    and (orjson.loads(last.args) if last.args else {}).get("by") == "crm delete"
+                names = self._interner()
+                by_rule = dns_by_rule(
+                    e
+                    for _, visitor, ts, seq, event_id, data in rows
+                    for e in unpack(bytes(data), names, email, visitor, ts, seq, event_id).entries()
                 )
             if by_rule:
                 raw["dr"] = True
