@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generate as gen
 
 from mrules.batch import Batch
-from mrules.events import Event, Reject
+from mrules.events import Event, Reject, owner_since
 from mrules.settings import EngineSettings
 from mrules.urls import normalize_url
 
@@ -120,6 +120,7 @@ class P:
         "notified",
         "opened",
         "opted_out",
+        "reassigned_at",
         "score",
         "tags",
         "throttle",
@@ -136,7 +137,8 @@ class P:
         self.tags: set[str] = set()
         self.assigned_kind: str | None = None
         self.assigned_to: str | None = None
-        self.assigned_at: float | None = None
+        self.assigned_at: float | None = None  # the first assignment
+        self.reassigned_at: float | None = None  # the latest change of assignee after it
         self.crm_status = "none"
         self.crm_id: str | None = None
         self.do_not_sync = False
@@ -180,6 +182,7 @@ CORE = (
     "assigned_kind",
     "assigned_to",
     "assigned_at",
+    "reassigned_at",
     "crm_status",
     "crm_id",
     "opted_out",
@@ -922,8 +925,13 @@ class Baseline:
                     p.assigned_to,
                     e.user,
                 )
+                if p.assigned_kind is None:
+                    p.assigned_at = self.now
+                elif p.assigned_kind != "crm rule":  # a reassignment, at the CRM's time
+                    since = owner_since(e)
+                    at = e.ts_epoch if since is None else min(since, e.ts_epoch)
+                    p.reassigned_at = max(at, p.assigned_at or at)
                 p.assigned_kind, p.assigned_to = "user", e.user
-                p.assigned_at = p.assigned_at or self.now
                 changed.add("assigned")
         elif obj == "opportunity":
             outcome = e.status if e.status in ("won", "lost") else "created"

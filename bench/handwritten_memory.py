@@ -94,6 +94,7 @@ def read_lean(path: str | Path) -> Iterator[Event]:
                     get("object"),
                     get("crm_id"),
                     get("status"),
+                    data,  # raw: what `owner_since` reads on a CRM reassignment
                 ),
             )
 
@@ -254,6 +255,8 @@ class MemoryLoop(hw.Baseline):
                     "name": p.assigned_to,
                     "at": iso(p.assigned_at),
                 }
+                if p.reassigned_at is not None:  # as `state export`: only once reassigned
+                    assigned["reassigned_at"] = iso(p.reassigned_at)
             out.append(
                 {
                     "email": p.email,
