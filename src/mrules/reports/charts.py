@@ -11,6 +11,7 @@ nothing yet and why, so the page always renders.
 from __future__ import annotations
 
 import itertools
+import textwrap
 from typing import Any
 
 import altair as alt
@@ -39,7 +40,15 @@ __all__ = [
 
 Spec = dict[str, Any]
 
-WIDTH = 560
+# Every chart is as wide as the page's column (`width: "container"`, its axes and legend
+# inside: autosize `fit-x`), from a 360-pixel phone to a desktop window; heights are fixed.
+WIDTH = "container"
+AUTOSIZE = {"type": "fit-x", "contains": "padding"}
+# A name on a chart's axis (a rule, a campaign) takes at most 40 % of the chart's width, and
+# never more than 260 pixels: the bars keep the rest on a phone. Its tooltip shows it whole.
+_NAME_LIMIT = alt.ExprRef(expr="clamp(containerSize()[0] * 0.4, 80, 260)")
+# A legend under the chart, in as many columns as fit: beside it, it took a phone's width.
+_LEGEND = alt.Legend(orient="bottom", columns=alt.ExprRef(expr="containerSize()[0] < 560 ? 2 : 0"))
 STAGE_LABELS = {
     "visitor": "Visitors",
     "prospect": "Prospects",
@@ -60,6 +69,7 @@ TOP_RULES = 15
 TOP_CAMPAIGNS = 25
 # Flat labels; those that would overlap (a year of weeks) are left out, as on a number axis.
 _FLAT = alt.Axis(labelAngle=0, labelOverlap=True)
+_MESSAGE_LINE = 36  # characters of a line of a chart's message (14 px): 300 pixels or less
 TIMELINE_LABELS = {"prospect": "prospect", "mql": "MQL", "sql": "SQL", "won": "won"}
 _utc = alt.X("at:T", scale=alt.Scale(type="utc"))
 
@@ -82,8 +92,16 @@ def _when(title: str) -> alt.Tooltip:
     )
 
 
+def _bands(labels: int, offsets: int, step: int) -> int:
+    """The height of a chart of `labels` bands, each of `offsets` bars `step` pixels thick:
+    what Vega-Lite's `height: {"step": step}` gives, written out. A step height with a
+    container width made Vega-Lite warn (`Dropping "fit-y"`) on the browser's console."""
+    return round((labels + 0.2) * step * offsets / 0.8)  # band padding 0.2 inside and out
+
+
 def _spec(chart: alt.TopLevelMixin) -> Spec:
     spec: Spec = chart.to_dict()
+    spec["autosize"] = AUTOSIZE
     return spec
 
 
@@ -101,11 +119,12 @@ def date_range(report: dict[str, Any]) -> str | None:
 
 def empty(title: str, message: str) -> Spec:
     """A chart that says there is nothing to draw yet (one text mark)."""
+    lines = textwrap.wrap(message, _MESSAGE_LINE) or [""]  # a phone's width, whole words
     chart = (
-        alt.Chart(alt.Data(values=[{"text": message}]), title=title)
-        .mark_text(fontSize=14, color="#666")
-        .encode(text="text:N")
-        .properties(width=WIDTH, height=60)
+        alt.Chart(alt.Data(values=[{"text": message, "lines": lines}]), title=title)
+        .mark_text(fontSize=14, color="#666", lineHeight=18)
+        .encode(text="lines:N")
+        .properties(width=WIDTH, height=max(60, 18 * len(lines) + 24))
     )
     return _spec(chart)
 
@@ -120,14 +139,14 @@ def funnel(report: dict[str, Any]) -> Spec:
             return empty(title, f"No visitors or prospects {span}.")
         return empty(title, "No visitors or prospects yet: run events into the store.")
     order = [r["stage"] for r in rows]
-    base = alt.Chart(alt.Data(values=rows), title=title).encode(
+    base = alt.Chart(alt.Data(values=rows)).encode(
         y=alt.Y("stage:N", sort=order, title=None),
         x=alt.X("count:Q", title="count", axis=_counts(r["count"] for r in rows)),
         tooltip=["stage:N", "count:Q"],
     )
     bars = base.mark_bar(color="#4c78a8")
     text = base.mark_text(align="left", dx=4).encode(text="count:Q")
-    return _spec((bars + text).properties(width=WIDTH, height=36 * len(rows)))
+    return _spec((bars + text).properties(width=WIDTH, height=36 * len(rows), title=title))
 
 
 def velocity(report: dict[str, Any]) -> Spec:
@@ -146,13 +165,13 @@ def velocity(report: dict[str, Any]) -> Spec:
     if not rows:
         return empty(title, "No prospect has moved between two stages yet.")
     order = [r["step"] for r in rows]
-    base = alt.Chart(alt.Data(values=rows), title=title).encode(
+    base = alt.Chart(alt.Data(values=rows)).encode(
         y=alt.Y("step:N", sort=order, title=None),
         tooltip=["step:N", "median:Q", "mean:Q", "n:Q"],
     )
     bars = base.mark_bar(color="#72b7b2").encode(x=alt.X("median:Q", title="days"))
     ticks = base.mark_tick(color="#333", thickness=2).encode(x="mean:Q")
-    return _spec((bars + ticks).properties(width=WIDTH, height=40 * len(rows)))
+    return _spec((bars + ticks).properties(width=WIDTH, height=40 * len(rows), title=title))
 
 
 def conversion_over_time(report: dict[str, Any]) -> Spec:
@@ -184,7 +203,7 @@ def conversion_over_time(report: dict[str, Any]) -> Spec:
         .encode(
             x=alt.X("period:O", sort=order, title=by, axis=_FLAT),
             y=alt.Y("rate:Q", axis=alt.Axis(format="%"), title="conversion"),
-            color=alt.Color("step:N", sort=steps, title=None),  # the funnel's order
+            color=alt.Color("step:N", sort=steps, title=None, legend=_LEGEND),  # the funnel's order
             tooltip=["period:O", "step:N", alt.Tooltip("rate:Q", format=".1%"), "from:Q", "to:Q"],
         )
         .properties(width=WIDTH, height=240)
@@ -220,7 +239,7 @@ def campaign_roi(report: dict[str, Any], top: int = TOP_CAMPAIGNS) -> Spec:
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", sort="-x", title=None),
+            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=_NAME_LIMIT)),
             x=alt.X("roi:Q", axis=alt.Axis(format="%"), title="ROI"),
             color=alt.Color(
                 "sign:N",
@@ -289,17 +308,21 @@ def campaign_influence(report: dict[str, Any], top: int = TOP_CAMPAIGNS) -> Spec
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", title=None),
+            y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=_NAME_LIMIT)),
             yOffset=alt.YOffset("model:N", sort=list(MODEL_LABELS.values())),
             x=alt.X("amount:Q", title="won amount", axis=alt.Axis(format="~s")),
-            color=alt.Color("model:N", sort=list(MODEL_LABELS.values()), title="model"),
+            color=alt.Color(
+                "model:N", sort=list(MODEL_LABELS.values()), title="model", legend=_LEGEND
+            ),
             tooltip=[
                 alt.Tooltip("label:N", title="campaign"),
                 "model:N",
                 alt.Tooltip("amount:Q", format=",.2f"),
             ],
         )
-        .properties(width=WIDTH, height=alt.Step(9))
+        .properties(
+            width=WIDTH, height=_bands(len({r["label"] for r in rows}), len(MODEL_LABELS), 9)
+        )
     )
     return _spec(chart)
 
@@ -409,13 +432,13 @@ def rule_effectiveness(report: dict[str, Any], top: int = TOP_RULES) -> Spec:
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("rule:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+            y=alt.Y("rule:N", sort=order, title=None, axis=alt.Axis(labelLimit=_NAME_LIMIT)),
             yOffset=alt.YOffset("measure:N", sort=measures),
             x=alt.X("value:Q", title="count", axis=_counts(r["value"] for r in rows)),
-            color=alt.Color("measure:N", sort=measures, title=None),
+            color=alt.Color("measure:N", sort=measures, title=None, legend=_LEGEND),
             tooltip=["rule:N", "at:N", "measure:N", "value:Q"],
         )
-        .properties(width=WIDTH - 160, height=alt.Step(7))
+        .properties(width=WIDTH, height=_bands(len(order), len(measures), 7))
     )
     return _spec(chart)
 
@@ -432,7 +455,14 @@ def timeline(t: dict[str, Any] | None) -> Spec:
         alt.Chart(alt.Data(values=points))
         .mark_line(interpolate="step-after", point=True, color="#4c78a8")
         .encode(
-            x=alt.X("at:T", title="time (UTC)", scale=alt.Scale(type="utc")),
+            x=alt.X(
+                "at:T",
+                title="time (UTC)",
+                scale=alt.Scale(type="utc"),
+                # A tick every 100 pixels or more: Vega's one every 40, over a desktop's
+                # width, ticked 18 days every 12 hours and kept only the labels "12 PM".
+                axis=alt.Axis(tickCount=alt.ExprRef(expr="ceil(width / 100)")),
+            ),
             y=alt.Y("score:Q", title="score"),
             tooltip=[_when("time"), "score:Q"],
         )
@@ -482,6 +512,7 @@ def replay_scores(diff: dict[str, Any]) -> Spec:
                 sort=["old", "new"],
                 scale=alt.Scale(range=["#9d9d9d", "#4c78a8"]),
                 title="rules",
+                legend=_LEGEND,
             ),
             tooltip=["range:N", "rules:N", "prospects:Q"],
         )
@@ -510,7 +541,7 @@ def replay_rules(diff: dict[str, Any], top: int = TOP_RULES) -> Spec:
         alt.Chart(alt.Data(values=rows), title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("rule:N", sort=order, title=None, axis=alt.Axis(labelLimit=260)),
+            y=alt.Y("rule:N", sort=order, title=None, axis=alt.Axis(labelLimit=_NAME_LIMIT)),
             yOffset=alt.YOffset("rules:N", sort=["old", "new"]),
             x=alt.X("count:Q", title="times acted", axis=_counts(r["count"] for r in rows)),
             color=alt.Color(
@@ -518,9 +549,10 @@ def replay_rules(diff: dict[str, Any], top: int = TOP_RULES) -> Spec:
                 sort=["old", "new"],
                 scale=alt.Scale(range=["#9d9d9d", "#4c78a8"]),
                 title="rules",
+                legend=_LEGEND,
             ),
             tooltip=["rule:N", "at:N", "rules:N", "count:Q"],
         )
-        .properties(width=WIDTH - 160, height=alt.Step(9))
+        .properties(width=WIDTH, height=_bands(len(order), 2, 9))
     )
     return _spec(chart)

@@ -58,12 +58,22 @@ h2 { font-size: 18px; margin: 6px 0 12px; }
 .figure { border: 1px solid #e3e3e3; border-radius: 6px; padding: 8px 16px; min-width: 150px; }
 .figure b { display: block; font-size: 24px; }
 .figure span { font-size: 12px; color: #555; }
-table { border-collapse: collapse; font-size: 13px; margin: 8px 0; max-width: 100%; }
+div.table { max-width: 100%; overflow-x: auto; margin: 8px 0; }
+table { border-collapse: collapse; font-size: 13px; max-width: 100%; }
 th, td { border-bottom: 1px solid #eee; padding: 3px 10px; text-align: left; }
 td { overflow-wrap: anywhere; }
+td:not(.n) { min-width: 5.5em; }  /* a word breaks only past 5.5em: "Visitors", not "Visitor|s" */
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 td.n { white-space: nowrap; overflow-wrap: normal; }
-.chart { margin: 10px 0; }
+figure { margin: 14px 0; }
+figcaption { font-size: 14px; font-weight: 600; margin: 0 0 4px; overflow-wrap: anywhere; }
+.chart, .chart.vega-embed { display: block; width: 100%; }
+@media (max-width: 600px) {
+  header { padding: 12px 12px; }
+  main { padding: 4px 8px 24px; }
+  section { padding: 8px 10px 12px; }
+  th, td { padding: 3px 5px; }
+}
 .note { color: #555; font-size: 13px; }
 .error { color: #b00; }
 """
@@ -154,7 +164,12 @@ def _table(head: list[str], rows: list[list[Any]], numeric: set[int] | None = No
             for i, c in enumerate(row)
         )
         body.append(f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # In a box of the page's width that scrolls sideways when the table needs more (nine
+    # columns of figures on a phone), so the page itself never does.
+    return (
+        f"<div class='table'><table><thead><tr>{th}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 class _Page:
@@ -163,9 +178,19 @@ class _Page:
         self.specs: dict[str, Any] = {}
 
     def chart(self, name: str, spec: dict[str, Any]) -> None:
+        """The chart as a figure: its title a caption above it, in the page's text, which wraps
+        to a phone's width (vega draws a title on one line, however long: an e-mail address)."""
         chart_id = f"chart-{name}"
+        spec = dict(spec)
+        title = spec.pop("title", None)
+        if isinstance(title, dict):
+            title = title.get("text")
         self.specs[chart_id] = spec
-        self.parts.append(f'<div class="chart" id="{chart_id}" data-chart="{_e(name)}"></div>')
+        caption = f"<figcaption>{_e(title)}</figcaption>" if title else ""
+        self.parts.append(
+            f'<figure id="figure-{_e(name)}">{caption}'
+            f'<div class="chart" id="{chart_id}" data-chart="{_e(name)}"></div></figure>'
+        )
 
     def add(self, text: str) -> None:
         self.parts.append(text)
