@@ -51,6 +51,7 @@ class _Table(Table):
 
     natural: list[int]
     least: list[int]
+    text: int
 
 
 NAME_LEAST = 16
@@ -58,19 +59,28 @@ NAME_LEAST = 16
 a longer name wraps onto more lines, whole."""
 
 
-def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+def _table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], *, text: int = 1
+) -> Table:
+    """A table whose first `text` columns are text (a name, a location: they wrap, whole,
+    down to NAME_LEAST) and the others figures (never cut)."""
     rows = [tuple(r) for r in rows]
     t = _Table(title=title, title_justify="left")
-    t.natural, t.least = [], []
+    t.natural, t.least, t.text = [], [], text
     for i, c in enumerate(columns):
         lines = [line for r in rows for line in r[i].splitlines()]
-        words = [w for line in lines for w in line.split()]
+        words = [w for line in lines for w in (c, *line.split()) for w in w.split()]
         natural = max(map(cell_len, [c, *lines]))
         t.natural.append(natural)
         # A name folds down to NAME_LEAST; a figure never loses a character (`6,333.33`
         # cut to `6,333.…` reads as another number), though `3,000.00 (crm)` may wrap at
-        # its space; a header folds.
-        t.least.append(min(natural, NAME_LEAST) if i == 0 else max(map(cell_len, words), default=1))
+        # its space; a header wraps between its words, never inside one (`prospects` read
+        # `pro`, `spe`, `cts` down a column of small counts).
+        if i < text:
+            least = min(natural, NAME_LEAST)
+        else:
+            least = max(map(cell_len, [*words, *c.split()]), default=1)
+        t.least.append(least)
         # `fold`, not rich's `…`: two long names that begin alike never read as one.
         t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:  # as Text: a name's `[emea]` or `[/]` is text, not rich markup
@@ -78,35 +88,50 @@ def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) ->
     return t
 
 
-def fit(table: Table, width: int) -> int:
-    """Size `table`'s columns for a terminal `width` columns wide; the width it then takes.
-
-    A table that fits stays as it is. Else its first column (a name) narrows first, down to
-    NAME_LEAST, then the figures' columns down to their longest word: a figure or a name is
-    wrapped, never cut behind `…`. A table whose figures alone need more than `width` is
-    wider than the terminal (the terminal wraps its lines), rather than lose figures.
-    """
-    if not isinstance(table, _Table):
-        return width
-    overhead = 3 * len(table.columns) + 1  # a space each side of a cell, the borders
+def _narrow(table: _Table, room: int) -> list[int]:
+    """The columns' widths in `room` characters of content: as they are when they fit; else
+    the text columns (a name, a location) down to NAME_LEAST, the first first, then the
+    figures' columns, the widest first, down to their longest word (a header's too)."""
     widths = list(table.natural)
-    excess = sum(widths) + overhead - width
+    excess = sum(widths) - room
     if excess <= 0:
-        return sum(widths) + overhead
-    cut = min(excess, widths[0] - table.least[0])
-    widths[0] -= cut
-    excess -= cut
-    while excess > 0:  # the figures' columns, the widest that can narrow first: a header
-        # folds in halves rather than into a letter a line
-        least = table.least
-        can = [(w, i) for i, w in enumerate(widths) if i and w > least[i]]
+        return widths
+    for i in range(table.text):
+        cut = min(excess, widths[i] - table.least[i])
+        widths[i] -= cut
+        excess -= cut
+    while excess > 0:
+        can = [(w, i) for i, w in enumerate(widths) if i >= table.text and w > table.least[i]]
         if not can:
             break
         _, i = max(can)
         widths[i] -= 1
         excess -= 1
-    for column, w in zip(table.columns, widths, strict=True):
-        column.width = w
+    return widths
+
+
+def fit(table: Table, width: int) -> int:
+    """Size `table`'s columns for a terminal `width` columns wide; the width it then takes.
+
+    A table that fits stays as it is. Else its first column (a name) narrows first, down to
+    NAME_LEAST, then the figures' columns down to their longest word: a figure or a name is
+    wrapped, never cut behind `…`, and a header wraps between its words. When that is still
+    too wide, the cells lose the space on each side of them (the borders still part them).
+    A table whose figures alone need more than `width` is wider than the terminal (the
+    terminal wraps its lines), rather than lose figures.
+    """
+    if not isinstance(table, _Table):
+        return width
+    n = len(table.columns)
+    overhead = 3 * n + 1  # a space each side of a cell, the borders
+    widths = _narrow(table, width - overhead)
+    if sum(widths) + overhead > width:  # nine columns on 80: the spaces are 18 of them
+        table.padding = (0, 0, 0, 0)
+        overhead = n + 1
+        widths = _narrow(table, width - overhead)
+    if widths != table.natural:
+        for column, w in zip(table.columns, widths, strict=True):
+            column.width = w
     return sum(widths) + overhead
 
 
@@ -188,7 +213,7 @@ def _campaigns(r: dict[str, Any]) -> list[Table]:
             "opps",
             "won",
             "won amount",
-            "cost/prospect",
+            "cost / prospect",
             "ROI",
         ),
         rows,
@@ -231,6 +256,7 @@ def _rules(r: dict[str, Any]) -> list[Table]:
                     (f"{kind_label(x['kind'])} {x['name']!r}", x["location"] or "-")
                     for x in r["never_matched"]
                 ],
+                text=2,  # a location wraps as a name does
             )
         )
     return out
