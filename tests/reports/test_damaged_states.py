@@ -75,6 +75,9 @@ def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[
         ("campaign_member", "campaign", b"\x00\xff", "campaign_member row 1: campaign is not text"),
         ("campaign_member", "created", "soon", "campaign_member row 1: created is not a time"),
         ("opportunity", "amount", "1e999", "opportunity row 1: amount is not a finite number"),
+        # finite, but beyond the CRM's 18 digits: it read "not a finite number, 1.5e+308"
+        ("opportunity", "amount", 1.5e308, "opportunity row 1: amount is more than 18 digits"),
+        ("campaign", "actual_cost", 10**18, "campaign row 1: actual_cost is more than 18 digits"),
         ("opportunity", "is_won", 2, "opportunity row 1: is_won is not 0 or 1"),
         ("opportunity", "close_date", "2026-13-45", "opportunity row 1: close_date is not a time"),
         ("opportunity_role", "contact", b"\x01", "opportunity_role row 1: contact is not text"),

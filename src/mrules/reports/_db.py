@@ -16,6 +16,7 @@ CloseDate) are ISO 8601 text read with SQLite's `unixepoch()` (UTC).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -204,17 +205,25 @@ def check_sync_values(
                 continue
             ok = _KIND_OK[kind].format(f'"{column}"')
             bad = conn.execute(
-                f'SELECT rowid, quote("{column}") FROM {schema}."{table}"'
+                f'SELECT rowid, quote("{column}"), "{column}" FROM {schema}."{table}"'
                 f' WHERE "{column}" IS NOT NULL AND NOT {ok} LIMIT 1'
             ).fetchone()
             if bad is not None:
                 from mrules.loader import printable_path
 
+                what = _KIND_WHAT[kind]
+                if kind == "number" and _finite(bad[2]):  # 1.5e308 is finite, just too big
+                    what = "more than 18 digits"  # more than a CRM currency field holds
                 raise StoreError(
                     f"{printable_path(str(path))}: the sync file is damaged ({table}"
-                    f" row {bad[0]}: {column} is {_KIND_WHAT[kind]}, {bad[1][:40]});"
+                    f" row {bad[0]}: {column} is {what}, {bad[1][:40]});"
                     " restore it from a backup"
                 )
+
+
+def _finite(value: object) -> bool:
+    """Whether `value` is an int or a float that is finite (not text, NaN or infinite)."""
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 class Source:
