@@ -79,3 +79,26 @@ def test_the_reports_api_refuses_a_sync_db_that_is_a_folder_or_empty(
         funnel(copy, sync_db="")
     with pytest.raises(StorePathError, match="is a folder"):
         funnel(copy, sync_db=tmp_path)
+
+
+@pytest.mark.parametrize("command", [["funnel"], ["html", "o.html"]])
+def test_a_store_that_is_a_folder_or_a_device_is_named_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """`report html --store FOLDER` said "no store at FOLDER (run `mrules run ... --store
+    FOLDER` first)", where the other reports say what is there, as `mrules run` would
+    refuse it: a folder (and which store file was meant), a device, a named pipe."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("pipe")
+    for store, said in (
+        (tmp_path, f"store {tmp_path} is a folder, not a file (did you mean"),
+        ("/dev/null", "store /dev/null is a character device, not a file"),
+        ("pipe", "store pipe is a named pipe, not a file"),
+    ):
+        r = mrules("report", *command, "--store", store)
+        assert r.exit_code == 2, r.output
+        assert said in r.stderr, r.stderr
+        assert "no store at" not in r.stderr
+    assert not Path("o.html").exists()
+    r = mrules("report", *command, "--store", "missing.db")
+    assert r.exit_code == 2 and "no store at missing.db" in r.stderr

@@ -152,7 +152,7 @@ def html(
             fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
         if store_path == ":memory:":
             fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
-        if not Path(store_path).is_file():
+        if not Path(store_path).exists():  # a folder or a device: the reports say what it is
             shown = printable_path(store_path)
             fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
         if timeline_email is not None:
