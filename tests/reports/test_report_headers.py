@@ -10,6 +10,8 @@ import pytest
 from rich.cells import cell_len
 from tests.reports.test_report_tables import _on_a_terminal
 
+from conftest import mrules
+
 EXAMPLE_RULES = Path(__file__).parents[2] / "examples" / "getcloudy" / "rules"
 
 HEADERS = {
@@ -64,3 +66,26 @@ def test_the_campaigns_table_fits_80_columns(store: str, snapshot: Any) -> None:
     shown = _on_a_terminal(80, "campaigns", "--store", store)
     assert max(cell_len(line) for line in shown.splitlines()) <= 80
     assert re.sub(r" +\n", "\n", shown) == snapshot
+
+
+@pytest.mark.parametrize(
+    ("report", "title"),
+    [
+        ("funnel", "funnel (cohort reading, 2026-10-01T00:00:00Z to 2026-12-01T00:00:00Z)"),
+        ("scores", "score at MQL (n 0, median -, mean -)"),
+    ],
+)
+def test_a_title_longer_than_its_table_stays_on_one_line(
+    store: str, tmp_path: Path, report: str, title: str
+) -> None:
+    """Written to a file, the funnel's title over a range read "funnel (cohort reading,
+    2026-10-01T00:00:00Z to" and "2026-12-01T00:00:00Z)" on two lines, and an empty
+    score-at-MQL table's "score at MQL (n 0," and "median -, mean -)": rich wrapped a
+    title at its table's width. On a terminal too, where it has the room."""
+    args = ["--store", store, "--since", "2026-10-01", "--until", "2026-12-01"]
+    if report == "scores":
+        args[-4:] = ["--since", "2030-01-01"]  # nobody in that range: no MQL
+    lines = [line.rstrip() for line in mrules("report", report, *args).stdout.splitlines()]
+    assert title in lines
+    shown = _on_a_terminal(100, report, *args)
+    assert title in [line.rstrip() for line in shown.splitlines()]

@@ -74,12 +74,21 @@ def _write(data: dict[str, Any], fmt: str, store_path: str) -> None:
             the error instead, for `failures()` to make it exit 4 with its message."""
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
+    from rich.cells import cell_len
+    from rich.text import Text
+
     # A pipe or a file gets the whole width a table needs (rich would wrap at 80).
-    console = _Console(soft_wrap=False, width=None if sys.stdout.isatty() else 100_000)
+    terminal = sys.stdout.isatty()
+    console = _Console(soft_wrap=False, width=None if terminal else 100_000)
     for t in tables(data):
         # On a narrow terminal, names wrap and figures stay whole (`fit`); a table whose
         # figures need more than the terminal's width is printed at the width it needs.
         need, width = fit(t, console.width), console.width
+        # A title longer than its table stays on one line where the terminal (a file, a
+        # pipe: any) has room: rich wrapped it at the table's width ("funnel (cohort
+        # reading, 2026-10-01T00:00:00Z to" and "2026-12-01T00:00:00Z)" in a file).
+        if isinstance(t.title, str) and need < cell_len(t.title) <= width:
+            t.title = Text(t.title, no_wrap=True, overflow="ignore")
         console.width = max(need, width)
         try:
             console.print(t)
