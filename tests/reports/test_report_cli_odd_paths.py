@@ -102,3 +102,17 @@ def test_a_store_that_is_a_folder_or_a_device_is_named_as_such(
     assert not Path("o.html").exists()
     r = mrules("report", *command, "--store", "missing.db")
     assert r.exit_code == 2 and "no store at missing.db" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["funnel"], ["campaigns"], ["html", "o.html"]])
+def test_a_sync_db_of_0_bytes_is_named_as_such(copy: Path, command: list[str]) -> None:
+    """A 0-byte `--sync-db` (a copy that failed, a `touch`) read "is not an mrules sync file
+    (no link or opportunity table)", as if it were some other file; a 0-byte store is named
+    as an empty file. Still exit 4, as any file that is no sync file."""
+    Path("empty.sync.db").touch()
+    r = mrules("report", *command, "--store", copy, "--sync-db", "empty.sync.db")
+    assert r.exit_code == 4, r.output
+    assert "empty.sync.db is an empty file (0 bytes), not an mrules sync file" in r.stderr
+    assert not Path("o.html").exists()
+    r = mrules("explain", EMAIL, "--store", copy, "--timeline", "--sync-db", "empty.sync.db")
+    assert r.exit_code == 4 and "is an empty file (0 bytes)" in r.stderr, r.output

@@ -175,6 +175,18 @@ CREATE TEMP TABLE po (
 """
 
 
+def not_a_sync_file(path: str | Path, tables: set[str]) -> str:
+    """Why the file at `path`, which holds `tables`, is no sync file: a 0-byte file (a copy
+    that failed, a `touch`) is named as such, as a 0-byte store is."""
+    if not tables:
+        try:
+            if Path(path).stat().st_size == 0:
+                return f"{path} is an empty file (0 bytes), not an mrules sync file"
+        except OSError:
+            pass
+    return f"{path} is not an mrules sync file (no link or opportunity table)"
+
+
 def refuse_foreign_sync(
     sync_path: str | Path, its: str | None, store_path: str | Path, mine: str | None
 ) -> None:
@@ -330,7 +342,7 @@ class Source:
         except UNREADABLE as e:
             raise StoreError(f"cannot read sync file {path}: {unreadable_reason(e)}") from e
         if not {"link", "opportunity", "opportunity_role"} <= tables:
-            raise StoreError(f"{path} is not an mrules sync file (no link or opportunity table)")
+            raise StoreError(not_a_sync_file(path, tables))
         self._check_sync(path)
         return True
 

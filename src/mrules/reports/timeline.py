@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from mrules.records import LedgerEntry
-from mrules.reports._db import check_sync_values, refuse_foreign_sync
+from mrules.reports._db import check_sync_values, not_a_sync_file, refuse_foreign_sync
 from mrules.sqlitefiles import UNREADABLE, reading_uri, refuse_writes, unreadable_reason
 from mrules.storeapi import StoreError
 from mrules.timetext import utc_text
@@ -113,9 +113,7 @@ def crm_stages(
         if not tables and not given:
             return {}
         if not {"link", "opportunity", "opportunity_role"} <= tables:
-            raise StoreError(
-                f"{sync_path} is not an mrules sync file (no link or opportunity table)"
-            )
+            raise StoreError(not_a_sync_file(sync_path, tables))
         # A value of the wrong kind is the funnel's exit 4 too: a junk CreatedDate fell
         # back to when the sync saw the opportunity, a wrong SQL date shown as right.
         check_sync_values(conn, sync_path, "main", ("link", "opportunity", "opportunity_role"))
