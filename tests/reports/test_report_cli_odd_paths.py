@@ -112,7 +112,7 @@ def test_a_sync_db_of_0_bytes_is_named_as_such(copy: Path, command: list[str]) -
     Path("empty.sync.db").touch()
     r = mrules("report", *command, "--store", copy, "--sync-db", "empty.sync.db")
     assert r.exit_code == 4, r.output
-    assert "empty.sync.db is an empty file (0 bytes), not an mrules sync file" in r.stderr
+    assert "empty.sync.db is not an mrules sync file: an empty file (0 bytes)" in r.stderr
     assert not Path("o.html").exists()
     r = mrules("explain", EMAIL, "--store", copy, "--timeline", "--sync-db", "empty.sync.db")
-    assert r.exit_code == 4 and "is an empty file (0 bytes)" in r.stderr, r.output
+    assert r.exit_code == 4 and "sync file: an empty file (0 bytes)" in r.stderr, r.output

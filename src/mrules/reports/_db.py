@@ -181,7 +181,7 @@ def not_a_sync_file(path: str | Path, tables: set[str]) -> str:
     if not tables:
         try:
             if Path(path).stat().st_size == 0:
-                return f"{path} is an empty file (0 bytes), not an mrules sync file"
+                return f"{path} is not an mrules sync file: an empty file (0 bytes)"
         except OSError:
             pass
     return f"{path} is not an mrules sync file (no link or opportunity table)"
