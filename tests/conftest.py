@@ -4,6 +4,7 @@ running `mrules` in this process, a fresh working folder."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +25,15 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("mrules-suite")
+
+# Ctrl-C as in a terminal, whoever started the tests. A script that starts them in the
+# background (`.ci/run &`, a runner without job control) leaves SIGINT ignored, and an
+# ignored SIGINT is inherited by every `mrules` the tests start (which keeps it ignored on
+# purpose, as under nohup) and by this process: every test that sends SIGINT, to a child
+# or to itself, then saw a run end normally (exit 0, not 130). The tests of what an
+# ignored SIGINT does set it up themselves.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "getcloudy"
