@@ -22,7 +22,7 @@ import itertools
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -47,6 +47,7 @@ __all__ = [
     "read_rule_file",
     "rule_files",
     "unsearched",
+    "walk_below",
 ]
 
 RULE_SUFFIX = ".mr"
@@ -528,30 +529,51 @@ def _rule_files_below(folder: Path) -> list[Path]:
 
 def _below(folder: Path, unreadable: bool) -> Iterator[Path]:
     """The `*.mr` entries below `folder` (`_rule_files_below`), as they are found, and with
-    `unreadable` the folders below it that cannot be read. The walk keeps a stack, not a
-    recursion: a tree 1000 folders deep is no RecursionError."""
+    `unreadable` the folders below it that cannot be read (`walk_below`)."""
+    for path, error in walk_below(folder, unsearched):
+        if error is None:
+            if path.name.endswith(RULE_SUFFIX):
+                yield path
+        elif path is folder:
+            raise error  # the folder given: `rule_files` says it cannot be read
+        elif unreadable:
+            yield path
+
+
+def walk_below(
+    folder: Path, skipped: Callable[[str], bool]
+) -> Iterator[tuple[Path, OSError | None]]:
+    """The folder walk every command shares (`lint`, `fmt`, `run`, `test`, the language
+    server): each entry below `folder` that is not a folder, as `(path, None)`, and each
+    folder that cannot be read (no permission, a path longer than the system allows),
+    `folder` itself included, as `(folder, the error)`; the walk goes on past it.
+
+    A link to a folder found below `folder` is never entered nor yielded, as git treats
+    it: a link to `/` in a tree is not a walk of the whole file system, and a loop of
+    links ends. `folder` itself is walked even when it is a link (the command named it).
+    Links to files, links to nothing, pipes and devices are yielded: the caller refuses
+    what it cannot read. A folder whose name `skipped` takes is not entered. The walk
+    keeps a stack, not a recursion: a tree 1000 folders deep is no RecursionError."""
     stack = [folder]
     while stack:
         top = stack.pop()
         try:
             with os.scandir(top) as it:
                 entries = list(it)
-        except OSError:
-            if top == folder:
-                raise  # the folder given: `rule_files` says it cannot be read
-            if unreadable:
-                yield top
+        except OSError as error:
+            yield top, error
             continue
+        below = []
         for e in entries:
             try:
-                is_dir, link = e.is_dir(), e.is_symlink()  # a link to a folder: never entered
-            except OSError:
+                is_dir, link = e.is_dir(), e.is_symlink()
+            except OSError:  # a link whose target cannot be looked at: left to the caller
                 is_dir = link = False
-            if is_dir:
-                if not unsearched(e.name) and not link:
-                    stack.append(Path(e.path))
-            elif e.name.endswith(RULE_SUFFIX):
-                yield Path(e.path)
+            if not is_dir:
+                yield Path(e.path), None
+            elif not link and not skipped(e.name):
+                below.append(Path(e.path))
+        stack.extend(reversed(below))
 
 
 def load(

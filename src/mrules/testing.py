@@ -1752,43 +1752,26 @@ def _load_file_once(path: str, loaded: Loaded | None) -> list[Case] | TestFileEr
 
 
 def _walk(folder: Path, unreadable: list[TestFileError] | None = None) -> Iterator[Path]:
-    """Every entry below `folder` that is not a folder, with a stack rather than recursion
-    (a tree 1000 folders deep is no RecursionError). Links to folders are followed, each
-    folder entered once (a link loop ends); a folder that cannot be read (no permission,
-    a path longer than the system allows) goes to `unreadable` and the walk goes on."""
-    from mrules.loader import unsearched
+    """Every entry below `folder` that is not a folder, by the walk `mrules lint` and
+    `run` make of a rule folder (`loader.walk_below`): links to folders below it are not
+    entered, `__snapshots__` is skipped as well; a folder that cannot be read (no
+    permission, a path longer than the system allows) goes to `unreadable` and the walk
+    goes on."""
+    from mrules.loader import unsearched, walk_below
 
-    entered: set[tuple[int, int]] = set()
-    stack = [folder]
-    while stack:
-        top = stack.pop()
-        try:
-            st = top.stat()
-            if (st.st_dev, st.st_ino) in entered:
-                continue
-            entered.add((st.st_dev, st.st_ino))
-            with os.scandir(top) as it:
-                entries = list(it)
-        except OSError as err:
-            if unreadable is not None:
-                why = err.strerror or str(err)
-                if err.errno == errno.ENAMETOOLONG:
-                    why += " (the path is longer than the system allows)"
-                unreadable.append(
-                    TestFileError(_printable(str(top)), None, f"cannot read the folder: {why}")
-                )
-            continue
-        below = []
-        for e in entries:
-            try:
-                is_dir = e.is_dir()
-            except OSError:  # a link whose target cannot be looked at: left to the loader
-                is_dir = False
-            if not is_dir:
-                yield Path(e.path)
-            elif not unsearched(e.name) and e.name != SNAPSHOT_FOLDER:
-                below.append(Path(e.path))
-        stack.extend(reversed(below))
+    def skipped(name: str) -> bool:
+        return unsearched(name) or name == SNAPSHOT_FOLDER
+
+    for path, err in walk_below(folder, skipped):
+        if err is None:
+            yield path
+        elif unreadable is not None:
+            why = err.strerror or str(err)
+            if err.errno == errno.ENAMETOOLONG:
+                why += " (the path is longer than the system allows)"
+            unreadable.append(
+                TestFileError(_printable(str(path)), None, f"cannot read the folder: {why}")
+            )
 
 
 # ---------------------------------------------------------------------------- running

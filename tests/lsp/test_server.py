@@ -1443,3 +1443,26 @@ def test_rename_and_references_reach_names_in_a_test_files_rule_text(
         '  when all { in list "Hot leads" }\n  then { add tag "t" }\n}\ntag "t"\n'
     )
     assert renamed["tests"][1]["given"]["prospects"]["b@x.com"]["lists"] == ["Hot leads"]
+
+
+def test_rename_leaves_test_files_behind_a_link_to_a_folder(
+    session_factory, project: Path, tmp_path_factory
+) -> None:
+    # The workspace's test files are those `mrules test` runs: a link to a folder found in
+    # the workspace is not entered (docs/testing.md), so its test files are not edited.
+    (project / "tests").mkdir()
+    test_file = project / "tests" / "mql.test.yaml"
+    test_file.write_text(TESTS_YAML, "utf-8")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "far.test.yaml").write_text(
+        TESTS_YAML.replace("../rules", str(project / "rules")), "utf-8"
+    )
+    (project / "linked").symlink_to(elsewhere, target_is_directory=True)
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    doc = types.TextDocumentIdentifier(uri)
+    edit = s.run(
+        s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, '"MQL"'), "Hot"))
+    )
+    assert test_file.resolve().as_uri() in edit.changes
+    assert not any("far.test.yaml" in u for u in edit.changes), edit.changes
