@@ -1,5 +1,5 @@
 """Shared test fixtures: paths into the repository, building a wheel of it, feeding a pipe,
-running `mrules` in this process, a fresh working folder."""
+running `mrules` in this process, a fresh working folder, a rule test file to run."""
 
 from __future__ import annotations
 
@@ -37,6 +37,34 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "getcloudy"
+
+
+CONTACT_RULES = 'form "Contact"\n\non submit of form "Contact" {\n  score +20\n}\n'
+"""A rule file: a submit of the form `Contact` scores 20."""
+
+
+def contact_test(rules: str, *cases: tuple[str, str]) -> str:
+    """A test file of `rules` (CONTACT_RULES) with one case per (name, prospect): the
+    prospect submits `Contact` and is expected to score 20.
+
+    >>> print(contact_test("rules.mr", ("one", "a@x.example")), end="")
+    rules: rules.mr
+    tests:
+      - name: one
+        events:
+          - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example, asset: Contact}
+        expect:
+          prospects:
+            a@x.example: {score: 20}
+    """
+    out = f"rules: {rules}\ntests:\n"
+    for name, prospect in cases:
+        out += (
+            f"  - name: {name}\n    events:\n      - {{ts: 2026-11-02T09:00:00Z, type:"
+            f" form_submit, prospect: {prospect}, asset: Contact}}\n    expect:\n"
+            f"      prospects:\n        {prospect}: {{score: 20}}\n"
+        )
+    return out
 
 
 def build_wheel(

@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from tests.conftest import CONTACT_RULES, contact_test
 
 from mrules.cli import main
 
 HERE = Path(__file__).parent / "testing"
-RULES = 'form "Contact"\n\non submit of form "Contact" {\n  score +20\n}\n'
-TEST = """\
-rules: rules.mr
-tests:
-  - name: one
-    events:
-      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example, asset: Contact}
-    expect:
-      prospects:
-        a@x.example: {score: 20}
-"""
+RULES = CONTACT_RULES
+TEST = contact_test("rules.mr", ("one", "a@x.example"))
 FILES = {"rules.mr": RULES, "t.test.yaml": TEST}
 LONG = "d" * 20  # 250 of them: a path of 5250 characters, beyond PATH_MAX
 

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 from pydantic import BaseModel, model_serializer
+from tests.conftest import contact_test
 
 import mrules.atomic
 import mrules.testing
@@ -26,22 +27,7 @@ from mrules.cli import main
 HERE = Path(__file__).parent / "testing"
 EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
 
-TEST = """\
-rules: rules.mr
-tests:
-  - name: one
-    events:
-      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example, asset: Contact}
-    expect:
-      prospects:
-        a@x.example: {score: 20}
-  - name: two
-    events:
-      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: b@x.example, asset: Contact}
-    expect:
-      prospects:
-        b@x.example: {score: 20}
-"""
+TEST = contact_test("rules.mr", ("one", "a@x.example"), ("two", "b@x.example"))
 
 
 def _mrules(*args: str) -> Result:

@@ -11,21 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import CONTACT_RULES, contact_test
 
 from mrules.loader import rule_files
 from mrules.testing import find_test_files
-
-RULES = 'form "Contact"\n\non submit of form "Contact" {\n  score +20\n}\n'
-TEST = """\
-rules: {rules}
-tests:
-  - name: {name}
-    events:
-      - {{ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.example, asset: Contact}}
-    expect:
-      prospects:
-        a@x.example: {{score: 20}}
-"""
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -34,9 +23,9 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
     tree, outside = tmp_path / "tree", tmp_path / "outside"
     for folder, name in ((tree, "inside"), (outside, "outside")):
         folder.mkdir()
-        (folder / f"{name}.mr").write_text(RULES, encoding="utf-8")
+        (folder / f"{name}.mr").write_text(CONTACT_RULES, encoding="utf-8")
         (folder / f"{name}.test.yaml").write_text(
-            TEST.format(rules=f"{name}.mr", name=f"the {name} test"), encoding="utf-8"
+            contact_test(f"{name}.mr", (f"the {name} test", "a@x.example")), encoding="utf-8"
         )
     (tree / "elsewhere").symlink_to(outside, target_is_directory=True)
     (tree / "root").symlink_to("/", target_is_directory=True)
@@ -89,7 +78,7 @@ def test_links_to_test_files_in_a_tree_are_read(tmp_path: Path) -> None:
     tree, outside = _tree(tmp_path)
     # its rules are found beside the link: the tree's own
     (outside / "extra.test.yaml").write_text(
-        TEST.format(rules="inside.mr", name="the linked test"), encoding="utf-8"
+        contact_test("inside.mr", ("the linked test", "a@x.example")), encoding="utf-8"
     )
     (tree / "linked.test.yaml").symlink_to(outside / "extra.test.yaml")
     res = _mrules("test", "-v", "-q", ".", cwd=tree)
