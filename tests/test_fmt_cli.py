@@ -391,3 +391,28 @@ def test_a_refused_file_alone_is_mr024(work: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "error[MR024]: rules/x.mr leads to /etc/passwd" in result.stderr
     assert result.stderr.endswith("1 file refused (not read, see MR024)\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [("a\nb.mr", "a\\x0ab.mr"), ("bell\x07.mr", "bell\\x07.mr")]
+)
+def test_a_control_character_in_a_file_name_is_shown_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, shown: str
+) -> None:
+    """As `lint` shows such a name: a newline split `would reformat` and the diff's `---`
+    line in two, and an escape could steer the terminal."""
+    monkeypatch.chdir(tmp_path)
+    try:
+        Path(name).write_bytes((MESSY / "semicolons.mr").read_bytes())
+    except OSError:
+        pytest.skip("this file system refuses such a name")
+    check = _run("--check", ".")
+    assert check.exit_code == 1
+    assert check.stderr.splitlines()[0] == f"would reformat {shown}"
+    diff = _run("--diff", name)
+    assert diff.stdout.splitlines()[:2] == [f"--- {shown}", f"+++ {shown} (formatted)"]
+    stdin = _run("--diff", "-", "--stdin-filename", name, input=Path(name).read_bytes())
+    assert stdin.stdout.splitlines()[0] == f"--- {shown}"
+    res = _run(name)
+    assert res.exit_code == 0
+    assert res.stderr.splitlines()[0] == f"reformatted {shown}"
