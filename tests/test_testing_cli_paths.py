@@ -481,3 +481,35 @@ def test_the_rules_folder_beside_the_tests_folder_is_found_from_any_folder(
     res = _mrules("test", *args, cwd=tmp_path / cwd, monkeypatch=monkeypatch)
     assert res.exit_code == ExitCode.OK, res.output
     assert "1 passed" in res.output
+
+
+def test_a_newline_in_a_file_or_test_name_is_shown_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newline is a control character: the text report shows it as `\\x0a`, as `lint`
+    does, rather than split a test's line, its failure's reasons or a YAML error in two."""
+    from tests.conftest import CONTACT_RULES, contact_test
+
+    (tmp_path / "r.mr").write_text(CONTACT_RULES, encoding="utf-8")
+    text = contact_test("r.mr", ('"one\\ntwo"', "a@x.example")).replace("score: 20", "score: 21")
+    try:
+        (tmp_path / "a\nb.test.yaml").write_text(text, encoding="utf-8")
+        (tmp_path / "br\nok.test.yaml").write_text("rules: r.mr\ntests: [\n", encoding="utf-8")
+    except OSError:
+        pytest.skip("this file system refuses such a name")
+    res = _mrules("test", "a\nb.test.yaml", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.DIAGNOSTICS, res.output
+    lines = res.output.splitlines()
+    assert lines[:2] == ["a\\x0ab.test.yaml", "  FAIL  one\\x0atwo [a\\x0ab.test.yaml:3]"]
+    assert lines[2] == "        a\\x0ab.test.yaml:8: a@x.example: score"
+    assert "event 1 (a\\x0ab.test.yaml:5)" in lines[-2]
+    res = _mrules(
+        "test", "a\nb.test.yaml", "--format", "json", cwd=tmp_path, monkeypatch=monkeypatch
+    )
+    test = orjson.loads(res.stdout_bytes)["tests"][0]  # JSON keeps the text as it is
+    assert (test["file"], test["name"]) == ("a\nb.test.yaml", "one\ntwo")
+    res = _mrules("test", "br\nok.test.yaml", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert res.exit_code == ExitCode.USAGE, res.output
+    assert "        br\\x0aok.test.yaml:3:1: not valid YAML:" in res.output
+    assert "        note: br\\x0aok.test.yaml:3:1: while parsing" in res.output
+    assert "\nok.test.yaml" not in res.output

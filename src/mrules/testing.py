@@ -64,6 +64,7 @@ import orjson
 import yaml
 
 from mrules.atomic import atomic_write
+from mrules.diagnostics import printable
 from mrules.events import prospect_key
 from mrules.exitcodes import ExitCode
 from mrules.pathkind import special_file_kind
@@ -168,7 +169,8 @@ class TestFileError(Exception):
 
     def __init__(self, path: str, line: int | None, message: str, col: int | None = None) -> None:
         self.path, self.line, self.message, self.col = path, line, message, col
-        where = f"{path}:{line}" if line else path
+        shown = printable(path)  # a newline in a file's name does not split the message
+        where = f"{shown}:{line}" if line else shown
         if line and col:
             where += f":{col}"
         super().__init__(f"{where}: {message}")
@@ -558,7 +560,7 @@ def _yaml_error(e: yaml.YAMLError, text: str, shown: str) -> TestFileError:
     known = _YAML_CONTEXTS.get(context or "")
     hint = None
     if opened is not None and context:
-        where = f"{shown}:{opened.line + 1}:{opened.column + 1}"
+        where = f"{printable(shown)}:{opened.line + 1}:{opened.column + 1}"
         out.append(f"note: {where}: {known[0] if known else context}")
         out += excerpt(src, opened.index, opened.index + 1)
         if known:
@@ -2939,9 +2941,8 @@ def render_text(report: Report, *, verbose: bool = False) -> str:
         out.append(", ".join([*parts[1:], f"no tests run: {report.unmatched}"]))
     else:
         out.append(f"{', '.join(parts)} in {report.seconds:.2f} s")
-    from mrules.diagnostics import printable  # no control character steers the terminal
-
-    return "\n".join(printable(line) for line in _printable("\n".join(out)).split("\n"))
+    # no control character steers the terminal, nor a newline in a name splits its line
+    return "\n".join(printable(_printable(line)) for line in out)
 
 
 def render_json(report: Report) -> bytes:
