@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -496,3 +497,30 @@ def test_the_editor_shows_the_empty_block_warnings_at_the_braces(tmp_path: Path)
     (tmp_path / "empty.mr").write_text(EMPTY_BLOCKS, encoding="utf-8")
     found = {d.code: EMPTY_BLOCKS[d.start : d.end] for d in analyze([tmp_path]).diagnostics}
     assert found == {"MR224": "{ }", "MR607": "{\n  # criteria to come\n}"}
+
+
+@pytest.mark.parametrize("command", ["lint", "fmt"])
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        (b"no\xff.mr", "no\\xff.mr: no such file or folder"),
+        (b"no\nsuch.mr", "no\\x0asuch.mr: no such file or folder"),
+        (b"em\xffpty", "em\\xffpty: no rule files (*.mr) in this folder"),
+        (b"em\x07pty", "em\\x07pty: no rule files (*.mr) in this folder"),
+    ],
+)
+def test_a_path_refused_before_reading_is_named_as_every_command_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, name: bytes, shown: str
+) -> None:
+    """A byte that is not UTF-8 as `\\xNN` (it was `\\udcff`, what Python reads it as),
+    a control character escaped (a newline split the message, a bell rang)."""
+    monkeypatch.chdir(tmp_path)
+    path = os.fsdecode(name)
+    if name.startswith(b"em"):
+        try:
+            os.mkdir(name)
+        except (OSError, ValueError):
+            pytest.skip("this file system refuses such a name")
+    res = CliRunner().invoke(main, [command, path], catch_exceptions=False)
+    assert res.exit_code == 2, res.output
+    assert res.stderr == f"mrules: error: {shown}\n"

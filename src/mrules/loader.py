@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from mrules import ast
-from mrules.diagnostics import Diagnostic, Severity
+from mrules.diagnostics import Diagnostic, Severity, printable
 from mrules.parser import Parsed, parse_recovering
 from mrules.source import Source
 
@@ -496,18 +496,21 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         if isinstance(raw, str) and not raw:
             raise LoadError(EMPTY_PATH)
         path = Path(raw)
+        # as every message shows a path: `\xNN` for a byte that is not UTF-8, `\x0a` for a
+        # newline (a name may hold any byte but `/` and NUL)
+        shown = printable(printable_path(str(raw)))
         try:
             if path.is_dir():
                 files = _rule_files_below(path)
                 if not files:
-                    raise LoadError(f"{raw}: no rule files (*{RULE_SUFFIX}) in this folder")
+                    raise LoadError(f"{shown}: no rule files (*{RULE_SUFFIX}) in this folder")
                 found.extend((f, path) for f in files)
             elif path.exists() or path.is_symlink():
                 found.append((path, path.parent))
             else:
-                raise LoadError(f"{raw}: no such file or folder")
+                raise LoadError(f"{shown}: no such file or folder")
         except OSError as e:
-            raise LoadError(f"{printable_path(str(raw))}: cannot read: {e.strerror or e}") from None
+            raise LoadError(f"{shown}: cannot read: {e.strerror or e}") from None
     return found
 
 
