@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -1466,3 +1467,19 @@ def test_rename_leaves_test_files_behind_a_link_to_a_folder(
     )
     assert test_file.resolve().as_uri() in edit.changes
     assert not any("far.test.yaml" in u for u in edit.changes), edit.changes
+
+
+def test_rename_skips_a_named_pipe_named_like_a_test_file(session_factory, project: Path) -> None:
+    # `mrules test` refuses a named pipe called x.test.yaml unread; the server read it to
+    # find names to rename, and waited for a writer that never came: no answer, ever.
+    (project / "tests").mkdir()
+    test_file = project / "tests" / "mql.test.yaml"
+    test_file.write_text(TESTS_YAML, "utf-8")
+    os.mkfifo(project / "tests" / "pipe.test.yaml")
+    s = session_factory(project)
+    uri = s.open("rules/10-rules.mr")
+    doc = types.TextDocumentIdentifier(uri)
+    edit = s.run(
+        s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, '"MQL"'), "Hot"))
+    )
+    assert test_file.resolve().as_uri() in edit.changes
