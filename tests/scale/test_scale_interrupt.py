@@ -8,9 +8,12 @@ an exception (SIGINT to its process alone) waited for the running buckets to fin
 
 from __future__ import annotations
 
+import concurrent.futures.process as pool_process
+import multiprocessing
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,45 @@ def test_the_workers_leave_sigint_to_the_run() -> None:
     got: list[dict[str, Any]] = []
     with LocalPool(2) as pool:
         pool.map(_disposition, [{}, {}], got.append)
+    assert got == [{"sigint": True}, {"sigint": True}]
+
+
+_GO = multiprocessing.get_context("fork").Event()
+_worker = pool_process._process_worker
+
+
+def _late_worker(*args: Any) -> None:
+    """A worker that starts late (a loaded machine): Ctrl-C comes before its initializer."""
+    _GO.wait(30)
+    _worker(*args)
+
+
+def test_ctrl_c_before_a_worker_is_set_up_is_ignored_by_it(monkeypatch: Any) -> None:
+    """Ctrl-C between a worker's fork and its `_worker_init` was the worker's own
+    KeyboardInterrupt: a traceback of the pool's internals, and the run lost a worker."""
+    monkeypatch.setattr(pool_process, "_process_worker", _late_worker)
+    _GO.clear()
+    got: list[dict[str, Any]] = []
+    with LocalPool(2) as pool:
+
+        def ctrl_c() -> None:  # to each worker, as the terminal sends it, while it starts
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                processes = dict(getattr(pool.pool, "_processes", None) or {})
+                if len(processes) == 2:
+                    for pid in processes:
+                        os.kill(pid, signal.SIGINT)
+                    break
+                time.sleep(0.001)
+            _GO.set()
+
+        sender = threading.Thread(target=ctrl_c)
+        sender.start()
+        try:
+            pool.map(_disposition, [{}, {}], got.append)
+        finally:
+            _GO.set()
+            sender.join()
     assert got == [{"sigint": True}, {"sigint": True}]
 
 

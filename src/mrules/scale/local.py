@@ -11,6 +11,8 @@ their shards, and running the same command again runs only the others.
 Ctrl-C reaches every process of the terminal's process group: the workers ignore
 SIGINT (a worker interrupted between tasks printed a traceback of the pool's
 internals), and the run's process, which gets the KeyboardInterrupt, stops them.
+The workers are forked with SIGINT held back (`_sigint_held`), so a Ctrl-C before a
+worker has set that up (a loaded machine) waits for it, and is then ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -35,6 +37,24 @@ class WorkerLost(Exception):
 def _worker_init() -> None:
     """In each worker: SIGINT is the run's to handle (it stops the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held since the fork (`_sigint_held`): dropped
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back from this thread while it forks the workers (the pool's first
+    submit): a worker is forked with it held until `_worker_init` ignores it, so a Ctrl-C
+    between the fork and that is not the worker's KeyboardInterrupt (a traceback of the
+    pool's internals, and a worker lost). This process gets it once released."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 class LocalPool:
@@ -74,7 +94,8 @@ class LocalPool:
                 min(self.workers, len(tasks)), mp_context=ctx, initializer=_worker_init
             )
         try:
-            pending = {self.pool.submit(fn, task) for task in tasks}
+            with _sigint_held():  # the first submit forks the workers
+                pending = {self.pool.submit(fn, task) for task in tasks}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
