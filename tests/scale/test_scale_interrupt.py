@@ -89,6 +89,14 @@ def test_an_interrupted_run_does_not_wait_for_the_running_buckets() -> None:
     assert time.monotonic() - started < 20
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """In the run's process, before it starts: SIGINT as a terminal's foreground job has it.
+    Tests started in the background of a script (`pytest ... &`, nohup) ignore SIGINT, and
+    so did the run they started, which keeps a SIGINT ignored from the start (on purpose,
+    as under nohup) and ran to the end: exit 0, not 130."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("engine", ["local", "dask"])
 def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path, engine: str) -> None:
     if engine == "dask":
@@ -96,7 +104,8 @@ def test_ctrl_c_then_rerun_gives_the_same_result(tmp_path: Path, engine: str) ->
     cmd = interruptible_run(tmp_path, engine)
     # Its own process group, as a terminal's foreground job: Ctrl-C is SIGINT to the group.
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal)  # fmt: skip
     interrupted = False
     deadline = time.monotonic() + 60
     while not interrupted and time.monotonic() < deadline and proc.poll() is None:
