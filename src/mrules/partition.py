@@ -180,7 +180,7 @@ class Manifest:
                 want = None if sizes is None else sizes.get(str(bucket), 0)
                 if want is not None and have != want:
                     raise PartitionError(
-                        f"{path}: {have:,} bytes where `mrules partition` wrote {want:,}"
+                        f"{path}: {plural(have, 'byte')} where `mrules partition` wrote {want:,}"
                         " (removed, cut short or written to since): the partition folder is"
                         " damaged; partition the archive again into a new folder"
                     )

@@ -296,6 +296,23 @@ def test_a_damaged_bucket_line_is_exit_2_naming_it(
     assert "internal error" not in result.output
 
 
+@pytest.mark.parametrize(("keep", "said"), [(1, "1 byte where"), (2, "2 bytes where")])
+def test_a_cut_bucket_file_says_its_size_in_agreement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int, said: str
+) -> None:
+    # A bucket file cut to one byte was "1 bytes where `mrules partition` wrote ...".
+    monkeypatch.chdir(tmp_path)
+    _src, rules = _tick_partitioned(tmp_path, 1)
+    bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
+    wrote = bucket.stat().st_size
+    bucket.write_bytes(bucket.read_bytes()[:keep])
+    result = CliRunner().invoke(
+        main, ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"b00000.jsonl: {said} `mrules partition` wrote {wrote:,} " in result.output
+
+
 def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
     src = _write(tmp_path / "e.jsonl", [
         {"ts": "2026-11-02T01:00:00+02:00", "type": "tick"},  # 2026-11-01T23:00Z
