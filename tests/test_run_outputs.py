@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 import mrules
 from mrules.api import open_store
 from mrules.cli import main
+from unsettled import OSCILLATING, unchecked_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = str(ROOT / "examples" / "getcloudy" / "rules")
@@ -132,20 +133,6 @@ def test_the_rejects_of_an_older_store_s_standard_input_stay_first(tmp_path: Pat
     assert got == [("-", 2), ("- (run 1)", 1)]
 
 
-OSCILLATING = """
-dynamic list "A" {
-  when all {
-    not in list "B"
-  }
-}
-dynamic list "B" {
-  when all {
-    in list "A"
-  }
-}
-"""
-
-
 def update(who: str, n: int, **fields: str) -> str:
     event = {"ts": f"2026-11-02T09:00:{n:02d}Z", "type": "prospect_update",
              "prospect": f"{who}@x.com", "id": f"{who}{n}", "fields": fields}  # fmt: skip
@@ -156,9 +143,7 @@ def test_a_resumed_run_keeps_the_diagnostics_of_prospects_it_did_not_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A resumed run with nothing unsettled removed the earlier run's diagnostics file."""
-    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
-    rules = tmp_path / "r.mr"
-    rules.write_text(OSCILLATING)
+    rules = unchecked_rules(monkeypatch, tmp_path)
     events = tmp_path / "e.jsonl"
     events.write_text(update("a", 1) + update("b", 2) + update("c", 3))
     args = ["run", str(rules), str(events), "--store", str(tmp_path / "s.db"), "-q"]
@@ -217,9 +202,7 @@ def test_the_diagnostics_of_two_runs_on_standard_input_name_their_run(
 ) -> None:
     """Both runs' reports are kept, and each run numbers its lines from 1: `-` line 1
     twice would not say which event of which run left the prospect unsettled."""
-    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
-    rules = tmp_path / "r.mr"
-    rules.write_text(OSCILLATING)
+    rules = unchecked_rules(monkeypatch, tmp_path)
     args = ["run", str(rules), "-", "--store", str(tmp_path / "s.db"), "-q"]
     assert invoke(*args, input=update("a", 1)).exit_code == 0
     assert invoke(*args, input=update("b", 2)).exit_code == 0
@@ -335,9 +318,7 @@ def test_segment_drops_the_report_of_a_prospect_whose_rules_now_settle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`mrules segment` changed the prospect (its rules settle now) and left its report."""
-    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
-    rules = tmp_path / "r.mr"
-    rules.write_text(CALMED)
+    rules = unchecked_rules(monkeypatch, tmp_path, CALMED)
     store = str(tmp_path / "s.db")
     diagnostics = tmp_path / "s.diagnostics.jsonl"
     res = invoke("run", str(rules), "-", "--store", store, "-q", input=update("a", 1))

@@ -16,19 +16,8 @@ from click.testing import CliRunner
 import mrules
 import mrules.compiler
 from mrules.cli import main
+from unsettled import OSCILLATING, unchecked_rules
 
-OSCILLATING = """
-dynamic list "A" {
-  when all {
-    not in list "B"
-  }
-}
-dynamic list "B" {
-  when all {
-    in list "A"
-  }
-}
-"""
 EVENT = {"ts": "2026-11-02T09:00:00Z", "type": "prospect_update", "prospect": "a@x.com", "id": "e1"}
 
 
@@ -60,9 +49,7 @@ def test_rules_that_settle_report_nothing() -> None:
 def test_the_cli_warns_and_writes_the_diagnostics_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
-    rules = tmp_path / "r.mr"
-    rules.write_text(OSCILLATING)
+    rules = unchecked_rules(monkeypatch, tmp_path)
     events = tmp_path / "e.jsonl"
     events.write_bytes(orjson.dumps(EVENT) + b"\n")
     res = CliRunner().invoke(

@@ -26,6 +26,7 @@ from scale_helpers import invoke as _invoke
 from mrules.cli import main as cli_main
 from mrules.scale import ScaleError, run_partitioned
 from mrules.store import Store
+from unsettled import unchecked_rules
 
 BAD = b'this is not json\n{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"x"}\n'
 
@@ -532,28 +533,13 @@ def test_a_scheduler_not_reached_leaves_no_shard_folder(getcloudy: Path) -> None
     assert kept.read_bytes() == b"a finished shard"
 
 
-OSCILLATING = """
-dynamic list "A" {
-  when all {
-    not in list "B"
-  }
-}
-dynamic list "B" {
-  when all {
-    in list "A"
-  }
-}
-"""
-
-
 def test_the_merged_store_keeps_the_buckets_diagnostics_and_rejects_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The diagnostics reports are kept in the store: the merge dropped the shards', so the
     next run on the merged store repaired the partitioned run's diagnostics file to none."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("mrules.cli.run_cmd.check", lambda program: [])  # past the lint
-    Path("r.mr").write_text(OSCILLATING)
+    unchecked_rules(monkeypatch, Path("."))  # r.mr
     lines = [json.dumps({"ts": f"2026-11-02T09:00:0{i}Z", "type": "prospect_update",
                          "prospect": f"{w}@x.com", "fields": {}}) + "\n"
              for i, w in enumerate(["a", "b", "c", "d"])]  # fmt: skip
