@@ -383,6 +383,38 @@ def test_killed_worker_then_rerun_gives_the_same_result(tmp_path: Path) -> None:
     assert_rerun_matches_one_process(tmp_path, cmd)
 
 
+def test_workers_the_system_cannot_start_are_one_line_and_a_rerun_finishes(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fork the system refuses (no process slot or memory left: `--workers` in the
+    thousands) was an internal error (exit 70, BlockingIOError) with a crash report."""
+    import errno
+
+    one = _invoke("run", "rules", "events.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert _invoke("partition", "events.jsonl", "--buckets", "4", "--out", "part").exit_code == 0
+    cmd = ["run", "rules", "part", "--engine", "local", "--workers", "3", "--store", "many.db",
+           "--actions", "many.jsonl"]  # fmt: skip
+    real_fork, forks = os.fork, []
+
+    def second_fork_refused() -> int:
+        forks.append(1)
+        if len(forks) > 1:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", second_fork_refused)
+    r = _invoke(*cmd)
+    assert r.exit_code == 130, r.output
+    assert "mrules: error: cannot start 3 worker processes (Resource temporarily unavailable):" \
+        " give fewer --workers" in r.output  # fmt: skip
+    assert "internal error" not in r.output
+    assert not Path("many.db").exists()
+    monkeypatch.setattr(os, "fork", real_fork)
+    again = _invoke(*cmd)
+    assert again.exit_code == one.exit_code == 3, again.output
+    assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
+
+
 def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
     getcloudy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

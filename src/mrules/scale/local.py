@@ -25,6 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from mrules.diagnostics import plural
 from mrules.scale.tasks import run_bucket
 
 __all__ = ["LocalPool", "WorkerLost", "run_local"]
@@ -62,6 +63,7 @@ class LocalPool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self.started = 0  # the workers the pool was made with
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalPool:
@@ -88,14 +90,24 @@ class LocalPool:
             for task in tasks:
                 finished(fn(task))
             return
-        if self.pool is None:
-            ctx = multiprocessing.get_context("fork")
-            self.pool = ProcessPoolExecutor(
-                min(self.workers, len(tasks)), mp_context=ctx, initializer=_worker_init
-            )
         try:
             with _sigint_held():  # the first submit forks the workers
-                pending = {self.pool.submit(fn, task) for task in tasks}
+                try:
+                    if self.pool is None:
+                        self.started = min(self.workers, len(tasks))
+                        self.pool = ProcessPoolExecutor(
+                            self.started,
+                            mp_context=multiprocessing.get_context("fork"),
+                            initializer=_worker_init,
+                        )
+                    pending = {self.pool.submit(fn, task) for task in tasks}
+                except OSError as e:  # a fork or a pipe refused: no process, memory or file left
+                    count = plural(self.started, "worker process", "worker processes")
+                    raise WorkerLost(
+                        f"cannot start {count} ({e.strerror or e}): give fewer --workers, or"
+                        " free memory; the buckets finished so far are kept: run the command"
+                        " again to run the others"
+                    ) from None
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
