@@ -66,6 +66,7 @@ from mrules.events import (
     parse_timestamp,
 )
 from mrules.loader import printable_path
+from mrules.timetext import FIRST_TIME, LAST_TIME
 
 __all__ = [
     "HASH_VERSION",
@@ -217,12 +218,16 @@ def _check_entries(m: Manifest) -> None:
 
     need(1 <= m.buckets <= 65536, "buckets is not 1 to 65536")
 
+    paths: dict[str, int] = {}
     for n, f in enumerate(m.files):
         need(isinstance(f, dict), f"files[{n}] is not an object")
         need(
             all(isinstance(f.get(k), str) for k in ("path", "label", "part")),
             f"files[{n}]: path, label or part is not text",
         )
+        # A file twice was two streams of one name in the merged store: an internal error.
+        first = paths.setdefault(f["path"], n)
+        need(first == n, f"files[{n}]: path repeats files[{first}]")
         need(
             whole(f.get("lines")) and whole(f.get("events")),
             f"files[{n}]: lines or events is not a count",
@@ -233,7 +238,7 @@ def _check_entries(m: Manifest) -> None:
             or (isinstance(anchor, list) and len(anchor) == 2 and all(whole(x) for x in anchor)),
             f"files[{n}]: anchor is not [line, check]",
         )
-    names: set[str] = set()
+    names: dict[str, int] = {}
     for n, part in enumerate(m.parts):
         need(isinstance(part, dict), f"parts[{n}] is not an object")
         name = part.get("name")
@@ -244,7 +249,8 @@ def _check_entries(m: Manifest) -> None:
             and "\\" not in name,
             f"parts[{n}]: name is not a part's name",
         )
-        names.add(str(name))
+        first = names.setdefault(str(name), n)  # a part twice: its lines read twice
+        need(first == n, f"parts[{n}]: name repeats parts[{first}]")
         files = part.get("files")
         need(
             isinstance(files, list) and all(isinstance(x, str) for x in files),
@@ -269,6 +275,12 @@ def _check_entries(m: Manifest) -> None:
         m.until_epoch is None
         or (isinstance(m.until_epoch, int | float) and not isinstance(m.until_epoch, bool)),
         "until_epoch is not a number",
+    )
+    # A time past the year 9999 (no event has one) was an internal error of a run with
+    # `--now`, which meets it there (an overflow writing the clock).
+    need(
+        m.until_epoch is None or FIRST_TIME <= m.until_epoch <= LAST_TIME,
+        "until_epoch is not a time of the years 1 to 9999",
     )
 
 

@@ -227,6 +227,12 @@ def _tick_partitioned(folder: Path, buckets: int) -> tuple[Path, Path]:
         (lambda m: m["parts"][0].update(name="../../etc"), "parts[0]: name is not a part's name"),
         (lambda m: m["parts"][0].update(files=[3]), "parts[0]: files is not a list of paths"),
         (lambda m: m.update(until_epoch="soon"), "until_epoch is not a number"),
+        (
+            lambda m: m.update(until_epoch=1e300),
+            "until_epoch is not a time of the years 1 to 9999",
+        ),  # with --now, an internal error (the clock overflowed)
+        (lambda m: m["files"].append(dict(m["files"][0])), "files[1]: path repeats files[0]"),
+        (lambda m: m["parts"].append(dict(m["parts"][0])), "parts[1]: name repeats parts[0]"),
         (lambda m: m.update(buckets=2**70), "buckets is not 1 to 65536"),
         (lambda m: m["files"][0].update(events=2**70), "files[0]: lines or events is not a count"),
         # Each read as no part at all: the run read nothing and ended with exit 0, its
