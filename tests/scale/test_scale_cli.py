@@ -415,6 +415,21 @@ def test_workers_the_system_cannot_start_are_one_line_and_a_rerun_finishes(
     assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
 
 
+def test_a_store_path_that_is_a_dangling_link_is_written_where_it_points(
+    getcloudy: Path,
+) -> None:
+    """`--store current.db`, a link to the store to make: one process writes the file the
+    link points to and keeps the link; a partitioned run replaced the link with its store,
+    and took its lock beside the file the link named."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    Path("stores").mkdir()
+    Path("current.db").symlink_to("stores/2026.db")
+    r = _invoke("run", "rules", "part", "--engine", "local", "--store", "current.db", "-q")
+    assert r.exit_code == 3, r.output
+    assert Path("current.db").is_symlink() and Path("stores/2026.db").is_file()
+    assert _invoke("state", "export", "--store", "current.db").output.count("\n") == 6
+
+
 def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
     getcloudy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

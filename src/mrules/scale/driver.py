@@ -357,6 +357,10 @@ def run_partitioned(
             _remove_store_files(target)
         else:
             target = Path(store)
+            if target.is_symlink():
+                # As one process's store: written where the link points (the link stays, and
+                # the lock is that file's), not a new file that replaced the link.
+                target = Path(os.path.realpath(target))
             if target.parent.is_dir():
                 # Two runs into one new store shared its shards and its hidden merged store,
                 # which one removed under the other (`internal error: no such table: meta`).
