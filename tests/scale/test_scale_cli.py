@@ -430,6 +430,39 @@ def test_a_store_path_that_is_a_dangling_link_is_written_where_it_points(
     assert _invoke("state", "export", "--store", "current.db").output.count("\n") == 6
 
 
+def test_a_resumed_run_writes_every_bucket_s_diagnostics_in_archive_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The diagnostics file was written from the reports of the buckets run this time: a
+    run resumed after Ctrl-C in the merge (every bucket done before) wrote none. And the
+    merged store kept the reports in bucket order, so the next run on it reordered the
+    file. Both are now one process's: the same file, byte for byte, and kept so."""
+    monkeypatch.chdir(tmp_path)
+    unchecked_rules(monkeypatch, tmp_path)  # r.mr
+    Path("events.jsonl").write_text("".join(
+        json.dumps({"ts": f"2026-11-02T09:00:0{i}Z", "type": "prospect_update",
+                    "prospect": f"{w}@x.com", "fields": {}}) + "\n"
+        for i, w in enumerate("abcdefgh")))  # fmt: skip
+    one = _invoke("run", "r.mr", "events.jsonl", "--store", "one.db", "-q")
+    assert one.exit_code == 0, one.output
+    expected = Path("one.diagnostics.jsonl").read_bytes()
+    assert expected.count(b"\n") == 8
+    assert _invoke("partition", "events.jsonl", "--buckets", "4", "--out", "part").exit_code == 0
+    cmd = ["run", "r.mr", "part", "--engine", "local", "--store", "many.db", "-q"]
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr("mrules.scale.driver.merge_shards", ctrl_c)
+        assert _invoke(*cmd).exit_code == 130
+    assert _invoke(*cmd).exit_code == 0
+    assert Path("many.diagnostics.jsonl").read_bytes() == expected
+    Path("empty.jsonl").write_text("")
+    assert _invoke("run", "r.mr", "empty.jsonl", "--store", "many.db", "-q").exit_code == 0
+    assert Path("many.diagnostics.jsonl").read_bytes() == expected
+
+
 def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
     getcloudy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

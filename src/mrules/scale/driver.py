@@ -263,6 +263,8 @@ def _write_outputs(
     Raises:
         OutputError: a file cannot be written; the message says the same call resumes.
     """
+    import orjson
+
     from mrules.atomic import OutputError
     from mrules.outputs import write_diagnostics
 
@@ -271,11 +273,9 @@ def _write_outputs(
             paths = [f["path"] for f in manifest.files]
             report.rejects_written = write_all_rejects(Path(rejects), store, paths)
         if diagnostics is not None:
-            unsettled = sorted(report.unsettled, key=lambda d: (d.get("ordinal", 0),
-                                                                d.get("line", 0)))  # fmt: skip
-            write_diagnostics(Path(diagnostics), [
-                {k: v for k, v in d.items() if k != "ordinal"} for d in unsettled
-            ])  # fmt: skip
+            # From the merged store, which has every bucket's reports in one process's order:
+            # the buckets run this time alone lacked those a resumed run found done.
+            write_diagnostics(Path(diagnostics), [orjson.loads(r) for r in store.diagnostics()])
     except OutputError as e:
         # not the store put into place, which the same command then refused ("exists")
         raise OutputError(

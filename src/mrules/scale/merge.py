@@ -383,6 +383,35 @@ def _copy_history(
     return seq
 
 
+def _archive_order(files: list[str]) -> Callable[[bytes], tuple[int, int, str]]:
+    """A diagnostics report's place among one process's: the file of the event that made it
+    in archive order (a report names it as `mrules run` shows it), its line, then its
+    prospect (the order a tick visits prospects in). A report that names none goes last."""
+    import orjson
+
+    from mrules.loader import display_path
+
+    ordinal = {display_path(f): i for i, f in enumerate(files)}
+    ordinal.update((f, i) for i, f in enumerate(files))
+    last = len(files)
+
+    def key(report: bytes) -> tuple[int, int, str]:
+        try:
+            r = orjson.loads(report)
+        except orjson.JSONDecodeError:
+            return (last, 0, "")
+        if not isinstance(r, dict):
+            return (last, 0, "")
+        source, line, who = r.get("source"), r.get("line"), r.get("prospect")
+        return (
+            ordinal.get(source, last) if isinstance(source, str) else last,
+            line if isinstance(line, int) and not isinstance(line, bool) else 0,
+            who if isinstance(who, str) else "",
+        )
+
+    return key
+
+
 def _copy_rest(
     conn: sqlite3.Connection,
     shards: list[_Shard],
@@ -457,10 +486,14 @@ def _copy_rest(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
         [(REJECTS_ORDER_KEY + f, i) for i, f in enumerate(firsts)],
     )
+    # In one process's order (the order of the events that made them), not bucket by bucket:
+    # the next run on the store writes its diagnostics file in this order.
+    kept = sorted((r.encode() if isinstance(r, str) else bytes(r) for r in reports),
+                  key=_archive_order(files))  # fmt: skip
     conn.executemany(
         "INSERT INTO diagnostics (prospect, ord, report) VALUES (?, ?, ?)"
         " ON CONFLICT (prospect) DO NOTHING",
-        diagnostic_rows([r.encode() if isinstance(r, str) else bytes(r) for r in reports], 0),
+        diagnostic_rows(kept, 0),
     )
     conn.executemany("INSERT INTO shared (key, value) VALUES (?, ?)", shared.items())
     conn.executemany(
