@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -461,6 +462,28 @@ def test_a_resumed_run_writes_every_bucket_s_diagnostics_in_archive_order(
     Path("empty.jsonl").write_text("")
     assert _invoke("run", "r.mr", "empty.jsonl", "--store", "many.db", "-q").exit_code == 0
     assert Path("many.diagnostics.jsonl").read_bytes() == expected
+
+
+def test_a_resumed_run_counts_the_lines_of_the_buckets_done_before(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket found done counted no line: the summary of a run resumed after Ctrl-C in
+    the merge said `(0 bucket lines: ticks go to every bucket)`, fewer than the archive's."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "4", "--out", "part").exit_code == 0
+    whole = _invoke("run", "rules", "part", "--engine", "local", "--store", "whole.db")
+    said = re.search(r"\(([\d,]+ bucket lines)", whole.output)
+    assert said is not None, whole.output
+    cmd = ["run", "rules", "part", "--engine", "local", "--store", "many.db"]
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr("mrules.scale.driver.merge_shards", ctrl_c)
+        assert _invoke(*cmd).exit_code == 130
+    again = _invoke(*cmd)
+    assert again.exit_code == whole.exit_code == 3, again.output
+    assert "(4 done before)" in again.output and f"({said[1]}:" in again.output, again.output
 
 
 def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(

@@ -44,7 +44,7 @@ class RunReport:
     """What a partitioned run did."""
 
     buckets: int = 0
-    events: int = 0  # bucket lines read (a tick counts once a bucket)
+    events: int = 0  # bucket lines (a tick counts once a bucket), buckets found done too
     archive_events: int = 0  # lines of the archive
     applied: int = 0
     rejected: int = 0
