@@ -53,3 +53,35 @@ def test_dask_cli(inputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.Mo
     assert r.exit_code == 0, r.output
     assert "buckets 4/4" in r.output
     assert Path("d.jsonl").read_bytes() == inputs["single"]["actions"]
+
+
+def test_a_local_cluster_says_nothing_of_a_port_in_use(
+    inputs: dict[str, Any], tmp_path: Path
+) -> None:
+    """The local cluster's scheduler serves HTTP (health, metrics) on port 8787 even with
+    no dashboard: with that port taken (another Dask cluster, another run), Dask printed
+    `UserWarning: Port 8787 is already in use. Perhaps you already have a cluster
+    running?` and three more lines above the summary, and above the `interrupted` line."""
+    import socket
+    import subprocess
+    import sys
+
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 8787))
+        held.listen()
+    except OSError:  # taken already: the case itself
+        pass
+    try:
+        r = subprocess.run([sys.executable, "-m", "mrules", "partition", str(inputs["events"]),
+                            "--buckets", "2", "--out", "part"], cwd=tmp_path,
+                           capture_output=True)  # fmt: skip
+        assert r.returncode == 0, r.stderr.decode()
+        r = subprocess.run([sys.executable, "-m", "mrules", "run",
+                            str(inputs["events"].parent / "rules"), "part", "--engine", "dask",
+                            "--dask-local", "1", "--store", "d.db", "-q"], cwd=tmp_path,
+                           capture_output=True, timeout=300)  # fmt: skip
+    finally:
+        held.close()
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr == b""

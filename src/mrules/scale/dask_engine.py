@@ -87,6 +87,10 @@ class DaskPool:
                 "threads_per_worker": 1,
                 "processes": True,
                 "dashboard_address": None,
+                # The scheduler serves HTTP (health, metrics) all the same, on port 8787 by
+                # default: with it taken (another cluster, another run), Dask printed a
+                # `Port 8787 is already in use` warning of four lines. A free port instead.
+                "scheduler_kwargs": {"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                 # Closing the cluster under running tasks (Ctrl-C) logged a warning per
                 # task cancelled, above mrules' own message, and on a loaded machine a
                 # worker whose heartbeat met the closed scheduler logged an ERROR with a
