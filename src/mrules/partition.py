@@ -74,6 +74,7 @@ __all__ = [
     "Manifest",
     "PartitionError",
     "bucket_of",
+    "folder_holding",
     "is_partition_folder",
     "partition",
     "read_bucket_lines",
@@ -286,6 +287,21 @@ def _check_entries(m: Manifest) -> None:
 
 def is_partition_folder(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / MANIFEST).is_file()
+
+
+def folder_holding(path: str | Path) -> Path | None:
+    """The partition folder `path` is one of the files of (its manifest, its identity
+    file, a part's bucket file or skip list), or None.
+
+    >>> folder_holding("/nowhere/manifest.json") is None
+    True
+    """
+    p = Path(path)
+    if p.name in (MANIFEST, IDENTITY) and is_partition_folder(p.parent):
+        return p.parent
+    if p.parent.name.startswith("part-") and is_partition_folder(p.parent.parent):
+        return p.parent.parent
+    return None
 
 
 class _Groups:

@@ -486,6 +486,19 @@ def test_a_resumed_run_counts_the_lines_of_the_buckets_done_before(
     assert "(4 done before)" in again.output and f"({said[1]}:" in again.output, again.output
 
 
+@pytest.mark.parametrize("name", ["part/manifest.json", "part/part-0000/b00001.jsonl"])
+def test_a_file_of_a_partition_folder_given_as_the_events_names_the_folder(
+    getcloudy: Path, name: str
+) -> None:
+    """The advice was to partition the file first (`mrules partition part/manifest.json
+    ...`), which `partition` refuses: a file of a partition folder is not an events file."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    r = _invoke("run", "rules", name, "--engine", "local", "--store", "r.db", "-q")
+    assert r.exit_code == 2, r.output
+    assert f"{name} is a file of the partition folder part: give the folder" in r.output
+    assert "partition it first" not in r.output and not Path("r.db").exists()
+
+
 def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
     getcloudy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

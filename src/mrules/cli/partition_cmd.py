@@ -124,7 +124,7 @@ def run_partitioned_cli(
 ) -> None:
     """`mrules run RULES DIR` on a partition folder: tasks, merge, outputs; exits
     (`wait_timeout`: how long to wait for a store another run holds; None: not at all)."""
-    from mrules.partition import PartitionError, is_partition_folder
+    from mrules.partition import PartitionError, folder_holding, is_partition_folder
     from mrules.scale.dask_engine import DaskMissing
     from mrules.scale.driver import MergeError, ScaleError, run_partitioned
     from mrules.scale.local import WorkerLost
@@ -136,6 +136,12 @@ def run_partitioned_cli(
                 f"--engine {engine} runs a partition folder, not standard input: write the"
                 " events to a file and partition it first (mrules partition FILE --buckets N"
                 " --out DIR)"
+            )
+        holder = folder_holding(events) if Path(events).is_file() else None
+        if holder is not None:  # not "partition it first": partition refuses its own files
+            fail(
+                f"--engine {engine} runs a partition folder, and {events} is a file of the"
+                f" partition folder {holder}: give the folder (mrules run RULES {holder} ...)"
             )
         if Path(events).is_file():
             fail(
