@@ -80,6 +80,8 @@ __all__ = [
     "read_bucket_lines",
 ]
 
+MANIFEST_VERSION = 1
+"""The manifest's format; a folder of a later one (a newer mrules) is refused."""
 HASH_VERSION = "blake2b-64/1"
 """BLAKE2b (8-byte digest) of the key's UTF-8, as a big-endian integer, modulo the buckets."""
 
@@ -118,7 +120,7 @@ class Manifest:
         return orjson.dumps(
             {
                 "format": FORMAT,
-                "version": 1,
+                "version": MANIFEST_VERSION,
                 "hash": self.hash,
                 "buckets": self.buckets,
                 "files": self.files,
@@ -142,6 +144,15 @@ class Manifest:
             raise PartitionError(f"{path}: damaged manifest ({e})") from None
         if not isinstance(raw, dict) or raw.get("format") != FORMAT:
             raise PartitionError(f"{path}: not an mrules partition manifest")
+        version = raw.get("version", 1)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise PartitionError(f"{path}: damaged manifest (version is not a number)")
+        if version > MANIFEST_VERSION:  # read as this one's, its entries meant other things
+            raise PartitionError(
+                f"{path}: written by a newer mrules (manifest version {version}; this mrules"
+                f" reads {MANIFEST_VERSION}): upgrade mrules, or partition the archive again"
+                " into a new folder"
+            )
         if raw.get("hash") != HASH_VERSION:
             raise PartitionError(
                 f"{path}: written with hash {raw.get('hash')!r}; this mrules routes with"

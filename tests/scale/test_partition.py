@@ -319,6 +319,31 @@ def test_a_cut_bucket_file_says_its_size_in_agreement(
     assert f"b00000.jsonl: {said} `mrules partition` wrote {wrote:,} " in result.output
 
 
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        (2, "written by a newer mrules (manifest version 2; this mrules reads 1): upgrade"),
+        ("2", "damaged manifest (version is not a number)"),
+    ],
+)
+def test_a_manifest_of_another_version_is_refused_by_partition_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: object, said: str
+) -> None:
+    # A newer mrules's folder was read as this one's, whatever its entries meant there.
+    monkeypatch.chdir(tmp_path)
+    src, rules = _tick_partitioned(tmp_path, 2)
+    manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
+    manifest["version"] = version
+    (tmp_path / "p" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    for args in (
+        ["partition", str(src), "--out", "p"],
+        ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert said in result.output, result.output
+
+
 def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
     src = _write(tmp_path / "e.jsonl", [
         {"ts": "2026-11-02T01:00:00+02:00", "type": "tick"},  # 2026-11-01T23:00Z
