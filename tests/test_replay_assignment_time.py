@@ -73,3 +73,56 @@ def test_crm_id_is_carried_over_and_not_reported(tmp_path: Path) -> None:
     for side in ("old", "new"):
         export = _mrules("state", "export", "--store", str(tmp_path / "stores" / f"{side}.db"))
         assert orjson.loads(export.stdout)["crm_id"] == "00Q000000000001AAA"
+
+
+CRM_RULE = """\
+queue "Sales"
+form "Contact"
+list "MQL"
+
+on submit of form "Contact" {
+  ASSIGN
+}
+"""
+
+OWNER_EVENTS = [
+    {"ts": "2026-11-02T09:00:00Z", "type": "form_submit", "prospect": "a@x.example",
+     "asset": "Contact", "id": "e1"},
+    # The CRM gives the record an owner (the sync's fact, timed by the CRM's edit).
+    {"ts": "2026-11-04T10:00:00Z", "type": "crm_update", "prospect": "a@x.example",
+     "object": "lead", "crm_id": "00Q000000000001AAA", "user": "rep@x.example",
+     "owner_since": "2026-11-03T15:00:00Z", "id": "e2"},
+]  # fmt: skip
+
+
+def test_a_reassignment_at_another_time_is_a_change(tmp_path: Path) -> None:
+    # Old rules: assigned by a CRM assignment rule, whose first owner is that rule's
+    # assignee (no reassignment); new rules: assigned to a queue, then the CRM owner is a
+    # reassignment. Same assignee, same first assignment: only `reassigned_at` differs.
+    for side, how in (("old", "assign by crm rule"), ("new", 'assign to queue "Sales"')):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "rules.mr").write_text(CRM_RULE.replace("ASSIGN", how))
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in OWNER_EVENTS))
+    args = ["replay", "--diff", str(tmp_path / "old"), str(tmp_path / "new"), str(events)]
+    for more in (["--jobs", "1"], ["--jobs", "2", "--store-dir", str(tmp_path / "stores")]):
+        res = _mrules(*args, *more, "--format", "json")
+        assert res.exit_code == 0, res.output
+        d = orjson.loads(res.stdout)
+        assert d["assignment"]["prospects"] == ["a@x.example"]
+        [item] = d["assignment"]["examples"]
+        assert (item["old"], item["new"]) == ("user rep@x.example", "user rep@x.example")
+        assert item["at"] == ["2026-11-02T09:00:00Z", "2026-11-02T09:00:00Z"]
+        assert item["reassigned_at"] == [None, "2026-11-03T15:00:00Z"]
+        assert d["prospects"]["changed"] == 1
+    text = _mrules(*args, "--jobs", "1").output
+    assert "Assignment: 1 prospect changes" in text
+    assert "  ~ a@x.example: user rep@x.example, reassigned at - -> 2026-11-03T15:00:00Z" in text
+
+
+def test_the_text_names_each_time_that_differs(tmp_path: Path) -> None:
+    from mrules.replay import _assignment_line
+
+    item = {"old": "user u", "new": "user u", "at": ["T1", "T2"], "reassigned_at": ["T3", None]}
+    assert _assignment_line(item) == "user u, at T1 -> T2, reassigned at T3 -> -"
+    assert _assignment_line(item | {"new": "queue Q"}) == "user u -> queue Q"

@@ -10,8 +10,9 @@ the MQLs), in JSON and in text, the same with `--jobs 2 --store-dir`.
 
 20 examples a run (300 with MRULES_SLOW=1). An assignment is who and when
 (`assigned.at`: a rule change that assigns the same queue at another moment is a
-change). Not compared by the replay, so not here either: `crm_id`, which the sync sets
-from what the CRM says, not the rules (the replay carries it over as the history has it).
+change; so is `assigned.reassigned_at`, the latest CRM owner change after the first).
+Not compared by the replay, so not here either: `crm_id`, which the sync sets from
+what the CRM says, not the rules (the replay carries it over as the history has it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -50,6 +52,7 @@ BASE: dict[str, Any] = {
     "decay": False,
     "sync": True,
     "reversed": False,
+    "assign_a": 'assign to queue "Inside"',
 }
 
 EDITS: dict[str, st.SearchStrategy[Any]] = {
@@ -67,6 +70,9 @@ EDITS: dict[str, st.SearchStrategy[Any]] = {
     "size": st.sampled_from(["200+", "11-50"]),
     **{k: st.booleans() for k in ("rule_b", "rule_c", "page_notify", "task", "decay", "sync")},
     "reversed": st.booleans(),
+    # By a CRM assignment rule, the first CRM owner is the rule's assignee; after a queue,
+    # it is a reassignment: the same owner at the same first time, `reassigned_at` apart.
+    "assign_a": st.sampled_from(['assign to queue "Inside"', "assign by crm rule"]),
 }
 
 
@@ -141,7 +147,7 @@ sync salesforce {
   when all {{ score >= {p["mql_at"]} }}
   then {{
     add to list "MQL"
-    assign to queue "Inside"
+    {p["assign_a"]}
   }}
 }}""",
         f"""dynamic list "Dyn" {{
@@ -206,6 +212,10 @@ def _event(draw: st.DrawFn, i: int, ts: str) -> str:
         {"type": "crm_update", "prospect": who, "object": "lead", "crm_id": f"00Q{who[:2]}",
          "fields": {"LeadSource": "Partner"}},
         {"type": "crm_update", "prospect": who, "object": "lead", "status": "deleted"},
+        # A CRM owner: the first assignment, or a reassignment timed by its `owner_since`.
+        {"type": "crm_update", "prospect": who, "object": "lead",
+         "user": draw(st.sampled_from(["a@x.example", "b@x.example", "c@x.example"])),
+         "owner_since": draw(st.sampled_from(["2026-11-01T00:00:00Z", ts]))},
         {"type": "crm_update", "prospect": who, "object": "opportunity",
          "status": draw(st.sampled_from(["won", "lost"]))},
         None,  # a line that is not JSON
@@ -267,9 +277,9 @@ def _work(w: dict[str, Any]) -> str:
     return _body(w, ("seq", "time", "rule", "at"))
 
 
-def _assignee(r: dict[str, Any]) -> tuple[str, str | None] | None:
+def _assignee(r: dict[str, Any]) -> tuple[str, str | None, str | None] | None:
     a = r["assigned"]
-    return None if a is None else (f"{a['kind']} {a['name']}", a["at"])
+    return None if a is None else (f"{a['kind']} {a['name']}", a["at"], a.get("reassigned_at"))
 
 
 def _data(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -341,8 +351,41 @@ def test_replay_reports_exactly_what_two_separate_runs_differ_in(
     old_p = data.draw(st.one_of(st.just(BASE), _edited(BASE)), label="old rules")
     new_p = data.draw(_edited(old_p), label="new rules")
     mql = data.draw(st.sampled_from(["MQL", "Dyn"]), label="--mql-list")
+    _check(tmp, old_p, new_p, mql, data.draw(_history(), label="history"))
+
+
+# Cases the generator reaches too rarely to count on, checked the same way.
+_CASES = {
+    # Assigned to a queue, then the CRM owner: a reassignment; by a CRM assignment rule,
+    # the first owner is the rule's assignee. Same owner, same first time: only
+    # `reassigned_at` differs.
+    "reassigned_at only": (
+        BASE,
+        BASE | {"assign_a": "assign by crm rule"},
+        [
+            {"ts": "2026-11-02T09:00:00Z", "id": "e0", "type": "form_submit",
+             "prospect": "p0@x.example", "asset": "F"},
+            {"ts": "2026-11-03T09:00:00Z", "id": "e1", "type": "crm_update",
+             "prospect": "p0@x.example", "object": "lead", "user": "a@x.example",
+             "owner_since": "2026-11-02T18:00:00Z"},
+        ],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_replay_reports_what_two_separate_runs_differ_in_chosen_cases(
+    tmp_path: Path, case: str
+) -> None:
+    old_p, new_p, history = _CASES[case]
+    _check(tmp_path, old_p, new_p, "MQL", [json.dumps(e) for e in history])
+
+
+def _check(
+    tmp: Path, old_p: dict[str, Any], new_p: dict[str, Any], mql: str, history: list[str]
+) -> None:
     events = tmp / "events.jsonl"
-    events.write_text("\n".join(data.draw(_history(), label="history")) + "\n")
+    events.write_text("\n".join(history) + "\n")
     old, new = _write(tmp / "old", old_p), _write(tmp / "new", new_p)
     want = _by_hand(
         _separate_run(old, events, tmp / "old.db"), _separate_run(new, events, tmp / "new.db"), mql

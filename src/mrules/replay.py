@@ -573,7 +573,17 @@ _DYNAMIC = " (dynamic)"  # how the lists section marks a dynamic list
 class _Facts:
     """What the comparison reads of one prospect's state, decoded from the store's bytes."""
 
-    __slots__ = ("assigned_at", "assignee", "crm_status", "data", "grade", "lists", "mql", "score")
+    __slots__ = (
+        "assigned_at",
+        "assignee",
+        "crm_status",
+        "data",
+        "grade",
+        "lists",
+        "mql",
+        "reassigned_at",
+        "score",
+    )
 
     def __init__(self, data: bytes, codecs: Any, email: str, mql: str) -> None:
         from mrules.engine import iso
@@ -587,6 +597,9 @@ class _Facts:
         # When: a rule change that assigns the same user at another moment is a change
         # (what `days since assigned` and the CRM's owner date read).
         self.assigned_at: str | None = iso(p.assigned_at)
+        # The latest change of assignee after the first (a CRM owner change): a rule change
+        # that makes it the first assignment, or moves it, is a change too.
+        self.reassigned_at: str | None = iso(p.reassigned_at)
         self.grade: str | None = p.grade
         self.lists = set(static) | {f"{x}{_DYNAMIC}" for x in dynamic}
         self.crm_status: str = p.crm_status
@@ -606,12 +619,17 @@ class _Facts:
 
 
 def _assignment_line(item: dict[str, Any]) -> str:
-    """`user a -> queue Q`; the same assignee at another time: `user a, at T1 -> T2`."""
+    """`user a -> queue Q`; the same assignee at another time: `user a, at T1 -> T2`,
+    reassigned at another time: `user a, reassigned at T1 -> T2` (or both)."""
     old, new = item["old"] or "unassigned", item["new"] or "unassigned"
-    at_old, at_new = item.get("at") or (None, None)
-    if old == new:
-        return f"{old}, at {at_old or '-'} -> {at_new or '-'}"
-    return f"{old} -> {new}"
+    if old != new:
+        return f"{old} -> {new}"
+    times = []
+    for label, key in (("at", "at"), ("reassigned at", "reassigned_at")):
+        t_old, t_new = item.get(key) or (None, None)
+        if t_old != t_new:
+            times.append(f"{label} {t_old or '-'} -> {t_new or '-'}")
+    return ", ".join([old, *times])
 
 
 def _data_changes(a: _Facts, b: _Facts) -> list[dict[str, Any]]:
@@ -1035,13 +1053,18 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
                 cats["mql_gained" if b.mql else "mql_lost"].append(
                     {"prospect": email, "score": [a.score, b.score]}
                 )
-            if a.assignee != b.assignee or a.assigned_at != b.assigned_at:
+            if (
+                a.assignee != b.assignee
+                or a.assigned_at != b.assigned_at
+                or a.reassigned_at != b.reassigned_at
+            ):
                 cats["assignment"].append(
                     {
                         "prospect": email,
                         "old": a.assignee,
                         "new": b.assignee,
                         "at": [a.assigned_at, b.assigned_at],
+                        "reassigned_at": [a.reassigned_at, b.reassigned_at],
                     }
                 )
             if a.grade != b.grade:
