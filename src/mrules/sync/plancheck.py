@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from mrules.crm.model import parse_datetime
+from mrules.events import OWNER_SINCE, parse_timestamp
 from mrules.sync.plan import WRITES
 
 __all__ = ["plan_problem"]
@@ -147,13 +148,26 @@ def _items(value: Any, where: str) -> Iterable[Any]:
         raise _Bad(f"{where}: not a list") from None
 
 
+def _event(e: Any, where: str) -> None:
+    """An event the apply hands the engine: what its reader would refuse of a field the
+    plan sets (the line would be rejected, and what it carries lost)."""
+    _mapping(e, where)
+    if e.get(OWNER_SINCE) is not None:  # the reader reads no null
+        since = e[OWNER_SINCE]
+        _text(since, f"{where}.{OWNER_SINCE}")
+        try:
+            parse_timestamp(since)
+        except ValueError as problem:
+            raise _Bad(f"{where}.{OWNER_SINCE}: {problem}") from None
+
+
 def _inbound(i: Any, where: str) -> None:
     _mapping(i, where)
     _text(i.get("prospect"), f"{where}.prospect")
     _one_of(i.get("op"), _INBOUND_OPS, f"{where}.op", "a kind of CRM fact a plan reads")
     for key in ("create_event", "event"):
         if key in i:
-            _mapping(i[key], f"{where}.{key}")
+            _event(i[key], f"{where}.{key}")
     if i["op"] in _LINKING or "object" in i:
         _one_of(i.get("object"), _OBJECTS, f"{where}.object", "lead or contact")
     if i["op"] in _LINKING:
@@ -198,7 +212,7 @@ def _op(o: Any, where: str, last_batch: int) -> None:
             _text(kind, f"{where}.work[{n}]")
     for key in ("event", "link_event"):
         if o.get(key) is not None:
-            _mapping(o[key], f"{where}.{key}")
+            _event(o[key], f"{where}.{key}")
     if o.get("values") is not None or o["op"] == "create":
         _mapping(o.get("values"), f"{where}.values")
         for field, value in o["values"].items():
