@@ -68,7 +68,7 @@ def test_a_prospect_marked_do_not_sync_takes_its_held_errors_out_of_the_queue(
         ev("2026-11-02T09:05:00Z", "zed@x.com", asset="Stop"),
     )
     plan = w.sync("plan", code=2).output
-    assert "ann@x.com    (do not sync: its held error(s) leave the queue)" in plan
+    assert "ann@x.com    (do not sync: its 1 held error leaves the queue)" in plan
     w.sync("run", "--until", "2026-11-02T09:30:00Z")
     # Was: both errors stayed, `sync status` counted them for good, and `sync retry`
     # said it would retry writes no cycle makes for a prospect that does not sync.

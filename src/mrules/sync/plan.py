@@ -21,6 +21,7 @@ import orjson
 from mrules.crm.errors import NO_ACCESS_CODES, CrmCallError, CrmError
 from mrules.crm.model import TYPES, check_value, format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
+from mrules.diagnostics import plural
 from mrules.state import Codecs, DamagedState, Prospect
 from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
@@ -1039,7 +1040,11 @@ def make_plan(
         fields = held_fields.get(email)
         if not fields:
             return {"why": why}
-        return {"why": f"{why}: its held error(s) leave the queue", "resolved": sorted(fields)}
+        leave = "leaves" if len(fields) == 1 else "leave"
+        return {
+            "why": f"{why}: its {plural(len(fields), 'held error')} {leave} the queue",
+            "resolved": sorted(fields),
+        }
 
     for email, (work, since, _attempts, next_try) in queue.items():
         p = prospects.get(email)
