@@ -213,12 +213,17 @@ def replay(
             _fail(f"{events} is a folder, not an events file (JSON Lines, or .jsonl.gz)")
         if not Path(events).exists():
             _fail(f"no such events file: {events}")
-    for p in paths[:-1]:
+    from mrules.cli.common import rule_file_or_exit, stdout_or_exit
+
+    names = ("RULES",) if old_rev is not None else ("OLD_RULES", "NEW_RULES")
+    for p, name in zip(paths[:-1], names, strict=True):
         from pathlib import Path
 
         if not Path(p).exists():
             _fail(f"no such rule file or folder: {p}")
-    from mrules.cli.common import stdout_or_exit
+        # An empty file, a store or binary data where rules go (the paths swapped): exit
+        # 2, as every command that loads rules says; it was replayed as no rules at all.
+        rule_file_or_exit(p, argument=name)
 
     # A closed standard output (`>&-`) is exit 4 before both runs: the text report was lost
     # with exit 0, the JSON an internal error (exit 70).
