@@ -123,6 +123,28 @@ _LATEST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp()
 _LATEST_TEXT = "9999-12-31T23:59:59Z"
 
 
+def _read_only(e: BaseException, files: dict[str, Any]) -> str | None:
+    """SQLite's "attempt to write a readonly database" in words: which file (the sync
+    file, or the local CRM file) cannot be written, and what to do; None for any other
+    error, or when neither is plainly read-only (the caller says it as before)."""
+    import os
+
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is None or code & 0xFF != sqlite3.SQLITE_READONLY:
+        return None
+    for what, path in files.items():
+        if path is None or str(path) == ":memory:":
+            continue
+        path = Path(path)
+        folder = path.parent
+        if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+            return (
+                f"{printable_path(str(path))}: cannot write the {what}: it or its folder is"
+                " read-only; make them writable, then run the same command again"
+            )
+    return None
+
+
 def _time(value: str | None, option: str) -> float | None:
     if value is None:
         return None
@@ -188,8 +210,12 @@ def _session(
         except CrmCallError as e:
             fail(f"the CRM refused the call: {e}", EXIT_STORE)
         except UNREADABLE as e:
+            cannot_write = _read_only(
+                e, {"sync file": sync_path, "CRM file": getattr(crm, "path", None)}
+            )
             fail(
-                f"the sync or CRM file failed: {unreadable_reason(e)}{full_disk_advice(e)}",
+                cannot_write
+                or f"the sync or CRM file failed: {unreadable_reason(e)}{full_disk_advice(e)}",
                 EXIT_STORE,
             )
         finally:

@@ -453,6 +453,22 @@ def pending_beside(store_path: str | Path) -> Callable[[int], bool] | None:
     return lambda seq: seq > work_seq or seq in queued
 
 
+def _read_only_advice(e: BaseException, p: Path, readonly: bool) -> str:
+    """What to do when SQLite could not open or write the sync file for writing because
+    the file or its folder is read-only (its `-wal` and `-shm` are made beside it); ""
+    for any other error."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if (
+        readonly
+        or code is None
+        or code & 0xFF not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
+    ):
+        return ""
+    if os.access(p, os.W_OK) and os.access(p.parent, os.W_OK):
+        return ""
+    return "; it or its folder is read-only: make them writable, then run the same command again"
+
+
 class SyncDb:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
@@ -516,7 +532,8 @@ class SyncDb:
         except UNREADABLE as e:
             _forget(conn, p if created else None)  # a full disk
             raise SyncDbError(
-                f"{shown}: cannot use the sync file: {unreadable_reason(e)}{full_disk_advice(e)}"
+                f"{shown}: cannot use the sync file: {unreadable_reason(e)}"
+                f"{full_disk_advice(e) or _read_only_advice(e, p, readonly)}"
             ) from e
         except BaseException:  # Ctrl-C or SIGTERM while the file was made
             _forget(conn, p if created else None)
