@@ -56,3 +56,29 @@ def test_an_empty_rule_file_named_mr_is_a_rule_set(tmp_path: Path) -> None:
     res = _mrules("replay", "--diff", empty, EXAMPLE / "rules", EXAMPLE / "events.jsonl")
     assert res.exit_code == 0, res.output
     assert "old rules: " in res.stdout
+
+
+def test_a_store_dir_a_read_only_parent_cannot_hold_is_exit_4(tmp_path: Path) -> None:
+    """`--store-dir` that cannot be made in a read-only folder is a store that cannot be
+    written (exit 4, docs/replay.md); it was exit 2, the code of a missing parent."""
+    import contextlib
+    import os
+    import subprocess
+
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    with contextlib.ExitStack() as stack:
+        if os.geteuid() != 0:
+            parent.chmod(0o555)
+            stack.callback(parent.chmod, 0o755)
+        else:
+            mount = ["mount", "--bind", str(parent), str(parent)]
+            if subprocess.run(mount, capture_output=True).returncode:
+                pytest.skip("needs a read-only bind mount (mount --bind failed)")
+            stack.callback(subprocess.run, ["umount", "-l", str(parent)], check=False)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(parent)], check=True)
+        rules, events = EXAMPLE / "rules", EXAMPLE / "events.jsonl"
+        res = _mrules("replay", "--diff", rules, rules, events, "--store-dir", parent / "new")
+        assert res.exit_code == 4, res.output
+        assert res.stderr.startswith(f"mrules: error: --store-dir {parent / 'new'}: cannot create")
+        assert not (parent / "new").exists()

@@ -65,6 +65,11 @@ class ReplayError(Exception):
     """The replay cannot be done (bad events path, rules at a revision...)."""
 
 
+class StoreDirError(ReplayError):
+    """`--store-dir` could not be made: a read-only parent folder, no permission, a full
+    disk (exit 4, as a store there that cannot be written; a missing parent is exit 2)."""
+
+
 class GitError(ReplayError):
     """`--old-rev` could not take the rules from git."""
 
@@ -972,7 +977,7 @@ def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
     try:
         folder.mkdir(exist_ok=True)
     except OSError as e:
-        raise ReplayError(f"--store-dir {store_dir}: cannot create it: {e.strerror}") from None
+        raise StoreDirError(f"--store-dir {store_dir}: cannot create it: {e.strerror}") from None
     return str(paths[0]), str(paths[1]), made
 
 

@@ -189,7 +189,14 @@ def replay(
     """
     from mrules.api import RuleSetError
     from mrules.events import EventSourceError
-    from mrules.replay import ReplayError, auto_jobs, diff_runs, render_text, unfinished_text
+    from mrules.replay import (
+        ReplayError,
+        StoreDirError,
+        auto_jobs,
+        diff_runs,
+        render_text,
+        unfinished_text,
+    )
     from mrules.storeapi import StoreError, StoreLocked
 
     if not diff:
@@ -256,6 +263,9 @@ def replay(
                 jobs=auto_jobs() if jobs == "auto" else int(jobs),
                 store_dir=store_dir,
             )
+    except StoreDirError as e:  # a --store-dir that cannot be made: as a store that fails
+        _fail(str(e), ExitCode.STORE)
+        return
     except ReplayError as e:  # GitError too
         _fail(str(e))
         return
