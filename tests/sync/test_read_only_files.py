@@ -83,3 +83,18 @@ def test_sync_retry_in_a_read_only_folder_says_so(tmp_path: Path) -> None:
         assert r.stderr.endswith(
             "it or its folder is read-only: make them writable, then run the same command again\n"
         ), r.stderr
+
+
+def test_before_the_first_sync_a_read_only_crm_file_is_the_one_named(tmp_path: Path) -> None:
+    """No sync file yet (a plan makes none): the CRM file is the one that cannot be
+    written (the plan counts its API calls there); the sync file that is not there is
+    not read-only. It was named instead."""
+    w = World(tmp_path)
+    w.seed({"Contact": [BOB]})
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    with read_only(w.crm_path):
+        r = w.sync("plan", code=4)
+        assert r.stderr == (
+            f"mrules: error: {w.crm_path}: cannot write the CRM file: it or its folder is"
+            f" {ADVICE}\n"
+        ), r.output

@@ -137,7 +137,7 @@ def _read_only(e: BaseException, files: dict[str, Any]) -> str | None:
             continue
         path = Path(path)
         folder = path.parent
-        if not os.access(path, os.W_OK) or not os.access(folder, os.W_OK):
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             return (
                 f"{printable_path(str(path))}: cannot write the {what}: it or its folder is"
                 " read-only; make them writable, then run the same command again"
