@@ -1446,6 +1446,14 @@ def test_rename_and_references_reach_names_in_a_test_files_rule_text(
     assert renamed["tests"][1]["given"]["prospects"]["b@x.com"]["lists"] == ["Hot leads"]
 
 
+def _rename_mql_to_hot(s):  # s: a session_factory session
+    """The workspace edit of renaming the list "MQL" to "Hot" from the rule file."""
+    doc = types.TextDocumentIdentifier(s.open("rules/10-rules.mr"))
+    return s.run(
+        s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, '"MQL"'), "Hot"))
+    )
+
+
 def test_rename_leaves_test_files_behind_a_link_to_a_folder(
     session_factory, project: Path, tmp_path_factory
 ) -> None:
@@ -1459,12 +1467,7 @@ def test_rename_leaves_test_files_behind_a_link_to_a_folder(
         TESTS_YAML.replace("../rules", str(project / "rules")), "utf-8"
     )
     (project / "linked").symlink_to(elsewhere, target_is_directory=True)
-    s = session_factory(project)
-    uri = s.open("rules/10-rules.mr")
-    doc = types.TextDocumentIdentifier(uri)
-    edit = s.run(
-        s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, '"MQL"'), "Hot"))
-    )
+    edit = _rename_mql_to_hot(session_factory(project))
     assert test_file.resolve().as_uri() in edit.changes
     assert not any("far.test.yaml" in u for u in edit.changes), edit.changes
 
@@ -1476,10 +1479,5 @@ def test_rename_skips_a_named_pipe_named_like_a_test_file(session_factory, proje
     test_file = project / "tests" / "mql.test.yaml"
     test_file.write_text(TESTS_YAML, "utf-8")
     os.mkfifo(project / "tests" / "pipe.test.yaml")
-    s = session_factory(project)
-    uri = s.open("rules/10-rules.mr")
-    doc = types.TextDocumentIdentifier(uri)
-    edit = s.run(
-        s.client.text_document_rename_async(types.RenameParams(doc, pos(RULES, '"MQL"'), "Hot"))
-    )
+    edit = _rename_mql_to_hot(session_factory(project))
     assert test_file.resolve().as_uri() in edit.changes
