@@ -239,6 +239,16 @@ def _replay_diff(tmp_path: Path) -> dict[str, Any]:
     return json.loads(r.stdout)
 
 
+def page_with_replay_diff(folder: Path, store: Path, name: str = "report.html") -> Path:
+    """`mrules report html` of `store` with a replay diff of the example, written in `folder`."""
+    diff = folder / "diff.json"
+    diff.write_text(json.dumps(_replay_diff(folder)))
+    out = folder / name
+    r = CliRunner().invoke(html_cmd, [str(out), "--store", str(store), "--replay-diff", str(diff)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
 # -------------------------------------------------------------------- end to end, real store
 
 
@@ -366,13 +376,7 @@ def test_cli_timeline_of_a_chosen_prospect(example_store: Path, tmp_path: Path) 
 
 
 def test_cli_with_a_replay_diff(example_store: Path, tmp_path: Path) -> None:
-    diff = tmp_path / "diff.json"
-    diff.write_text(json.dumps(_replay_diff(tmp_path)))
-    out = tmp_path / "r.html"
-    r = CliRunner().invoke(
-        html_cmd, [str(out), "--store", str(example_store), "--replay-diff", str(diff)]
-    )
-    assert r.exit_code == 0, r.output
+    out = page_with_replay_diff(tmp_path, example_store, "r.html")
     assert "chart-replay-rules" in specs_of(out.read_text())
 
 

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 from tests.reports import html_samples as samples
 from tests.reports.test_example import history  # noqa: F401 (a fixture)
-from tests.reports.test_html import _replay_diff, example_store  # noqa: F401 (a fixture)
+from tests.reports.test_html import example_store, page_with_replay_diff  # noqa: F401 (a fixture)
 
 from mrules.cli import main
 from mrules.cli.report_html_cmd import html as html_cmd
@@ -101,13 +101,7 @@ def check(seen: dict[str, Any], path: Path, want: int) -> None:
 
 
 def test_example_report_draws_every_chart_offline(example_store: Path, tmp_path: Path) -> None:  # noqa: F811
-    diff = tmp_path / "diff.json"
-    diff.write_text(json.dumps(_replay_diff(tmp_path)))
-    out = tmp_path / "report.html"
-    r = CliRunner().invoke(
-        html_cmd, [str(out), "--store", str(example_store), "--replay-diff", str(diff)]
-    )
-    assert r.exit_code == 0, r.output
+    out = page_with_replay_diff(tmp_path, example_store)
     seen = open_page(out, "example")
     check(seen, out, 12)
     marks = {c["chart"]: c["marks"] for c in seen["charts"]}

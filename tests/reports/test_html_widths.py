@@ -4,17 +4,14 @@ wide as the page's column and nothing runs past the window's edge."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from tests.reports import html_samples as samples
-from tests.reports.test_html import _replay_diff, example_store  # noqa: F401 (a fixture)
+from tests.reports.test_html import example_store, page_with_replay_diff  # noqa: F401 (a fixture)
 from tests.reports.test_html_browser import ARGS, CHROMIUM, playwright_api
 
-from mrules.cli.report_html_cmd import html as html_cmd
 from mrules.reports import html as page
 
 pytestmark = pytest.mark.skipif(
@@ -63,15 +60,7 @@ def check_fits(seen: dict[str, Any], width: int, charts: int) -> None:
 
 @pytest.fixture(scope="module")
 def example_page(example_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    folder = tmp_path_factory.mktemp("widths")
-    diff = folder / "diff.json"
-    diff.write_text(json.dumps(_replay_diff(folder)))
-    out = folder / "report.html"
-    r = CliRunner().invoke(
-        html_cmd, [str(out), "--store", str(example_store), "--replay-diff", str(diff)]
-    )
-    assert r.exit_code == 0, r.output
-    return out
+    return page_with_replay_diff(tmp_path_factory.mktemp("widths"), example_store)
 
 
 @pytest.mark.parametrize("width", [360, 375, 1280])
