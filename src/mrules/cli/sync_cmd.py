@@ -127,17 +127,12 @@ def _read_only(e: BaseException, files: dict[str, Any]) -> str | None:
     """SQLite's "attempt to write a readonly database" in words: which file (the sync
     file, or the local CRM file) cannot be written, and what to do; None for any other
     error, or when neither is plainly read-only (the caller says it as before)."""
-    import os
+    from mrules.sync.db import read_only_file
 
-    code = getattr(e, "sqlite_errorcode", None)
-    if code is None or code & 0xFF != sqlite3.SQLITE_READONLY:
-        return None
     for what, path in files.items():
         if path is None or str(path) == ":memory:":
             continue
-        path = Path(path)
-        folder = path.parent
-        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        if read_only_file(e, Path(path)):
             return (
                 f"{printable_path(str(path))}: cannot write the {what}: it or its folder is"
                 " read-only; make them writable, then run the same command again"

@@ -48,6 +48,7 @@ __all__ = [
     "SyncDbError",
     "default_sync_path",
     "pending_beside",
+    "read_only_file",
 ]
 
 Link = tuple[str, str, dict[str, Any], dict[str, float], bool]
@@ -453,18 +454,18 @@ def pending_beside(store_path: str | Path) -> Callable[[int], bool] | None:
     return lambda seq: seq > work_seq or seq in queued
 
 
-def _read_only_advice(e: BaseException, p: Path, readonly: bool) -> str:
-    """What to do when SQLite could not open or write the sync file for writing because
-    the file or its folder is read-only (its `-wal` and `-shm` are made beside it); ""
-    for any other error."""
+def read_only_file(e: BaseException, path: Path) -> bool:
+    """Whether SQLite could not open or write `path` because the file or its folder is
+    read-only (a file's `-wal` and `-shm` are made beside it); not for any other error."""
     code = getattr(e, "sqlite_errorcode", None)
-    if (
-        readonly
-        or code is None
-        or code & 0xFF not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY)
-    ):
-        return ""
-    if os.access(p, os.W_OK) and os.access(p.parent, os.W_OK):
+    if code is None or code & 0xFF not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+        return False
+    return not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK))
+
+
+def _read_only_advice(e: BaseException, p: Path, readonly: bool) -> str:
+    """What to do when the sync file, opened for writing, is read-only; "" otherwise."""
+    if readonly or not read_only_file(e, p):
         return ""
     return "; it or its folder is read-only: make them writable, then run the same command again"
 
