@@ -46,6 +46,7 @@ __all__ = [
     "printable_path",
     "read_rule_file",
     "rule_files",
+    "shown_path",
     "unsearched",
     "walk_below",
 ]
@@ -174,6 +175,13 @@ def printable_path(text: str) -> str:
 
 
 _UNDECODED_RE = re.compile("[\udc80-\udcff]")
+
+
+def shown_path(text: str) -> str:
+    """A path as a message shows it: bytes that are not UTF-8 as `\\xNN` (`printable_path`),
+    and a control character (a newline, an escape) as an escape, so that a name can neither
+    steer the terminal nor split a message's line in two."""
+    return printable(printable_path(text))
 
 
 def _real_path(path: Path) -> Path:
@@ -496,9 +504,7 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         if isinstance(raw, str) and not raw:
             raise LoadError(EMPTY_PATH)
         path = Path(raw)
-        # as every message shows a path: `\xNN` for a byte that is not UTF-8, `\x0a` for a
-        # newline (a name may hold any byte but `/` and NUL)
-        shown = printable(printable_path(str(raw)))
+        shown = shown_path(str(raw))  # a name may hold any byte but `/` and NUL
         try:
             if path.is_dir():
                 files = _rule_files_below(path)

@@ -22,14 +22,14 @@ from mrules.cli.common import (
     reads_only,
     stdout_or_exit,
 )
-from mrules.diagnostics import Diagnostic, plural, printable, render_text, sort_diagnostics
+from mrules.diagnostics import Diagnostic, plural, render_text, sort_diagnostics
 from mrules.loader import (
     LoadError,
     RefusedFile,
     decode,
-    printable_path,
     read_rule_file,
     rule_files,
+    shown_path,
 )
 from mrules.parser import collector_paused
 from mrules.printer import FormatError, FormatterBug, format_text
@@ -107,20 +107,13 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
         try:
             key, data = read_rule_file(path, root)
         except RefusedFile as e:
-            yield _Input(_shown(path.as_posix()), path, b"", "", e.diagnostic)
+            yield _Input(shown_path(path.as_posix()), path, b"", "", e.diagnostic)
             continue
         if key in seen:
             continue
         seen.add(key)
-        shown = _shown(path.as_posix())
+        shown = shown_path(path.as_posix())
         yield _Input(shown, path, data, decode(data, shown))
-
-
-def _shown(path: str) -> str:
-    """A path as fmt prints it, as `lint` does: its bytes that are not UTF-8 as `\\xNN`, and
-    a control character (a newline, an escape) as `\\x0a`, so that a name can neither
-    steer the terminal nor split a diff's `---` line in two."""
-    return printable(printable_path(path))
 
 
 @click.command()
@@ -181,7 +174,7 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
         fail("- reads a rule file from standard input, which is closed: give the file")
     if STDIN in paths or show_diff:  # what it prints is the result: `>&-` is exit 4 first
         stdout_or_exit()
-    stdin_name = _shown(stdin_filename) if stdin_filename else STDIN_NAME
+    stdin_name = shown_path(stdin_filename) if stdin_filename else STDIN_NAME
     try:
         inputs = list(_read_inputs(paths, stdin_name))
     except LoadError as e:
