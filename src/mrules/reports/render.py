@@ -69,18 +69,15 @@ def _table(
     t.natural, t.least, t.text = [], [], text
     for i, c in enumerate(columns):
         lines = [line for r in rows for line in r[i].splitlines()]
-        words = [w for line in lines for w in (c, *line.split()) for w in w.split()]
+        words = [w for line in [c, *lines] for w in line.split()]  # the header's too
         natural = max(map(cell_len, [c, *lines]))
         t.natural.append(natural)
         # A name folds down to NAME_LEAST; a figure never loses a character (`6,333.33`
         # cut to `6,333.…` reads as another number), though `3,000.00 (crm)` may wrap at
         # its space; a header wraps between its words, never inside one (`prospects` read
         # `pro`, `spe`, `cts` down a column of small counts).
-        if i < text:
-            least = min(natural, NAME_LEAST)
-        else:
-            least = max(map(cell_len, [*words, *c.split()]), default=1)
-        t.least.append(least)
+        longest_word = max(map(cell_len, words), default=1)
+        t.least.append(min(natural, NAME_LEAST) if i < text else longest_word)
         # `fold`, not rich's `…`: two long names that begin alike never read as one.
         t.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:  # as Text: a name's `[emea]` or `[/]` is text, not rich markup
