@@ -2000,7 +2000,7 @@ class _Checker:
     # -- explanations, as `mrules explain` gives them
 
     def explained(self, email: str) -> dict[str, Any]:
-        from mrules.cli.explain_cmd import explanation
+        from mrules.explain import explanation
         from mrules.outputs import action_record
 
         if email not in self._explained:
