@@ -38,3 +38,16 @@ def test_a_wheel_built_from_the_sdist_holds_the_grammar_library_and_docs(tmp_pat
     assert "mrules/grammar/mrules.lark" in files
     assert "mrules/docs/diagnostics.md" in files
     assert any(f.startswith("mrules/library/") and f.endswith(".mr") for f in files)
+
+
+def test_the_version_is_pyprojects() -> None:
+    """`mrules --version`, the stores' `mrules_version` and SARIF name the version that
+    `mrules.buildinfo` holds; a release that bumps pyproject.toml alone would misname it."""
+    import tomllib
+
+    import mrules
+    from mrules import buildinfo
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert buildinfo.__version__ == declared
+    assert mrules.__version__ is buildinfo.__version__

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from mrules.buildinfo import __version__
+
 __all__ = ["__version__", "check", "compile", "load", "parse", "run"]
 
 if TYPE_CHECKING:

@@ -1,4 +1,7 @@
-"""Which build is running: the run's hot path compiled to C by mypyc, or pure Python.
+"""Which build is running: its version, and the run's hot path compiled to C by mypyc or not.
+
+The version lives here, not in `mrules/__init__.py`, so the stores and the
+diagnostics can name it without importing the package's API (which imports them).
 
 A wheel (`pip install .`) compiles the modules listed in pyproject.toml
 (`hatch_build.py`); an editable install runs the same modules as Python.
@@ -11,7 +14,9 @@ from __future__ import annotations
 import importlib.util
 from importlib.machinery import EXTENSION_SUFFIXES
 
-__all__ = ["PROBE", "engine_build", "is_compiled"]
+__all__ = ["PROBE", "__version__", "engine_build", "is_compiled"]
+
+__version__ = "0.1.0"  # as pyproject.toml says; tests/test_packaging.py checks they agree
 
 PROBE = "mrules.state"  # compiled in every compiled build; importing it is not needed to tell
 

@@ -451,7 +451,7 @@ def render_sarif(
     """
     import importlib.resources
 
-    from mrules import __version__
+    from mrules.buildinfo import __version__
 
     diags = list(diags)
     base, prefix, root = _srcroot(base)

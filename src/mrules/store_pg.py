@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 
-from mrules import __version__
 from mrules.batch import (
     ANCHOR_KEY,
     Batch,
@@ -32,6 +31,7 @@ from mrules.batch import (
     parse_anchor,
     rows_of_records,
 )
+from mrules.buildinfo import __version__
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, unpack
 from mrules.records import (
     DIAGNOSTICS_KEPT,

@@ -13,8 +13,7 @@ from typing import NoReturn
 
 import click
 
-from mrules import __version__
-from mrules.buildinfo import engine_build
+from mrules.buildinfo import __version__, engine_build
 
 __all__ = ["main"]
 

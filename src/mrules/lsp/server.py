@@ -40,7 +40,8 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
-from mrules import __version__, ast
+from mrules import ast
+from mrules.buildinfo import __version__
 from mrules.config import Config, ConfigError, find_config, load_config
 from mrules.diagnostics import Diagnostic, Severity, help_uri
 from mrules.loader import LIBRARY_PREFIX, RULE_SUFFIX, LoadError, unsearched

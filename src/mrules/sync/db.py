@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from mrules import __version__
+from mrules.buildinfo import __version__
 from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
 from mrules.sqlitefiles import (
