@@ -78,3 +78,12 @@ def test_the_stores_share_the_batch_not_each_other() -> None:
     assert "mrules.batch" in GRAPH["mrules.memstore"]
     assert "mrules.batch" in GRAPH["mrules.store"]
     assert "mrules.store" not in _reaches("mrules.memstore")
+
+
+def test_the_command_line_is_the_top() -> None:
+    """No module below the CLI imports a command's module: what a command and another
+    part share (the explanation `mrules explain` prints and `mrules test` checks) lives
+    below both."""
+    below = {n for n in GRAPH if not n.startswith("mrules.cli.") and n != "mrules.__main__"}
+    up = {n: sorted(m for m in GRAPH[n] if m.startswith("mrules.cli.")) for n in sorted(below)}
+    assert {n: m for n, m in up.items() if m} == {}
