@@ -263,6 +263,15 @@ def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
         assert "internal error" not in result.output
 
 
+def _one_bucket_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Path]:
+    """The tick archive partitioned into `p/` (one bucket) in `tmp_path`, made the working
+    folder: the arguments of its local run, and its bucket file."""
+    monkeypatch.chdir(tmp_path)
+    _src, rules = _tick_partitioned(tmp_path, 1)
+    args = ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
+    return args, tmp_path / "p" / "part-0000" / "b00000.jsonl"
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
@@ -279,12 +288,9 @@ def test_a_damaged_bucket_line_is_exit_2_naming_it(
 ) -> None:
     # A bucket file's `FILE LINE EVENT` prefix damaged: int() failed in the worker, an
     # internal error of the partitioned run.
-    monkeypatch.chdir(tmp_path)
-    _src, rules = _tick_partitioned(tmp_path, 1)
-    bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
+    args, bucket = _one_bucket_run(tmp_path, monkeypatch)
     size = bucket.stat().st_size
     bucket.write_bytes(damage(bucket.read_bytes()))  # type: ignore[operator]
-    args = ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
     if bucket.stat().st_size != size:  # the manifest's sizes see it first
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
@@ -307,14 +313,10 @@ def test_a_cut_bucket_file_says_its_size_in_agreement(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep: int, said: str
 ) -> None:
     # A bucket file cut to one byte was "1 bytes where `mrules partition` wrote ...".
-    monkeypatch.chdir(tmp_path)
-    _src, rules = _tick_partitioned(tmp_path, 1)
-    bucket = tmp_path / "p" / "part-0000" / "b00000.jsonl"
+    args, bucket = _one_bucket_run(tmp_path, monkeypatch)
     wrote = bucket.stat().st_size
     bucket.write_bytes(bucket.read_bytes()[:keep])
-    result = CliRunner().invoke(
-        main, ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"]
-    )
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert f"b00000.jsonl: {said} `mrules partition` wrote {wrote:,} " in result.output
 
