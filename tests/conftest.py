@@ -43,9 +43,10 @@ CONTACT_RULES = 'form "Contact"\n\non submit of form "Contact" {\n  score +20\n}
 """A rule file: a submit of the form `Contact` scores 20."""
 
 
-def contact_test(rules: str, *cases: tuple[str, str]) -> str:
+def contact_test(rules: str | None, *cases: tuple[str, str]) -> str:
     """A test file of `rules` (CONTACT_RULES) with one case per (name, prospect): the
-    prospect submits `Contact` and is expected to score 20.
+    prospect submits `Contact` and is expected to score 20. With `rules` None, no
+    `rules:` line: the rules are found beside the tests folder.
 
     >>> print(contact_test("rules.mr", ("one", "a@x.example")), end="")
     rules: rules.mr
@@ -57,7 +58,7 @@ def contact_test(rules: str, *cases: tuple[str, str]) -> str:
           prospects:
             a@x.example: {score: 20}
     """
-    out = f"rules: {rules}\ntests:\n"
+    out = ("" if rules is None else f"rules: {rules}\n") + "tests:\n"
     for name, prospect in cases:
         out += (
             f"  - name: {name}\n    events:\n      - {{ts: 2026-11-02T09:00:00Z, type:"

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from tests.conftest import CONTACT_RULES, contact_test
 
 from mrules.cli import main
 from mrules.exitcodes import ExitCode
@@ -441,17 +442,6 @@ def test_paths_that_cannot_be_used_are_all_named_and_nothing_runs(
     assert [t["file"] for t in doc["tests"]] == ["nope"] and doc["summary"]["exit"] == 2
 
 
-BESIDE_RULES_TEST = """\
-tests:
-  - name: t
-    events:
-      - {ts: 2026-11-02T09:00:00Z, type: form_submit, prospect: a@x.com, asset: F}
-    expect:
-      prospects:
-        a@x.com: {score: 30}
-"""
-
-
 @pytest.mark.parametrize(
     ("cwd", "args"),
     [
@@ -473,10 +463,10 @@ def test_the_rules_folder_beside_the_tests_folder_is_found_from_any_folder(
     found no rules outside the project root."""
     (tmp_path / "p" / "rules").mkdir(parents=True)
     (tmp_path / "p" / "tests" / "sub").mkdir(parents=True)
-    (tmp_path / "p" / "rules" / "a.mr").write_text(
-        'form "F"\non submit of form "F" { score +30 }\n', encoding="utf-8"
+    (tmp_path / "p" / "rules" / "a.mr").write_text(CONTACT_RULES, encoding="utf-8")
+    (tmp_path / "p" / "tests" / "z.test.yaml").write_text(
+        contact_test(None, ("t", "a@x.example")), encoding="utf-8"
     )
-    (tmp_path / "p" / "tests" / "z.test.yaml").write_text(BESIDE_RULES_TEST, encoding="utf-8")
     args = [str(tmp_path / "p" / "tests") if a == "ABSOLUTE" else a for a in args]
     res = _mrules("test", *args, cwd=tmp_path / cwd, monkeypatch=monkeypatch)
     assert res.exit_code == ExitCode.OK, res.output
@@ -488,8 +478,6 @@ def test_a_newline_in_a_file_or_test_name_is_shown_escaped(
 ) -> None:
     """A newline is a control character: the text report shows it as `\\x0a`, as `lint`
     does, rather than split a test's line, its failure's reasons or a YAML error in two."""
-    from tests.conftest import CONTACT_RULES, contact_test
-
     (tmp_path / "r.mr").write_text(CONTACT_RULES, encoding="utf-8")
     text = contact_test("r.mr", ('"one\\ntwo"', "a@x.example")).replace("score: 20", "score: 21")
     try:
