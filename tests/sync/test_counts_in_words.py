@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.sync.world import BOB, T0, World, ev
+from tests.sync.world import BOB, T0, World, ev, held_world, stop
 
 
 def test_plan_apply_and_status_say_one_and_two_in_words(tmp_path: Path) -> None:
@@ -38,10 +38,6 @@ def test_plan_apply_and_status_say_one_and_two_in_words(tmp_path: Path) -> None:
     ]
 
 
-STOP = """
-form "Stop"
-automation rule "stop" priority 2 { when all { submitted form "Stop" } then { do not sync } }
-"""
 LONG = "+1 555 0101 extension 1234, ask for the IT desk"  # Phone takes 40 characters
 
 
@@ -50,27 +46,16 @@ def test_the_held_errors_a_skip_takes_out_of_the_queue_are_counted_in_words(
 ) -> None:
     """`its 1 held error leaves the queue`, `its 2 held errors leave the queue` (it said
     `its held error(s) leave the queue` whatever their number)."""
-    w = World(tmp_path)
-    w.rules.write_text(w.rules.read_text("utf-8") + STOP, "utf-8")
-    w.seed({"Contact": [BOB]})
     # ann's size is refused on her lead (one error held); cat's size and phone (two).
-    w.run(
-        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
-        ev(T0, "ann@x.com", asset="Demo"),
-        ev(T0, "cat@x.com", "prospect_update", fields={"company_size": "huge", "phone": LONG}),
-        ev(T0, "cat@x.com", asset="Demo"),
-    )
-    w.sync("apply")
+    refused = {"company_size": "huge"}
+    w = held_world(tmp_path, {"ann@x.com": refused, "cat@x.com": {**refused, "phone": LONG}})
     held = sorted((e["prospect"], e["field"]) for e in w.status()["error_queue"])
     assert held == [
         ("ann@x.com", "Company_Size__c"),
         ("cat@x.com", "Company_Size__c"),
         ("cat@x.com", "Phone"),
     ]
-    w.run(
-        ev("2026-11-02T09:05:00Z", "ann@x.com", asset="Stop"),
-        ev("2026-11-02T09:05:00Z", "cat@x.com", asset="Stop"),
-    )
+    stop(w, "ann@x.com", "cat@x.com")
     plan = w.sync("plan", code=2).output
     assert "ann@x.com    (do not sync: its 1 held error leaves the queue)" in plan, plan
     assert "cat@x.com    (do not sync: its 2 held errors leave the queue)" in plan, plan

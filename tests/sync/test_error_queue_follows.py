@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.sync.world import BOB, T0, World, ev
+from tests.sync.world import BOB, T0, World, ev, held_world, stop
 
 
 def _ann_held(w: World) -> None:
@@ -41,32 +41,16 @@ def test_a_write_refused_again_on_the_converted_contact_names_the_contact(
     assert "ann@x.com contact Company_Size__c: INVALID_OR_NULL" in text
 
 
-STOP = """
-form "Stop"
-automation rule "stop" priority 2 { when all { submitted form "Stop" } then { do not sync } }
-"""
-
-
 def test_a_prospect_marked_do_not_sync_takes_its_held_errors_out_of_the_queue(
     tmp_path: Path,
 ) -> None:
-    w = World(tmp_path)
-    w.rules.write_text(w.rules.read_text("utf-8") + STOP, "utf-8")
-    w.seed({"Contact": [BOB]})
     # ann's value is refused on her lead (held); zed's create is refused whole (held).
-    w.run(
-        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
-        ev(T0, "ann@x.com", asset="Demo"),
-        ev(T0, "zed@x.com", "prospect_update", fields={"first_name": "Z" * 50}),
-        ev(T0, "zed@x.com", asset="Demo"),
+    w = held_world(
+        tmp_path, {"ann@x.com": {"company_size": "huge"}, "zed@x.com": {"first_name": "Z" * 50}}
     )
-    w.sync("apply")
     held = {(e["prospect"], e["field"]) for e in w.status()["error_queue"]}
     assert held == {("ann@x.com", "Company_Size__c"), ("zed@x.com", "*record")}
-    w.run(
-        ev("2026-11-02T09:05:00Z", "ann@x.com", asset="Stop"),
-        ev("2026-11-02T09:05:00Z", "zed@x.com", asset="Stop"),
-    )
+    stop(w, "ann@x.com", "zed@x.com")
     plan = w.sync("plan", code=2).output
     assert "ann@x.com    (do not sync: its 1 held error leaves the queue)" in plan
     w.sync("run", "--until", "2026-11-02T09:30:00Z")

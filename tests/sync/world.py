@@ -76,6 +76,39 @@ def ev(ts: str, prospect: str, type_: str = "form_submit", **kw: Any) -> dict[st
     return {"ts": ts, "type": type_, "prospect": prospect, **kw}
 
 
+STOP = """
+form "Stop"
+automation rule "stop" priority 2 { when all { submitted form "Stop" } then { do not sync } }
+"""
+
+
+def held_world(tmp: Path, refused: dict[str, dict[str, Any]]) -> World:
+    """A World whose rules add form "Stop" (its submit marks the prospect `do not sync`),
+    with Bob's contact seeded, after a sync applied: each prospect of `refused` took its
+    fields, then submitted "Demo" (assigned: a lead created, whose fields the CRM may
+    refuse, held in the error queue)."""
+    w = World(tmp)
+    w.rules.write_text(w.rules.read_text("utf-8") + STOP, "utf-8")
+    w.seed({"Contact": [BOB]})
+    w.run(
+        *(
+            e
+            for prospect, fields in refused.items()
+            for e in (
+                ev(T0, prospect, "prospect_update", fields=fields),
+                ev(T0, prospect, asset="Demo"),
+            )
+        )
+    )
+    w.sync("apply")
+    return w
+
+
+def stop(w: World, *prospects: str) -> None:
+    """Each of `prospects` submits "Stop" at 09:05 (see held_world): `do not sync`."""
+    w.run(*(ev("2026-11-02T09:05:00Z", p, asset="Stop") for p in prospects))
+
+
 class World:
     def __init__(
         self,
