@@ -114,6 +114,20 @@ def mrules(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
+def mrules_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`mrules ARGS` in a process of its own in `cwd` (NO_COLOR set), its output as text,
+    stopped after `timeout` seconds."""
+    return subprocess.run(
+        [sys.executable, "-m", "mrules", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
+
+
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working folder: paths in messages are shown relative to it."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.conftest import mrules_process
 
 from mrules.checker import CODES
 from mrules.cli import main
@@ -256,13 +257,7 @@ def test_what_lint_accepts_every_command_handles(tmp_path) -> None:
     )
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "mrules", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return mrules_process(*args, cwd=tmp_path)
 
     lint_res = run("lint", "rules")
     assert lint_res.returncode == 0, lint_res.stdout + lint_res.stderr

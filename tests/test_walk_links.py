@@ -5,13 +5,11 @@ files are read."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import CONTACT_RULES, contact_test
+from tests.conftest import CONTACT_RULES, contact_test, mrules_process
 
 from mrules.loader import rule_files
 from mrules.testing import find_test_files
@@ -35,14 +33,7 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
 def _mrules(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The CLI in a process of its own, stopped after a minute: walking the whole file
     system through the link to `/` would take far longer."""
-    return subprocess.run(
-        [sys.executable, "-m", "mrules", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    return mrules_process(*args, cwd=cwd, timeout=60)
 
 
 def test_test_does_not_enter_links_to_folders_in_a_tree(tmp_path: Path) -> None:
