@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from mrules.cli import main
 from mrules.partition import (
@@ -217,6 +218,26 @@ def _tick_partitioned(folder: Path, buckets: int) -> tuple[Path, Path]:
     return src, rules
 
 
+def _partition_and_run_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Callable[[dict], object]
+) -> list[Result]:
+    """The tick archive partitioned into `p/` (two buckets) in `tmp_path`, made the working
+    folder, its manifest altered by `change`: `partition` appending to it, then its local
+    run."""
+    monkeypatch.chdir(tmp_path)
+    src, rules = _tick_partitioned(tmp_path, 2)
+    manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
+    change(manifest)
+    (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest), "utf-8")  # 2**70
+    return [
+        CliRunner().invoke(main, args)
+        for args in (
+            ["partition", str(src), "--out", "p"],
+            ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"],
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
@@ -248,16 +269,7 @@ def test_a_damaged_manifest_entry_is_refused_by_partition_and_run(
 ) -> None:
     # Entries were read as they were: a TypeError in `partition` (appending) or in a
     # partitioned run, an internal error; a part named `../../etc` was read outside.
-    monkeypatch.chdir(tmp_path)
-    src, rules = _tick_partitioned(tmp_path, 2)
-    manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
-    damage(manifest)  # type: ignore[operator]
-    (tmp_path / "p" / "manifest.json").write_text(json.dumps(manifest), "utf-8")  # 2**70
-    for args in (
-        ["partition", str(src), "--out", "p"],
-        ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"],
-    ):
-        result = CliRunner().invoke(main, args)
+    for result in _partition_and_run_after(tmp_path, monkeypatch, damage):  # type: ignore[arg-type]
         assert result.exit_code == 2, result.output
         assert f"damaged manifest ({said})" in result.output, result.output
         assert "internal error" not in result.output
@@ -332,16 +344,9 @@ def test_a_manifest_of_another_version_is_refused_by_partition_and_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: object, said: str
 ) -> None:
     # A newer mrules's folder was read as this one's, whatever its entries meant there.
-    monkeypatch.chdir(tmp_path)
-    src, rules = _tick_partitioned(tmp_path, 2)
-    manifest = orjson.loads((tmp_path / "p" / "manifest.json").read_bytes())
-    manifest["version"] = version
-    (tmp_path / "p" / "manifest.json").write_bytes(orjson.dumps(manifest))
-    for args in (
-        ["partition", str(src), "--out", "p"],
-        ["run", str(rules), "p", "--engine", "local", "--store", "r.db", "-q"],
+    for result in _partition_and_run_after(
+        tmp_path, monkeypatch, lambda m: m.update(version=version)
     ):
-        result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, result.output
         assert said in result.output, result.output
 
