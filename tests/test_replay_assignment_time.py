@@ -39,25 +39,38 @@ def _mrules(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def _setup(tmp: Path, old: int, new: int) -> list[str]:
-    for side, threshold in (("old", old), ("new", new)):
+def _replay_args(tmp: Path, old: str, new: str, events: list[dict]) -> list[str]:
+    """`old/rules.mr`, `new/rules.mr` and `events.jsonl` written in `tmp`: the arguments of
+    `mrules replay --diff` on them."""
+    for side, text in (("old", old), ("new", new)):
         (tmp / side).mkdir()
-        (tmp / side / "rules.mr").write_text(RULES.replace("THRESHOLD", str(threshold)))
-    events = tmp / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in EVENTS))
-    return ["replay", "--diff", str(tmp / "old"), str(tmp / "new"), str(events), "--jobs", "1"]
+        (tmp / side / "rules.mr").write_text(text)
+    path = tmp / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return ["replay", "--diff", str(tmp / "old"), str(tmp / "new"), str(path)]
+
+
+def _setup(tmp: Path, old: int, new: int) -> list[str]:
+    old_rules, new_rules = (RULES.replace("THRESHOLD", str(t)) for t in (old, new))
+    return [*_replay_args(tmp, old_rules, new_rules, EVENTS), "--jobs", "1"]
+
+
+def _the_one_assignment_change(res: Result) -> dict:
+    """The JSON replay `res` changed one prospect, a@x.example, in its assignment: the
+    example of that change."""
+    assert res.exit_code == 0, res.output
+    d = orjson.loads(res.stdout)
+    assert d["assignment"]["prospects"] == ["a@x.example"]
+    assert d["prospects"]["changed"] == 1
+    [item] = d["assignment"]["examples"]
+    return item
 
 
 def test_the_same_assignee_at_another_time_is_a_change(tmp_path: Path) -> None:
     args = _setup(tmp_path, old=40, new=20)  # the new rules hand off a day earlier
-    res = _mrules(*args, "--format", "json")
-    assert res.exit_code == 0, res.output
-    d = orjson.loads(res.stdout)
-    assert d["assignment"]["prospects"] == ["a@x.example"]
-    [item] = d["assignment"]["examples"]
+    item = _the_one_assignment_change(_mrules(*args, "--format", "json"))
     assert (item["old"], item["new"]) == ("queue Sales", "queue Sales")
     assert item["at"] == ["2026-11-03T09:00:00Z", "2026-11-02T09:00:00Z"]
-    assert d["prospects"]["changed"] == 1
     text = _mrules(*args).output
     assert "Assignment: 1 prospect changes" in text
     assert "  ~ a@x.example: queue Sales, at 2026-11-03T09:00:00Z -> 2026-11-02T09:00:00Z" in text
@@ -99,22 +112,15 @@ def test_a_reassignment_at_another_time_is_a_change(tmp_path: Path) -> None:
     # Old rules: assigned by a CRM assignment rule, whose first owner is that rule's
     # assignee (no reassignment); new rules: assigned to a queue, then the CRM owner is a
     # reassignment. Same assignee, same first assignment: only `reassigned_at` differs.
-    for side, how in (("old", "assign by crm rule"), ("new", 'assign to queue "Sales"')):
-        (tmp_path / side).mkdir()
-        (tmp_path / side / "rules.mr").write_text(CRM_RULE.replace("ASSIGN", how))
-    events = tmp_path / "events.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in OWNER_EVENTS))
-    args = ["replay", "--diff", str(tmp_path / "old"), str(tmp_path / "new"), str(events)]
+    old, new = (
+        CRM_RULE.replace("ASSIGN", how) for how in ("assign by crm rule", 'assign to queue "Sales"')
+    )
+    args = _replay_args(tmp_path, old, new, OWNER_EVENTS)
     for more in (["--jobs", "1"], ["--jobs", "2", "--store-dir", str(tmp_path / "stores")]):
-        res = _mrules(*args, *more, "--format", "json")
-        assert res.exit_code == 0, res.output
-        d = orjson.loads(res.stdout)
-        assert d["assignment"]["prospects"] == ["a@x.example"]
-        [item] = d["assignment"]["examples"]
+        item = _the_one_assignment_change(_mrules(*args, *more, "--format", "json"))
         assert (item["old"], item["new"]) == ("user rep@x.example", "user rep@x.example")
         assert item["at"] == ["2026-11-02T09:00:00Z", "2026-11-02T09:00:00Z"]
         assert item["reassigned_at"] == [None, "2026-11-03T15:00:00Z"]
-        assert d["prospects"]["changed"] == 1
     text = _mrules(*args, "--jobs", "1").output
     assert "Assignment: 1 prospect changes" in text
     assert "  ~ a@x.example: user rep@x.example, reassigned at - -> 2026-11-03T15:00:00Z" in text
