@@ -1,4 +1,5 @@
-"""The README shows real things: its example lints clean and its transcript is real output."""
+"""The README and the docs show real things: examples lint clean, transcripts and excerpts are
+real output."""
 
 from __future__ import annotations
 
@@ -85,3 +86,31 @@ def test_readme_figures_are_the_examples() -> None:
     declared = re.findall(r"\bcost \d+", (example / "rules" / "50-campaigns.mr").read_text())
     words = {"three": 3, "four": 4, "five": 5}
     assert len(costs) + len(declared) == words[history.group(3)]
+
+
+def test_outputs_doc_excerpts_are_the_examples_output(tmp_path, monkeypatch) -> None:
+    """docs/outputs.md's action-log row and `state export` line are the bundled example's
+    (the events' path aside, and the pending CRM work the page cuts at its first item)."""
+    import json
+
+    page = (ROOT / "docs" / "outputs.md").read_text("utf-8")
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(\{.*?\})\n```", page, re.S)]
+    row = next(b for b in blocks if "seq" in b)
+    export = next(b for b in blocks if "pending_crm" in b)
+    monkeypatch.chdir(ROOT)
+    store, actions = tmp_path / "o.db", tmp_path / "o.jsonl"
+    example = "examples/getcloudy"
+    run = [f"{example}/rules", f"{example}/events.jsonl", "--store", str(store), "-q"]
+    result = CliRunner().invoke(main, ["run", *run, "--actions", str(actions)])
+    assert result.exit_code == 0, result.output
+    rows = {r["seq"]: r for r in map(json.loads, actions.read_text("utf-8").splitlines())}
+    real = rows[row["seq"]]
+    assert real["event"].pop("source").endswith(row["event"].pop("source")[-30:])
+    assert real == row
+    result = CliRunner().invoke(
+        main, ["state", "export", "--store", str(store), "--prospect", export["email"]]
+    )
+    real = json.loads(result.stdout)
+    assert export["pending_crm"][-1] == "…"
+    assert real["pending_crm"][: len(export["pending_crm"]) - 1] == export["pending_crm"][:-1]
+    assert {**real, "pending_crm": None} == {**export, "pending_crm": None}
