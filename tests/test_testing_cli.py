@@ -140,6 +140,8 @@ def test_junit_output_file_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     assert res.exit_code == 1
     assert ET.parse(out).getroot().get("failures") == "1"
+    # the text report, failures in full, on stderr for the CI log (docs/testing.md)
+    assert res.stdout == "" and "expected: 150" in res.stderr, res.stderr
     res = _mrules("test", "fail/score.test.yaml", "--format", "json")
     doc = orjson.loads(res.stdout)
     (failure,) = doc["tests"][0]["failures"]
