@@ -114,3 +114,20 @@ def test_outputs_doc_excerpts_are_the_examples_output(tmp_path, monkeypatch) -> 
     assert export["pending_crm"][-1] == "…"
     assert real["pending_crm"][: len(export["pending_crm"]) - 1] == export["pending_crm"][:-1]
     assert {**real, "pending_crm": None} == {**export, "pending_crm": None}
+
+
+def test_testing_doc_test_file_passes_beside_the_examples_tests(tmp_path) -> None:
+    """docs/testing.md's "A test file" (`rules: ../rules`, adapted from the example's own
+    tests) passes when it stands where it says, in a tests folder beside the rules."""
+    import shutil
+
+    page = (ROOT / "docs" / "testing.md").read_text("utf-8")
+    section = page.split("## A test file", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None and "rules: ../rules" in block.group(1)
+    shutil.copytree(ROOT / "examples" / "getcloudy" / "rules", tmp_path / "rules")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "doc.test.yaml").write_text(block.group(1), encoding="utf-8")
+    result = CliRunner().invoke(main, ["test", str(tmp_path / "tests")])
+    assert result.exit_code == 0, result.output
+    assert "1 passed" in result.output
