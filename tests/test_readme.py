@@ -131,3 +131,14 @@ def test_testing_doc_test_file_passes_beside_the_examples_tests(tmp_path) -> Non
     result = CliRunner().invoke(main, ["test", str(tmp_path / "tests")])
     assert result.exit_code == 0, result.output
     assert "1 passed" in result.output
+
+
+def test_readme_test_transcript_is_real_output(monkeypatch) -> None:
+    """The README's `mrules test examples/getcloudy/tests` transcript, its time aside."""
+    transcript = re.search(r"```text\n\$ mrules test (\S+)\n(.*?)```", README, re.S)
+    assert transcript is not None
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(main, ["test", transcript.group(1)])
+    assert result.exit_code == 0, result.output
+    seconds = re.compile(r"in \d+\.\d\d s")
+    assert seconds.sub("in N s", result.output) == seconds.sub("in N s", transcript.group(2))
