@@ -6,10 +6,11 @@ import contextlib
 import datetime as dt
 import errno
 import json
+import os
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -159,11 +160,13 @@ def _session(
     *,
     need_rules: bool = True,
     read_only: bool = False,
+    check_store: Callable[[Any], None] | None = None,
 ) -> Iterator[tuple[Any, Any, Any, Any, Any]]:
     """Rules, config, store (writer lock held), CRM, sync file; errors end in one line.
 
     `read_only` (a plan): no sync file is created when there is none yet (an empty one
-    in memory stands for it)."""
+    in memory stands for it). `check_store`: called with the store once it is open,
+    before the CRM or the sync file is (a refusal there opens, and writes, neither)."""
     from mrules.atomic import OutputError
     from mrules.cli.run_cmd import open_store, rules_or_exit
     from mrules.crm.connect import CrmConnectError, open_crm
@@ -184,6 +187,8 @@ def _session(
         )
     store = open_store(store_path, wait=wait, timeout=wait_timeout)
     try:
+        if check_store is not None:
+            check_store(store)
         try:
             crm = open_crm(crm_path, store_path)
         except CrmConnectError as e:
@@ -573,9 +578,9 @@ def apply_cmd(
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now.
 
     Exit status (docs/exit-codes.md): 0 applied; 1 the plan is stale (another
-    cycle ran since it was made) or was edited; 2 bad input (a plan that is not
-    one, a time at or before the last cycle); 4 the sync or CRM file failed; 5 a
-    run holds the store.
+    cycle ran since it was made), was edited, or was made for another store; 2
+    bad input (a plan that is not one, a time at or before the last cycle); 4 the
+    sync or CRM file failed; 5 a run holds the store.
 
     \b
     Example:
@@ -586,7 +591,12 @@ def apply_cmd(
     from mrules.sync.plan import PLAN_FORMAT, to_epoch
 
     saved = _read_plan(plan_file, PLAN_FORMAT) if plan_file else None
-    with _session(rules, store_path, crm_path, wait, wait_timeout) as (
+
+    def same_store(store: Any) -> None:
+        if saved is not None and plan_file is not None:
+            _same_store_or_exit(saved, plan_file, store, store_path)
+
+    with _session(rules, store_path, crm_path, wait, wait_timeout, check_store=same_store) as (
         compiled,
         config,
         store,
@@ -626,6 +636,31 @@ def apply_cmd(
         _render_report(report.as_json(), saved["at"])
         for n in notes:
             click.echo(f"  note: {n}")
+
+
+def _same_store_or_exit(saved: dict[str, Any], plan_file: str, store: Any, given: str) -> None:
+    """Exit 1 (as a stale plan, nothing written) when the saved plan was made from another
+    store than `store`: its noted store id is not the store's. A copy of the store keeps
+    its id: it is the same store. A plan from before store ids (none noted) passes, and is
+    checked as before (stale or not)."""
+    from mrules.sync.db import store_identity
+
+    theirs = saved.get("store_id")
+    mine = store_identity(store)
+    if theirs is None or mine is None or theirs == mine:
+        return
+    made_from = str(saved.get("store") or "")
+    here = printable_path(given)
+    if made_from and os.path.abspath(made_from) != os.path.abspath(given):
+        where = f"another store ({printable_path(made_from)}), not {here}"
+    else:
+        where = f"another store at {here}, since made again"
+    fail(
+        f"{printable_path(plan_file)}: the plan was made for {where}; nothing was"
+        f" written: make a new plan against this store with `mrules sync plan --store"
+        f" {here} --out FILE`",
+        EXIT_STALE,
+    )
 
 
 def _stale(why: str) -> NoReturn:

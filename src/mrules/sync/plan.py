@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -25,7 +26,7 @@ from mrules.diagnostics import plural
 from mrules.state import Codecs, DamagedState, Prospect
 from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
-from mrules.sync.db import NOT_WAITING, SyncDb
+from mrules.sync.db import NOT_WAITING, SyncDb, store_identity
 from mrules.sync.merge import decide, norm, same
 from mrules.sync.spool import RecordMap, Spool
 from mrules.timetext import utc_seconds_text
@@ -98,6 +99,12 @@ class Plan:
     retry_mark: int = 0
     """The latest `sync retry` mark the plan read (`SyncDb.retry_mark`): applied, it clears
     those marks only."""
+    store: str = ""
+    """The path of the store the plan was made from (absolute), for `sync apply`'s message
+    when it is given another store."""
+    store_id: str | None = None
+    """That store's id (`store_id` in its meta; None for a store without one): `sync apply`
+    refuses the plan for a store of another id (docs/sync.md#plan-and-apply)."""
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -124,6 +131,8 @@ class Plan:
             "retry_mark": self.retry_mark,
             "api_calls": self.api_calls,
             "notes": self.notes,
+            "store": self.store,
+            "store_id": self.store_id,
         }
         if not self.id:
             self.id = plan_id(body)
@@ -206,6 +215,13 @@ CREATE_KINDS = ("create_record", "assignment_rule")
 def _seqs(work: Iterable[dict[str, Any]]) -> list[int]:
     """The seqs of queued work items (each the store's seq of the CRM work it is)."""
     return [int(w["seq"]) for w in work if "seq" in w]
+
+
+def _store_path(store: Any) -> str:
+    """The store's path made absolute (a plan applied from another folder still names it),
+    or "" for a store without one."""
+    path = getattr(store, "path", None)
+    return os.path.abspath(str(path)) if path else ""
 
 
 def plan_id(body: dict[str, Any]) -> str:
@@ -695,6 +711,8 @@ def make_plan(
         cursors_to={k: list(v) for k, v in cursors.items()},
         dirty=sorted(dirty),
         retry_mark=retry_mark,
+        store=_store_path(store),
+        store_id=store_identity(store),
     )
     users = _Users(crm, until, plan.notes)
     sync_user = getattr(crm, "integration_user_id", None)

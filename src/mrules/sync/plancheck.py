@@ -272,6 +272,11 @@ def _check(plan: Mapping[str, Any]) -> None:
     for key in ("generation", "store_seq", "retry_mark", "work_seq", "api_calls"):
         if key in plan:
             _count(plan[key], key)
+    # The store the plan was made from (a plan from before has neither: not compared).
+    if "store" in plan:
+        _text(plan["store"], "store")
+    if plan.get("store_id") is not None:
+        _text(plan["store_id"], "store_id")
     config: Any = plan.get("config")
     _mapping(config, "config")
     size = config.get("batch")
