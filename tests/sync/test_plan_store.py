@@ -92,3 +92,37 @@ def test_another_store_of_the_same_counts_is_refused_too(tmp_path: Path) -> None
     r = b.sync("apply", str(plan), code=1)
     assert "was made for another store" in r.output, r.output
     assert not [x for x in b.crm_rows("Lead") if x["Email"] == "ann@x.com"]
+
+
+# -- the plan's own sync settings -----------------------------------------------------------------
+def test_apply_says_when_the_rules_settings_differ_from_the_plans(tmp_path: Path) -> None:
+    """A saved plan is performed with its own settings (as saved); rules whose sync block
+    says otherwise get one warning line naming what differs."""
+    a = _world(tmp_path / "a", ev(T0, "ann@x.com", asset="Demo"))
+    plan = tmp_path / "plan.json"
+    a.sync("plan", "--out", str(plan), code=2)
+    text = a.rules.read_text("utf-8")
+    a.rules.write_text(
+        text.replace("batch 800", "batch 50").replace(
+            'map phone <-> "Phone" prefer most recent', 'map phone <-> "Phone" prefer ours'
+        ),
+        "utf-8",
+    )
+    r = a.sync("apply", str(plan), code=0)
+    assert "1 created" in r.stdout
+    warning = r.stderr.strip().splitlines()
+    assert warning == [
+        "mrules: warning: the sync settings of --rules differ from the plan's (batch,"
+        f" map phone): the plan's are used, as {plan} saved them; make a new plan with"
+        " `mrules sync plan` to use the rules'"
+    ]
+    assert "batch 50" not in r.stdout
+
+
+def test_apply_with_the_plans_own_settings_warns_nothing(tmp_path: Path) -> None:
+    a = _world(tmp_path / "a", ev(T0, "ann@x.com", asset="Demo"))
+    plan = tmp_path / "plan.json"
+    a.sync("plan", "--out", str(plan), code=2)
+    a.rules.write_text(a.rules.read_text("utf-8") + '\nform "Other"\n', "utf-8")
+    r = a.sync("apply", str(plan), code=0)
+    assert r.stderr == "" and "1 created" in r.stdout

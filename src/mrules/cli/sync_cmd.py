@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Final, NoReturn
 
 import click
 
@@ -625,6 +625,8 @@ def apply_cmd(
             except StalePlan as e:
                 _stale(str(e))
             report.delivered = deliver(db, store, compiled)
+            if not report.already:
+                _warn_other_settings(saved, config.as_json(), plan_file or "")
     # What the plan noted (a mapped field the CRM lacks, owners it cannot read) is said
     # here too: applied without `sync plan`, it is the only word of it.
     notes = [str(n) for n in saved.get("notes") or ()]
@@ -661,6 +663,56 @@ def _same_store_or_exit(saved: dict[str, Any], plan_file: str, store: Any, given
         f" {here} --out FILE`",
         EXIT_STALE,
     )
+
+
+# The sync block's statements, as a plan's `config` keys name them.
+_SETTING_WORDS: Final = {
+    "objects": "objects",
+    "match_by": "match by",
+    "prefer": "prefer ... over ...",
+    "create_on_assignment": "create ... on assignment",
+    "auto_create": "auto create prospects",
+    "every_minutes": "every N minutes",
+    "batch": "batch",
+    "blank_crm_values": "blank crm values",
+}
+
+
+def settings_differ(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """The sync settings (a plan's `config`, as `SyncConfig.as_json()`) in which `ours`
+    differs from `theirs`, in the sync block's words (`batch`, `map phone`); a setting a
+    plan does not note (saved by an older mrules) is not compared."""
+    out = [
+        words
+        for key, words in _SETTING_WORDS.items()
+        if key in theirs and theirs[key] != ours.get(key)
+    ]
+    if "mappings" in theirs:
+
+        def maps(c: dict[str, Any]) -> dict[str, Any]:
+            return {
+                str(m.get("field")): (m.get("crm_field"), m.get("prefer"))
+                for m in c.get("mappings") or ()
+                if isinstance(m, dict)
+            }
+
+        a, b = maps(theirs), maps(ours)
+        out += [f"map {f}" for f in sorted(a.keys() | b.keys()) if a.get(f) != b.get(f)]
+    return out
+
+
+def _warn_other_settings(saved: dict[str, Any], ours: dict[str, Any], plan_file: str) -> None:
+    """A saved plan is performed with the sync settings it was made with (docs/sync.md
+    #plan-and-apply): one warning line when the rules given now say otherwise."""
+    theirs = saved.get("config")
+    differ = settings_differ(theirs, ours) if isinstance(theirs, dict) else []
+    if differ:
+        click.echo(
+            f"mrules: warning: the sync settings of --rules differ from the plan's"
+            f" ({', '.join(differ)}): the plan's are used, as {printable_path(plan_file)}"
+            " saved them; make a new plan with `mrules sync plan` to use the rules'",
+            err=True,
+        )
 
 
 def _stale(why: str) -> NoReturn:
