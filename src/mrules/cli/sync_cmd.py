@@ -719,12 +719,27 @@ def _stale(why: str) -> NoReturn:
     fail(f"the plan is stale: {why}; make a new one with `mrules sync plan`", EXIT_STALE)
 
 
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+
+
+def _database_kind(path: str) -> str:
+    """What a SQLite file given as a plan is likely to be, by its name, and what to give."""
+    plan = "a plan is the JSON file `mrules sync plan --out FILE` saves"
+    if path.endswith(".sync.db"):
+        return f"a sync file (the sync keeps it beside the store); {plan}"
+    if path.endswith(".crm.db"):
+        return f"a CRM file (give it as --crm); {plan}"
+    return f"a SQLite database (a store? give it as --store); {plan}"
+
+
 def _read_plan(path: str, fmt: str) -> dict[str, Any]:
     from mrules.sync.spool import Spool, load_spooled
 
     # Read as it goes: the ops and facts (one a record) go to a temporary file, not memory.
     try:
         with open(path, "rb") as f:
+            if f.peek(16)[:16] == _SQLITE_HEADER:  # `sync apply STORE`: --store forgotten
+                fail(f"{printable_path(path)}: not a sync plan but {_database_kind(path)}")
             data = load_spooled(f)
     except OSError as e:
         fail(f"{printable_path(path)}: cannot read the plan: {e.strerror or e}")

@@ -1,0 +1,38 @@
+"""What a new user meets following docs/sync.md and docs/crm.md with wrong inputs: each
+mistake gets a message that says what was given and what to give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.sync.world import BOB, T0, World, ev
+
+
+def _world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    w.seed({"Contact": [dict(BOB)]})
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    w.sync("apply")
+    return w
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("w.db", "a SQLite database (a store? give it as --store)"),
+        ("w.crm.db", "a CRM file (give it as --crm)"),
+        ("w.sync.db", "a sync file (the sync keeps it beside the store)"),
+    ],
+)
+def test_a_database_given_as_the_plan_is_named_for_what_it_is(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    """`sync apply w.db` (the store given where the plan goes) said `not JSON: lexical
+    error: invalid char in json text.`"""
+    w = _world(tmp_path)
+    r = w.sync("apply", str(tmp_path / name), code=2)
+    assert r.output == (
+        f"mrules: error: {tmp_path / name}: not a sync plan but {what}; a plan is the JSON"
+        " file `mrules sync plan --out FILE` saves\n"
+    )
