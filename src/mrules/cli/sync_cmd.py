@@ -834,6 +834,7 @@ def run_cmd(
 
     end = _time(until, "--until")
     assert end is not None
+    changes = _read_changes(changes_path) if changes_path else None
     with _session(rules, store_path, crm_path, wait, wait_timeout) as (
         compiled,
         config,
@@ -848,7 +849,7 @@ def run_cmd(
                     "--changes applies timed changes to the local CRM; a real org changes"
                     " on its own"
                 )
-            apply_changes = _changes(crm, changes_path)
+            apply_changes = _changes(crm, changes, changes_path)
 
         # Consecutive cycles that did nothing, or whose plan the CRM failed for now (the
         # API limit reached: until its day ends), shown as one line.
@@ -988,8 +989,10 @@ def _iso(epoch: float) -> str:
     return iso(epoch)
 
 
-def _changes(crm: Any, path: str) -> Any:
-    from mrules.crm.changes import apply_changes, read_changes
+def _read_changes(path: str) -> Any:
+    """The changes of a `--changes` file, read before the store, the CRM or the sync file
+    is opened: a file with a line that is no change runs nothing and writes nothing."""
+    from mrules.crm.changes import read_changes
 
     try:
         changes, issues = read_changes(Path(path))
@@ -1002,6 +1005,11 @@ def _changes(crm: Any, path: str) -> Any:
         line, why = issues[0]
         more = f" (and {plural(len(issues) - 1, 'more line')} above)" if len(issues) > 1 else ""
         fail(f"{shown}:{line}: {why}{more}; nothing was run" if line else f"{shown}: {why}")
+    return changes
+
+
+def _changes(crm: Any, changes: Any, path: str) -> Any:
+    from mrules.crm.changes import apply_changes
 
     def run(at: float) -> None:
         report = apply_changes(crm, changes, dt.datetime.fromtimestamp(at, dt.UTC))

@@ -99,6 +99,9 @@ def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
             issues.append((n, "a line holds one JSON object"))
             continue
         op = data.get("op")
+        if op is None:  # an event of a stream (`type`, `ts`) given as a change, often
+            issues.append((n, _no_op(data)))
+            continue
         if not isinstance(op, str) or op not in OPS:
             issues.append((n, f"op {op!r} is not one of {', '.join(sorted(OPS))}"))
             continue
@@ -114,6 +117,18 @@ def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
         changes.append(Change(n, at, op, data, f"{digest}#{seen[digest]}"))
     changes.sort(key=lambda c: (c.at, c.line))
     return changes, issues
+
+
+def _no_op(data: Mapping[str, Any]) -> str:
+    """Why a line without an `op` is no change, in words (`op None is not one of ...`
+    said nothing of what the line was)."""
+    ops = ", ".join(sorted(OPS))
+    if "type" in data and "op" not in data:
+        return (
+            'a line of events (it has "type"), not a CRM change: a change has "op" (one of'
+            f' {ops}) and "at"; events go to `mrules run`'
+        )
+    return f'no "op": a change has "op", one of {ops}'
 
 
 def apply_changes(
