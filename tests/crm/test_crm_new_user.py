@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from mrules.cli import main
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "getcloudy"
 
 
-def _cli(*args: str) -> object:
+def _cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
@@ -22,7 +22,7 @@ def _cli(*args: str) -> object:
 def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     r = _cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db")
-    assert r.exit_code == 0, r.output  # type: ignore[attr-defined]
+    assert r.exit_code == 0, r.output
     return tmp_path
 
 
@@ -30,8 +30,8 @@ def test_an_events_file_given_as_changes_is_said_to_be_one(seeded: Path) -> None
     """`crm apply-changes events.jsonl` said `op None is not one of ...` for each line."""
     events = str(EXAMPLE / "events.jsonl")
     r = _cli("crm", "apply-changes", events, "--store", "g.db")
-    assert r.exit_code == 3, r.output  # type: ignore[attr-defined]
-    out = r.output  # type: ignore[attr-defined]
+    assert r.exit_code == 3, r.output
+    out = r.output
     assert "op None" not in out
     assert (
         f'{events}:1: a line of events (it has "type"), not a CRM change: a change has "op"'
@@ -41,19 +41,31 @@ def test_an_events_file_given_as_changes_is_said_to_be_one(seeded: Path) -> None
     (seeded / "noop.jsonl").write_text('{"at": "2026-11-03T10:00:00Z"}\n', "utf-8")
     r = _cli("crm", "apply-changes", "noop.jsonl", "--store", "g.db")
     assert r.exit_code == 3
-    assert 'noop.jsonl:1: no "op": a change has "op", one of add_member,' in r.output  # type: ignore[attr-defined]
+    assert 'noop.jsonl:1: no "op": a change has "op", one of add_member,' in r.output
 
 
 def test_sync_run_with_an_events_file_as_changes_says_so_once(seeded: Path) -> None:
     rules = str(EXAMPLE / "rules")
     events = str(EXAMPLE / "events.jsonl")
-    assert _cli("run", rules, events, "--store", "g.db").exit_code == 0  # type: ignore[attr-defined]
+    assert _cli("run", rules, events, "--store", "g.db").exit_code == 0
     r = _cli(
         "sync", "run", "--rules", rules, "--store", "g.db", "--changes", events,
         "--until", "2026-12-21T00:00:00Z",
     )  # fmt: skip
-    assert r.exit_code == 2, r.output  # type: ignore[attr-defined]
-    last = r.output.strip().splitlines()[-1]  # type: ignore[attr-defined]
+    assert r.exit_code == 2, r.output
+    last = r.output.strip().splitlines()[-1]
     assert last.startswith(f'mrules: error: {events}:1: a line of events (it has "type")')
     assert last.endswith("(and 27 more lines above); nothing was run")
     assert not (seeded / "g.sync.db").exists()
+
+
+def test_export_format_csv_without_out_is_refused(seeded: Path) -> None:
+    """`crm export --format csv` printed JSON Lines: the format is the files' of --out."""
+    r = _cli("crm", "export", "--store", "g.db", "--format", "csv")
+    assert r.exit_code == 2, r.output
+    assert r.output == (
+        "mrules: error: --format csv is the format of the files --out writes: give --out"
+        " FOLDER (standard output is always JSONL)\n"
+    )
+    r = _cli("crm", "export", "--store", "g.db", "--format", "jsonl", "--object", "Lead")
+    assert r.exit_code == 0 and r.output.startswith('{"attributes": {"type": "Lead"}')

@@ -262,6 +262,11 @@ def export(
     4 the CRM file cannot be read, or an export cannot be written.
     """
     reads_only()
+    if out is None and fmt != "jsonl":  # was: JSONL on stdout, the option unheeded
+        fail(
+            f"--format {fmt} is the format of the files --out writes: give --out FOLDER"
+            " (standard output is always JSONL)"
+        )
     if out is not None and not Path(out).is_dir():
         fail(f"--out {_shown(out)}: not a folder; create it first (mrules creates no folders)")
     with _open(crm_path, store_path, create=False, readonly=True) as c:
