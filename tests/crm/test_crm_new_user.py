@@ -69,3 +69,19 @@ def test_export_format_csv_without_out_is_refused(seeded: Path) -> None:
     )
     r = _cli("crm", "export", "--store", "g.db", "--format", "jsonl", "--object", "Lead")
     assert r.exit_code == 0 and r.output.startswith('{"attributes": {"type": "Lead"}')
+
+
+def test_a_file_of_no_object_is_counted_as_a_file_not_a_row(seeded: Path) -> None:
+    """`crm load events.jsonl` said `1 row refused` for a file of 28 rows not loaded."""
+    events = str(EXAMPLE / "events.jsonl")
+    r = _cli("crm", "load", events, "--store", "g.db")
+    assert r.exit_code == 3, r.output
+    assert r.stderr == (
+        f"{events}: no object named 'events': a file is named after its object (Lead.jsonl,"
+        " Contact.csv), or after a custom object org.json declares; none of its rows is"
+        " loaded\n1 file not loaded; the others loaded\n"
+    )
+    (seeded / "Lead.jsonl").write_text('{"LastName": "X"}\n', "utf-8")  # no Company
+    r = _cli("crm", "load", events, "Lead.jsonl", "--store", "g.db")
+    assert r.exit_code == 3
+    assert r.stderr.endswith("\n1 row refused, 1 file not loaded; the others loaded\n")

@@ -207,7 +207,12 @@ def load(
         counts = ", ".join(f"{n} {name}" for name, n in report.loaded.items()) or "nothing"
         click.echo(f"loaded {counts} into {_shown(c.path)}")
         if report.issues:
-            click.echo(f"{plural(len(report.issues), 'row')} refused; the others loaded", err=True)
+            # An issue without a line is a whole file not loaded (no such object, unreadable).
+            rows = sum(1 for i in report.issues if i.line)
+            whole = len(report.issues) - rows
+            said = [plural(rows, "row") + " refused"] if rows else []
+            said += [plural(whole, "file") + " not loaded"] if whole else []
+            click.echo(f"{', '.join(said)}; the others loaded", err=True)
             sys.exit(int(EXIT_REJECTS))
 
 

@@ -276,7 +276,11 @@ def load_files(crm: EmulatedCrm, files: list[tuple[str, Path]]) -> LoadReport:
         if sobject is None:
             report.issues.append(
                 FileIssue(
-                    str(path), 0, f"no object named {stem!r} (declare custom objects in org.json)"
+                    str(path),
+                    0,
+                    f"no object named {stem!r}: a file is named after its object (Lead.jsonl,"
+                    " Contact.csv), or after a custom object org.json declares; none of its"
+                    " rows is loaded",
                 )
             )
             continue
