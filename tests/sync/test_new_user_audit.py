@@ -36,3 +36,21 @@ def test_a_database_given_as_the_plan_is_named_for_what_it_is(
         f"mrules: error: {tmp_path / name}: not a sync plan but {what}; a plan is the JSON"
         " file `mrules sync plan --out FILE` saves\n"
     )
+
+
+@pytest.mark.parametrize("command", ["status", "retry"])
+def test_status_and_retry_of_a_store_that_is_not_there_say_so(tmp_path: Path, command: str) -> None:
+    """`sync status --store typo.db` said `typo.sync.db: no sync yet`, as if the store
+    were there and never synced."""
+    w = _world(tmp_path)
+    typo = str(tmp_path / "typo.db")
+    r = w.cli("sync", command, "--store", typo)
+    assert r.exit_code == 2, r.output
+    assert r.output == (
+        f"mrules: error: {typo}: no such store (nor a sync file {tmp_path / 'typo.sync.db'}"
+        " beside it): give the store the sync ran on\n"
+    )
+    # A store that is there and never synced: no sync yet, as before.
+    (tmp_path / "w.sync.db").unlink()
+    r = w.cli("sync", command, "--store", str(w.store))
+    assert r.exit_code == 2 and "no sync yet" in r.output

@@ -256,7 +256,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     r = w.sync("run", "--until", "tomorrow", code=2)
     assert "not a time" in r.output
     r = w.cli("sync", "status", "--store", str(tmp_path / "none.db"))
-    assert r.exit_code == 2 and "no sync yet" in r.output
+    assert r.exit_code == 2 and "none.db: no such store" in r.output  # was: no sync yet
 
 
 def test_readme_sync_transcript_is_real_output(tmp_path: Path) -> None:

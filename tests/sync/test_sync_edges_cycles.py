@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -280,6 +281,7 @@ def test_sync_messages_show_a_name_that_is_not_utf8_escaped(tmp_path: Path) -> N
     r = w.sync("apply", plan, code=2)
     assert "plan-\\xff.json: cannot read the plan" in r.output, r.output
     store = str(tmp_path / "s-\udcff.db")
+    shutil.copyfile(w.store, store)  # a store there (none at all is `no such store`)
     for command in ("status", "retry"):  # no sync file beside this store
         r = w.cli("sync", command, "--store", store)
         assert r.exit_code == 2, r.output

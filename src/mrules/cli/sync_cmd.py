@@ -225,6 +225,16 @@ def _session(
         store.close()
 
 
+def _store_or_sync_file(store_path: str, sync_path: Path) -> None:
+    """`sync status` and `retry` read the sync file beside the store: when neither is
+    there, the store's name is wrong (a typo said `no sync yet`), exit 2."""
+    if not os.path.lexists(sync_path) and not os.path.lexists(store_path):
+        fail(
+            f"{printable_path(store_path)}: no such store (nor a sync file"
+            f" {printable_path(str(sync_path))} beside it): give the store the sync ran on"
+        )
+
+
 def _refuse_memory(store_path: str) -> None:
     """`--store :memory:`: no sync file beside it (`status` and `retry` named
     `:memory:.sync.db`, a file in the working folder)."""
@@ -1175,6 +1185,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
         )
     _refuse_memory(store_path)
     path = default_sync_path(store_path)
+    _store_or_sync_file(store_path, path)
     try:
         db = SyncDb.open(path, readonly=True)
     except SyncDbError as e:  # none yet, or a folder: 2; a damaged or foreign file: 4
@@ -1280,6 +1291,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
     _refuse_memory(store_path)
     prospects = tuple(email_or_exit("--prospect", email) for email in prospects)
     path = default_sync_path(store_path)
+    _store_or_sync_file(store_path, path)
     if not path.exists():
         fail(f"{printable_path(str(path))}: no sync yet (run `mrules sync run` or `sync apply`)")
     wanted = sorted({prospect_key(p) for p in prospects}) if prospects else None
