@@ -85,3 +85,20 @@ def test_a_file_of_no_object_is_counted_as_a_file_not_a_row(seeded: Path) -> Non
     r = _cli("crm", "load", events, "Lead.jsonl", "--store", "g.db")
     assert r.exit_code == 3
     assert r.stderr.endswith("\n1 row refused, 1 file not loaded; the others loaded\n")
+
+
+def test_apply_changes_says_each_change_at_a_utc_time_with_z(seeded: Path) -> None:
+    """Its lines said `2026-11-03T10:00:00+00:00`, where the changes file, the plans and
+    `sync run` write `2026-11-03T10:00:00Z`."""
+    changes = str(EXAMPLE / "crm-changes.jsonl")
+    r = _cli(
+        "crm", "apply-changes", changes, "--store", "g.db", "--until", "2026-11-05T00:00:00Z"
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        f"{changes}:1: 2026-11-03T10:00:00Z Lead 00Q5e0000000001EAA now owned by"
+        " 0055e0000000005AAA",
+        f"{changes}:2: 2026-11-04T11:00:00Z updated Contact 0035e0000000001AAA",
+        f"{changes}:3: 2026-11-04T16:00:00Z lead 00Q5e0000000001EAA converted to contact"
+        " 0035e0000000005AAA",
+    ]

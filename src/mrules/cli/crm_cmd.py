@@ -304,6 +304,12 @@ def export(
             click.echo(f"{_shown(target)}: {plural(len(rows), 'record')}", err=True)
 
 
+def _when(at: dt.datetime) -> str:
+    """A change's time as the changes file and the sync write times: UTC with `Z`
+    (`2026-11-03T10:00:00Z`; was `2026-11-03T10:00:00+00:00`), fractions kept."""
+    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def _write(target: Path, text: str) -> None:
     """Replace an export file whole (a full disk leaves the old file, never half a new one)."""
     try:
@@ -372,7 +378,7 @@ def apply_changes_cmd(
     for line, reason in issues:
         click.echo(f"{shown}:{line}: {reason}" if line else f"{shown}: {reason}", err=True)
     for change, outcome in report.applied:
-        click.echo(f"{shown}:{change.line}: {change.at.isoformat()} {outcome}")
+        click.echo(f"{shown}:{change.line}: {_when(change.at)} {outcome}")
     for change, reason in report.failed:
         click.echo(f"{shown}:{change.line}: refused: {reason}", err=True)
     click.echo(
