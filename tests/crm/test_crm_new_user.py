@@ -102,3 +102,33 @@ def test_apply_changes_says_each_change_at_a_utc_time_with_z(seeded: Path) -> No
         f"{changes}:3: 2026-11-04T16:00:00Z lead 00Q5e0000000001EAA converted to contact"
         " 0035e0000000005AAA",
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("load", str(EXAMPLE / "crm")),
+        ("export",),
+        ("apply-changes", str(EXAMPLE / "crm-changes.jsonl")),
+    ],
+)
+def test_crm_salesforce_is_refused_by_the_local_commands(
+    seeded: Path, args: tuple[str, ...]
+) -> None:
+    """`crm load --crm salesforce` made a local CRM file named `salesforce` in the working
+    folder; `crm export --crm salesforce` said `salesforce: no such CRM file`."""
+    r = _cli("crm", *args, "--crm", "salesforce", "--store", "g.db")
+    assert r.exit_code == 2, r.output
+    assert r.output == (
+        f"mrules: error: --crm salesforce: `mrules crm {args[0]}` works on a local CRM file"
+        " (of the crm commands, only `crm describe` reads a real org; the sync commands"
+        " write to one); give a local CRM file, or ./salesforce for a file of that name\n"
+    )
+    assert not (seeded / "salesforce").exists()
+
+
+def test_crm_local_is_the_file_beside_the_store_as_for_the_sync(seeded: Path) -> None:
+    r = _cli("crm", "export", "--crm", "local", "--store", "g.db", "--object", "Account")
+    assert r.exit_code == 0, r.output
+    assert r.output.count('"type": "Account"') == 3
+    assert not (seeded / "local").exists()

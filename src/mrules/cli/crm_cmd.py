@@ -77,6 +77,24 @@ def _time(option: str, value: str | None) -> dt.datetime | None:
         )
 
 
+def _local_crm_or_exit(crm_path: str | None) -> str | None:
+    """`--crm` as the sync reads it: `local` is the file beside the store, `salesforce` a
+    real org, which only `crm describe` reads (`crm load --crm salesforce` made a local
+    CRM file named `salesforce` in the working folder). A file of either name: `./local`."""
+    word = (crm_path or "").strip()
+    if word == "local":
+        return None
+    if word == "salesforce":
+        ctx = click.get_current_context(silent=True)
+        name = ctx.info_name if ctx is not None else "this command"
+        fail(
+            f"--crm salesforce: `mrules crm {name}` works on a local CRM file (of the crm"
+            " commands, only `crm describe` reads a real org; the sync commands write to"
+            " one); give a local CRM file, or ./salesforce for a file of that name"
+        )
+    return crm_path
+
+
 @contextmanager
 def _open(
     crm_path: str | None,
@@ -88,6 +106,7 @@ def _open(
 ) -> Iterator[EmulatedCrm]:
     """The local CRM; `readonly`: opened to read only (no lock, no write, a read-only
     folder will do), for the commands that only read it."""
+    crm_path = _local_crm_or_exit(crm_path)
     if not crm_path and is_postgres_url(store_path):
         # NAME.crm.db beside a URL is no file: the message named a path made of the URL,
         # its password included. The CRM file is given on its own beside such a store.
