@@ -132,3 +132,17 @@ def test_crm_local_is_the_file_beside_the_store_as_for_the_sync(seeded: Path) ->
     assert r.exit_code == 0, r.output
     assert r.output.count('"type": "Account"') == 3
     assert not (seeded / "local").exists()
+
+
+def test_load_of_a_folder_with_nothing_to_load_says_why(seeded: Path) -> None:
+    """`crm load RULES_FOLDER` said only `loaded nothing into g.crm.db`, exit 0."""
+    rules = str(EXAMPLE / "rules")
+    r = _cli("crm", "load", rules, "--store", "g.db")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "loaded nothing into g.crm.db\n"
+    assert r.stderr == (
+        f"mrules: warning: {rules}: no file to load in this folder (files named after their"
+        " object, Lead.jsonl or Contact.csv, and org.json)\n"
+    )
+    r = _cli("crm", "load", str(EXAMPLE / "crm") + "/", "--store", "g.db")
+    assert r.exit_code == 0 and r.stderr == "", r.output

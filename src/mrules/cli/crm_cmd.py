@@ -208,6 +208,14 @@ def load(
         click.echo(
             f"mrules: warning: {_shown(path)} is given more than once: loaded once", err=True
         )
+    taken = {p.parent for _name, p in files} | ({org_file.parent} if org_file else set())
+    for raw in paths:  # a folder of other files (the rules'): `loaded nothing`, and why
+        if Path(raw).is_dir() and Path(raw) not in taken and not again:
+            click.echo(
+                f"mrules: warning: {_shown(raw)}: no file to load in this folder (files"
+                " named after their object, Lead.jsonl or Contact.csv, and org.json)",
+                err=True,
+            )
     if edition is not None:
         org = {**(org or {}), "edition": edition}
     merged = _merged_org(crm_path, store_path, org)
