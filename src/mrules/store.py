@@ -1883,8 +1883,31 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int | None:
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None or not str(row[0]).isdigit():
-        raise NotAStore(f"{path} is not an mrules store (no schema version)")
+        raise NotAStore(f"{path} is not an mrules store{_other_mrules_file(conn, tables, path)}")
     return int(row[0])
+
+
+def _other_mrules_file(conn: sqlite3.Connection, tables: set[str], path: Path) -> str:
+    """What a database with a `meta` table but no schema version is, in words: the CRM
+    file or the sync file given as `--store` (each sits beside its store), or neither."""
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('format', 'schema')"))
+    except sqlite3.Error:
+        meta = {}
+    for what, suffix in (("CRM", ".crm.db"), ("sync", ".sync.db")):
+        if what == "CRM":
+            found = str(meta.get("format", "")).startswith("mrules-crm")
+        else:
+            found = "schema" in meta and {"link", "cursor"} <= tables
+        if found:
+            store = (
+                path.name.removesuffix(suffix) + ".db" if path.name.endswith(suffix) else "NAME.db"
+            )
+            return (
+                f" but a {what} file: give its store, {store}, whose {what} file sits beside"
+                f" it (NAME{suffix} beside NAME.db)"
+            )
+    return " (no schema version)"
 
 
 def _refuse_newer(version: int, path: Path) -> None:

@@ -54,3 +54,23 @@ def test_status_and_retry_of_a_store_that_is_not_there_say_so(tmp_path: Path, co
     (tmp_path / "w.sync.db").unlink()
     r = w.cli("sync", command, "--store", str(w.store))
     assert r.exit_code == 2 and "no sync yet" in r.output
+
+
+@pytest.mark.parametrize(("name", "what"), [("w.crm.db", "CRM"), ("w.sync.db", "sync")])
+def test_a_crm_or_sync_file_given_as_the_store_is_named_for_what_it_is(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    """`--store w.crm.db` said `w.crm.db is not an mrules store (no schema version)`."""
+    w = _world(tmp_path)
+    given = tmp_path / name
+    before = given.read_bytes()
+    suffix = name.removeprefix("w")
+    expected = (
+        f"mrules: error: {given} is not an mrules store but a {what} file: give its store,"
+        f" w.db, whose {what} file sits beside it (NAME{suffix} beside NAME.db)\n"
+    )
+    r = w.cli("sync", "plan", "--rules", str(w.rules), "--store", str(given))
+    assert (r.exit_code, r.output) == (4, expected)
+    r = w.cli("state", "export", "--store", str(given))
+    assert (r.exit_code, r.output) == (4, expected)
+    assert given.read_bytes() == before
