@@ -74,3 +74,18 @@ def test_a_crm_or_sync_file_given_as_the_store_is_named_for_what_it_is(
     r = w.cli("state", "export", "--store", str(given))
     assert (r.exit_code, r.output) == (4, expected)
     assert given.read_bytes() == before
+
+
+def test_plan_out_over_the_events_the_store_read_is_refused(tmp_path: Path) -> None:
+    """`sync plan --out events.jsonl` replaced the stream the store was run on with the
+    plan: the events, and the store's resume position in them, were gone."""
+    w = _world(tmp_path)
+    w.run(ev("2026-11-02T09:05:00Z", "dora@x.com", asset="Demo"))
+    before = w.events.read_bytes()
+    r = w.sync("plan", "--out", str(w.events), code=2)
+    assert r.output == (
+        f"mrules: error: --out {w.events} is an events file the store has read: writing it"
+        " would destroy it; give another path\n"
+    )
+    assert w.events.read_bytes() == before
+    assert "dora@x.com" in w.sync("plan", "--out", str(tmp_path / "p.json"), code=2).output

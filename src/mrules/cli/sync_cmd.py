@@ -314,6 +314,8 @@ def plan_cmd(
         crm,
         db,
     ):
+        if out is not None:  # the events the store read: `--out events.jsonl` replaced them
+            _not_over_streams(out, store)
         if when is None:
             when = _next_due(db, store, config)
         else:
@@ -373,6 +375,20 @@ def _plan_out_or_exit(
     inputs.append(("the store", f"{store_path}.lock"))
     inputs += [("in the rule set", r) for r in rules]
     refuse_output_over_inputs("--out", out, inputs)
+
+
+def _not_over_streams(out: str, store: Any) -> None:
+    """Exit 2 when `--out` is an events file the store has read (`mrules run RULES FILE`:
+    each stream's path is in the store's meta): the plan written over it would destroy
+    the events, and the store's resume position in them with it."""
+    from mrules.batch import ANCHOR_KEY
+
+    streams = [
+        ("an events file the store has read", key.removeprefix(ANCHOR_KEY))
+        for key in store.meta()
+        if key.startswith(ANCHOR_KEY) and key != ANCHOR_KEY + "-"
+    ]
+    refuse_output_over_inputs("--out", out, streams)
 
 
 def _not_before_last_cycle(db: Any, at: float, what: str) -> None:
