@@ -89,3 +89,31 @@ def test_plan_out_over_the_events_the_store_read_is_refused(tmp_path: Path) -> N
     )
     assert w.events.read_bytes() == before
     assert "dora@x.com" in w.sync("plan", "--out", str(tmp_path / "p.json"), code=2).output
+
+
+def test_an_interrupted_apply_of_a_saved_plan_says_how_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during `sync apply PLAN` said `running the same command again resumes`;
+    once the apply had written to the CRM, the same command is refused as stale."""
+    import mrules.sync.apply
+
+    w = World(tmp_path)
+    w.seed({"Contact": [dict(BOB)]})
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    plan = tmp_path / "plan.json"
+    w.sync("plan", "--out", str(plan), code=2)
+    real = mrules.sync.apply.apply_plan
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(mrules.sync.apply, "apply_plan", real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mrules.sync.apply, "apply_plan", interrupted)
+    r = w.sync("apply", str(plan), code=130)
+    assert r.output == (
+        "mrules: error: interrupted; what was committed is kept; if the apply had written"
+        " to the CRM, the plan is stale now: make a new one (`mrules sync plan --out FILE`),"
+        " or run `mrules sync apply` without it: the next cycle finds those writes again\n"
+    )
+    assert "1 created" in w.sync("apply", str(plan)).output  # nothing written: it applies

@@ -96,6 +96,14 @@ def reads_only() -> None:
     )
 
 
+def interrupt_says(message: str) -> None:
+    """What an interrupt of the running command says (exit 130), in place of
+    INTERRUPTED_MESSAGE: for a command whose same run again does not resume."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_INTERRUPTED_KEY] = message
+
+
 class EmptyPathError(click.UsageError):
     """An empty path on the command line: one `mrules: error:` line, exit 2. `Path("")` is
     the folder `.`, so `mrules fmt ""` (a variable left unset in a script) reformatted

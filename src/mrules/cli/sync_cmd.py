@@ -27,6 +27,7 @@ from mrules.cli.common import (
     NonEmptyPath,
     email_or_exit,
     fail,
+    interrupt_says,
     output_folder_or_exit,
     reads_only,
     refuse_output_over_inputs,
@@ -617,6 +618,12 @@ def apply_cmd(
     from mrules.sync.plan import PLAN_FORMAT, to_epoch
 
     saved = _read_plan(plan_file, PLAN_FORMAT) if plan_file else None
+    if plan_file is not None:  # the same command again is refused as stale once it wrote
+        interrupt_says(
+            "interrupted; what was committed is kept; if the apply had written to the CRM,"
+            " the plan is stale now: make a new one (`mrules sync plan --out FILE`), or run"
+            " `mrules sync apply` without it: the next cycle finds those writes again"
+        )
 
     def same_store(store: Any) -> None:
         if saved is not None and plan_file is not None:
