@@ -117,3 +117,18 @@ def test_an_interrupted_apply_of_a_saved_plan_says_how_to_resume(
         " or run `mrules sync apply` without it: the next cycle finds those writes again\n"
     )
     assert "1 created" in w.sync("apply", str(plan)).output  # nothing written: it applies
+
+
+def test_status_json_gives_the_error_queue_times_as_its_other_times(tmp_path: Path) -> None:
+    """`error_queue[].at` was seconds since the epoch (`1793610000.0`) beside the status's
+    ISO times (`last_cycle`)."""
+    w = World(tmp_path)
+    w.seed({"Contact": [dict(BOB)]})
+    w.run(
+        ev(T0, "ann@x.com", "prospect_update", fields={"company_size": "huge"}),
+        ev(T0, "ann@x.com", asset="Demo"),
+    )
+    w.sync("apply")
+    status = w.status()
+    (held,) = status["error_queue"]
+    assert held["at"] == status["last_cycle"] == T0

@@ -1230,7 +1230,8 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "failed_cycle": db.failed_cycle,
         }
         if fmt == "json":
-            out["error_queue"] = errors
+            # Its times as every other time of the status (were seconds since the epoch).
+            out["error_queue"] = [{**e, "at": iso(e["at"])} for e in errors]
     except UNREADABLE as e:
         fail(
             f"{printable_path(str(db.path))}: the sync file failed: {unreadable_reason(e)}",
