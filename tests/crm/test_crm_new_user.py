@@ -146,3 +146,20 @@ def test_load_of_a_folder_with_nothing_to_load_says_why(seeded: Path) -> None:
     )
     r = _cli("crm", "load", str(EXAMPLE / "crm") + "/", "--store", "g.db")
     assert r.exit_code == 0 and r.stderr == "", r.output
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"LastName,Company,LastName\nA,B,C\n", 'the header names the field "LastName" twice'),
+        (b"LastName,Company\n\xff,B\n", "not UTF-8 (invalid start byte at byte 1 of the line)"),
+    ],
+)
+def test_a_file_refused_whole_is_counted_as_a_file(seeded: Path, content: bytes, said: str) -> None:
+    """A CSV whose header names a field twice, or that is not UTF-8, loads none of its
+    rows: the last line said `1 row refused`."""
+    (seeded / "Lead.csv").write_bytes(content)
+    r = _cli("crm", "load", "Lead.csv", "--store", "g.db")
+    assert r.exit_code == 3, r.output
+    assert said in r.stderr and "none of this file's rows is loaded\n" in r.stderr
+    assert r.stderr.endswith("\n1 file not loaded; the others loaded\n"), r.stderr

@@ -234,8 +234,8 @@ def load(
         counts = ", ".join(f"{n} {name}" for name, n in report.loaded.items()) or "nothing"
         click.echo(f"loaded {counts} into {_shown(c.path)}")
         if report.issues:
-            # An issue without a line is a whole file not loaded (no such object, unreadable).
-            rows = sum(1 for i in report.issues if i.line)
+            # A whole file not loaded (no such object, unreadable, not UTF-8) is one file.
+            rows = sum(1 for i in report.issues if not i.whole)
             whole = len(report.issues) - rows
             said = [plural(rows, "row") + " refused"] if rows else []
             said += [plural(whole, "file") + " not loaded"] if whole else []

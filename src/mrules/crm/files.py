@@ -63,6 +63,9 @@ class FileIssue:
     path: str
     line: int
     message: str
+    whole: bool = False
+    """The whole file is not loaded (a file of no object, unreadable, not UTF-8, a header
+    naming a field twice), not one row: `crm load` counts it as a file."""
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
@@ -164,10 +167,12 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         where, message = not_utf8(data, e)
-        issues.append(FileIssue(str(path), where, message))
+        issues.append(
+            FileIssue(str(path), where, f"{message}: none of this file's rows is loaded", True)
+        )
         return
     except OSError as e:
-        issues.append(FileIssue(str(path), 0, f"cannot read: {e.strerror or e}"))
+        issues.append(FileIssue(str(path), 0, f"cannot read: {e.strerror or e}", True))
         return
     if path.suffix.lower() == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
@@ -209,6 +214,7 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
                     reader.line_num,
                     f"the header names the field {json.dumps(was)} twice, in columns {a} and"
                     f" {b}{_spellings(was, name)}: none of this file's rows is loaded",
+                    True,
                 )
             )
             return
@@ -281,6 +287,7 @@ def load_files(crm: EmulatedCrm, files: list[tuple[str, Path]]) -> LoadReport:
                     f"no object named {stem!r}: a file is named after its object (Lead.jsonl,"
                     " Contact.csv), or after a custom object org.json declares; none of its"
                     " rows is loaded",
+                    True,
                 )
             )
             continue
