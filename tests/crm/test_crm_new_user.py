@@ -163,3 +163,12 @@ def test_a_file_refused_whole_is_counted_as_a_file(seeded: Path, content: bytes,
     assert r.exit_code == 3, r.output
     assert said in r.stderr and "none of this file's rows is loaded\n" in r.stderr
     assert r.stderr.endswith("\n1 file not loaded; the others loaded\n"), r.stderr
+
+
+@pytest.mark.parametrize("command", ["load", "export", "apply-changes"])
+def test_the_local_commands_help_says_what_crm_takes(command: str) -> None:
+    r = _cli("crm", command, "--help")
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    assert "or `local`: the file beside the store, NAME.crm.db [default]" in text
+    assert "(`salesforce`, a real org, is for `crm describe` and the sync)" in text

@@ -60,8 +60,12 @@ def _crm_options(f, *, salesforce: bool = False):  # type: ignore[no-untyped-def
         "--crm",
         "crm_path",
         type=CRM_PATH,  # a folder is refused by the CRM file itself, with its message
-        help="The CRM file [default: beside the store, NAME.crm.db]"
-        + ("; or `salesforce`: a real org, MRULES_SF_* variables." if salesforce else "."),
+        help="The CRM file, or `local`: the file beside the store, NAME.crm.db [default]"
+        + (
+            "; or `salesforce`: a real org, MRULES_SF_* variables."
+            if salesforce
+            else " (`salesforce`, a real org, is for `crm describe` and the sync)."
+        ),
     )(f)
 
 

@@ -604,6 +604,9 @@ def apply_cmd(
 ) -> None:
     """Perform a saved plan (refused when stale), or plan and apply the cycle due now.
 
+    A saved plan is performed with the sync settings it was made with; when the
+    sync block of --rules says otherwise, a warning names what differs.
+
     Exit status (docs/exit-codes.md): 0 applied; 1 the plan is stale (another
     cycle ran since it was made), was edited, or was made for another store; 2
     bad input (a plan that is not one, a time at or before the last cycle); 4 the
