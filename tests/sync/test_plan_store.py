@@ -126,3 +126,33 @@ def test_apply_with_the_plans_own_settings_warns_nothing(tmp_path: Path) -> None
     a.rules.write_text(a.rules.read_text("utf-8") + '\nform "Other"\n', "utf-8")
     r = a.sync("apply", str(plan), code=0)
     assert r.stderr == "" and "1 created" in r.stdout
+
+
+def test_a_store_from_before_ids_gets_one_when_a_sync_opens_it(tmp_path: Path) -> None:
+    """A store made by an mrules from before store ids has none: a command that only
+    reads it leaves it so; the sync opens it to write, gives it one (a metadata row, no
+    rebuild), and the plan notes it."""
+    import sqlite3
+
+    a = _world(tmp_path / "a", ev(T0, "ann@x.com", asset="Demo"))
+
+    def store_id() -> str | None:
+        conn = sqlite3.connect(a.store)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        finally:
+            conn.close()
+        return None if row is None else str(row[0])
+
+    conn = sqlite3.connect(a.store)
+    with conn:
+        conn.execute("DELETE FROM meta WHERE key = 'store_id'")
+    conn.close()
+    a.ok("state", "export", "--store", str(a.store))
+    assert store_id() is None  # read only: left as it is
+    plan = tmp_path / "plan.json"
+    a.sync("plan", "--out", str(plan), code=2)
+    given = store_id()
+    assert given is not None and len(given) == 32
+    assert json.loads(plan.read_text("utf-8"))["store_id"] == given
+    assert "1 created" in a.sync("apply", str(plan), code=0).output
