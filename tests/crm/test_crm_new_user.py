@@ -172,3 +172,14 @@ def test_the_local_commands_help_says_what_crm_takes(command: str) -> None:
     text = " ".join(r.output.split())
     assert "or `local`: the file beside the store, NAME.crm.db [default]" in text
     assert "(`salesforce`, a real org, is for `crm describe` and the sync)" in text
+
+
+def test_describe_of_no_such_object_lists_the_crms_objects(seeded: Path) -> None:
+    """`crm describe Leads` said only `sObject type 'Leads' is not supported.`"""
+    r = _cli("crm", "describe", "Leads", "--store", "g.db")
+    assert r.exit_code == 2, r.output
+    assert r.output == (
+        "mrules: error: INVALID_TYPE: sObject type 'Leads' is not supported. The CRM's"
+        " objects: Account, Campaign, CampaignMember, Contact, Group, Lead, Opportunity,"
+        " OpportunityContactRole, Task, User\n"
+    )

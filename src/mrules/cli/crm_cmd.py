@@ -457,6 +457,9 @@ def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
             if info.custom and not c.schema.custom_objects_allowed():
                 c.describe(sobject)
         except CrmCallError as e:
+            known = sorted(c.schema.objects)
+            if e.code == "INVALID_TYPE" and sobject.lower() not in {k.lower() for k in known}:
+                fail(f"{e.code}: {e.message} The CRM's objects: {', '.join(known)}")
             fail(f"{e.code}: {e.message}")
         click.echo(json.dumps(_describe_json(info), indent=2))
 
