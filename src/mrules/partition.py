@@ -84,6 +84,8 @@ MANIFEST_VERSION = 1
 """The manifest's format; a folder of a later one (a newer mrules) is refused."""
 HASH_VERSION = "blake2b-64/1"
 """BLAKE2b (8-byte digest) of the key's UTF-8, as a big-endian integer, modulo the buckets."""
+CHECKSUM_BYTES = 16
+"""A bucket file's checksum in the manifest: BLAKE2b with this digest size, in hex."""
 
 MANIFEST = "manifest.json"
 IDENTITY = "identity.json.gz"
@@ -201,6 +203,18 @@ class Manifest:
                     total += have
         return total
 
+    def bucket_checksums(self, bucket: int) -> list[tuple[str | None, str | None]]:
+        """Every part's (bucket file, skip list) checksums for one bucket, in part order, as
+        `bucket_parts` lists their paths; None where `partition` wrote no file (or a part
+        written before mrules kept checksums: that file is checked by its size alone)."""
+        return [
+            (
+                part.get("checksums", {}).get(str(bucket)),
+                part.get("skip_checksums", {}).get(str(bucket)),
+            )
+            for part in self.parts
+        ]
+
     def bucket_files(self, folder: Path, bucket: int) -> list[Path]:
         """The part files of one bucket, in part order (a part may have none for it)."""
         return [p for p, _ in self.bucket_parts(folder, bucket) if p.exists()]
@@ -279,6 +293,16 @@ def _check_entries(m: Manifest) -> None:
                 and all(k.isdigit() and int(k) < m.buckets and whole(v) for k, v in sizes.items()),
                 f"parts[{n}]: {key} is not a size for each bucket",
             )
+        for key, of in (("checksums", "sizes"), ("skip_checksums", "skip_sizes")):
+            if key not in part:  # a folder written before mrules kept them: sizes alone
+                continue
+            sums = part[key]
+            need(
+                isinstance(sums, dict)
+                and all(_is_checksum(v) for v in sums.values())
+                and (of not in part or set(sums) == set(part[of])),
+                f"parts[{n}]: {key} is not a checksum for each file of {of}",
+            )
     # Each file's lines are in the part it names: a part the manifest lost is not read.
     for n, f in enumerate(m.files):
         need(f["part"] in names, f"files[{n}]: part is none of the parts")
@@ -293,6 +317,26 @@ def _check_entries(m: Manifest) -> None:
     need(
         m.until_epoch is None or FIRST_TIME <= m.until_epoch <= LAST_TIME,
         "until_epoch is not a time of the years 1 to 9999",
+    )
+
+
+def _is_checksum(v: Any) -> bool:
+    return (
+        isinstance(v, str)
+        and len(v) == 2 * CHECKSUM_BYTES
+        and all(c in "0123456789abcdef" for c in v)
+    )
+
+
+def _checksum() -> Any:
+    return hashlib.blake2b(digest_size=CHECKSUM_BYTES)
+
+
+def _garbled(path: Path) -> str:
+    return (
+        f"{path}: not what `mrules partition` wrote (its checksum differs: changed in"
+        " place since): the partition folder is damaged; partition the archive again into"
+        " a new folder"
     )
 
 
@@ -435,18 +479,19 @@ def _moved_lines(
     add: dict[int, list[tuple[int, int, bytes]]] = {}
     skip: dict[int, list[bytes]] = {}
     for source, keys in moves.items():
-        for path in manifest.bucket_files(folder, source):
-            with open(path, "rb") as f:
-                for n, rec in enumerate(f, 1):
-                    o, ln, raw = _record(rec, path, n)
-                    try:
-                        key = _owner(orjson.loads(raw))
-                    except orjson.JSONDecodeError:
-                        continue
-                    to = keys.get(key) if key is not None else None
-                    if to is not None:
-                        add.setdefault(to, []).append((o, ln, rec))
-                        skip.setdefault(source, []).append(b"%d %d\n" % (o, ln))
+        sums = manifest.bucket_checksums(source)
+        for (path, _), (want, _) in zip(manifest.bucket_parts(folder, source), sums, strict=True):
+            # Checked as a run checks it: a garbled line copied into the new part would have
+            # a checksum of its own there.
+            for o, ln, raw in _part_lines(path, want):
+                try:
+                    key = _owner(orjson.loads(raw))
+                except orjson.JSONDecodeError:
+                    continue
+                to = keys.get(key) if key is not None else None
+                if to is not None:
+                    add.setdefault(to, []).append((o, ln, b"%d %d " % (o, ln) + raw))
+                    skip.setdefault(source, []).append(b"%d %d\n" % (o, ln))
     return (
         {b: [rec for *_, rec in sorted(recs)] for b, recs in add.items()},
         skip,
@@ -572,6 +617,8 @@ def partition(
     tmp.mkdir()
     buffers: list[list[bytes]] = [[] for _ in range(n)]
     sizes = [0] * n
+    # Each bucket file's checksum, of the bytes as they are written (no second read).
+    sums: list[Any] = [None] * n
     buffered = 0
     limit = 32 << 20
     loads = orjson.loads
@@ -591,8 +638,12 @@ def partition(
         for b in all_buckets:
             chunk = buffers[b]
             if chunk:
+                data = b"".join(chunk)
                 with open(tmp / f"b{b:05d}.jsonl", "ab") as f:
-                    f.write(b"".join(chunk))
+                    f.write(data)
+                if sums[b] is None:
+                    sums[b] = _checksum()
+                sums[b].update(data)
                 buffers[b] = []
         buffered = 0
 
@@ -601,8 +652,11 @@ def partition(
             buffers[b].extend(recs)
             sizes[b] += sum(len(r) for r in recs)
         skip_sizes: dict[str, int] = {}
+        skip_sums: dict[str, str] = {}
         for b, skips in skipped.items():
-            skip_sizes[str(b)] = (tmp / f"b{b:05d}.skip").write_bytes(b"".join(skips))
+            data = b"".join(skips)
+            skip_sizes[str(b)] = (tmp / f"b{b:05d}.skip").write_bytes(data)
+            skip_sums[str(b)] = hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).hexdigest()
         stats["moved"] = sum(len(r) for r in added.values())
         for i, path in enumerate(paths):
             ordinal = len(manifest.files) + i
@@ -738,6 +792,10 @@ def partition(
             # run checks them, so a file removed or cut short is not a bucket left out.
             "sizes": {str(b): size for b, size in enumerate(sizes) if size},
             "skip_sizes": {b: size for b, size in skip_sizes.items() if size},
+            # And their checksums (BLAKE2b), checked as a run reads them: a file garbled in
+            # place keeps its size.
+            "checksums": {str(b): h.hexdigest() for b, h in enumerate(sums) if sizes[b]},
+            "skip_checksums": {b: skip_sums[b] for b, size in skip_sizes.items() if size},
         }
     )
     if latest is not None and (manifest.until_epoch is None or latest > manifest.until_epoch):
@@ -791,33 +849,60 @@ def _damaged_part(path: Path, n: int) -> str:
     )
 
 
-def _part_lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+def _part_lines(path: Path, want: str | None = None) -> Iterator[tuple[int, int, bytes]]:
+    """A bucket file's lines; with `want`, its checksum is computed as it is read and
+    compared once its last line is read (PartitionError), before the reader sees its end."""
     try:
         f = open(path, "rb")  # noqa: SIM115
     except FileNotFoundError:
+        if want is not None:  # the sizes see it first; a file removed since they were read
+            raise PartitionError(
+                f"{path}: missing, where `mrules partition` wrote it: the partition folder is"
+                " damaged; partition the archive again into a new folder"
+            ) from None
         return
     except OSError as e:
         raise EventSourceError(f"{path}: cannot read: {e.strerror or e}") from None
     with f:
+        if want is None:
+            for n, rec in enumerate(f, 1):
+                yield _record(rec, path, n)
+            return
+        h = _checksum()
+        update = h.update
         for n, rec in enumerate(f, 1):
+            update(rec)
             yield _record(rec, path, n)
+        if h.hexdigest() != want:
+            raise PartitionError(_garbled(path))
 
 
-def read_bucket_lines(parts: Sequence[tuple[Path, Path]]) -> Iterator[tuple[int, int, bytes]]:
+def read_bucket_lines(
+    parts: Sequence[tuple[Path, Path]],
+    checksums: Sequence[tuple[str | None, str | None]] | None = None,
+) -> Iterator[tuple[int, int, bytes]]:
     """A bucket's lines in archive order: (file ordinal, line, the original line).
 
     `parts`: every part's (lines, skip list) paths, in part order. A line a later
     part's skip list names has moved to another bucket (an append tied its
-    prospect to a group written there).
+    prospect to a group written there). `checksums` (`Manifest.bucket_checksums`):
+    each file is checked as it is read, a skip list at once, a bucket file once its
+    last line is read (before the reader is told it ended): PartitionError when one
+    was changed in place since `partition` wrote it.
     """
+    sums = list(checksums) if checksums is not None else [(None, None)] * len(parts)
     skips: list[set[tuple[int, int]]] = []
-    for _, skip in parts:
+    for (_, skip), (_, want) in zip(parts, sums, strict=True):
         try:
             data = skip.read_bytes()
         except FileNotFoundError:
             data = b""
         except OSError as e:
             raise EventSourceError(f"{skip}: cannot read: {e.strerror or e}") from None
+        if want is not None and (
+            hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).hexdigest() != want
+        ):
+            raise PartitionError(_garbled(skip))
         try:
             skips.append({(int(a), int(b)) for a, b in (x.split() for x in data.splitlines())})
         except ValueError:
@@ -829,13 +914,13 @@ def read_bucket_lines(parts: Sequence[tuple[Path, Path]]) -> Iterator[tuple[int,
     for i in range(len(parts) - 2, -1, -1):
         later[i] = later[i + 1] | skips[i + 1]
 
-    def lines(i: int, path: Path) -> Iterator[tuple[int, int, bytes]]:
+    def lines(i: int, path: Path, want: str | None) -> Iterator[tuple[int, int, bytes]]:
         gone = later[i]
-        for item in _part_lines(path):
+        for item in _part_lines(path, want):
             if not gone or (item[0], item[1]) not in gone:
                 yield item
 
-    streams = [lines(i, path) for i, (path, _) in enumerate(parts)]
+    streams = [lines(i, path, sums[i][0]) for i, (path, _) in enumerate(parts)]
     if len(streams) == 1:
         yield from streams[0]
     else:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -359,3 +361,94 @@ def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
     ])  # fmt: skip
     partition([src], tmp_path / "p", 2)
     assert Manifest.load(tmp_path / "p").until == "2026-11-01T23:30:00Z"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def test_partition_records_a_checksum_of_every_bucket_file_and_skip_list(tmp_path: Path) -> None:
+    first, second = _tied_later(tmp_path)
+    folder = tmp_path / "p"
+    partition([first], folder, 64)
+    partition([second], folder)  # moves the visitor's view: a copy and a skip list
+    m = Manifest.load(folder)
+    for part in m.parts:
+        for suffix, key, sizes in ((".jsonl", "checksums", "sizes"),
+                                   (".skip", "skip_checksums", "skip_sizes")):  # fmt: skip
+            assert set(part[key]) == set(part[sizes])
+            for b, want in part[key].items():
+                path = folder / part["name"] / f"b{int(b):05d}{suffix}"
+                assert want == _digest(path.read_bytes()), path
+    assert m.parts[1]["skip_checksums"] and m.parts[1]["checksums"]
+
+
+def _garble(path: Path) -> None:
+    """The last line's prospect `pN@x.com` made `qN@x.com`: the same size, still an event."""
+    data = bytearray(path.read_bytes())
+    at = data.rindex(b'"prospect":"p') + len(b'"prospect":"')
+    data[at] = ord("q")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_bucket_file_garbled_without_a_change_of_size_is_a_damaged_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    # Only sizes were checked: a bucket file garbled in place (a bad disk, an edit) was
+    # applied, its prospects changed without a word, and exit 0.
+    monkeypatch.chdir(tmp_path)
+    events = [{"ts": TS, "type": "email_open", "prospect": f"p{i}@x.com", "asset": "E"}
+              for i in range(40)]  # fmt: skip
+    src = _write(tmp_path / "e.jsonl", events)
+    (tmp_path / "r.mr").write_text('list "A"\n', "utf-8")
+    assert partition([src], tmp_path / "p", 4)["events"] == 40
+    bucket = tmp_path / "p" / "part-0000" / "b00002.jsonl"
+    size = bucket.stat().st_size
+    _garble(bucket)
+    assert bucket.stat().st_size == size
+    args = ["run", "r.mr", "p", "--engine", "local", "--workers", workers, "--store", "r.db"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "part-0000/b00002.jsonl: not what `mrules partition` wrote" in result.output
+    assert "the partition folder is damaged" in result.output
+    assert "partition the archive again" in result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert not (tmp_path / "r.db").exists()  # nothing merged
+    shards = [p.name for p in (tmp_path / "r.db.shards").glob("*/b*.db")]
+    assert "b00002.db" not in shards  # nothing kept of the garbled bucket
+    if workers == "1":  # one after the other, the largest first: those before it are kept
+        assert shards, "the buckets done before were removed"
+    # A folder written before mrules kept checksums: sizes only, as before (run as it is).
+    manifest = tmp_path / "p" / "manifest.json"
+    doc = json.loads(manifest.read_text("utf-8"))
+    for part in doc["parts"]:
+        del part["checksums"], part["skip_checksums"]
+    manifest.write_text(json.dumps(doc), "utf-8")
+    result = CliRunner().invoke(main, [*args[:-1], "old.db"])
+    assert result.exit_code == 0, result.output  # the garbled line applied, as before
+    export = CliRunner().invoke(main, ["state", "export", "--store", "old.db"])
+    assert re.search(r'"q\d+@x\.com"', export.output), export.output
+
+
+def test_a_garbled_skip_list_or_a_garbled_file_an_append_copies_is_damage(
+    tmp_path: Path,
+) -> None:
+    first, second = _tied_later(tmp_path)
+    folder = tmp_path / "p"
+    partition([first], folder, 64)
+    away = bucket_of("visitor:v1", 64)
+    bucket = folder / "part-0000" / f"b{away:05d}.jsonl"
+    kept = bucket.read_bytes()
+    bucket.write_bytes(kept.replace(b"x.com/a", b"x.com/b"))
+    # An append that copies a moved group's lines checks them as a run does: a garbled
+    # line copied into the new part had a checksum of its own there, for good.
+    with pytest.raises(PartitionError, match=r"b\d{5}\.jsonl: not what `mrules partition` wrote"):
+        partition([second], folder)
+    bucket.write_bytes(kept)
+    partition([second], folder)
+    m = Manifest.load(folder)
+    skip = folder / "part-0001" / f"b{away:05d}.skip"
+    skip.write_bytes(skip.read_bytes().replace(b"0 1", b"0 2"))  # another line skipped
+    with pytest.raises(PartitionError, match=r"b\d{5}\.skip: not what `mrules partition` wrote"):
+        list(read_bucket_lines(m.bucket_parts(folder, away), m.bucket_checksums(away)))

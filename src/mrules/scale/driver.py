@@ -393,6 +393,7 @@ def run_partitioned(
                 {
                     "bucket": b,
                     "parts": [(str(p), str(k)) for p, k in parts],
+                    "checksums": manifest.bucket_checksums(b),
                     "files": files,
                     "shard": str(shard_dir / shard_name(b)),
                     "rules_key": rules_key,

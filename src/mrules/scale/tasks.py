@@ -83,7 +83,8 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
     rules = _rules(task["rules_key"], task["rules"])
     tmp = shard.with_name(f".{shard.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     files = task["files"]  # [(absolute path, label)] in archive order
-    lines = read_bucket_lines([(Path(p), Path(k)) for p, k in task["parts"]])
+    # Each file checked against its checksum as it is read, before the shard is put in place.
+    lines = read_bucket_lines([(Path(p), Path(k)) for p, k in task["parts"]], task.get("checksums"))
     pending = next(lines, None)
     template = task.get("template")
     if template and Path(template).exists():
