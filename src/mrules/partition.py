@@ -165,8 +165,16 @@ class Manifest:
                 # list() took a text or an object for an empty list: no part, nothing read.
                 if not isinstance(raw[key], list):
                     raise TypeError(f"{key} is not a list")
+            buckets = raw["buckets"]
+            # int() took "4" and true (1 bucket) for a count: a hand edit read as valid.
+            if isinstance(buckets, bool) or not isinstance(buckets, int):
+                # 2**70 reads as a float: out of range, as any count past 65536
+                wide = isinstance(buckets, float) and not 1 <= buckets <= 65536
+                raise ValueError(
+                    "buckets is not 1 to 65536" if wide else "buckets is not a whole number"
+                )
             manifest = cls(
-                buckets=int(raw["buckets"]),
+                buckets=buckets,
                 files=list(raw["files"]),
                 parts=list(raw["parts"]),
                 until=raw.get("until"),
@@ -277,6 +285,14 @@ def _check_entries(m: Manifest) -> None:
         )
         first = names.setdefault(str(name), n)  # a part twice: its lines read twice
         need(first == n, f"parts[{n}]: name repeats parts[{first}]")
+        # The count the part was routed with (absent from a folder older mrules wrote): a
+        # `buckets` raised by hand ran buckets that were never written, and routed an
+        # append's new prospects to them, apart from the groups already written.
+        written = part.get("buckets", m.buckets)
+        need(
+            isinstance(written, int) and not isinstance(written, bool) and written == m.buckets,
+            f"parts[{n}] was written for {written!r} buckets, not {m.buckets}",
+        )
         files = part.get("files")
         need(
             isinstance(files, list) and all(isinstance(x, str) for x in files),
@@ -785,6 +801,7 @@ def partition(
     manifest.parts.append(
         {
             "name": name,
+            "buckets": n,  # the count it was routed with, checked against `buckets`
             "files": [f["path"] for f in new_files],
             "events": stats["events"],
             "bytes": sum(sizes),

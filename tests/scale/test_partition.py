@@ -257,6 +257,16 @@ def _partition_and_run_after(
         (lambda m: m["files"].append(dict(m["files"][0])), "files[1]: path repeats files[0]"),
         (lambda m: m["parts"].append(dict(m["parts"][0])), "parts[1]: name repeats parts[0]"),
         (lambda m: m.update(buckets=2**70), "buckets is not 1 to 65536"),
+        # Raised by hand, or written as text or a bool: each read as a valid count, the
+        # run ran buckets never written and an append routed new prospects to them.
+        (lambda m: m.update(buckets=4), "parts[0] was written for 2 buckets, not 4"),
+        (lambda m: m.update(buckets="2"), "buckets is not a whole number"),
+        (lambda m: m.update(buckets=True), "buckets is not a whole number"),
+        (lambda m: m.update(buckets=2.0), "buckets is not a whole number"),
+        (
+            lambda m: m["parts"][0].update(buckets="2"),
+            "parts[0] was written for '2' buckets, not 2",
+        ),
         (lambda m: m["files"][0].update(events=2**70), "files[0]: lines or events is not a count"),
         # Each read as no part at all: the run read nothing and ended with exit 0, its
         # prospects left out without a word.
