@@ -675,3 +675,58 @@ def test_the_merged_store_keeps_the_buckets_diagnostics_and_rejects_order(
     assert again.exit_code == 0, again.output
     assert reported_in("many.diagnostics.jsonl") == reported
     assert Path("many.rejects.jsonl").read_bytes() == rejects
+
+
+def test_a_resumed_run_reports_the_buckets_done_before_from_python_as_the_command_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From Python, a run resumed after an interruption reported 0 applied, rejected and
+    unsettled for the buckets an earlier run finished, where the command counts them; and a
+    tick that is not valid was a rejected line once a bucket. Both now count each bucket as
+    the run that finished it did, and each rejected line once, as one process does."""
+    import mrules
+    from mrules.compiler import compile_program
+    from mrules.loader import load
+    from mrules.partition import partition
+
+    monkeypatch.chdir(tmp_path)
+    unchecked_rules(monkeypatch, tmp_path)  # r.mr: a prospect in neither list never settles
+    updates = [
+        {"ts": f"2026-11-02T09:00:0{i}Z", "type": "prospect_update", "prospect": f"{w}@x.com"}
+        for i, w in enumerate("abcdefgh")
+    ]
+    ticks = '{"ts": "soon", "type": "tick"}\n{"ts": "2026-11-02T10:00:00Z", "type": "tick"}\n'
+    Path("events.jsonl").write_text(
+        "".join(json.dumps(u) + "\n" for u in updates) + "not json\n" + ticks
+    )
+    loaded = load(["r.mr"])
+    compiled = compile_program(loaded.program, loaded.sources)  # past the lint, as the CLI's
+    one = mrules.run(compiled, "events.jsonl", "one.db").summary
+    assert (one.rejected, len(one.unsettled)) == (2, 8)
+    partition(["events.jsonl"], "part", 4)
+    fresh = run_partitioned(compiled, "part", "fresh.db", workers=1)
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr("mrules.scale.driver.merge_shards", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            run_partitioned(compiled, "part", "resumed.db", workers=1)
+    resumed = run_partitioned(compiled, "part", "resumed.db", workers=1)
+    assert (fresh.skipped, resumed.skipped) == (0, 4)
+    for r in (fresh, resumed):
+        assert r.rejected == one.rejected and len(r.unsettled) == len(one.unsettled)
+        assert (r.applied, r.duplicates, r.events) == (fresh.applied, fresh.duplicates, 17)
+    assert sorted(map(repr, resumed.unsettled)) == sorted(map(repr, fresh.unsettled))
+    # The command says the count the report has, resumed or not (one computation).
+    cmd = ["run", "r.mr", "part", "--engine", "local", "--store", "cli.db"]
+    with monkeypatch.context() as m:
+        m.setattr("mrules.scale.driver.merge_shards", ctrl_c)
+        assert _invoke(*cmd).exit_code == 130
+    said = _invoke(*cmd)
+    assert said.exit_code == 3, said.output
+    assert "(4 done before)" in said.output
+    assert (
+        f"(17 bucket lines: ticks go to every bucket), {resumed.rejected} rejected" in said.output
+    )

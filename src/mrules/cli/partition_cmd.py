@@ -226,7 +226,7 @@ def run_partitioned_cli(
         fail(str(e), EXIT_INTERRUPTED)
     except MergeError as e:
         fail(f"the shards do not merge: {e}", EXIT_STORE)
-    rejected = report.rejects_written
+    rejected = report.rejected  # each rejected line once, the buckets done before too
     if not quiet:
         click.echo(
             f"mrules run ({engine}): {plural(report.archive_events, 'line')}"

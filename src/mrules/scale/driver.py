@@ -46,6 +46,10 @@ class RunReport:
     buckets: int = 0
     events: int = 0  # bucket lines (a tick counts once a bucket), buckets found done too
     archive_events: int = 0  # lines of the archive
+    # As the buckets' runs counted them (a tick once a bucket, as `events`), buckets found
+    # done too, as the run that finished them counted; `rejected`: the merged store's
+    # rejected lines, each once (a tick that is not valid is rejected in every bucket), as
+    # one process counts them and `mrules run` says them.
     applied: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -417,7 +421,6 @@ def run_partitioned(
             report.per_bucket.append(out)
             report.events += out["events"]
             report.applied += out["applied"]
-            report.rejected += out["rejected"]
             report.duplicates += out["duplicates"]
             report.task_cpu += out["cpu"]
             report.skipped += out["skipped"]
@@ -522,6 +525,7 @@ def run_partitioned(
             os.replace(tmp, target)
         log_put.unlink(missing_ok=True)  # the store is in place: the log is its own now
         report.prospects = report.merge["prospects"]
+        report.rejected = report.merge["rejects"]  # the count `mrules run` says, exits 3 for
         if not keep_shards:
             shutil.rmtree(shard_dir, ignore_errors=True)
             with contextlib.suppress(OSError):

@@ -23,7 +23,7 @@ from typing import Any
 from mrules.events import parse_line
 from mrules.partition import PartitionError, read_bucket_lines
 
-__all__ = ["log_of", "preload", "run_bucket", "shard_name"]
+__all__ = ["counts_of", "log_of", "preload", "run_bucket", "shard_name"]
 
 # Compiled rule sets by key (driver._rules_key): one unpickling a worker process.
 _RULES: dict[str, Any] = {}
@@ -36,6 +36,29 @@ def shard_name(bucket: int) -> str:
 def log_of(shard: Path) -> Path:
     """The shard's action log (its own seqs), written beside it when the run wants one."""
     return shard.with_name(shard.name + ".actions.jsonl")
+
+
+def counts_of(shard: Path) -> Path:
+    """What the bucket's run counted (lines, applied, rejected...), put beside its shard
+    before the shard: a run that finds the shard done reports them as that run did."""
+    return shard.with_name(shard.name + ".counts.json")
+
+
+_COUNTED = ("events", "applied", "rejected", "duplicates", "ignored", "unsettled")
+
+
+def _counted(shard: Path) -> dict[str, Any] | None:
+    """The counts a finished bucket's run left beside its shard; None: none to read (a
+    shard an older mrules made): the bucket is run again."""
+    import orjson
+
+    try:
+        saved = orjson.loads(counts_of(shard).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or any(k not in saved for k in _COUNTED):
+        return None
+    return {k: saved[k] for k in _COUNTED}
 
 
 def preload(key: str, compiled: Any) -> None:
@@ -71,12 +94,12 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
                            "rejected": 0, "duplicates": 0, "ignored": 0, "unsettled": [],
                            "skipped": False}  # fmt: skip
     want_log = bool(task.get("actions"))
-    if shard.exists() and (not want_log or log_of(shard).exists()):
-        out["skipped"] = True
-        # Its lines all the same (partition writes no blank one): a run resumed after an
-        # interruption counted none of the buckets it found done. A read, no run.
-        parts = [(Path(p), Path(k)) for p, k in task["parts"]]
-        out["events"] = sum(1 for _ in read_bucket_lines(parts))
+    saved = _counted(shard) if shard.exists() else None
+    if saved is not None and (not want_log or log_of(shard).exists()):
+        # Counted as the run that finished it counted: a resumed run, from the command or
+        # from Python, reports the buckets done before (their lines, applied, rejected and
+        # unsettled) as a run that did them all. Not a read of the bucket.
+        out.update(saved, skipped=True)
         out["seconds"] = time.perf_counter() - started
         out["cpu"] = time.process_time() - cpu
         return out
@@ -156,6 +179,20 @@ def run_bucket(task: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         _remove(tmp)
         tmp_log.unlink(missing_ok=True)
+        raise
+    import orjson
+
+    counts = counts_of(shard)
+    tmp_counts = counts.with_name(f".{counts.name}.{os.getpid()}.tmp")
+    try:
+        # Before the shard: a shard in place has its counts (and its log). No fsync: counts
+        # lost with the machine are a bucket run again, not a wrong count.
+        tmp_counts.write_bytes(orjson.dumps({k: out[k] for k in _COUNTED}))
+        os.replace(tmp_counts, counts)
+    except BaseException:
+        _remove(tmp)
+        tmp_log.unlink(missing_ok=True)
+        tmp_counts.unlink(missing_ok=True)
         raise
     if log is not None:
         os.replace(tmp_log, log_of(shard))  # the log first: a shard in place has its log
