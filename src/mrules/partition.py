@@ -441,8 +441,15 @@ def _is_tick(obj: dict[str, Any]) -> bool:
     return type(kind) is str and kind.strip().lower() == "tick"
 
 
-def _load_identity(folder: Path) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+def _load_identity(
+    folder: Path, manifest: Manifest
+) -> tuple[dict[str, int], dict[str, int], dict[str, str]]:
+    """Where every prospect and visitor went, as of the manifest's last part: the copy in
+    that part's folder (written with the part, so it is the manifest's own), or the
+    folder's (a folder written before mrules kept one with each part)."""
     path = folder / IDENTITY
+    if manifest.parts and (folder / manifest.parts[-1]["name"] / IDENTITY).exists():
+        path = folder / manifest.parts[-1]["name"] / IDENTITY
     if not path.exists():
         return {}, {}, {}
     try:
@@ -584,7 +591,7 @@ def partition(
     if len({_source(p) for p in paths}) != len(paths):
         raise PartitionError("a file is named twice")
     n = manifest.buckets
-    prospects, visitors, parent = _load_identity(folder)
+    prospects, visitors, parent = _load_identity(folder, manifest)
 
     # Pass 1: ties (with those of the files already written), then each group's bucket.
     groups = _Groups()
@@ -630,6 +637,11 @@ def partition(
         raise PartitionError(f"--out {folder}: cannot create it: {e.strerror or e}") from None
     for stale in folder.glob(".part-*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
+    if (folder / name).is_dir():
+        # A part put into place by a pass stopped before it wrote the manifest (Ctrl-C, a
+        # kill): not in the folder until the manifest names it, so written again. Its
+        # rename onto that folder was an internal error (`Directory not empty`).
+        shutil.rmtree(folder / name)
     tmp.mkdir()
     buffers: list[list[bytes]] = [[] for _ in range(n)]
     sizes = [0] * n
@@ -784,19 +796,22 @@ def partition(
             if progress is not None:
                 progress(i + 1, len(paths), stats["events"])
         flush()
+        # The identity as of this part, with it: a pass stopped after the part was put into
+        # place and before the manifest named it left the folder's identity ahead of the
+        # manifest (ties to groups whose moves no listed part holds).
+        (tmp / IDENTITY).write_bytes(
+            gzip.compress(
+                orjson.dumps(
+                    {"prospects": prospects, "visitors": visitors, "groups": groups.parent}
+                ),
+                1,
+            )
+        )
         final = folder / name
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    # Only then the identity and the manifest: until the manifest names the part, it is not there.
-    atomic_write(
-        folder / IDENTITY,
-        gzip.compress(
-            orjson.dumps({"prospects": prospects, "visitors": visitors, "groups": groups.parent}),
-            1,
-        ),
-    )
     manifest.files.extend(new_files)
     manifest.parts.append(
         {
@@ -818,11 +833,25 @@ def partition(
     if latest is not None and (manifest.until_epoch is None or latest > manifest.until_epoch):
         manifest.until_epoch = latest
         manifest.until = latest_text
+    # Only then the manifest: until it names the part, the part is not there.
     atomic_write(folder / MANIFEST, manifest.to_json())
+    _share_identity(final, folder)
     stats["seconds"] = time.perf_counter() - started
     stats["buckets"] = n
     stats["until"] = manifest.until
     return stats
+
+
+def _share_identity(part: Path, folder: Path) -> None:
+    """The part's identity file as the folder's too, where an older mrules reads it: a hard
+    link (no copy), or a copy where the file system has none."""
+    tmp = folder / f".{IDENTITY}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(part / IDENTITY, tmp)
+    except OSError:
+        shutil.copyfile(part / IDENTITY, tmp)
+    os.replace(tmp, folder / IDENTITY)
 
 
 def _day_before(epoch: float) -> str:

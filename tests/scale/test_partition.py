@@ -462,3 +462,36 @@ def test_a_garbled_skip_list_or_a_garbled_file_an_append_copies_is_damage(
     skip.write_bytes(skip.read_bytes().replace(b"0 1", b"0 2"))  # another line skipped
     with pytest.raises(PartitionError, match=r"b\d{5}\.skip: not what `mrules partition` wrote"):
         list(read_bucket_lines(m.bucket_parts(folder, away), m.bucket_checksums(away)))
+
+
+def test_a_pass_stopped_before_its_manifest_is_written_is_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C (or a kill) after the part was renamed into place and before the manifest
+    # named it: the same command again was an internal error (`Directory not empty`, exit
+    # 70), and the folder's identity file, written before the manifest, was already
+    # ahead of it (the moved group's ties, without the part that moves its lines).
+    first, second = _tied_later(tmp_path)
+    clean, folder = tmp_path / "clean", tmp_path / "p"
+    for f in (clean, folder):
+        partition([first], f, 64)
+    partition([second], clean)
+    import mrules.partition as mp
+
+    def stopped(path: Path, data: bytes) -> None:
+        if path.name == "manifest.json":
+            raise KeyboardInterrupt
+        mp_atomic_write(path, data)
+
+    mp_atomic_write = mp.atomic_write
+    with monkeypatch.context() as m:
+        m.setattr(mp, "atomic_write", stopped)
+        result = CliRunner().invoke(main, ["partition", str(second), "--out", str(folder)])
+    assert result.exit_code == 130, result.output
+    assert (folder / "part-0001").is_dir()  # in place, not named by the manifest
+    result = CliRunner().invoke(main, ["partition", str(second), "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert _buckets(folder) == _buckets(clean)
+    assert (
+        Manifest.load(folder).parts[1]["skip_sizes"] == Manifest.load(clean).parts[1]["skip_sizes"]
+    )
