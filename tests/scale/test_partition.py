@@ -495,3 +495,24 @@ def test_a_pass_stopped_before_its_manifest_is_written_is_run_again(
     assert (
         Manifest.load(folder).parts[1]["skip_sizes"] == Manifest.load(clean).parts[1]["skip_sizes"]
     )
+
+
+def test_ctrl_c_during_partition_says_the_folder_is_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said the writing commands' `what was committed is kept, and running the same
+    # command again resumes`: a pass keeps nothing before its manifest, and resumes nothing.
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("mrules.partition._ties", ctrl_c)
+    result = CliRunner().invoke(main, ["partition", "e.jsonl", "--buckets", "2", "--out", "p"])
+    assert result.exit_code == 130, result.output
+    assert result.output == (
+        "mrules: error: interrupted; p is as it was before this command (a part is kept only"
+        " once the manifest names it): run the same command again\n"
+    )
+    assert not (tmp_path / "p" / "manifest.json").exists()

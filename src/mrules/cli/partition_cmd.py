@@ -72,9 +72,16 @@ def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: boo
     folder's own files, or a folder that is not a partition; 4 a bucket could
     not be written (a full disk).
     """
+    from mrules.cli.common import _INTERRUPTED_KEY
     from mrules.partition import PartitionError
     from mrules.partition import partition as do_partition
 
+    # Not the writing commands' "what was committed is kept ... resumes": a pass keeps
+    # nothing until its manifest is written, and the same command starts it over.
+    click.get_current_context().meta[_INTERRUPTED_KEY] = (
+        f"interrupted; {out} is as it was before this command (a part is kept only once"
+        " the manifest names it): run the same command again"
+    )
     if "-" in events:
         fail("partition reads files, not standard input")
     try:
