@@ -304,6 +304,10 @@ def test_a_rule_moved_by_an_edit_is_not_taken_from_a_previous_run_s_shards(
         # not "partition it first (mrules partition - ...)", which partition refuses
         (["rules", "-", "--engine", "local"], "not standard input: write the events to a file"),
         (["rules", "nowhere", "--engine", "local"], "not a partition folder"),
+        # it said `(no manifest.json)` of a path that is not there at all
+        (["rules", "nowhere", "--engine", "local"], "nowhere: not a partition folder: no such"),
+        # and advised to partition a store (`mrules partition one.db ...`)
+        (["rules", "one.db", "--engine", "local"], "one.db is an SQLite file (a store?), not"),
         (["rules", "part", "--store", ":memory:"], "merges into a new store: give --store PATH"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
         (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),
@@ -323,6 +327,7 @@ def test_a_rule_moved_by_an_edit_is_not_taken_from_a_previous_run_s_shards(
 def test_bad_input_is_one_line(getcloudy: Path, args: list[str], message: str) -> None:
     _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part")
     Path("exists.db").write_text("")
+    Store.open("one.db").close()
     shutil.copytree("rules", "shared")
     Path("shared/zz-partitions.mr").unlink()  # Get Cloudy assigns to a group, turn shared
     r = CliRunner().invoke(cli_main, ["run", *args])

@@ -151,9 +151,20 @@ def run_partitioned_cli(
                 f" partition folder {holder}: give the folder (mrules run RULES {holder} ...)"
             )
         if Path(events).is_file():
+            if _is_sqlite(Path(events)):  # a store (the one a run wrote): no events to partition
+                fail(
+                    f"--engine {engine} runs a partition folder, and {events} is an SQLite"
+                    " file (a store?), not events: give the partition folder (mrules partition"
+                    " EVENTS --buckets N --out DIR makes one)"
+                )
             fail(
                 f"--engine {engine} runs a partition folder, and {events} is a file: partition"
                 f" it first (mrules partition {events} --buckets N --out DIR)"
+            )
+        if not Path(events).exists():  # "(no manifest.json)" told of a folder that is not there
+            fail(
+                f"{events}: not a partition folder: no such file or folder (mrules partition"
+                " EVENTS --buckets N --out DIR makes one)"
             )
         fail(f"{events}: not a partition folder (no manifest.json); see mrules partition")
     pg = is_postgres_url(store_path)
@@ -247,6 +258,14 @@ def run_partitioned_cli(
             err=True,
         )
     sys.exit(EXIT_REJECTS if rejected else EXIT_OK)
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 COMMANDS = (partition,)
