@@ -140,6 +140,11 @@ class Manifest:
             raw = orjson.loads(path.read_bytes())
         except FileNotFoundError:
             raise PartitionError(f"{folder}: not a partition folder (no {MANIFEST})") from None
+        except NotADirectoryError:  # was "FILE/manifest.json: cannot read: Not a directory"
+            raise PartitionError(
+                f"{folder}: a file, not a partition folder: partition it first (mrules"
+                " partition, or mrules.partition.partition)"
+            ) from None
         except OSError as e:
             raise PartitionError(f"{path}: cannot read: {e.strerror or e}") from None
         except orjson.JSONDecodeError as e:

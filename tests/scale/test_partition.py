@@ -516,3 +516,17 @@ def test_ctrl_c_during_partition_says_the_folder_is_as_it_was(
         " once the manifest names it): run the same command again\n"
     )
     assert not (tmp_path / "p" / "manifest.json").exists()
+
+
+def test_a_file_given_as_the_folder_of_a_partitioned_run_from_python_says_so(
+    tmp_path: Path,
+) -> None:
+    # It said `e.jsonl/manifest.json: cannot read: Not a directory`.
+    from mrules.scale import run_partitioned
+
+    src = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    with pytest.raises(
+        PartitionError, match=r"e\.jsonl: a file, not a partition folder: partition"
+    ):
+        run_partitioned('list "A"\n', src, tmp_path / "r.db")
+    assert not (tmp_path / "r.db").exists()
