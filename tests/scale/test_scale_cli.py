@@ -735,3 +735,24 @@ def test_a_resumed_run_reports_the_buckets_done_before_from_python_as_the_comman
     assert (
         f"(17 bucket lines: ticks go to every bucket), {resumed.rejected} rejected" in said.output
     )
+
+
+def test_engine_dask_without_a_scheduler_starts_a_local_cluster_of_workers(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `--engine dask` does with neither --scheduler nor --dask-local was said
+    nowhere (`--workers`: "for --engine local"): a local cluster of --workers."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    made: list[dict[str, Any]] = []
+
+    class Pool:  # no cluster started: what it would be started with
+        def __init__(self, **options: Any) -> None:
+            made.append(options)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("mrules.scale.dask_engine.DaskPool", Pool)
+    r = _invoke("run", "rules", "part", "--engine", "dask", "--workers", "3", "--store", "d.db")
+    assert r.exit_code == 130, r.output
+    assert made[0]["scheduler"] is None and made[0]["workers"] == 3
+    help_text = " ".join(_invoke("run", "--help").output.split())
+    assert "--engine dask's local cluster when neither --scheduler nor --dask-local" in help_text

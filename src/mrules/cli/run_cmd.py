@@ -249,7 +249,8 @@ def _refuse_clashing_outputs(
     help="Run a partition folder (mrules partition) bucket by bucket: local processes or Dask.",
 )
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1),
-              help="Worker processes for --engine local.")  # fmt: skip
+              help="Worker processes for --engine local (and for --engine dask's local"
+                   " cluster when neither --scheduler nor --dask-local is given).")  # fmt: skip
 @click.option("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask scheduler.")
 @click.option("--dask-local", type=click.IntRange(1), metavar="N",
               help="--engine dask: start a local Dask cluster of N workers.")  # fmt: skip
