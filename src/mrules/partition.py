@@ -548,6 +548,11 @@ def partition(
     for p in paths:
         if not p.is_file():
             if p.is_dir():
+                if is_partition_folder(p):  # a folder partition wrote: it is run, not read
+                    raise PartitionError(
+                        f"{p}: a partition folder, not an events file: run it (mrules run"
+                        f" RULES {p} --engine local), or give the archive's own files"
+                    )
                 raise PartitionError(f"{p}: a folder, not an events file")
             if p.exists():  # a named pipe such as <(zcat a.gz), a device
                 raise PartitionError(

@@ -177,6 +177,8 @@ def test_a_killed_pass_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
         (["e.jsonl", "--buckets", "4", "--out", "full"], "not empty and not a partition"),
         (["-", "--buckets", "4", "--out", "p"], "not standard input"),
         (["bad.gz", "--buckets", "4", "--out", "p"], "broken gzip"),
+        # it said `a folder, not an events file`, and nothing of what to do with it
+        (["made", "--buckets", "4", "--out", "p"], "made: a partition folder, not an events file"),
     ],
 )
 def test_bad_input_is_one_line(
@@ -187,6 +189,7 @@ def test_bad_input_is_one_line(
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b not gzip")
+    partition([tmp_path / "e.jsonl"], tmp_path / "made", 2)
     result = CliRunner().invoke(main, ["partition", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output

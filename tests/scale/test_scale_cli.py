@@ -308,6 +308,8 @@ def test_a_rule_moved_by_an_edit_is_not_taken_from_a_previous_run_s_shards(
         (["rules", "nowhere", "--engine", "local"], "nowhere: not a partition folder: no such"),
         # and advised to partition a store (`mrules partition one.db ...`)
         (["rules", "one.db", "--engine", "local"], "one.db is an SQLite file (a store?), not"),
+        # it said `part/part-0000: not a partition folder (no manifest.json)`
+        (["rules", "part/part-0000", "--engine", "local"], "is a part of the partition folder"),
         (["rules", "part", "--store", ":memory:"], "merges into a new store: give --store PATH"),
         (["rules", "part", "--store", "exists.db"], "exists: a partitioned run writes a new"),
         (["rules", "part", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler is for --engine"),

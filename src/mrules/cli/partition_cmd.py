@@ -161,6 +161,17 @@ def run_partitioned_cli(
                 f"--engine {engine} runs a partition folder, and {events} is a file: partition"
                 f" it first (mrules partition {events} --buckets N --out DIR)"
             )
+        up = Path(events).resolve().parent
+        if (
+            Path(events).is_dir()
+            and Path(events).name.startswith("part-")
+            and (is_partition_folder(up))
+        ):  # not "(no manifest.json)": the manifest is the folder's, one level up
+            fail(
+                f"--engine {engine} runs a partition folder, and {events} is a part of the"
+                f" partition folder {Path(events).parent}: give the folder (mrules run RULES"
+                f" {Path(events).parent} ...)"
+            )
         if not Path(events).exists():  # "(no manifest.json)" told of a folder that is not there
             fail(
                 f"{events}: not a partition folder: no such file or folder (mrules partition"
