@@ -55,7 +55,6 @@ from mrules.diagnostics import plural
 from mrules.events import (
     _BOM,
     Event,
-    EventSourceError,
     Reject,
     _Bad,
     _event,
@@ -898,6 +897,15 @@ def _record(rec: bytes, path: Path, n: int) -> tuple[int, int, bytes]:
     return ordinal, line, raw
 
 
+def _unreadable(path: Path, e: OSError) -> str:
+    # An EventSourceError, which neither `partition` nor a partitioned run expected: an
+    # internal error (exit 70) for a bucket file without read permission.
+    return (
+        f"{path}: cannot read: {e.strerror or e}; nothing was changed there (a partitioned"
+        " run keeps the buckets it finished): once it can be read, run the same command again"
+    )
+
+
 def _damaged_part(path: Path, n: int) -> str:
     return (
         f"{path}: line {n} is damaged (not `FILE LINE EVENT` as partition writes it):"
@@ -918,7 +926,7 @@ def _part_lines(path: Path, want: str | None = None) -> Iterator[tuple[int, int,
             ) from None
         return
     except OSError as e:
-        raise EventSourceError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise PartitionError(_unreadable(path, e)) from None
     with f:
         if want is None:
             for n, rec in enumerate(f, 1):
@@ -954,7 +962,7 @@ def read_bucket_lines(
         except FileNotFoundError:
             data = b""
         except OSError as e:
-            raise EventSourceError(f"{skip}: cannot read: {e.strerror or e}") from None
+            raise PartitionError(_unreadable(skip, e)) from None
         if want is not None and (
             hashlib.blake2b(data, digest_size=CHECKSUM_BYTES).hexdigest() != want
         ):

@@ -533,3 +533,42 @@ def test_a_file_given_as_the_folder_of_a_partitioned_run_from_python_says_so(
     ):
         run_partitioned('list "A"\n', src, tmp_path / "r.db")
     assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".skip"])
+def test_a_bucket_file_that_cannot_be_read_is_exit_2_for_partition_and_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    # A bucket file or skip list without read permission (or an I/O error) raised an
+    # error neither command expected: an internal error, exit 70.
+    import builtins
+
+    import mrules.partition as mp
+
+    monkeypatch.chdir(tmp_path)
+    first, second = _tied_later(tmp_path)
+    partition([first], tmp_path / "p", 64)
+    (tmp_path / "r.mr").write_text('list "A"\n', "utf-8")
+    real_open = builtins.open
+
+    def refused(path: object, *args: object, **kwargs: object) -> object:
+        if str(path).endswith(suffix) and "part-" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    def read_bytes(self: Path) -> bytes:
+        with refused(self, "rb") as f:  # type: ignore[attr-defined]
+            return f.read()  # type: ignore[no-any-return]
+
+    commands = [["run", "r.mr", "p", "--engine", "local", "--workers", "1", "--store", "r.db"]]
+    if suffix == ".jsonl":  # the append copies the visitor's view out of its bucket file
+        commands.insert(0, ["partition", str(second), "--out", "p"])
+    else:
+        partition([second], tmp_path / "p")  # a skip list, read by the run
+    monkeypatch.setattr(mp, "open", refused, raising=False)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    for args in commands:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert f"{suffix}: cannot read: Permission denied" in result.output
+        assert "run the same command again" in result.output
