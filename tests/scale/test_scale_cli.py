@@ -758,3 +758,30 @@ def test_engine_dask_without_a_scheduler_starts_a_local_cluster_of_workers(
     assert made[0]["scheduler"] is None and made[0]["workers"] == 3
     help_text = " ".join(_invoke("run", "--help").output.split())
     assert "--engine dask's local cluster when neither --scheduler nor --dask-local" in help_text
+
+
+def test_a_shard_without_its_counts_has_its_bucket_run_again(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A shard an older mrules finished kept no counts beside it: its bucket is run again,
+    so the report counts it, rather than reported as nothing."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "3", "--out", "part").exit_code == 0
+    whole = run_partitioned("rules", "part", "whole.db", workers=1)
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr("mrules.scale.driver.merge_shards", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            run_partitioned("rules", "part", "many.db", workers=1)
+    counts = sorted(Path("many.db.shards").glob("*/b*.db.counts.json"))
+    assert len(counts) == 3
+    counts[0].unlink()
+    again = run_partitioned("rules", "part", "many.db", workers=1)
+    assert again.skipped == 2
+    assert (again.events, again.applied, again.rejected) == (
+        whole.events,
+        whole.applied,
+        whole.rejected,
+    )
