@@ -25,7 +25,7 @@ import click
 
 from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
-from mrules.loader import EMPTY_PATH, LoadError, LoadResult, load, printable_path
+from mrules.loader import EMPTY_PATH, LoadError, LoadResult, load, printable_path, shown_path
 from mrules.state import DamagedState
 from mrules.storeapi import StoreError, StoreLocked, StorePathError, is_postgres_url
 
@@ -402,11 +402,11 @@ def output_folder_or_exit(option: str, path: str | None) -> None:
     try:
         is_folder = folder.is_dir()
     except OSError as e:  # a name too long, a loop of symbolic links
-        fail(f"{option} {printable_path(path)}: {e.strerror}")
+        fail(f"{option} {shown_path(path)}: {e.strerror}")
     if not is_folder:
         what = "is not a folder" if folder.exists() else "does not exist"
         fail(
-            f"{option} {printable_path(path)}: {printable_path(str(folder))} {what}; create it"
+            f"{option} {shown_path(path)}: {shown_path(str(folder))} {what}; create it"
             " first (mrules creates no folders)"
         )
 
@@ -437,7 +437,7 @@ def refuse_output_over_inputs(
             os.path.isdir(folder) and real.endswith(".mr") and real.startswith(folder + os.sep)
         ):
             fail(
-                f"{what} {printable_path(out)} is {printable_path(held_by)}: writing it would"
+                f"{what} {shown_path(out)} is {shown_path(held_by)}: writing it would"
                 " destroy it; give another path"
             )
 
@@ -626,10 +626,11 @@ def unwritable_message(e: OSError) -> bool:
 
 
 def _shown(filename: object) -> str:
-    """An OSError's file name as messages show it (bytes that are not UTF-8 as `\\xNN`)."""
+    """An OSError's file name as messages show it (`shown_path`: bytes that are not UTF-8
+    as `\\xNN`, a control character as an escape)."""
     if isinstance(filename, bytes):
         filename = os.fsdecode(filename)
-    return printable_path(str(filename))
+    return shown_path(str(filename))
 
 
 def _quiet(stream: object) -> None:

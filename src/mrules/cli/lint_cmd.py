@@ -31,7 +31,7 @@ from mrules.diagnostics import (
     render_sarif,
     render_text,
 )
-from mrules.loader import LoadError, decode, display_path, load_text, printable_path
+from mrules.loader import LoadError, decode, display_path, load_text, printable_path, shown_path
 from mrules.parser import collector_paused
 
 __all__ = ["COMMANDS", "lint", "summary"]
@@ -254,7 +254,7 @@ def lint(
                 ).encode("utf-8"),
             )
         except OSError as e:
-            fail(f"{printable_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
+            fail(f"{shown_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
     click.echo(summary(diags, len(result.sources)), err=True)
     failed = any(d.is_error for d in diags) or (strict and bool(diags))
     raise SystemExit(EXIT_DIAGNOSTICS if failed else EXIT_OK)

@@ -22,7 +22,7 @@ from mrules.cli.common import (
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
 from mrules.events import prospect_key
-from mrules.loader import printable_path
+from mrules.loader import shown_path
 from mrules.storeapi import is_postgres_url
 
 __all__ = ["html"]
@@ -31,7 +31,7 @@ __all__ = ["html"]
 def _read_diff(path: str) -> dict[str, Any]:
     """A `mrules replay --diff --format json` file (`-`: standard input, as a pipe from
     `replay` gives it), or exit 2 saying what is wrong with it."""
-    shown = "<stdin>" if path == "-" else printable_path(path)
+    shown = "<stdin>" if path == "-" else shown_path(path)
     try:
         if path == "-":
             if sys.stdin is None:  # `<&-`: Python has none
@@ -130,7 +130,7 @@ def html(
     interrupted = REPORT_INTERRUPTED
     if out.strip() and out != "-":
         interrupted = (
-            f"interrupted; a report changes no store, and {printable_path(out)} is never left"
+            f"interrupted; a report changes no store, and {shown_path(out)} is never left"
             " half-written: run the same command again"
         )
     with failures(interrupted=interrupted):
@@ -153,7 +153,7 @@ def html(
         if store_path == ":memory:":
             fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
         if not Path(store_path).exists():  # a folder or a device: the reports say what it is
-            shown = printable_path(store_path)
+            shown = shown_path(store_path)
             fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
         if timeline_email is not None:
             timeline_email = email_or_exit("--timeline", timeline_email)
@@ -162,8 +162,7 @@ def html(
         target = Path(out)
         if out != "-" and not target.parent.is_dir():
             fail(
-                f"cannot write {printable_path(out)}: no folder"
-                f" {printable_path(str(target.parent))}",
+                f"cannot write {shown_path(out)}: no folder {shown_path(str(target.parent))}",
                 EXIT_USAGE,
             )
         sync_path: str | Path | None = sync_db
@@ -218,7 +217,7 @@ def html(
                     else None
                 )
                 if timeline_email and t is None:
-                    fail(f"no prospect '{email}' in {printable_path(store_path)}", EXIT_USAGE)
+                    fail(f"no prospect '{email}' in {shown_path(store_path)}", EXIT_USAGE)
         finally:
             store.close()
         data.update(timeline=t, replay_diff=diff, title=title)
@@ -233,7 +232,7 @@ def html(
         try:
             page.write(target, text)
         except OSError as e:
-            raise OutputError(f"cannot write {printable_path(out)}: {e.strerror or e}") from e
-        click.echo(f"wrote {printable_path(out)} ({size:.1f} MB): open it in a browser", err=True)
+            raise OutputError(f"cannot write {shown_path(out)}: {e.strerror or e}") from e
+        click.echo(f"wrote {shown_path(out)} ({size:.1f} MB): open it in a browser", err=True)
         if sys.stdout is not None:  # closed (`>&-`): the page is written, nothing else is due
             sys.stdout.flush()

@@ -129,9 +129,9 @@ def _interrupted(done: list[str], output: str | None) -> str:
 
 
 def _shown(path: str) -> str:
-    from mrules.loader import printable_path
+    from mrules.loader import shown_path
 
-    return printable_path(path)
+    return shown_path(path)
 
 
 def _refuse_output_over_inputs(output: str, paths: tuple[str, ...], loaded: Loaded) -> None:

@@ -1,0 +1,62 @@
+"""The words of the command line: what lint, fmt, test, explain, state and report say
+when they are given odd paths (a name with a newline, a file with a trailing slash,
+standard input where it is not taken) and missing stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import CONTACT_RULES, mrules
+
+NEWLINE_FOLDER = "no\nsuch"
+"""A folder that does not exist, named with a newline: a message shows it as `no\\x0asuch`,
+on one line."""
+
+
+def _one_line_error(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.startswith("mrules: error:")]
+    assert len(output.splitlines()) == 1, output  # the name split no message in two
+    return line
+
+
+def test_sarif_file_in_a_missing_folder_named_with_a_newline(here: Path) -> None:
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    r = mrules("lint", "r.mr", "--sarif-file", f"{NEWLINE_FOLDER}/x.sarif")
+    assert r.exit_code == 2, r.output
+    line = _one_line_error(r.output)
+    assert "--sarif-file no\\x0asuch/x.sarif: no\\x0asuch does not exist" in line
+
+
+def test_test_output_in_a_missing_folder_named_with_a_newline(here: Path) -> None:
+    r = mrules("test", "-o", f"{NEWLINE_FOLDER}/junit.xml")
+    assert r.exit_code == 2, r.output
+    line = _one_line_error(r.output)
+    assert "-o no\\x0asuch/junit.xml: no\\x0asuch does not exist" in line
+
+
+def test_report_html_in_a_missing_folder_named_with_a_newline(here: Path) -> None:
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    r = mrules("report", "html", f"{NEWLINE_FOLDER}/r.html", "--store", "s.db")
+    assert r.exit_code == 2, r.output
+    line = _one_line_error(r.output)
+    assert "no\\x0asuch/r.html" in line and "no folder no\\x0asuch" in line
+
+
+@pytest.mark.parametrize("what", ["--sarif-file", "-o"])
+def test_output_over_an_input_named_with_a_newline(here: Path, what: str) -> None:
+    """`refuse_output_over_inputs`: the output file is an input, named with a newline."""
+    if what == "-o":
+        Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+        Path("a\nb.test.yaml").write_text("rules: r.mr\ntests: []\n", "utf-8")
+        r = mrules("test", "a\nb.test.yaml", "-o", "a\nb.test.yaml")
+        said = "-o a\\x0ab.test.yaml is a test file it runs"
+    else:
+        Path("a\nb.mr").write_text(CONTACT_RULES, "utf-8")
+        r = mrules("lint", "a\nb.mr", "--sarif-file", "a\nb.mr")
+        said = "--sarif-file a\\x0ab.mr is a rule file it lints"
+    assert r.exit_code == 2, r.output
+    assert said in _one_line_error(r.output)
