@@ -60,3 +60,17 @@ def test_output_over_an_input_named_with_a_newline(here: Path, what: str) -> Non
         said = "--sarif-file a\\x0ab.mr is a rule file it lints"
     assert r.exit_code == 2, r.output
     assert said in _one_line_error(r.output)
+
+
+@pytest.mark.parametrize("command", [["lint"], ["fmt"], ["fmt", "--check"], ["parse"]])
+def test_standard_input_given_twice(here: Path, command: list[str]) -> None:
+    """`- -` gives no file or folder: it is standard input twice, which is read once."""
+    r = mrules(*command, "-", "-")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == (
+        "mrules: error: '-' (standard input) can be given once: it is read as one rule file"
+    )
+    Path("x.mr").write_text(CONTACT_RULES, "utf-8")
+    r = mrules(*command, "-", "x.mr")
+    assert r.exit_code == 2, r.output
+    assert "cannot be mixed with file or folder paths" in _one_line_error(r.output)

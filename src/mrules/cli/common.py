@@ -59,6 +59,7 @@ __all__ = [
     "reads_only",
     "refuse_output_over_inputs",
     "rule_file_or_exit",
+    "stdin_alone_or_exit",
     "stdout_or_exit",
 ]
 
@@ -371,6 +372,16 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     except OSError:
         _quiet(sys.stderr)
     sys.exit(int(code))
+
+
+def stdin_alone_or_exit(paths: Sequence[str]) -> None:
+    """Exit 2 unless `-` (standard input: one rule file) is the only path, if given at all
+    (`lint`, `fmt`, `parse`). `- -` said "cannot be mixed with file or folder paths",
+    though no file or folder was given."""
+    if paths.count("-") > 1:
+        fail("'-' (standard input) can be given once: it is read as one rule file")
+    if "-" in paths and len(paths) > 1:
+        fail("'-' (standard input) cannot be mixed with file or folder paths")
 
 
 def stdout_or_exit() -> BinaryIO:

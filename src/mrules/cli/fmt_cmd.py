@@ -20,6 +20,7 @@ from mrules.cli.common import (
     PATH,
     fail,
     reads_only,
+    stdin_alone_or_exit,
     stdout_or_exit,
 )
 from mrules.diagnostics import Diagnostic, plural, render_text, sort_diagnostics
@@ -100,8 +101,7 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
         data = sys.stdin.buffer.read()
         yield _Input(stdin_name, None, data, decode(data, stdin_name))
         return
-    if STDIN in paths:
-        fail("'-' (standard input) cannot be mixed with file or folder paths")
+    stdin_alone_or_exit(paths)
     seen: set[Path] = set()
     for path, root in rule_files(paths):
         try:

@@ -20,6 +20,7 @@ from mrules.cli.common import (
     output_folder_or_exit,
     reads_only,
     refuse_output_over_inputs,
+    stdin_alone_or_exit,
     stdout_or_exit,
 )
 from mrules.config import FORMATS, Config, ConfigError, find_config, load_config
@@ -176,8 +177,7 @@ def lint(
         _explain(explain)
     output_folder_or_exit("--sarif-file", sarif_file)
     stdin = STDIN in paths
-    if stdin and paths != (STDIN,):
-        fail("'-' (standard input) cannot be mixed with file or folder paths")
+    stdin_alone_or_exit(paths)
     if stdin_filename is not None and not stdin:
         fail("--stdin-filename goes with '-' (standard input)")
     if stdin and sys.stdin is None:  # `<&-`: Python has no standard input at all

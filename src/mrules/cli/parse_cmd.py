@@ -8,7 +8,15 @@ import sys
 import click
 
 from mrules.ast import dump
-from mrules.cli.common import EXIT_DIAGNOSTICS, PATH, fail, load_or_exit, reads_only, stdout_or_exit
+from mrules.cli.common import (
+    EXIT_DIAGNOSTICS,
+    PATH,
+    fail,
+    load_or_exit,
+    reads_only,
+    stdin_alone_or_exit,
+    stdout_or_exit,
+)
 from mrules.diagnostics import render_text, sort_diagnostics
 from mrules.loader import LoadError, decode, load_text
 
@@ -46,8 +54,7 @@ def parse(paths: tuple[str, ...], fmt: str, no_spans: bool) -> None:
     """
     reads_only()
     stdin = STDIN in paths
-    if stdin and paths != (STDIN,):
-        fail("'-' (standard input) cannot be mixed with file or folder paths")
+    stdin_alone_or_exit(paths)
     if stdin and sys.stdin is None:  # `<&-`: Python has no standard input at all
         fail("- reads a rule file from standard input, which is closed: give the file")
     stdout_or_exit()  # closed (`>&-`): exit 4, not an AST printed nowhere
