@@ -74,3 +74,15 @@ def test_standard_input_given_twice(here: Path, command: list[str]) -> None:
     r = mrules(*command, "-", "x.mr")
     assert r.exit_code == 2, r.output
     assert "cannot be mixed with file or folder paths" in _one_line_error(r.output)
+
+
+@pytest.mark.parametrize("fmt", ["text", "junit"])
+def test_test_does_not_read_standard_input(here: Path, fmt: str) -> None:
+    """`-` is standard input to every command that reads one; `mrules test` reads none."""
+    r = mrules("test", "-", "--format", fmt)
+    assert r.exit_code == 2, r.output
+    assert (
+        "-: mrules test reads test files from files and folders, not standard input"
+        " (a file named - is ./-)"
+    ) in r.output
+    assert "no such file" not in r.output

@@ -1649,6 +1649,13 @@ def _check_arg_names(
 # --------------------------------------------------------------------- finding files
 
 
+STDIN_REFUSED = (
+    "mrules test reads test files from files and folders, not standard input"
+    " (a file named - is ./-)"
+)
+"""What `mrules test -` says: `-` is standard input to every command that reads one."""
+
+
 def find_test_files(paths: Iterable[str]) -> list[str]:
     """Test files: a file as given; in a folder, every `*.test.yaml` / `*.test.yml` below it.
 
@@ -1670,6 +1677,9 @@ def _find_test_files(
     out: list[str] = []
     bad: list[TestFileError] = []
     for p in paths:
+        if p == "-":  # every other command's standard input: never a file named `-` here
+            bad.append(TestFileError("-", None, STDIN_REFUSED))
+            continue
         path = Path(p)
         try:
             mode = path.stat().st_mode
