@@ -86,3 +86,53 @@ def test_test_does_not_read_standard_input(here: Path, fmt: str) -> None:
         " (a file named - is ./-)"
     ) in r.output
     assert "no such file" not in r.output
+
+
+NOT_A_FOLDER = "r.mr/: not a folder (a file: give it without the trailing /)"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["lint", "r.mr/"],
+        ["fmt", "r.mr/"],
+        ["fmt", "--check", "r.mr/"],
+        ["parse", "r.mr/"],
+        ["run", "r.mr/", "e.jsonl", "--store", ":memory:"],
+        ["replay", "r.mr", "r.mr/", "e.jsonl", "--diff"],
+    ],
+)
+def test_a_rule_file_with_a_trailing_slash_is_not_a_folder(here: Path, args: list[str]) -> None:
+    """The system refuses `r.mr/` (ENOTDIR); `Path("r.mr/")` is `r.mr`, read as the file."""
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    r = mrules(*args)
+    assert r.exit_code == 2, r.output
+    assert NOT_A_FOLDER in _one_line_error(r.output)
+    assert Path("r.mr").read_text("utf-8") == CONTACT_RULES
+
+
+def test_a_test_file_with_a_trailing_slash_is_not_a_folder(here: Path) -> None:
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("t.test.yaml").write_text(
+        "rules: r.mr\ntests:\n  - name: t\n    expect: {prospects: {}}\n", "utf-8"
+    )
+    assert mrules("test", "t.test.yaml").exit_code == 0
+    r = mrules("test", "t.test.yaml/")
+    assert r.exit_code == 2, r.output
+    assert "t.test.yaml/: not a folder (a file: give it without the trailing /)" in r.output
+    assert "0 passed" not in r.output and "no tests run: 1 path above cannot be used" in r.output
+    Path("t.test.yaml").write_text(
+        "rules: r.mr/\ntests:\n  - name: t\n    expect: {prospects: {}}\n", "utf-8"
+    )
+    r = mrules("test", "t.test.yaml")
+    assert r.exit_code == 2, r.output
+    assert f"t.test.yaml:1:1: rules: {NOT_A_FOLDER}" in r.output
+
+
+def test_a_rule_folder_with_a_trailing_slash_is_still_a_folder(here: Path) -> None:
+    Path("rules").mkdir()
+    Path("rules", "r.mr").write_text(CONTACT_RULES, "utf-8")
+    r = mrules("lint", "rules/")
+    assert r.exit_code == 0, r.output
+    assert mrules("fmt", "--check", "rules/").exit_code == 0

@@ -33,6 +33,7 @@ from mrules.source import Source
 
 __all__ = [
     "EMPTY_PATH",
+    "NOT_A_FOLDER",
     "RULE_SUFFIX",
     "UNSEARCHED_FOLDERS",
     "LoadError",
@@ -491,9 +492,15 @@ def _include_hint(root: Path, target: str) -> str:
     )
 
 
+NOT_A_FOLDER = "not a folder (a file: give it without the trailing /)"
+"""What a file given with a trailing `/` is (`rules.mr/`), which the system refuses (ENOTDIR)
+and `Path` would read as the file."""
+
+
 def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, root) pairs for the given paths, in load order; LoadError if none, or for
-    an empty path (`EMPTY_PATH`).
+    """(file, root) pairs for the given paths, in load order; LoadError if none, for
+    an empty path (`EMPTY_PATH`), or for a file named with a trailing `/` (`rules.mr/`: not a
+    folder, as the system says).
 
     A folder contributes every `*.mr` entry below it that is not a folder: links,
     pipes and devices included, so that the loader refuses them out loud; hidden
@@ -511,6 +518,11 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
                 if not files:
                     raise LoadError(f"{shown}: no rule files (*{RULE_SUFFIX}) in this folder")
                 found.extend((f, path) for f in files)
+            elif (
+                isinstance(raw, str) and raw.endswith("/") and (path.exists() or path.is_symlink())
+            ):
+                # `Path` drops the slash, but the system refuses `rules.mr/` (ENOTDIR)
+                raise LoadError(f"{shown}: {NOT_A_FOLDER}")
             elif path.exists() or path.is_symlink():
                 found.append((path, path.parent))
             else:

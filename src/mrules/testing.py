@@ -818,6 +818,10 @@ def _rules_ref(value: Any, folder: Path, shown: str, line: int | None) -> tuple[
     paths = []
     for v in values:
         p = folder / v
+        if v.endswith("/") and p.exists() and not p.is_dir():  # `Path` drops the `/`
+            from mrules.loader import NOT_A_FOLDER
+
+            raise TestFileError(shown, line, f"rules: {_printable(v)}: {NOT_A_FOLDER}")
         if not p.exists():
             raise TestFileError(
                 shown, line, f"rules: no such file or folder: {v} (from {_printable(str(folder))})"
@@ -1682,9 +1686,14 @@ def _find_test_files(
             continue
         path = Path(p)
         try:
-            mode = path.stat().st_mode
+            mode = os.stat(p).st_mode  # not `path`'s: `Path` drops the `/` of `t.test.yaml/`
         except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL byte
-            bad.append(TestFileError(_printable(p), None, "no such file or folder"))
+            if p.endswith("/") and os.path.lexists(p.rstrip("/")):
+                from mrules.loader import NOT_A_FOLDER
+
+                bad.append(TestFileError(_printable(p), None, NOT_A_FOLDER))
+            else:
+                bad.append(TestFileError(_printable(p), None, "no such file or folder"))
             continue
         except OSError as e:  # a link loop, no permission to look, a name too long
             bad.append(TestFileError(_printable(p), None, f"cannot read: {e.strerror or e}"))
