@@ -98,7 +98,11 @@ def test_state_export_says_a_missing_store_before_the_sync_file_beside_it(
     (tmp_path / "gone.sync.db").write_bytes(b"not a database\n")
     r = mrules("state", "export", "--store", tmp_path / "gone.db")
     assert r.exit_code == 2, r.output
-    assert r.stderr == f"mrules: error: no store at {tmp_path / 'gone.db'}\n"
+    gone = tmp_path / "gone.db"
+    assert (
+        r.stderr
+        == f"mrules: error: no store at {gone} (run `mrules run ... --store {gone}` first)\n"
+    )
     assert not (tmp_path / "gone.db").exists()
     store = tmp_path / "g.db"  # a real store with that sync file: exit 4, the file once
     store.write_bytes(example_store.read_bytes())

@@ -136,3 +136,30 @@ def test_a_rule_folder_with_a_trailing_slash_is_still_a_folder(here: Path) -> No
     r = mrules("lint", "rules/")
     assert r.exit_code == 0, r.output
     assert mrules("fmt", "--check", "rules/").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["report", "funnel"],
+        ["report", "campaigns"],
+        ["report", "rules"],
+        ["report", "scores"],
+        ["report", "html", "o.html"],
+        ["state", "export"],
+        ["state", "outbox"],
+        ["explain", "a@x.example"],
+    ],
+)
+@pytest.mark.parametrize("store", [None, "nope.db", "no-folder/nope.db"])
+def test_a_missing_store_says_how_to_make_one(
+    here: Path, args: list[str], store: str | None
+) -> None:
+    """Every command that reads a store gives `report html`'s hint (only it did)."""
+    r = mrules(*args, *(["--store", store] if store else []))
+    assert r.exit_code == 2, r.output
+    shown = store or "mrules.db"
+    assert _one_line_error(r.output) == (
+        f"mrules: error: no store at {shown} (run `mrules run ... --store {shown}` first)"
+    )
+    assert not Path(shown).exists() and not Path("o.html").exists()

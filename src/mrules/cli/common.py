@@ -61,6 +61,7 @@ __all__ = [
     "rule_file_or_exit",
     "stdin_alone_or_exit",
     "stdout_or_exit",
+    "store_there_or_exit",
 ]
 
 EXIT_OK = ExitCode.OK
@@ -372,6 +373,22 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     except OSError:
         _quiet(sys.stderr)
     sys.exit(int(code))
+
+
+def store_there_or_exit(store_path: str) -> None:
+    """Exit 2 when there is no store to read at `store_path`, saying what makes one: every
+    command that reads a store calls it (the reports, `explain`, `state`, `segment`, `sync
+    status`), so all give the same hint. A path no store can be at for another reason (a
+    file where its folder should be, a folder, a device) is left to the store's message."""
+    if store_path == ":memory:" or is_postgres_url(store_path):
+        return
+    try:
+        os.stat(store_path)
+    except FileNotFoundError:  # nothing there (a dangling link, a missing folder above)
+        shown = shown_path(store_path)
+        fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
+    except (OSError, ValueError):  # a file in the way, a name too long, a NUL byte
+        return
 
 
 def stdin_alone_or_exit(paths: Sequence[str]) -> None:

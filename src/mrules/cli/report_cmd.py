@@ -18,6 +18,7 @@ from mrules.cli.common import (
     fail,
     failures,
     stdout_or_exit,
+    store_there_or_exit,
 )
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
@@ -140,6 +141,7 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
         fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
     if store_path == ":memory:":
         fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
+    store_there_or_exit(store_path)  # `report html`'s hint too: run `mrules run` first
     stdout_or_exit()  # a closed standard output (`>&-`) is exit 4 before any work, not exit 70
     # Ctrl-C: not the writing commands' "what was committed is kept ... resumes".
     with failures(interrupted=REPORT_INTERRUPTED):

@@ -19,6 +19,7 @@ from mrules.cli.common import (
     failures,
     refuse_output_over_inputs,
     stdout_or_exit,
+    store_there_or_exit,
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
 from mrules.events import prospect_key
@@ -152,9 +153,7 @@ def html(
             fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
         if store_path == ":memory:":
             fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
-        if not Path(store_path).exists():  # a folder or a device: the reports say what it is
-            shown = shown_path(store_path)
-            fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
+        store_there_or_exit(store_path)  # a folder or a device: the store says what it is
         if timeline_email is not None:
             timeline_email = email_or_exit("--timeline", timeline_email)
         if not out.strip():  # Path("") is the folder "."

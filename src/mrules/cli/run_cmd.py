@@ -45,6 +45,7 @@ from mrules.cli.common import (
     fail,
     load_or_exit,
     output_folder_or_exit,
+    store_there_or_exit,
 )
 from mrules.compiler import compile_program
 from mrules.diagnostics import plural, render_text, sort_diagnostics
@@ -100,6 +101,8 @@ def open_store(
     """
     if path == MEMORY and readonly:
         fail("--store :memory: holds nothing to read: an in-memory store lives inside one run")
+    if readonly:
+        store_there_or_exit(path)
     if timeout is not None:
         wait = True
     elif wait:

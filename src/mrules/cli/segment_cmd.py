@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from mrules.atomic import OutputError
-from mrules.cli.common import EXIT_STORE, PATH, READ_STORE_PATH, fail, stdout_or_exit
+from mrules.cli.common import (
+    EXIT_STORE,
+    PATH,
+    READ_STORE_PATH,
+    fail,
+    stdout_or_exit,
+    store_there_or_exit,
+)
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.diagnostics import plural
 from mrules.engine import Engine
-from mrules.loader import printable_path
 from mrules.outputs import diagnostics_beside
 from mrules.storeapi import MEMORY, is_postgres_url
 
@@ -54,9 +58,8 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
     stdout_or_exit()  # closed (`>&-`): exit 4 before the store changes, not its counts lost
     if store_path == MEMORY:
         fail("--store :memory: holds no prospects to segment: give the store a run wrote")
-    if "://" not in store_path and not Path(store_path).exists():  # a typo made a new store
-        shown = printable_path(store_path)
-        fail(f"no store at {shown} (run `mrules run ... --store {shown}` first)")
+    if "://" not in store_path:  # a typo made a new store
+        store_there_or_exit(store_path)
     if is_postgres_url(store_path):  # nor a database named by mistake: open it to read first
         open_store(store_path, readonly=True).close()
     if not compiled.segmentation:  # nothing to run: the store is only read, to check it
