@@ -163,3 +163,32 @@ def test_a_missing_store_says_how_to_make_one(
         f"mrules: error: no store at {shown} (run `mrules run ... --store {shown}` first)"
     )
     assert not Path(shown).exists() and not Path("o.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "args"),
+    [
+        ("--sarif-file", ["lint", "r.mr", "--sarif-file", "out.x/"]),
+        ("-o", ["test", "t.test.yaml", "-o", "out.x/"]),
+        ("--actions", ["run", "r.mr", "e.jsonl", "--store", "s.db", "--actions", "out.x/"]),
+        ("OUT", ["report", "html", "out.x/", "--store", "s.db"]),
+    ],
+)
+def test_an_output_file_name_ending_with_a_slash_is_refused(
+    here: Path, option: str, args: list[str]
+) -> None:
+    """`Path("out.x/")` is `out.x`: the file was written under the name without the `/`,
+    where the system refuses to open `out.x/` for writing."""
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    Path("t.test.yaml").write_text(
+        "rules: r.mr\ntests:\n  - name: t\n    expect: {prospects: {}}\n", "utf-8"
+    )
+    if args[0] == "report":
+        assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    r = mrules(*args)
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == (
+        f"mrules: error: {option} out.x/: a file name cannot end with / (that names a folder)"
+    )
+    assert not Path("out.x").exists()

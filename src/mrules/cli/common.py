@@ -54,6 +54,7 @@ __all__ = [
     "fail",
     "failures",
     "file_keys",
+    "file_name_or_exit",
     "internal_error",
     "load_or_exit",
     "reads_only",
@@ -419,6 +420,13 @@ def stdout_closed() -> bool:
     return sys.stdout is None or isinstance(sys.stdout, ClosedOutput)
 
 
+def file_name_or_exit(option: str, path: str) -> None:
+    """Exit 2 when an output file's name ends with `/`, which names a folder: `Path` drops
+    the `/`, so `-o out.xml/` wrote `out.xml`, where the system refuses to open it."""
+    if path.endswith("/"):
+        fail(f"{option} {shown_path(path)}: a file name cannot end with / (that names a folder)")
+
+
 def output_folder_or_exit(option: str, path: str | None) -> None:
     """Refuse an output file in a folder that does not exist (mrules creates no folders):
     exit 2, before any work."""
@@ -426,6 +434,7 @@ def output_folder_or_exit(option: str, path: str | None) -> None:
         return
     if not path.strip():  # Path("") is the folder ".": "cannot write : Is a directory", exit 4
         fail(f"{option} needs a file name")
+    file_name_or_exit(option, path)
     folder = Path(path).parent
     try:
         is_folder = folder.is_dir()

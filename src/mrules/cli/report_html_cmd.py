@@ -17,6 +17,7 @@ from mrules.cli.common import (
     email_or_exit,
     fail,
     failures,
+    file_name_or_exit,
     refuse_output_over_inputs,
     stdout_or_exit,
     store_there_or_exit,
@@ -159,6 +160,7 @@ def html(
         if not out.strip():  # Path("") is the folder "."
             fail("OUT needs a file name (or - for standard output)", EXIT_USAGE)
         target = Path(out)
+        file_name_or_exit("OUT", out)
         if out != "-" and not target.parent.is_dir():
             fail(
                 f"cannot write {shown_path(out)}: no folder {shown_path(str(target.parent))}",
