@@ -192,3 +192,36 @@ def test_an_output_file_name_ending_with_a_slash_is_refused(
         f"mrules: error: {option} out.x/: a file name cannot end with / (that names a folder)"
     )
     assert not Path("out.x").exists()
+
+
+def test_not_utf8_after_a_bom_names_the_byte_its_offset_and_line(here: Path) -> None:
+    """The codec counts offsets after a BOM: `lint` named the byte before (0x0a), its
+    offset 3 short and the line before."""
+    Path("r.mr").write_bytes(b'\xef\xbb\xbflist "a"\n# \xff\n')
+    r = mrules("lint", "r.mr")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == (
+        "mrules: error: r.mr:2: not UTF-8 text (byte 0xff at offset 14); save the file as UTF-8"
+    )
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_test_file_not_utf8_says_which_byte_as_lint_does(here: Path, bom: bytes) -> None:
+    """It said `not UTF-8 text (byte at offset 17)`: no byte, no line, no advice."""
+    Path("t.test.yaml").write_bytes(bom + b"rules: r.mr\n# caf\xe9\n")
+    r = mrules("test", "t.test.yaml")
+    assert r.exit_code == 2, r.output
+    at = 17 + len(bom)
+    assert (
+        f"t.test.yaml:2: not UTF-8 text (byte 0xe9 at offset {at}); save the file as UTF-8"
+        in r.output
+    )
+
+
+def test_a_store_given_as_a_test_file_is_named(here: Path) -> None:
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    r = mrules("test", "s.db")
+    assert r.exit_code == 2, r.output
+    assert "s.db: an SQLite database (a store?), not a test file" in r.output

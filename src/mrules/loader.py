@@ -44,6 +44,7 @@ __all__ = [
     "library_files",
     "load",
     "load_text",
+    "not_utf8",
     "printable_path",
     "read_rule_file",
     "rule_files",
@@ -111,12 +112,18 @@ def decode(data: bytes, shown: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise LoadError(
-            f"{shown}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "save the file as UTF-8"
-        ) from None
+        line, what = not_utf8(data, e)
+        raise LoadError(f"{shown}:{line}: {what}") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def not_utf8(data: bytes, e: UnicodeDecodeError) -> tuple[int, str]:
+    """Where `data`, decoded with `utf-8-sig`, stops being UTF-8: the line, and what to say
+    (`not UTF-8 text (byte 0xNN at offset N); save the file as UTF-8`). The codec counts
+    its offsets after a BOM, which named the wrong byte, offset and line."""
+    at = e.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+    line = data[:at].count(b"\n") + 1
+    return line, f"not UTF-8 text (byte 0x{data[at]:02x} at offset {at}); save the file as UTF-8"
 
 
 def library_files() -> list[str]:

@@ -658,11 +658,19 @@ def load_file(path: str | Path) -> list[Case]:
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):  # a named pipe called x.test.yaml would block the run
             raise TestFileError(shown, None, f"not a test file (it is {special_file_kind(mode)})")
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        data = Path(path).read_bytes()
+        text = data.decode("utf-8-sig")
     except OSError as e:
         raise TestFileError(shown, None, f"cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise TestFileError(shown, None, f"not UTF-8 text (byte at offset {e.start})") from None
+        if data.startswith(b"SQLite format 3\x00"):  # a store given where the tests go
+            raise TestFileError(
+                shown, None, "an SQLite database (a store?), not a test file"
+            ) from None
+        from mrules.loader import not_utf8
+
+        line, what = not_utf8(data, e)
+        raise TestFileError(shown, line, what) from None
     try:
         doc = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
