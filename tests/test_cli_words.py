@@ -225,3 +225,21 @@ def test_a_store_given_as_a_test_file_is_named(here: Path) -> None:
     r = mrules("test", "s.db")
     assert r.exit_code == 2, r.output
     assert "s.db: an SQLite database (a store?), not a test file" in r.output
+
+
+@pytest.mark.parametrize("check", [[], ["--check"], ["--diff"]])
+def test_fmt_names_a_store_given_as_a_rule_file_as_lint_does(here: Path, check: list[str]) -> None:
+    """`fmt --check mrules.db` said `mrules.db:1: not UTF-8 text (byte 0x.. at offset ..)`."""
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    before = Path("s.db").read_bytes()
+    said = (
+        "mrules: error: PATHS s.db is an SQLite database (a store?), not a rule file: give a"
+        " rule folder or a rule file (*.mr)"
+    )
+    assert _one_line_error(mrules("lint", "s.db").output) == said
+    r = mrules("fmt", *check, "s.db")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == said
+    assert Path("s.db").read_bytes() == before

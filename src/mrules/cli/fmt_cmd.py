@@ -20,6 +20,7 @@ from mrules.cli.common import (
     PATH,
     fail,
     reads_only,
+    rule_file_or_exit,
     stdin_alone_or_exit,
     stdout_or_exit,
 )
@@ -102,6 +103,8 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
         yield _Input(stdin_name, None, data, decode(data, stdin_name))
         return
     stdin_alone_or_exit(paths)
+    for given in paths:  # a store or a binary file given by mistake: named as `lint` names it
+        rule_file_or_exit(given, argument="PATHS")
     seen: set[Path] = set()
     for path, root in rule_files(paths):
         try:
