@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONTACT_RULES, mrules
+from conftest import CONTACT_RULES, EXAMPLE, example_store, mrules
 
 NEWLINE_FOLDER = "no\nsuch"
 """A folder that does not exist, named with a newline: a message shows it as `no\\x0asuch`,
@@ -243,3 +243,30 @@ def test_fmt_names_a_store_given_as_a_rule_file_as_lint_does(here: Path, check: 
     assert r.exit_code == 2, r.output
     assert _one_line_error(r.output) == said
     assert Path("s.db").read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [["state", "export"], ["explain", "a@x.example"]])
+def test_a_crm_or_sync_file_given_as_the_store_is_named(here: Path, args: list[str]) -> None:
+    """They said `g.crm.db is not an mrules store (no schema version)`, with nothing to do."""
+    store = example_store(here)
+    r = mrules(
+        "sync",
+        "run",
+        "--store",
+        store,
+        "--rules",
+        EXAMPLE / "rules",
+        "--until",
+        "2026-12-01T00:00:00Z",
+    )
+    assert r.exit_code == 0, r.output
+    for name, what in (("g.crm.db", "CRM"), ("g.sync.db", "sync")):
+        assert Path(name).is_file()
+        r = mrules(*args, "--store", name)
+        assert r.exit_code == 4, r.output
+        assert _one_line_error(r.output) == (
+            f"mrules: error: {name} is an mrules {what} file, not a store: give the store"
+            " (g.db) as --store"
+        )
+    r = mrules("report", "funnel", "--store", "g.crm.db")
+    assert r.exit_code == 4 and "g.crm.db is an mrules CRM file, not a store" in r.output

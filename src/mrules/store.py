@@ -50,6 +50,7 @@ from typing import Any, Final, cast
 
 import orjson
 
+from mrules import __version__
 from mrules.atomic import fsync_folder
 from mrules.batch import (
     ANCHOR_KEY,
@@ -60,7 +61,6 @@ from mrules.batch import (
     parse_anchor,
     rows_of_records,
 )
-from mrules.buildinfo import __version__
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, packed, unpack
 from mrules.pathkind import special_file_kind
 from mrules.records import (
@@ -1883,31 +1883,26 @@ def _schema_version(conn: sqlite3.Connection, path: Path) -> int | None:
         return None
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if row is None or not str(row[0]).isdigit():
-        raise NotAStore(f"{path} is not an mrules store{_other_mrules_file(conn, tables, path)}")
+        raise NotAStore(_not_a_store(conn, path, tables))
     return int(row[0])
 
 
-def _other_mrules_file(conn: sqlite3.Connection, tables: set[str], path: Path) -> str:
-    """What a database with a `meta` table but no schema version is, in words: the CRM
-    file or the sync file given as `--store` (each sits beside its store), or neither."""
-    try:
-        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('format', 'schema')"))
-    except sqlite3.Error:
-        meta = {}
-    for what, suffix in (("CRM", ".crm.db"), ("sync", ".sync.db")):
-        if what == "CRM":
-            found = str(meta.get("format", "")).startswith("mrules-crm")
-        else:
-            found = "schema" in meta and {"link", "cursor"} <= tables
-        if found:
-            store = (
-                path.name.removesuffix(suffix) + ".db" if path.name.endswith(suffix) else "NAME.db"
-            )
-            return (
-                f" but a {what} file: give its store, {store}, whose {what} file sits beside"
-                f" it (NAME{suffix} beside NAME.db)"
-            )
-    return " (no schema version)"
+def _not_a_store(conn: sqlite3.Connection, path: Path, tables: set[str]) -> str:
+    """What a database with a `meta` table but no schema version is, when mrules made it:
+    the CRM file or the sync file beside a store, given as `--store` by mistake."""
+    meta: dict[str, Any] = {}
+    with contextlib.suppress(sqlite3.Error, UnicodeDecodeError):
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+    for suffix, what in ((".crm.db", "CRM"), (".sync.db", "sync")):
+        if what == "CRM" and not str(meta.get("format", "")).startswith("mrules-crm"):
+            continue
+        if what == "sync" and not ("schema" in meta and {"link", "cursor"} <= tables):
+            continue
+        stem = path.name.removesuffix(suffix) if path.name.endswith(suffix) else "NAME"
+        return (
+            f"{path} is an mrules {what} file, not a store: give the store ({stem}.db) as --store"
+        )
+    return f"{path} is not an mrules store (no schema version): give another --store path"
 
 
 def _refuse_newer(version: int, path: Path) -> None:

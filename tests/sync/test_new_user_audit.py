@@ -64,10 +64,9 @@ def test_a_crm_or_sync_file_given_as_the_store_is_named_for_what_it_is(
     w = _world(tmp_path)
     given = tmp_path / name
     before = given.read_bytes()
-    suffix = name.removeprefix("w")
     expected = (
-        f"mrules: error: {given} is not an mrules store but a {what} file: give its store,"
-        f" w.db, whose {what} file sits beside it (NAME{suffix} beside NAME.db)\n"
+        f"mrules: error: {given} is an mrules {what} file, not a store: give the store"
+        " (w.db) as --store\n"
     )
     r = w.cli("sync", "plan", "--rules", str(w.rules), "--store", str(given))
     assert (r.exit_code, r.output) == (4, expected)
