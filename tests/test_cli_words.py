@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
 
 from conftest import CONTACT_RULES, EXAMPLE, example_store, mrules
@@ -270,3 +271,50 @@ def test_a_crm_or_sync_file_given_as_the_store_is_named(here: Path, args: list[s
         )
     r = mrules("report", "funnel", "--store", "g.crm.db")
     assert r.exit_code == 4 and "g.crm.db is an mrules CRM file, not a store" in r.output
+
+
+def _commands_of(*names: str) -> list[tuple[str, click.Command]]:
+    from mrules.cli import main
+
+    out: list[tuple[str, click.Command]] = []
+
+    def walk(cmd: click.Command, path: str) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, f"{path} {name}")
+        else:
+            out.append((path, cmd))
+
+    ctx = click.Context(main)
+    for name in names:
+        cmd = main.get_command(ctx, name)
+        assert cmd is not None
+        walk(cmd, name)
+    return out
+
+
+NO_DEFAULT = {"--explain"}
+"""Options that do something rather than set something: there is no default to state."""
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    _commands_of("lint", "fmt", "test", "explain", "state", "report"),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_every_option_says_its_default(path: str, command: click.Command) -> None:
+    """A new user reads `--help`: an option that takes a value says what it is when not
+    given, as click's `[default: ...]` (shown) or in the same words in its help."""
+    silent = [
+        max(p.opts, key=len)
+        for p in command.params
+        if isinstance(p, click.Option)
+        and not p.is_flag
+        and not p.show_default
+        and max(p.opts, key=len) not in NO_DEFAULT
+        and "[default:" not in (p.help or "")
+    ]
+    assert not silent, f"mrules {path}: {silent} say no default"

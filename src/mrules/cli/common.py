@@ -361,7 +361,7 @@ READ_STORE = click.option(
     type=READ_STORE_PATH,
     default="mrules.db",
     show_default=True,
-    help="The state store to read.",
+    help="The state store to read (works while a run holds it).",
 )
 """`--store` of the commands that only read a store (explain, state export, state outbox)."""
 

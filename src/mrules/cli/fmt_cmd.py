@@ -135,7 +135,7 @@ def _read_inputs(paths: tuple[str, ...], stdin_name: str = STDIN_NAME) -> Iterat
 @click.option(
     "--stdin-filename",
     metavar="PATH",
-    help="With `-`: the name to report standard input as (in errors and diffs).",
+    help="With `-`: the name to report standard input as (in errors and diffs) [default: <stdin>].",
 )
 def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: str | None) -> None:
     """Rewrite rule files in the one canonical layout.

@@ -97,38 +97,45 @@ def _explain(code: str) -> None:
     "fmt",
     type=click.Choice(FORMATS),
     default=None,
-    help="text (the default): excerpts with carets; json: one array; github: "
-    "workflow annotations; sarif: SARIF 2.1.0 for code scanning.",
+    help="text: excerpts with carets; json: one array; github: workflow annotations; "
+    "sarif: SARIF 2.1.0 for code scanning [default: the configuration's `format`, else text].",
 )
-@click.option("--strict/--no-strict", default=None, help="Exit 1 on warnings too.")
+@click.option(
+    "--strict/--no-strict",
+    default=None,
+    help="Exit 1 on warnings too [default: the configuration's `strict`, else --no-strict].",
+)
 @click.option(
     "--select",
     metavar="CODES",
     help="Report only these codes or prefixes, comma-separated (MR1,MR312); "
-    "errors are always reported.",
+    "errors are always reported [default: the configuration's `select`, else every code].",
 )
 @click.option(
     "--ignore",
     metavar="CODES",
-    help="Never report these warning codes or prefixes, comma-separated (errors always are).",
+    help="Never report these warning codes or prefixes, comma-separated (errors always are), "
+    "besides the configuration's `ignore` [default: none].",
 )
 @click.option(
     "--config",
     "config_path",
     type=NonEmptyPath(dir_okay=False),
-    help="Read this configuration file instead of looking for one.",
+    help="Read this configuration file instead of looking for one [default: the first "
+    "mrules.toml, or pyproject.toml with [tool.mrules], in the first path's folder or above].",
 )
 @click.option(
     "--stdin-filename",
     metavar="PATH",
     help="With `-`: the name to report standard input as; its folder is the "
-    "rule root (for includes) and where the configuration is looked for.",
+    "rule root (for includes) and where the configuration is looked for "
+    "[default: <stdin>, the configuration looked for from the current folder].",
 )
 @click.option(
     "--sarif-file",
     type=NonEmptyPath(dir_okay=False),
     help="Also write SARIF 2.1.0 to this file (whatever --format prints; `-` with"
-    " --format sarif: standard output).",
+    " --format sarif: standard output) [default: no file].",
 )
 @click.option(
     "--explain",

@@ -156,7 +156,9 @@ def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None
 @table_options
 @sync_option
 @click.option(
-    "--by", type=click.Choice(["week", "month", "quarter"]), help="Also count each period."
+    "--by",
+    type=click.Choice(["week", "month", "quarter"]),
+    help="Also count each period [default: the totals only].",
 )
 @click.option(
     "--reading",

@@ -90,7 +90,7 @@ def _read_diff(path: str) -> dict[str, Any]:
     type=NonEmptyPath(dir_okay=False, allow_dash=True),
     metavar="DIFF.json",
     help="Add a section for a rule change: the output of `mrules replay --diff ... --format json`"
-    " (- for standard input).",
+    " (- for standard input) [default: no such section].",
 )
 @click.option("--title", default="mrules report", show_default=True, help="The page's title.")
 def html(

@@ -15,10 +15,14 @@ __all__ = ["rules_option", "store_and_range", "sync_option", "table_options"]
 def store_and_range(f: Callable[..., Any]) -> Callable[..., Any]:
     """`--store`, `--since`, `--until`."""
     f = click.option(
-        "--until", metavar="DATE", help="Up to (not including) this ISO 8601 date or time (UTC)."
+        "--until",
+        metavar="DATE",
+        help="Up to (not including) this ISO 8601 date or time (UTC) [default: no end].",
     )(f)
     f = click.option(
-        "--since", metavar="DATE", help="From this ISO 8601 date or time (UTC), included."
+        "--since",
+        metavar="DATE",
+        help="From this ISO 8601 date or time (UTC), included [default: no start].",
     )(f)
     return click.option(
         "--store",
@@ -63,5 +67,5 @@ def rules_option(
         multiple=True,
         type=PATH,
         metavar="PATH",
-        help=f"The rule set (files or folders; repeat): {what}.",
+        help=f"The rule set (files or folders; repeat): {what} [default: none].",
     )

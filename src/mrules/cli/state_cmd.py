@@ -43,7 +43,8 @@ def state() -> None:
     "--prospect",
     "emails",
     multiple=True,
-    help="Only this prospect (repeatable); one the store does not have is exit 2.",
+    help="Only this prospect (repeatable); one the store does not have is exit 2"
+    " [default: every prospect].",
 )
 def export(store_path: str, emails: tuple[str, ...]) -> None:
     """Print every prospect of the store as one JSON object a line.

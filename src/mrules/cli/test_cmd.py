@@ -36,7 +36,8 @@ __all__ = ["COMMANDS"]
     "keywords",
     multiple=True,
     metavar="TEXT",
-    help="Run only the tests whose 'FILE::NAME' contains TEXT (case-insensitive; repeatable: any).",
+    help="Run only the tests whose 'FILE::NAME' contains TEXT (case-insensitive; repeatable: any)"
+    " [default: every test].",
 )
 @click.option(
     "--update",
@@ -47,7 +48,7 @@ __all__ = ["COMMANDS"]
     "-o",
     "--output",
     type=NonEmptyPath(dir_okay=False, writable=True),
-    help="Write the report to this file instead of standard output (`-`).",
+    help="Write the report to this file (`-`: standard output) [default: standard output].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="List passing tests too (text format).")
 @click.option(
