@@ -318,3 +318,20 @@ def test_every_option_says_its_default(path: str, command: click.Command) -> Non
         and "[default:" not in (p.help or "")
     ]
     assert not silent, f"mrules {path}: {silent} say no default"
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    _commands_of("lint", "fmt", "test", "explain", "state", "report"),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_every_help_lists_the_exit_statuses(path: str, command: click.Command) -> None:
+    """Each command's help says what its exit statuses mean (docs/exit-codes.md): every one
+    of these commands can be interrupted (130) and write to standard output (4 when it
+    is closed)."""
+    r = mrules(*path.split(), "--help")
+    text = " ".join(r.output.split())
+    assert "Exit status (docs/exit-codes.md): 0" in text
+    said = text.split("Exit status", 1)[1].split("Example", 1)[0]
+    assert "130 interrupted" in said, path
+    assert "standard output" in said, path

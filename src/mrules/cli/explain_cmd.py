@@ -165,8 +165,9 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
     pruned, so the explanation covers the prospect's whole life.
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such prospect or store; 4
-    the store cannot be read (damaged, not an mrules store), or with --format
-    json the sync file beside it.
+    the store cannot be read (damaged, not an mrules store), with --format
+    json the sync file beside it, or standard output is closed; 130
+    interrupted.
 
     With --timeline: when the prospect was created, became an MQL (its
     first assignment), an SQL and won (from the sync file), and its score and

@@ -158,7 +158,8 @@ def fmt(paths: tuple[str, ...], check: bool, show_diff: bool, stdin_filename: st
     FIFO; the other files are still formatted), a file whose `# mrules:
     ignore` comment could not keep silencing what it silences, or, with
     --check, files that would change; 2 unreadable input, 4 a file could not
-    be written (it is left as it was).
+    be written (it is left as it was) or standard output is closed (`-`,
+    --diff); 130 interrupted (each file is rewritten whole or not at all).
 
     \b
     Example:

@@ -188,7 +188,7 @@ def funnel_cmd(
 
     Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such store or
     sync file; 4 the store or sync file cannot be read, or standard output is
-    closed.
+    closed; 130 interrupted.
     """
     from mrules.reports import funnel
 
@@ -230,7 +230,7 @@ def campaigns_cmd(
 
     Exit status (docs/exit-codes.md): 0 done; 1 the --rules files have errors;
     2 bad options, no such store or sync file; 4 the store or sync file cannot
-    be read, or standard output is closed.
+    be read, or standard output is closed; 130 interrupted.
     """
     from mrules.reports import campaigns
 
@@ -268,7 +268,7 @@ def rules_cmd(
 
     Exit status (docs/exit-codes.md): 0 done; 1 the --rules files have errors;
     2 bad options, no such store or sync file; 4 the store or sync file cannot
-    be read, or standard output is closed.
+    be read, or standard output is closed; 130 interrupted.
     """
     from mrules.reports import rules_report
 
@@ -291,7 +291,7 @@ def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) 
       mrules report scores --store getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such store; 4
-    the store cannot be read, or standard output is closed.
+    the store cannot be read, or standard output is closed; 130 interrupted.
     """
     from mrules.reports import scores
 

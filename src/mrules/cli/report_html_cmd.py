@@ -117,7 +117,9 @@ def html(
 
     Exit status (docs/exit-codes.md): 0 written; 1 the --rules files have
     errors; 2 bad options, no such store or prospect, a bad --replay-diff
-    file; 4 the store cannot be read or OUT cannot be written.
+    file; 4 the store or sync file cannot be read, OUT cannot be written, or
+    standard output (OUT -) is closed; 130 interrupted (OUT is left as it
+    was).
 
     \b
     Example:

@@ -59,7 +59,8 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
       mrules state export --store /tmp/getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such store, or a --prospect
-    it does not have; 4 the store cannot be read, or standard output is closed.
+    it does not have; 4 the store cannot be read, or standard output is closed;
+    130 interrupted.
     """
     reads_only()
     emails = tuple(email_or_exit("--prospect", email) for email in emails)
@@ -109,7 +110,7 @@ def outbox(store_path: str) -> None:
       mrules state outbox --store /tmp/getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such store; 4 the store
-    cannot be read, or standard output is closed.
+    cannot be read, or standard output is closed; 130 interrupted.
     """
     reads_only()
     out = stdout_or_exit()

@@ -79,8 +79,8 @@ def run_tests(
     2 a test file is broken (the message says file:line), a path does not
     exist, PATHS hold no test, -k selects no test, or -o is missing its
     folder or is one of the files the tests read, 4 the -o file or a
-    snapshot (--update) cannot be written, 130 interrupted (no report is
-    written).
+    snapshot (--update) cannot be written, or standard output is closed,
+    130 interrupted (no report is written).
 
     \b
     Examples:
