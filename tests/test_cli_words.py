@@ -335,3 +335,21 @@ def test_every_help_lists_the_exit_statuses(path: str, command: click.Command) -
     said = text.split("Exit status", 1)[1].split("Example", 1)[0]
     assert "130 interrupted" in said, path
     assert "standard output" in said, path
+
+
+def test_a_configuration_not_utf8_says_where_as_a_rule_file_does(here: Path) -> None:
+    """`--config` said `bad.toml: not UTF-8 text` only; a store given there, the same."""
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("bad.toml").write_bytes(b"strict = true\n# \xff\n")
+    r = mrules("lint", "r.mr", "--config", "bad.toml")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == (
+        "mrules: error: bad.toml:2: not UTF-8 text (byte 0xff at offset 16); save the file as UTF-8"
+    )
+    Path("e.jsonl").write_text("", "utf-8")
+    assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    r = mrules("lint", "r.mr", "--config", "s.db")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == (
+        "mrules: error: s.db: an SQLite database (a store?), not a configuration file"
+    )

@@ -133,13 +133,22 @@ def _has_table(text: str) -> bool:
 
 def load_config(path: Path) -> Config:
     """The settings of one configuration file; ConfigError if it cannot be used."""
+    raw = b""
     try:
+        raw = path.read_bytes()
         # a byte order mark (Notepad, PowerShell's utf8) is no TOML, but says UTF-8 too
-        data = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except UnicodeDecodeError as e:
+        if raw.startswith(b"SQLite format 3\x00"):  # a store given as --config
+            raise ConfigError(
+                f"{path}: an SQLite database (a store?), not a configuration file"
+            ) from None
+        from mrules.loader import not_utf8
+
+        line, what = not_utf8(raw, e)
+        raise ConfigError(f"{path}:{line}: {what}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     if path.name == "pyproject.toml":
