@@ -353,3 +353,18 @@ def test_a_configuration_not_utf8_says_where_as_a_rule_file_does(here: Path) -> 
     assert _one_line_error(r.output) == (
         "mrules: error: s.db: an SQLite database (a store?), not a configuration file"
     )
+
+
+@pytest.mark.parametrize(
+    "args", [["report", "funnel"], ["explain", "leung@example.com", "--timeline"]]
+)
+def test_the_store_or_crm_file_given_as_the_sync_file_is_named(here: Path, args: list[str]) -> None:
+    """They said `g.crm.db is not an mrules sync file (no link or opportunity table)`."""
+    example_store(here)
+    for name, said in (
+        ("g.crm.db", "g.crm.db is an mrules CRM file, not a sync file: give the sync file"),
+        ("g.db", "g.db is the mrules store, not a sync file: give its sync file"),
+    ):
+        r = mrules(*args, "--store", "g.db", "--sync-db", name)
+        assert r.exit_code == 4, r.output
+        assert _one_line_error(r.output) == f"mrules: error: {said} (g.sync.db)"

@@ -80,7 +80,7 @@ def test_timeline_refuses_a_sync_file_that_is_not_one(copy: Path, tmp_path: Path
     assert mrules("explain", email, "--store", copy, "--timeline").exit_code == 0
     for bad, message in (
         (tmp_path / "garbage.db", "cannot read sync file"),
-        (copy, "is not an mrules sync file"),  # the store itself
+        (copy, "is the mrules store, not a sync file"),  # the store itself
     ):
         if bad.name == "garbage.db":
             bad.write_bytes(b"not a database\x00\xff" * 100)

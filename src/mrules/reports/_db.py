@@ -184,6 +184,13 @@ def not_a_sync_file(path: str | Path, tables: set[str]) -> str:
                 return f"{path} is not an mrules sync file: an empty file (0 bytes)"
         except OSError:
             pass
+    name = Path(path).name
+    if {"meta", "prospects", "history"} <= tables:  # the store given where its sync file goes
+        stem = name.removesuffix(".db")
+        return f"{path} is the mrules store, not a sync file: give its sync file ({stem}.sync.db)"
+    if {"meta", "record", "applied_change"} <= tables:  # the CRM file beside it
+        stem = name.removesuffix(".crm.db") if name.endswith(".crm.db") else "NAME"
+        return f"{path} is an mrules CRM file, not a sync file: give the sync file ({stem}.sync.db)"
     return f"{path} is not an mrules sync file (no link or opportunity table)"
 
 
