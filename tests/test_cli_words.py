@@ -368,3 +368,28 @@ def test_the_store_or_crm_file_given_as_the_sync_file_is_named(here: Path, args:
         r = mrules(*args, "--store", "g.db", "--sync-db", name)
         assert r.exit_code == 4, r.output
         assert _one_line_error(r.output) == f"mrules: error: {said} (g.sync.db)"
+
+
+@pytest.mark.parametrize(
+    ("what", "args"),
+    [
+        ("EMAIL", ["explain", ""]),
+        ("EMAIL", ["explain", " "]),
+        ("--prospect", ["state", "export", "--prospect", ""]),
+        ("--timeline", ["report", "html", "o.html", "--timeline", ""]),
+    ],
+)
+def test_an_empty_email_is_said_to_be_empty(here: Path, what: str, args: list[str]) -> None:
+    """`explain ""` (a variable left unset) said `no prospect '' in g.db`, as if searched."""
+    example_store(here)
+    r = mrules(*args, "--store", "g.db")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == f"mrules: error: {what} is empty: give a prospect's email"
+    assert not Path("o.html").exists()
+
+
+def test_report_html_escapes_the_timeline_email_it_cannot_find(here: Path) -> None:
+    example_store(here)
+    r = mrules("report", "html", "o.html", "--timeline", "a\nb@x.example", "--store", "g.db")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == "mrules: error: no prospect 'a\\x0ab@x.example' in g.db"

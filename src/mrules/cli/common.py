@@ -487,7 +487,11 @@ def email_or_exit(what: str, email: str) -> str:
     locale that is not UTF-8 (`LC_ALL=C` with `PYTHONUTF8=0`, `LANG=fr_FR.ISO-8859-1`)
     that is every byte of `josé@example.com` past ASCII: the email is read from the
     bytes the shell passed, as UTF-8, as the store and the events hold it, whatever the
-    locale (`explain` said it was "not UTF-8 text, so no prospect has it")."""
+    locale (`explain` said it was "not UTF-8 text, so no prospect has it"). An empty one (a
+    variable left unset in a script) is exit 2 too, saying so: `no prospect '' in g.db`
+    looked like a search that found nothing."""
+    if not email.strip():
+        fail(f"{what} is empty: give a prospect's email")
     if not any("\udc80" <= c <= "\udcff" for c in email):
         return email  # decoded whole
     try:

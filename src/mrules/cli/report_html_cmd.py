@@ -23,6 +23,7 @@ from mrules.cli.common import (
     store_there_or_exit,
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
+from mrules.diagnostics import printable
 from mrules.events import prospect_key
 from mrules.loader import shown_path
 from mrules.storeapi import is_postgres_url
@@ -220,7 +221,8 @@ def html(
                     else None
                 )
                 if timeline_email and t is None:
-                    fail(f"no prospect '{email}' in {shown_path(store_path)}", EXIT_USAGE)
+                    shown = printable(timeline_email)
+                    fail(f"no prospect '{shown}' in {shown_path(store_path)}", EXIT_USAGE)
         finally:
             store.close()
         data.update(timeline=t, replay_diff=diff, title=title)
