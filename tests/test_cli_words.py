@@ -393,3 +393,41 @@ def test_report_html_escapes_the_timeline_email_it_cannot_find(here: Path) -> No
     r = mrules("report", "html", "o.html", "--timeline", "a\nb@x.example", "--store", "g.db")
     assert r.exit_code == 2, r.output
     assert _one_line_error(r.output) == "mrules: error: no prospect 'a\\x0ab@x.example' in g.db"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["report", "rules"], ["report", "campaigns"], ["report", "html", "o.html"]],
+)
+def test_report_rules_refuses_a_store_or_an_empty_file_as_lint_does(
+    here: Path, args: list[str]
+) -> None:
+    """`report rules --rules s.db` said `the rules cannot be read: s.db:1: not UTF-8 text`,
+    and `--rules empty.txt` read an empty rule set."""
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    Path("empty.txt").write_bytes(b"")
+    for given, what in (
+        ("s.db", "an SQLite database (a store?)"),
+        ("empty.txt", "an empty file (0 bytes)"),
+    ):
+        r = mrules(*args, "--store", "s.db", "--rules", given)
+        assert r.exit_code == 2, r.output
+        assert _one_line_error(r.output) == (
+            f"mrules: error: --rules {given} is {what}, not a rule file: give a rule folder or"
+            " a rule file (*.mr)"
+        )
+    assert not Path("o.html").exists()
+
+
+def test_report_html_names_a_store_given_as_the_replay_diff(here: Path) -> None:
+    Path("r.mr").write_text(CONTACT_RULES, "utf-8")
+    Path("e.jsonl").write_text("", "utf-8")
+    assert mrules("run", "r.mr", "e.jsonl", "--store", "s.db").exit_code == 0
+    r = mrules("report", "html", "o.html", "--store", "s.db", "--replay-diff", "s.db")
+    assert r.exit_code == 2, r.output
+    assert _one_line_error(r.output) == (
+        "mrules: error: --replay-diff s.db is an SQLite database (a store?), not the JSON of"
+        " `mrules replay --diff ... --format json`"
+    )

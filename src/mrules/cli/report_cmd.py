@@ -17,6 +17,7 @@ from mrules.cli.common import (
     REPORT_INTERRUPTED,
     fail,
     failures,
+    rule_file_or_exit,
     stdout_or_exit,
     store_there_or_exit,
 )
@@ -134,8 +135,13 @@ def _nothing_to_report(data: dict[str, Any], store_path: str) -> None:
         click.echo(line)
 
 
-def _run(build: Callable[[], dict[str, Any]], store_path: str, fmt: str) -> None:
+def _run(
+    build: Callable[[], dict[str, Any]], store_path: str, fmt: str, rules: tuple[str, ...] = ()
+) -> None:
     from mrules.reports import ReportError, ReportRulesError
+
+    for path in rules:  # a store or an empty file given as --rules: named as `lint` names it
+        rule_file_or_exit(path, argument="--rules")
 
     if is_postgres_url(store_path):
         fail("reports read a SQLite store; export the PostgreSQL store's prospects first")
@@ -245,6 +251,7 @@ def campaigns_cmd(
         ),
         store_path,
         fmt,
+        rules,
     )
 
 
@@ -278,6 +285,7 @@ def rules_cmd(
         ),
         store_path,
         fmt,
+        rules,
     )
 
 

@@ -13,12 +13,14 @@ from mrules.cli.common import (
     EXIT_DIAGNOSTICS,
     EXIT_USAGE,
     REPORT_INTERRUPTED,
+    SQLITE_HEADER,
     NonEmptyPath,
     email_or_exit,
     fail,
     failures,
     file_name_or_exit,
     refuse_output_over_inputs,
+    rule_file_or_exit,
     stdout_or_exit,
     store_there_or_exit,
 )
@@ -46,6 +48,11 @@ def _read_diff(path: str) -> dict[str, Any]:
     except OSError as e:
         fail(f"cannot read {shown}: {e.strerror or e}", EXIT_USAGE)
     except orjson.JSONDecodeError as e:
+        if raw.startswith(SQLITE_HEADER):  # a store given where the diff goes
+            fail(
+                f"--replay-diff {shown} is an SQLite database (a store?), not the JSON of"
+                " `mrules replay --diff ... --format json`"
+            )
         fail(f"{shown}: not JSON ({e}); write it with `mrules replay --diff ... --format json`")
     from mrules.reports.html import replay_diff_problem
 
@@ -189,6 +196,8 @@ def html(
             stdout_or_exit()
         # After the check above: a diff file given as OUT is named as such, not as bad JSON.
         diff = _read_diff(replay_diff) if replay_diff is not None else None
+        for path in rules:  # a store or an empty file given as --rules: named as `lint` does
+            rule_file_or_exit(path, argument="--rules")
         rule_paths: Any = list(rules) or None
         try:
             data: dict[str, Any] = {
