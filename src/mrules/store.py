@@ -50,7 +50,6 @@ from typing import Any, Final, cast
 
 import orjson
 
-from mrules import __version__
 from mrules.atomic import fsync_folder
 from mrules.batch import (
     ANCHOR_KEY,
@@ -61,6 +60,7 @@ from mrules.batch import (
     parse_anchor,
     rows_of_records,
 )
+from mrules.buildinfo import __version__
 from mrules.history import CRM, OUTBOX, Interner, Row, pack, packed, unpack
 from mrules.pathkind import special_file_kind
 from mrules.records import (
