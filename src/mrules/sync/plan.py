@@ -1090,7 +1090,14 @@ def make_plan(
                 {
                     **base_op,
                     "op": "skip",
-                    "why": "already linked",
+                    # A link this plan makes (the CRM has a record with the email) does the
+                    # creation's work: no record is created, none was linked before.
+                    "why": (
+                        f"linked by this plan to the {links[email][0]} with its email:"
+                        " no record created"
+                        if links.is_new(email)
+                        else "already linked"
+                    ),
                     "done": True,
                     "seqs": record_seqs,
                     "crm_id": links[email][1],
