@@ -163,7 +163,7 @@ def test_a_backlog_drains_by_batch_on_the_example(tmp_path: Path) -> None:
     text = cli("sync", "plan", "--rules", rules, "--store", store, code=2).output
     assert (
         "2,000 records to write: 800 this cycle, 1,200 waiting (and 2,000 campaign members"
-        " or tasks with them)" in text
+        " or tasks with the records created)" in text
     )
     r = cli("sync", "run", "--rules", rules, "--store", store, "--until", "2026-12-21T10:30:00Z")
     lines = r.output.splitlines()

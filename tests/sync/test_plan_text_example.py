@@ -49,3 +49,16 @@ def test_a_prospect_the_plan_links_is_not_already_linked(tmp_path: Path) -> None
     assert "1 created, 4 linked" in applied
     status = json.loads(_cli("sync", "status", "--store", store, "--format", "json").output)
     assert status["queue"] == 0, status
+
+
+def test_the_summary_counts_members_and_tasks_as_listed(tmp_path: Path) -> None:
+    rules, store = _example(tmp_path)
+    text = _cli("sync", "plan", "--rules", rules, "--store", store, code=2).output
+    listed = [ln for ln in text.splitlines() if ln.startswith(("  + campaign_member", "  + task"))]
+    assert len(listed) == 4
+    # Three of them are writes of their own (Bob's and Henry's records are linked), one
+    # rides with Leung's lead, created in this cycle.
+    assert text.splitlines()[-1] == (
+        "2 records and 3 campaign members or tasks to write: 5 this cycle, 0 waiting"
+        " (and 1 campaign member or task with the records created); 10 CRM facts for the engine"
+    )

@@ -516,15 +516,18 @@ def _render_plan(pj: dict[str, Any]) -> None:
     kept_text = ", ".join(plural(n, one, many) for (one, many), n in kept.items() if n)
     if s["records"] or s["inbound_facts"]:
         riders = s.get("with_records", 0)
+        # `records` counts every write that takes a place in a batch: the campaign members
+        # and tasks of a record linked already among them; those that ride with a record
+        # created this cycle (`with_records`) take none.
+        by_op = s.get("by_op") or {}
+        side = max(by_op.get("campaign_member", 0) + by_op.get("task", 0) - riders, 0)
+        members = "campaign member or task", "campaign members or tasks"
+        writes = [plural(s["records"] - side, "record")] if s["records"] - side or not side else []
+        writes += [plural(side, *members)] if side else []
         line = (
-            f"{plural(s['records'], 'record')} to write: {s['this_cycle']:,} this cycle,"
+            f"{' and '.join(writes)} to write: {s['this_cycle']:,} this cycle,"
             f" {s['waiting']:,} waiting"
-            + (
-                f" (and {plural(riders, 'campaign member or task', 'campaign members or tasks')}"
-                " with them)"
-                if riders
-                else ""
-            )
+            + (f" (and {plural(riders, *members)} with the records created)" if riders else "")
             + f"; {plural(s['inbound_facts'], 'CRM fact')} for the engine"
         )
         if s["waiting"]:
