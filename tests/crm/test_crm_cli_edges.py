@@ -237,3 +237,47 @@ def test_a_store_in_memory_has_no_crm_or_sync_file_beside_it(
         r = mrules(*command, "--store", ":memory:", "--crm", "mine.crm.db")
         assert r.exit_code == 0, r.output
         assert [p.name for p in tmp_path.iterdir()] == ["mine.crm.db"]
+
+
+def test_ctrl_c_during_crm_load_says_what_the_same_command_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "running the same command again resumes": a load does not resume, it loads
+    every file again, and a row without an Id is then created a second time."""
+    from mrules.crm.emulator import EmulatedCrm
+
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "Lead.jsonl").write_text(
+        "".join(
+            json.dumps({**({"Id": f"lead-{n}"} if n % 2 else {}), "LastName": f"L{n}",
+                        "Company": "X", "Email": f"l{n}@x.example"}) + "\n"
+            for n in range(1, 5)
+        )
+    )  # fmt: skip
+    store = tmp_path / "s.db"
+    real = EmulatedCrm._load_row
+    rows = []
+
+    def load_row(self: EmulatedCrm, info: object, row: dict[str, object]) -> None:
+        rows.append(row)
+        if len(rows) == 3:  # two rows committed, one with an Id, one without
+            raise KeyboardInterrupt
+        real(self, info, row)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(EmulatedCrm, "_load_row", load_row)
+    r = mrules("crm", "load", seed, "--store", store)
+    assert r.exit_code == 130, r.output
+    assert "resumes" not in r.output
+    assert (
+        "mrules: error: interrupted; the rows loaded so far are kept (each row is committed as"
+        " it loads). The same command loads every file again from its first row: a row with"
+        " an Id updates its record, a campaign member status is set again, and any other row"
+        " without an Id makes a new record (a second copy, unless the CRM refuses it as a"
+        " duplicate); to load the rest without copies, give only the rows not loaded yet"
+    ) in r.output
+    monkeypatch.setattr(EmulatedCrm, "_load_row", real)
+    assert mrules("crm", "load", seed, "--store", store).exit_code == 0
+    with EmulatedCrm.open(tmp_path / "s.crm.db", create=False) as crm:
+        names = sorted(str(lead.fields["LastName"]) for lead in crm.records("Lead"))
+    assert names == ["L1", "L2", "L2", "L3", "L4"]  # as the message says: L2 twice

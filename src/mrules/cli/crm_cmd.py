@@ -25,6 +25,7 @@ from mrules.cli.common import (
     STORE_PATH,
     NonEmptyPath,
     fail,
+    interrupt_says,
     reads_only,
 )
 from mrules.crm.changes import apply_changes, read_changes
@@ -168,6 +169,16 @@ def crm() -> None:
     """
 
 
+LOAD_INTERRUPTED = (
+    "interrupted; the rows loaded so far are kept (each row is committed as it loads)."
+    " The same command loads every file again from its first row: a row with an Id updates"
+    " its record, a campaign member status is set again, and any other row without an Id"
+    " makes a new record (a second copy, unless the CRM refuses it as a duplicate); to load"
+    " the rest without copies, give only the rows not loaded yet"
+)
+"""What an interrupted `crm load` says: it does not resume, it loads again."""
+
+
 @crm.command("load")
 @click.argument("paths", nargs=-1, required=True, type=PATH)
 @_crm_options
@@ -201,6 +212,9 @@ def load(
     printed with its line) and the others loaded; 2 bad options, a missing or
     unreadable file; 4 the CRM file cannot be read or written.
     """
+    # Each row is committed as it loads, and a load never skips a row: what a second load
+    # does with the rows loaded before is the rows' own Id's business.
+    interrupt_says(LOAD_INTERRUPTED)
     when = _time("--at", at)
     again: list[Path] = []
     try:
