@@ -785,3 +785,39 @@ def test_a_shard_without_its_counts_has_its_bucket_run_again(
         whole.applied,
         whole.rejected,
     )
+
+
+def test_a_partitioned_run_warns_of_rules_that_do_not_settle_as_one_process_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One process printed a `rules do not settle` warning a prospect (the first five, then
+    `... and N more`); a partitioned run on the same events printed none, the diagnostics
+    file alone had them. It now prints the same lines in the same order, whichever bucket
+    finishes first."""
+    monkeypatch.chdir(tmp_path)
+    unchecked_rules(monkeypatch, tmp_path)  # r.mr: a prospect in neither list never settles
+    Path("events.jsonl").write_text(
+        "".join(
+            json.dumps({"ts": f"2026-11-02T09:00:0{i}Z", "type": "prospect_update",
+                        "prospect": f"{w}@x.com"}) + "\n"
+            for i, w in enumerate("hgfedcba")
+        )
+    )  # fmt: skip
+
+    def warnings(stderr: str) -> list[str]:
+        return [ln for ln in stderr.splitlines() if ln.startswith("mrules: warning: ")]
+
+    one = _invoke("run", "r.mr", "events.jsonl", "--store", "one.db", "-q")
+    assert one.exit_code == 0, one.output
+    said = warnings(one.stderr)
+    assert len(said) == 6 and said[0].startswith("mrules: warning: prospect h@x.com (line 1): its")
+    assert said[-1] == "mrules: warning: ... and 3 more"
+    assert _invoke("partition", "events.jsonl", "--buckets", "4", "--out", "part").exit_code == 0
+    for quiet in ([], ["-q"]):
+        store = f"many{len(quiet)}.db"
+        many = _invoke("run", "r.mr", "part", "--engine", "local", "--workers", "2",
+                       "--store", store, *quiet)  # fmt: skip
+        assert many.exit_code == 0, many.output
+        assert warnings(many.stderr) == said
+        diagnostics = Path(store).with_suffix(".diagnostics.jsonl").read_bytes()
+        assert diagnostics == Path("one.diagnostics.jsonl").read_bytes()

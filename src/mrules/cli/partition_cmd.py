@@ -256,6 +256,11 @@ def run_partitioned_cli(
     except MergeError as e:
         fail(f"the shards do not merge: {e}", EXIT_STORE)
     rejected = report.rejected  # each rejected line once, the buckets done before too
+    from mrules.cli.run_cmd import warn_unsettled
+
+    # As a run on the archive in one process says them: in the archive's order (its files,
+    # then their lines), whichever bucket finished first; the diagnostics file has them all.
+    warn_unsettled(sorted(report.unsettled, key=lambda d: (d.get("ordinal", 0), d["line"] or 0)))
     if not quiet:
         click.echo(
             f"mrules run ({engine}): {plural(report.archive_events, 'line')}"

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 from click.core import ParameterSource
@@ -473,19 +473,26 @@ def run(
             " to keep every rejected line with its reason",
             err=True,
         )
-    for d in summary.unsettled[:5]:
-        click.echo(
-            f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"
-            f" rules acting: {', '.join(d['rules'])}",
-            err=True,
-        )
-    if len(summary.unsettled) > 5:
-        click.echo(f"mrules: warning: ... and {len(summary.unsettled) - 5} more", err=True)
+    warn_unsettled(summary.unsettled)
     if not quiet:
         render_summary(summary, console, store.path, rejects_file, diagnostics_file, rejected)
     # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
     # failed (exit 4) or was interrupted (130) before reporting them still reports them.
     sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
+
+
+def warn_unsettled(unsettled: list[dict[str, Any]]) -> None:
+    """The first five prospects whose rules did not settle, in the order given, one warning
+    each, then how many more (the diagnostics file has them all): a run on one stream and a
+    partitioned run (docs/scale-out.md) say them alike."""
+    for d in unsettled[:5]:
+        click.echo(
+            f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"
+            f" rules acting: {', '.join(d['rules'])}",
+            err=True,
+        )
+    if len(unsettled) > 5:
+        click.echo(f"mrules: warning: ... and {len(unsettled) - 5} more", err=True)
 
 
 class _Console(Console):
