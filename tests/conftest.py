@@ -11,6 +11,7 @@ import threading
 from contextlib import suppress
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, settings
@@ -112,6 +113,32 @@ def mrules(*args: str | Path) -> Result:
     from mrules.cli import main
 
     return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def leaf_commands(*names: str) -> list[tuple[str, click.Command]]:
+    """Every command that runs (no group), as `(its words, the command)`: all of `mrules`
+    ("mrules sync plan"), or only those under the top-level commands `names` ("sync plan")."""
+    from mrules.cli import main
+
+    ctx = click.Context(main)
+    found: list[tuple[str, click.Command]] = []
+
+    def walk(command: click.Command, path: str) -> None:
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, f"{path} {name}")
+        else:
+            found.append((path, command))
+
+    if not names:
+        walk(main, "mrules")
+    for name in names:
+        top = main.get_command(ctx, name)
+        assert top is not None, name
+        walk(top, name)
+    return found
 
 
 def mrules_process(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from conftest import leaf_commands
 from mrules.cli import COMMAND_NAMES, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,34 +89,17 @@ def test_the_program_freezes_what_is_left_before_the_interpreter_exits() -> None
     assert "frozen True" in proc.stderr
 
 
-def _leaf_commands() -> list[tuple[str, click.Command]]:
-    ctx = click.Context(main)
-    found: list[tuple[str, click.Command]] = []
-
-    def walk(command: click.Command, path: str) -> None:
-        if isinstance(command, click.Group):
-            for name in command.list_commands(ctx):
-                sub = command.get_command(ctx, name)
-                assert sub is not None
-                walk(sub, f"{path} {name}")
-        else:
-            found.append((path, command))
-
-    walk(main, "mrules")
-    return found
-
-
 def test_every_option_of_every_command_is_described_and_every_command_has_an_example() -> None:
     """`--help` is where a user looks first: an option shown with no words (`--format
     [text|json]` alone) leaves them to guess what it changes."""
     bare = [
         f"{path} {'/'.join(param.opts)}"
-        for path, command in _leaf_commands()
+        for path, command in leaf_commands()
         for param in command.params
         if isinstance(param, click.Option) and not param.hidden and not param.help
     ]
     assert bare == []
-    no_example = [p for p, command in _leaf_commands() if "Example" not in (command.help or "")]
+    no_example = [p for p, command in leaf_commands() if "Example" not in (command.help or "")]
     assert no_example == []
     ctx = click.Context(main)
     groups = [
@@ -126,7 +110,7 @@ def test_every_option_of_every_command_is_described_and_every_command_has_an_exa
     assert no_example == []  # `mrules sync --help` is where a user starts the sync
     # The sync's commands exit 2 on purpose when work is pending (plan), 1 on a stale plan,
     # `crm load` 3 when it refused some rows: every command's help says which code means what.
-    no_exit = [p for p, c in _leaf_commands() if "Exit status" not in (c.help or "")]
+    no_exit = [p for p, c in leaf_commands() if "Exit status" not in (c.help or "")]
     assert no_exit == []
     shown = CliRunner().invoke(main, ["report", "--help"])
     assert "html" in shown.output.split("Commands:")[0]
@@ -204,7 +188,7 @@ def test_help_examples_on_the_bundled_example_run_as_shown(
     monkeypatch.chdir(tmp_path)
     ctx = click.Context(main)
     commands: dict[str, click.Command] = {"mrules": main}
-    for path, command in _leaf_commands():
+    for path, command in leaf_commands():
         commands[path] = command
     for name in main.list_commands(ctx):
         group = main.get_command(ctx, name)

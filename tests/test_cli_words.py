@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pytest
 
-from conftest import CONTACT_RULES, EXAMPLE, example_store, mrules
+from conftest import CONTACT_RULES, EXAMPLE, example_store, leaf_commands, mrules
 
 NEWLINE_FOLDER = "no\nsuch"
 """A folder that does not exist, named with a newline: a message shows it as `no\\x0asuch`,
@@ -273,36 +273,13 @@ def test_a_crm_or_sync_file_given_as_the_store_is_named(here: Path, args: list[s
     assert r.exit_code == 4 and "g.crm.db is an mrules CRM file, not a store" in r.output
 
 
-def _commands_of(*names: str) -> list[tuple[str, click.Command]]:
-    from mrules.cli import main
-
-    out: list[tuple[str, click.Command]] = []
-
-    def walk(cmd: click.Command, path: str) -> None:
-        if isinstance(cmd, click.Group):
-            ctx = click.Context(cmd)
-            for name in cmd.list_commands(ctx):
-                sub = cmd.get_command(ctx, name)
-                assert sub is not None
-                walk(sub, f"{path} {name}")
-        else:
-            out.append((path, cmd))
-
-    ctx = click.Context(main)
-    for name in names:
-        cmd = main.get_command(ctx, name)
-        assert cmd is not None
-        walk(cmd, name)
-    return out
-
-
 NO_DEFAULT = {"--explain"}
 """Options that do something rather than set something: there is no default to state."""
 
 
 @pytest.mark.parametrize(
     ("path", "command"),
-    _commands_of("lint", "fmt", "test", "explain", "state", "report"),
+    leaf_commands("lint", "fmt", "test", "explain", "state", "report"),
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_every_option_says_its_default(path: str, command: click.Command) -> None:
@@ -322,7 +299,7 @@ def test_every_option_says_its_default(path: str, command: click.Command) -> Non
 
 @pytest.mark.parametrize(
     ("path", "command"),
-    _commands_of("lint", "fmt", "test", "explain", "state", "report"),
+    leaf_commands("lint", "fmt", "test", "explain", "state", "report"),
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_every_help_lists_the_exit_statuses(path: str, command: click.Command) -> None:
