@@ -519,3 +519,31 @@ def test_a_path_refused_before_reading_is_named_as_every_command_names_it(
     res = CliRunner().invoke(main, [command, path], catch_exceptions=False)
     assert res.exit_code == 2, res.output
     assert res.stderr == f"mrules: error: {shown}\n"
+
+
+def test_an_empty_when_group_hints_at_a_criterion_not_at_a_when(workdir: Path) -> None:
+    """The group of `when all { }` is there: the hint said to add `when all { ... }`."""
+    Path("empty_when.mr").write_text(
+        'automation rule "A" priority 1 {\n  when all { }\n  then { score +1 }\n}\n'
+        'dynamic list "D" { when any { } }\n'
+        'dynamic list "E" { }\n',
+        encoding="utf-8",
+    )
+    result = lint("empty_when.mr", "--format", "json")
+    assert result.exit_code == 1, result.output
+    hints = [(d["code"], d["line"], d["hint"]) for d in json.loads(result.stdout)]
+    assert hints == [
+        (
+            "MR304",
+            2,
+            "put a criterion in the `all` group (`when all { score > 50 }`), "
+            "or remove the automation rule: `all` of nothing matches every prospect",
+        ),
+        (
+            "MR304",
+            5,
+            "put a criterion in the `any` group (`when any { score > 50 }`), "
+            "or remove the dynamic list: `any` of nothing matches no prospect",
+        ),
+        ("MR304", 6, "add `when all { ... }`"),
+    ]

@@ -151,6 +151,16 @@ def _no_criterion(node: ast.Node) -> bool:
     return isinstance(node, ast.Group) and all(_no_criterion(c) for c in node.items)
 
 
+def _empty_when_hint(group: ast.Group, what: str) -> str:
+    """The hint of an empty `when`: the group is there, a criterion is what it lacks."""
+    holds = "every prospect" if group.match == "all" else "no prospect"
+    return (
+        f"put a criterion in the `{group.match}` group (`when {group.match} "
+        f"{{ score > 50 }}`), or remove the {what}: "
+        f"`{group.match}` of nothing matches {holds}"
+    )
+
+
 def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
     """MR304, MR306-MR308, MR312: rules have their parts and sane repeats and priorities."""
     priorities: dict[int, ast.AutomationRule] = {}
@@ -169,7 +179,9 @@ def check_rule_parts(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
                         + (f"an empty `{part}`" if empty else f"no `{part}`"),
                         path,
                         item.when if empty and item.when is not None else item.name,
-                        hint="add `when all { ... }`"
+                        hint=_empty_when_hint(item.when, what)
+                        if empty and isinstance(item.when, ast.Group)
+                        else "add `when all { ... }`"
                         if part == "when"
                         else "add `then { ... }` with at least one action",
                     )
