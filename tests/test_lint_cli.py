@@ -547,3 +547,34 @@ def test_an_empty_when_group_hints_at_a_criterion_not_at_a_when(workdir: Path) -
         ),
         ("MR304", 6, "add `when all { ... }`"),
     ]
+
+
+def test_sync_option_diagnostics_point_at_the_option(workdir: Path) -> None:
+    """MR509, MR510 and MR512 underlined `salesforce`, lines above what they are about."""
+    Path("sync.mr").write_text(
+        "sync salesforce {\n  match by crm id\n  every 1 minute batch 0\n}\n", encoding="utf-8"
+    )
+    result = lint("sync.mr")
+    assert result.exit_code == 1, result.output
+    assert (
+        "sync.mr:2:3: error[MR512]: `match by crm id` is not supported: mrules keys a"
+        " prospect by its email\n"
+        "  |\n"
+        "1 | sync salesforce {\n"
+        "2 |   match by crm id\n"
+        "  |   ^^^^^^^^^^^^^^^ write"
+    ) in result.stdout
+    assert (
+        "sync.mr:3:3: warning[MR509]: the connector syncs at most every 2 minutes\n"
+        "  |\n"
+        "2 |   match by crm id\n"
+        "3 |   every 1 minute batch 0\n"
+        "  |   ^^^^^^^^^^^^^^^^^^^^^^ write `every 2 minutes` or more\n"
+    ) in result.stdout
+    assert (
+        "sync.mr:3:24: error[MR510]: a sync batch must hold at least one record\n"
+        "  |\n"
+        "2 |   match by crm id\n"
+        "3 |   every 1 minute batch 0\n"
+        "  |                        ^ the classic connector sends 200 records a batch\n"
+    ) in result.stdout

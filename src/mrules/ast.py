@@ -140,6 +140,7 @@ class Node(BaseModel):
         data = handler(self)
         if isinstance(info.context, dict) and info.context.get("spans") is False:
             data.pop("span", None)
+            data.pop("option_spans", None)
         return data
 
 
@@ -685,6 +686,13 @@ class Sync(Node):
     batch: int | None = None
     blank_crm_values: Literal["overwrite", "never overwrite"] | None = None
     mappings: tuple[SyncMap, ...] = ()
+    # Where each option is written (`every_minutes` the whole `every N minutes [batch
+    # M]`, `batch` its number), for diagnostics; spans, so `--no-spans` leaves them out.
+    option_spans: tuple[tuple[str, Span], ...] = Field(default=(), repr=False)
+
+    def option_span(self, key: str) -> Span | None:
+        """Where the option `key` (a field name above) is written, if the parser said."""
+        return next((span for k, span in self.option_spans if k == key), None)
 
 
 class Setting(Node):

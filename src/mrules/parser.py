@@ -761,6 +761,7 @@ class _ToAst:
     # sync
     def sync(self, span: ast.Span, c: list[Any]) -> ast.Sync:
         options: dict[str, Any] = {}
+        spans: dict[str, ast.Span] = {}
         mappings: list[ast.SyncMap] = []
         for part in c[1:]:
             if isinstance(part, ast.SyncMap):
@@ -775,9 +776,19 @@ class _ToAst:
                     "keep only one",
                 )
             options[key] = value
+            spans[key] = where
         if "cadence" in options:
-            options["every_minutes"], options["batch"] = options.pop("cadence")
-        return ast.Sync(crm=self._name(c[0]), mappings=tuple(mappings), span=span, **options)
+            options["every_minutes"], options["batch"], batch_at = options.pop("cadence")
+            spans = {("every_minutes" if k == "cadence" else k): at for k, at in spans.items()}
+            if batch_at is not None:
+                spans["batch"] = batch_at
+        return ast.Sync(
+            crm=self._name(c[0]),
+            mappings=tuple(mappings),
+            span=span,
+            option_spans=tuple(spans.items()),
+            **options,
+        )
 
     def sync_objects(self, span: ast.Span, c: list[_Tok]) -> tuple[str, Any, ast.Span]:
         return ("objects", tuple(self._name(t) for t in c), span)
@@ -798,7 +809,15 @@ class _ToAst:
         return ("auto_create", c[0].word == "on", span)
 
     def sync_cadence(self, span: ast.Span, c: list[_Tok | None]) -> tuple[str, Any, ast.Span]:
-        return ("cadence", (self._int(c[0]), self._int(c[1]) if c[1] is not None else None), span)  # type: ignore[arg-type]
+        every, batch = c[0], c[1]
+        assert every is not None
+        if batch is None:
+            return ("cadence", (self._int(every), None, None), span)
+        return (
+            "cadence",
+            (self._int(every), self._int(batch), ast.Span(batch.start, batch.end)),
+            span,
+        )
 
     def blanks_overwrite(self, span: ast.Span, c: list[Any]) -> tuple[str, Any, ast.Span]:
         return ("blank_crm_values", "overwrite", span)

@@ -90,6 +90,11 @@ def check_sync(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
         yield from _owned_writes(program, sym, first[0], first[1])
 
 
+def _at(sync: ast.Sync, key: str) -> ast.Node | ast.Span:
+    """Where an option of the block is written; the CRM name if the parser did not say."""
+    return sync.option_span(key) or sync.crm
+
+
 def _block(path: str, sync: ast.Sync, sym: Symbols) -> Iterator[Diagnostic]:
     if sync.crm.text != "salesforce":
         yield report.error(
@@ -114,7 +119,7 @@ def _block(path: str, sync: ast.Sync, sym: Symbols) -> Iterator[Diagnostic]:
             "MR512",
             "`match by crm id` is not supported: mrules keys a prospect by its email",
             path,
-            sync.crm,
+            _at(sync, "match_by"),
             hint="write `match by email` (Pardot's legacy mode, one prospect an email) or"
             " leave it out",
         )
@@ -123,7 +128,7 @@ def _block(path: str, sync: ast.Sync, sym: Symbols) -> Iterator[Diagnostic]:
             "MR509",
             f"the connector syncs at most every {MIN_MINUTES} minutes",
             path,
-            sync.crm,
+            _at(sync, "every_minutes"),
             hint=f"write `every {MIN_MINUTES} minutes` or more",
         )
     if sync.batch is not None and sync.batch <= 0:
@@ -131,7 +136,7 @@ def _block(path: str, sync: ast.Sync, sym: Symbols) -> Iterator[Diagnostic]:
             "MR510",
             "a sync batch must hold at least one record",
             path,
-            sync.crm,
+            _at(sync, "batch"),
             hint="the classic connector sends 200 records a batch",
         )
     crm_seen: dict[str, ast.SyncMap] = {}
