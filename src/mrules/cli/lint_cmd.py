@@ -42,18 +42,30 @@ STDOUT = "-"
 STDIN_NAME = "<stdin>"
 
 
-def summary(diags: list[Diagnostic], files: int) -> str:
+def summary(diags: list[Diagnostic], files: int, library: int = 0) -> str:
     """`2 errors, 1 warning in 7 files`, or `ok: 7 files, no problems`.
+
+    `files` counts the rule files of the project (given, found in a folder given, or
+    included), as `mrules fmt` does; the bundled library files they include (`library`)
+    are named apart: `ok: 6 files (and 2 library files they include), no problems`.
 
     >>> summary([], 1), summary([], 1_000)
     ('ok: 1 file, no problems', 'ok: 1,000 files, no problems')
+    >>> summary([], 6, 2)
+    'ok: 6 files (and 2 library files they include), no problems'
+    >>> summary([], 1, 1)
+    'ok: 1 file (and 1 library file it includes), no problems'
     """
+    counted = plural(files, "file")
+    if library:
+        verb = "it includes" if files == 1 else "they include"
+        counted += f" (and {plural(library, 'library file')} {verb})"
     errors = sum(d.is_error for d in diags)
     warnings = len(diags) - errors
     if not diags:
-        return f"ok: {plural(files, 'file')}, no problems"
+        return f"ok: {counted}, no problems"
     parts = [plural(n, w) for n, w in ((errors, "error"), (warnings, "warning")) if n]
-    return f"{', '.join(parts)} in {plural(files, 'file')}"
+    return f"{', '.join(parts)} in {counted}"
 
 
 def _codes(text: str | None) -> list[str]:
@@ -262,7 +274,8 @@ def lint(
             )
         except OSError as e:
             fail(f"{shown_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
-    click.echo(summary(diags, len(result.sources)), err=True)
+    library = sum(path in result.library for path in result.sources)
+    click.echo(summary(diags, len(result.sources) - library, library), err=True)
     failed = any(d.is_error for d in diags) or (strict and bool(diags))
     raise SystemExit(EXIT_DIAGNOSTICS if failed else EXIT_OK)
 
