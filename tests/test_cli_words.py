@@ -4,6 +4,7 @@ standard input where it is not taken) and missing stores."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -312,6 +313,23 @@ def test_every_help_lists_the_exit_statuses(path: str, command: click.Command) -
     said = text.split("Exit status", 1)[1].split("Example", 1)[0]
     assert "130 interrupted" in said, path
     assert "standard output" in said, path
+
+
+def test_help_examples_name_the_store_the_readme_names() -> None:
+    """`explain`, `state export`, `state outbox`, `run` and `segment` showed `--store
+    /tmp/getcloudy.db`, the README and `report` `getcloudy.db`: one quick start, one path."""
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    quick = re.search(r"mrules run examples/getcloudy/rules \S+ --store (\S+)", readme)
+    assert quick is not None
+    stores = {}
+    for path, _ in _commands_of("run", "segment", "explain", "state", "report", "sync"):
+        text = mrules(*path.split(), "--help").output
+        example = text.split("Example", 1)[-1].split("Options:", 1)[0]
+        for store in re.findall(r"--store (\S+)", example):
+            stores.setdefault(store, []).append(path)
+    assert set(stores) == {quick.group(1)}, stores
 
 
 def test_a_configuration_not_utf8_says_where_as_a_rule_file_does(here: Path) -> None:

@@ -175,8 +175,8 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
 
     \b
     Examples:
-      mrules explain leung@example.com --store /tmp/getcloudy.db
-      mrules explain bob@bigcorp.example --store /tmp/getcloudy.db --timeline
+      mrules explain leung@example.com --store getcloudy.db
+      mrules explain bob@bigcorp.example --store getcloudy.db --timeline
     """
     reads_only()
     email = email_or_exit("EMAIL", email)

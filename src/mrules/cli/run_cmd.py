@@ -299,7 +299,7 @@ def run(
     \b
     Example:
       mrules run examples/getcloudy/rules examples/getcloudy/events.jsonl \\
-          --store /tmp/getcloudy.db --actions /tmp/actions.jsonl
+          --store getcloudy.db --actions actions.jsonl
     """
     # Big blocks keep their own mappings, freed when done: lower peak memory on long runs.
     pin_mmap_threshold()

@@ -52,7 +52,7 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
 
     \b
     Example:
-      mrules segment examples/getcloudy/rules --store /tmp/getcloudy.db
+      mrules segment examples/getcloudy/rules --store getcloudy.db
     """
     compiled = rules_or_exit((rules,))
     stdout_or_exit()  # closed (`>&-`): exit 4 before the store changes, not its counts lost

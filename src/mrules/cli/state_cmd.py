@@ -56,7 +56,7 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
 
     \b
     Example:
-      mrules state export --store /tmp/getcloudy.db
+      mrules state export --store getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such store, or a --prospect
     it does not have; 4 the store cannot be read, or standard output is closed;
@@ -107,7 +107,7 @@ def outbox(store_path: str) -> None:
 
     \b
     Example:
-      mrules state outbox --store /tmp/getcloudy.db
+      mrules state outbox --store getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such store; 4 the store
     cannot be read, or standard output is closed; 130 interrupted.
