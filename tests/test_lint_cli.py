@@ -582,3 +582,33 @@ def test_sync_option_diagnostics_point_at_the_option(workdir: Path) -> None:
         "3 |   every 1 minute batch 0\n"
         "  |                        ^ the classic connector sends 200 records a batch\n"
     ) in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["lint", "warns.mr", "--config", "folder"], "--config: folder is a folder, not a file"),
+        (
+            ["lint", "warns.mr", "--sarif-file", "folder"],
+            "--sarif-file: folder is a folder, not a file",
+        ),
+        (["test", "warns.mr", "-o", "folder"], "--output: folder is a folder, not a file"),
+        (["report", "html", "folder", "--store", "s.db"], "OUT: folder is a folder, not a file"),
+        (
+            ["run", "warns.mr", "-", "--actions", "folder"],
+            "--actions: folder is a folder, not a file",
+        ),
+        (["partition", "warns.mr", "--out", "warns.mr"], "--out: warns.mr is a file, not a folder"),
+    ],
+)
+def test_a_path_of_the_wrong_kind_is_one_error_line(
+    workdir: Path, args: list[str], said: str
+) -> None:
+    """A folder given for a file (or a file for a folder) printed click's usage block,
+    `Error: Invalid value for '--config': File 'folder' is a directory.`; every other bad
+    input is one `mrules: error:` line. Exit 2 still."""
+    Path("folder").mkdir()
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"mrules: error: {said}\n"
+    assert result.stdout == ""

@@ -154,7 +154,27 @@ class NonEmptyPath(click.Path):
             else:
                 said = f"needs a file or folder: {EMPTY_PATH}"
             empty_path(param, ctx, said)
-        return super().convert(value, param, ctx)  # type: ignore[arg-type]
+        try:
+            return super().convert(value, param, ctx)  # type: ignore[arg-type]
+        except click.BadParameter:
+            if not isinstance(value, str | bytes):
+                raise
+            raise EmptyPathError(
+                f"{_named(param)}: {printable_path(os.fsdecode(value))} {self._why(value)}", ctx
+            ) from None
+
+    def _why(self, value: str | bytes) -> str:
+        """What is wrong with a path click refused, in the words of the other messages
+        (click's own `Error: Invalid value for ...` block was a usage screen of its own)."""
+        if not self.dir_okay and os.path.isdir(value):
+            return "is a folder, not a file"
+        if not self.file_okay and os.path.exists(value):
+            return "is a file, not a folder"
+        if not os.path.exists(value):
+            return "does not exist"
+        if self.writable and not os.access(value, os.W_OK):
+            return "cannot be written (permission denied)"
+        return "cannot be read (permission denied)"
 
 
 PATH = NonEmptyPath()
