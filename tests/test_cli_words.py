@@ -316,7 +316,7 @@ def test_every_help_lists_the_exit_statuses(path: str, command: click.Command) -
 
 
 def test_help_examples_name_the_store_the_readme_names() -> None:
-    """`explain`, `state export`, `state outbox`, `run` and `segment` showed `--store
+    """`explain`, `state export`, `state outbox`, `run`, `segment` and `crm` showed `--store
     /tmp/getcloudy.db`, the README and `report` `getcloudy.db`: one quick start, one path."""
     from conftest import ROOT
 
@@ -324,7 +324,7 @@ def test_help_examples_name_the_store_the_readme_names() -> None:
     quick = re.search(r"mrules run examples/getcloudy/rules \S+ --store (\S+)", readme)
     assert quick is not None
     stores = {}
-    for path, _ in _commands_of("run", "segment", "explain", "state", "report", "sync"):
+    for path, _ in leaf_commands("run", "segment", "explain", "state", "report", "sync", "crm"):
         text = mrules(*path.split(), "--help").output
         example = text.split("Example", 1)[-1].split("Options:", 1)[0]
         for store in re.findall(r"--store (\S+)", example):

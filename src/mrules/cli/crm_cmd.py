@@ -206,7 +206,7 @@ def load(
 
     \b
     Example:
-      mrules crm load examples/getcloudy/crm --store /tmp/getcloudy.db
+      mrules crm load examples/getcloudy/crm --store getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 3 some rows were refused (each
     printed with its line) and the others loaded; 2 bad options, a missing or
@@ -304,9 +304,9 @@ def export(
 
     \b
     Example:
-      mrules crm export --store /tmp/getcloudy.db --object Lead
-      mkdir -p /tmp/crm-export   # --out takes a folder that exists
-      mrules crm export --store /tmp/getcloudy.db --out /tmp/crm-export --format csv
+      mrules crm export --store getcloudy.db --object Lead
+      mkdir -p crm-export   # --out takes a folder that exists
+      mrules crm export --store getcloudy.db --out crm-export --format csv
 
     Exit status (docs/exit-codes.md): 0 done; 2 bad options, no such CRM file;
     4 the CRM file cannot be read, or an export cannot be written.
@@ -406,7 +406,7 @@ def apply_changes_cmd(
     \b
     Example:
       mrules crm apply-changes examples/getcloudy/crm-changes.jsonl \\
-        --store /tmp/getcloudy.db --until 2026-11-05T00:00:00Z
+        --store getcloudy.db --until 2026-11-05T00:00:00Z
 
     Exit status (docs/exit-codes.md): 0 done; 3 some changes were refused (each
     printed with its line) and the others applied; 2 bad options, a missing or
@@ -443,7 +443,7 @@ def describe(sobject: str, crm_path: str | None, store_path: str) -> None:
 
     \b
     Example:
-      mrules crm describe Lead --store /tmp/getcloudy.db
+      mrules crm describe Lead --store getcloudy.db
 
     Exit status (docs/exit-codes.md): 0 done; 2 no such object, no such CRM
     file, or MRULES_SF_* variables missing or unusable; 4 the CRM file cannot
