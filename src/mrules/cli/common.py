@@ -63,6 +63,7 @@ __all__ = [
     "stdin_alone_or_exit",
     "stdout_or_exit",
     "store_there_or_exit",
+    "warn_unsettled",
 ]
 
 EXIT_OK = ExitCode.OK
@@ -720,3 +721,17 @@ def internal_error(exc: BaseException) -> NoReturn:
     else:
         click.echo(text.encode("utf-8", "backslashreplace").decode("utf-8"), err=True, nl=False)
     sys.exit(EXIT_INTERNAL)
+
+
+def warn_unsettled(unsettled: list[dict[str, Any]]) -> None:
+    """The first five prospects whose rules did not settle, in the order given, one warning
+    each, then how many more (the diagnostics file has them all): a run on one stream and a
+    partitioned run (docs/scale-out.md) say them alike."""
+    for d in unsettled[:5]:
+        click.echo(
+            f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"
+            f" rules acting: {', '.join(d['rules'])}",
+            err=True,
+        )
+    if len(unsettled) > 5:
+        click.echo(f"mrules: warning: ... and {len(unsettled) - 5} more", err=True)

@@ -256,7 +256,7 @@ def run_partitioned_cli(
     except MergeError as e:
         fail(f"the shards do not merge: {e}", EXIT_STORE)
     rejected = report.rejected  # each rejected line once, the buckets done before too
-    from mrules.cli.run_cmd import warn_unsettled
+    from mrules.cli.common import warn_unsettled
 
     # As a run on the archive in one process says them: in the archive's order (its files,
     # then their lines), whichever bucket finished first; the diagnostics file has them all.

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 from click.core import ParameterSource
@@ -46,6 +46,7 @@ from mrules.cli.common import (
     load_or_exit,
     output_folder_or_exit,
     store_there_or_exit,
+    warn_unsettled,
 )
 from mrules.compiler import compile_program
 from mrules.diagnostics import plural, render_text, sort_diagnostics
@@ -479,20 +480,6 @@ def run(
     # 3 when the stream has rejected lines, this run's or a resumed run's: a run that
     # failed (exit 4) or was interrupted (130) before reporting them still reports them.
     sys.exit(EXIT_REJECTS if summary.rejected or rejected else EXIT_OK)
-
-
-def warn_unsettled(unsettled: list[dict[str, Any]]) -> None:
-    """The first five prospects whose rules did not settle, in the order given, one warning
-    each, then how many more (the diagnostics file has them all): a run on one stream and a
-    partitioned run (docs/scale-out.md) say them alike."""
-    for d in unsettled[:5]:
-        click.echo(
-            f"mrules: warning: prospect {d['prospect']} (line {d['line']}): {d['reason']};"
-            f" rules acting: {', '.join(d['rules'])}",
-            err=True,
-        )
-    if len(unsettled) > 5:
-        click.echo(f"mrules: warning: ... and {len(unsettled) - 5} more", err=True)
 
 
 class _Console(Console):
