@@ -599,6 +599,10 @@ def test_sync_option_diagnostics_point_at_the_option(workdir: Path) -> None:
             "--actions: folder is a folder, not a file",
         ),
         (["partition", "warns.mr", "--out", "warns.mr"], "--out: warns.mr is a file, not a folder"),
+        (  # a newline in the name is shown escaped, as in the other messages
+            ["lint", "warns.mr", "--config", "fol\nder"],
+            "--config: fol\\x0ader is a folder, not a file",
+        ),
     ],
 )
 def test_a_path_of_the_wrong_kind_is_one_error_line(
@@ -608,6 +612,7 @@ def test_a_path_of_the_wrong_kind_is_one_error_line(
     `Error: Invalid value for '--config': File 'folder' is a directory.`; every other bad
     input is one `mrules: error:` line. Exit 2 still."""
     Path("folder").mkdir()
+    Path("fol\nder").mkdir()
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 2, result.output
     assert result.stderr == f"mrules: error: {said}\n"

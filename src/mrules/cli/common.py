@@ -161,7 +161,7 @@ class NonEmptyPath(click.Path):
             if not isinstance(value, str | bytes):
                 raise
             raise EmptyPathError(
-                f"{_named(param)}: {printable_path(os.fsdecode(value))} {self._why(value)}", ctx
+                f"{_named(param)}: {shown_path(os.fsdecode(value))} {self._why(value)}", ctx
             ) from None
 
     def _why(self, value: str | bytes) -> str:
