@@ -225,3 +225,23 @@ def test_codes_in_the_configuration_are_read_in_any_case(project: Path) -> None:
     configuration was exit 2 ("not a code"): the same code, written the same way."""
     (project / "mrules.toml").write_text('ignore = ["mr109"]\nselect = ["mr1", "Mr3"]\n')
     assert lint("rules")[:2] == (0, ["MR312"])
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "shown"),
+    [
+        ("missing\udcff.toml", None, "missing\\xff.toml: cannot read"),
+        ("bad\udcff.toml", "strict = [", "bad\\xff.toml: not valid TOML"),
+        ("new\nline.toml", "colour = 1\n", "new\\x0aline.toml: unknown key 'colour'"),
+    ],
+)
+def test_a_configuration_path_is_shown_as_other_paths_are(
+    project: Path, name: str, text: str | None, shown: str
+) -> None:
+    """A byte of the name that is not UTF-8 is `\\xff`, as in every other message, not
+    Python's `\\udcff`; a newline is escaped as `\\x0a`, so the message stays on one line."""
+    if text is not None:
+        (project / name).write_text(text, "utf-8")
+    code, _, err = lint("rules", "--config", name)
+    assert code == 2 and shown in err and "\\udcff" not in err
+    assert len(err.strip().splitlines()) == 1

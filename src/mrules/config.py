@@ -133,33 +133,34 @@ def _has_table(text: str) -> bool:
 
 def load_config(path: Path) -> Config:
     """The settings of one configuration file; ConfigError if it cannot be used."""
+    from mrules.loader import not_utf8, shown_path
+
+    shown = shown_path(str(path))  # a byte that is not UTF-8 as \xNN, a newline escaped
     raw = b""
     try:
         raw = path.read_bytes()
         # a byte order mark (Notepad, PowerShell's utf8) is no TOML, but says UTF-8 too
         data = tomllib.loads(raw.decode("utf-8-sig"))
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise ConfigError(f"{shown}: cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         if raw.startswith(b"SQLite format 3\x00"):  # a store given as --config
             raise ConfigError(
-                f"{path}: an SQLite database (a store?), not a configuration file"
+                f"{shown}: an SQLite database (a store?), not a configuration file"
             ) from None
-        from mrules.loader import not_utf8
-
         line, what = not_utf8(raw, e)
-        raise ConfigError(f"{path}:{line}: {what}") from None
+        raise ConfigError(f"{shown}:{line}: {what}") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        raise ConfigError(f"{shown}: not valid TOML: {e}") from None
     if path.name == "pyproject.toml":
         tool = data.get("tool", {})
         if isinstance(tool, dict) and "mrules" not in tool:  # `--config` names it, or a typo
-            raise ConfigError(f"{path} has no [tool.mrules] table")
+            raise ConfigError(f"{shown} has no [tool.mrules] table")
         table = tool.get("mrules", {}) if isinstance(tool, dict) else tool
-        where = f"{path} [tool.mrules]"
+        where = f"{shown} [tool.mrules]"
     else:
         table = data
-        where = str(path)
+        where = shown
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
     known = {"rules", "select", "ignore", "strict", "format"}
