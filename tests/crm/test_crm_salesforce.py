@@ -129,6 +129,34 @@ def test_sandbox_password_login(http) -> None:
     assert "<n1:password>pwtok</n1:password>" in (body if isinstance(body, str) else body.decode())
 
 
+def test_values_read_with_their_line_break_log_in(http) -> None:
+    """A `.env` file written on Windows: every value ends with "\r". The security token is
+    appended to the password: "pwtok\r" was refused as INVALID_LOGIN, a login that works
+    in the browser. Values are taken without their surrounding white space, but for the
+    password, which may end with a space."""
+    http.add("POST", "https://test.salesforce.com/services/Soap/u/59.0", body=SOAP_LOGIN)
+    env = {k: v + "\r" for k, v in SANDBOX.items() if k != "MRULES_SF_PASSWORD"}
+    crm = SalesforceCrm.from_env({**env, "MRULES_SF_PASSWORD": "pw "})
+    assert crm._sf.sf_instance == "getcloudy--dev.sandbox.my.salesforce.com"
+    body = http.calls[0].request.body
+    body = body if isinstance(body, str) else body.decode()
+    assert "<n1:password>pw tok</n1:password>" in body
+    assert "<n1:username>integration@getcloudy.com.dev</n1:username>" in body
+
+
+def test_a_failed_request_never_shows_the_session_id(http, crm) -> None:
+    import requests
+
+    http.add(
+        "GET",
+        BASE + "queryAll/",
+        body=requests.exceptions.InvalidHeader("header value: 'Bearer 00D!token'"),
+    )
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert "00D!token" not in str(e.value) and "[session id]" in str(e.value)
+
+
 def test_a_connected_apps_password_flow_is_oauth(http) -> None:
     """With MRULES_SF_CONSUMER_KEY and MRULES_SF_CONSUMER_SECRET beside a password, the
     documented connected app's password flow: simple-salesforce made the SOAP login

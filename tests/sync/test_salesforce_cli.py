@@ -578,3 +578,39 @@ def test_a_failed_user_read_stops_the_plan_and_a_lack_of_access_is_said(
     assert r.exit_code == 2, r.output
     assert "+ create        ann@x.com  lead" in r.output
     assert "note: the CRM's User records cannot be read (INVALID_TYPE" in r.output, r.output
+
+
+def test_a_session_id_read_with_its_line_break_works_and_is_never_shown(
+    world: dict[str, str],
+) -> None:
+    """MRULES_SF_SESSION_ID read from a file keeps its line break (a `.env` written on
+    Windows: "\\r\\n"): requests refused the Authorization header in a message that quoted
+    the whole token, and `sync apply` said `retried later`, exit 0, every cycle. The value
+    is taken without its surrounding white space; one with a space or a line break inside
+    is refused (exit 2), the variable named and the token never shown."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    from responses import matchers
+
+    cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
+    lead = next(c for c in cassette["calls"] if c["request"]["path"] == "sobjects/Lead/describe/")
+    token = ENV["MRULES_SF_SESSION_ID"]
+    describe = ["crm", "describe", "Lead", "--crm", "salesforce", "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add(
+            "GET",
+            f"{INSTANCE}/services/data/v59.0/sobjects/Lead/describe/",
+            json=lead["response"]["json"],
+            match=[matchers.header_matcher({"Authorization": f"Bearer {token}"})],
+        )
+        r = _cli(*describe, env={**ENV, "MRULES_SF_SESSION_ID": f" {token}\r\n"})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["keyPrefix"] == "00Q"
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    for bad in (f"{token}\nexport X=1", token.replace("!", "! "), token + "\u00e9"):
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            r = _cli("sync", "apply", *common, env={**ENV, "MRULES_SF_SESSION_ID": bad})
+            assert not mock.calls
+        assert r.exit_code == 2, r.output
+        assert "MRULES_SF_SESSION_ID holds a space, a line break" in r.output
+        assert token.split("!")[1] not in r.output and "Traceback" not in r.output

@@ -165,7 +165,13 @@ class SalesforceCrm:
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
-            return env.get(f"MRULES_SF_{name}") or None
+            value = env.get(f"MRULES_SF_{name}") or ""
+            # A value read from a file keeps its line break (`export X=$(cat f)` drops it,
+            # a `.env` file written on Windows or a pasted token keeps "\r" or "\n"): the
+            # session went into the Authorization header, and requests refused the header
+            # in a message that held the whole token, a failure for now retried every
+            # cycle. Only the password is taken as it is (it may end with a space).
+            return (value if name == "PASSWORD" else value.strip()) or None
 
         version = get("API_VERSION") or "59.0"
         if not re.fullmatch(r"[1-9][0-9]*\.[0-9]", version):
@@ -182,6 +188,7 @@ class SalesforceCrm:
         try:
             if get("SESSION_ID") and get("INSTANCE_URL"):
                 _check_instance_url(get("INSTANCE_URL") or "")
+                _check_session_id(get("SESSION_ID") or "")
                 common.pop("domain", None)
                 sf = Salesforce(
                     session_id=get("SESSION_ID"), instance_url=get("INSTANCE_URL"), **common
@@ -292,7 +299,7 @@ class SalesforceCrm:
                 transient=True,
             ) from e
         except requests.RequestException as e:
-            raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+            raise CrmCallError("CONNECTION_ERROR", self._hidden(str(e)), transient=True) from e
         if expect is not None and result is not None and not isinstance(result, expect):
             # A proxy or an outage page answering 200: read as such it was an internal error.
             raise CrmCallError(
@@ -302,6 +309,11 @@ class SalesforceCrm:
                 transient=True,
             )
         return result
+
+    def _hidden(self, message: str) -> str:
+        """`message` without the session's token, which a refused request may quote."""
+        token = getattr(self._sf, "session_id", None)
+        return message.replace(token, "[session id]") if token else message
 
     def _can_log_in_again(self) -> bool:
         """False for a session given as it is (MRULES_SF_SESSION_ID): nothing can renew it,
@@ -618,7 +630,7 @@ class SalesforceCrm:
         try:
             response = post()
         except requests.RequestException as e:
-            raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+            raise CrmCallError("CONNECTION_ERROR", self._hidden(str(e)), transient=True) from e
         limit_info = response.headers.get("Sforce-Limit-Info")
         if limit_info:
             self._sf.api_usage = self._sf.parse_api_usage(limit_info)
@@ -692,6 +704,17 @@ def _check_instance_url(url: str) -> None:
         raise CrmConfigError(
             f"MRULES_SF_INSTANCE_URL is {url!r}: the org's URL with https://, such as"
             " https://getcloudy.my.salesforce.com"
+        )
+
+
+def _check_session_id(session_id: str) -> None:
+    """MRULES_SF_SESSION_ID goes in an HTTP header: a space, a line break or a character
+    no header carries inside it is a config error that names the variable, never the
+    token (requests' own refusal quotes the whole header)."""
+    if not re.fullmatch(r"[\x21-\x7e]+", session_id):
+        raise CrmConfigError(
+            "MRULES_SF_SESSION_ID holds a space, a line break or a character an HTTP header"
+            " cannot carry: give the access token alone, on one line"
         )
 
 
