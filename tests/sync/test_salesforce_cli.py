@@ -614,3 +614,64 @@ def test_a_session_id_read_with_its_line_break_works_and_is_never_shown(
         assert r.exit_code == 2, r.output
         assert "MRULES_SF_SESSION_ID holds a space, a line break" in r.output
         assert token.split("!")[1] not in r.output and "Traceback" not in r.output
+
+
+def _recorded_org(mock: Any, write: Any) -> None:
+    """The org of recorded/plan_apply.json answering any order of calls: its describes,
+    each query its recorded answer (none: no record), and `write` for sObject
+    Collections creates."""
+    from urllib.parse import parse_qs, urlsplit
+
+    cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
+    base = f"{INSTANCE}/services/data/v59.0/"
+    answers = {}
+    for call in cassette["calls"]:
+        req = call["request"]
+        if req["path"].endswith("describe/"):
+            mock.add("GET", base + req["path"], json=call["response"]["json"])
+        elif "query" in req:
+            answers[req["query"]["q"]] = call["response"]["json"]
+
+    def query(request: Any) -> tuple[int, dict[str, str], str]:
+        soql = parse_qs(urlsplit(request.url).query)["q"][0]
+        empty = {"totalSize": 0, "done": True, "records": []}
+        return 200, {}, json.dumps(answers.get(soql, empty))
+
+    for path in ("query/", "queryAll/"):
+        mock.add_callback("GET", base + path, callback=query)
+    mock.add_callback("POST", base + "composite/sobjects", callback=write)
+
+
+def test_a_session_expiring_at_the_write_stops_the_cycle_and_the_next_one_does_it(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session of MRULES_SF_SESSION_ID expires between a cycle's reads and its write:
+    exit 4 with Salesforce's message and what to do (it showed simple-salesforce's
+    `Expired session for URL. Response content: [{'message': ...}]`); nothing is lost:
+    with a new session the same command links and creates what the cycle had to."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    expired = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, lambda request: (401, {}, json.dumps(expired)))
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 4, r.output
+    assert r.output.startswith(
+        "mrules: error: the CRM refused the call: INVALID_SESSION_ID: Session expired or"
+        " invalid (the session of MRULES_SF_SESSION_ID expired or was revoked: give a new one"
+    ), r.output
+    assert "Response content" not in r.output and "retried later" not in r.output
+    created = [{"id": "00QDn000000002AMAA", "success": True, "errors": []}]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, lambda request: (200, {}, json.dumps(created)))
+        r = _cli("sync", "apply", *common, env={**ENV, "MRULES_SF_SESSION_ID": "00DDn0!new"})
+    assert r.exit_code == 0, r.output
+    assert "1 created, 1 linked" in r.output and "0 errors" in r.output
+    state = _cli("state", "export", "--store", world["store"])
+    people = {p["email"]: p for p in map(json.loads, state.output.splitlines())}
+    assert people["ann@x.com"]["crm_id"] == "00QDn000000002AMAA"
+    assert people["bob@x.com"]["crm_id"] == "003Dn000000001AAA"

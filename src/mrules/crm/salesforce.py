@@ -276,7 +276,7 @@ class SalesforceCrm:
         except SalesforceExpiredSession as e:
             if self._can_log_in_again():
                 raise _call_error(e, "INVALID_SESSION_ID", True) from e
-            raise _session_expired(str(e)) from e
+            raise _session_expired(_said(e)) from e
         except SalesforceRefusedRequest as e:
             raise _call_error(e, "INSUFFICIENT_ACCESS", False) from e
         except SalesforceMalformedRequest as e:
@@ -804,6 +804,17 @@ def _http_code(status: int) -> tuple[str, bool]:
     if status >= 500:
         return "SERVER_UNAVAILABLE", True
     return f"HTTP_{status}", status in _TRANSIENT_4XX
+
+
+def _said(e: SalesforceError) -> str:
+    """Salesforce's message in the answer of `e`; simple-salesforce's own text (`Expired
+    session for URL. Response content: [{...}]`, the body as Python writes it) without."""
+    content = getattr(e, "content", None)
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        message = content[0].get("message")
+        if isinstance(message, str) and message.strip():
+            return message
+    return str(e)
 
 
 def _call_error(e: SalesforceError, default: str, transient: bool) -> CrmCallError:
