@@ -373,6 +373,22 @@ def test_query_follows_next_records_url(http, crm) -> None:
     assert (usage.used, usage.limit, usage.calls_made) == (11, 15000, 2)
 
 
+@pytest.mark.parametrize("next_url", [None, "", 42, "https://proxy.example/next"])
+def test_a_page_not_the_last_that_names_no_next_is_a_failed_call(http, crm, next_url) -> None:
+    """`done: false` with no `nextRecordsUrl` (a proxy's rewrite): the read ended there,
+    taken for the whole answer (`done`), and the sync's cursor moved past the records of
+    the pages never read. A failed call, retried by the next cycle, as any answer of
+    another shape."""
+    page = {"totalSize": 4, "done": False, "records": [_row(1, 1), _row(2, 2)]}
+    if next_url is not None:
+        page["nextRecordsUrl"] = next_url
+    http.add("GET", BASE + "queryAll/", json=page)
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T.replace(hour=10), ["Email"])
+    assert (e.value.code, e.value.transient) == ("UNKNOWN_EXCEPTION", True)
+    assert "a page of 2 records with done false" in e.value.message
+
+
 def test_fields_default_to_describe(http, crm) -> None:
     http.add(
         "GET",

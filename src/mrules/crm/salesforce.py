@@ -418,8 +418,17 @@ class SalesforceCrm:
         )
         with _answer("a query"):
             rows = list(page.get("records", []))
-        while not page.get("done", True) and page.get("nextRecordsUrl"):
-            url: str = str(page["nextRecordsUrl"])
+        while not page.get("done", True):
+            # A page that is not the last names the next: one that does not (a proxy's
+            # rewrite) ended the read there, taken for the whole answer, and the cursor
+            # moved past the records of the pages never read.
+            url = page.get("nextRecordsUrl")
+            if not isinstance(url, str) or not url.startswith("/services/data/"):
+                with _answer("a query"):
+                    raise ValueError(
+                        f"a page of {plural(len(rows), 'record')} with done false"
+                        f" and nextRecordsUrl {url!r}"
+                    )
 
             def more(u: str = url) -> Any:
                 return self._sf.query_more(u, identifier_is_url=True)
