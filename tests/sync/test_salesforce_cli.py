@@ -675,3 +675,50 @@ def test_a_session_expiring_at_the_write_stops_the_cycle_and_the_next_one_does_i
     people = {p["email"]: p for p in map(json.loads, state.output.splitlines())}
     assert people["ann@x.com"]["crm_id"] == "00QDn000000002AMAA"
     assert people["bob@x.com"]["crm_id"] == "003Dn000000001AAA"
+
+
+def test_a_jwt_user_who_has_not_approved_the_app_is_one_line_with_what_to_do(
+    world: dict[str, str], tmp_path: Path
+) -> None:
+    """The commonest refusal of a JWT login (`invalid_grant`, "user hasn't approved this
+    consumer"): simple-salesforce printed a UserWarning of eight lines, its file and
+    line, before the command's error. One line now, saying what to set in the org."""
+    import warnings
+
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "server.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    env = {
+        "MRULES_SF_CONSUMER_KEY": "3MVG9key",
+        "MRULES_SF_USERNAME": "integration@getcloudy.com",
+        "MRULES_SF_PRIVATE_KEY_FILE": str(key_file),
+    }
+    refused = {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add(
+            "POST", "https://login.salesforce.com/services/oauth2/token", json=refused, status=400
+        )
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            r = _cli(
+                "crm", "describe", "Lead", "--crm", "salesforce", "--store", world["store"], env=env
+            )
+    assert r.exit_code == 4, r.output
+    assert not [w for w in shown if "simple_salesforce" in w.filename], shown
+    assert r.output.count("\n") == 1 and "Warning" not in r.output, r.output
+    assert r.output.startswith(
+        "mrules: error: --crm salesforce: cannot log in: LOGIN_FAILED: Authentication failed"
+        " (code: invalid_grant): user hasn't approved this consumer (the JWT flow needs the"
+        " integration user pre-authorized"
+    )

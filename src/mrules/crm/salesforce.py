@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -185,73 +186,78 @@ class SalesforceCrm:
             if not (get("SESSION_ID") and get("INSTANCE_URL")):  # a session takes no domain
                 _check_domain(domain)
             common["domain"] = domain
-        try:
-            if get("SESSION_ID") and get("INSTANCE_URL"):
-                _check_instance_url(get("INSTANCE_URL") or "")
-                _check_session_id(get("SESSION_ID") or "")
-                common.pop("domain", None)
-                sf = Salesforce(
-                    session_id=get("SESSION_ID"), instance_url=get("INSTANCE_URL"), **common
-                )
-            elif get("CONSUMER_KEY") and get("PRIVATE_KEY_FILE") and get("USERNAME"):
-                sf = Salesforce(
-                    username=get("USERNAME"),
-                    consumer_key=get("CONSUMER_KEY"),
-                    privatekey=_private_key(get("PRIVATE_KEY_FILE") or ""),
-                    **common,
-                )
-            elif (
-                get("USERNAME")
-                and get("PASSWORD")
-                and get("CONSUMER_KEY")
-                and get("CONSUMER_SECRET")
-            ):
-                # A connected app's OAuth password flow. simple-salesforce takes it only
-                # without a security token (given one, even "", it makes the SOAP login
-                # and leaves the app aside), and sends the password as it is: Salesforce
-                # wants the token appended to it, as the SOAP login does.
-                sf = Salesforce(
-                    username=get("USERNAME"),
-                    password=(get("PASSWORD") or "") + (get("SECURITY_TOKEN") or ""),
-                    consumer_key=get("CONSUMER_KEY"),
-                    consumer_secret=get("CONSUMER_SECRET"),
-                    **common,
-                )
-            elif get("USERNAME") and get("PASSWORD"):
-                sf = Salesforce(
-                    username=get("USERNAME"),
-                    password=get("PASSWORD"),
-                    security_token=get("SECURITY_TOKEN") or "",
-                    **common,
-                )
-            elif get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
-                if (domain or "login").lower() in ("login", "test"):
-                    # Salesforce takes client credentials only at the org's My Domain;
-                    # simple-salesforce then sent nothing and answered "You must submit
-                    # either a security token or organizationId" (LOGIN_FAILED, exit 4).
-                    raise CrmConfigError(
-                        "MRULES_SF_CONSUMER_KEY + MRULES_SF_CONSUMER_SECRET (the client"
-                        " credentials flow) need MRULES_SF_DOMAIN set to the org's My"
-                        " Domain, NAME.my (a sandbox: NAME--SANDBOX.sandbox.my), not"
-                        f" {domain or 'login'!r}: login and test refuse this flow"
+        # simple-salesforce warns (a UserWarning of many lines, its file and line
+        # before the command's error) when a user has not approved the connected app;
+        # the refusal says it, with what to do (_login_failed).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                if get("SESSION_ID") and get("INSTANCE_URL"):
+                    _check_instance_url(get("INSTANCE_URL") or "")
+                    _check_session_id(get("SESSION_ID") or "")
+                    common.pop("domain", None)
+                    sf = Salesforce(
+                        session_id=get("SESSION_ID"), instance_url=get("INSTANCE_URL"), **common
                     )
-                sf = Salesforce(
-                    consumer_key=get("CONSUMER_KEY"),
-                    consumer_secret=get("CONSUMER_SECRET"),
-                    **common,
-                )
-            else:
-                raise CrmConfigError(_what_is_missing(get) + "\n" + ENV_HELP)
-        except SalesforceAuthenticationFailed as e:
-            raise _login_failed(e) from e
-        except SalesforceError as e:
-            raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
-        except requests.RequestException as e:  # the login endpoint not reached
-            raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
-        except OSError as e:  # the JWT flow's key file
-            raise CrmConfigError(
-                f"MRULES_SF_PRIVATE_KEY_FILE: cannot read {e.filename or ''}: {e.strerror or e}"
-            ) from e
+                elif get("CONSUMER_KEY") and get("PRIVATE_KEY_FILE") and get("USERNAME"):
+                    sf = Salesforce(
+                        username=get("USERNAME"),
+                        consumer_key=get("CONSUMER_KEY"),
+                        privatekey=_private_key(get("PRIVATE_KEY_FILE") or ""),
+                        **common,
+                    )
+                elif (
+                    get("USERNAME")
+                    and get("PASSWORD")
+                    and get("CONSUMER_KEY")
+                    and get("CONSUMER_SECRET")
+                ):
+                    # A connected app's OAuth password flow. simple-salesforce takes it only
+                    # without a security token (given one, even "", it makes the SOAP login
+                    # and leaves the app aside), and sends the password as it is: Salesforce
+                    # wants the token appended to it, as the SOAP login does.
+                    sf = Salesforce(
+                        username=get("USERNAME"),
+                        password=(get("PASSWORD") or "") + (get("SECURITY_TOKEN") or ""),
+                        consumer_key=get("CONSUMER_KEY"),
+                        consumer_secret=get("CONSUMER_SECRET"),
+                        **common,
+                    )
+                elif get("USERNAME") and get("PASSWORD"):
+                    sf = Salesforce(
+                        username=get("USERNAME"),
+                        password=get("PASSWORD"),
+                        security_token=get("SECURITY_TOKEN") or "",
+                        **common,
+                    )
+                elif get("CONSUMER_KEY") and get("CONSUMER_SECRET"):
+                    if (domain or "login").lower() in ("login", "test"):
+                        # Salesforce takes client credentials only at the org's My Domain;
+                        # simple-salesforce then sent nothing and answered "You must submit
+                        # either a security token or organizationId" (LOGIN_FAILED, exit 4).
+                        raise CrmConfigError(
+                            "MRULES_SF_CONSUMER_KEY + MRULES_SF_CONSUMER_SECRET (the client"
+                            " credentials flow) need MRULES_SF_DOMAIN set to the org's My"
+                            " Domain, NAME.my (a sandbox: NAME--SANDBOX.sandbox.my), not"
+                            f" {domain or 'login'!r}: login and test refuse this flow"
+                        )
+                    sf = Salesforce(
+                        consumer_key=get("CONSUMER_KEY"),
+                        consumer_secret=get("CONSUMER_SECRET"),
+                        **common,
+                    )
+                else:
+                    raise CrmConfigError(_what_is_missing(get) + "\n" + ENV_HELP)
+            except SalesforceAuthenticationFailed as e:
+                raise _login_failed(e) from e
+            except SalesforceError as e:
+                raise CrmCallError("LOGIN_FAILED", str(e), transient=False) from e
+            except requests.RequestException as e:  # the login endpoint not reached
+                raise CrmCallError("CONNECTION_ERROR", str(e), transient=True) from e
+            except OSError as e:  # the JWT flow's key file
+                raise CrmConfigError(
+                    f"MRULES_SF_PRIVATE_KEY_FILE: cannot read {e.filename or ''}: {e.strerror or e}"
+                ) from e
         if isinstance(sf.session, _TimedSession):
             sf.session.renewable = getattr(sf, "auth_type", "direct") != "direct"
         return cls(sf)
@@ -773,7 +779,18 @@ def _login_failed(e: SalesforceAuthenticationFailed) -> CrmCallError:
         if e.code is not None
         else ""
     )
+    if text == _NOT_APPROVED:
+        text += (
+            " (the JWT flow needs the integration user pre-authorized: in the connected"
+            " app's policies, Permitted Users: Admin approved users are pre-authorized,"
+            " and the user's profile or a permission set of the user added to the app)"
+        )
     return CrmCallError("LOGIN_FAILED", f"Authentication failed{code}: {text}", transient=False)
+
+
+_NOT_APPROVED = "user hasn't approved this consumer"
+"""Salesforce's `invalid_grant` description for a JWT login of a user the connected app
+does not pre-authorize (and who never approved it in a browser)."""
 
 
 def _refused_after_login(message: str) -> CrmCallError:
