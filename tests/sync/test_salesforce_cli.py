@@ -722,3 +722,51 @@ def test_a_jwt_user_who_has_not_approved_the_app_is_one_line_with_what_to_do(
         " (code: invalid_grant): user hasn't approved this consumer (the JWT flow needs the"
         " integration user pre-authorized"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "answer", "env"),
+    [
+        (  # a proxy's page that is no XML, where the SOAP login answers
+            "https://login.salesforce.com/services/Soap/u/59.0",
+            {"body": "Service temporarily rerouted"},
+            {"MRULES_SF_USERNAME": "me@x.com", "MRULES_SF_PASSWORD": "pw"},
+        ),
+        (  # an OAuth answer without the instance_url
+            "https://getcloudy.my.salesforce.com/services/oauth2/token",
+            {"json": {"access_token": "00D!x", "token_type": "Bearer"}},
+            {
+                "MRULES_SF_CONSUMER_KEY": "k",
+                "MRULES_SF_CONSUMER_SECRET": "s",
+                "MRULES_SF_DOMAIN": "getcloudy.my",
+            },
+        ),
+        (  # JSON of another shape, refused or not
+            "https://getcloudy.my.salesforce.com/services/oauth2/token",
+            {"json": ["gateway"], "status": 502},
+            {
+                "MRULES_SF_CONSUMER_KEY": "k",
+                "MRULES_SF_CONSUMER_SECRET": "s",
+                "MRULES_SF_DOMAIN": "getcloudy.my",
+            },
+        ),
+    ],
+)
+def test_a_login_answer_of_another_shape_exits_4_not_as_a_bug(
+    world: dict[str, str], url: str, answer: dict[str, Any], env: dict[str, str]
+) -> None:
+    """simple-salesforce raised ExpatError or AttributeError out of the login: `internal
+    error ... (this is a bug)`, exit 70, and a traceback saved."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add("POST", url, **answer)
+        r = CliRunner(env=env).invoke(
+            main, ["crm", "describe", "Lead", "--crm", "salesforce", "--store", world["store"]]
+        )
+    assert r.exit_code == 4, r.output
+    assert r.output.startswith(
+        "mrules: error: --crm salesforce: cannot log in: UNKNOWN_EXCEPTION: the org's answer"
+        " to the login is not of the shape Salesforce sends ("
+    ), r.output
+    assert r.output.count("\n") == 1

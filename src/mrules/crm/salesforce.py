@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote_plus, urlencode, urlsplit
+from xml.parsers.expat import ExpatError
 from xml.sax.saxutils import escape
 
 import requests
@@ -257,6 +258,17 @@ class SalesforceCrm:
             except OSError as e:  # the JWT flow's key file
                 raise CrmConfigError(
                     f"MRULES_SF_PRIVATE_KEY_FILE: cannot read {e.filename or ''}: {e.strerror or e}"
+                ) from e
+            except (ExpatError, KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+                # A login answered 200 with what simple-salesforce cannot read (a proxy's
+                # page that is no XML, an OAuth answer without its instance_url, a JSON
+                # array): it raised ExpatError or AttributeError out of the command.
+                reason = f"no {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+                raise CrmCallError(
+                    "UNKNOWN_EXCEPTION",
+                    "the org's answer to the login is not of the shape Salesforce sends"
+                    f" ({reason[:120]})",
+                    transient=True,
                 ) from e
         if isinstance(sf.session, _TimedSession):
             sf.session.renewable = getattr(sf, "auth_type", "direct") != "direct"
