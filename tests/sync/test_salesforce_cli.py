@@ -616,10 +616,10 @@ def test_a_session_id_read_with_its_line_break_works_and_is_never_shown(
         assert token.split("!")[1] not in r.output and "Traceback" not in r.output
 
 
-def _recorded_org(mock: Any, write: Any) -> None:
+def _recorded_org(mock: Any, write: Any, answer: Any = None) -> None:
     """The org of recorded/plan_apply.json answering any order of calls: its describes,
-    each query its recorded answer (none: no record), and `write` for sObject
-    Collections creates."""
+    each query `answer(soql)` when it gives one, else its recorded answer (none: no
+    record), and `write` (when given) for sObject Collections creates."""
     from urllib.parse import parse_qs, urlsplit
 
     cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
@@ -635,11 +635,13 @@ def _recorded_org(mock: Any, write: Any) -> None:
     def query(request: Any) -> tuple[int, dict[str, str], str]:
         soql = parse_qs(urlsplit(request.url).query)["q"][0]
         empty = {"totalSize": 0, "done": True, "records": []}
-        return 200, {}, json.dumps(answers.get(soql, empty))
+        given = answer(soql) if answer is not None else None
+        return 200, {}, json.dumps(given or answers.get(soql, empty))
 
     for path in ("query/", "queryAll/"):
         mock.add_callback("GET", base + path, callback=query)
-    mock.add_callback("POST", base + "composite/sobjects", callback=write)
+    if write is not None:
+        mock.add_callback("POST", base + "composite/sobjects", callback=write)
 
 
 def test_a_session_expiring_at_the_write_stops_the_cycle_and_the_next_one_does_it(
@@ -770,3 +772,272 @@ def test_a_login_answer_of_another_shape_exits_4_not_as_a_bug(
         " to the login is not of the shape Salesforce sends ("
     ), r.output
     assert r.output.count("\n") == 1
+
+
+def _status(store: str) -> dict[str, Any]:
+    return json.loads(_cli("sync", "status", "--store", store, "--format", "json").output)
+
+
+def _world_of(tmp_path: Path, people: list[str]) -> dict[str, str]:
+    """The rules of this module, and a form submitted by each of `people`."""
+    rules = tmp_path / "rules.mr"
+    rules.write_text(RULES, "utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(json.dumps({**EVENTS[0], "prospect": p}) + "\n" for p in people), "utf-8"
+    )
+    store = str(tmp_path / "s.db")
+    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    return {"rules": str(rules), "store": store}
+
+
+def _lead_result(i: int) -> dict[str, Any]:
+    return {"id": f"00QDn00000000{i}AMAA", "success": True, "errors": []}
+
+
+def test_per_record_errors_of_a_write_keep_the_good_records_and_queue_the_bad(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One sObject Collections create (allOrNone false) answered record by record, as an
+    org with duplicate and validation rules does: the good records are linked, each bad
+    one is in the error queue with Salesforce's statusCode and message, and a record
+    locked by another transaction (UNABLE_TO_LOCK_ROW) waits for the next cycle."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    people = ["ann@x.com", "dup@x.com", "val@x.com", "bad@x.com", "gone@x.com", "lock@x.com"]
+    world = _world_of(tmp_path, people)
+    refused = {
+        "dup@x.com": ("DUPLICATES_DETECTED", "Use one of these records?", []),
+        "val@x.com": (
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "Company must be a real company name",
+            ["Company"],
+        ),
+        "bad@x.com": ("INVALID_EMAIL_ADDRESS", "Email: invalid email address: bad@x.com", []),
+        "gone@x.com": ("ENTITY_IS_DELETED", "entity is deleted", ["OwnerId"]),
+        "lock@x.com": (
+            "UNABLE_TO_LOCK_ROW",
+            "unable to obtain exclusive access to this record or 1 records: 005Dn000000001AAA",
+            [],
+        ),
+    }
+    sent: list[list[str]] = []
+
+    def write(request: Any) -> tuple[int, dict[str, str], str]:
+        emails = [r["Email"] for r in json.loads(request.body)["records"]]
+        sent.append(emails)
+        results = []
+        for i, email in enumerate(emails):
+            if email in refused:
+                code, message, fields = refused[email]
+                error = {"statusCode": code, "message": message, "fields": fields}
+                results.append({"success": False, "errors": [error]})
+            else:
+                results.append(_lead_result(i))
+        return 200, {"Sforce-Limit-Info": "api-usage=52/15000"}, json.dumps(results)
+
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, write)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert sorted(sent[0]) == sorted(people)
+    assert "1 created" in r.output and "4 errors" in r.output, r.output
+    status = _status(world["store"])
+    assert status["errors_by_code"] == {
+        "DUPLICATES_DETECTED": 1,
+        "ENTITY_IS_DELETED": 1,
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION": 1,
+        "INVALID_EMAIL_ADDRESS": 1,
+    }, status
+    shown = _cli("sync", "status", "--store", world["store"]).output
+    for email, (code, message, _fields) in refused.items():
+        if code != "UNABLE_TO_LOCK_ROW":
+            assert f"{email} lead *record: {code} {message}" in shown, shown
+    people_now = {
+        p["email"]: p
+        for p in map(
+            json.loads, _cli("state", "export", "--store", world["store"]).output.splitlines()
+        )
+    }
+    assert people_now["ann@x.com"]["crm_id"] == f"00QDn00000000{sent[0].index('ann@x.com')}AMAA"
+    assert people_now["lock@x.com"]["crm_id"] is None
+    assert status["queue"] >= 1  # the locked record is tried again by the next cycle
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (
+            403,
+            [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+        ),
+        (
+            503,
+            [
+                {
+                    "message": "unable to obtain exclusive access to this record",
+                    "errorCode": "UNABLE_TO_LOCK_ROW",
+                }
+            ],
+        ),
+        (503, [{"message": "Service Unavailable", "errorCode": "SERVER_UNAVAILABLE"}]),
+    ],
+)
+def test_the_api_limit_or_an_outage_at_the_write_is_retried_and_nothing_lost(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch, status: int, body: list[Any]
+) -> None:
+    """The org's daily API limit (HTTP 403 REQUEST_LIMIT_EXCEEDED), a row lock or an
+    outage (503) fails the cycle's write as a whole: `retried later`, exit 0, no error
+    queued, the prospects kept in the queue; the next cycle writes them."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, lambda request: (status, {}, json.dumps(body)))
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert f"the CRM failed for now ({body[0]['errorCode']}: {body[0]['message']})" in r.output
+    assert "retried later" in r.output
+    before = _status(world["store"])
+    assert before["errors"] == 0 and before["queue"] >= 1, before
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, lambda request: (200, {}, json.dumps([_lead_result(2)])))
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "1 created" in r.output and "0 errors" in r.output
+    after = _status(world["store"])
+    assert after["queue"] == 0 and after["errors"] == 0 and after["links"] == 2
+
+
+def _contact(n: int, email: str, minute: int) -> dict[str, Any]:
+    rid = f"003Dn00000000{n}AAA"
+    return {
+        "attributes": {"type": "Contact", "url": f"/services/data/v59.0/sobjects/Contact/{rid}"},
+        "Email": email,
+        "Phone": f"+1 555 010{n}",
+        "OwnerId": "005Dn000000001AAA",
+        "LastModifiedDate": f"2026-11-01T08:{minute:02d}:00.000+0000",
+        "Id": rid,
+        "SystemModstamp": f"2026-11-01T08:{minute:02d}:00.000+0000",
+        "IsDeleted": False,
+    }
+
+
+def test_changes_read_in_more_than_one_page_are_all_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Salesforce answers a query in pages (`done: false`, `nextRecordsUrl`): the contacts
+    of every page are read, linked and their values taken."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    world = _world_of(tmp_path, ["bob@x.com", "cid@x.com", "dee@x.com"])
+    pages = [
+        [_contact(1, "bob@x.com", 0)],
+        [_contact(2, "cid@x.com", 1)],
+        [_contact(3, "dee@x.com", 2)],
+    ]
+    locator = "/services/data/v59.0/query/01gDn00000000Ab-{}"
+
+    def answer(soql: str) -> dict[str, Any] | None:
+        if soql.startswith("SELECT Email, Phone, OwnerId, LastModifiedDate") and (
+            "FROM Contact WHERE SystemModstamp <=" in soql
+        ):
+            return {
+                "totalSize": 3,
+                "done": False,
+                "nextRecordsUrl": locator.format(1),
+                "records": pages[0],
+            }
+        return None
+
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, None, answer)
+        for i, records in enumerate(pages[1:], start=1):
+            last = i == len(pages) - 1
+            mock.add(
+                "GET",
+                INSTANCE + locator.format(i),
+                json={
+                    "totalSize": 3,
+                    "done": last,
+                    **({} if last else {"nextRecordsUrl": locator.format(i + 1)}),
+                    "records": records,
+                },
+            )
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "0 created, 3 linked" in r.output, r.output
+    state = _cli("state", "export", "--store", world["store"]).output.splitlines()
+    people = {p["email"]: p for p in map(json.loads, state)}
+    for n, email in enumerate(["bob@x.com", "cid@x.com", "dee@x.com"], start=1):
+        assert people[email]["crm_id"] == f"003Dn00000000{n}AAA"
+        assert people[email]["fields"]["phone"] == f"+1 555 010{n}"
+    assert _status(world["store"])["cursors"]["Contact"] == "2026-11-01T08:02:00.000+0000"
+
+
+def test_a_lead_found_converted_makes_the_prospect_follow_its_contact(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sales convert the lead a cycle created: the next cycle reads it with `IsConverted`
+    and `ConvertedContactId`, and the prospect follows the contact (its id, its status,
+    the contact's values), as Pardot's prospect does, even when the lead was merged into a
+    contact of another email: only `ConvertedContactId` ties them."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, lambda request: (200, {}, json.dumps([_lead_result(2)])))
+        assert _cli("sync", "apply", *common, env=ENV).exit_code == 0
+    lead_id = "00QDn000000002AMAA"
+    converted = {
+        "attributes": {"type": "Lead", "url": f"/services/data/v59.0/sobjects/Lead/{lead_id}"},
+        "Email": "ann@x.com",
+        "Phone": None,
+        "OwnerId": "005Dn000000001AAA",
+        "IsConverted": True,
+        "ConvertedContactId": "003Dn000000002AAA",
+        "LastModifiedDate": "2026-11-02T09:15:00.000+0000",
+        "Id": lead_id,
+        "SystemModstamp": "2026-11-02T09:15:00.000+0000",
+        "IsDeleted": False,
+    }
+    contact = {  # an existing contact the lead was merged into, of another email
+        **_contact(2, "ann.smith@x.com", 0),
+        "LastModifiedDate": "2026-11-02T09:15:00.000+0000",
+        "SystemModstamp": "2026-11-02T09:15:00.000+0000",
+    }
+
+    def answer(soql: str) -> dict[str, Any] | None:
+        records = []
+        if "FROM Lead WHERE SystemModstamp <= 2026-11-02T09:30:00Z AND" in soql:
+            records = [converted]
+        elif "FROM Contact WHERE SystemModstamp <= 2026-11-02T09:30:00Z AND" in soql:
+            records = [contact]
+        else:
+            return None
+        return {"totalSize": len(records), "done": True, "records": records}
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW + dt.timedelta(minutes=20))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _recorded_org(mock, None, answer)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    state = _cli("state", "export", "--store", world["store"]).output.splitlines()
+    ann = next(p for p in map(json.loads, state) if p["email"] == "ann@x.com")
+    assert (ann["crm_status"], ann["crm_id"]) == ("contact", "003Dn000000002AAA")
+    assert ann["fields"]["phone"] == "+1 555 0102"
+    assert _status(world["store"])["links"] == 2
