@@ -431,9 +431,21 @@ def test_a_jwt_private_key_file_that_is_missing_or_not_a_key_exits_2(
     key, the message names the variable and the file, exit 2, before any HTTP call (it
     was `internal error ... (this is a bug)`, exit 70)."""
     pytest.importorskip("simple_salesforce")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     not_a_key = tmp_path / "key.pem"
     not_a_key.write_text("not a key\n", "utf-8")
-    for key_file in (str(tmp_path / "missing.pem"), str(tmp_path), str(not_a_key)):
+    # An EC key: Salesforce's JWT flow is RS256 only; pyjwt raised InvalidKeyError (exit 70).
+    ec_key = tmp_path / "ec.pem"
+    ec_key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    for key_file in (str(tmp_path / "missing.pem"), str(tmp_path), str(not_a_key), str(ec_key)):
         env = {
             "MRULES_SF_CONSUMER_KEY": "3MVG9",
             "MRULES_SF_USERNAME": "me@x.com",
@@ -445,6 +457,7 @@ def test_a_jwt_private_key_file_that_is_missing_or_not_a_key_exits_2(
         assert r.exit_code == 2, r.output
         assert "MRULES_SF_PRIVATE_KEY_FILE" in r.output and key_file in r.output, r.output
         assert "Traceback" not in r.output
+    assert "a key of type EC, where Salesforce's JWT bearer flow needs an RSA" in r.output
 
 
 def _org_with_custom_fields(mock: Any, custom: int) -> list[str]:

@@ -675,13 +675,22 @@ def _private_key(path: str) -> str:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise CrmConfigError(f"{where}: cannot be read ({reason})") from e
     try:
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-        load_pem_private_key(key.encode("utf-8"), password=None)
+        loaded = load_pem_private_key(key.encode("utf-8"), password=None)
     except (ValueError, TypeError) as e:  # not PEM, or a key with a passphrase
         raise CrmConfigError(
             f"{where}: not a private key (an unencrypted PEM key is expected: {e})"
         ) from e
+    if not isinstance(loaded, RSAPrivateKey):
+        # Salesforce signs and checks the JWT bearer flow with RS256 only: another key
+        # (EC, Ed25519) made pyjwt raise InvalidKeyError out of the command (exit 70).
+        kind = type(loaded).__name__.removeprefix("_").removesuffix("PrivateKey") or "another"
+        raise CrmConfigError(
+            f"{where}: a key of type {kind}, where Salesforce's JWT bearer flow needs an RSA"
+            " private key (RS256), the key of the certificate uploaded to the connected app"
+        )
     return key
 
 
