@@ -987,6 +987,17 @@ def test_a_missing_private_key_file_is_a_config_error(tmp_path) -> None:
     assert "MRULES_SF_PRIVATE_KEY_FILE" in str(e.value) and str(missing) in str(e.value)
 
 
+@pytest.mark.parametrize("version", ["41.0", "20.0"])
+def test_an_api_version_without_sobject_collections_is_a_config_error(http, version) -> None:
+    """sObject Collections (every write) came with API 42.0: under an older version the
+    login worked and each write answered 404 NOT_FOUND, stopping the sync (exit 4)."""
+    env = {"MRULES_SF_SESSION_ID": "00D!token", "MRULES_SF_INSTANCE_URL": INSTANCE}
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env({**env, "MRULES_SF_API_VERSION": version})
+    assert f"MRULES_SF_API_VERSION is '{version}'" in str(e.value)
+    assert "need 42.0 or later" in str(e.value) and not http.calls
+
+
 @pytest.mark.parametrize("version", ["v59.0", "latest"])
 def test_a_bad_api_version_is_a_config_error(version) -> None:
     """`v59.0` raised ValueError from simple-salesforce's login (exit 70); with a session

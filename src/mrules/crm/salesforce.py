@@ -60,7 +60,7 @@ __all__ = ["ENV_HELP", "CrmConfigError", "SalesforceCrm"]
 
 ENV_HELP = """\
 MRULES_SF_DOMAIN           'login' (production, the default), 'test' (a sandbox) or 'NAME.my'
-MRULES_SF_API_VERSION      the REST API version (default 59.0)
+MRULES_SF_API_VERSION      the REST API version (default 59.0; 42.0 or later)
 One of:
   MRULES_SF_INSTANCE_URL + MRULES_SF_SESSION_ID          an existing session (access token)
   MRULES_SF_USERNAME + MRULES_SF_PASSWORD + MRULES_SF_SECURITY_TOKEN
@@ -83,6 +83,9 @@ READ_LAG = dt.timedelta(minutes=2)
 when its transaction starts, so a slow transaction can commit a stamp older than a read that
 came first. Reading a little behind the clock lets the cursor move past only what is final."""
 T = TypeVar("T")
+MIN_API_VERSION = 42.0
+"""The first REST API version with sObject Collections, every write of the adapter: under
+an older one each write answered 404 NOT_FOUND, and the sync stopped with exit 4."""
 URL_LIMIT = 14_000
 """Bytes a query's URL may have, URL-encoded: Salesforce refuses a request whose URL and
 headers pass 16,384 bytes (HTTP 414 URI Too Long or 431), and a SOQL query goes in the URL
@@ -180,6 +183,12 @@ class SalesforceCrm:
             raise CrmConfigError(
                 f"MRULES_SF_API_VERSION is {version!r}: a REST API version such as 59.0"
                 " (no leading v)"
+            )
+        if float(version) < MIN_API_VERSION:
+            raise CrmConfigError(
+                f"MRULES_SF_API_VERSION is {version!r}: mrules writes with sObject Collections"
+                f" (composite/sobjects), which need {MIN_API_VERSION} or later (the default"
+                " is 59.0)"
             )
         common: dict[str, Any] = {"version": version, "session": session or _TimedSession()}
         domain = get("DOMAIN")
