@@ -1054,3 +1054,84 @@ def test_a_lead_found_converted_makes_the_prospect_follow_its_contact(
     assert (ann["crm_status"], ann["crm_id"]) == ("contact", "003Dn000000002AAA")
     assert ann["fields"]["phone"] == "+1 555 0102"
     assert _status(world["store"])["links"] == 2
+
+
+def test_a_session_expiring_between_two_write_batches_loses_and_doubles_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """250 leads to create: the first call of 200 succeeds, then MRULES_SF_SESSION_ID
+    expires (HTTP 401 on the second). Exit 4, the message counts what the cycle wrote;
+    with a new session the same command links the 200 the org has (found by email) and
+    creates the other 50: 250 leads in the org, one for each prospect."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import re
+
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    people = [f"p{i:03d}@x.com" for i in range(250)]
+    world = _world_of(tmp_path, people)
+    leads: dict[str, dict[str, Any]] = {}  # the org's leads, by email
+    posts: list[int] = []
+
+    def lead(email: str) -> dict[str, Any]:
+        rid = f"00QDn0000{len(leads) + 1:05d}AAA"
+        return {
+            "attributes": {"type": "Lead", "url": f"/services/data/v59.0/sobjects/Lead/{rid}"},
+            "Email": email,
+            "Phone": None,
+            "OwnerId": "005Dn000000001AAA",
+            "IsConverted": False,
+            "ConvertedContactId": None,
+            "LastModifiedDate": "2026-11-02T09:11:00.000+0000",
+            "Id": rid,
+            "SystemModstamp": "2026-11-02T09:11:00.000+0000",
+            "IsDeleted": False,
+        }
+
+    def write(expire_at: int) -> Any:
+        def answer(request: Any) -> tuple[int, dict[str, str], str]:
+            posts.append(len(json.loads(request.body)["records"]))
+            if len(posts) == expire_at:
+                expired = [
+                    {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
+                ]
+                return 401, {}, json.dumps(expired)
+            results = []
+            for r in json.loads(request.body)["records"]:
+                leads[r["Email"]] = lead(r["Email"])
+                results.append({"id": leads[r["Email"]]["Id"], "success": True, "errors": []})
+            return 200, {}, json.dumps(results)
+
+        return answer
+
+    def query(soql: str) -> dict[str, Any] | None:
+        searched = re.search(r"FROM Lead WHERE Email IN \((.*)\)", soql)
+        if searched:
+            records = [leads[e] for e in re.findall(r"'([^']*)'", searched.group(1)) if e in leads]
+        elif "FROM Lead WHERE SystemModstamp" in soql:
+            records = sorted(leads.values(), key=lambda r: r["Id"])
+        else:
+            return None
+        return {"totalSize": len(records), "done": True, "records": records}
+
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, write(expire_at=2), query)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 4, r.output
+    assert posts == [200, 50] and len(leads) == 200
+    assert "INVALID_SESSION_ID: Session expired or invalid" in r.output
+    assert "200 records created" in r.output and "writes nothing twice" in r.output
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW + dt.timedelta(minutes=10))
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, write(expire_at=0), query)
+        r = _cli("sync", "apply", *common, env={**ENV, "MRULES_SF_SESSION_ID": "00DDn0!new"})
+    assert r.exit_code == 0, r.output
+    assert "50 created, 200 linked" in r.output and "0 errors" in r.output
+    assert len(leads) == 250 and posts[2:] == [50]
+    state = _cli("state", "export", "--store", world["store"]).output.splitlines()
+    linked = {p["email"]: p["crm_id"] for p in map(json.loads, state)}
+    assert {linked[e] for e in people} == {leads[e]["Id"] for e in people}
+    assert len(set(linked.values())) == 250
