@@ -629,10 +629,13 @@ def test_a_session_id_read_with_its_line_break_works_and_is_never_shown(
         assert token.split("!")[1] not in r.output and "Traceback" not in r.output
 
 
-def _recorded_org(mock: Any, write: Any, answer: Any = None) -> None:
-    """The org of recorded/plan_apply.json answering any order of calls: its describes,
-    each query `answer(soql)` when it gives one, else its recorded answer (none: no
-    record), and `write` (when given) for sObject Collections creates."""
+def _recorded_org(
+    mock: Any, write: Any, answer: Any = None, fields: dict[str, list[Any]] | None = None
+) -> None:
+    """The org of recorded/plan_apply.json answering any order of calls: its describes
+    (with `fields[OBJECT]` added), each query `answer(soql)` when it gives one, else its
+    recorded answer (none: no record), and `write` (when given) for sObject Collections
+    creates."""
     from urllib.parse import parse_qs, urlsplit
 
     cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
@@ -641,7 +644,9 @@ def _recorded_org(mock: Any, write: Any, answer: Any = None) -> None:
     for call in cassette["calls"]:
         req = call["request"]
         if req["path"].endswith("describe/"):
-            mock.add("GET", base + req["path"], json=call["response"]["json"])
+            body = call["response"]["json"]
+            more = (fields or {}).get(body["name"], [])
+            mock.add("GET", base + req["path"], json={**body, "fields": body["fields"] + more})
         elif "query" in req:
             answers[req["query"]["q"]] = call["response"]["json"]
 
@@ -1135,3 +1140,51 @@ def test_a_session_expiring_between_two_write_batches_loses_and_doubles_nothing(
     linked = {p["email"]: p["crm_id"] for p in map(json.loads, state)}
     assert {linked[e] for e in people} == {leads[e]["Id"] for e in people}
     assert len(set(linked.values())) == 250
+
+
+def test_a_plan_says_which_mapped_fields_the_org_lacks_or_will_refuse(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The org's describe decides before any write: a mapped field the org lacks (or
+    hides from the integration user: describe lists only what it may see) is a note and
+    is not synced; a formula field (not createable, not updateable) shows the error the
+    org would answer, in the plan, and nothing is sent."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    rules = Path(world["rules"])
+    rules.write_text(
+        RULES.replace(
+            'map phone <-> "Phone" prefer most recent',
+            'map phone <-> "Score_Band__c" prefer ours\n  map rating <-> "Rating__c" prefer ours',
+        ).replace("field phone: text", "field phone: text\nfield rating: text"),
+        "utf-8",
+    )
+    events = [{**EVENTS[0], "type": "prospect_update", "fields": {"phone": "A"}}]
+    events_file = rules.parent / "more.jsonl"
+    events_file.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
+    ran = _cli("run", str(rules), str(events_file), "--store", world["store"])
+    assert ran.exit_code == 0, ran.output
+    formula = {
+        "name": "Score_Band__c",
+        "label": "Score Band",
+        "type": "string",
+        "length": 1300,
+        "nillable": True,
+        "createable": False,
+        "updateable": False,
+        "calculated": True,
+        "custom": True,
+        "defaultedOnCreate": False,
+    }
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _recorded_org(mock, None, fields={"Lead": [formula], "Contact": [formula]})
+        r = _cli("sync", "plan", *common, env=ENV)
+        assert not [c for c in mock.calls if c.request.method != "GET"]
+    assert r.exit_code == 2, r.output
+    assert "note: Lead has no field Rating__c: not synced on Leads" in r.output, r.output
+    assert "note: Contact has no field Rating__c: not synced on Contacts" in r.output
+    assert "expected error INVALID_FIELD_FOR_INSERT_UPDATE on Score_Band__c" in r.output
