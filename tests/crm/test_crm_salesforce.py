@@ -956,6 +956,22 @@ def test_an_answer_of_another_shape_is_a_failed_call(
     assert f"the org's answer to {what} is not of the shape Salesforce sends (" in str(e.value)
 
 
+def test_a_delete_answered_with_fewer_results_than_ids_is_a_failed_call(http, crm) -> None:
+    """Two ids deleted, one result: which record went is unknown. The writes said so
+    (UNKNOWN_EXCEPTION, transient); the delete gave the one result as if it were all."""
+    other = "00QDn000000002fMAA"
+    http.add(
+        "DELETE",
+        BASE + "composite/sobjects",
+        json=[{"id": LEAD_ID, "success": True, "errors": []}],
+        match=[matchers.query_param_matcher({"ids": f"{LEAD_ID},{other}", "allOrNone": "false"})],
+    )
+    with pytest.raises(CrmCallError) as e:
+        crm.delete([LEAD_ID, other])
+    assert (e.value.code, e.value.transient) == ("UNKNOWN_EXCEPTION", True)
+    assert "1 result for 2 records deleted: the outcome is unknown" in e.value.message
+
+
 # -- logins that fail before, or while, the adapter talks to the org -------------------------
 
 

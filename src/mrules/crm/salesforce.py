@@ -634,7 +634,15 @@ class SalesforceCrm:
             expect=list,
         )
         with _answer("a delete"):
-            return [_write_result(r) for r in results or []]
+            out = [_write_result(r) for r in results or []]
+        if len(out) != len(ids):  # as for a write: which records went is unknown
+            raise CrmCallError(
+                "UNKNOWN_EXCEPTION",
+                f"{plural(len(out), 'result')} for {plural(len(ids), 'record')} deleted: the"
+                " outcome is unknown",
+                transient=True,
+            )
+        return out
 
     def convert_leads(self, converts: Sequence[LeadConvert]) -> list[ConvertResult]:
         _batch(converts)
