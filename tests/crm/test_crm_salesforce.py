@@ -1025,6 +1025,31 @@ def test_a_bad_api_version_is_a_config_error(version) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "api"),
+    [
+        (
+            "https://getcloudy.lightning.force.com/lightning/page/home",
+            "https://getcloudy.my.salesforce.com",
+        ),
+        (
+            "https://getcloudy--dev.sandbox.lightning.force.com",
+            "https://getcloudy--dev.sandbox.my.salesforce.com",
+        ),
+    ],
+)
+def test_a_lightning_address_as_instance_url_is_a_config_error(http, url, api) -> None:
+    """The address bar's URL: the org answers the API there with a redirect to its My
+    Domain, followed without the Authorization header, and every call failed as
+    INVALID_SESSION_ID ("give a new session", when the session was fine)."""
+    env = {"MRULES_SF_SESSION_ID": "00D!token", "MRULES_SF_INSTANCE_URL": url}
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env(env)
+    assert f"MRULES_SF_INSTANCE_URL is {url!r}: the Lightning address" in str(e.value)
+    assert str(e.value).endswith(f"the org's API URL is its My Domain: {api}")
+    assert not http.calls
+
+
+@pytest.mark.parametrize(
     "url", ["getcloudy.my.salesforce.com", "getcloudy.my.salesforce.com/", "https://"]
 )
 def test_an_instance_url_without_https_host_is_a_config_error(url) -> None:

@@ -758,6 +758,20 @@ def _check_instance_url(url: str) -> None:
             f"MRULES_SF_INSTANCE_URL is {url!r}: the org's URL with https://, such as"
             " https://getcloudy.my.salesforce.com"
         )
+    host = parts.hostname.rstrip(".")
+    if host.endswith(_LIGHTNING):
+        # The address of Lightning pages in a browser, copied from its address bar: the
+        # org answers the API there with a redirect to its My Domain, which requests
+        # follows without the Authorization header (another host), and every call was
+        # INVALID_SESSION_ID: "give a new session", when the session was fine.
+        api = host.removesuffix(_LIGHTNING) + ".my.salesforce.com"
+        raise CrmConfigError(
+            f"MRULES_SF_INSTANCE_URL is {url!r}: the Lightning address of the org's pages,"
+            f" where the API is not; the org's API URL is its My Domain: https://{api}"
+        )
+
+
+_LIGHTNING = ".lightning.force.com"
 
 
 def _check_session_id(session_id: str) -> None:
