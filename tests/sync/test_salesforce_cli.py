@@ -1188,3 +1188,23 @@ def test_a_plan_says_which_mapped_fields_the_org_lacks_or_will_refuse(
     assert "note: Lead has no field Rating__c: not synced on Leads" in r.output, r.output
     assert "note: Contact has no field Rating__c: not synced on Contacts" in r.output
     assert "expected error INVALID_FIELD_FOR_INSERT_UPDATE on Score_Band__c" in r.output
+
+
+@pytest.mark.parametrize("spelled", ["Salesforce", "SALESFORCE"])
+def test_crm_salesforce_is_taken_in_any_case(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch, spelled: str
+) -> None:
+    """`--crm Salesforce` (or MRULES_CRM=SALESFORCE) was taken for a local CRM file of that
+    name: `Salesforce: no such CRM file (create one with mrules crm load)`, exit 2, for a
+    user who meant the org. A file so named is `./Salesforce`."""
+    pytest.importorskip("simple_salesforce")
+    for k in [k for k in __import__("os").environ if k.startswith("MRULES_SF_")]:
+        monkeypatch.delenv(k)
+    common = ["--rules", world["rules"], "--store", world["store"]]
+    r = _cli("sync", "plan", "--crm", spelled, *common)
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("mrules: error: --crm salesforce: no Salesforce credentials")
+    r = _cli("sync", "plan", *common, env={"MRULES_CRM": spelled})
+    assert r.output.startswith("mrules: error: --crm salesforce: no Salesforce credentials")
+    r = _cli("sync", "plan", "--crm", f"./{spelled}", *common)
+    assert r.output.startswith(f"mrules: error: {spelled}: no such CRM file"), r.output

@@ -6,6 +6,9 @@
   `MRULES_SF_*` variables (`mrules.crm.salesforce.ENV_HELP`; docs/sync.md says how
   to connect a sandbox). It needs the extra: `pip install 'mrules[salesforce]'`.
 
+`local` and `salesforce` are taken in any case (`Salesforce`); a CRM file of such a
+name is given as a path, `./Salesforce`.
+
 Failing to connect raises `CrmConnectError` with the message a user reads and
 the exit code (2 when the user must fix the command or the environment, 4 when
 the CRM or its file fails).
@@ -23,6 +26,8 @@ __all__ = ["ENV_VAR", "CrmConnectError", "crm_kind", "open_crm"]
 ENV_VAR = "MRULES_CRM"
 """The CRM to use when `--crm` is not given: local, salesforce or a path."""
 EXTRA_HINT = "pip install 'mrules[salesforce]'"
+KINDS = ("local", "salesforce")
+"""The names `--crm` takes for a kind, in any case; a file so named is `./salesforce`."""
 
 
 class CrmConnectError(Exception):
@@ -35,6 +40,8 @@ def crm_kind(spec: str | None, environ: Mapping[str, str] | None = None) -> str:
     """`local`, `salesforce` or the path of a local CRM file, from `--crm` or MRULES_CRM."""
     env = os.environ if environ is None else environ
     value = (spec or env.get(ENV_VAR) or "local").strip()
+    if value.lower() in KINDS:  # `--crm Salesforce` was a CRM file of that name, missing
+        return value.lower()
     return value or "local"
 
 
