@@ -45,6 +45,32 @@ def test_no_credentials_says_which_variables() -> None:
     assert "MRULES_SF_USERNAME" in str(e.value) and "MRULES_SF_CONSUMER_KEY" in str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        (  # the client credentials flow was made instead, as the app's run-as user
+            {
+                "MRULES_SF_PASSWORD": "S3cr3t-pw",
+                "MRULES_SF_SECURITY_TOKEN": "T0K3N",
+                "MRULES_SF_CONSUMER_KEY": "key",
+                "MRULES_SF_CONSUMER_SECRET": "secret",
+                "MRULES_SF_DOMAIN": "getcloudy.my",
+            },
+            "MRULES_SF_PASSWORD is set but MRULES_SF_USERNAME is not",
+        ),
+        (  # "no Salesforce credentials in the environment"
+            {"MRULES_SF_SECURITY_TOKEN": "T0K3N"},
+            "MRULES_SF_SECURITY_TOKEN is set but MRULES_SF_USERNAME and MRULES_SF_PASSWORD are not",
+        ),
+    ],
+)
+def test_a_password_login_without_its_user_is_named(http, env, said) -> None:
+    with pytest.raises(CrmConfigError) as e:
+        SalesforceCrm.from_env(env)
+    assert str(e.value).startswith(said) and not http.calls
+    assert "S3cr3t" not in str(e.value) and "T0K3N" not in str(e.value)
+
+
 def test_session_from_the_environment(http) -> None:
     crm = SalesforceCrm.from_env(
         {"MRULES_SF_SESSION_ID": "00D!token", "MRULES_SF_INSTANCE_URL": INSTANCE}

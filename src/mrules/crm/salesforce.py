@@ -196,6 +196,11 @@ class SalesforceCrm:
             if not (get("SESSION_ID") and get("INSTANCE_URL")):  # a session takes no domain
                 _check_domain(domain)
             common["domain"] = domain
+        if get("PASSWORD") and not get("USERNAME") and not get("SESSION_ID"):
+            # A password login missing its user: with a connected app's key and secret
+            # beside it, the client credentials flow was made instead, silently, as the
+            # app's run-as user, whose name every write then bore.
+            raise CrmConfigError(_what_is_missing(get))
         # simple-salesforce warns (a UserWarning of many lines, its file and line
         # before the command's error) when a user has not approved the connected app;
         # the refusal says it, with what to do (_login_failed).
@@ -718,6 +723,7 @@ def _what_is_missing(get: Callable[[str], str | None]) -> str:
         ("INSTANCE_URL", ("SESSION_ID",)),
         ("USERNAME", ("PASSWORD",)),
         ("PASSWORD", ("USERNAME",)),
+        ("SECURITY_TOKEN", ("USERNAME", "PASSWORD")),
         ("PRIVATE_KEY_FILE", ("CONSUMER_KEY", "USERNAME")),
         ("CONSUMER_KEY", ("CONSUMER_SECRET",)),
         ("CONSUMER_SECRET", ("CONSUMER_KEY",)),
