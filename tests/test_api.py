@@ -525,3 +525,28 @@ def test_compile_refuses_a_program_with_errors_as_run_does() -> None:
     warned = mrules.parse('form "F"\non submit of form "F" { add tag "vip" }\n')
     assert [d.code for d in mrules.check(warned.program)] == ["MR109"]  # a warning
     assert mrules.compile(warned.program, warned.sources).version
+
+
+def test_a_user_script_type_checks_with_mypy_strict_and_runs(tmp_path: Path) -> None:
+    """The package shipped no `py.typed`: `mypy --strict` on a script importing mrules said
+    "module is installed, but missing library stubs or py.typed marker", and every name of
+    the API was `Any`. The script's `assert_type`s hold, and it runs as written."""
+    script = REPO / "tests" / "api_typing" / "api_user_script.py"
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+         str(script)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    ran = subprocess.run(
+        [sys.executable, str(script), str(EXAMPLE), str(tmp_path / "s.db")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == [
+        "['MR105']",
+        "1 [(1, \"not JSON: invalid literal, expected 'null' at column 1\")]",
+        "131",
+        f"store {tmp_path / 's.db'} is closed",
+        "6",
+    ]

@@ -37,6 +37,7 @@ def test_a_wheel_built_from_the_sdist_holds_the_grammar_library_and_docs(tmp_pat
         files = z.namelist()
     assert "mrules/grammar/mrules.lark" in files
     assert "mrules/docs/diagnostics.md" in files
+    assert "mrules/py.typed" in files  # PEP 561: type checkers read the package's types
     assert any(f.startswith("mrules/library/") and f.endswith(".mr") for f in files)
 
 

@@ -35,6 +35,7 @@ from mrules.storeapi import MEMORY, YEARS_1_TO_9999, StateStore, is_postgres_url
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
+    from mrules.diagnostics import Diagnostic
     from mrules.engine import RunSummary
     from mrules.events import Event, Reject
     from mrules.loader import LoadResult
@@ -45,7 +46,7 @@ __all__ = ["RuleSetError", "RunResult", "compile_loaded", "compile_rules", "open
 class RuleSetError(Exception):
     """The rule set cannot be run: it has errors (the message renders them) or cannot be read."""
 
-    def __init__(self, message: str, diagnostics: list[Any] | None = None) -> None:
+    def __init__(self, message: str, diagnostics: list[Diagnostic] | None = None) -> None:
         super().__init__(message)
         self.diagnostics = diagnostics or []
 
