@@ -91,6 +91,17 @@ class RunResult:
                 record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
         return records
 
+    def __repr__(self) -> str:
+        """What a notebook shows: the summary's counts (by their names in `summary`) and
+        the store; not the rule set and every action counted, as the dataclass's repr did
+        (29,000 characters on the example)."""
+        s = self.summary
+        counts = ["lines", "applied", "duplicates", "rejected", "ignored", "prospects_created"]
+        if s.resumed_from:
+            counts.append("resumed_from")
+        shown = " ".join(f"{name}={getattr(s, name)}" for name in counts)
+        return f"<RunResult {shown} store={self.store!r}>"
+
     def export_jsonl(self) -> str:
         """`mrules state export`'s output, byte for byte, as text."""
         return "".join(orjson.dumps(r).decode() + "\n" for r in self.export())
