@@ -547,7 +547,8 @@ def test_a_user_script_type_checks_with_mypy_strict_and_runs(tmp_path: Path) -> 
         "['MR105']",
         "1 [(1, \"not JSON: invalid literal, expected 'null' at column 1\")]",
         "131",
-        f"store {tmp_path / 's.db'} is closed",
+        f"this run's store ({tmp_path / 's.db'}) is closed: read the result before close(),"
+        " or inside its `with` block",
         "6",
     ]
 
@@ -569,3 +570,23 @@ def test_a_result_s_repr_is_its_counts_and_its_store(tmp_path: Path) -> None:
             "<RunResult lines=0 applied=0 duplicates=0 rejected=0 ignored=0"
             f" prospects_created=0 resumed_from=28 store=Store({str(db)!r}, writer)>"
         )
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_closed_result_says_so_whichever_the_store(tmp_path: Path, kind: str) -> None:
+    """After `close()` (or its `with` block), a result in memory still exported, while the
+    same code on a store path raised: a script that worked in memory broke once given a
+    file. Both now raise StoreError saying the result is closed; the summary stays."""
+    store = ":memory:" if kind == "memory" else tmp_path / "s.db"
+    with mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl", store=store) as result:
+        assert len(result.export()) == 6
+    shown = ":memory:" if kind == "memory" else str(tmp_path / "s.db")
+    for read in (result.export, result.export_jsonl, lambda: result.export("leung@example.com")):
+        with pytest.raises(StoreError) as raised:
+            read()
+        assert str(raised.value) == (
+            f"this run's store ({shown}) is closed: read the result before close(),"
+            " or inside its `with` block"
+        )
+    result.close()  # twice: nothing more
+    assert result.summary.applied == 27

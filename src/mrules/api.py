@@ -24,14 +24,14 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
-from mrules.storeapi import MEMORY, YEARS_1_TO_9999, StateStore, is_postgres_url
+from mrules.storeapi import MEMORY, YEARS_1_TO_9999, StateStore, StoreError, is_postgres_url
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
@@ -53,11 +53,17 @@ class RuleSetError(Exception):
 
 @dataclass
 class RunResult:
-    """What a run did (`summary`) and the store it wrote (still open for reading)."""
+    """What a run did (`summary`) and the store it wrote (still open for reading).
+
+    `close()` (or the end of a `with` block) closes the store; the result's reads then
+    raise `StoreError`, whichever the store (a store in memory stayed readable, and the
+    same code failed once given a path). `summary` and `rules` stay.
+    """
 
     summary: RunSummary
     store: StateStore
     rules: CompiledRuleSet
+    _closed: bool = field(default=False, init=False, compare=False)
 
     def export(self, emails: str | Iterable[str] = ()) -> list[dict[str, Any]]:
         """Every prospect as `mrules state export` prints it (one dict a prospect); only
@@ -67,12 +73,14 @@ class RunResult:
         done is left out of `pending_crm`.
 
         Raises:
+            StoreError: the result was closed, or the store cannot be read.
             mrules.sync.db.SyncDbError: the sync file beside the store cannot be read.
         """
         from mrules.outputs import export_records
         from mrules.store import Store
         from mrules.sync.db import pending_beside
 
+        self._check_open()
         wanted = (
             [emails] if isinstance(emails, str)
             else list(emails) if isinstance(emails, Iterable) and not isinstance(emails, bytes)
@@ -107,8 +115,20 @@ class RunResult:
         return "".join(orjson.dumps(r).decode() + "\n" for r in self.export())
 
     def close(self) -> None:
-        """Close the store (a SQLite store opened from a path holds its lock until then)."""
+        """Close the store (a SQLite store opened from a path holds its lock until then).
+
+        Closing twice does nothing more. A store object given to `mrules.run` is closed
+        too: it was the run's.
+        """
+        self._closed = True
         self.store.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(
+                f"this run's store ({self.store.path}) is closed: read the result before"
+                " close(), or inside its `with` block"
+            )
 
     def __enter__(self) -> RunResult:
         return self
