@@ -590,3 +590,31 @@ def test_a_closed_result_says_so_whichever_the_store(tmp_path: Path, kind: str) 
         )
     result.close()  # twice: nothing more
     assert result.summary.applied == 27
+
+
+def test_a_result_lists_its_stream_s_rejected_lines(tmp_path: Path) -> None:
+    """The rejected lines were reachable only through `result.store.rejects()`, every
+    stream's at once, where `summary.rejected` counts this run's: `result.rejects()` is
+    the stream's, a file's across the runs that resumed it (as `mrules run` writes its
+    rejects file), an iterable's this run's alone."""
+    lines = (EXAMPLE / "events.jsonl").read_text("utf-8").splitlines(keepends=True)
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(lines[:5]) + "not JSON\n")
+    db = tmp_path / "s.db"
+    with mrules.run(EXAMPLE / "rules", events, store=db) as first:
+        assert first.summary.rejected == 1
+        assert [(r.source, r.line, r.text) for r in first.rejects()] == [
+            (str(events), 6, "not JSON")
+        ]
+    events.write_text("".join(lines[:5]) + "not JSON\n" + "".join(lines[5:]) + "{}\n")
+    with mrules.run(EXAMPLE / "rules", events, store=db) as again:
+        assert again.summary.rejected == 1 and again.source == str(events)
+        assert [r.line for r in again.rejects()] == [6, len(lines) + 2]
+        assert again.rejects()[1].reason.startswith("missing")
+    with mrules.run(EXAMPLE / "rules", ["[1]", lines[0]], store=db) as piped:
+        assert piped.source == "- (run 1)"
+        assert [(r.line, r.text) for r in piped.rejects()] == [(1, "[1]")]
+    with mrules.run(EXAMPLE / "rules", [lines[1], "nope"], store=db) as piped:
+        assert piped.source == "- (run 2)"
+        assert [(r.line, r.text) for r in piped.rejects()] == [(2, "nope")]
+        assert len(list(piped.store.rejects())) == 4  # every stream's

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from mrules.engine import RunSummary
     from mrules.events import Event, Reject
     from mrules.loader import LoadResult
+    from mrules.records import RejectedLine
 
 __all__ = ["RuleSetError", "RunResult", "compile_loaded", "compile_rules", "open_store", "run"]
 
@@ -63,7 +64,24 @@ class RunResult:
     summary: RunSummary
     store: StateStore
     rules: CompiledRuleSet
+    source: str = "-"
+    """What the store keeps this run's stream under: a file's absolute path (or the
+    `source` given); `- (run N)` for the N-th run on standard input, a pipe or an
+    iterable of that store."""
     _closed: bool = field(default=False, init=False, compare=False)
+
+    def rejects(self) -> list[RejectedLine]:
+        """The stream's rejected lines, by line: a file's, this run's and those earlier runs
+        on that file rejected (as the rejects file of `mrules run` holds them); this run's
+        alone for standard input, a pipe or an iterable. Each has `line`, `reason` and
+        `text` (the line as read, cut at 1,000 characters); `store.rejects()` has every
+        stream's.
+
+        Raises:
+            StoreError: the result was closed, or the store cannot be read.
+        """
+        self._check_open()
+        return list(self.store.rejects(self.source))
 
     def export(self, emails: str | Iterable[str] = ()) -> list[dict[str, Any]]:
         """Every prospect as `mrules state export` prints it (one dict a prospect); only
@@ -530,4 +548,4 @@ def run(
         if st is not store:
             st.close()
         raise
-    return RunResult(summary, st, compiled)
+    return RunResult(summary, st, compiled, engine.reject_source)

@@ -31,8 +31,9 @@ def main(example: Path, store: Path) -> None:
         assert_type(result, RunResult)
         assert_type(result.summary.applied, int)
         assert_type(result.store, StateStore)
-        rejects = list(result.store.rejects())
+        rejects = result.rejects()
         assert_type(rejects, list[RejectedLine])
+        assert rejects == list(result.store.rejects())
         print(result.summary.rejected, [(r.line, r.reason) for r in rejects])
         leung = result.export("leung@example.com")[0]
         assert_type(leung, dict[str, Any])
