@@ -618,3 +618,35 @@ def test_a_result_lists_its_stream_s_rejected_lines(tmp_path: Path) -> None:
         assert piped.source == "- (run 2)"
         assert [(r.line, r.text) for r in piped.rejects()] == [(2, "nope")]
         assert len(list(piped.store.rejects())) == 4  # every stream's
+
+
+def test_export_reads_a_store_a_run_wrote_as_state_export_does(tmp_path: Path) -> None:
+    """A store written by `mrules run` could be read from Python only through private
+    functions (`mrules.outputs.export_records`, and the sync file's filter by hand):
+    `mrules.export(path)` is `mrules state export`, opened read-only and closed."""
+    db = tmp_path / "g.db"
+    subprocess.run(
+        [sys.executable, "-m", "mrules", "run", str(EXAMPLE / "rules"),
+         str(EXAMPLE / "events.jsonl"), "--store", str(db), "-q"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    exported = subprocess.run(
+        [sys.executable, "-m", "mrules", "state", "export", "--store", str(db)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    records = mrules.export(db)
+    assert "".join(orjson.dumps(r).decode() + "\n" for r in records) == exported
+    assert mrules.export(str(db), "leung@example.com") == [
+        r for r in records if r["email"] == "leung@example.com"
+    ]
+    with mrules.run(EXAMPLE / "rules", EXAMPLE / "events.jsonl", store=db) as again:
+        assert again.summary.applied == 0  # the export let go of the store: a run takes it
+        assert mrules.export(again.store) == records  # a store object is read, left open
+        assert again.export() == records
+    with pytest.raises(StoreError, match="no store at"):
+        mrules.export(tmp_path / "none.db")
+    assert not (tmp_path / "none.db").exists()
+    with pytest.raises(ValueError, match="a store in memory lives inside its run"):
+        mrules.export(":memory:")
+    with pytest.raises(TypeError, match="store must be ':memory:', a path"):
+        mrules.export(5)  # type: ignore[arg-type]

@@ -19,7 +19,9 @@ True
 >>> result.summary.applied, result.export(["leung@example.com"])[0]["score"]
 (27, 131)
 
-The engine is `mrules.engine.Engine`; its stores implement `mrules.storeapi.StateStore`.
+`mrules.export("path.db")` reads the prospects of a store a run wrote (opened
+read-only) as `mrules state export` prints them. The engine is
+`mrules.engine.Engine`; its stores implement `mrules.storeapi.StateStore`.
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ from typing import TYPE_CHECKING, Any
 
 from mrules.buildinfo import __version__
 
-__all__ = ["__version__", "check", "compile", "load", "parse", "run"]
+__all__ = ["__version__", "check", "compile", "export", "load", "parse", "run"]
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
     from mrules.api import RunResult
     from mrules.ast import Program
     from mrules.compiler import CompiledRuleSet
     from mrules.diagnostics import Diagnostic
     from mrules.loader import LoadResult
     from mrules.source import Source
+    from mrules.storeapi import StateStore
 
 
 def load(paths: Any) -> LoadResult:
@@ -136,3 +142,13 @@ def run(rules: Any, events: Any, store: Any = ":memory:", **options: Any) -> Run
     from mrules.api import run as _run
 
     return _run(rules, events, store, **options)
+
+
+def export(
+    store: str | Path | StateStore, emails: str | Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """Every prospect of a store (a path, opened read-only) as `mrules state export` prints
+    it; see `mrules.api.export_state`."""
+    from mrules.api import export_state
+
+    return export_state(store, emails)

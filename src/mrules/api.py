@@ -41,7 +41,15 @@ if TYPE_CHECKING:
     from mrules.loader import LoadResult
     from mrules.records import RejectedLine
 
-__all__ = ["RuleSetError", "RunResult", "compile_loaded", "compile_rules", "open_store", "run"]
+__all__ = [
+    "RuleSetError",
+    "RunResult",
+    "compile_loaded",
+    "compile_rules",
+    "export_state",
+    "open_store",
+    "run",
+]
 
 
 class RuleSetError(Exception):
@@ -94,28 +102,8 @@ class RunResult:
             StoreError: the result was closed, or the store cannot be read.
             mrules.sync.db.SyncDbError: the sync file beside the store cannot be read.
         """
-        from mrules.outputs import export_records
-        from mrules.store import Store
-        from mrules.sync.db import pending_beside
-
         self._check_open()
-        wanted = (
-            [emails] if isinstance(emails, str)
-            else list(emails) if isinstance(emails, Iterable) and not isinstance(emails, bytes)
-            else None
-        )  # fmt: skip
-        if wanted is None or not all(isinstance(e, str) for e in wanted):
-            # not "'int' object is not iterable", nor AttributeError ('strip') for [None]
-            odd = emails if wanted is None else next(e for e in wanted if not isinstance(e, str))
-            raise TypeError(f"emails must be an email or a list of them, not {type(odd).__name__}")
-        records = list(export_records(self.store, wanted))
-        # `state export` reads the sync file beside the store's file; a store in memory or
-        # in PostgreSQL has none.
-        synced = pending_beside(self.store.path) if isinstance(self.store, Store) else None
-        if synced is not None:
-            for record in records:
-                record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
-        return records
+        return export_state(self.store, emails)
 
     def __repr__(self) -> str:
         """What a notebook shows: the summary's counts (by their names in `summary`) and
@@ -153,6 +141,61 @@ class RunResult:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def export_state(
+    store: str | Path | StateStore, emails: str | Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """Every prospect of a store as `mrules state export` prints it (one dict a
+    prospect); only those of `emails` (one email, or several) when given.
+
+    `store` is a store's path (opened read-only, closed before this returns: a run may
+    be writing it), a PostgreSQL URL, or a store object (read, left open). As `state
+    export` does, the CRM work that a sync beside an SQLite store (`NAME.sync.db`) has
+    done is left out of `pending_crm`.
+
+    Raises:
+        ValueError: `store` is `":memory:"`: a store in memory lives inside its run
+            (export its `RunResult`).
+        TypeError: `emails` is not an email or a list of them.
+        StorePathError: there is no store at the path (nothing is created).
+        StoreError: the store cannot be read (damaged, not an mrules store).
+        mrules.sync.db.SyncDbError: the sync file beside the store cannot be read.
+    """
+    from mrules.outputs import export_records
+    from mrules.store import Store
+    from mrules.sync.db import pending_beside
+
+    wanted = (
+        [emails] if isinstance(emails, str)
+        else list(emails) if isinstance(emails, Iterable) and not isinstance(emails, bytes)
+        else None
+    )  # fmt: skip
+    if wanted is None or not all(isinstance(e, str) for e in wanted):
+        # not "'int' object is not iterable", nor AttributeError ('strip') for [None]
+        odd = emails if wanted is None else next(e for e in wanted if not isinstance(e, str))
+        raise TypeError(f"emails must be an email or a list of them, not {type(odd).__name__}")
+    if isinstance(store, str | Path):
+        if str(store) == MEMORY:  # a new, empty store: [] would say there is nobody
+            raise ValueError(
+                "store ':memory:' holds nothing to read: a store in memory lives inside its"
+                " run (export the run's result: mrules.run(...).export())"
+            )
+        _check_options(store, None, 1, None, None)  # its type, and "" is not "."
+        opened = open_store(store, readonly=True)
+        try:
+            return export_state(opened, wanted)
+        finally:
+            opened.close()
+    _check_options(store, None, 1, None, None)
+    records = list(export_records(store, wanted))
+    # `state export` reads the sync file beside the store's file; a store in memory or
+    # in PostgreSQL has none.
+    synced = pending_beside(store.path) if isinstance(store, Store) else None
+    if synced is not None:
+        for record in records:
+            record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
+    return records
 
 
 def open_store(

@@ -45,6 +45,7 @@ def main(example: Path, store: Path) -> None:
     with closing(open_store(store, readonly=True)) as reopened:
         assert_type(reopened, StateStore)
         print(reopened.prospect_count())
+        assert_type(mrules.export(reopened, ["leung@example.com"]), list[dict[str, Any]])
 
 
 if __name__ == "__main__":
