@@ -67,18 +67,32 @@ def test_run_into_memory_exports_what_the_cli_exports(tmp_path: Path) -> None:
     assert result.summary.applied == 27 and result.summary.duplicates == 1
 
 
-def test_python_c_prints_the_cli_state(tmp_path: Path) -> None:
+def test_the_readme_s_python_c_prints_what_the_cli_prints(tmp_path: Path) -> None:
+    """The README's promise, as a user meets it: its `python -c` line, taken from the
+    README as written, prints byte for byte what `mrules run` then `mrules state export`
+    print, each command its own process (the test had its own copy of the line, and ran
+    the CLI inside the test's process)."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text("utf-8")
+    found = re.findall(r"^\.venv/bin/python -c (.*import mrules.*)$", readme, re.M)
+    assert len(found) == 1, found
+    [code] = shlex.split(found[0])
     db = tmp_path / "g.db"
-    cli("run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(db), "-q")
-    exported = cli("state", "export", "--store", str(db)).output
-    code = (
-        "import mrules, sys; r = mrules.run('examples/getcloudy/rules',"
-        " 'examples/getcloudy/events.jsonl'); sys.stdout.write(r.export_jsonl())"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
-    )
-    assert out.stdout == exported
+    mrules_cli = [sys.executable, "-m", "mrules"]
+    rules, events = "examples/getcloudy/rules", "examples/getcloudy/events.jsonl"
+    subprocess.run(
+        [*mrules_cli, "run", rules, events, "--store", str(db), "-q"],
+        cwd=REPO, check=True, capture_output=True,
+    )  # fmt: skip
+    exported = subprocess.run(
+        [*mrules_cli, "state", "export", "--store", str(db)], cwd=REPO, check=True,
+        capture_output=True,
+    ).stdout  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True)
+    assert out.stderr == b""
+    assert out.stdout == exported and exported.count(b"\n") == 6
 
 
 def test_export_leaves_out_the_crm_work_a_sync_did_as_the_cli_does(
