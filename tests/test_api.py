@@ -664,3 +664,29 @@ def test_export_reads_a_store_a_run_wrote_as_state_export_does(tmp_path: Path) -
         mrules.export(":memory:")
     with pytest.raises(TypeError, match="store must be ':memory:', a path"):
         mrules.export(5)  # type: ignore[arg-type]
+
+
+def test_a_rule_set_error_gives_each_error_s_line_as_data(tmp_path: Path) -> None:
+    """`RuleSetError.diagnostics` held character offsets (`start`, `end`): the line and
+    column were only in the message's text. `as_json()` gives each error as
+    `mrules lint --format json` does, lines and columns included."""
+    bad = tmp_path / "rules"
+    bad.mkdir()
+    (bad / "a.mr").write_text('form "F"\non submit of form "F" { add to list "MQL" }\n')
+    with pytest.raises(RuleSetError) as raised:
+        mrules.run(bad, [])
+    linted = subprocess.run(
+        [sys.executable, "-m", "mrules", "lint", "--format", "json", str(bad)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert linted.returncode == 1
+    assert raised.value.as_json() == orjson.loads(linted.stdout)
+    assert [(e["line"], e["column"], e["code"]) for e in raised.value.as_json()] == [
+        (2, 37, "MR103")
+    ]
+    loaded = mrules.parse('form "F"\non submit of form "F" { add to list "MQL" }\n', "b.mr")
+    with pytest.raises(RuleSetError) as compiled:
+        mrules.compile(loaded.program, loaded.sources)
+    assert [(e["path"], e["line"], e["column"]) for e in compiled.value.as_json()] == [
+        ("b.mr", 2, 37)
+    ]

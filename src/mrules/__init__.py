@@ -117,7 +117,7 @@ def compile(program: Program, sources: dict[str, Source] | None = None) -> Compi
             text = "".join(f"{d.path}: error[{d.code}]: {d.message}\n" for d in errors)
         else:
             text = render_text(errors, sources)
-        raise RuleSetError(text, errors)
+        raise RuleSetError(text, errors, sources)
     return compile_program(program, sources)
 
 

@@ -23,7 +23,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mrules.events import Event, Reject
     from mrules.loader import LoadResult
     from mrules.records import RejectedLine
+    from mrules.source import Source
 
 __all__ = [
     "RuleSetError",
@@ -53,11 +54,34 @@ __all__ = [
 
 
 class RuleSetError(Exception):
-    """The rule set cannot be run: it has errors (the message renders them) or cannot be read."""
+    """The rule set cannot be run: it has errors (the message renders them) or cannot be read.
 
-    def __init__(self, message: str, diagnostics: list[Diagnostic] | None = None) -> None:
+    Attributes:
+        diagnostics: the errors as `mrules.diagnostics.Diagnostic`s (code, severity,
+            message, path, `start` and `end` as character offsets, hint); empty when the
+            rules could not be read at all (a missing path: the message says it).
+        sources: the rule files read (path -> `mrules.source.Source`), for the errors'
+            lines; empty when not known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        diagnostics: list[Diagnostic] | None = None,
+        sources: Mapping[str, Source] | None = None,
+    ) -> None:
         super().__init__(message)
         self.diagnostics = diagnostics or []
+        self.sources = dict(sources or {})
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """The errors as `mrules lint --format json` gives them: code, severity, message,
+        path, 1-based line and column (and their end), hint, related places. Without the
+        sources (`mrules.compile` given none), the lines are 1."""
+        from mrules.diagnostics import render_json
+
+        found: list[dict[str, Any]] = json.loads(render_json(self.diagnostics, self.sources))
+        return found
 
 
 @dataclass
@@ -312,7 +336,7 @@ def compile_loaded(result: LoadResult) -> CompiledRuleSet:
         diags += check(result.program)
     errors = sort_diagnostics([d for d in diags if d.is_error])
     if errors:
-        raise RuleSetError(render_text(errors, result.sources), errors)
+        raise RuleSetError(render_text(errors, result.sources), errors, result.sources)
     return compile_program(result.program, result.sources)
 
 
