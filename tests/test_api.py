@@ -690,3 +690,35 @@ def test_a_rule_set_error_gives_each_error_s_line_as_data(tmp_path: Path) -> Non
     assert [(e["path"], e["line"], e["column"]) for e in compiled.value.as_json()] == [
         ("b.mr", 2, 37)
     ]
+
+
+def test_the_api_page_s_examples_run_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/api.md's examples, every `>>>` of its python blocks in one namespace, from the
+    root of the repository as the page says, give the output the page shows."""
+    import doctest
+    import re
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the page's stores go there
+
+    page = (REPO / "docs" / "api.md").read_text("utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.M | re.S)
+    assert len(blocks) >= 4 and all(">>> " in b for b in blocks)
+    # the page's prose blanked, so that a failure gives the page's own line number
+    code: list[str] = []
+    inside = False
+    for line in page.splitlines():
+        if line.startswith("```"):
+            inside = line == "```python"
+            code.append("")
+        else:
+            code.append(line if inside else "")
+    monkeypatch.chdir(REPO)
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=0)
+    test = parser.get_doctest("\n".join(code), {}, "docs/api.md", "docs/api.md", 0)
+    report: list[str] = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
+    assert runner.tries > 10
