@@ -722,3 +722,17 @@ def test_the_api_page_s_examples_run_as_written(
     runner.run(test, out=report.append)
     assert runner.failures == 0, "".join(report)
     assert runner.tries > 10
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [(lambda: mrules.run(EXAMPLE / "rules", "events\0.jsonl"), "events: a path cannot"),
+     (lambda: mrules.run(EXAMPLE / "rules", [], store="s\0.db"), "store: a path cannot"),
+     (lambda: mrules.run(EXAMPLE / "rules", [], store=Path("s\0.db")), "store: a path cannot"),
+     (lambda: mrules.export("s\0.db"), "store: a path cannot")],
+)  # fmt: skip
+def test_a_path_with_a_nul_character_is_named(call: Any, words: str) -> None:
+    """A path holding NUL (a string cut from a C buffer, a bad join) raised the system's
+    "embedded null byte", a ValueError that named neither the argument nor the cause."""
+    with pytest.raises(ValueError, match=f"^{words} hold a NUL character"):
+        call()

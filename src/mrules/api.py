@@ -372,6 +372,8 @@ def _check_options(
         raise ValueError(
             "store: an empty path is not the current folder (give the store's file, or ':memory:')"
         )
+    if isinstance(store, str | Path) and "\0" in str(store):  # not the system's bare words
+        raise ValueError("store: a path cannot hold a NUL character (\\0)")
     for name, value in (("now", now), ("commit_seconds", commit_seconds)):
         if value is None:
             continue
@@ -542,6 +544,8 @@ def run(
         raise ValueError(
             "events: an empty path is not the current folder (give the events file, or '-')"
         )
+    if isinstance(events, str | Path) and "\0" in str(events):  # not "embedded null byte"
+        raise ValueError("events: a path cannot hold a NUL character (\\0)")
     for name, text in (("source", source), ("label", label)):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"{name} must be a str, not {type(text).__name__}")
