@@ -736,3 +736,37 @@ def test_a_path_with_a_nul_character_is_named(call: Any, words: str) -> None:
     "embedded null byte", a ValueError that named neither the argument nor the cause."""
     with pytest.raises(ValueError, match=f"^{words} hold a NUL character"):
         call()
+
+
+def test_explain_from_python_is_what_mrules_explain_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why a prospect has its score was `mrules explain` alone: from Python it took the
+    CLI's private reading of the ledger. `RunResult.explain(email)` and
+    `mrules.api.explain_state(store, email)` give what `explain --format json` prints,
+    with the CRM work a sync did left out as there; a missing prospect is NoSuchProspect
+    (a LookupError), not a KeyError."""
+    from mrules.api import NoSuchProspect, explain_state
+
+    monkeypatch.chdir(tmp_path)
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db").exit_code == 0
+    assert cli("run", rules, events, "--store", "g.db", "-q").exit_code == 0
+    assert cli("sync", "apply", "--rules", rules, "--store", "g.db").exit_code == 0
+    emails = [p["email"] for p in mrules.export("g.db")]
+    assert len(emails) == 6
+    for email in emails:
+        printed = cli("explain", email, "--format", "json", "--store", "g.db").output
+        assert explain_state("g.db", email) == orjson.loads(printed), email
+    with mrules.run(rules, events, store="g.db") as result:
+        assert result.explain(" Leung@Example.com") == explain_state("g.db", "leung@example.com")
+        with pytest.raises(NoSuchProspect, match=r"^no prospect 'nobody@x\.com' in g\.db$"):
+            result.explain("nobody@x.com")
+    with pytest.raises(StoreError, match="is closed"):
+        result.explain("leung@example.com")
+    in_memory = mrules.run(rules, events)
+    assert in_memory.explain("leung@example.com")["score_total"] == 131
+    with pytest.raises(ValueError, match=r"explain\(email\)"):
+        explain_state(":memory:", "leung@example.com")
+    with pytest.raises(TypeError, match="email must be a str, not NoneType"):
+        in_memory.explain(None)  # type: ignore[arg-type]

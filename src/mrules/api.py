@@ -18,6 +18,7 @@ store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -43,10 +44,12 @@ if TYPE_CHECKING:
     from mrules.source import Source
 
 __all__ = [
+    "NoSuchProspect",
     "RuleSetError",
     "RunResult",
     "compile_loaded",
     "compile_rules",
+    "explain_state",
     "export_state",
     "open_store",
     "run",
@@ -129,6 +132,17 @@ class RunResult:
         self._check_open()
         return export_state(self.store, emails)
 
+    def explain(self, email: str) -> dict[str, Any]:
+        """Why the prospect of `email` stands where it does, as `mrules explain EMAIL
+        --format json` prints it (see `explain_state`).
+
+        Raises:
+            NoSuchProspect: the store has no prospect of that email.
+            StoreError: the result was closed, or the store cannot be read.
+        """
+        self._check_open()
+        return explain_state(self.store, email)
+
     def __repr__(self) -> str:
         """What a notebook shows: the summary's counts (by their names in `summary`) and
         the store; not the rule set and every action counted, as the dataclass's repr did
@@ -199,27 +213,83 @@ def export_state(
         # not "'int' object is not iterable", nor AttributeError ('strip') for [None]
         odd = emails if wanted is None else next(e for e in wanted if not isinstance(e, str))
         raise TypeError(f"emails must be an email or a list of them, not {type(odd).__name__}")
-    if isinstance(store, str | Path):
-        if str(store) == MEMORY:  # a new, empty store: [] would say there is nobody
-            raise ValueError(
-                "store ':memory:' holds nothing to read: a store in memory lives inside its"
-                " run (export the run's result: mrules.run(...).export())"
-            )
-        _check_options(store, None, 1, None, None)  # its type, and "" is not "."
-        opened = open_store(store, readonly=True)
-        try:
-            return export_state(opened, wanted)
-        finally:
-            opened.close()
-    _check_options(store, None, 1, None, None)
-    records = list(export_records(store, wanted))
-    # `state export` reads the sync file beside the store's file; a store in memory or
-    # in PostgreSQL has none.
-    synced = pending_beside(store.path) if isinstance(store, Store) else None
+    with _store_to_read(store, "export") as st:
+        records = list(export_records(st, wanted))
+        # `state export` reads the sync file beside the store's file; a store in memory or
+        # in PostgreSQL has none.
+        synced = pending_beside(st.path) if isinstance(st, Store) else None
     if synced is not None:
         for record in records:
             record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
     return records
+
+
+class NoSuchProspect(LookupError):
+    """`explain_state`: the store has no prospect of that email (`mrules explain` exits 2)."""
+
+
+def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
+    """Why a prospect stands where it does, as `mrules explain EMAIL --format json` prints
+    it: each point of score, list, tag, field and the assignment with the rule (file:line)
+    and the event behind it, and the prospect's record (`state`) as `export` gives it.
+
+    `store` is read as `export_state` reads it: a path opened read-only and closed, a
+    store object left open. The email is matched as the events match it (case and
+    surrounding spaces aside).
+
+    Raises:
+        NoSuchProspect: the store has no prospect of that email.
+        TypeError: `email` is not a str.
+        ValueError, StorePathError, StoreError: as `export_state` (a damaged ledger too).
+    """
+    from mrules.events import prospect_key
+    from mrules.explain import damaged_steps, explanation
+    from mrules.outputs import action_record, prospect_record
+    from mrules.state import Codecs, Prospect
+    from mrules.store import Store
+    from mrules.sync.db import pending_beside
+
+    if not isinstance(email, str):
+        raise TypeError(f"email must be a str, not {type(email).__name__}")
+    with _store_to_read(store, "explain", "email") as st:
+        key = prospect_key(email)
+        with st.snapshot():  # the state and its ledger from the same commit
+            data = st.prospect(key)
+            if data is None:
+                raise NoSuchProspect(f"no prospect {key!r} in {st.path}")
+            codecs = Codecs()
+            state = prospect_record(
+                Prospect.from_json(data, codecs, key), codecs, st.crm_pending(key)
+            )
+            rows = [action_record(r) for r in st.ledger(prospect=key)]
+        synced = pending_beside(st.path) if isinstance(st, Store) else None
+        wrong = damaged_steps(rows)
+        if wrong is not None:
+            raise StoreError(f"the store is damaged: {wrong}; restore {st.path} from a backup")
+    if synced is not None:
+        state["pending_crm"] = [w for w in state["pending_crm"] if synced(w["seq"])]
+    return explanation(state, rows)
+
+
+@contextlib.contextmanager
+def _store_to_read(
+    store: str | Path | StateStore, what: str, args: str = ""
+) -> Iterator[StateStore]:
+    """The store to read: a path opened read-only (closed at the end), a store as it is."""
+    if isinstance(store, str | Path) and str(store) == MEMORY:  # a new, empty store
+        raise ValueError(
+            "store ':memory:' holds nothing to read: a store in memory lives inside its"
+            f" run ({what} the run's result: mrules.run(...).{what}({args}))"
+        )
+    _check_options(store, None, 1, None, None)  # its type, "" is not ".", no NUL
+    if not isinstance(store, str | Path):
+        yield store
+        return
+    opened = open_store(store, readonly=True)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def open_store(

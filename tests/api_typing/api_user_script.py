@@ -38,6 +38,7 @@ def main(example: Path, store: Path) -> None:
         leung = result.export("leung@example.com")[0]
         assert_type(leung, dict[str, Any])
         print(leung["score"])
+        assert_type(result.explain("leung@example.com"), dict[str, Any])
     try:
         result.export()
     except StoreError as e:
