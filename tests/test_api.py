@@ -770,3 +770,29 @@ def test_explain_from_python_is_what_mrules_explain_prints(
         explain_state(":memory:", "leung@example.com")
     with pytest.raises(TypeError, match="email must be a str, not NoneType"):
         in_memory.explain(None)  # type: ignore[arg-type]
+
+
+def test_mypy_sees_mrules_run_s_options(tmp_path: Path) -> None:
+    """`mrules.run` was typed `(rules: Any, events: Any, store: Any, **options: Any)`: a
+    misspelt option or a string for a number passed `mypy --strict` and failed at run
+    time. A type checker now sees `mrules.api.run`'s own signature."""
+    script = tmp_path / "wrong.py"
+    script.write_text(
+        "import mrules\n"
+        'mrules.run("rules", [], commit_evry=10)\n'
+        'mrules.run("rules", [], now="2026-11-02")\n'
+        'mrules.run("rules", [], store=3)\n'
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+         "--no-error-summary", "--hide-error-context", str(script)],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    errors = [line.split(": error: ")[1] for line in checked.stdout.splitlines()
+              if ": error: " in line]  # fmt: skip
+    assert [e.split("  [")[0] for e in errors] == [
+        'Unexpected keyword argument "commit_evry" for "run"; did you mean "commit_every"?',
+        'Argument "now" to "run" has incompatible type "str"; expected "float | None"',
+        'Argument "store" to "run" has incompatible type "int";'
+        ' expected "str | Path | StateStore | None"',
+    ], checked.stdout

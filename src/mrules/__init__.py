@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from mrules.api import RunResult
     from mrules.ast import Program
     from mrules.compiler import CompiledRuleSet
     from mrules.diagnostics import Diagnostic
@@ -137,11 +136,16 @@ def _program_only(program: object) -> None:
     raise TypeError(f"program must be a parsed Program, not {type(program).__name__}{hint}")
 
 
-def run(rules: Any, events: Any, store: Any = ":memory:", **options: Any) -> RunResult:
-    """Run rules over events into a store (`":memory:"` by default); see `mrules.api.run`."""
-    from mrules.api import run as _run
+if TYPE_CHECKING:  # a type checker sees `mrules.api.run` itself: every option, typed
+    from mrules.api import run as run
+else:
 
-    return _run(rules, events, store, **options)
+    def run(rules, events, store=":memory:", **options):
+        """Run rules over events into a store (`":memory:"` by default); see
+        `mrules.api.run` (imported when first called: `import mrules` stays light)."""
+        from mrules.api import run as _run
+
+        return _run(rules, events, store, **options)
 
 
 def export(
