@@ -796,3 +796,43 @@ def test_mypy_sees_mrules_run_s_options(tmp_path: Path) -> None:
         'Argument "store" to "run" has incompatible type "int";'
         ' expected "str | Path | StateStore | None"',
     ], checked.stdout
+
+
+def test_a_damaged_store_is_a_store_error_from_python(tmp_path: Path) -> None:
+    """A prospect's stored state that cannot be decoded raised `mrules.state.DamagedState`,
+    a ValueError, out of `mrules.run`, `RunResult.export` and `mrules.export`: a script
+    catching StoreError for a broken store missed it (the CLI says "the store is damaged",
+    exit 4). It is `DamagedStore`, a StoreError, in the words the CLI prints."""
+    import sqlite3
+
+    db = tmp_path / "s.db"
+    rules, events = EXAMPLE / "rules", EXAMPLE / "events.jsonl"
+    mrules.run(rules, events, store=db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE prospects SET state = x'7b2261223a' WHERE email = 'leung@example.com'")
+    conn.close()
+    more = ['{"ts":"2026-11-03T09:00:00Z","type":"page_view","prospect":"leung@example.com",'
+            '"url":"https://getcloudy.com/pricing"}']  # fmt: skip
+    calls = {
+        "run": lambda: mrules.run(rules, more, store=db),
+        "state export": lambda: mrules.export(db),
+        "explain": lambda: mrules.api.explain_state(db, "leung@example.com"),
+    }
+    for command, call in calls.items():
+        with pytest.raises(StoreError) as raised:
+            call()
+        assert type(raised.value).__name__ == "DamagedStore"  # mrules.storeapi's
+        assert str(raised.value).startswith(
+            "the store is damaged: the stored state of prospect leung@example.com cannot be read"
+        )
+        args = {
+            "run": ["run", str(rules), "-", "--store", str(db)],
+            "state export": ["state", "export", "--store", str(db)],
+            "explain": ["explain", "leung@example.com", "--store", str(db)],
+        }[command]
+        printed = subprocess.run(
+            [sys.executable, "-m", "mrules", *args], input=more[0] + "\n",
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert printed.returncode == 4, printed.stderr
+        assert printed.stderr == f"mrules: error: {raised.value}\n", command

@@ -32,7 +32,14 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
-from mrules.storeapi import MEMORY, YEARS_1_TO_9999, StateStore, StoreError, is_postgres_url
+from mrules.storeapi import (
+    MEMORY,
+    YEARS_1_TO_9999,
+    DamagedStore,
+    StateStore,
+    StoreError,
+    is_postgres_url,
+)
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
@@ -213,7 +220,7 @@ def export_state(
         # not "'int' object is not iterable", nor AttributeError ('strip') for [None]
         odd = emails if wanted is None else next(e for e in wanted if not isinstance(e, str))
         raise TypeError(f"emails must be an email or a list of them, not {type(odd).__name__}")
-    with _store_to_read(store, "export") as st:
+    with _store_to_read(store, "export") as st, _damage_is_a_store_error():
         records = list(export_records(st, wanted))
         # `state export` reads the sync file beside the store's file; a store in memory or
         # in PostgreSQL has none.
@@ -251,7 +258,7 @@ def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
 
     if not isinstance(email, str):
         raise TypeError(f"email must be a str, not {type(email).__name__}")
-    with _store_to_read(store, "explain", "email") as st:
+    with _store_to_read(store, "explain", "email") as st, _damage_is_a_store_error():
         key = prospect_key(email)
         with st.snapshot():  # the state and its ledger from the same commit
             data = st.prospect(key)
@@ -269,6 +276,29 @@ def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
     if synced is not None:
         state["pending_crm"] = [w for w in state["pending_crm"] if synced(w["seq"])]
     return explanation(state, rows)
+
+
+def _as_store_error(e: BaseException) -> DamagedStore | None:
+    """`DamagedState` (a ValueError, from decoding a stored state) as the store error it
+    is, in the words `mrules` prints for it (exit 4): a caller catching StoreError for a
+    damaged store missed it. None for any other exception."""
+    from mrules.state import DamagedState
+
+    if not isinstance(e, DamagedState):
+        return None
+    return DamagedStore(f"the store is damaged: {e}; restore it from a backup or start a new one")
+
+
+@contextlib.contextmanager
+def _damage_is_a_store_error() -> Iterator[None]:
+    """`_as_store_error` around a read."""
+    try:
+        yield
+    except Exception as e:
+        damage = _as_store_error(e)
+        if damage is not None:
+            raise damage from e
+        raise
 
 
 @contextlib.contextmanager
@@ -685,8 +715,11 @@ def run(
             stream = with_time_marks(stream, commit_seconds)  # type: ignore[arg-type, assignment]
         summary = engine.run(stream, now=now, progress=progress)
         engine.release()
-    except BaseException:
+    except BaseException as e:
         if st is not store:
             st.close()
+        damage = _as_store_error(e)
+        if damage is not None:
+            raise damage from e
         raise
     return RunResult(summary, st, compiled, engine.reject_source)

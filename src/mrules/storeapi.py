@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MEMORY",
     "YEARS_1_TO_9999",
+    "DamagedStore",
     "NotAStore",
     "StateStore",
     "StoreError",
@@ -67,6 +68,12 @@ class StorePathError(StoreError):
 class NotAStore(StoreError):
     """The file is not an mrules store: another program's file or SQLite database (the
     local CRM file, the events given where the store goes)."""
+
+
+class DamagedStore(StoreError):
+    """What the store holds cannot be read (a prospect's state that is not what mrules
+    wrote): restore it from a backup, or start a new store. `mrules.api` raises it for the
+    engine's and the readers' `mrules.state.DamagedState` (a ValueError), the cause."""
 
 
 class StoreLocked(StoreError):
