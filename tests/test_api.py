@@ -836,3 +836,24 @@ def test_a_damaged_store_is_a_store_error_from_python(tmp_path: Path) -> None:
         )  # fmt: skip
         assert printed.returncode == 4, printed.stderr
         assert printed.stderr == f"mrules: error: {raised.value}\n", command
+
+
+def test_the_events_text_given_whole_is_refused_with_what_to_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mrules.run(rules, open("events.jsonl").read())`, the text where its path or lines
+    go, raised SourceNotOpenedError with the whole text as the file's name: every line of
+    the file in one message, then "No such file or directory". It says what a string is
+    and what to give instead; a file whose name looks like JSON is still a path."""
+    text = (EXAMPLE / "events.jsonl").read_text("utf-8")
+    for given in (text, text.splitlines()[0], "\n"):
+        with pytest.raises(ValueError) as raised:
+            mrules.run(EXAMPLE / "rules", given)
+        message = str(raised.value)
+        assert message.startswith("events: a string is a path, not the events' text (")
+        assert message.endswith("give its lines (text.splitlines()), or the file's path")
+        assert len(message) < 200
+    assert mrules.run(EXAMPLE / "rules", text.splitlines()).summary.applied == 27
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "{odd}.jsonl").write_text(text)
+    assert mrules.run(EXAMPLE / "rules", "{odd}.jsonl").summary.applied == 27

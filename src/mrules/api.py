@@ -646,6 +646,16 @@ def run(
         )
     if isinstance(events, str | Path) and "\0" in str(events):  # not "embedded null byte"
         raise ValueError("events: a path cannot hold a NUL character (\\0)")
+    if (
+        isinstance(events, str)
+        and ("\n" in events or events.lstrip().startswith(("{", "[")))
+        and not _is_path(events)
+    ):  # a file's text given whole: "cannot read" with all of it as the file's name
+        head = repr(events[:40]) + ("..." if len(events) > 40 else "")
+        raise ValueError(
+            f"events: a string is a path, not the events' text ({head}): give its lines"
+            " (text.splitlines()), or the file's path"
+        )
     for name, text in (("source", source), ("label", label)):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"{name} must be a str, not {type(text).__name__}")
