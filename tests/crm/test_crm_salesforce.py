@@ -1076,7 +1076,16 @@ def test_a_lightning_address_as_instance_url_is_a_config_error(http, url, api) -
 
 
 @pytest.mark.parametrize(
-    "url", ["getcloudy.my.salesforce.com", "getcloudy.my.salesforce.com/", "https://"]
+    "url",
+    [
+        "getcloudy.my.salesforce.com",
+        "getcloudy.my.salesforce.com/",
+        "https://",
+        # No host a URL can have: a ValueError (exit 70), or calls to no such host.
+        "https://[::1",
+        "https://getcloudy.my.salesforce.com:99999",
+        "https://get cloudy.my.salesforce.com",
+    ],
 )
 def test_an_instance_url_without_https_host_is_a_config_error(url) -> None:
     """Without `https://`, simple-salesforce took no host from it: every call went to

@@ -758,13 +758,20 @@ def _check_domain(domain: str) -> None:
 def _check_instance_url(url: str) -> None:
     """MRULES_SF_INSTANCE_URL must be a URL with a host: simple-salesforce takes the host
     from it (and calls it over https), and without one sends every call to `https://None/`."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  (a port out of range, `[::1`: ValueError)
+    except ValueError:
+        parts = urlsplit("")
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        # No host, or none a URL can have (`https://[::1`, a port past 65535, a space):
+        # ValueError out of simple-salesforce, or calls to no such host.
         raise CrmConfigError(
             f"MRULES_SF_INSTANCE_URL is {url!r}: the org's URL with https://, such as"
             " https://getcloudy.my.salesforce.com"
         )
-    host = parts.hostname.rstrip(".")
+    host = host.rstrip(".")
     if host.endswith(_LIGHTNING):
         # The address of Lightning pages in a browser, copied from its address bar: the
         # org answers the API there with a redirect to its My Domain, which requests
