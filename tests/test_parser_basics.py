@@ -6,7 +6,7 @@ import pytest
 from lark import Lark
 
 from mrules.loader import load
-from mrules.parser import grammar_text, parse_text
+from mrules.parser import grammar_text, parse_text, parse_text_with_lark
 
 
 def test_grammar_has_no_conflicts_in_strict_mode() -> None:
@@ -34,6 +34,20 @@ def test_keywords_are_only_keywords_where_the_grammar_wants_them() -> None:
     file, diags = parse_text('field status: text\non submit of form "f" { set status = "x" }')
     assert diags == []
     assert file is not None and file.items[1].body[0].field.text == "status"
+
+
+@pytest.mark.parametrize("value", ['["VP", "CEO"]', "[]", '"D"', "10", "true", "2026-01-01"])
+@pytest.mark.parametrize("name", ["score", "tag", "grade", "list", "field", "email", "page"])
+def test_a_setting_may_spell_a_keyword_after_any_setting(value: str, name: str) -> None:
+    """A setting's name is a name wherever it stands. LALR shares the state that closes a
+    value (or a `[...]` list) with the places a keyword follows one, so a setting named
+    `tag` after `a = []` was read as the keyword `tag` (found by the fmt properties)."""
+    text = f'settings {{\n  a = {value}\n  {name} = "x"\n}}\n'
+    for parse in (parse_text, parse_text_with_lark):
+        file, diags = parse(text, "s.mr")
+        assert diags == [], (parse.__name__, diags)
+        assert file is not None
+        assert [s.name.text for s in file.items[0].items] == ["a", name]
 
 
 def test_every_error_example_still_fails() -> None:
