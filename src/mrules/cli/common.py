@@ -608,6 +608,49 @@ def count_bar(total: int, label: str) -> Iterator[Callable[[str], None]]:
         yield lambda what: bar.update(task, advance=1, description=what)
 
 
+@contextlib.contextmanager
+def work_bar(
+    label: str, total: int | None = None, streams: bool = False
+) -> Iterator[Callable[[int | None, str | None], None]]:
+    """On a terminal (standard error), what a long command that reads the store is doing, as
+    `mrules run`'s bar: a spinner, `label` (its `{task.description}` is the last step's),
+    the time it has taken, and with a `total` a bar, done of the total and the time left;
+    gone at the end. Elsewhere nothing. `streams`: the command prints its records on
+    standard output as it goes, so no bar when that is the terminal too (the records
+    scrolling by are the progress; a bar between them would garble them). Yields
+    `update(done, description)`: `done` steps of the total so far (None: unchanged), and
+    what the step is (None: unchanged).
+    """
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    on_screen = streams and sys.stdout is not None and sys.stdout.isatty()
+    if not console.is_terminal or on_screen:
+        yield lambda done, what: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[Any] = [SpinnerColumn(), TextColumn(label, markup=False)]
+    if total is not None:
+        columns += [BarColumn(bar_width=16), MofNCompleteColumn(), TimeRemainingColumn()]
+    columns.append(TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def update(done: int | None, what: str | None) -> None:
+            bar.update(task, completed=done, description=what)
+
+        yield update
+
+
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG)
 """An output that cannot be written: the disk (or quota) is full, read-only or failing."""
 

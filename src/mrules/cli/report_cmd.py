@@ -20,6 +20,7 @@ from mrules.cli.common import (
     rule_file_or_exit,
     stdout_or_exit,
     store_there_or_exit,
+    work_bar,
 )
 from mrules.cli.report_html_cmd import html as html_page
 from mrules.cli.report_options import rules_option, sync_option, table_options
@@ -152,7 +153,8 @@ def _run(
     # Ctrl-C: not the writing commands' "what was committed is kept ... resumes".
     with failures(interrupted=REPORT_INTERRUPTED):
         try:
-            data = build()
+            with work_bar("reading the store for the report"):
+                data = build()
         except ReportError as e:
             fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
         _emit(data, fmt, store_path)

@@ -23,6 +23,7 @@ from mrules.cli.common import (
     rule_file_or_exit,
     stdout_or_exit,
     store_there_or_exit,
+    work_bar,
 )
 from mrules.cli.report_options import rules_option, store_and_range, sync_option
 from mrules.diagnostics import printable
@@ -199,43 +200,56 @@ def html(
         for path in rules:  # a store or an empty file given as --rules: named as `lint` does
             rule_file_or_exit(path, argument="--rules")
         rule_paths: Any = list(rules) or None
-        try:
-            data: dict[str, Any] = {
+        # On a terminal, the part being read or made (each can take seconds on a large store).
+        with work_bar("report html: {task.description}", total=6) as step:
+            step(0, "funnel")
+            try:
                 # sync_db, not sync_path: the file beside the store is found by the reports
                 # themselves, which read one a first sync killed at once left (no table
                 # yet) as no sync, as `mrules report funnel` does; given, it is refused.
-                "funnel": funnel(
-                    store_path, sync_db=sync_db, since=since, until=until, by=by, reading=reading
-                ),
-                "campaigns": campaigns(
+                data: dict[str, Any] = {
+                    "funnel": funnel(
+                        store_path,
+                        sync_db=sync_db,
+                        since=since,
+                        until=until,
+                        by=by,
+                        reading=reading,
+                    )
+                }
+                step(1, "campaigns")
+                data["campaigns"] = campaigns(
                     store_path, sync_db=sync_db, rules=rule_paths, since=since, until=until
-                ),
-                "rules": rules_report(
-                    store_path, rules=rule_paths, sync_db=sync_db, since=since, until=until
-                ),
-                "scores": scores(store_path, since=since, until=until),
-            }
-        except ReportError as e:
-            fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
-        store = open_store(store_path, readonly=True)
-        try:
-            with store.snapshot():
-                data["stored"] = store.has_prospects()  # an empty page says why
-                email = prospect_key(timeline_email) if timeline_email else None
-                if email is None:
-                    email = page.default_prospect(store, sync_path)
-                t = (
-                    page.prospect_timeline(store, email, sync_path, given=sync_db is not None)
-                    if email
-                    else None
                 )
-                if timeline_email and t is None:
-                    shown = printable(timeline_email)
-                    fail(f"no prospect '{shown}' in {shown_path(store_path)}", EXIT_USAGE)
-        finally:
-            store.close()
-        data.update(timeline=t, replay_diff=diff, title=title)
-        text = page.page(data)
+                step(2, "rules")
+                data["rules"] = rules_report(
+                    store_path, rules=rule_paths, sync_db=sync_db, since=since, until=until
+                )
+                step(3, "scores")
+                data["scores"] = scores(store_path, since=since, until=until)
+            except ReportError as e:
+                fail(str(e), EXIT_DIAGNOSTICS if isinstance(e, ReportRulesError) else EXIT_USAGE)
+            step(4, "timeline")
+            store = open_store(store_path, readonly=True)
+            try:
+                with store.snapshot():
+                    data["stored"] = store.has_prospects()  # an empty page says why
+                    email = prospect_key(timeline_email) if timeline_email else None
+                    if email is None:
+                        email = page.default_prospect(store, sync_path)
+                    t = (
+                        page.prospect_timeline(store, email, sync_path, given=sync_db is not None)
+                        if email
+                        else None
+                    )
+                    if timeline_email and t is None:
+                        shown = printable(timeline_email)
+                        fail(f"no prospect '{shown}' in {shown_path(store_path)}", EXIT_USAGE)
+            finally:
+                store.close()
+            data.update(timeline=t, replay_diff=diff, title=title)
+            step(5, "page")
+            text = page.page(data)
         size = len(text.encode()) / 1e6
         if out == "-":  # standard output, as every command's `-` (it wrote a file named -)
             stdout = stdout_or_exit()

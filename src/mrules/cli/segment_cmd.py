@@ -12,6 +12,7 @@ from mrules.cli.common import (
     fail,
     stdout_or_exit,
     store_there_or_exit,
+    work_bar,
 )
 from mrules.cli.run_cmd import open_store, rules_or_exit, wait_options
 from mrules.diagnostics import plural
@@ -76,12 +77,14 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
             fail(str(e), EXIT_STORE)
         on_commit = diagnostics.commit if diagnostics is not None else None
         engine = Engine(compiled, store, source="segment", on_commit=on_commit)
-        engine.start()
-        counts = engine.segment()
-        try:
-            engine.commit(store.stream_position("segment"))
-        except OutputError as e:
-            fail(f"{e}; the store keeps what the segmentation did", EXIT_STORE)
+        # On a terminal: a spinner and the time taken (every prospect is read and run).
+        with work_bar("segmenting every prospect of the store"):
+            engine.start()
+            counts = engine.segment()
+            try:
+                engine.commit(store.stream_position("segment"))
+            except OutputError as e:
+                fail(f"{e}; the store keeps what the segmentation did", EXIT_STORE)
     finally:
         store.close()
     for name, n in counts.items():

@@ -16,6 +16,7 @@ from mrules.cli.common import (
     fail,
     reads_only,
     stdout_or_exit,
+    work_bar,
 )
 from mrules.cli.run_cmd import open_store
 from mrules.engine import iso
@@ -76,10 +77,15 @@ def export(store_path: str, emails: tuple[str, ...]) -> None:
                 names = ", ".join(f"'{m}'" for m in missing)
                 shown = store.path if is_postgres_url(store_path) else store_path  # no password
                 fail(f"no prospect {names} in {shown}", EXIT_USAGE)
-        for record in records:  # the whole store: printed as it is read
-            if synced is not None:
-                record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
-            out.write(orjson.dumps(record) + b"\n")
+        # The whole store: printed as it is read, and counted on a terminal.
+        total = None if emails else store.prospect_count()
+        with work_bar("exporting prospects", total, streams=True) as update:
+            for done, record in enumerate(records, 1):
+                if synced is not None:
+                    record["pending_crm"] = [w for w in record["pending_crm"] if synced(w["seq"])]
+                out.write(orjson.dumps(record) + b"\n")
+                if not done % 1024:
+                    update(done, None)
         out.flush()
     finally:
         store.close()
@@ -116,8 +122,11 @@ def outbox(store_path: str) -> None:
     out = stdout_or_exit()
     store = open_store(store_path, readonly=True)
     try:
-        with store.snapshot():
-            for seq, ts, email, kind, payload in store.outbox():
+        bar = work_bar("reading the outbox {task.description}", streams=True)
+        with store.snapshot(), bar as update:
+            for done, (seq, ts, email, kind, payload) in enumerate(store.outbox(), 1):
+                if not done % 1024:
+                    update(None, f"{done:,} messages")
                 record = {
                     "seq": seq,
                     "time": iso(ts),
