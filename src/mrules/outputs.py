@@ -528,17 +528,25 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
 
     Read inside one snapshot, held until the last record is taken: the states and the
     pending CRM work are of one commit. Each record is made as it is taken, so that an
-    export of 200,000 prospects holds one of them, not all.
+    export of 200,000 prospects holds one of them, not all. `emails` are looked up one by
+    one (their states and their CRM work through the indexes), not found in a read of the
+    whole store.
     """
+    wanted = sorted({prospect_key(e) for e in emails})
     with store.snapshot():
+        codecs = Codecs()
+        if wanted:  # a few: each looked up, not found in a read of the whole store
+            states = store.prospects_among(wanted)
+            for email in wanted:
+                data = states.get(email)
+                if data is not None:
+                    p = Prospect.from_json(data, codecs, email, share=False)
+                    yield prospect_record(p, codecs, store.crm_pending(email))
+            return
         pending: dict[str, list[Any]] = defaultdict(list)
         for row in store.crm_pending():
             pending[row[2]].append(row)
-        wanted = {prospect_key(e) for e in emails}
-        codecs = Codecs()
         for email, data in store.prospects():
-            if wanted and email not in wanted:
-                continue
             p = Prospect.from_json(data, codecs, email, share=False)
             yield prospect_record(p, codecs, pending.pop(email, []))
 
