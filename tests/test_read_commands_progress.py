@@ -3,7 +3,8 @@ run` does: a spinner, what is being read, the time taken (and done of the total 
 known); nothing where standard error is not a terminal.
 
 At 2 million events `state export` took 16 s, `report html` 24 s, `report rules` 12 s,
-`segment` 7 s and `state outbox` 7 s with nothing on the screen.
+`segment` 7 s and `state outbox` 7 s with nothing on the screen; at 200,000
+prospects `sync plan` took 72 s and `sync apply` (a first link) 104 s.
 """
 
 from __future__ import annotations
@@ -24,12 +25,21 @@ COMMANDS = {
     "rules": (["report", "rules"], "reading the store for the report"),
     "html": (["report", "html", "{tmp}/page.html"], "report html:"),
     "segment": (["segment", str(EXAMPLE / "rules")], "segmenting every prospect"),
+    "sync plan": (["sync", "plan", "--rules", str(EXAMPLE / "rules")], "sync plan: reading"),
+    "sync apply": (["sync", "apply", "--rules", str(EXAMPLE / "rules")], "sync apply: planning"),
 }
+EXIT = {"sync plan": 2}  # work pending (docs/exit-codes.md)
 
 
 def _args(name: str, tmp_path: Path, store: Path) -> list[str]:
     args, _label = COMMANDS[name]
     return [a.replace("{tmp}", str(tmp_path)) for a in args] + ["--store", str(store)]
+
+
+def _copy(store: Path, folder: Path) -> Path:
+    """The store and its CRM file in FOLDER (segment and sync apply change them)."""
+    shutil.copy(store.with_name("g.crm.db"), folder / "g.crm.db")
+    return Path(shutil.copy(store, folder / "g.db"))
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +49,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_a_terminal_shows_what_the_command_reads(name: str, store: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "g.db"
-    shutil.copy(store, copy)
+    copy = _copy(store, tmp_path)
     code, out, shown = on_a_terminal([sys.executable, "-m", "mrules", *_args(name, tmp_path, copy)])
-    assert code == 0, shown
+    assert code == EXIT.get(name, 0), shown
     assert COMMANDS[name][1] in shown, shown
     assert COMMANDS[name][1] not in out  # the records and tables are unchanged
     assert "Traceback" not in shown
@@ -54,10 +63,9 @@ def test_a_terminal_shows_what_the_command_reads(name: str, store: Path, tmp_pat
 def test_nothing_where_standard_error_is_not_a_terminal(
     name: str, store: Path, tmp_path: Path
 ) -> None:
-    copy = tmp_path / "g.db"
-    shutil.copy(store, copy)
+    copy = _copy(store, tmp_path)
     result = mrules(*_args(name, tmp_path, copy))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == EXIT.get(name, 0), result.output
     assert COMMANDS[name][1] not in result.stderr
 
 

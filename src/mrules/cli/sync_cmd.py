@@ -31,6 +31,7 @@ from mrules.cli.common import (
     output_folder_or_exit,
     reads_only,
     refuse_output_over_inputs,
+    work_bar,
 )
 from mrules.cli.run_cmd import wait_options
 from mrules.crm.errors import CrmCallError
@@ -323,8 +324,9 @@ def plan_cmd(
             _not_before_last_cycle(db, when, f"--at {at}")
             _not_before_clock(store, when, f"--at {at}")
         # A plan writes nothing: not the local CRM's clock (apply moves it), no sync file.
-        plan = make_plan(store, crm, db, config, when, retry=retry, move_clock=False)
-        pj = plan.as_json()
+        with work_bar("sync plan: reading the store and the CRM"):  # a terminal's spinner
+            plan = make_plan(store, crm, db, config, when, retry=retry, move_clock=False)
+            pj = plan.as_json()
     if out is not None:
         import io
 
@@ -635,13 +637,11 @@ def apply_cmd(
         if saved is not None and plan_file is not None:
             _same_store_or_exit(saved, plan_file, store, store_path)
 
-    with _session(rules, store_path, crm_path, wait, wait_timeout, check_store=same_store) as (
-        compiled,
-        config,
-        store,
-        crm,
-        db,
-    ):
+    # On a terminal, a spinner and the time taken (a first link of 200,000 prospects takes
+    # minutes: the plan, the CRM's writes, the facts back through the engine).
+    session = _session(rules, store_path, crm_path, wait, wait_timeout, check_store=same_store)
+    bar = work_bar("sync apply: planning, writing to the CRM, the engine")
+    with session as (compiled, config, store, crm, db), bar:
         if saved is None:  # the cycle due; a transient CRM failure while planning ends it
             result = run_cycle(store, crm, db, config, compiled, _next_due(db, store, config))
             saved, report = result.plan_json, result.report
