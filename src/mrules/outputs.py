@@ -543,6 +543,17 @@ def export_records(store: StateStore, emails: Iterable[str] = ()) -> Iterator[di
                     p = Prospect.from_json(data, codecs, email, share=False)
                     yield prospect_record(p, codecs, store.crm_pending(email))
             return
+        by_email = getattr(store, "crm_pending_by_email", None)
+        if by_email is not None:  # the SQLite store: each prospect's work read with it
+            groups: Iterator[tuple[str, list[Any]]] = by_email()
+            group = next(groups, None)
+            for email, data in store.prospects():
+                while group is not None and group[0] < email:  # work of no prospect's state
+                    group = next(groups, None)
+                work = group[1] if group is not None and group[0] == email else []
+                p = Prospect.from_json(data, codecs, email, share=False)
+                yield prospect_record(p, codecs, work)
+            return
         pending: dict[str, list[Any]] = defaultdict(list)
         for row in store.crm_pending():
             pending[row[2]].append(row)

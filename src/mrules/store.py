@@ -36,6 +36,7 @@ import contextlib
 import errno
 import fcntl
 import heapq
+import itertools
 import math
 import os
 import sqlite3
@@ -972,6 +973,25 @@ class Store:
             )
             plain = list(self._iter(sql, (prospect, after_seq), make=Message._make))
         return self._merged(plain, CRM, prospect, after_seq)
+
+    def crm_pending_by_email(self) -> Iterator[tuple[str, list[Message]]]:
+        """The CRM work not yet done, a prospect at a time in email order (as `prospects()`
+        gives them), each one's by seq: `state export` takes each prospect's with its state,
+        and holds no more than one prospect's (SQLite sorts the rows, on disk when large)."""
+        plain = self._iter(
+            "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
+            " ORDER BY prospect, seq",
+            make=Message._make,
+        )
+        sql = (
+            "SELECT h.prospect, h.visitor, h.ts, h.seq, h.event_id, h.data FROM history h"
+            " JOIN prospects p ON p.id = h.prospect WHERE h.messages & ? ORDER BY p.email, h.id"
+        )
+        rows = self._history(sql, (CRM,))
+        derived = (m for row in rows for m in row.messages(CRM))
+        merged = heapq.merge(plain, derived, key=_email_seq)
+        for email, group in itertools.groupby(merged, key=_email):
+            yield email, list(group)
 
     def _merged(
         self, plain: list[Message], want: int, prospect: str | None, after_seq: int = 0
@@ -2066,6 +2086,17 @@ def damaged_history(store: object, e: BaseException) -> StoreError:
         f"store {store} is damaged (a history row cannot be read: {_describe(e)});"
         " restore it from a backup or start a new one"
     )
+
+
+def _email_seq(message: Message) -> tuple[str, int]:
+    """A message's place in the CRM work read by prospect. Work of no prospect, or of one
+    that is not text (a damaged row), sorts first: no prospect's record takes it."""
+    return _email(message), message.seq
+
+
+def _email(message: Message) -> str:
+    prospect = message.prospect
+    return prospect if type(prospect) is str else ""
 
 
 def _seq(message: Message) -> int:
