@@ -82,3 +82,28 @@ def test_the_documented_forms_of_a_date(store: str, given: str, same_as: str) ->
         _cli("report", "scores", "--store", store, "--since", given, "--format", "json")
     )
     assert out["since"] == same_as
+
+
+def test_the_first_and_last_moments_of_the_years_1_to_9999_are_accepted(store: str) -> None:
+    # docs/reports.md: a date between the years 1 and 9999 in UTC; the ends themselves too.
+    out = json.loads(
+        _cli(
+            "report", "funnel", "--store", store, "--format", "json",
+            "--since", "0001-01-01T00:00:00Z", "--until", "9999-12-31T23:59:59Z",
+        )
+    )  # fmt: skip
+    assert (out["since"], out["until"]) == ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z")
+    assert out["stages"][1] == {"stage": "prospect", "count": 1}
+
+
+@pytest.mark.parametrize("until", ["2026-03-02T09:00:00Z", "2026-03-01"])
+def test_a_range_that_ends_where_or_before_it_starts_is_refused(store: str, until: str) -> None:
+    # `since` is included and `until` is not: since == until holds no moment at all.
+    res = CliRunner().invoke(
+        main,
+        ["report", "funnel", "--store", store, "--since", "2026-03-02T09:00:00Z",
+         "--until", until],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert f"--until ({until}) must be after --since (2026-03-02T09:00:00Z)" in res.output
+    assert "Traceback" not in res.output
