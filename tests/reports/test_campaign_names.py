@@ -183,3 +183,25 @@ def test_a_campaign_named_unattributed_is_a_row_of_its_own(tmp_path: Path) -> No
         "amount": 9000.0,
     }
     assert "<td>&quot;(unattributed)&quot;</td>" in text
+
+
+def test_a_campaign_whose_name_starts_with_a_double_quote_is_shown_quoted(
+    tmp_path: Path,
+) -> None:
+    """docs/reports.md: a name that starts with a double quote is shown quoted, as JSON
+    quotes it, so a campaign named `"(unattributed)"` shows neither as the unattributed
+    row nor as a campaign named `(unattributed)` does."""
+    name = '"(unattributed)"'
+    store = _store_with_a_campaign_named('"""(unattributed)"""', tmp_path)  # CSV-quoted
+    args = ("report", "campaigns", "--store", store, "--model", "primary")
+    r = mrules(*args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert [c["campaign"] for c in json.loads(r.stdout)["campaigns"]].count(name) == 1
+    r = mrules(*args)
+    assert r.exit_code == 0, r.output
+    influence = r.stdout.split("won amount credited by model")[1]
+    lines = [line for line in influence.splitlines() if line.startswith("│")]
+    labels = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in lines}
+    assert labels[json.dumps(name)] == "3,000.00"  # "\"(unattributed)\"": the campaign
+    assert labels["(unattributed)"] == "9,000.00"  # what no campaign got
+    assert '"(unattributed)"' not in labels
