@@ -52,6 +52,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +377,26 @@ def test_a_cost_declared_in_the_rules_wins_over_the_crm(store: str) -> None:
     assert ads["roi"] == 1.4  # (6000 - 2500) / 2500
     assert (got["Webinar"]["cost"], got["Webinar"]["cost_source"]) == (1000.0, "crm")
     assert r["totals"]["cost"] == 7000.0
+
+
+@pytest.mark.parametrize("where", ["aa.mr", "zz.mr"])
+def test_a_campaign_declared_again_without_a_cost_keeps_the_rules_cost(
+    store: str, tmp_path: Path, where: str
+) -> None:
+    # `crm campaign "Ads"` (no cost) read before or after `campaign "Ads" cost 2500`:
+    # the declared cost wins either way, over the CRM's ActualCost of 2000.
+    rules = tmp_path / "rules"
+    shutil.copytree(FIXTURE / "rules", rules)
+    (rules / where).write_text('crm campaign "Ads"\n', "utf-8")
+    got = {c["campaign"]: c for c in report(store, "campaigns", "--rules", str(rules))["campaigns"]}
+    assert (got["Ads"]["cost"], got["Ads"]["cost_source"]) == (2500.0, "rules")
+
+
+def test_a_campaign_the_rules_declare_without_a_cost_is_a_row(store: str, tmp_path: Path) -> None:
+    # docs/reports.md: one row a campaign the rules declare (with --rules), even one no
+    # prospect, member or opportunity has, and that has no cost.
+    rules = tmp_path / "rules"
+    shutil.copytree(FIXTURE / "rules", rules)
+    (rules / "more.mr").write_text('crm campaign "Quiet launch"\n', "utf-8")
+    got = {c["campaign"]: c for c in report(store, "campaigns", "--rules", str(rules))["campaigns"]}
+    assert (got["Quiet launch"]["prospects"], got["Quiet launch"]["cost"]) == (0, None)
