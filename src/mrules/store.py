@@ -987,8 +987,7 @@ class Store:
             "SELECT h.prospect, h.visitor, h.ts, h.seq, h.event_id, h.data FROM history h"
             " JOIN prospects p ON p.id = h.prospect WHERE h.messages & ? ORDER BY p.email, h.id"
         )
-        rows = self._history(sql, (CRM,))
-        derived = (m for row in rows for m in row.messages(CRM))
+        derived = _messages_of(self._history(sql, (CRM,)), CRM)
         merged = heapq.merge(plain, derived, key=_email_seq)
         for email, group in itertools.groupby(merged, key=_email):
             yield email, list(group)
@@ -1013,7 +1012,7 @@ class Store:
             rows = self._history(sql, (pid, want), (pid, prospect))
         # Each message as it is read (at 2 million events a list of them all was 100 MB of
         # `state outbox`); the rows give them by seq, as the plain records' query does.
-        derived = (m for row in rows for m in row.messages(want) if m.seq > after_seq)
+        derived = _messages_of(rows, want, after_seq)
         if not plain:
             return derived
         return heapq.merge(plain, derived, key=_seq)
@@ -2086,6 +2085,17 @@ def damaged_history(store: object, e: BaseException) -> StoreError:
         f"store {store} is damaged (a history row cannot be read: {_describe(e)});"
         " restore it from a backup or start a new one"
     )
+
+
+def _messages_of(rows: Iterable[Row], want: int, after_seq: int | None = None) -> Iterator[Message]:
+    """The messages (`want`: OUTBOX or CRM) of history rows, as they are read, with seq >
+    `after_seq` when given. A generator function, not a generator expression: mypyc, which
+    compiles this module, builds a generator expression's whole list first (at 2 million
+    events, 100 MB of `state outbox`)."""
+    for row in rows:
+        for message in row.messages(want):
+            if after_seq is None or message.seq > after_seq:
+                yield message
 
 
 def _email_seq(message: Message) -> tuple[str, int]:
