@@ -31,3 +31,30 @@ def on_a_terminal(argv: list[str]) -> tuple[int, str, str]:
     out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
     os.close(leader)
     return proc.wait(timeout=60), out, shown.decode("utf-8", "replace")
+
+
+def output_on_a_terminal(
+    argv: list[str], *, stderr_too: bool = False, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run `argv` with standard output on a pseudo-terminal (and standard error too with
+    `stderr_too`, else nowhere): the exit status and what the terminal showed."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower if stderr_too else subprocess.DEVNULL,
+        env={**os.environ, "TERM": "xterm", **(env or {})},
+    )
+    os.close(follower)
+    shown = b""
+    while True:  # until the process closes its end
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    return proc.wait(timeout=120), shown.decode("utf-8", "replace")

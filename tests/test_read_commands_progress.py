@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.terminal import on_a_terminal
+from tests.terminal import on_a_terminal, output_on_a_terminal
 
 from conftest import EXAMPLE, example_store, mrules
 
@@ -71,26 +71,9 @@ def test_nothing_where_standard_error_is_not_a_terminal(
 
 def test_no_bar_between_records_printed_on_the_terminal(store: Path) -> None:
     # Standard output the terminal too: the records scrolling by are the progress.
-    import os
-    import pty
-    import subprocess
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
+    code, text = output_on_a_terminal(
         [sys.executable, "-m", "mrules", "state", "export", "--store", str(store)],
-        stdout=follower, stderr=follower, env={**os.environ, "TERM": "xterm"},
-    )  # fmt: skip
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    assert proc.wait(timeout=60) == 0
-    text = shown.decode("utf-8", "replace")
+        stderr_too=True,
+    )
+    assert code == 0
     assert '"email"' in text and "exporting prospects" not in text

@@ -4,10 +4,7 @@ tables that wrap long names rather than cut them or a figure."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +13,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 from rich.cells import cell_len
+from tests.terminal import output_on_a_terminal
 
 from mrules.cli import main
 
@@ -72,25 +70,12 @@ def test_the_html_funnel_table_shows_the_velocity_and_its_n(store: str) -> None:
 # -- a table on a terminal ----------------------------------------------------------------------
 def _on_a_terminal(columns: int, *args: str | Path) -> str:
     """`mrules report ARGS` with standard output on a terminal `columns` wide: what it shows."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "TERM": "xterm", "COLUMNS": str(columns), "NO_COLOR": "1"}
-    proc = subprocess.Popen(
+    code, shown = output_on_a_terminal(
         [sys.executable, "-m", "mrules", "report", *map(str, args)],
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the process closed its end
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    assert proc.wait(timeout=120) == 0
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()).replace("\r\n", "\n")
+        env={"COLUMNS": str(columns), "NO_COLOR": "1"},
+    )
+    assert code == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown).replace("\r\n", "\n")
 
 
 LONG = [f"utm_campaign={stem}_{'x' * 150}_{stem}" for stem in ("spring", "fall")]

@@ -9,17 +9,22 @@ from pathlib import Path
 from tests.sync.world import ORG, T0, World, ev
 
 
+def _package_org() -> dict:
+    """The test org with the Pardot package's score and grade fields on leads and contacts."""
+    org = copy.deepcopy(ORG)
+    for obj in ("Lead", "Contact"):
+        org["custom_fields"][obj]["pi__Score__c"] = "double"
+        org["custom_fields"][obj]["pi__Grade__c"] = "string"
+    return org
+
+
 def test_the_org_file_takes_the_pardot_packages_fields_and_the_sync_fills_the_score(
     tmp_path: Path,
 ) -> None:
     """docs/sync.md: the package's score and grade fields, when the org has them, get the
     score and the grade. The org file refused their namespaced names (`pi__`)."""
-    org = copy.deepcopy(ORG)
-    for obj in ("Lead", "Contact"):
-        org["custom_fields"][obj]["pi__Score__c"] = "double"
-        org["custom_fields"][obj]["pi__Grade__c"] = "string"
     w = World(tmp_path)
-    w.seed({}, org=org)
+    w.seed({}, org=_package_org())
     w.run(ev(T0, "ann@x.com", asset="Quiet"), ev(T0, "ann@x.com", asset="Demo"))  # score 1
     w.sync("apply")
     (lead,) = w.crm_rows("Lead")
@@ -40,12 +45,8 @@ def test_a_namespace_prefix_is_letters_and_digits_before_the_name(tmp_path: Path
 
 def _package_world(tmp_path: Path) -> World:
     """Ann's lead created with the package's fields: score 1, no grade."""
-    org = copy.deepcopy(ORG)
-    for obj in ("Lead", "Contact"):
-        org["custom_fields"][obj]["pi__Score__c"] = "double"
-        org["custom_fields"][obj]["pi__Grade__c"] = "string"
     w = World(tmp_path)
-    w.seed({}, org=org)
+    w.seed({}, org=_package_org())
     w.run(ev(T0, "ann@x.com", asset="Quiet"), ev(T0, "ann@x.com", asset="Demo"))
     w.sync("run", "--until", T0)
     (lead,) = w.crm_rows("Lead")
