@@ -393,7 +393,7 @@ def test_query_follows_next_records_url(http, crm) -> None:
         "SELECT Email, Id, SystemModstamp, IsDeleted FROM Lead"
         " WHERE SystemModstamp <= 2026-11-02T10:00:00Z"
         " AND (SystemModstamp > 2026-11-02T09:00:00Z OR (SystemModstamp = 2026-11-02T09:00:00Z"
-        " AND Id > '00QDn0000000000AAA')) ORDER BY SystemModstamp, Id LIMIT 2001"
+        " AND Id > '00QDn0000000000AAA')) ORDER BY SystemModstamp, Id"
     )
     usage = crm.api_usage()
     assert (usage.used, usage.limit, usage.calls_made) == (11, 15000, 2)
@@ -840,7 +840,7 @@ def test_soql_times_have_a_four_digit_year(http, crm, year, shown) -> None:
         f" WHERE SystemModstamp <= {shown}-11-02T10:00:30Z"
         f" AND (SystemModstamp > {shown}-01-05T08:07:06Z OR (SystemModstamp ="
         f" {shown}-01-05T08:07:06Z AND Id > '00QDn0000000000AAA'))"
-        " ORDER BY SystemModstamp, Id LIMIT 2001"
+        " ORDER BY SystemModstamp, Id"
     )
 
 
@@ -1188,3 +1188,28 @@ def test_every_call_has_a_timeout(http) -> None:
         crm.query_changed("Lead", None, T, ["Email"])
     assert e.value.code == "CONNECTION_ERROR" and e.value.transient
     assert [c.request.req_kwargs["timeout"] for c in http.calls] == [(30, 660), (30, 660)]
+
+
+def test_a_whole_page_is_one_call_and_salesforce_says_whether_more_follow(http, crm) -> None:
+    """A page of Salesforce's whole batch (2,000) asks for no row past it: its `done`
+    says whether more follow, and the next page is not read (it was, for the 2,001st row
+    of `LIMIT 2001`: a call more for every full page). A smaller page still asks for its
+    one row more, which comes in the same answer."""
+    rows = [_row(i, i % 60) for i in range(1, 2001)]
+    http.add(
+        "GET",
+        BASE + "queryAll/",
+        json={
+            "totalSize": 2500,
+            "done": False,
+            "nextRecordsUrl": "/services/data/v59.0/query/01gDn000000001-2000",
+            "records": rows,
+        },
+    )
+    page = crm.query_changed("Lead", None, T.replace(hour=10), ["Email"])
+    assert len(page.records) == 2000 and not page.done and len(http.calls) == 1
+    assert not http.calls[0].request.params["q"].endswith("LIMIT 2001")
+    http.add("GET", BASE + "queryAll/", json={"totalSize": 3, "done": True, "records": rows[:3]})
+    page = crm.query_changed("Lead", None, T.replace(hour=10), ["Email"], limit=2)
+    assert len(page.records) == 2 and not page.done and len(http.calls) == 2
+    assert http.calls[1].request.params["q"].endswith(" ORDER BY SystemModstamp, Id LIMIT 3")

@@ -1208,3 +1208,88 @@ def test_crm_salesforce_is_taken_in_any_case(
     assert r.output.startswith("mrules: error: --crm salesforce: no Salesforce credentials")
     r = _cli("sync", "plan", "--crm", f"./{spelled}", *common)
     assert r.output.startswith(f"mrules: error: {spelled}: no such CRM file"), r.output
+
+
+def _paging_org(mock: Any, contacts: list[dict[str, Any]]) -> list[str]:
+    """The org of `_recorded_org` with `contacts` changed, answering their query as
+    Salesforce does: at most 2,000 records an answer, the rest by `nextRecordsUrl`, the
+    SOQL's LIMIT and cursor obeyed. Returns the URLs of the Contact reads made."""
+    import re
+    from urllib.parse import urlsplit
+
+    reads: list[str] = []
+    pending: dict[str, list[dict[str, Any]]] = {}
+    locator = "/services/data/v59.0/query/01gDn00000000Zz-{}"
+
+    def page(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(rows) <= 2000:
+            return {"totalSize": len(rows), "done": True, "records": rows}
+        url = locator.format(len(pending) + 1)
+        pending[url] = rows[2000:]
+        return {
+            "totalSize": len(rows),
+            "done": False,
+            "nextRecordsUrl": url,
+            "records": rows[:2000],
+        }
+
+    def answer(soql: str) -> dict[str, Any] | None:
+        if "FROM Contact WHERE SystemModstamp <=" not in soql or "Phone" not in soql:
+            return None
+        reads.append(soql)
+        after = re.search(r"Id > '(\w+)'", soql)
+        rows = [c for c in contacts if after is None or c["Id"] > after.group(1)]
+        limit = re.search(r" LIMIT (\d+)$", soql)
+        if limit:
+            rows = rows[: int(limit.group(1))]
+        return page(rows)
+
+    def more(request: Any) -> tuple[int, dict[str, str], str]:
+        url = urlsplit(request.url).path
+        reads.append(url)
+        return 200, {}, json.dumps(page(pending.pop(url)))
+
+    _recorded_org(mock, None, answer)
+    mock.add_callback("GET", re.compile(re.escape(INSTANCE + locator[:-2]) + ".*"), callback=more)
+    return reads
+
+
+def test_a_full_page_of_changes_costs_one_call(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2,500 contacts changed: two answers of Salesforce (2,000 records, then 500), two
+    calls. The query asked for 2,001 rows to know whether more followed, and the 2,001st
+    came in a second answer of its own: three calls, one more for every full page."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    contacts = []
+    for i in range(2500):
+        stamp = (start + dt.timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+        rid = f"003Dn{i:010d}AAA"
+        contacts.append(
+            {
+                "attributes": {
+                    "type": "Contact",
+                    "url": f"/services/data/v59.0/sobjects/Contact/{rid}",
+                },
+                "Email": f"c{i}@elsewhere.example",
+                "Phone": None,
+                "OwnerId": "005Dn000000001AAA",
+                "LastModifiedDate": stamp,
+                "Id": rid,
+                "SystemModstamp": stamp,
+                "IsDeleted": False,
+            }
+        )
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        reads = _paging_org(mock, contacts)
+        r = _cli("sync", "plan", *common, "--format", "json", env=ENV)
+    assert r.exit_code == 2, r.output
+    assert len(reads) == 2, reads
+    plan = json.loads(r.output)
+    assert plan["cursors_to"]["Contact"] == ["2026-11-01T00:41:39.000+0000", contacts[-1]["Id"]]

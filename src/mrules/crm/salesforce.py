@@ -92,6 +92,9 @@ headers pass 16,384 bytes (HTTP 414 URI Too Long or 431), and a SOQL query goes 
 of a GET. The rest is left for the headers (the session's token, the client's own)."""
 FIND_CHUNK = 100
 """Values of a `find` in one query at most (fewer when they are long: URL_LIMIT)."""
+QUERY_BATCH = 2000
+"""Records Salesforce answers a query with at most, a call (the rest follow by
+`nextRecordsUrl`, one call a page)."""
 TIMEOUT = (30, 660)
 """Seconds to connect, and to wait for the next bytes of an answer: Salesforce ends a
 request after 10 minutes, so a read that waits longer waits on a connection lost."""
@@ -428,29 +431,37 @@ class SalesforceCrm:
                 f" AND (SystemModstamp > {ts} OR (SystemModstamp = {ts}"
                 f" AND Id > {quote_soql_value(since.last_id)}))"
             )
-        soql = (
-            f"SELECT {', '.join(names)} FROM {sobject} WHERE {where}"
-            f" ORDER BY SystemModstamp, Id LIMIT {limit + 1}"
-        )
+        soql = f"SELECT {', '.join(names)} FROM {sobject} WHERE {where} ORDER BY SystemModstamp, Id"
+        if limit < QUERY_BATCH:
+            # The one row past the page, to know whether there is more, comes in the same
+            # answer. A page of Salesforce's whole batch asks for no such row: a LIMIT of
+            # 2,001 cost a second call (the next page, of one record) every full page;
+            # Salesforce's own `done` says whether more follow.
+            soql += f" LIMIT {limit + 1}"
         length = self._url_length(soql, include_deleted)
         if length > URL_LIMIT:
             raise self._too_long(sobject, names, length)
-        rows = self._query(soql, include_deleted)
+        rows, last_page = self._query(soql, include_deleted, want=limit)
         with _answer(f"a query of {sobject}"):
             records = [_record(sobject, r) for r in rows[:limit]]
         cursor = since
         if records:
             cursor = Cursor(records[-1].system_modstamp, records[-1].id)
-        return Changes(records=records, cursor=cursor, done=len(rows) <= limit)
+        return Changes(records=records, cursor=cursor, done=last_page and len(rows) <= limit)
 
-    def _query(self, soql: str, include_deleted: bool) -> list[dict[str, Any]]:
+    def _query(
+        self, soql: str, include_deleted: bool, want: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The rows of `soql`, following `nextRecordsUrl` page by page until the last (or,
+        with `want`, until `want` rows are read: a page past them is left unread); and
+        whether the last page was read."""
         page = (
             self._call(lambda: self._sf.query(soql, include_deleted=include_deleted), expect=dict)
             or {}
         )
         with _answer("a query"):
             rows = list(page.get("records", []))
-        while not page.get("done", True):
+        while not page.get("done", True) and (want is None or len(rows) < want):
             # A page that is not the last names the next: one that does not (a proxy's
             # rewrite) ended the read there, taken for the whole answer, and the cursor
             # moved past the records of the pages never read.
@@ -468,7 +479,7 @@ class SalesforceCrm:
             page = self._call(more, expect=dict) or {}
             with _answer("a query's next page"):
                 rows += page.get("records", [])
-        return rows
+        return rows, bool(page.get("done", True))
 
     def get_deleted(self, sobject: str, start: dt.datetime, end: dt.datetime) -> Deleted:
         params = {"start": _rest_time(start), "end": _rest_time(end)}
@@ -512,7 +523,7 @@ class SalesforceCrm:
                 value is None or len(chunk) == FIND_CHUNK or length + comma + size > URL_LIMIT
             ):
                 soql = head + ",".join(quote_soql_value(v) for v in chunk) + tail
-                rows = self._query(soql, False)
+                rows, _ = self._query(soql, False)
                 with _answer(f"a search of {sobject}"):
                     out += [_record(sobject, r) for r in rows]
                 chunk, length = [], base
@@ -654,7 +665,7 @@ class SalesforceCrm:
         if not converts:
             return []
         if any(c.converted_status is None for c in converts) and self._converted_status is None:
-            rows = self._query(
+            rows, _ = self._query(
                 "SELECT MasterLabel FROM LeadStatus WHERE IsConverted = true"
                 " ORDER BY SortOrder LIMIT 1",
                 False,
