@@ -1213,3 +1213,40 @@ def test_a_whole_page_is_one_call_and_salesforce_says_whether_more_follow(http, 
     page = crm.query_changed("Lead", None, T.replace(hour=10), ["Email"], limit=2)
     assert len(page.records) == 2 and not page.done and len(http.calls) == 2
     assert http.calls[1].request.params["q"].endswith(" ORDER BY SystemModstamp, Id LIMIT 3")
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        (
+            {"Sforce-Limit-Info": "api-usage=15000/15000"},
+            "API usage 15,000 of 15,000 calls in the last 24 hours",
+        ),
+        ({}, "API usage unknown after the limit error: the org's answer did not say it"),
+    ],
+)
+def test_the_usage_after_the_limit_error_is_the_errors_own_or_unknown(
+    http, crm, headers, said
+) -> None:
+    """simple-salesforce reads `Sforce-Limit-Info` from successful answers only (its
+    SalesforceError has the url, status, resource name and content, not the headers):
+    after REQUEST_LIMIT_EXCEEDED, `api_usage()` kept the last success's 14,990 of 15,000.
+    It is now the error answer's, or unknown when that answer does not say it."""
+    http.add(
+        "GET",
+        BASE + "sobjects/Lead/describe/",
+        json={"name": "Lead", "fields": []},
+        headers={"Sforce-Limit-Info": "api-usage=14990/15000"},
+    )
+    crm.describe("Lead")
+    assert (crm.api_usage().used, crm.api_usage().limit) == (14990, 15000)
+    limit = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    http.add("GET", BASE + "queryAll/", json=limit, status=403, headers=headers)
+    with pytest.raises(CrmCallError) as e:
+        crm.query_changed("Lead", None, T, ["Email"])
+    assert e.value.transient and e.value.code == "REQUEST_LIMIT_EXCEEDED"
+    assert str(e.value) == f"REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded. ({said})"
+    usage = crm.api_usage()
+    assert str(usage) == said
+    assert (usage.used, usage.limit) == ((15000, 15000) if headers else (0, 0))
+    assert bool(usage.unknown) == (not headers)

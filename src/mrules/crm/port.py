@@ -169,6 +169,14 @@ class ApiUsage:
     limit: int
     calls_made: int = field(default=0)
     """Calls this adapter made since it was opened."""
+    unknown: str = field(default="")
+    """Why `used` and `limit` are not known (0 then): no answer said them yet, or the
+    last answer refused a call for the limit without saying them; empty when known."""
+
+    def __str__(self) -> str:
+        if self.unknown:
+            return f"API usage unknown {self.unknown}"
+        return f"API usage {self.used:,} of {self.limit:,} calls in the last 24 hours"
 
 
 @runtime_checkable

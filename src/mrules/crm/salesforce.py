@@ -151,6 +151,15 @@ class SalesforceCrm:
         self._calls = 0
         self._converted_status: str | None = None
         self._renewed = False
+        # The org's usage, from the `Sforce-Limit-Info` header of every answer, errors
+        # included: simple-salesforce reads it from successful answers only (its
+        # SalesforceError keeps the url, status, resource name and content, not the
+        # headers), so after REQUEST_LIMIT_EXCEEDED its figure was the last success's.
+        self._usage: tuple[int, int] | None = None
+        self._usage_unknown = "yet: no answer of the org said it"
+        session = getattr(sf, "session", None)
+        if isinstance(session, requests.Session):
+            session.hooks.setdefault("response", []).append(self._note_usage)
         refresh = getattr(sf, "_refresh_session", None)
         if callable(refresh) and getattr(sf, "_salesforce_login_partial", None) is not None:
             # simple-salesforce logs in again on each INVALID_SESSION_ID of a call, up to
@@ -310,23 +319,23 @@ class SalesforceCrm:
             result = fn()
         except SalesforceExpiredSession as e:
             if self._can_log_in_again():
-                raise _call_error(e, "INVALID_SESSION_ID", True) from e
+                raise self._error(e, "INVALID_SESSION_ID", True) from e
             raise _session_expired(_said(e)) from e
         except SalesforceRefusedRequest as e:
-            raise _call_error(e, "INSUFFICIENT_ACCESS", False) from e
+            raise self._error(e, "INSUFFICIENT_ACCESS", False) from e
         except SalesforceMalformedRequest as e:
-            raise _call_error(e, "MALFORMED_REQUEST", False) from e
+            raise self._error(e, "MALFORMED_REQUEST", False) from e
         except SalesforceResourceNotFound as e:
-            raise _call_error(e, "NOT_FOUND", False) from e
+            raise self._error(e, "NOT_FOUND", False) from e
         except SalesforceGeneralError as e:  # any status but 300 and 400-404
             code, transient = _http_code(e.status)
-            raise _call_error(e, code, transient) from e
+            raise self._error(e, code, transient) from e
         except SalesforceAuthenticationFailed as e:
             # The session expired and simple-salesforce's login made again was refused
             # (a password changed, a user frozen): trying again will not get past it.
             raise _login_failed(e) from e
         except SalesforceError as e:  # HTTP 300 (SalesforceMoreThanOneRecord), any other
-            raise _call_error(e, f"HTTP_{getattr(e, 'status', 0)}", False) from e
+            raise self._error(e, f"HTTP_{getattr(e, 'status', 0)}", False) from e
         except requests.JSONDecodeError as e:  # HTTP 200 with a page that is no JSON
             raise CrmCallError(
                 "UNKNOWN_EXCEPTION",
@@ -345,6 +354,19 @@ class SalesforceCrm:
             )
         return result
 
+    def _error(self, e: SalesforceError, default: str, transient: bool) -> CrmCallError:
+        """`_call_error`, and a refusal for the API limit says the org's usage as its answer
+        gave it (or that it is unknown), not the figure of the last success."""
+        error = _call_error(e, default, transient)
+        if error.code == "REQUEST_LIMIT_EXCEEDED":
+            error = CrmCallError(
+                error.code,
+                f"{error.message} ({self.api_usage()})",
+                transient=error.transient,
+                http_status=error.http_status,
+            )
+        return error
+
     def _hidden(self, message: str) -> str:
         """`message` without the session's token, which a refused request may quote."""
         token = getattr(self._sf, "session_id", None)
@@ -355,11 +377,23 @@ class SalesforceCrm:
         so an expired one fails every call until a new one is given."""
         return getattr(self._sf, "auth_type", "direct") != "direct"
 
+    def _note_usage(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """A response hook: the usage an answer says (`api-usage=USED/LIMIT`), or none
+        known after a refusal for the limit that says none."""
+        info = response.headers.get("Sforce-Limit-Info")
+        usage = Salesforce.parse_api_usage(info).get("api-usage") if info else None
+        if usage is not None:
+            self._usage = (int(usage.used), int(usage.total))
+            self._usage_unknown = ""
+        elif response.status_code >= 300 and b"REQUEST_LIMIT_EXCEEDED" in (response.content or b""):
+            self._usage = None
+            self._usage_unknown = "after the limit error: the org's answer did not say it"
+
     def api_usage(self) -> ApiUsage:
-        usage = self._sf.api_usage.get("api-usage")
-        if usage is None:
-            return ApiUsage(used=0, limit=0, calls_made=self._calls)
-        return ApiUsage(used=usage.used, limit=usage.total, calls_made=self._calls)
+        if self._usage is None:
+            return ApiUsage(used=0, limit=0, calls_made=self._calls, unknown=self._usage_unknown)
+        used, limit = self._usage
+        return ApiUsage(used=used, limit=limit, calls_made=self._calls)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -691,9 +725,6 @@ class SalesforceCrm:
             response = post()
         except requests.RequestException as e:
             raise CrmCallError("CONNECTION_ERROR", self._hidden(str(e)), transient=True) from e
-        limit_info = response.headers.get("Sforce-Limit-Info")
-        if limit_info:
-            self._sf.api_usage = self._sf.parse_api_usage(limit_info)
         return _convert_results(response, self._can_log_in_again(), len(converts))
 
 
