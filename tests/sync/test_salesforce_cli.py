@@ -633,9 +633,9 @@ def _recorded_org(
     mock: Any, write: Any, answer: Any = None, fields: dict[str, list[Any]] | None = None
 ) -> None:
     """The org of recorded/plan_apply.json answering any order of calls: its describes
-    (with `fields[OBJECT]` added), each query `answer(soql)` when it gives one, else its
-    recorded answer (none: no record), and `write` (when given) for sObject Collections
-    creates."""
+    (with `fields[OBJECT]` added), each query `answer(soql)` when it gives one (a body, or
+    an HTTP status and a body), else its recorded answer (none: no record), and `write`
+    (when given) for sObject Collections creates."""
     from urllib.parse import parse_qs, urlsplit
 
     cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
@@ -654,6 +654,8 @@ def _recorded_org(
         soql = parse_qs(urlsplit(request.url).query)["q"][0]
         empty = {"totalSize": 0, "done": True, "records": []}
         given = answer(soql) if answer is not None else None
+        if isinstance(given, tuple):  # (HTTP status, body): a refusal
+            return given[0], {}, json.dumps(given[1])
         return 200, {}, json.dumps(given or answers.get(soql, empty))
 
     for path in ("query/", "queryAll/"):
@@ -1300,3 +1302,165 @@ def test_a_full_page_of_changes_costs_one_call(
     assert len(reads) == 2, reads
     plan = json.loads(r.output)
     assert plan["cursors_to"]["Contact"] == ["2026-11-01T00:41:39.000+0000", contacts[-1]["Id"]]
+
+
+CAMPAIGN_RULES = (
+    RULES.replace("objects lead, contact", "objects lead, contact, campaign")
+    .replace(
+        'assign to user "alan@x.com" }',
+        'assign to user "alan@x.com"\n  add to crm campaign "Webinar" status "Responded" }',
+    )
+    .replace('form "Demo"\n', 'form "Demo"\ncrm campaign "Webinar"\n')
+)
+
+
+def _describe(name: str, prefix: str, fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """A describe answer of `name` with `fields` (name, type) and the system fields."""
+    every = [*fields, ("Id", "id"), ("SystemModstamp", "datetime"), ("IsDeleted", "boolean")]
+    return {
+        "name": name,
+        "label": name,
+        "keyPrefix": prefix,
+        "custom": False,
+        "fields": [
+            {
+                "name": f,
+                "label": f,
+                "type": t,
+                "nillable": True,
+                "createable": f not in ("Id", "SystemModstamp", "IsDeleted"),
+                "updateable": f not in ("Id", "SystemModstamp", "IsDeleted"),
+                "defaultedOnCreate": False,
+                "length": 80 if t == "string" else 0,
+                "custom": False,
+                "externalId": False,
+                "picklistValues": [],
+                "referenceTo": [],
+                "restrictedPicklist": False,
+            }
+            for f, t in every
+        ],
+    }
+
+
+def test_campaign_unreadable_leads_and_contacts_go_on_and_the_next_cycle_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integration user that may not read Campaign (the describe answers NOT_FOUND, a
+    query `sObject type 'Campaign' is not supported`) stopped the whole `sync apply`,
+    exit 4: leads and contacts waited with it. The cycle goes on without the campaign
+    part, says it in one line naming the object and the permission, holds each
+    membership in the error queue, and exits 3 (partly done); once the access is given,
+    the next cycle reads the campaigns from where it was and writes the memberships."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    rules = tmp_path / "rules.mr"
+    rules.write_text(CAMPAIGN_RULES, "utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
+    store = str(tmp_path / "s.db")
+    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+    not_found = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    unsupported = [
+        {"errorCode": "INVALID_TYPE", "message": "sObject type 'Campaign' is not supported."}
+    ]
+
+    def refused(soql: str) -> Any:
+        return (400, unsupported) if " FROM Campaign " in soql else None
+
+    created = [{"id": "00QDn000000002AMAA", "success": True, "errors": []}]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        for name in ("Campaign", "CampaignMember"):
+            mock.add("GET", f"{base}sobjects/{name}/describe/", json=not_found, status=404)
+        _recorded_org(mock, lambda request: (200, {}, json.dumps(created)), refused)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 3, r.output
+    assert "1 created, 1 linked" in r.output, r.output
+    said = (
+        "  not done: the integration user may not read Campaign (NOT_FOUND: The requested"
+        " resource does not exist): give it Read on Campaign (its profile or a permission"
+        " set); the rest syncs without it, and each cycle tries Campaign again"
+    )
+    assert said in r.output.splitlines(), r.output
+    assert "Traceback" not in r.output and "refused the call" not in r.output
+    status = _status(store)
+    assert status["links"] == 2 and status["queue"] == 2, status
+    assert status["errors_by_code"] == {"NOT_FOUND": 2}, status
+    assert set(status["cursors"]) == {"Contact", "Lead"}, status  # Campaign: read again
+
+    campaign = {
+        "attributes": {"type": "Campaign"},
+        "Id": "701Dn000000001AAA",
+        "Name": "Webinar",
+        "Type": "Webinar",
+        "Status": "Planned",
+        "BudgetedCost": None,
+        "ActualCost": None,
+        "StartDate": None,
+        "SystemModstamp": "2026-10-01T08:00:00.000+0000",
+        "IsDeleted": False,
+    }
+
+    def readable(soql: str) -> Any:
+        if " FROM Campaign " in soql:
+            return {"totalSize": 1, "done": True, "records": [campaign]}
+        return None
+
+    members: list[dict[str, Any]] = []
+
+    def write(request: Any) -> tuple[int, dict[str, str], str]:
+        records = json.loads(request.body)["records"]
+        members.extend(records)
+        ok = [{"id": f"00vDn00000000{i}AAA", "success": True, "errors": []} for i in range(2)]
+        return 200, {}, json.dumps(ok[: len(records)])
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(
+            "GET",
+            f"{base}sobjects/Campaign/describe/",
+            json=_describe(
+                "Campaign",
+                "701",
+                [
+                    ("Name", "string"),
+                    ("Type", "picklist"),
+                    ("Status", "picklist"),
+                    ("BudgetedCost", "currency"),
+                    ("ActualCost", "currency"),
+                    ("StartDate", "date"),
+                ],
+            ),
+        )
+        mock.add(
+            "GET",
+            f"{base}sobjects/CampaignMember/describe/",
+            json=_describe(
+                "CampaignMember",
+                "00v",
+                [
+                    ("CampaignId", "reference"),
+                    ("ContactId", "reference"),
+                    ("LeadId", "reference"),
+                    ("Status", "picklist"),
+                    ("HasResponded", "boolean"),
+                    ("CreatedDate", "datetime"),
+                ],
+            ),
+        )
+        _recorded_org(mock, write, readable)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "2 campaign members" in r.output and "not done" not in r.output, r.output
+    assert sorted(m.get("LeadId") or m.get("ContactId") for m in members) == [
+        "003Dn000000001AAA",
+        "00QDn000000002AMAA",
+    ]
+    assert {m["CampaignId"] for m in members} == {"701Dn000000001AAA"}
+    status = _status(store)
+    assert status["queue"] == 0 and status["errors"] == 0, status
+    assert "Campaign" in status["cursors"], status

@@ -20,6 +20,7 @@ from mrules.cli.common import (
     CRM_PATH,
     EXIT_DIAGNOSTICS,
     EXIT_OK,
+    EXIT_REJECTS,
     EXIT_STORE,
     EXIT_USAGE,
     PATH,
@@ -48,6 +49,9 @@ EXIT_PENDING = 2
 """`sync plan`: changes are pending (0: nothing to do)."""
 EXIT_STALE = EXIT_DIAGNOSTICS
 """`sync apply PLAN`: the plan is stale (or was made for another store)."""
+EXIT_PARTLY = EXIT_REJECTS
+"""`sync apply` and `sync run`: the cycle was done but for an object the integration user
+may not read or write (Campaign), which a later cycle tries again."""
 
 
 def _options(f):  # type: ignore[no-untyped-def]
@@ -505,6 +509,8 @@ def _render_plan(pj: dict[str, Any]) -> None:
             click.echo(f"      note: {o['note']}")
     for n in pj["notes"]:
         click.echo(f"  note: {n}")
+    for n in pj.get("no_access") or ():
+        click.echo(f"  not done: {n['said']}")
     kept = {
         (one, many): len(pj.get(key) or ())
         for one, many, key in (
@@ -614,8 +620,10 @@ def apply_cmd(
 
     Exit status (docs/exit-codes.md): 0 applied; 1 the plan is stale (another
     cycle ran since it was made), was edited, or was made for another store; 2
-    bad input (a plan that is not one, a time at or before the last cycle); 4 the
-    sync or CRM file failed; 5 a run holds the store.
+    bad input (a plan that is not one, a time at or before the last cycle); 3
+    partly done: the integration user may not read or write an object (Campaign),
+    the rest was applied and a later cycle tries that part again; 4 the sync or
+    CRM file failed; 5 a run holds the store.
 
     \b
     Example:
@@ -677,6 +685,10 @@ def apply_cmd(
         _render_report(report.as_json(), saved["at"])
         for n in notes:
             click.echo(f"  note: {n}")
+    if report.no_access and not report.already:
+        # Partly done: the objects the integration user may not read or write wait, the
+        # rest was done (docs/exit-codes.md).
+        sys.exit(int(EXIT_PARTLY))
 
 
 def _same_store_or_exit(saved: dict[str, Any], plan_file: str, store: Any, given: str) -> None:
@@ -834,6 +846,8 @@ def _render_report(r: dict[str, Any], at: str) -> None:
         )
     if r["transient_failure"]:
         click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
+    for n in r.get("no_access") or ():
+        click.echo(f"  not done: {n['said']}")
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -861,8 +875,10 @@ def run_cmd(
     """Run every sync cycle due up to a time (the backlog drains by the declared batch).
 
     Exit status (docs/exit-codes.md): 0 done (changes the CRM refuses are
-    printed, not retried); 2 bad input; 4 the sync or CRM file failed; 5 a run
-    holds the store; 130 interrupted: the same command resumes at the next cycle.
+    printed, not retried); 2 bad input; 3 partly done: the integration user may
+    not read or write an object (Campaign), the rest was done; 4 the sync or CRM
+    file failed; 5 a run holds the store; 130 interrupted: the same command
+    resumes at the next cycle.
 
     \b
     Example:
@@ -936,6 +952,7 @@ def run_cmd(
         # The plans' notes (a mapped field the CRM lacks...), each once a command on
         # standard error: every cycle's plan notes them again.
         noted: set[str] = set()
+        partly: list[str] = []  # an object the integration user may not read or write
 
         def show(result: Any) -> None:
             for n in result.plan_json.get("notes") or ():
@@ -943,6 +960,12 @@ def run_cmd(
                     noted.add(n)
                     click.echo(f"note: {n}", err=True)
             r = result.report.as_json()
+            for refused in r.get("no_access") or ():
+                said = str(refused.get("said"))
+                if said not in noted:
+                    noted.add(said)
+                    partly.append(said)
+                    click.echo(f"not done: {said}", err=True)
             if result.plan is None:  # the plan failed for now: nothing was done
                 if idle or holding:
                     flush()
@@ -1009,6 +1032,8 @@ def run_cmd(
                     "no cycle due (the last ran at "
                     f"{_iso(db.last_cycle) if db.last_cycle else 'never'})"
                 )
+    if partly:  # once the session is closed (the diagnostics file is rewritten)
+        sys.exit(int(EXIT_PARTLY))
 
 
 @contextlib.contextmanager

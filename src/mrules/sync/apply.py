@@ -38,7 +38,14 @@ from mrules.history import STEP
 from mrules.loader import printable_path
 from mrules.storeapi import StateStore
 from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, store_identity
-from mrules.sync.plan import DUPLICATE_LINK, LINK_ERROR_FIELD, campaign_names, no_campaign
+from mrules.sync.plan import (
+    DUPLICATE_LINK,
+    LINK_ERROR_FIELD,
+    campaign_names,
+    no_access,
+    no_campaign,
+    refused_access,
+)
 from mrules.sync.spool import SpillMap, Spool
 
 __all__ = [
@@ -52,6 +59,11 @@ __all__ = [
 
 ROWS_IN_MEMORY = 5000
 """Link rows apply keeps in memory before it keeps them in a temporary table."""
+
+ACCESS_FIELD: Final = "*campaign"
+"""The error queue's field of a campaign membership held because the integration user may
+not read Campaign or create CampaignMember: cleared once a membership of the prospect is
+written."""
 
 BACKOFF_MINUTES = (1, 5, 15, 60)
 """Waits after transient failures (then every hour)."""
@@ -81,6 +93,10 @@ class ApplyReport:
     held: int = 0
     """The prospects whose work is held because the CRM record their email finds is another
     prospect's (`DUPLICATE_LINK`): looked at again each cycle, not cleared by a retry."""
+    no_access: list[dict[str, str]] = field(default_factory=list)
+    """The parts of the cycle not done because the integration user may not read or write
+    an object (the plan's and the apply's, each with its one-line message, `said`): the
+    rest was done, and a later cycle tries them again (`sync apply` exits 3)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +113,7 @@ class ApplyReport:
             "api_calls": self.calls,
             "waiting": self.waiting,
             "held_duplicate_links": self.held,
+            "no_access": self.no_access,
         }
 
 
@@ -268,6 +285,7 @@ def apply_plan(
     if db.applied(plan["id"]):
         report.already = True
         return report
+    report.no_access = [dict(n) for n in plan.get("no_access", ())]
     if check_stale:
         why = stale_reason(plan, store, crm, db)
         if why is not None:
@@ -546,7 +564,10 @@ def apply_plan(
                 continue  # its record was not created: the work waits
             (tasks if o["op"] == "task" else members).append((o, target))
         # A refusal is an error, not a member written (`writer` counts what was).
-        _members(writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail)
+        _members(
+            writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail,
+            report.no_access, errors_clear,
+        )  # fmt: skip
         _tasks(writer, tasks, at, errors_add, plan["at"], finish, queue_fail)
     except CrmCallError as e:
         if not e.transient:
@@ -954,6 +975,8 @@ def _members(
     gone: Callable[[str], Mapping[str, str]],
     finish: Callable[[Mapping[str, Any]], None],
     failed: dict[str, float],
+    refused: list[dict[str, str]],
+    cleared: list[tuple[str, str | None]],
 ) -> None:
     """Add the records of `todo` (op, record id) to their campaigns, 200 a call (`crm`
     counts each member it takes, as its call returns). Each campaign is looked up by its
@@ -963,14 +986,36 @@ def _members(
     already (DUPLICATE_VALUE: a killed apply made it, not written by this cycle); a
     refusal other than a transient one is done too, nothing written (the error queue says
     why). A transient refusal, or a lead converted since the plan read it, leaves the work
-    waiting (`failed`): the next cycle, having read the conversion, adds the contact."""
+    waiting (`failed`): the next cycle, having read the conversion, adds the contact.
+
+    When the integration user may not read Campaign, or create CampaignMember
+    (`refused_access`), the rest of the cycle goes on: the part refused is said once in
+    `refused` (`no_access`), and each membership waits (`failed`) with an error of the
+    queue (field `*campaign`), which a membership written later clears (`cleared`)."""
     create: list[tuple[Mapping[str, Any], str, dict[str, Any]]] = []
+    # Campaign unreadable (the plan's read of it refused, or a search by name here): the
+    # same for every name, searched no more.
+    unreadable = next((n for n in refused if n["object"] == "Campaign"), None)
     for o, target in todo:
         email, payload = o["prospect"], o["payload"]
         name = payload.get("campaign")
-        if name and name not in campaigns:
-            found = crm.find("Campaign", "Name", [name], ["Id"])
-            campaigns[name] = found[0].id if found else None
+        if name and name not in campaigns and unreadable is None:
+            try:
+                found = crm.find("Campaign", "Name", [name], ["Id"])
+            except CrmCallError as refusal:
+                if not refused_access(refusal):
+                    raise
+                unreadable = no_access("Campaign", "read", refusal)
+                refused.append(unreadable)
+            else:
+                campaigns[name] = found[0].id if found else None
+        if name and unreadable is not None:
+            # The integration user may not read Campaign: the membership waits (backing
+            # off, tried again by a later cycle), held in the error queue meanwhile.
+            held = CrmError(unreadable["code"], unreadable["said"], ("CampaignId",))
+            errors.append(_error(email, "campaign_member", target, ACCESS_FIELD, held, name, at))
+            failed[email] = at
+            continue
         campaign = campaigns.get(name) if name else None
         if campaign is None:
             # A reference to no record (ENTITY_IS_DELETED said it was deleted): by its name,
@@ -993,7 +1038,22 @@ def _members(
             rec["Status"] = payload["status"]
         create.append((o, target, rec))
     for chunk in _chunks(create):
-        results = crm.create("CampaignMember", [rec for _o, _t, rec in chunk])
+        try:
+            results = crm.create("CampaignMember", [rec for _o, _t, rec in chunk])
+        except CrmCallError as refusal:
+            if not refused_access(refusal):
+                raise
+            # The call refused whole for lack of access: these memberships wait, held.
+            said = no_access("CampaignMember", "create", refusal)
+            if said["said"] not in {n["said"] for n in refused}:
+                refused.append(said)
+            for o, target, rec in chunk:
+                held = CrmError(refusal.code, said["said"], ("CampaignId",))
+                errors.append(
+                    _error(o["prospect"], "campaign_member", target, ACCESS_FIELD, held, rec, at)
+                )
+                failed[o["prospect"]] = at
+            continue
         for (o, target, rec), r in zip(chunk, results, strict=True):
             email = o["prospect"]
             if not r.success:
@@ -1004,6 +1064,7 @@ def _members(
                     if e.status_code == "DUPLICATE_VALUE":
                         break  # already a member: done
                     errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
+            cleared.append((email, ACCESS_FIELD))
             finish(o)
 
 

@@ -105,6 +105,10 @@ class Plan:
     store_id: str | None = None
     """That store's id (`store_id` in its meta; None for a store without one): `sync apply`
     refuses the plan for a store of another id (docs/sync.md#plan-and-apply)."""
+    no_access: list[dict[str, str]] = field(default_factory=list)
+    """The objects the integration user may not read (`object`, `code`, `message`,
+    `said`: the one-line message), left out of this cycle: their cursors stay, and the
+    next cycle reads them again (docs/sync.md#errors)."""
     id: str = ""
 
     def as_json(self) -> dict[str, Any]:
@@ -134,6 +138,8 @@ class Plan:
             "store": self.store,
             "store_id": self.store_id,
         }
+        if self.no_access:  # only then: the plans of an org that refuses nothing are as before
+            body["no_access"] = self.no_access
         if not self.id:
             self.id = plan_id(body)
         return {"id": self.id, **body}
@@ -1260,7 +1266,12 @@ def make_plan(
     # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
     # deleted ones included, and this plan's reads): a membership of a campaign the CRM
     # has not, or has deleted, is refused at apply.
-    names = campaign_names(db, plan.campaigns) if "campaign" in config.objects else None
+    names = (
+        campaign_names(db, plan.campaigns)
+        if "campaign" in config.objects
+        and not any(n["object"] == "Campaign" for n in plan.no_access)
+        else None
+    )  # the campaigns unknown when they cannot be read: no membership is expected to fail
     for email, (work, _since, _attempts, next_try) in queue.items():
         side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
         if not side_work or next_try > at or email not in prospects:
@@ -1744,10 +1755,31 @@ def _read_into(
     return records
 
 
+def no_access(sobject: str, what: str, e: CrmCallError) -> dict[str, str]:
+    """The part of a cycle not done because the integration user may not `what` (read,
+    create) `sobject`: its record in a plan and an apply report, with its one-line message."""
+    permission = "Read" if what == "read" else "Create"
+    return {
+        "object": sobject,
+        "code": e.code,
+        "message": e.message,
+        "said": f"the integration user may not {what} {sobject} ({e.code}: {e.message}):"
+        f" give it {permission} on {sobject} (its profile or a permission set); the rest"
+        f" syncs without it, and each cycle tries {sobject} again",
+    }
+
+
+def refused_access(e: CrmCallError) -> bool:
+    """A call refused because the user may not see the object: not for now, not a login."""
+    return not e.transient and e.code in NO_ACCESS_CODES
+
+
 def _plan_campaigns(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:
-    """Campaigns (with their costs) and campaign members, for reports; no engine event."""
+    """Campaigns (with their costs) and campaign members, for reports; no engine event.
+    An object the integration user may not read is left for a later cycle (`no_access`):
+    its cursor stays, and the leads and contacts go on without it."""
     cursors = db.cursors()
-    for r in _read_into(crm, cursors, plan, "Campaign", until):
+    for r in _read_or_none(crm, cursors, plan, "Campaign", until):
         f = r.fields
         plan.campaigns.append(
             {
@@ -1761,7 +1793,7 @@ def _plan_campaigns(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> Non
                 "deleted": r.is_deleted,
             }
         )
-    for r in _read_into(crm, cursors, plan, "CampaignMember", until):
+    for r in _read_or_none(crm, cursors, plan, "CampaignMember", until):
         f = r.fields
         plan.members.append(
             {
@@ -1775,6 +1807,24 @@ def _plan_campaigns(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> Non
                 "deleted": r.is_deleted,
             }
         )
+
+
+def _read_or_none(
+    crm: Any,
+    db_cursors: dict[str, tuple[str, str]],
+    plan: Plan,
+    sobject: str,
+    until: dt.datetime,
+) -> list[Record]:
+    """`_read_into`, or no record when the integration user may not read `sobject` (noted
+    in the plan's `no_access`; its cursor does not move)."""
+    try:
+        return _read_into(crm, db_cursors, plan, sobject, until)
+    except CrmCallError as e:
+        if not refused_access(e):
+            raise
+        plan.no_access.append(no_access(sobject, "read", e))
+        return []
 
 
 def _plan_accounts(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:

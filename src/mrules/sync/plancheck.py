@@ -289,6 +289,11 @@ def _check(plan: Mapping[str, Any]) -> None:
     for key in ("sent", "dirty"):
         for n, value in enumerate(_items(plan.get(key, ()), key)):
             _text(value, f"{key}[{n}]")
+    # The objects the integration user may not read: the apply's report says them.
+    for n, refused in enumerate(_items(plan.get("no_access", ()), "no_access")):
+        _mapping(refused, f"no_access[{n}]")
+        for key in ("object", "code", "message", "said"):
+            _text(refused.get(key), f"no_access[{n}].{key}")
     if "summary" in plan:
         summary = plan["summary"]
         _mapping(summary, "summary")
