@@ -55,10 +55,19 @@ def test_the_summary_counts_members_and_tasks_as_listed(tmp_path: Path) -> None:
     rules, store = _example(tmp_path)
     text = _cli("sync", "plan", "--rules", rules, "--store", store, code=2).output
     listed = [ln for ln in text.splitlines() if ln.startswith(("  + campaign_member", "  + task"))]
-    assert len(listed) == 4
-    # Three of them are writes of their own (Bob's and Henry's records are linked), one
-    # rides with Leung's lead, created in this cycle.
+    assert len(listed) == 3
+    # Two of them are writes of their own (Bob's record is linked), one rides with Leung's
+    # lead, created in this cycle. Henry's lead is a member of the campaign already (the
+    # CRM's seed says so): apply writes nothing for it, and the plan says so.
     assert text.splitlines()[-1] == (
-        "2 records and 3 campaign members or tasks to write: 5 this cycle, 0 waiting"
+        "2 records and 2 campaign members or tasks to write: 4 this cycle, 0 waiting"
         " (and 1 campaign member or task with the records created); 10 CRM facts for the engine"
     )
+    assert (
+        "  - skip          henry@example.org  00Q5e0000000001EAA  (already a member of the"
+        " CRM campaign 'Get Cloudy Consult 2026': nothing to write)"
+    ) in text.splitlines()
+    applied = json.loads(
+        _cli("sync", "apply", "--rules", rules, "--store", store, "--format", "json").output
+    )
+    assert applied["campaign_members"] + applied["tasks"] == len(listed), applied

@@ -19,10 +19,8 @@ Order, and why nothing is lost or doubled when a process dies anywhere:
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import itertools
 import json
-import re
 import sqlite3
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +39,13 @@ from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, store_identity
 from mrules.sync.plan import (
     DUPLICATE_LINK,
     LINK_ERROR_FIELD,
+    TASK_KEY,
+    TASK_KEY_RE,
     campaign_names,
     no_access,
     no_campaign,
     refused_access,
+    task_key,
 )
 from mrules.sync.spool import SpillMap, Spool
 
@@ -1068,18 +1069,6 @@ def _members(
             finish(o)
 
 
-TASK_KEY = "mrules sync key: "
-"""What a task the sync creates carries in its `Description`, before the key of the work it
-does: a task is looked for by its record (`WhoId`) and this key before it is created, so a
-killed apply's tasks are not created twice (as a lead is searched by email)."""
-_TASK_KEY_RE = re.compile(re.escape(TASK_KEY) + r"([0-9a-f]{20})")
-
-
-def task_key(email: str, seq: int) -> str:
-    """The key of a task's work: the prospect's and the store's seq of the work, hashed."""
-    return hashlib.sha256(f"{email}\n{seq}".encode()).hexdigest()[:20]
-
-
 def _tasks(
     crm: Any,
     todo: list[tuple[Mapping[str, Any], str]],
@@ -1103,7 +1092,7 @@ def _tasks(
     targets = sorted({t for _o, t, key in keyed if key})
     for chunk in _chunks(targets):
         for r in crm.find("Task", "WhoId", list(chunk), fields=["WhoId", "Description"]):
-            for key in _TASK_KEY_RE.findall(str(r.fields.get("Description") or "")):
+            for key in TASK_KEY_RE.findall(str(r.fields.get("Description") or "")):
                 have.add((str(r.fields.get("WhoId") or "").lower(), key))
     create: list[tuple[Mapping[str, Any], str, dict[str, Any]]] = []
     for o, target, key in keyed:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -1272,6 +1273,17 @@ def make_plan(
         and not any(n["object"] == "Campaign" for n in plan.no_access)
         else None
     )  # the campaigns unknown when they cannot be read: no membership is expected to fail
+    # The members and tasks of records this plan links may be in the CRM already: apply
+    # would find them there and write none; the plan says so (`skip`), as apply does it.
+    side: list[tuple[str, str, list[dict[str, Any]]]] = []
+    for email, (work, _since, _attempts, next_try) in queue.items():
+        side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
+        if not side_work or next_try > at or not links.is_new(email):
+            continue
+        link = links.get(email)
+        if link and not link[4] and email in prospects:
+            side.append((email, link[1], side_work))
+    there_members, there_tasks = _in_crm_already(crm, side) if side else (set(), set())
     for email, (work, _since, _attempts, next_try) in queue.items():
         side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
         if not side_work or next_try > at or email not in prospects:
@@ -1303,6 +1315,10 @@ def make_plan(
                 "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
                 "why": "asked by a rule" + ("" if target else "; after the record's creation"),
             }
+            there = _there_already(op, there_members, there_tasks)
+            if there:
+                ops.append({**op, "op": "skip", "done": True, "why": there})
+                continue
             campaign = w.get("campaign") if w["kind"] == "campaign_member" else None
             if names is not None and campaign and not names.get(_name_key(campaign)):
                 op["expected_errors"] = [no_campaign(campaign, names)]
@@ -1772,6 +1788,94 @@ def no_access(sobject: str, what: str, e: CrmCallError) -> dict[str, str]:
 def refused_access(e: CrmCallError) -> bool:
     """A call refused because the user may not see the object: not for now, not a login."""
     return not e.transient and e.code in NO_ACCESS_CODES
+
+
+TASK_KEY = "mrules sync key: "
+"""What a task the sync creates carries in its `Description`, before the key of the work it
+does: a task is looked for by its record (`WhoId`) and this key before it is created, so a
+killed apply's tasks are not created twice (as a lead is searched by email)."""
+TASK_KEY_RE = re.compile(re.escape(TASK_KEY) + r"([0-9a-f]{20})")
+
+
+def task_key(email: str, seq: int) -> str:
+    """The key of a task's work: the prospect's and the store's seq of the work, hashed."""
+    return hashlib.sha256(f"{email}\n{seq}".encode()).hexdigest()[:20]
+
+
+def _in_crm_already(
+    crm: Any, side: list[tuple[str, str, list[dict[str, Any]]]]
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """Of the campaign members and tasks `side` asks of records this plan links (records
+    the CRM had: a sync file made again, a prospect linked to a record sales made), those
+    the CRM has already, looked up as apply looks them up: the campaigns by name and the
+    memberships of the records (apply's create is refused as DUPLICATE_VALUE, done), and
+    the tasks of the records with their keys (apply finds them and creates none). Returns
+    (campaign name, record id) and (record id, task key) pairs, the ids in lower case. A
+    lookup the integration user may not make finds nothing: apply says why."""
+    members: set[tuple[str, str]] = set()
+    tasks: set[tuple[str, str]] = set()
+    names = sorted(
+        {
+            str(w["campaign"])
+            for _e, _t, work in side
+            for w in work
+            if w["kind"] == "campaign_member" and w.get("campaign")
+        }
+    )
+    campaign_of: dict[str, str] = {}  # campaign id -> its name
+    try:
+        for name in names:
+            for r in crm.find("Campaign", "Name", [name], ["Id"]):
+                campaign_of[r.id] = name
+                break  # apply takes the first found
+        by_kind: dict[str, list[str]] = {}
+        for _email, target, work in side:
+            if any(w["kind"] == "campaign_member" for w in work) and campaign_of:
+                by_kind.setdefault(
+                    "LeadId" if target.startswith("00Q") else "ContactId", []
+                ).append(target)
+        for id_field, targets in sorted(by_kind.items()):
+            for i in range(0, len(targets), MAX_BATCH):
+                chunk = targets[i : i + MAX_BATCH]
+                for r in crm.find("CampaignMember", id_field, chunk, ["CampaignId", id_field]):
+                    of = campaign_of.get(str(r.fields.get("CampaignId") or ""))
+                    if of is not None and not r.is_deleted:
+                        members.add((of, str(r.fields.get(id_field) or "").lower()))
+    except CrmCallError as e:
+        if not refused_access(e):
+            raise
+    targets = sorted({t for _e, t, work in side if any(w["kind"] == "task" for w in work)})
+    try:
+        for i in range(0, len(targets), MAX_BATCH):
+            for r in crm.find(
+                "Task", "WhoId", targets[i : i + MAX_BATCH], fields=["WhoId", "Description"]
+            ):
+                for key in TASK_KEY_RE.findall(str(r.fields.get("Description") or "")):
+                    tasks.add((str(r.fields.get("WhoId") or "").lower(), key))
+    except CrmCallError as e:
+        if not refused_access(e):
+            raise
+    return members, tasks
+
+
+def _there_already(
+    op: Mapping[str, Any], members: set[tuple[str, str]], tasks: set[tuple[str, str]]
+) -> str | None:
+    """Why a campaign member or task op writes nothing: the CRM has it already
+    (`_in_crm_already`); None when it writes."""
+    target = str(op.get("crm_id") or "").lower()
+    if not target:
+        return None
+    payload = op["payload"]
+    if op["op"] == "campaign_member":
+        name = str(payload.get("campaign") or "")
+        if (name, target) in members:
+            return f"already a member of the CRM campaign {name!r}: nothing to write"
+        return None
+    seqs: Sequence[Any] = op.get("seqs") or []
+    if len(seqs) == 1 and (target, task_key(op["prospect"], int(seqs[0]))) in tasks:
+        return "the CRM has this task already (its sync key): nothing to write"
+    return None
 
 
 def _plan_campaigns(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:

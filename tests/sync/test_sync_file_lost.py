@@ -1,0 +1,62 @@
+"""A copy of the store and the CRM file without the sync file: the plan says what the
+apply does (docs/sync.md#the-sync-file), on the bundled example, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "getcloudy"
+
+
+def _cli(*args: str, code: int = 0) -> Result:
+    r = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert r.exit_code == code, (args, r.output)
+    return r
+
+
+def test_a_plan_without_the_sync_file_promises_no_member_or_task_the_crm_has(
+    tmp_path: Path,
+) -> None:
+    """After a first sync, the store and the CRM file copied without the sync's own
+    file: the next plan links every prospect again by email, and listed the campaign
+    members and the task of the first sync as 4 writes, which `sync apply` found in the
+    CRM (a member twice is DUPLICATE_VALUE, a task has its key) and did not write: 0
+    members, 0 tasks. The plan looks them up as apply does, and shows each as a `skip`:
+    the plan's counts are the apply's."""
+    rules = str(EXAMPLE / "rules")
+    store = str(tmp_path / "g.db")
+    _cli("crm", "load", str(EXAMPLE / "crm"), "--store", store)
+    _cli("run", rules, str(EXAMPLE / "events.jsonl"), "--store", store)
+    first = json.loads(
+        _cli("sync", "apply", "--rules", rules, "--store", store, "--format", "json").output
+    )
+    assert (first["campaign_members"], first["tasks"]) == (2, 1), first
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("g.db", "g.crm.db"):
+        shutil.copy(tmp_path / name, copy / name)
+    again = ["--rules", rules, "--store", str(copy / "g.db")]
+    plan = json.loads(_cli("sync", "plan", *again, "--format", "json", code=2).output)
+    text = _cli("sync", "plan", *again, code=2).output
+    applied = json.loads(_cli("sync", "apply", *again, "--format", "json").output)
+    by_op = plan["summary"]["by_op"]
+    assert (by_op.get("campaign_member", 0), by_op.get("task", 0)) == (
+        applied["campaign_members"],
+        applied["tasks"],
+    ), (by_op, applied)
+    assert (applied["campaign_members"], applied["tasks"], applied["linked"]) == (0, 0, 5)
+    assert plan["summary"]["records"] == 0 and "0 records to write" in text, text
+    assert text.count("already a member of the CRM campaign 'Get Cloudy Consult 2026'") == 3
+    assert "the CRM has this task already (its sync key): nothing to write" in text
+    # Nothing is left queued: the next cycle has nothing to write either.
+    status = json.loads(
+        _cli("sync", "status", "--store", str(copy / "g.db"), "--format", "json").output
+    )
+    assert status["queue"] == 0 and status["errors"] == 0, status
