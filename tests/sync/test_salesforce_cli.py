@@ -1392,6 +1392,9 @@ def test_campaign_unreadable_leads_and_contacts_go_on_and_the_next_cycle_resumes
     assert status["links"] == 2 and status["queue"] == 2, status
     assert status["errors_by_code"] == {"NOT_FOUND": 2}, status
     assert set(status["cursors"]) == {"Contact", "Lead"}, status  # Campaign: read again
+    assert [n["object"] for n in status["no_access"]] == ["Campaign", "CampaignMember"]
+    shown = _cli("sync", "status", "--store", store).output.splitlines()
+    assert "not done by the last cycle: " + said.removeprefix("  not done: ") in shown, shown
 
     campaign = {
         "attributes": {"type": "Campaign"},
@@ -1463,4 +1466,51 @@ def test_campaign_unreadable_leads_and_contacts_go_on_and_the_next_cycle_resumes
     assert {m["CampaignId"] for m in members} == {"701Dn000000001AAA"}
     status = _status(store)
     assert status["queue"] == 0 and status["errors"] == 0, status
-    assert "Campaign" in status["cursors"], status
+    assert "Campaign" in status["cursors"] and status["no_access"] == [], status
+
+
+def test_campaign_unreadable_sync_plan_says_it_and_sync_run_exits_3(
+    world: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sync plan` says what it leaves out (`not done:`, `no_access` in JSON) and exits 2
+    as a plan with work does; `sync run` says it once on standard error, runs every
+    cycle due, and exits 3."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    rules = tmp_path / "campaign.mr"
+    rules.write_text(CAMPAIGN_RULES, "utf-8")
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", str(rules), "--store", world["store"]]
+    insufficient = [
+        {"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights on object id"}
+    ]
+    created = [{"id": "00QDn000000002AMAA", "success": True, "errors": []}]
+    for command, code in (
+        (["plan", "--format", "json"], 2),
+        (["run", "--until", "2026-11-02T09:25:00Z"], 3),
+    ):
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            for name in ("Campaign", "CampaignMember"):
+                mock.add("GET", f"{base}sobjects/{name}/describe/", json=insufficient, status=403)
+            _recorded_org(mock, lambda request: (200, {}, json.dumps(created)))
+            r = _cli("sync", *command[:1], *common, *command[1:], env=ENV)
+        assert r.exit_code == code, r.output
+        if command[0] == "plan":
+            plan = json.loads(r.output)
+            assert [n["object"] for n in plan["no_access"]] == ["Campaign", "CampaignMember"]
+            assert plan["no_access"][0]["said"].startswith(
+                "the integration user may not read Campaign (INSUFFICIENT_ACCESS:"
+                " insufficient access rights on object id): give it Read on Campaign"
+            )
+        else:
+            lines = r.output.splitlines()
+            said = [ln for ln in lines if ln.startswith("not done: ")]
+            assert [ln.split(" (")[0] for ln in said] == [
+                "not done: the integration user may not read Campaign",
+                "not done: the integration user may not read CampaignMember",
+            ], r.output
+            # The leads and contacts went on: Ann's lead created, Bob linked.
+            assert "2026-11-02T09:00:00Z  created     1  linked    1" in r.output, r.output

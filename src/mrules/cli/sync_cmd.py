@@ -1259,6 +1259,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
             "facts_not_delivered": len(db.undelivered()),
             "opportunities": db.count("opportunity"),
             "failed_cycle": db.failed_cycle,
+            "no_access": db.no_access,
         }
         if fmt == "json":
             # Its times as every other time of the status (were seconds since the epoch).
@@ -1297,6 +1298,8 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
                 else "it wrote nothing to the CRM; the next cycle does its work"
             )
         )
+    for refused in out["no_access"]:
+        click.echo(f"not done by the last cycle: {refused['said']}")
     click.echo(
         f"queue: {plural(out['queue'], 'prospect')} waiting"
         + (f", oldest since {out['oldest']}" if out["oldest"] else "")

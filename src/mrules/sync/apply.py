@@ -796,6 +796,12 @@ def apply_plan(
         links.close()
         db.set_meta("generation", db.generation + 1)
         db.set_meta("last_cycle", at)
+        # What this cycle could not do for lack of access, for `sync status` (kept until a
+        # cycle does it: each cycle tries again).
+        if report.no_access:
+            db.set_meta("no_access", json.dumps(report.no_access, sort_keys=True))
+        else:
+            conn.execute("DELETE FROM meta WHERE key = 'no_access'")
         calls = (crm.api_usage().calls_made if hasattr(crm, "api_usage") else 0) - calls_before
         calls += int(plan.get("api_calls", 0))  # the plan's reads: the cycle's calls
         report.calls = calls

@@ -615,6 +615,23 @@ class SyncDb:
             raise _damaged(self.conn, "meta failed_cycle", e) from None
         return failed  # type: ignore[no-any-return]
 
+    @property
+    def no_access(self) -> list[dict[str, str]]:
+        """The parts the last cycle applied did not do because the integration user may
+        not read or write an object (`object`, `code`, `message`, `said`: its one-line
+        message); [] when it did them all."""
+        v = self.meta("no_access")
+        if v is None:
+            return []
+        try:
+            refused = _json(v, list)
+            for n in refused:
+                for key in ("object", "code", "message", "said"):
+                    _text(n[key])
+        except _DAMAGE as e:
+            raise _damaged(self.conn, "meta no_access", e) from None
+        return refused  # type: ignore[no-any-return]
+
     def api_calls(self) -> int:
         """The CRM API calls the cycles made (their running total)."""
         return int(self._meta_number("api_calls", _count) or 0)
