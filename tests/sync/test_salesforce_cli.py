@@ -1378,8 +1378,19 @@ def test_campaign_unreadable_leads_and_contacts_go_on_and_the_next_cycle_resumes
         for name in ("Campaign", "CampaignMember"):
             mock.add("GET", f"{base}sobjects/{name}/describe/", json=not_found, status=404)
         _recorded_org(mock, lambda request: (200, {}, json.dumps(created)), refused)
+        planned = _cli("sync", "plan", *common, "--format", "json", env=ENV)
         r = _cli("sync", "apply", *common, env=ENV)
+    assert planned.exit_code == 2, planned.output
+    # The plan says the memberships will be held, as apply holds them.
+    plan = json.loads(planned.output)
+    held = [o for o in plan["ops"] if o["op"] == "campaign_member"]
+    assert [(e["field"], e["code"]) for o in held for e in o["expected_errors"]] == [
+        ("*campaign", "NOT_FOUND"),
+        ("*campaign", "NOT_FOUND"),
+    ], held
+    assert plan["summary"]["expected_errors"] == 2
     assert r.exit_code == 3, r.output
+    assert r.output.count("error NOT_FOUND") == 2, r.output
     assert "1 created, 1 linked" in r.output, r.output
     said = (
         "  not done: the integration user may not read Campaign (NOT_FOUND: The requested"

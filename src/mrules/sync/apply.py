@@ -37,6 +37,7 @@ from mrules.loader import printable_path
 from mrules.storeapi import StateStore
 from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, store_identity
 from mrules.sync.plan import (
+    ACCESS_FIELD,
     DUPLICATE_LINK,
     LINK_ERROR_FIELD,
     TASK_KEY,
@@ -60,11 +61,6 @@ __all__ = [
 
 ROWS_IN_MEMORY = 5000
 """Link rows apply keeps in memory before it keeps them in a temporary table."""
-
-ACCESS_FIELD: Final = "*campaign"
-"""The error queue's field of a campaign membership held because the integration user may
-not read Campaign or create CampaignMember: cleared once a membership of the prospect is
-written."""
 
 BACKOFF_MINUTES = (1, 5, 15, 60)
 """Waits after transient failures (then every hour)."""

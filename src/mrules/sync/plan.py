@@ -1267,12 +1267,14 @@ def make_plan(
     # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
     # deleted ones included, and this plan's reads): a membership of a campaign the CRM
     # has not, or has deleted, is refused at apply.
+    # The campaigns unknown when they cannot be read: then each membership is expected to
+    # be held for that (apply finds no campaign by name either), not to miss its campaign.
+    unreadable = next((n for n in plan.no_access if n["object"] == "Campaign"), None)
     names = (
         campaign_names(db, plan.campaigns)
-        if "campaign" in config.objects
-        and not any(n["object"] == "Campaign" for n in plan.no_access)
+        if "campaign" in config.objects and unreadable is None
         else None
-    )  # the campaigns unknown when they cannot be read: no membership is expected to fail
+    )
     # The members and tasks of records this plan links may be in the CRM already: apply
     # would find them there and write none; the plan says so (`skip`), as apply does it.
     side: list[tuple[str, str, list[dict[str, Any]]]] = []
@@ -1322,6 +1324,14 @@ def make_plan(
             campaign = w.get("campaign") if w["kind"] == "campaign_member" else None
             if names is not None and campaign and not names.get(_name_key(campaign)):
                 op["expected_errors"] = [no_campaign(campaign, names)]
+            elif unreadable is not None and campaign:
+                op["expected_errors"] = [
+                    {
+                        "field": ACCESS_FIELD,
+                        "code": unreadable["code"],
+                        "message": unreadable["said"],
+                    }
+                ]
             parent = queued_ops.get(email)
             if parent is not None and target is None:
                 op["batch"] = parent["batch"]  # rides with its record
@@ -1789,6 +1799,11 @@ def refused_access(e: CrmCallError) -> bool:
     """A call refused because the user may not see the object: not for now, not a login."""
     return not e.transient and e.code in NO_ACCESS_CODES
 
+
+ACCESS_FIELD: Final = "*campaign"
+"""The error queue's field of a campaign membership held because the integration user may
+not read Campaign or create CampaignMember: cleared once a membership of the prospect is
+written."""
 
 TASK_KEY = "mrules sync key: "
 """What a task the sync creates carries in its `Description`, before the key of the work it
