@@ -1525,3 +1525,55 @@ def test_campaign_unreadable_sync_plan_says_it_and_sync_run_exits_3(
             ], r.output
             # The leads and contacts went on: Ann's lead created, Bob linked.
             assert "2026-11-02T09:00:00Z  created     1  linked    1" in r.output, r.output
+
+
+def test_opportunities_and_accounts_unreadable_are_left_out_and_their_cursors_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`objects ... opportunity, account` with an integration user that may read contact
+    roles but not opportunities, nor accounts: exit 4 stopped leads and contacts too.
+    They go on; neither opportunities nor their roles are taken (an opportunity closed
+    without its roles read would never send its won or lost), both cursors stay, and the
+    command says each object left out and exits 3."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    world = _world_of(tmp_path, ["ann@x.com", "bob@x.com"])
+    rules = Path(world["rules"])
+    rules.write_text(
+        RULES.replace("objects lead, contact", "objects lead, contact, opportunity, account"),
+        "utf-8",
+    )
+    base = f"{INSTANCE}/services/data/v59.0/"
+    common = ["--crm", "salesforce", "--rules", str(rules), "--store", world["store"]]
+    not_found = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    insufficient = [{"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights"}]
+    role_fields = [
+        ("OpportunityId", "reference"),
+        ("ContactId", "reference"),
+        ("Role", "picklist"),
+        ("IsPrimary", "boolean"),
+    ]
+    created = [{"id": "00QDn000000002AMAA", "success": True, "errors": []}]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        mock.add(
+            "GET",
+            f"{base}sobjects/OpportunityContactRole/describe/",
+            json=_describe("OpportunityContactRole", "00K", role_fields),
+        )
+        mock.add("GET", f"{base}sobjects/Opportunity/describe/", json=not_found, status=404)
+        mock.add("GET", f"{base}sobjects/Account/describe/", json=insufficient, status=403)
+        _recorded_org(mock, lambda request: (200, {}, json.dumps(created)))
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 3, r.output
+    assert "1 created, 1 linked" in r.output, r.output
+    said = [ln.split(" (")[0] for ln in r.output.splitlines() if "not done:" in ln]
+    assert said == [
+        "  not done: the integration user may not read Opportunity",
+        "  not done: the integration user may not read Account",
+    ], r.output
+    status = _status(world["store"])
+    assert set(status["cursors"]) == {"Contact", "Lead"}, status
+    assert status["links"] == 2 and status["opportunities"] == 0, status

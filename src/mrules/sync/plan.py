@@ -1947,21 +1947,32 @@ def _read_or_none(
 
 
 def _plan_accounts(crm: Any, db: SyncDb, plan: Plan, until: dt.datetime) -> None:
-    """Accounts (id and name), for reports."""
-    for r in _read_into(crm, db.cursors(), plan, "Account", until):
+    """Accounts (id and name), for reports (none, and the cursor kept, when the integration
+    user may not read them: `no_access`)."""
+    for r in _read_or_none(crm, db.cursors(), plan, "Account", until):
         plan.accounts.append({"id": r.id, "name": r.fields.get("Name"), "deleted": r.is_deleted})
 
 
 def _plan_opportunities(
     crm: Any, db: SyncDb, plan: Plan, until: dt.datetime, links: Any, event: Any
 ) -> None:
-    """Opportunities and their contact roles: stage, amount, won/lost, to prospects by contact."""
+    """Opportunities and their contact roles: stage, amount, won/lost, to prospects by contact.
+    When the integration user may not read either (`no_access`), neither is taken and both
+    cursors stay: an opportunity read as closed without its roles would never send its won
+    or lost to their prospects."""
     cursors = db.cursors()
     roles = db.roles()
     opps = db.opportunities()
-    role_records, rc = _read_changes(
-        crm, "OpportunityContactRole", _cursor(cursors.get("OpportunityContactRole")), until
-    )
+    sobject = "OpportunityContactRole"
+    try:
+        role_records, rc = _read_changes(crm, sobject, _cursor(cursors.get(sobject)), until)
+        sobject = "Opportunity"
+        opp_records, oc = _read_changes(crm, sobject, _cursor(cursors.get(sobject)), until)
+    except CrmCallError as e:
+        if not refused_access(e):
+            raise
+        plan.no_access.append(no_access(sobject, "read", e))
+        return
     plan.cursors_to["OpportunityContactRole"] = _cursor_json(rc) or plan.cursors_from.get(
         "OpportunityContactRole", []
     )
@@ -1976,7 +1987,6 @@ def _plan_opportunities(
         }
         plan.roles.append(row)
         roles[r.id] = (row["opportunity"], row["contact"], r.is_deleted)  # type: ignore[assignment]
-    opp_records, oc = _read_changes(crm, "Opportunity", _cursor(cursors.get("Opportunity")), until)
     plan.cursors_to["Opportunity"] = _cursor_json(oc) or plan.cursors_from.get("Opportunity", [])
     by_contact: dict[str, str | None] = {}  # contact -> its prospect, looked up when needed
     for r in opp_records:
