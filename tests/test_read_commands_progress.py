@@ -77,3 +77,41 @@ def test_no_bar_between_records_printed_on_the_terminal(store: Path) -> None:
     )
     assert code == 0
     assert '"email"' in text and "exporting prospects" not in text
+
+
+QUIET_HELP = "No progress line, no summary table."  # `mrules run -q`'s, word for word
+
+
+@pytest.mark.parametrize("flag", ["-q", "--quiet"])
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_quiet_shows_no_progress_on_a_terminal(
+    name: str, flag: str, store: Path, tmp_path: Path
+) -> None:
+    # As `mrules run -q`: the progress line could not be turned off (a terminal that
+    # records its session, a screen reader); the output itself is the same.
+    copy = _copy(store, tmp_path)
+    code, out, shown = on_a_terminal(
+        [sys.executable, "-m", "mrules", *_args(name, tmp_path, copy), flag]
+    )
+    assert code == EXIT.get(name, 0), shown
+    assert COMMANDS[name][1] not in shown, shown
+    assert "Traceback" not in shown
+    if name in ("export", "outbox", "funnel", "rules"):  # the store unchanged: the same bytes
+        _code, again, _shown = on_a_terminal(
+            [sys.executable, "-m", "mrules", *_args(name, tmp_path, copy)]
+        )
+        assert out == again
+    if name == "html":  # nor its summary line on standard error
+        assert "open it in a browser" not in shown
+        assert (tmp_path / "page.html").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_quiet_has_run_s_help(name: str) -> None:
+    args, _label = COMMANDS[name]
+    words = [a for a in args if not a.startswith(("{", "/"))]
+    result = mrules(*words[: 2 if words[0] in ("state", "report", "sync") else 1], "--help")
+    assert "-q, --quiet" in result.output
+    assert " ".join(QUIET_HELP.split()) in " ".join(result.output.split())
+    run_help = " ".join(mrules("run", "--help").output.split())
+    assert " ".join(QUIET_HELP.split()) in run_help

@@ -608,6 +608,39 @@ def count_bar(total: int, label: str) -> Iterator[Callable[[str], None]]:
         yield lambda what: bar.update(task, advance=1, description=what)
 
 
+_quiet_bars = False
+"""`-q` given to the command being run: `work_bar` shows nothing (`quiet_option`)."""
+
+QUIET_HELP = "No progress line, no summary table."
+"""`-q`'s help, `mrules run`'s and every command's that shows a `work_bar`."""
+
+
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    global _quiet_bars
+    _quiet_bars = bool(value)  # every invocation sets it (in-process runners too)
+    return bool(value)
+
+
+def quiet_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`-q`/`--quiet` as `mrules run` has it, for a command that shows a `work_bar` on a
+    terminal: no progress line (nor a summary on standard error); the command's output
+    itself is the same. Not passed to the command: `work_bar` reads it."""
+    return click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_quiet,
+        help=QUIET_HELP,
+    )(f)
+
+
+def quiet() -> bool:
+    """Whether the command being run was given `-q`."""
+    return _quiet_bars
+
+
 @contextlib.contextmanager
 def work_bar(
     label: str, total: int | None = None, streams: bool = False
@@ -615,9 +648,10 @@ def work_bar(
     """On a terminal (standard error), what a long command that reads the store is doing, as
     `mrules run`'s bar: a spinner, `label` (its `{task.description}` is the last step's),
     the time it has taken, and with a `total` a bar, done of the total and the time left;
-    gone at the end. Elsewhere nothing. `streams`: the command prints its records on
-    standard output as it goes, so no bar when that is the terminal too (the records
-    scrolling by are the progress; a bar between them would garble them). Yields
+    gone at the end. Elsewhere, or with `-q` (`quiet_option`), nothing. `streams`: the
+    command prints its records on standard output as it goes, so no bar when that is the
+    terminal too (the records scrolling by are the progress; a bar between them would
+    garble them). Yields
     `update(done, description)`: `done` steps of the total so far (None: unchanged), and
     what the step is (None: unchanged).
     """
@@ -625,7 +659,7 @@ def work_bar(
 
     console = Console(stderr=True)
     on_screen = streams and sys.stdout is not None and sys.stdout.isatty()
-    if not console.is_terminal or on_screen:
+    if _quiet_bars or not console.is_terminal or on_screen:
         yield lambda done, what: None
         return
     from rich.progress import (

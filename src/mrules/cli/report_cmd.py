@@ -17,6 +17,7 @@ from mrules.cli.common import (
     REPORT_INTERRUPTED,
     fail,
     failures,
+    quiet_option,
     rule_file_or_exit,
     stdout_or_exit,
     store_there_or_exit,
@@ -162,6 +163,7 @@ def _run(
 
 @report.command("funnel")
 @table_options
+@quiet_option
 @sync_option
 @click.option(
     "--by",
@@ -211,6 +213,7 @@ def funnel_cmd(
 
 @report.command("campaigns")
 @table_options
+@quiet_option
 @sync_option
 @rules_option("campaign costs declared in the rules")
 @click.option(
@@ -259,6 +262,7 @@ def campaigns_cmd(
 
 @report.command("rules")
 @table_options
+@quiet_option
 @sync_option
 @rules_option("names the rules that never matched")
 def rules_cmd(
@@ -293,6 +297,7 @@ def rules_cmd(
 
 @report.command("scores")
 @table_options
+@quiet_option
 def scores_cmd(store_path: str, since: str | None, until: str | None, fmt: str) -> None:
     """Score histogram, grade distribution, and the score each MQL had when assigned.
 

@@ -19,6 +19,8 @@ from mrules.cli.common import (
     fail,
     failures,
     file_name_or_exit,
+    quiet,
+    quiet_option,
     refuse_output_over_inputs,
     rule_file_or_exit,
     stdout_or_exit,
@@ -68,6 +70,7 @@ def _read_diff(path: str) -> dict[str, Any]:
 
 
 @click.command("html")
+@quiet_option
 @click.argument("out", type=NonEmptyPath(dir_okay=False, allow_dash=True))
 @store_and_range
 @sync_option
@@ -255,12 +258,14 @@ def html(
             stdout = stdout_or_exit()
             stdout.write(text.encode())
             stdout.flush()
-            click.echo(f"wrote the page to standard output ({size:.1f} MB)", err=True)
+            if not quiet():
+                click.echo(f"wrote the page to standard output ({size:.1f} MB)", err=True)
             return
         try:
             page.write(target, text)
         except OSError as e:
             raise OutputError(f"cannot write {shown_path(out)}: {e.strerror or e}") from e
-        click.echo(f"wrote {shown_path(out)} ({size:.1f} MB): open it in a browser", err=True)
+        if not quiet():
+            click.echo(f"wrote {shown_path(out)} ({size:.1f} MB): open it in a browser", err=True)
         if sys.stdout is not None:  # closed (`>&-`): the page is written, nothing else is due
             sys.stdout.flush()

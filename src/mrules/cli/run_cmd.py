@@ -38,6 +38,7 @@ from mrules.cli.common import (
     EXIT_REJECTS,
     EXIT_STORE,
     PATH,
+    QUIET_HELP,
     STORE_PATH,
     NonEmptyPath,
     Seconds,
@@ -258,7 +259,7 @@ def _refuse_clashing_outputs(
 @click.option("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask scheduler.")
 @click.option("--dask-local", type=click.IntRange(1), metavar="N",
               help="--engine dask: start a local Dask cluster of N workers.")  # fmt: skip
-@click.option("-q", "--quiet", is_flag=True, help="No progress line, no summary table.")
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
 def run(
     rules: str,
     events: str,

@@ -10,6 +10,7 @@ from mrules.cli.common import (
     PATH,
     READ_STORE_PATH,
     fail,
+    quiet_option,
     stdout_or_exit,
     store_there_or_exit,
     work_bar,
@@ -34,6 +35,7 @@ __all__ = ["COMMANDS"]
     help="The state store to segment.",
 )
 @wait_options
+@quiet_option
 def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None) -> None:
     """Run every segmentation rule of RULES once over the prospects in the store.
 

@@ -14,6 +14,7 @@ from mrules.cli.common import (
     READ_STORE,
     email_or_exit,
     fail,
+    quiet_option,
     reads_only,
     stdout_or_exit,
     work_bar,
@@ -40,6 +41,7 @@ def state() -> None:
 
 @state.command("export")
 @READ_STORE
+@quiet_option
 @click.option(
     "--prospect",
     "emails",
@@ -104,6 +106,7 @@ def still_pending(store_path: str) -> Callable[[int], bool] | None:
 
 @state.command("outbox")
 @READ_STORE
+@quiet_option
 def outbox(store_path: str) -> None:
     """Print the outbox: every notification and autoresponder, oldest first.
 

@@ -30,6 +30,7 @@ from mrules.cli.common import (
     fail,
     interrupt_says,
     output_folder_or_exit,
+    quiet_option,
     reads_only,
     refuse_output_over_inputs,
     work_bar,
@@ -263,6 +264,7 @@ def sync() -> None:
 # -- plan -----------------------------------------------------------------------------------------
 @sync.command("plan")
 @_options
+@quiet_option
 @click.option(
     "--at",
     "at",
@@ -596,6 +598,7 @@ def _side_work(o: dict[str, Any]) -> str:
 @sync.command("apply")
 @click.argument("plan_file", required=False, type=NonEmptyPath(dir_okay=False), metavar="[PLAN]")
 @_options
+@quiet_option
 @click.option(
     "--format",
     "fmt",
