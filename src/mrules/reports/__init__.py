@@ -23,7 +23,9 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from array import array
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -421,40 +423,42 @@ def rules_report(
     """
     lo, hi, since_iso, until_iso = _range(since, until)
     declared = _declared_rules(rules) if rules is not None else None
+    rows: list[dict[str, Any]] = []
     with Source.open(store, sync_db) as src:
-        stages = {pid: (m, w) for pid, m, w in src.query("SELECT id, mql, won FROM ps")}
         hits = walk(src, {}, rules=True, since=lo, until=hi)
         listed = declared if declared is not None else _stored_rules(src)
         crm_opportunities = src.crm_opportunities()
-    rows: list[dict[str, Any]] = []
-    for key, touched in hits.first.items():
-        kind, name = key
-        to_mql: list[float] = []
-        to_won: list[float] = []
-        for pid, (t0, row0) in touched.items():
-            mql, won = stages.get(pid, (None, None))
-            # At or after the first touch: in the same second, the assigning event's row must
-            # be this one or a later one (a page view just after the form that assigned did
-            # not lead to the MQL).
-            if mql is not None and (
-                mql > t0 or (mql == t0 and hits.assigned_row.get(pid, row0) >= row0)
-            ):
-                to_mql.append((mql - t0) / DAY)
-            if won is not None and won + DAY > t0:  # CloseDate is a day: won that day counts
-                to_won.append(max(0.0, (won - t0) / DAY))
-        rows.append(
-            {
-                "kind": kind_key(kind),
-                "name": name,
-                "location": hits.where.get(key, ""),
-                "matches": hits.matches.get(key, 0),
-                "prospects": len(touched),
-                "went_mql": len(to_mql),
-                "went_won": len(to_won),
-                "median_days_to_mql": _median(to_mql),
-                "median_days_to_won": _median(to_won),
-            }
-        )
+        # One rule's prospects at a time, read back from the walk's temporary tables; the
+        # days to MQL and to won as doubles (8 bytes each), not float objects.
+        for key, touches in itertools.groupby(hits.touches(), key=itemgetter(0)):
+            kind, name = key
+            to_mql = array("d")
+            to_won = array("d")
+            prospects = 0
+            for _key, t0, row0, mql, won, assigned in touches:
+                prospects += 1
+                # At or after the first touch: in the same second, the assigning event's row
+                # must be this one or a later one (a page view just after the form that
+                # assigned did not lead to the MQL).
+                if mql is not None and (
+                    mql > t0 or (mql == t0 and (row0 if assigned is None else assigned) >= row0)
+                ):
+                    to_mql.append((mql - t0) / DAY)
+                if won is not None and won + DAY > t0:  # CloseDate is a day: won that day counts
+                    to_won.append(max(0.0, (won - t0) / DAY))
+            rows.append(
+                {
+                    "kind": kind_key(kind),
+                    "name": name,
+                    "location": hits.where.get(key, ""),
+                    "matches": hits.matches.get(key, 0),
+                    "prospects": prospects,
+                    "went_mql": len(to_mql),
+                    "went_won": len(to_won),
+                    "median_days_to_mql": _median(to_mql),
+                    "median_days_to_won": _median(to_won),
+                }
+            )
     rows.sort(key=lambda r: (-r["matches"], r["kind"], r["name"]))
     if declared is not None:  # the user's paths, as they gave them
         loc = {(kind_key(k), n): w for k, n, w in declared}
@@ -477,7 +481,7 @@ def rules_report(
     }
 
 
-def _median(values: list[float]) -> float | None:
+def _median(values: Sequence[float]) -> float | None:
     return round(float(statistics.median(values)), 4) if values else None
 
 
