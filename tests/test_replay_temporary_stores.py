@@ -1,0 +1,186 @@
+"""`mrules replay --diff` runs a large history into two stores in a temporary folder, not
+in memory, and removes the folder whatever happens (docs/replay.md).
+
+In memory, each side kept its whole history until the report was made: 3.6 GB at 2
+million events, enough for a laptop's out-of-memory killer. Beyond 20 MB of event text
+(`mrules.replay.IN_MEMORY_UP_TO`), or from standard input or a pipe, each side now runs
+into an SQLite store in a folder of the system's temporary folder (TMPDIR), the same
+report byte for byte; `--in-memory` keeps the old way, `--store-dir` keeps the stores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+import mrules.replay
+from mrules.cli import main
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
+
+RULES = """list "MQL"
+page action "P" on "x.example/p" { score +1 }
+automation rule "Hot" priority 10 {
+  when all { score >= 3 }
+  then { add to list "MQL" }
+}
+"""
+
+
+def _rules(folder: Path, threshold: int) -> Path:
+    folder.mkdir()
+    (folder / "rules.mr").write_text(RULES.replace(">= 3", f">= {threshold}"))
+    return folder
+
+
+def _events(path: Path, n: int, prospects: int = 50) -> Path:
+    """N page views of PROSPECTS prospects, a minute apart: the history grows, they do not."""
+    with path.open("w") as f:
+        for j in range(n):
+            minute = 9 * 60 + j
+            f.write(
+                json.dumps(
+                    {
+                        "ts": f"2026-11-{1 + minute // 1440:02d}T{minute // 60 % 24:02d}:"
+                        f"{minute % 60:02d}:00Z",
+                        "type": "page_view",
+                        "prospect": f"p{j % prospects:03d}@replay.example",
+                        "url": "https://x.example/p",
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+def _without_timings(d: dict[str, Any]) -> dict[str, Any]:
+    d.pop("seconds"), d["old"].pop("seconds"), d["new"].pop("seconds")
+    return d
+
+
+def test_a_large_history_runs_on_disk_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    events = _events(tmp_path / "events.jsonl", 400)
+    args = ["replay", "--diff", str(old), str(new), str(events), "--format", "json"]
+    in_memory = CliRunner().invoke(main, [*args, "--in-memory"], catch_exceptions=False)
+    assert in_memory.exit_code == 0, in_memory.output
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # TMPDIR, as Python reads it
+    monkeypatch.setattr(mrules.replay, "IN_MEMORY_UP_TO", 1000)  # bytes: the file is more
+    seen: list[list[str]] = []
+    made = mrules.replay._new_stores
+
+    def spy(store_dir: Any) -> Any:
+        got = made(store_dir)
+        seen.append([str(store_dir), *got[:2]])
+        return got
+
+    monkeypatch.setattr(mrules.replay, "_new_stores", spy)
+    on_disk = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert on_disk.exit_code == 0, on_disk.output
+    ((folder, old_db, new_db),) = seen
+    assert Path(folder).parent == scratch and Path(folder).name.startswith("mrules-replay-")
+    assert (old_db, new_db) == (f"{folder}/old.db", f"{folder}/new.db")
+    assert list(scratch.iterdir()) == []  # the stores and their folder are gone
+    report = _without_timings(orjson.loads(on_disk.stdout))
+    assert report == _without_timings(orjson.loads(in_memory.stdout))
+    assert report["prospects"]["changed"] > 0  # a change to report
+
+    # A small history stays in memory (faster), no folder made.
+    monkeypatch.setattr(mrules.replay, "IN_MEMORY_UP_TO", 20_000_000)
+    seen.clear()
+    small = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert small.exit_code == 0 and seen == [["None", ":memory:", ":memory:"]]
+
+
+_MEASURE = """
+import sys, tracemalloc
+import mrules, mrules.replay
+from mrules.cli import main
+mrules.replay.IN_MEMORY_UP_TO = 10_000  # bytes: both files are more
+# A store commits every 20,000 lines: what a run holds between commits, at this size.
+run = mrules.run
+mrules.run = lambda *args, **kwargs: run(*args, **{**kwargs, "commit_every": 250})
+tracemalloc.start()
+try:
+    main(["replay", "--diff", sys.argv[1], sys.argv[2], sys.argv[3], "--format", "json",
+          "--jobs", "1"], standalone_mode=False)
+finally:
+    sys.stderr.write(f"PEAK {tracemalloc.get_traced_memory()[1]}\\n")
+"""
+
+
+def _peak(old: Path, new: Path, events: Path) -> int:
+    res = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(old), str(new), str(events)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert orjson.loads(res.stdout)["events"]["lines"] > 0
+    return int(res.stderr.rsplit("PEAK ", 1)[1])
+
+
+def test_memory_does_not_follow_the_history(tmp_path: Path) -> None:
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    small, large = 1000, 4000
+    peak_small = _peak(old, new, _events(tmp_path / "small.jsonl", small))
+    peak_large = _peak(old, new, _events(tmp_path / "large.jsonl", large))
+    per_event = (peak_large - peak_small) / (large - small)
+    # In memory, the history of both sides grew the peak by about 1.4 KB an event.
+    assert per_event < 200, (peak_small, peak_large, per_event)
+
+
+def _replay_process(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    events = _events(tmp_path / "events.jsonl", 60_000, prospects=2000)
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new), "-",
+         "--jobs", "1"],
+        stdin=events.open("rb"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_leaves_no_temporary_store(tmp_path: Path, sig: int) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = _replay_process(tmp_path, {"TMPDIR": str(scratch)})
+    deadline = time.monotonic() + 120
+    while not list(scratch.glob("mrules-replay-*/old.db")):  # standard input: on disk
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the run
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_full_temporary_folder_exits_4_and_leaves_nothing(tmp_path: Path) -> None:
+    from tests.test_faults import tmpfs
+
+    with tmpfs(tmp_path / "small", "256k") as small:
+        proc = _replay_process(tmp_path, {"TMPDIR": str(small)})
+        _out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 4, err
+        assert list(small.iterdir()) == []
+    assert err.startswith("mrules: error: ") and "Traceback" not in err
+    assert "full" in err and "TMPDIR" in err and "--store-dir" in err
