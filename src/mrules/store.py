@@ -535,6 +535,7 @@ class Store:
         # most about PID_CACHE of them (looked up a commit at a time, `_known_pids`).
         self._pids: dict[str, int] | None = None
         self._absent: set[str] = set()  # emails of this commit the store has no id for
+        self._held = False  # within `one_transaction`: a commit is a savepoint of it
         self._next_pid = 1
 
     # -- opening and closing ---------------------------------------------------------------
@@ -1098,6 +1099,44 @@ class Store:
 
     # -- writes ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every `commit` within is a part of one transaction, committed at the end, rolled
+        back on an error or an interrupt (then nothing of any is kept).
+
+        What the commits write goes to SQLite's pages (spilled to the write-ahead log
+        beyond its cache), not to memory, and no reader sees any of it before the end:
+        `mrules segment` commits in chunks this way, so that its memory does not follow
+        the prospects it matches, and stays all or nothing for the user.
+        """
+        if self.readonly:
+            raise StoreError(f"store {self.path} was opened read-only")
+        conn = self._connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot write to store {self.path}: {_describe(e)}") from e
+        self._held = True
+        try:
+            yield
+            self._held = False
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._held = False
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._pids = self._names = None  # as the rolled-back commits left them: reread
+            raise StoreError(
+                f"cannot commit to store {self.path}: {_describe(e)}; nothing of it was"
+                f" written; {_advice(e, self.path)}"
+            ) from e
+        except BaseException:
+            self._held = False
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._pids = self._names = None
+            raise
+
     def commit(self, batch: Batch) -> None:
         """Write everything in `batch` and the stream position in one transaction.
 
@@ -1115,7 +1154,8 @@ class Store:
         new_pids: list[str] = []
         part = "transaction"
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            held = self._held
+            conn.execute("SAVEPOINT batch" if held else "BEGIN IMMEDIATE")
             try:
                 part = "prospects"
                 self._known_pids(batch.prospects, pids)
@@ -1204,10 +1244,10 @@ class Store:
                     meta.append(("seq", top))
                 conn.executemany(_SET_META, meta)
                 part = "transaction"
-                conn.execute("COMMIT")
+                conn.execute("RELEASE batch" if held else "COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK TO batch" if held else "ROLLBACK")
                 raise
         except (sqlite3.Error, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
             e: BaseException = err

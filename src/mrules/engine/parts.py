@@ -111,6 +111,9 @@ class EngineParts:
     def _every(self) -> Iterator[tuple[str, bytes | None]]:
         raise NotImplementedError
 
+    def commit(self, line: int) -> None:
+        raise NotImplementedError
+
     def _ref_for(self, e: Event | None) -> RuleRef:
         raise NotImplementedError
 

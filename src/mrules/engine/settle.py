@@ -293,8 +293,13 @@ class Settlement(EngineParts):
 
     # ------------------------------------------------------------ segmentation
 
-    def segment(self) -> dict[str, int]:
-        """Run every segmentation rule once over every prospect (§6.1)."""
+    def segment(self, commit_every: int | None = None, line: int = 0) -> dict[str, int]:
+        """Run every segmentation rule once over every prospect (§6.1).
+
+        `commit_every`: commit (`commit(line)`) each time that many prospects have
+        changed, so that the changes are not all held until the end (`mrules segment`
+        does it within the store's `one_transaction`); None: the caller commits.
+        """
         counts: dict[str, int] = {}
         self.line, self.event_id, self._row = 0, None, None
         for rule in self.cs.segmentation:
@@ -311,4 +316,6 @@ class Settlement(EngineParts):
                         run_action(self, a, c, rule.ref, None)
                     if c.facts:
                         self._settle(c)
+                    if commit_every is not None and len(self.dirty) >= commit_every:
+                        self.commit(line)
         return counts
