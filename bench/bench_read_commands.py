@@ -1,6 +1,7 @@
 """The commands that read a whole store, two source trees side by side on one store.
 
     python bench/bench_read_commands.py STORE --before OLD/src [--after NEW/src] [--repeat 1]
+        [--segment RULES]
 
 Runs each command of `COMMANDS` (standard output to /dev/null) under the
 sources in `--before` and in `--after` (default: this checkout's `src`),
@@ -13,13 +14,16 @@ tree, and their ratios after/before. A tree of another commit:
 
 Every command is one a user runs: `state outbox`, `state export` (all of it,
 and `--prospect EMAIL`, EMAIL the store's first prospect unless given),
-`report rules`. The store is only read.
+`report rules`; with `--segment RULES`, `segment RULES` too, each time on a fresh
+copy of the store (made beside it, before the clock starts, removed after). The store
+itself is only read.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", type=Path, default=HERE.parent / "src")
     parser.add_argument("--email", help="the prospect of --prospect [default: the first]")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--segment", metavar="RULES", help="measure `segment RULES` too")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -80,12 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         f" {'CPU s before':>12} {'after':>7} {'ratio':>6}"
         f" {'MB before':>9} {'after':>6} {'ratio':>6}"
     )
-    for name, template in COMMANDS.items():
-        cmd = [a.replace("{email}", email) for a in template] + ["--store", str(args.store)]
+    commands = dict(COMMANDS)
+    if args.segment:
+        commands["segment"] = ["segment", args.segment]
+    copy = args.store.with_name(args.store.name + ".bench-copy")
+    for name, template in commands.items():
+        store = copy if name == "segment" else args.store
+        cmd = [a.replace("{email}", email) for a in template] + ["--store", str(store)]
         best: dict[str, list[float]] = {}
         for _ in range(args.repeat):
             for side, tree in (("before", args.before), ("after", args.after)):
-                got = measure(tree, cmd)
+                if store == copy:  # segment changes the store: each run its own copy
+                    shutil.copyfile(args.store, copy)
+                try:
+                    got = measure(tree, cmd)
+                finally:
+                    for leftover in (copy, *copy.parent.glob(copy.name + "[.-]*")):
+                        leftover.unlink(missing_ok=True)
                 old = best.get(side, list(got))
                 best[side] = [min(a, b) for a, b in zip(old, got, strict=True)]
         b, a = best["before"], best["after"]

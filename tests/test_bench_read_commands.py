@@ -20,7 +20,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_both_trees_side_by_side(tmp_path: Path) -> None:
     store = example_store(tmp_path)
     src = str(ROOT / "src")
-    proc = _run(str(store), "--before", src, "--after", src)
+    before = store.read_bytes()
+    rules = str(ROOT / "examples" / "getcloudy" / "rules")
+    proc = _run(str(store), "--before", src, "--after", src, "--segment", rules)
     assert proc.returncode == 0, proc.stderr
     rows = proc.stdout.splitlines()[2:]
     assert [r[:26].strip() for r in rows] == [
@@ -28,8 +30,11 @@ def test_both_trees_side_by_side(tmp_path: Path) -> None:
         "state export",
         "state export --prospect",
         "report rules",
+        "segment",
     ]
     assert all(len(r.split()) >= 9 for r in rows), proc.stdout
+    assert store.read_bytes() == before  # segment ran on copies, removed after
+    assert sorted(p.name for p in store.parent.iterdir() if "bench-copy" in p.name) == []
 
 
 def test_a_folder_that_is_no_tree_is_refused(tmp_path: Path) -> None:
