@@ -184,3 +184,19 @@ def test_a_full_temporary_folder_exits_4_and_leaves_nothing(tmp_path: Path) -> N
         assert list(small.iterdir()) == []
     assert err.startswith("mrules: error: ") and "Traceback" not in err
     assert "full" in err and "TMPDIR" in err and "--store-dir" in err
+
+
+def test_the_size_that_decides_is_the_event_text(tmp_path: Path) -> None:
+    import gzip
+
+    from mrules.replay import runs_on_disk
+
+    events = _events(tmp_path / "e.jsonl", 200)
+    size = events.stat().st_size
+    packed = tmp_path / "e.jsonl.gz"
+    packed.write_bytes(gzip.compress(events.read_bytes()))
+    assert packed.stat().st_size < size // 4  # compressed far below the text's size
+    for path in (events, packed):  # a .gz by what it holds, not by its own size
+        assert runs_on_disk(str(path), limit=size - 1)
+        assert not runs_on_disk(str(path), limit=size)
+    assert runs_on_disk("-", limit=10**12)  # standard input: not known before it is read
