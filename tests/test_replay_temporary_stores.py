@@ -145,24 +145,25 @@ def test_memory_does_not_follow_the_history(tmp_path: Path) -> None:
     assert per_event < 200, (peak_small, peak_large, per_event)
 
 
-def _replay_process(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def _replay_process(tmp_path: Path, env: dict[str, str], jobs: str = "1") -> subprocess.Popen[str]:
     events = _events(tmp_path / "events.jsonl", 60_000, prospects=2000)
     old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
     return subprocess.Popen(
         [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new), "-",
-         "--jobs", "1"],
+         "--jobs", jobs],
         stdin=events.open("rb"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **env},
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])  # 2: the old rules' store is a child's
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupt_leaves_no_temporary_store(tmp_path: Path, sig: int) -> None:
+def test_an_interrupt_leaves_no_temporary_store(tmp_path: Path, sig: int, jobs: str) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc = _replay_process(tmp_path, {"TMPDIR": str(scratch)})
+    proc = _replay_process(tmp_path, {"TMPDIR": str(scratch)}, jobs)
     deadline = time.monotonic() + 120
-    while not list(scratch.glob("mrules-replay-*/old.db")):  # standard input: on disk
+    while not list(scratch.glob("mrules-replay-*/new.db")):  # standard input: on disk
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
