@@ -89,7 +89,27 @@ def test_a_failure_on_the_second_task_call_counts_the_tasks_of_the_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tasks are created 200 a call: when the second call is refused for good, the exit-4
-    message said what the cycle had written without the 200 tasks the first call made."""
+    message said what the cycle had written without the 200 tasks the first call made.
+    (A refusal for lack of access no longer stops the cycle: the test below.)"""
+    org = Org(tmp_path, TASK_RULES)
+    org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
+    failed = CrmCallError(
+        "INVALID_FIELD", "No such column 'Subject' on entity 'Task'", transient=False
+    )
+    refusal = Refusal(monkeypatch, "create", "Task", failed, nth=2)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 4, r.output
+    assert refusal.calls == [200, 1]
+    assert len(org.crm_rows("Task")) == 200
+    assert "201 records created, 200 tasks" in r.output, r.output
+
+
+def test_a_lack_of_access_on_the_second_task_call_holds_its_tasks_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second task call refused whole for lack of access: the 200 tasks of the first
+    are counted, the one left is held in the error queue (`*task-access`), the cycle's
+    line says it, and `sync run` exits 3 (partly done), no longer 4."""
     org = Org(tmp_path, TASK_RULES)
     org.submit(*((T0, f"p{i:03}@ex.org", "F") for i in range(201)))
     no_access = CrmCallError(
@@ -97,10 +117,14 @@ def test_a_failure_on_the_second_task_call_counts_the_tasks_of_the_first(
     )
     refusal = Refusal(monkeypatch, "create", "Task", no_access, nth=2)
     r = org.sync("run", "--until", T0)
-    assert r.exit_code == 4, r.output
+    assert r.exit_code == 3, r.output
     assert refusal.calls == [200, 1]
     assert len(org.crm_rows("Task")) == 200
-    assert "201 records created, 200 tasks" in r.output, r.output
+    assert "tasks  200  facts  201  errors   1  waiting     1" in r.output, r.output
+    assert "not done: the integration user may not create Task (INSUFFICIENT_ACCESS" in r.output
+    status = org.status()
+    assert status["errors_by_code"] == {"INSUFFICIENT_ACCESS": 1}, status
+    assert [e["field"] for e in status["error_queue"]] == ["*task-access"], status
 
 
 def test_a_failure_on_the_second_lead_call_counts_the_leads_of_the_first(

@@ -1577,3 +1577,154 @@ def test_opportunities_and_accounts_unreadable_are_left_out_and_their_cursors_ke
     status = _status(world["store"])
     assert set(status["cursors"]) == {"Contact", "Lead"}, status
     assert status["links"] == 2 and status["opportunities"] == 0, status
+
+
+TASK_RULES = RULES.replace(
+    'assign to user "alan@x.com" }',
+    'assign to user "alan@x.com"\n  create crm task "Call back" (due in 1 day) }',
+)
+
+
+def _task_world(tmp_path: Path) -> list[str]:
+    """Ann (no CRM record: created as a lead) and Bob (a contact of the org), each with a
+    task to create; the common options of `sync` against the org."""
+    rules = tmp_path / "rules.mr"
+    rules.write_text(TASK_RULES, "utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
+    store = str(tmp_path / "s.db")
+    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    return ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+
+
+def _writes_of(sobject: str, writes: list[dict[str, Any]], refusal: Any = None) -> Any:
+    """An sObject Collections create: the records of `sobject` kept in `writes` (or, for
+    them, `refusal`, an HTTP status and body); each record created."""
+
+    def write(request: Any) -> tuple[int, dict[str, str], str]:
+        records = json.loads(request.body)["records"]
+        if records[0]["attributes"]["type"] == sobject:
+            if refusal is not None:
+                return refusal[0], {}, json.dumps(refusal[1])
+            writes.extend(records)
+        prefix = {"Lead": "00Q", "Task": "00T", "CampaignMember": "00v"}[
+            records[0]["attributes"]["type"]
+        ]
+        ok = [
+            {"id": f"{prefix}Dn00000000{i}AMAA", "success": True, "errors": []}
+            for i in range(2, 2 + len(records))
+        ]
+        return 200, {}, json.dumps(ok)
+
+    return write
+
+
+def test_task_unreadable_leads_and_contacts_go_on_and_the_next_cycle_writes_the_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integration user that may not read Task (its search answered `sObject type
+    'Task' is not supported`) stopped the whole `sync apply`, exit 4, though the plan's
+    search found nothing and said nothing. The plan now says it (`no_access`, each task an
+    expected error); apply creates Ann's lead and links Bob, holds both tasks in the error
+    queue, says it in one line naming the object and the permission, and exits 3;
+    `sync status` keeps it; once the access is given, the next cycle writes the tasks."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = _task_world(tmp_path)
+    store = common[-1]
+    unsupported = [
+        {"errorCode": "INVALID_TYPE", "message": "sObject type 'Task' is not supported."}
+    ]
+
+    def refused(soql: str) -> Any:
+        return (400, unsupported) if " FROM Task " in soql else None
+
+    tasks: list[dict[str, Any]] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, _writes_of("Task", tasks), refused)
+        planned = _cli("sync", "plan", *common, "--format", "json", env=ENV)
+        shown = _cli("sync", "plan", *common, env=ENV)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert planned.exit_code == 2, planned.output
+    plan = json.loads(planned.output)
+    assert [(n["object"], n["code"]) for n in plan["no_access"]] == [("Task", "INVALID_TYPE")]
+    held = [o for o in plan["ops"] if o["op"] == "task"]
+    assert [(e["field"], e["code"]) for o in held for e in o["expected_errors"]] == [
+        ("*task-access", "INVALID_TYPE"),
+        ("*task-access", "INVALID_TYPE"),
+    ], held
+    assert plan["summary"]["expected_errors"] == 2
+    said = (
+        "not done: the integration user may not read Task (INVALID_TYPE: sObject type 'Task'"
+        " is not supported.): give it Read on Task (its profile or a permission set); the"
+        " rest syncs without it, and each cycle tries Task again"
+    )
+    assert "  " + said in shown.output.splitlines(), shown.output
+    assert r.exit_code == 3, r.output
+    assert "1 created, 1 linked" in r.output, r.output
+    assert "  " + said in r.output.splitlines(), r.output
+    assert "Traceback" not in r.output and "refused the call" not in r.output
+    assert tasks == []
+    status = _status(store)
+    assert status["links"] == 2 and status["queue"] == 2, status
+    assert status["errors_by_code"] == {"INVALID_TYPE": 2}, status
+    assert {e["field"] for e in status["error_queue"]} == {"*task-access"}, status
+    assert [n["object"] for n in status["no_access"]] == ["Task"], status
+    text = _cli("sync", "status", "--store", store).output.splitlines()
+    assert "not done by the last cycle: " + said.removeprefix("not done: ") in text, text
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _recorded_org(mock, _writes_of("Task", tasks))
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "2 tasks" in r.output and "not done" not in r.output, r.output
+    assert sorted(t["WhoId"] for t in tasks) == ["003Dn000000001AAA", "00QDn000000002AMAA"]
+    assert {t["Subject"] for t in tasks} == {"Call back"}
+    status = _status(store)
+    assert status["queue"] == 0 and status["errors"] == 0, status
+    assert status["no_access"] == [], status
+
+
+def test_a_task_create_refused_whole_for_access_holds_the_tasks_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The integration user may read Task but not create it: the create call, refused
+    whole (INSUFFICIENT_ACCESS), stopped the cycle with exit 4 after the leads were
+    written. The tasks are held in the error queue, the line names Create on Task, and
+    `sync apply` and `sync run` exit 3."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = _task_world(tmp_path)
+    store = common[-1]
+    insufficient = [
+        {"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights on object id"}
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        _recorded_org(mock, _writes_of("Task", [], (403, insufficient)))
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 3, r.output
+    assert "1 created, 1 linked" in r.output, r.output
+    said = [ln for ln in r.output.splitlines() if "not done:" in ln]
+    assert said == [
+        "  not done: the integration user may not create Task (INSUFFICIENT_ACCESS:"
+        " insufficient access rights on object id): give it Create on Task (its profile or"
+        " a permission set); the rest syncs without it, and each cycle tries Task again"
+    ], r.output
+    status = _status(store)
+    assert status["links"] == 2 and status["queue"] == 2, status
+    assert status["errors_by_code"] == {"INSUFFICIENT_ACCESS": 2}, status
+    # sync run: the cycles due go on (the held tasks back off), the line once, exit 3.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _recorded_org(mock, _writes_of("Task", [], (403, insufficient)))
+        r = _cli("sync", "run", *common, "--until", "2026-11-02T09:45:00Z", env=ENV)
+    assert r.exit_code == 3, r.output
+    assert [ln.split(" (")[0] for ln in r.output.splitlines() if "not done:" in ln] == [
+        "not done: the integration user may not create Task"
+    ], r.output
+    assert _status(store)["queue"] == 2

@@ -40,6 +40,7 @@ from mrules.sync.plan import (
     ACCESS_FIELD,
     DUPLICATE_LINK,
     LINK_ERROR_FIELD,
+    TASK_ACCESS_FIELD,
     TASK_KEY,
     TASK_KEY_RE,
     campaign_names,
@@ -565,7 +566,12 @@ def apply_plan(
             writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail,
             report.no_access, errors_clear,
         )  # fmt: skip
-        _tasks(writer, tasks, at, errors_add, plan["at"], finish, queue_fail)
+        # A task held for access before is cleared once written: a delete a task only then.
+        held_tasks = bool(tasks) and _holds(db, TASK_ACCESS_FIELD)
+        _tasks(
+            writer, tasks, at, errors_add, plan["at"], finish, queue_fail,
+            report.no_access, errors_clear if held_tasks else None,
+        )  # fmt: skip
     except CrmCallError as e:
         if not e.transient:
             _record_failure(db, plan["at"], e, report)
@@ -1079,6 +1085,8 @@ def _tasks(
     when: str,
     finish: Any,
     failed: dict[str, float],
+    refused: list[dict[str, str]] | None = None,
+    cleared: list[tuple[str, str | None]] | None = None,
 ) -> None:
     """Create the tasks of `todo` (op, record id) not created already (`crm` counts each
     task it takes, as its call returns: a call refused for good further on says what the
@@ -1088,22 +1096,54 @@ def _tasks(
     The tasks the records have already, with their keys, are read first (one query for
     up to 200 records), then the others are created, 200 a call. Each op's work is marked
     done (`finish`) as soon as its task exists; a transient refusal, or a lead converted
-    since the plan read it, leaves it waiting."""
+    since the plan read it, leaves it waiting.
+
+    When the integration user may not read Task (the plan's search, or this one, refused
+    for access: `refused_access`) or create it (a create call refused whole so), the rest
+    of the cycle goes on: the part refused is said once in `refused` (`no_access`), and
+    each task waits (`failed`) with an error of the queue (field `*task-access`), which a
+    task of the prospect written later clears (`cleared`: None when no task is held so)."""
+    if not todo:
+        return
+    if refused is None:
+        refused = []
+    unreadable = next((n for n in refused if n["object"] == "Task"), None)
     keyed = [(o, target, _task_key_of(o)) for o, target in todo]
     have: set[tuple[str, str]] = set()
     targets = sorted({t for _o, t, key in keyed if key})
-    for chunk in _chunks(targets):
-        for r in crm.find("Task", "WhoId", list(chunk), fields=["WhoId", "Description"]):
-            for key in TASK_KEY_RE.findall(str(r.fields.get("Description") or "")):
-                have.add((str(r.fields.get("WhoId") or "").lower(), key))
+    try:
+        for chunk in _chunks(targets if unreadable is None else []):
+            for r in crm.find("Task", "WhoId", list(chunk), fields=["WhoId", "Description"]):
+                for key in TASK_KEY_RE.findall(str(r.fields.get("Description") or "")):
+                    have.add((str(r.fields.get("WhoId") or "").lower(), key))
+    except CrmCallError as refusal:
+        if not refused_access(refusal):
+            raise
+        unreadable = no_access("Task", "read", refusal)
+        refused.append(unreadable)
     create: list[tuple[Mapping[str, Any], str, dict[str, Any]]] = []
     for o, target, key in keyed:
         if key and (target.lower(), key) in have:
+            if cleared is not None:
+                cleared.append((o["prospect"], TASK_ACCESS_FIELD))
             finish(o)  # created by an apply killed before its sync file's commit
             continue
         create.append((o, target, _task_record(target, o["payload"], when, key)))
     for chunk in _chunks(create):
-        results = crm.create("Task", [rec for _o, _t, rec in chunk])
+        if unreadable is not None:
+            _hold_tasks(chunk, unreadable, errors, failed, at)
+            continue
+        try:
+            results = crm.create("Task", [rec for _o, _t, rec in chunk])
+        except CrmCallError as refusal:
+            if not refused_access(refusal):
+                raise
+            # The call refused whole for lack of access: these tasks wait, held, and the
+            # next chunks are not sent (the same user, the same refusal).
+            unreadable = no_access("Task", "create", refusal)
+            refused.append(unreadable)
+            _hold_tasks(chunk, unreadable, errors, failed, at)
+            continue
         for (o, target, rec), r in zip(chunk, results, strict=True):
             email = o["prospect"]
             if not r.success and (any(e.transient for e in r.errors) or _converted(r)):
@@ -1113,7 +1153,31 @@ def _tasks(
                 continue
             for e in r.errors:  # refused for good: done, an error, nothing written
                 errors.append(_error(email, "task", target, "*task", e, rec, at))
+            if cleared is not None:
+                cleared.append((email, TASK_ACCESS_FIELD))
             finish(o)
+
+
+def _holds(db: SyncDb, field: str) -> bool:
+    """Whether the error queue holds a write on `field`: one query a cycle with tasks,
+    which stops at the first row found (the queue is read, not written)."""
+    found = db.conn.execute("SELECT 1 FROM error WHERE field = ? LIMIT 1", (field,))
+    return found.fetchone() is not None
+
+
+def _hold_tasks(
+    chunk: Sequence[tuple[Mapping[str, Any], str, dict[str, Any]]],
+    said: Mapping[str, str],
+    errors: list[tuple[Any, ...]],
+    failed: dict[str, float],
+    at: float,
+) -> None:
+    """Hold the tasks of `chunk` the integration user may not read or create (`said`):
+    each waits (backing off, tried again by a later cycle), in the error queue meanwhile."""
+    for o, target, rec in chunk:
+        held = CrmError(said["code"], said["said"], ("WhoId",))
+        errors.append(_error(o["prospect"], "task", target, TASK_ACCESS_FIELD, held, rec, at))
+        failed[o["prospect"]] = at
 
 
 def _task_key_of(o: Mapping[str, Any]) -> str | None:

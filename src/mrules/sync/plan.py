@@ -1285,7 +1285,12 @@ def make_plan(
         link = links.get(email)
         if link and not link[4] and email in prospects:
             side.append((email, link[1], side_work))
-    there_members, there_tasks = _in_crm_already(crm, side) if side else (set(), set())
+    there_members, there_tasks = (
+        _in_crm_already(crm, side, plan.no_access) if side else (set(), set())
+    )
+    # Task unreadable (the search above refused for access): each task is expected to be
+    # held for that, as apply holds it without trying.
+    no_tasks = next((n for n in plan.no_access if n["object"] == "Task"), None)
     for email, (work, _since, _attempts, next_try) in queue.items():
         side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
         if not side_work or next_try > at or email not in prospects:
@@ -1330,6 +1335,14 @@ def make_plan(
                         "field": ACCESS_FIELD,
                         "code": unreadable["code"],
                         "message": unreadable["said"],
+                    }
+                ]
+            elif no_tasks is not None and w["kind"] == "task":
+                op["expected_errors"] = [
+                    {
+                        "field": TASK_ACCESS_FIELD,
+                        "code": no_tasks["code"],
+                        "message": no_tasks["said"],
                     }
                 ]
             parent = queued_ops.get(email)
@@ -1805,6 +1818,10 @@ ACCESS_FIELD: Final = "*campaign"
 not read Campaign or create CampaignMember: cleared once a membership of the prospect is
 written."""
 
+TASK_ACCESS_FIELD: Final = "*task-access"
+"""The error queue's field of a task held because the integration user may not read or
+create Task: cleared once a task of the prospect is written."""
+
 TASK_KEY = "mrules sync key: "
 """What a task the sync creates carries in its `Description`, before the key of the work it
 does: a task is looked for by its record (`WhoId`) and this key before it is created, so a
@@ -1818,7 +1835,7 @@ def task_key(email: str, seq: int) -> str:
 
 
 def _in_crm_already(
-    crm: Any, side: list[tuple[str, str, list[dict[str, Any]]]]
+    crm: Any, side: list[tuple[str, str, list[dict[str, Any]]]], refused: list[dict[str, str]]
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
     """Of the campaign members and tasks `side` asks of records this plan links (records
     the CRM had: a sync file made again, a prospect linked to a record sales made), those
@@ -1826,7 +1843,8 @@ def _in_crm_already(
     memberships of the records (apply's create is refused as DUPLICATE_VALUE, done), and
     the tasks of the records with their keys (apply finds them and creates none). Returns
     (campaign name, record id) and (record id, task key) pairs, the ids in lower case. A
-    lookup the integration user may not make finds nothing: apply says why."""
+    lookup the integration user may not make finds nothing: apply says why; for Task, whose
+    tasks apply then holds without a search, the plan notes it in `refused` (`no_access`)."""
     members: set[tuple[str, str]] = set()
     tasks: set[tuple[str, str]] = set()
     names = sorted(
@@ -1870,6 +1888,7 @@ def _in_crm_already(
     except CrmCallError as e:
         if not refused_access(e):
             raise
+        refused.append(no_access("Task", "read", e))
     return members, tasks
 
 
