@@ -1728,3 +1728,81 @@ def test_a_task_create_refused_whole_for_access_holds_the_tasks_and_exits_3(
         "not done: the integration user may not create Task"
     ], r.output
     assert _status(store)["queue"] == 2
+
+
+def test_a_campaign_member_create_refused_whole_for_access_holds_the_members_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The integration user may read Campaign but not create CampaignMember: the create
+    call refused whole (INSUFFICIENT_ACCESS) holds each membership in the error queue
+    (`*campaign`), says it in one line naming Create on CampaignMember, and exits 3; the
+    leads and contacts were written, and the next cycle, with the access, writes the
+    memberships and empties the queue."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    rules = tmp_path / "rules.mr"
+    rules.write_text(CAMPAIGN_RULES, "utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
+    store = str(tmp_path / "s.db")
+    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    common = ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+    base = f"{INSTANCE}/services/data/v59.0/"
+    campaign = {
+        "attributes": {"type": "Campaign"},
+        "Id": "701Dn000000001AAA",
+        "Name": "Webinar",
+        "SystemModstamp": "2026-10-01T08:00:00.000+0000",
+        "IsDeleted": False,
+    }
+
+    def readable(soql: str) -> Any:
+        if " FROM Campaign " in soql:
+            return {"totalSize": 1, "done": True, "records": [campaign]}
+        return None
+
+    def describes(mock: Any) -> None:
+        for name, prefix, fields in (
+            ("Campaign", "701", [("Name", "string")]),
+            ("CampaignMember", "00v", [("CampaignId", "reference"), ("Status", "picklist")]),
+        ):
+            mock.add(
+                "GET", f"{base}sobjects/{name}/describe/", json=_describe(name, prefix, fields)
+            )
+
+    insufficient = [
+        {"errorCode": "INSUFFICIENT_ACCESS", "message": "insufficient access rights on object id"}
+    ]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        describes(mock)
+        _recorded_org(mock, _writes_of("CampaignMember", [], (403, insufficient)), readable)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 3, r.output
+    assert "1 created, 1 linked" in r.output, r.output
+    said = [ln for ln in r.output.splitlines() if "not done:" in ln]
+    assert said == [
+        "  not done: the integration user may not create CampaignMember (INSUFFICIENT_ACCESS:"
+        " insufficient access rights on object id): give it Create on CampaignMember (its"
+        " profile or a permission set); the rest syncs without it, and each cycle tries"
+        " CampaignMember again"
+    ], r.output
+    assert "Traceback" not in r.output and "refused the call" not in r.output
+    status = _status(store)
+    assert status["links"] == 2 and status["queue"] == 2, status
+    assert status["errors_by_code"] == {"INSUFFICIENT_ACCESS": 2}, status
+    assert {e["field"] for e in status["error_queue"]} == {"*campaign"}, status
+    assert [n["object"] for n in status["no_access"]] == ["CampaignMember"], status
+
+    members: list[dict[str, Any]] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        describes(mock)
+        _recorded_org(mock, _writes_of("CampaignMember", members), readable)
+        r = _cli("sync", "apply", *common, env=ENV)
+    assert r.exit_code == 0, r.output
+    assert "2 campaign members" in r.output and "not done" not in r.output, r.output
+    assert {m["CampaignId"] for m in members} == {"701Dn000000001AAA"}
+    status = _status(store)
+    assert status["queue"] == 0 and status["errors"] == 0 and status["no_access"] == [], status
