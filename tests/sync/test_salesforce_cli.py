@@ -1675,6 +1675,14 @@ def test_task_unreadable_leads_and_contacts_go_on_and_the_next_cycle_writes_the_
     assert [n["object"] for n in status["no_access"]] == ["Task"], status
     text = _cli("sync", "status", "--store", store).output.splitlines()
     assert "not done by the last cycle: " + said.removeprefix("not done: ") in text, text
+    # The next plan, the records linked by now: it looks for the held tasks, and says it.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _recorded_org(mock, _writes_of("Task", tasks), refused)
+        again = _cli("sync", "plan", *common, "--format", "json", env=ENV)
+    assert again.exit_code == 2, again.output
+    plan = json.loads(again.output)
+    assert [n["object"] for n in plan.get("no_access", ())] == ["Task"], plan
+    assert plan["summary"]["expected_errors"] == 2, plan["summary"]
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         _recorded_org(mock, _writes_of("Task", tasks))

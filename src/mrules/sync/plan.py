@@ -1280,8 +1280,14 @@ def make_plan(
     side: list[tuple[str, str, list[dict[str, Any]]]] = []
     for email, (work, _since, _attempts, next_try) in queue.items():
         side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
-        if not side_work or next_try > at or not links.is_new(email):
+        if not side_work or next_try > at:
             continue
+        if not links.is_new(email):
+            # Tasks held because the integration user could not read or create Task: the
+            # plan looks for them too, as apply does, and so says whether it still cannot.
+            if (email, TASK_ACCESS_FIELD) not in errors:
+                continue
+            side_work = [w for w in side_work if w["kind"] == "task"]
         link = links.get(email)
         if link and not link[4] and email in prospects:
             side.append((email, link[1], side_work))
