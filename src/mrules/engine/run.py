@@ -494,7 +494,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
         last_line = self.summary.resumed_from
         last_event: Event | None = None
         it = iter(items)
-        broken: EventSourceError | None = None
+        # What stopped the stream: the reader's error, or one the caller's iterable raised
+        # (an interrupt too); the lines read before it are applied and committed first.
+        broken: BaseException | None = None
         while broken is None:
             chunk: list[Event | Reject] = []
             append = chunk.append
@@ -505,7 +507,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
                         marked = True
                         break
                     append(item)
-            except EventSourceError as e:
+            except BaseException as e:  # raised again below, as it was
                 broken = e
             if not chunk and not marked:
                 break
@@ -548,11 +550,15 @@ class Engine(Handlers, Effects, Settlement, Screening):
             if progress:
                 progress(summary.lines)
         if broken is not None:
-            # The stream broke (a cut gzip file, a read error): every line before the break
-            # was read whole and applied, so it is committed with its position, and a run on
-            # the repaired file resumes after it.
-            self._anchor(last_event)
-            self.commit(last_line)
+            # The stream broke (a cut gzip file, a read error) or the caller's iterable
+            # raised (or was interrupted): every line before the break was read whole and
+            # applied, so it is committed with its position, and a run on the repaired file
+            # (or the rest of the iterable) resumes after it. An interrupt with nothing read
+            # since the last commit commits nothing (a new run on standard input is not
+            # counted). The exception goes on unchanged.
+            if pending or isinstance(broken, EventSourceError):
+                self._anchor(last_event)
+                self.commit(last_line)
             raise broken
         if now is not None:
             self.advance(now)
