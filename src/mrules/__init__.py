@@ -49,7 +49,9 @@ def load(paths: Any) -> LoadResult:
 
     `paths` is one path (str or Path) or a list of them: a lone string was read one
     character at a time, as paths. Anything else is a TypeError naming it; an empty
-    path is a ValueError: it is not the current folder.
+    path is a ValueError: it is not the current folder. A path that cannot be read (no
+    such file, not UTF-8) raises `mrules.loader.LoadError`, a `mrules.api.RuleSetError`,
+    as `mrules.run` does for it.
     """
     from mrules.api import rule_paths
     from mrules.loader import load as _load

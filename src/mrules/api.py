@@ -24,13 +24,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from mrules.diagnostics import RuleSetError
 from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.storeapi import (
     MEMORY,
@@ -43,12 +44,10 @@ from mrules.storeapi import (
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
-    from mrules.diagnostics import Diagnostic
     from mrules.engine import RunSummary
     from mrules.events import Event, Reject
     from mrules.loader import LoadResult
     from mrules.records import RejectedLine
-    from mrules.source import Source
 
 __all__ = [
     "NoSuchProspect",
@@ -61,37 +60,6 @@ __all__ = [
     "open_store",
     "run",
 ]
-
-
-class RuleSetError(Exception):
-    """The rule set cannot be run: it has errors (the message renders them) or cannot be read.
-
-    Attributes:
-        diagnostics: the errors as `mrules.diagnostics.Diagnostic`s (code, severity,
-            message, path, `start` and `end` as character offsets, hint); empty when the
-            rules could not be read at all (a missing path: the message says it).
-        sources: the rule files read (path -> `mrules.source.Source`), for the errors'
-            lines; empty when not known.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        diagnostics: list[Diagnostic] | None = None,
-        sources: Mapping[str, Source] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.diagnostics = diagnostics or []
-        self.sources = dict(sources or {})
-
-    def as_json(self) -> list[dict[str, Any]]:
-        """The errors as `mrules lint --format json` gives them: code, severity, message,
-        path, 1-based line and column (and their end), hint, related places. Without the
-        sources (`mrules.compile` given none), the lines are 1."""
-        from mrules.diagnostics import render_json
-
-        found: list[dict[str, Any]] = json.loads(render_json(self.diagnostics, self.sources))
-        return found
 
 
 @dataclass
@@ -373,17 +341,16 @@ def compile_rules(rules: Any) -> CompiledRuleSet:
     if isinstance(rules, CompiledRuleSet):
         return rules
     paths = rule_paths(rules, "rules", ", rule text or a compiled rule set")
-    from mrules.loader import LoadError, load, load_text
+    from mrules.loader import load, load_text
 
-    try:
-        if isinstance(rules, str) and any(c in rules for c in '\n{"') and not _is_path(rules):
-            result = load_text(rules, "<string>")
-        elif isinstance(rules, str | Path):
-            result = load([str(rules)])
-        else:
-            result = load([str(r) for r in paths])
-    except LoadError as e:
-        raise RuleSetError(str(e)) from e
+    # A rule set that cannot be read at all raises `mrules.loader.LoadError`, a
+    # RuleSetError: the same exception `mrules.load` raises for the same path.
+    if isinstance(rules, str) and any(c in rules for c in '\n{"') and not _is_path(rules):
+        result = load_text(rules, "<string>")
+    elif isinstance(rules, str | Path):
+        result = load([str(rules)])
+    else:
+        result = load([str(r) for r in paths])
     return compile_loaded(result)
 
 

@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +24,7 @@ __all__ = [
     "PROJECT_URL",
     "Diagnostic",
     "Related",
+    "RuleSetError",
     "Severity",
     "excerpt",
     "help_uri",
@@ -539,3 +541,40 @@ def render_sarif(
         ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+class RuleSetError(Exception):
+    """The rule set cannot be run: it has errors (the message renders them) or cannot be read.
+
+    Public as `mrules.api.RuleSetError` (its name in tracebacks); defined here, where the
+    loader can raise its subclass `mrules.loader.LoadError` (the rules cannot be read at
+    all: no such path, not UTF-8), so that `mrules.load` and `mrules.run` raise one
+    exception for one cause.
+
+    Attributes:
+        diagnostics: the errors as `mrules.diagnostics.Diagnostic`s (code, severity,
+            message, path, `start` and `end` as character offsets, hint); empty when the
+            rules could not be read at all (a missing path: the message says it).
+        sources: the rule files read (path -> `mrules.source.Source`), for the errors'
+            lines; empty when not known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        diagnostics: list[Diagnostic] | None = None,
+        sources: Mapping[str, Source] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.diagnostics = diagnostics or []
+        self.sources = dict(sources or {})
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """The errors as `mrules lint --format json` gives them: code, severity, message,
+        path, 1-based line and column (and their end), hint, related places. Without the
+        sources (`mrules.compile` given none), the lines are 1."""
+        found: list[dict[str, Any]] = json.loads(render_json(self.diagnostics, self.sources))
+        return found
+
+
+RuleSetError.__module__ = "mrules.api"  # where users import it from, and pickle finds it

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from mrules import ast
-from mrules.diagnostics import Diagnostic, Severity, printable
+from mrules.diagnostics import Diagnostic, RuleSetError, Severity, printable
 from mrules.parser import Parsed, parse_recovering
 from mrules.source import Source
 
@@ -68,8 +68,11 @@ MAX_INCLUDE_LENGTH = 255
 """The longest include path, in characters."""
 
 
-class LoadError(Exception):
-    """A rule set that cannot be read at all (exit status 2)."""
+class LoadError(RuleSetError):
+    """A rule set that cannot be read at all (exit status 2): no such path, not UTF-8.
+
+    A `mrules.api.RuleSetError` with no diagnostics, so that code catching that around
+    `mrules.run` catches it around `mrules.load` too (both raise this for one path)."""
 
 
 @dataclass
