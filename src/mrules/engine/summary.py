@@ -47,6 +47,26 @@ class RunSummary:
     # written?): its number; it was not applied, and the next run reads it again.
     unfinished_line: int | None = None
 
+    def __repr__(self) -> str:
+        """One short line, the counts by their attribute names: the dataclass's repr held
+        every action and every rule's matches (2,000 characters on the example, more with
+        every rule). The rest is in the attributes."""
+        shown = [
+            ("lines", self.lines),
+            ("applied", self.applied),
+            ("duplicates", self.duplicates),
+            ("rejected", self.rejected),
+            ("ignored", self.ignored),
+            ("prospects_created", self.prospects_created),
+        ]
+        if self.resumed_from:
+            shown.append(("resumed_from", self.resumed_from))
+        if self.unsettled:
+            shown.append(("unsettled", len(self.unsettled)))
+        if self.unfinished_line is not None:
+            shown.append(("unfinished_line", self.unfinished_line))
+        return "<RunSummary " + " ".join(f"{name}={value}" for name, value in shown) + ">"
+
     @property
     def events_per_second(self) -> float:
         return self.applied / self.seconds if self.seconds > 0 else 0.0
