@@ -205,3 +205,47 @@ def test_members_of_a_deleted_campaign_count_for_nothing(copy: Path) -> None:
     assert influence["Webinar"]["even"] == pytest.approx(5000.0 + 4500.0)
     assert influence["Newsletter"]["even"] == pytest.approx(5000.0 + 4500.0)
     assert "with its 2 members and the primary campaign of 1 opportunity, which" in stderr
+
+
+def test_a_membership_created_after_a_lost_deal_closed_touches_nothing(tmp_path: Path) -> None:
+    """Deal Four (4,000) is lost on Nov 15; its contact's membership of Partner created on
+    Nov 20 came after the close and did not influence it: the touch models leave it out,
+    as for a won deal. A closed deal is one closed or won: taking only those both closed
+    and won passed the suite (found by mutation testing)."""
+    late = "m11,camp-part,c09,Responded,2026-11-20T00:00:00Z\n"
+    before = _store(tmp_path / "before")
+    after = _store(tmp_path / "after", lambda crm: _append(crm / "CampaignMember.csv", late))
+    for model in ("first_touch", "last_touch", "even"):
+        was, _ = _campaigns(before, "--model", model)
+        now, _ = _campaigns(after, "--model", model)
+        opps = {c["campaign"]: c["opportunities"] for c in now["campaigns"]}
+        assert opps == {c["campaign"]: c["opportunities"] for c in was["campaigns"]}, model
+        assert opps["Ads"] == 2, model  # Deal Two and Deal Four, Ads' members
+    partner = next(c for c in now["campaigns"] if c["campaign"] == "Partner")
+    assert partner["members"] == 2  # the late membership is still a member
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+def test_a_version_1_sync_file_reports_its_won_deals(copy: Path) -> None:
+    """A sync file an earlier mrules wrote (version 1: no campaigns, members, nor the
+    opportunity's campaign, creation and close times) is read as it is: its won deals
+    count, each on its CloseDate, and there is nothing to credit them to. Reading a close
+    time it does not have passed the suite (found by mutation testing)."""
+    sync = copy.with_name("fx.sync.db")
+    conn = sqlite3.connect(sync)
+    with conn:
+        for table in ("campaign", "campaign_member", "account"):
+            conn.execute(f"DROP TABLE {table}")
+        for column in ("campaign", "created", "account", "closed_at"):
+            conn.execute(f"ALTER TABLE opportunity DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    conn.close()
+    for model in ("primary", "first_touch"):
+        body, _ = _campaigns(copy, "--model", model)
+        assert body["totals"]["won_amount"] == 10000.0 + 6000.0 + 9000.0 + 3000.0
+        assert body["totals"]["unattributed"][model] == body["totals"]["won_amount"]
+    body, _ = _campaigns(copy, "--since", "2026-11-10", "--until", "2026-11-11")
+    assert body["totals"]["won_amount"] == 9000.0  # Deal Three, won on Nov 10
