@@ -19,7 +19,9 @@ the mutants are written there (`PYTHONPATH` points the tests at the copy's
         --only 3,7 tests/engine/test_cases.py
 
 It prints one line a mutant, then the survivors and their count; exit 0 when
-none survives, 1 otherwise. Give only the tests that cover the module (`grep -l`
+none survives, 1 otherwise, 2 when pytest ran no test (a test path that does
+not exist, nothing collected: a pytest option with a value goes as `-k=EXPR`,
+or argparse takes the value for a test path). Give only the tests that cover the module (`grep -l`
 its names in tests/): a mutant costs one run of them.
 """
 
@@ -81,6 +83,9 @@ SQL = [
     (" DESC", " ASC"),
 ]
 SWAP_CALL = {"min": "max", "max": "min", "any": "all", "all": "any", "sorted": "list"}
+# pytest's exits that say nothing of the mutant: no test ran (any other failure kills it,
+# a collection error too: the mutant broke an import)
+NOTHING_RUN = {4: "a usage error, such as a path that does not exist", 5: "no tests collected"}
 SKIP_COPY = shutil.ignore_patterns(
     ".git", ".venv*", "__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache", "*.db", "build"
 )
@@ -264,6 +269,15 @@ def main() -> int:
                 r = subprocess.run(
                     [*cmd, *a.tests], cwd=copy_root, env=env, capture_output=True, timeout=a.timeout
                 )
+                if r.returncode in NOTHING_RUN:  # the tests given are wrong, not the mutant
+                    said = (r.stdout + r.stderr).decode()[-2000:]
+                    print(
+                        f"mutate.py: pytest ran no test (exit {r.returncode}: "
+                        f"{NOTHING_RUN[r.returncode]}); check the tests given (a pytest option"
+                        f" with a value goes as -k=EXPR):\n{said}",
+                        file=sys.stderr,
+                    )
+                    return 2
                 verdict = "killed" if r.returncode else "SURVIVED"
             except subprocess.TimeoutExpired:
                 verdict = "killed (timeout)"
