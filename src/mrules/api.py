@@ -584,12 +584,17 @@ def run(
             (the store holds them all); None keeps every one.
 
     Raises:
-        RuleSetError: the rules cannot be read or have errors.
+        RuleSetError: the rules have errors, or cannot be read (`mrules.loader.LoadError`,
+            a RuleSetError, as `mrules.load` raises it).
         TypeError, ValueError: an argument of the wrong type or value (naming it), such as
             an empty path for `rules`, `events` or `store` (an empty path is not ".").
         mrules.store.StoreError: the store cannot be opened or written.
         mrules.events.EventSourceError: the events cannot be read (a stream that
             breaks part way is raised after its whole lines are applied and committed).
+
+    An exception the iterable of events raises (a KeyboardInterrupt too) goes through
+    unchanged, once the events it gave before are applied and committed with the
+    stream's position: a new run given the events that follow resumes exactly.
     """
     from mrules.engine import Engine
     from mrules.events import SourceNotOpenedError, read_events, resume_after
