@@ -181,6 +181,8 @@ class PageIndex(Generic[T]):
     ...                 EngineSettings())
     >>> idx.lookup("https://x.com/a/"), idx.lookup("x.com/a/b"), idx.lookup("x.com/zz")
     ('exact', 'a', 'site')
+    >>> len(idx)  # one exact URL and two wildcards
+    3
     """
 
     def __init__(self, entries: Iterable[tuple[str, T]], settings: EngineSettings) -> None:
