@@ -59,3 +59,39 @@ def test_the_cli_warns_and_writes_the_diagnostics_file(
     assert "do not settle" in res.output and "rules did not settle" in res.output
     lines = (tmp_path / "s.diagnostics.jsonl").read_bytes().splitlines()
     assert [orjson.loads(x)["prospect"] for x in lines] == ["a@x.com"]
+
+
+def test_a_report_names_the_stream_as_the_rejects_do_and_no_line_outside_one(
+    tmp_path: Path,
+) -> None:
+    """An iterable (as standard input) is `- (run N)` in the report, as in the rejects
+    and the ledger; lists that do not settle when a later run brings them to the stored
+    prospects (before any line) report no line, not line 0 (found by mutation testing)."""
+    store = tmp_path / "s.db"
+    with mrules.run(_unchecked(OSCILLATING), [EVENT], store=store) as first:
+        [report] = first.summary.unsettled
+    assert report["source"] == "- (run 1)" and report["line"] == 1
+    with mrules.run(_unchecked('list "C"'), [{**EVENT, "id": "e2", "prospect": "b@x.com"}],
+                    store=tmp_path / "t.db"):  # fmt: skip
+        pass
+    with mrules.run(_unchecked(OSCILLATING), [], store=tmp_path / "t.db") as later:
+        [report] = later.summary.unsettled
+    assert report["prospect"] == "b@x.com"
+    assert report["line"] is None and report["id"] is None
+
+
+def test_the_summary_counts_each_automation_rule_s_matches() -> None:
+    """`summary.matches` (the run summary's "top rules by matches") counts an automation
+    rule's matches up, one a prospect (found by mutation testing: counted down, it
+    passed the suite)."""
+    rules = (
+        'form "F"\ntag "t"\nautomation rule "R" priority 1 {\n'
+        '  when all { submitted form "F" }\n  then { add tag "t" }\n}\n'
+    )
+    events = [
+        {"ts": "2026-11-02T09:00:00Z", "type": "form_submit", "prospect": f"{n}@x.com",
+         "asset": "F"}
+        for n in "abc"
+    ]  # fmt: skip
+    summary = mrules.run(rules, events).summary
+    assert {ref.name: n for ref, n in summary.matches.items()} == {"R": 3}
