@@ -201,3 +201,73 @@ def test_the_size_that_decides_is_the_event_text(tmp_path: Path) -> None:
         assert runs_on_disk(str(path), limit=size - 1)
         assert not runs_on_disk(str(path), limit=size)
     assert runs_on_disk("-", limit=10**12)  # standard input: not known before it is read
+
+
+_MEASURE_STDIN = """
+import io, sys, tracemalloc
+import mrules, mrules.replay
+from mrules.cli import main
+run = mrules.run
+mrules.run = lambda *args, **kwargs: run(*args, **{**kwargs, "commit_every": 250})
+tracemalloc.start()
+try:
+    main(["replay", "--diff", sys.argv[1], sys.argv[2], "-", "--format", "json",
+          "--jobs", "1"], standalone_mode=False)
+finally:
+    sys.stderr.write(f"PEAK {tracemalloc.get_traced_memory()[1]}\\n")
+"""
+
+
+def _peak_from_stdin(old: Path, new: Path, events: Path) -> tuple[int, dict[str, Any]]:
+    with events.open("rb") as stdin:
+        res = subprocess.run(
+            [sys.executable, "-c", _MEASURE_STDIN, str(old), str(new)],
+            stdin=stdin, capture_output=True, timeout=300,
+        )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    return int(res.stderr.rsplit(b"PEAK ", 1)[1]), orjson.loads(res.stdout)
+
+
+def test_standard_input_is_kept_on_disk_not_in_memory(tmp_path: Path) -> None:
+    """From standard input the stores are on disk, and so are the events: each side reads
+    a copy in the stores' folder, not the whole history held in memory (about 100 B an
+    event of this stream when its lines were kept), and the copy is removed."""
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    small, large = 1000, 4000
+    peak_small, _ = _peak_from_stdin(old, new, _events(tmp_path / "small.jsonl", small))
+    events = _events(tmp_path / "large.jsonl", large)
+    peak_large, report = _peak_from_stdin(old, new, events)
+    per_event = (peak_large - peak_small) / (large - small)
+    assert per_event < 60, (peak_small, peak_large, per_event)
+
+    # The same report as the file's (but the source's name), run in memory.
+    args = ["replay", "--diff", str(old), str(new), str(events), "--format", "json"]
+    in_memory = CliRunner().invoke(main, [*args, "--in-memory"], catch_exceptions=False)
+    assert in_memory.exit_code == 0, in_memory.output
+    expected = _without_timings(orjson.loads(in_memory.stdout))
+    report = _without_timings(report)
+    assert report["events"].pop("source") == "-"
+    expected["events"].pop("source")
+    assert report == expected and report["events"]["lines"] == large
+
+
+def test_standard_input_beside_a_store_dir_leaves_only_the_stores(tmp_path: Path) -> None:
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    events = _events(tmp_path / "events.jsonl", 300)
+    kept = tmp_path / "kept"
+    with events.open("rb") as stdin:
+        res = subprocess.run(
+            [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new), "-",
+             "--store-dir", str(kept), "--format", "json"],
+            stdin=stdin, capture_output=True, timeout=300,
+        )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in kept.iterdir() if not p.name.endswith(".lock")) == [
+        "new.db",
+        "old.db",
+    ]
+    export = subprocess.run(
+        [sys.executable, "-m", "mrules", "state", "export", "--store", str(kept / "new.db")],
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert export.returncode == 0 and export.stdout.count(b"\n") == 50

@@ -27,6 +27,7 @@ words: the rule (file:line) and the event (line, id) behind the new value
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import io
 import os
@@ -305,11 +306,14 @@ def _run(
     *,
     reference: bool = False,
     store: str = MEMORY,
+    source: str | None = None,
 ) -> _Side:
     import mrules
 
     started = time.perf_counter()
-    result = mrules.run(compiled, events, store, label=source_label, progress=progress)
+    result = mrules.run(
+        compiled, events, store, label=source_label, progress=progress, source=source
+    )
     # The run's objects stay alive until the comparison is done: keep the garbage
     # collector from walking them again while they are read and while the other
     # side runs (`diff_runs` unfreezes at the end). The run's engine, cyclic garbage now,
@@ -447,6 +451,7 @@ class _Remote:
         shown: str,
         reference: bool = False,
         store: str = MEMORY,
+        source: str | None = None,
     ) -> _Remote | None:
         import multiprocessing
 
@@ -457,7 +462,7 @@ class _Remote:
         parent, child = ctx.Pipe()
         proc = ctx.Process(
             target=_serve,
-            args=(child, compiled, events, label, shown, reference, store),
+            args=(child, compiled, events, label, shown, reference, store, source),
             daemon=True,
         )
         proc.start()
@@ -512,6 +517,7 @@ def _serve(
     shown: str,
     reference: bool = False,
     store_path: str = MEMORY,
+    source: str | None = None,
 ) -> None:
     """The child: run, send the results (without the store), answer ledger reads until None."""
     from mrules.outputs import action_record
@@ -525,6 +531,7 @@ def _serve(
             shown,
             reference=reference,
             store=store_path,
+            source=source,
         )
     except BaseException as e:  # sent to the parent, which raises it
         try:
@@ -882,26 +889,92 @@ def _diff(
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ReplayError(f"--mql-list '{mql_list}': neither rule set has that list{hint}")
     started = time.perf_counter()
-    if events == "-":
-        lines: Any = sys.stdin.buffer.read().splitlines()
-        shown = "-"
-    elif Path(events).exists() and not Path(events).is_file():  # a pipe: read once, kept
-        lines = Path(events).read_bytes().splitlines()
-        # `<(zcat ...)` gives /dev/fd/63, a link to `pipe:[...]`: no path, so shown as given
-        shown = display_path(events) if os.path.exists(os.path.realpath(events)) else events
+    spooled: Path | None = None
+    if events == "-" or (Path(events).exists() and not Path(events).is_file()):
+        # Standard input or a pipe: read once, for both sides. Beside stores on disk it is
+        # copied into a file each side reads (its memory does not follow the history);
+        # in memory, its lines are kept.
+        if events == "-":
+            shown = "-"
+        else:  # `<(zcat ...)` gives /dev/fd/63, a link to `pipe:[...]`: shown as given
+            shown = display_path(events) if os.path.exists(os.path.realpath(events)) else events
+        with contextlib.ExitStack() as opened:
+            stream = sys.stdin.buffer if events == "-" else opened.enter_context(open(events, "rb"))
+            if stores[0] == MEMORY:
+                lines: Any = stream.read().splitlines()
+            else:
+                what = "standard input" if events == "-" else f"the pipe {shown}"
+                spooled = _spool(stream, Path(stores[0]).parent, what)
+                lines = str(spooled)
     else:
         lines = events
         shown = display_path(events)
+    try:
+        return _diff_read(
+            compiled, lines, stores, shown, started, spooled is not None,
+            mql_list=mql_list, examples=examples, old_label=old_label or str(old_rules),
+            new_label=new_label or str(new_rules), progress=progress, jobs=jobs,
+            reference=reference,
+        )  # fmt: skip
+    finally:
+        if spooled is not None:
+            with contextlib.suppress(OSError):
+                spooled.unlink()
+
+
+def _spool(stream: Any, folder: Path, what: str) -> Path:
+    """Standard input (or a pipe) copied into a new file in `folder`, beside the replay's
+    stores: each side reads it from there, not from the whole history kept in memory.
+
+    Raises:
+        StoreError: the file cannot be written (a full disk), as a store there would fail.
+    """
+    import shutil
+
+    from mrules.storeapi import StoreError
+
+    fd, name = tempfile.mkstemp(prefix=".events-", suffix=".jsonl", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        if isinstance(e, OSError) and not isinstance(e, ConnectionError):
+            why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+            raise StoreError(f"cannot keep the events of {what} in {folder}: {why}") from None
+        raise
+    return Path(name)
+
+
+def _diff_read(
+    compiled: list[Any],
+    lines: Any,
+    stores: list[str],
+    shown: str,
+    started: float,
+    spooled: bool,
+    *,
+    mql_list: str,
+    examples: int,
+    old_label: str,
+    new_label: str,
+    progress: Callable[[str, int], None] | None,
+    jobs: int,
+    reference: bool,
+) -> dict[str, Any]:
+    """`_diff` once the events are where each side reads them (`spooled`: a copy of
+    standard input or a pipe, whose runs are named as `-` is, not by the copy's path)."""
+    source = "-" if spooled else None
 
     def ticker(which: str) -> Callable[[int], None] | None:
         if progress is None:
             return None
         return lambda n: progress(which, n)
 
-    old_label = old_label or str(old_rules)
     remote = None
     if jobs > 1:
-        remote = _Remote.start(compiled[0], lines, old_label, shown, reference, stores[0])
+        remote = _Remote.start(compiled[0], lines, old_label, shown, reference, stores[0], source)
     if remote is None:
         try:
             old = _run(
@@ -912,15 +985,17 @@ def _diff(
                 shown,
                 reference=reference,
                 store=stores[0],
+                source=source,
             )
             new = _run(
                 compiled[1],
                 lines,
-                new_label or str(new_rules),
+                new_label,
                 ticker("new"),
                 shown,
                 reference=reference,
                 store=stores[1],
+                source=source,
             )
         finally:
             gc.unfreeze()
@@ -936,11 +1011,12 @@ def _diff(
             new = _run(
                 compiled[1],
                 lines,
-                new_label or str(new_rules),
+                new_label,
                 both,
                 shown,
                 reference=reference,
                 store=stores[1],
+                source=source,
             )
             old = remote.result(tick_old)
         except BaseException:
