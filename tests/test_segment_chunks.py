@@ -111,26 +111,37 @@ def test_chunks_give_what_one_commit_gave(tmp_path: Path, monkeypatch: pytest.Mo
 def _fail_at_the_third_write(
     monkeypatch: pytest.MonkeyPatch, store: Path, what: BaseException | None
 ) -> list[str]:
-    """Make the engine's third commit (a chunk) read the store from another connection,
-    then raise `what`; returns what that reader saw."""
+    """Make the third write of a chunk to the store read it from another connection, then
+    raise `what`; returns what that reader saw.
+
+    The store is wrapped where `mrules segment` opens it: the engine writes through the
+    store interface, looked up by name in both builds, while a patched `Engine.commit`
+    is not seen by the compiled engine's own calls.
+    """
     import mrules.cli.segment_cmd as segment_cmd
-    from mrules.engine import Engine
 
     monkeypatch.setattr(segment_cmd, "CHUNK", 50)
     seen: list[str] = []
     commits = 0
-    real = Engine.commit
+    real_open = segment_cmd.open_store
 
-    def commit(self: Any, line: int) -> None:
-        nonlocal commits
-        real(self, line)
-        commits += 1
-        if commits == 3:
-            seen.append(_export(store))  # a reader meanwhile: another connection
-            if what is not None:
-                raise what
+    class Watched:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
 
-    monkeypatch.setattr(Engine, "commit", commit)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        def commit(self, batch: Any) -> None:
+            nonlocal commits
+            self._inner.commit(batch)
+            commits += 1
+            if commits == 3:
+                seen.append(_export(store))  # a reader meanwhile: another connection
+                if what is not None:
+                    raise what
+
+    monkeypatch.setattr(segment_cmd, "open_store", lambda *a, **k: Watched(real_open(*a, **k)))
     return seen
 
 
