@@ -1056,12 +1056,7 @@ def _members(
             said = no_access("CampaignMember", "create", refusal)
             if said["said"] not in {n["said"] for n in refused}:
                 refused.append(said)
-            for o, target, rec in chunk:
-                held = CrmError(refusal.code, said["said"], ("CampaignId",))
-                errors.append(
-                    _error(o["prospect"], "campaign_member", target, ACCESS_FIELD, held, rec, at)
-                )
-                failed[o["prospect"]] = at
+            _hold(chunk, said, "campaign_member", ACCESS_FIELD, errors, failed, at)
             continue
         for (o, target, rec), r in zip(chunk, results, strict=True):
             email = o["prospect"]
@@ -1131,7 +1126,7 @@ def _tasks(
         create.append((o, target, _task_record(target, o["payload"], when, key)))
     for chunk in _chunks(create):
         if unreadable is not None:
-            _hold_tasks(chunk, unreadable, errors, failed, at)
+            _hold(chunk, unreadable, "task", TASK_ACCESS_FIELD, errors, failed, at)
             continue
         try:
             results = crm.create("Task", [rec for _o, _t, rec in chunk])
@@ -1142,7 +1137,7 @@ def _tasks(
             # next chunks are not sent (the same user, the same refusal).
             unreadable = no_access("Task", "create", refusal)
             refused.append(unreadable)
-            _hold_tasks(chunk, unreadable, errors, failed, at)
+            _hold(chunk, unreadable, "task", TASK_ACCESS_FIELD, errors, failed, at)
             continue
         for (o, target, rec), r in zip(chunk, results, strict=True):
             email = o["prospect"]
@@ -1165,18 +1160,25 @@ def _holds(db: SyncDb, field: str) -> bool:
     return found.fetchone() is not None
 
 
-def _hold_tasks(
+_HELD_REFERENCE: Final = {"task": "WhoId", "campaign_member": "CampaignId"}
+"""The field a held write's error names: the record it would have pointed at."""
+
+
+def _hold(
     chunk: Sequence[tuple[Mapping[str, Any], str, dict[str, Any]]],
     said: Mapping[str, str],
+    kind: str,
+    queue_field: str,
     errors: list[tuple[Any, ...]],
     failed: dict[str, float],
     at: float,
 ) -> None:
-    """Hold the tasks of `chunk` the integration user may not read or create (`said`):
-    each waits (backing off, tried again by a later cycle), in the error queue meanwhile."""
+    """Hold the writes of `chunk` (tasks, campaign memberships) the integration user may not
+    read or create (`said`): each waits (backing off, tried again by a later cycle), in the
+    error queue meanwhile under `queue_field`, which a write of its kind clears."""
     for o, target, rec in chunk:
-        held = CrmError(said["code"], said["said"], ("WhoId",))
-        errors.append(_error(o["prospect"], "task", target, TASK_ACCESS_FIELD, held, rec, at))
+        held = CrmError(said["code"], said["said"], (_HELD_REFERENCE[kind],))
+        errors.append(_error(o["prospect"], kind, target, queue_field, held, rec, at))
         failed[o["prospect"]] = at
 
 
