@@ -87,3 +87,30 @@ def test_the_command_line_is_the_top() -> None:
     below = {n for n in GRAPH if not n.startswith("mrules.cli.") and n != "mrules.__main__"}
     up = {n: sorted(m for m in GRAPH[n] if m.startswith("mrules.cli.")) for n in sorted(below)}
     assert {n: m for n, m in up.items() if m} == {}
+
+
+def _imports_the_face(name: str) -> bool:
+    """Whether module `name` imports the package itself (`import mrules`), whose face
+    hands on the library's API: the graph above counts that as an import of nothing."""
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == "mrules" for a in node.names):
+            return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "mrules"
+            and not node.level
+            and any(a.name != "ast" for a in node.names)  # `from mrules import ast`: a module
+        ):
+            return True
+    return False
+
+
+def test_the_sync_sits_below_the_library_api() -> None:
+    """`mrules.export` (the library's face) reads the sync file to tell which CRM work is
+    done; the sync, feeding the engine its facts, goes through `mrules.streamrun` below
+    the face, so the two folders do not lean on each other."""
+    sync = sorted(n for n in GRAPH if n.startswith("mrules.sync."))
+    assert sync, "no sync modules found"
+    assert [n for n in sync if "mrules.api" in _reaches(n) or _imports_the_face(n)] == []
+    assert "mrules.streamrun" in _reaches("mrules.sync.apply")

@@ -19,9 +19,6 @@ store.
 from __future__ import annotations
 
 import contextlib
-import datetime
-import json
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -36,16 +33,15 @@ from mrules.engine.run import DEFAULT_CACHE_PROSPECTS
 from mrules.storeapi import (
     MEMORY,
     YEARS_1_TO_9999,
-    DamagedStore,
     StateStore,
     StoreError,
     is_postgres_url,
 )
+from mrules.streamrun import as_store_error, run_opened
 
 if TYPE_CHECKING:
     from mrules.compiler import CompiledRuleSet
     from mrules.engine import RunSummary
-    from mrules.events import Event, Reject
     from mrules.loader import LoadResult
     from mrules.records import RejectedLine
 
@@ -246,24 +242,13 @@ def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
     return explanation(state, rows)
 
 
-def _as_store_error(e: BaseException) -> DamagedStore | None:
-    """`DamagedState` (a ValueError, from decoding a stored state) as the store error it
-    is, in the words `mrules` prints for it (exit 4): a caller catching StoreError for a
-    damaged store missed it. None for any other exception."""
-    from mrules.state import DamagedState
-
-    if not isinstance(e, DamagedState):
-        return None
-    return DamagedStore(f"the store is damaged: {e}; restore it from a backup or start a new one")
-
-
 @contextlib.contextmanager
 def _damage_is_a_store_error() -> Iterator[None]:
-    """`_as_store_error` around a read."""
+    """`as_store_error` around a read."""
     try:
         yield
     except Exception as e:
-        damage = _as_store_error(e)
+        damage = as_store_error(e)
         if damage is not None:
             raise damage from e
         raise
@@ -486,60 +471,6 @@ def stream_source(events: str | Path) -> str:
     return str(path.resolve()) if os.path.isfile(path) else "-"
 
 
-def _lines(events: Iterable[Any]) -> Iterator[Event | Reject]:
-    """Lines (str or bytes) or dicts, read as the lines of a JSONL file would be."""
-    from mrules.events import Reject, parse_line
-
-    for n, item in enumerate(events, start=1):
-        if isinstance(item, dict):
-            try:
-                item = _dict_line(item)
-            except (TypeError, ValueError) as e:
-                yield Reject(n, f"not JSON: {e}", repr(item)[:1000])
-                continue
-            except RecursionError:  # not a traceback that stops the run (nor repr it)
-                yield Reject(n, "not JSON: nested too deeply, or it holds itself", "")
-                continue
-        elif not isinstance(item, str | bytes):
-            yield Reject(n, f"not a line of text or a dict, but {type(item).__name__}", "")
-            continue
-        parsed = parse_line(item, n)
-        if parsed is not None:
-            yield parsed
-
-
-def _dict_line(item: dict[str, Any]) -> bytes:
-    """A dict event as the JSON line it stands for, so it is read (or rejected) as that line.
-
-    orjson writes NaN and infinities as null, where a line holding them is not JSON
-    (rejected), and refuses integers beyond 64 bits, which a line may hold (read as
-    floats): those dicts go through the standard library's encoder instead.
-    """
-    try:
-        if not _odd_numbers(item):
-            return orjson.dumps(item)
-    except TypeError:
-        pass
-    return json.dumps(item, ensure_ascii=False, default=_iso).encode("utf-8", "surrogatepass")
-
-
-def _odd_numbers(value: Any) -> bool:
-    """Whether `value` holds a float that is not finite (NaN, an infinity)."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_odd_numbers(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_odd_numbers(v) for v in value)
-    return False
-
-
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime.datetime | datetime.date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
 def run(
     rules: Any,
     events: str | Path | IO[bytes] | Iterable[Any],
@@ -596,10 +527,8 @@ def run(
     unchanged, once the events it gave before are applied and committed with the
     stream's position: a new run given the events that follow resumes exactly.
     """
-    from mrules.engine import Engine
-    from mrules.events import SourceNotOpenedError, read_events, resume_after
+    from mrules.events import SourceNotOpenedError
     from mrules.loader import display_path
-    from mrules.timedstream import can_go_quiet, with_time_marks
 
     _check_options(store, now, commit_every, commit_seconds, cache_prospects)
     if isinstance(events, bytes | bytearray | memoryview | dict) or not (
@@ -659,49 +588,22 @@ def run(
         label = display_path(str(events)) if is_path else "-"
     st = open_store(store, wait=wait, timeout=wait_timeout)
     try:
-        engine = Engine(
+        summary, reject_source = run_opened(
             compiled,
             st,
+            events,
             source=source,
-            source_label=label,
-            batch_size=commit_every,
+            label=label,
+            commit_every=commit_every,
             commit_seconds=commit_seconds,
             on_commit=on_commit,
             cache_prospects=cache_prospects,
+            now=now,
+            progress=progress,
+            on_start=on_start,
         )
-        start_line = engine.start()
-        if on_start is not None:
-            on_start()
-        # The last event applied from this stream, checked again: a file replaced at the
-        # same path is refused rather than having its first lines skipped.
-        anchor = st.stream_anchor(source) if start_line and source != "-" else None
-        quiet = commit_seconds is not None and can_go_quiet(events)
-        if quiet and hasattr(events, "fileno"):
-            # The reading thread gets its own file object over a copy of the descriptor:
-            # at exit it may still sit in a read, and Python's shutdown, closing
-            # sys.stdin, would wait for that reader's lock (a fatal error).
-            shown = getattr(events, "name", None)
-            copy = os.fdopen(os.dup(events.fileno()), "rb")  # type: ignore[union-attr]
-            if isinstance(shown, str):  # messages name the stream, not the copy's number
-                copy.raw.name = shown  # type: ignore[attr-defined]
-            events = copy
-        if is_path or hasattr(events, "read"):
-            stream: Iterable[Event | Reject] = read_events(
-                events,  # type: ignore[arg-type]
-                start_line=start_line,
-                anchor=anchor,
-            )
-        else:
-            stream = resume_after(_lines(events), start_line, anchor, label)  # type: ignore[arg-type]
-        if quiet:
-            stream = with_time_marks(stream, commit_seconds)  # type: ignore[arg-type, assignment]
-        summary = engine.run(stream, now=now, progress=progress)
-        engine.release()
-    except BaseException as e:
+    except BaseException:
         if st is not store:
             st.close()
-        damage = _as_store_error(e)
-        if damage is not None:
-            raise damage from e
         raise
-    return RunResult(summary, st, compiled, engine.reject_source)
+    return RunResult(summary, st, compiled, reject_source)

@@ -38,11 +38,12 @@ elif point == "sync-commit":  # after the sync file's commit, before the engine 
         return orig_deliver(*a, **k)
     cy.deliver = deliver
 elif point == "engine-commit":  # the engine committed the facts, not yet marked delivered
-    orig_run = mrules.run
+    import mrules.streamrun as sr
+    orig_run = sr.run_opened
     def run(*a, **k):
-        orig_run(*a, **k).close()
+        orig_run(*a, **k)
         die()
-    mrules.run = run
+    sr.run_opened = run
 from mrules.cli import main
 main(args)
 """

@@ -31,9 +31,9 @@ def test_a_rule_reacting_to_a_synced_fact_is_seen_by_the_next_plan(
     is the plan the whole ledger gives. With a commit per fact, the marks are made a
     committed batch at a time while the facts are still being read: the same result."""
     if commit_every is not None:
-        import mrules
+        import mrules.streamrun
 
-        real_run = mrules.run
+        real_run = mrules.streamrun.run_opened
         commits: list[int] = []
 
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -43,7 +43,7 @@ def test_a_rule_reacting_to_a_synced_fact_is_seen_by_the_next_plan(
                 kwargs["on_commit"] = lambda b: (commits.append(1), seen(b))
             return real_run(*args, **kwargs)
 
-        monkeypatch.setattr(mrules, "run", run)
+        monkeypatch.setattr(mrules.streamrun, "run_opened", run)
     w = World(tmp_path)
     w.rules.write_text(w.rules.read_text("utf-8") + REACTS, "utf-8")
     w.seed({"Contact": [BOB]})

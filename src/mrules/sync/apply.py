@@ -1209,7 +1209,7 @@ def _task_record(
 
 def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
     """Run the CRM facts not yet delivered through the engine; mark them delivered."""
-    import mrules
+    from mrules.streamrun import run_opened
 
     total = 0
     for src in db.undelivered_sources():
@@ -1240,10 +1240,10 @@ def deliver(db: SyncDb, store: StateStore, compiled: Any) -> int:
 
         facts = lines()
         try:
-            mrules.run(
+            run_opened(
                 compiled,
+                store,
                 facts,
-                store=store,
                 source=src,
                 label="crm sync",
                 on_commit=seen if caught_up else None,
