@@ -29,7 +29,8 @@ segmentation rule "Lyonnais" {
 """
 
 
-def _store(path: Path, n: int) -> Path:
+def _store(path: str | Path, n: int) -> str | Path:
+    """A store of `n` prospects, a quarter of them in Paris: a path, or a PostgreSQL URL."""
     events = (
         json.dumps(
             {
@@ -51,7 +52,7 @@ def _rules(folder: Path) -> Path:
     return path
 
 
-def _export(store: Path) -> str:
+def _export(store: str | Path) -> str:
     result = cli("state", "export", "--store", str(store))
     assert result.exit_code == 0, result.output
     return str(result.stdout)
@@ -70,7 +71,7 @@ finally:
 """
 
 
-def _peak(rules: Path, store: Path) -> tuple[str, int]:
+def _peak(rules: Path, store: str | Path) -> tuple[str, int]:
     res = subprocess.run(
         [sys.executable, "-c", _MEASURE, str(rules), str(store)],
         capture_output=True, text=True, timeout=300,
@@ -109,7 +110,7 @@ def test_chunks_give_what_one_commit_gave(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def _fail_at_the_third_write(
-    monkeypatch: pytest.MonkeyPatch, store: Path, what: BaseException | None
+    monkeypatch: pytest.MonkeyPatch, store: str | Path, what: BaseException | None
 ) -> list[str]:
     """Make the third write of a chunk to the store read it from another connection, then
     raise `what`; returns what that reader saw.

@@ -565,6 +565,33 @@ class PgStore:
 
     # -- writes ----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every `commit` within is a savepoint of one transaction, committed at the end,
+        rolled back on an error or an interrupt (then nothing of any is kept).
+
+        The server keeps what the commits write, not this process, and no other session
+        sees any of it before the end: `mrules segment` commits in chunks this way, as it
+        does on the SQLite store, so that its memory does not follow the prospects it
+        matches.
+        """
+        import psycopg  # type: ignore[import-not-found, unused-ignore]
+
+        if self.readonly:
+            raise StoreError(f"store {_shown(self.url)} was opened read-only")
+        conn = self._c()
+        try:
+            with conn.transaction():  # a `commit`'s own transaction is a savepoint of it
+                yield
+        except psycopg.Error as e:
+            self._pids = self._names = None  # as the rolled-back commits left them: reread
+            raise StoreError(
+                f"cannot commit to store {_shown(self.url)}: {_why(e)}; nothing of it was written"
+            ) from None
+        except BaseException:
+            self._pids = self._names = None
+            raise
+
     def commit(self, batch: Batch) -> None:
         """Write the batch and the stream position in one transaction (all or nothing)."""
         import psycopg  # type: ignore[import-not-found, unused-ignore]

@@ -523,3 +523,51 @@ def test_a_schema_3_store_gets_the_rule_s_do_not_sync_apart(db: str, tmp_path: P
     assert version == "5"
     assert after["bob@x.com"] == {**states["bob@x.com"], "dr": True}
     assert after["carol@x.com"] == states["carol@x.com"]
+
+
+def test_segment_writes_chunks_that_no_other_session_sees_before_the_end(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mrules segment` on PostgreSQL writes every CHUNK prospects into one transaction, as
+    on SQLite: memory does not follow the prospects matched, and a reader sees nothing of
+    the chunks before the end. It held every matched prospect until one commit."""
+    from tests.test_segment_chunks import _export, _fail_at_the_third_write, _rules, _store
+
+    _store(db, 400)
+    before = _export(db)
+    seen = _fail_at_the_third_write(monkeypatch, db, None)
+    code, out = _cli("segment", str(_rules(tmp_path)), "--store", db)
+    assert code == 0, out
+    assert "Lyonnais: 300 prospects matched" in out
+    assert seen == [before]  # two chunks of 50 written, none of them visible
+    after = _export(db)
+    assert after != before and after.count('"lyon"') == 300
+
+
+@pytest.mark.parametrize(
+    ("what", "code", "says"),
+    [
+        (KeyboardInterrupt(), 130, "the store is as it was"),
+        (OSError(28, "No space left on device"), 4, "No space left on device"),
+    ],
+)
+def test_segment_stopped_midway_leaves_the_database_as_it_was(
+    db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    what: BaseException,
+    code: int,
+    says: str,
+) -> None:
+    from tests.test_segment_chunks import _export, _fail_at_the_third_write, _rules, _store
+
+    _store(db, 400)
+    before = _export(db)
+    _fail_at_the_third_write(monkeypatch, db, what)
+    result = CliRunner().invoke(main, ["segment", str(_rules(tmp_path)), "--store", db])
+    assert result.exit_code == code, result.output
+    assert says in result.output and "Traceback" not in result.output
+    monkeypatch.undo()
+    assert _export(db) == before  # the two chunks written were rolled back with the rest
+    again = _cli("segment", str(_rules(tmp_path)), "--store", db)  # and it starts over
+    assert again[0] == 0 and "Lyonnais: 300 prospects matched" in again[1]

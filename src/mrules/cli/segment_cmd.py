@@ -91,9 +91,9 @@ def segment(rules: str, store_path: str, wait: bool, wait_timeout: float | None)
             diagnostics = diagnostics_beside(store)
         except OutputError as e:
             fail(str(e), EXIT_STORE)
-        # An SQLite store: the changes written every CHUNK prospects within one transaction
-        # (every matched prospect was held until one commit: 304 MB at 2 million events).
-        # Another store: one commit at the end, as before.
+        # An SQLite or PostgreSQL store: the changes written every CHUNK prospects within
+        # one transaction (every matched prospect was held until one commit: 304 MB at 2
+        # million events). The store in memory: one commit at the end, as before.
         held = getattr(store, "one_transaction", None)
         if held is None:
             on_commit = diagnostics.commit if diagnostics is not None else None
