@@ -108,6 +108,28 @@ def run_reading_pipe(
         writer.join(timeout=60)
 
 
+def stopped(run: subprocess.Popen[bytes], sig: int | None = signal.SIGTERM) -> bytes:
+    """Stop a run started with pipes for stdin and stderr: send `sig` (None: close its
+    standard input, the end of its stream), wait, SIGKILL it if it will not end; its
+    standard error, read whole."""
+    assert run.stdin is not None and run.stderr is not None
+    try:
+        if sig is None:
+            run.stdin.close()
+        else:
+            run.send_signal(sig)
+        run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    err = run.stderr.read()
+    run.stderr.close()
+    if not run.stdin.closed:
+        run.stdin.close()
+    return err
+
+
 def mrules(*args: str | Path) -> Result:
     """`mrules ARGS` in this process (click's runner); exceptions become the result's."""
     from mrules.cli import main

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import mrules
+from conftest import stopped
 from mrules.storeapi import StateStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,15 +126,8 @@ def test_an_interrupted_stdin_run_keeps_the_lines_it_read_and_exits_130(
             assert time.monotonic() < deadline, "the run did not open its store"
             time.sleep(0.05)
         time.sleep(1)  # the lines read; the run waits for more (no commit: 20,000 a batch)
-        run.send_signal(signal.SIGINT)
-        run.wait(timeout=60)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    err = run.stderr.read().decode()
-    run.stderr.close()
-    run.stdin.close()
+        err = stopped(run, signal.SIGINT).decode()
     assert run.returncode == 130, err
     assert "interrupted; the store keeps lines 1-12 of standard input" in err, err
     with mrules.run(RULES, LINES[12:], store=store) as resumed:

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import stopped
 from mrules.timedstream import can_go_quiet, with_time_marks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,20 +76,8 @@ def test_a_quiet_pipe_is_committed_every_commit_seconds(tmp_path: Path, stop: st
         run.stdin.write(_line(4))
         run.stdin.flush()
         assert _wait_for(lambda: _committed(store) == 4)
-        if stop == "eof":
-            run.stdin.close()
-        else:
-            run.send_signal(signal.SIGTERM)
-        run.wait(timeout=60)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert run.stderr is not None
-    err = run.stderr.read()
-    run.stderr.close()
-    if not run.stdin.closed:
-        run.stdin.close()
+        err = stopped(run, None if stop == "eof" else signal.SIGTERM)
     assert run.returncode == (0 if stop == "eof" else 130), err
     assert b"Fatal Python error" not in err and b"Traceback" not in err
     assert _committed(store) == 4
@@ -107,22 +96,6 @@ def test_a_quiet_pipe_is_committed_every_commit_seconds(tmp_path: Path, stop: st
     )
 
 
-def _terminated(run: subprocess.Popen[bytes]) -> str:
-    """Stop a run as `kill` does (SIGTERM; SIGKILL if it will not end): its stderr."""
-    assert run.stdin is not None and run.stderr is not None
-    try:
-        run.send_signal(signal.SIGTERM)
-        run.wait(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    err = run.stderr.read().decode()
-    run.stderr.close()
-    run.stdin.close()
-    return err
-
-
 def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
     """An interrupted run on standard input said `the store keeps lines 1-N of -; running
     the same command again resumes after them`, but a pipe has no position: the same
@@ -137,7 +110,7 @@ def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
         run.stdin.flush()
         assert _wait_for(lambda: store.exists() and _committed(store) == 3)
     finally:
-        err = _terminated(run)
+        err = stopped(run).decode()
     assert run.returncode == 130, err
     assert "interrupted; the store keeps lines 1-3 of standard input" in err
     assert "not resumed by position" in err and "resumes after them" not in err
@@ -148,7 +121,7 @@ def test_an_interrupted_pipe_is_not_said_to_resume(tmp_path: Path) -> None:
         lock = tmp_path / "s.db.lock"  # holds the pid of the run that has the store open
         assert _wait_for(lambda: lock.read_text().strip() == str(run.pid))
     finally:
-        err = _terminated(run)
+        err = stopped(run).decode()
     assert run.returncode == 130, err
     assert "lines 1-3" not in err and "the store keeps what was committed" in err
 
