@@ -12,7 +12,8 @@ from click.testing import CliRunner, Result
 
 from mrules.cli import main
 from mrules.crm.emulator import EmulatedCrm
-from mrules.crm.errors import CrmCallError
+from mrules.crm.errors import CrmCallError, CrmError
+from mrules.crm.port import WriteResult
 
 __all__ = ["Org", "Refusal"]
 
@@ -78,7 +79,9 @@ class Org:
 
 
 class Refusal:
-    """The local CRM's `method` (create, update) refuses `sobject` from its `nth` call on.
+    """The local CRM's `method` (create, update) refuses `sobject` from its `nth` call on:
+    the whole call (`error` a `CrmCallError`), or each of its records (a `CrmError`, as an
+    org answers an sObject Collections call record by record).
 
     `calls` holds the size of every call for `sobject`; `lift()` gives the CRM back its
     own method (the access given, the field fixed)."""
@@ -88,7 +91,7 @@ class Refusal:
         monkeypatch: pytest.MonkeyPatch,
         method: str,
         sobject: str,
-        error: CrmCallError,
+        error: CrmCallError | CrmError,
         nth: int = 1,
     ) -> None:
         self.calls: list[int] = []
@@ -100,6 +103,8 @@ class Refusal:
             if name == sobject:
                 calls.append(len(records))
                 if len(calls) >= nth:
+                    if isinstance(error, CrmError):
+                        return [WriteResult(None, False, (error,)) for _ in records]
                     raise error
             return original(crm, name, records, **kw)
 

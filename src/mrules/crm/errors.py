@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["AUTH_CODES", "NO_ACCESS_CODES", "TRANSIENT_CODES", "CrmCallError", "CrmError"]
+__all__ = [
+    "AUTH_CODES",
+    "NO_ACCESS_CODES",
+    "RECORD_ACCESS_CODES",
+    "TRANSIENT_CODES",
+    "CrmCallError",
+    "CrmError",
+]
 
 TRANSIENT_CODES = frozenset(
     {
@@ -40,6 +47,12 @@ answers a query of an object the user cannot see with INVALID_TYPE ("sObject typ
 not supported"), its describe with NOT_FOUND, and a refused permission with
 INSUFFICIENT_ACCESS. A caller that can do without an object skips these, and says so; any
 other failure (MALFORMED_QUERY, HTTP_414...) is a failed call."""
+
+RECORD_ACCESS_CODES = frozenset({"INSUFFICIENT_ACCESS_OR_READONLY"})
+"""Codes of one record's write refused for the integration user's permissions: no edit
+access to that record (its sharing), to the object, or a read-only field. No later attempt
+does better until someone grants the access, so such a write is held, not dropped, and is
+tried again when the prospect or its record changes, or on `sync retry`."""
 
 
 @dataclass(unsafe_hash=True)

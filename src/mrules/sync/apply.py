@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import orjson
 
-from mrules.crm.errors import CrmCallError, CrmError
+from mrules.crm.errors import RECORD_ACCESS_CODES, CrmCallError, CrmError
 from mrules.crm.model import format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, WriteResult
 from mrules.events import EventSourceError
@@ -39,6 +39,7 @@ from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, store_identity
 from mrules.sync.plan import (
     ACCESS_FIELD,
     DUPLICATE_LINK,
+    HELD_FIELDS,
     LINK_ERROR_FIELD,
     TASK_ACCESS_FIELD,
     TASK_KEY,
@@ -46,6 +47,7 @@ from mrules.sync.plan import (
     campaign_names,
     no_access,
     no_campaign,
+    permission_hint,
     refused_access,
     task_key,
 )
@@ -567,7 +569,7 @@ def apply_plan(
             report.no_access, errors_clear,
         )  # fmt: skip
         # A task held for access before is cleared once written: a delete a task only then.
-        held_tasks = bool(tasks) and _holds(db, TASK_ACCESS_FIELD)
+        held_tasks = bool(tasks) and any(_holds(db, f) for f in HELD_FIELDS["task"])
         _tasks(
             writer, tasks, at, errors_add, plan["at"], finish, queue_fail,
             report.no_access, errors_clear if held_tasks else None,
@@ -954,8 +956,21 @@ def _assigned_name(store: StateStore, email: str) -> str | None:
 
 
 def _error(
-    email: str, obj: str, crm_id: str | None, fld: str, e: CrmError, value: Any, at: float
+    email: str,
+    obj: str,
+    crm_id: str | None,
+    fld: str,
+    e: CrmError,
+    value: Any,
+    at: float,
+    *,
+    hint: bool = True,
 ) -> tuple[Any, ...]:
+    """The error queue's row of a write the CRM refused; one refused for the integration
+    user's permissions says what to grant (`hint`: False for a hold whose message, the
+    `not done:` line, says it already)."""
+    if hint:
+        e = permission_hint(obj, e)
     return (
         email,
         obj,
@@ -1022,7 +1037,9 @@ def _members(
             # The integration user may not read Campaign: the membership waits (backing
             # off, tried again by a later cycle), held in the error queue meanwhile.
             held = CrmError(unreadable["code"], unreadable["said"], ("CampaignId",))
-            errors.append(_error(email, "campaign_member", target, ACCESS_FIELD, held, name, at))
+            errors.append(
+                _error(email, "campaign_member", target, ACCESS_FIELD, held, name, at, hint=False)
+            )
             failed[email] = at
             continue
         campaign = campaigns.get(name) if name else None
@@ -1064,11 +1081,14 @@ def _members(
                 if any(e.transient for e in r.errors) or _converted(r):
                     failed[email] = at
                     continue
+                if _held_for_permission(r, "campaign_member", o, target, rec, errors, at):
+                    cleared.append((email, ACCESS_FIELD))  # the call was let through
+                    continue
                 for e in r.errors:
                     if e.status_code == "DUPLICATE_VALUE":
                         break  # already a member: done
                     errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
-            cleared.append((email, ACCESS_FIELD))
+            cleared.extend((email, f) for f in HELD_FIELDS["campaign_member"])
             finish(o)
 
 
@@ -1120,7 +1140,7 @@ def _tasks(
     for o, target, key in keyed:
         if key and (target.lower(), key) in have:
             if cleared is not None:
-                cleared.append((o["prospect"], TASK_ACCESS_FIELD))
+                cleared.extend((o["prospect"], f) for f in HELD_FIELDS["task"])
             finish(o)  # created by an apply killed before its sync file's commit
             continue
         create.append((o, target, _task_record(target, o["payload"], when, key)))
@@ -1146,10 +1166,14 @@ def _tasks(
                 # the next cycle, having read the conversion, makes the task on the contact.
                 failed[email] = at
                 continue
+            if not r.success and _held_for_permission(r, "task", o, target, rec, errors, at):
+                if cleared is not None:
+                    cleared.append((email, TASK_ACCESS_FIELD))  # the call was let through
+                continue
             for e in r.errors:  # refused for good: done, an error, nothing written
                 errors.append(_error(email, "task", target, "*task", e, rec, at))
             if cleared is not None:
-                cleared.append((email, TASK_ACCESS_FIELD))
+                cleared.extend((email, f) for f in HELD_FIELDS["task"])
             finish(o)
 
 
@@ -1178,8 +1202,30 @@ def _hold(
     error queue meanwhile under `queue_field`, which a write of its kind clears."""
     for o, target, rec in chunk:
         held = CrmError(said["code"], said["said"], (_HELD_REFERENCE[kind],))
-        errors.append(_error(o["prospect"], kind, target, queue_field, held, rec, at))
+        errors.append(_error(o["prospect"], kind, target, queue_field, held, rec, at, hint=False))
         failed[o["prospect"]] = at
+
+
+def _held_for_permission(
+    r: WriteResult,
+    kind: str,
+    o: Mapping[str, Any],
+    target: str,
+    rec: Mapping[str, Any],
+    errors: list[tuple[Any, ...]],
+    at: float,
+) -> bool:
+    """Whether the CRM refused this one membership or task for the integration user's
+    permissions (`RECORD_ACCESS_CODES`: no access to that record, a read-only field): then
+    it is held in the error queue with what to grant, and its work stays queued (not done,
+    not backing off): the plan holds it until the prospect or its record changes, or `sync
+    retry`, and a write of it clears the error."""
+    refusal = next((e for e in r.errors if e.status_code in RECORD_ACCESS_CODES), None)
+    if refusal is None:
+        return False
+    field = HELD_FIELDS[kind][1]
+    errors.append(_error(o["prospect"], kind, target, field, refusal, dict(rec), at))
+    return True
 
 
 def _task_key_of(o: Mapping[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import orjson
 
-from mrules.crm.errors import NO_ACCESS_CODES, CrmCallError, CrmError
+from mrules.crm.errors import NO_ACCESS_CODES, RECORD_ACCESS_CODES, CrmCallError, CrmError
 from mrules.crm.model import TYPES, check_value, format_datetime, parse_datetime
 from mrules.crm.port import MAX_BATCH, Cursor, ObjectInfo, Record
 from mrules.diagnostics import plural
@@ -1264,17 +1264,31 @@ def make_plan(
                 {"prospect": email, "op": "skip", "done": True, "seqs": []} | dropped(email, why)
             )
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
-    # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
-    # deleted ones included, and this plan's reads): a membership of a campaign the CRM
-    # has not, or has deleted, is refused at apply.
-    # The campaigns unknown when they cannot be read: then each membership is expected to
-    # be held for that (apply finds no campaign by name either), not to miss its campaign.
-    unreadable = next((n for n in plan.no_access if n["object"] == "Campaign"), None)
-    names = (
-        campaign_names(db, plan.campaigns)
-        if "campaign" in config.objects and unreadable is None
-        else None
-    )
+
+    def permission_held(email: str, kind: str, target: str | None) -> dict[str, Any] | None:
+        """The prospect's error of a `kind` write refused for the integration user's
+        permissions, while it is not due: due when the prospect changed (the ledger says
+        so), its record was edited by someone else, the write goes to another record now
+        (a lead converted), or `sync retry` marked it; not every cycle (docs/sync.md#errors).
+        A full read (every prospect looked at) cannot tell what changed: due."""
+        err = errors.get((email, HELD_FIELDS[kind][1]))
+        if err is None or retry or err["retry"] or full or email in touched:
+            return None
+        if target is None or err["crm_id"] != target:
+            return None
+        r = changed.get(email)
+        if r is not None and r.fields.get("LastModifiedById") != sync_user:
+            return None
+        return err
+
+    def looked_for(email: str, kind: str, target: str) -> bool:
+        """Whether the plan looks in the CRM for a linked record's `kind` writes: those held
+        because Task could not be read or created (the plan then says whether it still
+        cannot), and those held for permissions once due (found there, their error goes)."""
+        if kind == "task" and (email, TASK_ACCESS_FIELD) in errors:
+            return True
+        return (email, HELD_FIELDS[kind][1]) in errors and not permission_held(email, kind, target)
+
     # The members and tasks of records this plan links may be in the CRM already: apply
     # would find them there and write none; the plan says so (`skip`), as apply does it.
     side: list[tuple[str, str, list[dict[str, Any]]]] = []
@@ -1282,17 +1296,27 @@ def make_plan(
         side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
         if not side_work or next_try > at:
             continue
-        if not links.is_new(email):
-            # Tasks held because the integration user could not read or create Task: the
-            # plan looks for them too, as apply does, and so says whether it still cannot.
-            if (email, TASK_ACCESS_FIELD) not in errors:
-                continue
-            side_work = [w for w in side_work if w["kind"] == "task"]
         link = links.get(email)
-        if link and not link[4] and email in prospects:
+        if not link or link[4] or email not in prospects:
+            continue
+        if not links.is_new(email):
+            side_work = [w for w in side_work if looked_for(email, w["kind"], link[1])]
+        if side_work:
             side.append((email, link[1], side_work))
     there_members, there_tasks = (
         _in_crm_already(crm, side, plan.no_access) if side else (set(), set())
+    )
+    # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
+    # deleted ones included, and this plan's reads): a membership of a campaign the CRM
+    # has not, or has deleted, is refused at apply.
+    # The campaigns unknown when they cannot be read (by the plan's read, or its lookup
+    # above): then each membership is expected to be held for that (apply finds no campaign
+    # by name either), not to miss its campaign.
+    unreadable = next((n for n in plan.no_access if n["object"] == "Campaign"), None)
+    names = (
+        campaign_names(db, plan.campaigns)
+        if "campaign" in config.objects and unreadable is None
+        else None
     )
     # Task unreadable (the search above refused for access): each task is expected to be
     # held for that, as apply holds it without trying.
@@ -1306,6 +1330,7 @@ def make_plan(
         if target is None and email not in queued_ops:
             continue  # waits for its record
         members = set()
+        made: list[dict[str, Any]] = []
         for w in side_work:
             seqs = _seqs([w])
             if w["kind"] == "campaign_member":  # asked twice, one membership: written once
@@ -1330,7 +1355,21 @@ def make_plan(
             }
             there = _there_already(op, there_members, there_tasks)
             if there:
-                ops.append({**op, "op": "skip", "done": True, "why": there})
+                made.append({**op, "op": "skip", "done": True, "why": there})
+                continue
+            err = permission_held(email, w["kind"], target)
+            if err is not None:
+                made.append(
+                    {
+                        **{k: v for k, v in op.items() if k != "payload"},
+                        "op": "hold",
+                        "held": [
+                            {"field": err["field"], "code": err["code"], "message": err["message"]}
+                        ],
+                        "why": "refused for the integration user's permissions; held until"
+                        " the prospect or its record changes, or `sync retry`",
+                    }
+                )
                 continue
             campaign = w.get("campaign") if w["kind"] == "campaign_member" else None
             if names is not None and campaign and not names.get(_name_key(campaign)):
@@ -1355,9 +1394,10 @@ def make_plan(
             if parent is not None and target is None:
                 op["batch"] = parent["batch"]  # rides with its record
                 op["with_record"] = True
-                ops.append(op)
+                made.append(op)
             else:
-                ops.append(numbered(op))
+                made.append(numbered(op))
+        ops.extend(made)
 
     # -- field updates for linked prospects ---------------------------------------------------
     walk: Iterable[tuple[str, Any, bool]]
@@ -1827,6 +1867,45 @@ written."""
 TASK_ACCESS_FIELD: Final = "*task-access"
 """The error queue's field of a task held because the integration user may not read or
 create Task: cleared once a task of the prospect is written."""
+
+MEMBER_PERMISSION_FIELD: Final = "*member-permission"
+TASK_PERMISSION_FIELD: Final = "*task-permission"
+"""The error queue's fields of a campaign membership or task the CRM refused one record at
+a time for the integration user's permissions (`RECORD_ACCESS_CODES`): its work stays
+queued, held until the prospect or its record changes, or `sync retry`."""
+
+HELD_FIELDS: Final = {
+    "campaign_member": (ACCESS_FIELD, MEMBER_PERMISSION_FIELD),
+    "task": (TASK_ACCESS_FIELD, TASK_PERMISSION_FIELD),
+}
+"""The error queue's fields of the campaign memberships and tasks held for lack of access,
+by op: a write of that kind for the prospect, or one found in the CRM already, clears them."""
+
+_PERMISSION_TO_GIVE: Final = {
+    "lead": "Create and Edit on Lead, edit access to the mapped fields (field-level"
+    " security) and access to this lead (its sharing)",
+    "contact": "Create and Edit on Contact, edit access to the mapped fields (field-level"
+    " security) and access to this contact (its sharing)",
+    "campaign_member": "Edit on Campaign (with the Marketing User setting) and Read on this"
+    " lead or contact (its sharing)",
+    "task": "Create on Task and Read on this lead or contact (its sharing)",
+}
+
+
+def permission_hint(obj: str, e: CrmError) -> CrmError:
+    """`e` with what to grant in its message when the CRM refused one record's write for the
+    integration user's permissions (`RECORD_ACCESS_CODES`): the error queue says it, and
+    when the held write is tried again. Any other error as it is."""
+    if e.status_code not in RECORD_ACCESS_CODES or obj not in _PERMISSION_TO_GIVE:
+        return e
+    return CrmError(
+        e.status_code,
+        f"{e.message} (give the integration user {_PERMISSION_TO_GIVE[obj]}, in its profile"
+        " or a permission set; held, and tried again when the prospect or its record"
+        " changes, or after `mrules sync retry`)",
+        e.fields,
+    )
+
 
 TASK_KEY = "mrules sync key: "
 """What a task the sync creates carries in its `Description`, before the key of the work it

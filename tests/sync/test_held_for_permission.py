@@ -1,0 +1,142 @@
+"""Writes the CRM refuses one record at a time for the integration user's permissions
+(`INSUFFICIENT_ACCESS_OR_READONLY`): held in the error queue with what to grant, their work
+kept, and tried again when the prospect or its record changes, or after `sync retry`; not
+every cycle, and never dropped (docs/sync.md#errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mrules.crm.errors import CrmError
+
+from .org import Org, Refusal
+
+T0 = "2026-11-02T09:00:00Z"
+
+RULES = """
+user "alan@x.example"
+crm campaign "C" statuses ["Sent", "Responded"]
+field phone: text
+form "F"
+on submit of form "F" {
+  assign to user "alan@x.example"
+  create crm task "Call" (due in 2 days)
+  add to crm campaign "C" status "Responded"
+}
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 800
+  map phone <-> "Phone" prefer ours
+}
+"""
+
+READONLY = CrmError(
+    "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on cross-reference id"
+)
+
+HELD = [
+    ("Task", "*task-permission", "Create on Task and Read on this lead or contact"),
+    (
+        "CampaignMember",
+        "*member-permission",
+        "Edit on Campaign (with the Marketing User setting) and Read on this lead or contact",
+    ),
+]
+
+
+def _held(org: Org) -> list[tuple[str, str, int]]:
+    """The error queue: (field, code, attempts) of each held write."""
+    return [(e["field"], e["code"], e["attempts"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("sobject", "field", "grant"), HELD)
+def test_a_write_refused_for_permissions_is_held_and_retried_on_a_change_or_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sobject: str, field: str, grant: str
+) -> None:
+    """A task or a campaign membership refused record by record with
+    INSUFFICIENT_ACCESS_OR_READONLY was an error of its own and its work was dropped: no
+    change and no `sync retry` ever wrote it. It is held (its work kept), the message says
+    what to grant; idle cycles do not try it again, `sync retry` does, and so does a change
+    of the prospect, which writes it once the access is given."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    refusal = Refusal(monkeypatch, "create", sobject, READONLY)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 0, r.output
+    assert "errors   1" in r.output, r.output
+    assert refusal.calls == [1]
+    status = org.status()
+    assert status["queue"] == 1, status  # the work is kept
+    (error,) = status["error_queue"]  # type: ignore[misc]
+    assert (error["field"], error["code"], error["object"]) == (
+        field,
+        "INSUFFICIENT_ACCESS_OR_READONLY",
+        sobject.lower().replace("campaignmember", "campaign_member"),
+    ), error
+    assert error["message"] == (
+        f"insufficient access rights on cross-reference id (give the integration user {grant}"
+        " (its sharing), in its profile or a permission set; held, and tried again when the"
+        " prospect or its record changes, or after `mrules sync retry`)"
+    ), error
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert f"{field}: INSUFFICIENT_ACCESS_OR_READONLY insufficient access" in shown, shown
+
+    # Nothing changed: the next cycles do not try it again, and the plan shows it held.
+    r = org.sync("run", "--until", "2026-11-02T09:30:00Z")
+    assert r.exit_code == 0, r.output
+    assert "3 idle cycles" in r.output, r.output
+    assert refusal.calls == [1]
+    plan = json.loads(org.sync("plan", "--format", "json").output)
+    (hold,) = [o for o in plan["ops"] if o["op"] == "hold"]
+    assert [h["field"] for h in hold["held"]] == [field], hold
+
+    # `sync retry`: the next cycle tries it; refused again, it stays held.
+    org.ok("sync", "retry", "--store", str(org.store))
+    r = org.sync("run", "--until", "2026-11-02T09:40:00Z")
+    assert r.exit_code == 0, r.output
+    assert refusal.calls == [1, 1]
+    assert _held(org) == [(field, "INSUFFICIENT_ACCESS_OR_READONLY", 2)]
+    r = org.sync("run", "--until", "2026-11-02T09:50:00Z")
+    assert refusal.calls == [1, 1], r.output  # the retry was once
+
+    # The access given: still held while nothing changes; the prospect changes: written.
+    refusal.lift()
+    org.sync("run", "--until", "2026-11-02T10:00:00Z")
+    assert org.crm_rows(sobject) == []
+    org.update("2026-11-02T10:05:00Z", "ann@ex.org", {"phone": "+33 1 40 00 00 01"})
+    r = org.sync("run", "--until", "2026-11-02T10:10:00Z")
+    assert r.exit_code == 0, r.output
+    assert len(org.crm_rows(sobject)) == 1
+    status = org.status()
+    assert status["errors"] == 0 and status["queue"] == 0, status
+
+
+def test_a_lead_field_refused_for_permissions_says_what_to_grant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead's field update refused with INSUFFICIENT_ACCESS_OR_READONLY is held, as a
+    data error is (tried again when the prospect or the lead changes, or `sync retry`),
+    and its message now says what to grant: it said only the CRM's words."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    refusal = Refusal(monkeypatch, "update", "Lead", READONLY)
+    org.update("2026-11-02T09:05:00Z", "ann@ex.org", {"phone": "+33 1 40 00 00 01"})
+    r = org.sync("run", "--until", "2026-11-02T09:30:00Z")
+    assert r.exit_code == 0, r.output
+    assert refusal.calls == [1]  # not tried again by the idle cycles after it
+    (error,) = org.status()["error_queue"]  # type: ignore[misc]
+    assert (error["field"], error["code"]) == ("Phone", "INSUFFICIENT_ACCESS_OR_READONLY")
+    assert error["message"].startswith(
+        "insufficient access rights on cross-reference id (give the integration user Create"
+        " and Edit on Lead, edit access to the mapped fields (field-level security) and"
+        " access to this lead (its sharing), in its profile or a permission set; held"
+    ), error
+    refusal.lift()
+    org.ok("sync", "retry", "--store", str(org.store))
+    assert org.sync("run", "--until", "2026-11-02T09:40:00Z").exit_code == 0
+    assert [lead["Phone"] for lead in org.crm_rows("Lead")] == ["+33 1 40 00 00 01"]
+    assert org.status()["errors"] == 0
