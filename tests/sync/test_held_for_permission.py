@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mrules.crm.errors import CrmError
+from mrules.crm.errors import CrmCallError, CrmError
 
 from .org import Org, Refusal
 
@@ -140,3 +140,55 @@ def test_a_lead_field_refused_for_permissions_says_what_to_grant(
     assert org.sync("run", "--until", "2026-11-02T09:40:00Z").exit_code == 0
     assert [lead["Phone"] for lead in org.crm_rows("Lead")] == ["+33 1 40 00 00 01"]
     assert org.status()["errors"] == 0
+
+
+NO_TASK_ACCESS = CrmCallError(
+    "INSUFFICIENT_ACCESS", "insufficient access rights on object id", transient=False
+)
+
+
+@pytest.mark.parametrize(
+    ("sobject", "refused", "field", "code"),
+    [
+        ("Task", NO_TASK_ACCESS, "*task-access", 3),
+        ("Task", READONLY, "*task-permission", 0),
+        ("CampaignMember", READONLY, "*member-permission", 0),
+    ],
+    ids=["task-call-refused", "task-record-refused", "member-record-refused"],
+)
+def test_a_held_write_found_in_the_crm_already_leaves_the_error_queue(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sobject: str,
+    refused: CrmCallError | CrmError,
+    field: str,
+    code: int,
+) -> None:
+    """A task or membership held for lack of access that a later cycle finds in the CRM
+    already (written by someone else, or by an earlier run's apply) is done: its error
+    stayed in the queue, listed by `sync status`, until another write of the prospect of
+    that kind was made."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    refusal = Refusal(monkeypatch, "create", sobject, refused)
+    assert org.sync("run", "--until", T0).exit_code == code
+    (error,) = org.status()["error_queue"]  # type: ignore[misc]
+    assert error["field"] == field, error
+    refusal.lift()
+    # Someone writes it in the CRM: the task as the sync would have (its sync key in the
+    # description), the membership by hand.
+    if sobject == "Task":
+        line = {"op": "create", "object": "Task", "fields": json.loads(error["value"])}
+    else:
+        line = {"op": "add_member", "campaign": "C", "email": "ann@ex.org", "status": "Sent"}
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text(json.dumps({"at": "2026-11-02T09:05:00Z", **line}) + "\n", "utf-8")
+    if field.endswith("-permission"):
+        org.ok("sync", "retry", "--store", str(org.store))  # due (else held, not looked for)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z", "--changes", str(changes))
+    assert r.exit_code == 0, r.output
+    assert len(org.crm_rows(sobject)) == 1  # not written twice
+    status = org.status()
+    assert status["errors"] == 0 and status["queue"] == 0, status
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert "errors: 0" in shown and field not in shown, shown

@@ -1397,6 +1397,16 @@ def make_plan(
                 made.append(op)
             else:
                 made.append(numbered(op))
+        # Found in the CRM already (written by someone else, or by an apply killed before
+        # its commit): the writes of that kind held for lack of access are done, and their
+        # errors go, unless another of that kind is still held.
+        still = {m["work"][0] for m in made if m["op"] == "hold"}
+        for m in made:
+            kind = m["work"][0]
+            if m["op"] == "skip" and kind not in still:
+                resolved_here = [f for f in HELD_FIELDS[kind] if (email, f) in errors]
+                if resolved_here:
+                    m["resolved"] = resolved_here
         ops.extend(made)
 
     # -- field updates for linked prospects ---------------------------------------------------
