@@ -1814,3 +1814,83 @@ def test_a_campaign_member_create_refused_whole_for_access_holds_the_members_and
     assert {m["CampaignId"] for m in members} == {"701Dn000000001AAA"}
     status = _status(store)
     assert status["queue"] == 0 and status["errors"] == 0 and status["no_access"] == [], status
+
+
+MEMBER_RULES = CAMPAIGN_RULES.replace("objects lead, contact, campaign", "objects lead, contact")
+
+
+@pytest.mark.parametrize("unreadable", ["Campaign", "CampaignMember"])
+def test_a_membership_lookup_refused_for_access_is_said_by_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unreadable: str
+) -> None:
+    """The plan looks up the memberships of the records it links (Bob's contact): the
+    campaign by name, then its members. A lookup the integration user may not make was
+    dropped without a word (the plan's own read of Campaign says it). The plan now says
+    it (`not done:`, `no_access`), once; with Campaign unreadable, each membership is an
+    expected error, as apply holds it."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    rules = tmp_path / "rules.mr"
+    rules.write_text(MEMBER_RULES, "utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
+    store = str(tmp_path / "s.db")
+    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    common = ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+    base = f"{INSTANCE}/services/data/v59.0/"
+    campaign = {
+        "attributes": {"type": "Campaign"},
+        "Id": "701Dn000000001AAA",
+        "Name": "Webinar",
+        "SystemModstamp": "2026-10-01T08:00:00.000+0000",
+        "IsDeleted": False,
+    }
+    unsupported = [
+        {"errorCode": "INVALID_TYPE", "message": f"sObject type '{unreadable}' is not supported."}
+    ]
+    looked: list[str] = []
+
+    def answer(soql: str) -> Any:
+        for name in ("Campaign", "CampaignMember"):
+            if f" FROM {name} " in soql:
+                looked.append(name)
+                if name == unreadable:
+                    return 400, unsupported
+                if name == "Campaign":
+                    return {"totalSize": 1, "done": True, "records": [campaign]}
+        return None
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for name, prefix, fields in (
+            ("Campaign", "701", [("Name", "string")]),
+            ("CampaignMember", "00v", [("CampaignId", "reference"), ("ContactId", "reference")]),
+        ):
+            mock.add(
+                "GET", f"{base}sobjects/{name}/describe/", json=_describe(name, prefix, fields)
+            )
+        _recorded_org(mock, None, answer)
+        planned = _cli("sync", "plan", *common, "--format", "json", env=ENV)
+        shown = _cli("sync", "plan", *common, env=ENV)
+    assert unreadable in looked, looked  # the lookup was made, and refused
+    assert planned.exit_code == 2, planned.output
+    plan = json.loads(planned.output)
+    assert [(n["object"], n["code"]) for n in plan.get("no_access", ())] == [
+        (unreadable, "INVALID_TYPE")
+    ]
+    said = (
+        f"  not done: the integration user may not read {unreadable} (INVALID_TYPE: sObject"
+        f" type '{unreadable}' is not supported.): give it Read on {unreadable} (its profile"
+        f" or a permission set); the rest syncs without it, and each cycle tries {unreadable}"
+        " again"
+    )
+    assert shown.exit_code == 2 and said in shown.output.splitlines(), shown.output
+    members = [o for o in plan["ops"] if o["op"] == "campaign_member"]
+    assert [o["prospect"] for o in members] == ["ann@x.com", "bob@x.com"], members
+    expected = [(e["field"], e["code"]) for o in members for e in o.get("expected_errors", ())]
+    if unreadable == "Campaign":  # apply holds each membership without trying
+        assert expected == [("*campaign", "INVALID_TYPE")] * 2, members
+    else:
+        assert expected == [], members

@@ -1938,8 +1938,9 @@ def _in_crm_already(
     memberships of the records (apply's create is refused as DUPLICATE_VALUE, done), and
     the tasks of the records with their keys (apply finds them and creates none). Returns
     (campaign name, record id) and (record id, task key) pairs, the ids in lower case. A
-    lookup the integration user may not make finds nothing: apply says why; for Task, whose
-    tasks apply then holds without a search, the plan notes it in `refused` (`no_access`)."""
+    lookup the integration user may not make finds nothing, and the plan notes it in
+    `refused` (`no_access`, once an object), as it notes a read of Campaign refused: for
+    Campaign and Task, apply then holds the memberships or tasks without trying."""
     members: set[tuple[str, str]] = set()
     tasks: set[tuple[str, str]] = set()
     names = sorted(
@@ -1951,6 +1952,7 @@ def _in_crm_already(
         }
     )
     campaign_of: dict[str, str] = {}  # campaign id -> its name
+    sobject = "Campaign"  # the object of the lookup made, for a refusal's message
     try:
         for name in names:
             for r in crm.find("Campaign", "Name", [name], ["Id"]):
@@ -1962,6 +1964,7 @@ def _in_crm_already(
                 by_kind.setdefault(
                     "LeadId" if target.startswith("00Q") else "ContactId", []
                 ).append(target)
+        sobject = "CampaignMember"
         for id_field, targets in sorted(by_kind.items()):
             for i in range(0, len(targets), MAX_BATCH):
                 chunk = targets[i : i + MAX_BATCH]
@@ -1972,6 +1975,7 @@ def _in_crm_already(
     except CrmCallError as e:
         if not refused_access(e):
             raise
+        _refused_read(refused, sobject, e)
     targets = sorted({t for _e, t, work in side if any(w["kind"] == "task" for w in work)})
     try:
         for i in range(0, len(targets), MAX_BATCH):
@@ -1983,8 +1987,16 @@ def _in_crm_already(
     except CrmCallError as e:
         if not refused_access(e):
             raise
-        refused.append(no_access("Task", "read", e))
+        _refused_read(refused, "Task", e)
     return members, tasks
+
+
+def _refused_read(refused: list[dict[str, str]], sobject: str, e: CrmCallError) -> None:
+    """Note in `refused` (`no_access`) that the integration user may not read `sobject`,
+    unless a read of it was noted already (the plan's read of Campaign, say): one line an
+    object."""
+    if not any(n["object"] == sobject for n in refused):
+        refused.append(no_access(sobject, "read", e))
 
 
 def _there_already(
