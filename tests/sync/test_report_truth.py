@@ -318,3 +318,43 @@ def test_a_failure_after_an_update_call_counts_its_updates(
     assert "nothing of this cycle was written" not in r.output, r.output
     assert "had written to the CRM: 1 record updated," in r.output, r.output
     assert org.status()["failed_cycle"]["updated"] == 1  # type: ignore[index]
+
+
+def test_cycles_whose_only_work_was_a_refused_read_are_partly_done_not_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sync run` with Campaign unreadable: the cycles after the first had nothing to do
+    but the campaigns' read, refused each time. They were printed as `3 idle cycles:
+    nothing to do`; they are partly done (one line for the span, naming the object), and
+    the command exits 3, each run of such cycles alike."""
+    org = Org(
+        tmp_path, TASK_RULES.replace("objects lead, contact", "objects lead, contact, campaign")
+    )
+    org.submit((T0, "ann@ex.org", "F"))
+    original = EmulatedCrm.query_changed
+
+    def refusing(crm: EmulatedCrm, sobject: str, *args: Any, **kw: Any) -> Any:
+        if sobject == "Campaign":
+            raise CrmCallError(
+                "INVALID_TYPE", "sObject type 'Campaign' is not supported.", transient=False
+            )
+        return original(crm, sobject, *args, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "query_changed", refusing)
+    r = org.sync("run", "--until", "2026-11-02T09:30:00Z")
+    assert r.exit_code == 3, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("not done: the integration user may not read Campaign"), lines
+    assert lines[1].startswith("2026-11-02T09:00:00Z  created     1"), lines
+    partly = (
+        "partly done: nothing else to do, but Campaign not done, the integration user"
+        " lacking the access (`not done:`); each cycle tries again"
+    )
+    assert lines[2:] == [f"2026-11-02T09:10:00Z to 2026-11-02T09:30:00Z  3 cycles {partly}"]
+    r = org.sync("run", "--until", "2026-11-02T09:40:00Z")
+    assert r.exit_code == 3, r.output
+    assert r.output.splitlines()[1:] == [f"2026-11-02T09:40:00Z  1 cycle {partly}"], r.output
+    monkeypatch.setattr(EmulatedCrm, "query_changed", original)  # the access given
+    r = org.sync("run", "--until", "2026-11-02T10:00:00Z")
+    assert r.exit_code == 0, r.output
+    assert "partly done" not in r.output and "not done" not in r.output, r.output

@@ -919,6 +919,10 @@ def run_cmd(
         holding: list[Any] = []
         held: list[int] = [0]
         why: list[str] = []
+        # Cycles that wrote nothing but did not get their work done either: a read (or
+        # write) the integration user may not make (`not done:`). Not idle: exit 3.
+        partial: list[Any] = []
+        left_out: list[str] = []  # the objects those cycles left out
 
         def note(times: list[Any], at: str) -> None:
             if times:
@@ -942,6 +946,14 @@ def run_cmd(
                         f"{plural(n, 'cycle')} wrote nothing: {plural(held[0], 'prospect')}"
                         " held, the CRM record their email finds being another prospect's"
                         " (DUPLICATE_LINK: `mrules sync status`)"
+                    ),
+                ),
+                (
+                    partial,
+                    lambda n: (
+                        f"{plural(n, 'cycle')} partly done: nothing else to do, but"
+                        f" {', '.join(left_out)} not done, the integration user lacking the"
+                        " access (`not done:`); each cycle tries again"
                     ),
                 ),
             ):
@@ -970,7 +982,7 @@ def run_cmd(
                     partly.append(said)
                     click.echo(f"not done: {said}", err=True)
             if result.plan is None:  # the plan failed for now: nothing was done
-                if idle or holding:
+                if idle or holding or partial:
                     flush()
                 note(failed, result.plan_json["at"])
                 why[:] = why or [r["transient_failure"]]
@@ -989,10 +1001,16 @@ def run_cmd(
             )
             if not any(counts) and not r["transient_failure"]:
                 n_held = r.get("held_duplicate_links", 0)
-                group, other = (holding, idle) if n_held else (idle, holding)
-                if other or (n_held and n_held != held[0] and holding):
+                objects = list(dict.fromkeys(str(n["object"]) for n in r.get("no_access") or ()))
+                group = partial if objects else holding if n_held else idle
+                if (
+                    any(times for times in (idle, holding, partial) if times is not group)
+                    or (group is holding and n_held != held[0] and holding)
+                    or (group is partial and objects != left_out and partial)
+                ):
                     flush()
                 held[0] = n_held
+                left_out[:] = objects
                 note(group, result.plan_json["at"])
                 return
             flush()
