@@ -630,12 +630,17 @@ def test_a_session_id_read_with_its_line_break_works_and_is_never_shown(
 
 
 def _recorded_org(
-    mock: Any, write: Any, answer: Any = None, fields: dict[str, list[Any]] | None = None
+    mock: Any,
+    write: Any,
+    answer: Any = None,
+    fields: dict[str, list[Any]] | None = None,
+    top: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """The org of recorded/plan_apply.json answering any order of calls: its describes
-    (with `fields[OBJECT]` added), each query `answer(soql)` when it gives one (a body, or
-    an HTTP status and a body), else its recorded answer (none: no record), and `write`
-    (when given) for sObject Collections creates."""
+    (with `fields[OBJECT]` added, and the keys of `top[OBJECT]`, such as `createable`),
+    each query `answer(soql)` when it gives one (a body, or an HTTP status and a body),
+    else its recorded answer (none: no record), and `write` (when given) for sObject
+    Collections creates."""
     from urllib.parse import parse_qs, urlsplit
 
     cassette = json.loads((RECORDED / "plan_apply.json").read_text("utf-8"))
@@ -646,6 +651,7 @@ def _recorded_org(
         if req["path"].endswith("describe/"):
             body = call["response"]["json"]
             more = (fields or {}).get(body["name"], [])
+            body = {**body, **(top or {}).get(body["name"], {})}
             mock.add("GET", base + req["path"], json={**body, "fields": body["fields"] + more})
         elif "query" in req:
             answers[req["query"]["q"]] = call["response"]["json"]
@@ -1894,3 +1900,41 @@ def test_a_membership_lookup_refused_for_access_is_said_by_the_plan(
         assert expected == [("*campaign", "INVALID_TYPE")] * 2, members
     else:
         assert expected == [], members
+
+
+@pytest.mark.parametrize("createable", [True, False])
+def test_a_plan_says_a_create_the_describe_does_not_allow_would_be_refused(
+    world: dict[str, str], monkeypatch: pytest.MonkeyPatch, createable: bool
+) -> None:
+    """`sync plan` could not know a lead's create would be refused: the Lead describe says
+    whether the integration user may create it (`createable`). When it may not, each
+    create is an expected error naming the permission to give; when it may, none."""
+    responses = pytest.importorskip("responses")
+    pytest.importorskip("simple_salesforce")
+    import mrules.crm.salesforce as sf
+
+    monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
+    common = ["--crm", "salesforce", "--rules", world["rules"], "--store", world["store"]]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        _recorded_org(mock, None, top={"Lead": {"createable": createable}})
+        planned = _cli("sync", "plan", *common, "--format", "json", env=ENV)
+        shown = _cli("sync", "plan", *common, env=ENV)
+    assert planned.exit_code == 2, planned.output
+    plan = json.loads(planned.output)
+    (create,) = [o for o in plan["ops"] if o["op"] == "create"]
+    assert create["prospect"] == "ann@x.com"
+    said = (
+        "the integration user may not create Lead (the CRM's describe says so): give it"
+        " Create on Lead (its profile or a permission set)"
+    )
+    if createable:
+        assert "expected_errors" not in create, create
+        assert plan["summary"]["expected_errors"] == 0
+        assert said not in shown.output
+    else:
+        assert create["expected_errors"] == [
+            {"field": "*record", "code": "INSUFFICIENT_ACCESS_OR_READONLY", "message": said}
+        ], create
+        assert plan["summary"]["expected_errors"] == 1
+        line = f"      expected error INSUFFICIENT_ACCESS_OR_READONLY on *record: {said}"
+        assert line in shown.output.splitlines(), shown.output

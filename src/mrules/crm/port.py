@@ -80,6 +80,9 @@ class ObjectInfo:
     key_prefix: str
     custom: bool
     fields: Mapping[str, FieldInfo]
+    createable: bool = True
+    """Whether the user may create records of it (a Salesforce describe's `createable`:
+    its profile and permission sets); the local CRM's integration user may create all."""
 
 
 @dataclass(frozen=True)

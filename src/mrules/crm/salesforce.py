@@ -1049,6 +1049,7 @@ def _object_info(body: Mapping[str, Any]) -> ObjectInfo:
         key_prefix=body.get("keyPrefix") or "",
         custom=bool(body.get("custom", False)),
         fields=fields,
+        createable=bool(body.get("createable", True)),
     )
 
 

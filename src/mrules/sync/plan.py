@@ -637,6 +637,17 @@ _CHECKED_TYPES: Final = TYPES - {"id", "reference"}
 and a type of a real org's that the local CRM does not know is left to the org)."""
 
 
+def _not_createable(sobject: str) -> dict[str, str]:
+    """The expected error of a create the CRM's describe says the integration user may not
+    make (`createable` false): the whole record is refused, held as `*record`."""
+    return {
+        "field": "*record",
+        "code": "INSUFFICIENT_ACCESS_OR_READONLY",
+        "message": f"the integration user may not create {sobject} (the CRM's describe says"
+        f" so): give it Create on {sobject} (its profile or a permission set)",
+    }
+
+
 def _ours(p: ProspectView, m: FieldMap) -> Any:
     if m.field == "score":
         return p.score
@@ -1200,6 +1211,8 @@ def make_plan(
             and name not in maps.get(sobject, {})
             and (problem := _problem(info, name, values[name], creating=True))
         ]
+        if not info.createable:  # the describe says the integration user may not create it
+            expected.insert(0, _not_createable(sobject))
         for name, m in maps.get(sobject, {}).items():
             ours = _ours(p, m)
             if ours is None or ours == "":
