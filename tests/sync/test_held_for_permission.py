@@ -92,6 +92,8 @@ def test_a_write_refused_for_permissions_is_held_and_retried_on_a_change_or_a_re
     plan = json.loads(org.sync("plan", "--format", "json").output)
     (hold,) = [o for o in plan["ops"] if o["op"] == "hold"]
     assert [h["field"] for h in hold["held"]] == [field], hold
+    (line,) = [x for x in org.sync("plan").output.splitlines() if f"held {field}:" in x]
+    assert line.count("tried again when") + line.count("retried when") == 1, line  # not twice
 
     # `sync retry`: the next cycle tries it; refused again, it stays held.
     org.ok("sync", "retry", "--store", str(org.store))

@@ -501,9 +501,12 @@ def _render_plan(pj: dict[str, Any]) -> None:
             when = (
                 "looked at again each cycle"
                 if e["field"] == "*link"  # mrules.sync.plan.LINK_ERROR_FIELD: a link not made
+                else ""
+                if "sync retry`" in e["message"]  # plan.permission_hint's message says when
                 else "retried when the prospect or the record changes, or `sync retry`"
             )
-            click.echo(f"      held {e['field']}: {e['code']} {e['message']} ({when})")
+            said = f" ({when})" if when else ""
+            click.echo(f"      held {e['field']}: {e['code']} {e['message']}{said}")
         what = _side_work(o)
         if what:
             click.echo(f"      {what}")
