@@ -617,3 +617,49 @@ def test_a_path_of_the_wrong_kind_is_one_error_line(
     assert result.exit_code == 2, result.output
     assert result.stderr == f"mrules: error: {said}\n"
     assert result.stdout == ""
+
+
+QUERIES = """\
+page action "Search" on "https://x.example/search?q=*" { score +1 }
+page action "Shoes" on "x.example/shop?c=shoes" { score +1 }
+page action "Boots" on "x.example/shop?c=boots" { score +1 }
+"""
+
+
+def test_a_query_the_views_lose_is_named_in_every_format(workdir: Path) -> None:
+    """With url_ignore_query = true (the default) a wildcard whose URL holds a query
+    matched no view, silently; two exact URLs differing by their query were one page,
+    an error whose hint said only to merge them."""
+    Path("queries.mr").write_text(QUERIES, encoding="utf-8")
+    result = lint("queries.mr", "--format", "json")
+    assert result.exit_code == 1, result.output  # MR402 is an error
+    got = {d["code"]: d for d in json.loads(result.stdout)}
+    assert sorted(got) == ["MR402", "MR406"]
+    wild = got["MR406"]
+    assert (wild["line"], wild["column"], wild["severity"]) == (1, 25, "warning")
+    assert "this wildcard matches no view" in wild["message"]
+    assert wild["hint"] == (
+        "set url_ignore_query = false in the settings, or drop the query: "
+        '"https://x.example/search" is that page whatever its query'
+    )
+    assert got["MR402"]["hint"].startswith("url_ignore_query = true drops the query string")
+
+    sarif = json.loads(lint("queries.mr", "--format", "sarif").stdout)
+    [run] = sarif["runs"]
+    [found] = [r for r in run["results"] if r["ruleId"] == "MR406"]
+    assert found["level"] == "warning"
+    rules = {r["id"]: r["shortDescription"]["text"] for r in run["tool"]["driver"]["rules"]}
+    assert rules["MR406"] == CODES["MR406"]
+    github = lint("queries.mr", "--format", "github").stdout.splitlines()
+    assert any(
+        line.startswith("::warning file=queries.mr,line=1,col=25,") and "title=MR406::" in line
+        for line in github
+    ), github
+
+    # With the query compared, both pages the author meant exist: nothing to say.
+    Path("queries.mr").write_text(
+        "settings { url_ignore_query = false }\n" + QUERIES, encoding="utf-8"
+    )
+    compared = lint("queries.mr", "--strict")
+    assert compared.exit_code == 0, compared.output
+    assert compared.stdout == ""

@@ -1481,3 +1481,19 @@ def test_rename_skips_a_named_pipe_named_like_a_test_file(session_factory, proje
     os.mkfifo(project / "tests" / "pipe.test.yaml")
     edit = _rename_mql_to_hot(session_factory(project))
     assert test_file.resolve().as_uri() in edit.changes
+
+
+def test_a_wildcard_whose_query_the_views_lose_is_shown_at_its_url(
+    session_factory, project: Path
+) -> None:
+    s = session_factory(project)
+    text = 'page action "Search" on "https://x.example/search?q=*" { score +1 }\n'
+    uri = s.open("rules/20-pages.mr", text)
+    [d] = s.diagnostics_of(uri)
+    assert d.code == "MR406" and d.severity == types.DiagnosticSeverity.Warning
+    assert d.range.start == pos(text, '"https://')
+    assert d.range.end == pos(text, " {")
+    assert "url_ignore_query = false" in d.message  # the hint, after the message
+    assert d.code_description.href.endswith(
+        "diagnostics.md#mr406-wildcard-with-a-query-string-while-queries-are-ignored"
+    )

@@ -4,7 +4,7 @@ URLs are compared as the engine compares them (`mrules.urls`, with the rule
 set's own `url_*` settings): an exact URL beats any wildcard, and among
 wildcards the longest prefix wins.
 
-Rules (codes MR401-MR405):
+Rules (codes MR401-MR406):
 
 * a page-action or `visited` URL that is not a URL (MR401): empty, with
   spaces, or with `*` anywhere but at the end;
@@ -16,12 +16,18 @@ Rules (codes MR401-MR405):
   only, which Pardot does not document (§3), so the overlap is named;
 * with `url_ignore_scheme = false`, a page-action or `visited` URL without
   `http://` or `https://` (MR405, a warning): the scheme is part of the page,
-  so it matches only views sent without one, and tracked views have one.
+  so it matches only views sent without one, and tracked views have one;
+* with `url_ignore_query = true` (the default), a wildcard page-action or
+  `visited` URL with a query string (MR406, a warning): every view loses its
+  query before it is compared, the wildcard's prefix keeps its own, so it
+  matches no view. Two exact URLs that differ only by their query are one
+  page then: MR402, whose hint says why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from mrules import ast
 from mrules.checker import report
@@ -87,8 +93,50 @@ def _no_scheme(path: str, name: ast.Name, settings: EngineSettings) -> Iterator[
     )
 
 
+def _query_dropped_from_views(prefix: str, settings: EngineSettings) -> bool:
+    """Whether a wildcard's normalised prefix keeps a query that every view loses first."""
+    return settings.url_ignore_query and "?" in prefix  # `%3F` stays escaped: `?` is a query
+
+
+def _dropped_query(path: str, name: ast.Name, settings: EngineSettings) -> Iterator[Diagnostic]:
+    """MR406: a wildcard that matches no view, its query kept where the views' is dropped."""
+    text = name.text.strip()
+    if not is_wildcard(text) or not _query_dropped_from_views(
+        wildcard_prefix(text, settings), settings
+    ):
+        return
+    yield report.warning(
+        "MR406",
+        f"'{name.text}' has a query string, and url_ignore_query = true drops the query of "
+        "every page view before it is compared: this wildcard matches no view",
+        path,
+        name,
+        hint=f'set url_ignore_query = false in the settings, or drop the query: "'
+        f'{text.split("?", 1)[0]}" is that page whatever its query',
+    )
+
+
+def _matches_nothing(path: str, name: ast.Name, settings: EngineSettings) -> Iterator[Diagnostic]:
+    """MR405 and MR406: a URL that the rule set's settings keep from matching any view."""
+    yield from _no_scheme(path, name, settings)
+    yield from _dropped_query(path, name, settings)
+
+
+def _same_page_hint(first: str, second: str, settings: EngineSettings) -> str:
+    """MR402's hint: merge them, or, when only url_ignore_query makes them one page, say so."""
+    if settings.url_ignore_query:
+        kept = replace(settings, url_ignore_query=False)
+        if normalize_url(first, kept) != normalize_url(second, kept):
+            return (
+                "url_ignore_query = true drops the query string, so they are one page: set "
+                "url_ignore_query = false in the settings to tell them apart, or merge them "
+                "into one page action"
+            )
+    return "merge them into one page action"
+
+
 def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
-    """MR401-MR405."""
+    """MR401-MR406."""
     settings = program_settings(program)
     exact: dict[str, tuple[str, ast.PageAction]] = {}
     wild: dict[str, tuple[str, ast.PageAction]] = {}
@@ -98,7 +146,7 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             if bad is not None:
                 yield bad
             else:
-                yield from _no_scheme(path, node.name, settings)
+                yield from _matches_nothing(path, node.name, settings)
     for path, item in items(program):
         if not isinstance(item, ast.PageAction):
             continue
@@ -106,7 +154,7 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
         if bad is not None:
             yield bad
             continue
-        yield from _no_scheme(path, item.url, settings)
+        yield from _matches_nothing(path, item.url, settings)
         url = item.url.text
         if is_wildcard(url):
             key, table, code, what = wildcard_prefix(url, settings), wild, "MR403", "wildcard"
@@ -114,16 +162,22 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
             key, table, code, what = normalize_url(url, settings), exact, "MR402", "URL"
         prev = table.setdefault(key, (path, item))
         if prev[1] is not item:
+            hint = "merge them into one page action"
+            if table is exact:
+                hint = _same_page_hint(prev[1].url.text, url, settings)
             yield report.error(
                 code,
                 f"page actions '{prev[1].name.text}' and '{item.name.text}' have the same "
                 f"{what}; '{item.name.text}' never fires",
                 path,
                 item.url,
-                hint="merge them into one page action",
+                hint=hint,
                 related=[report.note(prev[0], prev[1].url, f"'{prev[1].name.text}' is here")],
             )
-    yield from _overlaps(wild)
+    # A wildcard that matches no view (MR406) takes no pages from another.
+    yield from _overlaps(
+        {p: v for p, v in wild.items() if not _query_dropped_from_views(p, settings)}
+    )
 
 
 def _overlaps(wild: dict[str, tuple[str, ast.PageAction]]) -> Iterator[Diagnostic]:
