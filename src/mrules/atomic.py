@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mrules.scratch import take_abandoned
+
 __all__ = ["OutputError", "atomic_write", "atomic_writer", "fsync_folder"]
 
 
@@ -106,24 +108,19 @@ def _temporary(target: Path) -> tuple[int, str]:
 def _remove_stale_temporaries(target: Path, mine: str) -> None:
     """Remove `target`'s temporary files that no writer holds. Only names `mkstemp` gives
     this target: `.NAME.` + 8 of its characters + `.tmp` (another file's, `.NAME.x.tmp`
-    or `.OTHER...`, never matches), regular files only, each locked before it goes."""
+    or `.OTHER...`, never matches), regular files only, each locked before it goes
+    (`scratch.take_abandoned`)."""
     pattern = re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp")
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
         for entry in entries:
             if entry.name == mine or not pattern.fullmatch(entry.name):
                 continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
+            fd = take_abandoned(entry.path)  # None: a writer holds it, or not a file
+            if fd is None:
                 continue
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    continue
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # OSError: a writer holds it
-                if os.stat(entry.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                with contextlib.suppress(OSError):
                     os.unlink(entry.path)
-            except OSError:
-                continue
             finally:
                 os.close(fd)
 
