@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,15 +146,33 @@ def test_memory_does_not_follow_the_history(tmp_path: Path) -> None:
     assert per_event < 200, (peak_small, peak_large, per_event)
 
 
-def _replay_process(tmp_path: Path, env: dict[str, str], jobs: str = "1") -> subprocess.Popen[str]:
+def _replay_process(
+    tmp_path: Path, env: dict[str, str], jobs: str = "1", *, session: bool = False
+) -> subprocess.Popen[str]:
+    """A replay of 60,000 events from standard input (so on disk); `session`: in a process
+    group of its own, for a kill of the replay and its second process together."""
     events = _events(tmp_path / "events.jsonl", 60_000, prospects=2000)
     old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
     return subprocess.Popen(
         [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new), "-",
          "--jobs", jobs],
         stdin=events.open("rb"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **env},
+        env={**os.environ, **env}, start_new_session=session,
     )  # fmt: skip
+
+
+def _wait_for(
+    scratch: Path, pattern: str, proc: subprocess.Popen[Any], besides: Path | None = None
+) -> Path:
+    """The one file of `scratch` that `pattern` names (not in folder `besides`), once `proc`
+    (still running) made it."""
+    deadline = time.monotonic() + 120
+    while not (found := [f for f in scratch.glob(pattern) if f.parent != besides]):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    [one] = found
+    return one
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])  # 2: the old rules' store is a child's
@@ -172,6 +191,58 @@ def test_an_interrupt_leaves_no_temporary_store(tmp_path: Path, sig: int, jobs: 
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])  # 2: the old rules' store is a child's
+def test_a_killed_replays_folder_goes_with_the_next_replay_a_running_ones_stays(
+    tmp_path: Path, jobs: str
+) -> None:
+    """A replay killed outright (SIGKILL, the out-of-memory killer) left its folder of
+    temporary stores in TMPDIR for good: gigabytes at 2 million events. The next replay
+    removes it, and says so; it never touches the folder of a replay still running."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "NO_COLOR": "1"}
+    (tmp_path / "killed").mkdir()
+    killed = _replay_process(tmp_path / "killed", {"TMPDIR": str(scratch)}, jobs, session=True)
+    left = _wait_for(scratch, "mrules-replay-*/new.db", killed).parent
+    time.sleep(0.3)  # inside the runs: both sides' stores are open
+    os.killpg(killed.pid, signal.SIGKILL)  # the replay and, with --jobs 2, its child
+    killed.communicate(timeout=60)
+    assert left.is_dir() and (left / "new.db").exists()  # what a kill leaves
+
+    # A replay from standard input holds its folder while it reads its events.
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    running = subprocess.Popen(
+        [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new), "-",
+         "--jobs", jobs, "--format", "json"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    held = _wait_for(scratch, "mrules-replay-*/.events-*", running, besides=left).parent
+    assert not left.exists()  # removed before the running replay made its own folder
+
+    # A second replay meanwhile, in memory and on disk: the running one's folder stays.
+    events = _events(tmp_path / "events.jsonl", 300)
+    for where in ("--in-memory", None):
+        with events.open("rb") as stdin:
+            other = subprocess.run(
+                [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new),
+                 "-" if where is None else str(events), *([where] if where else [])],
+                stdin=stdin, capture_output=True, text=True, env=env, timeout=120,
+            )  # fmt: skip
+        assert other.returncode == 0, other.stderr
+        assert other.stderr == ""  # nothing removed, nothing to say
+        assert running.poll() is None and held.is_dir()
+
+    out, err = running.communicate(events.read_bytes(), timeout=300)
+    assert running.returncode == 0, err
+    assert orjson.loads(out)["events"]["lines"] == 300
+    assert re.fullmatch(
+        rf"mrules: removed {re.escape(str(left))} \(\d+(\.\d)? [kMG]B\), the temporary stores of a"
+        rf" replay that was killed \(process {killed.pid}\)\n",
+        err.decode(),
+    ), err
     assert list(scratch.iterdir()) == []
 
 

@@ -11,6 +11,7 @@ import orjson
 
 from mrules.cli.common import PATH, NonEmptyPath
 from mrules.exitcodes import ExitCode
+from mrules.scratch import Abandoned, held_folder, remove_abandoned_folders
 
 __all__ = ["COMMANDS"]
 
@@ -177,9 +178,10 @@ def replay(
 
     Both runs happen in memory when the events are at most 20 MB of text (about
     125,000 events); beyond, or from standard input or a pipe, each side runs
-    into a store in a temporary folder (in TMPDIR), removed at the end, so
-    memory does not grow with the history. --in-memory and --store-dir choose;
-    no existing store is read or written. The report lists
+    into a store in a temporary folder (in TMPDIR), removed at the end (a
+    killed replay's by the next replay), so memory does not grow with the
+    history. --in-memory and --store-dir choose; no existing store is read or
+    written. The report lists
     the prospects whose MQL status (membership of the list "MQL"), assignment,
     grade, lists, fields and tags or CRM work change, the emails and notifications gained or
     lost, the shift of the score distribution and, per rule, how many times it
@@ -239,29 +241,65 @@ def replay(
     # with exit 0, the JSON an internal error (exit 70).
     stdout_or_exit()
     show = progress if progress is not None else sys.stderr.isatty()
-    temporary = None
-    if store_dir is None and not in_memory and runs_on_disk(events):
-        # Both sides on disk, in a folder of their own removed at the end (and on an
-        # error or an interrupt): in memory, 2 million events took 3.8 GB.
-        import tempfile
+    removed = remove_abandoned_folders(TEMPORARY_PREFIX)
+    if removed:
+        click.echo(f"mrules: {abandoned_text(removed)}", err=True)
+    with contextlib.ExitStack() as stack:
+        temporary = None
+        if store_dir is None and not in_memory and runs_on_disk(events):
+            # Both sides on disk, in a folder of their own removed at the end (and on an
+            # error or an interrupt; a killed replay's by the next): in memory, 2 million
+            # events took 3.8 GB.
+            try:
+                temporary = str(stack.enter_context(held_folder(TEMPORARY_PREFIX)))
+            except OSError as e:
+                import tempfile
 
-        try:
-            temporary = tempfile.mkdtemp(prefix="mrules-replay-")
-        except OSError as e:
-            _fail(
-                f"cannot make a folder for the replay's stores in {tempfile.gettempdir()}:"
-                f" {e.strerror or e}; set TMPDIR to a folder with room, or give --store-dir"
-                " DIR (or --in-memory for a small history)",
-                ExitCode.STORE,
-            )
-    try:
+                _fail(
+                    f"cannot make a folder for the replay's stores in {tempfile.gettempdir()}:"
+                    f" {e.strerror or e}; set TMPDIR to a folder with room, or give --store-dir"
+                    " DIR (or --in-memory for a small history)",
+                    ExitCode.STORE,
+                )
         _replay(paths, old_rev, events, fmt, mql_list, examples, jobs, store_dir or temporary,
                 temporary, show)  # fmt: skip
-    finally:
-        if temporary is not None:  # the stores are closed: nothing of the replay is left
-            import shutil
 
-            shutil.rmtree(temporary, ignore_errors=True)
+
+TEMPORARY_PREFIX = "mrules-replay-"
+"""The name of a replay's folder of temporary stores, before `mkdtemp`'s 8 characters."""
+
+
+def abandoned_text(removed: list[Abandoned]) -> str:
+    """The one line saying which folders of killed replays were removed, and the room freed.
+
+    >>> from pathlib import Path
+    >>> print(abandoned_text([Abandoned(Path("/t/x"), 42, 1_234_567_890)]))
+    removed /t/x (1.2 GB), the temporary stores of a replay that was killed (process 42)
+    >>> two = [Abandoned(Path("/t/a"), 1, 2_000_000), Abandoned(Path("/t/b"), None, 0)]
+    >>> print(abandoned_text(two))
+    removed the temporary stores of 2 replays that were killed (2.0 MB): /t/a, /t/b
+    >>> print(abandoned_text([Abandoned(Path("/t/c"), None, 8192)]))
+    removed /t/c (8 kB), the temporary stores of a replay that was killed
+    """
+    from mrules.loader import shown_path
+
+    size = sum(r.size for r in removed)
+    if size >= 1e9:
+        room = f"{size / 1e9:.1f} GB"
+    else:
+        room = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size // 1000} kB"
+    if len(removed) > 1:
+        paths = ", ".join(shown_path(str(r.path)) for r in removed)
+        return (
+            f"removed the temporary stores of {len(removed)} replays that were killed"
+            f" ({room}): {paths}"
+        )
+    [one] = removed
+    whose = f" (process {one.pid})" if one.pid is not None else ""
+    return (
+        f"removed {shown_path(str(one.path))} ({room}), the temporary stores of a replay"
+        f" that was killed{whose}"
+    )
 
 
 def _replay(
