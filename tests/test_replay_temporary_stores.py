@@ -342,3 +342,48 @@ def test_standard_input_beside_a_store_dir_leaves_only_the_stores(tmp_path: Path
         capture_output=True, timeout=120,
     )  # fmt: skip
     assert export.returncode == 0 and export.stdout.count(b"\n") == 50
+
+
+_HOLD_OLD_RULES_THEN_DIE = """
+import os, signal
+from mrules.replay import _revision_tree
+with _revision_tree("HEAD", "rules") as (tree, _root, _rel):
+    print(tree, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # killed outright while it holds the old rules
+"""
+
+
+def test_a_killed_replays_old_rules_go_with_the_next_replay(tmp_path: Path) -> None:
+    """`--old-rev` takes the old rules from git into a folder of TMPDIR while it compiles
+    them; a replay killed meanwhile left it for good. The next replay removes it."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "NO_COLOR": "1"}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _rules(repo / "rules", 3)
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "v1"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@x", *args],
+                       cwd=repo, check=True, capture_output=True)  # fmt: skip
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_OLD_RULES_THEN_DIE],
+        cwd=repo, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    tree, _ = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    left = Path(tree.strip()).parent
+    assert left.parent == scratch and (Path(tree.strip()) / "rules").is_dir()
+
+    (repo / "rules" / "rules.mr").write_text(RULES.replace(">= 3", ">= 10"))  # the change
+    res = subprocess.run(
+        [sys.executable, "-m", "mrules", "replay", "--diff", "--old-rev", "HEAD", "rules",
+         str(_events(tmp_path / "events.jsonl", 30))],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert re.fullmatch(
+        rf"mrules: removed {re.escape(str(left))} \(\d+ kB\), the temporary old rules of a"
+        rf" replay that was killed \(process {killed.pid}\)\n",
+        res.stderr,
+    ), res.stderr
+    assert list(scratch.iterdir()) == []  # and its own old rules gone after it

@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 
 from mrules.jsonbytes import kept
+from mrules.scratch import held_folder
 from mrules.storeapi import MEMORY
 
 __all__ = [
@@ -142,6 +143,10 @@ def _copy_link(tmp: Path, root: Path, folder: Path, name: str, target: str) -> N
     os.symlink(where, link)
 
 
+OLD_RULES_PREFIX = "mrules-old-rules-"
+"""The name of the folder `--old-rev`'s rules are taken into, before `mkdtemp`'s 8 characters."""
+
+
 @contextlib.contextmanager
 def _revision_tree(rev: str, path: str) -> Iterator[tuple[Path, Path, str]]:
     """The folder of `path` at `rev`, taken with `git archive` into a temporary folder:
@@ -169,16 +174,20 @@ def _revision_tree(rev: str, path: str) -> Iterator[tuple[Path, Path, str]]:
             f"--old-rev: {rel_folder or '.'} does not exist at {rev}"
             + (f" ({why[-1]})" if why else "")
         )
-    with tempfile.TemporaryDirectory(prefix="mrules-old-rules-") as tmp:
+    # Held while in use (its lock file beside the tree, not in it), so that a replay
+    # killed meanwhile leaves it for the next replay to remove (`scratch`).
+    with held_folder(OLD_RULES_PREFIX) as held:
+        tmp = held / "tree"
+        tmp.mkdir()
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             members = tar.getmembers()
             tar.extractall(tmp, [m for m in members if not m.issym()], filter="data")
             for m in members:
                 if m.issym():  # made last: nothing is ever written through them
-                    _copy_link(Path(tmp), root, folder, m.name, m.linkname)
-        if not (Path(tmp) / rel).exists():
+                    _copy_link(tmp, root, folder, m.name, m.linkname)
+        if not (tmp / rel).exists():
             raise GitError(f"--old-rev: {rel} does not exist at {rev}")
-        yield Path(tmp), root, rel
+        yield tmp, root, rel
 
 
 @contextlib.contextmanager

@@ -241,9 +241,12 @@ def replay(
     # with exit 0, the JSON an internal error (exit 70).
     stdout_or_exit()
     show = progress if progress is not None else sys.stderr.isatty()
-    removed = remove_abandoned_folders(TEMPORARY_PREFIX)
-    if removed:
-        click.echo(f"mrules: {abandoned_text(removed)}", err=True)
+    from mrules.replay import OLD_RULES_PREFIX
+
+    for prefix, what in ((TEMPORARY_PREFIX, "stores"), (OLD_RULES_PREFIX, "old rules")):
+        removed = remove_abandoned_folders(prefix)
+        if removed:
+            click.echo(f"mrules: {abandoned_text(removed, what)}", err=True)
     with contextlib.ExitStack() as stack:
         temporary = None
         if store_dir is None and not in_memory and runs_on_disk(events):
@@ -269,8 +272,9 @@ TEMPORARY_PREFIX = "mrules-replay-"
 """The name of a replay's folder of temporary stores, before `mkdtemp`'s 8 characters."""
 
 
-def abandoned_text(removed: list[Abandoned]) -> str:
-    """The one line saying which folders of killed replays were removed, and the room freed.
+def abandoned_text(removed: list[Abandoned], what: str = "stores") -> str:
+    """The one line saying which folders of killed replays were removed, and the room freed:
+    their temporary `what` (its stores, or the rules `--old-rev` took from git).
 
     >>> from pathlib import Path
     >>> print(abandoned_text([Abandoned(Path("/t/x"), 42, 1_234_567_890)]))
@@ -291,13 +295,13 @@ def abandoned_text(removed: list[Abandoned]) -> str:
     if len(removed) > 1:
         paths = ", ".join(shown_path(str(r.path)) for r in removed)
         return (
-            f"removed the temporary stores of {len(removed)} replays that were killed"
+            f"removed the temporary {what} of {len(removed)} replays that were killed"
             f" ({room}): {paths}"
         )
     [one] = removed
     whose = f" (process {one.pid})" if one.pid is not None else ""
     return (
-        f"removed {shown_path(str(one.path))} ({room}), the temporary stores of a replay"
+        f"removed {shown_path(str(one.path))} ({room}), the temporary {what} of a replay"
         f" that was killed{whose}"
     )
 
