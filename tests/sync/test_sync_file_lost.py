@@ -1,5 +1,5 @@
 """A copy of the store and the CRM file without the sync file: the plan says what the
-apply does (docs/sync.md#the-sync-file), on the bundled example, through the CLI."""
+apply does (docs/sync.md#the-sync-file), through the CLI."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner, Result
+from tests.sync.test_converted_between_read_and_write import TASK_RULES
+from tests.sync.world import T0, World, ev
 
 from mrules.cli import main
 
@@ -60,3 +62,20 @@ def test_a_plan_without_the_sync_file_promises_no_member_or_task_the_crm_has(
         _cli("sync", "status", "--store", str(copy / "g.db"), "--format", "json").output
     )
     assert status["queue"] == 0 and status["errors"] == 0, status
+
+
+def test_a_record_asked_only_a_task_is_looked_up_too(tmp_path: Path) -> None:
+    """A prospect whose rules asked its record a task and no campaign membership: the plan
+    looked up tasks only for the records asked a membership too, and promised a write that
+    `sync apply` then found in the CRM and did not make."""
+    w = World(tmp_path)
+    w.rules.write_text(TASK_RULES, "utf-8")
+    w.seed({"Contact": [{"Id": "c-bob", "LastName": "Stone", "Email": "bob@x.com"}]})
+    w.run(ev(T0, "bob@x.com", asset="G"))
+    assert json.loads(w.sync("apply", "--format", "json").output)["tasks"] == 1
+    for lost in tmp_path.glob("w.sync.db*"):
+        lost.unlink()
+    plan = json.loads(w.sync("plan", "--format", "json", code=2).output)
+    applied = json.loads(w.sync("apply", "--format", "json").output)
+    assert plan["summary"]["by_op"].get("task", 0) == applied["tasks"] == 0, plan["summary"]
+    assert len(w.crm_rows("Task")) == 1
