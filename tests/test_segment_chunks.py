@@ -109,30 +109,65 @@ def test_chunks_give_what_one_commit_gave(tmp_path: Path, monkeypatch: pytest.Mo
     assert rules_report[0] == rules_report[1]
 
 
+class _Wrapped:
+    """The store `mrules segment` opens, wrapped where it opens it (`open_store`): the
+    engine writes through the store interface, looked up by name in both builds, while a
+    patched `Engine.commit` is not seen by the compiled engine's own calls."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _wrap(monkeypatch: pytest.MonkeyPatch, wrapper: type[_Wrapped]) -> None:
+    import mrules.cli.segment_cmd as segment_cmd
+
+    real_open = segment_cmd.open_store
+    monkeypatch.setattr(segment_cmd, "open_store", lambda *a, **k: wrapper(real_open(*a, **k)))
+
+
+def test_a_store_without_one_transaction_gets_one_commit_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that cannot hold its writes in one transaction (PostgreSQL's) is segmented
+    whole and committed once, by `mrules segment`, as before the chunks."""
+    rules = _rules(tmp_path)
+    whole, plain = _store(tmp_path / "whole.db", 60), _store(tmp_path / "plain.db", 60)
+    assert cli("segment", str(rules), "--store", str(whole)).exit_code == 0
+    commits: list[int] = []
+
+    class Untransacted(_Wrapped):
+        def __getattr__(self, name: str) -> Any:
+            if name == "one_transaction":
+                raise AttributeError(name)
+            return super().__getattr__(name)
+
+        def commit(self, batch: Any) -> None:
+            commits.append(len(batch.prospects))
+            self._inner.commit(batch)
+
+    _wrap(monkeypatch, Untransacted)
+    result = cli("segment", str(rules), "--store", str(plain))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Lyonnais: 45 prospects matched\n"
+    assert commits == [45]
+    assert _export(plain) == _export(whole)
+
+
 def _fail_at_the_third_write(
     monkeypatch: pytest.MonkeyPatch, store: str | Path, what: BaseException | None
 ) -> list[str]:
     """Make the third write of a chunk to the store read it from another connection, then
-    raise `what`; returns what that reader saw.
-
-    The store is wrapped where `mrules segment` opens it: the engine writes through the
-    store interface, looked up by name in both builds, while a patched `Engine.commit`
-    is not seen by the compiled engine's own calls.
-    """
+    raise `what`; returns what that reader saw (the store `_Wrapped`)."""
     import mrules.cli.segment_cmd as segment_cmd
 
     monkeypatch.setattr(segment_cmd, "CHUNK", 50)
     seen: list[str] = []
     commits = 0
-    real_open = segment_cmd.open_store
 
-    class Watched:
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._inner, name)
-
+    class Watched(_Wrapped):
         def commit(self, batch: Any) -> None:
             nonlocal commits
             self._inner.commit(batch)
@@ -142,7 +177,7 @@ def _fail_at_the_third_write(
                 if what is not None:
                     raise what
 
-    monkeypatch.setattr(segment_cmd, "open_store", lambda *a, **k: Watched(real_open(*a, **k)))
+    _wrap(monkeypatch, Watched)
     return seen
 
 
