@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from tests.sync.world import BOB, T0, World, ev
 
 
@@ -40,3 +41,28 @@ def test_the_plan_counts_the_facts_apply_delivers(tmp_path: Path) -> None:
     planned, delivered = _plan_then_apply(w)
     assert planned == delivered >= 1
     assert w.prospects()["bob@x.com"]["fields"]["lead_source"] == "Partner"
+
+
+@pytest.mark.parametrize(
+    ("objects", "contact"),
+    [
+        ("lead, contact", BOB),  # linked and merged in one op: the CRM's values come to us
+        ("lead, contact", {"Id": "c-dan", "LastName": "Dane", "Email": "bob@x.com"}),  # none
+        ("lead", BOB),  # contacts not synced: linked, nothing merged
+    ],
+    ids=["link-and-pull", "link-and-merge", "link-alone"],
+)
+def test_the_plan_counts_the_facts_of_a_record_its_create_finds(
+    tmp_path: Path, objects: str, contact: dict[str, str]
+) -> None:
+    """Bob, assigned after the sync read his contact, has a lead to create: its search by
+    email finds the contact and links him to it (no lead created), with the first merge
+    of its fields in the same op."""
+    w = World(tmp_path, objects=objects)
+    w.seed({"Contact": [dict(contact)]})
+    w.run(ev(T0, "ann@x.com", asset="Quiet"))
+    w.sync("apply")
+    w.run(ev("2026-11-02T09:05:00Z", "bob@x.com", asset="Demo"))
+    planned, delivered = _plan_then_apply(w)
+    assert planned == delivered >= 1
+    assert w.prospects()["bob@x.com"]["crm_status"] == "contact"
