@@ -66,3 +66,14 @@ def test_the_plan_counts_the_facts_of_a_record_its_create_finds(
     planned, delivered = _plan_then_apply(w)
     assert planned == delivered >= 1
     assert w.prospects()["bob@x.com"]["crm_status"] == "contact"
+
+
+def test_writes_that_all_fit_this_cycle_clear_in_it(tmp_path: Path) -> None:
+    """One lead to create, in this cycle's batch: one cycle to clear, at the plan's time."""
+    w = World(tmp_path)
+    w.seed({})
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    plan = json.loads(w.sync("plan", "--format", "json", code=None).output)
+    s = plan["summary"]
+    assert (s["records"], s["this_cycle"], s["cycles_to_clear"]) == (1, 1, 1), s
+    assert s["clear_at"] == plan["at"], (s, plan["at"])
