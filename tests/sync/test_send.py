@@ -117,3 +117,14 @@ def test_a_lead_whose_prospect_has_a_contact_is_not_sent(tmp_path: Path) -> None
     assert "sent to marketing" not in r.output
     assert w.syncdb("SELECT count(*) FROM send") == [(0,)]
     assert w.prospects()["kim@x.com"]["crm_id"] == kim["crm_id"]
+
+
+def test_the_plan_counts_the_facts_a_send_delivers(tmp_path: Path) -> None:
+    """A record sent with auto create off is two facts for the engine: the prospect made,
+    then the record's values; the plan's count is what apply delivers."""
+    w = _world(tmp_path)
+    w.sync("send", "kim@x.com")
+    plan = json.loads(w.sync("plan", "--format", "json", code=None).output)
+    applied = json.loads(w.sync("apply", "--format", "json").output)
+    assert plan["summary"]["inbound_facts"] == applied["facts_for_engine"] == 2
+    assert w.prospects()["kim@x.com"]["fields"]["phone"] == "+1 555 0404"
