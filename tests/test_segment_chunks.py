@@ -131,8 +131,9 @@ def _wrap(monkeypatch: pytest.MonkeyPatch, wrapper: type[_Wrapped]) -> None:
 def test_a_store_without_one_transaction_gets_one_commit_at_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store that cannot hold its writes in one transaction (PostgreSQL's) is segmented
-    whole and committed once, by `mrules segment`, as before the chunks."""
+    """A store that cannot hold its writes in one transaction (the store in memory; the
+    SQLite and PostgreSQL stores can) is segmented whole and committed once, by `mrules
+    segment`, as before the chunks."""
     rules = _rules(tmp_path)
     whole, plain = _store(tmp_path / "whole.db", 60), _store(tmp_path / "plain.db", 60)
     assert cli("segment", str(rules), "--store", str(whole)).exit_code == 0
