@@ -133,9 +133,9 @@ class Settlement(EngineParts):
         """Re-evaluate the rules and dynamic lists that read what changed, until quiet.
 
         A prospect whose rules still change something after as many rounds as
-        there are rules (two dynamic lists that add and remove each other) is
-        left as it stands and reported (`RunSummary.unsettled`), with the rules
-        that acted in the last round.
+        there are rules and dynamic lists, plus two (two dynamic lists that add and
+        remove each other), is left as it stands and reported
+        (`RunSummary.unsettled`), with the rules that acted in one more round.
         """
         cs, p, changed = self.cs, c.p, c.facts
         if self._fresh == p.email:
