@@ -55,6 +55,18 @@ def world(tmp_path: Path) -> dict[str, str]:
     return {"rules": str(rules), "store": store, "plan": str(tmp_path / "plan.json")}
 
 
+def _org_world(tmp_path: Path, rules_text: str) -> tuple[str, list[str]]:
+    """`rules_text` run over EVENTS into a new store: the store, and the common options of
+    `sync` against the org."""
+    rules = tmp_path / "rules.mr"
+    rules.write_text(rules_text, "utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
+    store = str(tmp_path / "s.db")
+    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    return store, ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+
+
 def _replay(name: str) -> Any:
     responses = pytest.importorskip("responses")
     pytest.importorskip("simple_salesforce")
@@ -1363,14 +1375,8 @@ def test_campaign_unreadable_leads_and_contacts_go_on_and_the_next_cycle_resumes
     import mrules.crm.salesforce as sf
 
     monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
-    rules = tmp_path / "rules.mr"
-    rules.write_text(CAMPAIGN_RULES, "utf-8")
-    events = tmp_path / "events.jsonl"
-    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
-    store = str(tmp_path / "s.db")
-    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
+    store, common = _org_world(tmp_path, CAMPAIGN_RULES)
     base = f"{INSTANCE}/services/data/v59.0/"
-    common = ["--crm", "salesforce", "--rules", str(rules), "--store", store]
     not_found = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
     unsupported = [
         {"errorCode": "INVALID_TYPE", "message": "sObject type 'Campaign' is not supported."}
@@ -1594,13 +1600,7 @@ TASK_RULES = RULES.replace(
 def _task_world(tmp_path: Path) -> list[str]:
     """Ann (no CRM record: created as a lead) and Bob (a contact of the org), each with a
     task to create; the common options of `sync` against the org."""
-    rules = tmp_path / "rules.mr"
-    rules.write_text(TASK_RULES, "utf-8")
-    events = tmp_path / "events.jsonl"
-    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
-    store = str(tmp_path / "s.db")
-    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
-    return ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+    return _org_world(tmp_path, TASK_RULES)[1]
 
 
 def _writes_of(sobject: str, writes: list[dict[str, Any]], refusal: Any = None) -> Any:
@@ -1757,13 +1757,7 @@ def test_a_campaign_member_create_refused_whole_for_access_holds_the_members_and
     import mrules.crm.salesforce as sf
 
     monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
-    rules = tmp_path / "rules.mr"
-    rules.write_text(CAMPAIGN_RULES, "utf-8")
-    events = tmp_path / "events.jsonl"
-    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
-    store = str(tmp_path / "s.db")
-    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
-    common = ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+    store, common = _org_world(tmp_path, CAMPAIGN_RULES)
     base = f"{INSTANCE}/services/data/v59.0/"
     campaign = {
         "attributes": {"type": "Campaign"},
@@ -1839,13 +1833,7 @@ def test_a_membership_lookup_refused_for_access_is_said_by_the_plan(
     import mrules.crm.salesforce as sf
 
     monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
-    rules = tmp_path / "rules.mr"
-    rules.write_text(MEMBER_RULES, "utf-8")
-    events = tmp_path / "events.jsonl"
-    events.write_text("".join(json.dumps(e) + "\n" for e in EVENTS), "utf-8")
-    store = str(tmp_path / "s.db")
-    assert _cli("run", str(rules), str(events), "--store", store).exit_code == 0
-    common = ["--crm", "salesforce", "--rules", str(rules), "--store", store]
+    _, common = _org_world(tmp_path, MEMBER_RULES)
     base = f"{INSTANCE}/services/data/v59.0/"
     campaign = {
         "attributes": {"type": "Campaign"},
