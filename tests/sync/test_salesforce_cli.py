@@ -55,6 +55,16 @@ def world(tmp_path: Path) -> dict[str, str]:
     return {"rules": str(rules), "store": store, "plan": str(tmp_path / "plan.json")}
 
 
+WEBINAR = {
+    "attributes": {"type": "Campaign"},
+    "Id": "701Dn000000001AAA",
+    "Name": "Webinar",
+    "SystemModstamp": "2026-10-01T08:00:00.000+0000",
+    "IsDeleted": False,
+}
+"""The org's campaign, as its query answers it, in the tests that read Campaign."""
+
+
 def _org_world(tmp_path: Path, rules_text: str) -> tuple[str, list[str]]:
     """`rules_text` run over EVENTS into a new store: the store, and the common options of
     `sync` against the org."""
@@ -1759,13 +1769,7 @@ def test_a_campaign_member_create_refused_whole_for_access_holds_the_members_and
     monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
     store, common = _org_world(tmp_path, CAMPAIGN_RULES)
     base = f"{INSTANCE}/services/data/v59.0/"
-    campaign = {
-        "attributes": {"type": "Campaign"},
-        "Id": "701Dn000000001AAA",
-        "Name": "Webinar",
-        "SystemModstamp": "2026-10-01T08:00:00.000+0000",
-        "IsDeleted": False,
-    }
+    campaign = WEBINAR
 
     def readable(soql: str) -> Any:
         if " FROM Campaign " in soql:
@@ -1835,13 +1839,7 @@ def test_a_membership_lookup_refused_for_access_is_said_by_the_plan(
     monkeypatch.setattr(sf, "_utcnow", lambda: NOW)
     _, common = _org_world(tmp_path, MEMBER_RULES)
     base = f"{INSTANCE}/services/data/v59.0/"
-    campaign = {
-        "attributes": {"type": "Campaign"},
-        "Id": "701Dn000000001AAA",
-        "Name": "Webinar",
-        "SystemModstamp": "2026-10-01T08:00:00.000+0000",
-        "IsDeleted": False,
-    }
+    campaign = WEBINAR
     unsupported = [
         {"errorCode": "INVALID_TYPE", "message": f"sObject type '{unreadable}' is not supported."}
     ]
