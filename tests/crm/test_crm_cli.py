@@ -268,6 +268,7 @@ def test_describe(store: Path) -> None:
     body = json.loads(result.stdout)
     fields = {f["name"]: f for f in body["fields"]}
     assert body["keyPrefix"] == "00Q"
+    assert body["createable"] is True  # the local CRM's integration user may create all
     assert fields["Company_Size__c"]["picklistValues"] == ["1-10", "11-50", "51-200", "200+"]
     assert fields["LastName"]["required"] and not fields["IsConverted"]["createable"]
 

@@ -1905,6 +1905,9 @@ def test_a_plan_says_a_create_the_describe_does_not_allow_would_be_refused(
         _recorded_org(mock, None, top={"Lead": {"createable": createable}})
         planned = _cli("sync", "plan", *common, "--format", "json", env=ENV)
         shown = _cli("sync", "plan", *common, env=ENV)
+        described = _cli("crm", "describe", "Lead", "--crm", "salesforce", env=ENV)
+    assert described.exit_code == 0, described.output
+    assert json.loads(described.output)["createable"] is createable  # what the plan read
     assert planned.exit_code == 2, planned.output
     plan = json.loads(planned.output)
     (create,) = [o for o in plan["ops"] if o["op"] == "create"]

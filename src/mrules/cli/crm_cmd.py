@@ -483,6 +483,7 @@ def _describe_json(info: Any) -> dict[str, Any]:
         "name": info.name,
         "keyPrefix": info.key_prefix,
         "custom": info.custom,
+        "createable": info.createable,
         "fields": [
             {
                 "name": f.name,
