@@ -8,6 +8,7 @@ sees the store as it was until the end, and a failure or an interrupt leaves it 
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -176,7 +177,10 @@ def _fail_at_the_third_write(
             if commits == 3:
                 seen.append(_export(store))  # a reader meanwhile: another connection
                 if what is not None:
-                    raise what
+                    # A copy: `what` lives as long as the module's parameters, and the
+                    # traceback raising it would keep the engine and its prospects alive
+                    # for every later test of the process (test_api counts them).
+                    raise copy.copy(what)
 
     _wrap(monkeypatch, Watched)
     return seen
