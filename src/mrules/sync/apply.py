@@ -41,6 +41,7 @@ from mrules.sync.plan import (
     DUPLICATE_LINK,
     HELD_FIELDS,
     LINK_ERROR_FIELD,
+    RECORD_HELD_FIELDS,
     TASK_ACCESS_FIELD,
     TASK_KEY,
     TASK_KEY_RE,
@@ -1007,10 +1008,10 @@ def _members(
     name once (`campaigns`).
 
     Each op's work is marked done (`finish`) once its member exists: written, or there
-    already (DUPLICATE_VALUE: a killed apply made it, not written by this cycle); a
-    refusal other than a transient one is done too, nothing written (the error queue says
-    why). A transient refusal, or a lead converted since the plan read it, leaves the work
-    waiting (`failed`): the next cycle, having read the conversion, adds the contact.
+    already (DUPLICATE_VALUE: a killed apply made it, not written by this cycle). Any
+    other refusal of one member is held (`_held_on_record`), its work kept. A transient
+    refusal, or a lead converted since the plan read it, leaves the work waiting
+    (`failed`): the next cycle, having read the conversion, adds the contact.
 
     When the integration user may not read Campaign, or create CampaignMember
     (`refused_access`), the rest of the cycle goes on: the part refused is said once in
@@ -1081,13 +1082,11 @@ def _members(
                 if any(e.transient for e in r.errors) or _converted(r):
                     failed[email] = at
                     continue
-                if _held_for_permission(r, "campaign_member", o, target, rec, errors, at):
+                duplicate = any(e.status_code == "DUPLICATE_VALUE" for e in r.errors)
+                if not duplicate:  # else already a member: done
+                    _held_on_record(r, "campaign_member", o, target, rec, errors, at)
                     cleared.append((email, ACCESS_FIELD))  # the call was let through
                     continue
-                for e in r.errors:
-                    if e.status_code == "DUPLICATE_VALUE":
-                        break  # already a member: done
-                    errors.append(_error(email, "campaign_member", target, "*member", e, rec, at))
             cleared.extend((email, f) for f in HELD_FIELDS["campaign_member"])
             finish(o)
 
@@ -1105,8 +1104,8 @@ def _tasks(
 ) -> None:
     """Create the tasks of `todo` (op, record id) not created already (`crm` counts each
     task it takes, as its call returns: a call refused for good further on says what the
-    cycle had written, these included); a task refused for good is an error, not a task
-    written.
+    cycle had written, these included); a task refused for good is held in the error
+    queue, its work kept (`_held_on_record`), not a task written.
 
     The tasks the records have already, with their keys, are read first (one query for
     up to 200 records), then the others are created, 200 a call. Each op's work is marked
@@ -1166,12 +1165,11 @@ def _tasks(
                 # the next cycle, having read the conversion, makes the task on the contact.
                 failed[email] = at
                 continue
-            if not r.success and _held_for_permission(r, "task", o, target, rec, errors, at):
+            if not r.success:
+                _held_on_record(r, "task", o, target, rec, errors, at)
                 if cleared is not None:
                     cleared.append((email, TASK_ACCESS_FIELD))  # the call was let through
                 continue
-            for e in r.errors:  # refused for good: done, an error, nothing written
-                errors.append(_error(email, "task", target, "*task", e, rec, at))
             if cleared is not None:
                 cleared.extend((email, f) for f in HELD_FIELDS["task"])
             finish(o)
@@ -1206,7 +1204,11 @@ def _hold(
         failed[o["prospect"]] = at
 
 
-def _held_for_permission(
+_NO_REASON: Final = CrmError("UNKNOWN_EXCEPTION", "refused by the CRM without a reason")
+"""A record's refusal that came without any error (the queue still says it was refused)."""
+
+
+def _held_on_record(
     r: WriteResult,
     kind: str,
     o: Mapping[str, Any],
@@ -1214,18 +1216,19 @@ def _held_for_permission(
     rec: Mapping[str, Any],
     errors: list[tuple[Any, ...]],
     at: float,
-) -> bool:
-    """Whether the CRM refused this one membership or task for the integration user's
-    permissions (`RECORD_ACCESS_CODES`: no access to that record, a read-only field): then
-    it is held in the error queue with what to grant, and its work stays queued (not done,
-    not backing off): the plan holds it until the prospect or its record changes, or `sync
-    retry`, and a write of it clears the error."""
+) -> None:
+    """Hold this one membership or task the CRM refused, not for now: in the error queue,
+    under its field for the integration user's permissions (`RECORD_ACCESS_CODES`, with what
+    to grant) or for any other reason (a validation rule, a restricted picklist, a flow),
+    its work queued (not done, not backing off): the plan holds it until the prospect or its
+    record changes, or `sync retry`, and a write of it clears the error. Nothing is lost
+    once the org is fixed."""
+    permission, data = RECORD_HELD_FIELDS[kind]
     refusal = next((e for e in r.errors if e.status_code in RECORD_ACCESS_CODES), None)
-    if refusal is None:
-        return False
-    field = HELD_FIELDS[kind][1]
-    errors.append(_error(o["prospect"], kind, target, field, refusal, dict(rec), at))
-    return True
+    field, e = (
+        (data, next(iter(r.errors), _NO_REASON)) if refusal is None else (permission, refusal)
+    )
+    errors.append(_error(o["prospect"], kind, target, field, e, dict(rec), at))
 
 
 def _task_key_of(o: Mapping[str, Any]) -> str | None:

@@ -1278,13 +1278,15 @@ def make_plan(
             )
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
 
-    def permission_held(email: str, kind: str, target: str | None) -> dict[str, Any] | None:
-        """The prospect's error of a `kind` write refused for the integration user's
-        permissions, while it is not due: due when the prospect changed (the ledger says
-        so), its record was edited by someone else, the write goes to another record now
-        (a lead converted), or `sync retry` marked it; not every cycle (docs/sync.md#errors).
-        A full read (every prospect looked at) cannot tell what changed: due."""
-        err = errors.get((email, HELD_FIELDS[kind][1]))
+    def record_held(email: str, kind: str, target: str | None) -> dict[str, Any] | None:
+        """The prospect's error of a `kind` write the CRM refused one record at a time (for
+        the integration user's permissions, or a data reason), while it is not due: due when
+        the prospect changed (the ledger says so), its record was edited by someone else,
+        the write goes to another record now (a lead converted), or `sync retry` marked it;
+        not every cycle (docs/sync.md#errors). A full read (every prospect looked at) cannot
+        tell what changed: due."""
+        held = (errors.get((email, f)) for f in RECORD_HELD_FIELDS[kind])
+        err = next((e for e in held if e is not None), None)
         if err is None or retry or err["retry"] or full or email in touched:
             return None
         if target is None or err["crm_id"] != target:
@@ -1297,10 +1299,11 @@ def make_plan(
     def looked_for(email: str, kind: str, target: str) -> bool:
         """Whether the plan looks in the CRM for a linked record's `kind` writes: those held
         because Task could not be read or created (the plan then says whether it still
-        cannot), and those held for permissions once due (found there, their error goes)."""
+        cannot), and those refused one record at a time once due (found there, their error goes)."""
         if kind == "task" and (email, TASK_ACCESS_FIELD) in errors:
             return True
-        return (email, HELD_FIELDS[kind][1]) in errors and not permission_held(email, kind, target)
+        held = any((email, f) in errors for f in RECORD_HELD_FIELDS[kind])
+        return held and not record_held(email, kind, target)
 
     # The members and tasks of records this plan links may be in the CRM already: apply
     # would find them there and write none; the plan says so (`skip`), as apply does it.
@@ -1370,8 +1373,13 @@ def make_plan(
             if there:
                 made.append({**op, "op": "skip", "done": True, "why": there})
                 continue
-            err = permission_held(email, w["kind"], target)
+            err = record_held(email, w["kind"], target)
             if err is not None:
+                why = (
+                    "refused for the integration user's permissions"
+                    if err["field"] == RECORD_HELD_FIELDS[w["kind"]][0]
+                    else f"refused by the CRM ({err['code']})"
+                )
                 made.append(
                     {
                         **{k: v for k, v in op.items() if k != "payload"},
@@ -1379,8 +1387,8 @@ def make_plan(
                         "held": [
                             {"field": err["field"], "code": err["code"], "message": err["message"]}
                         ],
-                        "why": "refused for the integration user's permissions; held until"
-                        " the prospect or its record changes, or `sync retry`",
+                        "why": f"{why}; held until the prospect or its record changes,"
+                        " or `sync retry`",
                     }
                 )
                 continue
@@ -1897,9 +1905,21 @@ TASK_PERMISSION_FIELD: Final = "*task-permission"
 a time for the integration user's permissions (`RECORD_ACCESS_CODES`): its work stays
 queued, held until the prospect or its record changes, or `sync retry`."""
 
+MEMBER_DATA_FIELD: Final = "*member"
+TASK_DATA_FIELD: Final = "*task"
+"""The same for any other refusal of one record that is not for now (a validation rule, a
+restricted picklist, a flow): held the same way, until the admin fixes the org."""
+
+RECORD_HELD_FIELDS: Final = {
+    "campaign_member": (MEMBER_PERMISSION_FIELD, MEMBER_DATA_FIELD),
+    "task": (TASK_PERMISSION_FIELD, TASK_DATA_FIELD),
+}
+"""The error queue's fields of the campaign memberships and tasks refused one record at a
+time, by op: (for the integration user's permissions, for any other reason)."""
+
 HELD_FIELDS: Final = {
-    "campaign_member": (ACCESS_FIELD, MEMBER_PERMISSION_FIELD),
-    "task": (TASK_ACCESS_FIELD, TASK_PERMISSION_FIELD),
+    "campaign_member": (ACCESS_FIELD, *RECORD_HELD_FIELDS["campaign_member"]),
+    "task": (TASK_ACCESS_FIELD, *RECORD_HELD_FIELDS["task"]),
 }
 """The error queue's fields of the campaign memberships and tasks held for lack of access,
 by op: a write of that kind for the prospect, or one found in the CRM already, clears them."""
