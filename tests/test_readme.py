@@ -142,3 +142,44 @@ def test_readme_test_transcript_is_real_output(monkeypatch) -> None:
     assert result.exit_code == 0, result.output
     seconds = re.compile(r"in \d+\.\d\d s")
     assert seconds.sub("in N s", result.output) == seconds.sub("in N s", transcript.group(2))
+
+
+def test_replay_doc_example_is_real_output(tmp_path, monkeypatch) -> None:
+    """docs/replay.md's example, run where it says (new-rules/ beside the checkout's
+    examples/): the transcript is the real report, up to where the page cuts it (`...`)."""
+    import shutil
+
+    from test_replay_cli import _lowered
+
+    page = (ROOT / "docs" / "replay.md").read_text("utf-8")
+    transcript = re.search(r"```text\n\$ mrules replay (.*?)\n(.*?)\.\.\.\n```", page, re.S)
+    assert transcript is not None
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    _lowered(tmp_path).rename(tmp_path / "new-rules")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["replay", *transcript.group(1).split(), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(transcript.group(2)), result.output
+
+
+def test_readme_sync_plan_excerpt_is_real_output(tmp_path, monkeypatch) -> None:
+    """The README's abridged `sync plan` on the example: each line it shows is the real
+    plan's, in the plan's order."""
+    excerpt = re.search(r"```text\n(  < link .*?)```", README, re.S)
+    assert excerpt is not None
+    monkeypatch.chdir(ROOT)
+    store, example = str(tmp_path / "getcloudy.db"), "examples/getcloudy"
+    for args in (
+        ["crm", "load", f"{example}/crm", "--store", store],
+        ["run", f"{example}/rules", f"{example}/events.jsonl", "--store", store, "-q"],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        main, ["sync", "plan", "--rules", f"{example}/rules", "--store", store]
+    )
+    assert result.exit_code == 2, result.output  # changes pending, as the README says
+    lines = iter(result.stdout.splitlines())
+    # a subsequence: every line shown is the plan's, in the plan's order
+    missing = [line for line in excerpt.group(1).splitlines() if line not in lines]
+    assert not missing, result.stdout
