@@ -44,13 +44,18 @@ def test_the_doc_table_lists_exactly_the_exit_codes() -> None:
 
 def test_the_readme_table_is_the_doc_table() -> None:
     """The README prints the table too (short): the same codes, and every command that
-    exits 3 named in its row (it named `mrules run` only)."""
+    exits 3 named in its row (it named `mrules run` only), and every CRM object whose
+    missing access exits 3 (it named Campaign only)."""
     readme = (ROOT / "README.md").read_text().split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     short = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", readme, re.M))
     assert {int(code) for code in short} == {c.value for c in ExitCode}
-    rows = re.findall(r"^\| (\d+) \| [A-Z_]+ \| .+? \| (.+?) \|$", DOC.read_text(), re.M)
-    for code, given_by in rows:
-        if code == "3":  # the few commands that give it, each named
+    rows = re.findall(r"^\| (\d+) \| [A-Z_]+ \| (.+?) \| (.+?) \|$", DOC.read_text(), re.M)
+    for code, meaning, given_by in rows:
+        if code == "3":  # the few commands that give it, each named, and the objects
+            objects = re.search(r"may not read or write \(([A-Z][\w, ]+)", meaning)
+            assert objects is not None, meaning
+            for sobject in objects.group(1).split(", "):
+                assert re.search(rf"\b{sobject}\b", short[code]), (code, sobject)
             for command in re.findall(r"`([a-z -]+)`", given_by):
                 assert f"`{command}`" in short[code] or f"`mrules {command}`" in short[code], (
                     code,
