@@ -7,7 +7,7 @@ import re
 
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, leaf_commands
 from mrules.cli import main
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -183,3 +183,16 @@ def test_readme_sync_plan_excerpt_is_real_output(tmp_path, monkeypatch) -> None:
     # a subsequence: every line shown is the plan's, in the plan's order
     missing = [line for line in excerpt.group(1).splitlines() if line not in lines]
     assert not missing, result.stdout
+
+
+def test_readme_commands_table_names_every_command() -> None:
+    """Each command a user can run is in the README's table (`mrules sync plan/apply/...`
+    stands for each of them): `report html` was missing from the `report` row."""
+    table = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    named = set()
+    for row in re.findall(r"^\| `mrules ([^`]+)`", table, re.M):
+        words = row.split()
+        subs = words[1].split("/") if len(words) > 1 else [""]
+        named |= {f"mrules {words[0]} {sub}".strip() for sub in subs} | {f"mrules {words[0]}"}
+    missing = [path for path, _ in leaf_commands() if path not in named]
+    assert not missing, missing
