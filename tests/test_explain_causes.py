@@ -195,3 +195,38 @@ def test_an_email_with_control_characters_is_a_one_line_error(tmp_path: Path) ->
     res = invoke("explain", "a\x07b\n@x.com", "--store", str(store))
     assert res.exit_code == 2
     assert res.output == f"mrules: error: no prospect 'a\\x07b\\x0a@x.com' in {store}\n"
+
+
+def view(line: int, visitor: str, url: str, minute: int, email: str | None = None) -> str:
+    event = {"ts": f"2026-01-01T00:{minute:02d}:00Z", "id": f"e{line}", "type": "page_view"}
+    event |= {"visitor": visitor, "url": url}
+    return json.dumps(event | ({"prospect": email} if email else {}))
+
+
+def test_each_anonymous_view_a_visitor_brings_is_named(tmp_path: Path) -> None:
+    """A visitor's page views made while anonymous score when it becomes a prospect, one
+    step each, all caused by the event that made it known: `explain` printed them as the
+    same line twice. Each now names its own view (event line, id, time), oldest first;
+    a view the visitor makes once known is its own event, and no history step's."""
+    rules = 'include "library/pardot-default-scoring"\nform "F"\n'
+    submit_known = json.loads(submit(3, "ann@x.com", "F", 5)) | {"visitor": "v1"}
+    lines = [
+        view(1, "v1", "https://x.com/a", 1),
+        view(2, "v1", "https://x.com/b", 2),
+        json.dumps(submit_known),
+        view(4, "v1", "https://x.com/c", 6, "ann@x.com"),
+        view(5, "v2", "https://x.com/d", 7),  # another visitor, never known
+    ]
+    store = run(tmp_path, rules, lines)
+    ex = explain_json("ann@x.com", store)
+    attached = [r for r in ex["score"] if "attached_from" in r["args"]]
+    assert [(r["attached_view"]["line"], r["attached_view"]["url"]) for r in attached] == [
+        (1, "https://x.com/a"),
+        (2, "https://x.com/b"),
+    ]
+    assert all(r["event"]["line"] == 3 for r in attached)  # caused by the form submission
+    own = [r for r in ex["score"] if r["event"]["line"] == 4]
+    assert own and all("attached_view" not in r for r in own)
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assert "(history of visitor v1: view of event line 1 id e1, 2026-01-01T00:01:00Z)" in text
+    assert "(history of visitor v1: view of event line 2 id e2, 2026-01-01T00:02:00Z)" in text

@@ -168,6 +168,10 @@ def test_action_log_holds_every_explained_record(repo: Path, tmp_path: Path) -> 
     ex = explain_json(LEUNG, tmp_path / "gc.db")
     for key in ("score", "lists", "tags", "fields", "rules_matched", "outbox_and_crm"):
         for r in ex[key]:
+            # A step of a visitor's history names the anonymous view behind it, read back
+            # from the activities (the action log's record has the visitor only).
+            view = r.pop("attached_view", None)
+            assert (view is not None) == ("attached_from" in (r["args"] or {}))
             assert by_seq[r["seq"]] == r
     points = [r["args"]["points"] for r in log if r["prospect"] == LEUNG and r["action"] == "score"]
     assert sum(points) == 131

@@ -21,6 +21,7 @@ from mrules.cli.common import (
 from mrules.cli.run_cmd import open_store
 from mrules.cli.state_cmd import still_pending
 from mrules.diagnostics import plural, printable
+from mrules.engine import iso
 from mrules.events import prospect_key
 from mrules.explain import damaged_steps, explanation
 from mrules.loader import printable_path
@@ -32,7 +33,7 @@ from mrules.reports.timeline import timeline as lifecycle
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import MEMORY
 from mrules.sync.db import default_sync_path, store_identity
-from mrules.vocab import Action
+from mrules.vocab import Action, EventType
 
 __all__ = ["COMMANDS"]
 
@@ -63,6 +64,51 @@ def _cause(r: dict[str, Any]) -> str:
     return f"{where}{event}, {r['time']}"
 
 
+def _attached_views(store: Any, key: str, entries: list[Any]) -> dict[int, dict[str, Any]]:
+    """The anonymous page view behind each score step a visitor's history gave (by seq).
+
+    A visitor that becomes a prospect brings its page views made while anonymous, each
+    scored by one step naming only the visitor (`attached_from`): alike, they would
+    read as the same line twice. Those views are the visitor's first page views in the
+    prospect's activities, so the k-th such step of a visitor is its k-th page view
+    (oldest first): read back, not kept twice in the store. (In a stream whose times
+    go back, a view made after the visitor was known but dated before one made while
+    anonymous would be named in its place.)
+    """
+    steps: dict[str, list[int]] = {}
+    for e in entries:
+        if e.action == Action.SCORE and e.args and '"attached_from"' in e.args:
+            vid = orjson.loads(e.args).get("attached_from")
+            if isinstance(vid, str):
+                steps.setdefault(vid, []).append(e.seq)
+    if not steps:
+        return {}
+    seen: dict[str, list[dict[str, Any]]] = {vid: [] for vid in steps}
+    for a in store.activities(key):
+        if a.visitor in seen and a.type == EventType.PAGE_VIEW:
+            seen[a.visitor].append(
+                {
+                    "line": a.line,
+                    "id": a.event_id,
+                    "source": a.source,
+                    "time": iso(a.ts),
+                    "url": a.url,
+                }
+            )
+    # The visitor's page views after it was known are its too: zip stops at its steps.
+    pairs = (zip(seqs, seen[vid], strict=False) for vid, seqs in steps.items())
+    return {seq: view for pair in pairs for seq, view in pair}
+
+
+def _view(view: dict[str, Any]) -> str:
+    """An attached view as `explain` names it: its event, then its time."""
+    where = f"view of event line {view['line']}" if view["line"] else "view"
+    if view["line"] and stdin_run(str(view["source"] or "")):
+        where += f" of {view['source']}"
+    where += f" id {view['id']}" if view["id"] else ""
+    return f"{where}, {view['time']}"
+
+
 def render(ex: dict[str, Any]) -> str:
     """The explanation as text for a terminal."""
     s = ex["prospect"]
@@ -73,7 +119,11 @@ def render(ex: dict[str, Any]) -> str:
         args = r["args"] or {}
         pts = f"= {r['after']}" if r["action"] == Action.SET_SCORE else f"{args['points']:+d}"
         what = args.get("activity") or r["rule"]["name"]
-        extra = f" (history of visitor {args['attached_from']})" if "attached_from" in args else ""
+        extra = ""
+        if "attached_from" in args:
+            view = r.get("attached_view")
+            seen = f": {_view(view)}" if view is not None else ""
+            extra = f" (history of visitor {args['attached_from']}{seen})"
         out.append(f"  {pts:>5}  {what}{extra}: {_cause(r)}")
     if ex["score_total"] != s["score"]:
         out.append(f"  (ledger total {ex['score_total']} differs from the score: report a bug)")
@@ -198,6 +248,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
                 Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
             )
             entries = list(store.ledger(prospect=key))
+            views = _attached_views(store, key, entries)
         # Only a --sync-db given is compared, as in the reports: the file beside the
         # store is its own (a store made again notes its new id at its next cycle).
         store_id = store_identity(store) if timeline and sync_db is not None else None
@@ -221,6 +272,10 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
             click.echo(render_timeline(t))
         return
     rows = [action_record(r) for r in entries]
+    for r in rows:
+        view = views.get(r["seq"])
+        if view is not None:
+            r["attached_view"] = view
     wrong = damaged_steps(rows)
     if wrong is not None:
         fail(f"the store is damaged: {wrong}; restore {store.path} from a backup", EXIT_STORE)
