@@ -629,12 +629,19 @@ page action "Boots" on "x.example/shop?c=boots" { score +1 }
 def test_a_query_the_views_lose_is_named_in_every_format(workdir: Path) -> None:
     """With url_ignore_query = true (the default) a wildcard whose URL holds a query
     matched no view, silently; two exact URLs differing by their query were one page,
-    an error whose hint said only to merge them."""
+    an error whose hint said only to merge them; and one exact URL with a query matched
+    every view of its page, whatever the query, silently (MR407 now)."""
     Path("queries.mr").write_text(QUERIES, encoding="utf-8")
     result = lint("queries.mr", "--format", "json")
     assert result.exit_code == 1, result.output  # MR402 is an error
     got = {d["code"]: d for d in json.loads(result.stdout)}
-    assert sorted(got) == ["MR402", "MR406"]
+    assert sorted(got) == ["MR402", "MR406", "MR407"]
+    # The first exact URL with a query matches every view of its page (the second is
+    # MR402, whose hint says so).
+    one_page = got["MR407"]
+    assert (one_page["line"], one_page["column"], one_page["severity"]) == (2, 24, "warning")
+    assert "it matches every view of 'x.example/shop', whatever its query" in one_page["message"]
+    assert one_page["hint"].startswith('write "x.example/shop" to say so')
     wild = got["MR406"]
     assert (wild["line"], wild["column"], wild["severity"]) == (1, 25, "warning")
     assert "this wildcard matches no view" in wild["message"]
@@ -650,6 +657,7 @@ def test_a_query_the_views_lose_is_named_in_every_format(workdir: Path) -> None:
     assert found["level"] == "warning"
     rules = {r["id"]: r["shortDescription"]["text"] for r in run["tool"]["driver"]["rules"]}
     assert rules["MR406"] == CODES["MR406"]
+    assert rules["MR407"] == CODES["MR407"]
     github = lint("queries.mr", "--format", "github").stdout.splitlines()
     assert any(
         line.startswith("::warning file=queries.mr,line=1,col=25,") and "title=MR406::" in line

@@ -84,6 +84,7 @@ CODES: dict[str, str] = {
     "MR404": "overlapping wildcard page actions",
     "MR405": "URL without a scheme while the scheme counts",
     "MR406": "wildcard with a query string while queries are ignored",
+    "MR407": "exact URL with a query string while queries are ignored",
     # sync
     "MR501": "unknown CRM",
     "MR502": "unknown sync object",

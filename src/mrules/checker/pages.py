@@ -4,7 +4,7 @@ URLs are compared as the engine compares them (`mrules.urls`, with the rule
 set's own `url_*` settings): an exact URL beats any wildcard, and among
 wildcards the longest prefix wins.
 
-Rules (codes MR401-MR406):
+Rules (codes MR401-MR407):
 
 * a page-action or `visited` URL that is not a URL (MR401): empty, with
   spaces, or with `*` anywhere but at the end;
@@ -21,7 +21,10 @@ Rules (codes MR401-MR406):
   `visited` URL with a query string (MR406, a warning): every view loses its
   query before it is compared, the wildcard's prefix keeps its own, so it
   matches no view. Two exact URLs that differ only by their query are one
-  page then: MR402, whose hint says why.
+  page then: MR402, whose hint says why;
+* with `url_ignore_query = true`, an exact page-action or `visited` URL with a
+  query string (MR407, a warning): the query is dropped from it as from the
+  views, so it matches every view of its page, whatever the query.
 """
 
 from __future__ import annotations
@@ -116,10 +119,33 @@ def _dropped_query(path: str, name: ast.Name, settings: EngineSettings) -> Itera
     )
 
 
+def _query_ignored(path: str, name: ast.Name, settings: EngineSettings) -> Iterator[Diagnostic]:
+    """MR407: an exact URL whose query is dropped as the views' are: it names every query."""
+    text = name.text.strip()
+    if not settings.url_ignore_query or is_wildcard(text):
+        return
+    query = text.partition("#")[0].partition("?")[2]
+    kept = replace(settings, url_ignore_query=False)
+    if not query or normalize_url(text, settings) == normalize_url(text, kept):
+        return
+    page = text.split("?", 1)[0]
+    yield report.warning(
+        "MR407",
+        f"'{name.text}' has a query string, and url_ignore_query = true drops it, from page "
+        f"views and from this URL alike: it matches every view of '{page}', whatever its query",
+        path,
+        name,
+        hint=f'write "{page}" to say so, or set url_ignore_query = false in the settings to '
+        "match this query only",
+    )
+
+
 def _matches_nothing(path: str, name: ast.Name, settings: EngineSettings) -> Iterator[Diagnostic]:
-    """MR405 and MR406: a URL that the rule set's settings keep from matching any view."""
+    """MR405 and MR406: a URL that the rule set's settings keep from matching any view;
+    MR407: one that its query does not narrow."""
     yield from _no_scheme(path, name, settings)
     yield from _dropped_query(path, name, settings)
+    yield from _query_ignored(path, name, settings)
 
 
 def _same_page_hint(first: str, second: str, settings: EngineSettings) -> str:
@@ -136,7 +162,7 @@ def _same_page_hint(first: str, second: str, settings: EngineSettings) -> str:
 
 
 def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
-    """MR401-MR406."""
+    """MR401-MR407."""
     settings = program_settings(program)
     exact: dict[str, tuple[str, ast.PageAction]] = {}
     wild: dict[str, tuple[str, ast.PageAction]] = {}
@@ -154,14 +180,17 @@ def check_pages(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
         if bad is not None:
             yield bad
             continue
-        yield from _matches_nothing(path, item.url, settings)
         url = item.url.text
         if is_wildcard(url):
             key, table, code, what = wildcard_prefix(url, settings), wild, "MR403", "wildcard"
         else:
             key, table, code, what = normalize_url(url, settings), exact, "MR402", "URL"
         prev = table.setdefault(key, (path, item))
-        if prev[1] is not item:
+        yield from _no_scheme(path, item.url, settings)
+        yield from _dropped_query(path, item.url, settings)
+        if prev[1] is item:  # else MR402's hint says what a query dropped does: not twice
+            yield from _query_ignored(path, item.url, settings)
+        else:
             hint = "merge them into one page action"
             if table is exact:
                 hint = _same_page_hint(prev[1].url.text, url, settings)
