@@ -295,9 +295,11 @@ def main() -> None:
     the CRM sync, written as text, linted in CI and run over event streams.
 
     \b
-    Start with:
+    Start with (in a clone of the repository, on its bundled example):
       mrules lint examples/getcloudy/rules
-      mrules parse examples/getcloudy/rules --format json
+      mrules run examples/getcloudy/rules examples/getcloudy/events.jsonl --store getcloudy.db
+      mrules explain leung@example.com --store getcloudy.db
+      mrules state export --store getcloudy.db
     """
 
 
