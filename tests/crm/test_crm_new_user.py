@@ -183,3 +183,29 @@ def test_describe_of_no_such_object_lists_the_crms_objects(seeded: Path) -> None
         " objects: Account, Campaign, CampaignMember, Contact, Group, Lead, Opportunity,"
         " OpportunityContactRole, Task, User\n"
     )
+
+
+def test_a_missing_crm_file_is_answered_with_the_command_that_makes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sync plan` before any `crm load` said `create one with mrules crm load`, and
+    `crm load` wants a folder of exports and the file: the message now gives the command
+    with the file's path, quoted for a shell, which works as typed (FOLDER filled in)."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    store = "my store.db"  # the CRM file beside it has a space too
+    assert (
+        _cli(
+            "run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", store, "-q"
+        ).exit_code
+        == 0
+    )
+    r = _cli("sync", "plan", "--rules", str(EXAMPLE / "rules"), "--store", store)
+    assert r.exit_code == 2, r.output
+    said = r.output.split("`")[1]
+    assert said == "mrules crm load FOLDER --crm 'my store.crm.db'"
+    words = shlex.split(said.replace("FOLDER", shlex.quote(str(EXAMPLE / "crm"))))
+    assert _cli(*words[1:]).exit_code == 0
+    plan = _cli("sync", "plan", "--rules", str(EXAMPLE / "rules"), "--store", store)
+    assert plan.exit_code == 2 and plan.output.startswith("sync plan "), plan.output

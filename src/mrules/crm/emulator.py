@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shlex
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -276,6 +277,16 @@ def _cannot_create(path: Path, e: BaseException) -> str:
     return f"{why}; check that its folder can be written, then run the same command again"
 
 
+def _no_such_file(p: Path) -> str:
+    """A missing CRM file, and the command that makes it from exports (its path quoted
+    for a shell: a folder name with a space is typed in as shown)."""
+    return (
+        f"{p}: no such CRM file (make it from the CRM's exports: "
+        f"`mrules crm load FOLDER --crm {shlex.quote(str(p))}`, FOLDER holding Lead.csv, "
+        "Contact.csv...)"
+    )
+
+
 class EmulatedCrm:
     """The local CRM; see the module docstring and docs/crm.md."""
 
@@ -310,7 +321,7 @@ class EmulatedCrm:
         if p.is_dir():
             raise CrmPathError(f"{p}: is a folder, not a CRM file")
         if not p.exists():
-            raise CrmPathError(f"{p}: no such CRM file (create one with `mrules crm load`)")
+            raise CrmPathError(_no_such_file(p))
         _refuse_empty(p)
         try:
             conn = sqlite3.connect(reading_uri(p), uri=True, isolation_level=None, timeout=30)
@@ -347,7 +358,7 @@ class EmulatedCrm:
             raise CrmPathError(f"{p}: is a folder, not a CRM file")
         exists = p.exists()
         if not exists and not create:
-            raise CrmPathError(f"{p}: no such CRM file (create one with `mrules crm load`)")
+            raise CrmPathError(_no_such_file(p))
         schema = Schema.from_org(org) if org is not None else None  # before any write
         if exists:
             _refuse_empty(p)
