@@ -58,11 +58,9 @@ class Settlement(EngineParts):
         for email in sorted(due):  # sorted: shared counters must not depend on dict order
             p = get(email)
             assert p is not None
-            c = Context(p)
-            before = self.seq
-            self._evaluate(c, self._time_rules, self._time_dynamic)
-            if self.seq != before:
-                self.dirty.add(email)
+            # What the rules change is logged, and a logged step marks its prospect to be
+            # written (`Engine.log`): nothing more to mark here.
+            self._evaluate(Context(p), self._time_rules, self._time_dynamic)
             self._wakes.schedule(email, self._wake(p, now))
 
     def _due_or_schedule(self, p: Prospect | None, settled: float, due: set[str]) -> None:
