@@ -214,7 +214,7 @@ def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
         ValueError, StorePathError, StoreError: as `export_state` (a damaged ledger too).
     """
     from mrules.events import prospect_key
-    from mrules.explain import damaged_steps, explanation
+    from mrules.explain import attach_views, damaged_steps, explanation
     from mrules.outputs import action_record, prospect_record
     from mrules.state import Codecs, Prospect
     from mrules.store import Store
@@ -233,6 +233,7 @@ def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
                 Prospect.from_json(data, codecs, key), codecs, st.crm_pending(key)
             )
             rows = [action_record(r) for r in st.ledger(prospect=key)]
+            attach_views(rows, lambda: st.activities(key))
         synced = pending_beside(st.path) if isinstance(st, Store) else None
         wrong = damaged_steps(rows)
         if wrong is not None:

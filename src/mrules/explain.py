@@ -7,11 +7,14 @@ answer cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from mrules.vocab import MESSAGE_ACTIONS, Action
+from mrules.engine import iso
+from mrules.records import Activity
+from mrules.vocab import MESSAGE_ACTIONS, Action, EventType
 
-__all__ = ["damaged_steps", "explanation"]
+__all__ = ["attach_views", "damaged_steps", "explanation"]
 
 
 _ACTIONS = {a.value: a for a in Action}  # an action this mrules does not know stays text
@@ -28,6 +31,43 @@ _NEEDS: dict[str, tuple[str, type]] = {
     Action.SET_FIELD: ("field", str),
     Action.RULE_MATCHED: ("count", int),
 }
+
+
+def attach_views(rows: list[dict[str, Any]], activities: Callable[[], Iterable[Activity]]) -> None:
+    """Name the anonymous page view behind each score step a visitor's history gave.
+
+    A visitor that becomes a prospect brings its page views made while anonymous, each
+    scored by one step naming only the visitor (`attached_from`): alike, they would
+    read as the same line twice. Those views are the visitor's first page views in the
+    prospect's activities (`activities()`, read only when such a step exists), so the
+    k-th such step of a visitor gets its k-th page view (oldest first) as
+    `attached_view`: read back, not kept twice in the store. (In a stream whose times
+    go back, a view made after the visitor was known but dated before one made while
+    anonymous would be named in its place.)
+    """
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        vid = (r["args"] or {}).get("attached_from") if r["action"] == Action.SCORE else None
+        if isinstance(vid, str):
+            steps.setdefault(vid, []).append(r)
+    if not steps:
+        return
+    views: dict[str, list[dict[str, Any]]] = {vid: [] for vid in steps}
+    for a in activities():
+        if a.visitor in views and a.type == EventType.PAGE_VIEW:
+            views[a.visitor].append(
+                {
+                    "line": a.line,
+                    "id": a.event_id,
+                    "source": a.source,
+                    "time": iso(a.ts),
+                    "url": a.url,
+                }
+            )
+    for vid, scored in steps.items():
+        # The visitor's page views after it was known are its too: zip stops at its steps.
+        for r, view in zip(scored, views[vid], strict=False):
+            r["attached_view"] = view
 
 
 def damaged_steps(rows: list[dict[str, Any]]) -> str | None:

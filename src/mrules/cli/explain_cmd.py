@@ -21,9 +21,8 @@ from mrules.cli.common import (
 from mrules.cli.run_cmd import open_store
 from mrules.cli.state_cmd import still_pending
 from mrules.diagnostics import plural, printable
-from mrules.engine import iso
 from mrules.events import prospect_key
-from mrules.explain import damaged_steps, explanation
+from mrules.explain import attach_views, damaged_steps, explanation
 from mrules.loader import printable_path
 from mrules.outputs import action_record, prospect_record
 from mrules.records import stdin_run
@@ -33,7 +32,7 @@ from mrules.reports.timeline import timeline as lifecycle
 from mrules.state import Codecs, Prospect
 from mrules.storeapi import MEMORY
 from mrules.sync.db import default_sync_path, store_identity
-from mrules.vocab import Action, EventType
+from mrules.vocab import Action
 
 __all__ = ["COMMANDS"]
 
@@ -62,42 +61,6 @@ def _cause(r: dict[str, Any]) -> str:
     elif rule["kind"] != "event":
         event = ", at the start of a run (retroactive) or by a tick"
     return f"{where}{event}, {r['time']}"
-
-
-def _attached_views(store: Any, key: str, entries: list[Any]) -> dict[int, dict[str, Any]]:
-    """The anonymous page view behind each score step a visitor's history gave (by seq).
-
-    A visitor that becomes a prospect brings its page views made while anonymous, each
-    scored by one step naming only the visitor (`attached_from`): alike, they would
-    read as the same line twice. Those views are the visitor's first page views in the
-    prospect's activities, so the k-th such step of a visitor is its k-th page view
-    (oldest first): read back, not kept twice in the store. (In a stream whose times
-    go back, a view made after the visitor was known but dated before one made while
-    anonymous would be named in its place.)
-    """
-    steps: dict[str, list[int]] = {}
-    for e in entries:
-        if e.action == Action.SCORE and e.args and '"attached_from"' in e.args:
-            vid = orjson.loads(e.args).get("attached_from")
-            if isinstance(vid, str):
-                steps.setdefault(vid, []).append(e.seq)
-    if not steps:
-        return {}
-    seen: dict[str, list[dict[str, Any]]] = {vid: [] for vid in steps}
-    for a in store.activities(key):
-        if a.visitor in seen and a.type == EventType.PAGE_VIEW:
-            seen[a.visitor].append(
-                {
-                    "line": a.line,
-                    "id": a.event_id,
-                    "source": a.source,
-                    "time": iso(a.ts),
-                    "url": a.url,
-                }
-            )
-    # The visitor's page views after it was known are its too: zip stops at its steps.
-    pairs = (zip(seqs, seen[vid], strict=False) for vid, seqs in steps.items())
-    return {seq: view for pair in pairs for seq, view in pair}
 
 
 def _view(view: dict[str, Any]) -> str:
@@ -248,7 +211,8 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
                 Prospect.from_json(data, codecs, key), codecs, store.crm_pending(key)
             )
             entries = list(store.ledger(prospect=key))
-            views = _attached_views(store, key, entries)
+            rows = [action_record(r) for r in entries]
+            attach_views(rows, lambda: store.activities(key))
         # Only a --sync-db given is compared, as in the reports: the file beside the
         # store is its own (a store made again notes its new id at its next cycle).
         store_id = store_identity(store) if timeline and sync_db is not None else None
@@ -271,11 +235,6 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
         else:
             click.echo(render_timeline(t))
         return
-    rows = [action_record(r) for r in entries]
-    for r in rows:
-        view = views.get(r["seq"])
-        if view is not None:
-            r["attached_view"] = view
     wrong = damaged_steps(rows)
     if wrong is not None:
         fail(f"the store is damaged: {wrong}; restore {store.path} from a backup", EXIT_STORE)
