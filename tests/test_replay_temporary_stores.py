@@ -387,3 +387,61 @@ def test_a_killed_replays_old_rules_go_with_the_next_replay(tmp_path: Path) -> N
         res.stderr,
     ), res.stderr
     assert list(scratch.iterdir()) == []  # and its own old rules gone after it
+
+
+_KILLED_MAKING_ITS_FOLDER = """
+import fcntl, os, signal, sys
+from mrules.scratch import held_folder
+
+if sys.argv[1] == "made":  # killed as soon as its folder is made
+    mkdir = os.mkdir
+
+    def killed_after(path, *args, **kwargs):
+        mkdir(path, *args, **kwargs)
+        if os.path.basename(path).startswith("mrules-replay-"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    os.mkdir = killed_after
+else:  # killed as it takes its lock
+    fcntl.flock = lambda fd, how: os.kill(os.getpid(), signal.SIGKILL)
+with held_folder("mrules-replay-"):
+    pass
+"""
+
+
+@pytest.mark.parametrize("when", ["made", "locking"])
+def test_a_replay_killed_while_it_makes_its_folder_leaves_nothing_for_good(
+    tmp_path: Path, when: str
+) -> None:
+    """A replay's folder was made, then its lock taken: one killed in between left a folder
+    with no lock in it, which no replay removed. The lock is taken first now, and what a
+    replay killed at either moment leaves, the next one removes."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "NO_COLOR": "1"}
+    killed = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_MAKING_ITS_FOLDER, when],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _out, err = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, err
+    assert list(scratch.iterdir())  # what it left
+    left = [p for p in scratch.iterdir() if p.is_dir()]
+
+    old, new = _rules(tmp_path / "old", 3), _rules(tmp_path / "new", 10)
+    res = subprocess.run(
+        [sys.executable, "-m", "mrules", "replay", "--diff", str(old), str(new),
+         str(_events(tmp_path / "events.jsonl", 30))],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert list(scratch.iterdir()) == []
+    if left:  # a folder is said to be removed; a lock file alone is not
+        [folder] = left
+        assert re.fullmatch(
+            rf"mrules: removed {re.escape(str(folder))} \(0 kB\), the temporary stores of a"
+            rf" replay that was killed \(process {killed.pid}\)\n",
+            res.stderr,
+        ), res.stderr
+    else:
+        assert res.stderr == ""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mrules.scratch import OWNER, Abandoned, held_folder, remove_abandoned_folders
+from mrules.scratch import LOCK_SUFFIX, Abandoned, held_folder, remove_abandoned_folders
 
 PREFIX = "mrules-replay-"
 
@@ -50,10 +50,15 @@ def _holder(scratch: Path, how: str) -> tuple[subprocess.Popen[str], Path, int |
     return proc, Path(folder), None if child == "None" else int(child)
 
 
+def _lock(folder: Path) -> Path:
+    """A folder's lock file, beside it."""
+    return folder.with_name(folder.name + LOCK_SUFFIX)
+
+
 def _unheld(folder: Path) -> Path:
     """A folder with a lock file nobody holds, as a killed owner leaves it."""
     folder.mkdir()
-    (folder / OWNER).write_text("1\n")
+    _lock(folder).write_text("1\n")
     return folder
 
 
@@ -84,23 +89,24 @@ def test_only_the_folder_of_a_killed_owner_is_removed(scratch: Path) -> None:
         (scratch / f"{PREFIX}file1234").write_text("a file")
         lock_link = scratch / f"{PREFIX}lnk51234"  # nor is a lock file that is a link
         lock_link.mkdir()
-        (lock_link / OWNER).symlink_to(scratch / "target" / OWNER)
+        _lock(lock_link).symlink_to(_lock(scratch / "target"))
         old = scratch / f"{PREFIX}old12345"  # an mrules from before the locks: no lock file
         old.mkdir()
         (old / "new.db").write_bytes(b"kept")
         if os.getuid() == 0:  # another user's folder: theirs to remove
             kept.append(_unheld(scratch / f"{PREFIX}user1234"))
             os.chown(kept[-1], 12345, 12345)
+            os.chown(_lock(kept[-1]), 12345, 12345)
         with held_folder(PREFIX) as mine:  # this process's own, in use
             removed = remove_abandoned_folders(PREFIX)
             assert mine.is_dir()
         [one] = removed
         assert (one.path, one.pid) == (gone, killed.pid)
         assert 100_000 <= one.size < 200_000  # the store written there, on disk
-        assert not gone.exists()
+        assert not gone.exists() and not _lock(gone).exists()
         for folder in [*kept, running, shared]:
-            assert (folder / OWNER).is_file(), folder
-        assert (lock_link / OWNER).is_symlink() and (old / "new.db").exists()
+            assert folder.is_dir() and _lock(folder).is_file(), folder
+        assert _lock(lock_link).is_symlink() and (old / "new.db").exists()
         assert (scratch / f"{PREFIX}link1234").is_symlink()
         assert (scratch / f"{PREFIX}file1234").is_file()
 
@@ -140,7 +146,7 @@ def test_a_folder_being_made_is_never_taken_for_abandoned(scratch: Path) -> None
             for _ in range(25):
                 with held_folder(PREFIX) as folder:
                     assert remove_abandoned_folders(PREFIX) == []
-                    assert folder.is_dir() and (folder / OWNER).is_file()
+                    assert folder.is_dir() and _lock(folder).is_file()
         except BaseException as e:  # pragma: no cover - the failure being tested
             errors.append(e)
 

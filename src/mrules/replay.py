@@ -174,8 +174,8 @@ def _revision_tree(rev: str, path: str) -> Iterator[tuple[Path, Path, str]]:
             f"--old-rev: {rel_folder or '.'} does not exist at {rev}"
             + (f" ({why[-1]})" if why else "")
         )
-    # Held while in use (its lock file beside the tree, not in it), so that a replay
-    # killed meanwhile leaves it for the next replay to remove (`scratch`).
+    # Held while in use (its lock file beside the folder), so that a replay killed
+    # meanwhile leaves it for the next replay to remove (`scratch`).
     with held_folder(OLD_RULES_PREFIX) as held:
         tmp = held / "tree"
         tmp.mkdir()

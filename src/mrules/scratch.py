@@ -26,10 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Abandoned", "held_folder", "remove_abandoned_folders", "take_abandoned"]
+__all__ = ["LOCK_SUFFIX", "Abandoned", "held_folder", "remove_abandoned_folders", "take_abandoned"]
 
-OWNER = "owner.lock"
-"""The lock file of a held folder, holding its owner's pid."""
+LOCK_SUFFIX = ".lock"
+"""A held folder's lock file is beside it, named as it is with this suffix, and holds its
+owner's pid. Beside it, not in it: it is made and locked before the folder is made, so a
+folder never exists without a lock held on it (a process killed between making a folder
+and locking it left one that nothing would remove)."""
 
 
 def take_abandoned(path: str) -> int | None:
@@ -58,31 +61,66 @@ def held_folder(prefix: str) -> Iterator[Path]:
     """A new folder in the system's temporary folder (`prefix` + 8 characters), held by
     this process while the block runs and removed at its end, whatever ends it.
 
-    Its lock file appears under its name already locked (it is made and locked under
-    another name, then renamed), so no other process can take a folder being made for
-    abandoned. On a file system without locks the folder has no lock file, and is never
-    taken for abandoned: a process killed there leaves it.
+    Its lock file (the folder's name + `LOCK_SUFFIX`, beside it) is made and locked
+    first, and the folder made only then: a process killed at any point leaves a folder
+    whose lock nobody holds, or only such a lock file, and `remove_abandoned_folders`
+    removes either. On a file system without locks the folder has no lock file, and is
+    never taken for abandoned: a process killed there leaves it.
 
     Raises:
         OSError: the folder cannot be made (no temporary folder, a full disk).
     """
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    fd = None
+    fd, folder = _made(prefix)
     try:
-        fd, name = tempfile.mkstemp(prefix=".owner-", dir=folder)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else has it
-            os.write(fd, f"{os.getpid()}\n".encode())
-            os.rename(name, folder / OWNER)
-        except OSError:  # no locks here: no lock file, so never taken for abandoned
-            os.close(fd)
-            fd = None
-            os.unlink(name)
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)  # the lock is dropped after, not before
-        if fd is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        if fd is not None:  # the lock goes after the folder, never before
+            if not os.path.lexists(folder):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{folder}{LOCK_SUFFIX}")
             os.close(fd)
+
+
+def _made(prefix: str) -> tuple[int | None, Path]:
+    """A new folder and the descriptor of its lock, held (None: no locks here).
+
+    As `atomic.py` makes its temporary files: a lock file that a cleaner took for a
+    killed maker's before this process locked it (made, not yet locked, as a killed
+    maker leaves it) is gone, or another file, once the lock is had: then another name.
+    """
+    while True:
+        fd, lock = tempfile.mkstemp(prefix=prefix, suffix=LOCK_SUFFIX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks only while a cleaner looks at it
+            if os.stat(lock).st_ino != os.fstat(fd).st_ino:
+                raise FileNotFoundError(lock)
+        except FileNotFoundError:  # a cleaner removed it: another one
+            os.close(fd)
+            continue
+        except OSError:  # no locks here: no lock file, so never taken for abandoned
+            os.close(fd)
+            os.unlink(lock)
+            return None, Path(tempfile.mkdtemp(prefix=prefix))
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            raise
+        folder = lock.removesuffix(LOCK_SUFFIX)
+        try:
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.mkdir(folder, 0o700)
+        except FileExistsError:  # a folder of that name without a lock: another name
+            os.unlink(lock)
+            os.close(fd)
+            continue
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(lock)
+            os.close(fd)
+            raise
+        return fd, Path(folder)
 
 
 @dataclass(frozen=True)
@@ -97,12 +135,14 @@ class Abandoned:
 
 def remove_abandoned_folders(prefix: str) -> list[Abandoned]:
     """Remove the folders `held_folder(prefix)` made in the system's temporary folder whose
-    owner is gone. Only folders named as `mkdtemp` names them (`prefix` + 8 characters),
-    owned by this user, not links, with a lock file that no process holds: one of a
-    process still running, of another user, of an mrules from before these locks (no lock
-    file), or anything else of that name is left alone."""
+    owner is gone. Only where a lock file is (`prefix` + the 8 characters `mkstemp` gives +
+    `LOCK_SUFFIX`), owned by this user, not a link, and no process holds it: its folder
+    (beside it, a folder of this user, not a link) is removed, then the lock file, also
+    when there is no folder (its maker was killed before making it). A folder of a process
+    still running, of another user, of an mrules from before these locks (no lock file),
+    or anything else of those names is left alone."""
     where = tempfile.gettempdir()
-    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}" + re.escape(LOCK_SUFFIX))
     removed = []
     try:
         with os.scandir(where) as entries:
@@ -111,20 +151,31 @@ def remove_abandoned_folders(prefix: str) -> list[Abandoned]:
         return []
     for entry in found:
         try:
-            st = entry.stat(follow_symlinks=False)
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
         except OSError:
             continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            continue
-        fd = take_abandoned(os.path.join(entry.path, OWNER))
+        fd = take_abandoned(entry.path)
         if fd is None:
             continue
         try:
-            pid = _pid(fd)
-            size = _size(entry.path)
-            shutil.rmtree(entry.path, ignore_errors=True)
-            if not os.path.lexists(entry.path):
-                removed.append(Abandoned(Path(entry.path), pid, size))
+            folder = entry.path.removesuffix(LOCK_SUFFIX)
+            try:
+                st = os.lstat(folder)
+            except FileNotFoundError:  # killed before it made its folder
+                pass
+            except OSError:
+                continue
+            else:
+                if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                    continue  # not a folder it made: left alone, and its lock with it
+                pid, size = _pid(fd), _size(folder)
+                shutil.rmtree(folder, ignore_errors=True)
+                if os.path.lexists(folder):
+                    continue  # its lock stays, for the next one to try again
+                removed.append(Abandoned(Path(folder), pid, size))
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
         finally:
             os.close(fd)
     return removed
