@@ -316,6 +316,30 @@ def test_ledger_filters_and_max_seq_spans_three_tables(store: Store) -> None:
     assert store.max_seq() == 9
 
 
+def test_outbox_by_email_gives_each_prospects_messages_by_seq(store: Store) -> None:
+    """What `mrules replay` compares a prospect at a time: the outbox in email order, each
+    prospect's messages by seq, all of them (the engine's and plain records alike)."""
+    store.commit(full_batch())
+    store.commit(
+        Batch(
+            "-",
+            4,
+            2.0,
+            outbox=[
+                (7, 2.0, "b@x.com", "notify", '{"user":"b"}'),
+                (5, 2.0, "a@x.com", "autoresponder", '{"email":"Hi"}'),
+                (6, 2.0, "b@x.com", "notify", '{"user":"a"}'),
+            ],
+        )
+    )
+    grouped = list(store.outbox_by_email())
+    assert [(e, [m.seq for m in ms]) for e, ms in grouped] == [
+        ("a@x.com", [2, 5]),
+        ("b@x.com", [6, 7]),
+    ]
+    assert sorted(m for _e, ms in grouped for m in ms) == sorted(store.outbox())
+
+
 def test_rejects_filter_by_source(store: Store) -> None:
     store.commit(Batch("b", 1, None, rejects=[("b", 1, "r", "t"), ("a", 2, "r", "t")]))
     assert [r[:2] for r in store.rejects()] == [("a", 2), ("b", 1)]

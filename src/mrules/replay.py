@@ -1,9 +1,9 @@
 """`mrules replay --diff`: what a rule change would have done to the same history.
 
-Both rule sets run over the same events, each into its own in-memory store
-(a user's store is never opened), through the public API (`mrules.run`).
-The two final states, outboxes, CRM work and ledgers are then compared
-(docs/replay.md):
+Both rule sets run over the same events, each into its own new store (in
+memory, or a file for a large history; a user's store is never opened), through
+the public API (`mrules.run`). The two final states, outboxes, CRM work and
+ledgers are then compared a prospect at a time, in email order (docs/replay.md):
 
 - prospects whose **MQL status** changes. A prospect *is an MQL* when it is a
   member (static or dynamic) of the list named "MQL" (`--mql-list` names
@@ -29,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import gc
+import heapq
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -283,23 +285,35 @@ def compile_at_revision(rev: str, path: str) -> Any:
 # ----------------------------------------------------------------------------- running
 
 
+_Reads = tuple[
+    dict[str, bytes],
+    dict[str, list[dict[str, Any]]],
+    list[dict[str, Any]],
+    tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]],
+]
+
+_Held = tuple[dict[str, bytes], dict[str, list[dict[str, Any]]], list[dict[str, Any]]]
+
+
 @dataclass
 class _Side:
-    """One rule set's run: its prospects' stored states, messages, CRM work and rule counts.
+    """One rule set's run: what the comparison reads of it, and its rule counts.
 
-    `states` are the store's bytes for each prospect, compared as they are and
-    decoded only where the two runs differ (`_Facts`); `crm` is each
-    prospect's pending CRM work and `outbox` every message, as `state export`
-    and `state outbox` give them.
+    In memory, `held` is what the run's store holds already, read as the run ends:
+    each prospect's stored state (bytes, decoded only where the runs differ:
+    `_Facts`), its pending CRM work and every message, as `state export` and `state
+    outbox` give them. A run into a store file holds none of it (`path`): the store
+    is closed after the run and the comparison reads both stores again, a prospect
+    at a time in email order (`_by_email`), so the memory of a large replay does
+    not follow its prospects and messages.
     """
 
     label: str
-    states: dict[str, bytes]
-    crm: dict[str, list[dict[str, Any]]]
-    outbox: list[dict[str, Any]]
+    held: _Held | None
     rule_counts: Counter[tuple[str, str]]  # (kind, name) -> times it acted
     rule_at: dict[tuple[str, str], str]  # (kind, name) -> file:line
-    store: Any
+    store: Any  # the in-memory store, a `_Remote`, or the file's store opened to compare
+    path: str | None  # the store file the run wrote; None in memory
     seconds: float
     lines: int
     rejected: int
@@ -318,40 +332,47 @@ def _run(
     source: str | None = None,
 ) -> _Side:
     import mrules
+    from mrules.rulestats import rule_counts
 
     started = time.perf_counter()
     result = mrules.run(
         compiled, events, store, label=source_label, progress=progress, source=source
     )
-    # The run's objects stay alive until the comparison is done: keep the garbage
-    # collector from walking them again while they are read and while the other
-    # side runs (`diff_runs` unfreezes at the end). The run's engine, cyclic garbage now,
-    # is frozen with the rest; `mrules.run` let go of its caches (`Engine.release`).
-    gc.freeze()
-    st = result.store
-    with st.snapshot():
-        states, crm, outbox, (counts, at) = _read_reference(st) if reference else _read(st)
+    st: Any = result.store
+    summary = result.summary
+    held: _Held | None = None
+    if store != MEMORY:
+        # A store file: the rules are counted now (its ledger read a row at a time), the
+        # rest is read again by the comparison. Closed, so the writer's page cache is not
+        # kept while the other side runs, and the run's engine (cyclic garbage) collected.
+        try:
+            counts, at = rule_counts(st, fast=False if reference else None)
+        finally:
+            st.close()
+        del result, st
+        gc.collect()
+        st = None
+    else:
+        # The run's objects stay alive until the comparison is done: keep the garbage
+        # collector from walking them again while they are read and while the other
+        # side runs (`diff_runs` unfreezes at the end). The run's engine, cyclic garbage
+        # now, is frozen with the rest; `mrules.run` let go of its caches (`Engine.release`).
+        gc.freeze()
+        with st.snapshot():
+            states, crm, outbox, (counts, at) = _read_reference(st) if reference else _read(st)
+        held = (states, crm, outbox)
     return _Side(
         label,
-        states,
-        crm,
-        outbox,
+        held,
         counts,
         at,
         st,
+        None if store == MEMORY else store,
         time.perf_counter() - started,
-        result.summary.lines,
-        result.summary.rejected,
-        result.summary.unfinished_line,
+        summary.lines,
+        summary.rejected,
+        summary.unfinished_line,
     )
-
-
-_Reads = tuple[
-    dict[str, bytes],
-    dict[str, list[dict[str, Any]]],
-    list[dict[str, Any]],
-    tuple[Counter[tuple[str, str]], dict[tuple[str, str], str]],
-]
 
 
 def _read_reference(st: Any, fast_counts: bool | None = False) -> _Reads:
@@ -390,7 +411,7 @@ def _read(st: Any) -> _Reads:
     from mrules.history import CRM_ACTIONS, OUTBOX_ACTIONS, STEP
     from mrules.rulestats import Step, _has_fast_path, count_steps
 
-    if not _has_fast_path(st):  # `--store-dir`: the reference reads, the counts streamed
+    if not _has_fast_path(st):  # a layout this reader does not know
         return _read_reference(st, fast_counts=None)
     outbox = [_message(m) for m in st._outbox]
     work = [(m[0], m[2], _work(m[0], m[3], orjson.loads(m[4]))) for m in st._crm]
@@ -438,7 +459,8 @@ def _message(m: Any) -> dict[str, Any]:
 
 def _message_key(m: dict[str, Any]) -> bytes:
     """What a message sends, as sorted JSON; right-sized (`mrules.jsonbytes`): the
-    comparison keeps one per message, and orjson's own output holds 4 KB each."""
+    comparison keeps one per message of the prospect it compares, and orjson's own
+    output holds 4 KB each."""
     body = {k: v for k, v in m.items() if k not in ("seq", "ts", "rule", "at", "time")}
     return kept(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
 
@@ -485,7 +507,8 @@ class _Remote:
                 tick(value)
         elif kind == "side":
             self.side = value
-            self.side.store = self
+            if value.held is not None:  # in memory: the child answers its ledger reads
+                self.side.store = self
         elif kind == "error":
             self.error = value
 
@@ -528,7 +551,8 @@ def _serve(
     store_path: str = MEMORY,
     source: str | None = None,
 ) -> None:
-    """The child: run, send the results (without the store), answer ledger reads until None."""
+    """The child: run, send the results (without the store), answer ledger reads until None
+    (in memory; a store file is closed, and the parent reads it)."""
     from mrules.outputs import action_record
 
     try:
@@ -550,6 +574,8 @@ def _serve(
         return
     store, side.store = side.store, None
     conn.send(("side", side))
+    if store is None:  # a store file, closed: the parent reads it
+        return
     with store:
         while True:
             try:
@@ -1035,13 +1061,16 @@ def _diff_read(
     runs_seconds = time.perf_counter() - started
     try:
         gc.freeze()
+        for side in (old, new):
+            if side.path is not None:  # read again, a prospect at a time (`_by_email`)
+                side.store = _open_run(side.path)
         out = _compare(old, new, mql_list, examples)
     finally:
         gc.unfreeze()
         if remote is not None:
             remote.stop()
         for side in (old, new):
-            if side.store is not remote:
+            if side.store is not None and side.store is not remote:
                 side.store.close()
     out["events"] = {
         "source": shown,
@@ -1058,6 +1087,13 @@ def _diff_read(
         "total": round(time.perf_counter() - started, 4),
     }
     return out
+
+
+def _open_run(path: str) -> Any:
+    """The store file a side ran into, opened again to read it for the comparison."""
+    from mrules.store import Store
+
+    return Store.open(path, readonly=True)
 
 
 def _new_stores(store_dir: str | Path | None) -> tuple[str, str, Path | None]:
@@ -1119,13 +1155,100 @@ def _remove_unfinished(stores: list[str], made: Path | None) -> None:
             made.rmdir()
 
 
+_Group = tuple[str, bytes | None, list[dict[str, Any]] | None, list[dict[str, Any]]]
+"""One prospect's reads in one run: email, stored state (None: not in that run), pending CRM
+work and outbox messages (each by seq)."""
+
+
+def _by_email(side: _Side) -> Iterator[_Group]:
+    """Each prospect of one run, in email order, with what the comparison reads of it.
+
+    A store file is read a prospect at a time (its states, CRM work and messages, each
+    sorted by email in SQLite), so no more than one prospect's is held; in memory, from
+    what the run held already. Messages of a prospect without a state are given too (its
+    state None): the outbox compares every message.
+    """
+    if side.held is not None:
+        states, crm, outbox = side.held
+        sent: dict[str, list[dict[str, Any]]] = {}
+        for m in outbox:
+            sent.setdefault(_prospect_of(m), []).append(m)
+        for email in sorted(states.keys() | sent.keys()):
+            state = states.get(email)
+            yield email, state, None if state is None else crm.get(email), sent.get(email, [])
+        return
+    st = side.store
+    pending = st.crm_pending_by_email()
+    works = ((e, [_work(m[0], m[3], orjson.loads(m[4])) for m in ms]) for e, ms in pending)
+    messages = ((e, [_message(m) for m in ms]) for e, ms in st.outbox_by_email())
+    tagged = heapq.merge(
+        ((e, 0, x) for e, x in st.prospects()),
+        ((e, 1, x) for e, x in works),
+        ((e, 2, x) for e, x in messages),
+        key=_email_tag,
+    )
+    for email, group in itertools.groupby(tagged, key=_first):
+        found: list[Any] = [None, None, []]
+        for _email, tag, value in group:
+            found[tag] = value
+        state = found[0]
+        yield email, state, found[1] if state is not None else None, found[2]
+
+
+def _prospect_of(m: dict[str, Any]) -> str:
+    """A message's prospect as the store sorts it (work of no prospect sorts first)."""
+    p = m["prospect"]
+    return p if type(p) is str else ""
+
+
+def _email_tag(t: tuple[str, int, Any]) -> tuple[str, int]:
+    return t[0], t[1]
+
+
+def _pairs(old: Iterator[_Group], new: Iterator[_Group]) -> Iterator[tuple[_Group, _Group]]:
+    """The two runs' prospects side by side in email order; a prospect missing from one
+    run is there with no state, work or message."""
+    tagged = heapq.merge(((g[0], 0, g) for g in old), ((g[0], 1, g) for g in new), key=_email_tag)
+    for email, group in itertools.groupby(tagged, key=_first):
+        pair: list[_Group] = [(email, None, None, []), (email, None, None, [])]
+        for _email, tag, g in group:
+            pair[tag] = g
+        yield pair[0], pair[1]
+
+
+class _Category:
+    """A category of changed prospects as the report gives it: every prospect's email, and
+    the first `limit` items whole (the examples; the rest is never shown)."""
+
+    __slots__ = ("examples", "limit", "prospects")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.prospects: list[str] = []
+        self.examples: list[dict[str, Any]] = []
+
+    def add(self, item: dict[str, Any]) -> None:
+        self.prospects.append(item["prospect"])
+        if len(self.examples) < self.limit:
+            self.examples.append(item)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "count": len(self.prospects),
+            "prospects": self.prospects,
+            "examples": self.examples,
+        }
+
+
 def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
+    """The report of two runs, read a prospect at a time (`_pairs`): what it keeps is what
+    the report gives (counts, every changed prospect's email, `limit` examples a category,
+    the messages gained and lost) and every prospect's score for the distribution."""
     from mrules.state import Codecs
 
     ex_old, ex_new = _Explainer(old), _Explainer(new)
-    emails = sorted(old.states.keys() | new.states.keys())
-    cats: dict[str, list[dict[str, Any]]] = {
-        k: []
+    cats = {
+        k: _Category(limit)
         for k in (
             "mql_gained",
             "mql_lost",
@@ -1141,49 +1264,66 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     codecs_old, codecs_new = Codecs(), Codecs()
     # Scores and MQL status of every prospect, by side; a prospect whose stored state is
     # the same bytes under both rule sets is decoded once.
-    score_old: dict[str, int] = {}
-    score_new: dict[str, int] = {}
+    score_old: list[int] = []
+    score_new: list[int] = []
     mql_old = mql_new = 0
+    prospects_old = prospects_new = 0
     score_moves = []
-    rescored: list[str] = []  # the prospects whose score differs
-    for email in emails:
-        sa, sb = old.states.get(email), new.states.get(email)
+    changed = 0
+    sent_old = sent_new = 0
+    gained: list[tuple[int, dict[str, Any], int]] = []  # (first seq, first message, count)
+    lost: list[tuple[int, dict[str, Any], int]] = []
+    for (email, sa, ca, ma), (_email, sb, cb, mb) in _pairs(_by_email(old), _by_email(new)):
+        # Outbox: messages as (prospect, kind, what is sent), counted.
+        sent_old += len(ma)
+        sent_new += len(mb)
+        if ma or mb:
+            _sent_diff(ma, mb, gained, lost)
+        if sa is None and sb is None:  # messages of no prospect of either run
+            continue
+        prospects_old += sa is not None
+        prospects_new += sb is not None
+        hit = False
         if sa is None or sb is None:
-            cats["only_new" if sa is None else "only_old"].append({"prospect": email})
+            cats["only_new" if sa is None else "only_old"].add({"prospect": email})
+            hit = True
             # An MQL that exists under one rule set only is gained (or lost) too, so the
             # counts add up: 2 -> 3 is "+1 become MQLs".
             if sa is not None:
                 one = _Facts(sa, codecs_old, email, mql)
                 mql_old += one.mql
                 if one.mql:
-                    cats["mql_lost"].append({"prospect": email, "score": [one.score, None]})
+                    cats["mql_lost"].add({"prospect": email, "score": [one.score, None]})
             if sb is not None:
                 one = _Facts(sb, codecs_new, email, mql)
                 mql_new += one.mql
                 if one.mql:
-                    cats["mql_gained"].append({"prospect": email, "score": [None, one.score]})
+                    cats["mql_gained"].add({"prospect": email, "score": [None, one.score]})
+            changed += hit
             continue
         if sa == sb:
             a = b = _Facts(sa, codecs_new, email, mql)
         else:
             a, b = _Facts(sa, codecs_old, email, mql), _Facts(sb, codecs_new, email, mql)
-        score_old[email], score_new[email] = a.score, b.score
+        score_old.append(a.score)
+        score_new.append(b.score)
         mql_old += a.mql
         mql_new += b.mql
         if a is not b:
             if a.score != b.score:
                 score_moves.append(b.score - a.score)
-                rescored.append(email)
+                hit = True
             if a.mql != b.mql:
-                cats["mql_gained" if b.mql else "mql_lost"].append(
+                cats["mql_gained" if b.mql else "mql_lost"].add(
                     {"prospect": email, "score": [a.score, b.score]}
                 )
+                hit = True
             if (
                 a.assignee != b.assignee
                 or a.assigned_at != b.assigned_at
                 or a.reassigned_at != b.reassigned_at
             ):
-                cats["assignment"].append(
+                cats["assignment"].add(
                     {
                         "prospect": email,
                         "old": a.assignee,
@@ -1192,24 +1332,27 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
                         "reassigned_at": [a.reassigned_at, b.reassigned_at],
                     }
                 )
+                hit = True
             if a.grade != b.grade:
-                cats["grade"].append({"prospect": email, "old": a.grade, "new": b.grade})
+                cats["grade"].add({"prospect": email, "old": a.grade, "new": b.grade})
+                hit = True
             if a.lists != b.lists:
-                cats["lists"].append(
+                cats["lists"].add(
                     {
                         "prospect": email,
                         "added": sorted(b.lists - a.lists),
                         "removed": sorted(a.lists - b.lists),
                     }
                 )
+                hit = True
             data = _data_changes(a, b)
             if data:
-                cats["data"].append({"prospect": email, "changes": data})
-        ca, cb = old.crm.get(email), new.crm.get(email)
+                cats["data"].add({"prospect": email, "changes": data})
+                hit = True
         if ca or cb or a.crm_status != b.crm_status:
             wa, wb = _crm_work(ca), _crm_work(cb)
             if wa != wb or a.crm_status != b.crm_status:
-                cats["crm"].append(
+                cats["crm"].add(
                     {
                         "prospect": email,
                         "added": [orjson.loads(k) for k in (wb - wa).elements()],
@@ -1217,23 +1360,25 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
                         "crm_status": [a.crm_status, b.crm_status],
                     }
                 )
+                hit = True
+        changed += hit
     # Reasons for the examples only: the ledger of a few prospects.
-    for item in cats["mql_gained"][:limit]:
+    for item in cats["mql_gained"].examples:
         e = item["prospect"]
         item["reason"] = ex_new.last(e, "add to list", list=mql) or "in the dynamic list"
-    for item in cats["mql_lost"][:limit]:
+    for item in cats["mql_lost"].examples:
         e = item["prospect"]
         item["reason"] = "old rules: " + (ex_old.last(e, "add to list", list=mql) or "dynamic list")
         removed = ex_new.last(e, "remove from list", list=mql)
         if removed:
             item["reason"] += f"; new rules removed it: {removed}"
-    for item in cats["assignment"][:limit]:
+    for item in cats["assignment"].examples:
         e = item["prospect"]
         side = ex_new if item["new"] else ex_old
         item["reason"] = ("new rules: " if item["new"] else "old rules: ") + (
             side.last(e, "assign") or "?"
         )
-    for item in cats["grade"][:limit]:
+    for item in cats["grade"].examples:
         e = item["prospect"]
         # What graded it under the new rules, else (a grading the new rules dropped) what
         # had graded it under the old ones.
@@ -1242,7 +1387,7 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             if why:
                 item["reason"] = f"{label}: {why}"
                 break
-    for item in cats["lists"][:limit]:
+    for item in cats["lists"].examples:
         e = item["prospect"]
         reasons = []
         # A dynamic list is shown "NAME (dynamic)"; the ledger names it NAME.
@@ -1255,46 +1400,13 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
             if why:
                 reasons.append(f"{name} (old rules): {why}")
         item["reason"] = "; ".join(reasons) or None
-    for item in cats["data"][:limit]:
+    for item in cats["data"].examples:
         item["reason"] = _data_reason(item["prospect"], item["changes"][0], ex_new, ex_old)
-    for item in cats["crm"][:limit]:
+    for item in cats["crm"].examples:
         item["reason"] = _crm_reason(item, ex_new, ex_old)
     for key, side in (("only_new", ex_new), ("only_old", ex_old)):
-        for item in cats[key][:limit]:
+        for item in cats[key].examples:
             item["reason"] = side.last(item["prospect"], "create prospect")
-
-    # Outbox: messages as (prospect, kind, what is sent), counted.
-    keys_old = [_message_key(m) for m in old.outbox]
-    keys_new = [_message_key(m) for m in new.outbox]
-    ka, kb = Counter(keys_old), Counter(keys_new)
-    gained_keys, lost_keys = kb - ka, ka - kb
-    # Each key's first message (the lowest seq): the outbox is in seq order.
-    first_new = dict(zip(reversed(keys_new), reversed(new.outbox), strict=True))
-    first_old = dict(zip(reversed(keys_old), reversed(old.outbox), strict=True))
-
-    def messages(keys: Counter[bytes], first: dict[bytes, dict[str, Any]]) -> dict[str, Any]:
-        by_kind: Counter[str] = Counter()
-        items = []
-        for k, n in sorted(keys.items(), key=lambda kv: first[kv[0]]["seq"]):
-            m = first[k]
-            by_kind[m["kind"]] += n
-            body = {x: y for x, y in m.items() if x not in ("seq", "ts", "rule", "at")}
-            items.append(
-                {
-                    **body,
-                    "count": n,
-                    "time": _iso(m["ts"]),
-                    "reason": f"{m.get('rule', '?')} ({m.get('at', '?')})",
-                }
-            )
-        return {
-            "total": sum(keys.values()),
-            "by_kind": dict(sorted(by_kind.items())),
-            "messages": items,
-        }
-
-    gained = messages(gained_keys, first_new)
-    lost = messages(lost_keys, first_old)
 
     # Per rule.
     rules: list[dict[str, Any]] = []
@@ -1312,41 +1424,39 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     rules.sort(key=lambda r: (-abs(r["after"] - r["before"]), r["kind"], r["name"]))
 
     moves = sorted(score_moves)
-    dist_old = _distribution(list(score_old.values()))
-    dist_new = _distribution(list(score_new.values()))
+    dist_old = _distribution(score_old)
+    dist_new = _distribution(score_new)
     # The same buckets on both sides: `<0` is there only when a score is below 0, and a side
     # without it shifted the text's before/after columns by one row.
     for fewer, more in ((dist_old, dist_new), (dist_new, dist_old)):
         if more["buckets"][0]["range"] == "<0" and fewer["buckets"][0]["range"] != "<0":
             fewer["buckets"].insert(0, {"range": "<0", "prospects": 0})
-    # A prospect changed when anything compared differs: a score alone counts too.
-    changed = {e for k, v in cats.items() for e in (i["prospect"] for i in v)}
-    changed.update(rescored)
     return {
         "mql_list": mql,
         "prospects": {
-            "old": len(old.states),
-            "new": len(new.states),
-            "changed": len(changed),
+            "old": prospects_old,
+            "new": prospects_new,
+            # A prospect changed when anything compared differs: a score alone counts too.
+            "changed": changed,
         },
         "mql": {
             "old": mql_old,
             "new": mql_new,
-            "gained": _with_examples(cats["mql_gained"], limit),
-            "lost": _with_examples(cats["mql_lost"], limit),
+            "gained": cats["mql_gained"].report(),
+            "lost": cats["mql_lost"].report(),
         },
-        "assignment": _with_examples(cats["assignment"], limit),
-        "grade": _with_examples(cats["grade"], limit),
-        "lists": _with_examples(cats["lists"], limit),
-        "data": _with_examples(cats["data"], limit),
-        "crm": _with_examples(cats["crm"], limit),
-        "only_old": _with_examples(cats["only_old"], limit),
-        "only_new": _with_examples(cats["only_new"], limit),
+        "assignment": cats["assignment"].report(),
+        "grade": cats["grade"].report(),
+        "lists": cats["lists"].report(),
+        "data": cats["data"].report(),
+        "crm": cats["crm"].report(),
+        "only_old": cats["only_old"].report(),
+        "only_new": cats["only_new"].report(),
         "outbox": {
-            "old": len(old.outbox),
-            "new": len(new.outbox),
-            "gained": gained,
-            "lost": lost,
+            "old": sent_old,
+            "new": sent_new,
+            "gained": _messages(gained),
+            "lost": _messages(lost),
         },
         "score": {
             "old": dist_old,
@@ -1360,11 +1470,48 @@ def _compare(old: _Side, new: _Side, mql: str, limit: int) -> dict[str, Any]:
     }
 
 
-def _with_examples(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+def _sent_diff(
+    old: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    gained: list[tuple[int, dict[str, Any], int]],
+    lost: list[tuple[int, dict[str, Any], int]],
+) -> None:
+    """One prospect's messages gained and lost, counted by what is sent: each with its
+    first message (the lowest seq; each list is in seq order) and how many there are."""
+    keys_old = [_message_key(m) for m in old]
+    keys_new = [_message_key(m) for m in new]
+    ka, kb = Counter(keys_old), Counter(keys_new)
+    if ka == kb:
+        return
+    for keys, msgs, more, into in (
+        (keys_new, new, kb - ka, gained),
+        (keys_old, old, ka - kb, lost),
+    ):
+        if more:
+            first = dict(zip(reversed(keys), reversed(msgs), strict=True))
+            into.extend((first[k]["seq"], first[k], n) for k, n in more.items())
+
+
+def _messages(found: list[tuple[int, dict[str, Any], int]]) -> dict[str, Any]:
+    """The messages gained (or lost) as the report gives them, by the seq of each one's
+    first message."""
+    by_kind: Counter[str] = Counter()
+    items = []
+    for _seq, m, n in sorted(found, key=_first):
+        by_kind[m["kind"]] += n
+        body = {x: y for x, y in m.items() if x not in ("seq", "ts", "rule", "at")}
+        items.append(
+            {
+                **body,
+                "count": n,
+                "time": _iso(m["ts"]),
+                "reason": f"{m.get('rule', '?')} ({m.get('at', '?')})",
+            }
+        )
     return {
-        "count": len(items),
-        "prospects": [i["prospect"] for i in items],
-        "examples": items[:limit],
+        "total": sum(n for _seq, _m, n in found),
+        "by_kind": dict(sorted(by_kind.items())),
+        "messages": items,
     }
 
 

@@ -979,16 +979,25 @@ class Store:
         """The CRM work not yet done, a prospect at a time in email order (as `prospects()`
         gives them), each one's by seq: `state export` takes each prospect's with its state,
         and holds no more than one prospect's (SQLite sorts the rows, on disk when large)."""
-        plain = self._iter(
-            "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
-            " ORDER BY prospect, seq",
-            make=Message._make,
-        )
+        sql = "SELECT seq, ts, prospect, kind, payload FROM crm_pending WHERE done = 0"
+        return self._by_email(sql + " ORDER BY prospect, seq", CRM)
+
+    def outbox_by_email(self) -> Iterator[tuple[str, list[Message]]]:
+        """The outbox a prospect at a time in email order, each one's by seq, as
+        `crm_pending_by_email` gives the CRM work: `mrules replay` compares two runs'
+        messages prospect by prospect, holding no more than one prospect's."""
+        sql = "SELECT seq, ts, prospect, kind, payload FROM outbox ORDER BY prospect, seq"
+        return self._by_email(sql, OUTBOX)
+
+    def _by_email(self, plain_sql: str, want: int) -> Iterator[tuple[str, list[Message]]]:
+        """The plain records of `plain_sql` (ordered by prospect, seq) and the messages
+        (`want`: OUTBOX or CRM) of the history rows, a prospect at a time in email order."""
+        plain = self._iter(plain_sql, make=Message._make)
         sql = (
             "SELECT h.prospect, h.visitor, h.ts, h.seq, h.event_id, h.data FROM history h"
             " JOIN prospects p ON p.id = h.prospect WHERE h.messages & ? ORDER BY p.email, h.id"
         )
-        derived = _messages_of(self._history(sql, (CRM,)), CRM)
+        derived = _messages_of(self._history(sql, (want,)), want)
         merged = heapq.merge(plain, derived, key=_email_seq)
         for email, group in itertools.groupby(merged, key=_email):
             yield email, list(group)
