@@ -1016,7 +1016,8 @@ def _members(
     When the integration user may not read Campaign, or create CampaignMember
     (`refused_access`), the rest of the cycle goes on: the part refused is said once in
     `refused` (`no_access`), and each membership waits (`failed`) with an error of the
-    queue (field `*campaign`), which a membership written later clears (`cleared`)."""
+    queue (field `*campaign`), which a membership written later clears (`cleared`); once a
+    create call is refused so, no later chunk is sent (`_create_held`), as for tasks."""
     create: list[tuple[Mapping[str, Any], str, dict[str, Any]]] = []
     # Campaign unreadable (the plan's read of it refused, or a search by name here): the
     # same for every name, searched no more.
@@ -1064,31 +1065,7 @@ def _members(
         if payload.get("status"):
             rec["Status"] = payload["status"]
         create.append((o, target, rec))
-    for chunk in _chunks(create):
-        try:
-            results = crm.create("CampaignMember", [rec for _o, _t, rec in chunk])
-        except CrmCallError as refusal:
-            if not refused_access(refusal):
-                raise
-            # The call refused whole for lack of access: these memberships wait, held.
-            said = no_access("CampaignMember", "create", refusal)
-            if said["said"] not in {n["said"] for n in refused}:
-                refused.append(said)
-            _hold(chunk, said, "campaign_member", ACCESS_FIELD, errors, failed, at)
-            continue
-        for (o, target, rec), r in zip(chunk, results, strict=True):
-            email = o["prospect"]
-            if not r.success:
-                if any(e.transient for e in r.errors) or _converted(r):
-                    failed[email] = at
-                    continue
-                duplicate = any(e.status_code == "DUPLICATE_VALUE" for e in r.errors)
-                if not duplicate:  # else already a member: done
-                    _held_on_record(r, "campaign_member", o, target, rec, errors, at)
-                    cleared.append((email, ACCESS_FIELD))  # the call was let through
-                    continue
-            cleared.extend((email, f) for f in HELD_FIELDS["campaign_member"])
-            finish(o)
+    _create_held(crm, "campaign_member", create, None, at, errors, finish, failed, refused, cleared)
 
 
 def _tasks(
@@ -1143,36 +1120,87 @@ def _tasks(
             finish(o)  # created by an apply killed before its sync file's commit
             continue
         create.append((o, target, _task_record(target, o["payload"], when, key)))
+    _create_held(crm, "task", create, unreadable, at, errors, finish, failed, refused, cleared)
+
+
+_CREATED: Final = {
+    "campaign_member": ("CampaignMember", ACCESS_FIELD),
+    "task": ("Task", TASK_ACCESS_FIELD),
+}
+"""The object each kind of side write creates, and the error queue's field of one held
+because the integration user may not create (or read) it."""
+
+
+def _create_held(
+    crm: Any,
+    kind: str,
+    create: Sequence[tuple[Mapping[str, Any], str, dict[str, Any]]],
+    refused_by: Mapping[str, str] | None,
+    at: float,
+    errors: list[tuple[Any, ...]],
+    finish: Callable[[Mapping[str, Any]], None],
+    failed: dict[str, float],
+    refused: list[dict[str, str]],
+    cleared: list[tuple[str, str | None]] | None,
+) -> None:
+    """Create the campaign memberships or tasks of `create` (op, record id, record), 200 a
+    call, as `_members` and `_tasks` both do.
+
+    Once the CRM refuses a call whole for lack of access (`refused_access`), or when the
+    object is known refused before (`refused_by`: Task unreadable), no more call is sent
+    this cycle (the same user, the same refusal): that chunk and every later one is held
+    (`_hold`) under the kind's access field, and the part refused is said once in
+    `refused`. A record the CRM refuses on its own is held (`_held_on_record`), one it
+    refuses for now or because the lead was converted since the plan read it waits
+    (`failed`), and a membership that exists already (DUPLICATE_VALUE) is done."""
+    sobject, queue_field = _CREATED[kind]
     for chunk in _chunks(create):
-        if unreadable is not None:
-            _hold(chunk, unreadable, "task", TASK_ACCESS_FIELD, errors, failed, at)
-            continue
-        try:
-            results = crm.create("Task", [rec for _o, _t, rec in chunk])
-        except CrmCallError as refusal:
-            if not refused_access(refusal):
-                raise
-            # The call refused whole for lack of access: these tasks wait, held, and the
-            # next chunks are not sent (the same user, the same refusal).
-            unreadable = no_access("Task", "create", refusal)
-            refused.append(unreadable)
-            _hold(chunk, unreadable, "task", TASK_ACCESS_FIELD, errors, failed, at)
-            continue
-        for (o, target, rec), r in zip(chunk, results, strict=True):
-            email = o["prospect"]
-            if not r.success and (any(e.transient for e in r.errors) or _converted(r)):
+        if refused_by is None:
+            try:
+                results = crm.create(sobject, [rec for _o, _t, rec in chunk])
+            except CrmCallError as refusal:
+                if not refused_access(refusal):
+                    raise
+                refused_by = no_access(sobject, "create", refusal)
+                if refused_by["said"] not in {n["said"] for n in refused}:
+                    refused.append(refused_by)
+            else:
+                _created(kind, chunk, results, queue_field, at, errors, finish, failed, cleared)
+                continue
+        _hold(chunk, refused_by, kind, queue_field, errors, failed, at)
+
+
+def _created(
+    kind: str,
+    chunk: Sequence[tuple[Mapping[str, Any], str, dict[str, Any]]],
+    results: Sequence[WriteResult],
+    queue_field: str,
+    at: float,
+    errors: list[tuple[Any, ...]],
+    finish: Callable[[Mapping[str, Any]], None],
+    failed: dict[str, float],
+    cleared: list[tuple[str, str | None]] | None,
+) -> None:
+    """What a create call of campaign memberships or tasks answered, record by record."""
+    for (o, target, rec), r in zip(chunk, results, strict=True):
+        email = o["prospect"]
+        if not r.success:
+            if any(e.transient for e in r.errors) or _converted(r):
                 # For now, or the lead converted since the plan read it: the work waits, and
-                # the next cycle, having read the conversion, makes the task on the contact.
+                # the next cycle, having read the conversion, writes it to the contact.
                 failed[email] = at
                 continue
-            if not r.success:
-                _held_on_record(r, "task", o, target, rec, errors, at)
+            duplicate = kind == "campaign_member" and any(
+                e.status_code == "DUPLICATE_VALUE" for e in r.errors
+            )
+            if not duplicate:  # else already a member: done
+                _held_on_record(r, kind, o, target, rec, errors, at)
                 if cleared is not None:
-                    cleared.append((email, TASK_ACCESS_FIELD))  # the call was let through
+                    cleared.append((email, queue_field))  # the call was let through
                 continue
-            if cleared is not None:
-                cleared.extend((email, f) for f in HELD_FIELDS["task"])
-            finish(o)
+        if cleared is not None:
+            cleared.extend((email, f) for f in HELD_FIELDS[kind])
+        finish(o)
 
 
 def _holds(db: SyncDb, field: str) -> bool:
