@@ -303,6 +303,7 @@ def apply_plan(
     history: dict[str, list[str]] = {}
     errors_add: list[tuple[Any, ...]] = []
     errors_clear: list[tuple[str, str | None]] = []  # (prospect, field or None for all)
+    side_clear = _Cleared(errors_clear)  # and the rows of the memberships and tasks written
     # The queued work done, item by item: a prospect's queue row keeps what was not done
     # (a campaign member or a task a transient failure stopped before waits, and a later
     # cycle does it without doing again what was done).
@@ -567,13 +568,13 @@ def apply_plan(
         # A refusal is an error, not a member written (`writer` counts what was).
         _members(
             writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail,
-            report.no_access, errors_clear,
+            report.no_access, side_clear,
         )  # fmt: skip
         # A task held for access before is cleared once written: a delete a task only then.
         held_tasks = bool(tasks) and any(_holds(db, f) for f in HELD_FIELDS["task"])
         _tasks(
             writer, tasks, at, errors_add, plan["at"], finish, queue_fail,
-            report.no_access, errors_clear if held_tasks else None,
+            report.no_access, side_clear if held_tasks else None,
         )  # fmt: skip
     except CrmCallError as e:
         if not e.transient:
@@ -629,6 +630,12 @@ def apply_plan(
                 conn.execute("DELETE FROM error WHERE prospect=?", (email,))
             else:
                 conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, cleared))
+        for email, held_field, written in side_clear.items:
+            row = conn.execute(
+                "SELECT object, value FROM error WHERE prospect=? AND field=?", (email, held_field)
+            ).fetchone()
+            if row is not None and _held_item(row[0], row[1]) in ("", written):
+                conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, held_field))
         for error_row in errors_add:
             conn.execute(
                 "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
@@ -1001,7 +1008,7 @@ def _members(
     finish: Callable[[Mapping[str, Any]], None],
     failed: dict[str, float],
     refused: list[dict[str, str]],
-    cleared: list[tuple[str, str | None]],
+    cleared: _Cleared,
 ) -> None:
     """Add the records of `todo` (op, record id) to their campaigns, 200 a call (`crm`
     counts each member it takes, as its call returns). Each campaign is looked up by its
@@ -1077,7 +1084,7 @@ def _tasks(
     finish: Any,
     failed: dict[str, float],
     refused: list[dict[str, str]] | None = None,
-    cleared: list[tuple[str, str | None]] | None = None,
+    cleared: _Cleared | None = None,
 ) -> None:
     """Create the tasks of `todo` (op, record id) not created already (`crm` counts each
     task it takes, as its call returns: a call refused for good further on says what the
@@ -1116,11 +1123,56 @@ def _tasks(
     for o, target, key in keyed:
         if key and (target.lower(), key) in have:
             if cleared is not None:
-                cleared.extend((o["prospect"], f) for f in HELD_FIELDS["task"])
+                cleared.written(o["prospect"], "task", {"Description": TASK_KEY + key})
             finish(o)  # created by an apply killed before its sync file's commit
             continue
         create.append((o, target, _task_record(target, o["payload"], when, key)))
     _create_held(crm, "task", create, unreadable, at, errors, finish, failed, refused, cleared)
+
+
+class _Cleared:
+    """The error-queue rows the memberships and tasks an apply writes clear.
+
+    The queue keeps one row a prospect and field (`*task`, `*member`...), about the last
+    write of that kind held: a prospect's two tasks refused share it. A write clears the
+    row held for lack of access (all of that kind were held together), and a row held for
+    one record's refusal only when it is about this write (`_held_item`): the row of
+    another task or membership, still held (waiting in a later batch), stays."""
+
+    def __init__(self, fields: list[tuple[str, str | None]]) -> None:
+        self.fields = fields
+        """(prospect, field) rows to clear whatever they are about."""
+        self.items: list[tuple[str, str, str]] = []
+        """(prospect, field, item): the row to clear when it is about that write."""
+
+    def written(self, email: str, kind: str, rec: Mapping[str, Any]) -> None:
+        """A `kind` write of the prospect (`rec`, as sent) is done."""
+        access, *record = HELD_FIELDS[kind]
+        self.fields.append((email, access))
+        item = _item_of(kind, rec)
+        for f in record:
+            if item:
+                self.items.append((email, f, item))
+            else:
+                self.fields.append((email, f))
+
+
+def _item_of(kind: str, rec: Mapping[str, Any]) -> str:
+    """Which write a membership or task record is, across cycles: a task's sync key (its
+    `Description`), a membership's campaign; "" when unknown (any row of its kind)."""
+    if kind == "task":
+        return str(rec.get("Description") or "")
+    return str(rec.get("CampaignId") or "")
+
+
+def _held_item(kind: str, value: str | None) -> str:
+    """Which write a held row is about (`_item_of` its value, the record refused); ""
+    when it does not say (a row from before, or one held for access)."""
+    try:
+        rec = json.loads(value or "")
+    except ValueError:
+        return ""
+    return _item_of(kind, rec) if isinstance(rec, dict) else ""
 
 
 _CREATED: Final = {
@@ -1141,7 +1193,7 @@ def _create_held(
     finish: Callable[[Mapping[str, Any]], None],
     failed: dict[str, float],
     refused: list[dict[str, str]],
-    cleared: list[tuple[str, str | None]] | None,
+    cleared: _Cleared | None,
 ) -> None:
     """Create the campaign memberships or tasks of `create` (op, record id, record), 200 a
     call, as `_members` and `_tasks` both do.
@@ -1179,7 +1231,7 @@ def _created(
     errors: list[tuple[Any, ...]],
     finish: Callable[[Mapping[str, Any]], None],
     failed: dict[str, float],
-    cleared: list[tuple[str, str | None]] | None,
+    cleared: _Cleared | None,
 ) -> None:
     """What a create call of campaign memberships or tasks answered, record by record."""
     for (o, target, rec), r in zip(chunk, results, strict=True):
@@ -1196,10 +1248,10 @@ def _created(
             if not duplicate:  # else already a member: done
                 _held_on_record(r, kind, o, target, rec, errors, at)
                 if cleared is not None:
-                    cleared.append((email, queue_field))  # the call was let through
+                    cleared.fields.append((email, queue_field))  # the call was let through
                 continue
         if cleared is not None:
-            cleared.extend((email, f) for f in HELD_FIELDS[kind])
+            cleared.written(email, kind, rec)
         finish(o)
 
 
