@@ -628,8 +628,9 @@ def apply_cmd(
     cycle ran since it was made), was edited, or was made for another store; 2
     bad input (a plan that is not one, a time at or before the last cycle); 3
     partly done: the integration user may not read or write an object (Campaign),
-    the rest was applied and a later cycle tries that part again; 4 the sync or
-    CRM file failed; 5 a run holds the store.
+    the rest was applied and a later cycle tries that part again, or a write was
+    refused for its permissions (INSUFFICIENT_ACCESS_OR_READONLY) and is held; 4
+    the sync or CRM file failed; 5 a run holds the store.
 
     \b
     Example:
@@ -691,9 +692,9 @@ def apply_cmd(
         _render_report(report.as_json(), saved["at"])
         for n in notes:
             click.echo(f"  note: {n}")
-    if report.no_access and not report.already:
-        # Partly done: the objects the integration user may not read or write wait, the
-        # rest was done (docs/exit-codes.md).
+    if (report.no_access or report.held_for_permission) and not report.already:
+        # Partly done: the objects the integration user may not read or write wait, and
+        # the writes it may not make are held; the rest was done (docs/exit-codes.md).
         sys.exit(int(EXIT_PARTLY))
 
 
@@ -854,6 +855,18 @@ def _render_report(r: dict[str, Any], at: str) -> None:
         click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
     for n in r.get("no_access") or ():
         click.echo(f"  not done: {n['said']}")
+    if r.get("held_for_permission"):
+        click.echo(f"  held: {_held_for_permission(r['held_for_permission'])}")
+
+
+def _held_for_permission(n: int) -> str:
+    """What `sync apply` and `sync run` say of the writes held for the integration user's
+    permissions (exit 3, partly done)."""
+    return (
+        f"{plural(n, 'write')} refused for the integration user's permissions"
+        " (INSUFFICIENT_ACCESS_OR_READONLY: each error says what to give it); once given, run"
+        " `mrules sync retry`"
+    )
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -882,9 +895,10 @@ def run_cmd(
 
     Exit status (docs/exit-codes.md): 0 done (changes the CRM refuses are
     printed, not retried); 2 bad input; 3 partly done: the integration user may
-    not read or write an object (Campaign), the rest was done; 4 the sync or CRM
-    file failed; 5 a run holds the store; 130 interrupted: the same command
-    resumes at the next cycle.
+    not read or write an object (Campaign), or a write was refused for its
+    permissions and is held, the rest was done; 4 the sync or CRM file failed; 5
+    a run holds the store; 130 interrupted: the same command resumes at the next
+    cycle.
 
     \b
     Example:
@@ -971,6 +985,7 @@ def run_cmd(
         # standard error: every cycle's plan notes them again.
         noted: set[str] = set()
         partly: list[str] = []  # an object the integration user may not read or write
+        held_for_permission = [0]  # the writes refused for its permissions, held
 
         def show(result: Any) -> None:
             for n in result.plan_json.get("notes") or ():
@@ -992,6 +1007,7 @@ def run_cmd(
                 return
             if failed:
                 flush()
+            held_for_permission[0] += r.get("held_for_permission", 0)
             counts = (
                 r["created"],
                 r["linked"],
@@ -1056,8 +1072,10 @@ def run_cmd(
                     "no cycle due (the last ran at "
                     f"{_iso(db.last_cycle) if db.last_cycle else 'never'})"
                 )
-    if partly:  # once the session is closed (the diagnostics file is rewritten)
-        sys.exit(int(EXIT_PARTLY))
+    if held_for_permission[0]:
+        click.echo(f"held: {_held_for_permission(held_for_permission[0])}", err=True)
+    if partly or held_for_permission[0]:  # once the session is closed (the diagnostics file
+        sys.exit(int(EXIT_PARTLY))  # is rewritten)
 
 
 @contextlib.contextmanager

@@ -114,8 +114,17 @@ class ApplyReport:
             "api_calls": self.calls,
             "waiting": self.waiting,
             "held_duplicate_links": self.held,
+            "held_for_permission": self.held_for_permission,
             "no_access": self.no_access,
         }
+
+    @property
+    def held_for_permission(self) -> int:
+        """The writes of this cycle the CRM refused one record at a time for the integration
+        user's permissions (`RECORD_ACCESS_CODES`): held, and tried again only when the
+        prospect or its record changes, or after `sync retry`; the cycle is partly done
+        (`sync apply` and `sync run` exit 3), as for an object it may not read or write."""
+        return sum(1 for e in self.errors if e["code"] in RECORD_ACCESS_CODES)
 
 
 def _cursor(c: Sequence[str]) -> Cursor | None:
