@@ -345,6 +345,27 @@ def apply_plan(
         else:
             done_kinds.setdefault(email, set()).update(o.get("work", ()))
 
+    gone: set[str] = set()  # the prospects whose record a write found gone
+
+    def record_gone(email: str, obj: str, crm_id: str) -> None:
+        """The prospect's record is no more (deleted, or purged from the recycle bin before a
+        cycle read the deletion): a deletion, as if read (§7.8), once a prospect."""
+        if email in gone:
+            return
+        gone.add(email)
+        link_row(email, obj, crm_id, deleted=1)
+        errors_clear.append((email, None))
+        events.append(
+            {
+                "ts": plan["at"],
+                "type": "crm_update",
+                "prospect": email,
+                "object": obj,
+                "crm_id": crm_id,
+                "status": "deleted",
+            }
+        )
+
     def link_row(email: str, obj: str, crm_id: str, **columns: Any) -> None:
         """The prospect's link row to write: now (object, CRM id) and `columns`."""
         row = links.get(email)
@@ -527,20 +548,7 @@ def apply_plan(
                     # writes the value there (the base still differs from ours).
                     queue_fail[email] = at
                 elif _gone(r) and upd_id not in live:
-                    # The record itself is no more (deleted, or purged from the recycle bin
-                    # before a cycle read the deletion): a deletion, as if read (§7.8).
-                    link_row(email, obj, upd_id, deleted=1)
-                    errors_clear.append((email, None))
-                    events.append(
-                        {
-                            "ts": plan["at"],
-                            "type": "crm_update",
-                            "prospect": email,
-                            "object": obj,
-                            "crm_id": upd_id,
-                            "status": "deleted",
-                        }
-                    )
+                    record_gone(email, obj, upd_id)  # the record itself is no more
                 else:
                     # The fields set aside before (each refused in a call of its own) are
                     # refused as much as those of the last call: every one is held.
@@ -577,13 +585,13 @@ def apply_plan(
         # A refusal is an error, not a member written (`writer` counts what was).
         _members(
             writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail,
-            report.no_access, side_clear,
+            report.no_access, side_clear, record_gone,
         )  # fmt: skip
         # A task held for access before is cleared once written: a delete a task only then.
         held_tasks = bool(tasks) and any(_holds(db, f) for f in HELD_FIELDS["task"])
         _tasks(
             writer, tasks, at, errors_add, plan["at"], finish, queue_fail,
-            report.no_access, side_clear if held_tasks else None,
+            report.no_access, side_clear if held_tasks else None, record_gone,
         )  # fmt: skip
     except CrmCallError as e:
         if not e.transient:
@@ -1018,6 +1026,7 @@ def _members(
     failed: dict[str, float],
     refused: list[dict[str, str]],
     cleared: _Cleared,
+    purged: _Purged | None = None,
 ) -> None:
     """Add the records of `todo` (op, record id) to their campaigns, 200 a call (`crm`
     counts each member it takes, as its call returns). Each campaign is looked up by its
@@ -1081,7 +1090,9 @@ def _members(
         if payload.get("status"):
             rec["Status"] = payload["status"]
         create.append((o, target, rec))
-    _create_held(crm, "campaign_member", create, None, at, errors, finish, failed, refused, cleared)
+    _create_held(
+        crm, "campaign_member", create, None, at, errors, finish, failed, refused, cleared, purged
+    )
 
 
 def _tasks(
@@ -1094,6 +1105,7 @@ def _tasks(
     failed: dict[str, float],
     refused: list[dict[str, str]] | None = None,
     cleared: _Cleared | None = None,
+    purged: _Purged | None = None,
 ) -> None:
     """Create the tasks of `todo` (op, record id) not created already (`crm` counts each
     task it takes, as its call returns: a call refused for good further on says what the
@@ -1136,7 +1148,9 @@ def _tasks(
             finish(o)  # created by an apply killed before its sync file's commit
             continue
         create.append((o, target, _task_record(target, o["payload"], when, key)))
-    _create_held(crm, "task", create, unreadable, at, errors, finish, failed, refused, cleared)
+    _create_held(
+        crm, "task", create, unreadable, at, errors, finish, failed, refused, cleared, purged
+    )
 
 
 class _Cleared:
@@ -1184,6 +1198,49 @@ def _held_item(kind: str, value: str | None) -> str:
     return _item_of(kind, rec) if isinstance(rec, dict) else ""
 
 
+_Purged = Callable[[str, str, str], None]
+"""What apply does with a prospect whose record is no more: (prospect, object, record id)."""
+
+_REFERENCES: Final = {"task": {"WhoId"}, "campaign_member": {"LeadId", "ContactId"}}
+"""The fields of a membership or task that point at the prospect's lead or contact."""
+
+
+def _object_of(crm_id: str) -> str:
+    """The sync's object of a lead's or contact's id (a lead's begins with 00Q)."""
+    return "lead" if crm_id.startswith("00Q") else "contact"
+
+
+def _purged_records(
+    crm: Any,
+    kind: str,
+    chunk: Sequence[tuple[Mapping[str, Any], str, dict[str, Any]]],
+    results: Sequence[WriteResult],
+) -> set[str]:
+    """The records of `chunk` whose write was refused because no record has the id it points
+    at (INVALID_CROSS_REFERENCE_KEY, on the lead or contact field or on none), and that a
+    read by id finds gone: purged, not merely refused (a record in the recycle bin is
+    ENTITY_IS_DELETED, and the next cycle reads its deletion or its merge)."""
+    maybe = sorted(
+        {
+            target
+            for (_o, target, _rec), r in zip(chunk, results, strict=True)
+            if not r.success
+            and r.errors
+            and all(
+                e.status_code == "INVALID_CROSS_REFERENCE_KEY"
+                and set(e.fields) <= _REFERENCES[kind]
+                for e in r.errors
+            )
+        }
+    )
+    live: set[str] = set()
+    for sobject in ("Lead", "Contact"):
+        ids = [t for t in maybe if _object_of(t) == sobject.lower()]
+        for part in _chunks(ids):
+            live.update(r.id for r in crm.find(sobject, "Id", list(part), fields=["Id"]))
+    return set(maybe) - live
+
+
 _CREATED: Final = {
     "campaign_member": ("CampaignMember", ACCESS_FIELD),
     "task": ("Task", TASK_ACCESS_FIELD),
@@ -1203,6 +1260,7 @@ def _create_held(
     failed: dict[str, float],
     refused: list[dict[str, str]],
     cleared: _Cleared | None,
+    purged: _Purged | None = None,
 ) -> None:
     """Create the campaign memberships or tasks of `create` (op, record id, record), 200 a
     call, as `_members` and `_tasks` both do.
@@ -1213,7 +1271,10 @@ def _create_held(
     (`_hold`) under the kind's access field, and the part refused is said once in
     `refused`. A record the CRM refuses on its own is held (`_held_on_record`), one it
     refuses for now or because the lead was converted since the plan read it waits
-    (`failed`), and a membership that exists already (DUPLICATE_VALUE) is done."""
+    (`failed`), and a membership that exists already (DUPLICATE_VALUE) is done. One refused
+    because no record has the id it points at, its lead or contact purged from the recycle
+    bin before a cycle read the deletion (no cycle ever will), is that record's deletion
+    (`purged`), as an update so refused is: held, it would be refused at every retry."""
     sobject, queue_field = _CREATED[kind]
     for chunk in _chunks(create):
         if refused_by is None:
@@ -1226,7 +1287,28 @@ def _create_held(
                 if refused_by["said"] not in {n["said"] for n in refused}:
                     refused.append(refused_by)
             else:
-                _created(kind, chunk, results, queue_field, at, errors, finish, failed, cleared)
+                purged_ids = (
+                    _purged_records(crm, kind, chunk, results) if purged is not None else set()
+                )
+                for (o, target, _rec), r in zip(chunk, results, strict=True):
+                    if target in purged_ids and purged is not None and not r.success:
+                        purged(o["prospect"], _object_of(target), target)
+                kept = [
+                    (item, r)
+                    for item, r in zip(chunk, results, strict=True)
+                    if r.success or item[1] not in purged_ids
+                ]
+                _created(
+                    kind,
+                    [item for item, _r in kept],
+                    [r for _item, r in kept],
+                    queue_field,
+                    at,
+                    errors,
+                    finish,
+                    failed,
+                    cleared,
+                )
                 continue
         _hold(chunk, refused_by, kind, queue_field, errors, failed, at)
 

@@ -1,0 +1,98 @@
+"""A task or campaign membership refused because the lead or contact it is for is gone
+(docs/sync.md#inbound-what-comes-from-the-crm): in the recycle bin, it is held and the next
+cycle reads the deletion or the merge; purged, it is the record's deletion at once, as an
+update so refused is, not a write held forever."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mrules.crm.emulator import EmulatedCrm
+
+from .org import Org
+from .test_held_for_permission import RULES, T0
+
+
+def _prospect(org: Org) -> dict[str, Any]:
+    (line,) = org.ok("state", "export", "--store", str(org.store)).splitlines()
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def test_a_task_for_a_purged_record_is_its_deletion_not_held_forever(tmp_path: Path) -> None:
+    """Ann's lead is deleted, and purged from the recycle bin (15 days) before any cycle
+    read the deletion; her next form asks a task and a membership. Both were refused
+    (INVALID_CROSS_REFERENCE_KEY on WhoId and LeadId) and held for good: no cycle reads a
+    purged record's deletion, every `sync retry` was refused again, and Ann stayed linked
+    to a lead that no longer exists. The refusal is now the lead's deletion, as for an
+    update: no error, Ann's CRM status is deleted (not recreated, as a deletion read),
+    and her queued work leaves the queue with it."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    changes = tmp_path / "changes.jsonl"
+    deleted = {"at": "2026-11-02T09:05:00Z", "op": "delete", "email": "ann@ex.org"}
+    changes.write_text(json.dumps(deleted) + "\n", "utf-8")
+    org.submit(("2026-11-20T09:00:00Z", "ann@ex.org", "F"))  # 18 days on: purged
+    r = org.sync("run", "--until", "2026-11-20T09:00:00Z", "--changes", str(changes))
+    assert r.exit_code == 0, r.output
+    assert "errors   0" in r.output, r.output
+    assert org.status()["error_queue"] == []
+    ann = _prospect(org)
+    assert (ann["crm_status"], ann["crm_id"], ann["do_not_sync"]) == ("deleted", None, True)
+    r = org.sync("run", "--until", "2026-11-20T09:30:00Z")
+    assert r.exit_code == 0, r.output
+    status = org.status()
+    assert status["queue"] == 0 and status["errors"] == 0, status
+    assert _prospect(org)["pending_crm"] == []
+
+
+@pytest.mark.parametrize("how", ["deleted", "merged"])
+def test_a_task_whose_lead_goes_between_plan_and_apply_follows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Sales delete Ann's lead (to the recycle bin), or merge it into another, while the
+    cycle runs: the task is refused (ENTITY_IS_DELETED) and held, `sync status` says so.
+    The next cycle reads the deletion, and the work goes with it (Ann's CRM status is
+    deleted, her queued task dropped, the error gone); or it reads the merge, and the task
+    is made on the surviving lead. It is not held for ever."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    (lead,) = [str(r["Id"]) for r in org.crm_rows("Lead")]
+    org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "F"))  # a second task
+    original = EmulatedCrm.create
+    survivor: list[str] = []
+
+    def create(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
+        if name == "Task" and not survivor:  # sales, while the cycle runs
+            if how == "deleted":
+                crm.delete([lead])
+                survivor.append("")
+            else:
+                other = {"LastName": "Ann", "Company": "X", "Email": "ann.b@ex.org"}
+                survivor.append(str(original(crm, "Lead", [other])[0].id))
+                crm.merge(survivor[0], [lead], "alan")
+        return original(crm, name, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.exit_code == 0 and "errors   1" in r.output, r.output
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert "ann@ex.org task *task: ENTITY_IS_DELETED" in shown, shown
+
+    r = org.sync("run", "--until", "2026-11-02T09:30:00Z")  # the deletion or merge read
+    assert r.exit_code == 0, r.output
+    status = org.status()
+    assert status["errors"] == 0 and status["queue"] == 0, status
+    ann = _prospect(org)
+    calls = [str(t["WhoId"]) for t in org.crm_rows("Task")]
+    if how == "deleted":
+        assert (ann["crm_status"], ann["do_not_sync"]) == ("deleted", True), ann
+        assert calls == [lead]  # the first cycle's task only
+    else:
+        assert (ann["crm_status"], ann["crm_id"]) == ("lead", survivor[0]), ann
+        assert calls == [lead, survivor[0]]  # the second task, on the surviving lead
