@@ -98,3 +98,21 @@ def test_a_task_written_does_not_clear_the_row_of_another_still_held(
     assert subjects == ["Call", "Call", "Email", "Email"]
     status = org.status()
     assert status["errors"] == 0 and status["queue"] == 0, status
+
+
+def test_two_tasks_refused_in_one_cycle_count_one_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's two tasks refused in one cycle share the `*task` row; each refusal counted an
+    attempt, so `sync status` said 2 attempts after a single try (and 4 after a retry).
+    A cycle counts one attempt a row."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
+    r = org.sync("run", "--until", T0)
+    assert "errors   2" in r.output, r.output  # the cycle's two refusals
+    ((attempts, code),) = [(e["attempts"], e["code"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
+    assert (attempts, code) == (1, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    org.ok("sync", "retry", "--store", str(org.store))
+    org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert [e["attempts"] for e in org.status()["error_queue"]] == [2]  # type: ignore[attr-defined]

@@ -653,7 +653,7 @@ def apply_plan(
             ).fetchone()
             if row is not None and _held_item(row[0], row[1]) in ("", written):
                 conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, held_field))
-        for error_row in errors_add:
+        for error_row in _one_a_row(errors_add):
             conn.execute(
                 "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect, field) DO UPDATE SET"
@@ -1006,6 +1006,19 @@ def _error(
         json.dumps(value, sort_keys=True),
         at,
     )
+
+
+def _one_a_row(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The error queue's rows of one apply, one a (prospect, field), the last refused: the
+    queue keeps one row a prospect and field (a prospect's two tasks refused share `*task`),
+    and each upsert of it counted an attempt, so one cycle's two refusals made `attempts` 2
+    after a single try."""
+    last: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    for row in rows:
+        key = (row[0], row[3])
+        last.pop(key, None)  # in the order of the last refusal
+        last[key] = row
+    return list(last.values())
 
 
 def _link_error(
