@@ -96,3 +96,54 @@ def test_a_task_whose_lead_goes_between_plan_and_apply_follows_it(
     else:
         assert (ann["crm_status"], ann["crm_id"]) == ("lead", survivor[0]), ann
         assert calls == [lead, survivor[0]]  # the second task, on the surviving lead
+
+
+@pytest.mark.parametrize("how", ["deleted", "merged"])
+def test_an_update_whose_lead_goes_between_plan_and_apply_follows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """Ann's phone changes, and sales delete her lead, or merge it into another, while
+    the cycle writes it: the update is refused (ENTITY_IS_DELETED). It was taken for the
+    lead's deletion at once, merged or not: Ann ended deleted and marked do not sync,
+    her link to the surviving lead lost, though the next cycle reads the merge. Now the
+    write waits, and the next cycle reads what happened: the deletion (Ann deleted, as
+    before), or the merge (Ann linked to the surviving lead, her phone written there)."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    (lead,) = [str(r["Id"]) for r in org.crm_rows("Lead")]
+    org.update("2026-11-02T09:05:00Z", "ann@ex.org", {"phone": "+33 1 00 00 00 01"})
+    original_update, original_create = EmulatedCrm.update, EmulatedCrm.create
+    survivor: list[str] = []
+
+    def update(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
+        if name == "Lead" and not survivor:  # sales, while the cycle runs
+            if how == "deleted":
+                crm.delete([lead])
+                survivor.append("")
+            else:
+                other = {"LastName": "Ann", "Company": "X", "Email": "ann.b@ex.org"}
+                survivor.append(str(original_create(crm, "Lead", [other])[0].id))
+                crm.merge(survivor[0], [lead], "alan")
+        return original_update(crm, name, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "update", update)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.exit_code == 0, r.output
+    assert survivor, "the cycle wrote no update"
+    monkeypatch.setattr(EmulatedCrm, "update", original_update)
+    r = org.sync("run", "--until", "2026-11-02T09:30:00Z")  # the deletion or merge read
+    assert r.exit_code == 0, r.output
+    status = org.status()
+    assert status["errors"] == 0 and status["queue"] == 0, status
+    ann = _prospect(org)
+    if how == "deleted":
+        assert (ann["crm_status"], ann["do_not_sync"]) == ("deleted", True), ann
+    else:
+        assert (ann["crm_status"], ann["crm_id"], ann["do_not_sync"]) == (
+            "lead",
+            survivor[0],
+            False,
+        ), ann
+        (kept,) = [r for r in org.crm_rows("Lead") if str(r["Id"]) == survivor[0]]
+        assert kept["Phone"] == "+33 1 00 00 00 01", kept

@@ -175,6 +175,13 @@ def _gone(result: WriteResult) -> bool:
     )
 
 
+def _purged(result: WriteResult) -> bool:
+    """A write refused as `_gone` because no record has the id (purged from the recycle
+    bin), not because the record is in it (ENTITY_IS_DELETED: deleted or merged, which the
+    next cycle reads)."""
+    return all(e.status_code == "INVALID_CROSS_REFERENCE_KEY" for e in _errs(result))
+
+
 def _still_there(
     crm: Any,
     sobject: str,
@@ -548,7 +555,13 @@ def apply_plan(
                     # writes the value there (the base still differs from ours).
                     queue_fail[email] = at
                 elif _gone(r) and upd_id not in live:
-                    record_gone(email, obj, upd_id)  # the record itself is no more
+                    if _purged(r):
+                        record_gone(email, obj, upd_id)  # the record itself is no more
+                    else:
+                        # In the recycle bin: deleted, or merged into another record. The
+                        # next cycle reads which (a merge moves the link, and the write
+                        # goes to the surviving record): the write waits till then.
+                        queue_fail[email] = at
                 else:
                     # The fields set aside before (each refused in a call of its own) are
                     # refused as much as those of the last call: every one is held.
