@@ -1071,3 +1071,27 @@ def test_a_replay_of_one_line_says_one_event_line(tmp_path: Path) -> None:
     text = _mrules("replay", "--diff", rules, rules, str(events)).output
     assert text.startswith(f"Replay of 1 event line ({events})\n"), text
     assert "\nRules: 0 of 1 act a different number of times\n" in text
+
+
+@pytest.mark.parametrize("flag", [None, "-q", "--no-progress"])
+def test_q_leaves_the_bar_out_on_a_terminal(tmp_path: Path, flag: str | None) -> None:
+    """On a terminal a replay shows a bar for each side; `-q` leaves it out, as
+    `--no-progress` does and as every command's `-q` (docs/outputs.md): replay had no -q.
+    The report is the same."""
+    from tests.terminal import on_a_terminal
+
+    new = _lowered(tmp_path)
+    argv = [sys.executable, "-m", "mrules", "replay", "--diff", str(EXAMPLE / "rules"), str(new)]
+    argv += [str(EXAMPLE / "events.jsonl"), *([flag] if flag else [])]
+    code, out, shown = on_a_terminal(argv)
+    assert code == 0, shown
+    assert out.startswith("Replay of 28 event lines"), out
+    assert 'MQLs (in list "MQL"): 2 -> 3' in out, out
+    assert ("old rules" in shown) is (flag is None), shown[:300]
+
+
+def test_q_and_progress_are_refused_together(tmp_path: Path) -> None:
+    rules, events = str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl")
+    r = _mrules("replay", "--diff", "-q", "--progress", rules, rules, events)
+    assert r.exit_code == 2
+    assert r.stderr == "mrules: error: -q and --progress: give one (-q shows no bar)\n"

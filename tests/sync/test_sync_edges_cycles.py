@@ -331,6 +331,20 @@ def test_a_far_until_shows_the_cycles_done_of_those_dueon_a_terminal(tmp_path: P
     assert "idle cycle" not in shown and "Traceback" not in shown
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_q_leaves_the_bar_out_on_a_terminal(tmp_path: Path, quiet: bool) -> None:
+    """`sync run -q` as every command with a bar takes it: the cycles' lines on standard
+    output as ever, no bar on the terminal (docs/outputs.md). `sync run` had no -q."""
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    args = ["sync", "run", "--rules", str(w.rules), "--store", str(w.store)]
+    args += ["--until", "2028-11-02T09:00:00Z", *(["-q"] if quiet else [])]
+    code, out, shown = on_a_terminal([sys.executable, "-c", STOPPER, "2", "300", *args])
+    assert code == 130, shown
+    assert out.startswith("2026-11-02T09:00:00Z  created     1"), out
+    assert ("cycle 2026-11-0" in shown) is not quiet, shown[-500:]
+
+
 def test_no_bar_where_standard_error_is_not_a_terminal(tmp_path: Path) -> None:
     w = _world(tmp_path)
     w.run(ev(T0, "ann@x.com", asset="Demo"))

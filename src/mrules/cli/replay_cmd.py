@@ -158,6 +158,9 @@ def _count_lines(path: str) -> int | None:
     default=None,
     help="Show a progress bar on stderr [default: when stderr is a terminal].",
 )
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar (`--no-progress`, as other commands' -q)."
+)
 def replay(
     paths: tuple[str, ...],
     diff: bool,
@@ -169,6 +172,7 @@ def replay(
     store_dir: str | None,
     in_memory: bool,
     progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Replay EVENTS under OLD_RULES and NEW_RULES and report what the change does.
 
@@ -240,7 +244,9 @@ def replay(
     # A closed standard output (`>&-`) is exit 4 before both runs: the text report was lost
     # with exit 0, the JSON an internal error (exit 70).
     stdout_or_exit()
-    show = progress if progress is not None else sys.stderr.isatty()
+    if quiet and progress:
+        _fail("-q and --progress: give one (-q shows no bar)")
+    show = False if quiet else progress if progress is not None else sys.stderr.isatty()
     from mrules.replay import OLD_RULES_PREFIX
 
     for prefix, what in ((TEMPORARY_PREFIX, "stores"), (OLD_RULES_PREFIX, "old rules")):

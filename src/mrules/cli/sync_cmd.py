@@ -875,6 +875,7 @@ def _held_for_permission(n: int) -> str:
 @click.option(
     "--until", "until", required=True, metavar="TIME", help="Run every cycle due up to this time."
 )
+@quiet_option
 @click.option(
     "--changes",
     "changes_path",
@@ -1083,8 +1084,11 @@ def _cycle_bar(total: int) -> Iterator[Any]:
     """On a terminal, a bar of the cycles due (a far --until is millions of them, idle ones
     print nothing until the span ends): done, the total, the time left; gone at the end.
     Elsewhere, nothing: the cycles' lines are the output."""
-    from mrules.cli.common import count_bar
+    from mrules.cli.common import count_bar, quiet
 
+    if quiet():  # `-q`: the cycles' lines only
+        yield lambda what: None
+        return
     with count_bar(total, "cycle {task.description}") as advance:
         yield advance
 
