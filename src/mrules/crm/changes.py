@@ -36,7 +36,7 @@ from typing import Any
 
 from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmError
-from mrules.crm.files import not_utf8
+from mrules.crm.files import half_a_character, lone_surrogate, not_utf8
 from mrules.crm.ids import InvalidId, to18
 from mrules.crm.model import parse_datetime
 from mrules.crm.port import LeadConvert
@@ -97,6 +97,10 @@ def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
             continue
         if not isinstance(data, dict):
             issues.append((n, "a line holds one JSON object"))
+            continue
+        code = lone_surrogate(data)
+        if code is not None:
+            issues.append((n, half_a_character(code)))
             continue
         op = data.get("op")
         if op is None:  # an event of a stream (`type`, `ts`) given as a change, often

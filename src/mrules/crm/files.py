@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,9 @@ __all__ = [
     "export_org",
     "export_records",
     "find_files",
+    "half_a_character",
     "load_files",
+    "lone_surrogate",
     "not_utf8",
     "read_org",
     "read_rows",
@@ -160,6 +163,33 @@ def not_utf8(data: bytes, error: UnicodeDecodeError) -> tuple[int, str]:
     return line, f"not UTF-8 ({error.reason} at byte {error.start - start + 1} of the line)"
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: object) -> str | None:
+    """The first lone surrogate of a JSON value's strings (keys too), as `\\ud800`; None
+    when it has none. `json` reads `"\\ud800"` as half a character, which the CRM file
+    then stored and read back as damage (and which a change's key could not encode)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return f"\\u{ord(found.group()):04x}"
+        elif isinstance(item, dict):
+            todo.extend(item)
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return None
+
+
+def half_a_character(code: str) -> str:
+    """The refusal of a line holding a lone surrogate, as `mrules test` words it."""
+    return f"not text: {code} is half a character (a lone surrogate)"
+
+
 def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, row) of a JSONL or CSV export; unreadable rows go to `issues`."""
     try:
@@ -188,6 +218,12 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
                 continue
             if not isinstance(row, dict):
                 issues.append(FileIssue(str(path), n, "a line holds one JSON object"))
+                continue
+            code = lone_surrogate(row)
+            if code is not None:
+                issues.append(
+                    FileIssue(str(path), n, f"{half_a_character(code)}: the row is refused")
+                )
                 continue
             twice = _field_twice(list(row))
             if twice is not None:
