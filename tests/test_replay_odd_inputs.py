@@ -82,3 +82,23 @@ def test_a_store_dir_a_read_only_parent_cannot_hold_is_exit_4(tmp_path: Path) ->
         assert res.exit_code == 4, res.output
         assert res.stderr.startswith(f"mrules: error: --store-dir {parent / 'new'}: cannot create")
         assert not (parent / "new").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_report_on_a_full_disk_is_exit_4(fmt: str) -> None:
+    """The JSON report on a full disk (stdout `/dev/full`) failed only at Python's last
+    flush: `Exception ignored ... OSError: [Errno 28]`, exit 120. It is exit 4 with one
+    line, as the text report is."""
+    import subprocess
+    import sys
+
+    rules, events = EXAMPLE / "rules", EXAMPLE / "events.jsonl"
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "mrules", "replay", "--diff", rules, rules, events,
+             "--format", fmt],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert r.stderr == "mrules: error: cannot write the output: No space left on device\n"

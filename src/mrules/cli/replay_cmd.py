@@ -403,6 +403,9 @@ def _replay(
         return
     if fmt == "json":
         sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+        # Now, inside the command: a full disk met by Python's flush at exit was
+        # "Exception ignored ... OSError", exit 120, not exit 4.
+        sys.stdout.flush()
         if result["events"].get("unfinished_line"):  # the text says it in its header
             click.echo(f"mrules: warning: {unfinished_text(result['events'])}", err=True)
     else:
