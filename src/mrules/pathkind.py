@@ -1,7 +1,8 @@
 """What a path that is not a regular file is, in words, for the messages that refuse it.
 
 A named pipe or a device given where a file is expected reads as 0 bytes or
-blocks; the store, the test runner and the CRM loader refuse it by name.
+blocks; the store, the CRM and sync files, the test runner and the CRM loader
+refuse it by name.
 
 >>> import stat
 >>> special_file_kind(stat.S_IFIFO), special_file_kind(stat.S_IFCHR)

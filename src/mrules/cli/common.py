@@ -14,6 +14,7 @@ import errno
 import io
 import math
 import os
+import stat
 import sys
 import tempfile
 import traceback
@@ -26,6 +27,7 @@ import click
 from mrules.atomic import OutputError
 from mrules.exitcodes import ExitCode
 from mrules.loader import EMPTY_PATH, LoadError, LoadResult, load, printable_path, shown_path
+from mrules.pathkind import special_file_kind
 from mrules.state import DamagedState
 from mrules.storeapi import StoreError, StoreLocked, StorePathError, is_postgres_url
 
@@ -300,7 +302,27 @@ class _SyncPath(click.ParamType):
                 param,
                 ctx,
             )
+        kind = _special_kind(text)
+        if kind is not None:  # was "no sync file at ...", or "no such file", for a pipe
+            self.fail(
+                f"{printable_path(text)} is {kind}, not a sync file: give the file, such as"
+                " NAME.sync.db",
+                param,
+                ctx,
+            )
         return text
+
+
+def _special_kind(path: str) -> str | None:
+    """What `path` is in words when it is neither a file nor a folder (a named pipe, a
+    device); None when it is one of those, or is not there."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return special_file_kind(mode)
 
 
 SYNC_PATH = _SyncPath()

@@ -179,7 +179,7 @@ def _session(
     from mrules.crm.connect import CrmConnectError, open_crm
     from mrules.outputs import diagnostics_beside
     from mrules.sync import SyncConfig, SyncConfigError, SyncDb, default_sync_path
-    from mrules.sync.db import SyncDbError
+    from mrules.sync.db import SyncDbError, SyncDbPathError
 
     _refuse_memory(store_path)
     compiled = rules_or_exit(rules) if need_rules else None
@@ -205,7 +205,7 @@ def _session(
             db = SyncDb.open(":memory:" if read_only and not sync_path.exists() else sync_path)
         except SyncDbError as e:
             crm.close()
-            fail(str(e), EXIT_STORE)
+            fail(str(e), EXIT_USAGE if isinstance(e, SyncDbPathError) else EXIT_STORE)
         try:
             # the reports of the prospects the sync changes drop with their old state
             diagnostics = None if read_only else diagnostics_beside(store)
@@ -1275,7 +1275,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     """
     reads_only()
     from mrules.sync import default_sync_path
-    from mrules.sync.db import NoSyncYet, SyncDb, SyncDbError
+    from mrules.sync.db import NoSyncYet, SyncDb, SyncDbError, SyncDbPathError
     from mrules.sync.plan import iso
 
     if crm_path is not None:
@@ -1289,7 +1289,7 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     try:
         db = SyncDb.open(path, readonly=True)
     except SyncDbError as e:  # none yet, or a folder: 2; a damaged or foreign file: 4
-        fail(str(e), EXIT_USAGE if path.is_dir() or isinstance(e, NoSyncYet) else EXIT_STORE)
+        fail(str(e), EXIT_USAGE if isinstance(e, (NoSyncYet, SyncDbPathError)) else EXIT_STORE)
     try:
         queue = db.queue()
         errors = db.errors()
@@ -1390,7 +1390,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
       mrules sync retry --store getcloudy.db --prospect ivy@bigcorp.example
     """
     from mrules.sync import default_sync_path
-    from mrules.sync.db import SyncDb, SyncDbError
+    from mrules.sync.db import SyncDb, SyncDbError, SyncDbPathError
 
     _refuse_memory(store_path)
     prospects = tuple(email_or_exit("--prospect", email) for email in prospects)
@@ -1414,7 +1414,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
         finally:
             db.close()
     except SyncDbError as e:  # its message names the file already
-        fail(str(e), EXIT_STORE)
+        fail(str(e), EXIT_USAGE if isinstance(e, SyncDbPathError) else EXIT_STORE)
     except sqlite3.DatabaseError as e:
         fail(f"{printable_path(str(path))}: {e}", EXIT_STORE)
     click.echo(f"{plural(n, 'held error')} will be retried at the next cycle")

@@ -19,6 +19,7 @@ import json
 import os
 import shlex
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ from mrules.crm.port import (
     with_system_fields,
 )
 from mrules.loader import printable_path
+from mrules.pathkind import special_file_kind
 from mrules.sqlitefiles import (
     UNREADABLE,
     full_disk_advice,
@@ -150,6 +152,20 @@ _STORE_APPLICATION_ID = 0x6D72756C
 _WHAT_TO_GIVE = (
     "give an mrules CRM file as --crm (`mrules crm load` creates one at a path where no file is)"
 )
+
+
+def _refuse_special(path: Path) -> None:
+    """A named pipe or a device is no CRM file: refused by name (exit 2). SQLite reads a
+    named pipe as an empty file, which was refused as "an empty file (0 bytes)"."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # missing, or not to be looked at: what opening it says
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise CrmPathError(
+            f"{path}: is {special_file_kind(mode)}, not a CRM file: give the path of a CRM"
+            " file (`mrules crm load` creates one at a path where no file is)"
+        )
 
 
 def _refuse_empty(path: Path) -> None:
@@ -322,6 +338,7 @@ class EmulatedCrm:
             raise CrmPathError(f"{p}: is a folder, not a CRM file")
         if not p.exists():
             raise CrmPathError(_no_such_file(p))
+        _refuse_special(p)
         _refuse_empty(p)
         try:
             conn = sqlite3.connect(reading_uri(p), uri=True, isolation_level=None, timeout=30)
@@ -361,6 +378,7 @@ class EmulatedCrm:
             raise CrmPathError(_no_such_file(p))
         schema = Schema.from_org(org) if org is not None else None  # before any write
         if exists:
+            _refuse_special(p)
             _refuse_empty(p)
         try:
             conn = sqlite3.connect(p, isolation_level=None, timeout=30)

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import orjson
 from mrules.buildinfo import __version__
 from mrules.crm.model import parse_datetime
 from mrules.loader import printable_path
+from mrules.pathkind import special_file_kind
 from mrules.sqlitefiles import (
     UNREADABLE,
     full_disk_advice,
@@ -46,6 +48,7 @@ __all__ = [
     "PlanLinks",
     "SyncDb",
     "SyncDbError",
+    "SyncDbPathError",
     "default_sync_path",
     "pending_beside",
     "read_only_file",
@@ -393,6 +396,11 @@ class SyncDbError(StoreError):
     StoreError: where no command says otherwise, exit 4 with the message."""
 
 
+class SyncDbPathError(SyncDbError):
+    """The sync file's path is a folder, a named pipe or a device: no file to use. The
+    command must be fixed, not the file (exit 2, as a folder given for any file is)."""
+
+
 class NoSyncYet(SyncDbError):
     """Opened to read, the sync file is not there, or holds no table yet: what a sync
     killed (SIGKILL, a power cut) while it made the file leaves."""
@@ -480,7 +488,15 @@ class SyncDb:
         p = Path(path)
         shown = printable_path(str(p))  # a name that is not UTF-8 printed as \xNN
         if p.is_dir():
-            raise SyncDbError(f"{shown}: is a folder, not a sync file")
+            raise SyncDbPathError(f"{shown}: is a folder, not a sync file")
+        with contextlib.suppress(OSError):  # missing: made, or "no sync yet", below
+            mode = p.stat().st_mode
+            if not stat.S_ISREG(mode) and str(p) != ":memory:":
+                # SQLite met a named pipe as "disk I/O error" (exit 4), the damage of a file
+                raise SyncDbPathError(
+                    f"{shown}: is {special_file_kind(mode)}, not a sync file: move it away (the"
+                    " sync keeps its own file there, beside the store)"
+                )
         no_sync_yet = f"{shown}: no sync yet (run `mrules sync run` or `sync apply`)"
         if readonly and not p.exists():
             raise NoSyncYet(no_sync_yet)
