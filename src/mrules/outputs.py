@@ -107,6 +107,8 @@ class ActionLog:
     def __init__(self, path: Path, store: StateStore) -> None:
         self.path = path
         self.last = 0
+        # an in-memory store is gone when the run ends: no later run repairs the log from it
+        self._kept = str(store.path) != MEMORY
         self._fd: int | None = None
         try:
             key = str(path.resolve())
@@ -149,9 +151,13 @@ class ActionLog:
             try:
                 _write_all(self._fd, data)
             except OSError as e:
+                repair = (
+                    "; the next run repairs the log and writes the missing rows from the store"
+                    if self._kept
+                    else ""
+                )
                 raise OutputError(
-                    f"cannot write action log {_shown(self.path)}: {e.strerror or e}; the next"
-                    f" run repairs the log and writes the missing rows from the store"
+                    f"cannot write action log {_shown(self.path)}: {e.strerror or e}{repair}"
                 ) from e
             self.last = last
 
@@ -482,9 +488,13 @@ def write_rejects(path: Path, store: StateStore, source: str | None = None) -> i
         )
         atomic_write(path, data)
     except OSError as e:
+        kept = (
+            "; the store keeps the rejected lines, and the next run writes the file again"
+            if str(store.path) != MEMORY
+            else ""  # an in-memory store is gone when the run ends
+        )
         raise OutputError(
-            f"cannot write rejects file {_shown(path)}: {e.strerror or e}; the store keeps the"
-            f" rejected lines, and the next run writes the file again"
+            f"cannot write rejects file {_shown(path)}: {e.strerror or e}{kept}"
         ) from e
     return len(rows)
 

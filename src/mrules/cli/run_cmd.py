@@ -492,6 +492,10 @@ class _Console(Console):
 
 
 _RESUME = "running the same command again resumes after them"
+NOTHING_KEPT = (
+    "--store :memory: keeps nothing once the run ends: running the same command again starts"
+    " from the first line (give --store FILE to keep the work and resume)"
+)
 _REPAIR = "repair or complete the file, then run the same command again: it resumes after them"
 
 
@@ -515,11 +519,13 @@ def _stopped(
     position: the message says so, and counts the lines only when this run committed
     some (`before`: the position an earlier run on `-` left).
     """
+    head = f"{what}; " if what else ""
+    if str(store.path) == MEMORY:  # it said "the store keeps lines 1-N ... resumes after them"
+        return f"{head}{NOTHING_KEPT}"
     try:
         done = store.stream_position(source)
     except StoreError:
         done = 0
-    head = f"{what}; " if what else ""
     if source == "-":
         name = "standard input" if events == "-" else events
         kept = (
