@@ -37,6 +37,7 @@ as it was.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import heapq
@@ -90,6 +91,12 @@ MANIFEST = "manifest.json"
 IDENTITY = "identity.json.gz"
 FORMAT = "mrules-partition"
 _VISITOR = "visitor:"  # the key of a visitor never tied to a prospect
+
+
+_OUTPUT_FAILED = (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM)
+"""Why the partition folder cannot be made that is the disk's, not the command's: a
+read-only or full disk, no permission. Raised as it is, for the exit code of an output
+that failed (4), as a bucket file's write is; a folder on a read-only disk was exit 2."""
 
 
 class PartitionError(Exception):
@@ -643,6 +650,8 @@ def partition(
     try:
         folder.mkdir(exist_ok=True)
     except OSError as e:
+        if e.errno in _OUTPUT_FAILED:  # the disk, not the command: exit 4, as a bucket's write
+            raise
         raise PartitionError(f"--out {folder}: cannot create it: {e.strerror or e}") from None
     for stale in folder.glob(".part-*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)

@@ -821,3 +821,30 @@ def test_a_partitioned_run_warns_of_rules_that_do_not_settle_as_one_process_does
         assert warnings(many.stderr) == said
         diagnostics = Path(store).with_suffix(".diagnostics.jsonl").read_bytes()
         assert diagnostics == Path("one.diagnostics.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("errno_", "advice"),
+    [(30, "make it and its folder writable"), (28, "free some space")],  # EROFS, ENOSPC
+)
+def test_a_partition_folder_that_cannot_be_made_on_its_disk_is_exit_4(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch, errno_: int, advice: str
+) -> None:
+    """`--out` on a read-only (or full) disk was exit 2, `cannot create it`, the code of a
+    command to fix; the disk failed, as when a bucket file cannot be written (exit 4), and
+    `replay --store-dir` on such a disk is 4 too."""
+    mkdir = Path.mkdir
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.name == "part":
+            raise OSError(errno_, os.strerror(errno_), str(self))
+        mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    r = _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part")
+    assert r.exit_code == 4, r.output
+    assert r.output == (
+        f"mrules: error: cannot write part: {os.strerror(errno_)}; {advice}, then run the same"
+        " command again\n"
+    )
+    assert not (getcloudy / "part").exists()

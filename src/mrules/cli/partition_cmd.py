@@ -69,8 +69,8 @@ def partition(events: tuple[str, ...], buckets: int | None, out: str, quiet: boo
     Exit status (docs/exit-codes.md): 0 done (lines that are not events go to
     bucket 0, for the run to reject with their line numbers); 2 bad options, a
     missing or unreadable file, a file already in the folder or one of the
-    folder's own files, or a folder that is not a partition; 4 a bucket could
-    not be written (a full disk).
+    folder's own files, or a folder that is not a partition; 4 the folder or a
+    bucket could not be written (a full or read-only disk).
     """
     from mrules.cli.common import _INTERRUPTED_KEY
     from mrules.partition import PartitionError
