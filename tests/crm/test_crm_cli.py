@@ -251,7 +251,7 @@ def test_bad_org_file(tmp_path: Path, store: Path) -> None:
     assert result.exit_code == 2 and "edition 'platinum'" in result.stderr
     (tmp_path / "org.json").write_text("{nope")
     result = mrules("crm", "load", tmp_path / "org.json", "--store", store)
-    assert result.exit_code == 2 and "cannot read the org file" in result.stderr
+    assert result.exit_code == 2 and "org.json:1: the org file is not JSON" in result.stderr
 
 
 def test_not_a_crm_file(tmp_path: Path) -> None:

@@ -213,3 +213,39 @@ def test_two_files_of_one_object_are_refused_before_anything_loads(tmp_path: Pat
     # Either one alone loads; the same file named twice is still loaded once.
     r = mrules("crm", "load", folder / "Lead.csv", folder / "Lead.csv", "--crm", tmp_path / "c.db")
     assert r.exit_code == 0 and "loaded 1 Lead" in r.stdout, r.output
+
+
+def test_an_org_file_with_a_utf8_bom_is_read_as_the_export_files_are(tmp_path: Path) -> None:
+    """A BOM (as Windows editors write one) was `cannot read the org file: Unexpected UTF-8
+    BOM (decode using utf-8-sig)`, exit 2, though the export files beside it take one."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "org.json").write_bytes(b'\xef\xbb\xbf{"edition": "growth"}\n')
+    (folder / "Lead.csv").write_bytes(b"\xef\xbb\xbfLastName,Company\nBlanc,X\n")
+    crm = tmp_path / "c.crm.db"
+    r = mrules("crm", "load", folder, "--crm", crm)
+    assert r.exit_code == 0, r.output
+    assert "loaded 1 Lead" in r.stdout
+    r = mrules("crm", "describe", "Lead", "--crm", crm)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b'{\n  "edition": "plus",\n  \xff}', "org.json:3: the org file is not UTF-8 (invalid"
+         " start byte at byte 3 of the line)"),
+        (b'{\n  "edition": "plus",\n  nope}', "org.json:3: the org file is not JSON: Expecting"
+         " property name enclosed in double quotes (column 3)"),
+        (b"\n", "org.json: the org file is empty: it holds one JSON object, {...}"),
+    ],
+)  # fmt: skip
+def test_an_org_file_that_cannot_be_read_says_where(tmp_path: Path, data: bytes, said: str) -> None:
+    """They said Python's words, `'utf-8' codec can't decode byte 0xff in position 26` and
+    `Expecting value: line 1 column 1 (char 0)`, and never the line."""
+    org = tmp_path / "org.json"
+    org.write_bytes(data)
+    r = mrules("crm", "load", org, "--crm", tmp_path / "c.crm.db")
+    assert r.exit_code == 2, r.output
+    assert r.stderr == f"mrules: error: {tmp_path}/{said}\n"
+    assert not (tmp_path / "c.crm.db").exists()

@@ -147,10 +147,26 @@ def _file_keys(path: Path) -> set[object]:
 
 
 def read_org(path: Path) -> dict[str, Any]:
+    """The org file's settings. A UTF-8 BOM is taken, as the export files' is (it was
+    Python's `Unexpected UTF-8 BOM (decode using utf-8-sig)`), and what is not UTF-8 or
+    not JSON is said with its line, as a row's is."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CrmInputError(f"{path}: cannot read the org file: {e}") from e
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CrmInputError(f"{path}: cannot read the org file: {e.strerror or e}") from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line, message = not_utf8(raw, e)
+        raise CrmInputError(f"{path}:{line}: the org file is {message}") from e
+    if not text.strip():
+        raise CrmInputError(f"{path}: the org file is empty: it holds one JSON object, {{...}}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CrmInputError(
+            f"{path}:{e.lineno}: the org file is not JSON: {e.msg} (column {e.colno})"
+        ) from e
     if not isinstance(data, dict):
         raise CrmInputError(f"{path}: the org file holds one JSON object")
     return data
