@@ -281,3 +281,37 @@ def test_a_refused_rename_is_one_log_line_not_a_traceback(tmp_path: Path) -> Non
     log = err.decode()
     assert "Traceback" not in log, log
     assert "refused: list 'B' is already declared" in log, log
+
+
+def test_a_body_that_is_not_json_is_one_log_line_not_a_traceback(client: RawClient) -> None:
+    """pygls logged `Unable to handle message` with a whole traceback (a JSONDecodeError)
+    before the server's own line, as if the server had failed."""
+    assert client.proc.stdin is not None
+    client.proc.stdin.write(b"Content-Length: 5\r\n\r\n{{{{{")
+    client.proc.stdin.flush()
+    assert "result" in _symbols(client, 2)
+    code, err = client.close()
+    assert code == 0
+    log = err.decode()
+    assert "Traceback" not in log and "Unable to handle message" not in log, log
+    assert "ignored a message that is not JSON: Expecting property name" in log, log
+
+
+@pytest.mark.parametrize("length", [99999999999999999999, 999999999999, (1 << 30) + 1])
+def test_a_content_length_no_message_can_have_stops_the_server_in_one_line(
+    client: RawClient, length: int
+) -> None:
+    """A length beyond any message was an internal error (exit 70, `OverflowError` or
+    `MemoryError`): pygls read the body with one `read(length)`. The input cannot be
+    followed past such a header: the server says so in one line and ends, exit 1."""
+    assert client.proc.stdin is not None
+    client.proc.stdin.write(b"Content-Length: %d\r\n\r\n{}" % length)
+    client.proc.stdin.flush()
+    _, err = client.proc.communicate(timeout=60)
+    assert client.proc.returncode == 1, err
+    log = err.decode()
+    assert "Traceback" not in log and "internal error" not in log, log
+    assert (
+        f"a message says its body is {length} bytes long, more than the 1073741824 a message"
+        " may be: the input cannot be followed past it; the server stops"
+    ) in log

@@ -1075,13 +1075,69 @@ def _refusals_in_one_line(record: logging.LogRecord) -> bool:
     return True
 
 
+def _no_traceback_for_what_is_not_json(record: logging.LogRecord) -> bool:
+    """pygls logs a whole traceback for a body that is not JSON (or not UTF-8), as if the
+    server had failed; `report_server_error` logs it in one line and answers a ParseError."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (
+        str(record.msg).startswith("Unable to handle message") and isinstance(error, ValueError)
+    )
+
+
+MAX_MESSAGE_BYTES = 1 << 30
+"""The longest message body the server reads (1 GiB, far beyond any rule file's)."""
+
+
+class MessageInput:
+    """Standard input as pygls reads it: a header line, then a body of its Content-Length.
+
+    pygls read the body with one `read(n)` of the length the header gave, which allocates
+    n bytes first: `Content-Length: 999999999999` was a MemoryError, and 20 digits an
+    OverflowError, each an internal error (exit 70) that stopped the server. A body is read
+    a mebibyte at a time; a length beyond MAX_MESSAGE_BYTES cannot be followed (the next
+    header is somewhere in what it says is the body): the server logs it in one line
+    and stops as at the end of its input, exit 1 (`stream_lost`).
+    """
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self.stream_lost = False
+
+    def readline(self) -> bytes:
+        return self._raw.readline()  # type: ignore[no-any-return]
+
+    def read(self, n: int) -> bytes:
+        if n > MAX_MESSAGE_BYTES:
+            log.error(
+                "a message says its body is %d bytes long, more than the %d a message may"
+                " be: the input cannot be followed past it; the server stops",
+                n,
+                MAX_MESSAGE_BYTES,
+            )
+            self.stream_lost = True
+            return b""  # pygls ends its loop at an empty body
+        parts: list[bytes] = []
+        left = n
+        while left > 0:
+            chunk = self._raw.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+
 def serve() -> None:
     """Run the server over standard input and output until the client says exit."""
     _never_block_on_stderr()
     pygls_log = logging.getLogger("pygls.protocol.json_rpc")
     pygls_log.addFilter(_not_unreadable_params)
     pygls_log.addFilter(_refusals_in_one_line)
-    server.start_io()
+    logging.getLogger("pygls.server").addFilter(_no_traceback_for_what_is_not_json)
+    stdin = MessageInput(sys.stdin.buffer)
+    server.start_io(stdin)  # type: ignore[arg-type]  # pygls calls readline and read only
+    if stdin.stream_lost:
+        sys.exit(1)
     if server.exiting and not server.shut_down:
         # `exit` without `shutdown` first ends with 1, as the protocol says: pygls raised
         # SystemExit(1) inside its loop, caught it, and returned (the process ended 0)
