@@ -132,3 +132,30 @@ def test_replay_old_rev_that_is_empty_is_a_usage_error(rev: str) -> None:
         assert r.exit_code == 2, r.output  # with 3 paths, "" was a diff without --old-rev
         assert "--old-rev needs a revision" in r.stderr, r.stderr
         assert r.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("crm", "export", "--store", "g.db", "--out", "PIPE"),
+        ("partition", str(EXAMPLE / "events.jsonl"), "--buckets", "2", "--out", "PIPE"),
+        (
+            "replay",
+            "--diff",
+            str(EXAMPLE / "rules"),
+            str(EXAMPLE / "rules"),
+            str(EXAMPLE / "events.jsonl"),
+            "--store-dir",
+            "PIPE",
+        ),
+    ],
+    ids=lambda a: a[0],
+)
+def test_a_folder_option_given_a_named_pipe_says_what_it_is(here: Path, args: tuple) -> None:
+    """`crm export --out` a named pipe (or `/dev/full`) said `not a folder; create it first`
+    of a path that exists; the others, `PIPE: not a folder`. Each names what it is."""
+    os.mkfifo("PIPE")
+    r = mrules(*args)
+    assert r.exit_code == 2, r.output
+    option = args[args.index("PIPE") - 1]
+    assert r.stderr == f"mrules: error: {option}: PIPE is a named pipe, not a folder\n"

@@ -158,13 +158,19 @@ class NonEmptyPath(click.Path):
                 said = f"needs a file or folder: {EMPTY_PATH}"
             empty_path(param, ctx, said)
         try:
-            return super().convert(value, param, ctx)  # type: ignore[arg-type]
+            converted = super().convert(value, param, ctx)  # type: ignore[arg-type]
         except click.BadParameter:
             if not isinstance(value, str | bytes):
                 raise
             raise EmptyPathError(
                 f"{_named(param)}: {shown_path(os.fsdecode(value))} {self._why(value)}", ctx
             ) from None
+        if not self.file_okay and isinstance(value, str | bytes) and value != "-":
+            kind = _special_kind(os.fsdecode(value))
+            if kind is not None:  # click takes a device for a folder: `--out /dev/full`
+                shown = shown_path(os.fsdecode(value))
+                raise EmptyPathError(f"{_named(param)}: {shown} is {kind}, not a folder", ctx)
+        return converted
 
     def _why(self, value: str | bytes) -> str:
         """What is wrong with a path click refused, in the words of the other messages
