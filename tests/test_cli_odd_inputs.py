@@ -164,3 +164,24 @@ def test_a_lone_carriage_return_ends_a_line_and_its_comment(tmp_path: Path) -> N
     r = mrules("fmt", "-", input=rule.read_bytes())
     assert r.exit_code == 0, r.output
     assert r.stdout == 'list "A"  # the lists\ntag "t"\n'
+
+
+@pytest.mark.parametrize("command", ["run", "partition", "replay"])
+def test_a_plain_file_named_gz_is_said_to_be_one(tmp_path: Path, command: str) -> None:
+    """Plain JSON Lines named `.gz` said Python's `broken gzip data: Not a gzipped file
+    (b'{"')`; it says what the file is and what to do, in each command that reads events."""
+    events = tmp_path / "events.jsonl.gz"
+    events.write_bytes((EXAMPLE / "events.jsonl").read_bytes())
+    rules = EXAMPLE / "rules"
+    args = {
+        "run": ("run", rules, events, "--store", tmp_path / "s.db", "-q"),
+        "partition": ("partition", events, "--buckets", "2", "--out", tmp_path / "p"),
+        "replay": ("replay", "--diff", rules, rules, events),
+    }[command]
+    r = mrules(*args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(
+        f"mrules: error: {events}: not gzip data, though its name ends in .gz: if it holds plain"
+        " JSON Lines, give it a name without .gz (or compress it with gzip)"
+    ), r.stderr
+    assert "b'" not in r.stderr

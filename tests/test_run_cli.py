@@ -346,7 +346,7 @@ def test_a_gz_file_is_checked_on_a_terminal_as_in_a_pipe(
         said = "nothing of this file was applied"
     else:
         path.write_bytes((ROOT / EVENTS).read_bytes())
-        said = "Not a gzipped file"
+        said = "not gzip data, though its name ends in .gz"
     store = tmp_path / "t.db"
     piped = invoke("run", RULES, str(path), "--store", str(tmp_path / "piped.db"))
     assert piped.exit_code == 2 and said in piped.stderr, piped.stderr

@@ -74,6 +74,7 @@ __all__ = [
     "Reject",
     "SourceNotOpenedError",
     "StreamReplacedError",
+    "gzip_trouble",
     "is_cut_short",
     "line_check",
     "parse_line",
@@ -92,6 +93,20 @@ CRM_OBJECTS: Final[tuple[str, ...]] = tuple(CrmObject)
 OPPORTUNITY_STATUSES: Final = ("won", "lost")
 MAX_REJECT_TEXT: Final = 1000
 MAX_LINE_BYTES: Final = 16 << 20
+
+
+def gzip_trouble(error: BaseException) -> str:
+    """Why a `.gz` events file cannot be read, in words. A file named `.gz` that is not
+    compressed (plain JSON Lines) said Python's `Not a gzipped file (b'{"')`."""
+    if isinstance(error, gzip.BadGzipFile) and str(error).startswith("Not a gzipped file"):
+        return (
+            "not gzip data, though its name ends in .gz: if it holds plain JSON Lines, give it"
+            " a name without .gz (or compress it with gzip)"
+        )
+    detail = str(error) or "the data ends before the end of the gzip stream"
+    return f"broken gzip data: {detail}"
+
+
 """A longer line is rejected unread: an endless one (`/dev/zero`) would fill the memory."""
 
 _TYPES: Final = frozenset(EVENT_TYPES)
@@ -809,8 +824,7 @@ def _iterate(
             else:
                 yield Reject(line, _not_object(obj), _text(data))
     except (gzip.BadGzipFile, zlib.error, EOFError) as broken:
-        detail = str(broken) or "the data ends before the end of the gzip stream"
-        raise EventSourceError(f"{name}: broken gzip data: {detail}") from None
+        raise EventSourceError(f"{name}: {gzip_trouble(broken)}") from None
     except OSError as err:
         raise EventSourceError(f"{name}: cannot read: {err.strerror or err}") from None
     finally:

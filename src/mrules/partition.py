@@ -60,6 +60,7 @@ from mrules.events import (
     _Bad,
     _event,
     _normalise_email,
+    gzip_trouble,
     is_cut_short,
     line_check,
     parse_line,
@@ -424,8 +425,7 @@ def _lines(path: Path) -> Iterator[bytes]:
         try:
             yield from stream
         except (gzip.BadGzipFile, EOFError, OSError) as e:
-            detail = str(e) or "the data ends before the end of the gzip stream"
-            raise PartitionError(f"{path}: broken gzip data: {detail}") from None
+            raise PartitionError(f"{path}: {gzip_trouble(e)}") from None
     finally:
         f.close()
 
