@@ -743,8 +743,9 @@ def test_engine_dask_without_a_scheduler_starts_a_local_cluster_of_workers(
     getcloudy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `--engine dask` does with neither --scheduler nor --dask-local was said
-    nowhere (`--workers`: "for --engine local"): a local cluster of --workers."""
-    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    nowhere (`--workers`: "for --engine local"): a local cluster of --workers (as many
+    buckets or more: never more workers than tasks)."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "4", "--out", "part").exit_code == 0
     made: list[dict[str, Any]] = []
 
     class Pool:  # no cluster started: what it would be started with
@@ -848,3 +849,24 @@ def test_a_partition_folder_that_cannot_be_made_on_its_disk_is_exit_4(
         " command again\n"
     )
     assert not (getcloudy / "part").exists()
+
+
+@pytest.mark.parametrize("option", ["--dask-local", "--workers"])
+def test_a_local_dask_cluster_starts_no_more_workers_than_buckets(
+    getcloudy: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """`--dask-local 99999999999999999999` started workers until the run was killed (a
+    local process pool starts no more workers than tasks already)."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    made: list[dict[str, Any]] = []
+
+    class Pool:  # no cluster started: what it would be started with
+        def __init__(self, **options: Any) -> None:
+            made.append(options)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("mrules.scale.dask_engine.DaskPool", Pool)
+    r = _invoke("run", "rules", "part", "--engine", "dask", option, "99999999999999999999",
+                "--store", "d.db")  # fmt: skip
+    assert r.exit_code == 130, r.output
+    assert made[0]["scheduler"] is None and made[0]["workers"] == 2

@@ -432,7 +432,10 @@ def run_partitioned(
         if engine == "dask":
             from mrules.scale.dask_engine import DaskPool
 
-            pool = DaskPool(scheduler=scheduler, workers=dask_local or workers,
+            # A local cluster of more workers than tasks starts them for nothing: with
+            # `--dask-local 99999999999999999999` it never finished starting them.
+            wanted = min(dask_local or workers, max(1, len(tasks)))
+            pool = DaskPool(scheduler=scheduler, workers=wanted,
                             cluster_options=dask_cluster_options)  # fmt: skip
         else:  # "local": _check_arguments refused any other
             from mrules.scale.local import LocalPool
