@@ -159,3 +159,41 @@ def test_a_folder_option_given_a_named_pipe_says_what_it_is(here: Path, args: tu
     assert r.exit_code == 2, r.output
     option = args[args.index("PIPE") - 1]
     assert r.stderr == f"mrules: error: {option}: PIPE is a named pipe, not a folder\n"
+
+
+RULES_FROM_STDIN = (
+    "-: this command reads rules from files and folders, not standard input (`mrules lint -`"
+    " checks rules given there; a file named - is ./-)"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("run", "-", "EVENTS", "--store", ":memory:"), RULES_FROM_STDIN),
+        (("segment", "-", "--store", "s.db"), RULES_FROM_STDIN),
+        (("sync", "plan", "--rules", "-", "--store", "s.db"), RULES_FROM_STDIN),
+        (("report", "rules", "--rules", "-", "--store", "s.db"), RULES_FROM_STDIN),
+        (("replay", "--diff", "RULES", "-", "EVENTS"), RULES_FROM_STDIN),
+        (("crm", "load", "-", "--store", "s.db"),
+         "-: crm load reads export files and folders, not standard input (a file named - is ./-)"),
+        (("crm", "apply-changes", "-", "--store", "s.db"),
+         "-: crm apply-changes reads a file, not standard input (a file named - is ./-)"),
+        (("sync", "run", "--rules", "RULES", "--store", "s.db", "--until",
+          "2026-12-21T00:00:00Z", "--changes", "-"),
+         "--changes -: sync run reads a file, not standard input (a file named - is ./-)"),
+    ],
+    ids=lambda v: " ".join(v[:2]) if isinstance(v, tuple) else "",
+)  # fmt: skip
+def test_standard_input_where_only_files_are_read_is_said_so(
+    here: Path, args: tuple[str, ...], said: str
+) -> None:
+    """`-` means standard input; where a command reads only files it said `-: no such file
+    or folder` (or `No such file or directory`), as if a file were missing."""
+    swap = {"RULES": str(EXAMPLE / "rules"), "EVENTS": str(EXAMPLE / "events.jsonl")}
+    assert mrules("run", swap["RULES"], swap["EVENTS"], "--store", "s.db", "-q").exit_code == 0
+    assert mrules("crm", "load", EXAMPLE / "crm", "--store", "s.db").exit_code == 0
+    r = mrules(*(swap.get(a, a) for a in args))
+    assert r.exit_code == 2, r.output
+    assert said in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr

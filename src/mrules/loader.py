@@ -535,11 +535,20 @@ def rule_files(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
                 raise LoadError(f"{shown}: {NOT_A_FOLDER}")
             elif path.exists() or path.is_symlink():
                 found.append((path, path.parent))
+            elif raw == "-":  # lint, fmt and parse read standard input before they load
+                raise LoadError(f"-: {NOT_STDIN}")
             else:
                 raise LoadError(f"{shown}: no such file or folder")
         except OSError as e:
             raise LoadError(f"{shown}: cannot read: {e.strerror or e}") from None
     return found
+
+
+NOT_STDIN = (
+    "this command reads rules from files and folders, not standard input (`mrules lint -`"
+    " checks rules given there; a file named - is ./-)"
+)
+"""Why `-` is no rule set outside lint, fmt and parse: it said `-: no such file or folder`."""
 
 
 def unsearched(folder_name: str) -> bool:

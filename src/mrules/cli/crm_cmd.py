@@ -415,6 +415,8 @@ def apply_changes_cmd(
     when = _time("--until", until)
     path = Path(changes)
     shown = _shown(changes)
+    if changes == "-" and not path.exists():  # it said "-: no such file"
+        fail("-: crm apply-changes reads a file, not standard input (a file named - is ./-)")
     if not path.exists() or path.is_dir():  # a pipe (`<(...)`) is read like a file
         fail(f"{shown}: no such file")
     items, issues = read_changes(path)

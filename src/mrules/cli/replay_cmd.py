@@ -234,7 +234,9 @@ def replay(
         from pathlib import Path
 
         if not Path(p).exists():
-            _fail(f"no such rule file or folder: {p}")
+            from mrules.loader import NOT_STDIN
+
+            _fail(f"-: {NOT_STDIN}" if p == "-" else f"no such rule file or folder: {p}")
         # An empty file, a store or binary data where rules go (the paths swapped): exit
         # 2, as every command that loads rules says; it was replayed as no rules at all.
         rule_file_or_exit(p, argument=name)

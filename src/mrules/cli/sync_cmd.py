@@ -1104,6 +1104,8 @@ def _read_changes(path: str) -> Any:
     is opened: a file with a line that is no change runs nothing and writes nothing."""
     from mrules.crm.changes import read_changes
 
+    if path == "-" and not Path(path).exists():  # it said "No such file or directory"
+        fail("--changes -: sync run reads a file, not standard input (a file named - is ./-)")
     try:
         changes, issues = read_changes(Path(path))
     except OSError as e:

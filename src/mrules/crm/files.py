@@ -86,6 +86,11 @@ def _kind(p: Path) -> str:
     try:
         mode = p.stat().st_mode
     except OSError:
+        if str(p) == "-":  # it said "no such file or folder"
+            return (
+                "crm load reads export files and folders, not standard input (a file named"
+                " - is ./-)"
+            )
         return "no such file or folder"
     return f"{special_file_kind(mode)}, not a file: give a CRM export file or a folder of them"
 
