@@ -182,6 +182,8 @@ RULES_FROM_STDIN = (
         (("sync", "run", "--rules", "RULES", "--store", "s.db", "--until",
           "2026-12-21T00:00:00Z", "--changes", "-"),
          "--changes -: sync run reads a file, not standard input (a file named - is ./-)"),
+        (("sync", "apply", "-", "--rules", "RULES", "--store", "s.db"),
+         "-: sync apply reads a plan file, not standard input (a file named - is ./-)"),
     ],
     ids=lambda v: " ".join(v[:2]) if isinstance(v, tuple) else "",
 )  # fmt: skip

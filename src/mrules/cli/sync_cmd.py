@@ -800,6 +800,8 @@ def _read_plan(path: str, fmt: str) -> dict[str, Any]:
                 fail(f"{printable_path(path)}: not a sync plan but {_database_kind(path)}")
             data = load_spooled(f)
     except OSError as e:
+        if path == "-" and isinstance(e, FileNotFoundError):  # "No such file or directory"
+            fail("-: sync apply reads a plan file, not standard input (a file named - is ./-)")
         fail(f"{printable_path(path)}: cannot read the plan: {e.strerror or e}")
     except ValueError as e:
         fail(f"{printable_path(path)}: not a sync plan (not JSON: {e})")
