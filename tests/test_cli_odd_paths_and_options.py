@@ -199,3 +199,35 @@ def test_standard_input_where_only_files_are_read_is_said_so(
     assert r.exit_code == 2, r.output
     assert said in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lint", "RULES", "--sarif-file", "other.db"),
+        ("test", str(EXAMPLE / "tests"), "-o", "other.db"),
+        ("report", "html", "other.db", "--store", "s.db", "-q"),
+        ("sync", "plan", "--rules", "RULES", "--store", "s.db", "--out", "other.db"),
+        ("run", "RULES", "EVENTS", "--store", "s.db", "-q", "--actions", "other.db"),
+        ("run", "RULES", "EVENTS", "--store", ":memory:", "-q", "--rejects", "other.db"),
+        ("run", "RULES", "EVENTS", "--store", ":memory:", "-q", "--diagnostics", "other.db"),
+    ],
+    ids=lambda a: " ".join(a[:2]) + " " + a[-2],
+)
+def test_an_output_over_an_sqlite_database_is_refused(here: Path, args: tuple[str, ...]) -> None:
+    """No output of mrules is an SQLite file. `lint --sarif-file mrules.db` and `test -o
+    mrules.db` replaced a store with their report (exit 0); `report html`, `sync plan
+    --out` and `run --actions` refused their own store only, not another one."""
+    swap = {"RULES": str(EXAMPLE / "rules"), "EVENTS": str(EXAMPLE / "events.jsonl")}
+    for store in ("s.db", "other.db"):
+        assert mrules("run", swap["RULES"], swap["EVENTS"], "--store", store, "-q").exit_code == 0
+    assert mrules("crm", "load", EXAMPLE / "crm", "--store", "s.db").exit_code == 0
+    before = Path("other.db").read_bytes()
+    r = mrules(*(swap.get(a, a) for a in args))
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(
+        f"mrules: error: {args[args.index('other.db') - 1] if args[0] != 'report' else 'OUT'}"
+        " other.db is an SQLite database (a store, a CRM file or a sync file?): writing it"
+        " would destroy it; give another"
+    ), r.stderr
+    assert Path("other.db").read_bytes() == before

@@ -62,6 +62,7 @@ __all__ = [
     "reads_only",
     "refuse_output_over_inputs",
     "rule_file_or_exit",
+    "sqlite_database_kind",
     "stdin_alone_or_exit",
     "stdout_or_exit",
     "store_there_or_exit",
@@ -526,6 +527,10 @@ def refuse_output_over_inputs(
                 f"{what} {shown_path(out)} is {shown_path(held_by)}: writing it would"
                 " destroy it; give another path"
             )
+    database = sqlite_database_kind(out)  # not one of these, but another store, say
+    if database is not None:
+        shown = shown_path(out)
+        fail(f"{what} {shown} is {database}: writing it would destroy it; give another path")
 
 
 def email_or_exit(what: str, email: str) -> str:
@@ -550,6 +555,23 @@ def email_or_exit(what: str, email: str) -> str:
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_database_kind(path: str | os.PathLike[str]) -> str | None:
+    """`an SQLite database (a store, ...?)` when `path` is an existing file that is one; None
+    otherwise. No output of mrules is an SQLite file: one given as an output (`lint
+    --sarif-file mrules.db`, `test -o mrules.db`, another store as `--actions`) was
+    replaced or appended to, a store destroyed without a word."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except (OSError, ValueError):
+        return None
+    if head != SQLITE_HEADER:
+        return None
+    return "an SQLite database (a store, a CRM file or a sync file?)"
 
 
 def rule_file_or_exit(path: str, store_option: bool = False, argument: str = "RULES") -> None:

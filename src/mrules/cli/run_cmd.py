@@ -46,6 +46,7 @@ from mrules.cli.common import (
     fail,
     load_or_exit,
     output_folder_or_exit,
+    sqlite_database_kind,
     store_there_or_exit,
     warn_unsettled,
 )
@@ -181,6 +182,8 @@ def _refuse_clashing_outputs(
             clash = f"a rule file of {rules}"
         if clash is None and folder is not None and real.startswith(folder + os.sep):
             clash = f"in the partition folder {events}"
+        if clash is None:
+            clash = sqlite_database_kind(path)  # another store: appended to, it was damaged
         if clash is not None:
             fail(f"{what} {path} is {clash}: writing it would destroy it; {advice}")
         taken.append((keys, f"also the output of {what}"))
