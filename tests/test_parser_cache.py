@@ -55,3 +55,20 @@ def test_a_cache_folder_others_may_write_is_not_used(tmp_path: Path) -> None:
     (linked / "mrules").symlink_to(elsewhere, target_is_directory=True)
     _lint(tmp_path, linked)  # a symbolic link may point at anyone's folder
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_home_folder_that_is_not_there_is_not_made(tmp_path: Path) -> None:
+    """`HOME=/nonexistent mrules lint` (a service account, a CI step) made the whole
+    chain `/nonexistent/.cache/mrules` for its cache; it runs without one instead."""
+    home = tmp_path / "gone"
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CACHE_HOME"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mrules", "lint", "-"],
+        input=RULE, capture_output=True, text=True, env={**env, "HOME": str(home)}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "ok: 1 file, no problems" in done.stderr
+    assert not home.exists()
+    nested = tmp_path / "no" / "cache"  # XDG_CACHE_HOME in a folder that is not there
+    _lint(tmp_path, nested)
+    assert not (tmp_path / "no").exists()

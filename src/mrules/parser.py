@@ -95,6 +95,10 @@ def _tables_cache() -> str | bool:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     if not os.path.isabs(base):  # no home folder: "~/.cache" left as it is
         return False
+    if not os.path.isdir(os.path.dirname(base.rstrip(os.sep)) or os.sep):
+        # A home folder that is not there (HOME=/nonexistent, a service account's): the
+        # whole chain was made, `/nonexistent/.cache/mrules`; now there is no cache.
+        return False
     folder = os.path.join(base, "mrules")
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
