@@ -329,3 +329,29 @@ def test_segment_drops_the_report_of_a_prospect_whose_rules_now_settle(
     assert not diagnostics.exists()
     with open_store(store) as st:
         assert st.diagnostics() == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "option"), [(".rejects.jsonl", "--rejects"), (".diagnostics.jsonl", "--diagnostics")]
+)
+def test_a_folder_where_a_file_beside_the_store_goes_is_refused_before_the_run(
+    tmp_path: Path, suffix: str, option: str
+) -> None:
+    """The rejects file beside the store a folder: the run applied its lines, then failed
+    (exit 4, `Is a directory; ... the next run writes the file again`), and so did every
+    run after it. It is refused before the store is opened, saying what to do."""
+    (tmp_path / f"s{suffix}").mkdir()
+    events = tmp_path / "e.jsonl"
+    events.write_text(good("ann") + "not json\n", "utf-8")
+    r = CliRunner().invoke(main, ["run", RULES, str(events), "--store", str(tmp_path / "s.db")])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (
+        f"mrules: error: {tmp_path}/s{suffix} is a folder, where the run writes its"
+        f" {option[2:]} file beside the store: move it away, or give {option} FILE\n"
+    )
+    assert not (tmp_path / "s.db").exists()
+    elsewhere = str(tmp_path / f"other{suffix}")
+    r = CliRunner().invoke(
+        main, ["run", RULES, str(events), "--store", str(tmp_path / "s.db"), option, elsewhere]
+    )
+    assert r.exit_code == 3, r.output  # given elsewhere, the run goes on (a line rejected)

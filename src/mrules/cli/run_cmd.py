@@ -367,6 +367,7 @@ def run(
     output_folder_or_exit("--actions", actions_path)
     output_folder_or_exit("--rejects", rejects_path)
     output_folder_or_exit("--diagnostics", diagnostics_path)
+    _refuse_folders_beside_the_store(store_path, rejects_path, diagnostics_path)
     try:
         store = open_store(store_path, wait=wait, timeout=wait_timeout)
         # where an earlier run on standard input or a pipe left `-`: not this run's lines
@@ -603,6 +604,27 @@ def _look_up(path: str) -> os.stat_result | None:
 
 def _beside(store: Path, suffix: str) -> Path:
     return store.with_name(store.stem + suffix)
+
+
+def _refuse_folders_beside_the_store(
+    store_path: str, rejects_path: str | None, diagnostics_path: str | None
+) -> None:
+    """Exit 2, before the store is opened, when the rejects or diagnostics file a run
+    writes beside an SQLite store (no --rejects, --diagnostics given) is a folder: it
+    failed once the lines were applied (exit 4), and so did every run after, saying
+    "the next run writes the file again"."""
+    if store_path == MEMORY or "://" in store_path:
+        return
+    for option, chosen, suffix in (
+        ("--rejects", rejects_path, ".rejects.jsonl"),
+        ("--diagnostics", diagnostics_path, ".diagnostics.jsonl"),
+    ):
+        beside = _beside(Path(store_path), suffix)
+        if chosen is None and beside.is_dir():
+            fail(
+                f"{beside} is a folder, where the run writes its {option[2:]} file beside the"
+                f" store: move it away, or give {option} FILE"
+            )
 
 
 COMMANDS = (run,)
