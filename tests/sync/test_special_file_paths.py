@@ -111,3 +111,24 @@ def test_a_sync_db_option_that_is_a_named_pipe_is_a_usage_error(
     r = world.cli(*command, "--store", str(world.store), "--sync-db", str(pipe))
     assert r.exit_code == 2, r.output
     assert f"{pipe} is a named pipe, not a sync file: give the file" in r.output
+
+
+@pytest.mark.parametrize("kind", ["pipe", "folder"])
+@pytest.mark.parametrize(
+    "command",
+    [("report", "funnel"), ("report", "scores"), ("explain", "ann@x.com", "--timeline")],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_the_reports_refuse_what_is_no_sync_file_beside_the_store(
+    world: World, command: tuple[str, ...], kind: str
+) -> None:
+    """The reports and `explain --timeline` took a folder or a named pipe at NAME.sync.db
+    for no sync file at all (`no SQL, won or opportunity figures`), exit 0, where every
+    `sync` command refuses it."""
+    said = _special(world.tmp / "w.sync.db", kind)
+    r = world.cli(*command, "--store", str(world.store))
+    assert r.exit_code == 2, r.output
+    assert r.output == (
+        f"mrules: error: {world.tmp / 'w.sync.db'}, where the sync file goes beside the store,"
+        f" {said}: move it away, or give --sync-db FILE\n"
+    )

@@ -223,6 +223,13 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
         if sync_db is not None and not os.path.isfile(sync_db):  # given: it must be there
             fail(f"--sync-db {printable_path(sync_db)}: no such file", EXIT_USAGE)
         if sync_db is None and store_path != MEMORY and "://" not in store_path:
+            from mrules.reports._db import refuse_what_is_no_sync_file_beside
+            from mrules.store import StorePathError
+
+            try:
+                refuse_what_is_no_sync_file_beside(store_path)
+            except StorePathError as e:
+                fail(str(e), EXIT_USAGE)
             sync_db = str(default_sync_path(store_path))
         t = lifecycle(
             key,

@@ -194,6 +194,32 @@ def not_a_sync_file(path: str | Path, tables: set[str]) -> str:
     return f"{path} is not an mrules sync file (no link or opportunity table)"
 
 
+def refuse_what_is_no_sync_file_beside(store: str | Path) -> None:
+    """StorePathError (exit 2) when NAME.sync.db beside the store is a folder, a named
+    pipe or a device: the reports and `explain --timeline` took it for no sync file
+    ("no SQL, won or opportunity figures") without a word, where every `sync` command
+    refuses it."""
+    import os
+    import stat
+
+    from mrules.loader import printable_path
+    from mrules.pathkind import special_file_kind
+    from mrules.store import StorePathError
+
+    beside = default_sync_path(store)
+    try:
+        mode = os.stat(beside).st_mode
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(mode):
+        return
+    kind = "a folder" if stat.S_ISDIR(mode) else special_file_kind(mode)
+    raise StorePathError(
+        f"{printable_path(str(beside))}, where the sync file goes beside the store, is {kind}:"
+        " move it away, or give --sync-db FILE"
+    )
+
+
 def refuse_foreign_sync(
     sync_path: str | Path, its: str | None, store_path: str | Path, mine: str | None
 ) -> None:
@@ -269,6 +295,11 @@ class Source:
         sync_path: Path | None
         if sync_db is None:
             guess = default_sync_path(store)
+            try:
+                refuse_what_is_no_sync_file_beside(store)
+            except BaseException:
+                opened.close()
+                raise
             sync_path = guess if guess.is_file() else None
         else:
             from mrules.loader import printable_path
