@@ -619,8 +619,12 @@ def _refuse_folders_beside_the_store(
         ("--rejects", rejects_path, ".rejects.jsonl"),
         ("--diagnostics", diagnostics_path, ".diagnostics.jsonl"),
     ):
-        beside = _beside(Path(store_path), suffix)
-        if chosen is None and beside.is_dir():
+        try:
+            beside = _beside(Path(store_path), suffix)
+        except ValueError:  # `--store /`: no name (what opening the store says)
+            return
+        # os.path.isdir, not Path.is_dir: a name too long is for the store's open to say
+        if chosen is None and os.path.isdir(beside):
             fail(
                 f"{beside} is a folder, where the run writes its {option[2:]} file beside the"
                 f" store: move it away, or give {option} FILE"
