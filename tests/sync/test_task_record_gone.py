@@ -22,6 +22,31 @@ def _prospect(org: Org) -> dict[str, Any]:
     return json.loads(line)  # type: ignore[no-any-return]
 
 
+def _lead_goes(
+    monkeypatch: pytest.MonkeyPatch, how: str, lead: str, *, before: tuple[str, str]
+) -> list[str]:
+    """Sales delete `lead` (to the recycle bin), or merge it into a new lead, while a cycle
+    runs: just before its first `before` call (method, object) reaches the CRM. The list
+    gets the surviving lead's id ("" for a deletion) once it happened."""
+    method, sobject = before
+    original, create = getattr(EmulatedCrm, method), EmulatedCrm.create
+    survivor: list[str] = []
+
+    def call(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
+        if name == sobject and not survivor:
+            if how == "deleted":
+                crm.delete([lead])
+                survivor.append("")
+            else:
+                other = {"LastName": "Ann", "Company": "X", "Email": "ann.b@ex.org"}
+                survivor.append(str(create(crm, "Lead", [other])[0].id))
+                crm.merge(survivor[0], [lead], "alan")
+        return original(crm, name, records, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, method, call)
+    return survivor
+
+
 def test_a_task_for_a_purged_record_is_its_deletion_not_held_forever(tmp_path: Path) -> None:
     """Ann's lead is deleted, and purged from the recycle bin (15 days) before any cycle
     read the deletion; her next form asks a task and a membership. Both were refused
@@ -64,21 +89,7 @@ def test_a_task_whose_lead_goes_between_plan_and_apply_follows_it(
     assert org.sync("run", "--until", T0).exit_code == 0
     (lead,) = [str(r["Id"]) for r in org.crm_rows("Lead")]
     org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "F"))  # a second task
-    original = EmulatedCrm.create
-    survivor: list[str] = []
-
-    def create(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
-        if name == "Task" and not survivor:  # sales, while the cycle runs
-            if how == "deleted":
-                crm.delete([lead])
-                survivor.append("")
-            else:
-                other = {"LastName": "Ann", "Company": "X", "Email": "ann.b@ex.org"}
-                survivor.append(str(original(crm, "Lead", [other])[0].id))
-                crm.merge(survivor[0], [lead], "alan")
-        return original(crm, name, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "create", create)
+    survivor = _lead_goes(monkeypatch, how, lead, before=("create", "Task"))
     r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert r.exit_code == 0 and "errors   1" in r.output, r.output
     shown = org.ok("sync", "status", "--store", str(org.store))
@@ -113,25 +124,10 @@ def test_an_update_whose_lead_goes_between_plan_and_apply_follows_it(
     assert org.sync("run", "--until", T0).exit_code == 0
     (lead,) = [str(r["Id"]) for r in org.crm_rows("Lead")]
     org.update("2026-11-02T09:05:00Z", "ann@ex.org", {"phone": "+33 1 00 00 00 01"})
-    original_update, original_create = EmulatedCrm.update, EmulatedCrm.create
-    survivor: list[str] = []
-
-    def update(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
-        if name == "Lead" and not survivor:  # sales, while the cycle runs
-            if how == "deleted":
-                crm.delete([lead])
-                survivor.append("")
-            else:
-                other = {"LastName": "Ann", "Company": "X", "Email": "ann.b@ex.org"}
-                survivor.append(str(original_create(crm, "Lead", [other])[0].id))
-                crm.merge(survivor[0], [lead], "alan")
-        return original_update(crm, name, records, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "update", update)
+    survivor = _lead_goes(monkeypatch, how, lead, before=("update", "Lead"))
     r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert r.exit_code == 0, r.output
     assert survivor, "the cycle wrote no update"
-    monkeypatch.setattr(EmulatedCrm, "update", original_update)
     r = org.sync("run", "--until", "2026-11-02T09:30:00Z")  # the deletion or merge read
     assert r.exit_code == 0, r.output
     status = org.status()
