@@ -93,6 +93,7 @@ CRM_OBJECTS: Final[tuple[str, ...]] = tuple(CrmObject)
 OPPORTUNITY_STATUSES: Final = ("won", "lost")
 MAX_REJECT_TEXT: Final = 1000
 MAX_LINE_BYTES: Final = 16 << 20
+"""A longer line is rejected unread: an endless one (`/dev/zero`) would fill the memory."""
 
 
 def gzip_trouble(error: BaseException) -> str:
@@ -106,8 +107,6 @@ def gzip_trouble(error: BaseException) -> str:
     detail = str(error) or "the data ends before the end of the gzip stream"
     return f"broken gzip data: {detail}"
 
-
-"""A longer line is rejected unread: an endless one (`/dev/zero`) would fill the memory."""
 
 _TYPES: Final = frozenset(EVENT_TYPES)
 # Each type's text as one object, which every event of that type holds instead of the
