@@ -355,3 +355,27 @@ def test_a_folder_where_a_file_beside_the_store_goes_is_refused_before_the_run(
         main, ["run", RULES, str(events), "--store", str(tmp_path / "s.db"), option, elsewhere]
     )
     assert r.exit_code == 3, r.output  # given elsewhere, the run goes on (a line rejected)
+
+
+@pytest.mark.parametrize("suffix", [".rejects.jsonl", ".diagnostics.jsonl"])
+def test_a_named_pipe_where_a_file_beside_the_store_goes_is_refused(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A named pipe at the rejects (or diagnostics) file beside the store: the run applied
+    its lines, then waited for a reader of the pipe for ever. It is refused before the
+    store opens, as a folder there is. (A pipe given as --rejects is written to: the user
+    chose it.)"""
+    import os
+
+    os.mkfifo(tmp_path / f"s{suffix}")
+    events = tmp_path / "e.jsonl"
+    events.write_text(good("ann") + "not json\n", "utf-8")
+    argv = [sys.executable, "-m", "mrules", "run", RULES, str(events), "--store"]
+    r = subprocess.run([*argv, str(tmp_path / "s.db")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    option = "--" + suffix.split(".")[1]
+    assert r.stderr == (
+        f"mrules: error: {tmp_path}/s{suffix} is a named pipe, where the run writes its"
+        f" {option[2:]} file beside the store: move it away, or give {option} FILE\n"
+    )
+    assert not (tmp_path / "s.db").exists()

@@ -67,6 +67,7 @@ from mrules.outputs import (
     stream_rejects,
     write_rejects,
 )
+from mrules.pathkind import special_file_kind
 from mrules.records import RejectedLine
 from mrules.store import StoreError
 from mrules.storeapi import MEMORY, StateStore
@@ -612,7 +613,7 @@ def _refuse_folders_beside_the_store(
     """Exit 2, before the store is opened, when the rejects or diagnostics file a run
     writes beside an SQLite store (no --rejects, --diagnostics given) is a folder: it
     failed once the lines were applied (exit 4), and so did every run after, saying
-    "the next run writes the file again"."""
+    "the next run writes the file again"; or a named pipe or a device (`_not_a_file`)."""
     if store_path == MEMORY or "://" in store_path:
         return
     for option, chosen, suffix in (
@@ -623,12 +624,27 @@ def _refuse_folders_beside_the_store(
             beside = _beside(Path(store_path), suffix)
         except ValueError:  # `--store /`: no name (what opening the store says)
             return
-        # os.path.isdir, not Path.is_dir: a name too long is for the store's open to say
-        if chosen is None and os.path.isdir(beside):
-            fail(
-                f"{beside} is a folder, where the run writes its {option[2:]} file beside the"
-                f" store: move it away, or give {option} FILE"
-            )
+        if chosen is None:
+            kind = _not_a_file(beside)
+            if kind is not None:
+                fail(
+                    f"{beside} is {kind}, where the run writes its {option[2:]} file beside"
+                    f" the store: move it away, or give {option} FILE"
+                )
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What `path` is in words when it is there and is no regular file (a folder, a named
+    pipe, a device), else None. A named pipe there made the run wait for a reader for
+    ever once its lines were applied. (os.stat, not Path.is_dir: a name too long is for
+    the store's open to say.)"""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return "a folder" if stat.S_ISDIR(mode) else special_file_kind(mode)
 
 
 COMMANDS = (run,)
