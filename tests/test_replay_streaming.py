@@ -11,8 +11,6 @@ comparison (kept below as the reference, as it was) makes of the same two stores
 from __future__ import annotations
 
 import json
-import re
-import sys
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.test_replay_differential import BASE, _edited, _history, _write
+from tests.test_replay_readers import _workload
 
 import mrules.replay
 from mrules.replay import (
@@ -43,11 +42,6 @@ from mrules.replay import (
     render_text,
 )
 from mrules.store import Store
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-import generate  # noqa: E402
 
 RULES = """list "MQL"
 user "a@x.example"
@@ -394,18 +388,6 @@ def _check(old: Path, new: Path, events: Path, stores: Path, mql: str, limit: in
     assert orjson.dumps(_stable(d)) == orjson.dumps(want)
     labels = {"old": d["old"], "new": d["new"], "events": d["events"], "seconds": d["seconds"]}
     assert render_text(d) == render_text({**want, **labels})
-
-
-def _workload(folder: Path, seed: int) -> tuple[Path, Path, Path]:
-    generate.main([str(folder), "--prospects", "300", "--events", "3000", "--seed", str(seed)])
-    old = folder / "rules"
-    new = folder / "rules-new"
-    new.mkdir()
-    for f in old.glob("*.mr"):
-        text = f.read_text(encoding="utf-8")
-        text = re.sub(r"score >= (\d+)", lambda m: f"score >= {max(0, int(m.group(1)) - 10)}", text)
-        (new / f.name).write_text(text, encoding="utf-8")
-    return old, new, folder / "events.jsonl"
 
 
 @pytest.mark.parametrize("seed", [1, 7])
