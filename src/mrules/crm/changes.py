@@ -36,7 +36,13 @@ from typing import Any
 
 from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmError
-from mrules.crm.files import half_a_character, lone_surrogate, not_utf8
+from mrules.crm.files import (
+    NotAJsonValue,
+    half_a_character,
+    lone_surrogate,
+    no_json_constant,
+    not_utf8,
+)
 from mrules.crm.ids import InvalidId, to18
 from mrules.crm.model import parse_datetime
 from mrules.crm.port import LeadConvert
@@ -91,9 +97,12 @@ def read_changes(path: Path) -> tuple[list[Change], list[tuple[int, str]]]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line, parse_constant=no_json_constant)
         except json.JSONDecodeError as e:
             issues.append((n, f"not JSON: {e.msg} (column {e.colno})"))
+            continue
+        except NotAJsonValue as e:
+            issues.append((n, f"not JSON: {e}"))
             continue
         if not isinstance(data, dict):
             issues.append((n, "a line holds one JSON object"))

@@ -29,12 +29,14 @@ __all__ = [
     "CrmInputError",
     "FileIssue",
     "LoadReport",
+    "NotAJsonValue",
     "export_org",
     "export_records",
     "find_files",
     "half_a_character",
     "load_files",
     "lone_surrogate",
+    "no_json_constant",
     "not_utf8",
     "read_org",
     "read_rows",
@@ -230,9 +232,14 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
             if not line.strip():
                 continue
             try:
-                row = json.loads(line, object_pairs_hook=_no_key_twice)
+                row = json.loads(
+                    line, object_pairs_hook=_no_key_twice, parse_constant=no_json_constant
+                )
             except _KeyTwice as e:
                 issues.append(FileIssue(str(path), n, f"{e}: the row is refused"))
+                continue
+            except NotAJsonValue as e:
+                issues.append(FileIssue(str(path), n, f"not JSON: {e}: the row is refused"))
                 continue
             except json.JSONDecodeError as e:
                 issues.append(FileIssue(str(path), n, f"not JSON: {e.msg} (column {e.colno})"))
@@ -290,6 +297,16 @@ def read_rows(path: Path, issues: list[FileIssue]) -> Iterator[tuple[int, dict[s
 
 class _KeyTwice(ValueError):
     """A JSON object of a line names one key twice."""
+
+
+class NotAJsonValue(ValueError):
+    """A line holds `NaN`, `Infinity` or `-Infinity`: Python's `json` reads them, JSON has
+    no such value, and a CRM field cannot hold one (`NaN` was loaded as the text "nan")."""
+
+
+def no_json_constant(name: str) -> Any:
+    """`json.loads`'s `parse_constant`: refuse `NaN` and the infinities (`NotAJsonValue`)."""
+    raise NotAJsonValue(f"{name} is no JSON value (write a number, or null for none)")
 
 
 def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
