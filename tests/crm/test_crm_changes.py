@@ -19,29 +19,43 @@ KEYS = [
     "id", "email", "object", "fields", "owner", "label", "status", "opportunity", "account",
     "contact", "by", "name", "amount", "stage", "close_date", "campaign", "opportunity_label",
 ]  # fmt: skip
-VALUES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(allow_nan=False),
-    st.text(max_size=12),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(
-        st.sampled_from(["LastName", "Phone", "OwnerId", "StageName", "Amount", "Nope", "IsWon"]),
-        st.one_of(st.text(max_size=5), st.integers(), st.none(), st.lists(st.none(), max_size=1)),
-        max_size=3,
-    ),
-    st.sampled_from(
-        [
-            "lead-henry", "contact-bob", "opp-startup-pilot", "bob@bigcorp.example",
-            "henry@example.org", "sam@getcloudy.com", "Get Cloudy Consult 2026", "Lead",
-            "Contact", "Opportunity", "Closed Won", "queue-inside-sales", "00Q5e0000000001EAA",
-        ]
-    ),
-)  # fmt: skip
+
+
+def _values(*, infinity: bool) -> st.SearchStrategy[object]:
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=infinity),
+        st.text(max_size=12),
+        st.lists(st.integers(), max_size=2),
+        st.dictionaries(
+            st.sampled_from(
+                ["LastName", "Phone", "OwnerId", "StageName", "Amount", "Nope", "IsWon"]
+            ),
+            st.one_of(
+                st.text(max_size=5), st.integers(), st.none(), st.lists(st.none(), max_size=1)
+            ),
+            max_size=3,
+        ),
+        st.sampled_from(
+            [
+                "lead-henry", "contact-bob", "opp-startup-pilot", "bob@bigcorp.example",
+                "henry@example.org", "sam@getcloudy.com", "Get Cloudy Consult 2026", "Lead",
+                "Contact", "Opportunity", "Closed Won", "queue-inside-sales",
+                "00Q5e0000000001EAA",
+            ]
+        ),
+    )  # fmt: skip
+
+
+VALUES = _values(infinity=True)  # rows are loaded as Python values
+# A changes file is JSON, which has no Infinity (a line holding one is refused:
+# tests/crm/test_crm_json_constants.py).
+JSON_VALUES = _values(infinity=False)
 CHANGE = st.fixed_dictionaries(
     {"at": st.just("2026-11-03T00:00:00Z"), "op": st.sampled_from(sorted(OPS))},
-    optional=dict.fromkeys(KEYS, VALUES),
+    optional=dict.fromkeys(KEYS, JSON_VALUES),
 )
 ROW = st.dictionaries(
     st.sampled_from(
