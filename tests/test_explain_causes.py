@@ -8,6 +8,7 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
+import mrules
 from mrules.cli import main
 
 GRADING_RULES = """\
@@ -230,3 +231,30 @@ def test_each_anonymous_view_a_visitor_brings_is_named(tmp_path: Path) -> None:
     text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
     assert "(history of visitor v1: view of event line 1 id e1, 2026-01-01T00:01:00Z)" in text
     assert "(history of visitor v1: view of event line 2 id e2, 2026-01-01T00:02:00Z)" in text
+
+
+def test_a_visitors_views_are_named_in_the_order_they_came_whatever_their_times(
+    tmp_path: Path,
+) -> None:
+    """The views a visitor brings are scored in the order they arrived, and they arrived
+    before any view it made once known. `explain` paired them with the visitor's views
+    sorted by time: in a stream whose times go back, a view made after the tie but dated
+    first was named in place of an anonymous one, which was named nowhere."""
+    rules = 'include "library/pardot-default-scoring"\nform "F"\n'
+    lines = [
+        view(1, "v1", "https://x.com/a", 5),
+        view(2, "v1", "https://x.com/b", 3),  # dated before line 1
+        json.dumps(json.loads(submit(3, "ann@x.com", "F", 6)) | {"visitor": "v1"}),
+        view(4, "v1", "https://x.com/c", 1, "ann@x.com"),  # known now, dated first of all
+    ]
+    store = run(tmp_path, rules, lines)
+    ex = explain_json("ann@x.com", store)
+    attached = [r for r in ex["score"] if "attached_from" in r["args"]]
+    assert [(r["attached_view"]["line"], r["attached_view"]["url"]) for r in attached] == [
+        (1, "https://x.com/a"),
+        (2, "https://x.com/b"),
+    ]
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assert "view of event line 4" not in text
+    with mrules.run(tmp_path / "rules.mr", tmp_path / "events.jsonl") as in_memory:
+        assert in_memory.explain("ann@x.com")["score"] == ex["score"]

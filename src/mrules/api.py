@@ -233,7 +233,7 @@ def explain_state(store: str | Path | StateStore, email: str) -> dict[str, Any]:
                 Prospect.from_json(data, codecs, key), codecs, st.crm_pending(key)
             )
             rows = [action_record(r) for r in st.ledger(prospect=key)]
-            attach_views(rows, lambda: st.activities(key))
+            attach_views(rows, lambda: st.activities(key, by_time=False))
         synced = pending_beside(st.path) if isinstance(st, Store) else None
         wrong = damaged_steps(rows)
         if wrong is not None:

@@ -38,12 +38,11 @@ def attach_views(rows: list[dict[str, Any]], activities: Callable[[], Iterable[A
 
     A visitor that becomes a prospect brings its page views made while anonymous, each
     scored by one step naming only the visitor (`attached_from`): alike, they would
-    read as the same line twice. Those views are the visitor's first page views in the
-    prospect's activities (`activities()`, read only when such a step exists), so the
-    k-th such step of a visitor gets its k-th page view (oldest first) as
-    `attached_view`: read back, not kept twice in the store. (In a stream whose times
-    go back, a view made after the visitor was known but dated before one made while
-    anonymous would be named in its place.)
+    read as the same line twice. The engine scores them in the order they arrived, and
+    they arrived before any view the visitor made once known; so with `activities()` in
+    arrival order (read only when such a step exists), the k-th such step of a visitor
+    gets its k-th page view as `attached_view`: read back, not kept twice in the store,
+    and right whatever times the stream gave the views.
     """
     steps: dict[str, list[dict[str, Any]]] = {}
     for r in rows:

@@ -183,9 +183,12 @@ class MemoryStore:
             return self._rows
         return [self._rows[i] for i in self._by_prospect.get(prospect, ())]
 
-    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
+    def activities(
+        self, prospect: str | None = None, *, by_time: bool = True
+    ) -> Iterator[Activity]:
         found = [a for a in (r.activity() for r in self._of(prospect)) if a is not None]
-        found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
+        if by_time:
+            found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
         return iter(found)
 
     def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:

@@ -865,8 +865,14 @@ class Store:
             out[key] = value
         return out
 
-    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
-        """Activities (`mrules.records.Activity`), ordered by ts then insertion."""
+    def activities(
+        self, prospect: str | None = None, *, by_time: bool = True
+    ) -> Iterator[Activity]:
+        """Activities (`mrules.records.Activity`), ordered by ts then insertion.
+
+        `by_time=False` keeps insertion (arrival) order: what `explain` pairs a
+        visitor's anonymous views with, whatever times a stream gave them.
+        """
         if prospect is None:
             sql = f"SELECT {_HISTORY_COLUMNS} FROM history ORDER BY id"
             rows = self._history(sql)
@@ -880,7 +886,8 @@ class Store:
             )
             rows = self._history(sql, (pid,), (pid, prospect))
         found = [a for a in (row.activity() for row in rows) if a is not None]
-        found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
+        if by_time:
+            found.sort(key=lambda a: a.ts)  # stable: ties keep insertion order
         return iter(found)
 
     def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:

@@ -464,7 +464,9 @@ class PgStore:
     def shared(self) -> dict[str, str]:
         return dict(self._all("SELECT key, value FROM mrules_shared"))
 
-    def activities(self, prospect: str | None = None) -> Iterator[Activity]:
+    def activities(
+        self, prospect: str | None = None, *, by_time: bool = True
+    ) -> Iterator[Activity]:
         if prospect is None:
             rows = self._history()
         else:
@@ -473,7 +475,8 @@ class PgStore:
                 return iter(())
             rows = self._history("WHERE prospect = %s", (pid,))
         found = [a for a in (row.activity() for row in rows) if a is not None]
-        found.sort(key=lambda a: a.ts)
+        if by_time:
+            found.sort(key=lambda a: a.ts)
         return iter(found)
 
     def ledger(self, prospect: str | None = None, after_seq: int = 0) -> Iterator[LedgerEntry]:

@@ -212,7 +212,7 @@ def explain(email: str, store_path: str, fmt: str, timeline: bool, sync_db: str 
             )
             entries = list(store.ledger(prospect=key))
             rows = [action_record(r) for r in entries]
-            attach_views(rows, lambda: store.activities(key))
+            attach_views(rows, lambda: store.activities(key, by_time=False))
         # Only a --sync-db given is compared, as in the reports: the file beside the
         # store is its own (a store made again notes its new id at its next cycle).
         store_id = store_identity(store) if timeline and sync_db is not None else None
