@@ -25,6 +25,7 @@ from tests.test_replay_differential import BASE, _edited, _history, _write
 from tests.test_replay_readers import _workload
 
 import mrules.replay
+from mrules.engine import iso
 from mrules.replay import (
     _DYNAMIC,
     _GRADE_ACTIONS,
@@ -35,7 +36,6 @@ from mrules.replay import (
     _distribution,
     _Explainer,
     _Facts,
-    _iso,
     _message_key,
     _read_reference,
     diff_runs,
@@ -301,7 +301,7 @@ def _whole_compare(old: Any, new: Any, mql: str, limit: int) -> dict[str, Any]:
                 {
                     **body,
                     "count": n,
-                    "time": _iso(m["ts"]),
+                    "time": iso(m["ts"]),
                     "reason": f"{m.get('rule', '?')} ({m.get('at', '?')})",
                 }
             )

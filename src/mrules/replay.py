@@ -590,14 +590,6 @@ def _serve(
 # ----------------------------------------------------------------------------- comparing
 
 
-def _iso(ts: float | None) -> str | None:
-    import datetime as dt
-
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 def _cause(r: dict[str, Any]) -> str:
     """An action-log record's rule (file:line) and event, as `mrules explain` words it."""
     rule, ev = r["rule"], r["event"]
@@ -1495,6 +1487,8 @@ def _sent_diff(
 def _messages(found: list[tuple[int, dict[str, Any], int]]) -> dict[str, Any]:
     """The messages gained (or lost) as the report gives them, by the seq of each one's
     first message."""
+    from mrules.engine import iso
+
     by_kind: Counter[str] = Counter()
     items = []
     for _seq, m, n in sorted(found, key=_first):
@@ -1504,7 +1498,7 @@ def _messages(found: list[tuple[int, dict[str, Any], int]]) -> dict[str, Any]:
             {
                 **body,
                 "count": n,
-                "time": _iso(m["ts"]),
+                "time": iso(m["ts"]),
                 "reason": f"{m.get('rule', '?')} ({m.get('at', '?')})",
             }
         )

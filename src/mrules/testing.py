@@ -44,7 +44,6 @@ Each case runs on a fresh in-memory store through the public API
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import difflib
 import errno
 import json
@@ -497,13 +496,6 @@ def _epoch(text: str) -> float:
     from mrules.events import parse_timestamp
 
     return parse_timestamp(text).timestamp()
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds as RFC 3339 UTC text (as `state export` prints times)."""
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # What a YAML error's context is, in a user's words, and what usually fixes it.
@@ -1993,6 +1985,8 @@ def run_case(case: Case, rules: _Rules | None = None) -> _Result:
 
 
 def _message(m: Any) -> dict[str, Any]:
+    from mrules.engine import iso  # as `state export` prints times
+
     seq, ts, prospect, kind, payload = m[:5]
     return {
         "seq": seq,
