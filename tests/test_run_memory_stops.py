@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -81,3 +82,32 @@ def test_an_interrupted_run_does_not_promise_a_resume(tmp_path: Path) -> None:
         err = stopped(run, signal.SIGINT).decode()
     assert run.returncode == 130, err
     assert err == f"mrules: error: interrupted; {NOTHING_KEPT}\n"
+
+
+def _interrupted(*args: object, **kwargs: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("seam", "said"),
+    [
+        # the store opening: "the store keeps what was committed"
+        ("open_store", f"interrupted before the run began; {NOTHING_KEPT}"),
+        # the rules loading: "what was committed is kept, and ... resumes"
+        ("rules_or_exit", f"interrupted; {NOTHING_KEPT}"),
+        # the summary, once the store is closed: the same
+        ("render_summary", f"interrupted; {NOTHING_KEPT}"),
+    ],
+)
+def test_an_interrupt_in_any_phase_says_nothing_is_kept(
+    monkeypatch: pytest.MonkeyPatch, seam: str, said: str
+) -> None:
+    """Ctrl-C while the run opens its store, loads its rules or prints its summary: a real
+    SIGINT cannot be timed into those phases (an in-memory store opens at once, and a
+    rule file that is a named pipe is refused), so the module's own seams raise it."""
+    import mrules.cli.run_cmd as run_cmd
+
+    monkeypatch.setattr(run_cmd, seam, _interrupted)
+    r = mrules("run", RULES, EVENTS, "--store", ":memory:")
+    assert r.exit_code == 130, r.output
+    assert r.stderr == f"mrules: error: {said}\n"

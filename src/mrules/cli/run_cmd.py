@@ -44,6 +44,7 @@ from mrules.cli.common import (
     Seconds,
     WaitSeconds,
     fail,
+    interrupt_says,
     load_or_exit,
     output_folder_or_exit,
     sqlite_database_kind,
@@ -307,6 +308,8 @@ def run(
       mrules run examples/getcloudy/rules examples/getcloudy/events.jsonl \\
           --store getcloudy.db --actions actions.jsonl
     """
+    if store_path == MEMORY:  # while the rules load, or once the run is over: nothing kept
+        interrupt_says(f"interrupted; {NOTHING_KEPT}")
     # Big blocks keep their own mappings, freed when done: lower peak memory on long runs.
     pin_mmap_threshold()
     compiled = rules_or_exit((rules,))
@@ -374,7 +377,7 @@ def run(
         # where an earlier run on standard input or a pipe left `-`: not this run's lines
         before = store.stream_position(source) if source == "-" else 0
     except KeyboardInterrupt:  # the run had not begun: nothing of this stream applied
-        fail(_not_begun(source), EXIT_INTERRUPTED)
+        fail(_not_begun(source, store_path), EXIT_INTERRUPTED)
     log: ActionLog | None = None
     diagnostics: DiagnosticsFile | None = None
     try:
@@ -504,8 +507,11 @@ NOTHING_KEPT = (
 _REPAIR = "repair or complete the file, then run the same command again: it resumes after them"
 
 
-def _not_begun(source: str) -> str:
-    """`interrupted` while the store was being opened: nothing of this run was applied."""
+def _not_begun(source: str, store_path: str) -> str:
+    """`interrupted` while the store was being opened: nothing of this run was applied.
+    An in-memory store keeps nothing, not even what was committed (it said it did)."""
+    if store_path == MEMORY:
+        return f"interrupted before the run began; {NOTHING_KEPT}"
     then = (
         "standard input or a pipe is not resumed by position: give the same lines again"
         if source == "-"
