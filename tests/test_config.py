@@ -245,3 +245,29 @@ def test_a_configuration_path_is_shown_as_other_paths_are(
     code, _, err = lint("rules", "--config", name)
     assert code == 2 and shown in err and "\\udcff" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("mrules.toml", 'rules = [""]\n', 1),
+        ("mrules.toml", "# the rules\nstrict = true\nrules = [\n  \"rules\",\n  '',\n]\n", 5),
+        ("mrules.toml", 'ignore = ["MR109"]  # not ""\nrules = ""\n', 2),
+        ("pyproject.toml", '[project]\nname = "x"\n\n[tool.mrules]\nrules = ["rules", ""]\n', 5),
+    ],
+)
+def test_an_empty_rules_path_is_refused_with_its_line(
+    project: Path, name: str, text: str, line: int
+) -> None:
+    """`rules = [""]` linted the configuration's own folder, `rules/` and every other
+    folder under it, where `mrules lint ""` is refused: an empty path is no folder."""
+    (project / name).write_text(text, "utf-8")
+    (project / "other").mkdir()
+    (project / "other" / "broken.mr").write_text("this is not mrules\n", "utf-8")
+    for args in ((), ("rules",)):
+        code, codes, err = lint(*args)
+        assert (code, codes) == (2, []), err
+        assert err == (
+            f"mrules: error: {project / name}:{line}: 'rules' needs a file or folder: an empty"
+            ' path is not this file\'s folder (write "." for it)\n'
+        )

@@ -131,6 +131,25 @@ def _has_table(text: str) -> bool:
     return tool is not None and "[tool.mrules" in text  # `tool = 1`: load_config says so
 
 
+def _empty_path_line(text: str, pyproject: bool) -> int | None:
+    """The line of the empty string in `rules` (TOML readers give no positions): each
+    `""` or `''` of the text in turn is written as a marker, and the one that puts the
+    marker in `rules` is it. None when none does (a path the text escapes into being)."""
+    marker = "mrules-empty-path"
+    for m in re.finditer(r"(?<![\"'\\])(\"\"|'')(?![\"'])", text):
+        quote = m.group(1)[0]
+        try:
+            data = tomllib.loads(text[: m.start()] + quote + marker + quote + text[m.end() :])
+        except tomllib.TOMLDecodeError:
+            continue
+        table = data.get("tool", {}) if pyproject else {"mrules": data}
+        table = table.get("mrules", {}) if isinstance(table, dict) else {}
+        rules = table.get("rules") if isinstance(table, dict) else None
+        if rules == marker or (isinstance(rules, list) and marker in rules):
+            return text.count("\n", 0, m.start()) + 1
+    return None
+
+
 def load_config(path: Path) -> Config:
     """The settings of one configuration file; ConfigError if it cannot be used."""
     from mrules.loader import not_utf8, shown_path
@@ -188,5 +207,12 @@ def load_config(path: Path) -> Config:
     fmt = table.get("format", "text")
     if fmt not in FORMATS:
         raise ConfigError(f"{where}: 'format' must be one of " + ", ".join(FORMATS))
+    if "" in strings("rules"):  # `path.parent / ""` is the file's folder, as `lint ""` is not
+        found = _empty_path_line(raw.decode("utf-8-sig"), path.name == "pyproject.toml")
+        at = f"{shown}:{found}" if found else where
+        raise ConfigError(
+            f"{at}: 'rules' needs a file or folder: an empty path is not this file's folder"
+            ' (write "." for it)'
+        )
     rules = tuple(path.parent / r for r in strings("rules"))
     return Config(path=path, rules=rules, select=select, ignore=ignore, strict=strict, format=fmt)
