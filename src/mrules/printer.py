@@ -41,6 +41,7 @@ renderer writes the text. The canonical layout:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -74,21 +75,17 @@ def quote(text: str) -> str:
     >>> print(quote('say "hi"\\n'))
     "say \\"hi\\"\\n"
     """
-    out = ['"']
-    for ch in text:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif (
-            ord(ch) < 0x20
-            or 0x7F <= ord(ch) <= 0x9F
-            or ch in _INVISIBLE
-            or 0xD800 <= ord(ch) <= 0xDFFF
-        ):
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return '"' + _ESCAPED.sub(_escape, text) + '"'
+
+
+# What `quote` escapes, found by one regex: a loop over the characters took 140 bytes and
+# half a microsecond each (a 50 MB string: 7 GB).
+_ESCAPED = re.compile('[\\\\"\x00-\x1f\x7f-\x9f\ud800-\udfff' + "".join(sorted(_INVISIBLE)) + "]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    ch = m.group()
+    return _ESCAPES.get(ch) or f"\\u{ord(ch):04x}"
 
 
 def _number(value: float) -> str:

@@ -1,0 +1,123 @@
+"""A rule file holding one long string is read, linted and formatted in memory that grows
+as the file does, a few bytes a character, and reads exactly as before.
+
+The fast lexer's STRING (the grammar's `"(...)*"`) and the formatter's scan of strings
+matched one character a repetition of a group, for which Python's regex engine keeps a
+backtracking record: about 150 bytes a character, a 50 MB string 7 GB, and minutes in
+the kernel growing it; `printer.quote` took as much in its loop over the characters.
+The memory is counted here (tracemalloc sees the regex engine's stack), not timed. The
+possessive forms now used match the same strings: the differential tests check it
+against the grammar's own pattern and against Lark."""
+
+from __future__ import annotations
+
+import re
+import tracemalloc
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrules import comments
+from mrules.comments import scan
+from mrules.parser import _KNOWN_PATTERNS, _STRING_LEXEME, parse_recovering, parse_text
+from mrules.printer import _ESCAPES, _INVISIBLE, format_text, quote
+from test_parser_speed_equivalence import _assert_same
+
+BODIES: dict[str, Callable[[int], str]] = {
+    "plain": lambda n: "a" * n,
+    "escapes": lambda n: 'a\\"' * (n // 3),
+    "unicode escapes": lambda n: "\\u00e9" * (n // 6),
+    "words": lambda n: "ab cd " * (n // 6),
+}
+STEPS: dict[str, Callable[[str], object]] = {
+    "parse": lambda text: parse_text(text, "long.mr"),
+    "parse with recovery": lambda text: parse_recovering(text, "long.mr"),
+    "format": lambda text: format_text(text, "long.mr"),
+    "scan for comments": scan,
+}
+
+
+def _peak_bytes(work: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("step", STEPS)
+def test_a_long_string_takes_a_few_bytes_a_character(step: str, body: str) -> None:
+    STEPS[step]('list "warm up"\n')  # the parser's tables, built once, are not counted
+    texts = [f'list "{BODIES[body](n)}"\n' for n in (250_000, 1_000_000)]
+    small, large = (_peak_bytes(lambda t=t: STEPS[step](t)) for t in texts)  # type: ignore[misc]
+    # the text, the token and its value, the output: a few copies, not 150 bytes a character
+    assert large <= 12 * len(texts[1]), (large, len(texts[1]))
+    # four times the string, at most about four times the memory
+    assert large <= 4.5 * max(small, len(texts[0])), (small, large)
+
+
+_STRING_CHARS = st.sampled_from(["a", " ", '"', "\\", "n", "t", "u", "0", "F", "g", "\r", "\n"])
+_STRINGS = st.lists(st.one_of(_STRING_CHARS, st.characters()), max_size=40).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_STRINGS)
+def test_the_fast_lexers_string_matches_what_the_grammars_does(tail: str) -> None:
+    text = '"' + tail
+    grammar = re.match(_KNOWN_PATTERNS["STRING"], text)
+    fast = re.match(_STRING_LEXEME, text)
+    assert (grammar and grammar.group()) == (fast and fast.group())
+
+
+@settings(max_examples=200, deadline=None)
+@given(_STRINGS)
+def test_a_file_with_any_string_parses_as_lark_parses_it(tail: str) -> None:
+    _assert_same(f'list "{tail}\ntag "T"\n')
+    _assert_same(f'list "x" tag "{tail}"\n')
+
+
+# The formatter's scan as it was, one character of a string a repetition.
+_OLD_LEXEME = re.compile(
+    r'(?P<string>"(?:[^"\\\r\n]|\\.)*"?)'
+    r"|(?P<comment>#[^\r\n]*)"
+    r"|(?P<punct>[{}\[\](),;])"
+    r'|(?P<word>[^\s{}\[\](),;"#]+)'
+    r"|(?P<space>\s+)"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STRINGS, _STRINGS)
+def test_the_formatters_scan_reads_as_before(tail: str, more: str) -> None:
+    text = f'list "{tail}" # {more}\ntag "{more}\n'
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(comments, "_LEXEME", _OLD_LEXEME)
+        before = scan(text)
+    assert scan(text) == before
+
+
+def _quote_char_by_char(text: str) -> str:
+    """`quote` as it was, one character at a time."""
+    out = ['"']
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif (
+            ord(ch) < 0x20
+            or 0x7F <= ord(ch) <= 0x9F
+            or ch in _INVISIBLE
+            or 0xD800 <= ord(ch) <= 0xDFFF
+        ):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out) + '"'
+
+
+def test_quote_writes_every_character_as_before() -> None:
+    every = "".join(map(chr, range(0x110000)))
+    assert quote(every) == _quote_char_by_char(every)
