@@ -301,7 +301,8 @@ def run(
     are in the rejects file, with line numbers and reasons); 4 the store or an
     output file failed (disk full, read-only, damaged); 5 another run holds
     the store; 130 interrupted. After 4 or 130, what was committed is kept:
-    fix the cause and run the same command again to resume.
+    fix the cause and run the same command again to resume (--store :memory:
+    keeps nothing: the same command starts from the first line).
 
     \b
     Example:
