@@ -894,14 +894,11 @@ _KNOWN_PATTERNS = {
     "TIMESTAMP": (
         "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
     ),
-    "STRING": '"([^"\\\\\r\n]|\\\\["\\\\nt]|\\\\u[0-9a-fA-F]{4})*"',
+    # Possessive: the group repeated a character at a time (`(...)*`) kept a backtracking
+    # record each (150 bytes a character: 7 GB for a 50 MB string). Each alternative
+    # starts with its own character and none is a quote: nothing is ever given back.
+    "STRING": '"(?:[^"\\\\\r\n]++|\\\\["\\\\nt]|\\\\u[0-9a-fA-F]{4})*+"',
 }
-# STRING as the master regex reads it: the same strings, but possessive and with no group
-# inside. The grammar's `(...)*` keeps a backtracking record for each character (150
-# bytes a character, reallocated as it grows): a 50 MB string took 7 GB and minutes.
-# Each alternative starts with its own character and none is a closing quote, so
-# giving a character back never lets the string end elsewhere: nothing to keep.
-_STRING_LEXEME = '"(?:[^"\\\\\r\n]++|\\\\["\\\\nt]|\\\\u[0-9a-fA-F]{4})*+"'
 _KEYWORD_RE = re.compile(r"[a-z_][a-z0-9_]*")
 _WORD_ALTERNATION_RE = re.compile(r"\(\?:([a-z_]+(?:\|[a-z_]+)*)\)")
 _PUNCT_RE = re.compile(r"[\[\]{}():;,=<>-]+")
@@ -1025,7 +1022,7 @@ class _FastParser:
             raise _Fallback("the grammar ignores other terminals")
         groups = [
             ("word", r"[a-z_][a-z0-9_]*+(?![A-Z])"),
-            ("STRING", _STRING_LEXEME),
+            ("STRING", _KNOWN_PATTERNS["STRING"]),
             ("GRADE", _KNOWN_PATTERNS["GRADE"]),
             ("TIMESTAMP", _KNOWN_PATTERNS["TIMESTAMP"]),
             ("WEIGHT", _KNOWN_PATTERNS["WEIGHT"]),
@@ -1296,6 +1293,7 @@ _MINUS_LOOKALIKES = "\u2212\u2010\u2011\u2012\u2013\u2014\u2015\ufe63\uff0d"
 _VALID_ESCAPE = re.compile(r'\\(?:["\\nt]|u[0-9a-fA-F]{4})')
 _BAD_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3}|.?)", re.S)
 _LINE_END = re.compile(r"[\r\n]")
+_QUOTE_OR_ESCAPE = re.compile(r'["\\]')  # what ends a string's plain run of characters
 _BARE_NAME = re.compile(r'[^\s{}\[\]();,"#]+')
 
 # How each statement is written, by its first word: the hint of a syntax error in a
@@ -1997,10 +1995,10 @@ def _string_diagnostic(text: str, pos: int, path: str) -> Diagnostic:
     line_end = _LINE_END.search(text, pos)
     end = len(text) if line_end is None else line_end.start()
     i = pos + 1
-    while i < end and text[i] != '"':
-        if text[i] != "\\":
-            i += 1
-            continue
+    while (found := _QUOTE_OR_ESCAPE.search(text, i, end)) is not None:
+        i = found.start()
+        if text[i] == '"':
+            break
         escape = _VALID_ESCAPE.match(text, i)
         if escape is None and not text[i + 1 : end].strip(" \t"):
             # `"abc\` at a line's end: no escape, a string that does not go on

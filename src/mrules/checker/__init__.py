@@ -83,7 +83,8 @@ _NAME_CODES = WHOLE_PROGRAM_CODES - {"MR603"}
 # Codes about an empty block, reported at its braces.
 _AT_BRACES = frozenset({"MR224", "MR607"})
 _INCLUDE_RE = re.compile(r"^include(?![A-Za-z0-9_])", re.MULTILINE)
-_WORD_RE = re.compile(r'"((?:[^"\\\n]|\\.)*)"?|([A-Za-z_][A-Za-z0-9_]*)')
+# Possessive: a string's characters one a repetition kept 150 bytes of backtracking each.
+_WORD_RE = re.compile(r'"((?:[^"\\\n]++|\\.)*+)"?|([A-Za-z_][A-Za-z0-9_]*)')
 
 
 def check(program: ast.Program, sym: symbols.Symbols | None = None) -> list[Diagnostic]:
