@@ -196,3 +196,23 @@ def test_readme_commands_table_names_every_command() -> None:
         named |= {f"mrules {words[0]} {sub}".strip() for sub in subs} | {f"mrules {words[0]}"}
     missing = [path for path, _ in leaf_commands() if path not in named]
     assert not missing, missing
+
+
+def test_outputs_doc_names_every_row_of_the_run_summary(tmp_path, monkeypatch) -> None:
+    """docs/outputs.md's table of the summary's rows names each row `mrules run` prints on
+    the bundled example, run and then resumed; it named neither `top rules by matches`
+    nor `store`."""
+    page = (ROOT / "docs" / "outputs.md").read_text("utf-8")
+    section = page.split("## The summary (stderr)", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([^`]+)`", section))
+    monkeypatch.chdir(ROOT)
+    example = "examples/getcloudy"
+    args = ["run", f"{example}/rules", f"{example}/events.jsonl", "--store", str(tmp_path / "s.db")]
+    printed = set()
+    for _ in range(2):  # the second run resumes: `resumed after line`
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        rows = re.findall(r"^[│|] (\S.*?)\s+[│|]", result.stderr, re.M)
+        printed |= {row.strip() for row in rows}
+    assert {"top rules by matches", "resumed after line", "store"} <= printed, printed
+    assert not printed - named, sorted(printed - named)
