@@ -143,3 +143,33 @@ def test_an_update_whose_lead_goes_between_plan_and_apply_follows_it(
         ), ann
         (kept,) = [r for r in org.crm_rows("Lead") if str(r["Id"]) == survivor[0]]
         assert kept["Phone"] == "+33 1 00 00 00 01", kept
+
+
+@pytest.mark.parametrize("sobject", ["Task", "CampaignMember"])
+@pytest.mark.parametrize("how", ["deleted", "merged"])
+def test_a_write_for_a_lead_the_sync_does_not_read_is_its_deletion_not_held_forever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, sobject: str
+) -> None:
+    """With `objects contact` the sync creates Ann's lead on assignment but never reads
+    leads: sales delete it (or merge it into another) while a cycle runs, and her task or
+    membership is refused (ENTITY_IS_DELETED). It was held, and no cycle ever read the
+    deletion or the merge: `sync status` showed the error a day later, and `sync retry`
+    was refused again. Once a read by id finds the lead gone, that is its deletion at
+    once (no cycle could follow a merge of a lead): no error, Ann deleted in the CRM, her
+    work gone with her record."""
+    org = Org(tmp_path, RULES.replace("objects lead, contact", "objects contact"))
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    (lead,) = [str(r["Id"]) for r in org.crm_rows("Lead")]
+    org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "F"))  # a second task and membership
+    went = _lead_goes(monkeypatch, how, lead, before=("create", sobject))
+    r = org.sync("run", "--until", "2026-11-03T09:00:00Z")
+    assert r.exit_code == 0, r.output
+    assert went, "the cycle wrote no " + sobject
+    assert "errors   0" in r.output, r.output
+    status = org.status()
+    assert status["error_queue"] == [] and status["queue"] == 0, status
+    ann = _prospect(org)
+    assert (ann["crm_status"], ann["crm_id"], ann["do_not_sync"]) == ("deleted", None, True)
+    assert ann["pending_crm"] == []
+    assert [str(t["WhoId"]) for t in org.crm_rows("Task")] == [lead]  # the first cycle's

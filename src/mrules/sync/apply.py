@@ -595,16 +595,20 @@ def apply_plan(
             if target is None:
                 continue  # its record was not created: the work waits
             (tasks if o["op"] == "task" else members).append((o, target))
+        # A lead or contact of an object the sync does not read: no cycle reads its
+        # deletion or merge, so a member or task refused as ENTITY_IS_DELETED is it.
+        read = set(plan.get("config", {}).get("objects", ("lead", "contact")))
+        purged = _Purged(record_gone, frozenset({"lead", "contact"} - read))
         # A refusal is an error, not a member written (`writer` counts what was).
         _members(
             writer, members, at, errors_add, campaigns, campaign_gone, finish, queue_fail,
-            report.no_access, side_clear, record_gone,
+            report.no_access, side_clear, purged,
         )  # fmt: skip
         # A task held for access before is cleared once written: a delete a task only then.
         held_tasks = bool(tasks) and any(_holds(db, f) for f in HELD_FIELDS["task"])
         _tasks(
             writer, tasks, at, errors_add, plan["at"], finish, queue_fail,
-            report.no_access, side_clear if held_tasks else None, record_gone,
+            report.no_access, side_clear if held_tasks else None, purged,
         )  # fmt: skip
     except CrmCallError as e:
         if not e.transient:
@@ -1224,8 +1228,19 @@ def _held_item(kind: str, value: str | None) -> str:
     return _item_of(kind, rec) if isinstance(rec, dict) else ""
 
 
-_Purged = Callable[[str, str, str], None]
-"""What apply does with a prospect whose record is no more: (prospect, object, record id)."""
+@dataclass(frozen=True)
+class _Purged:
+    """What apply does with a prospect whose record is no more (`gone`: prospect, object,
+    record id), and the objects of a lead or contact the sync does not read (`unread`, not
+    in `objects`): no cycle reads a deletion or a merge of theirs, so a write refused as
+    ENTITY_IS_DELETED on such a record is its deletion at once, as a purged one's is."""
+
+    gone: Callable[[str, str, str], None]
+    unread: frozenset[str] = frozenset()
+
+    def __call__(self, email: str, obj: str, crm_id: str) -> None:
+        self.gone(email, obj, crm_id)
+
 
 _REFERENCES: Final = {"task": {"WhoId"}, "campaign_member": {"LeadId", "ContactId"}}
 """The fields of a membership or task that point at the prospect's lead or contact."""
@@ -1241,22 +1256,26 @@ def _purged_records(
     kind: str,
     chunk: Sequence[tuple[Mapping[str, Any], str, dict[str, Any]]],
     results: Sequence[WriteResult],
+    unread: frozenset[str] = frozenset(),
 ) -> set[str]:
     """The records of `chunk` whose write was refused because no record has the id it points
     at (INVALID_CROSS_REFERENCE_KEY, on the lead or contact field or on none), and that a
     read by id finds gone: purged, not merely refused (a record in the recycle bin is
-    ENTITY_IS_DELETED, and the next cycle reads its deletion or its merge)."""
+    ENTITY_IS_DELETED, and the next cycle reads its deletion or its merge). A record of an
+    object in `unread` refused as ENTITY_IS_DELETED is counted too: no cycle reads it."""
+
+    def gone_code(e: CrmError, target: str) -> bool:
+        if e.status_code == "INVALID_CROSS_REFERENCE_KEY":
+            return True
+        return e.status_code == "ENTITY_IS_DELETED" and _object_of(target) in unread
+
     maybe = sorted(
         {
             target
             for (_o, target, _rec), r in zip(chunk, results, strict=True)
             if not r.success
             and r.errors
-            and all(
-                e.status_code == "INVALID_CROSS_REFERENCE_KEY"
-                and set(e.fields) <= _REFERENCES[kind]
-                for e in r.errors
-            )
+            and all(gone_code(e, target) and set(e.fields) <= _REFERENCES[kind] for e in r.errors)
         }
     )
     live: set[str] = set()
@@ -1314,7 +1333,9 @@ def _create_held(
                     refused.append(refused_by)
             else:
                 purged_ids = (
-                    _purged_records(crm, kind, chunk, results) if purged is not None else set()
+                    _purged_records(crm, kind, chunk, results, purged.unread)
+                    if purged is not None
+                    else set()
                 )
                 for (o, target, _rec), r in zip(chunk, results, strict=True):
                     if target in purged_ids and purged is not None and not r.success:
