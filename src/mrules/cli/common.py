@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CRM_PATH",
+    "ECHO_LIMIT",
     "EVENTS_PATH",
     "EXIT_BUSY",
     "EXIT_DIAGNOSTICS",
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_WAIT_SECONDS",
     "PATH",
     "SYNC_PATH",
+    "Choice",
     "EmptyPathError",
     "NonEmptyPath",
     "WaitSeconds",
@@ -61,11 +63,14 @@ __all__ = [
     "load_or_exit",
     "reads_only",
     "refuse_output_over_inputs",
+    "refuse_too_long",
     "rule_file_or_exit",
+    "shown_arg",
     "sqlite_database_kind",
     "stdin_alone_or_exit",
     "stdout_or_exit",
     "store_there_or_exit",
+    "too_long_path",
     "warn_unsettled",
 ]
 
@@ -129,6 +134,59 @@ def _named(param: click.Parameter | None) -> str:
     return "a path"
 
 
+ECHO_LIMIT = 60
+"""The most characters of a user's argument a message echoes whole (`shown_arg`)."""
+
+
+def shown_arg(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A user's argument as a message echoes it (`shown_path`: printable, one line): whole
+    when short, else its start and its length, so that a 100,000-character value neither
+    floods the terminal nor buries the message, and is still recognised."""
+    shown = shown_path(text)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[: limit - 20]}… ({len(text):,} characters)"
+
+
+class Choice(click.Choice):  # type: ignore[type-arg]
+    """`click.Choice`, whose refusal echoes a long value as `shown_arg` does (click's own
+    message repeated a 100,000-character value whole)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if not isinstance(value, str) or len(value) <= ECHO_LIMIT:
+                raise
+            choices = ", ".join(repr(str(c)) for c in self.choices)
+            self.fail(f"'{shown_arg(value)}' is not one of {choices}.", param, ctx)
+
+
+def too_long_path(text: str) -> bool:
+    """Whether the system refuses `text` as a path for its length (ENAMETOOLONG: a name
+    or the whole path past the system's limit): no file can have it, and a command that
+    went on met the error in some later call, reported as an internal error."""
+    try:
+        os.stat(text)
+    except OSError as e:
+        return e.errno == errno.ENAMETOOLONG
+    except ValueError:  # a NUL inside: for the usual checks to say
+        return False
+    return False
+
+
+def refuse_too_long(param: click.Parameter | None, ctx: click.Context | None, text: str) -> None:
+    """`EmptyPathError` (one line, exit 2) for a path too long for the system."""
+    if too_long_path(text):
+        raise EmptyPathError(
+            f"{_named(param)} {shown_arg(text)}: too long for a path on this system"
+            " (a name or the whole path past its limit): give a shorter one",
+            ctx,
+        )
+
+
 def empty_path(param: click.Parameter | None, ctx: click.Context | None, said: str) -> NoReturn:
     """Raise `EmptyPathError`: `NAME said` (`said` tells what goes there, and that an empty
     path is not the current folder)."""
@@ -158,6 +216,8 @@ class NonEmptyPath(click.Path):
             else:
                 said = f"needs a file or folder: {EMPTY_PATH}"
             empty_path(param, ctx, said)
+        if isinstance(value, str | bytes):
+            refuse_too_long(param, ctx, os.fsdecode(value))
         try:
             converted = super().convert(value, param, ctx)  # type: ignore[arg-type]
         except click.BadParameter:
@@ -257,6 +317,7 @@ class _StorePath(click.ParamType):
             if self.postgres is not None:
                 self.fail(self.postgres, param, ctx)
             return text
+        refuse_too_long(param, ctx, text)
         if text.endswith(("/", os.sep)) and not Path(text).is_dir():  # pathlib drops the /
             self.fail(
                 f"{text} names a folder, and there is none: give the store's file, such as"

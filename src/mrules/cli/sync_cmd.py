@@ -25,6 +25,7 @@ from mrules.cli.common import (
     EXIT_USAGE,
     PATH,
     SYNC_STORE_PATH,
+    Choice,
     NonEmptyPath,
     email_or_exit,
     fail,
@@ -33,6 +34,7 @@ from mrules.cli.common import (
     quiet_option,
     reads_only,
     refuse_output_over_inputs,
+    shown_arg,
     work_bar,
 )
 from mrules.cli.run_cmd import wait_options
@@ -154,7 +156,7 @@ def _time(value: str | None, option: str) -> float | None:
     try:
         return parse_datetime(value).timestamp()
     except ValueError:  # a time beyond 9999-12-31T23:59:59Z in UTC too
-        fail(f"{option} {value!r}: not a time with a zone, e.g. 2026-11-02T09:00:00Z")
+        fail(f"{option} '{shown_arg(value)}': not a time with a zone, e.g. 2026-11-02T09:00:00Z")
 
 
 @contextlib.contextmanager
@@ -275,7 +277,7 @@ def sync() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=Choice(["text", "json"]),
     default="text",
     show_default=True,
     help="text: one line a record; json: the plan as one JSON object (docs/sync.md).",
@@ -605,7 +607,7 @@ def _side_work(o: dict[str, Any]) -> str:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=Choice(["text", "json"]),
     default="text",
     show_default=True,
     help="text: the cycle's summary and errors; json: the same as one JSON object.",
@@ -1178,7 +1180,7 @@ def send_cmd(
             try:
                 rid = to18(want)
             except InvalidId:
-                fail(f"{who!r}: not an email nor a CRM id")
+                fail(f"'{shown_arg(who)}': not an email nor a CRM id")
             sobject = {"00Q": "Lead", "003": "Contact"}.get(rid[:3])
             if sobject is None:
                 fail(f"{rid}: not a lead (00Q…) nor a contact (003…)")
@@ -1194,7 +1196,7 @@ def send_cmd(
                     found = hits[0]
                     break
         if found is None:
-            fail(f"{who}: no live lead or contact in the CRM")
+            fail(f"{shown_arg(who)}: no live lead or contact in the CRM")
         obj = found.sobject.lower()
         if not found.fields.get("Email"):
             fail(f"{obj} {found.id} has no email: a prospect needs one")
@@ -1262,7 +1264,7 @@ def send_cmd(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=Choice(["text", "json"]),
     default="text",
     show_default=True,
     help="text for people; json: the same, with the error queue itself.",
@@ -1410,7 +1412,7 @@ def retry_cmd(store_path: str, prospects: tuple[str, ...]) -> None:
                 # A typo marked nothing and said "0 held errors", exit 0 (docs/sync.md).
                 missing = set(wanted) - _known_prospects(store_path, db, wanted)
                 if missing:
-                    names = ", ".join(f"'{m}'" for m in sorted(missing))
+                    names = ", ".join(f"'{shown_arg(m)}'" for m in sorted(missing))
                     shown = printable_path(store_path)
                     fail(f"--prospect: no prospect {names} in {shown} nor in its sync")
             with db.tx() as conn:  # a cycle running now clears only the marks it read
