@@ -10,6 +10,7 @@ the code of the table, so that no command prints a traceback for them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import io
 import math
@@ -202,6 +203,15 @@ class NonEmptyPath(click.Path):
     def __init__(self, *, said: str | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.said = said
+        self.long_refused = False
+        """Whether a path too long for the system is refused here (`refuse_too_long`)."""
+
+    def refusing_long(self) -> NonEmptyPath:
+        """This type, refusing a path too long for the system before any use, its echo
+        shortened (`shown_arg`): the sync commands' paths."""
+        refusing = copy.copy(self)
+        refusing.long_refused = True
+        return refusing
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -216,7 +226,7 @@ class NonEmptyPath(click.Path):
             else:
                 said = f"needs a file or folder: {EMPTY_PATH}"
             empty_path(param, ctx, said)
-        if isinstance(value, str | bytes):
+        if self.long_refused and isinstance(value, str | bytes):
             refuse_too_long(param, ctx, os.fsdecode(value))
         try:
             converted = super().convert(value, param, ctx)  # type: ignore[arg-type]
@@ -282,9 +292,13 @@ class _StorePath(click.ParamType):
 
     name = "path"
 
-    def __init__(self, memory: bool = True, postgres: str | None = None) -> None:
+    def __init__(
+        self, memory: bool = True, postgres: str | None = None, long_refused: bool = False
+    ) -> None:
         self.memory = memory
         self.postgres = postgres
+        self.long_refused = long_refused
+        """Whether a path too long for the system is refused here (`refuse_too_long`)."""
 
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
@@ -317,7 +331,8 @@ class _StorePath(click.ParamType):
             if self.postgres is not None:
                 self.fail(self.postgres, param, ctx)
             return text
-        refuse_too_long(param, ctx, text)
+        if self.long_refused:
+            refuse_too_long(param, ctx, text)
         if text.endswith(("/", os.sep)) and not Path(text).is_dir():  # pathlib drops the /
             self.fail(
                 f"{text} names a folder, and there is none: give the store's file, such as"
@@ -333,7 +348,8 @@ READ_STORE_PATH = _StorePath(memory=False)
 """`--store` of the commands that read what a run wrote: explain, state, report, segment."""
 SYNC_STORE_PATH = _StorePath(
     postgres="the sync keeps its files beside an SQLite store's file (NAME.sync.db, and"
-    " NAME.crm.db for --crm local): it does not take a PostgreSQL store"
+    " NAME.crm.db for --crm local): it does not take a PostgreSQL store",
+    long_refused=True,
 )
 """`--store` of `mrules sync`: a store's file, never a PostgreSQL URL (docs/sync.md)."""
 

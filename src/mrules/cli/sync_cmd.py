@@ -62,7 +62,7 @@ def _options(f):  # type: ignore[no-untyped-def]
     f = click.option(
         "--crm",
         "crm_path",
-        type=CRM_PATH,
+        type=CRM_PATH.refusing_long(),
         metavar="local|salesforce|PATH",
         help="The CRM: `local` (the file beside the store, NAME.crm.db), a local"
         " CRM file, or `salesforce` (a real org; MRULES_SF_* variables, see"
@@ -81,7 +81,7 @@ def _options(f):  # type: ignore[no-untyped-def]
         "rules",
         multiple=True,
         required=True,
-        type=PATH,
+        type=PATH.refusing_long(),
         metavar="PATH",
         help="The rule set (files or folders; repeat); its sync block drives the sync.",
     )(f)
@@ -286,7 +286,7 @@ def sync() -> None:
     "--out",
     "out",
     metavar="FILE",
-    type=NonEmptyPath(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False).refusing_long(),
     help="Also save the plan (JSON) for `mrules sync apply FILE`.",
 )
 @click.option("--retry", is_flag=True, help="Plan held errors again (as `sync retry` does).")
@@ -601,7 +601,9 @@ def _side_work(o: dict[str, Any]) -> str:
 
 # -- apply ----------------------------------------------------------------------------------------
 @sync.command("apply")
-@click.argument("plan_file", required=False, type=NonEmptyPath(dir_okay=False), metavar="[PLAN]")
+@click.argument(
+    "plan_file", required=False, type=NonEmptyPath(dir_okay=False).refusing_long(), metavar="[PLAN]"
+)
 @_options
 @quiet_option
 @click.option(
@@ -884,7 +886,7 @@ def _held_for_permission(n: int) -> str:
     "--changes",
     "changes_path",
     metavar="FILE",
-    type=NonEmptyPath(dir_okay=False),
+    type=NonEmptyPath(dir_okay=False).refusing_long(),
     help="Timed CRM-side changes (JSONL) applied on the clock before each cycle.",
 )
 def run_cmd(
