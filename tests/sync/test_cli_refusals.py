@@ -98,8 +98,8 @@ def test_a_sync_file_of_a_newer_mrules_is_refused_untouched(tmp_path: Path) -> N
     w = _held(tmp_path)
     sync = tmp_path / "w.sync.db"
     conn = sqlite3.connect(sync)
-    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
-    conn.execute("DROP TABLE send")  # what a schema 3 may have done
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    conn.execute("DROP TABLE send")  # what a schema 4 may have done
     conn.commit()
     conn.close()
     before = sync.read_bytes()

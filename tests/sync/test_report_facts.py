@@ -196,7 +196,7 @@ def test_a_version_1_sync_file_is_migrated(tmp_path: Path) -> None:
 
     db = SyncDb.open(path)
     try:
-        assert db.meta("schema") == SCHEMA_VERSION == "2"
+        assert db.meta("schema") == SCHEMA_VERSION == "3"
         cols = [r[1] for r in db.conn.execute("PRAGMA table_info(opportunity)")]
         assert cols[-4:] == ["campaign", "created", "account", "closed_at"]
         tables = {r[0] for r in db.conn.execute("SELECT name FROM sqlite_master")}

@@ -1,9 +1,10 @@
-"""Two tasks of one prospect held at once share the error queue's row (keyed by prospect
-and field, `*task`): a write of one of them no longer clears the row while the other is
-still held (docs/sync.md#errors)."""
+"""Two tasks of one prospect held at once are two rows of the error queue (keyed by
+prospect, field and the write held), each with its own reason: a write of one of them
+clears its own row, not the other's (docs/sync.md#errors)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,16 @@ def _refuse_by_subject(monkeypatch: pytest.MonkeyPatch, refused: dict[str, CrmEr
 
 
 def _held(org: Org) -> list[tuple[str, str]]:
-    return [(e["field"], e["code"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
+    return sorted((e["field"], e["code"]) for e in org.status()["error_queue"])  # type: ignore[attr-defined]
 
 
 def test_a_task_written_does_not_clear_the_row_of_another_still_held(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ann's two tasks are refused (Call for a picklist, Email for a validation rule): one
-    `*task` row, about the last refused (Email). Call's refusal lifted and `sync retry` run
-    with a batch of 1, Call was written and cleared the row, though Email, waiting in the
-    next batch, was still held: `sync status` said no error. The row stays now, and its
+    """Ann's two tasks are refused (Call for a picklist, Email for a validation rule): two
+    `*task` rows, each with its reason. Call's refusal lifted and `sync retry` run with a
+    batch of 1, Call was written and cleared the row, though Email, waiting in the next
+    batch, was still held: `sync status` said no error. Email's row stays now, and its
     retry mark too, so the next cycle tries Email; once fixed, it is written."""
     org = Org(tmp_path, RULES)
     org.submit((T0, "ann@ex.org", "F"))
@@ -75,7 +76,10 @@ def test_a_task_written_does_not_clear_the_row_of_another_still_held(
     _refuse_by_subject(monkeypatch, refused)
     r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert "errors   2" in r.output, r.output
-    assert _held(org) == [("*task", "FIELD_CUSTOM_VALIDATION_EXCEPTION")]
+    assert _held(org) == [
+        ("*task", "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+        ("*task", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+    ]
 
     del refused["Call"]  # the picklist fixed; the validation rule not yet
     org.rules.write_text(RULES.replace("batch 800", "batch 1"), "utf-8")
@@ -103,16 +107,174 @@ def test_a_task_written_does_not_clear_the_row_of_another_still_held(
 def test_two_tasks_refused_in_one_cycle_count_one_attempt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ann's two tasks refused in one cycle share the `*task` row; each refusal counted an
+    """Ann's two tasks refused in one cycle shared the `*task` row; each refusal counted an
     attempt, so `sync status` said 2 attempts after a single try (and 4 after a retry).
-    A cycle counts one attempt a row."""
+    Each is a row of its own now, one attempt a cycle."""
     org = Org(tmp_path, RULES)
     org.submit((T0, "ann@ex.org", "F"))
     _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
     r = org.sync("run", "--until", T0)
     assert "errors   2" in r.output, r.output  # the cycle's two refusals
-    ((attempts, code),) = [(e["attempts"], e["code"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
-    assert (attempts, code) == (1, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    held = sorted((e["code"], e["attempts"]) for e in org.status()["error_queue"])  # type: ignore[attr-defined]
+    assert held == [
+        ("FIELD_CUSTOM_VALIDATION_EXCEPTION", 1),
+        ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", 1),
+    ]
     org.ok("sync", "retry", "--store", str(org.store))
     org.sync("run", "--until", "2026-11-02T09:10:00Z")
-    assert [e["attempts"] for e in org.status()["error_queue"]] == [2]  # type: ignore[attr-defined]
+    assert [e["attempts"] for e in org.status()["error_queue"]] == [2, 2]  # type: ignore[attr-defined]
+
+
+def test_each_held_task_is_shown_with_its_reason_and_counted_by_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's two tasks are refused for two reasons. `sync status` said `errors: 1` and
+    showed Email's reason only (Call's was not shown until it was tried again), and `sync
+    retry` said `1 held error`. Each held task is now a row: both shown, each with its
+    reason and which task it is, and counted as two."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
+    assert org.sync("run", "--until", T0).exit_code == 0
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert "errors: 2\n" in shown, shown
+    assert (
+        "ann@ex.org task *task: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST bad value for Call"
+        " (task 'Call')\n" in shown
+    ), shown
+    assert (
+        "ann@ex.org task *task: FIELD_CUSTOM_VALIDATION_EXCEPTION an email task needs a"
+        " template (task 'Email')\n" in shown
+    ), shown
+    status = org.status()
+    assert status["errors"] == 2 and len(status["error_queue"]) == 2, status  # type: ignore[arg-type]
+    retried = org.ok("sync", "retry", "--store", str(org.store))
+    assert retried.startswith("2 held errors will be retried"), retried
+
+
+# The error table of a version 2 sync file, as mrules wrote it before: one row a prospect
+# and field, so a prospect's two tasks held shared the `*task` row.
+_V2_ERROR = """
+CREATE TABLE error (
+  prospect TEXT NOT NULL, object TEXT NOT NULL, crm_id TEXT, field TEXT NOT NULL,
+  code TEXT NOT NULL, message TEXT NOT NULL, value TEXT, at REAL NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 1, retry INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (prospect, field));
+CREATE INDEX error_due ON error (prospect)
+  WHERE retry != 0 OR code = 'DUPLICATE_LINK';
+"""
+
+
+def test_a_version_2_sync_file_is_migrated_and_its_held_task_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync file of version 2 (its error table keyed by prospect and field) holding
+    Email's row, the last refused of Ann's two tasks: `sync status` reads it as it is; the
+    first command that writes (`sync retry`) migrates it to version 3, the row kept and
+    known as Email's; the next cycle holds both tasks, a row each, and once the org is
+    fixed both are written and both rows go."""
+    import sqlite3
+
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    refused = {"Call": PICKLIST, "Email": VALIDATION}
+    _refuse_by_subject(monkeypatch, refused)
+    assert org.sync("run", "--until", T0).exit_code == 0
+    path = tmp_path / "s.sync.db"
+    conn = sqlite3.connect(path)
+    with conn:  # the file as the version 2 mrules left it: Email's row only
+        rows = conn.execute(
+            "SELECT prospect, object, crm_id, field, code, message, value, at, attempts, retry"
+            " FROM error WHERE code = 'FIELD_CUSTOM_VALIDATION_EXCEPTION'"
+        ).fetchall()
+        conn.execute("DROP TABLE error")
+        conn.executescript(_V2_ERROR)
+        conn.executemany("INSERT INTO error VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    conn.close()
+
+    assert _held(org) == [("*task", "FIELD_CUSTOM_VALIDATION_EXCEPTION")]  # read as it is
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    conn.close()
+    assert org.ok("sync", "retry", "--store", str(org.store)).startswith("1 held error ")
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+    ((item, retry),) = conn.execute("SELECT item, retry FROM error").fetchall()
+    conn.close()
+    assert item.startswith("mrules sync key: ") and retry > 0, item
+
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")  # both tried, both refused
+    assert "errors   2" in r.output, r.output
+    assert _held(org) == [
+        ("*task", "FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+        ("*task", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"),
+    ]
+    refused.clear()
+    org.ok("sync", "retry", "--store", str(org.store))
+    assert org.sync("run", "--until", "2026-11-02T09:20:00Z").exit_code == 0
+    assert sorted(str(t["Subject"]) for t in org.crm_rows("Task")) == ["Call", "Email"]
+    status = org.status()
+    assert status["errors"] == 0 and status["queue"] == 0, status
+
+
+MEMBER_RULES = """
+user "alan@x.example"
+crm campaign "C"
+crm campaign "D"
+form "F"
+on submit of form "F" {
+  assign to user "alan@x.example"
+  add to crm campaign "C"
+  add to crm campaign "D"
+}
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 800
+}
+"""
+
+
+def test_two_memberships_held_are_two_errors_and_one_written_clears_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's memberships of campaigns C and D are refused for two reasons: two `*member`
+    errors, each naming its campaign (it was one row, D's, and `errors: 1`). C's cause
+    fixed and retried, C is written and its error goes; D's stays, with its reason."""
+    org = Org(tmp_path, MEMBER_RULES)
+    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
+    try:
+        (d,) = crm.create("Campaign", [{"Name": "D"}])
+        (c,) = crm.find("Campaign", "Name", ["C"], ["Id"])
+    finally:
+        crm.close()
+    org.submit((T0, "ann@ex.org", "F"))
+    refused = {c.id: PICKLIST, str(d.id): VALIDATION}
+    original = EmulatedCrm.create
+
+    def create(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
+        if name != "CampaignMember":
+            return original(crm, name, records, **kw)
+        return [
+            WriteResult(None, False, (refused[rec["CampaignId"]],))
+            if rec["CampaignId"] in refused
+            else original(crm, name, [rec], **kw)[0]
+            for rec in records
+        ]
+
+    monkeypatch.setattr(EmulatedCrm, "create", create)
+    assert org.sync("run", "--until", T0).exit_code == 0
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert "errors: 2\n" in shown, shown
+    assert f"bad value for Call (campaign {c.id})\n" in shown, shown
+    assert f"an email task needs a template (campaign {d.id})\n" in shown, shown
+
+    del refused[c.id]
+    assert org.ok("sync", "retry", "--store", str(org.store)).startswith("2 held errors ")
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert "members    1" in r.output and "errors   1" in r.output, r.output
+    ((campaign, code),) = [
+        (json.loads(e["value"])["CampaignId"], e["code"])
+        for e in org.status()["error_queue"]  # type: ignore[attr-defined]
+    ]
+    assert (campaign, code) == (d.id, "FIELD_CUSTOM_VALIDATION_EXCEPTION")

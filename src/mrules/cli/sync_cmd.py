@@ -1365,9 +1365,30 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
     for err in errors:
         click.echo(
             f"  {err['prospect']} {err['object']} {err['field']}: {err['code']} {err['message']}"
+            + _held_what(err)
         )
     for obj, c in out["cursors"].items():
         click.echo(f"cursor {obj}: {c}")
+
+
+def _held_what(err: dict[str, Any]) -> str:
+    """Which of a prospect's tasks or memberships a held row is (each is a row of its own):
+    ` (task 'Call')` (its subject), ` (campaign 701…)` (a membership's); "" otherwise."""
+    if err["object"] not in ("task", "campaign_member"):
+        return ""
+    try:
+        held = json.loads(err["value"] or "")
+    except (ValueError, TypeError):
+        return ""
+    if isinstance(held, str):  # a membership of a campaign not found: its name
+        return f" (campaign '{shown_arg(held)}')"
+    if not isinstance(held, dict):
+        return ""
+    if err["object"] == "task" and held.get("Subject"):
+        return f" (task '{shown_arg(str(held['Subject']))}')"
+    if held.get("CampaignId"):
+        return f" (campaign {shown_arg(str(held['CampaignId']))})"
+    return ""
 
 
 @sync.command("retry")

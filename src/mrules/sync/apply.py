@@ -35,7 +35,7 @@ from mrules.events import EventSourceError
 from mrules.history import STEP
 from mrules.loader import printable_path
 from mrules.storeapi import StateStore
-from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, store_identity
+from mrules.sync.db import NOT_WAITING, SyncDb, SyncDbError, held_item, store_identity
 from mrules.sync.plan import (
     ACCESS_FIELD,
     DUPLICATE_LINK,
@@ -665,20 +665,22 @@ def apply_plan(
             else:
                 conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, cleared))
         for email, held_field, written in side_clear.items:
-            row = conn.execute(
-                "SELECT object, value FROM error WHERE prospect=? AND field=?", (email, held_field)
-            ).fetchone()
-            if row is not None and _held_item(row[0], row[1]) in ("", written):
-                conn.execute("DELETE FROM error WHERE prospect=? AND field=?", (email, held_field))
+            # The row of this write, or one that does not say which write it holds.
+            conn.execute(
+                "DELETE FROM error WHERE prospect=? AND field=? AND item IN ('', ?)",
+                (email, held_field, written),
+            )
         for error_row in _one_a_row(errors_add):
             conn.execute(
-                "INSERT INTO error (prospect, object, crm_id, field, code, message, value, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (prospect, field) DO UPDATE SET"
+                "INSERT INTO error"
+                " (prospect, object, crm_id, field, code, message, value, at, item)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (prospect, field, item) DO UPDATE SET"
                 " code=excluded.code, message=excluded.message, value=excluded.value,"
                 " at=excluded.at, object=excluded.object, crm_id=excluded.crm_id,"
                 " attempts=attempts+1,"
                 " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
-                (*error_row, read_mark),
+                (*error_row, held_item(error_row[1], error_row[6]), read_mark),
             )
         _clear_retry_marks(conn, plan, read_mark, tried)
         # The queue: new work from the store, minus what was done.
@@ -1026,13 +1028,13 @@ def _error(
 
 
 def _one_a_row(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The error queue's rows of one apply, one a (prospect, field), the last refused: the
-    queue keeps one row a prospect and field (a prospect's two tasks refused share `*task`),
-    and each upsert of it counted an attempt, so one cycle's two refusals made `attempts` 2
-    after a single try."""
-    last: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+    """The error queue's rows of one apply, one a (prospect, field, write held), the last
+    refused: the queue keeps one row a write (`held_item`: a prospect's two tasks refused
+    are two rows), and each upsert of it counts an attempt, so one write refused twice in
+    a cycle (a field set aside, then its record) is one attempt."""
+    last: dict[tuple[Any, Any, str], tuple[Any, ...]] = {}
     for row in rows:
-        key = (row[0], row[3])
+        key = (row[0], row[3], held_item(row[1], row[6]))
         last.pop(key, None)  # in the order of the last refusal
         last[key] = row
     return list(last.values())
@@ -1186,11 +1188,11 @@ def _tasks(
 class _Cleared:
     """The error-queue rows the memberships and tasks an apply writes clear.
 
-    The queue keeps one row a prospect and field (`*task`, `*member`...), about the last
-    write of that kind held: a prospect's two tasks refused share it. A write clears the
-    row held for lack of access (all of that kind were held together), and a row held for
-    one record's refusal only when it is about this write (`_held_item`): the row of
-    another task or membership, still held (waiting in a later batch), stays."""
+    The queue keeps one row a write held (`*task`, `*member`... and `held_item`: a
+    prospect's two tasks refused are two rows). A write clears the rows held for lack of
+    access (all of that kind were held together), and of the rows held for one record's
+    refusal, its own (and one that does not say which write it holds): the row of another
+    task or membership, still held (waiting in a later batch), stays."""
 
     def __init__(self, fields: list[tuple[str, str | None]]) -> None:
         self.fields = fields
@@ -1211,21 +1213,11 @@ class _Cleared:
 
 
 def _item_of(kind: str, rec: Mapping[str, Any]) -> str:
-    """Which write a membership or task record is, across cycles: a task's sync key (its
-    `Description`), a membership's campaign; "" when unknown (any row of its kind)."""
+    """Which write a membership or task record is, across cycles (`held_item` of its row):
+    a task's sync key (its `Description`), a membership's campaign; "" when unknown."""
     if kind == "task":
         return str(rec.get("Description") or "")
     return str(rec.get("CampaignId") or "")
-
-
-def _held_item(kind: str, value: str | None) -> str:
-    """Which write a held row is about (`_item_of` its value, the record refused); ""
-    when it does not say (a row from before, or one held for access)."""
-    try:
-        rec = json.loads(value or "")
-    except ValueError:
-        return ""
-    return _item_of(kind, rec) if isinstance(rec, dict) else ""
 
 
 @dataclass(frozen=True)

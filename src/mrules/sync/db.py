@@ -50,6 +50,7 @@ __all__ = [
     "SyncDbError",
     "SyncDbPathError",
     "default_sync_path",
+    "held_item",
     "pending_beside",
     "read_only_file",
 ]
@@ -304,9 +305,10 @@ class PlanLinks:
         self._rows, self._ids = {}, {}
 
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 """2 added the campaign, campaign_member and account tables and four opportunity columns;
-a version 1 file is migrated when a sync opens it to write."""
+3 keyed the error queue by the write held too (`item`: a prospect's two tasks held are two
+rows). An older file is migrated when a sync opens it to write."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -320,12 +322,15 @@ CREATE INDEX IF NOT EXISTS link_crm ON link (crm_id);
 CREATE TABLE IF NOT EXISTS queue (
   prospect TEXT PRIMARY KEY, work TEXT NOT NULL, since REAL NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, next_try REAL NOT NULL DEFAULT (-9e999));
--- rejected writes: held until the prospect or the record changes, or `sync retry`
+-- rejected writes: held until the prospect or the record changes, or `sync retry`; one
+-- row a write: `item` tells a prospect's tasks (their sync keys) and memberships (their
+-- campaigns) apart (`held_item`), '' for a lead's or contact's field
 CREATE TABLE IF NOT EXISTS error (
   prospect TEXT NOT NULL, object TEXT NOT NULL, crm_id TEXT, field TEXT NOT NULL,
   code TEXT NOT NULL, message TEXT NOT NULL, value TEXT, at REAL NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 1, retry INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (prospect, field));
+  item TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (prospect, field, item));
 -- the held errors a cycle looks at whatever changed: `sync retry`'s marks and the links
 -- another prospect holds (`due_errors`); the others wait for their prospect or record
 CREATE INDEX IF NOT EXISTS error_due ON error (prospect)
@@ -383,6 +388,64 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
             if have and col not in have:
                 conn.execute(f"ALTER TABLE opportunity ADD COLUMN {col} TEXT")
         conn.execute("DELETE FROM cursor WHERE object = 'Opportunity'")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', '2')")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+_SIDE_OBJECTS = ("task", "campaign_member")
+"""The error queue's objects whose writes a prospect may have several of at once."""
+
+
+def held_item(obj: object, value: object) -> str:
+    """Which write an error-queue row holds, across cycles, from its object and its value
+    (the JSON the row keeps): a task's sync key (its `Description`), a membership's
+    campaign (its `CampaignId`, or the campaign's name when none was found); "" for a lead's
+    or contact's field (one value a field), and when the value does not say."""
+    if obj not in _SIDE_OBJECTS:
+        return ""
+    try:
+        held = json.loads(str(value or ""))
+    except ValueError:
+        return ""
+    if isinstance(held, str):  # a membership held before its campaign was found: its name
+        return held
+    if not isinstance(held, dict):
+        return ""
+    return str(held.get("Description" if obj == "task" else "CampaignId") or "")
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Version 2 to 3, in one transaction: the error queue keyed by prospect, field and
+    the write held (`item`, from each row's value), so that two held writes of one kind
+    are two rows. A version 2 row is one write already (the last refused of its kind)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        have = {r[1] for r in conn.execute("PRAGMA table_info(error)")}
+        if have and "item" not in have:
+            conn.execute("ALTER TABLE error RENAME TO error_2")
+            conn.execute("DROP INDEX IF EXISTS error_due")
+            conn.execute(  # not executescript, which commits first
+                "CREATE TABLE error (prospect TEXT NOT NULL, object TEXT NOT NULL, crm_id TEXT,"
+                " field TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL, value TEXT,"
+                " at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,"
+                " retry INTEGER NOT NULL DEFAULT 0, item TEXT NOT NULL DEFAULT '',"
+                " PRIMARY KEY (prospect, field, item))"
+            )
+            conn.executemany(
+                "INSERT INTO error VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (*row, held_item(row[1], row[6]))
+                    for row in conn.execute(
+                        "SELECT prospect, object, crm_id, field, code, message, value, at,"
+                        " attempts, retry FROM error_2"
+                    ).fetchall()
+                ),
+            )
+            conn.execute("DROP TABLE error_2")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
     except BaseException:
         with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
@@ -527,6 +590,9 @@ class SyncDb:
                 )
                 if version is not None and version[0] == "1":
                     _migrate_1_to_2(conn)
+                    version = ("2",)
+                if version is not None and version[0] == "2":
+                    _migrate_2_to_3(conn)
                     version = (SCHEMA_VERSION,)
                 if version is not None and version[0] != SCHEMA_VERSION:
                     # Before any write: the tables below, made in a file of a newer

@@ -1050,7 +1050,8 @@ def make_plan(
         crm, plan, config, objects, prospects, links, queue, changed, users, event,
         _unlinked_candidates(store, full, cursors, objects, touched, links, queue), maps,
     )  # fmt: skip
-    errors = {(e["prospect"], e["field"]): e for e in db.errors()}
+    held_rows = db.errors()  # one a write held: a prospect's two tasks are two
+    errors = {(e["prospect"], e["field"]): e for e in held_rows}  # the last refused a field
     # The ops made from the queue stay in memory (a link op takes its record's first merge
     # below); the merges of linked prospects go to disk as they are made.
     ops: list[dict[str, Any]] = plan.ops.prefix
@@ -1066,8 +1067,9 @@ def make_plan(
     # A prospect that no longer syncs (`do not sync`, or gone) has no write left to hold:
     # its errors leave the queue with the work dropped (docs/sync.md#errors).
     held_fields: dict[str, list[str]] = {}
-    for email, held_field in errors:
-        held_fields.setdefault(email, []).append(held_field)
+    for e in held_rows:
+        held_fields.setdefault(e["prospect"], []).append(e["field"])
+    del held_rows
     dropping: set[str] = set()
 
     def dropped(email: str, why: str) -> dict[str, Any]:
@@ -1079,7 +1081,7 @@ def make_plan(
         leave = "leaves" if len(fields) == 1 else "leave"
         return {
             "why": f"{why}: its {plural(len(fields), 'held error')} {leave} the queue",
-            "resolved": sorted(fields),
+            "resolved": sorted(set(fields)),
         }
 
     for email, (work, since, _attempts, next_try) in queue.items():
