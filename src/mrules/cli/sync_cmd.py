@@ -57,6 +57,41 @@ EXIT_PARTLY = EXIT_REJECTS
 may not read or write (Campaign), which a later cycle tries again."""
 
 
+FAR_CYCLES = 100_000
+"""`sync run`: more cycles due than this (about 2 years at one every 10 minutes) is said in
+a warning first. Each cycle is run, idle or not: it reads the CRM (API calls counted in
+`sync status` and against the day's limit) and records a row of its own, so none can be
+skipped without changing what a user sees (docs/sync.md#a-cycle)."""
+
+CYCLES_A_SECOND = 500
+"""About the most cycles a second `sync run` makes (idle ones, a small org): the warning's
+time is the least the cycles take."""
+
+
+def _duration(seconds: float) -> str:
+    """A duration in the largest unit that keeps it readable: `3.3 minutes`, `9.7 days`."""
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds / 60:,.1f} minutes"
+
+
+def _warn_far(due: int, every_minutes: int, until: str) -> None:
+    """One warning line when more than `FAR_CYCLES` cycles are due: how many, and the least
+    time they take (an `--until` such as 9999-12-31 runs for days, printing nothing while
+    its cycles are idle)."""
+    if due <= FAR_CYCLES:
+        return
+    click.echo(
+        f"mrules: warning: {due:,} cycles are due up to --until {until} (one every"
+        f" {plural(every_minutes, 'minute')}), idle ones included: each is run (it reads the CRM),"
+        f" at most about {CYCLES_A_SECOND} a second, so this takes at least"
+        f" {_duration(due / CYCLES_A_SECOND)}; give a nearer --until (Ctrl-C stops after the"
+        " cycle running, and the same command resumes at the next)",
+        err=True,
+    )
+
+
 def _options(f):  # type: ignore[no-untyped-def]
     f = wait_options(f)  # as `run` and `segment`: the sync writes the store too
     f = click.option(
@@ -1050,8 +1085,10 @@ def run_cmd(
             if r["transient_failure"]:
                 click.echo(f"  the CRM failed for now ({r['transient_failure']}): retried later")
 
+        due = count_due(db, store, config, end)
+        _warn_far(due, config.every_minutes, _iso(end))
         try:
-            with _cycle_bar(count_due(db, store, config, end)) as advance:
+            with _cycle_bar(due) as advance:
 
                 def shown(result: Any) -> None:
                     show(result)
