@@ -129,9 +129,9 @@ def test_each_held_task_is_shown_with_its_reason_and_counted_by_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ann's two tasks are refused for two reasons. `sync status` said `errors: 1` and
-    showed Email's reason only (Call's was not shown until it was tried again), and `sync
-    retry` said `1 held error`. Each held task is now a row: both shown, each with its
-    reason and which task it is, and counted as two."""
+    showed Email's reason only (Call's was not shown until it was tried again), `sync plan`
+    held both for Email's reason, and `sync retry` said `1 held error`. Each held task is
+    now a row: both shown, each with its reason and which task it is, and counted as two."""
     org = Org(tmp_path, RULES)
     org.submit((T0, "ann@ex.org", "F"))
     _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
@@ -148,6 +148,11 @@ def test_each_held_task_is_shown_with_its_reason_and_counted_by_retry(
     ), shown
     status = org.status()
     assert status["errors"] == 2 and len(status["error_queue"]) == 2, status  # type: ignore[arg-type]
+    plan = org.sync("plan", "--at", "2026-11-02T09:10:00Z").output  # each hold its own
+    held = sorted(
+        line.split(":")[1].split()[0] for line in plan.splitlines() if "held *task" in line
+    )
+    assert held == ["FIELD_CUSTOM_VALIDATION_EXCEPTION", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
     retried = org.ok("sync", "retry", "--store", str(org.store))
     assert retried.startswith("2 held errors will be retried"), retried
 

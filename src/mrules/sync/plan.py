@@ -27,7 +27,7 @@ from mrules.diagnostics import plural
 from mrules.state import Codecs, DamagedState, Prospect
 from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
-from mrules.sync.db import NOT_WAITING, SyncDb, store_identity
+from mrules.sync.db import NOT_WAITING, SyncDb, held_item, store_identity
 from mrules.sync.merge import decide, norm, same
 from mrules.sync.spool import RecordMap, Spool
 from mrules.timetext import utc_seconds_text
@@ -1052,6 +1052,12 @@ def make_plan(
     )  # fmt: skip
     held_rows = db.errors()  # one a write held: a prospect's two tasks are two
     errors = {(e["prospect"], e["field"]): e for e in held_rows}  # the last refused a field
+    # Each held task's own row (its sync key), for its `hold` to give its own reason.
+    held_tasks = {
+        (e["prospect"], e["field"], held_item(e["object"], e["value"])): e
+        for e in held_rows
+        if e["object"] == "task"
+    }
     # The ops made from the queue stay in memory (a link op takes its record's first merge
     # below); the merges of linked prospects go to disk as they are made.
     ops: list[dict[str, Any]] = plan.ops.prefix
@@ -1377,6 +1383,9 @@ def make_plan(
                 continue
             err = record_held(email, w["kind"], target)
             if err is not None:
+                if w["kind"] == "task" and len(seqs) == 1:  # its own row, when it has one
+                    own = TASK_KEY + task_key(email, int(seqs[0]))
+                    err = held_tasks.get((email, err["field"], own), err)
                 why = (
                     "refused for the integration user's permissions"
                     if err["field"] == RECORD_HELD_FIELDS[w["kind"]][0]
