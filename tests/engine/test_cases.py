@@ -54,6 +54,8 @@ _SUMMARY_ROWS = {
     "ignored": "ignored (CRM record, no prospect)",
     "notify_skipped": "notify skipped (no assigned user)",
     "autoresponder_skipped": "autoresponder skipped (opted out or do not email)",
+    "unknown_assets": "events naming an unknown asset",
+    "values_skipped": "field values skipped (do not fit)",
 }
 
 
