@@ -1,0 +1,58 @@
+"""`fit_field`, the check of one event value against its declared field, case by case
+(docs/events.md, "A field value that does not fit its declared field").
+
+Found by mutation testing of `engine/screening.py`: a null taken for a value that does
+not fit, a float refused by a number field, and a picklist's list of values not cut
+after ten all passed the suite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mrules.engine.screening import fit_field
+from mrules.symbols import FieldInfo
+
+SIZES = ("1-10", "11-50", "51-200", "201-500", "501-1000", "1001-5000")
+
+
+@pytest.mark.parametrize("ftype", ["number", "boolean", "date", "picklist", "multiselect", "text"])
+@pytest.mark.parametrize("blank", [None, ""])
+def test_a_blank_fits_every_field(ftype: str, blank: Any) -> None:
+    choices = ("a", "b") if ftype in ("picklist", "multiselect") else None
+    assert fit_field(FieldInfo("f", ftype, choices), blank) == (blank, None)
+
+
+@pytest.mark.parametrize(
+    ("value", "fits"),
+    [(42, True), (2.5, True), (-0.0, True), ("3.25", True), ("1e3", True), ("many", False),
+     ("inf", False), ("NaN", False), (True, False), ([1], False)],
+)  # fmt: skip
+def test_a_number_field_takes_numbers_and_texts_of_finite_ones(value: Any, fits: bool) -> None:
+    stored, problem = fit_field(FieldInfo("employees", "number"), value)
+    assert stored == value
+    assert (problem is None) is fits, problem
+
+
+def _picklist(n: int) -> FieldInfo:
+    return FieldInfo("size", "picklist", tuple(f"v{i:02d}" for i in range(n)))
+
+
+def test_a_picklist_lists_ten_of_its_values_then_says_there_are_more() -> None:
+    ten, eleven = fit_field(_picklist(10), "zzz")[1], fit_field(_picklist(11), "zzz")[1]
+    assert (
+        ten
+        == "'zzz' is not a value of picklist 'size' (values: "
+        + ", ".join(f"v{i:02d}" for i in range(10))
+        + ")"
+    )
+    assert eleven == ten.removesuffix(")") + ", ...)"
+
+
+def test_a_picklist_value_off_by_case_or_blanks_gets_a_did_you_mean() -> None:
+    info = FieldInfo("company_size", "picklist", SIZES)
+    assert fit_field(info, "51-200") == ("51-200", None)
+    assert fit_field(info, " 51-200 ")[1] == (
+        "' 51-200 ' is not a value of picklist 'company_size' (did you mean '51-200'?)"
+    )
