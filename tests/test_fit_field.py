@@ -56,3 +56,25 @@ def test_a_picklist_value_off_by_case_or_blanks_gets_a_did_you_mean() -> None:
     assert fit_field(info, " 51-200 ")[1] == (
         "' 51-200 ' is not a value of picklist 'company_size' (did you mean '51-200'?)"
     )
+
+
+DATE, NOT_A_DATE = FieldInfo("seen", "date"), "is not a date (date field 'seen'; e.g. 2026-01-31)"
+SIZE = FieldInfo("size", "picklist", SIZES)
+
+
+@pytest.mark.parametrize(
+    ("info", "value", "problem"),
+    [
+        (DATE, 20260131, f"20260131 {NOT_A_DATE}"),
+        (DATE, "2026-01-31", None),
+        (DATE, "2026-02-30", f"'2026-02-30' {NOT_A_DATE}"),
+        (SIZE, 5, "5 is not a value of picklist 'size'"),
+        (FieldInfo("tags", "multiselect", SIZES), ["1-10"],
+         "[\"1-10\"] is not a value of multiselect 'tags'"),
+        (FieldInfo("size", "picklist", None), "anything", None),  # no values: the checker's
+    ],
+)  # fmt: skip
+def test_values_of_the_wrong_kind_are_a_problem_not_a_crash(
+    info: FieldInfo, value: Any, problem: str | None
+) -> None:
+    assert fit_field(info, value) == (value, problem)
