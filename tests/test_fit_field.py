@@ -68,10 +68,15 @@ SIZE = FieldInfo("size", "picklist", SIZES)
         (DATE, 20260131, f"20260131 {NOT_A_DATE}"),
         (DATE, "2026-01-31", None),
         (DATE, "2026-02-30", f"'2026-02-30' {NOT_A_DATE}"),
+        (DATE, "2026-01-31t10:00:00z", None),  # RFC 3339 allows a lower-case t and z
+        (DATE, "2026-01-31 10:00:00Z", None),
         (SIZE, 5, "5 is not a value of picklist 'size'"),
         (FieldInfo("tags", "multiselect", SIZES), ["1-10"],
          "[\"1-10\"] is not a value of multiselect 'tags'"),
+        (FieldInfo("tags", "multiselect", SIZES), "1-10; nope",
+         "'nope' is not a value of multiselect 'tags' (values: " + ", ".join(SIZES) + ")"),
         (FieldInfo("size", "picklist", None), "anything", None),  # no values: the checker's
+        (FieldInfo("notes", "text"), {"any": "value"}, None),
     ],
 )  # fmt: skip
 def test_values_of_the_wrong_kind_are_a_problem_not_a_crash(
