@@ -83,3 +83,21 @@ def test_values_of_the_wrong_kind_are_a_problem_not_a_crash(
     info: FieldInfo, value: Any, problem: str | None
 ) -> None:
     assert fit_field(info, value) == (value, problem)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [(True, True), (False, False), ("true", True), ("false", False), (" FALSE ", False),
+     ("True", True)],
+)  # fmt: skip
+def test_a_boolean_field_stores_the_text_true_or_false_as_a_boolean(
+    value: Any, stored: bool
+) -> None:
+    assert fit_field(FieldInfo("do_not_email", "boolean"), value) == (stored, None)
+
+
+def test_a_boolean_field_refuses_other_texts() -> None:
+    assert fit_field(FieldInfo("do_not_call", "boolean"), "yes") == (
+        "yes",
+        "'yes' is not true or false (boolean field 'do_not_call')",
+    )
