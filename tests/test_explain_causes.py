@@ -198,6 +198,12 @@ def test_an_email_with_control_characters_is_a_one_line_error(tmp_path: Path) ->
     assert res.output == f"mrules: error: no prospect 'a\\x07b\\x0a@x.com' in {store}\n"
 
 
+def attached_views(ex: dict[str, Any]) -> list[tuple[int, str]]:
+    """The (line, URL) of the view each history step of `explain --format json` names."""
+    steps = [r for r in ex["score"] if "attached_from" in r["args"]]
+    return [(r["attached_view"]["line"], r["attached_view"]["url"]) for r in steps]
+
+
 def view(line: int, visitor: str, url: str, minute: int, email: str | None = None) -> str:
     event = {"ts": f"2026-01-01T00:{minute:02d}:00Z", "id": f"e{line}", "type": "page_view"}
     event |= {"visitor": visitor, "url": url}
@@ -220,11 +226,11 @@ def test_each_anonymous_view_a_visitor_brings_is_named(tmp_path: Path) -> None:
     ]
     store = run(tmp_path, rules, lines)
     ex = explain_json("ann@x.com", store)
-    attached = [r for r in ex["score"] if "attached_from" in r["args"]]
-    assert [(r["attached_view"]["line"], r["attached_view"]["url"]) for r in attached] == [
+    assert attached_views(ex) == [
         (1, "https://x.com/a"),
         (2, "https://x.com/b"),
     ]
+    attached = [r for r in ex["score"] if "attached_from" in r["args"]]
     assert all(r["event"]["line"] == 3 for r in attached)  # caused by the form submission
     own = [r for r in ex["score"] if r["event"]["line"] == 4]
     assert own and all("attached_view" not in r for r in own)
@@ -249,8 +255,7 @@ def test_a_visitors_views_are_named_in_the_order_they_came_whatever_their_times(
     ]
     store = run(tmp_path, rules, lines)
     ex = explain_json("ann@x.com", store)
-    attached = [r for r in ex["score"] if "attached_from" in r["args"]]
-    assert [(r["attached_view"]["line"], r["attached_view"]["url"]) for r in attached] == [
+    assert attached_views(ex) == [
         (1, "https://x.com/a"),
         (2, "https://x.com/b"),
     ]

@@ -38,22 +38,30 @@ VALIDATION = CrmError(
 PICKLIST = CrmError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "bad value for Call")
 
 
-def _refuse_by_subject(monkeypatch: pytest.MonkeyPatch, refused: dict[str, CrmError]) -> None:
-    """The local CRM refuses each task whose subject `refused` names, with its error, as an
-    org's validation rules refuse records one at a time; the others are created."""
+def _refuse(
+    monkeypatch: pytest.MonkeyPatch, sobject: str, key: str, refused: dict[str, CrmError]
+) -> None:
+    """The local CRM refuses each `sobject` record whose `key` field `refused` names, with
+    its error, as an org's validation rules refuse records one at a time; the others are
+    created."""
     original = EmulatedCrm.create
 
     def create(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
-        if name != "Task":
+        if name != sobject:
             return original(crm, name, records, **kw)
         return [
-            WriteResult(None, False, (refused[rec["Subject"]],))
-            if rec["Subject"] in refused
+            WriteResult(None, False, (refused[rec[key]],))
+            if rec[key] in refused
             else original(crm, name, [rec], **kw)[0]
             for rec in records
         ]
 
     monkeypatch.setattr(EmulatedCrm, "create", create)
+
+
+def _refuse_by_subject(monkeypatch: pytest.MonkeyPatch, refused: dict[str, CrmError]) -> None:
+    """Tasks refused by their subject (see `_refuse`)."""
+    _refuse(monkeypatch, "Task", "Subject", refused)
 
 
 def _held(org: Org) -> list[tuple[str, str]]:
@@ -255,19 +263,7 @@ def test_two_memberships_held_are_two_errors_and_one_written_clears_its_own(
         crm.close()
     org.submit((T0, "ann@ex.org", "F"))
     refused = {c.id: PICKLIST, str(d.id): VALIDATION}
-    original = EmulatedCrm.create
-
-    def create(crm: EmulatedCrm, name: str, records: Any, **kw: Any) -> Any:
-        if name != "CampaignMember":
-            return original(crm, name, records, **kw)
-        return [
-            WriteResult(None, False, (refused[rec["CampaignId"]],))
-            if rec["CampaignId"] in refused
-            else original(crm, name, [rec], **kw)[0]
-            for rec in records
-        ]
-
-    monkeypatch.setattr(EmulatedCrm, "create", create)
+    _refuse(monkeypatch, "CampaignMember", "CampaignId", refused)
     assert org.sync("run", "--until", T0).exit_code == 0
     shown = org.ok("sync", "status", "--store", str(org.store))
     assert "errors: 2\n" in shown, shown
