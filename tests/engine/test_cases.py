@@ -56,6 +56,7 @@ _SUMMARY_ROWS = {
     "autoresponder_skipped": "autoresponder skipped (opted out or do not email)",
     "unknown_assets": "events naming an unknown asset",
     "values_skipped": "field values skipped (do not fit)",
+    "lead_updates_ignored": "lead update ignored (contact linked)",
 }
 
 
