@@ -18,6 +18,7 @@ Each YAML document is one case (a file may hold several, separated by `---`):
       actions_none: [kind]               # no record of these kinds
       rejects: [{line: 2, reason: regex}]
       summary: {applied: 3, duplicates: 1, rejected: 0, prospects_created: 1}
+      matches: {"completion action 'submit of form A' (rules/case.mr:3)": 2}  # top rules
       exit: 0                            # of the last run
 
 Comparison is partial for mappings (only the keys given, recursively, also
@@ -57,7 +58,11 @@ _SUMMARY_ROWS = {
     "unknown_assets": "events naming an unknown asset",
     "values_skipped": "field values skipped (do not fit)",
     "lead_updates_ignored": "lead update ignored (contact linked)",
+    "throttled": "throttled",
+    "assignment_kept": "assignment kept",
 }
+# A row of the summary's "top rules by matches": the rule, its place, its count.
+_MATCH_ROW = re.compile(r"│ {3}(\S.*?\(\S*case\.mr:\d+\))\s*│\s*(-?[\d,]+)\s*│")
 
 
 def _load() -> list[Any]:
@@ -198,5 +203,9 @@ def test_case(
                 errors.append(f"rejects line {g['line']}: {g['reason']!r} !~ {w['reason']!r}")
     if "summary" in want:
         errors += partial(want["summary"], _summary(stderr), "summary")
+    if "matches" in want:
+        got_matches = {k: int(n.replace(",", "")) for k, n in _MATCH_ROW.findall(stderr)}
+        if got_matches != want["matches"]:
+            errors.append(f"matches: want {want['matches']}, got {got_matches}")
     assert not errors, "\n".join(errors)
     assert list(state.values()) == snapshot.use_extension(JSONSnapshotExtension)
