@@ -132,6 +132,7 @@ def test_damaged_state_is_a_store_error(
     ("args", "step"),
     [
         ('{"points": 5}', "a rule matched step"),  # its count gone
+        ("null", "a rule matched step"),  # no arguments at all
         ("{}", None),  # whichever step comes first that needs an argument
     ],
 )

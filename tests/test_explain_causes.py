@@ -223,6 +223,7 @@ def test_each_anonymous_view_a_visitor_brings_is_named(tmp_path: Path) -> None:
         json.dumps(submit_known),
         view(4, "v1", "https://x.com/c", 6, "ann@x.com"),
         view(5, "v2", "https://x.com/d", 7),  # another visitor, never known
+        view(6, "v3", "https://x.com/e", 8, "ann@x.com"),  # ann's other visitor, no history
     ]
     store = run(tmp_path, rules, lines)
     ex = explain_json("ann@x.com", store)
@@ -263,3 +264,46 @@ def test_a_visitors_views_are_named_in_the_order_they_came_whatever_their_times(
     assert "view of event line 4" not in text
     with mrules.run(tmp_path / "rules.mr", tmp_path / "events.jsonl") as in_memory:
         assert in_memory.explain("ann@x.com")["score"] == ex["score"]
+
+
+def test_the_score_total_adds_the_steps_after_the_last_set_score(tmp_path: Path) -> None:
+    """`score_total` is the score the steps explain: an absolute `set score to` replaces
+    everything before it, and the steps after it add to it."""
+    rules = """\
+form "F"
+form "G"
+on submit of form "F" { score +10 }
+automation rule "Reset" priority 1 {
+  when all { submitted form "G" }
+  then { set score to 3 }
+}
+"""
+    lines = [submit(1, "ann@x.com", "F", 1), submit(2, "ann@x.com", "G", 2)]
+    store = run(tmp_path, rules, [*lines, submit(3, "ann@x.com", "F", 30)])
+    ex = explain_json("ann@x.com", store)
+    assert [r["action"] for r in ex["score"]] == ["set score", "score"]
+    assert ex["score_total"] == ex["prospect"]["score"] == 13
+
+
+def test_do_not_sync_is_explained_while_it_holds(tmp_path: Path) -> None:
+    """The CRM section names the step that marked the prospect `do not sync` while the
+    mark holds, and none once `allow crm recreate` lifted it."""
+    rules = """\
+form "Stop"
+form "Go"
+automation rule "Stop" priority 1 {
+  when all { submitted form "Stop" }
+  then { do not sync }
+}
+automation rule "Go" priority 2 {
+  when all { submitted form "Go" }
+  then { allow crm recreate }
+}
+"""
+    lines = [submit(1, "ann@x.com", "Stop", 1), submit(2, "bo@x.com", "Stop", 2)]
+    store = run(tmp_path, rules, [*lines, submit(3, "bo@x.com", "Go", 3)])
+    ann = explain_json("ann@x.com", store)["crm"]["do_not_sync"]
+    assert (ann["action"], ann["rule"]["name"], ann["after"]) == ("do not sync", "Stop", True)
+    assert explain_json("bo@x.com", store)["crm"]["do_not_sync"] is None
+    text = invoke("explain", "ann@x.com", "--store", str(store)).stdout
+    assert "do not sync (the sync writes nothing for it" in text
