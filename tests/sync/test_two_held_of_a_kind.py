@@ -279,3 +279,74 @@ def test_two_memberships_held_are_two_errors_and_one_written_clears_its_own(
         for e in org.status()["error_queue"]  # type: ignore[attr-defined]
     ]
     assert (campaign, code) == (d.id, "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+
+
+# Ann's memberships of C and D, each asked with a status its campaign has not: the local CRM
+# refuses each for its own value (a restricted picklist), as an org does. Aaron, on form G,
+# only gets a lead.
+STATUS_RULES = """
+user "alan@x.example"
+crm campaign "C"
+crm campaign "D"
+form "F"
+form "G"
+on submit of form "F" {
+  assign to user "alan@x.example"
+  add to crm campaign "C" status "Registered"
+  add to crm campaign "D" status "Joined"
+}
+on submit of form "G" {
+  assign to user "alan@x.example"
+}
+sync salesforce {
+  objects lead, contact
+  every 10 minutes batch 1
+}
+"""
+
+
+def _bad_status(status: str) -> str:
+    """The local CRM's message for a member status its campaign has not."""
+    return f"Status: bad value for restricted picklist field: {status} (this campaign's"
+
+
+def _campaign_d(org: Org) -> None:
+    """Campaign D in the local CRM, made by a CRM user (its statuses the default ones)."""
+    changes = org.tmp / "campaign-d.jsonl"
+    line = {"at": "2026-11-01T00:00:00Z", "op": "create", "object": "Campaign"}
+    changes.write_text(json.dumps({**line, "fields": {"Name": "D"}}) + "\n", "utf-8")
+    org.ok("crm", "apply-changes", str(changes), "--store", str(org.store))
+
+
+READONLY = CrmError("INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on C")
+
+
+@pytest.mark.parametrize(
+    ("refuse_c", "c_held"),
+    [
+        (None, "*member: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST " + _bad_status("Registered")),
+        (READONLY, "*member-permission: INSUFFICIENT_ACCESS_OR_READONLY insufficient access"),
+    ],
+    ids=["data-and-data", "permission-and-data"],
+)
+def test_each_held_membership_is_held_in_the_plan_for_its_own_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse_c: CrmError | None, c_held: str
+) -> None:
+    """Ann's memberships of C and D are refused for two reasons (C's status, or the
+    integration user's permissions on C; D's status): `sync status` listed each with its
+    own, but `sync plan` held both for one of them (the last refused of the first field
+    held: D's, or C's permission refusal). Each hold gives its own row's reason now."""
+    org = Org(tmp_path, STATUS_RULES)
+    _campaign_d(org)
+    if refuse_c is not None:
+        (c,) = [r["Id"] for r in org.crm_rows("Campaign") if r["Name"] == "C"]
+        _refuse(monkeypatch, "CampaignMember", "CampaignId", {str(c): refuse_c})
+    org.submit((T0, "ann@ex.org", "F"))
+    org.sync("run", "--until", T0)
+    assert org.status()["errors"] == 2
+    d_held = "*member: INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST " + _bad_status("Joined")
+    r = org.sync("plan", "--at", "2026-11-02T09:10:00Z")
+    held = [line.split("held ", 1)[1] for line in r.output.splitlines() if "  held *" in line]
+    assert sorted(next(w for w in (c_held, d_held) if h.startswith(w)) for h in held) == sorted(
+        [c_held, d_held]
+    ), r.output

@@ -1410,7 +1410,8 @@ def _hold(
     error queue meanwhile under `queue_field`, which a write of its kind clears."""
     for o, target, rec in chunk:
         held = CrmError(said["code"], said["said"], (_HELD_REFERENCE[kind],))
-        errors.append(_error(o["prospect"], kind, target, queue_field, held, rec, at, hint=False))
+        value = _held_value(kind, o, rec)
+        errors.append(_error(o["prospect"], kind, target, queue_field, held, value, at, hint=False))
         failed[o["prospect"]] = at
 
 
@@ -1438,7 +1439,17 @@ def _held_on_record(
     field, e = (
         (data, next(iter(r.errors), _NO_REASON)) if refusal is None else (permission, refusal)
     )
-    errors.append(_error(o["prospect"], kind, target, field, e, dict(rec), at))
+    errors.append(_error(o["prospect"], kind, target, field, e, _held_value(kind, o, rec), at))
+
+
+def _held_value(kind: str, o: Mapping[str, Any], rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A held membership's or task's row value: the record it was for, and for a membership
+    the campaign's name as the rule gave it (`campaign`, not a CampaignMember field): the
+    plan knows a membership by that name, not by the campaign's id, so it tells which row
+    is whose (a prospect's memberships of two campaigns held are two rows)."""
+    if kind != "campaign_member" or not o["payload"].get("campaign"):
+        return dict(rec)
+    return {**rec, "campaign": str(o["payload"]["campaign"])}
 
 
 def _task_key_of(o: Mapping[str, Any]) -> str | None:

@@ -50,6 +50,7 @@ __all__ = [
     "SyncDbError",
     "SyncDbPathError",
     "default_sync_path",
+    "held_campaign",
     "held_item",
     "pending_beside",
     "read_only_file",
@@ -416,6 +417,23 @@ def held_item(obj: object, value: object) -> str:
     if not isinstance(held, dict):
         return ""
     return str(held.get("Description" if obj == "task" else "CampaignId") or "")
+
+
+def held_campaign(obj: object, value: object) -> str | None:
+    """The name a rule gave the campaign of a held membership's row (`add to crm campaign
+    "C"`), which the plan's work says too: kept beside the record it was for (`campaign`),
+    or the row's value itself for a campaign not found. None for any other row, and for a
+    membership held by an mrules that did not keep it (its `CampaignId` says which)."""
+    if obj != "campaign_member":
+        return None
+    try:
+        held = json.loads(str(value or ""))
+    except ValueError:
+        return None
+    if isinstance(held, str):
+        return held
+    name = held.get("campaign") if isinstance(held, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _migrate_2_to_3(conn: sqlite3.Connection) -> None:

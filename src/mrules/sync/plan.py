@@ -27,7 +27,7 @@ from mrules.diagnostics import plural
 from mrules.state import Codecs, DamagedState, Prospect
 from mrules.storeapi import StateStore
 from mrules.sync.config import FieldMap, SyncConfig
-from mrules.sync.db import NOT_WAITING, SyncDb, held_item, store_identity
+from mrules.sync.db import NOT_WAITING, SyncDb, held_campaign, held_item, store_identity
 from mrules.sync.merge import decide, norm, same
 from mrules.sync.spool import RecordMap, Spool
 from mrules.timetext import utc_seconds_text
@@ -1052,12 +1052,12 @@ def make_plan(
     )  # fmt: skip
     held_rows = db.errors()  # one a write held: a prospect's two tasks are two
     errors = {(e["prospect"], e["field"]): e for e in held_rows}  # the last refused a field
-    # Each held task's own row (its sync key), for its `hold` to give its own reason.
-    held_tasks = {
-        (e["prospect"], e["field"], held_item(e["object"], e["value"])): e
-        for e in held_rows
-        if e["object"] == "task"
-    }
+    # A prospect's rows of the tasks and memberships held, oldest first: a `hold` gives its
+    # own row's reason (a prospect's two memberships held are two rows).
+    side_rows: dict[str, list[dict[str, Any]]] = {}
+    for e in held_rows:
+        if e["object"] in ("task", "campaign_member"):
+            side_rows.setdefault(e["prospect"], []).append(e)
     # The ops made from the queue stay in memory (a link op takes its record's first merge
     # below); the merges of linked prospects go to disk as they are made.
     ops: list[dict[str, Any]] = plan.ops.prefix
@@ -1330,6 +1330,16 @@ def make_plan(
     there_members, there_tasks = (
         _in_crm_already(crm, side, plan.no_access) if side else (set(), set())
     )
+
+    def own_rows(op: Mapping[str, Any], fields: Sequence[str]) -> list[dict[str, Any]]:
+        """The prospect's rows of `fields` that hold the write `op` does (`held_write`), oldest
+        first."""
+        return [
+            e
+            for e in side_rows.get(op["prospect"], ())
+            if e["field"] in fields and held_write(e, op)
+        ]
+
     # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
     # deleted ones included, and this plan's reads): a membership of a campaign the CRM
     # has not, or has deleted, is refused at apply.
@@ -1383,9 +1393,9 @@ def make_plan(
                 continue
             err = record_held(email, w["kind"], target)
             if err is not None:
-                if w["kind"] == "task" and len(seqs) == 1:  # its own row, when it has one
-                    own = TASK_KEY + task_key(email, int(seqs[0]))
-                    err = held_tasks.get((email, err["field"], own), err)
+                # Its own row, the latest (a prospect's two memberships held are two rows).
+                own_held = own_rows(op, RECORD_HELD_FIELDS[w["kind"]])
+                err = own_held[-1] if own_held else err
                 why = (
                     "refused for the integration user's permissions"
                     if err["field"] == RECORD_HELD_FIELDS[w["kind"]][0]
@@ -1971,6 +1981,21 @@ TASK_KEY_RE = re.compile(re.escape(TASK_KEY) + r"([0-9a-f]{20})")
 def task_key(email: str, seq: int) -> str:
     """The key of a task's work: the prospect's and the store's seq of the work, hashed."""
     return hashlib.sha256(f"{email}\n{seq}".encode()).hexdigest()[:20]
+
+
+def held_write(row: Mapping[str, Any], op: Mapping[str, Any]) -> bool | None:
+    """Whether an error-queue row holds the task or membership `op` does (the queue keeps
+    one row a write held): a task's by its sync key, a membership's by its campaign's name
+    as the rule gave it (kept with the row). None when the row does not say which write it
+    holds."""
+    item = held_item(row["object"], row["value"])
+    if not item:
+        return None
+    if op["work"][0] == "task":  # a `task` op, or the `skip` of one found in the CRM
+        seqs: Sequence[Any] = op.get("seqs") or ()
+        return len(seqs) == 1 and item == TASK_KEY + task_key(op["prospect"], int(seqs[0]))
+    name = op["payload"].get("campaign")
+    return bool(name) and held_campaign(row["object"], row["value"]) == name
 
 
 def _in_crm_already(
