@@ -74,6 +74,17 @@ def _first(doc: dict[str, Any], op: str) -> dict[str, Any]:
         (lambda d: _first(d, "create").update(batch=99), "batch: out of range (0 to 0 here): 99"),
         (lambda d: _first(d, "create").update(seqs=[-1]), "seqs[0]: not a count"),
         (lambda d: _first(d, "skip").update(batch=0), "batch: a skip op is in no batch"),
+        # The held rows a skip takes out of the queue (a write found in the CRM): an apply
+        # met them halfway (an internal error), or cleared no row without a word.
+        (lambda d: _first(d, "skip").update(resolved_items="x"), "resolved_items: not a list"),
+        (
+            lambda d: _first(d, "skip").update(resolved_items=[["*task", "k"]]),
+            "resolved_items[0]: not a JSON object",
+        ),
+        (
+            lambda d: _first(d, "skip").update(resolved_items=[{"field": "*task", "item": 3}]),
+            "resolved_items[0].item: not text",
+        ),
         (lambda d: _first(d, "update").pop("batch"), "]: no batch"),
         (lambda d: _first(d, "update")["link"].__setitem__(0, "Widget"), "link: not [object"),
         (lambda d: d["inbound"][0].update(op="zap"), "inbound[0].op: not a kind of CRM fact"),

@@ -350,3 +350,88 @@ def test_each_held_membership_is_held_in_the_plan_for_its_own_reason(
     assert sorted(next(w for w in (c_held, d_held) if h.startswith(w)) for h in held) == sorted(
         [c_held, d_held]
     ), r.output
+
+
+TASK_RULES = STATUS_RULES.replace(
+    """  add to crm campaign "C" status "Registered"
+  add to crm campaign "D" status "Joined"
+""",
+    """  create crm task "Call" (due in 2 days)
+  create crm task "Email" (due in 3 days)
+""",
+)
+
+
+@pytest.mark.parametrize("kind", ["campaign_member", "task"])
+def test_a_held_write_found_in_the_crm_clears_its_own_row_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Ann's two memberships (C, D) or tasks (Call, Email) are held, each for its reason.
+    A CRM user writes the first (the membership by hand, the task as the sync would have,
+    its sync key in the description): the next cycle finds it and has nothing to write,
+    but its skip cleared every held row of the kind, the second's too, while the second
+    waited in the next batch (batch 1, Aaron's lead first): `sync status` said `errors: 0`
+    with the second still refused, and its attempts began again at 1. Only the first's
+    row goes now; the second's stays, listed, and is tried at the next cycle."""
+    org = Org(tmp_path, STATUS_RULES if kind == "campaign_member" else TASK_RULES)
+    if kind == "campaign_member":
+        _campaign_d(org)  # the local CRM refuses each status for itself
+        second = _bad_status("Joined")
+    else:
+        _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
+        second = VALIDATION.message
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    rows = org.status()["error_queue"]
+    assert len(rows) == 2, rows  # type: ignore[arg-type]
+    if kind == "campaign_member":
+        found = {"op": "add_member", "campaign": "C", "email": "ann@ex.org", "status": "Sent"}
+    else:
+        (call,) = [json.loads(e["value"]) for e in rows if e["code"] == PICKLIST.status_code]  # type: ignore[union-attr]
+        found = {"op": "create", "object": "Task", "fields": call}
+    changes = tmp_path / "changes.jsonl"
+    changes.write_text(json.dumps({"at": "2026-11-02T09:02:00Z", **found}) + "\n", "utf-8")
+    org.submit(("2026-11-02T09:05:00Z", "aaron@ex.org", "G"))
+    org.ok("sync", "retry", "--store", str(org.store))
+
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z", "--changes", str(changes))
+    assert r.exit_code == 0 and "waiting     1" in r.output, r.output
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert "errors: 1\n" in shown and second in shown, shown
+    ((held, attempts),) = [(e["message"], e["attempts"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
+    assert (held.startswith(second), attempts) == (True, 1)
+
+    r = org.sync("run", "--until", "2026-11-02T09:20:00Z")  # the second tried: refused again
+    assert "errors   1" in r.output, r.output
+    ((held, attempts),) = [(e["message"], e["attempts"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
+    assert (held.startswith(second), attempts) == (True, 2)
+    sobject = "CampaignMember" if kind == "campaign_member" else "Task"
+    assert len(org.crm_rows(sobject)) == 1  # the first, written once (by the CRM user)
+
+
+def test_a_membership_held_before_rows_kept_its_name_is_known_by_its_campaign_id(
+    tmp_path: Path,
+) -> None:
+    """A membership's row kept by an mrules from before rows kept the campaign's name (a
+    version 2 file migrated: its value the record only) is known by the campaign's id,
+    which the plan looks up by name: found in the CRM already, it leaves the queue as a
+    row naming its campaign does; D's row stays."""
+    import sqlite3
+
+    org = Org(tmp_path, STATUS_RULES)
+    _campaign_d(org)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    conn = sqlite3.connect(tmp_path / "s.sync.db")
+    with conn:  # the rows as the mrules before kept them: no campaign name
+        conn.execute("UPDATE error SET value = json_remove(value, '$.campaign')")
+    conn.close()
+    assert all("campaign" not in json.loads(e["value"]) for e in org.status()["error_queue"])  # type: ignore[attr-defined]
+    changes = tmp_path / "changes.jsonl"
+    line = {"op": "add_member", "campaign": "C", "email": "ann@ex.org", "status": "Sent"}
+    changes.write_text(json.dumps({"at": "2026-11-02T09:02:00Z", **line}) + "\n", "utf-8")
+    org.ok("sync", "retry", "--store", str(org.store))
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z", "--changes", str(changes))
+    assert "errors   1" in r.output, r.output  # D, tried again
+    ((held, attempts),) = [(e["message"], e["attempts"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
+    assert (held.startswith(_bad_status("Joined")), attempts) == (True, 2)

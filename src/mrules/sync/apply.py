@@ -488,6 +488,8 @@ def apply_plan(
                 finish(o)
                 for field in o.get("resolved", ()):  # a prospect that no longer syncs
                     errors_clear.append((email, field))
+                for held in o.get("resolved_items", ()):  # a write found in the CRM: its rows
+                    side_clear.items.append((email, held["field"], held["item"]))
                 continue
             if o["op"] == "hold" and any(
                 h.get("code") == DUPLICATE_LINK for h in o.get("held", ())

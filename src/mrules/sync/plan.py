@@ -1053,7 +1053,7 @@ def make_plan(
     held_rows = db.errors()  # one a write held: a prospect's two tasks are two
     errors = {(e["prospect"], e["field"]): e for e in held_rows}  # the last refused a field
     # A prospect's rows of the tasks and memberships held, oldest first: a `hold` gives its
-    # own row's reason (a prospect's two memberships held are two rows).
+    # own row's reason, and a write found in the CRM takes its own rows out of the queue.
     side_rows: dict[str, list[dict[str, Any]]] = {}
     for e in held_rows:
         if e["object"] in ("task", "campaign_member"):
@@ -1327,18 +1327,24 @@ def make_plan(
             side_work = [w for w in side_work if looked_for(email, w["kind"], link[1])]
         if side_work:
             side.append((email, link[1], side_work))
-    there_members, there_tasks = (
-        _in_crm_already(crm, side, plan.no_access) if side else (set(), set())
+    there_members, there_tasks, campaign_ids = (
+        _in_crm_already(crm, side, plan.no_access) if side else (set(), set(), {})
     )
 
-    def own_rows(op: Mapping[str, Any], fields: Sequence[str]) -> list[dict[str, Any]]:
+    def own_rows(
+        op: Mapping[str, Any], fields: Sequence[str], *, unsaid: bool = False
+    ) -> list[dict[str, Any]]:
         """The prospect's rows of `fields` that hold the write `op` does (`held_write`), oldest
-        first."""
-        return [
-            e
-            for e in side_rows.get(op["prospect"], ())
-            if e["field"] in fields and held_write(e, op)
-        ]
+        first; with `unsaid`, those that do not say which write they hold too."""
+        name = op["payload"].get("campaign")
+        known = campaign_ids.get(str(name)) if name else None
+        out = []
+        for e in side_rows.get(op["prospect"], ()):
+            if e["field"] in fields:
+                said = held_write(e, op, known)
+                if said or (unsaid and said is None):
+                    out.append(e)
+        return out
 
     # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
     # deleted ones included, and this plan's reads): a membership of a campaign the CRM
@@ -1440,15 +1446,17 @@ def make_plan(
             else:
                 made.append(numbered(op))
         # Found in the CRM already (written by someone else, or by an apply killed before
-        # its commit): the writes of that kind held for lack of access are done, and their
-        # errors go, unless another of that kind is still held.
-        still = {m["work"][0] for m in made if m["op"] == "hold"}
+        # its commit): that write is done, and its own rows leave the queue (and those that
+        # do not say which write they hold, as a write clears them); another task or
+        # membership of the prospect still held keeps its row.
         for m in made:
-            kind = m["work"][0]
-            if m["op"] == "skip" and kind not in still:
-                resolved_here = [f for f in HELD_FIELDS[kind] if (email, f) in errors]
-                if resolved_here:
-                    m["resolved"] = resolved_here
+            if m["op"] == "skip":
+                rows = own_rows(m, HELD_FIELDS[m["work"][0]], unsaid=True)
+                if rows:
+                    m["resolved_items"] = [
+                        {"field": e["field"], "item": held_item(e["object"], e["value"])}
+                        for e in rows
+                    ]
         ops.extend(made)
 
     # -- field updates for linked prospects ---------------------------------------------------
@@ -1983,11 +1991,14 @@ def task_key(email: str, seq: int) -> str:
     return hashlib.sha256(f"{email}\n{seq}".encode()).hexdigest()[:20]
 
 
-def held_write(row: Mapping[str, Any], op: Mapping[str, Any]) -> bool | None:
+def held_write(
+    row: Mapping[str, Any], op: Mapping[str, Any], campaign_id: str | None = None
+) -> bool | None:
     """Whether an error-queue row holds the task or membership `op` does (the queue keeps
     one row a write held): a task's by its sync key, a membership's by its campaign's name
-    as the rule gave it (kept with the row). None when the row does not say which write it
-    holds."""
+    as the rule gave it (kept with the row), or by the campaign's id when the plan looked
+    it up (`campaign_id`: a row kept before names were). None when the row does not say
+    which write it holds."""
     item = held_item(row["object"], row["value"])
     if not item:
         return None
@@ -1995,18 +2006,21 @@ def held_write(row: Mapping[str, Any], op: Mapping[str, Any]) -> bool | None:
         seqs: Sequence[Any] = op.get("seqs") or ()
         return len(seqs) == 1 and item == TASK_KEY + task_key(op["prospect"], int(seqs[0]))
     name = op["payload"].get("campaign")
-    return bool(name) and held_campaign(row["object"], row["value"]) == name
+    if name and held_campaign(row["object"], row["value"]) == name:
+        return True
+    return campaign_id is not None and item == campaign_id
 
 
 def _in_crm_already(
     crm: Any, side: list[tuple[str, str, list[dict[str, Any]]]], refused: list[dict[str, str]]
-) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]], dict[str, str]]:
     """Of the campaign members and tasks `side` asks of records this plan links (records
     the CRM had: a sync file made again, a prospect linked to a record sales made), those
     the CRM has already, looked up as apply looks them up: the campaigns by name and the
     memberships of the records (apply's create is refused as DUPLICATE_VALUE, done), and
     the tasks of the records with their keys (apply finds them and creates none). Returns
-    (campaign name, record id) and (record id, task key) pairs, the ids in lower case. A
+    (campaign name, record id) and (record id, task key) pairs, the ids in lower case, and
+    the campaigns' ids by name (a membership's held row may name its campaign by id). A
     lookup the integration user may not make finds nothing, and the plan notes it in
     `refused` (`no_access`, once an object), as it notes a read of Campaign refused: for
     Campaign and Task, apply then holds the memberships or tasks without trying."""
@@ -2057,7 +2071,7 @@ def _in_crm_already(
         if not refused_access(e):
             raise
         _refused_read(refused, "Task", e)
-    return members, tasks
+    return members, tasks, {name: cid for cid, name in campaign_of.items()}
 
 
 def _refused_read(refused: list[dict[str, str]], sobject: str, e: CrmCallError) -> None:

@@ -242,6 +242,10 @@ def _op(o: Any, where: str, last_batch: int) -> None:
         _mapping(o.get("times_after"), f"{where}.times_after")
     for n, field in enumerate(_items(o.get("resolved", ()), f"{where}.resolved")):
         _text(field, f"{where}.resolved[{n}]")
+    for n, held in enumerate(_items(o.get("resolved_items", ()), f"{where}.resolved_items")):
+        _mapping(held, f"{where}.resolved_items[{n}]")
+        _text(held.get("field"), f"{where}.resolved_items[{n}].field")
+        _text(held.get("item"), f"{where}.resolved_items[{n}].item")
     if op in ("campaign_member", "task"):
         if o.get("crm_id") is not None:
             _text(o["crm_id"], f"{where}.crm_id")
