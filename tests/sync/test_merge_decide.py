@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -81,3 +82,25 @@ def test_decide_follows_the_documented_rules(case: dict[str, Any]) -> None:
     want = reference(**case)
     assert d.winner == want, (case, d)
     assert d.value == {"same": case["ours"], "ours": case["ours"], "crm": case["theirs"]}[want]
+
+
+# The reason each decision gives, as the plan shows it beside the winner ("fields with
+# the winner and why", docs/sync.md): (ours, theirs, base, prefer, keywords) -> winner, why.
+WHY = [
+    (
+        ("a", "b", "c", "most recent", {"our_time": None, "their_time": 1.0}),
+        ("crm", "both changed; most recent: no time for ours, the CRM's is kept"),
+    ),
+    # The CRM's change time unknown (ours known): it said "no time for ours".
+    (
+        ("a", "b", "c", "most recent", {"our_time": 2.0, "their_time": None}),
+        ("crm", "both changed; most recent: no time for the CRM's, which is kept"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "want"), WHY)
+def test_each_decision_says_why(args: tuple[Any, ...], want: tuple[str, str]) -> None:
+    *values, keywords = args
+    d = decide(*values, **keywords)
+    assert (d.winner, d.why) == want

@@ -125,7 +125,8 @@ def decide(
         return Decision("ours", "a value beats a blank", ours)
     what = "both changed" if has_base else "first link"
     if prefer == "most recent" and (our_time is None or their_time is None):
-        return Decision("crm", f"{what}; most recent: no time for ours, the CRM's is kept", theirs)
+        unknown = "ours, the CRM's is kept" if our_time is None else "the CRM's, which is kept"
+        return Decision("crm", f"{what}; most recent: no time for {unknown}", theirs)
     wins = crm_value_wins(
         ours=ours, theirs=theirs, prefer=prefer, our_stamp=our_time, their_time=their_time
     )
