@@ -167,6 +167,31 @@ def test_a_plan_failing_for_now_ends_sync_apply_as_a_write_failing_does(tmp_path
     assert org.rows("Lead") == []
 
 
+def test_a_cycle_whose_plan_failed_for_now_counts_the_calls_it_made(tmp_path: Path) -> None:
+    """One `sync run` of two cycles under a day's limit of 18 calls: the first writes its 3
+    people (15 calls), the second's plan reaches the limit after 3. That cycle's row
+    counted the calls the run had made before it as its own too (15 + 18 more): `sync
+    status` said 48 API calls used, where the CRM counts 18."""
+    org = Org(tmp_path, people=3, limit=18)
+    r = org.sync("run", "--until", "2026-11-02T09:15:00Z")
+    assert "created     3" in r.output and "1 cycle not run: the CRM failed for now" in r.output
+    crm = EmulatedCrm.open(tmp_path / "s.crm.db", create=False)
+    try:
+        used = crm.api_usage().used
+    finally:
+        crm.close()
+    assert used == 18
+    shown = org.ok("sync", "status", "--store", str(org.store)).output
+    assert "; 18 API calls used\n" in shown, shown
+    # The failed cycle's own row in the sync file: no plan, nothing done, its 3 calls.
+    conn = sqlite3.connect(tmp_path / "s.sync.db")
+    try:
+        rows = conn.execute("SELECT * FROM cycle ORDER BY at").fetchall()
+    finally:
+        conn.close()
+    assert [row[1:] for row in rows[1:]] == [(None, 0, 0, 0, 0, 0, None, 3)], rows
+
+
 KILLER = r"""
 import os, signal, sys
 from mrules.crm.emulator import EmulatedCrm

@@ -313,6 +313,37 @@ def test_the_count_of_cycles_due_is_the_cycles_due_times_gives(
     assert mrules.sync.cycle.count_due(db, store, config, until) == len(due)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("later", "until", "cycles"),
+    [
+        # The run's clock past several cycles, between two times of the cadence: the next
+        # cycle is the first time of the cadence after it, never one before the event.
+        ("2026-11-02T14:03:00Z", "2026-11-02T14:30:00Z", ["14:10", "14:20", "14:30"]),
+        # The clock on a time of the cadence: a cycle at that very time.
+        ("2026-11-02T14:00:00Z", "2026-11-02T14:20:00Z", ["14:00", "14:10", "14:20"]),
+        # The clock before the next cycle: the cadence goes on from the last one.
+        ("2026-11-02T09:04:00Z", "2026-11-02T09:20:00Z", ["09:10", "09:20"]),
+    ],
+    ids=["past-several-cycles", "on-the-cadence", "before-the-next"],
+)
+def test_the_cycles_after_the_clock_moved_on_keep_their_cadence(
+    tmp_path: Path, later: str, until: str, cycles: list[str]
+) -> None:
+    """A cycle at 09:00 every 10 minutes, then events of later that day: `sync run` runs
+    the cycles of the cadence from the first at or after the run's clock (docs/sync.md,
+    A cycle). The count of cycles due was checked against the times given, not the
+    times themselves."""
+    w = _world(tmp_path)
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    w.sync("run", "--until", T0)
+    w.run(ev(later, "cleo@x.com", asset="Demo"))
+    r = w.sync("run", "--until", until)
+    assert r.output.startswith(f"2026-11-02T{cycles[0]}:00Z  created     1 "), r.output
+    ran = w.syncdb("SELECT at FROM cycle ORDER BY at")
+    times = [dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M") for (at,) in ran]
+    assert times == ["09:00", *cycles]
+
+
 def test_a_far_until_shows_the_cycles_done_of_those_dueon_a_terminal(tmp_path: Path) -> None:
     # The idle cycles of a far --until print nothing until their span ends: 2 years of
     # them at 10 minutes ran for minutes with nothing on the screen (to 9999: 15 days).
