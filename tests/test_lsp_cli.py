@@ -69,3 +69,38 @@ def test_sigterm_ends_the_server_at_once() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _message(**body: object) -> bytes:
+    import json
+
+    data = json.dumps({"jsonrpc": "2.0", **body}).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(data) + data
+
+
+INITIALIZE = _message(id=1, method="initialize", params={"capabilities": {}}) + _message(
+    method="initialized", params={}
+)
+
+
+def test_closed_input_ends_the_server_quietly_with_0() -> None:
+    """The protocol gives exit codes for `exit` only (1 without `shutdown` first); an
+    input closed without it (the editor gone) ends the server with 0, as docs/editors.md
+    says, shut down or not, and nothing on stderr."""
+    for before_eof in (b"", INITIALIZE, INITIALIZE + _message(id=2, method="shutdown")):
+        out = subprocess.run(
+            [sys.executable, "-m", "mrules", "lsp"],
+            input=before_eof,
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
+        assert (out.returncode, out.stderr) == (0, b""), before_eof
+    out = subprocess.run(  # `exit` without `shutdown`: 1, as the protocol says
+        [sys.executable, "-m", "mrules", "lsp"],
+        input=INITIALIZE + _message(method="exit"),
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr

@@ -31,9 +31,9 @@ def lsp(stdio: bool) -> None:
     Example:
       mrules lsp        # started by the editor, not by hand
 
-    Exit status: 0 when the editor ends the session (shutdown, then exit); 1
-    when it sends exit without shutdown first, as the protocol says; 2 the
-    `lsp` extra is not installed.
+    Exit status: 0 when the editor ends the session (shutdown, then exit), or
+    closes the server's input without exit; 1 when it sends exit without
+    shutdown first, as the protocol says; 2 the `lsp` extra is not installed.
     """
     try:
         from mrules.lsp.server import serve
