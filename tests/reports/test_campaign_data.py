@@ -249,3 +249,76 @@ def test_a_version_1_sync_file_reports_its_won_deals(copy: Path) -> None:
         assert body["totals"]["unattributed"][model] == body["totals"]["won_amount"]
     body, _ = _campaigns(copy, "--since", "2026-11-10", "--until", "2026-11-11")
     assert body["totals"]["won_amount"] == 9000.0  # Deal Three, won on Nov 10
+
+
+@pytest.mark.parametrize("bad", [10, 11])
+def test_the_note_on_negative_costs_names_ten_campaigns_and_counts_the_rest(
+    copy: Path, bad: int
+) -> None:
+    """Ten campaigns with a negative cost are all named; of eleven, the note names the
+    first ten by name and counts the eleventh (found by mutation testing: nine or eleven
+    named, "and 0 more" after ten, or the count of the rest wrong passed)."""
+    conn = sqlite3.connect(copy.with_name("fx.sync.db"))
+    with conn:
+        conn.executemany(
+            "INSERT INTO campaign (id, name, actual_cost) VALUES (?, ?, ?)",
+            [(f"camp-bad{i:02d}", f"Bad {i:02d}", -float(i)) for i in range(1, bad + 1)],
+        )
+    conn.close()
+    body, stderr = _campaigns(copy)
+    named = ", ".join(f"Bad {i:02d} (ActualCost in the CRM -{i})" for i in range(1, 11))
+    assert body["notes"] == [
+        f"{bad} campaigns left without cost and ROI: a cost is 0 or more, and theirs is"
+        f" negative (or not a finite number): {named}" + (" and 1 more" if bad == 11 else "")
+    ]
+    assert stderr.count(f"note: {bad} campaigns left without cost and ROI") == 1, stderr
+
+
+def test_a_membership_counts_up_to_the_end_of_the_close_date(tmp_path: Path) -> None:
+    """Deal Four is lost with a CloseDate of Nov 15: its contact's membership of Partner
+    created in the last second of that day influenced it (even split: Partner is credited
+    Deal Four beside Deal Five), one created at midnight after did not (found by mutation
+    testing: counting a membership created at the very end passed)."""
+    counts = {}
+    for created in ("2026-11-15T23:59:59Z", "2026-11-16T00:00:00Z"):
+        late = f"m11,camp-part,c09,Responded,{created}\n"
+        store = _store(
+            tmp_path / created[:13],
+            lambda crm, late=late: _append(crm / "CampaignMember.csv", late),
+        )
+        body, _ = _campaigns(store, "--model", "even")
+        partner = next(c for c in body["campaigns"] if c["campaign"] == "Partner")
+        counts[created] = partner["opportunities"]
+    assert counts == {"2026-11-15T23:59:59Z": 2, "2026-11-16T00:00:00Z": 1}
+
+
+def test_campaigns_of_one_name_are_without_cost_when_one_cost_is_negative(copy: Path) -> None:
+    """Two CRM campaigns named Ads cost 2,000 and -100: together 1,900, but one cost is
+    negative, so Ads' cost and ROI are unknown, as for one campaign of a negative cost
+    (found by mutation testing: taking the highest of the two showed 1,900)."""
+    conn = sqlite3.connect(copy.with_name("fx.sync.db"))
+    with conn:
+        conn.execute(
+            "INSERT INTO campaign (id, name, actual_cost) VALUES ('camp-ads2', 'Ads', -100)"
+        )
+    conn.close()
+    body, _ = _campaigns(copy)
+    ads = next(c for c in body["campaigns"] if c["campaign"] == "Ads")
+    assert (ads["cost"], ads["cost_source"], ads["roi"]) == (None, None, None)
+    assert body["notes"] == [
+        "1 campaign left without cost and ROI: a cost is 0 or more, and its cost is negative"
+        " (or not a finite number): Ads (ActualCost in the CRM -100)"
+    ]
+
+
+def test_a_store_without_a_sync_file_has_no_crm_campaigns_and_no_notes(tmp_path: Path) -> None:
+    """`mrules run` alone, no sync: the report reads no CRM campaign, member nor
+    opportunity, and says nothing of undated members (found by mutation testing: one
+    CRM campaign and one undated member counted out of nothing passed)."""
+    store = tmp_path / "fx.db"
+    r = mrules("run", FIXTURE / "rules", FIXTURE / "events.jsonl", "--store", store)
+    assert r.exit_code == 0, r.output
+    body, stderr = _campaigns(store)
+    assert (body["crm_campaigns"], body["crm_opportunities"], body["notes"]) == (0, 0, [])
+    assert "note:" not in stderr
+    assert {c["campaign"]: c["prospects"] for c in body["campaigns"]} == {"Webinar": 8, "Ads": 6}

@@ -205,3 +205,21 @@ def test_a_campaign_whose_name_starts_with_a_double_quote_is_shown_quoted(
     assert labels[json.dumps(name)] == "3,000.00"  # "\"(unattributed)\"": the campaign
     assert labels["(unattributed)"] == "9,000.00"  # what no campaign got
     assert '"(unattributed)"' not in labels
+
+
+def test_a_quoted_name_keeps_its_letters_as_they_are(tmp_path: Path) -> None:
+    """A name shown quoted (it starts with a double quote) keeps its accents and other
+    letters as written, as JSON quotes it without escaping them: `"\\"Été\\" Webinar"`,
+    never `"\\"\\u00c9t\\u00e9\\" Webinar"`, in the table and on the page."""
+    store = _store_with_a_campaign_named('"""Été"" Webinar"', tmp_path)  # CSV-quoted
+    args = ("report", "campaigns", "--store", store, "--model", "primary")
+    r = mrules(*args)
+    assert r.exit_code == 0, r.output
+    influence = r.stdout.split("won amount credited by model")[1]
+    lines = [line for line in influence.splitlines() if line.startswith("│")]
+    labels = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in lines}
+    assert labels['"\\"Été\\" Webinar"'] == "3,000.00", labels
+    page = tmp_path / "report.html"
+    r = mrules("report", "html", page, "--store", store)
+    assert r.exit_code == 0, r.output
+    assert "<td>&quot;\\&quot;Été\\&quot; Webinar&quot;</td>" in page.read_text()
