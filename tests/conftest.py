@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+import tracemalloc
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -128,6 +130,16 @@ def stopped(run: subprocess.Popen[bytes], sig: int | None = signal.SIGTERM) -> b
     if not run.stdin.closed:
         run.stdin.close()
     return err
+
+
+def peak_bytes(work: Callable[[], object]) -> int:
+    """The peak of Python's allocations while `work` runs (tracemalloc), in bytes."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def mrules(*args: str | Path) -> Result:

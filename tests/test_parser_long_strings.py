@@ -13,13 +13,13 @@ ones, and the fast path with Lark."""
 from __future__ import annotations
 
 import re
-import tracemalloc
 from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import peak_bytes
 from mrules import comments
 from mrules.checker import check_loaded
 from mrules.comments import scan
@@ -52,15 +52,6 @@ STEPS: dict[str, Callable[[str], object]] = {
 }
 
 
-def _peak_bytes(work: Callable[[], object]) -> int:
-    tracemalloc.start()
-    try:
-        work()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 # A string closed, and one left open (a syntax error: Lark reads the item).
 SHAPES = {"closed": 'list "{}"\n', "unclosed": 'list "{}\ntag "T"\n'}
 
@@ -71,7 +62,7 @@ SHAPES = {"closed": 'list "{}"\n', "unclosed": 'list "{}\ntag "T"\n'}
 def test_a_long_string_takes_a_few_bytes_a_character(step: str, body: str, shape: str) -> None:
     STEPS[step]('list "warm up"\n')  # the parser's tables, built once, are not counted
     texts = [SHAPES[shape].format(BODIES[body](n)) for n in (250_000, 1_000_000)]
-    small, large = (_peak_bytes(lambda t=t: STEPS[step](t)) for t in texts)  # type: ignore[misc]
+    small, large = (peak_bytes(lambda t=t: STEPS[step](t)) for t in texts)  # type: ignore[misc]
     # the text, the token and its value, the output: a few copies, not 150 bytes a character
     # (lint also compares names with their blanks folded: a list of a string's words)
     per_char = 32 if step == "lint" else 12

@@ -9,12 +9,12 @@ is counted here (tracemalloc sees the regex engine's stack), not timed."""
 from __future__ import annotations
 
 import re
-import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import peak_bytes
 from mrules import urls
 from mrules.settings import EngineSettings
 from mrules.urls import normalize_url
@@ -27,12 +27,7 @@ URLS = {
 
 
 def _peak_bytes(url: str) -> int:
-    tracemalloc.start()
-    try:
-        normalize_url(url, EngineSettings())
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    return peak_bytes(lambda: normalize_url(url, EngineSettings()))
 
 
 @pytest.mark.parametrize("shape", URLS)

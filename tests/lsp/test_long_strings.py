@@ -15,7 +15,6 @@ offset by measuring each character before it, 2.7 s; it is found by halves now."
 from __future__ import annotations
 
 import re
-import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
+from conftest import peak_bytes
 from mrules.lsp import analysis as lsp_analysis
 from mrules.lsp import server as lsp_server
 from mrules.lsp.analysis import Analysis, analyze, complete
@@ -53,15 +53,6 @@ def rules(tmp_path_factory: pytest.TempPathFactory) -> Analysis:
     return analyze([root])
 
 
-def _peak_bytes(work: Callable[[], object]) -> int:
-    tracemalloc.start()
-    try:
-        work()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("body", BODIES)
 def test_completion_by_a_long_string_takes_a_few_bytes_a_character(
@@ -74,7 +65,7 @@ def test_completion_by_a_long_string_takes_a_few_bytes_a_character(
         texts.append((head + tail, len(head)))
     for text, offset in texts:  # what is offered is the list: the string was read whole
         assert [c.label for c in complete(rules, text, offset)] == ["MQL"]
-    small, large = (_peak_bytes(lambda t=t: complete(rules, *t)) for t in texts)  # type: ignore[misc]
+    small, large = (peak_bytes(lambda t=t: complete(rules, *t)) for t in texts)  # type: ignore[misc]
     size = len(texts[1][0])
     # the item's text and its words: a copy or two, not 120 bytes a character
     assert large <= 12 * size, (large, size)

@@ -36,29 +36,23 @@ ASSET = {"never scored": "F", "score set": "F", "long asset name": LONG}
 EXPECTED = {"never scored": 0, "score set": 40, "long asset name": 55}
 
 
-def _scores(tmp_path: Path, case: str) -> dict[str, Any]:
-    rules = tmp_path / "rules.mr"
-    rules.write_text(RULES[case], "utf-8")
-    events = tmp_path / "events.jsonl"
-    events.write_text(
-        json.dumps(
-            {
-                "id": "e1",
-                "ts": "2026-10-01T00:00:00Z",
-                "type": "form_submit",
-                "prospect": "p1@x.example",
-                "asset": ASSET[case],
-            }
-        )
-        + "\n",
-        "utf-8",
-    )
+def _report(tmp_path: Path, rules: str, events: list[dict[str, Any]]) -> tuple[Path, Any]:
+    """Run `rules` on `events` into a store, and read `mrules report scores` of it (JSON)."""
+    (tmp_path / "rules.mr").write_text(rules, "utf-8")
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
     store = tmp_path / "s.db"
-    r = mrules("run", rules, events, "--store", store)
+    r = mrules("run", tmp_path / "rules.mr", path, "--store", store)
     assert r.exit_code == 0, r.output
     r = mrules("report", "scores", "--store", store, "--format", "json")
     assert r.exit_code == 0, r.output
-    return json.loads(r.stdout)["score_at_mql"]  # type: ignore[no-any-return]
+    return store, json.loads(r.stdout)
+
+
+def _scores(tmp_path: Path, case: str) -> dict[str, Any]:
+    event = {"id": "e1", "ts": "2026-10-01T00:00:00Z", "type": "form_submit",
+             "prospect": "p1@x.example", "asset": ASSET[case]}  # fmt: skip
+    return _report(tmp_path, RULES[case], [event])[1]["score_at_mql"]  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("case", RULES)
@@ -97,8 +91,7 @@ def test_the_score_at_mql_is_the_first_assignments_in_its_second(tmp_path: Path)
     and the CRM gives the lead an owner, a second assignment. The score at MQL is the
     one after the first assignment, 50, not 75 (found by mutation testing: starting
     from the newest assignment of that second passed)."""
-    rules = tmp_path / "rules.mr"
-    rules.write_text(SAME_SECOND, "utf-8")
+    rules = SAME_SECOND
     ts, who = "2026-10-01T00:00:00Z", "p1@x.example"
     events = [
         {"id": "e1", "ts": ts, "type": "form_submit", "prospect": who, "asset": "F"},
@@ -107,16 +100,10 @@ def test_the_score_at_mql_is_the_first_assignments_in_its_second(tmp_path: Path)
         {"id": "e3", "ts": ts, "type": "crm_update", "prospect": who, "object": "lead",
          "crm_id": "00Q000000000001AAA", "user": "owner@acme.example"},
     ]  # fmt: skip
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
-    store = tmp_path / "s.db"
-    r = mrules("run", rules, path, "--store", store)
-    assert r.exit_code == 0, r.output
+    store, body = _report(tmp_path, rules, events)
     r = mrules("explain", who, "--store", store)
     assert r.exit_code == 0 and "owner@acme.example" in r.stdout, r.output  # owned by the CRM
-    r = mrules("report", "scores", "--store", store, "--format", "json")
-    assert r.exit_code == 0, r.output
-    got = json.loads(r.stdout)["score_at_mql"]
+    got = body["score_at_mql"]
     assert (got["n"], got["median"]) == (1, 50)
 
 
@@ -125,8 +112,7 @@ def test_a_late_event_at_the_mql_time_comes_after_the_assignment(tmp_path: Path)
     (+25): the engine applies it at its clock, 10:00, the MQL time, after the
     assignment. The score at MQL is 50 (found by mutation testing: a late event's row,
     which keeps its clock apart from its time, was read at the wrong places and passed)."""
-    rules = tmp_path / "rules.mr"
-    rules.write_text(SAME_SECOND, "utf-8")
+    rules = SAME_SECOND
     who = "p1@x.example"
     events = [
         {"id": "e1", "ts": "2026-10-01T10:00:00Z", "type": "form_submit", "prospect": who,
@@ -134,14 +120,7 @@ def test_a_late_event_at_the_mql_time_comes_after_the_assignment(tmp_path: Path)
         {"id": "e2", "ts": "2026-10-01T09:00:00Z", "type": "page_view", "prospect": who,
          "url": "https://acme.example/pricing"},
     ]  # fmt: skip
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
-    store = tmp_path / "s.db"
-    r = mrules("run", rules, path, "--store", store)
-    assert r.exit_code == 0, r.output
-    r = mrules("report", "scores", "--store", store, "--format", "json")
-    assert r.exit_code == 0, r.output
-    body = json.loads(r.stdout)
+    body = _report(tmp_path, rules, events)[1]
     assert body["score_histogram"] and body["prospects"] == 1
     got = body["score_at_mql"]
     assert (got["n"], got["median"]) == (1, 50)
@@ -152,12 +131,10 @@ def test_a_late_events_score_before_the_mql_counts(tmp_path: Path) -> None:
     clock's 10:00); at 11:00 form A assigns p1 without scoring. The score at MQL is 45,
     the late row's (found by mutation testing: that row's steps read from the wrong
     place gave 20 and passed)."""
-    rules = tmp_path / "rules.mr"
-    rules.write_text(
+    rules = (
         'queue "Sales"\nform "F"\nform "A"\non submit of form "F" { score +20 }\n'
         'on submit of form "A" { assign to queue "Sales" }\n'
-        'page action "Pricing" on "acme.example/pricing" { score +25 }\n',
-        "utf-8",
+        'page action "Pricing" on "acme.example/pricing" { score +25 }\n'
     )
     who = "p1@x.example"
     events = [
@@ -168,14 +145,7 @@ def test_a_late_events_score_before_the_mql_counts(tmp_path: Path) -> None:
         {"id": "e3", "ts": "2026-10-01T11:00:00Z", "type": "form_submit", "prospect": who,
          "asset": "A"},
     ]  # fmt: skip
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
-    store = tmp_path / "s.db"
-    r = mrules("run", rules, path, "--store", store)
-    assert r.exit_code == 0, r.output
-    r = mrules("report", "scores", "--store", store, "--format", "json")
-    assert r.exit_code == 0, r.output
-    got = json.loads(r.stdout)["score_at_mql"]
+    got = _report(tmp_path, rules, events)[1]["score_at_mql"]
     assert (got["n"], got["median"]) == (1, 45)
 
 
@@ -184,8 +154,7 @@ def test_a_late_event_after_the_mql_is_passed_over(tmp_path: Path) -> None:
     view of 09:00 arrives late: its time is before the MQL, its clock (11:00) after, so
     it is passed over and the score at MQL is 50 (found by mutation testing: stopping
     the reading at that row gave 0 and passed)."""
-    rules = tmp_path / "rules.mr"
-    rules.write_text(SAME_SECOND + 'form "A"\n', "utf-8")
+    rules = SAME_SECOND + 'form "A"\n'
     who = "p1@x.example"
     events = [
         {"id": "e1", "ts": "2026-10-01T10:00:00Z", "type": "form_submit", "prospect": who,
@@ -195,12 +164,5 @@ def test_a_late_event_after_the_mql_is_passed_over(tmp_path: Path) -> None:
         {"id": "e3", "ts": "2026-10-01T09:00:00Z", "type": "page_view", "prospect": who,
          "url": "https://acme.example/pricing"},
     ]  # fmt: skip
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in events), "utf-8")
-    store = tmp_path / "s.db"
-    r = mrules("run", rules, path, "--store", store)
-    assert r.exit_code == 0, r.output
-    r = mrules("report", "scores", "--store", store, "--format", "json")
-    assert r.exit_code == 0, r.output
-    got = json.loads(r.stdout)["score_at_mql"]
+    got = _report(tmp_path, rules, events)[1]["score_at_mql"]
     assert (got["n"], got["median"]) == (1, 50)
