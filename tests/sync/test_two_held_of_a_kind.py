@@ -435,3 +435,42 @@ def test_a_membership_held_before_rows_kept_its_name_is_known_by_its_campaign_id
     assert "errors   1" in r.output, r.output  # D, tried again
     ((held, attempts),) = [(e["message"], e["attempts"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
     assert (held.startswith(_bad_status("Joined")), attempts) == (True, 2)
+
+
+@pytest.mark.parametrize("kind", ["campaign_member", "task"])
+def test_each_hold_in_the_plan_names_its_campaign_or_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Ann's memberships of C and D (or tasks Call and Email) are refused for one reason:
+    `sync plan` showed two holds alike, each the reason and the lead, and none said
+    which write it held. Each hold names its campaign as the rule gave it, or its task
+    by its subject, in the text and in the JSON op (its `payload`, as a write's), and a
+    plan saved so is applied."""
+    org = Org(tmp_path, MEMBER_RULES if kind == "campaign_member" else TASK_RULES)
+    if kind == "campaign_member":
+        _campaign_d(org)
+        ids = {str(r["Id"]) for r in org.crm_rows("Campaign")}
+        _refuse(monkeypatch, "CampaignMember", "CampaignId", dict.fromkeys(ids, VALIDATION))
+        named, key = ['campaign "C"', 'campaign "D"'], "campaign"
+    else:
+        _refuse_by_subject(monkeypatch, {"Call": VALIDATION, "Email": VALIDATION})
+        named, key = ['task "Call"', 'task "Email"'], "subject"
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    assert org.status()["errors"] == 2
+
+    at = "2026-11-02T09:10:00Z"
+    plan = org.sync("plan", "--at", at).output
+    holds = [line for line in plan.splitlines() if line.startswith("  ! hold ")]
+    assert len(holds) == 2, plan
+    assert sorted(n for h in holds for n in named if f"  {n}  (refused" in h) == named, plan
+
+    saved = tmp_path / "plan.json"
+    org.sync("plan", "--at", at, "--out", str(saved))
+    ops = json.loads(saved.read_text("utf-8"))["ops"]
+    assert sorted(o["payload"][key] for o in ops if o["op"] == "hold") == [
+        n.split('"')[1] for n in named
+    ]
+    r = org.sync("apply", str(saved))
+    assert r.exit_code == 0, r.output
+    assert org.status()["errors"] == 2  # still held, each its row

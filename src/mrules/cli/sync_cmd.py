@@ -525,6 +525,7 @@ def _render_plan(pj: dict[str, Any]) -> None:
         }.get(o["op"], "+")
         when = f"  [batch {wait + 1}]" if wait else ""
         target = o.get("crm_id") or o.get("object", "")
+        target += _held_write(o)
         click.echo(f"  {mark} {o['op']:<13} {o['prospect']}  {target}{when}  ({o['why']})")
         for f in o.get("fields", ()):
             arrow = "->" if f["winner"] == "ours" else "<-"
@@ -616,6 +617,19 @@ def _pending(pj: dict[str, Any]) -> bool:
             )
         )
     )
+
+
+def _held_write(o: dict[str, Any]) -> str:
+    """Which membership or task a `hold` op holds, for a prospect's two held of a kind are
+    two holds: `  campaign "C"` (the name the rule gave), `  task "Call"`; "" otherwise."""
+    w = o.get("payload")
+    if o["op"] != "hold" or not isinstance(w, dict):
+        return ""
+    if o.get("work") == ["campaign_member"]:
+        return f"  campaign {_value(w.get('campaign'))}"
+    if o.get("work") == ["task"]:
+        return f"  task {_value(w.get('subject') or 'Task')}"
+    return ""
 
 
 def _side_work(o: dict[str, Any]) -> str:

@@ -1408,8 +1408,8 @@ def make_plan(
                     else f"refused by the CRM ({err['code']})"
                 )
                 made.append(
-                    {
-                        **{k: v for k, v in op.items() if k != "payload"},
+                    {  # its payload kept: the plan names the campaign or task held
+                        **op,
                         "op": "hold",
                         "held": [
                             {"field": err["field"], "code": err["code"], "message": err["message"]}
