@@ -267,8 +267,8 @@ def test_two_memberships_held_are_two_errors_and_one_written_clears_its_own(
     assert org.sync("run", "--until", T0).exit_code == 0
     shown = org.ok("sync", "status", "--store", str(org.store))
     assert "errors: 2\n" in shown, shown
-    assert f"bad value for Call (campaign {c.id})\n" in shown, shown
-    assert f"an email task needs a template (campaign {d.id})\n" in shown, shown
+    assert "bad value for Call (campaign 'C')\n" in shown, shown
+    assert "an email task needs a template (campaign 'D')\n" in shown, shown
 
     del refused[c.id]
     assert org.ok("sync", "retry", "--store", str(org.store)).startswith("2 held errors ")
@@ -474,3 +474,35 @@ def test_each_hold_in_the_plan_names_its_campaign_or_task(
     r = org.sync("apply", str(saved))
     assert r.exit_code == 0, r.output
     assert org.status()["errors"] == 2  # still held, each its row
+
+
+def test_status_names_a_held_membership_by_the_campaign_the_rule_gave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's memberships of C and D are refused for one reason: `sync status` named each
+    by its campaign's id (`(campaign 701…)`), though the row keeps the name the rule gave,
+    which the rules and the plan say. It names the campaign now; a row kept by an mrules
+    from before rows kept the name (no `campaign` in its value) is still named by id."""
+    import sqlite3
+
+    org = Org(tmp_path, MEMBER_RULES)
+    _campaign_d(org)
+    ids = {str(r["Name"]): str(r["Id"]) for r in org.crm_rows("Campaign")}
+    _refuse(monkeypatch, "CampaignMember", "CampaignId", dict.fromkeys(ids.values(), VALIDATION))
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    line = "ann@ex.org campaign_member *member: FIELD_CUSTOM_VALIDATION_EXCEPTION an email task"
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert f"{line} needs a template (campaign 'C')\n" in shown, shown
+    assert f"{line} needs a template (campaign 'D')\n" in shown, shown
+
+    conn = sqlite3.connect(tmp_path / "s.sync.db")
+    with conn:  # C's row as the mrules before kept it: the record only
+        conn.execute(
+            "UPDATE error SET value = json_remove(value, '$.campaign')"
+            " WHERE json_extract(value, '$.campaign') = 'C'"
+        )
+    conn.close()
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert f"{line} needs a template (campaign {ids['C']})\n" in shown, shown
+    assert f"{line} needs a template (campaign 'D')\n" in shown, shown

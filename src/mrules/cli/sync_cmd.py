@@ -1424,15 +1424,20 @@ def status_cmd(store_path: str, crm_path: str | None, fmt: str) -> None:
 
 def _held_what(err: dict[str, Any]) -> str:
     """Which of a prospect's tasks or memberships a held row is (each is a row of its own):
-    ` (task 'Call')` (its subject), ` (campaign 701…)` (a membership's); "" otherwise."""
+    ` (task 'Call')` (its subject), ` (campaign 'Webinar')` (a membership's, by the name
+    the rule gave, which the row keeps), ` (campaign 701…)` (a row kept by an mrules that
+    kept only the campaign's id); "" otherwise."""
+    from mrules.sync.db import held_campaign
+
     if err["object"] not in ("task", "campaign_member"):
         return ""
+    name = held_campaign(err["object"], err["value"])
+    if name:
+        return f" (campaign '{shown_arg(name)}')"
     try:
         held = json.loads(err["value"] or "")
     except (ValueError, TypeError):
         return ""
-    if isinstance(held, str):  # a membership of a campaign not found: its name
-        return f" (campaign '{shown_arg(held)}')"
     if not isinstance(held, dict):
         return ""
     if err["object"] == "task" and held.get("Subject"):
