@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
@@ -230,3 +232,98 @@ def test_another_stores_sync_file_is_refused(example_store: Path, tmp_path: Path
         main, ["explain", "bob@bigcorp.example", "--store", str(example_store), "--timeline"]
     )
     assert own.exit_code == 0 and "sql" in own.stdout.lower(), own.output
+
+
+@pytest.mark.parametrize(
+    ("close_date", "won", "zone"),
+    [
+        ("2026-10-20", "2026-10-12T00:00:00Z", "UTC"),
+        ("2026-10-10", "2026-10-10T00:00:00Z", "UTC"),
+        # a CloseDate has no zone: it is UTC's day wherever mrules runs
+        ("2026-10-10", "2026-10-10T00:00:00Z", "America/New_York"),
+    ],
+)
+def test_the_crm_stages_are_the_earliest_of_each_opportunitys_best_date(
+    example_store: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    close_date: str,
+    won: str,
+    zone: str,
+) -> None:
+    """Henry's contact on three won opportunities: SQL is the earliest creation (the time
+    the sync saw one when it has no CreatedDate), won the earliest close (its CloseDate,
+    else when it closed, else when the sync saw it): the third's, seen on the 12th, or
+    the first's CloseDate when it is earlier. Found by mutation testing of
+    reports/timeline.py: each fallback dropped, or the latest taken, passed the suite."""
+    import sqlite3
+
+    store = tmp_path / "g.db"
+    shutil.copy(example_store, store)
+    shutil.copy(example_store.with_name("getcloudy.sync.db"), tmp_path / "g.sync.db")
+    conn = sqlite3.connect(tmp_path / "g.sync.db")
+    with conn:
+        [(contact,)] = conn.execute(
+            "SELECT crm_id FROM link WHERE prospect = 'henry@example.org'"
+        ).fetchall()
+        conn.execute(  # his own opportunities out of the way
+            "UPDATE opportunity SET deleted = 1 WHERE id IN (SELECT opportunity"
+            " FROM opportunity_role WHERE contact = ?)",
+            (contact,),
+        )
+        # id, created, seen (at), close date, closed at
+        opportunities = [
+            ("006T00000000001AAA", "2026-10-05T00:00:00Z", "2026-10-30T00:00:00Z",
+             close_date, "2026-10-25T00:00:00Z"),
+            ("006T00000000002AAA", None, "2026-10-03T00:00:00Z", None, "2026-10-15T00:00:00Z"),
+            ("006T00000000003AAA", "2026-10-04T00:00:00Z", "2026-10-12T00:00:00Z", None, None),
+        ]  # fmt: skip
+        for n, (oid, created, at, close_date, closed_at) in enumerate(opportunities):
+            conn.execute(
+                "INSERT INTO opportunity (id, name, stage, close_date, is_won, is_closed,"
+                " deleted, at, created, closed_at) VALUES (?, ?, 'Closed Won', ?, 1, 1, 0,"
+                " ?, ?, ?)",
+                (oid, f"Deal {n}", close_date, at, created, closed_at),
+            )
+            conn.execute(
+                "INSERT INTO opportunity_role (id, opportunity, contact, role, deleted)"
+                " VALUES (?, ?, ?, 'Decision Maker', 0)",
+                (f"00KT0000000000{n}AAA", oid, contact),
+            )
+    conn.close()
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        r = CliRunner().invoke(
+            main,
+            ["explain", "henry@example.org", "--store", str(store), "--timeline", "--format",
+             "json"],
+        )  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert r.exit_code == 0, r.output
+    at = {s["stage"]: s["at"] for s in json.loads(r.output)["stages"]}
+    assert (at["sql"], at["won"]) == ("2026-10-03T00:00:00Z", won)
+
+
+def test_a_sync_file_with_no_table_is_no_sync_yet_beside_the_store_and_refused_given(
+    example_store: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A sync file with no table yet (what a first sync killed while it made it leaves):
+    beside the store it is no sync yet, so the timeline has no CRM stages, exit 0; named by
+    --sync-db it is not a sync file, exit 4 (found by mutation testing of
+    reports/timeline.py: taking both as no sync yet passed the suite)."""
+    import sqlite3
+
+    store = tmp_path / "g.db"
+    shutil.copy(example_store, store)
+    sqlite3.connect(tmp_path / "g.sync.db").execute("PRAGMA user_version = 1").connection.close()
+    args = ["explain", "henry@example.org", "--store", str(store), "--timeline"]
+    r = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert [s["stage"] for s in json.loads(r.output)["stages"]] == ["prospect", "mql"]
+    r = CliRunner().invoke(main, [*args, "--sync-db", str(tmp_path / "g.sync.db")])
+    assert r.exit_code == 4, r.output
+    assert "is not an mrules sync file (no link or opportunity table)" in r.stderr
