@@ -327,3 +327,37 @@ def test_a_sync_file_with_no_table_is_no_sync_yet_beside_the_store_and_refused_g
     r = CliRunner().invoke(main, [*args, "--sync-db", str(tmp_path / "g.sync.db")])
     assert r.exit_code == 4, r.output
     assert "is not an mrules sync file (no link or opportunity table)" in r.stderr
+
+
+def test_the_text_is_one_row_a_moment_in_time_order() -> None:
+    """`render_text`: a row a moment, in time order whatever the order of the series;
+    the stages entered at it, joined, in a column as wide as the widest; the score and
+    the grade carried from the last moment that gave one, a grade of none as `-`; the
+    stages not reached; and a prospect with nothing as its own line (found by mutation
+    testing of reports/timeline.py: none of it was checked)."""
+    t = {
+        "email": "a@x",
+        "stages": [
+            {"stage": "prospect", "at": "2026-01-01T00:00:00Z"},
+            {"stage": "mql", "at": "2026-01-01T00:00:00Z"},
+        ],
+        "score": [
+            {"at": "2026-01-02T00:00:00Z", "score": 5},
+            {"at": "2026-01-01T00:00:00Z", "score": 0},
+        ],
+        "grade": [
+            {"at": "2026-01-03T00:00:00Z", "grade": "B"},
+            {"at": "2026-01-04T00:00:00Z", "grade": None},
+        ],
+    }
+    assert render_text(t).splitlines() == [
+        "a@x: lifecycle",
+        "  time                  stage          score  grade",
+        "  2026-01-01T00:00:00Z  prospect, mql      0  -",
+        "  2026-01-02T00:00:00Z                     5  -",
+        "  2026-01-03T00:00:00Z                     5  B",
+        "  2026-01-04T00:00:00Z                     5  -",
+        "  not reached: sql, won",
+    ]
+    empty = {"email": "a@x", "stages": [], "score": [], "grade": []}
+    assert render_text(empty) == "a@x: lifecycle\n  nothing recorded yet"
