@@ -66,6 +66,7 @@ def test_grade_changes_only() -> None:
         ],
     )
     assert [g["grade"] for g in t["grade"]] == ["C-", "B"]
+    assert t["stages"] == []  # no creation known: no prospect stage, not one at no time
 
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(-50, 50)), min_size=1, max_size=30))
@@ -235,26 +236,32 @@ def test_another_stores_sync_file_is_refused(example_store: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("close_date", "won", "zone"),
+    ("created", "close_date", "sql", "won", "zone"),
     [
-        ("2026-10-20", "2026-10-12T00:00:00Z", "UTC"),
-        ("2026-10-10", "2026-10-10T00:00:00Z", "UTC"),
+        ("2026-10-05T00:00:00Z", "2026-10-20", "2026-10-03T00:00:00Z", "2026-10-12T00:00:00Z",
+         "UTC"),
+        ("2026-10-01T00:00:00Z", "2026-10-10", "2026-10-01T00:00:00Z", "2026-10-10T00:00:00Z",
+         "UTC"),
         # a CloseDate has no zone: it is UTC's day wherever mrules runs
-        ("2026-10-10", "2026-10-10T00:00:00Z", "America/New_York"),
+        ("2026-10-05T00:00:00Z", "2026-10-10", "2026-10-03T00:00:00Z", "2026-10-10T00:00:00Z",
+         "America/New_York"),
     ],
-)
+)  # fmt: skip
 def test_the_crm_stages_are_the_earliest_of_each_opportunitys_best_date(
     example_store: Path,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    created: str,
     close_date: str,
+    sql: str,
     won: str,
     zone: str,
 ) -> None:
     """Henry's contact on three won opportunities: SQL is the earliest creation (the time
     the sync saw one when it has no CreatedDate), won the earliest close (its CloseDate,
-    else when it closed, else when the sync saw it): the third's, seen on the 12th, or
-    the first's CloseDate when it is earlier. Found by mutation testing of
+    else when it closed, else when the sync saw it): the second's, seen on the 3rd, or the
+    first's creation when it is earlier; the third's, seen on the 12th, or the first's
+    CloseDate when it is earlier. Found by mutation testing of
     reports/timeline.py: each fallback dropped, or the latest taken, passed the suite."""
     import sqlite3
 
@@ -273,8 +280,8 @@ def test_the_crm_stages_are_the_earliest_of_each_opportunitys_best_date(
         )
         # id, created, seen (at), close date, closed at
         opportunities = [
-            ("006T00000000001AAA", "2026-10-05T00:00:00Z", "2026-10-30T00:00:00Z",
-             close_date, "2026-10-25T00:00:00Z"),
+            ("006T00000000001AAA", created, "2026-10-30T00:00:00Z", close_date,
+             "2026-10-25T00:00:00Z"),
             ("006T00000000002AAA", None, "2026-10-03T00:00:00Z", None, "2026-10-15T00:00:00Z"),
             ("006T00000000003AAA", "2026-10-04T00:00:00Z", "2026-10-12T00:00:00Z", None, None),
         ]  # fmt: skip
@@ -304,7 +311,7 @@ def test_the_crm_stages_are_the_earliest_of_each_opportunitys_best_date(
         time.tzset()
     assert r.exit_code == 0, r.output
     at = {s["stage"]: s["at"] for s in json.loads(r.output)["stages"]}
-    assert (at["sql"], at["won"]) == ("2026-10-03T00:00:00Z", won)
+    assert (at["sql"], at["won"]) == (sql, won)
 
 
 def test_a_sync_file_with_no_table_is_no_sync_yet_beside_the_store_and_refused_given(
@@ -340,6 +347,7 @@ def test_the_text_is_one_row_a_moment_in_time_order() -> None:
         "stages": [
             {"stage": "prospect", "at": "2026-01-01T00:00:00Z"},
             {"stage": "mql", "at": "2026-01-01T00:00:00Z"},
+            {"stage": "won", "at": "2025-12-20T00:00:00Z"},  # the CRM's date, before
         ],
         "score": [
             {"at": "2026-01-02T00:00:00Z", "score": 5},
@@ -353,11 +361,47 @@ def test_the_text_is_one_row_a_moment_in_time_order() -> None:
     assert render_text(t).splitlines() == [
         "a@x: lifecycle",
         "  time                  stage          score  grade",
+        "  2025-12-20T00:00:00Z  won                -  -",
         "  2026-01-01T00:00:00Z  prospect, mql      0  -",
         "  2026-01-02T00:00:00Z                     5  -",
         "  2026-01-03T00:00:00Z                     5  B",
         "  2026-01-04T00:00:00Z                     5  -",
-        "  not reached: sql, won",
+        "  not reached: sql",
+    ]
+    one = {"email": "a@x", "stages": [{"stage": "sql", "at": "2026-02-01T00:00:00Z"}]}
+    assert render_text(one | {"score": [], "grade": []}).splitlines() == [
+        "a@x: lifecycle",
+        "  time                  stage  score  grade",  # as wide as its title
+        "  2026-02-01T00:00:00Z  sql        -  -",
+        "  not reached: prospect, mql, won",
     ]
     empty = {"email": "a@x", "stages": [], "score": [], "grade": []}
     assert render_text(empty) == "a@x: lifecycle\n  nothing recorded yet"
+
+
+def test_grade_points_one_a_moment_from_the_first_grade_known() -> None:
+    """A grade of none before any is no point; two steps in one moment are one point, the
+    last; a grade lost is a point of none; a point is a change from the last point. The
+    prospect stage is the ledger's creation, not the state's time, and a prospect never
+    scored starts at 0 (found by mutation testing of reports/timeline.py)."""
+    t = timeline(
+        "a@x",
+        [
+            entry(T0, "create prospect"),
+            entry(T0, "grading", None, None),
+            entry(T0 + 1, "grading", None, "C"),
+            entry(T0 + 2, "grade", "C", "B"),
+            entry(T0 + 2, "grading", "B", "A"),
+            entry(T0 + 3, "grading", "A", None),
+            entry(T0 + 4, "grading", None, "C"),  # the first grade again, not the last
+        ],
+        created="2026-01-01T00:00:00Z",  # the state's: the ledger's creation comes first
+    )
+    assert [(g["at"][-3:-1], g["grade"]) for g in t["grade"]] == [
+        ("21", "C"),
+        ("22", "A"),
+        ("23", None),
+        ("24", "C"),
+    ]
+    assert t["stages"] == [{"stage": "prospect", "at": "2026-09-21T14:13:20Z"}]
+    assert t["score"] == [{"at": "2026-09-21T14:13:20Z", "score": 0}]
