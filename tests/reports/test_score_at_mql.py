@@ -50,8 +50,7 @@ def _report(tmp_path: Path, rules: str, events: list[dict[str, Any]]) -> tuple[P
 
 
 def _scores(tmp_path: Path, case: str) -> dict[str, Any]:
-    event = {"id": "e1", "ts": "2026-10-01T00:00:00Z", "type": "form_submit",
-             "prospect": "p1@x.example", "asset": ASSET[case]}  # fmt: skip
+    event = _form("e1", "2026-10-01T00:00:00Z", ASSET[case])
     return _report(tmp_path, RULES[case], [event])[1]["score_at_mql"]  # type: ignore[no-any-return]
 
 
@@ -86,6 +85,18 @@ automation rule "MQL" priority 1 {
 """
 
 
+def _form(event_id: str, ts: str, form: str) -> dict[str, str]:
+    """p1's submission of `form`."""
+    return {"id": event_id, "ts": ts, "type": "form_submit", "prospect": "p1@x.example",
+            "asset": form}  # fmt: skip
+
+
+def _pricing(event_id: str, ts: str) -> dict[str, str]:
+    """p1's view of the pricing page (the page action scores +25)."""
+    return {"id": event_id, "ts": ts, "type": "page_view", "prospect": "p1@x.example",
+            "url": "https://acme.example/pricing"}  # fmt: skip
+
+
 def test_the_score_at_mql_is_the_first_assignments_in_its_second(tmp_path: Path) -> None:
     """In one second: the form (score 50) assigns p1 to the queue, a page view adds 25,
     and the CRM gives the lead an owner, a second assignment. The score at MQL is the
@@ -94,9 +105,8 @@ def test_the_score_at_mql_is_the_first_assignments_in_its_second(tmp_path: Path)
     rules = SAME_SECOND
     ts, who = "2026-10-01T00:00:00Z", "p1@x.example"
     events = [
-        {"id": "e1", "ts": ts, "type": "form_submit", "prospect": who, "asset": "F"},
-        {"id": "e2", "ts": ts, "type": "page_view", "prospect": who,
-         "url": "https://acme.example/pricing"},
+        _form("e1", ts, "F"),
+        _pricing("e2", ts),
         {"id": "e3", "ts": ts, "type": "crm_update", "prospect": who, "object": "lead",
          "crm_id": "00Q000000000001AAA", "user": "owner@acme.example"},
     ]  # fmt: skip
@@ -113,13 +123,10 @@ def test_a_late_event_at_the_mql_time_comes_after_the_assignment(tmp_path: Path)
     assignment. The score at MQL is 50 (found by mutation testing: a late event's row,
     which keeps its clock apart from its time, was read at the wrong places and passed)."""
     rules = SAME_SECOND
-    who = "p1@x.example"
     events = [
-        {"id": "e1", "ts": "2026-10-01T10:00:00Z", "type": "form_submit", "prospect": who,
-         "asset": "F"},
-        {"id": "e2", "ts": "2026-10-01T09:00:00Z", "type": "page_view", "prospect": who,
-         "url": "https://acme.example/pricing"},
-    ]  # fmt: skip
+        _form("e1", "2026-10-01T10:00:00Z", "F"),
+        _pricing("e2", "2026-10-01T09:00:00Z"),
+    ]
     body = _report(tmp_path, rules, events)[1]
     assert body["score_histogram"] and body["prospects"] == 1
     got = body["score_at_mql"]
@@ -136,15 +143,11 @@ def test_a_late_events_score_before_the_mql_counts(tmp_path: Path) -> None:
         'on submit of form "A" { assign to queue "Sales" }\n'
         'page action "Pricing" on "acme.example/pricing" { score +25 }\n'
     )
-    who = "p1@x.example"
     events = [
-        {"id": "e1", "ts": "2026-10-01T10:00:00Z", "type": "form_submit", "prospect": who,
-         "asset": "F"},
-        {"id": "e2", "ts": "2026-10-01T09:00:00Z", "type": "page_view", "prospect": who,
-         "url": "https://acme.example/pricing"},
-        {"id": "e3", "ts": "2026-10-01T11:00:00Z", "type": "form_submit", "prospect": who,
-         "asset": "A"},
-    ]  # fmt: skip
+        _form("e1", "2026-10-01T10:00:00Z", "F"),
+        _pricing("e2", "2026-10-01T09:00:00Z"),
+        _form("e3", "2026-10-01T11:00:00Z", "A"),
+    ]
     got = _report(tmp_path, rules, events)[1]["score_at_mql"]
     assert (got["n"], got["median"]) == (1, 45)
 
@@ -155,14 +158,10 @@ def test_a_late_event_after_the_mql_is_passed_over(tmp_path: Path) -> None:
     it is passed over and the score at MQL is 50 (found by mutation testing: stopping
     the reading at that row gave 0 and passed)."""
     rules = SAME_SECOND + 'form "A"\n'
-    who = "p1@x.example"
     events = [
-        {"id": "e1", "ts": "2026-10-01T10:00:00Z", "type": "form_submit", "prospect": who,
-         "asset": "F"},
-        {"id": "e2", "ts": "2026-10-01T11:00:00Z", "type": "form_submit", "prospect": who,
-         "asset": "A"},
-        {"id": "e3", "ts": "2026-10-01T09:00:00Z", "type": "page_view", "prospect": who,
-         "url": "https://acme.example/pricing"},
-    ]  # fmt: skip
+        _form("e1", "2026-10-01T10:00:00Z", "F"),
+        _form("e2", "2026-10-01T11:00:00Z", "A"),
+        _pricing("e3", "2026-10-01T09:00:00Z"),
+    ]
     got = _report(tmp_path, rules, events)[1]["score_at_mql"]
     assert (got["n"], got["median"]) == (1, 50)
