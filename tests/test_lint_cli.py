@@ -671,3 +671,38 @@ def test_a_query_the_views_lose_is_named_in_every_format(workdir: Path) -> None:
     compared = lint("queries.mr", "--strict")
     assert compared.exit_code == 0, compared.output
     assert compared.stdout == ""
+
+
+EMPTY_GROUP = """\
+group "Sales" []
+form "Demo request"
+on submit of form "Demo request" { assign to group "Sales" }
+"""
+
+
+def test_an_empty_assignment_group_warns_fails_strict_and_can_be_silenced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`assign to group` on a group with no member assigns nobody at run time; lint
+    said nothing. It is a warning like the others: `--strict` fails on it, an
+    inline suppression silences it, and `--explain` describes it."""
+    monkeypatch.chdir(tmp_path)
+    Path("sales.mr").write_text(EMPTY_GROUP, encoding="utf-8")
+    result = lint("sales.mr")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(
+        "sales.mr:1:15: warning[MR117]: assignment group 'Sales' has no members: "
+        "assigning to it assigns nobody\n"
+    )
+    assert result.stderr.strip() == "1 warning in 1 file"
+    assert lint("sales.mr", "--strict").exit_code == 1
+    assert lint("sales.mr", "--strict", "--ignore", "MR117").exit_code == 0
+    Path("sales.mr").write_text(
+        EMPTY_GROUP.replace("[]", "[]  # mrules: ignore[MR117]"), encoding="utf-8"
+    )
+    silenced = lint("sales.mr", "--strict")
+    assert silenced.exit_code == 0, silenced.output
+    assert silenced.stderr.strip() == "ok: 1 file, no problems"
+    explained = lint("--explain", "MR117")
+    assert explained.exit_code == 0, explained.output
+    assert explained.stdout.startswith("## MR117: assignment group without members")

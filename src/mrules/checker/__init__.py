@@ -56,6 +56,7 @@ CHECKS: tuple[Check, ...] = (
     names.check_duplicates,
     names.check_references,
     names.check_lookalikes,
+    names.check_empty_groups,
     fields.check_field_decls,
     values.check_values,
     criteria.check_satisfiable,

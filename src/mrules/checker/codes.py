@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "MR114": "unknown profile criterion",
     "MR115": "unknown scoring category",
     "MR116": "names that differ only in case, spacing or Unicode form",
+    "MR117": "assignment group without members",
     # field declarations
     "MR201": "unknown field type",
     "MR202": "choice field without values",

@@ -1,6 +1,6 @@
 """Names: every name a rule uses is declared once, in the right namespace.
 
-Rules (codes MR101-MR115):
+Rules (codes MR101-MR117):
 
 * a name is declared twice in one namespace (`list "MQL"` twice), or as both a
   static and a dynamic list (MR101);
@@ -16,7 +16,10 @@ Rules (codes MR101-MR115):
   surrounding or repeated spaces, or in Unicode compatibility form (NFKC:
   `ﬁ` and `fi`, a full-width `Ａ`): `list "MQL"` and `list "mql "` (MR116, a
   warning: both work, but one is almost surely a mistake). An unknown name that
-  looks like a declared one this way gets it as its did-you-mean.
+  looks like a declared one this way gets it as its did-you-mean;
+* an assignment group with no member (`group "Sales" []`, MR117, a warning):
+  `assign to group "Sales"` assigns nobody and `assigned to group "Sales"`
+  never holds, while the rules read as if they worked.
 """
 
 from __future__ import annotations
@@ -34,7 +37,14 @@ from mrules.diagnostics import Diagnostic, Related
 from mrules.symbols import Declared, Symbols
 from mrules.vocab import ASSET_ACTIVITIES, TRIGGER_EVENTS
 
-__all__ = ["USES_NAMES", "check_duplicates", "check_lookalikes", "check_references", "look_key"]
+__all__ = [
+    "USES_NAMES",
+    "check_duplicates",
+    "check_empty_groups",
+    "check_lookalikes",
+    "check_references",
+    "look_key",
+]
 
 
 def look_key(name: str) -> str:
@@ -109,6 +119,21 @@ def check_duplicates(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]
                 dyn.name,
                 hint="list names are unique in Pardot; rename one",
                 related=[report.note(static.path, static.name, "static list declared here")],
+            )
+
+
+def check_empty_groups(program: ast.Program, sym: Symbols) -> Iterator[Diagnostic]:
+    """MR117: an assignment group with no member; its assignments would go to nobody."""
+    for name, decl in sym.groups.items():
+        node = decl.node
+        if isinstance(node, ast.GroupDecl) and not node.members.values:
+            yield report.warning(
+                "MR117",
+                f"assignment group '{name}' has no members: assigning to it assigns nobody",
+                decl.path,
+                node.members,
+                hint="name the users who take its prospects in turn between the brackets, "
+                "or remove the group and what assigns to it",
             )
 
 
