@@ -218,6 +218,21 @@ def test_special_files_are_refused_without_being_read(tmp_path, make, message: s
     assert "Traceback" not in res.stdout + res.stderr
 
 
+def test_lint_counts_a_refused_rule_file_among_the_files_as_fmt_does(tmp_path) -> None:
+    """A rule file refused unread is a file of the project with an error: the summary
+    said `2 errors in 1 file` here, counting only the file it read."""
+    root = _rules_with(tmp_path, "env.mr", lambda p: p.symlink_to("/dev/zero"))
+    os.mkfifo(root / "pipe.mr")
+    lint = _mrules("lint", "rules", cwd=tmp_path)
+    assert lint.returncode == 1, lint.stderr
+    assert lint.stdout.count("error[MR024]") == 2
+    assert lint.stderr == "2 errors in 3 files\n"
+    fmt = _mrules("fmt", "--check", "rules", cwd=tmp_path)
+    assert fmt.stderr.endswith("1 file already formatted, 2 files refused (not read, see MR024)\n")
+    alone = _mrules("lint", "rules/env.mr", cwd=tmp_path)
+    assert alone.stderr == "1 error in 1 file\n"
+
+
 def test_an_include_of_a_fifo_or_a_link_loop_is_a_diagnostic(tmp_path) -> None:
     root = tmp_path / "rules"
     _write(root, "a.mr", 'include "pipe"\ninclude "loop"\n')

@@ -90,6 +90,9 @@ class LoadResult:
     library: set[str] = field(default_factory=set)
     """The shown paths of the files of the bundled library (`library/NAME.mr`): a
     project's own folder may be named `library` too."""
+    refused: set[str] = field(default_factory=set)
+    """The shown paths of the rule files refused unread (MR024: a link out of the rule
+    root, a pipe...): not in `sources`, yet files of the project that `lint` counts."""
 
     @property
     def has_errors(self) -> bool:
@@ -295,6 +298,7 @@ class _Loader:
             self.unparsed,
             self.real_paths,
             self.library,
+            self.refused,
         )
 
     def __init__(
@@ -311,6 +315,7 @@ class _Loader:
         self.unparsed: dict[str, tuple[ast.Span, ...]] = {}
         self.real_paths: dict[str, str] = {}
         self.library: set[str] = set()
+        self.refused: set[str] = set()
         self._roots: dict[Path, Path] = {}
 
     def _real_root(self, root: Path) -> Path:
@@ -347,6 +352,8 @@ class _Loader:
             data = _read_regular(real) if overlay is None else b""
         except _Refused as r:
             where, span = at if at else (_link_path(path), ast.NO_SPAN)
+            if at is None:  # a rule file itself, not an include that names one (MR021)
+                self.refused.add(where)
             self.diagnostics.append(r.diagnostic(where, span))
             return
         self.seen.add(key)

@@ -46,8 +46,9 @@ def summary(diags: list[Diagnostic], files: int, library: int = 0) -> str:
     """`2 errors, 1 warning in 7 files`, or `ok: 7 files, no problems`.
 
     `files` counts the rule files of the project (given, found in a folder given, or
-    included), as `mrules fmt` does; the bundled library files they include (`library`)
-    are named apart: `ok: 6 files (and 2 library files they include), no problems`.
+    included, and those refused unread: MR024), as `mrules fmt` does; the bundled
+    library files they include (`library`) are named apart:
+    `ok: 6 files (and 2 library files they include), no problems`.
 
     >>> summary([], 1), summary([], 1_000)
     ('ok: 1 file, no problems', 'ok: 1,000 files, no problems')
@@ -275,7 +276,8 @@ def lint(
         except OSError as e:
             fail(f"{shown_path(sarif_file)}: cannot write: {e.strerror or e}", 4)
     library = sum(path in result.library for path in result.sources)
-    click.echo(summary(diags, len(result.sources) - library, library), err=True)
+    files = len(result.sources) - library + len(result.refused)  # a refused file is one too
+    click.echo(summary(diags, files, library), err=True)
     failed = any(d.is_error for d in diags) or (strict and bool(diags))
     raise SystemExit(EXIT_DIAGNOSTICS if failed else EXIT_OK)
 
