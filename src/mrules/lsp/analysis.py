@@ -427,10 +427,28 @@ def _name_hover(analysis: Analysis, ref: NameRef) -> str:
 _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+# Greedy, then back to the last character that is no word's (`\W`: neither `isalnum()`
+# nor `_`), within the window `match` is given.
+_LAST_NOT_WORD_RE = re.compile(r".*\W", re.S)
+
+
+def _word_start(text: str, offset: int) -> int:
+    """Where the run of word characters (`isalnum()` or `_`) that ends at `offset` starts.
+
+    Searched in windows that double, back from `offset`: a short word is found in the
+    first one, a 5 MB one in a few dozen regex matches, not a Python step a character."""
+    end, size = offset, 64
+    while end > 0:
+        begin = max(0, end - size)
+        m = _LAST_NOT_WORD_RE.match(text, begin, end)
+        if m is not None:
+            return m.end()
+        end, size = begin, size * 2
+    return 0
+
+
 def _word_at(text: str, offset: int) -> tuple[int, int] | None:
-    start = offset
-    while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
-        start -= 1
+    start = _word_start(text, offset)
     m = _WORD_RE.match(text, start)
     if m is None or m.end() < offset:
         return None
