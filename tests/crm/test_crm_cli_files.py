@@ -189,6 +189,21 @@ def test_load_still_creates_a_crm_where_no_file_is(tmp_path: Path) -> None:
             "duplicate_rules[0].fields: Account has no field 'Email'",
         ),
         ({"api_daily_limt": 5}, "api_daily_limt: not an org file key"),
+        (
+            {"custom_fields": {"Lead": {"S" * 41 + "__c": "string"}}},
+            f"custom_fields.Lead.{'S' * 41}__c: 41 characters before its __c; a custom"
+            " field's API name has at most 40 characters before its __c, after a package's"
+            " namespace prefix of at most 15 if any (e.g. pi__Score__c)",
+        ),
+        (
+            {"custom_objects": {"pi__" + "I" * 41 + "__c": {"key_prefix": "a05"}}},
+            f"custom_objects.pi__{'I' * 41}__c: 41 characters before its __c; a custom"
+            " object's API name has at most 40",
+        ),
+        (
+            {"custom_fields": {"Lead": {"Size\nBig__c": "string"}}},
+            "custom_fields.Lead.Size\\x0aBig__c: a custom field's API name is letters,",
+        ),
     ],
 )
 def test_a_bad_org_file_stops_the_load_and_names_the_key(
@@ -209,6 +224,33 @@ def test_a_bad_org_file_stops_the_load_and_names_the_key(
     result = mrules("crm", "load", folder, "--crm", tmp_path / "z.crm.db")
     assert result.exit_code == 2, result.output
     assert not (tmp_path / "z.crm.db").exists()
+
+
+def test_a_custom_field_name_of_10_mb_is_refused_for_its_length_in_little_memory(
+    tmp_path: Path,
+) -> None:
+    """Salesforce takes 40 characters before `__c` (and a prefix of 15): a longer name is
+    refused by its length, in one short line. The pattern read it first, and kept about
+    60 bytes a character: 650 MB for this one, which it then took."""
+    from conftest import peak_bytes
+
+    name = "Size_" * 2_000_000 + "_c"
+    folder = tmp_path / "o1"
+    folder.mkdir()
+    (folder / "org.json").write_text(json.dumps({"custom_fields": {"Lead": {name: "string"}}}))
+    crm = tmp_path / "y.crm.db"
+    results = []
+    peak = peak_bytes(lambda: results.append(mrules("crm", "load", folder, "--crm", crm)))
+    [result] = results
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"mrules: error: {folder / 'org.json'}: custom_fields.Lead.{name[:40]}...: 10,000,002"
+        " characters; a custom field's API name has at most 40 characters before its __c,"
+        " after a package's namespace prefix of at most 15 if any (e.g. pi__Score__c)\n"
+    )
+    assert not crm.exists()
+    # the file, its text and the parsed name: a few copies, not 60 bytes a character
+    assert peak <= 8 * len(name), peak
 
 
 def test_after_a_refused_org_file_the_sync_still_plans(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from mrules.crm.errors import CrmError
 from mrules.crm.ids import InvalidId, to18
 from mrules.crm.port import FieldInfo, ObjectInfo
+from mrules.diagnostics import printable
 
 __all__ = [
     "EDITIONS",
@@ -437,12 +438,9 @@ class Schema:
         prefixes = {o.key_prefix for o in schema.objects.values()}
         for name, spec in _names(org, "custom_objects").items():
             key = f"custom_objects.{name}"
-            if not _CUSTOM_NAME.fullmatch(name):
-                raise SchemaError(
-                    f"{key}: a custom object's API name is letters, digits and single"
-                    " underscores, starting with a letter and ending in __c (e.g. Invoice__c),"
-                    " after a package's namespace prefix if any (e.g. pi__Invoice__c)"
-                )
+            _check_custom_name(
+                "custom_objects", name, "custom object", "Invoice__c", "pi__Invoice__c"
+            )
             if any(o.lower() == name.lower() for o in schema.objects):
                 raise SchemaError(f"{key}: declared twice")
             if not isinstance(spec, dict):
@@ -501,8 +499,14 @@ ORG_KEYS = (
 # A custom API name, with the namespace prefix of the managed package that adds it
 # when there is one (`pi__Score__c`: the Pardot package's `pi`, at most 15 characters).
 _CUSTOM_NAME = re.compile(
-    r"(?:[A-Za-z][A-Za-z0-9]{0,14}__)?[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*__c"
+    r"(?:[A-Za-z][A-Za-z0-9]{0,14}__)?(?P<name>[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*)__c"
 )
+# Salesforce's limits: a custom field's or object's name has at most 40 characters
+# before its `__c`, a namespace prefix at most 15 before its `__`. A longer name is
+# refused before `_CUSTOM_NAME` reads it, whose group keeps about 60 bytes of
+# backtracking a character (650 MB for a 10 MB name in an org file).
+_CUSTOM_NAME_MAX = 40
+_CUSTOM_API_NAME_MAX = 15 + len("__") + _CUSTOM_NAME_MAX + len("__c")
 _FIELD_KEYS = ("type", "length", "values", "restricted", "required", "external_id", "reference_to")
 _MAX_LENGTH = {"string": 255, "textarea": 131072}
 _RULE_KEYS = ("name", "object", "fields", "match_objects", "action")
@@ -557,17 +561,34 @@ def _custom_fields(
     out: dict[str, FieldInfo] = {}
     for name, spec in fields.items():
         field_key = f"{key}.{name}"
-        if not _CUSTOM_NAME.fullmatch(name):
-            raise SchemaError(
-                f"{field_key}: a custom field's API name is letters, digits and single"
-                " underscores, starting with a letter and ending in __c (e.g. Size__c),"
-                " after a package's namespace prefix if any (e.g. pi__Score__c)"
-            )
+        _check_custom_name(key, name, "custom field", "Size__c", "pi__Score__c")
         if name.lower() in taken:
             raise SchemaError(f"{field_key}: {info.name} already has a field named so")
         taken.add(name.lower())
         out[name] = _custom_field(field_key, name, spec, references)
     return out
+
+
+def _check_custom_name(key: str, name: str, what: str, example: str, packaged: str) -> None:
+    """Refuse a custom API name Salesforce would not take: its length first (at most 60
+    characters in all), so that a long one is never matched by `_CUSTOM_NAME`."""
+    long = len(name) > _CUSTOM_API_NAME_MAX
+    shown = f"{key}.{printable(name[:40] + '...' if long else name)}"
+    limits = (
+        f"a {what}'s API name has at most {_CUSTOM_NAME_MAX} characters before its __c,"
+        f" after a package's namespace prefix of at most 15 if any (e.g. {packaged})"
+    )
+    if long:
+        raise SchemaError(f"{shown}: {len(name):,} characters; {limits}")
+    m = _CUSTOM_NAME.fullmatch(name)
+    if m is None:
+        raise SchemaError(
+            f"{shown}: a {what}'s API name is letters, digits and single"
+            f" underscores, starting with a letter and ending in __c (e.g. {example}),"
+            f" after a package's namespace prefix if any (e.g. {packaged})"
+        )
+    if len(m.group("name")) > _CUSTOM_NAME_MAX:
+        raise SchemaError(f"{shown}: {len(m.group('name'))} characters before its __c; {limits}")
 
 
 def _custom_field(
