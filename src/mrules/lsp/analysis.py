@@ -768,6 +768,10 @@ def _scan(line: str) -> tuple[int | None, bool]:
 
 _QUOTE_OR_HASH = re.compile(r'["#]')
 # A string's rest to its closing quote, an escape any character (the line's `\r` too).
+# Not `_STRING_REST`, which a line end stops: that one reads on from the cursor, where
+# the rest of the text follows and a string ends with its line; this one reads the text
+# of one line before the cursor, where a `\r` is a character like any other, as the scan
+# of a line always took it (the differential tests of both hold them to that).
 _STRING_REST_ANY = re.compile(r'(?:[^"\\]++|\\.)*+"', re.S)
 
 
