@@ -551,12 +551,9 @@ def complete(analysis: Analysis, text: str, offset: int) -> list[Completion]:
     in_string, in_comment = _scan(before)
     if in_comment:  # prose: nothing to offer
         return []
-    if in_string is not None:
-        start = line_start + in_string
-    else:
-        start = offset
-        while start > line_start and (text[start - 1].isalnum() or text[start - 1] == "_"):
-            start -= 1
+    # in a string from its quote, else from the word's start (never before the line's:
+    # `\n` is no word's character)
+    start = line_start + in_string if in_string is not None else _word_start(text, offset)
     item_start = 0
     for m in _ITEM_LINE_RE.finditer(text, 0, start):
         if m.start() < start:
