@@ -204,6 +204,15 @@ def test_load_still_creates_a_crm_where_no_file_is(tmp_path: Path) -> None:
             {"custom_fields": {"Lead": {"Size\nBig__c": "string"}}},
             "custom_fields.Lead.Size\\x0aBig__c: a custom field's API name is letters,",
         ),
+        # a key refused is named on the message's one line, and not 10 MB long
+        ({"custom_fields": {"Le\nad": {}}}, "custom_fields.Le\\x0aad: not a standard object"),
+        ({"a\npi": 1}, "a\\x0api: not an org file key"),
+        ({"x" * 10_000: 1}, "x" * 57 + "...: not an org file key"),
+        (
+            {"custom_objects": {"Inv__c": {"key_prefix": "a05", "fie\nlds": {}}}},
+            "custom_objects.Inv__c.fie\\x0alds: not a key here",
+        ),
+        ({"edition": "x" * 10_000}, f"edition '{'x' * 57}...' is not one of"),
     ],
 )
 def test_a_bad_org_file_stops_the_load_and_names_the_key(
@@ -244,7 +253,7 @@ def test_a_custom_field_name_of_10_mb_is_refused_for_its_length_in_little_memory
     [result] = results
     assert result.exit_code == 2, result.output
     assert result.stderr == (
-        f"mrules: error: {folder / 'org.json'}: custom_fields.Lead.{name[:40]}...: 10,000,002"
+        f"mrules: error: {folder / 'org.json'}: custom_fields.Lead.{name[:57]}...: 10,000,002"
         " characters; a custom field's API name has at most 40 characters before its __c,"
         " after a package's namespace prefix of at most 15 if any (e.g. pi__Score__c)\n"
     )

@@ -403,12 +403,14 @@ class Schema:
         unknown = [k for k in org if k not in ORG_KEYS]
         if unknown:
             raise SchemaError(
-                f"{unknown[0]}: not an org file key (the keys are {', '.join(ORG_KEYS)})"
+                f"{_key(unknown[0])}: not an org file key (the keys are {', '.join(ORG_KEYS)})"
             )
         edition = org.get("edition")
         if edition is None:
             edition = "plus"
         if not isinstance(edition, str) or edition.lower() not in EDITIONS:
+            if isinstance(edition, str) and len(edition) > 60:
+                edition = edition[:57] + "..."  # its start: a 10 MB one was quoted whole
             raise SchemaError(f"edition {edition!r} is not one of {', '.join(EDITIONS)}")
         clock = org.get("clock")
         if clock is not None:
@@ -428,7 +430,7 @@ class Schema:
         for obj, fields in _names(org, "custom_fields").items():
             if obj not in schema.objects or schema.objects[obj].custom:
                 raise SchemaError(
-                    f"custom_fields.{obj}: not a standard object (the standard objects are "
+                    f"custom_fields.{_key(obj)}: not a standard object (the standard objects are "
                     f"{', '.join(standard_objects())}; declare a custom object in "
                     "custom_objects)"
                 )
@@ -520,6 +522,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _key(name: str) -> str:
+    """A key of the org file as a message names it: control characters escaped (a line
+    break split the message's line), and cut to 60 characters (a 10 MB key was quoted
+    whole). Keys the file is refused for; the keys it keeps are API names already."""
+    return printable(name if len(name) <= 60 else name[:57] + "...")
+
+
 def _must(key: str, what: str, got: Any) -> SchemaError:
     return SchemaError(f"{key}: must be {what} (got {_shown(got)})")
 
@@ -527,7 +536,9 @@ def _must(key: str, what: str, got: Any) -> SchemaError:
 def _only(key: str, spec: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for name in spec:
         if name not in allowed:
-            raise SchemaError(f"{key}.{name}: not a key here (the keys are {', '.join(allowed)})")
+            raise SchemaError(
+                f"{key}.{_key(name)}: not a key here (the keys are {', '.join(allowed)})"
+            )
 
 
 def _names(org: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -572,13 +583,12 @@ def _custom_fields(
 def _check_custom_name(key: str, name: str, what: str, example: str, packaged: str) -> None:
     """Refuse a custom API name Salesforce would not take: its length first (at most 60
     characters in all), so that a long one is never matched by `_CUSTOM_NAME`."""
-    long = len(name) > _CUSTOM_API_NAME_MAX
-    shown = f"{key}.{printable(name[:40] + '...' if long else name)}"
+    shown = f"{key}.{_key(name)}"
     limits = (
         f"a {what}'s API name has at most {_CUSTOM_NAME_MAX} characters before its __c,"
         f" after a package's namespace prefix of at most 15 if any (e.g. {packaged})"
     )
-    if long:
+    if len(name) > _CUSTOM_API_NAME_MAX:
         raise SchemaError(f"{shown}: {len(name):,} characters; {limits}")
     m = _CUSTOM_NAME.fullmatch(name)
     if m is None:
