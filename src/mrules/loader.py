@@ -352,7 +352,7 @@ class _Loader:
             data = _read_regular(real) if overlay is None else b""
         except _Refused as r:
             where, span = at if at else (_link_path(path), ast.NO_SPAN)
-            if at is None:  # a rule file itself, not an include that names one (MR021)
+            if at is None:  # a rule file itself; a refused include is its includer's error
                 self.refused.add(where)
             self.diagnostics.append(r.diagnostic(where, span))
             return
