@@ -1513,7 +1513,12 @@ def make_plan(
             theirs = r.fields.get(name) if has_record else base.get(name)
             if not has_record and not has_base:
                 theirs = None if not fresh else theirs
-            if has_record and has_base and not same(theirs, base.get(name)) and rec_time:
+            if (
+                has_record
+                and has_base
+                and not same(theirs, base.get(name))
+                and rec_time is not None
+            ):
                 new_times[name] = rec_time  # field-level change time: the edit that changed it
             their_time = new_times.get(name)
             if their_time is None and has_record and not has_base:
