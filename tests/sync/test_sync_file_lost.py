@@ -56,7 +56,7 @@ def test_a_plan_without_the_sync_file_promises_no_member_or_task_the_crm_has(
     assert (applied["campaign_members"], applied["tasks"], applied["linked"]) == (0, 0, 5)
     assert plan["summary"]["records"] == 0 and "0 records to write" in text, text
     assert text.count("already a member of the CRM campaign 'Get Cloudy Consult 2026'") == 3
-    assert "the CRM has this task already (its sync key): nothing to write" in text
+    assert "the CRM has the task 'Call enterprise lead' already (its sync key)" in text
     # Nothing is left queued: the next cycle has nothing to write either.
     status = json.loads(
         _cli("sync", "status", "--store", str(copy / "g.db"), "--format", "json").output
@@ -79,3 +79,29 @@ def test_a_record_asked_only_a_task_is_looked_up_too(tmp_path: Path) -> None:
     applied = json.loads(w.sync("apply", "--format", "json").output)
     assert plan["summary"]["by_op"].get("task", 0) == applied["tasks"] == 0, plan["summary"]
     assert len(w.crm_rows("Task")) == 1
+
+
+def test_each_task_the_crm_has_is_named_by_its_subject(tmp_path: Path) -> None:
+    """Bob's rules asked two tasks (Call, Email), written by a first sync: without the sync
+    file, the next plan found both in the CRM and showed two skips alike, `the CRM has
+    this task already`, where a membership's skip names its campaign. Each names its task
+    by its subject now."""
+    w = World(tmp_path)
+    w.rules.write_text(
+        TASK_RULES.replace(
+            'create crm task "Call" (due in 2 days)',
+            'create crm task "Call" (due in 2 days)\n  create crm task "Email" (due in 3 days)',
+        ),
+        "utf-8",
+    )
+    w.seed({"Contact": [{"Id": "c-bob", "LastName": "Stone", "Email": "bob@x.com"}]})
+    w.run(ev(T0, "bob@x.com", asset="G"))
+    assert json.loads(w.sync("apply", "--format", "json").output)["tasks"] == 2
+    for lost in tmp_path.glob("w.sync.db*"):
+        lost.unlink()
+    text = w.sync("plan", code=2).output
+    skips = sorted(line.split("(", 1)[1] for line in text.splitlines() if "- skip" in line)
+    assert skips == [
+        "the CRM has the task 'Call' already (its sync key): nothing to write)",
+        "the CRM has the task 'Email' already (its sync key): nothing to write)",
+    ], text

@@ -2091,7 +2091,8 @@ def _there_already(
     op: Mapping[str, Any], members: set[tuple[str, str]], tasks: set[tuple[str, str]]
 ) -> str | None:
     """Why a campaign member or task op writes nothing: the CRM has it already
-    (`_in_crm_already`); None when it writes."""
+    (`_in_crm_already`), named (the campaign, the task's subject), for a prospect's two of a
+    kind are two skips; None when it writes."""
     target = str(op.get("crm_id") or "").lower()
     if not target:
         return None
@@ -2103,7 +2104,8 @@ def _there_already(
         return None
     seqs: Sequence[Any] = op.get("seqs") or []
     if len(seqs) == 1 and (target, task_key(op["prospect"], int(seqs[0]))) in tasks:
-        return "the CRM has this task already (its sync key): nothing to write"
+        subject = str(payload.get("subject") or "Task")  # as apply names the task it creates
+        return f"the CRM has the task {subject!r} already (its sync key): nothing to write"
     return None
 
 
