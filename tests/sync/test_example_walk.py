@@ -48,8 +48,8 @@ def test_done_when_on_the_example(tmp_path: Path) -> None:
     ]
     assert len(members) == 1
     text = sync("plan", code=2).output
-    assert 'campaign "Get Cloudy Consult 2026", status "Responded"' in text
-    assert 'task "Call enterprise lead", due in 2 days, priority High' in text
+    assert "campaign 'Get Cloudy Consult 2026', status 'Responded'" in text
+    assert "task 'Call enterprise lead', due in 2 days, priority High" in text
 
     def used() -> int:
         crm = EmulatedCrm.open(tmp_path / "getcloudy.crm.db", create=False)

@@ -451,10 +451,10 @@ def test_each_hold_in_the_plan_names_its_campaign_or_task(
         _campaign_d(org)
         ids = {str(r["Id"]) for r in org.crm_rows("Campaign")}
         _refuse(monkeypatch, "CampaignMember", "CampaignId", dict.fromkeys(ids, VALIDATION))
-        named, key = ['campaign "C"', 'campaign "D"'], "campaign"
+        named, key = ["campaign 'C'", "campaign 'D'"], "campaign"
     else:
         _refuse_by_subject(monkeypatch, {"Call": VALIDATION, "Email": VALIDATION})
-        named, key = ['task "Call"', 'task "Email"'], "subject"
+        named, key = ["task 'Call'", "task 'Email'"], "subject"
     org.submit((T0, "ann@ex.org", "F"))
     assert org.sync("run", "--until", T0).exit_code == 0
     assert org.status()["errors"] == 2
@@ -469,7 +469,7 @@ def test_each_hold_in_the_plan_names_its_campaign_or_task(
     org.sync("plan", "--at", at, "--out", str(saved))
     ops = json.loads(saved.read_text("utf-8"))["ops"]
     assert sorted(o["payload"][key] for o in ops if o["op"] == "hold") == [
-        n.split('"')[1] for n in named
+        n.split("'")[1] for n in named
     ]
     r = org.sync("apply", str(saved))
     assert r.exit_code == 0, r.output

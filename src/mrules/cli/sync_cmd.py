@@ -501,6 +501,12 @@ def _value(v: Any) -> str:
     return "(blank)" if v is None or v == "" else json.dumps(v, ensure_ascii=False)
 
 
+def _named(name: Any) -> str:
+    """A campaign, task subject or member status as the CLI quotes a name (`'Webinar'`, as
+    `sync status` and the plan's skips and expected errors do); `(blank)` for none."""
+    return "(blank)" if name is None or name == "" else f"'{shown_arg(str(name))}'"
+
+
 def _render_plan(pj: dict[str, Any]) -> None:
     s = pj["summary"]
     click.echo(
@@ -621,14 +627,14 @@ def _pending(pj: dict[str, Any]) -> bool:
 
 def _held_write(o: dict[str, Any]) -> str:
     """Which membership or task a `hold` op holds, for a prospect's two held of a kind are
-    two holds: `  campaign "C"` (the name the rule gave), `  task "Call"`; "" otherwise."""
+    two holds: `  campaign 'C'` (the name the rule gave), `  task 'Call'`; "" otherwise."""
     w = o.get("payload")
     if o["op"] != "hold" or not isinstance(w, dict):
         return ""
     if o.get("work") == ["campaign_member"]:
-        return f"  campaign {_value(w.get('campaign'))}"
+        return f"  campaign {_named(w.get('campaign'))}"
     if o.get("work") == ["task"]:
-        return f"  task {_value(w.get('subject') or 'Task')}"
+        return f"  task {_named(w.get('subject') or 'Task')}"
     return ""
 
 
@@ -636,10 +642,10 @@ def _side_work(o: dict[str, Any]) -> str:
     """What a campaign member or task op writes, in words."""
     w = o.get("payload") or {}
     if o["op"] == "campaign_member":
-        status = f", status {_value(w['status'])}" if w.get("status") else ""
-        return f"campaign {_value(w.get('campaign'))}{status}"
+        status = f", status {_named(w['status'])}" if w.get("status") else ""
+        return f"campaign {_named(w.get('campaign'))}{status}"
     if o["op"] == "task":
-        parts = [_value(w.get("subject") or "Task")]
+        parts = [_named(w.get("subject") or "Task")]
         if w.get("due_days") is not None:
             parts.append(f"due in {plural(w['due_days'], 'day')}")
         if w.get("priority"):
@@ -1433,7 +1439,7 @@ def _held_what(err: dict[str, Any]) -> str:
         return ""
     name = held_campaign(err["object"], err["value"])
     if name:
-        return f" (campaign '{shown_arg(name)}')"
+        return f" (campaign {_named(name)})"
     try:
         held = json.loads(err["value"] or "")
     except (ValueError, TypeError):
@@ -1441,7 +1447,7 @@ def _held_what(err: dict[str, Any]) -> str:
     if not isinstance(held, dict):
         return ""
     if err["object"] == "task" and held.get("Subject"):
-        return f" (task '{shown_arg(str(held['Subject']))}')"
+        return f" (task {_named(held['Subject'])})"
     if held.get("CampaignId"):
         return f" (campaign {shown_arg(str(held['CampaignId']))})"
     return ""
