@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from tests.conftest import EXAMPLE, example_store, mrules
+from tests.sync.org import Org
+from tests.sync.test_two_held_of_a_kind import TASK_RULES, VALIDATION, _refuse_by_subject
 
 from mrules.sync.plan import plan_id
 from mrules.sync.plancheck import plan_problem
@@ -126,3 +128,44 @@ def test_the_plans_mrules_writes_pass(planned: tuple[Path, Path]) -> None:
     assert plan_problem(json.loads(plan.read_text("utf-8"))) is None
     r = mrules("sync", "apply", plan, "--rules", RULES, "--store", store)
     assert r.exit_code == 0, r.output
+
+
+def _hold(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(o for o in doc["ops"] if o["op"] == "hold")
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        # The errors a hold holds: the apply reads each one's code (an internal error).
+        (lambda d: _hold(d).update(held="x"), "held: not a list"),
+        (lambda d: _hold(d).update(held=["x"]), "held[0]: not a JSON object"),
+        (lambda d: _hold(d)["held"][0].update(code=7), "held[0].code: not text"),
+        # The payload of the task held: the apply never reads it, but it is refused as a
+        # task op's is, as the summary's counts the apply does not read are.
+        (lambda d: _hold(d).update(payload="Call"), "payload: not a JSON object"),
+        (lambda d: _hold(d)["payload"].update(subject=["Call"]), "payload.subject: not text"),
+        (lambda d: _hold(d)["payload"].update(due_days="2"), "payload.due_days: not a whole"),
+    ],
+)
+def test_a_hold_of_another_shape_is_refused_before_any_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any, said: str
+) -> None:
+    """Ann's task Call is held (refused by a validation rule), and a saved plan holds it:
+    its `held` errors and its `payload` were read by no check, so a `held` entry that is
+    not an object was an internal error halfway through the apply, and a payload of
+    another shape was applied without a word. Both are refused as other values are."""
+    org = Org(tmp_path, TASK_RULES.replace('  create crm task "Email" (due in 3 days)\n', ""))
+    _refuse_by_subject(monkeypatch, {"Call": VALIDATION})
+    org.submit(("2026-11-02T09:00:00Z", "ann@ex.org", "F"))
+    assert org.sync("run", "--until", "2026-11-02T09:00:00Z").exit_code == 0
+    plan = tmp_path / "plan.json"
+    org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--out", str(plan))
+    assert plan_problem(json.loads(plan.read_text("utf-8"))) is None
+    before = org.status()
+    _rewrite(plan, change)
+    r = org.sync("apply", str(plan))
+    assert r.exit_code == 2, r.output
+    assert "plan.json: not a sync plan mrules can apply (ops[0]." in r.output, r.output
+    assert said in r.output, r.output
+    assert org.status() == before  # nothing written

@@ -8,7 +8,9 @@ internal error after some of the CRM writes were made. `plan_problem` walks the 
 first (its ops and facts as they stream from disk) and names the first value the
 applier could not read, or that `sync plan` never writes: a count below 0 (stored, it
 made the sync file unreadable), an op, fact or object of a kind it does not make, a
-batch out of range (each was skipped without a word).
+batch out of range (each was skipped without a word), a hold's payload of another shape
+than the write it holds (the apply never reads it; the summary's counts are checked so
+too).
 """
 
 from __future__ import annotations
@@ -246,7 +248,15 @@ def _op(o: Any, where: str, last_batch: int) -> None:
         _mapping(held, f"{where}.resolved_items[{n}]")
         _text(held.get("field"), f"{where}.resolved_items[{n}].field")
         _text(held.get("item"), f"{where}.resolved_items[{n}].item")
-    if op in ("campaign_member", "task"):
+    # The errors an op holds (a field of an update, a create, a membership or task): the
+    # apply reads each one's code, and `sync plan` writes each as field, code and message.
+    for n, held in enumerate(_items(o.get("held", ()), f"{where}.held")):
+        _mapping(held, f"{where}.held[{n}]")
+        for key in ("field", "code", "message"):
+            _text(held.get(key), f"{where}.held[{n}].{key}")
+    # A hold of a membership or task keeps the payload of the write it holds: the apply
+    # writes nothing of it, but it is checked as that write's is (one shape, one check).
+    if op in ("campaign_member", "task") or (op == "hold" and "payload" in o):
         if o.get("crm_id") is not None:
             _text(o["crm_id"], f"{where}.crm_id")
         payload = o.get("payload")
