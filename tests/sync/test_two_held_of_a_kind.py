@@ -506,3 +506,77 @@ def test_status_names_a_held_membership_by_the_campaign_the_rule_gave(
     shown = org.ok("sync", "status", "--store", str(org.store))
     assert f"{line} needs a template (campaign {ids['C']})\n" in shown, shown
     assert f"{line} needs a template (campaign 'D')\n" in shown, shown
+
+
+def _attempts(org: Org) -> list[tuple[str, int]]:
+    """Each held row's message (its start) and attempts, by message."""
+    return sorted((e["message"][:40], e["attempts"]) for e in org.status()["error_queue"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["campaign_member", "task"])
+def test_after_a_retry_each_held_write_is_tried_once_in_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Ann's two memberships (C, D) or tasks (Call, Email) are held, and `sync retry` is
+    asked with a batch of 1: the first is tried and refused again, the second waits for the
+    next batch. The retry mark was cleared for both, and Ann marked as changed: each cycle
+    after tried the first again (its attempts climbing) and the second never. The second
+    keeps its mark and is tried at the next cycle, the first held; then neither is tried
+    until the prospect or its record changes, or another retry."""
+    if kind == "campaign_member":
+        org = Org(tmp_path, STATUS_RULES)
+        _campaign_d(org)  # the local CRM refuses each status for itself
+        first, second = _bad_status("Registered")[:40], _bad_status("Joined")[:40]
+    else:
+        org = Org(tmp_path, TASK_RULES)
+        _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
+        first, second = PICKLIST.message, VALIDATION.message
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0  # both ride with the lead: refused
+    assert _attempts(org) == sorted([(first, 1), (second, 1)])
+    org.ok("sync", "retry", "--store", str(org.store))
+
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert "errors   1" in r.output and "waiting     1" in r.output, r.output
+    assert _attempts(org) == sorted([(first, 2), (second, 1)])
+    r = org.sync("run", "--until", "2026-11-02T09:20:00Z")  # the second, as the retry asked
+    assert "errors   1" in r.output and "waiting     0" in r.output, r.output
+    assert _attempts(org) == sorted([(first, 2), (second, 2)])
+    r = org.sync("run", "--until", "2026-11-02T09:40:00Z")  # both held: nothing tried
+    assert r.output.endswith("  2 idle cycles: nothing to do\n"), r.output
+    assert _attempts(org) == sorted([(first, 2), (second, 2)])
+
+
+def test_a_held_task_refused_on_a_lead_since_converted_is_tried_on_its_contact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's tasks Call and Email are refused on her lead, which a sales rep converts; with
+    a batch of 1, the next cycle tries Call on the contact (refused again) and Email waits.
+    The cycle after tried Call again and left Email waiting, every cycle. Each task is
+    decided by its own row now: Call's row is of the contact, held; Email's is still of
+    the lead, which the write no longer goes to: due, tried on the contact."""
+    org = Org(tmp_path, TASK_RULES)
+    _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0  # both ride with the lead: refused
+    (lead,) = [str(r["Id"]) for r in org.crm_rows("Lead")]
+    changes = tmp_path / "changes.jsonl"
+    line = {"at": "2026-11-02T09:02:00Z", "op": "convert", "email": "ann@ex.org"}
+    changes.write_text(json.dumps({**line, "opportunity": False}) + "\n", "utf-8")
+
+    def rows() -> list[tuple[str, int, bool]]:  # each row's message, attempts, on the lead
+        return sorted(
+            (e["message"][:20], e["attempts"], e["crm_id"] == lead)
+            for e in org.status()["error_queue"]  # type: ignore[attr-defined]
+        )
+
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z", "--changes", str(changes))
+    assert "errors   1" in r.output and "waiting     1" in r.output, r.output
+    call, email = PICKLIST.message[:20], VALIDATION.message[:20]
+    assert rows() == sorted([(call, 2, False), (email, 1, True)])
+    r = org.sync("run", "--until", "2026-11-02T09:20:00Z")  # Email, on the contact
+    assert "errors   1" in r.output and "waiting     0" in r.output, r.output
+    assert rows() == sorted([(call, 2, False), (email, 2, False)])
+    r = org.sync("run", "--until", "2026-11-02T09:30:00Z")
+    assert r.output.endswith("  1 idle cycle: nothing to do\n"), r.output
+    assert rows() == sorted([(call, 2, False), (email, 2, False)])

@@ -46,6 +46,7 @@ from mrules.sync.plan import (
     TASK_KEY,
     TASK_KEY_RE,
     campaign_names,
+    held_write,
     no_access,
     no_campaign,
     permission_hint,
@@ -718,6 +719,16 @@ def apply_plan(
                 (email, json.dumps(work), since, attempts, next_try),
             )
         deferred = {o["prospect"] for o in plan.get("ops", ()) if o.get("batch", 0) > 0}
+        # Marked for the next plan to look at: those whose record write waits (an update is
+        # made from the prospect, looked at again). A membership or task waits in the queue,
+        # which each plan reads whole: marked, its prospect read as changed, and each of its
+        # held memberships and tasks was due again (tried every cycle, one taking the batch
+        # while another waited for good).
+        looked_again = {
+            o["prospect"]
+            for o in plan.get("ops", ())
+            if o.get("batch", 0) > 0 and o["op"] not in RECORD_HELD_FIELDS
+        }
         # Waiting: the records of later batches, and the prospects whose work waits (it
         # waited in this apply, or backs off still): a cycle of only those is not idle.
         waited = set(queue_fail) | {o["prospect"] for o in plan.get("ops", ()) if o["op"] == "wait"}
@@ -732,11 +743,12 @@ def apply_plan(
                     for who in itertools.chain(
                         (o["prospect"] for o in now_ops()), plan.get("dirty", ())
                     )
-                    if who not in deferred and who not in queue_fail
+                    if who not in looked_again and who not in queue_fail
                 ),
             )
         conn.executemany(
-            "INSERT OR IGNORE INTO dirty VALUES (?)", [(who,) for who in deferred | set(queue_fail)]
+            "INSERT OR IGNORE INTO dirty VALUES (?)",
+            [(who,) for who in looked_again | set(queue_fail)],
         )
         if transient is None:
             db.set_meta("store_seq", plan.get("store_seq", 0))
@@ -940,7 +952,8 @@ def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried
     write the plan has and this apply did not try: a write in a later batch (only the first
     is written), one a transient failure stopped, or a create backing off (`wait`). Those
     stay marked, and the cycle that writes them tries them (cleared untried, the next plan
-    held the write again)."""
+    held the write again). The same for a membership or task in a later batch: its own
+    row keeps its mark (a prospect's other task, tried and refused again, is held again)."""
     marked = {
         r[0]
         for r in conn.execute(
@@ -949,17 +962,41 @@ def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried
     }
     if not marked:
         return
-    untried = {
-        o["prospect"]
-        for o in plan.get("ops", ())
-        if o["prospect"] in marked
-        and o["prospect"] not in tried
-        and (o["op"] == "wait" or (o["op"] in ("create", "update", "link") and o.get("values")))
-    }
+    untried: set[str] = set()
+    waiting: dict[str, list[Mapping[str, Any]]] = {}  # memberships and tasks not tried
+    for o in plan.get("ops", ()):
+        who = o["prospect"]
+        if who not in marked:
+            continue
+        if o["op"] in RECORD_HELD_FIELDS:
+            if o.get("batch", 0) > 0:
+                waiting.setdefault(who, []).append(o)
+        elif who not in tried and (
+            o["op"] == "wait" or (o["op"] in ("create", "update", "link") and o.get("values"))
+        ):
+            untried.add(who)
     conn.executemany(
         "UPDATE error SET retry = 0 WHERE prospect = ? AND retry <= ?",
-        [(who, read_mark) for who in sorted(marked - untried)],
+        [(who, read_mark) for who in sorted(marked - untried - waiting.keys())],
     )
+    for who in sorted(waiting.keys() - untried):
+        rows = conn.execute(
+            "SELECT object, field, value, item FROM error"
+            " WHERE prospect = ? AND retry > 0 AND retry <= ?",
+            (who, read_mark),
+        ).fetchall()
+        conn.executemany(
+            "UPDATE error SET retry = 0 WHERE prospect = ? AND field = ? AND item = ?",
+            [
+                (who, field_name, item)
+                for obj, field_name, value, item in rows
+                if not any(
+                    field_name in RECORD_HELD_FIELDS[o["op"]]
+                    and held_write({"object": obj, "value": value}, o) is not False
+                    for o in waiting[who]
+                )
+            ],
+        )
 
 
 def _parsed(value: dict[str, Any] | str) -> dict[str, Any]:

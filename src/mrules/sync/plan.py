@@ -219,7 +219,7 @@ CREATE_KINDS = ("create_record", "assignment_rule")
 """Queued work that a record's create (or its link to a record found by email) does."""
 
 
-def _seqs(work: Iterable[dict[str, Any]]) -> list[int]:
+def _seqs(work: Iterable[Mapping[str, Any]]) -> list[int]:
     """The seqs of queued work items (each the store's seq of the CRM work it is)."""
     return [int(w["seq"]) for w in work if "seq" in w]
 
@@ -697,10 +697,15 @@ def make_plan(
     full = last_seq is None or last_seq > store.max_seq()
     touched: set[str] = set()
     dirty = db.dirty()  # marked by the last apply (work left) and delivery (rules reacted)
+    # The prospects that changed since the last plan (the ledger, or their rules reacting
+    # to the CRM's facts), as opposed to those looked at for a `sync retry` mark: a held
+    # membership or task is due when its prospect changed, or its own row is marked.
+    moved: set[str] = set()
     if not full:
         most = max(1000, db.count("link") // 4)  # past this many, reading all is cheaper
         # A held error is due when its prospect changes (the ledger below), its record
         # changes (the CRM's changes), or `sync retry` marked it: not every cycle.
+        moved = set(dirty)
         touched = dirty | db.due_errors()
         # The ledger since the last plan is read as it streams, and no further than
         # needed: after a backfill of millions of events, the first `most` prospects
@@ -710,6 +715,7 @@ def make_plan(
                 e.rule_kind == "event" and (e.source or "").startswith("crm-sync:")
             ):
                 touched.add(e.prospect)
+                moved.add(e.prospect)
                 if len(touched) > most:
                     break
         full = len(touched) > most
@@ -1286,51 +1292,6 @@ def make_plan(
             )
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
 
-    def record_held(email: str, kind: str, target: str | None) -> dict[str, Any] | None:
-        """The prospect's error of a `kind` write the CRM refused one record at a time (for
-        the integration user's permissions, or a data reason), while it is not due: due when
-        the prospect changed (the ledger says so), its record was edited by someone else,
-        the write goes to another record now (a lead converted), or `sync retry` marked it;
-        not every cycle (docs/sync.md#errors). A full read (every prospect looked at) cannot
-        tell what changed: due."""
-        held = (errors.get((email, f)) for f in RECORD_HELD_FIELDS[kind])
-        err = next((e for e in held if e is not None), None)
-        if err is None or retry or err["retry"] or full or email in touched:
-            return None
-        if target is None or err["crm_id"] != target:
-            return None
-        r = changed.get(email)
-        if r is not None and r.fields.get("LastModifiedById") != sync_user:
-            return None
-        return err
-
-    def looked_for(email: str, kind: str, target: str) -> bool:
-        """Whether the plan looks in the CRM for a linked record's `kind` writes: those held
-        because Task could not be read or created (the plan then says whether it still
-        cannot), and those refused one record at a time once due (found there, their error goes)."""
-        if kind == "task" and (email, TASK_ACCESS_FIELD) in errors:
-            return True
-        held = any((email, f) in errors for f in RECORD_HELD_FIELDS[kind])
-        return held and not record_held(email, kind, target)
-
-    # The members and tasks of records this plan links may be in the CRM already: apply
-    # would find them there and write none; the plan says so (`skip`), as apply does it.
-    side: list[tuple[str, str, list[dict[str, Any]]]] = []
-    for email, (work, _since, _attempts, next_try) in queue.items():
-        side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
-        if not side_work or next_try > at:
-            continue
-        link = links.get(email)
-        if not link or link[4] or email not in prospects:
-            continue
-        if not links.is_new(email):
-            side_work = [w for w in side_work if looked_for(email, w["kind"], link[1])]
-        if side_work:
-            side.append((email, link[1], side_work))
-    there_members, there_tasks, campaign_ids = (
-        _in_crm_already(crm, side, plan.no_access) if side else (set(), set(), {})
-    )
-
     def own_rows(
         op: Mapping[str, Any], fields: Sequence[str], *, unsaid: bool = False
     ) -> list[dict[str, Any]]:
@@ -1345,6 +1306,70 @@ def make_plan(
                 if said or (unsaid and said is None):
                     out.append(e)
         return out
+
+    def record_held(op: Mapping[str, Any], target: str | None) -> dict[str, Any] | None:
+        """The error-queue row of the membership or task write `op` the CRM refused one
+        record at a time (for the integration user's permissions, or a data reason), while
+        it is not due: due when the prospect changed (the ledger, or its rules reacting, say
+        so), its record was edited by someone else, the write goes to another record now (a
+        lead converted), or `sync retry` marked its row; not every cycle (docs/sync.md#errors).
+        Each write is decided by its own row: a prospect's two tasks held are two rows, and
+        one marked by a retry (its task not tried yet) or refused on a lead since converted
+        is due while the other is not. A row that does not say which write it holds (kept
+        by an older mrules) holds each write of its kind. A full read (every prospect looked
+        at) cannot tell what changed: due."""
+        if retry or full or op["prospect"] in moved:
+            return None
+        rows = own_rows(op, RECORD_HELD_FIELDS[op["work"][0]], unsaid=True)
+        said = [e for e in rows if held_write(e, op, None) is not None] or rows
+        err = said[-1] if said else None  # the latest refusal of this write
+        if err is None or err["retry"] or target is None or err["crm_id"] != target:
+            return None
+        r = changed.get(op["prospect"])
+        if r is not None and r.fields.get("LastModifiedById") != sync_user:
+            return None
+        return err
+
+    def side_op(email: str, w: Mapping[str, Any], target: str | None) -> dict[str, Any]:
+        """The op of one membership or task the rules asked (its `seqs` those of `w`)."""
+        return {
+            "op": w["kind"],
+            "prospect": email,
+            "crm_id": target,
+            "work": [w["kind"]],
+            "seqs": _seqs([w]),
+            "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
+        }
+
+    def looked_for(email: str, w: Mapping[str, Any], target: str) -> bool:
+        """Whether the plan looks in the CRM for a linked record's membership or task `w`:
+        those held because Task could not be read or created (the plan then says whether
+        it still cannot), and those refused one record at a time once due (found there,
+        their error goes)."""
+        kind = w["kind"]
+        if kind == "task" and (email, TASK_ACCESS_FIELD) in errors:
+            return True
+        held = any((email, f) in errors for f in RECORD_HELD_FIELDS[kind])
+        return held and not record_held(side_op(email, w, target), target)
+
+    # The members and tasks of records this plan links may be in the CRM already: apply
+    # would find them there and write none; the plan says so (`skip`), as apply does it.
+    campaign_ids: dict[str, str] = {}  # the CRM's campaigns looked up, by name (below)
+    side: list[tuple[str, str, list[dict[str, Any]]]] = []
+    for email, (work, _since, _attempts, next_try) in queue.items():
+        side_work = [w for w in work if w["kind"] in ("campaign_member", "task")]
+        if not side_work or next_try > at:
+            continue
+        link = links.get(email)
+        if not link or link[4] or email not in prospects:
+            continue
+        if not links.is_new(email):
+            side_work = [w for w in side_work if looked_for(email, w, link[1])]
+        if side_work:
+            side.append((email, link[1], side_work))
+    there_members, there_tasks, campaign_ids = (
+        _in_crm_already(crm, side, plan.no_access) if side else (set(), set(), {})
+    )
 
     # The CRM's campaigns by name, when the sync reads them (the sync file has each one,
     # deleted ones included, and this plan's reads): a membership of a campaign the CRM
@@ -1385,23 +1410,16 @@ def make_plan(
                     and (v.get("campaign"), v.get("status")) == key
                 )
             op = {
-                "op": w["kind"],
-                "prospect": email,
-                "crm_id": target,
-                "work": [w["kind"]],
+                **side_op(email, w, target),
                 "seqs": seqs,
-                "payload": {k: v for k, v in w.items() if k not in ("kind", "seq")},
                 "why": "asked by a rule" + ("" if target else "; after the record's creation"),
             }
             there = _there_already(op, there_members, there_tasks)
             if there:
                 made.append({**op, "op": "skip", "done": True, "why": there})
                 continue
-            err = record_held(email, w["kind"], target)
+            err = record_held(op, target)
             if err is not None:
-                # Its own row, the latest (a prospect's two memberships held are two rows).
-                own_held = own_rows(op, RECORD_HELD_FIELDS[w["kind"]])
-                err = own_held[-1] if own_held else err
                 why = (
                     "refused for the integration user's permissions"
                     if err["field"] == RECORD_HELD_FIELDS[w["kind"]][0]
