@@ -580,3 +580,30 @@ def test_a_held_task_refused_on_a_lead_since_converted_is_tried_on_its_contact(
     r = org.sync("run", "--until", "2026-11-02T09:30:00Z")
     assert r.output.endswith("  1 idle cycle: nothing to do\n"), r.output
     assert rows() == sorted([(call, 2, False), (email, 2, False)])
+
+
+def test_a_task_refused_for_permission_then_for_data_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's task Call is refused for the integration user's permissions; once they are
+    given (and `sync retry` run), a validation rule refuses it. The permission refusal
+    stayed beside the new one: `sync status` said `errors: 2` for one task, still asking
+    the admin for the permission given. The new refusal replaces it, its attempts counted
+    on: one error, the validation rule's, at 2 attempts."""
+    org = Org(tmp_path, TASK_RULES.replace('  create crm task "Email" (due in 3 days)\n', ""))
+    refused = {"Call": READONLY}
+    _refuse_by_subject(monkeypatch, refused)
+    org.submit((T0, "ann@ex.org", "F"))
+    org.sync("run", "--until", T0)
+    assert _held(org) == [("*task-permission", "INSUFFICIENT_ACCESS_OR_READONLY")]
+
+    refused["Call"] = VALIDATION  # the permission given; a validation rule refuses the task
+    org.ok("sync", "retry", "--store", str(org.store))
+    assert org.sync("run", "--until", "2026-11-02T09:10:00Z").exit_code == 0
+    shown = org.ok("sync", "status", "--store", str(org.store))
+    assert "errors: 1\n" in shown and "give the integration user" not in shown, shown
+    ((field, code, attempts),) = [
+        (e["field"], e["code"], e["attempts"])
+        for e in org.status()["error_queue"]  # type: ignore[attr-defined]
+    ]
+    assert (field, code, attempts) == ("*task", VALIDATION.status_code, 2)

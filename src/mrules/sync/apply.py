@@ -674,6 +674,21 @@ def apply_plan(
                 (email, held_field, written),
             )
         for error_row in _one_a_row(errors_add):
+            written_item = held_item(error_row[1], error_row[6])
+            before = _OTHER_REFUSAL.get(error_row[3])
+            if before is not None and written_item:
+                # A membership or task refused for its permissions, then (given) for a data
+                # reason, or the other way round: one write, one row, its attempts kept. The
+                # earlier refusal stayed beside it, `sync status` counting the write twice and
+                # asking the admin for a permission given already.
+                conn.execute(
+                    "UPDATE OR IGNORE error SET field=? WHERE prospect=? AND field=? AND item=?",
+                    (error_row[3], error_row[0], before, written_item),
+                )
+                conn.execute(
+                    "DELETE FROM error WHERE prospect=? AND field=? AND item=?",
+                    (error_row[0], before, written_item),
+                )
             conn.execute(
                 "INSERT INTO error"
                 " (prospect, object, crm_id, field, code, message, value, at, item)"
@@ -683,7 +698,7 @@ def apply_plan(
                 " at=excluded.at, object=excluded.object, crm_id=excluded.crm_id,"
                 " attempts=attempts+1,"
                 " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
-                (*error_row, held_item(error_row[1], error_row[6]), read_mark),
+                (*error_row, written_item, read_mark),
             )
         _clear_retry_marks(conn, plan, read_mark, tried)
         # The queue: new work from the store, minus what was done.
@@ -1453,6 +1468,14 @@ def _hold(
         errors.append(_error(o["prospect"], kind, target, queue_field, held, value, at, hint=False))
         failed[o["prospect"]] = at
 
+
+_OTHER_REFUSAL: Final = {
+    field: other
+    for permission, data in RECORD_HELD_FIELDS.values()
+    for field, other in ((permission, data), (data, permission))
+}
+"""The error queue's other field of a membership's or task's one-record refusal: the row
+a new refusal of that write replaces (for its permissions, or for a data reason)."""
 
 _NO_REASON: Final = CrmError("UNKNOWN_EXCEPTION", "refused by the CRM without a reason")
 """A record's refusal that came without any error (the queue still says it was refused)."""
