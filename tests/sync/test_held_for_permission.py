@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmCallError, CrmError
 
 from .org import Org, Refusal
@@ -198,10 +200,41 @@ def test_a_held_write_found_in_the_crm_already_leaves_the_error_queue(
     changes.write_text(json.dumps({"at": "2026-11-02T09:05:00Z", **line}) + "\n", "utf-8")
     if field != "*task-access":  # held one record at a time: due after a retry
         org.ok("sync", "retry", "--store", str(org.store))
-    r = org.sync("run", "--until", "2026-11-02T09:10:00Z", "--changes", str(changes))
+    until = "2026-11-02T09:05:00Z"
+    org.ok("crm", "apply-changes", str(changes), "--store", str(org.store), "--until", until)
+    # The plan looks it up, and says it writes nothing (as apply finds it there).
+    plan = json.loads(org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--format", "json").output)
+    kind = "task" if sobject == "Task" else "campaign_member"
+    assert [o["op"] for o in plan["ops"] if o.get("work") == [kind]] == ["skip"], plan["ops"]
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
     assert r.exit_code == 0, r.output
     assert len(org.crm_rows(sobject)) == 1  # not written twice
     status = org.status()
     assert status["errors"] == 0 and status["queue"] == 0, status
     shown = org.ok("sync", "status", "--store", str(org.store))
     assert "errors: 0" in shown and field not in shown, shown
+
+
+def test_a_new_task_of_a_record_linked_before_is_not_looked_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's lead was created by an earlier cycle; her rules ask it another task, which
+    nothing holds. The plan looks up in the CRM only the tasks and memberships of records
+    it links now, and those held that are due (docs/sync.md#the-sync-file): not this one,
+    a query a cycle spared."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "F"))
+    looked: list[str] = []
+    find = EmulatedCrm.find
+
+    def finding(crm: EmulatedCrm, sobject: str, *args: Any, **kw: Any) -> Any:
+        looked.append(sobject)
+        return find(crm, sobject, *args, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "find", finding)
+    plan = json.loads(org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--format", "json").output)
+    writes = sorted(o["op"] for o in plan["ops"] if o["op"] in ("campaign_member", "task"))
+    assert writes == ["campaign_member", "task"], plan["ops"]
+    assert "Task" not in looked and "CampaignMember" not in looked, looked

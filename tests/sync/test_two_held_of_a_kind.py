@@ -607,3 +607,40 @@ def test_a_task_refused_for_permission_then_for_data_is_one_error(
         for e in org.status()["error_queue"]  # type: ignore[attr-defined]
     ]
     assert (field, code, attempts) == ("*task", VALIDATION.status_code, 2)
+
+
+def test_a_held_row_that_does_not_say_its_task_holds_each_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's tasks Call and Email are held; Email's row is as an mrules from before sync
+    keys kept it (no key in its value: it does not say which task it holds). The next
+    cycle, nothing having changed, holds both tasks, that row holding each task of its
+    kind: Call for its own row's reason, Email for that row's; neither is tried."""
+    import sqlite3
+
+    org = Org(tmp_path, TASK_RULES)
+    _refuse_by_subject(monkeypatch, {"Call": PICKLIST, "Email": VALIDATION})
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    conn = sqlite3.connect(tmp_path / "s.sync.db")
+    with conn:
+        conn.execute(
+            "UPDATE error SET value = json_remove(value, '$.Description'), item = ''"
+            " WHERE code = ?",
+            (VALIDATION.status_code,),
+        )
+    conn.close()
+    plan = org.sync("plan", "--at", "2026-11-02T09:10:00Z").output
+    lines = plan.splitlines()
+    holds = [  # each hold's task and the reason it gives: Call's own row, Email's the other
+        (line.split("task '")[1].split("'")[0], lines[n + 1].split(": ", 1)[1].split()[0])
+        for n, line in enumerate(lines)
+        if line.startswith("  ! hold ")
+    ]
+    assert sorted(holds) == [
+        ("Call", PICKLIST.status_code),
+        ("Email", VALIDATION.status_code),
+    ], plan
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.output.endswith("  1 idle cycle: nothing to do\n"), r.output
+    assert _attempts(org) == sorted([(PICKLIST.message, 1), (VALIDATION.message, 1)])

@@ -1292,19 +1292,16 @@ def make_plan(
             )
     # Campaign members and tasks: once the record exists (linked, or created this cycle).
 
-    def own_rows(
-        op: Mapping[str, Any], fields: Sequence[str], *, unsaid: bool = False
-    ) -> list[dict[str, Any]]:
-        """The prospect's rows of `fields` that hold the write `op` does (`held_write`), oldest
-        first; with `unsaid`, those that do not say which write they hold too."""
+    def own_rows(op: Mapping[str, Any], fields: Sequence[str]) -> list[dict[str, Any]]:
+        """The prospect's rows of `fields` that hold the write `op` does (`held_write`), and
+        those that do not say which write they hold (kept by an older mrules: they hold each
+        write of their kind), oldest first."""
         name = op["payload"].get("campaign")
         known = campaign_ids.get(str(name)) if name else None
         out = []
         for e in side_rows.get(op["prospect"], ()):
-            if e["field"] in fields:
-                said = held_write(e, op, known)
-                if said or (unsaid and said is None):
-                    out.append(e)
+            if e["field"] in fields and held_write(e, op, known) is not False:
+                out.append(e)
         return out
 
     def record_held(op: Mapping[str, Any], target: str | None) -> dict[str, Any] | None:
@@ -1320,9 +1317,10 @@ def make_plan(
         at) cannot tell what changed: due."""
         if retry or full or op["prospect"] in moved:
             return None
-        rows = own_rows(op, RECORD_HELD_FIELDS[op["work"][0]], unsaid=True)
-        said = [e for e in rows if held_write(e, op, None) is not None] or rows
-        err = said[-1] if said else None  # the latest refusal of this write
+        rows = own_rows(op, RECORD_HELD_FIELDS[op["work"][0]])
+        # Its own rows first: one that does not say which write it holds is another's too.
+        own = [e for e in rows if held_write(e, op, None) is not None] or rows
+        err = own[-1] if own else None  # the latest refusal of this write
         if err is None or err["retry"] or target is None or err["crm_id"] != target:
             return None
         r = changed.get(op["prospect"])
@@ -1469,7 +1467,7 @@ def make_plan(
         # membership of the prospect still held keeps its row.
         for m in made:
             if m["op"] == "skip":
-                rows = own_rows(m, HELD_FIELDS[m["work"][0]], unsaid=True)
+                rows = own_rows(m, HELD_FIELDS[m["work"][0]])
                 if rows:
                     m["resolved_items"] = [
                         {"field": e["field"], "item": held_item(e["object"], e["value"])}
