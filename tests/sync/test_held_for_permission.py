@@ -238,3 +238,26 @@ def test_a_new_task_of_a_record_linked_before_is_not_looked_up(
     writes = sorted(o["op"] for o in plan["ops"] if o["op"] in ("campaign_member", "task"))
     assert writes == ["campaign_member", "task"], plan["ops"]
     assert "Task" not in looked and "CampaignMember" not in looked, looked
+
+
+def test_a_held_task_not_due_is_not_looked_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's task is refused for a data reason and held; at the next cycle nothing has
+    changed, so it is not due: the plan holds it without looking for it in the CRM (a
+    held write is looked up once due, to be found there if someone wrote it)."""
+    org = Org(tmp_path, RULES)
+    Refusal(monkeypatch, "create", "Task", PICKLIST)
+    org.submit((T0, "ann@ex.org", "F"))
+    assert org.sync("run", "--until", T0).exit_code == 0
+    looked: list[str] = []
+    find = EmulatedCrm.find
+
+    def finding(crm: EmulatedCrm, sobject: str, *args: Any, **kw: Any) -> Any:
+        looked.append(sobject)
+        return find(crm, sobject, *args, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "find", finding)
+    plan = json.loads(org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--format", "json").output)
+    assert [o["op"] for o in plan["ops"] if o.get("work") == ["task"]] == ["hold"], plan["ops"]
+    assert "Task" not in looked, looked
