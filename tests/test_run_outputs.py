@@ -64,6 +64,21 @@ def test_two_runs_on_standard_input_keep_both_runs_rejects(tmp_path: Path) -> No
     assert len(lines_of(tmp_path / "s.rejects.jsonl")) == 4
 
 
+def test_each_run_on_standard_input_is_counted_though_nothing_else_changed(
+    tmp_path: Path,
+) -> None:
+    """The count of runs on `-` is kept by every run, not only by one that changes the
+    store's other shared state: the third run of the same rules was numbered 2 again, and
+    its rejected line 1 replaced the second run's (found by mutation testing of
+    engine/run.py)."""
+    store = str(tmp_path / "s.db")
+    for n in (1, 2, 3):
+        res = invoke("run", RULES, "-", "--store", store, "-q", input=f"[{n}]\n" + good("a", n))
+        assert res.exit_code == 3, res.stderr
+    got = [(r["source"], r["line"], r["text"]) for r in lines_of(tmp_path / "s.rejects.jsonl")]
+    assert got == [("- (run 1)", 1, "[1]"), ("- (run 2)", 1, "[2]"), ("- (run 3)", 1, "[3]")]
+
+
 def test_a_file_resumed_twice_keeps_its_rejects_once(tmp_path: Path) -> None:
     events = tmp_path / "ev.jsonl"
     events.write_text("{oops\n" + good("a"))
