@@ -96,3 +96,27 @@ def test_links_clicked_before_fire_no_block_again(tmp_path: Path) -> None:
     kept = conn.execute("SELECT value FROM shared WHERE key = 'clicks_by_block'").fetchone()
     conn.close()
     assert kept is not None and orjson.loads(kept[0]) is True
+
+
+def test_a_prospect_with_no_click_stops_no_one_after_it(tmp_path: Path) -> None:
+    """The store is read in email order: aaron, who clicked nothing, comes before ann, and
+    ann's old entries are still given the email's later block (found by mutation testing
+    of engine/run.py: stopping at the first prospect with no click passed)."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.mr").write_text(RULES)
+    store = tmp_path / "old.db"
+    view = orjson.dumps(
+        {
+            "ts": "2026-11-02T08:00:00Z",
+            "type": "page_view",
+            "prospect": "aaron@example.com",
+            "url": "https://x.example/",
+        }
+    ).decode()
+    _run(
+        tmp_path, store, "one.jsonl", [view, _click("2026-11-02T09:00:00Z", "https://x.example/1")]
+    )
+    _as_written_before(store)
+    _run(tmp_path, store, "two.jsonl", [_click("2026-11-03T09:00:00Z", "https://x.example/1")])
+    # link 1 fired both blocks in run 1: clicked again, it fires neither
+    assert _ann(store)["fields"] == {"early": 1, "late": 1}
