@@ -54,6 +54,19 @@ def _held(org: Org) -> list[tuple[str, str, int]]:
     return [(e["field"], e["code"], e["attempts"]) for e in org.status()["error_queue"]]  # type: ignore[attr-defined]
 
 
+def _lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The objects the emulated CRM is asked to find records of, from now on, in order."""
+    looked: list[str] = []
+    find = EmulatedCrm.find
+
+    def finding(crm: EmulatedCrm, sobject: str, *args: Any, **kw: Any) -> Any:
+        looked.append(sobject)
+        return find(crm, sobject, *args, **kw)
+
+    monkeypatch.setattr(EmulatedCrm, "find", finding)
+    return looked
+
+
 @pytest.mark.parametrize(("sobject", "field", "grant"), HELD)
 def test_a_write_refused_for_permissions_is_held_and_retried_on_a_change_or_a_retry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sobject: str, field: str, grant: str
@@ -226,14 +239,7 @@ def test_a_new_task_of_a_record_linked_before_is_not_looked_up(
     org.submit((T0, "ann@ex.org", "F"))
     assert org.sync("run", "--until", T0).exit_code == 0
     org.submit(("2026-11-02T09:05:00Z", "ann@ex.org", "F"))
-    looked: list[str] = []
-    find = EmulatedCrm.find
-
-    def finding(crm: EmulatedCrm, sobject: str, *args: Any, **kw: Any) -> Any:
-        looked.append(sobject)
-        return find(crm, sobject, *args, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "find", finding)
+    looked = _lookups(monkeypatch)
     plan = json.loads(org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--format", "json").output)
     writes = sorted(o["op"] for o in plan["ops"] if o["op"] in ("campaign_member", "task"))
     assert writes == ["campaign_member", "task"], plan["ops"]
@@ -250,14 +256,7 @@ def test_a_held_task_not_due_is_not_looked_up(
     Refusal(monkeypatch, "create", "Task", PICKLIST)
     org.submit((T0, "ann@ex.org", "F"))
     assert org.sync("run", "--until", T0).exit_code == 0
-    looked: list[str] = []
-    find = EmulatedCrm.find
-
-    def finding(crm: EmulatedCrm, sobject: str, *args: Any, **kw: Any) -> Any:
-        looked.append(sobject)
-        return find(crm, sobject, *args, **kw)
-
-    monkeypatch.setattr(EmulatedCrm, "find", finding)
+    looked = _lookups(monkeypatch)
     plan = json.loads(org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--format", "json").output)
     assert [o["op"] for o in plan["ops"] if o.get("work") == ["task"]] == ["hold"], plan["ops"]
     assert "Task" not in looked, looked
