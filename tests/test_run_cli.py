@@ -825,3 +825,37 @@ def test_an_interrupt_while_the_store_opens_is_not_said_to_resume_a_pipe(
         assert "not resumed by position" in res.output and "resumes" not in res.output
     else:
         assert "running the same command again starts it" in res.output
+
+
+def test_the_rules_run_retroactively_are_listed_in_order(tmp_path: Path) -> None:
+    """The summary's `retroactive` row lists the rules new to the store sorted, whatever
+    order a set of them comes in (found by mutation testing of engine/run.py: the set's
+    own order passed)."""
+    (tmp_path / "one.mr").write_text('form "F"\n', "utf-8")
+    names = ["Kilo", "Alpha", "Echo", "Bravo", "Delta", "Charlie"]
+    (tmp_path / "two.mr").write_text(
+        'form "F"\ntag "t"\n'
+        + "".join(
+            f'automation rule "{n}" priority {i} {{ when all {{ submitted form "F" }}'
+            ' then { add tag "t" } }\n'
+            for i, n in enumerate(names, 1)
+        ),
+        "utf-8",
+    )
+    (tmp_path / "one.jsonl").write_text(
+        '{"ts":"2026-11-02T10:00:00Z","type":"form_submit","prospect":"ann@example.com",'
+        '"asset":"F"}\n',
+        "utf-8",
+    )
+    (tmp_path / "two.jsonl").write_text("", "utf-8")
+    store = str(tmp_path / "s.db")
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "one.mr"), str(tmp_path / "one.jsonl"),
+                                  "--store", store, "-q"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(
+        main, ["run", str(tmp_path / "two.mr"), str(tmp_path / "two.jsonl"), "--store", store]
+    )
+    assert r.exit_code == 0, r.output
+    [row] = [line for line in r.stderr.splitlines() if "│ retroactive " in line]
+    listed = row.split("│")[2].strip()
+    assert listed == ", ".join(f"rule:{n}" for n in sorted(names)), row
