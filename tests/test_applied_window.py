@@ -79,3 +79,23 @@ def test_a_fractional_hash_is_damage_the_filter_finds_when_it_fills(tmp_path: Pa
         assert store.has_applied_ids()  # not found at start: it sorts among the integers
         with pytest.raises(StoreError, match=re.escape("an applied event's hash is '3.5'")):
             _run(store, "b", _events(["e1", "x1"]), window=4, fill_after=0)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_an_id_repeated_in_the_chunk_it_left_the_window_in_is_skipped(
+    tmp_path: Path, kind: str
+) -> None:
+    """An id that leaves the window (the oldest dropped) while its chunk is applied was
+    not asked of the store for that chunk (it was in the window when the chunk was
+    looked at): repeated later in the same chunk, it was applied a second time. Here x0
+    leaves a window of 4 at x4 and comes again at the end, in the same chunk."""
+    store = MemoryStore() if kind == "memory" else Store.open(tmp_path / "s.db")
+    ids = [f"x{i}" for i in range(10)] + ["x0", "x9"]
+    engine = _run(store, "a", _events(ids), window=4)
+    assert (engine.summary.applied, engine.summary.duplicates) == (10, 2)
+    # and in the next chunk, the store answers for it
+    again = _events([*(f"y{i}" for i in range(520)), "x0"])
+    engine = _run(store, "b", again, window=4)
+    assert (engine.summary.applied, engine.summary.duplicates) == (520, 1)
+    if kind == "sqlite":
+        store.close()  # type: ignore[attr-defined]

@@ -134,6 +134,10 @@ class Engine(Handlers, Effects, Settlement, Screening):
         # slots that every later `next(iter(...))` walks over (quadratic at 2M events).
         self.applied: OrderedDict[str, None] = OrderedDict()
         self.window = max(1 << 18, 2 * batch_size)
+        # Ids that left the window since this chunk's `_dedupe` asked the store: that ask
+        # passed over them (in the window then), so a repeat later in the chunk is caught
+        # here. Dropped at the next chunk, whose ask finds them in the store.
+        self._left: set[str] = set()
         # Ids the store may hold that the window does not (applied before this run, or
         # dropped from the window): one bit per 31-bit hash, 4 MiB whatever the stream.
         # A clear bit means "never applied"; a set one is asked of the store.
@@ -511,6 +515,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 broken = e
             if not chunk and not marked:
                 break
+            if self._left:
+                self._left = set()
             skip = self._dedupe(chunk) if chunk else None
             if chunk and (self._stored_beyond or self._visitors_beyond or self._views_among):
                 self._prefetch(chunk)
@@ -670,7 +676,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
     def apply(self, e: Event) -> None:
         """Apply one valid event."""
         eid = e.id
-        if eid is not None and eid in self.applied:
+        if eid is not None and (eid in self.applied or eid in self._left):
             self.summary.duplicates += 1
             return
         if self._screening:
@@ -690,7 +696,9 @@ class Engine(Handlers, Effects, Settlement, Screening):
             applied = self.applied
             applied[eid] = None
             if len(applied) > self.window:  # forget the oldest: the store has it now
-                h = event_hash(applied.popitem(last=False)[0]) & _FILTER_MASK
+                oldest = applied.popitem(last=False)[0]
+                self._left.add(oldest)
+                h = event_hash(oldest) & _FILTER_MASK
                 self._maybe_applied[h >> 3] |= 1 << (h & 7)
                 self._filter_used = True
             if not self._rowed:  # nothing to record but the id: a bare row keeps it
@@ -708,6 +716,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.prospects = {}
         self.visitors = {}
         self.applied = OrderedDict()
+        self._left = set()
         self._maybe_applied = bytearray()
         self._settled_at = {}
         self._wakes = WakeQueue()
