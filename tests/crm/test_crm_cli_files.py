@@ -213,6 +213,22 @@ def test_load_still_creates_a_crm_where_no_file_is(tmp_path: Path) -> None:
             "custom_objects.Inv__c.fie\\x0alds: not a key here",
         ),
         ({"edition": "x" * 10_000}, f"edition '{'x' * 57}...' is not one of"),
+        (
+            {
+                "custom_fields": {
+                    "Lead": {"A__c": {"type": "reference", "reference_to": ["X" * 10_000]}}
+                }
+            },
+            f"custom_fields.Lead.A__c.reference_to: '{'X' * 57}...' is not an object of the org",
+        ),
+        (
+            {"duplicate_rules": [{"object": "Lead", "match_objects": ["Y" * 10_000]}]},
+            f"duplicate_rules[0].match_objects: '{'Y' * 57}...' is not an object of the org",
+        ),
+        (
+            {"duplicate_rules": [{"object": "Lead", "fields": ["Z" * 10_000]}]},
+            f"duplicate_rules[0].fields: Lead has no field '{'Z' * 57}...'",
+        ),
     ],
 )
 def test_a_bad_org_file_stops_the_load_and_names_the_key(

@@ -409,9 +409,7 @@ class Schema:
         if edition is None:
             edition = "plus"
         if not isinstance(edition, str) or edition.lower() not in EDITIONS:
-            if isinstance(edition, str) and len(edition) > 60:
-                edition = edition[:57] + "..."  # its start: a 10 MB one was quoted whole
-            raise SchemaError(f"edition {edition!r} is not one of {', '.join(EDITIONS)}")
+            raise SchemaError(f"edition {_named(edition)} is not one of {', '.join(EDITIONS)}")
         clock = org.get("clock")
         if clock is not None:
             try:
@@ -471,7 +469,9 @@ class Schema:
         for key, targets in references:
             for target in targets:
                 if target not in schema.objects:
-                    raise SchemaError(f"{key}.reference_to: {target!r} is not an object of the org")
+                    raise SchemaError(
+                        f"{key}.reference_to: {_named(target)} is not an object of the org"
+                    )
         rules = org.get("duplicate_rules")
         if rules is not None and not isinstance(rules, list):
             raise _must("duplicate_rules", "a list of rules", rules)
@@ -520,6 +520,14 @@ def _shown(value: Any) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _named(value: Any) -> str:
+    """A value of the org file a message quotes as Python shows it (`'X'`), cut to its
+    first 57 characters: a 10 MB object or field name was quoted whole."""
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57] + "...")
+    return repr(value)
 
 
 def _key(name: str) -> str:
@@ -674,11 +682,11 @@ def _duplicate_rule(key: str, rule: Any, schema: Schema) -> dict[str, Any]:
     also = [obj] if also is None else _strings(f"{key}.match_objects", also, "object names")
     for other in also:
         if other not in schema.objects:
-            raise SchemaError(f"{key}.match_objects: {other!r} is not an object of the org")
+            raise SchemaError(f"{key}.match_objects: {_named(other)} is not an object of the org")
     for target in dict.fromkeys([obj, *also]):
         for f in fields:
             if f not in schema.objects[target].fields:
-                raise SchemaError(f"{key}.fields: {target} has no field {f!r}")
+                raise SchemaError(f"{key}.fields: {target} has no field {_named(f)}")
     return {"name": name, "object": obj, "fields": fields, "match_objects": also, "action": action}
 
 
