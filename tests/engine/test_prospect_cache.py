@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,23 +140,28 @@ class _Counting:
 
     def __init__(self, store: StateStore) -> None:
         self._store, self.single, self.among = store, 0, 0
+        self.calls: Counter[str] = Counter()  # the same reads, by name
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
     def prospect(self, email: str) -> bytes | None:
+        self.calls["prospect"] += 1
         self.single += 1
         return self._store.prospect(email)
 
     def visitor(self, visitor: str) -> str | None:
+        self.calls["visitor"] += 1
         self.single += 1
         return self._store.visitor(visitor)
 
     def prospects_among(self, emails: Any) -> dict[str, bytes]:
+        self.calls["prospects_among"] += 1
         self.among += 1
         return self._store.prospects_among(emails)
 
     def visitors_among(self, visitors: Any) -> dict[str, str]:
+        self.calls["visitors_among"] += 1
         self.among += 1
         return self._store.visitors_among(visitors)
 
@@ -305,3 +311,67 @@ def test_the_cache_drops_the_least_recently_used_prospect() -> None:
         assert list(engine.prospects) == ["p1@x.com", "p3@x.com"]
     finally:
         store.close()
+
+
+def _counted(chunks: list[list[tuple[str | None, str | None]]]) -> tuple[Counter[str], Engine]:
+    """Run chunks of 512 events (prospect, visitor: a page view) with a cache of 2 and a
+    commit at each chunk's end; the store's reads, by name."""
+    import orjson
+
+    rules = compile_rules("field title: text\n")
+    store = open_store(":memory:")
+    try:
+        counting = _Counting(store)
+        engine = Engine(rules, counting, source="stream", batch_size=512, cache_prospects=2)  # type: ignore[arg-type]
+        engine.start()
+        items = []
+        for chunk in chunks:
+            assert len(chunk) == 512
+            for email, vid in chunk:
+                n = len(items) + 1
+                event: dict[str, Any] = {
+                    "id": f"e{n}",
+                    "ts": "2026-11-02T09:00:00Z",
+                    "type": "page_view",
+                    "url": "https://x.example/",
+                }
+                if email is not None:
+                    event["prospect"] = email
+                if vid is not None:
+                    event["visitor"] = vid
+                items.append(parse_line(orjson.dumps(event), n))
+        engine.run([i for i in items if i is not None])
+        assert engine.summary.applied == 512 * len(chunks)
+        return counting.calls, engine
+    finally:
+        store.close()
+
+
+def test_prospects_beyond_the_cache_are_read_by_chunk_though_every_tie_is_held() -> None:
+    """Twelve prospects and no visitor: after the first commit the store holds prospects
+    the cache lacks, and every visitor tie is still in memory. The prospects a chunk
+    misses are read in one query; a chunk that misses none (its events name cached
+    prospects, or none) asks nothing, and no tie is asked of the store."""
+    names = [f"p{i}@x.com" for i in range(10)] + ["z1@x.com", "z2@x.com"]
+    first = [(names[n % 12], None) for n in range(512)]
+    # the two cached prospects, and an anonymous visitor (no prospect to read)
+    kept = [[("z1@x.com", None), ("z2@x.com", None), (None, "anon")][n % 3] for n in range(512)]
+    missed = [("p0@x.com", None)] * 512
+    calls, engine = _counted([first, kept, missed])
+    assert engine._stored_beyond and not engine._visitors_beyond
+    assert calls == {"prospects_among": 1}
+
+
+def test_ties_beyond_the_cache_are_read_by_chunk_though_every_prospect_is_held() -> None:
+    """One prospect seen under ten visitors: after the first commit the store holds
+    ties the cache lacks, and the prospect is still in memory. The ties a chunk misses
+    are read in one query; a chunk that misses none asks nothing, and no prospect is
+    asked of the store (not one new to the run: the store has none the cache lacks)."""
+    vids = [f"v{i}" for i in range(10)]
+    first = [("a@x.com", vids[n % 10]) for n in range(512)]
+    # the last two tied, and a new prospect: nothing in the store yet
+    kept = [[(None, "v8"), (None, "v9"), ("b@x.com", None)][n % 3] for n in range(512)]
+    missed = [(None, "v0")] * 512
+    calls, engine = _counted([first, kept, missed])
+    assert engine._visitors_beyond and not engine._stored_beyond
+    assert calls == {"visitors_among": 1}
