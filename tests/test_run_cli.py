@@ -17,6 +17,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -859,3 +860,40 @@ def test_the_rules_run_retroactively_are_listed_in_order(tmp_path: Path) -> None
     [row] = [line for line in r.stderr.splitlines() if "│ retroactive " in line]
     listed = row.split("│")[2].strip()
     assert listed == ", ".join(f"rule:{n}" for n in sorted(names)), row
+
+
+def test_the_summary_s_time_is_the_run_s_own(repo: Path, tmp_path: Path) -> None:
+    """`time` (and `events/s`, made of it) is how long the events took to apply: no
+    longer than the whole command."""
+    began = time.perf_counter()
+    res = run_example(tmp_path)
+    took = time.perf_counter() - began
+    assert res.exit_code == 0, res.stderr
+    rows = summary_rows(res.stderr)
+    seconds = float(rows["time"].removesuffix(" s"))
+    assert 0 <= seconds <= took + 0.005  # shown to the hundredth
+
+
+def test_now_on_a_new_store_with_no_event_moves_its_clock(tmp_path: Path) -> None:
+    """`--now` on a store no event has set the clock of (an empty file) is that time; it
+    compared the time with no clock at all."""
+    (tmp_path / "none.jsonl").write_text("")
+    store = tmp_path / "s.db"
+    res = invoke("run", RULES, str(tmp_path / "none.jsonl"), "--store", str(store), "-q",
+                 "--now", "2026-11-10T00:00:00Z")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = invoke("run", RULES, EVENTS, "--store", str(store), "-q")
+    assert res.exit_code == 0, res.output
+    # the events are older than the clock: each prospect is created at its first event
+    assert export(store)[LEUNG]["created"] == "2026-11-02T09:02:10Z"
+
+
+def test_the_steps_of_a_now_tick_name_no_event_line(tmp_path: Path) -> None:
+    """The time-based rules a `--now` tick matches are said as by a tick, not as caused
+    by some line of the stream."""
+    assert run_example(tmp_path, "--now", "2027-03-01T00:00:00Z").exit_code == 0
+    said = explain_json(LEUNG, tmp_path / "gc.db")
+    steps = said["score"] + said["rules_matched"]
+    ticked = [s for s in steps if s["time"] == "2027-03-01T00:00:00Z"]
+    assert sorted(s["action"] for s in ticked) == ["rule matched", "score"]
+    assert {(s["event"]["line"], s["event"]["id"]) for s in ticked} == {(None, None)}
