@@ -469,3 +469,57 @@ def test_a_stored_value_mrules_cannot_read_is_damage_exit_4(
         assert isinstance(res.exception, SystemExit), (name, res.exc_info)
         assert res.exit_code == ExitCode.STORE, (name, res.output)
         assert "damaged" in res.stderr and words in res.stderr, (name, res.stderr)
+
+
+def _set_shared(db: Path, values: dict[str, str]) -> None:
+    conn = sqlite3.connect(db)
+    conn.executemany("INSERT OR REPLACE INTO shared VALUES (?, ?)", values.items())
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("grading", "7", "'grading' is '7'"),
+        (
+            "grading",
+            json.dumps(list(range(30))),
+            "'grading' is '[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1'",
+        ),
+        ("clicks_by_block", "false", "'clicks_by_block' is 'False'"),
+        ("activity_keys", '["visited|x", 1]', "'activity_keys' is \"['visited|x', 1]\""),
+        ("active_rules", '"rule:MQL handoff"', "'active_rules' is 'rule:MQL handoff'"),
+        (
+            "rule_criteria",
+            '{"rule:A": "7b2b", "rule:B": 1}',
+            "'rule_criteria' is \"{'rule:A': '7b2b', 'rule:B': 1}\"",
+        ),
+        ("rule_declared", '["rule:MQL handoff"]', "'rule_declared' is \"['rule:MQL handoff']\""),
+        ("stdin_runs", "-1", "'stdin_runs' is '-1'"),
+        ("stdin_runs", '"2"', "'stdin_runs' is '2'"),
+        ("round_robin:Sales", "-1", "'round_robin:Sales' is '-1'"),
+    ],
+)
+def test_each_shared_value_of_another_shape_is_damage_exit_4(
+    store: Path, key: str, value: str, words: str
+) -> None:
+    """docs/store.md: each key the engine writes is checked when a run starts, not met
+    as a `TypeError` later; its value is named, cut at 40 characters."""
+    _set_shared(store, {key: value})
+    res = mrules("run", RULES, EVENTS, "--store", store, "-q")
+    assert res.exit_code == ExitCode.STORE, res.output
+    assert f"damaged: its shared state {words}; restore" in res.stderr, res.stderr
+
+
+def test_shared_counters_at_zero_and_keys_of_a_later_version_are_not_damage(
+    store: Path,
+) -> None:
+    """A count of 0 is a count; a key this version does not know is kept as it is."""
+    _set_shared(store, {"stdin_runs": "0", "round_robin:Sales": "0", "later:key": "[1, {}]"})
+    res = mrules("run", RULES, EVENTS, "--store", store, "-q")
+    assert res.exit_code == ExitCode.OK, res.output
+    conn = sqlite3.connect(store)
+    kept = dict(conn.execute("SELECT key, value FROM shared WHERE key LIKE 'later:%'"))
+    conn.close()
+    assert kept == {"later:key": "[1, {}]"}
