@@ -99,3 +99,21 @@ def test_an_id_repeated_in_the_chunk_it_left_the_window_in_is_skipped(
     assert (engine.summary.applied, engine.summary.duplicates) == (520, 1)
     if kind == "sqlite":
         store.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fill_after", [0, 10**6], ids=["filter", "asked"])
+def test_lines_with_no_id_beside_ids_beyond_the_window(tmp_path: Path, fill_after: int) -> None:
+    """A store with ids beyond the window, a stream mixing them with events without an
+    id and a line that is not JSON: those two are no id to look up (the event is
+    applied, the line rejected), the old ids are skipped, the new applied."""
+    store = Store.open(tmp_path / "s.db")
+    _run(store, "a", _events([f"e{i}" for i in range(20)]), window=4)
+    no_id = orjson.dumps(
+        {"ts": "2026-11-02T10:00:00Z", "type": "prospect_update", "prospect": "q@x.com",
+         "fields": {"company": "Q"}}
+    ) + b"\n"  # fmt: skip
+    data = _events(["e1", "n1"]) + no_id + b"not json\n" + _events(["e2", "n2"]) + no_id
+    again = _run(store, "b", data, window=4, fill_after=fill_after)
+    s = again.summary
+    assert (s.lines, s.applied, s.duplicates, s.rejected) == (7, 4, 2, 1)
+    store.close()
