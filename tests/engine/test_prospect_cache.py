@@ -348,15 +348,17 @@ def _counted(chunks: list[list[tuple[str | None, str | None]]]) -> tuple[Counter
 
 
 def test_prospects_beyond_the_cache_are_read_by_chunk_though_every_tie_is_held() -> None:
-    """Twelve prospects and no visitor: after the first commit the store holds prospects
-    the cache lacks, and every visitor tie is still in memory. The prospects a chunk
-    misses are read in one query; a chunk that misses none (its events name cached
-    prospects, or none) asks nothing, and no tie is asked of the store."""
+    """Twelve prospects and two visitors tied (as many as the cache holds): after the
+    first commit the store holds prospects the cache lacks, and every visitor tie is
+    still in memory. The prospects a chunk misses are read in one query; a chunk that
+    misses none (its events name cached prospects, or none) asks nothing, and no tie
+    is asked of the store, not even a visitor's never seen."""
     names = [f"p{i}@x.com" for i in range(10)] + ["z1@x.com", "z2@x.com"]
-    first = [(names[n % 12], None) for n in range(512)]
+    first = [("p0@x.com", "v1"), ("p1@x.com", "v2")]
+    first += [(names[n % 12], None) for n in range(2, 512)]
     # the two cached prospects, and an anonymous visitor (no prospect to read)
     kept = [[("z1@x.com", None), ("z2@x.com", None), (None, "anon")][n % 3] for n in range(512)]
-    missed = [("p0@x.com", None)] * 512
+    missed = [("p0@x.com", None)] * 511 + [(None, "v3")]
     calls, engine = _counted([first, kept, missed])
     assert engine._stored_beyond and not engine._visitors_beyond
     assert calls == {"prospects_among": 1}
