@@ -28,8 +28,10 @@ def _events(ids: list[str]) -> bytes:
     )  # fmt: skip
 
 
-def _run(store: object, source: str, data: bytes, window: int, fill_after: int = 10**6) -> Engine:
-    engine = Engine(compile_rules(EXAMPLE / "rules"), store, source=source, batch_size=3)  # type: ignore[arg-type]
+def _run(
+    store: object, source: str, data: bytes, window: int, fill_after: int = 10**6, batch: int = 3
+) -> Engine:
+    engine = Engine(compile_rules(EXAMPLE / "rules"), store, source=source, batch_size=batch)  # type: ignore[arg-type]
     engine.window = window  # a tiny window: most ids must come from the store
     engine.fill_filter_after = fill_after
     engine.start()
@@ -117,3 +119,27 @@ def test_lines_with_no_id_beside_ids_beyond_the_window(tmp_path: Path, fill_afte
     s = again.summary
     assert (s.lines, s.applied, s.duplicates, s.rejected) == (7, 4, 2, 1)
     store.close()
+
+
+def test_an_id_repeated_in_a_later_chunk_of_the_same_batch_is_skipped() -> None:
+    """The window holds every id of the batch not committed yet (the store does not have
+    them): one repeated 600 lines later, in the next chunk of 512, is skipped."""
+    ids = [f"e{i}" for i in range(600)] + ["e0"]
+    engine = _run(MemoryStore(), "a", _events(ids), window=1 << 18, batch=10_000)
+    assert (engine.summary.applied, engine.summary.duplicates) == (600, 1)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_the_id_of_an_event_that_changes_nothing_is_kept(tmp_path: Path, kind: str) -> None:
+    """An update that sets a field to the value it has writes no ledger step: its id is
+    still recorded, and the same id in another stream is skipped as applied."""
+    store = MemoryStore() if kind == "memory" else Store.open(tmp_path / "s.db")
+    same = {"ts": "2026-11-02T09:00:00Z", "type": "prospect_update", "prospect": "a@x.com",
+            "fields": {"company": "C"}}  # fmt: skip
+    twice = orjson.dumps({**same, "id": "u1"}) + b"\n" + orjson.dumps({**same, "id": "u2"})
+    first = _run(store, "a", twice + b"\n", window=4)
+    assert (first.summary.applied, first.summary.duplicates) == (2, 0)
+    again = _run(store, "b", orjson.dumps({**same, "id": "u2"}) + b"\n", window=4)
+    assert (again.summary.applied, again.summary.duplicates) == (0, 1)
+    if kind == "sqlite":
+        store.close()  # type: ignore[attr-defined]
