@@ -260,3 +260,43 @@ def test_a_held_task_not_due_is_not_looked_up(
     plan = json.loads(org.sync("plan", "--at", "2026-11-02T09:10:00Z", "--format", "json").output)
     assert [o["op"] for o in plan["ops"] if o.get("work") == ["task"]] == ["hold"], plan["ops"]
     assert "Task" not in looked, looked
+
+
+UNAVAILABLE = CrmCallError("SERVER_UNAVAILABLE", "Service Unavailable", transient=True)
+LOCKED = CrmError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+
+
+@pytest.mark.parametrize(("sobject", "field", "grant"), HELD)
+@pytest.mark.parametrize("failure", [UNAVAILABLE, LOCKED], ids=["call", "record"])
+def test_a_retried_write_a_failure_for_now_stopped_is_tried_at_the_next_cycle(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sobject: str,
+    field: str,
+    grant: str,
+    failure: CrmCallError | CrmError,
+) -> None:
+    """A task or membership held, the access given, `sync retry`; the cycle that tries it
+    meets the CRM down for now (the whole call, or that one record). Its retry mark was
+    cleared all the same: the next plan held it again, and it was never written (idle
+    cycles, the error still in the queue) until the prospect changed. It stays marked,
+    and the next cycle writes it."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    refusal = Refusal(monkeypatch, "create", sobject, READONLY)
+    assert org.sync("run", "--until", T0).exit_code == 3
+    refusal.lift()
+    org.ok("sync", "retry", "--store", str(org.store))
+    down = Refusal(monkeypatch, "create", sobject, failure)
+    r = org.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert r.exit_code == 0, r.output
+    assert down.calls == [1]
+    assert org.crm_rows(sobject) == []
+    (error,) = org.status()["error_queue"]  # type: ignore[misc]
+    assert (error["field"], error["attempts"], error["retry"] > 0) == (field, 1, True), error
+    down.lift()
+    r = org.sync("run", "--until", "2026-11-02T09:40:00Z")
+    assert r.exit_code == 0, r.output
+    assert len(org.crm_rows(sobject)) == 1, r.output  # was: none, "3 idle cycles"
+    status = org.status()
+    assert status["errors"] == 0 and status["queue"] == 0, status

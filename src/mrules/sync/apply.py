@@ -353,6 +353,13 @@ def apply_plan(
         else:
             done_kinds.setdefault(email, set()).update(o.get("work", ()))
 
+    def finished(o: Mapping[str, Any]) -> bool:
+        """Whether this op's queued work was done (`finish`) by this apply."""
+        email = o["prospect"]
+        if "seqs" in o:
+            return {int(n) for n in o["seqs"]} <= done_seqs.get(email, set())
+        return set(o.get("work", ())) <= done_kinds.get(email, set())
+
     gone: set[str] = set()  # the prospects whose record a write found gone
 
     def record_gone(email: str, obj: str, crm_id: str) -> None:
@@ -700,7 +707,7 @@ def apply_plan(
                 " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
                 (*error_row, written_item, read_mark),
             )
-        _clear_retry_marks(conn, plan, read_mark, tried)
+        _clear_retry_marks(conn, plan, read_mark, tried, finished)
         # The queue: new work from the store, minus what was done.
         work_seq = int(plan.get("work_seq", 0))
         if work_seq > db.work_seq:
@@ -962,13 +969,21 @@ def _stopped(e: CrmCallError, report: ApplyReport) -> CrmCallError:
     return CrmCallError(e.code, e.message + done, transient=False, http_status=e.http_status)
 
 
-def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried: set[str]) -> None:
+def _clear_retry_marks(
+    conn: Any,
+    plan: Mapping[str, Any],
+    read_mark: int,
+    tried: set[str],
+    done: Callable[[Mapping[str, Any]], bool],
+) -> None:
     """Clear the `sync retry` marks up to `read_mark`, but those of a prospect whose record
     write the plan has and this apply did not try: a write in a later batch (only the first
     is written), one a transient failure stopped, or a create backing off (`wait`). Those
     stay marked, and the cycle that writes them tries them (cleared untried, the next plan
-    held the write again). The same for a membership or task in a later batch: its own
-    row keeps its mark (a prospect's other task, tried and refused again, is held again)."""
+    held the write again). The same for a membership or task in a later batch, or in the
+    first one and not `done` (a transient failure stopped it, or the call before it): its
+    own row keeps its mark (a prospect's other task, tried and refused again, is held
+    again: its row was reset as it was kept)."""
     marked = {
         r[0]
         for r in conn.execute(
@@ -984,7 +999,7 @@ def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried
         if who not in marked:
             continue
         if o["op"] in RECORD_HELD_FIELDS:
-            if o.get("batch", 0) > 0:
+            if o.get("batch", 0) > 0 or not done(o):
                 waiting.setdefault(who, []).append(o)
         elif who not in tried and (
             o["op"] == "wait" or (o["op"] in ("create", "update", "link") and o.get("values"))
