@@ -353,13 +353,6 @@ def apply_plan(
         else:
             done_kinds.setdefault(email, set()).update(o.get("work", ()))
 
-    def finished(o: Mapping[str, Any]) -> bool:
-        """Whether this op's queued work was done (`finish`) by this apply."""
-        email = o["prospect"]
-        if "seqs" in o:
-            return {int(n) for n in o["seqs"]} <= done_seqs.get(email, set())
-        return set(o.get("work", ())) <= done_kinds.get(email, set())
-
     gone: set[str] = set()  # the prospects whose record a write found gone
 
     def record_gone(email: str, obj: str, crm_id: str) -> None:
@@ -707,7 +700,7 @@ def apply_plan(
                 " retry=CASE WHEN retry <= ? THEN 0 ELSE retry END",
                 (*error_row, written_item, read_mark),
             )
-        _clear_retry_marks(conn, plan, read_mark, tried, finished)
+        _clear_retry_marks(conn, plan, read_mark, tried)
         # The queue: new work from the store, minus what was done.
         work_seq = int(plan.get("work_seq", 0))
         if work_seq > db.work_seq:
@@ -969,21 +962,16 @@ def _stopped(e: CrmCallError, report: ApplyReport) -> CrmCallError:
     return CrmCallError(e.code, e.message + done, transient=False, http_status=e.http_status)
 
 
-def _clear_retry_marks(
-    conn: Any,
-    plan: Mapping[str, Any],
-    read_mark: int,
-    tried: set[str],
-    done: Callable[[Mapping[str, Any]], bool],
-) -> None:
+def _clear_retry_marks(conn: Any, plan: Mapping[str, Any], read_mark: int, tried: set[str]) -> None:
     """Clear the `sync retry` marks up to `read_mark`, but those of a prospect whose record
     write the plan has and this apply did not try: a write in a later batch (only the first
     is written), one a transient failure stopped, or a create backing off (`wait`). Those
     stay marked, and the cycle that writes them tries them (cleared untried, the next plan
-    held the write again). The same for a membership or task in a later batch, or in the
-    first one and not `done` (a transient failure stopped it, or the call before it): its
-    own row keeps its mark (a prospect's other task, tried and refused again, is held
-    again: its row was reset as it was kept)."""
+    held the write again). The same for a membership or task the plan has: its own row
+    keeps what mark it has left. One the CRM answered has none left (written, its row is
+    deleted; refused again, its row's upsert cleared the mark, and it is held again); one
+    it did not (in a later batch, or a transient failure stopped it or the call before it)
+    keeps its mark, and the cycle that writes it tries it."""
     marked = {
         r[0]
         for r in conn.execute(
@@ -993,14 +981,13 @@ def _clear_retry_marks(
     if not marked:
         return
     untried: set[str] = set()
-    waiting: dict[str, list[Mapping[str, Any]]] = {}  # memberships and tasks not tried
+    waiting: dict[str, list[Mapping[str, Any]]] = {}  # memberships and tasks: rows kept as left
     for o in plan.get("ops", ()):
         who = o["prospect"]
         if who not in marked:
             continue
         if o["op"] in RECORD_HELD_FIELDS:
-            if o.get("batch", 0) > 0 or not done(o):
-                waiting.setdefault(who, []).append(o)
+            waiting.setdefault(who, []).append(o)
         elif who not in tried and (
             o["op"] == "wait" or (o["op"] in ("create", "update", "link") and o.get("values"))
         ):
