@@ -80,8 +80,9 @@ class Org:
 
 class Refusal:
     """The local CRM's `method` (create, update) refuses `sobject` from its `nth` call on:
-    the whole call (`error` a `CrmCallError`), or each of its records (a `CrmError`, as an
-    org answers an sObject Collections call record by record).
+    the whole call (`error` a `CrmCallError`), or each of its records (a `CrmError`, or a
+    tuple of them for a record refused for several reasons at once, as an org answers an
+    sObject Collections call record by record).
 
     `calls` holds the size of every call for `sobject`; `lift()` gives the CRM back its
     own method (the access given, the field fixed)."""
@@ -91,7 +92,7 @@ class Refusal:
         monkeypatch: pytest.MonkeyPatch,
         method: str,
         sobject: str,
-        error: CrmCallError | CrmError,
+        error: CrmCallError | CrmError | tuple[CrmError, ...],
         nth: int = 1,
     ) -> None:
         self.calls: list[int] = []
@@ -103,9 +104,10 @@ class Refusal:
             if name == sobject:
                 calls.append(len(records))
                 if len(calls) >= nth:
-                    if isinstance(error, CrmError):
-                        return [WriteResult(None, False, (error,)) for _ in records]
-                    raise error
+                    if isinstance(error, CrmCallError):
+                        raise error
+                    errors = error if isinstance(error, tuple) else (error,)
+                    return [WriteResult(None, False, errors) for _ in records]
             return original(crm, name, records, **kw)
 
         monkeypatch.setattr(EmulatedCrm, method, refusing)
