@@ -55,3 +55,35 @@ def test_a_permanent_failure_after_the_creates_is_said_and_the_next_run_resumes(
     assert people["bob@x.com"]["crm_id"] == bob["Id"]
     status = w.status()
     assert status["errors"] == 0 and status["queue"] == 0 and status["links"] == 2, status
+
+
+def test_a_permanent_failure_on_the_first_write_says_nothing_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first write of the cycle (Ann's lead) refused for good: exit 4, one line saying
+    nothing of the cycle was written and what to do, and the sync file records the
+    failure; the cause fixed, the next run writes the lead."""
+    w = World(tmp_path)
+    w.seed({})
+    w.run(ev(T0, "ann@x.com", asset="Demo"))
+    no_company = CrmCallError(
+        "INVALID_FIELD",
+        "No such column 'Company' on sobject of type Lead",
+        transient=False,
+        http_status=400,
+    )
+    refusal = Refusal(monkeypatch, "create", "Lead", no_company)
+    failed = w.sync("apply", code=4).output
+    assert refusal.calls == [1]
+    assert failed.startswith("mrules: error: the CRM refused the call: INVALID_FIELD"), failed
+    assert failed.endswith(
+        "; nothing of this cycle was written to the CRM. Fix the cause, then run the command"
+        " again\n"
+    ), failed
+    assert w.crm_rows("Lead") == []
+    failure = w.status()["failed_cycle"]
+    assert (failure["created"], failure["error"]) == (0, f"INVALID_FIELD: {no_company.message}")
+    refusal.lift()
+    w.sync("run", "--until", "2026-11-02T09:10:00Z")
+    assert [r["Email"] for r in w.crm_rows("Lead")] == ["ann@x.com"]
+    assert w.status()["failed_cycle"] is None
