@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.sync.org import Refusal
 from tests.sync.world import BOB, T0, World, ev
 from tests.terminal import on_a_terminal
 
 import mrules.sync.apply
 import mrules.sync.cycle
-from mrules.crm.errors import CrmCallError
+from mrules.crm.errors import CrmCallError, CrmError
 from mrules.sync.plan import plan_id
 
 
@@ -108,6 +109,24 @@ def test_a_retried_write_a_transient_failure_stopped_stays_marked(
     monkeypatch.undo()
     (err,) = w.status()["error_queue"]
     assert (err["attempts"], err["retry"] > 0) == (1, True)  # was: the mark cleared untried
+    assert _ann_ops(w) == ["update"]
+
+
+def test_a_retried_write_its_record_refused_for_now_stays_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retried update is refused for now for its record alone (UNABLE_TO_LOCK_ROW, the
+    call itself answered): not tried, as when the whole call fails; the mark stays."""
+    w = _world(tmp_path)
+    _ann_held(w)
+    w.ok("sync", "retry", "--store", str(w.store))
+    locked = CrmError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+    refusal = Refusal(monkeypatch, "update", "Lead", locked)
+    w.sync("apply")
+    assert refusal.calls == [1]
+    refusal.lift()
+    (err,) = w.status()["error_queue"]
+    assert (err["attempts"], err["retry"] > 0) == (1, True)
     assert _ann_ops(w) == ["update"]
 
 
