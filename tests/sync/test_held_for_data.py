@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mrules.crm.emulator import EmulatedCrm
 from mrules.crm.errors import CrmError
+from mrules.crm.port import WriteResult
 
 from .org import Org, Refusal
 from .test_held_for_permission import RULES, T0
@@ -106,3 +109,85 @@ def test_a_held_data_refusal_is_tried_again_when_the_prospect_changes(
     assert len(org.crm_rows(sobject)) == 1
     status = org.status()
     assert status["errors"] == 0 and status["queue"] == 0, status
+
+
+@pytest.mark.parametrize(("sobject", "field", "obj"), KINDS, ids=["task", "member"])
+def test_a_write_refused_without_a_reason_is_held_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sobject: str, field: str, obj: str
+) -> None:
+    """A task or membership the CRM answers as not written, with no error at all, is held
+    as refused without a reason (its work kept), not left to wait as a refusal for now:
+    a CRM that says nothing would say nothing again at every cycle."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    Refusal(monkeypatch, "create", sobject, ())
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 0 and "errors   1" in r.output, r.output
+    (error,) = org.status()["error_queue"]  # type: ignore[misc]
+    assert (error["field"], error["code"], error["object"]) == (field, "UNKNOWN_EXCEPTION", obj)
+    assert error["message"].startswith("refused by the CRM without a reason"), error
+
+
+@pytest.mark.parametrize(("sobject", "field", "obj"), KINDS, ids=["task", "member"])
+def test_a_write_refused_as_the_lead_was_converted_waits_without_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sobject: str, field: str, obj: str
+) -> None:
+    """A task or membership refused because Ann's lead was converted since the cycle read
+    it (CANNOT_UPDATE_CONVERTED_LEAD) is not an error of the write: it waits, and the
+    next cycle, having read the conversion, writes it to the contact."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    converted = CrmError("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+    refusal = Refusal(monkeypatch, "create", sobject, converted)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 0 and "errors   0" in r.output, r.output
+    assert refusal.calls == [1]
+    status = org.status()
+    assert (status["error_queue"], status["queue"]) == ([], 1), status
+
+
+def test_a_task_refused_for_now_leaves_the_others_of_its_call_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of two tasks created in one call, Ann's is refused for now (her lead locked) and
+    Bob's is written: Ann's work waits, Bob's leaves the queue, and nothing is held."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"), (T0, "bob@ex.org", "F"))
+    create = EmulatedCrm.create
+    locked = CrmError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record")
+
+    def creating(crm: EmulatedCrm, sobject: str, records: Any, **kw: Any) -> Any:
+        if sobject != "Task":
+            return create(crm, sobject, records, **kw)
+        ann = {r.id for r in crm.find("Lead", "Email", ["ann@ex.org"], ["Id"])}
+        results = create(crm, sobject, [r for r in records if r["WhoId"] not in ann], **kw)
+        written = iter(results)
+        return [
+            WriteResult(None, False, (locked,)) if r["WhoId"] in ann else next(written)
+            for r in records
+        ]
+
+    monkeypatch.setattr(EmulatedCrm, "create", creating)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 0 and "tasks    1" in r.output and "errors   0" in r.output, r.output
+    status = org.status()
+    assert (status["error_queue"], status["queue"]) == ([], 1), status
+
+
+def test_a_task_refused_as_a_duplicate_is_held_not_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DUPLICATE_VALUE on a membership means the prospect is a member already: done. On a
+    task it is a unique field of the org's refusing it: held, its work kept, not taken for
+    a task written."""
+    org = Org(tmp_path, RULES)
+    org.submit((T0, "ann@ex.org", "F"))
+    duplicate = CrmError("DUPLICATE_VALUE", "duplicate value found: Ticket__c", ("Ticket__c",))
+    Refusal(monkeypatch, "create", "Task", duplicate)
+    r = org.sync("run", "--until", T0)
+    assert r.exit_code == 0 and "tasks    0" in r.output, r.output
+    status = org.status()
+    assert status["queue"] == 1, status
+    assert [(e["field"], e["code"]) for e in status["error_queue"]] == [  # type: ignore[attr-defined]
+        ("*task", "DUPLICATE_VALUE")
+    ]
