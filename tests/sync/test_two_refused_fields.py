@@ -95,3 +95,26 @@ def test_a_record_refused_for_a_field_and_a_reason_of_its_own_is_sent_once(
     out = w.sync("apply").output
     assert refusal.calls == [1], out  # was: [1, 1], sent again without the phone
     assert "0 updated" in out, out
+
+
+def test_an_update_refused_without_a_reason_is_held_and_written_after_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRM answers Bob's update as not written, with no error at all: it was dropped,
+    no error held and no cycle trying it again, his new phone never written. Each field is
+    held, refused without a reason; once the CRM is fixed, `sync retry` writes them."""
+    w = World(tmp_path)
+    refusal = _bob_updates(w, monkeypatch)
+    out = w.sync("apply").output
+    assert refusal.calls == [1], out
+    assert "0 updated" in out and "2 errors" in out, out
+    held = sorted((e["field"], e["code"], e["message"]) for e in w.status()["error_queue"])
+    assert held == [
+        (f, "UNKNOWN_EXCEPTION", "refused by the CRM without a reason") for f in ("Phone", "Title")
+    ], held
+    refusal.lift()
+    w.ok("sync", "retry", "--store", str(w.store))
+    w.sync("run", "--until", "2026-11-02T09:20:00Z")
+    (bob,) = w.crm_rows("Contact")
+    assert (bob["Phone"], bob["Title"]) == ("+1 555 0199", "CTO")
+    assert w.status()["errors"] == 0

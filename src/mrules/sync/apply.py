@@ -567,8 +567,10 @@ def apply_plan(
                         queue_fail[email] = at
                 else:
                     # The fields set aside before (each refused in a call of its own) are
-                    # refused as much as those of the last call: every one is held.
-                    for e in [*errs, *_errs(r)]:
+                    # refused as much as those of the last call: every one is held. A
+                    # refusal that gives no error holds every field all the same (dropped,
+                    # the value was never written, and no cycle tried it again).
+                    for e in [*errs, *(_errs(r) or [_NO_REASON])]:
                         if e.transient:
                             queue_fail[email] = at
                             continue
