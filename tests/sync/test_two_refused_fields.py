@@ -118,3 +118,29 @@ def test_an_update_refused_without_a_reason_is_held_and_written_after_retry(
     (bob,) = w.crm_rows("Contact")
     assert (bob["Phone"], bob["Title"]) == ("+1 555 0199", "CTO")
     assert w.status()["errors"] == 0
+
+
+def test_the_same_refusal_of_two_fields_and_of_two_prospects_is_held_for_each(
+    tmp_path: Path,
+) -> None:
+    """Ann's and Zed's new leads, each with a phone and a title too long: four refusals of
+    one code, on two fields of two prospects, in one cycle. Each is a row of the error
+    queue, the leads created without them."""
+    w = World(tmp_path)
+    w.seed({"Contact": [dict(BOB)]})
+    fields = {"phone": LONG, "title": "Head of " + "Information Technology " * 10}
+    w.run(
+        *(
+            e
+            for who in ("ann@x.com", "zed@x.com")
+            for e in (ev(T0, who, "prospect_update", fields=fields), ev(T0, who, asset="Demo"))
+        )
+    )
+    out = w.sync("apply").output
+    assert "2 created" in out and "4 errors" in out, out
+    held = sorted((e["prospect"], e["field"], e["code"]) for e in w.status()["error_queue"])
+    assert held == [
+        (who, field, "STRING_TOO_LONG")
+        for who in ("ann@x.com", "zed@x.com")
+        for field in ("Phone", "Title")
+    ], held
