@@ -40,6 +40,7 @@ def test_a_task_refused_for_now_backs_off_1_5_15_then_60_minutes(
         assert r.exit_code == 0, r.output
         if len(refusal.calls) > before:
             tried.append(at[11:16])
+            assert r.output.rstrip().endswith("waiting     1"), r.output  # was: 0, at 09:00
     assert tried == ["09:00", "09:10", "09:20", "09:40", "10:40"]
     status = org.status()
     assert (status["queue"], status["errors"]) == (1, 0), status
