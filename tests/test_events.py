@@ -90,12 +90,24 @@ GOOD = [
     (_line(type="tick").replace(TS, "2026-11-02t09:00:00z"), {"ts": T0}),
     (_line(type="tick").replace(TS, "2026-11-02 09:00:00Z"), {"ts": T0}),
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00-00:00"), {"ts": T0}),
+    # the widest offsets RFC 3339 allows
+    (_line(type="tick").replace(TS, "2026-11-03T08:59:00+23:59"), {"ts": T0}),
+    (_line(type="tick").replace(TS, "2026-11-01T09:01:00-23:59"), {"ts": T0}),
     (
         _line(type="tick").replace(TS, "2026-11-02T09:00:00.123456789Z"),
         {"ts": T0 + timedelta(microseconds=123456)},
     ),
     (
         _line(type="tick").replace(TS, "2026-12-31T23:59:60Z"),
+        {"ts": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},
+    ),
+    # a leap second with a fraction, or in another zone: the same last microsecond
+    (
+        _line(type="tick").replace(TS, "2026-12-31T23:59:60.5Z"),
+        {"ts": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},
+    ),
+    (
+        _line(type="tick").replace(TS, "2027-01-01T00:59:60+01:00"),
         {"ts": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},
     ),
     # null is absent; unknown keys are ignored; scalars of every JSON kind in fields
@@ -199,6 +211,15 @@ BAD = [
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00.1234567xZ"), r"RFC 3339"),
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00+0100"), r"RFC 3339"),
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00+25:00"), r"RFC 3339"),
+    (
+        _line(type="tick").replace(TS, "2026-11-02T09:00:00+24:00"),
+        r"^'ts' is not an RFC 3339 timestamp: '2026-11-02T09:00:00\+24:00' \(the zone offset"
+        r" must be -23:59 to \+23:59\)$",
+    ),
+    (
+        _line(type="tick").replace(TS, "2026-11-02T09:00:00-00:60"),
+        r"^'ts' is not an RFC 3339 timestamp: .* \(the zone offset must be -23:59 to \+23:59\)$",
+    ),
     (_line(type="tick").replace(TS, "2026-11-02T09:00:00\u0663Z"), r"RFC 3339"),
     (_line(type="tick").replace(TS, "0001-01-01T00:30:00+01:00"), r"out of range in UTC"),
     (_line(type="page_view", visitor="v"), r"^'url' is required for page_view$"),
@@ -717,6 +738,54 @@ def test_timestamp_fast_path_accepts_nothing_the_grammar_refuses(text: str) -> N
     except ValueError:
         return
     assert strict is not None, text
+
+
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _one_character_off(text: str) -> set[str]:
+    """Every text one character replaced, inserted or deleted away from `text`."""
+    chars = "0159-:.,Tt zZx+/\u0663"
+    out = {text[:at] + text[at + 1 :] for at in range(len(text))}
+    for at in range(len(text) + 1):
+        out.update(text[:at] + c + text[at:] for c in chars)
+        out.update(text[:at] + c + text[at + 1 :] for c in chars if at < len(text))
+    return out
+
+
+@pytest.mark.parametrize(
+    "valid",
+    [
+        "2026-11-02T09:15:30Z",
+        "2026-11-02T09:15:30.5Z",
+        "2026-11-02T09:15:30.123456Z",
+        "2026-11-02T09:15:30+01:00",
+    ],
+)
+def test_a_timestamp_one_character_off_is_read_only_if_rfc_3339_allows_it(valid: str) -> None:
+    """The common shape (`...:SS[.f]Z`) is read by Python's `fromisoformat`, which takes
+    more than RFC 3339 (any separator for `T`, a comma before the fraction, a dot with no
+    digit): every timestamp one character from a valid one is read only if RFC 3339
+    allows it, and then as the time it says."""
+    wrong = []
+    for text in sorted(_one_character_off(valid)):
+        try:
+            got: datetime | None = parse_timestamp(text)
+        except ValueError:
+            got = None
+        want: datetime | None = None
+        if _RFC3339.fullmatch(text) and not (text[-3] == ":" and text[-2:] > "59"):
+            # (fromisoformat takes +01:90 for +02:30)
+            try:
+                want = datetime.fromisoformat(text.upper()).astimezone(UTC)
+            except ValueError:  # a month 19, an hour 29...
+                want = None
+        if got != want:
+            wrong.append((text, got, want))
+    assert not wrong
 
 
 def test_prospect_normalisation_is_the_same_the_second_time() -> None:
