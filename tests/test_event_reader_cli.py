@@ -73,6 +73,24 @@ def test_an_asset_named_in_decomposed_unicode_is_the_form_the_rules_declare(
     assert ann["lists"] == ["Demo"]
 
 
+def test_a_last_line_with_no_newline_that_is_whole_json_is_rejected_not_left(
+    tmp_path: Path,
+) -> None:
+    """Only a last line that is not whole JSON may still be being written: one that is
+    whole JSON but not a valid event is rejected at once (exit 3), not left for the
+    next run, also behind a byte order mark (a one-line file saved by Notepad)."""
+    (tmp_path / "r.mr").write_text(RULES, encoding="utf-8")
+    events = tmp_path / "ev.jsonl"
+    events.write_bytes(b"\xef\xbb\xbf" + orjson.dumps({"ts": TS}))
+    res = mrules("run", tmp_path / "r.mr", events, "--store", tmp_path / "s.db", "-q")
+    assert res.exit_code == 3, res.output
+    assert "no newline" not in res.stderr
+    rejects = (tmp_path / "s.rejects.jsonl").read_text("utf-8").splitlines()
+    assert [(r["line"], r["reason"]) for r in map(json.loads, rejects)] == [
+        (1, "missing required key 'type'")
+    ]
+
+
 def _run_on_standard_input(tmp_path: Path, data: bytes) -> subprocess.CompletedProcess[bytes]:
     """`mrules run` reading `data` from a pipe: a pipe cannot be read twice, so a gzip
     stream is not checked first and its damage is found where the reading reaches it."""

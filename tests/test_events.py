@@ -361,6 +361,12 @@ def test_byte_order_mark_on_the_first_line_only() -> None:
     assert isinstance(second, Reject)
 
 
+def test_a_line_parsed_alone_is_line_1_and_may_start_with_a_byte_order_mark() -> None:
+    event = parse_line(b"\xef\xbb\xbf" + GOOD_PV.encode())
+    assert isinstance(event, Event) and event.line == 1
+    assert isinstance(parse_line(b"\xef\xbb\xbf" + GOOD_PV.encode(), 2), Reject)
+
+
 def test_line_separators_inside_a_line_do_not_split_it() -> None:
     text = _line(type="page_view", visitor="v\u2028\r1", url="u\x85")
     (event,) = _read(text.encode())
@@ -1165,6 +1171,23 @@ def test_text_field_values_are_read_in_nfc(text: str, form: str) -> None:
     value = got.fields["f"]
     assert unicodedata.is_normalized("NFC", value)
     assert value == unicodedata.normalize("NFC", sent)
+
+
+def test_an_asset_and_a_user_in_decomposed_unicode_are_read_in_nfc() -> None:
+    """The names the rules declare are NFC: `Démo` sent as `De` + a combining accent is
+    the form `Démo`, `josé@` the user `josé@`."""
+    form, user = "D\u00e9mo", "jos\u00e9@getcloudy.example"
+    got = parse_line(
+        _line(
+            type="crm_update",
+            prospect="ann@example.com",
+            object="lead",
+            asset=unicodedata.normalize("NFD", form),
+            user=unicodedata.normalize("NFD", user),
+        )
+    )
+    assert isinstance(got, Event)
+    assert (got.asset, got.user) == (form, user)
 
 
 def test_a_decomposed_field_value_is_composed_and_other_scalars_are_kept() -> None:
