@@ -186,6 +186,22 @@ def test_a_file_gzip_open_gives_is_read_as_its_lines(tmp_path: Path) -> None:
         assert mrules.run(EXAMPLE / "rules", once_unzipped).export() == whole
 
 
+@pytest.mark.parametrize("name", ["events.jsonl", "events.jsonl.gz"])
+def test_a_file_object_given_is_left_open_for_its_owner(tmp_path: Path, name: str) -> None:
+    """The caller opened it, so the caller closes it: after the run it can still be
+    rewound and read again (a path, which the run opens itself, is closed by it)."""
+    import gzip
+
+    data = (EXAMPLE / "events.jsonl").read_bytes()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with open(path, "rb") as given:
+        assert mrules.run(EXAMPLE / "rules", given).summary.lines == 28
+        assert not given.closed
+        given.seek(0)
+        assert given.read() == path.read_bytes()
+
+
 def test_a_compiled_rule_set_and_a_store_object_are_used_as_given() -> None:
     loaded = mrules.load([str(EXAMPLE / "rules")])
     compiled = mrules.compile(loaded.program, loaded.sources)

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 
 import orjson
+import pytest
 
 from conftest import mrules
 
@@ -127,3 +128,16 @@ def test_a_gzip_stream_whose_check_fails_on_standard_input_is_broken_not_plain_t
         res.stderr
     )
     assert b"the store keeps lines 1-3 of standard input" in res.stderr
+
+
+def test_a_file_that_opens_but_cannot_be_read_says_why_in_words(tmp_path: Path) -> None:
+    """`/proc/self/mem` opens, and its first read fails (EIO): the message gives the
+    system's words, not Python's `[Errno 5] ...`."""
+    if not Path("/proc/self/mem").exists():
+        pytest.skip("no /proc/self/mem here: Linux's")
+    (tmp_path / "r.mr").write_text(RULES, encoding="utf-8")
+    res = mrules("run", tmp_path / "r.mr", "/proc/self/mem", "--store", tmp_path / "s.db", "-q")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith(
+        "mrules: error: /proc/self/mem: cannot read: Input/output error; "
+    ), res.stderr

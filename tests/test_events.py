@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import re
 import unicodedata
+import warnings
 import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -556,6 +558,19 @@ def test_a_line_longer_than_the_limit_is_rejected_unread(tmp_path: Path, gz: boo
     ]  # fmt: skip
     assert items[1].reason == f"line longer than {MAX_LINE_BYTES:,} bytes: not read"
     assert [i.id for i in items if isinstance(i, Event)] == ["1", "a", "4"]
+
+
+@pytest.mark.parametrize("name", ["e.jsonl", "e.jsonl.gz"])
+def test_a_file_the_reader_opens_is_closed_once_read(tmp_path: Path, name: str) -> None:
+    """A path is opened by the reader, so closed by it: a long-lived process reading
+    file after file (the API, the language server) keeps no descriptor open."""
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(MIXED) if name.endswith(".gz") else MIXED)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert list(map(tuple, read_events(path))) == list(map(tuple, _read(MIXED)))
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
