@@ -239,6 +239,28 @@ def test_every_store_keeps_the_check_that_refuses_a_replaced_file(
         store.close()
 
 
+def test_lines_whose_anchor_line_is_now_blank_are_refused_as_the_file_would_be(
+    tmp_path: Path,
+) -> None:
+    """The last event applied from a stream, now a blank line: the file at that path is
+    refused (a blank line is not that event); the same lines given as an iterable under
+    that source were resumed after it, as if they were the lines the store read."""
+    from mrules.events import StreamReplacedError
+
+    lines = (EXAMPLE / "events.jsonl").read_text().splitlines(keepends=True)
+    blanked = [*lines[:9], "\n", *lines[10:]]
+    events = tmp_path / "e.jsonl"
+    events.write_text("".join(lines[:10]))
+    store = MemoryStore()
+    mrules.run(EXAMPLE / "rules", events, store=store)
+    events.write_text("".join(blanked))
+    with pytest.raises(StreamReplacedError, match="its line 10 is not the event applied"):
+        mrules.run(EXAMPLE / "rules", events, store=store)
+    with pytest.raises(StreamReplacedError, match="its line 10 is not the event applied"):
+        mrules.run(EXAMPLE / "rules", blanked, store=store, source=str(events))
+    assert store.stream_position(str(events)) == 10
+
+
 def test_one_path_and_one_email_are_taken_whole() -> None:
     """A lone string was iterated: `load("dir")` read the paths "d", "i", "r", and
     `export("a@b")` looked up one-character emails (and found nothing)."""

@@ -726,13 +726,18 @@ def resume_after(
     items: Iterable[Event | Reject], start_line: int, anchor: tuple[int, int] | None, name: str
 ) -> Iterator[Event | Reject]:
     """The items after start_line of lines already parsed, the anchor checked as `read_events`
-    checks it (the API's iterables of lines)."""
+    checks it (the API's iterables of lines). A blank line has no item: the anchor's line
+    passed without one is a blank line where the event was, refused as a file's is."""
     at, check = _checked_line(anchor, start_line)
     for item in items:
         if item.line > start_line:
+            if at:  # the anchor's line was blank
+                raise _replaced(name, start_line, at)
             yield item
-        elif item.line == at and (type(item) is not Event or line_check(item.raw) != check):
-            raise _replaced(name, start_line, at)
+        elif at and item.line >= at:
+            if item.line > at or type(item) is not Event or line_check(item.raw) != check:
+                raise _replaced(name, start_line, at)
+            at = 0  # checked
 
 
 def read_events(
