@@ -7,9 +7,14 @@ is one string in memory however many prospects are decoded, not one each.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conftest import mrules
 from mrules.state import Codecs, Prospect
 
 _names = st.sampled_from(["Webinar", "Pricing", "rep03@site.example", "queue", "B+", "lead"])
@@ -104,3 +109,41 @@ def test_the_stored_keys_name_every_attribute_in_order() -> None:
     if slots is None:
         pytest.skip("compiled: Prospect has no __slots__ to compare with")
     assert tuple(state._SHORT) == slots
+
+
+def test_a_rule_whose_name_starts_with_an_equals_sign_stays_matched_across_runs(
+    tmp_path: Path,
+) -> None:
+    """A rule that matched is kept in the prospect's stored state by name: "rule:X" as
+    "X", any other name as "=" + it. A rule named "=Paris bonus" was kept as
+    "=Paris bonus", read back as the name "Paris bonus": the next run matched it again."""
+    rules = tmp_path / "r.mr"
+    rules.write_text(
+        'field city: text\nautomation rule "=Paris bonus" priority 1 {\n'
+        '  when all { city is "Paris" }\n  then { score +5 }\n}\n',
+        encoding="utf-8",
+    )
+    events = tmp_path / "e.jsonl"
+
+    def update(day: int, city: str) -> bytes:
+        fields = {"city": city}
+        event = {"ts": f"2026-11-0{day}T09:00:00Z", "type": "prospect_update"}
+        return orjson.dumps({**event, "prospect": "ann@x.example", "fields": fields}) + b"\n"
+
+    store = tmp_path / "s.db"
+    events.write_bytes(update(2, "Paris"))
+    assert mrules("run", rules, events, "--store", store, "-q").exit_code == 0
+    events.write_bytes(events.read_bytes() + update(3, "Lyon") + update(4, "Paris"))
+    assert mrules("run", rules, events, "--store", store, "-q").exit_code == 0  # resumed
+    out = mrules("state", "export", "--store", store)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["score"] == 5
+
+
+@given(st.lists(st.text(min_size=1, max_size=8), max_size=4))
+def test_every_matched_rule_reads_back_by_its_own_name(names: list[str]) -> None:
+    codecs = Codecs()
+    p = Prospect("a@x.com", 1.75e9)
+    p.latched = codecs.rules.encode(f"rule:{n}" for n in names)
+    again = Prospect.from_json(p.to_json(codecs), codecs, p.email)
+    assert again.names("latched", codecs) == sorted({f"rule:{n}" for n in names})

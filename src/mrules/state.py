@@ -203,7 +203,7 @@ class Prospect:
             elif kind == _BITS_KIND:
                 value = getattr(codecs, _BITS[name]).decode(value)
                 if name == "latched":  # "rule:MQL handoff" is kept as "MQL handoff"
-                    value = [v[5:] if v.startswith("rule:") else "=" + v for v in value]
+                    value = [_latched_text(v) for v in value]
             elif kind == _PAIRS_KIND:
                 value = dict(zip(value[::2], value[1::2], strict=True))
             elif kind == _SET_KIND:
@@ -309,6 +309,15 @@ class Prospect:
 
 
 _FEW_LINKS: Final = 32  # clicked links kept as a tuple up to this many (a scan is as fast)
+
+
+def _latched_text(name: str) -> str:
+    """A latched rule's stored text: "rule:X" as "X", any other name as "=" + it. A rule
+    whose own name starts with "=" is kept whole ("=rule:=X"), or it would read back as
+    the name after the "=" (and the rule match again)."""
+    if name.startswith("rule:") and not name.startswith("rule:="):
+        return name[5:]
+    return "=" + name
 
 
 def _links(links: Iterable[str]) -> tuple[str, ...] | frozenset[str]:
