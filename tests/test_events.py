@@ -573,6 +573,22 @@ def test_a_file_the_reader_opens_is_closed_once_read(tmp_path: Path, name: str) 
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_a_first_line_at_the_limit_and_one_far_over_it(tmp_path: Path, gz: bool) -> None:
+    """The first line, exactly MAX_LINE_BYTES long, is read; a line 100 bytes over the
+    limit is skipped to its own newline, not past the lines after it."""
+    at_limit = _line(type="tick", id="a", pad="x" * (MAX_LINE_BYTES - 200))
+    at_limit = at_limit[:-2] + " " * (MAX_LINE_BYTES - len(at_limit)) + at_limit[-2:]
+    data = "\n".join([at_limit, "x" * (MAX_LINE_BYTES + 100), _line(type="tick", id="3")])
+    path = tmp_path / ("e.jsonl.gz" if gz else "e.jsonl")
+    path.write_bytes(gzip.compress(data.encode(), 1) if gz else data.encode())
+    items = list(read_events(path))
+    assert [(i.line, type(i).__name__) for i in items] == [
+        (1, "Event"), (2, "Reject"), (3, "Event"),
+    ]  # fmt: skip
+    assert [i.id for i in items if isinstance(i, Event)] == ["a", "3"]
+
+
 def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(EventSourceError, match=r"nope\.jsonl: cannot read: No such file"):
         read_events(tmp_path / "nope.jsonl")
