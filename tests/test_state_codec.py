@@ -42,6 +42,49 @@ def prospects(draw: st.DrawFn) -> Prospect:
     return p
 
 
+_bits = st.lists(_names, max_size=3)
+_maps = st.none() | st.dictionaries(_names, _times, min_size=1)
+
+
+@st.composite
+def whole_prospects(draw: st.DrawFn) -> tuple[Prospect, Codecs]:
+    """A prospect with every attribute drawn (what `prospects` leaves unset too)."""
+    p, codecs = draw(prospects()), Codecs()
+    p.lists, p.dynamic = (codecs.lists.encode(draw(_bits)) for _ in range(2))
+    p.tags, p.opened = codecs.tags.encode(draw(_bits)), codecs.emails.encode(draw(_bits))
+    rules = draw(st.lists(st.sampled_from(["rule:MQL", "rule:=x", "segment:s", "=y"])))
+    p.latched = codecs.rules.encode(rules)
+    p.dns_by_rule, p.do_not_sync, p.opted_out = (draw(st.booleans()) for _ in range(3))
+    p.crm_id, p.profile, p.grade = (draw(st.none() | _names) for _ in range(3))
+    p.criteria = draw(st.none() | st.dictionaries(_names, st.sampled_from([-1, 1]), min_size=1))
+    p.last_activity = draw(st.none() | _times)
+    p.notified, p.stamps = draw(_maps), draw(_maps)
+    acts = draw(st.dictionaries(_names, _times))
+    p.acts = tuple(x for pair in acts.items() for x in pair) or None
+    values = st.none() | _names | st.integers(-(2**63), 2**64 - 1) | st.booleans() | _times
+    fields = draw(st.dictionaries(_names, values))
+    p.fields = tuple(x for pair in fields.items() for x in pair) or None
+    return p, codecs
+
+
+def _attributes(p: Prospect) -> dict[str, object]:
+    from mrules import state
+
+    got = {name: getattr(p, name) for name in state._SHORT}
+    got["clicked"] = None if p.clicked is None else set(p.clicked)
+    return got
+
+
+@given(whole_prospects())
+def test_a_prospect_read_back_has_every_attribute_it_was_written_with(
+    drawn: tuple[Prospect, Codecs],
+) -> None:
+    """What a resumed run reads of a prospect is what the run before it had."""
+    p, codecs = drawn
+    again = Prospect.from_json(p.to_json(codecs), codecs, p.email)
+    assert _attributes(again) == _attributes(p)
+
+
 @given(prospects())
 def test_a_decoded_prospect_encodes_to_the_same_bytes(p: Prospect) -> None:
     codecs = Codecs()
@@ -147,3 +190,19 @@ def test_every_matched_rule_reads_back_by_its_own_name(names: list[str]) -> None
     p.latched = codecs.rules.encode(f"rule:{n}" for n in names)
     again = Prospect.from_json(p.to_json(codecs), codecs, p.email)
     assert again.names("latched", codecs) == sorted({f"rule:{n}" for n in names})
+
+
+def test_a_new_prospect_is_stored_as_its_creation_time_and_score_alone() -> None:
+    """Only what is set is stored (docs/store.md): no false flag, no empty set of names."""
+    assert Prospect("a@x.com", 1.75e9).to_json(Codecs()) == b'{"c":1750000000.0,"s":0}'
+
+
+def test_the_stored_links_do_not_depend_on_the_order_they_were_clicked() -> None:
+    links = [f"Email|https://site.example/{i}" for i in range(10)]
+    stored = []
+    for order in (links, links[::-1]):
+        p = Prospect("a@x.com", 1.75e9)
+        for link in order:
+            p.click(link)
+        stored.append(p.to_json(Codecs()))
+    assert stored[0] == stored[1]
