@@ -18,7 +18,7 @@ from conftest import mrules
 from mrules.state import Codecs, Prospect
 
 _names = st.sampled_from(["Webinar", "Pricing", "rep03@site.example", "queue", "B+", "lead"])
-_times = st.floats(1.7e9, 1.8e9, allow_nan=False)
+_times = st.floats(1.7e9, 1.8e9, allow_nan=False) | st.just(0.0)  # 0.0: 1970-01-01
 
 
 @st.composite
