@@ -575,11 +575,12 @@ def test_a_file_the_reader_opens_is_closed_once_read(tmp_path: Path, name: str) 
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 def test_a_first_line_at_the_limit_and_one_far_over_it(tmp_path: Path, gz: bool) -> None:
-    """The first line, exactly MAX_LINE_BYTES long, is read; a line 100 bytes over the
-    limit is skipped to its own newline, not past the lines after it."""
+    """The first line, exactly MAX_LINE_BYTES long, is read; a line 200,000 bytes over the
+    limit (more than a read of 64 KiB) is skipped to its own newline, not past the lines
+    after it."""
     at_limit = _line(type="tick", id="a", pad="x" * (MAX_LINE_BYTES - 200))
     at_limit = at_limit[:-2] + " " * (MAX_LINE_BYTES - len(at_limit)) + at_limit[-2:]
-    data = "\n".join([at_limit, "x" * (MAX_LINE_BYTES + 100), _line(type="tick", id="3")])
+    data = "\n".join([at_limit, "x" * (MAX_LINE_BYTES + 200_000), _line(type="tick", id="3")])
     path = tmp_path / ("e.jsonl.gz" if gz else "e.jsonl")
     path.write_bytes(gzip.compress(data.encode(), 1) if gz else data.encode())
     items = list(read_events(path))
@@ -587,6 +588,14 @@ def test_a_first_line_at_the_limit_and_one_far_over_it(tmp_path: Path, gz: bool)
         (1, "Event"), (2, "Reject"), (3, "Event"),
     ]  # fmt: skip
     assert [i.id for i in items if isinstance(i, Event)] == ["a", "3"]
+
+
+def test_a_gzip_read_that_starts_with_a_newline_ends_the_line_before_it() -> None:
+    """Blank lines only, then an event: every read of the unzipped data (64 KiB) starts
+    with a newline, and each still ends a line, so the event keeps its line number."""
+    data = b"\n" * 200_000 + GOOD_PV.encode() + b"\n"
+    (event,) = read_events(io.BytesIO(gzip.compress(data)))
+    assert isinstance(event, Event) and event.line == 200_001
 
 
 def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
