@@ -32,6 +32,7 @@ from mrules.events import (
     parse_line,
     parse_timestamp,
     read_events,
+    resume_after,
 )
 
 TS = "2026-11-02T09:00:00Z"
@@ -414,6 +415,27 @@ def test_a_resumed_file_is_checked_at_the_last_event_applied_from_it() -> None:
     # A shorter file says so first.
     with pytest.raises(StreamReplacedError, match="has 3 lines, fewer than the 4"):
         _read("\n".join(lines[:3]).encode(), start_line=4, anchor=anchor)
+
+
+def test_lines_already_parsed_are_checked_as_the_file_is() -> None:
+    """`resume_after` (the API's iterables of lines) resumes and refuses as reading the
+    file does: a changed or blank anchor line is refused, a stale anchor past the
+    position is not checked."""
+    lines = [_line(type="tick", id=f"e{n}") for n in range(1, 7)]
+    anchor = _anchor_of("\n".join(lines[:4]).encode(), 4)
+
+    def resumed(text: list[str], start_line: int, at: tuple[int, int] | None = anchor) -> list[int]:
+        items = [parse_line(t, n) for n, t in enumerate(text, start=1)]
+        parsed = [i for i in items if i is not None]
+        return [i.line for i in resume_after(parsed, start_line, at, "feed")]
+
+    assert resumed(lines, 4) == [5, 6]
+    assert resumed(lines, 4, None) == [5, 6]  # a store written before anchors: none to check
+    for changed in (_line(type="tick", id="x"), ""):
+        other = [*lines[:3], changed, *lines[4:]]
+        with pytest.raises(StreamReplacedError, match="its line 4 is not the event applied"):
+            resumed(other, 4)
+        assert resumed(other, 3) == ([4, 5, 6] if changed else [5, 6])
 
 
 def test_the_check_ignores_the_line_end_and_a_byte_order_mark() -> None:
