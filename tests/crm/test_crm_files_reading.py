@@ -80,27 +80,31 @@ def test_a_folder_of_odd_files_loads_every_row_it_can(tmp_path: Path) -> None:
     assert [kind for kind, _ in both] == ["Lead"] * 4 + ["User"] * 5
 
 
-def test_a_byte_not_utf8_is_placed_by_its_line_and_byte(tmp_path: Path) -> None:
+def load_one(tmp_path: Path, name: str, data: bytes) -> tuple[Path, str]:
+    """A folder holding only the file `name` (any other file it held gone), `crm load` of
+    it (exit 3 asked: the file has something refused), and the file's path and what the
+    load said on standard error."""
     d = tmp_path / "crm"
-    d.mkdir()
-    (d / "Lead.csv").write_bytes(b"Id,LastName,Company\nl1,Bl\xe9,Co\n")
+    d.mkdir(exist_ok=True)
+    for old in d.iterdir():
+        old.unlink()
+    (d / name).write_bytes(data)
     result = mrules("crm", "load", d, "--store", tmp_path / "g.db")
     assert result.exit_code == 3, result.output
+    return d / name, result.stderr
+
+
+def test_a_byte_not_utf8_is_placed_by_its_line_and_byte(tmp_path: Path) -> None:
+    path, said = load_one(tmp_path, "Lead.csv", b"Id,LastName,Company\nl1,Bl\xe9,Co\n")
     assert (
-        f"{d / 'Lead.csv'}:2: not UTF-8 (invalid continuation byte at byte 6 of the line):"
+        f"{path}:2: not UTF-8 (invalid continuation byte at byte 6 of the line):"
         " none of this file's rows is loaded"
-    ) in result.stderr
-    (d / "Lead.csv").write_bytes(b"\xffId,LastName,Company\n")
-    result = mrules("crm", "load", d, "--store", tmp_path / "g.db")
-    assert f"{d / 'Lead.csv'}:1: not UTF-8 (invalid start byte at byte 1 of the line)" in (
-        result.stderr
-    )
-    (d / "Lead.csv").unlink()  # a file that starts with a blank line counts it
-    (d / "Lead.jsonl").write_bytes(b'\n{"LastName": "Bl\xe9"}\n')
-    result = mrules("crm", "load", d, "--store", tmp_path / "g.db")
-    assert (
-        f"{d / 'Lead.jsonl'}:2: not UTF-8 (invalid continuation byte at byte 17 of the line)"
-    ) in result.stderr
+    ) in said
+    path, said = load_one(tmp_path, "Lead.csv", b"\xffId,LastName,Company\n")
+    assert f"{path}:1: not UTF-8 (invalid start byte at byte 1 of the line)" in said
+    # a file that starts with a blank line counts it
+    path, said = load_one(tmp_path, "Lead.jsonl", b'\n{"LastName": "Bl\xe9"}\n')
+    assert f"{path}:2: not UTF-8 (invalid continuation byte at byte 17 of the line)" in said
 
 
 def test_an_export_file_or_org_file_that_cannot_be_read_is_said_in_words(
@@ -126,15 +130,11 @@ def test_an_export_file_or_org_file_that_cannot_be_read_is_said_in_words(
 
 
 def test_a_header_naming_a_field_twice_past_an_empty_cell_is_refused(tmp_path: Path) -> None:
-    d = tmp_path / "crm"
-    d.mkdir()
-    (d / "Lead.csv").write_text("Id,,LastName,Company,lastname\nl1,,A,Co,B\n", "utf-8")
-    result = mrules("crm", "load", d, "--store", tmp_path / "g.db")
-    assert result.exit_code == 3, result.output
+    path, said = load_one(tmp_path, "Lead.csv", b"Id,,LastName,Company,lastname\nl1,,A,Co,B\n")
     assert (
-        f'{d / "Lead.csv"}:1: the header names the field "LastName" twice, in columns 3 and 5'
+        f'{path}:1: the header names the field "LastName" twice, in columns 3 and 5'
         ' (as "LastName" and "lastname"): none of this file\'s rows is loaded'
-    ) in result.stderr
+    ) in said
 
 
 def test_a_deleted_campaigns_member_statuses_are_exported_with_it(tmp_path: Path) -> None:

@@ -514,27 +514,30 @@ _MAX_LENGTH = {"string": 255, "textarea": 131072}
 _RULE_KEYS = ("name", "object", "fields", "match_objects", "action")
 
 
+def _cut(text: str) -> str:
+    """Text a message quotes, cut to its first 57 characters past 60: a 10 MB name or
+    value of an org file was quoted whole."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _shown(value: Any) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _cut(text)
 
 
 def _named(value: Any) -> str:
-    """A value of the org file a message quotes as Python shows it (`'X'`), cut to its
-    first 57 characters: a 10 MB object or field name was quoted whole."""
-    if isinstance(value, str) and len(value) > 60:
-        return repr(value[:57] + "...")
-    return repr(value)
+    """A value of the org file a message quotes as Python shows it (`'X'`), cut."""
+    return repr(_cut(value)) if isinstance(value, str) else repr(value)
 
 
 def _key(name: str) -> str:
     """A key of the org file as a message names it: control characters escaped (a line
     break split the message's line), and cut to 60 characters (a 10 MB key was quoted
     whole). Keys the file is refused for; the keys it keeps are API names already."""
-    return printable(name if len(name) <= 60 else name[:57] + "...")
+    return printable(_cut(name))
 
 
 def _must(key: str, what: str, got: Any) -> SchemaError:
