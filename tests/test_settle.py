@@ -95,3 +95,28 @@ def test_the_summary_counts_each_automation_rule_s_matches() -> None:
     ]  # fmt: skip
     summary = mrules.run(rules, events).summary
     assert {ref.name: n for ref, n in summary.matches.items()} == {"R": 3}
+
+
+@pytest.mark.parametrize("every", [1, 2, 1000])
+def test_a_report_a_later_event_made_stale_is_dropped_whatever_the_commit_size(
+    tmp_path: Path, every: int
+) -> None:
+    """A report stands as long as its prospect is as it was made about (docs/outputs.md).
+    A later page view changes the prospect and its lists settle (they do not read page
+    views): the report goes, and another prospect's report stays. With the two events in
+    one commit (the default, 20,000 events) the report was kept: what the diagnostics file
+    said depended on `--commit-every`."""
+    view = {"ts": "2026-11-02T10:00:00Z", "type": "page_view", "prospect": "a@x.com",
+            "visitor": "v1", "url": "https://x.example/", "id": "e2"}  # fmt: skip
+    other = {**EVENT, "prospect": "b@x.com", "id": "e3"}
+    for events, left in (([EVENT, view], []), ([EVENT, view, other], ["b@x.com"])):
+        store = tmp_path / f"{len(events)}.db"
+        with mrules.run(_unchecked(OSCILLATING), events, store=store, commit_every=every) as run:
+            assert [r["prospect"] for r in run.summary.unsettled] == ["a@x.com", *left]
+            assert [orjson.loads(r)["prospect"] for r in run.store.diagnostics()] == left
+    # the same in one commit, then changed by the next run: dropped there too
+    store = tmp_path / "later.db"
+    with mrules.run(_unchecked(OSCILLATING), [EVENT, other], store=store, commit_every=every):
+        pass
+    with mrules.run(_unchecked(OSCILLATING), [view], store=store) as later:
+        assert [orjson.loads(r)["prospect"] for r in later.store.diagnostics()] == ["b@x.com"]

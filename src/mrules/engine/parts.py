@@ -62,7 +62,9 @@ class EngineParts:
     seq: int
     shared: dict[str, Any]
     shared_dirty: bool
-    dirty: set[str]
+    dirty: dict[str, int]
+    unit: int
+    report_units: list[int]
     dirty_visitors: set[str]
     line: int
     event_id: str | None

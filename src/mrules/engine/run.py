@@ -151,7 +151,14 @@ class Engine(Handlers, Effects, Settlement, Screening):
         self.seq = 0
         self.shared: dict[str, Any] = {}
         self.shared_dirty = False
-        self.dirty: set[str] = set()
+        # Every prospect an uncommitted change touched, with the unit of work (an event,
+        # a `--now`, a segmentation rule's pass on it) that touched it last: a
+        # diagnostics report stands only if no later unit of its batch touched its
+        # prospect (`commit`), as a report of an earlier batch drops when a later batch
+        # writes its prospect.
+        self.dirty: dict[str, int] = {}
+        self.unit = 0
+        self.report_units: list[int] = []  # the unit of each of `batch.unsettled`
         self.dirty_visitors: set[str] = set()
         self.line = 0
         self.event_id: str | None = None
@@ -348,7 +355,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             c = Context(p)
             c.facts.add("grade")
             self._evaluate(c, (), stale)
-            self.dirty.add(email)
+            self.dirty[email] = self.unit
 
     def _clicks_by_block(self, stored: bool) -> None:
         """Read the clicked email links of a store written before they named their block.
@@ -390,7 +397,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
                 assert p is not None
                 for link in marks:
                     p.click(link)
-                self.dirty.add(email)
+                self.dirty[email] = self.unit
 
     def _track_new_activity_keys(self, stored: bool) -> None:
         """Activity criteria new to the store learn the history from the activities table.
@@ -423,7 +430,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
                     hits = [k for k in self._activity_keys(etype, asset or "") if k in new]
                 for key in hits:
                     p.touch(key, ts)
-                    self.dirty.add(prospect)
+                    self.dirty[prospect] = self.unit
         self.shared["activity_keys"] = sorted(keys)
         self.shared_dirty = True
 
@@ -462,7 +469,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             assert p is not None
             # The new lists are built before a new rule reads them (`_evaluate`).
             self._evaluate(Context(p), new_rules, new_lists)
-            self.dirty.add(p.email)
+            self.dirty[p.email] = self.unit
 
     # -------------------------------------------------------------------- run
 
@@ -688,6 +695,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         if self.clock is None or ts > self.clock:
             self.clock = ts
         self.now = self.clock
+        self.unit += 1
         self.line, self.event_id, self.event_ts = e.line, eid, ts
         self._fresh = None
         self._row, self._rowed = None, False
@@ -728,6 +736,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
         if self.clock is None or now > self.clock:
             self.clock = now
         self.now = self.clock
+        self.unit += 1
         self.line, self.event_id = 0, None
         self._row = None
         self._tick_all()
@@ -745,6 +754,13 @@ class Engine(Handlers, Effects, Settlement, Screening):
         b.visitors = {vid: (visitors[vid], b"[]") for vid in self.dirty_visitors}
         if self.shared_dirty:
             b.shared = {k: _json(v) for k, v in self.shared.items()}
+        if b.unsettled:  # a report a later unit of the batch made stale is not kept
+            dirty = self.dirty
+            b.unsettled = [
+                r
+                for r, unit in zip(b.unsettled, self.report_units, strict=True)
+                if dirty[r["prospect"]] == unit
+            ]
         self.store.commit(b)
         self._prefetched, self._untied = {}, set()
         # What the chunk's prefetch read still holds once the batch's anonymous views are
@@ -761,7 +777,8 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.on_commit(b)
         self.batch = Batch(source=self.source, line=line, clock=self.clock)
         self._row = None
-        self.dirty = set()
+        self.dirty = {}
+        self.report_units = []
         self.dirty_visitors = set()
         self._anonymous = {}  # committed: the store has these views now
         self.shared_dirty = False
@@ -851,7 +868,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             self.summary.prospects_created += 1
             self.log(p, self._ref_for(e), Action.CREATE_PROSPECT, {}, None, email)
             self._fresh = email  # its first settle looks at every rule (§4.2)
-        self.dirty.add(email)
+        self.dirty[email] = self.unit
         if self._timed:
             self._settled_at[email] = self.now
         return p
@@ -915,7 +932,7 @@ class Engine(Handlers, Effects, Settlement, Screening):
             row = self._row_for(email)
         row.steps += (self.seq, ref, action, args, before, after)
         self.summary.actions[action] += 1
-        self.dirty.add(email)
+        self.dirty[email] = self.unit
 
 
 @contextlib.contextmanager

@@ -242,6 +242,7 @@ class Settlement(EngineParts):
         }
         self.summary.unsettled.append(report)
         self.batch.unsettled.append(report)  # for the diagnostics file, as it commits
+        self.report_units.append(self.unit)
 
     def _try_rule(self, c: Context, rule: CompiledRule) -> None:
         p, now = c.p, self.now
@@ -309,6 +310,7 @@ class Settlement(EngineParts):
                     counts[rule.name] += 1
                     p = self._get(email, data)  # cached from here: its actions change it
                     assert p is not None
+                    self.unit += 1
                     c = Context(p)
                     for a in rule.actions:
                         run_action(self, a, c, rule.ref, None)
