@@ -26,9 +26,10 @@ import pytest
 
 import mrules
 import mrules.compiler
+from mrules.batch import Batch
 from mrules.memstore import MemoryStore
 from mrules.store import Store
-from mrules.storeapi import StateStore
+from mrules.storeapi import StateStore, StoreError
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
@@ -64,7 +65,9 @@ def _lines(seed: int, prospects: int, events: int) -> list[bytes]:
     made = [
         orjson.dumps(e) for e in gen.generate_events(seed, prospects, events, gen.build_catalog())
     ]
-    out: list[bytes] = []
+    for n in range(7, len(made) - 1, 53):  # out of time order, as streams come
+        made[n], made[n + 1] = made[n + 1], made[n]
+    out: list[bytes] = [BAD_LINES[1]]  # line 1 rejected, as line 1 of the second stream
     for n, line in enumerate(made):
         out.append(line)
         if n % 97 == 13:
@@ -79,15 +82,17 @@ def _reads(store: StateStore, source: str) -> dict[str, Any]:
     prospects = dict(store.prospects())
     visitors = list(store.visitors())
     ledger = list(store.ledger())
-    seqs = sorted({e.seq for e in ledger})
+    outbox, crm = list(store.outbox()), list(store.crm_pending())
+    seqs = sorted({e.seq for e in ledger} | {m.seq for m in outbox} | {m.seq for m in crm})
     middle = [0, *seqs[:: max(1, len(seqs) // 5)], store.max_seq() + 1]
+    middle += [m.seq for found in (outbox, crm) for m in (found[0], found[len(found) // 2])]
     ids = sorted(store.applied_ids())
     asked_ids = [*ids[::7], "no such id", *ids[-3:]]
     names = [*sorted(prospects), "nobody@x.example"]
     tied = [v for v, _, _ in visitors]
     anonymous = [f"a{n:05d}" for n in range(40)] + [f"v{n:05d}" for n in range(60)]
     return {
-        "streams": store.streams(),  # type: ignore[attr-defined]
+        "streams": list(store.streams().items()),  # type: ignore[attr-defined]
         "position": store.stream_position(source),
         "anchor": store.stream_anchor(source),
         "other position": store.stream_position("elsewhere"),
@@ -95,7 +100,7 @@ def _reads(store: StateStore, source: str) -> dict[str, Any]:
         "ruleset_version": store.ruleset_version(),  # type: ignore[attr-defined]
         "rules_first_seen": store.rules_first_seen(),
         "rules": list(store.rules()),  # type: ignore[attr-defined]
-        "prospects": prospects,
+        "prospects": list(prospects.items()),
         "count": store.prospect_count(),
         "has": store.has_prospects(),
         "each prospect": {e: store.prospect(e) for e in names},
@@ -119,8 +124,8 @@ def _reads(store: StateStore, source: str) -> dict[str, Any]:
         "activities of": {e: list(store.activities(e)) for e in names},
         "activities of, unsorted": {e: list(store.activities(e, by_time=False)) for e in names},
         "max_seq": store.max_seq(),
-        "outbox": list(store.outbox()),
-        "crm": list(store.crm_pending()),
+        "outbox": outbox,
+        "crm": crm,
         "crm after": {s: list(store.crm_pending(None, s)) for s in middle},
         "crm of": {e: list(store.crm_pending(e)) for e in names},
         "crm of, after": {
@@ -133,6 +138,27 @@ def _reads(store: StateStore, source: str) -> dict[str, Any]:
         "shared": dict(store.shared()),
         "log start": store.log_start("actions.jsonl"),
     }
+
+
+def _more(store: StateStore, other: Path, prospects: list[str]) -> None:
+    """A second stream with rejected lines, then a batch of notifications and CRM work given
+    as rows of their own, not as ledger steps (a batch may hold either)."""
+    other.write_bytes(b"\n".join([BAD_LINES[0], b"{}", BAD_LINES[1], b""]))
+    mrules.run(_rules(3), other, store=store, source=str(other))
+    top, ts = store.max_seq(), 1_790_000_000.0
+    outbox, crm = [], []
+    for n, email in enumerate(prospects[:6]):
+        outbox.append((top + 1 + 2 * n, ts + n, email, "notify", '{"user":"sales"}'))
+        crm.append((top + 2 + 2 * n, ts + n, email, "campaign_member", '{"campaign":"Q4"}'))
+    crm.reverse()  # the store orders them by seq
+    store.commit(Batch(str(other), 4, ts + 9, outbox=outbox, crm_pending=crm))
+    # a notification's seq already used, or used twice in the batch: refused, and nothing
+    # of the batch is kept
+    prospect = {"nobody@x.example": b"{}"}
+    note = (ts, prospects[0], "notify", "{}")
+    for notes in ([outbox[0]], [(store.max_seq() + 1, *note)] * 2):
+        with pytest.raises(StoreError):
+            store.commit(Batch(str(other), 9, ts, prospects=prospect, outbox=notes))
 
 
 def _run_in_parts(
@@ -163,9 +189,13 @@ def test_the_memory_store_answers_every_read_as_the_sqlite_store(
     memory = MemoryStore()
     _run_in_parts(rules, lines, memory, source, cuts, every)
     memory.set_log_start("actions.jsonl", 7)
+    other = tmp_path / "a-more.jsonl"  # before events.jsonl: the rejects are sorted by file
+    emails = sorted(dict(memory.prospects()))[::-7]
+    _more(memory, other, emails)
     with Store.open(tmp_path / "s.db") as disk:
         _run_in_parts(rules, lines, disk, source, cuts, every)
         disk.set_log_start("actions.jsonl", 7)
+        _more(disk, other, emails)
         on_disk = _reads(disk, str(source))
     in_memory = _reads(memory, str(source))
     # enough of everything that a store answering differently is seen
@@ -175,7 +205,15 @@ def test_the_memory_store_answers_every_read_as_the_sqlite_store(
     assert in_memory["position"] == len(lines) and in_memory["anchor"] is not None
     for key, value in in_memory.items():
         assert value == on_disk[key], key
-    assert memory.meta() == disk_meta(tmp_path / "s.db")
+    assert list(memory.meta().items()) == list(disk_meta(tmp_path / "s.db").items())
+    assert len(in_memory["streams"]) == 2 and {r.source for r in in_memory["rejects"]} == {
+        str(source),
+        str(other),
+    }
+    assert in_memory["activities"] != in_memory["activities unsorted"]
+    # the refused batches left nothing: no prospect, the second stream's position as it was
+    assert in_memory["each prospect"]["nobody@x.example"] is None
+    assert (str(other), 4) in in_memory["streams"]
 
 
 FILE_ONLY_META = {"created_at", "mrules_version", "schema_version", "seq", "store_id"}
