@@ -25,6 +25,7 @@ import orjson
 import pytest
 
 import mrules
+import mrules.api
 import mrules.compiler
 from mrules.batch import Batch
 from mrules.memstore import MemoryStore
@@ -225,3 +226,34 @@ def disk_meta(path: Path) -> dict[str, str]:
     """The SQLite store's meta, but the keys only a file has."""
     with Store.open(path, readonly=True) as disk:
         return {k: v for k, v in disk.meta().items() if k not in FILE_ONLY_META}
+
+
+STATE_BYTES = {"prospects", "each prospect", "prospects_among"}
+"""The reads that give a prospect's stored state as bytes. A notification's last time is
+forgotten once its throttle window has passed, when the prospect is written: how many
+such times a state still holds depends on when it was last written, never what any
+command shows of it (`state export`, compared instead)."""
+
+
+@pytest.mark.parametrize("seed", [5, 11])
+def test_what_a_run_stores_does_not_depend_on_its_commit_size_nor_its_resumes(
+    tmp_path: Path, seed: int
+) -> None:
+    """A commit is where a killed run resumes (docs/store.md), not a change of result: the
+    same stream in commits of 1, 37 and 20,000 events, whole or in runs of a growing file,
+    leaves the same ledger, history, outbox, CRM work, rejects, diagnostics and export."""
+    rules, lines = _rules(seed), _lines(seed, prospects=60, events=900)
+    end = len(lines)
+    found = []
+    for every, cuts in ((20_000, [end]), (1, [end]), (37, [end // 3, end * 2 // 3, end]),
+                        (20_000, [end // 4, end])):  # fmt: skip
+        store, source = MemoryStore(), tmp_path / "events.jsonl"  # the same file each time
+        _run_in_parts(rules, lines, store, source, cuts, every)
+        reads = _reads(store, str(source))
+        reads["export"] = mrules.api.export_state(store)
+        for key in STATE_BYTES:
+            del reads[key]
+        found.append(reads)
+    assert found[0]["diagnostics"] and found[0]["export"] and found[0]["rejects"]
+    for other in found[1:]:
+        assert other == found[0]
