@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mrules.outputs import ActionLog, action_record
+from mrules.outputs import ActionLog, OutputError, action_record
 from mrules.store import Store
 
 json_values = st.recursive(
@@ -44,6 +44,7 @@ def test_fast_line_equals_the_record(batch) -> None:
 # -- a torn or damaged end, resumed: the log equals a clean run's, byte for byte ------------
 
 import json  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -56,13 +57,13 @@ from mrules.cli import main  # noqa: E402
 from mrules.exitcodes import ExitCode  # noqa: E402
 
 
-def _run(store: Path, log: Path) -> Any:
+def _run(store: Path, log: Path, events: Path = EXAMPLE / "events.jsonl") -> Any:
     return CliRunner().invoke(
         main,
         [
             "run",
             str(EXAMPLE / "rules"),
-            str(EXAMPLE / "events.jsonl"),
+            str(events),
             "--store",
             str(store),
             "-q",
@@ -178,3 +179,63 @@ def test_a_log_kept_from_an_in_memory_run_says_why(clean: dict[str, Any], tmp_pa
     assert res.exit_code == ExitCode.STORE
     assert "an in-memory store starts empty at every run" in res.stderr
     assert log.read_bytes() == clean["log"]
+
+
+def test_a_log_a_kill_left_empty_after_the_first_commit_gets_every_row(
+    clean: dict[str, Any], tmp_path: Path
+) -> None:
+    """The run that creates a log notes its start in the store before its first batch: a
+    kill between the store's commit and the log's first write leaves an empty log (made
+    here by emptying it), and the next run writes every row from that start."""
+    store, log = tmp_path / "s.db", tmp_path / "actions.jsonl"
+    assert _run(store, log).exit_code == 0
+    assert log.read_bytes() == clean["log"]
+    log.write_bytes(b"")
+    assert _run(store, log).exit_code == 0  # nothing new to apply: the rows are caught up
+    assert log.read_bytes() == clean["log"]
+
+
+def test_a_log_removed_between_runs_starts_again_at_the_ledger_s_end(tmp_path: Path) -> None:
+    """A log that does not exist is a new log, even where an earlier run had one: it holds
+    the actions from the ledger's end on, not every row since that earlier log's start."""
+    lines = (EXAMPLE / "events.jsonl").read_bytes().splitlines(keepends=True)
+    events, store, log = tmp_path / "events.jsonl", tmp_path / "s.db", tmp_path / "actions.jsonl"
+    events.write_bytes(b"".join(lines[: len(lines) // 2]))
+    assert _run(store, log, events).exit_code == 0
+    with Store.open(store, readonly=True) as s:
+        first = s.max_seq()
+    assert first > 0 and log.read_bytes()
+    log.unlink()
+    events.write_bytes(b"".join(lines))  # the stream grew: the run goes on from its end
+    assert _run(store, log, events).exit_code == 0
+    with Store.open(store, readonly=True) as s:
+        later = [e.seq for e in s.ledger(after_seq=first)]
+    assert later and [json.loads(x)["seq"] for x in log.read_bytes().splitlines()] == later
+
+
+def test_a_run_closes_its_log(clean: dict[str, Any], tmp_path: Path) -> None:
+    """The log's file is closed when the run ends: a worker of a partitioned run opens one
+    for each bucket it runs (1,024 buckets would reach the usual limit of open files)."""
+    store, log = tmp_path / "s.db", tmp_path / "actions.jsonl"
+    shutil.copy(clean["store"], store)
+    with Store.open(store) as s:
+        opened = ActionLog(log, s)
+        fd = opened._fd
+        assert fd is not None and os.fstat(fd)
+        opened.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    opened.close()  # a second close is nothing
+    assert log.read_bytes() == b""
+
+
+def test_a_log_that_cannot_be_opened_is_an_output_error_naming_why(
+    clean: dict[str, Any], tmp_path: Path
+) -> None:
+    """`mrules run` checks the path first; a log that still cannot be opened (its folder
+    replaced by a file since) is an OutputError with the system's reason, not a trace."""
+    (tmp_path / "gone").write_text("a file where the folder was")
+    log = tmp_path / "gone" / "actions.jsonl"
+    why = r"cannot open action log .*: Not a directory$"
+    with Store.open(clean["store"], readonly=True) as s, pytest.raises(OutputError, match=why):
+        ActionLog(log, s)

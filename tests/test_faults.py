@@ -189,6 +189,7 @@ def test_full_disk_while_writing_the_action_log(
     assert res.exit_code == ExitCode.STORE, res.output
     line = one_clean_line(res.stderr)
     assert f"cannot write action log {actions}: No space left on device" in line
+    assert "the next run repairs the log and writes the missing rows from the store" in line
     assert "running the same command again resumes" in line
     assert not actions.read_bytes().endswith(b"\n"), "the test did tear the last line"
     assert_resumes_to_the_reference(ref, store, actions)

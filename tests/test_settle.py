@@ -120,3 +120,58 @@ def test_a_report_a_later_event_made_stale_is_dropped_whatever_the_commit_size(
         pass
     with mrules.run(_unchecked(OSCILLATING), [view], store=store) as later:
         assert [orjson.loads(r)["prospect"] for r in later.store.diagnostics()] == ["b@x.com"]
+
+
+def test_the_diagnostics_file_drops_a_report_a_later_commit_made_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file follows the store after each commit: a report written by the first commit
+    goes from the file once the second commits a page view that changes its prospect."""
+    rules = unchecked_rules(monkeypatch, tmp_path)
+    view = {"ts": "2026-11-02T10:00:00Z", "type": "page_view", "prospect": "a@x.com",
+            "visitor": "v1", "url": "https://x.example/", "id": "e2"}  # fmt: skip
+    events, store = tmp_path / "e.jsonl", tmp_path / "s.db"
+    events.write_bytes(orjson.dumps(EVENT) + b"\n" + orjson.dumps(view) + b"\n")
+    res = CliRunner().invoke(
+        main, ["run", str(rules), str(events), "--store", str(store), "--commit-every", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "do not settle" in res.output  # the first event's report was made
+    assert not (tmp_path / "s.diagnostics.jsonl").exists()
+
+
+def test_the_diagnostics_file_is_rewritten_after_a_commit_that_changes_a_reported_prospect(
+    tmp_path: Path,
+) -> None:
+    """`DiagnosticsFile.commit`, commit by commit (a run killed after any of them keeps
+    the file as it was then): a batch that changes one reported prospect rewrites the
+    file without its report; one that changes no reported prospect leaves it."""
+    from mrules.batch import Batch
+    from mrules.memstore import MemoryStore
+    from mrules.outputs import DiagnosticsFile
+
+    def report(who: str) -> dict[str, object]:
+        return {"prospect": who, "line": 1, "reason": "its rules do not settle"}
+
+    def reported() -> list[str]:
+        return [orjson.loads(x)["prospect"] for x in path.read_bytes().splitlines()]
+
+    for first in (["a@x.com"], ["a@x.com", "b@x.com"]):
+        store, path = MemoryStore(), tmp_path / f"{len(first)}.diagnostics.jsonl"
+        seen = DiagnosticsFile(path, store)
+        for batch in (
+            Batch("-", 1, 1.0, prospects=dict.fromkeys(first, b"{}"),
+                  unsettled=[report(w) for w in first]),
+            Batch("-", 2, 2.0, prospects={"c@x.com": b"{}"}),  # no reported prospect
+            Batch("-", 3, 3.0, prospects={"a@x.com": b"{}"}),  # a's report made stale
+        ):  # fmt: skip
+            store.commit(batch)
+            seen.commit(batch)
+            if batch.line < 3:
+                assert reported() == first
+        assert not path.exists() if first == ["a@x.com"] else reported() == ["b@x.com"]
+    # opened over a store whose reports the file lacks (a kill between a commit and the
+    # file's write): written at once, before any commit
+    path.unlink()
+    DiagnosticsFile(path, store)
+    assert reported() == ["b@x.com"]
