@@ -101,6 +101,7 @@ def _cuts(data: bytes) -> list[int]:
     return sorted(
         {
             5,
+            20,  # inside the first line, past its '{"seq":'
             ends[0] + 3,
             ends[len(ends) // 2] - 7,
             ends[-2] + 1,
@@ -153,7 +154,8 @@ def test_a_file_that_is_not_a_log_is_refused_and_left_alone(
 ) -> None:
     store, log = tmp_path / "s.db", tmp_path / "notes.txt"
     shutil.copy(clean["store"], store)
-    for text in (b"my notes\nnot a log\n", b'{"seq#garbage\n', b'{"other": 1}'):
+    for text in (b"my notes\nnot a log\n", b'{"seq#garbage\n', b'{"other": 1}',
+                 b"\nmy notes\n", b"\x00\x00my notes\n"):  # fmt: skip
         log.write_bytes(text)
         res = _run(store, log)
         assert res.exit_code == ExitCode.STORE
@@ -239,3 +241,50 @@ def test_a_log_that_cannot_be_opened_is_an_output_error_naming_why(
     why = r"cannot open action log .*: Not a directory$"
     with Store.open(clean["store"], readonly=True) as s, pytest.raises(OutputError, match=why):
         ActionLog(log, s)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A log of several 64 KB blocks (the repair reads a log backward a block at a time)."""
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE.parents[1] / "bench"))
+    import generate
+
+    d = tmp_path_factory.mktemp("big")
+    generate.main([str(d), "--prospects", "80", "--events", "1500", "--seed", "4"])
+    res = _run_with(d / "rules", d / "events.jsonl", d / "s.db", d / "actions.jsonl")
+    assert res.exit_code == 0, res.output
+    return {"dir": d, "log": (d / "actions.jsonl").read_bytes()}
+
+
+def _run_with(rules: Path, events: Path, store: Path, log: Path) -> Any:
+    return CliRunner().invoke(
+        main, ["run", str(rules), str(events), "--store", str(store), "-q", "--actions", str(log)]
+    )
+
+
+def test_a_torn_end_of_a_log_of_many_blocks_is_cut_at_its_last_line(
+    big: dict[str, Any], tmp_path: Path
+) -> None:
+    """The log read backward from its end, 64 KB at a time: torn ends placed so that a
+    line's newline is the first byte of a block, the last, or next to them; the resumed
+    log equals the clean one."""
+    data, torn = big["log"], b'{"seq": 9'
+    assert len(data) > 4 * 65536
+    newline = [i for i, b in enumerate(data) if b == 0x0A][len(data) // 2000]
+    cuts = set()
+    for blocks in (1, 2):  # the file's size is the cut plus the torn bytes
+        at_edge = newline + blocks * 65536 - len(torn)
+        cuts |= {at_edge - 1, at_edge, at_edge + 1}
+    for cut in sorted(cuts):
+        d = tmp_path / str(cut)
+        d.mkdir()
+        store, log = d / "s.db", d / "actions.jsonl"
+        shutil.copy(big["dir"] / "s.db", store)
+        with Store.open(store) as s:
+            s.set_log_start(str(log.resolve()), 0)
+        log.write_bytes(data[:cut] + torn)
+        res = _run_with(big["dir"] / "rules", big["dir"] / "events.jsonl", store, log)
+        assert res.exit_code == 0, res.output
+        assert log.read_bytes() == data, cut

@@ -394,3 +394,33 @@ def test_a_named_pipe_where_a_file_beside_the_store_goes_is_refused(
         f" {option[2:]} file beside the store: move it away, or give {option} FILE\n"
     )
     assert not (tmp_path / "s.db").exists()
+
+
+def test_the_rejects_file_lists_the_streams_in_the_order_the_store_first_kept_them(
+    tmp_path: Path,
+) -> None:
+    """Every stream's rejected lines are in the file (docs/outputs.md): the streams in the
+    order the store first kept a rejected line of theirs, not by name; runs on standard
+    input by run number; each stream's lines by number."""
+    rules = tmp_path / "r.mr"
+    rules.write_text('form "Contact"\n')
+    good = b'{"ts":"2026-11-02T09:00:00Z","type":"prospect_update","prospect":"a@x.com"}\n'
+    store = tmp_path / "s.db"
+    for name, text in (
+        ("z.jsonl", b"{bad\n" + good + b"{bad\n"),
+        ("-", good + b"{bad\n"),
+        ("a.jsonl", b"{bad\n{bad\n"),
+        ("-", b"{bad\n"),
+        ("z.jsonl", b"{bad\n" + good + b"{bad\n" + b"{bad\n"),  # the file grew: line 4
+    ):
+        args = ["run", str(rules), "-", "--store", str(store), "-q"]
+        if name != "-":
+            (tmp_path / name).write_bytes(text)
+            args[2] = str(tmp_path / name)
+        res = CliRunner().invoke(main, args, input=text if name == "-" else None)
+        assert res.exit_code == 3, res.output
+    listed = [json.loads(x) for x in (tmp_path / "s.rejects.jsonl").read_text().splitlines()]
+    z, a = str(tmp_path / "z.jsonl"), str(tmp_path / "a.jsonl")
+    assert [(r["source"], r["line"]) for r in listed] == [
+        (z, 1), (z, 3), (z, 4), ("- (run 1)", 2), (a, 1), (a, 2), ("- (run 2)", 1),
+    ]  # fmt: skip
