@@ -233,36 +233,26 @@ _PLAIN = (str, int, float, bool, type(None))
 
 class RecordMap(ScratchMap):
     """A `ScratchMap` of CRM records: a record whose fields are plain JSON values is kept as
-    JSON (cheaper than pickling a dataclass), any other as a pickle."""
+    JSON (cheaper than pickling a dataclass), any other as a pickle.
+
+    The modstamp is kept as its ISO text, not as POSIX seconds: a float of seconds is a few
+    microseconds off far from 1970 (the year 9999), and a time with no zone was taken for
+    the local time."""
 
     @staticmethod
     def dumps(value: Any) -> bytes:
         r: Record = value
         if all(type(v) in _PLAIN for v in r.fields.values()) and type(r.fields) is dict:
-            stamp = r.system_modstamp
-            return b"j" + orjson.dumps(
-                (
-                    r.sobject,
-                    r.id,
-                    r.fields,
-                    stamp.timestamp(),
-                    stamp.tzinfo is not None,
-                    r.is_deleted,
-                )
-            )
+            stamp = r.system_modstamp.isoformat()
+            return b"j" + orjson.dumps((r.sobject, r.id, r.fields, stamp, r.is_deleted))
         return b"p" + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
     def loads(data: bytes) -> Any:
         if data[:1] == b"p":
             return pickle.loads(data[1:])
-        sobject, rid, fields, stamp, aware, deleted = orjson.loads(data[1:])
-        when = (
-            dt.datetime.fromtimestamp(stamp, dt.UTC)
-            if aware
-            else dt.datetime.fromtimestamp(stamp, dt.UTC).replace(tzinfo=None)
-        )
-        return Record(sobject, rid, fields, when, deleted)
+        sobject, rid, fields, stamp, deleted = orjson.loads(data[1:])
+        return Record(sobject, rid, fields, dt.datetime.fromisoformat(stamp), deleted)
 
 
 class SpillMap:
