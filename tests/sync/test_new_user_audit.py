@@ -4,6 +4,7 @@ mistake gets a message that says what was given and what to give."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.sync.world import BOB, T0, World, ev
@@ -131,3 +132,27 @@ def test_status_json_gives_the_error_queue_times_as_its_other_times(tmp_path: Pa
     status = w.status()
     (held,) = status["error_queue"]
     assert held["at"] == status["last_cycle"] == T0
+
+
+@pytest.mark.parametrize(
+    ("cut", "why"),
+    [
+        (lambda text: text[: len(text) // 2], "parse error: premature EOF"),
+        (
+            lambda text: text.replace(b'"ops": [', b'"ops": [x', 1),
+            "lexical error: invalid char in json text.",
+        ),
+    ],
+)
+def test_a_plan_file_cut_or_changed_by_hand_says_why_in_one_line(
+    tmp_path: Path, cut: Any, why: str
+) -> None:
+    """The JSON reader's reason, its first line (the next ones quote the text)."""
+    w = _world(tmp_path)
+    w.run(ev("2026-11-02T09:05:00Z", "cleo@x.com", asset="Demo"))
+    plan = tmp_path / "plan.json"
+    w.sync("plan", "--out", str(plan), code=None)
+    assert b'"ops": [' in plan.read_bytes()
+    plan.write_bytes(cut(plan.read_bytes()))
+    r = w.sync("apply", str(plan), code=2)
+    assert r.output == f"mrules: error: {plan}: not a sync plan (not JSON: {why})\n"

@@ -1,18 +1,184 @@
 """What the plan keeps on disk (mrules.sync.spool, docs/sync.md#memory) reads back as
-what was kept: the CRM records a plan keeps for the merge (`RecordMap`).
+what was kept: its lists of ops and facts (`Spool`), across the blocks they are read in,
+after a read, after a close; the CRM records a plan keeps for the merge (`RecordMap`).
+
+A first link's plan of 100,000 prospects has 83 MB of ops, read 64 KB at a time: an item
+cut by a block's end, or larger than a block, is the item written; the hypothesis tests
+of test_memory_bound.py spool a few small items, one block.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import io
+import json
 import time
+import tracemalloc
 from typing import Any
 
+import orjson
 import pytest
 
 from mrules.crm.port import Record
-from mrules.sync.spool import RecordMap
+from mrules.sync.spool import (
+    DUMP_OPTIONS,
+    RecordMap,
+    Spool,
+    dump_json,
+    load_spooled,
+)
+
+
+def _item(n: int, size: int) -> dict[str, object]:
+    return {"n": n, "op": "update", "value": "x" * size}
+
+
+def test_items_across_many_blocks_read_back_whole() -> None:
+    """Items of many sizes, some cut by a block's end, one larger than two blocks."""
+    sizes = [10, 65_000, 536, 3, 200_000, 70_000, *range(0, 4000, 7), 65_531, 1]
+    items = [_item(n, size) for n, size in enumerate(sizes)]
+    spool = Spool(items)
+    assert len(spool) == len(items)
+    assert list(spool) == items
+    assert list(spool.raw()) == [orjson.dumps(i, option=DUMP_OPTIONS) for i in items]
+    assert list(spool) == items  # read again: the same
+
+
+def _ending_at(offset: int) -> dict[str, object]:
+    """An item whose 4-byte length and JSON end `offset` bytes past the first block."""
+    base = len(orjson.dumps(_item(0, 0), option=DUMP_OPTIONS))
+    return _item(0, 65_536 + offset - 4 - base)
+
+
+@pytest.mark.parametrize("offset", range(-6, 7))
+def test_an_item_ending_by_a_block_end_is_whole(offset: int) -> None:
+    """The first item ends just before, at or just after the first block's end; its
+    header or its JSON is cut there, or the next item's header is."""
+    items = [_ending_at(offset), _item(1, 3), _item(2, 65_530), _item(3, 0)]
+    assert list(Spool(items)) == items
+
+
+def test_an_item_of_more_than_16_mb_is_whole() -> None:
+    """Its length takes the 4th byte of its header."""
+    items = [_item(0, 3), _item(1, (1 << 24) + 10), _item(2, 3)]
+    assert list(Spool(items)) == items
+
+
+def test_a_spool_is_read_a_block_at_a_time() -> None:
+    """Reading 8 MB of items holds a block or two of them, not the file (83 MB for a
+    first link of 100,000 prospects)."""
+    spool = Spool(_item(n, 4000) for n in range(2000))
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in spool.raw_spooled())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 2000
+    assert peak < 1_000_000, peak
+
+
+def test_an_item_appended_after_a_read_is_read_after_the_others() -> None:
+    """A read leaves the file where it stopped: the next item goes at the end."""
+    spool = Spool([_item(0, 5), _item(1, 70_000)])
+    assert list(spool) == [_item(0, 5), _item(1, 70_000)]
+    spool.append(_item(2, 5))
+    first = next(iter(spool))  # a read stopped after the first item
+    assert first == _item(0, 5)
+    spool.append(_item(3, 9))
+    assert list(spool) == [_item(n, s) for n, s in enumerate((5, 70_000, 5, 9))]
+
+
+def test_an_item_changed_after_it_was_appended_is_the_item_appended() -> None:
+    item = {"n": 1, "fields": {"Phone": "1"}}
+    spool = Spool([item])
+    item["fields"]["Phone"] = "2"
+    assert list(spool) == [{"n": 1, "fields": {"Phone": "1"}}]
+
+
+def test_the_prefix_comes_first_and_counts() -> None:
+    spool = Spool([{"n": 2}])
+    spool.prefix = [{"n": 0}, {"n": 1}]
+    assert len(spool) == 3
+    assert list(spool) == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert [orjson.loads(b) for b in spool.raw()] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert [orjson.loads(b) for b in spool.raw_spooled()] == [{"n": 2}]
+    assert spool[0] == {"n": 0} and spool[2] == {"n": 2} and spool[-1] == {"n": 2}
+    assert spool[-3] == {"n": 0}
+    for i in (3, -4):
+        with pytest.raises(IndexError):
+            spool[i]
+
+
+def test_an_empty_spool_is_empty_and_false() -> None:
+    for spool in (Spool(), Spool([])):
+        assert len(spool) == 0 and not spool and list(spool) == [] and list(spool.raw()) == []
+        assert spool == [] and repr(spool) == "[]"
+    prefixed = Spool()
+    prefixed.prefix = [{"n": 0}]
+    assert prefixed and len(prefixed) == 1
+
+
+def test_a_spool_equals_the_list_or_tuple_of_its_items_only() -> None:
+    spool = Spool([{"n": 0}, {"n": 1}])
+    assert spool == [{"n": 0}, {"n": 1}]
+    assert spool == ({"n": 0}, {"n": 1})
+    assert spool == Spool([{"n": 0}, {"n": 1}])
+    assert spool != [{"n": 0}]
+    assert spool != [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert spool != [{"n": 0}, {"n": 2}]
+    assert spool != {"n": 0}
+    assert (spool == {"n": 0}) is False and (spool == "[]") is False  # not None
+    assert repr(spool) == "[{'n': 0}, {'n': 1}]"
+    with pytest.raises(TypeError):
+        hash(spool)
+
+
+def test_a_closed_spool_is_empty_and_takes_items_again() -> None:
+    spool = Spool([{"n": 0}, {"n": 1}])
+    spool.close()
+    assert len(spool) == 0 and list(spool) == []
+    spool.close()  # twice: nothing to do
+    spool.append({"n": 2})
+    assert list(spool) == [{"n": 2}]
+
+
+@pytest.mark.parametrize("indent", [1, 2, 4])
+def test_a_document_with_spools_below_prints_as_json_dumps_prints_it(indent: int) -> None:
+    """Spools at the top and a level down, a dict of number keys beside them, any indent: the text
+    `json.dumps(sort_keys=True)` writes of the lists."""
+    items = [{"n": 1, "f": {"a": [1, 2]}}, {"n": 2}]
+    doc = {
+        "top": Spool(items),
+        "one": {"ops": Spool(items), "b": {"x": [{"y": 1}]}, "empty": Spool()},
+        "numbers": {1: "a", 20: {"b": 2}},
+        "z": 1.5,
+    }
+    whole = {
+        "top": items,
+        "one": {"ops": items, "b": {"x": [{"y": 1}]}, "empty": []},
+        "numbers": {1: "a", 20: {"b": 2}},
+        "z": 1.5,
+    }
+    out = io.StringIO()
+    dump_json(doc, out, indent=indent)
+    assert out.getvalue() == json.dumps(whole, indent=indent, sort_keys=True)
+
+
+def test_a_saved_plan_keeps_only_its_ops_and_facts_on_disk() -> None:
+    """The other lists (notes, sent, ...) are small: read whole, as lists."""
+    text = (
+        b'{"inbound": [{"n": 1}], "notes": ["a"], "ops": [{"n": 2}], "sent": [], "x": {"y": [1]}}'
+    )
+    got = load_spooled(io.BytesIO(text))
+    assert type(got["ops"]) is Spool and type(got["inbound"]) is Spool
+    assert list(got["ops"]) == [{"n": 2}] and list(got["inbound"]) == [{"n": 1}]
+    assert type(got["notes"]) is list and type(got["sent"]) is list
+    assert got["notes"] == ["a"] and got["sent"] == [] and got["x"] == {"y": [1]}
+    mine = load_spooled(io.BytesIO(text), keys=("notes",))
+    assert type(mine["notes"]) is Spool and type(mine["ops"]) is list
+
 
 # -- the records a plan keeps on disk (RecordMap), its scratch maps (ScratchMap, SpillMap) --
 
