@@ -24,6 +24,8 @@ from mrules.crm.port import Record
 from mrules.sync.spool import (
     DUMP_OPTIONS,
     RecordMap,
+    ScratchMap,
+    SpillMap,
     Spool,
     dump_json,
     load_spooled,
@@ -232,6 +234,76 @@ def test_a_record_of_other_values_is_kept_whole() -> None:
     stamp = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
     dated = _record("00Q1", stamp, CloseDate=dt.date(2026, 12, 1))
     ordered = Record("Lead", "00Q2", collections.OrderedDict(Email="b@x.example"), stamp)
-    kept["a"], kept["b"] = dated, ordered
+    only_dated = Record("Lead", "00Q3", {"CloseDate": dt.date(2026, 12, 1)}, stamp)
+    kept["a"], kept["b"], kept["c"] = dated, ordered, only_dated
+    assert kept.get("c") == only_dated
     assert kept.get("a") == dated and type(kept.get("a").fields["CloseDate"]) is dt.date
     assert kept.get("b") == ordered and type(kept.get("b").fields) is collections.OrderedDict
+
+
+def test_a_scratch_map_is_a_dict() -> None:
+    """The merge's records on disk: set, replaced, looked up, popped, counted, cleared."""
+    kept = ScratchMap()
+    try:
+        assert len(kept) == 0 and list(kept) == [] and "a" not in kept
+        kept["a"], kept["b"] = {"v": 1}, [2]
+        kept["a"] = {"v": 3}  # replaced, not a second row
+        assert len(kept) == 2 and sorted(kept) == ["a", "b"] and sorted(kept.keys()) == ["a", "b"]
+        assert "a" in kept and "c" not in kept
+        assert kept.get("a") == {"v": 3} and kept.get("c") is None and kept.get("c", 0) == 0
+        assert kept.pop("b") == [2] and "b" not in kept and len(kept) == 1
+        assert kept.pop("b", None) is None and kept.pop("b", 7) == 7
+        with pytest.raises(KeyError):
+            kept.pop("b")
+        kept.clear()
+        assert len(kept) == 0 and kept.get("a") is None
+    finally:
+        kept.close()
+
+
+def _spill(limit: int, keys: list[str]) -> SpillMap:
+    m = SpillMap(limit)
+    for n, k in enumerate(keys):
+        m[k] = (n, k)
+    return m
+
+
+def test_a_spill_map_is_a_dict_in_memory_and_on_disk() -> None:
+    """The plan's link changes: the same answers as a dict, whether they stayed in memory,
+    went to disk, or wait to be written there; an update keeps the key's place."""
+    keys = [f"p{n:05d}@x.example" for n in range(2600)]
+    for limit in (5000, 3, 0):
+        m = _spill(limit, keys)
+        d = {k: (n, k) for n, k in enumerate(keys)}
+        assert m.spilled is (limit < len(keys))
+        for k in (keys[0], keys[2], keys[1500], keys[-1]):  # on disk, in the buffer, new
+            m[k] = ("again", k)
+            d[k] = ("again", k)
+        m["late@x.example"] = ("late",)
+        d["late@x.example"] = ("late",)
+        for k in (keys[0], keys[1], keys[-1], "late@x.example"):
+            assert k in m and m.get(k) == d[k]
+        assert "nobody@x.example" not in m and 1 not in m
+        assert m.get("nobody@x.example") is None and m.get("nobody@x.example", 5) == 5
+        assert len(m) == len(d)
+        assert list(m.items()) == list(d.items())  # in insertion order, past a block
+        assert list(m) == list(d)
+        m.close()
+        assert len(m) == 0 and list(m.items()) == [] and m.get(keys[0]) is None
+
+
+def test_a_spill_map_spills_past_its_limit_only() -> None:
+    m = _spill(2, ["a", "b"])
+    assert not m.spilled
+    m["a"] = 0  # a key set again: no more keys than the limit
+    assert not m.spilled
+    m["c"] = 1
+    assert m.spilled and list(m.items()) == [("a", 0), ("b", (1, "b")), ("c", 1)]
+
+
+def test_a_spill_map_on_disk_reads_what_waits_in_its_buffer() -> None:
+    m = _spill(0, ["a"])
+    assert m.spilled
+    m["b"] = 1  # in the buffer, not written yet
+    assert "b" in m and m.get("b") == 1 and "a" in m and m.get("a") == (0, "a")
+    assert list(m) == ["a", "b"] and len(m) == 2
