@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from mrules.storeapi import YEARS_1_TO_9999
 from mrules.sync.db import (
     NOT_WAITING,
+    PlanLinks,
     SyncDb,
     SyncDbError,
     default_sync_path,
@@ -317,3 +319,209 @@ def test_a_store_is_known_by_its_id() -> None:
     assert store_identity(_Store({"store_id": 12})) == "12"
     assert store_identity(_Store({})) is None and store_identity(_Store({"store_id": ""})) is None
     assert store_identity(object()) is None  # in memory, PostgreSQL: no meta
+
+
+# -- what the cycles left: held errors, cursors, facts for the engine --------------------------
+
+
+def test_held_errors_are_read_oldest_first(db: SyncDb) -> None:
+    _error(db, "b@x.example", "phone", at=AT + 60)
+    _error(db, "b@x.example", "email", at=AT)
+    _error(db, "a@x.example", "title", at=AT)
+    got = db.errors()
+    assert [(e["prospect"], e["field"]) for e in got] == [
+        ("a@x.example", "title"),
+        ("b@x.example", "email"),
+        ("b@x.example", "phone"),
+    ]
+    assert got[0] == {
+        "prospect": "a@x.example",
+        "object": "lead",
+        "crm_id": "00Q1",
+        "field": "title",
+        "code": "X",
+        "message": "m",
+        "value": None,
+        "at": AT,
+        "attempts": 1,
+        "retry": 0,
+    }
+    _error(db, "c@x.example", "title", at=AT + 99, crm_id=None)  # refused before a record
+    assert db.errors()[-1]["crm_id"] is None
+    for column in ("prospect", "field"):  # a BLOB where text goes
+        db.conn.execute(f"UPDATE error SET {column} = CAST({column} AS BLOB) WHERE at = ?", (AT,))
+        with pytest.raises(SyncDbError, match=r"\(a held error of .*: not text: "):
+            db.errors()
+        db.conn.execute(f"UPDATE error SET {column} = CAST({column} AS TEXT)")
+    db.conn.execute("UPDATE error SET at = 'today' WHERE field = 'phone'")
+    with pytest.raises(SyncDbError, match=r"\(a held error of 'b@x.example': not a number: "):
+        db.errors()
+
+
+def test_cursors_and_the_facts_not_yet_delivered(db: SyncDb) -> None:
+    db.conn.execute("INSERT INTO cursor VALUES ('Lead', '2026-11-02T09:00:00.000+0000', '00Q9')")
+    assert db.cursors() == {"Lead": ("2026-11-02T09:00:00.000+0000", "00Q9")}
+    facts = [("p2", {"n": 1}, 0), ("p1", {"n": 2}, 1), ("p1", {"n": 3}, 0), ("p2", {"n": 4}, 0)]
+    for source, event, delivered in facts:
+        db.conn.execute(
+            "INSERT INTO inbound (source, event, delivered) VALUES (?, ?, ?)",
+            (source, json.dumps(event), delivered),
+        )
+    assert db.undelivered() == [(1, "p2", {"n": 1}), (3, "p1", {"n": 3}), (4, "p2", {"n": 4})]
+    assert db.undelivered_sources() == ["p2", "p1"]  # by their oldest fact not delivered
+    assert list(db.undelivered_lines("p2")) == [(1, '{"n": 1}'), (4, '{"n": 4}')]
+    assert list(db.undelivered_lines("p1")) == [(3, '{"n": 3}')]
+    db.conn.execute("UPDATE inbound SET event = '[1]' WHERE n = 4")
+    with pytest.raises(SyncDbError, match=r"\(inbound fact 4: not a JSON dict\)"):
+        db.undelivered()
+
+
+def test_the_failed_cycle_and_the_parts_not_done_for_want_of_access(db: SyncDb) -> None:
+    assert db.failed_cycle is None and db.no_access == []
+    failed = {
+        "at": "2026-11-02T09:00:00Z",
+        "error": "INVALID_FIELD: y",
+        "created": 2,
+        "updated": 0,
+        "campaign_members": 1,
+        "tasks": 0,
+    }
+    db.set_meta("failed_cycle", json.dumps(failed))
+    assert db.failed_cycle == failed
+    refused = [{"object": "Task", "code": "C", "message": "m", "said": "s"}]
+    db.set_meta("no_access", json.dumps(refused))
+    assert db.no_access == refused
+    db.set_meta("no_access", json.dumps([{"object": "Task", "code": "C", "message": "m"}]))
+    with pytest.raises(SyncDbError, match=r"\(meta no_access: 'said'\)"):
+        _ = db.no_access
+    db.set_meta("failed_cycle", json.dumps(failed | {"tasks": 1.5}))
+    with pytest.raises(SyncDbError, match=r"\(meta failed_cycle: not a count: 1.5\)"):
+        _ = db.failed_cycle
+
+
+def test_the_crm_facts_kept_and_the_counts(db: SyncDb) -> None:
+    """What the plan reads of opportunities and their contact roles, the records sent to
+    marketing, the prospects to look at again, the plans applied and the live links."""
+    db.conn.execute(
+        "INSERT INTO opportunity (id, name, stage, amount, close_date, is_won, is_closed,"
+        " deleted) VALUES ('006A', 'Big', 'Won', 10.5, '2026-12-01', 1, 1, 0)"
+    )
+    db.conn.execute("INSERT INTO opportunity_role VALUES ('00K1', '006A', '003A', 'B', 1, 1)")
+    db.conn.execute("INSERT INTO opportunity_role VALUES ('00K2', '006A', '003B', 'B', 0, 0)")
+    assert db.opportunities() == {
+        "006A": {
+            "id": "006A",
+            "name": "Big",
+            "stage": "Won",
+            "amount": 10.5,
+            "close_date": "2026-12-01",
+            "is_won": 1,
+            "is_closed": 1,
+            "deleted": 0,
+        }
+    }
+    assert db.roles() == {"00K1": ("006A", "003A", True), "00K2": ("006A", "003B", False)}
+    assert db.sends() == {} and db.dirty() == set()
+    db.conn.execute("INSERT INTO send VALUES ('00Q1', 'lead', ?), ('003A', 'contact', ?)", (AT, AT))
+    db.conn.execute("INSERT INTO dirty VALUES ('a@x.example'), ('b@x.example')")
+    db.conn.execute("INSERT INTO applied_plan VALUES ('p1', ?, '{}')", (AT,))
+    assert db.sends() == {"00Q1": "lead", "003A": "contact"}
+    assert db.dirty() == {"a@x.example", "b@x.example"}
+    assert db.applied("p1") and not db.applied("p2")
+    _link_row(db, "a@x.example")
+    _link_row(db, "b@x.example", crm_id="003B", deleted=1)
+    _link_row(db, "c@x.example", crm_id="003C")
+    assert db.count("link") == 3 and db.live_links() == 2 and db.count("queue") == 0
+
+
+def test_a_file_from_before_sends_read_only_has_none_sent(tmp_path: Path) -> None:
+    """`sync status` and the reports open the file read-only: no table is made."""
+    path = tmp_path / "s.sync.db"
+    SyncDb.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE send")
+    conn.commit()
+    conn.close()
+    ro = SyncDb.open(path, readonly=True)
+    try:
+        assert ro.sends() == {}
+    finally:
+        ro.close()
+
+
+def test_a_cursor_that_cannot_be_read_is_named_by_its_object_cut(db: SyncDb) -> None:
+    db.conn.execute("INSERT INTO cursor VALUES (?, 'yesterday', '00Q1')", ("O" * 50,))
+    with pytest.raises(SyncDbError, match=rf"\(the cursor of '{'O' * 40}': "):
+        db.cursors()
+
+
+def test_a_held_error_that_cannot_be_read_is_named_by_its_prospect_cut(db: SyncDb) -> None:
+    _error(db, LONG, "phone")
+    db.conn.execute("UPDATE error SET at = 'today'")
+    with pytest.raises(SyncDbError, match=rf"\(a held error of '{'a' * 40}': "):
+        db.errors()
+
+
+# -- the links a plan reads and changes (PlanLinks) --------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [5000, 0])
+def test_a_plan_looks_links_up_as_a_dict_of_every_link_would(db: SyncDb, limit: int) -> None:
+    """By prospect and by CRM id, a page at a time or one at a time, with this plan's own
+    changes read first; in memory or on disk (a first link of thousands)."""
+    _link_row(db, "a@x.example", crm_id="003A")
+    _link_row(db, "b@x.example", crm_id="003B", deleted=1)
+    _link_row(db, "c@x.example", crm_id="003B")  # a CRM id twice: the last row wins
+    a = ("contact", "003A", {"Phone": "1"}, {"phone": AT}, False)
+    for paged in (False, True):
+        links = PlanLinks(db.conn, limit=limit)
+        if paged:
+            links.page(["003A", "003B", "003Z", "003A"], ["a@x.example", "new@x.example"])
+        assert links.by_crm("003A") == "a@x.example" and links.by_crm("003B") == "c@x.example"
+        assert links.by_crm("003Z") is None
+        assert links.get("a@x.example") == a and links["a@x.example"] == a
+        assert links.get("new@x.example") is None and links.get("new@x.example", 1) == 1
+        assert "a@x.example" in links and "new@x.example" not in links and 3 not in links
+        with pytest.raises(KeyError):
+            links["new@x.example"]
+        # This plan's changes: a CRM id taken, a link moved, a link made.
+        links.take_crm("003B", "a@x.example")
+        moved = ("contact", "003B", {}, {}, False)
+        links.set("a@x.example", moved)
+        made = ("lead", "00QN", {}, {}, False)
+        links.set("new@x.example", made, new=True)
+        links.set("new@x.example", made)  # set again: still new
+        assert links.by_crm("003B") == "a@x.example" and links.get("a@x.example") == moved
+        assert links.get("new@x.example") == made and "new@x.example" in links
+        assert links.is_new("new@x.example") and not links.is_new("a@x.example")
+        assert not links.is_new("nobody@x.example")
+        assert list(links.new()) == ["new@x.example"]
+        assert [(p, link[1], fresh) for p, link, fresh in links.walk()] == [
+            ("a@x.example", "003B", False),
+            ("b@x.example", "003B", False),
+            ("c@x.example", "003B", False),
+            ("new@x.example", "00QN", True),
+        ]
+        links.close()
+
+
+def test_the_prospect_of_a_contact_is_the_last_linked_to_it(db: SyncDb) -> None:
+    """In the order of `walk`: the file's links, then this plan's; a link deleted or moved
+    away by this plan is not the contact's any more."""
+    _link_row(db, "a@x.example", crm_id="003A")
+    _link_row(db, "b@x.example", crm_id="003A")
+    _link_row(db, "d@x.example", crm_id="003D")
+    links = PlanLinks(db.conn)
+    assert links.contact_prospect("003A") == "b@x.example"
+    assert links.contact_prospect("003Z") is None
+    links.set("b@x.example", ("contact", "003Q", {}, {}, False))  # moved away
+    assert links.contact_prospect("003A") == "a@x.example"
+    links.take_crm("003A", "n@x.example")  # a prospect new to the file takes it
+    links.set("n@x.example", ("contact", "003A", {}, {}, False), new=True)
+    assert links.contact_prospect("003A") == "n@x.example"
+    links.take_crm("003D", "a@x.example")  # one in the file: its place is its row's
+    links.set("a@x.example", ("contact", "003D", {}, {}, False))
+    assert links.contact_prospect("003D") == "d@x.example"
+    links.set("d@x.example", ("lead", "003D", {}, {}, False))  # a lead's id is no contact's
+    assert links.contact_prospect("003D") == "a@x.example"
+    links.close()
