@@ -491,15 +491,17 @@ def test_a_plan_looks_links_up_as_a_dict_of_every_link_would(db: SyncDb, limit: 
         made = ("lead", "00QN", {}, {}, False)
         links.set("new@x.example", made, new=True)
         links.set("new@x.example", made)  # set again: still new
+        links.set("c@x.example", ("contact", "003C", {}, {}, False))
+        links.set("c@x.example", ("contact", "003C", {}, {}, False), new=True)  # new now
         assert links.by_crm("003B") == "a@x.example" and links.get("a@x.example") == moved
         assert links.get("new@x.example") == made and "new@x.example" in links
         assert links.is_new("new@x.example") and not links.is_new("a@x.example")
         assert not links.is_new("nobody@x.example")
-        assert list(links.new()) == ["new@x.example"]
+        assert list(links.new()) == ["new@x.example", "c@x.example"]
         assert [(p, link[1], fresh) for p, link, fresh in links.walk()] == [
             ("a@x.example", "003B", False),
             ("b@x.example", "003B", False),
-            ("c@x.example", "003B", False),
+            ("c@x.example", "003C", True),
             ("new@x.example", "00QN", True),
         ]
         links.close()
@@ -525,3 +527,49 @@ def test_the_prospect_of_a_contact_is_the_last_linked_to_it(db: SyncDb) -> None:
     links.set("d@x.example", ("lead", "003D", {}, {}, False))  # a lead's id is no contact's
     assert links.contact_prospect("003D") == "a@x.example"
     links.close()
+
+
+# -- the file itself ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("store", "sync"),
+    [
+        ("w.db", "w.sync.db"),
+        ("mrules.db", "mrules.sync.db"),
+        ("store", "store.sync.db"),
+        ("a.b.db", "a.b.sync.db"),
+        (".db", ".db.sync.db"),
+    ],
+)
+def test_the_sync_file_is_beside_the_store(tmp_path: Path, store: str, sync: str) -> None:
+    assert default_sync_path(tmp_path / store) == tmp_path / sync
+
+
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        ("4", "the sync file was written by a newer mrules (schema 4; this mrules"),
+        ("10", "the sync file was written by a newer mrules (schema 10; this mrules"),
+        ("0", "sync file schema 0 is not 3"),
+        ("x", "sync file schema x is not 3"),
+        ("-4", "sync file schema -4 is not 3"),
+    ],
+)
+def test_a_sync_file_of_another_schema_is_refused_untouched(
+    tmp_path: Path, schema: str, said: str
+) -> None:
+    path = tmp_path / "s.sync.db"
+    SyncDb.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (schema,))
+    conn.execute("DROP TABLE send")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SyncDbError) as e:
+        SyncDb.open(path)
+    assert str(e.value).startswith(f"{path}: {said}")
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()
+    assert "send" not in tables
