@@ -573,3 +573,19 @@ def test_a_sync_file_of_another_schema_is_refused_untouched(
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert "send" not in tables
+
+
+def test_a_contact_taken_by_a_later_row_of_the_file_is_its_prospect(db: SyncDb) -> None:
+    """The taker's place is its own row's: after the row of the contact's first prospect."""
+    _link_row(db, "w@x.example", crm_id="003W")
+    _link_row(db, "x@x.example", crm_id="003X")
+    _link_row(db, "y@x.example", crm_id="003Y")
+    links = PlanLinks(db.conn)
+    links.take_crm("003X", "y@x.example")
+    links.set("y@x.example", ("contact", "003X", {}, {}, False))
+    assert links.contact_prospect("003X") == "y@x.example"
+    # A contact no link of the file has, taken by a prospect new to the file.
+    links.take_crm("003N", "n@x.example")
+    links.set("n@x.example", ("contact", "003N", {}, {}, False), new=True)
+    assert links.contact_prospect("003N") == "n@x.example"
+    links.close()
