@@ -236,8 +236,7 @@ def _as_number(v: Any) -> float | None:
 
 
 def _as_epoch(v: Any) -> float | None:
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        return float(v)
+    """The moment a date text names; a number is none (the screening says it is not a date)."""
     if isinstance(v, str) and v:
         try:
             return _epoch(v.strip())
