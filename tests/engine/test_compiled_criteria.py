@@ -59,3 +59,15 @@ def test_a_number_kept_in_a_date_field_is_no_date() -> None:
         **{f"p{i}@x.example": ["Not on"] for i in range(4)},
         "p4@x.example": ["After", "Before", "On", "Range"],
     }
+
+
+def test_a_date_time_with_a_lowercase_t_or_a_space_keeps_its_offset() -> None:
+    # RFC 3339 allows `t` and a space before the time; the offset still counts, so
+    # 02:00+02:00 on 2026-08-01 is midnight UTC, that day, and 01:00+02:00 the day before.
+    head = "field webinar: date"
+    values = ("2026-08-01t02:00:00+02:00", "2026-08-01 02:00:00+02:00", "2026-08-01 01:00:00+02:00")
+    got = tagged(
+        tagging(head, {"On": "webinar is 2026-08-01"}),
+        updates(*({"webinar": v} for v in values)),
+    )
+    assert got == {"p0@x.example": ["On"], "p1@x.example": ["On"], "p2@x.example": []}
