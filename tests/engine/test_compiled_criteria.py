@@ -71,3 +71,15 @@ def test_a_date_time_with_a_lowercase_t_or_a_space_keeps_its_offset() -> None:
         updates(*({"webinar": v} for v in values)),
     )
     assert got == {"p0@x.example": ["On"], "p1@x.example": ["On"], "p2@x.example": []}
+
+
+def test_a_boolean_kept_in_a_number_field_is_no_number() -> None:
+    # true is not 1 and false is not 0 (`bad_field_values = "keep"` stores them as
+    # given); a number written as text, spaces around it, is that number.
+    head = 'settings { bad_field_values = "keep" }\nfield employees: number'
+    criteria = {"One": "employees is 1", "Few": "employees < 1", "Some": "employees >= 1"}
+    got = tagged(
+        tagging(head, criteria),
+        updates({"employees": True}, {"employees": False}, {"employees": " 1 "}),
+    )
+    assert got == {"p0@x.example": [], "p1@x.example": [], "p2@x.example": ["One", "Some"]}
