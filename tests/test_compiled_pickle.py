@@ -38,3 +38,11 @@ def test_compiled_actions_are_data_dispatched_by_the_effect_table() -> None:
     assert {a.op for a in actions} <= EFFECTS.keys()
     assert all(a.loc.startswith(("examples/", "/")) or ".mr:" in a.loc for a in actions)
     assert pickle.loads(pickle.dumps(actions)) == actions
+
+
+def test_the_rule_references_pickle_as_the_actions_do() -> None:
+    # The ledger's "which rule did it", kept with each step: in the compiled build a
+    # frozen dataclass does not unpickle field by field, so it says how to rebuild it.
+    rules = compile_rules(EXAMPLE / "rules")
+    refs = [r.ref for r in (*rules.rules, *rules.dynamic_lists)] + list(rules.profile_refs.values())
+    assert refs and pickle.loads(pickle.dumps(refs)) == refs
