@@ -473,3 +473,24 @@ def test_email_and_opted_out_are_read_from_the_prospect() -> None:
         "p0@x.example": ["May call", "Ours"],
         "p1@x.example": ["Field says out", "Opted out"],
     }
+
+
+def test_a_condition_reading_a_dynamic_list_through_not_sees_the_submission() -> None:
+    # The lists follow the submitted fields before the condition is read, as they do
+    # for `in list` (completion/conditional.yaml).
+    rules = """
+    field size: picklist ["small", "big"]
+    dynamic list "Big" { when all { size is "big" } }
+    tag "small"
+    form "A"
+    on submit of form "A" {
+      if not in list "Big" { add tag "small" }
+    }
+    """
+    events = updates({"size": "small"}, {"size": "big"})
+    sizes = ("big", "small")
+    events += [
+        {**e, "type": "form_submit", "asset": "A", "fields": {"size": s}}
+        for e, s in zip(events, sizes, strict=True)
+    ]
+    assert tagged(rules, events) == {"p0@x.example": [], "p1@x.example": ["small"]}
