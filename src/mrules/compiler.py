@@ -540,6 +540,12 @@ _CHECKBOXES: Final = frozenset({"do_not_email", "do_not_call"})
 
 
 def _converter(ftype: str, sample: Any) -> Callable[[Any], Any]:
+    """How `<`, `>=` and `between` read a field's values and the rule's bounds.
+
+    For a checked program the field type decides alone: these operators apply to
+    number and date fields only (MR212), whose values in a rule fit them (MR210).
+    The sample and the text fallback serve a program compiled unchecked.
+    """
     if ftype == "date" or (isinstance(sample, str) and sample[:4].isdigit() and "-" in sample):
         return _as_epoch
     if ftype == "number" or isinstance(sample, int | float):
