@@ -46,3 +46,17 @@ def test_the_rule_references_pickle_as_the_actions_do() -> None:
     rules = compile_rules(EXAMPLE / "rules")
     refs = [r.ref for r in (*rules.rules, *rules.dynamic_lists)] + list(rules.profile_refs.values())
     assert refs and pickle.loads(pickle.dumps(refs)) == refs
+
+
+def test_a_rule_set_compiled_without_its_sources_runs_and_pickles() -> None:
+    # `mrules.compile(program)` takes no sources: the ledger then names the file
+    # alone, and the rule set still pickles (as its program) and runs the same.
+    parsed = mrules.parse('form "F"\non submit of form "F" { score +5 }\n', "a.mr")
+    rules = mrules.compile(parsed.program)
+    event = {"ts": "2026-09-01T00:00:00Z", "type": "form_submit", "prospect": "a@x.example"}
+    for compiled in (rules, pickle.loads(pickle.dumps(rules))):
+        with mrules.run(compiled, [{**event, "asset": "F"}]) as result:
+            assert result.export()[0]["score"] == 5
+            [step] = [e for e in result.store.ledger() if e.action == "score"]
+            assert (step.rule_kind, step.rule_name) == ("completion action", "submit of form F")
+            assert step.rule_loc is not None and step.rule_loc.startswith("a.mr:")
