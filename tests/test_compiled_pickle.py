@@ -60,3 +60,10 @@ def test_a_rule_set_compiled_without_its_sources_runs_and_pickles() -> None:
             [step] = [e for e in result.store.ledger() if e.action == "score"]
             assert (step.rule_kind, step.rule_name) == ("completion action", "submit of form F")
             assert step.rule_loc is not None and step.rule_loc.startswith("a.mr:")
+
+
+def test_each_compiled_action_says_the_line_it_is_written_on() -> None:
+    text = 'form "F"\ntag "T"\non submit of form "F" {\n  score +5\n  add tag "T"\n}\n'
+    parsed = mrules.parse(text, "a.mr")
+    [block] = mrules.compile(parsed.program, parsed.sources).blocks[("form_submit", "F")]
+    assert [a.loc for a in block.actions] == ["a.mr:4", "a.mr:5"]
