@@ -12,3 +12,31 @@ def test_with_no_sync_block_a_crm_record_of_an_unknown_email_makes_no_prospect()
     with mrules.run('form "F"\n', [event]) as result:
         assert result.export() == []
         assert result.summary.ignored == 1
+
+
+def test_the_keys_a_store_keeps_for_each_piece() -> None:
+    # A store remembers pieces by these keys (when each first appeared, for `since`;
+    # what each rule matched): a key that changed would make every stored piece new.
+    text = """
+    form "F"
+    tag "T"
+    on submit of form "F" { add tag "T" }
+    on submit of form "F" { score +1 }
+    page action "P" on "x.example/p" { score +1 }
+    automation rule "R" priority 1 { when all { tagged "T" } then { score +1 } }
+    dynamic list "D" { when all { tagged "T" } }
+    """
+    parsed = mrules.parse(text, "a.mr")
+    rules = mrules.compile(parsed.program, parsed.sources)
+    assert rules.rule_keys == {
+        "on:form_submit:F#1": "completion action",
+        "on:form_submit:F#2": "completion action",
+        "page:P": "page action",
+        "rule:R": "automation rule",
+        "dynamic:D": "dynamic list",
+    }
+    blocks = rules.blocks[("form_submit", "F")]
+    assert [(b.key, b.link_mark) for b in blocks] == [
+        ("on:form_submit:F#1", ""),
+        ("on:form_submit:F#2", "\x1f2"),
+    ]
