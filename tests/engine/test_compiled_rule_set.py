@@ -40,3 +40,16 @@ def test_the_keys_a_store_keeps_for_each_piece() -> None:
         ("on:form_submit:F#1", ""),
         ("on:form_submit:F#2", "\x1f2"),
     ]
+
+
+def test_a_visited_criterion_s_key_names_the_url_settings_that_differ_from_the_default() -> None:
+    # A prospect keeps its visits under this key: the default settings add nothing, so
+    # the keys a store holds stay valid; a changed one makes them learned again (§3).
+    def keys(settings: str) -> list[str]:
+        text = settings + 'dynamic list "D" { when all { visited "x.example/p*" } }\n'
+        parsed = mrules.parse(text, "a.mr")
+        return [key for key, _ in mrules.compile(parsed.program, parsed.sources).visited]
+
+    assert keys("") == keys("settings { url_ignore_query = true }\n") == ["visited|x.example/p*"]
+    changed = keys("settings { url_ignore_query = false }\n")
+    assert changed == ["visited|x.example/p*|url_ignore_query=False"]
