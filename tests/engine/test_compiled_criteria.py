@@ -494,3 +494,11 @@ def test_a_condition_reading_a_dynamic_list_through_not_sees_the_submission() ->
         for e, s in zip(events, sizes, strict=True)
     ]
     assert tagged(rules, events) == {"p0@x.example": [], "p1@x.example": ["small"]}
+
+
+def test_a_prospect_with_no_profile_is_ungraded_whatever_its_marks() -> None:
+    # No default profile: the marks of a profile the prospect was not given grade nothing.
+    head = 'grading profile "Other" { criterion "A" 3/3 }\nform "F"\n'
+    head += _marking(1, "F", ['mark "A" of profile "Other" as matches'])
+    criteria = {"Graded": "grade >= F", "Ungraded": "not grade >= F"}
+    assert members(head, criteria, submits(("F",))) == {"p0@x.example": ["Ungraded"]}
