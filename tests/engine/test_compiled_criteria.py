@@ -443,17 +443,18 @@ def test_grade_criteria_read_the_profile_s_marks_from_d_within_f_to_a_plus() -> 
     criteria = {
         "Graded": "grade >= F",
         "Top": "grade >= A+",
+        "At most A+": "grade <= A+",
         "Good": "grade >= B-",
         "Below C": "grade < C",
         "Ungraded": "not grade >= F",
     }
     got = members(head, criteria, submits(*((f,) for f in forms)))
     assert got == {
-        "p0@x.example": ["Good", "Graded", "Top"],
-        "p1@x.example": ["Below C", "Graded"],
-        "p2@x.example": ["Graded"],
-        "p3@x.example": ["Good", "Graded"],
-        "p4@x.example": ["Below C", "Graded"],
+        "p0@x.example": ["At most A+", "Good", "Graded", "Top"],
+        "p1@x.example": ["At most A+", "Below C", "Graded"],
+        "p2@x.example": ["At most A+", "Graded"],
+        "p3@x.example": ["At most A+", "Good", "Graded"],
+        "p4@x.example": ["At most A+", "Below C", "Graded"],
         "p5@x.example": ["Ungraded"],
         "p6@x.example": ["Ungraded"],
     }
