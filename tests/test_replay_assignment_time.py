@@ -76,6 +76,20 @@ def test_the_same_assignee_at_another_time_is_a_change(tmp_path: Path) -> None:
     assert "  ~ a@x.example: queue Sales, at 2026-11-03T09:00:00Z -> 2026-11-02T09:00:00Z" in text
 
 
+def test_a_prospect_whose_assignment_alone_changes_is_counted_as_changed(tmp_path: Path) -> None:
+    """Without the CRM's record, the queue's lead to create is the same under both rule
+    sets: only the assignment's time differs, and the prospect is one changed."""
+    old_rules, new_rules = (RULES.replace("THRESHOLD", str(t)) for t in (40, 20))
+    events = [e for e in EVENTS if e["type"] != "crm_update"]
+    args = [*_replay_args(tmp_path, old_rules, new_rules, events), "--jobs", "1"]
+    d = orjson.loads(_mrules(*args, "--format", "json").stdout)
+    others = ("grade", "lists", "data", "crm", "only_old", "only_new")
+    assert [d[k]["count"] for k in others] == [0] * len(others)  # the data is what we think
+    assert d["score"]["changed"] == d["mql"]["gained"]["count"] == 0
+    _the_one_assignment_change(_mrules(*args, "--format", "json"))
+    assert "\nProspects: 1 before, 1 after; 1 changed\n" in _mrules(*args).output
+
+
 def test_crm_id_is_carried_over_and_not_reported(tmp_path: Path) -> None:
     args = _setup(tmp_path, old=20, new=20)
     res = _mrules(*args, "--format", "json", "--store-dir", str(tmp_path / "stores"))

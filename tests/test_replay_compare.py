@@ -1,0 +1,364 @@
+"""What `mrules replay --diff` counts and lists, against two separate `mrules run`s.
+
+Each test edits the bundled example's rules, runs both sides with `mrules run` and
+reads them back with `state export` and `state outbox`; the replay, through the CLI,
+must report what those differ in: each category's prospects, the summary counts, the
+messages gained and lost (docs/replay.md, What is compared). Found missing by
+mutation testing of replay.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from click.testing import CliRunner, Result
+
+from mrules.cli import main
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
+EVENTS = EXAMPLE / "events.jsonl"
+NOT_KEYS = ("seq", "time", "rule", "at")  # where and when, not what (a message's body)
+
+
+def _mrules(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _edited(folder: Path, edits: dict[str, tuple[str, str]], name: str = "rules") -> Path:
+    """The example's rules in `folder`/`name`, each file's `old` text replaced by `new`
+    (a file not in the example is written whole, `old` empty)."""
+    rules = folder / name
+    shutil.copytree(EXAMPLE / "rules", rules)
+    for file, (old, new) in edits.items():
+        path = rules / file
+        if not old:
+            path.write_text(new, encoding="utf-8")
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert text.count(old) == 1, old
+        path.write_text(text.replace(old, new), encoding="utf-8")
+    return rules
+
+
+def _run(rules: Path, events: Path, store: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One side as `mrules run` leaves it: each prospect's export, and the outbox."""
+    res = _mrules("run", str(rules), str(events), "--store", str(store), "-q")
+    assert res.exit_code in (0, 3), res.output
+    export = _mrules("state", "export", "--store", str(store)).stdout.splitlines()
+    outbox = _mrules("state", "outbox", "--store", str(store)).stdout.splitlines()
+    return {r["email"]: r for r in map(orjson.loads, export)}, list(map(orjson.loads, outbox))
+
+
+def _compared(r: dict[str, Any]) -> dict[str, Any]:
+    """A prospect's export as the replay compares it: not `crm_id` (the sync's), and its
+    CRM work by what it holds, not when or by which rule."""
+    work = sorted(
+        orjson.dumps({k: v for k, v in w.items() if k not in NOT_KEYS}, option=orjson.OPT_SORT_KEYS)
+        for w in r["pending_crm"]
+    )
+    return {**{k: v for k, v in r.items() if k not in ("crm_id", "pending_crm")}, "crm": work}
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The prospects that differ in anything compared, or exist under one rule set only."""
+    return sorted(
+        e
+        for e in old.keys() | new.keys()
+        if e not in old or e not in new or _compared(old[e]) != _compared(new[e])
+    )
+
+
+def _message(m: dict[str, Any]) -> tuple[str, str, bytes]:
+    drop = (*NOT_KEYS, "prospect", "kind", "count", "reason")
+    body = {k: v for k, v in m.items() if k not in drop}
+    return m["prospect"], m["kind"], orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+
+
+def _replay(old: Path, new: Path, events: Path) -> tuple[dict[str, Any], str]:
+    """The replay's JSON and its text."""
+    args = ["replay", "--diff", str(old), str(new), str(events), "--jobs", "1"]
+    res = _mrules(*args, "--format", "json")
+    assert res.exit_code == 0, res.output
+    text = _mrules(*args)
+    assert text.exit_code == 0, text.output
+    return orjson.loads(res.stdout), text.stdout
+
+
+def _contact_form(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Old rules that reject a form they do not declare, new ones that declare it: its
+    sender, first in email order, exists under the new rules only."""
+    settings = ("", 'settings {\n  unknown_assets = "reject"\n}\n')
+    old = _edited(tmp_path, {"05-settings.mr": settings}, "old")
+    contact = 'form "Contact us"\non submit of form "Contact us" {\n  score +5\n}\n'
+    new = _edited(tmp_path, {"05-settings.mr": settings, "60-contact.mr": ("", contact)}, "new")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        EVENTS.read_bytes()
+        + b'{"ts":"2026-11-02T09:00:00Z","type":"form_submit","prospect":"aaron@x.example",'
+        b'"asset":"Contact us"}\n'
+    )
+    return old, new, events
+
+
+def test_a_prospect_under_one_rule_set_only_is_listed_on_its_side_and_counted(
+    tmp_path: Path,
+) -> None:
+    """The prospect a line only the new rules accept makes is "only under the new rules"
+    (the other way round, "only under the old rules"), counted as changed, and the
+    prospects after it in email order are compared as well."""
+    old, new, events = _contact_form(tmp_path)
+    old_state, _ = _run(old, events, tmp_path / "old.db")
+    new_state, _ = _run(new, events, tmp_path / "new.db")
+    assert sorted(new_state.keys() - old_state.keys()) == ["aaron@x.example"]  # the data
+    assert min(new_state) == "aaron@x.example"
+    changed = _changed(old_state, new_state)
+
+    for a, b, only, other, said in (
+        (old, new, "only_new", "only_old", "Only under the new rules: 1 prospect changes\n"
+         "  ~ aaron@x.example: created: event form_submit, event line 29,"),
+        (new, old, "only_old", "only_new", "Only under the old rules: 1 prospect changes\n"
+         "  ~ aaron@x.example: no such prospect under the new rules: event form_submit,"
+         " event line 29,"),
+    ):  # fmt: skip
+        d, text = _replay(a, b, events)
+        assert d[only]["prospects"] == ["aaron@x.example"]
+        assert d[other]["count"] == 0
+        sizes = (len(old_state), len(new_state)) if a == old else (len(new_state), len(old_state))
+        assert d["prospects"] == {"old": sizes[0], "new": sizes[1], "changed": len(changed)}
+        assert f"\n{said}" in text, text
+        count = f"Prospects: {sizes[0]} before, {sizes[1]} after; {len(changed)} changed\n"
+        assert count in text, text
+
+
+def test_messages_no_longer_sent_are_lost_for_prospects_sent_none_under_the_new_rules(
+    tmp_path: Path,
+) -> None:
+    """The form's notification and autoresponder dropped: a prospect who gets no message at
+    all under the new rules loses its messages too, as the two runs' outboxes differ."""
+    new = _edited(
+        tmp_path,
+        {
+            "10-completion-actions.mr": (
+                '  notify assigned user\n  send autoresponder "Proposition d\'horaire"\n',
+                "",
+            )
+        },
+    )
+    _, old_outbox = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    _, new_outbox = _run(new, EVENTS, tmp_path / "new.db")
+    lost = Counter(map(_message, old_outbox)) - Counter(map(_message, new_outbox))
+    silent = {m["prospect"] for m in old_outbox} - {m["prospect"] for m in new_outbox}
+    assert silent and not Counter(map(_message, new_outbox)) - Counter(map(_message, old_outbox))
+
+    d, text = _replay(EXAMPLE / "rules", new, EVENTS)
+    got = d["outbox"]["lost"]
+    assert Counter({_message(m): m["count"] for m in got["messages"]}) == lost
+    assert got["total"] == sum(lost.values())
+    assert got["by_kind"] == dict(
+        sorted(Counter(k for (_p, k, _b), n in lost.items() for _ in range(n)).items())
+    )
+    assert (d["outbox"]["old"], d["outbox"]["new"]) == (len(old_outbox), len(new_outbox))
+    kinds = ", ".join(f"{k} {n}" for k, n in got["by_kind"].items())
+    assert f"  - by kind: {kinds}\n" in text, text
+    assert f"(+0 gained, -{sum(lost.values())} lost)\n" in text, text
+
+
+def test_score_moves_are_counted_up_and_down_with_their_mean(tmp_path: Path) -> None:
+    """Careers views cost more and a newsletter click brings more: scores move both
+    ways; how many, which way and by how much on average is the two runs' scores'."""
+    new = _edited(
+        tmp_path,
+        {
+            "20-page-actions.mr": ("  score -10\n", "  score -30\n"),
+            "10-completion-actions.mr": ("  score +5\n", "  score +9\n"),
+        },
+    )
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    moves = [new_state[e]["score"] - old_state[e]["score"] for e in sorted(old_state)]
+    moves = [m for m in moves if m]
+    up, down = sum(m > 0 for m in moves), sum(m < 0 for m in moves)
+    assert up and down  # the data is what we think
+
+    d, text = _replay(EXAMPLE / "rules", new, EVENTS)
+    s = d["score"]
+    mean = round(sum(moves) / len(moves), 2)
+    assert (s["changed"], s["up"], s["down"], s["mean_change"]) == (len(moves), up, down, mean)
+    assert f"\nScores: {len(moves)} changed ({up} up, {down} down, mean change {mean:+})\n" in text
+
+
+def _lists(r: dict[str, Any]) -> set[str]:
+    return {*r["lists"], *(f"{x} (dynamic)" for x in r["dynamic_lists"])}
+
+
+def test_lists_gained_and_lost_are_listed_in_order(tmp_path: Path) -> None:
+    """The form adds its senders to four more lists: each sender's lists gained (the other
+    way round, lost) are every list of the two runs' exports that differs, in name order,
+    in the JSON and in the text."""
+    more = "".join(f'list "{n}"\n' for n in ("Webinar", "Partners", "Events", "Alumni"))
+    adds = "".join(f'  add to list "{n}"\n' for n in ("Webinar", "Partners", "Events", "Alumni"))
+    new = _edited(
+        tmp_path,
+        {
+            "60-lists.mr": ("", more),
+            "10-completion-actions.mr": ("  assign to user", f"{adds}  assign to user"),
+        },
+    )
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    gained = {
+        e: sorted(_lists(new_state[e]) - _lists(old_state[e]))
+        for e in old_state
+        if _lists(new_state[e]) != _lists(old_state[e])
+    }
+    assert len(gained) > 1 and all(len(x) >= 4 for x in gained.values())  # the data
+
+    for a, b, key, sign in (
+        (EXAMPLE / "rules", new, "added", "+"),
+        (new, EXAMPLE / "rules", "removed", "-"),
+    ):
+        d, text = _replay(a, b, EVENTS)
+        assert d["lists"]["prospects"] == sorted(gained)
+        assert d["prospects"]["changed"] == len(_changed(old_state, new_state))
+        assert {i["prospect"]: i[key] for i in d["lists"]["examples"]} == gained
+        for e, names in gained.items():
+            assert f"  ~ {e}: " + ", ".join(f"{sign}{n}" for n in names) in text, text
+
+
+def test_a_grade_alone_that_changes_is_a_changed_prospect(tmp_path: Path) -> None:
+    """New rules without the grading rule: the prospects it graded change in their grade
+    alone, and each counts as changed."""
+    new = tmp_path / "rules"
+    shutil.copytree(EXAMPLE / "rules", new)
+    automation = new / "30-automation.mr"
+    text = automation.read_text(encoding="utf-8")
+    start = text.index('automation rule "Enterprise grading"')
+    automation.write_text(text[:start] + text[text.index('automation rule "Score decay"') :])
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    changed = _changed(old_state, new_state)
+    graded = [e for e in changed if old_state[e]["grade"] != new_state[e]["grade"]]
+    alone = [
+        e
+        for e in graded
+        if _compared(old_state[e]) | {"grade": None} == _compared(new_state[e]) | {"grade": None}
+    ]
+    assert alone  # the data is what we think
+
+    d, text = _replay(EXAMPLE / "rules", new, EVENTS)
+    assert d["grade"]["prospects"] == graded
+    assert d["prospects"]["changed"] == len(changed)
+    assert f"; {len(changed)} changed\n" in text
+
+
+def _work(r: dict[str, Any]) -> Counter[bytes]:
+    return Counter(
+        orjson.dumps({k: v for k, v in w.items() if k not in NOT_KEYS}, option=orjson.OPT_SORT_KEYS)
+        for w in r["pending_crm"]
+    )
+
+
+def test_crm_work_gained_and_lost_is_what_the_two_runs_hold(tmp_path: Path) -> None:
+    """The form assigns to a queue instead of Alan: each sender's lead to create is gained
+    for the queue and lost for Alan, as the two runs' pending CRM work differs."""
+    new = _edited(
+        tmp_path,
+        {
+            "10-completion-actions.mr": (
+                '  assign to user "alan@getcloudy.com"\n',
+                '  assign to queue "Inside Sales"\n',
+            )
+        },
+    )
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    by_hand = {
+        e: (_work(new_state[e]) - _work(old_state[e]), _work(old_state[e]) - _work(new_state[e]))
+        for e in old_state
+        if _work(old_state[e]) != _work(new_state[e])
+    }
+    assert by_hand and all(a and b for a, b in by_hand.values())  # the data
+
+    d, _text = _replay(EXAMPLE / "rules", new, EVENTS)
+    assert d["crm"]["prospects"] == sorted(by_hand)
+    for item in d["crm"]["examples"]:
+        added, removed = by_hand[item["prospect"]]
+        assert Counter(orjson.dumps(w, option=orjson.OPT_SORT_KEYS) for w in item["added"]) == added
+        assert (
+            Counter(orjson.dumps(w, option=orjson.OPT_SORT_KEYS) for w in item["removed"])
+            == removed
+        )
+
+
+def test_a_crm_status_alone_that_changes_is_a_crm_change(tmp_path: Path) -> None:
+    """New rules that reject a bad picklist value reject the CRM's update of a prospect
+    with no CRM work: its CRM status alone differs (a lead under the old rules, none under
+    the new), which is a CRM change of a changed prospect."""
+    new = _edited(
+        tmp_path, {"05-settings.mr": ("", 'settings {\n  bad_field_values = "reject"\n}\n')}
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        EVENTS.read_bytes()
+        + b'{"ts":"2026-11-06T09:00:00Z","type":"crm_update","prospect":"carol@startup.example",'
+        b'"object":"lead","crm_id":"00Q5e000009","fields":{"Company_Size__c":"huge"}}\n'
+    )
+    old_state, _ = _run(EXAMPLE / "rules", events, tmp_path / "old.db")
+    new_state, _ = _run(new, events, tmp_path / "new.db")
+    carol = (old_state["carol@startup.example"], new_state["carol@startup.example"])
+    assert [r["crm_status"] for r in carol] == ["lead", "none"]  # the data is what we think
+    assert not carol[0]["pending_crm"] and not carol[1]["pending_crm"]
+    changed = _changed(old_state, new_state)
+    status = sorted(e for e in changed if old_state[e]["crm_status"] != new_state[e]["crm_status"])
+
+    d, text = _replay(EXAMPLE / "rules", new, events)
+    assert d["crm"]["prospects"] == status
+    item = next(i for i in d["crm"]["examples"] if i["prospect"] == "carol@startup.example")
+    assert (item["added"], item["removed"], item["crm_status"]) == ([], [], ["lead", "none"])
+    assert d["prospects"]["changed"] == len(changed)
+    assert (
+        "  ~ carol@startup.example: status lead -> none: event crm_update, event line 29," in text
+    )
+
+
+def test_data_changes_come_in_name_order_and_the_text_shows_three(tmp_path: Path) -> None:
+    """The form sets a field more, another value and other tags: a sender's data changes
+    are each datum the two runs' exports differ in, in the order of their names (the same
+    JSON every time), and the text shows the first three and how many more."""
+    new = _edited(
+        tmp_path,
+        {
+            "10-completion-actions.mr": (
+                '  set lead_source = "Web consult"\n  increment consult_requests by 1\n',
+                '  set lead_source = "Web form"\n  increment consult_requests by 2\n'
+                '  set interests = "cloud"\n  add tag "newsletter-reader"\n',
+            )
+        },
+    )
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    by_hand = {}
+    for e, a in old_state.items():
+        b = new_state[e]
+        changes = [
+            {"what": f"fields.{k}", "old": a["fields"].get(k), "new": b["fields"].get(k)}
+            for k in a["fields"].keys() | b["fields"].keys()
+            if a["fields"].get(k) != b["fields"].get(k)
+        ]
+        if a["tags"] != b["tags"]:
+            changes.append({"what": "tags", "old": a["tags"], "new": b["tags"]})
+        if changes:
+            by_hand[e] = sorted(changes, key=lambda c: c["what"])
+    many = [e for e, c in by_hand.items() if len(c) > 3]
+    assert many  # the data is what we think
+
+    d, text = _replay(EXAMPLE / "rules", new, EVENTS)
+    assert {i["prospect"]: i["changes"] for i in d["data"]["examples"]} == by_hand
+    for e in many:
+        shown = by_hand[e][:3]
+        assert f"  ~ {e}: {shown[0]['what'].removeprefix('fields.')} " in text, text
+        assert f", {len(by_hand[e]) - 3} more: " in text.split(f"  ~ {e}: ")[1].split("\n")[0]
