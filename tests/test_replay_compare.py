@@ -225,6 +225,12 @@ def test_lists_gained_and_lost_are_listed_in_order(tmp_path: Path) -> None:
         assert d["lists"]["prospects"] == sorted(gained)
         assert d["prospects"]["changed"] == len(_changed(old_state, new_state))
         assert {i["prospect"]: i[key] for i in d["lists"]["examples"]} == gained
+        form = ": completion action 'submit of form Demande Get Cloudy' ("
+        side = "" if key == "added" else " (old rules)"
+        for item in d["lists"]["examples"]:  # the reasons of the first two lists
+            names = gained[item["prospect"]]
+            parts = item["reason"].split("; ")
+            assert [p.partition(form)[0] for p in parts] == [f"{n}{side}" for n in names[:2]]
         for e, names in gained.items():
             assert f"  ~ {e}: " + ", ".join(f"{sign}{n}" for n in names) in text, text
 
@@ -362,3 +368,105 @@ def test_data_changes_come_in_name_order_and_the_text_shows_three(tmp_path: Path
         shown = by_hand[e][:3]
         assert f"  ~ {e}: {shown[0]['what'].removeprefix('fields.')} " in text, text
         assert f", {len(by_hand[e]) - 3} more: " in text.split(f"  ~ {e}: ")[1].split("\n")[0]
+
+
+def _replay_with(old: Path, new: Path, *more: str) -> tuple[dict[str, Any], str]:
+    args = ["replay", "--diff", str(old), str(new), str(EVENTS), "--jobs", "1", *more]
+    res, text = _mrules(*args, "--format", "json"), _mrules(*args)
+    assert res.exit_code == text.exit_code == 0, res.output + text.output
+    return orjson.loads(res.stdout), text.stdout
+
+
+def test_an_mql_the_new_rules_remove_names_both_rules(tmp_path: Path) -> None:
+    """New rules that take a prospect out of the MQL list again: the MQL lost names what
+    had added it under the old rules and what removes it under the new ones."""
+    unqualify = (
+        'automation rule "Unqualify" priority 20 {\n  when all { score >= 100 }\n'
+        '  then { remove from list "MQL" }\n}\n'
+    )
+    new = _edited(tmp_path, {"70-unqualify.mr": ("", unqualify)})
+    d, text = _replay_with(EXAMPLE / "rules", new)
+    lost = d["mql"]["lost"]
+    assert lost["prospects"] and lost["count"] == len(lost["examples"])
+    for item in lost["examples"]:
+        reason = item["reason"]
+        old_part, _, new_part = reason.partition("; new rules removed it: ")
+        assert old_part.startswith("old rules: automation rule 'MQL handoff' ("), reason
+        assert new_part.startswith("automation rule 'Unqualify' ("), reason
+        assert "70-unqualify.mr:1)" in new_part
+        score = " -> ".join(map(str, item["score"]))
+        assert f"  - {item['prospect']} (score {score}): {reason}\n" in text, text
+
+
+def test_an_assignment_change_names_the_rule_of_the_side_that_assigns(tmp_path: Path) -> None:
+    """The form no longer assigns to Alan: the assignment lost names what assigned the
+    prospect under the old rules; the other way round, what assigns it under the new."""
+    new = _edited(
+        tmp_path, {"10-completion-actions.mr": ('  assign to user "alan@getcloudy.com"\n', "")}
+    )
+    form = "completion action 'submit of form Demande Get Cloudy' ("
+    for a, b, label in (
+        (EXAMPLE / "rules", new, "old rules: "),
+        (new, EXAMPLE / "rules", "new rules: "),
+    ):
+        d, text = _replay_with(a, b)
+        bob = next(i for i in d["assignment"]["examples"] if i["prospect"] == "bob@bigcorp.example")
+        assert {bob["old"], bob["new"]} == {"user alan@getcloudy.com", None}
+        assert bob["reason"].startswith(f"{label}{form}"), bob
+        assert f"  ~ bob@bigcorp.example: {_line(bob)}: {bob['reason']}\n" in text, text
+
+
+def _line(item: dict[str, Any]) -> str:
+    return f"{item['old'] or 'unassigned'} -> {item['new'] or 'unassigned'}"
+
+
+def test_a_grade_both_rule_sets_give_names_the_new_rules(tmp_path: Path) -> None:
+    """The grading rule marks the criterion the other way: both runs grade the prospect,
+    and the reason is what grades it under the new rules."""
+    new = _edited(tmp_path, {"30-automation.mr": ("as matches }", "as does not match }")})
+    d, text = _replay_with(EXAMPLE / "rules", new)
+    assert d["grade"]["count"] and d["grade"]["count"] == len(d["grade"]["examples"])
+    for item in d["grade"]["examples"]:
+        assert item["old"] and item["new"] and item["old"] != item["new"]
+        assert item["reason"].startswith("new rules: automation rule 'Enterprise grading' ("), item
+        assert f"  ~ {item['prospect']}: {item['old']} -> {item['new']}: {item['reason']}\n" in text
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(i for i, x in enumerate(path.read_text().splitlines(), 1) if text in x)
+
+
+def test_rules_come_biggest_change_first_each_where_it_is_now(tmp_path: Path) -> None:
+    """Rules moved down two lines, the MQL threshold lowered and the decay rule renamed:
+    the rules whose count changed most come first, and each is named where the new rules
+    have it (a rule the new rules no longer have, where the old ones had it)."""
+    new = _edited(tmp_path, {})
+    automation = new / "30-automation.mr"
+    text = automation.read_text(encoding="utf-8")
+    text = text.replace("score >= 100", "score >= 50").replace('"Score decay"', '"Decay"')
+    automation.write_text("# moved\n\n" + text, encoding="utf-8")
+    old_file = EXAMPLE / "rules" / "30-automation.mr"
+
+    d, text = _replay_with(EXAMPLE / "rules", new)
+    rules = d["rules"]
+    change = [abs(r["after"] - r["before"]) for r in rules]
+    assert len(set(change)) > 2 and max(r["after"] + r["before"] for r in rules) > max(change)
+    assert rules == sorted(
+        rules, key=lambda r: (-abs(r["after"] - r["before"]), r["kind"], r["name"])
+    )
+    at = {r["name"]: r["at"] for r in rules}
+    for name, path in (
+        ("MQL handoff", automation),
+        ("Decay", automation),
+        ("Score decay", old_file),
+    ):
+        line = _line_of(path, f'automation rule "{name}"')
+        assert at[name].endswith(f"/rules/30-automation.mr:{line}"), (name, at[name])
+    assert _line_of(automation, "MQL handoff") != _line_of(old_file, "MQL handoff")
+    shown = text.split("\nRules: ")[1].splitlines()[1:]
+    moved = [r for r in rules if r["before"] != r["after"]]
+    assert shown == [
+        f"  {r['kind']} '{r['name']}' ({r['at']}): {r['before']} -> {r['after']}"
+        f" ({r['after'] - r['before']:+})"
+        for r in moved
+    ]
