@@ -10,11 +10,13 @@ mutation testing of replay.py.
 from __future__ import annotations
 
 import shutil
+import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner, Result
 
 from mrules.cli import main
@@ -470,3 +472,112 @@ def test_rules_come_biggest_change_first_each_where_it_is_now(tmp_path: Path) ->
         f" ({r['after'] - r['before']:+})"
         for r in moved
     ]
+
+
+BOUNDS = (0, 24, 25, 49, 50, 99, 100, 149, 150, 199, 200, 230)  # each bucket's ends
+
+
+def _bucket(score: int) -> str:
+    for low, high in ((0, 24), (25, 49), (50, 99), (100, 149), (150, 199)):
+        if low <= score <= high:
+            return f"{low}-{high}"
+    return "<0" if score < 0 else "200+"
+
+
+def _num_text(x: float) -> str:
+    return f"{x:,.1f}" if x != int(x) else f"{int(x):,}"
+
+
+@pytest.mark.parametrize(("old_low", "new_low"), [(-1, -1), (1, 1), (-1, 3)])
+def test_the_score_distributions_are_the_two_runs_scores(
+    tmp_path: Path, old_low: int, new_low: int
+) -> None:
+    """Prospects scored at each end of each bucket, one of them below 0 on both sides, on
+    neither or on the old side only: the mean, median, 90th percentile, maximum and
+    buckets of each side are those of the two runs' scores; `<0` is there, once on both
+    sides, when a score of either is below 0."""
+    for side, low in (("old", old_low), ("new", new_low)):
+        scores = (low, *BOUNDS)
+        forms = "".join(
+            f'form "S{i}"\non submit of form "S{i}" {{ score +{s} }}\n'
+            for i, s in enumerate(scores)
+        )
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "r.mr").write_text(
+            f'list "MQL"\n{forms}'.replace("+-", "-"), encoding="utf-8"
+        )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            f'{{"ts":"2026-11-02T10:00:00Z","type":"form_submit","prospect":"p{i}@x.example","asset":"S{i}"}}\n'
+            for i in range(len(BOUNDS) + 1)
+        ),
+        encoding="utf-8",
+    )
+    by_hand = {}
+    for side in ("old", "new"):
+        state, _ = _run(tmp_path / side, events, tmp_path / f"{side}.db")
+        by_hand[side] = sorted(r["score"] for r in state.values())
+    assert by_hand["old"] == sorted((old_low, *BOUNDS))  # the data is what we think
+    negative = min(by_hand["old"] + by_hand["new"]) < 0
+    labels = ["<0"] * negative + ["0-24", "25-49", "50-99", "100-149", "150-199", "200+"]
+
+    d, text = _replay(tmp_path / "old", tmp_path / "new", events)
+    rows = text.split("\nScores: ")[1].split("\n\n")[0].splitlines()[2:]
+    for i, side in enumerate(("old", "new")):
+        s = by_hand[side]
+        got = d["score"][side]
+        n = Counter(map(_bucket, s))
+        want = {
+            "prospects": len(s),
+            "mean": round(statistics.mean(s), 2),
+            "median": statistics.median(s),
+            "p90": statistics.quantiles(s, n=10, method="inclusive")[8],
+            "max": max(s),
+            "buckets": [{"range": x, "prospects": n[x]} for x in labels],
+        }
+        assert got["buckets"] == want.pop("buckets"), side
+        assert {k: v for k, v in got.items() if k != "buckets"} == pytest.approx(want), side
+        for key, row in zip(("mean", "median", "p90", "max"), rows, strict=False):
+            assert row.split()[0] == key and row.split()[1 + i] == _num_text(want[key]), row
+        bucket_rows = {r.split()[0]: r.split()[1:] for r in rows[4:]}
+        assert list(bucket_rows) == [x for x in labels if bucket_rows.get(x)]
+        assert {k: v[i] for k, v in bucket_rows.items()} == {x: str(n[x]) for x in bucket_rows}
+
+
+def test_a_history_of_no_prospect_gives_zero_scores(tmp_path: Path) -> None:
+    """No prospect in both runs (every line rejected): the figures of the scores are 0 and
+    the report is made, not a traceback."""
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"ts":"nope"}\n', encoding="utf-8")
+    d, text = _replay(EXAMPLE / "rules", EXAMPLE / "rules", events)
+    for side in ("old", "new"):
+        s = d["score"][side]
+        assert (s["prospects"], s["mean"], s["median"], s["p90"], s["max"]) == (0, 0, 0, 0, 0)
+        assert all(b["prospects"] == 0 for b in s["buckets"])
+    rows = text.split("\nScores: ")[1].split("\n\n")[0].splitlines()[2:]
+    assert rows == [f"  {k:8} {'0':>10} {'0':>10}" for k in ("mean", "median", "p90", "max")]
+
+
+@pytest.mark.parametrize("scores", [(10,), (10, 15)])
+def test_the_median_and_90th_percentile_of_one_or_two_prospects(
+    tmp_path: Path, scores: tuple[int, ...]
+) -> None:
+    """One prospect's score is its median and 90th percentile; two prospects' lie between
+    their scores (by linear interpolation, as `statistics.quantiles` inclusive)."""
+    forms = "".join(f'form "S{s}"\non submit of form "S{s}" {{ score +{s} }}\n' for s in scores)
+    (tmp_path / "r.mr").write_text(f'list "MQL"\n{forms}', encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            f'{{"ts":"2026-11-02T10:00:00Z","type":"form_submit","prospect":"p{s}@x.example",'
+            f'"asset":"S{s}"}}\n'
+            for s in scores
+        ),
+        encoding="utf-8",
+    )
+    d, _text = _replay(tmp_path / "r.mr", tmp_path / "r.mr", events)
+    cuts = statistics.quantiles(scores, n=10, method="inclusive") if len(scores) > 1 else scores * 9
+    for side in ("old", "new"):
+        s = d["score"][side]
+        assert (s["median"], s["p90"]) == pytest.approx((statistics.median(scores), cuts[8]))
