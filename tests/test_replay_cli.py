@@ -232,6 +232,16 @@ def test_old_rev_outside_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             2,
             "--mql-list 'mql': neither rule set has that list (did you mean 'MQL'?)",
         ),
+        (
+            ["--diff", "EX/rules", "EX/rules", "EX/events.jsonl", "--mql-list", "Enterprize"],
+            2,
+            "--mql-list 'Enterprize': neither rule set has that list (did you mean 'Enterprise'?)",
+        ),
+        (
+            ["--diff", "EX/rules", "EX/rules", "EX/events.jsonl", "--mql-list", "Zebra"],
+            2,
+            "--mql-list 'Zebra': neither rule set has that list\n",
+        ),
     ],
 )
 def test_bad_arguments(args: list[str], code: int, message: str) -> None:

@@ -166,6 +166,21 @@ def test_messages_no_longer_sent_are_lost_for_prospects_sent_none_under_the_new_
     kinds = ", ".join(f"{k} {n}" for k, n in by_kind)
     assert f"  - by kind: {kinds}\n" in text, text
     assert f"(+0 gained, -{sum(lost.values())} lost)\n" in text, text
+    first: dict[tuple[str, str, bytes], dict[str, Any]] = {}
+    for m in old_outbox:  # each message lost, by its first one
+        if _message(m) in lost:
+            first.setdefault(_message(m), m)
+    assert len(first) > 5  # the data: more than the text shows
+    shown = [x for x in text.splitlines() if x.startswith("  - ") and "by kind" not in x]
+    assert len(shown) == 5 and f"\n    ... and {len(first) - 5} more (--format json" in text
+    by_seq = sorted(first.items(), key=lambda x: x[1]["seq"])[:5]
+    for line, (key, m) in zip(shown, by_seq, strict=True):
+        body = {k: v for k, v in m.items() if k not in (*NOT_KEYS, "prospect", "kind")}
+        times = f" x{lost[key]}" if lost[key] > 1 else ""
+        said = f"{orjson.dumps(body).decode()}: {m['rule']} ("
+        head = f"  - {m['kind']}{times} for {m['prospect']} {said}"
+        assert line.startswith(head) and line.endswith(f"), {m['time']}"), (line, head)
+    assert any(n > 1 for n in lost.values())
 
 
 def test_score_moves_are_counted_up_and_down_with_their_mean(tmp_path: Path) -> None:
@@ -604,3 +619,46 @@ def test_a_score_one_point_up_or_down_is_counted(tmp_path: Path) -> None:
     s = d["score"]
     assert (s["changed"], s["up"], s["down"], s["mean_change"]) == (2, 1, 1, 0)
     assert "\nScores: 2 changed (1 up, 1 down, mean change +0.0)\n" in text
+
+
+def test_examples_n_shows_n_a_category_and_says_how_many_more(tmp_path: Path) -> None:
+    """`--examples 1`: one prospect of each category shown, then how many more; the JSON
+    lists every prospect and that one example."""
+    new = _edited(
+        tmp_path,
+        {"10-completion-actions.mr": ('  set lead_source = "Web consult"\n', "")},
+    )
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    data = sorted(e for e in old_state if old_state[e]["fields"] != new_state[e]["fields"])
+    assert len(data) > 1  # the data is what we think
+
+    d, text = _replay_with(EXAMPLE / "rules", new, "--examples", "1")
+    assert d["data"]["prospects"] == data and len(d["data"]["examples"]) == 1
+    section = text.split("\nProspect data: ")[1].split("\n\n")[0].splitlines()
+    assert section[0] == f"{len(data)} prospects change"
+    assert section[1].startswith(f"  ~ {data[0]}: lead_source ")
+    assert section[2:] == [f"    ... and {len(data) - 1} more (--format json lists them all)"]
+
+
+def test_mql_list_may_be_a_list_of_one_rule_set_only_or_a_dynamic_list(tmp_path: Path) -> None:
+    """`--mql-list` takes a list either rule set declares, static or dynamic: the MQLs
+    counted are that list's members in each run (none where it is not declared)."""
+    new = _edited(
+        tmp_path,
+        {
+            "60-vip.mr": ("", 'list "VIP"\n'),
+            "10-completion-actions.mr": (
+                "  assign to user",
+                '  add to list "VIP"\n  assign to user',
+            ),
+        },
+    )
+    old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
+    new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
+    for name, key in (("VIP", "lists"), ("Engaged enterprise", "dynamic_lists")):
+        by_hand = [sum(name in r[key] for r in s.values()) for s in (old_state, new_state)]
+        d, _text = _replay_with(EXAMPLE / "rules", new, "--mql-list", name)
+        assert [d["mql"]["old"], d["mql"]["new"]] == by_hand, name
+    assert sum("Engaged enterprise" in r["dynamic_lists"] for r in old_state.values())
+    assert sum("VIP" in r["lists"] for r in new_state.values())
