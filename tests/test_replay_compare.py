@@ -118,6 +118,11 @@ def test_a_prospect_under_one_rule_set_only_is_listed_on_its_side_and_counted(
     assert sorted(new_state.keys() - old_state.keys()) == ["aaron@x.example"]  # the data
     assert min(new_state) == "aaron@x.example"
     changed = _changed(old_state, new_state)
+    rejects = tmp_path / "rejects.jsonl"
+    res = _mrules(
+        "run", str(old), str(events), "--store", str(tmp_path / "r.db"), "--rejects", str(rejects)
+    )
+    assert res.exit_code == 3 and len(rejects.read_text().splitlines()) == 1  # the new: none
 
     for a, b, only, other, said in (
         (old, new, "only_new", "only_old", "Only under the new rules: 1 prospect changes\n"
@@ -132,6 +137,10 @@ def test_a_prospect_under_one_rule_set_only_is_listed_on_its_side_and_counted(
         sizes = (len(old_state), len(new_state)) if a == old else (len(new_state), len(old_state))
         assert d["prospects"] == {"old": sizes[0], "new": sizes[1], "changed": len(changed)}
         assert f"\n{said}" in text, text
+        rejected = "1 line rejected under the old rules, 0 under the new rules"
+        if a == new:
+            rejected = "0 lines rejected under the old rules, 1 under the new rules"
+        assert f"\n  ({rejected})\n" in text, text
         count = f"Prospects: {sizes[0]} before, {sizes[1]} after; {len(changed)} changed\n"
         assert count in text, text
 
