@@ -284,6 +284,14 @@ def test_a_grade_alone_that_changes_is_a_changed_prospect(tmp_path: Path) -> Non
     assert d["grade"]["prospects"] == graded
     assert d["prospects"]["changed"] == len(changed)
     assert f"; {len(changed)} changed\n" in text
+    assert any(new_state[e]["grade"] is None for e in graded)  # the data: "-" shown
+    for a, b, sa, sb in (
+        (EXAMPLE / "rules", new, old_state, new_state),
+        (new, EXAMPLE / "rules", new_state, old_state),
+    ):
+        _d, text = _replay(a, b, EVENTS)
+        for e in graded:
+            assert f"  ~ {e}: {sa[e]['grade'] or '-'} -> {sb[e]['grade'] or '-'}" in text, text
 
 
 def _work(r: dict[str, Any]) -> Counter[bytes]:
@@ -564,7 +572,9 @@ def test_the_score_distributions_are_the_two_runs_scores(
         for key, row in zip(("mean", "median", "p90", "max"), rows, strict=False):
             assert row.split()[0] == key and row.split()[1 + i] == _num_text(want[key]), row
         bucket_rows = {r.split()[0]: r.split()[1:] for r in rows[4:]}
-        assert list(bucket_rows) == [x for x in labels if bucket_rows.get(x)]
+        sides = [Counter(map(_bucket, by_hand[x])) for x in ("old", "new")]
+        shown = [x for x in labels if sides[0][x] or sides[1][x]]
+        assert [r.split()[0] for r in rows[4:]] == shown  # each bucket once, in order
         assert {k: v[i] for k, v in bucket_rows.items()} == {x: str(n[x]) for x in bucket_rows}
 
 
@@ -671,3 +681,63 @@ def test_mql_list_may_be_a_list_of_one_rule_set_only_or_a_dynamic_list(tmp_path:
         assert [d["mql"]["old"], d["mql"]["new"]] == by_hand, name
     assert sum("Engaged enterprise" in r["dynamic_lists"] for r in old_state.values())
     assert sum("VIP" in r["lists"] for r in new_state.values())
+
+
+@pytest.mark.parametrize("n", [15, 16])
+def test_the_text_shows_fifteen_rules_and_how_many_more(tmp_path: Path, n: int) -> None:
+    """Fifteen or sixteen automation rules the new rules drop: the text lists fifteen of
+    them, then says how many more the JSON lists, if any."""
+    base = 'list "MQL"\nlist "L"\nform "F"\non submit of form "F" { score +1 }\n'
+    dropped = "".join(
+        f'automation rule "R{i:02}" priority {i + 1} {{ when all {{ score > 0 }}'
+        ' then { add to list "L" } }\n'
+        for i in range(n)
+    )
+    for side, text in (("old", base + dropped), ("new", base)):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "r.mr").write_text(text, encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"ts":"2026-11-02T10:00:00Z","type":"form_submit","prospect":"p@x.example","asset":"F"}\n',
+        encoding="utf-8",
+    )
+    d, text = _replay(tmp_path / "old", tmp_path / "new", events)
+    changed = [r for r in d["rules"] if r["before"] != r["after"]]
+    assert [r["name"] for r in changed] == [f"R{i:02}" for i in range(n)]
+    rows = text.split("\nRules: ")[1].splitlines()
+    assert rows[0] == f"{n} of {len(d['rules'])} act a different number of times"
+    assert [r.split("'")[1] for r in rows[1:16]] == [f"R{i:02}" for i in range(15)]
+    more = [f"  ... and {n - 15} more (--format json lists them all)"] if n > 15 else []
+    assert rows[16:] == more
+
+
+@pytest.mark.parametrize("n", [5, 6])
+def test_the_text_shows_five_messages_and_how_many_more(tmp_path: Path, n: int) -> None:
+    """The new rules notify a user of each form's sender: five messages gained are all
+    shown; of six, five and "... and 1 more"."""
+    for side, then in (("old", "score +1"), ("new", 'notify user "a@x.com"')):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "r.mr").write_text(
+            f'list "MQL"\nuser "a@x.com"\nform "F"\non submit of form "F" {{ {then} }}\n',
+            encoding="utf-8",
+        )
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            f'{{"ts":"2026-11-02T10:00:00Z","type":"form_submit","prospect":"p{i}@x.example",'
+            '"asset":"F"}\n'
+            for i in range(n)
+        ),
+        encoding="utf-8",
+    )
+    d, text = _replay(tmp_path / "old", tmp_path / "new", events)
+    assert d["outbox"]["gained"]["total"] == len(d["outbox"]["gained"]["messages"]) == n
+    rows = text.split("\nOutbox: ")[1].split("\n\n")[0].splitlines()
+    assert rows[1] == f"  + by kind: notify {n}"
+    assert [r.split(" for ")[1].split()[0] for r in rows[2:7]] == [
+        f"p{i}@x.example" for i in range(5)
+    ]
+    assert rows[2].startswith("  + notify for p0@x.example ")  # once each: no "x1"
+    assert rows[7:] == (
+        [f"    ... and {n - 5} more (--format json lists them all)"] if n > 5 else []
+    )
