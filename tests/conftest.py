@@ -4,6 +4,7 @@ running `mrules` in this process, a fresh working folder, a rule test file to ru
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -219,3 +220,15 @@ def example_store(folder: Path) -> Path:
         mrules("run", EXAMPLE / "rules", EXAMPLE / "events.jsonl", "--store", store).exit_code == 0
     )
     return store
+
+
+def example_rules_without_grading(folder: Path) -> Path:
+    """A copy of the bundled example's rules in FOLDER/rules, less its grading rule
+    (`Enterprise grading`): the rule change of the replay tests of a grade change."""
+    rules = folder / "rules"
+    shutil.copytree(EXAMPLE / "rules", rules)
+    automation = rules / "30-automation.mr"
+    text = automation.read_text(encoding="utf-8")
+    start = text.index('automation rule "Enterprise grading"')
+    automation.write_text(text[:start] + text[text.index('automation rule "Score decay"') :])
+    return rules

@@ -21,7 +21,7 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from conftest import run_reading_pipe
+from conftest import example_rules_without_grading, run_reading_pipe
 from mrules.cli import main
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
@@ -886,12 +886,7 @@ def test_a_grade_the_new_rules_no_longer_give_says_what_gave_it(tmp_path: Path) 
     """New rules without the grading rule: the grade change had no reason at all (only the
     new side's ledger was read); it now names what graded the prospect under the old rules,
     as the lists and assignment sections do."""
-    new = tmp_path / "rules"
-    shutil.copytree(EXAMPLE / "rules", new)
-    automation = new / "30-automation.mr"
-    text = automation.read_text(encoding="utf-8")
-    start = text.index('automation rule "Enterprise grading"')
-    automation.write_text(text[:start] + text[text.index('automation rule "Score decay"') :])
+    new = example_rules_without_grading(tmp_path)
     args = ["replay", "--diff", str(EXAMPLE / "rules"), str(new), str(EXAMPLE / "events.jsonl")]
     d = orjson.loads(_mrules(*args, "--format", "json").stdout)
     assert d["grade"]["prospects"] == ["bob@bigcorp.example", "ivy@bigcorp.example"]

@@ -19,6 +19,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
+from conftest import example_rules_without_grading
 from mrules.cli import main
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "getcloudy"
@@ -263,12 +264,7 @@ def test_lists_gained_and_lost_are_listed_in_order(tmp_path: Path) -> None:
 def test_a_grade_alone_that_changes_is_a_changed_prospect(tmp_path: Path) -> None:
     """New rules without the grading rule: the prospects it graded change in their grade
     alone, and each counts as changed."""
-    new = tmp_path / "rules"
-    shutil.copytree(EXAMPLE / "rules", new)
-    automation = new / "30-automation.mr"
-    text = automation.read_text(encoding="utf-8")
-    start = text.index('automation rule "Enterprise grading"')
-    automation.write_text(text[:start] + text[text.index('automation rule "Score decay"') :])
+    new = example_rules_without_grading(tmp_path)
     old_state, _ = _run(EXAMPLE / "rules", EVENTS, tmp_path / "old.db")
     new_state, _ = _run(new, EVENTS, tmp_path / "new.db")
     changed = _changed(old_state, new_state)
