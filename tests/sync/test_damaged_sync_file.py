@@ -125,3 +125,22 @@ def test_a_damaged_prospect_state_read_by_a_plan_is_named(tmp_path: Path) -> Non
             r.output
         )
         assert "internal error" not in r.output
+
+
+@pytest.mark.parametrize("command", ALL)
+def test_a_meta_table_sqlite_cannot_read_is_an_error_not_an_empty_sync(
+    tmp_path: Path, command: str
+) -> None:
+    """Its `value` column renamed: `sync status` said "last cycle: never; 0 API calls
+    used" of a synced file and exited 0 (every meta read was taken for an unset one)."""
+    w = _synced(tmp_path)
+    _damage(w, "ALTER TABLE meta RENAME COLUMN value TO v")
+    if command == "status":
+        r = w.cli("sync", "status", "--store", str(w.store))
+    elif command == "plan":
+        r = w.sync("plan", code=None)
+    else:
+        r = w.sync("run", "--until", "2026-11-02T10:00:00Z", code=None)
+    assert r.exit_code == 4, r.output
+    assert "w.sync.db: " in r.output and "no such column: value" in r.output, r.output
+    assert "last cycle: never" not in r.output and "internal error" not in r.output

@@ -659,10 +659,11 @@ class SyncDb:
 
     # -- meta ------------------------------------------------------------------------------------
     def meta(self, key: str, default: str | None = None) -> str | None:
-        try:
-            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        except sqlite3.OperationalError:
-            return default
+        """A meta value, or `default` when it was never set. A table `open` checked but
+        SQLite cannot read (its `value` column renamed, a disk error) is the caller's
+        error to report: taken for an unset value, `sync status` said "last cycle:
+        never; 0 API calls used" of a synced file, and exited 0."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return default if row is None else row[0]
 
     def set_meta(self, key: str, value: Any) -> None:
