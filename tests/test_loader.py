@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mrules.cli import main
-from mrules.loader import LoadError, display_path, load, load_text
+from mrules.loader import LoadError, display_path, library_files, load, load_text
 
 
 def _write(root, name: str, text: str) -> None:
@@ -39,6 +39,15 @@ def test_library_include_and_did_you_mean(tmp_path) -> None:
     [d] = bad.diagnostics
     assert d.code == "MR020"
     assert d.hint == "did you mean 'library/pardot-default-scoring'?"
+
+
+def test_a_library_name_far_from_every_file_lists_them_all_in_order() -> None:
+    """No near name to offer: the hint lists the bundled files, by name (the order of the
+    folder's entries is the file system's)."""
+    [d] = load_text('include "library/zzzzzzzz"', "x.mr").diagnostics
+    assert (d.code, d.message) == ("MR020", "no library file 'zzzzzzzz'")
+    assert d.hint == "available: pardot-default-grading, pardot-default-scoring"
+    assert library_files() == ["pardot-default-grading", "pardot-default-scoring"]
 
 
 def test_missing_include_is_mr020(tmp_path) -> None:
