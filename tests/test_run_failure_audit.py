@@ -367,6 +367,33 @@ def test_text_that_is_not_utf8_in_the_store_is_reported_as_damage(store: Path) -
     assert "\x1b" not in line, "the bytes themselves are not printed"
 
 
+@pytest.mark.parametrize(("value", "ok"), [("'x'", False), ("-1", False), ("1.5", False),
+                                           ("'7'", True), ("7", True)])  # fmt: skip
+def test_a_damaged_start_of_an_action_log_is_damage_not_an_internal_error(
+    store: Path, value: str, ok: bool
+) -> None:
+    """The store notes where an action log not written yet starts; that note damaged
+    (`x`) made the next run with the empty log an internal error (exit 70). A number kept
+    as digits (a store from before the meta table kept numbers) is read as the number."""
+    res = mrules("run", RULES, EVENTS, "--store", store, "--actions", "a.jsonl", "-q")
+    assert res.exit_code == 0, res.output
+    Path("a.jsonl").write_bytes(b"")  # nothing written yet: the noted start is read
+    conn = sqlite3.connect(store)
+    conn.execute(f"UPDATE meta SET value = {value} WHERE key LIKE 'actions_log:%'")
+    conn.commit()
+    conn.close()
+    res = mrules("run", RULES, EVENTS, "--store", store, "--actions", "a.jsonl", "-q")
+    if ok:  # the rows after seq 7 written: the log holds what the store holds after it
+        assert res.exit_code == 0, res.output
+        seqs = [json.loads(line)["seq"] for line in Path("a.jsonl").read_text().splitlines()]
+        assert seqs and seqs[0] == 8 and seqs == sorted(seqs), seqs[:3]
+        return
+    assert res.exit_code == ExitCode.STORE, res.output
+    line = res.stderr.strip()
+    assert "s.db is damaged (the start of action log " in line, line
+    assert "from a backup" in line and "internal error" not in line, line
+
+
 def test_a_store_given_as_a_dangling_symlink_is_created_at_its_target(here: Path) -> None:
     """`--store link.db`, a symlink to a store not made yet: the store was made beside
     the link, could not be linked into place (the link is there), and SQLite then

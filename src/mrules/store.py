@@ -1077,7 +1077,14 @@ class Store:
     def log_start(self, log: str) -> int | None:
         """The seq after which the action log at absolute path `log` starts, if noted."""
         row = self._one("SELECT value FROM meta WHERE key = ?", (_LOG_KEY + log,))
-        return None if row is None else int(row[0])
+        if row is None:
+            return None
+        value = row[0]  # a number; digits in a store from before the meta table kept numbers
+        if type(value) is int and value >= 0:
+            return value
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            return int(value)
+        raise self.damaged_value(f"the start of action log {log}", value)  # was exit 70
 
     def set_log_start(self, log: str, seq: int) -> None:
         """Note where a new action log starts (`meta`, key `actions_log:PATH`).
