@@ -22,6 +22,7 @@ import random
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fuzzing import cli
@@ -68,8 +69,11 @@ COMMANDS = [
     ("sync", "retry", "--store", "g.db"),
     # The commands that write go last: each reads what the damage left, then changes it.
     ("segment", RULES, "--store", "g.db"),
-    ("run", RULES, "more.jsonl", "--store", "g.db", "-q"),
-]
+    # An action log the store noted the start of and nothing was written to yet (the
+    # store's `actions_log:` note is read), and the diagnostics file the store keeps.
+    ("run", RULES, "more.jsonl", "--store", "g.db", "-q", "--actions", "actions.jsonl",
+     "--diagnostics", "diagnostics.jsonl"),
+]  # fmt: skip
 # Events after the example's, for prospects and a visitor the store knows: a run that
 # resumes reads their stored states, visitors and history.
 MORE = [
@@ -121,6 +125,10 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         assert cli("crm", "load", str(EXAMPLE / "crm"), "--store", "g.db")[0] == 0
         assert cli("run", RULES, str(EXAMPLE / "events.jsonl"), "--store", "g.db", "-q")[0] == 0
+        # The store notes where a new action log starts (meta `actions_log:PATH`).
+        (d / "empty.jsonl").write_bytes(b"")
+        code, out = cli("run", RULES, "empty.jsonl", "--store", "g.db", "-q", "--actions", "a")
+        assert code == 0, out
         code, out = cli(
             "sync", "run", "--rules", RULES, "--store", "g.db", "--until", "2026-12-20T00:00:00Z"
         )
@@ -130,21 +138,35 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def _cells(path: Path) -> list[tuple[str, str, int]]:
-    """Every (table, column, rowid) of a file's tables that have rowids."""
-    out = []
+Cell = tuple[str, str, str, tuple[Any, ...]]
+"""(table, column, the row's WHERE clause, its parameters)."""
+
+
+def _cells(path: Path) -> list[Cell]:
+    """Every cell of a file's tables (their first 200 rows): by rowid, or by primary key in
+    a table WITHOUT ROWID (the store's meta table is one: the start of an action log, the
+    last event of a stream, the clock...)."""
+    out: list[Cell] = []
     with sqlite3.connect(path) as conn:
         tables = [
-            r[0]
+            (r[0], "WITHOUT ROWID" in r[1].upper())
             for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                " AND sql NOT LIKE '%WITHOUT ROWID%'"
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%'"
             )
         ]
-        for table in tables:
-            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table} LIMIT 200")]
-            out += [(table, c, i) for c in columns for i in rowids]
+        for table, without_rowid in tables:
+            info = list(conn.execute(f"PRAGMA table_info({table})"))
+            columns = [r[1] for r in info]
+            if without_rowid:
+                keys = [r[1] for r in sorted(info, key=lambda r: r[5]) if r[5] > 0]
+                where = " AND ".join(f'"{k}" = ?' for k in keys)
+                sql = f"SELECT {', '.join(keys)} FROM {table} LIMIT 200"
+                rows = [(where, tuple(r)) for r in conn.execute(sql)]
+            else:
+                sql = f"SELECT rowid FROM {table} LIMIT 200"
+                rows = [("rowid = ?", (r[0],)) for r in conn.execute(sql)]
+            out += [(table, c, w, params) for c in columns for w, params in rows]
     conn.close()
     return out
 
@@ -155,6 +177,13 @@ def _fresh_copies(synced: Path, work: Path) -> None:
         left.unlink()
     for name in FILES.values():
         shutil.copy(synced / name, work / name)
+    with sqlite3.connect(work / FILES["store"]) as conn:  # the log noted is the one here
+        conn.execute(
+            "UPDATE meta SET key = ? WHERE key LIKE 'actions_log:%'",
+            ("actions_log:" + str((work / "actions.jsonl").resolve()),),
+        )
+    conn.close()
+    (work / "actions.jsonl").write_bytes(b"")  # nothing written yet: the noted start is read
     (work / "more.jsonl").write_text("".join(json.dumps(e) + "\n" for e in MORE), "utf-8")
 
 
@@ -176,15 +205,15 @@ def _damage_and_run(synced: Path, work: Path, rng: random.Random) -> None:
     _fresh_copies(synced, work)
     which = rng.choice(sorted(FILES))
     cells = _cells(work / FILES[which])
-    table, column, rowid = rng.choice(cells)
+    table, column, where, params = rng.choice(cells)
     value = rng.choice(JUNK)
     with sqlite3.connect(work / FILES[which]) as conn:
         try:
-            conn.execute(f'UPDATE {table} SET "{column}" = ? WHERE rowid = ?', (value, rowid))
+            conn.execute(f'UPDATE {table} SET "{column}" = ? WHERE {where}', (value, *params))
         except sqlite3.IntegrityError:
             return  # NOT NULL, UNIQUE: SQLite itself refuses that damage
     conn.close()
-    _every_command(f"{FILES[which]} {table}.{column} rowid {rowid} = {value!r}")
+    _every_command(f"{FILES[which]} {table}.{column} where {where} {params} = {value!r}")
 
 
 def test_every_command_succeeds_on_the_undamaged_files(
