@@ -90,6 +90,9 @@ STATE_DAMAGE = {
         "UPDATE prospects SET state = 5 WHERE email = 'leung@example.com'"
     ),
     "the clock": "UPDATE meta SET value = 'abc' WHERE key = 'clock'",
+    # Finite, but no time of the years 1 to 9999: the next run's OverflowError (exit 70).
+    "the clock: 1e308": "UPDATE meta SET value = 1e308 WHERE key = 'clock'",
+    "the clock: 2**63 - 1": "UPDATE meta SET value = 9223372036854775807 WHERE key = 'clock'",
     "a stream position": "UPDATE streams SET line = -5",
     "the last seq": "UPDATE meta SET value = 'x' WHERE key = 'seq'",
 }
@@ -124,7 +127,7 @@ def test_damaged_state_is_a_store_error(
         assert "is damaged" in res.output
     if "state" in damage and command[0] != "run":  # both read leung's state (run: no event)
         assert res.exit_code == 4 and "leung@example.com" in res.output
-    if damage in ("the clock", "a stream position") and command[0] == "run":
+    if (damage.startswith("the clock") or damage == "a stream position") and command[0] == "run":
         assert res.exit_code == 4  # a run starts from both
 
 
@@ -152,3 +155,29 @@ def test_a_step_without_the_argument_explain_reads_is_damage(
         assert f"the store is damaged: {step} (seq " in res.output and " has no count" in (
             res.output
         )
+
+
+@pytest.mark.parametrize("seq", [2**53 + 1, 2**63 - 1])
+def test_a_last_seq_no_run_can_go_past_is_damage(
+    good_store: Path, tmp_path: Path, seq: int
+) -> None:
+    """The ledger's last seq, damaged to a number past 2**53: the next event's ledger
+    entries overflowed SQLite's integers at the insert (2**63 - 1: exit 70), or were seqs
+    JSON readers of the action log cannot keep exact."""
+    store = tmp_path / "s.db"
+    shutil.copy(good_store, store)
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (seq,))
+    conn.close()
+    events = tmp_path / "more.jsonl"
+    events.write_text(
+        '{"ts": "2026-12-21T09:00:00Z", "id": "m1", "type": "form_submit",'
+        ' "prospect": "new@example.com", "asset": "Demande Get Cloudy"}\n'
+    )
+    res = CliRunner().invoke(
+        main, ["run", str(EXAMPLE / "rules"), str(events), "--store", str(store)]
+    )
+    assert res.exit_code == 4, res.output
+    assert f"is damaged (the ledger's last seq is '{seq}')" in res.output, res.output
+    assert "internal error" not in res.output

@@ -37,7 +37,6 @@ import errno
 import fcntl
 import heapq
 import itertools
-import math
 import os
 import sqlite3
 import stat
@@ -76,7 +75,14 @@ from mrules.records import (
 )
 from mrules.sqlitefiles import refuse_writes, unreadable_reason
 from mrules.state import Codecs, Prospect
-from mrules.storeapi import YEARS_1_TO_9999, NotAStore, StoreError, StoreLocked, StorePathError
+from mrules.storeapi import (
+    MAX_SEQ,
+    YEARS_1_TO_9999,
+    NotAStore,
+    StoreError,
+    StoreLocked,
+    StorePathError,
+)
 
 __all__ = [
     "APPLICATION_ID",
@@ -690,10 +696,13 @@ class Store:
         return out
 
     def _time_or_none(self, what: str, value: object) -> float | None:
-        """A stored clock value: None, or a finite number; anything else is damage."""
+        """A stored clock value: None, or a time of the years 1 to 9999; anything else is
+        damage (a clock of 1e308, finite, was an OverflowError of the next run: exit 70)."""
         if value is None:
             return None
-        if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        if type(value) not in (int, float) or not (
+            _YEARS_1_TO_9999[0] <= value <= _YEARS_1_TO_9999[1]  # type: ignore[operator]
+        ):
             raise self.damaged_value(what, value)
         return float(value)  # type: ignore[arg-type]
 
@@ -950,7 +959,7 @@ class Store:
         row = self._one("SELECT value FROM meta WHERE key = 'seq'")
         if row is None or row[0] is None:
             return 0
-        if type(row[0]) is not int:
+        if type(row[0]) is not int or not 0 <= row[0] <= MAX_SEQ:
             raise self.damaged_value("the ledger's last seq", row[0])
         return int(row[0])
 

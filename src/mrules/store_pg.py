@@ -43,7 +43,7 @@ from mrules.records import (
     diagnostic_rows,
 )
 from mrules.store import HISTORY_DAMAGE, _now, damaged_history, dns_by_rule
-from mrules.storeapi import StoreError, StoreLocked, StorePathError
+from mrules.storeapi import MAX_SEQ, YEARS_1_TO_9999, StoreError, StoreLocked, StorePathError
 
 __all__ = ["LOCK_KEY", "PgStore", "copy_from_sqlite"]
 
@@ -359,7 +359,7 @@ class PgStore:
             clock = float(value)
         except ValueError:
             clock = math.nan
-        if not math.isfinite(clock):
+        if not YEARS_1_TO_9999[0] <= clock <= YEARS_1_TO_9999[1]:  # NaN, inf, 1e308: damage
             raise self._damaged("the clock", value)
         return clock
 
@@ -505,7 +505,10 @@ class PgStore:
         return start[0] if start and start[0] is not None else 0
 
     def max_seq(self) -> int:
-        return self._meta_int("seq", "the ledger's last seq") or 0
+        seq = self._meta_int("seq", "the ledger's last seq") or 0
+        if seq > MAX_SEQ:
+            raise self._damaged("the ledger's last seq", str(seq))
+        return seq
 
     def _messages(self, want: int, prospect: str | None, after_seq: int = 0) -> Iterator[Message]:
         if prospect is None:

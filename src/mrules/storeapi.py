@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mrules.records import RejectedLine
 
 __all__ = [
+    "MAX_SEQ",
     "MEMORY",
     "YEARS_1_TO_9999",
     "DamagedStore",
@@ -50,6 +51,10 @@ YEARS_1_TO_9999 = (FIRST_TIME, LAST_TIME)
 """The POSIX times a date can show, the last second of 9999 included (it was left out:
 an event at 9999-12-31T23:59:59.5Z made every read of its store "damaged"); a stored
 time outside them is damage."""
+
+MAX_SEQ = 2**53
+"""The largest ledger seq a store holds (a number JSON readers keep exact); a stored last
+seq past it is damage: 2**63 - 1 made the next run's insert an OverflowError (exit 70)."""
 
 
 def is_postgres_url(spec: object) -> TypeGuard[str]:

@@ -282,7 +282,9 @@ def test_a_database_without_a_store_is_no_store_to_read(db: str, getcloudy: Path
         ("schema_version", "three", "the schema version"),
         ("clock", "soon", "the clock"),
         ("clock", "nan", "the clock"),
+        ("clock", "1e308", "the clock"),  # finite, but no time of the years 1 to 9999
         ("seq", "12x", "the ledger's last seq"),
+        ("seq", "9223372036854775807", "the ledger's last seq"),  # past 2**53
     ],
 )
 def test_a_damaged_setting_is_a_damaged_store(
