@@ -68,6 +68,26 @@ def test_a_name_that_is_not_text_is_named_with_exit_4(copy: Path, report: tuple[
 
 
 @pytest.mark.parametrize(
+    ("column", "what"), [("key", "a rule's key"), ("kind", "the kind of rule rule:")]
+)
+@pytest.mark.parametrize("report", [("rules",), ("html", "out.html")], ids=lambda r: r[0])
+def test_a_rule_of_the_store_that_is_not_text_is_named_with_exit_4(
+    copy: Path, report: tuple[str, ...], column: str, what: str
+) -> None:
+    # Without the rule files, the rules report lists the rules the store's runs have seen:
+    # a key or kind that was a blob was a TypeError there (an internal error, exit 70).
+    with sqlite3.connect(copy) as db:
+        db.execute(
+            f"UPDATE rules SET {column} = x'00ff'"
+            " WHERE key = (SELECT min(key) FROM rules WHERE key LIKE 'rule:%')"
+        )
+    r = mrules("report", *report, "--store", str(copy))
+    assert r.exit_code == 4, r.output
+    assert f"is damaged ({what}" in r.output and "internal error" not in r.output
+    assert not Path("out.html").exists()
+
+
+@pytest.mark.parametrize(
     ("table", "column", "value", "what"),
     [
         ("campaign", "actual_cost", "null", "campaign row 1: actual_cost is not a finite number"),

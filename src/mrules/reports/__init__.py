@@ -394,6 +394,10 @@ def _stored_rules(src: Source) -> list[tuple[str, str, str]]:
 
     out = []
     for key, kind in src.query("SELECT key, kind FROM main.rules ORDER BY key"):
+        if type(key) is not str:  # damage (exit 4), not a TypeError below (exit 70)
+            raise src.store.damaged_value("a rule's key", key)
+        if type(kind) is not str:
+            raise src.store.damaged_value(f"the kind of rule {key}", kind)
         if (kind == "automation rule" and key.startswith("rule:")) or (
             kind == "page action" and key.startswith("page:")
         ):
