@@ -108,6 +108,20 @@ def test_inline_suppression_and_unused_one_through_the_cli(project: Path) -> Non
     assert lint("rules")[1] == ["MR312"]
 
 
+def test_a_suppression_silences_diagnostics_of_its_own_file_only(project: Path) -> None:
+    """The files without a suppression keep every diagnostic, loaded before or after
+    the one with it."""
+    main_mr = project / "rules" / "main.mr"
+    silenced = WARNS.replace('{ add tag "b" }', '{ add tag "b" }  # mrules: ignore')
+    main_mr.write_text(silenced, "utf-8")
+    (project / "rules" / "a.mr").write_text('on submit of form "F" { add tag "c" }\n', "utf-8")
+    (project / "rules" / "z.mr").write_text('on submit of form "F" { add tag "e" }\n', "utf-8")
+    result = CliRunner().invoke(main, ["lint", "--format", "json", "rules"])
+    assert result.exit_code == 0, result.output
+    got = [(Path(d["path"]).name, d["line"], d["code"]) for d in json.loads(result.stdout)]
+    assert got == [("a.mr", 1, "MR109"), ("main.mr", 5, "MR312"), ("z.mr", 1, "MR109")]
+
+
 def test_file_wide_suppression(project: Path) -> None:
     text = "# mrules: ignore-file[MR109, MR312]\n" + WARNS
     (project / "rules" / "main.mr").write_text(text, "utf-8")

@@ -191,7 +191,9 @@ def _unused(s: Suppression) -> Iterable[Diagnostic]:
             " whatever lint shows",
             "fix the error, then remove the comment"
             if not s.used and not (set(s.codes) - s.errors)
-            else "fix the error, then remove its code from the comment",
+            else "fix the error, then remove its code from the comment"
+            if s.codes
+            else "fix the error; the comment still silences the warnings of its line",
         )
     if not s.codes:
         if not s.used and not s.errors:
