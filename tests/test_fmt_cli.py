@@ -327,6 +327,43 @@ def test_a_suppression_stays_on_the_line_of_what_it_silences(tmp_path: Path) -> 
     assert _run("--check", str(rules)).exit_code == 0
 
 
+def test_each_suppression_goes_with_what_it_silences_or_its_first_code(tmp_path: Path) -> None:
+    """A comment naming a code follows that code's diagnostic, not another one starting
+    earlier on its line; a bare one follows what it silences; an unused one stays on
+    the line of its line's first code; a comment alone on its line stays there."""
+    rules = tmp_path / "rules.mr"
+    rules.write_text(
+        '# mrules: ignore-file[MR312]\ntag "t"\nform "F"\n'
+        'automation rule "A" priority 10 { when all { score > 10 } then { score +1 } }\n'
+        'automation rule "B" priority 10 { when all { score > 20 } then { add tag "u" } }'
+        "  # mrules: ignore[MR109]\n"
+        'on submit of form "F" { score +1 add tag "v" }  # mrules: ignore\n'
+        'on submit of form "F" { score +1 score +2 }  # mrules: ignore[MR117]\n'
+        "# mrules: ignore[MR109]\n",
+        "utf-8",
+    )
+    assert _run(str(rules)).exit_code == 0
+    assert rules.read_text("utf-8").split("\n\n")[2:] == [
+        'automation rule "B" priority 10 {\n  when all { score > 20 }\n'
+        '  then { add tag "u" }  # mrules: ignore[MR109]\n}',
+        'on submit of form "F" {\n  score +1\n  add tag "v"  # mrules: ignore\n}',
+        'on submit of form "F" {  # mrules: ignore[MR117]\n  score +1\n  score +2\n}\n'
+        "# mrules: ignore[MR109]\n",
+    ]
+
+
+def test_a_file_with_file_wide_suppressions_only_is_formatted(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.mr"
+    rules.write_text(
+        '# mrules: ignore-file[MR109]\nform "F"\non submit of form "F" { add tag "t" }\n',
+        "utf-8",
+    )
+    assert _run(str(rules)).exit_code == 0
+    assert rules.read_text("utf-8") == (
+        '# mrules: ignore-file[MR109]\nform "F"\n\non submit of form "F" {\n  add tag "t"\n}\n'
+    )
+
+
 def test_a_suppression_that_formatting_would_split_leaves_the_file_unchanged(
     tmp_path: Path,
 ) -> None:
