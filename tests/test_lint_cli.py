@@ -490,6 +490,17 @@ def test_empty_if_and_grading_profile_warn_at_their_braces(
     assert 'grading profile "Enterprise" {\n  # criteria to come\n}' in fmt.stdout
 
 
+def test_empty_blocks_warn_at_their_braces_beside_other_diagnostics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = EMPTY_BLOCKS + 'on submit of form "F" { add tag "undeclared" }\n'
+    Path("empty.mr").write_text(text, encoding="utf-8")
+    result = lint("empty.mr", "--format", "json")
+    got = [(d["line"], d["column"], d["code"]) for d in json.loads(result.stdout)]
+    assert got == [(6, 22, "MR224"), (8, 30, "MR607"), (11, 33, "MR109")]
+
+
 def test_the_editor_shows_the_empty_block_warnings_at_the_braces(tmp_path: Path) -> None:
     from mrules.lsp.analysis import analyze
 
