@@ -4,14 +4,16 @@
 `state export`, `explain`, the action log and the rejects file are compared with one
 process's (test_scale_cli.py). Here the merged store is also *continued*: `mrules run`
 on a later file (a visitor's anonymous views tied to a prospect at last, an event id
-seen before, a tick) must do to it what it does to one process's store, since the
-merge wrote the ledger's last seq, the clock, the streams, the visitors and the names
-as one process writes them.
+seen before, a tick), with rules that read activities no rule read before (learnt from
+the stored history: its assets and URLs), must do to it what it does to one process's
+store, since the merge wrote the history, the ledger's last seq, the clock, the streams,
+the visitors and the names as one process writes them.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -39,14 +41,32 @@ LATER = [
      "url": "https://getcloudy.com/blog/migrate"},
     {"ts": "2027-02-20T00:00:00Z", "id": "c3", "type": "tick"},
 ]  # fmt: skip
+NEW_RULES = """\
+automation rule "Guide readers" priority 50 {
+  when all { downloaded file "Cloud Buyer Guide.pdf" }
+  then { add tag "guide-reader" }
+}
+
+automation rule "Newsletter clickers" priority 51 {
+  when all { clicked email "Newsletter" within 90 days }
+  then { add tag "clicker" }
+}
+
+automation rule "Careers visitors" priority 52 {
+  when all { visited "getcloudy.com/careers*" within 90 days }
+  then { add tag "careers" }
+}
+"""
 
 
 @pytest.fixture
 def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example's events in two files (a rejected line and an anonymous visitor in the
-    first), its rules set up for partitioned runs, and a later file `c.jsonl`."""
+    first), its rules set up for partitioned runs, and a later file `c.jsonl` with the
+    rules `later` (those and three more)."""
     monkeypatch.chdir(tmp_path)
-    getcloudy_rules(tmp_path)
+    shutil.copytree(getcloudy_rules(tmp_path), "later")
+    Path("later/zz-later.mr").write_text(NEW_RULES)
     lines = EXAMPLE.read_bytes().splitlines(keepends=True)
     Path("a.jsonl").write_bytes(b"".join(lines[:13]) + b"not json\n" + LATE)
     Path("b.jsonl").write_bytes(b"".join(lines[13:27]))
@@ -83,15 +103,16 @@ def test_a_merged_store_continued_by_mrules_run_is_one_process_s_store_continued
     assert _explain_all("many.db") == _explain_all("one.db")
     before = Path("one.jsonl").read_bytes()
     for db, log in (("one.db", "one.jsonl"), ("many.db", "many.jsonl")):
-        r = _invoke("run", "rules", "c.jsonl", "--store", db, "--actions", log)
+        r = _invoke("run", "later", "c.jsonl", "--store", db, "--actions", log)
         assert r.exit_code == 0, r.output
     after = Path("one.jsonl").read_bytes()
-    assert b"zed@late.example" in after[len(before) :]  # the later file did something
+    for seen in (b"zed@late.example", b'"guide-reader"', b'"clicker"', b'"careers"'):
+        assert seen in after[len(before) :]  # the later file and rules did something
     assert Path("many.jsonl").read_bytes() == after
     assert _explain_all("many.db") == _explain_all("one.db")
     # and once more on the same file: nothing new, in both (the stream's position)
     for db, log in (("one.db", "one.jsonl"), ("many.db", "many.jsonl")):
-        r = _invoke("run", "rules", "b.jsonl", "--store", db, "--actions", log)
+        r = _invoke("run", "later", "b.jsonl", "--store", db, "--actions", log)
         assert r.exit_code == 0, r.output
     assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes() == after
 
