@@ -506,6 +506,29 @@ def test_a_file_of_a_partition_folder_given_as_the_events_names_the_folder(
     assert "partition it first" not in r.output and not Path("r.db").exists()
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "data/identity.json.gz",  # named as a partition's file, in a folder that is none
+        "part-2026/events.jsonl",  # in a folder named as a part, not in a partition folder
+        "part/mine/events.jsonl",  # in a partition folder's subfolder that is not a part
+        "part/more-events.jsonl",  # the user's, kept in a partition folder
+    ],
+)
+def test_an_events_file_only_named_like_a_partition_folder_s_is_to_partition_first(
+    getcloudy: Path, name: str
+) -> None:
+    """Only the files `partition` writes are named as a partition folder's; any other
+    events file given to `--engine local` is one to partition first."""
+    assert _invoke("partition", "events.jsonl", "--buckets", "2", "--out", "part").exit_code == 0
+    Path(name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile("events.jsonl", name)  # read by neither: refused before
+    r = _invoke("run", "rules", name, "--engine", "local", "--store", "r.db", "-q")
+    assert r.exit_code == 2, r.output
+    assert f"{name} is a file: partition it first (mrules partition {name}" in r.output
+    assert "a file of the partition folder" not in r.output and not Path("r.db").exists()
+
+
 def test_a_store_renamed_into_place_takes_its_write_ahead_log_in(
     getcloudy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
