@@ -21,6 +21,7 @@ import pytest
 from scale_helpers import getcloudy_rules
 from scale_helpers import invoke as _invoke
 
+from mrules.history import Interner, unpack
 from mrules.store import SCHEMA_VERSION
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples/getcloudy/events.jsonl"
@@ -28,6 +29,7 @@ LATE = (
     b'{"ts":"2026-11-03T09:00:00Z","type":"page_view","visitor":"v-late",'
     b'"url":"https://www.getcloudy.com/pricing"}\n'
 )
+TICK = b'{"ts":"2026-11-03T08:30:00Z","id":"t0","type":"tick"}\n'  # changes nobody
 LATER = [
     # v-late's anonymous view (a.jsonl) now tied to a new prospect: its history is scored
     {"ts": "2026-12-21T09:00:00Z", "id": "c1", "type": "form_submit", "visitor": "v-late",
@@ -61,15 +63,16 @@ automation rule "Careers visitors" priority 52 {
 
 @pytest.fixture
 def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The example's events in two files (a rejected line and an anonymous visitor in the
-    first), its rules set up for partitioned runs, and a later file `c.jsonl` with the
-    rules `later` (those and three more)."""
+    """The example's events in two files (a rejected line, a tick that changes nobody and
+    an anonymous visitor in the first; a tick that changes some in the second), its rules
+    set up for partitioned runs, and a later file `c.jsonl` with the rules `later` (those
+    and three more)."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(getcloudy_rules(tmp_path), "later")
     Path("later/zz-later.mr").write_text(NEW_RULES)
     lines = EXAMPLE.read_bytes().splitlines(keepends=True)
-    Path("a.jsonl").write_bytes(b"".join(lines[:13]) + b"not json\n" + LATE)
-    Path("b.jsonl").write_bytes(b"".join(lines[13:27]))
+    Path("a.jsonl").write_bytes(b"".join(lines[:13]) + b"not json\n" + TICK + LATE)
+    Path("b.jsonl").write_bytes(b"".join(lines[13:]))  # its tick changes some buckets only
     Path("c.jsonl").write_text("".join(json.dumps(e) + "\n" for e in LATER))
     return tmp_path
 
@@ -87,6 +90,28 @@ def _explain_all(store: str) -> str:
     return out
 
 
+def _history(store: str) -> list[tuple[object, ...]]:
+    """Every row of the store's `history` table (docs/store.md) in its order, read back:
+    its prospect, visitor, time, event id, activity and ledger entries (names as text)."""
+    conn = sqlite3.connect(store)
+    try:
+        names = Interner()
+        names.load(iter(conn.execute("SELECT id, text FROM names")))
+        found = []
+        for email, visitor, ts, seq, event_id, messages, data in conn.execute(
+            "SELECT p.email, h.visitor, h.ts, h.seq, h.event_id, h.messages, h.data"
+            " FROM history h LEFT JOIN prospects p ON p.id = h.prospect ORDER BY h.id"
+        ):
+            if type(visitor) is int:
+                visitor = names.text(visitor)
+            row = unpack(data, names, email, visitor, ts, seq, event_id)
+            found.append((email, visitor, ts, event_id, messages, row.activity(),
+                          list(row.entries())))  # fmt: skip
+        return found
+    finally:
+        conn.close()
+
+
 def test_a_merged_store_continued_by_mrules_run_is_one_process_s_store_continued(
     archive: Path,
 ) -> None:
@@ -101,6 +126,7 @@ def test_a_merged_store_continued_by_mrules_run_is_one_process_s_store_continued
     assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
     assert Path("many.rejects.jsonl").read_bytes() == Path("one.rejects.jsonl").read_bytes()
     assert _explain_all("many.db") == _explain_all("one.db")
+    assert _history("many.db") == _history("one.db")
     before = Path("one.jsonl").read_bytes()
     for db, log in (("one.db", "one.jsonl"), ("many.db", "many.jsonl")):
         r = _invoke("run", "later", "c.jsonl", "--store", db, "--actions", log)
@@ -110,6 +136,7 @@ def test_a_merged_store_continued_by_mrules_run_is_one_process_s_store_continued
         assert seen in after[len(before) :]  # the later file and rules did something
     assert Path("many.jsonl").read_bytes() == after
     assert _explain_all("many.db") == _explain_all("one.db")
+    assert _history("many.db") == _history("one.db")
     # and once more on the same file: nothing new, in both (the stream's position)
     for db, log in (("one.db", "one.jsonl"), ("many.db", "many.jsonl")):
         r = _invoke("run", "later", "b.jsonl", "--store", db, "--actions", log)
