@@ -96,6 +96,69 @@ def test_a_last_line_cut_short_is_left_out_as_one_process_leaves_it(getcloudy: P
     assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
 
 
+EXAMPLE_EVENTS = (ROOT / "examples/getcloudy/events.jsonl").read_bytes()
+BOM = b"\xef\xbb\xbf"
+Q = b'{"ts":"2026-12-21T00:00:00Z","prospect":"q@x.com",'
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        # whole JSON: an event, applied as one process applies it
+        (EXAMPLE_EVENTS + Q + b'"type":"page_view","url":"https://getcloudy.com/pricing"}', 0),
+        # the file's one line, with a byte order mark (skipped on line 1): an event
+        (BOM + Q + b'"type":"form_submit","asset":"Demande Get Cloudy"}', 0),
+        # ... or a line the reader rejects for what it holds: rejected, as one process does
+        (BOM + Q + b'"type":"webinar_attend"}', 3),
+    ],
+)
+def test_a_last_line_with_no_newline_that_is_whole_json_is_read_as_one_process_reads_it(
+    getcloudy: Path, data: bytes, code: int
+) -> None:
+    """docs/events.md: only a last line that is not whole JSON (still being written) is
+    left for a later run; an event is applied, a line the reader rejects is rejected."""
+    Path("last.jsonl").write_bytes(data)
+    one = _invoke("run", "rules", "last.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == code, one.output
+    r = _invoke("partition", "last.jsonl", "--buckets", "3", "--out", "part")
+    assert r.exit_code == 0 and "has no newline" not in r.output, r.output
+    many = _invoke("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl")
+    assert many.exit_code == code, many.output
+    assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
+    if code:
+        assert Path("one.rejects.jsonl").read_bytes() == Path("many.rejects.jsonl").read_bytes()
+    a, b = (_invoke("state", "export", "--store", db).output for db in ("one.db", "many.db"))
+    assert a == b
+    assert ('"q@x.com"' in a) == (code == 0)
+
+
+def test_lines_whose_type_is_not_text_are_read_as_one_process_reads_them(
+    getcloudy: Path,
+) -> None:
+    """A `type` that is a number, null, an object or a tick written in capitals, with a
+    prospect, a visitor or neither: each line rejected or applied once, as one process."""
+    odd = [
+        b'{"ts":"2026-11-02T10:00:00Z","type":5,"prospect":"leung@example.com"}',
+        b'{"ts":"2026-11-02T10:00:00Z","type":null,"visitor":"v-81"}',
+        b'{"ts":"2026-11-02T10:00:00Z","type":{"tick":1}}',
+        b'{"ts":"2026-11-02T10:00:00Z","type":["tick"],"prospect":"bob@bigcorp.example"}',
+        b'{"ts":"2026-11-02T10:00:00Z","type":" Tick ","id":"t-odd"}',
+    ]
+    lines = (ROOT / "examples/getcloudy/events.jsonl").read_bytes().splitlines(keepends=True)
+    Path("odd.jsonl").write_bytes(b"".join([*lines[:9], *(x + b"\n" for x in odd), *lines[9:]]))
+    one = _invoke("run", "rules", "odd.jsonl", "--store", "one.db", "--actions", "one.jsonl")
+    assert one.exit_code == 3, one.output
+    r = _invoke("partition", "odd.jsonl", "--buckets", "3", "--out", "part")
+    assert r.exit_code == 0, r.output
+    many = _invoke("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl")
+    assert many.exit_code == 3, many.output
+    assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
+    rejects = Path("one.rejects.jsonl").read_bytes()
+    assert Path("many.rejects.jsonl").read_bytes() == rejects and rejects.count(b"\n") >= 4
+    a, b = (_invoke("state", "export", "--store", db).output for db in ("one.db", "many.db"))
+    assert a == b and a
+
+
 @pytest.mark.parametrize(
     "bad",
     [
