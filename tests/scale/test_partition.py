@@ -126,6 +126,26 @@ def test_append_adds_a_part_and_moves_a_group_tied_later(tmp_path: Path) -> None
         partition([tmp_path / "1.jsonl"], folder, 8)
 
 
+def test_a_third_part_routes_a_prospect_where_the_second_part_tied_it(tmp_path: Path) -> None:
+    """Each append reads the identity of the latest part: a prospect the second part tied
+    to a visitor written before (its group's bucket, not its own hash's) keeps its events
+    of the third part with the others, whatever the first part's identity file says."""
+    n = 64
+    assert bucket_of("visitor:v1", n) != bucket_of("b@x.com", n)
+    files = [
+        _write(tmp_path / "1.jsonl", [{"ts": TS, "type": "page_view", "visitor": "v1",
+                                       "url": "https://x.example/"}]),
+        _write(tmp_path / "2.jsonl", [{"ts": TS, "type": "identify", "visitor": "v1",
+                                       "prospect": "b@x.com"}]),
+        _write(tmp_path / "3.jsonl", [{"ts": TS, "type": "email_open", "prospect": "B@x.com ",
+                                       "asset": "E"}]),
+    ]  # fmt: skip
+    folder = tmp_path / "p"
+    for f in files:
+        partition([f], folder, n if f == files[0] else None)
+    assert _buckets(folder)[bucket_of("visitor:v1", n)] == [(0, 1), (1, 1), (2, 1)]
+
+
 def test_a_part_file_not_the_size_partition_wrote_is_damage(tmp_path: Path) -> None:
     """A bucket file or skip list removed, cut or grown since `partition` is refused when
     a run sizes the buckets: read as it is, the run lost those lines (or, without the skip
