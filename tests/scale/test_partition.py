@@ -146,6 +146,62 @@ def test_a_third_part_routes_a_prospect_where_the_second_part_tied_it(tmp_path: 
     assert _buckets(folder)[bucket_of("visitor:v1", n)] == [(0, 1), (1, 1), (2, 1)]
 
 
+def test_an_append_moves_a_prospect_s_lines_to_its_visitor_s_bucket_and_never_a_tick(
+    tmp_path: Path,
+) -> None:
+    """The group keeps the bucket of its least key: here the visitor's, so the prospect's
+    lines written before move there. A tick is in every bucket already, whatever it names:
+    it is not moved (copied twice into one bucket, left out of the others)."""
+    n = 4
+    assert (bucket_of("visitor:vZ", n), bucket_of("zed@x.com", n)) == (3, 1)
+    first = _write(tmp_path / "1.jsonl", [
+        {"ts": TS, "type": "page_view", "visitor": "vZ", "url": "https://x.example/"},
+        {"ts": TS, "type": "email_open", "prospect": "zed@x.com", "asset": "E"},
+        {"ts": TS, "type": "tick", "prospect": "zed@x.com"},
+    ])  # fmt: skip
+    second = _write(tmp_path / "2.jsonl", [
+        {"ts": TS, "type": "identify", "prospect": "zed@x.com", "visitor": "vZ"},
+    ])  # fmt: skip
+    folder = tmp_path / "p"
+    partition([first], folder, n)
+    assert partition([second], folder)["moved"] == 1
+    buckets = _buckets(folder)
+    assert buckets[3] == [(0, 1), (0, 2), (0, 3), (1, 1)]
+    assert buckets[0] == buckets[1] == buckets[2] == [(0, 3)]
+
+
+def test_an_append_moves_a_visitor_out_of_bucket_0_and_leaves_its_unroutable_lines(
+    tmp_path: Path,
+) -> None:
+    """Bucket 0 also holds the lines that cannot be routed (a visitor that is not text or
+    is empty, a line that is not JSON): a group moving out of it leaves them there. Ties
+    the new file names with a visitor or a prospect that is not one tie nobody."""
+    n = 4
+    assert (bucket_of("visitor:v3", n), bucket_of("a@x.com", n)) == (0, 1)
+    first = _write(tmp_path / "1.jsonl", [
+        {"ts": TS, "type": "page_view", "visitor": "v3", "url": "https://x.example/"},
+        {"ts": TS, "type": "page_view", "visitor": 5, "url": "https://x.example/"},
+        {"ts": TS, "type": "page_view", "visitor": "", "url": "https://x.example/"},
+        b'not json "visitor" "prospect"',
+        {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},
+    ])  # fmt: skip
+    second = _write(tmp_path / "2.jsonl", [
+        {"ts": TS, "type": "email_open", "prospect": "a@x.com", "asset": "E"},
+        b'not json "visitor" "prospect"',  # neither ends the search for ties
+        b'["visitor", "prospect"]',
+        {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": 5},
+        {"ts": TS, "type": "identify", "prospect": "not an email", "visitor": "v3"},
+        {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": ""},
+        {"ts": TS, "type": "identify", "prospect": "a@x.com", "visitor": "v3"},
+    ])  # fmt: skip
+    folder = tmp_path / "p"
+    partition([first], folder, n)
+    assert partition([second], folder)["moved"] == 1
+    buckets = _buckets(folder)
+    assert buckets[0] == [(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 5)]
+    assert buckets[1] == [(0, 1), (0, 5), (1, 1), (1, 4), (1, 6), (1, 7)]
+
+
 def test_a_part_file_not_the_size_partition_wrote_is_damage(tmp_path: Path) -> None:
     """A bucket file or skip list removed, cut or grown since `partition` is refused when
     a run sizes the buckets: read as it is, the run lost those lines (or, without the skip
