@@ -13,6 +13,7 @@ the visitors and the names as one process writes them.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -121,8 +122,12 @@ def test_a_merged_store_continued_by_mrules_run_is_one_process_s_store_continued
     r = _invoke("partition", "a.jsonl", "b.jsonl", "--buckets", "3", "--out", "part")
     assert r.exit_code == 0, r.output
     many = _invoke("run", "rules", "part", "--engine", "local", "--workers", "1",
-                   "--store", "many.db", "--actions", "many.jsonl", "-q")  # fmt: skip
+                   "--store", "many.db", "--actions", "many.jsonl")  # fmt: skip
     assert many.exit_code == 3, many.output  # the line that is not JSON
+    summary = r"1 rejected, 6 prospects; 3 buckets .* merge ([\d.]+) s \(serial ([\d.]+) s\)"
+    said = re.search(summary, many.output)
+    assert said is not None, many.output
+    assert float(said[2]) <= float(said[1])  # the serial part is a part of the merge
     assert Path("many.jsonl").read_bytes() == Path("one.jsonl").read_bytes()
     assert Path("many.rejects.jsonl").read_bytes() == Path("one.rejects.jsonl").read_bytes()
     assert _explain_all("many.db") == _explain_all("one.db")
