@@ -272,6 +272,36 @@ def test_bad_input_is_one_line(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("hidden", [[], [".keep"]])
+def test_an_existing_folder_with_nothing_shown_in_it_is_partitioned_into(
+    tmp_path: Path, hidden: list[str]
+) -> None:
+    """`--out` may exist already, empty (or holding only hidden files); a folder holding
+    anything else is refused (test_bad_input_is_one_line)."""
+    events = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "tick"}])
+    (tmp_path / "out").mkdir()
+    for name in hidden:
+        (tmp_path / "out" / name).write_text("")
+    partition([events], tmp_path / "out", 2)
+    assert Manifest.load(tmp_path / "out").buckets == 2
+
+
+@pytest.mark.parametrize(("buckets", "ok"), [(0, False), (1, True), (65536, True), (65537, False)])
+def test_partition_from_python_takes_1_to_65536_buckets(
+    tmp_path: Path, buckets: int, ok: bool
+) -> None:
+    """`mrules partition --buckets` takes 1 to 65,536, and so does `partition()`."""
+    events = _write(tmp_path / "e.jsonl", [{"ts": TS, "type": "email_open",
+                                            "prospect": "a@x.com", "asset": "E"}])  # fmt: skip
+    if ok:
+        assert partition([events], tmp_path / "out", buckets)["buckets"] == buckets
+        assert Manifest.load(tmp_path / "out").buckets == buckets
+    else:
+        with pytest.raises(PartitionError, match=f"--buckets must be 1 to 65536, not {buckets}"):
+            partition([events], tmp_path / "out", buckets)
+        assert not (tmp_path / "out").exists()
+
+
 def test_a_damaged_manifest_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "p"
     folder.mkdir()
