@@ -44,6 +44,7 @@ def _where(folder: Path, line: int) -> list[int]:
 
 
 TS = "2026-11-02T09:00:00Z"
+LONG = "x" * 300  # a file name longer than any system takes
 
 
 def test_the_hash_is_stable_and_versioned() -> None:
@@ -255,6 +256,10 @@ def test_a_killed_pass_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
         (["bad.gz", "--buckets", "4", "--out", "p"], "broken gzip"),
         # it said `a folder, not an events file`, and nothing of what to do with it
         (["made", "--buckets", "4", "--out", "p"], "made: a partition folder, not an events file"),
+        # a name past the system's limit: it was an internal error (OSError, exit 70)
+        ([LONG, "--buckets", "4", "--out", "p"], "too long for a path on this system"),
+        (["e.jsonl", "--buckets", "4", "--out", LONG], "too long for a path on this system"),
+        (["e.jsonl", "--out", f"{LONG}/p"], "--out xxxxx"),
     ],
 )
 def test_bad_input_is_one_line(

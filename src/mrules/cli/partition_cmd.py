@@ -35,7 +35,7 @@ __all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
     required=True,
     type=NonEmptyPath(
         said="needs an events file: an empty path is not the current folder (give the file)"
-    ),
+    ).refusing_long(),
 )
 @click.option(
     "--buckets",
@@ -46,7 +46,7 @@ __all__ = ["COMMANDS", "partition", "run_partitioned_cli"]
     "--out",
     "out",
     required=True,
-    type=NonEmptyPath(file_okay=False),
+    type=NonEmptyPath(file_okay=False).refusing_long(),
     help="The partition folder: new, or one to append these files to.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No summary.")
