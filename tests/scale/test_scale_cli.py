@@ -136,13 +136,16 @@ def test_lines_whose_type_is_not_text_are_read_as_one_process_reads_them(
     getcloudy: Path,
 ) -> None:
     """A `type` that is a number, null, an object or a tick written in capitals, with a
-    prospect, a visitor or neither: each line rejected or applied once, as one process."""
+    prospect, a visitor or neither, and a `prospect` that is a list or a number: each line
+    rejected or applied once, as one process."""
     odd = [
         b'{"ts":"2026-11-02T10:00:00Z","type":5,"prospect":"leung@example.com"}',
         b'{"ts":"2026-11-02T10:00:00Z","type":null,"visitor":"v-81"}',
         b'{"ts":"2026-11-02T10:00:00Z","type":{"tick":1}}',
         b'{"ts":"2026-11-02T10:00:00Z","type":["tick"],"prospect":"bob@bigcorp.example"}',
         b'{"ts":"2026-11-02T10:00:00Z","type":" Tick ","id":"t-odd"}',
+        b'{"ts":"2026-11-02T10:00:00Z","type":"email_open","prospect":["a@x.com"]}',
+        b'{"ts":"2026-11-02T10:00:00Z","type":"email_open","prospect":42}',
     ]
     lines = (ROOT / "examples/getcloudy/events.jsonl").read_bytes().splitlines(keepends=True)
     Path("odd.jsonl").write_bytes(b"".join([*lines[:9], *(x + b"\n" for x in odd), *lines[9:]]))
@@ -150,6 +153,7 @@ def test_lines_whose_type_is_not_text_are_read_as_one_process_reads_them(
     assert one.exit_code == 3, one.output
     r = _invoke("partition", "odd.jsonl", "--buckets", "3", "--out", "part")
     assert r.exit_code == 0, r.output
+    assert "3 lines to reject (in bucket 0)" in r.output  # no prospect or visitor, 2 not one
     many = _invoke("run", "rules", "part", "--store", "many.db", "--actions", "many.jsonl")
     assert many.exit_code == 3, many.output
     assert Path("one.jsonl").read_bytes() == Path("many.jsonl").read_bytes()
