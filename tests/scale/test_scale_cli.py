@@ -136,8 +136,8 @@ def test_lines_whose_type_is_not_text_are_read_as_one_process_reads_them(
     getcloudy: Path,
 ) -> None:
     """A `type` that is a number, null, an object or a tick written in capitals, with a
-    prospect, a visitor or neither, and a `prospect` that is a list or a number: each line
-    rejected or applied once, as one process."""
+    prospect, a visitor or neither, a `prospect` that is a list or a number, a `ts` that
+    is a number: each line rejected or applied once, as one process."""
     odd = [
         b'{"ts":"2026-11-02T10:00:00Z","type":5,"prospect":"leung@example.com"}',
         b'{"ts":"2026-11-02T10:00:00Z","type":null,"visitor":"v-81"}',
@@ -146,6 +146,7 @@ def test_lines_whose_type_is_not_text_are_read_as_one_process_reads_them(
         b'{"ts":"2026-11-02T10:00:00Z","type":" Tick ","id":"t-odd"}',
         b'{"ts":"2026-11-02T10:00:00Z","type":"email_open","prospect":["a@x.com"]}',
         b'{"ts":"2026-11-02T10:00:00Z","type":"email_open","prospect":42}',
+        b'{"ts":1793000000,"type":"email_open","prospect":"bob@bigcorp.example"}',
     ]
     lines = (ROOT / "examples/getcloudy/events.jsonl").read_bytes().splitlines(keepends=True)
     Path("odd.jsonl").write_bytes(b"".join([*lines[:9], *(x + b"\n" for x in odd), *lines[9:]]))
