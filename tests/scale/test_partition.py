@@ -487,6 +487,17 @@ def test_until_is_the_latest_time_whatever_the_offset(tmp_path: Path) -> None:
     assert Manifest.load(tmp_path / "p").until == "2026-11-01T23:30:00Z"
 
 
+def test_until_is_a_later_time_written_on_the_day_before_the_latest(tmp_path: Path) -> None:
+    """A time written with a negative offset can carry the date of the day before the
+    latest time and still be later than it."""
+    src = _write(tmp_path / "e.jsonl", [
+        {"ts": "2026-11-02T05:00:00Z", "type": "tick"},
+        {"ts": "2026-11-01T23:00:00-08:00", "type": "tick"},  # 2026-11-02T07:00Z
+    ])  # fmt: skip
+    partition([src], tmp_path / "p", 2)
+    assert Manifest.load(tmp_path / "p").until == "2026-11-01T23:00:00-08:00"
+
+
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
