@@ -493,6 +493,8 @@ def test_until_is_a_later_time_written_on_the_day_before_the_latest(tmp_path: Pa
     src = _write(tmp_path / "e.jsonl", [
         {"ts": "2026-11-02T05:00:00Z", "type": "tick"},
         {"ts": "2026-11-01T23:00:00-08:00", "type": "tick"},  # 2026-11-02T07:00Z
+        {"ts": "2026-11-02T08:00:00+01:00", "type": "tick"},  # the same time: not later
+        {"ts": "yesterday", "type": "tick"},  # not a time: rejected by the reader
     ])  # fmt: skip
     partition([src], tmp_path / "p", 2)
     assert Manifest.load(tmp_path / "p").until == "2026-11-01T23:00:00-08:00"
