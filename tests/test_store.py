@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -222,9 +223,28 @@ def test_a_prospect_id_at_the_top_is_damage_and_the_commit_keeps_nothing(db: Pat
     _damaged(db, f"UPDATE prospects SET id = {2**63 - 1} WHERE email = 'b@x.com'")
     new = Batch("-", 9, 2.0, prospects={"c@x.com": b"{}", "a@x.com": b'{"score":6}'})
     with Store.open(db) as s:
-        with pytest.raises(StoreError, match=r"damaged \(the largest prospect id is"):
+        with pytest.raises(
+            StoreError, match=rf"damaged \(the largest prospect id is '{2**63 - 1}'\)"
+        ):
             s.commit(new)
         assert s.prospect("c@x.com") is None and s.prospect("a@x.com") == b'{"score":5}'
+
+
+def test_the_largest_prospect_id_is_given_before_the_store_refuses_more(db: Path) -> None:
+    # Ids go up by one to SQLite's largest integer: the prospect that gets it is kept, the
+    # next one is refused.
+    _damaged(db, f"UPDATE prospects SET id = {2**63 - 2} WHERE email = 'b@x.com'")
+    with Store.open(db) as s:
+        s.commit(Batch("-", 9, 2.0, prospects={"c@x.com": b"{}"}))
+        with pytest.raises(
+            StoreError, match=rf"damaged \(the largest prospect id is '{2**63 - 1}'\)"
+        ):
+            s.commit(Batch("-", 10, 3.0, prospects={"d@x.com": b"{}"}))
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT id FROM prospects WHERE email = 'c@x.com'").fetchone() == (
+            2**63 - 1,
+        )
+    raw.close()
 
 
 def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
@@ -914,3 +934,53 @@ def test_another_programs_database_is_refused_with_no_lock_file_left(
     with pytest.raises(StoreError, match="not an mrules store"):
         Store.open(db)
     assert lock.exists()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_a_batch_keeps_its_reports_and_drops_those_of_the_prospects_it_changed(
+    kind: str, db: Path
+) -> None:
+    """The diagnostics a commit keeps: its own reports, whether or not the batch changed
+    any prospect's state, after the standing reports of the prospects it did not change;
+    a prospect it changed loses its report (it was about a state no longer there)."""
+    from mrules.memstore import MemoryStore
+
+    def report(who: str, line: int) -> dict[str, Any]:
+        return {"prospect": who, "source": "-", "line": line, "reason": "unsettled"}
+
+    s: Any = Store.open(db) if kind == "sqlite" else MemoryStore()
+    try:
+        s.commit(Batch("-", 1, 1.0, unsettled=[report("a@x.com", 1), report("b@x.com", 1)]))
+        s.commit(Batch("-", 2, 2.0, unsettled=[report("c@x.com", 2)]))
+        kept = [orjson.loads(r) for r in s.diagnostics()]
+        assert [(r["prospect"], r["line"]) for r in kept] == [
+            ("a@x.com", 1), ("b@x.com", 1), ("c@x.com", 2)
+        ]  # fmt: skip
+        s.commit(Batch("-", 3, 3.0, prospects={"a@x.com": b"{}", "z@x.com": b"{}"}))
+        kept = [orjson.loads(r) for r in s.diagnostics()]
+        assert [(r["prospect"], r["line"]) for r in kept] == [("b@x.com", 1), ("c@x.com", 2)]
+        s.commit(Batch("-", 4, 4.0, prospects={"b@x.com": b"{}"}, unsettled=[report("b@x.com", 4)]))
+        kept = [orjson.loads(r) for r in s.diagnostics()]
+        assert [(r["prospect"], r["line"]) for r in kept] == [("c@x.com", 2), ("b@x.com", 4)]
+    finally:
+        s.close()
+
+
+def test_a_reopened_store_gives_a_known_prospects_new_history_its_id(db: Path) -> None:
+    """A writer that has not yet met a prospect this session (a store reopened) looks its
+    id up for history rows of a batch that does not change its state: the rows are the
+    prospect's, under the one id it has."""
+
+    def entry(seq: int, prospect: str) -> tuple[Any, ...]:
+        step = ("automation", "r", None, "-", seq, None, "tag", "{}", "{}", "{}")
+        return (seq, 1.0, prospect, *step)
+
+    with Store.open(db) as s:
+        s.commit(Batch("-", 1, 1.0, prospects={"a@x.com": b"{}"}, ledger=[entry(1, "a@x.com")]))
+    with Store.open(db) as s:
+        s.commit(Batch("-", 2, 2.0, ledger=[entry(2, "a@x.com"), entry(3, "b@x.com")]))
+        s.commit(Batch("-", 3, 3.0, ledger=[entry(4, "b@x.com")]))
+    with Store.open(db, readonly=True) as s:
+        assert [e[0] for e in s.ledger("a@x.com")] == [1, 2]
+        assert [e[0] for e in s.ledger("b@x.com")] == [3, 4]
+        assert list(s.prospects()) == [("a@x.com", b"{}")]
