@@ -127,6 +127,9 @@ def _reads(store: StateStore, source: str) -> dict[str, Any]:
         "max_seq": store.max_seq(),
         "outbox": outbox,
         "crm": crm,
+        "outbox by email": _by_email(store, "outbox_by_email", outbox),
+        "crm by email": _by_email(store, "crm_pending_by_email", crm),
+        "export": mrules.api.export_state(store),
         "crm after": {s: list(store.crm_pending(None, s)) for s in middle},
         "crm of": {e: list(store.crm_pending(e)) for e in names},
         "crm of, after": {
@@ -139,6 +142,18 @@ def _reads(store: StateStore, source: str) -> dict[str, Any]:
         "shared": dict(store.shared()),
         "log start": store.log_start("actions.jsonl"),
     }
+
+
+def _by_email(store: StateStore, read: str, messages: list[Any]) -> list[Any]:
+    """The messages a prospect at a time in email order, each one's by seq: as the SQLite
+    store's `read` gives them (`mrules replay`, `state export`), else grouped here."""
+    by_email = getattr(store, read, None)
+    if by_email is not None:
+        return [(email, list(group)) for email, group in by_email()]
+    groups: dict[str, list[Any]] = {}
+    for m in sorted(messages, key=lambda m: (m.prospect, m.seq)):
+        groups.setdefault(m.prospect, []).append(m)
+    return list(groups.items())
 
 
 def _more(store: StateStore, other: Path, prospects: list[str]) -> None:
@@ -250,7 +265,6 @@ def test_what_a_run_stores_does_not_depend_on_its_commit_size_nor_its_resumes(
         store, source = MemoryStore(), tmp_path / "events.jsonl"  # the same file each time
         _run_in_parts(rules, lines, store, source, cuts, every)
         reads = _reads(store, str(source))
-        reads["export"] = mrules.api.export_state(store)
         for key in STATE_BYTES:
             del reads[key]
         found.append(reads)
