@@ -255,6 +255,29 @@ def test_a_history_seq_that_is_not_a_number_is_damage(db: Path) -> None:
                 read()
 
 
+@pytest.mark.parametrize(("column", "shown"), [("seq", "its seq is"), ("ts", "its time is")])
+def test_a_history_value_of_another_type_is_shown_in_its_first_40_characters(
+    db: Path, column: str, shown: str
+) -> None:
+    _damaged(db, f"UPDATE history SET {column} = '{'x' * 30}{'y' * 30}' WHERE seq IS NOT NULL")
+    with Store.open(db) as s, pytest.raises(StoreError) as caught:
+        list(s.ledger())
+    assert f"{shown} '{'x' * 30}{'y' * 10}')" in str(caught.value)
+
+
+def test_the_first_and_the_last_time_a_date_can_show_read_back(store: Store) -> None:
+    """A history time is damage outside the years 1 to 9999 (no date shows it): the first
+    and the last moment of that range are not."""
+    from mrules.timetext import FIRST_TIME, LAST_TIME
+
+    rows = [
+        ("a@x.com", None, ts, "page_view", None, None, "https://x.com/p", "-", n, None)
+        for n, ts in enumerate([FIRST_TIME, LAST_TIME], 1)
+    ]
+    store.commit(Batch("-", 2, None, activities=rows))
+    assert [a[2] for a in store.activities()] == [FIRST_TIME, LAST_TIME]
+
+
 def test_a_steps_args_that_are_not_an_object_are_damage(db: Path) -> None:
     # A step's args are a names id of their JSON text: a text changed to `-1` gave readers
     # an int where they read keys (explain's AttributeError, an internal error).
