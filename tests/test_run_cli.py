@@ -888,6 +888,23 @@ def test_now_on_a_new_store_with_no_event_moves_its_clock(tmp_path: Path) -> Non
     assert export(store)[LEUNG]["created"] == "2026-11-02T09:02:10Z"
 
 
+def test_a_file_that_was_empty_at_a_run_is_read_from_its_first_line_when_it_grows(
+    tmp_path: Path,
+) -> None:
+    """A run of an empty file keeps its position in it: line 0, nothing read. The next runs
+    of that file resume from there, as empty or grown."""
+    events = tmp_path / "grows.jsonl"
+    events.write_text("")
+    store = tmp_path / "s.db"
+    for _ in range(2):
+        res = invoke("run", RULES, str(events), "--store", str(store), "-q")
+        assert res.exit_code == 0, res.output
+    shutil.copy(EVENTS, events)
+    res = invoke("run", RULES, str(events), "--store", str(store), "-q")
+    assert res.exit_code == 0, res.output
+    assert export(store)[LEUNG]["created"] == "2026-11-02T09:02:10Z"
+
+
 def test_the_steps_of_a_now_tick_name_no_event_line(tmp_path: Path) -> None:
     """The time-based rules a `--now` tick matches are said as by a tick, not as caused
     by some line of the stream."""
