@@ -143,3 +143,30 @@ def test_the_id_of_an_event_that_changes_nothing_is_kept(tmp_path: Path, kind: s
     assert (again.summary.applied, again.summary.duplicates) == (0, 1)
     if kind == "sqlite":
         store.close()  # type: ignore[attr-defined]
+
+
+SAME_HASH = ("ev-3985819", "ev-4420602")
+"""Two event ids with the same 31-bit hash (`event_hash`): the store looks ids up by it."""
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("fill_after", [0, 10**6], ids=["filter", "asked"])
+def test_an_id_that_shares_its_hash_with_an_applied_one_is_applied(
+    tmp_path: Path, kind: str, fill_after: int
+) -> None:
+    """The hash only finds the rows to look at: the id itself decides whether an event
+    was applied, asked one at a time (`has_applied`) or many (`applied_among`)."""
+    from mrules.batch import event_hash
+
+    assert event_hash(SAME_HASH[0]) == event_hash(SAME_HASH[1])
+    store = MemoryStore() if kind == "memory" else Store.open(tmp_path / "s.db")
+    first = _run(store, "a", _events([SAME_HASH[0]]), window=0)
+    assert first.summary.applied == 1
+    assert store.has_applied(SAME_HASH[0]) and not store.has_applied(SAME_HASH[1])
+    assert store.applied_among(list(SAME_HASH)) == {SAME_HASH[0]}
+    second = _run(
+        store, "b", _events([SAME_HASH[1], SAME_HASH[0]]), window=0, fill_after=fill_after
+    )
+    assert (second.summary.applied, second.summary.duplicates) == (1, 1)
+    assert store.applied_ids() == set(SAME_HASH)
+    store.close()

@@ -95,6 +95,9 @@ STATE_DAMAGE = {
     "the clock: 2**63 - 1": "UPDATE meta SET value = 9223372036854775807 WHERE key = 'clock'",
     "a stream position": "UPDATE streams SET line = -5",
     "a stream position: text": "UPDATE streams SET line = 'abc'",
+    "a stream position: its last event": (
+        "UPDATE meta SET value = 'abc' WHERE key LIKE 'stream_anchor:%'"
+    ),
     "the last seq": "UPDATE meta SET value = 'x' WHERE key = 'seq'",
 }
 

@@ -1007,3 +1007,26 @@ def test_a_reopened_store_gives_a_known_prospects_new_history_its_id(db: Path) -
         assert [e[0] for e in s.ledger("a@x.com")] == [1, 2]
         assert [e[0] for e in s.ledger("b@x.com")] == [3, 4]
         assert list(s.prospects()) == [("a@x.com", b"{}")]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "memory"])
+def test_a_visitors_anonymous_views_are_its_page_views_only(kind: str, db: Path) -> None:
+    """What a visitor's tie to a prospect carries over: its anonymous page views, not its
+    other anonymous activities, asked for one visitor or many."""
+    from mrules.memstore import MemoryStore
+
+    s: Any = Store.open(db) if kind == "sqlite" else MemoryStore()
+    try:
+        rows = [
+            (None, "v-1", 1.0, "page_view", None, None, "https://x.com/a", "-", 1, None),
+            (None, "v-1", 2.0, "form_view", "form", "Demande", None, "-", 2, None),
+            (None, "v-2", 2.5, "file_download", None, None, "https://x.com/f", "-", 3, None),
+            (None, "v-1", 3.0, "page_view", None, None, "https://x.com/b", "-", 4, None),
+        ]
+        s.commit(Batch("-", 4, 3.0, activities=rows))
+        views = [(1.0, "https://x.com/a"), (3.0, "https://x.com/b")]
+        assert s.anonymous_views("v-1") == views
+        assert s.anonymous_views("v-2") == []
+        assert s.anonymous_views_among(["v-1", "v-2"]) == {"v-1": views}
+    finally:
+        s.close()
