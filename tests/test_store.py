@@ -1011,8 +1011,8 @@ def test_a_reopened_store_gives_a_known_prospects_new_history_its_id(db: Path) -
 
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
 def test_a_visitors_anonymous_views_are_its_page_views_only(kind: str, db: Path) -> None:
-    """What a visitor's tie to a prospect carries over: its anonymous page views, not its
-    other anonymous activities, asked for one visitor or many."""
+    """What a visitor's tie to a prospect carries over: its anonymous page views (with
+    their times), not its other anonymous activities, asked for one visitor or many."""
     from mrules.memstore import MemoryStore
 
     s: Any = Store.open(db) if kind == "sqlite" else MemoryStore()
@@ -1022,11 +1022,17 @@ def test_a_visitors_anonymous_views_are_its_page_views_only(kind: str, db: Path)
             (None, "v-1", 2.0, "form_view", "form", "Demande", None, "-", 2, None),
             (None, "v-2", 2.5, "file_download", None, None, "https://x.com/f", "-", 3, None),
             (None, "v-1", 3.0, "page_view", None, None, "https://x.com/b", "-", 4, None),
+            (None, "v-1", 4.0, "page_view", None, None, None, "-", 5, None),  # no url
+            (None, "v-2", None, "page_view", None, None, "https://x.com/t", "-", 5, None),
         ]
-        s.commit(Batch("-", 4, 3.0, activities=rows))
-        views = [(1.0, "https://x.com/a"), (3.0, "https://x.com/b")]
+        many = [f"w-{n:03d}" for n in range(520)]  # more than a query asks for (500)
+        rows += [(None, w, 5.0, "page_view", None, None, w, "-", 6, None) for w in many]
+        s.commit(Batch("-", 6, 5.0, activities=rows))
+        views = [(1.0, "https://x.com/a"), (3.0, "https://x.com/b"), (4.0, "")]
         assert s.anonymous_views("v-1") == views
         assert s.anonymous_views("v-2") == []
         assert s.anonymous_views_among(["v-1", "v-2"]) == {"v-1": views}
+        among = s.anonymous_views_among(["v-2", *many])
+        assert among == {w: [(5.0, w)] for w in many}
     finally:
         s.close()
