@@ -1036,3 +1036,18 @@ def test_a_visitors_anonymous_views_are_its_page_views_only(kind: str, db: Path)
         assert among == {w: [(5.0, w)] for w in many}
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("part", ["outbox", "crm_pending"])
+def test_the_first_seq_of_the_store_is_in_the_outbox_and_the_crm_work(
+    store: Store, part: str
+) -> None:
+    """Seqs count from 1: a message (a ledger step) or CRM work at seq 1 is read back."""
+    if part == "outbox":
+        notify = (1, 1.0, "a@x.com", "automation", "r", None, "-", 1, None, "notify",
+                  '{"user":"sales"}', None, None)  # fmt: skip
+        store.commit(Batch("-", 1, 1.0, ledger=[notify]))
+        assert [m.seq for m in store.outbox()] == [1]
+    else:
+        store.commit(Batch("-", 1, 1.0, crm_pending=[(1, 1.0, "a@x.com", "task", "{}")]))
+        assert [m.seq for m in store.crm_pending()] == [1]
