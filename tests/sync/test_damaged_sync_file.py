@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.sync.world import BOB, T0, World, ev
@@ -75,18 +76,22 @@ def _damage(w: World, sql: str) -> None:
     conn.close()
 
 
+def _command(w: World, command: str) -> Any:
+    """`sync status`, `sync plan` or `sync run` on the world's files, whatever its exit."""
+    if command == "status":
+        return w.cli("sync", "status", "--store", str(w.store))
+    if command == "plan":
+        return w.sync("plan", code=None)
+    return w.sync("run", "--until", "2026-11-02T10:00:00Z", code=None)
+
+
 @pytest.mark.parametrize(("sql", "what", "command"), CASES, ids=[f"{c}-{w}" for _, w, c in CASES])
 def test_a_damaged_value_is_named_with_exit_4(
     tmp_path: Path, sql: str, what: str, command: str
 ) -> None:
     w = _synced(tmp_path)
     _damage(w, sql)
-    if command == "status":
-        r = w.cli("sync", "status", "--store", str(w.store))
-    elif command == "plan":
-        r = w.sync("plan", code=None)
-    else:
-        r = w.sync("run", "--until", "2026-11-02T10:00:00Z", code=None)
+    r = _command(w, command)
     assert r.exit_code == 4, r.output
     assert f"w.sync.db: the sync file is damaged ({what}: " in r.output
     assert "restore it from a backup" in r.output and "internal error" not in r.output
@@ -135,12 +140,7 @@ def test_a_meta_table_sqlite_cannot_read_is_an_error_not_an_empty_sync(
     used" of a synced file and exited 0 (every meta read was taken for an unset one)."""
     w = _synced(tmp_path)
     _damage(w, "ALTER TABLE meta RENAME COLUMN value TO v")
-    if command == "status":
-        r = w.cli("sync", "status", "--store", str(w.store))
-    elif command == "plan":
-        r = w.sync("plan", code=None)
-    else:
-        r = w.sync("run", "--until", "2026-11-02T10:00:00Z", code=None)
+    r = _command(w, command)
     assert r.exit_code == 4, r.output
     assert "w.sync.db: " in r.output and "no such column: value" in r.output, r.output
     assert "last cycle: never" not in r.output and "internal error" not in r.output
