@@ -185,3 +185,29 @@ def test_a_last_seq_no_run_can_go_past_is_damage(
     assert res.exit_code == 4, res.output
     assert f"is damaged (the ledger's last seq is '{seq}')" in res.output, res.output
     assert "internal error" not in res.output
+
+
+def test_an_event_id_that_is_not_text_is_damage(tmp_path: Path) -> None:
+    """A history row whose event id is a blob: the action log written again from the store
+    failed to make its JSON (a TypeError, exit 70), and `explain` showed the bytes."""
+    store = tmp_path / "s.db"
+    log = tmp_path / "a.jsonl"
+    run = ["run", str(EXAMPLE / "rules"), str(EXAMPLE / "events.jsonl"), "--store", str(store)]
+    res = CliRunner().invoke(main, [*run, "-q", "--actions", str(log)])
+    assert res.exit_code == 0 and log.read_bytes(), res.output  # its start noted: seq 0
+    conn = sqlite3.connect(store)
+    with conn:  # leung's form submission
+        conn.execute(
+            "UPDATE history SET event_id = x'00ff' WHERE id = (SELECT min(h.id) FROM history h"
+            " JOIN prospects p ON p.id = h.prospect"
+            " WHERE p.email = 'leung@example.com' AND h.seq IS NOT NULL)"
+        )
+    conn.close()
+    log.write_bytes(b"")  # nothing written yet: every row after its noted start is written
+    for args in ([*run, "-q", "--actions", str(log)], ["explain", "leung@example.com"]):
+        res = CliRunner().invoke(
+            main, [*args, "--store", str(store)] if args[0] == "explain" else args
+        )
+        assert res.exit_code == 4, (args[0], res.output)
+        assert "is damaged (a history row cannot be read" in res.output, res.output
+        assert "event id is " in res.output and "internal error" not in res.output

@@ -1459,6 +1459,8 @@ class Store:
                     raise TypeError(f"its time is {str(ts)[:40]!r}")  # damage: no date holds it
                 if seq is not None and type(seq) is not int:
                     raise TypeError(f"its seq is {str(seq)[:40]!r}")
+                if event_id is not None and type(event_id) is not str:  # the action log's
+                    raise TypeError(f"its event id is {str(event_id)[:40]!r}")  # JSON: exit 70
                 if type(visitor) is int:
                     visitor = names.text(visitor)
                 yield unpack(data, names, email, visitor, ts, seq, event_id)
