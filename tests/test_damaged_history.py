@@ -211,3 +211,34 @@ def test_an_event_id_that_is_not_text_is_damage(tmp_path: Path) -> None:
         assert res.exit_code == 4, (args[0], res.output)
         assert "is damaged (a history row cannot be read" in res.output, res.output
         assert "event id is " in res.output and "internal error" not in res.output
+
+
+@pytest.mark.parametrize(
+    ("sql", "what"),
+    [
+        ("UPDATE visitors SET prospect = x'00ff'", "the prospect of visitor v-81"),
+        ("UPDATE meta SET key = x'00' WHERE key = 'clock'", "a key of the meta table"),
+    ],
+)
+def test_a_visitor_s_prospect_or_a_meta_key_that_is_not_text_is_damage(
+    good_store: Path, tmp_path: Path, sql: str, what: str
+) -> None:
+    """A run met a blob where the store keeps text: a visitor's prospect (the commit sorts
+    the emails it wrote: a TypeError), or a key of the meta table (the rejects file reads
+    its keys as text): exit 70 both, where they are damage."""
+    store = tmp_path / "s.db"
+    shutil.copy(good_store, store)
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute(sql)
+    conn.close()
+    events = tmp_path / "more.jsonl"
+    events.write_text(
+        '{"ts": "2026-12-21T09:00:00Z", "id": "m1", "type": "page_view", "visitor": "v-81",'
+        ' "url": "https://www.getcloudy.com/pricing"}\nnot json\n'
+    )
+    res = CliRunner().invoke(
+        main, ["run", str(EXAMPLE / "rules"), str(events), "--store", str(store)]
+    )
+    assert res.exit_code == 4, res.output
+    assert f"is damaged ({what} is " in res.output and "internal error" not in res.output

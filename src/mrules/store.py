@@ -814,14 +814,21 @@ class Store:
     def visitor(self, visitor: str) -> str | None:
         """The email of the prospect this visitor is tied to, or None."""
         row = self._one("SELECT prospect FROM visitors WHERE visitor = ?", (visitor,))
-        return None if row is None else row[0]
+        return None if row is None or row[0] is None else self._tied(visitor, row[0])
 
     def visitors_among(self, visitors: Collection[str]) -> dict[str, str]:
         """The prospects those of these visitors the store has are tied to (a query per 500)."""
         sql = (
             "SELECT visitor, prospect FROM visitors WHERE prospect IS NOT NULL AND visitor IN ({})"
         )
-        return dict(self._among(sql, visitors))
+        return {v: self._tied(v, email) for v, email in self._among(sql, visitors)}
+
+    def _tied(self, visitor: str, email: object) -> str:
+        """A visitor's prospect as stored: an email; anything else is damage (a blob was a
+        TypeError of the run's commit, which sorts the emails it wrote: exit 70)."""
+        if type(email) is not str:
+            raise self.damaged_value(f"the prospect of visitor {visitor}", email)
+        return email
 
     def anonymous_views(self, visitor: str) -> list[tuple[float, str]]:
         """A visitor's committed anonymous page views as (ts, url), in arrival order."""
@@ -1081,7 +1088,12 @@ class Store:
 
     def meta(self) -> dict[str, str]:
         """The meta table (schema_version, ruleset_version, clock, created_at, mrules_version)."""
-        return {k: str(v) for k, v in self._all("SELECT key, value FROM meta ORDER BY key")}
+        out = {}
+        for k, v in self._all("SELECT key, value FROM meta ORDER BY key"):
+            if type(k) is not str:  # damage: callers read its keys as text (was exit 70)
+                raise self.damaged_value("a key of the meta table", k)
+            out[k] = str(v)
+        return out
 
     def log_start(self, log: str) -> int | None:
         """The seq after which the action log at absolute path `log` starts, if noted."""
