@@ -315,6 +315,30 @@ def test_a_schema_overwritten_with_bytes_that_are_not_utf8_is_exit_4(
     assert said in " ".join(out.split()), out
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("crm", "export", "--store", "g.db"),
+        ("sync", "plan", "--rules", RULES, "--store", "g.db"),
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_a_column_renamed_by_a_byte_of_the_schema_is_a_damaged_crm_file(
+    synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    # One byte of the schema's text overwritten renamed a column; the first read of a
+    # record asked for it by name: an IndexError, exit 70 (seed 12 of the long fuzz).
+    monkeypatch.chdir(tmp_path)
+    _fresh_copies(synced, tmp_path)
+    _overwrite(tmp_path / "g.crm.db", b"last_modified_by TEXT", b"last_mouified_by TEXT")
+    code, out = cli(*command)
+    assert code == 4, out
+    assert (
+        "g.crm.db: the CRM file is damaged (its table record has no column last_modified_by);"
+        " restore it from a backup"
+    ) in " ".join(out.split()), out
+
+
 @pytest.mark.parametrize("report", ["funnel", "rules", "scores"])  # read the history
 def test_a_report_that_meets_a_zeroed_page_is_exit_4(
     synced: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, report: str

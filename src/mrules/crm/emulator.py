@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import shlex
@@ -218,9 +219,43 @@ def _crm_format(conn: sqlite3.Connection, path: Path) -> str:
     if isinstance(fmt, str) and fmt.startswith("mrules-crm"):
         if fmt != _FORMAT:
             raise CrmFileError(f"{path}: CRM file format {fmt!r} is not {_FORMAT!r}")
+        _check_columns(conn, path, tables)
         return fmt
     what = "an empty SQLite database" if not tables else "a SQLite database"
     raise CrmFileError(f"{path}: {what}, not an mrules CRM file: {_WHAT_TO_GIVE}")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+@functools.cache
+def _expected_columns() -> dict[str, list[str]]:
+    """Each table's columns as `_SCHEMA_SQL` makes them (read off a database in memory)."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as mem:
+        mem.executescript(_SCHEMA_SQL)
+        names = [r[0] for r in mem.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {name: _columns(mem, name) for name in names}
+
+
+def _check_columns(conn: sqlite3.Connection, path: Path, tables: set[str]) -> None:
+    """A CRM file's tables have the columns mrules reads (a table it lacks is made later):
+    a column renamed by damage to the schema's text (a byte overwritten) was an IndexError
+    of the first read of a record (exit 70)."""
+    try:
+        for table, expected in _expected_columns().items():
+            if table in tables:
+                have = set(_columns(conn, table))
+                missing = [c for c in expected if c not in have]
+                if missing:
+                    raise CrmFileError(
+                        f"{printable_path(str(path))}: the CRM file is damaged (its table"
+                        f" {table} has no column {missing[0]}); restore it from a backup"
+                    )
+    except UNREADABLE as e:
+        raise CrmFileError(
+            f"{path}: not an mrules CRM file ({unreadable_reason(e)}): {_WHAT_TO_GIVE}"
+        ) from e
 
 
 def _add_missing_tables(conn: sqlite3.Connection) -> None:
