@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -161,6 +162,20 @@ def test_a_step_without_the_argument_explain_reads_is_damage(
         )
 
 
+def _run_damaged(good_store: Path, tmp_path: Path, sql: str, events: str) -> Any:
+    """`mrules run` of the example's rules on more `events`, into a copy of the example's
+    store damaged by `sql`."""
+    store = tmp_path / "s.db"
+    shutil.copy(good_store, store)
+    conn = sqlite3.connect(store)
+    with conn:
+        conn.execute(sql)
+    conn.close()
+    (tmp_path / "more.jsonl").write_text(events)
+    args = ["run", str(EXAMPLE / "rules"), str(tmp_path / "more.jsonl"), "--store", str(store)]
+    return CliRunner().invoke(main, args)
+
+
 @pytest.mark.parametrize("seq", [2**53 + 1, 2**63 - 1])
 def test_a_last_seq_no_run_can_go_past_is_damage(
     good_store: Path, tmp_path: Path, seq: int
@@ -168,19 +183,12 @@ def test_a_last_seq_no_run_can_go_past_is_damage(
     """The ledger's last seq, damaged to a number past 2**53: the next event's ledger
     entries overflowed SQLite's integers at the insert (2**63 - 1: exit 70), or were seqs
     JSON readers of the action log cannot keep exact."""
-    store = tmp_path / "s.db"
-    shutil.copy(good_store, store)
-    conn = sqlite3.connect(store)
-    with conn:
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (seq,))
-    conn.close()
-    events = tmp_path / "more.jsonl"
-    events.write_text(
+    res = _run_damaged(
+        good_store,
+        tmp_path,
+        f"UPDATE meta SET value = {seq} WHERE key = 'seq'",
         '{"ts": "2026-12-21T09:00:00Z", "id": "m1", "type": "form_submit",'
-        ' "prospect": "new@example.com", "asset": "Demande Get Cloudy"}\n'
-    )
-    res = CliRunner().invoke(
-        main, ["run", str(EXAMPLE / "rules"), str(events), "--store", str(store)]
+        ' "prospect": "new@example.com", "asset": "Demande Get Cloudy"}\n',
     )
     assert res.exit_code == 4, res.output
     assert f"is damaged (the ledger's last seq is '{seq}')" in res.output, res.output
@@ -226,19 +234,12 @@ def test_a_visitor_s_prospect_or_a_meta_key_that_is_not_text_is_damage(
     """A run met a blob where the store keeps text: a visitor's prospect (the commit sorts
     the emails it wrote: a TypeError), or a key of the meta table (the rejects file reads
     its keys as text): exit 70 both, where they are damage."""
-    store = tmp_path / "s.db"
-    shutil.copy(good_store, store)
-    conn = sqlite3.connect(store)
-    with conn:
-        conn.execute(sql)
-    conn.close()
-    events = tmp_path / "more.jsonl"
-    events.write_text(
+    res = _run_damaged(
+        good_store,
+        tmp_path,
+        sql,
         '{"ts": "2026-12-21T09:00:00Z", "id": "m1", "type": "page_view", "visitor": "v-81",'
-        ' "url": "https://www.getcloudy.com/pricing"}\nnot json\n'
-    )
-    res = CliRunner().invoke(
-        main, ["run", str(EXAMPLE / "rules"), str(events), "--store", str(store)]
+        ' "url": "https://www.getcloudy.com/pricing"}\nnot json\n',
     )
     assert res.exit_code == 4, res.output
     assert f"is damaged ({what} is " in res.output and "internal error" not in res.output
